@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Idempotent install of everything Hudong builds and tests with (Debian 12).
+# Uses sudo when not root; runs `apt-get update` at most once per invocation,
+# and only when something is missing.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+PKGS=(
+  # build
+  build-essential cmake pkg-config clang libclang-rt-14-dev llvm clang-format
+  # libraries (DESIGN §4)
+  libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev libsrtp2-dev
+  libjansson-dev libcmocka-dev
+  # interop peers and test tooling
+  chromium gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-nice python3-gi gir1.2-gstreamer-1.0
+  gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 curl
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Node.js is needed for the browser tests (playwright-core drives Debian's chromium).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+
+here="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ] && [ -f "$here/tests/e2e/package.json" ]; then
+  (cd "$here/tests/e2e" && npm install --no-audit --no-fund --silent)
+fi
+echo "install-deps: ok"
