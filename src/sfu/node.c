@@ -1,0 +1,466 @@
+/* Forwarding node: rooms, sessions, demux and counters (see node.h). */
+#include "sfu/node.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/map.h"
+#include "base/rand.h"
+#include "proto/sdp.h"
+#include "proto/sdp_negotiate.h"
+#include "proto/stun.h"
+
+#define TXQ_CAP 4096
+
+typedef struct hd_room {
+  char app[64];
+  char name[128];
+  hd_session_t *publisher;
+  hd_session_t *viewers; /* singly linked through next_in_room */
+  size_t n_viewers;
+  hd_time_t created;
+  struct hd_room *next;
+} hd_room_t;
+
+struct hd_node {
+  hd_node_config_t cfg;
+  char rtc_ip[64];
+  hd_dtls_cert_t *cert;
+  hd_txq_t txq;
+  hd_map_t by_id, by_ufrag, by_addr;
+  hd_room_t *rooms;
+  size_t n_rooms, n_publish, n_play;
+  hd_node_stats_t stats;
+  hd_peer_stats_t closed_peer_stats; /* accumulated from freed sessions */
+};
+
+/* ---- address keys for the 5-tuple map ---- */
+static size_t addr_key(const struct sockaddr *sa, uint8_t key[20]) {
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    key[0] = 4;
+    memcpy(key + 1, &a->sin_port, 2);
+    memcpy(key + 3, &a->sin_addr, 4);
+    return 7;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    key[0] = 6;
+    memcpy(key + 1, &a->sin6_port, 2);
+    memcpy(key + 3, &a->sin6_addr, 16);
+    return 19;
+  }
+  return 0;
+}
+
+int hd_node_new(hd_node_t **out, const hd_node_config_t *cfg, hd_dtls_cert_t *cert) {
+  hd_node_t *n = calloc(1, sizeof *n);
+  if (!n) return HD_ENOMEM;
+  n->cfg = *cfg;
+  if (!n->cfg.max_sessions) n->cfg.max_sessions = 1000;
+  if (!n->cfg.max_viewers) n->cfg.max_viewers = 500;
+  snprintf(n->rtc_ip, sizeof n->rtc_ip, "%s", cfg->rtc_ip ? cfg->rtc_ip : "127.0.0.1");
+  n->cfg.rtc_ip = n->rtc_ip;
+  n->cert = cert;
+  int rc = hd_txq_init(&n->txq, TXQ_CAP);
+  if (!rc) rc = hd_map_init(&n->by_id, n->cfg.max_sessions);
+  if (!rc) rc = hd_map_init(&n->by_ufrag, n->cfg.max_sessions);
+  if (!rc) rc = hd_map_init(&n->by_addr, n->cfg.max_sessions * HD_ICE_MAX_REMOTE);
+  if (!rc) rc = hd_srtp_global_init();
+  if (rc) {
+    hd_node_free(n);
+    return rc;
+  }
+  *out = n;
+  return 0;
+}
+
+static hd_room_t *room_find(hd_node_t *n, const char *app, const char *name) {
+  for (hd_room_t *r = n->rooms; r; r = r->next)
+    if (!strcmp(r->app, app) && !strcmp(r->name, name)) return r;
+  return NULL;
+}
+
+static hd_room_t *room_get(hd_node_t *n, const char *app, const char *name, hd_time_t now) {
+  hd_room_t *r = room_find(n, app, name);
+  if (r) return r;
+  r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  snprintf(r->app, sizeof r->app, "%s", app);
+  snprintf(r->name, sizeof r->name, "%s", name);
+  r->created = now;
+  r->next = n->rooms;
+  n->rooms = r;
+  n->n_rooms++;
+  HD_LOGI("room", "room %s/%s created", app, name);
+  return r;
+}
+
+static void room_maybe_delete(hd_node_t *n, hd_room_t *r) {
+  if (r->publisher || r->viewers) return;
+  for (hd_room_t **pp = &n->rooms; *pp; pp = &(*pp)->next) {
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  }
+  HD_LOGI("room", "room %s/%s closed", r->app, r->name);
+  n->n_rooms--;
+  free(r);
+}
+
+static void add_peer_stats(hd_peer_stats_t *acc, const hd_peer_stats_t *s) {
+  acc->drop_stun_auth += s->drop_stun_auth;
+  acc->drop_malformed += s->drop_malformed;
+  acc->drop_srtp_auth += s->drop_srtp_auth;
+  acc->drop_srtp_replay += s->drop_srtp_replay;
+  acc->drop_not_ready += s->drop_not_ready;
+  acc->drop_dtls += s->drop_dtls;
+}
+
+/* Unlinks and frees a session and every index entry pointing at it. */
+static void session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
+  hd_room_t *r = s->room;
+  HD_LOGI("sfu", "session %s (%s) closed: %s", s->id, s->kind == HD_SESSION_PUBLISH ? "whip" : "whep", why);
+  if (r) {
+    if (r->publisher == s) r->publisher = NULL;
+    for (hd_session_t **pp = &r->viewers; *pp; pp = &(*pp)->next_in_room) {
+      if (*pp == s) {
+        *pp = s->next_in_room;
+        r->n_viewers--;
+        break;
+      }
+    }
+  }
+  hd_map_del(&n->by_id, s->id, strlen(s->id));
+  hd_map_del(&n->by_ufrag, s->local_ufrag, strlen(s->local_ufrag));
+  for (size_t i = 0; i < s->peer.ice.n_remotes; i++) {
+    uint8_t key[20];
+    size_t kl = addr_key((const struct sockaddr *)&s->peer.ice.remotes[i].addr, key);
+    if (kl && hd_map_get(&n->by_addr, key, kl) == s) hd_map_del(&n->by_addr, key, kl);
+  }
+  if (s->peer.state == HD_PEER_FAILED) n->stats.sessions_failed++;
+  hd_peer_close(&s->peer, why);
+  add_peer_stats(&n->closed_peer_stats, &s->peer.stats);
+  hd_peer_free(&s->peer);
+  hd_session_free_tracks(s);
+  if (s->kind == HD_SESSION_PUBLISH) n->n_publish--;
+  else n->n_play--;
+  free(s);
+  if (r) room_maybe_delete(n, r);
+}
+
+void hd_node_free(hd_node_t *n) {
+  if (!n) return;
+  while (n->rooms) {
+    hd_room_t *r = n->rooms;
+    if (r->publisher) session_destroy(n, r->publisher, "node shutdown");
+    else if (r->viewers) session_destroy(n, r->viewers, "node shutdown");
+    else room_maybe_delete(n, r);
+  }
+  hd_map_free(&n->by_id);
+  hd_map_free(&n->by_ufrag);
+  hd_map_free(&n->by_addr);
+  hd_txq_free(&n->txq);
+  free(n);
+}
+
+int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *room, const char *offer,
+                           size_t offer_len, hd_time_t now, char *answer, size_t answer_cap,
+                           char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap) {
+  int rc;
+  hd_sdp_t *osdp = NULL, *asdp = NULL;
+  hd_session_t *s = NULL;
+  hd_room_t *r = room_find(n, app, room);
+  if (n->n_publish + n->n_play >= n->cfg.max_sessions) {
+    snprintf(err, errcap, "node is at its session limit (%zu)", n->cfg.max_sessions);
+    return HD_ENOSPC;
+  }
+  if (kind == HD_SESSION_PUBLISH && r && r->publisher) {
+    snprintf(err, errcap, "room '%s' already has a publisher", room);
+    return HD_ESTATE;
+  }
+  if (kind == HD_SESSION_PLAY && (!r || !r->publisher)) {
+    snprintf(err, errcap, "nothing is published in room '%s'", room);
+    return HD_ENOTFOUND;
+  }
+  if (kind == HD_SESSION_PLAY && r->n_viewers >= n->cfg.max_viewers) {
+    snprintf(err, errcap, "room '%s' is at its viewer limit (%zu)", room, n->cfg.max_viewers);
+    return HD_ENOSPC;
+  }
+  osdp = malloc(sizeof *osdp);
+  asdp = malloc(sizeof *asdp);
+  s = calloc(1, sizeof *s);
+  if (!osdp || !asdp || !s) {
+    rc = HD_ENOMEM;
+    snprintf(err, errcap, "out of memory");
+    goto fail;
+  }
+  rc = hd_sdp_parse(osdp, offer, offer_len, err, errcap);
+  if (rc < 0) goto fail;
+  s->kind = kind;
+  hd_random_token(s->id, HD_SESSION_ID_LEN);
+  hd_random_token(s->local_ufrag, 16);
+  hd_random_token(s->local_pwd, 32);
+  uint32_t ssrc_a = hd_random_u32() | 1, ssrc_v = hd_random_u32() | 2, ssrc_rtx = hd_random_u32() | 4;
+  hd_sdp_answer_params_t p = {
+      .ice_ufrag = s->local_ufrag,
+      .ice_pwd = s->local_pwd,
+      .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
+      .cand_ip = n->rtc_ip,
+      .cand_port = n->cfg.rtc_port,
+      .direction = kind == HD_SESSION_PUBLISH ? HD_SDP_RECVONLY : HD_SDP_SENDONLY,
+      .source = kind == HD_SESSION_PLAY ? &r->publisher->neg : NULL,
+      .send_ssrc_audio = ssrc_a,
+      .send_ssrc_video = ssrc_v,
+      .send_ssrc_video_rtx = ssrc_rtx,
+      .cname = "hudong",
+      .stream_id = room,
+  };
+  rc = hd_sdp_negotiate(osdp, &p, asdp, &s->neg, err, errcap);
+  if (rc < 0) goto fail;
+  rc = hd_sdp_write(asdp, answer, answer_cap);
+  if (rc < 0) {
+    snprintf(err, errcap, "answer too large");
+    goto fail;
+  }
+  s->out[HD_TRACK_AUDIO].ssrc = ssrc_a;
+  s->out[HD_TRACK_VIDEO].ssrc = ssrc_v;
+  s->out[HD_TRACK_VIDEO].rtx_ssrc = ssrc_rtx;
+  rc = hd_peer_init(&s->peer, &n->txq, n->cert, s->local_ufrag, s->local_pwd, s->neg.remote_ufrag,
+                    s->neg.remote_fingerprint, s->neg.dtls_server, now);
+  if (rc < 0) {
+    snprintf(err, errcap, "transport setup failed: %s", hd_strerror(rc));
+    goto fail;
+  }
+  s->created = now;
+  rc = hd_session_setup_tracks(s, now);
+  if (rc < 0) {
+    hd_peer_free(&s->peer);
+    snprintf(err, errcap, "track setup failed: %s", hd_strerror(rc));
+    goto fail;
+  }
+  if ((rc = hd_map_put(&n->by_id, s->id, strlen(s->id), s)) < 0 ||
+      (rc = hd_map_put(&n->by_ufrag, s->local_ufrag, strlen(s->local_ufrag), s)) < 0) {
+    hd_map_del(&n->by_id, s->id, strlen(s->id));
+    hd_session_free_tracks(s);
+    hd_peer_free(&s->peer);
+    snprintf(err, errcap, "session table full");
+    goto fail;
+  }
+  r = room_get(n, app, room, now);
+  if (!r) {
+    hd_map_del(&n->by_id, s->id, strlen(s->id));
+    hd_map_del(&n->by_ufrag, s->local_ufrag, strlen(s->local_ufrag));
+    hd_session_free_tracks(s);
+    hd_peer_free(&s->peer);
+    rc = HD_ENOMEM;
+    goto fail;
+  }
+  s->room = r;
+  if (kind == HD_SESSION_PUBLISH) {
+    r->publisher = s;
+    n->n_publish++;
+  } else {
+    s->next_in_room = r->viewers;
+    r->viewers = s;
+    r->n_viewers++;
+    n->n_play++;
+  }
+  n->stats.sessions_total++;
+  memcpy(id, s->id, HD_SESSION_ID_LEN + 1);
+  HD_LOGI("sfu", "session %s (%s) created in %s/%s", s->id, kind == HD_SESSION_PUBLISH ? "whip" : "whep", app, room);
+  free(osdp);
+  free(asdp);
+  return 0;
+fail:
+  free(osdp);
+  free(asdp);
+  free(s);
+  return rc;
+}
+
+hd_session_t *hd_node_session(hd_node_t *n, const char *id) { return hd_map_get(&n->by_id, id, strlen(id)); }
+
+int hd_node_room_has_publisher(hd_node_t *n, const char *app, const char *room) {
+  hd_room_t *r = room_find(n, app, room);
+  return r && r->publisher;
+}
+
+int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id,
+                           hd_time_t now) {
+  hd_session_t *s = id[0] ? hd_node_session(n, id) : NULL;
+  if (!s || s->kind != kind || !s->room || strcmp(s->room->app, app) || strcmp(s->room->name, room))
+    return HD_ENOTFOUND;
+  session_destroy(n, s, "deleted by client");
+  return 0;
+}
+
+static hd_session_t *route(hd_node_t *n, const uint8_t *buf, size_t len, const struct sockaddr *from) {
+  uint8_t key[20];
+  size_t kl = addr_key(from, key);
+  hd_session_t *s = kl ? hd_map_get(&n->by_addr, key, kl) : NULL;
+  if (s) return s;
+  if (!hd_stun_is_stun(buf, len)) return NULL;
+  hd_stun_msg_t m;
+  const char *lu, *ru;
+  size_t ll, rl;
+  if (hd_stun_parse(&m, buf, len) < 0 || hd_stun_username_split(&m, &lu, &ll, &ru, &rl) < 0) return NULL;
+  return hd_map_get(&n->by_ufrag, lu, ll);
+}
+
+void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, socklen_t fromlen,
+                  hd_time_t now) {
+  n->stats.packets_in++;
+  n->stats.bytes_in += len;
+  hd_session_t *s = route(n, buf, len, from);
+  if (!s) {
+    n->stats.drop_unknown_source++;
+    return;
+  }
+  int ice_ok = 0;
+  int was_connected = s->peer.state == HD_PEER_CONNECTED;
+  int rc = hd_peer_feed(&s->peer, buf, &len, from, fromlen, now, &ice_ok);
+  if (ice_ok) {
+    uint8_t key[20];
+    size_t kl = addr_key(from, key);
+    if (kl && hd_map_get(&n->by_addr, key, kl) != s) {
+      if (hd_map_put(&n->by_addr, key, kl, s) < 0) HD_LOGW("sfu", "address table full");
+    }
+  }
+  if (rc == HD_ECLOSED) n->stats.drop_closed++;
+  hd_session_t *pub = s->room ? s->room->publisher : NULL;
+  if (!was_connected && s->peer.state == HD_PEER_CONNECTED) {
+    HD_LOGI("sfu", "session %s connected", s->id);
+    if (s->kind == HD_SESSION_PLAY && pub) hd_session_request_keyframe(pub, now, &n->stats.media);
+  }
+  if (rc == HD_PEER_PKT_RTP && s->kind == HD_SESSION_PUBLISH) {
+    uint8_t scratch[HD_DATAGRAM_MAX];
+    const uint8_t *pkt;
+    size_t plen;
+    int kind = hd_session_publisher_rtp(s, buf, len, now, scratch, sizeof scratch, &pkt, &plen, &n->stats.media);
+    if (kind >= 0) {
+      for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room) hd_session_forward(v, s, kind, pkt, plen, now);
+    }
+  } else if (rc == HD_PEER_PKT_RTCP) {
+    hd_session_rtcp(s, s->kind == HD_SESSION_PLAY ? pub : s, buf, len, now, &n->stats.media);
+  }
+  if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED) session_destroy(n, s, s->peer.reason);
+}
+
+hd_txq_t *hd_node_txq(hd_node_t *n) { return &n->txq; }
+
+hd_time_t hd_node_next_timeout(hd_node_t *n) {
+  hd_time_t t = HD_TIME_NEVER;
+  for (hd_room_t *r = n->rooms; r; r = r->next) {
+    if (r->publisher) t = hd_time_min(t, hd_session_next_timeout(r->publisher));
+    for (hd_session_t *v = r->viewers; v; v = v->next_in_room) t = hd_time_min(t, hd_session_next_timeout(v));
+  }
+  return t;
+}
+
+void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
+  hd_room_t *r = n->rooms;
+  while (r) {
+    hd_room_t *next_room = r->next;
+    /* destroying the last session frees the room: keep it alive until the end */
+    hd_session_t *pub = r->publisher;
+    hd_session_t *list[2048];
+    size_t cnt = 0;
+    if (pub) list[cnt++] = pub;
+    for (hd_session_t *v = r->viewers; v && cnt < 2048; v = v->next_in_room) list[cnt++] = v;
+    for (size_t i = 0; i < cnt; i++) {
+      hd_session_t *s = list[i];
+      if (hd_session_next_timeout(s) <= now)
+        hd_session_handle_timeout(s, s->kind == HD_SESSION_PLAY ? r->publisher : s, now, n->cfg.wall_offset,
+                                  &n->stats.media);
+    }
+    for (size_t i = 0; i < cnt; i++) {
+      hd_session_t *s = list[i];
+      if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED) {
+        if (s == r->publisher) {
+          /* keep the room alive while we finish the list */
+        }
+        session_destroy(n, s, s->peer.reason);
+        /* r may be freed now if it became empty, and then only if this was the last */
+      }
+    }
+    r = next_room;
+  }
+}
+
+hd_node_stats_t *hd_node_stats(hd_node_t *n) { return &n->stats; }
+
+size_t hd_node_session_count(const hd_node_t *n, int kind) {
+  return kind == HD_SESSION_PUBLISH ? n->n_publish : kind == HD_SESSION_PLAY ? n->n_play : n->n_publish + n->n_play;
+}
+size_t hd_node_room_count(const hd_node_t *n) { return n->n_rooms; }
+
+int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
+  hd_peer_stats_t ps = n->closed_peer_stats;
+  for (hd_room_t *r = n->rooms; r; r = r->next) {
+    if (r->publisher) add_peer_stats(&ps, &r->publisher->peer.stats);
+    for (hd_session_t *v = r->viewers; v; v = v->next_in_room) add_peer_stats(&ps, &v->peer.stats);
+  }
+  const hd_node_stats_t *st = &n->stats;
+  const hd_session_counters_t *m = &st->media;
+  int len = snprintf(
+      out, cap,
+      "# HELP hudong_sessions Current WebRTC sessions by kind.\n# TYPE hudong_sessions gauge\n"
+      "hudong_sessions{kind=\"publish\"} %zu\nhudong_sessions{kind=\"play\"} %zu\n"
+      "# HELP hudong_rooms Current rooms.\n# TYPE hudong_rooms gauge\nhudong_rooms %zu\n"
+      "# HELP hudong_sessions_created_total Sessions created.\n# TYPE hudong_sessions_created_total counter\n"
+      "hudong_sessions_created_total %llu\n"
+      "# HELP hudong_sessions_failed_total Sessions ended by ICE/DTLS failure or consent expiry.\n"
+      "# TYPE hudong_sessions_failed_total counter\nhudong_sessions_failed_total %llu\n"
+      "# HELP hudong_packets_in_total UDP datagrams received on the media port.\n"
+      "# TYPE hudong_packets_in_total counter\nhudong_packets_in_total %llu\n"
+      "# HELP hudong_bytes_in_total UDP bytes received on the media port.\n"
+      "# TYPE hudong_bytes_in_total counter\nhudong_bytes_in_total %llu\n"
+      "# HELP hudong_packets_out_total UDP datagrams sent from the media port.\n"
+      "# TYPE hudong_packets_out_total counter\nhudong_packets_out_total %llu\n"
+      "# HELP hudong_bytes_out_total UDP bytes sent from the media port.\n"
+      "# TYPE hudong_bytes_out_total counter\nhudong_bytes_out_total %llu\n"
+      "# HELP hudong_packets_dropped_total Datagrams dropped, by reason.\n"
+      "# TYPE hudong_packets_dropped_total counter\n"
+      "hudong_packets_dropped_total{reason=\"unknown_source\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"stun_auth\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"malformed\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"srtp_auth\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"srtp_replay\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"not_ready\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"dtls\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"unknown_payload_type\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"malformed_rtp\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"malformed_rtcp\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"tx_queue_full\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"send_error\"} %llu\n"
+      "hudong_packets_dropped_total{reason=\"session_closed\"} %llu\n"
+      "# HELP hudong_nack_received_total Sequence numbers NACKed by viewers.\n"
+      "# TYPE hudong_nack_received_total counter\nhudong_nack_received_total %llu\n"
+      "# HELP hudong_retransmitted_total Packets retransmitted to viewers from the cache.\n"
+      "# TYPE hudong_retransmitted_total counter\nhudong_retransmitted_total %llu\n"
+      "# HELP hudong_pli_sent_total Keyframe requests (PLI) sent to publishers.\n"
+      "# TYPE hudong_pli_sent_total counter\nhudong_pli_sent_total %llu\n"
+      "# HELP hudong_rtcp_sent_total RTCP reports sent, by type.\n# TYPE hudong_rtcp_sent_total counter\n"
+      "hudong_rtcp_sent_total{type=\"rr\"} %llu\nhudong_rtcp_sent_total{type=\"sr\"} %llu\n"
+      "hudong_rtcp_sent_total{type=\"twcc\"} %llu\n",
+      n->n_publish, n->n_play, n->n_rooms, (unsigned long long)st->sessions_total,
+      (unsigned long long)st->sessions_failed, (unsigned long long)st->packets_in, (unsigned long long)st->bytes_in,
+      (unsigned long long)st->packets_out, (unsigned long long)st->bytes_out,
+      (unsigned long long)st->drop_unknown_source, (unsigned long long)ps.drop_stun_auth,
+      (unsigned long long)ps.drop_malformed, (unsigned long long)ps.drop_srtp_auth,
+      (unsigned long long)ps.drop_srtp_replay, (unsigned long long)ps.drop_not_ready,
+      (unsigned long long)ps.drop_dtls, (unsigned long long)m->drop_unknown_pt,
+      (unsigned long long)m->drop_malformed_rtp, (unsigned long long)m->drop_malformed_rtcp,
+      (unsigned long long)(st->drop_txq_full + n->txq.dropped), (unsigned long long)st->drop_send_error,
+      (unsigned long long)st->drop_closed, (unsigned long long)m->nack_received,
+      (unsigned long long)m->retransmitted, (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent,
+      (unsigned long long)m->sr_sent, (unsigned long long)m->twcc_sent);
+  if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
+  return len;
+}

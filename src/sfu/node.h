@@ -1,0 +1,69 @@
+/* The forwarding node's media plane, sans-IO: WHIP (RFC 9725) publish and WHEP
+ * play sessions grouped in rooms per tenant (app), one UDP port demultiplexed
+ * by STUN USERNAME (the local ICE ufrag) and then by 5-tuple (RFC 8445 §2.5,
+ * RFC 7983), forwarding with per-viewer rewriting and repair, and counters for
+ * /metrics. The I/O shell feeds datagrams and time in and drains the tx queue. */
+#ifndef HD_SFU_NODE_H
+#define HD_SFU_NODE_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/time.h"
+#include "proto/dtls.h"
+#include "sfu/session.h"
+#include "sfu/txq.h"
+
+typedef struct {
+  const char *rtc_ip;      /* address put in our ICE candidate */
+  uint16_t rtc_port;       /* UDP port of that candidate */
+  size_t max_sessions;     /* cap on concurrent sessions (0 = 1000) */
+  size_t max_viewers;      /* cap on viewers per room (0 = 500) */
+  hd_time_t wall_offset;   /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
+} hd_node_config_t;
+
+/* Node-wide counters (monotonic unless noted). */
+typedef struct {
+  uint64_t sessions_total, sessions_failed;
+  uint64_t packets_in, bytes_in, packets_out, bytes_out;
+  uint64_t drop_unknown_source, drop_stun_auth, drop_malformed, drop_srtp_auth, drop_srtp_replay, drop_not_ready,
+      drop_dtls, drop_txq_full, drop_send_error, drop_closed;
+  hd_session_counters_t media;
+} hd_node_stats_t;
+
+typedef struct hd_node hd_node_t;
+
+int hd_node_new(hd_node_t **out, const hd_node_config_t *cfg, hd_dtls_cert_t *cert);
+void hd_node_free(hd_node_t *n);
+
+/* Creates a WHIP (HD_SESSION_PUBLISH) or WHEP (HD_SESSION_PLAY) session in room
+ * `room` of tenant `app` from an SDP offer. On success writes the SDP answer and
+ * the session id. Errors, with a reason in err:
+ *   HD_EPROTO / HD_EUNSUPPORTED  offer malformed or unusable          (HTTP 400)
+ *   HD_ENOTFOUND                 WHEP: nothing published in the room  (HTTP 404)
+ *   HD_ESTATE                    WHIP: room already has a publisher   (HTTP 409)
+ *   HD_ENOSPC                    session or viewer cap reached        (HTTP 503) */
+int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *room, const char *offer,
+                           size_t offer_len, hd_time_t now, char *answer, size_t answer_cap,
+                           char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap);
+/* Ends a session (DELETE on the WHIP/WHEP resource). HD_ENOTFOUND if no such
+ * session of that kind in that app/room. */
+int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id, hd_time_t now);
+/* Finds a session by id (for tests and diagnostics). */
+hd_session_t *hd_node_session(hd_node_t *n, const char *id);
+/* 1 if room `room` of `app` has a publisher. */
+int hd_node_room_has_publisher(hd_node_t *n, const char *app, const char *room);
+
+void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, socklen_t fromlen,
+                  hd_time_t now);
+hd_txq_t *hd_node_txq(hd_node_t *n);
+hd_time_t hd_node_next_timeout(hd_node_t *n);
+void hd_node_handle_timeout(hd_node_t *n, hd_time_t now);
+
+hd_node_stats_t *hd_node_stats(hd_node_t *n);
+size_t hd_node_session_count(const hd_node_t *n, int kind);
+size_t hd_node_room_count(const hd_node_t *n);
+/* Prometheus text exposition of all counters; returns length or HD_ENOSPC. */
+int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,200 @@
+/* WebRTC transport: ICE-lite + DTLS-SRTP + SRTP glue, sans-IO. */
+#include "sfu/peer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "proto/stun.h"
+
+int hd_peer_init(hd_peer_t *p, hd_txq_t *txq, hd_dtls_cert_t *cert, const char *local_ufrag, const char *local_pwd,
+                 const char *remote_ufrag, const char *remote_fp, int dtls_server, hd_time_t now) {
+  memset(p, 0, sizeof *p);
+  p->txq = txq;
+  p->dtls_server = dtls_server;
+  int rc = hd_ice_init(&p->ice, local_ufrag, local_pwd, remote_ufrag);
+  if (rc) return rc;
+  hd_ice_start(&p->ice, now);
+  rc = hd_dtls_new(&p->dtls, cert, dtls_server, remote_fp, now);
+  if (rc) {
+    hd_ice_free(&p->ice);
+    return rc;
+  }
+  p->state = HD_PEER_NEW;
+  return 0;
+}
+
+static void fail(hd_peer_t *p, const char *why) {
+  if (p->state == HD_PEER_FAILED || p->state == HD_PEER_CLOSED) return;
+  p->state = HD_PEER_FAILED;
+  snprintf(p->reason, sizeof p->reason, "%s", why);
+}
+
+/* Moves pending DTLS datagrams to the tx queue once ICE has a path. */
+static void flush_dtls(hd_peer_t *p) {
+  socklen_t tolen;
+  const struct sockaddr *to = hd_ice_selected(&p->ice, &tolen);
+  if (!to || !p->dtls) return;
+  for (;;) {
+    hd_datagram_t *d = hd_txq_reserve(p->txq);
+    if (!d) return;
+    int n = hd_dtls_poll(p->dtls, d->data, sizeof d->data);
+    if (n <= 0) return;
+    hd_txq_commit(p->txq, (size_t)n, to, tolen);
+    p->stats.tx_packets++;
+    p->stats.tx_bytes += (size_t)n;
+  }
+}
+
+static void check_dtls(hd_peer_t *p, hd_time_t now) {
+  int st = hd_dtls_state(p->dtls);
+  if (st == HD_DTLS_CONNECTED && !p->srtp && p->state == HD_PEER_NEW) {
+    hd_dtls_srtp_keys_t k;
+    int rc = hd_dtls_srtp_keys(p->dtls, &k);
+    if (rc == 0) rc = hd_srtp_new(&p->srtp, k.profile, k.local_key, k.remote_key, k.key_len);
+    memset(&k, 0, sizeof k);
+    if (rc) {
+      fail(p, "SRTP keying failed");
+      return;
+    }
+    p->state = HD_PEER_CONNECTED;
+    p->connected_at = now;
+  } else if (st == HD_DTLS_FAILED) {
+    char why[160];
+    snprintf(why, sizeof why, "DTLS failed: %s", hd_dtls_error(p->dtls));
+    fail(p, why);
+  } else if (st == HD_DTLS_CLOSED && p->state != HD_PEER_CLOSED) {
+    p->state = HD_PEER_CLOSED;
+    snprintf(p->reason, sizeof p->reason, "peer closed DTLS");
+  }
+}
+
+int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr *from, socklen_t fromlen,
+                 hd_time_t now, int *ice_ok) {
+  *ice_ok = 0;
+  if (p->state == HD_PEER_FAILED || p->state == HD_PEER_CLOSED) return HD_ECLOSED;
+  if (*len == 0) return HD_EPROTO;
+  p->stats.rx_packets++;
+  p->stats.rx_bytes += *len;
+  uint8_t b0 = buf[0];
+  if (b0 <= 3) { /* STUN, RFC 7983 */
+    hd_datagram_t *d = hd_txq_reserve(p->txq);
+    uint8_t scratch[HD_DATAGRAM_MAX];
+    size_t rlen = 0;
+    int rc = hd_ice_feed(&p->ice, buf, *len, from, fromlen, now, d ? d->data : scratch,
+                         d ? sizeof d->data : sizeof scratch, &rlen);
+    if (rc < 0) {
+      if (rc == HD_EAUTH) p->stats.drop_stun_auth++;
+      else p->stats.drop_malformed++;
+      if (rlen && d) hd_txq_commit(p->txq, rlen, from, fromlen); /* error responses (e.g. 487) */
+      return rc;
+    }
+    if (rlen && d) {
+      hd_txq_commit(p->txq, rlen, from, fromlen);
+      p->stats.tx_packets++;
+      p->stats.tx_bytes += rlen;
+    }
+    if (rc == 1) *ice_ok = 1;
+    flush_dtls(p); /* a path may exist now (client role has a ClientHello waiting) */
+    return HD_PEER_PKT_NONE;
+  }
+  if (b0 >= 20 && b0 <= 63) { /* DTLS */
+    int rc = hd_dtls_feed(p->dtls, buf, *len, now);
+    if (rc < 0) p->stats.drop_dtls++;
+    check_dtls(p, now);
+    flush_dtls(p);
+    return rc < 0 ? rc : HD_PEER_PKT_NONE;
+  }
+  if (b0 >= 128 && b0 <= 191) { /* RTP / RTCP */
+    if (!p->srtp) {
+      p->stats.drop_not_ready++;
+      return HD_ESTATE;
+    }
+    int is_rtcp = *len >= 2 && buf[1] >= 192 && buf[1] <= 223;
+    int rc = is_rtcp ? hd_srtp_unprotect_rtcp(p->srtp, buf, *len) : hd_srtp_unprotect(p->srtp, buf, *len);
+    if (rc < 0) {
+      if (rc == HD_EREPLAY) p->stats.drop_srtp_replay++;
+      else if (rc == HD_EAUTH) p->stats.drop_srtp_auth++;
+      else p->stats.drop_malformed++;
+      return rc;
+    }
+    *len = (size_t)rc;
+    return is_rtcp ? HD_PEER_PKT_RTCP : HD_PEER_PKT_RTP;
+  }
+  p->stats.drop_malformed++;
+  return HD_EPROTO;
+}
+
+uint8_t *hd_peer_tx_begin(hd_peer_t *p, size_t *cap) {
+  if (p->state != HD_PEER_CONNECTED) return NULL;
+  hd_datagram_t *d = hd_txq_reserve(p->txq);
+  if (!d) return NULL;
+  *cap = sizeof d->data - HD_SRTP_MAX_TRAILER;
+  return d->data;
+}
+
+int hd_peer_tx_commit(hd_peer_t *p, size_t len, int is_rtcp) {
+  socklen_t tolen;
+  const struct sockaddr *to = hd_ice_selected(&p->ice, &tolen);
+  if (!to || p->state != HD_PEER_CONNECTED) return HD_ESTATE;
+  hd_datagram_t *d = hd_txq_reserve(p->txq);
+  if (!d) return HD_ENOSPC;
+  int n = is_rtcp ? hd_srtp_protect_rtcp(p->srtp, d->data, len, sizeof d->data)
+                  : hd_srtp_protect(p->srtp, d->data, len, sizeof d->data);
+  if (n < 0) return n;
+  hd_txq_commit(p->txq, (size_t)n, to, tolen);
+  p->stats.tx_packets++;
+  p->stats.tx_bytes += (size_t)n;
+  return n;
+}
+
+int hd_peer_send(hd_peer_t *p, const uint8_t *pkt, size_t len, int is_rtcp) {
+  size_t cap;
+  uint8_t *b = hd_peer_tx_begin(p, &cap);
+  if (!b) return p->state == HD_PEER_CONNECTED ? HD_ENOSPC : HD_ESTATE;
+  if (len > cap) return HD_ENOSPC;
+  memcpy(b, pkt, len);
+  return hd_peer_tx_commit(p, len, is_rtcp);
+}
+
+hd_time_t hd_peer_next_timeout(const hd_peer_t *p) {
+  if (p->state == HD_PEER_FAILED || p->state == HD_PEER_CLOSED) return HD_TIME_NEVER;
+  hd_time_t t = hd_ice_next_timeout(&p->ice);
+  if (p->dtls && p->state == HD_PEER_NEW) t = hd_time_min(t, hd_dtls_next_timeout(p->dtls));
+  return t;
+}
+
+void hd_peer_handle_timeout(hd_peer_t *p, hd_time_t now) {
+  if (p->state == HD_PEER_FAILED || p->state == HD_PEER_CLOSED) return;
+  hd_ice_handle_timeout(&p->ice, now);
+  if (hd_ice_state(&p->ice) == HD_ICE_FAILED) {
+    fail(p, p->state == HD_PEER_NEW && !hd_ice_selected(&p->ice, &(socklen_t){0})
+                ? "ICE: no connectivity check within the connect timeout"
+                : "ICE: consent expired (no check for 30 s, RFC 7675)");
+    return;
+  }
+  if (p->dtls && p->state == HD_PEER_NEW && hd_dtls_next_timeout(p->dtls) <= now) {
+    hd_dtls_handle_timeout(p->dtls, now);
+    check_dtls(p, now);
+    flush_dtls(p);
+  }
+}
+
+void hd_peer_close(hd_peer_t *p, const char *reason) {
+  if (p->state == HD_PEER_CLOSED) return;
+  if (p->dtls && p->state == HD_PEER_CONNECTED) {
+    hd_dtls_close(p->dtls);
+    flush_dtls(p);
+  }
+  p->state = HD_PEER_CLOSED;
+  snprintf(p->reason, sizeof p->reason, "%s", reason ? reason : "closed");
+}
+
+void hd_peer_free(hd_peer_t *p) {
+  hd_srtp_free(p->srtp);
+  hd_dtls_free(p->dtls);
+  hd_ice_free(&p->ice);
+  p->srtp = NULL;
+  p->dtls = NULL;
+}

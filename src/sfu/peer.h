@@ -1,0 +1,60 @@
+/* One server-side WebRTC transport (a PeerConnection as the node sees it):
+ * ICE-lite (RFC 8445 §2.5) + DTLS-SRTP (RFC 5764) + SRTP (RFC 3711/7714) over
+ * one bundled, rtcp-muxed 5-tuple. Sans-IO: datagrams come in through
+ * hd_peer_feed and go out into the node's tx queue; media is handed back to
+ * the caller decrypted. Demux of a datagram's first byte follows RFC 7983 §7. */
+#ifndef HD_SFU_PEER_H
+#define HD_SFU_PEER_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/time.h"
+#include "proto/dtls.h"
+#include "proto/ice.h"
+#include "proto/srtp.h"
+#include "sfu/txq.h"
+
+enum { HD_PEER_NEW = 0, HD_PEER_CONNECTED = 1, HD_PEER_FAILED = 2, HD_PEER_CLOSED = 3 };
+enum { HD_PEER_PKT_NONE = 0, HD_PEER_PKT_RTP = 1, HD_PEER_PKT_RTCP = 2 };
+
+typedef struct {
+  uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+  uint64_t drop_stun_auth, drop_malformed, drop_srtp_auth, drop_srtp_replay, drop_not_ready, drop_dtls;
+} hd_peer_stats_t;
+
+typedef struct {
+  hd_ice_t ice;
+  hd_dtls_t *dtls;
+  hd_srtp_t *srtp;
+  hd_txq_t *txq;
+  int state;
+  int dtls_server;
+  char reason[160]; /* why FAILED/CLOSED */
+  hd_time_t connected_at;
+  hd_peer_stats_t stats;
+} hd_peer_t;
+
+/* Creates the transport. remote_fp is the peer's sha-256 fingerprint from SDP. */
+int hd_peer_init(hd_peer_t *p, hd_txq_t *txq, hd_dtls_cert_t *cert, const char *local_ufrag, const char *local_pwd,
+                 const char *remote_ufrag, const char *remote_fp, int dtls_server, hd_time_t now);
+/* Feeds one datagram from `from`. STUN and DTLS are consumed (return
+ * HD_PEER_PKT_NONE, or 1 in *ice_ok when a valid ICE check came in); SRTP/SRTCP
+ * is decrypted in place (*len updated) and HD_PEER_PKT_RTP/RTCP is returned.
+ * Negative: dropped (counted in stats). */
+int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr *from, socklen_t fromlen,
+                 hd_time_t now, int *ice_ok);
+/* Outgoing media: hd_peer_tx_begin returns a buffer of *cap bytes (room left for
+ * the SRTP trailer) in the tx queue, or NULL when not connected / queue full;
+ * write one RTP or RTCP packet there, then commit it (it is encrypted in place). */
+uint8_t *hd_peer_tx_begin(hd_peer_t *p, size_t *cap);
+int hd_peer_tx_commit(hd_peer_t *p, size_t len, int is_rtcp);
+/* Copies and sends one packet (convenience over begin/commit). */
+int hd_peer_send(hd_peer_t *p, const uint8_t *pkt, size_t len, int is_rtcp);
+hd_time_t hd_peer_next_timeout(const hd_peer_t *p);
+void hd_peer_handle_timeout(hd_peer_t *p, hd_time_t now);
+/* Sends DTLS close_notify and marks CLOSED. */
+void hd_peer_close(hd_peer_t *p, const char *reason);
+void hd_peer_free(hd_peer_t *p);
+
+#endif

@@ -1,0 +1,438 @@
+/* Per-session media handling for the forwarding node (see session.h). */
+#include "sfu/session.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "proto/rtcp.h"
+#include "proto/rtp.h"
+
+#define RTCP_INTERVAL HD_SEC(1)
+#define TWCC_INTERVAL HD_MS(100)
+#define PLI_MIN_INTERVAL HD_MS(300)
+#define RTX_CACHE_SLOTS 1024
+
+static int kind_of(int sdp_kind) {
+  return sdp_kind == HD_SDP_AUDIO ? HD_TRACK_AUDIO : sdp_kind == HD_SDP_VIDEO ? HD_TRACK_VIDEO : -1;
+}
+
+int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
+  s->rtcp_ssrc = hd_random_u32() | 1;
+  s->next_rtcp = now + RTCP_INTERVAL;
+  s->next_twcc = now + TWCC_INTERVAL;
+  hd_seq_unwrapper_init(&s->twcc_unwrap);
+  s->twcc_last_ext = -1;
+  for (int i = 0; i < s->neg.n_media; i++) {
+    const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
+    int k = kind_of(m->kind);
+    if (!m->active || k < 0) continue;
+    if (s->kind == HD_SESSION_PUBLISH) {
+      hd_in_track_t *t = &s->in[k];
+      if (t->active) continue; /* one track per kind for now */
+      t->active = 1;
+      t->media_index = i;
+      t->pt = m->pt;
+      t->rtx_pt = m->rtx_pt;
+      t->clock = m->clock;
+      snprintf(t->codec, sizeof t->codec, "%s", m->codec);
+      snprintf(t->fmtp, sizeof t->fmtp, "%s", m->fmtp);
+      t->ssrc = m->remote_ssrc;
+      t->rtx_ssrc = m->remote_rtx_ssrc;
+      t->have_ssrc = m->remote_ssrc != 0;
+      hd_rtp_recv_stats_init(&t->stats, t->ssrc);
+      t->last_pli = -HD_SEC(10);
+      if (k == HD_TRACK_VIDEO || m->nack) {
+        int rc = hd_rtp_cache_init(&t->cache, RTX_CACHE_SLOTS);
+        if (rc) return rc;
+        t->have_cache = 1;
+      }
+      if (m->ext_twcc) s->ext_twcc = m->ext_twcc;
+      if (m->ext_audio_level) s->ext_audio_level_in = m->ext_audio_level;
+    } else {
+      hd_out_track_t *t = &s->out[k];
+      if (t->active) continue;
+      t->active = 1;
+      t->media_index = i;
+      t->pt = m->pt;
+      t->rtx_pt = m->rtx_pt;
+      t->clock = m->clock;
+      snprintf(t->codec, sizeof t->codec, "%s", m->codec);
+      snprintf(t->fmtp, sizeof t->fmtp, "%s", m->fmtp);
+      snprintf(t->mid, sizeof t->mid, "%s", m->mid);
+      t->ext_mid = m->ext_mid;
+      t->ext_abs_send_time = m->ext_abs_send_time;
+      t->ext_audio_level = m->ext_audio_level;
+      t->nack = m->nack;
+      t->rtx_enabled = m->rtx_pt != 0 && t->rtx_ssrc != 0;
+      hd_rewriter_init(&t->rw, t->ssrc, t->clock);
+      hd_rtp_send_stats_init(&t->sstats, t->ssrc, t->clock);
+      t->rtx_seq = (uint16_t)hd_random_u32();
+    }
+  }
+  return 0;
+}
+
+void hd_session_free_tracks(hd_session_t *s) {
+  for (int k = 0; k < HD_TRACK_KINDS; k++)
+    if (s->in[k].have_cache) {
+      hd_rtp_cache_free(&s->in[k].cache);
+      s->in[k].have_cache = 0;
+    }
+}
+
+/* Records a transport-wide sequence number for TWCC feedback. */
+static void twcc_record(hd_session_t *s, uint16_t seq, hd_time_t now) {
+  int64_t ext = hd_seq_unwrap(&s->twcc_unwrap, seq);
+  if (s->n_twcc && ext <= s->twcc_last_ext) {
+    /* reordered: insert in order if it is still inside the pending window */
+    size_t i = s->n_twcc;
+    int64_t base_ext = s->twcc_last_ext - (int64_t)(uint16_t)(s->twcc[s->n_twcc - 1].seq - s->twcc[0].seq);
+    if (ext < base_ext || s->n_twcc >= HD_TWCC_MAX_PENDING) return;
+    while (i > 0) {
+      int64_t e = s->twcc_last_ext - (uint16_t)(s->twcc[s->n_twcc - 1].seq - s->twcc[i - 1].seq);
+      if (e == ext) return; /* duplicate */
+      if (e < ext) break;
+      i--;
+    }
+    memmove(&s->twcc[i + 1], &s->twcc[i], (s->n_twcc - i) * sizeof s->twcc[0]);
+    s->twcc[i].seq = seq;
+    s->twcc[i].arrival = now;
+    s->n_twcc++;
+    return;
+  }
+  if (s->n_twcc >= HD_TWCC_MAX_PENDING) {
+    /* feedback is overdue; drop the oldest half rather than grow */
+    memmove(s->twcc, s->twcc + HD_TWCC_MAX_PENDING / 2, (HD_TWCC_MAX_PENDING / 2) * sizeof s->twcc[0]);
+    s->n_twcc -= HD_TWCC_MAX_PENDING / 2;
+  }
+  s->twcc[s->n_twcc].seq = seq;
+  s->twcc[s->n_twcc].arrival = now;
+  s->n_twcc++;
+  s->twcc_last_ext = ext;
+}
+
+int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
+                             size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len, hd_session_counters_t *c) {
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(buf, len, &h) < 0) {
+    c->drop_malformed_rtp++;
+    return HD_EPROTO;
+  }
+  if (s->ext_twcc) {
+    const uint8_t *d;
+    size_t dl;
+    uint16_t tseq;
+    if (hd_rtp_ext_find(&h, s->ext_twcc, &d, &dl) == 0 && hd_rtp_twcc_seq_parse(d, dl, &tseq) == 0)
+      twcc_record(s, tseq, now);
+  }
+  for (int k = 0; k < HD_TRACK_KINDS; k++) {
+    hd_in_track_t *t = &s->in[k];
+    if (!t->active) continue;
+    if (h.pt == t->pt) {
+      if (!t->have_ssrc || t->ssrc != h.ssrc) {
+        if (t->have_ssrc) HD_LOGI("sfu", "session %s: %s SSRC changed %08x -> %08x", s->id, k ? "video" : "audio",
+                                  t->ssrc, h.ssrc);
+        t->ssrc = h.ssrc;
+        t->have_ssrc = 1;
+        hd_rtp_recv_stats_init(&t->stats, h.ssrc);
+        if (t->have_cache) hd_rtp_cache_clear(&t->cache);
+        t->have_sr = 0;
+      }
+      hd_rtp_recv_stats_update(&t->stats, h.seq, h.ts, now, t->clock);
+      t->packets++;
+      t->bytes += len;
+      if (h.payload_len == 0) return HD_EAGAIN; /* padding-only probe: nothing to forward */
+      if (t->have_cache) hd_rtp_cache_put(&t->cache, buf, len, now);
+      *pkt = buf;
+      *pkt_len = len;
+      return k;
+    }
+    if (t->rtx_pt && h.pt == t->rtx_pt) {
+      t->rtx_ssrc = h.ssrc;
+      if (!t->have_ssrc || h.payload_len < 2) return HD_EAGAIN; /* padding probe or unknown base */
+      uint16_t osn;
+      int n = hd_rtp_rtx_decode(buf, len, t->ssrc, t->pt, scratch, scratch_cap, &osn);
+      if (n < 0) return HD_EAGAIN;
+      t->rtx_packets++;
+      hd_rtp_hdr_t oh;
+      if (hd_rtp_parse(scratch, (size_t)n, &oh) < 0) return HD_EPROTO;
+      hd_rtp_recv_stats_update(&t->stats, oh.seq, oh.ts, now, t->clock);
+      if (t->have_cache) hd_rtp_cache_put(&t->cache, scratch, (size_t)n, now);
+      *pkt = scratch;
+      *pkt_len = (size_t)n;
+      return k;
+    }
+  }
+  c->drop_unknown_pt++;
+  return HD_ENOTFOUND;
+}
+
+/* Builds the viewer's version of a source packet with the given out seq/ts. */
+static int build_out(const hd_out_track_t *t, const hd_session_t *pub, const hd_rtp_hdr_t *h, uint16_t seq,
+                     uint32_t ts, hd_time_t now, uint8_t *out, size_t cap) {
+  hd_rtp_ext_t exts[3];
+  size_t n = 0;
+  uint8_t ast[3], lvl[1];
+  if (t->ext_mid && t->mid[0]) {
+    exts[n].id = t->ext_mid;
+    exts[n].len = (uint8_t)strlen(t->mid);
+    exts[n].data = (const uint8_t *)t->mid;
+    n++;
+  }
+  if (t->ext_abs_send_time) {
+    hd_rtp_abs_send_time_write(ast, hd_rtp_abs_send_time_from_us(now));
+    exts[n].id = t->ext_abs_send_time;
+    exts[n].len = 3;
+    exts[n].data = ast;
+    n++;
+  }
+  if (t->ext_audio_level && pub && pub->ext_audio_level_in) {
+    const uint8_t *d;
+    size_t dl;
+    if (hd_rtp_ext_find(h, pub->ext_audio_level_in, &d, &dl) == 0 && dl >= 1) {
+      lvl[0] = d[0];
+      exts[n].id = t->ext_audio_level;
+      exts[n].len = 1;
+      exts[n].data = lvl;
+      n++;
+    }
+  }
+  hd_rtp_build_t b = {.pt = t->pt, .marker = h->marker, .seq = seq, .ts = ts, .ssrc = t->ssrc, .exts = exts,
+                      .ext_count = n};
+  return hd_rtp_build(&b, h->payload, h->payload_len, out, cap);
+}
+
+static int codec_matches(const hd_out_track_t *o, const hd_in_track_t *i) {
+  if (strcasecmp(o->codec, i->codec) != 0 || o->clock != i->clock) return 0;
+  if (!strcasecmp(o->codec, "H264")) return hd_sdp_h264_same_profile(o->fmtp, i->fmtp);
+  return 1;
+}
+
+void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int kind, const uint8_t *pkt, size_t len,
+                        hd_time_t now) {
+  hd_out_track_t *t = &v->out[kind];
+  if (!t->active || v->peer.state != HD_PEER_CONNECTED || v->closing) return;
+  if (!codec_matches(t, &pub->in[kind])) return;
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(pkt, len, &h) < 0) return;
+  uint16_t seq;
+  uint32_t ts;
+  if (hd_rewriter_map(&t->rw, h.ssrc, h.seq, h.ts, now, &seq, &ts) < 0) return;
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+  if (!out) return;
+  int n = build_out(t, pub, &h, seq, ts, now, out, cap);
+  if (n < 0) return;
+  if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
+  t->packets++;
+  t->bytes += (size_t)n;
+  hd_rtp_send_stats_update(&t->sstats, ts, h.payload_len, now);
+}
+
+void hd_session_request_keyframe(hd_session_t *pub, hd_time_t now, hd_session_counters_t *c) {
+  hd_in_track_t *t = &pub->in[HD_TRACK_VIDEO];
+  if (!t->active || !t->have_ssrc || pub->peer.state != HD_PEER_CONNECTED) return;
+  if (now - t->last_pli < PLI_MIN_INTERVAL) return;
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&pub->peer, &cap);
+  if (!out) return;
+  int n = hd_rtcp_build_pli(pub->rtcp_ssrc, t->ssrc, out, cap);
+  if (n < 0 || hd_peer_tx_commit(&pub->peer, (size_t)n, 1) < 0) return;
+  t->last_pli = now;
+  c->pli_forwarded++;
+}
+
+/* Answers one NACKed seq of viewer track `t` from the publisher's cache. */
+static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, int kind, uint16_t out_seq,
+                       hd_time_t now, hd_session_counters_t *c) {
+  uint16_t src_seq;
+  hd_in_track_t *src = pub ? &pub->in[kind] : NULL;
+  if (!src || !src->have_cache || hd_rewriter_unmap_seq(&t->rw, out_seq, &src_seq) < 0) {
+    t->nacks_unanswered++;
+    return;
+  }
+  const uint8_t *orig;
+  size_t olen;
+  if (hd_rtp_cache_get(&src->cache, src_seq, now, &orig, &olen) < 0) {
+    t->nacks_unanswered++;
+    return;
+  }
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) {
+    t->nacks_unanswered++;
+    return;
+  }
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+  if (!out) return;
+  uint8_t tmp[HD_DATAGRAM_MAX];
+  int n = build_out(t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
+  if (n < 0) return;
+  if (t->rtx_enabled) {
+    n = hd_rtp_rtx_build(tmp, (size_t)n, t->rtx_ssrc, t->rtx_pt, t->rtx_seq, out, cap);
+    if (n < 0) return;
+    t->rtx_seq++;
+  } else {
+    if ((size_t)n > cap) return;
+    memcpy(out, tmp, (size_t)n);
+  }
+  if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
+  t->retransmits++;
+  c->retransmitted++;
+}
+
+static hd_out_track_t *out_by_ssrc(hd_session_t *s, uint32_t ssrc, int *kind) {
+  for (int k = 0; k < HD_TRACK_KINDS; k++)
+    if (s->out[k].active && s->out[k].ssrc == ssrc) {
+      *kind = k;
+      return &s->out[k];
+    }
+  return NULL;
+}
+
+void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, size_t len, hd_time_t now,
+                     hd_session_counters_t *c) {
+  hd_rtcp_iter_t it;
+  hd_rtcp_pkt_t p;
+  hd_rtcp_iter_init(&it, buf, len);
+  int rc;
+  while ((rc = hd_rtcp_next(&it, &p)) == 1) {
+    if (p.pt == HD_RTCP_SR && s->kind == HD_SESSION_PUBLISH) {
+      hd_rtcp_sr_t sr;
+      if (hd_rtcp_parse_sr(&p, &sr) < 0) continue;
+      for (int k = 0; k < HD_TRACK_KINDS; k++) {
+        hd_in_track_t *t = &s->in[k];
+        if (t->active && t->have_ssrc && t->ssrc == sr.ssrc) {
+          t->have_sr = 1;
+          t->sr_ntp = sr.ntp;
+          t->sr_rtp = sr.rtp_ts;
+          t->sr_arrival = now;
+          hd_rtp_recv_stats_on_sr(&t->stats, sr.ntp, now);
+        }
+      }
+    } else if ((p.pt == HD_RTCP_RTPFB || p.pt == HD_RTCP_PSFB) && s->kind == HD_SESSION_PLAY) {
+      hd_rtcp_fb_t fb;
+      if (hd_rtcp_parse_fb(&p, &fb) < 0) continue;
+      int kind = -1;
+      if (fb.pt == HD_RTCP_RTPFB && fb.fmt == 1) { /* generic NACK, RFC 4585 §6.2.1 */
+        hd_out_track_t *t = out_by_ssrc(s, fb.media_ssrc, &kind);
+        uint16_t seqs[256];
+        int n = hd_rtcp_nack_expand(&fb, seqs, 256);
+        if (!t || n < 0) continue;
+        c->nack_received += (uint64_t)n;
+        for (int i = 0; i < n; i++) retransmit(s, t, pub, kind, seqs[i], now, c);
+      } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == 1 || fb.fmt == 4)) { /* PLI / FIR, RFC 5104 */
+        if (pub) hd_session_request_keyframe(pub, now, c);
+      }
+    }
+  }
+  if (rc < 0) c->drop_malformed_rtcp++;
+}
+
+hd_time_t hd_session_next_timeout(const hd_session_t *s) {
+  hd_time_t t = hd_peer_next_timeout(&s->peer);
+  if (s->peer.state == HD_PEER_CONNECTED) {
+    t = hd_time_min(t, s->next_rtcp);
+    if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
+  }
+  return t;
+}
+
+static void send_twcc(hd_session_t *s, hd_session_counters_t *c) {
+  uint32_t media_ssrc = s->in[HD_TRACK_VIDEO].have_ssrc ? s->in[HD_TRACK_VIDEO].ssrc : s->in[HD_TRACK_AUDIO].ssrc;
+  size_t off = 0;
+  while (off < s->n_twcc) {
+    size_t cap, used = 0;
+    uint8_t *out = hd_peer_tx_begin(&s->peer, &cap);
+    if (!out) break;
+    int n = hd_rtcp_build_twcc(s->rtcp_ssrc, media_ssrc, s->twcc_fb_count, s->twcc + off, s->n_twcc - off, &used,
+                               out, cap);
+    if (n < 0 || used == 0) break;
+    if (hd_peer_tx_commit(&s->peer, (size_t)n, 1) < 0) break;
+    s->twcc_fb_count++;
+    c->twcc_sent++;
+    off += used;
+  }
+  s->n_twcc = 0;
+}
+
+static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_time_t wall, hd_session_counters_t *c) {
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&s->peer, &cap);
+  if (!out) return;
+  size_t off = 0;
+  int n;
+  if (s->kind == HD_SESSION_PUBLISH) {
+    hd_rtcp_rr_t rr;
+    memset(&rr, 0, sizeof rr);
+    rr.ssrc = s->rtcp_ssrc;
+    for (int k = 0; k < HD_TRACK_KINDS; k++) {
+      hd_in_track_t *t = &s->in[k];
+      if (t->active && t->have_ssrc && t->packets > 0 &&
+          hd_rtp_recv_stats_report(&t->stats, now, &rr.rb[rr.rb_count]) == 0)
+        rr.rb_count++;
+    }
+    n = hd_rtcp_build_rr(&rr, out, cap);
+    if (n < 0) return;
+    off = (size_t)n;
+    c->rr_sent++;
+  } else {
+    for (int k = 0; k < HD_TRACK_KINDS; k++) {
+      hd_out_track_t *t = &s->out[k];
+      if (!t->active || t->packets == 0) continue;
+      hd_rtcp_sr_t sr;
+      memset(&sr, 0, sizeof sr);
+      const hd_in_track_t *src = pub ? &pub->in[k] : NULL;
+      if (src && src->have_sr && src->ssrc == t->rw.src_ssrc) {
+        /* Extrapolate the publisher's own NTP<->RTP mapping (RFC 3550 §6.4.1) so
+         * the viewer syncs audio and video exactly as the publisher stamped them. */
+        hd_time_t el = now - src->sr_arrival;
+        sr.ssrc = t->ssrc;
+        sr.ntp = src->sr_ntp + (uint64_t)(((__int128)el << 32) / 1000000);
+        sr.rtp_ts = hd_rewriter_map_ts(&t->rw, src->sr_rtp + (uint32_t)((el * (int64_t)t->clock) / 1000000));
+        sr.packet_count = t->sstats.packets;
+        sr.octet_count = t->sstats.octets;
+      } else if (hd_rtp_send_stats_sr(&t->sstats, now, wall, &sr) < 0) {
+        continue;
+      }
+      n = hd_rtcp_build_sr(&sr, out + off, cap - off);
+      if (n < 0) break;
+      off += (size_t)n;
+      c->sr_sent++;
+    }
+    if (off == 0) { /* nothing sent yet: an empty RR keeps the compound valid */
+      hd_rtcp_rr_t rr;
+      memset(&rr, 0, sizeof rr);
+      rr.ssrc = s->rtcp_ssrc;
+      n = hd_rtcp_build_rr(&rr, out, cap);
+      if (n < 0) return;
+      off = (size_t)n;
+    }
+  }
+  n = hd_rtcp_build_sdes_cname(s->kind == HD_SESSION_PUBLISH ? s->rtcp_ssrc
+                               : s->out[HD_TRACK_VIDEO].active ? s->out[HD_TRACK_VIDEO].ssrc
+                                                               : s->out[HD_TRACK_AUDIO].ssrc,
+                               "hudong", out + off, cap - off);
+  if (n > 0) off += (size_t)n;
+  hd_peer_tx_commit(&s->peer, off, 1);
+}
+
+void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_time_t wall,
+                               hd_session_counters_t *c) {
+  hd_peer_handle_timeout(&s->peer, now);
+  if (s->peer.state != HD_PEER_CONNECTED) return;
+  if (s->kind == HD_SESSION_PUBLISH && s->n_twcc && now >= s->next_twcc) {
+    send_twcc(s, c);
+    s->next_twcc = now + TWCC_INTERVAL;
+  } else if (s->kind == HD_SESSION_PUBLISH && now >= s->next_twcc) {
+    s->next_twcc = now + TWCC_INTERVAL;
+  }
+  if (now >= s->next_rtcp) {
+    send_reports(s, pub, now, wall, c);
+    s->next_rtcp = now + RTCP_INTERVAL;
+  }
+}

@@ -1,0 +1,122 @@
+/* A WHIP (publish) or WHEP (play) session: one peer transport plus the media
+ * tracks negotiated on it, and the per-track RTP machinery of a forwarding node:
+ *  - publisher side: SSRC learning, RTX unwrapping (RFC 4588), receive stats and
+ *    RR (RFC 3550 §6.4.2), a retransmission cache, TWCC feedback
+ *    (draft-holmer-rmcat-transport-wide-cc-extensions-01), PLI on request;
+ *  - viewer side: per-track SSRC/seq/ts rewriting, NACK answered from the
+ *    publisher's cache as RTX when negotiated, SR (RFC 3550 §6.4.1) generated
+ *    from the publisher's SR so lip sync survives the hop.
+ * Sans-IO: packets in, packets into the tx queue out. */
+#ifndef HD_SFU_SESSION_H
+#define HD_SFU_SESSION_H
+#include <stdint.h>
+
+#include "proto/sdp_negotiate.h"
+#include "rtc/rtp_cache.h"
+#include "rtc/rtp_stats.h"
+#include "sfu/peer.h"
+#include "sfu/rewriter.h"
+
+enum { HD_SESSION_PUBLISH = 1, HD_SESSION_PLAY = 2 };
+enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
+
+#define HD_SESSION_ID_LEN 16
+#define HD_TWCC_MAX_PENDING 1024
+
+/* A track a publisher sends us. */
+typedef struct {
+  int active;
+  int media_index; /* into negotiated.media */
+  uint8_t pt, rtx_pt;
+  char codec[16];
+  char fmtp[256];
+  uint32_t clock;
+  uint32_t ssrc, rtx_ssrc; /* learned from packets (or SDP) */
+  int have_ssrc;
+  hd_rtp_recv_stats_t stats;
+  hd_rtp_cache_t cache;
+  int have_cache;
+  /* last SR from the publisher for this SSRC (lip sync for viewers) */
+  int have_sr;
+  uint64_t sr_ntp;
+  uint32_t sr_rtp;
+  hd_time_t sr_arrival;
+  hd_time_t last_pli;
+  uint64_t packets, bytes, rtx_packets;
+} hd_in_track_t;
+
+/* A track we send a viewer. */
+typedef struct {
+  int active;
+  int media_index;
+  uint8_t pt, rtx_pt;
+  char codec[16];
+  char fmtp[256];
+  uint32_t clock;
+  uint32_t ssrc, rtx_ssrc;
+  uint16_t rtx_seq;
+  uint8_t ext_mid, ext_abs_send_time, ext_audio_level;
+  char mid[32];
+  hd_rewriter_t rw;
+  hd_rtp_send_stats_t sstats;
+  int nack, rtx_enabled;
+  uint64_t packets, bytes, retransmits, nacks_unanswered;
+} hd_out_track_t;
+
+typedef struct hd_session hd_session_t;
+struct hd_room;
+
+struct hd_session {
+  char id[HD_SESSION_ID_LEN + 1];
+  int kind;
+  struct hd_room *room;
+  hd_peer_t peer;
+  hd_sdp_negotiated_t neg;
+  char local_ufrag[24], local_pwd[40];
+  uint32_t rtcp_ssrc; /* sender SSRC of our RTCP to this peer */
+  hd_time_t created, next_rtcp;
+  hd_in_track_t in[HD_TRACK_KINDS];
+  hd_out_track_t out[HD_TRACK_KINDS];
+  uint8_t ext_twcc; /* publisher: transport-wide seq extension id (bundle-wide) */
+  uint8_t ext_audio_level_in;
+  /* TWCC feedback state (publisher) */
+  hd_rtcp_twcc_recv_t twcc[HD_TWCC_MAX_PENDING];
+  size_t n_twcc;
+  int64_t twcc_last_ext; /* highest extended twcc seq recorded */
+  hd_seq_unwrapper_t twcc_unwrap;
+  uint8_t twcc_fb_count;
+  hd_time_t next_twcc;
+  int pli_requested_on_connect;
+  int closing;
+  hd_session_t *next_in_room;
+};
+
+/* Counters a session reports to the node's /metrics. */
+typedef struct {
+  uint64_t drop_unknown_pt, drop_malformed_rtp, drop_malformed_rtcp;
+  uint64_t nack_received, retransmitted, pli_forwarded, twcc_sent, rr_sent, sr_sent;
+} hd_session_counters_t;
+
+/* Sets up tracks from the negotiation result. */
+int hd_session_setup_tracks(hd_session_t *s, hd_time_t now);
+/* Handles decrypted RTP from a publisher: returns the track kind it belongs to
+ * and writes the normalised original packet (RTX unwrapped) to *pkt/*len (which
+ * may point into `scratch`), or a negative error for a packet to drop. */
+int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
+                             size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len, hd_session_counters_t *c);
+/* Sends a packet of `kind` from publisher session `pub` to viewer session v. */
+void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int kind, const uint8_t *pkt, size_t len,
+                        hd_time_t now);
+/* Handles decrypted RTCP from any session. For a viewer, `pub` is the room's
+ * publisher (may be NULL): NACKs are answered from its cache, PLI/FIR forwarded. */
+void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, size_t len, hd_time_t now,
+                     hd_session_counters_t *c);
+/* Asks the publisher for a keyframe (rate-limited). */
+void hd_session_request_keyframe(hd_session_t *pub, hd_time_t now, hd_session_counters_t *c);
+hd_time_t hd_session_next_timeout(const hd_session_t *s);
+/* Periodic work: peer timers, RTCP reports, TWCC feedback. */
+void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_time_t wall_offset,
+                               hd_session_counters_t *c);
+void hd_session_free_tracks(hd_session_t *s);
+
+#endif
