@@ -11,6 +11,8 @@
 #define HD_SFU_SESSION_H
 #include <stdint.h>
 
+#include "proto/rtcp.h"
+#include "proto/rtp.h"
 #include "proto/sdp_negotiate.h"
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
@@ -100,7 +102,7 @@ typedef struct {
 /* Sets up tracks from the negotiation result. */
 int hd_session_setup_tracks(hd_session_t *s, hd_time_t now);
 /* Handles decrypted RTP from a publisher: returns the track kind it belongs to
- * and writes the normalised original packet (RTX unwrapped) to *pkt/*len (which
+ * and writes the normalised original packet (RTX unwrapped) to pkt and pkt_len (which
  * may point into `scratch`), or a negative error for a packet to drop. */
 int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
                              size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len, hd_session_counters_t *c);
