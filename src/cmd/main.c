@@ -1,1 +1,29 @@
-int main(void){return 0;}
+/* The `hudong` program: dispatches to subcommands (DESIGN §1). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+static void usage(void) {
+  fprintf(stderr, "usage: hudong <command> [options]\n"
+                  "commands:\n"
+                  "  serve   run a node (HTTP API + WHIP/WHEP + web app, UDP media)\n"
+                  "  token   mint an access token (JWT)\n"
+                  "run 'hudong <command> --help' for the options of a command\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage();
+    return 2;
+  }
+  if (!strcmp(argv[1], "serve")) return hd_cmd_serve(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "token")) return hd_cmd_token(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage();
+    return 0;
+  }
+  fprintf(stderr, "hudong: unknown command '%s'\n", argv[1]);
+  usage();
+  return 2;
+}

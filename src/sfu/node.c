@@ -154,14 +154,20 @@ static void session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
   if (r) room_maybe_delete(n, r);
 }
 
-void hd_node_free(hd_node_t *n) {
-  if (!n) return;
+void hd_node_set_rtc_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_port = port; }
+
+void hd_node_close_all(hd_node_t *n, const char *why) {
   while (n->rooms) {
     hd_room_t *r = n->rooms;
-    if (r->publisher) session_destroy(n, r->publisher, "node shutdown");
-    else if (r->viewers) session_destroy(n, r->viewers, "node shutdown");
+    if (r->publisher) session_destroy(n, r->publisher, why);
+    else if (r->viewers) session_destroy(n, r->viewers, why);
     else room_maybe_delete(n, r);
   }
+}
+
+void hd_node_free(hd_node_t *n) {
+  if (!n) return;
+  hd_node_close_all(n, "node freed");
   hd_map_free(&n->by_id);
   hd_map_free(&n->by_ufrag);
   hd_map_free(&n->by_addr);

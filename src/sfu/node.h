@@ -35,6 +35,10 @@ typedef struct hd_node hd_node_t;
 
 int hd_node_new(hd_node_t **out, const hd_node_config_t *cfg, hd_dtls_cert_t *cert);
 void hd_node_free(hd_node_t *n);
+/* Changes the port announced in new answers (after binding an ephemeral port). */
+void hd_node_set_rtc_port(hd_node_t *n, uint16_t port);
+/* Ends every session (DTLS close_notify queued) and frees the rooms. */
+void hd_node_close_all(hd_node_t *n, const char *why);
 
 /* Creates a WHIP (HD_SESSION_PUBLISH) or WHEP (HD_SESSION_PLAY) session in room
  * `room` of tenant `app` from an SDP offer. On success writes the SDP answer and

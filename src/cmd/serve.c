@@ -1,0 +1,415 @@
+/* `hudong serve`: one node with the HTTP API (WHIP/WHEP, health, metrics, dev
+ * token endpoint, static web app) and the UDP media port on one libuv loop. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "cmd/cmd.h"
+#include "cmd/config.h"
+#include "io/http.h"
+#include "io/rtc_udp.h"
+#include "proto/dtls.h"
+#include "proto/token.h"
+#include "sfu/node.h"
+
+typedef struct {
+  hd_config_t cfg;
+  uv_loop_t *loop;
+  hd_node_t *node;
+  hd_rtc_udp_t *udp;
+  hd_http_server_t *http;
+  hd_dtls_cert_t *cert;
+  uv_signal_t sigint, sigterm;
+  uint64_t http_requests, http_errors;
+  uint64_t auth_failures;
+} server_t;
+
+static const char *secret_lookup(void *ud, const char *key) { return hd_config_secret(&((server_t *)ud)->cfg, key); }
+
+static int valid_room(const char *r, size_t n) {
+  if (n == 0 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = r[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == '.'))
+      return 0;
+  }
+  return 1;
+}
+
+static void add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  if (!req->origin[0]) return;
+  int ok = s->cfg.dev;
+  for (int i = 0; !ok && i < s->cfg.n_origins; i++) ok = !strcmp(s->cfg.origins[i], req->origin);
+  if (!ok) return;
+  hd_http_resp_header(resp, "Access-Control-Allow-Origin", s->cfg.dev && !s->cfg.n_origins ? "*" : req->origin);
+  hd_http_resp_header(resp, "Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch");
+  hd_http_resp_header(resp, "Vary", "Origin");
+}
+
+/* Verifies the bearer token for `room` with grant `needed`. On failure fills
+ * resp (401 for a missing/invalid/expired token, 403 for a wrong room or
+ * missing grant) and returns -1. */
+static int authorize(server_t *s, const hd_http_req_t *req, const char *room, int needed, hd_token_claims_t *claims,
+                     hd_http_resp_t *resp) {
+  const char *tok;
+  size_t tl;
+  char why[256];
+  if (!req->authorization[0]) {
+    hd_http_resp_text(resp, 401, "missing Authorization: Bearer <token>\n");
+    goto unauth;
+  }
+  if (hd_token_from_bearer(req->authorization, &tok, &tl) < 0) {
+    hd_http_resp_text(resp, 401, "malformed Authorization header (want 'Bearer <token>')\n");
+    goto unauth;
+  }
+  int rc = hd_token_verify(tok, tl, secret_lookup, s, (int64_t)time(NULL), s->cfg.token_leeway, claims, why,
+                           sizeof why);
+  if (rc < 0) {
+    hd_http_resp_text(resp, 401, "invalid token: %s\n", why);
+    goto unauth;
+  }
+  if (hd_token_authorize(claims, room, needed, why, sizeof why) < 0) {
+    s->auth_failures++;
+    hd_http_resp_text(resp, 403, "forbidden: %s\n", why);
+    return -1;
+  }
+  return 0;
+unauth:
+  s->auth_failures++;
+  hd_http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"hudong\"");
+  return -1;
+}
+
+static void handle_options(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  resp->status = 204;
+  add_cors(s, req, resp);
+  if (req->origin[0] && resp->n_headers) {
+    hd_http_resp_header(resp, "Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS");
+    hd_http_resp_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match");
+    hd_http_resp_header(resp, "Access-Control-Max-Age", "600");
+  }
+  hd_http_resp_header(resp, "Accept-Post", "application/sdp");
+  hd_http_resp_header(resp, "Allow", "POST, PATCH, DELETE, OPTIONS");
+}
+
+/* /whip/{room}[/{id}] and /whep/{room}[/{id}] (RFC 9725 §4). */
+static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp, int kind, const char *rest) {
+  char room[80] = "", id[64] = "";
+  const char *slash = strchr(rest, '/');
+  size_t rl = slash ? (size_t)(slash - rest) : strlen(rest);
+  if (!valid_room(rest, rl)) {
+    hd_http_resp_text(resp, 400, "bad room name (1-64 characters of A-Z a-z 0-9 - _ .)\n");
+    return;
+  }
+  memcpy(room, rest, rl);
+  if (slash) snprintf(id, sizeof id, "%s", slash + 1);
+  const char *ep = kind == HD_SESSION_PUBLISH ? "whip" : "whep";
+  int grant = kind == HD_SESSION_PUBLISH ? HD_GRANT_PUBLISH : HD_GRANT_SUBSCRIBE;
+
+  if (!strcmp(req->method, "OPTIONS")) {
+    handle_options(s, req, resp);
+    return;
+  }
+  add_cors(s, req, resp);
+  hd_token_claims_t claims;
+  if (!strcmp(req->method, "POST") && !id[0]) {
+    if (strncasecmp(req->content_type, "application/sdp", 15) != 0) {
+      hd_http_resp_text(resp, 415, "Content-Type must be application/sdp\n");
+      return;
+    }
+    if (authorize(s, req, room, grant, &claims, resp) < 0) return;
+    char *answer = malloc(65536);
+    char err[512] = "", sid[HD_SESSION_ID_LEN + 1];
+    if (!answer) {
+      hd_http_resp_text(resp, 500, "out of memory\n");
+      return;
+    }
+    int rc = hd_node_create_session(s->node, kind, claims.key, room, req->body, req->body_len,
+                                    hd_io_now(s->loop), answer, 65536, sid, err, sizeof err);
+    if (rc < 0) {
+      int status = rc == HD_ENOTFOUND ? 404 : rc == HD_ESTATE ? 409 : rc == HD_ENOSPC ? 503 : 400;
+      if (rc == HD_ENOMEM) status = 500;
+      hd_http_resp_text(resp, status, "%s\n", err[0] ? err : hd_strerror(rc));
+      free(answer);
+      return;
+    }
+    char loc[256];
+    snprintf(loc, sizeof loc, "/%s/%s/%s", ep, room, sid);
+    hd_http_resp_body(resp, 201, "application/sdp", answer, strlen(answer));
+    hd_http_resp_header(resp, "Location", loc);
+    hd_http_resp_header(resp, "ETag", "\"1\"");
+    hd_http_resp_header(resp, "Accept-Patch", "application/trickle-ice-sdpfrag");
+    free(answer);
+    hd_rtc_udp_kick(s->udp);
+    return;
+  }
+  if (!id[0]) {
+    hd_http_resp_header(resp, "Allow", "POST, OPTIONS");
+    hd_http_resp_text(resp, 405, "%s on /%s/{room} is not allowed\n", req->method, ep);
+    return;
+  }
+  if (!strcmp(req->method, "DELETE")) {
+    if (authorize(s, req, room, grant, &claims, resp) < 0) return;
+    if (hd_node_delete_session(s->node, kind, claims.key, room, id, hd_io_now(s->loop)) < 0) {
+      hd_http_resp_text(resp, 404, "no such session\n");
+      return;
+    }
+    hd_rtc_udp_kick(s->udp);
+    hd_http_resp_text(resp, 200, "session ended\n");
+    return;
+  }
+  if (!strcmp(req->method, "PATCH")) {
+    /* Trickle ICE (RFC 9725 §4.3): as an ICE-lite server we learn the client's
+     * address from its checks, so remote candidates need no action. */
+    if (authorize(s, req, room, grant, &claims, resp) < 0) return;
+    hd_session_t *sess = hd_node_session(s->node, id);
+    if (!sess) {
+      hd_http_resp_text(resp, 404, "no such session\n");
+      return;
+    }
+    if (strncasecmp(req->content_type, "application/trickle-ice-sdpfrag", 31) != 0) {
+      hd_http_resp_text(resp, 415, "Content-Type must be application/trickle-ice-sdpfrag\n");
+      return;
+    }
+    if (strstr(req->body, "a=ice-ufrag:") && !strstr(req->body, sess->neg.remote_ufrag)) {
+      hd_http_resp_text(resp, 422, "ICE restart is not supported; create a new session\n");
+      return;
+    }
+    resp->status = 204;
+    return;
+  }
+  hd_http_resp_header(resp, "Allow", "PATCH, DELETE, OPTIONS");
+  hd_http_resp_text(resp, 405, "%s on a session is not allowed\n", req->method);
+}
+
+/* GET /api/dev-token?room=R&identity=U — only with --dev: mints a token with
+ * publish+subscribe for the demo pages. */
+static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  if (!s->cfg.dev) {
+    hd_http_resp_text(resp, 404, "the dev token endpoint is only served with --dev\n");
+    return;
+  }
+  hd_token_claims_t c;
+  memset(&c, 0, sizeof c);
+  char q[512];
+  snprintf(q, sizeof q, "%s", req->query);
+  for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+    if (!strncmp(kv, "room=", 5)) snprintf(c.room, sizeof c.room, "%s", kv + 5);
+    else if (!strncmp(kv, "identity=", 9)) snprintf(c.identity, sizeof c.identity, "%s", kv + 9);
+  }
+  if (!valid_room(c.room, strlen(c.room))) {
+    hd_http_resp_text(resp, 400, "query needs room=<name>\n");
+    return;
+  }
+  if (!c.identity[0]) snprintf(c.identity, sizeof c.identity, "dev-user");
+  snprintf(c.key, sizeof c.key, "%s", s->cfg.apps[0].key);
+  c.room_join = c.can_publish = c.can_subscribe = c.can_publish_data = 1;
+  c.iat = c.nbf = (int64_t)time(NULL);
+  c.exp = c.iat + 6 * 3600;
+  char tok[HD_TOKEN_MAX];
+  if (hd_token_mint(&c, s->cfg.apps[0].secret, tok, sizeof tok) < 0) {
+    hd_http_resp_text(resp, 500, "token mint failed\n");
+    return;
+  }
+  char body[HD_TOKEN_MAX + 64];
+  int n = snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok);
+  add_cors(s, req, resp);
+  hd_http_resp_body(resp, 200, "application/json", body, (size_t)n);
+}
+
+static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  server_t *s = ud;
+  s->http_requests++;
+  if (!strncmp(req->path, "/whip/", 6)) handle_wish(s, req, resp, HD_SESSION_PUBLISH, req->path + 6);
+  else if (!strncmp(req->path, "/whep/", 6)) handle_wish(s, req, resp, HD_SESSION_PLAY, req->path + 6);
+  else if (!strcmp(req->path, "/healthz")) hd_http_resp_text(resp, 200, "ok\n");
+  else if (!strcmp(req->path, "/metrics")) {
+    char *buf = malloc(16384);
+    if (!buf) return;
+    int n = hd_node_metrics_text(s->node, buf, 16384);
+    if (n > 0)
+      n += snprintf(buf + n, 16384 - (size_t)n,
+                    "# HELP hudong_http_requests_total HTTP requests handled.\n"
+                    "# TYPE hudong_http_requests_total counter\nhudong_http_requests_total %llu\n"
+                    "# HELP hudong_auth_failures_total Requests refused for a bad token or grant.\n"
+                    "# TYPE hudong_auth_failures_total counter\nhudong_auth_failures_total %llu\n",
+                    (unsigned long long)s->http_requests, (unsigned long long)s->auth_failures);
+    hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, n > 0 ? (size_t)n : 0);
+    free(buf);
+  } else if (!strcmp(req->path, "/api/dev-token")) handle_dev_token(s, req, resp);
+  else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))
+    hd_http_resp_text(resp, 400, "the endpoint is %s/{room}\n", req->path);
+  if (resp->status >= 400) s->http_errors++;
+}
+
+static void on_signal(uv_signal_t *h, int sig) {
+  server_t *s = h->data;
+  HD_LOGI("serve", "signal %d: shutting down", sig);
+  uv_stop(s->loop);
+}
+
+static int dir_has(const char *dir, const char *file) {
+  char p[1024];
+  struct stat st;
+  snprintf(p, sizeof p, "%s/%s", dir, file);
+  return stat(p, &st) == 0;
+}
+
+/* Finds web/: --config or ./web, else next to the binary (build/../web). */
+static void find_web_root(hd_config_t *c, const char *argv0) {
+  if (c->web_root[0]) return;
+  if (dir_has("web", "publish.html")) {
+    snprintf(c->web_root, sizeof c->web_root, "web");
+    return;
+  }
+  char exe[512];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    char *sl = strrchr(exe, '/');
+    if (sl) {
+      *sl = 0;
+      char cand[600];
+      snprintf(cand, sizeof cand, "%s/../web", exe);
+      if (dir_has(cand, "publish.html")) {
+        snprintf(c->web_root, sizeof c->web_root, "%s", cand);
+        return;
+      }
+    }
+  }
+  (void)argv0;
+}
+
+static void usage_serve(void) {
+  fprintf(stderr, "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--config FILE] [--dev]\n"
+                  "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
+                  "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
+                  "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
+}
+
+int hd_cmd_serve(int argc, char **argv) {
+  server_t s;
+  memset(&s, 0, sizeof s);
+  hd_config_defaults(&s.cfg);
+  const char *config = NULL, *listen = NULL, *rtc_ip = NULL;
+  int rtc_port = -1;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+    else if (!strcmp(argv[i], "--listen") && i + 1 < argc) listen = argv[++i];
+    else if (!strcmp(argv[i], "--rtc-port") && i + 1 < argc) rtc_port = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--rtc-ip") && i + 1 < argc) rtc_ip = argv[++i];
+    else if (!strcmp(argv[i], "--dev")) s.cfg.dev = 1;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage_serve();
+      return 0;
+    } else {
+      fprintf(stderr, "hudong serve: unknown option '%s'\n", argv[i]);
+      usage_serve();
+      return 2;
+    }
+  }
+  char err[512] = "";
+  if (config && hd_config_load(&s.cfg, config, err, sizeof err) < 0) {
+    fprintf(stderr, "hudong serve: %s\n", err);
+    return 2;
+  }
+  if (listen && hd_config_parse_hostport(listen, s.cfg.listen_host, sizeof s.cfg.listen_host, &s.cfg.listen_port)) {
+    fprintf(stderr, "hudong serve: bad --listen '%s' (want HOST:PORT)\n", listen);
+    return 2;
+  }
+  if (rtc_port >= 0) s.cfg.rtc_port = rtc_port;
+  if (rtc_ip) snprintf(s.cfg.rtc_ip, sizeof s.cfg.rtc_ip, "%s", rtc_ip);
+  if (s.cfg.dev) {
+    int have = 0;
+    for (int i = 0; i < s.cfg.n_apps; i++) have |= !strcmp(s.cfg.apps[i].key, "devkey");
+    if (!have && s.cfg.n_apps < HD_MAX_APPS) {
+      memmove(&s.cfg.apps[1], &s.cfg.apps[0], (size_t)s.cfg.n_apps * sizeof s.cfg.apps[0]);
+      snprintf(s.cfg.apps[0].key, sizeof s.cfg.apps[0].key, "devkey");
+      snprintf(s.cfg.apps[0].secret, sizeof s.cfg.apps[0].secret, "devsecret");
+      s.cfg.n_apps++;
+    }
+    fprintf(stderr, "hudong: DEVELOPMENT MODE: API key 'devkey', secret 'devsecret'; any CORS origin; "
+                    "token endpoint /api/dev-token is on. Do not use in production.\n");
+  }
+  if (s.cfg.n_apps == 0) {
+    fprintf(stderr, "hudong serve: no apps configured: give --dev, or a --config with \"apps\": "
+                    "[{\"key\": ..., \"secret\": ...}]\n");
+    return 2;
+  }
+  if (!s.cfg.rtc_bind[0]) snprintf(s.cfg.rtc_bind, sizeof s.cfg.rtc_bind, "%s", s.cfg.listen_host);
+  if (!s.cfg.rtc_ip[0])
+    snprintf(s.cfg.rtc_ip, sizeof s.cfg.rtc_ip, "%s",
+             strcmp(s.cfg.rtc_bind, "0.0.0.0") ? s.cfg.rtc_bind : "127.0.0.1");
+  find_web_root(&s.cfg, argv[0]);
+
+  signal(SIGPIPE, SIG_IGN);
+  s.loop = uv_default_loop();
+  int rc = hd_dtls_cert_generate(&s.cert);
+  if (rc < 0) {
+    fprintf(stderr, "hudong serve: certificate generation failed: %s\n", hd_strerror(rc));
+    return 1;
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  hd_time_t wall_now = (hd_time_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+  hd_node_config_t ncfg = {.rtc_ip = s.cfg.rtc_ip,
+                           .rtc_port = (uint16_t)s.cfg.rtc_port,
+                           .max_sessions = s.cfg.max_sessions,
+                           .max_viewers = s.cfg.max_viewers,
+                           .wall_offset = wall_now - hd_io_now(s.loop)};
+  if ((rc = hd_node_new(&s.node, &ncfg, s.cert)) < 0) {
+    fprintf(stderr, "hudong serve: node init failed: %s\n", hd_strerror(rc));
+    return 1;
+  }
+  if ((rc = hd_rtc_udp_start(&s.udp, s.loop, s.node, s.cfg.rtc_bind, s.cfg.rtc_port)) < 0) {
+    fprintf(stderr, "hudong serve: cannot bind UDP %s:%d\n", s.cfg.rtc_bind, s.cfg.rtc_port);
+    return 1;
+  }
+  if (s.cfg.rtc_port == 0) { /* ephemeral port: announce the one we got */
+    s.cfg.rtc_port = hd_rtc_udp_port(s.udp);
+    hd_node_set_rtc_port(s.node, (uint16_t)s.cfg.rtc_port);
+  }
+  hd_http_config_t hcfg = {.host = s.cfg.listen_host,
+                           .port = s.cfg.listen_port,
+                           .web_root = s.cfg.web_root[0] ? s.cfg.web_root : NULL,
+                           .body_cap = s.cfg.body_cap,
+                           .handler = handler,
+                           .ud = &s};
+  if ((rc = hd_http_server_start(&s.http, s.loop, &hcfg)) < 0) {
+    fprintf(stderr, "hudong serve: cannot listen on %s:%d\n", s.cfg.listen_host, s.cfg.listen_port);
+    return 1;
+  }
+  uv_signal_init(s.loop, &s.sigint);
+  uv_signal_init(s.loop, &s.sigterm);
+  s.sigint.data = s.sigterm.data = &s;
+  uv_signal_start(&s.sigint, on_signal, SIGINT);
+  uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+  fprintf(stderr, "hudong: serving http://%s:%d (web: %s), media UDP %s:%d (announced %s)\n", s.cfg.listen_host,
+          s.cfg.listen_port, s.cfg.web_root[0] ? s.cfg.web_root : "none", s.cfg.rtc_bind, s.cfg.rtc_port,
+          s.cfg.rtc_ip);
+  fprintf(stderr, "hudong: publish: http://%s:%d/publish.html  play: http://%s:%d/play.html\n", s.cfg.listen_host,
+          s.cfg.listen_port, s.cfg.listen_host, s.cfg.listen_port);
+  uv_run(s.loop, UV_RUN_DEFAULT);
+
+  /* orderly shutdown: sessions closed (close_notify sent), handles closed */
+  hd_http_server_stop(s.http);
+  hd_node_close_all(s.node, "node shutdown");
+  hd_rtc_udp_stop(s.udp); /* drains the close_notify alerts first */
+  hd_node_free(s.node);
+  uv_close((uv_handle_t *)&s.sigint, NULL);
+  uv_close((uv_handle_t *)&s.sigterm, NULL);
+  uv_run(s.loop, UV_RUN_DEFAULT);
+  uv_loop_close(s.loop);
+  hd_dtls_cert_free(s.cert);
+  fprintf(stderr, "hudong: stopped\n");
+  return 0;
+}

@@ -1,0 +1,155 @@
+/* UDP media port on libuv (see rtc_udp.h). recvmmsg batching is enabled where
+ * libuv supports it; sends are non-blocking try_send, a full socket buffer
+ * drops and counts. */
+#include "io/rtc_udp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+
+/* libuv splits the receive buffer into 64 KiB slots for recvmmsg */
+#define RX_SLOT (64 * 1024)
+#define RECV_BATCH 16
+
+struct hd_rtc_udp {
+  uv_udp_t udp;
+  uv_timer_t timer;
+  hd_node_t *node;
+  int port;
+  int closing;
+  uint8_t *rxbuf;
+};
+
+hd_time_t hd_io_now(uv_loop_t *loop) {
+  (void)loop;
+  return (hd_time_t)(uv_hrtime() / 1000);
+}
+
+static void drain(hd_rtc_udp_t *u) {
+  hd_txq_t *q = hd_node_txq(u->node);
+  hd_node_stats_t *st = hd_node_stats(u->node);
+  hd_datagram_t *d;
+  while ((d = hd_txq_peek(q)) != NULL) {
+    uv_buf_t b = uv_buf_init((char *)d->data, (unsigned)d->len);
+    int rc = uv_udp_try_send(&u->udp, &b, 1, (const struct sockaddr *)&d->to);
+    if (rc >= 0) {
+      st->packets_out++;
+      st->bytes_out += d->len;
+    } else {
+      st->drop_send_error++;
+    }
+    hd_txq_pop(q);
+  }
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void rearm(hd_rtc_udp_t *u) {
+  if (u->closing) return;
+  hd_time_t next = hd_node_next_timeout(u->node);
+  if (next == HD_TIME_NEVER) {
+    uv_timer_stop(&u->timer);
+    return;
+  }
+  hd_time_t now = hd_io_now(u->udp.loop);
+  uint64_t ms = next <= now ? 0 : (uint64_t)((next - now + 999) / 1000);
+  uv_timer_start(&u->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+  hd_rtc_udp_t *u = t->data;
+  hd_node_handle_timeout(u->node, hd_io_now(t->loop));
+  drain(u);
+  rearm(u);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  hd_rtc_udp_t *u = h->data;
+  buf->base = (char *)u->rxbuf;
+  buf->len = (unsigned)(RECV_BATCH * RX_SLOT);
+}
+
+static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags) {
+  hd_rtc_udp_t *u = h->data;
+  if (nread > 0 && addr) {
+    socklen_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    hd_node_feed(u->node, (uint8_t *)buf->base, (size_t)nread, addr, alen, hd_io_now(h->loop));
+    drain(u);
+  }
+  /* with recvmmsg, each datagram comes flagged UV_UDP_MMSG_CHUNK and a final
+   * call ends the batch: re-arm the timer once per batch */
+  if (!(flags & UV_UDP_MMSG_CHUNK)) rearm(u);
+}
+
+int hd_rtc_udp_start(hd_rtc_udp_t **out, uv_loop_t *loop, hd_node_t *node, const char *host, int port) {
+  hd_rtc_udp_t *u = calloc(1, sizeof *u);
+  if (!u) return HD_ENOMEM;
+  u->rxbuf = malloc(RECV_BATCH * RX_SLOT);
+  if (!u->rxbuf) {
+    free(u);
+    return HD_ENOMEM;
+  }
+  u->node = node;
+  struct sockaddr_storage ss;
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+    free(u->rxbuf);
+    free(u);
+    return HD_EINVAL;
+  }
+  uv_udp_init_ex(loop, &u->udp, (unsigned)ss.ss_family | UV_UDP_RECVMMSG);
+  u->udp.data = u;
+  uv_timer_init(loop, &u->timer);
+  u->timer.data = u;
+  int rc = uv_udp_bind(&u->udp, (const struct sockaddr *)&ss, 0);
+  if (rc == 0) {
+    int sz = 4 << 20;
+    uv_recv_buffer_size((uv_handle_t *)&u->udp, &sz);
+    sz = 4 << 20;
+    uv_send_buffer_size((uv_handle_t *)&u->udp, &sz);
+    rc = uv_udp_recv_start(&u->udp, on_alloc, on_recv);
+  }
+  if (rc != 0) {
+    HD_LOGE("rtc", "cannot bind UDP %s:%d: %s", host, port, uv_strerror(rc));
+    u->closing = 1;
+    uv_close((uv_handle_t *)&u->udp, NULL);
+    uv_close((uv_handle_t *)&u->timer, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    free(u->rxbuf);
+    free(u);
+    return HD_EIO;
+  }
+  struct sockaddr_storage bound;
+  int blen = sizeof bound;
+  uv_udp_getsockname(&u->udp, (struct sockaddr *)&bound, &blen);
+  u->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                              : ((struct sockaddr_in *)&bound)->sin_port);
+  *out = u;
+  return 0;
+}
+
+int hd_rtc_udp_port(const hd_rtc_udp_t *u) { return u->port; }
+
+void hd_rtc_udp_kick(hd_rtc_udp_t *u) {
+  drain(u);
+  rearm(u);
+}
+
+static void on_closed(uv_handle_t *h) {
+  hd_rtc_udp_t *u = h->data;
+  if (++u->closing == 3) {
+    free(u->rxbuf);
+    free(u);
+  }
+}
+
+void hd_rtc_udp_stop(hd_rtc_udp_t *u) {
+  if (!u) return;
+  drain(u);
+  u->closing = 1;
+  uv_timer_stop(&u->timer);
+  uv_udp_recv_stop(&u->udp);
+  uv_close((uv_handle_t *)&u->udp, on_closed);
+  uv_close((uv_handle_t *)&u->timer, on_closed);
+}
