@@ -271,7 +271,7 @@ static void find_web_root(hd_config_t *c, const char *argv0) {
     snprintf(c->web_root, sizeof c->web_root, "web");
     return;
   }
-  char exe[512];
+  char exe[400];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
     exe[n] = 0;
@@ -280,8 +280,8 @@ static void find_web_root(hd_config_t *c, const char *argv0) {
       *sl = 0;
       char cand[600];
       snprintf(cand, sizeof cand, "%s/../web", exe);
-      if (dir_has(cand, "publish.html")) {
-        snprintf(c->web_root, sizeof c->web_root, "%s", cand);
+      if (strlen(cand) < sizeof c->web_root && dir_has(cand, "publish.html")) {
+        memcpy(c->web_root, cand, strlen(cand) + 1);
         return;
       }
     }
