@@ -82,6 +82,7 @@ int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr 
     hd_datagram_t *d = hd_txq_reserve(p->txq);
     uint8_t scratch[HD_DATAGRAM_MAX];
     size_t rlen = 0;
+    uint64_t checks_before = p->ice.n_checks;
     int rc = hd_ice_feed(&p->ice, buf, *len, from, fromlen, now, d ? d->data : scratch,
                          d ? sizeof d->data : sizeof scratch, &rlen);
     if (rc < 0) {
@@ -95,7 +96,8 @@ int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr 
       p->stats.tx_packets++;
       p->stats.tx_bytes += rlen;
     }
-    if (rc == 1) *ice_ok = 1;
+    /* rc == 1 also for error responses (420/487): only a valid check counts */
+    if (rc == 1 && p->ice.n_checks > checks_before) *ice_ok = 1;
     flush_dtls(p); /* a path may exist now (client role has a ClientHello waiting) */
     return HD_PEER_PKT_NONE;
   }

@@ -1,0 +1,100 @@
+// Shared helpers for the e2e tests: start `hudong serve --dev` on free ports,
+// launch Debian's Chromium with fake media, poll page state.
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const root = path.resolve(here, '../..');
+export const hudongBin = process.env.HUDONG_BIN || path.join(root, 'build/hudong');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Picks a free UDP+TCP port pair by binding port 0.
+async function freePort() {
+  const s = createSocket('udp4');
+  await new Promise((r) => s.bind(0, '127.0.0.1', r));
+  const p = s.address().port;
+  s.close();
+  return p;
+}
+
+export async function startServer(extraArgs = []) {
+  const httpPort = await freePort();
+  const rtcPort = await freePort();
+  const proc = spawn(hudongBin, ['serve', '--dev', '--listen', `127.0.0.1:${httpPort}`, '--rtc-port', String(rtcPort), ...extraArgs], {
+    cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const base = `http://127.0.0.1:${httpPort}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(`${base}/healthz`);
+      if (r.ok) return { proc, base, httpPort, rtcPort, log: () => log };
+    } catch { /* not up yet */ }
+    if (proc.exitCode !== null) break;
+    await sleep(100);
+  }
+  proc.kill('SIGKILL');
+  throw new Error(`hudong serve did not start:\n${log}`);
+}
+
+export async function stopServer(srv) {
+  if (!srv || srv.proc.exitCode !== null) return srv ? srv.proc.exitCode : 0;
+  srv.proc.kill('SIGTERM');
+  const code = await new Promise((resolve) => {
+    const t = setTimeout(() => { srv.proc.kill('SIGKILL'); resolve(-9); }, 5000);
+    srv.proc.on('exit', (c) => { clearTimeout(t); resolve(c); });
+  });
+  return code;
+}
+
+export async function launchBrowser() {
+  const profile = mkdtempSync(path.join(tmpdir(), 'hudong-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      '--disable-quic', '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+  ctx.__profile = profile;
+  return ctx;
+}
+
+export async function closeBrowser(ctx) {
+  if (!ctx) return;
+  await ctx.close().catch(() => {});
+  rmSync(ctx.__profile, { recursive: true, force: true });
+}
+
+// Polls page.evaluate(fn) until pred(value) or timeout; returns the last value.
+export async function waitFor(page, fn, pred, timeoutMs, what) {
+  const t0 = Date.now();
+  let v;
+  while (Date.now() - t0 < timeoutMs) {
+    v = await page.evaluate(fn);
+    if (pred(v)) return v;
+    await sleep(200);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${JSON.stringify(v)}`);
+}
+
+export async function metrics(base) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out[line.slice(0, i)] = Number(line.slice(i + 1));
+  }
+  return out;
+}

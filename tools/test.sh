@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs every test layer of DESIGN §7 and ends with one summary line:
+#   "summary: N passed, N failed"
+# Layers: format check; normal build (unit, integration, e2e); ASan+UBSan build
+# (unit, integration); libFuzzer targets, each briefly on its seed corpus.
+# FUZZ_SECONDS (default 20) sets the time per fuzz target.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+passed=0
+failed=0
+failures=()
+
+count_ctest() { # $1 = log file, $2 = phase name
+  local line
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -1)
+  if [ -z "$line" ]; then
+    failed=$((failed + 1)); failures+=("$2: ctest did not run"); return
+  fi
+  local f t
+  f=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/')
+  t=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/')
+  passed=$((passed + t - f)); failed=$((failed + f))
+  if [ "$f" != 0 ]; then failures+=("$2: $f failed"); fi
+}
+
+step() { echo; echo "=== $* ==="; }
+
+step "format check"
+if bash tools/format-check.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("format-check"); fi
+
+step "build (RelWithDebInfo)"
+if cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build build -j"$JOBS"; then
+  step "unit + integration + e2e (normal build)"
+  (cd build && ctest --output-on-failure --timeout 600) 2>&1 | tee build/ctest.log
+  count_ctest build/ctest.log "normal build"
+else
+  failed=$((failed + 1)); failures+=("build")
+fi
+
+step "build (ASan+UBSan)"
+if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHD_SANITIZE=ON >/dev/null && cmake --build build-asan -j"$JOBS"; then
+  step "unit + integration under ASan+UBSan"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --output-on-failure --timeout 600 -LE e2e) 2>&1 | tee build-asan/ctest.log
+  count_ctest build-asan/ctest.log "asan build"
+else
+  failed=$((failed + 1)); failures+=("asan build")
+fi
+
+step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
+if CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DHD_FUZZ=ON >/dev/null && cmake --build build-fuzz -j"$JOBS"; then
+  for fz in build-fuzz/fuzz_*; do
+    [ -x "$fz" ] || continue
+    name=$(basename "$fz")
+    corpus=tests/fuzz/corpus/$name
+    work=$(mktemp -d)
+    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null
+    if "$fz" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$work" >"build-fuzz/$name.log" 2>&1; then
+      echo "fuzz $name: ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "build-fuzz/$name.log" || tail -1 "build-fuzz/$name.log"))"
+      passed=$((passed + 1))
+    else
+      echo "fuzz $name: FAILED"; tail -40 "build-fuzz/$name.log"
+      failed=$((failed + 1)); failures+=("fuzz $name")
+    fi
+    rm -rf "$work"
+  done
+else
+  failed=$((failed + 1)); failures+=("fuzz build")
+fi
+
+echo
+if [ "${#failures[@]}" -gt 0 ]; then printf 'failed: %s\n' "${failures[@]}"; fi
+echo "summary: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,71 @@
+// WHIP (RFC 9725) / WHEP client helpers shared by publish.html and play.html.
+// Non-trickle: we wait for ICE gathering to finish (the server is ICE-lite and
+// learns our address from our checks anyway), POST the offer, apply the answer.
+
+export async function devToken(room, identity) {
+  const r = await fetch(`/api/dev-token?room=${encodeURIComponent(room)}&identity=${encodeURIComponent(identity)}`);
+  if (!r.ok) throw new Error(`token endpoint: ${r.status} ${await r.text()}`);
+  return (await r.json()).token;
+}
+
+function waitGathering(pc, ms = 2000) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    pc.addEventListener('icegatheringstatechange', () => {
+      if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+    });
+  });
+}
+
+// Posts pc's offer to `url`; returns the session resource URL (Location).
+export async function negotiate(pc, url, token) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitGathering(pc);
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+    body: pc.localDescription.sdp,
+  });
+  const body = await r.text();
+  if (r.status !== 201) throw new Error(`${url}: ${r.status} ${body.trim()}`);
+  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  return new URL(r.headers.get('Location'), url).toString();
+}
+
+export async function endSession(resource, token) {
+  if (!resource) return;
+  await fetch(resource, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` } });
+}
+
+// Collects the numbers a person (and the e2e test) looks at.
+export async function summarize(pc) {
+  const out = { state: pc.connectionState, ice: pc.iceConnectionState };
+  const stats = await pc.getStats();
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp') {
+      out[`in_${s.kind}`] = {
+        packetsReceived: s.packetsReceived, packetsLost: s.packetsLost, bytesReceived: s.bytesReceived,
+        framesDecoded: s.framesDecoded, frameWidth: s.frameWidth, frameHeight: s.frameHeight,
+        jitter: s.jitter, nackCount: s.nackCount, pliCount: s.pliCount, freezeCount: s.freezeCount,
+        concealedSamples: s.concealedSamples, totalSamplesReceived: s.totalSamplesReceived,
+        codec: s.codecId && stats.get(s.codecId) ? stats.get(s.codecId).mimeType : undefined,
+      };
+    } else if (s.type === 'outbound-rtp') {
+      out[`out_${s.kind}`] = {
+        packetsSent: s.packetsSent, bytesSent: s.bytesSent, framesEncoded: s.framesEncoded,
+        frameWidth: s.frameWidth, frameHeight: s.frameHeight, nackCount: s.nackCount, pliCount: s.pliCount,
+        targetBitrate: s.targetBitrate, qualityLimitationReason: s.qualityLimitationReason,
+      };
+    } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+      out.rttMs = s.currentRoundTripTime !== undefined ? Math.round(s.currentRoundTripTime * 1000) : undefined;
+      out.availableOutgoingBitrate = s.availableOutgoingBitrate;
+    }
+  });
+  return out;
+}
+
+export function param(name, dflt) {
+  const v = new URLSearchParams(location.search).get(name);
+  return v === null ? dflt : v;
+}
