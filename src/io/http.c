@@ -130,7 +130,8 @@ static int serve_static(hd_http_server_t *s, struct lws *wsi, const char *path) 
   snprintf(file, sizeof file, "%s%s", s->web_root, rel);
   struct stat st;
   if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) return 1;
-  int n = lws_serve_http_file(wsi, file, mime_for(file), "cache-control: no-cache\r\n", 24);
+  static const char extra[] = "cache-control: no-cache\r\n";
+  int n = lws_serve_http_file(wsi, file, mime_for(file), extra, (int)strlen(extra));
   if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) return -1;
   return 0;
 }
