@@ -30,7 +30,7 @@ export async function negotiate(pc, url, token) {
   const body = await r.text();
   if (r.status !== 201) throw new Error(`${url}: ${r.status} ${body.trim()}`);
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
-  return new URL(r.headers.get('Location'), url).toString();
+  return new URL(r.headers.get('Location'), new URL(url, location.href)).toString();
 }
 
 export async function endSession(resource, token) {
