@@ -75,8 +75,9 @@ void hd_rtcp_iter_init(hd_rtcp_iter_t *it, const uint8_t *buf, size_t len);
  * version, padding or a length that runs past the buffer (HD_ETRUNC). Unknown
  * packet types are returned too; callers skip them. */
 int hd_rtcp_next(hd_rtcp_iter_t *it, hd_rtcp_pkt_t *out);
-/* Validates a whole datagram: every header well-formed, lengths add up exactly,
- * only the last packet padded. With require_compound, the first packet must be
+/* Validates a whole datagram: every header well-formed and lengths add up
+ * exactly (padding is tolerated on any packet: libwebrtc pads TWCC feedback that
+ * way). With require_compound, the first packet must be
  * SR or RR (RFC 3550 §6.1); without it reduced-size RTCP (RFC 5506) passes too.
  * Returns the number of packets or a negative error. */
 int hd_rtcp_validate(const uint8_t *buf, size_t len, int require_compound);
