@@ -589,7 +589,9 @@ int hd_rtcp_build_twcc(uint32_t sender_ssrc, uint32_t media_ssrc, uint8_t fb_cou
     while (k + run < count && run < 0x1fff && tw_step(&rl, k + run, NULL) == sym[0]) run++;
 
     uint32_t take;
-    if (run >= 14 || (has_large && run >= 7)) {
+    /* A run reaching the end costs one chunk however short (libwebrtc does the
+     * same, which keeps our output byte-identical for the common case). */
+    if (run >= 14 || k + run == count || (has_large && run >= 7)) {
       hd_wr_u16(&w, (uint16_t)((sym[0] << 13) | run));
       take = run;
     } else if (!has_large) {
