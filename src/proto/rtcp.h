@@ -254,7 +254,7 @@ typedef struct {
  * reference time = recv[0].arrival / 64 ms. Chunks are chosen among run-length
  * and 1-/2-bit status vectors. If a delta between consecutive packets does not
  * fit 16 bits of 250 µs (or the seq span exceeds 16 bits) the packet ends early:
- * *used tells how many of recv went in (the caller sends the rest in the next
+ * *used (may be NULL) tells how many of recv went in (the caller sends the rest in the next
  * feedback). Returns the bytes written, HD_ENOSPC, or HD_EINVAL (n == 0,
  * not ascending). */
 int hd_rtcp_build_twcc(uint32_t sender_ssrc, uint32_t media_ssrc, uint8_t fb_count,
