@@ -109,6 +109,19 @@ typedef struct {
  * the peer negotiated no supported SRTP profile, HD_ECRYPTO on exporter failure. */
 int hd_dtls_srtp_keys(const hd_dtls_t *d, hd_dtls_srtp_keys_t *out);
 
+/* Largest application payload hd_dtls_send() takes (one record in one datagram). */
+#define HD_DTLS_MAX_APP_DATA 1400
+
+/* Sends application data (e.g. SCTP for data channels, RFC 8261) as one record in
+ * one datagram, taken with hd_dtls_poll(). Returns len, HD_EINVAL (empty/too long),
+ * HD_ESTATE unless CONNECTED, HD_ECRYPTO. */
+int hd_dtls_send(hd_dtls_t *d, const uint8_t *data, size_t len);
+
+/* Takes the next received application record (queued by hd_dtls_feed, at most 64
+ * kept; more are dropped). Returns its length, 0 when none, HD_ENOSPC if cap is too
+ * small (the record stays queued). */
+int hd_dtls_recv(hd_dtls_t *d, uint8_t *out, size_t cap);
+
 /* Queues a close_notify alert (take it with hd_dtls_poll()); state becomes CLOSED.
  * Returns 0 or HD_ESTATE if already closed/failed. */
 int hd_dtls_close(hd_dtls_t *d);
