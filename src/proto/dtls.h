@@ -66,11 +66,14 @@ int hd_dtls_new(hd_dtls_t **out, hd_dtls_cert_t *cert, int is_server, const char
  * meant for tests, where the ClientHello is rebuilt). Returns 0, HD_EINVAL or HD_ESTATE. */
 int hd_dtls_set_srtp_profiles(hd_dtls_t *d, const char *profiles);
 
-/* Processes one received DTLS datagram (RFC 7983 demux is the caller's job).
- * Returns 0 when consumed (also for ignorable input after CONNECTED, e.g. a retransmitted
- * Finished or application data, which is discarded), HD_EPROTO for a datagram that is
- * not DTLS or fails the handshake (state then FAILED if the handshake cannot go on),
- * HD_EAUTH on fingerprint mismatch (state FAILED), HD_ESTATE when FAILED/CLOSED. */
+/* Processes one received DTLS datagram (RFC 7983 demux is the caller's job); the
+ * buffer is only lent for the call. Returns 0 when consumed — also for input that
+ * is harmless after CONNECTED, e.g. a peer's retransmitted Finished (answered by
+ * re-sending our last flight) or application data (queued for hd_dtls_recv).
+ * Returns HD_EPROTO for a datagram that is not a sequence of DTLS records (dropped,
+ * state unchanged) or that breaks the handshake/record layer (state FAILED),
+ * HD_EAUTH on fingerprint mismatch (state FAILED, alert queued for the peer),
+ * HD_ESTATE when already FAILED/CLOSED. A peer's close_notify makes the state CLOSED. */
 int hd_dtls_feed(hd_dtls_t *d, const uint8_t *rec, size_t len, hd_time_t now);
 
 /* Copies the next datagram to send into out. Returns its length, 0 when none is

@@ -58,6 +58,7 @@ static int map_err(srtp_err_status_t st) {
   case srtp_err_status_bad_param:
   case srtp_err_status_parse_err:
   case srtp_err_status_bad_mki:
+  case srtp_err_status_cant_check: /* SRTCP with the E flag clear: not our policy */
     return HD_EPROTO;
   case srtp_err_status_alloc_fail:
     return HD_ENOMEM;
