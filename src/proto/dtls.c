@@ -39,7 +39,6 @@
 #include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/time.h>
 
 #include "base/err.h"
@@ -97,7 +96,6 @@ struct hd_dtls {
   int retries;
   int timer_fresh;           /* OpenSSL started a timer for a new flight */
   struct timeval *ossl_tv;   /* OpenSSL 3.0/3.1: its next-timeout field */
-  int in_handle_timeout;
 
   char profiles[96];
   hd_time_t last_now;

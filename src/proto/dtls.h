@@ -1,10 +1,13 @@
 /* DTLS 1.2 (RFC 6347) for WebRTC DTLS-SRTP (RFC 5764, RFC 8827/8842), sans-IO.
  *
- * OpenSSL 3 does the record layer and handshake over memory BIOs: the caller
- * feeds received datagrams in with hd_dtls_feed() and takes datagrams to send
- * out with hd_dtls_poll(). Retransmission runs on the caller's clock: the
+ * OpenSSL 3 does the record layer and handshake over an in-memory datagram BIO:
+ * the caller feeds received datagrams in with hd_dtls_feed() and takes datagrams
+ * to send out with hd_dtls_poll() (one datagram per call, records of a flight
+ * packed up to HD_DTLS_MTU). Retransmission runs on the caller's clock: the
  * module keeps its own RTO schedule (hd_dtls_next_timeout /
- * hd_dtls_handle_timeout) instead of OpenSSL's wall-clock timer.
+ * hd_dtls_handle_timeout) instead of OpenSSL's wall-clock timer (exact with
+ * OpenSSL 3.0/3.1; other versions fall back to OpenSSL's timer, see dtls.c).
+ * Only certificate generation reads the wall clock (validity dates).
  *
  * Peers authenticate with self-signed certificates whose SHA-256 fingerprint
  * travels in SDP (a=fingerprint, RFC 8122 §5); a mismatch fails the session.
