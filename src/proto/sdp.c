@@ -101,8 +101,10 @@ __attribute__((format(printf, 2, 3))) static int fail(pctx_t *c, const char *fmt
 /* Bounded copy of a span into a fixed char array; over-long is an error naming `what`. */
 static int cpy(pctx_t *c, char *dst, size_t cap, span_t s, const char *what) {
   if (s.n >= cap) return fail(c, "%s too long (max %zu characters)", what, cap - 1);
-  memcpy(dst, s.p, s.n);
-  dst[s.n] = '\0';
+  if (s.n) memcpy(dst, s.p, s.n);
+  /* zero the tail too: a value overwritten by a shorter one leaves no stale bytes, so
+   * equal descriptions are equal structs (the fuzzer checks parse(write(x)) == x) */
+  memset(dst + s.n, 0, cap - s.n);
   return 0;
 }
 
