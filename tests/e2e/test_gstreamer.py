@@ -6,6 +6,10 @@ Pass: the viewer decodes >= 100 VP8 frames and some Opus audio within 15 s of
 connecting; both sessions end with DELETE, /metrics then shows 0 sessions, and
 the server exits 0 on SIGTERM.
 
+`test_gstreamer.py --publish BASE_URL ROOM` only publishes (to a server someone
+else runs) until SIGTERM, then DELETEs its session: gst_chromium.test.mjs uses
+it to play a GStreamer stream in Chromium.
+
 Run with Debian's /usr/bin/python3 (python3-gi + GStreamer 1.22). HUDONG_BIN
 points at the binary (default: build/hudong under the repo root). A global
 watchdog kills the test after 55 s so it can never hang a CI run.
@@ -35,6 +39,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HUDONG_BIN = os.environ.get("HUDONG_BIN") or os.path.join(ROOT, "build", "hudong")
 ROOM = "gst-e2e"
 WATCHDOG_S = 55.0
+PUBLISH_MAX_S = 120.0  # --publish mode: stop by itself after this long
 DECODE_WINDOW_S = 15.0
 MIN_VIDEO_FRAMES = 100
 PUB_GAUGE = 'hudong_sessions{kind="publish"}'
@@ -501,13 +506,41 @@ def main():
     log(f"server exited 0; total {time.monotonic() - T0:.2f} s")
 
 
-if __name__ == "__main__":
-    wd = threading.Timer(WATCHDOG_S, watchdog)
+def publish_only(base, room):
+    """`--publish BASE ROOM`: publish with WHIP to an already running server until
+    SIGTERM/SIGINT, then DELETE the session. Used by gst_chromium.test.mjs."""
+    global ROOM
+    ROOM = room
+    Gst.init(None)
+    pub = make_publisher()
+    try:
+        pub.negotiate(base, "whip")
+        pub.wait_connected(10)
+        print(f"PUBLISHING {pub.location}", flush=True)
+        stop = {"sig": None}
+
+        def on_signal(sig):
+            stop["sig"] = sig
+            return False
+
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, on_signal, signal.SIGTERM)
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, on_signal, signal.SIGINT)
+        run_until(lambda: stop["sig"] is not None or pub.state != GstWebRTC.WebRTCPeerConnectionState.CONNECTED,
+                  PUBLISH_MAX_S, "a signal to stop publishing")
+        if stop["sig"] is None:
+            fail(f"publisher: connection-state went {pub.state.value_nick} while publishing")
+        pub.delete()
+    finally:
+        pub.pipe.set_state(Gst.State.NULL)
+
+
+def run(fn, *args, watchdog_s=WATCHDOG_S):
+    wd = threading.Timer(watchdog_s, watchdog)
     wd.daemon = True
     wd.start()
     ok = False
     try:
-        main()
+        fn(*args)
         ok = True
     except TestFailure as e:
         print(f"FAIL: {e}", flush=True)
@@ -525,5 +558,15 @@ if __name__ == "__main__":
                 os.unlink(_server["log"])
             except OSError:
                 pass
+    return ok
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--publish":
+        WATCHDOG_S = PUBLISH_MAX_S + 10
+        sys.exit(0 if run(publish_only, sys.argv[2], sys.argv[3], watchdog_s=WATCHDOG_S) else 1)
+    if len(sys.argv) != 1:
+        sys.exit("usage: test_gstreamer.py [--publish BASE_URL ROOM]")
+    ok = run(main)
     print("1 passed, 0 failed" if ok else "0 passed, 1 failed", flush=True)
     sys.exit(0 if ok else 1)
