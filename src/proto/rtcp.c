@@ -576,7 +576,7 @@ int hd_rtcp_build_twcc(uint32_t sender_ssrc, uint32_t media_ssrc, uint8_t fb_cou
   tw_cur_t cur = {recv, m, base, 0, ref * HD_TWCC_REF_US};
   uint32_t k = 0;
   while (k < count && !w.err) {
-    uint8_t sym[14];
+    uint8_t sym[14] = {0};
     uint32_t avail = count - k < 14 ? count - k : 14;
     tw_cur_t la = cur;
     int has_large = 0;
