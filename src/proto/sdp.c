@@ -215,7 +215,7 @@ static hd_sdp_codec_t *codec_get(pctx_t *c, uint8_t pt) {
 /* a=rtpmap:<pt> <name>/<clock>[/<channels>] */
 static int parse_rtpmap(pctx_t *c, span_t v) {
   span_t ptt, enc;
-  uint8_t pt;
+  uint8_t pt = 0;
   if (!next_tok(&v, &ptt) || !next_tok(&v, &enc)) return fail(c, "bad a=rtpmap");
   if (parse_pt(c, ptt, "a=rtpmap", &pt) < 0) return HD_EPROTO;
   span_t part[3];
@@ -244,7 +244,7 @@ static int parse_rtpmap(pctx_t *c, span_t v) {
 
 static int parse_fmtp(pctx_t *c, span_t v) {
   span_t ptt;
-  uint8_t pt;
+  uint8_t pt = 0;
   if (!next_tok(&v, &ptt)) return fail(c, "bad a=fmtp");
   v = span_trim(v);
   uint64_t tmp;
@@ -269,7 +269,7 @@ static int parse_rtcpfb(pctx_t *c, span_t v) {
     n = &m->n_fb_any;
     list = m->fb_any;
   } else {
-    uint8_t pt;
+    uint8_t pt = 0;
     if (parse_pt(c, ptt, "a=rtcp-fb", &pt) < 0) return HD_EPROTO;
     hd_sdp_codec_t *k = codec_get(c, pt);
     if (!k) return HD_EPROTO;
@@ -321,7 +321,7 @@ static int parse_ssrc_num(pctx_t *c, span_t t, uint32_t *out) {
 static int parse_ssrc(pctx_t *c, span_t v) {
   hd_sdp_media_t *m = c->m;
   span_t st;
-  uint32_t ssrc;
+  uint32_t ssrc = 0;
   if (!next_tok(&v, &st)) return fail(c, "bad a=ssrc");
   if (parse_ssrc_num(c, st, &ssrc) < 0) return HD_EPROTO;
   hd_sdp_ssrc_t *e = NULL;
