@@ -193,6 +193,7 @@ TA=$(token --key appA --secret secretA --room r --identity alice --publish --sub
 TA_PUB=$(token --key appA --secret secretA --room r --identity alice --publish)
 TA_SUB=$(token --key appA --secret secretA --room r --identity bob --subscribe)
 TA_R2=$(token --key appA --secret secretA --room r2 --identity alice --publish --subscribe)
+TA_R3=$(token --key appA --secret secretA --room r3 --identity alice --publish)
 TA_OTHER=$(token --key appA --secret secretA --room other --identity alice --publish --subscribe)
 TB=$(token --key appB --secret secretB --room r --identity carol --publish --subscribe)
 T_WRONG=$(token --key appA --secret notthesecret --room r --identity mallory --publish)
@@ -237,22 +238,23 @@ post_sdp /whip/r "$TA_SUB" "$OFFER"
 expect "WHIP with a token without --publish" 403 'lacks canPublish'
 
 # -- request shape: 415, 413, 411, bad room name
-http POST /whip/r -H "Authorization: Bearer $TA" -H 'Content-Type: text/plain' --data-binary "@$OFFER"
+# (rooms r2/r3, so that an offer wrongly accepted here cannot upset the publish tests in room r)
+http POST /whip/r2 -H "Authorization: Bearer $TA_R2" -H 'Content-Type: text/plain' --data-binary "@$OFFER"
 expect "WHIP with Content-Type text/plain" 415 'must be application/sdp'
-http POST /whip/r -H "Authorization: Bearer $TA" -H 'Content-Type: application/sdpx' --data-binary "@$OFFER"
+http POST /whip/r3 -H "Authorization: Bearer $TA_R3" -H 'Content-Type: application/sdpx' --data-binary "@$OFFER"
 expect "WHIP with Content-Type application/sdpx" 415 'must be application/sdp'
-http POST /whip/r -H "Authorization: Bearer $TA" --data-binary "@$OFFER" -H 'Content-Type:'
+http POST /whip/r2 -H "Authorization: Bearer $TA_R2" --data-binary "@$OFFER" -H 'Content-Type:'
 expect "WHIP without Content-Type" 415 'must be application/sdp'
 head -c $((MAXBODY + 1)) /dev/zero | tr '\0' 'a' >"$TMP/big.sdp"
-post_sdp /whip/r "$TA" "$TMP/big.sdp"
+post_sdp /whip/r2 "$TA_R2" "$TMP/big.sdp"
 expect "body one byte over max_request_body (Expect: 100-continue)" 413 "exceeds $MAXBODY bytes"
-post_sdp /whip/r "$TA" "$TMP/big.sdp" -H 'Expect:'
+post_sdp /whip/r2 "$TA_R2" "$TMP/big.sdp" -H 'Expect:'
 expect "body one byte over max_request_body (body sent)" 413 "exceeds $MAXBODY bytes"
-post_sdp /whip/r "$TA" "$OFFER" -H 'Transfer-Encoding: chunked'
+post_sdp /whip/r2 "$TA_R2" "$OFFER" -H 'Transfer-Encoding: chunked'
 expect "chunked request body" 411 'send a Content-Length'
 # the connection is still usable after a 413 whose body was sent: two requests on one connection
 STATUS=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code} ' -X POST -H 'Expect:' -H 'Content-Type: application/sdp' \
-  --data-binary "@$TMP/big.sdp" "$URL/whip/r" --next -o /dev/null -w '%{http_code}' "$URL/healthz")
+  --data-binary "@$TMP/big.sdp" "$URL/whip/r2" --next -o /dev/null -w '%{http_code}' "$URL/healthz")
 check "after a 413 the next request on the connection is parsed cleanly ($STATUS)" test "$STATUS" = "413 200"
 post_sdp '/whip/bad$room' "$TA" "$OFFER"
 expect "bad room name (character)" 400 'bad room name'
@@ -263,24 +265,24 @@ expect "empty room name" 400 'bad room name'
 
 # -- unusable offers: 400 naming the problem
 printf 'this is not sdp\r\n' >"$TMP/garbage.sdp"
-post_sdp /whip/r "$TA" "$TMP/garbage.sdp"
+post_sdp /whip/r2 "$TA_R2" "$TMP/garbage.sdp"
 expect "malformed SDP" 400 'line 1'
 printf 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio\r\n' >"$TMP/badm.sdp"
-post_sdp /whip/r "$TA" "$TMP/badm.sdp"
+post_sdp /whip/r2 "$TA_R2" "$TMP/badm.sdp"
 expect "SDP with a broken m= line" 400 'line 5: .*m= line'
-http POST /whip/r -H "Authorization: Bearer $TA" -H 'Content-Type: application/sdp'
+http POST /whip/r2 -H "Authorization: Bearer $TA_R2" -H 'Content-Type: application/sdp'
 expect "empty offer" 400 'empty SDP'
 grep -v '^a=group:BUNDLE' "$OFFER" >"$TMP/nobundle.sdp"
-post_sdp /whip/r "$TA" "$TMP/nobundle.sdp"
+post_sdp /whip/r2 "$TA_R2" "$TMP/nobundle.sdp"
 expect "offer without BUNDLE" 400 'BUNDLE is required'
 grep -v '^a=fingerprint' "$OFFER" >"$TMP/nofp.sdp"
-post_sdp /whip/r "$TA" "$TMP/nofp.sdp"
+post_sdp /whip/r2 "$TA_R2" "$TMP/nofp.sdp"
 expect "offer without fingerprint" 400 'no sha-256 a=fingerprint'
 grep -v '^a=ice-pwd' "$OFFER" >"$TMP/nopwd.sdp"
-post_sdp /whip/r "$TA" "$TMP/nopwd.sdp"
+post_sdp /whip/r2 "$TA_R2" "$TMP/nopwd.sdp"
 expect "offer without ICE credentials" 400 'ice-pwd'
 sed -e 's/^a=sendonly/a=recvonly/' "$OFFER" >"$TMP/whip_recvonly.sdp"
-post_sdp /whip/r "$TA" "$TMP/whip_recvonly.sdp"
+post_sdp /whip/r2 "$TA_R2" "$TMP/whip_recvonly.sdp"
 expect "WHIP offer that sends nothing" 400 'no media section can be served'
 
 # -- publish
