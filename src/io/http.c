@@ -150,6 +150,12 @@ static int dispatch(hd_http_server_t *s, struct lws *wsi, conn_t *c) {
                        .if_match = c->if_match,
                        .body = c->body ? c->body : "",
                        .body_len = c->body_len};
+  /* Completing the transaction lets lws free the per-connection user data (c),
+   * so everything needed from c is taken out before any response is sent. */
+  char *body = c->body;
+  int no_reuse = c->chunked;
+  c->body = NULL;
+  c->body_len = 0;
   hd_http_resp_t resp;
   memset(&resp, 0, sizeof resp);
   if (c->chunked) {
@@ -170,12 +176,10 @@ static int dispatch(hd_http_server_t *s, struct lws *wsi, conn_t *c) {
       rc = send_response(wsi, &resp, 0);
     }
   } else {
-    rc = send_response(wsi, &resp, c->chunked);
+    rc = send_response(wsi, &resp, no_reuse);
   }
   free(resp.body);
-  free(c->body);
-  c->body = NULL;
-  c->body_len = 0;
+  free(body); /* req.body pointed here */
   return rc;
 }
 
@@ -316,6 +320,12 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
 
 void hd_http_server_stop(hd_http_server_t *s) {
   if (!s) return;
+  /* On a foreign libuv loop the first destroy only starts closing lws's uv
+   * handles; the closes complete as the loop turns, and a second destroy then
+   * frees the context (one call leaks every connection and the vhost). */
+  lws_context_destroy(s->ctx);
+  for (int i = 0; i < 16 && uv_run(s->loops[0], UV_RUN_NOWAIT); i++) {
+  }
   lws_context_destroy(s->ctx);
   free(s);
 }

@@ -20,6 +20,13 @@ PASSES=0
 
 cleanup() {
   if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then kill -KILL "$SRV_PID" 2>/dev/null; fi
+  if [ "$FAILS" != 0 ]; then # the server's side of the story (sanitizer reports included)
+    for log in "$TMP"/*.log; do
+      [ -f "$log" ] || continue
+      echo "# ---- $(basename "$log") (last 60 lines)"
+      tail -n 60 "$log" | sed 's/^/# /'
+    done
+  fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -103,8 +110,12 @@ http() {
   local method=$1 path=$2
   shift 2
   STATUS=$(curl -sS --max-time 10 -X "$method" -D "$HDRS" -o "$TMP/body" -w '%{http_code}' "$@" "$URL$path" 2>"$TMP/curl_err")
-  BODY=$(tr -d '\r' <"$TMP/body")
+  BODY=$(tr -d '\r' <"$TMP/body" 2>/dev/null)
   [ -n "$STATUS" ] || STATUS=000
+  if [ -n "$SRV_PID" ] && ! kill -0 "$SRV_PID" 2>/dev/null; then
+    fail "the server died (during $method $path)"
+    exit 1
+  fi
 }
 
 # post_sdp PATH TOKEN FILE [curl args...]: POST an SDP offer with a bearer token.
@@ -163,6 +174,11 @@ out=$("$HUDONG" serve --config "$TMP/bad.json" 2>&1)
 rc=$?
 if [ $rc = 2 ] && echo "$out" | grep -q "apps\[0\]"; then pass "hudong serve with a bad config: exit 2 naming the key"; else
   fail "hudong serve with a bad config" "exit $rc, output: $out"; fi
+echo '{"apps": [{"key": "k", "secret": "s"}], "max_viewers": 3}' >"$TMP/typo.json"
+out=$("$HUDONG" serve --config "$TMP/typo.json" 2>&1)
+rc=$?
+if [ $rc = 2 ] && echo "$out" | grep -q "unknown key 'max_viewers'"; then pass "hudong serve with a misspelt config key: exit 2 naming it"; else
+  fail "hudong serve with a misspelt config key" "exit $rc, output: $out"; fi
 out=$("$HUDONG" serve --listen 127.0.0.1:1 --rtc-port 0 2>&1 </dev/null)
 rc=$?
 if [ $rc = 2 ] && echo "$out" | grep -q "no apps configured"; then pass "hudong serve without apps: exit 2"; else
