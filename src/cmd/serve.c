@@ -117,6 +117,7 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
   const char *slash = strchr(rest, '/');
   size_t rl = slash ? (size_t)(slash - rest) : strlen(rest);
   if (!valid_room(rest, rl)) {
+    add_cors(s, req, resp); /* so that a page can read the reason */
     hd_http_resp_text(resp, 400, "bad room name (1-64 characters of A-Z a-z 0-9 - _ .)\n");
     return;
   }

@@ -390,6 +390,9 @@ check "preflight from another origin: 204 ($STATUS)" test "$STATUS" = 204
 check "preflight from another origin has no Access-Control-Allow-Origin" test -z "$(header Access-Control-Allow-Origin)"
 post_sdp /whep/r2 "$TA_R2" "$TMP/recvonly.sdp" -H 'Origin: https://evil.example.net'
 check "error response to another origin has no Access-Control-Allow-Origin" test -z "$(header Access-Control-Allow-Origin)"
+post_sdp '/whip/bad$room' "$TA" "$OFFER" -H 'Origin: https://app.example.com'
+check "a 400 to an allowed origin carries Access-Control-Allow-Origin (readable by the page)" \
+  test "$(header Access-Control-Allow-Origin)" = "https://app.example.com"
 
 # -- metrics while a publisher and a viewer are live
 http GET /metrics
