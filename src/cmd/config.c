@@ -63,6 +63,20 @@ static int get_int(json_t *o, const char *k, long lo, long hi, long *dst, char *
   return 0;
 }
 
+/* Every top-level key hd_config_load understands; anything else is refused so
+ * that a typo ("max_viewers") is an error at start, not a silently kept default. */
+static const char *const known_keys[] = {"listen",
+                                         "rtc_bind",
+                                         "rtc_ip",
+                                         "rtc_port",
+                                         "web_root",
+                                         "max_sessions",
+                                         "max_viewers_per_room",
+                                         "max_request_body",
+                                         "token_leeway_seconds",
+                                         "apps",
+                                         "cors_origins"};
+
 int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   json_error_t je;
   json_t *root = json_load_file(path, 0, &je);
@@ -74,6 +88,17 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (!json_is_object(root)) {
     snprintf(err, errcap, "config %s: top level must be an object", path);
     goto out;
+  }
+  const char *k;
+  json_t *kv;
+  json_object_foreach(root, k, kv) {
+    size_t i = 0;
+    while (i < sizeof known_keys / sizeof known_keys[0] && strcmp(k, known_keys[i]))
+      i++;
+    if (i == sizeof known_keys / sizeof known_keys[0]) {
+      snprintf(err, errcap, "config %s: unknown key '%.64s' (see docs/operations.md)", path, k);
+      goto out;
+    }
   }
   char listen[128] = "";
   if (get_str(root, "listen", listen, sizeof listen, err, errcap)) goto out;

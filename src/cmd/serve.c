@@ -45,6 +45,16 @@ static int valid_room(const char *r, size_t n) {
   return 1;
 }
 
+/* 1 if the Content-Type header names media type `mt` (case-insensitive),
+ * optionally followed by parameters: "application/sdp; charset=utf-8" matches,
+ * "application/sdpx" does not (RFC 9110 §8.3). */
+static int media_type_is(const char *ct, const char *mt) {
+  while (*ct == ' ' || *ct == '\t') ct++;
+  size_t n = strlen(mt);
+  if (strncasecmp(ct, mt, n) != 0) return 0;
+  return ct[n] == 0 || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
+}
+
 static void add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
   if (!req->origin[0]) return;
   int ok = s->cfg.dev;
@@ -107,6 +117,7 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
   const char *slash = strchr(rest, '/');
   size_t rl = slash ? (size_t)(slash - rest) : strlen(rest);
   if (!valid_room(rest, rl)) {
+    add_cors(s, req, resp); /* so that a page can read the reason */
     hd_http_resp_text(resp, 400, "bad room name (1-64 characters of A-Z a-z 0-9 - _ .)\n");
     return;
   }
@@ -122,7 +133,7 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
   add_cors(s, req, resp);
   hd_token_claims_t claims;
   if (!strcmp(req->method, "POST") && !id[0]) {
-    if (strncasecmp(req->content_type, "application/sdp", 15) != 0) {
+    if (!media_type_is(req->content_type, "application/sdp")) {
       hd_http_resp_text(resp, 415, "Content-Type must be application/sdp\n");
       return;
     }
@@ -172,11 +183,11 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
      * address from its checks, so remote candidates need no action. */
     if (authorize(s, req, room, grant, &claims, resp) < 0) return;
     hd_session_t *sess = hd_node_session(s->node, id);
-    if (!sess) {
+    if (!sess || sess->kind != kind) { /* a WHIP id is no WHEP resource, and vice versa */
       hd_http_resp_text(resp, 404, "no such session\n");
       return;
     }
-    if (strncasecmp(req->content_type, "application/trickle-ice-sdpfrag", 31) != 0) {
+    if (!media_type_is(req->content_type, "application/trickle-ice-sdpfrag")) {
       hd_http_resp_text(resp, 415, "Content-Type must be application/trickle-ice-sdpfrag\n");
       return;
     }
@@ -234,16 +245,27 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   else if (!strcmp(req->path, "/healthz")) hd_http_resp_text(resp, 200, "ok\n");
   else if (!strcmp(req->path, "/metrics")) {
     char *buf = malloc(16384);
-    if (!buf) return;
+    if (!buf) {
+      hd_http_resp_text(resp, 500, "out of memory\n");
+      return;
+    }
     int n = hd_node_metrics_text(s->node, buf, 16384);
-    if (n > 0)
-      n += snprintf(buf + n, 16384 - (size_t)n,
-                    "# HELP hudong_http_requests_total HTTP requests handled.\n"
-                    "# TYPE hudong_http_requests_total counter\nhudong_http_requests_total %llu\n"
-                    "# HELP hudong_auth_failures_total Requests refused for a bad token or grant.\n"
-                    "# TYPE hudong_auth_failures_total counter\nhudong_auth_failures_total %llu\n",
-                    (unsigned long long)s->http_requests, (unsigned long long)s->auth_failures);
-    hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, n > 0 ? (size_t)n : 0);
+    if (n < 0) {
+      hd_http_resp_text(resp, 500, "metrics: %s\n", hd_strerror(n));
+      free(buf);
+      return;
+    }
+    int m = snprintf(buf + n, 16384 - (size_t)n,
+                     "# HELP hudong_http_requests_total HTTP requests routed to the API handler.\n"
+                     "# TYPE hudong_http_requests_total counter\nhudong_http_requests_total %llu\n"
+                     "# HELP hudong_http_errors_total API requests answered with a status >= 400.\n"
+                     "# TYPE hudong_http_errors_total counter\nhudong_http_errors_total %llu\n"
+                     "# HELP hudong_auth_failures_total Requests refused for a bad token or grant.\n"
+                     "# TYPE hudong_auth_failures_total counter\nhudong_auth_failures_total %llu\n",
+                     (unsigned long long)s->http_requests, (unsigned long long)s->http_errors,
+                     (unsigned long long)s->auth_failures);
+    if (m > 0 && (size_t)m < 16384 - (size_t)n) n += m; /* never past the buffer on truncation */
+    hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, (size_t)n);
     free(buf);
   } else if (!strcmp(req->path, "/api/dev-token")) handle_dev_token(s, req, resp);
   else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))

@@ -33,6 +33,7 @@ typedef struct {
   char *body;
   size_t body_len;
   int too_large;
+  int chunked; /* Transfer-Encoding request: refused with 411, rest discarded */
   /* pending response */
   unsigned char *out;
   size_t out_len;
@@ -90,8 +91,11 @@ static const char *mime_for(const char *path) {
   return "application/octet-stream";
 }
 
-/* Writes status line, headers and body; returns -1 to close, 0 to keep alive. */
-static int send_response(struct lws *wsi, const hd_http_resp_t *r) {
+/* Writes status line, headers and body; returns -1 to close, 0 to keep alive.
+ * With `no_reuse` the transaction is not completed: the client was told
+ * "Connection: close" and unread request bytes must never be parsed as a next
+ * request (closing at once could turn into a TCP RST that loses the reply). */
+static int send_response(struct lws *wsi, const hd_http_resp_t *r, int no_reuse) {
   size_t cap = LWS_PRE + 4096 + r->body_len;
   unsigned char *buf = malloc(cap);
   if (!buf) return -1;
@@ -116,7 +120,7 @@ static int send_response(struct lws *wsi, const hd_http_resp_t *r) {
     p += r->body_len;
   }
   if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) != (int)(p - start)) goto out;
-  rc = lws_http_transaction_completed(wsi) ? -1 : 0;
+  rc = no_reuse ? 0 : lws_http_transaction_completed(wsi) ? -1 : 0;
 out:
   free(buf);
   return rc;
@@ -146,9 +150,20 @@ static int dispatch(hd_http_server_t *s, struct lws *wsi, conn_t *c) {
                        .if_match = c->if_match,
                        .body = c->body ? c->body : "",
                        .body_len = c->body_len};
+  /* Completing the transaction lets lws free the per-connection user data (c),
+   * so everything needed from c is taken out before any response is sent. */
+  char *body = c->body;
+  int no_reuse = c->chunked;
+  c->body = NULL;
+  c->body_len = 0;
   hd_http_resp_t resp;
   memset(&resp, 0, sizeof resp);
-  if (c->too_large) {
+  if (c->chunked) {
+    /* libwebsockets 4.x hands a chunked request body over undecoded and never
+     * completes it, so we ask for a Content-Length instead (RFC 9110 §15.5.12). */
+    hd_http_resp_text(&resp, 411, "chunked request bodies are not supported; send a Content-Length\n");
+    hd_http_resp_header(&resp, "Connection", "close");
+  } else if (c->too_large) {
     hd_http_resp_text(&resp, 413, "request body exceeds %zu bytes\n", s->cfg.body_cap);
   } else {
     s->cfg.handler(s->cfg.ud, &req, &resp);
@@ -158,15 +173,13 @@ static int dispatch(hd_http_server_t *s, struct lws *wsi, conn_t *c) {
     rc = (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD")) ? serve_static(s, wsi, c->path) : 1;
     if (rc == 1) {
       hd_http_resp_text(&resp, 404, "not found: %s\n", c->path);
-      rc = send_response(wsi, &resp);
+      rc = send_response(wsi, &resp, 0);
     }
   } else {
-    rc = send_response(wsi, &resp);
+    rc = send_response(wsi, &resp, no_reuse);
   }
   free(resp.body);
-  free(c->body);
-  c->body = NULL;
-  c->body_len = 0;
+  free(body); /* req.body pointed here */
   return rc;
 }
 
@@ -211,6 +224,10 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     copy_hdr(wsi, WSI_TOKEN_HTTP_IF_MATCH, c->if_match, sizeof c->if_match);
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof c->authorization)
       snprintf(c->authorization, sizeof c->authorization, "oversized");
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+      c->chunked = 1;
+      return dispatch(s, wsi, c) ? -1 : 0;
+    }
     char cl[32] = "";
     copy_hdr(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof cl);
     long long clen = cl[0] ? atoll(cl) : 0;
@@ -221,15 +238,11 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
       }
       return 0; /* body follows: LWS_CALLBACK_HTTP_BODY */
     }
-    if (!strcmp(c->method, "POST") || !strcmp(c->method, "PATCH") || !strcmp(c->method, "PUT")) {
-      /* lws delivers BODY_COMPLETION for these even with no content-length */
-      if (lws_http_is_redirected_to_get(wsi)) return dispatch(s, wsi, c) ? -1 : 0;
-      return dispatch(s, wsi, c) ? -1 : 0;
-    }
+    /* no body (no Content-Length, or 0): lws sends no BODY_COMPLETION then */
     return dispatch(s, wsi, c) ? -1 : 0;
   }
   case LWS_CALLBACK_HTTP_BODY: {
-    if (c->too_large) return 0;
+    if (c->too_large || c->chunked) return 0;
     if (c->body_len + len > s->cfg.body_cap) {
       c->too_large = 1;
       free(c->body);
@@ -246,6 +259,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     return 0;
   }
   case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    if (c->chunked) return 0; /* already answered 411 */
     return dispatch(s, wsi, c) ? -1 : 0;
   case LWS_CALLBACK_HTTP_FILE_COMPLETION:
     return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -306,6 +320,12 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
 
 void hd_http_server_stop(hd_http_server_t *s) {
   if (!s) return;
+  /* On a foreign libuv loop the first destroy only starts closing lws's uv
+   * handles; the closes complete as the loop turns, and a second destroy then
+   * frees the context (one call leaks every connection and the vhost). */
+  lws_context_destroy(s->ctx);
+  for (int i = 0; i < 16 && uv_run(s->loops[0], UV_RUN_NOWAIT); i++) {
+  }
   lws_context_destroy(s->ctx);
   free(s);
 }
