@@ -116,17 +116,18 @@ static int is_codec(const hd_sdp_codec_t *c, const char *name, uint32_t clock) {
   return c && !strcasecmp(c->name, name) && c->clock == clock;
 }
 
-/* H.264 preference for what we ingest: pm=1 42e01f > pm=1 constrained baseline >
- * pm=1 baseline > pm=0 (constrained) baseline. 0 = not acceptable. */
+/* H.264 preference for what we ingest: packetization-mode=1 first (FU-A lets the
+ * encoder use large slices), then 42e01f > other constrained baseline > baseline.
+ * Only profile_idc 0x42 is acceptable (what every WebRTC decoder can take).
+ * 0 = not acceptable. */
 static int h264_score(const hd_sdp_codec_t *c) {
   h264_info_t h;
   if (!is_codec(c, "H264", 90000) || h264_info(c->fmtp, &h) < 0) return 0;
-  if (h.idc != 0x42) return 0;
-  if (h.pmode == 1 && h.iop == 0xe0 && h.level == 0x1f) return 4;
-  if (h.pmode == 1 && h.profile == H264_CB) return 3;
-  if (h.pmode == 1) return 2;
-  if (h.pmode == 0) return 1;
-  return 0;
+  if (h.idc != 0x42 || (h.pmode != 0 && h.pmode != 1)) return 0;
+  int s = h.pmode == 1 ? 10 : 0;
+  if (h.iop == 0xe0 && h.level == 0x1f) return s + 3;
+  if (h.profile == H264_CB) return s + 2;
+  return s + 1;
 }
 
 /* Picks by our preference over the offer's m= line order; NULL if nothing fits. */
