@@ -17,8 +17,8 @@
 
 /* ---- caps ---- */
 #define HD_SDP_MAX_MEDIA 16       /* m= sections */
-#define HD_SDP_MAX_FMT 32         /* formats on one m= line */
-#define HD_SDP_MAX_CODECS 32      /* rtpmap/fmtp/rtcp-fb entries per section */
+#define HD_SDP_MAX_FMT 64         /* formats on one m= line */
+#define HD_SDP_MAX_CODECS 64      /* rtpmap/fmtp/rtcp-fb entries per section */
 #define HD_SDP_MAX_FB 8           /* rtcp-fb lines per codec (and for "*") */
 #define HD_SDP_MAX_EXTMAPS 16
 #define HD_SDP_MAX_SSRCS 16

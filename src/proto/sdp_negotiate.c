@@ -12,7 +12,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -39,6 +38,13 @@ static int scpy(char *dst, size_t cap, const char *src) {
   if (n >= cap) return -1;
   memcpy(dst, src, n + 1);
   return 0;
+}
+
+/* Small decimal (payload type, apt=, packetization-mode): -1 unless 1-3 digits. */
+static int small_num(const char *s) {
+  int v = 0, n = 0;
+  for (; *s >= '0' && *s <= '9' && n < 4; s++, n++) v = v * 10 + (*s - '0');
+  return (*s || n == 0 || n > 3) ? -1 : v;
 }
 
 /* ---- H.264 profile-level-id (RFC 6184 §8.1, Table 5) ---- */
@@ -98,7 +104,7 @@ static int h264_info(const char *fmtp, h264_info_t *h) {
     }
   h->pmode = 0;
   char pm[8];
-  if (hd_sdp_fmtp_param(fmtp ? fmtp : "", "packetization-mode", pm, sizeof pm) >= 0) h->pmode = atoi(pm);
+  if (hd_sdp_fmtp_param(fmtp ? fmtp : "", "packetization-mode", pm, sizeof pm) >= 0) h->pmode = small_num(pm);
   return 0;
 }
 
@@ -135,7 +141,7 @@ static const hd_sdp_codec_t *pick_codec(const hd_sdp_media_t *m) {
   const hd_sdp_codec_t *best = NULL;
   int best_score = 0;
   for (int i = 0; i < m->n_fmt; i++) {
-    const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(m, atoi(m->fmt[i]));
+    const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(m, small_num(m->fmt[i]));
     if (!c) continue;
     if (m->kind == HD_SDP_AUDIO) {
       if (is_codec(c, "opus", 48000)) return c;
@@ -151,7 +157,7 @@ static const hd_sdp_codec_t *pick_codec(const hd_sdp_media_t *m) {
 /* The offered codec that is the same as what the publisher sends (WHEP). */
 static const hd_sdp_codec_t *match_source(const hd_sdp_media_t *m, const hd_sdp_media_negotiated_t *src) {
   for (int i = 0; i < m->n_fmt; i++) {
-    const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(m, atoi(m->fmt[i]));
+    const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(m, small_num(m->fmt[i]));
     if (!c || strcasecmp(c->name, src->codec) || c->clock != src->clock) continue;
     if (!strcasecmp(c->name, "H264") && !hd_sdp_h264_same_profile(c->fmtp, src->fmtp)) continue;
     return c;
@@ -162,11 +168,11 @@ static const hd_sdp_codec_t *match_source(const hd_sdp_media_t *m, const hd_sdp_
 /* The RTX payload type whose apt= names pt, NULL if none offered. */
 static const hd_sdp_codec_t *find_rtx(const hd_sdp_media_t *m, uint8_t pt) {
   for (int i = 0; i < m->n_fmt; i++) {
-    const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(m, atoi(m->fmt[i]));
+    const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(m, small_num(m->fmt[i]));
     char apt[8];
     if (!c || strcasecmp(c->name, "rtx") || hd_sdp_fmtp_param(c->fmtp, "apt", apt, sizeof apt) < 0)
       continue;
-    if (atoi(apt) == pt) return c;
+    if (small_num(apt) == pt) return c;
   }
   return NULL;
 }

@@ -3,6 +3,9 @@
  * error messages for malformed input. */
 #include "hd_test.h"
 
+#define HD_STR2(x) #x
+#define HD_STR(x) HD_STR2(x)
+
 #include "base/err.h"
 #include "proto/sdp.h"
 
@@ -462,12 +465,12 @@ static void test_caps(void **st) {
   n = (size_t)snprintf(big, sizeof big, "v=0\r\nm=video 9 RTP/AVP 96\r\n");
   for (int i = 0; i <= HD_SDP_MAX_CODECS; i++)
     n += (size_t)snprintf(big + n, sizeof big - n, "a=rtpmap:%d VP8/90000\r\n", i);
-  expect_err(big, "too many codecs in m= section (max 32)");
+  expect_err(big, "too many codecs in m= section (max " HD_STR(HD_SDP_MAX_CODECS) ")");
 
   n = (size_t)snprintf(big, sizeof big, "v=0\r\nm=video 9 RTP/AVP");
   for (int i = 0; i <= HD_SDP_MAX_FMT; i++) n += (size_t)snprintf(big + n, sizeof big - n, " %d", i);
   snprintf(big + n, sizeof big - n, "\r\n");
-  expect_err(big, "too many formats on m= line (max 32)");
+  expect_err(big, "too many formats on m= line (max " HD_STR(HD_SDP_MAX_FMT) ")");
 
   n = (size_t)snprintf(big, sizeof big, "v=0\r\nm=video 9 RTP/AVP 96\r\n");
   for (int i = 0; i <= HD_SDP_MAX_FB; i++)
