@@ -13,7 +13,8 @@
  * Synthetic media: audio 50 packets/s (20 ms Opus frames, 960 ticks), video 30
  * frames/s of `video_pkts_per_frame` packets (keyframes bigger), timestamps
  * at 90 kHz. Video payload layout: byte 0 flags (bit 0 = keyframe), bytes 1..4
- * frame counter (big endian), byte 5 packet index in frame, then filler. */
+ * frame counter (big endian), byte 5 packet index in frame, bytes 6..7 the
+ * sender's original seq (to check RTX OSNs), byte 8 a tag, then filler. */
 #ifndef HD_TEST_RTC_CLIENT_H
 #define HD_TEST_RTC_CLIENT_H
 #include <stddef.h>
@@ -41,11 +42,13 @@ typedef struct {
   int nack_max_tries;             /* 0 = 10 */
   hd_time_t consent_interval;     /* 0 = 5 s */
   const char *cname;              /* NULL = "client" */
+  uint8_t tag;                    /* publisher: written in payload byte 8 (receivers record it) */
 } hd_rtc_client_config_t;
 
 /* What a received stream (one payload type family) looked like. */
 typedef struct {
-  uint32_t ssrc;           /* first SSRC seen (media packets) */
+  uint32_t ssrc;           /* current media SSRC */
+  uint32_t rtx_ssrc;       /* SSRC of the last RTX packet */
   int ssrc_changes;        /* times the media SSRC changed */
   uint8_t pt;              /* last media payload type seen */
   uint64_t packets;        /* media packets (not RTX), duplicates included */
@@ -55,6 +58,8 @@ typedef struct {
   uint64_t out_of_order;   /* media packets older than the highest seq seen */
   uint64_t max_jump;       /* largest forward step of the highest seq (1 = none) */
   uint64_t wrong_pt;       /* packets whose pt is neither media nor rtx pt */
+  uint64_t rtx_bad;        /* RTX undecodable or whose OSN does not match its payload */
+  uint32_t tags_seen;      /* bit t set when payload tag t (< 32) was received */
   int started;
   int64_t first_ext, max_ext; /* extended seqs */
   uint64_t unique;         /* distinct seqs received (media or RTX) */
