@@ -153,6 +153,11 @@ static int dispatch(hd_http_server_t *s, struct lws *wsi, conn_t *c) {
   } else {
     s->cfg.handler(s->cfg.ud, &req, &resp);
   }
+  /* The handler is done with the body. Free it before sending: completing the
+   * transaction may let lws free the per-connection data that c points to. */
+  free(c->body);
+  c->body = NULL;
+  c->body_len = 0;
   int rc;
   if (resp.status == 0) {
     rc = (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD")) ? serve_static(s, wsi, c->path) : 1;
@@ -163,10 +168,7 @@ static int dispatch(hd_http_server_t *s, struct lws *wsi, conn_t *c) {
   } else {
     rc = send_response(wsi, &resp);
   }
-  free(resp.body);
-  free(c->body);
-  c->body = NULL;
-  c->body_len = 0;
+  free(resp.body); /* c must not be touched from here on */
   return rc;
 }
 
@@ -306,6 +308,12 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
 
 void hd_http_server_stop(hd_http_server_t *s) {
   if (!s) return;
+  /* On a foreign libuv loop the destroy is spread over time: the first call
+   * starts closing lws's uv handles, which finish asynchronously on the loop;
+   * a second call once they are closed frees the rest (lws issue #2595). */
+  lws_context_destroy(s->ctx);
+  for (int i = 0; i < 64; i++)
+    if (!uv_run(s->loops[0], UV_RUN_NOWAIT)) break;
   lws_context_destroy(s->ctx);
   free(s);
 }
