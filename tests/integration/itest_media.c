@@ -62,8 +62,9 @@ static void http(const char *method, const char *path, const char *token, const 
   size_t blen = body ? strlen(body) : 0;
   size_t cap = blen + 8192;
   char *req = malloc(cap);
-  int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method, path,
-                   g_http_port);
+  /* keep-alive (the HTTP/1.1 default, as browsers do); we close after one
+   * response read by its Content-Length */
+  int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method, path, g_http_port);
   if (token) n += snprintf(req + n, cap - (size_t)n, "Authorization: Bearer %s\r\n", token);
   if (ctype) n += snprintf(req + n, cap - (size_t)n, "Content-Type: %s\r\n", ctype);
   n += snprintf(req + n, cap - (size_t)n, "Content-Length: %zu\r\n\r\n", blen);
