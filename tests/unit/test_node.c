@@ -300,10 +300,16 @@ static void test_nack_rtx_recovery(void **st) {
   assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
   hd_rtc_client_config_t cfg = {.auto_nack = 1, .nack_interval = HD_MS(60)};
   assert_int_equal(join_ex(w, 1, HD_SESSION_PLAY, "app", "r", cfg), 0);
+  /* a viewer that did not offer RTX gets plain retransmissions on the media SSRC */
+  hd_rtc_client_config_t cfg_plain = {.auto_nack = 1, .nack_interval = HD_MS(60), .no_rtx = 1};
+  assert_int_equal(join_ex(w, 2, HD_SESSION_PLAY, "app", "r", cfg_plain), 0);
   run_for(w, HD_SEC(1));
   assert_true(hd_rtc_client_connected(w->p[1].c));
+  assert_true(hd_rtc_client_connected(w->p[2].c));
+  assert_int_equal(hd_rtc_client_answer_rtx_ssrc(w->p[2].c), 0);
   hd_link_params_t lossy = {.delay = DELAY, .loss = 0.05};
   hd_link_set(&w->p[1].down, &lossy);
+  hd_link_set(&w->p[2].down, &lossy);
   run_for(w, HD_SEC(10));
   hd_rtc_client_set_sending(w->p[0].c, 0);
   run_for(w, HD_SEC(1)); /* let the last repairs land */
@@ -322,6 +328,14 @@ static void test_nack_rtx_recovery(void **st) {
   assert_true(ns->media.nack_received > 0);
   assert_true(ns->media.retransmitted > 0);
   assert_true(hd_rtc_client_stats(w->p[1].c)->nack_sent > 0);
+  const hd_rtc_stream_stats_t *p2 = hd_rtc_client_rx(w->p[2].c, HD_RTC_VIDEO);
+  uint64_t span2 = (uint64_t)(p2->max_ext - p2->first_ext + 1);
+  assert_true(w->p[2].down.dropped > 50);
+  assert_int_equal(p2->rtx_packets, 0);
+  assert_true(p2->out_of_order > 0); /* the repairs, on the media stream itself */
+  assert_int_equal(p2->ssrc_changes, 0);
+  assert_int_equal(p2->wrong_pt, 0);
+  assert_true(p2->unique * 100 >= span2 * 99);
   world_free(w);
   free(w);
 }
