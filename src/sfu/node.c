@@ -35,7 +35,6 @@ struct hd_node {
   hd_room_t *rooms;
   size_t n_rooms, n_publish, n_play;
   hd_node_stats_t stats;
-  hd_peer_stats_t closed_peer_stats; /* accumulated from freed sessions */
 };
 
 /* ---- address keys for the 5-tuple map ---- */
@@ -113,13 +112,15 @@ static void room_maybe_delete(hd_node_t *n, hd_room_t *r) {
   free(r);
 }
 
-static void add_peer_stats(hd_peer_stats_t *acc, const hd_peer_stats_t *s) {
-  acc->drop_stun_auth += s->drop_stun_auth;
-  acc->drop_malformed += s->drop_malformed;
-  acc->drop_srtp_auth += s->drop_srtp_auth;
-  acc->drop_srtp_replay += s->drop_srtp_replay;
-  acc->drop_not_ready += s->drop_not_ready;
-  acc->drop_dtls += s->drop_dtls;
+/* Adds what one hd_peer_feed call dropped (per-peer counters, after minus
+ * before) to the node's counters, so hd_node_stats() is complete and cheap. */
+static void count_peer_drops(hd_node_stats_t *st, const hd_peer_stats_t *b, const hd_peer_stats_t *a) {
+  st->drop_stun_auth += a->drop_stun_auth - b->drop_stun_auth;
+  st->drop_malformed += a->drop_malformed - b->drop_malformed;
+  st->drop_srtp_auth += a->drop_srtp_auth - b->drop_srtp_auth;
+  st->drop_srtp_replay += a->drop_srtp_replay - b->drop_srtp_replay;
+  st->drop_not_ready += a->drop_not_ready - b->drop_not_ready;
+  st->drop_dtls += a->drop_dtls - b->drop_dtls;
 }
 
 /* Unlinks and frees a session and every index entry pointing at it. */
@@ -145,7 +146,6 @@ static void session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
   }
   if (s->peer.state == HD_PEER_FAILED) n->stats.sessions_failed++;
   hd_peer_close(&s->peer, why);
-  add_peer_stats(&n->closed_peer_stats, &s->peer.stats);
   hd_peer_free(&s->peer);
   hd_session_free_tracks(s);
   if (s->kind == HD_SESSION_PUBLISH) n->n_publish--;
@@ -330,7 +330,9 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   }
   int ice_ok = 0;
   int was_connected = s->peer.state == HD_PEER_CONNECTED;
+  hd_peer_stats_t before = s->peer.stats;
   int rc = hd_peer_feed(&s->peer, buf, &len, from, fromlen, now, &ice_ok);
+  if (rc < 0) count_peer_drops(&n->stats, &before, &s->peer.stats);
   if (ice_ok) {
     uint8_t key[20];
     size_t kl = addr_key(from, key);
@@ -407,11 +409,6 @@ size_t hd_node_session_count(const hd_node_t *n, int kind) {
 size_t hd_node_room_count(const hd_node_t *n) { return n->n_rooms; }
 
 int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
-  hd_peer_stats_t ps = n->closed_peer_stats;
-  for (hd_room_t *r = n->rooms; r; r = r->next) {
-    if (r->publisher) add_peer_stats(&ps, &r->publisher->peer.stats);
-    for (hd_session_t *v = r->viewers; v; v = v->next_in_room) add_peer_stats(&ps, &v->peer.stats);
-  }
   const hd_node_stats_t *st = &n->stats;
   const hd_session_counters_t *m = &st->media;
   int len = snprintf(
@@ -458,10 +455,10 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       n->n_publish, n->n_play, n->n_rooms, (unsigned long long)st->sessions_total,
       (unsigned long long)st->sessions_failed, (unsigned long long)st->packets_in, (unsigned long long)st->bytes_in,
       (unsigned long long)st->packets_out, (unsigned long long)st->bytes_out,
-      (unsigned long long)st->drop_unknown_source, (unsigned long long)ps.drop_stun_auth,
-      (unsigned long long)ps.drop_malformed, (unsigned long long)ps.drop_srtp_auth,
-      (unsigned long long)ps.drop_srtp_replay, (unsigned long long)ps.drop_not_ready,
-      (unsigned long long)ps.drop_dtls, (unsigned long long)m->drop_unknown_pt,
+      (unsigned long long)st->drop_unknown_source, (unsigned long long)st->drop_stun_auth,
+      (unsigned long long)st->drop_malformed, (unsigned long long)st->drop_srtp_auth,
+      (unsigned long long)st->drop_srtp_replay, (unsigned long long)st->drop_not_ready,
+      (unsigned long long)st->drop_dtls, (unsigned long long)m->drop_unknown_pt,
       (unsigned long long)m->drop_malformed_rtp, (unsigned long long)m->drop_malformed_rtcp,
       (unsigned long long)(st->drop_txq_full + n->txq.dropped), (unsigned long long)st->drop_send_error,
       (unsigned long long)st->drop_closed, (unsigned long long)m->nack_received,

@@ -236,13 +236,19 @@ void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int kind, cons
 void hd_session_request_keyframe(hd_session_t *pub, hd_time_t now, hd_session_counters_t *c) {
   hd_in_track_t *t = &pub->in[HD_TRACK_VIDEO];
   if (!t->active || !t->have_ssrc || pub->peer.state != HD_PEER_CONNECTED) return;
-  if (now - t->last_pli < PLI_MIN_INTERVAL) return;
+  if (now - t->last_pli < PLI_MIN_INTERVAL) {
+    /* Not dropped: a viewer that connects just after another one still needs
+     * its keyframe; one PLI at the end of the interval serves every request. */
+    t->pli_pending = 1;
+    return;
+  }
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&pub->peer, &cap);
   if (!out) return;
   int n = hd_rtcp_build_pli(pub->rtcp_ssrc, t->ssrc, out, cap);
   if (n < 0 || hd_peer_tx_commit(&pub->peer, (size_t)n, 1) < 0) return;
   t->last_pli = now;
+  t->pli_pending = 0;
   c->pli_forwarded++;
 }
 
@@ -338,6 +344,7 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
   if (s->peer.state == HD_PEER_CONNECTED) {
     t = hd_time_min(t, s->next_rtcp);
     if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
+    if (s->in[HD_TRACK_VIDEO].pli_pending) t = hd_time_min(t, s->in[HD_TRACK_VIDEO].last_pli + PLI_MIN_INTERVAL);
   }
   return t;
 }
@@ -431,6 +438,8 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
   } else if (s->kind == HD_SESSION_PUBLISH && now >= s->next_twcc) {
     s->next_twcc = now + TWCC_INTERVAL;
   }
+  if (s->in[HD_TRACK_VIDEO].pli_pending && now - s->in[HD_TRACK_VIDEO].last_pli >= PLI_MIN_INTERVAL)
+    hd_session_request_keyframe(s, now, c);
   if (now >= s->next_rtcp) {
     send_reports(s, pub, now, wall, c);
     s->next_rtcp = now + RTCP_INTERVAL;

@@ -44,6 +44,7 @@ typedef struct {
   uint32_t sr_rtp;
   hd_time_t sr_arrival;
   hd_time_t last_pli;
+  int pli_pending; /* a keyframe request held back by the rate limit, sent when it allows */
   uint64_t packets, bytes, rtx_packets;
 } hd_in_track_t;
 

@@ -1,0 +1,139 @@
+/* Test support (not shipped): a minimal client-side WebRTC endpoint built from
+ * our own protocol cores, to drive the node without a browser. It offers
+ * Unified Plan SDP (Opus + VP8/RTX, BUNDLE, rtcp-mux; JSEP RFC 9429), runs ICE
+ * as the controlling full agent against an ICE-lite server (RFC 8445 §7.2.4,
+ * aggressive nomination with USE-CANDIDATE) with consent checks every 5 s
+ * (RFC 7675), DTLS client + SRTP (RFC 5764), sends synthetic RTP and records
+ * what it receives (seqs, RTX per RFC 4588, NACK/PLI per RFC 4585).
+ *
+ * Sans-IO like the rest of the tree: hd_rtc_client_feed() takes a datagram and
+ * its source address, hd_rtc_client_poll() hands out datagrams to send with
+ * their destination, time comes in as hd_time_t.
+ *
+ * Synthetic media: audio 50 packets/s (20 ms Opus frames, 960 ticks), video 30
+ * frames/s of `video_pkts_per_frame` packets (keyframes bigger), timestamps
+ * at 90 kHz. Video payload layout: byte 0 flags (bit 0 = keyframe), bytes 1..4
+ * frame counter (big endian), byte 5 packet index in frame, bytes 6..7 the
+ * sender's original seq (to check RTX OSNs), byte 8 a tag, then filler. */
+#ifndef HD_TEST_RTC_CLIENT_H
+#define HD_TEST_RTC_CLIENT_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/time.h"
+#include "proto/dtls.h"
+
+enum { HD_RTC_CLIENT_PUBLISH = 1, HD_RTC_CLIENT_PLAY = 2 };
+enum { HD_RTC_AUDIO = 0, HD_RTC_VIDEO = 1 };
+
+#define HD_RTC_CLIENT_SEQ_WINDOW 65536 /* extended seqs tracked per received stream */
+#define HD_RTC_CLIENT_NACK_MAX 512     /* outstanding missing seqs tracked for NACK */
+
+typedef struct {
+  int kind;                       /* HD_RTC_CLIENT_PUBLISH or HD_RTC_CLIENT_PLAY */
+  hd_dtls_cert_t *cert;           /* borrowed; NULL = generate (and own) one */
+  uint8_t audio_pt, video_pt, rtx_pt; /* 0 = 111 / 96 / 97 */
+  int no_audio, no_video, no_rtx; /* leave sections / RTX out of the offer */
+  int video_pkts_per_frame;       /* 0 = 3 (keyframes get twice as many) */
+  size_t video_payload;           /* bytes per video packet, 0 = 800 */
+  int auto_nack;                  /* play: NACK gaps in the video stream */
+  hd_time_t nack_interval;        /* between NACKs of one seq; 0 = 50 ms */
+  int nack_max_tries;             /* 0 = 10 */
+  hd_time_t consent_interval;     /* 0 = 5 s */
+  const char *cname;              /* NULL = "client" */
+  uint8_t tag;                    /* publisher: written in payload byte 8 (receivers record it) */
+} hd_rtc_client_config_t;
+
+/* What a received stream (one payload type family) looked like. */
+typedef struct {
+  uint32_t ssrc;           /* current media SSRC */
+  uint32_t rtx_ssrc;       /* SSRC of the last RTX packet */
+  int ssrc_changes;        /* times the media SSRC changed */
+  uint8_t pt;              /* last media payload type seen */
+  uint64_t packets;        /* media packets (not RTX), duplicates included */
+  uint64_t rtx_packets;    /* RTX packets received */
+  uint64_t rtx_recovered;  /* RTX packets that filled a hole */
+  uint64_t duplicates;     /* seqs received twice (media or RTX) */
+  uint64_t out_of_order;   /* media packets older than the highest seq seen */
+  uint64_t max_jump;       /* largest forward step of the highest seq (1 = none) */
+  uint64_t wrong_pt;       /* packets whose pt is neither media nor rtx pt */
+  uint64_t rtx_bad;        /* RTX undecodable or whose OSN does not match its payload */
+  uint32_t tags_seen;      /* bit t set when payload tag t (< 32) was received */
+  int started;
+  int64_t first_ext, max_ext; /* extended seqs */
+  uint64_t unique;         /* distinct seqs received (media or RTX) */
+  uint8_t *seen;           /* bitmap over [first_ext, first_ext + SEQ_WINDOW) */
+  /* video only: frames */
+  uint64_t keyframes;      /* packets flagged keyframe (first of frame) */
+  hd_time_t first_keyframe_at;
+  uint32_t last_frame;
+} hd_rtc_stream_stats_t;
+
+typedef struct {
+  uint64_t tx_packets, rx_packets;
+  uint64_t stun_req_sent, stun_resp_ok;
+  uint64_t rtp_sent[2], rtcp_sent;
+  uint64_t rtcp_rx, sr_rx, rr_rx, twcc_rx, remb_rx;
+  uint64_t nack_rx, nack_seqs_rx;      /* publisher: NACKs from the node */
+  uint64_t pli_rx, fir_rx;             /* publisher: keyframe requests */
+  hd_time_t first_pli_at, last_pli_at;
+  uint64_t nack_sent, nack_seqs_sent, pli_sent;
+  uint64_t nack_gave_up;
+  uint64_t drop_srtp, drop_other;
+  hd_time_t last_consent_sent;         /* time of the last ICE check we sent */
+  hd_time_t connected_at;              /* DTLS+SRTP ready */
+} hd_rtc_client_stats_t;
+
+typedef struct hd_rtc_client hd_rtc_client_t;
+
+/* Creates an endpoint. local address is only informational (we never bind). */
+int hd_rtc_client_new(hd_rtc_client_t **out, const hd_rtc_client_config_t *cfg);
+void hd_rtc_client_free(hd_rtc_client_t *c);
+
+/* Writes the SDP offer (NUL-terminated). Returns its length or HD_ENOSPC. */
+int hd_rtc_client_offer(hd_rtc_client_t *c, char *out, size_t cap);
+/* Applies the answer: ICE credentials, fingerprint, setup, candidate, and for a
+ * player the SSRCs and payload types the node will send. Starts ICE. Returns 0,
+ * HD_EPROTO (unparsable), HD_EUNSUPPORTED (no candidate / credentials). */
+int hd_rtc_client_apply_answer(hd_rtc_client_t *c, const char *sdp, size_t len, hd_time_t now);
+
+/* Feeds one received datagram from `from`. Returns 0 or a negative error (dropped). */
+int hd_rtc_client_feed(hd_rtc_client_t *c, const uint8_t *buf, size_t len, const struct sockaddr *from,
+                       socklen_t fromlen, hd_time_t now);
+/* Takes the next datagram to send: its length (0 when none) and destination. */
+int hd_rtc_client_poll(hd_rtc_client_t *c, uint8_t *out, size_t cap, struct sockaddr_storage *to, socklen_t *tolen);
+hd_time_t hd_rtc_client_next_timeout(const hd_rtc_client_t *c);
+void hd_rtc_client_handle_timeout(hd_rtc_client_t *c, hd_time_t now);
+
+/* 1 once DTLS is done and SRTP keyed. */
+int hd_rtc_client_connected(const hd_rtc_client_t *c);
+/* 1 if DTLS failed or was closed by the node (close_notify). */
+int hd_rtc_client_closed(const hd_rtc_client_t *c);
+/* Publisher: start / stop sending synthetic media (on by default once connected). */
+void hd_rtc_client_set_sending(hd_rtc_client_t *c, int on);
+/* Stops (0) or resumes (1) the periodic ICE consent checks. */
+void hd_rtc_client_set_consent(hd_rtc_client_t *c, int on);
+/* Publisher: simulates an encoder restart: new SSRCs, random seq and timestamp
+ * bases, next video frame is a keyframe. */
+void hd_rtc_client_restart_source(hd_rtc_client_t *c);
+/* Sends a generic NACK for `seqs` (ascending) of the received stream `kind`. */
+int hd_rtc_client_send_nack(hd_rtc_client_t *c, int kind, const uint16_t *seqs, size_t n);
+/* Sends a PLI for the received video stream. */
+int hd_rtc_client_send_pli(hd_rtc_client_t *c);
+
+const hd_rtc_client_stats_t *hd_rtc_client_stats(const hd_rtc_client_t *c);
+/* Receive statistics of stream `kind` (HD_RTC_AUDIO / HD_RTC_VIDEO). */
+const hd_rtc_stream_stats_t *hd_rtc_client_rx(const hd_rtc_client_t *c, int kind);
+/* 1 if extended seq `ext` of stream `kind` was received. */
+int hd_rtc_client_rx_has(const hd_rtc_client_t *c, int kind, int64_t ext);
+/* What the answer said the node sends (player) / what we send (publisher). */
+uint32_t hd_rtc_client_answer_ssrc(const hd_rtc_client_t *c, int kind);
+uint32_t hd_rtc_client_answer_rtx_ssrc(const hd_rtc_client_t *c);
+uint8_t hd_rtc_client_pt(const hd_rtc_client_t *c, int kind);
+/* Publisher: our current media SSRC of `kind`, and packets sent. */
+uint32_t hd_rtc_client_send_ssrc(const hd_rtc_client_t *c, int kind);
+/* The node's address from the answer's candidate. */
+const struct sockaddr *hd_rtc_client_remote(const hd_rtc_client_t *c, socklen_t *len);
+
+#endif

@@ -1,0 +1,574 @@
+/* Unit tests for the forwarding node (src/sfu/node.h) on a virtual clock: the
+ * node and our own client endpoints (tests/support/rtc_client.h) joined by the
+ * in-process link model (tests/support/link.h). Covers WHIP/WHEP session setup,
+ * forwarding with per-viewer rewriting (RFC 3550 §5.1), keyframe requests (PLI,
+ * RFC 4585 §6.3.1), NACK answered with RTX (RFC 4588), consent freshness
+ * (RFC 7675 §5.1), publisher restarts, garbage input and tenant isolation. */
+#include "hd_test.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "sfu/node.h"
+#include "support/link.h"
+#include "support/rtc_client.h"
+
+#define MAX_CLIENTS 6
+#define NODE_DST (-1)
+#define DELAY HD_MS(20)
+
+static hd_dtls_cert_t *g_node_cert, *g_client_cert;
+
+typedef struct {
+  hd_rtc_client_t *c;
+  struct sockaddr_in addr;
+  hd_link_t up, down;
+  char id[HD_SESSION_ID_LEN + 1];
+  int kind;
+  char app[16], room[16];
+} peer_t;
+
+typedef struct {
+  hd_node_t *node;
+  struct sockaddr_in node_addr;
+  hd_wire_t wire;
+  peer_t p[MAX_CLIENTS];
+  hd_time_t now;
+  uint64_t to_nowhere; /* node datagrams for an address no client has */
+  /* tap: last datagram a client sent (to replay it) */
+  int tap_client;
+  uint8_t tap[HD_WIRE_MTU];
+  size_t tap_len;
+} world_t;
+
+static void mkaddr(struct sockaddr_in *a, const char *ip, uint16_t port) {
+  memset(a, 0, sizeof *a);
+  a->sin_family = AF_INET;
+  a->sin_port = htons(port);
+  inet_pton(AF_INET, ip, &a->sin_addr);
+}
+
+static void world_init(world_t *w) {
+  memset(w, 0, sizeof *w);
+  hd_node_config_t cfg = {.rtc_ip = "10.0.0.1", .rtc_port = 7881, .wall_offset = HD_SEC(1700000000)};
+  assert_int_equal(hd_node_new(&w->node, &cfg, g_node_cert), 0);
+  mkaddr(&w->node_addr, "10.0.0.1", 7881);
+  assert_int_equal(hd_wire_init(&w->wire, 1 << 16), 0);
+  w->now = HD_SEC(1000); /* any origin: nothing may assume 0 */
+  w->tap_client = -1;
+}
+
+static void world_free(world_t *w) {
+  hd_node_free(w->node);
+  for (int i = 0; i < MAX_CLIENTS; i++) hd_rtc_client_free(w->p[i].c);
+  hd_wire_free(&w->wire);
+}
+
+static int addr_eq(const struct sockaddr_storage *ss, const struct sockaddr_in *a) {
+  const struct sockaddr_in *b = (const struct sockaddr_in *)ss;
+  return b->sin_family == AF_INET && b->sin_port == a->sin_port && b->sin_addr.s_addr == a->sin_addr.s_addr;
+}
+
+/* Moves everything the node and the clients want to send onto the wire. */
+static void drain(world_t *w) {
+  hd_txq_t *q = hd_node_txq(w->node);
+  hd_datagram_t *d;
+  while ((d = hd_txq_peek(q)) != NULL) {
+    int dst = -2;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+      if (w->p[i].c && addr_eq(&d->to, &w->p[i].addr)) dst = i;
+    hd_time_t at;
+    if (dst < 0) w->to_nowhere++;
+    else if (hd_link_send(&w->p[dst].down, w->now, &at))
+      assert_int_equal(hd_wire_push(&w->wire, at, dst, (struct sockaddr *)&w->node_addr, sizeof w->node_addr,
+                                    d->data, d->len),
+                       0);
+    hd_txq_pop(q);
+  }
+  for (int i = 0; i < MAX_CLIENTS; i++) {
+    peer_t *p = &w->p[i];
+    if (!p->c) continue;
+    uint8_t buf[HD_WIRE_MTU];
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    int n;
+    while ((n = hd_rtc_client_poll(p->c, buf, sizeof buf, &to, &tolen)) > 0) {
+      assert_true(addr_eq(&to, &w->node_addr));
+      if (i == w->tap_client && buf[0] >= 128 && buf[0] <= 191 && !(buf[1] >= 192 && buf[1] <= 223)) {
+        memcpy(w->tap, buf, (size_t)n);
+        w->tap_len = (size_t)n;
+      }
+      hd_time_t at;
+      if (hd_link_send(&p->up, w->now, &at))
+        assert_int_equal(
+            hd_wire_push(&w->wire, at, NODE_DST, (struct sockaddr *)&p->addr, sizeof p->addr, buf, (size_t)n), 0);
+    }
+  }
+}
+
+/* Runs the world on the virtual clock until `end`. */
+static void run_until(world_t *w, hd_time_t end) {
+  hd_wire_pkt_t *pkt = malloc(sizeof *pkt);
+  assert_non_null(pkt);
+  for (long guard = 0;; guard++) {
+    assert_true(guard < 50000000);
+    drain(w);
+    hd_time_t t = hd_time_min(hd_wire_next(&w->wire), hd_node_next_timeout(w->node));
+    for (int i = 0; i < MAX_CLIENTS; i++)
+      if (w->p[i].c) t = hd_time_min(t, hd_rtc_client_next_timeout(w->p[i].c));
+    if (t > end) break;
+    if (t > w->now) w->now = t;
+    while (hd_wire_pop(&w->wire, w->now, pkt)) {
+      if (pkt->dst == NODE_DST) {
+        hd_node_feed(w->node, pkt->data, pkt->len, (struct sockaddr *)&pkt->from, pkt->fromlen, w->now);
+      } else if (w->p[pkt->dst].c) {
+        hd_rtc_client_feed(w->p[pkt->dst].c, pkt->data, pkt->len, (struct sockaddr *)&pkt->from, pkt->fromlen,
+                           w->now);
+      }
+      drain(w);
+    }
+    if (hd_node_next_timeout(w->node) <= w->now) hd_node_handle_timeout(w->node, w->now);
+    for (int i = 0; i < MAX_CLIENTS; i++)
+      if (w->p[i].c && hd_rtc_client_next_timeout(w->p[i].c) <= w->now)
+        hd_rtc_client_handle_timeout(w->p[i].c, w->now);
+  }
+  w->now = end;
+  free(pkt);
+}
+
+static void run_for(world_t *w, hd_time_t d) { run_until(w, w->now + d); }
+
+/* Creates client i and its session. Returns the node's result. */
+static int join_ex(world_t *w, int i, int kind, const char *app, const char *room, hd_rtc_client_config_t cfg) {
+  peer_t *p = &w->p[i];
+  char ip[32];
+  snprintf(ip, sizeof ip, "10.0.1.%d", i + 2);
+  mkaddr(&p->addr, ip, (uint16_t)(5000 + i));
+  cfg.kind = kind == HD_SESSION_PUBLISH ? HD_RTC_CLIENT_PUBLISH : HD_RTC_CLIENT_PLAY;
+  cfg.cert = g_client_cert;
+  assert_int_equal(hd_rtc_client_new(&p->c, &cfg), 0);
+  hd_link_params_t lp = {.delay = DELAY};
+  hd_link_init(&p->up, &lp, 1000 + (uint64_t)i);
+  hd_link_init(&p->down, &lp, 2000 + (uint64_t)i);
+  char offer[8192], *answer = malloc(65536), err[256] = "";
+  assert_non_null(answer);
+  assert_true(hd_rtc_client_offer(p->c, offer, sizeof offer) > 0);
+  int rc = hd_node_create_session(w->node, kind, app, room, offer, strlen(offer), w->now, answer, 65536, p->id, err,
+                                  sizeof err);
+  if (rc == 0) {
+    assert_int_equal(hd_rtc_client_apply_answer(p->c, answer, strlen(answer), w->now), 0);
+    p->kind = kind;
+    snprintf(p->app, sizeof p->app, "%s", app);
+    snprintf(p->room, sizeof p->room, "%s", room);
+  } else {
+    hd_rtc_client_free(p->c);
+    p->c = NULL;
+  }
+  free(answer);
+  return rc;
+}
+
+static int join(world_t *w, int i, int kind, const char *room) {
+  hd_rtc_client_config_t cfg = {0};
+  return join_ex(w, i, kind, "app", room, cfg);
+}
+
+static void leave(world_t *w, int i) {
+  peer_t *p = &w->p[i];
+  assert_int_equal(hd_node_delete_session(w->node, p->kind, p->app, p->room, p->id, w->now), 0);
+  drain(w); /* the close_notify goes out; the client is gone before it lands */
+  hd_rtc_client_free(p->c);
+  p->c = NULL;
+}
+
+/* Checks a viewer's video/audio reception: continuous, in order, its own
+ * SSRCs and payload types. Returns the number of video packets. */
+static uint64_t check_clean(world_t *w, int i) {
+  hd_rtc_client_t *c = w->p[i].c;
+  for (int k = 0; k < 2; k++) {
+    const hd_rtc_stream_stats_t *s = hd_rtc_client_rx(c, k);
+    assert_true(s->packets > 0);
+    assert_int_equal(s->max_jump, 1);
+    assert_int_equal(s->out_of_order, 0);
+    assert_int_equal(s->duplicates, 0);
+    assert_int_equal(s->unique, (uint64_t)(s->max_ext - s->first_ext + 1));
+    assert_int_equal(s->ssrc, hd_rtc_client_answer_ssrc(c, k));
+    assert_int_equal(s->ssrc_changes, 0);
+    assert_int_equal(s->pt, hd_rtc_client_pt(c, k));
+    assert_int_equal(s->wrong_pt, 0);
+  }
+  return hd_rtc_client_rx(c, HD_RTC_VIDEO)->packets;
+}
+
+/* ---- (a) publish + 2 viewers ---- */
+
+static void test_forward_two_viewers(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  run_for(w, HD_SEC(1));
+  assert_true(hd_rtc_client_connected(w->p[0].c));
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
+  /* the second viewer numbers its payload types differently */
+  hd_rtc_client_config_t cfg = {.audio_pt = 109, .video_pt = 100, .rtx_pt = 101};
+  assert_int_equal(join_ex(w, 2, HD_SESSION_PLAY, "app", "r", cfg), 0);
+  assert_int_equal(hd_node_session_count(w->node, HD_SESSION_PLAY), 2);
+  assert_int_equal(hd_node_session_count(w->node, HD_SESSION_PUBLISH), 1);
+  run_for(w, HD_SEC(5));
+  for (int i = 1; i <= 2; i++) {
+    assert_true(hd_rtc_client_connected(w->p[i].c));
+    uint64_t n = check_clean(w, i);
+    assert_true(n >= 4 * 30 * 3); /* ≥ 4 s of 30 fps x 3 packets */
+    assert_true(hd_rtc_client_rx(w->p[i].c, HD_RTC_VIDEO)->keyframes >= 1);
+    assert_true(hd_rtc_client_rx(w->p[i].c, HD_RTC_AUDIO)->packets >= 4 * 50);
+  }
+  /* each viewer has its own SSRCs (as in its answer) */
+  assert_int_not_equal(hd_rtc_client_answer_ssrc(w->p[1].c, HD_RTC_VIDEO),
+                       hd_rtc_client_answer_ssrc(w->p[2].c, HD_RTC_VIDEO));
+  assert_int_not_equal(hd_rtc_client_answer_ssrc(w->p[1].c, HD_RTC_VIDEO),
+                       hd_rtc_client_send_ssrc(w->p[0].c, HD_RTC_VIDEO));
+  assert_int_equal(hd_rtc_client_rx(w->p[2].c, HD_RTC_VIDEO)->pt, 100);
+  assert_int_equal(hd_rtc_client_rx(w->p[2].c, HD_RTC_AUDIO)->pt, 109);
+  /* the node sent reports: SR to viewers, RR/TWCC to the publisher */
+  assert_true(hd_rtc_client_stats(w->p[1].c)->sr_rx > 0);
+  assert_true(hd_rtc_client_stats(w->p[0].c)->rr_rx > 0);
+  assert_true(hd_rtc_client_stats(w->p[0].c)->twcc_rx > 0);
+  hd_node_stats_t *ns = hd_node_stats(w->node);
+  assert_int_equal(ns->drop_unknown_source, 0);
+  assert_int_equal(ns->drop_srtp_auth, 0);
+  assert_int_equal(ns->media.drop_unknown_pt, 0);
+  assert_int_equal(w->to_nowhere, 0);
+  char metrics[16384];
+  assert_true(hd_node_metrics_text(w->node, metrics, sizeof metrics) > 0);
+  assert_non_null(strstr(metrics, "hudong_sessions{kind=\"play\"} 2\n"));
+  world_free(w);
+  free(w);
+}
+
+/* ---- (b) a late viewer triggers a PLI within one round trip ---- */
+
+static void test_late_viewer_pli(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(3));
+  const hd_rtc_client_stats_t *ps = hd_rtc_client_stats(w->p[0].c);
+  uint64_t plis = ps->pli_rx;
+  assert_true(plis >= 1); /* the first viewer got its keyframe that way too */
+  assert_int_equal(join(w, 2, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(2));
+  const hd_rtc_client_stats_t *vs = hd_rtc_client_stats(w->p[2].c);
+  assert_true(vs->connected_at > 0);
+  assert_int_equal(ps->pli_rx, plis + 1);
+  /* the node is DTLS server: it is connected one delay before the viewer, and its
+   * PLI needs one delay to reach the publisher */
+  assert_true(ps->last_pli_at >= vs->connected_at - DELAY);
+  assert_true(ps->last_pli_at <= vs->connected_at + 2 * DELAY);
+  /* and the viewer sees a keyframe one frame interval + one RTT later at most */
+  const hd_rtc_stream_stats_t *rx = hd_rtc_client_rx(w->p[2].c, HD_RTC_VIDEO);
+  assert_true(rx->keyframes >= 1);
+  assert_true(rx->first_keyframe_at - ps->last_pli_at <= HD_MS(34) + 2 * DELAY);
+  check_clean(w, 2);
+
+  /* two more viewers connecting 100 ms apart: each gets a keyframe promptly even
+   * though the PLI rate limit would have swallowed the second request */
+  assert_int_equal(join(w, 3, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_MS(100));
+  assert_int_equal(join(w, 4, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(2));
+  for (int i = 3; i <= 4; i++) {
+    const hd_rtc_stream_stats_t *r = hd_rtc_client_rx(w->p[i].c, HD_RTC_VIDEO);
+    hd_time_t conn = hd_rtc_client_stats(w->p[i].c)->connected_at;
+    assert_true(r->keyframes >= 1);
+    assert_true(r->first_keyframe_at - conn <= HD_MS(300) + HD_MS(34) + 4 * DELAY);
+  }
+  world_free(w);
+  free(w);
+}
+
+/* ---- (c) 5% loss on a viewer's downlink is repaired with RTX ---- */
+
+static void test_nack_rtx_recovery(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  hd_rtc_client_config_t cfg = {.auto_nack = 1, .nack_interval = HD_MS(60)};
+  assert_int_equal(join_ex(w, 1, HD_SESSION_PLAY, "app", "r", cfg), 0);
+  /* a viewer that did not offer RTX gets plain retransmissions on the media SSRC */
+  hd_rtc_client_config_t cfg_plain = {.auto_nack = 1, .nack_interval = HD_MS(60), .no_rtx = 1};
+  assert_int_equal(join_ex(w, 2, HD_SESSION_PLAY, "app", "r", cfg_plain), 0);
+  run_for(w, HD_SEC(1));
+  assert_true(hd_rtc_client_connected(w->p[1].c));
+  assert_true(hd_rtc_client_connected(w->p[2].c));
+  assert_int_equal(hd_rtc_client_answer_rtx_ssrc(w->p[2].c), 0);
+  hd_link_params_t lossy = {.delay = DELAY, .loss = 0.05};
+  hd_link_set(&w->p[1].down, &lossy);
+  hd_link_set(&w->p[2].down, &lossy);
+  run_for(w, HD_SEC(10));
+  hd_rtc_client_set_sending(w->p[0].c, 0);
+  run_for(w, HD_SEC(1)); /* let the last repairs land */
+  const hd_rtc_stream_stats_t *v = hd_rtc_client_rx(w->p[1].c, HD_RTC_VIDEO);
+  uint64_t span = (uint64_t)(v->max_ext - v->first_ext + 1);
+  assert_true(w->p[1].down.dropped > 50);
+  assert_true(span > 900);
+  assert_true(v->rtx_packets > 0);
+  assert_true(v->rtx_recovered > 0);
+  assert_int_equal(v->rtx_bad, 0); /* every OSN named the right original packet */
+  assert_int_equal(v->rtx_ssrc, hd_rtc_client_answer_rtx_ssrc(w->p[1].c));
+  assert_int_equal(v->ssrc_changes, 0);
+  print_message("video: %llu of %llu seqs, %llu rtx, %llu lost on the link\n", (unsigned long long)v->unique, (unsigned long long)span, (unsigned long long)v->rtx_packets, (unsigned long long)w->p[1].down.dropped);
+  assert_true(v->unique * 100 >= span * 99);
+  hd_node_stats_t *ns = hd_node_stats(w->node);
+  assert_true(ns->media.nack_received > 0);
+  assert_true(ns->media.retransmitted > 0);
+  assert_true(hd_rtc_client_stats(w->p[1].c)->nack_sent > 0);
+  const hd_rtc_stream_stats_t *p2 = hd_rtc_client_rx(w->p[2].c, HD_RTC_VIDEO);
+  uint64_t span2 = (uint64_t)(p2->max_ext - p2->first_ext + 1);
+  assert_true(w->p[2].down.dropped > 50);
+  assert_int_equal(p2->rtx_packets, 0);
+  assert_true(p2->out_of_order > 0); /* the repairs, on the media stream itself */
+  assert_int_equal(p2->ssrc_changes, 0);
+  assert_int_equal(p2->wrong_pt, 0);
+  assert_true(p2->unique * 100 >= span2 * 99);
+  world_free(w);
+  free(w);
+}
+
+/* ---- (d) consent freshness ---- */
+
+static void test_consent_expiry(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(6)); /* at least one consent check after connecting */
+  hd_rtc_client_set_consent(w->p[1].c, 0);
+  hd_time_t last = hd_rtc_client_stats(w->p[1].c)->last_consent_sent;
+  assert_true(last > 0);
+  hd_time_t expiry = last + DELAY + HD_ICE_CONSENT_TIMEOUT; /* last check's arrival + 30 s */
+  run_until(w, expiry - HD_MS(1));
+  assert_non_null(hd_node_session(w->node, w->p[1].id));
+  assert_int_equal(hd_node_session_count(w->node, HD_SESSION_PLAY), 1);
+  assert_false(hd_rtc_client_closed(w->p[1].c));
+  uint64_t got = hd_rtc_client_rx(w->p[1].c, HD_RTC_VIDEO)->packets;
+  run_until(w, expiry + HD_MS(1));
+  assert_null(hd_node_session(w->node, w->p[1].id));
+  assert_int_equal(hd_node_session_count(w->node, HD_SESSION_PLAY), 0);
+  assert_int_equal(hd_node_session_count(w->node, HD_SESSION_PUBLISH), 1);
+  assert_int_equal(hd_node_room_count(w->node), 1);
+  /* RFC 7675 §5.1: without consent nothing more may be sent on the path, not
+   * even a close_notify; the viewer just stops hearing from the node */
+  run_for(w, DELAY); /* what was in flight lands */
+  uint64_t rx_pkts = hd_rtc_client_stats(w->p[1].c)->rx_packets;
+  run_for(w, HD_SEC(1));
+  assert_false(hd_rtc_client_closed(w->p[1].c));
+  assert_int_equal(hd_rtc_client_stats(w->p[1].c)->rx_packets, rx_pkts);
+  assert_true(hd_rtc_client_rx(w->p[1].c, HD_RTC_VIDEO)->packets > got);
+  assert_int_equal(hd_node_stats(w->node)->sessions_failed, 1);
+  /* the publisher goes silent too: the room is freed with its last session */
+  hd_rtc_client_set_consent(w->p[0].c, 0);
+  run_for(w, HD_SEC(36));
+  assert_int_equal(hd_node_session_count(w->node, 0), 0);
+  assert_int_equal(hd_node_room_count(w->node), 0);
+  assert_int_equal(hd_node_room_has_publisher(w->node, "app", "r"), 0);
+  assert_int_equal(hd_node_next_timeout(w->node), HD_TIME_NEVER);
+  world_free(w);
+  free(w);
+}
+
+/* ---- (e) publisher restarts ---- */
+
+static void test_publisher_restart(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(2));
+  uint64_t before = hd_rtc_client_rx(w->p[1].c, HD_RTC_VIDEO)->packets;
+  assert_true(before > 100);
+  /* encoder restart in the same session: new SSRC, seq and timestamp bases */
+  uint32_t old = hd_rtc_client_send_ssrc(w->p[0].c, HD_RTC_VIDEO);
+  hd_rtc_client_restart_source(w->p[0].c);
+  assert_int_not_equal(old, hd_rtc_client_send_ssrc(w->p[0].c, HD_RTC_VIDEO));
+  run_for(w, HD_SEC(2));
+  assert_true(hd_rtc_client_rx(w->p[1].c, HD_RTC_VIDEO)->packets > before + 100);
+  check_clean(w, 1);
+  /* a new publisher session replaces the old one in the room */
+  leave(w, 0);
+  assert_int_equal(hd_node_room_count(w->node), 1); /* the viewer keeps the room */
+  run_for(w, HD_MS(500));
+  before = hd_rtc_client_rx(w->p[1].c, HD_RTC_VIDEO)->packets;
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  run_for(w, HD_SEC(2));
+  assert_true(hd_rtc_client_rx(w->p[1].c, HD_RTC_VIDEO)->packets > before + 100);
+  check_clean(w, 1);
+  world_free(w);
+  free(w);
+}
+
+/* ---- (f) garbage is dropped, counted, and harmless ---- */
+
+static void inject(world_t *w, const struct sockaddr_in *from, const uint8_t *buf, size_t len) {
+  uint8_t tmp[HD_WIRE_MTU];
+  memcpy(tmp, buf, len);
+  hd_node_feed(w->node, tmp, len, (const struct sockaddr *)from, sizeof *from, w->now);
+  drain(w);
+}
+
+static void test_garbage(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  w->tap_client = 0;
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(2));
+  hd_node_stats_t *ns = hd_node_stats(w->node);
+  hd_node_stats_t s0 = *ns;
+  hd_link_t rng;
+  hd_link_init(&rng, &(hd_link_params_t){0}, 42);
+  struct sockaddr_in stranger;
+  mkaddr(&stranger, "192.0.2.7", 4444);
+  uint8_t buf[1200];
+  /* unknown source: random bytes of every first-byte class, and a STUN check
+   * for a ufrag nobody has */
+  for (int i = 0; i < 256; i++) {
+    size_t len = 1 + hd_link_rand(&rng) % sizeof buf;
+    for (size_t j = 0; j < len; j++) buf[j] = (uint8_t)hd_link_rand(&rng);
+    buf[0] = (uint8_t)i;
+    inject(w, &stranger, buf, len);
+  }
+  static const uint8_t stun_hdr[20] = {0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  inject(w, &stranger, stun_hdr, sizeof stun_hdr);
+  assert_int_equal(ns->drop_unknown_source - s0.drop_unknown_source, 257);
+  run_for(w, HD_MS(500));
+
+  /* known source (the viewer's address): fake RTP/RTCP, fake STUN, fake DTLS
+   * records (incl. a plaintext fatal alert), bytes outside every RFC 7983 range */
+  struct sockaddr_in known = w->p[1].addr;
+  hd_node_stats_t s1 = *hd_node_stats(w->node);
+  for (int i = 0; i < 50; i++) {
+    size_t len = 40 + hd_link_rand(&rng) % 400;
+    for (size_t j = 0; j < len; j++) buf[j] = (uint8_t)hd_link_rand(&rng);
+    buf[0] = 0x80;
+    buf[1] = (uint8_t)(i & 1 ? 96 : 200); /* RTP and RTCP */
+    inject(w, &known, buf, len);
+  }
+  ns = hd_node_stats(w->node);
+  assert_int_equal(ns->drop_srtp_auth + ns->drop_malformed - s1.drop_srtp_auth - s1.drop_malformed, 50);
+  s1 = *ns;
+  uint8_t stun[20];
+  memcpy(stun, stun_hdr, 20);
+  inject(w, &known, stun, sizeof stun); /* request without USERNAME/MESSAGE-INTEGRITY */
+  buf[0] = 0x40;
+  inject(w, &known, buf, 100); /* 64..127: nothing */
+  static const uint8_t alert[] = {21, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9, 0, 2, 2, 40};
+  inject(w, &known, alert, sizeof alert);
+  for (size_t j = 0; j < 200; j++) buf[j] = (uint8_t)hd_link_rand(&rng);
+  buf[0] = 23;
+  buf[1] = 0xfe;
+  buf[2] = 0xfd;
+  inject(w, &known, buf, 200); /* application data with a bad MAC */
+  ns = hd_node_stats(w->node);
+  assert_true(ns->drop_malformed + ns->drop_stun_auth + ns->drop_dtls - s1.drop_malformed - s1.drop_stun_auth -
+                  s1.drop_dtls >=
+              2);
+  /* an SRTP packet the publisher really sent (and the node got), replayed */
+  assert_true(w->tap_len > 0);
+  w->tap_client = -1;
+  run_for(w, 2 * DELAY);
+  uint64_t replay0 = ns->drop_srtp_replay;
+  inject(w, &w->p[0].addr, w->tap, w->tap_len);
+  assert_int_equal(hd_node_stats(w->node)->drop_srtp_replay, replay0 + 1);
+
+  run_for(w, HD_SEC(2));
+  assert_true(hd_rtc_client_connected(w->p[1].c));
+  assert_non_null(hd_node_session(w->node, w->p[1].id));
+  assert_int_equal(hd_node_session_count(w->node, 0), 2);
+  check_clean(w, 1);
+  char metrics[16384];
+  assert_true(hd_node_metrics_text(w->node, metrics, sizeof metrics) > 0);
+  assert_non_null(strstr(metrics, "hudong_packets_dropped_total{reason=\"unknown_source\"} 257\n"));
+  world_free(w);
+  free(w);
+}
+
+/* ---- (g) session errors and tenant isolation ---- */
+
+static void test_errors_and_isolation(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), HD_ENOTFOUND);
+  assert_int_equal(hd_node_room_count(w->node), 0);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  assert_int_equal(join(w, 1, HD_SESSION_PUBLISH, "r"), HD_ESTATE);
+  assert_int_equal(hd_node_session_count(w->node, 0), 1);
+  /* tenant B does not see tenant A's room of the same name */
+  hd_rtc_client_config_t none = {0};
+  assert_int_equal(join_ex(w, 1, HD_SESSION_PLAY, "B", "r", none), HD_ENOTFOUND);
+  assert_int_equal(hd_node_room_has_publisher(w->node, "B", "r"), 0);
+  assert_int_equal(hd_node_room_has_publisher(w->node, "app", "r"), 1);
+  assert_int_equal(hd_node_delete_session(w->node, HD_SESSION_PUBLISH, "B", "r", w->p[0].id, w->now), HD_ENOTFOUND);
+  assert_int_equal(hd_node_delete_session(w->node, HD_SESSION_PLAY, "app", "r", w->p[0].id, w->now), HD_ENOTFOUND);
+  assert_int_equal(hd_node_delete_session(w->node, HD_SESSION_PUBLISH, "app", "r2", w->p[0].id, w->now),
+                   HD_ENOTFOUND);
+  /* B can publish its own "r", and each tenant's viewer gets only its publisher */
+  hd_rtc_client_config_t tag_a = {.tag = 1}, tag_b = {.tag = 2};
+  hd_rtc_client_free(w->p[0].c);
+  w->p[0].c = NULL;
+  assert_int_equal(hd_node_delete_session(w->node, HD_SESSION_PUBLISH, "app", "r", w->p[0].id, w->now), 0);
+  assert_int_equal(join_ex(w, 0, HD_SESSION_PUBLISH, "A", "r", tag_a), 0);
+  assert_int_equal(join_ex(w, 1, HD_SESSION_PUBLISH, "B", "r", tag_b), 0);
+  assert_int_equal(hd_node_room_count(w->node), 2);
+  assert_int_equal(join_ex(w, 2, HD_SESSION_PLAY, "A", "r", none), 0);
+  assert_int_equal(join_ex(w, 3, HD_SESSION_PLAY, "B", "r", none), 0);
+  run_for(w, HD_SEC(2));
+  assert_int_equal(hd_rtc_client_rx(w->p[2].c, HD_RTC_VIDEO)->tags_seen, 1u << 1);
+  assert_int_equal(hd_rtc_client_rx(w->p[3].c, HD_RTC_VIDEO)->tags_seen, 1u << 2);
+  assert_int_equal(hd_rtc_client_rx(w->p[2].c, HD_RTC_AUDIO)->tags_seen, 1u << 1);
+  assert_int_equal(hd_rtc_client_rx(w->p[3].c, HD_RTC_AUDIO)->tags_seen, 1u << 2);
+  check_clean(w, 2);
+  check_clean(w, 3);
+  /* a bad offer is refused with a reason */
+  char ans[256], id[HD_SESSION_ID_LEN + 1], err[256] = "";
+  assert_int_equal(hd_node_create_session(w->node, HD_SESSION_PUBLISH, "A", "x", "v=0\r\nbogus", 11, w->now, ans,
+                                          sizeof ans, id, err, sizeof err) < 0,
+                   1);
+  assert_true(err[0] != 0);
+  assert_int_equal(hd_node_room_count(w->node), 2);
+  world_free(w);
+  free(w);
+}
+
+static int setup_all(void **st) {
+  (void)st;
+  hd_log_set_level(HD_LOG_WARN);
+  if (hd_dtls_cert_generate(&g_node_cert) || hd_dtls_cert_generate(&g_client_cert)) return -1;
+  return 0;
+}
+
+static int teardown_all(void **st) {
+  (void)st;
+  hd_dtls_cert_free(g_node_cert);
+  hd_dtls_cert_free(g_client_cert);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_forward_two_viewers), cmocka_unit_test(test_late_viewer_pli),
+      cmocka_unit_test(test_nack_rtx_recovery),   cmocka_unit_test(test_consent_expiry),
+      cmocka_unit_test(test_publisher_restart),   cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_errors_and_isolation),
+  };
+  return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
