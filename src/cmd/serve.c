@@ -182,8 +182,9 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
     /* Trickle ICE (RFC 9725 §4.3): as an ICE-lite server we learn the client's
      * address from its checks, so remote candidates need no action. */
     if (authorize(s, req, room, grant, &claims, resp) < 0) return;
-    hd_session_t *sess = hd_node_session(s->node, id);
-    if (!sess || sess->kind != kind) { /* a WHIP id is no WHEP resource, and vice versa */
+    /* scoped to the token's tenant and room, and to WHIP vs WHEP */
+    hd_session_t *sess = hd_node_find_session(s->node, kind, claims.key, room, id);
+    if (!sess) {
       hd_http_resp_text(resp, 404, "no such session\n");
       return;
     }

@@ -297,11 +297,16 @@ int hd_node_room_has_publisher(hd_node_t *n, const char *app, const char *room) 
   return r && r->publisher;
 }
 
+hd_session_t *hd_node_find_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id) {
+  hd_session_t *s = id[0] ? hd_node_session(n, id) : NULL;
+  if (!s || s->kind != kind || !s->room || strcmp(s->room->app, app) || strcmp(s->room->name, room)) return NULL;
+  return s;
+}
+
 int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id,
                            hd_time_t now) {
-  hd_session_t *s = id[0] ? hd_node_session(n, id) : NULL;
-  if (!s || s->kind != kind || !s->room || strcmp(s->room->app, app) || strcmp(s->room->name, room))
-    return HD_ENOTFOUND;
+  hd_session_t *s = hd_node_find_session(n, kind, app, room, id);
+  if (!s) return HD_ENOTFOUND;
   session_destroy(n, s, "deleted by client");
   return 0;
 }

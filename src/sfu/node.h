@@ -53,6 +53,9 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
 /* Ends a session (DELETE on the WHIP/WHEP resource). HD_ENOTFOUND if no such
  * session of that kind in that app/room. */
 int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id, hd_time_t now);
+/* Finds a session of `kind` by id, only within tenant `app` and room `room`
+ * (a resource URL never reaches another tenant's session). NULL if none. */
+hd_session_t *hd_node_find_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id);
 /* Finds a session by id (for tests and diagnostics). */
 hd_session_t *hd_node_session(hd_node_t *n, const char *id);
 /* 1 if room `room` of `app` has a publisher. */

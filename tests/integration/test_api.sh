@@ -367,6 +367,9 @@ http PATCH "/whep/r/${PUB_LOC##*/}" -H "Authorization: Bearer $TA" \
 expect "PATCH on a WHIP session id under /whep" 404 'no such session'
 http PATCH "$PUB_LOC" -H 'Content-Type: application/trickle-ice-sdpfrag' --data-binary "@$TMP/trickle.frag"
 expect "PATCH without a token" 401 'missing Authorization'
+http PATCH "$PUB_LOC" -H "Authorization: Bearer $TB" \
+  -H 'Content-Type: application/trickle-ice-sdpfrag' --data-binary "@$TMP/trickle.frag"
+expect "PATCH on appA's session with an appB token (tenant isolation)" 404 'no such session'
 http GET "$PUB_LOC"
 expect "GET on a session resource" 405 'not allowed'
 check "405 names the allowed methods" eval 'header Allow | grep -q DELETE'
