@@ -53,7 +53,8 @@ static int dec(char c) {
 }
 
 int hd_base64_decode(const char *in, size_t n, uint8_t *out, size_t cap) {
-  while (n > 0 && in[n - 1] == '=') n--;
+  while (n > 0 && in[n - 1] == '=')
+    n--;
   if (n % 4 == 1) return HD_EPROTO;
   size_t o = 0;
   uint32_t acc = 0;

@@ -15,9 +15,12 @@ int hd_log_level(void) {
     const char *e = getenv("HUDONG_LOG");
     g_level = HD_LOG_INFO;
     if (e) {
-      if (!strcmp(e, "error")) g_level = HD_LOG_ERROR;
-      else if (!strcmp(e, "warn")) g_level = HD_LOG_WARN;
-      else if (!strcmp(e, "debug")) g_level = HD_LOG_DEBUG;
+      if (!strcmp(e, "error"))
+        g_level = HD_LOG_ERROR;
+      else if (!strcmp(e, "warn"))
+        g_level = HD_LOG_WARN;
+      else if (!strcmp(e, "debug"))
+        g_level = HD_LOG_DEBUG;
     }
   }
   return g_level;

@@ -11,9 +11,9 @@ void hd_log(int level, const char *module, const char *fmt, ...) __attribute__((
 #define HD_LOGE(mod, ...) hd_log(HD_LOG_ERROR, mod, __VA_ARGS__)
 #define HD_LOGW(mod, ...) hd_log(HD_LOG_WARN, mod, __VA_ARGS__)
 #define HD_LOGI(mod, ...) hd_log(HD_LOG_INFO, mod, __VA_ARGS__)
-#define HD_LOGD(mod, ...)                                                                          \
-  do {                                                                                             \
-    if (hd_log_level() >= HD_LOG_DEBUG) hd_log(HD_LOG_DEBUG, mod, __VA_ARGS__);                    \
+#define HD_LOGD(mod, ...)                                                                                    \
+  do {                                                                                                       \
+    if (hd_log_level() >= HD_LOG_DEBUG) hd_log(HD_LOG_DEBUG, mod, __VA_ARGS__);                              \
   } while (0)
 
 #endif

@@ -52,7 +52,8 @@ static int grow(hd_map_t *m) {
     hd_map_slot_t *s = &m->slots[i];
     if (!s->klen) continue;
     size_t j = s->hash & (n - 1);
-    while (ns[j].klen) j = (j + 1) & (n - 1);
+    while (ns[j].klen)
+      j = (j + 1) & (n - 1);
     ns[j] = *s;
   }
   free(m->slots);

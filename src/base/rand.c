@@ -33,7 +33,8 @@ void hd_random_token(char *out, size_t n) {
   while (done < n) {
     size_t chunk = n - done > sizeof raw ? sizeof raw : n - done;
     (void)hd_random_bytes(raw, chunk);
-    for (size_t i = 0; i < chunk; i++) out[done + i] = alphabet[raw[i] % 62];
+    for (size_t i = 0; i < chunk; i++)
+      out[done + i] = alphabet[raw[i] % 62];
     done += chunk;
   }
   out[n] = 0;

@@ -8,8 +8,8 @@
 typedef int64_t hd_time_t; /* microseconds */
 
 #define HD_TIME_NEVER INT64_MAX
-#define HD_MS(x) ((hd_time_t)(x) * 1000)
-#define HD_SEC(x) ((hd_time_t)(x) * 1000000)
+#define HD_MS(x) ((hd_time_t)(x)*1000)
+#define HD_SEC(x) ((hd_time_t)(x)*1000000)
 
 static inline hd_time_t hd_time_min(hd_time_t a, hd_time_t b) { return a < b ? a : b; }
 

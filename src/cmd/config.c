@@ -128,7 +128,8 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   json_t *apps = json_object_get(root, "apps");
   if (apps) {
     if (!json_is_array(apps) || json_array_size(apps) > HD_MAX_APPS) {
-      snprintf(err, errcap, "config: 'apps' must be an array of at most %d {key, secret} objects", HD_MAX_APPS);
+      snprintf(err, errcap, "config: 'apps' must be an array of at most %d {key, secret} objects",
+               HD_MAX_APPS);
       goto out;
     }
     size_t i;
@@ -138,7 +139,8 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
       hd_app_t *app = &c->apps[c->n_apps];
       memset(app, 0, sizeof *app);
       if (!json_is_object(a) || get_str(a, "key", app->key, sizeof app->key, err, errcap) ||
-          get_str(a, "secret", app->secret, sizeof app->secret, err, errcap) || !app->key[0] || !app->secret[0]) {
+          get_str(a, "secret", app->secret, sizeof app->secret, err, errcap) || !app->key[0] ||
+          !app->secret[0]) {
         if (!err[0]) snprintf(err, errcap, "config: apps[%zu] needs a non-empty 'key' and 'secret'", i);
         goto out;
       }

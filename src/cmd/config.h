@@ -15,8 +15,8 @@ typedef struct {
 typedef struct {
   char listen_host[64];
   int listen_port;
-  char rtc_bind[64];     /* UDP bind address */
-  char rtc_ip[64];       /* address announced in ICE candidates */
+  char rtc_bind[64]; /* UDP bind address */
+  char rtc_ip[64];   /* address announced in ICE candidates */
   int rtc_port;
   char web_root[512];
   int dev;
@@ -26,8 +26,8 @@ typedef struct {
   int n_origins;
   size_t max_sessions;
   size_t max_viewers;
-  size_t body_cap;       /* HTTP request body cap (bytes) */
-  long token_leeway;     /* seconds */
+  size_t body_cap;   /* HTTP request body cap (bytes) */
+  long token_leeway; /* seconds */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

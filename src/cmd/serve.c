@@ -32,14 +32,16 @@ typedef struct {
   uint64_t auth_failures;
 } server_t;
 
-static const char *secret_lookup(void *ud, const char *key) { return hd_config_secret(&((server_t *)ud)->cfg, key); }
+static const char *secret_lookup(void *ud, const char *key) {
+  return hd_config_secret(&((server_t *)ud)->cfg, key);
+}
 
 static int valid_room(const char *r, size_t n) {
   if (n == 0 || n > 64) return 0;
   for (size_t i = 0; i < n; i++) {
     char c = r[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-          c == '.'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.'))
       return 0;
   }
   return 1;
@@ -49,7 +51,8 @@ static int valid_room(const char *r, size_t n) {
  * optionally followed by parameters: "application/sdp; charset=utf-8" matches,
  * "application/sdpx" does not (RFC 9110 §8.3). */
 static int media_type_is(const char *ct, const char *mt) {
-  while (*ct == ' ' || *ct == '\t') ct++;
+  while (*ct == ' ' || *ct == '\t')
+    ct++;
   size_t n = strlen(mt);
   if (strncasecmp(ct, mt, n) != 0) return 0;
   return ct[n] == 0 || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
@@ -58,9 +61,11 @@ static int media_type_is(const char *ct, const char *mt) {
 static void add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
   if (!req->origin[0]) return;
   int ok = s->cfg.dev;
-  for (int i = 0; !ok && i < s->cfg.n_origins; i++) ok = !strcmp(s->cfg.origins[i], req->origin);
+  for (int i = 0; !ok && i < s->cfg.n_origins; i++)
+    ok = !strcmp(s->cfg.origins[i], req->origin);
   if (!ok) return;
-  hd_http_resp_header(resp, "Access-Control-Allow-Origin", s->cfg.dev && !s->cfg.n_origins ? "*" : req->origin);
+  hd_http_resp_header(resp, "Access-Control-Allow-Origin",
+                      s->cfg.dev && !s->cfg.n_origins ? "*" : req->origin);
   hd_http_resp_header(resp, "Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch");
   hd_http_resp_header(resp, "Vary", "Origin");
 }
@@ -68,8 +73,8 @@ static void add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp
 /* Verifies the bearer token for `room` with grant `needed`. On failure fills
  * resp (401 for a missing/invalid/expired token, 403 for a wrong room or
  * missing grant) and returns -1. */
-static int authorize(server_t *s, const hd_http_req_t *req, const char *room, int needed, hd_token_claims_t *claims,
-                     hd_http_resp_t *resp) {
+static int authorize(server_t *s, const hd_http_req_t *req, const char *room, int needed,
+                     hd_token_claims_t *claims, hd_http_resp_t *resp) {
   const char *tok;
   size_t tl;
   char why[256];
@@ -112,7 +117,8 @@ static void handle_options(server_t *s, const hd_http_req_t *req, hd_http_resp_t
 }
 
 /* /whip/{room}[/{id}] and /whep/{room}[/{id}] (RFC 9725 §4). */
-static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp, int kind, const char *rest) {
+static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp, int kind,
+                        const char *rest) {
   char room[80] = "", id[64] = "";
   const char *slash = strchr(rest, '/');
   size_t rl = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -215,8 +221,10 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
   char q[512];
   snprintf(q, sizeof q, "%s", req->query);
   for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
-    if (!strncmp(kv, "room=", 5)) snprintf(c.room, sizeof c.room, "%s", kv + 5);
-    else if (!strncmp(kv, "identity=", 9)) snprintf(c.identity, sizeof c.identity, "%s", kv + 9);
+    if (!strncmp(kv, "room=", 5))
+      snprintf(c.room, sizeof c.room, "%s", kv + 5);
+    else if (!strncmp(kv, "identity=", 9))
+      snprintf(c.identity, sizeof c.identity, "%s", kv + 9);
   }
   if (!valid_room(c.room, strlen(c.room))) {
     hd_http_resp_text(resp, 400, "query needs room=<name>\n");
@@ -241,9 +249,12 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
 static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
-  if (!strncmp(req->path, "/whip/", 6)) handle_wish(s, req, resp, HD_SESSION_PUBLISH, req->path + 6);
-  else if (!strncmp(req->path, "/whep/", 6)) handle_wish(s, req, resp, HD_SESSION_PLAY, req->path + 6);
-  else if (!strcmp(req->path, "/healthz")) hd_http_resp_text(resp, 200, "ok\n");
+  if (!strncmp(req->path, "/whip/", 6))
+    handle_wish(s, req, resp, HD_SESSION_PUBLISH, req->path + 6);
+  else if (!strncmp(req->path, "/whep/", 6))
+    handle_wish(s, req, resp, HD_SESSION_PLAY, req->path + 6);
+  else if (!strcmp(req->path, "/healthz"))
+    hd_http_resp_text(resp, 200, "ok\n");
   else if (!strcmp(req->path, "/metrics")) {
     char *buf = malloc(16384);
     if (!buf) {
@@ -268,7 +279,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (m > 0 && (size_t)m < 16384 - (size_t)n) n += m; /* never past the buffer on truncation */
     hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, (size_t)n);
     free(buf);
-  } else if (!strcmp(req->path, "/api/dev-token")) handle_dev_token(s, req, resp);
+  } else if (!strcmp(req->path, "/api/dev-token"))
+    handle_dev_token(s, req, resp);
   else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))
     hd_http_resp_text(resp, 400, "the endpoint is %s/{room}\n", req->path);
   if (resp->status >= 400) s->http_errors++;
@@ -313,10 +325,11 @@ static void find_web_root(hd_config_t *c, const char *argv0) {
 }
 
 static void usage_serve(void) {
-  fprintf(stderr, "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--config FILE] [--dev]\n"
-                  "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
-                  "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
-                  "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
+  fprintf(stderr,
+          "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--config FILE] [--dev]\n"
+          "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
+          "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
+          "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
 
 int hd_cmd_serve(int argc, char **argv) {
@@ -326,11 +339,16 @@ int hd_cmd_serve(int argc, char **argv) {
   const char *config = NULL, *listen = NULL, *rtc_ip = NULL;
   int rtc_port = -1;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
-    else if (!strcmp(argv[i], "--listen") && i + 1 < argc) listen = argv[++i];
-    else if (!strcmp(argv[i], "--rtc-port") && i + 1 < argc) rtc_port = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--rtc-ip") && i + 1 < argc) rtc_ip = argv[++i];
-    else if (!strcmp(argv[i], "--dev")) s.cfg.dev = 1;
+    if (!strcmp(argv[i], "--config") && i + 1 < argc)
+      config = argv[++i];
+    else if (!strcmp(argv[i], "--listen") && i + 1 < argc)
+      listen = argv[++i];
+    else if (!strcmp(argv[i], "--rtc-port") && i + 1 < argc)
+      rtc_port = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--rtc-ip") && i + 1 < argc)
+      rtc_ip = argv[++i];
+    else if (!strcmp(argv[i], "--dev"))
+      s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage_serve();
       return 0;
@@ -345,7 +363,8 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: %s\n", err);
     return 2;
   }
-  if (listen && hd_config_parse_hostport(listen, s.cfg.listen_host, sizeof s.cfg.listen_host, &s.cfg.listen_port)) {
+  if (listen &&
+      hd_config_parse_hostport(listen, s.cfg.listen_host, sizeof s.cfg.listen_host, &s.cfg.listen_port)) {
     fprintf(stderr, "hudong serve: bad --listen '%s' (want HOST:PORT)\n", listen);
     return 2;
   }
@@ -353,7 +372,8 @@ int hd_cmd_serve(int argc, char **argv) {
   if (rtc_ip) snprintf(s.cfg.rtc_ip, sizeof s.cfg.rtc_ip, "%s", rtc_ip);
   if (s.cfg.dev) {
     int have = 0;
-    for (int i = 0; i < s.cfg.n_apps; i++) have |= !strcmp(s.cfg.apps[i].key, "devkey");
+    for (int i = 0; i < s.cfg.n_apps; i++)
+      have |= !strcmp(s.cfg.apps[i].key, "devkey");
     if (!have && s.cfg.n_apps < HD_MAX_APPS) {
       memmove(&s.cfg.apps[1], &s.cfg.apps[0], (size_t)s.cfg.n_apps * sizeof s.cfg.apps[0]);
       snprintf(s.cfg.apps[0].key, sizeof s.cfg.apps[0].key, "devkey");
@@ -416,11 +436,11 @@ int hd_cmd_serve(int argc, char **argv) {
   s.sigint.data = s.sigterm.data = &s;
   uv_signal_start(&s.sigint, on_signal, SIGINT);
   uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-  fprintf(stderr, "hudong: serving http://%s:%d (web: %s), media UDP %s:%d (announced %s)\n", s.cfg.listen_host,
-          s.cfg.listen_port, s.cfg.web_root[0] ? s.cfg.web_root : "none", s.cfg.rtc_bind, s.cfg.rtc_port,
-          s.cfg.rtc_ip);
-  fprintf(stderr, "hudong: publish: http://%s:%d/publish.html  play: http://%s:%d/play.html\n", s.cfg.listen_host,
-          s.cfg.listen_port, s.cfg.listen_host, s.cfg.listen_port);
+  fprintf(stderr, "hudong: serving http://%s:%d (web: %s), media UDP %s:%d (announced %s)\n",
+          s.cfg.listen_host, s.cfg.listen_port, s.cfg.web_root[0] ? s.cfg.web_root : "none", s.cfg.rtc_bind,
+          s.cfg.rtc_port, s.cfg.rtc_ip);
+  fprintf(stderr, "hudong: publish: http://%s:%d/publish.html  play: http://%s:%d/play.html\n",
+          s.cfg.listen_host, s.cfg.listen_port, s.cfg.listen_host, s.cfg.listen_port);
   uv_run(s.loop, UV_RUN_DEFAULT);
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */

@@ -9,9 +9,10 @@
 #include "proto/token.h"
 
 static void usage(void) {
-  fprintf(stderr, "usage: hudong token --key K --secret S --room R --identity U [--publish] [--subscribe]\n"
-                  "                    [--publish-data] [--admin] [--hidden] [--rtm] [--name N] [--ttl SECONDS]\n"
-                  "  prints a JWT (HS256) for app key K, valid for --ttl seconds (default 3600)\n");
+  fprintf(stderr,
+          "usage: hudong token --key K --secret S --room R --identity U [--publish] [--subscribe]\n"
+          "                    [--publish-data] [--admin] [--hidden] [--rtm] [--name N] [--ttl SECONDS]\n"
+          "  prints a JWT (HS256) for app key K, valid for --ttl seconds (default 3600)\n");
 }
 
 int hd_cmd_token(int argc, char **argv) {
@@ -22,15 +23,15 @@ int hd_cmd_token(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define STR_OPT(flag, field)                                                                                       \
-  if (!strcmp(a, flag)) {                                                                                          \
-    if (!v || strlen(v) >= sizeof(field)) {                                                                        \
-      fprintf(stderr, "hudong token: %s needs a value shorter than %zu bytes\n", flag, sizeof(field));            \
-      return 2;                                                                                                    \
-    }                                                                                                              \
-    snprintf(field, sizeof(field), "%s", v);                                                                       \
-    i++;                                                                                                           \
-    continue;                                                                                                      \
+#define STR_OPT(flag, field)                                                                                 \
+  if (!strcmp(a, flag)) {                                                                                    \
+    if (!v || strlen(v) >= sizeof(field)) {                                                                  \
+      fprintf(stderr, "hudong token: %s needs a value shorter than %zu bytes\n", flag, sizeof(field));       \
+      return 2;                                                                                              \
+    }                                                                                                        \
+    snprintf(field, sizeof(field), "%s", v);                                                                 \
+    i++;                                                                                                     \
+    continue;                                                                                                \
   }
     STR_OPT("--key", c.key)
     STR_OPT("--room", c.room)
@@ -48,12 +49,18 @@ int hd_cmd_token(int argc, char **argv) {
         return 2;
       }
       i++;
-    } else if (!strcmp(a, "--publish")) c.can_publish = 1;
-    else if (!strcmp(a, "--subscribe")) c.can_subscribe = 1;
-    else if (!strcmp(a, "--publish-data")) c.can_publish_data = 1;
-    else if (!strcmp(a, "--admin")) c.room_admin = 1;
-    else if (!strcmp(a, "--hidden")) c.hidden = 1;
-    else if (!strcmp(a, "--rtm")) c.rtm = 1;
+    } else if (!strcmp(a, "--publish"))
+      c.can_publish = 1;
+    else if (!strcmp(a, "--subscribe"))
+      c.can_subscribe = 1;
+    else if (!strcmp(a, "--publish-data"))
+      c.can_publish_data = 1;
+    else if (!strcmp(a, "--admin"))
+      c.room_admin = 1;
+    else if (!strcmp(a, "--hidden"))
+      c.hidden = 1;
+    else if (!strcmp(a, "--rtm"))
+      c.rtm = 1;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage();
       return 0;

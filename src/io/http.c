@@ -46,7 +46,8 @@ void hd_http_resp_header(hd_http_resp_t *r, const char *name, const char *value)
   r->n_headers++;
 }
 
-void hd_http_resp_body(hd_http_resp_t *r, int status, const char *content_type, const char *body, size_t len) {
+void hd_http_resp_body(hd_http_resp_t *r, int status, const char *content_type, const char *body,
+                       size_t len) {
   free(r->body);
   r->body = malloc(len + 1);
   if (!r->body) {
@@ -103,13 +104,14 @@ static int send_response(struct lws *wsi, const hd_http_resp_t *r, int no_reuse)
   int rc = -1;
   if (lws_add_http_header_status(wsi, (unsigned)r->status, &p, end)) goto out;
   const char *ct = r->content_type[0] ? r->content_type : "text/plain; charset=utf-8";
-  if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ct, (int)strlen(ct), &p,
-                                   end))
+  if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ct,
+                                   (int)strlen(ct), &p, end))
     goto out;
   for (int i = 0; i < r->n_headers; i++) {
     char name[64];
     snprintf(name, sizeof name, "%s:", r->header_names[i]);
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)r->header_values[i],
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                    (const unsigned char *)r->header_values[i],
                                     (int)strlen(r->header_values[i]), &p, end))
       goto out;
   }
@@ -261,16 +263,14 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   case LWS_CALLBACK_HTTP_BODY_COMPLETION:
     if (c->chunked) return 0; /* already answered 411 */
     return dispatch(s, wsi, c) ? -1 : 0;
-  case LWS_CALLBACK_HTTP_FILE_COMPLETION:
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+  case LWS_CALLBACK_HTTP_FILE_COMPLETION: return lws_http_transaction_completed(wsi) ? -1 : 0;
   case LWS_CALLBACK_CLOSED_HTTP:
     if (c) {
       free(c->body);
       c->body = NULL;
     }
     return 0;
-  default:
-    break;
+  default: break;
   }
   return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
@@ -282,7 +282,8 @@ static const struct lws_protocols protocols[] = {
 
 static void lws_log_bridge(int level, const char *line) {
   size_t n = strlen(line);
-  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+    n--;
   HD_LOGD("lws", "%.*s", (int)n, line);
 }
 
@@ -292,15 +293,15 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
   s->cfg = *cfg;
   if (cfg->web_root) snprintf(s->web_root, sizeof s->web_root, "%s", cfg->web_root);
   snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
-  lws_set_log_level(hd_log_level() >= HD_LOG_DEBUG ? (LLL_ERR | LLL_WARN | LLL_NOTICE) : LLL_ERR, lws_log_bridge);
+  lws_set_log_level(hd_log_level() >= HD_LOG_DEBUG ? (LLL_ERR | LLL_WARN | LLL_NOTICE) : LLL_ERR,
+                    lws_log_bridge);
 
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
   info.port = cfg->port;
   info.iface = s->host;
   info.protocols = protocols;
-  info.options = LWS_SERVER_OPTION_LIBUV |
-                 LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+  info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
   s->loops[0] = loop;
   info.foreign_loops = s->loops;
   info.user = s;

@@ -22,12 +22,12 @@ typedef struct {
 
 #define HD_HTTP_MAX_HEADERS 8
 typedef struct {
-  int status;            /* 0 = not handled (static file lookup for GET) */
+  int status; /* 0 = not handled (static file lookup for GET) */
   char content_type[96];
   int n_headers;
   char header_names[HD_HTTP_MAX_HEADERS][48];
   char header_values[HD_HTTP_MAX_HEADERS][320];
-  char *body;            /* malloc'd by the handler, freed by the server */
+  char *body; /* malloc'd by the handler, freed by the server */
   size_t body_len;
 } hd_http_resp_t;
 
@@ -50,7 +50,8 @@ void hd_http_server_stop(hd_http_server_t *s);
 /* Helpers for handlers. */
 void hd_http_resp_header(hd_http_resp_t *r, const char *name, const char *value);
 /* Sets status and a copy of a text body (content type text/plain unless set). */
-void hd_http_resp_text(hd_http_resp_t *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void hd_http_resp_text(hd_http_resp_t *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void hd_http_resp_body(hd_http_resp_t *r, int status, const char *content_type, const char *body, size_t len);
 
 #endif

@@ -45,8 +45,8 @@
 #include "base/hex.h"
 
 #define DEFAULT_PROFILES "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
-#define OUTQ_CAP 32      /* datagrams waiting for hd_dtls_poll */
-#define INQ_CAP 64       /* application records waiting for hd_dtls_recv */
+#define OUTQ_CAP 32       /* datagrams waiting for hd_dtls_poll */
+#define INQ_CAP 64        /* application records waiting for hd_dtls_recv */
 #define APP_SCRATCH 16384 /* largest DTLS plaintext record */
 /* OpenSSL timer duration when we drive retransmission ourselves: effectively never. */
 #define OSSL_TIMER_FAR_US 3600000000u
@@ -94,8 +94,8 @@ struct hd_dtls {
   hd_time_t deadline;
   hd_time_t rto;
   int retries;
-  int timer_fresh;           /* OpenSSL started a timer for a new flight */
-  struct timeval *ossl_tv;   /* OpenSSL 3.0/3.1: its next-timeout field */
+  int timer_fresh;         /* OpenSSL started a timer for a new flight */
+  struct timeval *ossl_tv; /* OpenSSL 3.0/3.1: its next-timeout field */
 
   char profiles[96];
   hd_time_t last_now;
@@ -197,21 +197,16 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
   case BIO_CTRL_FLUSH:
     if (d) close_open(d);
     return 1;
-  case BIO_CTRL_WPENDING:
-    return d ? (long)d->open_len : 0;
-  case BIO_CTRL_PENDING:
-    return d && d->in ? (long)d->in_len : 0;
+  case BIO_CTRL_WPENDING: return d ? (long)d->open_len : 0;
+  case BIO_CTRL_PENDING: return d && d->in ? (long)d->in_len : 0;
   case BIO_CTRL_DGRAM_SET_NEXT_TIMEOUT:
     if (d && ptr && virtual_timer_supported()) d->ossl_tv = ptr;
     return 1;
   case BIO_CTRL_DGRAM_QUERY_MTU:
-  case BIO_CTRL_DGRAM_GET_FALLBACK_MTU:
-    return HD_DTLS_MTU;
+  case BIO_CTRL_DGRAM_GET_FALLBACK_MTU: return HD_DTLS_MTU;
   case BIO_CTRL_DGRAM_GET_MTU_OVERHEAD:
-  case BIO_CTRL_DGRAM_MTU_EXCEEDED:
-    return 0;
-  default:
-    return 0;
+  case BIO_CTRL_DGRAM_MTU_EXCEEDED: return 0;
+  default: return 0;
   }
 }
 
@@ -238,9 +233,8 @@ static int make_ctx(hd_dtls_cert_t *c) {
   SSL_CTX *ctx = SSL_CTX_new(DTLS_method());
   if (!ctx) return HD_ECRYPTO;
   int ok = SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) &&
-           SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION) &&
-           SSL_CTX_use_certificate(ctx, c->x509) && SSL_CTX_use_PrivateKey(ctx, c->pkey) &&
-           SSL_CTX_check_private_key(ctx) &&
+           SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION) && SSL_CTX_use_certificate(ctx, c->x509) &&
+           SSL_CTX_use_PrivateKey(ctx, c->pkey) && SSL_CTX_check_private_key(ctx) &&
            /* ECDHE only; ECDSA for us, RSA accepted from peers that use RSA certs. */
            SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                                         "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -282,8 +276,7 @@ int hd_dtls_cert_generate(hd_dtls_cert_t **out) {
       !X509_gmtime_adj(X509_getm_notAfter(c->x509), 365L * 24 * 3600))
     goto fail;
   X509_NAME *name = X509_get_subject_name(c->x509);
-  if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"hudong", -1, -1,
-                                  0) ||
+  if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"hudong", -1, -1, 0) ||
       !X509_set_issuer_name(c->x509, name) || !X509_set_pubkey(c->x509, c->pkey) ||
       !X509_sign(c->x509, c->pkey, EVP_sha256()))
     goto fail;
@@ -384,8 +377,10 @@ static int drive(hd_dtls_t *d, hd_time_t now) {
     } else {
       int e = SSL_get_error(d->ssl, r);
       if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-        if (!strcmp(d->error, "fingerprint mismatch")) rc = HD_EAUTH;
-        else rc = HD_EPROTO;
+        if (!strcmp(d->error, "fingerprint mismatch"))
+          rc = HD_EAUTH;
+        else
+          rc = HD_EPROTO;
         set_ssl_error(d, "handshake failed");
         fail(d);
       }
@@ -621,8 +616,7 @@ int hd_dtls_srtp_keys(const hd_dtls_t *d, hd_dtls_srtp_keys_t *out) {
     key = 16;
     salt = 12;
     break;
-  default:
-    return HD_EUNSUPPORTED;
+  default: return HD_EUNSUPPORTED;
   }
   /* RFC 5764 §4.2: client_key | server_key | client_salt | server_salt. */
   uint8_t m[2 * (16 + 14)];

@@ -12,9 +12,9 @@
 
 #include "base/time.h"
 
-#define HD_ICE_MAX_UFRAG 256   /* RFC 8839 §5.4: ice-char 4..256 */
-#define HD_ICE_MAX_PWD 256     /* 22..256 */
-#define HD_ICE_MAX_REMOTE 8    /* remote addresses tracked per agent (cap) */
+#define HD_ICE_MAX_UFRAG 256              /* RFC 8839 §5.4: ice-char 4..256 */
+#define HD_ICE_MAX_PWD 256                /* 22..256 */
+#define HD_ICE_MAX_REMOTE 8               /* remote addresses tracked per agent (cap) */
 #define HD_ICE_CONSENT_TIMEOUT HD_SEC(30) /* RFC 7675 §5.1 */
 #define HD_ICE_CONNECT_TIMEOUT HD_SEC(30)
 
@@ -25,7 +25,7 @@ enum { HD_ICE_NEW = 0, HD_ICE_CONNECTED = 1, HD_ICE_FAILED = 2 };
 typedef struct {
   struct sockaddr_storage addr;
   socklen_t addrlen;
-  uint32_t priority;  /* PRIORITY of the last check */
+  uint32_t priority;    /* PRIORITY of the last check */
   hd_time_t last_check; /* time of the last valid check (consent) */
   int nominated;
 } hd_ice_remote_t;
@@ -38,21 +38,21 @@ typedef struct hd_ice {
   char remote_ufrag[HD_ICE_MAX_UFRAG + 1]; /* "" = accept any */
   size_t local_ufrag_len, local_pwd_len, remote_ufrag_len;
 
-  int state;            /* HD_ICE_* */
-  hd_time_t start;      /* anchor of the connect timeout; -1 until known */
+  int state;                 /* HD_ICE_* */
+  hd_time_t start;           /* anchor of the connect timeout; -1 until known */
   hd_time_t consent_timeout; /* default HD_ICE_CONSENT_TIMEOUT */
   hd_time_t connect_timeout; /* default HD_ICE_CONNECT_TIMEOUT */
-  uint64_t tie_breaker; /* ours; UINT64_MAX: a lite agent keeps the controlled role */
+  uint64_t tie_breaker;      /* ours; UINT64_MAX: a lite agent keeps the controlled role */
 
   hd_ice_remote_t remotes[HD_ICE_MAX_REMOTE];
   size_t n_remotes;
-  int selected; /* index into remotes, -1 = none */
+  int selected;  /* index into remotes, -1 = none */
   int nominated; /* 1 once any USE-CANDIDATE arrived */
 
   /* Counters for stats / debugging. */
-  uint64_t n_checks;     /* valid binding requests answered */
-  uint64_t n_auth_fail;  /* bad USERNAME or MESSAGE-INTEGRITY */
-  uint64_t n_bad;        /* malformed / not for us */
+  uint64_t n_checks;    /* valid binding requests answered */
+  uint64_t n_auth_fail; /* bad USERNAME or MESSAGE-INTEGRITY */
+  uint64_t n_bad;       /* malformed / not for us */
 } hd_ice_t;
 
 /* Initializes the agent. ufrag/pwd are NUL-terminated; remote_ufrag may be NULL

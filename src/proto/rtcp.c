@@ -136,7 +136,8 @@ int hd_rtcp_parse_sr(const hd_rtcp_pkt_t *p, hd_rtcp_sr_t *out) {
   out->packet_count = hd_rd_u32(&r);
   out->octet_count = hd_rd_u32(&r);
   out->rb_count = p->count;
-  for (unsigned i = 0; i < p->count; i++) read_rb(&r, &out->rb[i]);
+  for (unsigned i = 0; i < p->count; i++)
+    read_rb(&r, &out->rb[i]);
   return r.err ? HD_EPROTO : 0;
 }
 
@@ -147,7 +148,8 @@ int hd_rtcp_parse_rr(const hd_rtcp_pkt_t *p, hd_rtcp_rr_t *out) {
   hd_reader_init(&r, p->body, p->body_len);
   out->ssrc = hd_rd_u32(&r);
   out->rb_count = p->count;
-  for (unsigned i = 0; i < p->count; i++) read_rb(&r, &out->rb[i]);
+  for (unsigned i = 0; i < p->count; i++)
+    read_rb(&r, &out->rb[i]);
   return r.err ? HD_EPROTO : 0;
 }
 
@@ -161,7 +163,8 @@ int hd_rtcp_build_sr(const hd_rtcp_sr_t *sr, uint8_t *out, size_t cap) {
   hd_wr_u32(&w, sr->rtp_ts);
   hd_wr_u32(&w, sr->packet_count);
   hd_wr_u32(&w, sr->octet_count);
-  for (unsigned i = 0; i < sr->rb_count; i++) write_rb(&w, &sr->rb[i]);
+  for (unsigned i = 0; i < sr->rb_count; i++)
+    write_rb(&w, &sr->rb[i]);
   return finish_pkt(&w, s, 0);
 }
 
@@ -171,7 +174,8 @@ int hd_rtcp_build_rr(const hd_rtcp_rr_t *rr, uint8_t *out, size_t cap) {
   hd_writer_init(&w, out, cap);
   size_t s = begin_pkt(&w, rr->rb_count, HD_RTCP_RR);
   hd_wr_u32(&w, rr->ssrc);
-  for (unsigned i = 0; i < rr->rb_count; i++) write_rb(&w, &rr->rb[i]);
+  for (unsigned i = 0; i < rr->rb_count; i++)
+    write_rb(&w, &rr->rb[i]);
   return finish_pkt(&w, s, 0);
 }
 
@@ -271,7 +275,8 @@ int hd_rtcp_parse_bye(const hd_rtcp_pkt_t *p, hd_rtcp_bye_t *out) {
   size_t need = (size_t)p->count * 4;
   if (p->body_len < need) return HD_EPROTO;
   out->count = p->count;
-  for (unsigned i = 0; i < p->count; i++) out->ssrcs[i] = hd_get_u32(p->body + 4 * i);
+  for (unsigned i = 0; i < p->count; i++)
+    out->ssrcs[i] = hd_get_u32(p->body + 4 * i);
   out->reason = NULL;
   out->reason_len = 0;
   if (p->body_len > need) {
@@ -285,15 +290,15 @@ int hd_rtcp_parse_bye(const hd_rtcp_pkt_t *p, hd_rtcp_bye_t *out) {
   return 0;
 }
 
-int hd_rtcp_build_bye(const uint32_t *ssrcs, size_t n, const char *reason, uint8_t *out,
-                      size_t cap) {
+int hd_rtcp_build_bye(const uint32_t *ssrcs, size_t n, const char *reason, uint8_t *out, size_t cap) {
   if (!out || n > HD_RTCP_MAX_BYE_SSRCS || (n && !ssrcs)) return HD_EINVAL;
   size_t rl = reason ? strlen(reason) : 0;
   if (rl > 255) return HD_EINVAL;
   hd_writer_t w;
   hd_writer_init(&w, out, cap);
   size_t st = begin_pkt(&w, (uint8_t)n, HD_RTCP_BYE);
-  for (size_t i = 0; i < n; i++) hd_wr_u32(&w, ssrcs[i]);
+  for (size_t i = 0; i < n; i++)
+    hd_wr_u32(&w, ssrcs[i]);
   if (rl) {
     hd_wr_u8(&w, (uint8_t)rl);
     hd_wr_bytes(&w, reason, rl);
@@ -384,8 +389,8 @@ int hd_rtcp_fir_parse(const hd_rtcp_fb_t *fb, hd_rtcp_fir_entry_t *entries, size
   return (int)n;
 }
 
-int hd_rtcp_build_fir(uint32_t sender_ssrc, const hd_rtcp_fir_entry_t *entries, size_t n,
-                      uint8_t *out, size_t cap) {
+int hd_rtcp_build_fir(uint32_t sender_ssrc, const hd_rtcp_fir_entry_t *entries, size_t n, uint8_t *out,
+                      size_t cap) {
   if (!out || !entries || n == 0 || n > 0x3fff) return HD_EINVAL;
   hd_writer_t w;
   hd_writer_init(&w, out, cap);
@@ -414,7 +419,8 @@ int hd_rtcp_remb_parse(const hd_rtcp_fb_t *fb, hd_rtcp_remb_t *out) {
   else
     out->bitrate_bps = mant << exp;
   out->ssrc_count = n;
-  for (unsigned i = 0; i < n; i++) out->ssrcs[i] = hd_get_u32(fb->fci + 8 + 4 * i);
+  for (unsigned i = 0; i < n; i++)
+    out->ssrcs[i] = hd_get_u32(fb->fci + 8 + 4 * i);
   return 0;
 }
 
@@ -435,14 +441,14 @@ int hd_rtcp_build_remb(uint32_t sender_ssrc, uint64_t bitrate_bps, const uint32_
   hd_wr_u8(&w, (uint8_t)n);
   hd_wr_u8(&w, (uint8_t)((exp << 2) | (mant >> 16)));
   hd_wr_u16(&w, (uint16_t)mant);
-  for (size_t i = 0; i < n; i++) hd_wr_u32(&w, ssrcs[i]);
+  for (size_t i = 0; i < n; i++)
+    hd_wr_u32(&w, ssrcs[i]);
   return finish_pkt(&w, st, 0);
 }
 
 /* ---- transport-wide CC feedback ---- */
 
-int hd_rtcp_twcc_parse(const hd_rtcp_fb_t *fb, hd_rtcp_twcc_t *out, hd_rtcp_twcc_pkt_t *pkts,
-                       size_t cap) {
+int hd_rtcp_twcc_parse(const hd_rtcp_fb_t *fb, hd_rtcp_twcc_t *out, hd_rtcp_twcc_pkt_t *pkts, size_t cap) {
   if (!fb || !out || (!pkts && cap)) return HD_EINVAL;
   if (fb->pt != HD_RTCP_RTPFB || fb->fmt != HD_RTCP_FMT_TWCC) return HD_EINVAL;
   if (fb->fci_len < 8) return HD_EPROTO;
@@ -471,9 +477,11 @@ int hd_rtcp_twcc_parse(const hd_rtcp_fb_t *fb, hd_rtcp_twcc_t *out, hd_rtcp_twcc
       uint8_t st = (c >> 13) & 3;
       size_t run = c & 0x1fff;
       if (st == 3) return HD_EPROTO;
-      for (size_t i = 0; i < run && k < count; i++) pkts[k++].status = st;
+      for (size_t i = 0; i < run && k < count; i++)
+        pkts[k++].status = st;
     } else if (!(c & 0x4000)) { /* 14 one-bit symbols, MSB first */
-      for (int i = 13; i >= 0 && k < count; i--) pkts[k++].status = (c >> i) & 1;
+      for (int i = 13; i >= 0 && k < count; i--)
+        pkts[k++].status = (c >> i) & 1;
     } else { /* 7 two-bit symbols */
       for (int i = 6; i >= 0 && k < count; i--) {
         uint8_t st = (c >> (2 * i)) & 3;
@@ -514,14 +522,12 @@ typedef struct {
   const hd_rtcp_twcc_recv_t *recv;
   size_t n; /* packets taking part */
   uint16_t base;
-  size_t j; /* next recv index */
+  size_t j;     /* next recv index */
   int64_t prev; /* receive time of the last reported packet, on the 250 µs grid */
 } tw_cur_t;
 
 /* Rounds x/250 to nearest, for negative x too. */
-static int64_t ticks_of(int64_t us) {
-  return us >= 0 ? (us + 125) / 250 : -((-us + 125) / 250);
-}
+static int64_t ticks_of(int64_t us) { return us >= 0 ? (us + 125) / 250 : -((-us + 125) / 250); }
 
 /* Status at offset k; must be called for k = 0, 1, 2, ... in order. */
 static uint8_t tw_step(tw_cur_t *c, uint32_t k, int32_t *ticks) {
@@ -536,8 +542,7 @@ static uint8_t tw_step(tw_cur_t *c, uint32_t k, int32_t *ticks) {
 }
 
 int hd_rtcp_build_twcc(uint32_t sender_ssrc, uint32_t media_ssrc, uint8_t fb_count,
-                       const hd_rtcp_twcc_recv_t *recv, size_t n, size_t *used, uint8_t *out,
-                       size_t cap) {
+                       const hd_rtcp_twcc_recv_t *recv, size_t n, size_t *used, uint8_t *out, size_t cap) {
   if (!recv || n == 0 || !out || recv[0].arrival < 0) return HD_EINVAL;
   int64_t ref = recv[0].arrival / HD_TWCC_REF_US;
   uint16_t base = recv[0].seq;
@@ -586,7 +591,8 @@ int hd_rtcp_build_twcc(uint32_t sender_ssrc, uint32_t media_ssrc, uint8_t fb_cou
     }
     tw_cur_t rl = cur;
     uint32_t run = 0;
-    while (k + run < count && run < 0x1fff && tw_step(&rl, k + run, NULL) == sym[0]) run++;
+    while (k + run < count && run < 0x1fff && tw_step(&rl, k + run, NULL) == sym[0])
+      run++;
 
     uint32_t take;
     /* A run reaching the end costs one chunk however short (libwebrtc does the
@@ -596,16 +602,19 @@ int hd_rtcp_build_twcc(uint32_t sender_ssrc, uint32_t media_ssrc, uint8_t fb_cou
       take = run;
     } else if (!has_large) {
       uint16_t c = 0x8000;
-      for (uint32_t i = 0; i < avail; i++) c |= (uint16_t)(sym[i] << (13 - i));
+      for (uint32_t i = 0; i < avail; i++)
+        c |= (uint16_t)(sym[i] << (13 - i));
       hd_wr_u16(&w, c);
       take = avail;
     } else {
       take = avail < 7 ? avail : 7;
       uint16_t c = 0xc000;
-      for (uint32_t i = 0; i < take; i++) c |= (uint16_t)(sym[i] << (2 * (6 - i)));
+      for (uint32_t i = 0; i < take; i++)
+        c |= (uint16_t)(sym[i] << (2 * (6 - i)));
       hd_wr_u16(&w, c);
     }
-    for (uint32_t i = 0; i < take; i++) (void)tw_step(&cur, k + i, NULL);
+    for (uint32_t i = 0; i < take; i++)
+      (void)tw_step(&cur, k + i, NULL);
     k += take;
   }
 

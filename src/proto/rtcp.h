@@ -23,16 +23,16 @@ enum {
   HD_RTCP_BYE = 203,
   HD_RTCP_APP = 204,
   HD_RTCP_RTPFB = 205, /* transport-layer feedback (RFC 4585) */
-  HD_RTCP_PSFB = 206, /* payload-specific feedback (RFC 4585) */
+  HD_RTCP_PSFB = 206,  /* payload-specific feedback (RFC 4585) */
   HD_RTCP_XR = 207
 };
 /* FMT values. */
 enum {
-  HD_RTCP_FMT_NACK = 1, /* RTPFB */
+  HD_RTCP_FMT_NACK = 1,  /* RTPFB */
   HD_RTCP_FMT_TWCC = 15, /* RTPFB */
-  HD_RTCP_FMT_PLI = 1, /* PSFB */
-  HD_RTCP_FMT_FIR = 4, /* PSFB */
-  HD_RTCP_FMT_AFB = 15 /* PSFB application layer feedback: REMB */
+  HD_RTCP_FMT_PLI = 1,   /* PSFB */
+  HD_RTCP_FMT_FIR = 4,   /* PSFB */
+  HD_RTCP_FMT_AFB = 15   /* PSFB application layer feedback: REMB */
 };
 enum {
   HD_RTCP_SDES_END = 0,
@@ -55,13 +55,13 @@ enum {
 /* ---- walking a compound packet ---- */
 
 typedef struct {
-  uint8_t padding; /* P bit */
-  uint8_t count; /* RC / SC / FMT (5 bits) */
-  uint8_t pt; /* packet type */
-  const uint8_t *pkt; /* start of this RTCP packet */
-  size_t pkt_len; /* whole packet incl. header and padding: (length+1)*4 */
+  uint8_t padding;     /* P bit */
+  uint8_t count;       /* RC / SC / FMT (5 bits) */
+  uint8_t pt;          /* packet type */
+  const uint8_t *pkt;  /* start of this RTCP packet */
+  size_t pkt_len;      /* whole packet incl. header and padding: (length+1)*4 */
   const uint8_t *body; /* after the 4-byte common header */
-  size_t body_len; /* excludes padding */
+  size_t body_len;     /* excludes padding */
 } hd_rtcp_pkt_t;
 
 typedef struct {
@@ -85,18 +85,18 @@ int hd_rtcp_validate(const uint8_t *buf, size_t len, int require_compound);
 /* ---- SR / RR ---- */
 
 typedef struct {
-  uint32_t ssrc; /* source this block reports on */
-  uint8_t fraction_lost; /* 8-bit fixed point: lost/expected * 256 */
+  uint32_t ssrc;           /* source this block reports on */
+  uint8_t fraction_lost;   /* 8-bit fixed point: lost/expected * 256 */
   int32_t cumulative_lost; /* 24-bit signed */
   uint32_t ext_highest_seq;
   uint32_t jitter; /* RTP timestamp units */
-  uint32_t lsr; /* middle 32 bits of the last SR's NTP time, 0 if none */
-  uint32_t dlsr; /* delay since last SR, 1/65536 s */
+  uint32_t lsr;    /* middle 32 bits of the last SR's NTP time, 0 if none */
+  uint32_t dlsr;   /* delay since last SR, 1/65536 s */
 } hd_rtcp_rb_t;
 
 typedef struct {
   uint32_t ssrc; /* sender */
-  uint64_t ntp; /* NTP timestamp, 32.32 */
+  uint64_t ntp;  /* NTP timestamp, 32.32 */
   uint32_t rtp_ts;
   uint32_t packet_count;
   uint32_t octet_count;
@@ -160,8 +160,7 @@ typedef struct {
 
 int hd_rtcp_parse_bye(const hd_rtcp_pkt_t *p, hd_rtcp_bye_t *out);
 /* reason may be NULL; at most 255 bytes. */
-int hd_rtcp_build_bye(const uint32_t *ssrcs, size_t n, const char *reason, uint8_t *out,
-                      size_t cap);
+int hd_rtcp_build_bye(const uint32_t *ssrcs, size_t n, const char *reason, uint8_t *out, size_t cap);
 
 /* ---- feedback (RFC 4585 §6.1 common format) ---- */
 
@@ -197,8 +196,8 @@ typedef struct {
 } hd_rtcp_fir_entry_t;
 /* Returns the number of entries, HD_EPROTO, or HD_ENOSPC. */
 int hd_rtcp_fir_parse(const hd_rtcp_fb_t *fb, hd_rtcp_fir_entry_t *entries, size_t cap);
-int hd_rtcp_build_fir(uint32_t sender_ssrc, const hd_rtcp_fir_entry_t *entries, size_t n,
-                      uint8_t *out, size_t cap);
+int hd_rtcp_build_fir(uint32_t sender_ssrc, const hd_rtcp_fir_entry_t *entries, size_t n, uint8_t *out,
+                      size_t cap);
 
 /* REMB: PSFB FMT 15 with "REMB" identifier; bitrate = mantissa(18) << exp(6). */
 typedef struct {
@@ -222,10 +221,10 @@ enum { HD_TWCC_NOT_RECEIVED = 0, HD_TWCC_SMALL_DELTA = 1, HD_TWCC_LARGE_DELTA = 
 
 typedef struct {
   uint16_t seq;
-  uint8_t status; /* HD_TWCC_* */
+  uint8_t status;   /* HD_TWCC_* */
   int32_t delta_us; /* receive delta in µs (multiple of 250); 0 if not received */
-  int64_t recv_us; /* arrival on the feedback's clock: ref_time*64000 + sum of
-                      deltas up to here; 0 if not received */
+  int64_t recv_us;  /* arrival on the feedback's clock: ref_time*64000 + sum of
+                       deltas up to here; 0 if not received */
 } hd_rtcp_twcc_pkt_t;
 
 typedef struct {
@@ -240,12 +239,11 @@ typedef struct {
 /* Parses TWCC feedback: header into *out, then one entry per reported packet
  * (status_count of them) into pkts. Returns the number of entries, HD_EPROTO when
  * chunks/deltas are missing or inconsistent, HD_ENOSPC when more than cap. */
-int hd_rtcp_twcc_parse(const hd_rtcp_fb_t *fb, hd_rtcp_twcc_t *out, hd_rtcp_twcc_pkt_t *pkts,
-                       size_t cap);
+int hd_rtcp_twcc_parse(const hd_rtcp_fb_t *fb, hd_rtcp_twcc_t *out, hd_rtcp_twcc_pkt_t *pkts, size_t cap);
 
 /* One received packet for the builder. */
 typedef struct {
-  uint16_t seq; /* transport-wide seq */
+  uint16_t seq;      /* transport-wide seq */
   hd_time_t arrival; /* receiver clock, µs, >= 0 */
 } hd_rtcp_twcc_recv_t;
 
@@ -258,8 +256,7 @@ typedef struct {
  * feedback). Returns the bytes written, HD_ENOSPC, or HD_EINVAL (n == 0,
  * not ascending). */
 int hd_rtcp_build_twcc(uint32_t sender_ssrc, uint32_t media_ssrc, uint8_t fb_count,
-                       const hd_rtcp_twcc_recv_t *recv, size_t n, size_t *used, uint8_t *out,
-                       size_t cap);
+                       const hd_rtcp_twcc_recv_t *recv, size_t n, size_t *used, uint8_t *out, size_t cap);
 
 /* ---- NTP time (RFC 3550 §4) and RTT (§6.4.1) ---- */
 

@@ -37,7 +37,8 @@ int hd_rtp_parse(const uint8_t *buf, size_t len, hd_rtp_hdr_t *h) {
   t.seq = hd_rd_u16(&r);
   t.ts = hd_rd_u32(&r);
   t.ssrc = hd_rd_u32(&r);
-  for (unsigned i = 0; i < t.csrc_count; i++) t.csrcs[i] = hd_rd_u32(&r);
+  for (unsigned i = 0; i < t.csrc_count; i++)
+    t.csrcs[i] = hd_rd_u32(&r);
   if (t.extension) {
     t.ext_profile = hd_rd_u16(&r);
     size_t words = hd_rd_u16(&r);
@@ -137,8 +138,8 @@ static int exts_need_two_byte(const hd_rtp_ext_t *e, size_t n) {
 }
 
 int hd_rtp_build_hdr(const hd_rtp_build_t *b, uint8_t *out, size_t cap) {
-  if (!b || !out || b->pt > 127 || b->csrc_count > HD_RTP_MAX_CSRC ||
-      b->ext_count > HD_RTP_MAX_EXTS || (b->csrc_count && !b->csrcs) || (b->ext_count && !b->exts))
+  if (!b || !out || b->pt > 127 || b->csrc_count > HD_RTP_MAX_CSRC || b->ext_count > HD_RTP_MAX_EXTS ||
+      (b->csrc_count && !b->csrcs) || (b->ext_count && !b->exts))
     return HD_EINVAL;
   for (size_t i = 0; i < b->ext_count; i++)
     if (b->exts[i].id == 0 || (b->exts[i].len && !b->exts[i].data)) return HD_EINVAL;
@@ -149,7 +150,8 @@ int hd_rtp_build_hdr(const hd_rtp_build_t *b, uint8_t *out, size_t cap) {
   hd_wr_u16(&w, b->seq);
   hd_wr_u32(&w, b->ts);
   hd_wr_u32(&w, b->ssrc);
-  for (size_t i = 0; i < b->csrc_count; i++) hd_wr_u32(&w, b->csrcs[i]);
+  for (size_t i = 0; i < b->csrc_count; i++)
+    hd_wr_u32(&w, b->csrcs[i]);
   if (b->ext_count) {
     int two = exts_need_two_byte(b->exts, b->ext_count);
     hd_wr_u16(&w, two ? HD_RTP_EXT_TWO_BYTE : HD_RTP_EXT_ONE_BYTE);
@@ -177,8 +179,7 @@ int hd_rtp_build_hdr(const hd_rtp_build_t *b, uint8_t *out, size_t cap) {
   return (int)w.len;
 }
 
-int hd_rtp_build(const hd_rtp_build_t *b, const uint8_t *payload, size_t plen, uint8_t *out,
-                 size_t cap) {
+int hd_rtp_build(const hd_rtp_build_t *b, const uint8_t *payload, size_t plen, uint8_t *out, size_t cap) {
   if (plen && !payload) return HD_EINVAL;
   int hl = hd_rtp_build_hdr(b, out, cap);
   if (hl < 0) return hl;
@@ -327,7 +328,8 @@ void hd_rtp_audio_level_write(uint8_t out[1], int voice, uint8_t level) {
 
 int hd_rtp_ext_string(const uint8_t *d, size_t len, char *out, size_t cap) {
   if (!d || !out) return HD_EINVAL;
-  while (len && d[len - 1] == 0) len--;
+  while (len && d[len - 1] == 0)
+    len--;
   if (len == 0) return HD_EPROTO;
   for (size_t i = 0; i < len; i++)
     if (d[i] < 0x21 || d[i] > 0x7e) return HD_EPROTO;
@@ -339,8 +341,8 @@ int hd_rtp_ext_string(const uint8_t *d, size_t len, char *out, size_t cap) {
 
 /* ---- RTX ---- */
 
-int hd_rtp_rtx_build(const uint8_t *orig, size_t len, uint32_t rtx_ssrc, uint8_t rtx_pt,
-                     uint16_t rtx_seq, uint8_t *out, size_t cap) {
+int hd_rtp_rtx_build(const uint8_t *orig, size_t len, uint32_t rtx_ssrc, uint8_t rtx_pt, uint16_t rtx_seq,
+                     uint8_t *out, size_t cap) {
   if (!out || rtx_pt > 127) return HD_EINVAL;
   hd_rtp_hdr_t h;
   int rc = hd_rtp_parse(orig, len, &h);
@@ -358,8 +360,8 @@ int hd_rtp_rtx_build(const uint8_t *orig, size_t len, uint32_t rtx_ssrc, uint8_t
   return (int)total;
 }
 
-int hd_rtp_rtx_decode(const uint8_t *rtx, size_t len, uint32_t orig_ssrc, uint8_t orig_pt,
-                      uint8_t *out, size_t cap, uint16_t *osn) {
+int hd_rtp_rtx_decode(const uint8_t *rtx, size_t len, uint32_t orig_ssrc, uint8_t orig_pt, uint8_t *out,
+                      size_t cap, uint16_t *osn) {
   if (!out || orig_pt > 127) return HD_EINVAL;
   hd_rtp_hdr_t h;
   int rc = hd_rtp_parse(rtx, len, &h);

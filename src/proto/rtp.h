@@ -20,8 +20,8 @@
 #define HD_RTP_MAX_EXTS 16
 
 typedef struct {
-  uint8_t version; /* always 2 after a successful parse */
-  uint8_t padding; /* P bit */
+  uint8_t version;   /* always 2 after a successful parse */
+  uint8_t padding;   /* P bit */
   uint8_t extension; /* X bit */
   uint8_t marker;
   uint8_t pt;
@@ -30,14 +30,14 @@ typedef struct {
   uint32_t ts;
   uint32_t ssrc;
   uint32_t csrcs[HD_RTP_MAX_CSRC];
-  uint16_t ext_profile; /* 0 when no extension */
+  uint16_t ext_profile;    /* 0 when no extension */
   const uint8_t *ext_data; /* extension body after its 4-byte header, or NULL */
-  size_t ext_len; /* bytes (multiple of 4) */
-  size_t ext_off; /* offset of ext_data inside the packet (for in-place rewrites) */
-  size_t hdr_len; /* fixed header + CSRCs + extension */
+  size_t ext_len;          /* bytes (multiple of 4) */
+  size_t ext_off;          /* offset of ext_data inside the packet (for in-place rewrites) */
+  size_t hdr_len;          /* fixed header + CSRCs + extension */
   const uint8_t *payload;
   size_t payload_len; /* excludes padding */
-  uint8_t pad_len; /* number of padding bytes at the end (incl. the count byte) */
+  uint8_t pad_len;    /* number of padding bytes at the end (incl. the count byte) */
 } hd_rtp_hdr_t;
 
 /* RFC 7983 / RFC 5761 §4 demux. Both need the first byte in 128..191 (version 2).
@@ -77,7 +77,7 @@ int hd_rtp_ext_find(const hd_rtp_hdr_t *h, uint8_t id, const uint8_t **data, siz
 
 /* One element for the builder. */
 typedef struct {
-  uint8_t id; /* 1..255; > 14 forces the two-byte form */
+  uint8_t id;  /* 1..255; > 14 forces the two-byte form */
   uint8_t len; /* 0..255; 0 or > 16 forces the two-byte form */
   const uint8_t *data;
 } hd_rtp_ext_t;
@@ -94,7 +94,7 @@ typedef struct {
   const hd_rtp_ext_t *exts;
   size_t ext_count; /* <= HD_RTP_MAX_EXTS; one-byte form when every id <= 14 and
                        every len is 1..16, else two-byte (0x1000) form */
-  uint8_t pad_len; /* 0 = no padding; else total padding bytes appended (>= 1) */
+  uint8_t pad_len;  /* 0 = no padding; else total padding bytes appended (>= 1) */
 } hd_rtp_build_t;
 
 /* Writes a header (fixed part, CSRCs, extensions) to out. Returns the header
@@ -103,8 +103,7 @@ typedef struct {
 int hd_rtp_build_hdr(const hd_rtp_build_t *b, uint8_t *out, size_t cap);
 /* Writes header + payload + padding (P bit set when b->pad_len > 0). Returns
  * total length or a negative error. payload may be NULL when plen is 0. */
-int hd_rtp_build(const hd_rtp_build_t *b, const uint8_t *payload, size_t plen, uint8_t *out,
-                 size_t cap);
+int hd_rtp_build(const hd_rtp_build_t *b, const uint8_t *payload, size_t plen, uint8_t *out, size_t cap);
 
 /* ---- in-place rewriters for forwarding. pkt must be a valid RTP packet of at
  * least 12 bytes; return 0, or HD_EPROTO/HD_EINVAL when it is not. ---- */
@@ -151,25 +150,21 @@ int hd_rtp_ext_string(const uint8_t *d, size_t len, char *out, size_t cap);
  * header (CSRCs, extensions, marker, timestamp), rtx ssrc/pt/seq, OSN (original
  * seq) as the first 2 payload bytes, original payload; padding is dropped.
  * Returns the RTX packet length, HD_ENOSPC or a parse error. */
-int hd_rtp_rtx_build(const uint8_t *orig, size_t len, uint32_t rtx_ssrc, uint8_t rtx_pt,
-                     uint16_t rtx_seq, uint8_t *out, size_t cap);
+int hd_rtp_rtx_build(const uint8_t *orig, size_t len, uint32_t rtx_ssrc, uint8_t rtx_pt, uint16_t rtx_seq,
+                     uint8_t *out, size_t cap);
 /* Restores the original packet from an RTX packet: ssrc/pt given by the caller
  * (from the SDP apt / ssrc-group), seq = OSN, payload without the OSN; padding
  * is dropped. Sets *osn. Returns the length; HD_EPROTO when the payload has no OSN
  * (e.g. a padding-only RTX probe). */
-int hd_rtp_rtx_decode(const uint8_t *rtx, size_t len, uint32_t orig_ssrc, uint8_t orig_pt,
-                      uint8_t *out, size_t cap, uint16_t *osn);
+int hd_rtp_rtx_decode(const uint8_t *rtx, size_t len, uint32_t orig_ssrc, uint8_t orig_pt, uint8_t *out,
+                      size_t cap, uint16_t *osn);
 
 /* ---- sequence numbers ---- */
 
 /* 1 if 16-bit sequence number a is newer than b (RFC 1982 serial arithmetic). */
-static inline int hd_seq_newer(uint16_t a, uint16_t b) {
-  return a != b && (uint16_t)(a - b) < 0x8000;
-}
+static inline int hd_seq_newer(uint16_t a, uint16_t b) { return a != b && (uint16_t)(a - b) < 0x8000; }
 /* Same for 32-bit RTP timestamps. */
-static inline int hd_ts_newer(uint32_t a, uint32_t b) {
-  return a != b && (uint32_t)(a - b) < 0x80000000u;
-}
+static inline int hd_ts_newer(uint32_t a, uint32_t b) { return a != b && (uint32_t)(a - b) < 0x80000000u; }
 
 /* Extends 16-bit sequence numbers to 64 bits. The first value maps to itself
  * (0..65535); later values map to the extended number nearest the highest seen,

@@ -27,8 +27,10 @@ typedef struct {
 static int is_ws(char c) { return c == ' ' || c == '\t'; }
 
 static span_t span_trim(span_t s) {
-  while (s.n && is_ws(s.p[0])) s.p++, s.n--;
-  while (s.n && is_ws(s.p[s.n - 1])) s.n--;
+  while (s.n && is_ws(s.p[0]))
+    s.p++, s.n--;
+  while (s.n && is_ws(s.p[s.n - 1]))
+    s.n--;
   return s;
 }
 
@@ -37,7 +39,8 @@ static int next_tok(span_t *s, span_t *tok) {
   *s = span_trim(*s);
   if (!s->n) return 0;
   size_t i = 0;
-  while (i < s->n && !is_ws(s->p[i])) i++;
+  while (i < s->n && !is_ws(s->p[i]))
+    i++;
   tok->p = s->p;
   tok->n = i;
   s->p += i;
@@ -108,9 +111,9 @@ static int cpy(pctx_t *c, char *dst, size_t cap, span_t s, const char *what) {
   return 0;
 }
 
-#define CPY(dst, s, what)                                                                          \
-  do {                                                                                             \
-    if (cpy(c, (dst), sizeof(dst), (s), (what)) < 0) return HD_EPROTO;                             \
+#define CPY(dst, s, what)                                                                                    \
+  do {                                                                                                       \
+    if (cpy(c, (dst), sizeof(dst), (s), (what)) < 0) return HD_EPROTO;                                       \
   } while (0)
 
 static int kind_of(const char *media) {
@@ -145,11 +148,9 @@ static int parse_origin(pctx_t *c, span_t v) {
   return 0;
 }
 
-static int parse_conn(pctx_t *c, span_t v, int *has, char *atype, size_t acap, char *addr,
-                      size_t addrcap) {
+static int parse_conn(pctx_t *c, span_t v, int *has, char *atype, size_t acap, char *addr, size_t addrcap) {
   span_t nettype, at, ad;
-  if (!next_tok(&v, &nettype) || !next_tok(&v, &at) || !next_tok(&v, &ad))
-    return fail(c, "bad c= line");
+  if (!next_tok(&v, &nettype) || !next_tok(&v, &at) || !next_tok(&v, &ad)) return fail(c, "bad c= line");
   if (cpy(c, atype, acap, at, "c= address type") < 0) return HD_EPROTO;
   if (cpy(c, addr, addrcap, ad, "c= address") < 0) return HD_EPROTO;
   *has = 1;
@@ -158,13 +159,11 @@ static int parse_conn(pctx_t *c, span_t v, int *has, char *atype, size_t acap, c
 
 static int parse_mline(pctx_t *c, span_t v) {
   hd_sdp_t *s = c->sdp;
-  if (s->n_media >= HD_SDP_MAX_MEDIA)
-    return fail(c, "too many media sections (max %d)", HD_SDP_MAX_MEDIA);
+  if (s->n_media >= HD_SDP_MAX_MEDIA) return fail(c, "too many media sections (max %d)", HD_SDP_MAX_MEDIA);
   hd_sdp_media_t *m = &s->media[s->n_media];
   memset(m, 0, sizeof *m);
   span_t media, port, proto, f;
-  if (!next_tok(&v, &media) || !next_tok(&v, &port) || !next_tok(&v, &proto))
-    return fail(c, "bad m= line");
+  if (!next_tok(&v, &media) || !next_tok(&v, &port) || !next_tok(&v, &proto)) return fail(c, "bad m= line");
   CPY(m->media, media, "m= media type");
   /* port may be "<port>/<number of ports>"; the count is not used by WebRTC */
   for (size_t i = 0; i < port.n; i++)
@@ -178,8 +177,7 @@ static int parse_mline(pctx_t *c, span_t v) {
   CPY(m->proto, proto, "m= protocol");
   int rtp = strstr(m->proto, "RTP") != NULL;
   while (next_tok(&v, &f)) {
-    if (m->n_fmt >= HD_SDP_MAX_FMT)
-      return fail(c, "too many formats on m= line (max %d)", HD_SDP_MAX_FMT);
+    if (m->n_fmt >= HD_SDP_MAX_FMT) return fail(c, "too many formats on m= line (max %d)", HD_SDP_MAX_FMT);
     if (rtp && parse_uint(f, 127, &pv) < 0) return fail(c, "bad m= line: payload type");
     CPY(m->fmt[m->n_fmt], f, "m= format");
     m->n_fmt++;
@@ -343,8 +341,10 @@ static int parse_ssrc(pctx_t *c, span_t v) {
       break;
     }
   val = span_trim(val);
-  if (span_eq(name, "cname")) CPY(e->cname, val, "a=ssrc cname");
-  else if (span_eq(name, "msid")) CPY(e->msid, val, "a=ssrc msid");
+  if (span_eq(name, "cname"))
+    CPY(e->cname, val, "a=ssrc cname");
+  else if (span_eq(name, "msid"))
+    CPY(e->msid, val, "a=ssrc msid");
   return 0;
 }
 
@@ -375,9 +375,12 @@ static int parse_rid(pctx_t *c, span_t v) {
   if (m->n_rids >= HD_SDP_MAX_RIDS) return fail(c, "too many a=rid (max %d)", HD_SDP_MAX_RIDS);
   hd_sdp_rid_t *r = &m->rids[m->n_rids];
   memset(r, 0, sizeof *r);
-  if (span_eq(dir, "send")) r->direction = HD_SDP_RID_SEND;
-  else if (span_eq(dir, "recv")) r->direction = HD_SDP_RID_RECV;
-  else return fail(c, "bad a=rid direction");
+  if (span_eq(dir, "send"))
+    r->direction = HD_SDP_RID_SEND;
+  else if (span_eq(dir, "recv"))
+    r->direction = HD_SDP_RID_RECV;
+  else
+    return fail(c, "bad a=rid direction");
   CPY(r->id, id, "a=rid id");
   CPY(r->params, span_trim(v), "a=rid parameters");
   m->n_rids++;
@@ -402,7 +405,8 @@ static int parse_candidate(pctx_t *c, span_t v) {
   if (parse_uint(t[5], 65535, &port) < 0) return fail(c, "bad a=candidate port");
   CPY(k->foundation, t[0], "a=candidate foundation");
   CPY(k->transport, t[2], "a=candidate transport");
-  for (char *p = k->transport; *p; p++) *p = lower(*p);
+  for (char *p = k->transport; *p; p++)
+    *p = lower(*p);
   CPY(k->addr, t[4], "a=candidate address");
   CPY(k->type, t[7], "a=candidate type");
   k->component = (uint16_t)comp;
@@ -410,11 +414,13 @@ static int parse_candidate(pctx_t *c, span_t v) {
   k->port = (uint16_t)port;
   span_t key, val;
   while (next_tok(&v, &key) && next_tok(&v, &val)) {
-    if (span_eq(key, "raddr")) CPY(k->raddr, val, "a=candidate raddr");
+    if (span_eq(key, "raddr"))
+      CPY(k->raddr, val, "a=candidate raddr");
     else if (span_eq(key, "rport")) {
       if (parse_uint(val, 65535, &port) < 0) return fail(c, "bad a=candidate rport");
       k->rport = (uint16_t)port;
-    } else if (span_eq(key, "tcptype")) CPY(k->tcptype, val, "a=candidate tcptype");
+    } else if (span_eq(key, "tcptype"))
+      CPY(k->tcptype, val, "a=candidate tcptype");
   }
   m->n_candidates++;
   return 0;
@@ -427,18 +433,24 @@ static int parse_fingerprint(pctx_t *c, span_t v, hd_sdp_fingerprint_t *fp) {
    * that is the one we verify against. */
   if (fp->hash[0] && (!strcmp(fp->hash, "sha-256") || !span_eq_ci(h, "sha-256"))) return 0;
   CPY(fp->hash, h, "a=fingerprint hash function");
-  for (char *p = fp->hash; *p; p++) *p = lower(*p);
+  for (char *p = fp->hash; *p; p++)
+    *p = lower(*p);
   CPY(fp->value, val, "a=fingerprint value");
   return 0;
 }
 
 static int parse_setup(pctx_t *c, span_t v, int *out) {
   v = span_trim(v);
-  if (span_eq(v, "actpass")) *out = HD_SDP_SETUP_ACTPASS;
-  else if (span_eq(v, "active")) *out = HD_SDP_SETUP_ACTIVE;
-  else if (span_eq(v, "passive")) *out = HD_SDP_SETUP_PASSIVE;
-  else if (span_eq(v, "holdconn")) *out = HD_SDP_SETUP_HOLDCONN;
-  else return fail(c, "bad a=setup value");
+  if (span_eq(v, "actpass"))
+    *out = HD_SDP_SETUP_ACTPASS;
+  else if (span_eq(v, "active"))
+    *out = HD_SDP_SETUP_ACTIVE;
+  else if (span_eq(v, "passive"))
+    *out = HD_SDP_SETUP_PASSIVE;
+  else if (span_eq(v, "holdconn"))
+    *out = HD_SDP_SETUP_HOLDCONN;
+  else
+    return fail(c, "bad a=setup value");
   return 0;
 }
 
@@ -475,29 +487,42 @@ static int parse_attr(pctx_t *c, span_t v) {
 
   /* attributes valid at both levels */
   if (dir) {
-    if (m) m->direction = dir;
-    else s->direction = dir;
+    if (m)
+      m->direction = dir;
+    else
+      s->direction = dir;
   } else if (span_eq(name, "ice-ufrag")) {
-    if (m) CPY(m->ice_ufrag, val, "a=ice-ufrag");
-    else CPY(s->ice_ufrag, val, "a=ice-ufrag");
+    if (m)
+      CPY(m->ice_ufrag, val, "a=ice-ufrag");
+    else
+      CPY(s->ice_ufrag, val, "a=ice-ufrag");
   } else if (span_eq(name, "ice-pwd")) {
-    if (m) CPY(m->ice_pwd, val, "a=ice-pwd");
-    else CPY(s->ice_pwd, val, "a=ice-pwd");
+    if (m)
+      CPY(m->ice_pwd, val, "a=ice-pwd");
+    else
+      CPY(s->ice_pwd, val, "a=ice-pwd");
   } else if (span_eq(name, "ice-options")) {
-    if (m) CPY(m->ice_options, val, "a=ice-options");
-    else CPY(s->ice_options, val, "a=ice-options");
+    if (m)
+      CPY(m->ice_options, val, "a=ice-options");
+    else
+      CPY(s->ice_options, val, "a=ice-options");
   } else if (span_eq(name, "fingerprint")) {
     return parse_fingerprint(c, val, m ? &m->fingerprint : &s->fingerprint);
   } else if (span_eq(name, "setup")) {
     return parse_setup(c, val, m ? &m->setup : &s->setup);
   } else if (span_eq(name, "extmap-allow-mixed")) {
-    if (m) m->extmap_allow_mixed = 1;
-    else s->extmap_allow_mixed = 1;
+    if (m)
+      m->extmap_allow_mixed = 1;
+    else
+      s->extmap_allow_mixed = 1;
   } else if (!m) {
     /* session-only attributes; media-only ones at session level are ignored */
-    if (span_eq(name, "ice-lite")) s->ice_lite = 1;
-    else if (span_eq(name, "group")) return parse_group(c, val);
-    else if (span_eq(name, "msid-semantic")) CPY(s->msid_semantic, val, "a=msid-semantic");
+    if (span_eq(name, "ice-lite"))
+      s->ice_lite = 1;
+    else if (span_eq(name, "group"))
+      return parse_group(c, val);
+    else if (span_eq(name, "msid-semantic"))
+      CPY(s->msid_semantic, val, "a=msid-semantic");
   } else if (span_eq(name, "mid")) {
     if (!val.n) return fail(c, "empty a=mid");
     CPY(m->mid, val, "a=mid");
@@ -565,7 +590,8 @@ int hd_sdp_parse(hd_sdp_t *sdp, const char *text, size_t len, char *err, size_t 
   size_t pos = 0;
   while (pos < len) {
     size_t end = pos;
-    while (end < len && text[end] != '\n') end++;
+    while (end < len && text[end] != '\n')
+      end++;
     span_t ln = {text + pos, end - pos};
     pos = end + 1;
     c->line++;
@@ -607,8 +633,8 @@ int hd_sdp_parse(hd_sdp_t *sdp, const char *text, size_t len, char *err, size_t 
         rc = parse_conn(c, v, &c->m->has_conn, c->m->conn_addrtype, sizeof c->m->conn_addrtype,
                         c->m->conn_addr, sizeof c->m->conn_addr);
       else
-        rc = parse_conn(c, v, &sdp->has_conn, sdp->conn_addrtype, sizeof sdp->conn_addrtype,
-                        sdp->conn_addr, sizeof sdp->conn_addr);
+        rc = parse_conn(c, v, &sdp->has_conn, sdp->conn_addrtype, sizeof sdp->conn_addrtype, sdp->conn_addr,
+                        sizeof sdp->conn_addr);
       break;
     case 'm': rc = parse_mline(c, v); break;
     case 'a': rc = parse_attr(c, v); break;
@@ -677,7 +703,8 @@ static void write_transport(wctx_t *w, const char *ufrag, const char *pwd, const
 
 static void write_media(wctx_t *w, const hd_sdp_media_t *m) {
   wf(w, "m=%s %u %s", m->media[0] ? m->media : "application", m->port, m->proto);
-  for (int i = 0; i < m->n_fmt && i < HD_SDP_MAX_FMT; i++) wf(w, " %s", m->fmt[i]);
+  for (int i = 0; i < m->n_fmt && i < HD_SDP_MAX_FMT; i++)
+    wf(w, " %s", m->fmt[i]);
   wf(w, "\r\n");
   if (m->has_conn) wf(w, "c=IN %s %s\r\n", m->conn_addrtype, m->conn_addr);
   write_transport(w, m->ice_ufrag, m->ice_pwd, m->ice_options, &m->fingerprint, m->setup);
@@ -689,8 +716,7 @@ static void write_media(wctx_t *w, const hd_sdp_media_t *m) {
     wf(w, " %s%s%s\r\n", e->uri, e->attrs[0] ? " " : "", e->attrs);
   }
   if (m->direction) wf(w, "a=%s\r\n", hd_sdp_direction_name(m->direction));
-  if (m->has_msid)
-    wf(w, "a=msid:%s%s%s\r\n", m->msid_stream, m->msid_track[0] ? " " : "", m->msid_track);
+  if (m->has_msid) wf(w, "a=msid:%s%s%s\r\n", m->msid_stream, m->msid_track[0] ? " " : "", m->msid_track);
   if (m->rtcp_mux) wf(w, "a=rtcp-mux\r\n");
   if (m->rtcp_rsize) wf(w, "a=rtcp-rsize\r\n");
   if (m->bundle_only) wf(w, "a=bundle-only\r\n");
@@ -702,14 +728,17 @@ static void write_media(wctx_t *w, const hd_sdp_media_t *m) {
       if (k->channels) wf(w, "/%u", k->channels);
       wf(w, "\r\n");
     }
-    for (int j = 0; j < k->n_fb && j < HD_SDP_MAX_FB; j++) wf(w, "a=rtcp-fb:%u %s\r\n", k->pt, k->fb[j]);
+    for (int j = 0; j < k->n_fb && j < HD_SDP_MAX_FB; j++)
+      wf(w, "a=rtcp-fb:%u %s\r\n", k->pt, k->fb[j]);
     if (k->fmtp[0]) wf(w, "a=fmtp:%u %s\r\n", k->pt, k->fmtp);
   }
-  for (int j = 0; j < m->n_fb_any && j < HD_SDP_MAX_FB; j++) wf(w, "a=rtcp-fb:* %s\r\n", m->fb_any[j]);
+  for (int j = 0; j < m->n_fb_any && j < HD_SDP_MAX_FB; j++)
+    wf(w, "a=rtcp-fb:* %s\r\n", m->fb_any[j]);
   for (int i = 0; i < m->n_ssrc_groups && i < HD_SDP_MAX_SSRC_GROUPS; i++) {
     const hd_sdp_ssrc_group_t *g = &m->ssrc_groups[i];
     wf(w, "a=ssrc-group:%s", g->semantics);
-    for (int j = 0; j < g->n_ssrcs && j < HD_SDP_MAX_GROUP_SSRCS; j++) wf(w, " %u", g->ssrcs[j]);
+    for (int j = 0; j < g->n_ssrcs && j < HD_SDP_MAX_GROUP_SSRCS; j++)
+      wf(w, " %u", g->ssrcs[j]);
     wf(w, "\r\n");
   }
   for (int i = 0; i < m->n_ssrcs && i < HD_SDP_MAX_SSRCS; i++) {
@@ -726,8 +755,8 @@ static void write_media(wctx_t *w, const hd_sdp_media_t *m) {
   if (m->simulcast[0]) wf(w, "a=simulcast:%s\r\n", m->simulcast);
   for (int i = 0; i < m->n_candidates && i < HD_SDP_MAX_CANDIDATES; i++) {
     const hd_sdp_candidate_t *k = &m->candidates[i];
-    wf(w, "a=candidate:%s %u %s %u %s %u typ %s", k->foundation, k->component, k->transport,
-       k->priority, k->addr, k->port, k->type);
+    wf(w, "a=candidate:%s %u %s %u %s %u typ %s", k->foundation, k->component, k->transport, k->priority,
+       k->addr, k->port, k->type);
     if (k->raddr[0]) wf(w, " raddr %s", k->raddr);
     if (k->rport) wf(w, " rport %u", k->rport);
     if (k->tcptype[0]) wf(w, " tcptype %s", k->tcptype);
@@ -752,14 +781,16 @@ int hd_sdp_write(const hd_sdp_t *sdp, char *out, size_t cap) {
   if (sdp->ice_lite) wf(&w, "a=ice-lite\r\n");
   if (sdp->has_bundle) {
     wf(&w, "a=group:BUNDLE");
-    for (int i = 0; i < sdp->n_bundle && i < HD_SDP_MAX_MEDIA; i++) wf(&w, " %s", sdp->bundle[i]);
+    for (int i = 0; i < sdp->n_bundle && i < HD_SDP_MAX_MEDIA; i++)
+      wf(&w, " %s", sdp->bundle[i]);
     wf(&w, "\r\n");
   }
   if (sdp->extmap_allow_mixed) wf(&w, "a=extmap-allow-mixed\r\n");
   if (sdp->msid_semantic[0]) wf(&w, "a=msid-semantic: %s\r\n", sdp->msid_semantic);
   write_transport(&w, sdp->ice_ufrag, sdp->ice_pwd, sdp->ice_options, &sdp->fingerprint, sdp->setup);
   if (sdp->direction) wf(&w, "a=%s\r\n", hd_sdp_direction_name(sdp->direction));
-  for (int i = 0; i < sdp->n_media && i < HD_SDP_MAX_MEDIA; i++) write_media(&w, &sdp->media[i]);
+  for (int i = 0; i < sdp->n_media && i < HD_SDP_MAX_MEDIA; i++)
+    write_media(&w, &sdp->media[i]);
   if (w.err) {
     out[0] = '\0';
     return w.err;
@@ -827,12 +858,14 @@ int hd_sdp_fmtp_param(const char *fmtp, const char *key, char *out, size_t cap) 
   span_t rest = {fmtp, strlen(fmtp)};
   while (rest.n) {
     size_t i = 0;
-    while (i < rest.n && rest.p[i] != ';') i++;
+    while (i < rest.n && rest.p[i] != ';')
+      i++;
     span_t item = span_trim((span_t){rest.p, i});
     rest.p += i < rest.n ? i + 1 : i;
     rest.n -= i < rest.n ? i + 1 : i;
     size_t eq = 0;
-    while (eq < item.n && item.p[eq] != '=') eq++;
+    while (eq < item.n && item.p[eq] != '=')
+      eq++;
     if (!span_eq_ci(span_trim((span_t){item.p, eq}), key)) continue;
     span_t val = eq < item.n ? span_trim((span_t){item.p + eq + 1, item.n - eq - 1}) : (span_t){item.p, 0};
     if (!out || val.n >= cap) return HD_ENOSPC;

@@ -16,10 +16,10 @@
 #include <stdint.h>
 
 /* ---- caps ---- */
-#define HD_SDP_MAX_MEDIA 16       /* m= sections */
-#define HD_SDP_MAX_FMT 64         /* formats on one m= line */
-#define HD_SDP_MAX_CODECS 64      /* rtpmap/fmtp/rtcp-fb entries per section */
-#define HD_SDP_MAX_FB 8           /* rtcp-fb lines per codec (and for "*") */
+#define HD_SDP_MAX_MEDIA 16  /* m= sections */
+#define HD_SDP_MAX_FMT 64    /* formats on one m= line */
+#define HD_SDP_MAX_CODECS 64 /* rtpmap/fmtp/rtcp-fb entries per section */
+#define HD_SDP_MAX_FB 8      /* rtcp-fb lines per codec (and for "*") */
 #define HD_SDP_MAX_EXTMAPS 16
 #define HD_SDP_MAX_SSRCS 16
 #define HD_SDP_MAX_SSRC_GROUPS 8
@@ -28,40 +28,40 @@
 #define HD_SDP_MAX_CANDIDATES 32
 
 /* ---- string caps (bytes including the NUL) ---- */
-#define HD_SDP_TOKEN_MAX 32       /* mid, codec name, fmt, rtcp-fb, rid id, semantics */
-#define HD_SDP_ADDR_MAX 64        /* IPv4/IPv6 address or FQDN */
-#define HD_SDP_ICE_MAX 128        /* ice-ufrag, ice-pwd */
-#define HD_SDP_FP_MAX 192         /* fingerprint value; sha-512 needs 191 */
+#define HD_SDP_TOKEN_MAX 32 /* mid, codec name, fmt, rtcp-fb, rid id, semantics */
+#define HD_SDP_ADDR_MAX 64  /* IPv4/IPv6 address or FQDN */
+#define HD_SDP_ICE_MAX 128  /* ice-ufrag, ice-pwd */
+#define HD_SDP_FP_MAX 192   /* fingerprint value; sha-512 needs 191 */
 #define HD_SDP_FMTP_MAX 256
 #define HD_SDP_URI_MAX 128
-#define HD_SDP_TEXT_MAX 128       /* msid ids, msid-semantic, simulcast, rid params, ... */
+#define HD_SDP_TEXT_MAX 128 /* msid ids, msid-semantic, simulcast, rid params, ... */
 
 enum { /* hd_sdp_media_t.kind */
-  HD_SDP_KIND_OTHER = 0,
-  HD_SDP_AUDIO = 1,
-  HD_SDP_VIDEO = 2,
-  HD_SDP_APPLICATION = 3
+       HD_SDP_KIND_OTHER = 0,
+       HD_SDP_AUDIO = 1,
+       HD_SDP_VIDEO = 2,
+       HD_SDP_APPLICATION = 3
 };
 
 enum { /* direction attributes; UNSET = no attribute (effective default sendrecv) */
-  HD_SDP_DIR_UNSET = 0,
-  HD_SDP_SENDRECV = 1,
-  HD_SDP_SENDONLY = 2,
-  HD_SDP_RECVONLY = 3,
-  HD_SDP_INACTIVE = 4
+       HD_SDP_DIR_UNSET = 0,
+       HD_SDP_SENDRECV = 1,
+       HD_SDP_SENDONLY = 2,
+       HD_SDP_RECVONLY = 3,
+       HD_SDP_INACTIVE = 4
 };
 
 enum { /* a=setup (RFC 4145 §4) */
-  HD_SDP_SETUP_NONE = 0,
-  HD_SDP_SETUP_ACTPASS = 1,
-  HD_SDP_SETUP_ACTIVE = 2,
-  HD_SDP_SETUP_PASSIVE = 3,
-  HD_SDP_SETUP_HOLDCONN = 4
+       HD_SDP_SETUP_NONE = 0,
+       HD_SDP_SETUP_ACTPASS = 1,
+       HD_SDP_SETUP_ACTIVE = 2,
+       HD_SDP_SETUP_PASSIVE = 3,
+       HD_SDP_SETUP_HOLDCONN = 4
 };
 
 enum { /* a=rid direction (RFC 8851) */
-  HD_SDP_RID_SEND = 1,
-  HD_SDP_RID_RECV = 2
+       HD_SDP_RID_SEND = 1,
+       HD_SDP_RID_RECV = 2
 };
 
 /* a=fingerprint:<hash> <value>; hash is lower-cased ("sha-256"), value kept as given. */
@@ -76,16 +76,16 @@ typedef struct {
   uint8_t pt;
   char name[HD_SDP_TOKEN_MAX]; /* as written, e.g. "opus", "VP8", "H264", "rtx" */
   uint32_t clock;
-  uint8_t channels;            /* 0 = not given (means 1) */
-  char fmtp[HD_SDP_FMTP_MAX];  /* parameters after "a=fmtp:<pt> ", "" if none */
+  uint8_t channels;           /* 0 = not given (means 1) */
+  char fmtp[HD_SDP_FMTP_MAX]; /* parameters after "a=fmtp:<pt> ", "" if none */
   int n_fb;
   char fb[HD_SDP_MAX_FB][HD_SDP_TOKEN_MAX]; /* "nack", "nack pli", "ccm fir", "transport-cc" */
 } hd_sdp_codec_t;
 
 /* a=extmap:<id>[/<direction>] <uri> [<attributes>] (RFC 8285 §8). */
 typedef struct {
-  uint16_t id;                 /* 1..14 one-byte, up to 255 two-byte */
-  int direction;               /* HD_SDP_DIR_UNSET if not given */
+  uint16_t id;   /* 1..14 one-byte, up to 255 two-byte */
+  int direction; /* HD_SDP_DIR_UNSET if not given */
   char uri[HD_SDP_URI_MAX];
   char attrs[64];
 } hd_sdp_extmap_t;
@@ -94,7 +94,7 @@ typedef struct {
 typedef struct {
   uint32_t ssrc;
   char cname[64];
-  char msid[HD_SDP_TEXT_MAX];  /* "<stream id> <track id>" as given */
+  char msid[HD_SDP_TEXT_MAX]; /* "<stream id> <track id>" as given */
 } hd_sdp_ssrc_t;
 
 /* a=ssrc-group:<semantics> <ssrc>... (FID for RTX, SIM, FEC-FR). */
@@ -107,8 +107,8 @@ typedef struct {
 /* a=rid:<id> <send|recv> [<params>] (RFC 8851). */
 typedef struct {
   char id[HD_SDP_TOKEN_MAX];
-  int direction;               /* HD_SDP_RID_SEND / HD_SDP_RID_RECV */
-  char params[HD_SDP_TEXT_MAX];/* e.g. "pt=96;max-width=1280", "" if none */
+  int direction;                /* HD_SDP_RID_SEND / HD_SDP_RID_RECV */
+  char params[HD_SDP_TEXT_MAX]; /* e.g. "pt=96;max-width=1280", "" if none */
 } hd_sdp_rid_t;
 
 /* a=candidate (RFC 8839 §5.1). Extension attributes (generation, network-id...) are
@@ -116,44 +116,44 @@ typedef struct {
 typedef struct {
   char foundation[33];
   uint16_t component;
-  char transport[8];           /* "udp" / "tcp" (lower-cased) */
+  char transport[8]; /* "udp" / "tcp" (lower-cased) */
   uint32_t priority;
   char addr[HD_SDP_ADDR_MAX];
   uint16_t port;
   char type[8];                /* "host", "srflx", "prflx", "relay" */
   char raddr[HD_SDP_ADDR_MAX]; /* "" if absent */
   uint16_t rport;
-  char tcptype[8];             /* "active"/"passive"/"so" or "" */
+  char tcptype[8]; /* "active"/"passive"/"so" or "" */
 } hd_sdp_candidate_t;
 
 /* One m= section. Attributes that may also appear at session level (ICE, DTLS,
  * direction) are stored as written here; use the hd_sdp_eff_* accessors for the
  * effective value. */
 typedef struct {
-  int kind;                    /* HD_SDP_AUDIO ... (from media[]) */
-  char media[16];              /* "audio", "video", "application", or other as written */
-  uint16_t port;               /* 0 = rejected / bundle-only */
-  char proto[32];              /* "UDP/TLS/RTP/SAVPF", "UDP/DTLS/SCTP", ... */
+  int kind;       /* HD_SDP_AUDIO ... (from media[]) */
+  char media[16]; /* "audio", "video", "application", or other as written */
+  uint16_t port;  /* 0 = rejected / bundle-only */
+  char proto[32]; /* "UDP/TLS/RTP/SAVPF", "UDP/DTLS/SCTP", ... */
   int n_fmt;
   char fmt[HD_SDP_MAX_FMT][HD_SDP_TOKEN_MAX]; /* RTP: payload types 0..127 as text */
 
-  int has_conn;                /* c=IN <addrtype> <addr> */
-  char conn_addrtype[8];       /* "IP4" / "IP6" */
+  int has_conn;          /* c=IN <addrtype> <addr> */
+  char conn_addrtype[8]; /* "IP4" / "IP6" */
   char conn_addr[HD_SDP_ADDR_MAX];
 
-  char mid[HD_SDP_TOKEN_MAX];  /* "" if absent */
-  int direction;               /* HD_SDP_DIR_UNSET if absent */
+  char mid[HD_SDP_TOKEN_MAX]; /* "" if absent */
+  int direction;              /* HD_SDP_DIR_UNSET if absent */
   int rtcp_mux, rtcp_rsize, bundle_only, extmap_allow_mixed;
 
   char ice_ufrag[HD_SDP_ICE_MAX];
   char ice_pwd[HD_SDP_ICE_MAX];
   char ice_options[64];
   hd_sdp_fingerprint_t fingerprint; /* hash "" if absent */
-  int setup;                   /* HD_SDP_SETUP_NONE if absent */
+  int setup;                        /* HD_SDP_SETUP_NONE if absent */
 
   int n_codecs;
   hd_sdp_codec_t codecs[HD_SDP_MAX_CODECS];
-  int n_fb_any;                /* a=rtcp-fb:* ... (applies to every codec) */
+  int n_fb_any; /* a=rtcp-fb:* ... (applies to every codec) */
   char fb_any[HD_SDP_MAX_FB][HD_SDP_TOKEN_MAX];
 
   int n_extmaps;
@@ -164,7 +164,7 @@ typedef struct {
   int n_ssrc_groups;
   hd_sdp_ssrc_group_t ssrc_groups[HD_SDP_MAX_SSRC_GROUPS];
 
-  int has_msid;                /* a=msid:<stream id> [<track id>] (first one kept) */
+  int has_msid; /* a=msid:<stream id> [<track id>] (first one kept) */
   char msid_stream[64];
   char msid_track[64];
 
@@ -176,34 +176,34 @@ typedef struct {
   hd_sdp_candidate_t candidates[HD_SDP_MAX_CANDIDATES];
   int end_of_candidates;
 
-  uint16_t sctp_port;          /* a=sctp-port, 0 if absent */
-  uint64_t max_message_size;   /* a=max-message-size, 0 if absent */
+  uint16_t sctp_port;        /* a=sctp-port, 0 if absent */
+  uint64_t max_message_size; /* a=max-message-size, 0 if absent */
 } hd_sdp_media_t;
 
 /* A whole session description. */
 typedef struct {
-  int version;                 /* v= (always 0) */
-  char origin_user[64];        /* o=<username> <sess-id> <sess-version> IN <addrtype> <addr> */
+  int version;          /* v= (always 0) */
+  char origin_user[64]; /* o=<username> <sess-id> <sess-version> IN <addrtype> <addr> */
   char origin_sess_id[32];
   uint64_t origin_sess_version;
   char origin_addrtype[8];
   char origin_addr[HD_SDP_ADDR_MAX];
-  char session_name[64];       /* s= */
+  char session_name[64];          /* s= */
   uint64_t time_start, time_stop; /* t= */
 
-  int has_conn;                /* session-level c= */
+  int has_conn; /* session-level c= */
   char conn_addrtype[8];
   char conn_addr[HD_SDP_ADDR_MAX];
 
   char ice_ufrag[HD_SDP_ICE_MAX];
   char ice_pwd[HD_SDP_ICE_MAX];
   int ice_lite;
-  char ice_options[64];        /* e.g. "trickle" */
+  char ice_options[64]; /* e.g. "trickle" */
   hd_sdp_fingerprint_t fingerprint;
   int setup;
-  int direction;               /* session-level direction attribute, rarely used */
+  int direction; /* session-level direction attribute, rarely used */
 
-  int has_bundle;              /* a=group:BUNDLE ... (other group semantics ignored) */
+  int has_bundle; /* a=group:BUNDLE ... (other group semantics ignored) */
   int n_bundle;
   char bundle[HD_SDP_MAX_MEDIA][HD_SDP_TOKEN_MAX];
 

@@ -20,8 +20,7 @@
 
 /* ---- helpers ---- */
 
-static int set_err(char *err, size_t cap, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int set_err(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int set_err(char *err, size_t cap, int rc, const char *fmt, ...) {
   if (err && cap) {
     va_list ap;
@@ -43,14 +42,25 @@ static int scpy(char *dst, size_t cap, const char *src) {
 /* Small decimal (payload type, apt=, packetization-mode): -1 unless 1-3 digits. */
 static int small_num(const char *s) {
   int v = 0, n = 0;
-  for (; *s >= '0' && *s <= '9' && n < 4; s++, n++) v = v * 10 + (*s - '0');
+  for (; *s >= '0' && *s <= '9' && n < 4; s++, n++)
+    v = v * 10 + (*s - '0');
   return (*s || n == 0 || n > 3) ? -1 : v;
 }
 
 /* ---- H.264 profile-level-id (RFC 6184 §8.1, Table 5) ---- */
 
-enum { H264_UNKNOWN = 0, H264_CB, H264_BASELINE, H264_MAIN, H264_EXTENDED, H264_HIGH, H264_CHIGH,
-       H264_HIGH10, H264_HIGH422, H264_HIGH444 };
+enum {
+  H264_UNKNOWN = 0,
+  H264_CB,
+  H264_BASELINE,
+  H264_MAIN,
+  H264_EXTENDED,
+  H264_HIGH,
+  H264_CHIGH,
+  H264_HIGH10,
+  H264_HIGH422,
+  H264_HIGH444
+};
 
 typedef struct {
   uint8_t idc, mask, value;
@@ -59,12 +69,10 @@ typedef struct {
 
 /* profile_iop bit patterns from RFC 6184 Table 5 ("x1xx0000" -> mask 0x4F, value 0x40). */
 static const h264_pat_t h264_pats[] = {
-    {0x42, 0x4F, 0x40, H264_CB},       {0x4D, 0x8F, 0x80, H264_CB},
-    {0x58, 0xCF, 0xC0, H264_CB},       {0x42, 0x4F, 0x00, H264_BASELINE},
-    {0x58, 0xCF, 0x80, H264_BASELINE}, {0x4D, 0x8F, 0x00, H264_MAIN},
-    {0x58, 0xCF, 0x00, H264_EXTENDED}, {0x64, 0xFF, 0x00, H264_HIGH},
-    {0x64, 0xFF, 0x0C, H264_CHIGH},    {0x6E, 0xFF, 0x00, H264_HIGH10},
-    {0x7A, 0xFF, 0x00, H264_HIGH422},  {0xF4, 0xFF, 0x00, H264_HIGH444},
+    {0x42, 0x4F, 0x40, H264_CB},       {0x4D, 0x8F, 0x80, H264_CB},       {0x58, 0xCF, 0xC0, H264_CB},
+    {0x42, 0x4F, 0x00, H264_BASELINE}, {0x58, 0xCF, 0x80, H264_BASELINE}, {0x4D, 0x8F, 0x00, H264_MAIN},
+    {0x58, 0xCF, 0x00, H264_EXTENDED}, {0x64, 0xFF, 0x00, H264_HIGH},     {0x64, 0xFF, 0x0C, H264_CHIGH},
+    {0x6E, 0xFF, 0x00, H264_HIGH10},   {0x7A, 0xFF, 0x00, H264_HIGH422},  {0xF4, 0xFF, 0x00, H264_HIGH444},
 };
 
 static int hexv(char ch) {
@@ -170,8 +178,7 @@ static const hd_sdp_codec_t *find_rtx(const hd_sdp_media_t *m, uint8_t pt) {
   for (int i = 0; i < m->n_fmt; i++) {
     const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(m, small_num(m->fmt[i]));
     char apt[8];
-    if (!c || strcasecmp(c->name, "rtx") || hd_sdp_fmtp_param(c->fmtp, "apt", apt, sizeof apt) < 0)
-      continue;
+    if (!c || strcasecmp(c->name, "rtx") || hd_sdp_fmtp_param(c->fmtp, "apt", apt, sizeof apt) < 0) continue;
     if (small_num(apt) == pt) return c;
   }
   return NULL;
@@ -181,9 +188,9 @@ static const hd_sdp_codec_t *find_rtx(const hd_sdp_media_t *m, uint8_t pt) {
 
 static const char *const supported_fb[] = {"nack", "nack pli", "ccm fir", "transport-cc", "goog-remb"};
 
-static const char *const supported_ext[] = {HD_SDP_EXT_MID,         HD_SDP_EXT_ABS_SEND_TIME,
-                                            HD_SDP_EXT_TWCC,        HD_SDP_EXT_AUDIO_LEVEL,
-                                            HD_SDP_EXT_RID,         HD_SDP_EXT_RRID};
+static const char *const supported_ext[] = {HD_SDP_EXT_MID,  HD_SDP_EXT_ABS_SEND_TIME,
+                                            HD_SDP_EXT_TWCC, HD_SDP_EXT_AUDIO_LEVEL,
+                                            HD_SDP_EXT_RID,  HD_SDP_EXT_RRID};
 
 static int in_bundle(const hd_sdp_t *o, const char *mid) {
   for (int i = 0; i < o->n_bundle; i++)
@@ -215,10 +222,10 @@ typedef struct {
   const hd_sdp_answer_params_t *p;
   hd_sdp_t *answer;
   hd_sdp_negotiated_t *out;
-  int setup;          /* our a=setup */
-  int whep;           /* we send */
+  int setup; /* our a=setup */
+  int whep;  /* we send */
   int served_audio, served_video;
-  char why[512];      /* accumulated reasons for rejected sections */
+  char why[512]; /* accumulated reasons for rejected sections */
 } nctx_t;
 
 static void note(nctx_t *n, const hd_sdp_media_t *om, const char *fmt, ...)
@@ -226,8 +233,8 @@ static void note(nctx_t *n, const hd_sdp_media_t *om, const char *fmt, ...)
 static void note(nctx_t *n, const hd_sdp_media_t *om, const char *fmt, ...) {
   size_t len = strlen(n->why);
   if (len + 8 >= sizeof n->why) return;
-  int k = snprintf(n->why + len, sizeof n->why - len, "%smid %s: ", len ? "; " : "",
-                   om->mid[0] ? om->mid : "?");
+  int k =
+      snprintf(n->why + len, sizeof n->why - len, "%smid %s: ", len ? "; " : "", om->mid[0] ? om->mid : "?");
   if (k < 0 || (size_t)k >= sizeof n->why - len) {
     n->why[len] = '\0';
     return;
@@ -267,7 +274,8 @@ static void answer_simulcast(const hd_sdp_media_t *om, hd_sdp_media_t *am, hd_sd
     memcpy(nm->rids[nm->n_rids++], om->rids[i].id, sizeof nm->rids[0]);
   }
   const char *list = om->simulcast + 5;
-  while (*list == ' ') list++;
+  while (*list == ' ')
+    list++;
   /* a "recv" part in the offer would be for us to send simulcast: not supported, so
    * only the send list is mirrored. */
   const char *end = strstr(list, " recv");
@@ -384,8 +392,8 @@ static int answer_section(nctx_t *n, int i) {
     if (k == sizeof supported_ext / sizeof supported_ext[0] || oe->id > 255) continue;
     if (om->kind == HD_SDP_AUDIO && (k == 4 || k == 5)) continue; /* rid: video only */
     uint8_t id = (uint8_t)oe->id;
-    uint8_t *slot[] = {&nm->ext_mid, &nm->ext_abs_send_time, &nm->ext_twcc,
-                       &nm->ext_audio_level, &nm->ext_rid, &nm->ext_rrid};
+    uint8_t *slot[] = {&nm->ext_mid,         &nm->ext_abs_send_time, &nm->ext_twcc,
+                       &nm->ext_audio_level, &nm->ext_rid,           &nm->ext_rrid};
     if (*slot[k]) continue; /* offered twice: keep the first */
     *slot[k] = id;
     hd_sdp_extmap_t *ae = &am->extmaps[am->n_extmaps++];
@@ -437,8 +445,10 @@ static int answer_section(nctx_t *n, int i) {
         snprintf(as->msid, sizeof as->msid, "%s %s", stream, track);
       }
     }
-    if (om->kind == HD_SDP_AUDIO) n->served_audio = 1;
-    else n->served_video = 1;
+    if (om->kind == HD_SDP_AUDIO)
+      n->served_audio = 1;
+    else
+      n->served_video = 1;
   }
 
   hd_sdp_candidate_t *cand = &am->candidates[am->n_candidates++];
@@ -471,7 +481,8 @@ static int check_params(const hd_sdp_answer_params_t *p, char *err, size_t errca
 int hd_sdp_negotiate(const hd_sdp_t *offer, const hd_sdp_answer_params_t *p, hd_sdp_t *answer,
                      hd_sdp_negotiated_t *out, char *err, size_t errcap) {
   if (err && errcap) err[0] = '\0';
-  if (!offer || !p || !answer || !out) return set_err(err, errcap, HD_EINVAL, "internal error: NULL argument");
+  if (!offer || !p || !answer || !out)
+    return set_err(err, errcap, HD_EINVAL, "internal error: NULL argument");
   int rc = check_params(p, err, errcap);
   if (rc < 0) return rc;
   if (offer->n_media <= 0 || offer->n_media > HD_SDP_MAX_MEDIA)

@@ -23,21 +23,21 @@
 
 /* What was agreed for one media section (same index as the offer's m= line). */
 typedef struct {
-  int kind;                    /* HD_SDP_AUDIO / HD_SDP_VIDEO / ... */
+  int kind; /* HD_SDP_AUDIO / HD_SDP_VIDEO / ... */
   char mid[HD_SDP_TOKEN_MAX];
-  int active;                  /* 0: rejected m-line (port 0); the rest is then unset */
-  int direction;               /* our direction in the answer (HD_SDP_RECVONLY / SENDONLY) */
-  uint8_t pt;                  /* payload type (the remote's numbering) */
-  char codec[16];              /* "opus", "VP8", "H264" as the offer spelled it */
+  int active;     /* 0: rejected m-line (port 0); the rest is then unset */
+  int direction;  /* our direction in the answer (HD_SDP_RECVONLY / SENDONLY) */
+  uint8_t pt;     /* payload type (the remote's numbering) */
+  char codec[16]; /* "opus", "VP8", "H264" as the offer spelled it */
   uint32_t clock;
   uint8_t channels;
-  char fmtp[HD_SDP_FMTP_MAX];  /* fmtp we put in the answer */
-  uint8_t rtx_pt;              /* 0 if none */
-  uint8_t red_pt, ulpfec_pt;   /* always 0 for now: not negotiated */
+  char fmtp[HD_SDP_FMTP_MAX];        /* fmtp we put in the answer */
+  uint8_t rtx_pt;                    /* 0 if none */
+  uint8_t red_pt, ulpfec_pt;         /* always 0 for now: not negotiated */
   int nack, pli, fir, twcc_fb, remb; /* rtcp-fb negotiated for pt */
   uint8_t ext_mid, ext_abs_send_time, ext_twcc, ext_audio_level, ext_rid, ext_rrid; /* 0 = absent */
   uint32_t remote_ssrc, remote_rtx_ssrc; /* from a=ssrc / FID group, 0 if absent */
-  int n_rids;                  /* simulcast layers the remote sends (WHIP), in a=simulcast order */
+  int n_rids;                            /* simulcast layers the remote sends (WHIP), in a=simulcast order */
   char rids[HD_SDP_MAX_RIDS][HD_SDP_TOKEN_MAX];
 } hd_sdp_media_negotiated_t;
 
@@ -49,21 +49,21 @@ typedef struct {
   char remote_ufrag[HD_SDP_ICE_MAX];
   char remote_pwd[HD_SDP_ICE_MAX];
   char remote_fingerprint[HD_SDP_FP_MAX]; /* sha-256, "AB:CD:..." as the offer wrote it */
-  int remote_setup;            /* HD_SDP_SETUP_* of the offer */
-  int dtls_server;             /* 1: we answered passive (remote is the DTLS client) */
+  int remote_setup;                       /* HD_SDP_SETUP_* of the offer */
+  int dtls_server;                        /* 1: we answered passive (remote is the DTLS client) */
 } hd_sdp_negotiated_t;
 
 typedef struct {
-  const char *ice_ufrag, *ice_pwd;         /* ours */
-  const char *fingerprint_sha256;          /* ours, "AB:CD:..." */
-  const char *cand_ip;                     /* our single UDP host candidate */
+  const char *ice_ufrag, *ice_pwd; /* ours */
+  const char *fingerprint_sha256;  /* ours, "AB:CD:..." */
+  const char *cand_ip;             /* our single UDP host candidate */
   uint16_t cand_port;
-  int direction;                           /* HD_SDP_RECVONLY (WHIP) or HD_SDP_SENDONLY (WHEP) */
+  int direction; /* HD_SDP_RECVONLY (WHIP) or HD_SDP_SENDONLY (WHEP) */
   /* WHEP: what the publisher sends, so the viewer gets the same codec. NULL for WHIP;
    * if NULL with SENDONLY, the normal codec preference applies. */
   const hd_sdp_negotiated_t *source;
   uint32_t send_ssrc_audio, send_ssrc_video, send_ssrc_video_rtx; /* WHEP: our SSRCs */
-  const char *cname, *stream_id;           /* WHEP: a=ssrc cname / msid; NULL = "hudong" */
+  const char *cname, *stream_id; /* WHEP: a=ssrc cname / msid; NULL = "hudong" */
 } hd_sdp_answer_params_t;
 
 /* Builds our answer to `offer` into *answer (overwritten; write it with hd_sdp_write)

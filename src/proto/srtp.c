@@ -37,33 +37,24 @@ int hd_srtp_global_init(void) {
 
 int hd_srtp_key_len(int profile) {
   switch (profile) {
-  case HD_SRTP_AES128_CM_SHA1_80:
-    return SRTP_AES_ICM_128_KEY_LEN_WSALT; /* 16 + 14 */
-  case HD_SRTP_AEAD_AES_128_GCM:
-    return SRTP_AES_GCM_128_KEY_LEN_WSALT; /* 16 + 12 */
-  default:
-    return HD_EUNSUPPORTED;
+  case HD_SRTP_AES128_CM_SHA1_80: return SRTP_AES_ICM_128_KEY_LEN_WSALT; /* 16 + 14 */
+  case HD_SRTP_AEAD_AES_128_GCM: return SRTP_AES_GCM_128_KEY_LEN_WSALT;  /* 16 + 12 */
+  default: return HD_EUNSUPPORTED;
   }
 }
 
 static int map_err(srtp_err_status_t st) {
   switch (st) {
-  case srtp_err_status_ok:
-    return 0;
+  case srtp_err_status_ok: return 0;
   case srtp_err_status_replay_fail:
-  case srtp_err_status_replay_old:
-    return HD_EREPLAY;
-  case srtp_err_status_auth_fail:
-    return HD_EAUTH;
+  case srtp_err_status_replay_old: return HD_EREPLAY;
+  case srtp_err_status_auth_fail: return HD_EAUTH;
   case srtp_err_status_bad_param:
   case srtp_err_status_parse_err:
   case srtp_err_status_bad_mki:
-  case srtp_err_status_cant_check: /* SRTCP with the E flag clear: not our policy */
-    return HD_EPROTO;
-  case srtp_err_status_alloc_fail:
-    return HD_ENOMEM;
-  default:
-    return HD_ECRYPTO;
+  case srtp_err_status_cant_check: /* SRTCP with the E flag clear: not our policy */ return HD_EPROTO;
+  case srtp_err_status_alloc_fail: return HD_ENOMEM;
+  default: return HD_ECRYPTO;
   }
 }
 

@@ -32,13 +32,11 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
   return crc;
 }
 
-uint32_t hd_stun_crc32(const uint8_t *buf, size_t len) {
-  return ~crc32_update(0xFFFFFFFFu, buf, len);
-}
+uint32_t hd_stun_crc32(const uint8_t *buf, size_t len) { return ~crc32_update(0xFFFFFFFFu, buf, len); }
 
 /* HMAC-SHA1 over up to two segments (a patched header copy + the rest). */
-static int hmac_sha1(const uint8_t *key, size_t keylen, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
-                     uint8_t out[HD_STUN_MI_LEN]) {
+static int hmac_sha1(const uint8_t *key, size_t keylen, const uint8_t *a, size_t alen, const uint8_t *b,
+                     size_t blen, uint8_t out[HD_STUN_MI_LEN]) {
   static const uint8_t empty_key[1] = {0};
   int rc = HD_ECRYPTO;
   EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -71,8 +69,8 @@ int hd_stun_is_stun(const uint8_t *buf, size_t len) {
 }
 
 /* Decodes (XOR-)MAPPED-ADDRESS values (§14.1, §14.2). */
-static int parse_address(const uint8_t *v, size_t vlen, int xored, const uint8_t *hdr, struct sockaddr_storage *ss,
-                         socklen_t *sslen) {
+static int parse_address(const uint8_t *v, size_t vlen, int xored, const uint8_t *hdr,
+                         struct sockaddr_storage *ss, socklen_t *sslen) {
   if (vlen < 4) return HD_EPROTO;
   uint8_t family = v[1];
   uint16_t port = hd_get_u16(v + 2);
@@ -82,7 +80,8 @@ static int parse_address(const uint8_t *v, size_t vlen, int xored, const uint8_t
     if (vlen != 8) return HD_EPROTO;
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
     uint8_t a[4];
-    for (int i = 0; i < 4; i++) a[i] = (uint8_t)(v[4 + i] ^ (xored ? hdr[4 + i] : 0));
+    for (int i = 0; i < 4; i++)
+      a[i] = (uint8_t)(v[4 + i] ^ (xored ? hdr[4 + i] : 0));
     sin->sin_family = AF_INET;
     sin->sin_port = htons(port);
     memcpy(&sin->sin_addr, a, 4);
@@ -95,7 +94,8 @@ static int parse_address(const uint8_t *v, size_t vlen, int xored, const uint8_t
     uint8_t a[16];
     /* IPv6 is XORed with the magic cookie followed by the transaction id,
      * i.e. header bytes 4..19. */
-    for (int i = 0; i < 16; i++) a[i] = (uint8_t)(v[4 + i] ^ (xored ? hdr[4 + i] : 0));
+    for (int i = 0; i < 16; i++)
+      a[i] = (uint8_t)(v[4 + i] ^ (xored ? hdr[4 + i] : 0));
     sin6->sin6_family = AF_INET6;
     sin6->sin6_port = htons(port);
     memcpy(&sin6->sin6_addr, a, 16);
@@ -117,10 +117,8 @@ static int known_required(uint16_t t) {
   case HD_STUN_ATTR_NONCE:
   case HD_STUN_ATTR_XOR_MAPPED_ADDRESS:
   case HD_STUN_ATTR_PRIORITY:
-  case HD_STUN_ATTR_USE_CANDIDATE:
-    return 1;
-  default:
-    return 0;
+  case HD_STUN_ATTR_USE_CANDIDATE: return 1;
+  default: return 0;
   }
 }
 
@@ -151,7 +149,7 @@ int hd_stun_parse(hd_stun_msg_t *m, const uint8_t *buf, size_t len) {
     uint16_t alen = hd_rd_u16(&r);
     size_t padded = ((size_t)alen + 3) & ~(size_t)3;
     const uint8_t *v = hd_rd_bytes(&r, padded);
-    if (r.err || !v) return HD_EPROTO; /* attribute runs past the message */
+    if (r.err || !v) return HD_EPROTO;                          /* attribute runs past the message */
     if (m->present & HD_STUN_HAS_FINGERPRINT) return HD_EPROTO; /* FINGERPRINT must be last */
 
     if (at == HD_STUN_ATTR_FINGERPRINT) {
@@ -184,7 +182,8 @@ int hd_stun_parse(hd_stun_msg_t *m, const uint8_t *buf, size_t len) {
     if (!bit) {
       if (at < 0x8000 && !known_required(at)) {
         int dup = 0;
-        for (size_t i = 0; i < m->n_unknown; i++) dup |= m->unknown[i] == at;
+        for (size_t i = 0; i < m->n_unknown; i++)
+          dup |= m->unknown[i] == at;
         if (!dup && m->n_unknown < HD_STUN_MAX_UNKNOWN) m->unknown[m->n_unknown++] = at;
       }
       continue;
@@ -245,8 +244,7 @@ int hd_stun_parse(hd_stun_msg_t *m, const uint8_t *buf, size_t len) {
       m->integrity_off = off;
       after_mi = 1;
       break;
-    default:
-      break;
+    default: break;
     }
     m->present |= bit;
   }
@@ -276,8 +274,8 @@ int hd_stun_check_fingerprint(const hd_stun_msg_t *m) {
   return (m->present & HD_STUN_HAS_FINGERPRINT) && m->fingerprint_ok ? 0 : HD_EAUTH;
 }
 
-int hd_stun_long_term_key(const char *username, size_t ulen, const char *realm, size_t rlen, const char *password,
-                          size_t plen, uint8_t key[16]) {
+int hd_stun_long_term_key(const char *username, size_t ulen, const char *realm, size_t rlen,
+                          const char *password, size_t plen, uint8_t key[16]) {
   if ((!username && ulen) || (!realm && rlen) || (!password && plen) || !key) return HD_EINVAL;
   int rc = HD_ECRYPTO;
   unsigned int outlen = 0;
@@ -319,7 +317,8 @@ static int bfail(hd_stun_builder_t *b, int err) {
 
 /* Keeps the header length equal to the body written so far. */
 static void sync_len(hd_stun_builder_t *b) {
-  if (!b->err && b->w.len >= HD_STUN_HEADER_LEN) hd_put_u16(b->w.p + 2, (uint16_t)(b->w.len - HD_STUN_HEADER_LEN));
+  if (!b->err && b->w.len >= HD_STUN_HEADER_LEN)
+    hd_put_u16(b->w.p + 2, (uint16_t)(b->w.len - HD_STUN_HEADER_LEN));
 }
 
 int hd_stun_build_start(hd_stun_builder_t *b, uint8_t *buf, size_t cap, uint16_t type, const uint8_t *txid) {
@@ -367,7 +366,9 @@ int hd_stun_add_priority(hd_stun_builder_t *b, uint32_t prio) {
   return hd_stun_add_attr(b, HD_STUN_ATTR_PRIORITY, v, sizeof v);
 }
 
-int hd_stun_add_use_candidate(hd_stun_builder_t *b) { return hd_stun_add_attr(b, HD_STUN_ATTR_USE_CANDIDATE, NULL, 0); }
+int hd_stun_add_use_candidate(hd_stun_builder_t *b) {
+  return hd_stun_add_attr(b, HD_STUN_ATTR_USE_CANDIDATE, NULL, 0);
+}
 
 static int add_u64(hd_stun_builder_t *b, uint16_t type, uint64_t x) {
   uint8_t v[8];
@@ -384,7 +385,8 @@ int hd_stun_add_ice_controlled(hd_stun_builder_t *b, uint64_t tb) {
   return add_u64(b, HD_STUN_ATTR_ICE_CONTROLLED, tb);
 }
 
-static int add_address(hd_stun_builder_t *b, uint16_t type, const struct sockaddr *sa, socklen_t salen, int xored) {
+static int add_address(hd_stun_builder_t *b, uint16_t type, const struct sockaddr *sa, socklen_t salen,
+                       int xored) {
   if (!b) return HD_EINVAL;
   if (b->err) return b->err;
   uint8_t v[20];
@@ -409,7 +411,8 @@ static int add_address(hd_stun_builder_t *b, uint16_t type, const struct sockadd
   }
   if (xored) {
     hd_put_u16(v + 2, (uint16_t)(hd_get_u16(v + 2) ^ (HD_STUN_MAGIC_COOKIE >> 16)));
-    for (size_t i = 4; i < vlen; i++) v[i] ^= hdr[i];
+    for (size_t i = 4; i < vlen; i++)
+      v[i] ^= hdr[i];
   }
   return hd_stun_add_attr(b, type, v, vlen);
 }
@@ -457,7 +460,8 @@ int hd_stun_add_unknown_attributes(hd_stun_builder_t *b, const uint16_t *types, 
   if (b->err) return b->err;
   if ((!types && n) || n > 64) return bfail(b, HD_EINVAL);
   uint8_t v[128];
-  for (size_t i = 0; i < n; i++) hd_put_u16(v + 2 * i, types[i]);
+  for (size_t i = 0; i < n; i++)
+    hd_put_u16(v + 2 * i, types[i]);
   return hd_stun_add_attr(b, HD_STUN_ATTR_UNKNOWN_ATTRIBUTES, v, 2 * n);
 }
 

@@ -14,12 +14,12 @@
 #define HD_STUN_HEADER_LEN 20
 #define HD_STUN_MAGIC_COOKIE 0x2112A442u
 #define HD_STUN_TXID_LEN 12
-#define HD_STUN_MI_LEN 20           /* HMAC-SHA1 output */
+#define HD_STUN_MI_LEN 20 /* HMAC-SHA1 output */
 #define HD_STUN_FINGERPRINT_XOR 0x5354554eu
-#define HD_STUN_MAX_UNKNOWN 8       /* unknown comprehension-required attrs remembered */
-#define HD_STUN_MAX_USERNAME 513    /* RFC 8489 §14.3: < 513 bytes */
-#define HD_STUN_MAX_REASON 763      /* §14.8: < 128 characters, 763 bytes */
-#define HD_STUN_MAX_SOFTWARE 763    /* §14.14 */
+#define HD_STUN_MAX_UNKNOWN 8    /* unknown comprehension-required attrs remembered */
+#define HD_STUN_MAX_USERNAME 513 /* RFC 8489 §14.3: < 513 bytes */
+#define HD_STUN_MAX_REASON 763   /* §14.8: < 128 characters, 763 bytes */
+#define HD_STUN_MAX_SOFTWARE 763 /* §14.14 */
 
 /* Message classes (§5: C1C0 bits). */
 enum {
@@ -146,8 +146,8 @@ int hd_stun_check_fingerprint(const hd_stun_msg_t *m);
 /* Long-term credential key (§9.2.2, MD5 variant): MD5(username ":" realm ":"
  * password) into key[16]. Inputs are used as given (no SASLprep/OpaqueString).
  * Returns 0 or HD_ECRYPTO/HD_EINVAL. */
-int hd_stun_long_term_key(const char *username, size_t ulen, const char *realm, size_t rlen, const char *password,
-                          size_t plen, uint8_t key[16]);
+int hd_stun_long_term_key(const char *username, size_t ulen, const char *realm, size_t rlen,
+                          const char *password, size_t plen, uint8_t key[16]);
 
 /* Splits USERNAME "A:B" at the first ':'. For a check received by the server,
  * A is the server's (local) ufrag and B the peer's. Returns 0, or HD_ENOTFOUND

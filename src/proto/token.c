@@ -312,7 +312,8 @@ int hd_token_mint(const hd_token_claims_t *c, const char *secret, char *out, siz
   if ((r = put_str(p, "jti", jti)) < 0) goto out;
   if ((r = put_str(p, "name", c->name)) < 0 || (r = put_str(p, "metadata", c->metadata)) < 0) goto out;
   if ((r = put_str(g, "room", c->room)) < 0) goto out;
-  if ((r = put_true(g, "roomJoin", c->room_join)) < 0 || (r = put_true(g, "canPublish", c->can_publish)) < 0 ||
+  if ((r = put_true(g, "roomJoin", c->room_join)) < 0 ||
+      (r = put_true(g, "canPublish", c->can_publish)) < 0 ||
       (r = put_true(g, "canSubscribe", c->can_subscribe)) < 0 ||
       (r = put_true(g, "canPublishData", c->can_publish_data)) < 0 ||
       (r = put_true(g, "roomAdmin", c->room_admin)) < 0 || (r = put_true(g, "hidden", c->hidden)) < 0 ||
@@ -358,7 +359,8 @@ int hd_token_authorize(const hd_token_claims_t *c, const char *room, int needed,
     return fail(HD_EINVAL, why, whycap, "bad arguments");
   if (room && room[0]) {
     if (c->room[0]) {
-      if (strcmp(c->room, room) != 0) return fail(HD_EFORBIDDEN, why, whycap, "token is for room %s", c->room);
+      if (strcmp(c->room, room) != 0)
+        return fail(HD_EFORBIDDEN, why, whycap, "token is for room %s", c->room);
     } else if (!c->room_admin) {
       return fail(HD_EFORBIDDEN, why, whycap, "token names no room");
     }
@@ -398,14 +400,18 @@ static int is_b64token(char ch) {
 int hd_token_from_bearer(const char *hdr, const char **tok, size_t *len) {
   if (!hdr || !tok || !len) return HD_EINVAL;
   const char *s = hdr;
-  while (is_ws(*s)) s++;
+  while (is_ws(*s))
+    s++;
   if (strncasecmp(s, "bearer", 6) != 0 || !is_ws(s[6])) return HD_EAUTH;
   s += 6;
-  while (is_ws(*s)) s++;
+  while (is_ws(*s))
+    s++;
   const char *t = s;
-  while (is_b64token(*s)) s++;
+  while (is_b64token(*s))
+    s++;
   size_t n = (size_t)(s - t);
-  while (is_ws(*s)) s++;
+  while (is_ws(*s))
+    s++;
   if (n == 0 || *s != 0 || n > HD_TOKEN_MAX) return HD_EAUTH;
   *tok = t;
   *len = n;

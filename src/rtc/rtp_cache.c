@@ -41,8 +41,7 @@ int hd_rtp_cache_put(hd_rtp_cache_t *c, const uint8_t *pkt, size_t len, hd_time_
   uint16_t seq = hd_get_u16(pkt + 2);
   hd_rtp_cache_slot_t *s = &c->slots[seq & (c->n - 1)];
   /* A late packet must not evict a newer one sharing its slot. */
-  if (s->len && s->seq != seq && hd_seq_newer(s->seq, seq) && now - s->stored <= c->max_age)
-    return 0;
+  if (s->len && s->seq != seq && hd_seq_newer(s->seq, seq) && now - s->stored <= c->max_age) return 0;
   memcpy(c->slab + (size_t)(seq & (c->n - 1)) * HD_RTP_CACHE_PKT_MAX, pkt, len);
   s->seq = seq;
   s->len = (uint16_t)len;
@@ -67,12 +66,10 @@ int hd_rtp_cache_peek(const hd_rtp_cache_t *c, uint16_t seq, hd_time_t now, cons
   return 0;
 }
 
-int hd_rtp_cache_get(hd_rtp_cache_t *c, uint16_t seq, hd_time_t now, const uint8_t **pkt,
-                     size_t *len) {
+int hd_rtp_cache_get(hd_rtp_cache_t *c, uint16_t seq, hd_time_t now, const uint8_t **pkt, size_t *len) {
   hd_rtp_cache_slot_t *s = lookup(c, seq, now);
   if (!s) return HD_ENOTFOUND;
-  if (s->last_sent != HD_TIME_NEVER && now - s->last_sent < c->min_resend_interval)
-    return HD_EAGAIN;
+  if (s->last_sent != HD_TIME_NEVER && now - s->last_sent < c->min_resend_interval) return HD_EAGAIN;
   s->last_sent = now;
   *pkt = c->slab + (size_t)(seq & (c->n - 1)) * HD_RTP_CACHE_PKT_MAX;
   *len = s->len;

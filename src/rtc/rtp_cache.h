@@ -12,13 +12,13 @@
 
 #include "base/time.h"
 
-#define HD_RTP_CACHE_MAX 1024 /* max slots */
+#define HD_RTP_CACHE_MAX 1024     /* max slots */
 #define HD_RTP_CACHE_PKT_MAX 1500 /* max bytes per packet */
 #define HD_RTP_CACHE_DEFAULT_MAX_AGE HD_SEC(1)
 #define HD_RTP_CACHE_DEFAULT_RESEND HD_MS(10)
 
 typedef struct {
-  hd_time_t stored; /* time put */
+  hd_time_t stored;    /* time put */
   hd_time_t last_sent; /* last time handed out by hd_rtp_cache_get, or HD_TIME_NEVER */
   uint16_t seq;
   uint16_t len; /* 0 = empty slot */
@@ -45,11 +45,9 @@ int hd_rtp_cache_put(hd_rtp_cache_t *c, const uint8_t *pkt, size_t len, hd_time_
  * next put) and the seq is marked as resent at `now`. Returns 0; HD_ENOTFOUND when
  * never stored, evicted or older than max_age; HD_EAGAIN when the same seq was
  * handed out less than min_resend_interval ago. */
-int hd_rtp_cache_get(hd_rtp_cache_t *c, uint16_t seq, hd_time_t now, const uint8_t **pkt,
-                     size_t *len);
+int hd_rtp_cache_get(hd_rtp_cache_t *c, uint16_t seq, hd_time_t now, const uint8_t **pkt, size_t *len);
 /* Like hd_rtp_cache_get but without the rate limit and without marking. */
-int hd_rtp_cache_peek(const hd_rtp_cache_t *c, uint16_t seq, hd_time_t now, const uint8_t **pkt,
-                      size_t *len);
+int hd_rtp_cache_peek(const hd_rtp_cache_t *c, uint16_t seq, hd_time_t now, const uint8_t **pkt, size_t *len);
 /* Forgets every packet (e.g. on SSRC change); keeps the allocation. */
 void hd_rtp_cache_clear(hd_rtp_cache_t *c);
 void hd_rtp_cache_free(hd_rtp_cache_t *c);

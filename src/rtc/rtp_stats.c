@@ -80,8 +80,8 @@ static int64_t us_to_rtp(hd_time_t t, uint32_t rate) {
   return sec * (int64_t)rate + rem * (int64_t)rate / 1000000;
 }
 
-int hd_rtp_recv_stats_update(hd_rtp_recv_stats_t *s, uint16_t seq, uint32_t rtp_ts,
-                             hd_time_t arrival, uint32_t clock_rate) {
+int hd_rtp_recv_stats_update(hd_rtp_recv_stats_t *s, uint16_t seq, uint32_t rtp_ts, hd_time_t arrival,
+                             uint32_t clock_rate) {
   if (!s || clock_rate == 0) return HD_EINVAL;
   if (!s->started) {
     s->started = 1;
@@ -118,9 +118,7 @@ void hd_rtp_recv_stats_on_sr(hd_rtp_recv_stats_t *s, uint64_t sr_ntp, hd_time_t 
   s->last_sr_recv = now;
 }
 
-uint32_t hd_rtp_recv_stats_ext_max(const hd_rtp_recv_stats_t *s) {
-  return s->cycles + s->max_seq;
-}
+uint32_t hd_rtp_recv_stats_ext_max(const hd_rtp_recv_stats_t *s) { return s->cycles + s->max_seq; }
 
 int64_t hd_rtp_recv_stats_lost(const hd_rtp_recv_stats_t *s) {
   int64_t expected = (int64_t)hd_rtp_recv_stats_ext_max(s) - (int64_t)s->base_seq + 1;
@@ -166,8 +164,7 @@ void hd_rtp_send_stats_init(hd_rtp_send_stats_t *s, uint32_t ssrc, uint32_t cloc
   s->clock_rate = clock_rate;
 }
 
-void hd_rtp_send_stats_update(hd_rtp_send_stats_t *s, uint32_t rtp_ts, size_t payload_len,
-                              hd_time_t now) {
+void hd_rtp_send_stats_update(hd_rtp_send_stats_t *s, uint32_t rtp_ts, size_t payload_len, hd_time_t now) {
   s->packets++;
   s->octets += (uint32_t)payload_len; /* wraps mod 2^32 like the SR field */
   /* Several packets of one frame share a timestamp: the first one's time is the

@@ -20,17 +20,17 @@ typedef struct {
   uint32_t ssrc;
   /* A.1 */
   uint16_t max_seq; /* highest seq seen */
-  uint32_t cycles; /* shifted count of seq wraps (multiple of 65536) */
+  uint32_t cycles;  /* shifted count of seq wraps (multiple of 65536) */
   uint32_t base_seq;
-  uint32_t bad_seq; /* last 'bad' seq + 1 */
-  uint32_t probation; /* sequential packets still needed */
+  uint32_t bad_seq;        /* last 'bad' seq + 1 */
+  uint32_t probation;      /* sequential packets still needed */
   uint32_t min_sequential; /* probation length for a new/restarted source */
-  uint32_t received; /* packets counted */
+  uint32_t received;       /* packets counted */
   uint32_t expected_prior; /* at last report */
   uint32_t received_prior;
   uint64_t bytes; /* payload+header bytes counted, informational */
   /* A.8 */
-  int64_t transit; /* last relative transit, RTP units */
+  int64_t transit;    /* last relative transit, RTP units */
   uint32_t jitter_q4; /* jitter * 16 */
   int have_transit;
   /* LSR / DLSR */
@@ -49,8 +49,8 @@ void hd_rtp_recv_stats_set_probation(hd_rtp_recv_stats_t *s, uint32_t min_sequen
  * too far out of order), HD_EINVAL for clock_rate 0. Jitter is updated for counted
  * packets that advance the highest seq (retransmissions and reordered packets
  * would otherwise inflate it). */
-int hd_rtp_recv_stats_update(hd_rtp_recv_stats_t *s, uint16_t seq, uint32_t rtp_ts,
-                             hd_time_t arrival, uint32_t clock_rate);
+int hd_rtp_recv_stats_update(hd_rtp_recv_stats_t *s, uint16_t seq, uint32_t rtp_ts, hd_time_t arrival,
+                             uint32_t clock_rate);
 /* Records an SR from this source received at `now` (for LSR/DLSR). */
 void hd_rtp_recv_stats_on_sr(hd_rtp_recv_stats_t *s, uint64_t sr_ntp, hd_time_t now);
 /* Fills a report block for the interval since the previous call (A.3) and
@@ -61,16 +61,14 @@ uint32_t hd_rtp_recv_stats_ext_max(const hd_rtp_recv_stats_t *s);
 /* Cumulative packets lost (expected - received; may be negative with duplicates). */
 int64_t hd_rtp_recv_stats_lost(const hd_rtp_recv_stats_t *s);
 /* Current jitter in RTP units. */
-static inline uint32_t hd_rtp_recv_stats_jitter(const hd_rtp_recv_stats_t *s) {
-  return s->jitter_q4 >> 4;
-}
+static inline uint32_t hd_rtp_recv_stats_jitter(const hd_rtp_recv_stats_t *s) { return s->jitter_q4 >> 4; }
 
 typedef struct {
   uint32_t ssrc;
   uint32_t clock_rate;
   uint32_t packets;
-  uint32_t octets; /* payload octets (RFC 3550 §6.4.1 sender's octet count) */
-  uint32_t last_rtp_ts; /* timestamp of the newest packet */
+  uint32_t octets;         /* payload octets (RFC 3550 §6.4.1 sender's octet count) */
+  uint32_t last_rtp_ts;    /* timestamp of the newest packet */
   hd_time_t last_rtp_time; /* capture/send time of that packet */
   int have_ts;
 } hd_rtp_send_stats_t;
@@ -79,8 +77,7 @@ void hd_rtp_send_stats_init(hd_rtp_send_stats_t *s, uint32_t ssrc, uint32_t cloc
 /* Accounts one sent packet with its RTP timestamp and payload length at `now`.
  * The ts <-> time mapping follows the newest timestamp (retransmissions of older
  * timestamps do not move it back). */
-void hd_rtp_send_stats_update(hd_rtp_send_stats_t *s, uint32_t rtp_ts, size_t payload_len,
-                              hd_time_t now);
+void hd_rtp_send_stats_update(hd_rtp_send_stats_t *s, uint32_t rtp_ts, size_t payload_len, hd_time_t now);
 /* Fills an SR (no report blocks) for `now`: NTP from now + wall_offset_us, RTP
  * timestamp extrapolated from the last mapping by the clock rate. HD_ESTATE
  * before the first packet. */

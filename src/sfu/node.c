@@ -148,8 +148,10 @@ static void session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
   hd_peer_close(&s->peer, why);
   hd_peer_free(&s->peer);
   hd_session_free_tracks(s);
-  if (s->kind == HD_SESSION_PUBLISH) n->n_publish--;
-  else n->n_play--;
+  if (s->kind == HD_SESSION_PUBLISH)
+    n->n_publish--;
+  else
+    n->n_play--;
   free(s);
   if (r) room_maybe_delete(n, r);
 }
@@ -159,9 +161,12 @@ void hd_node_set_rtc_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_port = port;
 void hd_node_close_all(hd_node_t *n, const char *why) {
   while (n->rooms) {
     hd_room_t *r = n->rooms;
-    if (r->publisher) session_destroy(n, r->publisher, why);
-    else if (r->viewers) session_destroy(n, r->viewers, why);
-    else room_maybe_delete(n, r);
+    if (r->publisher)
+      session_destroy(n, r->publisher, why);
+    else if (r->viewers)
+      session_destroy(n, r->viewers, why);
+    else
+      room_maybe_delete(n, r);
   }
 }
 
@@ -279,7 +284,8 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
   }
   n->stats.sessions_total++;
   memcpy(id, s->id, HD_SESSION_ID_LEN + 1);
-  HD_LOGI("sfu", "session %s (%s) created in %s/%s", s->id, kind == HD_SESSION_PUBLISH ? "whip" : "whep", app, room);
+  HD_LOGI("sfu", "session %s (%s) created in %s/%s", s->id, kind == HD_SESSION_PUBLISH ? "whip" : "whep", app,
+          room);
   free(osdp);
   free(asdp);
   return 0;
@@ -297,9 +303,11 @@ int hd_node_room_has_publisher(hd_node_t *n, const char *app, const char *room) 
   return r && r->publisher;
 }
 
-hd_session_t *hd_node_find_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id) {
+hd_session_t *hd_node_find_session(hd_node_t *n, int kind, const char *app, const char *room,
+                                   const char *id) {
   hd_session_t *s = id[0] ? hd_node_session(n, id) : NULL;
-  if (!s || s->kind != kind || !s->room || strcmp(s->room->app, app) || strcmp(s->room->name, room)) return NULL;
+  if (!s || s->kind != kind || !s->room || strcmp(s->room->app, app) || strcmp(s->room->name, room))
+    return NULL;
   return s;
 }
 
@@ -355,14 +363,17 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
     uint8_t scratch[HD_DATAGRAM_MAX];
     const uint8_t *pkt;
     size_t plen;
-    int kind = hd_session_publisher_rtp(s, buf, len, now, scratch, sizeof scratch, &pkt, &plen, &n->stats.media);
+    int kind =
+        hd_session_publisher_rtp(s, buf, len, now, scratch, sizeof scratch, &pkt, &plen, &n->stats.media);
     if (kind >= 0) {
-      for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room) hd_session_forward(v, s, kind, pkt, plen, now);
+      for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room)
+        hd_session_forward(v, s, kind, pkt, plen, now);
     }
   } else if (rc == HD_PEER_PKT_RTCP) {
     hd_session_rtcp(s, s->kind == HD_SESSION_PLAY ? pub : s, buf, len, now, &n->stats.media);
   }
-  if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED) session_destroy(n, s, s->peer.reason);
+  if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED)
+    session_destroy(n, s, s->peer.reason);
 }
 
 hd_txq_t *hd_node_txq(hd_node_t *n) { return &n->txq; }
@@ -371,7 +382,8 @@ hd_time_t hd_node_next_timeout(hd_node_t *n) {
   hd_time_t t = HD_TIME_NEVER;
   for (hd_room_t *r = n->rooms; r; r = r->next) {
     if (r->publisher) t = hd_time_min(t, hd_session_next_timeout(r->publisher));
-    for (hd_session_t *v = r->viewers; v; v = v->next_in_room) t = hd_time_min(t, hd_session_next_timeout(v));
+    for (hd_session_t *v = r->viewers; v; v = v->next_in_room)
+      t = hd_time_min(t, hd_session_next_timeout(v));
   }
   return t;
 }
@@ -385,7 +397,8 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
     hd_session_t *list[2048];
     size_t cnt = 0;
     if (pub) list[cnt++] = pub;
-    for (hd_session_t *v = r->viewers; v && cnt < 2048; v = v->next_in_room) list[cnt++] = v;
+    for (hd_session_t *v = r->viewers; v && cnt < 2048; v = v->next_in_room)
+      list[cnt++] = v;
     for (size_t i = 0; i < cnt; i++) {
       hd_session_t *s = list[i];
       if (hd_session_next_timeout(s) <= now)
@@ -409,7 +422,9 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
 hd_node_stats_t *hd_node_stats(hd_node_t *n) { return &n->stats; }
 
 size_t hd_node_session_count(const hd_node_t *n, int kind) {
-  return kind == HD_SESSION_PUBLISH ? n->n_publish : kind == HD_SESSION_PLAY ? n->n_play : n->n_publish + n->n_play;
+  return kind == HD_SESSION_PUBLISH ? n->n_publish
+         : kind == HD_SESSION_PLAY  ? n->n_play
+                                    : n->n_publish + n->n_play;
 }
 size_t hd_node_room_count(const hd_node_t *n) { return n->n_rooms; }
 
@@ -458,17 +473,18 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       "hudong_rtcp_sent_total{type=\"rr\"} %llu\nhudong_rtcp_sent_total{type=\"sr\"} %llu\n"
       "hudong_rtcp_sent_total{type=\"twcc\"} %llu\n",
       n->n_publish, n->n_play, n->n_rooms, (unsigned long long)st->sessions_total,
-      (unsigned long long)st->sessions_failed, (unsigned long long)st->packets_in, (unsigned long long)st->bytes_in,
-      (unsigned long long)st->packets_out, (unsigned long long)st->bytes_out,
-      (unsigned long long)st->drop_unknown_source, (unsigned long long)st->drop_stun_auth,
-      (unsigned long long)st->drop_malformed, (unsigned long long)st->drop_srtp_auth,
-      (unsigned long long)st->drop_srtp_replay, (unsigned long long)st->drop_not_ready,
-      (unsigned long long)st->drop_dtls, (unsigned long long)m->drop_unknown_pt,
-      (unsigned long long)m->drop_malformed_rtp, (unsigned long long)m->drop_malformed_rtcp,
-      (unsigned long long)(st->drop_txq_full + n->txq.dropped), (unsigned long long)st->drop_send_error,
-      (unsigned long long)st->drop_closed, (unsigned long long)m->nack_received,
-      (unsigned long long)m->retransmitted, (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent,
-      (unsigned long long)m->sr_sent, (unsigned long long)m->twcc_sent);
+      (unsigned long long)st->sessions_failed, (unsigned long long)st->packets_in,
+      (unsigned long long)st->bytes_in, (unsigned long long)st->packets_out,
+      (unsigned long long)st->bytes_out, (unsigned long long)st->drop_unknown_source,
+      (unsigned long long)st->drop_stun_auth, (unsigned long long)st->drop_malformed,
+      (unsigned long long)st->drop_srtp_auth, (unsigned long long)st->drop_srtp_replay,
+      (unsigned long long)st->drop_not_ready, (unsigned long long)st->drop_dtls,
+      (unsigned long long)m->drop_unknown_pt, (unsigned long long)m->drop_malformed_rtp,
+      (unsigned long long)m->drop_malformed_rtcp, (unsigned long long)(st->drop_txq_full + n->txq.dropped),
+      (unsigned long long)st->drop_send_error, (unsigned long long)st->drop_closed,
+      (unsigned long long)m->nack_received, (unsigned long long)m->retransmitted,
+      (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
+      (unsigned long long)m->twcc_sent);
   if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
   return len;
 }

@@ -15,19 +15,19 @@
 #include "sfu/txq.h"
 
 typedef struct {
-  const char *rtc_ip;      /* address put in our ICE candidate */
-  uint16_t rtc_port;       /* UDP port of that candidate */
-  size_t max_sessions;     /* cap on concurrent sessions (0 = 1000) */
-  size_t max_viewers;      /* cap on viewers per room (0 = 500) */
-  hd_time_t wall_offset;   /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
+  const char *rtc_ip;    /* address put in our ICE candidate */
+  uint16_t rtc_port;     /* UDP port of that candidate */
+  size_t max_sessions;   /* cap on concurrent sessions (0 = 1000) */
+  size_t max_viewers;    /* cap on viewers per room (0 = 500) */
+  hd_time_t wall_offset; /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
 } hd_node_config_t;
 
 /* Node-wide counters (monotonic unless noted). */
 typedef struct {
   uint64_t sessions_total, sessions_failed;
   uint64_t packets_in, bytes_in, packets_out, bytes_out;
-  uint64_t drop_unknown_source, drop_stun_auth, drop_malformed, drop_srtp_auth, drop_srtp_replay, drop_not_ready,
-      drop_dtls, drop_txq_full, drop_send_error, drop_closed;
+  uint64_t drop_unknown_source, drop_stun_auth, drop_malformed, drop_srtp_auth, drop_srtp_replay,
+      drop_not_ready, drop_dtls, drop_txq_full, drop_send_error, drop_closed;
   hd_session_counters_t media;
 } hd_node_stats_t;
 
@@ -52,7 +52,8 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
                            char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap);
 /* Ends a session (DELETE on the WHIP/WHEP resource). HD_ENOTFOUND if no such
  * session of that kind in that app/room. */
-int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id, hd_time_t now);
+int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id,
+                           hd_time_t now);
 /* Finds a session of `kind` by id, only within tenant `app` and room `room`
  * (a resource URL never reaches another tenant's session). NULL if none. */
 hd_session_t *hd_node_find_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id);

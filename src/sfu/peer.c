@@ -8,8 +8,9 @@
 #include "base/log.h"
 #include "proto/stun.h"
 
-int hd_peer_init(hd_peer_t *p, hd_txq_t *txq, hd_dtls_cert_t *cert, const char *local_ufrag, const char *local_pwd,
-                 const char *remote_ufrag, const char *remote_fp, int dtls_server, hd_time_t now) {
+int hd_peer_init(hd_peer_t *p, hd_txq_t *txq, hd_dtls_cert_t *cert, const char *local_ufrag,
+                 const char *local_pwd, const char *remote_ufrag, const char *remote_fp, int dtls_server,
+                 hd_time_t now) {
   memset(p, 0, sizeof *p);
   p->txq = txq;
   p->dtls_server = dtls_server;
@@ -86,8 +87,10 @@ int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr 
     int rc = hd_ice_feed(&p->ice, buf, *len, from, fromlen, now, d ? d->data : scratch,
                          d ? sizeof d->data : sizeof scratch, &rlen);
     if (rc < 0) {
-      if (rc == HD_EAUTH) p->stats.drop_stun_auth++;
-      else p->stats.drop_malformed++;
+      if (rc == HD_EAUTH)
+        p->stats.drop_stun_auth++;
+      else
+        p->stats.drop_malformed++;
       if (rlen && d) hd_txq_commit(p->txq, rlen, from, fromlen); /* error responses (e.g. 487) */
       return rc;
     }
@@ -116,9 +119,12 @@ int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr 
     int is_rtcp = *len >= 2 && buf[1] >= 192 && buf[1] <= 223;
     int rc = is_rtcp ? hd_srtp_unprotect_rtcp(p->srtp, buf, *len) : hd_srtp_unprotect(p->srtp, buf, *len);
     if (rc < 0) {
-      if (rc == HD_EREPLAY) p->stats.drop_srtp_replay++;
-      else if (rc == HD_EAUTH) p->stats.drop_srtp_auth++;
-      else p->stats.drop_malformed++;
+      if (rc == HD_EREPLAY)
+        p->stats.drop_srtp_replay++;
+      else if (rc == HD_EAUTH)
+        p->stats.drop_srtp_auth++;
+      else
+        p->stats.drop_malformed++;
       return rc;
     }
     *len = (size_t)rc;

@@ -36,8 +36,9 @@ typedef struct {
 } hd_peer_t;
 
 /* Creates the transport. remote_fp is the peer's sha-256 fingerprint from SDP. */
-int hd_peer_init(hd_peer_t *p, hd_txq_t *txq, hd_dtls_cert_t *cert, const char *local_ufrag, const char *local_pwd,
-                 const char *remote_ufrag, const char *remote_fp, int dtls_server, hd_time_t now);
+int hd_peer_init(hd_peer_t *p, hd_txq_t *txq, hd_dtls_cert_t *cert, const char *local_ufrag,
+                 const char *local_pwd, const char *remote_ufrag, const char *remote_fp, int dtls_server,
+                 hd_time_t now);
 /* Feeds one datagram from `from`. STUN and DTLS are consumed (return
  * HD_PEER_PKT_NONE, or 1 in *ice_ok when a valid ICE check came in); SRTP/SRTCP
  * is decrypted in place (*len updated) and HD_PEER_PKT_RTP/RTCP is returned.

@@ -14,8 +14,10 @@ void hd_rewriter_init(hd_rewriter_t *rw, uint32_t out_ssrc, uint32_t clock_rate)
 /* Extends a 16-bit seq to 64 bits relative to a reference extended seq. */
 static int64_t extend(int64_t ref, uint16_t seq) {
   int64_t cand = (ref & ~(int64_t)0xffff) | seq;
-  if (cand - ref > 0x8000) cand -= 0x10000;
-  else if (ref - cand > 0x8000) cand += 0x10000;
+  if (cand - ref > 0x8000)
+    cand -= 0x10000;
+  else if (ref - cand > 0x8000)
+    cand += 0x10000;
   return cand;
 }
 

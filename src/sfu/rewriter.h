@@ -18,8 +18,8 @@ typedef struct {
   uint32_t clock_rate;
   int started;
   uint32_t src_ssrc;
-  uint16_t seq_offset; /* out_seq = src_seq + seq_offset */
-  uint32_t ts_offset;  /* out_ts = src_ts + ts_offset */
+  uint16_t seq_offset;  /* out_seq = src_seq + seq_offset */
+  uint32_t ts_offset;   /* out_ts = src_ts + ts_offset */
   int64_t src_base_ext; /* extended src seq of the first packet after the last switch */
   int64_t src_max_ext;  /* highest extended src seq forwarded */
   uint16_t last_out_seq;
@@ -37,6 +37,8 @@ int hd_rewriter_map(hd_rewriter_t *rw, uint32_t src_ssrc, uint16_t src_seq, uint
  * source's seq. Returns 0, or HD_ENOTFOUND when it predates the current source. */
 int hd_rewriter_unmap_seq(const hd_rewriter_t *rw, uint16_t out_seq, uint16_t *src_seq);
 /* Maps a source RTP timestamp to the outgoing one (for SR generation). */
-static inline uint32_t hd_rewriter_map_ts(const hd_rewriter_t *rw, uint32_t src_ts) { return src_ts + rw->ts_offset; }
+static inline uint32_t hd_rewriter_map_ts(const hd_rewriter_t *rw, uint32_t src_ts) {
+  return src_ts + rw->ts_offset;
+}
 
 #endif

@@ -116,7 +116,8 @@ static void twcc_record(hd_session_t *s, uint16_t seq, hd_time_t now) {
 }
 
 int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
-                             size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len, hd_session_counters_t *c) {
+                             size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len,
+                             hd_session_counters_t *c) {
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(buf, len, &h) < 0) {
     c->drop_malformed_rtp++;
@@ -134,8 +135,9 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
     if (!t->active) continue;
     if (h.pt == t->pt) {
       if (!t->have_ssrc || t->ssrc != h.ssrc) {
-        if (t->have_ssrc) HD_LOGI("sfu", "session %s: %s SSRC changed %08x -> %08x", s->id, k ? "video" : "audio",
-                                  t->ssrc, h.ssrc);
+        if (t->have_ssrc)
+          HD_LOGI("sfu", "session %s: %s SSRC changed %08x -> %08x", s->id, k ? "video" : "audio", t->ssrc,
+                  h.ssrc);
         t->ssrc = h.ssrc;
         t->have_ssrc = 1;
         hd_rtp_recv_stats_init(&t->stats, h.ssrc);
@@ -201,8 +203,8 @@ static int build_out(const hd_out_track_t *t, const hd_session_t *pub, const hd_
       n++;
     }
   }
-  hd_rtp_build_t b = {.pt = t->pt, .marker = h->marker, .seq = seq, .ts = ts, .ssrc = t->ssrc, .exts = exts,
-                      .ext_count = n};
+  hd_rtp_build_t b = {
+      .pt = t->pt, .marker = h->marker, .seq = seq, .ts = ts, .ssrc = t->ssrc, .exts = exts, .ext_count = n};
   return hd_rtp_build(&b, h->payload, h->payload_len, out, cap);
 }
 
@@ -330,7 +332,8 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
         int n = hd_rtcp_nack_expand(&fb, seqs, 256);
         if (!t || n < 0) continue;
         c->nack_received += (uint64_t)n;
-        for (int i = 0; i < n; i++) retransmit(s, t, pub, kind, seqs[i], now, c);
+        for (int i = 0; i < n; i++)
+          retransmit(s, t, pub, kind, seqs[i], now, c);
       } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == 1 || fb.fmt == 4)) { /* PLI / FIR, RFC 5104 */
         if (pub) hd_session_request_keyframe(pub, now, c);
       }
@@ -344,20 +347,22 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
   if (s->peer.state == HD_PEER_CONNECTED) {
     t = hd_time_min(t, s->next_rtcp);
     if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
-    if (s->in[HD_TRACK_VIDEO].pli_pending) t = hd_time_min(t, s->in[HD_TRACK_VIDEO].last_pli + PLI_MIN_INTERVAL);
+    if (s->in[HD_TRACK_VIDEO].pli_pending)
+      t = hd_time_min(t, s->in[HD_TRACK_VIDEO].last_pli + PLI_MIN_INTERVAL);
   }
   return t;
 }
 
 static void send_twcc(hd_session_t *s, hd_session_counters_t *c) {
-  uint32_t media_ssrc = s->in[HD_TRACK_VIDEO].have_ssrc ? s->in[HD_TRACK_VIDEO].ssrc : s->in[HD_TRACK_AUDIO].ssrc;
+  uint32_t media_ssrc =
+      s->in[HD_TRACK_VIDEO].have_ssrc ? s->in[HD_TRACK_VIDEO].ssrc : s->in[HD_TRACK_AUDIO].ssrc;
   size_t off = 0;
   while (off < s->n_twcc) {
     size_t cap, used = 0;
     uint8_t *out = hd_peer_tx_begin(&s->peer, &cap);
     if (!out) break;
-    int n = hd_rtcp_build_twcc(s->rtcp_ssrc, media_ssrc, s->twcc_fb_count, s->twcc + off, s->n_twcc - off, &used,
-                               out, cap);
+    int n = hd_rtcp_build_twcc(s->rtcp_ssrc, media_ssrc, s->twcc_fb_count, s->twcc + off, s->n_twcc - off,
+                               &used, out, cap);
     if (n < 0 || used == 0) break;
     if (hd_peer_tx_commit(&s->peer, (size_t)n, 1) < 0) break;
     s->twcc_fb_count++;
@@ -367,7 +372,8 @@ static void send_twcc(hd_session_t *s, hd_session_counters_t *c) {
   s->n_twcc = 0;
 }
 
-static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_time_t wall, hd_session_counters_t *c) {
+static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_time_t wall,
+                         hd_session_counters_t *c) {
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&s->peer, &cap);
   if (!out) return;
@@ -420,7 +426,7 @@ static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_t
       off = (size_t)n;
     }
   }
-  n = hd_rtcp_build_sdes_cname(s->kind == HD_SESSION_PUBLISH ? s->rtcp_ssrc
+  n = hd_rtcp_build_sdes_cname(s->kind == HD_SESSION_PUBLISH   ? s->rtcp_ssrc
                                : s->out[HD_TRACK_VIDEO].active ? s->out[HD_TRACK_VIDEO].ssrc
                                                                : s->out[HD_TRACK_AUDIO].ssrc,
                                "hudong", out + off, cap - off);

@@ -106,7 +106,8 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now);
  * and writes the normalised original packet (RTX unwrapped) to pkt and pkt_len (which
  * may point into `scratch`), or a negative error for a packet to drop. */
 int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
-                             size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len, hd_session_counters_t *c);
+                             size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len,
+                             hd_session_counters_t *c);
 /* Sends a packet of `kind` from publisher session `pub` to viewer session v. */
 void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int kind, const uint8_t *pkt, size_t len,
                         hd_time_t now);

@@ -27,16 +27,14 @@ static void check_fb(const hd_rtcp_pkt_t *p) {
   if (hd_rtcp_parse_fb(p, &fb) != 0) return;
   int n = hd_rtcp_nack_expand(&fb, g_seqs, 4096);
   if (n > 0) {
-    int m = hd_rtcp_build_nack(fb.sender_ssrc, fb.media_ssrc, g_seqs, (size_t)n, g_out,
-                               sizeof g_out);
+    int m = hd_rtcp_build_nack(fb.sender_ssrc, fb.media_ssrc, g_seqs, (size_t)n, g_out, sizeof g_out);
     if (m < 0) abort();
   }
   hd_rtcp_fir_entry_t fir[64];
   (void)hd_rtcp_fir_parse(&fb, fir, 64);
   hd_rtcp_remb_t remb;
   if (hd_rtcp_remb_parse(&fb, &remb) == 0) {
-    if (hd_rtcp_build_remb(1, remb.bitrate_bps, remb.ssrcs, remb.ssrc_count, g_out,
-                           sizeof g_out) < 0)
+    if (hd_rtcp_build_remb(1, remb.bitrate_bps, remb.ssrcs, remb.ssrc_count, g_out, sizeof g_out) < 0)
       abort();
   }
   hd_rtcp_twcc_t tw;
@@ -60,8 +58,7 @@ static void check_fb(const hd_rtcp_pkt_t *p) {
     }
     if (k > 0) {
       size_t used;
-      (void)hd_rtcp_build_twcc(fb.sender_ssrc, fb.media_ssrc, tw.fb_count, r, k, &used, g_out,
-                               sizeof g_out);
+      (void)hd_rtcp_build_twcc(fb.sender_ssrc, fb.media_ssrc, tw.fb_count, r, k, &used, g_out, sizeof g_out);
     }
   }
 }

@@ -25,8 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   static const char fp[] = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:"
                            "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
-  hd_sdp_answer_params_t p = {.ice_ufrag = "ufrag", .ice_pwd = "0123456789abcdefghijkl",
-                              .fingerprint_sha256 = fp, .cand_ip = "192.0.2.1", .cand_port = 7881,
+  hd_sdp_answer_params_t p = {.ice_ufrag = "ufrag",
+                              .ice_pwd = "0123456789abcdefghijkl",
+                              .fingerprint_sha256 = fp,
+                              .cand_ip = "192.0.2.1",
+                              .cand_port = 7881,
                               .direction = HD_SDP_RECVONLY};
   if (hd_sdp_negotiate(&a, &p, &ans, &neg, err, sizeof err) == 0) {
     n1 = hd_sdp_write(&ans, text1, sizeof text1);

@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (m.len > size || m.len < HD_STUN_HEADER_LEN || hd_get_u32(data + 4) != HD_STUN_MAGIC_COOKIE) abort();
     if ((m.present & HD_STUN_HAS_MESSAGE_INTEGRITY) && m.integrity_off + 24 > m.len) abort();
     if ((m.present & HD_STUN_HAS_FINGERPRINT) && m.fingerprint_off + 8 != m.len) abort();
-    if ((m.present & HD_STUN_HAS_USERNAME) && m.username + m.username_len > (const char *)data + m.len) abort();
+    if ((m.present & HD_STUN_HAS_USERNAME) && m.username + m.username_len > (const char *)data + m.len)
+      abort();
     if (m.n_unknown > HD_STUN_MAX_UNKNOWN) abort();
     /* The passwords of the seed corpus, so integrity success paths are reached too. */
     (void)hd_stun_check_integrity(&m, data, size, (const uint8_t *)"VOkJxbRl1RmTxUk/WvJxBt", 22);
@@ -48,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   from.sin6_addr.s6_addr[15] = 1;
   uint8_t resp[256];
   size_t rlen = 0;
-  rc = hd_ice_feed(&ice, data, size, (const struct sockaddr *)&from, sizeof from, 1000, resp, sizeof resp, &rlen);
+  rc = hd_ice_feed(&ice, data, size, (const struct sockaddr *)&from, sizeof from, 1000, resp, sizeof resp,
+                   &rlen);
   if (rc == 1) {
     /* Our own responses must parse and verify. */
     hd_stun_msg_t out;

@@ -64,7 +64,8 @@ static void http(const char *method, const char *path, const char *token, const 
   char *req = malloc(cap);
   /* keep-alive (the HTTP/1.1 default, as browsers do); we close after one
    * response read by its Content-Length */
-  int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method, path, g_http_port);
+  int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method, path,
+                   g_http_port);
   if (token) n += snprintf(req + n, cap - (size_t)n, "Authorization: Bearer %s\r\n", token);
   if (ctype) n += snprintf(req + n, cap - (size_t)n, "Content-Type: %s\r\n", ctype);
   n += snprintf(req + n, cap - (size_t)n, "Content-Length: %zu\r\n\r\n", blen);
@@ -93,7 +94,8 @@ static void http(const char *method, const char *path, const char *token, const 
         if (!strncasecmp(l + 2, "content-length:", 15)) clen = strtol(l + 17, NULL, 10);
         if (!strncasecmp(l + 2, "location:", 9)) {
           const char *v = l + 11;
-          while (*v == ' ') v++;
+          while (*v == ' ')
+            v++;
           size_t vl = strcspn(v, "\r\n");
           if (vl < sizeof r->location) memcpy(r->location, v, vl), r->location[vl] = 0;
         }
@@ -103,7 +105,8 @@ static void http(const char *method, const char *path, const char *token, const 
   }
   close(fd);
   resp[rlen] = 0;
-  if (sscanf(resp, "HTTP/1.%*d %d", &r->status) != 1 || !hdr_end) die("bad HTTP response to %s %s", method, path);
+  if (sscanf(resp, "HTTP/1.%*d %d", &r->status) != 1 || !hdr_end)
+    die("bad HTTP response to %s %s", method, path);
   r->body_len = rlen - (size_t)(hdr_end + 4 - resp);
   r->body = malloc(r->body_len + 1);
   memcpy(r->body, hdr_end + 4, r->body_len);
@@ -175,7 +178,8 @@ static void pump(client_t *cls, int n, hd_time_t for_us, int (*done)(client_t *,
     int ms = next <= now ? 0 : (int)((next - now + 999) / 1000);
     if (ms > 10) ms = 10;
     struct pollfd pfd[N_CLIENTS];
-    for (int i = 0; i < n; i++) pfd[i] = (struct pollfd){.fd = cls[i].c ? cls[i].fd : -1, .events = POLLIN};
+    for (int i = 0; i < n; i++)
+      pfd[i] = (struct pollfd){.fd = cls[i].c ? cls[i].fd : -1, .events = POLLIN};
     poll(pfd, (nfds_t)n, ms);
     now = now_us();
     for (int i = 0; i < n; i++) {
@@ -225,7 +229,8 @@ int main(void) {
   if (hd_dtls_cert_generate(&cert) < 0) die("cert");
   client_t cls[N_CLIENTS];
   memset(cls, 0, sizeof cls);
-  for (int i = 0; i < N_CLIENTS; i++) cls[i].fd = -1;
+  for (int i = 0; i < N_CLIENTS; i++)
+    cls[i].fd = -1;
 
   /* WHEP before any publisher: 404 */
   char tok[HD_TOKEN_MAX];
@@ -238,7 +243,8 @@ int main(void) {
   client_open(&cls[0], HD_RTC_CLIENT_PUBLISH, cert, "itest", "pub");
   socklen_t rl;
   const struct sockaddr_in *srv = (const struct sockaddr_in *)hd_rtc_client_remote(cls[0].c, &rl);
-  if (ntohs(srv->sin_port) != rtc_port) die("answer candidate port %d, want %d", ntohs(srv->sin_port), rtc_port);
+  if (ntohs(srv->sin_port) != rtc_port)
+    die("answer candidate port %d, want %d", ntohs(srv->sin_port), rtc_port);
   pump(cls, 1, HD_SEC(5), pub_connected);
   if (!hd_rtc_client_connected(cls[0].c)) die("publisher did not connect");
 
@@ -249,9 +255,11 @@ int main(void) {
   for (int i = 1; i < N_CLIENTS; i++) {
     const hd_rtc_stream_stats_t *v = hd_rtc_client_rx(cls[i].c, HD_RTC_VIDEO);
     const hd_rtc_stream_stats_t *a = hd_rtc_client_rx(cls[i].c, HD_RTC_AUDIO);
-    printf("viewer %d: video %llu pkts (%llu unique, max jump %llu, %llu out of order, %llu rtx), audio %llu\n", i,
-           (unsigned long long)v->packets, (unsigned long long)v->unique, (unsigned long long)v->max_jump,
-           (unsigned long long)v->out_of_order, (unsigned long long)v->rtx_packets, (unsigned long long)a->packets);
+    printf(
+        "viewer %d: video %llu pkts (%llu unique, max jump %llu, %llu out of order, %llu rtx), audio %llu\n",
+        i, (unsigned long long)v->packets, (unsigned long long)v->unique, (unsigned long long)v->max_jump,
+        (unsigned long long)v->out_of_order, (unsigned long long)v->rtx_packets,
+        (unsigned long long)a->packets);
     if (v->packets < WANT_VIDEO) die("viewer %d got %llu video packets", i, (unsigned long long)v->packets);
     if (v->out_of_order || v->duplicates) die("viewer %d: video out of order", i);
     if (v->unique != (uint64_t)(v->max_ext - v->first_ext + 1)) die("viewer %d: video has holes", i);
@@ -275,13 +283,15 @@ int main(void) {
     if (!hd_rtc_client_closed(cls[i].c)) die("client %d did not see the session end", i);
   http("GET", "/metrics", NULL, NULL, NULL, &r);
   if (r.status != 200) die("/metrics: %d", r.status);
-  if (metric(r.body, "hudong_sessions{kind=\"publish\"} ") != 0 || metric(r.body, "hudong_sessions{kind=\"play\"} ") != 0)
+  if (metric(r.body, "hudong_sessions{kind=\"publish\"} ") != 0 ||
+      metric(r.body, "hudong_sessions{kind=\"play\"} ") != 0)
     die("sessions left after DELETE:\n%s", r.body);
   if (metric(r.body, "hudong_rooms ") != 0) die("room left after DELETE");
   if (metric(r.body, "hudong_sessions_created_total ") != 3) die("sessions_created_total != 3");
   free(r.body);
 
-  for (int i = 0; i < N_CLIENTS; i++) client_close(&cls[i]);
+  for (int i = 0; i < N_CLIENTS; i++)
+    client_close(&cls[i]);
   hd_dtls_cert_free(cert);
   printf("itest_media: OK in %.1f s\n", (double)(now_us() - t0) / 1e6);
   return 0;

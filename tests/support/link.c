@@ -27,7 +27,8 @@ uint64_t hd_link_rand(hd_link_t *l) {
 int hd_link_send(hd_link_t *l, hd_time_t now, hd_time_t *at) {
   uint64_t idx = l->sent++;
   int drop = 0;
-  while (l->p.drop && l->drop_pos < l->p.n_drop && l->p.drop[l->drop_pos] < idx) l->drop_pos++;
+  while (l->p.drop && l->drop_pos < l->p.n_drop && l->p.drop[l->drop_pos] < idx)
+    l->drop_pos++;
   if (l->p.drop && l->drop_pos < l->p.n_drop && l->p.drop[l->drop_pos] == idx) drop = 1;
   /* always draw, so a drop list does not shift the random loss pattern */
   double r = (double)(hd_link_rand(l) >> 11) / 9007199254740992.0;
@@ -49,7 +50,8 @@ int hd_wire_init(hd_wire_t *w, size_t cap) {
 }
 
 void hd_wire_free(hd_wire_t *w) {
-  for (size_t i = 0; i < w->n; i++) free(w->heap[i]);
+  for (size_t i = 0; i < w->n; i++)
+    free(w->heap[i]);
   free(w->heap);
   memset(w, 0, sizeof *w);
 }

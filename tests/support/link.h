@@ -12,9 +12,9 @@
 #include "base/time.h"
 
 typedef struct {
-  hd_time_t delay;        /* one-way delay */
-  double loss;            /* drop probability 0..1 */
-  const uint64_t *drop;   /* ascending 0-based indices of datagrams to drop, or NULL */
+  hd_time_t delay;      /* one-way delay */
+  double loss;          /* drop probability 0..1 */
+  const uint64_t *drop; /* ascending 0-based indices of datagrams to drop, or NULL */
   size_t n_drop;
 } hd_link_params_t;
 

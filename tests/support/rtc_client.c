@@ -76,7 +76,9 @@ struct hd_rtc_client {
   hd_rtc_client_stats_t st;
 };
 
-static uint8_t pt_of(const hd_rtc_client_t *c, int k) { return k == HD_RTC_AUDIO ? c->cfg.audio_pt : c->cfg.video_pt; }
+static uint8_t pt_of(const hd_rtc_client_t *c, int k) {
+  return k == HD_RTC_AUDIO ? c->cfg.audio_pt : c->cfg.video_pt;
+}
 
 int hd_rtc_client_new(hd_rtc_client_t **out, const hd_rtc_client_config_t *cfg) {
   hd_rtc_client_t *c = calloc(1, sizeof *c);
@@ -135,7 +137,8 @@ void hd_rtc_client_free(hd_rtc_client_t *c) {
   hd_srtp_free(c->srtp);
   hd_dtls_free(c->dtls);
   if (c->own_cert) hd_dtls_cert_free(c->cert);
-  for (int k = 0; k < 2; k++) free(c->rx[k].seen);
+  for (int k = 0; k < 2; k++)
+    free(c->rx[k].seen);
   hd_txq_free(&c->q);
   free(c);
 }
@@ -160,11 +163,11 @@ int hd_rtc_client_offer(hd_rtc_client_t *c, char *out, size_t cap) {
   const char *dir = pub ? "sendonly" : "recvonly";
   size_t off = 0;
   int n;
-#define OUT(...)                                                   \
-  do {                                                             \
-    n = snprintf(out + off, off < cap ? cap - off : 0, __VA_ARGS__); \
-    if (n < 0 || off + (size_t)n >= cap) return HD_ENOSPC;         \
-    off += (size_t)n;                                              \
+#define OUT(...)                                                                                             \
+  do {                                                                                                       \
+    n = snprintf(out + off, off < cap ? cap - off : 0, __VA_ARGS__);                                         \
+    if (n < 0 || off + (size_t)n >= cap) return HD_ENOSPC;                                                   \
+    off += (size_t)n;                                                                                        \
   } while (0)
   OUT("v=0\r\no=- %u 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE%s%s\r\n"
       "a=extmap-allow-mixed\r\na=msid-semantic: WMS stream\r\n",
@@ -173,9 +176,12 @@ int hd_rtc_client_offer(hd_rtc_client_t *c, char *out, size_t cap) {
     if ((k == HD_RTC_AUDIO && c->cfg.no_audio) || (k == HD_RTC_VIDEO && c->cfg.no_video)) continue;
     uint8_t pt = pt_of(c, k);
     int rtx = k == HD_RTC_VIDEO && !c->cfg.no_rtx;
-    if (k == HD_RTC_AUDIO) OUT("m=audio 9 UDP/TLS/RTP/SAVPF %u\r\n", pt);
-    else if (rtx) OUT("m=video 9 UDP/TLS/RTP/SAVPF %u %u\r\n", pt, c->cfg.rtx_pt);
-    else OUT("m=video 9 UDP/TLS/RTP/SAVPF %u\r\n", pt);
+    if (k == HD_RTC_AUDIO)
+      OUT("m=audio 9 UDP/TLS/RTP/SAVPF %u\r\n", pt);
+    else if (rtx)
+      OUT("m=video 9 UDP/TLS/RTP/SAVPF %u %u\r\n", pt, c->cfg.rtx_pt);
+    else
+      OUT("m=video 9 UDP/TLS/RTP/SAVPF %u\r\n", pt);
     OUT("c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:%s\r\na=ice-pwd:%s\r\n"
         "a=ice-options:trickle\r\na=fingerprint:sha-256 %s\r\na=setup:actpass\r\na=mid:%d\r\n",
         c->ufrag, c->pwd, fp, k);
@@ -185,8 +191,8 @@ int hd_rtc_client_offer(hd_rtc_client_t *c, char *out, size_t cap) {
     if (pub) OUT("a=msid:stream %s\r\n", k ? "video0" : "audio0");
     OUT("a=rtcp-mux\r\na=rtcp-rsize\r\n");
     if (k == HD_RTC_AUDIO) {
-      OUT("a=rtpmap:%u opus/48000/2\r\na=rtcp-fb:%u transport-cc\r\na=fmtp:%u minptime=10;useinbandfec=1\r\n", pt,
-          pt, pt);
+      OUT("a=rtpmap:%u opus/48000/2\r\na=rtcp-fb:%u transport-cc\r\na=fmtp:%u minptime=10;useinbandfec=1\r\n",
+          pt, pt, pt);
     } else {
       OUT("a=rtpmap:%u VP8/90000\r\na=rtcp-fb:%u goog-remb\r\na=rtcp-fb:%u transport-cc\r\n"
           "a=rtcp-fb:%u ccm fir\r\na=rtcp-fb:%u nack\r\na=rtcp-fb:%u nack pli\r\n",
@@ -237,8 +243,10 @@ int hd_rtc_client_apply_answer(hd_rtc_client_t *c, const char *sdp, size_t len, 
     if (m->port == 0 || (m->kind != HD_SDP_AUDIO && m->kind != HD_SDP_VIDEO)) continue;
     int k = m->kind == HD_SDP_AUDIO ? HD_RTC_AUDIO : HD_RTC_VIDEO;
     for (int j = 0; j < m->n_codecs; j++) {
-      if (!strcasecmp(m->codecs[j].name, "rtx")) c->ans_rtx_pt = m->codecs[j].pt;
-      else if (!c->ans_pt[k]) c->ans_pt[k] = m->codecs[j].pt;
+      if (!strcasecmp(m->codecs[j].name, "rtx"))
+        c->ans_rtx_pt = m->codecs[j].pt;
+      else if (!c->ans_pt[k])
+        c->ans_pt[k] = m->codecs[j].pt;
     }
     int grouped = 0;
     for (int g = 0; g < m->n_ssrc_groups; g++)
@@ -278,7 +286,8 @@ static void commit(hd_rtc_client_t *c, size_t len) {
   c->st.tx_packets++;
 }
 
-int hd_rtc_client_poll(hd_rtc_client_t *c, uint8_t *out, size_t cap, struct sockaddr_storage *to, socklen_t *tolen) {
+int hd_rtc_client_poll(hd_rtc_client_t *c, uint8_t *out, size_t cap, struct sockaddr_storage *to,
+                       socklen_t *tolen) {
   hd_datagram_t *d = hd_txq_peek(&c->q);
   if (!d) return 0;
   if (d->len > cap) return HD_ENOSPC;
@@ -341,7 +350,8 @@ static int feed_stun(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time
   hd_stun_msg_t m;
   if (hd_stun_parse(&m, buf, len) < 0 || m.cls != HD_STUN_CLASS_SUCCESS) return HD_EPROTO;
   int known = 0;
-  for (size_t i = 0; i < N_TXIDS; i++) known |= !memcmp(c->txids[i], m.txid, HD_STUN_TXID_LEN);
+  for (size_t i = 0; i < N_TXIDS; i++)
+    known |= !memcmp(c->txids[i], m.txid, HD_STUN_TXID_LEN);
   if (!known) return HD_ENOTFOUND;
   if (hd_stun_check_integrity(&m, buf, len, (const uint8_t *)c->r_pwd, strlen(c->r_pwd)) < 0 ||
       hd_stun_check_fingerprint(&m) < 0)
@@ -359,8 +369,10 @@ static int feed_stun(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time
 
 static int64_t extend(int64_t ref, uint16_t seq) {
   int64_t cand = (ref & ~(int64_t)0xffff) | seq;
-  if (cand - ref > 0x8000) cand -= 0x10000;
-  else if (ref - cand > 0x8000) cand += 0x10000;
+  if (cand - ref > 0x8000)
+    cand -= 0x10000;
+  else if (ref - cand > 0x8000)
+    cand += 0x10000;
   return cand;
 }
 
@@ -407,7 +419,8 @@ static void record(hd_rtc_client_t *c, int k, uint16_t seq, int is_rtx, const ui
       uint64_t jump = (uint64_t)(ext - s->max_ext);
       if (jump > s->max_jump) s->max_jump = jump;
       if (c->cfg.auto_nack && k == HD_RTC_VIDEO && jump > 1 && jump < 1000)
-        for (int64_t e = s->max_ext + 1; e < ext; e++) miss_add(c, (uint16_t)e, e, now);
+        for (int64_t e = s->max_ext + 1; e < ext; e++)
+          miss_add(c, (uint16_t)e, e, now);
       s->max_ext = ext;
     } else if (!is_rtx && ext < s->max_ext) {
       s->out_of_order++;
@@ -449,7 +462,8 @@ static void on_rtp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_t
   for (int k = 0; k < 2; k++) {
     if (h.pt != pt_of(c, k)) continue;
     hd_rtc_stream_stats_t *s = &c->rx[k];
-    if (!s->started) s->ssrc = h.ssrc;
+    if (!s->started)
+      s->ssrc = h.ssrc;
     else if (h.ssrc != s->ssrc) {
       s->ssrc_changes++;
       s->ssrc = h.ssrc;
@@ -484,8 +498,10 @@ static void on_rtcp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_
   c->st.rtcp_rx++;
   hd_rtcp_iter_init(&it, buf, len);
   while (hd_rtcp_next(&it, &p) == 1) {
-    if (p.pt == HD_RTCP_SR) c->st.sr_rx++;
-    else if (p.pt == HD_RTCP_RR) c->st.rr_rx++;
+    if (p.pt == HD_RTCP_SR)
+      c->st.sr_rx++;
+    else if (p.pt == HD_RTCP_RR)
+      c->st.rr_rx++;
     else if (p.pt == HD_RTCP_RTPFB || p.pt == HD_RTCP_PSFB) {
       hd_rtcp_fb_t fb;
       if (hd_rtcp_parse_fb(&p, &fb) < 0) continue;
@@ -539,8 +555,10 @@ int hd_rtc_client_feed(hd_rtc_client_t *c, const uint8_t *buf, size_t len, const
       c->st.drop_srtp++;
       return n;
     }
-    if (is_rtcp) on_rtcp(c, tmp, (size_t)n, now);
-    else on_rtp(c, tmp, (size_t)n, now);
+    if (is_rtcp)
+      on_rtcp(c, tmp, (size_t)n, now);
+    else
+      on_rtp(c, tmp, (size_t)n, now);
     return 0;
   }
   c->st.drop_other++;
@@ -586,15 +604,21 @@ int hd_rtc_client_send_pli(hd_rtc_client_t *c) {
   return rc;
 }
 
-static void send_rtp(hd_rtc_client_t *c, int k, int marker, uint32_t ts, const uint8_t *pl, size_t plen, hd_time_t now) {
+static void send_rtp(hd_rtc_client_t *c, int k, int marker, uint32_t ts, const uint8_t *pl, size_t plen,
+                     hd_time_t now) {
   hd_datagram_t *d = reserve(c);
   if (!d) return;
   uint8_t mid[1] = {(uint8_t)('0' + k)}, ast[3], tw[2];
   hd_rtp_abs_send_time_write(ast, hd_rtp_abs_send_time_from_us(now));
   hd_rtp_twcc_seq_write(tw, c->twcc_seq++);
   hd_rtp_ext_t exts[3] = {{EXT_MID, 1, mid}, {EXT_AST, 3, ast}, {EXT_TWCC, 2, tw}};
-  hd_rtp_build_t b = {.pt = pt_of(c, k), .marker = (uint8_t)marker, .seq = c->seq[k], .ts = ts, .ssrc = c->ssrc[k],
-                      .exts = exts, .ext_count = 3};
+  hd_rtp_build_t b = {.pt = pt_of(c, k),
+                      .marker = (uint8_t)marker,
+                      .seq = c->seq[k],
+                      .ts = ts,
+                      .ssrc = c->ssrc[k],
+                      .exts = exts,
+                      .ext_count = 3};
   int n = hd_rtp_build(&b, pl, plen, d->data, sizeof d->data);
   if (n < 0) return;
   n = hd_srtp_protect(c->srtp, d->data, (size_t)n, sizeof d->data);
@@ -604,7 +628,8 @@ static void send_rtp(hd_rtc_client_t *c, int k, int marker, uint32_t ts, const u
   c->st.rtp_sent[k]++;
 }
 
-static void fill_payload(hd_rtc_client_t *c, uint8_t *pl, size_t plen, int key, uint32_t frame, int idx, int k) {
+static void fill_payload(hd_rtc_client_t *c, uint8_t *pl, size_t plen, int key, uint32_t frame, int idx,
+                         int k) {
   memset(pl, 0xA5, plen);
   pl[0] = key ? 1 : 0;
   pl[1] = (uint8_t)(frame >> 24);
@@ -656,7 +681,8 @@ void hd_rtc_client_set_consent(hd_rtc_client_t *c, int on) {
 static hd_time_t nack_due(const hd_rtc_client_t *c) {
   hd_time_t t = HD_TIME_NEVER;
   if (!c->srtp) return t;
-  for (size_t i = 0; i < c->n_miss; i++) t = hd_time_min(t, c->miss[i].next);
+  for (size_t i = 0; i < c->n_miss; i++)
+    t = hd_time_min(t, c->miss[i].next);
   return t;
 }
 
@@ -698,7 +724,9 @@ void hd_rtc_client_handle_timeout(hd_rtc_client_t *c, hd_time_t now) {
   if (!c->answered || c->closed) return;
   if (now >= c->next_check) {
     send_check(c, now);
-    c->next_check = !c->ice_ok ? now + CHECK_RETRY : c->consent_on ? now + c->cfg.consent_interval : HD_TIME_NEVER;
+    c->next_check = !c->ice_ok      ? now + CHECK_RETRY
+                    : c->consent_on ? now + c->cfg.consent_interval
+                                    : HD_TIME_NEVER;
   }
   if (c->ice_ok && !c->srtp && hd_dtls_next_timeout(c->dtls) <= now) {
     hd_dtls_handle_timeout(c->dtls, now);
@@ -722,7 +750,9 @@ int hd_rtc_client_connected(const hd_rtc_client_t *c) { return c->srtp != NULL &
 int hd_rtc_client_closed(const hd_rtc_client_t *c) { return c->closed; }
 const hd_rtc_client_stats_t *hd_rtc_client_stats(const hd_rtc_client_t *c) { return &c->st; }
 const hd_rtc_stream_stats_t *hd_rtc_client_rx(const hd_rtc_client_t *c, int kind) { return &c->rx[kind & 1]; }
-int hd_rtc_client_rx_has(const hd_rtc_client_t *c, int kind, int64_t ext) { return seen_get(&c->rx[kind & 1], ext); }
+int hd_rtc_client_rx_has(const hd_rtc_client_t *c, int kind, int64_t ext) {
+  return seen_get(&c->rx[kind & 1], ext);
+}
 uint32_t hd_rtc_client_answer_ssrc(const hd_rtc_client_t *c, int kind) { return c->ans_ssrc[kind & 1]; }
 uint32_t hd_rtc_client_answer_rtx_ssrc(const hd_rtc_client_t *c) { return c->ans_rtx_ssrc; }
 uint8_t hd_rtc_client_pt(const hd_rtc_client_t *c, int kind) { return pt_of(c, kind & 1); }

@@ -31,41 +31,41 @@ enum { HD_RTC_AUDIO = 0, HD_RTC_VIDEO = 1 };
 #define HD_RTC_CLIENT_NACK_MAX 512     /* outstanding missing seqs tracked for NACK */
 
 typedef struct {
-  int kind;                       /* HD_RTC_CLIENT_PUBLISH or HD_RTC_CLIENT_PLAY */
-  hd_dtls_cert_t *cert;           /* borrowed; NULL = generate (and own) one */
+  int kind;                           /* HD_RTC_CLIENT_PUBLISH or HD_RTC_CLIENT_PLAY */
+  hd_dtls_cert_t *cert;               /* borrowed; NULL = generate (and own) one */
   uint8_t audio_pt, video_pt, rtx_pt; /* 0 = 111 / 96 / 97 */
-  int no_audio, no_video, no_rtx; /* leave sections / RTX out of the offer */
-  int video_pkts_per_frame;       /* 0 = 3 (keyframes get twice as many) */
-  size_t video_payload;           /* bytes per video packet, 0 = 800 */
-  int auto_nack;                  /* play: NACK gaps in the video stream */
-  hd_time_t nack_interval;        /* between NACKs of one seq; 0 = 50 ms */
-  int nack_max_tries;             /* 0 = 10 */
-  hd_time_t consent_interval;     /* 0 = 5 s */
-  const char *cname;              /* NULL = "client" */
-  uint8_t tag;                    /* publisher: written in payload byte 8 (receivers record it) */
+  int no_audio, no_video, no_rtx;     /* leave sections / RTX out of the offer */
+  int video_pkts_per_frame;           /* 0 = 3 (keyframes get twice as many) */
+  size_t video_payload;               /* bytes per video packet, 0 = 800 */
+  int auto_nack;                      /* play: NACK gaps in the video stream */
+  hd_time_t nack_interval;            /* between NACKs of one seq; 0 = 50 ms */
+  int nack_max_tries;                 /* 0 = 10 */
+  hd_time_t consent_interval;         /* 0 = 5 s */
+  const char *cname;                  /* NULL = "client" */
+  uint8_t tag;                        /* publisher: written in payload byte 8 (receivers record it) */
 } hd_rtc_client_config_t;
 
 /* What a received stream (one payload type family) looked like. */
 typedef struct {
-  uint32_t ssrc;           /* current media SSRC */
-  uint32_t rtx_ssrc;       /* SSRC of the last RTX packet */
-  int ssrc_changes;        /* times the media SSRC changed */
-  uint8_t pt;              /* last media payload type seen */
-  uint64_t packets;        /* media packets (not RTX), duplicates included */
-  uint64_t rtx_packets;    /* RTX packets received */
-  uint64_t rtx_recovered;  /* RTX packets that filled a hole */
-  uint64_t duplicates;     /* seqs received twice (media or RTX) */
-  uint64_t out_of_order;   /* media packets older than the highest seq seen */
-  uint64_t max_jump;       /* largest forward step of the highest seq (1 = none) */
-  uint64_t wrong_pt;       /* packets whose pt is neither media nor rtx pt */
-  uint64_t rtx_bad;        /* RTX undecodable or whose OSN does not match its payload */
-  uint32_t tags_seen;      /* bit t set when payload tag t (< 32) was received */
+  uint32_t ssrc;          /* current media SSRC */
+  uint32_t rtx_ssrc;      /* SSRC of the last RTX packet */
+  int ssrc_changes;       /* times the media SSRC changed */
+  uint8_t pt;             /* last media payload type seen */
+  uint64_t packets;       /* media packets (not RTX), duplicates included */
+  uint64_t rtx_packets;   /* RTX packets received */
+  uint64_t rtx_recovered; /* RTX packets that filled a hole */
+  uint64_t duplicates;    /* seqs received twice (media or RTX) */
+  uint64_t out_of_order;  /* media packets older than the highest seq seen */
+  uint64_t max_jump;      /* largest forward step of the highest seq (1 = none) */
+  uint64_t wrong_pt;      /* packets whose pt is neither media nor rtx pt */
+  uint64_t rtx_bad;       /* RTX undecodable or whose OSN does not match its payload */
+  uint32_t tags_seen;     /* bit t set when payload tag t (< 32) was received */
   int started;
   int64_t first_ext, max_ext; /* extended seqs */
-  uint64_t unique;         /* distinct seqs received (media or RTX) */
-  uint8_t *seen;           /* bitmap over [first_ext, first_ext + SEQ_WINDOW) */
+  uint64_t unique;            /* distinct seqs received (media or RTX) */
+  uint8_t *seen;              /* bitmap over [first_ext, first_ext + SEQ_WINDOW) */
   /* video only: frames */
-  uint64_t keyframes;      /* packets flagged keyframe (first of frame) */
+  uint64_t keyframes; /* packets flagged keyframe (first of frame) */
   hd_time_t first_keyframe_at;
   uint32_t last_frame;
 } hd_rtc_stream_stats_t;
@@ -75,14 +75,14 @@ typedef struct {
   uint64_t stun_req_sent, stun_resp_ok;
   uint64_t rtp_sent[2], rtcp_sent;
   uint64_t rtcp_rx, sr_rx, rr_rx, twcc_rx, remb_rx;
-  uint64_t nack_rx, nack_seqs_rx;      /* publisher: NACKs from the node */
-  uint64_t pli_rx, fir_rx;             /* publisher: keyframe requests */
+  uint64_t nack_rx, nack_seqs_rx; /* publisher: NACKs from the node */
+  uint64_t pli_rx, fir_rx;        /* publisher: keyframe requests */
   hd_time_t first_pli_at, last_pli_at;
   uint64_t nack_sent, nack_seqs_sent, pli_sent;
   uint64_t nack_gave_up;
   uint64_t drop_srtp, drop_other;
-  hd_time_t last_consent_sent;         /* time of the last ICE check we sent */
-  hd_time_t connected_at;              /* DTLS+SRTP ready */
+  hd_time_t last_consent_sent; /* time of the last ICE check we sent */
+  hd_time_t connected_at;      /* DTLS+SRTP ready */
 } hd_rtc_client_stats_t;
 
 typedef struct hd_rtc_client hd_rtc_client_t;
@@ -102,7 +102,8 @@ int hd_rtc_client_apply_answer(hd_rtc_client_t *c, const char *sdp, size_t len, 
 int hd_rtc_client_feed(hd_rtc_client_t *c, const uint8_t *buf, size_t len, const struct sockaddr *from,
                        socklen_t fromlen, hd_time_t now);
 /* Takes the next datagram to send: its length (0 when none) and destination. */
-int hd_rtc_client_poll(hd_rtc_client_t *c, uint8_t *out, size_t cap, struct sockaddr_storage *to, socklen_t *tolen);
+int hd_rtc_client_poll(hd_rtc_client_t *c, uint8_t *out, size_t cap, struct sockaddr_storage *to,
+                       socklen_t *tolen);
 hd_time_t hd_rtc_client_next_timeout(const hd_rtc_client_t *c);
 void hd_rtc_client_handle_timeout(hd_rtc_client_t *c, hd_time_t now);
 

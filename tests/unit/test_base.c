@@ -80,8 +80,11 @@ static void test_random_token(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_reader_truncation_is_sticky), cmocka_unit_test(test_writer_cap),
-      cmocka_unit_test(test_base64_rfc4648), cmocka_unit_test(test_hex), cmocka_unit_test(test_random_token),
+      cmocka_unit_test(test_reader_truncation_is_sticky),
+      cmocka_unit_test(test_writer_cap),
+      cmocka_unit_test(test_base64_rfc4648),
+      cmocka_unit_test(test_hex),
+      cmocka_unit_test(test_random_token),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

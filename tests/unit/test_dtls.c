@@ -34,7 +34,7 @@ typedef struct {
   unsigned drop_c2s_mask, drop_s2c_mask;
   int drop_c2s_all, drop_s2c_all;
   int flights_c2s, flights_s2c;
-  int sent_c2s, sent_s2c; /* datagrams put on the wire */
+  int sent_c2s, sent_s2c;   /* datagrams put on the wire */
   int feed_rc_c, feed_rc_s; /* first negative feed result on each side */
 } link_t;
 
@@ -55,8 +55,10 @@ static int drain(link_t *l, hd_dtls_t *from, hd_dtls_t *to, int c2s) {
   while ((n = hd_dtls_poll(from, buf, sizeof buf)) > 0) {
     assert_true(n <= HD_DTLS_MTU);
     moved++;
-    if (c2s) l->sent_c2s++;
-    else l->sent_s2c++;
+    if (c2s)
+      l->sent_c2s++;
+    else
+      l->sent_s2c++;
     if (drop) continue;
     int rc = hd_dtls_feed(to, buf, (size_t)n, l->now);
     int *first = c2s ? &l->feed_rc_s : &l->feed_rc_c;
@@ -64,8 +66,10 @@ static int drain(link_t *l, hd_dtls_t *from, hd_dtls_t *to, int c2s) {
   }
   assert_true(n >= 0);
   if (moved) {
-    if (c2s) l->flights_c2s++;
-    else l->flights_s2c++;
+    if (c2s)
+      l->flights_c2s++;
+    else
+      l->flights_s2c++;
   }
   return moved;
 }
@@ -109,8 +113,10 @@ static void test_cert_fingerprint_format(void **st) {
   const char *fp = hd_dtls_cert_fingerprint(g_cert_c);
   assert_int_equal(strlen(fp), 95);
   for (int i = 0; i < 95; i++) {
-    if (i % 3 == 2) assert_int_equal(fp[i], ':');
-    else assert_true((fp[i] >= '0' && fp[i] <= '9') || (fp[i] >= 'A' && fp[i] <= 'F'));
+    if (i % 3 == 2)
+      assert_int_equal(fp[i], ':');
+    else
+      assert_true((fp[i] >= '0' && fp[i] <= '9') || (fp[i] >= 'A' && fp[i] <= 'F'));
   }
   assert_string_not_equal(fp, hd_dtls_cert_fingerprint(g_cert_s));
   /* A malformed expected fingerprint is rejected up front. */
@@ -376,8 +382,10 @@ static void test_total_loss_fails_after_budget(void **st) {
     assert_true(t > l.now);
     l.now = t;
     int rc = hd_dtls_handle_timeout(c, l.now);
-    if (hd_dtls_state(c) == HD_DTLS_FAILED) assert_int_equal(rc, HD_ETIMEDOUT);
-    else assert_int_equal(rc, 0);
+    if (hd_dtls_state(c) == HD_DTLS_FAILED)
+      assert_int_equal(rc, HD_ETIMEDOUT);
+    else
+      assert_int_equal(rc, 0);
   }
   drain(&l, c, s, 1);
   assert_int_equal(hd_dtls_state(c), HD_DTLS_FAILED);
@@ -398,12 +406,14 @@ static void test_garbage_is_rejected_without_harm(void **st) {
   make_good_pair(&c, &s);
   static const uint8_t junk1[] = {0x00, 0x01, 0x02};
   uint8_t junk2[200];
-  for (size_t i = 0; i < sizeof junk2; i++) junk2[i] = (uint8_t)(i * 37 + 11);
+  for (size_t i = 0; i < sizeof junk2; i++)
+    junk2[i] = (uint8_t)(i * 37 + 11);
   /* Plausible record header whose length overruns the datagram. */
   static const uint8_t junk3[] = {22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 1, 2};
   /* Well-framed record with nonsense inside: OpenSSL discards or rejects it. */
   uint8_t junk4[40] = {22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 5, 0, 27};
-  for (size_t i = 13; i < sizeof junk4; i++) junk4[i] = (uint8_t)(0xa5 ^ i);
+  for (size_t i = 13; i < sizeof junk4; i++)
+    junk4[i] = (uint8_t)(0xa5 ^ i);
 
   assert_int_equal(hd_dtls_feed(s, junk1, sizeof junk1, 0), HD_EPROTO);
   assert_int_equal(hd_dtls_feed(s, junk2, sizeof junk2, 0), HD_EPROTO);
@@ -442,11 +452,14 @@ static void test_junk_during_handshake_keeps_schedule(void **st) {
   hd_dtls_t *c, *s;
   make_good_pair(&c, &s);
   uint8_t junk4[40] = {22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 5, 0, 27};
-  for (size_t i = 13; i < sizeof junk4; i++) junk4[i] = (uint8_t)(0xa5 ^ i);
+  for (size_t i = 13; i < sizeof junk4; i++)
+    junk4[i] = (uint8_t)(0xa5 ^ i);
   int rc = hd_dtls_feed(c, junk4, sizeof junk4, 0);
   assert_true(rc == 0 || rc == HD_EPROTO);
-  if (rc == 0) assert_int_equal(hd_dtls_state(c), HD_DTLS_HANDSHAKING);
-  else assert_int_equal(hd_dtls_state(c), HD_DTLS_FAILED);
+  if (rc == 0)
+    assert_int_equal(hd_dtls_state(c), HD_DTLS_HANDSHAKING);
+  else
+    assert_int_equal(hd_dtls_state(c), HD_DTLS_FAILED);
   hd_dtls_free(c);
   hd_dtls_free(s);
 }

@@ -15,7 +15,7 @@
 
 typedef struct {
   int use_candidate;
-  int controlled;       /* send ICE-CONTROLLED instead of ICE-CONTROLLING */
+  int controlled; /* send ICE-CONTROLLED instead of ICE-CONTROLLING */
   int no_fingerprint;
   int no_integrity;
   uint16_t extra_attr;  /* if nonzero, add this (empty) attribute */
@@ -54,11 +54,12 @@ static struct sockaddr_in v4(const char *ip, uint16_t port) {
 }
 
 /* Feeds a check built from opts from `from`; returns hd_ice_feed's result. */
-static int feed(hd_ice_t *ice, const check_opts_t *o, const struct sockaddr_in *from, hd_time_t now, uint8_t *resp,
-                size_t *resp_len) {
+static int feed(hd_ice_t *ice, const check_opts_t *o, const struct sockaddr_in *from, hd_time_t now,
+                uint8_t *resp, size_t *resp_len) {
   uint8_t pkt[512];
   int n = build_check(pkt, sizeof pkt, o);
-  return hd_ice_feed(ice, pkt, (size_t)n, (const struct sockaddr *)from, sizeof *from, now, resp, 512, resp_len);
+  return hd_ice_feed(ice, pkt, (size_t)n, (const struct sockaddr *)from, sizeof *from, now, resp, 512,
+                     resp_len);
 }
 
 static int same_addr(const struct sockaddr *sa, const struct sockaddr_in *b) {
@@ -91,8 +92,9 @@ static void test_valid_check_response(void **st) {
   uint8_t pkt[512], resp[512];
   size_t rl = 0;
   int n = build_check(pkt, sizeof pkt, NULL);
-  assert_int_equal(
-      hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&from, sizeof from, HD_SEC(1), resp, sizeof resp, &rl), 1);
+  assert_int_equal(hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&from, sizeof from, HD_SEC(1), resp,
+                               sizeof resp, &rl),
+                   1);
 
   hd_stun_msg_t req, m;
   assert_int_equal(hd_stun_parse(&req, pkt, (size_t)n), 0);
@@ -127,8 +129,8 @@ static void test_ipv6_check(void **st) {
   uint8_t pkt[512], resp[512];
   size_t rl;
   int n = build_check(pkt, sizeof pkt, NULL);
-  assert_int_equal(hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&from, sizeof from, 0, resp, sizeof resp, &rl),
-                   1);
+  assert_int_equal(
+      hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&from, sizeof from, 0, resp, sizeof resp, &rl), 1);
   hd_stun_msg_t m;
   assert_int_equal(hd_stun_parse(&m, resp, rl), 0);
   assert_int_equal(m.xor_mapped.ss_family, AF_INET6);
@@ -178,15 +180,16 @@ static void test_auth_failures(void **st) {
   uint8_t pkt[512];
   int n = build_check(pkt, sizeof pkt, NULL);
   pkt[n - 1] ^= 1;
-  assert_int_equal(hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&from, sizeof from, 0, resp, sizeof resp, &rl),
-                   HD_EAUTH);
+  assert_int_equal(
+      hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&from, sizeof from, 0, resp, sizeof resp, &rl),
+      HD_EAUTH);
   /* Not STUN / truncated. */
-  assert_int_equal(hd_ice_feed(&ice, (const uint8_t *)"\x16\xfe\xfd", 3, (struct sockaddr *)&from, sizeof from, 0,
-                               resp, sizeof resp, &rl),
+  assert_int_equal(hd_ice_feed(&ice, (const uint8_t *)"\x16\xfe\xfd", 3, (struct sockaddr *)&from,
+                               sizeof from, 0, resp, sizeof resp, &rl),
                    HD_EPROTO);
   n = build_check(pkt, sizeof pkt, NULL);
-  assert_true(hd_ice_feed(&ice, pkt, (size_t)n - 4, (struct sockaddr *)&from, sizeof from, 0, resp, sizeof resp,
-                          &rl) < 0);
+  assert_true(hd_ice_feed(&ice, pkt, (size_t)n - 4, (struct sockaddr *)&from, sizeof from, 0, resp,
+                          sizeof resp, &rl) < 0);
   assert_int_equal(hd_ice_state(&ice), HD_ICE_NEW);
 
   /* Without a remote ufrag any peer ufrag is accepted; after setting it, only that one. */
@@ -296,7 +299,8 @@ static void test_consent_refreshed_for_5_minutes(void **st) {
   for (t = 0; t <= HD_SEC(300); t += HD_SEC(5)) {
     assert_int_equal(feed(&ice, t == 0 ? &uc : NULL, &a, t, resp, &rl), 1);
     /* Drive the owner's timer at every second in between. */
-    for (hd_time_t u = t; u < t + HD_SEC(5); u += HD_SEC(1)) assert_int_equal(hd_ice_handle_timeout(&ice, u), 0);
+    for (hd_time_t u = t; u < t + HD_SEC(5); u += HD_SEC(1))
+      assert_int_equal(hd_ice_handle_timeout(&ice, u), 0);
     assert_int_equal(hd_ice_state(&ice), HD_ICE_CONNECTED);
     assert_int_equal(hd_ice_next_timeout(&ice), t + HD_SEC(30));
   }
@@ -311,7 +315,7 @@ static void test_connect_timeout(void **st) {
   (void)st;
   hd_ice_t ice;
   assert_int_equal(hd_ice_init(&ice, LUFRAG, LPWD, RUFRAG), 0);
-  assert_int_equal(hd_ice_next_timeout(&ice), 0); /* unanchored: due now */
+  assert_int_equal(hd_ice_next_timeout(&ice), 0);                /* unanchored: due now */
   assert_int_equal(hd_ice_handle_timeout(&ice, HD_SEC(100)), 0); /* anchors at 100 s */
   assert_int_equal(hd_ice_next_timeout(&ice), HD_SEC(130));
   assert_int_equal(hd_ice_handle_timeout(&ice, HD_MS(129900)), 0);
@@ -341,7 +345,8 @@ static void test_role_conflict(void **st) {
   o.controlled = 1;
   o.use_candidate = 1;
   int n = build_check(pkt, sizeof pkt, &o);
-  assert_int_equal(hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&a, sizeof a, 0, resp, sizeof resp, &rl), 1);
+  assert_int_equal(
+      hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&a, sizeof a, 0, resp, sizeof resp, &rl), 1);
   hd_stun_msg_t req, m;
   assert_int_equal(hd_stun_parse(&req, pkt, (size_t)n), 0);
   assert_int_equal(hd_stun_parse(&m, resp, rl), 0);
@@ -415,7 +420,8 @@ static void test_small_resp_buffer(void **st) {
   size_t rl = 5;
   int n = build_check(pkt, sizeof pkt, NULL);
   /* Success response is 20 + 12 + 24 + 8 = 64 bytes. */
-  assert_int_equal(hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&a, sizeof a, 0, resp, 63, &rl), HD_ENOSPC);
+  assert_int_equal(hd_ice_feed(&ice, pkt, (size_t)n, (struct sockaddr *)&a, sizeof a, 0, resp, 63, &rl),
+                   HD_ENOSPC);
   assert_int_equal(rl, 5);
   assert_int_equal(hd_ice_state(&ice), HD_ICE_NEW); /* untouched */
   assert_int_equal(ice.n_remotes, 0);

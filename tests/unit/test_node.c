@@ -62,7 +62,8 @@ static void world_init(world_t *w) {
 
 static void world_free(world_t *w) {
   hd_node_free(w->node);
-  for (int i = 0; i < MAX_CLIENTS; i++) hd_rtc_client_free(w->p[i].c);
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    hd_rtc_client_free(w->p[i].c);
   hd_wire_free(&w->wire);
 }
 
@@ -80,7 +81,8 @@ static void drain(world_t *w) {
     for (int i = 0; i < MAX_CLIENTS; i++)
       if (w->p[i].c && addr_eq(&d->to, &w->p[i].addr)) dst = i;
     hd_time_t at;
-    if (dst < 0) w->to_nowhere++;
+    if (dst < 0)
+      w->to_nowhere++;
     else if (hd_link_send(&w->p[dst].down, w->now, &at))
       assert_int_equal(hd_wire_push(&w->wire, at, dst, (struct sockaddr *)&w->node_addr, sizeof w->node_addr,
                                     d->data, d->len),
@@ -103,7 +105,8 @@ static void drain(world_t *w) {
       hd_time_t at;
       if (hd_link_send(&p->up, w->now, &at))
         assert_int_equal(
-            hd_wire_push(&w->wire, at, NODE_DST, (struct sockaddr *)&p->addr, sizeof p->addr, buf, (size_t)n), 0);
+            hd_wire_push(&w->wire, at, NODE_DST, (struct sockaddr *)&p->addr, sizeof p->addr, buf, (size_t)n),
+            0);
     }
   }
 }
@@ -141,7 +144,8 @@ static void run_until(world_t *w, hd_time_t end) {
 static void run_for(world_t *w, hd_time_t d) { run_until(w, w->now + d); }
 
 /* Creates client i and its session. Returns the node's result. */
-static int join_ex(world_t *w, int i, int kind, const char *app, const char *room, hd_rtc_client_config_t cfg) {
+static int join_ex(world_t *w, int i, int kind, const char *app, const char *room,
+                   hd_rtc_client_config_t cfg) {
   peer_t *p = &w->p[i];
   char ip[32];
   snprintf(ip, sizeof ip, "10.0.1.%d", i + 2);
@@ -155,8 +159,8 @@ static int join_ex(world_t *w, int i, int kind, const char *app, const char *roo
   char offer[8192], *answer = malloc(65536), err[256] = "";
   assert_non_null(answer);
   assert_true(hd_rtc_client_offer(p->c, offer, sizeof offer) > 0);
-  int rc = hd_node_create_session(w->node, kind, app, room, offer, strlen(offer), w->now, answer, 65536, p->id, err,
-                                  sizeof err);
+  int rc = hd_node_create_session(w->node, kind, app, room, offer, strlen(offer), w->now, answer, 65536,
+                                  p->id, err, sizeof err);
   if (rc == 0) {
     assert_int_equal(hd_rtc_client_apply_answer(p->c, answer, strlen(answer), w->now), 0);
     p->kind = kind;
@@ -322,7 +326,9 @@ static void test_nack_rtx_recovery(void **st) {
   assert_int_equal(v->rtx_bad, 0); /* every OSN named the right original packet */
   assert_int_equal(v->rtx_ssrc, hd_rtc_client_answer_rtx_ssrc(w->p[1].c));
   assert_int_equal(v->ssrc_changes, 0);
-  print_message("video: %llu of %llu seqs, %llu rtx, %llu lost on the link\n", (unsigned long long)v->unique, (unsigned long long)span, (unsigned long long)v->rtx_packets, (unsigned long long)w->p[1].down.dropped);
+  print_message("video: %llu of %llu seqs, %llu rtx, %llu lost on the link\n", (unsigned long long)v->unique,
+                (unsigned long long)span, (unsigned long long)v->rtx_packets,
+                (unsigned long long)w->p[1].down.dropped);
   assert_true(v->unique * 100 >= span * 99);
   hd_node_stats_t *ns = hd_node_stats(w->node);
   assert_true(ns->media.nack_received > 0);
@@ -442,11 +448,13 @@ static void test_garbage(void **st) {
    * for a ufrag nobody has */
   for (int i = 0; i < 256; i++) {
     size_t len = 1 + hd_link_rand(&rng) % sizeof buf;
-    for (size_t j = 0; j < len; j++) buf[j] = (uint8_t)hd_link_rand(&rng);
+    for (size_t j = 0; j < len; j++)
+      buf[j] = (uint8_t)hd_link_rand(&rng);
     buf[0] = (uint8_t)i;
     inject(w, &stranger, buf, len);
   }
-  static const uint8_t stun_hdr[20] = {0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  static const uint8_t stun_hdr[20] = {0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1,  2,
+                                       3, 4, 5, 6, 7,    8,    9,    10,   11, 12};
   inject(w, &stranger, stun_hdr, sizeof stun_hdr);
   assert_int_equal(ns->drop_unknown_source - s0.drop_unknown_source, 257);
   run_for(w, HD_MS(500));
@@ -457,7 +465,8 @@ static void test_garbage(void **st) {
   hd_node_stats_t s1 = *hd_node_stats(w->node);
   for (int i = 0; i < 50; i++) {
     size_t len = 40 + hd_link_rand(&rng) % 400;
-    for (size_t j = 0; j < len; j++) buf[j] = (uint8_t)hd_link_rand(&rng);
+    for (size_t j = 0; j < len; j++)
+      buf[j] = (uint8_t)hd_link_rand(&rng);
     buf[0] = 0x80;
     buf[1] = (uint8_t)(i & 1 ? 96 : 200); /* RTP and RTCP */
     inject(w, &known, buf, len);
@@ -472,14 +481,15 @@ static void test_garbage(void **st) {
   inject(w, &known, buf, 100); /* 64..127: nothing */
   static const uint8_t alert[] = {21, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9, 0, 2, 2, 40};
   inject(w, &known, alert, sizeof alert);
-  for (size_t j = 0; j < 200; j++) buf[j] = (uint8_t)hd_link_rand(&rng);
+  for (size_t j = 0; j < 200; j++)
+    buf[j] = (uint8_t)hd_link_rand(&rng);
   buf[0] = 23;
   buf[1] = 0xfe;
   buf[2] = 0xfd;
   inject(w, &known, buf, 200); /* application data with a bad MAC */
   ns = hd_node_stats(w->node);
-  assert_true(ns->drop_malformed + ns->drop_stun_auth + ns->drop_dtls - s1.drop_malformed - s1.drop_stun_auth -
-                  s1.drop_dtls >=
+  assert_true(ns->drop_malformed + ns->drop_stun_auth + ns->drop_dtls - s1.drop_malformed -
+                  s1.drop_stun_auth - s1.drop_dtls >=
               2);
   /* an SRTP packet the publisher really sent (and the node got), replayed */
   assert_true(w->tap_len > 0);
@@ -517,8 +527,10 @@ static void test_errors_and_isolation(void **st) {
   assert_int_equal(join_ex(w, 1, HD_SESSION_PLAY, "B", "r", none), HD_ENOTFOUND);
   assert_int_equal(hd_node_room_has_publisher(w->node, "B", "r"), 0);
   assert_int_equal(hd_node_room_has_publisher(w->node, "app", "r"), 1);
-  assert_int_equal(hd_node_delete_session(w->node, HD_SESSION_PUBLISH, "B", "r", w->p[0].id, w->now), HD_ENOTFOUND);
-  assert_int_equal(hd_node_delete_session(w->node, HD_SESSION_PLAY, "app", "r", w->p[0].id, w->now), HD_ENOTFOUND);
+  assert_int_equal(hd_node_delete_session(w->node, HD_SESSION_PUBLISH, "B", "r", w->p[0].id, w->now),
+                   HD_ENOTFOUND);
+  assert_int_equal(hd_node_delete_session(w->node, HD_SESSION_PLAY, "app", "r", w->p[0].id, w->now),
+                   HD_ENOTFOUND);
   assert_int_equal(hd_node_delete_session(w->node, HD_SESSION_PUBLISH, "app", "r2", w->p[0].id, w->now),
                    HD_ENOTFOUND);
   /* B can publish its own "r", and each tenant's viewer gets only its publisher */
@@ -540,8 +552,8 @@ static void test_errors_and_isolation(void **st) {
   check_clean(w, 3);
   /* a bad offer is refused with a reason */
   char ans[256], id[HD_SESSION_ID_LEN + 1], err[256] = "";
-  assert_int_equal(hd_node_create_session(w->node, HD_SESSION_PUBLISH, "A", "x", "v=0\r\nbogus", 11, w->now, ans,
-                                          sizeof ans, id, err, sizeof err) < 0,
+  assert_int_equal(hd_node_create_session(w->node, HD_SESSION_PUBLISH, "A", "x", "v=0\r\nbogus", 11, w->now,
+                                          ans, sizeof ans, id, err, sizeof err) < 0,
                    1);
   assert_true(err[0] != 0);
   assert_int_equal(hd_node_room_count(w->node), 2);
@@ -565,9 +577,9 @@ static int teardown_all(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_forward_two_viewers), cmocka_unit_test(test_late_viewer_pli),
-      cmocka_unit_test(test_nack_rtx_recovery),   cmocka_unit_test(test_consent_expiry),
-      cmocka_unit_test(test_publisher_restart),   cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_forward_two_viewers),  cmocka_unit_test(test_late_viewer_pli),
+      cmocka_unit_test(test_nack_rtx_recovery),    cmocka_unit_test(test_consent_expiry),
+      cmocka_unit_test(test_publisher_restart),    cmocka_unit_test(test_garbage),
       cmocka_unit_test(test_errors_and_isolation),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -27,7 +27,9 @@ static void test_switch_continues_sequence(void **st) {
   uint16_t s, last_s = 0;
   uint32_t t, last_t = 0;
   for (int i = 0; i < 10; i++) {
-    assert_int_equal(hd_rewriter_map(&rw, 111, (uint16_t)(500 + i), 90000u + (uint32_t)i * 3000, HD_MS(33 * i), &s, &t), 0);
+    assert_int_equal(
+        hd_rewriter_map(&rw, 111, (uint16_t)(500 + i), 90000u + (uint32_t)i * 3000, HD_MS(33 * i), &s, &t),
+        0);
     last_s = s;
     last_t = t;
   }
@@ -51,7 +53,8 @@ static void test_unmap_for_nack(void **st) {
   hd_rewriter_init(&rw, 5, 48000);
   uint16_t s;
   uint32_t t;
-  for (int i = 0; i < 5; i++) hd_rewriter_map(&rw, 9, (uint16_t)(100 + i), 0, 0, &s, &t);
+  for (int i = 0; i < 5; i++)
+    hd_rewriter_map(&rw, 9, (uint16_t)(100 + i), 0, 0, &s, &t);
   hd_rewriter_map(&rw, 10, 7000, 0, HD_MS(20), &s, &t); /* switch: out seq 105 */
   assert_int_equal(s, 105);
   hd_rewriter_map(&rw, 10, 7001, 960, HD_MS(40), &s, &t);

@@ -14,7 +14,7 @@ static int first_pkt(const uint8_t *b, size_t n, hd_rtcp_pkt_t *p) {
 
 /* SR with one report block, then SDES CNAME "ab" (RFC 3550 §6.4.1, §6.5). */
 static const uint8_t k_sr_sdes[] = {
-    0x81, 200, 0x00, 0x0c,                          /* V=2 RC=1 SR len 12 */
+    0x81, 200,  0x00, 0x0c,                         /* V=2 RC=1 SR len 12 */
     0x11, 0x22, 0x33, 0x44,                         /* sender SSRC */
     0xe0, 0x00, 0x00, 0x01, 0x80, 0x00, 0x00, 0x00, /* NTP 0xe0000001.80000000 */
     0x00, 0x01, 0x00, 0x00,                         /* RTP ts 65536 */
@@ -26,7 +26,7 @@ static const uint8_t k_sr_sdes[] = {
     0x00, 0x00, 0x00, 0x20,                         /* jitter 32 */
     0x12, 0x34, 0x56, 0x78,                         /* LSR */
     0x00, 0x01, 0x80, 0x00,                         /* DLSR 1.5 s */
-    0x81, 202, 0x00, 0x03,                          /* SDES SC=1 len 3 */
+    0x81, 202,  0x00, 0x03,                         /* SDES SC=1 len 3 */
     0x11, 0x22, 0x33, 0x44, 0x01, 0x02, 'a',  'b',  /* CNAME "ab" */
     0x00, 0x00, 0x00, 0x00,                         /* END + pad to 32 bits */
 };
@@ -227,7 +227,8 @@ static void test_nack(void **st) {
   assert_int_equal(out[15], 0x03);
   /* 1000 scattered seqs: one pair each, expand gives them back. */
   uint16_t many[300];
-  for (int i = 0; i < 300; i++) many[i] = (uint16_t)(65000 + i * 20);
+  for (int i = 0; i < 300; i++)
+    many[i] = (uint16_t)(65000 + i * 20);
   uint8_t big[2048];
   n = hd_rtcp_build_nack(1, 2, many, 300, big, sizeof big);
   assert_int_equal(n, 12 + 300 * 4);
@@ -261,8 +262,8 @@ static void test_pli_fir(void **st) {
   assert_int_equal(hd_rtcp_validate(out, 12, 0), 1);
 
   /* RFC 5104 §4.3.1: FMT 4, media SSRC 0, FCI = SSRC + seq nr + 3 reserved. */
-  const uint8_t fir[] = {0x84, 206, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0,
-                         0, 0, 0, 9, 7, 0, 0, 0, 0, 0, 0, 10, 255, 0, 0, 0};
+  const uint8_t fir[] = {0x84, 206, 0, 6, 0, 0, 0, 1, 0, 0,  0,   0, 0, 0,
+                         0,    9,   7, 0, 0, 0, 0, 0, 0, 10, 255, 0, 0, 0};
   hd_rtcp_fir_entry_t e[2] = {{9, 7}, {10, 255}};
   assert_int_equal(hd_rtcp_build_fir(1, e, 2, out, sizeof out), (int)sizeof fir);
   assert_memory_equal(out, fir, sizeof fir);
@@ -282,10 +283,9 @@ static void test_pli_fir(void **st) {
 }
 
 /* REMB as in libwebrtc's remb_unittest: 0x3fb93 << 1 bps, three SSRCs. */
-static const uint8_t k_remb[] = {0x8f, 206,  0x00, 0x07, 0x12, 0x34, 0x56, 0x78,
-                                 0x00, 0x00, 0x00, 0x00, 'R',  'E',  'M',  'B',
-                                 0x03, 0x07, 0xfb, 0x93, 0x23, 0x45, 0x67, 0x89,
-                                 0x23, 0x45, 0x67, 0x8a, 0x23, 0x45, 0x67, 0x8b};
+static const uint8_t k_remb[] = {0x8f, 206,  0x00, 0x07, 0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00,
+                                 0x00, 'R',  'E',  'M',  'B',  0x03, 0x07, 0xfb, 0x93, 0x23, 0x45,
+                                 0x67, 0x89, 0x23, 0x45, 0x67, 0x8a, 0x23, 0x45, 0x67, 0x8b};
 
 static void test_remb(void **st) {
   (void)st;
@@ -328,9 +328,8 @@ static void test_remb(void **st) {
 }
 
 /* TWCC feedback captured from Chrome (as used in webrtc-rs / pion tests). */
-static const uint8_t k_twcc1[] = {0xaf, 0xcd, 0x00, 0x05, 0xfa, 0x17, 0xfa, 0x17,
-                                  0x43, 0x03, 0x2f, 0xa0, 0x00, 0x99, 0x00, 0x01,
-                                  0x3d, 0xe8, 0x02, 0x17, 0x20, 0x01, 0x94, 0x01};
+static const uint8_t k_twcc1[] = {0xaf, 0xcd, 0x00, 0x05, 0xfa, 0x17, 0xfa, 0x17, 0x43, 0x03, 0x2f, 0xa0,
+                                  0x00, 0x99, 0x00, 0x01, 0x3d, 0xe8, 0x02, 0x17, 0x20, 0x01, 0x94, 0x01};
 static const uint8_t k_twcc4[] = {0xaf, 0xcd, 0x00, 0x07, 0xfa, 0x17, 0xfa, 0x17, 0x19, 0x3d, 0xd8,
                                   0xbb, 0x00, 0x04, 0x00, 0x07, 0x10, 0x63, 0x6e, 0x01, 0x20, 0x07,
                                   0x4c, 0x24, 0x24, 0x10, 0x0c, 0x0c, 0x10, 0x00, 0x00, 0x03};
@@ -338,8 +337,7 @@ static const uint8_t k_twcc6[] = {0xaf, 0xcd, 0x00, 0x07, 0x9b, 0x74, 0xf6, 0x1f
                                   0xbc, 0x85, 0x3c, 0x00, 0x09, 0x63, 0xf9, 0x16, 0xb3, 0xd5, 0x52,
                                   0x00, 0x30, 0x9b, 0xaa, 0x6a, 0xaa, 0x7b, 0x01, 0x09, 0x01};
 
-static int parse_twcc(const uint8_t *b, size_t n, hd_rtcp_twcc_t *t, hd_rtcp_twcc_pkt_t *pk,
-                      size_t cap) {
+static int parse_twcc(const uint8_t *b, size_t n, hd_rtcp_twcc_t *t, hd_rtcp_twcc_pkt_t *pk, size_t cap) {
   hd_rtcp_pkt_t p;
   hd_rtcp_fb_t fb;
   int rc = first_pkt(b, n, &p);
@@ -498,9 +496,12 @@ static void test_twcc_build(void **st) {
   t = 64000 * 3 + 100;
   for (int i = 0; i < 150; i++) {
     r[n].seq = (uint16_t)(200 + i);
-    if (i % 5 == 0) t += 80000; /* 80 ms: large */
-    else if (i % 11 == 0) t -= 3000; /* reordered arrival: negative */
-    else t += 250;
+    if (i % 5 == 0)
+      t += 80000; /* 80 ms: large */
+    else if (i % 11 == 0)
+      t -= 3000; /* reordered arrival: negative */
+    else
+      t += 250;
     r[n].arrival = t;
     n++;
   }

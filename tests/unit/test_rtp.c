@@ -34,10 +34,10 @@ static void test_parse_simple(void **st) {
  * id 1 len 1, id 2 len 3, padding). */
 static const uint8_t k_full[] = {
     0xb2, 0x60, 0x00, 0x05, 0x00, 0x00, 0x10, 0x00, 0xaa, 0xbb, 0xcc, 0xdd, /* P X CC=2 pt 96 */
-    0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x22, 0x22, /* CSRCs */
-    0xbe, 0xde, 0x00, 0x02, /* one-byte profile, 2 words */
+    0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x22, 0x22,                         /* CSRCs */
+    0xbe, 0xde, 0x00, 0x02,                                                 /* one-byte profile, 2 words */
     0x10, 0x7f, 0x22, 0x01, 0x02, 0x03, 0x00, 0x00, /* id1 L0 [7f], id2 L2 [01 02 03], pad */
-    'x', 'y', 0x00, 0x00, 0x03 /* payload "xy" + 3 bytes of padding */
+    'x',  'y',  0x00, 0x00, 0x03                    /* payload "xy" + 3 bytes of padding */
 };
 
 static void test_parse_full(void **st) {
@@ -85,7 +85,8 @@ static void test_parse_malformed(void **st) {
   hd_rtp_hdr_t h;
   uint8_t b[sizeof k_full];
   /* Every truncation of the header is rejected (padding check may also fire). */
-  for (size_t n = 0; n < 32; n++) assert_true(hd_rtp_parse(k_full, n, &h) < 0);
+  for (size_t n = 0; n < 32; n++)
+    assert_true(hd_rtp_parse(k_full, n, &h) < 0);
   /* Version 1. */
   memcpy(b, k_simple, sizeof k_simple);
   b[0] = 0x40;
@@ -121,11 +122,11 @@ static void test_parse_malformed(void **st) {
 static void test_two_byte_ext(void **st) {
   (void)st;
   /* RFC 8285 §4.3: 0x100 + appbits, id byte, len byte (may be 0). */
-  const uint8_t pkt[] = {0x90, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0x10, 0x05, 0x00, 0x03,
-                         0x20, 0x00,                           /* id 32, empty */
-                         0x01, 0x03, 0xaa, 0xbb, 0xcc,         /* id 1 len 3 */
-                         0x00,                                 /* padding */
-                         0xf0, 0x02, 0x12, 0x34,               /* id 240 len 2 */
+  const uint8_t pkt[] = {0x90, 0x60, 0,    1,    0,    0,    0,    1,    0,
+                         0,    0,    2,    0x10, 0x05, 0x00, 0x03, 0x20, 0x00, /* id 32, empty */
+                         0x01, 0x03, 0xaa, 0xbb, 0xcc,                         /* id 1 len 3 */
+                         0x00,                                                 /* padding */
+                         0xf0, 0x02, 0x12, 0x34,                               /* id 240 len 2 */
                          0x99};
   hd_rtp_hdr_t h;
   assert_int_equal(hd_rtp_parse(pkt, sizeof pkt, &h), 0);
@@ -158,8 +159,15 @@ static void test_build_roundtrip_one_byte(void **st) {
   hd_rtp_audio_level_write(lvl, 1, 42);
   hd_rtp_ext_t ex[] = {{3, 3, ast}, {5, 2, tw}, {1, 1, lvl}, {4, 4, (const uint8_t *)"mid0"}};
   uint32_t csrcs[] = {7, 8, 9};
-  hd_rtp_build_t b = {.pt = 100, .marker = 1, .seq = 65535, .ts = 90000, .ssrc = 0xcafebabe,
-                      .csrcs = csrcs, .csrc_count = 3, .exts = ex, .ext_count = 4};
+  hd_rtp_build_t b = {.pt = 100,
+                      .marker = 1,
+                      .seq = 65535,
+                      .ts = 90000,
+                      .ssrc = 0xcafebabe,
+                      .csrcs = csrcs,
+                      .csrc_count = 3,
+                      .exts = ex,
+                      .ext_count = 4};
   uint8_t out[256];
   int n = hd_rtp_build(&b, (const uint8_t *)"hello", 5, out, sizeof out);
   /* 12 + 12 + 4 + (4+3+1+4 = 16 bytes of elements: 1+3, 1+2, 1+1, 1+4 = 14 -> 16) + 5 */
@@ -201,8 +209,7 @@ static void test_build_two_byte_and_padding(void **st) {
   memset(big, 0x5a, sizeof big);
   /* len 20 > 16 forces two-byte; also id 20 > 14 and a 0-length element. */
   hd_rtp_ext_t ex[] = {{1, 20, big}, {20, 1, (const uint8_t *)"r"}, {2, 0, NULL}};
-  hd_rtp_build_t b = {.pt = 96, .seq = 1, .ts = 2, .ssrc = 3, .exts = ex, .ext_count = 3,
-                      .pad_len = 4};
+  hd_rtp_build_t b = {.pt = 96, .seq = 1, .ts = 2, .ssrc = 3, .exts = ex, .ext_count = 3, .pad_len = 4};
   uint8_t out[128];
   int n = hd_rtp_build(&b, (const uint8_t *)"p", 1, out, sizeof out);
   assert_true(n > 0);
@@ -311,8 +318,14 @@ static void test_rtx(void **st) {
   (void)st;
   uint8_t ast[3] = {9, 9, 9};
   hd_rtp_ext_t ex[] = {{2, 3, ast}};
-  hd_rtp_build_t b = {.pt = 96, .marker = 1, .seq = 4321, .ts = 777, .ssrc = 0x1111,
-                      .exts = ex, .ext_count = 1, .pad_len = 3};
+  hd_rtp_build_t b = {.pt = 96,
+                      .marker = 1,
+                      .seq = 4321,
+                      .ts = 777,
+                      .ssrc = 0x1111,
+                      .exts = ex,
+                      .ext_count = 1,
+                      .pad_len = 3};
   uint8_t orig[64], rtx[64], back[64];
   int n = hd_rtp_build(&b, (const uint8_t *)"media", 5, orig, sizeof orig);
   assert_true(n > 0);
@@ -350,8 +363,7 @@ static void test_rtx(void **st) {
   uint8_t probe[256];
   int pn = hd_rtp_build(&p, NULL, 0, probe, sizeof probe);
   assert_int_equal(pn, 212);
-  assert_int_equal(hd_rtp_rtx_decode(probe, (size_t)pn, 1, 96, back, sizeof back, &osn),
-                   HD_EPROTO);
+  assert_int_equal(hd_rtp_rtx_decode(probe, (size_t)pn, 1, 96, back, sizeof back, &osn), HD_EPROTO);
 }
 
 static void test_demux(void **st) {
@@ -393,7 +405,8 @@ static void test_seq(void **st) {
   assert_int_equal(hd_seq_unwrap(&u, 3), 65539);
   /* Many wraps forward. */
   int64_t v = 0;
-  for (int i = 0; i < 5 * 65536; i += 1000) v = hd_seq_unwrap(&u, (uint16_t)(3 + i));
+  for (int i = 0; i < 5 * 65536; i += 1000)
+    v = hd_seq_unwrap(&u, (uint16_t)(3 + i));
   assert_int_equal(v, 65539 + 327000);
   hd_seq_unwrapper_init(&u);
   assert_int_equal(hd_seq_unwrap(&u, 5), 5);

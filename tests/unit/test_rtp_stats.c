@@ -35,8 +35,7 @@ static void test_wrap_restart_dup(void **st) {
   hd_rtp_recv_stats_init(&s, 1);
   hd_rtp_recv_stats_set_probation(&s, 0);
   for (uint32_t i = 0; i < 20; i++)
-    assert_int_equal(hd_rtp_recv_stats_update(&s, (uint16_t)(65530 + i), i * 160, i * 20000, 8000),
-                     1);
+    assert_int_equal(hd_rtp_recv_stats_update(&s, (uint16_t)(65530 + i), i * 160, i * 20000, 8000), 1);
   assert_int_equal(s.cycles, 65536);
   assert_int_equal(hd_rtp_recv_stats_ext_max(&s), 65536 + 13);
   assert_int_equal(hd_rtp_recv_stats_lost(&s), 0);
@@ -70,8 +69,7 @@ static void test_fraction_lost_10pct(void **st) {
     for (int i = 0; i < 100; i++) {
       int seq = round * 100 + i;
       if (i % 10 == 5) continue; /* lose 10 of 100 */
-      hd_rtp_recv_stats_update(&s, (uint16_t)seq, (uint32_t)seq * 960, (hd_time_t)seq * 20000,
-                               48000);
+      hd_rtp_recv_stats_update(&s, (uint16_t)seq, (uint32_t)seq * 960, (hd_time_t)seq * 20000, 48000);
     }
     assert_int_equal(hd_rtp_recv_stats_report(&s, HD_SEC(2 + round), &rb), 0);
     assert_int_equal(rb.fraction_lost, 25); /* floor(0.1 * 256) */
@@ -143,7 +141,7 @@ static void test_sender(void **st) {
   assert_int_equal(hd_rtp_send_stats_sr(&s, 0, 0, &sr), HD_ESTATE);
   hd_rtp_send_stats_update(&s, 1000, 100, HD_SEC(1));
   hd_rtp_send_stats_update(&s, 1000, 200, HD_SEC(1) + HD_MS(10)); /* same frame */
-  hd_rtp_send_stats_update(&s, 900, 50, HD_SEC(1) + HD_MS(20)); /* retransmission */
+  hd_rtp_send_stats_update(&s, 900, 50, HD_SEC(1) + HD_MS(20));   /* retransmission */
   assert_int_equal(hd_rtp_send_stats_sr(&s, HD_MS(1500), HD_SEC(1000), &sr), 0);
   assert_int_equal(sr.ssrc, 0x1234);
   assert_int_equal(sr.rtp_ts, 1000 + 45000);
@@ -167,9 +165,12 @@ static void test_sender(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_probation),           cmocka_unit_test(test_wrap_restart_dup),
-      cmocka_unit_test(test_fraction_lost_10pct), cmocka_unit_test(test_jitter_hand_computed),
-      cmocka_unit_test(test_lsr_dlsr),            cmocka_unit_test(test_sender),
+      cmocka_unit_test(test_probation),
+      cmocka_unit_test(test_wrap_restart_dup),
+      cmocka_unit_test(test_fraction_lost_10pct),
+      cmocka_unit_test(test_jitter_hand_computed),
+      cmocka_unit_test(test_lsr_dlsr),
+      cmocka_unit_test(test_sender),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

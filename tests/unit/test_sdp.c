@@ -223,8 +223,8 @@ static void test_parse_datachannel_and_simulcast(void **st) {
 /* parse -> write -> parse gives the same struct, and writing is then stable. */
 static void test_round_trip_corpus(void **st) {
   (void)st;
-  const char *files[] = {"chrome_vp8.sdp",          "chrome_h264.sdp",    "chrome_simulcast.sdp",
-                         "chrome_datachannel.sdp",  "firefox_sendonly.sdp", "firefox_recvonly.sdp",
+  const char *files[] = {"chrome_vp8.sdp",         "chrome_h264.sdp",      "chrome_simulcast.sdp",
+                         "chrome_datachannel.sdp", "firefox_sendonly.sdp", "firefox_recvonly.sdp",
                          "gstreamer_webrtcbin.sdp"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     char err[256];
@@ -246,8 +246,10 @@ static void test_round_trip_corpus(void **st) {
   hd_sdp_write(&g_a, g_out, sizeof g_out);
   assert_non_null(strstr(g_out, "v=0\r\no=- 4215775240449105457 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"));
   assert_non_null(strstr(g_out, "a=group:BUNDLE 0 1\r\n"));
-  assert_non_null(strstr(g_out, "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\nc=IN IP4 0.0.0.0\r\n"));
-  assert_non_null(strstr(g_out, "a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n"));
+  assert_non_null(
+      strstr(g_out, "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\nc=IN IP4 0.0.0.0\r\n"));
+  assert_non_null(strstr(g_out, "a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 "
+                                "minptime=10;useinbandfec=1\r\n"));
   assert_non_null(strstr(g_out, "a=ssrc-group:FID 2001 2002\r\n"));
   assert_non_null(strstr(g_out, "a=msid-semantic: WMS 3b5a0a1c"));
 }
@@ -458,7 +460,8 @@ static void test_caps(void **st) {
   expect_err(big, "line 18: too many media sections (max 16)");
 
   n = (size_t)snprintf(big, sizeof big, "v=0\r\na=ice-ufrag:");
-  for (int i = 0; i < HD_SDP_ICE_MAX; i++) big[n++] = 'u';
+  for (int i = 0; i < HD_SDP_ICE_MAX; i++)
+    big[n++] = 'u';
   big[n] = '\0';
   expect_err(big, "line 2: a=ice-ufrag too long (max 127 characters)");
 
@@ -468,7 +471,8 @@ static void test_caps(void **st) {
   expect_err(big, "too many codecs in m= section (max " HD_STR(HD_SDP_MAX_CODECS) ")");
 
   n = (size_t)snprintf(big, sizeof big, "v=0\r\nm=video 9 RTP/AVP");
-  for (int i = 0; i <= HD_SDP_MAX_FMT; i++) n += (size_t)snprintf(big + n, sizeof big - n, " %d", i);
+  for (int i = 0; i <= HD_SDP_MAX_FMT; i++)
+    n += (size_t)snprintf(big + n, sizeof big - n, " %d", i);
   snprintf(big + n, sizeof big - n, "\r\n");
   expect_err(big, "too many formats on m= line (max " HD_STR(HD_SDP_MAX_FMT) ")");
 
@@ -493,17 +497,20 @@ static void test_caps(void **st) {
   expect_err(big, "too many a=candidate (max 32)");
 
   n = (size_t)snprintf(big, sizeof big, "v=0\r\na=group:BUNDLE");
-  for (int i = 0; i <= HD_SDP_MAX_MEDIA; i++) n += (size_t)snprintf(big + n, sizeof big - n, " m%d", i);
+  for (int i = 0; i <= HD_SDP_MAX_MEDIA; i++)
+    n += (size_t)snprintf(big + n, sizeof big - n, " m%d", i);
   expect_err(big, "too many mids in a=group:BUNDLE");
 
   n = (size_t)snprintf(big, sizeof big, "v=0\r\nm=video 9 RTP/AVP 96\r\na=fmtp:96 ");
-  for (int i = 0; i < HD_SDP_FMTP_MAX; i++) big[n++] = 'x';
+  for (int i = 0; i < HD_SDP_FMTP_MAX; i++)
+    big[n++] = 'x';
   big[n] = '\0';
   expect_err(big, "line 3: a=fmtp parameters too long (max 255 characters)");
 
   /* exactly at the cap is fine */
   n = (size_t)snprintf(big, sizeof big, "v=0\r\na=ice-pwd:");
-  for (int i = 0; i < HD_SDP_ICE_MAX - 1; i++) big[n++] = 'p';
+  for (int i = 0; i < HD_SDP_ICE_MAX - 1; i++)
+    big[n++] = 'p';
   big[n] = '\0';
   char err[128];
   assert_int_equal(hd_sdp_parse(&g_a, big, n, err, sizeof err), 0);

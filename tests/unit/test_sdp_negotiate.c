@@ -13,7 +13,7 @@ static hd_sdp_negotiated_t g_neg, g_src;
 static char g_text[1 << 16], g_out[1 << 16], g_out2[1 << 16];
 static char g_err[512];
 
-#define OUR_FP                                                                                     \
+#define OUR_FP                                                                                               \
   "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF"
 
 static size_t load(const char *name, char *buf, size_t cap) {
@@ -112,13 +112,13 @@ static const char *answer_text(void) {
   return g_out;
 }
 
-#define HAS(t, s)                                                                                  \
-  do {                                                                                             \
-    if (!strstr((t), (s))) fail_msg("answer lacks \"%s\":\n%s", (s), (t));                        \
+#define HAS(t, s)                                                                                            \
+  do {                                                                                                       \
+    if (!strstr((t), (s))) fail_msg("answer lacks \"%s\":\n%s", (s), (t));                                   \
   } while (0)
-#define HASNT(t, s)                                                                                \
-  do {                                                                                             \
-    if (strstr((t), (s))) fail_msg("answer must not contain \"%s\":\n%s", (s), (t));              \
+#define HASNT(t, s)                                                                                          \
+  do {                                                                                                       \
+    if (strstr((t), (s))) fail_msg("answer must not contain \"%s\":\n%s", (s), (t));                         \
   } while (0)
 
 static void test_whip_chrome_vp8(void **st) {
@@ -129,8 +129,9 @@ static void test_whip_chrome_vp8(void **st) {
   assert_int_equal(g_neg.n_media, 2);
   assert_string_equal(g_neg.remote_ufrag, "EsAw");
   assert_string_equal(g_neg.remote_pwd, "bP+XJMM09aR8AiX1jdukzR6Y");
-  assert_string_equal(g_neg.remote_fingerprint,
-                      "DA:7B:57:DC:28:CE:04:4F:31:79:85:C4:31:67:EB:27:58:29:ED:77:2A:0D:24:AE:ED:AD:30:BC:BD:F1:9C:02");
+  assert_string_equal(
+      g_neg.remote_fingerprint,
+      "DA:7B:57:DC:28:CE:04:4F:31:79:85:C4:31:67:EB:27:58:29:ED:77:2A:0D:24:AE:ED:AD:30:BC:BD:F1:9C:02");
   assert_int_equal(g_neg.remote_setup, HD_SDP_SETUP_ACTPASS);
   assert_int_equal(g_neg.dtls_server, 1);
 
@@ -198,7 +199,8 @@ static void test_whip_chrome_vp8(void **st) {
   HAS(t, "a=recvonly\r\n");
   HAS(t, "a=rtcp-mux\r\n");
   HAS(t, "a=rtcp-rsize\r\n");
-  HAS(t, "a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n");
+  HAS(t,
+      "a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n");
   HAS(t, "a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\n"
          "a=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 goog-remb\r\n");
   HAS(t, "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n");
@@ -278,13 +280,14 @@ static void test_h264_same_profile(void **st) {
   const char *cb31 = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
   assert_true(hd_sdp_h264_same_profile(cb31, "packetization-mode=1;profile-level-id=42e034"));
   assert_true(hd_sdp_h264_same_profile(cb31, "packetization-mode=1;profile-level-id=42C01F"));
-  assert_true(hd_sdp_h264_same_profile(cb31, "packetization-mode=1;profile-level-id=4de01f")); /* CB via Main */
+  assert_true(
+      hd_sdp_h264_same_profile(cb31, "packetization-mode=1;profile-level-id=4de01f")); /* CB via Main */
   assert_false(hd_sdp_h264_same_profile(cb31, "packetization-mode=1;profile-level-id=42001f"));
   assert_false(hd_sdp_h264_same_profile(cb31, "packetization-mode=1;profile-level-id=4d001f"));
   assert_false(hd_sdp_h264_same_profile(cb31, "packetization-mode=1;profile-level-id=64001f"));
   assert_false(hd_sdp_h264_same_profile(cb31, "packetization-mode=0;profile-level-id=42e01f"));
   assert_false(hd_sdp_h264_same_profile(cb31, "profile-level-id=42e01f")); /* pm defaults to 0 */
-  assert_true(hd_sdp_h264_same_profile("", "profile-level-id=42001f")); /* default 420010 */
+  assert_true(hd_sdp_h264_same_profile("", "profile-level-id=42001f"));    /* default 420010 */
   assert_true(hd_sdp_h264_same_profile("profile-level-id=640c1f", "profile-level-id=640c34"));
   assert_false(hd_sdp_h264_same_profile("profile-level-id=640c1f", "profile-level-id=64001f"));
   assert_false(hd_sdp_h264_same_profile("profile-level-id=zz001f", "profile-level-id=zz001f"));
@@ -483,8 +486,8 @@ static void test_whep_rejections(void **st) {
   (void)st;
   memset(&g_src, 0, sizeof g_src);
   g_src.n_media = 1;
-  g_src.media[0] = (hd_sdp_media_negotiated_t){.kind = HD_SDP_AUDIO, .active = 1, .pt = 111,
-                                               .codec = "opus", .clock = 48000, .channels = 2};
+  g_src.media[0] = (hd_sdp_media_negotiated_t){
+      .kind = HD_SDP_AUDIO, .active = 1, .pt = 111, .codec = "opus", .clock = 48000, .channels = 2};
   parse_file("firefox_recvonly.sdp", &g_offer);
   hd_sdp_answer_params_t p = whep_params(&g_src);
   assert_int_equal(negotiate(&p), 0);

@@ -31,11 +31,10 @@ static const uint8_t kat_cm_srtcp[38] = {0x81, 0xc8, 0x00, 0x0b, 0xca, 0xfe, 0xb
 static const uint8_t kat_gcm_key[28] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
                                         0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0xa0, 0xa1, 0xa2, 0xa3,
                                         0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab};
-static const uint8_t kat_gcm_srtp[44] = {0x80, 0x0f, 0x12, 0x34, 0xde, 0xca, 0xfb, 0xad, 0xca,
-                                         0xfe, 0xba, 0xbe, 0xc5, 0x00, 0x2e, 0xde, 0x04, 0xcf,
-                                         0xdd, 0x2e, 0xb9, 0x11, 0x59, 0xe0, 0x88, 0x0a, 0xa0,
-                                         0x6e, 0xd2, 0x97, 0x68, 0x26, 0xf7, 0x96, 0xb2, 0x01,
-                                         0xdf, 0x31, 0x31, 0xa1, 0x27, 0xe8, 0xa3, 0x92};
+static const uint8_t kat_gcm_srtp[44] = {0x80, 0x0f, 0x12, 0x34, 0xde, 0xca, 0xfb, 0xad, 0xca, 0xfe, 0xba,
+                                         0xbe, 0xc5, 0x00, 0x2e, 0xde, 0x04, 0xcf, 0xdd, 0x2e, 0xb9, 0x11,
+                                         0x59, 0xe0, 0x88, 0x0a, 0xa0, 0x6e, 0xd2, 0x97, 0x68, 0x26, 0xf7,
+                                         0x96, 0xb2, 0x01, 0xdf, 0x31, 0x31, 0xa1, 0x27, 0xe8, 0xa3, 0x92};
 
 /* A 12-byte RTP header + payload; returns the length. */
 static size_t make_rtp(uint8_t *p, uint16_t seq, uint32_t ssrc, size_t payload) {
@@ -52,7 +51,8 @@ static size_t make_rtp(uint8_t *p, uint16_t seq, uint32_t ssrc, size_t payload) 
   p[9] = (uint8_t)(ssrc >> 16);
   p[10] = (uint8_t)(ssrc >> 8);
   p[11] = (uint8_t)ssrc;
-  for (size_t i = 0; i < payload; i++) p[12 + i] = (uint8_t)(seq + i);
+  for (size_t i = 0; i < payload; i++)
+    p[12 + i] = (uint8_t)(seq + i);
   return 12 + payload;
 }
 
@@ -66,7 +66,8 @@ static size_t make_rtcp(uint8_t *p, uint32_t ssrc) {
   p[5] = (uint8_t)(ssrc >> 16);
   p[6] = (uint8_t)(ssrc >> 8);
   p[7] = (uint8_t)ssrc;
-  for (int i = 8; i < 32; i++) p[i] = (uint8_t)(i * 7);
+  for (int i = 8; i < 32; i++)
+    p[i] = (uint8_t)(i * 7);
   return 32;
 }
 
@@ -327,7 +328,8 @@ static void test_bounds_and_bad_input(void **st) {
   assert_int_equal(hd_srtp_protect(a, bad, 32, sizeof bad), HD_EPROTO);
   /* Random bytes that look like RTP: authentication fails, no crash. */
   uint8_t junk[60];
-  for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(i * 13 + 7);
+  for (size_t i = 0; i < sizeof junk; i++)
+    junk[i] = (uint8_t)(i * 13 + 7);
   junk[0] = 0x80;
   assert_int_equal(hd_srtp_unprotect(b, junk, sizeof junk), HD_EAUTH);
   junk[0] = 0x81;
@@ -352,14 +354,10 @@ static void test_bounds_and_bad_input(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_kat_cm_rtp_and_rtcp),
-      cmocka_unit_test(test_kat_gcm_rtp),
-      cmocka_unit_test(test_dtls_keyed_gcm),
-      cmocka_unit_test(test_dtls_keyed_cm),
-      cmocka_unit_test(test_tamper_and_replay_cm),
-      cmocka_unit_test(test_tamper_and_replay_gcm),
-      cmocka_unit_test(test_replay_window_is_1024),
-      cmocka_unit_test(test_bounds_and_bad_input),
+      cmocka_unit_test(test_kat_cm_rtp_and_rtcp),   cmocka_unit_test(test_kat_gcm_rtp),
+      cmocka_unit_test(test_dtls_keyed_gcm),        cmocka_unit_test(test_dtls_keyed_cm),
+      cmocka_unit_test(test_tamper_and_replay_cm),  cmocka_unit_test(test_tamper_and_replay_gcm),
+      cmocka_unit_test(test_replay_window_is_1024), cmocka_unit_test(test_bounds_and_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,8 @@ static const char *lookup(void *ud, const char *key) {
 }
 
 static int setup(void **state) {
-  static const char k[] = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+  static const char k[] =
+      "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
   int n = hd_base64_decode(k, strlen(k), (uint8_t *)rfc_key, sizeof rfc_key - 1);
   if (n != 64 || memchr(rfc_key, 0, 64)) return -1;
   rfc_key[n] = 0;
@@ -90,9 +91,10 @@ static void mint_ok(const hd_token_claims_t *c, char *out) {
 static void test_rfc7515_a1(void **state) {
   /* RFC 7515 Appendix A.1: header has "typ" first and CRLFs inside the JSON;
    * the payload has no grants and an extra private claim. */
-  static const char jws[] = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
-                            ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
-                            ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+  static const char jws[] =
+      "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+      ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+      ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
   hd_token_claims_t c;
   char why[128];
   assert_int_equal(hd_token_verify(jws, strlen(jws), lookup, NULL, 1300819379, 0, &c, why, sizeof why), 0);
@@ -147,8 +149,8 @@ static void test_roundtrip(void **state) {
   assert_int_equal(out.room_admin, 0);
   assert_int_equal(out.hidden, 0);
   assert_int_equal(out.rtm, 0);
-  assert_int_equal(hd_token_authorize(&out, "lobby", HD_GRANT_JOIN | HD_GRANT_PUBLISH | HD_GRANT_SUBSCRIBE, why,
-                                      sizeof why),
+  assert_int_equal(hd_token_authorize(&out, "lobby", HD_GRANT_JOIN | HD_GRANT_PUBLISH | HD_GRANT_SUBSCRIBE,
+                                      why, sizeof why),
                    0);
 
   /* Other tenant's token verifies with its own secret. */
@@ -222,7 +224,8 @@ static void test_tampered(void **state) {
   mint_ok(&c, jwt);
 
   /* Payload replaced by one granting admin, old signature kept. */
-  make_jwt(HS256, "{\"iss\":\"APIkey1\",\"sub\":\"alice\",\"exp\":1900000000,\"grants\":{\"roomAdmin\":true}}",
+  make_jwt(HS256,
+           "{\"iss\":\"APIkey1\",\"sub\":\"alice\",\"exp\":1900000000,\"grants\":{\"roomAdmin\":true}}",
            "wrong", forged, sizeof forged);
   char *sig = strrchr(forged, '.') + 1;
   strcpy(sig, strrchr(jwt, '.') + 1);
@@ -364,7 +367,8 @@ static void test_wrong_types(void **state) {
       {"{\"iss\":\"APIkey1\",\"exp\":1900000000,\"grants\":[]}", "\"grants\" is not an object"},
       {"{\"iss\":\"APIkey1\",\"exp\":1900000000,\"grants\":\"all\"}", "\"grants\" is not an object"},
       {"{\"iss\":\"APIkey1\",\"exp\":1900000000,\"grants\":{\"room\":1}}", "\"room\" is not a string"},
-      {"{\"iss\":\"APIkey1\",\"exp\":1900000000,\"grants\":{\"canPublish\":1}}", "\"canPublish\" is not a boolean"},
+      {"{\"iss\":\"APIkey1\",\"exp\":1900000000,\"grants\":{\"canPublish\":1}}",
+       "\"canPublish\" is not a boolean"},
       {"{\"iss\":\"APIkey1\",\"exp\":1900000000,\"grants\":{\"roomAdmin\":\"true\"}}", "\"roomAdmin\""},
       {"{\"iss\":\"APIkey1\",\"exp\":1900000000,\"grants\":{\"rtm\":null}}", "\"rtm\""},
       {"{\"iss\":\"APIkey1\",\"exp\":1900000000,\"sub\":\"a\",\"sub\":\"admin\"}", "payload is not JSON"},
@@ -522,19 +526,10 @@ static void test_bearer(void **state) {
   assert_int_equal(n, 15);
   assert_memory_equal(t, "a-b_c.d~e+f/g==", 15);
 
-  static const char *bad[] = {"",
-                              "Bearer",
-                              "Bearer ",
-                              "Bearer    ",
-                              "Bearerabc.def",
-                              "Basic dXNlcjpwYXNz",
-                              "Token abc",
-                              "Bearer abc def",
-                              "Bearer abc\r\n",
-                              "Bearer a\"b",
-                              "Bearer a,b",
-                              "Bear abc",
-                              "abc.def.ghi"};
+  static const char *bad[] = {
+      "",           "Bearer",         "Bearer ",        "Bearer    ",  "Bearerabc.def", "Basic dXNlcjpwYXNz",
+      "Token abc",  "Bearer abc def", "Bearer abc\r\n", "Bearer a\"b", "Bearer a,b",    "Bear abc",
+      "abc.def.ghi"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     if (hd_token_from_bearer(bad[i], &t, &n) != HD_EAUTH) fail_msg("bearer case %zu accepted", i);
   assert_int_equal(hd_token_from_bearer(NULL, &t, &n), HD_EINVAL);
