@@ -69,3 +69,50 @@ export function param(name, dflt) {
   const v = new URLSearchParams(location.search).get(name);
   return v === null ? dflt : v;
 }
+
+// Wires a page's Start/Stop buttons, state line and live stats to one WHIP or
+// WHEP session. `setup(pc)` adds the page's tracks/transceivers before the offer.
+// Page elements: #room #token #start #stop #state #error #stats. Test hooks live
+// in window.hudong {state, stats, error}.
+export function mountSession({ kind, identityPrefix, setup }) {
+  const $ = (id) => document.getElementById(id);
+  $('room').value = param('room', 'demo');
+  let pc = null, resource = null, token = null, timer = null;
+  window.hudong = { state: 'idle', stats: null, error: null };
+  const setState = (s) => { $('state').textContent = window.hudong.state = s; };
+
+  async function start() {
+    $('start').disabled = true; $('error').textContent = '';
+    try {
+      const room = $('room').value.trim();
+      token = $('token').value.trim() || param('token', '') ||
+        await devToken(room, `${identityPrefix}-${Math.random().toString(36).slice(2, 7)}`);
+      pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+      await setup(pc);
+      pc.onconnectionstatechange = () => setState(pc.connectionState);
+      resource = await negotiate(pc, `/${kind}/${encodeURIComponent(room)}`, token);
+      $('stop').disabled = false;
+      timer = setInterval(async () => {
+        const s = await summarize(pc);
+        window.hudong.stats = s;
+        $('stats').textContent = JSON.stringify(s, null, 2);
+      }, 500);
+    } catch (e) {
+      $('error').textContent = window.hudong.error = String(e.message || e);
+      $('start').disabled = false;
+    }
+  }
+
+  async function stop() {
+    clearInterval(timer);
+    await endSession(resource, token);
+    if (pc) pc.close();
+    pc = null; resource = null;
+    setState('stopped');
+    $('start').disabled = false; $('stop').disabled = true;
+  }
+
+  $('start').onclick = start;
+  $('stop').onclick = stop;
+  if (param('autostart', '0') === '1') start();
+}
