@@ -18,8 +18,8 @@
 
 #include "base/time.h"
 
-#define HD_NETEM_MAX_PKT 2048       /* largest datagram carried */
-#define HD_NETEM_MAX_SCHEDULE 64    /* capacity schedule steps */
+#define HD_NETEM_MAX_PKT 2048    /* largest datagram carried */
+#define HD_NETEM_MAX_SCHEDULE 64 /* capacity schedule steps */
 #define HD_NETEM_MAX_BLACKOUTS 16
 #define HD_NETEM_DEFAULT_QUEUE_PKTS 10000 /* hard cap on packets inside one link */
 
@@ -43,22 +43,22 @@ typedef struct {
 } hd_netem_ge_t;
 
 typedef struct {
-  hd_time_t delay;         /* one-way propagation delay */
-  hd_time_t jitter;        /* spread: uniform ±jitter, normal σ, Pareto scale */
-  int jitter_dist;         /* HD_JITTER_* */
-  int keep_order;          /* jittered packets never overtake earlier ones */
-  double loss;             /* Bernoulli loss probability, 0..1 */
-  hd_netem_ge_t ge;        /* bursty loss (used instead of `loss` when enabled) */
-  double duplicate;        /* probability a packet is delivered twice */
-  double reorder;          /* probability a packet skips ahead (delivered with no extra delay) */
-  uint64_t rate_bps;       /* constant capacity; 0 = unlimited (ignored with schedule/trace) */
-  size_t queue_bytes;      /* drop-tail queue limit in bytes; 0 = from queue_time or unlimited */
-  hd_time_t queue_time;    /* queue limit as time at the current rate (e.g. 100 ms) */
+  hd_time_t delay;      /* one-way propagation delay */
+  hd_time_t jitter;     /* spread: uniform ±jitter, normal σ, Pareto scale */
+  int jitter_dist;      /* HD_JITTER_* */
+  int keep_order;       /* jittered packets never overtake earlier ones */
+  double loss;          /* Bernoulli loss probability, 0..1 */
+  hd_netem_ge_t ge;     /* bursty loss (used instead of `loss` when enabled) */
+  double duplicate;     /* probability a packet is delivered twice */
+  double reorder;       /* probability a packet skips ahead (delivered with no extra delay) */
+  uint64_t rate_bps;    /* constant capacity; 0 = unlimited (ignored with schedule/trace) */
+  size_t queue_bytes;   /* drop-tail queue limit in bytes; 0 = from queue_time or unlimited */
+  hd_time_t queue_time; /* queue limit as time at the current rate (e.g. 100 ms) */
   hd_netem_step_t schedule[HD_NETEM_MAX_SCHEDULE];
   size_t n_schedule;
   hd_netem_blackout_t blackouts[HD_NETEM_MAX_BLACKOUTS];
   size_t n_blackouts;
-  size_t max_packets;      /* cap on packets held; 0 = HD_NETEM_DEFAULT_QUEUE_PKTS */
+  size_t max_packets; /* cap on packets held; 0 = HD_NETEM_DEFAULT_QUEUE_PKTS */
 } hd_netem_params_t;
 
 /* Per-direction counters. Delay percentiles are over queueing delay at the

@@ -465,6 +465,8 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       "hudong_packets_dropped_total{reason=\"session_closed\"} %llu\n"
       "# HELP hudong_nack_received_total Sequence numbers NACKed by viewers.\n"
       "# TYPE hudong_nack_received_total counter\nhudong_nack_received_total %llu\n"
+      "# HELP hudong_nack_sent_total Sequence numbers NACKed to publishers (uplink repair).\n"
+      "# TYPE hudong_nack_sent_total counter\nhudong_nack_sent_total %llu\n"
       "# HELP hudong_retransmitted_total Packets retransmitted to viewers from the cache.\n"
       "# TYPE hudong_retransmitted_total counter\nhudong_retransmitted_total %llu\n"
       "# HELP hudong_pli_sent_total Keyframe requests (PLI) sent to publishers.\n"
@@ -482,9 +484,9 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       (unsigned long long)m->drop_unknown_pt, (unsigned long long)m->drop_malformed_rtp,
       (unsigned long long)m->drop_malformed_rtcp, (unsigned long long)(st->drop_txq_full + n->txq.dropped),
       (unsigned long long)st->drop_send_error, (unsigned long long)st->drop_closed,
-      (unsigned long long)m->nack_received, (unsigned long long)m->retransmitted,
-      (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
-      (unsigned long long)m->twcc_sent);
+      (unsigned long long)m->nack_received, (unsigned long long)m->nack_sent,
+      (unsigned long long)m->retransmitted, (unsigned long long)m->pli_forwarded,
+      (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent, (unsigned long long)m->twcc_sent);
   if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
   return len;
 }

@@ -45,6 +45,10 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
       t->have_ssrc = m->remote_ssrc != 0;
       hd_rtp_recv_stats_init(&t->stats, t->ssrc);
       t->last_pli = -HD_SEC(10);
+      if (m->nack) {
+        t->nack_enabled = 1;
+        hd_nack_gen_init(&t->nack);
+      }
       if (k == HD_TRACK_VIDEO || m->nack) {
         int rc = hd_rtp_cache_init(&t->cache, RTX_CACHE_SLOTS);
         if (rc) return rc;
@@ -142,8 +146,12 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
         t->have_ssrc = 1;
         hd_rtp_recv_stats_init(&t->stats, h.ssrc);
         if (t->have_cache) hd_rtp_cache_clear(&t->cache);
+        if (t->nack_enabled) hd_nack_gen_reset(&t->nack);
+        /* a new source (encoder restart): make sure viewers get a keyframe of it */
+        if (t->have_sr && k == HD_TRACK_VIDEO) t->pli_pending = 1;
         t->have_sr = 0;
       }
+      if (t->nack_enabled) hd_nack_gen_on_packet(&t->nack, h.seq, now);
       hd_rtp_recv_stats_update(&t->stats, h.seq, h.ts, now, t->clock);
       t->packets++;
       t->bytes += len;
@@ -163,6 +171,7 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
       hd_rtp_hdr_t oh;
       if (hd_rtp_parse(scratch, (size_t)n, &oh) < 0) return HD_EPROTO;
       hd_rtp_recv_stats_update(&t->stats, oh.seq, oh.ts, now, t->clock);
+      if (t->nack_enabled) hd_nack_gen_on_packet(&t->nack, oh.seq, now);
       if (t->have_cache) hd_rtp_cache_put(&t->cache, scratch, (size_t)n, now);
       *pkt = scratch;
       *pkt_len = (size_t)n;
@@ -349,6 +358,9 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
     if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
     if (s->in[HD_TRACK_VIDEO].pli_pending)
       t = hd_time_min(t, s->in[HD_TRACK_VIDEO].last_pli + PLI_MIN_INTERVAL);
+    for (int k = 0; k < HD_TRACK_KINDS; k++)
+      if (s->in[k].active && s->in[k].nack_enabled)
+        t = hd_time_min(t, hd_nack_gen_next_timeout(&s->in[k].nack));
   }
   return t;
 }
@@ -434,6 +446,20 @@ static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_t
   hd_peer_tx_commit(&s->peer, off, 1);
 }
 
+/* Uplink repair: asks the publisher for what it sent but we did not get
+ * (RFC 4585 §6.2.1); its RTX answers come back through the RTX path. */
+static void send_nacks(hd_session_t *s, hd_in_track_t *t, hd_time_t now, hd_session_counters_t *c) {
+  uint16_t seqs[64];
+  size_t n = hd_nack_gen_poll(&t->nack, now, seqs, 64);
+  if (n == 0) return;
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&s->peer, &cap);
+  if (!out) return;
+  int len = hd_rtcp_build_nack(s->rtcp_ssrc, t->ssrc, seqs, n, out, cap);
+  if (len < 0 || hd_peer_tx_commit(&s->peer, (size_t)len, 1) < 0) return;
+  c->nack_sent += n;
+}
+
 void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_time_t wall,
                                hd_session_counters_t *c) {
   hd_peer_handle_timeout(&s->peer, now);
@@ -446,6 +472,10 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
   }
   if (s->in[HD_TRACK_VIDEO].pli_pending && now - s->in[HD_TRACK_VIDEO].last_pli >= PLI_MIN_INTERVAL)
     hd_session_request_keyframe(s, now, c);
+  for (int k = 0; k < HD_TRACK_KINDS; k++)
+    if (s->in[k].active && s->in[k].nack_enabled && s->in[k].have_ssrc &&
+        hd_nack_gen_next_timeout(&s->in[k].nack) <= now)
+      send_nacks(s, &s->in[k], now, c);
   if (now >= s->next_rtcp) {
     send_reports(s, pub, now, wall, c);
     s->next_rtcp = now + RTCP_INTERVAL;

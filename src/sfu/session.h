@@ -14,6 +14,7 @@
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
 #include "proto/sdp_negotiate.h"
+#include "rtc/nack_gen.h"
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
 #include "sfu/peer.h"
@@ -44,7 +45,9 @@ typedef struct {
   uint32_t sr_rtp;
   hd_time_t sr_arrival;
   hd_time_t last_pli;
-  int pli_pending; /* a keyframe request held back by the rate limit, sent when it allows */
+  int pli_pending;  /* a keyframe request held back by the rate limit, sent when it allows */
+  int nack_enabled; /* nack negotiated: we ask the publisher to repair uplink loss */
+  hd_nack_gen_t nack;
   uint64_t packets, bytes, rtx_packets;
 } hd_in_track_t;
 
@@ -97,7 +100,7 @@ struct hd_session {
 /* Counters a session reports to the node's /metrics. */
 typedef struct {
   uint64_t drop_unknown_pt, drop_malformed_rtp, drop_malformed_rtcp;
-  uint64_t nack_received, retransmitted, pli_forwarded, twcc_sent, rr_sent, sr_sent;
+  uint64_t nack_received, nack_sent, retransmitted, pli_forwarded, twcc_sent, rr_sent, sr_sent;
 } hd_session_counters_t;
 
 /* Sets up tracks from the negotiation result. */

@@ -19,6 +19,7 @@
 #include "proto/sdp_negotiate.h"
 #include "proto/srtp.h"
 #include "proto/stun.h"
+#include "rtc/rtp_cache.h"
 #include "sfu/txq.h"
 
 #define TXQ_CAP 1024
@@ -66,6 +67,10 @@ struct hd_rtc_client {
   uint32_t frame_grid;
   /* answer */
   uint32_t ans_ssrc[2], ans_rtx_ssrc;
+  /* publisher: sent video kept for answering the node's NACKs with RTX */
+  hd_rtp_cache_t sent;
+  int have_sent;
+  uint16_t rtx_seq;
   uint8_t ans_pt[2], ans_rtx_pt;
   /* receiving */
   hd_rtc_stream_stats_t rx[2];
@@ -140,6 +145,7 @@ void hd_rtc_client_free(hd_rtc_client_t *c) {
   for (int k = 0; k < 2; k++)
     free(c->rx[k].seen);
   hd_txq_free(&c->q);
+  if (c->have_sent) hd_rtp_cache_free(&c->sent);
   free(c);
 }
 
@@ -492,6 +498,22 @@ static void on_rtp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_t
   c->rx[k].wrong_pt++;
 }
 
+/* Publisher: answers a NACKed video seq with RTX (RFC 4588) from what we sent. */
+static void resend_rtx(hd_rtc_client_t *c, uint16_t seq, hd_time_t now) {
+  const uint8_t *orig;
+  size_t olen;
+  if (!c->have_sent || c->cfg.no_rtx || hd_rtp_cache_get(&c->sent, seq, now, &orig, &olen) < 0) return;
+  hd_datagram_t *d = reserve(c);
+  if (!d) return;
+  int n = hd_rtp_rtx_build(orig, olen, c->rtx_ssrc, c->cfg.rtx_pt, c->rtx_seq, d->data, sizeof d->data);
+  if (n < 0) return;
+  n = hd_srtp_protect(c->srtp, d->data, (size_t)n, sizeof d->data);
+  if (n < 0) return;
+  commit(c, (size_t)n);
+  c->rtx_seq++;
+  c->st.rtx_sent++;
+}
+
 static void on_rtcp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_t now) {
   hd_rtcp_iter_t it;
   hd_rtcp_pkt_t p;
@@ -510,6 +532,9 @@ static void on_rtcp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_
         int n = hd_rtcp_nack_expand(&fb, seqs, 256);
         c->st.nack_rx++;
         if (n > 0) c->st.nack_seqs_rx += (uint64_t)n;
+        if (fb.media_ssrc == c->ssrc[HD_RTC_VIDEO])
+          for (int i = 0; i < n; i++)
+            resend_rtx(c, seqs[i], now);
       } else if (fb.pt == HD_RTCP_RTPFB && fb.fmt == HD_RTCP_FMT_TWCC) {
         c->st.twcc_rx++;
       } else if (fb.pt == HD_RTCP_PSFB && fb.fmt == HD_RTCP_FMT_PLI) {
@@ -621,6 +646,10 @@ static void send_rtp(hd_rtc_client_t *c, int k, int marker, uint32_t ts, const u
                       .ext_count = 3};
   int n = hd_rtp_build(&b, pl, plen, d->data, sizeof d->data);
   if (n < 0) return;
+  if (k == HD_RTC_VIDEO) {
+    if (!c->have_sent && hd_rtp_cache_init(&c->sent, 1024) == 0) c->have_sent = 1;
+    if (c->have_sent) hd_rtp_cache_put(&c->sent, d->data, (size_t)n, now);
+  }
   n = hd_srtp_protect(c->srtp, d->data, (size_t)n, sizeof d->data);
   if (n < 0) return;
   commit(c, (size_t)n);

@@ -79,6 +79,7 @@ typedef struct {
   uint64_t pli_rx, fir_rx;        /* publisher: keyframe requests */
   hd_time_t first_pli_at, last_pli_at;
   uint64_t nack_sent, nack_seqs_sent, pli_sent;
+  uint64_t rtx_sent; /* publisher: RTX answers to the node's NACKs */
   uint64_t nack_gave_up;
   uint64_t drop_srtp, drop_other;
   hd_time_t last_consent_sent; /* time of the last ICE check we sent */

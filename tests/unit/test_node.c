@@ -346,6 +346,38 @@ static void test_nack_rtx_recovery(void **st) {
   free(w);
 }
 
+/* ---- (c2) uplink repair: the node NACKs the publisher, which answers with RTX ---- */
+static void test_uplink_nack_repair(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(1));
+  assert_true(hd_rtc_client_connected(w->p[1].c));
+  hd_link_params_t lossy = {.delay = DELAY, .loss = 0.05};
+  hd_link_set(&w->p[0].up, &lossy); /* publisher -> node loses 5% */
+  run_for(w, HD_SEC(10));
+  hd_rtc_client_set_sending(w->p[0].c, 0);
+  run_for(w, HD_SEC(1));
+  const hd_rtc_client_stats_t *ps = hd_rtc_client_stats(w->p[0].c);
+  const hd_rtc_stream_stats_t *v = hd_rtc_client_rx(w->p[1].c, HD_RTC_VIDEO);
+  uint64_t span = (uint64_t)(v->max_ext - v->first_ext + 1);
+  print_message(
+      "uplink: %llu lost on the link, %llu seqs NACKed by the node, %llu RTX sent; viewer got %llu of %llu\n",
+      (unsigned long long)w->p[0].up.dropped, (unsigned long long)ps->nack_seqs_rx,
+      (unsigned long long)ps->rtx_sent, (unsigned long long)v->unique, (unsigned long long)span);
+  assert_true(w->p[0].up.dropped > 50);
+  assert_true(ps->nack_rx > 0);
+  assert_true(ps->rtx_sent > 0);
+  assert_true(hd_node_stats(w->node)->media.nack_sent > 0);
+  assert_int_equal(v->rtx_bad, 0);
+  /* the viewer sees the repaired stream: nearly everything, though some repairs arrive out of order */
+  assert_true(v->unique * 100 >= span * 99);
+  world_free(w);
+  free(w);
+}
+
 /* ---- (d) consent freshness ---- */
 
 static void test_consent_expiry(void **st) {
@@ -577,9 +609,13 @@ static int teardown_all(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_forward_two_viewers),  cmocka_unit_test(test_late_viewer_pli),
-      cmocka_unit_test(test_nack_rtx_recovery),    cmocka_unit_test(test_consent_expiry),
-      cmocka_unit_test(test_publisher_restart),    cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_forward_two_viewers),
+      cmocka_unit_test(test_late_viewer_pli),
+      cmocka_unit_test(test_nack_rtx_recovery),
+      cmocka_unit_test(test_uplink_nack_repair),
+      cmocka_unit_test(test_consent_expiry),
+      cmocka_unit_test(test_publisher_restart),
+      cmocka_unit_test(test_garbage),
       cmocka_unit_test(test_errors_and_isolation),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);

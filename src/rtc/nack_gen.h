@@ -1,0 +1,49 @@
+/* Receiver-side NACK generation (RFC 4585 §6.2.1 generic NACK) for one RTP
+ * stream: remembers the sequence numbers missing below the highest one seen
+ * and says which to request now. A seq is asked for again every
+ * max(rtt + margin, min_interval) until it arrives (original or RTX), it falls
+ * more than max_age behind, or it was asked for max_tries times. Bounded: at
+ * most HD_NACK_MAX_MISSING outstanding; a larger gap (e.g. a source restart)
+ * resets instead of requesting thousands of packets. Sans-IO, virtual time. */
+#ifndef HD_RTC_NACK_GEN_H
+#define HD_RTC_NACK_GEN_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/time.h"
+
+#define HD_NACK_MAX_MISSING 256
+
+typedef struct {
+  int64_t ext_seq;    /* extended sequence number */
+  hd_time_t first;    /* when the gap was noticed */
+  hd_time_t next_ask; /* when to (re)request */
+  uint8_t tries;
+} hd_nack_entry_t;
+
+typedef struct {
+  int started;
+  int64_t max_ext; /* highest extended seq seen */
+  hd_nack_entry_t missing[HD_NACK_MAX_MISSING];
+  size_t n_missing;
+  hd_time_t rtt;          /* current round-trip estimate (default 100 ms) */
+  hd_time_t min_interval; /* floor between two requests of one seq (default 20 ms) */
+  hd_time_t max_age;      /* give up on a seq noticed this long ago (default 1 s) */
+  uint8_t max_tries;      /* default 10 */
+  hd_time_t reorder_wait; /* first request waits this long, for plain reordering (default 5 ms) */
+  uint64_t requested, recovered, gave_up, resets;
+} hd_nack_gen_t;
+
+void hd_nack_gen_init(hd_nack_gen_t *g);
+/* Forgets everything (new SSRC). */
+void hd_nack_gen_reset(hd_nack_gen_t *g);
+void hd_nack_gen_set_rtt(hd_nack_gen_t *g, hd_time_t rtt);
+/* Accounts a received packet (media or the original seq of an RTX packet). */
+void hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now);
+/* Writes up to cap seqs due for a request at `now` (ascending RTP order) and
+ * marks them asked. Returns the count. */
+size_t hd_nack_gen_poll(hd_nack_gen_t *g, hd_time_t now, uint16_t *seqs, size_t cap);
+/* Next time hd_nack_gen_poll has something to say; HD_TIME_NEVER when nothing is missing. */
+hd_time_t hd_nack_gen_next_timeout(const hd_nack_gen_t *g);
+
+#endif
