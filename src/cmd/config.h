@@ -18,6 +18,8 @@ typedef struct {
   char rtc_bind[64]; /* UDP bind address */
   char rtc_ip[64];   /* address announced in ICE candidates */
   int rtc_port;
+  int rtc_announce_port; /* port put in ICE candidates when it differs from rtc_port
+                          * (port mapping, a relay such as `hudong netem`); 0 = rtc_port */
   char web_root[512];
   int dev;
   hd_app_t apps[HD_MAX_APPS];

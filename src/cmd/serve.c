@@ -325,11 +325,15 @@ static void find_web_root(hd_config_t *c, const char *argv0) {
 }
 
 static void usage_serve(void) {
-  fprintf(stderr,
-          "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--config FILE] [--dev]\n"
-          "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
-          "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
-          "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
+  fprintf(
+      stderr,
+      "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--rtc-announce-port PORT]\n"
+      "                    [--config FILE] [--dev]\n"
+      "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
+      "  --rtc-ip / --rtc-announce-port: the address put in ICE candidates, when clients reach\n"
+      "            the media port through NAT, a port mapping or a relay (hudong netem)\n"
+      "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
+      "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
 
 int hd_cmd_serve(int argc, char **argv) {
@@ -337,7 +341,7 @@ int hd_cmd_serve(int argc, char **argv) {
   memset(&s, 0, sizeof s);
   hd_config_defaults(&s.cfg);
   const char *config = NULL, *listen = NULL, *rtc_ip = NULL;
-  int rtc_port = -1;
+  int rtc_port = -1, announce_port = -1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
       config = argv[++i];
@@ -347,6 +351,8 @@ int hd_cmd_serve(int argc, char **argv) {
       rtc_port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--rtc-ip") && i + 1 < argc)
       rtc_ip = argv[++i];
+    else if (!strcmp(argv[i], "--rtc-announce-port") && i + 1 < argc)
+      announce_port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -369,6 +375,12 @@ int hd_cmd_serve(int argc, char **argv) {
     return 2;
   }
   if (rtc_port >= 0) s.cfg.rtc_port = rtc_port;
+  if (announce_port >= 0) s.cfg.rtc_announce_port = announce_port;
+  if (s.cfg.rtc_port < 0 || s.cfg.rtc_port > 65535 || s.cfg.rtc_announce_port < 0 ||
+      s.cfg.rtc_announce_port > 65535) {
+    fprintf(stderr, "hudong serve: ports must be in 0..65535\n");
+    return 2;
+  }
   if (rtc_ip) snprintf(s.cfg.rtc_ip, sizeof s.cfg.rtc_ip, "%s", rtc_ip);
   if (s.cfg.dev) {
     int have = 0;
@@ -405,7 +417,8 @@ int hd_cmd_serve(int argc, char **argv) {
   clock_gettime(CLOCK_REALTIME, &ts);
   hd_time_t wall_now = (hd_time_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
   hd_node_config_t ncfg = {.rtc_ip = s.cfg.rtc_ip,
-                           .rtc_port = (uint16_t)s.cfg.rtc_port,
+                           .rtc_port =
+                               (uint16_t)(s.cfg.rtc_announce_port ? s.cfg.rtc_announce_port : s.cfg.rtc_port),
                            .max_sessions = s.cfg.max_sessions,
                            .max_viewers = s.cfg.max_viewers,
                            .wall_offset = wall_now - hd_io_now(s.loop)};
@@ -419,7 +432,7 @@ int hd_cmd_serve(int argc, char **argv) {
   }
   if (s.cfg.rtc_port == 0) { /* ephemeral port: announce the one we got */
     s.cfg.rtc_port = hd_rtc_udp_port(s.udp);
-    hd_node_set_rtc_port(s.node, (uint16_t)s.cfg.rtc_port);
+    if (!s.cfg.rtc_announce_port) hd_node_set_rtc_port(s.node, (uint16_t)s.cfg.rtc_port);
   }
   hd_http_config_t hcfg = {.host = s.cfg.listen_host,
                            .port = s.cfg.listen_port,
