@@ -448,8 +448,10 @@ static int64_t rate_serve(const hd_netem_params_t *p, int64_t s, uint32_t len) {
   }
 }
 
+/* At least 1: a very sparse trace is slow, not "unlimited" (0). */
 static uint64_t trace_avg_rate(const hd_netem_link_t *l) {
-  return (uint64_t)l->trace_n * HD_NETEM_TRACE_MTU * 8u * 1000u / l->trace[l->trace_n - 1];
+  uint64_t r = (uint64_t)l->trace_n * HD_NETEM_TRACE_MTU * 8u * 1000u / l->trace[l->trace_n - 1];
+  return r ? r : 1;
 }
 
 uint64_t hd_netem_link_rate(const hd_netem_link_t *l, hd_time_t now) {

@@ -190,14 +190,16 @@ static void test_gilbert_elliott(void **st) {
   (void)st;
   /* Pure burst model (k = 1, h = 0): every bad-state packet is lost, so loss
    * runs are bad sojourns: geometric with mean 1/r; loss = p/(p+r). */
+  /* 1M packets: ~10k bursts, so the mean's sd is ~0.035 (5 sd margin) */
   hd_netem_ge_t ge = {.enabled = 1, .p = 0.01, .r = 0.25, .k = 1.0, .h = 0.0};
   double loss, run;
-  ge_run(&ge, 7, 200000, &loss, &run);
+  ge_run(&ge, 7, 1000000, &loss, &run);
   assert_true(fabs(run - 4.0) <= 0.2);
-  assert_true(fabs(loss - 0.01 / 0.26) <= 0.1 * (0.01 / 0.26));
+  assert_true(fabs(loss - 0.01 / 0.26) <= 0.05 * (0.01 / 0.26));
   ge.r = 0.5; /* the burst length follows r */
-  ge_run(&ge, 7, 200000, &loss, &run);
+  ge_run(&ge, 7, 1000000, &loss, &run);
   assert_true(fabs(run - 2.0) <= 0.1);
+  assert_true(fabs(loss - 0.01 / 0.51) <= 0.05 * (0.01 / 0.51));
 
   /* All four parameters: stationary loss = p/(p+r)(1-h) + r/(p+r)(1-k). */
   hd_netem_ge_t g4 = {.enabled = 1, .p = 0.02, .r = 0.2, .k = 0.98, .h = 0.4};
