@@ -81,7 +81,7 @@ typedef struct {
   double loss;          /* Bernoulli loss probability, 0..1 */
   hd_netem_ge_t ge;     /* bursty loss (used instead of `loss` when enabled) */
   double duplicate;     /* probability a packet is delivered twice */
-  double reorder;       /* probability a packet skips ahead (delivered with no extra delay) */
+  double reorder;       /* probability a packet skips ahead: no propagation delay, no jitter (netem) */
   uint64_t rate_bps;    /* constant capacity; 0 = unlimited. With a schedule: the
                            capacity before its first step. Ignored with a trace. */
   size_t queue_bytes;   /* drop-tail queue limit in bytes; 0 = from queue_time or unlimited */
