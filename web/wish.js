@@ -48,6 +48,7 @@ export async function summarize(pc) {
         packetsReceived: s.packetsReceived, packetsLost: s.packetsLost, bytesReceived: s.bytesReceived,
         framesDecoded: s.framesDecoded, frameWidth: s.frameWidth, frameHeight: s.frameHeight,
         jitter: s.jitter, nackCount: s.nackCount, pliCount: s.pliCount, freezeCount: s.freezeCount,
+        totalFreezesDuration: s.totalFreezesDuration, retransmittedPacketsReceived: s.retransmittedPacketsReceived,
         concealedSamples: s.concealedSamples, totalSamplesReceived: s.totalSamplesReceived,
         codec: s.codecId && stats.get(s.codecId) ? stats.get(s.codecId).mimeType : undefined,
       };
@@ -56,6 +57,7 @@ export async function summarize(pc) {
         packetsSent: s.packetsSent, bytesSent: s.bytesSent, framesEncoded: s.framesEncoded,
         frameWidth: s.frameWidth, frameHeight: s.frameHeight, nackCount: s.nackCount, pliCount: s.pliCount,
         targetBitrate: s.targetBitrate, qualityLimitationReason: s.qualityLimitationReason,
+        retransmittedPacketsSent: s.retransmittedPacketsSent,
       };
     } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
       out.rttMs = s.currentRoundTripTime !== undefined ? Math.round(s.currentRoundTripTime * 1000) : undefined;
