@@ -462,6 +462,8 @@ void hd_netem_relay_get(const hd_netem_relay_t *r, hd_netem_opts_t *out) { *out 
 int hd_netem_relay_set(hd_netem_relay_t *r, const hd_netem_opts_t *o) {
   hd_time_t now = now_us();
   hd_netem_opts_t n = *o;
+  for (int d = 0; d < 2; d++)
+    if (hd_netem_params_check(&n.dir[d]) < 0) return HD_EINVAL;
   for (int d = 0; d < 2; d++) {
     if (n.blackout_clear[d]) r->n_abs[d] = 0;
     if (n.blackout_now[d] > 0) {
@@ -481,7 +483,8 @@ int hd_netem_relay_set(hd_netem_relay_t *r, const hd_netem_opts_t *o) {
       session_params(r, s, d, now, &p);
       int rc = hd_netem_link_set(s->link[d], &p, now);
       if (rc < 0) return rc;
-      apply_trace(r, s, d);
+      /* a trace stays loaded across set(); a --rate/--profile that replaced it drops it */
+      if (!r->opts.trace_path[d][0]) hd_netem_link_clear_trace(s->link[d]);
     }
   }
   deliver(r, now);
@@ -659,7 +662,10 @@ int hd_netem_relay_impair(hd_netem_relay_t *r, const char *body, size_t len, int
     values[i] = arity == 1 && q->has_value[i] ? q->values[i] : NULL;
   }
   rc = hd_netem_opts_apply(&o, names, values, q->n, err, errcap);
-  if (rc == 0) rc = hd_netem_relay_set(r, &o);
+  if (rc == 0) {
+    rc = hd_netem_relay_set(r, &o);
+    if (rc < 0) snprintf(err, errcap, "the resulting settings are not valid for the link model");
+  }
 out:
   free(q);
   return rc;

@@ -500,9 +500,8 @@ int hd_netem_schedule_parse(hd_netem_params_t *p, const char *text, size_t len, 
     hd_time_t at = (hd_time_t)llround(sec * 1e6);
     if (n > 0 && at <= steps[n - 1].at)
       return fail(err, errcap, "line %d: time %g s is not after the previous step", line, sec);
-    size_t need = n + 1 + (n == 0 && at > 0);
-    if (need > HD_NETEM_MAX_SCHEDULE) return fail(err, errcap, "line %d: more than %d steps", line, HD_NETEM_MAX_SCHEDULE);
-    if (n == 0 && at > 0) steps[n++] = (hd_netem_step_t){.at = 0, .rate_bps = p->rate_bps};
+    if (n == HD_NETEM_MAX_SCHEDULE)
+      return fail(err, errcap, "line %d: more than %d steps", line, HD_NETEM_MAX_SCHEDULE);
     steps[n++] = (hd_netem_step_t){.at = at, .rate_bps = (uint64_t)llround(kbps * 1000)};
   }
   if (n == 0) return fail(err, errcap, "no steps (want lines 'SECONDS KBPS')");

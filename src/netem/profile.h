@@ -44,11 +44,11 @@ int hd_netem_opt_apply(hd_netem_opts_t *o, const char *name, const char *value, 
 int hd_netem_opts_apply(hd_netem_opts_t *o, const char *const *names, const char *const *values, size_t n,
                         char *err, size_t errcap);
 
-/* Parses a capacity schedule into p->schedule (replacing rate and any previous
- * schedule): lines "SECONDS KBPS", '#' starts a comment, blank lines ignored,
- * times strictly increasing; a first step after 0 s is preceded by a step at 0
- * with p's constant rate. Returns the number of steps or HD_EINVAL with
- * "line N: ..." in err. */
+/* Parses a capacity schedule into p->schedule (replacing any previous one):
+ * lines "SECONDS KBPS", '#' starts a comment, blank lines and CRs ignored,
+ * times strictly increasing, at most HD_NETEM_MAX_SCHEDULE steps. Before a
+ * first step after 0 s, p->rate_bps applies (link.h). Returns the number of
+ * steps or HD_EINVAL with "line N: ..." in err (p unchanged then). */
 int hd_netem_schedule_parse(hd_netem_params_t *p, const char *text, size_t len, char *err, size_t errcap);
 
 /* Loads shipped profile `name` into up/down. HD_ENOTFOUND for an unknown name. */
