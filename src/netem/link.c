@@ -362,6 +362,14 @@ static void trace_find(const hd_netem_link_t *l, int64_t t_ns, uint64_t *c, size
   if (lo == l->trace_n) {
     cy++;
     lo = 0;
+  } else if (off == 0 && cy > 0) {
+    /* t falls on a period boundary: the previous cycle's entries equal to
+     * the period come first in index order (same time) */
+    size_t k = l->trace_n - 1;
+    while (k > 0 && l->trace[k - 1] == l->trace[l->trace_n - 1])
+      k--;
+    cy--;
+    lo = k;
   }
   *c = cy;
   *i = lo;
@@ -440,8 +448,10 @@ static int64_t rate_serve(const hd_netem_params_t *p, int64_t s, uint32_t len) {
   }
 }
 
+/* At least 1: a very sparse trace is slow, not "unlimited" (0). */
 static uint64_t trace_avg_rate(const hd_netem_link_t *l) {
-  return (uint64_t)l->trace_n * HD_NETEM_TRACE_MTU * 8u * 1000u / l->trace[l->trace_n - 1];
+  uint64_t r = (uint64_t)l->trace_n * HD_NETEM_TRACE_MTU * 8u * 1000u / l->trace[l->trace_n - 1];
+  return r ? r : 1;
 }
 
 uint64_t hd_netem_link_rate(const hd_netem_link_t *l, hd_time_t now) {
@@ -514,7 +524,7 @@ static void release_lent(hd_netem_link_t *l) {
   }
 }
 
-size_t hd_netem_link_held(const hd_netem_link_t *l) { return l ? l->heap_n + (l->lent >= 0) : 0; }
+size_t hd_netem_link_held(const hd_netem_link_t *l) { return l ? l->heap_n : 0; }
 
 /* ---- send path */
 
@@ -584,7 +594,8 @@ static void ring_prune(hd_netem_link_t *l, int64_t t_ns) {
 /* One copy through the bottleneck and the delay stage. 1 accepted, 0 dropped. */
 static int enqueue(hd_netem_link_t *l, const uint8_t *pkt, uint32_t len, hd_time_t now, int64_t a_ns) {
   const hd_netem_params_t *p = &l->p;
-  if (l->heap_n + (l->lent >= 0) >= l->max_pkts || l->heap_n >= l->cap) {
+  /* (the slot lent by poll was released on entry to send) */
+  if (l->heap_n >= l->max_pkts || l->heap_n >= l->cap) {
     l->st.drop_cap++;
     return 0;
   }

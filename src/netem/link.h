@@ -135,7 +135,8 @@ int hd_netem_link_send(hd_netem_link_t *l, const uint8_t *pkt, size_t len, hd_ti
 int hd_netem_link_poll(hd_netem_link_t *l, hd_time_t now, const uint8_t **pkt);
 /* Time of the next packet delivery or internal event; HD_TIME_NEVER when idle. */
 hd_time_t hd_netem_link_next_timeout(const hd_netem_link_t *l);
-/* Packets held inside the link (queued, in flight, or lent out by poll). */
+/* Packets inside the link not yet polled (queued or in flight); they count
+ * against max_packets. */
 size_t hd_netem_link_held(const hd_netem_link_t *l);
 /* Current counters (percentiles computed on the call, from a log-linear
  * histogram: exact below 128 us, within 1/64 above; max is exact). */
