@@ -2,6 +2,7 @@
  * Parses the options, reads schedule and trace files, runs the relay and an
  * optional HTTP control endpoint (GET /stats, POST /impair) on one libuv loop,
  * and prints the stats on exit. */
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,11 +126,18 @@ static void control(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     hd_netem_opts_t o;
     hd_netem_relay_get(a->relay, &o);
     char up[1024], down[1024];
-    hd_netem_params_describe(&o.dir[HD_NETEM_UP], up, sizeof up);
-    hd_netem_params_describe(&o.dir[HD_NETEM_DOWN], down, sizeof down);
+    hd_netem_opts_describe(&o, HD_NETEM_UP, up, sizeof up);
+    hd_netem_opts_describe(&o, HD_NETEM_DOWN, down, sizeof down);
     HD_LOGI("netem", "impairments changed: up: %s; down: %s", up, down);
-    hd_http_resp_text(resp, 200, "{\"up\":\"%s\",\"down\":\"%s\"}\n", up, down);
-    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+    json_t *j = json_pack("{s:s,s:s}", "up", up, "down", down);
+    char *txt = j ? json_dumps(j, 0) : NULL;
+    json_decref(j);
+    if (!txt) {
+      hd_http_resp_text(resp, 500, "out of memory\n");
+      return;
+    }
+    hd_http_resp_body(resp, 200, "application/json", txt, strlen(txt));
+    free(txt);
   } else if (!strcmp(req->path, "/") && !strcmp(req->method, "GET")) {
     hd_http_resp_text(resp, 200,
                       "hudong netem control: GET /stats, POST /impair with JSON "
@@ -223,12 +231,16 @@ int hd_cmd_netem(int argc, char **argv) {
   int rc = 2;
   for (int d = 0; d < 2; d++) {
     const char *dn = d ? "down" : "up";
+    if (hd_netem_params_check(&cfg.opts.dir[d]) < 0) {
+      fprintf(stderr, "hudong netem: the %s settings are not valid for the link model\n", dn);
+      goto out;
+    }
     if (cfg.opts.schedule_path[d][0]) {
       char *text;
       size_t len;
       int frc = read_file(cfg.opts.schedule_path[d], &text, &len);
       if (frc < 0) {
-        fprintf(stderr, "hudong netem: --schedule %s: cannot read (%s)\n", cfg.opts.schedule_path[d],
+        fprintf(stderr, "hudong netem: --schedule %s (%s): cannot read (%s)\n", cfg.opts.schedule_path[d], dn,
                 hd_strerror(frc));
         goto out;
       }
@@ -243,7 +255,8 @@ int hd_cmd_netem(int argc, char **argv) {
       /* the same file for both directions is read twice: simpler than sharing */
       int frc = read_file(cfg.opts.trace_path[d], &traces[d], &cfg.trace_len[d]);
       if (frc < 0) {
-        fprintf(stderr, "hudong netem: --trace %s: cannot read (%s)\n", cfg.opts.trace_path[d], hd_strerror(frc));
+        fprintf(stderr, "hudong netem: --trace %s (%s): cannot read (%s)\n", cfg.opts.trace_path[d], dn,
+                hd_strerror(frc));
         goto out;
       }
       cfg.trace[d] = traces[d];
@@ -288,8 +301,8 @@ int hd_cmd_netem(int argc, char **argv) {
     uv_timer_start(&a.stats_timer, on_stats_timer, ms, ms);
   }
   char up[1024], down[1024];
-  hd_netem_params_describe(&cfg.opts.dir[HD_NETEM_UP], up, sizeof up);
-  hd_netem_params_describe(&cfg.opts.dir[HD_NETEM_DOWN], down, sizeof down);
+  hd_netem_opts_describe(&cfg.opts, HD_NETEM_UP, up, sizeof up);
+  hd_netem_opts_describe(&cfg.opts, HD_NETEM_DOWN, down, sizeof down);
   fprintf(stderr, "hudong netem: relaying udp %s:%d -> %s:%d (seed %llu)\n  up:   %s\n  down: %s\n", listen_host,
           hd_netem_relay_port(a.relay), to_host, to_port, (unsigned long long)cfg.opts.seed, up, down);
   if (ctl_port >= 0) fprintf(stderr, "  control: http://%s:%d/stats\n", ctl_host, ctl_port);

@@ -376,6 +376,8 @@ static void handle_closed(uv_handle_t *h) {
 }
 
 int hd_netem_relay_start(hd_netem_relay_t **out, uv_loop_t *loop, const hd_netem_relay_config_t *cfg) {
+  for (int d = 0; d < 2; d++)
+    if (hd_netem_params_check(&cfg->opts.dir[d]) < 0) return HD_EINVAL;
   hd_netem_relay_t *r = calloc(1, sizeof *r);
   if (!r) return HD_ENOMEM;
   int rc = HD_ENOMEM;
@@ -725,7 +727,7 @@ char *hd_netem_relay_stats_json(hd_netem_relay_t *r) {
   json_t *settings = json_object();
   for (int d = 0; d < 2; d++) {
     char desc[1024];
-    hd_netem_params_describe(&r->opts.dir[d], desc, sizeof desc);
+    hd_netem_opts_describe(&r->opts, d, desc, sizeof desc);
     json_object_set_new(settings, d ? "down" : "up", json_string(desc));
   }
   json_object_set_new(root, "settings", settings);

@@ -555,3 +555,9 @@ size_t hd_netem_params_describe(const hd_netem_params_t *p, char *buf, size_t ca
             (double)p->blackouts[i].duration / 1e6);
   return n;
 }
+
+size_t hd_netem_opts_describe(const hd_netem_opts_t *o, int dir, char *buf, size_t cap) {
+  size_t n = hd_netem_params_describe(&o->dir[dir], buf, cap);
+  if (o->trace_path[dir][0]) n = add(buf, cap, n, " trace %s", o->trace_path[dir]);
+  return n;
+}

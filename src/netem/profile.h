@@ -62,4 +62,7 @@ const char *hd_netem_profile_summary(size_t i);
  * 2000kbps queue 100ms ..."), always NUL-terminated; returns its length. */
 size_t hd_netem_params_describe(const hd_netem_params_t *p, char *buf, size_t cap);
 
+/* hd_netem_params_describe of direction `dir` plus the trace file in use, if any. */
+size_t hd_netem_opts_describe(const hd_netem_opts_t *o, int dir, char *buf, size_t cap);
+
 #endif
