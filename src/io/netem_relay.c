@@ -35,7 +35,7 @@ struct session {
   hd_netem_link_t *link[2];
   hd_time_t start, last_active;
   uint64_t drop_send[2];
-  int dead;
+  uint64_t drop_big[2]; /* datagrams over HD_NETEM_MAX_PKT */
 };
 
 typedef struct {
@@ -63,7 +63,7 @@ struct hd_netem_relay {
   session_t *sessions, *last_hit;
   uint64_t sessions_total, sessions_expired, sessions_rejected, session_seq;
   hd_netem_stats_t closed[2]; /* counters of expired sessions */
-  uint64_t closed_drop_send[2];
+  uint64_t closed_drop_send[2], closed_drop_big[2];
   uint8_t *rxbuf;
 };
 
@@ -203,7 +203,8 @@ static void on_upstream(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const s
   if (nread > 0) {
     hd_time_t now = now_us();
     s->last_active = now;
-    hd_netem_link_send(s->link[HD_NETEM_DOWN], (const uint8_t *)buf->base, (size_t)nread, now);
+    if (hd_netem_link_send(s->link[HD_NETEM_DOWN], (const uint8_t *)buf->base, (size_t)nread, now) < 0)
+      s->drop_big[HD_NETEM_DOWN]++;
   }
   if (!(flags & UV_UDP_MMSG_CHUNK)) {
     deliver(r, now_us());
@@ -246,6 +247,7 @@ static void session_free(hd_netem_relay_t *r, session_t *s) {
     hd_netem_link_stats(s->link[d], &st);
     stats_add(&r->closed[d], &st);
     r->closed_drop_send[d] += s->drop_send[d];
+    r->closed_drop_big[d] += s->drop_big[d];
     hd_netem_link_free(s->link[d]);
     s->link[d] = NULL;
   }
@@ -328,7 +330,8 @@ static void on_listen(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const str
     }
     if (s) {
       s->last_active = now;
-      hd_netem_link_send(s->link[HD_NETEM_UP], (const uint8_t *)buf->base, (size_t)nread, now);
+      if (hd_netem_link_send(s->link[HD_NETEM_UP], (const uint8_t *)buf->base, (size_t)nread, now) < 0)
+        s->drop_big[HD_NETEM_UP]++;
     }
   }
   if (!(flags & UV_UDP_MMSG_CHUNK)) {
@@ -673,10 +676,11 @@ out:
   return rc;
 }
 
-static void totals(hd_netem_relay_t *r, hd_netem_stats_t out[2], uint64_t drop_send[2]) {
+static void totals(hd_netem_relay_t *r, hd_netem_stats_t out[2], uint64_t drop_send[2], uint64_t drop_big[2]) {
   for (int d = 0; d < 2; d++) {
     out[d] = r->closed[d];
     drop_send[d] = r->closed_drop_send[d];
+    drop_big[d] = r->closed_drop_big[d];
   }
   for (session_t *s = r->sessions; s; s = s->next) {
     for (int d = 0; d < 2; d++) {
@@ -684,26 +688,28 @@ static void totals(hd_netem_relay_t *r, hd_netem_stats_t out[2], uint64_t drop_s
       hd_netem_link_stats(s->link[d], &st);
       stats_add(&out[d], &st);
       drop_send[d] += s->drop_send[d];
+      drop_big[d] += s->drop_big[d];
     }
   }
 }
 
 void hd_netem_relay_stats(hd_netem_relay_t *r, hd_netem_stats_t *up, hd_netem_stats_t *down, size_t *sessions) {
   hd_netem_stats_t t[2];
-  uint64_t ds[2];
-  totals(r, t, ds);
+  uint64_t ds[2], db[2];
+  totals(r, t, ds, db);
   if (up) *up = t[0];
   if (down) *down = t[1];
   if (sessions) *sessions = r->n_sessions;
 }
 
-static json_t *dir_json(const hd_netem_stats_t *s, uint64_t drop_send, uint64_t rate_bps, int with_rate) {
-  json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:{s:f,s:f,s:f,s:f}}", "pkts_in",
+static json_t *dir_json(const hd_netem_stats_t *s, uint64_t drop_send, uint64_t drop_big, uint64_t rate_bps,
+                        int with_rate) {
+  json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:{s:f,s:f,s:f,s:f}}", "pkts_in",
                         (json_int_t)s->pkts_in, "bytes_in", (json_int_t)s->bytes_in, "pkts_out",
                         (json_int_t)s->pkts_out, "bytes_out", (json_int_t)s->bytes_out, "drops", "loss",
                         (json_int_t)s->drop_loss, "queue", (json_int_t)s->drop_queue, "blackout",
                         (json_int_t)s->drop_blackout, "cap", (json_int_t)s->drop_cap, "send",
-                        (json_int_t)drop_send, "duplicated", (json_int_t)s->duplicated, "reordered",
+                        (json_int_t)drop_send, "oversize", (json_int_t)drop_big, "duplicated", (json_int_t)s->duplicated, "reordered",
                         (json_int_t)s->reordered, "qdelay_ms", "p50", (double)s->qdelay_p50 / 1000.0, "p95",
                         (double)s->qdelay_p95 / 1000.0, "p99", (double)s->qdelay_p99 / 1000.0, "max",
                         (double)s->qdelay_max / 1000.0);
@@ -713,8 +719,8 @@ static json_t *dir_json(const hd_netem_stats_t *s, uint64_t drop_send, uint64_t 
 
 char *hd_netem_relay_stats_json(hd_netem_relay_t *r) {
   hd_netem_stats_t t[2];
-  uint64_t ds[2];
-  totals(r, t, ds);
+  uint64_t ds[2], db[2];
+  totals(r, t, ds, db);
   hd_time_t now = now_us();
   json_t *root = json_object();
   if (!root) return NULL;
@@ -722,8 +728,8 @@ char *hd_netem_relay_stats_json(hd_netem_relay_t *r) {
   json_object_set_new(root, "sessions_total", json_integer((json_int_t)r->sessions_total));
   json_object_set_new(root, "sessions_expired", json_integer((json_int_t)r->sessions_expired));
   json_object_set_new(root, "sessions_rejected", json_integer((json_int_t)r->sessions_rejected));
-  json_object_set_new(root, "up", dir_json(&t[0], ds[0], 0, 0));
-  json_object_set_new(root, "down", dir_json(&t[1], ds[1], 0, 0));
+  json_object_set_new(root, "up", dir_json(&t[0], ds[0], db[0], 0, 0));
+  json_object_set_new(root, "down", dir_json(&t[1], ds[1], db[1], 0, 0));
   json_t *settings = json_object();
   for (int d = 0; d < 2; d++) {
     char desc[1024];
@@ -739,8 +745,8 @@ char *hd_netem_relay_stats_json(hd_netem_relay_t *r) {
     json_t *c = json_pack("{s:s,s:f,s:f}", "addr", s->name, "age_s", (double)(now - s->start) / 1e6, "idle_s",
                           (double)(now - s->last_active) / 1e6);
     if (!c) continue;
-    json_object_set_new(c, "up", dir_json(&st[0], s->drop_send[0], hd_netem_link_rate(s->link[0], now), 1));
-    json_object_set_new(c, "down", dir_json(&st[1], s->drop_send[1], hd_netem_link_rate(s->link[1], now), 1));
+    json_object_set_new(c, "up", dir_json(&st[0], s->drop_send[0], s->drop_big[0], hd_netem_link_rate(s->link[0], now), 1));
+    json_object_set_new(c, "down", dir_json(&st[1], s->drop_send[1], s->drop_big[1], hd_netem_link_rate(s->link[1], now), 1));
     json_array_append_new(clients, c);
   }
   json_object_set_new(root, "clients", clients);
