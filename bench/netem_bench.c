@@ -160,8 +160,8 @@ static int port_of(int fd) {
 }
 
 static struct sockaddr_in lo(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in a = {
+      .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   return a;
 }
 
@@ -262,7 +262,8 @@ typedef struct {
   size_t n;
 } lat_result_t;
 
-static void bench_latency(lat_result_t *res, const char *path, int via_relay, double delay_ms, double seconds) {
+static void bench_latency(lat_result_t *res, const char *path, int via_relay, double delay_ms,
+                          double seconds) {
   int sink = udp_bind(), snd = udp_bind();
   relay_thr_t rt;
   int port = port_of(sink);
@@ -322,8 +323,10 @@ int main(int argc, char **argv) {
       n_rates = 0;
       for (char *s = argv[++i]; *s && n_rates < MAX_RATES;) {
         rates[n_rates++] = strtod(s, &s);
-        if (*s == ',') s++;
-        else break;
+        if (*s == ',')
+          s++;
+        else
+          break;
       }
     } else {
       fprintf(stderr, "usage: netem_bench [--seconds S] [--rates 50000,100000,0(=unpaced)] [--json FILE]\n");
@@ -371,8 +374,8 @@ int main(int argc, char **argv) {
   printf("  %-20s %10s %10s %10s %16s %16s\n", "path", "delay ms", "p50 us", "p99 us", "added p50 us",
          "added p99 us");
   for (int i = 0; i < 3; i++)
-    printf("  %-20s %10.0f %10.1f %10.1f %16.1f %16.1f\n", lt[i].path, lt[i].delay_ms, lt[i].p50_us, lt[i].p99_us,
-           lt[i].added_p50_us, lt[i].added_p99_us);
+    printf("  %-20s %10.0f %10.1f %10.1f %16.1f %16.1f\n", lt[i].path, lt[i].delay_ms, lt[i].p50_us,
+           lt[i].p99_us, lt[i].added_p50_us, lt[i].added_p99_us);
 
   FILE *f = fopen(json, "w");
   if (!f) {
@@ -382,8 +385,8 @@ int main(int argc, char **argv) {
   time_t wall = time(NULL);
   char date[32];
   strftime(date, sizeof date, "%Y-%m-%d", gmtime(&wall));
-  fprintf(f, "{\n  \"bench\": \"netem\",\n  \"date\": \"%s\",\n  \"packet_bytes\": %d,\n  \"seconds\": %g,\n", date,
-          PKT, seconds);
+  fprintf(f, "{\n  \"bench\": \"netem\",\n  \"date\": \"%s\",\n  \"packet_bytes\": %d,\n  \"seconds\": %g,\n",
+          date, PKT, seconds);
   fprintf(f, "  \"link\": [\n");
   for (int i = 0; i < 2; i++)
     fprintf(f, "    {\"params\": \"%s\", \"packets_per_s\": %.0f, \"ns_per_packet\": %.1f}%s\n", lr[i].name,
@@ -391,7 +394,8 @@ int main(int argc, char **argv) {
   fprintf(f, "  ],\n  \"relay_throughput\": [\n");
   for (int i = 0; i < n_rates; i++)
     fprintf(f,
-            "    {\"offered_pps\": %.0f, \"sent_pps\": %.0f, \"relay_in_pps\": %.0f, \"delivered_pps\": %.0f, \"loss_pct\": %.3f, "
+            "    {\"offered_pps\": %.0f, \"sent_pps\": %.0f, \"relay_in_pps\": %.0f, \"delivered_pps\": "
+            "%.0f, \"loss_pct\": %.3f, "
             "\"relay_cpu_pct\": %.1f, \"packets_per_cpu_second\": %.0f}%s\n",
             tr[i].offered, tr[i].sent_pps, tr[i].relay_in_pps, tr[i].delivered_pps, tr[i].loss_pct,
             tr[i].relay_cpu_pct, tr[i].pps_per_core, i < n_rates - 1 ? "," : "");
@@ -400,8 +404,8 @@ int main(int argc, char **argv) {
     fprintf(f,
             "    {\"path\": \"%s\", \"delay_ms\": %.0f, \"probes\": %zu, \"p50_us\": %.1f, \"p99_us\": %.1f, "
             "\"added_p50_us\": %.1f, \"added_p99_us\": %.1f}%s\n",
-            lt[i].path, lt[i].delay_ms, lt[i].n, lt[i].p50_us, lt[i].p99_us, lt[i].added_p50_us, lt[i].added_p99_us,
-            i < 2 ? "," : "");
+            lt[i].path, lt[i].delay_ms, lt[i].n, lt[i].p50_us, lt[i].p99_us, lt[i].added_p50_us,
+            lt[i].added_p99_us, i < 2 ? "," : "");
   fprintf(f, "  ]\n}\n");
   fclose(f);
   printf("\nwrote %s\n", json);

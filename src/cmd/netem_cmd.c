@@ -67,14 +67,15 @@ static int read_file(const char *path, char **out, size_t *len) {
 }
 
 static void print_dir(FILE *f, const char *name, const hd_netem_stats_t *s) {
-  fprintf(f,
-          "  %-4s in %llu pkts / %llu B, out %llu pkts / %llu B; dropped: loss %llu, queue %llu, blackout %llu, "
-          "cap %llu; dup %llu, reordered %llu; queueing delay p50 %.1f p95 %.1f p99 %.1f max %.1f ms\n",
-          name, (unsigned long long)s->pkts_in, (unsigned long long)s->bytes_in, (unsigned long long)s->pkts_out,
-          (unsigned long long)s->bytes_out, (unsigned long long)s->drop_loss, (unsigned long long)s->drop_queue,
-          (unsigned long long)s->drop_blackout, (unsigned long long)s->drop_cap,
-          (unsigned long long)s->duplicated, (unsigned long long)s->reordered, (double)s->qdelay_p50 / 1000,
-          (double)s->qdelay_p95 / 1000, (double)s->qdelay_p99 / 1000, (double)s->qdelay_max / 1000);
+  fprintf(
+      f,
+      "  %-4s in %llu pkts / %llu B, out %llu pkts / %llu B; dropped: loss %llu, queue %llu, blackout %llu, "
+      "cap %llu; dup %llu, reordered %llu; queueing delay p50 %.1f p95 %.1f p99 %.1f max %.1f ms\n",
+      name, (unsigned long long)s->pkts_in, (unsigned long long)s->bytes_in, (unsigned long long)s->pkts_out,
+      (unsigned long long)s->bytes_out, (unsigned long long)s->drop_loss, (unsigned long long)s->drop_queue,
+      (unsigned long long)s->drop_blackout, (unsigned long long)s->drop_cap,
+      (unsigned long long)s->duplicated, (unsigned long long)s->reordered, (double)s->qdelay_p50 / 1000,
+      (double)s->qdelay_p95 / 1000, (double)s->qdelay_p99 / 1000, (double)s->qdelay_max / 1000);
 }
 
 static void print_stats(netem_app_t *a) {
@@ -272,14 +273,15 @@ int hd_cmd_netem(int argc, char **argv) {
   a.loop = uv_default_loop();
   int src = hd_netem_relay_start(&a.relay, a.loop, &cfg);
   if (src < 0) {
-    fprintf(stderr, "hudong netem: cannot relay %s:%d -> %s:%d: %s\n", listen_host, listen_port, to_host, to_port,
-            src == HD_EINVAL ? "bad address (want an IP literal)" : "cannot bind the listen port");
+    fprintf(stderr, "hudong netem: cannot relay %s:%d -> %s:%d: %s\n", listen_host, listen_port, to_host,
+            to_port, src == HD_EINVAL ? "bad address (want an IP literal)" : "cannot bind the listen port");
     rc = 1;
     uv_run(a.loop, UV_RUN_NOWAIT);
     goto out;
   }
   if (ctl_port >= 0) {
-    hd_http_config_t hc = {.host = ctl_host, .port = ctl_port, .body_cap = 16 * 1024, .handler = control, .ud = &a};
+    hd_http_config_t hc = {
+        .host = ctl_host, .port = ctl_port, .body_cap = 16 * 1024, .handler = control, .ud = &a};
     if (hd_http_server_start(&a.http, a.loop, &hc) < 0) {
       fprintf(stderr, "hudong netem: cannot listen on control %s:%d\n", ctl_host, ctl_port);
       hd_netem_relay_stop(a.relay);
@@ -303,8 +305,9 @@ int hd_cmd_netem(int argc, char **argv) {
   char up[1024], down[1024];
   hd_netem_opts_describe(&cfg.opts, HD_NETEM_UP, up, sizeof up);
   hd_netem_opts_describe(&cfg.opts, HD_NETEM_DOWN, down, sizeof down);
-  fprintf(stderr, "hudong netem: relaying udp %s:%d -> %s:%d (seed %llu)\n  up:   %s\n  down: %s\n", listen_host,
-          hd_netem_relay_port(a.relay), to_host, to_port, (unsigned long long)cfg.opts.seed, up, down);
+  fprintf(stderr, "hudong netem: relaying udp %s:%d -> %s:%d (seed %llu)\n  up:   %s\n  down: %s\n",
+          listen_host, hd_netem_relay_port(a.relay), to_host, to_port, (unsigned long long)cfg.opts.seed, up,
+          down);
   if (ctl_port >= 0) fprintf(stderr, "  control: http://%s:%d/stats\n", ctl_host, ctl_port);
   fflush(stderr);
   uv_run(a.loop, UV_RUN_DEFAULT);

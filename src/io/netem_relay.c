@@ -676,7 +676,8 @@ out:
   return rc;
 }
 
-static void totals(hd_netem_relay_t *r, hd_netem_stats_t out[2], uint64_t drop_send[2], uint64_t drop_big[2]) {
+static void totals(hd_netem_relay_t *r, hd_netem_stats_t out[2], uint64_t drop_send[2],
+                   uint64_t drop_big[2]) {
   for (int d = 0; d < 2; d++) {
     out[d] = r->closed[d];
     drop_send[d] = r->closed_drop_send[d];
@@ -693,7 +694,8 @@ static void totals(hd_netem_relay_t *r, hd_netem_stats_t out[2], uint64_t drop_s
   }
 }
 
-void hd_netem_relay_stats(hd_netem_relay_t *r, hd_netem_stats_t *up, hd_netem_stats_t *down, size_t *sessions) {
+void hd_netem_relay_stats(hd_netem_relay_t *r, hd_netem_stats_t *up, hd_netem_stats_t *down,
+                          size_t *sessions) {
   hd_netem_stats_t t[2];
   uint64_t ds[2], db[2];
   totals(r, t, ds, db);
@@ -704,15 +706,15 @@ void hd_netem_relay_stats(hd_netem_relay_t *r, hd_netem_stats_t *up, hd_netem_st
 
 static json_t *dir_json(const hd_netem_stats_t *s, uint64_t drop_send, uint64_t drop_big, uint64_t rate_bps,
                         int with_rate) {
-  json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:{s:f,s:f,s:f,s:f}}", "pkts_in",
-                        (json_int_t)s->pkts_in, "bytes_in", (json_int_t)s->bytes_in, "pkts_out",
+  json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:{s:f,s:f,s:f,s:f}}",
+                        "pkts_in", (json_int_t)s->pkts_in, "bytes_in", (json_int_t)s->bytes_in, "pkts_out",
                         (json_int_t)s->pkts_out, "bytes_out", (json_int_t)s->bytes_out, "drops", "loss",
                         (json_int_t)s->drop_loss, "queue", (json_int_t)s->drop_queue, "blackout",
                         (json_int_t)s->drop_blackout, "cap", (json_int_t)s->drop_cap, "send",
-                        (json_int_t)drop_send, "oversize", (json_int_t)drop_big, "duplicated", (json_int_t)s->duplicated, "reordered",
-                        (json_int_t)s->reordered, "qdelay_ms", "p50", (double)s->qdelay_p50 / 1000.0, "p95",
-                        (double)s->qdelay_p95 / 1000.0, "p99", (double)s->qdelay_p99 / 1000.0, "max",
-                        (double)s->qdelay_max / 1000.0);
+                        (json_int_t)drop_send, "oversize", (json_int_t)drop_big, "duplicated",
+                        (json_int_t)s->duplicated, "reordered", (json_int_t)s->reordered, "qdelay_ms", "p50",
+                        (double)s->qdelay_p50 / 1000.0, "p95", (double)s->qdelay_p95 / 1000.0, "p99",
+                        (double)s->qdelay_p99 / 1000.0, "max", (double)s->qdelay_max / 1000.0);
   if (o && with_rate) json_object_set_new(o, "rate_kbps", json_real((double)rate_bps / 1000.0));
   return o;
 }
@@ -745,8 +747,10 @@ char *hd_netem_relay_stats_json(hd_netem_relay_t *r) {
     json_t *c = json_pack("{s:s,s:f,s:f}", "addr", s->name, "age_s", (double)(now - s->start) / 1e6, "idle_s",
                           (double)(now - s->last_active) / 1e6);
     if (!c) continue;
-    json_object_set_new(c, "up", dir_json(&st[0], s->drop_send[0], s->drop_big[0], hd_netem_link_rate(s->link[0], now), 1));
-    json_object_set_new(c, "down", dir_json(&st[1], s->drop_send[1], s->drop_big[1], hd_netem_link_rate(s->link[1], now), 1));
+    json_object_set_new(
+        c, "up", dir_json(&st[0], s->drop_send[0], s->drop_big[0], hd_netem_link_rate(s->link[0], now), 1));
+    json_object_set_new(
+        c, "down", dir_json(&st[1], s->drop_send[1], s->drop_big[1], hd_netem_link_rate(s->link[1], now), 1));
     json_array_append_new(clients, c);
   }
   json_object_set_new(root, "clients", clients);

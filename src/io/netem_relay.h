@@ -21,11 +21,11 @@ typedef struct {
   int listen_port;         /* 0 = ephemeral */
   const char *to_host;     /* target address (IPv4 or IPv6 literal) */
   int to_port;
-  hd_netem_opts_t opts;    /* impairments up/down, seed, pending blackout-now */
-  const char *trace[2];    /* Mahimahi trace text per direction (NULL = none), copied */
+  hd_netem_opts_t opts; /* impairments up/down, seed, pending blackout-now */
+  const char *trace[2]; /* Mahimahi trace text per direction (NULL = none), copied */
   size_t trace_len[2];
-  size_t max_sessions;     /* 0 = 64 */
-  hd_time_t idle_timeout;  /* 0 = 60 s */
+  size_t max_sessions;    /* 0 = 64 */
+  hd_time_t idle_timeout; /* 0 = 60 s */
 } hd_netem_relay_config_t;
 
 /* Binds the listener and starts relaying. HD_EINVAL for bad addresses,

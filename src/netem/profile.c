@@ -13,7 +13,7 @@
 #include "base/err.h"
 
 #define MAX_NAME 64
-#define MAX_DELAY_MS 600000.0    /* 10 minutes: anything longer is a typo */
+#define MAX_DELAY_MS 600000.0     /* 10 minutes: anything longer is a typo */
 #define MAX_RATE_KBPS 100000000.0 /* 100 Gbit/s */
 #define MAX_QUEUE_BYTES (1024.0 * 1024 * 1024)
 
@@ -331,7 +331,8 @@ int hd_netem_opt_apply(hd_netem_opts_t *o, const char *name, const char *value, 
     break;
   case OPT_SEED: {
     char *end;
-    if (!*value || *value == '-') return fail(err, errcap, "%s: %s is not a non-negative integer", opt, value);
+    if (!*value || *value == '-')
+      return fail(err, errcap, "%s: %s is not a non-negative integer", opt, value);
     unsigned long long s = strtoull(value, &end, 0);
     if (*end) return fail(err, errcap, "%s: %s is not a non-negative integer", opt, value);
     t.seed = s;
@@ -474,7 +475,8 @@ int hd_netem_schedule_parse(hd_netem_params_t *p, const char *text, size_t len, 
     line++;
     char buf[256];
     size_t l = e - pos;
-    if (l >= sizeof buf) return fail(err, errcap, "line %d: longer than %zu characters", line, sizeof buf - 1);
+    if (l >= sizeof buf)
+      return fail(err, errcap, "line %d: longer than %zu characters", line, sizeof buf - 1);
     if (memchr(text + pos, 0, l)) return fail(err, errcap, "line %d: contains a NUL byte", line);
     memcpy(buf, text + pos, l);
     buf[l] = 0;
@@ -510,7 +512,8 @@ int hd_netem_schedule_parse(hd_netem_params_t *p, const char *text, size_t len, 
   return (int)n;
 }
 
-static size_t add(char *buf, size_t cap, size_t n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static size_t add(char *buf, size_t cap, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static size_t add(char *buf, size_t cap, size_t n, const char *fmt, ...) {
   if (n >= cap) return n;
   va_list ap;

@@ -16,12 +16,12 @@ enum { HD_NETEM_UP = 0, HD_NETEM_DOWN = 1 };
 #define HD_NETEM_PATH_MAX 512
 
 typedef struct {
-  hd_netem_params_t dir[2];                   /* [HD_NETEM_UP], [HD_NETEM_DOWN] */
-  uint64_t seed;                              /* --seed (default 1) */
-  char schedule_path[2][HD_NETEM_PATH_MAX];   /* --schedule FILE, "" if none */
-  char trace_path[2][HD_NETEM_PATH_MAX];      /* --trace FILE, "" if none */
-  hd_time_t blackout_now[2];                  /* --blackout-now MS: a window starting when applied; 0 = none */
-  int blackout_clear[2];                      /* --no-blackout: also end windows started "now" earlier */
+  hd_netem_params_t dir[2];                 /* [HD_NETEM_UP], [HD_NETEM_DOWN] */
+  uint64_t seed;                            /* --seed (default 1) */
+  char schedule_path[2][HD_NETEM_PATH_MAX]; /* --schedule FILE, "" if none */
+  char trace_path[2][HD_NETEM_PATH_MAX];    /* --trace FILE, "" if none */
+  hd_time_t blackout_now[2];                /* --blackout-now MS: a window starting when applied; 0 = none */
+  int blackout_clear[2];                    /* --no-blackout: also end windows started "now" earlier */
 } hd_netem_opts_t;
 
 /* No impairment both ways, seed 1. */

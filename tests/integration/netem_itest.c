@@ -114,10 +114,11 @@ static int http(const char *method, const char *path, const char *body, char *ou
     return -1;
   }
   char req[4096];
-  int n = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                   "Content-Length: %zu\r\n\r\n%s",
-                   method, path, body ? strlen(body) : 0, body ? body : "");
+  int n =
+      snprintf(req, sizeof req,
+               "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+               "Content-Length: %zu\r\n\r\n%s",
+               method, path, body ? strlen(body) : 0, body ? body : "");
   if (write(fd, req, (size_t)n) != n) {
     close(fd);
     return -1;
@@ -180,7 +181,8 @@ static void send_probe(client_t *c, uint32_t seq, size_t len) {
 }
 
 /* Receives replies until `until`; calls back with the RTT in seconds. */
-static int recv_until(client_t *c, double until, void (*cb)(void *, double rtt, double at, size_t len), void *ud) {
+static int recv_until(client_t *c, double until, void (*cb)(void *, double rtt, double at, size_t len),
+                      void *ud) {
   int n = 0;
   uint8_t buf[2048];
   for (;;) {
@@ -353,8 +355,8 @@ int main(int argc, char **argv) {
 
   /* bad control requests get 400 with a reason */
   code = http("POST", "/impair", "{\"down\":{\"loss\":150}}", out, sizeof out);
-  CHECK(code == 400 && strstr(out, "--down-loss: 150 is not a percentage in 0..100"), "bad loss -> %d %s", code,
-        out);
+  CHECK(code == 400 && strstr(out, "--down-loss: 150 is not a percentage in 0..100"), "bad loss -> %d %s",
+        code, out);
   code = http("POST", "/impair", "{not json", out, sizeof out);
   CHECK(code == 400, "bad json -> %d", code);
   code = http("POST", "/impair", "{\"both\":{\"schedule\":\"x\"}}", out, sizeof out);
@@ -372,17 +374,19 @@ int main(int argc, char **argv) {
   if (st) {
     unsigned long echoed = atomic_load(&echo_count);
     long long sessions = json_integer_value(json_object_get(st, "sessions"));
-    printf("stats: sessions %lld, up in %lld out %lld (queue drops %lld, blackout %lld), down in %lld out %lld "
-           "(loss %lld); client sent %lu got %lu, echo saw %lu\n",
-           sessions, jint(st, "up", "pkts_in", NULL), jint(st, "up", "pkts_out", NULL),
-           jint(st, "up", "drops", "queue"), jint(st, "up", "drops", "blackout"), jint(st, "down", "pkts_in", NULL),
-           jint(st, "down", "pkts_out", NULL), jint(st, "down", "drops", "loss"), c.sent + c2.sent,
-           c.received + c2.received, echoed);
+    printf(
+        "stats: sessions %lld, up in %lld out %lld (queue drops %lld, blackout %lld), down in %lld out %lld "
+        "(loss %lld); client sent %lu got %lu, echo saw %lu\n",
+        sessions, jint(st, "up", "pkts_in", NULL), jint(st, "up", "pkts_out", NULL),
+        jint(st, "up", "drops", "queue"), jint(st, "up", "drops", "blackout"),
+        jint(st, "down", "pkts_in", NULL), jint(st, "down", "pkts_out", NULL),
+        jint(st, "down", "drops", "loss"), c.sent + c2.sent, c.received + c2.received, echoed);
     CHECK(sessions == 2, "sessions %lld, want 2", sessions);
     CHECK(jint(st, "up", "pkts_in", NULL) == (long long)(c.sent + c2.sent), "up.pkts_in != sent");
     CHECK(jint(st, "up", "pkts_out", NULL) == (long long)echoed, "up.pkts_out != echoed");
     CHECK(jint(st, "down", "pkts_in", NULL) == (long long)echoed, "down.pkts_in != echoed");
-    CHECK(jint(st, "down", "pkts_out", NULL) == (long long)(c.received + c2.received), "down.pkts_out != received");
+    CHECK(jint(st, "down", "pkts_out", NULL) == (long long)(c.received + c2.received),
+          "down.pkts_out != received");
     CHECK(jint(st, "up", "drops", "blackout") == 10, "up drops.blackout %lld, want 10",
           jint(st, "up", "drops", "blackout"));
     CHECK(json_array_size(json_object_get(st, "clients")) == 2, "clients array");
@@ -397,7 +401,8 @@ int main(int argc, char **argv) {
   char log[16384] = "";
   ssize_t ln = pread(logfd, log, sizeof log - 1, 0);
   if (ln > 0) log[ln] = 0;
-  CHECK(strstr(log, "hudong netem: stopped") && strstr(log, "queueing delay"), "exit stats missing:\n%s", log);
+  CHECK(strstr(log, "hudong netem: stopped") && strstr(log, "queueing delay"), "exit stats missing:\n%s",
+        log);
   CHECK(!strstr(log, "Sanitizer") && !strstr(log, "runtime error"), "sanitizer report:\n%s", log);
   close(logfd);
   unlink(logpath);

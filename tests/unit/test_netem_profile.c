@@ -111,10 +111,10 @@ static void test_prefixes(void **st) {
   assert_int_equal(ap(&o, "--delay", "10"), 0);
   assert_int_equal(ap(&o, "--up-delay", "30"), 0);
   assert_int_equal(ap(&o, "--down-loss", "20"), 0);
-  assert_int_equal(ap(&o, "down-rate", "1000"), 0);    /* no dashes (query strings) */
-  assert_int_equal(ap(&o, "up_jitter", "5"), 0);       /* underscores (JSON keys) */
-  assert_int_equal(ap(&o, "both-dup", "10"), 0);       /* explicit both */
-  assert_int_equal(ap(&o, "--DOWN-Queue", "80"), 0);   /* case-insensitive */
+  assert_int_equal(ap(&o, "down-rate", "1000"), 0);  /* no dashes (query strings) */
+  assert_int_equal(ap(&o, "up_jitter", "5"), 0);     /* underscores (JSON keys) */
+  assert_int_equal(ap(&o, "both-dup", "10"), 0);     /* explicit both */
+  assert_int_equal(ap(&o, "--DOWN-Queue", "80"), 0); /* case-insensitive */
   assert_int_equal(o.dir[HD_NETEM_UP].delay, 30000);
   assert_int_equal(o.dir[HD_NETEM_DOWN].delay, 10000);
   assert_true(o.dir[HD_NETEM_UP].loss == 0);
@@ -247,8 +247,10 @@ static void test_errors(void **st) {
       {"--burst-loss", "1,2,3", NULL},
       {"--burst-loss", "1,2,3,4,5", NULL},
       {"--burst-loss", "1,2,300,4", NULL},
-      {"--burst-loss", "5,0,100,0", "--burst-loss: R (bad->good) is 0, so the link would stay in the bad state forever"},
-      {"--profile", "5g", "--profile: unknown profile '5g' (known: 3g, lossy-wifi, congested-4g, rfc8867-5.1, blackout-2s)"},
+      {"--burst-loss", "5,0,100,0",
+       "--burst-loss: R (bad->good) is 0, so the link would stay in the bad state forever"},
+      {"--profile", "5g",
+       "--profile: unknown profile '5g' (known: 3g, lossy-wifi, congested-4g, rfc8867-5.1, blackout-2s)"},
       {"--schedule", "", "--schedule: needs a file name"},
       {"--frobnicate", "1", "--frobnicate: unknown option"},
       {"--up-seed", "1", "--up-seed: unknown option"},
@@ -312,7 +314,8 @@ static void test_schedule(void **st) {
     hd_netem_params_t q;
     hd_netem_params_init(&q);
     err[0] = 0;
-    assert_int_equal(hd_netem_schedule_parse(&q, bad[i].text, strlen(bad[i].text), err, sizeof err), HD_EINVAL);
+    assert_int_equal(hd_netem_schedule_parse(&q, bad[i].text, strlen(bad[i].text), err, sizeof err),
+                     HD_EINVAL);
     if (strcmp(err, bad[i].msg)) fail_msg("case %zu: got '%s'", i, err);
     assert_int_equal(q.n_schedule, 0);
   }
@@ -332,13 +335,14 @@ static void test_describe(void **st) {
   (void)st;
   hd_netem_opts_t o;
   hd_netem_opts_init(&o);
-  const char *names[] = {"--delay", "--jitter", "--jitter-dist", "--keep-order", "--loss", "--rate", "--queue",
-                         "--blackout"};
+  const char *names[] = {"--delay", "--jitter", "--jitter-dist", "--keep-order",
+                         "--loss",  "--rate",   "--queue",       "--blackout"};
   const char *values[] = {"25", "5", "normal", NULL, "1", "2000", "100", "10000:2000"};
   assert_int_equal(hd_netem_opts_apply(&o, names, values, 8, err, sizeof err), 0);
   char buf[256];
   size_t n = hd_netem_params_describe(&o.dir[0], buf, sizeof buf);
-  assert_string_equal(buf, "delay 25ms jitter 5ms(normal,in-order) loss 1% rate 2000kbps queue 100ms blackout 10s+2s");
+  assert_string_equal(
+      buf, "delay 25ms jitter 5ms(normal,in-order) loss 1% rate 2000kbps queue 100ms blackout 10s+2s");
   assert_int_equal(n, strlen(buf));
   /* truncation stays terminated */
   char tiny[8];
@@ -347,7 +351,8 @@ static void test_describe(void **st) {
   hd_netem_params_t p;
   assert_int_equal(hd_netem_profile_get("rfc8867-5.1", &p, NULL), 0);
   hd_netem_params_describe(&p, buf, sizeof buf);
-  assert_string_equal(buf, "delay 50ms schedule 0s:1000kbps,40s:2500kbps,60s:600kbps,80s:1000kbps queue 300ms");
+  assert_string_equal(buf,
+                      "delay 50ms schedule 0s:1000kbps,40s:2500kbps,60s:600kbps,80s:1000kbps queue 300ms");
 }
 
 int main(void) {
