@@ -122,10 +122,10 @@ struct hd_netem_link {
   /* trace (Mahimahi); ts in ms, non-decreasing, ts[n-1] = period > 0 */
   uint32_t *trace;
   size_t trace_n;
-  int trace_used;          /* trace_c/trace_i name the last opportunity used */
-  uint64_t trace_c;        /* cycle of the last used opportunity */
-  size_t trace_i;          /* index of the last used opportunity */
-  uint32_t trace_left;     /* bytes left in it */
+  int trace_used;      /* trace_c/trace_i name the last opportunity used */
+  uint64_t trace_c;    /* cycle of the last used opportunity */
+  size_t trace_i;      /* index of the last used opportunity */
+  uint32_t trace_left; /* bytes left in it */
 
   /* after the bottleneck */
   hd_time_t last_dlv; /* for keep_order */
@@ -171,7 +171,8 @@ int hd_netem_params_check(const hd_netem_params_t *p) {
   }
   for (size_t i = 0; i < p->n_blackouts; i++) {
     const hd_netem_blackout_t *b = &p->blackouts[i];
-    if (b->duration < 0 || b->duration > MAX_OFFSET_US || b->start < -MAX_OFFSET_US || b->start > MAX_OFFSET_US)
+    if (b->duration < 0 || b->duration > MAX_OFFSET_US || b->start < -MAX_OFFSET_US ||
+        b->start > MAX_OFFSET_US)
       return HD_EINVAL;
   }
   if (p->max_packets > HD_NETEM_MAX_QUEUE_PKTS) return HD_EINVAL;
@@ -339,7 +340,9 @@ void hd_netem_link_clear_trace(hd_netem_link_t *l) {
   l->trace_left = 0;
 }
 
-static int64_t trace_period_ns(const hd_netem_link_t *l) { return (int64_t)l->trace[l->trace_n - 1] * NS_PER_MS; }
+static int64_t trace_period_ns(const hd_netem_link_t *l) {
+  return (int64_t)l->trace[l->trace_n - 1] * NS_PER_MS;
+}
 
 static int64_t trace_time(const hd_netem_link_t *l, uint64_t c, size_t i) {
   return (int64_t)c * trace_period_ns(l) + (int64_t)l->trace[i] * NS_PER_MS;
@@ -413,6 +416,28 @@ static int64_t trace_serve(hd_netem_link_t *l, int64_t a_ns, uint32_t len) {
   return trace_time(l, c, i);
 }
 
+/* Saturating time arithmetic: caller clocks are arbitrary int64. */
+static inline hd_time_t sat_add(hd_time_t a, hd_time_t b) {
+  hd_time_t r;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX - 1 : INT64_MIN;
+  return r == INT64_MAX ? INT64_MAX - 1 : r; /* INT64_MAX is HD_TIME_NEVER */
+}
+
+static inline hd_time_t sat_sub(hd_time_t a, hd_time_t b) {
+  hd_time_t r;
+  if (__builtin_sub_overflow(a, b, &r)) return b < 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+
+/* now - start, saturated to +-MAX_OFFSET_US (caller clocks are arbitrary). */
+static hd_time_t offset_us(const hd_netem_link_t *l, hd_time_t now) {
+  hd_time_t off;
+  if (__builtin_sub_overflow(now, l->start, &off)) return now < 0 ? -MAX_OFFSET_US : MAX_OFFSET_US;
+  if (off > MAX_OFFSET_US) return MAX_OFFSET_US;
+  if (off < -MAX_OFFSET_US) return -MAX_OFFSET_US;
+  return off;
+}
+
 /* ---- rate / schedule */
 
 /* Rate in effect at offset t_us and the end of that segment (ns offset). */
@@ -457,9 +482,8 @@ static uint64_t trace_avg_rate(const hd_netem_link_t *l) {
 uint64_t hd_netem_link_rate(const hd_netem_link_t *l, hd_time_t now) {
   if (!l) return 0;
   if (l->trace) return trace_avg_rate(l);
-  hd_time_t off = now - l->start;
+  hd_time_t off = offset_us(l, now);
   if (off < 0) off = 0;
-  if (off > MAX_OFFSET_US) off = MAX_OFFSET_US;
   return rate_at(&l->p, off * NS_PER_US, NULL);
 }
 
@@ -540,18 +564,14 @@ static hd_time_t jitter_sample(hd_netem_link_t *l) {
   rng_t *r = &l->rng[RNG_JITTER];
   double j = (double)p->jitter, x;
   switch (p->jitter_dist) {
-  case HD_JITTER_UNIFORM:
-    x = (2.0 * rng_u01(r) - 1.0) * j;
-    break;
+  case HD_JITTER_UNIFORM: x = (2.0 * rng_u01(r) - 1.0) * j; break;
   case HD_JITTER_NORMAL: {
     /* Box-Muller; one sample per packet keeps the stream position simple */
     double u1 = 1.0 - rng_u01(r), u2 = rng_u01(r); /* u1 in (0, 1] */
     x = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2) * j;
     break;
   }
-  default: /* Pareto: Lomax shape 3, scale j */
-    x = (pow(1.0 - rng_u01(r), -1.0 / 3.0) - 1.0) * j;
-    break;
+  default: /* Pareto: Lomax shape 3, scale j */ x = (pow(1.0 - rng_u01(r), -1.0 / 3.0) - 1.0) * j; break;
   }
   if (x > 1000.0 * j) x = 1000.0 * j;
   if (x < -1000.0 * j) x = -1000.0 * j;
@@ -634,9 +654,9 @@ static int enqueue(hd_netem_link_t *l, const uint8_t *pkt, uint32_t len, hd_time
     l->ring_n++;
     l->q_bytes += len;
   }
-  hd_time_t dep = l->start + (dep_ns + NS_PER_US - 1) / NS_PER_US;
-  if (dep < now) dep = now; /* offers before the start are served from the start */
-  qdelay_record(l, dep - now);
+  hd_time_t dep = sat_add(l->start, (dep_ns + NS_PER_US - 1) / NS_PER_US);
+  if (dep < now) dep = now; /* only past the offset range (~127 years) */
+  qdelay_record(l, sat_sub(dep, now));
 
   hd_time_t at;
   if (rng_chance(&l->rng[RNG_REORDER], p->reorder)) {
@@ -644,7 +664,7 @@ static int enqueue(hd_netem_link_t *l, const uint8_t *pkt, uint32_t len, hd_time
     l->st.reordered++;
   } else {
     hd_time_t extra = p->delay + jitter_sample(l);
-    at = dep + (extra > 0 ? extra : 0);
+    at = sat_add(dep, extra > 0 ? extra : 0);
     if (p->keep_order && at < l->last_dlv) at = l->last_dlv;
     if (at > l->last_dlv) l->last_dlv = at;
   }
@@ -663,7 +683,7 @@ int hd_netem_link_send(hd_netem_link_t *l, const uint8_t *pkt, size_t len, hd_ti
   release_lent(l);
   l->st.pkts_in++;
   l->st.bytes_in += len;
-  hd_time_t off = now - l->start;
+  hd_time_t off = offset_us(l, now);
   if (in_blackout(&l->p, off)) {
     l->st.drop_blackout++;
     return 0;
@@ -673,8 +693,7 @@ int hd_netem_link_send(hd_netem_link_t *l, const uint8_t *pkt, size_t len, hd_ti
     return 0;
   }
   int dup = rng_chance(&l->rng[RNG_DUP], l->p.duplicate);
-  if (off < 0) off = 0;
-  if (off > MAX_OFFSET_US) off = MAX_OFFSET_US;
+  if (off < 0) off = 0; /* offers before the start are served from the start */
   int64_t a_ns = off * NS_PER_US;
   int rc = enqueue(l, pkt, (uint32_t)len, now, a_ns);
   if (dup) {

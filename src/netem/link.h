@@ -44,10 +44,10 @@
 
 #include "base/time.h"
 
-#define HD_NETEM_MAX_PKT 2048       /* largest datagram carried */
-#define HD_NETEM_MAX_SCHEDULE 64    /* capacity schedule steps */
+#define HD_NETEM_MAX_PKT 2048    /* largest datagram carried */
+#define HD_NETEM_MAX_SCHEDULE 64 /* capacity schedule steps */
 #define HD_NETEM_MAX_BLACKOUTS 16
-#define HD_NETEM_DEFAULT_QUEUE_PKTS 10000 /* hard cap on packets inside one link */
+#define HD_NETEM_DEFAULT_QUEUE_PKTS 10000  /* hard cap on packets inside one link */
 #define HD_NETEM_MAX_QUEUE_PKTS (1u << 20) /* largest max_packets accepted */
 #define HD_NETEM_MAX_TRACE (1u << 22)      /* delivery opportunities in one trace period */
 #define HD_NETEM_TRACE_MTU 1500            /* bytes per Mahimahi delivery opportunity */
@@ -74,23 +74,23 @@ typedef struct {
 } hd_netem_ge_t;
 
 typedef struct {
-  hd_time_t delay;         /* one-way propagation delay */
-  hd_time_t jitter;        /* spread: uniform ±jitter, normal σ, Pareto scale */
-  int jitter_dist;         /* HD_JITTER_* */
-  int keep_order;          /* jittered packets never overtake earlier ones */
-  double loss;             /* Bernoulli loss probability, 0..1 */
-  hd_netem_ge_t ge;        /* bursty loss (used instead of `loss` when enabled) */
-  double duplicate;        /* probability a packet is delivered twice */
-  double reorder;          /* probability a packet skips ahead (delivered with no extra delay) */
-  uint64_t rate_bps;       /* constant capacity; 0 = unlimited. With a schedule: the
-                              capacity before its first step. Ignored with a trace. */
-  size_t queue_bytes;      /* drop-tail queue limit in bytes; 0 = from queue_time or unlimited */
-  hd_time_t queue_time;    /* queue limit as time at the current rate (e.g. 100 ms) */
+  hd_time_t delay;      /* one-way propagation delay */
+  hd_time_t jitter;     /* spread: uniform ±jitter, normal σ, Pareto scale */
+  int jitter_dist;      /* HD_JITTER_* */
+  int keep_order;       /* jittered packets never overtake earlier ones */
+  double loss;          /* Bernoulli loss probability, 0..1 */
+  hd_netem_ge_t ge;     /* bursty loss (used instead of `loss` when enabled) */
+  double duplicate;     /* probability a packet is delivered twice */
+  double reorder;       /* probability a packet skips ahead: no propagation delay, no jitter (netem) */
+  uint64_t rate_bps;    /* constant capacity; 0 = unlimited. With a schedule: the
+                           capacity before its first step. Ignored with a trace. */
+  size_t queue_bytes;   /* drop-tail queue limit in bytes; 0 = from queue_time or unlimited */
+  hd_time_t queue_time; /* queue limit as time at the current rate (e.g. 100 ms) */
   hd_netem_step_t schedule[HD_NETEM_MAX_SCHEDULE]; /* `at` strictly ascending, >= 0 */
   size_t n_schedule;
   hd_netem_blackout_t blackouts[HD_NETEM_MAX_BLACKOUTS];
   size_t n_blackouts;
-  size_t max_packets;      /* cap on packets held; 0 = HD_NETEM_DEFAULT_QUEUE_PKTS */
+  size_t max_packets; /* cap on packets held; 0 = HD_NETEM_DEFAULT_QUEUE_PKTS */
 } hd_netem_params_t;
 
 /* Per-direction counters. Delay percentiles are over queueing delay at the
@@ -127,8 +127,9 @@ int hd_netem_link_set_trace(hd_netem_link_t *l, const char *text, size_t len, ch
 /* Drops the trace: rate/schedule from the params apply again. */
 void hd_netem_link_clear_trace(hd_netem_link_t *l);
 /* Offers a packet at `now` (1..HD_NETEM_MAX_PKT bytes). Returns 1 if accepted
- * (it will come out later), 0 if dropped by an impairment (counted), HD_EINVAL
- * for an empty or too big packet (not counted). */
+ * (it will come out later; a duplicate's fate does not change this), 0 if
+ * dropped by an impairment (counted), HD_EINVAL for an empty or too big
+ * packet (not counted). Releases the buffer lent by the last poll. */
 int hd_netem_link_send(hd_netem_link_t *l, const uint8_t *pkt, size_t len, hd_time_t now);
 /* Takes the next packet due at or before `now`: returns its length and lends
  * its bytes via *pkt (valid until the next call on the link), 0 when none. */

@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hd_netem_stats_t st;
     hd_netem_link_stats(l, &st);
     if (st.pkts_in != st.pkts_out + st.drop_queue + st.drop_cap + hd_netem_link_held(l)) abort();
-    if (st.qdelay_p50 > st.qdelay_p95 || st.qdelay_p95 > st.qdelay_p99 || st.qdelay_p99 > st.qdelay_max) abort();
+    if (st.qdelay_p50 > st.qdelay_p95 || st.qdelay_p95 > st.qdelay_p99 || st.qdelay_p99 > st.qdelay_max)
+      abort();
   }
   hd_netem_link_free(l);
   return 0;
