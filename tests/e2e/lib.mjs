@@ -15,7 +15,7 @@ export const hudongBin = process.env.HUDONG_BIN || path.join(root, 'build/hudong
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Picks a free UDP+TCP port pair by binding port 0.
-async function freePort() {
+export async function freePort() {
   const s = createSocket('udp4');
   await new Promise((r) => s.bind(0, '127.0.0.1', r));
   const p = s.address().port;

@@ -4,21 +4,13 @@
 // RTX answers, so the viewer keeps decoding smoothly.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { after, before, test } from 'node:test';
-import { closeBrowser, hudongBin, launchBrowser, metrics, sleep, startServer, stopServer, waitFor } from './lib.mjs';
+import { closeBrowser, freePort, hudongBin, launchBrowser, metrics, sleep, startServer, stopServer, waitFor } from './lib.mjs';
 
-async function freeUdpPort() {
-  const s = createSocket('udp4');
-  await new Promise((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  s.close();
-  return p;
-}
 
 let srv, relay, relayLog = '', browser;
 before(async () => {
-  const relayPort = await freeUdpPort();
+  const relayPort = await freePort();
   // the node tells clients to send media to the relay's port
   srv = await startServer(['--rtc-announce-port', String(relayPort)]);
   relay = spawn(hudongBin, ['netem', '--listen', `127.0.0.1:${relayPort}`, '--to', `127.0.0.1:${srv.rtcPort}`,
