@@ -239,9 +239,9 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
     snprintf(err, errcap, "answer too large");
     goto fail;
   }
-  s->out[HD_TRACK_AUDIO].ssrc = ssrc_a;
-  s->out[HD_TRACK_VIDEO].ssrc = ssrc_v;
-  s->out[HD_TRACK_VIDEO].rtx_ssrc = ssrc_rtx;
+  s->want_ssrc[HD_TRACK_AUDIO] = ssrc_a;
+  s->want_ssrc[HD_TRACK_VIDEO] = ssrc_v;
+  s->want_rtx_ssrc = ssrc_rtx;
   rc = hd_peer_init(&s->peer, &n->txq, n->cert, s->local_ufrag, s->local_pwd, s->neg.remote_ufrag,
                     s->neg.remote_fingerprint, s->neg.dtls_server, now);
   if (rc < 0) {
@@ -363,11 +363,11 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
     uint8_t scratch[HD_DATAGRAM_MAX];
     const uint8_t *pkt;
     size_t plen;
-    int kind =
+    int in_idx =
         hd_session_publisher_rtp(s, buf, len, now, scratch, sizeof scratch, &pkt, &plen, &n->stats.media);
-    if (kind >= 0) {
+    if (in_idx >= 0) {
       for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room)
-        hd_session_forward(v, s, kind, pkt, plen, now);
+        hd_session_forward(v, s, in_idx, pkt, plen, now);
     }
   } else if (rc == HD_PEER_PKT_RTCP) {
     hd_session_rtcp(s, s->kind == HD_SESSION_PLAY ? pub : s, buf, len, now, &n->stats.media);

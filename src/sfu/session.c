@@ -31,10 +31,12 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
     int k = kind_of(m->kind);
     if (!m->active || k < 0) continue;
     if (s->kind == HD_SESSION_PUBLISH) {
-      hd_in_track_t *t = &s->in[k];
-      if (t->active) continue; /* one track per kind for now */
+      if (s->n_in >= HD_SESSION_MAX_TRACKS) continue;
+      hd_in_track_t *t = &s->in[s->n_in++];
       t->active = 1;
+      t->kind = k;
       t->media_index = i;
+      snprintf(t->mid, sizeof t->mid, "%s", m->mid);
       t->pt = m->pt;
       t->rtx_pt = m->rtx_pt;
       t->clock = m->clock;
@@ -55,12 +57,24 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
         t->have_cache = 1;
       }
       if (m->ext_twcc) s->ext_twcc = m->ext_twcc;
+      if (m->ext_mid) s->ext_mid_in = m->ext_mid;
       if (m->ext_audio_level) s->ext_audio_level_in = m->ext_audio_level;
     } else {
-      hd_out_track_t *t = &s->out[k];
-      if (t->active) continue;
+      if (s->n_out >= HD_SESSION_MAX_TRACKS) continue;
+      hd_out_track_t *t = &s->out[s->n_out++];
       t->active = 1;
+      t->kind = k;
       t->media_index = i;
+      t->src = NULL;
+      t->src_in = -1;
+      /* WHEP promises one SSRC per kind in its answer; a second track of a kind gets fresh ones */
+      int first_of_kind = 1;
+      for (int j = 0; j < s->n_out - 1; j++)
+        if (s->out[j].kind == k) first_of_kind = 0;
+      t->ssrc = first_of_kind && s->want_ssrc[k] ? s->want_ssrc[k] : (hd_random_u32() | 1);
+      t->rtx_ssrc = k == HD_TRACK_VIDEO
+                        ? (first_of_kind && s->want_rtx_ssrc ? s->want_rtx_ssrc : (hd_random_u32() | 1))
+                        : 0;
       t->pt = m->pt;
       t->rtx_pt = m->rtx_pt;
       t->clock = m->clock;
@@ -81,11 +95,61 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
 }
 
 void hd_session_free_tracks(hd_session_t *s) {
-  for (int k = 0; k < HD_TRACK_KINDS; k++)
-    if (s->in[k].have_cache) {
-      hd_rtp_cache_free(&s->in[k].cache);
-      s->in[k].have_cache = 0;
+  for (int i = 0; i < s->n_in; i++)
+    if (s->in[i].have_cache) {
+      hd_rtp_cache_free(&s->in[i].cache);
+      s->in[i].have_cache = 0;
     }
+}
+
+int hd_session_first_in(const hd_session_t *pub, int kind) {
+  for (int i = 0; i < pub->n_in; i++)
+    if (pub->in[i].active && pub->in[i].kind == kind) return i;
+  return -1;
+}
+
+/* Which track a publisher packet belongs to (see hd_in_track_t). Sets *is_rtx. */
+static int in_track_for(hd_session_t *s, const hd_rtp_hdr_t *h, int *is_rtx) {
+  *is_rtx = 0;
+  for (int i = 0; i < s->n_in; i++) {
+    hd_in_track_t *t = &s->in[i];
+    if (!t->active) continue;
+    if (t->have_ssrc && t->ssrc == h->ssrc && h->pt == t->pt) return i;
+    if (t->rtx_pt && h->pt == t->rtx_pt && t->rtx_ssrc && t->rtx_ssrc == h->ssrc) {
+      *is_rtx = 1;
+      return i;
+    }
+  }
+  /* unknown SSRC: the mid extension names the media section */
+  if (s->ext_mid_in) {
+    const uint8_t *d;
+    size_t dl;
+    char mid[32];
+    if (hd_rtp_ext_find(h, s->ext_mid_in, &d, &dl) == 0 && hd_rtp_ext_string(d, dl, mid, sizeof mid) > 0) {
+      for (int i = 0; i < s->n_in; i++) {
+        hd_in_track_t *t = &s->in[i];
+        if (!t->active || strcmp(t->mid, mid)) continue;
+        if (h->pt == t->pt) return i;
+        if (t->rtx_pt && h->pt == t->rtx_pt) {
+          *is_rtx = 1;
+          return i;
+        }
+      }
+    }
+  }
+  /* no mid: a payload type only one track uses */
+  int found = -1, rtx = 0;
+  for (int i = 0; i < s->n_in; i++) {
+    hd_in_track_t *t = &s->in[i];
+    if (!t->active) continue;
+    if (h->pt == t->pt || (t->rtx_pt && h->pt == t->rtx_pt)) {
+      if (found >= 0) return -1; /* ambiguous */
+      found = i;
+      rtx = h->pt != t->pt;
+    }
+  }
+  *is_rtx = rtx;
+  return found;
 }
 
 /* Records a transport-wide sequence number for TWCC feedback. */
@@ -134,21 +198,21 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
     if (hd_rtp_ext_find(&h, s->ext_twcc, &d, &dl) == 0 && hd_rtp_twcc_seq_parse(d, dl, &tseq) == 0)
       twcc_record(s, tseq, now);
   }
-  for (int k = 0; k < HD_TRACK_KINDS; k++) {
+  int is_rtx;
+  int k = in_track_for(s, &h, &is_rtx);
+  if (k >= 0) {
     hd_in_track_t *t = &s->in[k];
-    if (!t->active) continue;
-    if (h.pt == t->pt) {
+    if (!is_rtx) {
       if (!t->have_ssrc || t->ssrc != h.ssrc) {
         if (t->have_ssrc)
-          HD_LOGI("sfu", "session %s: %s SSRC changed %08x -> %08x", s->id, k ? "video" : "audio", t->ssrc,
-                  h.ssrc);
+          HD_LOGI("sfu", "session %s: track %s SSRC changed %08x -> %08x", s->id, t->mid, t->ssrc, h.ssrc);
         t->ssrc = h.ssrc;
         t->have_ssrc = 1;
         hd_rtp_recv_stats_init(&t->stats, h.ssrc);
         if (t->have_cache) hd_rtp_cache_clear(&t->cache);
         if (t->nack_enabled) hd_nack_gen_reset(&t->nack);
         /* a new source (encoder restart): make sure viewers get a keyframe of it */
-        if (t->have_sr && k == HD_TRACK_VIDEO) t->pli_pending = 1;
+        if (t->have_sr && t->kind == HD_TRACK_VIDEO) t->pli_pending = 1;
         t->have_sr = 0;
       }
       if (t->nack_enabled) hd_nack_gen_on_packet(&t->nack, h.seq, now);
@@ -161,22 +225,20 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
       *pkt_len = len;
       return k;
     }
-    if (t->rtx_pt && h.pt == t->rtx_pt) {
-      t->rtx_ssrc = h.ssrc;
-      if (!t->have_ssrc || h.payload_len < 2) return HD_EAGAIN; /* padding probe or unknown base */
-      uint16_t osn;
-      int n = hd_rtp_rtx_decode(buf, len, t->ssrc, t->pt, scratch, scratch_cap, &osn);
-      if (n < 0) return HD_EAGAIN;
-      t->rtx_packets++;
-      hd_rtp_hdr_t oh;
-      if (hd_rtp_parse(scratch, (size_t)n, &oh) < 0) return HD_EPROTO;
-      hd_rtp_recv_stats_update(&t->stats, oh.seq, oh.ts, now, t->clock);
-      if (t->nack_enabled) hd_nack_gen_on_packet(&t->nack, oh.seq, now);
-      if (t->have_cache) hd_rtp_cache_put(&t->cache, scratch, (size_t)n, now);
-      *pkt = scratch;
-      *pkt_len = (size_t)n;
-      return k;
-    }
+    t->rtx_ssrc = h.ssrc;
+    if (!t->have_ssrc || h.payload_len < 2) return HD_EAGAIN; /* padding probe or unknown base */
+    uint16_t osn;
+    int n = hd_rtp_rtx_decode(buf, len, t->ssrc, t->pt, scratch, scratch_cap, &osn);
+    if (n < 0) return HD_EAGAIN;
+    t->rtx_packets++;
+    hd_rtp_hdr_t oh;
+    if (hd_rtp_parse(scratch, (size_t)n, &oh) < 0) return HD_EPROTO;
+    hd_rtp_recv_stats_update(&t->stats, oh.seq, oh.ts, now, t->clock);
+    if (t->nack_enabled) hd_nack_gen_on_packet(&t->nack, oh.seq, now);
+    if (t->have_cache) hd_rtp_cache_put(&t->cache, scratch, (size_t)n, now);
+    *pkt = scratch;
+    *pkt_len = (size_t)n;
+    return k;
   }
   c->drop_unknown_pt++;
   return HD_ENOTFOUND;
@@ -223,13 +285,17 @@ static int codec_matches(const hd_out_track_t *o, const hd_in_track_t *i) {
   return 1;
 }
 
-void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int kind, const uint8_t *pkt, size_t len,
-                        hd_time_t now) {
-  hd_out_track_t *t = &v->out[kind];
-  if (!t->active || v->peer.state != HD_PEER_CONNECTED || v->closing) return;
-  if (!codec_matches(t, &pub->in[kind])) return;
-  hd_rtp_hdr_t h;
-  if (hd_rtp_parse(pkt, len, &h) < 0) return;
+/* 1 if viewer track t follows publisher pub's track in_idx. */
+static int follows(const hd_out_track_t *t, const hd_session_t *pub, int in_idx) {
+  if (!t->active) return 0;
+  if (t->src) return t->src == pub && t->src_in == in_idx;
+  return pub->in[in_idx].kind == t->kind && hd_session_first_in(pub, t->kind) == in_idx;
+}
+
+static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
+                        const hd_rtp_hdr_t *hp, hd_time_t now) {
+  if (!codec_matches(t, &pub->in[in_idx])) return;
+  hd_rtp_hdr_t h = *hp;
   uint16_t seq;
   uint32_t ts;
   if (hd_rewriter_map(&t->rw, h.ssrc, h.seq, h.ts, now, &seq, &ts) < 0) return;
@@ -244,9 +310,33 @@ void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int kind, cons
   hd_rtp_send_stats_update(&t->sstats, ts, h.payload_len, now);
 }
 
+void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const uint8_t *pkt, size_t len,
+                        hd_time_t now) {
+  if (v->peer.state != HD_PEER_CONNECTED || v->closing || in_idx < 0 || in_idx >= pub->n_in) return;
+  hd_rtp_hdr_t h;
+  int parsed = 0;
+  for (int i = 0; i < v->n_out; i++) {
+    hd_out_track_t *t = &v->out[i];
+    if (!follows(t, pub, in_idx)) continue;
+    if (!parsed) {
+      if (hd_rtp_parse(pkt, len, &h) < 0) return;
+      parsed = 1;
+    }
+    forward_one(v, t, pub, in_idx, &h, now);
+  }
+}
+
 void hd_session_request_keyframe(hd_session_t *pub, hd_time_t now, hd_session_counters_t *c) {
-  hd_in_track_t *t = &pub->in[HD_TRACK_VIDEO];
-  if (!t->active || !t->have_ssrc || pub->peer.state != HD_PEER_CONNECTED) return;
+  for (int i = 0; i < pub->n_in; i++)
+    if (pub->in[i].kind == HD_TRACK_VIDEO) hd_session_request_keyframe_track(pub, i, now, c);
+}
+
+void hd_session_request_keyframe_track(hd_session_t *pub, int in_idx, hd_time_t now,
+                                       hd_session_counters_t *c) {
+  if (in_idx < 0 || in_idx >= pub->n_in) return;
+  hd_in_track_t *t = &pub->in[in_idx];
+  if (!t->active || t->kind != HD_TRACK_VIDEO || !t->have_ssrc || pub->peer.state != HD_PEER_CONNECTED)
+    return;
   if (now - t->last_pli < PLI_MIN_INTERVAL) {
     /* Not dropped: a viewer that connects just after another one still needs
      * its keyframe; one PLI at the end of the interval serves every request. */
@@ -264,10 +354,19 @@ void hd_session_request_keyframe(hd_session_t *pub, hd_time_t now, hd_session_co
 }
 
 /* Answers one NACKed seq of viewer track `t` from the publisher's cache. */
-static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, int kind, uint16_t out_seq,
+/* The publisher session and track an out track follows right now (src may be NULL). */
+static hd_in_track_t *source_of(const hd_out_track_t *t, hd_session_t *room_pub, hd_session_t **pub_out) {
+  hd_session_t *pub = t->src ? t->src : room_pub;
+  int idx = t->src ? t->src_in : (pub ? hd_session_first_in(pub, t->kind) : -1);
+  *pub_out = pub;
+  return pub && idx >= 0 && idx < pub->n_in ? &pub->in[idx] : NULL;
+}
+
+static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
                        hd_time_t now, hd_session_counters_t *c) {
   uint16_t src_seq;
-  hd_in_track_t *src = pub ? &pub->in[kind] : NULL;
+  hd_session_t *pub;
+  hd_in_track_t *src = source_of(t, room_pub, &pub);
   if (!src || !src->have_cache || hd_rewriter_unmap_seq(&t->rw, out_seq, &src_seq) < 0) {
     t->nacks_unanswered++;
     return;
@@ -302,12 +401,9 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, in
   c->retransmitted++;
 }
 
-static hd_out_track_t *out_by_ssrc(hd_session_t *s, uint32_t ssrc, int *kind) {
-  for (int k = 0; k < HD_TRACK_KINDS; k++)
-    if (s->out[k].active && s->out[k].ssrc == ssrc) {
-      *kind = k;
-      return &s->out[k];
-    }
+static hd_out_track_t *out_by_ssrc(hd_session_t *s, uint32_t ssrc) {
+  for (int i = 0; i < s->n_out; i++)
+    if (s->out[i].active && s->out[i].ssrc == ssrc) return &s->out[i];
   return NULL;
 }
 
@@ -321,8 +417,8 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
     if (p.pt == HD_RTCP_SR && s->kind == HD_SESSION_PUBLISH) {
       hd_rtcp_sr_t sr;
       if (hd_rtcp_parse_sr(&p, &sr) < 0) continue;
-      for (int k = 0; k < HD_TRACK_KINDS; k++) {
-        hd_in_track_t *t = &s->in[k];
+      for (int i = 0; i < s->n_in; i++) {
+        hd_in_track_t *t = &s->in[i];
         if (t->active && t->have_ssrc && t->ssrc == sr.ssrc) {
           t->have_sr = 1;
           t->sr_ntp = sr.ntp;
@@ -334,17 +430,29 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
     } else if ((p.pt == HD_RTCP_RTPFB || p.pt == HD_RTCP_PSFB) && s->kind == HD_SESSION_PLAY) {
       hd_rtcp_fb_t fb;
       if (hd_rtcp_parse_fb(&p, &fb) < 0) continue;
-      int kind = -1;
       if (fb.pt == HD_RTCP_RTPFB && fb.fmt == 1) { /* generic NACK, RFC 4585 §6.2.1 */
-        hd_out_track_t *t = out_by_ssrc(s, fb.media_ssrc, &kind);
+        hd_out_track_t *t = out_by_ssrc(s, fb.media_ssrc);
         uint16_t seqs[256];
         int n = hd_rtcp_nack_expand(&fb, seqs, 256);
         if (!t || n < 0) continue;
         c->nack_received += (uint64_t)n;
         for (int i = 0; i < n; i++)
-          retransmit(s, t, pub, kind, seqs[i], now, c);
+          retransmit(s, t, pub, seqs[i], now, c);
       } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == 1 || fb.fmt == 4)) { /* PLI / FIR, RFC 5104 */
-        if (pub) hd_session_request_keyframe(pub, now, c);
+        /* the keyframe of the track the viewer asks about (FIR names it in its FCI;
+         * Chrome puts it in media_ssrc for PLI); unknown: all video of the publisher */
+        uint32_t media = fb.media_ssrc;
+        if (fb.fmt == 4) {
+          hd_rtcp_fir_entry_t fe[4];
+          if (hd_rtcp_fir_parse(&fb, fe, 4) > 0) media = fe[0].ssrc;
+        }
+        hd_out_track_t *t = out_by_ssrc(s, media);
+        hd_session_t *src_pub;
+        hd_in_track_t *src = t ? source_of(t, pub, &src_pub) : NULL;
+        if (src)
+          hd_session_request_keyframe_track(src_pub, (int)(src - src_pub->in), now, c);
+        else if (pub)
+          hd_session_request_keyframe(pub, now, c);
       }
     }
   }
@@ -356,18 +464,19 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
   if (s->peer.state == HD_PEER_CONNECTED) {
     t = hd_time_min(t, s->next_rtcp);
     if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
-    if (s->in[HD_TRACK_VIDEO].pli_pending)
-      t = hd_time_min(t, s->in[HD_TRACK_VIDEO].last_pli + PLI_MIN_INTERVAL);
-    for (int k = 0; k < HD_TRACK_KINDS; k++)
-      if (s->in[k].active && s->in[k].nack_enabled)
-        t = hd_time_min(t, hd_nack_gen_next_timeout(&s->in[k].nack));
+    for (int i = 0; i < s->n_in; i++) {
+      const hd_in_track_t *in = &s->in[i];
+      if (in->pli_pending) t = hd_time_min(t, in->last_pli + PLI_MIN_INTERVAL);
+      if (in->active && in->nack_enabled) t = hd_time_min(t, hd_nack_gen_next_timeout(&in->nack));
+    }
   }
   return t;
 }
 
 static void send_twcc(hd_session_t *s, hd_session_counters_t *c) {
-  uint32_t media_ssrc =
-      s->in[HD_TRACK_VIDEO].have_ssrc ? s->in[HD_TRACK_VIDEO].ssrc : s->in[HD_TRACK_AUDIO].ssrc;
+  uint32_t media_ssrc = 0;
+  for (int i = s->n_in - 1; i >= 0; i--) /* any media SSRC of the session; prefer the first */
+    if (s->in[i].have_ssrc) media_ssrc = s->in[i].ssrc;
   size_t off = 0;
   while (off < s->n_twcc) {
     size_t cap, used = 0;
@@ -395,8 +504,8 @@ static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_t
     hd_rtcp_rr_t rr;
     memset(&rr, 0, sizeof rr);
     rr.ssrc = s->rtcp_ssrc;
-    for (int k = 0; k < HD_TRACK_KINDS; k++) {
-      hd_in_track_t *t = &s->in[k];
+    for (int i = 0; i < s->n_in && rr.rb_count < HD_RTCP_MAX_RB; i++) {
+      hd_in_track_t *t = &s->in[i];
       if (t->active && t->have_ssrc && t->packets > 0 &&
           hd_rtp_recv_stats_report(&t->stats, now, &rr.rb[rr.rb_count]) == 0)
         rr.rb_count++;
@@ -406,12 +515,13 @@ static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_t
     off = (size_t)n;
     c->rr_sent++;
   } else {
-    for (int k = 0; k < HD_TRACK_KINDS; k++) {
-      hd_out_track_t *t = &s->out[k];
+    for (int i = 0; i < s->n_out; i++) {
+      hd_out_track_t *t = &s->out[i];
       if (!t->active || t->packets == 0) continue;
       hd_rtcp_sr_t sr;
       memset(&sr, 0, sizeof sr);
-      const hd_in_track_t *src = pub ? &pub->in[k] : NULL;
+      hd_session_t *src_pub;
+      const hd_in_track_t *src = source_of(t, pub, &src_pub);
       if (src && src->have_sr && src->ssrc == t->rw.src_ssrc) {
         /* Extrapolate the publisher's own NTP<->RTP mapping (RFC 3550 §6.4.1) so
          * the viewer syncs audio and video exactly as the publisher stamped them. */
@@ -438,9 +548,7 @@ static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_t
       off = (size_t)n;
     }
   }
-  n = hd_rtcp_build_sdes_cname(s->kind == HD_SESSION_PUBLISH   ? s->rtcp_ssrc
-                               : s->out[HD_TRACK_VIDEO].active ? s->out[HD_TRACK_VIDEO].ssrc
-                                                               : s->out[HD_TRACK_AUDIO].ssrc,
+  n = hd_rtcp_build_sdes_cname(s->kind == HD_SESSION_PUBLISH || s->n_out == 0 ? s->rtcp_ssrc : s->out[0].ssrc,
                                "hudong", out + off, cap - off);
   if (n > 0) off += (size_t)n;
   hd_peer_tx_commit(&s->peer, off, 1);
@@ -470,12 +578,13 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
   } else if (s->kind == HD_SESSION_PUBLISH && now >= s->next_twcc) {
     s->next_twcc = now + TWCC_INTERVAL;
   }
-  if (s->in[HD_TRACK_VIDEO].pli_pending && now - s->in[HD_TRACK_VIDEO].last_pli >= PLI_MIN_INTERVAL)
-    hd_session_request_keyframe(s, now, c);
-  for (int k = 0; k < HD_TRACK_KINDS; k++)
-    if (s->in[k].active && s->in[k].nack_enabled && s->in[k].have_ssrc &&
-        hd_nack_gen_next_timeout(&s->in[k].nack) <= now)
-      send_nacks(s, &s->in[k], now, c);
+  for (int i = 0; i < s->n_in; i++) {
+    hd_in_track_t *in = &s->in[i];
+    if (in->pli_pending && now - in->last_pli >= PLI_MIN_INTERVAL)
+      hd_session_request_keyframe_track(s, i, now, c);
+    if (in->active && in->nack_enabled && in->have_ssrc && hd_nack_gen_next_timeout(&in->nack) <= now)
+      send_nacks(s, in, now, c);
+  }
   if (now >= s->next_rtcp) {
     send_reports(s, pub, now, wall, c);
     s->next_rtcp = now + RTCP_INTERVAL;

@@ -24,12 +24,17 @@ enum { HD_SESSION_PUBLISH = 1, HD_SESSION_PLAY = 2 };
 enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 
 #define HD_SESSION_ID_LEN 16
+#define HD_SESSION_MAX_TRACKS 8 /* media sections served per session (mic, camera, screen, ...) */
 #define HD_TWCC_MAX_PENDING 1024
 
-/* A track a publisher sends us. */
+/* A track a publisher sends us. Packets are matched to it by SSRC (from the
+ * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
+ * payload type only this track uses. */
 typedef struct {
   int active;
+  int kind;        /* HD_TRACK_AUDIO / HD_TRACK_VIDEO */
   int media_index; /* into negotiated.media */
+  char mid[32];
   uint8_t pt, rtx_pt;
   char codec[16];
   char fmtp[256];
@@ -51,10 +56,14 @@ typedef struct {
   uint64_t packets, bytes, rtx_packets;
 } hd_in_track_t;
 
-/* A track we send a viewer. */
+/* A track we send a viewer. It follows one publisher track: `src`/`src_in`,
+ * or with src NULL the room publisher's first track of the same kind (WHEP). */
 typedef struct {
   int active;
+  int kind;
   int media_index;
+  struct hd_session *src;
+  int src_in;
   uint8_t pt, rtx_pt;
   char codec[16];
   char fmtp[256];
@@ -81,9 +90,13 @@ struct hd_session {
   char local_ufrag[24], local_pwd[40];
   uint32_t rtcp_ssrc; /* sender SSRC of our RTCP to this peer */
   hd_time_t created, next_rtcp;
-  hd_in_track_t in[HD_TRACK_KINDS];
-  hd_out_track_t out[HD_TRACK_KINDS];
-  uint8_t ext_twcc; /* publisher: transport-wide seq extension id (bundle-wide) */
+  hd_in_track_t in[HD_SESSION_MAX_TRACKS];
+  int n_in;
+  hd_out_track_t out[HD_SESSION_MAX_TRACKS];
+  int n_out;
+  uint32_t want_ssrc[HD_TRACK_KINDS], want_rtx_ssrc; /* play: SSRCs promised in the answer */
+  uint8_t ext_twcc;   /* publisher: transport-wide seq extension id (bundle-wide) */
+  uint8_t ext_mid_in; /* publisher: mid extension id, for demux of unknown SSRCs */
   uint8_t ext_audio_level_in;
   /* TWCC feedback state (publisher) */
   hd_rtcp_twcc_recv_t twcc[HD_TWCC_MAX_PENDING];
@@ -105,21 +118,27 @@ typedef struct {
 
 /* Sets up tracks from the negotiation result. */
 int hd_session_setup_tracks(hd_session_t *s, hd_time_t now);
-/* Handles decrypted RTP from a publisher: returns the track kind it belongs to
+/* Handles decrypted RTP from a publisher: returns the index (into s->in) of the track it belongs to
  * and writes the normalised original packet (RTX unwrapped) to pkt and pkt_len (which
  * may point into `scratch`), or a negative error for a packet to drop. */
 int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
                              size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len,
                              hd_session_counters_t *c);
-/* Sends a packet of `kind` from publisher session `pub` to viewer session v. */
-void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int kind, const uint8_t *pkt, size_t len,
+/* Sends a packet of publisher `pub`'s track `in_idx` to every track of viewer v
+ * that follows it. */
+void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const uint8_t *pkt, size_t len,
                         hd_time_t now);
+/* Index of pub's first active track of `kind`, or -1. */
+int hd_session_first_in(const hd_session_t *pub, int kind);
 /* Handles decrypted RTCP from any session. For a viewer, `pub` is the room's
  * publisher (may be NULL): NACKs are answered from its cache, PLI/FIR forwarded. */
 void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, size_t len, hd_time_t now,
                      hd_session_counters_t *c);
-/* Asks the publisher for a keyframe (rate-limited). */
+/* Asks the publisher for a keyframe of every video track (rate-limited per track). */
 void hd_session_request_keyframe(hd_session_t *pub, hd_time_t now, hd_session_counters_t *c);
+/* Asks for a keyframe of one track. */
+void hd_session_request_keyframe_track(hd_session_t *pub, int in_idx, hd_time_t now,
+                                       hd_session_counters_t *c);
 hd_time_t hd_session_next_timeout(const hd_session_t *s);
 /* Periodic work: peer timers, RTCP reports, TWCC feedback. */
 void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_time_t wall_offset,

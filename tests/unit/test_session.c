@@ -1,0 +1,110 @@
+/* Unit tests for a publisher session's track demultiplexing: several tracks of
+ * one kind (camera + screen share, same payload type) told apart by SSRC from
+ * the SDP, by the mid header extension for unknown SSRCs (RFC 9143 §15), or by
+ * a payload type only one track uses; RTX (RFC 4588) mapped to its track. */
+#include "hd_test.h"
+
+#include "base/err.h"
+#include "proto/rtp.h"
+#include "sfu/session.h"
+
+static hd_session_t *g_s;
+
+static void add_media(hd_session_t *s, int kind, const char *mid, uint8_t pt, uint8_t rtx_pt, uint32_t ssrc) {
+  hd_sdp_media_negotiated_t *m = &s->neg.media[s->neg.n_media++];
+  m->kind = kind;
+  m->active = 1;
+  snprintf(m->mid, sizeof m->mid, "%s", mid);
+  m->pt = pt;
+  m->rtx_pt = rtx_pt;
+  snprintf(m->codec, sizeof m->codec, "%s", kind == HD_SDP_AUDIO ? "opus" : "VP8");
+  m->clock = kind == HD_SDP_AUDIO ? 48000 : 90000;
+  m->nack = kind == HD_SDP_VIDEO;
+  m->ext_mid = 1;
+  m->remote_ssrc = ssrc;
+}
+
+static int setup(void **st) {
+  (void)st;
+  g_s = calloc(1, sizeof *g_s);
+  g_s->kind = HD_SESSION_PUBLISH;
+  add_media(g_s, HD_SDP_AUDIO, "0", 111, 0, 0x1111);
+  add_media(g_s, HD_SDP_VIDEO, "1", 96, 97, 0x2222); /* camera */
+  add_media(g_s, HD_SDP_VIDEO, "2", 96, 97, 0);      /* screen: SSRC not in the SDP */
+  return hd_session_setup_tracks(g_s, 0);
+}
+
+static int teardown(void **st) {
+  (void)st;
+  hd_session_free_tracks(g_s);
+  free(g_s);
+  return 0;
+}
+
+static int pkt(uint8_t *out, uint8_t pt, uint32_t ssrc, uint16_t seq, const char *mid) {
+  uint8_t payload[20] = {1, 2, 3, 4};
+  hd_rtp_ext_t ext = {1, mid ? (uint8_t)strlen(mid) : 0, (const uint8_t *)mid};
+  hd_rtp_build_t b = {
+      .pt = pt, .seq = seq, .ts = seq * 3000u, .ssrc = ssrc, .exts = &ext, .ext_count = mid ? 1 : 0};
+  return hd_rtp_build(&b, payload, sizeof payload, out, 1500);
+}
+
+static int feed(uint8_t pt, uint32_t ssrc, uint16_t seq, const char *mid) {
+  uint8_t buf[1500], scratch[1500];
+  int n = pkt(buf, pt, ssrc, seq, mid);
+  const uint8_t *p;
+  size_t pl;
+  hd_session_counters_t c = {0};
+  return hd_session_publisher_rtp(g_s, buf, (size_t)n, 1000, scratch, sizeof scratch, &p, &pl, &c);
+}
+
+static void test_demux(void **st) {
+  (void)st;
+  assert_int_equal(g_s->n_in, 3);
+  assert_int_equal(hd_session_first_in(g_s, HD_TRACK_VIDEO), 1);
+  /* SSRCs from the SDP */
+  assert_int_equal(feed(111, 0x1111, 1, NULL), 0);
+  assert_int_equal(feed(96, 0x2222, 1, NULL), 1);
+  /* the screen's SSRC is unknown and pt 96 is shared: without mid it is ambiguous */
+  assert_int_equal(feed(96, 0x3333, 1, NULL), HD_ENOTFOUND);
+  /* with the mid extension it is learned, and then recognised without it */
+  assert_int_equal(feed(96, 0x3333, 2, "2"), 2);
+  assert_int_equal(feed(96, 0x3333, 3, NULL), 2);
+  assert_int_equal(g_s->in[2].ssrc, 0x3333);
+  /* camera packets still go to the camera */
+  assert_int_equal(feed(96, 0x2222, 2, NULL), 1);
+}
+
+static void test_rtx_mapped_to_its_track(void **st) {
+  (void)st;
+  uint8_t orig[1500], rtx[1500], scratch[1500];
+  int n = pkt(orig, 96, 0x3333, 7, NULL);
+  int r = hd_rtp_rtx_build(orig, (size_t)n, 0x4444, 97, 1, rtx, sizeof rtx);
+  assert_true(r > 0);
+  const uint8_t *p;
+  size_t pl;
+  hd_session_counters_t c = {0};
+  /* the RTX packet carries the screen's mid, so its unknown SSRC is learned */
+  hd_rtp_hdr_t h;
+  assert_int_equal(hd_rtp_parse(rtx, (size_t)r, &h), 0);
+  hd_rtp_ext_t ext = {1, 1, (const uint8_t *)"2"};
+  hd_rtp_build_t b = {.pt = 97, .seq = 1, .ts = h.ts, .ssrc = 0x4444, .exts = &ext, .ext_count = 1};
+  uint8_t rtx2[1500];
+  int r2 = hd_rtp_build(&b, h.payload, h.payload_len, rtx2, sizeof rtx2);
+  assert_int_equal(
+      hd_session_publisher_rtp(g_s, rtx2, (size_t)r2, 2000, scratch, sizeof scratch, &p, &pl, &c), 2);
+  hd_rtp_hdr_t oh;
+  assert_int_equal(hd_rtp_parse(p, pl, &oh), 0);
+  assert_int_equal(oh.seq, 7);       /* the OSN */
+  assert_int_equal(oh.ssrc, 0x3333); /* restored to the screen's SSRC */
+  assert_int_equal(oh.pt, 96);
+  assert_int_equal(g_s->in[2].rtx_ssrc, 0x4444);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_demux),
+      cmocka_unit_test(test_rtx_mapped_to_its_track),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
