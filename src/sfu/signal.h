@@ -25,29 +25,29 @@
 #define HD_SIGNAL_PROTOCOL_VERSION 1
 
 /* ---- caps (bytes unless said otherwise) ---- */
-#define HD_SIGNAL_MAX_MSG 65536            /* a client->node message, whole text */
-#define HD_SIGNAL_MAX_NODE_MSG (1u << 20)  /* a node->client message (joined of a big room) */
-#define HD_SIGNAL_MAX_ID 64                /* "id" */
-#define HD_SIGNAL_MAX_TOKEN 4096           /* join.token (= HD_TOKEN_MAX) */
-#define HD_SIGNAL_MAX_SID 63               /* participant/track/room sid, cid, track_sid */
-#define HD_SIGNAL_MAX_MID 31               /* SDP a=mid value */
-#define HD_SIGNAL_MAX_IDENTITY 127         /* participant identity (token "sub") */
-#define HD_SIGNAL_MAX_NAME 127             /* display name */
-#define HD_SIGNAL_MAX_ROOM 127             /* room name */
-#define HD_SIGNAL_MAX_METADATA 4096        /* participant metadata */
-#define HD_SIGNAL_MAX_PAYLOAD 15360        /* data payload (15 KiB) */
-#define HD_SIGNAL_MAX_CODEC 31             /* codec name, e.g. "VP8" */
-#define HD_SIGNAL_MAX_TEXT 255             /* error message, left message */
-#define HD_SIGNAL_MAX_URL 255              /* ICE server URL, username, credential */
-#define HD_SIGNAL_MAX_DIMENSION 16384      /* track width/height */
+#define HD_SIGNAL_MAX_MSG 65536           /* a client->node message, whole text */
+#define HD_SIGNAL_MAX_NODE_MSG (1u << 20) /* a node->client message (joined of a big room) */
+#define HD_SIGNAL_MAX_ID 64               /* "id" */
+#define HD_SIGNAL_MAX_TOKEN 4096          /* join.token (= HD_TOKEN_MAX) */
+#define HD_SIGNAL_MAX_SID 63              /* participant/track/room sid, cid, track_sid */
+#define HD_SIGNAL_MAX_MID 31              /* SDP a=mid value */
+#define HD_SIGNAL_MAX_IDENTITY 127        /* participant identity (token "sub") */
+#define HD_SIGNAL_MAX_NAME 127            /* display name */
+#define HD_SIGNAL_MAX_ROOM 127            /* room name */
+#define HD_SIGNAL_MAX_METADATA 4096       /* participant metadata */
+#define HD_SIGNAL_MAX_PAYLOAD 15360       /* data payload (15 KiB) */
+#define HD_SIGNAL_MAX_CODEC 31            /* codec name, e.g. "VP8" */
+#define HD_SIGNAL_MAX_TEXT 255            /* error message, left message */
+#define HD_SIGNAL_MAX_URL 255             /* ICE server URL, username, credential */
+#define HD_SIGNAL_MAX_DIMENSION 16384     /* track width/height */
 /* array caps (entries) */
-#define HD_SIGNAL_MAX_TRACKS 16            /* tracks of one participant / one publish_offer */
-#define HD_SIGNAL_MAX_PARTICIPANTS 1000    /* joined.participants */
-#define HD_SIGNAL_MAX_TRACK_SIDS 100       /* subscribe/unsubscribe list; subscriber_offer.tracks */
-#define HD_SIGNAL_MAX_TO 64                /* data.to recipients */
-#define HD_SIGNAL_MAX_SPEAKERS 32          /* active_speakers.speakers */
-#define HD_SIGNAL_MAX_ICE_SERVERS 8        /* joined.ice_servers */
-#define HD_SIGNAL_MAX_URLS 8               /* urls of one ICE server */
+#define HD_SIGNAL_MAX_TRACKS 16                   /* tracks of one participant / one publish_offer */
+#define HD_SIGNAL_MAX_PARTICIPANTS 1000           /* joined.participants */
+#define HD_SIGNAL_MAX_TRACK_SIDS 100              /* subscribe/unsubscribe list; subscriber_offer.tracks */
+#define HD_SIGNAL_MAX_TO 64                       /* data.to recipients */
+#define HD_SIGNAL_MAX_SPEAKERS 32                 /* active_speakers.speakers */
+#define HD_SIGNAL_MAX_ICE_SERVERS 8               /* joined.ice_servers */
+#define HD_SIGNAL_MAX_URLS 8                      /* urls of one ICE server */
 #define HD_SIGNAL_MAX_T INT64_C(9007199254740991) /* ping/pong "t": 0..2^53-1 */
 
 /* Who sent the text being parsed: decides which "type"s exist ("data" differs
@@ -218,8 +218,8 @@ typedef struct {
       const char *metadata, *name; /* NULL = unchanged; at least one is non-NULL */
     } update_metadata;
     struct {
-      const char *payload;     /* 0..HD_SIGNAL_MAX_PAYLOAD bytes */
-      const char *const *to;   /* identities; n_to == 0: everyone else in the room */
+      const char *payload;   /* 0..HD_SIGNAL_MAX_PAYLOAD bytes */
+      const char *const *to; /* identities; n_to == 0: everyone else in the room */
       size_t n_to;
     } data;
     struct {
@@ -283,7 +283,7 @@ typedef struct {
 
 /* Parse failure details, for the "error" reply. */
 typedef struct {
-  hd_signal_errcode_t code; /* BAD_REQUEST, TOO_LARGE or INTERNAL (out of memory) */
+  hd_signal_errcode_t code;             /* BAD_REQUEST, TOO_LARGE or INTERNAL (out of memory) */
   char message[HD_SIGNAL_MAX_TEXT + 1]; /* e.g. "missing field \"sdp\"" */
   char id[HD_SIGNAL_MAX_ID + 1];        /* the request's "id" if it could be read, else "" */
   hd_signal_type_t type;                /* the message type if it was known, else NONE */
@@ -379,8 +379,8 @@ const char *hd_signal_err_reason(hd_signal_errcode_t c);
  * HD_EEXPIRED -> TOKEN_EXPIRED, HD_EFORBIDDEN -> FORBIDDEN, HD_ENOMEM ->
  * INTERNAL, other negatives -> UNAUTHORIZED, 0 -> NONE. */
 hd_signal_errcode_t hd_signal_err_from_token(int hd_err);
-const char *hd_signal_kind_name(hd_signal_kind_t k);       /* "audio" / "video" */
-const char *hd_signal_source_name(hd_signal_source_t s);   /* "camera", ... */
+const char *hd_signal_kind_name(hd_signal_kind_t k);               /* "audio" / "video" */
+const char *hd_signal_source_name(hd_signal_source_t s);           /* "camera", ... */
 const char *hd_signal_left_reason_name(hd_signal_left_reason_t r); /* "removed", ... */
 
 #endif
