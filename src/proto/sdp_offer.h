@@ -36,7 +36,7 @@
  * - DTLS: the first offer says a=setup:actpass; once an answer fixed the roles,
  *   later offers state our role (RFC 8842 §5.5: passive if we are the DTLS server,
  *   active if client), and an answer that would swap roles is refused.
- * Sans-IO; the offerer is a plain caller-owned struct (~40 KB, no allocation). */
+ * Sans-IO; the offerer is a plain caller-owned struct (~25 KB, no allocation). */
 #ifndef HD_PROTO_SDP_OFFER_H
 #define HD_PROTO_SDP_OFFER_H
 
@@ -139,7 +139,6 @@ typedef struct {
   int pending;
   int n_pending;
   hd_sdp_offer_slot_t pending_slots[HD_SDP_MAX_MEDIA];
-  int pending_ice_restart;
 
   /* established by the first applied answer */
   int established;
