@@ -213,9 +213,7 @@ static int ptmap_get(hd_sdp_offerer_t *o, const hd_sdp_out_track_t *t, uint8_t *
 
 /* ---- tracks ---- */
 
-static void new_mid(hd_sdp_offerer_t *o, char *mid) {
-  snprintf(mid, HD_SDP_TOKEN_MAX, "%u", o->next_mid++);
-}
+static void new_mid(hd_sdp_offerer_t *o, char *mid) { snprintf(mid, HD_SDP_TOKEN_MAX, "%u", o->next_mid++); }
 
 int hd_sdp_offerer_add_track(hd_sdp_offerer_t *o, const hd_sdp_out_track_t *t, char *mid_out, size_t cap) {
   if (!o || !t) return HD_EINVAL;
@@ -432,7 +430,9 @@ int hd_sdp_offerer_create_offer(hd_sdp_offerer_t *o, hd_sdp_t *offer) {
   if (!o || !offer) return HD_EINVAL;
   if (o->pending) return HD_ESTATE;
   if (o->n_slots == 0) return HD_EAGAIN;
-  int setup = !o->established ? HD_SDP_SETUP_ACTPASS : o->dtls_server ? HD_SDP_SETUP_PASSIVE : HD_SDP_SETUP_ACTIVE;
+  int setup = !o->established  ? HD_SDP_SETUP_ACTPASS
+              : o->dtls_server ? HD_SDP_SETUP_PASSIVE
+                               : HD_SDP_SETUP_ACTIVE;
 
   hd_sdp_init(offer);
   scpy(offer->origin_sess_id, sizeof offer->origin_sess_id, o->sess_id);
@@ -480,10 +480,12 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
   for (int f = 0; f < am->n_fmt; f++) {
     int pt = small_num(am->fmt[f]);
     if (pt < 0 || (pt != s->pt && (!s->rtx_pt || pt != s->rtx_pt)))
-      return set_err(err, errcap, HD_EPROTO, "mid %s: answer has payload type %s, which was not offered", s->mid,
-                     am->fmt[f]);
-    if (pt == s->pt) has_pt = 1;
-    else has_rtx = 1;
+      return set_err(err, errcap, HD_EPROTO, "mid %s: answer has payload type %s, which was not offered",
+                     s->mid, am->fmt[f]);
+    if (pt == s->pt)
+      has_pt = 1;
+    else
+      has_rtx = 1;
     const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(am, pt);
     const char *want = pt == s->pt ? canon_codec(t->codec, t->clock, t->kind) : "rtx";
     if (c && c->name[0] && (strcasecmp(c->name, want) || c->clock != t->clock))
@@ -491,15 +493,17 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
                      s->mid, pt, c->name, c->clock, want, t->clock);
   }
   if (!has_pt)
-    return set_err(err, errcap, HD_EPROTO, "mid %s: answer accepts the section but drops its codec %s (pt %u)",
-                   s->mid, t->codec, s->pt);
+    return set_err(err, errcap, HD_EPROTO,
+                   "mid %s: answer accepts the section but drops its codec %s (pt %u)", s->mid, t->codec,
+                   s->pt);
   const hd_sdp_codec_t *ac = hd_sdp_codec_by_pt(am, s->pt);
   if (ac && ac->fmtp[0] && !strcasecmp(t->codec, "H264") && !hd_sdp_h264_same_profile(t->fmtp, ac->fmtp))
     return set_err(err, errcap, HD_EPROTO, "mid %s: answer's H264 fmtp '%s' does not match the offered '%s'",
                    s->mid, ac->fmtp, t->fmtp);
   if (!am->rtcp_mux) return set_err(err, errcap, HD_EUNSUPPORTED, "mid %s: answer lacks a=rtcp-mux", s->mid);
   if (!in_group(ans, s->mid))
-    return set_err(err, errcap, HD_EUNSUPPORTED, "mid %s: accepted but not in the answer's BUNDLE group", s->mid);
+    return set_err(err, errcap, HD_EUNSUPPORTED, "mid %s: accepted but not in the answer's BUNDLE group",
+                   s->mid);
 
   nm->active = 1;
   nm->direction = HD_SDP_SENDONLY;
@@ -531,10 +535,14 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
     if (k < 0 || am->extmaps[k].id < 1 || am->extmaps[k].id > 14) continue;
     if (am->extmaps[k].direction == HD_SDP_SENDONLY || am->extmaps[k].direction == HD_SDP_INACTIVE) continue;
     uint8_t id = (uint8_t)am->extmaps[k].id;
-    if (!strcmp(uris[e], HD_SDP_EXT_MID)) nm->ext_mid = id;
-    else if (!strcmp(uris[e], HD_SDP_EXT_ABS_SEND_TIME)) nm->ext_abs_send_time = id;
-    else if (!strcmp(uris[e], HD_SDP_EXT_TWCC)) nm->ext_twcc = id;
-    else if (!strcmp(uris[e], HD_SDP_EXT_AUDIO_LEVEL)) nm->ext_audio_level = id;
+    if (!strcmp(uris[e], HD_SDP_EXT_MID))
+      nm->ext_mid = id;
+    else if (!strcmp(uris[e], HD_SDP_EXT_ABS_SEND_TIME))
+      nm->ext_abs_send_time = id;
+    else if (!strcmp(uris[e], HD_SDP_EXT_TWCC))
+      nm->ext_twcc = id;
+    else if (!strcmp(uris[e], HD_SDP_EXT_AUDIO_LEVEL))
+      nm->ext_audio_level = id;
   }
   if (am->n_ssrcs) nm->remote_ssrc = am->ssrcs[0].ssrc;
   return 0;
@@ -546,7 +554,8 @@ int hd_sdp_offerer_apply_answer(hd_sdp_offerer_t *o, const hd_sdp_t *ans, hd_sdp
   if (!o || !ans || !out) return set_err(err, errcap, HD_EINVAL, "internal error: NULL argument");
   if (!o->pending) return set_err(err, errcap, HD_ESTATE, "no offer is pending");
   if (ans->n_media != o->n_pending)
-    return set_err(err, errcap, HD_EPROTO, "answer has %d m-lines, the offer has %d", ans->n_media, o->n_pending);
+    return set_err(err, errcap, HD_EPROTO, "answer has %d m-lines, the offer has %d", ans->n_media,
+                   o->n_pending);
   const hd_sdp_offer_slot_t *ps = o->pending_slots;
 
   /* every m-line answered, in order, same mid and kind (RFC 3264 §6) */
@@ -555,16 +564,17 @@ int hd_sdp_offerer_apply_answer(hd_sdp_offerer_t *o, const hd_sdp_t *ans, hd_sdp
     const hd_sdp_media_t *am = &ans->media[i];
     if (!am->mid[0]) return set_err(err, errcap, HD_EPROTO, "answer m-line %d has no a=mid", i);
     if (strcmp(am->mid, ps[i].mid))
-      return set_err(err, errcap, HD_EPROTO, "answer m-line %d has mid '%s', the offer has '%s' there", i, am->mid,
-                     ps[i].mid);
+      return set_err(err, errcap, HD_EPROTO, "answer m-line %d has mid '%s', the offer has '%s' there", i,
+                     am->mid, ps[i].mid);
     if (am->kind != ps[i].kind)
-      return set_err(err, errcap, HD_EPROTO, "mid %s: answer media type '%s' differs from the offer's", am->mid,
-                     am->media);
+      return set_err(err, errcap, HD_EPROTO, "mid %s: answer media type '%s' differs from the offer's",
+                     am->mid, am->media);
     if (ps[i].state != HD_SDP_SLOT_REJECTED && am->port != 0) {
       int d = hd_sdp_eff_direction(ans, i);
       if (d == HD_SDP_SENDRECV || d == HD_SDP_SENDONLY)
-        return set_err(err, errcap, HD_EPROTO, "mid %s: answer direction %s is not valid for a %s offer", am->mid,
-                       hd_sdp_direction_name(d), ps[i].state == HD_SDP_SLOT_ACTIVE ? "sendonly" : "inactive");
+        return set_err(err, errcap, HD_EPROTO, "mid %s: answer direction %s is not valid for a %s offer",
+                       am->mid, hd_sdp_direction_name(d),
+                       ps[i].state == HD_SDP_SLOT_ACTIVE ? "sendonly" : "inactive");
       live++;
     }
   }
@@ -581,7 +591,8 @@ int hd_sdp_offerer_apply_answer(hd_sdp_offerer_t *o, const hd_sdp_t *ans, hd_sdp
       return set_err(err, errcap, HD_EPROTO, "answer's a=group:BUNDLE names mid '%s' that has no m-line",
                      ans->bundle[0]);
     const char *ufrag = hd_sdp_eff_ice_ufrag(ans, tag), *pwd = hd_sdp_eff_ice_pwd(ans, tag);
-    if (!ufrag[0] || !pwd[0]) return set_err(err, errcap, HD_EUNSUPPORTED, "answer has no a=ice-ufrag / a=ice-pwd");
+    if (!ufrag[0] || !pwd[0])
+      return set_err(err, errcap, HD_EUNSUPPORTED, "answer has no a=ice-ufrag / a=ice-pwd");
     fp = hd_sdp_eff_fingerprint(ans, tag);
     if (!fp || strcmp(fp->hash, "sha-256"))
       return set_err(err, errcap, HD_EUNSUPPORTED, "answer has no sha-256 a=fingerprint");

@@ -56,18 +56,18 @@
 #define HD_SDP_OFFER_EXTID_TWCC 3
 #define HD_SDP_OFFER_EXTID_MID 4
 
-#define HD_SDP_OFFER_ID_MAX 64   /* msid stream/track id, cname (bytes incl. NUL) */
+#define HD_SDP_OFFER_ID_MAX 64    /* msid stream/track id, cname (bytes incl. NUL) */
 #define HD_SDP_OFFER_MAX_PTMAP 24 /* distinct codec configurations over the offerer's life */
 
 /* One outgoing track (what the node sends on the subscriber PC). */
 typedef struct {
-  int kind;                   /* HD_SDP_AUDIO / HD_SDP_VIDEO */
-  char codec[16];             /* "opus", "VP8", "H264" (case-insensitive on input) */
-  uint32_t clock;             /* 48000 / 90000 */
-  uint8_t channels;           /* opus: 2; 0 = not given */
-  char fmtp[HD_SDP_FMTP_MAX]; /* carried as is, e.g. the publisher's H.264 profile */
-  uint32_t ssrc;              /* our media SSRC (non-zero) */
-  uint32_t rtx_ssrc;          /* our RTX SSRC, 0 = no RTX (always 0 for audio) */
+  int kind;                            /* HD_SDP_AUDIO / HD_SDP_VIDEO */
+  char codec[16];                      /* "opus", "VP8", "H264" (case-insensitive on input) */
+  uint32_t clock;                      /* 48000 / 90000 */
+  uint8_t channels;                    /* opus: 2; 0 = not given */
+  char fmtp[HD_SDP_FMTP_MAX];          /* carried as is, e.g. the publisher's H.264 profile */
+  uint32_t ssrc;                       /* our media SSRC (non-zero) */
+  uint32_t rtx_ssrc;                   /* our RTX SSRC, 0 = no RTX (always 0 for audio) */
   char stream_id[HD_SDP_OFFER_ID_MAX]; /* msid stream id = publisher participant id */
   char track_id[HD_SDP_OFFER_ID_MAX];  /* msid track id */
 } hd_sdp_out_track_t;
@@ -89,7 +89,7 @@ typedef struct {
   int twcc;          /* 1: offer transport-wide-cc (rtcp-fb transport-cc + extension) */
 } hd_sdp_offerer_params_t;
 
-enum { /* hd_sdp_offer_slot_t.state */
+enum {                           /* hd_sdp_offer_slot_t.state */
        HD_SDP_SLOT_ACTIVE = 1,   /* carries a track, sendonly */
        HD_SDP_SLOT_INACTIVE = 2, /* no track, a=inactive, port kept, in BUNDLE */
        HD_SDP_SLOT_REJECTED = 3  /* no track, port 0 (removed, or refused by the answer) */
@@ -97,14 +97,14 @@ enum { /* hd_sdp_offer_slot_t.state */
 
 /* One m= section of the subscriber PC. */
 typedef struct {
-  int state;  /* HD_SDP_SLOT_* */
-  int kind;   /* HD_SDP_AUDIO / HD_SDP_VIDEO */
+  int state; /* HD_SDP_SLOT_* */
+  int kind;  /* HD_SDP_AUDIO / HD_SDP_VIDEO */
   char mid[HD_SDP_TOKEN_MAX];
-  hd_sdp_out_track_t track; /* valid when ACTIVE; the last track otherwise (for its codec) */
-  uint8_t pt, rtx_pt;       /* our PTs for track's codec (rtx_pt 0 = none) */
-  int offered;              /* has appeared in an offer with this mid */
-  int settled_rejected;     /* REJECTED and that was completed by an answer: recyclable */
-  int accepted;             /* the last applied answer accepted it (port != 0, recvonly) */
+  hd_sdp_out_track_t track;       /* valid when ACTIVE; the last track otherwise (for its codec) */
+  uint8_t pt, rtx_pt;             /* our PTs for track's codec (rtx_pt 0 = none) */
+  int offered;                    /* has appeared in an offer with this mid */
+  int settled_rejected;           /* REJECTED and that was completed by an answer: recyclable */
+  int accepted;                   /* the last applied answer accepted it (port != 0, recvonly) */
   char old_mid[HD_SDP_TOKEN_MAX]; /* recycled but not yet offered: the mid to restore */
   int old_state;
 } hd_sdp_offer_slot_t;

@@ -18,8 +18,7 @@ static hd_sdp_offerer_t o;
 static hd_sdp_negotiated_t neg;
 static char text[1 << 17];
 
-#define FP                                                                                                   \
-  "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"
+#define FP "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"
 
 /* The answer a well-behaved client gives to the first offer (audio 0, video 1). */
 static const char first_answer[] = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
@@ -53,11 +52,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                .cand_port = 7881,
                                .twcc = (mode & 2) != 0};
   if (hd_sdp_offerer_init(&o, &p) != 0) abort();
-  hd_sdp_out_track_t a = {.kind = HD_SDP_AUDIO, .codec = "opus", .clock = 48000, .channels = 2,
-                          .fmtp = "minptime=10;useinbandfec=1", .ssrc = 11, .stream_id = "alice",
+  hd_sdp_out_track_t a = {.kind = HD_SDP_AUDIO,
+                          .codec = "opus",
+                          .clock = 48000,
+                          .channels = 2,
+                          .fmtp = "minptime=10;useinbandfec=1",
+                          .ssrc = 11,
+                          .stream_id = "alice",
                           .track_id = "mic"};
-  hd_sdp_out_track_t v = {.kind = HD_SDP_VIDEO, .codec = "VP8", .clock = 90000, .ssrc = 22,
-                          .rtx_ssrc = 23, .stream_id = "alice", .track_id = "cam"};
+  hd_sdp_out_track_t v = {.kind = HD_SDP_VIDEO,
+                          .codec = "VP8",
+                          .clock = 90000,
+                          .ssrc = 22,
+                          .rtx_ssrc = 23,
+                          .stream_id = "alice",
+                          .track_id = "cam"};
   if (hd_sdp_offerer_add_track(&o, &a, mid, sizeof mid) != 0) abort();
   if (hd_sdp_offerer_add_track(&o, &v, mid, sizeof mid) != 1) abort();
   check_offer();
@@ -88,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       const hd_sdp_media_negotiated_t *m = &neg.media[i];
       if (!m->active) continue;
       const hd_sdp_offer_slot_t *s = hd_sdp_offerer_slot(&o, i);
-      if (!s || s->state != HD_SDP_SLOT_ACTIVE || m->pt != s->pt || (m->rtx_pt && m->rtx_pt != s->rtx_pt)) abort();
+      if (!s || s->state != HD_SDP_SLOT_ACTIVE || m->pt != s->pt || (m->rtx_pt && m->rtx_pt != s->rtx_pt))
+        abort();
     }
     /* keep going: subscriptions change again */
     hd_sdp_out_track_t x = v;

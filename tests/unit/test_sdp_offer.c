@@ -49,7 +49,8 @@ static void publish(const char *file) {
                               .cand_ip = "192.0.2.1",
                               .cand_port = 7881,
                               .direction = HD_SDP_RECVONLY};
-  if (hd_sdp_negotiate(&g_pub_offer, &p, &g_pub_answer, &g_src, err, sizeof err)) fail_msg("negotiate: %s", err);
+  if (hd_sdp_negotiate(&g_pub_offer, &p, &g_pub_answer, &g_src, err, sizeof err))
+    fail_msg("negotiate: %s", err);
 }
 
 static const hd_sdp_media_negotiated_t *src_media(int kind) {
@@ -96,7 +97,8 @@ static const char *offer_text(void) {
 
 static int apply_text(const char *text) {
   char err[256];
-  if (hd_sdp_parse(&g_answer, text, strlen(text), err, sizeof err) != 0) fail_msg("answer: %s\n%s", err, text);
+  if (hd_sdp_parse(&g_answer, text, strlen(text), err, sizeof err) != 0)
+    fail_msg("answer: %s\n%s", err, text);
   return hd_sdp_offerer_apply_answer(&g_o, &g_answer, &g_neg, g_err, sizeof g_err);
 }
 
@@ -607,7 +609,8 @@ static void test_reject_bad_answers(void **st) {
     const char *why;
   } cases[] = {
       /* a payload type we never offered */
-      {"m=video 9 UDP/TLS/RTP/SAVPF 96 97", "m=video 9 UDP/TLS/RTP/SAVPF 100 97", HD_EPROTO, "payload type 100"},
+      {"m=video 9 UDP/TLS/RTP/SAVPF 96 97", "m=video 9 UDP/TLS/RTP/SAVPF 100 97", HD_EPROTO,
+       "payload type 100"},
       /* our PT remapped to another codec */
       {"a=rtpmap:96 VP8/90000", "a=rtpmap:96 VP9/90000", HD_EPROTO, "VP9/90000"},
       /* accepted but without its codec */
