@@ -156,7 +156,7 @@ void hd_webhook_stats(const hd_webhook_t *wh, hd_webhook_stats_t *out);
 /* "room_started", ... for a type; NULL for an invalid one. */
 const char *hd_webhook_event_name(hd_webhook_event_type_t type);
 
-/* Writes the Hudong-Signature value for body into out (cap >= 80 bytes is
+/* Writes the Hudong-Signature value for body into out (96 bytes is always
  * enough): "t=<unix>,v1=<64 hex>". Returns the length or HD_ENOSPC/HD_ECRYPTO. */
 int hd_webhook_sign(const char *secret, int64_t unix_t, const char *body, size_t body_len, char *out,
                     size_t cap);
