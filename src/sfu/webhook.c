@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/err.h"
 #include "base/rand.h"
@@ -139,7 +140,7 @@ int hd_webhook_add_app(hd_webhook_t *wh, const char *key, const char *secret) {
 }
 
 int hd_webhook_add_url(hd_webhook_t *wh, const char *url, const char *app) {
-  if (!url || strncmp(url, "http://", 7) != 0 || strlen(url) <= 7 || strlen(url) >= HD_WEBHOOK_URL_MAX)
+  if (!url || strncasecmp(url, "http://", 7) != 0 || strlen(url) <= 7 || strlen(url) >= HD_WEBHOOK_URL_MAX)
     return HD_EINVAL;
   for (const char *p = url; *p; p++)
     if ((unsigned char)*p <= 0x20 || *p == 0x7f) return HD_EINVAL; /* no spaces/controls in a request line */
