@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,14 @@ static int parse_block(char *p, size_t n, hd_http_client_result_t *r) {
   return 0;
 }
 
+int hd_http_response_head_parse(char *buf, size_t len, hd_http_client_result_t *out) {
+  size_t n = block_end(buf, len);
+  if (!n) return 0;
+  if (n > (size_t)INT32_MAX) return HD_EPROTO;
+  int rc = parse_block(buf, n, out);
+  return rc < 0 ? rc : (int)n;
+}
+
 const char *hd_http_client_header(const hd_http_client_result_t *res, const char *name) {
   for (int i = 0; i < res->n_headers; i++)
     if (!strcasecmp(res->header_names[i], name)) return res->header_values[i];
@@ -262,14 +271,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   c->headlen += (size_t)nread;
   for (;;) {
-    size_t n = block_end(c->head, c->headlen);
-    if (!n) break;
     hd_http_client_result_t r;
-    int rc = parse_block(c->head, n, &r);
+    int rc = hd_http_response_head_parse(c->head, c->headlen, &r);
+    if (rc == 0) break;
     if (rc < 0) {
       fail(c, HD_EPROTO, 0);
       return;
     }
+    size_t n = (size_t)rc;
     if (r.status >= 100 && r.status <= 199) {
       if (r.status == 101) { /* we never asked to switch protocols */
         fail(c, HD_EPROTO, 0);

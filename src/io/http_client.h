@@ -72,6 +72,14 @@ int hd_http_client_request(hd_http_client_t **out, uv_loop_t *loop, const hd_htt
  * the handle frees itself once libuv has closed it. */
 void hd_http_client_cancel(hd_http_client_t *c);
 
+/* Parses the response header block at the start of buf[0..len) (status line
+ * and header fields, RFC 9112 §4, §5), NUL-terminating inside buf, which must
+ * stay alive while out is used. Returns the bytes the block takes (> 0), 0 if
+ * the block is not complete yet, HD_EPROTO if malformed (bad status line,
+ * obs-fold, a header without ':'). Interim 1xx blocks are returned like any
+ * other: the caller skips them. Sans-IO; used by the client and the fuzzer. */
+int hd_http_response_head_parse(char *buf, size_t len, hd_http_client_result_t *out);
+
 /* Case-insensitive lookup in a result's headers; NULL if absent. */
 const char *hd_http_client_header(const hd_http_client_result_t *res, const char *name);
 
