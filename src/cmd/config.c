@@ -113,8 +113,8 @@ static int get_urls(json_t *arr, const char *what, char (*dst)[HD_CONFIG_URL_MAX
       return HD_EINVAL;
     }
     if (rc < 0) {
-      snprintf(err, errcap, "config: %s[%zu] must be an http://host[:port]/path URL shorter than %d bytes", what,
-               i, HD_CONFIG_URL_MAX);
+      snprintf(err, errcap, "config: %s[%zu] must be an http://host[:port]/path URL shorter than %d bytes",
+               what, i, HD_CONFIG_URL_MAX);
       return HD_EINVAL;
     }
     snprintf(dst[(*n)++], HD_CONFIG_URL_MAX, "%s", json_string_value(u));
@@ -139,8 +139,8 @@ static int load_webhooks(hd_config_t *c, json_t *w, char *err, size_t errcap) {
     }
   }
   json_t *urls = json_object_get(w, "urls");
-  if (urls && get_urls(urls, "webhooks.urls", c->webhook_urls, HD_MAX_WEBHOOK_URLS, &c->n_webhook_urls, err,
-                       errcap))
+  if (urls &&
+      get_urls(urls, "webhooks.urls", c->webhook_urls, HD_MAX_WEBHOOK_URLS, &c->n_webhook_urls, err, errcap))
     return HD_EINVAL;
   if (get_int(w, "max_queue", 1, 1000000, &c->webhook_max_queue, err, errcap)) return HD_EINVAL;
   if (get_int(w, "max_attempts", 1, 100, &c->webhook_max_attempts, err, errcap)) return HD_EINVAL;

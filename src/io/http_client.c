@@ -27,9 +27,9 @@ struct hd_http_client {
   void *ud;
   char *reqbuf;
   size_t reqlen;
-  struct addrinfo *ai;   /* resolved list (owned) */
-  struct addrinfo *next; /* next address to try */
-  struct sockaddr_storage lit; /* literal address */
+  struct addrinfo *ai;                 /* resolved list (owned) */
+  struct addrinfo *next;               /* next address to try */
+  struct sockaddr_storage lit;         /* literal address */
   uint64_t connect_deadline, deadline; /* loop ms */
   int last_uv_err;
   int deferred_err, deferred_uv_err; /* a failure found inside hd_http_client_request */
@@ -171,8 +171,8 @@ static void fail_later(hd_http_client_t *c, int err, int uv_err) {
 
 static void arm_timer(hd_http_client_t *c) {
   uint64_t now = uv_now(c->loop);
-  uint64_t at = c->connected ? c->deadline
-                             : (c->connect_deadline < c->deadline ? c->connect_deadline : c->deadline);
+  uint64_t at =
+      c->connected ? c->deadline : (c->connect_deadline < c->deadline ? c->connect_deadline : c->deadline);
   uv_timer_start(&c->timer, on_timer, at > now ? at - now : 0, 0);
 }
 
@@ -223,7 +223,7 @@ static int parse_block(char *p, size_t n, hd_http_client_result_t *r) {
     if (!e) return HD_EPROTO;
     char *ve = e;
     if (ve > q && ve[-1] == '\r') ve--;
-    if (ve == q) break; /* empty line: end of block */
+    if (ve == q) break;                            /* empty line: end of block */
     if (*q == ' ' || *q == '\t') return HD_EPROTO; /* obs-fold is refused (RFC 9112 §5.2) */
     char *colon = memchr(q, ':', (size_t)(ve - q));
     if (!colon || colon == q) return HD_EPROTO;
@@ -384,7 +384,8 @@ static int is_token(const char *s, size_t max) {
   return n > 0;
 }
 
-static int append(char *buf, size_t cap, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int append(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -114,7 +114,8 @@ static void pump(hd_webhook_sender_t *s) {
   uv_timer_start(&s->timer, on_timer, ms, 0);
 }
 
-int hd_webhook_sender_start(hd_webhook_sender_t **out, uv_loop_t *loop, const hd_webhook_sender_config_t *cfg) {
+int hd_webhook_sender_start(hd_webhook_sender_t **out, uv_loop_t *loop,
+                            const hd_webhook_sender_config_t *cfg) {
   hd_webhook_sender_t *s = calloc(1, sizeof *s);
   if (!s) return HD_ENOMEM;
   if (cfg)

@@ -21,7 +21,8 @@ typedef struct hd_webhook_sender hd_webhook_sender_t;
 
 /* Creates the sender and its core (cfg NULL = defaults). Add apps and URLs
  * with hd_webhook_add_app/hd_webhook_add_url on hd_webhook_sender_core(). */
-int hd_webhook_sender_start(hd_webhook_sender_t **out, uv_loop_t *loop, const hd_webhook_sender_config_t *cfg);
+int hd_webhook_sender_start(hd_webhook_sender_t **out, uv_loop_t *loop,
+                            const hd_webhook_sender_config_t *cfg);
 
 /* The core, for adding apps/URLs and reading stats. Owned by the sender. */
 hd_webhook_t *hd_webhook_sender_core(hd_webhook_sender_t *s);

@@ -21,7 +21,7 @@ typedef struct {
   int refs;
   int app; /* index into wh->apps */
   char id[24];
-  char name[24];     /* event type name, for the Hudong-Event header */
+  char name[24];      /* event type name, for the Hudong-Event header */
   hd_time_t deadline; /* push time + max_age */
   size_t body_len;
   char body[]; /* NUL-terminated */
@@ -29,12 +29,12 @@ typedef struct {
 
 typedef struct {
   char url[HD_WEBHOOK_URL_MAX];
-  int app;         /* -1 = all apps */
-  event_t **ring;  /* max_queue slots */
+  int app;        /* -1 = all apps */
+  event_t **ring; /* max_queue slots */
   size_t head, len;
-  int attempts;        /* attempts made for the head event */
-  hd_time_t next_at;   /* head may be attempted from then on */
-  uint64_t inflight;   /* request id, 0 = none */
+  int attempts;         /* attempts made for the head event */
+  hd_time_t next_at;    /* head may be attempted from then on */
+  uint64_t inflight;    /* request id, 0 = none */
   int inflight_dropped; /* head was dropped by overflow while in flight */
 } dest_t;
 
@@ -58,9 +58,9 @@ struct hd_webhook {
   char attempt_str[16];
 };
 
-static const char *const event_names[HD_WEBHOOK_EVENT_COUNT] = {
-    "room_started",      "room_finished",   "participant_joined",
-    "participant_left",  "track_published", "track_unpublished"};
+static const char *const event_names[HD_WEBHOOK_EVENT_COUNT] = {"room_started",       "room_finished",
+                                                                "participant_joined", "participant_left",
+                                                                "track_published",    "track_unpublished"};
 
 const char *hd_webhook_event_name(hd_webhook_event_type_t type) {
   if ((int)type < 0 || type >= HD_WEBHOOK_EVENT_COUNT) return NULL;
@@ -408,10 +408,12 @@ int hd_webhook_poll(hd_webhook_t *wh, hd_time_t now, int64_t unix_now, hd_webhoo
     req->id = d->inflight;
     req->method = "POST";
     req->url = d->url;
-    static const char *const names[] = {"Content-Type",     "User-Agent",   "Hudong-App-Key", "Hudong-Event",
-                                        "Hudong-Event-Id",  "Hudong-Signature", "Hudong-Attempt"};
-    const char *values[] = {"application/json", "hudong-webhook/1", wh->apps[e->app].key, e->name,
-                            e->id,              wh->sig,            wh->attempt_str};
+    static const char *const names[] = {"Content-Type",  "User-Agent",      "Hudong-App-Key",
+                                        "Hudong-Event",  "Hudong-Event-Id", "Hudong-Signature",
+                                        "Hudong-Attempt"};
+    const char *values[] = {
+        "application/json", "hudong-webhook/1", wh->apps[e->app].key, e->name, e->id, wh->sig,
+        wh->attempt_str};
     _Static_assert(sizeof names / sizeof names[0] <= HD_WEBHOOK_MAX_REQ_HEADERS, "header cap");
     for (size_t h = 0; h < sizeof names / sizeof names[0]; h++) {
       req->header_names[h] = names[h];

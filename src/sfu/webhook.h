@@ -34,13 +34,13 @@
 
 #include "base/time.h"
 
-#define HD_WEBHOOK_MAX_DESTS 64     /* destinations (URLs) per core */
-#define HD_WEBHOOK_MAX_APPS 64      /* apps whose secrets the core knows */
-#define HD_WEBHOOK_URL_MAX 256      /* URL length cap, NUL included */
-#define HD_WEBHOOK_KEY_MAX 64       /* app key cap, NUL included */
-#define HD_WEBHOOK_SECRET_MAX 128   /* app secret cap, NUL included */
-#define HD_WEBHOOK_FIELD_MAX 256    /* any one event string field, NUL included */
-#define HD_WEBHOOK_BODY_MAX 4096    /* rendered JSON body cap */
+#define HD_WEBHOOK_MAX_DESTS 64   /* destinations (URLs) per core */
+#define HD_WEBHOOK_MAX_APPS 64    /* apps whose secrets the core knows */
+#define HD_WEBHOOK_URL_MAX 256    /* URL length cap, NUL included */
+#define HD_WEBHOOK_KEY_MAX 64     /* app key cap, NUL included */
+#define HD_WEBHOOK_SECRET_MAX 128 /* app secret cap, NUL included */
+#define HD_WEBHOOK_FIELD_MAX 256  /* any one event string field, NUL included */
+#define HD_WEBHOOK_BODY_MAX 4096  /* rendered JSON body cap */
 #define HD_WEBHOOK_MAX_REQ_HEADERS 8
 
 typedef enum {

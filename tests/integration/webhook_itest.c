@@ -161,9 +161,9 @@ static void rx_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   int status = 200;
   if (rx->mode == MODE_FAIL_TWICE && idx < 2) status = 503;
   if (rx->mode == MODE_HOLD_FIRST && idx == 0) return; /* never answer: the client must time out */
-  int rl = snprintf(c->resp, sizeof c->resp,
-                    "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
-                    status == 200 ? "OK" : "Service Unavailable");
+  int rl =
+      snprintf(c->resp, sizeof c->resp, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+               status, status == 200 ? "OK" : "Service Unavailable");
   uv_buf_t wb = uv_buf_init(c->resp, (unsigned)rl);
   c->wr.data = c;
   uv_write(&c->wr, (uv_stream_t *)&c->tcp, &wb, 1, on_resp_written);
@@ -255,7 +255,8 @@ static void on_tick(uv_timer_t *t) {
   scen_t *s = t->data;
   hd_webhook_stats_t st;
   hd_webhook_stats(hd_webhook_sender_core(s->snd), &st);
-  if (s->late_listen_port && !s->rx.listening && st.attempt_failures >= 1) rx_listen(&s->rx, s->late_listen_port);
+  if (s->late_listen_port && !s->rx.listening && st.attempt_failures >= 1)
+    rx_listen(&s->rx, s->late_listen_port);
   if ((int)st.delivered >= s->want_delivered && s->rx.open_conns == 0) s->done = 1;
   if (now_s() - s->started > 15) {
     CHECK(0, "scenario timed out");
@@ -359,8 +360,9 @@ static void scenario_refused(void) {
   scen_end(&s, &st);
   printf("refused: %llu attempts, %d request(s) received\n", (unsigned long long)st.attempts, s.rx.n_reqs);
   CHECK(s.rx.listening, "receiver never started");
-  CHECK(st.attempt_failures >= 1 && st.delivered == 1 && st.failed == 0, "refused stats: failures %llu delivered %llu",
-        (unsigned long long)st.attempt_failures, (unsigned long long)st.delivered);
+  CHECK(st.attempt_failures >= 1 && st.delivered == 1 && st.failed == 0,
+        "refused stats: failures %llu delivered %llu", (unsigned long long)st.attempt_failures,
+        (unsigned long long)st.delivered);
   CHECK(s.rx.n_reqs == 1, "refused: %d requests", s.rx.n_reqs);
   if (s.rx.n_reqs == 1) {
     CHECK(s.rx.reqs[0].attempt == (int)st.attempts, "attempt header %d vs %llu", s.rx.reqs[0].attempt,
@@ -375,8 +377,9 @@ static void scenario_slow(void) {
   hd_webhook_stats_t st;
   scen_end(&s, &st);
   CHECK(s.rx.n_reqs == 2, "slow: %d requests, want 2", s.rx.n_reqs);
-  CHECK(st.attempt_failures == 1 && st.retries == 1 && st.delivered == 1, "slow stats: failures %llu delivered %llu",
-        (unsigned long long)st.attempt_failures, (unsigned long long)st.delivered);
+  CHECK(st.attempt_failures == 1 && st.retries == 1 && st.delivered == 1,
+        "slow stats: failures %llu delivered %llu", (unsigned long long)st.attempt_failures,
+        (unsigned long long)st.delivered);
   if (s.rx.n_reqs == 2) {
     double g = s.rx.reqs[1].at - s.rx.reqs[0].at;
     printf("slow: retry %.3f s after the held request\n", g);

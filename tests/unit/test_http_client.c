@@ -69,9 +69,15 @@ static void test_response_head(void **state) {
   assert_int_equal(hd_http_response_head_parse(inc, strlen(inc), &r), 0);
 
   static const char *const bad[] = {
-      "HTTP/2 200 OK\r\n\r\n",         "HTTP/1.1 20 OK\r\n\r\n",       "HTTP/1.1 200OK\r\n\r\n",
-      "HTTP/1.1 099 x\r\n\r\n",        "HTTP/1.1 600 x\r\n\r\n",       "ICY 200 OK\r\n\r\n",
-      "HTTP/1.1 200 OK\r\nA b\r\n\r\n", "HTTP/1.1 200 OK\r\n: v\r\n\r\n", "HTTP/1.1 200 OK\r\nA : v\r\n\r\n",
+      "HTTP/2 200 OK\r\n\r\n",
+      "HTTP/1.1 20 OK\r\n\r\n",
+      "HTTP/1.1 200OK\r\n\r\n",
+      "HTTP/1.1 099 x\r\n\r\n",
+      "HTTP/1.1 600 x\r\n\r\n",
+      "ICY 200 OK\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nA b\r\n\r\n",
+      "HTTP/1.1 200 OK\r\n: v\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nA : v\r\n\r\n",
       "HTTP/1.1 200 OK\r\nA: v\r\n folded\r\n\r\n",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -55,8 +55,8 @@ static void expect_sig(const char *secret, const hd_webhook_req_t *r, int64_t t)
   memcpy(msg + n, r->body, r->body_len);
   uint8_t md[32];
   unsigned mdlen = 0;
-  assert_non_null(HMAC(EVP_sha256(), secret, (int)strlen(secret), (uint8_t *)msg, (size_t)n + r->body_len, md,
-                       &mdlen));
+  assert_non_null(
+      HMAC(EVP_sha256(), secret, (int)strlen(secret), (uint8_t *)msg, (size_t)n + r->body_len, md, &mdlen));
   char want[128];
   int o = snprintf(want, sizeof want, "t=%lld,v1=", (long long)t);
   for (unsigned i = 0; i < mdlen; i++)
@@ -69,7 +69,8 @@ static void test_signature_known_answer(void **state) {
    * independently (python3 hmac) */
   char out[128];
   assert_int_equal(hd_webhook_sign("whsec_test", 1700000000, "{\"a\":1}", 7, out, sizeof out), 80);
-  assert_string_equal(out, "t=1700000000,v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789");
+  assert_string_equal(out,
+                      "t=1700000000,v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789");
 }
 
 static void test_request_shape_and_signature(void **state) {
@@ -96,8 +97,8 @@ static void test_request_shape_and_signature(void **state) {
   assert_string_equal(hdr(&r, "Hudong-Attempt"), "1");
   assert_int_equal(r.attempt, 1);
   expect_sig("secretA", &r, UNIX0 + 5);
-  assert_int_equal(hd_webhook_verify(hdr(&r, "Hudong-Signature"), "secretA", r.body, r.body_len, UNIX0 + 5, 300),
-                   0);
+  assert_int_equal(
+      hd_webhook_verify(hdr(&r, "Hudong-Signature"), "secretA", r.body, r.body_len, UNIX0 + 5, 300), 0);
 
   json_error_t je;
   json_t *j = json_loadb(r.body, r.body_len, 0, &je);
@@ -121,8 +122,8 @@ static void test_request_shape_and_signature(void **state) {
   char copy[4096];
   memcpy(copy, r.body, r.body_len);
   copy[r.body_len - 2] ^= 1;
-  assert_int_equal(hd_webhook_verify(hdr(&r, "Hudong-Signature"), "secretA", copy, r.body_len, UNIX0 + 5, 300),
-                   HD_EAUTH);
+  assert_int_equal(
+      hd_webhook_verify(hdr(&r, "Hudong-Signature"), "secretA", copy, r.body_len, UNIX0 + 5, 300), HD_EAUTH);
 
   /* one in flight per URL: nothing more until the result */
   assert_int_equal(hd_webhook_poll(wh, T0, UNIX0, &r), 0);
