@@ -15,11 +15,13 @@
  * - No offer until the first track: a description with no m= section cannot carry
  *   ICE/DTLS, so create_offer returns HD_EAGAIN while there is no slot at all.
  * - Mids are "0", "1", "2"... assigned by us, never changed for a live m= section.
- * - Removing a track: the FIRST m= section (the offerer-tagged BUNDLE section, RFC
- *   9143 §7.2) is never rejected — it becomes a=inactive with its port and stays in
- *   BUNDLE, so the tag never moves and the transport never goes away even with zero
- *   subscriptions (mediasoup does the same). Any other m= section is rejected: port 0,
- *   a=inactive, out of the BUNDLE group (the client stops its transceiver).
+ * - Removing a track: the offerer-tagged BUNDLE section (RFC 9143 §7.2: the first m=
+ *   section not rejected, normally m-line 0) is never rejected by us — it becomes
+ *   a=inactive with its port and stays in BUNDLE, so the tag never moves and the
+ *   transport never goes away even with zero subscriptions (mediasoup does the same).
+ *   Any other m= section is rejected: port 0, a=inactive, out of the BUNDLE group (the
+ *   client stops its transceiver). A section the client's answer rejects (port 0)
+ *   becomes rejected too; the caller sees active = 0 for it.
  * - Adding a track reuses, in this order: an inactive (non-rejected) slot of the same
  *   kind, keeping its mid (just a direction change); a slot of the same kind whose
  *   port-0 rejection has completed an offer/answer, with a NEW mid (JSEP §5.2.2:
