@@ -388,6 +388,7 @@ int hd_cmd_serve(int argc, char **argv) {
       have |= !strcmp(s.cfg.apps[i].key, "devkey");
     if (!have && s.cfg.n_apps < HD_MAX_APPS) {
       memmove(&s.cfg.apps[1], &s.cfg.apps[0], (size_t)s.cfg.n_apps * sizeof s.cfg.apps[0]);
+      memset(&s.cfg.apps[0], 0, sizeof s.cfg.apps[0]); /* no inherited per-app settings */
       snprintf(s.cfg.apps[0].key, sizeof s.cfg.apps[0].key, "devkey");
       snprintf(s.cfg.apps[0].secret, sizeof s.cfg.apps[0].secret, "devsecret");
       s.cfg.n_apps++;
