@@ -318,8 +318,10 @@ int hd_signal_check(const hd_signal_msg_t *m, hd_signal_error_t *err);
 /* Writes m as compact JSON (UTF-8, members in documented order) into out,
  * NUL-terminated. Returns the length without the NUL, HD_EINVAL (m fails
  * hd_signal_check, or the text would exceed its direction's cap), HD_ENOSPC
- * (does not fit cap) or HD_ENOMEM. Optional members that are NULL/default are
- * still written where the doc says they are always present. */
+ * (does not fit cap) or HD_ENOMEM. Optional strings that are NULL are left
+ * out; ints and bools are written as given (a zeroed join has
+ * "auto_subscribe":false, so set it). join.protocol / joined.protocol 0 are
+ * written as HD_SIGNAL_PROTOCOL_VERSION. */
 int hd_signal_write(const hd_signal_msg_t *m, char *out, size_t cap);
 
 /* Convenience builders: each fills a message and calls hd_signal_write. id may
