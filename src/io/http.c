@@ -26,9 +26,7 @@ struct hd_http_server {
   hd_ws_hub_t *ws;
 };
 
-hd_ws_hub_t *hd_http__hub(hd_http_server_t *s) {
-  return s->ws;
-}
+hd_ws_hub_t *hd_http__hub(hd_http_server_t *s) { return s->ws; }
 
 typedef struct {
   char method[8];

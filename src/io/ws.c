@@ -221,9 +221,7 @@ static void sweep(uv_timer_t *t) {
   }
 }
 
-static void timer_closed(uv_handle_t *hd) {
-  free(hd);
-}
+static void timer_closed(uv_handle_t *hd) { free(hd); }
 
 static void arm_timer(hd_ws_hub_t *h, uint64_t ms) {
   if (ms < 20) ms = 20;
@@ -570,8 +568,8 @@ int hd_ws_send(hd_ws_conn_t *c, const char *text, size_t len) {
   endpoint_t *ep = c->ep;
   if (len > ep->cfg.out_max_bytes) return HD_EINVAL;
   if (c->q_bytes + len > ep->cfg.out_max_bytes || c->q_msgs + 1 > ep->cfg.out_max_msgs) {
-    HD_LOGI("ws", "conn %llu on %s: outbound queue full (%zu bytes, %zu msgs): closing", (unsigned long long)c->id,
-            ep->path, c->q_bytes, c->q_msgs);
+    HD_LOGI("ws", "conn %llu on %s: outbound queue full (%zu bytes, %zu msgs): closing",
+            (unsigned long long)c->id, ep->path, c->q_bytes, c->q_msgs);
     start_close(c, HD_WS_CLOSE_POLICY, "slow consumer: outbound queue full", HD_WS_CR_SLOW, 1);
     return HD_ENOSPC;
   }
@@ -602,18 +600,10 @@ int hd_ws_close(hd_ws_conn_t *c, int code, const char *reason) {
 void hd_ws_set_user(hd_ws_conn_t *c, void *user) {
   if (c) c->user = user;
 }
-void *hd_ws_user(const hd_ws_conn_t *c) {
-  return c ? c->user : NULL;
-}
-uint64_t hd_ws_id(const hd_ws_conn_t *c) {
-  return c ? c->id : 0;
-}
-const char *hd_ws_path(const hd_ws_conn_t *c) {
-  return c ? c->ep->path : "";
-}
-size_t hd_ws_queued_bytes(const hd_ws_conn_t *c) {
-  return c ? c->q_bytes : 0;
-}
+void *hd_ws_user(const hd_ws_conn_t *c) { return c ? c->user : NULL; }
+uint64_t hd_ws_id(const hd_ws_conn_t *c) { return c ? c->id : 0; }
+const char *hd_ws_path(const hd_ws_conn_t *c) { return c ? c->ep->path : ""; }
+size_t hd_ws_queued_bytes(const hd_ws_conn_t *c) { return c ? c->q_bytes : 0; }
 
 static void stats_add(hd_ws_stats_t *a, const hd_ws_stats_t *b) {
   a->open += b->open;
@@ -677,7 +667,8 @@ int hd_ws_metrics_text(hd_http_server_t *s, char *buf, size_t cap) {
     size_t off;
   } m[] = {
       {"hudong_ws_connections", "gauge", "WebSocket connections open now.", offsetof(hd_ws_stats_t, open)},
-      {"hudong_ws_accepted_total", "counter", "WebSocket upgrades accepted.", offsetof(hd_ws_stats_t, accepted)},
+      {"hudong_ws_accepted_total", "counter", "WebSocket upgrades accepted.",
+       offsetof(hd_ws_stats_t, accepted)},
       {"hudong_ws_rejected_total", "counter", "WebSocket upgrades refused by the endpoint.",
        offsetof(hd_ws_stats_t, rejected)},
       {"hudong_ws_messages_in_total", "counter", "Complete text messages received.",
@@ -685,7 +676,8 @@ int hd_ws_metrics_text(hd_http_server_t *s, char *buf, size_t cap) {
       {"hudong_ws_messages_out_total", "counter", "Text messages sent.", offsetof(hd_ws_stats_t, msgs_out)},
       {"hudong_ws_bytes_in_total", "counter", "Payload bytes received.", offsetof(hd_ws_stats_t, bytes_in)},
       {"hudong_ws_bytes_out_total", "counter", "Payload bytes sent.", offsetof(hd_ws_stats_t, bytes_out)},
-      {"hudong_ws_queued_bytes", "gauge", "Outbound bytes queued now.", offsetof(hd_ws_stats_t, queued_bytes)},
+      {"hudong_ws_queued_bytes", "gauge", "Outbound bytes queued now.",
+       offsetof(hd_ws_stats_t, queued_bytes)},
   };
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
     sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", m[i].name, m[i].help, m[i].name, m[i].type);

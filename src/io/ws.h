@@ -95,7 +95,7 @@ typedef void (*hd_ws_message_fn)(void *ud, hd_ws_conn_t *c, const char *text, si
 typedef void (*hd_ws_close_fn)(void *ud, hd_ws_conn_t *c, int code);
 
 typedef struct {
-  const char *path; /* exact path, starts with '/', at most 63 bytes */
+  const char *path;            /* exact path, starts with '/', at most 63 bytes */
   hd_ws_open_fn on_open;       /* may be NULL: accept everything */
   hd_ws_message_fn on_message; /* may be NULL: messages are dropped */
   hd_ws_close_fn on_close;     /* may be NULL */
@@ -138,22 +138,22 @@ size_t hd_ws_queued_bytes(const hd_ws_conn_t *c);
 
 /* Why connections closed, for hd_ws_stats_t.closes[]. */
 enum {
-  HD_WS_CR_PEER = 0,    /* the peer sent a close frame */
-  HD_WS_CR_APP,         /* hd_ws_close */
-  HD_WS_CR_TOO_BIG,     /* 1009 */
-  HD_WS_CR_BINARY,      /* 1003 */
-  HD_WS_CR_SLOW,        /* 1008 outbound queue overflow */
-  HD_WS_CR_IDLE,        /* 1001 idle timeout */
-  HD_WS_CR_SHUTDOWN,    /* 1001 server shutdown */
-  HD_WS_CR_ABNORMAL,    /* TCP dropped, protocol error, invalid UTF-8 */
+  HD_WS_CR_PEER = 0, /* the peer sent a close frame */
+  HD_WS_CR_APP,      /* hd_ws_close */
+  HD_WS_CR_TOO_BIG,  /* 1009 */
+  HD_WS_CR_BINARY,   /* 1003 */
+  HD_WS_CR_SLOW,     /* 1008 outbound queue overflow */
+  HD_WS_CR_IDLE,     /* 1001 idle timeout */
+  HD_WS_CR_SHUTDOWN, /* 1001 server shutdown */
+  HD_WS_CR_ABNORMAL, /* TCP dropped, protocol error, invalid UTF-8 */
   HD_WS_CR_COUNT
 };
 
 /* Counters of one endpoint (or, for path NULL, all endpoints summed). */
 typedef struct {
-  uint64_t open;          /* connections open now (gauge) */
-  uint64_t accepted;      /* upgrades accepted */
-  uint64_t rejected;      /* upgrades refused by on_open */
+  uint64_t open;                /* connections open now (gauge) */
+  uint64_t accepted;            /* upgrades accepted */
+  uint64_t rejected;            /* upgrades refused by on_open */
   uint64_t msgs_in, msgs_out;   /* complete messages received / written to lws */
   uint64_t bytes_in, bytes_out; /* their payload bytes */
   uint64_t queued_bytes;        /* outbound bytes queued now, all connections (gauge) */

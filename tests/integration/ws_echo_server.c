@@ -78,9 +78,7 @@ static void echo_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len
   hd_ws_send(c, text, len);
 }
 
-static void count_close(void *ud, hd_ws_conn_t *c, int code) {
-  app.closes++;
-}
+static void count_close(void *ud, hd_ws_conn_t *c, int code) { app.closes++; }
 
 static void member_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_resp_t *reject) {
   member_t *m = calloc(1, sizeof *m);
@@ -158,9 +156,7 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   }
 }
 
-static void on_signal(uv_signal_t *h, int sig) {
-  uv_stop(app.loop);
-}
+static void on_signal(uv_signal_t *h, int sig) { uv_stop(app.loop); }
 
 int main(int argc, char **argv) {
   if (argc != 2) {
