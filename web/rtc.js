@@ -364,6 +364,7 @@ export class Room {
     const t = this._subscribed.get(mid);
     if (!t) return;
     this._subscribed.delete(mid);
+    this._offerAt.delete(t.sid);
     t.subscribed = false;
     t.mid = null;
     this._emit('trackUnsubscribed', t, this.participants.get(t.participantSid));
@@ -374,7 +375,7 @@ export class Room {
   _onSubscriberOffer(m) {
     const at = performance.now();
     const current = new Set([...this._subscribed.values()].map((t) => t.sid));
-    for (const e of m.tracks || []) if (!current.has(e.track_sid)) this._offerAt.set(e.track_sid, at);
+    for (const e of m.tracks || []) if (!current.has(e.track_sid) && !this._offerAt.has(e.track_sid)) this._offerAt.set(e.track_sid, at);
     this._emit('subscriberOffer', { tracks: m.tracks || [], at });
     this._subQueue(async () => {
       if (!this.sub) return;
