@@ -572,6 +572,7 @@ export class Room {
       const off = this.on('connectionStateChanged', (s) => { if (s === 'disconnected') { off(); resolve(); } });
       setTimeout(resolve, 1000);
     });
+    clearInterval(this._pingTimer);
     try { this._send({ type: 'leave' }); } catch { /* already closed */ }
     await gotLeft;
     this._teardown();
