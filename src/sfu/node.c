@@ -275,6 +275,7 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
   s->room = r;
   if (kind == HD_SESSION_PUBLISH) {
     r->publisher = s;
+    s->room_publisher = 1;
     n->n_publish++;
   } else {
     s->next_in_room = r->viewers;

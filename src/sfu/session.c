@@ -16,8 +16,106 @@
 #define PLI_MIN_INTERVAL HD_MS(300)
 #define RTX_CACHE_SLOTS 1024
 
+/* Bounded string copy between fields of one session (snprintf would alias). */
+static void copy_str(char *dst, size_t cap, const char *src) {
+  size_t n = strnlen(src, cap - 1);
+  memmove(dst, src, n);
+  dst[n] = 0;
+}
+
 static int kind_of(int sdp_kind) {
   return sdp_kind == HD_SDP_AUDIO ? HD_TRACK_AUDIO : sdp_kind == HD_SDP_VIDEO ? HD_TRACK_VIDEO : -1;
+}
+
+int hd_session_add_in_track(hd_session_t *s, int i) {
+  const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
+  int k = kind_of(m->kind);
+  if (!m->active || k < 0) return HD_EINVAL;
+  if (s->n_in >= HD_SESSION_MAX_TRACKS) return HD_ENOSPC;
+  int idx = s->n_in;
+  hd_in_track_t *t = &s->in[s->n_in++];
+  memset(t, 0, sizeof *t);
+  t->active = 1;
+  t->kind = k;
+  t->media_index = i;
+  copy_str(t->mid, sizeof t->mid, m->mid);
+  t->pt = m->pt;
+  t->rtx_pt = m->rtx_pt;
+  t->clock = m->clock;
+  copy_str(t->codec, sizeof t->codec, m->codec);
+  copy_str(t->fmtp, sizeof t->fmtp, m->fmtp);
+  t->ssrc = m->remote_ssrc;
+  t->rtx_ssrc = m->remote_rtx_ssrc;
+  t->have_ssrc = m->remote_ssrc != 0;
+  hd_rtp_recv_stats_init(&t->stats, t->ssrc);
+  t->last_pli = -HD_SEC(10);
+  if (m->nack) {
+    t->nack_enabled = 1;
+    hd_nack_gen_init(&t->nack);
+  }
+  if (k == HD_TRACK_VIDEO || m->nack) {
+    int rc = hd_rtp_cache_init(&t->cache, RTX_CACHE_SLOTS);
+    if (rc) {
+      s->n_in--;
+      return rc;
+    }
+    t->have_cache = 1;
+  }
+  if (m->ext_twcc) s->ext_twcc = m->ext_twcc;
+  if (m->ext_mid) s->ext_mid_in = m->ext_mid;
+  if (m->ext_audio_level) s->ext_audio_level_in = m->ext_audio_level;
+  return idx;
+}
+
+int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx_ssrc) {
+  const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
+  int k = kind_of(m->kind);
+  if (!m->active || k < 0) return HD_EINVAL;
+  if (s->n_out >= HD_SESSION_MAX_TRACKS) return HD_ENOSPC;
+  int idx = s->n_out;
+  hd_out_track_t *t = &s->out[s->n_out++];
+  memset(t, 0, sizeof *t);
+  t->active = 1;
+  t->kind = k;
+  t->media_index = i;
+  t->src = NULL;
+  t->src_in = -1;
+  t->ssrc = ssrc;
+  t->rtx_ssrc = k == HD_TRACK_VIDEO ? rtx_ssrc : 0;
+  t->pt = m->pt;
+  t->rtx_pt = m->rtx_pt;
+  t->clock = m->clock;
+  copy_str(t->codec, sizeof t->codec, m->codec);
+  copy_str(t->fmtp, sizeof t->fmtp, m->fmtp);
+  copy_str(t->mid, sizeof t->mid, m->mid);
+  t->ext_mid = m->ext_mid;
+  t->ext_abs_send_time = m->ext_abs_send_time;
+  t->ext_audio_level = m->ext_audio_level;
+  t->nack = m->nack;
+  t->rtx_enabled = m->rtx_pt != 0 && t->rtx_ssrc != 0;
+  hd_rewriter_init(&t->rw, t->ssrc, t->clock);
+  hd_rtp_send_stats_init(&t->sstats, t->ssrc, t->clock);
+  t->rtx_seq = (uint16_t)hd_random_u32();
+  return idx;
+}
+
+int hd_session_track_by_mid(const hd_session_t *s, const char *mid) {
+  if (s->kind == HD_SESSION_PUBLISH) {
+    for (int i = 0; i < s->n_in; i++)
+      if (s->in[i].active && !strcmp(s->in[i].mid, mid)) return i;
+  } else {
+    for (int i = 0; i < s->n_out; i++)
+      if (s->out[i].active && !strcmp(s->out[i].mid, mid)) return i;
+  }
+  return -1;
+}
+
+void hd_session_unbind_source(hd_session_t *s, const hd_session_t *src) {
+  for (int i = 0; i < s->n_out; i++)
+    if (s->out[i].src == src) {
+      s->out[i].src = NULL;
+      s->out[i].active = 0;
+    }
 }
 
 int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
@@ -26,69 +124,24 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
   s->next_twcc = now + TWCC_INTERVAL;
   hd_seq_unwrapper_init(&s->twcc_unwrap);
   s->twcc_last_ext = -1;
+  if (s->kind == HD_SESSION_SUBSCRIBE) return 0; /* out tracks are added as subscriptions are answered */
   for (int i = 0; i < s->neg.n_media; i++) {
     const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
     int k = kind_of(m->kind);
     if (!m->active || k < 0) continue;
     if (s->kind == HD_SESSION_PUBLISH) {
-      if (s->n_in >= HD_SESSION_MAX_TRACKS) continue;
-      hd_in_track_t *t = &s->in[s->n_in++];
-      t->active = 1;
-      t->kind = k;
-      t->media_index = i;
-      snprintf(t->mid, sizeof t->mid, "%s", m->mid);
-      t->pt = m->pt;
-      t->rtx_pt = m->rtx_pt;
-      t->clock = m->clock;
-      snprintf(t->codec, sizeof t->codec, "%s", m->codec);
-      snprintf(t->fmtp, sizeof t->fmtp, "%s", m->fmtp);
-      t->ssrc = m->remote_ssrc;
-      t->rtx_ssrc = m->remote_rtx_ssrc;
-      t->have_ssrc = m->remote_ssrc != 0;
-      hd_rtp_recv_stats_init(&t->stats, t->ssrc);
-      t->last_pli = -HD_SEC(10);
-      if (m->nack) {
-        t->nack_enabled = 1;
-        hd_nack_gen_init(&t->nack);
-      }
-      if (k == HD_TRACK_VIDEO || m->nack) {
-        int rc = hd_rtp_cache_init(&t->cache, RTX_CACHE_SLOTS);
-        if (rc) return rc;
-        t->have_cache = 1;
-      }
-      if (m->ext_twcc) s->ext_twcc = m->ext_twcc;
-      if (m->ext_mid) s->ext_mid_in = m->ext_mid;
-      if (m->ext_audio_level) s->ext_audio_level_in = m->ext_audio_level;
+      int rc = hd_session_add_in_track(s, i);
+      if (rc == HD_ENOSPC) continue;
+      if (rc < 0) return rc;
     } else {
-      if (s->n_out >= HD_SESSION_MAX_TRACKS) continue;
-      hd_out_track_t *t = &s->out[s->n_out++];
-      t->active = 1;
-      t->kind = k;
-      t->media_index = i;
-      t->src = NULL;
-      t->src_in = -1;
       /* WHEP promises one SSRC per kind in its answer; a second track of a kind gets fresh ones */
       int first_of_kind = 1;
-      for (int j = 0; j < s->n_out - 1; j++)
+      for (int j = 0; j < s->n_out; j++)
         if (s->out[j].kind == k) first_of_kind = 0;
-      t->ssrc = first_of_kind && s->want_ssrc[k] ? s->want_ssrc[k] : (hd_random_u32() | 1);
-      t->rtx_ssrc = k == HD_TRACK_VIDEO
-                        ? (first_of_kind && s->want_rtx_ssrc ? s->want_rtx_ssrc : (hd_random_u32() | 1))
-                        : 0;
-      t->pt = m->pt;
-      t->rtx_pt = m->rtx_pt;
-      t->clock = m->clock;
-      snprintf(t->codec, sizeof t->codec, "%s", m->codec);
-      snprintf(t->fmtp, sizeof t->fmtp, "%s", m->fmtp);
-      snprintf(t->mid, sizeof t->mid, "%s", m->mid);
-      t->ext_mid = m->ext_mid;
-      t->ext_abs_send_time = m->ext_abs_send_time;
-      t->ext_audio_level = m->ext_audio_level;
-      t->nack = m->nack;
-      t->rtx_enabled = m->rtx_pt != 0 && t->rtx_ssrc != 0;
-      hd_rewriter_init(&t->rw, t->ssrc, t->clock);
-      hd_rtp_send_stats_init(&t->sstats, t->ssrc, t->clock);
-      t->rtx_seq = (uint16_t)hd_random_u32();
+      uint32_t ssrc = first_of_kind && s->want_ssrc[k] ? s->want_ssrc[k] : (hd_random_u32() | 1);
+      uint32_t rtx = first_of_kind && s->want_rtx_ssrc ? s->want_rtx_ssrc : (hd_random_u32() | 1);
+      int rc = hd_session_add_out_track(s, i, ssrc, rtx);
+      if (rc >= 0) s->out[rc].follow_room_pub = 1;
     }
   }
   return 0;
@@ -217,6 +270,17 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
       }
       if (t->nack_enabled) hd_nack_gen_on_packet(&t->nack, h.seq, now);
       hd_rtp_recv_stats_update(&t->stats, h.seq, h.ts, now, t->clock);
+      if (t->kind == HD_TRACK_AUDIO && s->ext_audio_level_in) {
+        const uint8_t *d;
+        size_t dl;
+        int voice;
+        uint8_t level;
+        if (hd_rtp_ext_find(&h, s->ext_audio_level_in, &d, &dl) == 0 &&
+            hd_rtp_audio_level_parse(d, dl, &voice, &level) == 0) {
+          t->level_acc += 127u - level;
+          t->level_cnt++;
+        }
+      }
       t->packets++;
       t->bytes += len;
       if (h.payload_len == 0) return HD_EAGAIN; /* padding-only probe: nothing to forward */
@@ -289,6 +353,7 @@ static int codec_matches(const hd_out_track_t *o, const hd_in_track_t *i) {
 static int follows(const hd_out_track_t *t, const hd_session_t *pub, int in_idx) {
   if (!t->active) return 0;
   if (t->src) return t->src == pub && t->src_in == in_idx;
+  if (!t->follow_room_pub || !pub->room_publisher) return 0;
   return pub->in[in_idx].kind == t->kind && hd_session_first_in(pub, t->kind) == in_idx;
 }
 
@@ -356,7 +421,7 @@ void hd_session_request_keyframe_track(hd_session_t *pub, int in_idx, hd_time_t 
 /* Answers one NACKed seq of viewer track `t` from the publisher's cache. */
 /* The publisher session and track an out track follows right now (src may be NULL). */
 static hd_in_track_t *source_of(const hd_out_track_t *t, hd_session_t *room_pub, hd_session_t **pub_out) {
-  hd_session_t *pub = t->src ? t->src : room_pub;
+  hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
   int idx = t->src ? t->src_in : (pub ? hd_session_first_in(pub, t->kind) : -1);
   *pub_out = pub;
   return pub && idx >= 0 && idx < pub->n_in ? &pub->in[idx] : NULL;

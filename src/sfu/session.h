@@ -20,7 +20,10 @@
 #include "sfu/peer.h"
 #include "sfu/rewriter.h"
 
-enum { HD_SESSION_PUBLISH = 1, HD_SESSION_PLAY = 2 };
+/* PUBLISH: client offers, we receive (WHIP, or a room participant's publisher
+ * PC). PLAY: client offers, we send (WHEP). SUBSCRIBE: we offer, we send (a room
+ * participant's subscriber PC). */
+enum { HD_SESSION_PUBLISH = 1, HD_SESSION_PLAY = 2, HD_SESSION_SUBSCRIBE = 3 };
 enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 
 #define HD_SESSION_ID_LEN 16
@@ -54,6 +57,7 @@ typedef struct {
   int nack_enabled; /* nack negotiated: we ask the publisher to repair uplink loss */
   hd_nack_gen_t nack;
   uint64_t packets, bytes, rtx_packets;
+  uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */
 } hd_in_track_t;
 
 /* A track we send a viewer. It follows one publisher track: `src`/`src_in`,
@@ -64,6 +68,7 @@ typedef struct {
   int media_index;
   struct hd_session *src;
   int src_in;
+  int follow_room_pub; /* WHEP: src NULL means "the room's WHIP publisher" */
   uint8_t pt, rtx_pt;
   char codec[16];
   char fmtp[256];
@@ -107,6 +112,8 @@ struct hd_session {
   hd_time_t next_twcc;
   int pli_requested_on_connect;
   int closing;
+  int room_publisher; /* the WHIP publisher of its room (what WHEP viewers follow) */
+  void *owner;        /* room participant owning this session, or NULL (WHIP/WHEP) */
   hd_session_t *next_in_room;
 };
 
@@ -118,6 +125,15 @@ typedef struct {
 
 /* Sets up tracks from the negotiation result. */
 int hd_session_setup_tracks(hd_session_t *s, hd_time_t now);
+/* Adds a publisher track for negotiated media section `mi`; returns its index. */
+int hd_session_add_in_track(hd_session_t *s, int mi);
+/* Adds a track we send for negotiated media section `mi` with our SSRCs;
+ * returns its index. */
+int hd_session_add_out_track(hd_session_t *s, int mi, uint32_t ssrc, uint32_t rtx_ssrc);
+/* Index of the track (in or out, by session kind) carried in media section `mid`, or -1. */
+int hd_session_track_by_mid(const hd_session_t *s, const char *mid);
+/* Stops forwarding from `src` into any track of s (src is going away). */
+void hd_session_unbind_source(hd_session_t *s, const hd_session_t *src);
 /* Handles decrypted RTP from a publisher: returns the index (into s->in) of the track it belongs to
  * and writes the normalised original packet (RTX unwrapped) to pkt and pkt_len (which
  * may point into `scratch`), or a negative error for a packet to drop. */
