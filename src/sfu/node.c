@@ -13,32 +13,12 @@
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
 #include "proto/stun.h"
+#include "sfu/node_internal.h"
 
 #define TXQ_CAP 4096
 
-typedef struct hd_room {
-  char app[64];
-  char name[128];
-  hd_session_t *publisher;
-  hd_session_t *viewers; /* singly linked through next_in_room */
-  size_t n_viewers;
-  hd_time_t created;
-  struct hd_room *next;
-} hd_room_t;
-
-struct hd_node {
-  hd_node_config_t cfg;
-  char rtc_ip[64];
-  hd_dtls_cert_t *cert;
-  hd_txq_t txq;
-  hd_map_t by_id, by_ufrag, by_addr;
-  hd_room_t *rooms;
-  size_t n_rooms, n_publish, n_play;
-  hd_node_stats_t stats;
-};
-
 /* ---- address keys for the 5-tuple map ---- */
-static size_t addr_key(const struct sockaddr *sa, uint8_t key[20]) {
+size_t node_addr_key(const struct sockaddr *sa, uint8_t key[20]) {
   if (sa->sa_family == AF_INET) {
     const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
     key[0] = 4;
@@ -78,14 +58,14 @@ int hd_node_new(hd_node_t **out, const hd_node_config_t *cfg, hd_dtls_cert_t *ce
   return 0;
 }
 
-static hd_room_t *room_find(hd_node_t *n, const char *app, const char *name) {
+hd_room_t *node_room_find(hd_node_t *n, const char *app, const char *name) {
   for (hd_room_t *r = n->rooms; r; r = r->next)
     if (!strcmp(r->app, app) && !strcmp(r->name, name)) return r;
   return NULL;
 }
 
-static hd_room_t *room_get(hd_node_t *n, const char *app, const char *name, hd_time_t now) {
-  hd_room_t *r = room_find(n, app, name);
+hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_time_t now) {
+  hd_room_t *r = node_room_find(n, app, name);
   if (r) return r;
   r = calloc(1, sizeof *r);
   if (!r) return NULL;
@@ -99,8 +79,8 @@ static hd_room_t *room_get(hd_node_t *n, const char *app, const char *name, hd_t
   return r;
 }
 
-static void room_maybe_delete(hd_node_t *n, hd_room_t *r) {
-  if (r->publisher || r->viewers) return;
+void node_room_maybe_delete(hd_node_t *n, hd_room_t *r) {
+  if (r->publisher || r->viewers || r->participants) return;
   for (hd_room_t **pp = &n->rooms; *pp; pp = &(*pp)->next) {
     if (*pp == r) {
       *pp = r->next;
@@ -124,24 +104,31 @@ static void count_peer_drops(hd_node_stats_t *st, const hd_peer_stats_t *b, cons
 }
 
 /* Unlinks and frees a session and every index entry pointing at it. */
-static void session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
+void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
   hd_room_t *r = s->room;
-  HD_LOGI("sfu", "session %s (%s) closed: %s", s->id, s->kind == HD_SESSION_PUBLISH ? "whip" : "whep", why);
+  HD_LOGI("sfu", "session %s (%s) closed: %s", s->id,
+          s->kind == HD_SESSION_PUBLISH ? (s->owner ? "publisher pc" : "whip")
+                                        : (s->kind == HD_SESSION_PLAY ? "whep" : "subscriber pc"),
+          why);
   if (r) {
     if (r->publisher == s) r->publisher = NULL;
     for (hd_session_t **pp = &r->viewers; *pp; pp = &(*pp)->next_in_room) {
       if (*pp == s) {
         *pp = s->next_in_room;
-        r->n_viewers--;
+        if (s->kind == HD_SESSION_PLAY) r->n_viewers--;
         break;
       }
     }
+    /* nobody may keep forwarding from a source that is going away */
+    if (s->kind == HD_SESSION_PUBLISH)
+      for (hd_session_t *v = r->viewers; v; v = v->next_in_room) hd_session_unbind_source(v, s);
   }
+  if (s->owner) rooms_on_session_destroyed(n, s);
   hd_map_del(&n->by_id, s->id, strlen(s->id));
   hd_map_del(&n->by_ufrag, s->local_ufrag, strlen(s->local_ufrag));
   for (size_t i = 0; i < s->peer.ice.n_remotes; i++) {
     uint8_t key[20];
-    size_t kl = addr_key((const struct sockaddr *)&s->peer.ice.remotes[i].addr, key);
+    size_t kl = node_addr_key((const struct sockaddr *)&s->peer.ice.remotes[i].addr, key);
     if (kl && hd_map_get(&n->by_addr, key, kl) == s) hd_map_del(&n->by_addr, key, kl);
   }
   if (s->peer.state == HD_PEER_FAILED) n->stats.sessions_failed++;
@@ -150,10 +137,12 @@ static void session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
   hd_session_free_tracks(s);
   if (s->kind == HD_SESSION_PUBLISH)
     n->n_publish--;
-  else
+  else if (s->kind == HD_SESSION_PLAY)
     n->n_play--;
+  else
+    n->n_subscribe--;
   free(s);
-  if (r) room_maybe_delete(n, r);
+  if (r) node_room_maybe_delete(n, r);
 }
 
 void hd_node_set_rtc_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_port = port; }
@@ -161,12 +150,14 @@ void hd_node_set_rtc_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_port = port;
 void hd_node_close_all(hd_node_t *n, const char *why) {
   while (n->rooms) {
     hd_room_t *r = n->rooms;
-    if (r->publisher)
-      session_destroy(n, r->publisher, why);
+    if (r->participants)
+      rooms_close_all(n, r); /* frees the room once it is empty */
+    else if (r->publisher)
+      node_session_destroy(n, r->publisher, why);
     else if (r->viewers)
-      session_destroy(n, r->viewers, why);
+      node_session_destroy(n, r->viewers, why);
     else
-      room_maybe_delete(n, r);
+      node_room_maybe_delete(n, r);
   }
 }
 
@@ -186,7 +177,7 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
   int rc;
   hd_sdp_t *osdp = NULL, *asdp = NULL;
   hd_session_t *s = NULL;
-  hd_room_t *r = room_find(n, app, room);
+  hd_room_t *r = node_room_find(n, app, room);
   if (n->n_publish + n->n_play >= n->cfg.max_sessions) {
     snprintf(err, errcap, "node is at its session limit (%zu)", n->cfg.max_sessions);
     return HD_ENOSPC;
@@ -263,7 +254,7 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
     snprintf(err, errcap, "session table full");
     goto fail;
   }
-  r = room_get(n, app, room, now);
+  r = node_room_get(n, app, room, now);
   if (!r) {
     hd_map_del(&n->by_id, s->id, strlen(s->id));
     hd_map_del(&n->by_ufrag, s->local_ufrag, strlen(s->local_ufrag));
@@ -300,7 +291,7 @@ fail:
 hd_session_t *hd_node_session(hd_node_t *n, const char *id) { return hd_map_get(&n->by_id, id, strlen(id)); }
 
 int hd_node_room_has_publisher(hd_node_t *n, const char *app, const char *room) {
-  hd_room_t *r = room_find(n, app, room);
+  hd_room_t *r = node_room_find(n, app, room);
   return r && r->publisher;
 }
 
@@ -316,13 +307,33 @@ int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *
                            hd_time_t now) {
   hd_session_t *s = hd_node_find_session(n, kind, app, room, id);
   if (!s) return HD_ENOTFOUND;
-  session_destroy(n, s, "deleted by client");
+  node_session_destroy(n, s, "deleted by client");
+  return 0;
+}
+
+int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r) {
+  int rc;
+  if ((rc = hd_map_put(&n->by_id, s->id, strlen(s->id), s)) < 0) return rc;
+  if ((rc = hd_map_put(&n->by_ufrag, s->local_ufrag, strlen(s->local_ufrag), s)) < 0) {
+    hd_map_del(&n->by_id, s->id, strlen(s->id));
+    return rc;
+  }
+  s->room = r;
+  s->next_in_room = r->viewers;
+  r->viewers = s;
+  if (s->kind == HD_SESSION_PUBLISH)
+    n->n_publish++;
+  else if (s->kind == HD_SESSION_PLAY)
+    n->n_play++;
+  else
+    n->n_subscribe++;
+  n->stats.sessions_total++;
   return 0;
 }
 
 static hd_session_t *route(hd_node_t *n, const uint8_t *buf, size_t len, const struct sockaddr *from) {
   uint8_t key[20];
-  size_t kl = addr_key(from, key);
+  size_t kl = node_addr_key(from, key);
   hd_session_t *s = kl ? hd_map_get(&n->by_addr, key, kl) : NULL;
   if (s) return s;
   if (!hd_stun_is_stun(buf, len)) return NULL;
@@ -349,7 +360,7 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   if (rc < 0) count_peer_drops(&n->stats, &before, &s->peer.stats);
   if (ice_ok) {
     uint8_t key[20];
-    size_t kl = addr_key(from, key);
+    size_t kl = node_addr_key(from, key);
     if (kl && hd_map_get(&n->by_addr, key, kl) != s) {
       if (hd_map_put(&n->by_addr, key, kl, s) < 0) HD_LOGW("sfu", "address table full");
     }
@@ -359,6 +370,7 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   if (!was_connected && s->peer.state == HD_PEER_CONNECTED) {
     HD_LOGI("sfu", "session %s connected", s->id);
     if (s->kind == HD_SESSION_PLAY && pub) hd_session_request_keyframe(pub, now, &n->stats.media);
+    if (s->owner) rooms_on_connected(n, s, now);
   }
   if (rc == HD_PEER_PKT_RTP && s->kind == HD_SESSION_PUBLISH) {
     uint8_t scratch[HD_DATAGRAM_MAX];
@@ -368,13 +380,13 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
         hd_session_publisher_rtp(s, buf, len, now, scratch, sizeof scratch, &pkt, &plen, &n->stats.media);
     if (in_idx >= 0) {
       for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room)
-        hd_session_forward(v, s, in_idx, pkt, plen, now);
+        if (v->n_out) hd_session_forward(v, s, in_idx, pkt, plen, now);
     }
   } else if (rc == HD_PEER_PKT_RTCP) {
-    hd_session_rtcp(s, s->kind == HD_SESSION_PLAY ? pub : s, buf, len, now, &n->stats.media);
+    hd_session_rtcp(s, s->kind == HD_SESSION_PUBLISH ? s : pub, buf, len, now, &n->stats.media);
   }
   if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED)
-    session_destroy(n, s, s->peer.reason);
+    node_session_destroy(n, s, s->peer.reason);
 }
 
 hd_txq_t *hd_node_txq(hd_node_t *n) { return &n->txq; }
@@ -385,6 +397,7 @@ hd_time_t hd_node_next_timeout(hd_node_t *n) {
     if (r->publisher) t = hd_time_min(t, hd_session_next_timeout(r->publisher));
     for (hd_session_t *v = r->viewers; v; v = v->next_in_room)
       t = hd_time_min(t, hd_session_next_timeout(v));
+    if (r->participants) t = hd_time_min(t, rooms_next_timeout(n, r));
   }
   return t;
 }
@@ -395,6 +408,7 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
     hd_room_t *next_room = r->next;
     /* destroying the last session frees the room: keep it alive until the end */
     hd_session_t *pub = r->publisher;
+    int has_participants = r->participants != NULL; /* they keep the room alive below */
     hd_session_t *list[2048];
     size_t cnt = 0;
     if (pub) list[cnt++] = pub;
@@ -403,19 +417,21 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
     for (size_t i = 0; i < cnt; i++) {
       hd_session_t *s = list[i];
       if (hd_session_next_timeout(s) <= now)
-        hd_session_handle_timeout(s, s->kind == HD_SESSION_PLAY ? r->publisher : s, now, n->cfg.wall_offset,
+        hd_session_handle_timeout(s, s->kind == HD_SESSION_PUBLISH ? s : r->publisher, now, n->cfg.wall_offset,
                                   &n->stats.media);
     }
+
     for (size_t i = 0; i < cnt; i++) {
       hd_session_t *s = list[i];
       if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED) {
         if (s == r->publisher) {
           /* keep the room alive while we finish the list */
         }
-        session_destroy(n, s, s->peer.reason);
+        node_session_destroy(n, s, s->peer.reason);
         /* r may be freed now if it became empty, and then only if this was the last */
       }
     }
+    if (has_participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);
     r = next_room;
   }
 }
@@ -423,9 +439,12 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
 hd_node_stats_t *hd_node_stats(hd_node_t *n) { return &n->stats; }
 
 size_t hd_node_session_count(const hd_node_t *n, int kind) {
-  return kind == HD_SESSION_PUBLISH ? n->n_publish
-         : kind == HD_SESSION_PLAY  ? n->n_play
-                                    : n->n_publish + n->n_play;
+  switch (kind) {
+  case HD_SESSION_PUBLISH: return n->n_publish;
+  case HD_SESSION_PLAY: return n->n_play;
+  case HD_SESSION_SUBSCRIBE: return n->n_subscribe;
+  default: return n->n_publish + n->n_play + n->n_subscribe;
+  }
 }
 size_t hd_node_room_count(const hd_node_t *n) { return n->n_rooms; }
 
@@ -436,6 +455,9 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       out, cap,
       "# HELP hudong_sessions Current WebRTC sessions by kind.\n# TYPE hudong_sessions gauge\n"
       "hudong_sessions{kind=\"publish\"} %zu\nhudong_sessions{kind=\"play\"} %zu\n"
+      "hudong_sessions{kind=\"subscribe\"} %zu\n"
+      "# HELP hudong_participants Room participants connected over /rtc.\n# TYPE hudong_participants gauge\n"
+      "hudong_participants %zu\n"
       "# HELP hudong_rooms Current rooms.\n# TYPE hudong_rooms gauge\nhudong_rooms %zu\n"
       "# HELP hudong_sessions_created_total Sessions created.\n# TYPE hudong_sessions_created_total counter\n"
       "hudong_sessions_created_total %llu\n"
@@ -475,7 +497,7 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       "# HELP hudong_rtcp_sent_total RTCP reports sent, by type.\n# TYPE hudong_rtcp_sent_total counter\n"
       "hudong_rtcp_sent_total{type=\"rr\"} %llu\nhudong_rtcp_sent_total{type=\"sr\"} %llu\n"
       "hudong_rtcp_sent_total{type=\"twcc\"} %llu\n",
-      n->n_publish, n->n_play, n->n_rooms, (unsigned long long)st->sessions_total,
+      n->n_publish, n->n_play, n->n_subscribe, n->n_participants, n->n_rooms, (unsigned long long)st->sessions_total,
       (unsigned long long)st->sessions_failed, (unsigned long long)st->packets_in,
       (unsigned long long)st->bytes_in, (unsigned long long)st->packets_out,
       (unsigned long long)st->bytes_out, (unsigned long long)st->drop_unknown_source,

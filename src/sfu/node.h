@@ -12,6 +12,7 @@
 #include "base/time.h"
 #include "proto/dtls.h"
 #include "sfu/session.h"
+#include "proto/token.h"
 #include "sfu/txq.h"
 
 typedef struct {
@@ -20,6 +21,13 @@ typedef struct {
   size_t max_sessions;   /* cap on concurrent sessions (0 = 1000) */
   size_t max_viewers;    /* cap on viewers per room (0 = 500) */
   hd_time_t wall_offset; /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
+  size_t max_participants; /* cap on signaling participants per room (0 = 100) */
+  /* Room signaling output (docs/protocol.md "Rooms"): the node hands each text
+   * message for a participant's WebSocket to signal_send, and asks the shell to
+   * close a connection with signal_close (after a "left" or fatal "error"). */
+  void (*signal_send)(void *ud, void *conn, const char *text, size_t len);
+  void (*signal_close)(void *ud, void *conn, int code, const char *reason);
+  void *signal_ud;
 } hd_node_config_t;
 
 /* Node-wide counters (monotonic unless noted). */
@@ -67,6 +75,20 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
 hd_txq_t *hd_node_txq(hd_node_t *n);
 hd_time_t hd_node_next_timeout(hd_node_t *n);
 void hd_node_handle_timeout(hd_node_t *n, hd_time_t now);
+
+/* ---- rooms: participants over WebSocket signaling (rooms.c) ---- */
+typedef struct hd_participant hd_participant_t;
+
+/* Handles one text message received on a /rtc WebSocket. *pp is the
+ * connection's participant: NULL until a successful "join" sets it. Tokens
+ * are verified with `lookup` at wall-clock time unix_now (seconds). Replies and
+ * events go out through cfg.signal_send. Returns 0, or a negative value when
+ * the connection is to be closed (the reason was sent first). */
+int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const char *text, size_t len,
+                        hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now, hd_time_t now);
+/* The participant's WebSocket closed: it leaves the room. */
+void hd_node_rtc_closed(hd_node_t *n, hd_participant_t *p, hd_time_t now);
+size_t hd_node_participant_count(const hd_node_t *n);
 
 hd_node_stats_t *hd_node_stats(hd_node_t *n);
 size_t hd_node_session_count(const hd_node_t *n, int kind);

@@ -71,9 +71,17 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
   int k = kind_of(m->kind);
   if (!m->active || k < 0) return HD_EINVAL;
-  if (s->n_out >= HD_SESSION_MAX_TRACKS) return HD_ENOSPC;
-  int idx = s->n_out;
-  hd_out_track_t *t = &s->out[s->n_out++];
+  int idx = -1;
+  for (int j = 0; j < s->n_out; j++) /* reuse a slot whose track has ended */
+    if (!s->out[j].active) {
+      idx = j;
+      break;
+    }
+  if (idx < 0) {
+    if (s->n_out >= HD_SESSION_MAX_OUT) return HD_ENOSPC;
+    idx = s->n_out++;
+  }
+  hd_out_track_t *t = &s->out[idx];
   memset(t, 0, sizeof *t);
   t->active = 1;
   t->kind = k;
@@ -492,7 +500,7 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
           hd_rtp_recv_stats_on_sr(&t->stats, sr.ntp, now);
         }
       }
-    } else if ((p.pt == HD_RTCP_RTPFB || p.pt == HD_RTCP_PSFB) && s->kind == HD_SESSION_PLAY) {
+    } else if ((p.pt == HD_RTCP_RTPFB || p.pt == HD_RTCP_PSFB) && s->kind != HD_SESSION_PUBLISH) {
       hd_rtcp_fb_t fb;
       if (hd_rtcp_parse_fb(&p, &fb) < 0) continue;
       if (fb.pt == HD_RTCP_RTPFB && fb.fmt == 1) { /* generic NACK, RFC 4585 §6.2.1 */

@@ -27,7 +27,8 @@ enum { HD_SESSION_PUBLISH = 1, HD_SESSION_PLAY = 2, HD_SESSION_SUBSCRIBE = 3 };
 enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 
 #define HD_SESSION_ID_LEN 16
-#define HD_SESSION_MAX_TRACKS 8 /* media sections served per session (mic, camera, screen, ...) */
+#define HD_SESSION_MAX_TRACKS 8 /* tracks a session receives (mic, camera, screen, ...) */
+#define HD_SESSION_MAX_OUT 32   /* tracks a session sends (a subscriber sees many publishers) */
 #define HD_TWCC_MAX_PENDING 1024
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
@@ -97,7 +98,7 @@ struct hd_session {
   hd_time_t created, next_rtcp;
   hd_in_track_t in[HD_SESSION_MAX_TRACKS];
   int n_in;
-  hd_out_track_t out[HD_SESSION_MAX_TRACKS];
+  hd_out_track_t out[HD_SESSION_MAX_OUT];
   int n_out;
   uint32_t want_ssrc[HD_TRACK_KINDS], want_rtx_ssrc; /* play: SSRCs promised in the answer */
   uint8_t ext_twcc;   /* publisher: transport-wide seq extension id (bundle-wide) */

@@ -1,0 +1,54 @@
+/* Internals of the forwarding node shared by node.c (sessions, demux, WHIP/WHEP)
+ * and rooms.c (participants and WebSocket signaling). Not a public header. */
+#ifndef HD_SFU_NODE_INTERNAL_H
+#define HD_SFU_NODE_INTERNAL_H
+#include "base/map.h"
+#include "sfu/node.h"
+#include "sfu/session.h"
+
+struct hd_participant;
+
+typedef struct hd_room {
+  char app[64];
+  char name[128];
+  char sid[24];
+  hd_session_t *publisher;       /* WHIP publisher */
+  hd_session_t *viewers;         /* every other session (WHEP viewers, participants' PCs), via next_in_room */
+  size_t n_viewers;              /* WHEP viewers only (their cap) */
+  struct hd_participant *participants; /* signaling participants, via next */
+  size_t n_participants;
+  hd_time_t created;
+  int64_t created_unix;
+  hd_time_t next_speakers;
+  char speakers_key[256]; /* last active-speaker set sent, to send only changes */
+  struct hd_room *next;
+} hd_room_t;
+
+struct hd_node {
+  hd_node_config_t cfg;
+  char rtc_ip[64];
+  hd_dtls_cert_t *cert;
+  hd_txq_t txq;
+  hd_map_t by_id, by_ufrag, by_addr;
+  hd_room_t *rooms;
+  size_t n_rooms, n_publish, n_play, n_subscribe, n_participants;
+  hd_node_stats_t stats;
+};
+
+size_t node_addr_key(const struct sockaddr *sa, uint8_t key[20]);
+hd_room_t *node_room_find(hd_node_t *n, const char *app, const char *name);
+hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_time_t now);
+void node_room_maybe_delete(hd_node_t *n, hd_room_t *r);
+void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why);
+/* Registers a session in the id and ufrag maps and links it into room r's
+ * session list (not as the WHIP publisher). */
+int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r);
+
+/* rooms.c hooks called by node.c */
+void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s);
+void rooms_on_connected(hd_node_t *n, hd_session_t *s, hd_time_t now);
+hd_time_t rooms_next_timeout(hd_node_t *n, hd_room_t *r);
+void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now);
+void rooms_close_all(hd_node_t *n, hd_room_t *r);
+
+#endif

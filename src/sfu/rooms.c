@@ -1,0 +1,889 @@
+/* Rooms: participants joined over WebSocket signaling (docs/protocol.md,
+ * "Rooms"). Each participant has up to two PeerConnections: a publisher PC
+ * (the client offers, we answer, as for WHIP) and a subscriber PC (we offer the
+ * tracks it subscribes to and re-offer when they change; the client answers).
+ * Forwarding reuses the session machinery: a subscriber PC's out tracks are
+ * bound to (publisher session, track) and hd_session_forward does the rest.
+ * Sans-IO: messages in, messages out through cfg.signal_send. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "proto/sdp.h"
+#include "proto/sdp_negotiate.h"
+#include "proto/sdp_offer.h"
+#include "proto/token.h"
+#include "sfu/node_internal.h"
+#include "sfu/signal.h"
+
+#define MAX_PUB_TRACKS 16
+#define MAX_SUBS HD_SESSION_MAX_OUT
+#define OUT_CAP (256 * 1024)
+#define ANSWER_CAP 65536
+#define SPEAKER_INTERVAL HD_MS(500)
+#define SPEAKER_THRESHOLD 0.35 /* mean (127 - dBov level) / 127 above which one is speaking */
+#define DATA_RATE 50.0          /* data messages per second per participant (burst the same) */
+
+typedef struct {
+  char sid[24], cid[HD_SIGNAL_MAX_SID + 1], mid[32];
+  int kind, source, muted, width, height;
+  int in_idx; /* track of the publisher session */
+} pub_track_t;
+
+typedef struct {
+  struct hd_participant *pub;
+  char track_sid[24];
+  char mid[32];
+  uint32_t ssrc, rtx_ssrc;
+} sub_t;
+
+struct hd_participant {
+  char sid[24], identity[HD_SIGNAL_MAX_IDENTITY + 1], name[HD_SIGNAL_MAX_NAME + 1];
+  char metadata[HD_SIGNAL_MAX_METADATA + 1];
+  hd_token_claims_t claims;
+  void *conn;
+  hd_room_t *room;
+  struct hd_participant *next;
+  int64_t joined_at;
+  int auto_subscribe, leaving;
+  hd_session_t *pub_sess, *sub_sess;
+  hd_sdp_offerer_t *offerer;
+  char sub_ufrag[24], sub_pwd[40];
+  pub_track_t tracks[MAX_PUB_TRACKS];
+  int n_tracks;
+  sub_t subs[MAX_SUBS];
+  int n_subs;
+  int negotiating;
+  double data_tokens;
+  hd_time_t data_last;
+  double level;
+};
+
+/* ---- output ---- */
+
+static void emit(hd_node_t *n, hd_participant_t *p, const char *text, int len) {
+  if (len > 0 && p && !p->leaving && n->cfg.signal_send) n->cfg.signal_send(n->cfg.signal_ud, p->conn, text, (size_t)len);
+}
+
+static void emit_conn(hd_node_t *n, void *conn, const char *text, int len) {
+  if (len > 0 && n->cfg.signal_send) n->cfg.signal_send(n->cfg.signal_ud, conn, text, (size_t)len);
+}
+
+static void send_error(hd_node_t *n, void *conn, const char *id, hd_signal_errcode_t code, const char *msg) {
+  char buf[1024];
+  int len = hd_signal_write_error(id, code, msg, buf, sizeof buf);
+  emit_conn(n, conn, buf, len);
+}
+
+static void broadcast(hd_node_t *n, hd_room_t *r, const hd_participant_t *except, const char *text, int len) {
+  for (hd_participant_t *q = r->participants; q; q = q->next)
+    if (q != except) emit(n, q, text, len);
+}
+
+static void random_sid(char *out, const char *prefix) {
+  char tok[13];
+  hd_random_token(tok, 12);
+  snprintf(out, 24, "%s%s", prefix, tok);
+}
+
+static const char *track_codec(const hd_participant_t *p, const pub_track_t *t) {
+  if (!p->pub_sess || t->in_idx < 0) return "";
+  return p->pub_sess->in[t->in_idx].codec;
+}
+
+static void track_info(const hd_participant_t *p, const pub_track_t *t, hd_signal_track_t *out) {
+  out->sid = t->sid;
+  out->kind = t->kind == HD_TRACK_AUDIO ? HD_SIGNAL_KIND_AUDIO : HD_SIGNAL_KIND_VIDEO;
+  out->source = (hd_signal_source_t)t->source;
+  out->muted = t->muted;
+  out->width = t->width;
+  out->height = t->height;
+  out->codec = track_codec(p, t);
+}
+
+static void participant_info(const hd_participant_t *p, hd_signal_participant_t *out, hd_signal_track_t *tracks,
+                             int with_permissions) {
+  memset(out, 0, sizeof *out);
+  out->sid = p->sid;
+  out->identity = p->identity;
+  out->name = p->name;
+  out->metadata = p->metadata;
+  out->joined_at = p->joined_at;
+  for (int i = 0; i < p->n_tracks; i++) track_info(p, &p->tracks[i], &tracks[i]);
+  out->tracks = tracks;
+  out->n_tracks = (size_t)p->n_tracks;
+  if (with_permissions) {
+    out->has_permissions = 1;
+    out->permissions.can_publish = p->claims.can_publish;
+    out->permissions.can_subscribe = p->claims.can_subscribe;
+    out->permissions.can_publish_data = p->claims.can_publish_data;
+    out->permissions.room_admin = p->claims.room_admin;
+    out->permissions.hidden = p->claims.hidden;
+  }
+}
+
+static void broadcast_participant(hd_node_t *n, hd_participant_t *p, hd_signal_type_t type, int include_self) {
+  if (p->claims.hidden) return;
+  hd_signal_participant_t info;
+  hd_signal_track_t tracks[MAX_PUB_TRACKS];
+  participant_info(p, &info, tracks, 0);
+  char *buf = malloc(OUT_CAP);
+  if (!buf) return;
+  int len = hd_signal_write_participant(type, &info, buf, OUT_CAP);
+  broadcast(n, p->room, include_self ? NULL : p, buf, len);
+  free(buf);
+}
+
+/* ---- subscriptions (the subscriber PC) ---- */
+
+static void sub_negotiate(hd_node_t *n, hd_participant_t *q);
+
+static int ensure_offerer(hd_node_t *n, hd_participant_t *q) {
+  if (q->offerer) return 0;
+  q->offerer = calloc(1, sizeof *q->offerer);
+  if (!q->offerer) return HD_ENOMEM;
+  hd_random_token(q->sub_ufrag, 16);
+  hd_random_token(q->sub_pwd, 32);
+  hd_sdp_offerer_params_t op = {.ice_ufrag = q->sub_ufrag,
+                                .ice_pwd = q->sub_pwd,
+                                .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
+                                .cand_ip = n->rtc_ip,
+                                .cand_port = n->cfg.rtc_port,
+                                .cname = "hudong",
+                                .twcc = 0};
+  int rc = hd_sdp_offerer_init(q->offerer, &op);
+  if (rc < 0) {
+    free(q->offerer);
+    q->offerer = NULL;
+  }
+  return rc;
+}
+
+static sub_t *sub_find(hd_participant_t *q, const char *track_sid) {
+  for (int i = 0; i < q->n_subs; i++)
+    if (!strcmp(q->subs[i].track_sid, track_sid)) return &q->subs[i];
+  return NULL;
+}
+
+/* q starts receiving track t of participant p (staged; sub_negotiate offers it). */
+static int sub_add(hd_node_t *n, hd_participant_t *q, hd_participant_t *p, const pub_track_t *t) {
+  if (q == p || !q->claims.can_subscribe || !p->pub_sess || t->in_idx < 0) return 0;
+  if (sub_find(q, t->sid)) return 0;
+  if (q->n_subs >= MAX_SUBS) return HD_ENOSPC;
+  int rc = ensure_offerer(n, q);
+  if (rc < 0) return rc;
+  const hd_in_track_t *in = &p->pub_sess->in[t->in_idx];
+  sub_t *s = &q->subs[q->n_subs];
+  memset(s, 0, sizeof *s);
+  s->pub = p;
+  snprintf(s->track_sid, sizeof s->track_sid, "%s", t->sid);
+  s->ssrc = hd_random_u32() | 1;
+  s->rtx_ssrc = in->kind == HD_TRACK_VIDEO ? (hd_random_u32() | 1) : 0;
+  hd_sdp_out_track_t ot;
+  rc = hd_sdp_out_track_from_negotiated(&ot, &p->pub_sess->neg.media[in->media_index], s->ssrc, s->rtx_ssrc,
+                                        p->sid, t->sid);
+  if (rc < 0) return rc;
+  rc = hd_sdp_offerer_add_track(q->offerer, &ot, s->mid, sizeof s->mid);
+  if (rc < 0) return rc;
+  q->n_subs++;
+  return 0;
+}
+
+static void sub_remove_at(hd_participant_t *q, int i) {
+  sub_t *s = &q->subs[i];
+  if (q->offerer) hd_sdp_offerer_remove_track(q->offerer, s->mid);
+  if (q->sub_sess) {
+    int oi = hd_session_track_by_mid(q->sub_sess, s->mid);
+    if (oi >= 0) {
+      q->sub_sess->out[oi].active = 0;
+      q->sub_sess->out[oi].src = NULL;
+    }
+  }
+  memmove(&q->subs[i], &q->subs[i + 1], (size_t)(q->n_subs - i - 1) * sizeof q->subs[0]);
+  q->n_subs--;
+}
+
+/* Everyone stops receiving track `sid` of p (or every track of p if sid is NULL). */
+static void unsubscribe_all(hd_node_t *n, hd_participant_t *p, const char *sid) {
+  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
+    int changed = 0;
+    for (int i = q->n_subs - 1; i >= 0; i--)
+      if (q->subs[i].pub == p && (!sid || !strcmp(q->subs[i].track_sid, sid))) {
+        sub_remove_at(q, i);
+        changed = 1;
+      }
+    if (changed && !q->leaving) sub_negotiate(n, q);
+  }
+}
+
+/* Sends a new subscriber offer when subscriptions changed and none is pending. */
+static void sub_negotiate(hd_node_t *n, hd_participant_t *q) {
+  if (q->leaving || q->negotiating || !q->offerer || !hd_sdp_offerer_needs_offer(q->offerer)) return;
+  hd_sdp_t *sdp = malloc(sizeof *sdp);
+  char *text = malloc(ANSWER_CAP), *buf = malloc(OUT_CAP);
+  if (!sdp || !text || !buf) goto out;
+  if (hd_sdp_offerer_create_offer(q->offerer, sdp) < 0) goto out;
+  if (hd_sdp_write(sdp, text, ANSWER_CAP) < 0) {
+    hd_sdp_offerer_rollback(q->offerer);
+    goto out;
+  }
+  hd_signal_sub_track_t tracks[MAX_SUBS];
+  size_t nt = 0;
+  for (int i = 0; i < q->n_subs; i++) {
+    tracks[nt].mid = q->subs[i].mid;
+    tracks[nt].track_sid = q->subs[i].track_sid;
+    tracks[nt].participant_sid = q->subs[i].pub->sid;
+    nt++;
+  }
+  int len = hd_signal_write_subscriber_offer(text, tracks, nt, buf, OUT_CAP);
+  if (len < 0) {
+    hd_sdp_offerer_rollback(q->offerer);
+    goto out;
+  }
+  q->negotiating = 1;
+  emit(n, q, buf, len);
+out:
+  free(sdp);
+  free(text);
+  free(buf);
+}
+
+static pub_track_t *track_by_sid(hd_participant_t *p, const char *sid) {
+  for (int i = 0; i < p->n_tracks; i++)
+    if (!strcmp(p->tracks[i].sid, sid)) return &p->tracks[i];
+  return NULL;
+}
+
+/* Binds the subscriber PC's out tracks to their sources after an answer. */
+static void sync_out_tracks(hd_node_t *n, hd_participant_t *q, hd_time_t now) {
+  hd_session_t *ss = q->sub_sess;
+  for (int i = 0; i < ss->neg.n_media; i++) {
+    const hd_sdp_media_negotiated_t *m = &ss->neg.media[i];
+    int oi = hd_session_track_by_mid(ss, m->mid);
+    sub_t *sub = NULL;
+    for (int j = 0; j < q->n_subs; j++)
+      if (!strcmp(q->subs[j].mid, m->mid)) sub = &q->subs[j];
+    if (!m->active || !sub) {
+      if (oi >= 0) {
+        ss->out[oi].active = 0;
+        ss->out[oi].src = NULL;
+      }
+      continue;
+    }
+    pub_track_t *t = track_by_sid(sub->pub, sub->track_sid);
+    if (!t || !sub->pub->pub_sess) continue;
+    int fresh = oi < 0;
+    if (fresh) oi = hd_session_add_out_track(ss, i, sub->ssrc, sub->rtx_ssrc);
+    if (oi < 0) continue;
+    ss->out[oi].src = sub->pub->pub_sess;
+    ss->out[oi].src_in = t->in_idx;
+    if (fresh && ss->peer.state == HD_PEER_CONNECTED)
+      hd_session_request_keyframe_track(sub->pub->pub_sess, t->in_idx, now, &n->stats.media);
+  }
+}
+
+static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_signal_msg_t *m, hd_time_t now) {
+  char err[256] = "";
+  if (!q->offerer || !q->negotiating) {
+    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_BAD_REQUEST, "no subscriber offer is pending");
+    return 0;
+  }
+  hd_sdp_t *sdp = malloc(sizeof *sdp);
+  hd_sdp_negotiated_t *neg = malloc(sizeof *neg);
+  int rc = HD_ENOMEM;
+  if (!sdp || !neg) goto out;
+  const char *text = m->subscriber_answer.sdp;
+  rc = hd_sdp_parse(sdp, text, strlen(text), err, sizeof err);
+  if (rc == 0) rc = hd_sdp_offerer_apply_answer(q->offerer, sdp, neg, err, sizeof err);
+  if (rc < 0) {
+    hd_sdp_offerer_rollback(q->offerer);
+    q->negotiating = 0;
+    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_BAD_REQUEST, err[0] ? err : "unusable answer");
+    goto out;
+  }
+  q->negotiating = 0;
+  if (!q->sub_sess) {
+    hd_session_t *s = calloc(1, sizeof *s);
+    if (!s) goto out;
+    s->kind = HD_SESSION_SUBSCRIBE;
+    s->owner = q;
+    hd_random_token(s->id, HD_SESSION_ID_LEN);
+    snprintf(s->local_ufrag, sizeof s->local_ufrag, "%s", q->sub_ufrag);
+    snprintf(s->local_pwd, sizeof s->local_pwd, "%s", q->sub_pwd);
+    s->neg = *neg;
+    rc = hd_peer_init(&s->peer, &n->txq, n->cert, s->local_ufrag, s->local_pwd, neg->remote_ufrag,
+                      neg->remote_fingerprint, neg->dtls_server, now);
+    if (rc == 0) rc = hd_session_setup_tracks(s, now);
+    if (rc == 0) rc = node_session_register(n, s, q->room);
+    if (rc < 0) {
+      hd_peer_free(&s->peer);
+      free(s);
+      send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, "subscriber transport setup failed");
+      goto out;
+    }
+    s->created = now;
+    q->sub_sess = s;
+  } else {
+    q->sub_sess->neg = *neg;
+  }
+  sync_out_tracks(n, q, now);
+  rc = 0;
+  sub_negotiate(n, q); /* changes staged while this offer was out */
+out:
+  free(sdp);
+  free(neg);
+  return 0;
+}
+
+/* ---- publishing (the publisher PC) ---- */
+
+static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *offer, char *answer, char *err,
+                               size_t errcap, hd_time_t now) {
+  hd_sdp_t *osdp = malloc(sizeof *osdp), *asdp = malloc(sizeof *asdp);
+  hd_sdp_negotiated_t *neg = malloc(sizeof *neg);
+  hd_session_t *s = NULL;
+  int rc = HD_ENOMEM;
+  if (!osdp || !asdp || !neg) goto out;
+  rc = hd_sdp_parse(osdp, offer, strlen(offer), err, errcap);
+  if (rc < 0) goto out;
+  char ufrag[24], pwd[40];
+  if (p->pub_sess) {
+    snprintf(ufrag, sizeof ufrag, "%s", p->pub_sess->local_ufrag);
+    snprintf(pwd, sizeof pwd, "%s", p->pub_sess->local_pwd);
+  } else {
+    hd_random_token(ufrag, 16);
+    hd_random_token(pwd, 32);
+  }
+  hd_sdp_answer_params_t ap = {.ice_ufrag = ufrag,
+                               .ice_pwd = pwd,
+                               .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
+                               .cand_ip = n->rtc_ip,
+                               .cand_port = n->cfg.rtc_port,
+                               .direction = HD_SDP_RECVONLY,
+                               .cname = "hudong",
+                               .stream_id = p->sid};
+  rc = hd_sdp_negotiate(osdp, &ap, asdp, neg, err, errcap);
+  if (rc < 0) goto out;
+  if (p->pub_sess && strcmp(neg->remote_ufrag, p->pub_sess->neg.remote_ufrag)) {
+    snprintf(err, errcap, "ICE restart is not supported; reconnect instead");
+    rc = HD_EUNSUPPORTED;
+    goto out;
+  }
+  rc = hd_sdp_write(asdp, answer, ANSWER_CAP);
+  if (rc < 0) {
+    snprintf(err, errcap, "answer too large");
+    goto out;
+  }
+  if (!p->pub_sess) {
+    s = calloc(1, sizeof *s);
+    rc = HD_ENOMEM;
+    if (!s) goto out;
+    s->kind = HD_SESSION_PUBLISH;
+    s->owner = p;
+    hd_random_token(s->id, HD_SESSION_ID_LEN);
+    snprintf(s->local_ufrag, sizeof s->local_ufrag, "%s", ufrag);
+    snprintf(s->local_pwd, sizeof s->local_pwd, "%s", pwd);
+    s->neg = *neg;
+    rc = hd_peer_init(&s->peer, &n->txq, n->cert, ufrag, pwd, neg->remote_ufrag, neg->remote_fingerprint,
+                      neg->dtls_server, now);
+    if (rc == 0) rc = hd_session_setup_tracks(s, now);
+    if (rc == 0) rc = node_session_register(n, s, p->room);
+    if (rc < 0) {
+      hd_session_free_tracks(s);
+      hd_peer_free(&s->peer);
+      free(s);
+      snprintf(err, errcap, "publisher transport setup failed: %s", hd_strerror(rc));
+      goto out;
+    }
+    s->created = now;
+    p->pub_sess = s;
+  } else {
+    /* Renegotiation keeps the transport; m-lines keep their order (JSEP), so
+     * tracks keep their media_index; new sections get new tracks. */
+    s = p->pub_sess;
+    s->neg = *neg;
+    for (int i = 0; i < s->n_in; i++)
+      if (s->in[i].active && !s->neg.media[s->in[i].media_index].active) s->in[i].active = 0;
+    for (int i = 0; i < s->neg.n_media; i++) {
+      const hd_sdp_media_negotiated_t *mm = &s->neg.media[i];
+      if (mm->active && (mm->kind == HD_SDP_AUDIO || mm->kind == HD_SDP_VIDEO) &&
+          hd_session_track_by_mid(s, mm->mid) < 0)
+        hd_session_add_in_track(s, i);
+    }
+  }
+  rc = 0;
+out:
+  free(osdp);
+  free(asdp);
+  free(neg);
+  return rc;
+}
+
+static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, hd_time_t now) {
+  if (!p->claims.can_publish) {
+    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canPublish");
+    return 0;
+  }
+  char err[512] = "";
+  char *answer = malloc(ANSWER_CAP);
+  if (!answer) return 0;
+  int rc = negotiate_publisher(n, p, m->publish_offer.sdp, answer, err, sizeof err, now);
+  if (rc < 0) {
+    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_BAD_REQUEST, err[0] ? err : hd_strerror(rc));
+    free(answer);
+    return 0;
+  }
+  /* the full set of tracks after this offer */
+  pub_track_t next[MAX_PUB_TRACKS];
+  int nn = 0, added[MAX_PUB_TRACKS] = {0};
+  for (size_t i = 0; i < m->publish_offer.n_tracks && nn < MAX_PUB_TRACKS; i++) {
+    const hd_signal_pub_track_t *mt = &m->publish_offer.tracks[i];
+    int in_idx = hd_session_track_by_mid(p->pub_sess, mt->mid);
+    if (in_idx < 0) continue; /* not accepted (e.g. unsupported codec): not published */
+    pub_track_t *t = &next[nn];
+    memset(t, 0, sizeof *t);
+    pub_track_t *old = NULL;
+    for (int j = 0; j < p->n_tracks; j++)
+      if (!strcmp(p->tracks[j].cid, mt->cid)) old = &p->tracks[j];
+    if (old)
+      snprintf(t->sid, sizeof t->sid, "%s", old->sid);
+    else {
+      random_sid(t->sid, "TR_");
+      added[nn] = 1;
+    }
+    snprintf(t->cid, sizeof t->cid, "%s", mt->cid);
+    snprintf(t->mid, sizeof t->mid, "%s", mt->mid);
+    t->kind = mt->kind == HD_SIGNAL_KIND_AUDIO ? HD_TRACK_AUDIO : HD_TRACK_VIDEO;
+    t->source = mt->source;
+    t->muted = mt->muted;
+    t->width = mt->width;
+    t->height = mt->height;
+    t->in_idx = in_idx;
+    nn++;
+  }
+  /* unpublished: tracks no longer in the set */
+  for (int j = 0; j < p->n_tracks; j++) {
+    int kept = 0;
+    for (int i = 0; i < nn; i++)
+      if (!strcmp(next[i].sid, p->tracks[j].sid)) kept = 1;
+    if (kept) continue;
+    unsubscribe_all(n, p, p->tracks[j].sid);
+    char buf[512];
+    int len = hd_signal_write_track_unpublished(p->sid, p->tracks[j].sid, buf, sizeof buf);
+    if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
+  }
+  memcpy(p->tracks, next, sizeof next[0] * (size_t)nn);
+  p->n_tracks = nn;
+  /* answer first, then tell the others */
+  hd_signal_track_ref_t refs[MAX_PUB_TRACKS];
+  for (int i = 0; i < nn; i++) {
+    refs[i].cid = p->tracks[i].cid;
+    refs[i].sid = p->tracks[i].sid;
+  }
+  char *buf = malloc(OUT_CAP);
+  if (buf) {
+    int len = hd_signal_write_publish_answer(m->id, answer, refs, (size_t)nn, buf, OUT_CAP);
+    emit(n, p, buf, len);
+    for (int i = 0; i < nn; i++) {
+      if (!added[i] || p->claims.hidden) continue;
+      hd_signal_track_t ti;
+      track_info(p, &p->tracks[i], &ti);
+      len = hd_signal_write_track_published(p->sid, &ti, buf, OUT_CAP);
+      broadcast(n, p->room, p, buf, len);
+    }
+    free(buf);
+  }
+  free(answer);
+  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
+    if (q == p || !q->auto_subscribe) continue;
+    int changed = 0;
+    for (int i = 0; i < nn; i++)
+      if (added[i] && sub_add(n, q, p, &p->tracks[i]) == 0) changed = 1;
+    if (changed) sub_negotiate(n, q);
+  }
+  return 0;
+}
+
+/* ---- leaving ---- */
+
+static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reason, int close_conn) {
+  hd_room_t *r = p->room;
+  if (left_reason >= 0) {
+    char buf[512];
+    int len = hd_signal_write_left((hd_signal_left_reason_t)left_reason, NULL, buf, sizeof buf);
+    emit(n, p, buf, len);
+  }
+  p->leaving = 1;
+  unsubscribe_all(n, p, NULL); /* others stop receiving p's tracks */
+  if (p->pub_sess) node_session_destroy(n, p->pub_sess, "participant left");
+  if (p->sub_sess) node_session_destroy(n, p->sub_sess, "participant left");
+  for (hd_participant_t **pp = &r->participants; *pp; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      break;
+    }
+  r->n_participants--;
+  n->n_participants--;
+  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_LEFT, 0);
+  HD_LOGI("room", "participant %s (%s) left %s/%s", p->sid, p->identity, r->app, r->name);
+  if (close_conn && n->cfg.signal_close) n->cfg.signal_close(n->cfg.signal_ud, p->conn, 1000, "left");
+  free(p->offerer);
+  free(p);
+  node_room_maybe_delete(n, r);
+}
+
+void hd_node_rtc_closed(hd_node_t *n, hd_participant_t *p, hd_time_t now) {
+  if (p) participant_remove(n, p, -1, 0);
+}
+
+/* 1 if the room holds sessions that belong to no participant (WHIP/WHEP). */
+static int has_plain_sessions(const hd_room_t *r) {
+  if (r->publisher) return 1;
+  for (const hd_session_t *v = r->viewers; v; v = v->next_in_room)
+    if (!v->owner) return 1;
+  return 0;
+}
+
+void rooms_close_all(hd_node_t *n, hd_room_t *r) {
+  while (r->participants) {
+    int last = r->participants->next == NULL && !has_plain_sessions(r);
+    participant_remove(n, r->participants, HD_SIGNAL_LEFT_SERVER_SHUTDOWN, 1);
+    if (last) return; /* the room was freed with its last participant */
+  }
+}
+
+size_t hd_node_participant_count(const hd_node_t *n) { return n->n_participants; }
+
+/* ---- hooks from node.c ---- */
+
+void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s) {
+  hd_participant_t *p = s->owner;
+  if (!p) return;
+  if (p->pub_sess == s) {
+    p->pub_sess = NULL;
+    if (!p->leaving) { /* transport failed: its tracks are gone */
+      unsubscribe_all(n, p, NULL);
+      for (int i = 0; i < p->n_tracks; i++) {
+        char buf[512];
+        int len = hd_signal_write_track_unpublished(p->sid, p->tracks[i].sid, buf, sizeof buf);
+        if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
+      }
+      p->n_tracks = 0;
+    }
+  }
+  if (p->sub_sess == s) {
+    p->sub_sess = NULL;
+    /* the client must rebuild its subscriber PC: start over with a fresh offerer */
+    free(p->offerer);
+    p->offerer = NULL;
+    p->negotiating = 0;
+    p->n_subs = 0;
+  }
+}
+
+void rooms_on_connected(hd_node_t *n, hd_session_t *s, hd_time_t now) {
+  if (s->kind != HD_SESSION_SUBSCRIBE) return;
+  for (int i = 0; i < s->n_out; i++)
+    if (s->out[i].active && s->out[i].src && s->out[i].kind == HD_TRACK_VIDEO)
+      hd_session_request_keyframe_track(s->out[i].src, s->out[i].src_in, now, &n->stats.media);
+}
+
+hd_time_t rooms_next_timeout(hd_node_t *n, hd_room_t *r) { return r->participants ? r->next_speakers : HD_TIME_NEVER; }
+
+static int cmp_level(const void *a, const void *b) {
+  double x = (*(hd_participant_t *const *)a)->level, y = (*(hd_participant_t *const *)b)->level;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Active speakers (loudest first) from the RFC 6464 levels of the last interval. */
+void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
+  if (now < r->next_speakers) return;
+  r->next_speakers = now + SPEAKER_INTERVAL;
+  hd_participant_t *loud[HD_SIGNAL_MAX_SPEAKERS];
+  size_t nl = 0;
+  for (hd_participant_t *p = r->participants; p; p = p->next) {
+    p->level = 0;
+    if (!p->pub_sess) continue;
+    for (int i = 0; i < p->pub_sess->n_in; i++) {
+      hd_in_track_t *t = &p->pub_sess->in[i];
+      if (t->kind != HD_TRACK_AUDIO || !t->level_cnt) continue;
+      double lv = (double)t->level_acc / t->level_cnt / 127.0;
+      if (lv > p->level) p->level = lv;
+      t->level_acc = t->level_cnt = 0;
+    }
+    if (p->level >= SPEAKER_THRESHOLD && !p->claims.hidden && nl < HD_SIGNAL_MAX_SPEAKERS) loud[nl++] = p;
+  }
+  qsort(loud, nl, sizeof loud[0], cmp_level);
+  if (nl > 3) nl = 3;
+  char key[256] = "";
+  size_t kl = 0;
+  for (size_t i = 0; i < nl; i++) kl += (size_t)snprintf(key + kl, sizeof key - kl, "%s,", loud[i]->sid);
+  if (!strcmp(key, r->speakers_key)) return;
+  snprintf(r->speakers_key, sizeof r->speakers_key, "%s", key);
+  hd_signal_speaker_t sp[3];
+  for (size_t i = 0; i < nl; i++) {
+    sp[i].sid = loud[i]->sid;
+    sp[i].level = loud[i]->level > 1.0 ? 1.0 : loud[i]->level;
+  }
+  char buf[2048];
+  int len = hd_signal_write_active_speakers(sp, nl, buf, sizeof buf);
+  broadcast(n, r, NULL, buf, len);
+}
+
+/* ---- join and the other messages ---- */
+
+static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_signal_msg_t *m,
+                   hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now, hd_time_t now) {
+  hd_token_claims_t c;
+  char why[256];
+  int rc = hd_token_verify(m->join.token, strlen(m->join.token), lookup, lookup_ud, unix_now, 10, &c, why,
+                           sizeof why);
+  if (rc < 0) {
+    send_error(n, conn, m->id, hd_signal_err_from_token(rc), why);
+    return -1;
+  }
+  if (!c.room[0]) {
+    send_error(n, conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token names no room");
+    return -1;
+  }
+  if (hd_token_authorize(&c, c.room, HD_GRANT_JOIN, why, sizeof why) < 0) {
+    send_error(n, conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, why);
+    return -1;
+  }
+  size_t cap = n->cfg.max_participants ? n->cfg.max_participants : 100;
+  hd_room_t *r = node_room_find(n, c.key, c.room);
+  if (r) /* the newer connection of an identity wins */
+    for (hd_participant_t *q = r->participants; q; q = q->next)
+      if (!strcmp(q->identity, c.identity)) {
+        participant_remove(n, q, HD_SIGNAL_LEFT_DUPLICATE_IDENTITY, 1);
+        break;
+      }
+  r = node_room_get(n, c.key, c.room, now);
+  if (!r) {
+    send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
+    return -1;
+  }
+  if (r->n_participants >= cap) {
+    send_error(n, conn, m->id, HD_SIGNAL_ERR_ROOM_FULL, "room is full");
+    node_room_maybe_delete(n, r);
+    return -1;
+  }
+  hd_participant_t *p = calloc(1, sizeof *p);
+  if (!p) {
+    send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
+    node_room_maybe_delete(n, r);
+    return -1;
+  }
+  if (!r->sid[0]) {
+    random_sid(r->sid, "RM_");
+    r->created_unix = unix_now;
+    r->next_speakers = now + SPEAKER_INTERVAL;
+  }
+  random_sid(p->sid, "PA_");
+  p->claims = c;
+  p->conn = conn;
+  p->room = r;
+  p->joined_at = unix_now;
+  p->auto_subscribe = m->join.auto_subscribe;
+  p->data_tokens = DATA_RATE;
+  p->data_last = now;
+  snprintf(p->identity, sizeof p->identity, "%s", c.identity);
+  snprintf(p->name, sizeof p->name, "%s", m->join.name ? m->join.name : c.name);
+  snprintf(p->metadata, sizeof p->metadata, "%s", m->join.metadata ? m->join.metadata : c.metadata);
+  /* joined: self, room, everyone else visible */
+  hd_signal_msg_t j;
+  memset(&j, 0, sizeof j);
+  j.type = HD_SIGNAL_JOINED;
+  j.id = m->id;
+  hd_signal_track_t self_tracks[1];
+  participant_info(p, &j.joined.participant, self_tracks, 1);
+  j.joined.room.name = r->name;
+  j.joined.room.sid = r->sid;
+  j.joined.room.created_at = r->created_unix;
+  j.joined.room.max_participants = (int)cap;
+  size_t others = 0;
+  for (hd_participant_t *q = r->participants; q; q = q->next)
+    if (!q->claims.hidden) others++;
+  hd_signal_participant_t *list = calloc(others ? others : 1, sizeof *list);
+  hd_signal_track_t(*tracks)[MAX_PUB_TRACKS] = calloc(others ? others : 1, sizeof *tracks);
+  char *buf = malloc(HD_SIGNAL_MAX_NODE_MSG);
+  if (!list || !tracks || !buf) {
+    free(list);
+    free(tracks);
+    free(buf);
+    free(p);
+    send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
+    node_room_maybe_delete(n, r);
+    return -1;
+  }
+  size_t k = 0;
+  for (hd_participant_t *q = r->participants; q; q = q->next)
+    if (!q->claims.hidden) {
+      participant_info(q, &list[k], tracks[k], 0);
+      k++;
+    }
+  j.joined.participants = list;
+  j.joined.n_participants = k;
+  j.joined.ping_interval = 10;
+  j.joined.ping_timeout = 30;
+  j.joined.protocol = HD_SIGNAL_PROTOCOL_VERSION;
+  int len = hd_signal_write(&j, buf, HD_SIGNAL_MAX_NODE_MSG);
+  free(list);
+  free(tracks);
+  if (len < 0) {
+    free(buf);
+    free(p);
+    send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "cannot describe the room");
+    node_room_maybe_delete(n, r);
+    return -1;
+  }
+  p->next = r->participants;
+  r->participants = p;
+  r->n_participants++;
+  n->n_participants++;
+  *pp = p;
+  emit(n, p, buf, len);
+  free(buf);
+  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_JOINED, 0);
+  HD_LOGI("room", "participant %s (%s) joined %s/%s", p->sid, p->identity, r->app, r->name);
+  /* subscribe to what is already published */
+  if (p->auto_subscribe) {
+    int changed = 0;
+    for (hd_participant_t *q = r->participants; q; q = q->next)
+      for (int i = 0; q != p && i < q->n_tracks; i++)
+        if (sub_add(n, p, q, &q->tracks[i]) == 0) changed = 1;
+    if (changed) sub_negotiate(n, p);
+  }
+  return 0;
+}
+
+static hd_participant_t *owner_of_track(hd_room_t *r, const char *sid, pub_track_t **t) {
+  for (hd_participant_t *q = r->participants; q; q = q->next)
+    if ((*t = track_by_sid(q, sid)) != NULL) return q;
+  return NULL;
+}
+
+static void handle_subscribe(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, int on) {
+  if (!p->claims.can_subscribe) {
+    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canSubscribe");
+    return;
+  }
+  const char *const *sids = on ? m->subscribe.track_sids : m->unsubscribe.track_sids;
+  size_t ns = on ? m->subscribe.n_track_sids : m->unsubscribe.n_track_sids;
+  for (size_t i = 0; i < ns; i++) {
+    pub_track_t *t;
+    hd_participant_t *q = owner_of_track(p->room, sids[i], &t);
+    if (!q) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "no track %s in this room", sids[i]);
+      send_error(n, p->conn, m->id, HD_SIGNAL_ERR_NOT_FOUND, msg);
+      return;
+    }
+    if (on) {
+      int rc = sub_add(n, p, q, t);
+      if (rc < 0) {
+        send_error(n, p->conn, m->id, HD_SIGNAL_ERR_CONFLICT, hd_strerror(rc));
+        return;
+      }
+    } else {
+      for (int j = p->n_subs - 1; j >= 0; j--)
+        if (!strcmp(p->subs[j].track_sid, sids[i])) sub_remove_at(p, j);
+    }
+  }
+  sub_negotiate(n, p);
+}
+
+static void handle_mute(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m) {
+  pub_track_t *t = track_by_sid(p, m->mute.track_sid);
+  if (!t) {
+    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_NOT_FOUND, "no such track of yours");
+    return;
+  }
+  t->muted = m->mute.muted;
+  char buf[512];
+  int len = hd_signal_write_track_muted(p->sid, t->sid, t->muted, buf, sizeof buf);
+  if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
+}
+
+static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, hd_time_t now) {
+  if (!p->claims.can_publish_data) {
+    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canPublishData");
+    return;
+  }
+  p->data_tokens += (double)(now - p->data_last) * DATA_RATE / 1e6;
+  if (p->data_tokens > DATA_RATE) p->data_tokens = DATA_RATE;
+  p->data_last = now;
+  if (p->data_tokens < 1.0) {
+    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_RATE_LIMITED, "more than 50 data messages per second");
+    return;
+  }
+  p->data_tokens -= 1.0;
+  char *buf = malloc(OUT_CAP);
+  if (!buf) return;
+  int len = hd_signal_write_data_recv(p->identity, p->sid, m->data.payload, buf, OUT_CAP);
+  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
+    if (q == p) continue;
+    int to = m->data.n_to == 0;
+    for (size_t i = 0; !to && i < m->data.n_to; i++) to = !strcmp(m->data.to[i], q->identity);
+    if (to) emit(n, q, buf, len);
+  }
+  free(buf);
+}
+
+static void handle_update_metadata(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m) {
+  if (m->update_metadata.metadata)
+    snprintf(p->metadata, sizeof p->metadata, "%s", m->update_metadata.metadata);
+  if (m->update_metadata.name) snprintf(p->name, sizeof p->name, "%s", m->update_metadata.name);
+  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_UPDATED, 1);
+}
+
+int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const char *text, size_t len,
+                        hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now, hd_time_t now) {
+  hd_signal_msg_t m;
+  hd_signal_error_t e;
+  if (hd_signal_parse(text, len, HD_SIGNAL_FROM_CLIENT, &m, &e) < 0) {
+    char buf[1024];
+    int l = hd_signal_write_parse_error(&e, buf, sizeof buf);
+    emit_conn(n, conn, buf, l);
+    return *pp ? 0 : -1; /* before join, a bad first message ends the connection */
+  }
+  int rc = 0;
+  hd_participant_t *p = *pp;
+  if (!p) {
+    if (m.type != HD_SIGNAL_JOIN) {
+      send_error(n, conn, m.id, HD_SIGNAL_ERR_BAD_REQUEST, "the first message must be join");
+      rc = -1;
+    } else {
+      rc = do_join(n, conn, pp, &m, lookup, lookup_ud, unix_now, now);
+    }
+    hd_signal_msg_free(&m);
+    return rc;
+  }
+  switch (m.type) {
+  case HD_SIGNAL_JOIN: send_error(n, conn, m.id, HD_SIGNAL_ERR_CONFLICT, "already joined"); break;
+  case HD_SIGNAL_PUBLISH_OFFER: handle_publish_offer(n, p, &m, now); break;
+  case HD_SIGNAL_SUBSCRIBER_ANSWER: handle_subscriber_answer(n, p, &m, now); break;
+  case HD_SIGNAL_SUBSCRIBE: handle_subscribe(n, p, &m, 1); break;
+  case HD_SIGNAL_UNSUBSCRIBE: handle_subscribe(n, p, &m, 0); break;
+  case HD_SIGNAL_MUTE: handle_mute(n, p, &m); break;
+  case HD_SIGNAL_UPDATE_METADATA: handle_update_metadata(n, p, &m); break;
+  case HD_SIGNAL_DATA: handle_data(n, p, &m, now); break;
+  case HD_SIGNAL_PING: {
+    char buf[256];
+    int l = hd_signal_write_pong(m.id, m.ping.t, buf, sizeof buf);
+    emit(n, p, buf, l);
+    break;
+  }
+  case HD_SIGNAL_LEAVE:
+    *pp = NULL;
+    participant_remove(n, p, HD_SIGNAL_LEFT_CLIENT_REQUEST, 0);
+    rc = -1;
+    break;
+  default: send_error(n, conn, m.id, HD_SIGNAL_ERR_BAD_REQUEST, "unexpected message type"); break;
+  }
+  hd_signal_msg_free(&m);
+  return rc;
+}
