@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "io/http_client.h"
+#include "io/webhook_sender.h"
 
 void hd_config_defaults(hd_config_t *c) {
   memset(c, 0, sizeof *c);
@@ -17,6 +19,10 @@ void hd_config_defaults(hd_config_t *c) {
   c->max_viewers = 500;
   c->body_cap = 64 * 1024;
   c->token_leeway = 10;
+  c->webhook_max_queue = 1000;
+  c->webhook_max_attempts = 8;
+  c->webhook_max_age = 600;
+  c->webhook_timeout_ms = 10000;
 }
 
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port) {
@@ -76,7 +82,72 @@ static const char *const known_keys[] = {"listen",
                                          "max_request_body",
                                          "token_leeway_seconds",
                                          "apps",
-                                         "cors_origins"};
+                                         "cors_origins",
+                                         "webhooks"};
+
+/* Keys of the "webhooks" object, refused otherwise for the same reason. */
+static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
+                                           "timeout_ms"};
+
+/* Reads an array of at most max webhook URLs into dst; each must be an
+ * http:// URL the client can parse (https needs a TLS-terminating proxy). */
+static int get_urls(json_t *arr, const char *what, char (*dst)[HD_CONFIG_URL_MAX], int max, int *n, char *err,
+                    size_t errcap) {
+  if (!json_is_array(arr) || json_array_size(arr) > (size_t)max) {
+    snprintf(err, errcap, "config: '%s' must be an array of at most %d URL strings", what, max);
+    return HD_EINVAL;
+  }
+  size_t i;
+  json_t *u;
+  *n = 0;
+  json_array_foreach(arr, i, u) {
+    hd_http_url_t parsed;
+    int rc = json_is_string(u) && json_string_length(u) < HD_CONFIG_URL_MAX
+                 ? hd_http_url_parse(json_string_value(u), &parsed)
+                 : HD_EINVAL;
+    if (rc == HD_EUNSUPPORTED) {
+      snprintf(err, errcap,
+               "config: %s[%zu]: only http:// URLs are supported (for https, point it at a "
+               "TLS-terminating proxy)",
+               what, i);
+      return HD_EINVAL;
+    }
+    if (rc < 0) {
+      snprintf(err, errcap, "config: %s[%zu] must be an http://host[:port]/path URL shorter than %d bytes",
+               what, i, HD_CONFIG_URL_MAX);
+      return HD_EINVAL;
+    }
+    snprintf(dst[(*n)++], HD_CONFIG_URL_MAX, "%s", json_string_value(u));
+  }
+  return 0;
+}
+
+static int load_webhooks(hd_config_t *c, json_t *w, char *err, size_t errcap) {
+  if (!json_is_object(w)) {
+    snprintf(err, errcap, "config: 'webhooks' must be an object");
+    return HD_EINVAL;
+  }
+  const char *k;
+  json_t *kv;
+  json_object_foreach(w, k, kv) {
+    size_t i = 0;
+    while (i < sizeof webhook_keys / sizeof webhook_keys[0] && strcmp(k, webhook_keys[i]))
+      i++;
+    if (i == sizeof webhook_keys / sizeof webhook_keys[0]) {
+      snprintf(err, errcap, "config: unknown key 'webhooks.%.64s' (see docs/operations.md)", k);
+      return HD_EINVAL;
+    }
+  }
+  json_t *urls = json_object_get(w, "urls");
+  if (urls &&
+      get_urls(urls, "webhooks.urls", c->webhook_urls, HD_MAX_WEBHOOK_URLS, &c->n_webhook_urls, err, errcap))
+    return HD_EINVAL;
+  if (get_int(w, "max_queue", 1, 1000000, &c->webhook_max_queue, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "max_attempts", 1, 100, &c->webhook_max_attempts, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "max_age_seconds", 1, 86400, &c->webhook_max_age, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "timeout_ms", 100, 120000, &c->webhook_timeout_ms, err, errcap)) return HD_EINVAL;
+  return 0;
+}
 
 int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   json_error_t je;
@@ -148,6 +219,10 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
         if (!err[0]) snprintf(err, errcap, "config: apps[%zu] needs a non-empty 'key' and 'secret'", i);
         goto out;
       }
+      json_t *wu = json_object_get(a, "webhook_urls");
+      if (wu && get_urls(wu, "apps[].webhook_urls", app->webhook_urls, HD_MAX_APP_WEBHOOK_URLS,
+                         &app->n_webhook_urls, err, errcap))
+        goto out;
       c->n_apps++;
     }
   }
@@ -168,8 +243,42 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
       snprintf(c->origins[c->n_origins++], sizeof c->origins[0], "%s", json_string_value(o));
     }
   }
+  json_t *wh = json_object_get(root, "webhooks");
+  if (wh && load_webhooks(c, wh, err, errcap)) goto out;
   rc = 0;
 out:
   json_decref(root);
   return rc;
+}
+
+int hd_config_webhooks_start(const hd_config_t *c, uv_loop_t *loop, hd_webhook_sender_t **out) {
+  *out = NULL;
+  int n = c->n_webhook_urls;
+  for (int i = 0; i < c->n_apps; i++)
+    n += c->apps[i].n_webhook_urls;
+  if (n == 0) return 0;
+  hd_webhook_sender_config_t cfg;
+  hd_webhook_sender_config_defaults(&cfg);
+  cfg.core.max_queue = (size_t)c->webhook_max_queue;
+  cfg.core.max_attempts = (int)c->webhook_max_attempts;
+  cfg.core.max_age = HD_SEC(c->webhook_max_age);
+  cfg.timeout_ms = (uint64_t)c->webhook_timeout_ms;
+  if (cfg.connect_timeout_ms > cfg.timeout_ms) cfg.connect_timeout_ms = cfg.timeout_ms;
+  hd_webhook_sender_t *s = NULL;
+  int rc = hd_webhook_sender_start(&s, loop, &cfg);
+  if (rc < 0) return rc;
+  hd_webhook_t *core = hd_webhook_sender_core(s);
+  for (int i = 0; i < c->n_apps && rc == 0; i++)
+    rc = hd_webhook_add_app(core, c->apps[i].key, c->apps[i].secret);
+  for (int i = 0; i < c->n_webhook_urls && rc == 0; i++)
+    rc = hd_webhook_add_url(core, c->webhook_urls[i], NULL);
+  for (int i = 0; i < c->n_apps && rc == 0; i++)
+    for (int k = 0; k < c->apps[i].n_webhook_urls && rc == 0; k++)
+      rc = hd_webhook_add_url(core, c->apps[i].webhook_urls[k], c->apps[i].key);
+  if (rc < 0) {
+    hd_webhook_sender_stop(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
 }

@@ -6,10 +6,16 @@
 
 #define HD_MAX_APPS 32
 #define HD_MAX_ORIGINS 16
+#define HD_MAX_WEBHOOK_URLS 8     /* global "webhooks.urls" */
+#define HD_MAX_APP_WEBHOOK_URLS 4 /* per app "webhook_urls" */
+#define HD_CONFIG_URL_MAX 256
 
 typedef struct {
   char key[64];
   char secret[128];
+  /* receivers of this app's events only (in addition to the global ones) */
+  char webhook_urls[HD_MAX_APP_WEBHOOK_URLS][HD_CONFIG_URL_MAX];
+  int n_webhook_urls;
 } hd_app_t;
 
 typedef struct {
@@ -30,6 +36,13 @@ typedef struct {
   size_t max_viewers;
   size_t body_cap;   /* HTTP request body cap (bytes) */
   long token_leeway; /* seconds */
+  /* "webhooks": receivers of every app's events, and the delivery limits */
+  char webhook_urls[HD_MAX_WEBHOOK_URLS][HD_CONFIG_URL_MAX];
+  int n_webhook_urls;
+  long webhook_max_queue;    /* events per receiver queue */
+  long webhook_max_attempts; /* per event and receiver */
+  long webhook_max_age;      /* seconds after the event before giving up */
+  long webhook_timeout_ms;   /* per attempt */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);
@@ -38,5 +51,12 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap);
 /* Parses "HOST:PORT" (or ":PORT" / "PORT"). */
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port);
 const char *hd_config_secret(const hd_config_t *c, const char *key);
+
+struct hd_webhook_sender;
+struct uv_loop_s;
+/* Starts a webhook sender for the configured receivers (global and per-app
+ * URLs, every app's secret registered) on loop. *out = NULL and 0 when no URL
+ * is configured. Stop it with hd_webhook_sender_stop. */
+int hd_config_webhooks_start(const hd_config_t *c, struct uv_loop_s *loop, struct hd_webhook_sender **out);
 
 #endif

@@ -16,6 +16,7 @@
 #include "cmd/config.h"
 #include "io/http.h"
 #include "io/rtc_udp.h"
+#include "io/ws.h"
 #include "proto/dtls.h"
 #include "proto/token.h"
 #include "sfu/node.h"
@@ -246,6 +247,56 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
   hd_http_resp_body(resp, 200, "application/json", body, (size_t)n);
 }
 
+/* ---- /rtc: room signaling over WebSocket (docs/protocol.md "Rooms") ---- */
+
+static void signal_send(void *ud, void *conn, const char *text, size_t len) {
+  if (hd_ws_send(conn, text, len) < 0)
+    HD_LOGW("rtc", "signaling message dropped (connection closing or full)");
+}
+
+/* The node removed the connection's participant: forget it, then close. */
+static void signal_close(void *ud, void *conn, int code, const char *reason) {
+  hd_ws_set_user(conn, NULL);
+  hd_ws_close(conn, code, reason);
+}
+
+static void rtc_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_resp_t *reject) {
+  server_t *s = ud;
+  if (req->origin && req->origin[0] && !s->cfg.dev) {
+    int ok = 0;
+    for (int i = 0; i < s->cfg.n_origins; i++)
+      ok |= !strcmp(s->cfg.origins[i], req->origin);
+    /* same-origin pages (the demo app served by this node) are always fine */
+    char self[160];
+    snprintf(self, sizeof self, "http://%s:%d", s->cfg.listen_host, s->cfg.listen_port);
+    if (!ok && strcmp(req->origin, self) && req->host) {
+      char hostself[300];
+      snprintf(hostself, sizeof hostself, "http://%s", req->host);
+      ok = !strcmp(req->origin, hostself);
+    }
+    if (!ok && strcmp(req->origin, self))
+      hd_http_resp_text(reject, 403, "origin %s is not allowed\n", req->origin);
+  }
+}
+
+static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len) {
+  server_t *s = ud;
+  hd_participant_t *p = hd_ws_user(c);
+  int rc = hd_node_rtc_message(s->node, c, &p, text, len, secret_lookup, s, (int64_t)time(NULL),
+                               hd_io_now(s->loop));
+  hd_ws_set_user(c, p);
+  if (rc < 0) hd_ws_close(c, p ? HD_WS_CLOSE_NORMAL : HD_WS_CLOSE_POLICY, p ? "left" : "join failed");
+  hd_rtc_udp_kick(s->udp);
+}
+
+static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
+  server_t *s = ud;
+  hd_participant_t *p = hd_ws_user(c);
+  hd_ws_set_user(c, NULL);
+  if (p) hd_node_rtc_closed(s->node, p, hd_io_now(s->loop));
+  hd_rtc_udp_kick(s->udp);
+}
+
 static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
@@ -388,6 +439,7 @@ int hd_cmd_serve(int argc, char **argv) {
       have |= !strcmp(s.cfg.apps[i].key, "devkey");
     if (!have && s.cfg.n_apps < HD_MAX_APPS) {
       memmove(&s.cfg.apps[1], &s.cfg.apps[0], (size_t)s.cfg.n_apps * sizeof s.cfg.apps[0]);
+      memset(&s.cfg.apps[0], 0, sizeof s.cfg.apps[0]); /* no inherited per-app settings */
       snprintf(s.cfg.apps[0].key, sizeof s.cfg.apps[0].key, "devkey");
       snprintf(s.cfg.apps[0].secret, sizeof s.cfg.apps[0].secret, "devsecret");
       s.cfg.n_apps++;
@@ -421,7 +473,10 @@ int hd_cmd_serve(int argc, char **argv) {
                                (uint16_t)(s.cfg.rtc_announce_port ? s.cfg.rtc_announce_port : s.cfg.rtc_port),
                            .max_sessions = s.cfg.max_sessions,
                            .max_viewers = s.cfg.max_viewers,
-                           .wall_offset = wall_now - hd_io_now(s.loop)};
+                           .wall_offset = wall_now - hd_io_now(s.loop),
+                           .signal_send = signal_send,
+                           .signal_close = signal_close,
+                           .signal_ud = &s};
   if ((rc = hd_node_new(&s.node, &ncfg, s.cert)) < 0) {
     fprintf(stderr, "hudong serve: node init failed: %s\n", hd_strerror(rc));
     return 1;
@@ -444,6 +499,17 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: cannot listen on %s:%d\n", s.cfg.listen_host, s.cfg.listen_port);
     return 1;
   }
+  hd_ws_endpoint_config_t rtc = {.path = "/rtc",
+                                 .on_open = rtc_open,
+                                 .on_message = rtc_message,
+                                 .on_close = rtc_close,
+                                 .ud = &s,
+                                 .idle_timeout_ms = 30000,
+                                 .ping_interval_ms = 10000};
+  if ((rc = hd_ws_endpoint_add(s.http, &rtc)) < 0) {
+    fprintf(stderr, "hudong serve: cannot add the /rtc WebSocket endpoint: %s\n", hd_strerror(rc));
+    return 1;
+  }
   uv_signal_init(s.loop, &s.sigint);
   uv_signal_init(s.loop, &s.sigterm);
   s.sigint.data = s.sigterm.data = &s;
@@ -457,8 +523,8 @@ int hd_cmd_serve(int argc, char **argv) {
   uv_run(s.loop, UV_RUN_DEFAULT);
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */
+  hd_node_close_all(s.node, "node shutdown"); /* participants get "left", then their sockets close */
   hd_http_server_stop(s.http);
-  hd_node_close_all(s.node, "node shutdown");
   hd_rtc_udp_stop(s.udp); /* drains the close_notify alerts first */
   hd_node_free(s.node);
   uv_close((uv_handle_t *)&s.sigint, NULL);

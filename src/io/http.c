@@ -1,7 +1,9 @@
 /* libwebsockets HTTP server on a foreign libuv loop. One lws protocol handles all
  * HTTP: it gathers method, path, a few headers and a capped body, calls the
  * handler, and writes the response. Static files are served with
- * lws_serve_http_file after path sanitising. */
+ * lws_serve_http_file after path sanitising. WebSocket upgrades are routed to
+ * io/ws.c (second protocol, the vhost's default for upgrades) from
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE. */
 #include "io/http.h"
 
 #include <libwebsockets.h>
@@ -13,6 +15,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "io/ws_priv.h"
 
 struct hd_http_server {
   struct lws_context *ctx;
@@ -20,7 +23,10 @@ struct hd_http_server {
   char web_root[512];
   char host[64];
   void *loops[1];
+  hd_ws_hub_t *ws;
 };
+
+hd_ws_hub_t *hd_http__hub(hd_http_server_t *s) { return s->ws; }
 
 typedef struct {
   char method[8];
@@ -128,6 +134,10 @@ out:
   return rc;
 }
 
+int hd_http__send_response(struct lws *wsi, const hd_http_resp_t *r, int no_reuse) {
+  return send_response(wsi, r, no_reuse);
+}
+
 static int serve_static(hd_http_server_t *s, struct lws *wsi, const char *path) {
   if (!s->web_root[0] || strstr(path, "..") || path[0] != '/') return 1;
   char file[1024];
@@ -190,6 +200,16 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   struct lws_context *ctx = lws_get_context(wsi);
   hd_http_server_t *s = ctx ? lws_context_user(ctx) : NULL;
   switch (reason) {
+  case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: return s ? hd_ws__confirm_upgrade(s->ws, wsi, in) : -1;
+  /* A client that names "http" in Sec-WebSocket-Protocol binds this protocol
+   * for its WebSocket: hand those reasons to ws.c all the same. */
+  case LWS_CALLBACK_ESTABLISHED:
+  case LWS_CALLBACK_RECEIVE:
+  case LWS_CALLBACK_RECEIVE_PONG:
+  case LWS_CALLBACK_SERVER_WRITEABLE:
+  case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+  case LWS_CALLBACK_CLOSED:
+  case LWS_CALLBACK_WSI_DESTROY: return hd_ws__lws_cb(wsi, reason, NULL, in, len);
   case LWS_CALLBACK_HTTP: {
     memset(c, 0, sizeof *c);
     static const struct {
@@ -277,8 +297,14 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 
 static const struct lws_protocols protocols[] = {
     {"http", http_cb, sizeof(conn_t), 0, 0, NULL, 0},
+    {HD_WS_LWS_PROTOCOL, hd_ws__lws_cb, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
+
+/* Makes HD_WS_LWS_PROTOCOL the protocol that WebSocket upgrades without a
+ * Sec-WebSocket-Protocol header (what browsers send) are bound to. */
+static const struct lws_protocol_vhost_options pvo_ws_default = {NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options pvo_ws = {NULL, &pvo_ws_default, HD_WS_LWS_PROTOCOL, ""};
 
 static void lws_log_bridge(int level, const char *line) {
   size_t n = strlen(line);
@@ -293,6 +319,10 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
   s->cfg = *cfg;
   if (cfg->web_root) snprintf(s->web_root, sizeof s->web_root, "%s", cfg->web_root);
   snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
+  if (hd_ws__hub_new(&s->ws, loop) < 0) {
+    free(s);
+    return HD_ENOMEM;
+  }
   lws_set_log_level(hd_log_level() >= HD_LOG_DEBUG ? (LLL_ERR | LLL_WARN | LLL_NOTICE) : LLL_ERR,
                     lws_log_bridge);
 
@@ -301,6 +331,7 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
   info.port = cfg->port;
   info.iface = s->host;
   info.protocols = protocols;
+  info.pvo = &pvo_ws;
   info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
   s->loops[0] = loop;
   info.foreign_loops = s->loops;
@@ -312,6 +343,8 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
   if (!s->ctx) {
     HD_LOGE("http", "cannot listen on %s:%d (port in use, or libwebsockets libuv support missing)", s->host,
             cfg->port);
+    hd_ws__hub_shutdown(s->ws);
+    hd_ws__hub_free(s->ws);
     free(s);
     return HD_EIO;
   }
@@ -321,6 +354,10 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
 
 void hd_http_server_stop(hd_http_server_t *s) {
   if (!s) return;
+  /* WebSocket connections first get a close frame (1001) and a moment for the
+   * close handshake; whatever is left is cut by the destroy below and reported
+   * to its endpoint from LWS_CALLBACK_WSI_DESTROY. */
+  hd_ws__hub_shutdown(s->ws);
   /* On a foreign libuv loop the first destroy only starts closing lws's uv
    * handles; the closes complete as the loop turns, and a second destroy then
    * frees the context (one call leaks every connection and the vhost). */
@@ -328,5 +365,6 @@ void hd_http_server_stop(hd_http_server_t *s) {
   for (int i = 0; i < 16 && uv_run(s->loops[0], UV_RUN_NOWAIT); i++) {
   }
   lws_context_destroy(s->ctx);
+  hd_ws__hub_free(s->ws);
   free(s);
 }

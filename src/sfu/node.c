@@ -121,7 +121,8 @@ void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
     }
     /* nobody may keep forwarding from a source that is going away */
     if (s->kind == HD_SESSION_PUBLISH)
-      for (hd_session_t *v = r->viewers; v; v = v->next_in_room) hd_session_unbind_source(v, s);
+      for (hd_session_t *v = r->viewers; v; v = v->next_in_room)
+        hd_session_unbind_source(v, s);
   }
   if (s->owner) rooms_on_session_destroyed(n, s);
   hd_map_del(&n->by_id, s->id, strlen(s->id));
@@ -417,8 +418,8 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
     for (size_t i = 0; i < cnt; i++) {
       hd_session_t *s = list[i];
       if (hd_session_next_timeout(s) <= now)
-        hd_session_handle_timeout(s, s->kind == HD_SESSION_PUBLISH ? s : r->publisher, now, n->cfg.wall_offset,
-                                  &n->stats.media);
+        hd_session_handle_timeout(s, s->kind == HD_SESSION_PUBLISH ? s : r->publisher, now,
+                                  n->cfg.wall_offset, &n->stats.media);
     }
 
     for (size_t i = 0; i < cnt; i++) {
@@ -497,19 +498,20 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       "# HELP hudong_rtcp_sent_total RTCP reports sent, by type.\n# TYPE hudong_rtcp_sent_total counter\n"
       "hudong_rtcp_sent_total{type=\"rr\"} %llu\nhudong_rtcp_sent_total{type=\"sr\"} %llu\n"
       "hudong_rtcp_sent_total{type=\"twcc\"} %llu\n",
-      n->n_publish, n->n_play, n->n_subscribe, n->n_participants, n->n_rooms, (unsigned long long)st->sessions_total,
-      (unsigned long long)st->sessions_failed, (unsigned long long)st->packets_in,
-      (unsigned long long)st->bytes_in, (unsigned long long)st->packets_out,
-      (unsigned long long)st->bytes_out, (unsigned long long)st->drop_unknown_source,
-      (unsigned long long)st->drop_stun_auth, (unsigned long long)st->drop_malformed,
-      (unsigned long long)st->drop_srtp_auth, (unsigned long long)st->drop_srtp_replay,
-      (unsigned long long)st->drop_not_ready, (unsigned long long)st->drop_dtls,
-      (unsigned long long)m->drop_unknown_pt, (unsigned long long)m->drop_malformed_rtp,
-      (unsigned long long)m->drop_malformed_rtcp, (unsigned long long)(st->drop_txq_full + n->txq.dropped),
-      (unsigned long long)st->drop_send_error, (unsigned long long)st->drop_closed,
-      (unsigned long long)m->nack_received, (unsigned long long)m->nack_sent,
-      (unsigned long long)m->retransmitted, (unsigned long long)m->pli_forwarded,
-      (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent, (unsigned long long)m->twcc_sent);
+      n->n_publish, n->n_play, n->n_subscribe, n->n_participants, n->n_rooms,
+      (unsigned long long)st->sessions_total, (unsigned long long)st->sessions_failed,
+      (unsigned long long)st->packets_in, (unsigned long long)st->bytes_in,
+      (unsigned long long)st->packets_out, (unsigned long long)st->bytes_out,
+      (unsigned long long)st->drop_unknown_source, (unsigned long long)st->drop_stun_auth,
+      (unsigned long long)st->drop_malformed, (unsigned long long)st->drop_srtp_auth,
+      (unsigned long long)st->drop_srtp_replay, (unsigned long long)st->drop_not_ready,
+      (unsigned long long)st->drop_dtls, (unsigned long long)m->drop_unknown_pt,
+      (unsigned long long)m->drop_malformed_rtp, (unsigned long long)m->drop_malformed_rtcp,
+      (unsigned long long)(st->drop_txq_full + n->txq.dropped), (unsigned long long)st->drop_send_error,
+      (unsigned long long)st->drop_closed, (unsigned long long)m->nack_received,
+      (unsigned long long)m->nack_sent, (unsigned long long)m->retransmitted,
+      (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
+      (unsigned long long)m->twcc_sent);
   if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
   return len;
 }

@@ -16,11 +16,11 @@
 #include "sfu/txq.h"
 
 typedef struct {
-  const char *rtc_ip;    /* address put in our ICE candidate */
-  uint16_t rtc_port;     /* UDP port of that candidate */
-  size_t max_sessions;   /* cap on concurrent sessions (0 = 1000) */
-  size_t max_viewers;    /* cap on viewers per room (0 = 500) */
-  hd_time_t wall_offset; /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
+  const char *rtc_ip;      /* address put in our ICE candidate */
+  uint16_t rtc_port;       /* UDP port of that candidate */
+  size_t max_sessions;     /* cap on concurrent sessions (0 = 1000) */
+  size_t max_viewers;      /* cap on viewers per room (0 = 500) */
+  hd_time_t wall_offset;   /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
   size_t max_participants; /* cap on signaling participants per room (0 = 100) */
   /* Room signaling output (docs/protocol.md "Rooms"): the node hands each text
    * message for a participant's WebSocket to signal_send, and asks the shell to

@@ -12,9 +12,9 @@ typedef struct hd_room {
   char app[64];
   char name[128];
   char sid[24];
-  hd_session_t *publisher;       /* WHIP publisher */
-  hd_session_t *viewers;         /* every other session (WHEP viewers, participants' PCs), via next_in_room */
-  size_t n_viewers;              /* WHEP viewers only (their cap) */
+  hd_session_t *publisher; /* WHIP publisher */
+  hd_session_t *viewers;   /* every other session (WHEP viewers, participants' PCs), via next_in_room */
+  size_t n_viewers;        /* WHEP viewers only (their cap) */
   struct hd_participant *participants; /* signaling participants, via next */
   size_t n_participants;
   hd_time_t created;

@@ -25,7 +25,7 @@
 #define ANSWER_CAP 65536
 #define SPEAKER_INTERVAL HD_MS(500)
 #define SPEAKER_THRESHOLD 0.35 /* mean (127 - dBov level) / 127 above which one is speaking */
-#define DATA_RATE 50.0          /* data messages per second per participant (burst the same) */
+#define DATA_RATE 50.0         /* data messages per second per participant (burst the same) */
 
 typedef struct {
   char sid[24], cid[HD_SIGNAL_MAX_SID + 1], mid[32];
@@ -65,7 +65,8 @@ struct hd_participant {
 /* ---- output ---- */
 
 static void emit(hd_node_t *n, hd_participant_t *p, const char *text, int len) {
-  if (len > 0 && p && !p->leaving && n->cfg.signal_send) n->cfg.signal_send(n->cfg.signal_ud, p->conn, text, (size_t)len);
+  if (len > 0 && p && !p->leaving && n->cfg.signal_send)
+    n->cfg.signal_send(n->cfg.signal_ud, p->conn, text, (size_t)len);
 }
 
 static void emit_conn(hd_node_t *n, void *conn, const char *text, int len) {
@@ -104,15 +105,16 @@ static void track_info(const hd_participant_t *p, const pub_track_t *t, hd_signa
   out->codec = track_codec(p, t);
 }
 
-static void participant_info(const hd_participant_t *p, hd_signal_participant_t *out, hd_signal_track_t *tracks,
-                             int with_permissions) {
+static void participant_info(const hd_participant_t *p, hd_signal_participant_t *out,
+                             hd_signal_track_t *tracks, int with_permissions) {
   memset(out, 0, sizeof *out);
   out->sid = p->sid;
   out->identity = p->identity;
   out->name = p->name;
   out->metadata = p->metadata;
   out->joined_at = p->joined_at;
-  for (int i = 0; i < p->n_tracks; i++) track_info(p, &p->tracks[i], &tracks[i]);
+  for (int i = 0; i < p->n_tracks; i++)
+    track_info(p, &p->tracks[i], &tracks[i]);
   out->tracks = tracks;
   out->n_tracks = (size_t)p->n_tracks;
   if (with_permissions) {
@@ -125,7 +127,8 @@ static void participant_info(const hd_participant_t *p, hd_signal_participant_t 
   }
 }
 
-static void broadcast_participant(hd_node_t *n, hd_participant_t *p, hd_signal_type_t type, int include_self) {
+static void broadcast_participant(hd_node_t *n, hd_participant_t *p, hd_signal_type_t type,
+                                  int include_self) {
   if (p->claims.hidden) return;
   hd_signal_participant_t info;
   hd_signal_track_t tracks[MAX_PUB_TRACKS];
@@ -285,7 +288,8 @@ static void sync_out_tracks(hd_node_t *n, hd_participant_t *q, hd_time_t now) {
   }
 }
 
-static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_signal_msg_t *m, hd_time_t now) {
+static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_signal_msg_t *m,
+                                    hd_time_t now) {
   char err[256] = "";
   if (!q->offerer || !q->negotiating) {
     send_error(n, q->conn, m->id, HD_SIGNAL_ERR_BAD_REQUEST, "no subscriber offer is pending");
@@ -591,7 +595,9 @@ void rooms_on_connected(hd_node_t *n, hd_session_t *s, hd_time_t now) {
       hd_session_request_keyframe_track(s->out[i].src, s->out[i].src_in, now, &n->stats.media);
 }
 
-hd_time_t rooms_next_timeout(hd_node_t *n, hd_room_t *r) { return r->participants ? r->next_speakers : HD_TIME_NEVER; }
+hd_time_t rooms_next_timeout(hd_node_t *n, hd_room_t *r) {
+  return r->participants ? r->next_speakers : HD_TIME_NEVER;
+}
 
 static int cmp_level(const void *a, const void *b) {
   double x = (*(hd_participant_t *const *)a)->level, y = (*(hd_participant_t *const *)b)->level;
@@ -620,7 +626,8 @@ void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
   if (nl > 3) nl = 3;
   char key[256] = "";
   size_t kl = 0;
-  for (size_t i = 0; i < nl; i++) kl += (size_t)snprintf(key + kl, sizeof key - kl, "%s,", loud[i]->sid);
+  for (size_t i = 0; i < nl; i++)
+    kl += (size_t)snprintf(key + kl, sizeof key - kl, "%s,", loud[i]->sid);
   if (!strcmp(key, r->speakers_key)) return;
   snprintf(r->speakers_key, sizeof r->speakers_key, "%s", key);
   hd_signal_speaker_t sp[3];
@@ -827,7 +834,8 @@ static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t
   for (hd_participant_t *q = p->room->participants; q; q = q->next) {
     if (q == p) continue;
     int to = m->data.n_to == 0;
-    for (size_t i = 0; !to && i < m->data.n_to; i++) to = !strcmp(m->data.to[i], q->identity);
+    for (size_t i = 0; !to && i < m->data.n_to; i++)
+      to = !strcmp(m->data.to[i], q->identity);
     if (to) emit(n, q, buf, len);
   }
   free(buf);

@@ -179,6 +179,16 @@ out=$("$HUDONG" serve --config "$TMP/typo.json" 2>&1)
 rc=$?
 if [ $rc = 2 ] && echo "$out" | grep -q "unknown key 'max_viewers'"; then pass "hudong serve with a misspelt config key: exit 2 naming it"; else
   fail "hudong serve with a misspelt config key" "exit $rc, output: $out"; fi
+echo '{"apps": [{"key": "k", "secret": "s"}], "webhooks": {"urls": ["https://h/x"]}}' >"$TMP/whs.json"
+out=$("$HUDONG" serve --config "$TMP/whs.json" 2>&1)
+rc=$?
+if [ $rc = 2 ] && echo "$out" | grep -q "webhooks.urls\[0\]: only http://"; then pass "webhook https URL: exit 2"; else
+  fail "webhook https URL" "exit $rc, output: $out"; fi
+echo '{"apps": [{"key": "k", "secret": "s", "webhook_urls": ["http://h/x"]}], "webhooks": {"retries": 3}}' >"$TMP/whk.json"
+out=$("$HUDONG" serve --config "$TMP/whk.json" 2>&1)
+rc=$?
+if [ $rc = 2 ] && echo "$out" | grep -q "unknown key 'webhooks.retries'"; then pass "webhook config typo: exit 2"; else
+  fail "webhook config typo" "exit $rc, output: $out"; fi
 out=$("$HUDONG" serve --listen 127.0.0.1:1 --rtc-port 0 2>&1 </dev/null)
 rc=$?
 if [ $rc = 2 ] && echo "$out" | grep -q "no apps configured"; then pass "hudong serve without apps: exit 2"; else
@@ -193,7 +203,8 @@ cat >"$TMP/config.json" <<EOF
   "cors_origins": ["https://app.example.com"],
   "max_request_body": $MAXBODY,
   "max_viewers_per_room": 1,
-  "token_leeway_seconds": 0
+  "token_leeway_seconds": 0,
+  "webhooks": {"urls": [], "max_queue": 100, "max_attempts": 3, "max_age_seconds": 60, "timeout_ms": 2000}
 }
 EOF
 if ! start_server "$TMP/server.log" --config "$TMP/config.json"; then

@@ -1,0 +1,701 @@
+/* WebSocket server endpoints (RFC 6455) on the HTTP server's libwebsockets
+ * context. lws does the framing, masking, ping answers, close handshake and
+ * UTF-8 validation (§8.1); this file adds routing by path, accept/reject with an
+ * HTTP status before the 101 (§4.2.2), message reassembly with a size cap
+ * (§5.4), a bounded outbound queue written from SERVER_WRITEABLE, idle timeout
+ * with server pings (§5.5.2), and counters.
+ *
+ * Lifetime: the hd_ws_conn_t is created in HTTP_CONFIRM_UPGRADE (while the
+ * request headers are still there) and hung on the wsi's opaque user data, which
+ * survives lws re-binding the wsi from the HTTP protocol to ours. It is reported
+ * (on_close) and freed on LWS_CALLBACK_CLOSED, or on LWS_CALLBACK_WSI_DESTROY if
+ * the upgrade failed half-way or the context is being destroyed.
+ * Everything runs on the loop thread. */
+#include "io/ws.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "io/ws_priv.h"
+
+#define CLOSE_GRACE_MS 5000    /* closing connection not gone by then: dropped */
+#define SHUTDOWN_GRACE_MS 1500 /* hd_http_server_stop waits this long for close handshakes */
+#define IN_KEEP_CAP 4096       /* receive buffers above this are freed between messages */
+
+typedef struct out_msg {
+  struct out_msg *next;
+  size_t len;
+  unsigned char buf[]; /* LWS_PRE headroom, then the payload */
+} out_msg_t;
+
+typedef struct {
+  hd_ws_endpoint_config_t cfg;
+  char path[64];
+  hd_ws_stats_t st;
+} endpoint_t;
+
+enum { ST_OPENING = 0, ST_OPEN, ST_CLOSING, ST_CLOSED };
+
+struct hd_ws_conn {
+  hd_ws_hub_t *hub;
+  endpoint_t *ep;
+  struct lws *wsi;
+  hd_ws_conn_t *prev, *next;
+  uint64_t id;
+  void *user;
+  int state;
+  /* our close, when we started one */
+  int close_code, close_cr;
+  char close_reason[HD_WS_MAX_REASON + 1];
+  uint64_t closing_since;
+  int close_ready; /* queue flushed: the closer may send the close frame */
+  int close_sent;
+  int killed;
+  int peer_code; /* from the peer's close frame; 0 = none seen */
+  /* inbound reassembly */
+  char *in;
+  size_t in_len, in_cap;
+  /* outbound queue */
+  out_msg_t *qhead, *qtail;
+  size_t q_bytes, q_msgs;
+  /* liveness */
+  uint64_t last_rx;
+  int ping_sent, ping_due;
+};
+
+struct hd_ws_hub {
+  uv_loop_t *loop;
+  uv_timer_t *timer; /* sweep: idle timeouts, pings, close grace */
+  uv_timer_t *kick;  /* zero-delay: runs the closer outside lws callbacks */
+  uint64_t period;
+  endpoint_t eps[HD_WS_MAX_ENDPOINTS];
+  int n_eps;
+  hd_ws_conn_t *conns;
+  uint64_t next_id;
+  int shutting_down;
+};
+
+static const char *const cr_names[HD_WS_CR_COUNT] = {"peer", "app",  "too_big",  "binary",
+                                                     "slow", "idle", "shutdown", "abnormal"};
+
+const char *hd_ws_close_reason_name(int cr) {
+  return cr >= 0 && cr < HD_WS_CR_COUNT ? cr_names[cr] : "unknown";
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static hd_ws_hub_t *hub_of(struct lws *wsi) {
+  struct lws_context *ctx = lws_get_context(wsi);
+  hd_http_server_t *s = ctx ? lws_context_user(ctx) : NULL;
+  return s ? hd_http__hub(s) : NULL;
+}
+
+static void queue_free(hd_ws_conn_t *c) {
+  out_msg_t *m = c->qhead;
+  while (m) {
+    out_msg_t *n = m->next;
+    free(m);
+    m = n;
+  }
+  c->ep->st.queued_bytes -= c->q_bytes;
+  c->qhead = c->qtail = NULL;
+  c->q_bytes = c->q_msgs = 0;
+}
+
+static void conn_free(hd_ws_conn_t *c) {
+  queue_free(c);
+  free(c->in);
+  free(c);
+}
+
+static void list_remove(hd_ws_conn_t *c) {
+  hd_ws_hub_t *h = c->hub;
+  if (c->prev)
+    c->prev->next = c->next;
+  else if (h->conns == c)
+    h->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+}
+
+/* Reports the close to the application exactly once, then frees c. */
+static void report_close(hd_ws_conn_t *c, int fallback_code, int fallback_cr) {
+  int code, cr;
+  if (c->close_code) { /* we closed */
+    code = c->close_code;
+    cr = c->close_cr;
+  } else if (c->peer_code) {
+    code = c->peer_code;
+    cr = HD_WS_CR_PEER;
+  } else {
+    code = fallback_code;
+    cr = fallback_cr;
+  }
+  endpoint_t *ep = c->ep;
+  c->state = ST_CLOSED;
+  ep->st.open--;
+  ep->st.closes[cr]++;
+  list_remove(c);
+  if (c->wsi) lws_set_opaque_user_data(c->wsi, NULL);
+  c->wsi = NULL;
+  HD_LOGD("ws", "conn %llu on %s closed: %d (%s)", (unsigned long long)c->id, ep->path, code,
+          hd_ws_close_reason_name(cr));
+  if (ep->cfg.on_close) ep->cfg.on_close(ep->cfg.ud, c, code);
+  conn_free(c);
+}
+
+static int valid_close_code(int code) {
+  if (code < 1000 || code > 4999) return 0;
+  if (code == 1004 || code == 1005 || code == 1006 || code == 1015) return 0;
+  if (code >= 1016 && code < 3000) return 0; /* reserved for future RFCs */
+  return 1;
+}
+
+/* Starts our close. drop: free the queue now instead of flushing it first. */
+static void start_close(hd_ws_conn_t *c, int code, const char *reason, int cr, int drop) {
+  if (c->state >= ST_CLOSING) return;
+  int was_open = c->state == ST_OPEN;
+  c->state = ST_CLOSING;
+  c->close_code = valid_close_code(code) ? code : HD_WS_CLOSE_NORMAL;
+  c->close_cr = cr;
+  snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+  c->closing_since = uv_now(c->hub->loop);
+  if (drop) queue_free(c);
+  if (was_open && c->wsi) lws_callback_on_writable(c->wsi);
+  /* a connection still in its handshake asks for writable once ESTABLISHED */
+}
+
+/* Inside a RECEIVE callback: stop delivering input and close with code. The
+ * rest of the offending message is read and discarded rather than left unread,
+ * because closing a socket with unread input sends a TCP reset that can destroy
+ * our close frame before the peer reads it. */
+static int fail_input(hd_ws_conn_t *c, int code, int cr, const char *reason) {
+  start_close(c, code, reason, cr, 1);
+  free(c->in);
+  c->in = NULL;
+  c->in_len = c->in_cap = 0;
+  return 0;
+}
+
+static void copy_hdr(struct lws *wsi, enum lws_token_indexes t, char *dst, size_t cap) {
+  dst[0] = 0;
+  int n = lws_hdr_total_length(wsi, t);
+  if (n > 0 && (size_t)n < cap) lws_hdr_copy(wsi, dst, (int)cap, t);
+}
+
+static endpoint_t *find_ep(hd_ws_hub_t *h, const char *path) {
+  for (int i = 0; i < h->n_eps; i++)
+    if (!strcmp(h->eps[i].path, path)) return &h->eps[i];
+  return NULL;
+}
+
+/* ------------------------------------------------------------ sweep timer */
+
+static void sweep(uv_timer_t *t) {
+  hd_ws_hub_t *h = t->data;
+  uint64_t now = uv_now(h->loop);
+  for (hd_ws_conn_t *c = h->conns; c; c = c->next) {
+    if (!c->wsi) continue;
+    if (c->state == ST_CLOSING) {
+      if (!c->killed && now - c->closing_since >= CLOSE_GRACE_MS) {
+        /* the peer neither drained its queue nor answered our close frame */
+        c->killed = 1;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+      }
+      continue;
+    }
+    if (c->state != ST_OPEN) continue;
+    const hd_ws_endpoint_config_t *cfg = &c->ep->cfg;
+    uint64_t quiet = now - c->last_rx;
+    if (cfg->idle_timeout_ms > 0 && quiet >= (uint64_t)cfg->idle_timeout_ms) {
+      start_close(c, HD_WS_CLOSE_GOING_AWAY, "idle timeout", HD_WS_CR_IDLE, 0);
+    } else if (cfg->ping_interval_ms > 0 && quiet >= (uint64_t)cfg->ping_interval_ms && !c->ping_sent) {
+      c->ping_sent = c->ping_due = 1;
+      lws_callback_on_writable(c->wsi);
+    }
+  }
+}
+
+static void timer_closed(uv_handle_t *hd) { free(hd); }
+
+static void arm_timer(hd_ws_hub_t *h, uint64_t ms) {
+  if (ms < 20) ms = 20;
+  if (ms > 1000) ms = 1000;
+  if (h->period && h->period <= ms) return;
+  h->period = ms;
+  uv_timer_start(h->timer, sweep, ms, ms);
+}
+
+/* ------------------------------------------------------------ hub */
+
+int hd_ws__hub_new(hd_ws_hub_t **out, uv_loop_t *loop) {
+  hd_ws_hub_t *h = calloc(1, sizeof *h);
+  if (!h) return HD_ENOMEM;
+  h->timer = calloc(1, sizeof *h->timer);
+  h->kick = calloc(1, sizeof *h->kick);
+  if (!h->timer || !h->kick) {
+    free(h->timer);
+    free(h->kick);
+    free(h);
+    return HD_ENOMEM;
+  }
+  h->loop = loop;
+  h->next_id = 1;
+  uv_timer_init(loop, h->timer);
+  uv_timer_init(loop, h->kick);
+  uv_unref((uv_handle_t *)h->timer); /* never keeps the loop alive by itself */
+  uv_unref((uv_handle_t *)h->kick);
+  h->timer->data = h->kick->data = h;
+  *out = h;
+  return 0;
+}
+
+void hd_ws__hub_shutdown(hd_ws_hub_t *h) {
+  if (!h || h->shutting_down) return;
+  h->shutting_down = 1;
+  for (hd_ws_conn_t *c = h->conns; c; c = c->next)
+    start_close(c, HD_WS_CLOSE_GOING_AWAY, "server shutdown", HD_WS_CR_SHUTDOWN, 0);
+  if (h->conns) {
+    /* The loop was stopped by our owner; turn it, waking at least every 5 ms
+     * (the timer), until every close handshake is done or the grace is over. */
+    uv_update_time(h->loop);
+    uint64_t t0 = uv_now(h->loop);
+    h->period = 5;
+    uv_timer_start(h->timer, sweep, 5, 5);
+    while (h->conns && uv_now(h->loop) - t0 < SHUTDOWN_GRACE_MS)
+      uv_run(h->loop, UV_RUN_ONCE);
+  }
+  uv_timer_stop(h->timer);
+  uv_close((uv_handle_t *)h->timer, timer_closed);
+  h->timer = NULL;
+  uv_timer_stop(h->kick);
+  uv_close((uv_handle_t *)h->kick, timer_closed);
+  h->kick = NULL;
+}
+
+void hd_ws__hub_free(hd_ws_hub_t *h) {
+  if (!h) return;
+  /* lws_context_destroy reported every connection via WSI_DESTROY; anything
+   * still here was never bound to a wsi that lws knew about. */
+  while (h->conns) {
+    hd_ws_conn_t *c = h->conns;
+    c->wsi = NULL;
+    report_close(c, HD_WS_CLOSE_GOING_AWAY, HD_WS_CR_SHUTDOWN);
+  }
+  if (h->timer) { /* hd_ws__hub_shutdown was not called */
+    uv_close((uv_handle_t *)h->timer, timer_closed);
+    uv_close((uv_handle_t *)h->kick, timer_closed);
+  }
+  free(h);
+}
+
+int hd_ws_endpoint_add(hd_http_server_t *s, const hd_ws_endpoint_config_t *cfg) {
+  hd_ws_hub_t *h = s ? hd_http__hub(s) : NULL;
+  if (!h || !cfg || !cfg->path || cfg->path[0] != '/' || strlen(cfg->path) >= sizeof h->eps[0].path ||
+      strchr(cfg->path, '?'))
+    return HD_EINVAL;
+  if (h->shutting_down) return HD_ESTATE;
+  if (find_ep(h, cfg->path)) return HD_ESTATE;
+  if (h->n_eps >= HD_WS_MAX_ENDPOINTS) return HD_ENOSPC;
+  endpoint_t *ep = &h->eps[h->n_eps];
+  memset(ep, 0, sizeof *ep);
+  ep->cfg = *cfg;
+  snprintf(ep->path, sizeof ep->path, "%s", cfg->path);
+  ep->cfg.path = ep->path;
+  if (!ep->cfg.max_message) ep->cfg.max_message = HD_WS_DEFAULT_MAX_MESSAGE;
+  if (!ep->cfg.out_max_bytes) ep->cfg.out_max_bytes = HD_WS_DEFAULT_OUT_MAX_BYTES;
+  if (!ep->cfg.out_max_msgs) ep->cfg.out_max_msgs = HD_WS_DEFAULT_OUT_MAX_MSGS;
+  if (!ep->cfg.idle_timeout_ms) ep->cfg.idle_timeout_ms = HD_WS_DEFAULT_IDLE_TIMEOUT_MS;
+  if (!ep->cfg.ping_interval_ms) ep->cfg.ping_interval_ms = HD_WS_DEFAULT_PING_INTERVAL_MS;
+  if (ep->cfg.max_message > (size_t)1 << 30 || ep->cfg.out_max_bytes > (size_t)1 << 30) return HD_EINVAL;
+  h->n_eps++;
+  /* sweep often enough that idle timeouts and pings are late by at most ~25% */
+  uint64_t p = 1000;
+  if (ep->cfg.idle_timeout_ms > 0 && (uint64_t)ep->cfg.idle_timeout_ms / 4 < p)
+    p = (uint64_t)ep->cfg.idle_timeout_ms / 4;
+  if (ep->cfg.ping_interval_ms > 0 && (uint64_t)ep->cfg.ping_interval_ms / 4 < p)
+    p = (uint64_t)ep->cfg.ping_interval_ms / 4;
+  arm_timer(h, p);
+  return 0;
+}
+
+/* ------------------------------------------------------------ upgrade */
+
+int hd_ws__confirm_upgrade(hd_ws_hub_t *h, struct lws *wsi, const char *upgrade) {
+  if (!h) return -1;
+  if (upgrade && strcasecmp(upgrade, "websocket")) return 0; /* not ours (h2c): lws decides */
+  char path[256], query[1024], origin[256], authorization[4200], host[256], ua[256], proto[256], peer[64];
+  copy_hdr(wsi, WSI_TOKEN_GET_URI, path, sizeof path);
+  char *q = strchr(path, '?');
+  if (q) *q = 0;
+  /* lws splits the query into URI_ARGS fragments; rebuild the raw query */
+  query[0] = 0;
+  size_t qo = 0;
+  char arg[1024];
+  for (int frag = 0; lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, frag) > 0; frag++) {
+    int n = snprintf(query + qo, sizeof query - qo, "%s%s", frag ? "&" : "", arg);
+    if (n < 0 || (size_t)n >= sizeof query - qo) {
+      query[qo] = 0;
+      break;
+    }
+    qo += (size_t)n;
+  }
+  copy_hdr(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
+  copy_hdr(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authorization, sizeof authorization);
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof authorization)
+    snprintf(authorization, sizeof authorization, "oversized");
+  copy_hdr(wsi, WSI_TOKEN_HOST, host, sizeof host);
+  copy_hdr(wsi, WSI_TOKEN_HTTP_USER_AGENT, ua, sizeof ua);
+  copy_hdr(wsi, WSI_TOKEN_PROTOCOL, proto, sizeof proto);
+  peer[0] = 0;
+  lws_get_peer_simple(wsi, peer, sizeof peer);
+
+  hd_http_resp_t resp;
+  memset(&resp, 0, sizeof resp);
+  endpoint_t *ep = find_ep(h, path);
+  hd_ws_conn_t *c = NULL;
+  if (!ep) {
+    hd_http_resp_text(&resp, 404, "no WebSocket endpoint at %s\n", path);
+  } else if (h->shutting_down) {
+    hd_http_resp_text(&resp, 503, "server shutting down\n");
+  } else {
+    c = calloc(1, sizeof *c);
+    if (!c) {
+      hd_http_resp_text(&resp, 503, "out of memory\n");
+    } else {
+      c->hub = h;
+      c->ep = ep;
+      c->id = h->next_id++;
+      c->state = ST_OPENING;
+      hd_ws_req_t req = {.path = path,
+                         .query = query,
+                         .origin = origin,
+                         .authorization = authorization,
+                         .host = host,
+                         .user_agent = ua,
+                         .protocol = proto,
+                         .peer = peer};
+      if (ep->cfg.on_open) ep->cfg.on_open(ep->cfg.ud, c, &req, &resp);
+      if (resp.status && resp.status < 400) { /* only refusals are meaningful here */
+        HD_LOGW("ws", "on_open for %s set status %d; treating as 500", path, resp.status);
+        hd_http_resp_text(&resp, 500, "bad status from the endpoint\n");
+      }
+      if (resp.status) {
+        ep->st.rejected++;
+        conn_free(c);
+        c = NULL;
+      }
+    }
+  }
+  if (!c) {
+    /* Answer and hang up. The client waits for our 101 before sending frames,
+     * so nothing unread is left to turn the close into a reset. */
+    hd_http_resp_header(&resp, "Connection", "close");
+    hd_http__send_response(wsi, &resp, 1);
+    free(resp.body);
+    return -1;
+  }
+  free(resp.body);
+  c->wsi = wsi;
+  c->next = h->conns;
+  if (h->conns) h->conns->prev = c;
+  h->conns = c;
+  c->last_rx = uv_now(h->loop);
+  ep->st.accepted++;
+  ep->st.open++;
+  lws_set_opaque_user_data(wsi, c);
+  return 0;
+}
+
+/* ------------------------------------------------------------ lws callback */
+
+/* Sends the close frames of connections whose queues are flushed: from a timer
+ * callback (never inside an lws callback of the wsi), lws_close_reason plus a
+ * synchronous lws close makes lws send the frame and wait for the peer's
+ * (RFC 6455 §7.1.2); LWS_CALLBACK_CLOSED follows when it arrives. */
+static void run_closer(uv_timer_t *t) {
+  hd_ws_hub_t *h = t->data;
+  hd_ws_conn_t *c = h->conns;
+  while (c) {
+    hd_ws_conn_t *next = c->next; /* c may be freed by the close below */
+    if (c->close_ready && !c->close_sent && c->wsi) {
+      c->close_sent = 1;
+      lws_close_reason(c->wsi, (enum lws_close_status)c->close_code, (unsigned char *)c->close_reason,
+                       strlen(c->close_reason));
+      lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
+    }
+    c = next;
+  }
+}
+
+static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t len) {
+  endpoint_t *ep = c->ep;
+  if (c->state != ST_OPEN) return 0; /* closing: input is discarded */
+  if (lws_frame_is_binary(wsi))
+    return fail_input(c, HD_WS_CLOSE_UNSUPPORTED, HD_WS_CR_BINARY, "binary messages are not supported");
+  if (lws_is_first_fragment(wsi)) c->in_len = 0;
+  size_t rest = lws_remaining_packet_payload(wsi);
+  if (c->in_len + len + rest > ep->cfg.max_message || c->in_len + len + rest < c->in_len) {
+    char why[64];
+    snprintf(why, sizeof why, "message exceeds %zu bytes", ep->cfg.max_message);
+    return fail_input(c, HD_WS_CLOSE_TOO_BIG, HD_WS_CR_TOO_BIG, why);
+  }
+  if (c->in_len + len + 1 > c->in_cap) {
+    size_t cap = c->in_cap ? c->in_cap : 1024;
+    while (cap < c->in_len + len + rest + 1)
+      cap *= 2;
+    if (cap > ep->cfg.max_message + 1) cap = ep->cfg.max_message + 1;
+    char *n = realloc(c->in, cap);
+    if (!n) return fail_input(c, HD_WS_CLOSE_INTERNAL, HD_WS_CR_ABNORMAL, "out of memory");
+    c->in = n;
+    c->in_cap = cap;
+  }
+  if (len) memcpy(c->in + c->in_len, in, len);
+  c->in_len += len;
+  if (!lws_is_final_fragment(wsi)) return 0;
+  c->in[c->in_len] = 0;
+  size_t n = c->in_len;
+  c->in_len = 0;
+  ep->st.msgs_in++;
+  ep->st.bytes_in += n;
+  if (ep->cfg.on_message) ep->cfg.on_message(ep->cfg.ud, c, c->in, n);
+  /* c is still valid: on_close only runs from lws callbacks, never re-entrantly */
+  if (c->in_cap > IN_KEEP_CAP) {
+    free(c->in);
+    c->in = NULL;
+    c->in_cap = 0;
+  }
+  return 0;
+}
+
+static int on_writeable(hd_ws_conn_t *c, struct lws *wsi) {
+  endpoint_t *ep = c->ep;
+  if (c->ping_due) {
+    /* non-empty payload: lws 4.1 does not report zero-length pongs */
+    unsigned char buf[LWS_PRE + 2] = {0};
+    buf[LWS_PRE] = 'h';
+    buf[LWS_PRE + 1] = 'd';
+    c->ping_due = 0;
+    if (lws_write(wsi, buf + LWS_PRE, 2, LWS_WRITE_PING) < 0) return -1;
+    if (c->qhead || c->state == ST_CLOSING) lws_callback_on_writable(wsi);
+    return 0;
+  }
+  if (c->qhead) {
+    out_msg_t *m = c->qhead;
+    c->qhead = m->next;
+    if (!c->qhead) c->qtail = NULL;
+    c->q_bytes -= m->len;
+    c->q_msgs--;
+    ep->st.queued_bytes -= m->len;
+    int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+    size_t len = m->len;
+    free(m);
+    if (n < 0) return -1;
+    ep->st.msgs_out++;
+    ep->st.bytes_out += len;
+    if (c->qhead || c->state == ST_CLOSING) lws_callback_on_writable(wsi);
+    return 0;
+  }
+  if (c->state == ST_CLOSING && !c->close_ready) {
+    /* Returning -1 here after lws_close_reason would be the usual way, but
+     * lws 4.1 on libuv then kills the socket without sending the close frame
+     * ("close_and_handled uv repeat"). The closer does it from outside. */
+    c->close_ready = 1;
+    uv_timer_start(c->hub->kick, run_closer, 0, 0);
+  }
+  return 0;
+}
+
+int hd_ws__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+  hd_ws_conn_t *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+  switch (reason) {
+  case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    /* New connections start bound to the vhost's default protocol (ours), so
+     * a first request that is an upgrade is confirmed here; after an HTTP
+     * request on a kept-alive connection it comes to http.c's callback. */
+    return hd_ws__confirm_upgrade(hub_of(wsi), wsi, in);
+  case LWS_CALLBACK_ESTABLISHED:
+    if (!c) return -1; /* an upgrade that did not pass hd_ws__confirm_upgrade */
+    c->last_rx = uv_now(c->hub->loop);
+    if (c->state == ST_OPENING) c->state = ST_OPEN;
+    if (c->qhead || c->state == ST_CLOSING) lws_callback_on_writable(wsi);
+    if (c->state == ST_CLOSING) c->closing_since = uv_now(c->hub->loop);
+    return 0;
+  case LWS_CALLBACK_RECEIVE:
+    if (!c) return -1;
+    c->last_rx = uv_now(c->hub->loop);
+    c->ping_sent = 0;
+    return on_receive(c, wsi, in, len);
+  case LWS_CALLBACK_RECEIVE_PONG:
+    if (c) {
+      c->last_rx = uv_now(c->hub->loop);
+      c->ping_sent = 0;
+    }
+    return 0;
+  case LWS_CALLBACK_SERVER_WRITEABLE:
+    if (!c) return -1;
+    return on_writeable(c, wsi);
+  case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    if (c) {
+      const unsigned char *p = in;
+      c->peer_code = len >= 2 ? (p[0] << 8 | p[1]) : 1005;
+    }
+    return 0; /* lws answers the close frame */
+  case LWS_CALLBACK_CLOSED:
+    if (c) report_close(c, HD_WS_CLOSE_ABNORMAL, HD_WS_CR_ABNORMAL);
+    return 0;
+  case LWS_CALLBACK_WSI_DESTROY:
+    if (c) {
+      hd_ws_hub_t *h = c->hub;
+      report_close(c, HD_WS_CLOSE_GOING_AWAY, h->shutting_down ? HD_WS_CR_SHUTDOWN : HD_WS_CR_ABNORMAL);
+    }
+    return 0;
+  default: break;
+  }
+  (void)user;
+  return 0;
+}
+
+/* ------------------------------------------------------------ public API */
+
+int hd_ws_send(hd_ws_conn_t *c, const char *text, size_t len) {
+  if (!c || c->state >= ST_CLOSING) return HD_ECLOSED;
+  endpoint_t *ep = c->ep;
+  if (len > ep->cfg.out_max_bytes) return HD_EINVAL;
+  if (c->q_bytes + len > ep->cfg.out_max_bytes || c->q_msgs + 1 > ep->cfg.out_max_msgs) {
+    HD_LOGI("ws", "conn %llu on %s: outbound queue full (%zu bytes, %zu msgs): closing",
+            (unsigned long long)c->id, ep->path, c->q_bytes, c->q_msgs);
+    start_close(c, HD_WS_CLOSE_POLICY, "slow consumer: outbound queue full", HD_WS_CR_SLOW, 1);
+    return HD_ENOSPC;
+  }
+  out_msg_t *m = malloc(sizeof *m + LWS_PRE + len);
+  if (!m) return HD_ENOMEM;
+  m->next = NULL;
+  m->len = len;
+  if (len) memcpy(m->buf + LWS_PRE, text, len);
+  if (c->qtail)
+    c->qtail->next = m;
+  else
+    c->qhead = m;
+  c->qtail = m;
+  c->q_bytes += len;
+  c->q_msgs++;
+  ep->st.queued_bytes += len;
+  if (c->q_bytes > ep->st.queued_peak) ep->st.queued_peak = c->q_bytes;
+  if (c->state == ST_OPEN) lws_callback_on_writable(c->wsi);
+  return 0;
+}
+
+int hd_ws_close(hd_ws_conn_t *c, int code, const char *reason) {
+  if (!c || c->state >= ST_CLOSING) return HD_ECLOSED;
+  start_close(c, code, reason, HD_WS_CR_APP, 0);
+  return 0;
+}
+
+void hd_ws_set_user(hd_ws_conn_t *c, void *user) {
+  if (c) c->user = user;
+}
+void *hd_ws_user(const hd_ws_conn_t *c) { return c ? c->user : NULL; }
+uint64_t hd_ws_id(const hd_ws_conn_t *c) { return c ? c->id : 0; }
+const char *hd_ws_path(const hd_ws_conn_t *c) { return c ? c->ep->path : ""; }
+size_t hd_ws_queued_bytes(const hd_ws_conn_t *c) { return c ? c->q_bytes : 0; }
+
+static void stats_add(hd_ws_stats_t *a, const hd_ws_stats_t *b) {
+  a->open += b->open;
+  a->accepted += b->accepted;
+  a->rejected += b->rejected;
+  a->msgs_in += b->msgs_in;
+  a->msgs_out += b->msgs_out;
+  a->bytes_in += b->bytes_in;
+  a->bytes_out += b->bytes_out;
+  a->queued_bytes += b->queued_bytes;
+  if (b->queued_peak > a->queued_peak) a->queued_peak = b->queued_peak;
+  for (int i = 0; i < HD_WS_CR_COUNT; i++)
+    a->closes[i] += b->closes[i];
+}
+
+int hd_ws_stats(hd_http_server_t *s, const char *path, hd_ws_stats_t *out) {
+  hd_ws_hub_t *h = s ? hd_http__hub(s) : NULL;
+  if (!h || !out) return HD_EINVAL;
+  hd_ws_stats_t sum;
+  memset(&sum, 0, sizeof sum);
+  if (path) {
+    endpoint_t *ep = find_ep(h, path);
+    if (!ep) return HD_ENOTFOUND;
+    sum = ep->st;
+  } else {
+    for (int i = 0; i < h->n_eps; i++)
+      stats_add(&sum, &h->eps[i].st);
+  }
+  *out = sum;
+  return 0;
+}
+
+typedef struct {
+  char *buf;
+  size_t cap, n;
+  int overflow;
+} sbuf_t;
+
+static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf_t *b, const char *fmt, ...) {
+  if (b->overflow) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(b->buf + b->n, b->cap - b->n, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= b->cap - b->n) {
+    b->overflow = 1;
+    return;
+  }
+  b->n += (size_t)n;
+}
+
+int hd_ws_metrics_text(hd_http_server_t *s, char *buf, size_t cap) {
+  hd_ws_hub_t *h = s ? hd_http__hub(s) : NULL;
+  if (!h || !buf || !cap) return HD_EINVAL;
+  buf[0] = 0;
+  if (!h->n_eps) return 0;
+  sbuf_t b = {buf, cap, 0, 0};
+  static const struct {
+    const char *name, *type, *help;
+    size_t off;
+  } m[] = {
+      {"hudong_ws_connections", "gauge", "WebSocket connections open now.", offsetof(hd_ws_stats_t, open)},
+      {"hudong_ws_accepted_total", "counter", "WebSocket upgrades accepted.",
+       offsetof(hd_ws_stats_t, accepted)},
+      {"hudong_ws_rejected_total", "counter", "WebSocket upgrades refused by the endpoint.",
+       offsetof(hd_ws_stats_t, rejected)},
+      {"hudong_ws_messages_in_total", "counter", "Complete text messages received.",
+       offsetof(hd_ws_stats_t, msgs_in)},
+      {"hudong_ws_messages_out_total", "counter", "Text messages sent.", offsetof(hd_ws_stats_t, msgs_out)},
+      {"hudong_ws_bytes_in_total", "counter", "Payload bytes received.", offsetof(hd_ws_stats_t, bytes_in)},
+      {"hudong_ws_bytes_out_total", "counter", "Payload bytes sent.", offsetof(hd_ws_stats_t, bytes_out)},
+      {"hudong_ws_queued_bytes", "gauge", "Outbound bytes queued now.",
+       offsetof(hd_ws_stats_t, queued_bytes)},
+  };
+  for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+    sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", m[i].name, m[i].help, m[i].name, m[i].type);
+    for (int e = 0; e < h->n_eps; e++) {
+      uint64_t v;
+      memcpy(&v, (const char *)&h->eps[e].st + m[i].off, sizeof v);
+      sb_printf(&b, "%s{path=\"%s\"} %llu\n", m[i].name, h->eps[e].path, (unsigned long long)v);
+    }
+  }
+  sb_printf(&b, "# HELP hudong_ws_closes_total WebSocket connections closed, by reason.\n"
+                "# TYPE hudong_ws_closes_total counter\n");
+  for (int e = 0; e < h->n_eps; e++)
+    for (int r = 0; r < HD_WS_CR_COUNT; r++)
+      sb_printf(&b, "hudong_ws_closes_total{path=\"%s\",reason=\"%s\"} %llu\n", h->eps[e].path, cr_names[r],
+                (unsigned long long)h->eps[e].st.closes[r]);
+  if (b.overflow) {
+    buf[0] = 0;
+    return HD_ENOSPC;
+  }
+  return (int)b.n;
+}

@@ -1,0 +1,419 @@
+#!/usr/bin/python3
+"""Integration test of the WebSocket endpoint API (src/io/ws.h) against
+tests/integration/ws_echo_server.c, with a minimal RFC 6455 client written here
+on the standard library only (masking §5.3, fragmentation §5.4, control frames
+§5.5, close codes §7.4).
+
+Checks: echo round trip (incl. non-ASCII and a fragmented message), 1000
+messages in order, the 64 KiB inbound cap (exactly the cap passes, one byte
+more closes with 1009, also when it arrives in fragments), binary -> 1003,
+invalid UTF-8 -> 1007, refusals with an HTTP status and body (404 unknown path,
+403, 401 with WWW-Authenticate), broadcast, a slow consumer closed by the
+outbound cap (1008) with the server's queue never above its cap, idle timeout
+(1001) for a peer that does not answer pings while one that does stays up, 200
+concurrent connections (half closed cleanly, half dropped) with the open gauge
+back at 0, /metrics, and SIGTERM closing every client with 1001 before the
+server exits 0 with no sanitizer report.
+
+usage: test_ws.py /path/to/ws_echo_server
+"""
+import base64
+import hashlib
+import http.client
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+FAILS = []
+
+
+def check(cond, what, detail=""):
+    if cond:
+        print("ok   - " + what)
+    else:
+        print("FAIL - " + what + (": " + str(detail) if detail != "" else ""))
+        FAILS.append(what)
+    return cond
+
+
+class Rejected(Exception):
+    def __init__(self, status, headers, body):
+        super().__init__("HTTP %d" % status)
+        self.status, self.headers, self.body = status, headers, body
+
+
+class WS:
+    """A blocking RFC 6455 client. recv() returns ("text", str),
+    ("binary", bytes), ("close", code, reason) or ("eof",)."""
+
+    def __init__(self, port, path, headers=None, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        req = "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
+              "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % (path, port, key)
+        for k, v in (headers or {}).items():
+            req += "%s: %s\r\n" % (k, v)
+        self.sock.sendall((req + "\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            d = self.sock.recv(4096)
+            if not d:
+                raise ConnectionError("closed during handshake")
+            self.buf += d
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        if status != 101:
+            body = self.buf
+            n = int(hdrs.get("content-length", "0"))
+            while len(body) < n:
+                d = self.sock.recv(4096)
+                if not d:
+                    break
+                body += d
+            self.sock.close()
+            raise Rejected(status, hdrs, body.decode(errors="replace"))
+        want = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+        if hdrs.get("sec-websocket-accept") != want:
+            raise ConnectionError("bad Sec-WebSocket-Accept")
+        self.pings = 0
+
+    def send_frame(self, opcode, payload, fin=True):
+        mask = os.urandom(4)
+        n = len(payload)
+        hdr = bytes([(0x80 if fin else 0) | opcode])
+        if n < 126:
+            hdr += bytes([0x80 | n])
+        elif n < 65536:
+            hdr += bytes([0x80 | 126]) + struct.pack("!H", n)
+        else:
+            hdr += bytes([0x80 | 127]) + struct.pack("!Q", n)
+        masked = bytes(b ^ mask[i & 3] for i, b in enumerate(payload)) if n < 4096 else \
+            (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
+        self.sock.sendall(hdr + mask + masked)
+
+    def send_text(self, s):
+        self.send_frame(1, s.encode() if isinstance(s, str) else s)
+
+    def send_close(self, code=1000, reason=b""):
+        self.send_frame(8, struct.pack("!H", code) + reason)
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            d = self.sock.recv(max(65536, n - len(self.buf)))
+            if not d:
+                raise EOFError()
+            self.buf += d
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv_frame(self):
+        b0, b1 = self._read(2)
+        if b1 & 0x80:
+            raise ConnectionError("server frame is masked")
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._read(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read(8))[0]
+        return bool(b0 & 0x80), b0 & 0x0F, self._read(n)
+
+    def recv(self, answer_pings=True):
+        parts, op0 = [], None
+        try:
+            while True:
+                fin, op, data = self.recv_frame()
+                if op == 9:
+                    self.pings += 1
+                    if answer_pings:
+                        self.send_frame(10, data)
+                    continue
+                if op == 10:
+                    continue
+                if op == 8:
+                    code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+                    try:
+                        self.send_close(code if code != 1005 else 1000)
+                    except OSError:
+                        pass
+                    return ("close", code, data[2:].decode(errors="replace"))
+                if op != 0:
+                    op0 = op
+                parts.append(data)
+                if fin:
+                    msg = b"".join(parts)
+                    return ("text", msg.decode()) if op0 == 1 else ("binary", msg)
+        except (EOFError, ConnectionResetError):
+            return ("eof",)
+
+    def pump(self, seconds):
+        """Reads for `seconds`, answering pings; returns the first other frame
+        as ("frame", opcode, payload), or None. Waits with select() between frames only, so that a
+        frame is never cut by a socket timeout."""
+        end = time.time() + seconds
+        while True:
+            left = end - time.time()
+            if left <= 0:
+                return None
+            if not self.buf:
+                rd, _, _ = select.select([self.sock], [], [], left)
+                if not rd:
+                    return None
+            fin, op, data = self.recv_frame()
+            if op == 9:
+                self.pings += 1
+                self.send_frame(10, data)
+                continue
+            if op == 10:
+                continue
+            return ("frame", op, data)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Server:
+    def __init__(self, binary):
+        self.binary = binary
+        self.err = tempfile.TemporaryFile()
+        for _ in range(5):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+            s.close()
+            self.proc = subprocess.Popen([binary, str(self.port)], stdout=subprocess.PIPE, stderr=self.err)
+            line = self.proc.stdout.readline()
+            if line.strip() == b"ready":
+                return
+            self.proc.wait()
+        raise RuntimeError("ws_echo_server did not start")
+
+    def get(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        return r.status, body
+
+    def stats(self):
+        out = {}
+        for ln in self.get("/stats")[1].splitlines():
+            p, k, v = ln.split()
+            out[(p, k)] = int(v)
+        return out
+
+    def wait_stat(self, path, key, want, timeout=5.0):
+        t0 = time.time()
+        while True:
+            v = self.stats().get((path, key))
+            if v == want or time.time() - t0 > timeout:
+                return v
+            time.sleep(0.05)
+
+    def stderr_text(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+
+def expect_reject(port, path, headers=None):
+    try:
+        WS(port, path, headers).close()
+    except Rejected as r:
+        return r
+    return None
+
+
+def main():
+    srv = Server(sys.argv[1])
+    port = srv.port
+    try:
+        run(srv, port)
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
+    if FAILS:
+        print("---- server stderr ----")
+        print(srv.stderr_text()[-4000:])
+        print("%d check(s) failed" % len(FAILS))
+        sys.exit(1)
+    print("all checks passed")
+
+
+def run(srv, port):
+    # ---- echo round trip, non-ASCII, fragments
+    ws = WS(port, "/echo", {"Origin": "http://example.test"})
+    ws.send_text("hello")
+    check(ws.recv() == ("text", "hello"), "echo round trip")
+    ws.send_text("互动 ✓")
+    check(ws.recv() == ("text", "互动 ✓"), "echo of UTF-8 text")
+    ws.send_frame(1, b"frag", fin=False)
+    ws.send_frame(0, b"men", fin=False)
+    ws.send_frame(9, b"p")  # a ping between fragments (§5.4)
+    ws.send_frame(0, b"ted", fin=True)
+    r = ws.recv()
+    check(r == ("text", "fragmented"), "fragments are reassembled into one message", r)
+    ws.send_text("")
+    check(ws.recv() == ("text", ""), "empty message echoes")
+
+    # ---- 1000 messages in order (pipelined)
+    for i in range(1000):
+        ws.send_text("m%d" % i)
+    got = [ws.recv() for _ in range(1000)]
+    check(got == [("text", "m%d" % i) for i in range(1000)], "1000 messages echoed in order")
+
+    # ---- inbound cap: 64 KiB passes, one byte more closes with 1009
+    big = "a" * 65536
+    ws.send_text(big)
+    r = ws.recv()
+    check(r[0] == "text" and len(r[1]) == 65536, "a message of exactly 64 KiB passes")
+    ws.send_text(big + "b")
+    r = ws.recv()
+    check(r[0] == "close" and r[1] == 1009 and "exceeds" in r[2], "a message over the cap closes with 1009", r)
+    ws.close()
+    ws = WS(port, "/echo")
+    for _ in range(3):
+        ws.send_frame(1 if _ == 0 else 0, b"x" * 30000, fin=False)
+    r = ws.recv()
+    check(r[0] == "close" and r[1] == 1009, "fragments adding up over the cap close with 1009", r)
+    ws.close()
+
+    # ---- binary and invalid UTF-8
+    ws = WS(port, "/echo")
+    ws.send_frame(2, b"\x00\x01\x02")
+    r = ws.recv()
+    check(r[0] == "close" and r[1] == 1003, "a binary frame closes with 1003", r)
+    ws.close()
+    ws = WS(port, "/echo")
+    ws.send_frame(1, b"\xff\xfe")
+    r = ws.recv()
+    check(r[0] in ("close", "eof") and (r[0] == "eof" or r[1] == 1007), "invalid UTF-8 is refused (1007)", r)
+    ws.close()
+
+    # ---- refusals carry an HTTP status and a body
+    r = expect_reject(port, "/nope")
+    check(r is not None and r.status == 404 and "/nope" in r.body, "unknown path -> 404 with body",
+          r and (r.status, r.body))
+    r = expect_reject(port, "/echo?x=1&reject=1", {"Origin": "http://evil.test"})
+    check(r is not None and r.status == 403 and "evil.test" in r.body,
+          "on_open refusal -> 403; query and Origin reach on_open", r and (r.status, r.body))
+    r = expect_reject(port, "/echo?auth=1")
+    check(r is not None and r.status == 401 and "www-authenticate" in r.headers, "401 with WWW-Authenticate",
+          r and (r.status, r.headers))
+    r = expect_reject(port, "/echo?auth=1", {"Authorization": "Bearer good"})
+    check(r is None, "Authorization header reaches on_open (accepted)")
+    st, _ = srv.get("/healthz")
+    check(st == 404, "plain HTTP still routed (404 for an unhandled path)", st)
+
+    # ---- broadcast
+    peers = [WS(port, "/bcast") for _ in range(3)]
+    peers[1].send_text("to all")
+    got = [p.recv() for p in peers]
+    check(got == [("text", "to all")] * 3, "broadcast reaches every connection", got)
+    for p in peers:
+        p.send_close(1000)
+        r = p.recv()
+        check(r[0] == "close" and r[1] == 1000, "client close is answered", r)
+        p.close()
+
+    # ---- slow consumer: the client stops reading; the outbound cap closes it
+    ws = WS(port, "/flood")
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    ws.send_text("go")
+    v = srv.wait_stat("/flood", "close_slow", 1, timeout=10)
+    check(v == 1, "slow consumer is closed by the outbound cap", v)
+    s = srv.stats()
+    check(s[("/flood", "queued_peak")] <= 256 * 1024,
+          "outbound queue never exceeded its cap (peak %d)" % s[("/flood", "queued_peak")])
+    check(s[("/flood", "queued_bytes")] == 0, "the overflowing queue was freed at once")
+    n, r = 0, None
+    while True:
+        r = ws.recv()
+        if r[0] != "text":
+            break
+        n += 1
+    check(r[0] == "close" and r[1] == 1008 and "slow" in r[2],
+          "after draining (%d messages) the client gets close 1008" % n, r)
+    ws.close()
+    v = srv.wait_stat("/flood", "open", 0)
+    check(v == 0, "flood connection gone", v)
+
+    # ---- idle timeout: a peer answering pings stays, a silent one is closed
+    live, dead = WS(port, "/idle"), WS(port, "/idle")
+    r = live.pump(1.5)  # read (and answer pings) for 1.5 s, idle timeout is 0.6 s
+    check(r is None, "nothing but pings while idle", r)
+    live.send_text("still here")
+    r = live.recv()
+    check(r == ("text", "still here") and live.pings >= 3,
+          "a peer that answers pings outlives the idle timeout (%d pings)" % live.pings, r)
+    r = dead.recv(answer_pings=False)
+    check(r[0] == "close" and r[1] == 1001 and "idle" in r[2], "a silent peer is closed with 1001 idle", r)
+    live.close()
+    dead.close()
+    check(srv.wait_stat("/idle", "close_idle", 1) == 1, "idle close counted")
+
+    # ---- 200 concurrent connections
+    base = srv.stats()[("/echo", "open")]
+    check(base == 0, "no /echo connection open before the crowd", base)
+    crowd = []
+    for i in range(200):
+        crowd.append(WS(port, "/echo?i=%d" % i))
+    check(srv.wait_stat("/echo", "open", 200) == 200, "200 concurrent connections open")
+    for i, c in enumerate(crowd):
+        c.send_text("c%d" % i)
+    ok = all(c.recv() == ("text", "c%d" % i) for i, c in enumerate(crowd))
+    check(ok, "each of the 200 gets its own echo")
+    for i, c in enumerate(crowd):
+        if i % 2 == 0:
+            c.send_close(1000)
+        else:
+            c.close()  # vanished without a close frame
+    for i, c in enumerate(crowd):
+        if i % 2 == 0:
+            r = c.recv()
+            c.close()
+    v = srv.wait_stat("/echo", "open", 0, timeout=10)
+    check(v == 0, "open-connection gauge back at 0 after 200 closes", v)
+    s = srv.stats()
+    check(s[("all", "queued_bytes")] == 0, "nothing queued server-side")
+
+    # ---- metrics
+    st, body = srv.get("/metrics")
+    check(st == 200 and 'hudong_ws_connections{path="/echo"} 0' in body and
+          'hudong_ws_closes_total{path="/flood",reason="slow"} 1' in body, "/metrics prints the counters",
+          body[:300])
+
+    # ---- shutdown closes clients
+    last = [WS(port, "/echo") for _ in range(4)] + [WS(port, "/bcast")]
+    srv.proc.send_signal(signal.SIGTERM)
+    got = [c.recv() for c in last]
+    check(all(r[0] == "close" and r[1] == 1001 and "shutdown" in r[2] for r in got),
+          "server shutdown closes every client with 1001", got)
+    for c in last:
+        c.close()
+    try:
+        rc = srv.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 0, "server exits 0 (on_close for every connection, nothing leaked)", rc)
+    err = srv.stderr_text()
+    check("Sanitizer" not in err and "runtime error" not in err, "no sanitizer report", err[-2000:])
+
+
+if __name__ == "__main__":
+    main()
