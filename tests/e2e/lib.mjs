@@ -55,19 +55,31 @@ export async function stopServer(srv) {
   return code;
 }
 
+const chromiumArgs = [
+  '--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+  '--disable-quic', '--autoplay-policy=no-user-gesture-required',
+];
+
 export async function launchBrowser() {
   const profile = mkdtempSync(path.join(tmpdir(), 'hudong-chromium-'));
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-      '--disable-quic', '--autoplay-policy=no-user-gesture-required',
-    ],
+    args: chromiumArgs,
   });
   ctx.__profile = profile;
   return ctx;
+}
+
+// One Chromium process for several isolated contexts (browser.newContext()):
+// lighter than several launchBrowser() when many pages hold a call.
+export async function launchChromium(extraArgs = []) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [...chromiumArgs, ...extraArgs],
+  });
 }
 
 export async function closeBrowser(ctx) {

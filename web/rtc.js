@@ -1,0 +1,637 @@
+// Browser client for Hudong rooms: JSON over a WebSocket at /rtc
+// (docs/protocol.md, "Rooms: WebSocket signaling"; names as in src/sfu/signal.h).
+//
+// Two RTCPeerConnections per participant, as the protocol prescribes:
+//  - the PUBLISHER pc: we offer (publish_offer, with the full list of our
+//    tracks: cid/mid/kind/source), the node answers (publish_answer, cid -> sid);
+//  - the SUBSCRIBER pc: the node offers (subscriber_offer, with mid ->
+//    track_sid/participant_sid for every m-section it sends), we answer.
+// Each pc has its own negotiation queue, so an offer never overlaps another on
+// the same pc, and a publish negotiation waiting for its answer cannot block a
+// subscriber_offer (the node may need our subscriber_answer first).
+// Non-trickle: the node is ICE-lite and learns our address from our checks, so
+// offers/answers carry whatever candidates were gathered (we wait briefly).
+//
+//   const room = await connect('/rtc', token, { name: 'Ann' });
+//   room.on('trackSubscribed', (t, p) => { video.srcObject = new MediaStream([t.mediaStreamTrack]); });
+//   await room.publishCamera(); await room.publishMicrophone();
+//
+// Events (room.on(name, fn)): connectionStateChanged(state), participantJoined(p),
+// participantLeft(p), participantUpdated(p), trackPublished(t, p), trackUnpublished(t, p),
+// trackMuted(t, p, muted), trackSubscribed(t, p), trackUnsubscribed(t, p),
+// activeSpeakers([{sid, level, participant}]), data({from, fromSid, payload, participant}),
+// localTrackPublished(lt), localTrackUnpublished(lt), error(err), left({reason, message}),
+// subscriberOffer({tracks, at}).
+
+const PROTOCOL = 1;
+
+export async function devToken(room, identity) {
+  const r = await fetch(`/api/dev-token?room=${encodeURIComponent(room)}&identity=${encodeURIComponent(identity)}`);
+  if (!r.ok) throw new Error(`token endpoint: ${r.status} ${await r.text()}`);
+  return (await r.json()).token;
+}
+
+// An Error from the node's "error" message: .code (400, ...), .reason ("bad_request", ...).
+export class SignalError extends Error {
+  constructor(msg, request) {
+    const code = typeof msg.code === 'number' ? msg.code : (typeof msg.status === 'number' ? msg.status : 0);
+    const reason = typeof msg.code === 'string' ? msg.code : (msg.reason || '');
+    super(`${code || ''} ${reason}: ${msg.message || ''}`.trim());
+    this.code = code;
+    this.reason = reason;
+    this.request = request;
+  }
+}
+
+function wsUrl(url) {
+  const u = new URL(url || '/rtc', location.href);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  return u.toString();
+}
+
+function waitGathering(pc, ms) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(t); pc.removeEventListener('icegatheringstatechange', check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === 'complete') done(); };
+    const t = setTimeout(done, ms);
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+// A serial queue: run(fn) starts fn after everything queued before it settled.
+function makeQueue() {
+  let tail = Promise.resolve();
+  return (fn) => {
+    const p = tail.then(fn);
+    tail = p.catch(() => {});
+    return p;
+  };
+}
+
+const KINDS = { camera: 'video', screen: 'video', microphone: 'audio', screen_audio: 'audio' };
+
+export class Room {
+  constructor(url, token, opts = {}) {
+    this.url = wsUrl(url);
+    this.token = token;
+    this.opts = opts;
+    this.state = 'idle'; // idle | connecting | connected | disconnected
+    this.localParticipant = null; // {sid, identity, name, metadata, permissions}
+    this.roomInfo = null; // {name, sid, created_at, max_participants}
+    this.participants = new Map(); // sid -> participant
+    this.localTracks = new Map(); // cid -> local track
+    this.activeSpeakers = [];
+    this.pingInterval = 5;
+    this.pingTimeout = 15;
+    this.rtt = null;
+    this.publisherState = 'new';
+    this.subscriberState = 'new';
+    this._handlers = new Map();
+    this._pending = new Map(); // request id -> {resolve, reject, type}
+    this._nextId = 1;
+    this._subMids = new Map(); // subscriber mid -> {track_sid, participant_sid}
+    this._subscribed = new Map(); // subscriber mid -> remote track currently on it
+    this._offerAt = new Map(); // track_sid -> performance.now() of the subscriber_offer that brought it
+    this._pubQueue = makeQueue();
+    this._subQueue = makeQueue();
+    this._lastRecv = 0;
+  }
+
+  // ---- events ----
+  on(name, fn) {
+    if (!this._handlers.has(name)) this._handlers.set(name, new Set());
+    this._handlers.get(name).add(fn);
+    return () => this.off(name, fn);
+  }
+  off(name, fn) { const s = this._handlers.get(name); if (s) s.delete(fn); }
+  _emit(name, ...args) {
+    const s = this._handlers.get(name);
+    if (!s) return;
+    for (const fn of [...s]) {
+      try { fn(...args); } catch (e) { console.error(`rtc.js: ${name} handler:`, e); }
+    }
+  }
+  _setState(s) {
+    if (this.state === s) return;
+    this.state = s;
+    this._emit('connectionStateChanged', s);
+  }
+
+  // ---- signaling ----
+  _send(msg) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) throw new Error('not connected');
+    this.ws.send(JSON.stringify(msg));
+  }
+
+  // Sends msg with a fresh id; resolves with the node's reply of type replyType
+  // (matched by id), rejects with a SignalError if the node answers "error".
+  _request(msg, replyType, timeoutMs = 10000) {
+    const id = `r${this._nextId++}`;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this._pending.delete(id);
+        reject(new Error(`${msg.type}: no ${replyType} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this._pending.set(id, {
+        type: msg.type,
+        resolve: (m) => { clearTimeout(t); resolve(m); },
+        reject: (e) => { clearTimeout(t); reject(e); },
+        replyType,
+      });
+      try { this._send({ type: msg.type, id, ...msg }); } catch (e) { this._pending.delete(id); clearTimeout(t); reject(e); }
+    });
+  }
+
+  // Fire-and-forget with an id, so an error reply can be attributed.
+  _notify(msg) {
+    const id = `n${this._nextId++}`;
+    this._pending.set(id, { type: msg.type, replyType: null, resolve: () => {}, reject: (e) => this._emit('error', e) });
+    setTimeout(() => this._pending.delete(id), 10000);
+    this._send({ type: msg.type, id, ...msg });
+    return id;
+  }
+
+  async _connect() {
+    this._setState('connecting');
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = () => reject(new Error(`WebSocket ${this.url} failed`));
+      ws.onclose = (ev) => reject(new Error(`WebSocket ${this.url} closed (${ev.code} ${ev.reason})`));
+    });
+    ws.onmessage = (ev) => this._onMessage(ev.data);
+    ws.onerror = () => {};
+    ws.onclose = (ev) => this._onClose(ev);
+    const join = { type: 'join', token: this.token, auto_subscribe: this.opts.autoSubscribe !== false, protocol: PROTOCOL };
+    if (this.opts.name) join.name = this.opts.name;
+    if (this.opts.metadata !== undefined) join.metadata = this.opts.metadata;
+    let joined;
+    try {
+      joined = await this._request(join, 'joined', this.opts.joinTimeoutMs || 10000);
+    } catch (e) {
+      this._teardown();
+      this._setState('disconnected');
+      throw e;
+    }
+    this._onJoined(joined);
+    return this;
+  }
+
+  _onJoined(m) {
+    this.localParticipant = { ...m.participant, tracks: undefined };
+    this.roomInfo = m.room || null;
+    this.pingInterval = m.ping_interval || 5;
+    this.pingTimeout = m.ping_timeout || 15;
+    for (const p of m.participants || []) this._upsertParticipant(p);
+    const iceServers = this.opts.iceServers || (m.ice_servers || []).map((s) => {
+      const o = { urls: s.urls };
+      if (s.username !== undefined) o.username = s.username;
+      if (s.credential !== undefined) o.credential = s.credential;
+      return o;
+    });
+    const cfg = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', iceServers };
+    this.pub = new RTCPeerConnection(cfg);
+    this.sub = new RTCPeerConnection(cfg);
+    this.pub.onconnectionstatechange = () => { this.publisherState = this.pub.connectionState; this._emit('publisherState', this.publisherState); };
+    this.sub.onconnectionstatechange = () => { this.subscriberState = this.sub.connectionState; this._emit('subscriberState', this.subscriberState); };
+    this._lastRecv = performance.now();
+    this._pingTimer = setInterval(() => this._ping(), this.pingInterval * 1000);
+    this._setState('connected');
+  }
+
+  _ping() {
+    if (performance.now() - this._lastRecv > this.pingTimeout * 1000) {
+      this._emit('error', new Error(`no message from the node for ${this.pingTimeout} s`));
+      this._teardown();
+      this._setState('disconnected');
+      return;
+    }
+    try { this._send({ type: 'ping', t: Date.now() }); } catch { /* closing */ }
+  }
+
+  _onClose(ev) {
+    const wasLeft = this._leftSeen;
+    this._teardown();
+    for (const [, p] of this._pending) p.reject(new Error(`WebSocket closed (${ev.code} ${ev.reason})`));
+    this._pending.clear();
+    if (!wasLeft && this.state !== 'disconnected') this._emit('error', new Error(`signaling closed (${ev.code} ${ev.reason})`));
+    this._setState('disconnected');
+  }
+
+  _onMessage(text) {
+    this._lastRecv = performance.now();
+    let m;
+    try { m = JSON.parse(text); } catch { this._emit('error', new Error('node sent invalid JSON')); return; }
+    if (this.opts.onMessage) this.opts.onMessage(m);
+    const pending = m.id !== undefined ? this._pending.get(m.id) : undefined;
+    if (m.type === 'error') {
+      const err = new SignalError(m, pending ? pending.type : undefined);
+      if (pending) { this._pending.delete(m.id); pending.reject(err); } else this._emit('error', err);
+      return;
+    }
+    if (pending && pending.replyType === m.type) { this._pending.delete(m.id); pending.resolve(m); return; }
+    switch (m.type) {
+      case 'joined': break; // only as a reply
+      case 'publish_answer': break; // only as a reply
+      case 'subscriber_offer': this._onSubscriberOffer(m); break;
+      case 'participant_joined': {
+        const p = this._upsertParticipant(m.participant);
+        this._emit('participantJoined', p);
+        for (const t of p.tracks.values()) this._emit('trackPublished', t, p);
+        break;
+      }
+      case 'participant_updated': {
+        const known = this.participants.get(m.participant.sid);
+        const before = known ? new Set(known.tracks.keys()) : new Set();
+        if (this.localParticipant && m.participant.sid === this.localParticipant.sid) {
+          Object.assign(this.localParticipant, { ...m.participant, tracks: undefined });
+          this._emit('participantUpdated', this.localParticipant);
+          break;
+        }
+        const p = this._upsertParticipant(m.participant);
+        this._emit('participantUpdated', p);
+        for (const t of p.tracks.values()) if (!before.has(t.sid)) this._emit('trackPublished', t, p);
+        break;
+      }
+      case 'participant_left': {
+        const p = this.participants.get(m.participant.sid);
+        if (!p) break;
+        for (const t of p.tracks.values()) this._dropRemoteTrack(p, t);
+        this.participants.delete(p.sid);
+        this._emit('participantLeft', p);
+        break;
+      }
+      case 'track_published': {
+        if (this._isLocal(m.participant_sid)) break;
+        const p = this._participant(m.participant_sid);
+        const t = this._upsertTrack(p, m.track);
+        this._emit('trackPublished', t, p);
+        break;
+      }
+      case 'track_unpublished': {
+        if (this._isLocal(m.participant_sid)) break;
+        const p = this.participants.get(m.participant_sid);
+        const t = p && p.tracks.get(m.track_sid);
+        if (t) this._dropRemoteTrack(p, t);
+        break;
+      }
+      case 'track_muted': {
+        if (this._isLocal(m.participant_sid)) {
+          for (const lt of this.localTracks.values()) {
+            if (lt.sid === m.track_sid) { lt.muted = !!m.muted; lt.track.enabled = !lt.muted; this._emit('localTrackMuted', lt, lt.muted); }
+          }
+          break;
+        }
+        const p = this.participants.get(m.participant_sid);
+        const t = p && p.tracks.get(m.track_sid);
+        if (t) { t.muted = !!m.muted; this._emit('trackMuted', t, p, t.muted); }
+        break;
+      }
+      case 'active_speakers': {
+        this.activeSpeakers = (m.speakers || []).map((s) => ({
+          sid: s.sid, level: s.level,
+          participant: this.participants.get(s.sid) || (this._isLocal(s.sid) ? this.localParticipant : undefined),
+        }));
+        this._emit('activeSpeakers', this.activeSpeakers);
+        break;
+      }
+      case 'data': {
+        const participant = m.from_sid ? this.participants.get(m.from_sid) : [...this.participants.values()].find((p) => p.identity === m.from);
+        this._emit('data', { from: m.from, fromSid: m.from_sid, payload: m.payload, participant });
+        break;
+      }
+      case 'pong':
+        if (typeof m.t === 'number') this.rtt = Date.now() - m.t;
+        break;
+      case 'left':
+        this._leftSeen = true;
+        this._emit('left', { reason: m.reason, message: m.message });
+        this._teardown();
+        this._setState('disconnected');
+        break;
+      default:
+        break; // unknown types are ignored (forward compatibility)
+    }
+  }
+
+  _isLocal(sid) { return this.localParticipant && this.localParticipant.sid === sid; }
+
+  _participant(sid) {
+    let p = this.participants.get(sid);
+    if (!p) {
+      p = { sid, identity: '', name: '', metadata: '', joinedAt: 0, tracks: new Map() };
+      this.participants.set(sid, p);
+    }
+    return p;
+  }
+
+  _upsertParticipant(info) {
+    const p = this._participant(info.sid);
+    p.identity = info.identity || p.identity;
+    p.name = info.name !== undefined ? info.name : p.name;
+    p.metadata = info.metadata !== undefined ? info.metadata : p.metadata;
+    p.joinedAt = info.joined_at || p.joinedAt;
+    if (Array.isArray(info.tracks)) {
+      const seen = new Set();
+      for (const ti of info.tracks) { this._upsertTrack(p, ti); seen.add(ti.sid); }
+      for (const t of [...p.tracks.values()]) if (!seen.has(t.sid)) this._dropRemoteTrack(p, t);
+    }
+    return p;
+  }
+
+  _upsertTrack(p, ti) {
+    let t = p.tracks.get(ti.sid);
+    if (!t) {
+      t = { sid: ti.sid, participantSid: p.sid, kind: ti.kind, source: ti.source, muted: false,
+        width: 0, height: 0, codec: '', subscribed: false, mediaStreamTrack: null, mid: null };
+      p.tracks.set(ti.sid, t);
+    }
+    for (const k of ['kind', 'source', 'width', 'height', 'codec']) if (ti[k] !== undefined) t[k] = ti[k];
+    if (ti.muted !== undefined) t.muted = !!ti.muted;
+    return t;
+  }
+
+  _dropRemoteTrack(p, t) {
+    if (t.subscribed) this._markUnsubscribed(t.mid);
+    p.tracks.delete(t.sid);
+    this._emit('trackUnpublished', t, p);
+  }
+
+  _markUnsubscribed(mid) {
+    const t = this._subscribed.get(mid);
+    if (!t) return;
+    this._subscribed.delete(mid);
+    this._offerAt.delete(t.sid);
+    t.subscribed = false;
+    t.mid = null;
+    this._emit('trackUnsubscribed', t, this.participants.get(t.participantSid));
+    t.mediaStreamTrack = null;
+  }
+
+  // ---- subscriber pc ----
+  _onSubscriberOffer(m) {
+    const at = performance.now();
+    const current = new Set([...this._subscribed.values()].map((t) => t.sid));
+    for (const e of m.tracks || []) if (!current.has(e.track_sid) && !this._offerAt.has(e.track_sid)) this._offerAt.set(e.track_sid, at);
+    this._emit('subscriberOffer', { tracks: m.tracks || [], at });
+    this._subQueue(async () => {
+      if (!this.sub) return;
+      const map = new Map();
+      for (const e of m.tracks || []) map.set(e.mid, e);
+      await this.sub.setRemoteDescription({ type: 'offer', sdp: m.sdp });
+      const answer = await this.sub.createAnswer();
+      await this.sub.setLocalDescription(answer);
+      await waitGathering(this.sub, 300);
+      this._send({ type: 'subscriber_answer', sdp: this.sub.localDescription.sdp });
+      this._subMids = map;
+      this._reconcileSubscriber();
+    }).catch((e) => this._emit('error', new Error(`subscriber negotiation: ${e.message || e}`)));
+  }
+
+  // After each subscriber negotiation: which remote track is on which transceiver.
+  _reconcileSubscriber() {
+    const live = new Set();
+    for (const tr of this.sub.getTransceivers()) {
+      if (!tr.mid) continue;
+      const e = this._subMids.get(tr.mid);
+      const active = e && tr.currentDirection !== 'inactive' && tr.currentDirection !== 'stopped' && !tr.stopped;
+      const cur = this._subscribed.get(tr.mid);
+      if (!active) { if (cur) this._markUnsubscribed(tr.mid); continue; }
+      live.add(tr.mid);
+      if (cur && cur.sid === e.track_sid) continue;
+      if (cur) this._markUnsubscribed(tr.mid);
+      const p = this._participant(e.participant_sid);
+      let t = p.tracks.get(e.track_sid);
+      if (!t) t = this._upsertTrack(p, { sid: e.track_sid, kind: tr.receiver.track.kind, source: tr.receiver.track.kind === 'audio' ? 'microphone' : 'camera' });
+      t.mid = tr.mid;
+      t.subscribed = true;
+      t.mediaStreamTrack = tr.receiver.track;
+      t.receiver = tr.receiver;
+      t.subscribedAt = this._offerAt.get(t.sid) || performance.now();
+      t.baseline = null;
+      t.firstFrameAt = null;
+      this._subscribed.set(tr.mid, t);
+      this._emit('trackSubscribed', t, p);
+      if (t.kind === 'video') this._watchFirstFrame(t);
+    }
+    for (const mid of [...this._subscribed.keys()]) if (!live.has(mid)) this._markUnsubscribed(mid);
+  }
+
+  // Polls the receiver until a frame decodes after this subscription; records
+  // the time from the subscriber_offer that brought the track.
+  async _watchFirstFrame(t) {
+    const recv = t.receiver;
+    const sid = t.sid;
+    let base;
+    const deadline = performance.now() + 20000;
+    while (t.subscribed && t.sid === sid && t.receiver === recv && performance.now() < deadline) {
+      const n = await this._inbound(recv).then((s) => (s ? s.framesDecoded || 0 : 0)).catch(() => 0);
+      if (base === undefined) { base = n; t.baseline = n; if (n > 0 && t.firstFrameAt === null) { /* reused transceiver: wait for more */ } }
+      if (n > base) { t.firstFrameAt = performance.now(); t.firstFrameMs = Math.round(t.firstFrameAt - t.subscribedAt); this._emit('firstFrame', t); return; }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async _inbound(receiver) {
+    const st = await receiver.getStats();
+    let out = null;
+    st.forEach((s) => { if (s.type === 'inbound-rtp') out = s; });
+    return out;
+  }
+
+  // ---- publisher pc ----
+  _renegotiate() {
+    return this._pubQueue(async () => {
+      if (!this.pub) throw new Error('not joined');
+      const offer = await this.pub.createOffer();
+      await this.pub.setLocalDescription(offer);
+      await waitGathering(this.pub, 1000);
+      const tracks = [];
+      for (const lt of this.localTracks.values()) {
+        if (!lt.transceiver.mid) continue;
+        const e = { cid: lt.cid, mid: lt.transceiver.mid, kind: lt.kind, source: lt.source, muted: lt.muted };
+        const s = lt.track.getSettings ? lt.track.getSettings() : {};
+        if (lt.kind === 'video' && s.width && s.height) { e.width = s.width; e.height = s.height; }
+        tracks.push(e);
+      }
+      const ans = await this._request({ type: 'publish_offer', sdp: this.pub.localDescription.sdp, tracks }, 'publish_answer');
+      await this.pub.setRemoteDescription({ type: 'answer', sdp: ans.sdp });
+      for (const ref of ans.tracks || []) {
+        const lt = this.localTracks.get(ref.cid);
+        if (lt && lt.sid !== ref.sid) { lt.sid = ref.sid; this._emit('localTrackPublished', lt); }
+      }
+      return ans;
+    });
+  }
+
+  // Publishes a MediaStreamTrack with a source ("camera", "microphone", "screen",
+  // "screen_audio"). Resolves with the local track {cid, sid, kind, source, track}.
+  async publishTrack(track, source, opts = {}) {
+    if (!this.pub) throw new Error('not joined');
+    const kind = track.kind;
+    if (!KINDS[source] || KINDS[source] !== kind) throw new Error(`source ${source} does not fit a ${kind} track`);
+    const stream = opts.stream || new MediaStream([track]);
+    // reuse an idle transceiver of the same kind (keeps the SDP from growing)
+    let tr = this.pub.getTransceivers().find((x) => !x.stopped && !x.sender.track && x.receiver.track.kind === kind &&
+      ![...this.localTracks.values()].some((lt) => lt.transceiver === x));
+    if (tr) {
+      await tr.sender.replaceTrack(track);
+      tr.direction = 'sendonly';
+      if (tr.sender.setStreams) tr.sender.setStreams(stream);
+    } else {
+      tr = this.pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    }
+    const lt = { cid: track.id, sid: null, kind, source, track, stream, transceiver: tr, muted: !track.enabled };
+    this.localTracks.set(lt.cid, lt);
+    try {
+      await this._renegotiate();
+    } catch (e) {
+      this.localTracks.delete(lt.cid);
+      await tr.sender.replaceTrack(null).catch(() => {});
+      tr.direction = 'inactive';
+      throw e;
+    }
+    track.addEventListener('ended', () => { if (this.localTracks.get(lt.cid) === lt) this.unpublish(lt).catch(() => {}); });
+    return lt;
+  }
+
+  async publishCamera(constraints = { width: 640, height: 360 }) {
+    const media = await navigator.mediaDevices.getUserMedia({ video: constraints });
+    return this.publishTrack(media.getVideoTracks()[0], 'camera', { stream: media });
+  }
+
+  async publishMicrophone(constraints = true) {
+    const media = await navigator.mediaDevices.getUserMedia({ audio: constraints });
+    return this.publishTrack(media.getAudioTracks()[0], 'microphone', { stream: media });
+  }
+
+  // Screen share as a second video track (plus its audio when the browser gives one).
+  async publishScreen(constraints = { video: true, audio: false }) {
+    const media = await navigator.mediaDevices.getDisplayMedia(constraints);
+    const lt = await this.publishTrack(media.getVideoTracks()[0], 'screen', { stream: media });
+    const a = media.getAudioTracks()[0];
+    if (a) await this.publishTrack(a, 'screen_audio', { stream: media });
+    return lt;
+  }
+
+  _local(x) {
+    if (!x) return undefined;
+    if (typeof x === 'string') return this.localTracks.get(x) || [...this.localTracks.values()].find((l) => l.sid === x || l.source === x);
+    if (x.cid) return this.localTracks.get(x.cid);
+    return this.localTracks.get(x.id); // a MediaStreamTrack
+  }
+
+  // Stops publishing a local track (by local track, cid, sid, source name or MediaStreamTrack).
+  async unpublish(x, { stop = true } = {}) {
+    const lt = this._local(x);
+    if (!lt) throw new Error('no such local track');
+    this.localTracks.delete(lt.cid);
+    await lt.transceiver.sender.replaceTrack(null);
+    lt.transceiver.direction = 'inactive';
+    if (stop) lt.track.stop();
+    this._emit('localTrackUnpublished', lt);
+    if (this.pub && this.state === 'connected') await this._renegotiate();
+  }
+
+  // Mutes/unmutes a local track: stops sending media (track.enabled) and tells the room.
+  setMuted(x, muted) {
+    const lt = this._local(x);
+    if (!lt) throw new Error('no such local track');
+    lt.muted = !!muted;
+    lt.track.enabled = !muted;
+    if (lt.sid) this._notify({ type: 'mute', track_sid: lt.sid, muted: !!muted });
+    this._emit('localTrackMuted', lt, lt.muted);
+  }
+  mute(x) { this.setMuted(x, true); }
+  unmute(x) { this.setMuted(x, false); }
+
+  // Room data over the signaling WebSocket (reliable). to: identities (default everyone else).
+  sendData(payload, to) {
+    const m = { type: 'data', payload: String(payload) };
+    if (to && to.length) m.to = Array.isArray(to) ? to : [to];
+    return this._notify(m);
+  }
+
+  subscribe(trackSids) { return this._notify({ type: 'subscribe', track_sids: [].concat(trackSids) }); }
+  unsubscribe(trackSids) { return this._notify({ type: 'unsubscribe', track_sids: [].concat(trackSids) }); }
+
+  updateMetadata({ name, metadata }) {
+    const m = { type: 'update_metadata' };
+    if (name !== undefined) m.name = name;
+    if (metadata !== undefined) m.metadata = metadata;
+    return this._notify(m);
+  }
+
+  // Leaves the room: "leave", then waits (briefly) for "left" and closes everything.
+  async leave() {
+    if (this.state === 'disconnected') return;
+    const gotLeft = new Promise((resolve) => {
+      const off = this.on('connectionStateChanged', (s) => { if (s === 'disconnected') { off(); resolve(); } });
+      setTimeout(resolve, 1000);
+    });
+    clearInterval(this._pingTimer);
+    try { this._send({ type: 'leave' }); } catch { /* already closed */ }
+    await gotLeft;
+    this._teardown();
+    this._setState('disconnected');
+  }
+
+  _teardown() {
+    clearInterval(this._pingTimer);
+    this._pingTimer = null;
+    for (const lt of this.localTracks.values()) lt.track.stop();
+    this.localTracks.clear();
+    for (const mid of [...this._subscribed.keys()]) this._markUnsubscribed(mid);
+    if (this.pub) { this.pub.close(); this.pub = null; }
+    if (this.sub) { this.sub.close(); this.sub = null; }
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) { this.ws.onclose = null; this.ws.close(1000); }
+  }
+
+  // ---- stats (for people and tests) ----
+  // {publisher, subscriber, rtt, tracks: [{sid, participantSid, identity, kind, source, muted,
+  //  framesDecoded (since this subscription), framesDecodedTotal, packetsReceived, bytesReceived,
+  //  frameWidth, frameHeight, firstFrameMs}], local: [{cid, sid, kind, source, packetsSent, framesEncoded}]}
+  async stats() {
+    const out = { state: this.state, publisher: this.publisherState, subscriber: this.subscriberState, rtt: this.rtt, tracks: [], local: [] };
+    for (const t of this._subscribed.values()) {
+      const p = this.participants.get(t.participantSid);
+      const e = { sid: t.sid, participantSid: t.participantSid, identity: p ? p.identity : '', name: p ? p.name : '',
+        kind: t.kind, source: t.source, muted: t.muted, mid: t.mid, firstFrameMs: t.firstFrameMs };
+      const s = t.receiver ? await this._inbound(t.receiver).catch(() => null) : null;
+      if (s) {
+        e.packetsReceived = s.packetsReceived; e.bytesReceived = s.bytesReceived; e.packetsLost = s.packetsLost;
+        e.jitter = s.jitter; e.nackCount = s.nackCount; e.pliCount = s.pliCount;
+        if (t.kind === 'video') {
+          e.framesDecodedTotal = s.framesDecoded || 0;
+          e.framesDecoded = e.framesDecodedTotal - (t.baseline || 0);
+          e.frameWidth = s.frameWidth; e.frameHeight = s.frameHeight; e.freezeCount = s.freezeCount;
+        } else {
+          e.totalSamplesReceived = s.totalSamplesReceived; e.concealedSamples = s.concealedSamples; e.audioLevel = s.audioLevel;
+        }
+      } else {
+        e.packetsReceived = 0; e.framesDecoded = 0;
+      }
+      out.tracks.push(e);
+    }
+    for (const lt of this.localTracks.values()) {
+      const e = { cid: lt.cid, sid: lt.sid, kind: lt.kind, source: lt.source, muted: lt.muted };
+      const st = await lt.transceiver.sender.getStats().catch(() => null);
+      if (st) st.forEach((s) => {
+        if (s.type === 'outbound-rtp') { e.packetsSent = s.packetsSent; e.bytesSent = s.bytesSent; e.framesEncoded = s.framesEncoded; }
+      });
+      out.local.push(e);
+    }
+    return out;
+  }
+}
+
+// Opens the WebSocket, joins with token and resolves with the Room once "joined" arrived.
+// opts: {name, metadata, autoSubscribe (default true), iceServers (override), joinTimeoutMs, onMessage(m)}
+export async function connect(url, token, opts = {}) {
+  const room = new Room(url, token, opts);
+  await room._connect();
+  return room;
+}
