@@ -150,7 +150,8 @@ int hd_peer_set_remote(hd_peer_t *p, const char *remote_ufrag, const char *remot
   p->dtls_server = dtls_server;
   int rc = hd_dtls_new(&p->dtls, p->cert, dtls_server, remote_fp, now);
   if (rc) return rc;
-  for (int i = 0; i < p->n_early; i++) hd_dtls_feed(p->dtls, p->early[i], p->early_len[i], now);
+  for (int i = 0; i < p->n_early; i++)
+    hd_dtls_feed(p->dtls, p->early[i], p->early_len[i], now);
   p->n_early = 0;
   check_dtls(p, now);
   flush_dtls(p);

@@ -336,9 +336,8 @@ static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_
     goto out;
   }
   q->sub_sess->neg = *neg;
-  if (!q->sub_sess->peer.dtls &&
-      hd_peer_set_remote(&q->sub_sess->peer, neg->remote_ufrag, neg->remote_fingerprint, neg->dtls_server, now) <
-          0) {
+  if (!q->sub_sess->peer.dtls && hd_peer_set_remote(&q->sub_sess->peer, neg->remote_ufrag,
+                                                    neg->remote_fingerprint, neg->dtls_server, now) < 0) {
     send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, "subscriber DTLS setup failed");
     goto out;
   }
