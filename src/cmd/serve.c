@@ -281,11 +281,12 @@ static void rtc_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_
 
 static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len) {
   server_t *s = ud;
-  hd_participant_t *p = hd_ws_user(c);
+  hd_participant_t *p = hd_ws_user(c), *was = p;
   int rc = hd_node_rtc_message(s->node, c, &p, text, len, secret_lookup, s, (int64_t)time(NULL),
                                hd_io_now(s->loop));
   hd_ws_set_user(c, p);
-  if (rc < 0) hd_ws_close(c, p ? HD_WS_CLOSE_NORMAL : HD_WS_CLOSE_POLICY, p ? "left" : "join failed");
+  /* a joined participant that sent leave (p now NULL) closes normally; only a failed join is 1008 */
+  if (rc < 0) hd_ws_close(c, was ? HD_WS_CLOSE_NORMAL : HD_WS_CLOSE_POLICY, was ? "left" : "join failed");
   hd_rtc_udp_kick(s->udp);
 }
 
@@ -507,6 +508,10 @@ int hd_cmd_serve(int argc, char **argv) {
                                  .on_message = rtc_message,
                                  .on_close = rtc_close,
                                  .ud = &s,
+                                 /* messages over 64 KiB get 413 from the node and the
+                                  * connection stays (docs/protocol.md Limits); only beyond
+                                  * 1 MiB does the WebSocket layer close with 1009 */
+                                 .max_message = 1024 * 1024,
                                  .idle_timeout_ms = 30000,
                                  .ping_interval_ms = 10000};
   if ((rc = hd_ws_endpoint_add(s.http, &rtc)) < 0) {

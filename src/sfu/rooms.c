@@ -313,7 +313,7 @@ static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_
                                     hd_time_t now) {
   char err[256] = "";
   if (!q->offerer || !q->negotiating) {
-    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_BAD_REQUEST, "no subscriber offer is pending");
+    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_CONFLICT, "no subscriber offer is pending");
     return 0;
   }
   hd_sdp_t *sdp = malloc(sizeof *sdp);
@@ -541,7 +541,9 @@ static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reaso
   n->n_participants--;
   broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_LEFT, 0);
   HD_LOGI("room", "participant %s (%s) left %s/%s", p->sid, p->identity, r->app, r->name);
-  if (close_conn && n->cfg.signal_close) n->cfg.signal_close(n->cfg.signal_ud, p->conn, 1000, "left");
+  if (close_conn && n->cfg.signal_close) /* 1001 "going away" on shutdown, else 1000 */
+    n->cfg.signal_close(n->cfg.signal_ud, p->conn, left_reason == HD_SIGNAL_LEFT_SERVER_SHUTDOWN ? 1001 : 1000,
+                        "left");
   free(p->offerer);
   free(p);
   node_room_maybe_delete(n, r);
@@ -820,7 +822,7 @@ static void handle_mute(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t
   t->muted = m->mute.muted;
   char buf[512];
   int len = hd_signal_write_track_muted(p->sid, t->sid, t->muted, buf, sizeof buf);
-  if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
+  if (!p->claims.hidden) broadcast(n, p->room, NULL, buf, len); /* the muter too (docs/protocol.md) */
 }
 
 static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, hd_time_t now) {
@@ -871,7 +873,7 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
   hd_participant_t *p = *pp;
   if (!p) {
     if (m.type != HD_SIGNAL_JOIN) {
-      send_error(n, conn, m.id, HD_SIGNAL_ERR_BAD_REQUEST, "the first message must be join");
+      send_error(n, conn, m.id, HD_SIGNAL_ERR_UNAUTHORIZED, "the first message must be join");
       rc = -1;
     } else {
       rc = do_join(n, conn, pp, &m, lookup, lookup_ud, unix_now, now);
