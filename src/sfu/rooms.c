@@ -25,7 +25,8 @@
 #define ANSWER_CAP 65536
 #define SPEAKER_INTERVAL HD_MS(500)
 #define SPEAKER_THRESHOLD 0.35 /* mean (127 - dBov level) / 127 above which one is speaking */
-#define DATA_RATE 50.0         /* data messages per second per participant (burst the same) */
+#define DATA_RATE 50.0         /* data messages per second per participant */
+#define DATA_BURST 100.0       /* ... in bursts of up to this many (docs/protocol.md Limits) */
 
 typedef struct {
   char sid[24], cid[HD_SIGNAL_MAX_SID + 1], mid[32];
@@ -59,6 +60,7 @@ struct hd_participant {
   int negotiating;
   double data_tokens;
   hd_time_t data_last;
+  hd_time_t last_429; /* at most one rate_limited error per second */
   double level;
 };
 
@@ -435,8 +437,9 @@ out:
 }
 
 static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, hd_time_t now) {
-  if (!p->claims.can_publish) {
-    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canPublish");
+  if (!p->claims.can_publish || p->claims.hidden) {
+    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN,
+               p->claims.hidden ? "hidden participants cannot publish" : "token lacks canPublish");
     return 0;
   }
   char err[512] = "";
@@ -705,7 +708,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   p->room = r;
   p->joined_at = unix_now;
   p->auto_subscribe = m->join.auto_subscribe;
-  p->data_tokens = DATA_RATE;
+  p->data_tokens = DATA_BURST;
   p->data_last = now;
   snprintf(p->identity, sizeof p->identity, "%s", c.identity);
   snprintf(p->name, sizeof p->name, "%s", m->join.name ? m->join.name : c.name);
@@ -831,10 +834,13 @@ static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t
     return;
   }
   p->data_tokens += (double)(now - p->data_last) * DATA_RATE / 1e6;
-  if (p->data_tokens > DATA_RATE) p->data_tokens = DATA_RATE;
+  if (p->data_tokens > DATA_BURST) p->data_tokens = DATA_BURST;
   p->data_last = now;
   if (p->data_tokens < 1.0) {
-    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_RATE_LIMITED, "more than 50 data messages per second");
+    if (p->last_429 == 0 || now - p->last_429 >= HD_SEC(1)) {
+      p->last_429 = now;
+      send_error(n, p->conn, m->id, HD_SIGNAL_ERR_RATE_LIMITED, "more than 50 data messages per second");
+    }
     return;
   }
   p->data_tokens -= 1.0;

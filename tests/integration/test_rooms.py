@@ -78,14 +78,14 @@ def b64u(b):
 
 
 def mint(app, identity, room, publish=False, subscribe=False, data=False, admin=False, join=True,
-         exp_in=600, nbf_in=None, secret=None, alg="HS256", name=None):
+         exp_in=600, nbf_in=None, secret=None, alg="HS256", name=None, hidden=False):
     """An HS256 JWT as docs/tokens.md describes it (what `hudong token` mints)."""
     now = int(time.time())
     grants = {}
     if room is not None:
         grants["room"] = room
     for k, v in (("roomJoin", join), ("canPublish", publish), ("canSubscribe", subscribe),
-                 ("canPublishData", data), ("roomAdmin", admin)):
+                 ("canPublishData", data), ("roomAdmin", admin), ("hidden", hidden)):
         if v:
             grants[k] = True
     claims = {"iss": app, "exp": now + exp_in, "iat": now, "grants": grants}
@@ -737,6 +737,50 @@ def test_messages():
         for who in (alice, bob, carol):  # dave's join and leave
             who.take("participant_joined")
             who.take("participant_left")
+
+    # a hidden participant (recorder): not listed, no events, may send data, may not publish
+    rec = new_client("appA", "recorder", room, hidden=True, publish=True, data=True, subscribe=True)
+    if rec:
+        check(sorted(p["identity"] for p in rec.joined["participants"]) == ["alice", "bob", "carol"] and
+              rec.joined["participant"]["permissions"]["hidden"] is True, "hidden: sees the others",
+              rec.joined["participants"])
+        rec.send({"type": "data", "payload": "from-recorder", "to": ["bob"]})
+        rec.send({"type": "publish_offer", "id": "hp", "sdp": open(OFFER).read(),
+                  "tracks": [{"cid": "mic", "mid": "0", "kind": "audio", "source": "microphone"}]})
+        m = rec.take(lambda m: m.get("id") == "hp")
+        check(m is not None and m.get("type") == "error" and m.get("code") == 403,
+              "hidden participant publishing -> 403", m)
+        alice.send({"type": "data", "payload": "to-all-incl-hidden"})
+        alice.sync()
+        m = rec.take("data")
+        check(m is not None and m.get("payload") == "to-all-incl-hidden", "data to all reaches hidden participants",
+              m)
+        leave_by(rec, "leave")
+        rec.close()
+        ev = [e.get("type") for e in (bob.sync() or [])]
+        check(ev == ["data", "data"], "bob saw no join/leave of the hidden participant, only the data", ev)
+        ev = [e.get("type") for e in (carol.sync() or [])]
+        check(ev == ["data"], "carol saw no join/leave of the hidden participant", ev)
+
+    # floods: data is limited to 50/s (burst 100), all messages to 100/s (burst 200)
+    for i in range(150):
+        alice.send({"type": "data", "payload": "f%d" % i})
+    mine = alice.sync(10) or []
+    limited = [m for m in mine if m.get("type") == "error" and m.get("code") == 429]
+    got = [m for m in (bob.sync(10) or []) if m.get("type") == "data"]
+    carol.sync(10)
+    check(limited and mine == limited and 100 <= len(got) < 150 and alice.closed is None,
+          "150 data messages at once: %d delivered, 429 rate_limited for the rest, connection stays" % len(got),
+          (len(got), [(m.get("code"), m.get("reason")) for m in mine][:3]))
+    check(len(limited) <= 2, "at most one 429 per second per connection (docs/protocol.md Limits)", len(limited))
+    for i in range(400):
+        carol.send({"type": "ping", "id": "fl%d" % i, "t": i})
+    ev = carol.sync(10) or []
+    pongs = [m for m in ev if m.get("type") == "pong"]
+    lim = [m for m in ev if m.get("type") == "error" and m.get("code") == 429]
+    check(lim and len(pongs) < 400 and carol.closed is None,
+          "400 pings at once: 429 rate_limited for those over 100/s burst 200, connection stays (Limits)",
+          (len(pongs), len(lim)))
 
     # publish two tracks (SDP from Chrome), others see them, mute
     with open(OFFER) as f:
