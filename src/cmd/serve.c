@@ -307,18 +307,19 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   else if (!strcmp(req->path, "/healthz"))
     hd_http_resp_text(resp, 200, "ok\n");
   else if (!strcmp(req->path, "/metrics")) {
-    char *buf = malloc(16384);
+    enum { METRICS_CAP = 32768 };
+    char *buf = malloc(METRICS_CAP);
     if (!buf) {
       hd_http_resp_text(resp, 500, "out of memory\n");
       return;
     }
-    int n = hd_node_metrics_text(s->node, buf, 16384);
+    int n = hd_node_metrics_text(s->node, buf, METRICS_CAP);
     if (n < 0) {
       hd_http_resp_text(resp, 500, "metrics: %s\n", hd_strerror(n));
       free(buf);
       return;
     }
-    int m = snprintf(buf + n, 16384 - (size_t)n,
+    int m = snprintf(buf + n, METRICS_CAP - (size_t)n,
                      "# HELP hudong_http_requests_total HTTP requests routed to the API handler.\n"
                      "# TYPE hudong_http_requests_total counter\nhudong_http_requests_total %llu\n"
                      "# HELP hudong_http_errors_total API requests answered with a status >= 400.\n"
@@ -327,7 +328,9 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
                      "# TYPE hudong_auth_failures_total counter\nhudong_auth_failures_total %llu\n",
                      (unsigned long long)s->http_requests, (unsigned long long)s->http_errors,
                      (unsigned long long)s->auth_failures);
-    if (m > 0 && (size_t)m < 16384 - (size_t)n) n += m; /* never past the buffer on truncation */
+    if (m > 0 && (size_t)m < METRICS_CAP - (size_t)n) n += m; /* never past the buffer on truncation */
+    int w = hd_ws_metrics_text(s->http, buf + n, METRICS_CAP - (size_t)n);
+    if (w > 0) n += w;
     hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, (size_t)n);
     free(buf);
   } else if (!strcmp(req->path, "/api/dev-token"))

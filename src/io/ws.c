@@ -25,7 +25,6 @@
 
 #define CLOSE_GRACE_MS 5000    /* closing connection not gone by then: dropped */
 #define SHUTDOWN_GRACE_MS 1500 /* hd_http_server_stop waits this long for close handshakes */
-#define IN_KEEP_CAP 4096       /* receive buffers above this are freed between messages */
 
 typedef struct out_msg {
   struct out_msg *next;
@@ -361,6 +360,10 @@ int hd_ws__confirm_upgrade(hd_ws_hub_t *h, struct lws *wsi, const char *upgrade)
   hd_ws_conn_t *c = NULL;
   if (!ep) {
     hd_http_resp_text(&resp, 404, "no WebSocket endpoint at %s\n", path);
+  } else if (proto[0]) {
+    /* lws would bind a protocol by that name or drop the connection without a
+     * reply; a clear refusal is better. */
+    hd_http_resp_text(&resp, 400, "subprotocols (Sec-WebSocket-Protocol) are not supported on %s\n", path);
   } else if (h->shutting_down) {
     hd_http_resp_text(&resp, 503, "server shutting down\n");
   } else {
@@ -464,12 +467,11 @@ static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
   ep->st.msgs_in++;
   ep->st.bytes_in += n;
   if (ep->cfg.on_message) ep->cfg.on_message(ep->cfg.ud, c, c->in, n);
-  /* c is still valid: on_close only runs from lws callbacks, never re-entrantly */
-  if (c->in_cap > IN_KEEP_CAP) {
-    free(c->in);
-    c->in = NULL;
-    c->in_cap = 0;
-  }
+  /* c is still valid: on_close only runs from lws callbacks, never re-entrantly.
+   * An idle connection keeps no receive buffer (memory per idle connection). */
+  free(c->in);
+  c->in = NULL;
+  c->in_cap = 0;
   return 0;
 }
 

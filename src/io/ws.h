@@ -76,7 +76,7 @@ typedef struct {
   const char *authorization; /* Authorization (native clients; browsers cannot set it) */
   const char *host;          /* Host */
   const char *user_agent;    /* User-Agent */
-  const char *protocol;      /* Sec-WebSocket-Protocol as sent; none is selected in the reply */
+  const char *protocol;      /* always "": an upgrade naming a subprotocol is refused with 400 */
   const char *peer;          /* peer IP address, e.g. "127.0.0.1" */
 } hd_ws_req_t;
 
@@ -90,7 +90,8 @@ typedef void (*hd_ws_open_fn)(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req,
 typedef void (*hd_ws_message_fn)(void *ud, hd_ws_conn_t *c, const char *text, size_t len);
 /* Connection gone. code: the peer's close code when it closed (1005 when its
  * close frame had none), ours when we closed (hd_ws_close, 1008, 1009, 1003,
- * 1001 idle/shutdown), 1006 when the TCP connection just dropped. c is freed
+ * 1001 idle/shutdown), 1006 when the TCP connection dropped or lws failed it
+ * (protocol error, invalid UTF-8: lws sends the peer 1002/1007). c is freed
  * after this returns; hd_ws_send on it fails with HD_ECLOSED from here on. */
 typedef void (*hd_ws_close_fn)(void *ud, hd_ws_conn_t *c, int code);
 

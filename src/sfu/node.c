@@ -347,6 +347,7 @@ static hd_session_t *route(hd_node_t *n, const uint8_t *buf, size_t len, const s
 
 void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, socklen_t fromlen,
                   hd_time_t now) {
+  n->now = now;
   n->stats.packets_in++;
   n->stats.bytes_in += len;
   hd_session_t *s = route(n, buf, len, from);
@@ -404,6 +405,7 @@ hd_time_t hd_node_next_timeout(hd_node_t *n) {
 }
 
 void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
+  n->now = now;
   hd_room_t *r = n->rooms;
   while (r) {
     hd_room_t *next_room = r->next;

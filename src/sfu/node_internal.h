@@ -33,6 +33,7 @@ struct hd_node {
   hd_room_t *rooms;
   size_t n_rooms, n_publish, n_play, n_subscribe, n_participants;
   hd_node_stats_t stats;
+  hd_time_t now; /* time of the event being handled (for code reached without one) */
 };
 
 size_t node_addr_key(const struct sockaddr *sa, uint8_t key[20]);

@@ -17,6 +17,8 @@ int hd_peer_init(hd_peer_t *p, hd_txq_t *txq, hd_dtls_cert_t *cert, const char *
   int rc = hd_ice_init(&p->ice, local_ufrag, local_pwd, remote_ufrag);
   if (rc) return rc;
   hd_ice_start(&p->ice, now);
+  p->cert = cert;
+  if (!remote_fp) return 0; /* ICE only until hd_peer_set_remote */
   rc = hd_dtls_new(&p->dtls, cert, dtls_server, remote_fp, now);
   if (rc) {
     hd_ice_free(&p->ice);
@@ -104,6 +106,13 @@ int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr 
     flush_dtls(p); /* a path may exist now (client role has a ClientHello waiting) */
     return HD_PEER_PKT_NONE;
   }
+  if (b0 >= 20 && b0 <= 63 && !p->dtls) { /* DTLS before the answer: keep a few */
+    if (p->n_early < 4 && *len <= sizeof p->early[0]) {
+      memcpy(p->early[p->n_early], buf, *len);
+      p->early_len[p->n_early++] = *len;
+    }
+    return HD_PEER_PKT_NONE;
+  }
   if (b0 >= 20 && b0 <= 63) { /* DTLS */
     int rc = hd_dtls_feed(p->dtls, buf, *len, now);
     if (rc < 0) p->stats.drop_dtls++;
@@ -132,6 +141,21 @@ int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr 
   }
   p->stats.drop_malformed++;
   return HD_EPROTO;
+}
+
+int hd_peer_set_remote(hd_peer_t *p, const char *remote_ufrag, const char *remote_fp, int dtls_server,
+                       hd_time_t now) {
+  if (p->dtls) return HD_ESTATE;
+  if (remote_ufrag && remote_ufrag[0]) hd_ice_set_remote_ufrag(&p->ice, remote_ufrag);
+  p->dtls_server = dtls_server;
+  int rc = hd_dtls_new(&p->dtls, p->cert, dtls_server, remote_fp, now);
+  if (rc) return rc;
+  for (int i = 0; i < p->n_early; i++)
+    hd_dtls_feed(p->dtls, p->early[i], p->early_len[i], now);
+  p->n_early = 0;
+  check_dtls(p, now);
+  flush_dtls(p);
+  return 0;
 }
 
 uint8_t *hd_peer_tx_begin(hd_peer_t *p, size_t *cap) {

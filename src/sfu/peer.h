@@ -33,12 +33,22 @@ typedef struct {
   char reason[160]; /* why FAILED/CLOSED */
   hd_time_t connected_at;
   hd_peer_stats_t stats;
+  /* DTLS datagrams that arrived before the remote description (see hd_peer_set_remote) */
+  hd_dtls_cert_t *cert;
+  uint8_t early[4][1500];
+  size_t early_len[4];
+  int n_early;
 } hd_peer_t;
 
 /* Creates the transport. remote_fp is the peer's sha-256 fingerprint from SDP. */
 int hd_peer_init(hd_peer_t *p, hd_txq_t *txq, hd_dtls_cert_t *cert, const char *local_ufrag,
                  const char *local_pwd, const char *remote_ufrag, const char *remote_fp, int dtls_server,
                  hd_time_t now);
+/* With remote_fp NULL, hd_peer_init starts ICE only (our offer is out, the
+ * answer not in yet: the client's first checks are answered at once instead of
+ * waiting for its retransmissions); DTLS starts with hd_peer_set_remote. */
+int hd_peer_set_remote(hd_peer_t *p, const char *remote_ufrag, const char *remote_fp, int dtls_server,
+                       hd_time_t now);
 /* Feeds one datagram from `from`. STUN and DTLS are consumed (return
  * HD_PEER_PKT_NONE, or 1 in *ice_ok when a valid ICE check came in); SRTP/SRTCP
  * is decrypted in place (*len updated) and HD_PEER_PKT_RTP/RTCP is returned.

@@ -222,6 +222,26 @@ static void unsubscribe_all(hd_node_t *n, hd_participant_t *p, const char *sid) 
   }
 }
 
+/* The subscriber PC's session exists from the first offer on, answering ICE
+ * checks at once; its DTLS starts when the answer arrives. */
+static void create_sub_session(hd_node_t *n, hd_participant_t *q) {
+  hd_session_t *s = calloc(1, sizeof *s);
+  if (!s) return;
+  s->kind = HD_SESSION_SUBSCRIBE;
+  s->owner = q;
+  hd_random_token(s->id, HD_SESSION_ID_LEN);
+  snprintf(s->local_ufrag, sizeof s->local_ufrag, "%s", q->sub_ufrag);
+  snprintf(s->local_pwd, sizeof s->local_pwd, "%s", q->sub_pwd);
+  hd_time_t now = n->now;
+  if (hd_peer_init(&s->peer, &n->txq, n->cert, s->local_ufrag, s->local_pwd, NULL, NULL, 1, now) < 0 ||
+      hd_session_setup_tracks(s, now) < 0 || node_session_register(n, s, q->room) < 0) {
+    hd_peer_free(&s->peer);
+    free(s);
+    return;
+  }
+  q->sub_sess = s;
+}
+
 /* Sends a new subscriber offer when subscriptions changed and none is pending. */
 static void sub_negotiate(hd_node_t *n, hd_participant_t *q) {
   if (q->leaving || q->negotiating || !q->offerer || !hd_sdp_offerer_needs_offer(q->offerer)) return;
@@ -247,6 +267,7 @@ static void sub_negotiate(hd_node_t *n, hd_participant_t *q) {
     goto out;
   }
   q->negotiating = 1;
+  if (!q->sub_sess) create_sub_session(n, q);
   emit(n, q, buf, len);
 out:
   free(sdp);
@@ -309,29 +330,16 @@ static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_
     goto out;
   }
   q->negotiating = 0;
+  if (!q->sub_sess) create_sub_session(n, q);
   if (!q->sub_sess) {
-    hd_session_t *s = calloc(1, sizeof *s);
-    if (!s) goto out;
-    s->kind = HD_SESSION_SUBSCRIBE;
-    s->owner = q;
-    hd_random_token(s->id, HD_SESSION_ID_LEN);
-    snprintf(s->local_ufrag, sizeof s->local_ufrag, "%s", q->sub_ufrag);
-    snprintf(s->local_pwd, sizeof s->local_pwd, "%s", q->sub_pwd);
-    s->neg = *neg;
-    rc = hd_peer_init(&s->peer, &n->txq, n->cert, s->local_ufrag, s->local_pwd, neg->remote_ufrag,
-                      neg->remote_fingerprint, neg->dtls_server, now);
-    if (rc == 0) rc = hd_session_setup_tracks(s, now);
-    if (rc == 0) rc = node_session_register(n, s, q->room);
-    if (rc < 0) {
-      hd_peer_free(&s->peer);
-      free(s);
-      send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, "subscriber transport setup failed");
-      goto out;
-    }
-    s->created = now;
-    q->sub_sess = s;
-  } else {
-    q->sub_sess->neg = *neg;
+    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, "subscriber transport setup failed");
+    goto out;
+  }
+  q->sub_sess->neg = *neg;
+  if (!q->sub_sess->peer.dtls && hd_peer_set_remote(&q->sub_sess->peer, neg->remote_ufrag,
+                                                    neg->remote_fingerprint, neg->dtls_server, now) < 0) {
+    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, "subscriber DTLS setup failed");
+    goto out;
   }
   sync_out_tracks(n, q, now);
   rc = 0;
@@ -850,6 +858,7 @@ static void handle_update_metadata(hd_node_t *n, hd_participant_t *p, const hd_s
 
 int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const char *text, size_t len,
                         hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now, hd_time_t now) {
+  n->now = now;
   hd_signal_msg_t m;
   hd_signal_error_t e;
   if (hd_signal_parse(text, len, HD_SIGNAL_FROM_CLIENT, &m, &e) < 0) {

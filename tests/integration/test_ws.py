@@ -53,8 +53,8 @@ class WS:
     """A blocking RFC 6455 client. recv() returns ("text", str),
     ("binary", bytes), ("close", code, reason) or ("eof",)."""
 
-    def __init__(self, port, path, headers=None, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, path, headers=None, timeout=10.0, sock=None):
+        self.sock = sock or socket.create_connection(("127.0.0.1", port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         req = "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % (path, port, key)
@@ -317,6 +317,33 @@ def run(srv, port):
           r and (r.status, r.headers))
     r = expect_reject(port, "/echo?auth=1", {"Authorization": "Bearer good"})
     check(r is None, "Authorization header reaches on_open (accepted)")
+    r = expect_reject(port, "/echo", {"Sec-WebSocket-Protocol": "chat"})
+    check(r is not None and r.status == 400 and "subprotocol" in r.body, "a subprotocol request -> 400",
+          r and (r.status, r.body))
+    # an upgrade on a connection that first carried a plain HTTP request
+    sk = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sk.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:  # read exactly one response: headers + Content-Length bytes
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            cl = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")]
+            if cl and len(body) >= int(cl[0].split(b":")[1]):
+                break
+        d = sk.recv(65536)
+        if not d:
+            break
+        data += d
+    check(data.startswith(b"HTTP/1.1 200"), "keep-alive HTTP request answered", data[:40])
+    ws = WS.__new__(WS)
+    try:
+        WS.__init__(ws, port, "/echo", sock=sk)
+        ws.send_text("after http")
+        r = ws.recv()
+    except Exception as e:  # noqa: BLE001
+        r = repr(e)
+    check(r == ("text", "after http"), "upgrade after a keep-alive HTTP request", r)
+    ws.close()
     st, _ = srv.get("/healthz")
     check(st == 404, "plain HTTP still routed (404 for an unhandled path)", st)
 
