@@ -124,6 +124,14 @@ test('four Chromium pages in one room: media, leave/rejoin, late joiner, screen 
       `${names[i]} decoding ${names[0]}'s screen`);
   }
   lap(`${names[0]} shares its screen (${sh}); the others decode it`);
+  await pages[0].click('#screen'); // stop sharing: track_unpublished, the tile goes away
+  for (let i = 1; i < N; i++) {
+    await until(pages[i], () => window.hudong.participants,
+      (ps) => ps.some((p) => p.name === 'p0' && p.tracks.length === 2 && !p.tracks.some((t) => t.source === 'screen')), 5000,
+      `${names[i]} seeing ${names[0]}'s screen unpublished`);
+    await until(pages[i], () => document.querySelectorAll('.tile').length, (n) => n === N, 3000, 'screen tile removed');
+  }
+  lap('screen share stopped; the others dropped the track');
 
   // 4. chat over data messages
   for (let i = 0; i < N; i++) await pages[i].evaluate((n) => window.hudong.sendChat(`hello from ${n}`), names[i]);
