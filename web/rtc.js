@@ -10,7 +10,10 @@
 // the same pc, and a publish negotiation waiting for its answer cannot block a
 // subscriber_offer (the node may need our subscriber_answer first).
 // Non-trickle: the node is ICE-lite and learns our address from our checks, so
-// offers/answers carry whatever candidates were gathered (we wait briefly).
+// offers carry whatever candidates were gathered within a second. Subscriber
+// answers go out at once (opts.subscriberGatherMs, default 0): the node creates
+// the subscriber transport when the answer arrives, and answering before our
+// ICE checks start saves a check retransmission on the time to first frame.
 //
 //   const room = await connect('/rtc', token, { name: 'Ann' });
 //   room.on('trackSubscribed', (t, p) => { video.srcObject = new MediaStream([t.mediaStreamTrack]); });
@@ -97,6 +100,7 @@ export class Room {
     this._pubQueue = makeQueue();
     this._subQueue = makeQueue();
     this._lastRecv = 0;
+    this.timings = []; // subscriber negotiation milestones (performance.now() ms), for tests
   }
 
   // ---- events ----
@@ -196,7 +200,11 @@ export class Room {
     this.pub = new RTCPeerConnection(cfg);
     this.sub = new RTCPeerConnection(cfg);
     this.pub.onconnectionstatechange = () => { this.publisherState = this.pub.connectionState; this._emit('publisherState', this.publisherState); };
-    this.sub.onconnectionstatechange = () => { this.subscriberState = this.sub.connectionState; this._emit('subscriberState', this.subscriberState); };
+    this.sub.onconnectionstatechange = () => {
+      this.subscriberState = this.sub.connectionState;
+      this.timings.push({ subscriber: this.subscriberState, at: Math.round(performance.now()) });
+      this._emit('subscriberState', this.subscriberState);
+    };
     this._lastRecv = performance.now();
     this._pingTimer = setInterval(() => this._ping(), this.pingInterval * 1000);
     this._setState('connected');
@@ -384,8 +392,9 @@ export class Room {
       await this.sub.setRemoteDescription({ type: 'offer', sdp: m.sdp });
       const answer = await this.sub.createAnswer();
       await this.sub.setLocalDescription(answer);
-      await waitGathering(this.sub, 300);
+      await waitGathering(this.sub, this.opts.subscriberGatherMs ?? 0);
       this._send({ type: 'subscriber_answer', sdp: this.sub.localDescription.sdp });
+      this.timings.push({ offer: Math.round(at), answered: Math.round(performance.now()), tracks: (m.tracks || []).length });
       this._subMids = map;
       this._reconcileSubscriber();
     }).catch((e) => this._emit('error', new Error(`subscriber negotiation: ${e.message || e}`)));
@@ -430,7 +439,7 @@ export class Room {
     while (t.subscribed && t.sid === sid && t.receiver === recv && performance.now() < deadline) {
       const n = await this._inbound(recv).then((s) => (s ? s.framesDecoded || 0 : 0)).catch(() => 0);
       if (base === undefined) { base = n; t.baseline = n; if (n > 0 && t.firstFrameAt === null) { /* reused transceiver: wait for more */ } }
-      if (n > base) { t.firstFrameAt = performance.now(); t.firstFrameMs = Math.round(t.firstFrameAt - t.subscribedAt); this._emit('firstFrame', t); return; }
+      if (n > base) { t.firstFrameAt = performance.now(); this.timings.push({ firstFrame: t.sid, at: Math.round(t.firstFrameAt) }); t.firstFrameMs = Math.round(t.firstFrameAt - t.subscribedAt); this._emit('firstFrame', t); return; }
       await new Promise((r) => setTimeout(r, 20));
     }
   }

@@ -16,6 +16,7 @@
 #include "cmd/config.h"
 #include "io/http.h"
 #include "io/rtc_udp.h"
+#include "io/webhook_sender.h"
 #include "io/ws.h"
 #include "proto/dtls.h"
 #include "proto/token.h"
@@ -31,6 +32,7 @@ typedef struct {
   uv_signal_t sigint, sigterm;
   uint64_t http_requests, http_errors;
   uint64_t auth_failures;
+  hd_webhook_sender_t *webhooks; /* NULL when no webhook URL is configured */
 } server_t;
 
 static const char *secret_lookup(void *ud, const char *key) {
@@ -247,6 +249,114 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
   hd_http_resp_body(resp, 200, "application/json", body, (size_t)n);
 }
 
+/* ---- webhooks: node lifecycle events to the configured URLs ---- */
+static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
+  server_t *s = ud;
+  if (s->webhooks) hd_webhook_sender_push(s->webhooks, ev);
+}
+
+/* ---- /admin: room administration with a roomAdmin token ----
+ *   GET    /admin/rooms
+ *   GET    /admin/rooms/{room}/participants
+ *   DELETE /admin/rooms/{room}/participants/{identity}
+ *   POST   /admin/rooms/{room}/participants/{identity}/mute   {"track_sid": "...", "muted": true}
+ *   DELETE /admin/rooms/{room}                                                                 */
+static void handle_admin(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  char parts[4][130];
+  int np = 0;
+  const char *q = req->path + strlen("/admin/");
+  while (*q && np < 4) {
+    const char *e = strchr(q, '/');
+    size_t l = e ? (size_t)(e - q) : strlen(q);
+    if (l == 0 || l >= sizeof parts[0]) break;
+    memcpy(parts[np], q, l);
+    parts[np][l] = 0;
+    np++;
+    q = e ? e + 1 : q + l;
+  }
+  if (np == 0 || strcmp(parts[0], "rooms") || *q) {
+    hd_http_resp_text(resp, 404, "not found: %s\n", req->path);
+    return;
+  }
+  add_cors(s, req, resp);
+  const char *room = np >= 2 ? parts[1] : "";
+  if (np >= 2 && !valid_room(room, strlen(room))) {
+    hd_http_resp_text(resp, 400, "bad room name\n");
+    return;
+  }
+  hd_token_claims_t claims;
+  if (authorize(s, req, room[0] ? room : NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
+  hd_time_t now = hd_io_now(s->loop);
+  char *json = NULL;
+  int rc = 0;
+  if (np == 1 && !strcmp(req->method, "GET")) {
+    json = hd_node_admin_rooms_json(s->node, claims.key);
+  } else if (np == 2 && !strcmp(req->method, "DELETE")) {
+    rc = hd_node_admin_close_room(s->node, claims.key, room, now);
+  } else if (np == 3 && !strcmp(parts[2], "participants") && !strcmp(req->method, "GET")) {
+    json = hd_node_admin_participants_json(s->node, claims.key, room);
+    if (!json) rc = HD_ENOTFOUND;
+  } else if (np == 4 && !strcmp(parts[2], "participants") && !strcmp(req->method, "DELETE")) {
+    rc = hd_node_admin_remove(s->node, claims.key, room, parts[3], now);
+  } else {
+    hd_http_resp_text(resp, 405, "%s is not allowed on %s\n", req->method, req->path);
+    return;
+  }
+  if (rc == HD_ENOTFOUND)
+    hd_http_resp_text(resp, 404, "no such room or participant\n");
+  else if (rc < 0)
+    hd_http_resp_text(resp, 400, "%s\n", hd_strerror(rc));
+  else if (json)
+    hd_http_resp_body(resp, 200, "application/json", json, strlen(json));
+  else
+    hd_http_resp_body(resp, 200, "application/json", "{\"ok\":true}", 11);
+  free(json);
+  hd_rtc_udp_kick(s->udp);
+}
+
+/* POST /admin/rooms/{room}/participants/{identity}/mute */
+static void handle_admin_mute(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  char room[80] = "", identity[130] = "";
+  const char *p = req->path + strlen("/admin/rooms/");
+  const char *e = strchr(p, '/');
+  if (!e || (size_t)(e - p) >= sizeof room || strncmp(e, "/participants/", 14)) {
+    hd_http_resp_text(resp, 404, "not found\n");
+    return;
+  }
+  memcpy(room, p, (size_t)(e - p));
+  const char *id = e + 14;
+  const char *e2 = strstr(id, "/mute");
+  if (!e2 || strcmp(e2, "/mute") || (size_t)(e2 - id) >= sizeof identity || e2 == id) {
+    hd_http_resp_text(resp, 404, "not found\n");
+    return;
+  }
+  memcpy(identity, id, (size_t)(e2 - id));
+  add_cors(s, req, resp);
+  if (!valid_room(room, strlen(room))) {
+    hd_http_resp_text(resp, 400, "bad room name\n");
+    return;
+  }
+  hd_token_claims_t claims;
+  if (authorize(s, req, room, HD_GRANT_ADMIN, &claims, resp) < 0) return;
+  json_error_t je;
+  json_t *b = json_loadb(req->body, req->body_len, 0, &je);
+  json_t *ts = b ? json_object_get(b, "track_sid") : NULL;
+  json_t *mu = b ? json_object_get(b, "muted") : NULL;
+  if (!json_is_string(ts) || (mu && !json_is_boolean(mu))) {
+    json_decref(b);
+    hd_http_resp_text(resp, 400, "body must be {\"track_sid\": string, \"muted\": boolean}\n");
+    return;
+  }
+  int rc = hd_node_admin_mute(s->node, claims.key, room, identity, json_string_value(ts),
+                              mu ? json_is_true(mu) : 1, hd_io_now(s->loop));
+  json_decref(b);
+  if (rc < 0)
+    hd_http_resp_text(resp, 404, "no such participant or track\n");
+  else
+    hd_http_resp_body(resp, 200, "application/json", "{\"ok\":true}", 11);
+  hd_rtc_udp_kick(s->udp);
+}
+
 /* ---- /rtc: room signaling over WebSocket (docs/protocol.md "Rooms") ---- */
 
 static void signal_send(void *ud, void *conn, const char *text, size_t len) {
@@ -334,7 +444,12 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (w > 0) n += w;
     hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, (size_t)n);
     free(buf);
-  } else if (!strcmp(req->path, "/api/dev-token"))
+  } else if (!strncmp(req->path, "/admin/rooms/", 13) && strstr(req->path, "/mute") &&
+             !strcmp(req->method, "POST"))
+    handle_admin_mute(s, req, resp);
+  else if (!strncmp(req->path, "/admin/", 7))
+    handle_admin(s, req, resp);
+  else if (!strcmp(req->path, "/api/dev-token"))
     handle_dev_token(s, req, resp);
   else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))
     hd_http_resp_text(resp, 400, "the endpoint is %s/{room}\n", req->path);
@@ -480,7 +595,13 @@ int hd_cmd_serve(int argc, char **argv) {
                            .wall_offset = wall_now - hd_io_now(s.loop),
                            .signal_send = signal_send,
                            .signal_close = signal_close,
-                           .signal_ud = &s};
+                           .signal_ud = &s,
+                           .on_event = on_node_event,
+                           .event_ud = &s};
+  if (hd_config_webhooks_start(&s.cfg, s.loop, &s.webhooks) < 0) {
+    fprintf(stderr, "hudong serve: cannot start webhook delivery\n");
+    return 1;
+  }
   if ((rc = hd_node_new(&s.node, &ncfg, s.cert)) < 0) {
     fprintf(stderr, "hudong serve: node init failed: %s\n", hd_strerror(rc));
     return 1;
@@ -535,6 +656,7 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_http_server_stop(s.http);
   hd_rtc_udp_stop(s.udp); /* drains the close_notify alerts first */
   hd_node_free(s.node);
+  hd_webhook_sender_stop(s.webhooks);
   uv_close((uv_handle_t *)&s.sigint, NULL);
   uv_close((uv_handle_t *)&s.sigterm, NULL);
   uv_run(s.loop, UV_RUN_DEFAULT);

@@ -64,6 +64,17 @@ hd_room_t *node_room_find(hd_node_t *n, const char *app, const char *name) {
   return NULL;
 }
 
+void node_fire_room_event(hd_node_t *n, int type, const hd_room_t *r) {
+  if (!n->cfg.on_event) return;
+  hd_webhook_event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.type = (hd_webhook_event_type_t)type;
+  ev.app = r->app;
+  ev.room_name = r->name;
+  ev.room_sid = r->sid[0] ? r->sid : NULL;
+  n->cfg.on_event(n->cfg.event_ud, &ev);
+}
+
 hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_time_t now) {
   hd_room_t *r = node_room_find(n, app, name);
   if (r) return r;
@@ -75,6 +86,11 @@ hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_tim
   r->next = n->rooms;
   n->rooms = r;
   n->n_rooms++;
+  /* a room sid from the start, so webhooks and signaling name it the same */
+  char tok[13];
+  hd_random_token(tok, 12);
+  snprintf(r->sid, sizeof r->sid, "RM_%s", tok);
+  node_fire_room_event(n, HD_WEBHOOK_ROOM_STARTED, r);
   HD_LOGI("room", "room %s/%s created", app, name);
   return r;
 }
@@ -88,6 +104,7 @@ void node_room_maybe_delete(hd_node_t *n, hd_room_t *r) {
     }
   }
   HD_LOGI("room", "room %s/%s closed", r->app, r->name);
+  node_fire_room_event(n, HD_WEBHOOK_ROOM_FINISHED, r);
   n->n_rooms--;
   free(r);
 }

@@ -14,6 +14,7 @@
 #include "sfu/session.h"
 #include "proto/token.h"
 #include "sfu/txq.h"
+#include "sfu/webhook.h"
 
 typedef struct {
   const char *rtc_ip;      /* address put in our ICE candidate */
@@ -28,6 +29,9 @@ typedef struct {
   void (*signal_send)(void *ud, void *conn, const char *text, size_t len);
   void (*signal_close)(void *ud, void *conn, int code, const char *reason);
   void *signal_ud;
+  /* Room and participant lifecycle events (for webhooks); may be NULL. */
+  void (*on_event)(void *ud, const hd_webhook_event_t *ev);
+  void *event_ud;
 } hd_node_config_t;
 
 /* Node-wide counters (monotonic unless noted). */
@@ -89,6 +93,21 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
 /* The participant's WebSocket closed: it leaves the room. */
 void hd_node_rtc_closed(hd_node_t *n, hd_participant_t *p, hd_time_t now);
 size_t hd_node_participant_count(const hd_node_t *n);
+
+/* ---- admin (HTTP /admin, roomAdmin tokens), within tenant `app` ---- */
+/* JSON text (malloc'd, caller frees) listing the app's rooms. */
+char *hd_node_admin_rooms_json(hd_node_t *n, const char *app);
+/* JSON text listing a room's participants and their tracks; NULL if no such room. */
+char *hd_node_admin_participants_json(hd_node_t *n, const char *app, const char *room);
+/* Removes a participant (it gets "left" reason "removed"). 0 or HD_ENOTFOUND. */
+int hd_node_admin_remove(hd_node_t *n, const char *app, const char *room, const char *identity,
+                         hd_time_t now);
+/* Mutes or unmutes a participant's track; forwarding stops while muted. 0 or HD_ENOTFOUND. */
+int hd_node_admin_mute(hd_node_t *n, const char *app, const char *room, const char *identity,
+                       const char *track_sid, int muted, hd_time_t now);
+/* Closes a room: participants get "left" reason "room_closed", WHIP/WHEP
+ * sessions end. 0 or HD_ENOTFOUND. */
+int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd_time_t now);
 
 hd_node_stats_t *hd_node_stats(hd_node_t *n);
 size_t hd_node_session_count(const hd_node_t *n, int kind);

@@ -45,6 +45,9 @@ void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why);
  * session list (not as the WHIP publisher). */
 int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r);
 
+/* Reports a room lifecycle event to cfg.on_event (webhooks). */
+void node_fire_room_event(hd_node_t *n, int type, const hd_room_t *r);
+
 /* rooms.c hooks called by node.c */
 void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s);
 void rooms_on_connected(hd_node_t *n, hd_session_t *s, hd_time_t now);

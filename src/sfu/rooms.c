@@ -5,6 +5,7 @@
  * Forwarding reuses the session machinery: a subscriber PC's out tracks are
  * bound to (publisher session, track) and hd_session_forward does the rest.
  * Sans-IO: messages in, messages out through cfg.signal_send. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,27 @@ struct hd_participant {
   hd_time_t last_429; /* at most one rate_limited error per second */
   double level;
 };
+
+/* ---- lifecycle events (webhooks) ---- */
+
+static void fire(hd_node_t *n, hd_webhook_event_type_t type, const hd_participant_t *p,
+                 const pub_track_t *t) {
+  if (!n->cfg.on_event) return;
+  hd_webhook_event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.type = type;
+  ev.app = p->room->app;
+  ev.room_name = p->room->name;
+  ev.room_sid = p->room->sid;
+  ev.participant_sid = p->sid;
+  ev.participant_identity = p->identity;
+  if (t) {
+    ev.track_sid = t->sid;
+    ev.track_kind = t->kind == HD_TRACK_AUDIO ? "audio" : "video";
+    ev.track_source = hd_signal_source_name((hd_signal_source_t)t->source);
+  }
+  n->cfg.on_event(n->cfg.event_ud, &ev);
+}
 
 /* ---- output ---- */
 
@@ -486,6 +508,7 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
       if (!strcmp(next[i].sid, p->tracks[j].sid)) kept = 1;
     if (kept) continue;
     unsubscribe_all(n, p, p->tracks[j].sid);
+    fire(n, HD_WEBHOOK_TRACK_UNPUBLISHED, p, &p->tracks[j]);
     char buf[512];
     int len = hd_signal_write_track_unpublished(p->sid, p->tracks[j].sid, buf, sizeof buf);
     if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
@@ -503,6 +526,7 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
     int len = hd_signal_write_publish_answer(m->id, answer, refs, (size_t)nn, buf, OUT_CAP);
     emit(n, p, buf, len);
     for (int i = 0; i < nn; i++) {
+      if (added[i]) fire(n, HD_WEBHOOK_TRACK_PUBLISHED, p, &p->tracks[i]);
       if (!added[i] || p->claims.hidden) continue;
       hd_signal_track_t ti;
       track_info(p, &p->tracks[i], &ti);
@@ -543,6 +567,9 @@ static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reaso
   r->n_participants--;
   n->n_participants--;
   broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_LEFT, 0);
+  for (int i = 0; i < p->n_tracks; i++)
+    fire(n, HD_WEBHOOK_TRACK_UNPUBLISHED, p, &p->tracks[i]);
+  fire(n, HD_WEBHOOK_PARTICIPANT_LEFT, p, NULL);
   HD_LOGI("room", "participant %s (%s) left %s/%s", p->sid, p->identity, r->app, r->name);
   if (close_conn && n->cfg.signal_close) /* 1001 "going away" on shutdown, else 1000 */
     n->cfg.signal_close(n->cfg.signal_ud, p->conn, left_reason == HD_SIGNAL_LEFT_SERVER_SHUTDOWN ? 1001 : 1000,
@@ -697,8 +724,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     node_room_maybe_delete(n, r);
     return -1;
   }
-  if (!r->sid[0]) {
-    random_sid(r->sid, "RM_");
+  if (!r->created_unix) {
     r->created_unix = unix_now;
     r->next_speakers = now + SPEAKER_INTERVAL;
   }
@@ -768,6 +794,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   emit(n, p, buf, len);
   free(buf);
   broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_JOINED, 0);
+  fire(n, HD_WEBHOOK_PARTICIPANT_JOINED, p, NULL);
   HD_LOGI("room", "participant %s (%s) joined %s/%s", p->sid, p->identity, r->app, r->name);
   /* subscribe to what is already published */
   if (p->auto_subscribe) {
@@ -816,16 +843,27 @@ static void handle_subscribe(hd_node_t *n, hd_participant_t *p, const hd_signal_
   sub_negotiate(n, p);
 }
 
+/* Mute stops forwarding (so an admin mute holds) and tells the others; an
+ * admin mute tells the owner too. */
+static void set_muted(hd_node_t *n, hd_participant_t *p, pub_track_t *t, int muted, int tell_owner) {
+  t->muted = muted;
+  if (p->pub_sess && t->in_idx >= 0 && t->in_idx < p->pub_sess->n_in)
+    p->pub_sess->in[t->in_idx].muted = muted;
+  char buf[512];
+  int len = hd_signal_write_track_muted(p->sid, t->sid, t->muted, buf, sizeof buf);
+  if (!p->claims.hidden)
+    broadcast(n, p->room, tell_owner ? NULL : p, buf, len);
+  else if (tell_owner)
+    emit(n, p, buf, len);
+}
+
 static void handle_mute(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m) {
   pub_track_t *t = track_by_sid(p, m->mute.track_sid);
   if (!t) {
     send_error(n, p->conn, m->id, HD_SIGNAL_ERR_NOT_FOUND, "no such track of yours");
     return;
   }
-  t->muted = m->mute.muted;
-  char buf[512];
-  int len = hd_signal_write_track_muted(p->sid, t->sid, t->muted, buf, sizeof buf);
-  if (!p->claims.hidden) broadcast(n, p->room, NULL, buf, len); /* the muter too (docs/protocol.md) */
+  set_muted(n, p, t, m->mute.muted, 1); /* everyone, the muter too (docs/protocol.md Mute) */
 }
 
 static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, hd_time_t now) {
@@ -911,4 +949,103 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
   }
   hd_signal_msg_free(&m);
   return rc;
+}
+
+/* ---- admin ---- */
+
+static json_t *tracks_json(const hd_participant_t *p) {
+  json_t *a = json_array();
+  for (int i = 0; i < p->n_tracks; i++) {
+    const pub_track_t *t = &p->tracks[i];
+    json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b, s:s}", "sid", t->sid, "kind",
+                                       t->kind == HD_TRACK_AUDIO ? "audio" : "video", "source",
+                                       hd_signal_source_name((hd_signal_source_t)t->source), "muted",
+                                       t->muted, "codec", track_codec(p, t)));
+  }
+  return a;
+}
+
+static char *dump(json_t *j) {
+  char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  return s;
+}
+
+char *hd_node_admin_rooms_json(hd_node_t *n, const char *app) {
+  json_t *rooms = json_array();
+  for (hd_room_t *r = n->rooms; r; r = r->next) {
+    if (app && strcmp(r->app, app)) continue;
+    json_array_append_new(rooms, json_pack("{s:s, s:s, s:I, s:I, s:b, s:I}", "name", r->name, "sid", r->sid,
+                                           "participants", (json_int_t)r->n_participants, "whep_viewers",
+                                           (json_int_t)r->n_viewers, "whip_publisher", r->publisher != NULL,
+                                           "created_at", (json_int_t)r->created_unix));
+  }
+  return dump(json_pack("{s:o}", "rooms", rooms));
+}
+
+char *hd_node_admin_participants_json(hd_node_t *n, const char *app, const char *room) {
+  hd_room_t *r = node_room_find(n, app, room);
+  if (!r) return NULL;
+  json_t *list = json_array();
+  for (hd_participant_t *p = r->participants; p; p = p->next)
+    json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:o}", "sid", p->sid, "identity",
+                                          p->identity, "name", p->name, "metadata", p->metadata, "joined_at",
+                                          (json_int_t)p->joined_at, "hidden", p->claims.hidden, "tracks",
+                                          tracks_json(p)));
+  return dump(json_pack("{s:s, s:s, s:o}", "room", r->name, "sid", r->sid, "participants", list));
+}
+
+static hd_participant_t *find_participant(hd_node_t *n, const char *app, const char *room,
+                                          const char *identity) {
+  hd_room_t *r = node_room_find(n, app, room);
+  if (!r) return NULL;
+  for (hd_participant_t *p = r->participants; p; p = p->next)
+    if (!strcmp(p->identity, identity)) return p;
+  return NULL;
+}
+
+int hd_node_admin_remove(hd_node_t *n, const char *app, const char *room, const char *identity,
+                         hd_time_t now) {
+  n->now = now;
+  hd_participant_t *p = find_participant(n, app, room, identity);
+  if (!p) return HD_ENOTFOUND;
+  participant_remove(n, p, HD_SIGNAL_LEFT_REMOVED, 1);
+  return 0;
+}
+
+int hd_node_admin_mute(hd_node_t *n, const char *app, const char *room, const char *identity,
+                       const char *track_sid, int muted, hd_time_t now) {
+  n->now = now;
+  hd_participant_t *p = find_participant(n, app, room, identity);
+  pub_track_t *t = p ? track_by_sid(p, track_sid) : NULL;
+  if (!t) return HD_ENOTFOUND;
+  set_muted(n, p, t, muted, 1);
+  return 0;
+}
+
+int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd_time_t now) {
+  n->now = now;
+  hd_room_t *r = node_room_find(n, app, room);
+  if (!r) return HD_ENOTFOUND;
+  /* WHIP/WHEP sessions first, so the last participant's leave frees the room */
+  if (r->publisher) {
+    int last = !r->viewers && !r->participants;
+    node_session_destroy(n, r->publisher, "room closed by admin");
+    if (last) return 0; /* freed with its last session */
+  }
+  for (;;) {
+    hd_session_t *v = r->viewers;
+    while (v && v->owner)
+      v = v->next_in_room;
+    if (!v) break;
+    int last = !r->participants && r->viewers == v && !v->next_in_room;
+    node_session_destroy(n, v, "room closed by admin");
+    if (last) return 0; /* freed with its last session */
+  }
+  while (r->participants) {
+    int last = r->participants->next == NULL;
+    participant_remove(n, r->participants, HD_SIGNAL_LEFT_ROOM_CLOSED, 1);
+    if (last) return 0;
+  }
+  return 0;
 }

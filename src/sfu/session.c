@@ -386,6 +386,7 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
 void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const uint8_t *pkt, size_t len,
                         hd_time_t now) {
   if (v->peer.state != HD_PEER_CONNECTED || v->closing || in_idx < 0 || in_idx >= pub->n_in) return;
+  if (pub->in[in_idx].muted) return;
   hd_rtp_hdr_t h;
   int parsed = 0;
   for (int i = 0; i < v->n_out; i++) {

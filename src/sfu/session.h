@@ -59,6 +59,7 @@ typedef struct {
   hd_nack_gen_t nack;
   uint64_t packets, bytes, rtx_packets;
   uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */
+  int muted;                     /* not forwarded while set (participant or admin mute) */
 } hd_in_track_t;
 
 /* A track we send a viewer. It follows one publisher track: `src`/`src_in`,

@@ -31,7 +31,7 @@ async function open(i) {
   page.on('pageerror', (e) => problems.push(`${names[i]}: pageerror ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`${names[i]}: console ${m.text()}`); });
   // small frames keep four encoders and twelve decoders within two CPU cores
-  await page.goto(`${srv.base}/room.html?room=${ROOM}&name=${names[i]}&autojoin=1&w=320&h=180&fps=15&fakescreen=1`);
+  await page.goto(`${srv.base}/room.html?room=${ROOM}&name=${names[i]}&autojoin=1&w=320&h=180&fps=15&sw=640&sh=360&fakescreen=1`);
   pages[i] = page;
   return page;
 }
@@ -64,7 +64,7 @@ test('four Chromium pages in one room: media, leave/rejoin, late joiner, screen 
   const lap = (what) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}`);
 
   // 1. everyone joins; everyone decodes everyone else
-  for (let i = 0; i < N; i++) await open(i);
+  await Promise.all(names.map((_, i) => open(i)));
   for (const p of pages) await until(p, () => window.hudong.state, (s) => s === 'connected', 10000, 'joined');
   lap('4 pages joined');
   for (let i = 0; i < N; i++) {
@@ -104,6 +104,11 @@ test('four Chromium pages in one room: media, leave/rejoin, late joiner, screen 
     reverse.push(t.firstFrameMs);
   }
   console.log(`  (the others' first frame of the rejoiner's new camera, from its subscriber_offer: ${JSON.stringify(reverse)} ms)`);
+  // where the time went: subscriber_offer -> answer sent -> subscriber PC connected -> first frames
+  const tl = await pages[leaver].evaluate(() => window.hudong.room.timings);
+  const o = (tl.find((x) => x.offer !== undefined) || { offer: 0 }).offer;
+  console.log(`  (late joiner timeline, ms after its first subscriber_offer: ${tl.map((x) => (x.offer !== undefined ? `offer ${x.offer - o}, answer sent ${x.answered - o}` :
+    x.subscriber ? `${x.subscriber} ${x.at - o}` : `frame ${x.at - o}`)).join('; ')}; load average ${(await import('node:os')).loadavg()[0].toFixed(1)})`);
   // The goal is 1 s (issue 3); measured ~600 ms on an idle 2-core machine. Four
   // Chromium instances share those 2 cores here, so the hard limit leaves room
   // for scheduling noise (LATE_JOIN_MAX_MS); the figure is printed above.
@@ -119,6 +124,14 @@ test('four Chromium pages in one room: media, leave/rejoin, late joiner, screen 
       `${names[i]} decoding ${names[0]}'s screen`);
   }
   lap(`${names[0]} shares its screen (${sh}); the others decode it`);
+  await pages[0].click('#screen'); // stop sharing: track_unpublished, the tile goes away
+  for (let i = 1; i < N; i++) {
+    await until(pages[i], () => window.hudong.participants,
+      (ps) => ps.some((p) => p.name === 'p0' && p.tracks.length === 2 && !p.tracks.some((t) => t.source === 'screen')), 5000,
+      `${names[i]} seeing ${names[0]}'s screen unpublished`);
+    await until(pages[i], () => document.querySelectorAll('.tile').length, (n) => n === N, 3000, 'screen tile removed');
+  }
+  lap('screen share stopped; the others dropped the track');
 
   // 4. chat over data messages
   for (let i = 0; i < N; i++) await pages[i].evaluate((n) => window.hudong.sendChat(`hello from ${n}`), names[i]);
@@ -129,9 +142,27 @@ test('four Chromium pages in one room: media, leave/rejoin, late joiner, screen 
   }
   lap('chat messages reached everyone');
 
+  // 5. mute: p1 mutes its microphone, the others see track_muted
+  for (const p of pages) await p.evaluate(() => { window.mark = window.hudong.events.length; });
+  const since = () => window.hudong.events.slice(window.mark);
+  await pages[1].click('#mic');
+  for (let i = 0; i < N; i++) {
+    if (i === 1) continue;
+    await until(pages[i], since, (ev) => ev.some((e) => e.type === 'trackMuted' && e.participant === names[1] && e.muted), 5000,
+      `${names[i]} seeing ${names[1]}'s microphone muted`);
+    await until(pages[i], () => window.hudong.participants, (ps) => ps.some((p) => p.name === names[1] && p.tracks.some((t) => t.source === 'microphone' && t.muted)), 1000, 'muted in the participant list');
+  }
+  await pages[1].click('#mic');
+  await until(pages[0], since, (ev) => ev.some((e) => e.type === 'trackMuted' && e.participant === names[1] && !e.muted), 5000, 'unmute seen');
+  lap('mute / unmute seen by the others');
+  const speakers = await pages[0].evaluate(() => window.hudong.speakers || null);
+  console.log(`  (active speakers last seen by ${names[0]}: ${JSON.stringify(speakers)})`);
+
   // everyone leaves cleanly
   for (const p of pages) await p.click('#leave');
   for (const p of pages) await until(p, () => window.hudong.state, (s) => s === 'left', 5000, 'left');
   assert.deepEqual(problems.filter((p) => /pageerror/.test(p)), [], 'no uncaught page errors');
   lap('done');
+  const warn = srv.log().split('\n').filter((l) => /\[(WARN|ERROR)\]/.test(l));
+  if (warn.length) console.log(`  server warnings/errors (${warn.length}):\n  ${warn.slice(0, 20).join('\n  ')}`);
 });
