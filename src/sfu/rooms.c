@@ -572,8 +572,8 @@ static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reaso
   fire(n, HD_WEBHOOK_PARTICIPANT_LEFT, p, NULL);
   HD_LOGI("room", "participant %s (%s) left %s/%s", p->sid, p->identity, r->app, r->name);
   if (close_conn && n->cfg.signal_close) /* 1001 "going away" on shutdown, else 1000 */
-    n->cfg.signal_close(n->cfg.signal_ud, p->conn, left_reason == HD_SIGNAL_LEFT_SERVER_SHUTDOWN ? 1001 : 1000,
-                        "left");
+    n->cfg.signal_close(n->cfg.signal_ud, p->conn,
+                        left_reason == HD_SIGNAL_LEFT_SERVER_SHUTDOWN ? 1001 : 1000, "left");
   free(p->offerer);
   free(p);
   node_room_maybe_delete(n, r);
