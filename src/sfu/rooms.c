@@ -26,8 +26,10 @@
 #define ANSWER_CAP 65536
 #define SPEAKER_INTERVAL HD_MS(500)
 #define SPEAKER_THRESHOLD 0.35 /* mean (127 - dBov level) / 127 above which one is speaking */
-#define DATA_RATE 50.0         /* data messages per second per participant */
-#define DATA_BURST 100.0       /* ... in bursts of up to this many (docs/protocol.md Limits) */
+#define DATA_RATE 50.0         /* data messages per second per participant ... */
+#define DATA_BURST 100.0       /* ... with bursts of this many (docs/protocol.md "Limits") */
+#define MSG_RATE 100.0         /* any messages per second per connection ... */
+#define MSG_BURST 200.0
 
 typedef struct {
   char sid[24], cid[HD_SIGNAL_MAX_SID + 1], mid[32];
@@ -59,9 +61,8 @@ struct hd_participant {
   sub_t subs[MAX_SUBS];
   int n_subs;
   int negotiating;
-  double data_tokens;
-  hd_time_t data_last;
-  hd_time_t last_429; /* at most one rate_limited error per second */
+  double data_tokens, msg_tokens;
+  hd_time_t data_last, msg_last, last_429;
   double level;
 };
 
@@ -736,6 +737,9 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   p->auto_subscribe = m->join.auto_subscribe;
   p->data_tokens = DATA_BURST;
   p->data_last = now;
+  p->msg_tokens = MSG_BURST;
+  p->msg_last = now;
+  p->last_429 = -HD_SEC(10);
   snprintf(p->identity, sizeof p->identity, "%s", c.identity);
   snprintf(p->name, sizeof p->name, "%s", m->join.name ? m->join.name : c.name);
   snprintf(p->metadata, sizeof p->metadata, "%s", m->join.metadata ? m->join.metadata : c.metadata);
@@ -875,7 +879,7 @@ static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t
   if (p->data_tokens > DATA_BURST) p->data_tokens = DATA_BURST;
   p->data_last = now;
   if (p->data_tokens < 1.0) {
-    if (p->last_429 == 0 || now - p->last_429 >= HD_SEC(1)) {
+    if (now - p->last_429 >= HD_SEC(1)) {
       p->last_429 = now;
       send_error(n, p->conn, m->id, HD_SIGNAL_ERR_RATE_LIMITED, "more than 50 data messages per second");
     }
@@ -917,13 +921,28 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
   hd_participant_t *p = *pp;
   if (!p) {
     if (m.type != HD_SIGNAL_JOIN) {
-      send_error(n, conn, m.id, HD_SIGNAL_ERR_UNAUTHORIZED, "the first message must be join");
+      send_error(n, conn, m.id, HD_SIGNAL_ERR_UNAUTHORIZED, "first message must be join");
       rc = -1;
     } else {
       rc = do_join(n, conn, pp, &m, lookup, lookup_ud, unix_now, now);
     }
     hd_signal_msg_free(&m);
     return rc;
+  }
+  /* connection-wide rate limit (token bucket); leave always goes through */
+  p->msg_tokens += (double)(now - p->msg_last) * MSG_RATE / 1e6;
+  if (p->msg_tokens > MSG_BURST) p->msg_tokens = MSG_BURST;
+  p->msg_last = now;
+  if (m.type != HD_SIGNAL_LEAVE) {
+    if (p->msg_tokens < 1.0) {
+      if (now - p->last_429 >= HD_SEC(1)) {
+        p->last_429 = now;
+        send_error(n, conn, m.id, HD_SIGNAL_ERR_RATE_LIMITED, "more than 100 messages per second");
+      }
+      hd_signal_msg_free(&m);
+      return 0;
+    }
+    p->msg_tokens -= 1.0;
   }
   switch (m.type) {
   case HD_SIGNAL_JOIN: send_error(n, conn, m.id, HD_SIGNAL_ERR_CONFLICT, "already joined"); break;
