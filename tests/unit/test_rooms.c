@@ -1,0 +1,317 @@
+/* Unit tests for room signaling (src/sfu/rooms.c) without sockets: join with
+ * tokens and tenants, presence events, publishing a Chrome offer, the node's
+ * subscriber offer answered (by our own answerer in recvonly mode), data
+ * routing, rate limits, mute, duplicate identity, admin operations, webhook
+ * events, and cleanup of rooms. Messages the node sends are captured per
+ * connection and parsed with the same codec a client would use. */
+#include "hd_test.h"
+
+#include "base/err.h"
+#include "proto/dtls.h"
+#include "proto/sdp.h"
+#include "proto/sdp_negotiate.h"
+#include "proto/token.h"
+#include "sfu/node.h"
+#include "sfu/signal.h"
+
+#define MAX_MSGS 64
+#define NCONN 6
+
+typedef struct {
+  char *msgs[MAX_MSGS];
+  int n;
+  int closed;
+  hd_participant_t *p;
+} conn_t;
+
+static conn_t g_conn[NCONN];
+static hd_node_t *g_node;
+static hd_dtls_cert_t *g_cert;
+static int g_events[8];
+static hd_time_t g_now;
+static const int64_t UNIX_NOW = 1800000000;
+
+static void on_send(void *ud, void *c, const char *text, size_t len) {
+  conn_t *k = c;
+  if (k->n < MAX_MSGS) k->msgs[k->n++] = strndup(text, len);
+}
+static void on_close(void *ud, void *c, int code, const char *reason) {
+  conn_t *k = c;
+  k->closed = code;
+  k->p = NULL; /* what the shell does: the participant is gone */
+}
+static void on_event(void *ud, const hd_webhook_event_t *ev) { g_events[ev->type]++; }
+
+static const char *lookup(void *ud, const char *key) {
+  if (!strcmp(key, "appA")) return "secretA";
+  if (!strcmp(key, "appB")) return "secretB";
+  return NULL;
+}
+
+static void clear(conn_t *k) {
+  for (int i = 0; i < k->n; i++)
+    free(k->msgs[i]);
+  k->n = 0;
+}
+
+static int setup(void **st) {
+  (void)st;
+  memset(g_conn, 0, sizeof g_conn);
+  memset(g_events, 0, sizeof g_events);
+  g_now = HD_SEC(100);
+  if (!g_cert && hd_dtls_cert_generate(&g_cert) < 0) return -1;
+  hd_node_config_t cfg = {.rtc_ip = "127.0.0.1",
+                          .rtc_port = 7881,
+                          .max_participants = 4,
+                          .signal_send = on_send,
+                          .signal_close = on_close,
+                          .on_event = on_event};
+  return hd_node_new(&g_node, &cfg, g_cert);
+}
+
+static int teardown(void **st) {
+  (void)st;
+  hd_node_free(g_node);
+  for (int i = 0; i < NCONN; i++)
+    clear(&g_conn[i]);
+  return 0;
+}
+
+static char *token(const char *app, const char *room, const char *id, int publish, int data, int hidden,
+                   int admin, int64_t exp) {
+  static char out[HD_TOKEN_MAX];
+  hd_token_claims_t c;
+  memset(&c, 0, sizeof c);
+  snprintf(c.key, sizeof c.key, "%s", app);
+  snprintf(c.room, sizeof c.room, "%s", room);
+  snprintf(c.identity, sizeof c.identity, "%s", id);
+  c.room_join = 1;
+  c.can_publish = publish;
+  c.can_subscribe = 1;
+  c.can_publish_data = data;
+  c.hidden = hidden;
+  c.room_admin = admin;
+  c.iat = UNIX_NOW - 10;
+  c.exp = exp ? exp : UNIX_NOW + 3600;
+  assert_true(hd_token_mint(&c, !strcmp(app, "appA") ? "secretA" : "secretB", out, sizeof out) > 0);
+  return out;
+}
+
+static int send_msg(int i, const char *text) {
+  conn_t *k = &g_conn[i];
+  return hd_node_rtc_message(g_node, k, &k->p, text, strlen(text), lookup, NULL, UNIX_NOW, g_now);
+}
+
+static int join(int i, const char *tok) {
+  char buf[6000];
+  snprintf(buf, sizeof buf, "{\"type\":\"join\",\"id\":\"j%d\",\"token\":\"%s\"}", i, tok);
+  return send_msg(i, buf);
+}
+
+/* Index of the first captured message of `type` at or after `from`, or -1. */
+static int find(int i, const char *type, int from) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"type\":\"%s\"", type);
+  for (int m = from; m < g_conn[i].n; m++)
+    if (strstr(g_conn[i].msgs[m], pat)) return m;
+  return -1;
+}
+
+static void test_join_presence_and_tokens(void **st) {
+  (void)st;
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  assert_true(find(0, "joined", 0) >= 0);
+  assert_non_null(g_conn[0].p);
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  assert_true(strstr(g_conn[1].msgs[0], "\"identity\":\"alice\"") != NULL); /* bob's joined lists alice */
+  assert_true(find(0, "participant_joined", 0) >= 0);
+  /* another tenant's room "r" is a different room */
+  assert_int_equal(join(2, token("appB", "r", "carol", 1, 1, 0, 0, 0)), 0);
+  assert_null(strstr(g_conn[2].msgs[0], "alice"));
+  assert_int_equal(find(0, "participant_joined", 2), -1);
+  /* bad tokens: expired, unknown key, garbage; and a first message that is not join */
+  assert_true(join(3, token("appA", "r", "dave", 1, 1, 0, 0, UNIX_NOW - 100)) < 0);
+  assert_true(strstr(g_conn[3].msgs[0], "token_expired") != NULL);
+  clear(&g_conn[3]);
+  assert_true(join(3, "not.a.token") < 0);
+  assert_true(strstr(g_conn[3].msgs[0], "\"code\":401") != NULL);
+  clear(&g_conn[3]);
+  assert_true(send_msg(3, "{\"type\":\"ping\",\"t\":1}") < 0);
+  assert_true(strstr(g_conn[3].msgs[0], "first message must be join") != NULL);
+  assert_int_equal(hd_node_participant_count(g_node), 3);
+  assert_int_equal(g_events[HD_WEBHOOK_PARTICIPANT_JOINED], 3);
+  assert_int_equal(g_events[HD_WEBHOOK_ROOM_STARTED], 2);
+  /* leaving: others are told, the rooms close with their last participant */
+  assert_true(send_msg(1, "{\"type\":\"leave\"}") < 0);
+  assert_true(find(0, "participant_left", 0) >= 0);
+  hd_node_rtc_closed(g_node, g_conn[0].p, g_now);
+  hd_node_rtc_closed(g_node, g_conn[2].p, g_now);
+  assert_int_equal(hd_node_participant_count(g_node), 0);
+  assert_int_equal(hd_node_room_count(g_node), 0);
+  assert_int_equal(g_events[HD_WEBHOOK_ROOM_FINISHED], 2);
+}
+
+static char *load_offer(void) {
+  static char buf[16384];
+  char path[1024];
+  const char *f = __FILE__, *slash = strrchr(f, '/');
+  snprintf(path, sizeof path, "%.*s/../fuzz/corpus/fuzz_sdp/chrome_vp8.sdp", (int)(slash - f), f);
+  FILE *fp = fopen(path, "rb");
+  assert_non_null(fp);
+  size_t n = fread(buf, 1, sizeof buf - 1, fp);
+  fclose(fp);
+  buf[n] = 0;
+  return buf;
+}
+
+/* Builds a JSON string literal of text (escapes CR, LF, quotes, backslashes). */
+static void json_str(const char *text, char *out, size_t cap) {
+  size_t o = 0;
+  out[o++] = '"';
+  for (const char *p = text; *p && o + 4 < cap; p++) {
+    if (*p == '\r')
+      out[o++] = '\\', out[o++] = 'r';
+    else if (*p == '\n')
+      out[o++] = '\\', out[o++] = 'n';
+    else if (*p == '"' || *p == '\\')
+      out[o++] = '\\', out[o++] = *p;
+    else
+      out[o++] = *p;
+  }
+  out[o++] = '"';
+  out[o] = 0;
+}
+
+static void test_publish_subscribe_flow(void **st) {
+  (void)st;
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  clear(&g_conn[0]);
+  clear(&g_conn[1]);
+  static char msg[40000], sdpj[32000];
+  json_str(load_offer(), sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg,
+           "{\"type\":\"publish_offer\",\"id\":\"p1\",\"sdp\":%s,\"tracks\":["
+           "{\"cid\":\"mic\",\"mid\":\"0\",\"kind\":\"audio\",\"source\":\"microphone\",\"muted\":false},"
+           "{\"cid\":\"cam\",\"mid\":\"1\",\"kind\":\"video\",\"source\":\"camera\",\"muted\":false}]}",
+           sdpj);
+  assert_int_equal(send_msg(0, msg), 0);
+  int a = find(0, "publish_answer", 0);
+  assert_true(a >= 0);
+  hd_signal_msg_t m;
+  hd_signal_error_t e;
+  assert_int_equal(hd_signal_parse(g_conn[0].msgs[a], strlen(g_conn[0].msgs[a]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  assert_int_equal(m.publish_answer.n_tracks, 2);
+  assert_non_null(strstr(m.publish_answer.sdp, "a=ice-lite"));
+  char cam_sid[64];
+  snprintf(cam_sid, sizeof cam_sid, "%s", m.publish_answer.tracks[1].sid);
+  hd_signal_msg_free(&m);
+  assert_int_equal(g_events[HD_WEBHOOK_TRACK_PUBLISHED], 2);
+  /* bob hears about both tracks and gets a subscriber offer carrying them */
+  assert_true(find(1, "track_published", 0) >= 0);
+  int o = find(1, "subscriber_offer", 0);
+  assert_true(o >= 0);
+  assert_int_equal(hd_signal_parse(g_conn[1].msgs[o], strlen(g_conn[1].msgs[o]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  assert_int_equal(m.subscriber_offer.n_tracks, 2);
+  /* answer it as a receive-only client would (our own answerer, recvonly) */
+  hd_sdp_t *offer = malloc(sizeof *offer), *ans = malloc(sizeof *ans);
+  hd_sdp_negotiated_t *neg = malloc(sizeof *neg);
+  char err[256];
+  assert_int_equal(
+      hd_sdp_parse(offer, m.subscriber_offer.sdp, strlen(m.subscriber_offer.sdp), err, sizeof err), 0);
+  hd_signal_msg_free(&m);
+  assert_int_equal(offer->n_media, 2);
+  hd_sdp_answer_params_t ap = {.ice_ufrag = "bobufrag",
+                               .ice_pwd = "bobpasswordbobpassword",
+                               .fingerprint_sha256 = hd_dtls_cert_fingerprint(g_cert),
+                               .cand_ip = "127.0.0.1",
+                               .cand_port = 50000,
+                               .direction = HD_SDP_RECVONLY};
+  assert_int_equal(hd_sdp_negotiate(offer, &ap, ans, neg, err, sizeof err), 0);
+  static char ans_text[32000];
+  assert_true(hd_sdp_write(ans, ans_text, sizeof ans_text) > 0);
+  json_str(ans_text, sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg, "{\"type\":\"subscriber_answer\",\"sdp\":%s}", sdpj);
+  clear(&g_conn[1]);
+  assert_int_equal(send_msg(1, msg), 0);
+  assert_int_equal(find(1, "error", 0), -1);
+  assert_int_equal(hd_node_session_count(g_node, HD_SESSION_SUBSCRIBE), 1);
+  assert_int_equal(hd_node_session_count(g_node, HD_SESSION_PUBLISH), 1);
+  free(offer);
+  free(ans);
+  free(neg);
+  /* admin: the room lists both, alice's camera can be muted, bob removed */
+  char *j = hd_node_admin_participants_json(g_node, "appA", "r");
+  assert_non_null(j);
+  assert_non_null(strstr(j, "\"identity\":\"alice\""));
+  assert_non_null(strstr(j, cam_sid));
+  free(j);
+  assert_null(hd_node_admin_participants_json(g_node, "appB", "r")); /* tenant isolation */
+  assert_int_equal(hd_node_admin_mute(g_node, "appA", "r", "alice", cam_sid, 1, g_now), 0);
+  assert_true(find(1, "track_muted", 0) >= 0);
+  assert_true(find(0, "track_muted", 0) >= 0); /* an admin mute tells the owner too */
+  assert_int_equal(hd_node_admin_remove(g_node, "appA", "r", "bob", g_now), 0);
+  assert_true(strstr(g_conn[1].msgs[g_conn[1].n - 1], "\"reason\":\"removed\"") != NULL);
+  assert_int_equal(g_conn[1].closed, 1000);
+  assert_int_equal(hd_node_session_count(g_node, HD_SESSION_SUBSCRIBE), 0);
+  /* closing the room ends alice's publisher PC too */
+  assert_int_equal(hd_node_admin_close_room(g_node, "appA", "r", g_now), 0);
+  assert_int_equal(hd_node_session_count(g_node, 0), 0);
+  assert_int_equal(hd_node_room_count(g_node), 0);
+  assert_int_equal(g_events[HD_WEBHOOK_TRACK_UNPUBLISHED], 2);
+}
+
+static void test_data_limits_duplicates(void **st) {
+  (void)st;
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(join(2, token("appA", "r", "carol", 0, 0, 1, 0, 0)), 0); /* hidden, no data grant */
+  assert_int_equal(find(0, "participant_joined", 0) >= 0 && find(0, "carol", 0) >= 0, 0);
+  for (int i = 0; i < 3; i++)
+    clear(&g_conn[i]);
+  /* data to one identity */
+  assert_int_equal(send_msg(0, "{\"type\":\"data\",\"payload\":\"hi bob\",\"to\":[\"bob\"]}"), 0);
+  assert_true(find(1, "data", 0) >= 0);
+  assert_int_equal(find(2, "data", 0), -1);
+  /* no grant, and hidden participants cannot publish */
+  assert_int_equal(send_msg(2, "{\"type\":\"data\",\"payload\":\"x\"}"), 0);
+  assert_true(strstr(g_conn[2].msgs[0], "canPublishData") != NULL);
+  /* rate limit: 100 data messages at once -> burst of 100 passes, then 429 once */
+  clear(&g_conn[0]);
+  for (int i = 0; i < 105; i++)
+    send_msg(0, "{\"type\":\"data\",\"payload\":\"spam\"}");
+  int n429 = 0;
+  for (int i = 0; i < g_conn[0].n; i++)
+    n429 += strstr(g_conn[0].msgs[i], "rate_limited") != NULL;
+  assert_int_equal(n429, 1);
+  /* malformed JSON keeps the connection */
+  assert_int_equal(send_msg(1, "{nope"), 0);
+  /* duplicate identity: the older connection is told and closed */
+  clear(&g_conn[1]);
+  assert_int_equal(join(3, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(g_conn[1].closed, 1000);
+  assert_true(find(1, "left", 0) >= 0);
+  assert_int_equal(hd_node_participant_count(g_node), 3);
+  /* room cap (4): two more joins, the second refused */
+  assert_int_equal(join(4, token("appA", "r", "erin", 1, 1, 0, 0, 0)), 0);
+  assert_true(join(5, token("appA", "r", "frank", 1, 1, 0, 0, 0)) < 0);
+  assert_true(strstr(g_conn[5].msgs[0], "room_full") != NULL);
+  hd_node_close_all(g_node, "test end");
+  assert_int_equal(hd_node_participant_count(g_node), 0);
+  assert_int_equal(hd_node_room_count(g_node), 0);
+  assert_non_null(strstr(g_conn[0].msgs[g_conn[0].n - 1], "\"reason\":\"server_shutdown\""));
+  assert_int_equal(g_conn[0].closed, 1000);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_join_presence_and_tokens, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_publish_subscribe_flow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_data_limits_duplicates, setup, teardown),
+  };
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  hd_dtls_cert_free(g_cert);
+  return rc;
+}
