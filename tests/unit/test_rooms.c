@@ -302,7 +302,7 @@ static void test_data_limits_duplicates(void **st) {
   assert_int_equal(hd_node_participant_count(g_node), 0);
   assert_int_equal(hd_node_room_count(g_node), 0);
   assert_non_null(strstr(g_conn[0].msgs[g_conn[0].n - 1], "\"reason\":\"server_shutdown\""));
-  assert_int_equal(g_conn[0].closed, 1000);
+  assert_int_equal(g_conn[0].closed, 1001); /* going away (docs/protocol.md Connection) */
 }
 
 int main(void) {
