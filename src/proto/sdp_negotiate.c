@@ -17,27 +17,9 @@
 
 #include "base/err.h"
 #include "base/rand.h"
+#include "base/str.h"
 
 /* ---- helpers ---- */
-
-static int set_err(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int set_err(char *err, size_t cap, int rc, const char *fmt, ...) {
-  if (err && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
-/* Bounded copy for strings we build ourselves; returns -1 if it does not fit. */
-static int scpy(char *dst, size_t cap, const char *src) {
-  size_t n = strlen(src);
-  if (n >= cap) return -1;
-  memcpy(dst, src, n + 1);
-  return 0;
-}
 
 /* Small decimal (payload type, apt=, packetization-mode): -1 unless 1-3 digits. */
 static int small_num(const char *s) {
@@ -350,7 +332,7 @@ static int answer_section(nctx_t *n, int i) {
   nm->active = 1;
   nm->direction = n->whep ? HD_SDP_SENDONLY : HD_SDP_RECVONLY;
   nm->pt = codec->pt;
-  if (scpy(nm->codec, sizeof nm->codec, codec->name) < 0) {
+  if (hd_scpy(nm->codec, sizeof nm->codec, codec->name) < 0) {
     nm->active = 0;
     note(n, om, "codec name too long");
     return 0;
@@ -466,15 +448,15 @@ static int answer_section(nctx_t *n, int i) {
 static int check_params(const hd_sdp_answer_params_t *p, char *err, size_t errcap) {
   if (!p->ice_ufrag || !p->ice_ufrag[0] || strlen(p->ice_ufrag) >= HD_SDP_ICE_MAX || !p->ice_pwd ||
       !p->ice_pwd[0] || strlen(p->ice_pwd) >= HD_SDP_ICE_MAX)
-    return set_err(err, errcap, HD_EINVAL, "internal error: missing our ICE credentials");
+    return hd_errf(err, errcap, HD_EINVAL, "internal error: missing our ICE credentials");
   if (!p->fingerprint_sha256 || strlen(p->fingerprint_sha256) != 95)
-    return set_err(err, errcap, HD_EINVAL, "internal error: our sha-256 fingerprint is malformed");
+    return hd_errf(err, errcap, HD_EINVAL, "internal error: our sha-256 fingerprint is malformed");
   if (!p->cand_ip || !p->cand_ip[0] || strlen(p->cand_ip) >= HD_SDP_ADDR_MAX || strchr(p->cand_ip, ' '))
-    return set_err(err, errcap, HD_EINVAL, "internal error: missing our candidate address");
+    return hd_errf(err, errcap, HD_EINVAL, "internal error: missing our candidate address");
   if (p->direction != HD_SDP_RECVONLY && p->direction != HD_SDP_SENDONLY)
-    return set_err(err, errcap, HD_EINVAL, "internal error: answer direction must be recvonly or sendonly");
+    return hd_errf(err, errcap, HD_EINVAL, "internal error: answer direction must be recvonly or sendonly");
   if ((p->cname && strlen(p->cname) >= 64) || (p->stream_id && strlen(p->stream_id) >= 48))
-    return set_err(err, errcap, HD_EINVAL, "internal error: cname or stream id too long");
+    return hd_errf(err, errcap, HD_EINVAL, "internal error: cname or stream id too long");
   return 0;
 }
 
@@ -482,36 +464,36 @@ int hd_sdp_negotiate(const hd_sdp_t *offer, const hd_sdp_answer_params_t *p, hd_
                      hd_sdp_negotiated_t *out, char *err, size_t errcap) {
   if (err && errcap) err[0] = '\0';
   if (!offer || !p || !answer || !out)
-    return set_err(err, errcap, HD_EINVAL, "internal error: NULL argument");
+    return hd_errf(err, errcap, HD_EINVAL, "internal error: NULL argument");
   int rc = check_params(p, err, errcap);
   if (rc < 0) return rc;
   if (offer->n_media <= 0 || offer->n_media > HD_SDP_MAX_MEDIA)
-    return set_err(err, errcap, HD_EUNSUPPORTED, "offer has no media sections");
+    return hd_errf(err, errcap, HD_EUNSUPPORTED, "offer has no media sections");
   if (!offer->has_bundle || offer->n_bundle == 0)
-    return set_err(err, errcap, HD_EUNSUPPORTED, "offer has no a=group:BUNDLE; BUNDLE is required");
+    return hd_errf(err, errcap, HD_EUNSUPPORTED, "offer has no a=group:BUNDLE; BUNDLE is required");
   for (int i = 0; i < offer->n_media; i++)
     if (!offer->media[i].mid[0])
-      return set_err(err, errcap, HD_EUNSUPPORTED, "m-line %d has no a=mid; Unified Plan SDP is required", i);
+      return hd_errf(err, errcap, HD_EUNSUPPORTED, "m-line %d has no a=mid; Unified Plan SDP is required", i);
 
   /* Transport parameters come from the offerer's BUNDLE-tag section (RFC 9143 §7.2). */
   int tag = hd_sdp_media_by_mid(offer, offer->bundle[0]);
   if (tag < 0)
-    return set_err(err, errcap, HD_EPROTO, "a=group:BUNDLE names mid '%s' that has no m-line",
+    return hd_errf(err, errcap, HD_EPROTO, "a=group:BUNDLE names mid '%s' that has no m-line",
                    offer->bundle[0]);
   const char *ufrag = hd_sdp_eff_ice_ufrag(offer, tag), *pwd = hd_sdp_eff_ice_pwd(offer, tag);
   if (!ufrag[0] || !pwd[0])
-    return set_err(err, errcap, HD_EUNSUPPORTED, "offer has no a=ice-ufrag / a=ice-pwd");
+    return hd_errf(err, errcap, HD_EUNSUPPORTED, "offer has no a=ice-ufrag / a=ice-pwd");
   const hd_sdp_fingerprint_t *fp = hd_sdp_eff_fingerprint(offer, tag);
   if (!fp || strcmp(fp->hash, "sha-256") != 0)
-    return set_err(err, errcap, HD_EUNSUPPORTED, "offer has no sha-256 a=fingerprint");
+    return hd_errf(err, errcap, HD_EUNSUPPORTED, "offer has no sha-256 a=fingerprint");
   int rsetup = hd_sdp_eff_setup(offer, tag);
   if (rsetup == HD_SDP_SETUP_HOLDCONN)
-    return set_err(err, errcap, HD_EUNSUPPORTED, "a=setup:holdconn is not supported");
+    return hd_errf(err, errcap, HD_EUNSUPPORTED, "a=setup:holdconn is not supported");
   for (int i = 0; i < offer->n_media; i++) {
     const hd_sdp_media_t *m = &offer->media[i];
     if ((m->kind == HD_SDP_AUDIO || m->kind == HD_SDP_VIDEO) && in_bundle(offer, m->mid) &&
         (m->port || m->bundle_only) && !m->rtcp_mux)
-      return set_err(err, errcap, HD_EUNSUPPORTED, "mid %s has no a=rtcp-mux; rtcp-mux is required", m->mid);
+      return hd_errf(err, errcap, HD_EUNSUPPORTED, "mid %s has no a=rtcp-mux; rtcp-mux is required", m->mid);
   }
 
   nctx_t *n = &(nctx_t){0};
@@ -546,7 +528,7 @@ int hd_sdp_negotiate(const hd_sdp_t *offer, const hd_sdp_answer_params_t *p, hd_
     }
   }
   if (!accepted) {
-    int r = set_err(err, errcap, HD_EUNSUPPORTED, "no media section can be served: %s", n->why);
+    int r = hd_errf(err, errcap, HD_EUNSUPPORTED, "no media section can be served: %s", n->why);
     memset(out, 0, sizeof *out);
     return r;
   }

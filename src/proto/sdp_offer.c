@@ -18,27 +18,9 @@
 
 #include "base/err.h"
 #include "base/rand.h"
+#include "base/str.h"
 
 /* ---- helpers ---- */
-
-static int set_err(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int set_err(char *err, size_t cap, int rc, const char *fmt, ...) {
-  if (err && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
-/* Bounded copy; -1 if src does not fit. */
-static int scpy(char *dst, size_t cap, const char *src) {
-  size_t n = strlen(src);
-  if (n >= cap) return -1;
-  memcpy(dst, src, n + 1);
-  return 0;
-}
 
 /* Non-empty, fits in cap, and safe to put on an SDP line (no space, no control). */
 static int valid_token(const char *s, size_t cap) {
@@ -100,14 +82,14 @@ int hd_sdp_out_track_from_negotiated(hd_sdp_out_track_t *t, const hd_sdp_media_n
   hd_sdp_out_track_t x;
   memset(&x, 0, sizeof x);
   x.kind = src->kind;
-  scpy(x.codec, sizeof x.codec, name);
+  hd_scpy(x.codec, sizeof x.codec, name);
   x.clock = src->clock;
   x.channels = src->channels;
-  scpy(x.fmtp, sizeof x.fmtp, src->fmtp);
+  hd_scpy(x.fmtp, sizeof x.fmtp, src->fmtp);
   x.ssrc = ssrc;
   x.rtx_ssrc = src->kind == HD_SDP_VIDEO ? rtx_ssrc : 0;
-  scpy(x.stream_id, sizeof x.stream_id, stream_id);
-  scpy(x.track_id, sizeof x.track_id, track_id);
+  hd_scpy(x.stream_id, sizeof x.stream_id, stream_id);
+  hd_scpy(x.track_id, sizeof x.track_id, track_id);
   int rc = check_track(&x);
   if (rc < 0) return rc;
   *t = x;
@@ -131,12 +113,12 @@ int hd_sdp_offerer_init(hd_sdp_offerer_t *o, const hd_sdp_offerer_params_t *p) {
   if (!valid_token(p->cand_ip, HD_SDP_ADDR_MAX) || p->cand_port == 0) return HD_EINVAL;
   if (p->cname && !valid_token(p->cname, HD_SDP_OFFER_ID_MAX)) return HD_EINVAL;
   memset(o, 0, sizeof *o);
-  scpy(o->ice_ufrag, sizeof o->ice_ufrag, p->ice_ufrag);
-  scpy(o->ice_pwd, sizeof o->ice_pwd, p->ice_pwd);
-  scpy(o->fingerprint, sizeof o->fingerprint, p->fingerprint_sha256);
-  scpy(o->cand_ip, sizeof o->cand_ip, p->cand_ip);
+  hd_scpy(o->ice_ufrag, sizeof o->ice_ufrag, p->ice_ufrag);
+  hd_scpy(o->ice_pwd, sizeof o->ice_pwd, p->ice_pwd);
+  hd_scpy(o->fingerprint, sizeof o->fingerprint, p->fingerprint_sha256);
+  hd_scpy(o->cand_ip, sizeof o->cand_ip, p->cand_ip);
   o->cand_port = p->cand_port;
-  scpy(o->cname, sizeof o->cname, p->cname ? p->cname : "hudong");
+  hd_scpy(o->cname, sizeof o->cname, p->cname ? p->cname : "hudong");
   o->twcc = p->twcc != 0;
   /* RFC 8866 §5.2: sess-id is a numeric string; 62 random bits keep it positive in
    * a signed 64-bit integer, which some parsers use. */
@@ -147,8 +129,8 @@ int hd_sdp_offerer_init(hd_sdp_offerer_t *o, const hd_sdp_offerer_params_t *p) {
 
 int hd_sdp_offerer_restart_ice(hd_sdp_offerer_t *o, const char *ufrag, const char *pwd) {
   if (!o || check_creds(ufrag, pwd) < 0) return HD_EINVAL;
-  scpy(o->ice_ufrag, sizeof o->ice_ufrag, ufrag);
-  scpy(o->ice_pwd, sizeof o->ice_pwd, pwd);
+  hd_scpy(o->ice_ufrag, sizeof o->ice_ufrag, ufrag);
+  hd_scpy(o->ice_pwd, sizeof o->ice_pwd, pwd);
   o->dirty = 1;
   return 0;
 }
@@ -200,10 +182,10 @@ static int ptmap_get(hd_sdp_offerer_t *o, const hd_sdp_out_track_t *t, uint8_t *
   }
   hd_sdp_offer_ptmap_t *e = &o->ptmap[o->n_ptmap++];
   memset(e, 0, sizeof *e);
-  scpy(e->name, sizeof e->name, name);
+  hd_scpy(e->name, sizeof e->name, name);
   e->clock = t->clock;
   e->channels = t->channels;
-  scpy(e->fmtp, sizeof e->fmtp, t->fmtp);
+  hd_scpy(e->fmtp, sizeof e->fmtp, t->fmtp);
   e->pt = (uint8_t)p;
   e->rtx_pt = (uint8_t)r;
   *pt = e->pt;
@@ -337,15 +319,15 @@ static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
                           hd_sdp_media_t *m) {
   memset(m, 0, sizeof *m);
   m->kind = s->kind;
-  scpy(m->media, sizeof m->media, s->kind == HD_SDP_AUDIO ? "audio" : "video");
-  scpy(m->proto, sizeof m->proto, "UDP/TLS/RTP/SAVPF");
+  hd_scpy(m->media, sizeof m->media, s->kind == HD_SDP_AUDIO ? "audio" : "video");
+  hd_scpy(m->proto, sizeof m->proto, "UDP/TLS/RTP/SAVPF");
   memcpy(m->mid, s->mid, sizeof m->mid);
   m->has_conn = 1;
   const hd_sdp_out_track_t *t = &s->track;
 
   hd_sdp_codec_t *c = &m->codecs[m->n_codecs++];
   c->pt = s->pt;
-  scpy(c->name, sizeof c->name, canon_codec(t->codec, t->clock, t->kind));
+  hd_scpy(c->name, sizeof c->name, canon_codec(t->codec, t->clock, t->kind));
   c->clock = t->clock;
   c->channels = t->channels;
   add_fmt(m, s->pt);
@@ -353,18 +335,18 @@ static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
   if (s->state == HD_SDP_SLOT_REJECTED) {
     /* RFC 3264 §8.2: port 0, the format list kept; no transport attributes */
     m->port = 0;
-    scpy(m->conn_addrtype, sizeof m->conn_addrtype, "IP4");
-    scpy(m->conn_addr, sizeof m->conn_addr, "0.0.0.0");
+    hd_scpy(m->conn_addrtype, sizeof m->conn_addrtype, "IP4");
+    hd_scpy(m->conn_addr, sizeof m->conn_addr, "0.0.0.0");
     m->direction = HD_SDP_INACTIVE;
     return;
   }
 
   m->port = o->cand_port;
-  scpy(m->conn_addrtype, sizeof m->conn_addrtype, strchr(o->cand_ip, ':') ? "IP6" : "IP4");
-  scpy(m->conn_addr, sizeof m->conn_addr, o->cand_ip);
+  hd_scpy(m->conn_addrtype, sizeof m->conn_addrtype, strchr(o->cand_ip, ':') ? "IP6" : "IP4");
+  hd_scpy(m->conn_addr, sizeof m->conn_addr, o->cand_ip);
   memcpy(m->ice_ufrag, o->ice_ufrag, sizeof m->ice_ufrag);
   memcpy(m->ice_pwd, o->ice_pwd, sizeof m->ice_pwd);
-  scpy(m->fingerprint.hash, sizeof m->fingerprint.hash, "sha-256");
+  hd_scpy(m->fingerprint.hash, sizeof m->fingerprint.hash, "sha-256");
   memcpy(m->fingerprint.value, o->fingerprint, sizeof m->fingerprint.value);
   m->setup = setup;
   m->direction = s->state == HD_SDP_SLOT_ACTIVE ? HD_SDP_SENDONLY : HD_SDP_INACTIVE;
@@ -378,31 +360,31 @@ static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
     if (!o->twcc && !strcmp(uris[i], HD_SDP_EXT_TWCC)) continue;
     hd_sdp_extmap_t *e = &m->extmaps[m->n_extmaps++];
     e->id = ids[i];
-    scpy(e->uri, sizeof e->uri, uris[i]);
+    hd_scpy(e->uri, sizeof e->uri, uris[i]);
   }
 
   const char *fb[8];
   int nfb = offered_fb(o, s->kind, fb);
   for (int i = 0; i < nfb; i++)
-    scpy(c->fb[c->n_fb++], sizeof c->fb[0], fb[i]);
-  scpy(c->fmtp, sizeof c->fmtp, t->fmtp);
+    hd_scpy(c->fb[c->n_fb++], sizeof c->fb[0], fb[i]);
+  hd_scpy(c->fmtp, sizeof c->fmtp, t->fmtp);
   if (s->rtx_pt) {
     add_fmt(m, s->rtx_pt);
     hd_sdp_codec_t *r = &m->codecs[m->n_codecs++];
     r->pt = s->rtx_pt;
-    scpy(r->name, sizeof r->name, "rtx");
+    hd_scpy(r->name, sizeof r->name, "rtx");
     r->clock = t->clock;
     snprintf(r->fmtp, sizeof r->fmtp, "apt=%u", s->pt);
   }
 
   if (s->state == HD_SDP_SLOT_ACTIVE) {
     m->has_msid = 1;
-    scpy(m->msid_stream, sizeof m->msid_stream, t->stream_id);
-    scpy(m->msid_track, sizeof m->msid_track, t->track_id);
+    hd_scpy(m->msid_stream, sizeof m->msid_stream, t->stream_id);
+    hd_scpy(m->msid_track, sizeof m->msid_track, t->track_id);
     uint32_t ssrcs[2] = {t->ssrc, s->rtx_pt ? t->rtx_ssrc : 0};
     if (ssrcs[1]) {
       hd_sdp_ssrc_group_t *g = &m->ssrc_groups[m->n_ssrc_groups++];
-      scpy(g->semantics, sizeof g->semantics, "FID");
+      hd_scpy(g->semantics, sizeof g->semantics, "FID");
       g->ssrcs[0] = ssrcs[0];
       g->ssrcs[1] = ssrcs[1];
       g->n_ssrcs = 2;
@@ -410,19 +392,19 @@ static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
     for (int i = 0; i < 2 && ssrcs[i]; i++) {
       hd_sdp_ssrc_t *x = &m->ssrcs[m->n_ssrcs++];
       x->ssrc = ssrcs[i];
-      scpy(x->cname, sizeof x->cname, o->cname);
+      hd_scpy(x->cname, sizeof x->cname, o->cname);
       snprintf(x->msid, sizeof x->msid, "%s %s", t->stream_id, t->track_id);
     }
   }
 
   hd_sdp_candidate_t *k = &m->candidates[m->n_candidates++];
-  scpy(k->foundation, sizeof k->foundation, "1");
+  hd_scpy(k->foundation, sizeof k->foundation, "1");
   k->component = 1;
-  scpy(k->transport, sizeof k->transport, "udp");
+  hd_scpy(k->transport, sizeof k->transport, "udp");
   k->priority = 2130706431u; /* type pref 126 (host), local pref 65535, component 1 */
-  scpy(k->addr, sizeof k->addr, o->cand_ip);
+  hd_scpy(k->addr, sizeof k->addr, o->cand_ip);
   k->port = o->cand_port;
-  scpy(k->type, sizeof k->type, "host");
+  hd_scpy(k->type, sizeof k->type, "host");
   m->end_of_candidates = 1;
 }
 
@@ -435,10 +417,10 @@ int hd_sdp_offerer_create_offer(hd_sdp_offerer_t *o, hd_sdp_t *offer) {
                                : HD_SDP_SETUP_ACTIVE;
 
   hd_sdp_init(offer);
-  scpy(offer->origin_sess_id, sizeof offer->origin_sess_id, o->sess_id);
+  hd_scpy(offer->origin_sess_id, sizeof offer->origin_sess_id, o->sess_id);
   offer->origin_sess_version = ++o->version;
   offer->ice_lite = 1;
-  scpy(offer->msid_semantic, sizeof offer->msid_semantic, "WMS");
+  hd_scpy(offer->msid_semantic, sizeof offer->msid_semantic, "WMS");
   offer->n_media = o->n_slots;
   for (int i = 0; i < o->n_slots; i++) {
     hd_sdp_offer_slot_t *s = &o->slots[i];
@@ -480,7 +462,7 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
   for (int f = 0; f < am->n_fmt; f++) {
     int pt = small_num(am->fmt[f]);
     if (pt < 0 || (pt != s->pt && (!s->rtx_pt || pt != s->rtx_pt)))
-      return set_err(err, errcap, HD_EPROTO, "mid %s: answer has payload type %s, which was not offered",
+      return hd_errf(err, errcap, HD_EPROTO, "mid %s: answer has payload type %s, which was not offered",
                      s->mid, am->fmt[f]);
     if (pt == s->pt)
       has_pt = 1;
@@ -489,29 +471,29 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
     const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(am, pt);
     const char *want = pt == s->pt ? canon_codec(t->codec, t->clock, t->kind) : "rtx";
     if (c && c->name[0] && (strcasecmp(c->name, want) || c->clock != t->clock))
-      return set_err(err, errcap, HD_EPROTO, "mid %s: answer maps payload type %d to %s/%u, offer had %s/%u",
+      return hd_errf(err, errcap, HD_EPROTO, "mid %s: answer maps payload type %d to %s/%u, offer had %s/%u",
                      s->mid, pt, c->name, c->clock, want, t->clock);
   }
   if (!has_pt)
-    return set_err(err, errcap, HD_EPROTO,
+    return hd_errf(err, errcap, HD_EPROTO,
                    "mid %s: answer accepts the section but drops its codec %s (pt %u)", s->mid, t->codec,
                    s->pt);
   const hd_sdp_codec_t *ac = hd_sdp_codec_by_pt(am, s->pt);
   if (ac && ac->fmtp[0] && !strcasecmp(t->codec, "H264") && !hd_sdp_h264_same_profile(t->fmtp, ac->fmtp))
-    return set_err(err, errcap, HD_EPROTO, "mid %s: answer's H264 fmtp '%s' does not match the offered '%s'",
+    return hd_errf(err, errcap, HD_EPROTO, "mid %s: answer's H264 fmtp '%s' does not match the offered '%s'",
                    s->mid, ac->fmtp, t->fmtp);
-  if (!am->rtcp_mux) return set_err(err, errcap, HD_EUNSUPPORTED, "mid %s: answer lacks a=rtcp-mux", s->mid);
+  if (!am->rtcp_mux) return hd_errf(err, errcap, HD_EUNSUPPORTED, "mid %s: answer lacks a=rtcp-mux", s->mid);
   if (!in_group(ans, s->mid))
-    return set_err(err, errcap, HD_EUNSUPPORTED, "mid %s: accepted but not in the answer's BUNDLE group",
+    return hd_errf(err, errcap, HD_EUNSUPPORTED, "mid %s: accepted but not in the answer's BUNDLE group",
                    s->mid);
 
   nm->active = 1;
   nm->direction = HD_SDP_SENDONLY;
   nm->pt = s->pt;
-  scpy(nm->codec, sizeof nm->codec, canon_codec(t->codec, t->clock, t->kind));
+  hd_scpy(nm->codec, sizeof nm->codec, canon_codec(t->codec, t->clock, t->kind));
   nm->clock = t->clock;
   nm->channels = t->channels;
-  scpy(nm->fmtp, sizeof nm->fmtp, t->fmtp);
+  hd_scpy(nm->fmtp, sizeof nm->fmtp, t->fmtp);
   nm->rtx_pt = has_rtx ? s->rtx_pt : 0;
   /* rtcp-fb is only in effect if both sides list it (RFC 4585 §4.2); a missing codec
    * entry in the answer means none */
@@ -551,10 +533,10 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
 int hd_sdp_offerer_apply_answer(hd_sdp_offerer_t *o, const hd_sdp_t *ans, hd_sdp_negotiated_t *out, char *err,
                                 size_t errcap) {
   if (err && errcap) err[0] = '\0';
-  if (!o || !ans || !out) return set_err(err, errcap, HD_EINVAL, "internal error: NULL argument");
-  if (!o->pending) return set_err(err, errcap, HD_ESTATE, "no offer is pending");
+  if (!o || !ans || !out) return hd_errf(err, errcap, HD_EINVAL, "internal error: NULL argument");
+  if (!o->pending) return hd_errf(err, errcap, HD_ESTATE, "no offer is pending");
   if (ans->n_media != o->n_pending)
-    return set_err(err, errcap, HD_EPROTO, "answer has %d m-lines, the offer has %d", ans->n_media,
+    return hd_errf(err, errcap, HD_EPROTO, "answer has %d m-lines, the offer has %d", ans->n_media,
                    o->n_pending);
   const hd_sdp_offer_slot_t *ps = o->pending_slots;
 
@@ -562,17 +544,17 @@ int hd_sdp_offerer_apply_answer(hd_sdp_offerer_t *o, const hd_sdp_t *ans, hd_sdp
   int live = 0;
   for (int i = 0; i < o->n_pending; i++) {
     const hd_sdp_media_t *am = &ans->media[i];
-    if (!am->mid[0]) return set_err(err, errcap, HD_EPROTO, "answer m-line %d has no a=mid", i);
+    if (!am->mid[0]) return hd_errf(err, errcap, HD_EPROTO, "answer m-line %d has no a=mid", i);
     if (strcmp(am->mid, ps[i].mid))
-      return set_err(err, errcap, HD_EPROTO, "answer m-line %d has mid '%s', the offer has '%s' there", i,
+      return hd_errf(err, errcap, HD_EPROTO, "answer m-line %d has mid '%s', the offer has '%s' there", i,
                      am->mid, ps[i].mid);
     if (am->kind != ps[i].kind)
-      return set_err(err, errcap, HD_EPROTO, "mid %s: answer media type '%s' differs from the offer's",
+      return hd_errf(err, errcap, HD_EPROTO, "mid %s: answer media type '%s' differs from the offer's",
                      am->mid, am->media);
     if (ps[i].state != HD_SDP_SLOT_REJECTED && am->port != 0) {
       int d = hd_sdp_eff_direction(ans, i);
       if (d == HD_SDP_SENDRECV || d == HD_SDP_SENDONLY)
-        return set_err(err, errcap, HD_EPROTO, "mid %s: answer direction %s is not valid for a %s offer",
+        return hd_errf(err, errcap, HD_EPROTO, "mid %s: answer direction %s is not valid for a %s offer",
                        am->mid, hd_sdp_direction_name(d),
                        ps[i].state == HD_SDP_SLOT_ACTIVE ? "sendonly" : "inactive");
       live++;
@@ -585,31 +567,31 @@ int hd_sdp_offerer_apply_answer(hd_sdp_offerer_t *o, const hd_sdp_t *ans, hd_sdp
   const hd_sdp_fingerprint_t *fp = NULL;
   if (live) {
     if (!ans->has_bundle || ans->n_bundle == 0)
-      return set_err(err, errcap, HD_EUNSUPPORTED, "answer has no a=group:BUNDLE; BUNDLE is required");
+      return hd_errf(err, errcap, HD_EUNSUPPORTED, "answer has no a=group:BUNDLE; BUNDLE is required");
     int tag = hd_sdp_media_by_mid(ans, ans->bundle[0]);
     if (tag < 0)
-      return set_err(err, errcap, HD_EPROTO, "answer's a=group:BUNDLE names mid '%s' that has no m-line",
+      return hd_errf(err, errcap, HD_EPROTO, "answer's a=group:BUNDLE names mid '%s' that has no m-line",
                      ans->bundle[0]);
     const char *ufrag = hd_sdp_eff_ice_ufrag(ans, tag), *pwd = hd_sdp_eff_ice_pwd(ans, tag);
     if (!ufrag[0] || !pwd[0])
-      return set_err(err, errcap, HD_EUNSUPPORTED, "answer has no a=ice-ufrag / a=ice-pwd");
+      return hd_errf(err, errcap, HD_EUNSUPPORTED, "answer has no a=ice-ufrag / a=ice-pwd");
     fp = hd_sdp_eff_fingerprint(ans, tag);
     if (!fp || strcmp(fp->hash, "sha-256"))
-      return set_err(err, errcap, HD_EUNSUPPORTED, "answer has no sha-256 a=fingerprint");
+      return hd_errf(err, errcap, HD_EUNSUPPORTED, "answer has no sha-256 a=fingerprint");
     setup = hd_sdp_eff_setup(ans, tag);
     if (setup == HD_SDP_SETUP_NONE) setup = HD_SDP_SETUP_ACTIVE; /* RFC 4145 §4 default */
     if (setup != HD_SDP_SETUP_ACTIVE && setup != HD_SDP_SETUP_PASSIVE)
-      return set_err(err, errcap, HD_EPROTO, "answer a=setup:%s; an answer must be active or passive",
+      return hd_errf(err, errcap, HD_EPROTO, "answer a=setup:%s; an answer must be active or passive",
                      hd_sdp_setup_name(setup));
     dtls_server = setup == HD_SDP_SETUP_ACTIVE;
     if (o->established && dtls_server != o->dtls_server)
-      return set_err(err, errcap, HD_EUNSUPPORTED, "answer swaps the DTLS roles (a=setup:%s); not supported",
+      return hd_errf(err, errcap, HD_EUNSUPPORTED, "answer swaps the DTLS roles (a=setup:%s); not supported",
                      hd_sdp_setup_name(setup));
     if (o->established && o->remote_fingerprint[0] && strcasecmp(o->remote_fingerprint, fp->value))
-      return set_err(err, errcap, HD_EUNSUPPORTED, "answer changes the DTLS fingerprint; not supported");
-    scpy(out->remote_ufrag, sizeof out->remote_ufrag, ufrag);
-    scpy(out->remote_pwd, sizeof out->remote_pwd, pwd);
-    scpy(out->remote_fingerprint, sizeof out->remote_fingerprint, fp->value);
+      return hd_errf(err, errcap, HD_EUNSUPPORTED, "answer changes the DTLS fingerprint; not supported");
+    hd_scpy(out->remote_ufrag, sizeof out->remote_ufrag, ufrag);
+    hd_scpy(out->remote_pwd, sizeof out->remote_pwd, pwd);
+    hd_scpy(out->remote_fingerprint, sizeof out->remote_fingerprint, fp->value);
   }
   out->remote_setup = setup;
   out->dtls_server = dtls_server;
@@ -646,8 +628,8 @@ int hd_sdp_offerer_apply_answer(hd_sdp_offerer_t *o, const hd_sdp_t *ans, hd_sdp
   if (fp) {
     o->established = 1;
     o->dtls_server = dtls_server;
-    scpy(o->remote_fingerprint, sizeof o->remote_fingerprint, fp->value);
-    scpy(o->remote_ufrag, sizeof o->remote_ufrag, out->remote_ufrag);
+    hd_scpy(o->remote_fingerprint, sizeof o->remote_fingerprint, fp->value);
+    hd_scpy(o->remote_ufrag, sizeof o->remote_ufrag, out->remote_ufrag);
   }
   o->pending = 0;
   return 0;
