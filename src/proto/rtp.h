@@ -180,4 +180,15 @@ static inline void hd_seq_unwrapper_init(hd_seq_unwrapper_t *u) {
 }
 int64_t hd_seq_unwrap(hd_seq_unwrapper_t *u, uint16_t seq);
 
+/* The extended sequence number of `seq` nearest to the extended reference `ref`
+ * (stateless form of the unwrapper, for code that keeps its own reference). */
+static inline int64_t hd_seq_extend(int64_t ref, uint16_t seq) {
+  int64_t cand = (ref & ~(int64_t)0xffff) | seq;
+  if (cand - ref > 0x8000)
+    cand -= 0x10000;
+  else if (ref - cand > 0x8000)
+    cand += 0x10000;
+  return cand;
+}
+
 #endif

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "proto/rtp.h"
+
 #define RESET_GAP 1000 /* a forward jump larger than this is a restart, not loss */
 
 void hd_nack_gen_init(hd_nack_gen_t *g) {
@@ -29,15 +31,6 @@ static hd_time_t retry_interval(const hd_nack_gen_t *g) {
   return iv < g->min_interval ? g->min_interval : iv;
 }
 
-static int64_t extend(int64_t ref, uint16_t seq) {
-  int64_t cand = (ref & ~(int64_t)0xffff) | seq;
-  if (cand - ref > 0x8000)
-    cand -= 0x10000;
-  else if (ref - cand > 0x8000)
-    cand += 0x10000;
-  return cand;
-}
-
 static void remove_at(hd_nack_gen_t *g, size_t i) {
   memmove(&g->missing[i], &g->missing[i + 1], (g->n_missing - i - 1) * sizeof g->missing[0]);
   g->n_missing--;
@@ -49,7 +42,7 @@ void hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now) {
     g->max_ext = 0x10000 + seq;
     return;
   }
-  int64_t ext = extend(g->max_ext, seq);
+  int64_t ext = hd_seq_extend(g->max_ext, seq);
   if (ext <= g->max_ext) { /* late or repaired: no longer missing */
     for (size_t i = 0; i < g->n_missing; i++) {
       if (g->missing[i].ext_seq == ext) {

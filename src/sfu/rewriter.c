@@ -3,22 +3,14 @@
 
 #include <string.h>
 
+#include "proto/rtp.h"
+
 #include "base/err.h"
 
 void hd_rewriter_init(hd_rewriter_t *rw, uint32_t out_ssrc, uint32_t clock_rate) {
   memset(rw, 0, sizeof *rw);
   rw->out_ssrc = out_ssrc;
   rw->clock_rate = clock_rate ? clock_rate : 90000;
-}
-
-/* Extends a 16-bit seq to 64 bits relative to a reference extended seq. */
-static int64_t extend(int64_t ref, uint16_t seq) {
-  int64_t cand = (ref & ~(int64_t)0xffff) | seq;
-  if (cand - ref > 0x8000)
-    cand -= 0x10000;
-  else if (ref - cand > 0x8000)
-    cand += 0x10000;
-  return cand;
 }
 
 int hd_rewriter_map(hd_rewriter_t *rw, uint32_t src_ssrc, uint16_t src_seq, uint32_t src_ts, hd_time_t now,
@@ -44,7 +36,7 @@ int hd_rewriter_map(hd_rewriter_t *rw, uint32_t src_ssrc, uint16_t src_seq, uint
     rw->src_base_ext = 0x10000 + src_seq;
     rw->src_max_ext = rw->src_base_ext;
   } else {
-    int64_t ext = extend(rw->src_max_ext, src_seq);
+    int64_t ext = hd_seq_extend(rw->src_max_ext, src_seq);
     if (ext < rw->src_base_ext) {
       rw->dropped_old++;
       return HD_EAGAIN;
@@ -68,7 +60,7 @@ int hd_rewriter_map(hd_rewriter_t *rw, uint32_t src_ssrc, uint16_t src_seq, uint
 int hd_rewriter_unmap_seq(const hd_rewriter_t *rw, uint16_t out_seq, uint16_t *src_seq) {
   if (!rw->started) return HD_ENOTFOUND;
   uint16_t s = (uint16_t)(out_seq - rw->seq_offset);
-  int64_t ext = extend(rw->src_max_ext, s);
+  int64_t ext = hd_seq_extend(rw->src_max_ext, s);
   if (ext < rw->src_base_ext || ext > rw->src_max_ext) return HD_ENOTFOUND;
   *src_seq = s;
   return 0;
