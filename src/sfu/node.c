@@ -393,13 +393,11 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   }
   if (rc == HD_PEER_PKT_RTP && s->kind == HD_SESSION_PUBLISH) {
     uint8_t scratch[HD_DATAGRAM_MAX];
-    const uint8_t *pkt;
-    size_t plen;
-    int in_idx =
-        hd_session_publisher_rtp(s, buf, len, now, scratch, sizeof scratch, &pkt, &plen, &n->stats.media);
+    hd_rtp_hdr_t h; /* parsed once, shared by every viewer */
+    int in_idx = hd_session_publisher_rtp(s, buf, len, now, scratch, sizeof scratch, &h, &n->stats.media);
     if (in_idx >= 0) {
       for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room)
-        if (v->n_out) hd_session_forward(v, s, in_idx, pkt, plen, now);
+        if (v->n_out) hd_session_forward(v, s, in_idx, &h, now);
     }
   } else if (rc == HD_PEER_PKT_RTCP) {
     hd_session_rtcp(s, s->kind == HD_SESSION_PUBLISH ? s : pub, buf, len, now, &n->stats.media);

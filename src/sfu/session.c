@@ -245,8 +245,7 @@ static void twcc_record(hd_session_t *s, uint16_t seq, hd_time_t now) {
 }
 
 int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
-                             size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len,
-                             hd_session_counters_t *c) {
+                             size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c) {
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(buf, len, &h) < 0) {
     c->drop_malformed_rtp++;
@@ -293,8 +292,7 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
       t->bytes += len;
       if (h.payload_len == 0) return HD_EAGAIN; /* padding-only probe: nothing to forward */
       if (t->have_cache) hd_rtp_cache_put(&t->cache, buf, len, now);
-      *pkt = buf;
-      *pkt_len = len;
+      *out = h;
       return k;
     }
     t->rtx_ssrc = h.ssrc;
@@ -304,12 +302,11 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
     if (n < 0) return HD_EAGAIN;
     t->rtx_packets++;
     hd_rtp_hdr_t oh;
-    if (hd_rtp_parse(scratch, (size_t)n, &oh) < 0) return HD_EPROTO;
+    if (hd_rtp_parse(scratch, (size_t)n, &oh) < 0) return HD_EPROTO; /* payload now in scratch */
     hd_rtp_recv_stats_update(&t->stats, oh.seq, oh.ts, now, t->clock);
     if (t->nack_enabled) hd_nack_gen_on_packet(&t->nack, oh.seq, now);
     if (t->have_cache) hd_rtp_cache_put(&t->cache, scratch, (size_t)n, now);
-    *pkt = scratch;
-    *pkt_len = (size_t)n;
+    *out = oh;
     return k;
   }
   c->drop_unknown_pt++;
@@ -366,38 +363,28 @@ static int follows(const hd_out_track_t *t, const hd_session_t *pub, int in_idx)
 }
 
 static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
-                        const hd_rtp_hdr_t *hp, hd_time_t now) {
+                        const hd_rtp_hdr_t *h, hd_time_t now) {
   if (!codec_matches(t, &pub->in[in_idx])) return;
-  hd_rtp_hdr_t h = *hp;
   uint16_t seq;
   uint32_t ts;
-  if (hd_rewriter_map(&t->rw, h.ssrc, h.seq, h.ts, now, &seq, &ts) < 0) return;
+  if (hd_rewriter_map(&t->rw, h->ssrc, h->seq, h->ts, now, &seq, &ts) < 0) return;
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return;
-  int n = build_out(t, pub, &h, seq, ts, now, out, cap);
+  int n = build_out(t, pub, h, seq, ts, now, out, cap);
   if (n < 0) return;
   if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
   t->packets++;
   t->bytes += (size_t)n;
-  hd_rtp_send_stats_update(&t->sstats, ts, h.payload_len, now);
+  hd_rtp_send_stats_update(&t->sstats, ts, h->payload_len, now);
 }
 
-void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const uint8_t *pkt, size_t len,
+void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h,
                         hd_time_t now) {
   if (v->peer.state != HD_PEER_CONNECTED || v->closing || in_idx < 0 || in_idx >= pub->n_in) return;
   if (pub->in[in_idx].muted) return;
-  hd_rtp_hdr_t h;
-  int parsed = 0;
-  for (int i = 0; i < v->n_out; i++) {
-    hd_out_track_t *t = &v->out[i];
-    if (!follows(t, pub, in_idx)) continue;
-    if (!parsed) {
-      if (hd_rtp_parse(pkt, len, &h) < 0) return;
-      parsed = 1;
-    }
-    forward_one(v, t, pub, in_idx, &h, now);
-  }
+  for (int i = 0; i < v->n_out; i++)
+    if (follows(&v->out[i], pub, in_idx)) forward_one(v, &v->out[i], pub, in_idx, h, now);
 }
 
 void hd_session_request_keyframe(hd_session_t *pub, hd_time_t now, hd_session_counters_t *c) {

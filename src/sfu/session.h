@@ -137,14 +137,13 @@ int hd_session_track_by_mid(const hd_session_t *s, const char *mid);
 /* Stops forwarding from `src` into any track of s (src is going away). */
 void hd_session_unbind_source(hd_session_t *s, const hd_session_t *src);
 /* Handles decrypted RTP from a publisher: returns the index (into s->in) of the track it belongs to
- * and writes the normalised original packet (RTX unwrapped) to pkt and pkt_len (which
+ * and parses the normalised original packet (RTX unwrapped) into *out (its payload
  * may point into `scratch`), or a negative error for a packet to drop. */
 int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
-                             size_t scratch_cap, const uint8_t **pkt, size_t *pkt_len,
-                             hd_session_counters_t *c);
+                             size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c);
 /* Sends a packet of publisher `pub`'s track `in_idx` to every track of viewer v
  * that follows it. */
-void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const uint8_t *pkt, size_t len,
+void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h,
                         hd_time_t now);
 /* Index of pub's first active track of `kind`, or -1. */
 int hd_session_first_in(const hd_session_t *pub, int kind);
