@@ -189,14 +189,59 @@ void hd_node_free(hd_node_t *n) {
   free(n);
 }
 
+hd_session_t *node_session_new(hd_node_t *n, int kind, const char *ufrag, const char *pwd,
+                               const hd_sdp_negotiated_t *neg, const uint32_t want_ssrc[2], uint32_t want_rtx,
+                               hd_time_t now, int *rc_out) {
+  hd_session_t *s = calloc(1, sizeof *s);
+  int rc = HD_ENOMEM;
+  if (s) {
+    s->kind = kind;
+    s->created = now;
+    hd_random_token(s->id, HD_SESSION_ID_LEN);
+    snprintf(s->local_ufrag, sizeof s->local_ufrag, "%s", ufrag);
+    snprintf(s->local_pwd, sizeof s->local_pwd, "%s", pwd);
+    if (neg) s->neg = *neg;
+    if (want_ssrc) {
+      s->want_ssrc[HD_TRACK_AUDIO] = want_ssrc[HD_TRACK_AUDIO];
+      s->want_ssrc[HD_TRACK_VIDEO] = want_ssrc[HD_TRACK_VIDEO];
+      s->want_rtx_ssrc = want_rtx;
+    }
+    /* without a negotiation yet (subscriber PC before its answer): ICE only */
+    rc =
+        hd_peer_init(&s->peer, &n->txq, n->cert, s->local_ufrag, s->local_pwd, neg ? neg->remote_ufrag : NULL,
+                     neg ? neg->remote_fingerprint : NULL, neg ? neg->dtls_server : 1, now);
+    if (rc == 0) {
+      rc = hd_session_setup_tracks(s, now);
+      if (rc < 0) {
+        hd_session_free_tracks(s);
+        hd_peer_free(&s->peer);
+      }
+    }
+    if (rc < 0) {
+      free(s);
+      s = NULL;
+    }
+  }
+  *rc_out = rc;
+  return s;
+}
+
+void node_session_discard(hd_session_t *s) {
+  hd_session_free_tracks(s);
+  hd_peer_free(&s->peer);
+  free(s);
+}
+
+size_t node_session_total(const hd_node_t *n) { return n->n_publish + n->n_play + n->n_subscribe; }
+
 int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *room, const char *offer,
                            size_t offer_len, hd_time_t now, char *answer, size_t answer_cap,
                            char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap) {
   int rc;
   hd_sdp_t *osdp = NULL, *asdp = NULL;
-  hd_session_t *s = NULL;
+  hd_sdp_negotiated_t *neg = NULL;
   hd_room_t *r = node_room_find(n, app, room);
-  if (n->n_publish + n->n_play >= n->cfg.max_sessions) {
+  if (node_session_total(n) >= n->cfg.max_sessions) {
     snprintf(err, errcap, "node is at its session limit (%zu)", n->cfg.max_sessions);
     return HD_ENOSPC;
   }
@@ -214,95 +259,59 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
   }
   osdp = malloc(sizeof *osdp);
   asdp = malloc(sizeof *asdp);
-  s = calloc(1, sizeof *s);
-  if (!osdp || !asdp || !s) {
+  neg = malloc(sizeof *neg);
+  if (!osdp || !asdp || !neg) {
     rc = HD_ENOMEM;
     snprintf(err, errcap, "out of memory");
-    goto fail;
+    goto out;
   }
   rc = hd_sdp_parse(osdp, offer, offer_len, err, errcap);
-  if (rc < 0) goto fail;
-  s->kind = kind;
-  hd_random_token(s->id, HD_SESSION_ID_LEN);
-  hd_random_token(s->local_ufrag, 16);
-  hd_random_token(s->local_pwd, 32);
-  uint32_t ssrc_a = hd_random_u32() | 1, ssrc_v = hd_random_u32() | 2, ssrc_rtx = hd_random_u32() | 4;
+  if (rc < 0) goto out;
+  char ufrag[17], pwd[33];
+  hd_random_token(ufrag, 16);
+  hd_random_token(pwd, 32);
+  uint32_t ssrc[2] = {hd_random_u32() | 1, hd_random_u32() | 2}, ssrc_rtx = hd_random_u32() | 4;
   hd_sdp_answer_params_t p = {
-      .ice_ufrag = s->local_ufrag,
-      .ice_pwd = s->local_pwd,
+      .ice_ufrag = ufrag,
+      .ice_pwd = pwd,
       .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
       .cand_ip = n->rtc_ip,
       .cand_port = n->cfg.rtc_port,
       .direction = kind == HD_SESSION_PUBLISH ? HD_SDP_RECVONLY : HD_SDP_SENDONLY,
       .source = kind == HD_SESSION_PLAY ? &r->publisher->neg : NULL,
-      .send_ssrc_audio = ssrc_a,
-      .send_ssrc_video = ssrc_v,
+      .send_ssrc_audio = ssrc[HD_TRACK_AUDIO],
+      .send_ssrc_video = ssrc[HD_TRACK_VIDEO],
       .send_ssrc_video_rtx = ssrc_rtx,
       .cname = "hudong",
       .stream_id = room,
   };
-  rc = hd_sdp_negotiate(osdp, &p, asdp, &s->neg, err, errcap);
-  if (rc < 0) goto fail;
+  rc = hd_sdp_negotiate(osdp, &p, asdp, neg, err, errcap);
+  if (rc < 0) goto out;
   rc = hd_sdp_write(asdp, answer, answer_cap);
   if (rc < 0) {
     snprintf(err, errcap, "answer too large");
-    goto fail;
+    goto out;
   }
-  s->want_ssrc[HD_TRACK_AUDIO] = ssrc_a;
-  s->want_ssrc[HD_TRACK_VIDEO] = ssrc_v;
-  s->want_rtx_ssrc = ssrc_rtx;
-  rc = hd_peer_init(&s->peer, &n->txq, n->cert, s->local_ufrag, s->local_pwd, s->neg.remote_ufrag,
-                    s->neg.remote_fingerprint, s->neg.dtls_server, now);
-  if (rc < 0) {
+  hd_session_t *s = node_session_new(n, kind, ufrag, pwd, neg, ssrc, ssrc_rtx, now, &rc);
+  if (!s) {
     snprintf(err, errcap, "transport setup failed: %s", hd_strerror(rc));
-    goto fail;
-  }
-  s->created = now;
-  rc = hd_session_setup_tracks(s, now);
-  if (rc < 0) {
-    hd_peer_free(&s->peer);
-    snprintf(err, errcap, "track setup failed: %s", hd_strerror(rc));
-    goto fail;
-  }
-  if ((rc = hd_map_put(&n->by_id, s->id, strlen(s->id), s)) < 0 ||
-      (rc = hd_map_put(&n->by_ufrag, s->local_ufrag, strlen(s->local_ufrag), s)) < 0) {
-    hd_map_del(&n->by_id, s->id, strlen(s->id));
-    hd_session_free_tracks(s);
-    hd_peer_free(&s->peer);
-    snprintf(err, errcap, "session table full");
-    goto fail;
+    goto out;
   }
   r = node_room_get(n, app, room, now);
-  if (!r) {
-    hd_map_del(&n->by_id, s->id, strlen(s->id));
-    hd_map_del(&n->by_ufrag, s->local_ufrag, strlen(s->local_ufrag));
-    hd_session_free_tracks(s);
-    hd_peer_free(&s->peer);
-    rc = HD_ENOMEM;
-    goto fail;
+  rc = r ? node_session_register(n, s, r) : HD_ENOMEM;
+  if (rc < 0) {
+    node_session_discard(s);
+    if (r) node_room_maybe_delete(n, r);
+    snprintf(err, errcap, "session table full");
+    goto out;
   }
-  s->room = r;
-  if (kind == HD_SESSION_PUBLISH) {
-    r->publisher = s;
-    s->room_publisher = 1;
-    n->n_publish++;
-  } else {
-    s->next_in_room = r->viewers;
-    r->viewers = s;
-    r->n_viewers++;
-    n->n_play++;
-  }
-  n->stats.sessions_total++;
   memcpy(id, s->id, HD_SESSION_ID_LEN + 1);
   HD_LOGI("sfu", "session %s (%s) created in %s/%s", s->id, kind == HD_SESSION_PUBLISH ? "whip" : "whep", app,
           room);
+out:
   free(osdp);
   free(asdp);
-  return 0;
-fail:
-  free(osdp);
-  free(asdp);
-  free(s);
+  free(neg);
   return rc;
 }
 
@@ -337,12 +346,17 @@ int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r) {
     return rc;
   }
   s->room = r;
-  s->next_in_room = r->viewers;
-  r->viewers = s;
+  if (s->kind == HD_SESSION_PUBLISH && !s->owner) { /* WHIP: the room's publisher, what WHEP follows */
+    r->publisher = s;
+    s->room_publisher = 1;
+  } else {
+    s->next_in_room = r->viewers;
+    r->viewers = s;
+  }
   if (s->kind == HD_SESSION_PUBLISH)
     n->n_publish++;
   else if (s->kind == HD_SESSION_PLAY)
-    n->n_play++;
+    n->n_play++, r->n_viewers++;
   else
     n->n_subscribe++;
   n->stats.sessions_total++;

@@ -41,8 +41,20 @@ hd_room_t *node_room_find(hd_node_t *n, const char *app, const char *name);
 hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_time_t now);
 void node_room_maybe_delete(hd_node_t *n, hd_room_t *r);
 void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why);
-/* Registers a session in the id and ufrag maps and links it into room r's
- * session list (not as the WHIP publisher). */
+/* A new session with our ICE credentials and, if neg is given, the agreed
+ * media and the peer's transport (else ICE only until hd_peer_set_remote).
+ * want_ssrc/want_rtx: the SSRCs a WHEP answer promised (NULL otherwise).
+ * Not yet registered; NULL with *rc on failure. */
+hd_session_t *node_session_new(hd_node_t *n, int kind, const char *ufrag, const char *pwd,
+                               const hd_sdp_negotiated_t *neg, const uint32_t want_ssrc[2], uint32_t want_rtx,
+                               hd_time_t now, int *rc);
+/* Frees a session that was never registered. */
+void node_session_discard(hd_session_t *s);
+/* Sessions of every kind, for the node's session cap. */
+size_t node_session_total(const hd_node_t *n);
+/* Registers a session in the id and ufrag maps and links it into room r (as
+ * the room's publisher for a WHIP session; set s->owner first for a
+ * participant's). */
 int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r);
 
 /* Reports a room lifecycle event to cfg.on_event (webhooks). */

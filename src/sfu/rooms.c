@@ -250,18 +250,14 @@ static void unsubscribe_all(hd_node_t *n, hd_participant_t *p, const char *sid) 
 /* The subscriber PC's session exists from the first offer on, answering ICE
  * checks at once; its DTLS starts when the answer arrives. */
 static void create_sub_session(hd_node_t *n, hd_participant_t *q) {
-  hd_session_t *s = calloc(1, sizeof *s);
+  int rc;
+  if (node_session_total(n) >= n->cfg.max_sessions) return;
+  hd_session_t *s =
+      node_session_new(n, HD_SESSION_SUBSCRIBE, q->sub_ufrag, q->sub_pwd, NULL, NULL, 0, n->now, &rc);
   if (!s) return;
-  s->kind = HD_SESSION_SUBSCRIBE;
   s->owner = q;
-  hd_random_token(s->id, HD_SESSION_ID_LEN);
-  snprintf(s->local_ufrag, sizeof s->local_ufrag, "%s", q->sub_ufrag);
-  snprintf(s->local_pwd, sizeof s->local_pwd, "%s", q->sub_pwd);
-  hd_time_t now = n->now;
-  if (hd_peer_init(&s->peer, &n->txq, n->cert, s->local_ufrag, s->local_pwd, NULL, NULL, 1, now) < 0 ||
-      hd_session_setup_tracks(s, now) < 0 || node_session_register(n, s, q->room) < 0) {
-    hd_peer_free(&s->peer);
-    free(s);
+  if (node_session_register(n, s, q->room) < 0) {
+    node_session_discard(s);
     return;
   }
   q->sub_sess = s;
@@ -415,27 +411,19 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
     goto out;
   }
   if (!p->pub_sess) {
-    s = calloc(1, sizeof *s);
-    rc = HD_ENOMEM;
-    if (!s) goto out;
-    s->kind = HD_SESSION_PUBLISH;
-    s->owner = p;
-    hd_random_token(s->id, HD_SESSION_ID_LEN);
-    snprintf(s->local_ufrag, sizeof s->local_ufrag, "%s", ufrag);
-    snprintf(s->local_pwd, sizeof s->local_pwd, "%s", pwd);
-    s->neg = *neg;
-    rc = hd_peer_init(&s->peer, &n->txq, n->cert, ufrag, pwd, neg->remote_ufrag, neg->remote_fingerprint,
-                      neg->dtls_server, now);
-    if (rc == 0) rc = hd_session_setup_tracks(s, now);
-    if (rc == 0) rc = node_session_register(n, s, p->room);
+    rc = HD_ENOSPC;
+    s = node_session_total(n) < n->cfg.max_sessions
+            ? node_session_new(n, HD_SESSION_PUBLISH, ufrag, pwd, neg, NULL, 0, now, &rc)
+            : NULL;
+    if (s) {
+      s->owner = p;
+      rc = node_session_register(n, s, p->room);
+      if (rc < 0) node_session_discard(s);
+    }
     if (rc < 0) {
-      hd_session_free_tracks(s);
-      hd_peer_free(&s->peer);
-      free(s);
       snprintf(err, errcap, "publisher transport setup failed: %s", hd_strerror(rc));
       goto out;
     }
-    s->created = now;
     p->pub_sess = s;
   } else {
     /* Renegotiation keeps the transport; m-lines keep their order (JSEP), so
