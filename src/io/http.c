@@ -352,12 +352,36 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
   return 0;
 }
 
+static void settle_fired(uv_timer_t *t) { *(int *)t->data = 1; }
+static void settle_closed(uv_handle_t *h) { free(h); }
+
+/* Turns the loop for ms milliseconds. libuv finishes a handle close one loop
+ * turn after uv_close; lws reports a connection closed (LWS_CALLBACK_CLOSED)
+ * before its uv_poll handle has finished closing, and starting the context
+ * destroy in that window made uv__io_poll abort on an epoll_ctl for a closed
+ * fd (about one shutdown in 100 under load). */
+static void settle(uv_loop_t *loop, uint64_t ms) {
+  uv_timer_t *t = malloc(sizeof *t);
+  int done = 0;
+  if (!t || uv_timer_init(loop, t) != 0) {
+    free(t);
+    return;
+  }
+  t->data = &done;
+  uv_timer_start(t, settle_fired, ms, 0);
+  while (!done && uv_run(loop, UV_RUN_ONCE)) {
+  }
+  uv_close((uv_handle_t *)t, settle_closed);
+  uv_run(loop, UV_RUN_NOWAIT);
+}
+
 void hd_http_server_stop(hd_http_server_t *s) {
   if (!s) return;
   /* WebSocket connections first get a close frame (1001) and a moment for the
    * close handshake; whatever is left is cut by the destroy below and reported
    * to its endpoint from LWS_CALLBACK_WSI_DESTROY. */
   hd_ws__hub_shutdown(s->ws);
+  settle(s->loops[0], 20);
   /* On a foreign libuv loop the first destroy only starts closing lws's uv
    * handles; the closes complete as the loop turns, and a second destroy then
    * frees the context (one call leaks every connection and the vhost). */
