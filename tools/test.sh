@@ -71,6 +71,13 @@ else
 fi
 
 echo
-if [ "${#failures[@]}" -gt 0 ]; then printf 'failed: %s\n' "${failures[@]}"; fi
+if [ "${#failures[@]}" -gt 0 ]; then
+  # the failing checks themselves, so that the tail of the log says what broke
+  for log in build/ctest.log build-asan/ctest.log; do
+    [ -f "$log" ] && grep -E '^([0-9]+: )?(FAIL - |not ok |\[  FAILED  \]|.*\*\*\*Failed|.*Sanitizer)' "$log" | head -40 |
+      sed "s|^|$log: |"
+  done
+  printf 'failed: %s\n' "${failures[@]}"
+fi
 echo "summary: $passed passed, $failed failed"
 [ "$failed" = 0 ]
