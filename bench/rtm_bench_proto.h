@@ -1,0 +1,49 @@
+/* rtm_bench: the client side of one messaging protocol (MQTT 3.1.1 for
+ * mosquitto, Hudong RTM over WebSocket), driven by rtm_bench.c's epoll loop.
+ * A driver writes requests with bench_write() and reports what it parsed with
+ * the bench_on_*() callbacks. */
+#ifndef HD_BENCH_RTM_PROTO_H
+#define HD_BENCH_RTM_PROTO_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  int idx, fd;
+  int connecting, ready, want_out;
+  uint8_t *rbuf;
+  size_t rlen;
+  uint8_t *wbuf;
+  size_t wlen, wcap;
+  void *pstate; /* the driver's per-connection state (freed with free()) */
+} bench_conn_t;
+
+typedef struct {
+  const char *name;
+  /* TCP connected: send the protocol's opening (WebSocket upgrade, CONNECT) */
+  void (*hello)(bench_conn_t *c);
+  /* parse c->rbuf[0..rlen); set *used to the bytes consumed; -1 = fatal */
+  int (*parse)(bench_conn_t *c, size_t *used);
+  /* optional: after a read burst (e.g. send one cumulative ack) */
+  void (*after_read)(bench_conn_t *c);
+  /* subscribe to channel ch of the fan-out run `fanout` */
+  void (*subscribe)(bench_conn_t *c, int ch, int fanout);
+  /* publish payload (printable ASCII) to channel ch */
+  void (*publish)(bench_conn_t *c, int ch, int fanout, const char *payload, size_t n);
+} bench_proto_t;
+
+extern const bench_proto_t bench_proto_mqtt, bench_proto_hudong;
+
+/* the server's port (the WebSocket Host header wants it) */
+void bench_proto_set_port(int port);
+/* writes a `hudong serve` config for the benchmark; 0 or -1 */
+int bench_hudong_write_config(const char *path, const char *listen);
+
+/* provided by rtm_bench.c */
+int bench_write(bench_conn_t *c, const void *p, size_t n);
+void bench_fail(bench_conn_t *c, const char *fmt, ...);
+void bench_on_ready(bench_conn_t *c);
+void bench_on_subscribed(bench_conn_t *c);
+void bench_on_puback(bench_conn_t *c);
+void bench_on_message(bench_conn_t *c, const uint8_t *payload, size_t n);
+
+#endif
