@@ -25,7 +25,7 @@ int bench_hudong_write_config(const char *path, const char *listen) {
   fprintf(f,
           "{\"listen\": \"%s\", \"rtc_port\": 0,\n"
           " \"apps\": [{\"key\": \"%s\", \"secret\": \"%s\"}],\n"
-          " \"rtm\": {\"db\": \":memory:\", \"rate\": 1000000, \"burst\": 1000000, \"max_sessions\": 100000}}\n",
+          " \"rtm\": {\"db\": \":memory:\", \"rate\": 100000, \"burst\": 1000000}}\n",
           listen, BENCH_KEY, BENCH_SECRET);
   return fclose(f) == 0 ? 0 : -1;
 }
@@ -94,14 +94,14 @@ static void send_login(bench_conn_t *c) {
 
 static void hd_subscribe(bench_conn_t *c, int ch, int fanout) {
   char msg[160];
-  int n = snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"id\":\"s%u\",\"channel\":\"f%d.c%d\"}", st_of(c)->req++,
+  int n = snprintf(msg, sizeof msg, "{\"type\":\"sub\",\"id\":\"s%u\",\"ch\":\"f%d.c%d\"}", st_of(c)->req++,
                    fanout, ch);
   ws_text(c, msg, (size_t)n);
 }
 
 static void hd_publish(bench_conn_t *c, int ch, int fanout, const char *payload, size_t len) {
   char msg[4300];
-  int n = snprintf(msg, sizeof msg, "{\"type\":\"publish\",\"id\":\"p%u\",\"channel\":\"f%d.c%d\",\"payload\":\"%.*s\"}",
+  int n = snprintf(msg, sizeof msg, "{\"type\":\"pub\",\"id\":\"p%u\",\"ch\":\"f%d.c%d\",\"data\":\"%.*s\"}",
                    st_of(c)->req++, fanout, ch, (int)len, payload);
   ws_text(c, msg, (size_t)n);
 }
@@ -124,15 +124,15 @@ static void on_text(bench_conn_t *c, const char *s, size_t n) {
     unsigned long long v = strtoull(sv, NULL, 10);
     if (v > st->last_s) st->last_s = v;
   }
-  if (!strncmp(t, "\"message\"", 9)) {
-    const char *p = field(s, n, "payload");
+  if (!strncmp(t, "\"msg\"", 5)) {
+    const char *p = field(s, n, "data");
     if (p && *p == '"')
       bench_on_message(c, (const uint8_t *)p + 1, (size_t)(s + n - (p + 1)));
     else
       bench_fail(c, "message without payload");
   } else if (!strncmp(t, "\"welcome\"", 9)) {
     bench_on_ready(c);
-  } else if (!strncmp(t, "\"ok\"", 4) || !strncmp(t, "\"published\"", 11)) {
+  } else if (!strncmp(t, "\"ok\"", 4)) {
     const char *id = field(s, n, "id");
     if (id && id[1] == 's')
       bench_on_subscribed(c);
