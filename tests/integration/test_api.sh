@@ -204,6 +204,7 @@ cat >"$TMP/config.json" <<EOF
   "max_request_body": $MAXBODY,
   "max_viewers_per_room": 1,
   "token_leeway_seconds": 0,
+  "room_empty_timeout_s": 0,
   "webhooks": {"urls": [], "max_queue": 100, "max_attempts": 3, "max_age_seconds": 60, "timeout_ms": 2000}
 }
 EOF
