@@ -351,7 +351,7 @@ def free_port():
     return p
 
 
-def start_server(tmp, hooks, empty_timeout=0, name="hudong"):
+def start_server(tmp, hooks, empty_timeout=0, name="hudong", leeway=None):
     """The main node closes empty rooms at once (room_empty_timeout_s 0: the
     crowd and webhook checks expect hudong_rooms 0 and room_finished right
     after the last leave); part 6 starts a second one with a timeout."""
@@ -364,6 +364,8 @@ def start_server(tmp, hooks, empty_timeout=0, name="hudong"):
                          "webhook_urls": ["http://127.0.0.1:%d/appB" % hooks.port,
                                           "http://127.0.0.1:%d/fail" % hooks.port]}],
                "webhooks": {"urls": ["http://127.0.0.1:%d/all" % hooks.port], "timeout_ms": 2000}}
+        if leeway is not None:
+            cfg["token_leeway_seconds"] = leeway
         path = os.path.join(tmp, name + ".json")
         with open(path, "w") as f:
             json.dump(cfg, f)
@@ -543,6 +545,11 @@ def test_tokens():
     room = "r"
     expect_join_error(mint("appA", "x", room, exp_in=-60), 401, "token_expired", "expired token (60 s ago)")
     expect_join_error(mint("appA", "x", room, nbf_in=120), 401, "token_expired", "token not valid yet (nbf +120 s)")
+    c = new_client("appA", "skewed", room, exp_in=-3)  # within the default token_leeway_seconds (10)
+    check(c is not None, "a token expired 3 s ago still joins (default token_leeway_seconds 10)")
+    if c:
+        leave_by(c, "leave")
+        c.close()
     expect_join_error(cli_token("--key", "appA", "--secret", "not-the-secret", "--room", room, "--identity", "x"),
                       401, "unauthorized", "bad signature (hudong token with a wrong secret)")
     tok = mint("appA", "x", room)
@@ -1206,8 +1213,11 @@ def test_default_timeout(tmp, hooks):
     global PORT
     section("6b. a node with room_empty_timeout_s 2")
     main_port = PORT
-    proc, PORT, err = start_server(tmp, hooks, empty_timeout=2, name="hudong-timeout")
+    proc, PORT, err = start_server(tmp, hooks, empty_timeout=2, name="hudong-timeout", leeway=0)
     try:
+        # token_leeway_seconds applies to /rtc joins too: 0 here, the default 10 on the main node
+        expect_join_error(mint("appA", "x", "lw", exp_in=-3), 401, "token_expired",
+                          "token_leeway_seconds 0: a token expired 3 s ago")
         adm = mint("appA", "ops", None, admin=True, join=False)
         a = new_client("appA", "a", "lin")
         if not a:
