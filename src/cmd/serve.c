@@ -612,6 +612,13 @@ static void usage_serve(void) {
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
 
+/* A non-negative integer option value, or -2 for anything else. */
+static long nonneg_arg(const char *s) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  return *s && !*end && v >= 0 ? v : -2;
+}
+
 int hd_cmd_serve(int argc, char **argv) {
   server_t s;
   memset(&s, 0, sizeof s);
@@ -631,9 +638,9 @@ int hd_cmd_serve(int argc, char **argv) {
     else if (!strcmp(argv[i], "--rtc-announce-port") && i + 1 < argc)
       announce_port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--room-empty-timeout") && i + 1 < argc)
-      empty_timeout = strtol(argv[++i], NULL, 10);
+      empty_timeout = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--max-publish-bitrate") && i + 1 < argc)
-      max_pub_kbps = strtol(argv[++i], NULL, 10);
+      max_pub_kbps = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -656,9 +663,9 @@ int hd_cmd_serve(int argc, char **argv) {
     return 2;
   }
   if (rtc_port >= 0) s.cfg.rtc_port = rtc_port;
-  if (empty_timeout > 86400 || max_pub_kbps > 1000000) {
-    fprintf(stderr,
-            "hudong serve: --room-empty-timeout is at most 86400, --max-publish-bitrate at most 1000000\n");
+  if (empty_timeout == -2 || max_pub_kbps == -2 || empty_timeout > 86400 || max_pub_kbps > 1000000) {
+    fprintf(stderr, "hudong serve: --room-empty-timeout is an integer in 0..86400, --max-publish-bitrate in "
+                    "0..1000000\n");
     return 2;
   }
   if (empty_timeout >= 0) s.cfg.room_empty_timeout = empty_timeout;
