@@ -24,7 +24,21 @@
 // trackMuted(t, p, muted), trackSubscribed(t, p), trackUnsubscribed(t, p),
 // activeSpeakers([{sid, level, participant}]), data({from, fromSid, payload, participant}),
 // localTrackPublished(lt), localTrackUnpublished(lt), error(err), left({reason, message}),
-// subscriberOffer({tracks, at}).
+// subscriberOffer({tracks, at}), reconnecting({attempt, delayMs, reason}), reconnected({attempts, ms}),
+// disconnected({reason}).
+//
+// Auto-reconnect (docs/protocol.md "Client behaviour"): when the WebSocket drops
+// without a final "left" (network loss, a node restart: no left at all, or left
+// "server_shutdown"), the Room rejoins with exponential backoff and jitter
+// (opts.reconnectBaseMs 500 doubling to opts.reconnectCapMs 8000, each delay
+// drawn from [d/2, d]), a token from opts.getToken() if given (else the same
+// one), and republishes its local tracks. The node has no session resume: the
+// rejoin is a new participant (new sid, new track sids, new PeerConnections);
+// remote participants are dropped (participantLeft) and come back from the new
+// "joined" (participantJoined). After opts.reconnectMaxMs (default 30000) of
+// failed attempts, or a join refused with 401/403 and no getToken, it gives up:
+// "disconnected" event, state "disconnected". opts.reconnect = false turns it off.
+// left reasons client_request, removed, room_closed and duplicate_identity are final.
 
 const PROTOCOL = 1;
 
@@ -80,7 +94,7 @@ export class Room {
     this.url = wsUrl(url);
     this.token = token;
     this.opts = opts;
-    this.state = 'idle'; // idle | connecting | connected | disconnected
+    this.state = 'idle'; // idle | connecting | connected | reconnecting | disconnected
     this.localParticipant = null; // {sid, identity, name, metadata, permissions}
     this.roomInfo = null; // {name, sid, created_at, max_participants}
     this.participants = new Map(); // sid -> participant
@@ -159,8 +173,23 @@ export class Room {
 
   async _connect() {
     this._setState('connecting');
+    let joined;
+    try {
+      joined = await this._openAndJoin();
+    } catch (e) {
+      this._teardown();
+      this._setState('disconnected');
+      throw e;
+    }
+    this._onJoined(joined);
+    return this;
+  }
+
+  // Opens the WebSocket and sends join; resolves with "joined".
+  async _openAndJoin() {
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    this._leftSeen = false;
     await new Promise((resolve, reject) => {
       ws.onopen = resolve;
       ws.onerror = () => reject(new Error(`WebSocket ${this.url} failed`));
@@ -172,24 +201,107 @@ export class Room {
     const join = { type: 'join', token: this.token, auto_subscribe: this.opts.autoSubscribe !== false, protocol: PROTOCOL };
     if (this.opts.name) join.name = this.opts.name;
     if (this.opts.metadata !== undefined) join.metadata = this.opts.metadata;
-    let joined;
-    try {
-      joined = await this._request(join, 'joined', this.opts.joinTimeoutMs || 10000);
-    } catch (e) {
-      this._teardown();
-      this._setState('disconnected');
-      throw e;
-    }
-    this._onJoined(joined);
-    return this;
+    return this._request(join, 'joined', this.opts.joinTimeoutMs || 10000);
   }
 
-  _onJoined(m) {
+  // ---- auto-reconnect ----
+  _canReconnect() {
+    return this.opts.reconnect !== false && (this.state === 'connected' || this.state === 'reconnecting') && !this._leaving;
+  }
+
+  // The signaling connection is lost: drop what the node's side held (PCs,
+  // remote participants), keep the local tracks, and rejoin with backoff.
+  _reconnect(reason) {
+    if (this._reconnecting) return;
+    this._reconnecting = true;
+    const t0 = performance.now();
+    this._dropSession();
+    this._setState('reconnecting');
+    const base = this.opts.reconnectBaseMs || 500, cap = this.opts.reconnectCapMs || 8000;
+    const maxMs = this.opts.reconnectMaxMs ?? 30000;
+    const run = async () => {
+      for (let attempt = 1; ; attempt++) {
+        const d = Math.min(cap, base * 2 ** (attempt - 1));
+        const delayMs = Math.round(d / 2 + Math.random() * (d / 2));
+        if (performance.now() - t0 + delayMs > maxMs) return this._giveUp(`could not reconnect within ${maxMs} ms (${reason})`);
+        this._emit('reconnecting', { attempt, delayMs, reason });
+        await new Promise((r) => { this._retryTimer = setTimeout(r, delayMs); });
+        if (this._leaving || this.state !== 'reconnecting') return undefined;
+        try {
+          if (this.opts.getToken) this.token = await this.opts.getToken();
+          const joined = await this._openAndJoin();
+          this._onJoined(joined, true);
+          await this._republish();
+          this._reconnecting = false;
+          this._emit('reconnected', { attempts: attempt, ms: Math.round(performance.now() - t0) });
+          return undefined;
+        } catch (e) {
+          this._dropSession(); /* also what a half-done rejoin set up */
+          this._setState('reconnecting');
+          reason = e.message || String(e);
+          if (e instanceof SignalError && (e.code === 401 || e.code === 403) && !this.opts.getToken) return this._giveUp(`rejoin refused: ${reason}`);
+        }
+      }
+    };
+    run().catch((e) => this._giveUp(e.message || String(e)));
+  }
+
+  _giveUp(reason) {
+    this._reconnecting = false;
+    this._teardown();
+    this._emit('disconnected', { reason });
+    this._setState('disconnected');
+  }
+
+  // Closes the WebSocket and both PCs without touching local tracks or state.
+  _closeTransport() {
+    clearInterval(this._pingTimer);
+    this._pingTimer = null;
+    for (const [, p] of this._pending) p.reject(new Error('connection lost'));
+    this._pending.clear();
+    if (this.pub) { this.pub.close(); this.pub = null; }
+    if (this.sub) { this.sub.close(); this.sub = null; }
+    if (this.ws) { this.ws.onclose = null; this.ws.onmessage = null; if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000); }
+  }
+
+  // Forgets the node's side of the session: a rejoin is a new participant.
+  _dropSession() {
+    this._closeTransport();
+    for (const mid of [...this._subscribed.keys()]) this._markUnsubscribed(mid);
+    this._subMids = new Map();
+    this._offerAt.clear();
+    for (const p of [...this.participants.values()]) {
+      for (const t of [...p.tracks.values()]) this._dropRemoteTrack(p, t);
+      this.participants.delete(p.sid);
+      this._emit('participantLeft', p);
+    }
+    this._pubQueue = makeQueue();
+    this._subQueue = makeQueue();
+    for (const lt of this.localTracks.values()) { lt.sid = null; lt.transceiver = null; }
+  }
+
+  // Publishes the kept local tracks on the new publisher PC, in one offer.
+  async _republish() {
+    const lts = [...this.localTracks.values()];
+    if (!lts.length) return;
+    for (const lt of lts) {
+      lt.transceiver = this.pub.addTransceiver(lt.track, { direction: 'sendonly', streams: [lt.stream || new MediaStream([lt.track])] });
+    }
+    await this._renegotiate();
+  }
+
+  _onJoined(m, announce = false) {
     this.localParticipant = { ...m.participant, tracks: undefined };
     this.roomInfo = m.room || null;
     this.pingInterval = m.ping_interval || 5;
     this.pingTimeout = m.ping_timeout || 15;
-    for (const p of m.participants || []) this._upsertParticipant(p);
+    for (const p of m.participants || []) {
+      const q = this._upsertParticipant(p);
+      if (announce) { /* after a reconnect the snapshot is news to the app */
+        this._emit('participantJoined', q);
+        for (const t of q.tracks.values()) this._emit('trackPublished', t, q);
+      }
+    }
     const iceServers = this.opts.iceServers || (m.ice_servers || []).map((s) => {
       const o = { urls: s.urls };
       if (s.username !== undefined) o.username = s.username;
@@ -212,6 +324,7 @@ export class Room {
 
   _ping() {
     if (performance.now() - this._lastRecv > this.pingTimeout * 1000) {
+      if (this._canReconnect()) { this._reconnect(`no message from the node for ${this.pingTimeout} s`); return; }
       this._emit('error', new Error(`no message from the node for ${this.pingTimeout} s`));
       this._teardown();
       this._setState('disconnected');
@@ -222,6 +335,7 @@ export class Room {
 
   _onClose(ev) {
     const wasLeft = this._leftSeen;
+    if (!wasLeft && this._canReconnect()) { this._reconnect(`signaling closed (${ev.code} ${ev.reason})`); return; }
     this._teardown();
     for (const [, p] of this._pending) p.reject(new Error(`WebSocket closed (${ev.code} ${ev.reason})`));
     this._pending.clear();
@@ -315,8 +429,9 @@ export class Room {
         if (typeof m.t === 'number') this.rtt = Date.now() - m.t;
         break;
       case 'left':
-        this._leftSeen = true;
         this._emit('left', { reason: m.reason, message: m.message });
+        if (m.reason === 'server_shutdown' && this._canReconnect()) { this._reconnect('server_shutdown'); break; }
+        this._leftSeen = true;
         this._teardown();
         this._setState('disconnected');
         break;
@@ -538,8 +653,10 @@ export class Room {
     const lt = this._local(x);
     if (!lt) throw new Error('no such local track');
     this.localTracks.delete(lt.cid);
-    await lt.transceiver.sender.replaceTrack(null);
-    lt.transceiver.direction = 'inactive';
+    if (lt.transceiver) { /* none while reconnecting */
+      await lt.transceiver.sender.replaceTrack(null);
+      lt.transceiver.direction = 'inactive';
+    }
     if (stop) lt.track.stop();
     this._emit('localTrackUnpublished', lt);
     if (this.pub && this.state === 'connected') await this._renegotiate();
@@ -577,6 +694,9 @@ export class Room {
   // Leaves the room: "leave", then waits (briefly) for "left" and closes everything.
   async leave() {
     if (this.state === 'disconnected') return;
+    this._leaving = true;
+    clearTimeout(this._retryTimer);
+    if (this.state === 'reconnecting') { this._reconnecting = false; this._teardown(); this._setState('disconnected'); return; }
     const gotLeft = new Promise((resolve) => {
       const off = this.on('connectionStateChanged', (s) => { if (s === 'disconnected') { off(); resolve(); } });
       setTimeout(resolve, 1000);
@@ -591,6 +711,7 @@ export class Room {
   _teardown() {
     clearInterval(this._pingTimer);
     this._pingTimer = null;
+    clearTimeout(this._retryTimer);
     for (const lt of this.localTracks.values()) lt.track.stop();
     this.localTracks.clear();
     for (const mid of [...this._subscribed.keys()]) this._markUnsubscribed(mid);
@@ -627,7 +748,7 @@ export class Room {
     }
     for (const lt of this.localTracks.values()) {
       const e = { cid: lt.cid, sid: lt.sid, kind: lt.kind, source: lt.source, muted: lt.muted };
-      const st = await lt.transceiver.sender.getStats().catch(() => null);
+      const st = lt.transceiver ? await lt.transceiver.sender.getStats().catch(() => null) : null;
       if (st) st.forEach((s) => {
         if (s.type === 'outbound-rtp') { e.packetsSent = s.packetsSent; e.bytesSent = s.bytesSent; e.framesEncoded = s.framesEncoded; }
       });

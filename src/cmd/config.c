@@ -19,6 +19,8 @@ void hd_config_defaults(hd_config_t *c) {
   c->max_viewers = 500;
   c->body_cap = 64 * 1024;
   c->token_leeway = 10;
+  c->room_empty_timeout =
+      20; /* like LiveKit's departure timeout: a reload or network change rejoins the same room */
   c->webhook_max_queue = 1000;
   c->webhook_max_attempts = 8;
   c->webhook_max_age = 600;
@@ -81,6 +83,8 @@ static const char *const known_keys[] = {"listen",
                                          "max_viewers_per_room",
                                          "max_request_body",
                                          "token_leeway_seconds",
+                                         "room_empty_timeout_s",
+                                         "max_publish_bitrate_kbps",
                                          "apps",
                                          "cors_origins",
                                          "webhooks"};
@@ -200,6 +204,9 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   v = c->token_leeway;
   if (get_int(root, "token_leeway_seconds", 0, 3600, &v, err, errcap)) goto out;
   c->token_leeway = v;
+  if (get_int(root, "room_empty_timeout_s", 0, 86400, &c->room_empty_timeout, err, errcap)) goto out;
+  if (get_int(root, "max_publish_bitrate_kbps", 0, 1000000, &c->max_publish_bitrate_kbps, err, errcap))
+    goto out;
   json_t *apps = json_object_get(root, "apps");
   if (apps) {
     if (!json_is_array(apps) || json_array_size(apps) > HD_MAX_APPS) {

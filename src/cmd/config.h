@@ -34,8 +34,10 @@ typedef struct {
   int n_origins;
   size_t max_sessions;
   size_t max_viewers;
-  size_t body_cap;   /* HTTP request body cap (bytes) */
-  long token_leeway; /* seconds */
+  size_t body_cap;               /* HTTP request body cap (bytes) */
+  long token_leeway;             /* seconds, for HTTP bearer tokens and /rtc join tokens */
+  long room_empty_timeout;       /* seconds an empty room is kept (0 = closed at once) */
+  long max_publish_bitrate_kbps; /* REMB cap per publisher PeerConnection (0 = none) */
   /* "webhooks": receivers of every app's events, and the delivery limits */
   char webhook_urls[HD_MAX_WEBHOOK_URLS][HD_CONFIG_URL_MAX];
   int n_webhook_urls;

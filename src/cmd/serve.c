@@ -255,8 +255,12 @@ static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
   if (s->webhooks) hd_webhook_sender_push(s->webhooks, ev);
 }
 
+static void admin_create_room(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp,
+                              const hd_token_claims_t *claims);
+
 /* ---- /admin: room administration with a roomAdmin token ----
  *   GET    /admin/rooms
+ *   POST   /admin/rooms      {"name", "empty_timeout_s"?, "max_participants"?, "metadata"?}
  *   GET    /admin/rooms/{room}/participants
  *   DELETE /admin/rooms/{room}/participants/{identity}
  *   POST   /admin/rooms/{room}/participants/{identity}/mute   {"track_sid": "...", "muted": true}
@@ -291,6 +295,10 @@ static void handle_admin(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
   int rc = 0;
   if (np == 1 && !strcmp(req->method, "GET")) {
     json = hd_node_admin_rooms_json(s->node, claims.key);
+  } else if (np == 1 && !strcmp(req->method, "POST")) {
+    admin_create_room(s, req, resp, &claims);
+    hd_rtc_udp_kick(s->udp); /* the room's empty timer is a new deadline */
+    return;
   } else if (np == 2 && !strcmp(req->method, "DELETE")) {
     rc = hd_node_admin_close_room(s->node, claims.key, room, now);
   } else if (np == 3 && !strcmp(parts[2], "participants") && !strcmp(req->method, "GET")) {
@@ -312,6 +320,68 @@ static void handle_admin(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
     hd_http_resp_body(resp, 200, "application/json", "{\"ok\":true}", 11);
   free(json);
   hd_rtc_udp_kick(s->udp);
+}
+
+/* POST /admin/rooms: creates a room ahead of the first join (201 with the
+ * room's JSON; 409 if it exists; 400 on a bad body). */
+static void admin_create_room(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp,
+                              const hd_token_claims_t *claims) {
+  json_error_t je;
+  json_t *b = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+  static const char *const keys[] = {"name", "empty_timeout_s", "max_participants", "metadata"};
+  const char *bad = NULL;
+  if (!json_is_object(b)) bad = "body must be a JSON object";
+  const char *k;
+  json_t *kv;
+  if (!bad) json_object_foreach(b, k, kv) {
+      size_t i = 0;
+      while (i < sizeof keys / sizeof keys[0] && strcmp(k, keys[i]))
+        i++;
+      if (i == sizeof keys / sizeof keys[0])
+        bad = "unknown member (allowed: name, empty_timeout_s, max_participants, metadata)";
+    }
+  json_t *nm = b ? json_object_get(b, "name") : NULL, *to = b ? json_object_get(b, "empty_timeout_s") : NULL;
+  json_t *mp = b ? json_object_get(b, "max_participants") : NULL,
+         *md = b ? json_object_get(b, "metadata") : NULL;
+  if (!bad && (!json_is_string(nm) || !valid_room(json_string_value(nm), json_string_length(nm))))
+    bad = "\"name\" must be a room name (1-64 characters of A-Z a-z 0-9 - _ .)";
+  if (!bad && to && (!json_is_integer(to) || json_integer_value(to) < 1 || json_integer_value(to) > 86400))
+    bad = "\"empty_timeout_s\" must be an integer in [1, 86400]";
+  if (!bad && mp && (!json_is_integer(mp) || json_integer_value(mp) < 1 || json_integer_value(mp) > 100000))
+    bad = "\"max_participants\" must be an integer in [1, 100000]";
+  if (!bad && md && (!json_is_string(md) || json_string_length(md) >= HD_NODE_ROOM_METADATA_MAX))
+    bad = "\"metadata\" must be a string shorter than 1024 bytes";
+  if (bad) {
+    hd_http_resp_text(resp, 400, "%s\n", bad);
+    json_decref(b);
+    return;
+  }
+  const char *name = json_string_value(nm);
+  char why[256];
+  if (hd_token_authorize(claims, name, HD_GRANT_ADMIN, why, sizeof why) < 0) {
+    s->auth_failures++;
+    hd_http_resp_text(resp, 403, "forbidden: %s\n", why);
+    json_decref(b);
+    return;
+  }
+  hd_room_opts_t o = {.empty_timeout = to ? HD_SEC(json_integer_value(to)) : -1,
+                      .max_participants = mp ? (size_t)json_integer_value(mp) : 0,
+                      .metadata = md ? json_string_value(md) : NULL};
+  char *json = NULL;
+  int rc = hd_node_admin_create_room(s->node, claims->key, name, &o, (int64_t)time(NULL), hd_io_now(s->loop),
+                                     &json);
+  if (rc == HD_ESTATE)
+    hd_http_resp_text(resp, 409, "room '%s' already exists\n", name);
+  else if (rc == HD_EINVAL)
+    hd_http_resp_text(resp, 400,
+                      "the room would close at once: give \"empty_timeout_s\" (the node's "
+                      "room_empty_timeout_s is 0)\n");
+  else if (rc < 0)
+    hd_http_resp_text(resp, 500, "%s\n", hd_strerror(rc));
+  else
+    hd_http_resp_body(resp, 201, "application/json", json, strlen(json));
+  free(json);
+  json_decref(b);
 }
 
 /* POST /admin/rooms/{room}/participants/{identity}/mute */
@@ -408,6 +478,37 @@ static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
   hd_rtc_udp_kick(s->udp);
 }
 
+/* Webhook delivery counters (sfu/webhook.h hd_webhook_stats_t); all 0 when no
+ * receiver is configured, so dashboards need no special case. */
+static int webhook_metrics(server_t *s, char *out, size_t cap) {
+  hd_webhook_stats_t st;
+  memset(&st, 0, sizeof st);
+  if (s->webhooks) hd_webhook_stats(hd_webhook_sender_core(s->webhooks), &st);
+  int n = snprintf(
+      out, cap,
+      "# HELP hudong_webhook_events_total Events accepted for delivery (one per event, any number of "
+      "receivers).\n"
+      "# TYPE hudong_webhook_events_total counter\nhudong_webhook_events_total %llu\n"
+      "# HELP hudong_webhook_queued Deliveries waiting or in flight, over all receivers.\n"
+      "# TYPE hudong_webhook_queued gauge\nhudong_webhook_queued %llu\n"
+      "# HELP hudong_webhook_attempts_total HTTP requests made to webhook receivers.\n"
+      "# TYPE hudong_webhook_attempts_total counter\nhudong_webhook_attempts_total %llu\n"
+      "# HELP hudong_webhook_deliveries_total Deliveries by outcome: delivered (2xx), failed (given up), "
+      "dropped (receiver queue full).\n"
+      "# TYPE hudong_webhook_deliveries_total counter\n"
+      "hudong_webhook_deliveries_total{outcome=\"delivered\"} %llu\n"
+      "hudong_webhook_deliveries_total{outcome=\"failed\"} %llu\n"
+      "hudong_webhook_deliveries_total{outcome=\"dropped\"} %llu\n"
+      "# HELP hudong_webhook_attempt_failures_total Attempts that failed (error status or transport error).\n"
+      "# TYPE hudong_webhook_attempt_failures_total counter\nhudong_webhook_attempt_failures_total %llu\n"
+      "# HELP hudong_webhook_retries_total Failed attempts followed by a retry.\n"
+      "# TYPE hudong_webhook_retries_total counter\nhudong_webhook_retries_total %llu\n",
+      (unsigned long long)st.pushed, (unsigned long long)st.queued, (unsigned long long)st.attempts,
+      (unsigned long long)st.delivered, (unsigned long long)st.failed, (unsigned long long)st.dropped,
+      (unsigned long long)st.attempt_failures, (unsigned long long)st.retries);
+  return n > 0 && (size_t)n < cap ? n : 0;
+}
+
 static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
@@ -441,6 +542,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
                      (unsigned long long)s->auth_failures);
     if (m > 0 && (size_t)m < METRICS_CAP - (size_t)n) n += m; /* never past the buffer on truncation */
     int w = hd_ws_metrics_text(s->http, buf + n, METRICS_CAP - (size_t)n);
+    if (w > 0) n += w;
+    w = webhook_metrics(s, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
     hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, (size_t)n);
     free(buf);
@@ -498,12 +601,22 @@ static void usage_serve(void) {
   fprintf(
       stderr,
       "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--rtc-announce-port PORT]\n"
-      "                    [--config FILE] [--dev]\n"
+      "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--config FILE] [--dev]\n"
       "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
       "  --rtc-ip / --rtc-announce-port: the address put in ICE candidates, when clients reach\n"
       "            the media port through NAT, a port mapping or a relay (hudong netem)\n"
+      "  --room-empty-timeout S: seconds an empty room keeps its sid before it closes (default 20; 0 = at "
+      "once)\n"
+      "  --max-publish-bitrate KBPS: bitrate cap sent to publishers as REMB (default 0 = no cap)\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
+}
+
+/* A non-negative integer option value, or -2 for anything else. */
+static long nonneg_arg(const char *s) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  return *s && !*end && v >= 0 ? v : -2;
 }
 
 int hd_cmd_serve(int argc, char **argv) {
@@ -512,6 +625,7 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_config_defaults(&s.cfg);
   const char *config = NULL, *listen = NULL, *rtc_ip = NULL;
   int rtc_port = -1, announce_port = -1;
+  long empty_timeout = -1, max_pub_kbps = -1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
       config = argv[++i];
@@ -523,6 +637,10 @@ int hd_cmd_serve(int argc, char **argv) {
       rtc_ip = argv[++i];
     else if (!strcmp(argv[i], "--rtc-announce-port") && i + 1 < argc)
       announce_port = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--room-empty-timeout") && i + 1 < argc)
+      empty_timeout = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--max-publish-bitrate") && i + 1 < argc)
+      max_pub_kbps = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -545,6 +663,13 @@ int hd_cmd_serve(int argc, char **argv) {
     return 2;
   }
   if (rtc_port >= 0) s.cfg.rtc_port = rtc_port;
+  if (empty_timeout == -2 || max_pub_kbps == -2 || empty_timeout > 86400 || max_pub_kbps > 1000000) {
+    fprintf(stderr, "hudong serve: --room-empty-timeout is an integer in 0..86400, --max-publish-bitrate in "
+                    "0..1000000\n");
+    return 2;
+  }
+  if (empty_timeout >= 0) s.cfg.room_empty_timeout = empty_timeout;
+  if (max_pub_kbps >= 0) s.cfg.max_publish_bitrate_kbps = max_pub_kbps;
   if (announce_port >= 0) s.cfg.rtc_announce_port = announce_port;
   if (s.cfg.rtc_port < 0 || s.cfg.rtc_port > 65535 || s.cfg.rtc_announce_port < 0 ||
       s.cfg.rtc_announce_port > 65535) {
@@ -593,6 +718,9 @@ int hd_cmd_serve(int argc, char **argv) {
                            .max_sessions = s.cfg.max_sessions,
                            .max_viewers = s.cfg.max_viewers,
                            .wall_offset = wall_now - hd_io_now(s.loop),
+                           .room_empty_timeout = HD_SEC(s.cfg.room_empty_timeout),
+                           .max_publish_bitrate = (uint64_t)s.cfg.max_publish_bitrate_kbps * 1000,
+                           .token_leeway = s.cfg.token_leeway,
                            .signal_send = signal_send,
                            .signal_close = signal_close,
                            .signal_ud = &s,

@@ -83,6 +83,8 @@ hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_tim
   snprintf(r->app, sizeof r->app, "%s", app);
   snprintf(r->name, sizeof r->name, "%s", name);
   r->created = now;
+  r->empty_timeout = n->cfg.room_empty_timeout;
+  r->close_at = HD_TIME_NEVER;
   r->next = n->rooms;
   n->rooms = r;
   n->n_rooms++;
@@ -95,8 +97,7 @@ hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_tim
   return r;
 }
 
-void node_room_maybe_delete(hd_node_t *n, hd_room_t *r) {
-  if (r->publisher || r->viewers || r->participants) return;
+static void room_free(hd_node_t *n, hd_room_t *r) {
   for (hd_room_t **pp = &n->rooms; *pp; pp = &(*pp)->next) {
     if (*pp == r) {
       *pp = r->next;
@@ -108,6 +109,23 @@ void node_room_maybe_delete(hd_node_t *n, hd_room_t *r) {
   n->n_rooms--;
   free(r);
 }
+
+void node_room_maybe_delete(hd_node_t *n, hd_room_t *r) {
+  if (r->publisher || r->viewers || r->participants) return;
+  if (r->closing || n->closing || r->empty_timeout <= 0) {
+    room_free(n, r);
+    return;
+  }
+  /* keeps its sid and settings for a while: a quick rejoin (page reload,
+   * network change) finds the same room (no room_finished/room_started pair) */
+  if (r->close_at == HD_TIME_NEVER) {
+    r->close_at = n->now + r->empty_timeout;
+    HD_LOGI("room", "room %s/%s is empty; closes in %lld ms unless someone joins", r->app, r->name,
+            (long long)(r->empty_timeout / 1000));
+  }
+}
+
+void node_room_in_use(hd_room_t *r) { r->close_at = HD_TIME_NEVER; }
 
 /* Adds what one hd_peer_feed call dropped (per-peer counters, after minus
  * before) to the node's counters, so hd_node_stats() is complete and cheap. */
@@ -166,6 +184,7 @@ void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
 void hd_node_set_rtc_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_port = port; }
 
 void hd_node_close_all(hd_node_t *n, const char *why) {
+  n->closing = 1; /* an emptied room is freed at once, whatever its timeout */
   while (n->rooms) {
     hd_room_t *r = n->rooms;
     if (r->participants)
@@ -177,6 +196,7 @@ void hd_node_close_all(hd_node_t *n, const char *why) {
     else
       node_room_maybe_delete(n, r);
   }
+  n->closing = 0;
 }
 
 void hd_node_free(hd_node_t *n) {
@@ -201,6 +221,7 @@ hd_session_t *node_session_new(hd_node_t *n, int kind, const char *ufrag, const 
     snprintf(s->local_ufrag, sizeof s->local_ufrag, "%s", ufrag);
     snprintf(s->local_pwd, sizeof s->local_pwd, "%s", pwd);
     if (neg) s->neg = *neg;
+    if (kind == HD_SESSION_PUBLISH) s->remb_bps = n->cfg.max_publish_bitrate;
     if (want_ssrc) {
       s->want_ssrc[HD_TRACK_AUDIO] = want_ssrc[HD_TRACK_AUDIO];
       s->want_ssrc[HD_TRACK_VIDEO] = want_ssrc[HD_TRACK_VIDEO];
@@ -240,6 +261,7 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
   int rc;
   hd_sdp_t *osdp = NULL, *asdp = NULL;
   hd_sdp_negotiated_t *neg = NULL;
+  n->now = now;
   hd_room_t *r = node_room_find(n, app, room);
   if (node_session_total(n) >= n->cfg.max_sessions) {
     snprintf(err, errcap, "node is at its session limit (%zu)", n->cfg.max_sessions);
@@ -332,6 +354,7 @@ hd_session_t *hd_node_find_session(hd_node_t *n, int kind, const char *app, cons
 
 int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id,
                            hd_time_t now) {
+  n->now = now;
   hd_session_t *s = hd_node_find_session(n, kind, app, room, id);
   if (!s) return HD_ENOTFOUND;
   node_session_destroy(n, s, "deleted by client");
@@ -346,6 +369,7 @@ int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r) {
     return rc;
   }
   s->room = r;
+  node_room_in_use(r);
   if (s->kind == HD_SESSION_PUBLISH && !s->owner) { /* WHIP: the room's publisher, what WHEP follows */
     r->publisher = s;
     s->room_publisher = 1;
@@ -429,12 +453,18 @@ hd_time_t hd_node_next_timeout(hd_node_t *n) {
     for (hd_session_t *v = r->viewers; v; v = v->next_in_room)
       t = hd_time_min(t, hd_session_next_timeout(v));
     if (r->participants) t = hd_time_min(t, rooms_next_timeout(n, r));
+    t = hd_time_min(t, r->close_at);
   }
   return t;
 }
 
 void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
   n->now = now;
+  /* empty rooms whose timeout ran out */
+  for (hd_room_t *e = n->rooms, *next; e; e = next) {
+    next = e->next;
+    if (e->close_at <= now && !e->publisher && !e->viewers && !e->participants) room_free(n, e);
+  }
   hd_room_t *r = n->rooms;
   while (r) {
     hd_room_t *next_room = r->next;
@@ -483,6 +513,9 @@ size_t hd_node_room_count(const hd_node_t *n) { return n->n_rooms; }
 int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
   const hd_node_stats_t *st = &n->stats;
   const hd_session_counters_t *m = &st->media;
+  size_t empty = 0;
+  for (const hd_room_t *r = n->rooms; r; r = r->next)
+    if (r->close_at != HD_TIME_NEVER) empty++;
   int len = snprintf(
       out, cap,
       "# HELP hudong_sessions Current WebRTC sessions by kind.\n# TYPE hudong_sessions gauge\n"
@@ -491,6 +524,8 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       "# HELP hudong_participants Room participants connected over /rtc.\n# TYPE hudong_participants gauge\n"
       "hudong_participants %zu\n"
       "# HELP hudong_rooms Current rooms.\n# TYPE hudong_rooms gauge\nhudong_rooms %zu\n"
+      "# HELP hudong_rooms_empty Rooms nobody is in, kept until their empty timeout.\n"
+      "# TYPE hudong_rooms_empty gauge\nhudong_rooms_empty %zu\n"
       "# HELP hudong_sessions_created_total Sessions created.\n# TYPE hudong_sessions_created_total counter\n"
       "hudong_sessions_created_total %llu\n"
       "# HELP hudong_sessions_failed_total Sessions ended by ICE/DTLS failure or consent expiry.\n"
@@ -528,8 +563,8 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       "# TYPE hudong_pli_sent_total counter\nhudong_pli_sent_total %llu\n"
       "# HELP hudong_rtcp_sent_total RTCP reports sent, by type.\n# TYPE hudong_rtcp_sent_total counter\n"
       "hudong_rtcp_sent_total{type=\"rr\"} %llu\nhudong_rtcp_sent_total{type=\"sr\"} %llu\n"
-      "hudong_rtcp_sent_total{type=\"twcc\"} %llu\n",
-      n->n_publish, n->n_play, n->n_subscribe, n->n_participants, n->n_rooms,
+      "hudong_rtcp_sent_total{type=\"twcc\"} %llu\nhudong_rtcp_sent_total{type=\"remb\"} %llu\n",
+      n->n_publish, n->n_play, n->n_subscribe, n->n_participants, n->n_rooms, empty,
       (unsigned long long)st->sessions_total, (unsigned long long)st->sessions_failed,
       (unsigned long long)st->packets_in, (unsigned long long)st->bytes_in,
       (unsigned long long)st->packets_out, (unsigned long long)st->bytes_out,
@@ -542,7 +577,7 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       (unsigned long long)st->drop_closed, (unsigned long long)m->nack_received,
       (unsigned long long)m->nack_sent, (unsigned long long)m->retransmitted,
       (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
-      (unsigned long long)m->twcc_sent);
+      (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent);
   if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
   return len;
 }

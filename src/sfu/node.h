@@ -23,6 +23,17 @@ typedef struct {
   size_t max_viewers;      /* cap on viewers per room (0 = 500) */
   hd_time_t wall_offset;   /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
   size_t max_participants; /* cap on signaling participants per room (0 = 100) */
+  /* How long a room that became empty (no participant, no WHIP/WHEP session)
+   * keeps its sid and settings before it is closed (room_finished) and freed;
+   * a join or session within that time reuses it. 0 = closed at once. A room
+   * created by the admin API may carry its own value (hd_room_opts_t). */
+  hd_time_t room_empty_timeout;
+  /* Bitrate cap (bits/s) sent to every publisher PeerConnection as REMB
+   * (draft-alvestrand-rmcat-remb) about once a second; 0 = no REMB is sent
+   * (the publisher's own TWCC-driven estimate rules). */
+  uint64_t max_publish_bitrate;
+  /* Clock skew (seconds) accepted on the exp/nbf of /rtc join tokens. */
+  int64_t token_leeway;
   /* Room signaling output (docs/protocol.md "Rooms"): the node hands each text
    * message for a participant's WebSocket to signal_send, and asks the shell to
    * close a connection with signal_close (after a "left" or fatal "error"). */
@@ -105,8 +116,23 @@ int hd_node_admin_remove(hd_node_t *n, const char *app, const char *room, const 
 /* Mutes or unmutes a participant's track; forwarding stops while muted. 0 or HD_ENOTFOUND. */
 int hd_node_admin_mute(hd_node_t *n, const char *app, const char *room, const char *identity,
                        const char *track_sid, int muted, hd_time_t now);
-/* Closes a room: participants get "left" reason "room_closed", WHIP/WHEP
- * sessions end. 0 or HD_ENOTFOUND. */
+/* Settings of a room created by the admin API. */
+typedef struct {
+  hd_time_t empty_timeout; /* < 0 = the node's room_empty_timeout */
+  size_t max_participants; /* 0 = the node's max_participants */
+  const char *metadata;    /* NULL = "" (at most HD_NODE_ROOM_METADATA_MAX - 1 bytes) */
+} hd_room_opts_t;
+#define HD_NODE_ROOM_METADATA_MAX 1024
+
+/* Creates room `name` of `app` ahead of any join (POST /admin/rooms): it gets
+ * its sid and room_started now, and is closed after its empty timeout if
+ * nobody joins. On success *json (malloc'd, caller frees) describes the room
+ * like one entry of hd_node_admin_rooms_json. HD_ESTATE if the room exists,
+ * HD_EINVAL for metadata too long, HD_ENOMEM. */
+int hd_node_admin_create_room(hd_node_t *n, const char *app, const char *name, const hd_room_opts_t *opts,
+                              int64_t unix_now, hd_time_t now, char **json);
+/* Closes a room at once (whatever its empty timeout): participants get "left"
+ * reason "room_closed", WHIP/WHEP sessions end. 0 or HD_ENOTFOUND. */
 int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd_time_t now);
 
 hd_node_stats_t *hd_node_stats(hd_node_t *n);

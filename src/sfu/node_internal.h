@@ -21,6 +21,12 @@ typedef struct hd_room {
   int64_t created_unix;
   hd_time_t next_speakers;
   char speakers_key[256]; /* last active-speaker set sent, to send only changes */
+  /* Empty-room lifetime: while nobody is in the room, close_at is when it is
+   * closed (room_finished) and freed; HD_TIME_NEVER while in use. */
+  hd_time_t empty_timeout, close_at;
+  int closing;             /* admin close: freed as soon as it is empty, whatever its timeout */
+  size_t max_participants; /* 0 = the node's cap */
+  char metadata[HD_NODE_ROOM_METADATA_MAX];
   struct hd_room *next;
 } hd_room_t;
 
@@ -34,12 +40,18 @@ struct hd_node {
   size_t n_rooms, n_publish, n_play, n_subscribe, n_participants;
   hd_node_stats_t stats;
   hd_time_t now; /* time of the event being handled (for code reached without one) */
+  int closing;   /* hd_node_close_all: empty rooms are freed at once */
 };
 
 size_t node_addr_key(const struct sockaddr *sa, uint8_t key[20]);
 hd_room_t *node_room_find(hd_node_t *n, const char *app, const char *name);
 hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_time_t now);
+/* Called when the room may have become empty: frees it (room_finished) if
+ * its empty timeout is 0 or it is closing, else arms its close_at timer. */
 void node_room_maybe_delete(hd_node_t *n, hd_room_t *r);
+/* The room is used again (a participant joined, a session registered): its
+ * empty timer stops. */
+void node_room_in_use(hd_room_t *r);
 void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why);
 /* A new session with our ICE credentials and, if neg is given, the agreed
  * media and the peer's transport (else ICE only until hd_peer_set_remote).

@@ -569,6 +569,7 @@ static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reaso
 }
 
 void hd_node_rtc_closed(hd_node_t *n, hd_participant_t *p, hd_time_t now) {
+  n->now = now;
   if (p) participant_remove(n, p, -1, 0);
 }
 
@@ -675,8 +676,8 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
                    hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now, hd_time_t now) {
   hd_token_claims_t c;
   char why[256];
-  int rc = hd_token_verify(m->join.token, strlen(m->join.token), lookup, lookup_ud, unix_now, 10, &c, why,
-                           sizeof why);
+  int rc = hd_token_verify(m->join.token, strlen(m->join.token), lookup, lookup_ud, unix_now,
+                           n->cfg.token_leeway, &c, why, sizeof why);
   if (rc < 0) {
     send_error(n, conn, m->id, hd_signal_err_from_token(rc), why);
     return -1;
@@ -689,7 +690,6 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     send_error(n, conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, why);
     return -1;
   }
-  size_t cap = n->cfg.max_participants ? n->cfg.max_participants : 100;
   hd_room_t *r = node_room_find(n, c.key, c.room);
   if (r) /* the newer connection of an identity wins */
     for (hd_participant_t *q = r->participants; q; q = q->next)
@@ -702,6 +702,10 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
     return -1;
   }
+  /* a room created by the admin API may have its own cap */
+  size_t cap = r->max_participants       ? r->max_participants
+               : n->cfg.max_participants ? n->cfg.max_participants
+                                         : 100;
   if (r->n_participants >= cap) {
     send_error(n, conn, m->id, HD_SIGNAL_ERR_ROOM_FULL, "room is full");
     node_room_maybe_delete(n, r);
@@ -781,6 +785,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   p->next = r->participants;
   r->participants = p;
   r->n_participants++;
+  node_room_in_use(r);
   n->n_participants++;
   *pp = p;
   emit(n, p, buf, len);
@@ -978,16 +983,50 @@ static char *dump(json_t *j) {
   return s;
 }
 
+static json_t *room_json(const hd_node_t *n, const hd_room_t *r) {
+  size_t cap = r->max_participants       ? r->max_participants
+               : n->cfg.max_participants ? n->cfg.max_participants
+                                         : 100;
+  json_t *o =
+      json_pack("{s:s, s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:s}", "name", r->name, "sid", r->sid,
+                "participants", (json_int_t)r->n_participants, "whep_viewers", (json_int_t)r->n_viewers,
+                "whip_publisher", r->publisher != NULL, "created_at", (json_int_t)r->created_unix,
+                "empty_timeout_s", (json_int_t)(r->empty_timeout / HD_SEC(1)), "max_participants",
+                (json_int_t)cap, "metadata", r->metadata);
+  /* while empty: seconds until it closes (rounded up) */
+  if (o && r->close_at != HD_TIME_NEVER) {
+    hd_time_t left = r->close_at > n->now ? r->close_at - n->now : 0;
+    json_object_set_new(o, "closes_in_s", json_integer((json_int_t)((left + HD_SEC(1) - 1) / HD_SEC(1))));
+  }
+  return o;
+}
+
 char *hd_node_admin_rooms_json(hd_node_t *n, const char *app) {
   json_t *rooms = json_array();
   for (hd_room_t *r = n->rooms; r; r = r->next) {
     if (app && strcmp(r->app, app)) continue;
-    json_array_append_new(rooms, json_pack("{s:s, s:s, s:I, s:I, s:b, s:I}", "name", r->name, "sid", r->sid,
-                                           "participants", (json_int_t)r->n_participants, "whep_viewers",
-                                           (json_int_t)r->n_viewers, "whip_publisher", r->publisher != NULL,
-                                           "created_at", (json_int_t)r->created_unix));
+    json_array_append_new(rooms, room_json(n, r));
   }
   return dump(json_pack("{s:o}", "rooms", rooms));
+}
+
+int hd_node_admin_create_room(hd_node_t *n, const char *app, const char *name, const hd_room_opts_t *opts,
+                              int64_t unix_now, hd_time_t now, char **json) {
+  n->now = now;
+  if (opts->metadata && strlen(opts->metadata) >= HD_NODE_ROOM_METADATA_MAX) return HD_EINVAL;
+  hd_time_t timeout = opts->empty_timeout >= 0 ? opts->empty_timeout : n->cfg.room_empty_timeout;
+  if (timeout <= 0) return HD_EINVAL; /* it would close before anyone could join */
+  if (node_room_find(n, app, name)) return HD_ESTATE;
+  hd_room_t *r = node_room_get(n, app, name, now);
+  if (!r) return HD_ENOMEM;
+  r->empty_timeout = timeout;
+  r->max_participants = opts->max_participants;
+  snprintf(r->metadata, sizeof r->metadata, "%s", opts->metadata ? opts->metadata : "");
+  r->created_unix = unix_now;
+  r->next_speakers = now + SPEAKER_INTERVAL;
+  node_room_maybe_delete(n, r); /* empty from the start: its timer runs */
+  *json = dump(room_json(n, r));
+  return *json ? 0 : HD_ENOMEM;
 }
 
 char *hd_node_admin_participants_json(hd_node_t *n, const char *app, const char *room) {
@@ -1034,6 +1073,11 @@ int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd
   n->now = now;
   hd_room_t *r = node_room_find(n, app, room);
   if (!r) return HD_ENOTFOUND;
+  r->closing = 1; /* freed with its last session or participant, whatever its empty timeout */
+  if (!r->publisher && !r->viewers && !r->participants) { /* already empty (waiting for its timeout) */
+    node_room_maybe_delete(n, r);
+    return 0;
+  }
   /* WHIP/WHEP sessions first, so the last participant's leave frees the room */
   if (r->publisher) {
     int last = !r->viewers && !r->participants;

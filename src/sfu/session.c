@@ -15,6 +15,7 @@
 #define TWCC_INTERVAL HD_MS(100)
 #define PLI_MIN_INTERVAL HD_MS(300)
 #define RTX_CACHE_SLOTS 1024
+#define REMB_RETRY HD_MS(100) /* no SSRC known yet: look again soon */
 
 /* Bounded string copy between fields of one session (snprintf would alias). */
 static void copy_str(char *dst, size_t cap, const char *src) {
@@ -525,6 +526,7 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
   if (s->peer.state == HD_PEER_CONNECTED) {
     t = hd_time_min(t, s->next_rtcp);
     if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
+    if (s->kind == HD_SESSION_PUBLISH && s->remb_bps) t = hd_time_min(t, s->next_remb);
     for (int i = 0; i < s->n_in; i++) {
       const hd_in_track_t *in = &s->in[i];
       if (in->pli_pending) t = hd_time_min(t, in->last_pli + PLI_MIN_INTERVAL);
@@ -552,6 +554,26 @@ static void send_twcc(hd_session_t *s, hd_session_counters_t *c) {
     off += used;
   }
   s->n_twcc = 0;
+}
+
+/* Bitrate cap for the publisher (draft-alvestrand-rmcat-remb §2): REMB names
+ * the SSRCs it applies to; senders treat it as a limit on the whole transport
+ * (Chrome caps its TWCC-based target with it). */
+static int send_remb(hd_session_t *s, hd_session_counters_t *c) {
+  uint32_t ssrcs[HD_SESSION_MAX_TRACKS];
+  size_t n = 0;
+  for (int i = 0; i < s->n_in && n < HD_SESSION_MAX_TRACKS; i++)
+    if (s->in[i].active && s->in[i].have_ssrc) ssrcs[n++] = s->in[i].ssrc;
+  if (n == 0) return HD_EAGAIN; /* nothing received yet: no SSRC to name */
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&s->peer, &cap);
+  if (!out) return HD_ENOSPC;
+  int len = hd_rtcp_build_remb(s->rtcp_ssrc, s->remb_bps, ssrcs, n, out, cap);
+  if (len < 0) return len;
+  int rc = hd_peer_tx_commit(&s->peer, (size_t)len, 1);
+  if (rc < 0) return rc;
+  c->remb_sent++;
+  return 0;
 }
 
 static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_time_t wall,
@@ -639,6 +661,8 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
   } else if (s->kind == HD_SESSION_PUBLISH && now >= s->next_twcc) {
     s->next_twcc = now + TWCC_INTERVAL;
   }
+  if (s->kind == HD_SESSION_PUBLISH && s->remb_bps && now >= s->next_remb)
+    s->next_remb = now + (send_remb(s, c) == HD_EAGAIN ? REMB_RETRY : HD_SESSION_REMB_INTERVAL);
   for (int i = 0; i < s->n_in; i++) {
     hd_in_track_t *in = &s->in[i];
     if (in->pli_pending && now - in->last_pli >= PLI_MIN_INTERVAL)

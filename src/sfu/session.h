@@ -30,6 +30,7 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_MAX_TRACKS 8 /* tracks a session receives (mic, camera, screen, ...) */
 #define HD_SESSION_MAX_OUT 32   /* tracks a session sends (a subscriber sees many publishers) */
 #define HD_TWCC_MAX_PENDING 1024
+#define HD_SESSION_REMB_INTERVAL HD_SEC(1)
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
  * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
@@ -113,6 +114,10 @@ struct hd_session {
   uint8_t twcc_fb_count;
   hd_time_t next_twcc;
   int pli_requested_on_connect;
+  /* publisher: bitrate cap sent as REMB (draft-alvestrand-rmcat-remb) every
+   * HD_SESSION_REMB_INTERVAL while connected; 0 = no REMB */
+  uint64_t remb_bps;
+  hd_time_t next_remb;
   int closing;
   int room_publisher; /* the WHIP publisher of its room (what WHEP viewers follow) */
   void *owner;        /* room participant owning this session, or NULL (WHIP/WHEP) */
@@ -122,7 +127,7 @@ struct hd_session {
 /* Counters a session reports to the node's /metrics. */
 typedef struct {
   uint64_t drop_unknown_pt, drop_malformed_rtp, drop_malformed_rtcp;
-  uint64_t nack_received, nack_sent, retransmitted, pli_forwarded, twcc_sent, rr_sent, sr_sent;
+  uint64_t nack_received, nack_sent, retransmitted, pli_forwarded, twcc_sent, rr_sent, sr_sent, remb_sent;
 } hd_session_counters_t;
 
 /* Sets up tracks from the negotiation result. */

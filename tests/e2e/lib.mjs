@@ -23,9 +23,11 @@ export async function freePort() {
   return p;
 }
 
-export async function startServer(extraArgs = []) {
-  const httpPort = await freePort();
-  const rtcPort = await freePort();
+// ports: {httpPort, rtcPort} to start again on the ports of an earlier server
+// (a node restart, tests/e2e/room_reconnect_chromium.test.mjs); fresh ones otherwise.
+export async function startServer(extraArgs = [], ports = null) {
+  const httpPort = ports ? ports.httpPort : await freePort();
+  const rtcPort = ports ? ports.rtcPort : await freePort();
   const proc = spawn(hudongBin, ['serve', '--dev', '--listen', `127.0.0.1:${httpPort}`, '--rtc-port', String(rtcPort), ...extraArgs], {
     cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
   });

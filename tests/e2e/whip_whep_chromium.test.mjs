@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { closeBrowser, launchBrowser, metrics, sleep, startServer, stopServer, waitFor } from './lib.mjs';
 
 let srv, browser;
-before(async () => { srv = await startServer(); browser = await launchBrowser(); });
+before(async () => { srv = await startServer(['--room-empty-timeout', '0']); browser = await launchBrowser(); });
 after(async () => {
   await closeBrowser(browser);
   const code = await stopServer(srv);

@@ -28,7 +28,7 @@ for attempt in 1 2 3 4 5; do
   HTTP=$(free_port) || HTTP=
   RTC=$(free_port) || RTC=
   if [ -z "$HTTP" ] || [ -z "$RTC" ] || [ "$HTTP" = "$RTC" ]; then continue; fi
-  HUDONG_LOG=${HUDONG_LOG:-info} "$HUDONG" serve --dev --listen "127.0.0.1:$HTTP" --rtc-port "$RTC" >"$LOG" 2>&1 &
+  HUDONG_LOG=${HUDONG_LOG:-info} "$HUDONG" serve --dev --room-empty-timeout 0 --listen "127.0.0.1:$HTTP" --rtc-port "$RTC" >"$LOG" 2>&1 &
   SRV=$!
   i=0
   while [ $i -lt 100 ]; do

@@ -189,6 +189,28 @@ out=$("$HUDONG" serve --config "$TMP/whk.json" 2>&1)
 rc=$?
 if [ $rc = 2 ] && echo "$out" | grep -q "unknown key 'webhooks.retries'"; then pass "webhook config typo: exit 2"; else
   fail "webhook config typo" "exit $rc, output: $out"; fi
+echo '{"apps": [{"key": "k", "secret": "s"}], "room_empty_timeout_s": -1}' >"$TMP/rto.json"
+out=$("$HUDONG" serve --config "$TMP/rto.json" 2>&1)
+rc=$?
+if [ $rc = 2 ] && echo "$out" | grep -q "'room_empty_timeout_s' must be an integer in \[0, 86400\]"; then
+  pass "room_empty_timeout_s -1: exit 2 naming the key and range"; else
+  fail "room_empty_timeout_s -1" "exit $rc, output: $out"; fi
+echo '{"apps": [{"key": "k", "secret": "s"}], "max_publish_bitrate_kbps": "300"}' >"$TMP/mpb.json"
+out=$("$HUDONG" serve --config "$TMP/mpb.json" 2>&1)
+rc=$?
+if [ $rc = 2 ] && echo "$out" | grep -q "'max_publish_bitrate_kbps' must be an integer"; then
+  pass "max_publish_bitrate_kbps as a string: exit 2"; else
+  fail "max_publish_bitrate_kbps as a string" "exit $rc, output: $out"; fi
+out=$("$HUDONG" serve --dev --room-empty-timeout 100000 2>&1)
+rc=$?
+if [ $rc = 2 ] && echo "$out" | grep -q "room-empty-timeout is an integer in 0..86400"; then
+  pass "--room-empty-timeout 100000: exit 2"; else
+  fail "--room-empty-timeout 100000" "exit $rc, output: $out"; fi
+out=$("$HUDONG" serve --dev --max-publish-bitrate -5 2>&1)
+rc=$?
+if [ $rc = 2 ] && echo "$out" | grep -q "max-publish-bitrate in 0..1000000"; then
+  pass "--max-publish-bitrate -5: exit 2"; else
+  fail "--max-publish-bitrate -5" "exit $rc, output: $out"; fi
 out=$("$HUDONG" serve --listen 127.0.0.1:1 --rtc-port 0 2>&1 </dev/null)
 rc=$?
 if [ $rc = 2 ] && echo "$out" | grep -q "no apps configured"; then pass "hudong serve without apps: exit 2"; else
@@ -204,6 +226,7 @@ cat >"$TMP/config.json" <<EOF
   "max_request_body": $MAXBODY,
   "max_viewers_per_room": 1,
   "token_leeway_seconds": 0,
+  "room_empty_timeout_s": 0,
   "webhooks": {"urls": [], "max_queue": 100, "max_attempts": 3, "max_age_seconds": 60, "timeout_ms": 2000}
 }
 EOF

@@ -20,7 +20,12 @@ connection's messages in order and each room's events in one sequence).
     15 KiB payload cap, update_metadata, duplicate identity, malformed input,
     second join, leave, publish + mute.
  4. admin API: list rooms/participants, mute, remove, close, 401/403/404.
- 5. webhooks: signed participant_joined/left events, per-app receivers.
+ 5. webhooks: signed participant_joined/left events, per-app receivers; the
+    webhook counters on /metrics (a receiver answering 503 makes retries).
+ 6. room lifetime: POST /admin/rooms (201/409/400/401/403, tenants), a room's
+    own participant cap and empty timeout, a rejoin within the timeout keeps
+    the room (same sid, one room_started), room_finished after it; and a second
+    node whose room_empty_timeout_s is 2 (the main one runs with 0).
 Finally SIGTERM: clients get left server_shutdown, exit 0, no sanitizer report.
 
 usage: test_rooms.py /path/to/hudong
@@ -320,7 +325,7 @@ class Hooks:
                 with outer.cond:
                     outer.got.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     outer.cond.notify_all()
-                self.send_response(200)
+                self.send_response(503 if self.path == "/fail" else 200)  # /fail: a receiver that is down
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -346,16 +351,22 @@ def free_port():
     return p
 
 
-def start_server(tmp, hooks):
-    err = open(os.path.join(tmp, "serve.log"), "w+b")
+def start_server(tmp, hooks, empty_timeout=0, name="hudong", leeway=None):
+    """The main node closes empty rooms at once (room_empty_timeout_s 0: the
+    crowd and webhook checks expect hudong_rooms 0 and room_finished right
+    after the last leave); part 6 starts a second one with a timeout."""
+    err = open(os.path.join(tmp, name + ".log"), "w+b")
     for _ in range(5):
         port = free_port()
-        cfg = {"listen": "127.0.0.1:%d" % port, "rtc_port": 0,
+        cfg = {"listen": "127.0.0.1:%d" % port, "rtc_port": 0, "room_empty_timeout_s": empty_timeout,
                "apps": [{"key": "appA", "secret": APPS["appA"]},
                         {"key": "appB", "secret": APPS["appB"],
-                         "webhook_urls": ["http://127.0.0.1:%d/appB" % hooks.port]}],
+                         "webhook_urls": ["http://127.0.0.1:%d/appB" % hooks.port,
+                                          "http://127.0.0.1:%d/fail" % hooks.port]}],
                "webhooks": {"urls": ["http://127.0.0.1:%d/all" % hooks.port], "timeout_ms": 2000}}
-        path = os.path.join(tmp, "hudong.json")
+        if leeway is not None:
+            cfg["token_leeway_seconds"] = leeway
+        path = os.path.join(tmp, name + ".json")
         with open(path, "w") as f:
             json.dump(cfg, f)
         env = dict(os.environ, HUDONG_LOG="info")
@@ -534,6 +545,11 @@ def test_tokens():
     room = "r"
     expect_join_error(mint("appA", "x", room, exp_in=-60), 401, "token_expired", "expired token (60 s ago)")
     expect_join_error(mint("appA", "x", room, nbf_in=120), 401, "token_expired", "token not valid yet (nbf +120 s)")
+    c = new_client("appA", "skewed", room, exp_in=-3)  # within the default token_leeway_seconds (10)
+    check(c is not None, "a token expired 3 s ago still joins (default token_leeway_seconds 10)")
+    if c:
+        leave_by(c, "leave")
+        c.close()
     expect_join_error(cli_token("--key", "appA", "--secret", "not-the-secret", "--room", room, "--identity", "x"),
                       401, "unauthorized", "bad signature (hudong token with a wrong secret)")
     tok = mint("appA", "x", room)
@@ -1076,6 +1092,168 @@ def test_webhooks(hooks):
     for c in (wa, wb):
         c.close()
 
+    # the delivery counters on /metrics, and that they move
+    m0 = metrics()
+    names = ["hudong_webhook_events_total", "hudong_webhook_queued", "hudong_webhook_attempts_total",
+             'hudong_webhook_deliveries_total{outcome="delivered"}', 'hudong_webhook_deliveries_total{outcome="failed"}',
+             'hudong_webhook_deliveries_total{outcome="dropped"}', "hudong_webhook_attempt_failures_total",
+             "hudong_webhook_retries_total"]
+    check(all(n in m0 for n in names), "/metrics has the webhook counters", [n for n in names if n not in m0])
+    check(m0.get('hudong_webhook_deliveries_total{outcome="delivered"}', 0) >= len(got) - len(
+        [1 for p, _, _ in got if p == "/fail"]) and m0.get("hudong_webhook_events_total", 0) > 0,
+          "delivered and events counters count what the receivers got", m0)
+    check(m0.get("hudong_webhook_attempt_failures_total", 0) >= 1 and m0.get("hudong_webhook_retries_total", 0) >= 1,
+          "the 503 receiver shows up as attempt failures and retries",
+          (m0.get("hudong_webhook_attempt_failures_total"), m0.get("hudong_webhook_retries_total")))
+    wc = new_client("appA", "hook-c", "hooks-c")
+    if wc:
+        leave_by(wc, "leave")
+        wc.close()
+    key = 'hudong_webhook_deliveries_total{outcome="delivered"}'
+    # room_started, participant_joined, participant_left, room_finished to /all
+    m1 = wait_until(lambda: (lambda mm: mm if mm.get(key, 0) >= m0.get(key, 0) + 4 else None)(metrics()), 10)
+    check(m1 is not None and m1.get("hudong_webhook_events_total", 0) >= m0.get("hudong_webhook_events_total", 0) + 4,
+          "one more room's 4 events move events_total and delivered by 4", (m0.get(key), (m1 or {}).get(key)))
+
+
+# ---------------------------------------------------------------- 6. room lifetime
+
+def room_listed(adm, name):
+    st, js, _ = api("GET", "/admin/rooms", adm)
+    return next((r for r in (js or {}).get("rooms", []) if r.get("name") == name), None) if st == 200 else None
+
+
+def test_room_lifetime(hooks):
+    section("6. room lifetime: POST /admin/rooms, per-room cap and empty timeout")
+    adm_a = mint("appA", "ops", None, admin=True, join=False)
+    adm_b = mint("appB", "ops", None, admin=True, join=False)
+    body = {"name": "pre", "empty_timeout_s": 2, "max_participants": 2, "metadata": "{\"topic\":\"demo\"}"}
+    st, js, text = api("POST", "/admin/rooms", adm_a, body)
+    ok = check(st == 201 and js is not None and js.get("name") == "pre" and str(js.get("sid", "")).startswith("RM_")
+               and js.get("empty_timeout_s") == 2 and js.get("max_participants") == 2 and
+               js.get("metadata") == body["metadata"] and js.get("participants") == 0 and
+               isinstance(js.get("created_at"), int) and js.get("created_at") > 0,
+               "POST /admin/rooms -> 201 with the room (sid, timeout, cap, metadata)", (st, text[:300]))
+    if not ok:
+        return
+    sid = js["sid"]
+    for b, tok, want, what in (
+            (body, adm_a, 409, "the same room again"),
+            ({"empty_timeout_s": 5}, adm_a, 400, "no name"),
+            ({"name": "bad room!"}, adm_a, 400, "a bad room name"),
+            ({"name": "x1", "empty_timeout_s": 0}, adm_a, 400, "empty_timeout_s 0"),
+            ({"name": "x1", "empty_timeout_s": "5"}, adm_a, 400, "empty_timeout_s as a string"),
+            ({"name": "x1", "max_participants": 0}, adm_a, 400, "max_participants 0"),
+            ({"name": "x1", "metadata": "m" * 1024}, adm_a, 400, "metadata of 1024 bytes"),
+            ({"name": "x1", "colour": "red"}, adm_a, 400, "an unknown member"),
+            ({"name": "x1"}, None, 401, "no token"),
+            ({"name": "x1"}, mint("appA", "u", "x1", publish=True), 403, "a token without roomAdmin"),
+            ({"name": "x1"}, mint("appA", "ops", "other", admin=True, join=False), 403,
+             "an admin token for another room")):
+        st, js2, text = api("POST", "/admin/rooms", tok, b)
+        check(st == want, "POST /admin/rooms with %s -> %d" % (what, want), (st, text[:200]))
+    st, _, text = api("POST", "/admin/rooms", adm_a, "not json")
+    check(st == 400, "POST /admin/rooms with a body that is not an object -> 400", (st, text[:200]))
+    check(room_listed(adm_a, "x1") is None, "none of the refused requests created a room")
+    # tenants: app B neither sees app A's room nor reaches it; its "pre" is its own
+    check(room_listed(adm_b, "pre") is None, "app B's admin does not see app A's created room")
+    st, jb, text = api("POST", "/admin/rooms", adm_b, {"name": "pre"})
+    check(st == 400 and "empty_timeout_s" in text,
+          "without empty_timeout_s on a node whose room_empty_timeout_s is 0 -> 400 (it would close at once)",
+          (st, text[:200]))
+    st, jb, text = api("POST", "/admin/rooms", adm_b, {"name": "pre", "empty_timeout_s": 1})
+    check(st == 201 and jb.get("sid") != sid, "app B creates its own 'pre' (another sid)", (st, text[:200]))
+    st, _, text = api("DELETE", "/admin/rooms/pre", adm_b)
+    check(st == 200, "app B closes its own 'pre' at once", (st, text[:200]))
+    r = room_listed(adm_a, "pre")
+    check(r is not None and r.get("sid") == sid and r.get("participants") == 0 and r.get("closes_in_s") in (1, 2),
+          "app A's 'pre' is untouched and listed while empty (closes_in_s)", r)
+
+    # joins get the created room and its cap of 2
+    u1 = new_client("appA", "u1", "pre")
+    u2 = new_client("appA", "u2", "pre")
+    if not (u1 and u2):
+        return
+    check(u1.joined["room"]["sid"] == sid and u1.joined["room"].get("max_participants") == 2,
+          "joined: the created room's sid and its max_participants 2", u1.joined["room"])
+    c3 = Client("u3")
+    m = c3.join(mint("appA", "u3", "pre"))
+    check(m is not None and m.get("type") == "error" and m.get("code") == 503 and m.get("reason") == "room_full",
+          "a third join -> 503 room_full (the room's own cap)", m)
+    c3.close()
+    # everyone leaves: the room waits; a rejoin reuses it
+    leave_by(u1, "leave")
+    leave_by(u2, "close")
+    gone = wait_until(lambda: (lambda r: r is not None and r.get("participants") == 0)(room_listed(adm_a, "pre")), 2)
+    check(gone, "after the last leave the room is still listed, empty", room_listed(adm_a, "pre"))
+    u4 = new_client("appA", "u4", "pre")
+    if u4:
+        check(u4.joined["room"]["sid"] == sid, "a rejoin within the timeout gets the same room sid",
+              u4.joined["room"]["sid"])
+        leave_by(u4, "vanish")
+    t_left = time.time()
+    closed = wait_until(lambda: room_listed(adm_a, "pre") is None, 10)
+    check(closed and time.time() - t_left >= 1.0, "then the room closes about 2 s after the last leave (%.1f s)" %
+          (time.time() - t_left))
+    got = hooks.wait(lambda g: any(json.loads(b).get("event") == "room_finished" and
+                                   json.loads(b).get("room", {}).get("sid") == sid for p, _, b in g if p == "/all"), 10)
+    ev = [json.loads(b).get("event") for p, _, b in got if p == "/all" and
+          json.loads(b).get("room", {}).get("sid") == sid]
+    check(ev.count("room_started") == 1 and ev.count("room_finished") == 1 and ev[0] == "room_started" and
+          ev[-1] == "room_finished" and ev.count("participant_joined") == 3,
+          "webhooks of the room: one room_started, 3 joins, one room_finished at the end", ev)
+    for c in (u1, u2):
+        c.close()
+    if u4:
+        u4.close()
+
+
+def test_default_timeout(tmp, hooks):
+    """A node with room_empty_timeout_s 2 (the config key)."""
+    global PORT
+    section("6b. a node with room_empty_timeout_s 2")
+    main_port = PORT
+    proc, PORT, err = start_server(tmp, hooks, empty_timeout=2, name="hudong-timeout", leeway=0)
+    try:
+        # token_leeway_seconds applies to /rtc joins too: 0 here, the default 10 on the main node
+        expect_join_error(mint("appA", "x", "lw", exp_in=-3), 401, "token_expired",
+                          "token_leeway_seconds 0: a token expired 3 s ago")
+        adm = mint("appA", "ops", None, admin=True, join=False)
+        a = new_client("appA", "a", "lin")
+        if not a:
+            return
+        sid = a.joined["room"]["sid"]
+        leave_by(a, "leave")
+        a.close()
+        r = room_listed(adm, "lin")
+        mm = metrics()
+        check(r is not None and r.get("empty_timeout_s") == 2 and r.get("sid") == sid and
+              mm.get("hudong_rooms") == 1 and mm.get("hudong_rooms_empty") == 1,
+              "right after the last leave: still listed (empty_timeout_s 2), hudong_rooms_empty 1", (r, mm.get(
+                  "hudong_rooms_empty")))
+        b = new_client("appA", "b", "lin")
+        if b:
+            check(b.joined["room"]["sid"] == sid, "a join within 2 s reuses the room (same sid)")
+            check(metrics().get("hudong_rooms_empty") == 0, "in use again: hudong_rooms_empty 0")
+            leave_by(b, "leave")
+            b.close()
+        ok = wait_until(lambda: (lambda m: m.get("hudong_rooms") == 0 and m.get("hudong_rooms_empty") == 0)(
+            metrics()), 10)
+        check(ok, "then hudong_rooms goes to 0")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        check(rc == 0, "the second node exits 0 after SIGTERM", rc)
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+        check("Sanitizer" not in text and "runtime error" not in text, "no sanitizer report on the second node",
+              text[-2000:])
+        PORT = main_port
+
 
 # ---------------------------------------------------------------- main
 
@@ -1089,7 +1267,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="test_rooms.")
     proc, PORT, err = start_server(tmp, hooks)
     try:
-        for fn in (lambda: test_crowd(rng), test_tokens, test_messages, test_admin, lambda: test_webhooks(hooks)):
+        for fn in (lambda: test_crowd(rng), test_tokens, test_messages, test_admin, lambda: test_webhooks(hooks),
+                   lambda: test_room_lifetime(hooks), lambda: test_default_timeout(tmp, hooks)):
             try:
                 fn()
             except Exception as e:  # noqa: BLE001 - report and go on with the next part

@@ -547,6 +547,13 @@ static void on_rtcp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_
         c->force_key = 1;
       } else if (fb.pt == HD_RTCP_PSFB && fb.fmt == HD_RTCP_FMT_AFB) {
         c->st.remb_rx++;
+        hd_rtcp_remb_t r;
+        if (hd_rtcp_remb_parse(&fb, &r) == 0) {
+          c->st.remb_last_bps = r.bitrate_bps;
+          c->st.remb_last_n = 0;
+          for (size_t i = 0; i < r.ssrc_count && i < 8; i++)
+            c->st.remb_last_ssrcs[c->st.remb_last_n++] = r.ssrcs[i];
+        }
       }
     }
   }

@@ -75,6 +75,9 @@ typedef struct {
   uint64_t stun_req_sent, stun_resp_ok;
   uint64_t rtp_sent[2], rtcp_sent;
   uint64_t rtcp_rx, sr_rx, rr_rx, twcc_rx, remb_rx;
+  uint64_t remb_last_bps;      /* the last REMB: its bitrate ... */
+  uint32_t remb_last_ssrcs[8]; /* ... and the SSRCs it names */
+  int remb_last_n;
   uint64_t nack_rx, nack_seqs_rx; /* publisher: NACKs from the node */
   uint64_t pli_rx, fir_rx;        /* publisher: keyframe requests */
   hd_time_t first_pli_at, last_pli_at;

@@ -7,6 +7,7 @@
 #include "hd_test.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <netinet/in.h>
 
 #include "base/err.h"
@@ -50,15 +51,22 @@ static void mkaddr(struct sockaddr_in *a, const char *ip, uint16_t port) {
   inet_pton(AF_INET, ip, &a->sin_addr);
 }
 
-static void world_init(world_t *w) {
+/* A node with `extra`'s room timeout and REMB cap (and everything else fixed). */
+static void world_init_cfg(world_t *w, const hd_node_config_t *extra) {
   memset(w, 0, sizeof *w);
   hd_node_config_t cfg = {.rtc_ip = "10.0.0.1", .rtc_port = 7881, .wall_offset = HD_SEC(1700000000)};
+  if (extra) {
+    cfg.room_empty_timeout = extra->room_empty_timeout;
+    cfg.max_publish_bitrate = extra->max_publish_bitrate;
+  }
   assert_int_equal(hd_node_new(&w->node, &cfg, g_node_cert), 0);
   mkaddr(&w->node_addr, "10.0.0.1", 7881);
   assert_int_equal(hd_wire_init(&w->wire, 1 << 16), 0);
   w->now = HD_SEC(1000); /* any origin: nothing may assume 0 */
   w->tap_client = -1;
 }
+
+static void world_init(world_t *w) { world_init_cfg(w, NULL); }
 
 static void world_free(world_t *w) {
   hd_node_free(w->node);
@@ -593,6 +601,127 @@ static void test_errors_and_isolation(void **st) {
   free(w);
 }
 
+/* ---- REMB: a bitrate cap for publishers (draft-alvestrand-rmcat-remb) ---- */
+
+static void test_remb_cap(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  hd_node_config_t extra = {.max_publish_bitrate = 300000};
+  world_init_cfg(w, &extra);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  run_for(w, HD_SEC(1));
+  assert_true(hd_rtc_client_connected(w->p[0].c));
+  uint64_t before = hd_rtc_client_stats(w->p[0].c)->remb_rx;
+  run_for(w, HD_SEC(5));
+  const hd_rtc_client_stats_t *cs = hd_rtc_client_stats(w->p[0].c);
+  /* about once a second: 5 s give 4..6 */
+  assert_true(cs->remb_rx - before >= 4 && cs->remb_rx - before <= 6);
+  /* parsed back by the client with hd_rtcp_remb_parse: the configured cap... */
+  assert_int_equal(cs->remb_last_bps, 300000);
+  /* ... naming exactly the publisher's SSRCs (audio and video, any order) */
+  assert_int_equal(cs->remb_last_n, 2);
+  for (int k = 0; k < 2; k++) {
+    uint32_t want = hd_rtc_client_send_ssrc(w->p[0].c, k);
+    assert_true(cs->remb_last_ssrcs[0] == want || cs->remb_last_ssrcs[1] == want);
+  }
+  assert_true(hd_node_stats(w->node)->media.remb_sent >= cs->remb_rx);
+  char metrics[16384];
+  assert_true(hd_node_metrics_text(w->node, metrics, sizeof metrics) > 0);
+  assert_null(strstr(metrics, "hudong_rtcp_sent_total{type=\"remb\"} 0\n"));
+  /* viewers never get REMB from us */
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(3));
+  assert_true(hd_rtc_client_connected(w->p[1].c));
+  assert_int_equal(hd_rtc_client_stats(w->p[1].c)->remb_rx, 0);
+  world_free(w);
+  free(w);
+
+  /* no cap configured: no REMB at all (TWCC alone drives the publisher) */
+  w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  run_for(w, HD_SEC(4));
+  assert_true(hd_rtc_client_connected(w->p[0].c));
+  assert_true(hd_rtc_client_stats(w->p[0].c)->twcc_rx > 0);
+  assert_int_equal(hd_rtc_client_stats(w->p[0].c)->remb_rx, 0);
+  world_free(w);
+  free(w);
+}
+
+/* ---- empty rooms are kept for room_empty_timeout, on the virtual clock ---- */
+
+/* The sid of room `room` of "app" as the admin list gives it ("" if not listed). */
+static void room_sid(world_t *w, const char *room, char out[24]) {
+  out[0] = 0;
+  char *js = hd_node_admin_rooms_json(w->node, "app");
+  json_t *j = json_loads(js, 0, NULL), *r;
+  size_t i;
+  json_array_foreach(json_object_get(j, "rooms"), i, r) {
+    if (!strcmp(json_string_value(json_object_get(r, "name")), room))
+      snprintf(out, 24, "%s", json_string_value(json_object_get(r, "sid")));
+  }
+  json_decref(j);
+  free(js);
+}
+
+static void test_empty_room_timeout(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  hd_node_config_t extra = {.room_empty_timeout = HD_SEC(5)};
+  world_init_cfg(w, &extra);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  run_for(w, HD_SEC(1));
+  char sid[24], sid2[24];
+  room_sid(w, "r", sid);
+  assert_true(sid[0] != 0);
+  leave(w, 0);
+  hd_time_t left_at = w->now;
+  /* empty but kept: listed with its sid, the node wakes up when it is due */
+  assert_int_equal(hd_node_room_count(w->node), 1);
+  assert_int_equal(hd_node_next_timeout(w->node), left_at + HD_SEC(5));
+  char *js = hd_node_admin_rooms_json(w->node, "app");
+  assert_non_null(strstr(js, sid));
+  assert_non_null(strstr(js, "\"closes_in_s\":5"));
+  free(js);
+  char metrics[16384];
+  assert_true(hd_node_metrics_text(w->node, metrics, sizeof metrics) > 0);
+  assert_non_null(strstr(metrics, "hudong_rooms 1\n"));
+  assert_non_null(strstr(metrics, "hudong_rooms_empty 1\n"));
+  /* a new publisher within the timeout reuses the room (same sid) */
+  run_for(w, HD_SEC(4));
+  assert_int_equal(hd_node_room_count(w->node), 1);
+  assert_int_equal(join(w, 1, HD_SESSION_PUBLISH, "r"), 0);
+  room_sid(w, "r", sid2);
+  assert_string_equal(sid2, sid);
+  run_for(w, HD_SEC(3)); /* past the first timeout: in use, so still there */
+  assert_int_equal(hd_node_room_count(w->node), 1);
+  assert_true(hd_node_metrics_text(w->node, metrics, sizeof metrics) > 0);
+  assert_non_null(strstr(metrics, "hudong_rooms_empty 0\n"));
+  /* empty again: the timer starts over from this leave */
+  leave(w, 1);
+  left_at = w->now;
+  run_until(w, left_at + HD_SEC(5) - 1);
+  assert_int_equal(hd_node_room_count(w->node), 1);
+  run_until(w, left_at + HD_SEC(5));
+  assert_int_equal(hd_node_room_count(w->node), 0);
+  assert_int_equal(hd_node_next_timeout(w->node), HD_TIME_NEVER);
+  /* after that, the same name is a new room */
+  assert_int_equal(join(w, 2, HD_SESSION_PUBLISH, "r"), 0);
+  room_sid(w, "r", sid2);
+  assert_true(sid2[0] && strcmp(sid2, sid));
+  /* admin close does not wait for the timeout */
+  leave(w, 2);
+  assert_int_equal(hd_node_room_count(w->node), 1);
+  assert_int_equal(hd_node_admin_close_room(w->node, "app", "r", w->now), 0);
+  assert_int_equal(hd_node_room_count(w->node), 0);
+  /* nor does shutdown: an empty room waiting for its timeout is freed (ASan checks) */
+  assert_int_equal(join(w, 3, HD_SESSION_PUBLISH, "q"), 0);
+  leave(w, 3);
+  assert_int_equal(hd_node_room_count(w->node), 1);
+  world_free(w);
+  free(w);
+}
+
 static int setup_all(void **st) {
   (void)st;
   hd_log_set_level(HD_LOG_WARN);
@@ -617,6 +746,8 @@ int main(void) {
       cmocka_unit_test(test_publisher_restart),
       cmocka_unit_test(test_garbage),
       cmocka_unit_test(test_errors_and_isolation),
+      cmocka_unit_test(test_remb_cap),
+      cmocka_unit_test(test_empty_room_timeout),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
