@@ -465,8 +465,19 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
   int rc = hd_node_rtc_message(s->node, c, &p, text, len, secret_lookup, s, (int64_t)time(NULL),
                                hd_io_now(s->loop));
   hd_ws_set_user(c, p);
-  /* a joined participant that sent leave (p now NULL) closes normally; only a failed join is 1008 */
-  if (rc < 0) hd_ws_close(c, was ? HD_WS_CLOSE_NORMAL : HD_WS_CLOSE_POLICY, was ? "left" : "join failed");
+  /* a joined participant that sent leave (p now NULL) closes normally; a refused
+   * join is 1008, a full room 1013 (try again later), an internal failure 1011
+   * (docs/protocol.md "Connection") */
+  if (rc < 0) {
+    if (was)
+      hd_ws_close(c, HD_WS_CLOSE_NORMAL, "left");
+    else if (rc == HD_ENOSPC)
+      hd_ws_close(c, HD_WS_CLOSE_TRY_LATER, "room full");
+    else if (rc == HD_ENOMEM)
+      hd_ws_close(c, HD_WS_CLOSE_INTERNAL, "internal error");
+    else
+      hd_ws_close(c, HD_WS_CLOSE_POLICY, "join failed");
+  }
   hd_rtc_udp_kick(s->udp);
 }
 

@@ -98,7 +98,9 @@ typedef struct hd_participant hd_participant_t;
  * connection's participant: NULL until a successful "join" sets it. Tokens
  * are verified with `lookup` at wall-clock time unix_now (seconds). Replies and
  * events go out through cfg.signal_send. Returns 0, or a negative value when
- * the connection is to be closed (the reason was sent first). */
+ * the connection is to be closed (the reason was sent first): HD_ENOSPC when
+ * the room is full (close 1013, try again later), HD_ENOMEM on an internal
+ * failure (1011), anything else for a refused join or a leave. */
 int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const char *text, size_t len,
                         hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now, hd_time_t now);
 /* The participant's WebSocket closed: it leaves the room. */

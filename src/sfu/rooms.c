@@ -700,7 +700,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   r = node_room_get(n, c.key, c.room, now);
   if (!r) {
     send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
-    return -1;
+    return HD_ENOMEM;
   }
   /* a room created by the admin API may have its own cap */
   size_t cap = r->max_participants       ? r->max_participants
@@ -709,13 +709,13 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   if (r->n_participants >= cap) {
     send_error(n, conn, m->id, HD_SIGNAL_ERR_ROOM_FULL, "room is full");
     node_room_maybe_delete(n, r);
-    return -1;
+    return HD_ENOSPC;
   }
   hd_participant_t *p = calloc(1, sizeof *p);
   if (!p) {
     send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
     node_room_maybe_delete(n, r);
-    return -1;
+    return HD_ENOMEM;
   }
   if (!r->created_unix) {
     r->created_unix = unix_now;
@@ -759,7 +759,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     free(p);
     send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
     node_room_maybe_delete(n, r);
-    return -1;
+    return HD_ENOMEM;
   }
   size_t k = 0;
   for (hd_participant_t *q = r->participants; q; q = q->next)
@@ -780,7 +780,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     free(p);
     send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "cannot describe the room");
     node_room_maybe_delete(n, r);
-    return -1;
+    return HD_ENOMEM;
   }
   p->next = r->participants;
   r->participants = p;

@@ -1178,8 +1178,10 @@ def test_room_lifetime(hooks):
           "joined: the created room's sid and its max_participants 2", u1.joined["room"])
     c3 = Client("u3")
     m = c3.join(mint("appA", "u3", "pre"))
-    check(m is not None and m.get("type") == "error" and m.get("code") == 503 and m.get("reason") == "room_full",
-          "a third join -> 503 room_full (the room's own cap)", m)
+    closed = c3.wait_closed()
+    check(m is not None and m.get("type") == "error" and m.get("code") == 503 and m.get("reason") == "room_full" and
+          closed is not None and closed[0] == "close" and closed[1] == 1013,
+          "a third join -> 503 room_full (the room's own cap), closed 1013 (docs/protocol.md Connection)", (m, closed))
     c3.close()
     # everyone leaves: the room waits; a rejoin reuses it
     leave_by(u1, "leave")
