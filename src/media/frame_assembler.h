@@ -83,6 +83,7 @@ typedef struct {
   int skipped;            /* frames were skipped since the last emitted frame */
   hd_time_t gap_since;    /* when the current blocking gap was noticed, or NEVER */
   hd_time_t last_key_req; /* when the last KEYFRAME_NEEDED went out, or NEVER */
+  hd_time_t start_time;   /* arrival of the first packet */
   uint8_t *out;           /* assembled frame buffer (max_frame_bytes) */
   hd_frame_asm_stats_t stats;
 } hd_frame_asm_t;
