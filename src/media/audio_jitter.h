@@ -61,6 +61,7 @@ typedef struct {
   uint64_t fec_ms;       /* frames recovered from FEC */
   uint64_t cng_ms;       /* DTX pauses */
   uint64_t expands, accelerates;
+  uint64_t resets;        /* timestamp jumps treated as a new stream */
   hd_time_t target_delay; /* current target */
   hd_time_t delay;        /* actual playout delay at the last pull */
 } hd_audio_jitter_stats_t;
@@ -72,6 +73,8 @@ typedef struct {
   hd_audio_jitter_slot_t *slots; /* max_packets */
   size_t n;
   int have_first, started, have_last_seq;
+  int64_t first_ext;        /* extended ts of the first packet (media time origin) */
+  hd_time_t pending_gap_ms; /* concealed on an empty buffer since the last packet played */
   uint32_t first_ts;
   int64_t play_ts;     /* extended ts of the next frame to play */
   int64_t last_ext_ts; /* reference for unwrapping */
