@@ -82,6 +82,7 @@ typedef struct {
   int width, height;
   uint32_t rate, scale; /* timebase = scale / rate seconds (e.g. rate 30, scale 1) */
   uint32_t frames;      /* frame count as declared (often 0 while streaming) */
+  size_t header_len;    /* where the first frame starts (>= 32) */
 } hd_ivf_info_t;
 
 /* Writes the 32-byte file header (fourcc "VP80"). Returns 32, HD_ENOSPC, HD_EINVAL. */
