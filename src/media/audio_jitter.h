@@ -93,7 +93,8 @@ int hd_audio_jitter_init(hd_audio_jitter_t *j, const hd_audio_jitter_config_t *c
 void hd_audio_jitter_free(hd_audio_jitter_t *j);
 
 /* Feeds one packet (RTP seq/ts and its payload) that arrived at `now`.
- * Returns 0 (stored), 1 (ignored: duplicate, or too late to be played);
+ * Returns 0 (stored), 1 (ignored: duplicate, too late to be played, or older
+ * than everything in a full buffer);
  * HD_EINVAL on len 0 or > HD_AUDIO_JITTER_MAX_PAYLOAD. When the buffer is full
  * the oldest packet is dropped (counted as overflow). */
 int hd_audio_jitter_push(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, const uint8_t *payload, size_t len,

@@ -98,7 +98,7 @@ void hd_frame_asm_free(hd_frame_asm_t *fa);
 /* Feeds one packet received at `now`. Returns 0 (stored), 1 (ignored: a
  * duplicate, or older than what was already emitted), HD_EPROTO/HD_ETRUNC on a
  * malformed VP8 descriptor (counted, dropped), HD_EINVAL when len is 0 or >
- * HD_FRAME_ASM_MAX_PAYLOAD. A packet that does not fit the caps makes room by
+ * HD_FRAME_ASM_MAX_PAYLOAD, HD_ENOMEM. A packet that does not fit the caps makes room by
  * dropping the buffer and breaking the chain (then it is stored). */
 int hd_frame_asm_push(hd_frame_asm_t *fa, const hd_frame_asm_pkt_t *pkt, hd_time_t now);
 

@@ -1,10 +1,11 @@
 /* Media file formats for the SDK's `hudong pub`/`hudong sub` and the e2e tests,
  * as pure in-memory transforms (the caller does the file I/O):
  *
- * - WAV (RIFF WAVE, PCM 16-bit little-endian): a 44-byte canonical header
- *   writer; a reader that walks RIFF chunks (skipping LIST etc., honouring pad
- *   bytes) to "fmt " and "data". A writer streaming to a file writes the header
- *   with data_bytes 0 first and rewrites it at the end.
+ * - WAV (RIFF WAVE, PCM 16-bit): a 44-byte canonical header writer; a reader
+ *   that walks RIFF chunks (skipping LIST etc., honouring pad bytes) to "fmt "
+ *   and "data". Samples are little-endian int16, interleaved. A writer
+ *   streaming to a file writes the header with data_bytes 0 first and rewrites
+ *   it at the end.
  * - Y4M (YUV4MPEG2, C420 only; "C420jpeg"/"C420paldv"/"C420mpeg2" accepted as
  *   the same sample layout): stream header "YUV4MPEG2 W.. H.. F..:.. ..." and
  *   frames "FRAME[ params]\n" + packed I420.

@@ -85,6 +85,47 @@ static void test_plc_and_fec(void **state) {
   assert_true(fabs(f - 300.0) < 10.0);
   assert_true(hd_pcm_rms(pcm, N, 1) > 2000);
   assert_int_equal(hd_opus_decode(&d, pkts[26], (size_t)lens[26], pcm, N), N);
+  /* FEC really carries the lost frame: against a decoder that got packet 25,
+   * the FEC reconstruction is closer than PLC's guess. Tone changes at frame
+   * 25 so PLC (which extrapolates) cannot just continue it. */
+  {
+    hd_opus_enc_t e2;
+    assert_int_equal(hd_opus_enc_init(&e2, &c), 0);
+    hd_tone_t t2;
+    hd_tone_init(&t2, 300.0, 8000, HD_OPUS_RATE, 1);
+    static uint8_t p2[30][HD_OPUS_MAX_PACKET];
+    int l2[30];
+    int16_t in[N];
+    for (int i = 0; i < 30; i++) {
+      if (i == 25) hd_tone_init(&t2, 700.0, 8000, HD_OPUS_RATE, 1);
+      hd_tone_fill(&t2, in, N);
+      l2[i] = hd_opus_encode(&e2, in, p2[i], HD_OPUS_MAX_PACKET);
+      assert_true(l2[i] > 2);
+    }
+    hd_opus_dec_t dr, df, dp;
+    hd_opus_dec_init(&dr, 1);
+    hd_opus_dec_init(&df, 1);
+    hd_opus_dec_init(&dp, 1);
+    int16_t ref[N], fec[N], plc[N];
+    for (int i = 0; i < 25; i++) {
+      hd_opus_decode(&dr, p2[i], (size_t)l2[i], ref, N);
+      hd_opus_decode(&df, p2[i], (size_t)l2[i], fec, N);
+      hd_opus_decode(&dp, p2[i], (size_t)l2[i], plc, N);
+    }
+    assert_int_equal(hd_opus_decode(&dr, p2[25], (size_t)l2[25], ref, N), N);
+    assert_int_equal(hd_opus_decode_fec(&df, p2[26], (size_t)l2[26], fec, N), N);
+    assert_int_equal(hd_opus_decode_plc(&dp, plc, N), N);
+    double se_fec = 0, se_plc = 0;
+    for (int k = 0; k < N; k++) {
+      se_fec += (double)(fec[k] - ref[k]) * (fec[k] - ref[k]);
+      se_plc += (double)(plc[k] - ref[k]) * (plc[k] - ref[k]);
+    }
+    assert_true(se_fec < se_plc / 2);
+    hd_opus_dec_free(&dr);
+    hd_opus_dec_free(&df);
+    hd_opus_dec_free(&dp);
+    hd_opus_enc_free(&e2);
+  }
   /* bad lengths */
   assert_int_equal(hd_opus_decode_plc(&d, pcm, 100), HD_EINVAL);
   assert_int_equal(hd_opus_decode_plc(&d, pcm, 0), HD_EINVAL);
