@@ -1,0 +1,120 @@
+/* Audio jitter buffer for 20 ms Opus packets (receiver side).
+ *
+ * Packets go in with their arrival time; the playout clock pulls one 20 ms
+ * frame at a time. The buffer tracks each packet's relative delay (arrival
+ * minus media time) over a sliding window and sets the target delay to the
+ * `quantile` (default 95th percentile) of the spread above the fastest packet,
+ * plus one frame of pull granularity, clamped to [min_delay, max_delay]. At
+ * each pull the actual playout delay is steered toward the target one frame at
+ * a time: below target it inserts a concealed frame (expand), more than two
+ * frames above it skips one (accelerate).
+ *
+ * For each pull it tells the caller what to do with the decoder:
+ *   PLAY — decode this packet;
+ *   FEC  — the packet is missing but the next one is here: decode its in-band
+ *          FEC (hd_opus_decode_fec), the recovered frame counts as played;
+ *   PLC  — missing with no FEC source, or an expand: conceal (hd_opus_decode_plc);
+ *   CNG  — a DTX pause (no sequence gap), comfort noise, not a loss;
+ *   EMPTY — not started yet (buffering): output silence, not counted.
+ * Concealed time over played time is DESIGN §6's audio stall rate. Sans-IO:
+ * packets and time in, actions out. */
+#ifndef HD_MEDIA_AUDIO_JITTER_H
+#define HD_MEDIA_AUDIO_JITTER_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/time.h"
+#include "media/opus_codec.h"
+
+#define HD_AUDIO_JITTER_MAX_PAYLOAD 1500
+#define HD_AUDIO_JITTER_MAX_PACKETS 256 /* hard cap on max_packets */
+#define HD_AUDIO_JITTER_WINDOW 250      /* relative-delay samples kept (5 s of 20 ms packets) */
+
+typedef struct {
+  hd_time_t min_delay; /* default 20 ms */
+  hd_time_t max_delay; /* default 400 ms */
+  double quantile;     /* of the delay spread, 0.5..1.0, default 0.95 */
+  size_t max_packets;  /* buffered packets, <= HD_AUDIO_JITTER_MAX_PACKETS (default 64) */
+  int frame_samples;   /* samples per pull at 48 kHz, default HD_OPUS_FRAME_SAMPLES */
+} hd_audio_jitter_config_t;
+
+enum {
+  HD_AUDIO_JITTER_EMPTY = 0,
+  HD_AUDIO_JITTER_PLAY = 1,
+  HD_AUDIO_JITTER_FEC = 2,
+  HD_AUDIO_JITTER_PLC = 3,
+  HD_AUDIO_JITTER_CNG = 4
+};
+
+typedef struct {
+  int kind;            /* HD_AUDIO_JITTER_* */
+  const uint8_t *data; /* PLAY: the packet; FEC: the NEXT packet; lent until the next push/pull */
+  size_t len;
+  uint16_t seq;
+  uint32_t ts; /* RTP timestamp of the frame being played out */
+} hd_audio_jitter_out_t;
+
+typedef struct {
+  uint64_t packets, duplicates, late, overflow, malformed;
+  uint64_t played_ms;    /* every pull after start (incl. concealed) */
+  uint64_t concealed_ms; /* PLC: loss without FEC, and expands */
+  uint64_t fec_ms;       /* frames recovered from FEC */
+  uint64_t cng_ms;       /* DTX pauses */
+  uint64_t expands, accelerates;
+  uint64_t resets;        /* timestamp jumps treated as a new stream */
+  hd_time_t target_delay; /* current target */
+  hd_time_t delay;        /* actual playout delay at the last pull */
+} hd_audio_jitter_stats_t;
+
+typedef struct hd_audio_jitter_slot hd_audio_jitter_slot_t;
+
+typedef struct {
+  hd_audio_jitter_config_t cfg;
+  hd_audio_jitter_slot_t *slots; /* max_packets */
+  size_t n;
+  int have_first, started, have_last_seq;
+  int64_t first_ext;        /* extended ts of the first packet (media time origin) */
+  hd_time_t pending_gap_ms; /* concealed on an empty buffer since the last packet played */
+  uint32_t first_ts;
+  int64_t play_ts;     /* extended ts of the next frame to play */
+  int64_t last_ext_ts; /* reference for unwrapping */
+  uint16_t last_seq;   /* seq of the last frame played from a packet */
+  hd_time_t first_arrival;
+  hd_time_t rel[HD_AUDIO_JITTER_WINDOW]; /* arrival - media time, per packet */
+  size_t rel_n, rel_pos;
+  hd_audio_jitter_stats_t stats;
+} hd_audio_jitter_t;
+
+/* Defaults as listed in hd_audio_jitter_config_t. */
+void hd_audio_jitter_config_default(hd_audio_jitter_config_t *c);
+
+/* c may be NULL for defaults. HD_EINVAL / HD_ENOMEM. */
+int hd_audio_jitter_init(hd_audio_jitter_t *j, const hd_audio_jitter_config_t *c);
+void hd_audio_jitter_free(hd_audio_jitter_t *j);
+
+/* Feeds one packet (RTP seq/ts and its payload) that arrived at `now`.
+ * Returns 0 (stored), 1 (ignored: duplicate, too late to be played, or older
+ * than everything in a full buffer);
+ * HD_EINVAL on len 0 or > HD_AUDIO_JITTER_MAX_PAYLOAD. When the buffer is full
+ * the oldest packet is dropped (counted as overflow). */
+int hd_audio_jitter_push(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, const uint8_t *payload, size_t len,
+                         hd_time_t now);
+
+/* One playout step at `now` (call every frame_samples / 48 ms). Fills *out
+ * and returns its kind (>= 0). */
+int hd_audio_jitter_pull(hd_audio_jitter_t *j, hd_time_t now, hd_audio_jitter_out_t *out);
+
+/* Convenience: pull + decode with an Opus decoder into pcm (capacity
+ * cap_samples per channel, >= frame_samples). EMPTY and CNG-before-any-audio
+ * give silence. Returns samples per channel written (frame_samples), or a
+ * negative error from the decoder. *kind (may be NULL) gets the action. */
+int hd_audio_jitter_pull_pcm(hd_audio_jitter_t *j, hd_time_t now, hd_opus_dec_t *dec, int16_t *pcm,
+                             size_t cap_samples, int *kind);
+
+/* Current target playout delay. */
+hd_time_t hd_audio_jitter_target(const hd_audio_jitter_t *j);
+
+/* Audio stall rate (DESIGN §6): concealed_ms / played_ms, 0 when nothing played. */
+double hd_audio_jitter_stall_rate(const hd_audio_jitter_t *j);
+
+#endif

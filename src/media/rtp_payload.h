@@ -1,0 +1,106 @@
+/* RTP payload formats for the codecs the native SDK sends:
+ *
+ * - VP8 (RFC 7741 §4): each packet starts with the VP8 payload descriptor
+ *   (X, N, S, PartID; extension byte I/L/T/K; PictureID 7/15 bit; TL0PICIDX;
+ *   TID/Y/KEYIDX). The packetizer splits one encoded frame into packets of at
+ *   most max_payload bytes (descriptor included) of near-equal size, S=1 on
+ *   the first, always a 15-bit PictureID incremented per frame, and the marker
+ *   on the last (RFC 7741 §4.1). The depacketizer parses the descriptor and,
+ *   on the first packet of a frame, the VP8 payload header (§4.3: P bit =
+ *   inverse keyframe flag, keyframe dimensions).
+ * - Opus (RFC 7587 §4.2): one Opus packet per RTP packet, 48 kHz clock, marker
+ *   on the first packet after a DTX pause.
+ *
+ * Payload bytes only: the caller builds the RTP header (hd_rtp_build) with its
+ * own seq/ssrc/extensions and the marker/timestamp given here. */
+#ifndef HD_MEDIA_RTP_PAYLOAD_H
+#define HD_MEDIA_RTP_PAYLOAD_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define HD_VP8_RTP_DEFAULT_MAX_PAYLOAD 1200
+#define HD_VP8_RTP_DESC_MAX 6       /* longest descriptor: 1 + X + 2 PictureID + TL0 + TID */
+#define HD_VP8_RTP_MAX_PACKETS 1024 /* cap on packets per frame */
+#define HD_VP8_RTP_CLOCK 90000
+#define HD_OPUS_RTP_CLOCK 48000
+
+/* ---- VP8 packetizer ---- */
+
+typedef struct {
+  size_t max_payload;  /* cap per packet, descriptor included */
+  uint16_t picture_id; /* 15-bit, of the next frame */
+  /* current frame (lent by the caller between begin and the last next) */
+  const uint8_t *frame;
+  size_t len, off;
+  size_t n_packets, sent, chunk, extra; /* split plan: chunk bytes, first `extra` get +1 */
+  int keyframe;
+} hd_vp8_pay_t;
+
+/* max_payload: 0 = HD_VP8_RTP_DEFAULT_MAX_PAYLOAD; must exceed the 4-byte
+ * descriptor we write (HD_EINVAL otherwise). first_picture_id is masked to 15 bits
+ * (pass a random value per stream, as RFC 7741 §4.2 suggests). */
+int hd_vp8_pay_init(hd_vp8_pay_t *p, size_t max_payload, uint16_t first_picture_id);
+
+/* Starts packetizing one encoded frame (lent until the last hd_vp8_pay_next).
+ * Returns the number of packets it will produce, HD_EINVAL on an empty frame,
+ * HD_ENOSPC when it would need more than HD_VP8_RTP_MAX_PACKETS. */
+int hd_vp8_pay_begin(hd_vp8_pay_t *p, const uint8_t *frame, size_t len);
+
+/* Writes the next packet's payload (descriptor + data) to out. Sets *marker
+ * (1 on the frame's last packet). Returns its length, 0 when the frame is
+ * done (the PictureID then advances), HD_ENOSPC if cap < max_payload needed. */
+int hd_vp8_pay_next(hd_vp8_pay_t *p, uint8_t *out, size_t cap, int *marker);
+
+/* ---- VP8 depacketizer ---- */
+
+typedef struct {
+  uint8_t non_ref;         /* N */
+  uint8_t start;           /* S: first packet of a VP8 partition */
+  uint8_t part_id;         /* PartID 0..8 (values 9..15 are rejected) */
+  int picture_id;          /* -1 when absent, else 7- or 15-bit value */
+  uint8_t picture_id_bits; /* 0, 7 or 15 */
+  int tl0picidx;           /* -1 when absent */
+  int tid;                 /* -1 when absent (T bit) */
+  uint8_t layer_sync;      /* Y */
+  int keyidx;              /* -1 when absent (K bit) */
+  size_t desc_len;         /* descriptor bytes */
+  const uint8_t *data;     /* VP8 bitstream bytes after the descriptor */
+  size_t data_len;         /* > 0 after a successful parse */
+  /* Set only when this is a frame's first packet (start && part_id == 0). */
+  uint8_t frame_start;
+  uint8_t keyframe;  /* frame_start && P bit == 0 */
+  int width, height; /* keyframe dimensions when the packet holds them, else 0 */
+} hd_vp8_desc_t;
+
+/* Parses the RFC 7741 descriptor of one RTP payload. Returns 0;
+ * HD_ETRUNC when a flagged field or the data is missing; HD_EPROTO on a
+ * PartID > 8. Never reads outside payload[0..len). */
+int hd_vp8_depay_parse(const uint8_t *payload, size_t len, hd_vp8_desc_t *d);
+
+/* Writes a descriptor (for tests and for rewriting PictureIDs in a relay):
+ * fields of d with picture_id/tl0picidx/tid/keyidx >= 0 are written (PictureID
+ * 15-bit when picture_id_bits != 7). Returns the length or HD_ENOSPC/HD_EINVAL. */
+int hd_vp8_desc_write(const hd_vp8_desc_t *d, uint8_t *out, size_t cap);
+
+/* ---- Opus (RFC 7587) ---- */
+
+typedef struct {
+  uint32_t ts; /* RTP timestamp of the next packet */
+  int in_dtx;  /* previous frame was DTX (not sent) */
+  int started;
+} hd_opus_pay_t;
+
+void hd_opus_pay_init(hd_opus_pay_t *p, uint32_t first_ts);
+
+/* Takes one encoder output of `samples` (per channel, 48 kHz) and decides:
+ * returns 1 = send `pkt` as the payload with *ts / *marker; 0 = DTX frame,
+ * send nothing. The timestamp advances by samples either way.
+ * HD_EINVAL on len 0 or samples <= 0. */
+int hd_opus_pay_frame(hd_opus_pay_t *p, const uint8_t *pkt, size_t len, int samples, uint32_t *ts,
+                      int *marker);
+
+/* Validates an Opus RTP payload (TOC and frame count, RFC 6716 §3.1) and
+ * returns its duration in samples per channel at 48 kHz; HD_EPROTO/HD_ETRUNC. */
+int hd_opus_depay(const uint8_t *payload, size_t len);
+
+#endif

@@ -1,0 +1,161 @@
+/* RTP payload formats: VP8 (RFC 7741) packetize/depacketize round trip, MTU
+ * split, PictureID wrap, descriptor vectors and malformed input; Opus
+ * (RFC 7587) timestamps, DTX and marker. */
+#include "hd_test.h"
+
+#include "base/err.h"
+#include "media/rtp_payload.h"
+
+static void test_vp8_split_and_reassemble(void **state) {
+  static uint8_t frame[5000], out[1500], again[5000];
+  for (size_t i = 0; i < sizeof(frame); i++)
+    frame[i] = (uint8_t)(i * 7 + 3);
+  frame[0] = 0x10; /* P=0: keyframe */
+  hd_vp8_pay_t p;
+  assert_int_equal(hd_vp8_pay_init(&p, 0, 0x7ffe), 0);
+  assert_int_equal(p.max_payload, 1200);
+  int n = hd_vp8_pay_begin(&p, frame, sizeof(frame));
+  assert_int_equal(n, 5); /* ceil(5000 / 1196) */
+  size_t got = 0;
+  int count = 0, marker = 0, len, minlen = 10000, maxlen = 0;
+  while ((len = hd_vp8_pay_next(&p, out, sizeof(out), &marker)) > 0) {
+    assert_true(len <= 1200);
+    if (len < minlen) minlen = len;
+    if (len > maxlen) maxlen = len;
+    hd_vp8_desc_t d;
+    assert_int_equal(hd_vp8_depay_parse(out, (size_t)len, &d), 0);
+    assert_int_equal(d.start, count == 0);
+    assert_int_equal(d.frame_start, count == 0);
+    assert_int_equal(d.keyframe, count == 0);
+    assert_int_equal(d.part_id, 0);
+    assert_int_equal(d.picture_id, 0x7ffe);
+    assert_int_equal(d.picture_id_bits, 15);
+    assert_int_equal(d.desc_len, 4);
+    memcpy(again + got, d.data, d.data_len);
+    got += d.data_len;
+    count++;
+    assert_int_equal(marker, count == n);
+  }
+  assert_int_equal(len, 0);
+  assert_int_equal(count, 5);
+  assert_true(maxlen - minlen <= 1); /* near-equal split */
+  assert_int_equal(got, sizeof(frame));
+  assert_memory_equal(again, frame, sizeof(frame));
+  /* the PictureID advances per frame and wraps at 15 bits */
+  frame[0] = 0x11; /* interframe */
+  assert_int_equal(hd_vp8_pay_begin(&p, frame, 100), 1);
+  len = hd_vp8_pay_next(&p, out, sizeof(out), &marker);
+  assert_int_equal(len, 104);
+  assert_int_equal(marker, 1);
+  hd_vp8_desc_t d;
+  assert_int_equal(hd_vp8_depay_parse(out, (size_t)len, &d), 0);
+  assert_int_equal(d.picture_id, 0x7fff);
+  assert_int_equal(d.keyframe, 0);
+  assert_int_equal(hd_vp8_pay_begin(&p, frame, 1), 1);
+  len = hd_vp8_pay_next(&p, out, sizeof(out), &marker);
+  assert_int_equal(hd_vp8_depay_parse(out, (size_t)len, &d), 0);
+  assert_int_equal(d.picture_id, 0);
+  /* small MTU and caps */
+  assert_int_equal(hd_vp8_pay_init(&p, 4, 0), HD_EINVAL);
+  assert_int_equal(hd_vp8_pay_init(&p, 5, 0), 0);
+  assert_int_equal(hd_vp8_pay_begin(&p, frame, 1024), 1024);
+  assert_int_equal(hd_vp8_pay_begin(&p, frame, 1025), HD_ENOSPC);
+  assert_int_equal(hd_vp8_pay_begin(&p, frame, 0), HD_EINVAL);
+  assert_int_equal(hd_vp8_pay_init(&p, 100, 0), 0);
+  assert_int_equal(hd_vp8_pay_begin(&p, frame, 500), 6);
+  assert_int_equal(hd_vp8_pay_next(&p, out, 50, &marker), HD_ENOSPC);
+}
+
+static void test_vp8_descriptor_vectors(void **state) {
+  hd_vp8_desc_t d;
+  /* RFC 7741 §4.2 layout: X|R|N|S|R|PID, then I|L|T|K, M|PictureID(15),
+   * TL0PICIDX, TID|Y|KEYIDX, then the VP8 payload header of a keyframe
+   * (P=0, start code 9d 01 2a, 640x360). */
+  const uint8_t full[] = {0xb0, 0xf0, 0x81, 0x23, 0x42, 0x65, 0x50, 0x00,
+                          0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01};
+  assert_int_equal(hd_vp8_depay_parse(full, sizeof(full), &d), 0);
+  assert_int_equal(d.non_ref, 1);
+  assert_int_equal(d.start, 1);
+  assert_int_equal(d.part_id, 0);
+  assert_int_equal(d.picture_id, 0x123);
+  assert_int_equal(d.picture_id_bits, 15);
+  assert_int_equal(d.tl0picidx, 0x42);
+  assert_int_equal(d.tid, 1);
+  assert_int_equal(d.layer_sync, 1);
+  assert_int_equal(d.keyidx, 5);
+  assert_int_equal(d.desc_len, 6);
+  assert_int_equal(d.data_len, 10);
+  assert_int_equal(d.keyframe, 1);
+  assert_int_equal(d.width, 640);
+  assert_int_equal(d.height, 360);
+  uint8_t w[8];
+  assert_int_equal(hd_vp8_desc_write(&d, w, sizeof(w)), 6);
+  assert_memory_equal(w, full, 6);
+  assert_int_equal(hd_vp8_desc_write(&d, w, 5), HD_ENOSPC);
+  /* minimal: no X, S=0, PartID 2, 7-bit PictureID form via write */
+  const uint8_t min[] = {0x02, 0xaa};
+  assert_int_equal(hd_vp8_depay_parse(min, sizeof(min), &d), 0);
+  assert_int_equal(d.picture_id, -1);
+  assert_int_equal(d.tid, -1);
+  assert_int_equal(d.frame_start, 0);
+  assert_int_equal(d.part_id, 2);
+  d.picture_id = 0x55;
+  d.picture_id_bits = 7;
+  assert_int_equal(hd_vp8_desc_write(&d, w, sizeof(w)), 3);
+  assert_int_equal(w[0], 0x82);
+  assert_int_equal(w[1], 0x80);
+  assert_int_equal(w[2], 0x55);
+  const uint8_t pid7[] = {0x90, 0x80, 0x55, 0x01};
+  assert_int_equal(hd_vp8_depay_parse(pid7, sizeof(pid7), &d), 0);
+  assert_int_equal(d.picture_id, 0x55);
+  assert_int_equal(d.picture_id_bits, 7);
+  assert_int_equal(d.frame_start, 1);
+  assert_int_equal(d.keyframe, 0);
+  /* truncations at every field and a PartID > 8 */
+  for (size_t l = 0; l < sizeof(full) - 10 + 1; l++)
+    assert_int_equal(hd_vp8_depay_parse(full, l, &d), HD_ETRUNC);
+  const uint8_t badpid[] = {0x09, 0x00};
+  assert_int_equal(hd_vp8_depay_parse(badpid, sizeof(badpid), &d), HD_EPROTO);
+  /* K only: the TID|Y|KEYIDX byte is present, tid stays absent */
+  const uint8_t konly[] = {0x80, 0x10, 0x1f, 0x01};
+  assert_int_equal(hd_vp8_depay_parse(konly, sizeof(konly), &d), 0);
+  assert_int_equal(d.tid, -1);
+  assert_int_equal(d.keyidx, 31);
+}
+
+static void test_opus(void **state) {
+  hd_opus_pay_t p;
+  hd_opus_pay_init(&p, 0xfffffc40u); /* wraps after 1 packet */
+  uint8_t pkt[40] = {0x78, 1, 2, 3};
+  uint8_t dtx[1] = {0x78};
+  uint32_t ts = 0;
+  int m = -1;
+  assert_int_equal(hd_opus_pay_frame(&p, pkt, 40, 960, &ts, &m), 1);
+  assert_int_equal(ts, 0xfffffc40u);
+  assert_int_equal(m, 0);
+  assert_int_equal(hd_opus_pay_frame(&p, pkt, 40, 960, &ts, &m), 1);
+  assert_int_equal(ts, 0);
+  assert_int_equal(hd_opus_pay_frame(&p, dtx, 1, 960, &ts, &m), 0);
+  assert_int_equal(hd_opus_pay_frame(&p, dtx, 1, 960, &ts, &m), 0);
+  assert_int_equal(hd_opus_pay_frame(&p, pkt, 40, 960, &ts, &m), 1);
+  assert_int_equal(ts, 3 * 960); /* the clock ran through the pause */
+  assert_int_equal(m, 1);        /* first packet of a talkspurt */
+  assert_int_equal(hd_opus_pay_frame(&p, pkt, 40, 960, &ts, &m), 1);
+  assert_int_equal(m, 0);
+  assert_int_equal(hd_opus_pay_frame(&p, pkt, 0, 960, &ts, &m), HD_EINVAL);
+  assert_int_equal(hd_opus_depay(pkt, 40), 960);
+  uint8_t two20[] = {0x79, 1, 2}; /* code 1: two equal frames of 20 ms */
+  assert_int_equal(hd_opus_depay(two20, sizeof(two20)), 1920);
+  assert_int_equal(hd_opus_depay(pkt, 0), HD_ETRUNC);
+  uint8_t bad[] = {0x7b, 0x00}; /* code 3, 0 frames */
+  assert_int_equal(hd_opus_depay(bad, sizeof(bad)), HD_EPROTO);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_vp8_split_and_reassemble),
+      cmocka_unit_test(test_vp8_descriptor_vectors),
+      cmocka_unit_test(test_opus),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
