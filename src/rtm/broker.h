@@ -32,8 +32,8 @@
 #define HD_RTM_PROTOCOL_VERSION 1
 
 /* ---- limits (defaults; most are configurable, docs/rtm.md "Limits") ---- */
-#define HD_RTM_DEFAULT_MAX_MSG (32 * 1024)   /* a client message, whole text (bytes) */
-#define HD_RTM_DEFAULT_WINDOW_MSGS 1024      /* unacked messages per session */
+#define HD_RTM_DEFAULT_MAX_MSG (32 * 1024)     /* a client message, whole text (bytes) */
+#define HD_RTM_DEFAULT_WINDOW_MSGS 1024        /* unacked messages per session */
 #define HD_RTM_DEFAULT_WINDOW_BYTES (2u << 20) /* unacked bytes per session */
 #define HD_RTM_DEFAULT_RESUME_GRACE HD_SEC(30)
 #define HD_RTM_DEFAULT_RATE 100.0  /* client messages per second per connection */
@@ -41,18 +41,18 @@
 #define HD_RTM_DEFAULT_MAX_SESSIONS 20000
 #define HD_RTM_DEFAULT_PEER_TIMEOUT HD_SEC(30)
 #define HD_RTM_DEFAULT_HISTORY_KEEP 1000 /* stored messages kept per channel */
-#define HD_RTM_MAX_SUBS 64        /* channels per session */
-#define HD_RTM_MAX_CHANNEL 64     /* channel name bytes: [A-Za-z0-9_.:-] */
-#define HD_RTM_MAX_USER 127       /* user id (token "sub") bytes */
-#define HD_RTM_MAX_ID 64          /* request "id" bytes */
-#define HD_RTM_MAX_KEY 64         /* attribute key / lock name bytes */
-#define HD_RTM_MAX_VALUE 8192     /* attribute value bytes */
-#define HD_RTM_MAX_STATE 1024     /* presence state bytes */
-#define HD_RTM_MAX_ATTRS 128      /* keys per channel / per user */
-#define HD_RTM_HIST_MAX 100       /* messages per history reply */
+#define HD_RTM_MAX_SUBS 64               /* channels per session */
+#define HD_RTM_MAX_CHANNEL 64            /* channel name bytes: [A-Za-z0-9_.:-] */
+#define HD_RTM_MAX_USER 127              /* user id (token "sub") bytes */
+#define HD_RTM_MAX_ID 64                 /* request "id" bytes */
+#define HD_RTM_MAX_KEY 64                /* attribute key / lock name bytes */
+#define HD_RTM_MAX_VALUE 8192            /* attribute value bytes */
+#define HD_RTM_MAX_STATE 1024            /* presence state bytes */
+#define HD_RTM_MAX_ATTRS 128             /* keys per channel / per user */
+#define HD_RTM_HIST_MAX 100              /* messages per history reply */
 #define HD_RTM_MAX_LOCK_TTL HD_SEC(3600)
 #define HD_RTM_MAX_LOCKS 100000   /* locks per node */
-#define HD_RTM_PUB_DEDUPE 256     /* recent publish ids remembered per session */
+#define HD_RTM_PUB_DEDUPE 64      /* recent publish/peer ids remembered per session */
 #define HD_RTM_MAX_OUT (4u << 20) /* any node->client message (a history reply) */
 
 /* WebSocket close codes the broker uses (RFC 6455 §7.4.2 private range). */
@@ -93,7 +93,7 @@ typedef struct {
   /* token verification (required) */
   hd_token_secret_fn secret_lookup;
   void *secret_ud;
-  int64_t token_leeway; /* seconds */
+  int64_t token_leeway;  /* seconds */
   hd_rtm_store_t *store; /* required; not owned */
   hd_time_t wall_offset; /* wall-clock µs = now + wall_offset (history ts, lock expiry, tokens) */
   /* limits; 0 = default */
@@ -113,11 +113,11 @@ typedef struct {
   uint64_t published;   /* channel messages published */
   uint64_t errors;      /* error replies */
   uint64_t rate_limited;
-  uint64_t drops;       /* sessions dropped on window overflow */
-  uint64_t expired;     /* sessions dropped after the resume grace */
-  uint64_t resumes;     /* successful resumes */
-  uint64_t replayed;    /* messages re-sent on resume */
-  uint64_t locks;       /* locks held (gauge) */
+  uint64_t drops;    /* sessions dropped on window overflow */
+  uint64_t expired;  /* sessions dropped after the resume grace */
+  uint64_t resumes;  /* successful resumes */
+  uint64_t replayed; /* messages re-sent on resume */
+  uint64_t locks;    /* locks held (gauge) */
 } hd_rtm_stats_t;
 
 /* Creates a broker; loads locks from the store. now: current time.

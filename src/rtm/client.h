@@ -29,10 +29,10 @@ typedef struct {
   char ch[HD_RTM_CLIENT_MAX_CHANNELS][65];
   int64_t last_cseq[HD_RTM_CLIENT_MAX_CHANNELS];
   int n_ch;
-  int64_t last_s;       /* highest in-order session seq delivered */
-  int64_t acked_s;      /* highest seq acked to the node */
-  int ack_every;        /* ack after this many messages (default 32) */
-  hd_time_t ack_delay;  /* ... or this long after the first unacked one (default 100 ms) */
+  int64_t last_s;          /* highest in-order session seq delivered */
+  int64_t acked_s;         /* highest seq acked to the node */
+  int ack_every;           /* ack after this many messages (default 32) */
+  hd_time_t ack_delay;     /* ... or this long after the first unacked one (default 100 ms) */
   hd_time_t unacked_since; /* 0 = nothing unacked */
 } hd_rtm_client_t;
 

@@ -65,8 +65,8 @@ typedef struct {
   int (*msg_query)(hd_rtm_store_t *s, const char *app, const char *ch, const hd_rtm_hist_query_t *q,
                    hd_rtm_msg_fn fn, void *ud);
   /* Calls fn for every attribute of the scope (ascending key). Returns the count. */
-  int (*attr_list)(hd_rtm_store_t *s, const char *app, hd_rtm_scope_t sc, const char *name,
-                   hd_rtm_attr_fn fn, void *ud);
+  int (*attr_list)(hd_rtm_store_t *s, const char *app, hd_rtm_scope_t sc, const char *name, hd_rtm_attr_fn fn,
+                   void *ud);
   /* Compare-and-set. expect < 0: unconditional; expect == 0: only if absent;
    * expect > 0: only if the current revision equals it. value NULL deletes.
    * On success *rev = the new revision (for a delete: the deleted one's + 1).
