@@ -124,6 +124,8 @@ static void chan_free(chan_t *c) {
 
 void rtm_chan_maybe_free(hd_rtm_broker_t *b, chan_t *c) {
   if (c->n_subs || c->n_mem) return;
+  /* give back the unused reservation so that the next use continues at cseq + 1 */
+  if (c->cseq < c->hwm) b->cfg.store->ops->seq_put(b->cfg.store, c->app, c->name, c->cseq);
   uint32_t h = hash(c->app, c->name) % CHAN_BUCKETS;
   for (chan_t **pp = &b->buckets[h]; *pp; pp = &(*pp)->next)
     if (*pp == c) {
@@ -553,7 +555,7 @@ int rtm_locks_load(hd_rtm_broker_t *b, hd_time_t now) {
 static void do_lock(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now, int op) {
   const char *ch, *name;
   int64_t ttl;
-  if (fchan(b, s, r, &ch) < 0 || fstr(b, s, r, "name", 1, 1, HD_RTM_MAX_KEY, &name) < 0 ||
+  if (fchan(b, s, r, &ch) < 0 || fstr(b, s, r, "name", op != 'g', 1, HD_RTM_MAX_KEY, &name) < 0 ||
       fint(b, s, r, "ttl", 100, HD_RTM_MAX_LOCK_TTL / 1000, 30000, &ttl) < 0)
     return;
   hd_rtm_store_t *sto = b->cfg.store;

@@ -54,8 +54,9 @@ typedef int (*hd_rtm_lock_fn)(void *ud, const char *app, const hd_rtm_lock_rec_t
 
 typedef struct {
   void (*close)(hd_rtm_store_t *s);
-  /* Sequence high-water mark of a channel: every cseq ever assigned is <= it.
-   * 0 for a new channel. */
+  /* Sequence high-water mark of a channel: every cseq ever assigned is <= it
+   * (the broker reserves blocks ahead and gives back the unused part when the
+   * channel goes idle). 0 for a new channel. seq_put sets it. */
   int (*seq_get)(hd_rtm_store_t *s, const char *app, const char *ch, int64_t *out);
   int (*seq_put)(hd_rtm_store_t *s, const char *app, const char *ch, int64_t hwm);
   /* Appends a message; then keeps at most `keep` newest messages of the channel. */

@@ -114,7 +114,7 @@ static int mem_seq_get(hd_rtm_store_t *s, const char *app, const char *ch, int64
 static int mem_seq_put(hd_rtm_store_t *s, const char *app, const char *ch, int64_t hwm) {
   mchan_t *c = chan((mem_t *)s, app, ch, 1);
   if (!c) return HD_ENOMEM;
-  if (hwm > c->hwm) c->hwm = hwm;
+  c->hwm = hwm;
   return 0;
 }
 

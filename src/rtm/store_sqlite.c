@@ -37,7 +37,7 @@ enum {
 static const char *const SQL[S_COUNT] = {
     [S_SEQ_GET] = "SELECT hwm FROM chan_seq WHERE app=?1 AND ch=?2",
     [S_SEQ_PUT] = "INSERT INTO chan_seq(app,ch,hwm) VALUES(?1,?2,?3) "
-                  "ON CONFLICT(app,ch) DO UPDATE SET hwm=max(hwm,excluded.hwm)",
+                  "ON CONFLICT(app,ch) DO UPDATE SET hwm=excluded.hwm",
     [S_MSG_INS] = "INSERT OR REPLACE INTO msg(app,ch,cseq,ts,sender,data) VALUES(?1,?2,?3,?4,?5,?6)",
     [S_MSG_TRIM] = "DELETE FROM msg WHERE app=?1 AND ch=?2 AND cseq <= "
                    "(SELECT cseq FROM msg WHERE app=?1 AND ch=?2 ORDER BY cseq DESC LIMIT 1 OFFSET ?3)",
