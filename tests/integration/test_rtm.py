@@ -116,11 +116,17 @@ class Client:
         self.state = "new"
         self.errors = []
         self.cuts = 0
+        self.log = []
 
     def connect(self, sel):
         self.ws = WS(self.port, "/rtm")
-        self.ws.sock.setblocking(True)
+        # non-blocking from here: a send never stalls the loop (the node may
+        # stop reading a connection whose outbound side is congested)
+        self.ws.sock.setblocking(False)
+        self.out = b""
+        self.sel = sel
         sel.register(self.ws.sock, selectors.EVENT_READ, self)
+        self.log.append(("connect", round(time.time() - T0, 2)))
         if self.resume:
             self.send({"type": "login", "resume": self.resume, "last": self.last_s})
         else:
@@ -128,7 +134,31 @@ class Client:
         self.state = "login"
 
     def send(self, o):
-        self.ws.send_text(json.dumps(o, separators=(",", ":")))
+        self.send_frame(1, json.dumps(o, separators=(",", ":")).encode())
+
+    def send_frame(self, op, payload):
+        mask = os.urandom(4)
+        n = len(payload)
+        hdr = bytes([0x80 | op]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n)
+                                     if n < 65536 else bytes([0x80 | 127]) + struct.pack("!Q", n))
+        m = (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big") \
+            if n else b""
+        self.out += hdr + mask + m
+        self.flush()
+
+    def flush(self):
+        if not self.ws:
+            return
+        try:
+            while self.out:
+                k = self.ws.sock.send(self.out)
+                self.out = self.out[k:]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.out = b""
+        ev = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.out else 0)
+        self.sel.modify(self.ws.sock, ev, self)
 
     def cut(self, sel):
         sel.unregister(self.ws.sock)
@@ -136,6 +166,7 @@ class Client:
         self.ws = None
         self.state = "cut"
         self.cuts += 1
+        self.log.append(("cut", round(time.time() - T0, 2)))
 
     def frames(self):
         buf = self.ws.buf
@@ -158,9 +189,17 @@ class Client:
         self.ws.buf = buf
         return out
 
+    def on_event(self, sel, mask):
+        if mask & selectors.EVENT_WRITE:
+            self.flush()
+        if mask & selectors.EVENT_READ and self.ws:
+            self.on_readable(sel)
+
     def on_readable(self, sel):
         try:
             d = self.ws.sock.recv(262144)
+        except BlockingIOError:
+            return
         except OSError:
             d = b""
         if not d:
@@ -169,7 +208,7 @@ class Client:
         self.ws.buf += d
         for op, payload in self.frames():
             if op == 9:
-                self.ws.send_frame(10, payload)
+                self.send_frame(10, payload)
             elif op == 8:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                 self.errors.append(("close", code))
@@ -193,6 +232,7 @@ class Client:
             self.state = "up"
             return
         if "s" not in m:
+            self.log.append(("err", round(time.time() - T0, 2)))
             self.errors.append(m)
             return
         if m["s"] <= self.last_s:
@@ -228,8 +268,8 @@ def load_test(port):
     rnd = random.Random(42)
 
     def pump(t):
-        for key, _ in sel.select(t):
-            key.data.on_readable(sel)
+        for key, mask in sel.select(t):
+            key.data.on_event(sel, mask)
 
     deadline = time.time() + 30
     while time.time() < deadline and any(c.state not in ("subbed",) for c in clients):
@@ -278,7 +318,7 @@ def load_test(port):
     print("# %d publishes, %d connection cuts, t=%.1f s" % (seq, cuts, time.time() - T0))
     check(cuts > 0, "connections were cut during the run", cuts)
     check(all(not c.pending for c in clients), "every publish got an ok",
-          [(c.user, c.pending, c.state, c.errors[:3]) for c in clients if c.pending][:5])
+          [(c.user, c.pending, c.state, c.errors[:3], c.log) for c in clients if c.pending][:5])
     # expected stream per channel: the acked (cseq, from, data), by cseq
     per_ch = {}
     for c in clients:
