@@ -25,6 +25,13 @@ void hd_config_defaults(hd_config_t *c) {
   c->webhook_max_attempts = 8;
   c->webhook_max_age = 600;
   c->webhook_timeout_ms = 10000;
+  snprintf(c->rtm_db, sizeof c->rtm_db, "hudong-rtm.db");
+  c->rtm_max_message = 32 * 1024;
+  c->rtm_rate = 100;
+  c->rtm_burst = 200;
+  c->rtm_window_messages = 1024;
+  c->rtm_window_bytes = 2 << 20;
+  c->rtm_resume_grace = 30;
 }
 
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port) {
@@ -87,7 +94,8 @@ static const char *const known_keys[] = {"listen",
                                          "max_publish_bitrate_kbps",
                                          "apps",
                                          "cors_origins",
-                                         "webhooks"};
+                                         "webhooks",
+                                         "rtm"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -150,6 +158,39 @@ static int load_webhooks(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (get_int(w, "max_attempts", 1, 100, &c->webhook_max_attempts, err, errcap)) return HD_EINVAL;
   if (get_int(w, "max_age_seconds", 1, 86400, &c->webhook_max_age, err, errcap)) return HD_EINVAL;
   if (get_int(w, "timeout_ms", 100, 120000, &c->webhook_timeout_ms, err, errcap)) return HD_EINVAL;
+  return 0;
+}
+
+static const char *const rtm_keys[] = {
+    "db", "max_message", "rate", "burst", "window_messages", "window_bytes", "resume_grace_seconds"};
+
+static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
+  if (!json_is_object(w)) {
+    snprintf(err, errcap, "config: 'rtm' must be an object");
+    return HD_EINVAL;
+  }
+  const char *k;
+  json_t *kv;
+  json_object_foreach(w, k, kv) {
+    size_t i = 0;
+    while (i < sizeof rtm_keys / sizeof rtm_keys[0] && strcmp(k, rtm_keys[i]))
+      i++;
+    if (i == sizeof rtm_keys / sizeof rtm_keys[0]) {
+      snprintf(err, errcap, "config: unknown key 'rtm.%.64s' (see docs/operations.md)", k);
+      return HD_EINVAL;
+    }
+  }
+  if (get_str(w, "db", c->rtm_db, sizeof c->rtm_db, err, errcap)) return HD_EINVAL;
+  if (!c->rtm_db[0]) {
+    snprintf(err, errcap, "config: 'rtm.db' must not be empty (\":memory:\" for no file)");
+    return HD_EINVAL;
+  }
+  if (get_int(w, "max_message", 256, 1 << 20, &c->rtm_max_message, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "rate", 1, 100000, &c->rtm_rate, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "burst", 1, 1000000, &c->rtm_burst, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "window_messages", 16, 1000000, &c->rtm_window_messages, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "window_bytes", 65536, 1L << 30, &c->rtm_window_bytes, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "resume_grace_seconds", 1, 3600, &c->rtm_resume_grace, err, errcap)) return HD_EINVAL;
   return 0;
 }
 
@@ -252,6 +293,8 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   }
   json_t *wh = json_object_get(root, "webhooks");
   if (wh && load_webhooks(c, wh, err, errcap)) goto out;
+  json_t *rtm = json_object_get(root, "rtm");
+  if (rtm && load_rtm(c, rtm, err, errcap)) goto out;
   rc = 0;
 out:
   json_decref(root);

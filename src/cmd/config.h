@@ -45,6 +45,12 @@ typedef struct {
   long webhook_max_attempts; /* per event and receiver */
   long webhook_max_age;      /* seconds after the event before giving up */
   long webhook_timeout_ms;   /* per attempt */
+  /* "rtm": real-time messaging (docs/rtm.md, docs/operations.md) */
+  char rtm_db[512];                           /* SQLite file; ":memory:" = nothing survives a restart */
+  long rtm_max_message;                       /* bytes per client message */
+  long rtm_rate, rtm_burst;                   /* client messages per second per connection, bucket depth */
+  long rtm_window_messages, rtm_window_bytes; /* unacked per session */
+  long rtm_resume_grace;                      /* seconds a session waits for a resume */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

@@ -19,7 +19,9 @@
 #include "io/webhook_sender.h"
 #include "io/ws.h"
 #include "proto/dtls.h"
+#include "base/map.h"
 #include "proto/token.h"
+#include "rtm/broker.h"
 #include "sfu/node.h"
 
 typedef struct {
@@ -33,6 +35,11 @@ typedef struct {
   uint64_t http_requests, http_errors;
   uint64_t auth_failures;
   hd_webhook_sender_t *webhooks; /* NULL when no webhook URL is configured */
+  /* /rtm: the messaging broker, its store, its timer and conn id -> connection */
+  hd_rtm_store_t *rtm_store;
+  hd_rtm_broker_t *rtm;
+  hd_map_t rtm_conns;
+  uv_timer_t rtm_timer;
 } server_t;
 
 static const char *secret_lookup(void *ud, const char *key) {
@@ -520,6 +527,68 @@ static int webhook_metrics(server_t *s, char *out, size_t cap) {
   return n > 0 && (size_t)n < cap ? n : 0;
 }
 
+/* ---- /rtm: real-time messaging (docs/rtm.md) ----
+ * A separate endpoint from /rtc: an RTM session lives without a room and
+ * survives reconnects (resume), a room participant does not. */
+
+static void rtm_arm(server_t *s);
+
+static void rtm_send(void *ud, uint64_t conn, const char *text, size_t len) {
+  server_t *s = ud;
+  hd_ws_conn_t *c = hd_map_get(&s->rtm_conns, &conn, sizeof conn);
+  /* a full queue closes the connection (1008); the session waits for a resume */
+  if (c) hd_ws_send(c, text, len);
+}
+
+static void rtm_close_cb(void *ud, uint64_t conn, int code, const char *reason) {
+  server_t *s = ud;
+  hd_ws_conn_t *c = hd_map_get(&s->rtm_conns, &conn, sizeof conn);
+  if (c) hd_ws_close(c, code, reason);
+}
+
+static void rtm_on_timer(uv_timer_t *t) {
+  server_t *s = t->data;
+  hd_rtm_tick(s->rtm, hd_io_now(s->loop));
+  rtm_arm(s);
+}
+
+static void rtm_arm(server_t *s) {
+  hd_time_t next = hd_rtm_next_timeout(s->rtm);
+  if (next == HD_TIME_NEVER) {
+    uv_timer_stop(&s->rtm_timer);
+    return;
+  }
+  hd_time_t now = hd_io_now(s->loop);
+  uint64_t ms = next > now ? (uint64_t)((next - now) / 1000 + 1) : 0;
+  uv_timer_start(&s->rtm_timer, rtm_on_timer, ms, 0);
+}
+
+static void rtm_ws_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_resp_t *reject) {
+  server_t *s = ud;
+  rtc_open(ud, c, req, reject); /* the same Origin policy as /rtc */
+  if (reject->status) return;
+  uint64_t id = hd_ws_id(c);
+  if (hd_map_put(&s->rtm_conns, &id, sizeof id, c) < 0 ||
+      hd_rtm_conn_open(s->rtm, id, hd_io_now(s->loop)) < 0) {
+    hd_map_del(&s->rtm_conns, &id, sizeof id);
+    hd_http_resp_text(reject, 503, "too many connections\n");
+  }
+}
+
+static void rtm_ws_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len) {
+  server_t *s = ud;
+  hd_rtm_conn_message(s->rtm, hd_ws_id(c), text, len, hd_io_now(s->loop));
+  rtm_arm(s);
+}
+
+static void rtm_ws_close(void *ud, hd_ws_conn_t *c, int code) {
+  server_t *s = ud;
+  uint64_t id = hd_ws_id(c);
+  hd_map_del(&s->rtm_conns, &id, sizeof id);
+  hd_rtm_conn_closed(s->rtm, id, hd_io_now(s->loop));
+  rtm_arm(s);
+}
+
 static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
@@ -555,6 +624,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     int w = hd_ws_metrics_text(s->http, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
     w = webhook_metrics(s, buf + n, METRICS_CAP - (size_t)n);
+    if (w > 0) n += w;
+    w = hd_rtm_metrics_text(s->rtm, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
     hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, (size_t)n);
     free(buf);
@@ -612,7 +683,9 @@ static void usage_serve(void) {
   fprintf(
       stderr,
       "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--rtc-announce-port PORT]\n"
-      "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--config FILE] [--dev]\n"
+      "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--rtm-db FILE]\n"
+      "                    [--config FILE] [--dev]\n"
+      "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
       "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
       "  --rtc-ip / --rtc-announce-port: the address put in ICE candidates, when clients reach\n"
       "            the media port through NAT, a port mapping or a relay (hudong netem)\n"
@@ -634,7 +707,7 @@ int hd_cmd_serve(int argc, char **argv) {
   server_t s;
   memset(&s, 0, sizeof s);
   hd_config_defaults(&s.cfg);
-  const char *config = NULL, *listen = NULL, *rtc_ip = NULL;
+  const char *config = NULL, *listen = NULL, *rtc_ip = NULL, *rtm_db = NULL;
   int rtc_port = -1, announce_port = -1;
   long empty_timeout = -1, max_pub_kbps = -1;
   for (int i = 1; i < argc; i++) {
@@ -646,6 +719,8 @@ int hd_cmd_serve(int argc, char **argv) {
       rtc_port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--rtc-ip") && i + 1 < argc)
       rtc_ip = argv[++i];
+    else if (!strcmp(argv[i], "--rtm-db") && i + 1 < argc)
+      rtm_db = argv[++i];
     else if (!strcmp(argv[i], "--rtc-announce-port") && i + 1 < argc)
       announce_port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--room-empty-timeout") && i + 1 < argc)
@@ -688,6 +763,7 @@ int hd_cmd_serve(int argc, char **argv) {
     return 2;
   }
   if (rtc_ip) snprintf(s.cfg.rtc_ip, sizeof s.cfg.rtc_ip, "%s", rtc_ip);
+  if (rtm_db) snprintf(s.cfg.rtm_db, sizeof s.cfg.rtm_db, "%s", rtm_db);
   if (s.cfg.dev) {
     int have = 0;
     for (int i = 0; i < s.cfg.n_apps; i++)
@@ -778,6 +854,50 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: cannot add the /rtc WebSocket endpoint: %s\n", hd_strerror(rc));
     return 1;
   }
+  if ((rc = hd_rtm_store_sqlite_new(&s.rtm_store, s.cfg.rtm_db, err, sizeof err)) < 0) {
+    fprintf(stderr, "hudong serve: rtm store: %s\n", err);
+    return 1;
+  }
+  hd_rtm_config_t rcfg = {.send = rtm_send,
+                          .close = rtm_close_cb,
+                          .ud = &s,
+                          .secret_lookup = secret_lookup,
+                          .secret_ud = &s,
+                          .token_leeway = s.cfg.token_leeway,
+                          .store = s.rtm_store,
+                          .wall_offset = wall_now - hd_io_now(s.loop),
+                          .max_msg = (size_t)s.cfg.rtm_max_message,
+                          .window_msgs = (size_t)s.cfg.rtm_window_messages,
+                          .window_bytes = (size_t)s.cfg.rtm_window_bytes,
+                          .resume_grace = HD_SEC(s.cfg.rtm_resume_grace),
+                          .rate = (double)s.cfg.rtm_rate,
+                          .burst = (double)s.cfg.rtm_burst};
+  if ((rc = hd_rtm_broker_new(&s.rtm, &rcfg, hd_io_now(s.loop))) < 0 ||
+      (rc = hd_map_init(&s.rtm_conns, HD_RTM_DEFAULT_MAX_SESSIONS * 2)) < 0) {
+    fprintf(stderr, "hudong serve: rtm broker: %s\n", hd_strerror(rc));
+    return 1;
+  }
+  uv_timer_init(s.loop, &s.rtm_timer);
+  s.rtm_timer.data = &s;
+  rtm_arm(&s);
+  hd_ws_endpoint_config_t rtmep = {.path = "/rtm",
+                                   .on_open = rtm_ws_open,
+                                   .on_message = rtm_ws_message,
+                                   .on_close = rtm_ws_close,
+                                   .ud = &s,
+                                   /* over rtm.max_message the broker answers 413 and the
+                                    * connection stays; only beyond 1 MiB does ws close (1009) */
+                                   .max_message = 1024 * 1024,
+                                   /* the broker's window is the real bound; the socket
+                                    * queue holds a full window plus one big reply */
+                                   .out_max_bytes = (size_t)s.cfg.rtm_window_bytes + HD_RTM_MAX_OUT,
+                                   .out_max_msgs = (size_t)s.cfg.rtm_window_messages * 2 + 16,
+                                   .idle_timeout_ms = 30000,
+                                   .ping_interval_ms = 10000};
+  if ((rc = hd_ws_endpoint_add(s.http, &rtmep)) < 0) {
+    fprintf(stderr, "hudong serve: cannot add the /rtm WebSocket endpoint: %s\n", hd_strerror(rc));
+    return 1;
+  }
   uv_signal_init(s.loop, &s.sigint);
   uv_signal_init(s.loop, &s.sigterm);
   s.sigint.data = s.sigterm.data = &s;
@@ -792,9 +912,14 @@ int hd_cmd_serve(int argc, char **argv) {
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */
   hd_node_close_all(s.node, "node shutdown"); /* participants get "left", then their sockets close */
+  hd_rtm_shutdown(s.rtm);                     /* RTM clients get 4010 and resume elsewhere/later */
   hd_http_server_stop(s.http);
   hd_rtc_udp_stop(s.udp); /* drains the close_notify alerts first */
   hd_node_free(s.node);
+  hd_rtm_broker_free(s.rtm);
+  hd_rtm_store_free(s.rtm_store);
+  hd_map_free(&s.rtm_conns);
+  uv_close((uv_handle_t *)&s.rtm_timer, NULL);
   hd_webhook_sender_stop(s.webhooks);
   uv_close((uv_handle_t *)&s.sigint, NULL);
   uv_close((uv_handle_t *)&s.sigterm, NULL);

@@ -70,12 +70,13 @@ int hd_cmd_token(int argc, char **argv) {
       return 2;
     }
   }
-  if (!c.key[0] || !secret || !secret[0] || !c.identity[0] || (!c.room[0] && !c.room_admin)) {
-    fprintf(stderr, "hudong token: --key, --secret, --identity and --room are required\n");
+  /* an RTM-only token (--rtm without --room) needs no room: RTM is not room-scoped */
+  if (!c.key[0] || !secret || !secret[0] || !c.identity[0] || (!c.room[0] && !c.room_admin && !c.rtm)) {
+    fprintf(stderr, "hudong token: --key, --secret, --identity and --room (or --rtm) are required\n");
     usage();
     return 2;
   }
-  c.room_join = 1;
+  c.room_join = c.room[0] || c.room_admin;
   c.iat = c.nbf = (int64_t)time(NULL);
   c.exp = c.iat + ttl;
   char out[HD_TOKEN_MAX];

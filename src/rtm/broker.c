@@ -1,0 +1,592 @@
+/* RTM broker core (broker.h, docs/rtm.md): connections, sessions, login and
+ * resume, the per-session reliable outbound window and cumulative acks, rate
+ * limiting, timers, stats. Requests of a logged-in session are handled in
+ * broker_ops.c.
+ *
+ * Reliability: every message to a session gets the next session sequence
+ * number "s" and stays in a ring (the window) until the client acks it
+ * cumulatively. The window has caps in messages and bytes; a session that
+ * would exceed them is dropped (close 4008) instead of growing: bounded
+ * memory, and the client learns that it must log in again and fetch history.
+ * A session whose connection drops keeps queueing for resume_grace; a resume
+ * {resume token, last} replays everything after "last".
+ *
+ * Reentrancy: a drop decided while fanning out (overflow) only marks the
+ * session (doomed); reap() frees doomed sessions at the end of each entry
+ * point, so no list is changed while it is walked. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "base/str.h"
+#include "rtm/broker_internal.h"
+
+static const struct {
+  int status;
+  const char *reason;
+} ERRS[HD_RTM_ERR_COUNT] = {
+    [HD_RTM_ERR_NONE] = {0, ""},
+    [HD_RTM_ERR_BAD_REQUEST] = {400, "bad_request"},
+    [HD_RTM_ERR_UNAUTHORIZED] = {401, "unauthorized"},
+    [HD_RTM_ERR_TOKEN_EXPIRED] = {401, "token_expired"},
+    [HD_RTM_ERR_FORBIDDEN] = {403, "forbidden"},
+    [HD_RTM_ERR_NOT_FOUND] = {404, "not_found"},
+    [HD_RTM_ERR_OFFLINE] = {404, "user_offline"},
+    [HD_RTM_ERR_CONFLICT] = {409, "conflict"},
+    [HD_RTM_ERR_SESSION_GONE] = {410, "session_gone"},
+    [HD_RTM_ERR_TOO_LARGE] = {413, "too_large"},
+    [HD_RTM_ERR_RATE_LIMITED] = {429, "rate_limited"},
+    [HD_RTM_ERR_INTERNAL] = {500, "internal"},
+    [HD_RTM_ERR_FULL] = {503, "full"},
+    [HD_RTM_ERR_NOT_DELIVERED] = {504, "not_delivered"},
+};
+
+int hd_rtm_err_status(hd_rtm_errcode_t c) {
+  return ((int)c >= 0 && c < HD_RTM_ERR_COUNT) ? ERRS[c].status : 0;
+}
+const char *hd_rtm_err_reason(hd_rtm_errcode_t c) {
+  return ((int)c >= 0 && c < HD_RTM_ERR_COUNT) ? ERRS[c].reason : "";
+}
+
+hd_time_t rtm_wall_ms(const hd_rtm_broker_t *b, hd_time_t now) { return (now + b->cfg.wall_offset) / 1000; }
+
+/* ---------------------------------------------------------------- output */
+
+static void raw_send(hd_rtm_broker_t *b, uint64_t conn, const char *text, size_t len) {
+  b->st.msgs_out++;
+  b->cfg.send(b->cfg.ud, conn, text, len);
+}
+
+/* Unsequenced (before login): welcome, login errors. o consumed. */
+static void send_direct(hd_rtm_broker_t *b, uint64_t conn, json_t *o) {
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  if (t) raw_send(b, conn, t, strlen(t));
+  free(t);
+  json_decref(o);
+}
+
+static json_t *err_obj(const char *id, hd_rtm_errcode_t code, const char *msg, json_t *extra) {
+  json_t *o = json_pack("{s:s,s:i,s:s,s:s}", "type", "error", "code", ERRS[code].status, "reason",
+                        ERRS[code].reason, "message", msg ? msg : "");
+  if (o && id) json_object_set_new(o, "id", json_string(id));
+  if (o && extra) json_object_update(o, extra);
+  json_decref(extra);
+  return o;
+}
+
+static void direct_err(hd_rtm_broker_t *b, uint64_t conn, const char *id, hd_rtm_errcode_t code,
+                       const char *msg) {
+  b->st.errors++;
+  send_direct(b, conn, err_obj(id, code, msg, NULL));
+}
+
+static int win_grow(sess_t *s, size_t max) {
+  if (s->win_n < s->win_cap) return 0;
+  if (s->win_cap >= max) return HD_ENOSPC;
+  size_t nc = s->win_cap ? s->win_cap * 2 : 16;
+  if (nc > max) nc = max;
+  out_ent_t *w = malloc(nc * sizeof *w);
+  if (!w) return HD_ENOMEM;
+  for (size_t i = 0; i < s->win_n; i++)
+    w[i] = s->win[(s->win_head + i) % s->win_cap];
+  free(s->win);
+  s->win = w;
+  s->win_cap = nc;
+  s->win_head = 0;
+  return 0;
+}
+
+void rtm_push_text(hd_rtm_broker_t *b, sess_t *s, const char *body, size_t len, receipt_t *rc) {
+  if (s->doomed || len < 2 || body[len - 1] != '}') return;
+  char tail[40];
+  int64_t seq = s->next_s;
+  int tl = snprintf(tail, sizeof tail, "%s\"s\":%lld}", len > 2 ? "," : "", (long long)seq);
+  size_t n = len - 1 + (size_t)tl;
+  if (s->win_n >= b->cfg.window_msgs || s->win_bytes + n > b->cfg.window_bytes ||
+      win_grow(s, b->cfg.window_msgs) < 0) {
+    s->doomed = 1; /* overflow: never unbounded memory (docs/rtm.md "Overflow") */
+    if (rc) rtm_receipt_settle(b, rc, 0);
+    return;
+  }
+  char *t = malloc(n + 1);
+  if (!t) {
+    s->doomed = 1;
+    if (rc) rtm_receipt_settle(b, rc, 0);
+    return;
+  }
+  memcpy(t, body, len - 1);
+  memcpy(t + len - 1, tail, (size_t)tl + 1);
+  s->next_s++;
+  out_ent_t *e = &s->win[(s->win_head + s->win_n) % s->win_cap];
+  e->s = seq;
+  e->text = t;
+  e->len = n;
+  e->rc = rc;
+  s->win_n++;
+  s->win_bytes += n;
+  if (s->conn) raw_send(b, s->conn, t, n);
+}
+
+void rtm_push(hd_rtm_broker_t *b, sess_t *s, json_t *o, receipt_t *rc) {
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!t) {
+    if (rc) rtm_receipt_settle(b, rc, 0);
+    return;
+  }
+  rtm_push_text(b, s, t, strlen(t), rc);
+  free(t);
+}
+
+void rtm_ok(hd_rtm_broker_t *b, sess_t *s, const req_t *r, json_t *o) {
+  json_t *m = json_pack("{s:s}", "type", "ok");
+  if (m && r->id) json_object_set_new(m, "id", json_string(r->id));
+  if (m && o) json_object_update(m, o);
+  json_decref(o);
+  rtm_push(b, s, m, NULL);
+}
+
+void rtm_err(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t code, const char *msg,
+             json_t *extra) {
+  b->st.errors++;
+  rtm_push(b, s, err_obj(id, code, msg, extra), NULL);
+}
+
+/* Frees entries with s <= upto. delivered: 1 for an ack, 0 for a drop. */
+static void win_release(hd_rtm_broker_t *b, sess_t *s, int64_t upto, int delivered) {
+  while (s->win_n) {
+    out_ent_t *e = &s->win[s->win_head];
+    if (e->s > upto) break;
+    if (e->rc) rtm_receipt_settle(b, e->rc, delivered);
+    s->win_bytes -= e->len;
+    free(e->text);
+    s->win_head = (s->win_head + 1) % s->win_cap;
+    s->win_n--;
+  }
+}
+
+/* ---------------------------------------------------------------- sessions */
+
+sess_t *rtm_session_by_sid(hd_rtm_broker_t *b, const char *sid) {
+  return hd_map_get(&b->by_sid, sid, strlen(sid));
+}
+
+static conn_t *conn_get(hd_rtm_broker_t *b, uint64_t id) { return hd_map_get(&b->conns, &id, sizeof id); }
+
+/* Ends a session: presence events (ev), windows and receipts settled, freed. */
+static void sess_end(hd_rtm_broker_t *b, sess_t *s, const char *ev) {
+  while (s->n_subs)
+    rtm_chan_leave(b, s, s->subs[s->n_subs - 1], ev);
+  win_release(b, s, INT64_MAX, 0);
+  if (s->conn) {
+    conn_t *c = conn_get(b, s->conn);
+    if (c) c->s = NULL;
+    b->st.connections--;
+  }
+  hd_map_del(&b->by_sid, s->sid, strlen(s->sid));
+  hd_map_del(&b->by_resume, s->resume, strlen(s->resume));
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    b->sessions = s->next;
+  if (s->next) s->next->prev = s->prev;
+  b->n_sessions--;
+  free(s->win);
+  free(s);
+}
+
+/* Frees doomed sessions (overflow, logout). Ending one may doom others (their
+ * presence events overflow), hence the loop. */
+static void reap(hd_rtm_broker_t *b) {
+  for (int again = 1; again;) {
+    again = 0;
+    for (sess_t *s = b->sessions, *nx; s; s = nx) {
+      nx = s->next;
+      if (!s->doomed) continue;
+      if (s->doomed == 1) {
+        b->st.drops++;
+        if (s->conn)
+          b->cfg.close(b->cfg.ud, s->conn, HD_RTM_CLOSE_OVERFLOW,
+                       "overflow: session dropped; log in again and fetch history");
+      }
+      int kind = s->doomed;
+      s->doomed = 4; /* ending: nothing more is queued to it */
+      sess_end(b, s, kind == 2 ? "leave" : "timeout");
+      again = 1;
+      break;
+    }
+  }
+}
+
+static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
+  sess_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  hd_random_token(s->sid, SID_LEN);
+  s->sid[0] = 'S';
+  hd_random_token(s->resume, RESUME_LEN);
+  hd_scpy(s->app, sizeof s->app, c->key);
+  hd_scpy(s->user, sizeof s->user, c->identity);
+  s->admin = c->room_admin;
+  s->next_s = 1;
+  if (hd_map_put(&b->by_sid, s->sid, strlen(s->sid), s) < 0) {
+    free(s);
+    return NULL;
+  }
+  if (hd_map_put(&b->by_resume, s->resume, strlen(s->resume), s) < 0) {
+    hd_map_del(&b->by_sid, s->sid, strlen(s->sid));
+    free(s);
+    return NULL;
+  }
+  s->next = b->sessions;
+  if (s->next) s->next->prev = s;
+  b->sessions = s;
+  b->n_sessions++;
+  return s;
+}
+
+static void attach(hd_rtm_broker_t *b, sess_t *s, conn_t *c) {
+  if (s->conn && s->conn != c->id) {
+    conn_t *old = conn_get(b, s->conn);
+    if (old) old->s = NULL;
+    b->cfg.close(b->cfg.ud, s->conn, HD_RTM_CLOSE_REPLACED, "session resumed on another connection");
+    b->st.connections--;
+  }
+  if (s->conn != c->id) b->st.connections++;
+  s->conn = c->id;
+  s->expire_at = 0;
+  c->s = s;
+}
+
+static json_t *welcome(hd_rtm_broker_t *b, const sess_t *s, const char *id, int resumed, int64_t last) {
+  json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:i,s:{s:I,s:I,s:I,s:I}}", "type", "welcome", "session",
+                        s->sid, "resume", s->resume, "user", s->user, "resumed", resumed, "last",
+                        (json_int_t)last, "proto", HD_RTM_PROTOCOL_VERSION, "limits", "max_msg",
+                        (json_int_t)b->cfg.max_msg, "window", (json_int_t)b->cfg.window_msgs, "grace_ms",
+                        (json_int_t)(b->cfg.resume_grace / 1000), "rate", (json_int_t)b->cfg.rate);
+  if (o && id) json_object_set_new(o, "id", json_string(id));
+  return o;
+}
+
+static void do_login(hd_rtm_broker_t *b, conn_t *c, const req_t *r, hd_time_t now) {
+  json_t *rs = json_object_get(r->o, "resume");
+  if (c->s) {
+    rtm_err(b, c->s, r->id, HD_RTM_ERR_CONFLICT, "already logged in", NULL);
+    return;
+  }
+  if (rs) {
+    json_t *last = json_object_get(r->o, "last");
+    if (!json_is_string(rs) || (last && !json_is_integer(last))) {
+      direct_err(b, c->id, r->id, HD_RTM_ERR_BAD_REQUEST, "\"resume\" must be a string, \"last\" an integer");
+      return;
+    }
+    sess_t *s = hd_map_get(&b->by_resume, json_string_value(rs), json_string_length(rs));
+    int64_t l = last ? json_integer_value(last) : 0;
+    if (!s || s->doomed) {
+      direct_err(b, c->id, r->id, HD_RTM_ERR_SESSION_GONE,
+                 "unknown or expired session: log in again and fetch history");
+      return;
+    }
+    if (l < 0 || l >= s->next_s) {
+      direct_err(b, c->id, r->id, HD_RTM_ERR_BAD_REQUEST, "\"last\" is beyond what the node sent");
+      return;
+    }
+    win_release(b, s, l, 1);
+    if (s->win_n && s->win[s->win_head].s > l + 1) {
+      /* acked past "last" earlier: the client lost messages it had acked */
+      direct_err(b, c->id, r->id, HD_RTM_ERR_SESSION_GONE, "\"last\" is below an earlier ack");
+      return;
+    }
+    attach(b, s, c);
+    b->st.resumes++;
+    send_direct(b, c->id, welcome(b, s, r->id, 1, l));
+    for (size_t i = 0; i < s->win_n; i++) {
+      out_ent_t *e = &s->win[(s->win_head + i) % s->win_cap];
+      b->st.replayed++;
+      raw_send(b, c->id, e->text, e->len);
+    }
+    return;
+  }
+  json_t *tk = json_object_get(r->o, "token");
+  if (!json_is_string(tk) || json_string_length(tk) == 0 || json_string_length(tk) > HD_TOKEN_MAX) {
+    direct_err(b, c->id, r->id, HD_RTM_ERR_UNAUTHORIZED, "\"token\" (a JWT) is required");
+    b->cfg.close(b->cfg.ud, c->id, HD_RTM_CLOSE_LOGIN_FAILED, "login failed");
+    return;
+  }
+  hd_token_claims_t cl;
+  char why[200];
+  int64_t wall_s = (now + b->cfg.wall_offset) / 1000000;
+  int rc = hd_token_verify(json_string_value(tk), json_string_length(tk), b->cfg.secret_lookup,
+                           b->cfg.secret_ud, wall_s, b->cfg.token_leeway, &cl, why, sizeof why);
+  if (rc == 0) rc = hd_token_authorize(&cl, NULL, HD_GRANT_RTM, why, sizeof why);
+  if (rc == 0 && !cl.identity[0]) {
+    rc = HD_EFORBIDDEN;
+    snprintf(why, sizeof why, "token has no identity (\"sub\")");
+  }
+  if (rc < 0) {
+    hd_rtm_errcode_t code = rc == HD_EEXPIRED     ? HD_RTM_ERR_TOKEN_EXPIRED
+                            : rc == HD_EFORBIDDEN ? HD_RTM_ERR_FORBIDDEN
+                                                  : HD_RTM_ERR_UNAUTHORIZED;
+    direct_err(b, c->id, r->id, code, why);
+    b->cfg.close(b->cfg.ud, c->id, HD_RTM_CLOSE_LOGIN_FAILED, "login failed");
+    return;
+  }
+  if (b->n_sessions >= b->cfg.max_sessions) {
+    direct_err(b, c->id, r->id, HD_RTM_ERR_FULL, "node session limit reached");
+    b->cfg.close(b->cfg.ud, c->id, HD_RTM_CLOSE_LOGIN_FAILED, "login failed");
+    return;
+  }
+  sess_t *s = sess_new(b, &cl);
+  if (!s) {
+    direct_err(b, c->id, r->id, HD_RTM_ERR_INTERNAL, "out of memory");
+    return;
+  }
+  attach(b, s, c);
+  send_direct(b, c->id, welcome(b, s, r->id, 0, 0));
+}
+
+static void do_ack(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
+  json_t *v = json_object_get(r->o, "s");
+  if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= s->next_s) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "ack needs \"s\": a sequence number the node sent", NULL);
+    return;
+  }
+  win_release(b, s, json_integer_value(v), 1);
+}
+
+/* ---------------------------------------------------------------- API */
+
+int hd_rtm_broker_new(hd_rtm_broker_t **out, const hd_rtm_config_t *cfg, hd_time_t now) {
+  if (!out || !cfg || !cfg->send || !cfg->close || !cfg->store || !cfg->secret_lookup) return HD_EINVAL;
+  hd_rtm_broker_t *b = calloc(1, sizeof *b);
+  if (!b) return HD_ENOMEM;
+  b->cfg = *cfg;
+  hd_rtm_config_t *c = &b->cfg;
+  if (!c->max_msg) c->max_msg = HD_RTM_DEFAULT_MAX_MSG;
+  if (!c->window_msgs) c->window_msgs = HD_RTM_DEFAULT_WINDOW_MSGS;
+  if (!c->window_bytes) c->window_bytes = HD_RTM_DEFAULT_WINDOW_BYTES;
+  if (!c->max_sessions) c->max_sessions = HD_RTM_DEFAULT_MAX_SESSIONS;
+  if (!c->resume_grace) c->resume_grace = HD_RTM_DEFAULT_RESUME_GRACE;
+  if (!c->peer_timeout) c->peer_timeout = HD_RTM_DEFAULT_PEER_TIMEOUT;
+  if (c->rate <= 0) c->rate = HD_RTM_DEFAULT_RATE;
+  if (c->burst <= 0) c->burst = HD_RTM_DEFAULT_BURST;
+  if (!c->history_keep) c->history_keep = HD_RTM_DEFAULT_HISTORY_KEEP;
+  hd_rtm_locks_init(&b->locks, HD_RTM_MAX_LOCKS);
+  int rc = HD_ENOMEM;
+  size_t maxc = c->max_sessions * 2 + 16;
+  if (hd_map_init(&b->conns, maxc) < 0 || hd_map_init(&b->by_sid, maxc) < 0 ||
+      hd_map_init(&b->by_resume, maxc) < 0)
+    goto fail;
+  if ((rc = rtm_locks_load(b, now)) < 0) goto fail;
+  *out = b;
+  return 0;
+fail:
+  hd_rtm_broker_free(b);
+  return rc;
+}
+
+void hd_rtm_broker_free(hd_rtm_broker_t *b) {
+  if (!b) return;
+  /* no callbacks from here on: unlink sessions without events */
+  while (b->sessions) {
+    sess_t *s = b->sessions;
+    b->sessions = s->next;
+    for (size_t i = 0; i < s->win_n; i++)
+      free(s->win[(s->win_head + i) % s->win_cap].text);
+    free(s->win);
+    free(s);
+  }
+  while (b->receipts) {
+    receipt_t *r = b->receipts;
+    b->receipts = r->next;
+    free(r);
+  }
+  rtm_free_all_chans(b);
+  for (size_t i = 0; b->conns.slots && i < b->conns.n_slots; i++)
+    if (b->conns.slots[i].klen) free(b->conns.slots[i].value);
+  hd_map_free(&b->conns);
+  hd_map_free(&b->by_sid);
+  hd_map_free(&b->by_resume);
+  hd_rtm_locks_free(&b->locks);
+  free(b);
+}
+
+int hd_rtm_conn_open(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now) {
+  if (!conn || conn_get(b, conn)) return HD_EINVAL;
+  conn_t *c = calloc(1, sizeof *c);
+  if (!c) return HD_ENOMEM;
+  c->id = conn;
+  c->tokens = b->cfg.burst;
+  c->last = now;
+  int rc = hd_map_put(&b->conns, &conn, sizeof conn, c);
+  if (rc < 0) free(c);
+  return rc;
+}
+
+/* Token bucket: rate per second, burst deep. */
+static int rate_ok(hd_rtm_broker_t *b, conn_t *c, hd_time_t now) {
+  if (now > c->last) {
+    c->tokens += (double)(now - c->last) * b->cfg.rate / 1e6;
+    if (c->tokens > b->cfg.burst) c->tokens = b->cfg.burst;
+    c->last = now;
+  }
+  if (c->tokens < 1.0) return 0;
+  c->tokens -= 1.0;
+  return 1;
+}
+
+/* Reads the "id" of a request if it is a short string. */
+static const char *req_id(json_t *o) {
+  json_t *id = json_object_get(o, "id");
+  if (json_is_string(id) && json_string_length(id) > 0 && json_string_length(id) <= HD_RTM_MAX_ID &&
+      !memchr(json_string_value(id), 0, json_string_length(id)))
+    return json_string_value(id);
+  return NULL;
+}
+
+static void reply_err(hd_rtm_broker_t *b, conn_t *c, const char *id, hd_rtm_errcode_t code, const char *msg) {
+  if (c->s)
+    rtm_err(b, c->s, id, code, msg, NULL);
+  else
+    direct_err(b, c->id, id, code, msg);
+}
+
+int hd_rtm_conn_message(hd_rtm_broker_t *b, uint64_t conn, const char *text, size_t len, hd_time_t now) {
+  conn_t *c = conn_get(b, conn);
+  if (!c) return HD_ENOTFOUND;
+  b->st.msgs_in++;
+  if (len > b->cfg.max_msg) {
+    char m[96];
+    snprintf(m, sizeof m, "message is %zu bytes, the cap is %zu", len, b->cfg.max_msg);
+    reply_err(b, c, NULL, HD_RTM_ERR_TOO_LARGE, m);
+    goto out;
+  }
+  json_error_t je;
+  json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  if (!o || !json_is_object(o)) {
+    char m[200];
+    snprintf(m, sizeof m, "not a JSON object: %s", o ? "wrong top-level type" : je.text);
+    json_decref(o);
+    if (!rate_ok(b, c, now)) {
+      b->st.rate_limited++;
+      reply_err(b, c, NULL, HD_RTM_ERR_RATE_LIMITED, "too many messages");
+    } else
+      reply_err(b, c, NULL, HD_RTM_ERR_BAD_REQUEST, m);
+    goto out;
+  }
+  req_t r = {o, NULL, req_id(o)};
+  json_t *t = json_object_get(o, "type");
+  r.type = json_is_string(t) ? json_string_value(t) : NULL;
+  if (r.type && !strcmp(r.type, "ack") && c->s) { /* acks are exempt from the rate limit: cheap, no output */
+    do_ack(b, c->s, &r);
+  } else if (!rate_ok(b, c, now)) {
+    b->st.rate_limited++;
+    reply_err(b, c, r.id, HD_RTM_ERR_RATE_LIMITED, "too many messages: slow down");
+  } else if (json_object_get(o, "id") && !r.id) {
+    reply_err(b, c, NULL, HD_RTM_ERR_BAD_REQUEST, "\"id\" must be a string of 1..64 bytes");
+  } else if (!r.type) {
+    reply_err(b, c, r.id, HD_RTM_ERR_BAD_REQUEST, "missing field \"type\"");
+  } else if (!strcmp(r.type, "login")) {
+    do_login(b, c, &r, now);
+  } else if (!c->s) {
+    direct_err(b, c->id, r.id, HD_RTM_ERR_UNAUTHORIZED, "log in first");
+  } else if (!strcmp(r.type, "logout")) {
+    rtm_ok(b, c->s, &r, NULL);
+    b->cfg.close(b->cfg.ud, c->id, HD_RTM_CLOSE_NORMAL, "logout");
+    c->s->doomed = 2;
+  } else if (rtm_dispatch(b, c->s, &r, now) < 0) {
+    char m[120];
+    snprintf(m, sizeof m, "unknown type \"%.64s\"", r.type);
+    rtm_err(b, c->s, r.id, HD_RTM_ERR_BAD_REQUEST, m, NULL);
+  }
+  json_decref(o);
+out:
+  reap(b);
+  return 0;
+}
+
+void hd_rtm_conn_closed(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now) {
+  conn_t *c = conn_get(b, conn);
+  if (!c) return;
+  sess_t *s = c->s;
+  hd_map_del(&b->conns, &conn, sizeof conn);
+  free(c);
+  if (s && s->conn == conn) {
+    s->conn = 0;
+    s->expire_at = now + b->cfg.resume_grace;
+    b->st.connections--;
+  }
+  reap(b);
+}
+
+void hd_rtm_tick(hd_rtm_broker_t *b, hd_time_t now) {
+  for (sess_t *s = b->sessions; s; s = s->next)
+    if (!s->conn && !s->doomed && s->expire_at && s->expire_at <= now) {
+      s->doomed = 3; /* "timeout" presence events, no close (no connection) */
+      b->st.expired++;
+    }
+  reap(b);
+  rtm_locks_tick(b, now);
+  rtm_receipts_tick(b, now);
+  reap(b);
+}
+
+hd_time_t hd_rtm_next_timeout(const hd_rtm_broker_t *b) {
+  hd_time_t t = hd_rtm_locks_next(&b->locks);
+  for (const sess_t *s = b->sessions; s; s = s->next)
+    if (!s->conn && s->expire_at && s->expire_at < t) t = s->expire_at;
+  return hd_time_min(t, rtm_receipts_next(b));
+}
+
+void hd_rtm_shutdown(hd_rtm_broker_t *b) {
+  for (sess_t *s = b->sessions; s; s = s->next)
+    if (s->conn) b->cfg.close(b->cfg.ud, s->conn, HD_RTM_CLOSE_SHUTDOWN, "node shutting down");
+}
+
+void hd_rtm_stats(const hd_rtm_broker_t *b, hd_rtm_stats_t *out) {
+  *out = b->st;
+  out->sessions = b->n_sessions;
+  out->channels = b->n_chans;
+  out->locks = b->locks.count;
+}
+
+int hd_rtm_metrics_text(const hd_rtm_broker_t *b, char *buf, size_t cap) {
+  hd_rtm_stats_t s;
+  hd_rtm_stats(b, &s);
+  int n = snprintf(
+      buf, cap,
+      "# HELP hudong_rtm_sessions RTM sessions (attached or waiting for a resume).\n"
+      "# TYPE hudong_rtm_sessions gauge\nhudong_rtm_sessions %llu\n"
+      "# HELP hudong_rtm_connections RTM connections with a session.\n"
+      "# TYPE hudong_rtm_connections gauge\nhudong_rtm_connections %llu\n"
+      "# HELP hudong_rtm_channels RTM channels with subscribers.\n"
+      "# TYPE hudong_rtm_channels gauge\nhudong_rtm_channels %llu\n"
+      "# HELP hudong_rtm_locks RTM locks held.\n# TYPE hudong_rtm_locks gauge\nhudong_rtm_locks %llu\n"
+      "# HELP hudong_rtm_messages_in_total RTM client messages received.\n"
+      "# TYPE hudong_rtm_messages_in_total counter\nhudong_rtm_messages_in_total %llu\n"
+      "# HELP hudong_rtm_messages_out_total RTM messages sent (replays included).\n"
+      "# TYPE hudong_rtm_messages_out_total counter\nhudong_rtm_messages_out_total %llu\n"
+      "# HELP hudong_rtm_published_total RTM channel messages published.\n"
+      "# TYPE hudong_rtm_published_total counter\nhudong_rtm_published_total %llu\n"
+      "# HELP hudong_rtm_errors_total RTM error replies.\n"
+      "# TYPE hudong_rtm_errors_total counter\nhudong_rtm_errors_total %llu\n"
+      "# HELP hudong_rtm_rate_limited_total RTM messages refused by the rate limit.\n"
+      "# TYPE hudong_rtm_rate_limited_total counter\nhudong_rtm_rate_limited_total %llu\n"
+      "# HELP hudong_rtm_drops_total RTM sessions dropped on window overflow (close 4008).\n"
+      "# TYPE hudong_rtm_drops_total counter\nhudong_rtm_drops_total %llu\n"
+      "# HELP hudong_rtm_expired_total RTM sessions not resumed within the grace period.\n"
+      "# TYPE hudong_rtm_expired_total counter\nhudong_rtm_expired_total %llu\n"
+      "# HELP hudong_rtm_resumes_total RTM sessions resumed.\n"
+      "# TYPE hudong_rtm_resumes_total counter\nhudong_rtm_resumes_total %llu\n"
+      "# HELP hudong_rtm_replayed_total RTM messages re-sent on resume.\n"
+      "# TYPE hudong_rtm_replayed_total counter\nhudong_rtm_replayed_total %llu\n",
+      (unsigned long long)s.sessions, (unsigned long long)s.connections, (unsigned long long)s.channels,
+      (unsigned long long)s.locks, (unsigned long long)s.msgs_in, (unsigned long long)s.msgs_out,
+      (unsigned long long)s.published, (unsigned long long)s.errors, (unsigned long long)s.rate_limited,
+      (unsigned long long)s.drops, (unsigned long long)s.expired, (unsigned long long)s.resumes,
+      (unsigned long long)s.replayed);
+  if (n < 0 || (size_t)n >= cap) return HD_ENOSPC;
+  return n;
+}

@@ -1,0 +1,157 @@
+/* RTM broker: real-time messaging over the /rtm WebSocket (docs/rtm.md).
+ *
+ * Sans-IO (DESIGN §3 rule 1): the I/O shell tells the broker about
+ * connections (open, text message, closed) with the current time; the broker
+ * answers through two callbacks (send a text to a connection, close a
+ * connection) and says when it next needs to be ticked. It never touches a
+ * socket, a clock or a thread. Connections are named by the shell's 64-bit
+ * connection id (hd_ws_id); a *session* (login) outlives its connection for a
+ * resume grace period.
+ *
+ * What it does: login with an RTM-grant JWT, channels (subscribe, publish with
+ * a per-channel sequence number, optional storage + history), presence
+ * (join/leave/timeout events, who-is-here, per-user temporary state), channel
+ * and user attributes with revisions and compare-and-set, TTL locks, peer
+ * messages with delivery receipts, and the reliability layer: every message to
+ * a session carries a per-session sequence number "s", the client acks
+ * cumulatively, unacked messages stay in a bounded window that is replayed on
+ * resume; a window overflow ends the session with close code 4008.
+ *
+ * Multi-node later: fan-out goes through one function per channel
+ * (channel_deliver in broker.c) and sequence numbers come from one owner per
+ * channel; a remote relay plugs in there (docs/rtm.md "Multi-node"). */
+#ifndef HD_RTM_BROKER_H
+#define HD_RTM_BROKER_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/time.h"
+#include "proto/token.h"
+#include "rtm/store.h"
+
+#define HD_RTM_PROTOCOL_VERSION 1
+
+/* ---- limits (defaults; most are configurable, docs/rtm.md "Limits") ---- */
+#define HD_RTM_DEFAULT_MAX_MSG (32 * 1024)     /* a client message, whole text (bytes) */
+#define HD_RTM_DEFAULT_WINDOW_MSGS 1024        /* unacked messages per session */
+#define HD_RTM_DEFAULT_WINDOW_BYTES (2u << 20) /* unacked bytes per session */
+#define HD_RTM_DEFAULT_RESUME_GRACE HD_SEC(30)
+#define HD_RTM_DEFAULT_RATE 100.0  /* client messages per second per connection */
+#define HD_RTM_DEFAULT_BURST 200.0 /* token bucket depth */
+#define HD_RTM_DEFAULT_MAX_SESSIONS 20000
+#define HD_RTM_DEFAULT_PEER_TIMEOUT HD_SEC(30)
+#define HD_RTM_DEFAULT_HISTORY_KEEP 1000 /* stored messages kept per channel */
+#define HD_RTM_MAX_SUBS 64               /* channels per session */
+#define HD_RTM_MAX_CHANNEL 64            /* channel name bytes: [A-Za-z0-9_.:-] */
+#define HD_RTM_MAX_USER 127              /* user id (token "sub") bytes */
+#define HD_RTM_MAX_ID 64                 /* request "id" bytes */
+#define HD_RTM_MAX_KEY 64                /* attribute key / lock name bytes */
+#define HD_RTM_MAX_VALUE 8192            /* attribute value bytes */
+#define HD_RTM_MAX_STATE 1024            /* presence state bytes */
+#define HD_RTM_MAX_ATTRS 128             /* keys per channel / per user */
+#define HD_RTM_HIST_MAX 100              /* messages per history reply */
+#define HD_RTM_MAX_LOCK_TTL HD_SEC(3600)
+#define HD_RTM_MAX_LOCKS 100000   /* locks per node */
+#define HD_RTM_PUB_DEDUPE 64      /* recent publish/peer ids remembered per session */
+#define HD_RTM_MAX_OUT (4u << 20) /* any node->client message (a history reply) */
+
+/* WebSocket close codes the broker uses (RFC 6455 §7.4.2 private range). */
+#define HD_RTM_CLOSE_NORMAL 1000       /* logout */
+#define HD_RTM_CLOSE_LOGIN_FAILED 4001 /* login refused (the error message says why) */
+#define HD_RTM_CLOSE_OVERFLOW 4008     /* window overflow: session dropped; log in again, fetch history */
+#define HD_RTM_CLOSE_REPLACED 4009     /* the session was resumed on another connection */
+#define HD_RTM_CLOSE_SHUTDOWN 4010     /* node shutting down: resume elsewhere / later */
+
+/* Error codes of "error" replies: numeric (HTTP-like) and a reason string. */
+typedef enum {
+  HD_RTM_ERR_NONE = 0,
+  HD_RTM_ERR_BAD_REQUEST,   /* 400 bad_request: malformed JSON, unknown type, bad field */
+  HD_RTM_ERR_UNAUTHORIZED,  /* 401 unauthorized: bad token, or not logged in */
+  HD_RTM_ERR_TOKEN_EXPIRED, /* 401 token_expired */
+  HD_RTM_ERR_FORBIDDEN,     /* 403 forbidden: no rtm grant, admin action without admin */
+  HD_RTM_ERR_NOT_FOUND,     /* 404 not_found: not subscribed, no such lock/attribute */
+  HD_RTM_ERR_OFFLINE,       /* 404 user_offline: peer message to a user with no session */
+  HD_RTM_ERR_CONFLICT,      /* 409 conflict: revision mismatch, lock held by another */
+  HD_RTM_ERR_SESSION_GONE,  /* 410 session_gone: resume token unknown or expired */
+  HD_RTM_ERR_TOO_LARGE,     /* 413 too_large: message or field over its cap */
+  HD_RTM_ERR_RATE_LIMITED,  /* 429 rate_limited */
+  HD_RTM_ERR_INTERNAL,      /* 500 internal: store failure, out of memory */
+  HD_RTM_ERR_FULL,          /* 503 full: a node/session cap reached */
+  HD_RTM_ERR_NOT_DELIVERED, /* 504 not_delivered: peer message not acked in time / session lost */
+  HD_RTM_ERR_COUNT
+} hd_rtm_errcode_t;
+
+typedef struct hd_rtm_broker hd_rtm_broker_t;
+
+typedef struct {
+  /* outputs (required). text is lent for the call. */
+  void (*send)(void *ud, uint64_t conn, const char *text, size_t len);
+  /* Close the connection; the shell must still call hd_rtm_conn_closed later
+   * (calling it again for a connection the broker already detached is fine). */
+  void (*close)(void *ud, uint64_t conn, int code, const char *reason);
+  void *ud;
+  /* token verification (required) */
+  hd_token_secret_fn secret_lookup;
+  void *secret_ud;
+  int64_t token_leeway;  /* seconds */
+  hd_rtm_store_t *store; /* required; not owned */
+  hd_time_t wall_offset; /* wall-clock µs = now + wall_offset (history ts, lock expiry, tokens) */
+  /* limits; 0 = default */
+  size_t max_msg, window_msgs, window_bytes, max_sessions;
+  hd_time_t resume_grace, peer_timeout;
+  double rate, burst;
+  int history_keep;
+} hd_rtm_config_t;
+
+/* Counters for /metrics. */
+typedef struct {
+  uint64_t sessions;    /* live sessions (gauge), attached or waiting for resume */
+  uint64_t connections; /* attached connections (gauge) */
+  uint64_t channels;    /* channels with subscribers (gauge) */
+  uint64_t msgs_in;     /* client messages received */
+  uint64_t msgs_out;    /* messages sent to connections (incl. replays) */
+  uint64_t published;   /* channel messages published */
+  uint64_t errors;      /* error replies */
+  uint64_t rate_limited;
+  uint64_t drops;    /* sessions dropped on window overflow */
+  uint64_t expired;  /* sessions dropped after the resume grace */
+  uint64_t resumes;  /* successful resumes */
+  uint64_t replayed; /* messages re-sent on resume */
+  uint64_t locks;    /* locks held (gauge) */
+} hd_rtm_stats_t;
+
+/* Creates a broker; loads locks from the store. now: current time.
+ * Returns 0, HD_EINVAL (missing callbacks/store), HD_ENOMEM, or a store error. */
+int hd_rtm_broker_new(hd_rtm_broker_t **out, const hd_rtm_config_t *cfg, hd_time_t now);
+/* Frees everything (no callbacks are made). The store is not freed. */
+void hd_rtm_broker_free(hd_rtm_broker_t *b);
+
+/* A new connection (not logged in yet). Returns 0, HD_EINVAL (conn 0 or known). */
+int hd_rtm_conn_open(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now);
+/* One complete text message from a connection. Replies and events go out
+ * through cfg.send/close before it returns. Returns 0; a negative value only
+ * for an unknown connection (HD_ENOTFOUND). Bad input is answered with an
+ * "error" message, never a failure. */
+int hd_rtm_conn_message(hd_rtm_broker_t *b, uint64_t conn, const char *text, size_t len, hd_time_t now);
+/* The connection is gone. Its session (if any) waits resume_grace for a
+ * resume, queueing messages into its window. Unknown conn: no-op. */
+void hd_rtm_conn_closed(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now);
+
+/* Runs timers due at now: resume grace expiry (presence "timeout"), lock TTL
+ * expiry, peer receipt timeouts. */
+void hd_rtm_tick(hd_rtm_broker_t *b, hd_time_t now);
+/* Earliest time hd_rtm_tick has work, HD_TIME_NEVER if none. */
+hd_time_t hd_rtm_next_timeout(const hd_rtm_broker_t *b);
+
+/* Node shutdown: every attached connection is closed with 4010. */
+void hd_rtm_shutdown(hd_rtm_broker_t *b);
+
+void hd_rtm_stats(const hd_rtm_broker_t *b, hd_rtm_stats_t *out);
+/* Prometheus text (hudong_rtm_*) into buf. Returns bytes written or HD_ENOSPC. */
+int hd_rtm_metrics_text(const hd_rtm_broker_t *b, char *buf, size_t cap);
+
+/* Names: numeric code (400..) and reason ("bad_request") of an error code. */
+int hd_rtm_err_status(hd_rtm_errcode_t c);
+const char *hd_rtm_err_reason(hd_rtm_errcode_t c);
+
+#endif

@@ -1,0 +1,129 @@
+/* RTM broker internals shared by broker.c (connections, sessions, the
+ * reliable outbound window, login/resume/ack, timers) and broker_ops.c (the
+ * channel, presence, attribute, lock, history and peer requests). Not a
+ * public API. */
+#ifndef HD_RTM_BROKER_INTERNAL_H
+#define HD_RTM_BROKER_INTERNAL_H
+#include <jansson.h>
+
+#include "base/map.h"
+#include "rtm/broker.h"
+#include "rtm/locks.h"
+
+#define SID_LEN 20
+#define RESUME_LEN 32
+#define CHAN_BUCKETS 4096
+#define SEQ_RESERVE 1000 /* cseqs reserved in the store at a time */
+
+typedef struct receipt {
+  struct receipt *next;
+  char sender[SID_LEN + 1], id[HD_RTM_MAX_ID + 1], to[HD_RTM_MAX_USER + 1];
+  int refs; /* window entries still holding it */
+  int done; /* receipt or failure sent */
+  hd_time_t deadline;
+} receipt_t;
+
+typedef struct {
+  int64_t s;
+  char *text;
+  size_t len;
+  receipt_t *rc;
+} out_ent_t;
+
+struct chan;
+
+typedef struct sess {
+  struct sess *next, *prev; /* all sessions */
+  char sid[SID_LEN + 1], resume[RESUME_LEN + 1];
+  char app[64], user[HD_RTM_MAX_USER + 1];
+  int admin;
+  uint64_t conn;       /* 0 = detached, waiting for a resume */
+  hd_time_t expire_at; /* when detached: end of the grace period */
+  int64_t next_s;      /* next session sequence number */
+  out_ent_t *win;      /* ring of unacked messages */
+  size_t win_cap, win_head, win_n, win_bytes;
+  struct chan *subs[HD_RTM_MAX_SUBS];
+  int n_subs;
+  struct {
+    char id[HD_RTM_MAX_ID + 1];
+    int64_t cseq;
+  } dd[HD_RTM_PUB_DEDUPE];
+  int dd_next;
+  int doomed; /* 1 overflow, 2 logout: reaped after the current operation */
+  uint32_t mark;
+} sess_t;
+
+typedef struct {
+  char user[HD_RTM_MAX_USER + 1];
+  int count; /* sessions of the user subscribed */
+  char *state;
+} member_t;
+
+typedef struct chan {
+  struct chan *next; /* bucket chain */
+  char app[64], name[HD_RTM_MAX_CHANNEL + 1];
+  int64_t cseq, hwm;
+  sess_t **subs;
+  size_t n_subs, cap_subs;
+  member_t *mem;
+  size_t n_mem, cap_mem;
+} chan_t;
+
+typedef struct {
+  uint64_t id;
+  sess_t *s;
+  double tokens;
+  hd_time_t last;
+} conn_t;
+
+struct hd_rtm_broker {
+  hd_rtm_config_t cfg;
+  hd_map_t conns;     /* conn id (8 bytes) -> conn_t */
+  hd_map_t by_sid;    /* sid -> sess_t */
+  hd_map_t by_resume; /* resume token -> sess_t */
+  sess_t *sessions;
+  size_t n_sessions;
+  chan_t *buckets[CHAN_BUCKETS];
+  size_t n_chans;
+  hd_rtm_locks_t locks;
+  receipt_t *receipts;
+  uint32_t mark;
+  hd_rtm_stats_t st;
+};
+
+/* A parsed request: the JSON object, its type and id. */
+typedef struct {
+  json_t *o;
+  const char *type, *id;
+} req_t;
+
+/* ---- broker.c ---- */
+hd_time_t rtm_wall_ms(const hd_rtm_broker_t *b, hd_time_t now);
+/* Sends a sequenced message (o gets "s"; o is consumed) to session s. rc: a
+ * peer receipt riding on it, or NULL. */
+void rtm_push(hd_rtm_broker_t *b, sess_t *s, json_t *o, receipt_t *rc);
+/* Same with a pre-serialised body (compact JSON object text), for fan-out. */
+void rtm_push_text(hd_rtm_broker_t *b, sess_t *s, const char *body, size_t len, receipt_t *rc);
+/* Replies "ok" (extra members from o, may be NULL; consumed). */
+void rtm_ok(hd_rtm_broker_t *b, sess_t *s, const req_t *r, json_t *o);
+/* Replies "error"; extra members from extra (may be NULL; consumed). */
+void rtm_err(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t code, const char *msg,
+             json_t *extra);
+sess_t *rtm_session_by_sid(hd_rtm_broker_t *b, const char *sid);
+
+/* ---- broker_ops.c ---- */
+chan_t *rtm_chan_get(hd_rtm_broker_t *b, const char *app, const char *name, int create);
+void rtm_chan_maybe_free(hd_rtm_broker_t *b, chan_t *c);
+/* Session leaves a channel (unsub, logout, drop); ev "leave" or "timeout". */
+void rtm_chan_leave(hd_rtm_broker_t *b, sess_t *s, chan_t *c, const char *ev);
+/* Handles a request of a logged-in session; returns 0 if the type was known. */
+int rtm_dispatch(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now);
+/* A window entry carrying a receipt was acked (delivered=1) or dropped (0). */
+void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered);
+void rtm_receipts_tick(hd_rtm_broker_t *b, hd_time_t now);
+hd_time_t rtm_receipts_next(const hd_rtm_broker_t *b);
+void rtm_locks_tick(hd_rtm_broker_t *b, hd_time_t now);
+int rtm_locks_load(hd_rtm_broker_t *b, hd_time_t now);
+void rtm_free_all_chans(hd_rtm_broker_t *b);
+
+#endif

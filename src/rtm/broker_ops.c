@@ -1,0 +1,743 @@
+/* RTM broker requests (docs/rtm.md "Messages"): channels (sub, unsub, pub with
+ * per-channel sequence numbers, hist), presence (who, state, join/leave/
+ * timeout events), attributes (attr_set/attr_del/attr_get with revisions and
+ * compare-and-set, change events), TTL locks (lock_acquire/lock_release/
+ * lock_steal/lock_get, events) and peer messages with delivery receipts.
+ *
+ * Fan-out: channel_deliver() is the one place a channel event reaches
+ * subscribers; the body is serialised once and each session's copy only gets
+ * its own "s" spliced in. A multi-node relay hooks in there (docs/rtm.md
+ * "Multi-node"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/str.h"
+#include "rtm/broker_internal.h"
+
+/* ---------------------------------------------------------------- fields */
+
+/* A string member: required or not, length min..max, no NUL. Returns 1 and
+ * sets *out, 0 if absent and optional, -1 after replying an error. */
+static int fstr(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char *key, int req, size_t min,
+                size_t max, const char **out) {
+  json_t *v = json_object_get(r->o, key);
+  char m[160];
+  *out = NULL;
+  if (!v || json_is_null(v)) {
+    if (!req) return 0;
+    snprintf(m, sizeof m, "missing field \"%s\"", key);
+    rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, m, NULL);
+    return -1;
+  }
+  if (!json_is_string(v) || memchr(json_string_value(v), 0, json_string_length(v))) {
+    snprintf(m, sizeof m, "field \"%s\" must be a string", key);
+    rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, m, NULL);
+    return -1;
+  }
+  size_t n = json_string_length(v);
+  if (n > max || n < min) {
+    snprintf(m, sizeof m, "field \"%s\" must be %zu..%zu bytes", key, min, max);
+    rtm_err(b, s, r->id, n > max ? HD_RTM_ERR_TOO_LARGE : HD_RTM_ERR_BAD_REQUEST, m, NULL);
+    return -1;
+  }
+  *out = json_string_value(v);
+  return 1;
+}
+
+static int fint(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char *key, int64_t min, int64_t max,
+                int64_t def, int64_t *out) {
+  json_t *v = json_object_get(r->o, key);
+  *out = def;
+  if (!v || json_is_null(v)) return 0;
+  if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+    char m[160];
+    snprintf(m, sizeof m, "field \"%s\" must be an integer in %lld..%lld", key, (long long)min,
+             (long long)max);
+    rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, m, NULL);
+    return -1;
+  }
+  *out = json_integer_value(v);
+  return 1;
+}
+
+static int valid_name(const char *c) {
+  for (; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+          *c == '_' || *c == '.' || *c == ':'))
+      return 0;
+  return 1;
+}
+
+/* The "ch" member: a valid channel name. */
+static int fchan(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char **ch) {
+  if (fstr(b, s, r, "ch", 1, 1, HD_RTM_MAX_CHANNEL, ch) < 0) return -1;
+  if (!valid_name(*ch)) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "field \"ch\": use 1..64 of A-Z a-z 0-9 - _ . :", NULL);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- channels */
+
+static uint32_t hash(const char *app, const char *name) {
+  uint32_t h = 2166136261u;
+  for (const char *p = app; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  h = (h ^ 0x1f) * 16777619u;
+  for (const char *p = name; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  return h;
+}
+
+chan_t *rtm_chan_get(hd_rtm_broker_t *b, const char *app, const char *name, int create) {
+  uint32_t h = hash(app, name) % CHAN_BUCKETS;
+  for (chan_t *c = b->buckets[h]; c; c = c->next)
+    if (!strcmp(c->name, name) && !strcmp(c->app, app)) return c;
+  if (!create) return NULL;
+  chan_t *c = calloc(1, sizeof *c);
+  if (!c || hd_scpy(c->app, sizeof c->app, app) < 0 || hd_scpy(c->name, sizeof c->name, name) < 0) {
+    free(c);
+    return NULL;
+  }
+  /* the sequence continues above everything ever assigned (survives restarts) */
+  if (b->cfg.store->ops->seq_get(b->cfg.store, app, name, &c->hwm) < 0) {
+    free(c);
+    return NULL;
+  }
+  c->cseq = c->hwm;
+  c->next = b->buckets[h];
+  b->buckets[h] = c;
+  b->n_chans++;
+  return c;
+}
+
+static void chan_free(chan_t *c) {
+  for (size_t i = 0; i < c->n_mem; i++)
+    free(c->mem[i].state);
+  free(c->mem);
+  free(c->subs);
+  free(c);
+}
+
+void rtm_chan_maybe_free(hd_rtm_broker_t *b, chan_t *c) {
+  if (c->n_subs || c->n_mem) return;
+  /* give back the unused reservation so that the next use continues at cseq + 1 */
+  if (c->cseq < c->hwm) b->cfg.store->ops->seq_put(b->cfg.store, c->app, c->name, c->cseq);
+  uint32_t h = hash(c->app, c->name) % CHAN_BUCKETS;
+  for (chan_t **pp = &b->buckets[h]; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      b->n_chans--;
+      chan_free(c);
+      return;
+    }
+}
+
+void rtm_free_all_chans(hd_rtm_broker_t *b) {
+  for (int i = 0; i < CHAN_BUCKETS; i++)
+    while (b->buckets[i]) {
+      chan_t *c = b->buckets[i];
+      b->buckets[i] = c->next;
+      chan_free(c);
+    }
+  b->n_chans = 0;
+}
+
+/* Every subscriber of c gets o (consumed). */
+static void channel_deliver(hd_rtm_broker_t *b, chan_t *c, json_t *o) {
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!t) return;
+  size_t n = strlen(t);
+  for (size_t i = 0; i < c->n_subs; i++)
+    rtm_push_text(b, c->subs[i], t, n, NULL);
+  free(t);
+}
+
+static member_t *member(chan_t *c, const char *user) {
+  for (size_t i = 0; i < c->n_mem; i++)
+    if (!strcmp(c->mem[i].user, user)) return &c->mem[i];
+  return NULL;
+}
+
+static void presence_event(hd_rtm_broker_t *b, chan_t *c, const char *ev, const char *user,
+                           const char *state) {
+  json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "type", "pres", "ch", c->name, "ev", ev, "user", user);
+  if (o && state) json_object_set_new(o, "state", json_string(state));
+  channel_deliver(b, c, o);
+}
+
+static int is_sub(const sess_t *s, const chan_t *c) {
+  for (int i = 0; i < s->n_subs; i++)
+    if (s->subs[i] == c) return 1;
+  return 0;
+}
+
+void rtm_chan_leave(hd_rtm_broker_t *b, sess_t *s, chan_t *c, const char *ev) {
+  for (int i = 0; i < s->n_subs; i++)
+    if (s->subs[i] == c) {
+      s->subs[i] = s->subs[--s->n_subs];
+      break;
+    }
+  for (size_t i = 0; i < c->n_subs; i++)
+    if (c->subs[i] == s) {
+      c->subs[i] = c->subs[--c->n_subs];
+      break;
+    }
+  member_t *m = member(c, s->user);
+  if (m && --m->count <= 0) {
+    free(m->state);
+    *m = c->mem[--c->n_mem];
+    presence_event(b, c, ev, s->user, NULL);
+  }
+  rtm_chan_maybe_free(b, c);
+}
+
+static void do_sub(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
+  const char *name;
+  if (fchan(b, s, r, &name) < 0) return;
+  chan_t *c = rtm_chan_get(b, s->app, name, 1);
+  if (!c) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "cannot create the channel", NULL);
+    return;
+  }
+  if (is_sub(s, c)) {
+    rtm_ok(b, s, r, json_pack("{s:s,s:I}", "ch", name, "cseq", (json_int_t)c->cseq));
+    return;
+  }
+  if (s->n_subs >= HD_RTM_MAX_SUBS) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_FULL, "too many subscriptions (64 per session)", NULL);
+    rtm_chan_maybe_free(b, c);
+    return;
+  }
+  member_t *m = member(c, s->user);
+  if ((c->n_subs == c->cap_subs || (!m && c->n_mem == c->cap_mem))) {
+    size_t ns = c->cap_subs ? c->cap_subs * 2 : 8, nm = c->cap_mem ? c->cap_mem * 2 : 8;
+    sess_t **a = c->n_subs == c->cap_subs ? realloc(c->subs, ns * sizeof *a) : c->subs;
+    if (a) {
+      c->subs = a;
+      if (c->n_subs == c->cap_subs) c->cap_subs = ns;
+    }
+    member_t *mm = !m && c->n_mem == c->cap_mem ? realloc(c->mem, nm * sizeof *mm) : c->mem;
+    if (mm) {
+      c->mem = mm;
+      if (!m && c->n_mem == c->cap_mem) c->cap_mem = nm;
+    }
+    if (!a || !mm) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "out of memory", NULL);
+      rtm_chan_maybe_free(b, c);
+      return;
+    }
+  }
+  c->subs[c->n_subs++] = s;
+  s->subs[s->n_subs++] = c;
+  /* the reply comes before the join event: cseq is where this session's stream starts */
+  rtm_ok(b, s, r, json_pack("{s:s,s:I}", "ch", name, "cseq", (json_int_t)c->cseq));
+  if (m) {
+    m->count++;
+    return;
+  }
+  m = &c->mem[c->n_mem++];
+  memset(m, 0, sizeof *m);
+  hd_scpy(m->user, sizeof m->user, s->user);
+  m->count = 1;
+  presence_event(b, c, "join", s->user, NULL);
+}
+
+/* The channel of a request the session must be subscribed to. */
+static chan_t *subscribed(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
+  const char *name;
+  if (fchan(b, s, r, &name) < 0) return NULL;
+  chan_t *c = rtm_chan_get(b, s->app, name, 0);
+  if (!c || !is_sub(s, c)) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_NOT_FOUND, "not subscribed to this channel", NULL);
+    return NULL;
+  }
+  return c;
+}
+
+static void do_unsub(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
+  chan_t *c = subscribed(b, s, r);
+  if (!c) return;
+  json_t *ok = json_pack("{s:s}", "ch", c->name);
+  rtm_chan_leave(b, s, c, "leave"); /* may free c */
+  rtm_ok(b, s, r, ok);
+}
+
+/* Remembered publish/peer ids: a retry after a resume is answered, not redone. */
+static int64_t *dedupe_find(sess_t *s, const char *id) {
+  for (int i = 0; i < HD_RTM_PUB_DEDUPE; i++)
+    if (s->dd[i].id[0] && !strcmp(s->dd[i].id, id)) return &s->dd[i].cseq;
+  return NULL;
+}
+
+static void dedupe_add(sess_t *s, const char *id, int64_t cseq) {
+  hd_scpy(s->dd[s->dd_next].id, sizeof s->dd[0].id, id);
+  s->dd[s->dd_next].cseq = cseq;
+  s->dd_next = (s->dd_next + 1) % HD_RTM_PUB_DEDUPE;
+}
+
+static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
+  const char *name, *data;
+  if (fchan(b, s, r, &name) < 0 || fstr(b, s, r, "data", 1, 0, b->cfg.max_msg, &data) < 0) return;
+  json_t *st = json_object_get(r->o, "store");
+  if (st && !json_is_boolean(st)) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "field \"store\" must be true or false", NULL);
+    return;
+  }
+  int64_t *seen = r->id ? dedupe_find(s, r->id) : NULL;
+  if (seen) {
+    rtm_ok(b, s, r, json_pack("{s:s,s:I,s:b}", "ch", name, "cseq", (json_int_t)*seen, "dup", 1));
+    return;
+  }
+  chan_t *c = rtm_chan_get(b, s->app, name, 1);
+  if (!c) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "cannot open the channel", NULL);
+    return;
+  }
+  hd_rtm_store_t *sto = b->cfg.store;
+  int64_t cseq = c->cseq + 1;
+  if (cseq > c->hwm) { /* reserve a block of sequence numbers first: never reused after a restart */
+    if (sto->ops->seq_put(sto, s->app, name, c->hwm + SEQ_RESERVE) < 0) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
+      rtm_chan_maybe_free(b, c);
+      return;
+    }
+    c->hwm += SEQ_RESERVE;
+  }
+  if (st && json_is_true(st)) {
+    hd_rtm_stored_msg_t m = {cseq, rtm_wall_ms(b, now), s->user, data};
+    if (sto->ops->msg_append(sto, s->app, name, &m, b->cfg.history_keep) < 0) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure: not published", NULL);
+      rtm_chan_maybe_free(b, c);
+      return;
+    }
+  }
+  c->cseq = cseq;
+  b->st.published++;
+  if (r->id) dedupe_add(s, r->id, cseq);
+  /* the ack first: a publisher that is also a subscriber sees ok, then its message */
+  rtm_ok(b, s, r, json_pack("{s:s,s:I}", "ch", name, "cseq", (json_int_t)cseq));
+  channel_deliver(b, c,
+                  json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "msg", "ch", name, "cseq", (json_int_t)cseq,
+                            "from", s->user, "data", data));
+  rtm_chan_maybe_free(b, c);
+}
+
+typedef struct {
+  json_t *arr;
+  size_t bytes;
+  int more;
+} hist_ctx_t;
+
+static int hist_cb(void *ud, const hd_rtm_stored_msg_t *m) {
+  hist_ctx_t *h = ud;
+  size_t n = strlen(m->data) + strlen(m->from) + 64;
+  if (h->bytes + n > HD_RTM_MAX_OUT - 4096) {
+    h->more = 1;
+    return -1;
+  }
+  h->bytes += n;
+  json_array_append_new(h->arr, json_pack("{s:I,s:I,s:s,s:s}", "cseq", (json_int_t)m->cseq, "ts",
+                                          (json_int_t)m->ts_ms, "from", m->from, "data", m->data));
+  return 0;
+}
+
+static void do_hist(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
+  const char *name;
+  hd_rtm_hist_query_t q = {0, 0, 0};
+  int64_t lim;
+  if (fchan(b, s, r, &name) < 0 || fint(b, s, r, "limit", 1, HD_RTM_HIST_MAX, 50, &lim) < 0 ||
+      fint(b, s, r, "after", 0, INT64_MAX, 0, &q.after) < 0 ||
+      fint(b, s, r, "since", 0, INT64_MAX, 0, &q.since) < 0)
+    return;
+  if (q.after && q.since) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "give \"after\" or \"since\", not both", NULL);
+    return;
+  }
+  q.limit = (int)lim;
+  hist_ctx_t h = {json_array(), 0, 0};
+  int n = h.arr ? b->cfg.store->ops->msg_query(b->cfg.store, s->app, name, &q, hist_cb, &h) : HD_ENOMEM;
+  if (n < 0) {
+    json_decref(h.arr);
+    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
+    return;
+  }
+  rtm_ok(b, s, r, json_pack("{s:s,s:o,s:b}", "ch", name, "msgs", h.arr, "more", h.more || n == q.limit));
+}
+
+static void do_who(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
+  const char *name;
+  if (fchan(b, s, r, &name) < 0) return;
+  chan_t *c = rtm_chan_get(b, s->app, name, 0);
+  json_t *a = json_array();
+  for (size_t i = 0; c && a && i < c->n_mem; i++) {
+    json_t *u = json_pack("{s:s}", "user", c->mem[i].user);
+    if (u && c->mem[i].state) json_object_set_new(u, "state", json_string(c->mem[i].state));
+    json_array_append_new(a, u);
+  }
+  rtm_ok(b, s, r, json_pack("{s:s,s:o}", "ch", name, "users", a ? a : json_array()));
+}
+
+static void do_state(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
+  const char *st;
+  chan_t *c = subscribed(b, s, r);
+  if (!c || fstr(b, s, r, "state", 1, 0, HD_RTM_MAX_STATE, &st) < 0) return;
+  member_t *m = member(c, s->user);
+  char *d = strdup(st);
+  if (!m || !d) {
+    free(d);
+    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "out of memory", NULL);
+    return;
+  }
+  free(m->state);
+  m->state = d;
+  rtm_ok(b, s, r, json_pack("{s:s}", "ch", c->name));
+  presence_event(b, c, "state", s->user, st);
+}
+
+/* ---------------------------------------------------------------- attributes */
+
+/* Scope of an attribute request: "ch" or "user" (exactly one). */
+static int fscope(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_rtm_scope_t *sc, const char **name) {
+  const char *ch, *user;
+  if (fstr(b, s, r, "user", 0, 1, HD_RTM_MAX_USER, &user) < 0) return -1;
+  if (json_object_get(r->o, "ch") || !user) {
+    if (user) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "give \"ch\" or \"user\", not both", NULL);
+      return -1;
+    }
+    if (fchan(b, s, r, &ch) < 0) return -1;
+    *sc = HD_RTM_SCOPE_CHANNEL;
+    *name = ch;
+    return 0;
+  }
+  *sc = HD_RTM_SCOPE_USER;
+  *name = user;
+  return 0;
+}
+
+/* A user attribute change goes to the user's own sessions and to everyone
+ * subscribed to a channel where the user is present (each session once). */
+static void user_attr_event(hd_rtm_broker_t *b, const char *app, const char *user, json_t *o) {
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!t) return;
+  size_t n = strlen(t);
+  uint32_t mk = ++b->mark;
+  for (sess_t *s = b->sessions; s; s = s->next) {
+    if (strcmp(s->app, app) || strcmp(s->user, user)) continue;
+    if (s->mark != mk) {
+      s->mark = mk;
+      rtm_push_text(b, s, t, n, NULL);
+    }
+    for (int i = 0; i < s->n_subs; i++)
+      for (size_t k = 0; k < s->subs[i]->n_subs; k++) {
+        sess_t *o2 = s->subs[i]->subs[k];
+        if (o2->mark == mk) continue;
+        o2->mark = mk;
+        rtm_push_text(b, o2, t, n, NULL);
+      }
+  }
+  free(t);
+}
+
+static void do_attr_set(hd_rtm_broker_t *b, sess_t *s, const req_t *r, int del) {
+  hd_rtm_scope_t sc;
+  const char *name, *key, *value = NULL;
+  int64_t expect;
+  if (fscope(b, s, r, &sc, &name) < 0 || fstr(b, s, r, "key", 1, 1, HD_RTM_MAX_KEY, &key) < 0 ||
+      (!del && fstr(b, s, r, "value", 1, 0, HD_RTM_MAX_VALUE, &value) < 0) ||
+      fint(b, s, r, "rev", 0, INT64_MAX, -1, &expect) < 0)
+    return;
+  if (sc == HD_RTM_SCOPE_USER && strcmp(name, s->user) && !s->admin) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN, "only the user itself or an admin sets user attributes", NULL);
+    return;
+  }
+  int64_t rev = 0;
+  int rc =
+      b->cfg.store->ops->attr_cas(b->cfg.store, s->app, sc, name, key, value, expect, HD_RTM_MAX_ATTRS, &rev);
+  if (rc == HD_ESTATE) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_CONFLICT, "revision mismatch",
+            json_pack("{s:I}", "rev", (json_int_t)rev));
+    return;
+  }
+  if (rc == HD_ENOTFOUND) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_NOT_FOUND, "no such attribute", NULL);
+    return;
+  }
+  if (rc == HD_ENOSPC) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_FULL, "too many attributes (128 per channel or user)", NULL);
+    return;
+  }
+  if (rc < 0) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
+    return;
+  }
+  const char *sk = sc == HD_RTM_SCOPE_CHANNEL ? "ch" : "user";
+  rtm_ok(b, s, r, json_pack("{s:s,s:s,s:I}", sk, name, "key", key, "rev", (json_int_t)rev));
+  json_t *ev = json_pack("{s:s,s:s,s:s,s:o,s:I,s:s}", "type", "attr", sk, name, "key", key, "value",
+                         value ? json_string(value) : json_null(), "rev", (json_int_t)rev, "by", s->user);
+  if (sc == HD_RTM_SCOPE_CHANNEL) {
+    chan_t *c = rtm_chan_get(b, s->app, name, 0);
+    if (c)
+      channel_deliver(b, c, ev);
+    else
+      json_decref(ev);
+  } else
+    user_attr_event(b, s->app, name, ev);
+}
+
+static int attr_cb(void *ud, const hd_rtm_attr_t *a) {
+  json_array_append_new(
+      ud, json_pack("{s:s,s:s,s:I}", "key", a->key, "value", a->value, "rev", (json_int_t)a->rev));
+  return 0;
+}
+
+static void do_attr_get(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
+  hd_rtm_scope_t sc;
+  const char *name;
+  if (fscope(b, s, r, &sc, &name) < 0) return;
+  json_t *a = json_array();
+  int n = a ? b->cfg.store->ops->attr_list(b->cfg.store, s->app, sc, name, attr_cb, a) : HD_ENOMEM;
+  if (n < 0) {
+    json_decref(a);
+    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
+    return;
+  }
+  rtm_ok(b, s, r, json_pack("{s:s,s:o}", sc == HD_RTM_SCOPE_CHANNEL ? "ch" : "user", name, "attrs", a));
+}
+
+/* ---------------------------------------------------------------- locks */
+
+static void lock_event(hd_rtm_broker_t *b, const char *app, const char *ch, const char *name, const char *ev,
+                       const char *owner) {
+  chan_t *c = rtm_chan_get(b, app, ch, 0);
+  if (c)
+    channel_deliver(
+        b, c,
+        json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "lock", "ch", ch, "name", name, "ev", ev, "owner", owner));
+}
+
+static void lock_expired(void *ud, const hd_rtm_lock_t *l) {
+  hd_rtm_broker_t *b = ud;
+  b->cfg.store->ops->lock_del(b->cfg.store, l->app, l->ch, l->name);
+  lock_event(b, l->app, l->ch, l->name, "expired", l->owner);
+}
+
+void rtm_locks_tick(hd_rtm_broker_t *b, hd_time_t now) {
+  hd_rtm_locks_expire(&b->locks, now, lock_expired, b);
+}
+
+typedef struct {
+  hd_rtm_broker_t *b;
+  hd_time_t now;
+} load_ctx_t;
+
+static int lock_load_cb(void *ud, const char *app, const hd_rtm_lock_rec_t *l) {
+  load_ctx_t *x = ud;
+  char prev[128];
+  /* wall ms -> the caller's clock; an expired one fires at the first tick */
+  hd_time_t exp = l->exp_ms * 1000 - x->b->cfg.wall_offset;
+  hd_rtm_locks_acquire(&x->b->locks, app, l->ch, l->name, l->owner, exp, 1, INT64_MIN, prev);
+  return 0;
+}
+
+int rtm_locks_load(hd_rtm_broker_t *b, hd_time_t now) {
+  load_ctx_t x = {b, now};
+  int n = b->cfg.store->ops->lock_load(b->cfg.store, lock_load_cb, &x);
+  return n < 0 ? n : 0;
+}
+
+static void do_lock(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now, int op) {
+  const char *ch, *name;
+  int64_t ttl;
+  if (fchan(b, s, r, &ch) < 0 || fstr(b, s, r, "name", op != 'g', 1, HD_RTM_MAX_KEY, &name) < 0 ||
+      fint(b, s, r, "ttl", 100, HD_RTM_MAX_LOCK_TTL / 1000, 30000, &ttl) < 0)
+    return;
+  hd_rtm_store_t *sto = b->cfg.store;
+  char prev[128];
+  if (op == 'g') { /* lock_get: the channel's live locks */
+    json_t *a = json_array();
+    for (hd_rtm_lock_t *l = b->locks.head; l && a; l = l->next)
+      if (l->exp > now && !strcmp(l->app, s->app) && !strcmp(l->ch, ch))
+        json_array_append_new(a, json_pack("{s:s,s:s,s:I}", "name", l->name, "owner", l->owner, "exp",
+                                           (json_int_t)rtm_wall_ms(b, l->exp)));
+    rtm_ok(b, s, r, json_pack("{s:s,s:o}", "ch", ch, "locks", a ? a : json_array()));
+    return;
+  }
+  if (op == 's' && !s->admin) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN, "lock_steal needs an admin token (roomAdmin)", NULL);
+    return;
+  }
+  if (op == 'r') {
+    int rc = hd_rtm_locks_release(&b->locks, s->app, ch, name, s->admin ? NULL : s->user, now);
+    if (rc == HD_ENOTFOUND) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_NOT_FOUND, "no such lock", NULL);
+      return;
+    }
+    if (rc == HD_EFORBIDDEN) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN, "the lock is held by another user", NULL);
+      return;
+    }
+    sto->ops->lock_del(sto, s->app, ch, name);
+    rtm_ok(b, s, r, json_pack("{s:s,s:s}", "ch", ch, "name", name));
+    lock_event(b, s->app, ch, name, "released", s->user);
+    return;
+  }
+  hd_time_t exp = now + HD_MS(ttl);
+  int rc = hd_rtm_locks_acquire(&b->locks, s->app, ch, name, s->user, exp, op == 's', now, prev);
+  if (rc == HD_ESTATE) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_CONFLICT, "the lock is held", json_pack("{s:s}", "owner", prev));
+    return;
+  }
+  if (rc < 0) {
+    rtm_err(b, s, r->id, rc == HD_ENOSPC ? HD_RTM_ERR_FULL : HD_RTM_ERR_INTERNAL, "cannot take the lock",
+            NULL);
+    return;
+  }
+  hd_rtm_lock_rec_t rec = {ch, name, s->user, rtm_wall_ms(b, exp)};
+  if (sto->ops->lock_put(sto, s->app, &rec) < 0) {
+    hd_rtm_locks_release(&b->locks, s->app, ch, name, NULL, now);
+    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
+    return;
+  }
+  rtm_ok(b, s, r, json_pack("{s:s,s:s,s:I}", "ch", ch, "name", name, "exp", (json_int_t)rec.exp_ms));
+  if (strcmp(prev, s->user))
+    lock_event(b, s->app, ch, name, op == 's' && prev[0] ? "stolen" : "acquired", s->user);
+}
+
+/* ---------------------------------------------------------------- peer messages */
+
+static void receipt_free_if_done(hd_rtm_broker_t *b, receipt_t *rc) {
+  if (rc->refs > 0 || !rc->done) return;
+  for (receipt_t **pp = &b->receipts; *pp; pp = &(*pp)->next)
+    if (*pp == rc) {
+      *pp = rc->next;
+      free(rc);
+      return;
+    }
+}
+
+static void receipt_fail(hd_rtm_broker_t *b, receipt_t *rc, const char *why) {
+  rc->done = 1;
+  sess_t *snd = rtm_session_by_sid(b, rc->sender);
+  if (snd && !snd->doomed)
+    rtm_err(b, snd, rc->id, HD_RTM_ERR_NOT_DELIVERED, why, json_pack("{s:s}", "to", rc->to));
+}
+
+void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered) {
+  rc->refs--;
+  if (!rc->done && delivered) {
+    rc->done = 1;
+    sess_t *snd = rtm_session_by_sid(b, rc->sender);
+    if (snd && !snd->doomed)
+      rtm_push(b, snd, json_pack("{s:s,s:s,s:s}", "type", "receipt", "id", rc->id, "to", rc->to), NULL);
+  } else if (!rc->done && rc->refs <= 0)
+    receipt_fail(b, rc, "the recipient's session ended before it acknowledged");
+  receipt_free_if_done(b, rc);
+}
+
+void rtm_receipts_tick(hd_rtm_broker_t *b, hd_time_t now) {
+  for (receipt_t *rc = b->receipts, *nx; rc; rc = nx) {
+    nx = rc->next;
+    if (!rc->done && rc->deadline <= now) {
+      receipt_fail(b, rc, "not acknowledged by the recipient in time");
+      receipt_free_if_done(b, rc);
+    }
+  }
+}
+
+hd_time_t rtm_receipts_next(const hd_rtm_broker_t *b) {
+  hd_time_t t = HD_TIME_NEVER;
+  for (const receipt_t *rc = b->receipts; rc; rc = rc->next)
+    if (!rc->done && rc->deadline < t) t = rc->deadline;
+  return t;
+}
+
+static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
+  const char *to, *data;
+  if (!r->id) {
+    rtm_err(b, s, NULL, HD_RTM_ERR_BAD_REQUEST, "a peer message needs an \"id\" (its receipt names it)",
+            NULL);
+    return;
+  }
+  if (fstr(b, s, r, "to", 1, 1, HD_RTM_MAX_USER, &to) < 0 ||
+      fstr(b, s, r, "data", 1, 0, b->cfg.max_msg, &data) < 0)
+    return;
+  if (dedupe_find(s, r->id)) return; /* a retry: its receipt or failure is on its way */
+  int n = 0;
+  for (sess_t *t = b->sessions; t; t = t->next)
+    n += !t->doomed && !strcmp(t->app, s->app) && !strcmp(t->user, to);
+  if (!n) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_OFFLINE, "the user has no session", json_pack("{s:s}", "to", to));
+    return;
+  }
+  receipt_t *rc = calloc(1, sizeof *rc);
+  json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "type", "peer", "from", s->user, "pid", r->id, "data", data);
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!rc || !t) {
+    free(rc);
+    free(t);
+    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "out of memory", NULL);
+    return;
+  }
+  dedupe_add(s, r->id, -1);
+  hd_scpy(rc->sender, sizeof rc->sender, s->sid);
+  hd_scpy(rc->id, sizeof rc->id, r->id);
+  hd_scpy(rc->to, sizeof rc->to, to);
+  rc->deadline = now + b->cfg.peer_timeout;
+  rc->refs = n + 1; /* +1 held while fanning out, so that an early failure cannot free it */
+  rc->next = b->receipts;
+  b->receipts = rc;
+  size_t len = strlen(t);
+  for (sess_t *x = b->sessions; x; x = x->next)
+    if (!x->doomed && !strcmp(x->app, s->app) && !strcmp(x->user, to)) rtm_push_text(b, x, t, len, rc);
+  free(t);
+  rc->refs--;
+  if (!rc->done && rc->refs <= 0) receipt_fail(b, rc, "the recipient's window is full");
+  receipt_free_if_done(b, rc);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+int rtm_dispatch(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
+  const char *t = r->type;
+  if (!strcmp(t, "pub"))
+    do_pub(b, s, r, now);
+  else if (!strcmp(t, "sub"))
+    do_sub(b, s, r);
+  else if (!strcmp(t, "unsub"))
+    do_unsub(b, s, r);
+  else if (!strcmp(t, "hist"))
+    do_hist(b, s, r);
+  else if (!strcmp(t, "who"))
+    do_who(b, s, r);
+  else if (!strcmp(t, "state"))
+    do_state(b, s, r);
+  else if (!strcmp(t, "attr_set"))
+    do_attr_set(b, s, r, 0);
+  else if (!strcmp(t, "attr_del"))
+    do_attr_set(b, s, r, 1);
+  else if (!strcmp(t, "attr_get"))
+    do_attr_get(b, s, r);
+  else if (!strcmp(t, "lock_acquire"))
+    do_lock(b, s, r, now, 'a');
+  else if (!strcmp(t, "lock_release"))
+    do_lock(b, s, r, now, 'r');
+  else if (!strcmp(t, "lock_steal"))
+    do_lock(b, s, r, now, 's');
+  else if (!strcmp(t, "lock_get"))
+    do_lock(b, s, r, now, 'g');
+  else if (!strcmp(t, "peer"))
+    do_peer(b, s, r, now);
+  else if (!strcmp(t, "ack"))
+    return 0; /* handled by the core */
+  else
+    return -1;
+  return 0;
+}

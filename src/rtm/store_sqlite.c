@@ -1,0 +1,317 @@
+/* SQLite RTM store (store.h), the default: history, sequence high-water marks,
+ * attributes and locks in one database file that survives a node restart.
+ * WAL journal with synchronous=NORMAL: a committed write survives a process
+ * crash; an OS crash may lose the last transactions (docs/rtm.md "Storage").
+ * Prepared statements are made once. Attribute compare-and-set runs in one
+ * transaction (BEGIN IMMEDIATE), so the check and the write are atomic even
+ * with another process on the same file. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "rtm/store.h"
+
+enum {
+  S_SEQ_GET,
+  S_SEQ_PUT,
+  S_MSG_INS,
+  S_MSG_TRIM,
+  S_Q_AFTER,
+  S_Q_SINCE,
+  S_Q_LAST,
+  S_ATTR_LIST,
+  S_ATTR_GET,
+  S_ATTR_COUNT,
+  S_ATTR_PUT,
+  S_LOCK_PUT,
+  S_LOCK_DEL,
+  S_LOCK_ALL,
+  S_BEGIN,
+  S_COMMIT,
+  S_ROLLBACK,
+  S_COUNT
+};
+
+static const char *const SQL[S_COUNT] = {
+    [S_SEQ_GET] = "SELECT hwm FROM chan_seq WHERE app=?1 AND ch=?2",
+    [S_SEQ_PUT] = "INSERT INTO chan_seq(app,ch,hwm) VALUES(?1,?2,?3) "
+                  "ON CONFLICT(app,ch) DO UPDATE SET hwm=excluded.hwm",
+    [S_MSG_INS] = "INSERT OR REPLACE INTO msg(app,ch,cseq,ts,sender,data) VALUES(?1,?2,?3,?4,?5,?6)",
+    [S_MSG_TRIM] = "DELETE FROM msg WHERE app=?1 AND ch=?2 AND cseq <= "
+                   "(SELECT cseq FROM msg WHERE app=?1 AND ch=?2 ORDER BY cseq DESC LIMIT 1 OFFSET ?3)",
+    [S_Q_AFTER] =
+        "SELECT cseq,ts,sender,data FROM msg WHERE app=?1 AND ch=?2 AND cseq>?3 ORDER BY cseq LIMIT ?4",
+    [S_Q_SINCE] =
+        "SELECT cseq,ts,sender,data FROM msg WHERE app=?1 AND ch=?2 AND ts>=?3 ORDER BY cseq LIMIT ?4",
+    [S_Q_LAST] = "SELECT * FROM (SELECT cseq,ts,sender,data FROM msg WHERE app=?1 AND ch=?2 "
+                 "ORDER BY cseq DESC LIMIT ?4) ORDER BY cseq",
+    [S_ATTR_LIST] =
+        "SELECT k,v,rev FROM attr WHERE app=?1 AND sc=?2 AND name=?3 AND v IS NOT NULL ORDER BY k",
+    [S_ATTR_GET] = "SELECT v,rev FROM attr WHERE app=?1 AND sc=?2 AND name=?3 AND k=?4",
+    [S_ATTR_COUNT] = "SELECT count(*) FROM attr WHERE app=?1 AND sc=?2 AND name=?3 AND v IS NOT NULL",
+    [S_ATTR_PUT] = "INSERT INTO attr(app,sc,name,k,v,rev) VALUES(?1,?2,?3,?4,?5,?6) "
+                   "ON CONFLICT(app,sc,name,k) DO UPDATE SET v=excluded.v, rev=excluded.rev",
+    [S_LOCK_PUT] = "INSERT INTO lck(app,ch,name,owner,exp) VALUES(?1,?2,?3,?4,?5) "
+                   "ON CONFLICT(app,ch,name) DO UPDATE SET owner=excluded.owner, exp=excluded.exp",
+    [S_LOCK_DEL] = "DELETE FROM lck WHERE app=?1 AND ch=?2 AND name=?3",
+    [S_LOCK_ALL] = "SELECT app,ch,name,owner,exp FROM lck",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+};
+
+static const char SCHEMA[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS chan_seq(app TEXT, ch TEXT, hwm INTEGER, PRIMARY KEY(app,ch));"
+    "CREATE TABLE IF NOT EXISTS msg(app TEXT, ch TEXT, cseq INTEGER, ts INTEGER, sender TEXT, data TEXT,"
+    " PRIMARY KEY(app,ch,cseq));"
+    "CREATE INDEX IF NOT EXISTS msg_ts ON msg(app,ch,ts);"
+    "CREATE TABLE IF NOT EXISTS attr(app TEXT, sc INTEGER, name TEXT, k TEXT, v TEXT, rev INTEGER,"
+    " PRIMARY KEY(app,sc,name,k));"
+    "CREATE TABLE IF NOT EXISTS lck(app TEXT, ch TEXT, name TEXT, owner TEXT, exp INTEGER,"
+    " PRIMARY KEY(app,ch,name));";
+
+typedef struct {
+  hd_rtm_store_t base;
+  sqlite3 *db;
+  sqlite3_stmt *st[S_COUNT];
+} sq_t;
+
+static sqlite3_stmt *stmt(sq_t *q, int i) {
+  sqlite3_stmt *s = q->st[i];
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return s;
+}
+
+static void btext(sqlite3_stmt *s, int i, const char *v) {
+  if (v)
+    sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(s, i);
+}
+
+static int done(sqlite3_stmt *s) {
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HD_EIO;
+}
+
+static void sq_close(hd_rtm_store_t *s) {
+  sq_t *q = (sq_t *)s;
+  for (int i = 0; i < S_COUNT; i++)
+    sqlite3_finalize(q->st[i]);
+  sqlite3_close(q->db);
+  free(q);
+}
+
+static int sq_seq_get(hd_rtm_store_t *s, const char *app, const char *ch, int64_t *out) {
+  sqlite3_stmt *st = stmt((sq_t *)s, S_SEQ_GET);
+  btext(st, 1, app);
+  btext(st, 2, ch);
+  int rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : HD_EIO;
+}
+
+static int sq_seq_put(hd_rtm_store_t *s, const char *app, const char *ch, int64_t hwm) {
+  sqlite3_stmt *st = stmt((sq_t *)s, S_SEQ_PUT);
+  btext(st, 1, app);
+  btext(st, 2, ch);
+  sqlite3_bind_int64(st, 3, hwm);
+  return done(st);
+}
+
+static int sq_msg_append(hd_rtm_store_t *s, const char *app, const char *ch, const hd_rtm_stored_msg_t *m,
+                         int keep) {
+  sq_t *q = (sq_t *)s;
+  sqlite3_stmt *st = stmt(q, S_MSG_INS);
+  btext(st, 1, app);
+  btext(st, 2, ch);
+  sqlite3_bind_int64(st, 3, m->cseq);
+  sqlite3_bind_int64(st, 4, m->ts_ms);
+  btext(st, 5, m->from);
+  btext(st, 6, m->data);
+  int rc = done(st);
+  /* trim only now and then: every 64th message by cseq keeps it cheap */
+  if (rc == 0 && keep > 0 && (m->cseq & 63) == 0) {
+    st = stmt(q, S_MSG_TRIM);
+    btext(st, 1, app);
+    btext(st, 2, ch);
+    sqlite3_bind_int(st, 3, keep);
+    rc = done(st);
+  }
+  return rc;
+}
+
+static int sq_msg_query(hd_rtm_store_t *s, const char *app, const char *ch, const hd_rtm_hist_query_t *qq,
+                        hd_rtm_msg_fn fn, void *ud) {
+  sq_t *q = (sq_t *)s;
+  int which = qq->after > 0 ? S_Q_AFTER : qq->since > 0 ? S_Q_SINCE : S_Q_LAST;
+  sqlite3_stmt *st = stmt(q, which);
+  btext(st, 1, app);
+  btext(st, 2, ch);
+  sqlite3_bind_int64(st, 3, which == S_Q_AFTER ? qq->after : qq->since);
+  sqlite3_bind_int(st, 4, qq->limit);
+  int n = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    hd_rtm_stored_msg_t m = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                             (const char *)sqlite3_column_text(st, 2),
+                             (const char *)sqlite3_column_text(st, 3)};
+    if (!m.from) m.from = "";
+    if (!m.data) m.data = "";
+    n++;
+    if (fn(ud, &m) < 0) break;
+  }
+  int bad = rc != SQLITE_ROW && rc != SQLITE_DONE;
+  sqlite3_reset(st);
+  return bad ? HD_EIO : n;
+}
+
+static int sq_attr_list(hd_rtm_store_t *s, const char *app, hd_rtm_scope_t sc, const char *name,
+                        hd_rtm_attr_fn fn, void *ud) {
+  sqlite3_stmt *st = stmt((sq_t *)s, S_ATTR_LIST);
+  btext(st, 1, app);
+  sqlite3_bind_int(st, 2, (int)sc);
+  btext(st, 3, name);
+  int n = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    hd_rtm_attr_t a = {(const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                       sqlite3_column_int64(st, 2)};
+    if (!a.key || !a.value) continue;
+    n++;
+    if (fn(ud, &a) < 0) break;
+  }
+  int bad = rc != SQLITE_ROW && rc != SQLITE_DONE;
+  sqlite3_reset(st);
+  return bad ? HD_EIO : n;
+}
+
+static int sq_attr_cas(hd_rtm_store_t *s, const char *app, hd_rtm_scope_t sc, const char *name,
+                       const char *key, const char *value, int64_t expect, int max_keys, int64_t *rev) {
+  sq_t *q = (sq_t *)s;
+  if (done(stmt(q, S_BEGIN)) < 0) return HD_EIO;
+  int rc = 0;
+  sqlite3_stmt *st = stmt(q, S_ATTR_GET);
+  btext(st, 1, app);
+  sqlite3_bind_int(st, 2, (int)sc);
+  btext(st, 3, name);
+  btext(st, 4, key);
+  int r = sqlite3_step(st);
+  int exists = r == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+  int64_t stored = r == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0; /* tombstones keep counting */
+  sqlite3_reset(st);
+  if (r != SQLITE_ROW && r != SQLITE_DONE) {
+    rc = HD_EIO;
+    goto out;
+  }
+  int64_t cur = exists ? stored : 0;
+  if (expect >= 0 && expect != cur) {
+    *rev = cur;
+    rc = HD_ESTATE;
+    goto out;
+  }
+  if (!value && !exists) {
+    rc = HD_ENOTFOUND;
+    goto out;
+  }
+  if (value && !exists && max_keys > 0) {
+    st = stmt(q, S_ATTR_COUNT);
+    btext(st, 1, app);
+    sqlite3_bind_int(st, 2, (int)sc);
+    btext(st, 3, name);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (n >= max_keys) {
+      rc = HD_ENOSPC;
+      goto out;
+    }
+  }
+  st = stmt(q, S_ATTR_PUT);
+  btext(st, 1, app);
+  sqlite3_bind_int(st, 2, (int)sc);
+  btext(st, 3, name);
+  btext(st, 4, key);
+  btext(st, 5, value);
+  sqlite3_bind_int64(st, 6, stored + 1);
+  if ((rc = done(st)) == 0) *rev = stored + 1;
+out:
+  if (rc == 0 || rc == HD_ESTATE || rc == HD_ENOTFOUND || rc == HD_ENOSPC) {
+    if (done(stmt(q, S_COMMIT)) < 0) {
+      done(stmt(q, S_ROLLBACK));
+      return HD_EIO;
+    }
+  } else
+    done(stmt(q, S_ROLLBACK));
+  return rc;
+}
+
+static int sq_lock_put(hd_rtm_store_t *s, const char *app, const hd_rtm_lock_rec_t *l) {
+  sqlite3_stmt *st = stmt((sq_t *)s, S_LOCK_PUT);
+  btext(st, 1, app);
+  btext(st, 2, l->ch);
+  btext(st, 3, l->name);
+  btext(st, 4, l->owner);
+  sqlite3_bind_int64(st, 5, l->exp_ms);
+  return done(st);
+}
+
+static int sq_lock_del(hd_rtm_store_t *s, const char *app, const char *ch, const char *name) {
+  sqlite3_stmt *st = stmt((sq_t *)s, S_LOCK_DEL);
+  btext(st, 1, app);
+  btext(st, 2, ch);
+  btext(st, 3, name);
+  return done(st);
+}
+
+static int sq_lock_load(hd_rtm_store_t *s, hd_rtm_lock_fn fn, void *ud) {
+  sqlite3_stmt *st = stmt((sq_t *)s, S_LOCK_ALL);
+  int n = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *app = (const char *)sqlite3_column_text(st, 0);
+    hd_rtm_lock_rec_t l = {(const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
+                           (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4)};
+    if (!app || !l.ch || !l.name || !l.owner) continue;
+    n++;
+    if (fn(ud, app, &l) < 0) break;
+  }
+  int bad = rc != SQLITE_ROW && rc != SQLITE_DONE;
+  sqlite3_reset(st);
+  return bad ? HD_EIO : n;
+}
+
+static const hd_rtm_store_ops_t SQ_OPS = {sq_close,     sq_seq_get,   sq_seq_put,  sq_msg_append,
+                                          sq_msg_query, sq_attr_list, sq_attr_cas, sq_lock_put,
+                                          sq_lock_del,  sq_lock_load};
+
+int hd_rtm_store_sqlite_new(hd_rtm_store_t **out, const char *path, char *err, size_t errcap) {
+  sq_t *q = calloc(1, sizeof *q);
+  if (!q) return HD_ENOMEM;
+  q->base.ops = &SQ_OPS;
+  char *emsg = NULL;
+  if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+      SQLITE_OK) {
+    snprintf(err, errcap, "cannot open %s: %s", path, q->db ? sqlite3_errmsg(q->db) : "out of memory");
+    goto fail;
+  }
+  sqlite3_busy_timeout(q->db, 2000);
+  if (sqlite3_exec(q->db, SCHEMA, NULL, NULL, &emsg) != SQLITE_OK) {
+    snprintf(err, errcap, "%s: schema: %s", path, emsg ? emsg : "?");
+    sqlite3_free(emsg);
+    goto fail;
+  }
+  for (int i = 0; i < S_COUNT; i++)
+    if (sqlite3_prepare_v2(q->db, SQL[i], -1, &q->st[i], NULL) != SQLITE_OK) {
+      snprintf(err, errcap, "%s: prepare: %s", path, sqlite3_errmsg(q->db));
+      goto fail;
+    }
+  *out = &q->base;
+  return 0;
+fail:
+  sq_close(&q->base);
+  return HD_EIO;
+}

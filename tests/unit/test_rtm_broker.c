@@ -1,0 +1,630 @@
+/* RTM broker (src/rtm/broker.h) on a virtual clock with the in-memory store:
+ * ordering, acks and the window, resume + replay, client-side dedupe, overflow
+ * policy, presence timeout, attribute CAS, lock TTL, peer receipts, bad input,
+ * flood. Outputs are captured per connection and parsed back with jansson. */
+#include "hd_test.h"
+
+#include <jansson.h>
+
+#include "base/err.h"
+#include "rtm/broker.h"
+#include "rtm/client.h"
+
+#define SECRET "test-secret-0123456789"
+#define MAXOUT 4096
+
+typedef struct {
+  uint64_t conn;
+  char *text;
+} out_t;
+
+static out_t outs[MAXOUT];
+static int n_out;
+static struct {
+  uint64_t conn;
+  int code;
+} closes[64];
+static int n_close;
+
+static void cb_send(void *ud, uint64_t conn, const char *t, size_t len) {
+  assert_true(n_out < MAXOUT);
+  outs[n_out].conn = conn;
+  outs[n_out].text = strndup(t, len);
+  n_out++;
+}
+static void cb_close(void *ud, uint64_t conn, int code, const char *reason) {
+  if (n_close < 64) {
+    closes[n_close].conn = conn;
+    closes[n_close].code = code;
+    n_close++;
+  }
+}
+static const char *lookup(void *ud, const char *key) { return strcmp(key, "app") ? NULL : SECRET; }
+
+static void reset_out(void) {
+  for (int i = 0; i < n_out; i++)
+    free(outs[i].text);
+  n_out = 0;
+  n_close = 0;
+}
+
+static hd_rtm_store_t *store;
+static hd_time_t now;
+
+static hd_rtm_broker_t *mk(size_t window, double rate) {
+  hd_rtm_config_t c = {.send = cb_send,
+                       .close = cb_close,
+                       .secret_lookup = lookup,
+                       .store = store,
+                       .wall_offset = HD_SEC(1700000000),
+                       .window_msgs = window,
+                       .rate = rate,
+                       .burst = rate};
+  hd_rtm_broker_t *b;
+  assert_int_equal(hd_rtm_broker_new(&b, &c, now), 0);
+  return b;
+}
+
+static char *token(const char *user, int rtm, int admin, int64_t exp_in) {
+  hd_token_claims_t c;
+  memset(&c, 0, sizeof c);
+  strcpy(c.key, "app");
+  strcpy(c.identity, user);
+  c.rtm = rtm;
+  c.room_admin = admin;
+  c.exp = 1700000000 + now / 1000000 + exp_in;
+  static char buf[8][HD_TOKEN_MAX];
+  static int k;
+  char *o = buf[k++ % 8];
+  assert_true(hd_token_mint(&c, SECRET, o, HD_TOKEN_MAX) > 0);
+  return o;
+}
+
+static void feed(hd_rtm_broker_t *b, uint64_t conn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void feed(hd_rtm_broker_t *b, uint64_t conn, const char *fmt, ...) {
+  char t[40000];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t, sizeof t, fmt, ap);
+  va_end(ap);
+  assert_int_equal(hd_rtm_conn_message(b, conn, t, strlen(t), now), 0);
+}
+
+/* The i-th output to conn whose type is `type` (NULL: any), parsed; NULL if none. */
+static json_t *nth(uint64_t conn, const char *type, int i) {
+  for (int k = 0; k < n_out; k++) {
+    if (outs[k].conn != conn) continue;
+    json_t *o = json_loads(outs[k].text, 0, NULL);
+    assert_non_null(o);
+    if (!type || !strcmp(json_string_value(json_object_get(o, "type")), type)) {
+      if (i-- == 0) return o;
+    }
+    json_decref(o);
+  }
+  return NULL;
+}
+__attribute__((unused)) static void dump(uint64_t conn) {
+  for (int k = 0; k < n_out; k++)
+    if (outs[k].conn == conn) fprintf(stderr, "  %llu: %s\n", (unsigned long long)conn, outs[k].text);
+}
+static int count(uint64_t conn, const char *type) {
+  int n = 0;
+  json_t *o;
+  while ((o = nth(conn, type, n))) {
+    json_decref(o);
+    n++;
+  }
+  return n;
+}
+static int64_t ival(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
+static const char *sval(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
+/* Opens conn, logs in as user; returns the welcome's resume token (static). */
+static const char *login(hd_rtm_broker_t *b, uint64_t conn, const char *user, int admin) {
+  static char resume[8][64];
+  static int k;
+  assert_int_equal(hd_rtm_conn_open(b, conn, now), 0);
+  feed(b, conn, "{\"type\":\"login\",\"id\":\"L\",\"token\":\"%s\"}", token(user, 1, admin, 600));
+  json_t *w = nth(conn, "welcome", count(conn, "welcome") - 1);
+  assert_non_null(w);
+  char *r = resume[k++ % 8];
+  strcpy(r, sval(w, "resume"));
+  json_decref(w);
+  return r;
+}
+
+static int setup(void **st) {
+  now = HD_SEC(1000);
+  assert_int_equal(hd_rtm_store_mem_new(&store), 0);
+  reset_out();
+  return 0;
+}
+static int teardown(void **st) {
+  reset_out();
+  hd_rtm_store_free(store);
+  return 0;
+}
+
+static void test_order_and_ack(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  login(b, 1, "alice", 0);
+  login(b, 2, "bob", 0);
+  feed(b, 1, "{\"type\":\"sub\",\"id\":\"a\",\"ch\":\"room\"}");
+  feed(b, 2, "{\"type\":\"sub\",\"id\":\"b\",\"ch\":\"room\"}");
+  for (int i = 0; i < 20; i++)
+    feed(b, 1, "{\"type\":\"pub\",\"id\":\"p%d\",\"ch\":\"room\",\"data\":\"m%d\"}", i, i);
+  assert_int_equal(count(1, "ok"), 21); /* sub + 20 publish acks */
+  for (int who = 1; who <= 2; who++) {
+    assert_int_equal(count(who, "msg"), 20);
+    for (int i = 0; i < 20; i++) {
+      json_t *m = nth(who, "msg", i);
+      assert_int_equal(ival(m, "cseq"), i + 1);
+      char want[8];
+      snprintf(want, sizeof want, "m%d", i);
+      assert_string_equal(sval(m, "data"), want);
+      json_decref(m);
+    }
+    /* session seqs are contiguous from 1 over every sequenced message */
+    int64_t expect = 1;
+    json_t *o;
+    for (int i = 0; (o = nth(who, NULL, i)); i++) {
+      if (strcmp(sval(o, "type"), "welcome")) assert_int_equal(ival(o, "s"), expect++);
+      json_decref(o);
+    }
+  }
+  json_t *ok = nth(1, "ok", 20);
+  assert_int_equal(ival(ok, "cseq"), 20);
+  assert_string_equal(sval(ok, "id"), "p19");
+  json_decref(ok);
+  /* a bad ack (beyond what was sent) is an error; a good one is silent */
+  int before = n_out;
+  feed(b, 2, "{\"type\":\"ack\",\"s\":10}");
+  assert_int_equal(n_out, before);
+  feed(b, 2, "{\"type\":\"ack\",\"s\":100000}");
+  json_t *e = nth(2, "error", 0);
+  assert_int_equal(ival(e, "code"), 400);
+  json_decref(e);
+  hd_rtm_stats_t s;
+  hd_rtm_stats(b, &s);
+  assert_int_equal(s.published, 20);
+  assert_int_equal(s.sessions, 2);
+  hd_rtm_broker_free(b);
+}
+
+static void test_resume_replay_dedupe(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  login(b, 1, "alice", 0);
+  const char *rb = login(b, 2, "bob", 0);
+  feed(b, 1, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  hd_rtm_client_t cl;
+  hd_rtm_client_init(&cl);
+  for (int i = 0; i < 5; i++)
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"x\"}");
+  /* bob's client app sees everything sent so far */
+  int delivered = 0;
+  json_t *o;
+  for (int i = 0; (o = nth(2, NULL, i)); i++) {
+    if (json_object_get(o, "s") && hd_rtm_client_on_seq(&cl, ival(o, "s"), now) == HD_RTM_DELIVER &&
+        !strcmp(sval(o, "type"), "msg") &&
+        hd_rtm_client_on_channel_msg(&cl, "c", ival(o, "cseq")) == HD_RTM_DELIVER)
+      delivered++;
+    json_decref(o);
+  }
+  assert_int_equal(delivered, 5);
+  int64_t last = hd_rtm_client_resume_last(&cl);
+  /* the connection drops; messages keep queueing for the session */
+  hd_rtm_conn_closed(b, 2, now);
+  assert_int_equal(hd_rtm_next_timeout(b), now + HD_RTM_DEFAULT_RESUME_GRACE);
+  for (int i = 0; i < 5; i++)
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"y\"}");
+  now += HD_SEC(10);
+  hd_rtm_tick(b, now);
+  /* resume claiming less than it saw: the overlap is replayed and deduped */
+  reset_out();
+  assert_int_equal(hd_rtm_conn_open(b, 3, now), 0);
+  feed(b, 3, "{\"type\":\"login\",\"id\":\"r\",\"resume\":\"%s\",\"last\":%lld}", rb, (long long)(last - 2));
+  json_t *w = nth(3, "welcome", 0);
+  assert_non_null(w);
+  assert_true(json_is_true(json_object_get(w, "resumed")));
+  json_decref(w);
+  int dup = 0;
+  for (int i = 0; (o = nth(3, NULL, i)); i++) {
+    if (json_object_get(o, "s")) {
+      hd_rtm_verdict_t v = hd_rtm_client_on_seq(&cl, ival(o, "s"), now);
+      if (v == HD_RTM_DUPLICATE) dup++;
+      if (v == HD_RTM_DELIVER && !strcmp(sval(o, "type"), "msg") &&
+          hd_rtm_client_on_channel_msg(&cl, "c", ival(o, "cseq")) == HD_RTM_DELIVER)
+        delivered++;
+      assert_int_not_equal(v, HD_RTM_GAP);
+    }
+    json_decref(o);
+  }
+  assert_int_equal(dup, 2);
+  assert_int_equal(delivered, 10);
+  assert_int_equal(cl.last_cseq[0], 10);
+  /* unknown resume token: 410 session_gone */
+  assert_int_equal(hd_rtm_conn_open(b, 4, now), 0);
+  feed(b, 4, "{\"type\":\"login\",\"id\":\"r\",\"resume\":\"nope\",\"last\":0}");
+  json_t *e = nth(4, "error", 0);
+  assert_int_equal(ival(e, "code"), 410);
+  assert_string_equal(sval(e, "reason"), "session_gone");
+  json_decref(e);
+  /* resuming on a new connection while attached closes the old one with 4009 */
+  n_close = 0;
+  assert_int_equal(hd_rtm_conn_open(b, 5, now), 0);
+  feed(b, 5, "{\"type\":\"login\",\"resume\":\"%s\",\"last\":%lld}", rb, (long long)cl.last_s);
+  assert_int_equal(n_close, 1);
+  assert_int_equal(closes[0].conn, 3);
+  assert_int_equal(closes[0].code, HD_RTM_CLOSE_REPLACED);
+  hd_rtm_stats_t s;
+  hd_rtm_stats(b, &s);
+  assert_int_equal(s.resumes, 2);
+  hd_rtm_broker_free(b);
+}
+
+static void test_pub_dedupe(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  login(b, 1, "alice", 0);
+  feed(b, 1, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  feed(b, 1, "{\"type\":\"pub\",\"id\":\"same\",\"ch\":\"c\",\"data\":\"x\"}");
+  feed(b, 1, "{\"type\":\"pub\",\"id\":\"same\",\"ch\":\"c\",\"data\":\"x\"}");
+  assert_int_equal(count(1, "msg"), 1);
+  json_t *ok = nth(1, "ok", 2);
+  assert_true(json_is_true(json_object_get(ok, "dup")));
+  assert_int_equal(ival(ok, "cseq"), 1);
+  json_decref(ok);
+  hd_rtm_broker_free(b);
+}
+
+static void test_overflow_and_timeout(void **st) {
+  hd_rtm_broker_t *b = mk(16, 0);
+  login(b, 1, "alice", 0);
+  login(b, 2, "bob", 0);
+  login(b, 3, "carol", 0);
+  feed(b, 1, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  feed(b, 3, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  /* alice and carol ack as they go, bob never does */
+  for (int i = 0; i < 30; i++) {
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"x\"}");
+    feed(b, 1, "{\"type\":\"ack\",\"s\":%d}", 2 * i + 3 > 0 ? (int)(count(1, NULL) - 1) : 0);
+    feed(b, 3, "{\"type\":\"ack\",\"s\":%d}", (int)(count(3, NULL) - 1));
+  }
+  int closed = 0;
+  for (int i = 0; i < n_close; i++)
+    if (closes[i].conn == 2 && closes[i].code == HD_RTM_CLOSE_OVERFLOW) closed++;
+  assert_int_equal(closed, 1);
+  assert_int_equal(count(3, "msg"), 30); /* others unaffected */
+  json_t *p;
+  int timeouts = 0;
+  for (int i = 0; (p = nth(3, "pres", i)); i++) {
+    timeouts += !strcmp(sval(p, "ev"), "timeout") && !strcmp(sval(p, "user"), "bob");
+    json_decref(p);
+  }
+  assert_int_equal(timeouts, 1);
+  hd_rtm_stats_t s;
+  hd_rtm_stats(b, &s);
+  assert_int_equal(s.drops, 1);
+  assert_int_equal(s.sessions, 2);
+  /* carol's connection drops and she never resumes: presence timeout after the grace */
+  hd_rtm_conn_closed(b, 3, now);
+  now += HD_RTM_DEFAULT_RESUME_GRACE - 1;
+  hd_rtm_tick(b, now);
+  hd_rtm_stats(b, &s);
+  assert_int_equal(s.sessions, 2);
+  now += 1;
+  assert_true(hd_rtm_next_timeout(b) <= now);
+  hd_rtm_tick(b, now);
+  hd_rtm_stats(b, &s);
+  assert_int_equal(s.sessions, 1);
+  assert_int_equal(s.expired, 1);
+  timeouts = 0;
+  for (int i = 0; (p = nth(1, "pres", i)); i++) {
+    timeouts += !strcmp(sval(p, "ev"), "timeout") && !strcmp(sval(p, "user"), "carol");
+    json_decref(p);
+  }
+  assert_int_equal(timeouts, 1);
+  assert_int_equal(hd_rtm_next_timeout(b), HD_TIME_NEVER);
+  hd_rtm_broker_free(b);
+}
+
+static void test_presence_who_state(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  login(b, 1, "alice", 0);
+  login(b, 2, "bob", 0);
+  login(b, 3, "bob", 0); /* a second device of bob */
+  feed(b, 1, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  feed(b, 3, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  assert_int_equal(count(1, "pres"), 2); /* alice, bob once */
+  feed(b, 2, "{\"type\":\"state\",\"ch\":\"c\",\"state\":\"mic=on\"}");
+  feed(b, 1, "{\"type\":\"who\",\"id\":\"w\",\"ch\":\"c\"}");
+  json_t *ok = nth(1, "ok", 1);
+  json_t *users = json_object_get(ok, "users");
+  assert_int_equal(json_array_size(users), 2);
+  int found = 0;
+  for (size_t i = 0; i < 2; i++) {
+    json_t *u = json_array_get(users, i);
+    if (!strcmp(sval(u, "user"), "bob")) found = !strcmp(sval(u, "state"), "mic=on");
+  }
+  assert_true(found);
+  json_decref(ok);
+  feed(b, 2, "{\"type\":\"unsub\",\"ch\":\"c\"}");
+  assert_int_equal(count(1, "pres"), 3); /* state event; bob still present on device 2 */
+  feed(b, 3, "{\"type\":\"logout\"}");
+  json_t *p = nth(1, "pres", 3);
+  assert_string_equal(sval(p, "ev"), "leave");
+  assert_string_equal(sval(p, "user"), "bob");
+  json_decref(p);
+  hd_rtm_broker_free(b);
+}
+
+static void test_attrs_cas(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  login(b, 1, "alice", 0);
+  login(b, 2, "bob", 0);
+  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  feed(b, 1, "{\"type\":\"attr_set\",\"ch\":\"c\",\"key\":\"topic\",\"value\":\"a\",\"rev\":0}");
+  feed(b, 1, "{\"type\":\"attr_set\",\"ch\":\"c\",\"key\":\"topic\",\"value\":\"b\",\"rev\":0}");
+  json_t *e = nth(1, "error", 0);
+  assert_int_equal(ival(e, "code"), 409);
+  assert_int_equal(ival(e, "rev"), 1);
+  json_decref(e);
+  feed(b, 1, "{\"type\":\"attr_set\",\"ch\":\"c\",\"key\":\"topic\",\"value\":\"b\",\"rev\":1}");
+  feed(b, 1, "{\"type\":\"attr_del\",\"ch\":\"c\",\"key\":\"topic\",\"rev\":2}");
+  feed(b, 1, "{\"type\":\"attr_set\",\"ch\":\"c\",\"key\":\"topic\",\"value\":\"c\",\"rev\":0}");
+  json_t *ok = nth(1, "ok", 3);
+  assert_int_equal(ival(ok, "rev"), 4); /* revisions keep counting across a delete */
+  json_decref(ok);
+  assert_int_equal(count(2, "attr"), 4);
+  json_t *ev = nth(2, "attr", 2);
+  assert_true(json_is_null(json_object_get(ev, "value")));
+  json_decref(ev);
+  feed(b, 1, "{\"type\":\"attr_get\",\"id\":\"g\",\"ch\":\"c\"}");
+  ok = nth(1, "ok", 4);
+  json_t *a = json_array_get(json_object_get(ok, "attrs"), 0);
+  assert_string_equal(sval(a, "value"), "c");
+  json_decref(ok);
+  /* user attributes: own yes, others' no (without admin) */
+  feed(b, 1, "{\"type\":\"attr_set\",\"user\":\"alice\",\"key\":\"k\",\"value\":\"v\"}");
+  feed(b, 1, "{\"type\":\"attr_set\",\"user\":\"bob\",\"key\":\"k\",\"value\":\"v\"}");
+  e = nth(1, "error", 1);
+  assert_int_equal(ival(e, "code"), 403);
+  json_decref(e);
+  feed(b, 1, "{\"type\":\"attr_del\",\"ch\":\"c\",\"key\":\"nokey\"}");
+  e = nth(1, "error", 2);
+  assert_int_equal(ival(e, "code"), 404);
+  json_decref(e);
+  hd_rtm_broker_free(b);
+}
+
+static void test_lock_ttl(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  login(b, 1, "alice", 0);
+  login(b, 2, "bob", 0);
+  login(b, 3, "admin", 1);
+  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  feed(b, 1, "{\"type\":\"lock_acquire\",\"ch\":\"c\",\"name\":\"seat1\",\"ttl\":1000}");
+  feed(b, 2, "{\"type\":\"lock_acquire\",\"ch\":\"c\",\"name\":\"seat1\",\"ttl\":1000}");
+  json_t *e = nth(2, "error", 0);
+  assert_int_equal(ival(e, "code"), 409);
+  assert_string_equal(sval(e, "owner"), "alice");
+  json_decref(e);
+  assert_int_equal(hd_rtm_next_timeout(b), now + HD_MS(1000));
+  now += HD_MS(999);
+  hd_rtm_tick(b, now);
+  assert_int_equal(count(2, "lock"), 1);
+  now += HD_MS(1);
+  hd_rtm_tick(b, now);
+  json_t *ev = nth(2, "lock", 1);
+  assert_string_equal(sval(ev, "ev"), "expired");
+  json_decref(ev);
+  feed(b, 2, "{\"type\":\"lock_acquire\",\"ch\":\"c\",\"name\":\"seat1\",\"ttl\":5000}");
+  feed(b, 1, "{\"type\":\"lock_steal\",\"ch\":\"c\",\"name\":\"seat1\"}");
+  e = nth(1, "error", 0);
+  assert_int_equal(ival(e, "code"), 403);
+  json_decref(e);
+  feed(b, 1, "{\"type\":\"lock_release\",\"ch\":\"c\",\"name\":\"seat1\"}");
+  e = nth(1, "error", 1);
+  assert_int_equal(ival(e, "code"), 403);
+  json_decref(e);
+  feed(b, 3, "{\"type\":\"lock_steal\",\"ch\":\"c\",\"name\":\"seat1\"}");
+  ev = nth(2, "lock", 3);
+  assert_string_equal(sval(ev, "ev"), "stolen");
+  assert_string_equal(sval(ev, "owner"), "admin");
+  json_decref(ev);
+  feed(b, 2, "{\"type\":\"lock_get\",\"id\":\"g\",\"ch\":\"c\"}");
+  json_t *ok = nth(2, "ok", 2);
+  assert_string_equal(sval(json_array_get(json_object_get(ok, "locks"), 0), "owner"), "admin");
+  json_decref(ok);
+  hd_rtm_broker_free(b);
+  /* locks come back from the store in a new broker (a restart) */
+  b = mk(0, 0);
+  hd_rtm_stats_t s;
+  hd_rtm_stats(b, &s);
+  assert_int_equal(s.locks, 1);
+  hd_rtm_broker_free(b);
+}
+
+static void test_peer(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  login(b, 1, "alice", 0);
+  login(b, 2, "bob", 0);
+  feed(b, 1, "{\"type\":\"peer\",\"id\":\"q1\",\"to\":\"bob\",\"data\":\"hi\"}");
+  json_t *p = nth(2, "peer", 0);
+  assert_string_equal(sval(p, "from"), "alice");
+  assert_string_equal(sval(p, "data"), "hi");
+  int64_t s = ival(p, "s");
+  json_decref(p);
+  assert_int_equal(count(1, "receipt"), 0);
+  feed(b, 2, "{\"type\":\"ack\",\"s\":%lld}", (long long)s);
+  json_t *r = nth(1, "receipt", 0);
+  assert_string_equal(sval(r, "id"), "q1");
+  json_decref(r);
+  feed(b, 1, "{\"type\":\"peer\",\"id\":\"q2\",\"to\":\"nobody\",\"data\":\"hi\"}");
+  json_t *e = nth(1, "error", 0);
+  assert_string_equal(sval(e, "reason"), "user_offline");
+  json_decref(e);
+  /* not acked in time: 504 not_delivered */
+  feed(b, 1, "{\"type\":\"peer\",\"id\":\"q3\",\"to\":\"bob\",\"data\":\"hi\"}");
+  now += HD_RTM_DEFAULT_PEER_TIMEOUT;
+  hd_rtm_tick(b, now);
+  e = nth(1, "error", 1);
+  assert_int_equal(ival(e, "code"), 504);
+  assert_string_equal(sval(e, "id"), "q3");
+  json_decref(e);
+  hd_rtm_broker_free(b);
+}
+
+static void test_bad_input(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  assert_int_equal(hd_rtm_conn_open(b, 1, now), 0);
+  feed(b, 1, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"x\"}");
+  json_t *e = nth(1, "error", 0);
+  assert_int_equal(ival(e, "code"), 401);
+  json_decref(e);
+  feed(b, 1, "{\"type\":\"login\",\"token\":\"%s\"}", token("u", 0, 0, 600)); /* no rtm grant */
+  e = nth(1, "error", 1);
+  assert_int_equal(ival(e, "code"), 403);
+  json_decref(e);
+  assert_int_equal(closes[0].code, HD_RTM_CLOSE_LOGIN_FAILED);
+  assert_int_equal(hd_rtm_conn_open(b, 2, now), 0);
+  feed(b, 2, "{\"type\":\"login\",\"token\":\"%s\"}", token("u", 1, 0, -100)); /* expired */
+  e = nth(2, "error", 0);
+  assert_string_equal(sval(e, "reason"), "token_expired");
+  json_decref(e);
+  reset_out();
+  login(b, 3, "alice", 0);
+  const char *bad[] = {"not json",
+                       "[1,2]",
+                       "{\"type\":\"nope\",\"id\":\"x\"}",
+                       "{\"id\":\"x\"}",
+                       "{\"type\":\"pub\",\"ch\":\"bad channel\",\"data\":\"x\"}",
+                       "{\"type\":\"pub\",\"ch\":\"c\"}",
+                       "{\"type\":\"pub\",\"ch\":\"c\",\"data\":5}",
+                       "{\"type\":\"hist\",\"ch\":\"c\",\"limit\":1000}",
+                       "{\"type\":\"sub\",\"ch\":\"c\",\"ch\":\"d\"}",
+                       "{\"type\":\"pub\",\"id\":7}",
+                       "{\"type\":\"login\",\"token\":\"x\"}",
+                       "{\"type\":\"unsub\",\"ch\":\"c\"}"};
+  int codes[] = {400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 409, 404};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    feed(b, 3, "%s", bad[i]);
+    e = nth(3, "error", (int)i);
+    assert_non_null(e);
+    assert_int_equal(ival(e, "code"), codes[i]);
+    json_decref(e);
+  }
+  e = nth(3, "error", 2);
+  assert_string_equal(sval(e, "id"), "x");
+  json_decref(e);
+  /* over the size cap: 413, the connection stays */
+  char *big = malloc(40000);
+  memset(big, 'a', 39999);
+  big[39999] = 0;
+  feed(b, 3, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"%s\"}", big);
+  free(big);
+  e = nth(3, "error", 12);
+  assert_int_equal(ival(e, "code"), 413);
+  json_decref(e);
+  assert_int_equal(n_close, 0);
+  hd_rtm_broker_free(b);
+}
+
+static void test_flood(void **st) {
+  hd_rtm_broker_t *b = mk(0, 10);
+  login(b, 1, "alice", 0);
+  for (int i = 0; i < 15; i++)
+    feed(b, 1, "{\"type\":\"pub\",\"id\":\"f%d\",\"ch\":\"c\",\"data\":\"x\"}", i);
+  /* login took one token of the burst of 10 */
+  assert_int_equal(count(1, "ok"), 9);
+  assert_int_equal(count(1, "error"), 6);
+  json_t *e = nth(1, "error", 0);
+  assert_int_equal(ival(e, "code"), 429);
+  assert_string_equal(sval(e, "id"), "f9");
+  json_decref(e);
+  now += HD_SEC(1); /* refills */
+  feed(b, 1, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"x\"}");
+  assert_int_equal(count(1, "ok"), 10);
+  hd_rtm_broker_free(b);
+}
+
+static void test_history(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  login(b, 1, "alice", 0);
+  for (int i = 0; i < 10; i++) {
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"h\",\"data\":\"%d\",\"store\":%s}", i, i % 2 ? "true" : "false");
+    now += HD_SEC(1);
+  }
+  feed(b, 1, "{\"type\":\"hist\",\"id\":\"a\",\"ch\":\"h\",\"limit\":3}");
+  json_t *ok = nth(1, "ok", 10);
+  json_t *m = json_object_get(ok, "msgs");
+  assert_int_equal(json_array_size(m), 3);
+  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 6);
+  assert_int_equal(ival(json_array_get(m, 2), "cseq"), 10);
+  json_decref(ok);
+  feed(b, 1, "{\"type\":\"hist\",\"id\":\"b\",\"ch\":\"h\",\"after\":4,\"limit\":2}");
+  ok = nth(1, "ok", 11);
+  m = json_object_get(ok, "msgs");
+  assert_int_equal(json_array_size(m), 2);
+  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 6);
+  assert_true(json_is_true(json_object_get(ok, "more")));
+  json_decref(ok);
+  int64_t t0 = 1700000000LL * 1000 + 1000 * 1000 + 8000; /* wall ms of the 9th publish (not stored) */
+  feed(b, 1, "{\"type\":\"hist\",\"id\":\"c\",\"ch\":\"h\",\"since\":%lld}", (long long)t0);
+  ok = nth(1, "ok", 12);
+  m = json_object_get(ok, "msgs");
+  assert_int_equal(json_array_size(m), 1);
+  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 10);
+  json_decref(ok);
+  hd_rtm_broker_free(b);
+  /* the channel sequence continues above everything assigned before a restart */
+  b = mk(0, 0);
+  login(b, 2, "alice", 0);
+  feed(b, 2, "{\"type\":\"pub\",\"ch\":\"h\",\"data\":\"after\"}");
+  ok = nth(2, "ok", 0);
+  assert_true(ival(ok, "cseq") > 10);
+  json_decref(ok);
+  hd_rtm_broker_free(b);
+}
+
+static void test_client_helper(void **st) {
+  hd_rtm_client_t c;
+  hd_rtm_client_init(&c);
+  assert_int_equal(hd_rtm_client_next_timeout(&c), HD_TIME_NEVER);
+  assert_int_equal(hd_rtm_client_on_seq(&c, 1, 100), HD_RTM_DELIVER);
+  assert_int_equal(hd_rtm_client_on_seq(&c, 1, 100), HD_RTM_DUPLICATE);
+  assert_int_equal(hd_rtm_client_on_seq(&c, 3, 100), HD_RTM_GAP);
+  assert_int_equal(hd_rtm_client_ack_due(&c, 100), 0);
+  assert_int_equal(hd_rtm_client_next_timeout(&c), 100 + HD_MS(100));
+  assert_int_equal(hd_rtm_client_ack_due(&c, 100 + HD_MS(100)), 1);
+  for (int i = 2; i <= 33; i++)
+    assert_int_equal(hd_rtm_client_on_seq(&c, i, 200), HD_RTM_DELIVER);
+  assert_int_equal(hd_rtm_client_ack_due(&c, 200), 33); /* 32 unacked: ack now */
+  assert_int_equal(hd_rtm_client_on_channel_msg(&c, "a", 5), HD_RTM_DELIVER);
+  assert_int_equal(hd_rtm_client_on_channel_msg(&c, "a", 5), HD_RTM_DUPLICATE);
+  assert_int_equal(hd_rtm_client_on_channel_msg(&c, "b", 1), HD_RTM_DELIVER);
+  hd_rtm_client_new_session(&c);
+  assert_int_equal(hd_rtm_client_on_seq(&c, 1, 300), HD_RTM_DELIVER);
+  assert_int_equal(hd_rtm_client_on_channel_msg(&c, "a", 4), HD_RTM_DUPLICATE); /* from history overlap */
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_order_and_ack, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_resume_replay_dedupe, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pub_dedupe, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_overflow_and_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_presence_who_state, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_attrs_cas, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lock_ttl, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_peer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flood, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+      cmocka_unit_test(test_client_helper),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
