@@ -416,6 +416,7 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   } else if (rc == HD_PEER_PKT_RTCP) {
     hd_session_rtcp(s, s->kind == HD_SESSION_PUBLISH ? s : pub, buf, len, now, &n->stats.media);
   }
+  if (s->owner && s->peer.sctp) rooms_on_sctp(n, s, now);
   if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED)
     node_session_destroy(n, s, s->peer.reason);
 }
@@ -448,9 +449,11 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
       list[cnt++] = v;
     for (size_t i = 0; i < cnt; i++) {
       hd_session_t *s = list[i];
-      if (hd_session_next_timeout(s) <= now)
+      if (hd_session_next_timeout(s) <= now) {
         hd_session_handle_timeout(s, s->kind == HD_SESSION_PUBLISH ? s : r->publisher, now,
                                   n->cfg.wall_offset, &n->stats.media);
+        if (s->owner && s->peer.sctp) rooms_on_sctp(n, s, now);
+      }
     }
 
     for (size_t i = 0; i < cnt; i++) {
