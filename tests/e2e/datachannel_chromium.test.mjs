@@ -118,8 +118,8 @@ test('data channels: reliable in order, lossy, both directions, WebSocket fallba
   assert.equal(bin.from, 'bob');
   assert.equal(bin.transport, 'datachannel');
 
-  // no canPublishData: channels open (they also receive), sending is dropped with a 403
-  const m = await join('mallory', ['--publish', '--subscribe'], true);
+  // no canPublishData (nor canPublish): channels open (they also receive), sending is dropped with a 403
+  const m = await join('mallory', ['--subscribe'], true); // no canPublish either: a data-only publisher PC
   const before = { a: (await a.evaluate(got)).length, b: (await b.evaluate(got)).length };
   await sendBurst(m, 'mr', 5, true);
   await sendBurst(m, 'ml', 5, false);
