@@ -46,9 +46,15 @@ typedef struct {
   uint8_t data[];
 } pkt_t;
 
+/* A queued event, kept small (the queue is per association): the message
+ * bytes, or the channel description of an OPEN, live in `owned` (malloc). */
 typedef struct {
-  hd_sctp_event_t ev;
-  uint8_t *owned; /* message bytes (malloc), handed out with the event */
+  uint8_t type;
+  uint8_t binary;
+  uint8_t remote_opened;
+  uint16_t stream;
+  size_t len;
+  void *owned;
 } evq_item_t;
 
 struct hd_sctp {
@@ -65,7 +71,8 @@ struct hd_sctp {
   size_t out_head, out_n;
   evq_item_t evq[HD_SCTP_EVQ_CAP];
   size_t ev_head, ev_n;
-  uint8_t *lent; /* data of the last event handed out */
+  size_t ev_bytes; /* message bytes queued (capped by HD_SCTP_EVQ_MAX_BYTES) */
+  void *lent;      /* data of the last event handed out */
   /* reassembly of a message delivered in pieces (partial delivery) */
   uint8_t *rx_buf;
   size_t rx_len, rx_cap;
@@ -85,6 +92,7 @@ struct hd_sctp {
 
 static struct {
   int refs;
+  int inited; /* usrsctp is initialised (stays so if usrsctp_finish ever refused) */
   hd_time_t last_tick;
   hd_sctp_t **slots;
   uint32_t *gens;
@@ -154,10 +162,13 @@ static int conn_output(void *addr, void *buf, size_t len, uint8_t tos, uint8_t s
 
 static int global_acquire(hd_time_t now) {
   if (g.refs++ > 0) return 0;
-  usrsctp_init_nothreads(0, conn_output, NULL);
-  usrsctp_sysctl_set_sctp_ecn_enable(0);
-  usrsctp_sysctl_set_sctp_pr_enable(1);
-  usrsctp_sysctl_set_sctp_reconfig_enable(1);
+  if (!g.inited) {
+    usrsctp_init_nothreads(0, conn_output, NULL);
+    usrsctp_sysctl_set_sctp_ecn_enable(0);
+    usrsctp_sysctl_set_sctp_pr_enable(1);
+    usrsctp_sysctl_set_sctp_reconfig_enable(1);
+    g.inited = 1;
+  }
   g.last_tick = now;
   return 0;
 }
@@ -170,10 +181,12 @@ static void global_release(void) {
   int i = 0;
   for (; i < 200 && usrsctp_finish() != 0; i++)
     usrsctp_handle_timers(50);
-  if (i == 200) HD_LOGW("sctp", "usrsctp_finish did not complete");
+  int still = i == 200;
+  if (still) HD_LOGW("sctp", "usrsctp_finish did not complete; usrsctp stays initialised");
   free(g.slots);
   free(g.gens);
-  memset(&g, 0, sizeof g);
+  memset(&g, 0, sizeof g); /* stale keys of late callbacks now find nothing */
+  g.inited = still;
 }
 
 int hd_sctp_live_count(void) { return g.refs; }
@@ -206,43 +219,58 @@ static void chan_del(hd_sctp_t *s, chan_t *c) {
 
 /* ---- events ---- */
 
-static evq_item_t *ev_push_item(hd_sctp_t *s, int type, uint16_t stream) {
+static evq_item_t *ev_push(hd_sctp_t *s, int type, uint16_t stream) {
   if (s->ev_n >= HD_SCTP_EVQ_CAP) {
     s->stats.drop_events_full++;
     return NULL;
   }
   evq_item_t *it = &s->evq[(s->ev_head + s->ev_n) % HD_SCTP_EVQ_CAP];
   memset(it, 0, sizeof *it);
-  it->ev.type = type;
-  it->ev.stream = stream;
+  it->type = (uint8_t)type;
+  it->stream = stream;
   s->ev_n++;
   return it;
 }
 
-static hd_sctp_event_t *ev_push(hd_sctp_t *s, int type, uint16_t stream) {
-  evq_item_t *it = ev_push_item(s, type, stream);
-  return it ? &it->ev : NULL;
+/* Queues CHANNEL_OPEN with a copy of the channel description. */
+static void ev_open(hd_sctp_t *s, uint16_t stream, int remote_opened, const hd_dcep_open_t *o) {
+  hd_dcep_open_t *copy = malloc(sizeof *copy);
+  if (!copy) {
+    s->stats.drop_events_full++;
+    return;
+  }
+  *copy = *o;
+  evq_item_t *it = ev_push(s, HD_SCTP_EV_CHANNEL_OPEN, stream);
+  if (!it) {
+    free(copy);
+    return;
+  }
+  it->remote_opened = (uint8_t)remote_opened;
+  it->owned = copy;
 }
 
 /* Queues a message event taking ownership of data (malloc'd, may be NULL). */
 static void ev_message(hd_sctp_t *s, uint16_t stream, uint32_t ppid, uint8_t *data, size_t len) {
-  evq_item_t *it = ev_push_item(s, HD_SCTP_EV_MESSAGE, stream);
-  if (!it) {
-    free(data);
-    return;
-  }
-  hd_sctp_event_t *ev = &it->ev;
   int empty = ppid == HD_SCTP_PPID_STRING_EMPTY || ppid == HD_SCTP_PPID_BINARY_EMPTY;
-  ev->binary = ppid == HD_SCTP_PPID_BINARY || ppid == HD_SCTP_PPID_BINARY_EMPTY;
-  ev->ppid = ev->binary ? HD_SCTP_PPID_BINARY : HD_SCTP_PPID_STRING;
   if (empty || !len) {
     free(data);
     data = NULL;
     len = 0;
   }
-  ev->data = data;
-  ev->len = len;
+  if (s->ev_bytes + len > HD_SCTP_EVQ_MAX_BYTES) {
+    s->stats.drop_events_full++;
+    free(data);
+    return;
+  }
+  evq_item_t *it = ev_push(s, HD_SCTP_EV_MESSAGE, stream);
+  if (!it) {
+    free(data);
+    return;
+  }
+  it->binary = ppid == HD_SCTP_PPID_BINARY || ppid == HD_SCTP_PPID_BINARY_EMPTY;
+  it->len = len;
   it->owned = data;
+  s->ev_bytes += len;
   s->stats.msgs_in++;
   s->stats.bytes_in += len;
 }
@@ -328,13 +356,12 @@ static void on_dcep(hd_sctp_t *s, uint16_t stream, const uint8_t *data, size_t l
       return;
     }
     c->acked = 1;
-    hd_sctp_event_t *ev = ev_push(s, HD_SCTP_EV_CHANNEL_OPEN, stream);
-    if (ev) {
-      ev->remote_opened = 0;
-      ev->channel.channel_type = c->type;
-      ev->channel.reliability = c->reliability;
-      snprintf(ev->channel.label, sizeof ev->channel.label, "%s", c->label);
-    }
+    hd_dcep_open_t mine;
+    memset(&mine, 0, sizeof mine);
+    mine.channel_type = c->type;
+    mine.reliability = c->reliability;
+    memcpy(mine.label, c->label, sizeof mine.label);
+    ev_open(s, stream, 0, &mine);
     return;
   }
   if (t != HD_DCEP_OPEN) {
@@ -363,11 +390,7 @@ static void on_dcep(hd_sctp_t *s, uint16_t stream, const uint8_t *data, size_t l
   c->reliability = o.reliability;
   snprintf(c->label, sizeof c->label, "%s", o.label);
   s->service_pending = 1;
-  hd_sctp_event_t *ev = ev_push(s, HD_SCTP_EV_CHANNEL_OPEN, stream);
-  if (ev) {
-    ev->remote_opened = 1;
-    ev->channel = o;
-  }
+  ev_open(s, stream, 1, &o);
 }
 
 /* A complete SCTP message (takes ownership of data). */
@@ -661,8 +684,21 @@ int hd_sctp_next_event(hd_sctp_t *s, hd_sctp_event_t *ev) {
   s->lent = NULL;
   if (!s->ev_n) return 0;
   evq_item_t *it = &s->evq[s->ev_head];
-  *ev = it->ev;
-  s->lent = it->owned;
+  memset(ev, 0, sizeof *ev);
+  ev->type = it->type;
+  ev->stream = it->stream;
+  if (it->type == HD_SCTP_EV_MESSAGE) {
+    ev->binary = it->binary;
+    ev->ppid = it->binary ? HD_SCTP_PPID_BINARY : HD_SCTP_PPID_STRING;
+    ev->data = it->owned;
+    ev->len = it->len;
+    s->ev_bytes -= it->len;
+    s->lent = it->owned;
+  } else if (it->type == HD_SCTP_EV_CHANNEL_OPEN) {
+    ev->remote_opened = it->remote_opened;
+    ev->channel = *(const hd_dcep_open_t *)it->owned;
+    free(it->owned);
+  }
   it->owned = NULL;
   s->ev_head = (s->ev_head + 1) % HD_SCTP_EVQ_CAP;
   s->ev_n--;

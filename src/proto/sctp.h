@@ -48,8 +48,10 @@
 #define HD_SCTP_MTU 1200
 /* Outbound packets waiting for hd_sctp_poll; more are dropped (SCTP repairs). */
 #define HD_SCTP_OUTQ_CAP 512
-/* Events waiting for hd_sctp_next_event; more are dropped and counted. */
+/* Events waiting for hd_sctp_next_event, and the message bytes they may hold;
+ * more are dropped and counted (drop_events_full). */
 #define HD_SCTP_EVQ_CAP 512
+#define HD_SCTP_EVQ_MAX_BYTES (2 * 1024 * 1024)
 /* Timer tick while an association exists (see header comment). */
 #define HD_SCTP_TICK HD_MS(10)
 
