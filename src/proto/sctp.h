@@ -13,8 +13,13 @@
  * HD_SCTP_TICK (10 ms) after the last one; hd_sctp_handle_timeout() advances
  * the shared wheel by the whole milliseconds elapsed on the caller's clock
  * since the last advance (once per tick for all associations together, however
- * many call it). usrsctp measures RTTs with the wall clock, but every timer
- * runs on our clock, so virtual-time tests work (RTO stays at its minimum).
+ * many call it). So a process with any association wakes every 10 ms.
+ *
+ * One leak of real time remains inside usrsctp: it reads gettimeofday() for
+ * RTT samples and, in its T3-rtx handler, to check that a chunk has been
+ * outstanding for an RTO before retransmitting it. In a node both clocks run
+ * together; a test on a virtual clock must make gettimeofday follow it (see
+ * tests/unit/test_sctp.c), else nothing is ever retransmitted.
  *
  * Roles: both ends send INIT when created (SCTP simultaneous open, RFC 9260
  * §5.2.1; what Chromium and Janus do), so it does not matter who is first.
