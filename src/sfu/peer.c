@@ -54,8 +54,10 @@ void hd_peer_sctp_flush(hd_peer_t *p) {
   if (!p->sctp || !p->dtls) return;
   uint8_t pkt[HD_DTLS_MAX_APP_DATA];
   int n;
+  /* every packet is taken even if DTLS refuses it (closing): SCTP repairs or
+   * notices, and a packet left queued would keep the timer due forever */
   while ((n = hd_sctp_poll(p->sctp, pkt, sizeof pkt)) > 0)
-    if (hd_dtls_send(p->dtls, pkt, (size_t)n) < 0) break; /* DTLS closing: SCTP notices by itself */
+    if (hd_dtls_send(p->dtls, pkt, (size_t)n) < 0) p->stats.drop_app_data++;
   flush_dtls(p);
 }
 
