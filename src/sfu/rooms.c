@@ -1004,6 +1004,7 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
  * WebSocket (no request id: the message had none), at most once a second. */
 static void dc_error(hd_node_t *n, hd_participant_t *p, hd_signal_errcode_t code, const char *msg,
                      hd_time_t now) {
+  n->stats.dc_msgs_refused++;
   if (p->last_dc_err && now - p->last_dc_err < HD_SEC(1)) return;
   p->last_dc_err = now;
   send_error(n, p->conn, NULL, code, msg);
@@ -1017,6 +1018,7 @@ static hd_sctp_t *dc_assoc(const hd_participant_t *q) {
 
 static void dc_message(hd_node_t *n, hd_participant_t *p, uint16_t stream, const uint8_t *data, size_t len,
                        int binary, hd_time_t now) {
+  n->stats.dc_msgs_in++;
   int k = stream == p->dc[DC_RELIABLE] ? DC_RELIABLE : stream == p->dc[DC_LOSSY] ? DC_LOSSY : -1;
   if (k < 0) {
     dc_error(n, p, HD_SIGNAL_ERR_BAD_REQUEST,
@@ -1067,9 +1069,15 @@ static void dc_message(hd_node_t *n, hd_participant_t *p, uint16_t stream, const
     if (sc && q->dc[k] >= 0) {
       int rc = hd_sctp_send(sc, (uint16_t)q->dc[k], buf, (size_t)blen, 0);
       hd_peer_sctp_flush(&q->pub_sess->peer);
-      if (rc < 0) q->dc_dropped++; /* a receiver not keeping up loses messages, others do not wait */
+      if (rc < 0) { /* a receiver not keeping up loses messages, others do not wait */
+        q->dc_dropped++;
+        n->stats.dc_msgs_dropped++;
+      } else {
+        n->stats.dc_msgs_out++;
+      }
     } else {
       emit(n, q, buf, blen); /* no channel of that kind: the WebSocket (reliable, ordered) */
+      n->stats.dc_msgs_ws++;
     }
   }
   free(buf);

@@ -390,6 +390,18 @@ static void test_room_datachannels(void **st) {
   run_until(W->now + HD_SEC(2));
   assert_int_equal(count_errors(0, 413), 1);
   assert_int_equal(bob->n_rel, bob_before);
+  /* the node's counters (/metrics) */
+  const hd_node_stats_t *ns = hd_node_stats(W->node);
+  assert_int_equal(ns->dc_msgs_in, 100 + 50 - (50 - (uint64_t)at_node) + 3 + 1);
+  assert_int_equal(ns->dc_msgs_refused, 4);
+  assert_int_equal(ns->dc_msgs_ws, 100 + (uint64_t)at_node);
+  assert_int_equal(ns->dc_msgs_out, 2 * (100 + (uint64_t)at_node));
+  assert_int_equal(ns->dc_msgs_dropped, 0);
+  char *text = malloc(16384);
+  assert_non_null(text);
+  assert_true(hd_node_metrics_text(W->node, text, 16384) > 0);
+  assert_non_null(strstr(text, "hudong_datachannel_messages_total{event=\"refused\"} 4\n"));
+  free(text);
 }
 
 int main(void) {
