@@ -265,6 +265,64 @@ static void answer_simulcast(const hd_sdp_media_t *om, hd_sdp_media_t *am, hd_sd
   if (n + 5 < sizeof am->simulcast) snprintf(am->simulcast, sizeof am->simulcast, "recv %.*s", (int)n, list);
 }
 
+/* Transport attributes and our one host candidate, shared by every accepted section. */
+static void answer_transport(nctx_t *n, hd_sdp_media_t *am) {
+  const hd_sdp_answer_params_t *p = n->p;
+  am->port = p->cand_port;
+  int v6 = strchr(p->cand_ip, ':') != NULL;
+  strcpy(am->conn_addrtype, v6 ? "IP6" : "IP4");
+  snprintf(am->conn_addr, sizeof am->conn_addr, "%s", p->cand_ip);
+  snprintf(am->ice_ufrag, sizeof am->ice_ufrag, "%s", p->ice_ufrag);
+  snprintf(am->ice_pwd, sizeof am->ice_pwd, "%s", p->ice_pwd);
+  strcpy(am->fingerprint.hash, "sha-256");
+  snprintf(am->fingerprint.value, sizeof am->fingerprint.value, "%s", p->fingerprint_sha256);
+  am->setup = n->setup;
+  hd_sdp_candidate_t *cand = &am->candidates[am->n_candidates++];
+  strcpy(cand->foundation, "1");
+  cand->component = 1;
+  strcpy(cand->transport, "udp");
+  cand->priority = 2130706431u; /* type pref 126 (host), local pref 65535, component 1 */
+  snprintf(cand->addr, sizeof cand->addr, "%s", p->cand_ip);
+  cand->port = p->cand_port;
+  strcpy(cand->type, "host");
+  am->end_of_candidates = 1;
+}
+
+/* A data channel section (RFC 8841 §5: "UDP/DTLS/SCTP webrtc-datachannel"):
+ * answered with our SCTP port and message size cap. Only one per offer, and
+ * only in the BUNDLE group (it shares the DTLS transport of the media). */
+static int answer_datachannel(nctx_t *n, int i) {
+  const hd_sdp_media_t *om = &n->offer->media[i];
+  hd_sdp_media_t *am = &n->answer->media[i];
+  hd_sdp_media_negotiated_t *nm = &n->out->media[i];
+  if (n->out->sctp) {
+    note(n, om, "only one data channel section can be served");
+    return 0;
+  }
+  if (om->port == 0 && !om->bundle_only) {
+    note(n, om, "section disabled by the offer (port 0)");
+    return 0;
+  }
+  if (!in_bundle(n->offer, om->mid)) {
+    note(n, om, "section is not in the BUNDLE group");
+    return 0;
+  }
+  if (strcmp(om->proto, "UDP/DTLS/SCTP") != 0 || om->n_fmt < 1 ||
+      strcmp(om->fmt[0], "webrtc-datachannel") != 0) {
+    note(n, om, "data channel section must be UDP/DTLS/SCTP webrtc-datachannel (RFC 8841)");
+    return 0;
+  }
+  nm->active = 1;
+  n->out->sctp = 1;
+  n->out->remote_sctp_port = om->sctp_port ? om->sctp_port : 5000;
+  n->out->remote_max_message = om->max_message_size ? om->max_message_size : 65536;
+  am->n_fmt = 1;
+  answer_transport(n, am);
+  am->sctp_port = 5000;
+  am->max_message_size = HD_SDP_MAX_MESSAGE_SIZE;
+  return 1;
+}
+
 /* Tries to accept section i; on failure rejects it and records why. */
 static int answer_section(nctx_t *n, int i) {
   const hd_sdp_media_t *om = &n->offer->media[i];
@@ -276,6 +334,7 @@ static int answer_section(nctx_t *n, int i) {
   memcpy(nm->mid, om->mid, sizeof nm->mid);
   reject_section(om, am);
 
+  if (om->kind == HD_SDP_APPLICATION && p->datachannel) return answer_datachannel(n, i);
   if (om->kind != HD_SDP_AUDIO && om->kind != HD_SDP_VIDEO) {
     note(n, om, "%s sections are not supported", om->media);
     return 0;

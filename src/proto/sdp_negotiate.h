@@ -6,7 +6,10 @@
  * Policy: BUNDLE (RFC 9143), rtcp-mux, ICE credentials and a sha-256 fingerprint are
  * required. Audio is Opus 48000/2; video is VP8, else H.264 constrained baseline
  * packetization-mode=1 (RFC 6184 §8.1), each with its RTX (RFC 4588) when offered.
- * Sections we cannot serve (data channels, other codecs) are rejected with port 0.
+ * Sections we cannot serve (other codecs; data channels unless asked for) are rejected
+ * with port 0. A data channel section (RFC 8841: "m=application <port>
+ * UDP/DTLS/SCTP webrtc-datachannel", a=sctp-port, a=max-message-size) is accepted
+ * when hd_sdp_answer_params_t.datachannel is set (room participants' publisher PCs).
  * Sans-IO: fills caller-owned structs only. */
 #ifndef HD_PROTO_SDP_NEGOTIATE_H
 #define HD_PROTO_SDP_NEGOTIATE_H
@@ -51,6 +54,10 @@ typedef struct {
   char remote_fingerprint[HD_SDP_FP_MAX]; /* sha-256, "AB:CD:..." as the offer wrote it */
   int remote_setup;                       /* HD_SDP_SETUP_* of the offer */
   int dtls_server;                        /* 1: we answered passive (remote is the DTLS client) */
+  /* Data channels (RFC 8841), when a section was accepted (params.datachannel): */
+  int sctp;                    /* 1: an SCTP association is expected over the DTLS transport */
+  uint16_t remote_sctp_port;   /* the offer's a=sctp-port (5000 when absent) */
+  uint64_t remote_max_message; /* the offer's a=max-message-size (65536 when absent, RFC 8841 §6.1) */
 } hd_sdp_negotiated_t;
 
 typedef struct {
@@ -64,7 +71,14 @@ typedef struct {
   const hd_sdp_negotiated_t *source;
   uint32_t send_ssrc_audio, send_ssrc_video, send_ssrc_video_rtx; /* WHEP: our SSRCs */
   const char *cname, *stream_id; /* WHEP: a=ssrc cname / msid; NULL = "hudong" */
+  /* 1: accept one data channel section (answered with our a=sctp-port 5000 and
+   * a=max-message-size HD_SDP_MAX_MESSAGE_SIZE); 0: reject it like any other
+   * section we do not serve (WHIP/WHEP). */
+  int datachannel;
 } hd_sdp_answer_params_t;
+
+/* a=max-message-size we answer for data channels (= HD_SCTP_MAX_MESSAGE). */
+#define HD_SDP_MAX_MESSAGE_SIZE (256 * 1024)
 
 /* Builds our answer to `offer` into *answer (overwritten; write it with hd_sdp_write)
  * and what was agreed into *out. Every offered section appears in the answer, in

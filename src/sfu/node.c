@@ -440,6 +440,7 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   } else if (rc == HD_PEER_PKT_RTCP) {
     hd_session_rtcp(s, s->kind == HD_SESSION_PUBLISH ? s : pub, buf, len, now, &n->stats.media);
   }
+  if (s->owner && s->peer.sctp) rooms_on_sctp(n, s, now);
   if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED)
     node_session_destroy(n, s, s->peer.reason);
 }
@@ -478,9 +479,11 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
       list[cnt++] = v;
     for (size_t i = 0; i < cnt; i++) {
       hd_session_t *s = list[i];
-      if (hd_session_next_timeout(s) <= now)
+      if (hd_session_next_timeout(s) <= now) {
         hd_session_handle_timeout(s, s->kind == HD_SESSION_PUBLISH ? s : r->publisher, now,
                                   n->cfg.wall_offset, &n->stats.media);
+        if (s->owner && s->peer.sctp) rooms_on_sctp(n, s, now);
+      }
     }
 
     for (size_t i = 0; i < cnt; i++) {
@@ -563,7 +566,15 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       "# TYPE hudong_pli_sent_total counter\nhudong_pli_sent_total %llu\n"
       "# HELP hudong_rtcp_sent_total RTCP reports sent, by type.\n# TYPE hudong_rtcp_sent_total counter\n"
       "hudong_rtcp_sent_total{type=\"rr\"} %llu\nhudong_rtcp_sent_total{type=\"sr\"} %llu\n"
-      "hudong_rtcp_sent_total{type=\"twcc\"} %llu\nhudong_rtcp_sent_total{type=\"remb\"} %llu\n",
+      "hudong_rtcp_sent_total{type=\"twcc\"} %llu\nhudong_rtcp_sent_total{type=\"remb\"} %llu\n"
+      "# HELP hudong_datachannel_messages_total Room data over data channels: sent by participants, "
+      "delivered on data channels / WebSockets, refused at the sender, lost at a full receiver.\n"
+      "# TYPE hudong_datachannel_messages_total counter\n"
+      "hudong_datachannel_messages_total{event=\"in\"} %llu\n"
+      "hudong_datachannel_messages_total{event=\"out_datachannel\"} %llu\n"
+      "hudong_datachannel_messages_total{event=\"out_websocket\"} %llu\n"
+      "hudong_datachannel_messages_total{event=\"refused\"} %llu\n"
+      "hudong_datachannel_messages_total{event=\"dropped\"} %llu\n",
       n->n_publish, n->n_play, n->n_subscribe, n->n_participants, n->n_rooms, empty,
       (unsigned long long)st->sessions_total, (unsigned long long)st->sessions_failed,
       (unsigned long long)st->packets_in, (unsigned long long)st->bytes_in,
@@ -577,7 +588,9 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       (unsigned long long)st->drop_closed, (unsigned long long)m->nack_received,
       (unsigned long long)m->nack_sent, (unsigned long long)m->retransmitted,
       (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
-      (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent);
+      (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
+      (unsigned long long)st->dc_msgs_out, (unsigned long long)st->dc_msgs_ws,
+      (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped);
   if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
   return len;
 }

@@ -51,6 +51,12 @@ typedef struct {
   uint64_t packets_in, bytes_in, packets_out, bytes_out;
   uint64_t drop_unknown_source, drop_stun_auth, drop_malformed, drop_srtp_auth, drop_srtp_replay,
       drop_not_ready, drop_dtls, drop_txq_full, drop_send_error, drop_closed;
+  /* room data over data channels (docs/protocol.md "Data channels") */
+  uint64_t dc_msgs_in;      /* messages participants sent on hd-reliable / hd-lossy */
+  uint64_t dc_msgs_out;     /* copies delivered on data channels */
+  uint64_t dc_msgs_ws;      /* copies delivered over WebSockets (fallback) */
+  uint64_t dc_msgs_refused; /* dropped at the sender: grant, size, rate, label, encoding */
+  uint64_t dc_msgs_dropped; /* copies lost: a receiver's SCTP send buffer was full */
   hd_session_counters_t media;
 } hd_node_stats_t;
 

@@ -75,6 +75,8 @@ void node_fire_room_event(hd_node_t *n, int type, const hd_room_t *r);
 /* rooms.c hooks called by node.c */
 void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s);
 void rooms_on_connected(hd_node_t *n, hd_session_t *s, hd_time_t now);
+/* Drains the data channel events of a participant's session (s->peer.sctp). */
+void rooms_on_sctp(hd_node_t *n, hd_session_t *s, hd_time_t now);
 hd_time_t rooms_next_timeout(hd_node_t *n, hd_room_t *r);
 void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now);
 void rooms_close_all(hd_node_t *n, hd_room_t *r);

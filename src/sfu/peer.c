@@ -50,6 +50,38 @@ static void flush_dtls(hd_peer_t *p) {
   }
 }
 
+void hd_peer_sctp_flush(hd_peer_t *p) {
+  if (!p->sctp || !p->dtls) return;
+  uint8_t pkt[HD_DTLS_MAX_APP_DATA];
+  int n;
+  /* every packet is taken even if DTLS refuses it (closing): SCTP repairs or
+   * notices, and a packet left queued would keep the timer due forever */
+  while ((n = hd_sctp_poll(p->sctp, pkt, sizeof pkt)) > 0)
+    if (hd_dtls_send(p->dtls, pkt, (size_t)n) < 0) p->stats.drop_app_data++;
+  flush_dtls(p);
+}
+
+static void start_sctp(hd_peer_t *p, hd_time_t now) {
+  if (!p->want_sctp || p->sctp || p->state != HD_PEER_CONNECTED) return;
+  int rc = hd_sctp_new(&p->sctp, !p->dtls_server, HD_SCTP_PORT, p->sctp_remote_port, now);
+  if (rc) {
+    HD_LOGW("peer", "data channels unavailable: %s", hd_strerror(rc));
+    p->want_sctp = 0;
+    return;
+  }
+  hd_sctp_set_remote_max_message(p->sctp, (size_t)p->sctp_remote_max_message);
+  hd_peer_sctp_flush(p);
+}
+
+int hd_peer_enable_sctp(hd_peer_t *p, uint16_t remote_port, uint64_t remote_max_message, hd_time_t now) {
+  if (p->want_sctp) return 0;
+  p->want_sctp = 1;
+  p->sctp_remote_port = remote_port ? remote_port : HD_SCTP_PORT;
+  p->sctp_remote_max_message = remote_max_message;
+  start_sctp(p, now);
+  return p->want_sctp ? 0 : HD_EIO;
+}
+
 static void check_dtls(hd_peer_t *p, hd_time_t now) {
   int st = hd_dtls_state(p->dtls);
   if (st == HD_DTLS_CONNECTED && !p->srtp && p->state == HD_PEER_NEW) {
@@ -57,12 +89,14 @@ static void check_dtls(hd_peer_t *p, hd_time_t now) {
     int rc = hd_dtls_srtp_keys(p->dtls, &k);
     if (rc == 0) rc = hd_srtp_new(&p->srtp, k.profile, k.local_key, k.remote_key, k.key_len);
     memset(&k, 0, sizeof k);
-    if (rc) {
+    /* a data-channel-only transport may come without use_srtp: fine without media */
+    if (rc && !(rc == HD_EUNSUPPORTED && p->want_sctp)) {
       fail(p, "SRTP keying failed");
       return;
     }
     p->state = HD_PEER_CONNECTED;
     p->connected_at = now;
+    start_sctp(p, now);
   } else if (st == HD_DTLS_FAILED) {
     char why[160];
     snprintf(why, sizeof why, "DTLS failed: %s", hd_dtls_error(p->dtls));
@@ -117,7 +151,16 @@ int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr 
     int rc = hd_dtls_feed(p->dtls, buf, *len, now);
     if (rc < 0) p->stats.drop_dtls++;
     check_dtls(p, now);
-    flush_dtls(p);
+    /* application data: SCTP packets of the data channels (RFC 8261) */
+    uint8_t app[HD_DTLS_MAX_DATAGRAM];
+    int n;
+    while ((n = hd_dtls_recv(p->dtls, app, sizeof app)) > 0) {
+      if (!p->sctp || hd_sctp_feed(p->sctp, app, (size_t)n, now) < 0) p->stats.drop_app_data++;
+    }
+    if (p->sctp)
+      hd_peer_sctp_flush(p);
+    else
+      flush_dtls(p);
     return rc < 0 ? rc : HD_PEER_PKT_NONE;
   }
   if (b0 >= 128 && b0 <= 191) { /* RTP / RTCP */
@@ -194,6 +237,7 @@ hd_time_t hd_peer_next_timeout(const hd_peer_t *p) {
   if (p->state == HD_PEER_FAILED || p->state == HD_PEER_CLOSED) return HD_TIME_NEVER;
   hd_time_t t = hd_ice_next_timeout(&p->ice);
   if (p->dtls && p->state == HD_PEER_NEW) t = hd_time_min(t, hd_dtls_next_timeout(p->dtls));
+  if (p->sctp) t = hd_time_min(t, hd_sctp_next_timeout(p->sctp));
   return t;
 }
 
@@ -211,6 +255,10 @@ void hd_peer_handle_timeout(hd_peer_t *p, hd_time_t now) {
     check_dtls(p, now);
     flush_dtls(p);
   }
+  if (p->sctp && hd_sctp_next_timeout(p->sctp) <= now) {
+    hd_sctp_handle_timeout(p->sctp, now);
+    hd_peer_sctp_flush(p);
+  }
 }
 
 void hd_peer_close(hd_peer_t *p, const char *reason) {
@@ -224,6 +272,8 @@ void hd_peer_close(hd_peer_t *p, const char *reason) {
 }
 
 void hd_peer_free(hd_peer_t *p) {
+  hd_sctp_free(p->sctp);
+  p->sctp = NULL;
   hd_srtp_free(p->srtp);
   hd_dtls_free(p->dtls);
   hd_ice_free(&p->ice);

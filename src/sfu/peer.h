@@ -2,7 +2,11 @@
  * ICE-lite (RFC 8445 §2.5) + DTLS-SRTP (RFC 5764) + SRTP (RFC 3711/7714) over
  * one bundled, rtcp-muxed 5-tuple. Sans-IO: datagrams come in through
  * hd_peer_feed and go out into the node's tx queue; media is handed back to
- * the caller decrypted. Demux of a datagram's first byte follows RFC 7983 §7. */
+ * the caller decrypted. Demux of a datagram's first byte follows RFC 7983 §7.
+ * With data channels enabled (hd_peer_enable_sctp), DTLS application data is
+ * SCTP (RFC 8261): it goes to an hd_sctp association created when DTLS
+ * connects, whose packets are DTLS-encrypted into the tx queue; the caller
+ * drains the association's events (p->sctp, hd_sctp_next_event). */
 #ifndef HD_SFU_PEER_H
 #define HD_SFU_PEER_H
 #include <stddef.h>
@@ -12,6 +16,7 @@
 #include "base/time.h"
 #include "proto/dtls.h"
 #include "proto/ice.h"
+#include "proto/sctp.h"
 #include "proto/srtp.h"
 #include "sfu/txq.h"
 
@@ -21,6 +26,7 @@ enum { HD_PEER_PKT_NONE = 0, HD_PEER_PKT_RTP = 1, HD_PEER_PKT_RTCP = 2 };
 typedef struct {
   uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
   uint64_t drop_stun_auth, drop_malformed, drop_srtp_auth, drop_srtp_replay, drop_not_ready, drop_dtls;
+  uint64_t drop_app_data; /* DTLS application data without data channels (or SCTP refused it) */
 } hd_peer_stats_t;
 
 typedef struct {
@@ -38,6 +44,11 @@ typedef struct {
   uint8_t early[4][1500];
   size_t early_len[4];
   int n_early;
+  /* data channels (RFC 8831): wanted from the SDP; the association exists once DTLS is up */
+  int want_sctp;
+  uint16_t sctp_remote_port;
+  uint64_t sctp_remote_max_message;
+  hd_sctp_t *sctp;
 } hd_peer_t;
 
 /* Creates the transport. remote_fp is the peer's sha-256 fingerprint from SDP. */
@@ -64,6 +75,15 @@ int hd_peer_tx_commit(hd_peer_t *p, size_t len, int is_rtcp);
 int hd_peer_send(hd_peer_t *p, const uint8_t *pkt, size_t len, int is_rtcp);
 hd_time_t hd_peer_next_timeout(const hd_peer_t *p);
 void hd_peer_handle_timeout(hd_peer_t *p, hd_time_t now);
+/* Expects an SCTP association for data channels (the SDP accepted an
+ * m=application section): remote_port / remote_max_message are the offer's
+ * a=sctp-port / a=max-message-size. The association is created (and INIT
+ * sent) when DTLS connects, or at once if it already has. Idempotent. Returns
+ * 0 or an hd_sctp_new error. */
+int hd_peer_enable_sctp(hd_peer_t *p, uint16_t remote_port, uint64_t remote_max_message, hd_time_t now);
+/* Moves the association's outbound SCTP packets into DTLS records and the
+ * DTLS datagrams into the tx queue; call after hd_sctp_send/close_channel. */
+void hd_peer_sctp_flush(hd_peer_t *p);
 /* Sends DTLS close_notify and marks CLOSED. */
 void hd_peer_close(hd_peer_t *p, const char *reason);
 void hd_peer_free(hd_peer_t *p);

@@ -4,12 +4,17 @@
  * tracks it subscribes to and re-offer when they change; the client answers).
  * Forwarding reuses the session machinery: a subscriber PC's out tracks are
  * bound to (publisher session, track) and hd_session_forward does the rest.
+ * Data channels (docs/protocol.md "Data channels"): the publisher PC may carry
+ * an SCTP association with the channels "hd-reliable" and "hd-lossy"; what a
+ * participant sends on one goes to every other participant on its channel of
+ * the same reliability, or over its WebSocket when it has none.
  * Sans-IO: messages in, messages out through cfg.signal_send. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base64.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/rand.h"
@@ -30,6 +35,14 @@
 #define DATA_BURST 100.0       /* ... with bursts of this many (docs/protocol.md "Limits") */
 #define MSG_RATE 100.0         /* any messages per second per connection ... */
 #define MSG_BURST 200.0
+/* Data channels (docs/protocol.md "Data channels"): the labels the node
+ * forwards, and size caps matching the WebSocket data payload (binary goes
+ * out as base64, which must fit the same 15 KiB payload). */
+#define DC_LABEL_RELIABLE "hd-reliable"
+#define DC_LABEL_LOSSY "hd-lossy"
+#define DC_MAX_TEXT HD_SIGNAL_MAX_PAYLOAD
+#define DC_MAX_BINARY (HD_SIGNAL_MAX_PAYLOAD / 4 * 3)
+enum { DC_RELIABLE = 0, DC_LOSSY = 1 };
 
 typedef struct {
   char sid[24], cid[HD_SIGNAL_MAX_SID + 1], mid[32];
@@ -64,6 +77,9 @@ struct hd_participant {
   double data_tokens, msg_tokens;
   hd_time_t data_last, msg_last, last_429;
   double level;
+  int dc[2];             /* SCTP stream of our hd-reliable / hd-lossy channel on pub_sess, -1 = none */
+  hd_time_t last_dc_err; /* data channel errors go out over the WebSocket at most once a second */
+  uint64_t dc_dropped;   /* data channel messages not delivered to us (send buffer full) */
 };
 
 /* ---- lifecycle events (webhooks) ---- */
@@ -373,8 +389,8 @@ out:
 
 /* ---- publishing (the publisher PC) ---- */
 
-static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *offer, char *answer, char *err,
-                               size_t errcap, hd_time_t now) {
+static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *offer, int media_allowed,
+                               char *answer, char *err, size_t errcap, hd_time_t now) {
   hd_sdp_t *osdp = malloc(sizeof *osdp), *asdp = malloc(sizeof *asdp);
   hd_sdp_negotiated_t *neg = malloc(sizeof *neg);
   hd_session_t *s = NULL;
@@ -397,9 +413,19 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
                                .cand_port = n->cfg.rtc_port,
                                .direction = HD_SDP_RECVONLY,
                                .cname = "hudong",
-                               .stream_id = p->sid};
+                               .stream_id = p->sid,
+                               .datachannel = 1};
   rc = hd_sdp_negotiate(osdp, &ap, asdp, neg, err, errcap);
   if (rc < 0) goto out;
+  if (!media_allowed) /* data channels only: no audio/video may be accepted */
+    for (int i = 0; i < neg->n_media; i++)
+      if (neg->media[i].active &&
+          (neg->media[i].kind == HD_SDP_AUDIO || neg->media[i].kind == HD_SDP_VIDEO)) {
+        snprintf(err, errcap, "%s",
+                 p->claims.hidden ? "hidden participants cannot publish" : "token lacks canPublish");
+        rc = HD_EFORBIDDEN;
+        goto out;
+      }
   if (p->pub_sess && strcmp(neg->remote_ufrag, p->pub_sess->neg.remote_ufrag)) {
     snprintf(err, errcap, "ICE restart is not supported; reconnect instead");
     rc = HD_EUNSUPPORTED;
@@ -439,6 +465,8 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
         hd_session_add_in_track(s, i);
     }
   }
+  if (neg->sctp && hd_peer_enable_sctp(&s->peer, neg->remote_sctp_port, neg->remote_max_message, now) < 0)
+    HD_LOGW("room", "participant %s: data channels unavailable", p->identity);
   rc = 0;
 out:
   free(osdp);
@@ -448,7 +476,9 @@ out:
 }
 
 static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, hd_time_t now) {
-  if (!p->claims.can_publish || p->claims.hidden) {
+  /* without canPublish (or hidden) a publisher PC may still carry data channels */
+  int media_allowed = p->claims.can_publish && !p->claims.hidden;
+  if (!media_allowed && m->publish_offer.n_tracks) {
     send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN,
                p->claims.hidden ? "hidden participants cannot publish" : "token lacks canPublish");
     return 0;
@@ -456,9 +486,10 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
   char err[512] = "";
   char *answer = malloc(ANSWER_CAP);
   if (!answer) return 0;
-  int rc = negotiate_publisher(n, p, m->publish_offer.sdp, answer, err, sizeof err, now);
+  int rc = negotiate_publisher(n, p, m->publish_offer.sdp, media_allowed, answer, err, sizeof err, now);
   if (rc < 0) {
-    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_BAD_REQUEST, err[0] ? err : hd_strerror(rc));
+    send_error(n, p->conn, m->id, rc == HD_EFORBIDDEN ? HD_SIGNAL_ERR_FORBIDDEN : HD_SIGNAL_ERR_BAD_REQUEST,
+               err[0] ? err : hd_strerror(rc));
     free(answer);
     return 0;
   }
@@ -598,6 +629,7 @@ void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s) {
   if (!p) return;
   if (p->pub_sess == s) {
     p->pub_sess = NULL;
+    p->dc[DC_RELIABLE] = p->dc[DC_LOSSY] = -1;
     if (!p->leaving) { /* transport failed: its tracks are gone */
       unsubscribe_all(n, p, NULL);
       for (int i = 0; i < p->n_tracks; i++) {
@@ -722,6 +754,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     r->next_speakers = now + SPEAKER_INTERVAL;
   }
   random_sid(p->sid, "PA_");
+  p->dc[DC_RELIABLE] = p->dc[DC_LOSSY] = -1;
   p->claims = c;
   p->conn = conn;
   p->room = r;
@@ -863,22 +896,29 @@ static void handle_mute(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t
   set_muted(n, p, t, m->mute.muted, 1); /* everyone, the muter too (docs/protocol.md Mute) */
 }
 
+/* The per-participant data rate limit (token bucket), shared by the WebSocket
+ * and data channel paths: 1 if one more message may go now. */
+static int data_rate_ok(hd_participant_t *p, hd_time_t now) {
+  p->data_tokens += (double)(now - p->data_last) * DATA_RATE / 1e6;
+  if (p->data_tokens > DATA_BURST) p->data_tokens = DATA_BURST;
+  p->data_last = now;
+  if (p->data_tokens < 1.0) return 0;
+  p->data_tokens -= 1.0;
+  return 1;
+}
+
 static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, hd_time_t now) {
   if (!p->claims.can_publish_data) {
     send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canPublishData");
     return;
   }
-  p->data_tokens += (double)(now - p->data_last) * DATA_RATE / 1e6;
-  if (p->data_tokens > DATA_BURST) p->data_tokens = DATA_BURST;
-  p->data_last = now;
-  if (p->data_tokens < 1.0) {
+  if (!data_rate_ok(p, now)) {
     if (now - p->last_429 >= HD_SEC(1)) {
       p->last_429 = now;
       send_error(n, p->conn, m->id, HD_SIGNAL_ERR_RATE_LIMITED, "more than 50 data messages per second");
     }
     return;
   }
-  p->data_tokens -= 1.0;
   char *buf = malloc(OUT_CAP);
   if (!buf) return;
   int len = hd_signal_write_data_recv(p->identity, p->sid, m->data.payload, buf, OUT_CAP);
@@ -961,6 +1001,118 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
   }
   hd_signal_msg_free(&m);
   return rc;
+}
+
+/* ---- data channels ---- */
+
+/* A refused data channel message is dropped; the sender hears why over its
+ * WebSocket (no request id: the message had none), at most once a second. */
+static void dc_error(hd_node_t *n, hd_participant_t *p, hd_signal_errcode_t code, const char *msg,
+                     hd_time_t now) {
+  n->stats.dc_msgs_refused++;
+  if (p->last_dc_err && now - p->last_dc_err < HD_SEC(1)) return;
+  p->last_dc_err = now;
+  send_error(n, p->conn, NULL, code, msg);
+}
+
+/* The SCTP association of q's publisher PC if it is up. */
+static hd_sctp_t *dc_assoc(const hd_participant_t *q) {
+  if (!q->pub_sess || !q->pub_sess->peer.sctp) return NULL;
+  return hd_sctp_state(q->pub_sess->peer.sctp) == HD_SCTP_CONNECTED ? q->pub_sess->peer.sctp : NULL;
+}
+
+static void dc_message(hd_node_t *n, hd_participant_t *p, uint16_t stream, const uint8_t *data, size_t len,
+                       int binary, hd_time_t now) {
+  n->stats.dc_msgs_in++;
+  int k = stream == p->dc[DC_RELIABLE] ? DC_RELIABLE : stream == p->dc[DC_LOSSY] ? DC_LOSSY : -1;
+  if (k < 0) {
+    dc_error(n, p, HD_SIGNAL_ERR_BAD_REQUEST,
+             "data channel message dropped: only " DC_LABEL_RELIABLE " and " DC_LABEL_LOSSY " are forwarded",
+             now);
+    return;
+  }
+  if (!p->claims.can_publish_data) {
+    dc_error(n, p, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canPublishData: data channel message dropped", now);
+    return;
+  }
+  if (len > (binary ? DC_MAX_BINARY : DC_MAX_TEXT)) {
+    dc_error(n, p, HD_SIGNAL_ERR_TOO_LARGE,
+             binary ? "data channel message dropped: binary over 11520 bytes"
+                    : "data channel message dropped: text over 15360 bytes",
+             now);
+    return;
+  }
+  if (!data_rate_ok(p, now)) {
+    dc_error(n, p, HD_SIGNAL_ERR_RATE_LIMITED,
+             "more than 50 data messages per second: data channel message dropped", now);
+    return;
+  }
+  /* payload as a C string: text as is (no NUL allowed), binary as base64 */
+  char payload[HD_SIGNAL_MAX_PAYLOAD + 1];
+  if (binary) {
+    if (hd_base64_encode(data, len, payload, sizeof payload, 0) < 0) return;
+  } else {
+    if (len && memchr(data, 0, len)) {
+      dc_error(n, p, HD_SIGNAL_ERR_BAD_REQUEST, "data channel message dropped: text contains NUL", now);
+      return;
+    }
+    if (len) memcpy(payload, data, len);
+    payload[len] = 0;
+  }
+  char *buf = malloc(OUT_CAP);
+  if (!buf) return;
+  int blen = hd_signal_write_data_recv_dc(p->identity, p->sid, payload,
+                                          k == DC_RELIABLE ? "reliable" : "lossy", binary, buf, OUT_CAP);
+  if (blen < 0) {
+    dc_error(n, p, HD_SIGNAL_ERR_BAD_REQUEST, "data channel message dropped: text is not valid UTF-8", now);
+    free(buf);
+    return;
+  }
+  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
+    if (q == p) continue;
+    hd_sctp_t *sc = dc_assoc(q);
+    if (sc && q->dc[k] >= 0) {
+      int rc = hd_sctp_send(sc, (uint16_t)q->dc[k], buf, (size_t)blen, 0);
+      hd_peer_sctp_flush(&q->pub_sess->peer);
+      if (rc < 0) { /* a receiver not keeping up loses messages, others do not wait */
+        q->dc_dropped++;
+        n->stats.dc_msgs_dropped++;
+      } else {
+        n->stats.dc_msgs_out++;
+      }
+    } else {
+      emit(n, q, buf, blen); /* no channel of that kind: the WebSocket (reliable, ordered) */
+      n->stats.dc_msgs_ws++;
+    }
+  }
+  free(buf);
+}
+
+void rooms_on_sctp(hd_node_t *n, hd_session_t *s, hd_time_t now) {
+  hd_participant_t *p = s->owner;
+  hd_sctp_t *sc = s->peer.sctp;
+  hd_sctp_event_t ev;
+  while (hd_sctp_next_event(sc, &ev)) {
+    if (p->pub_sess != s) continue;
+    switch (ev.type) {
+    case HD_SCTP_EV_CHANNEL_OPEN: {
+      int k = !strcmp(ev.channel.label, DC_LABEL_RELIABLE) ? DC_RELIABLE
+              : !strcmp(ev.channel.label, DC_LABEL_LOSSY)  ? DC_LOSSY
+                                                           : -1;
+      if (k >= 0) p->dc[k] = ev.stream;
+      HD_LOGI("room", "participant %s opened data channel '%s' (stream %u)", p->identity, ev.channel.label,
+              ev.stream);
+      break;
+    }
+    case HD_SCTP_EV_CHANNEL_CLOSED:
+      for (int k = 0; k < 2; k++)
+        if (p->dc[k] == ev.stream) p->dc[k] = -1;
+      break;
+    case HD_SCTP_EV_CLOSED: p->dc[DC_RELIABLE] = p->dc[DC_LOSSY] = -1; break;
+    case HD_SCTP_EV_MESSAGE: dc_message(n, p, ev.stream, ev.data, ev.len, ev.binary, now); break;
+    default: break;
+    }
+  }
 }
 
 /* ---- admin ---- */

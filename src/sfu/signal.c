@@ -707,7 +707,9 @@ static int v_active_speakers(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
 static int v_data_recv(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
   if (vstr(v, o, "", "from", 1, 0, HD_SIGNAL_MAX_IDENTITY, &m->data_recv.from) < 0 ||
       vstr(v, o, "", "from_sid", 0, 1, HD_SIGNAL_MAX_SID, &m->data_recv.from_sid) < 0 ||
-      vstr(v, o, "", "payload", 1, 0, HD_SIGNAL_MAX_PAYLOAD, &m->data_recv.payload) < 0)
+      vstr(v, o, "", "payload", 1, 0, HD_SIGNAL_MAX_PAYLOAD, &m->data_recv.payload) < 0 ||
+      vstr(v, o, "", "channel", 0, 1, 16, &m->data_recv.channel) < 0 ||
+      vbool(v, o, "", "binary", 0, 0, &m->data_recv.binary) < 0)
     return -1;
   return 0;
 }
@@ -1115,6 +1117,8 @@ static void build_body(bctx_t *b, json_t *o, const hd_signal_msg_t *m) {
     bstr(b, o, "from", m->data_recv.from);
     bstr(b, o, "from_sid", m->data_recv.from_sid);
     bstr(b, o, "payload", m->data_recv.payload);
+    bstr(b, o, "channel", m->data_recv.channel);
+    if (m->data_recv.binary) bbool(b, o, "binary", 1);
     break;
   case HD_SIGNAL_ERROR:
     if (m->error.code <= HD_SIGNAL_ERR_NONE || m->error.code >= HD_SIGNAL_ERR_COUNT) {
@@ -1362,6 +1366,17 @@ int hd_signal_write_data_recv(const char *from, const char *from_sid, const char
   m.data_recv.from = from;
   m.data_recv.from_sid = from_sid;
   m.data_recv.payload = payload;
+  return hd_signal_write(&m, out, cap);
+}
+
+int hd_signal_write_data_recv_dc(const char *from, const char *from_sid, const char *payload,
+                                 const char *channel, int binary, char *out, size_t cap) {
+  MSG(HD_SIGNAL_DATA_RECV);
+  m.data_recv.from = from;
+  m.data_recv.from_sid = from_sid;
+  m.data_recv.payload = payload;
+  m.data_recv.channel = channel;
+  m.data_recv.binary = binary;
   return hd_signal_write(&m, out, cap);
 }
 

@@ -268,6 +268,8 @@ typedef struct {
       const char *from;     /* sender identity; "" = sent by the server/admin */
       const char *from_sid; /* NULL = absent */
       const char *payload;
+      const char *channel; /* NULL = absent (WebSocket data); "reliable"/"lossy": came over a data channel */
+      int binary;          /* 1: payload is base64 of a binary data channel message */
     } data_recv;
     struct {
       hd_signal_errcode_t code;
@@ -360,6 +362,10 @@ int hd_signal_write_track_muted(const char *participant_sid, const char *track_s
 int hd_signal_write_active_speakers(const hd_signal_speaker_t *s, size_t n, char *out, size_t cap);
 int hd_signal_write_data_recv(const char *from, const char *from_sid, const char *payload, char *out,
                               size_t cap);
+/* `data` for a message that came over a data channel (docs/protocol.md "Data
+ * channels"): channel "reliable" or "lossy", binary 1 when payload is base64. */
+int hd_signal_write_data_recv_dc(const char *from, const char *from_sid, const char *payload,
+                                 const char *channel, int binary, char *out, size_t cap);
 int hd_signal_write_pong(const char *id, int64_t t, char *out, size_t cap);
 /* message NULL = "". A message longer than HD_SIGNAL_MAX_TEXT is truncated
  * (at a UTF-8 boundary) rather than failing: an error reply must go out. */

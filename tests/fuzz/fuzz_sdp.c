@@ -31,6 +31,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                               .cand_ip = "192.0.2.1",
                               .cand_port = 7881,
                               .direction = HD_SDP_RECVONLY};
+  /* a room publisher PC: data channel sections accepted too (RFC 8841) */
+  p.datachannel = 1;
+  if (hd_sdp_negotiate(&a, &p, &ans, &neg, err, sizeof err) == 0) {
+    n1 = hd_sdp_write(&ans, text1, sizeof text1);
+    if (n1 < 0 || hd_sdp_parse(&b, text1, (size_t)n1, err, sizeof err) < 0) abort();
+    if (neg.sctp && (!neg.remote_sctp_port || !neg.remote_max_message)) abort();
+  }
+  p.datachannel = 0;
   if (hd_sdp_negotiate(&a, &p, &ans, &neg, err, sizeof err) == 0) {
     n1 = hd_sdp_write(&ans, text1, sizeof text1);
     if (n1 < 0 || hd_sdp_parse(&b, text1, (size_t)n1, err, sizeof err) < 0) abort();

@@ -57,6 +57,7 @@ struct hd_rtc_client {
   hd_srtp_t *srtp;
   int closed;
   hd_txq_t q;
+  hd_sctp_t *sctp; /* data channels */
   /* sending */
   uint32_t ssrc[2], rtx_ssrc, rtcp_ssrc;
   uint16_t seq[2], twcc_seq;
@@ -139,6 +140,7 @@ int hd_rtc_client_new(hd_rtc_client_t **out, const hd_rtc_client_config_t *cfg) 
 
 void hd_rtc_client_free(hd_rtc_client_t *c) {
   if (!c) return;
+  hd_sctp_free(c->sctp);
   hd_srtp_free(c->srtp);
   hd_dtls_free(c->dtls);
   if (c->own_cert) hd_dtls_cert_free(c->cert);
@@ -175,9 +177,10 @@ int hd_rtc_client_offer(hd_rtc_client_t *c, char *out, size_t cap) {
     if (n < 0 || off + (size_t)n >= cap) return HD_ENOSPC;                                                   \
     off += (size_t)n;                                                                                        \
   } while (0)
-  OUT("v=0\r\no=- %u 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE%s%s\r\n"
+  OUT("v=0\r\no=- %u 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE%s%s%s\r\n"
       "a=extmap-allow-mixed\r\na=msid-semantic: WMS stream\r\n",
-      hd_random_u32() >> 1, c->cfg.no_audio ? "" : " 0", c->cfg.no_video ? "" : " 1");
+      hd_random_u32() >> 1, c->cfg.no_audio ? "" : " 0", c->cfg.no_video ? "" : " 1",
+      c->cfg.datachannel ? " 2" : "");
   for (int k = 0; k < 2; k++) {
     if ((k == HD_RTC_AUDIO && c->cfg.no_audio) || (k == HD_RTC_VIDEO && c->cfg.no_video)) continue;
     uint8_t pt = pt_of(c, k);
@@ -212,6 +215,11 @@ int hd_rtc_client_offer(hd_rtc_client_t *c, char *out, size_t cap) {
       if (rtx) OUT("a=ssrc:%u cname:%s\r\n", c->rtx_ssrc, c->cname);
     }
   }
+  if (c->cfg.datachannel)
+    OUT("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:%s\r\n"
+        "a=ice-pwd:%s\r\na=fingerprint:sha-256 %s\r\na=setup:actpass\r\na=mid:2\r\n"
+        "a=sctp-port:5000\r\na=max-message-size:262144\r\n",
+        c->ufrag, c->pwd, fp);
 #undef OUT
   return (int)off;
 }
@@ -246,9 +254,11 @@ int hd_rtc_client_apply_answer(hd_rtc_client_t *c, const char *sdp, size_t len, 
   int have = 0;
   for (int i = 0; i < a->n_media; i++) {
     const hd_sdp_media_t *m = &a->media[i];
-    if (m->port == 0 || (m->kind != HD_SDP_AUDIO && m->kind != HD_SDP_VIDEO)) continue;
+    if (m->port == 0) continue;
+    if (m->kind == HD_SDP_APPLICATION && !c->cfg.datachannel) continue;
+    if (m->kind != HD_SDP_AUDIO && m->kind != HD_SDP_VIDEO && m->kind != HD_SDP_APPLICATION) continue;
     int k = m->kind == HD_SDP_AUDIO ? HD_RTC_AUDIO : HD_RTC_VIDEO;
-    for (int j = 0; j < m->n_codecs; j++) {
+    for (int j = 0; m->kind != HD_SDP_APPLICATION && j < m->n_codecs; j++) {
       if (!strcasecmp(m->codecs[j].name, "rtx"))
         c->ans_rtx_pt = m->codecs[j].pt;
       else if (!c->ans_pt[k])
@@ -261,7 +271,7 @@ int hd_rtc_client_apply_answer(hd_rtc_client_t *c, const char *sdp, size_t len, 
         c->ans_rtx_ssrc = m->ssrc_groups[g].ssrcs[1];
         grouped = 1;
       }
-    if (!grouped && m->n_ssrcs) c->ans_ssrc[k] = m->ssrcs[0].ssrc;
+    if (!grouped && m->n_ssrcs && m->kind != HD_SDP_APPLICATION) c->ans_ssrc[k] = m->ssrcs[0].ssrc;
     if (have) continue;
     const char *u = hd_sdp_eff_ice_ufrag(a, i), *p = hd_sdp_eff_ice_pwd(a, i);
     const hd_sdp_fingerprint_t *fp = hd_sdp_eff_fingerprint(a, i);
@@ -316,6 +326,17 @@ static void flush_dtls(hd_rtc_client_t *c) {
   }
 }
 
+void hd_rtc_client_sctp_flush(hd_rtc_client_t *c) {
+  if (!c->sctp) return;
+  uint8_t pkt[HD_DTLS_MAX_APP_DATA];
+  int n;
+  while ((n = hd_sctp_poll(c->sctp, pkt, sizeof pkt)) > 0)
+    hd_dtls_send(c->dtls, pkt, (size_t)n);
+  flush_dtls(c);
+}
+
+hd_sctp_t *hd_rtc_client_sctp(hd_rtc_client_t *c) { return c->sctp; }
+
 static void check_dtls(hd_rtc_client_t *c, hd_time_t now) {
   int st = hd_dtls_state(c->dtls);
   if (st == HD_DTLS_CONNECTED && !c->srtp) {
@@ -323,6 +344,8 @@ static void check_dtls(hd_rtc_client_t *c, hd_time_t now) {
     if (hd_dtls_srtp_keys(c->dtls, &k) == 0 &&
         hd_srtp_new(&c->srtp, k.profile, k.local_key, k.remote_key, k.key_len) == 0) {
       c->st.connected_at = now;
+      if (c->cfg.datachannel && hd_sctp_new(&c->sctp, !c->dtls_server, 0, 0, now) == 0)
+        hd_rtc_client_sctp_flush(c);
     } else {
       c->closed = 1;
     }
@@ -570,6 +593,11 @@ int hd_rtc_client_feed(hd_rtc_client_t *c, const uint8_t *buf, size_t len, const
   if (b0 >= 20 && b0 <= 63) {
     int rc = hd_dtls_feed(c->dtls, buf, len, now);
     check_dtls(c, now);
+    uint8_t app[HD_DTLS_MAX_DATAGRAM];
+    int n;
+    while ((n = hd_dtls_recv(c->dtls, app, sizeof app)) > 0)
+      if (c->sctp) hd_sctp_feed(c->sctp, app, (size_t)n, now);
+    hd_rtc_client_sctp_flush(c);
     flush_dtls(c);
     if (c->srtp && !c->media_started) {
       c->media_started = 1;
@@ -730,6 +758,7 @@ hd_time_t hd_rtc_client_next_timeout(const hd_rtc_client_t *c) {
     if (!c->cfg.no_audio) t = hd_time_min(t, c->next_audio);
     if (!c->cfg.no_video) t = hd_time_min(t, c->next_video);
   }
+  if (c->sctp) t = hd_time_min(t, hd_sctp_next_timeout(c->sctp));
   return hd_time_min(t, nack_due(c));
 }
 
@@ -778,6 +807,10 @@ void hd_rtc_client_handle_timeout(hd_rtc_client_t *c, hd_time_t now) {
     send_media(c, now);
   }
   if (nack_due(c) <= now) send_nacks(c, now);
+  if (c->sctp && hd_sctp_next_timeout(c->sctp) <= now) {
+    hd_sctp_handle_timeout(c->sctp, now);
+    hd_rtc_client_sctp_flush(c);
+  }
 }
 
 /* ---- accessors ---- */

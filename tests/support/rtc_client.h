@@ -23,6 +23,7 @@
 
 #include "base/time.h"
 #include "proto/dtls.h"
+#include "proto/sctp.h"
 
 enum { HD_RTC_CLIENT_PUBLISH = 1, HD_RTC_CLIENT_PLAY = 2 };
 enum { HD_RTC_AUDIO = 0, HD_RTC_VIDEO = 1 };
@@ -43,6 +44,7 @@ typedef struct {
   hd_time_t consent_interval;         /* 0 = 5 s */
   const char *cname;                  /* NULL = "client" */
   uint8_t tag;                        /* publisher: written in payload byte 8 (receivers record it) */
+  int datachannel;                    /* offer a data channel section (RFC 8841); SCTP once DTLS is up */
 } hd_rtc_client_config_t;
 
 /* What a received stream (one payload type family) looked like. */
@@ -138,6 +140,11 @@ uint32_t hd_rtc_client_answer_rtx_ssrc(const hd_rtc_client_t *c);
 uint8_t hd_rtc_client_pt(const hd_rtc_client_t *c, int kind);
 /* Publisher: our current media SSRC of `kind`, and packets sent. */
 uint32_t hd_rtc_client_send_ssrc(const hd_rtc_client_t *c, int kind);
+/* Data channels (cfg.datachannel): the SCTP association once DTLS is up (we
+ * are the DTLS client: even stream ids), else NULL. Open channels, send and
+ * drain its events directly; call hd_rtc_client_sctp_flush after sending. */
+hd_sctp_t *hd_rtc_client_sctp(hd_rtc_client_t *c);
+void hd_rtc_client_sctp_flush(hd_rtc_client_t *c);
 /* The node's address from the answer's candidate. */
 const struct sockaddr *hd_rtc_client_remote(const hd_rtc_client_t *c, socklen_t *len);
 

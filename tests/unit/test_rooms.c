@@ -151,11 +151,11 @@ static void test_join_presence_and_tokens(void **st) {
   assert_int_equal(g_events[HD_WEBHOOK_ROOM_FINISHED], 2);
 }
 
-static char *load_offer(void) {
+static char *load_sdp(const char *name) {
   static char buf[16384];
   char path[1024];
   const char *f = __FILE__, *slash = strrchr(f, '/');
-  snprintf(path, sizeof path, "%.*s/../fuzz/corpus/fuzz_sdp/chrome_vp8.sdp", (int)(slash - f), f);
+  snprintf(path, sizeof path, "%.*s/../fuzz/corpus/fuzz_sdp/%s", (int)(slash - f), f, name);
   FILE *fp = fopen(path, "rb");
   assert_non_null(fp);
   size_t n = fread(buf, 1, sizeof buf - 1, fp);
@@ -163,6 +163,8 @@ static char *load_offer(void) {
   buf[n] = 0;
   return buf;
 }
+
+static char *load_offer(void) { return load_sdp("chrome_vp8.sdp"); }
 
 /* Builds a JSON string literal of text (escapes CR, LF, quotes, backslashes). */
 static void json_str(const char *text, char *out, size_t cap) {
@@ -263,6 +265,43 @@ static void test_publish_subscribe_flow(void **st) {
   assert_int_equal(g_events[HD_WEBHOOK_TRACK_UNPUBLISHED], 2);
 }
 
+/* Data channels on the publisher PC (docs/protocol.md "Data channels"): the
+ * m=application section is accepted; without canPublish a data-only offer is
+ * still served, but one with audio/video is refused with 403. */
+static void test_datachannel_offers(void **st) {
+  (void)st;
+  assert_int_equal(join(0, token("appA", "r", "alice", 0, 1, 0, 0, 0)), 0); /* no canPublish */
+  clear(&g_conn[0]);
+  static char msg[40000], sdpj[32000];
+  json_str(load_sdp("chrome_datachannel.sdp"), sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg, "{\"type\":\"publish_offer\",\"id\":\"d1\",\"sdp\":%s,\"tracks\":[]}", sdpj);
+  assert_int_equal(send_msg(0, msg), 0);
+  int a = find(0, "publish_answer", 0);
+  assert_true(a >= 0);
+  assert_non_null(strstr(g_conn[0].msgs[a], "m=application 7881 UDP/DTLS/SCTP webrtc-datachannel"));
+  assert_non_null(strstr(g_conn[0].msgs[a], "a=sctp-port:5000"));
+  assert_non_null(strstr(g_conn[0].msgs[a], "a=max-message-size:262144"));
+  assert_int_equal(hd_node_session_count(g_node, HD_SESSION_PUBLISH), 1);
+  /* audio/video without canPublish: refused, even with no tracks listed */
+  clear(&g_conn[0]);
+  json_str(load_offer(), sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg, "{\"type\":\"publish_offer\",\"id\":\"d2\",\"sdp\":%s,\"tracks\":[]}", sdpj);
+  assert_int_equal(send_msg(0, msg), 0);
+  int e = find(0, "error", 0);
+  assert_true(e >= 0);
+  assert_non_null(strstr(g_conn[0].msgs[e], "\"code\":403"));
+  assert_non_null(strstr(g_conn[0].msgs[e], "canPublish"));
+  /* ... and with tracks listed, before any negotiation */
+  clear(&g_conn[0]);
+  snprintf(msg, sizeof msg,
+           "{\"type\":\"publish_offer\",\"id\":\"d3\",\"sdp\":%s,\"tracks\":["
+           "{\"cid\":\"mic\",\"mid\":\"0\",\"kind\":\"audio\",\"source\":\"microphone\",\"muted\":false}]}",
+           sdpj);
+  assert_int_equal(send_msg(0, msg), 0);
+  assert_true(find(0, "error", 0) >= 0);
+  assert_non_null(strstr(g_conn[0].msgs[find(0, "error", 0)], "\"code\":403"));
+}
+
 static void test_data_limits_duplicates(void **st) {
   (void)st;
   assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
@@ -309,6 +348,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_join_presence_and_tokens, setup, teardown),
       cmocka_unit_test_setup_teardown(test_publish_subscribe_flow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_datachannel_offers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_limits_duplicates, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -613,6 +613,61 @@ static void test_av_plus_datachannel(void **st) {
   assert_int_equal(g_parsed.n_media, 3);
 }
 
+/* With params.datachannel (room publisher PCs) the section is accepted (RFC
+ * 8841): in our BUNDLE group, with our transport, a=sctp-port and
+ * a=max-message-size; the remote's values are reported. */
+static void test_datachannel_accepted(void **st) {
+  (void)st;
+  load("chrome_vp8.sdp", g_text, sizeof g_text);
+  replace_all("a=group:BUNDLE 0 1", "a=group:BUNDLE 0 1 2");
+  strcat(g_text, "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+                 "c=IN IP4 0.0.0.0\r\n"
+                 "a=mid:2\r\n"
+                 "a=sctp-port:5001\r\n"
+                 "a=max-message-size:262144\r\n");
+  parse_text(&g_offer);
+  hd_sdp_answer_params_t p = whip_params();
+  p.datachannel = 1;
+  assert_int_equal(negotiate(&p), 0);
+  assert_int_equal(g_neg.media[2].active, 1);
+  assert_int_equal(g_neg.media[2].kind, HD_SDP_APPLICATION);
+  assert_int_equal(g_neg.sctp, 1);
+  assert_int_equal(g_neg.remote_sctp_port, 5001);
+  assert_int_equal(g_neg.remote_max_message, 262144);
+  const char *t = answer_text();
+  HAS(t, "a=group:BUNDLE 0 1 2\r\n");
+  HAS(t, "m=application 7881 UDP/DTLS/SCTP webrtc-datachannel\r\n");
+  HAS(t, "a=sctp-port:5000\r\na=max-message-size:262144\r\n");
+  HAS(t, "a=candidate:1 1 udp 2130706431 192.0.2.1 7881 typ host\r\n");
+
+  /* data channel only (a chat-only participant): served alone, defaults for absent attributes */
+  parse_file("chrome_datachannel.sdp", &g_offer);
+  assert_int_equal(negotiate(&p), 0);
+  assert_int_equal(g_neg.sctp, 1);
+  assert_int_equal(g_neg.dtls_server, 1);
+  t = answer_text();
+  HAS(t, "a=setup:passive\r\n");
+  HAS(t, "webrtc-datachannel");
+
+  /* two data channel sections: the second is rejected; an old-style SCTP section too */
+  load("chrome_datachannel.sdp", g_text, sizeof g_text);
+  replace_all("a=group:BUNDLE 0", "a=group:BUNDLE 0 1");
+  strcat(g_text, "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n");
+  parse_text(&g_offer);
+  assert_int_equal(negotiate(&p), 0);
+  assert_int_equal(g_neg.media[0].active, 1);
+  assert_int_equal(g_neg.media[1].active, 0);
+  strcpy(g_text,
+         "v=0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=ice-ufrag:EsAw\r\n"
+         "a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y\r\n"
+         "a=fingerprint:sha-256 "
+         "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n"
+         "m=application 9 DTLS/SCTP 5000\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n");
+  parse_text(&g_offer);
+  assert_int_equal(negotiate(&p), HD_EUNSUPPORTED);
+  assert_non_null(strstr(g_err, "UDP/DTLS/SCTP webrtc-datachannel"));
+}
+
 static void test_bad_params(void **st) {
   (void)st;
   parse_file("chrome_vp8.sdp", &g_offer);
@@ -653,6 +708,7 @@ int main(void) {
       cmocka_unit_test(test_whep_rejections),
       cmocka_unit_test(test_whip_rejections),
       cmocka_unit_test(test_av_plus_datachannel),
+      cmocka_unit_test(test_datachannel_accepted),
       cmocka_unit_test(test_bad_params),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
