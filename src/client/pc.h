@@ -186,6 +186,10 @@ int hd_pc_create_offer(hd_pc_t *pc, char *out, size_t cap, hd_time_t now);
  * offer), HD_EUNSUPPORTED (no credentials / fingerprint, no common codec). */
 int hd_pc_set_remote_answer(hd_pc_t *pc, const char *sdp, size_t len, hd_time_t now);
 
+/* Forgets the pending offer (the remote refused it, e.g. a signaling error);
+ * the next hd_pc_create_offer makes a new one. 0 or HD_ESTATE (none pending). */
+int hd_pc_rollback_offer(hd_pc_t *pc);
+
 /* ---- answerer side ---- */
 
 /* Answers a remote offer: one transceiver per offered m= section (audio/video;

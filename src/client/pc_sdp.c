@@ -156,6 +156,12 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
   return (int)w.off;
 }
 
+int hd_pc_rollback_offer(hd_pc_t *pc) {
+  if (!pc || !pc->offer_pending) return HD_ESTATE;
+  pc->offer_pending = 0;
+  return 0;
+}
+
 /* ---- reading ---- */
 
 static int parse_sdp(hd_sdp_t **out, const char *text, size_t len) {
