@@ -49,7 +49,7 @@ int hd_pc_add_transceiver(hd_pc_t *pc, int kind, int direction) {
     return HD_EINVAL;
   if (pc->answerer) return HD_ESTATE;
   if (pc->n_tr >= HD_PC_MAX_TRANSCEIVERS) return HD_ENOSPC;
-  char mid[8];
+  char mid[16];
   snprintf(mid, sizeof mid, "%d", pc->n_tr);
   pc_trx_t *t = &pc->tr[pc->n_tr];
   pc_trx_init(pc, t, kind, mid);

@@ -71,6 +71,12 @@ void hd_ws_client_free(hd_ws_client_t *c) {
   if (!c || c->freed) return;
   c->freed = 1;
   c->state = ST_DONE;
+  if (c->handles_open == 0) { /* already closed (on_close came and libuv finished) */
+    free(c->in);
+    free(c->msg);
+    free(c);
+    return;
+  }
   close_handles(c); /* on_handle_closed frees once both are closed */
 }
 
