@@ -1,0 +1,133 @@
+/* Internals of the client PeerConnection (pc.h), shared by pc.c (transport:
+ * ICE, DTLS, timers, I/O), pc_sdp.c (offer/answer) and pc_media.c (RTP/RTCP).
+ * Not a public interface. */
+#ifndef HD_CLIENT_PC_INTERNAL_H
+#define HD_CLIENT_PC_INTERNAL_H
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "client/pc.h"
+#include "proto/rtp.h"
+#include "proto/sdp.h"
+#include "proto/srtp.h"
+#include "proto/stun.h"
+#include "rtc/nack_gen.h"
+#include "rtc/rtp_cache.h"
+#include "rtc/rtp_stats.h"
+
+#define PC_DGRAM_MAX 1500
+#define PC_TXID_RING 16
+#define PC_SEEN_WINDOW 1024 /* received seqs remembered per stream, for duplicate drops */
+
+typedef struct {
+  size_t len;
+  socklen_t tolen;
+  struct sockaddr_storage to;
+  uint8_t data[PC_DGRAM_MAX];
+} pc_dgram_t;
+
+typedef struct {
+  int kind;     /* HD_PC_AUDIO / HD_PC_VIDEO */
+  int want_dir; /* what the app asked for (offerer) / what the offer allows (answerer) */
+  int dir;      /* negotiated, our side (HD_PC_*; INACTIVE when rejected) */
+  int rejected; /* port 0 */
+  char mid[HD_PC_MID_MAX];
+  char media[16]; /* m= media name, kept for rejected sections */
+  /* negotiated codec */
+  int negotiated;
+  uint8_t pt, rtx_pt;
+  uint32_t clock;
+  uint8_t channels;
+  char codec[HD_SDP_TOKEN_MAX];
+  char fmtp[HD_SDP_FMTP_MAX];
+  int nack, pli, fir, remb, twcc_fb, rsize;
+  uint8_t ext_mid, ext_ast, ext_twcc, ext_level;
+  /* sending */
+  uint32_t ssrc, rtx_ssrc;
+  uint16_t seq, rtx_seq;
+  hd_rtp_send_stats_t sst;
+  hd_rtp_cache_t cache;
+  int have_cache;
+  /* receiving */
+  uint32_t r_ssrc, r_rtx_ssrc; /* from the remote SDP, or learned */
+  int r_started;
+  hd_rtp_recv_stats_t rst;
+  hd_nack_gen_t ng;
+  int64_t r_max_ext;
+  uint8_t seen[PC_SEEN_WINDOW / 8];
+  /* stats */
+  hd_pc_track_stats_t st;
+} pc_trx_t;
+
+typedef struct {
+  struct sockaddr_storage addr;
+  socklen_t len;
+  int valid;     /* a check of ours to it succeeded, or a valid check came from it */
+  int nominated; /* the controlling peer sent USE-CANDIDATE from it */
+} pc_cand_t;
+
+struct hd_pc {
+  hd_pc_config_t cfg;
+  hd_dtls_cert_t *cert;
+  int own_cert;
+  char ufrag[9], pwd[25], cname[64], sess_id[24];
+  char local_ip[64]; /* host candidate for our SDP, "" = none */
+  unsigned sdp_version;
+  /* remote description */
+  char r_ufrag[HD_SDP_ICE_MAX], r_pwd[HD_SDP_ICE_MAX], r_fp[HD_SDP_FP_MAX];
+  int r_lite;
+  int have_remote;   /* a remote description was applied */
+  int answerer;      /* 1: the remote side offers (it owns the m= lines) */
+  int offer_pending; /* our offer awaits its answer */
+  int state;
+  char err[128];
+  hd_time_t started; /* remote description applied (connect timeout anchor) */
+  /* ICE */
+  int controlling, lite_peer;
+  uint64_t tie;
+  pc_cand_t cands[HD_PC_MAX_REMOTE_CANDS];
+  int n_cands, next_cand;
+  int selected; /* index into cands, -1 none */
+  struct {
+    uint8_t txid[HD_STUN_TXID_LEN];
+    int cand;
+  } txids[PC_TXID_RING];
+  int txid_pos;
+  hd_time_t next_check, last_consent;
+  /* DTLS / SRTP */
+  hd_dtls_t *dtls;
+  int dtls_client;
+  hd_srtp_t *srtp;
+  /* transceivers */
+  pc_trx_t tr[HD_PC_MAX_TRANSCEIVERS];
+  int n_tr;
+  uint32_t rtcp_ssrc;
+  uint16_t twcc_seq;
+  hd_time_t next_rtcp;
+  uint64_t remb_bps;
+  hd_time_t rtt;
+  /* tx queue */
+  pc_dgram_t *q;
+  size_t q_cap, q_head, q_count;
+  hd_pc_stats_t st; /* pc-wide counters (tracks[] filled by hd_pc_stats) */
+};
+
+/* pc.c */
+void pc_emit(hd_pc_t *pc, hd_pc_event_t *ev);
+void pc_set_state(hd_pc_t *pc, int state, const char *reason);
+/* Queues a datagram to the selected remote address; HD_ESTATE if none, HD_ENOSPC. */
+int pc_send_dgram(hd_pc_t *pc, const uint8_t *data, size_t len);
+/* Starts ICE/DTLS after the first remote description. */
+int pc_start_transport(hd_pc_t *pc, int remote_setup, hd_time_t now);
+int pc_add_cand(hd_pc_t *pc, const struct sockaddr *a, socklen_t len);
+void pc_trx_init(hd_pc_t *pc, pc_trx_t *t, int kind, const char *mid);
+void pc_trx_free(pc_trx_t *t);
+
+/* pc_media.c */
+void pc_media_on_srtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now);
+hd_time_t pc_media_next_timeout(const hd_pc_t *pc);
+void pc_media_timeout(hd_pc_t *pc, hd_time_t now);
+/* Resets a transceiver's receive state (new remote SSRC). */
+void pc_trx_recv_reset(pc_trx_t *t, uint32_t ssrc);
+
+#endif

@@ -1,0 +1,459 @@
+/* Client PeerConnection media (see pc.h): RTP out with header extensions
+ * (RFC 8285: mid RFC 9143 §15, abs-send-time, transport-wide-cc, audio level
+ * RFC 6464), the retransmission cache answering generic NACKs with RTX
+ * (RFC 4585 §6.2.1, RFC 4588 §4); RTP in demultiplexed by SSRC / mid / payload
+ * type (RFC 9143 §9.2), RTX unwrapped, duplicates dropped, NACK generation; RTCP
+ * SR/RR + SDES compound reports (RFC 3550 §6.4, §6.5), RTT (§6.4.1), PLI/FIR
+ * (RFC 4585 §6.3.1, RFC 5104 §4.3.1) and REMB (draft-alvestrand-rmcat-remb). */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "client/pc_internal.h"
+#include "proto/rtcp.h"
+
+#define NACK_BATCH 64
+
+/* ---- sending ---- */
+
+static int protect_and_send(hd_pc_t *pc, uint8_t *pkt, size_t len, size_t cap, int rtcp) {
+  int n = rtcp ? hd_srtp_protect_rtcp(pc->srtp, pkt, len, cap) : hd_srtp_protect(pc->srtp, pkt, len, cap);
+  if (n < 0) return n;
+  return pc_send_dgram(pc, pkt, (size_t)n);
+}
+
+int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now) {
+  if (!pc || !p || p->track < 0 || p->track >= pc->n_tr || p->len > HD_PC_MAX_PAYLOAD ||
+      (p->len && !p->payload))
+    return HD_EINVAL;
+  pc_trx_t *t = &pc->tr[p->track];
+  if (pc->state != HD_PC_CONNECTED || !t->negotiated || t->rejected ||
+      !(t->dir == HD_PC_SENDONLY || t->dir == HD_PC_SENDRECV))
+    return HD_ESTATE;
+  uint8_t mid[HD_PC_MID_MAX], ast[3], tw[2], lvl[1];
+  hd_rtp_ext_t exts[4];
+  size_t ne = 0;
+  if (t->ext_mid) {
+    size_t ml = strlen(t->mid);
+    memcpy(mid, t->mid, ml);
+    exts[ne++] = (hd_rtp_ext_t){t->ext_mid, (uint8_t)ml, mid};
+  }
+  if (t->ext_ast) {
+    hd_rtp_abs_send_time_write(ast, hd_rtp_abs_send_time_from_us(now));
+    exts[ne++] = (hd_rtp_ext_t){t->ext_ast, 3, ast};
+  }
+  if (t->ext_twcc) {
+    hd_rtp_twcc_seq_write(tw, pc->twcc_seq++);
+    exts[ne++] = (hd_rtp_ext_t){t->ext_twcc, 2, tw};
+  }
+  if (t->ext_level && p->audio_level >= 0 && p->audio_level <= 127) {
+    hd_rtp_audio_level_write(lvl, p->voice, (uint8_t)p->audio_level);
+    exts[ne++] = (hd_rtp_ext_t){t->ext_level, 1, lvl};
+  }
+  hd_rtp_build_t b = {.pt = p->pt ? p->pt : t->pt,
+                      .marker = (uint8_t)(p->marker != 0),
+                      .seq = t->seq,
+                      .ts = p->ts,
+                      .ssrc = t->ssrc,
+                      .exts = exts,
+                      .ext_count = ne};
+  uint8_t pkt[PC_DGRAM_MAX];
+  int n = hd_rtp_build(&b, p->payload, p->len, pkt, sizeof pkt - HD_SRTP_MAX_TRAILER);
+  if (n < 0) return n;
+  if (t->kind == HD_PC_VIDEO && t->nack) {
+    if (!t->have_cache && hd_rtp_cache_init(&t->cache, pc->cfg.send_cache) == 0) t->have_cache = 1;
+    if (t->have_cache) hd_rtp_cache_put(&t->cache, pkt, (size_t)n, now);
+  }
+  if (!t->sst.ssrc) hd_rtp_send_stats_init(&t->sst, t->ssrc, t->clock ? t->clock : 90000);
+  hd_rtp_send_stats_update(&t->sst, p->ts, p->len, now);
+  t->seq++;
+  int rc = protect_and_send(pc, pkt, (size_t)n, sizeof pkt, 0);
+  if (rc < 0) return rc;
+  t->st.packets_sent++;
+  t->st.bytes_sent += p->len;
+  return 0;
+}
+
+/* Answers one NACKed seq of track t with RTX from the send cache. Without a
+ * negotiated RTX payload type nothing is resent: libsrtp refuses to protect
+ * the same seq twice, and a receiver would drop it as a replay anyway. */
+static void resend(hd_pc_t *pc, pc_trx_t *t, uint16_t seq, hd_time_t now) {
+  const uint8_t *orig;
+  size_t olen;
+  if (!t->have_cache || !t->rtx_pt || hd_rtp_cache_get(&t->cache, seq, now, &orig, &olen) < 0) return;
+  uint8_t pkt[PC_DGRAM_MAX];
+  int n =
+      hd_rtp_rtx_build(orig, olen, t->rtx_ssrc, t->rtx_pt, t->rtx_seq, pkt, sizeof pkt - HD_SRTP_MAX_TRAILER);
+  if (n < 0) return;
+  t->rtx_seq++;
+  if (protect_and_send(pc, pkt, (size_t)n, sizeof pkt, 0) == 0) t->st.rtx_sent++;
+}
+
+static int send_rtcp(hd_pc_t *pc, const uint8_t *buf, size_t len) {
+  uint8_t pkt[PC_DGRAM_MAX];
+  if (len + HD_SRTP_MAX_TRAILER > sizeof pkt) return HD_ENOSPC;
+  memcpy(pkt, buf, len);
+  int rc = protect_and_send(pc, pkt, len, sizeof pkt, 1);
+  if (rc == 0) pc->st.rtcp_sent++;
+  return rc;
+}
+
+static int receiving(const pc_trx_t *t) {
+  return t->negotiated && !t->rejected && (t->dir == HD_PC_RECVONLY || t->dir == HD_PC_SENDRECV);
+}
+static int sending(const pc_trx_t *t) {
+  return t->negotiated && !t->rejected && (t->dir == HD_PC_SENDONLY || t->dir == HD_PC_SENDRECV) &&
+         t->sst.ssrc;
+}
+
+int hd_pc_request_keyframe(hd_pc_t *pc, int track, hd_time_t now) {
+  if (!pc || track < 0 || track >= pc->n_tr) return HD_EINVAL;
+  pc_trx_t *t = &pc->tr[track];
+  if (pc->state != HD_PC_CONNECTED || !t->r_ssrc) return HD_ESTATE;
+  uint8_t buf[64];
+  int n = hd_rtcp_build_pli(pc->rtcp_ssrc, t->r_ssrc, buf, sizeof buf);
+  if (n < 0) return n;
+  int rc = send_rtcp(pc, buf, (size_t)n);
+  if (rc == 0) t->st.pli_sent++;
+  (void)now;
+  return rc;
+}
+
+int hd_pc_send_remb(hd_pc_t *pc, uint64_t bitrate_bps, hd_time_t now) {
+  if (!pc) return HD_EINVAL;
+  if (pc->state != HD_PC_CONNECTED) return HD_ESTATE;
+  uint32_t ssrcs[HD_PC_MAX_TRANSCEIVERS];
+  size_t n = 0;
+  for (int i = 0; i < pc->n_tr; i++)
+    if (receiving(&pc->tr[i]) && pc->tr[i].r_ssrc) ssrcs[n++] = pc->tr[i].r_ssrc;
+  if (!n) return HD_ESTATE;
+  uint8_t buf[256];
+  int len = hd_rtcp_build_remb(pc->rtcp_ssrc, bitrate_bps, ssrcs, n, buf, sizeof buf);
+  if (len < 0) return len;
+  (void)now;
+  return send_rtcp(pc, buf, (size_t)len);
+}
+
+/* Compound report (RFC 3550 §6.1): SR per sending stream (the first carries the
+ * report blocks) or one RR, then SDES CNAME. */
+static void send_reports(hd_pc_t *pc, hd_time_t now) {
+  hd_rtcp_rb_t rbs[HD_RTCP_MAX_RB];
+  uint8_t n_rb = 0;
+  for (int i = 0; i < pc->n_tr && n_rb < HD_RTCP_MAX_RB; i++) {
+    pc_trx_t *t = &pc->tr[i];
+    if (receiving(t) && t->r_started && hd_rtp_recv_stats_report(&t->rst, now, &rbs[n_rb]) == 0) n_rb++;
+  }
+  uint8_t buf[1200];
+  size_t off = 0;
+  int first = 1, n;
+  uint32_t sdes_ssrc = pc->rtcp_ssrc;
+  for (int i = 0; i < pc->n_tr; i++) {
+    pc_trx_t *t = &pc->tr[i];
+    hd_rtcp_sr_t sr;
+    if (!sending(t) || hd_rtp_send_stats_sr(&t->sst, now, pc->cfg.wall_offset, &sr) < 0) continue;
+    if (first) {
+      sr.rb_count = n_rb;
+      memcpy(sr.rb, rbs, n_rb * sizeof rbs[0]);
+      sdes_ssrc = t->ssrc;
+    }
+    if ((n = hd_rtcp_build_sr(&sr, buf + off, sizeof buf - off - 200)) < 0) break;
+    off += (size_t)n;
+    first = 0;
+  }
+  if (first) {
+    if (!n_rb) return; /* nothing sent, nothing received: no report yet */
+    hd_rtcp_rr_t rr = {.ssrc = pc->rtcp_ssrc, .rb_count = n_rb};
+    memcpy(rr.rb, rbs, n_rb * sizeof rbs[0]);
+    if ((n = hd_rtcp_build_rr(&rr, buf, sizeof buf)) < 0) return;
+    off = (size_t)n;
+  }
+  if ((n = hd_rtcp_build_sdes_cname(sdes_ssrc, pc->cname, buf + off, sizeof buf - off)) > 0) off += (size_t)n;
+  send_rtcp(pc, buf, off);
+}
+
+hd_time_t pc_media_next_timeout(const hd_pc_t *pc) {
+  hd_time_t t = pc->next_rtcp;
+  if (pc->cfg.no_nack) return t;
+  for (int i = 0; i < pc->n_tr; i++)
+    if (receiving(&pc->tr[i]) && pc->tr[i].kind == HD_PC_VIDEO && pc->tr[i].nack)
+      t = hd_time_min(t, hd_nack_gen_next_timeout(&pc->tr[i].ng));
+  return t;
+}
+
+void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
+  if (now >= pc->next_rtcp) {
+    send_reports(pc, now);
+    pc->next_rtcp = now + pc->cfg.rtcp_interval;
+  }
+  if (pc->cfg.no_nack) return;
+  for (int i = 0; i < pc->n_tr; i++) {
+    pc_trx_t *t = &pc->tr[i];
+    if (!receiving(t) || t->kind != HD_PC_VIDEO || !t->nack || !t->r_ssrc) continue;
+    if (hd_nack_gen_next_timeout(&t->ng) > now) continue;
+    if (pc->rtt > 0) hd_nack_gen_set_rtt(&t->ng, pc->rtt);
+    uint16_t seqs[NACK_BATCH];
+    size_t n = hd_nack_gen_poll(&t->ng, now, seqs, NACK_BATCH);
+    if (!n) continue;
+    uint8_t buf[512];
+    int len = hd_rtcp_build_nack(pc->rtcp_ssrc, t->r_ssrc, seqs, n, buf, sizeof buf);
+    if (len > 0 && send_rtcp(pc, buf, (size_t)len) == 0) {
+      t->st.nack_sent++;
+      t->st.nack_seqs_sent += n;
+    }
+  }
+}
+
+/* ---- receiving RTP ---- */
+
+void pc_trx_recv_reset(pc_trx_t *t, uint32_t ssrc) {
+  t->r_ssrc = ssrc;
+  t->r_started = 0;
+  hd_nack_gen_reset(&t->ng);
+  memset(t->seen, 0, sizeof t->seen);
+}
+
+static int find_by_mid(hd_pc_t *pc, const hd_rtp_hdr_t *h) {
+  for (int i = 0; i < pc->n_tr; i++) {
+    const pc_trx_t *t = &pc->tr[i];
+    const uint8_t *d;
+    size_t dl;
+    char mid[HD_PC_MID_MAX];
+    if (!t->ext_mid || hd_rtp_ext_find(h, t->ext_mid, &d, &dl) < 0) continue;
+    if (hd_rtp_ext_string(d, dl, mid, sizeof mid) < 0) return -1;
+    return hd_pc_find_mid(pc, mid) >= 0 ? hd_pc_find_mid(pc, mid) : -1;
+  }
+  return -1;
+}
+
+/* Which transceiver a packet belongs to, and whether it is RTX (RFC 9143 §9.2:
+ * SSRC first, then the mid extension, then a payload type only one receiving
+ * section uses). */
+static int demux(hd_pc_t *pc, const hd_rtp_hdr_t *h, int *is_rtx) {
+  for (int i = 0; i < pc->n_tr; i++) {
+    pc_trx_t *t = &pc->tr[i];
+    if (!receiving(t)) continue;
+    if (t->r_ssrc && h->ssrc == t->r_ssrc) return *is_rtx = 0, i;
+    if (t->r_rtx_ssrc && h->ssrc == t->r_rtx_ssrc) return *is_rtx = 1, i;
+  }
+  int i = find_by_mid(pc, h);
+  if (i < 0) {
+    int found = -1;
+    for (int k = 0; k < pc->n_tr; k++) {
+      if (!receiving(&pc->tr[k]) || (h->pt != pc->tr[k].pt && h->pt != pc->tr[k].rtx_pt)) continue;
+      if (found >= 0) return -1; /* ambiguous */
+      found = k;
+    }
+    i = found;
+  }
+  if (i < 0 || !receiving(&pc->tr[i])) return -1;
+  pc_trx_t *t = &pc->tr[i];
+  if (t->rtx_pt && h->pt == t->rtx_pt) {
+    t->r_rtx_ssrc = h->ssrc;
+    return *is_rtx = 1, i;
+  }
+  if (h->pt != t->pt) return -1;
+  /* a new media SSRC for this section: the source restarted or was never signalled */
+  pc_trx_recv_reset(t, h->ssrc);
+  hd_pc_event_t ev = {.type = HD_PC_EV_REMOTE_SSRC, .track = i};
+  ev.rtp.track = i;
+  ev.rtp.mid = t->mid;
+  ev.rtp.kind = t->kind;
+  ev.rtp.ssrc = h->ssrc;
+  ev.rtp.pt = h->pt;
+  ev.rtp.audio_level = -1;
+  pc_emit(pc, &ev);
+  *is_rtx = 0;
+  return i;
+}
+
+/* Duplicate filter over the last PC_SEEN_WINDOW seqs. Returns 1 if new. */
+static int mark_seen(pc_trx_t *t, int64_t ext) {
+  if (ext > t->r_max_ext) {
+    for (int64_t e = t->r_max_ext + 1; e <= ext && e - t->r_max_ext <= PC_SEEN_WINDOW; e++)
+      t->seen[(e % PC_SEEN_WINDOW) / 8] &= (uint8_t) ~(1u << (e % 8));
+    if (ext - t->r_max_ext > PC_SEEN_WINDOW) memset(t->seen, 0, sizeof t->seen);
+    t->r_max_ext = ext;
+  } else if (t->r_max_ext - ext >= PC_SEEN_WINDOW) {
+    return 0; /* too old to tell: treat as a duplicate */
+  }
+  uint8_t *b = &t->seen[(ext % PC_SEEN_WINDOW) / 8];
+  uint8_t bit = (uint8_t)(1u << (ext % 8));
+  if (*b & bit) return 0;
+  *b |= bit;
+  return 1;
+}
+
+static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(buf, len, &h) < 0) {
+    pc->st.drop_malformed++;
+    return;
+  }
+  int is_rtx = 0;
+  int i = demux(pc, &h, &is_rtx);
+  if (i < 0) {
+    pc->st.drop_unknown++;
+    return;
+  }
+  pc_trx_t *t = &pc->tr[i];
+  uint8_t orig[PC_DGRAM_MAX];
+  if (is_rtx) {
+    t->st.rtx_received++;
+    uint16_t osn;
+    int n;
+    if (!t->r_ssrc || (n = hd_rtp_rtx_decode(buf, len, t->r_ssrc, t->pt, orig, sizeof orig, &osn)) < 0 ||
+        hd_rtp_parse(orig, (size_t)n, &h) < 0) {
+      pc->st.drop_malformed++; /* padding-only probes end here too */
+      return;
+    }
+  }
+  if (!t->r_started) {
+    t->r_started = 1;
+    hd_rtp_recv_stats_init(&t->rst, t->r_ssrc);
+    hd_rtp_recv_stats_set_probation(&t->rst, 0);
+    t->r_max_ext = h.seq + 0x10000; /* room below for packets older than the first */
+    hd_nack_gen_reset(&t->ng);
+  }
+  int64_t ext = hd_seq_extend(t->r_max_ext, h.seq);
+  if (!mark_seen(t, ext)) {
+    t->st.duplicates++;
+    return;
+  }
+  if (is_rtx) t->st.rtx_recovered++;
+  hd_rtp_recv_stats_update(&t->rst, h.seq, h.ts, now, t->clock ? t->clock : 90000);
+  if (t->kind == HD_PC_VIDEO && t->nack && !pc->cfg.no_nack) hd_nack_gen_on_packet(&t->ng, h.seq, now);
+  t->st.packets_received++;
+  t->st.bytes_received += h.payload_len;
+  hd_pc_event_t ev = {.type = HD_PC_EV_RTP, .track = i};
+  hd_pc_rtp_t *r = &ev.rtp;
+  r->track = i;
+  r->mid = t->mid;
+  r->kind = t->kind;
+  r->ssrc = h.ssrc;
+  r->pt = h.pt;
+  r->seq = h.seq;
+  r->ext_seq = ext;
+  r->ts = h.ts;
+  r->marker = h.marker;
+  r->rtx = is_rtx;
+  r->audio_level = -1;
+  const uint8_t *d;
+  size_t dl;
+  int voice;
+  uint8_t lvl;
+  if (t->ext_level && hd_rtp_ext_find(&h, t->ext_level, &d, &dl) == 0 &&
+      hd_rtp_audio_level_parse(d, dl, &voice, &lvl) == 0)
+    r->audio_level = lvl;
+  r->payload = h.payload;
+  r->payload_len = h.payload_len;
+  r->arrival = now;
+  pc_emit(pc, &ev);
+}
+
+/* ---- receiving RTCP ---- */
+
+static pc_trx_t *by_send_ssrc(hd_pc_t *pc, uint32_t ssrc, int *idx) {
+  for (int i = 0; i < pc->n_tr; i++)
+    if (pc->tr[i].ssrc == ssrc && pc->tr[i].negotiated) {
+      if (idx) *idx = i;
+      return &pc->tr[i];
+    }
+  return NULL;
+}
+
+static void on_report_blocks(hd_pc_t *pc, const hd_rtcp_rb_t *rb, int n, hd_time_t now) {
+  uint32_t arrival = hd_rtcp_ntp_mid32(hd_rtcp_ntp_from_time(now, pc->cfg.wall_offset));
+  for (int k = 0; k < n; k++) {
+    pc_trx_t *t = by_send_ssrc(pc, rb[k].ssrc, NULL);
+    if (!t) continue;
+    t->st.fraction_lost = rb[k].fraction_lost / 256.0;
+    t->st.remote_lost = rb[k].cumulative_lost;
+    t->st.remote_jitter = rb[k].jitter;
+    hd_time_t rtt;
+    if (hd_rtcp_rtt(arrival, &rb[k], &rtt) == 0) {
+      t->st.rtt = rtt;
+      pc->rtt = rtt;
+    }
+  }
+}
+
+static void on_feedback(hd_pc_t *pc, const hd_rtcp_pkt_t *p, hd_time_t now) {
+  hd_rtcp_fb_t fb;
+  if (hd_rtcp_parse_fb(p, &fb) < 0) return;
+  int idx = -1;
+  if (fb.pt == HD_RTCP_RTPFB && fb.fmt == HD_RTCP_FMT_NACK) {
+    pc_trx_t *t = by_send_ssrc(pc, fb.media_ssrc, NULL);
+    uint16_t seqs[256];
+    int n = hd_rtcp_nack_expand(&fb, seqs, 256);
+    if (!t || n < 0) return;
+    t->st.nack_received++;
+    for (int i = 0; i < n; i++)
+      resend(pc, t, seqs[i], now);
+  } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == HD_RTCP_FMT_PLI || fb.fmt == HD_RTCP_FMT_FIR)) {
+    uint32_t ssrc = fb.media_ssrc;
+    if (fb.fmt == HD_RTCP_FMT_FIR) {
+      hd_rtcp_fir_entry_t e[4];
+      int n = hd_rtcp_fir_parse(&fb, e, 4);
+      ssrc = 0;
+      for (int i = 0; i < n && !ssrc; i++)
+        if (by_send_ssrc(pc, e[i].ssrc, NULL)) ssrc = e[i].ssrc;
+    }
+    pc_trx_t *t = by_send_ssrc(pc, ssrc, &idx);
+    if (!t) return;
+    t->st.keyframe_requests++;
+    hd_pc_event_t ev = {.type = HD_PC_EV_KEYFRAME, .track = idx};
+    pc_emit(pc, &ev);
+  } else if (fb.pt == HD_RTCP_PSFB && fb.fmt == HD_RTCP_FMT_AFB) {
+    hd_rtcp_remb_t r;
+    if (hd_rtcp_remb_parse(&fb, &r) < 0) return;
+    pc->st.remb_received++;
+    pc->remb_bps = r.bitrate_bps;
+    hd_pc_event_t ev = {.type = HD_PC_EV_SEND_RATE, .bitrate_bps = r.bitrate_bps, .track = -1};
+    pc_emit(pc, &ev);
+  }
+}
+
+static void on_rtcp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
+  hd_rtcp_iter_t it;
+  hd_rtcp_pkt_t p;
+  pc->st.rtcp_received++;
+  hd_rtcp_iter_init(&it, buf, len);
+  while (hd_rtcp_next(&it, &p) == 1) {
+    if (p.pt == HD_RTCP_SR) {
+      hd_rtcp_sr_t sr;
+      if (hd_rtcp_parse_sr(&p, &sr) < 0) continue;
+      for (int i = 0; i < pc->n_tr; i++) {
+        pc_trx_t *t = &pc->tr[i];
+        if (t->r_started && t->r_ssrc == sr.ssrc) {
+          hd_rtp_recv_stats_on_sr(&t->rst, sr.ntp, now);
+          t->st.sr_received++;
+        }
+      }
+      on_report_blocks(pc, sr.rb, sr.rb_count, now);
+    } else if (p.pt == HD_RTCP_RR) {
+      hd_rtcp_rr_t rr;
+      if (hd_rtcp_parse_rr(&p, &rr) == 0) on_report_blocks(pc, rr.rb, rr.rb_count, now);
+    } else if (p.pt == HD_RTCP_RTPFB || p.pt == HD_RTCP_PSFB) {
+      on_feedback(pc, &p, now);
+    }
+  }
+}
+
+void pc_media_on_srtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
+  uint8_t tmp[PC_DGRAM_MAX];
+  if (len > sizeof tmp) {
+    pc->st.drop_malformed++;
+    return;
+  }
+  memcpy(tmp, buf, len);
+  int rtcp = hd_rtp_is_rtcp(buf, len);
+  int n = rtcp ? hd_srtp_unprotect_rtcp(pc->srtp, tmp, len) : hd_srtp_unprotect(pc->srtp, tmp, len);
+  if (n < 0) {
+    pc->st.drop_srtp++;
+    return;
+  }
+  if (rtcp)
+    on_rtcp(pc, tmp, (size_t)n, now);
+  else
+    on_rtp(pc, tmp, (size_t)n, now);
+}

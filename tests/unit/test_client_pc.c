@@ -1,0 +1,635 @@
+/* Unit tests for the client PeerConnection (src/client/pc.h) on a virtual
+ * clock with the in-process link model (tests/support/link.h):
+ * (a) a publisher pc (offerer) and a subscriber pc (answerer of the node's
+ *     subscriber offer) in one room of an in-process hd_node, driven over the
+ *     node's /rtc JSON API, with 5 % loss on every link: media arrives complete
+ *     after NACK/RTX repair (RFC 4585, RFC 4588), SR/RR flow, RTT is measured;
+ * (b) two pcs, both full ICE agents, offerer controlling and answerer
+ *     controlled (RFC 8445 §6.1.1), connect directly; PLI becomes an event,
+ *     REMB a send-rate event;
+ * plus ICE role conflicts (§7.3.1.1), bad input and state errors. */
+#include "hd_test.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "client/pc.h"
+#include "proto/stun.h"
+#include "proto/token.h"
+#include "sfu/node.h"
+#include "sfu/signal.h"
+#include "support/link.h"
+
+#define NEP 3
+#define NODE_EP 2
+#define DELAY HD_MS(20)
+#define MAXSEQ 8192
+
+static hd_dtls_cert_t *g_cert_a, *g_cert_b, *g_node_cert;
+static const int64_t UNIX_NOW = 1800000000;
+
+/* What an endpoint's application saw. */
+typedef struct {
+  int connected, failed, keyframes, remb_events;
+  uint64_t last_remb;
+  uint64_t rtp[3];  /* per kind */
+  uint64_t rtx_rtp; /* delivered packets that came from RTX */
+  int64_t first_ext[3], max_ext[3];
+  uint8_t got[3][MAXSEQ]; /* video/audio ext seqs relative to the first */
+  int bad_payload;
+} app_t;
+
+typedef struct {
+  hd_pc_t *pc;
+  struct sockaddr_in addr;
+  hd_link_t up, down; /* up: from this endpoint; down: towards it */
+  app_t app;
+  int sending;
+  int force_key;
+  uint32_t frame, audio_n;
+  hd_time_t next_video, next_audio;
+  int vtrack, atrack;
+} ep_t;
+
+typedef struct {
+  ep_t ep[NEP]; /* 0, 1: pcs; 2: the node's address in (a) */
+  hd_node_t *node;
+  hd_wire_t wire;
+  hd_time_t now;
+  /* signaling captured per connection */
+  char *msgs[2][64];
+  int n_msgs[2];
+  hd_participant_t *part[2];
+  char offer[16384], answer[16384];
+} world_t;
+
+static world_t *W;
+
+static void on_event(void *ud, const hd_pc_event_t *ev) {
+  ep_t *e = ud;
+  app_t *a = &e->app;
+  switch (ev->type) {
+  case HD_PC_EV_STATE:
+    if (ev->state == HD_PC_CONNECTED) a->connected = 1;
+    if (ev->state == HD_PC_FAILED) a->failed = 1;
+    break;
+  case HD_PC_EV_KEYFRAME:
+    a->keyframes++;
+    e->force_key = 1;
+    break;
+  case HD_PC_EV_SEND_RATE:
+    a->remb_events++;
+    a->last_remb = ev->bitrate_bps;
+    break;
+  case HD_PC_EV_RTP: {
+    int k = ev->rtp.kind;
+    a->rtp[k]++;
+    if (ev->rtp.rtx) a->rtx_rtp++;
+    if (!a->first_ext[k]) a->first_ext[k] = ev->rtp.ext_seq;
+    int64_t i = ev->rtp.ext_seq - a->first_ext[k];
+    if (i >= 0 && i < MAXSEQ) a->got[k][i]++;
+    if (ev->rtp.ext_seq > a->max_ext[k]) a->max_ext[k] = ev->rtp.ext_seq;
+    if (ev->rtp.payload_len < 8 || ev->rtp.payload[7] != 0x5A) a->bad_payload++;
+    break;
+  }
+  default: break;
+  }
+}
+
+static void mkaddr(struct sockaddr_in *a, const char *ip, uint16_t port) {
+  memset(a, 0, sizeof *a);
+  a->sin_family = AF_INET;
+  a->sin_port = htons(port);
+  inet_pton(AF_INET, ip, &a->sin_addr);
+}
+
+static void ep_init(world_t *w, int i, const char *ip, uint16_t port, double loss, hd_dtls_cert_t *cert) {
+  ep_t *e = &w->ep[i];
+  mkaddr(&e->addr, ip, port);
+  hd_link_params_t lp = {.delay = DELAY, .loss = loss};
+  hd_link_init(&e->up, &lp, 100 + (uint64_t)i);
+  hd_link_init(&e->down, &lp, 200 + (uint64_t)i);
+  e->vtrack = e->atrack = -1;
+  if (i == NODE_EP) return;
+  hd_pc_config_t cfg = {.cert = cert,
+                        .local_ip = ip,
+                        .local_port = port,
+                        .wall_offset = HD_SEC(1700000000),
+                        .on_event = on_event,
+                        .ud = e};
+  assert_int_equal(hd_pc_new(&e->pc, &cfg), 0);
+}
+
+static int ep_of(world_t *w, const struct sockaddr_storage *ss) {
+  const struct sockaddr_in *b = (const struct sockaddr_in *)ss;
+  for (int i = 0; i < NEP; i++)
+    if (b->sin_port == w->ep[i].addr.sin_port && b->sin_addr.s_addr == w->ep[i].addr.sin_addr.s_addr)
+      return i;
+  return -1;
+}
+
+static void push(world_t *w, int from, int to, const uint8_t *data, size_t len) {
+  hd_time_t at;
+  if (to < 0) return;
+  if (!hd_link_send(&w->ep[from].up, w->now, &at)) return;
+  if (!hd_link_send(&w->ep[to].down, at, &at)) return;
+  assert_int_equal(hd_wire_push(&w->wire, at, to, (struct sockaddr *)&w->ep[from].addr,
+                                sizeof w->ep[from].addr, data, len),
+                   0);
+}
+
+static void drain(world_t *w) {
+  if (w->node) {
+    hd_txq_t *q = hd_node_txq(w->node);
+    hd_datagram_t *d;
+    while ((d = hd_txq_peek(q)) != NULL) {
+      push(w, NODE_EP, ep_of(w, &d->to), d->data, d->len);
+      hd_txq_pop(q);
+    }
+  }
+  for (int i = 0; i < 2; i++) {
+    uint8_t buf[1500];
+    struct sockaddr_storage to;
+    socklen_t tl;
+    int n;
+    while (w->ep[i].pc && (n = hd_pc_poll(w->ep[i].pc, buf, sizeof buf, &to, &tl, w->now)) > 0)
+      push(w, i, ep_of(w, &to), buf, (size_t)n);
+  }
+}
+
+/* Synthetic encoder: audio 50 packets/s, video 30 fps x 3 packets (6 on a
+ * keyframe). Payload byte 7 = 0x5A as a check mark. */
+static void media(world_t *w, ep_t *e) {
+  if (!e->sending || hd_pc_state(e->pc) != HD_PC_CONNECTED) return;
+  uint8_t pl[600];
+  memset(pl, 0x5A, sizeof pl);
+  if (!e->next_video) e->next_video = e->next_audio = w->now; /* start of media */
+  while (e->atrack >= 0 && e->next_audio <= w->now) {
+    hd_pc_rtp_send_t p = {.track = e->atrack,
+                          .ts = e->audio_n++ * 960,
+                          .payload = pl,
+                          .len = 60,
+                          .audio_level = 30,
+                          .voice = 1};
+    hd_pc_send_rtp(e->pc, &p, w->now);
+    e->next_audio += HD_MS(20);
+  }
+  while (e->vtrack >= 0 && e->next_video <= w->now) {
+    int key = e->force_key || e->frame == 0, n = key ? 6 : 3;
+    e->force_key = 0;
+    pl[0] = (uint8_t)key;
+    for (int i = 0; i < n; i++) {
+      hd_pc_rtp_send_t p = {.track = e->vtrack,
+                            .ts = e->frame * 3000,
+                            .marker = i == n - 1,
+                            .payload = pl,
+                            .len = sizeof pl,
+                            .audio_level = -1};
+      assert_int_equal(hd_pc_send_rtp(e->pc, &p, w->now), 0);
+    }
+    e->frame++;
+    e->next_video += HD_MS(33);
+  }
+}
+
+static hd_time_t media_due(const ep_t *e) {
+  if (!e->sending || !e->pc || hd_pc_state(e->pc) != HD_PC_CONNECTED) return HD_TIME_NEVER;
+  hd_time_t t = HD_TIME_NEVER;
+  if (e->atrack >= 0) t = hd_time_min(t, e->next_audio);
+  if (e->vtrack >= 0) t = hd_time_min(t, e->next_video);
+  return t;
+}
+
+static void run_until(world_t *w, hd_time_t end) {
+  hd_wire_pkt_t *pkt = malloc(sizeof *pkt);
+  assert_non_null(pkt);
+  for (long guard = 0;; guard++) {
+    assert_true(guard < 10000000);
+    drain(w);
+    hd_time_t t = hd_wire_next(&w->wire);
+    if (w->node) t = hd_time_min(t, hd_node_next_timeout(w->node));
+    for (int i = 0; i < 2; i++)
+      if (w->ep[i].pc) t = hd_time_min(t, hd_time_min(hd_pc_next_timeout(w->ep[i].pc), media_due(&w->ep[i])));
+    if (t > end) break;
+    if (t > w->now) w->now = t;
+    while (hd_wire_pop(&w->wire, w->now, pkt)) {
+      if (pkt->dst == NODE_EP)
+        hd_node_feed(w->node, pkt->data, pkt->len, (struct sockaddr *)&pkt->from, pkt->fromlen, w->now);
+      else
+        hd_pc_feed(w->ep[pkt->dst].pc, pkt->data, pkt->len, (struct sockaddr *)&pkt->from, pkt->fromlen,
+                   w->now);
+      drain(w);
+    }
+    if (w->node && hd_node_next_timeout(w->node) <= w->now) hd_node_handle_timeout(w->node, w->now);
+    for (int i = 0; i < 2; i++)
+      if (w->ep[i].pc) {
+        if (hd_pc_next_timeout(w->ep[i].pc) <= w->now) hd_pc_handle_timeout(w->ep[i].pc, w->now);
+        media(w, &w->ep[i]);
+      }
+  }
+  w->now = end;
+  free(pkt);
+}
+
+static world_t *world_new(void) {
+  world_t *w = calloc(1, sizeof *w);
+  assert_non_null(w);
+  assert_int_equal(hd_wire_init(&w->wire, 1 << 16), 0);
+  w->now = HD_SEC(500);
+  W = w;
+  return w;
+}
+
+static void world_free(world_t *w) {
+  for (int i = 0; i < 2; i++)
+    hd_pc_free(w->ep[i].pc);
+  hd_node_free(w->node);
+  for (int c = 0; c < 2; c++)
+    for (int i = 0; i < w->n_msgs[c]; i++)
+      free(w->msgs[c][i]);
+  hd_wire_free(&w->wire);
+  free(w);
+}
+
+/* Counts ext seqs missing between the first and `tail` before the last one. */
+static int64_t holes(const app_t *a, int k, int64_t tail) {
+  int64_t n = 0;
+  for (int64_t i = 0; i <= a->max_ext[k] - a->first_ext[k] - tail && i < MAXSEQ; i++)
+    n += a->got[k][i] == 0;
+  return n;
+}
+
+/* ---- (a) through a node room ---- */
+
+static void sig_send(void *ud, void *conn, const char *text, size_t len) {
+  int c = (int)(intptr_t)conn;
+  if (W->n_msgs[c] < 64) W->msgs[c][W->n_msgs[c]++] = strndup(text, len);
+}
+static void sig_close(void *ud, void *conn, int code, const char *reason) {}
+static const char *lookup(void *ud, const char *key) { return !strcmp(key, "app") ? "secret" : NULL; }
+
+static int rtc_msg(world_t *w, int c, const char *text) {
+  return hd_node_rtc_message(w->node, (void *)(intptr_t)c, &w->part[c], text, strlen(text), lookup, NULL,
+                             UNIX_NOW, w->now);
+}
+
+/* Parses the first captured node message of `type` for connection c (and drops it). */
+static int take(world_t *w, int c, hd_signal_type_t type, hd_signal_msg_t *m) {
+  for (int i = 0; i < w->n_msgs[c]; i++) {
+    hd_signal_error_t e;
+    if (hd_signal_parse(w->msgs[c][i], strlen(w->msgs[c][i]), HD_SIGNAL_FROM_NODE, m, &e) < 0) continue;
+    if (m->type == type) {
+      free(w->msgs[c][i]);
+      memmove(&w->msgs[c][i], &w->msgs[c][i + 1], (size_t)(w->n_msgs[c] - i - 1) * sizeof(char *));
+      w->n_msgs[c]--;
+      return 0;
+    }
+    hd_signal_msg_free(m);
+  }
+  return HD_ENOTFOUND;
+}
+
+static void join_room(world_t *w, int c, const char *identity) {
+  hd_token_claims_t cl = {0};
+  snprintf(cl.key, sizeof cl.key, "app");
+  snprintf(cl.room, sizeof cl.room, "room1");
+  snprintf(cl.identity, sizeof cl.identity, "%s", identity);
+  cl.room_join = cl.can_publish = cl.can_subscribe = cl.can_publish_data = 1;
+  cl.exp = UNIX_NOW + 3600;
+  char tok[HD_TOKEN_MAX], msg[HD_TOKEN_MAX + 256];
+  assert_true(hd_token_mint(&cl, "secret", tok, sizeof tok) > 0);
+  assert_true(hd_signal_write_join("j", tok, 1, NULL, NULL, msg, sizeof msg) > 0);
+  assert_int_equal(rtc_msg(w, c, msg), 0);
+  hd_signal_msg_t m;
+  assert_int_equal(take(w, c, HD_SIGNAL_JOINED, &m), 0);
+  hd_signal_msg_free(&m);
+}
+
+static void test_room_publish_subscribe_lossy(void **st) {
+  world_t *w = world_new();
+  hd_node_config_t ncfg = {.rtc_ip = "10.0.0.1",
+                           .rtc_port = 7881,
+                           .wall_offset = HD_SEC(1700000000),
+                           .signal_send = sig_send,
+                           .signal_close = sig_close};
+  assert_int_equal(hd_node_new(&w->node, &ncfg, g_node_cert), 0);
+  ep_init(w, 0, "10.0.0.2", 5000, 0.05, g_cert_a);
+  ep_init(w, 1, "10.0.0.3", 5001, 0.05, g_cert_b);
+  ep_init(w, NODE_EP, "10.0.0.1", 7881, 0.0, NULL);
+  join_room(w, 0, "alice");
+  join_room(w, 1, "bob");
+
+  /* alice publishes microphone + camera */
+  ep_t *pub = &w->ep[0], *sub = &w->ep[1];
+  pub->atrack = hd_pc_add_transceiver(pub->pc, HD_PC_AUDIO, HD_PC_SENDONLY);
+  pub->vtrack = hd_pc_add_transceiver(pub->pc, HD_PC_VIDEO, HD_PC_SENDONLY);
+  assert_int_equal(pub->atrack, 0);
+  assert_int_equal(pub->vtrack, 1);
+  static char sdp[32768], msg[65536];
+  assert_true(hd_pc_create_offer(pub->pc, sdp, sizeof sdp, w->now) > 0);
+  assert_int_equal(hd_pc_create_offer(pub->pc, sdp, sizeof sdp, w->now), HD_ESTATE); /* one pending */
+  hd_signal_pub_track_t tr[2] = {{.cid = "mic",
+                                  .mid = hd_pc_track_mid(pub->pc, 0),
+                                  .kind = HD_SIGNAL_KIND_AUDIO,
+                                  .source = HD_SIGNAL_SOURCE_MICROPHONE},
+                                 {.cid = "cam",
+                                  .mid = hd_pc_track_mid(pub->pc, 1),
+                                  .kind = HD_SIGNAL_KIND_VIDEO,
+                                  .source = HD_SIGNAL_SOURCE_CAMERA}};
+  assert_true(hd_signal_write_publish_offer("p1", sdp, tr, 2, msg, sizeof msg) > 0);
+  assert_int_equal(rtc_msg(w, 0, msg), 0);
+  hd_signal_msg_t m;
+  assert_int_equal(take(w, 0, HD_SIGNAL_PUBLISH_ANSWER, &m), 0);
+  assert_int_equal(
+      hd_pc_set_remote_answer(pub->pc, m.publish_answer.sdp, strlen(m.publish_answer.sdp), w->now), 0);
+  hd_signal_msg_free(&m);
+  assert_int_equal(hd_pc_state(pub->pc), HD_PC_CHECKING);
+  assert_true(hd_pc_ice_controlling(pub->pc)); /* the node is ICE-lite */
+  assert_true(hd_pc_dtls_client(pub->pc));
+  pub->sending = 1;
+
+  /* bob answers the node's subscriber offer */
+  assert_int_equal(take(w, 1, HD_SIGNAL_SUBSCRIBER_OFFER, &m), 0);
+  assert_int_equal(m.subscriber_offer.n_tracks, 2);
+  int n = hd_pc_answer_offer(sub->pc, m.subscriber_offer.sdp, strlen(m.subscriber_offer.sdp), sdp, sizeof sdp,
+                             w->now);
+  hd_signal_msg_free(&m);
+  assert_true(n > 0);
+  assert_true(hd_pc_ice_controlling(sub->pc)); /* lite offerer: we control */
+  assert_int_equal(hd_pc_track_count(sub->pc), 2);
+  assert_int_equal(hd_pc_track_direction(sub->pc, 0), HD_PC_RECVONLY);
+  assert_true(hd_signal_write_subscriber_answer(NULL, sdp, msg, sizeof msg) > 0);
+  assert_int_equal(rtc_msg(w, 1, msg), 0);
+  assert_int_equal(take(w, 1, HD_SIGNAL_ERROR, &m), HD_ENOTFOUND);
+
+  run_until(w, w->now + HD_SEC(12));
+  assert_int_equal(hd_pc_state(pub->pc), HD_PC_CONNECTED);
+  assert_int_equal(hd_pc_state(sub->pc), HD_PC_CONNECTED);
+  app_t *a = &sub->app;
+  int vk = HD_PC_VIDEO, ak = HD_PC_AUDIO;
+  assert_true(a->rtp[vk] > 800);
+  assert_true(a->rtp[ak] > 400);
+  assert_int_equal(a->bad_payload, 0);
+  /* video complete after repair (the last 100 packets may still be in flight or repair) */
+  assert_int_equal(holes(a, vk, 100), 0);
+  hd_pc_stats_t ps, ss;
+  hd_pc_stats(pub->pc, &ps);
+  hd_pc_stats(sub->pc, &ss);
+  int sv = hd_pc_find_mid(sub->pc, hd_pc_track_mid(sub->pc, 1));
+  assert_int_equal(sv, 1);
+  assert_int_equal(ss.tracks[1].kind, HD_PC_VIDEO);
+  assert_true(ss.tracks[1].nack_sent > 0);     /* downlink losses NACKed */
+  assert_true(ss.tracks[1].rtx_recovered > 0); /* and repaired with RTX */
+  assert_true(a->rtx_rtp > 0);
+  assert_true(ps.tracks[1].nack_received > 0); /* uplink losses: the node NACKs alice */
+  assert_true(ps.tracks[1].rtx_sent > 0);
+  assert_true(ss.tracks[1].sr_received > 0); /* SR from the node */
+  assert_true(ps.rtcp_received > 0);
+  /* RTT from the node's RR about alice's streams: 2 x 20 ms links each way */
+  assert_true(ps.tracks[1].rtt >= HD_MS(70) && ps.tracks[1].rtt <= HD_MS(200));
+  assert_true(ps.rtt > 0);
+  assert_true(ps.tracks[1].packets_sent > 800);
+  assert_true(ps.tracks[0].bytes_sent > 0);
+  assert_true(ss.tracks[0].packets_received > 400);
+  assert_true(ss.tracks[1].jitter < 90 * 50);
+  /* the node asked alice for a keyframe when bob's subscription started */
+  assert_true(pub->app.keyframes > 0);
+  /* bob's keyframe request reaches alice through the node */
+  int before = pub->app.keyframes;
+  assert_int_equal(hd_pc_request_keyframe(sub->pc, 1, w->now), 0);
+  run_until(w, w->now + HD_SEC(1));
+  assert_true(pub->app.keyframes > before);
+  world_free(w);
+}
+
+/* ---- (b) two full agents, directly ---- */
+
+static void connect_direct(world_t *w, double loss, int a_dir, int b_audio) {
+  ep_init(w, 0, "10.0.0.2", 5000, loss, g_cert_a);
+  ep_init(w, 1, "10.0.0.3", 6000, loss, g_cert_b);
+  ep_t *a = &w->ep[0], *b = &w->ep[1];
+  if (b_audio) a->atrack = hd_pc_add_transceiver(a->pc, HD_PC_AUDIO, HD_PC_SENDRECV);
+  a->vtrack = hd_pc_add_transceiver(a->pc, HD_PC_VIDEO, a_dir);
+  char *offer = w->offer, *answer = w->answer;
+  assert_true(hd_pc_create_offer(a->pc, offer, sizeof w->offer, w->now) > 0);
+  assert_non_null(strstr(offer, "a=candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host"));
+  assert_null(strstr(offer, "ice-lite"));
+  assert_true(hd_pc_answer_offer(b->pc, offer, strlen(offer), answer, sizeof w->answer, w->now) > 0);
+  assert_non_null(strstr(answer, "a=setup:active"));
+  assert_int_equal(hd_pc_set_remote_answer(a->pc, answer, strlen(answer), w->now), 0);
+  assert_true(hd_pc_ice_controlling(a->pc));
+  assert_false(hd_pc_ice_controlling(b->pc)); /* answerer of a full agent: controlled */
+  assert_false(hd_pc_dtls_client(a->pc));     /* b answered active */
+  assert_true(hd_pc_dtls_client(b->pc));
+}
+
+static void test_direct_full_agents(void **st) {
+  world_t *w = world_new();
+  connect_direct(w, 0.05, HD_PC_SENDRECV, 1);
+  ep_t *a = &w->ep[0], *b = &w->ep[1];
+  b->vtrack = 1;
+  b->atrack = 0;
+  a->sending = b->sending = 1;
+  run_until(w, w->now + HD_SEC(10));
+  assert_int_equal(hd_pc_state(a->pc), HD_PC_CONNECTED);
+  assert_int_equal(hd_pc_state(b->pc), HD_PC_CONNECTED);
+  for (int i = 0; i < 2; i++) {
+    app_t *p = &w->ep[i].app;
+    assert_true(p->rtp[HD_PC_VIDEO] > 800);
+    assert_true(p->rtp[HD_PC_AUDIO] > 400);
+    assert_int_equal(holes(p, HD_PC_VIDEO, 100), 0);
+    assert_true(p->rtx_rtp > 0);
+  }
+  socklen_t l;
+  const struct sockaddr_in *ra = (const struct sockaddr_in *)hd_pc_remote_addr(a->pc, &l);
+  assert_non_null(ra);
+  assert_int_equal(ntohs(ra->sin_port), 6000);
+  hd_pc_stats_t s;
+  hd_pc_stats(b->pc, &s);
+  assert_true(s.stun_requests_answered > 0); /* b answered a's checks (controlled side) */
+  assert_true(s.stun_responses > 0);         /* and ran its own */
+  assert_false(s.ice_controlling);
+  assert_true(s.tracks[1].rtt > 0);
+  /* REMB from b reaches a as a send-rate target; PLI as a keyframe event */
+  assert_int_equal(hd_pc_send_remb(b->pc, 750000, w->now), 0);
+  int kf = a->app.keyframes;
+  assert_int_equal(hd_pc_request_keyframe(b->pc, 1, w->now), 0);
+  w->ep[0].up.p.loss = w->ep[0].down.p.loss = w->ep[1].up.p.loss = w->ep[1].down.p.loss = 0;
+  run_until(w, w->now + HD_MS(200));
+  assert_true(a->app.remb_events >= 1);
+  assert_true(a->app.last_remb > 700000 && a->app.last_remb <= 750000);
+  assert_int_equal(hd_pc_send_rate_target(a->pc), a->app.last_remb);
+  assert_true(a->app.keyframes > kf);
+  /* consent: b stops answering (its link dies): a fails within 30 s + interval */
+  hd_link_params_t dead = {.delay = DELAY, .loss = 1.0};
+  hd_link_set(&b->up, &dead);
+  hd_link_set(&b->down, &dead);
+  run_until(w, w->now + HD_SEC(40));
+  assert_int_equal(hd_pc_state(a->pc), HD_PC_FAILED);
+  assert_true(a->app.failed);
+  assert_non_null(strstr(hd_pc_error(a->pc), "consent"));
+  world_free(w);
+}
+
+/* Reads "a=<attr>:<value>" from SDP text. */
+static void sdp_attr(const char *sdp, const char *attr, char *out, size_t cap) {
+  char pat[64], fmt[32];
+  snprintf(pat, sizeof pat, "a=%s:", attr);
+  const char *p = strstr(sdp, pat);
+  assert_non_null(p);
+  snprintf(fmt, sizeof fmt, "%%%zu[^\r]", cap - 1);
+  assert_int_equal(sscanf(p + strlen(pat), fmt, out), 1);
+}
+
+/* Takes a's next datagram and parses it as STUN into *m (buf keeps the bytes). */
+static void poll_stun(world_t *w, hd_pc_t *pc, uint8_t *buf, hd_stun_msg_t *m) {
+  struct sockaddr_storage to;
+  socklen_t tl;
+  int n = hd_pc_poll(pc, buf, 1500, &to, &tl, w->now);
+  assert_true(n > 0);
+  assert_int_equal(hd_stun_parse(m, buf, (size_t)n), 0);
+}
+
+/* ICE role conflict (RFC 8445 §7.3.1.1 / §7.2.5.1): we impersonate b (its
+ * credentials from the answer) towards a, both claiming the same role. */
+static void test_role_conflict(void **st) {
+  world_t *w = world_new();
+  connect_direct(w, 1.0, HD_PC_SENDONLY, 0); /* the wire loses everything: we talk to a by hand */
+  hd_pc_t *a = w->ep[0].pc;
+  char a_ufrag[64], a_pwd[64], b_ufrag[64], b_pwd[64], user[160];
+  sdp_attr(w->offer, "ice-ufrag", a_ufrag, sizeof a_ufrag);
+  sdp_attr(w->offer, "ice-pwd", a_pwd, sizeof a_pwd);
+  sdp_attr(w->answer, "ice-ufrag", b_ufrag, sizeof b_ufrag);
+  sdp_attr(w->answer, "ice-pwd", b_pwd, sizeof b_pwd);
+  snprintf(user, sizeof user, "%s:%s", a_ufrag, b_ufrag);
+  struct sockaddr_in from;
+  mkaddr(&from, "10.0.0.3", 6000);
+  uint8_t req[256], buf[1500];
+  hd_stun_msg_t m;
+  hd_pc_stats_t s;
+  /* drop what a queued so far (its first checks) */
+  while (hd_pc_poll(a, buf, sizeof buf, NULL, NULL, w->now) > 0) {
+  }
+  for (int round = 0; round < 2; round++) {
+    hd_stun_builder_t b;
+    hd_stun_build_start(&b, req, sizeof req, HD_STUN_BINDING_REQUEST, NULL);
+    hd_stun_add_username(&b, user, strlen(user));
+    hd_stun_add_priority(&b, 1);
+    /* round 0: the smallest tie-breaker loses -> 487; round 1: the largest wins -> a switches */
+    hd_stun_add_ice_controlling(&b, round == 0 ? 0 : UINT64_MAX);
+    int n = hd_stun_build_finish(&b, (const uint8_t *)a_pwd, strlen(a_pwd), 1);
+    assert_true(n > 0);
+    assert_int_equal(hd_pc_feed(a, req, (size_t)n, (struct sockaddr *)&from, sizeof from, w->now), 0);
+    poll_stun(w, a, buf, &m);
+    if (round == 0) {
+      assert_int_equal(m.cls, HD_STUN_CLASS_ERROR);
+      assert_int_equal(m.error_code, HD_STUN_ERR_ROLE_CONFLICT);
+      assert_true(hd_pc_ice_controlling(a));
+    } else {
+      assert_int_equal(m.cls, HD_STUN_CLASS_SUCCESS);
+      assert_false(hd_pc_ice_controlling(a));
+    }
+    assert_int_equal(hd_stun_check_integrity(&m, buf, m.len, (const uint8_t *)a_pwd, strlen(a_pwd)), 0);
+    assert_int_equal(hd_stun_check_fingerprint(&m), 0);
+  }
+  /* a wrong password is refused without a response */
+  hd_stun_builder_t b;
+  hd_stun_build_start(&b, req, sizeof req, HD_STUN_BINDING_REQUEST, NULL);
+  hd_stun_add_username(&b, user, strlen(user));
+  int n = hd_stun_build_finish(&b, (const uint8_t *)"wrongpasswordwrongpass", 22, 1);
+  assert_int_equal(hd_pc_feed(a, req, (size_t)n, (struct sockaddr *)&from, sizeof from, w->now), HD_EAUTH);
+  /* a's next check says ICE-CONTROLLED; b answers 487: a switches back (§7.2.5.1) */
+  for (;;) {
+    w->now = hd_pc_next_timeout(a);
+    hd_pc_handle_timeout(a, w->now);
+    poll_stun(w, a, buf, &m);
+    if (m.cls == HD_STUN_CLASS_REQUEST) break;
+  }
+  assert_true(m.present & HD_STUN_HAS_ICE_CONTROLLED);
+  assert_false(m.present & HD_STUN_HAS_USE_CANDIDATE);
+  assert_int_equal(hd_stun_check_integrity(&m, buf, m.len, (const uint8_t *)b_pwd, strlen(b_pwd)), 0);
+  hd_stun_build_start(&b, req, sizeof req, HD_STUN_BINDING_ERROR, m.txid);
+  hd_stun_add_error_code(&b, HD_STUN_ERR_ROLE_CONFLICT, NULL);
+  n = hd_stun_build_finish(&b, (const uint8_t *)b_pwd, strlen(b_pwd), 1);
+  assert_int_equal(hd_pc_feed(a, req, (size_t)n, (struct sockaddr *)&from, sizeof from, w->now), 0);
+  assert_true(hd_pc_ice_controlling(a));
+  hd_pc_stats(a, &s);
+  assert_int_equal(s.role_conflicts, 3);
+  world_free(w);
+}
+
+/* Errors: state rules, malformed SDP, garbage datagrams. */
+static void test_errors(void **st) {
+  world_t *w = world_new();
+  ep_init(w, 0, "10.0.0.2", 5000, 0, g_cert_a);
+  ep_init(w, 1, "10.0.0.3", 6000, 0, g_cert_b);
+  hd_pc_t *a = w->ep[0].pc, *b = w->ep[1].pc;
+  char buf[8192];
+  assert_int_equal(hd_pc_create_offer(a, buf, sizeof buf, w->now), HD_ESTATE); /* no transceiver */
+  assert_int_equal(hd_pc_add_transceiver(a, 7, HD_PC_SENDONLY), HD_EINVAL);
+  assert_int_equal(hd_pc_add_transceiver(a, HD_PC_VIDEO, HD_PC_INACTIVE), HD_EINVAL);
+  assert_int_equal(hd_pc_set_remote_answer(a, "v=0\r\n", 5, w->now), HD_ESTATE);
+  assert_int_equal(hd_pc_add_transceiver(a, HD_PC_VIDEO, HD_PC_SENDONLY), 0);
+  assert_int_equal(hd_pc_create_offer(a, buf, 100, w->now), HD_ENOSPC);
+  assert_true(hd_pc_create_offer(a, buf, sizeof buf, w->now) > 0);
+  assert_int_equal(hd_pc_set_remote_answer(a, "garbage", 7, w->now), HD_EPROTO);
+  /* an answer for other mids */
+  assert_int_equal(hd_pc_answer_offer(b, "x", 1, buf, sizeof buf, w->now), HD_EPROTO);
+  const char *no_fp =
+      "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+      "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\n"
+      "a=ice-pwd:abcdefghijklmnopqrstuv\r\na=rtcp-mux\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n";
+  assert_int_equal(hd_pc_answer_offer(b, no_fp, strlen(no_fp), buf, sizeof buf, w->now), HD_EUNSUPPORTED);
+  assert_int_equal(hd_pc_add_remote_candidate(b, NULL, 0), HD_EINVAL);
+  /* sending before connected; feeding before any remote description */
+  uint8_t pl[10] = {0};
+  hd_pc_rtp_send_t p = {.track = 0, .payload = pl, .len = sizeof pl, .audio_level = -1};
+  assert_int_equal(hd_pc_send_rtp(a, &p, w->now), HD_ESTATE);
+  p.track = 5;
+  assert_int_equal(hd_pc_send_rtp(a, &p, w->now), HD_EINVAL);
+  struct sockaddr_in from;
+  mkaddr(&from, "10.9.9.9", 1);
+  assert_true(hd_pc_feed(b, pl, sizeof pl, (struct sockaddr *)&from, sizeof from, w->now) < 0);
+  assert_int_equal(hd_pc_next_timeout(b), HD_TIME_NEVER);
+  world_free(w);
+}
+
+/* ICE never succeeds (nobody answers): FAILED at the connect timeout. */
+static void test_connect_timeout(void **st) {
+  world_t *w = world_new();
+  connect_direct(w, 1.0, HD_PC_SENDONLY, 0);
+  run_until(w, w->now + HD_SEC(25));
+  assert_int_equal(hd_pc_state(w->ep[0].pc), HD_PC_FAILED);
+  assert_non_null(strstr(hd_pc_error(w->ep[0].pc), "ice"));
+  hd_pc_stats_t s;
+  hd_pc_stats(w->ep[0].pc, &s);
+  assert_true(s.stun_checks_sent > 10);
+  world_free(w);
+}
+
+static int group_setup(void **st) {
+  hd_log_set_level(HD_LOG_ERROR);
+  if (hd_dtls_cert_generate(&g_cert_a) < 0 || hd_dtls_cert_generate(&g_cert_b) < 0 ||
+      hd_dtls_cert_generate(&g_node_cert) < 0)
+    return -1;
+  return 0;
+}
+static int group_teardown(void **st) {
+  hd_dtls_cert_free(g_cert_a);
+  hd_dtls_cert_free(g_cert_b);
+  hd_dtls_cert_free(g_node_cert);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_room_publish_subscribe_lossy),
+      cmocka_unit_test(test_direct_full_agents),
+      cmocka_unit_test(test_role_conflict),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_connect_timeout),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
