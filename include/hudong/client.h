@@ -1,19 +1,24 @@
-/* DRAFT — NOT IMPLEMENTED. Proposed public API of the native Hudong client SDK
- * (libhudong, issue 6). Types and prototypes only, for review; nothing here is
- * compiled into the library yet and every signature may still change.
+/* libhudong: the public C API of the native Hudong client SDK (issue 6).
  *
- * What it will wrap: src/client/pc.h (PeerConnection: ICE, DTLS-SRTP, RTP,
- * NACK/RTX, RTCP), src/client/rtc_signal.h (the /rtc rooms protocol) and
- * src/io/ws_client.h (WebSocket) plus UDP sockets on a libuv loop.
+ * A client joins one room of a hudong node over the /rtc rooms protocol
+ * (docs/protocol.md), publishes audio (Opus, in-band FEC + DTX) and video (VP8)
+ * from raw frames the application pushes or from built-in test sources, and
+ * receives every remote track as decoded frames (48 kHz PCM, I420) and/or
+ * encoded frames, plus data messages, room events and quality statistics.
+ * Documented with a complete example in docs/sdk.md (examples/hello_room.c).
  *
- * THREADING MODEL: an hd_client_t runs its own loop thread (one libuv loop).
- * Every callback is called on that thread; a callback must not block and may
- * call any hd_client_* function. Functions called from other threads are
- * queued to the loop (uv_async) and return at once; their outcome arrives as a
- * callback. Media buffers passed to hd_client_send_* are copied before the call
- * returns. Data given to a callback is lent for the duration of the call.
+ * THREADING MODEL: hd_client_new starts one loop thread (libuv) that owns the
+ * sockets, the PeerConnections, the codecs and the timers. Every callback is
+ * called on that thread; a callback must not block, and may call any
+ * hd_client_* function except hd_client_free. Every hd_client_* function may be
+ * called from any thread: it validates its arguments, copies them into a
+ * bounded command queue (HD_CLIENT_QUEUE_MAX commands / HD_CLIENT_QUEUE_BYTES
+ * bytes; beyond that HD_ENOSPC and nothing is queued) and wakes the loop
+ * (uv_async); the outcome arrives as a callback. Media buffers are copied
+ * before the call returns. Data given to a callback is lent for that call.
  *
- * Errors: int returns, 0 or a negative HD_E* code (hd_strerror names it). */
+ * Errors: int returns, 0 (or a non-negative index) on success, a negative
+ * HD_E* code on failure (values as in hd_client_strerror). */
 #ifndef HUDONG_CLIENT_H
 #define HUDONG_CLIENT_H
 #include <stddef.h>
@@ -25,79 +30,204 @@ extern "C" {
 
 typedef struct hd_client hd_client_t;
 
+#define HD_CLIENT_MAX_LOCAL_TRACKS 4   /* tracks one client publishes */
+#define HD_CLIENT_MAX_REMOTE_TRACKS 32 /* remote tracks received (more are not decoded) */
+#define HD_CLIENT_QUEUE_MAX 256        /* commands queued from other threads */
+#define HD_CLIENT_QUEUE_BYTES (32u << 20)
+#define HD_CLIENT_AUDIO_RATE 48000 /* PCM in and out: 48 kHz, int16 interleaved */
+
+/* Error codes the SDK reports (same values as the library's HD_E*). */
+#define HD_CLIENT_EINVAL (-1)      /* bad argument (bad URL, unknown track, ...) */
+#define HD_CLIENT_ENOMEM (-2)      /* allocation failed */
+#define HD_CLIENT_EPROTO (-3)      /* the node sent something we cannot use */
+#define HD_CLIENT_ENOSPC (-5)      /* command queue full: try again */
+#define HD_CLIENT_EAUTH (-6)       /* token refused (401 unauthorized) */
+#define HD_CLIENT_ETIMEDOUT (-8)   /* join did not complete within join_timeout_ms */
+#define HD_CLIENT_ESTATE (-10)     /* not valid now (e.g. join twice) */
+#define HD_CLIENT_EUNSUPP (-12)    /* e.g. a wss:// URL (no TLS yet) */
+#define HD_CLIENT_EEXPIRED (-13)   /* token expired */
+#define HD_CLIENT_EFORBIDDEN (-14) /* token lacks the grant (403) */
+#define HD_CLIENT_ECLOSED (-15)    /* removed / room closed / left */
+#define HD_CLIENT_EIO (-16)        /* node unreachable, connection lost */
+
 typedef enum { HD_CLIENT_AUDIO = 1, HD_CLIENT_VIDEO = 2 } hd_client_kind_t;
 
 typedef enum {
-  HD_CLIENT_DISCONNECTED = 0,
-  HD_CLIENT_CONNECTING = 1, /* WebSocket + join */
-  HD_CLIENT_JOINED = 2,
-  HD_CLIENT_RECONNECTING = 3, /* lost; retrying with backoff (docs/protocol.md) */
-  HD_CLIENT_FAILED = 4        /* gave up: 401/403, removed, room closed */
+  HD_CLIENT_DISCONNECTED = 0, /* not joined (initial, or after leave) */
+  HD_CLIENT_CONNECTING = 1,   /* WebSocket + join in progress */
+  HD_CLIENT_JOINED = 2,       /* in the room */
+  HD_CLIENT_RECONNECTING = 3, /* connection lost; retrying with backoff */
+  HD_CLIENT_FAILED = 4        /* join failed or gave up; see the error code */
 } hd_client_state_t;
+
+/* Where a published track's frames come from. */
+typedef enum {
+  HD_CLIENT_SOURCE_PUSH = 0,    /* the app pushes frames (hd_client_push_audio/_video) */
+  HD_CLIENT_SOURCE_TONE = 1,    /* audio: a sine at tone_hz */
+  HD_CLIENT_SOURCE_PATTERN = 2, /* video: moving test pattern with a burnt-in frame counter */
+} hd_client_source_t;
 
 /* A remote track as the room announced it. Strings lent for the callback. */
 typedef struct {
   const char *participant_sid, *identity, *track_sid;
   hd_client_kind_t kind;
-  const char *source; /* "camera", "microphone", "screen", "screen_audio" */
+  const char *source; /* "camera", "microphone", "screen", "screen_audio" or "" */
   int muted;
 } hd_client_track_info_t;
 
-/* One received encoded frame piece (an RTP payload; depacketization and
- * decoding are the media layer's job, or the app's). */
+/* 20 ms of decoded audio of a remote track, on the playout clock. */
 typedef struct {
-  const char *track_sid;
+  const char *track_sid, *identity;
+  const int16_t *pcm; /* samples * channels, interleaved, 48 kHz */
+  size_t samples;     /* per channel (960) */
+  int channels;
+  int concealed; /* 1: generated by loss concealment (PLC) */
+} hd_client_audio_frame_t;
+
+/* One decoded picture of a remote video track. */
+typedef struct {
+  const char *track_sid, *identity;
+  int width, height;
+  const uint8_t *plane[3]; /* Y, U, V */
+  int stride[3];
+  uint32_t rtp_timestamp; /* 90 kHz */
+} hd_client_video_frame_t;
+
+/* One encoded frame of a remote track: a whole VP8 frame (descriptors removed)
+ * or one Opus packet, in decode order. */
+typedef struct {
+  const char *track_sid, *identity;
   hd_client_kind_t kind;
-  uint8_t payload_type;
-  uint32_t rtp_timestamp;
-  int marker;
-  const uint8_t *payload;
+  const uint8_t *data;
   size_t len;
-} hd_client_media_t;
+  uint32_t rtp_timestamp;
+  int keyframe; /* video */
+} hd_client_encoded_frame_t;
+
+/* Statistics of one track (local = we send it, remote = we receive it). */
+typedef struct {
+  char track_sid[64]; /* "" until the node named it */
+  char identity[128]; /* remote: the publisher */
+  hd_client_kind_t kind;
+  int local;
+  double bitrate_kbps;  /* over the last stats interval (payload bytes) */
+  uint64_t packets;     /* sent or received */
+  int64_t packets_lost; /* remote: our count; local: the receiver's report */
+  double loss_pct;      /* remote: lost / expected; local: receiver's fraction lost */
+  double jitter_ms;     /* remote: ours; local: the receiver's */
+  double rtt_ms;        /* -1 until known */
+  uint64_t nacks, retransmits;
+  uint64_t target_bps; /* local: what the encoder aims at (after the node's REMB) */
+  /* video */
+  uint64_t frames;    /* encoded (local) or decoded (remote) */
+  uint64_t keyframes; /* sent / requested (PLI) */
+  uint64_t freezes;   /* remote: W3C freezeCount rule (DESIGN §6) */
+  double freeze_ms;   /* remote: total time frozen */
+  int width, height;
+  /* audio */
+  double concealed_pct; /* remote: concealed (PLC) time over played time */
+  uint64_t played_ms;
+} hd_client_track_stats_t;
 
 typedef struct {
-  void (*on_state)(void *ud, hd_client_state_t state, const char *reason);
+  hd_client_state_t state;
+  double rtt_ms; /* -1 until known */
+  uint64_t reconnects;
+  int n_tracks;
+  hd_client_track_stats_t tracks[HD_CLIENT_MAX_LOCAL_TRACKS + HD_CLIENT_MAX_REMOTE_TRACKS];
+} hd_client_stats_t;
+
+typedef struct {
+  /* state changes; err is 0 or an HD_CLIENT_E* code with reason (FAILED,
+   * RECONNECTING, DISCONNECTED after removal) */
+  void (*on_state)(void *ud, hd_client_state_t state, int err, const char *reason);
   void (*on_participant)(void *ud, const char *participant_sid, const char *identity, int joined);
   void (*on_track)(void *ud, const hd_client_track_info_t *t, int published); /* 0 = unpublished */
   void (*on_track_muted)(void *ud, const hd_client_track_info_t *t);
-  void (*on_media)(void *ud, const hd_client_media_t *m);
+  void (*on_audio)(void *ud, const hd_client_audio_frame_t *f);
+  void (*on_video)(void *ud, const hd_client_video_frame_t *f);
+  void (*on_encoded)(void *ud, const hd_client_encoded_frame_t *f); /* only with cfg.encoded_frames */
   void (*on_data)(void *ud, const char *from_identity, const char *payload, size_t len);
-  void (*on_keyframe_request)(void *ud, int local_track);
-  void (*on_send_rate)(void *ud, uint64_t bitrate_bps); /* encoder target from the node */
+  void (*on_stats)(void *ud, const hd_client_stats_t *s); /* every stats_interval_ms */
   void *ud;
 } hd_client_callbacks_t;
 
 typedef struct {
-  const char *url;   /* "ws://host:port/rtc" */
-  const char *token; /* JWT from the app's backend */
-  const char *name, *metadata;
-  int no_auto_subscribe;
-  int no_reconnect;
+  const char *url;             /* "ws://host:port/rtc" (copied) */
+  const char *token;           /* JWT from the app's backend (copied) */
+  const char *name, *metadata; /* NULL = the token's */
+  int no_auto_subscribe;       /* 1: subscribe explicitly (hd_client_subscribe) */
+  int no_reconnect;            /* 1: a lost connection ends in FAILED */
+  int encoded_frames;          /* 1: also call on_encoded */
+  int no_decode;               /* 1: do not decode (on_audio/on_video never called) */
+  unsigned join_timeout_ms;    /* 0 = 10000 */
+  unsigned reconnect_max_ms;   /* give up reconnecting after this; 0 = 30000 */
+  unsigned stats_interval_ms;  /* 0 = 1000 */
+  unsigned max_video_bps;      /* cap on the video encoder; 0 = 1500000 */
+  unsigned audio_bps;          /* Opus target; 0 = 32000 */
   hd_client_callbacks_t cb;
 } hd_client_config_t;
 
-/* Creates the client and starts its loop thread (not yet connected). */
+/* Options of one published track. */
+typedef struct {
+  hd_client_kind_t kind;
+  hd_client_source_t from;
+  const char *source; /* "camera"/"microphone" (default by kind), "screen", ... */
+  /* audio */
+  int channels;   /* 1 (default) or 2 */
+  double tone_hz; /* SOURCE_TONE: frequency (default 440) */
+  /* video */
+  int width, height, fps; /* default 640x360 @ 30 */
+  unsigned bitrate_bps;   /* start bitrate; default 500000 (then follows the node, capped) */
+} hd_client_publish_t;
+
+/* Creates the client and starts its loop thread (not yet connected).
+ * Returns 0, HD_CLIENT_EINVAL (no url/token), HD_CLIENT_ENOMEM. */
 int hd_client_new(hd_client_t **out, const hd_client_config_t *cfg);
-/* Connects and joins (outcome: on_state JOINED or FAILED). */
+
+/* Connects and joins. The outcome is on_state JOINED, or FAILED with an error
+ * (bad URL EINVAL/EUNSUPP, unreachable EIO, bad token EAUTH/EEXPIRED/EFORBIDDEN,
+ * no answer within join_timeout_ms ETIMEDOUT). */
 int hd_client_join(hd_client_t *c);
-/* Adds a local track to publish (kind, source, e.g. "camera"); returns its
- * index (>= 0). Publishing (re)negotiates the publisher PeerConnection. */
-int hd_client_publish(hd_client_t *c, hd_client_kind_t kind, const char *source);
+
+/* Adds a local track; returns its index (>= 0, < HD_CLIENT_MAX_LOCAL_TRACKS).
+ * Before JOINED it is published once joined; after, it renegotiates. Also
+ * republished after a reconnect. HD_CLIENT_ENOSPC when all slots are used. */
+int hd_client_publish(hd_client_t *c, const hd_client_publish_t *opts);
+/* Stops sending a track and unpublishes it (renegotiation). */
 int hd_client_unpublish(hd_client_t *c, int local_track);
+/* Mutes (stops sending, tells the room) or unmutes a local track. */
 int hd_client_mute(hd_client_t *c, int local_track, int muted);
-/* Sends one encoded payload of a local track (RTP packetized by the caller or
- * by the media layer); copied. */
-int hd_client_send_media(hd_client_t *c, int local_track, uint32_t rtp_timestamp, int marker,
-                         const uint8_t *payload, size_t len);
-/* Explicit subscription when auto-subscribe is off. */
+
+/* Pushes PCM for an audio track (SOURCE_PUSH): `samples` per channel at 48 kHz
+ * (any count; encoded in 20 ms frames as they fill up). Copied. */
+int hd_client_push_audio(hd_client_t *c, int local_track, const int16_t *pcm, size_t samples);
+/* Pushes one I420 picture for a video track (SOURCE_PUSH), any size up to
+ * 4096x4096 (the encoder is re-created if the size changes). Copied. */
+int hd_client_push_video(hd_client_t *c, int local_track, int width, int height,
+                         const uint8_t *const plane[3], const int stride[3]);
+/* Forces the next encoded video frame of a local track to be a keyframe. */
+int hd_client_request_keyframe(hd_client_t *c, int local_track);
+
+/* Explicit subscription (when no_auto_subscribe) to a remote track. */
 int hd_client_subscribe(hd_client_t *c, const char *track_sid, int subscribe);
-/* Text data to everyone (to == NULL) or to identities. */
+/* Sends a text data message to everyone (to == NULL) or to identities. Copied. */
 int hd_client_send_data(hd_client_t *c, const char *payload, const char *const *to, size_t n_to);
+
+/* The latest statistics snapshot (taken every stats_interval_ms). Thread-safe. */
+int hd_client_get_stats(hd_client_t *c, hd_client_stats_t *out);
+/* Current state (thread-safe). */
+hd_client_state_t hd_client_state(const hd_client_t *c);
+
 /* Leaves the room (outcome: on_state DISCONNECTED). */
 int hd_client_leave(hd_client_t *c);
-/* Stops the loop thread and frees everything; no callback after it returns.
- * Must not be called from a callback. */
+/* Leaves if needed, stops the loop thread and frees everything; no callback
+ * after it returns. Must not be called from a callback. NULL is a no-op. */
 void hd_client_free(hd_client_t *c);
+
+/* Name of an error code / a state, never NULL. */
+const char *hd_client_strerror(int err);
+const char *hd_client_state_name(hd_client_state_t s);
 
 #ifdef __cplusplus
 }
