@@ -5,5 +5,7 @@
 int hd_cmd_serve(int argc, char **argv);
 int hd_cmd_token(int argc, char **argv);
 int hd_cmd_netem(int argc, char **argv);
+int hd_cmd_pub(int argc, char **argv);
+int hd_cmd_sub(int argc, char **argv);
 
 #endif

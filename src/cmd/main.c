@@ -10,6 +10,8 @@ static void usage(void) {
                   "  serve   run a node (HTTP API + WHIP/WHEP + web app, UDP media)\n"
                   "  token   mint an access token (JWT)\n"
                   "  netem   network emulator: a UDP relay with delay, loss, jitter, rate limits\n"
+                  "  pub     join a room and publish audio/video (files, tone, test pattern)\n"
+                  "  sub     join a room, receive and decode every track to WAV/Y4M/IVF, print stats\n"
                   "run 'hudong <command> --help' for the options of a command\n");
 }
 
@@ -21,6 +23,8 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "serve")) return hd_cmd_serve(argc - 1, argv + 1);
   if (!strcmp(argv[1], "token")) return hd_cmd_token(argc - 1, argv + 1);
   if (!strcmp(argv[1], "netem")) return hd_cmd_netem(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "pub")) return hd_cmd_pub(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "sub")) return hd_cmd_sub(argc - 1, argv + 1);
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage();
     return 0;

@@ -1,0 +1,146 @@
+/* Internals of the SDK client (include/hudong/client.h), shared by client.c
+ * (loop thread, command queue, signaling session, reconnect) and
+ * client_media.c (local tracks: encode + packetize; remote tracks: jitter
+ * buffer / frame assembly + decode; statistics). Everything here runs on the
+ * client's loop thread except the fields marked "mutex". */
+#ifndef HD_CLIENT_CLIENT_INTERNAL_H
+#define HD_CLIENT_CLIENT_INTERNAL_H
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/time.h"
+#include "client/pc.h"
+#include "client/rtc_signal.h"
+#include "hudong/client.h"
+#include "io/ws_client.h"
+#include "media/audio_jitter.h"
+#include "media/frame_assembler.h"
+#include "media/i420.h"
+#include "media/opus_codec.h"
+#include "media/rtp_payload.h"
+#include "media/test_signal.h"
+#include "media/vp8_codec.h"
+
+#define CL_VIDEO_OUT_MAX (1u << 20) /* largest encoded video frame */
+
+typedef struct cl_local {
+  int used;
+  hd_client_publish_t opt;
+  char source[16];
+  char cid[16];
+  int muted;
+  int pc_track; /* transceiver in the current publisher pc, -1 */
+  uint64_t target_bps;
+  /* audio */
+  hd_opus_enc_t opus;
+  hd_opus_pay_t opay;
+  int16_t abuf[HD_OPUS_FRAME_SAMPLES * 2];
+  size_t afill;
+  hd_tone_t tone;
+  /* video */
+  hd_vp8_enc_t vp8;
+  int venc_ok;
+  hd_vp8_pay_t vpay;
+  uint8_t *vout;
+  hd_i420_t pattern;
+  uint32_t counter;
+  int64_t pts;
+  uint32_t ts_base;
+  hd_time_t t0;
+  int force_key;
+  /* built-in sources */
+  hd_time_t next_frame;
+  /* stats */
+  uint64_t frames, keyframes, last_bytes;
+} cl_local_t;
+
+typedef struct cl_remote {
+  int used;
+  int pc_track;
+  int kind;
+  char track_sid[HD_RTC_SIGNAL_SID_MAX];
+  char participant_sid[HD_RTC_SIGNAL_SID_MAX];
+  char identity[HD_RTC_SIGNAL_IDENTITY_MAX];
+  /* audio */
+  hd_audio_jitter_t jb;
+  hd_opus_dec_t dec;
+  int audio_ok;
+  hd_time_t next_pull;
+  /* video */
+  hd_frame_asm_t fa;
+  hd_vp8_dec_t vdec;
+  int video_ok;
+  int width, height;
+  hd_time_t last_frame_at;
+  double avg_interval_us;
+  uint64_t intervals;
+  /* stats */
+  uint64_t frames, freezes, keyframe_requests, last_bytes;
+  double freeze_us;
+} cl_remote_t;
+
+/* One connection attempt: WebSocket + signaling + two pcs + two UDP sockets.
+ * Freed once both UDP handles have closed (libuv closes asynchronously). */
+typedef struct cl_session {
+  struct hd_client *c;
+  hd_ws_client_t *ws;
+  hd_rtc_signal_t *sig;
+  hd_pc_t *pc[2]; /* 0 publisher, 1 subscriber */
+  uv_udp_t udp[2];
+  int udp_open, closing;
+  int joined, left, publishing, publish_dirty, pub_was_connected;
+  hd_time_t deadline; /* join must complete by then */
+} cl_session_t;
+
+struct hd_client {
+  hd_client_config_t cfg;
+  char *url, *token, *name, *metadata;
+  uv_loop_t loop;
+  uv_thread_t thread;
+  uv_async_t async;
+  uv_timer_t tick;
+  int thread_started;
+  /* mutex: command queue, slot allocation, stats snapshot, state */
+  uv_mutex_t mu;
+  struct cl_cmd *q_head, *q_tail;
+  size_t q_n, q_bytes;
+  int stopped; /* no more commands accepted */
+  int slot_taken[HD_CLIENT_MAX_LOCAL_TRACKS];
+  int slot_channels[HD_CLIENT_MAX_LOCAL_TRACKS]; /* audio tracks: channels; video 0 */
+  hd_client_stats_t snap;
+  hd_client_state_t state_pub;
+  /* loop thread */
+  hd_client_state_t state;
+  int want_joined; /* join requested and not left */
+  int stopping;
+  hd_time_t stop_deadline;
+  cl_session_t *s;
+  int attempt;
+  hd_time_t reconnect_at, reconnect_since;
+  uint64_t reconnects;
+  hd_time_t wall_offset;
+  hd_dtls_cert_t *cert;
+  cl_local_t local[HD_CLIENT_MAX_LOCAL_TRACKS];
+  cl_remote_t remote[HD_CLIENT_MAX_REMOTE_TRACKS];
+  hd_time_t next_stats, last_stats;
+  uint64_t send_rate_bps;
+  hd_time_t sig_rtt; /* from the signaling ping/pong, a fallback RTT */
+};
+
+hd_time_t cl_now(void);
+
+/* client_media.c */
+int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o);
+void cl_local_free(cl_local_t *l);
+void cl_local_push_audio(hd_client_t *c, cl_local_t *l, const int16_t *pcm, size_t samples, hd_time_t now);
+void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now);
+void cl_local_sources(hd_client_t *c, hd_time_t now);
+void cl_apply_send_rate(hd_client_t *c, uint64_t bps);
+void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *r, hd_time_t now);
+void cl_remote_tick(hd_client_t *c, hd_time_t now);
+void cl_remote_free(cl_remote_t *r);
+void cl_remotes_clear(hd_client_t *c);
+void cl_stats(hd_client_t *c, hd_time_t now, int emit);
+void cl_flush(hd_client_t *c);
+
+#endif

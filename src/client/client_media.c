@@ -1,0 +1,519 @@
+/* Media side of the SDK client (include/hudong/client.h), on the loop thread:
+ *
+ * - Local tracks: PCM in 20 ms frames -> Opus (in-band FEC, DTX; RFC 6716,
+ *   RFC 7587 payload) -> RTP; I420 -> VP8 (libvpx, real-time CBR) -> RFC 7741
+ *   packets -> RTP. A PLI/FIR from the node forces a keyframe; the video
+ *   encoder's bitrate follows the node's REMB (the send-rate event), capped by
+ *   the config. Built-in sources (tone, test pattern with a frame counter) are
+ *   clocked by the loop.
+ * - Remote tracks (one per subscriber m-section): audio goes through the
+ *   adaptive jitter buffer (media/audio_jitter: FEC, PLC, playout delay) and
+ *   the Opus decoder on a 20 ms playout clock; video through the frame
+ *   assembler (media/frame_assembler: reorder, wait for NACK repair, PLI when
+ *   the reference chain breaks) and the VP8 decoder.
+ * - Statistics per track, including DESIGN §6's stall rates: video freezes by
+ *   the W3C freezeCount rule (an inter-frame gap >= max(3 x average interval,
+ *   average + 150 ms)) and audio concealed time over played time. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "client/client_internal.h"
+
+#define VIDEO_MIN_BPS 50000
+#define CATCHUP_US 200000
+
+/* ---- local tracks ---- */
+
+int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
+  cl_local_t *l = &c->local[i];
+  cl_local_free(l);
+  l->opt = *o;
+  snprintf(l->source, sizeof l->source, "%s",
+           o->source && o->source[0]    ? o->source
+           : o->kind == HD_CLIENT_AUDIO ? "microphone"
+                                        : "camera");
+  l->opt.source = l->source;
+  snprintf(l->cid, sizeof l->cid, "%c%d-%04x", o->kind == HD_CLIENT_AUDIO ? 'a' : 'v', i,
+           (unsigned)(hd_random_u32() & 0xffff));
+  int rc = 0;
+  if (o->kind == HD_CLIENT_AUDIO) {
+    if (!l->opt.channels) l->opt.channels = 1;
+    if (l->opt.tone_hz <= 0) l->opt.tone_hz = 440;
+    hd_opus_enc_config_t oc;
+    hd_opus_enc_config_default(&oc);
+    oc.channels = l->opt.channels;
+    oc.bitrate = (int)c->cfg.audio_bps;
+    oc.fec = 1;
+    oc.expected_loss = 10;
+    oc.dtx = 1;
+    if ((rc = hd_opus_enc_init(&l->opus, &oc)) < 0) goto fail;
+    hd_opus_pay_init(&l->opay, hd_random_u32());
+    if (o->from == HD_CLIENT_SOURCE_TONE &&
+        (rc = hd_tone_init(&l->tone, l->opt.tone_hz, 8000, HD_OPUS_RATE, l->opt.channels)) < 0)
+      goto fail;
+    l->target_bps = c->cfg.audio_bps;
+  } else {
+    if (!l->opt.width) l->opt.width = 640;
+    if (!l->opt.height) l->opt.height = 360;
+    if (!l->opt.fps) l->opt.fps = 30;
+    if (!l->opt.bitrate_bps) l->opt.bitrate_bps = 500000;
+    l->target_bps = l->opt.bitrate_bps < c->cfg.max_video_bps ? l->opt.bitrate_bps : c->cfg.max_video_bps;
+    if (!(l->vout = malloc(CL_VIDEO_OUT_MAX))) {
+      rc = HD_ENOMEM;
+      goto fail;
+    }
+    if ((rc = hd_vp8_pay_init(&l->vpay, HD_PC_MAX_PAYLOAD, (uint16_t)hd_random_u32())) < 0) goto fail;
+    if (o->from == HD_CLIENT_SOURCE_PATTERN &&
+        (rc = hd_i420_alloc(&l->pattern, l->opt.width, l->opt.height)) < 0)
+      goto fail;
+    l->ts_base = hd_random_u32();
+  }
+  l->used = 1;
+  l->pc_track = -1;
+  l->force_key = 1;
+  return 0;
+fail:
+  HD_LOGW("client", "publish: cannot set up the %s track: %s", l->source, hd_strerror(rc));
+  cl_local_free(l);
+  return rc;
+}
+
+void cl_local_free(cl_local_t *l) {
+  hd_opus_enc_free(&l->opus);
+  if (l->venc_ok) hd_vp8_enc_free(&l->vp8);
+  free(l->vout);
+  hd_i420_free(&l->pattern);
+  memset(l, 0, sizeof *l);
+  l->pc_track = -1;
+}
+
+static int sendable(hd_client_t *c, const cl_local_t *l) {
+  cl_session_t *s = c->s;
+  return s && !s->closing && l->pc_track >= 0 && !l->muted && hd_pc_state(s->pc[0]) == HD_PC_CONNECTED;
+}
+
+static void encode_audio(hd_client_t *c, cl_local_t *l, hd_time_t now) {
+  if (!sendable(c, l)) return;
+  uint8_t pkt[HD_OPUS_MAX_PACKET];
+  int n = hd_opus_encode(&l->opus, l->abuf, pkt, sizeof pkt);
+  if (n <= 0) return;
+  uint32_t ts;
+  int marker;
+  if (hd_opus_pay_frame(&l->opay, pkt, (size_t)n, HD_OPUS_FRAME_SAMPLES, &ts, &marker) != 1) return;
+  double rms = hd_pcm_rms(l->abuf, HD_OPUS_FRAME_SAMPLES, l->opt.channels);
+  int level = rms < 1 ? 127 : (int)(-20.0 * log10(rms / 32768.0));
+  if (level < 0) level = 0;
+  if (level > 127) level = 127;
+  hd_pc_rtp_send_t p = {.track = l->pc_track,
+                        .marker = marker,
+                        .ts = ts,
+                        .payload = pkt,
+                        .len = (size_t)n,
+                        .audio_level = level,
+                        .voice = level < 60};
+  if (hd_pc_send_rtp(c->s->pc[0], &p, now) == 0) l->frames++;
+}
+
+void cl_local_push_audio(hd_client_t *c, cl_local_t *l, const int16_t *pcm, size_t samples, hd_time_t now) {
+  size_t ch = (size_t)l->opt.channels;
+  while (samples) {
+    size_t take = HD_OPUS_FRAME_SAMPLES - l->afill;
+    if (take > samples) take = samples;
+    memcpy(l->abuf + l->afill * ch, pcm, take * ch * sizeof(int16_t));
+    l->afill += take;
+    pcm += take * ch;
+    samples -= take;
+    if (l->afill == HD_OPUS_FRAME_SAMPLES) {
+      encode_audio(c, l, now);
+      l->afill = 0;
+    }
+  }
+}
+
+void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now) {
+  if (!sendable(c, l)) {
+    l->force_key = 1;
+    return;
+  }
+  if (l->venc_ok && (l->vp8.width != pic->width || l->vp8.height != pic->height)) {
+    hd_vp8_enc_free(&l->vp8);
+    l->venc_ok = 0;
+  }
+  if (!l->venc_ok) {
+    hd_vp8_enc_config_t vc;
+    hd_vp8_enc_config_default(&vc);
+    vc.width = pic->width;
+    vc.height = pic->height;
+    vc.fps = l->opt.fps;
+    vc.bitrate = (int)(l->target_bps > VIDEO_MIN_BPS ? l->target_bps : VIDEO_MIN_BPS);
+    vc.keyframe_max = l->opt.fps * 10; /* PLI-driven, with a safety net */
+    int rc = hd_vp8_enc_init(&l->vp8, &vc);
+    if (rc < 0) {
+      HD_LOGW("client", "vp8 encoder %dx%d: %s", pic->width, pic->height, hd_strerror(rc));
+      return;
+    }
+    l->venc_ok = 1;
+    l->force_key = 1;
+  }
+  if (l->force_key) hd_vp8_enc_force_keyframe(&l->vp8);
+  l->force_key = 0;
+  int key = 0;
+  int n = hd_vp8_encode(&l->vp8, pic, l->pts++, l->vout, CL_VIDEO_OUT_MAX, &key);
+  if (n <= 0) return;
+  if (!l->t0) l->t0 = now;
+  uint32_t ts = l->ts_base + (uint32_t)((uint64_t)(now - l->t0) * 9 / 100);
+  if (hd_vp8_pay_begin(&l->vpay, l->vout, (size_t)n) < 0) return;
+  uint8_t buf[HD_PC_MAX_PAYLOAD];
+  int marker, len;
+  while ((len = hd_vp8_pay_next(&l->vpay, buf, sizeof buf, &marker)) > 0) {
+    hd_pc_rtp_send_t p = {.track = l->pc_track,
+                          .marker = marker,
+                          .ts = ts,
+                          .payload = buf,
+                          .len = (size_t)len,
+                          .audio_level = -1};
+    hd_pc_send_rtp(c->s->pc[0], &p, now);
+  }
+  l->frames++;
+  l->keyframes += key != 0;
+}
+
+void cl_local_sources(hd_client_t *c, hd_time_t now) {
+  for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++) {
+    cl_local_t *l = &c->local[i];
+    if (!l->used || l->opt.from == HD_CLIENT_SOURCE_PUSH) continue;
+    if (!l->next_frame || now - l->next_frame > CATCHUP_US) l->next_frame = now;
+    if (l->opt.kind == HD_CLIENT_AUDIO) {
+      while (l->next_frame <= now) {
+        hd_tone_fill(&l->tone, l->abuf, HD_OPUS_FRAME_SAMPLES);
+        encode_audio(c, l, now);
+        l->next_frame += HD_OPUS_FRAME_MS * 1000;
+      }
+    } else if (l->next_frame <= now) {
+      /* one picture per tick at most: a late loop skips frames, it does not burst */
+      hd_test_pattern_draw(&l->pattern, l->counter++);
+      cl_local_push_video(c, l, &l->pattern, now);
+      l->next_frame += 1000000 / l->opt.fps;
+      if (l->next_frame <= now) l->next_frame = now + 1000000 / l->opt.fps;
+    }
+  }
+}
+
+void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
+  c->send_rate_bps = bps;
+  int nv = 0, na = 0;
+  for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++)
+    if (c->local[i].used && !c->local[i].muted) {
+      if (c->local[i].opt.kind == HD_CLIENT_VIDEO)
+        nv++;
+      else
+        na++;
+    }
+  if (!nv) return;
+  /* leave ~10 % for RTP/SRTP headers, RTX and RTCP */
+  int64_t avail = (int64_t)(bps * 9 / 10) - (int64_t)na * c->cfg.audio_bps;
+  int64_t per = avail / nv;
+  if (per < VIDEO_MIN_BPS) per = VIDEO_MIN_BPS;
+  for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++) {
+    cl_local_t *l = &c->local[i];
+    if (!l->used || l->opt.kind != HD_CLIENT_VIDEO) continue;
+    uint64_t cap = l->opt.bitrate_bps > c->cfg.max_video_bps ? l->opt.bitrate_bps : c->cfg.max_video_bps;
+    uint64_t t = (uint64_t)per < cap ? (uint64_t)per : cap;
+    if (t == l->target_bps) continue;
+    l->target_bps = t;
+    if (l->venc_ok) hd_vp8_enc_set_bitrate(&l->vp8, (int)t);
+  }
+}
+
+/* ---- remote tracks ---- */
+
+void cl_remote_free(cl_remote_t *r) {
+  if (!r->used) return;
+  if (r->kind == HD_PC_AUDIO) {
+    hd_audio_jitter_free(&r->jb);
+    hd_opus_dec_free(&r->dec);
+  } else {
+    hd_frame_asm_free(&r->fa);
+    if (r->video_ok) hd_vp8_dec_free(&r->vdec);
+  }
+  memset(r, 0, sizeof *r);
+}
+
+void cl_remotes_clear(hd_client_t *c) {
+  for (int i = 0; i < HD_CLIENT_MAX_REMOTE_TRACKS; i++)
+    cl_remote_free(&c->remote[i]);
+}
+
+static void remote_names(hd_client_t *c, cl_remote_t *r) {
+  cl_session_t *s = c->s;
+  if (r->track_sid[0] || !s) return;
+  const hd_rtc_signal_sub_track_t *st =
+      hd_rtc_signal_sub_track(s->sig, hd_pc_track_mid(s->pc[1], r->pc_track));
+  if (!st) return;
+  snprintf(r->track_sid, sizeof r->track_sid, "%s", st->track_sid);
+  snprintf(r->participant_sid, sizeof r->participant_sid, "%s", st->participant_sid);
+  const hd_rtc_signal_participant_t *p = hd_rtc_signal_find_participant(s->sig, st->participant_sid);
+  if (p) snprintf(r->identity, sizeof r->identity, "%s", p->identity);
+}
+
+static cl_remote_t *remote_get(hd_client_t *c, int track, int kind) {
+  cl_remote_t *freeslot = NULL;
+  for (int i = 0; i < HD_CLIENT_MAX_REMOTE_TRACKS; i++) {
+    cl_remote_t *r = &c->remote[i];
+    if (r->used && r->pc_track == track) {
+      if (r->kind == kind) {
+        remote_names(c, r);
+        return r;
+      }
+      cl_remote_free(r); /* the m-section was reused for another kind */
+    }
+    if (!r->used && !freeslot) freeslot = r;
+  }
+  if (!freeslot) return NULL;
+  cl_remote_t *r = freeslot;
+  memset(r, 0, sizeof *r);
+  r->pc_track = track;
+  r->kind = kind;
+  if (kind == HD_PC_AUDIO) {
+    if (hd_audio_jitter_init(&r->jb, NULL) < 0) return NULL;
+    if (!c->cfg.no_decode && hd_opus_dec_init(&r->dec, 1) < 0) {
+      hd_audio_jitter_free(&r->jb);
+      return NULL;
+    }
+  } else {
+    if (hd_frame_asm_init(&r->fa, NULL) < 0) return NULL;
+    if (!c->cfg.no_decode) r->video_ok = hd_vp8_dec_init(&r->vdec) == 0;
+  }
+  r->used = 1;
+  remote_names(c, r);
+  return r;
+}
+
+static void frame_timing(cl_remote_t *r, hd_time_t now) {
+  if (r->last_frame_at) {
+    double iv = (double)(now - r->last_frame_at);
+    if (r->intervals >= 5) {
+      double a = r->avg_interval_us, thr = 3 * a > a + 150000 ? 3 * a : a + 150000;
+      if (iv >= thr) {
+        r->freezes++;
+        r->freeze_us += iv;
+      }
+    }
+    /* average over roughly the last 30 frames */
+    r->avg_interval_us = r->intervals ? r->avg_interval_us + (iv - r->avg_interval_us) / 30.0 : iv;
+    r->intervals++;
+  }
+  r->last_frame_at = now;
+}
+
+static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
+  hd_frame_asm_event_t ev;
+  const hd_client_callbacks_t *cb = &c->cfg.cb;
+  while (hd_frame_asm_poll(&r->fa, now, &ev) == 1) {
+    if (ev.type == HD_FRAME_ASM_KEYFRAME_NEEDED) {
+      if (c->s && hd_pc_request_keyframe(c->s->pc[1], r->pc_track, now) == 0) r->keyframe_requests++;
+      continue;
+    }
+    if (c->cfg.encoded_frames && cb->on_encoded) {
+      hd_client_encoded_frame_t f = {.track_sid = r->track_sid,
+                                     .identity = r->identity,
+                                     .kind = HD_CLIENT_VIDEO,
+                                     .data = ev.frame.data,
+                                     .len = ev.frame.len,
+                                     .rtp_timestamp = ev.frame.ts,
+                                     .keyframe = ev.frame.keyframe};
+      cb->on_encoded(cb->ud, &f);
+    }
+    if (!r->video_ok) {
+      r->frames++;
+      frame_timing(r, now);
+      continue;
+    }
+    hd_i420_t pic;
+    int rc = hd_vp8_decode(&r->vdec, ev.frame.data, ev.frame.len, &pic);
+    if (rc < 0) {
+      hd_frame_asm_request_keyframe(&r->fa, now);
+      continue;
+    }
+    if (rc == 0) continue;
+    r->frames++;
+    r->width = pic.width;
+    r->height = pic.height;
+    frame_timing(r, now);
+    if (cb->on_video) {
+      hd_client_video_frame_t f = {.track_sid = r->track_sid,
+                                   .identity = r->identity,
+                                   .width = pic.width,
+                                   .height = pic.height,
+                                   .rtp_timestamp = ev.frame.ts};
+      for (int i = 0; i < 3; i++) {
+        f.plane[i] = pic.plane[i];
+        f.stride[i] = pic.stride[i];
+      }
+      cb->on_video(cb->ud, &f);
+    }
+  }
+}
+
+void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
+  cl_remote_t *r = remote_get(c, p->track, p->kind);
+  if (!r || !p->payload_len) return;
+  if (r->kind == HD_PC_AUDIO) {
+    hd_audio_jitter_push(&r->jb, p->seq, p->ts, p->payload, p->payload_len, now);
+    if (!r->next_pull) r->next_pull = now;
+  } else {
+    hd_frame_asm_pkt_t k = {
+        .seq = p->seq, .ts = p->ts, .marker = p->marker, .payload = p->payload, .len = p->payload_len};
+    hd_frame_asm_push(&r->fa, &k, now);
+    drain_video(c, r, now);
+  }
+}
+
+static void play_audio(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
+  const hd_client_callbacks_t *cb = &c->cfg.cb;
+  hd_audio_jitter_out_t o;
+  int k = hd_audio_jitter_pull(&r->jb, now, &o);
+  if (k <= HD_AUDIO_JITTER_EMPTY) return; /* still buffering */
+  if (k == HD_AUDIO_JITTER_PLAY && c->cfg.encoded_frames && cb->on_encoded) {
+    hd_client_encoded_frame_t f = {.track_sid = r->track_sid,
+                                   .identity = r->identity,
+                                   .kind = HD_CLIENT_AUDIO,
+                                   .data = o.data,
+                                   .len = o.len,
+                                   .rtp_timestamp = o.ts};
+    cb->on_encoded(cb->ud, &f);
+  }
+  if (c->cfg.no_decode) return;
+  int16_t pcm[HD_OPUS_MAX_FRAME_SAMPLES];
+  const int fs = HD_OPUS_FRAME_SAMPLES;
+  int n = -1;
+  if (k == HD_AUDIO_JITTER_PLAY) {
+    n = hd_opus_decode(&r->dec, o.data, o.len, pcm, HD_OPUS_MAX_FRAME_SAMPLES);
+  } else if (k == HD_AUDIO_JITTER_FEC) {
+    n = hd_opus_decode_fec(&r->dec, o.data, o.len, pcm, fs);
+  }
+  if (n != fs) n = hd_opus_decode_plc(&r->dec, pcm, fs); /* PLC, CNG, or a corrupt packet */
+  if (n != fs) return;
+  if (cb->on_audio) {
+    hd_client_audio_frame_t f = {.track_sid = r->track_sid,
+                                 .identity = r->identity,
+                                 .pcm = pcm,
+                                 .samples = (size_t)fs,
+                                 .channels = 1,
+                                 .concealed = k == HD_AUDIO_JITTER_PLC};
+    cb->on_audio(cb->ud, &f);
+  }
+}
+
+void cl_remote_tick(hd_client_t *c, hd_time_t now) {
+  for (int i = 0; i < HD_CLIENT_MAX_REMOTE_TRACKS; i++) {
+    cl_remote_t *r = &c->remote[i];
+    if (!r->used) continue;
+    if (r->kind == HD_PC_VIDEO) {
+      if (hd_frame_asm_next_timeout(&r->fa) <= now) drain_video(c, r, now);
+      continue;
+    }
+    if (!r->next_pull) continue;
+    if (now - r->next_pull > CATCHUP_US) r->next_pull = now; /* the loop stalled: do not burst */
+    while (r->used && r->next_pull <= now) {
+      play_audio(c, r, now);
+      r->next_pull += HD_OPUS_FRAME_MS * 1000;
+    }
+  }
+}
+
+/* ---- statistics ---- */
+
+void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
+  hd_client_stats_t *st = calloc(1, sizeof *st);
+  if (!st) return;
+  double dt = c->last_stats ? (double)(now - c->last_stats) / 1e6 : 0;
+  c->last_stats = now;
+  st->state = c->state;
+  st->rtt_ms = -1;
+  st->reconnects = c->reconnects;
+  cl_session_t *s = c->s && !c->s->closing ? c->s : NULL;
+  static __thread hd_pc_stats_t ps[2];
+  if (s) {
+    hd_pc_stats(s->pc[0], &ps[0]);
+    hd_pc_stats(s->pc[1], &ps[1]);
+    if (ps[0].rtt >= 0)
+      st->rtt_ms = (double)ps[0].rtt / 1000.0;
+    else if (ps[1].rtt >= 0)
+      st->rtt_ms = (double)ps[1].rtt / 1000.0;
+    else if (c->sig_rtt > 0)
+      st->rtt_ms = (double)c->sig_rtt / 1000.0;
+  }
+  for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++) {
+    cl_local_t *l = &c->local[i];
+    if (!l->used) continue;
+    hd_client_track_stats_t *t = &st->tracks[st->n_tracks++];
+    t->local = 1;
+    t->kind = l->opt.kind;
+    t->rtt_ms = st->rtt_ms;
+    t->target_bps = l->target_bps;
+    t->frames = l->frames;
+    t->keyframes = l->keyframes;
+    if (l->venc_ok) {
+      t->width = l->vp8.width;
+      t->height = l->vp8.height;
+    }
+    if (!s || l->pc_track < 0 || l->pc_track >= ps[0].n_tracks) continue;
+    const char *sid = hd_rtc_signal_pub_sid(s->sig, l->cid);
+    if (sid) snprintf(t->track_sid, sizeof t->track_sid, "%s", sid);
+    const hd_pc_track_stats_t *p = &ps[0].tracks[l->pc_track];
+    if (dt > 0 && p->bytes_sent >= l->last_bytes)
+      t->bitrate_kbps = (double)(p->bytes_sent - l->last_bytes) * 8 / dt / 1000;
+    l->last_bytes = p->bytes_sent;
+    t->packets = p->packets_sent;
+    t->packets_lost = p->remote_lost;
+    t->loss_pct = p->fraction_lost >= 0 ? p->fraction_lost * 100 : 0;
+    t->jitter_ms = (double)p->remote_jitter * 1000.0 / (l->opt.kind == HD_CLIENT_AUDIO ? 48000 : 90000);
+    if (p->rtt >= 0) t->rtt_ms = (double)p->rtt / 1000.0;
+    t->nacks = p->nack_received;
+    t->retransmits = p->rtx_sent;
+  }
+  for (int i = 0; i < HD_CLIENT_MAX_REMOTE_TRACKS; i++) {
+    cl_remote_t *r = &c->remote[i];
+    if (!r->used) continue;
+    hd_client_track_stats_t *t = &st->tracks[st->n_tracks++];
+    t->kind = r->kind == HD_PC_AUDIO ? HD_CLIENT_AUDIO : HD_CLIENT_VIDEO;
+    snprintf(t->track_sid, sizeof t->track_sid, "%s", r->track_sid);
+    snprintf(t->identity, sizeof t->identity, "%s", r->identity);
+    t->rtt_ms = st->rtt_ms;
+    if (s && r->pc_track < ps[1].n_tracks) {
+      const hd_pc_track_stats_t *p = &ps[1].tracks[r->pc_track];
+      if (dt > 0 && p->bytes_received >= r->last_bytes)
+        t->bitrate_kbps = (double)(p->bytes_received - r->last_bytes) * 8 / dt / 1000;
+      r->last_bytes = p->bytes_received;
+      t->packets = p->packets_received;
+      t->packets_lost = p->lost > 0 ? p->lost : 0;
+      uint64_t exp = p->packets_received + (uint64_t)t->packets_lost;
+      t->loss_pct = exp ? 100.0 * (double)t->packets_lost / (double)exp : 0;
+      t->jitter_ms = (double)p->jitter * 1000.0 / (r->kind == HD_PC_AUDIO ? 48000 : 90000);
+      t->nacks = p->nack_sent;
+      t->retransmits = p->rtx_received;
+    }
+    if (r->kind == HD_PC_VIDEO) {
+      t->frames = r->frames;
+      t->keyframes = r->keyframe_requests;
+      t->freezes = r->freezes;
+      t->freeze_ms = r->freeze_us / 1000.0;
+      t->width = r->width;
+      t->height = r->height;
+    } else {
+      t->concealed_pct = 100.0 * hd_audio_jitter_stall_rate(&r->jb);
+      t->played_ms = r->jb.stats.played_ms;
+    }
+  }
+  uv_mutex_lock(&c->mu);
+  c->snap = *st;
+  uv_mutex_unlock(&c->mu);
+  if (emit && c->cfg.cb.on_stats) c->cfg.cb.on_stats(c->cfg.cb.ud, st);
+  free(st);
+}
