@@ -66,7 +66,7 @@ static void set_state(hd_client_t *c, hd_client_state_t st, int err, const char 
   c->state_pub = st;
   c->snap.state = st;
   uv_mutex_unlock(&c->mu);
-  if (err) HD_LOGI("client", "%s: %s (%s)", hd_client_state_name(st), reason ? reason : "", hd_strerror(err));
+  if (err) HD_LOGD("client", "%s: %s (%s)", hd_client_state_name(st), reason ? reason : "", hd_strerror(err));
   if (c->cfg.cb.on_state) c->cfg.cb.on_state(c->cfg.cb.ud, st, err, reason ? reason : "");
 }
 
