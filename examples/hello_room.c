@@ -40,6 +40,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s ws://host:port/rtc TOKEN\n", argv[0]);
     return 2;
   }
+  setvbuf(stdout, NULL, _IOLBF, 0); /* line by line, also into a pipe */
   long frames = 0;
   hd_client_config_t cfg = {.url = argv[1],
                             .token = argv[2],

@@ -8,7 +8,9 @@
 //     its fake camera and microphone); `hudong sub --json` receives, decodes,
 //     writes the files, and its summary shows the burnt-in counter advancing
 //     and the tone at 440 +- 5 Hz.
-//  3. C to C through `hudong netem` with 5% loss both ways between each client
+//  3. examples/hello_room (the < 100-line program of docs/sdk.md) and a
+//     Chromium page in one room see and hear each other.
+//  4. C to C through `hudong netem` with 5% loss both ways between each client
 //     and the node: audio concealment < 5%, video keeps decoding, both exit 0.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -114,6 +116,39 @@ test('Chromium -> hudong sub: frames written, counter advances, tone at 440 Hz',
   assert.ok(a.seconds >= 4, `audio seconds: ${a.seconds}`);
   assert.ok(statSync(a.file).size >= 44 + a.seconds * 48000 * 2 - 4096, 'WAV file holds the audio');
   assert.ok(Math.abs(a.tone_hz - 440) <= 5, `tone ${a.tone_hz} Hz (want 440 +- 5)`);
+  await ctx.close();
+});
+
+test('examples/hello_room and Chromium see and hear each other', async () => {
+  const room = 'sdk-hello';
+  const hello = spawn(path.join(path.dirname(hudongBin), 'hello_room'),
+    [`ws://127.0.0.1:${srv.httpPort}/rtc`, token(room, 'hello')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  kids.push(hello);
+  let out = '';
+  hello.stdout.on('data', (d) => { out += d; });
+  hello.stderr.on('data', (d) => { out += d; });
+  const done = new Promise((resolve) => hello.on('exit', (code) => resolve(code)));
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(`${srv.base}/room.html?room=${room}&name=browser&autojoin=1&w=320&h=180&fps=15`);
+  try {
+    await waitFor(page, remoteTracks, (t) => t.some((x) => x.kind === 'video' && x.framesDecoded > 50) &&
+      t.some((x) => x.kind === 'audio' && x.packetsReceived > 50), 30000, 'Chromium decoding hello_room');
+    // hello_room's own per-second report: the page's camera decoded, its microphone received
+    const t0 = Date.now();
+    const frames = () => Math.max(0, ...[...out.matchAll(/browser\S* video: [1-9]\d* kb\/s, loss [\d.]+%, (\d+) frames/g)].map((x) => Number(x[1])));
+    while (!(frames() >= 60 && /browser\S* audio: [1-9]\d* kb\/s/.test(out))) {
+      if (Date.now() - t0 > 20000) throw new Error('hello_room did not report the page\'s media');
+      await sleep(200);
+    }
+  } catch (e) {
+    throw new Error(`${e.message}\nhello_room output:\n${out.split('\n').slice(-20).join('\n')}`);
+  }
+  hello.kill('SIGINT');
+  assert.equal(await done, 0, out);
+  const m = /decoded (\d+) remote video frames/.exec(out);
+  assert.ok(m && Number(m[1]) >= 60, `hello_room decoded: ${m && m[1]}`);
+  console.log(`hello_room decoded ${m[1]} frames of the page; the page decoded hello_room's video and received its audio`);
   await ctx.close();
 });
 
