@@ -446,11 +446,7 @@ static void schedule_reconnect(hd_client_t *c, int err, const char *reason, hd_t
     return;
   }
   c->attempt++;
-  hd_time_t d = 500000;
-  for (int i = 1; i < c->attempt && d < 8000000; i++)
-    d *= 2;
-  if (d > 8000000) d = 8000000;
-  d = d / 2 + (hd_time_t)(hd_random_u32() % (uint32_t)(d / 2 + 1)); /* uniform in [d/2, d] */
+  hd_time_t d = hd_client_backoff(c->attempt, hd_random_u32());
   c->reconnect_at = now + d;
   char msg[256];
   snprintf(msg, sizeof msg, "attempt %d in %lld ms: %s", c->attempt, (long long)(d / 1000), reason);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "base/time.h"
+#include "client/client_quality.h"
 #include "client/pc.h"
 #include "client/rtc_signal.h"
 #include "hudong/client.h"
@@ -71,12 +72,9 @@ typedef struct cl_remote {
   hd_vp8_dec_t vdec;
   int video_ok;
   int width, height;
-  hd_time_t last_frame_at;
-  double avg_interval_us;
-  uint64_t intervals;
+  hd_freeze_t freeze;
   /* stats */
-  uint64_t frames, freezes, keyframe_requests, last_bytes;
-  double freeze_us;
+  uint64_t frames, keyframe_requests, last_bytes;
 } cl_remote_t;
 
 /* One connection attempt: WebSocket + signaling + two pcs + two UDP sockets.

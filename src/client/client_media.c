@@ -294,23 +294,6 @@ static cl_remote_t *remote_get(hd_client_t *c, int track, int kind) {
   return r;
 }
 
-static void frame_timing(cl_remote_t *r, hd_time_t now) {
-  if (r->last_frame_at) {
-    double iv = (double)(now - r->last_frame_at);
-    if (r->intervals >= 5) {
-      double a = r->avg_interval_us, thr = 3 * a > a + 150000 ? 3 * a : a + 150000;
-      if (iv >= thr) {
-        r->freezes++;
-        r->freeze_us += iv;
-      }
-    }
-    /* average over roughly the last 30 frames */
-    r->avg_interval_us = r->intervals ? r->avg_interval_us + (iv - r->avg_interval_us) / 30.0 : iv;
-    r->intervals++;
-  }
-  r->last_frame_at = now;
-}
-
 static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
   hd_frame_asm_event_t ev;
   const hd_client_callbacks_t *cb = &c->cfg.cb;
@@ -331,7 +314,7 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
     }
     if (!r->video_ok) {
       r->frames++;
-      frame_timing(r, now);
+      hd_freeze_frame(&r->freeze, now);
       continue;
     }
     hd_i420_t pic;
@@ -344,7 +327,7 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
     r->frames++;
     r->width = pic.width;
     r->height = pic.height;
-    frame_timing(r, now);
+    hd_freeze_frame(&r->freeze, now);
     if (cb->on_video) {
       hd_client_video_frame_t f = {.track_sid = r->track_sid,
                                    .identity = r->identity,
@@ -502,8 +485,8 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     if (r->kind == HD_PC_VIDEO) {
       t->frames = r->frames;
       t->keyframes = r->keyframe_requests;
-      t->freezes = r->freezes;
-      t->freeze_ms = r->freeze_us / 1000.0;
+      t->freezes = r->freeze.freezes;
+      t->freeze_ms = r->freeze.freeze_us / 1000.0;
       t->width = r->width;
       t->height = r->height;
     } else {
