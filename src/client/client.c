@@ -225,9 +225,10 @@ static void do_publish(hd_client_t *c, hd_time_t now) {
     list[n++] =
         (hd_rtc_signal_pub_t){.cid = l->cid, .track = l->pc_track, .source = l->source, .muted = l->muted};
   }
-  if (!n) return;
+  if (!n && !s->published_n) return; /* nothing published, nothing to withdraw */
   int rc = hd_rtc_signal_publish(s->sig, list, n, now);
   if (rc == 0) {
+    s->published_n = (int)n;
     s->publishing = 1;
     s->publish_dirty = 0;
   } else if (rc == HD_ESTATE) {

@@ -86,7 +86,8 @@ typedef struct cl_session {
   hd_pc_t *pc[2]; /* 0 publisher, 1 subscriber */
   uv_udp_t udp[2];
   int udp_open, closing;
-  int joined, left, publishing, publish_dirty, pub_was_connected;
+  int joined, left, publishing, publish_dirty;
+  int published_n;    /* tracks in the last publish_offer */
   hd_time_t deadline; /* join must complete by then */
 } cl_session_t;
 

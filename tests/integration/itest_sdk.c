@@ -44,7 +44,7 @@ typedef struct {
   hd_client_state_t state;
   int err;
   char reason[256];
-  int audio_frames, video_frames, encoded, data, tracks;
+  int audio_frames, video_frames, encoded, data, tracks, untracks;
   double tone_sum;
   int tone_n;
   int counter_first, counter_last, counter_reads;
@@ -68,6 +68,7 @@ static void on_track(void *ud, const hd_client_track_info_t *t, int published) {
   obs_t *o = ud;
   uv_mutex_lock(&o->mu);
   o->tracks += published ? 1 : 0;
+  o->untracks += published ? 0 : 1;
   uv_mutex_unlock(&o->mu);
 }
 static void on_audio(void *ud, const hd_client_audio_frame_t *f) {
@@ -296,6 +297,19 @@ int main(void) {
   printf("itest_sdk: bob decoded %d frames (counter %d -> %d), %d audio frames, tone %.1f Hz, %d encoded\n",
          ob.video_frames, ob.counter_first, ob.counter_last, ob.audio_frames, hz, ob.encoded);
 
+  /* unpublish: bob is told the track went away */
+  if (hd_client_unpublish(alice, tv) < 0) die("unpublish");
+  if (hd_client_unpublish(alice, tv) != HD_CLIENT_EINVAL) die("double unpublish accepted");
+  t0 = now_s();
+  while (get(&ob, &ob.untracks) < 1) {
+    if (now_s() - t0 > 5) die("bob not told about the unpublished track");
+    usleep(10000);
+  }
+  static const uint8_t px[256];
+  const uint8_t *const pp[3] = {px, px, px};
+  const int ps[3] = {16, 8, 8};
+  if (hd_client_push_video(alice, tv, 16, 16, pp, ps) != HD_CLIENT_EINVAL)
+    die("push to an unpublished track accepted");
   hd_client_leave(alice);
   hd_client_leave(bob);
   t0 = now_s();
