@@ -12,6 +12,7 @@
 //     Chromium page in one room see and hear each other.
 //  4. C to C through `hudong netem` with 5% loss both ways between each client
 //     and the node: audio concealment < 5%, video keeps decoding, both exit 0.
+//  5. `hudong pub`'s VP8 encoder follows the node's REMB cap.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -186,5 +187,26 @@ test('C to C through hudong netem at 5% loss: concealment < 5%, video keeps deco
     relay.kill('SIGTERM');
     await relay.done;
     await stopServer(lossy);
+  }
+});
+
+test('hudong pub obeys the node\'s REMB cap (--max-publish-bitrate 300)', async () => {
+  const capped = await startServer(['--max-publish-bitrate', '300']);
+  try {
+    const pub = run(['pub', '--url', `ws://127.0.0.1:${capped.httpPort}/rtc`, '--token', token('sdk-cap', 'cap'),
+      '--pattern', '640x360@30', '--duration', '7']);
+    const r = await pub.done;
+    assert.equal(r.code, 0, r.err);
+    const lines = r.err.split('\n').filter((l) => / video /.test(l) && / target /.test(l));
+    const last = lines.map((l) => ({ kbps: Number(/video +([\d.]+) kb\/s/.exec(l)[1]), target: Number(/target (\d+)/.exec(l)[1]) }))
+      .filter((x) => x.kbps > 0);
+    console.log('hudong pub under a 300 kb/s cap:', JSON.stringify(last));
+    // the first REMB arrives about a second after the media connection is up
+    const settled = last.slice(2);
+    assert.ok(settled.length >= 3, r.err);
+    assert.ok(settled.every((x) => x.target <= 300000), 'encoder target follows the REMB');
+    assert.ok(settled.every((x) => x.kbps < 360), 'sent bitrate stays near the cap');
+  } finally {
+    await stopServer(capped);
   }
 });
