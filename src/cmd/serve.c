@@ -243,6 +243,7 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
   if (!c.identity[0]) snprintf(c.identity, sizeof c.identity, "dev-user");
   snprintf(c.key, sizeof c.key, "%s", s->cfg.apps[0].key);
   c.room_join = c.can_publish = c.can_subscribe = c.can_publish_data = 1;
+  c.rtm = 1; /* the demo app's chat and presence use /rtm (docs/rtm.md) with the same token */
   c.iat = c.nbf = (int64_t)time(NULL);
   c.exp = c.iat + 6 * 3600;
   char tok[HD_TOKEN_MAX];
