@@ -70,6 +70,9 @@ struct hd_ws_conn {
   size_t ob_off, ob_len, ob_cap;
   size_t q_bytes, q_msgs; /* payload bytes / messages queued (the caps count these) */
   int wr_req;             /* a SERVER_WRITEABLE was requested and has not come yet */
+  int dirty;              /* on the hub's flush list */
+  int write_failed;       /* a direct write failed: close on the next SERVER_WRITEABLE */
+  hd_ws_conn_t *dirty_next;
   /* liveness */
   uint64_t last_rx;
   int ping_sent, ping_due;
@@ -85,6 +88,8 @@ struct hd_ws_hub {
   hd_ws_conn_t *conns;
   uint64_t next_id;
   int shutting_down;
+  uv_check_t *flush;        /* after each loop turn's I/O: write what the turn queued */
+  hd_ws_conn_t *dirty_head; /* connections with frames queued this turn */
 };
 
 static const char *const cr_names[HD_WS_CR_COUNT] = {"peer", "app",  "too_big",  "binary",
@@ -119,6 +124,12 @@ static void want_write(hd_ws_conn_t *c) {
 }
 
 static void conn_free(hd_ws_conn_t *c) {
+  if (c->dirty)
+    for (hd_ws_conn_t **pp = &c->hub->dirty_head; *pp; pp = &(*pp)->dirty_next)
+      if (*pp == c) {
+        *pp = c->dirty_next;
+        break;
+      }
   queue_free(c);
   free(c->in);
   free(c);
@@ -249,9 +260,11 @@ int hd_ws__hub_new(hd_ws_hub_t **out, uv_loop_t *loop) {
   if (!h) return HD_ENOMEM;
   h->timer = calloc(1, sizeof *h->timer);
   h->kick = calloc(1, sizeof *h->kick);
-  if (!h->timer || !h->kick) {
+  h->flush = calloc(1, sizeof *h->flush);
+  if (!h->timer || !h->kick || !h->flush) {
     free(h->timer);
     free(h->kick);
+    free(h->flush);
     free(h);
     return HD_ENOMEM;
   }
@@ -259,9 +272,12 @@ int hd_ws__hub_new(hd_ws_hub_t **out, uv_loop_t *loop) {
   h->next_id = 1;
   uv_timer_init(loop, h->timer);
   uv_timer_init(loop, h->kick);
+  uv_check_init(loop, h->flush);
   uv_unref((uv_handle_t *)h->timer); /* never keeps the loop alive by itself */
   uv_unref((uv_handle_t *)h->kick);
+  uv_unref((uv_handle_t *)h->flush);
   h->timer->data = h->kick->data = h;
+  h->flush->data = h;
   *out = h;
   return 0;
 }
@@ -287,6 +303,17 @@ void hd_ws__hub_shutdown(hd_ws_hub_t *h) {
   uv_timer_stop(h->kick);
   uv_close((uv_handle_t *)h->kick, timer_closed);
   h->kick = NULL;
+  /* frames still queued go by SERVER_WRITEABLE from here on (mark_dirty) */
+  hd_ws_conn_t *d;
+  while ((d = h->dirty_head) != NULL) {
+    h->dirty_head = d->dirty_next;
+    d->dirty = 0;
+    d->dirty_next = NULL;
+    want_write(d);
+  }
+  uv_check_stop(h->flush);
+  uv_close((uv_handle_t *)h->flush, timer_closed);
+  h->flush = NULL;
 }
 
 void hd_ws__hub_free(hd_ws_hub_t *h) {
@@ -301,6 +328,7 @@ void hd_ws__hub_free(hd_ws_hub_t *h) {
   if (h->timer) { /* hd_ws__hub_shutdown was not called */
     uv_close((uv_handle_t *)h->timer, timer_closed);
     uv_close((uv_handle_t *)h->kick, timer_closed);
+    uv_close((uv_handle_t *)h->flush, timer_closed);
   }
   free(h);
 }
@@ -504,8 +532,81 @@ static size_t frame_size(const unsigned char *p, size_t *payload) {
   return h + n;
 }
 
-static int on_writeable(hd_ws_conn_t *c, struct lws *wsi) {
+/* Writes whole queued frames, up to WRITE_BATCH bytes, with one lws_write
+ * (LWS_WRITE_RAW goes to the socket as is; a partial send is kept by lws and
+ * finished before anything else is written on the connection). Asks for a
+ * SERVER_WRITEABLE when more remains. -1 on a write error. */
+static int write_frames(hd_ws_conn_t *c, struct lws *wsi) {
   endpoint_t *ep = c->ep;
+  size_t chunk = 0, msgs = 0, bytes = 0;
+  while (c->ob_off + chunk < c->ob_len) {
+    size_t pl, fs = frame_size(c->ob + c->ob_off + chunk, &pl);
+    if (chunk && chunk + fs > WRITE_BATCH) break;
+    chunk += fs;
+    msgs++;
+    bytes += pl;
+  }
+  int n = lws_write(wsi, c->ob + c->ob_off, chunk, LWS_WRITE_RAW);
+  c->ob_off += chunk;
+  if (c->ob_off == c->ob_len) { /* drained: an idle connection keeps no buffer */
+    free(c->ob);
+    c->ob = NULL;
+    c->ob_off = c->ob_len = c->ob_cap = 0;
+  }
+  c->q_bytes -= bytes;
+  c->q_msgs -= msgs;
+  ep->st.queued_bytes -= bytes;
+  if (n < 0) return -1;
+  ep->st.msgs_out += msgs;
+  ep->st.bytes_out += bytes;
+  if (c->ob_len > c->ob_off || c->state == ST_CLOSING) want_write(c);
+  return 0;
+}
+
+/* End of a loop turn (uv_check, after the I/O callbacks): every connection
+ * that got frames during the turn writes them now, directly, when lws has
+ * nothing of its own half-sent on it. A fan-out to 10 subscribers is then 10
+ * send() calls, not 10 POLLOUT arm/wake/disarm rounds (epoll_ctl twice per
+ * message); several messages queued in one turn go out in one send(). Writing
+ * outside SERVER_WRITEABLE is safe here because only whole frames are written
+ * and lws_partial_buffered() is checked first; TLS connections and anything
+ * unusual (a ping due, a callback already requested, closing) take the
+ * SERVER_WRITEABLE path. */
+static void flush_turn(uv_check_t *chk) {
+  hd_ws_hub_t *h = chk->data;
+  hd_ws_conn_t *c;
+  while ((c = h->dirty_head) != NULL) {
+    h->dirty_head = c->dirty_next;
+    c->dirty = 0;
+    c->dirty_next = NULL;
+    if (c->ob_len <= c->ob_off || !c->wsi) continue;
+    if (c->state != ST_OPEN || c->wr_req || c->ping_due || lws_is_ssl(c->wsi) ||
+        lws_partial_buffered(c->wsi)) {
+      want_write(c);
+      continue;
+    }
+    if (write_frames(c, c->wsi) < 0) {
+      c->write_failed = 1;
+      want_write(c);
+    }
+  }
+  uv_check_stop(chk);
+}
+
+static void mark_dirty(hd_ws_conn_t *c) {
+  hd_ws_hub_t *h = c->hub;
+  if (!h->flush) { /* shutting down: the plain path */
+    want_write(c);
+    return;
+  }
+  if (c->dirty) return;
+  c->dirty = 1;
+  c->dirty_next = h->dirty_head;
+  h->dirty_head = c;
+  uv_check_start(h->flush, flush_turn);
+}
+
+static int on_writeable(hd_ws_conn_t *c, struct lws *wsi) {
   c->wr_req = 0;
   if (c->ping_due) {
     /* non-empty payload: lws 4.1 does not report zero-length pongs */
@@ -517,34 +618,8 @@ static int on_writeable(hd_ws_conn_t *c, struct lws *wsi) {
     if (c->ob_len > c->ob_off || c->state == ST_CLOSING) want_write(c);
     return 0;
   }
-  if (c->ob_len > c->ob_off) {
-    /* whole frames, at least one, up to WRITE_BATCH bytes */
-    size_t chunk = 0, msgs = 0, bytes = 0;
-    while (c->ob_off + chunk < c->ob_len) {
-      size_t pl, fs = frame_size(c->ob + c->ob_off + chunk, &pl);
-      if (chunk && chunk + fs > WRITE_BATCH) break;
-      chunk += fs;
-      msgs++;
-      bytes += pl;
-    }
-    /* LWS_WRITE_RAW goes to the socket as is; a partial send is kept by lws
-     * and finished before our next SERVER_WRITEABLE */
-    int n = lws_write(wsi, c->ob + c->ob_off, chunk, LWS_WRITE_RAW);
-    c->ob_off += chunk;
-    if (c->ob_off == c->ob_len) { /* drained: an idle connection keeps no buffer */
-      free(c->ob);
-      c->ob = NULL;
-      c->ob_off = c->ob_len = c->ob_cap = 0;
-    }
-    c->q_bytes -= bytes;
-    c->q_msgs -= msgs;
-    ep->st.queued_bytes -= bytes;
-    if (n < 0) return -1;
-    ep->st.msgs_out += msgs;
-    ep->st.bytes_out += bytes;
-    if (c->ob_len > c->ob_off || c->state == ST_CLOSING) want_write(c);
-    return 0;
-  }
+  if (c->write_failed) return -1; /* a direct write (flush_turn) failed: lws closes */
+  if (c->ob_len > c->ob_off) return write_frames(c, wsi);
   if (c->state == ST_CLOSING && !c->close_ready) {
     /* Returning -1 here after lws_close_reason would be the usual way, but
      * lws 4.1 on libuv then kills the socket without sending the close frame
@@ -653,7 +728,7 @@ int hd_ws_send(hd_ws_conn_t *c, const char *text, size_t len) {
   c->q_msgs++;
   ep->st.queued_bytes += len;
   if (c->q_bytes > ep->st.queued_peak) ep->st.queued_peak = c->q_bytes;
-  if (c->state == ST_OPEN) want_write(c);
+  if (c->state == ST_OPEN) mark_dirty(c);
   return 0;
 }
 
