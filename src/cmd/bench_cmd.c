@@ -123,7 +123,7 @@ static void udp_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct soc
 static int leg_open(bl_leg_t *l) {
   bl_run_t *r = l->run;
   struct sockaddr_in a;
-  uv_ip4_addr("127.0.0.1", 0, &a);
+  uv_ip4_addr(r->o.local_ip, 0, &a);
   if (uv_udp_init(r->loop, &l->udp) < 0) return HD_EIO;
   l->udp.data = l;
   if (uv_udp_bind(&l->udp, (struct sockaddr *)&a, 0) < 0) return HD_EIO;
@@ -136,7 +136,7 @@ static int leg_open(bl_leg_t *l) {
   uv_udp_getsockname(&l->udp, (struct sockaddr *)&ss, &sl);
   hd_pc_config_t cfg = {.on_event = on_pc_event,
                         .ud = l,
-                        .local_ip = "127.0.0.1",
+                        .local_ip = r->o.local_ip,
                         .local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port),
                         .wall_offset = (hd_time_t)time(NULL) * 1000000 - bl_now(),
                         .cname = l->identity};
@@ -432,11 +432,13 @@ static void usage(void) {
   fprintf(stderr, "usage: hudong bench load --target hudong|janus --url URL [--key K --secret S] [--room R]\n"
                   "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
                   "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
-                  "         [--json FILE] [--quiet]\n"
+                  "         [--local-ip IP] [--json FILE] [--quiet]\n"
                   "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
                   "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
                   "  hudong: --url ws://127.0.0.1:7880/rtc, tokens minted with --key/--secret\n"
-                  "  janus:  --url http://127.0.0.1:8088/janus (VideoRoom plugin; rooms created here)\n");
+                  "  janus:  --url http://127.0.0.1:8088/janus (VideoRoom plugin; rooms created here)\n"
+                  "  --local-ip: address the clients' UDP sockets bind to (default 127.0.0.1; Janus never\n"
+                  "            gathers loopback candidates: give it the host's own address, still local)\n");
 }
 
 static int parse_opts(int argc, char **argv, bl_opts_t *o) {
@@ -449,6 +451,7 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
   o->warmup = 2;
   o->ramp = 20;
   o->join_timeout_s = 20;
+  o->local_ip = "127.0.0.1";
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEEDV                                                                                                \
@@ -497,6 +500,8 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
       NEEDV o->server_pid = atoi(v);
     } else if (!strcmp(a, "--json")) {
       NEEDV o->json = v;
+    } else if (!strcmp(a, "--local-ip")) {
+      NEEDV o->local_ip = v;
     } else if (!strcmp(a, "--quiet")) {
       o->quiet = 1;
     } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -596,8 +601,15 @@ static int cmd_load(int argc, char **argv) {
   run_for(&r, t0 + HD_SEC(o->join_timeout_s), pubs_ready);
   int pubs_ok = 0;
   for (int i = 0; i < r.n_pubs; i++) {
-    if (!r.pubs[i].failed && !(r.pubs[i].connected && r.pubs[i].ready))
-      bl_leg_fail(&r.pubs[i], "not connected after %d s", o->join_timeout_s);
+    if (!r.pubs[i].failed && !(r.pubs[i].connected && r.pubs[i].ready)) {
+      hd_pc_stats_t st;
+      hd_pc_stats(r.pubs[i].pc, &st);
+      bl_leg_fail(&r.pubs[i],
+                  "not connected after %d s (pc %s, checks %llu, responses %llu, in %llu, answered %llu)",
+                  o->join_timeout_s, hd_pc_state_name(st.state), (unsigned long long)st.stun_checks_sent,
+                  (unsigned long long)st.stun_responses, (unsigned long long)st.datagrams_in,
+                  (unsigned long long)st.stun_requests_answered);
+    }
     pubs_ok += !r.pubs[i].failed;
   }
   hd_time_t t_pubs = bl_now();
@@ -644,7 +656,7 @@ static int cmd_load(int argc, char **argv) {
   for (int i = 0; i < r.n_pubs; i++)
     sent_w += r.pubs[i].src.sent_in_window[1] + r.pubs[i].src.sent_in_window[2];
   double win_s = (double)(r.w1 - r.w0) / 1e6;
-  double loss = hd_load_loss(expected, received);
+  double loss = expected ? hd_load_loss(expected, received) : 1.0; /* nothing sent: a failed run */
   double server_cpu_us = have_cpu ? cpu1 - cpu0 : -1;
   double us_per_fwd = have_cpu && received ? server_cpu_us / (double)received : -1;
   double gen_cpu = (self1 - self0) / ((double)(r.w1 - r.w0)) * 100.0;

@@ -76,6 +76,24 @@ static void jreq_closed(uv_handle_t *h) {
   free(q);
 }
 
+/* Decodes a chunked body (RFC 9112 §7.1) in place; returns its length, or -1. */
+static long dechunk(char *b, size_t len) {
+  size_t in = 0, out = 0;
+  for (;;) {
+    char *end;
+    if (in >= len) return -1;
+    unsigned long n = strtoul(b + in, &end, 16);
+    char *crlf = memmem(b + in, len - in, "\r\n", 2);
+    if (!crlf || end > crlf) return -1;
+    in = (size_t)(crlf + 2 - b);
+    if (n == 0) return (long)out;
+    if (n > len - in) return -1;
+    memmove(b + out, b + in, n);
+    out += n;
+    in += n + 2;
+  }
+}
+
 static void jreq_finish(jreq_t *q, int err) {
   if (q->done) return;
   q->done = 1;
@@ -84,7 +102,13 @@ static void jreq_finish(jreq_t *q, int err) {
   if (!err && q->in_len > 12 && !strncmp(q->in, "HTTP/1.", 7)) {
     status = atoi(q->in + 9);
     char *b = memmem(q->in, q->in_len, "\r\n\r\n", 4);
-    if (b) body = json_loadb(b + 4, q->in_len - (size_t)(b + 4 - q->in), 0, NULL);
+    if (b) {
+      *b = 0; /* headers end here */
+      char *bs = b + 4;
+      long blen = (long)(q->in_len - (size_t)(bs - q->in));
+      if (strcasestr(q->in, "transfer-encoding: chunked")) blen = dechunk(bs, (size_t)blen);
+      if (blen >= 0) body = json_loadb(bs, (size_t)blen, 0, NULL);
+    }
   }
   if (q->cb) q->cb(q->j, q->leg, status, body);
   json_decref(body);
@@ -212,6 +236,11 @@ static void on_ack(jrun_t *j, bl_leg_t *l, int status, json_t *b) {
 }
 
 static void handle_event(jrun_t *j, json_t *ev) {
+  if (getenv("HD_BENCH_DEBUG")) {
+    char *d = json_dumps(ev, JSON_COMPACT);
+    fprintf(stderr, "janus event: %s\n", d ? d : "");
+    free(d);
+  }
   const char *type = jstr(ev, "janus");
   uint64_t sender = (uint64_t)json_integer_value(json_object_get(ev, "sender"));
   bl_leg_t *l = sender ? leg_by_handle(j, sender) : NULL;

@@ -32,6 +32,7 @@ typedef struct {
   int ramp;           /* subscriber legs connecting at once */
   int join_timeout_s; /* per phase */
   int quiet;
+  const char *local_ip; /* clients' UDP bind + host candidate; default 127.0.0.1 */
 } bl_opts_t;
 
 typedef struct bl_run bl_run_t;
