@@ -5,5 +5,6 @@
 int hd_cmd_serve(int argc, char **argv);
 int hd_cmd_token(int argc, char **argv);
 int hd_cmd_netem(int argc, char **argv);
+int hd_cmd_bench(int argc, char **argv);
 
 #endif

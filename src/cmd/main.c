@@ -5,12 +5,14 @@
 #include "cmd/cmd.h"
 
 static void usage(void) {
-  fprintf(stderr, "usage: hudong <command> [options]\n"
-                  "commands:\n"
-                  "  serve   run a node (HTTP API + WHIP/WHEP + web app, UDP media)\n"
-                  "  token   mint an access token (JWT)\n"
-                  "  netem   network emulator: a UDP relay with delay, loss, jitter, rate limits\n"
-                  "run 'hudong <command> --help' for the options of a command\n");
+  fprintf(stderr,
+          "usage: hudong <command> [options]\n"
+          "commands:\n"
+          "  serve   run a node (HTTP API + WHIP/WHEP + web app, UDP media)\n"
+          "  token   mint an access token (JWT)\n"
+          "  netem   network emulator: a UDP relay with delay, loss, jitter, rate limits\n"
+          "  bench   load generator: 'hudong bench load' (publishers + subscribers over real WebRTC)\n"
+          "run 'hudong <command> --help' for the options of a command\n");
 }
 
 int main(int argc, char **argv) {
@@ -21,6 +23,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "serve")) return hd_cmd_serve(argc - 1, argv + 1);
   if (!strcmp(argv[1], "token")) return hd_cmd_token(argc - 1, argv + 1);
   if (!strcmp(argv[1], "netem")) return hd_cmd_netem(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "bench")) return hd_cmd_bench(argc - 1, argv + 1);
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage();
     return 0;
