@@ -19,7 +19,7 @@
  *
  * Usage: rtm_bench [--conns N] [--fanout 10,100,1000] [--payload B]
  *                  [--hudong PATH] [--mosquitto PATH] [--only hudong|mosquitto]
- *                  [--json FILE]
+ *                  [--json FILE] [--rates R1,R2,..]
  * bench/run_rtm.sh runs it with the defaults and writes bench/results/rtm.json. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -460,6 +460,11 @@ typedef struct {
   char error[256];
 } target_result_t;
 
+/* --rates R1,R2,..: fixed offered rates instead of the search (to compare
+ * builds at the same load); the first that fails ends the list. */
+static double fixed_rates[8];
+static int n_fixed_rates;
+
 static int ok_trial(const trial_t *t) { return t->complete >= 0.999 && t->p99 < 200 && !c_closed; }
 
 static void run_fanout(fan_result_t *fr, int fanout) {
@@ -484,14 +489,23 @@ static void run_fanout(fan_result_t *fr, int fanout) {
     return;
   }
   /* raise the offered delivery rate until a trial fails, then bisect */
-  double lo = 0, hi = 0, rate = 20000;
+  double lo = 0, hi = 0, rate = n_fixed_rates ? fixed_rates[0] : 20000;
   for (int i = 0; i < 12 && !c_closed; i++) {
+    if (n_fixed_rates) {
+      if (i >= n_fixed_rates) break;
+      rate = fixed_rates[i];
+    }
     trial_t t = trial(rate, 2.0);
     printf("  %-9s fan-out %4d offered %9.0f/s: delivered %9.0f/s complete %6.2f%% p50 %7.2f ms p99 %7.2f ms "
            "(CPU s: server %.2f, client %.2f)\n",
            proto->name, fanout, t.offered, t.delivered_rate, 100 * t.complete, t.p50, t.p99, t.server_cpu,
            t.client_cpu);
     fflush(stdout);
+    if (n_fixed_rates) {
+      if (!ok_trial(&t)) break;
+      lo = rate;
+      continue;
+    }
     if (ok_trial(&t)) {
       lo = rate;
       if (hi == 0) {
@@ -587,6 +601,12 @@ int main(int argc, char **argv) {
       only = argv[++i];
     else if (!strcmp(a, "--json") && v)
       json = argv[++i];
+    else if (!strcmp(a, "--rates") && v) {
+      for (char *s = argv[++i]; *s && n_fixed_rates < 8;) {
+        fixed_rates[n_fixed_rates++] = strtod(s, &s);
+        if (*s == ',') s++;
+      }
+    }
     else if (!strcmp(a, "--fanout") && v) {
       n_fan = 0;
       for (char *s = argv[++i]; *s && n_fan < MAX_FANOUTS;) {
@@ -595,7 +615,8 @@ int main(int argc, char **argv) {
       }
     } else {
       fprintf(stderr, "usage: rtm_bench [--conns N] [--fanout 10,100,1000] [--payload B] [--hudong PATH]\n"
-                      "                 [--mosquitto PATH] [--only hudong|mosquitto] [--json FILE]\n");
+                      "                 [--mosquitto PATH] [--only hudong|mosquitto] [--json FILE]\n"
+                      "                 [--rates R1,R2,.. (fixed offered deliveries/s, no search)]\n");
       return 2;
     }
   }

@@ -14,7 +14,8 @@
 //    was missed with `hist` (after the last cseq per channel; only stored
 //    messages can be recovered, docs/rtm.md "History");
 //  - requests in flight across a cut are sent again with the same id (the
-//    node answers a repeated pub id with the first cseq, "dup": true).
+//    node answers a repeated pub id with the first cseq, "dup": true);
+//  - a request refused with 429 rate_limited (not executed) is retried with backoff.
 //
 //   const rtm = new RtmClient({ getToken: () => fetchToken() });
 //   await rtm.login();
@@ -166,6 +167,11 @@ export class RtmClient {
           if (m.type === 'ok') {
             const { type, id, s, ...rest } = m;
             p.resolve(rest);
+          } else if (m.code === 429 && (p.tries || 0) < 6) {
+            // rate limited: the request was not executed (docs/rtm.md); send it again later
+            p.tries = (p.tries || 0) + 1;
+            this.pending.set(m.id, p);
+            p.timer = setTimeout(() => this._retry(m.id), 100 * 2 ** (p.tries - 1));
           } else p.reject(new RtmError(m));
         } else if (m.type === 'error') {
           const w = m.id !== undefined ? this.peerWaits.get(m.id) : undefined;
@@ -284,7 +290,16 @@ export class RtmClient {
     this.peerWaits.clear();
   }
 
-  // Sends a request and resolves with its `ok`. Survives cuts: resent on resume.
+  _retry(id) {
+    const p = this.pending.get(id);
+    if (!p) return;
+    p.timer = setTimeout(() => { this.pending.delete(id); p.reject(new Error(`rtm: ${p.msg.type} timed out`)); },
+      this.requestTimeoutMs);
+    if (this.live && this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(p.msg));
+  }
+
+  // Sends a request and resolves with its `ok`. Survives cuts: resent on resume;
+  // a 429 (not executed) is retried up to 6 times with backoff from 100 ms.
   request(msg) {
     const id = msg.id || `r${this.nextId++}`;
     const full = { ...msg, id };

@@ -7,5 +7,6 @@ int hd_cmd_token(int argc, char **argv);
 int hd_cmd_netem(int argc, char **argv);
 int hd_cmd_pub(int argc, char **argv);
 int hd_cmd_sub(int argc, char **argv);
+int hd_cmd_bench(int argc, char **argv);
 
 #endif

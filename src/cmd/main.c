@@ -5,14 +5,16 @@
 #include "cmd/cmd.h"
 
 static void usage(void) {
-  fprintf(stderr, "usage: hudong <command> [options]\n"
-                  "commands:\n"
-                  "  serve   run a node (HTTP API + WHIP/WHEP + web app, UDP media)\n"
-                  "  token   mint an access token (JWT)\n"
-                  "  netem   network emulator: a UDP relay with delay, loss, jitter, rate limits\n"
-                  "  pub     join a room and publish audio/video (files, tone, test pattern)\n"
-                  "  sub     join a room, receive and decode every track to WAV/Y4M/IVF, print stats\n"
-                  "run 'hudong <command> --help' for the options of a command\n");
+  fprintf(stderr,
+          "usage: hudong <command> [options]\n"
+          "commands:\n"
+          "  serve   run a node (HTTP API + WHIP/WHEP + web app, UDP media)\n"
+          "  token   mint an access token (JWT)\n"
+          "  netem   network emulator: a UDP relay with delay, loss, jitter, rate limits\n"
+          "  pub     join a room and publish audio/video (files, tone, test pattern)\n"
+          "  sub     join a room, receive and decode every track to WAV/Y4M/IVF, print stats\n"
+          "  bench   load generator: 'hudong bench load' (publishers + subscribers over real WebRTC)\n"
+          "run 'hudong <command> --help' for the options of a command\n");
 }
 
 int main(int argc, char **argv) {
@@ -25,6 +27,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "netem")) return hd_cmd_netem(argc - 1, argv + 1);
   if (!strcmp(argv[1], "pub")) return hd_cmd_pub(argc - 1, argv + 1);
   if (!strcmp(argv[1], "sub")) return hd_cmd_sub(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "bench")) return hd_cmd_bench(argc - 1, argv + 1);
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage();
     return 0;

@@ -243,6 +243,7 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
   if (!c.identity[0]) snprintf(c.identity, sizeof c.identity, "dev-user");
   snprintf(c.key, sizeof c.key, "%s", s->cfg.apps[0].key);
   c.room_join = c.can_publish = c.can_subscribe = c.can_publish_data = 1;
+  c.rtm = 1; /* the demo app's chat and presence use /rtm (docs/rtm.md) with the same token */
   c.iat = c.nbf = (int64_t)time(NULL);
   c.exp = c.iat + 6 * 3600;
   char tok[HD_TOKEN_MAX];
@@ -623,6 +624,12 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (m > 0 && (size_t)m < METRICS_CAP - (size_t)n) n += m; /* never past the buffer on truncation */
     int w = hd_ws_metrics_text(s->http, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
+    w = snprintf(buf + n, METRICS_CAP - (size_t)n,
+                 "# HELP hudong_udp_send_calls_total sendmmsg calls on the media port "
+                 "(hudong_packets_out_total / this = datagrams per call).\n"
+                 "# TYPE hudong_udp_send_calls_total counter\nhudong_udp_send_calls_total %llu\n",
+                 (unsigned long long)hd_rtc_udp_send_calls(s->udp));
+    if (w > 0 && (size_t)w < METRICS_CAP - (size_t)n) n += w;
     w = webhook_metrics(s, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
     w = hd_rtm_metrics_text(s->rtm, buf + n, METRICS_CAP - (size_t)n);

@@ -297,7 +297,11 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 
 static const struct lws_protocols protocols[] = {
     {"http", http_cb, sizeof(conn_t), 0, 0, NULL, 0},
-    {HD_WS_LWS_PROTOCOL, hd_ws__lws_cb, 0, 0, 0, NULL, 0},
+    /* rx_buffer_size: lws allocates this much (+ LWS_PRE) per WebSocket
+     * connection for its whole life; larger frames arrive in pieces that
+     * io/ws.c reassembles. 1 KiB instead of the 4 KiB default: memory per
+     * idle connection (RTM goal: <= 10 KB). */
+    {HD_WS_LWS_PROTOCOL, hd_ws__lws_cb, 0, HD_WS_LWS_RX_BUFFER, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

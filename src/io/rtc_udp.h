@@ -12,6 +12,8 @@ typedef struct hd_rtc_udp hd_rtc_udp_t;
 /* Binds host:port (port 0 = ephemeral) and starts receiving. */
 int hd_rtc_udp_start(hd_rtc_udp_t **out, uv_loop_t *loop, hd_node_t *node, const char *host, int port);
 /* Bound port. */
+/* sendmmsg(2) calls made so far (packets_out / this = datagrams per call). */
+uint64_t hd_rtc_udp_send_calls(const hd_rtc_udp_t *u);
 int hd_rtc_udp_port(const hd_rtc_udp_t *u);
 /* Call after changing node state from outside a UDP event (e.g. an HTTP request)
  * so queued datagrams go out and the timer is re-armed. */

@@ -2,7 +2,8 @@
  * context. lws does the framing, masking, ping answers, close handshake and
  * UTF-8 validation (§8.1); this file adds routing by path, accept/reject with an
  * HTTP status before the 101 (§4.2.2), message reassembly with a size cap
- * (§5.4), a bounded outbound queue written from SERVER_WRITEABLE, idle timeout
+ * (§5.4), a bounded outbound queue of pre-built frames written in batches from
+ * SERVER_WRITEABLE, idle timeout
  * with server pings (§5.5.2), and counters.
  *
  * Lifetime: the hd_ws_conn_t is created in HTTP_CONFIRM_UPGRADE (while the
@@ -26,11 +27,16 @@
 #define CLOSE_GRACE_MS 5000    /* closing connection not gone by then: dropped */
 #define SHUTDOWN_GRACE_MS 1500 /* hd_http_server_stop waits this long for close handshakes */
 
-typedef struct out_msg {
-  struct out_msg *next;
-  size_t len;
-  unsigned char buf[]; /* LWS_PRE headroom, then the payload */
-} out_msg_t;
+/* Outbound: complete WebSocket frames (RFC 6455 §5.2, server to client:
+ * unmasked, FIN set, text opcode) are built in hd_ws_send into one contiguous
+ * per-connection buffer. SERVER_WRITEABLE writes as many whole frames as fit
+ * in WRITE_BATCH with one lws_write (LWS_WRITE_RAW: lws passes the bytes
+ * through), i.e. one send() and one POLLOUT round for a burst of messages
+ * instead of one per message. Only whole frames are written per call, so the
+ * control frames lws sends itself (pong, close) never land inside ours. The
+ * buffer is freed when drained, so an idle connection holds none. */
+#define WRITE_BATCH (64 * 1024)
+#define OBUF_MIN 1024
 
 typedef struct {
   hd_ws_endpoint_config_t cfg;
@@ -59,9 +65,14 @@ struct hd_ws_conn {
   /* inbound reassembly */
   char *in;
   size_t in_len, in_cap;
-  /* outbound queue */
-  out_msg_t *qhead, *qtail;
-  size_t q_bytes, q_msgs;
+  /* outbound queue: framed bytes in ob[ob_off, ob_len) */
+  unsigned char *ob;
+  size_t ob_off, ob_len, ob_cap;
+  size_t q_bytes, q_msgs; /* payload bytes / messages queued (the caps count these) */
+  int wr_req;             /* a SERVER_WRITEABLE was requested and has not come yet */
+  int dirty;              /* on the hub's flush list */
+  int write_failed;       /* a direct write failed: close on the next SERVER_WRITEABLE */
+  hd_ws_conn_t *dirty_next;
   /* liveness */
   uint64_t last_rx;
   int ping_sent, ping_due;
@@ -77,6 +88,8 @@ struct hd_ws_hub {
   hd_ws_conn_t *conns;
   uint64_t next_id;
   int shutting_down;
+  uv_check_t *flush;        /* after each loop turn's I/O: write what the turn queued */
+  hd_ws_conn_t *dirty_head; /* connections with frames queued this turn */
 };
 
 static const char *const cr_names[HD_WS_CR_COUNT] = {"peer", "app",  "too_big",  "binary",
@@ -95,18 +108,28 @@ static hd_ws_hub_t *hub_of(struct lws *wsi) {
 }
 
 static void queue_free(hd_ws_conn_t *c) {
-  out_msg_t *m = c->qhead;
-  while (m) {
-    out_msg_t *n = m->next;
-    free(m);
-    m = n;
-  }
+  free(c->ob);
+  c->ob = NULL;
+  c->ob_off = c->ob_len = c->ob_cap = 0;
   c->ep->st.queued_bytes -= c->q_bytes;
-  c->qhead = c->qtail = NULL;
   c->q_bytes = c->q_msgs = 0;
 }
 
+/* Asks lws for one SERVER_WRITEABLE unless one is already pending: asking
+ * again per message would change the poll set (epoll_ctl) per message. */
+static void want_write(hd_ws_conn_t *c) {
+  if (c->wr_req || !c->wsi) return;
+  c->wr_req = 1;
+  lws_callback_on_writable(c->wsi);
+}
+
 static void conn_free(hd_ws_conn_t *c) {
+  if (c->dirty)
+    for (hd_ws_conn_t **pp = &c->hub->dirty_head; *pp; pp = &(*pp)->dirty_next)
+      if (*pp == c) {
+        *pp = c->dirty_next;
+        break;
+      }
   queue_free(c);
   free(c->in);
   free(c);
@@ -165,7 +188,7 @@ static void start_close(hd_ws_conn_t *c, int code, const char *reason, int cr, i
   snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
   c->closing_since = uv_now(c->hub->loop);
   if (drop) queue_free(c);
-  if (was_open && c->wsi) lws_callback_on_writable(c->wsi);
+  if (was_open && c->wsi) want_write(c);
   /* a connection still in its handshake asks for writable once ESTABLISHED */
 }
 
@@ -215,7 +238,7 @@ static void sweep(uv_timer_t *t) {
       start_close(c, HD_WS_CLOSE_GOING_AWAY, "idle timeout", HD_WS_CR_IDLE, 0);
     } else if (cfg->ping_interval_ms > 0 && quiet >= (uint64_t)cfg->ping_interval_ms && !c->ping_sent) {
       c->ping_sent = c->ping_due = 1;
-      lws_callback_on_writable(c->wsi);
+      want_write(c);
     }
   }
 }
@@ -237,9 +260,11 @@ int hd_ws__hub_new(hd_ws_hub_t **out, uv_loop_t *loop) {
   if (!h) return HD_ENOMEM;
   h->timer = calloc(1, sizeof *h->timer);
   h->kick = calloc(1, sizeof *h->kick);
-  if (!h->timer || !h->kick) {
+  h->flush = calloc(1, sizeof *h->flush);
+  if (!h->timer || !h->kick || !h->flush) {
     free(h->timer);
     free(h->kick);
+    free(h->flush);
     free(h);
     return HD_ENOMEM;
   }
@@ -247,9 +272,12 @@ int hd_ws__hub_new(hd_ws_hub_t **out, uv_loop_t *loop) {
   h->next_id = 1;
   uv_timer_init(loop, h->timer);
   uv_timer_init(loop, h->kick);
+  uv_check_init(loop, h->flush);
   uv_unref((uv_handle_t *)h->timer); /* never keeps the loop alive by itself */
   uv_unref((uv_handle_t *)h->kick);
+  uv_unref((uv_handle_t *)h->flush);
   h->timer->data = h->kick->data = h;
+  h->flush->data = h;
   *out = h;
   return 0;
 }
@@ -275,6 +303,17 @@ void hd_ws__hub_shutdown(hd_ws_hub_t *h) {
   uv_timer_stop(h->kick);
   uv_close((uv_handle_t *)h->kick, timer_closed);
   h->kick = NULL;
+  /* frames still queued go by SERVER_WRITEABLE from here on (mark_dirty) */
+  hd_ws_conn_t *d;
+  while ((d = h->dirty_head) != NULL) {
+    h->dirty_head = d->dirty_next;
+    d->dirty = 0;
+    d->dirty_next = NULL;
+    want_write(d);
+  }
+  uv_check_stop(h->flush);
+  uv_close((uv_handle_t *)h->flush, timer_closed);
+  h->flush = NULL;
 }
 
 void hd_ws__hub_free(hd_ws_hub_t *h) {
@@ -289,6 +328,7 @@ void hd_ws__hub_free(hd_ws_hub_t *h) {
   if (h->timer) { /* hd_ws__hub_shutdown was not called */
     uv_close((uv_handle_t *)h->timer, timer_closed);
     uv_close((uv_handle_t *)h->kick, timer_closed);
+    uv_close((uv_handle_t *)h->flush, timer_closed);
   }
   free(h);
 }
@@ -475,8 +515,99 @@ static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
   return 0;
 }
 
-static int on_writeable(hd_ws_conn_t *c, struct lws *wsi) {
+/* Size of the frame starting at p (we built it: well-formed, FIN, unmasked);
+ * *payload gets its payload length. */
+static size_t frame_size(const unsigned char *p, size_t *payload) {
+  size_t n = p[1] & 0x7f, h = 2;
+  if (n == 126) {
+    n = (size_t)p[2] << 8 | p[3];
+    h = 4;
+  } else if (n == 127) {
+    n = 0;
+    for (int i = 2; i < 10; i++)
+      n = n << 8 | p[i];
+    h = 10;
+  }
+  *payload = n;
+  return h + n;
+}
+
+/* Writes whole queued frames, up to WRITE_BATCH bytes, with one lws_write
+ * (LWS_WRITE_RAW goes to the socket as is; a partial send is kept by lws and
+ * finished before anything else is written on the connection). Asks for a
+ * SERVER_WRITEABLE when more remains. -1 on a write error. */
+static int write_frames(hd_ws_conn_t *c, struct lws *wsi) {
   endpoint_t *ep = c->ep;
+  size_t chunk = 0, msgs = 0, bytes = 0;
+  while (c->ob_off + chunk < c->ob_len) {
+    size_t pl, fs = frame_size(c->ob + c->ob_off + chunk, &pl);
+    if (chunk && chunk + fs > WRITE_BATCH) break;
+    chunk += fs;
+    msgs++;
+    bytes += pl;
+  }
+  int n = lws_write(wsi, c->ob + c->ob_off, chunk, LWS_WRITE_RAW);
+  c->ob_off += chunk;
+  if (c->ob_off == c->ob_len) { /* drained: an idle connection keeps no buffer */
+    free(c->ob);
+    c->ob = NULL;
+    c->ob_off = c->ob_len = c->ob_cap = 0;
+  }
+  c->q_bytes -= bytes;
+  c->q_msgs -= msgs;
+  ep->st.queued_bytes -= bytes;
+  if (n < 0) return -1;
+  ep->st.msgs_out += msgs;
+  ep->st.bytes_out += bytes;
+  if (c->ob_len > c->ob_off || c->state == ST_CLOSING) want_write(c);
+  return 0;
+}
+
+/* End of a loop turn (uv_check, after the I/O callbacks): every connection
+ * that got frames during the turn writes them now, directly, when lws has
+ * nothing of its own half-sent on it. A fan-out to 10 subscribers is then 10
+ * send() calls, not 10 POLLOUT arm/wake/disarm rounds (epoll_ctl twice per
+ * message); several messages queued in one turn go out in one send(). Writing
+ * outside SERVER_WRITEABLE is safe here because only whole frames are written
+ * and lws_partial_buffered() is checked first; TLS connections and anything
+ * unusual (a ping due, a callback already requested, closing) take the
+ * SERVER_WRITEABLE path. */
+static void flush_turn(uv_check_t *chk) {
+  hd_ws_hub_t *h = chk->data;
+  hd_ws_conn_t *c;
+  while ((c = h->dirty_head) != NULL) {
+    h->dirty_head = c->dirty_next;
+    c->dirty = 0;
+    c->dirty_next = NULL;
+    if (c->ob_len <= c->ob_off || !c->wsi) continue;
+    if (c->state != ST_OPEN || c->wr_req || c->ping_due || lws_is_ssl(c->wsi) ||
+        lws_partial_buffered(c->wsi)) {
+      want_write(c);
+      continue;
+    }
+    if (write_frames(c, c->wsi) < 0) {
+      c->write_failed = 1;
+      want_write(c);
+    }
+  }
+  uv_check_stop(chk);
+}
+
+static void mark_dirty(hd_ws_conn_t *c) {
+  hd_ws_hub_t *h = c->hub;
+  if (!h->flush) { /* shutting down: the plain path */
+    want_write(c);
+    return;
+  }
+  if (c->dirty) return;
+  c->dirty = 1;
+  c->dirty_next = h->dirty_head;
+  h->dirty_head = c;
+  uv_check_start(h->flush, flush_turn);
+}
+
+static int on_writeable(hd_ws_conn_t *c, struct lws *wsi) {
+  c->wr_req = 0;
   if (c->ping_due) {
     /* non-empty payload: lws 4.1 does not report zero-length pongs */
     unsigned char buf[LWS_PRE + 2] = {0};
@@ -484,25 +615,11 @@ static int on_writeable(hd_ws_conn_t *c, struct lws *wsi) {
     buf[LWS_PRE + 1] = 'd';
     c->ping_due = 0;
     if (lws_write(wsi, buf + LWS_PRE, 2, LWS_WRITE_PING) < 0) return -1;
-    if (c->qhead || c->state == ST_CLOSING) lws_callback_on_writable(wsi);
+    if (c->ob_len > c->ob_off || c->state == ST_CLOSING) want_write(c);
     return 0;
   }
-  if (c->qhead) {
-    out_msg_t *m = c->qhead;
-    c->qhead = m->next;
-    if (!c->qhead) c->qtail = NULL;
-    c->q_bytes -= m->len;
-    c->q_msgs--;
-    ep->st.queued_bytes -= m->len;
-    int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-    size_t len = m->len;
-    free(m);
-    if (n < 0) return -1;
-    ep->st.msgs_out++;
-    ep->st.bytes_out += len;
-    if (c->qhead || c->state == ST_CLOSING) lws_callback_on_writable(wsi);
-    return 0;
-  }
+  if (c->write_failed) return -1; /* a direct write (flush_turn) failed: lws closes */
+  if (c->ob_len > c->ob_off) return write_frames(c, wsi);
   if (c->state == ST_CLOSING && !c->close_ready) {
     /* Returning -1 here after lws_close_reason would be the usual way, but
      * lws 4.1 on libuv then kills the socket without sending the close frame
@@ -525,7 +642,7 @@ int hd_ws__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     if (!c) return -1; /* an upgrade that did not pass hd_ws__confirm_upgrade */
     c->last_rx = uv_now(c->hub->loop);
     if (c->state == ST_OPENING) c->state = ST_OPEN;
-    if (c->qhead || c->state == ST_CLOSING) lws_callback_on_writable(wsi);
+    if (c->ob_len > c->ob_off || c->state == ST_CLOSING) want_write(c);
     if (c->state == ST_CLOSING) c->closing_since = uv_now(c->hub->loop);
     return 0;
   case LWS_CALLBACK_RECEIVE:
@@ -575,21 +692,43 @@ int hd_ws_send(hd_ws_conn_t *c, const char *text, size_t len) {
     start_close(c, HD_WS_CLOSE_POLICY, "slow consumer: outbound queue full", HD_WS_CR_SLOW, 1);
     return HD_ENOSPC;
   }
-  out_msg_t *m = malloc(sizeof *m + LWS_PRE + len);
-  if (!m) return HD_ENOMEM;
-  m->next = NULL;
-  m->len = len;
-  if (len) memcpy(m->buf + LWS_PRE, text, len);
-  if (c->qtail)
-    c->qtail->next = m;
-  else
-    c->qhead = m;
-  c->qtail = m;
+  size_t hl = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  if (c->ob_len + hl + len > c->ob_cap) {
+    if (c->ob_off) { /* written frames at the front: reuse their room first */
+      memmove(c->ob, c->ob + c->ob_off, c->ob_len - c->ob_off);
+      c->ob_len -= c->ob_off;
+      c->ob_off = 0;
+    }
+    if (c->ob_len + hl + len > c->ob_cap) {
+      size_t cap = c->ob_cap ? c->ob_cap : OBUF_MIN;
+      while (cap < c->ob_len + hl + len)
+        cap *= 2;
+      unsigned char *nb = realloc(c->ob, cap);
+      if (!nb) return HD_ENOMEM;
+      c->ob = nb;
+      c->ob_cap = cap;
+    }
+  }
+  unsigned char *p = c->ob + c->ob_len;
+  p[0] = 0x81; /* FIN + text (§5.2); server frames are not masked (§5.1) */
+  if (hl == 2) {
+    p[1] = (unsigned char)len;
+  } else if (hl == 4) {
+    p[1] = 126;
+    p[2] = (unsigned char)(len >> 8);
+    p[3] = (unsigned char)len;
+  } else {
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+      p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+  }
+  if (len) memcpy(p + hl, text, len);
+  c->ob_len += hl + len;
   c->q_bytes += len;
   c->q_msgs++;
   ep->st.queued_bytes += len;
   if (c->q_bytes > ep->st.queued_peak) ep->st.queued_peak = c->q_bytes;
-  if (c->state == ST_OPEN) lws_callback_on_writable(c->wsi);
+  if (c->state == ST_OPEN) mark_dirty(c);
   return 0;
 }
 

@@ -11,9 +11,9 @@
  *              Binary messages close with 1003; invalid UTF-8 closes with 1007.
  *   on_close   exactly once for every accepted connection, with the close code.
  *
- * Outbound: hd_ws_send copies the message into a bounded per-connection queue
- * (caps in bytes and in messages) that is written one message per
- * LWS_CALLBACK_SERVER_WRITEABLE. A consumer too slow to keep the queue under its
+ * Outbound: hd_ws_send frames the message into a bounded per-connection queue
+ * (caps in bytes and in messages); each LWS_CALLBACK_SERVER_WRITEABLE writes
+ * every queued message (up to 64 KiB of frames) in one write. A consumer too slow to keep the queue under its
  * caps is closed with 1008 ("slow consumer") and its queue is freed at once, so
  * a stalled client costs at most the caps plus the kernel's socket buffers.
  *

@@ -13,6 +13,8 @@ typedef struct hd_ws_hub hd_ws_hub_t;
 /* Name of the lws protocol that carries every WebSocket connection; it is the
  * vhost's default protocol, so upgrades without Sec-WebSocket-Protocol bind it. */
 #define HD_WS_LWS_PROTOCOL "hudong-ws"
+/* Per-connection receive buffer lws keeps (see http.c). */
+#define HD_WS_LWS_RX_BUFFER 1024
 
 int hd_ws__hub_new(hd_ws_hub_t **out, uv_loop_t *loop);
 /* Before lws_context_destroy: close every connection with 1001 and turn the loop

@@ -99,35 +99,75 @@ static int win_grow(sess_t *s, size_t max) {
   return 0;
 }
 
-void rtm_push_text(hd_rtm_broker_t *b, sess_t *s, const char *body, size_t len, receipt_t *rc) {
-  if (s->doomed || len < 2 || body[len - 1] != '}') return;
+body_t *rtm_body_new(const char *json, size_t len) {
+  if (len < 2 || json[0] != '{' || json[len - 1] != '}') return NULL;
+  body_t *bd = malloc(sizeof *bd + len);
+  if (!bd) return NULL;
+  bd->refs = 1;
+  bd->len = len - 1; /* without the closing '}' */
+  memcpy(bd->text, json, len - 1);
+  return bd;
+}
+
+void rtm_body_unref(body_t *bd) {
+  if (bd && --bd->refs <= 0) free(bd);
+}
+
+/* The tail of a window entry: ,"s":N} (no comma after an empty object). */
+static int ent_tail(const body_t *bd, int64_t seq, char *tail, size_t cap) {
+  return snprintf(tail, cap, "%s\"s\":%lld}", bd->len > 1 ? "," : "", (long long)seq);
+}
+
+/* Sends window entry e to conn: body + tail, built in the scratch buffer. */
+static void ent_send(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e) {
+  if (e->len + 1 > b->scratch_cap) {
+    size_t cap = b->scratch_cap ? b->scratch_cap : 4096;
+    while (cap < e->len + 1)
+      cap *= 2;
+    char *n = realloc(b->scratch, cap);
+    if (!n) return; /* stays in the window: a resume replays it */
+    b->scratch = n;
+    b->scratch_cap = cap;
+  }
+  memcpy(b->scratch, e->body->text, e->body->len);
+  ent_tail(e->body, e->s, b->scratch + e->body->len, b->scratch_cap - e->body->len);
+  raw_send(b, conn, b->scratch, e->len);
+}
+
+void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc) {
+  if (s->doomed) return;
   char tail[40];
   int64_t seq = s->next_s;
-  int tl = snprintf(tail, sizeof tail, "%s\"s\":%lld}", len > 2 ? "," : "", (long long)seq);
-  size_t n = len - 1 + (size_t)tl;
+  int tl = ent_tail(bd, seq, tail, sizeof tail);
+  size_t n = bd->len + (size_t)tl;
   if (s->win_n >= b->cfg.window_msgs || s->win_bytes + n > b->cfg.window_bytes ||
       win_grow(s, b->cfg.window_msgs) < 0) {
-    s->doomed = 1; /* overflow: never unbounded memory (docs/rtm.md "Overflow") */
+    rtm_doom(b, s, 1); /* overflow: never unbounded memory (docs/rtm.md "Overflow") */
     if (rc) rtm_receipt_settle(b, rc, 0);
     return;
   }
-  char *t = malloc(n + 1);
-  if (!t) {
-    s->doomed = 1;
-    if (rc) rtm_receipt_settle(b, rc, 0);
-    return;
-  }
-  memcpy(t, body, len - 1);
-  memcpy(t + len - 1, tail, (size_t)tl + 1);
   s->next_s++;
   out_ent_t *e = &s->win[(s->win_head + s->win_n) % s->win_cap];
   e->s = seq;
-  e->text = t;
+  e->body = bd;
+  bd->refs++;
   e->len = n;
   e->rc = rc;
   s->win_n++;
   s->win_bytes += n;
-  if (s->conn) raw_send(b, s->conn, t, n);
+  if (s->conn) ent_send(b, s->conn, e);
+}
+
+void rtm_push_text(hd_rtm_broker_t *b, sess_t *s, const char *text, size_t len, receipt_t *rc) {
+  if (s->doomed || len < 2 || text[len - 1] != '}') return;
+  body_t *bd = rtm_body_new(text, len);
+  if (!bd) { /* out of memory: like an overflow */
+    rtm_doom(b, s, 1);
+    if (rc) rtm_receipt_settle(b, rc, 0);
+    return;
+  }
+  rtm_push_body(b, s, bd, rc);
+  rtm_body_unref(bd);
 }
 
 void rtm_push(hd_rtm_broker_t *b, sess_t *s, json_t *o, receipt_t *rc) {
@@ -162,9 +202,14 @@ static void win_release(hd_rtm_broker_t *b, sess_t *s, int64_t upto, int deliver
     if (e->s > upto) break;
     if (e->rc) rtm_receipt_settle(b, e->rc, delivered);
     s->win_bytes -= e->len;
-    free(e->text);
+    rtm_body_unref(e->body);
     s->win_head = (s->win_head + 1) % s->win_cap;
     s->win_n--;
+  }
+  if (!s->win_n && s->win_cap > 64) { /* a burst is over: give its ring back */
+    free(s->win);
+    s->win = NULL;
+    s->win_cap = s->win_head = 0;
   }
 }
 
@@ -175,6 +220,129 @@ sess_t *rtm_session_by_sid(hd_rtm_broker_t *b, const char *sid) {
 }
 
 static conn_t *conn_get(hd_rtm_broker_t *b, uint64_t id) { return hd_map_get(&b->conns, &id, sizeof id); }
+
+void rtm_doom(hd_rtm_broker_t *b, sess_t *s, int kind) {
+  if (s->doomed) return;
+  s->doomed = kind;
+  s->dnext = b->doomed;
+  b->doomed = s;
+}
+
+/* Detached sessions wait on a list ordered by expire_at: with one grace
+ * period for all, a new one almost always goes at the tail. */
+static void exp_insert(hd_rtm_broker_t *b, sess_t *s) {
+  sess_t *p = b->exp_tail;
+  while (p && p->expire_at > s->expire_at)
+    p = p->xprev;
+  s->xprev = p;
+  s->xnext = p ? p->xnext : b->exp_head;
+  if (s->xnext)
+    s->xnext->xprev = s;
+  else
+    b->exp_tail = s;
+  if (p)
+    p->xnext = s;
+  else
+    b->exp_head = s;
+  s->in_exp = 1;
+}
+
+static void exp_remove(hd_rtm_broker_t *b, sess_t *s) {
+  if (!s->in_exp) return;
+  if (s->xprev)
+    s->xprev->xnext = s->xnext;
+  else
+    b->exp_head = s->xnext;
+  if (s->xnext)
+    s->xnext->xprev = s->xprev;
+  else
+    b->exp_tail = s->xprev;
+  s->xnext = s->xprev = NULL;
+  s->in_exp = 0;
+}
+
+static uint32_t user_hash(const char *app, const char *user) {
+  uint32_t h = 2166136261u;
+  for (const char *p = app; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  h = (h ^ 0x1f) * 16777619u;
+  for (const char *p = user; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  return h;
+}
+
+ruser_t *rtm_user_get(hd_rtm_broker_t *b, const char *app, const char *user) {
+  if (!b->n_ubuckets) return NULL;
+  for (ruser_t *u = b->ubuckets[user_hash(app, user) & (b->n_ubuckets - 1)]; u; u = u->next)
+    if (!strcmp(u->user, user) && !strcmp(u->app, app)) return u;
+  return NULL;
+}
+
+/* Doubles the bucket array (power of two) when users outnumber buckets. */
+static int users_grow(hd_rtm_broker_t *b) {
+  if (b->n_users < b->n_ubuckets) return 0;
+  size_t nb = b->n_ubuckets ? b->n_ubuckets * 2 : 256;
+  ruser_t **a = calloc(nb, sizeof *a);
+  if (!a) return b->n_ubuckets ? 0 : HD_ENOMEM; /* longer chains, still correct */
+  for (size_t i = 0; i < b->n_ubuckets; i++)
+    while (b->ubuckets[i]) {
+      ruser_t *u = b->ubuckets[i];
+      b->ubuckets[i] = u->next;
+      size_t k = user_hash(u->app, u->user) & (nb - 1);
+      u->next = a[k];
+      a[k] = u;
+    }
+  free(b->ubuckets);
+  b->ubuckets = a;
+  b->n_ubuckets = nb;
+  return 0;
+}
+
+static int user_add(hd_rtm_broker_t *b, sess_t *s) {
+  ruser_t *u = rtm_user_get(b, s->app, s->user);
+  if (!u) {
+    if (users_grow(b) < 0 || !(u = calloc(1, sizeof *u))) return HD_ENOMEM;
+    hd_scpy(u->app, sizeof u->app, s->app);
+    hd_scpy(u->user, sizeof u->user, s->user);
+    size_t k = user_hash(u->app, u->user) & (b->n_ubuckets - 1);
+    u->next = b->ubuckets[k];
+    b->ubuckets[k] = u;
+    b->n_users++;
+  }
+  s->u = u;
+  s->uprev = NULL;
+  s->unext = u->sessions;
+  if (s->unext) s->unext->uprev = s;
+  u->sessions = s;
+  u->n++;
+  return 0;
+}
+
+static void user_remove(hd_rtm_broker_t *b, sess_t *s) {
+  ruser_t *u = s->u;
+  if (!u) return;
+  if (s->uprev)
+    s->uprev->unext = s->unext;
+  else
+    u->sessions = s->unext;
+  if (s->unext) s->unext->uprev = s->uprev;
+  s->u = NULL;
+  if (--u->n > 0) return;
+  for (ruser_t **pp = &b->ubuckets[user_hash(u->app, u->user) & (b->n_ubuckets - 1)]; *pp; pp = &(*pp)->next)
+    if (*pp == u) {
+      *pp = u->next;
+      break;
+    }
+  b->n_users--;
+  free(u);
+}
+
+static void sess_free_mem(sess_t *s) {
+  free(s->win);
+  free(s->subs);
+  free(s->dd);
+  free(s);
+}
 
 /* Ends a session: presence events (ev), windows and receipts settled, freed. */
 static void sess_end(hd_rtm_broker_t *b, sess_t *s, const char *ev) {
@@ -188,36 +356,34 @@ static void sess_end(hd_rtm_broker_t *b, sess_t *s, const char *ev) {
   }
   hd_map_del(&b->by_sid, s->sid, strlen(s->sid));
   hd_map_del(&b->by_resume, s->resume, strlen(s->resume));
+  exp_remove(b, s);
+  user_remove(b, s);
   if (s->prev)
     s->prev->next = s->next;
   else
     b->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
   b->n_sessions--;
-  free(s->win);
-  free(s);
+  sess_free_mem(s);
 }
 
-/* Frees doomed sessions (overflow, logout). Ending one may doom others (their
- * presence events overflow), hence the loop. */
+/* Frees doomed sessions (overflow, logout, expiry): only those, from their
+ * list. Ending one may doom others (their presence events overflow); they
+ * join the list and are ended in the same loop. */
 static void reap(hd_rtm_broker_t *b) {
-  for (int again = 1; again;) {
-    again = 0;
-    for (sess_t *s = b->sessions, *nx; s; s = nx) {
-      nx = s->next;
-      if (!s->doomed) continue;
-      if (s->doomed == 1) {
-        b->st.drops++;
-        if (s->conn)
-          b->cfg.close(b->cfg.ud, s->conn, HD_RTM_CLOSE_OVERFLOW,
-                       "overflow: session dropped; log in again and fetch history");
-      }
-      int kind = s->doomed;
-      s->doomed = 4; /* ending: nothing more is queued to it */
-      sess_end(b, s, kind == 2 ? "leave" : "timeout");
-      again = 1;
-      break;
+  while (b->doomed) {
+    sess_t *s = b->doomed;
+    b->doomed = s->dnext;
+    s->dnext = NULL;
+    int kind = s->doomed;
+    if (kind == 1) {
+      b->st.drops++;
+      if (s->conn)
+        b->cfg.close(b->cfg.ud, s->conn, HD_RTM_CLOSE_OVERFLOW,
+                     "overflow: session dropped; log in again and fetch history");
     }
+    s->doomed = 4; /* ending: nothing more is queued to it */
+    sess_end(b, s, kind == 2 ? "leave" : "timeout");
   }
 }
 
@@ -240,6 +406,12 @@ static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
     free(s);
     return NULL;
   }
+  if (user_add(b, s) < 0) {
+    hd_map_del(&b->by_sid, s->sid, strlen(s->sid));
+    hd_map_del(&b->by_resume, s->resume, strlen(s->resume));
+    free(s);
+    return NULL;
+  }
   s->next = b->sessions;
   if (s->next) s->next->prev = s;
   b->sessions = s;
@@ -257,6 +429,7 @@ static void attach(hd_rtm_broker_t *b, sess_t *s, conn_t *c) {
   if (s->conn != c->id) b->st.connections++;
   s->conn = c->id;
   s->expire_at = 0;
+  exp_remove(b, s);
   c->s = s;
 }
 
@@ -305,7 +478,7 @@ static void do_login(hd_rtm_broker_t *b, conn_t *c, const req_t *r, hd_time_t no
     for (size_t i = 0; i < s->win_n; i++) {
       out_ent_t *e = &s->win[(s->win_head + i) % s->win_cap];
       b->st.replayed++;
-      raw_send(b, c->id, e->text, e->len);
+      ent_send(b, c->id, e);
     }
     return;
   }
@@ -393,16 +566,23 @@ void hd_rtm_broker_free(hd_rtm_broker_t *b) {
   while (b->sessions) {
     sess_t *s = b->sessions;
     b->sessions = s->next;
-    for (size_t i = 0; i < s->win_n; i++)
-      free(s->win[(s->win_head + i) % s->win_cap].text);
-    free(s->win);
-    free(s);
+    for (size_t i = 0; i < s->win_n; i++) {
+      out_ent_t *e = &s->win[(s->win_head + i) % s->win_cap];
+      rtm_body_unref(e->body);
+      /* a settled receipt lives as long as window entries hold it */
+      if (e->rc && --e->rc->refs <= 0 && e->rc->done) free(e->rc);
+    }
+    sess_free_mem(s);
   }
-  while (b->receipts) {
-    receipt_t *r = b->receipts;
-    b->receipts = r->next;
-    free(r);
-  }
+  rtm_receipts_free_all(b);
+  for (size_t i = 0; i < b->n_ubuckets; i++)
+    while (b->ubuckets[i]) {
+      ruser_t *u = b->ubuckets[i];
+      b->ubuckets[i] = u->next;
+      free(u);
+    }
+  free(b->ubuckets);
+  free(b->scratch);
   rtm_free_all_chans(b);
   for (size_t i = 0; b->conns.slots && i < b->conns.n_slots; i++)
     if (b->conns.slots[i].klen) free(b->conns.slots[i].value);
@@ -495,7 +675,7 @@ int hd_rtm_conn_message(hd_rtm_broker_t *b, uint64_t conn, const char *text, siz
   } else if (!strcmp(r.type, "logout")) {
     rtm_ok(b, c->s, &r, NULL);
     b->cfg.close(b->cfg.ud, c->id, HD_RTM_CLOSE_NORMAL, "logout");
-    c->s->doomed = 2;
+    rtm_doom(b, c->s, 2);
   } else if (rtm_dispatch(b, c->s, &r, now) < 0) {
     char m[120];
     snprintf(m, sizeof m, "unknown type \"%.64s\"", r.type);
@@ -516,17 +696,21 @@ void hd_rtm_conn_closed(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now) {
   if (s && s->conn == conn) {
     s->conn = 0;
     s->expire_at = now + b->cfg.resume_grace;
+    if (!s->doomed) exp_insert(b, s);
     b->st.connections--;
   }
   reap(b);
 }
 
 void hd_rtm_tick(hd_rtm_broker_t *b, hd_time_t now) {
-  for (sess_t *s = b->sessions; s; s = s->next)
-    if (!s->conn && !s->doomed && s->expire_at && s->expire_at <= now) {
-      s->doomed = 3; /* "timeout" presence events, no close (no connection) */
+  while (b->exp_head && b->exp_head->expire_at <= now) {
+    sess_t *s = b->exp_head;
+    exp_remove(b, s);
+    if (!s->conn && !s->doomed) {
+      rtm_doom(b, s, 3); /* "timeout" presence events, no close (no connection) */
       b->st.expired++;
     }
+  }
   reap(b);
   rtm_locks_tick(b, now);
   rtm_receipts_tick(b, now);
@@ -535,8 +719,7 @@ void hd_rtm_tick(hd_rtm_broker_t *b, hd_time_t now) {
 
 hd_time_t hd_rtm_next_timeout(const hd_rtm_broker_t *b) {
   hd_time_t t = hd_rtm_locks_next(&b->locks);
-  for (const sess_t *s = b->sessions; s; s = s->next)
-    if (!s->conn && s->expire_at && s->expire_at < t) t = s->expire_at;
+  if (b->exp_head && b->exp_head->expire_at < t) t = b->exp_head->expire_at;
   return hd_time_min(t, rtm_receipts_next(b));
 }
 

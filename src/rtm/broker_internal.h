@@ -16,42 +16,68 @@
 #define SEQ_RESERVE 1000 /* cseqs reserved in the store at a time */
 
 typedef struct receipt {
-  struct receipt *next;
+  struct receipt *next, *prev; /* pending receipts, by deadline (only while !done) */
   char sender[SID_LEN + 1], id[HD_RTM_MAX_ID + 1], to[HD_RTM_MAX_USER + 1];
   int refs; /* window entries still holding it */
   int done; /* receipt or failure sent */
   hd_time_t deadline;
 } receipt_t;
 
+/* A message body shared by every window entry it went to (one per fan-out):
+ * compact JSON object text without its closing '}'; each session's copy is
+ * body + ,"s":N} (built when sent). */
+typedef struct {
+  int refs;
+  size_t len;
+  char text[];
+} body_t;
+
 typedef struct {
   int64_t s;
-  char *text;
-  size_t len;
+  body_t *body;
   receipt_t *rc;
+  size_t len; /* whole text with "s" */
 } out_ent_t;
 
 struct chan;
+struct ruser;
+
+typedef struct {
+  char id[HD_RTM_MAX_ID + 1];
+  int64_t cseq;
+} dd_ent_t;
 
 typedef struct sess {
-  struct sess *next, *prev; /* all sessions */
+  struct sess *next, *prev;   /* all sessions */
+  struct sess *unext, *uprev; /* sessions of the same user (ruser_t) */
+  struct sess *xnext, *xprev; /* detached sessions, by expire_at */
+  struct sess *dnext;         /* doomed sessions waiting for reap() */
+  struct ruser *u;
   char sid[SID_LEN + 1], resume[RESUME_LEN + 1];
   char app[64], user[HD_RTM_MAX_USER + 1];
   int admin;
+  int in_exp;          /* on the detached list */
   uint64_t conn;       /* 0 = detached, waiting for a resume */
   hd_time_t expire_at; /* when detached: end of the grace period */
   int64_t next_s;      /* next session sequence number */
-  out_ent_t *win;      /* ring of unacked messages */
+  out_ent_t *win;      /* ring of unacked messages (allocated on first use) */
   size_t win_cap, win_head, win_n, win_bytes;
-  struct chan *subs[HD_RTM_MAX_SUBS];
-  int n_subs;
-  struct {
-    char id[HD_RTM_MAX_ID + 1];
-    int64_t cseq;
-  } dd[HD_RTM_PUB_DEDUPE];
+  struct chan **subs; /* channels (grown on demand, up to HD_RTM_MAX_SUBS) */
+  int n_subs, cap_subs;
+  dd_ent_t *dd; /* HD_RTM_PUB_DEDUPE recent ids, allocated on first use */
   int dd_next;
-  int doomed; /* 1 overflow, 2 logout: reaped after the current operation */
+  int doomed; /* 1 overflow, 2 logout, 3 expired: reaped after the current operation */
   uint32_t mark;
 } sess_t;
+
+/* All sessions of one (app, user): peer messages and user attribute events
+ * find them without scanning every session. */
+typedef struct ruser {
+  struct ruser *next; /* bucket chain */
+  char app[64], user[HD_RTM_MAX_USER + 1];
+  sess_t *sessions;
+  int n;
+} ruser_t;
 
 typedef struct {
   char user[HD_RTM_MAX_USER + 1];
@@ -83,10 +109,16 @@ struct hd_rtm_broker {
   hd_map_t by_resume; /* resume token -> sess_t */
   sess_t *sessions;
   size_t n_sessions;
+  sess_t *doomed;              /* to reap */
+  sess_t *exp_head, *exp_tail; /* detached sessions, earliest expiry first */
+  ruser_t **ubuckets;          /* (app, user) -> ruser_t, chained, grows */
+  size_t n_ubuckets, n_users;
+  char *scratch; /* a window entry's whole text, when sent */
+  size_t scratch_cap;
   chan_t *buckets[CHAN_BUCKETS];
   size_t n_chans;
   hd_rtm_locks_t locks;
-  receipt_t *receipts;
+  receipt_t *receipts, *receipts_tail; /* pending (not done) receipts, earliest deadline first */
   uint32_t mark;
   hd_rtm_stats_t st;
 };
@@ -110,6 +142,16 @@ void rtm_ok(hd_rtm_broker_t *b, sess_t *s, const req_t *r, json_t *o);
 void rtm_err(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t code, const char *msg,
              json_t *extra);
 sess_t *rtm_session_by_sid(hd_rtm_broker_t *b, const char *sid);
+/* Marks s to be ended by reap() (kind: 1 overflow, 2 logout, 3 expired). */
+void rtm_doom(hd_rtm_broker_t *b, sess_t *s, int kind);
+/* The sessions of (app, user), or NULL. */
+ruser_t *rtm_user_get(hd_rtm_broker_t *b, const char *app, const char *user);
+/* Same fan-out as rtm_push_text with a shared body (refs taken per entry). */
+void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *body, receipt_t *rc);
+/* A body from compact JSON object text (NULL on bad input / no memory);
+ * refs = 1 for the caller, who drops it with rtm_body_unref. */
+body_t *rtm_body_new(const char *json, size_t len);
+void rtm_body_unref(body_t *body);
 
 /* ---- broker_ops.c ---- */
 chan_t *rtm_chan_get(hd_rtm_broker_t *b, const char *app, const char *name, int create);
@@ -121,6 +163,8 @@ int rtm_dispatch(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now);
 /* A window entry carrying a receipt was acked (delivered=1) or dropped (0). */
 void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered);
 void rtm_receipts_tick(hd_rtm_broker_t *b, hd_time_t now);
+/* Frees a receipt the broker is destroying (no callbacks). */
+void rtm_receipts_free_all(hd_rtm_broker_t *b);
 hd_time_t rtm_receipts_next(const hd_rtm_broker_t *b);
 void rtm_locks_tick(hd_rtm_broker_t *b, hd_time_t now);
 int rtm_locks_load(hd_rtm_broker_t *b, hd_time_t now);

@@ -150,11 +150,13 @@ void rtm_free_all_chans(hd_rtm_broker_t *b) {
 static void channel_deliver(hd_rtm_broker_t *b, chan_t *c, json_t *o) {
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
-  if (!t) return;
-  size_t n = strlen(t);
-  for (size_t i = 0; i < c->n_subs; i++)
-    rtm_push_text(b, c->subs[i], t, n, NULL);
+  body_t *bd = t ? rtm_body_new(t, strlen(t)) : NULL;
   free(t);
+  if (!bd) return;
+  /* one body for every subscriber: each window entry holds a reference */
+  for (size_t i = 0; i < c->n_subs; i++)
+    rtm_push_body(b, c->subs[i], bd, NULL);
+  rtm_body_unref(bd);
 }
 
 static member_t *member(chan_t *c, const char *user) {
@@ -213,6 +215,18 @@ static void do_sub(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
     rtm_chan_maybe_free(b, c);
     return;
   }
+  if (s->n_subs == s->cap_subs) { /* grown on demand: an idle session keeps little */
+    int nc = s->cap_subs ? s->cap_subs * 2 : 2;
+    if (nc > HD_RTM_MAX_SUBS) nc = HD_RTM_MAX_SUBS;
+    chan_t **a = realloc(s->subs, (size_t)nc * sizeof *a);
+    if (!a) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "out of memory", NULL);
+      rtm_chan_maybe_free(b, c);
+      return;
+    }
+    s->subs = a;
+    s->cap_subs = nc;
+  }
   member_t *m = member(c, s->user);
   if ((c->n_subs == c->cap_subs || (!m && c->n_mem == c->cap_mem))) {
     size_t ns = c->cap_subs ? c->cap_subs * 2 : 8, nm = c->cap_mem ? c->cap_mem * 2 : 8;
@@ -269,12 +283,14 @@ static void do_unsub(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
 
 /* Remembered publish/peer ids: a retry after a resume is answered, not redone. */
 static int64_t *dedupe_find(sess_t *s, const char *id) {
-  for (int i = 0; i < HD_RTM_PUB_DEDUPE; i++)
+  for (int i = 0; s->dd && i < HD_RTM_PUB_DEDUPE; i++)
     if (s->dd[i].id[0] && !strcmp(s->dd[i].id, id)) return &s->dd[i].cseq;
   return NULL;
 }
 
 static void dedupe_add(sess_t *s, const char *id, int64_t cseq) {
+  /* allocated on the first publish with an id: most sessions never publish */
+  if (!s->dd && !(s->dd = calloc(HD_RTM_PUB_DEDUPE, sizeof *s->dd))) return;
   hd_scpy(s->dd[s->dd_next].id, sizeof s->dd[0].id, id);
   s->dd[s->dd_next].cseq = cseq;
   s->dd_next = (s->dd_next + 1) % HD_RTM_PUB_DEDUPE;
@@ -425,24 +441,24 @@ static int fscope(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_rtm_scope_t 
 static void user_attr_event(hd_rtm_broker_t *b, const char *app, const char *user, json_t *o) {
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
-  if (!t) return;
-  size_t n = strlen(t);
+  body_t *bd = t ? rtm_body_new(t, strlen(t)) : NULL;
+  free(t);
+  ruser_t *u = bd ? rtm_user_get(b, app, user) : NULL;
   uint32_t mk = ++b->mark;
-  for (sess_t *s = b->sessions; s; s = s->next) {
-    if (strcmp(s->app, app) || strcmp(s->user, user)) continue;
+  for (sess_t *s = u ? u->sessions : NULL; s; s = s->unext) {
     if (s->mark != mk) {
       s->mark = mk;
-      rtm_push_text(b, s, t, n, NULL);
+      rtm_push_body(b, s, bd, NULL);
     }
     for (int i = 0; i < s->n_subs; i++)
       for (size_t k = 0; k < s->subs[i]->n_subs; k++) {
         sess_t *o2 = s->subs[i]->subs[k];
         if (o2->mark == mk) continue;
         o2->mark = mk;
-        rtm_push_text(b, o2, t, n, NULL);
+        rtm_push_body(b, o2, bd, NULL);
       }
   }
-  free(t);
+  rtm_body_unref(bd);
 }
 
 static void do_attr_set(hd_rtm_broker_t *b, sess_t *s, const req_t *r, int del) {
@@ -612,18 +628,54 @@ static void do_lock(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
 
 /* ---------------------------------------------------------------- peer messages */
 
-static void receipt_free_if_done(hd_rtm_broker_t *b, receipt_t *rc) {
-  if (rc->refs > 0 || !rc->done) return;
-  for (receipt_t **pp = &b->receipts; *pp; pp = &(*pp)->next)
-    if (*pp == rc) {
-      *pp = rc->next;
-      free(rc);
-      return;
-    }
+/* Pending receipts are on a list ordered by deadline (one peer_timeout for
+ * all: new ones go at the tail); a settled one leaves the list and is freed
+ * when no window entry holds it any more. */
+static void receipt_link(hd_rtm_broker_t *b, receipt_t *rc) {
+  receipt_t *p = b->receipts_tail;
+  while (p && p->deadline > rc->deadline)
+    p = p->prev;
+  rc->prev = p;
+  rc->next = p ? p->next : b->receipts;
+  if (rc->next)
+    rc->next->prev = rc;
+  else
+    b->receipts_tail = rc;
+  if (p)
+    p->next = rc;
+  else
+    b->receipts = rc;
+}
+
+static void receipt_done(hd_rtm_broker_t *b, receipt_t *rc) {
+  if (rc->done) return;
+  rc->done = 1;
+  if (rc->prev)
+    rc->prev->next = rc->next;
+  else
+    b->receipts = rc->next;
+  if (rc->next)
+    rc->next->prev = rc->prev;
+  else
+    b->receipts_tail = rc->prev;
+  rc->next = rc->prev = NULL;
+}
+
+static void receipt_free_if_done(receipt_t *rc) {
+  if (rc->refs <= 0 && rc->done) free(rc);
+}
+
+void rtm_receipts_free_all(hd_rtm_broker_t *b) {
+  while (b->receipts) {
+    receipt_t *r = b->receipts;
+    b->receipts = r->next;
+    free(r);
+  }
+  b->receipts_tail = NULL;
 }
 
 static void receipt_fail(hd_rtm_broker_t *b, receipt_t *rc, const char *why) {
-  rc->done = 1;
+  receipt_done(b, rc);
   sess_t *snd = rtm_session_by_sid(b, rc->sender);
   if (snd && !snd->doomed)
     rtm_err(b, snd, rc->id, HD_RTM_ERR_NOT_DELIVERED, why, json_pack("{s:s}", "to", rc->to));
@@ -632,30 +684,25 @@ static void receipt_fail(hd_rtm_broker_t *b, receipt_t *rc, const char *why) {
 void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered) {
   rc->refs--;
   if (!rc->done && delivered) {
-    rc->done = 1;
+    receipt_done(b, rc);
     sess_t *snd = rtm_session_by_sid(b, rc->sender);
     if (snd && !snd->doomed)
       rtm_push(b, snd, json_pack("{s:s,s:s,s:s}", "type", "receipt", "id", rc->id, "to", rc->to), NULL);
   } else if (!rc->done && rc->refs <= 0)
     receipt_fail(b, rc, "the recipient's session ended before it acknowledged");
-  receipt_free_if_done(b, rc);
+  receipt_free_if_done(rc);
 }
 
 void rtm_receipts_tick(hd_rtm_broker_t *b, hd_time_t now) {
-  for (receipt_t *rc = b->receipts, *nx; rc; rc = nx) {
-    nx = rc->next;
-    if (!rc->done && rc->deadline <= now) {
-      receipt_fail(b, rc, "not acknowledged by the recipient in time");
-      receipt_free_if_done(b, rc);
-    }
+  while (b->receipts && b->receipts->deadline <= now) {
+    receipt_t *rc = b->receipts;
+    receipt_fail(b, rc, "not acknowledged by the recipient in time");
+    receipt_free_if_done(rc);
   }
 }
 
 hd_time_t rtm_receipts_next(const hd_rtm_broker_t *b) {
-  hd_time_t t = HD_TIME_NEVER;
-  for (const receipt_t *rc = b->receipts; rc; rc = rc->next)
-    if (!rc->done && rc->deadline < t) t = rc->deadline;
-  return t;
+  return b->receipts ? b->receipts->deadline : HD_TIME_NEVER;
 }
 
 static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
@@ -670,8 +717,9 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
     return;
   if (dedupe_find(s, r->id)) return; /* a retry: its receipt or failure is on its way */
   int n = 0;
-  for (sess_t *t = b->sessions; t; t = t->next)
-    n += !t->doomed && !strcmp(t->app, s->app) && !strcmp(t->user, to);
+  ruser_t *u = rtm_user_get(b, s->app, to);
+  for (sess_t *t = u ? u->sessions : NULL; t; t = t->unext)
+    n += !t->doomed;
   if (!n) {
     rtm_err(b, s, r->id, HD_RTM_ERR_OFFLINE, "the user has no session", json_pack("{s:s}", "to", to));
     return;
@@ -692,15 +740,21 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   hd_scpy(rc->to, sizeof rc->to, to);
   rc->deadline = now + b->cfg.peer_timeout;
   rc->refs = n + 1; /* +1 held while fanning out, so that an early failure cannot free it */
-  rc->next = b->receipts;
-  b->receipts = rc;
-  size_t len = strlen(t);
-  for (sess_t *x = b->sessions; x; x = x->next)
-    if (!x->doomed && !strcmp(x->app, s->app) && !strcmp(x->user, to)) rtm_push_text(b, x, t, len, rc);
+  receipt_link(b, rc);
+  body_t *bd = rtm_body_new(t, strlen(t));
   free(t);
+  for (sess_t *x = u->sessions, *nx; x; x = nx) {
+    nx = x->unext; /* ending sessions only get doomed here, not unlinked */
+    if (x->doomed) continue;
+    if (bd)
+      rtm_push_body(b, x, bd, rc);
+    else
+      rtm_receipt_settle(b, rc, 0);
+  }
+  rtm_body_unref(bd);
   rc->refs--;
   if (!rc->done && rc->refs <= 0) receipt_fail(b, rc, "the recipient's window is full");
-  receipt_free_if_done(b, rc);
+  receipt_free_if_done(rc);
 }
 
 /* ---------------------------------------------------------------- dispatch */

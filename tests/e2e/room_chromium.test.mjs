@@ -133,12 +133,18 @@ test('four Chromium pages in one room: media, leave/rejoin, late joiner, screen 
   }
   lap('screen share stopped; the others dropped the track');
 
-  // 4. chat over data messages
+  // 4. chat (RTM, stored per room) and presence
   for (let i = 0; i < N; i++) await pages[i].evaluate((n) => window.hudong.sendChat(`hello from ${n}`), names[i]);
   for (let i = 0; i < N; i++) {
     const want = names.filter((_, j) => j !== i).map((n) => `hello from ${n}`);
     await until(pages[i], () => window.hudong.chat.filter((m) => !m.mine).map((m) => m.text),
       (got) => want.every((w) => got.includes(w)), 5000, `${names[i]} receiving chat`);
+  }
+  for (let i = 0; i < N; i++) {
+    // the demo's chat and presence ride on /rtm (web/rtm.js, docs/rtm.md)
+    const t = await pages[i].evaluate(() => window.hudong.chatTransport);
+    assert.equal(t, 'rtm', `${names[i]} chats over RTM`);
+    await until(pages[i], () => window.hudong.here, (h) => h.length === N, 5000, `${names[i]} sees ${N} people here (RTM presence)`);
   }
   lap('chat messages reached everyone');
 

@@ -68,6 +68,10 @@ test('Chromium WHIP -> 2x Chromium WHEP, VP8 + Opus, survives garbage on the med
   assert.ok(m['hudong_packets_dropped_total{reason="unknown_source"}'] >= 1000, 'garbage counted as dropped');
   assert.equal(m['hudong_sessions{kind="play"}'], 2);
   assert.equal(m['hudong_sessions{kind="publish"}'], 1);
+  // sendmmsg batching (src/io/rtc_udp.c): one publisher packet to two viewers is one call
+  const perCall = m.hudong_packets_out_total / m.hudong_udp_send_calls_total;
+  console.log(`  datagrams per sendmmsg call: ${perCall.toFixed(2)} (${m.hudong_packets_out_total} / ${m.hudong_udp_send_calls_total})`);
+  assert.ok(perCall > 1.3, `datagrams are sent in batches (${perCall.toFixed(2)} per call)`);
 
   // viewers end their sessions with DELETE; the publisher too
   for (const p of viewers) await p.click('#stop');

@@ -478,6 +478,74 @@ static void test_peer(void **st) {
   hd_rtm_broker_free(b);
 }
 
+/* The timer structures: detached sessions expire in the order they were
+ * detached, a resumed one leaves the queue; peer messages find every session
+ * of a user (and only live ones); a receipt settled early leaves the timer
+ * queue, so next_timeout follows the earliest pending one. */
+static void test_timers_and_user_index(void **st) {
+  hd_rtm_broker_t *b = mk(0, 0);
+  const char *r1 = login(b, 1, "u1", 0);
+  login(b, 2, "u2", 0);
+  login(b, 3, "u3", 0);
+  login(b, 4, "bob", 0);
+  login(b, 5, "bob", 0); /* a second session of bob */
+  assert_int_equal(hd_rtm_next_timeout(b), HD_TIME_NEVER);
+  hd_time_t t1 = now;
+  hd_rtm_conn_closed(b, 1, now);
+  now += HD_SEC(1);
+  hd_rtm_conn_closed(b, 2, now);
+  now += HD_SEC(1);
+  hd_rtm_conn_closed(b, 3, now);
+  assert_int_equal(hd_rtm_next_timeout(b), t1 + HD_RTM_DEFAULT_RESUME_GRACE);
+  /* u1 resumes: the next deadline is u2's */
+  assert_int_equal(hd_rtm_conn_open(b, 11, now), 0);
+  feed(b, 11, "{\"type\":\"login\",\"resume\":\"%s\",\"last\":0}", r1);
+  assert_int_equal(count(11, "welcome"), 1);
+  assert_int_equal(hd_rtm_next_timeout(b), t1 + HD_SEC(1) + HD_RTM_DEFAULT_RESUME_GRACE);
+  hd_rtm_stats_t sst;
+  now = t1 + HD_SEC(1) + HD_RTM_DEFAULT_RESUME_GRACE;
+  hd_rtm_tick(b, now);
+  hd_rtm_stats(b, &sst);
+  assert_int_equal(sst.sessions, 4); /* u2 gone */
+  assert_int_equal(sst.expired, 1);
+  assert_int_equal(hd_rtm_next_timeout(b), t1 + HD_SEC(2) + HD_RTM_DEFAULT_RESUME_GRACE);
+  now += HD_SEC(1);
+  hd_rtm_tick(b, now);
+  hd_rtm_stats(b, &sst);
+  assert_int_equal(sst.sessions, 3);
+  assert_int_equal(hd_rtm_next_timeout(b), HD_TIME_NEVER);
+
+  /* a peer message reaches both sessions of bob; one ack settles the receipt */
+  feed(b, 11, "{\"type\":\"peer\",\"id\":\"p1\",\"to\":\"bob\",\"data\":\"x\"}");
+  assert_int_equal(count(4, "peer"), 1);
+  assert_int_equal(count(5, "peer"), 1);
+  assert_int_equal(hd_rtm_next_timeout(b), now + HD_RTM_DEFAULT_PEER_TIMEOUT);
+  json_t *p = nth(5, "peer", 0);
+  feed(b, 5, "{\"type\":\"ack\",\"s\":%lld}", (long long)ival(p, "s"));
+  json_decref(p);
+  assert_int_equal(count(11, "receipt"), 1);
+  assert_int_equal(hd_rtm_next_timeout(b), HD_TIME_NEVER);
+  /* bob's sessions log out one by one; then bob is offline */
+  feed(b, 4, "{\"type\":\"logout\"}");
+  hd_rtm_conn_closed(b, 4, now);
+  feed(b, 11, "{\"type\":\"peer\",\"id\":\"p2\",\"to\":\"bob\",\"data\":\"y\"}");
+  assert_int_equal(count(5, "peer"), 2);
+  feed(b, 5, "{\"type\":\"logout\"}");
+  hd_rtm_conn_closed(b, 5, now);
+  /* the pending p2 receipt fails: the recipient's session ended */
+  json_t *e = nth(11, "error", 0);
+  assert_non_null(e);
+  assert_int_equal(ival(e, "code"), 504);
+  json_decref(e);
+  feed(b, 11, "{\"type\":\"peer\",\"id\":\"p3\",\"to\":\"bob\",\"data\":\"z\"}");
+  e = nth(11, "error", 1);
+  assert_string_equal(sval(e, "reason"), "user_offline");
+  json_decref(e);
+  hd_rtm_stats(b, &sst);
+  assert_int_equal(sst.sessions, 1); /* u1 */
+  hd_rtm_broker_free(b);
+}
+
 static void test_bad_input(void **st) {
   hd_rtm_broker_t *b = mk(0, 0);
   assert_int_equal(hd_rtm_conn_open(b, 1, now), 0);
@@ -624,6 +692,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
       cmocka_unit_test_setup_teardown(test_flood, setup, teardown),
       cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_timers_and_user_index, setup, teardown),
       cmocka_unit_test(test_client_helper),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,750 @@
+/* `hudong bench load`: a load generator (issue 7). M publishers and N
+ * subscribers per room that speak real ICE/DTLS/SRTP (client/pc.h) but never
+ * decode: publishers send the synthetic pattern of client/load.h (audio 50
+ * packets/s, video ~1 Mbps with keyframe bursts), each payload carrying its
+ * publisher, sequence and send time; subscribers account loss and one-way
+ * added latency per stream. One process, one libuv loop, one UDP socket per
+ * PeerConnection.
+ *
+ * Targets: Hudong rooms (/rtc signaling, client/rtc_signal.h, tokens minted
+ * here) and the Janus VideoRoom plugin over its HTTP API (bench_janus.c).
+ *
+ * Phases: publishers join and connect; subscriber legs join `ramp` at a time;
+ * a warm-up; the measurement window [w0, w1) on send time; a grace second for
+ * late packets. Loss = 1 - received / expected over the window, where expected
+ * counts, for every subscriber leg, the packets its publishers sent in the
+ * window (a subscriber that never connected counts as total loss). With
+ * --server-pid, the server's CPU time (utime + stime, /proc/PID/stat) over the
+ * window and its RSS before the subscribers and at the end are reported too. */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "base/err.h"
+#include "client/rtc_signal.h"
+#include "cmd/bench_load.h"
+#include "cmd/cmd.h"
+#include "io/ws_client.h"
+#include "proto/token.h"
+
+#define PKT_BATCH 64
+
+hd_time_t bl_now(void) { return (hd_time_t)(uv_hrtime() / 1000); }
+
+void bl_leg_fail(bl_leg_t *l, const char *fmt, ...) {
+  if (l->failed) return;
+  l->failed = 1;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(l->why, sizeof l->why, fmt, ap);
+  va_end(ap);
+  if (!l->run->o.quiet) fprintf(stderr, "bench load: %s: %s\n", l->identity, l->why);
+}
+
+void bl_leg_flush(bl_leg_t *l) {
+  if (!l->pc) return;
+  hd_time_t now = bl_now();
+  uint8_t buf[1500];
+  struct sockaddr_storage to;
+  socklen_t tl;
+  int n;
+  while ((n = hd_pc_poll(l->pc, buf, sizeof buf, &to, &tl, now)) > 0) {
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
+    uv_udp_try_send(&l->udp, &b, 1, (const struct sockaddr *)&to); /* a full buffer = loss, measured */
+  }
+}
+
+int bl_leg_wants(const bl_leg_t *l, int p) { return p % l->run->sub_legs == l->sub_leg; }
+
+/* ---- PeerConnection events ---- */
+
+static void on_pc_event(void *ud, const hd_pc_event_t *ev) {
+  bl_leg_t *l = ud;
+  bl_run_t *r = l->run;
+  switch (ev->type) {
+  case HD_PC_EV_STATE:
+    if (ev->state == HD_PC_CONNECTED && !l->connected) {
+      l->connected = 1;
+      l->t_connected = bl_now();
+      if (l->is_pub) {
+        hd_load_source_cfg_t sc = {
+            .audio = 1, .video = !r->o.audio_only, .video_kbps = r->o.video_kbps, .key_interval = HD_SEC(2)};
+        hd_load_source_init(&l->src, &sc, l->pub_id, l->t_connected);
+        hd_load_source_window(&l->src, r->w0, r->w1);
+      }
+    }
+    if (ev->state == HD_PC_FAILED) bl_leg_fail(l, "pc failed: %s", ev->reason);
+    break;
+  case HD_PC_EV_KEYFRAME:
+    if (l->is_pub) hd_load_source_request_key(&l->src);
+    break;
+  case HD_PC_EV_RTP: {
+    hd_load_hdr_t h;
+    if (hd_load_payload_parse(ev->rtp.payload, ev->rtp.payload_len, &h) < 0) {
+      l->rx_bad++;
+      break;
+    }
+    hd_time_t arrival = bl_now();
+    for (int i = 0; i < l->n_rx; i++)
+      if (l->rx[i].pub_id == h.pub_id && l->rx[i].kind == h.kind) {
+        hd_load_rx_feed(&l->rx[i], &h, arrival, r->w0, r->w1, r->hist);
+        if (!l->ready) l->ready = 1;
+        return;
+      }
+    l->rx_unknown++;
+    break;
+  }
+  default: break;
+  }
+}
+
+/* ---- UDP ---- */
+
+static void udp_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
+  static char buf[2048];
+  *b = uv_buf_init(buf, sizeof buf);
+}
+
+static void udp_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sockaddr *from, unsigned flags) {
+  bl_leg_t *l = u->data;
+  if (n <= 0 || !from || !l->pc) return;
+  hd_pc_feed(l->pc, (const uint8_t *)b->base, (size_t)n, from,
+             from->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6), bl_now());
+  bl_leg_flush(l);
+}
+
+/* Creates the leg's pc and socket. */
+static int leg_open(bl_leg_t *l) {
+  bl_run_t *r = l->run;
+  struct sockaddr_in a;
+  uv_ip4_addr(r->o.local_ip, 0, &a);
+  if (uv_udp_init(r->loop, &l->udp) < 0) return HD_EIO;
+  l->udp.data = l;
+  if (uv_udp_bind(&l->udp, (struct sockaddr *)&a, 0) < 0) return HD_EIO;
+  int sz = 1 << 20;
+  uv_recv_buffer_size((uv_handle_t *)&l->udp, &sz);
+  sz = 1 << 20;
+  uv_send_buffer_size((uv_handle_t *)&l->udp, &sz);
+  struct sockaddr_storage ss;
+  int sl = sizeof ss;
+  uv_udp_getsockname(&l->udp, (struct sockaddr *)&ss, &sl);
+  hd_pc_config_t cfg = {.on_event = on_pc_event,
+                        .ud = l,
+                        .local_ip = r->o.local_ip,
+                        .local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port),
+                        .wall_offset = (hd_time_t)time(NULL) * 1000000 - bl_now(),
+                        .cname = l->identity};
+  int rc = hd_pc_new(&l->pc, &cfg);
+  if (rc < 0) return rc;
+  uv_udp_recv_start(&l->udp, udp_alloc, udp_recv);
+  l->t_start = bl_now();
+  l->started = 1;
+  return 0;
+}
+
+/* ---- publisher media ---- */
+
+static uint8_t g_pkt_bufs[PKT_BATCH * HD_LOAD_MAX_PAYLOAD];
+
+static void pub_media(bl_leg_t *l, hd_time_t now) {
+  if (!l->connected || l->failed || !l->ready || hd_pc_state(l->pc) != HD_PC_CONNECTED) return;
+  hd_load_pkt_t pk[PKT_BATCH];
+  int n;
+  while (hd_load_source_next(&l->src) <= now &&
+         (n = hd_load_source_poll(&l->src, now, g_pkt_bufs, HD_LOAD_MAX_PAYLOAD, pk, PKT_BATCH)) > 0) {
+    for (int i = 0; i < n; i++) {
+      hd_pc_rtp_send_t p = {.track = pk[i].kind == HD_LOAD_AUDIO ? l->atrack : l->vtrack,
+                            .marker = pk[i].marker,
+                            .ts = pk[i].rtp_ts,
+                            .payload = g_pkt_bufs + (size_t)i * HD_LOAD_MAX_PAYLOAD,
+                            .len = pk[i].len,
+                            .audio_level = pk[i].kind == HD_LOAD_AUDIO ? 30 : -1,
+                            .voice = 1};
+      hd_pc_send_rtp(l->pc, &p, now);
+      if (i % 8 == 7) bl_leg_flush(l);
+    }
+    bl_leg_flush(l);
+  }
+}
+
+/* ---- the Hudong target: /rtc over a WebSocket ---- */
+
+typedef struct {
+  hd_rtc_signal_t *sig;
+  hd_ws_client_t *ws;
+  int closed;
+} hd_sess_t;
+
+static void hd_flush_sig(bl_leg_t *l) {
+  hd_sess_t *s = l->t;
+  size_t n;
+  while (s->ws && hd_ws_client_is_open(s->ws) && (n = hd_rtc_signal_peek_len(s->sig)) > 0) {
+    char *t = malloc(n + 1);
+    if (!t) return;
+    hd_rtc_signal_poll(s->sig, t, n + 1);
+    if (hd_ws_client_send(s->ws, t, n) < 0) bl_leg_fail(l, "ws send failed");
+    free(t);
+  }
+}
+
+static void hd_sub_select(bl_leg_t *l) {
+  hd_sess_t *s = l->t;
+  const char *sids[HD_PC_MAX_TRANSCEIVERS];
+  size_t n = 0;
+  for (int i = 0; i < hd_rtc_signal_participant_count(s->sig); i++) {
+    const hd_rtc_signal_participant_t *p = hd_rtc_signal_participant(s->sig, i);
+    int room, idx;
+    char c;
+    if (sscanf(p->identity, "r%d-p%d%c", &room, &idx, &c) != 2 || !bl_leg_wants(l, idx)) continue;
+    for (int k = 0; k < p->n_tracks && n < HD_PC_MAX_TRANSCEIVERS; k++)
+      sids[n++] = p->tracks[k].sid;
+  }
+  if (n && hd_rtc_signal_subscribe(s->sig, 1, sids, n) < 0) bl_leg_fail(l, "subscribe failed");
+}
+
+static void hd_events(bl_leg_t *l) {
+  hd_sess_t *s = l->t;
+  hd_rtc_signal_event_t ev;
+  while (hd_rtc_signal_poll_event(s->sig, &ev)) {
+    switch (ev.type) {
+    case HD_RTC_SIGNAL_EV_JOINED:
+      if (l->is_pub) {
+        l->atrack = hd_pc_add_transceiver(l->pc, HD_PC_AUDIO, HD_PC_SENDONLY);
+        hd_rtc_signal_pub_t t[2] = {{.cid = "mic", .track = l->atrack, .source = "microphone"},
+                                    {.cid = "cam", .source = "camera"}};
+        if (!l->run->o.audio_only)
+          t[1].track = l->vtrack = hd_pc_add_transceiver(l->pc, HD_PC_VIDEO, HD_PC_SENDONLY);
+        if (hd_rtc_signal_publish(s->sig, t, l->run->o.audio_only ? 1 : 2, bl_now()) < 0)
+          bl_leg_fail(l, "publish failed");
+      } else if (l->run->sub_legs > 1) {
+        hd_sub_select(l);
+      }
+      break;
+    case HD_RTC_SIGNAL_EV_PUBLISH_ANSWER:
+      if (ev.code < 0)
+        bl_leg_fail(l, "publish answer: %s", hd_strerror(ev.code));
+      else
+        l->ready = 1;
+      break;
+    case HD_RTC_SIGNAL_EV_SUBSCRIBER_OFFER:
+      if (ev.code < 0) bl_leg_fail(l, "subscriber offer: %s", hd_strerror(ev.code));
+      break;
+    case HD_RTC_SIGNAL_EV_ERROR:
+      bl_leg_fail(l, "signaling error %d %s: %s", ev.code, ev.reason, ev.message);
+      break;
+    case HD_RTC_SIGNAL_EV_LEFT:
+      if (!l->run->stopping) bl_leg_fail(l, "left: %s", ev.reason);
+      break;
+    case HD_RTC_SIGNAL_EV_TIMEOUT: bl_leg_fail(l, "signaling timeout"); break;
+    default: break;
+    }
+  }
+  hd_flush_sig(l);
+  bl_leg_flush(l);
+}
+
+static void hd_ws_open(void *ud, hd_ws_client_t *ws) {
+  bl_leg_t *l = ud;
+  hd_rtc_signal_join(((hd_sess_t *)l->t)->sig, bl_now());
+  hd_flush_sig(l);
+}
+static void hd_ws_message(void *ud, hd_ws_client_t *ws, const char *text, size_t len) {
+  bl_leg_t *l = ud;
+  hd_rtc_signal_feed(((hd_sess_t *)l->t)->sig, text, len, bl_now());
+  hd_events(l);
+}
+static void hd_ws_close(void *ud, hd_ws_client_t *ws, int code, const char *reason) {
+  bl_leg_t *l = ud;
+  hd_sess_t *s = l->t;
+  s->closed = 1;
+  if (!l->run->stopping) bl_leg_fail(l, "websocket closed: %d %s", code, reason);
+}
+
+static int hd_start(bl_leg_t *l) {
+  bl_run_t *r = l->run;
+  hd_sess_t *s = calloc(1, sizeof *s);
+  if (!s) return HD_ENOMEM;
+  l->t = s;
+  hd_token_claims_t cl;
+  memset(&cl, 0, sizeof cl);
+  snprintf(cl.key, sizeof cl.key, "%s", r->o.key);
+  snprintf(cl.identity, sizeof cl.identity, "%s", l->identity);
+  if (r->o.rooms > 1)
+    snprintf(cl.room, sizeof cl.room, "%s-%d", r->o.room, l->room);
+  else
+    snprintf(cl.room, sizeof cl.room, "%s", r->o.room);
+  cl.room_join = 1;
+  cl.can_publish = l->is_pub;
+  cl.can_subscribe = !l->is_pub;
+  cl.iat = cl.nbf = (int64_t)time(NULL) - 5;
+  cl.exp = cl.iat + 86400;
+  char tok[HD_TOKEN_MAX];
+  int rc = hd_token_mint(&cl, r->o.secret, tok, sizeof tok);
+  if (rc < 0) return rc;
+  hd_rtc_signal_config_t sc = {.token = tok,
+                               .no_auto_subscribe = l->is_pub || r->sub_legs > 1,
+                               .pub_pc = l->is_pub ? l->pc : NULL,
+                               .sub_pc = l->is_pub ? NULL : l->pc};
+  if ((rc = hd_rtc_signal_new(&s->sig, &sc)) < 0) return rc;
+  hd_ws_client_config_t wc = {.on_open = hd_ws_open,
+                              .on_message = hd_ws_message,
+                              .on_close = hd_ws_close,
+                              .ud = l,
+                              .connect_timeout_ms = 15000};
+  return hd_ws_client_connect(&s->ws, r->loop, r->o.url, &wc);
+}
+
+static void hd_tick(bl_leg_t *l, hd_time_t now) {
+  hd_sess_t *s = l->t;
+  if (!s || !s->sig) return;
+  if (hd_rtc_signal_next_timeout(s->sig) <= now) hd_rtc_signal_handle_timeout(s->sig, now);
+  hd_events(l);
+}
+
+static void hd_stop(bl_leg_t *l) {
+  hd_sess_t *s = l->t;
+  if (!s) return;
+  if (s->sig && s->ws && hd_ws_client_is_open(s->ws)) {
+    hd_rtc_signal_leave(s->sig);
+    hd_flush_sig(l);
+  }
+}
+
+static void hd_free(bl_leg_t *l) {
+  hd_sess_t *s = l->t;
+  if (!s) return;
+  hd_ws_client_free(s->ws);
+  hd_rtc_signal_free(s->sig);
+  free(s);
+  l->t = NULL;
+}
+
+/* ---- run ---- */
+
+static void tick_cb(uv_timer_t *t) {
+  bl_run_t *r = t->data;
+  hd_time_t now = bl_now();
+  bl_leg_t *sets[2] = {r->pubs, r->subs};
+  int ns[2] = {r->n_pubs, r->n_subs};
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < ns[k]; i++) {
+      bl_leg_t *l = &sets[k][i];
+      if (!l->started) continue;
+      if (r->o.target == BL_HUDONG) hd_tick(l, now);
+      if (hd_pc_next_timeout(l->pc) <= now) hd_pc_handle_timeout(l->pc, now);
+      if (l->is_pub) pub_media(l, now);
+      bl_leg_flush(l);
+    }
+  if (r->o.target == BL_JANUS) bl_janus_tick(r, now);
+}
+
+static int start_leg(bl_leg_t *l) {
+  int rc = leg_open(l);
+  if (rc < 0) return rc;
+  rc = l->run->o.target == BL_HUDONG ? hd_start(l) : bl_janus_start(l);
+  if (rc < 0) bl_leg_fail(l, "start: %s", hd_strerror(rc));
+  return rc;
+}
+
+/* Runs the loop until cond (or the deadline). */
+static void run_for(bl_run_t *r, hd_time_t until, int (*cond)(bl_run_t *)) {
+  while (bl_now() < until && !(cond && cond(r)))
+    uv_run(r->loop, UV_RUN_ONCE);
+}
+
+static int pubs_ready(bl_run_t *r) {
+  for (int i = 0; i < r->n_pubs; i++)
+    if (!r->pubs[i].failed && !(r->pubs[i].connected && r->pubs[i].ready)) return 0;
+  return 1;
+}
+
+static int subs_settled(bl_run_t *r) {
+  for (int i = 0; i < r->n_subs; i++)
+    if (!r->subs[i].failed && !(r->subs[i].connected && r->subs[i].ready)) return 0;
+  return 1;
+}
+
+/* Starts pending subscriber legs while fewer than ramp are in progress. */
+static int ramp_subs(bl_run_t *r) {
+  int inflight = 0, pending = 0;
+  for (int i = 0; i < r->n_subs; i++) {
+    bl_leg_t *l = &r->subs[i];
+    if (l->started && !l->failed && !(l->connected && l->ready)) {
+      inflight++;
+      if (bl_now() - l->t_start > HD_SEC(r->o.join_timeout_s))
+        bl_leg_fail(l, "not receiving after %d s", r->o.join_timeout_s);
+    }
+  }
+  for (int i = 0; i < r->n_subs && inflight < r->o.ramp; i++)
+    if (!r->subs[i].started) {
+      start_leg(&r->subs[i]);
+      inflight++;
+    }
+  for (int i = 0; i < r->n_subs; i++)
+    pending += !r->subs[i].started;
+  return !pending && subs_settled(r);
+}
+
+static int read_proc_cpu(int pid, double *cpu_us) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p) return -1;
+  unsigned long long ut = 0, st = 0;
+  /* fields after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14)
+   * stime(15) */
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+  *cpu_us = (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+  return 0;
+}
+
+static long read_proc_rss_kb(int pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  long kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+  fclose(f);
+  return kb;
+}
+
+static double self_cpu_us(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec * 1e6 +
+         (double)ru.ru_stime.tv_usec;
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: hudong bench load --target hudong|janus --url URL [--key K --secret S] [--room R]\n"
+                  "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
+                  "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
+                  "         [--local-ip IP] [--json FILE] [--quiet]\n"
+                  "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
+                  "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
+                  "  hudong: --url ws://127.0.0.1:7880/rtc, tokens minted with --key/--secret\n"
+                  "  janus:  --url http://127.0.0.1:8088/janus (VideoRoom plugin; rooms created here)\n"
+                  "  --local-ip: address the clients' UDP sockets bind to (default 127.0.0.1; Janus never\n"
+                  "            gathers loopback candidates: give it the host's own address, still local)\n");
+}
+
+static int parse_opts(int argc, char **argv, bl_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->room = "bench";
+  o->rooms = 1;
+  o->publishers = 1;
+  o->video_kbps = 1000;
+  o->duration = 10;
+  o->warmup = 2;
+  o->ramp = 20;
+  o->join_timeout_s = 20;
+  o->local_ip = "127.0.0.1";
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEEDV                                                                                                \
+  if (!v) {                                                                                                  \
+    fprintf(stderr, "hudong bench load: %s needs a value\n", a);                                             \
+    return -1;                                                                                               \
+  }                                                                                                          \
+  i++;
+    if (!strcmp(a, "--target")) {
+      NEEDV
+      if (!strcmp(v, "hudong"))
+        o->target = BL_HUDONG;
+      else if (!strcmp(v, "janus"))
+        o->target = BL_JANUS;
+      else {
+        fprintf(stderr, "hudong bench load: --target hudong or janus\n");
+        return -1;
+      }
+    } else if (!strcmp(a, "--url")) {
+      NEEDV o->url = v;
+    } else if (!strcmp(a, "--key")) {
+      NEEDV o->key = v;
+    } else if (!strcmp(a, "--secret")) {
+      NEEDV o->secret = v;
+    } else if (!strcmp(a, "--room")) {
+      NEEDV o->room = v;
+    } else if (!strcmp(a, "--rooms")) {
+      NEEDV o->rooms = atoi(v);
+    } else if (!strcmp(a, "--publishers")) {
+      NEEDV o->publishers = atoi(v);
+    } else if (!strcmp(a, "--subscribers")) {
+      NEEDV o->subscribers = atoi(v);
+    } else if (!strcmp(a, "--audio-only")) {
+      o->audio_only = 1;
+    } else if (!strcmp(a, "--video-kbps")) {
+      NEEDV o->video_kbps = atoi(v);
+    } else if (!strcmp(a, "--duration")) {
+      NEEDV o->duration = atof(v);
+    } else if (!strcmp(a, "--warmup")) {
+      NEEDV o->warmup = atof(v);
+    } else if (!strcmp(a, "--ramp")) {
+      NEEDV o->ramp = atoi(v);
+    } else if (!strcmp(a, "--join-timeout")) {
+      NEEDV o->join_timeout_s = atoi(v);
+    } else if (!strcmp(a, "--server-pid")) {
+      NEEDV o->server_pid = atoi(v);
+    } else if (!strcmp(a, "--json")) {
+      NEEDV o->json = v;
+    } else if (!strcmp(a, "--local-ip")) {
+      NEEDV o->local_ip = v;
+    } else if (!strcmp(a, "--quiet")) {
+      o->quiet = 1;
+    } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage();
+      return 1;
+    } else {
+      fprintf(stderr, "hudong bench load: unknown option %s\n", a);
+      return -1;
+    }
+#undef NEEDV
+  }
+  if (!o->target || !o->url) {
+    fprintf(stderr, "hudong bench load: --target and --url are required\n");
+    return -1;
+  }
+  if (o->target == BL_HUDONG && (!o->key || !o->secret)) {
+    fprintf(stderr, "hudong bench load: --key and --secret are required for hudong\n");
+    return -1;
+  }
+  if (o->rooms < 1 || o->rooms > 100 || o->publishers < 1 || o->publishers > 200 || o->subscribers < 0 ||
+      o->subscribers > 5000 || o->duration <= 0 || o->duration > 3600 || o->warmup < 0 || o->ramp < 1 ||
+      o->video_kbps < 10 || o->video_kbps > 20000 || o->join_timeout_s < 1) {
+    fprintf(stderr, "hudong bench load: a value is out of range\n");
+    return -1;
+  }
+  return 0;
+}
+
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+static int cmd_load(int argc, char **argv) {
+  bl_run_t r;
+  memset(&r, 0, sizeof r);
+  int prc = parse_opts(argc, argv, &r.o);
+  if (prc) return prc > 0 ? 0 : 2;
+  raise_fd_limit();
+  bl_opts_t *o = &r.o;
+  r.loop = uv_default_loop();
+  int tracks_per_pub = o->audio_only ? 1 : 2;
+  r.sub_legs = (o->publishers * tracks_per_pub + HD_PC_MAX_TRANSCEIVERS - 1) / HD_PC_MAX_TRANSCEIVERS;
+  r.n_pubs = o->rooms * o->publishers;
+  r.n_subs = o->rooms * o->subscribers * r.sub_legs;
+  r.pubs = calloc((size_t)r.n_pubs, sizeof *r.pubs);
+  r.subs = calloc((size_t)r.n_subs + 1, sizeof *r.subs);
+  r.hist = calloc(1, sizeof *r.hist);
+  if (!r.pubs || !r.subs || !r.hist) return 1;
+  r.w0 = r.w1 = HD_TIME_NEVER;
+  for (int rm = 0, k = 0; rm < o->rooms; rm++)
+    for (int p = 0; p < o->publishers; p++, k++) {
+      bl_leg_t *l = &r.pubs[k];
+      l->run = &r;
+      l->is_pub = 1;
+      l->room = rm;
+      l->index = p;
+      l->pub_id = (uint32_t)(rm * 1000 + p + 1);
+      snprintf(l->identity, sizeof l->identity, "r%d-p%d", rm, p);
+    }
+  for (int rm = 0, k = 0; rm < o->rooms; rm++)
+    for (int s = 0; s < o->subscribers; s++)
+      for (int g = 0; g < r.sub_legs; g++, k++) {
+        bl_leg_t *l = &r.subs[k];
+        l->run = &r;
+        l->room = rm;
+        l->index = s;
+        l->sub_leg = g;
+        snprintf(l->identity, sizeof l->identity, "r%d-s%d-%d", rm, s, g);
+        l->rx = calloc((size_t)o->publishers * 2, sizeof *l->rx);
+        if (!l->rx) return 1;
+        for (int p = 0; p < o->publishers; p++) {
+          if (!bl_leg_wants(l, p)) continue;
+          uint32_t id = (uint32_t)(rm * 1000 + p + 1);
+          hd_load_rx_init(&l->rx[l->n_rx++], id, HD_LOAD_AUDIO);
+          if (!o->audio_only) hd_load_rx_init(&l->rx[l->n_rx++], id, HD_LOAD_VIDEO);
+        }
+      }
+
+  uv_timer_t tick;
+  uv_timer_init(r.loop, &tick);
+  tick.data = &r;
+  uv_timer_start(&tick, tick_cb, 2, 2);
+  int rc = 0;
+  if (o->target == BL_JANUS && (rc = bl_janus_init(&r)) < 0) {
+    fprintf(stderr, "hudong bench load: janus setup failed: %s\n", hd_strerror(rc));
+    return 1;
+  }
+
+  /* 1. publishers */
+  hd_time_t t0 = bl_now();
+  for (int i = 0; i < r.n_pubs; i++)
+    start_leg(&r.pubs[i]);
+  run_for(&r, t0 + HD_SEC(o->join_timeout_s), pubs_ready);
+  int pubs_ok = 0;
+  for (int i = 0; i < r.n_pubs; i++) {
+    if (!r.pubs[i].failed && !(r.pubs[i].connected && r.pubs[i].ready)) {
+      hd_pc_stats_t st;
+      hd_pc_stats(r.pubs[i].pc, &st);
+      bl_leg_fail(&r.pubs[i],
+                  "not connected after %d s (pc %s, checks %llu, responses %llu, in %llu, answered %llu)",
+                  o->join_timeout_s, hd_pc_state_name(st.state), (unsigned long long)st.stun_checks_sent,
+                  (unsigned long long)st.stun_responses, (unsigned long long)st.datagrams_in,
+                  (unsigned long long)st.stun_requests_answered);
+    }
+    pubs_ok += !r.pubs[i].failed;
+  }
+  hd_time_t t_pubs = bl_now();
+  long rss_base = o->server_pid ? read_proc_rss_kb(o->server_pid) : -1;
+
+  /* 2. subscribers, ramp at a time */
+  run_for(&r, t_pubs + HD_SEC(o->join_timeout_s) + HD_SEC(1) * (r.n_subs / o->ramp + 1) * 3, ramp_subs);
+  int subs_ok = 0;
+  for (int i = 0; i < r.n_subs; i++) {
+    if (!r.subs[i].failed && !(r.subs[i].connected && r.subs[i].ready))
+      bl_leg_fail(&r.subs[i], r.subs[i].started ? "not receiving" : "never started");
+    subs_ok += !r.subs[i].failed;
+  }
+  hd_time_t t_subs = bl_now();
+
+  /* 3. warm-up, window, grace */
+  r.w0 = t_subs + (hd_time_t)(o->warmup * 1e6);
+  r.w1 = r.w0 + (hd_time_t)(o->duration * 1e6);
+  for (int i = 0; i < r.n_pubs; i++)
+    hd_load_source_window(&r.pubs[i].src, r.w0, r.w1);
+  run_for(&r, r.w0, NULL);
+  double cpu0 = 0, cpu1 = 0, self0 = self_cpu_us();
+  int have_cpu = o->server_pid && read_proc_cpu(o->server_pid, &cpu0) == 0;
+  run_for(&r, r.w1, NULL);
+  have_cpu = have_cpu && read_proc_cpu(o->server_pid, &cpu1) == 0;
+  double self1 = self_cpu_us();
+  long rss_end = o->server_pid ? read_proc_rss_kb(o->server_pid) : -1;
+  run_for(&r, r.w1 + HD_SEC(1), NULL);
+
+  /* 4. accounting */
+  uint64_t expected = 0, received = 0, dups = 0, unknown = 0, bad = 0;
+  for (int i = 0; i < r.n_subs; i++) {
+    bl_leg_t *l = &r.subs[i];
+    for (int k = 0; k < l->n_rx; k++) {
+      bl_leg_t *p = &r.pubs[l->room * o->publishers + (int)(l->rx[k].pub_id - (uint32_t)l->room * 1000 - 1)];
+      expected += p->src.sent_in_window[l->rx[k].kind];
+      received += l->rx[k].in_window;
+      dups += l->rx[k].duplicates;
+    }
+    unknown += l->rx_unknown;
+    bad += l->rx_bad;
+  }
+  uint64_t sent_w = 0;
+  for (int i = 0; i < r.n_pubs; i++)
+    sent_w += r.pubs[i].src.sent_in_window[1] + r.pubs[i].src.sent_in_window[2];
+  double win_s = (double)(r.w1 - r.w0) / 1e6;
+  double loss = expected ? hd_load_loss(expected, received) : 1.0; /* nothing sent: a failed run */
+  double server_cpu_us = have_cpu ? cpu1 - cpu0 : -1;
+  double us_per_fwd = have_cpu && received ? server_cpu_us / (double)received : -1;
+  double gen_cpu = (self1 - self0) / ((double)(r.w1 - r.w0)) * 100.0;
+  hd_time_t p50 = hd_load_hist_quantile(r.hist, 0.5), p99 = hd_load_hist_quantile(r.hist, 0.99);
+  long rss_per_sub = rss_base >= 0 && rss_end >= 0 && o->subscribers
+                         ? (rss_end - rss_base) / (o->subscribers * o->rooms)
+                         : -1;
+  const char *tname = o->target == BL_HUDONG ? "hudong" : "janus";
+  printf("bench load %s: rooms %d, publishers %d/%d up, subscriber legs %d/%d up (%d per subscriber), joins "
+         "%.1f s\n",
+         tname, o->rooms, pubs_ok, r.n_pubs, subs_ok, r.n_subs, r.sub_legs, (double)(t_subs - t0) / 1e6);
+  printf("  window %.1f s: sent %llu, expected %llu, received %llu, loss %.3f%%, forwarded %.0f pkt/s\n",
+         win_s, (unsigned long long)sent_w, (unsigned long long)expected, (unsigned long long)received,
+         loss * 100, (double)received / win_s);
+  printf("  added latency p50 %lld us, p99 %lld us, max %lld us (%llu samples)\n", (long long)p50,
+         (long long)p99, (long long)r.hist->max, (unsigned long long)r.hist->n);
+  if (have_cpu)
+    printf("  server cpu %.1f%% of a core, %.2f us per forwarded packet; rss %ld -> %ld kB (%ld kB per "
+           "subscriber)\n",
+           server_cpu_us / (double)(r.w1 - r.w0) * 100, us_per_fwd, rss_base, rss_end, rss_per_sub);
+  printf("  generator cpu %.1f%% of a core%s; duplicates %llu, unknown %llu, bad payloads %llu\n", gen_cpu,
+         gen_cpu > 90 ? " (SATURATED: figures are bounded by the generator)" : "", (unsigned long long)dups,
+         (unsigned long long)unknown, (unsigned long long)bad);
+  if (o->json) {
+    json_t *j =
+        json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:i, s:f, s:i, s:i, s:i, s:i, s:f}", "target", tname,
+                  "rooms", o->rooms, "publishers", o->publishers, "subscribers", o->subscribers, "sub_legs",
+                  r.sub_legs, "audio_only", o->audio_only, "video_kbps", o->video_kbps, "window_s", win_s,
+                  "publishers_up", pubs_ok, "sub_legs_up", subs_ok, "sub_legs_total", r.n_subs,
+                  "sub_legs_per_subscriber", r.sub_legs, "join_s", (double)(t_subs - t0) / 1e6);
+    json_object_set_new(j, "sent", json_integer((json_int_t)sent_w));
+    json_object_set_new(j, "expected", json_integer((json_int_t)expected));
+    json_object_set_new(j, "received", json_integer((json_int_t)received));
+    json_object_set_new(j, "loss", json_real(loss));
+    json_object_set_new(j, "forwarded_pps", json_real((double)received / win_s));
+    json_object_set_new(j, "latency_p50_us", json_integer(p50));
+    json_object_set_new(j, "latency_p99_us", json_integer(p99));
+    json_object_set_new(j, "latency_max_us", json_integer(r.hist->max));
+    json_object_set_new(j, "latency_mean_us", json_real(r.hist->n ? r.hist->sum / (double)r.hist->n : 0));
+    json_object_set_new(j, "server_cpu_us", json_real(server_cpu_us));
+    json_object_set_new(j, "server_cpu_pct",
+                        json_real(have_cpu ? server_cpu_us / (double)(r.w1 - r.w0) * 100 : -1));
+    json_object_set_new(j, "cpu_us_per_fwd", json_real(us_per_fwd));
+    json_object_set_new(j, "rss_base_kb", json_integer(rss_base));
+    json_object_set_new(j, "rss_end_kb", json_integer(rss_end));
+    json_object_set_new(j, "rss_per_sub_kb", json_integer(rss_per_sub));
+    json_object_set_new(j, "generator_cpu_pct", json_real(gen_cpu));
+    json_object_set_new(j, "duplicates", json_integer((json_int_t)dups));
+    if (json_dump_file(j, o->json, JSON_INDENT(2)) < 0)
+      fprintf(stderr, "hudong bench load: cannot write %s\n", o->json);
+    json_decref(j);
+  }
+
+  /* 5. leave, close, free */
+  r.stopping = 1;
+  bl_leg_t *sets[2] = {r.subs, r.pubs};
+  int ns[2] = {r.n_subs, r.n_pubs};
+  if (o->target == BL_HUDONG) {
+    for (int k = 0; k < 2; k++)
+      for (int i = 0; i < ns[k]; i++)
+        hd_stop(&sets[k][i]);
+    run_for(&r, bl_now() + HD_MS(500), NULL);
+  } else {
+    bl_janus_stop(&r);
+  }
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < ns[k]; i++) {
+      bl_leg_t *l = &sets[k][i];
+      if (l->pc) {
+        hd_pc_close(l->pc);
+        bl_leg_flush(l);
+      }
+      if (o->target == BL_HUDONG) hd_free(l);
+      if (l->started) uv_close((uv_handle_t *)&l->udp, NULL);
+      hd_pc_free(l->pc);
+      free(l->rx);
+    }
+  uv_timer_stop(&tick);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(r.loop, UV_RUN_DEFAULT);
+  free(r.pubs);
+  free(r.subs);
+  free(r.hist);
+  return loss < 0.005 && pubs_ok == r.n_pubs && subs_ok == r.n_subs ? 0 : 3;
+}
+
+int hd_cmd_bench(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "load")) return cmd_load(argc, argv);
+  fprintf(stderr, "usage: hudong bench load [options]   (see hudong bench load --help)\n");
+  return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+}

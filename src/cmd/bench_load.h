@@ -1,0 +1,88 @@
+/* `hudong bench load` internals shared by the command (bench_cmd.c: legs,
+ * PeerConnections, UDP, media, accounting, report; the Hudong target) and the
+ * Janus VideoRoom target (bench_janus.c). Private to src/cmd.
+ *
+ * A "leg" is one PeerConnection with its own UDP socket and its own signaling
+ * session: a publisher (audio and/or video, sendonly) or one part of a
+ * subscriber. A subscriber that must receive more than HD_PC_MAX_TRANSCEIVERS
+ * tracks (a voice room of 50) is split into several legs, each receiving the
+ * streams of the publishers p with p % legs == leg: the server forwards the
+ * same packets, only over more PeerConnections. */
+#ifndef HD_CMD_BENCH_LOAD_H
+#define HD_CMD_BENCH_LOAD_H
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/time.h"
+#include "client/load.h"
+#include "client/pc.h"
+
+enum { BL_HUDONG = 1, BL_JANUS = 2 };
+
+typedef struct {
+  int target;
+  const char *url;
+  const char *key, *secret; /* Hudong app */
+  const char *room;         /* room name prefix; rooms are <room>-<i> when rooms > 1 */
+  int rooms, publishers, subscribers;
+  int audio_only, video_kbps;
+  double duration, warmup;
+  const char *json;
+  int server_pid;     /* 0 = do not measure server CPU / RSS */
+  int ramp;           /* subscriber legs connecting at once */
+  int join_timeout_s; /* per phase */
+  int quiet;
+  const char *local_ip; /* clients' UDP bind + host candidate; default 127.0.0.1 */
+} bl_opts_t;
+
+typedef struct bl_run bl_run_t;
+
+typedef struct bl_leg {
+  bl_run_t *run;
+  int is_pub, room, index, sub_leg; /* index: publisher or subscriber number in its room */
+  char identity[64];
+  uint32_t pub_id; /* publishers: room * 1000 + index + 1 (also the Janus feed id) */
+  hd_pc_t *pc;
+  uv_udp_t udp;
+  int started, connected, ready, failed, done;
+  char why[160];
+  hd_time_t t_start, t_connected;
+  /* publisher */
+  hd_load_source_t src;
+  int atrack, vtrack;
+  /* subscriber: the streams this leg expects */
+  hd_load_rx_t *rx;
+  int n_rx;
+  uint64_t rx_unknown, rx_bad;
+  /* target state (bench_cmd.c's Hudong session or bench_janus.c's) */
+  void *t;
+} bl_leg_t;
+
+struct bl_run {
+  bl_opts_t o;
+  uv_loop_t *loop;
+  bl_leg_t *pubs; /* rooms * publishers */
+  bl_leg_t *subs; /* rooms * subscribers * sub_legs */
+  int n_pubs, n_subs, sub_legs;
+  hd_time_t w0, w1; /* measurement window */
+  hd_load_hist_t *hist;
+  void *janus; /* bench_janus.c's run state */
+  int stopping;
+};
+
+hd_time_t bl_now(void);
+/* Called by a target once it has the remote description applied etc. */
+void bl_leg_fail(bl_leg_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sends queued datagrams of the leg's pc. */
+void bl_leg_flush(bl_leg_t *l);
+/* 1 if subscriber leg l receives publisher p (index in the room). */
+int bl_leg_wants(const bl_leg_t *l, int p);
+
+/* ---- Janus target (bench_janus.c) ---- */
+int bl_janus_init(bl_run_t *r); /* creates the rooms; runs the loop until done */
+int bl_janus_start(
+    bl_leg_t *l); /* publisher: join + configure(offer); subscriber: join(streams) -> answer -> start */
+void bl_janus_tick(bl_run_t *r, hd_time_t now);
+void bl_janus_stop(bl_run_t *r); /* destroys the sessions (best effort), frees */
+
+#endif
