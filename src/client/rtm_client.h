@@ -27,7 +27,7 @@
 #define HD_RTMC_DEFAULT_MAX_PENDING 256
 #define HD_RTMC_DEFAULT_REQUEST_TIMEOUT_MS 15000
 #define HD_RTMC_DEFAULT_RECONNECT_MAX_MS 60000
-#define HD_RTMC_MAX_CHANNELS 64 /* the node's subscription cap */
+#define HD_RTMC_MAX_CHANNELS 64        /* the node's subscription cap */
 #define HD_RTMC_MAX_REFILL_BUFFER 4096 /* live msgs held per channel during a refill */
 
 typedef struct hd_rtmc hd_rtmc_t;
@@ -95,19 +95,20 @@ int hd_rtmc_login(hd_rtmc_t *c, hd_rtmc_done_fn done, void *req_ud);
 int hd_rtmc_subscribe(hd_rtmc_t *c, const char *ch, hd_rtmc_done_fn done, void *req_ud);
 int hd_rtmc_unsubscribe(hd_rtmc_t *c, const char *ch, hd_rtmc_done_fn done, void *req_ud);
 /* data must be UTF-8. ok: r->cseq. */
-int hd_rtmc_publish(hd_rtmc_t *c, const char *ch, const char *data, size_t len, int store, hd_rtmc_done_fn done,
-                    void *req_ud);
+int hd_rtmc_publish(hd_rtmc_t *c, const char *ch, const char *data, size_t len, int store,
+                    hd_rtmc_done_fn done, void *req_ud);
 /* after < 0: the last `limit` messages. Messages in r->json ("msgs"); not
  * delivered through on_message. */
-int hd_rtmc_history(hd_rtmc_t *c, const char *ch, int limit, int64_t after, hd_rtmc_done_fn done, void *req_ud);
+int hd_rtmc_history(hd_rtmc_t *c, const char *ch, int limit, int64_t after, hd_rtmc_done_fn done,
+                    void *req_ud);
 /* Exactly one of ch / user. rev < 0: unconditional; else compare-and-set
  * (0 = must not exist); a mismatch gives code 409 and r->rev. value NULL
  * deletes (attr_del). */
-int hd_rtmc_set_attr(hd_rtmc_t *c, const char *ch, const char *user, const char *key, const char *value, int64_t rev,
-                     hd_rtmc_done_fn done, void *req_ud);
+int hd_rtmc_set_attr(hd_rtmc_t *c, const char *ch, const char *user, const char *key, const char *value,
+                     int64_t rev, hd_rtmc_done_fn done, void *req_ud);
 /* ttl_ms 0 = the node's default. Held by another user: 409 and r->owner. */
-int hd_rtmc_lock_acquire(hd_rtmc_t *c, const char *ch, const char *name, unsigned ttl_ms, hd_rtmc_done_fn done,
-                         void *req_ud);
+int hd_rtmc_lock_acquire(hd_rtmc_t *c, const char *ch, const char *name, unsigned ttl_ms,
+                         hd_rtmc_done_fn done, void *req_ud);
 int hd_rtmc_lock_release(hd_rtmc_t *c, const char *ch, const char *name, hd_rtmc_done_fn done, void *req_ud);
 /* Peer message: done gets code 0 when the recipient acked it (receipt),
  * 404 user_offline, or 504 not_delivered. */
