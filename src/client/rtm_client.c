@@ -773,6 +773,13 @@ int hd_rtmc_drop_connection(hd_rtmc_t *c) {
   return 0;
 }
 
+int hd_rtmc_drop_session(hd_rtmc_t *c) {
+  if (!c->ws) return HD_ESTATE;
+  snprintf(c->session_resume, sizeof c->session_resume, "%s", "forgotten-by-test-hook-000000000");
+  cut(c, 1006, "session dropped by client");
+  return 0;
+}
+
 hd_rtmc_state_t hd_rtmc_state(const hd_rtmc_t *c) { return c->state; }
 const char *hd_rtmc_user(const hd_rtmc_t *c) { return c->user; }
 void hd_rtmc_get_stats(const hd_rtmc_t *c, hd_rtmc_stats_t *out) { *out = c->st; }

@@ -126,6 +126,11 @@ int hd_rtmc_logout(hd_rtmc_t *c, hd_rtmc_done_fn done, void *req_ud);
  * frame, as a network cut would; the client resumes. HD_ESTATE if not connected. */
 int hd_rtmc_drop_connection(hd_rtmc_t *c);
 
+/* Test hook: like hd_rtmc_drop_connection, and the resume secret is
+ * forgotten, so the resume gets 410 session_gone as after an expiry: the
+ * client logs in afresh, subscribes again and refills from history. */
+int hd_rtmc_drop_session(hd_rtmc_t *c);
+
 hd_rtmc_state_t hd_rtmc_state(const hd_rtmc_t *c);
 /* The user id from the welcome ("" before). */
 const char *hd_rtmc_user(const hd_rtmc_t *c);
