@@ -12,7 +12,10 @@
  *  - requests without a reply are sent again with the same id after a resume
  *    (the node answers a repeated pub id with the first cseq, "dup");
  *  - 429 rate_limited (not executed): retried with backoff (100 ms .. 2 s, 8 tries).
- * The application thus sees each channel message exactly once, in cseq order.
+ * The application thus sees each channel message exactly once, in cseq order
+ * (after a session loss, only stored messages can be refilled; and a pub whose
+ * ok was lost is sent again in the new session, where the node's per-session
+ * id dedupe does not apply, so it may be published twice).
  *
  * THREADING: every function must be called on the loop's thread; every
  * callback runs on it. Strings given to callbacks are lent for the call.
