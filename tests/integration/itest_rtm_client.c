@@ -101,6 +101,14 @@ static void on_error(void *ud, int code, const char *reason, const char *message
           message ? message : "");
 }
 
+static cl_t g_bad = {.name = "bad"};
+static int g_bad_code;
+static void bad_login_done(void *ud, void *req_ud, const hd_rtmc_result_t *r) { g_bad_code = r->code; }
+static void bad_state(void *ud, hd_rtmc_state_t st, const char *reason) {
+  if (st == HD_RTMC_CLOSED) g_bad.closed = 1;
+  if (st == HD_RTMC_RECONNECTING) die("bad token: client reconnects");
+}
+
 static void login_done(void *ud, void *req_ud, const hd_rtmc_result_t *r) {
   cl_t *x = req_ud;
   if (r->code) die("%s: login: %d %s %s", x->name, r->code, r->reason, r->message);
@@ -297,6 +305,20 @@ int main(void) {
   hd_rtmc_config_t none = {.url = url};
   if (hd_rtmc_new(&bad, g_loop, &none) != HD_EINVAL) die("new without a token accepted");
 
+  /* the pending table is bounded: over the cap a request fails at once */
+  hd_rtmc_t *small;
+  hd_rtmc_config_t sc = {.url = url, .token = "x", .max_pending = 2};
+  if (hd_rtmc_new(&small, g_loop, &sc) < 0) die("rtmc_new small");
+  if (hd_rtmc_subscribe(small, "a", NULL, NULL) < 0 || hd_rtmc_subscribe(small, "b", NULL, NULL) < 0)
+    die("queue 2");
+  if (hd_rtmc_subscribe(small, "c", NULL, NULL) != HD_ENOSPC) die("pending cap not enforced");
+  hd_rtmc_free(small);
+
+  /* a bad token: login fails with 401 and the client closes (no reconnect) */
+  hd_rtmc_config_t bc = {.url = url, .token = "not-a-jwt", .on_state = bad_state, .ud = &g_bad};
+  if (hd_rtmc_new(&g_bad.c, g_loop, &bc) < 0 || hd_rtmc_login(g_bad.c, bad_login_done, NULL) < 0)
+    die("bad login");
+
   make_client(&g_a, url);
   make_client(&g_b, url);
   if (hd_rtmc_subscribe(g_a.c, "bad channel!", NULL, NULL) != HD_EINVAL) die("bad channel name accepted");
@@ -304,6 +326,9 @@ int main(void) {
   uv_timer_start(&g_tick, tick, PACE_MS, PACE_MS);
   uv_run(g_loop, UV_RUN_DEFAULT);
   if (g_step != 7) die("loop ended in step %d", g_step);
+  if (g_bad_code != 401 || !g_bad.closed)
+    die("bad token: login code %d, closed %d", g_bad_code, g_bad.closed);
+  hd_rtmc_free(g_bad.c);
   hd_rtmc_free(g_a.c);
   hd_rtmc_free(g_b.c);
   uv_run(g_loop, UV_RUN_DEFAULT);
