@@ -655,8 +655,8 @@ int hd_rtmc_subscribe(hd_rtmc_t *c, const char *ch, hd_rtmc_done_fn done, void *
 int hd_rtmc_unsubscribe(hd_rtmc_t *c, const char *ch, hd_rtmc_done_fn done, void *req_ud) {
   if (!valid_ch(ch)) return HD_EINVAL;
   chan_t *x = chan_find(c, ch);
-  if (x) { /* forget it (keep the array dense; indices of in-flight refills of others stay valid
-            * because a refill only runs right after a re-login, which re-numbers nothing) */
+  if (x) { /* forget it; the array stays dense, so re-number the channel index of
+            * in-flight refill requests and drop those of this channel */
     json_decref(x->held);
     int i = (int)(x - c->chans);
     memmove(&c->chans[i], &c->chans[i + 1], (size_t)(c->n_chans - i - 1) * sizeof c->chans[0]);
