@@ -85,6 +85,7 @@ static const char *const known_keys[] = {"listen",
                                          "rtc_ip",
                                          "rtc_port",
                                          "rtc_announce_port",
+                                         "media_workers",
                                          "web_root",
                                          "max_sessions",
                                          "max_viewers_per_room",
@@ -233,6 +234,9 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   v = c->rtc_announce_port;
   if (get_int(root, "rtc_announce_port", 0, 65535, &v, err, errcap)) goto out;
   c->rtc_announce_port = (int)v;
+  v = c->media_workers;
+  if (get_int(root, "media_workers", 0, 64, &v, err, errcap)) goto out;
+  c->media_workers = (int)v;
   v = (long)c->max_sessions;
   if (get_int(root, "max_sessions", 1, 1000000, &v, err, errcap)) goto out;
   c->max_sessions = (size_t)v;

@@ -26,6 +26,9 @@ typedef struct {
   int rtc_port;
   int rtc_announce_port; /* port put in ICE candidates when it differs from rtc_port
                           * (port mapping, a relay such as `hudong netem`); 0 = rtc_port */
+  /* Media worker threads (io/media_workers.h); 0 = one per CPU core. Worker i
+   * binds rtc_port + i (and announces rtc_announce_port + i when that is set). */
+  int media_workers;
   char web_root[512];
   int dev;
   hd_app_t apps[HD_MAX_APPS];

@@ -1,5 +1,8 @@
-/* `hudong serve`: one node with the HTTP API (WHIP/WHEP, health, metrics, dev
- * token endpoint, static web app) and the UDP media port on one libuv loop. */
+/* `hudong serve`: one node. The control loop (this thread) serves the HTTP API
+ * (WHIP/WHEP, health, metrics, admin, dev token endpoint, static web app), the
+ * /rtc and /rtm WebSockets and webhooks; the media plane runs on media workers
+ * (io/media_workers.h), one thread and UDP port each, every room pinned to one
+ * of them. */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include "cmd/cmd.h"
 #include "cmd/config.h"
 #include "io/http.h"
+#include "io/media_workers.h"
 #include "io/rtc_udp.h"
 #include "io/webhook_sender.h"
 #include "io/ws.h"
@@ -23,12 +27,13 @@
 #include "proto/token.h"
 #include "rtm/broker.h"
 #include "sfu/node.h"
+#include "sfu/signal.h"
 
 typedef struct {
   hd_config_t cfg;
   uv_loop_t *loop;
-  hd_node_t *node;
-  hd_rtc_udp_t *udp;
+  hd_media_workers_t *workers;
+  hd_map_t rtc_conns; /* /rtc connection id -> hd_ws_conn_t (worker output finds its socket) */
   hd_http_server_t *http;
   hd_dtls_cert_t *cert;
   uv_signal_t sigint, sigterm;
@@ -126,6 +131,45 @@ static void handle_options(server_t *s, const hd_http_req_t *req, hd_http_resp_t
   hd_http_resp_header(resp, "Allow", "POST, PATCH, DELETE, OPTIONS");
 }
 
+/* ---- jobs run on the media worker that owns the room ---- */
+
+/* One WHIP/WHEP resource operation: create (offer -> answer), delete, or look
+ * up for a trickle PATCH (the remote ufrag is copied out for the check). */
+typedef struct {
+  int kind;
+  const char *app, *room, *id;
+  const char *body;
+  size_t body_len;
+  char *answer;
+  size_t answer_cap;
+  char err[512], sid[HD_SESSION_ID_LEN + 1];
+  char remote_ufrag[128];
+  int rc;
+} wish_job_t;
+
+static void create_session_job(hd_node_t *node, void *arg, hd_time_t now) {
+  wish_job_t *j = arg;
+  j->rc = hd_node_create_session(node, j->kind, j->app, j->room, j->body, j->body_len, now, j->answer,
+                                 j->answer_cap, j->sid, j->err, sizeof j->err);
+}
+
+static void delete_session_job(hd_node_t *node, void *arg, hd_time_t now) {
+  wish_job_t *j = arg;
+  j->rc = hd_node_delete_session(node, j->kind, j->app, j->room, j->id, now);
+}
+
+static void find_session_job(hd_node_t *node, void *arg, hd_time_t now) {
+  (void)now;
+  wish_job_t *j = arg;
+  hd_session_t *sess = hd_node_find_session(node, j->kind, j->app, j->room, j->id);
+  j->rc = sess ? 0 : HD_ENOTFOUND;
+  if (sess) snprintf(j->remote_ufrag, sizeof j->remote_ufrag, "%s", sess->neg.remote_ufrag);
+}
+
+static int room_worker(server_t *s, const char *app, const char *room) {
+  return hd_media_workers_for_room(s->workers, app, room);
+}
+
 /* /whip/{room}[/{id}] and /whep/{room}[/{id}] (RFC 9725 §4). */
 static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp, int kind,
                         const char *rest) {
@@ -160,8 +204,17 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
       hd_http_resp_text(resp, 500, "out of memory\n");
       return;
     }
-    int rc = hd_node_create_session(s->node, kind, claims.key, room, req->body, req->body_len,
-                                    hd_io_now(s->loop), answer, 65536, sid, err, sizeof err);
+    wish_job_t j = {.kind = kind,
+                    .app = claims.key,
+                    .room = room,
+                    .body = req->body,
+                    .body_len = req->body_len,
+                    .answer = answer,
+                    .answer_cap = 65536};
+    hd_media_workers_call(s->workers, room_worker(s, claims.key, room), create_session_job, &j);
+    int rc = j.rc;
+    snprintf(err, sizeof err, "%s", j.err);
+    snprintf(sid, sizeof sid, "%s", j.sid);
     if (rc < 0) {
       int status = rc == HD_ENOTFOUND ? 404 : rc == HD_ESTATE ? 409 : rc == HD_ENOSPC ? 503 : 400;
       if (rc == HD_ENOMEM) status = 500;
@@ -176,7 +229,6 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
     hd_http_resp_header(resp, "ETag", "\"1\"");
     hd_http_resp_header(resp, "Accept-Patch", "application/trickle-ice-sdpfrag");
     free(answer);
-    hd_rtc_udp_kick(s->udp);
     return;
   }
   if (!id[0]) {
@@ -186,11 +238,12 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
   }
   if (!strcmp(req->method, "DELETE")) {
     if (authorize(s, req, room, grant, &claims, resp) < 0) return;
-    if (hd_node_delete_session(s->node, kind, claims.key, room, id, hd_io_now(s->loop)) < 0) {
+    wish_job_t j = {.kind = kind, .app = claims.key, .room = room, .id = id};
+    hd_media_workers_call(s->workers, room_worker(s, claims.key, room), delete_session_job, &j);
+    if (j.rc < 0) {
       hd_http_resp_text(resp, 404, "no such session\n");
       return;
     }
-    hd_rtc_udp_kick(s->udp);
     hd_http_resp_text(resp, 200, "session ended\n");
     return;
   }
@@ -199,8 +252,9 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
      * address from its checks, so remote candidates need no action. */
     if (authorize(s, req, room, grant, &claims, resp) < 0) return;
     /* scoped to the token's tenant and room, and to WHIP vs WHEP */
-    hd_session_t *sess = hd_node_find_session(s->node, kind, claims.key, room, id);
-    if (!sess) {
+    wish_job_t j = {.kind = kind, .app = claims.key, .room = room, .id = id};
+    hd_media_workers_call(s->workers, room_worker(s, claims.key, room), find_session_job, &j);
+    if (j.rc < 0) {
       hd_http_resp_text(resp, 404, "no such session\n");
       return;
     }
@@ -208,7 +262,7 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
       hd_http_resp_text(resp, 415, "Content-Type must be application/trickle-ice-sdpfrag\n");
       return;
     }
-    if (strstr(req->body, "a=ice-ufrag:") && !strstr(req->body, sess->neg.remote_ufrag)) {
+    if (strstr(req->body, "a=ice-ufrag:") && !strstr(req->body, j.remote_ufrag)) {
       hd_http_resp_text(resp, 422, "ICE restart is not supported; create a new session\n");
       return;
     }
@@ -266,6 +320,59 @@ static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
 static void admin_create_room(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp,
                               const hd_token_claims_t *claims);
 
+/* One /admin operation on the worker that owns the room (or, for the room
+ * list, on each worker in turn). */
+enum { ADMIN_LIST, ADMIN_CLOSE, ADMIN_PARTICIPANTS, ADMIN_REMOVE, ADMIN_CREATE, ADMIN_MUTE };
+typedef struct {
+  int op;
+  const char *app, *room, *identity, *track_sid;
+  int muted;
+  const hd_room_opts_t *opts;
+  int64_t unix_now;
+  char *json;
+  int rc;
+} admin_job_t;
+
+static void admin_job(hd_node_t *node, void *arg, hd_time_t now) {
+  admin_job_t *j = arg;
+  switch (j->op) {
+  case ADMIN_LIST: j->json = hd_node_admin_rooms_json(node, j->app); break;
+  case ADMIN_CLOSE: j->rc = hd_node_admin_close_room(node, j->app, j->room, now); break;
+  case ADMIN_PARTICIPANTS:
+    j->json = hd_node_admin_participants_json(node, j->app, j->room);
+    if (!j->json) j->rc = HD_ENOTFOUND;
+    break;
+  case ADMIN_REMOVE: j->rc = hd_node_admin_remove(node, j->app, j->room, j->identity, now); break;
+  case ADMIN_CREATE:
+    j->rc = hd_node_admin_create_room(node, j->app, j->room, j->opts, j->unix_now, now, &j->json);
+    break;
+  case ADMIN_MUTE:
+    j->rc = hd_node_admin_mute(node, j->app, j->room, j->identity, j->track_sid, j->muted, now);
+    break;
+  }
+}
+
+static void admin_call(server_t *s, admin_job_t *j) {
+  hd_media_workers_call(s->workers, room_worker(s, j->app, j->room), admin_job, j);
+}
+
+/* GET /admin/rooms: every worker's rooms of the app, as one {"rooms": [...]}. */
+static char *admin_list_rooms(server_t *s, const char *app) {
+  json_t *all = json_array();
+  for (int i = 0; i < hd_media_workers_count(s->workers); i++) {
+    admin_job_t j = {.op = ADMIN_LIST, .app = app};
+    hd_media_workers_call(s->workers, i, admin_job, &j);
+    json_t *part = j.json ? json_loads(j.json, 0, NULL) : NULL;
+    json_array_extend(all, json_object_get(part, "rooms"));
+    json_decref(part);
+    free(j.json);
+  }
+  json_t *o = json_pack("{s:o}", "rooms", all);
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return text;
+}
+
 /* ---- /admin: room administration with a roomAdmin token ----
  *   GET    /admin/rooms
  *   POST   /admin/rooms      {"name", "empty_timeout_s"?, "max_participants"?, "metadata"?}
@@ -298,22 +405,28 @@ static void handle_admin(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
   }
   hd_token_claims_t claims;
   if (authorize(s, req, room[0] ? room : NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
-  hd_time_t now = hd_io_now(s->loop);
   char *json = NULL;
   int rc = 0;
+  admin_job_t j = {.app = claims.key, .room = room, .identity = np >= 4 ? parts[3] : NULL};
   if (np == 1 && !strcmp(req->method, "GET")) {
-    json = hd_node_admin_rooms_json(s->node, claims.key);
+    json = admin_list_rooms(s, claims.key);
+    if (!json) rc = HD_ENOMEM;
   } else if (np == 1 && !strcmp(req->method, "POST")) {
     admin_create_room(s, req, resp, &claims);
-    hd_rtc_udp_kick(s->udp); /* the room's empty timer is a new deadline */
     return;
   } else if (np == 2 && !strcmp(req->method, "DELETE")) {
-    rc = hd_node_admin_close_room(s->node, claims.key, room, now);
+    j.op = ADMIN_CLOSE;
+    admin_call(s, &j);
+    rc = j.rc;
   } else if (np == 3 && !strcmp(parts[2], "participants") && !strcmp(req->method, "GET")) {
-    json = hd_node_admin_participants_json(s->node, claims.key, room);
-    if (!json) rc = HD_ENOTFOUND;
+    j.op = ADMIN_PARTICIPANTS;
+    admin_call(s, &j);
+    rc = j.rc;
+    json = j.json;
   } else if (np == 4 && !strcmp(parts[2], "participants") && !strcmp(req->method, "DELETE")) {
-    rc = hd_node_admin_remove(s->node, claims.key, room, parts[3], now);
+    j.op = ADMIN_REMOVE;
+    admin_call(s, &j);
+    rc = j.rc;
   } else {
     hd_http_resp_text(resp, 405, "%s is not allowed on %s\n", req->method, req->path);
     return;
@@ -327,7 +440,6 @@ static void handle_admin(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
   else
     hd_http_resp_body(resp, 200, "application/json", "{\"ok\":true}", 11);
   free(json);
-  hd_rtc_udp_kick(s->udp);
 }
 
 /* POST /admin/rooms: creates a room ahead of the first join (201 with the
@@ -375,9 +487,10 @@ static void admin_create_room(server_t *s, const hd_http_req_t *req, hd_http_res
   hd_room_opts_t o = {.empty_timeout = to ? HD_SEC(json_integer_value(to)) : -1,
                       .max_participants = mp ? (size_t)json_integer_value(mp) : 0,
                       .metadata = md ? json_string_value(md) : NULL};
-  char *json = NULL;
-  int rc = hd_node_admin_create_room(s->node, claims->key, name, &o, (int64_t)time(NULL), hd_io_now(s->loop),
-                                     &json);
+  admin_job_t j = {.op = ADMIN_CREATE, .app = claims->key, .room = name, .opts = &o, .unix_now = time(NULL)};
+  admin_call(s, &j);
+  char *json = j.json;
+  int rc = j.rc;
   if (rc == HD_ESTATE)
     hd_http_resp_text(resp, 409, "room '%s' already exists\n", name);
   else if (rc == HD_EINVAL)
@@ -425,27 +538,58 @@ static void handle_admin_mute(server_t *s, const hd_http_req_t *req, hd_http_res
     hd_http_resp_text(resp, 400, "body must be {\"track_sid\": string, \"muted\": boolean}\n");
     return;
   }
-  int rc = hd_node_admin_mute(s->node, claims.key, room, identity, json_string_value(ts),
-                              mu ? json_is_true(mu) : 1, hd_io_now(s->loop));
+  admin_job_t j = {.op = ADMIN_MUTE,
+                   .app = claims.key,
+                   .room = room,
+                   .identity = identity,
+                   .track_sid = json_string_value(ts),
+                   .muted = mu ? json_is_true(mu) : 1};
+  admin_call(s, &j);
+  int rc = j.rc;
   json_decref(b);
   if (rc < 0)
     hd_http_resp_text(resp, 404, "no such participant or track\n");
   else
     hd_http_resp_body(resp, 200, "application/json", "{\"ok\":true}", 11);
-  hd_rtc_udp_kick(s->udp);
 }
 
 /* ---- /rtc: room signaling over WebSocket (docs/protocol.md "Rooms") ---- */
 
-static void signal_send(void *ud, void *conn, const char *text, size_t len) {
-  if (hd_ws_send(conn, text, len) < 0)
+/* A connection is pinned to the worker of the room it joins; its hd_ws user
+ * value is that worker's index + 1 (0 = not routed yet). The worker keeps the
+ * participant; this side only knows connection ids. */
+
+static void signal_send(void *ud, uint64_t conn, const char *text, size_t len) {
+  server_t *s = ud;
+  hd_ws_conn_t *c = hd_map_get(&s->rtc_conns, &conn, sizeof conn);
+  if (c && hd_ws_send(c, text, len) < 0)
     HD_LOGW("rtc", "signaling message dropped (connection closing or full)");
 }
 
-/* The node removed the connection's participant: forget it, then close. */
-static void signal_close(void *ud, void *conn, int code, const char *reason) {
-  hd_ws_set_user(conn, NULL);
-  hd_ws_close(conn, code, reason);
+/* The node removed the connection's participant: close the socket. */
+static void signal_close(void *ud, uint64_t conn, int code, const char *reason) {
+  server_t *s = ud;
+  hd_ws_conn_t *c = hd_map_get(&s->rtc_conns, &conn, sizeof conn);
+  if (c) hd_ws_close(c, code, reason);
+}
+
+/* The worker for a connection's first message: the room named by its join
+ * token (verified again, with the reply, by the worker), else worker 0, which
+ * refuses it with the right error. */
+static int join_worker(server_t *s, const char *text, size_t len) {
+  hd_signal_msg_t m;
+  hd_signal_error_t e;
+  int w = 0;
+  if (hd_signal_parse(text, len, HD_SIGNAL_FROM_CLIENT, &m, &e) < 0) return 0;
+  hd_token_claims_t c;
+  char why[128];
+  if (m.type == HD_SIGNAL_JOIN && m.join.token &&
+      hd_token_verify(m.join.token, strlen(m.join.token), secret_lookup, s, (int64_t)time(NULL),
+                      s->cfg.token_leeway, &c, why, sizeof why) == 0 &&
+      c.room[0])
+    w = room_worker(s, c.key, c.room);
+  hd_signal_msg_free(&m);
+  return w;
 }
 
 static void rtc_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_resp_t *reject) {
@@ -467,12 +611,25 @@ static void rtc_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_
   }
 }
 
+static void rtc_ws_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_resp_t *reject) {
+  server_t *s = ud;
+  rtc_open(ud, c, req, reject);
+  if (reject->status) return;
+  uint64_t id = hd_ws_id(c);
+  if (hd_map_put(&s->rtc_conns, &id, sizeof id, c) < 0)
+    hd_http_resp_text(reject, 503, "too many connections\n");
+}
+
 static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len) {
   server_t *s = ud;
-  hd_participant_t *p = hd_ws_user(c), *was = p;
-  int rc = hd_node_rtc_message(s->node, c, &p, text, len, secret_lookup, s, (int64_t)time(NULL),
-                               hd_io_now(s->loop));
-  hd_ws_set_user(c, p);
+  int w = (int)(intptr_t)hd_ws_user(c) - 1;
+  if (w < 0) {
+    w = join_worker(s, text, len);
+    hd_ws_set_user(c, (void *)(intptr_t)(w + 1));
+  }
+  int was = 0;
+  int rc = hd_media_workers_rtc_message(s->workers, w, hd_ws_id(c), text, len, secret_lookup, s,
+                                        (int64_t)time(NULL), &was);
   /* a joined participant that sent leave (p now NULL) closes normally; a refused
    * join is 1008, a full room 1013 (try again later), an internal failure 1011
    * (docs/protocol.md "Connection") */
@@ -486,15 +643,15 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
     else
       hd_ws_close(c, HD_WS_CLOSE_POLICY, "join failed");
   }
-  hd_rtc_udp_kick(s->udp);
 }
 
 static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
   server_t *s = ud;
-  hd_participant_t *p = hd_ws_user(c);
+  uint64_t id = hd_ws_id(c);
+  int w = (int)(intptr_t)hd_ws_user(c) - 1;
   hd_ws_set_user(c, NULL);
-  if (p) hd_node_rtc_closed(s->node, p, hd_io_now(s->loop));
-  hd_rtc_udp_kick(s->udp);
+  hd_map_del(&s->rtc_conns, &id, sizeof id);
+  if (w >= 0) hd_media_workers_rtc_closed(s->workers, w, id);
 }
 
 /* Webhook delivery counters (sfu/webhook.h hd_webhook_stats_t); all 0 when no
@@ -606,7 +763,7 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
       hd_http_resp_text(resp, 500, "out of memory\n");
       return;
     }
-    int n = hd_node_metrics_text(s->node, buf, METRICS_CAP);
+    int n = hd_media_workers_metrics_text(s->workers, buf, METRICS_CAP);
     if (n < 0) {
       hd_http_resp_text(resp, 500, "metrics: %s\n", hd_strerror(n));
       free(buf);
@@ -624,12 +781,6 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (m > 0 && (size_t)m < METRICS_CAP - (size_t)n) n += m; /* never past the buffer on truncation */
     int w = hd_ws_metrics_text(s->http, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
-    w = snprintf(buf + n, METRICS_CAP - (size_t)n,
-                 "# HELP hudong_udp_send_calls_total sendmmsg calls on the media port "
-                 "(hudong_packets_out_total / this = datagrams per call).\n"
-                 "# TYPE hudong_udp_send_calls_total counter\nhudong_udp_send_calls_total %llu\n",
-                 (unsigned long long)hd_rtc_udp_send_calls(s->udp));
-    if (w > 0 && (size_t)w < METRICS_CAP - (size_t)n) n += w;
     w = webhook_metrics(s, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
     w = hd_rtm_metrics_text(s->rtm, buf + n, METRICS_CAP - (size_t)n);
@@ -691,6 +842,7 @@ static void usage_serve(void) {
       stderr,
       "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--rtc-announce-port PORT]\n"
       "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--rtm-db FILE]\n"
+      "                    [--media-workers N]\n"
       "                    [--config FILE] [--dev]\n"
       "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
       "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
@@ -699,6 +851,8 @@ static void usage_serve(void) {
       "  --room-empty-timeout S: seconds an empty room keeps its sid before it closes (default 20; 0 = at "
       "once)\n"
       "  --max-publish-bitrate KBPS: bitrate cap sent to publishers as REMB (default 0 = no cap)\n"
+      "  --media-workers N: media threads (default 0 = one per CPU core); worker i uses UDP port\n"
+      "            rtc-port + i (and announces rtc-announce-port + i when that is set)\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
@@ -716,6 +870,7 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_config_defaults(&s.cfg);
   const char *config = NULL, *listen = NULL, *rtc_ip = NULL, *rtm_db = NULL;
   int rtc_port = -1, announce_port = -1;
+  long workers = -1;
   long empty_timeout = -1, max_pub_kbps = -1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -734,6 +889,8 @@ int hd_cmd_serve(int argc, char **argv) {
       empty_timeout = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--max-publish-bitrate") && i + 1 < argc)
       max_pub_kbps = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--media-workers") && i + 1 < argc)
+      workers = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -761,6 +918,12 @@ int hd_cmd_serve(int argc, char **argv) {
                     "0..1000000\n");
     return 2;
   }
+  if (workers == -2 || workers > HD_MEDIA_WORKERS_MAX) {
+    fprintf(stderr, "hudong serve: --media-workers is an integer in 0..%d (0 = one per CPU core)\n",
+            HD_MEDIA_WORKERS_MAX);
+    return 2;
+  }
+  if (workers >= 0) s.cfg.media_workers = (int)workers;
   if (empty_timeout >= 0) s.cfg.room_empty_timeout = empty_timeout;
   if (max_pub_kbps >= 0) s.cfg.max_publish_bitrate_kbps = max_pub_kbps;
   if (announce_port >= 0) s.cfg.rtc_announce_port = announce_port;
@@ -807,35 +970,44 @@ int hd_cmd_serve(int argc, char **argv) {
   clock_gettime(CLOCK_REALTIME, &ts);
   hd_time_t wall_now = (hd_time_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
   hd_node_config_t ncfg = {.rtc_ip = s.cfg.rtc_ip,
-                           .rtc_port =
-                               (uint16_t)(s.cfg.rtc_announce_port ? s.cfg.rtc_announce_port : s.cfg.rtc_port),
                            .max_sessions = s.cfg.max_sessions,
                            .max_viewers = s.cfg.max_viewers,
                            .wall_offset = wall_now - hd_io_now(s.loop),
                            .room_empty_timeout = HD_SEC(s.cfg.room_empty_timeout),
                            .max_publish_bitrate = (uint64_t)s.cfg.max_publish_bitrate_kbps * 1000,
-                           .token_leeway = s.cfg.token_leeway,
-                           .signal_send = signal_send,
-                           .signal_close = signal_close,
-                           .signal_ud = &s,
-                           .on_event = on_node_event,
-                           .event_ud = &s};
+                           .token_leeway = s.cfg.token_leeway};
   if (hd_config_webhooks_start(&s.cfg, s.loop, &s.webhooks) < 0) {
     fprintf(stderr, "hudong serve: cannot start webhook delivery\n");
     return 1;
   }
-  if ((rc = hd_node_new(&s.node, &ncfg, s.cert)) < 0) {
-    fprintf(stderr, "hudong serve: node init failed: %s\n", hd_strerror(rc));
+  int n_workers = s.cfg.media_workers;
+  if (n_workers <= 0) n_workers = (int)uv_available_parallelism();
+  if (n_workers > HD_MEDIA_WORKERS_MAX) n_workers = HD_MEDIA_WORKERS_MAX;
+  if (s.cfg.rtc_port && s.cfg.rtc_port + n_workers - 1 > 65535) {
+    fprintf(stderr, "hudong serve: rtc_port %d + %d media workers goes past port 65535\n", s.cfg.rtc_port,
+            n_workers);
+    return 2;
+  }
+  if ((rc = hd_map_init(&s.rtc_conns, 1u << 20)) < 0) {
+    fprintf(stderr, "hudong serve: out of memory\n");
     return 1;
   }
-  if ((rc = hd_rtc_udp_start(&s.udp, s.loop, s.node, s.cfg.rtc_bind, s.cfg.rtc_port)) < 0) {
-    fprintf(stderr, "hudong serve: cannot bind UDP %s:%d\n", s.cfg.rtc_bind, s.cfg.rtc_port);
+  hd_media_workers_config_t wcfg = {.n = n_workers,
+                                    .bind_host = s.cfg.rtc_bind,
+                                    .base_port = s.cfg.rtc_port,
+                                    .announce_port = s.cfg.rtc_announce_port,
+                                    .node = ncfg,
+                                    .cert = s.cert,
+                                    .control_loop = s.loop,
+                                    .signal_send = signal_send,
+                                    .signal_close = signal_close,
+                                    .on_event = on_node_event,
+                                    .ud = &s};
+  if ((rc = hd_media_workers_start(&s.workers, &wcfg, err, sizeof err)) < 0) {
+    fprintf(stderr, "hudong serve: %s\n", err);
     return 1;
   }
-  if (s.cfg.rtc_port == 0) { /* ephemeral port: announce the one we got */
-    s.cfg.rtc_port = hd_rtc_udp_port(s.udp);
-    if (!s.cfg.rtc_announce_port) hd_node_set_rtc_port(s.node, (uint16_t)s.cfg.rtc_port);
-  }
+  if (s.cfg.rtc_port == 0) s.cfg.rtc_port = hd_media_workers_port(s.workers, 0);
   hd_http_config_t hcfg = {.host = s.cfg.listen_host,
                            .port = s.cfg.listen_port,
                            .web_root = s.cfg.web_root[0] ? s.cfg.web_root : NULL,
@@ -847,7 +1019,7 @@ int hd_cmd_serve(int argc, char **argv) {
     return 1;
   }
   hd_ws_endpoint_config_t rtc = {.path = "/rtc",
-                                 .on_open = rtc_open,
+                                 .on_open = rtc_ws_open,
                                  .on_message = rtc_message,
                                  .on_close = rtc_close,
                                  .ud = &s,
@@ -910,19 +1082,25 @@ int hd_cmd_serve(int argc, char **argv) {
   s.sigint.data = s.sigterm.data = &s;
   uv_signal_start(&s.sigint, on_signal, SIGINT);
   uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-  fprintf(stderr, "hudong: serving http://%s:%d (web: %s), media UDP %s:%d (announced %s)\n",
+  char ports[256] = "";
+  for (int i = 0, l = 0; i < n_workers && l < (int)sizeof ports - 8; i++)
+    l += snprintf(ports + l, sizeof ports - (size_t)l, "%s%d", i ? "," : "",
+                  hd_media_workers_port(s.workers, i));
+  fprintf(stderr,
+          "hudong: serving http://%s:%d (web: %s), media UDP %s ports %s (%d workers, announced %s)\n",
           s.cfg.listen_host, s.cfg.listen_port, s.cfg.web_root[0] ? s.cfg.web_root : "none", s.cfg.rtc_bind,
-          s.cfg.rtc_port, s.cfg.rtc_ip);
+          ports, n_workers, s.cfg.rtc_ip);
   fprintf(stderr, "hudong: publish: http://%s:%d/publish.html  play: http://%s:%d/play.html\n",
           s.cfg.listen_host, s.cfg.listen_port, s.cfg.listen_host, s.cfg.listen_port);
   uv_run(s.loop, UV_RUN_DEFAULT);
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */
-  hd_node_close_all(s.node, "node shutdown"); /* participants get "left", then their sockets close */
-  hd_rtm_shutdown(s.rtm);                     /* RTM clients get 4010 and resume elsewhere/later */
+  /* participants get "left", then their sockets close */
+  hd_media_workers_close_all(s.workers, "node shutdown");
+  hd_rtm_shutdown(s.rtm); /* RTM clients get 4010 and resume elsewhere/later */
   hd_http_server_stop(s.http);
-  hd_rtc_udp_stop(s.udp); /* drains the close_notify alerts first */
-  hd_node_free(s.node);
+  hd_media_workers_stop(s.workers); /* each drains its close_notify alerts first */
+  hd_map_free(&s.rtc_conns);
   hd_rtm_broker_free(s.rtm);
   hd_rtm_store_free(s.rtm_store);
   hd_map_free(&s.rtm_conns);

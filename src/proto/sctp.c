@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -189,7 +190,7 @@ static void global_release(void) {
   g.inited = still;
 }
 
-int hd_sctp_live_count(void) { return g.refs; }
+static int sctp_live_count(void) { return g.refs; }
 
 /* ---- channels ---- */
 
@@ -610,7 +611,10 @@ static int setup_socket(hd_sctp_t *s) {
   return 0;
 }
 
-int hd_sctp_new(hd_sctp_t **out, int dtls_client, uint16_t local_port, uint16_t remote_port, hd_time_t now) {
+static void sctp_free(hd_sctp_t *s);
+
+static int sctp_new(hd_sctp_t **out, int dtls_client, uint16_t local_port, uint16_t remote_port,
+                    hd_time_t now) {
   hd_sctp_t *s = calloc(1, sizeof *s);
   if (!s) return HD_ENOMEM;
   s->dtls_client = dtls_client;
@@ -628,14 +632,14 @@ int hd_sctp_new(hd_sctp_t **out, int dtls_client, uint16_t local_port, uint16_t 
   usrsctp_register_address((void *)s->key);
   rc = setup_socket(s);
   if (rc) {
-    hd_sctp_free(s);
+    sctp_free(s);
     return rc;
   }
   *out = s;
   return 0;
 }
 
-void hd_sctp_free(hd_sctp_t *s) {
+static void sctp_free(hd_sctp_t *s) {
   if (!s) return;
   if (s->sock) usrsctp_close(s->sock); /* SO_LINGER 0: ABORT, goes to conn_output */
   usrsctp_deregister_address((void *)s->key);
@@ -650,12 +654,12 @@ void hd_sctp_free(hd_sctp_t *s) {
   global_release();
 }
 
-void hd_sctp_set_remote_max_message(hd_sctp_t *s, size_t max) {
+static void sctp_set_remote_max_message(hd_sctp_t *s, size_t max) {
   if (!max) max = 65536;
   s->remote_max_message = max > HD_SCTP_MAX_MESSAGE ? HD_SCTP_MAX_MESSAGE : max;
 }
 
-int hd_sctp_feed(hd_sctp_t *s, const uint8_t *pkt, size_t len, hd_time_t now) {
+static int sctp_feed(hd_sctp_t *s, const uint8_t *pkt, size_t len, hd_time_t now) {
   if (s->state == HD_SCTP_CLOSED) return HD_ECLOSED;
   if (!len || len > 65535) return HD_EINVAL;
   s->stats.rx_packets++;
@@ -665,7 +669,7 @@ int hd_sctp_feed(hd_sctp_t *s, const uint8_t *pkt, size_t len, hd_time_t now) {
   return 0;
 }
 
-int hd_sctp_poll(hd_sctp_t *s, uint8_t *out, size_t cap) {
+static int sctp_poll(hd_sctp_t *s, uint8_t *out, size_t cap) {
   if (!s->out_n) return 0;
   pkt_t *p = s->outq[s->out_head];
   if (p->len > cap) return HD_ENOSPC;
@@ -679,7 +683,7 @@ int hd_sctp_poll(hd_sctp_t *s, uint8_t *out, size_t cap) {
   return n;
 }
 
-int hd_sctp_next_event(hd_sctp_t *s, hd_sctp_event_t *ev) {
+static int sctp_next_event(hd_sctp_t *s, hd_sctp_event_t *ev) {
   free(s->lent);
   s->lent = NULL;
   if (!s->ev_n) return 0;
@@ -705,9 +709,9 @@ int hd_sctp_next_event(hd_sctp_t *s, hd_sctp_event_t *ev) {
   return 1;
 }
 
-int hd_sctp_state(const hd_sctp_t *s) { return s->state; }
+static int sctp_state(const hd_sctp_t *s) { return s->state; }
 
-int hd_sctp_open_channel(hd_sctp_t *s, const hd_dcep_open_t *open) {
+static int sctp_open_channel(hd_sctp_t *s, const hd_dcep_open_t *open) {
   if (s->state != HD_SCTP_CONNECTED) return HD_ESTATE;
   uint8_t msg[HD_DCEP_OPEN_HEADER + HD_DCEP_MAX_LABEL + HD_DCEP_MAX_PROTOCOL];
   int mlen = hd_dcep_build_open(open, msg, sizeof msg);
@@ -730,7 +734,7 @@ int hd_sctp_open_channel(hd_sctp_t *s, const hd_dcep_open_t *open) {
   return stream;
 }
 
-int hd_sctp_send(hd_sctp_t *s, uint16_t stream, const void *data, size_t len, int binary) {
+static int sctp_send(hd_sctp_t *s, uint16_t stream, const void *data, size_t len, int binary) {
   if (s->state != HD_SCTP_CONNECTED) return HD_ESTATE;
   chan_t *c = chan_get(s, stream);
   if (!c || c->state != CH_OPEN) return HD_ENOTFOUND;
@@ -754,7 +758,7 @@ int hd_sctp_send(hd_sctp_t *s, uint16_t stream, const void *data, size_t len, in
   return (int)len;
 }
 
-int hd_sctp_close_channel(hd_sctp_t *s, uint16_t stream) {
+static int sctp_close_channel(hd_sctp_t *s, uint16_t stream) {
   if (s->state != HD_SCTP_CONNECTED) return HD_ESTATE;
   chan_t *c = chan_get(s, stream);
   if (!c || c->state != CH_OPEN) return HD_ENOTFOUND;
@@ -765,25 +769,25 @@ int hd_sctp_close_channel(hd_sctp_t *s, uint16_t stream) {
   return 0;
 }
 
-const char *hd_sctp_channel_label(const hd_sctp_t *s, uint16_t stream) {
+static const char *sctp_channel_label(const hd_sctp_t *s, uint16_t stream) {
   if (stream >= HD_SCTP_MAX_STREAMS || !s->ch_by_stream[stream]) return NULL;
   const chan_t *c = &s->ch[s->ch_by_stream[stream] - 1];
   return c->state == CH_OPEN ? c->label : NULL;
 }
 
-int hd_sctp_channel_type(const hd_sctp_t *s, uint16_t stream) {
+static int sctp_channel_type(const hd_sctp_t *s, uint16_t stream) {
   if (stream >= HD_SCTP_MAX_STREAMS || !s->ch_by_stream[stream]) return HD_ENOTFOUND;
   const chan_t *c = &s->ch[s->ch_by_stream[stream] - 1];
   return c->state == CH_OPEN ? c->type : HD_ENOTFOUND;
 }
 
-hd_time_t hd_sctp_next_timeout(const hd_sctp_t *s) {
+static hd_time_t sctp_next_timeout(const hd_sctp_t *s) {
   if (s->out_n || s->ev_n) return 0;
   if (s->state == HD_SCTP_CLOSED) return HD_TIME_NEVER;
   return g.last_tick + HD_SCTP_TICK;
 }
 
-void hd_sctp_handle_timeout(hd_sctp_t *s, hd_time_t now) {
+static void sctp_handle_timeout(hd_sctp_t *s, hd_time_t now) {
   if (now < g.last_tick - HD_SEC(1)) g.last_tick = now; /* a clock that went back: restart from it */
   if (now >= g.last_tick + HD_MS(1)) {
     int64_t ms = (now - g.last_tick) / 1000;
@@ -799,3 +803,128 @@ void hd_sctp_handle_timeout(hd_sctp_t *s, hd_time_t now) {
 }
 
 const hd_sctp_stats_t *hd_sctp_stats(const hd_sctp_t *s) { return &s->stats; }
+
+/* ---- public entry points: one process-wide lock around usrsctp ----
+ * usrsctp keeps one global stack (timer wheel, PCBs) and, without its own
+ * threads, does no locking of its own that we may rely on. Media workers
+ * (io/media_workers.h) each own associations on their own thread, so every
+ * call into this module holds g_lock (recursive: a failing hd_sctp_new frees
+ * through hd_sctp_free). usrsctp's callbacks only fill the association's own
+ * queues, which its owner drains under the same lock. Data channels only: the
+ * RTP path never takes it. */
+static pthread_mutex_t g_lock;
+static pthread_once_t g_lock_once = PTHREAD_ONCE_INIT;
+static void lock_init(void) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&g_lock, &a);
+  pthread_mutexattr_destroy(&a);
+}
+static void lock(void) {
+  pthread_once(&g_lock_once, lock_init);
+  pthread_mutex_lock(&g_lock);
+}
+static void unlock(void) { pthread_mutex_unlock(&g_lock); }
+
+int hd_sctp_live_count(void) {
+  lock();
+  int r = sctp_live_count();
+  unlock();
+  return r;
+}
+
+int hd_sctp_new(hd_sctp_t **out, int dtls_client, uint16_t local_port, uint16_t remote_port, hd_time_t now) {
+  lock();
+  int r = sctp_new(out, dtls_client, local_port, remote_port, now);
+  unlock();
+  return r;
+}
+
+void hd_sctp_free(hd_sctp_t *s) {
+  lock();
+  sctp_free(s);
+  unlock();
+}
+
+void hd_sctp_set_remote_max_message(hd_sctp_t *s, size_t max) {
+  lock();
+  sctp_set_remote_max_message(s, max);
+  unlock();
+}
+
+int hd_sctp_feed(hd_sctp_t *s, const uint8_t *pkt, size_t len, hd_time_t now) {
+  lock();
+  int r = sctp_feed(s, pkt, len, now);
+  unlock();
+  return r;
+}
+
+int hd_sctp_poll(hd_sctp_t *s, uint8_t *out, size_t cap) {
+  lock();
+  int r = sctp_poll(s, out, cap);
+  unlock();
+  return r;
+}
+
+int hd_sctp_next_event(hd_sctp_t *s, hd_sctp_event_t *ev) {
+  lock();
+  int r = sctp_next_event(s, ev);
+  unlock();
+  return r;
+}
+
+int hd_sctp_state(const hd_sctp_t *s) {
+  lock();
+  int r = sctp_state(s);
+  unlock();
+  return r;
+}
+
+int hd_sctp_open_channel(hd_sctp_t *s, const hd_dcep_open_t *open) {
+  lock();
+  int r = sctp_open_channel(s, open);
+  unlock();
+  return r;
+}
+
+int hd_sctp_send(hd_sctp_t *s, uint16_t stream, const void *data, size_t len, int binary) {
+  lock();
+  int r = sctp_send(s, stream, data, len, binary);
+  unlock();
+  return r;
+}
+
+int hd_sctp_close_channel(hd_sctp_t *s, uint16_t stream) {
+  lock();
+  int r = sctp_close_channel(s, stream);
+  unlock();
+  return r;
+}
+
+const char *hd_sctp_channel_label(const hd_sctp_t *s, uint16_t stream) {
+  lock();
+  const char *r = sctp_channel_label(s, stream);
+  unlock();
+  return r;
+}
+
+int hd_sctp_channel_type(const hd_sctp_t *s, uint16_t stream) {
+  lock();
+  int r = sctp_channel_type(s, stream);
+  unlock();
+  return r;
+}
+
+hd_time_t hd_sctp_next_timeout(const hd_sctp_t *s) {
+  lock();
+  hd_time_t r = sctp_next_timeout(s);
+  unlock();
+  return r;
+}
+
+void hd_sctp_handle_timeout(hd_sctp_t *s, hd_time_t now) {
+  lock();
+  sctp_handle_timeout(s, now);
+  unlock();
+}

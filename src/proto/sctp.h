@@ -27,8 +27,10 @@
  * 8832 §6: DTLS client even, DTLS server odd). A node is the DTLS server and
  * normally only answers channels the browser opens.
  *
- * THREADING: usrsctp is global and not thread-safe in this mode. Every
- * hd_sctp_* call in the process must be made on one thread. usrsctp is
+ * THREADING: usrsctp is global and not thread-safe in this mode, so every
+ * hd_sctp_* call takes one process-wide lock: associations may live on
+ * different threads (media workers), each used by one thread at a time. The
+ * shared timer wheel is advanced by whichever thread ticks first. usrsctp is
  * initialised by the first hd_sctp_new and finished (usrsctp_finish) when the
  * last association is freed. */
 #ifndef HD_PROTO_SCTP_H

@@ -177,6 +177,7 @@ void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
     n->n_play--;
   else
     n->n_subscribe--;
+  if (n->cfg.shared_sessions) atomic_fetch_sub_explicit(n->cfg.shared_sessions, 1, memory_order_relaxed);
   free(s);
   if (r) node_room_maybe_delete(n, r);
 }
@@ -253,7 +254,10 @@ void node_session_discard(hd_session_t *s) {
   free(s);
 }
 
-size_t node_session_total(const hd_node_t *n) { return n->n_publish + n->n_play + n->n_subscribe; }
+size_t node_session_total(const hd_node_t *n) {
+  if (n->cfg.shared_sessions) return atomic_load_explicit(n->cfg.shared_sessions, memory_order_relaxed);
+  return n->n_publish + n->n_play + n->n_subscribe;
+}
 
 int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *room, const char *offer,
                            size_t offer_len, hd_time_t now, char *answer, size_t answer_cap,
@@ -383,6 +387,7 @@ int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r) {
     n->n_play++, r->n_viewers++;
   else
     n->n_subscribe++;
+  if (n->cfg.shared_sessions) atomic_fetch_add_explicit(n->cfg.shared_sessions, 1, memory_order_relaxed);
   n->stats.sessions_total++;
   return 0;
 }
@@ -513,12 +518,43 @@ size_t hd_node_session_count(const hd_node_t *n, int kind) {
 }
 size_t hd_node_room_count(const hd_node_t *n) { return n->n_rooms; }
 
-int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
-  const hd_node_stats_t *st = &n->stats;
-  const hd_session_counters_t *m = &st->media;
-  size_t empty = 0;
+void hd_node_metrics(hd_node_t *n, hd_node_metrics_t *m) {
+  memset(m, 0, sizeof *m);
+  m->stats = n->stats;
+  m->n_publish = n->n_publish;
+  m->n_play = n->n_play;
+  m->n_subscribe = n->n_subscribe;
+  m->n_participants = n->n_participants;
+  m->n_rooms = n->n_rooms;
   for (const hd_room_t *r = n->rooms; r; r = r->next)
-    if (r->close_at != HD_TIME_NEVER) empty++;
+    if (r->close_at != HD_TIME_NEVER) m->n_rooms_empty++;
+  m->txq_dropped = n->txq.dropped;
+}
+
+void hd_node_metrics_add(hd_node_metrics_t *sum, const hd_node_metrics_t *m) {
+  _Static_assert(sizeof(hd_node_stats_t) % sizeof(uint64_t) == 0, "hd_node_stats_t holds uint64_t only");
+  uint64_t *d = (uint64_t *)&sum->stats;
+  const uint64_t *s = (const uint64_t *)&m->stats;
+  for (size_t i = 0; i < sizeof m->stats / sizeof *s; i++)
+    d[i] += s[i];
+  sum->n_publish += m->n_publish;
+  sum->n_play += m->n_play;
+  sum->n_subscribe += m->n_subscribe;
+  sum->n_participants += m->n_participants;
+  sum->n_rooms += m->n_rooms;
+  sum->n_rooms_empty += m->n_rooms_empty;
+  sum->txq_dropped += m->txq_dropped;
+}
+
+int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
+  hd_node_metrics_t m;
+  hd_node_metrics(n, &m);
+  return hd_node_metrics_format(&m, out, cap);
+}
+
+int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
+  const hd_node_stats_t *st = &mm->stats;
+  const hd_session_counters_t *m = &st->media;
   int len = snprintf(
       out, cap,
       "# HELP hudong_sessions Current WebRTC sessions by kind.\n# TYPE hudong_sessions gauge\n"
@@ -575,7 +611,7 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       "hudong_datachannel_messages_total{event=\"out_websocket\"} %llu\n"
       "hudong_datachannel_messages_total{event=\"refused\"} %llu\n"
       "hudong_datachannel_messages_total{event=\"dropped\"} %llu\n",
-      n->n_publish, n->n_play, n->n_subscribe, n->n_participants, n->n_rooms, empty,
+      mm->n_publish, mm->n_play, mm->n_subscribe, mm->n_participants, mm->n_rooms, mm->n_rooms_empty,
       (unsigned long long)st->sessions_total, (unsigned long long)st->sessions_failed,
       (unsigned long long)st->packets_in, (unsigned long long)st->bytes_in,
       (unsigned long long)st->packets_out, (unsigned long long)st->bytes_out,
@@ -584,7 +620,7 @@ int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap) {
       (unsigned long long)st->drop_srtp_replay, (unsigned long long)st->drop_not_ready,
       (unsigned long long)st->drop_dtls, (unsigned long long)m->drop_unknown_pt,
       (unsigned long long)m->drop_malformed_rtp, (unsigned long long)m->drop_malformed_rtcp,
-      (unsigned long long)(st->drop_txq_full + n->txq.dropped), (unsigned long long)st->drop_send_error,
+      (unsigned long long)(st->drop_txq_full + mm->txq_dropped), (unsigned long long)st->drop_send_error,
       (unsigned long long)st->drop_closed, (unsigned long long)m->nack_received,
       (unsigned long long)m->nack_sent, (unsigned long long)m->retransmitted,
       (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,

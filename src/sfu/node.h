@@ -5,6 +5,7 @@
  * /metrics. The I/O shell feeds datagrams and time in and drains the tx queue. */
 #ifndef HD_SFU_NODE_H
 #define HD_SFU_NODE_H
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -17,9 +18,14 @@
 #include "sfu/webhook.h"
 
 typedef struct {
-  const char *rtc_ip;      /* address put in our ICE candidate */
-  uint16_t rtc_port;       /* UDP port of that candidate */
-  size_t max_sessions;     /* cap on concurrent sessions (0 = 1000) */
+  const char *rtc_ip;  /* address put in our ICE candidate */
+  uint16_t rtc_port;   /* UDP port of that candidate */
+  size_t max_sessions; /* cap on concurrent sessions (0 = 1000) */
+  /* When several nodes share one session cap (media workers, io/media_workers.h):
+   * the count of sessions over all of them, kept by each node on register and
+   * destroy (an atomic on session setup, never on the packet path). NULL = this
+   * node's own count. */
+  atomic_size_t *shared_sessions;
   size_t max_viewers;      /* cap on viewers per room (0 = 500) */
   hd_time_t wall_offset;   /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
   size_t max_participants; /* cap on signaling participants per room (0 = 100) */
@@ -45,7 +51,8 @@ typedef struct {
   void *event_ud;
 } hd_node_config_t;
 
-/* Node-wide counters (monotonic unless noted). */
+/* Node-wide counters (monotonic unless noted). Every field, including those
+ * of `media`, is a uint64_t: hd_node_metrics_add sums them as an array. */
 typedef struct {
   uint64_t sessions_total, sessions_failed;
   uint64_t packets_in, bytes_in, packets_out, bytes_out;
@@ -148,5 +155,16 @@ size_t hd_node_session_count(const hd_node_t *n, int kind);
 size_t hd_node_room_count(const hd_node_t *n);
 /* Prometheus text exposition of all counters; returns length or HD_ENOSPC. */
 int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap);
+
+/* A snapshot of what /metrics shows of a node, so that the nodes of several
+ * media workers can be summed into one exposition. */
+typedef struct {
+  hd_node_stats_t stats;
+  size_t n_publish, n_play, n_subscribe, n_participants, n_rooms, n_rooms_empty;
+  uint64_t txq_dropped;
+} hd_node_metrics_t;
+void hd_node_metrics(hd_node_t *n, hd_node_metrics_t *m);
+void hd_node_metrics_add(hd_node_metrics_t *sum, const hd_node_metrics_t *m);
+int hd_node_metrics_format(const hd_node_metrics_t *m, char *out, size_t cap);
 
 #endif

@@ -12,7 +12,7 @@ let srv, relay, relayLog = '', browser;
 before(async () => {
   const relayPort = await freePort();
   // the node tells clients to send media to the relay's port
-  srv = await startServer(['--rtc-announce-port', String(relayPort)]);
+  srv = await startServer(['--rtc-announce-port', String(relayPort), '--media-workers', '1']); // the relay forwards to one port
   relay = spawn(hudongBin, ['netem', '--listen', `127.0.0.1:${relayPort}`, '--to', `127.0.0.1:${srv.rtcPort}`,
     '--up-loss', '5', '--delay', '10', '--seed', '7'], { stdio: ['ignore', 'pipe', 'pipe'] });
   relay.stdout.on('data', (d) => { relayLog += d; });

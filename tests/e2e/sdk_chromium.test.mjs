@@ -155,7 +155,7 @@ test('examples/hello_room and Chromium see and hear each other', async () => {
 
 test('C to C through hudong netem at 5% loss: concealment < 5%, video keeps decoding', async () => {
   const relayPort = await freePort();
-  const lossy = await startServer(['--rtc-announce-port', String(relayPort)]);
+  const lossy = await startServer(['--rtc-announce-port', String(relayPort), '--media-workers', '1']); // the relay forwards to one port
   const relay = run(['netem', '--listen', `127.0.0.1:${relayPort}`, '--to', `127.0.0.1:${lossy.rtcPort}`,
     '--loss', '5', '--delay', '10', '--seed', '11']);
   try {

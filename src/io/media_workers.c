@@ -1,0 +1,567 @@
+/* Media workers (see media_workers.h): N threads, each a libuv loop with its
+ * own node and UDP socket; a job slot and an outbox per worker connect it to
+ * the control thread. */
+#include "io/media_workers.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/map.h"
+#include "io/rtc_udp.h"
+
+/* ---- outbox items (worker -> control) ---- */
+enum { OUT_SEND, OUT_CLOSE, OUT_EVENT };
+
+/* A webhook event with its strings copied (hd_webhook_event_t only lends them). */
+typedef struct {
+  hd_webhook_event_type_t type;
+  char app[64], room_name[130], room_sid[32], participant_sid[32], participant_identity[260], track_sid[32],
+      track_kind[16], track_source[32];
+  unsigned has; /* bit per optional string that was non-NULL */
+} event_copy_t;
+
+typedef struct out_item {
+  struct out_item *next;
+  int type;
+  int code;
+  uint64_t conn;
+  size_t len;
+  event_copy_t *ev;
+  char text[]; /* OUT_SEND: the message; OUT_CLOSE: the reason */
+} out_item_t;
+
+typedef struct {
+  hd_media_job_fn fn;
+  void *arg;
+  int done;
+} job_t;
+
+typedef struct worker {
+  struct hd_media_workers *w;
+  int idx;
+  pthread_t thread;
+  int thread_started;
+  uv_loop_t loop;
+  int loop_inited;
+  uv_async_t wake;
+  hd_node_t *node;
+  hd_rtc_udp_t *udp;
+  /* worker thread only: /rtc connection id -> participant (or &g_closed) */
+  hd_map_t conns;
+  /* guarded by mu */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  job_t *job;
+  int stop;
+  out_item_t *out_head, *out_tail;
+  size_t out_n, out_bytes;
+  uint64_t out_dropped;
+} worker_t;
+
+struct hd_media_workers {
+  hd_media_workers_config_t cfg;
+  int n;
+  worker_t *workers;
+  uv_async_t *ctl_wake;   /* on the control loop: some outbox has items (freed by its close) */
+  atomic_size_t sessions; /* the node-wide session count behind max_sessions */
+};
+
+/* marks a connection whose participant the node removed: its close is on the
+ * way to the control thread, late messages are ignored */
+static char g_closed;
+
+/* ---- worker side ---- */
+
+static void out_push(worker_t *k, out_item_t *it) {
+  hd_media_workers_t *w = k->w;
+  pthread_mutex_lock(&k->mu);
+  int full = k->out_n >= HD_MEDIA_OUTBOX_MAX_MSGS || k->out_bytes + it->len > HD_MEDIA_OUTBOX_MAX_BYTES;
+  if (full) {
+    k->out_dropped++;
+  } else {
+    it->next = NULL;
+    if (k->out_tail)
+      k->out_tail->next = it;
+    else
+      k->out_head = it;
+    k->out_tail = it;
+    k->out_n++;
+    k->out_bytes += it->len;
+  }
+  pthread_mutex_unlock(&k->mu);
+  if (full) {
+    HD_LOGW("worker", "worker %d: outbox full, signaling output dropped", k->idx);
+    free(it->ev);
+    free(it);
+    return;
+  }
+  uv_async_send(w->ctl_wake);
+}
+
+static out_item_t *item_new(int type, uint64_t conn, const char *text, size_t len) {
+  out_item_t *it = calloc(1, sizeof *it + len + 1);
+  if (!it) return NULL;
+  it->type = type;
+  it->conn = conn;
+  it->len = len;
+  if (len) memcpy(it->text, text, len);
+  return it;
+}
+
+static void w_signal_send(void *ud, void *conn, const char *text, size_t len) {
+  worker_t *k = ud;
+  out_item_t *it = item_new(OUT_SEND, (uint64_t)(uintptr_t)conn, text, len);
+  if (it)
+    out_push(k, it);
+  else
+    HD_LOGW("worker", "signaling message dropped: out of memory");
+}
+
+static void w_signal_close(void *ud, void *conn, int code, const char *reason) {
+  worker_t *k = ud;
+  uint64_t id = (uint64_t)(uintptr_t)conn;
+  /* the participant is being freed: from now on this connection has none */
+  if (hd_map_get(&k->conns, &id, sizeof id)) hd_map_put(&k->conns, &id, sizeof id, &g_closed);
+  out_item_t *it = item_new(OUT_CLOSE, id, reason ? reason : "", reason ? strlen(reason) : 0);
+  if (!it) return;
+  it->code = code;
+  out_push(k, it);
+}
+
+static void copy_str(char *dst, size_t cap, const char *src, unsigned bit, unsigned *has) {
+  if (!src) return;
+  snprintf(dst, cap, "%s", src);
+  *has |= bit;
+}
+
+static void w_on_event(void *ud, const hd_webhook_event_t *ev) {
+  worker_t *k = ud;
+  out_item_t *it = item_new(OUT_EVENT, 0, NULL, 0);
+  event_copy_t *c = calloc(1, sizeof *c);
+  if (!it || !c) {
+    free(it);
+    free(c);
+    return;
+  }
+  c->type = ev->type;
+  copy_str(c->app, sizeof c->app, ev->app, 1, &c->has);
+  copy_str(c->room_name, sizeof c->room_name, ev->room_name, 2, &c->has);
+  copy_str(c->room_sid, sizeof c->room_sid, ev->room_sid, 4, &c->has);
+  copy_str(c->participant_sid, sizeof c->participant_sid, ev->participant_sid, 8, &c->has);
+  copy_str(c->participant_identity, sizeof c->participant_identity, ev->participant_identity, 16, &c->has);
+  copy_str(c->track_sid, sizeof c->track_sid, ev->track_sid, 32, &c->has);
+  copy_str(c->track_kind, sizeof c->track_kind, ev->track_kind, 64, &c->has);
+  copy_str(c->track_source, sizeof c->track_source, ev->track_source, 128, &c->has);
+  it->ev = c;
+  it->len = sizeof *c;
+  out_push(k, it);
+}
+
+/* Runs the pending job or the stop request (worker thread). */
+static void on_wake(uv_async_t *a) {
+  worker_t *k = a->data;
+  pthread_mutex_lock(&k->mu);
+  job_t *job = k->job;
+  int stop = k->stop;
+  pthread_mutex_unlock(&k->mu);
+  if (job) {
+    job->fn(k->node, job->arg, hd_io_now(&k->loop));
+    hd_rtc_udp_kick(k->udp); /* what the job queued goes out; the timer follows new deadlines */
+    pthread_mutex_lock(&k->mu);
+    job->done = 1;
+    k->job = NULL;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+  }
+  if (stop && k->udp) {
+    hd_rtc_udp_stop(k->udp); /* sends what is queued (close_notify alerts) first */
+    k->udp = NULL;
+    uv_close((uv_handle_t *)&k->wake, NULL); /* the loop ends with its last handle */
+  }
+}
+
+static void *worker_main(void *arg) {
+  worker_t *k = arg;
+  uv_run(&k->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+/* ---- control side ---- */
+
+static void deliver(hd_media_workers_t *w, out_item_t *it) {
+  const hd_media_workers_config_t *c = &w->cfg;
+  if (it->type == OUT_SEND) {
+    if (c->signal_send) c->signal_send(c->ud, it->conn, it->text, it->len);
+  } else if (it->type == OUT_CLOSE) {
+    if (c->signal_close) c->signal_close(c->ud, it->conn, it->code, it->text);
+  } else if (it->ev && c->on_event) {
+    const event_copy_t *e = it->ev;
+    hd_webhook_event_t ev = {
+        .type = e->type,
+        .app = e->has & 1 ? e->app : NULL,
+        .room_name = e->has & 2 ? e->room_name : NULL,
+        .room_sid = e->has & 4 ? e->room_sid : NULL,
+        .participant_sid = e->has & 8 ? e->participant_sid : NULL,
+        .participant_identity = e->has & 16 ? e->participant_identity : NULL,
+        .track_sid = e->has & 32 ? e->track_sid : NULL,
+        .track_kind = e->has & 64 ? e->track_kind : NULL,
+        .track_source = e->has & 128 ? e->track_source : NULL,
+    };
+    c->on_event(c->ud, &ev);
+  }
+}
+
+/* Delivers every worker's outbox, in order per worker. */
+static void drain_outboxes(hd_media_workers_t *w) {
+  for (int i = 0; i < w->n; i++) {
+    worker_t *k = &w->workers[i];
+    pthread_mutex_lock(&k->mu);
+    out_item_t *it = k->out_head;
+    k->out_head = k->out_tail = NULL;
+    k->out_n = k->out_bytes = 0;
+    pthread_mutex_unlock(&k->mu);
+    while (it) {
+      out_item_t *next = it->next;
+      deliver(w, it);
+      free(it->ev);
+      free(it);
+      it = next;
+    }
+  }
+}
+
+static void on_ctl_wake(uv_async_t *a) { drain_outboxes(a->data); }
+
+void hd_media_workers_call(hd_media_workers_t *w, int i, hd_media_job_fn fn, void *arg) {
+  worker_t *k = &w->workers[i];
+  job_t job = {.fn = fn, .arg = arg};
+  pthread_mutex_lock(&k->mu);
+  k->job = &job;
+  pthread_mutex_unlock(&k->mu);
+  uv_async_send(&k->wake);
+  pthread_mutex_lock(&k->mu);
+  while (!job.done)
+    pthread_cond_wait(&k->cv, &k->mu);
+  pthread_mutex_unlock(&k->mu);
+  drain_outboxes(w);
+}
+
+int hd_media_workers_count(const hd_media_workers_t *w) { return w->n; }
+
+int hd_media_workers_port(const hd_media_workers_t *w, int i) { return hd_rtc_udp_port(w->workers[i].udp); }
+
+int hd_media_workers_for_room(const hd_media_workers_t *w, const char *app, const char *room) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const char *p = app; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  h = (h ^ 0xffu) * 16777619u; /* separator: ("ab","c") != ("a","bc") */
+  for (const char *p = room; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  return (int)(h % (uint32_t)w->n);
+}
+
+/* ---- /rtc ---- */
+
+typedef struct {
+  uint64_t conn;
+  const char *text;
+  size_t len;
+  hd_token_secret_fn lookup;
+  void *lookup_ud;
+  int64_t unix_now;
+  int rc, was_joined;
+  worker_t *k;
+} rtc_job_t;
+
+static void rtc_message_job(hd_node_t *node, void *arg, hd_time_t now) {
+  rtc_job_t *j = arg;
+  hd_map_t *conns = &j->k->conns;
+  void *v = hd_map_get(conns, &j->conn, sizeof j->conn);
+  if (v == &g_closed) { /* removed by the node; the close is on its way */
+    j->rc = 0;
+    j->was_joined = 1;
+    return;
+  }
+  hd_participant_t *p = v;
+  j->was_joined = p != NULL;
+  j->rc = hd_node_rtc_message(node, (void *)(uintptr_t)j->conn, &p, j->text, j->len, j->lookup, j->lookup_ud,
+                              j->unix_now, now);
+  /* the node may have removed the participant itself (signal_close marked it) */
+  if (hd_map_get(conns, &j->conn, sizeof j->conn) == &g_closed) return;
+  if (p) {
+    if (hd_map_put(conns, &j->conn, sizeof j->conn, p) < 0) { /* cannot track it: it leaves */
+      hd_node_rtc_closed(node, p, now);
+      j->rc = HD_ENOMEM;
+    }
+  } else {
+    hd_map_del(conns, &j->conn, sizeof j->conn);
+  }
+}
+
+int hd_media_workers_rtc_message(hd_media_workers_t *w, int i, uint64_t conn, const char *text, size_t len,
+                                 hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now,
+                                 int *was_joined) {
+  rtc_job_t j = {.conn = conn,
+                 .text = text,
+                 .len = len,
+                 .lookup = lookup,
+                 .lookup_ud = lookup_ud,
+                 .unix_now = unix_now,
+                 .k = &w->workers[i]};
+  hd_media_workers_call(w, i, rtc_message_job, &j);
+  if (was_joined) *was_joined = j.was_joined;
+  return j.rc;
+}
+
+static void rtc_closed_job(hd_node_t *node, void *arg, hd_time_t now) {
+  rtc_job_t *j = arg;
+  void *v = hd_map_get(&j->k->conns, &j->conn, sizeof j->conn);
+  hd_map_del(&j->k->conns, &j->conn, sizeof j->conn);
+  if (v && v != &g_closed) hd_node_rtc_closed(node, v, now);
+}
+
+void hd_media_workers_rtc_closed(hd_media_workers_t *w, int i, uint64_t conn) {
+  rtc_job_t j = {.conn = conn, .k = &w->workers[i]};
+  hd_media_workers_call(w, i, rtc_closed_job, &j);
+}
+
+/* ---- metrics ---- */
+
+typedef struct {
+  hd_node_metrics_t m;
+  uint64_t send_calls, out_dropped;
+  worker_t *k;
+} metrics_job_t;
+
+static void metrics_job(hd_node_t *node, void *arg, hd_time_t now) {
+  (void)now;
+  metrics_job_t *j = arg;
+  hd_node_metrics(node, &j->m);
+  j->send_calls = hd_rtc_udp_send_calls(j->k->udp);
+}
+
+static int appendf(char *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int appendf(char *out, size_t cap, size_t *len, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(out + *len, cap - *len, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= cap - *len) return HD_ENOSPC;
+  *len += (size_t)n;
+  return 0;
+}
+
+int hd_media_workers_metrics_text(hd_media_workers_t *w, char *out, size_t cap) {
+  metrics_job_t *per = calloc((size_t)w->n, sizeof *per);
+  if (!per) return HD_ENOMEM;
+  hd_node_metrics_t sum;
+  memset(&sum, 0, sizeof sum);
+  uint64_t send_calls = 0, dropped = 0;
+  for (int i = 0; i < w->n; i++) {
+    per[i].k = &w->workers[i];
+    hd_media_workers_call(w, i, metrics_job, &per[i]);
+    pthread_mutex_lock(&per[i].k->mu);
+    per[i].out_dropped = per[i].k->out_dropped;
+    pthread_mutex_unlock(&per[i].k->mu);
+    hd_node_metrics_add(&sum, &per[i].m);
+    send_calls += per[i].send_calls;
+    dropped += per[i].out_dropped;
+  }
+  int n = hd_node_metrics_format(&sum, out, cap);
+  size_t len = n > 0 ? (size_t)n : 0;
+  int rc = n < 0 ? n : 0;
+  if (!rc)
+    rc = appendf(
+        out, cap, &len,
+        "# HELP hudong_udp_send_calls_total sendmmsg calls on the media ports "
+        "(hudong_packets_out_total / this = datagrams per call).\n"
+        "# TYPE hudong_udp_send_calls_total counter\nhudong_udp_send_calls_total %llu\n"
+        "# HELP hudong_media_workers Media worker threads (each a loop, a UDP port, its rooms).\n"
+        "# TYPE hudong_media_workers gauge\nhudong_media_workers %d\n"
+        "# HELP hudong_worker_outbox_dropped_total Signaling output a worker dropped because "
+        "the control thread fell behind.\n"
+        "# TYPE hudong_worker_outbox_dropped_total counter\nhudong_worker_outbox_dropped_total %llu\n",
+        (unsigned long long)send_calls, w->n, (unsigned long long)dropped);
+  static const char *const heads[] = {
+      "# HELP hudong_worker_packets_in_total Datagrams received, per media worker.\n"
+      "# TYPE hudong_worker_packets_in_total counter\n",
+      "# HELP hudong_worker_packets_out_total Datagrams sent, per media worker.\n"
+      "# TYPE hudong_worker_packets_out_total counter\n",
+      "# HELP hudong_worker_rooms Rooms pinned to each media worker.\n# TYPE hudong_worker_rooms gauge\n",
+      "# HELP hudong_worker_sessions WebRTC sessions on each media worker.\n"
+      "# TYPE hudong_worker_sessions gauge\n"};
+  for (int h = 0; h < 4 && !rc; h++) {
+    rc = appendf(out, cap, &len, "%s", heads[h]);
+    for (int i = 0; i < w->n && !rc; i++) {
+      const hd_node_metrics_t *m = &per[i].m;
+      unsigned long long v = h == 0   ? m->stats.packets_in
+                             : h == 1 ? m->stats.packets_out
+                             : h == 2 ? m->n_rooms
+                                      : m->n_publish + m->n_play + m->n_subscribe;
+      static const char *const names[] = {"hudong_worker_packets_in_total", "hudong_worker_packets_out_total",
+                                          "hudong_worker_rooms", "hudong_worker_sessions"};
+      rc = appendf(out, cap, &len, "%s{worker=\"%d\"} %llu\n", names[h], i, v);
+    }
+  }
+  free(per);
+  return rc < 0 ? rc : (int)len;
+}
+
+/* ---- lifecycle ---- */
+
+static void close_all_job(hd_node_t *node, void *arg, hd_time_t now) {
+  (void)now;
+  hd_node_close_all(node, arg);
+}
+
+void hd_media_workers_close_all(hd_media_workers_t *w, const char *why) {
+  for (int i = 0; i < w->n; i++)
+    hd_media_workers_call(w, i, close_all_job, (void *)why);
+}
+
+static void free_handle(uv_handle_t *h) { free(h); }
+
+static void worker_free(worker_t *k) {
+  if (k->node) hd_node_free(k->node);
+  hd_map_free(&k->conns);
+  for (out_item_t *it = k->out_head, *next; it; it = next) {
+    next = it->next;
+    free(it->ev);
+    free(it);
+  }
+  pthread_mutex_destroy(&k->mu);
+  pthread_cond_destroy(&k->cv);
+}
+
+/* Sets worker i up on the caller's thread (its loop runs later on its own). */
+static int worker_init(hd_media_workers_t *w, int i, char *err, size_t errcap) {
+  worker_t *k = &w->workers[i];
+  const hd_media_workers_config_t *c = &w->cfg;
+  k->w = w;
+  k->idx = i;
+  pthread_mutex_init(&k->mu, NULL);
+  pthread_cond_init(&k->cv, NULL);
+  int rc = hd_map_init(&k->conns, 1u << 20);
+  if (rc == 0) rc = uv_loop_init(&k->loop);
+  if (rc != 0) {
+    snprintf(err, errcap, "worker %d: loop init failed", i);
+    return HD_ENOMEM;
+  }
+  k->loop_inited = 1;
+  uv_async_init(&k->loop, &k->wake, on_wake);
+  k->wake.data = k;
+  hd_node_config_t nc = c->node;
+  nc.signal_send = w_signal_send;
+  nc.signal_close = w_signal_close;
+  nc.signal_ud = k;
+  nc.on_event = c->on_event ? w_on_event : NULL;
+  nc.event_ud = k;
+  nc.shared_sessions = &w->sessions;
+  if ((rc = hd_node_new(&k->node, &nc, c->cert)) < 0) {
+    snprintf(err, errcap, "worker %d: node init failed: %s", i, hd_strerror(rc));
+    return rc;
+  }
+  int port = c->base_port ? c->base_port + i : 0;
+  if (port > 65535 || (rc = hd_rtc_udp_start(&k->udp, &k->loop, k->node, c->bind_host, port)) < 0) {
+    snprintf(err, errcap, "cannot bind UDP %s:%d (worker %d of %d uses base port + %d)", c->bind_host, port,
+             i, w->n, i);
+    return HD_EIO;
+  }
+  int announce = c->announce_port ? c->announce_port + i : hd_rtc_udp_port(k->udp);
+  hd_node_set_rtc_port(k->node, (uint16_t)announce);
+  return 0;
+}
+
+/* Frees a worker whose thread never ran (start failed part way). */
+static void worker_abort(worker_t *k) {
+  if (k->loop_inited) {
+    if (k->udp) hd_rtc_udp_stop(k->udp);
+    k->udp = NULL;
+    uv_close((uv_handle_t *)&k->wake, NULL);
+    uv_run(&k->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&k->loop);
+  }
+  worker_free(k);
+}
+
+int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_config_t *cfg, char *err,
+                           size_t errcap) {
+  if (cfg->n < 1 || cfg->n > HD_MEDIA_WORKERS_MAX) {
+    snprintf(err, errcap, "media workers must be 1..%d", HD_MEDIA_WORKERS_MAX);
+    return HD_EINVAL;
+  }
+  hd_media_workers_t *w = calloc(1, sizeof *w);
+  if (w) w->workers = calloc((size_t)cfg->n, sizeof *w->workers);
+  if (!w || !w->workers) {
+    if (w) free(w);
+    snprintf(err, errcap, "out of memory");
+    return HD_ENOMEM;
+  }
+  w->cfg = *cfg;
+  w->n = cfg->n;
+  atomic_init(&w->sessions, 0);
+  w->ctl_wake = calloc(1, sizeof *w->ctl_wake);
+  if (!w->ctl_wake) {
+    free(w->workers);
+    free(w);
+    snprintf(err, errcap, "out of memory");
+    return HD_ENOMEM;
+  }
+  uv_async_init(cfg->control_loop, w->ctl_wake, on_ctl_wake);
+  w->ctl_wake->data = w;
+  (void)hd_log_level(); /* read HUDONG_LOG once, before any thread logs */
+  int rc = 0, inited = 0;
+  for (; inited < w->n && rc == 0; inited++)
+    rc = worker_init(w, inited, err, errcap);
+  if (rc < 0) {
+    for (int i = 0; i < inited; i++)
+      worker_abort(&w->workers[i]);
+    uv_close((uv_handle_t *)w->ctl_wake, free_handle);
+    free(w->workers);
+    free(w);
+    return rc;
+  }
+  for (int i = 0; i < w->n; i++) {
+    worker_t *k = &w->workers[i];
+    if (pthread_create(&k->thread, NULL, worker_main, k) != 0) {
+      snprintf(err, errcap, "cannot start media worker thread %d", i);
+      hd_media_workers_stop(w);
+      return HD_ENOMEM;
+    }
+    k->thread_started = 1;
+    char name[16];
+    snprintf(name, sizeof name, "hd-media-%d", i & 63);
+    pthread_setname_np(k->thread, name);
+  }
+  *out = w;
+  return 0;
+}
+
+void hd_media_workers_stop(hd_media_workers_t *w) {
+  if (!w) return;
+  for (int i = 0; i < w->n; i++) {
+    worker_t *k = &w->workers[i];
+    if (!k->thread_started) {
+      worker_abort(k);
+      continue;
+    }
+    pthread_mutex_lock(&k->mu);
+    k->stop = 1;
+    pthread_mutex_unlock(&k->mu);
+    uv_async_send(&k->wake);
+    pthread_join(k->thread, NULL);
+    drain_outboxes(w);
+    uv_loop_close(&k->loop);
+    worker_free(k);
+  }
+  uv_close((uv_handle_t *)w->ctl_wake, free_handle);
+  free(w->workers);
+  free(w);
+}
