@@ -8,9 +8,15 @@
  * seconds per mode; each thread's CPU time (CLOCK_THREAD_CPUTIME_ID) gives
  * packets per CPU-second of each side. An SFU pays one receive per input and
  * one send per output, so the send figure is the ceiling of its forwarded
- * packets per core (before any SRTP or logic). Not a test: prints numbers. */
+ * packets per core (before any SRTP or logic). Not a test: prints numbers.
+ *
+ * --gso adds the UDP GSO question (issue 7): sendmmsg x64 to 64 different
+ * destinations (127.0.0.2..65, an SFU's fan-out) and to one destination,
+ * against sendmsg with UDP_SEGMENT (Linux >= 4.18) of 16 / 4 / 2 segments to
+ * one destination (a keyframe or NACK burst to one viewer). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +29,16 @@
 
 #define SIZE 1200
 #define BATCH 16
+#define MAX_BATCH 64
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* linux/udp.h */
+#endif
+
+/* Send modes: the first two are the default run. */
+enum { M_SENDTO, M_MMSG16, M_MMSG64_FANOUT, M_MMSG64_ONE, M_GSO16, M_GSO4, M_GSO2, M_N };
+static const char *const mode_name[M_N] = {"sendto",           "sendmmsg x16",    "sendmmsg x64 fan",
+                                           "sendmmsg x64 one", "gso 16 segs one", "gso 4 segs one",
+                                           "gso 2 segs one"};
 
 static atomic_int g_stop;
 static int g_rx_fd;
@@ -69,10 +85,14 @@ typedef struct {
   unsigned long long sent, received;
 } result_t;
 
-static result_t run(int use_mmsg, double seconds) {
-  result_t res = {.mode = use_mmsg ? "sendmmsg x16" : "sendto"};
+static int gso_segs(int mode) { return mode == M_GSO16 ? 16 : mode == M_GSO4 ? 4 : mode == M_GSO2 ? 2 : 0; }
+
+static result_t run(int mode, double seconds) {
+  result_t res = {.mode = mode_name[mode]};
   int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  /* the fan-out mode needs every 127.0.0.x: the receiver listens on any */
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(mode == M_MMSG64_FANOUT ? INADDR_ANY : INADDR_LOOPBACK)};
   socklen_t al = sizeof a;
   int sz = 4 << 20;
   setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
@@ -82,29 +102,61 @@ static result_t run(int use_mmsg, double seconds) {
     perror("bind");
     exit(1);
   }
+  if (mode == M_MMSG64_FANOUT) a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   g_rx_fd = rx;
   atomic_store(&g_stop, 0);
   pthread_t th;
   pthread_create(&th, NULL, rx_main, NULL);
-  static char pkt[SIZE];
+  static char pkt[SIZE * 16];
   memset(pkt, 0x5a, sizeof pkt);
-  struct mmsghdr m[BATCH];
-  struct iovec iov[BATCH];
-  for (int i = 0; i < BATCH; i++) {
+  int batch = mode == M_MMSG16 ? BATCH : MAX_BATCH;
+  struct mmsghdr m[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+  struct sockaddr_in dst[MAX_BATCH];
+  for (int i = 0; i < MAX_BATCH; i++) {
+    dst[i] = a;
+    if (mode == M_MMSG64_FANOUT) dst[i].sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + (uint32_t)i);
     iov[i].iov_base = pkt;
     iov[i].iov_len = SIZE;
     memset(&m[i].msg_hdr, 0, sizeof m[i].msg_hdr);
     m[i].msg_hdr.msg_iov = &iov[i];
     m[i].msg_hdr.msg_iovlen = 1;
-    m[i].msg_hdr.msg_name = &a;
-    m[i].msg_hdr.msg_namelen = sizeof a;
+    m[i].msg_hdr.msg_name = &dst[i];
+    m[i].msg_hdr.msg_namelen = sizeof dst[i];
+  }
+  /* GSO: one sendmsg of segs x SIZE bytes, cut by the kernel into SIZE-byte
+   * datagrams (cmsg UDP_SEGMENT, the per-call form of the socket option) */
+  int segs = gso_segs(mode);
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } cm;
+  struct iovec giov = {.iov_base = pkt, .iov_len = (size_t)segs * SIZE};
+  struct msghdr gm = {.msg_name = &a, .msg_namelen = sizeof a, .msg_iov = &giov, .msg_iovlen = 1};
+  if (segs) {
+    memset(&cm, 0, sizeof cm);
+    gm.msg_control = cm.buf;
+    gm.msg_controllen = sizeof cm.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&gm);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t gso = SIZE;
+    memcpy(CMSG_DATA(c), &gso, sizeof gso);
   }
   double c0 = thread_cpu(), t0 = mono(), end = t0 + seconds;
   unsigned long long sent = 0;
   while (mono() < end) {
     for (int k = 0; k < 64; k++) {
-      if (use_mmsg) {
-        int r = sendmmsg(tx, m, BATCH, 0);
+      if (segs) {
+        ssize_t r = sendmsg(tx, &gm, 0);
+        if (r > 0) sent += (unsigned long long)r / SIZE;
+        else if (r < 0 && sent == 0 && k == 0) {
+          perror("sendmsg UDP_SEGMENT");
+          break;
+        }
+      } else if (mode != M_SENDTO) {
+        int r = sendmmsg(tx, m, (unsigned)batch, 0);
         if (r > 0) sent += (unsigned long long)r;
       } else if (sendto(tx, pkt, SIZE, 0, (struct sockaddr *)&a, sizeof a) == SIZE) {
         sent++;
@@ -128,17 +180,31 @@ static result_t run(int use_mmsg, double seconds) {
 int main(int argc, char **argv) {
   double seconds = 3;
   const char *json = NULL;
+  int gso = 0;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+    if (!strcmp(argv[i], "--gso"))
+      gso = 1;
+    else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
       seconds = atof(argv[++i]);
     else if (!strcmp(argv[i], "--json") && i + 1 < argc)
       json = argv[++i];
     else {
-      fprintf(stderr, "usage: udp_ceiling_bench [--seconds S] [--json FILE]\n");
+      fprintf(stderr, "usage: udp_ceiling_bench [--seconds S] [--json FILE] [--gso]\n");
       return 2;
     }
   }
-  result_t r[2] = {run(0, seconds), run(1, seconds)};
+  if (gso) {
+    printf("%-18s %14s %16s %16s %12s\n", "send mode", "sent/s (wall)", "send pkts/cpu-s", "recv pkts/cpu-s",
+           "delivered");
+    for (int mode = M_MMSG64_FANOUT; mode < M_N; mode++) {
+      result_t g = run(mode, seconds);
+      printf("%-18s %14.0f %16.0f %16.0f %11.1f%%\n", g.mode, g.tx_pps_wall, g.tx_pps_core, g.rx_pps_core,
+             g.sent ? 100.0 * (double)g.received / (double)g.sent : 0);
+    }
+    printf("(%d-byte datagrams; fan = 64 destinations 127.0.0.2..65, one = one destination)\n", SIZE);
+    return 0;
+  }
+  result_t r[2] = {run(M_SENDTO, seconds), run(M_MMSG16, seconds)};
   printf("%-14s %14s %16s %16s %12s\n", "send mode", "sent/s (wall)", "send pkts/cpu-s", "recv pkts/cpu-s",
          "delivered");
   for (int i = 0; i < 2; i++)

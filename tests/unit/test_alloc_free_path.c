@@ -56,6 +56,11 @@ static struct {
   int in_srtp; /* inside an hd_srtp_* call (depth) */
   int cls;     /* class of the current node call */
   int trace;   /* HD_ALLOC_TRACE=1: backtrace of every counted non-SRTP call, 2: SRTP too */
+  /* GSO opportunity (docs/performance.md): datagrams the node queued per call,
+   * and those that could join the previous one in a UDP_SEGMENT send (same
+   * destination and same length as the previous queue entry) */
+  uint64_t tx_total, tx_gso_adjacent;
+  hd_txq_t *txq;
   alloc_count_t c[C_N];
 } g;
 
@@ -180,8 +185,17 @@ static void node_hook(void *ctx, int begin, const uint8_t *buf, size_t len) {
     g.cls = classify(buf, len);
     if (g.on) g.c[g.cls].calls++;
     g.in_node = 1;
-  } else {
-    g.in_node = 0;
+    return;
+  }
+  g.in_node = 0;
+  if (!g.on) return;
+  const hd_txq_t *q = g.txq; /* what this call queued (the harness drains after each) */
+  for (size_t i = 0; i < q->count; i++) {
+    const hd_datagram_t *d = &q->items[(q->head + i) % q->cap];
+    g.tx_total++;
+    if (i == 0) continue;
+    const hd_datagram_t *p = &q->items[(q->head + i - 1) % q->cap];
+    if (p->len == d->len && p->tolen == d->tolen && !memcmp(&p->to, &d->to, d->tolen)) g.tx_gso_adjacent++;
   }
 }
 
@@ -205,6 +219,7 @@ static void test_steady_state_allocs(void **st) {
   assert_non_null(w);
   world_init(w);
   w->node_hook = node_hook;
+  g.txq = hd_node_txq(w->node);
   assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
   assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
   /* two viewers NACK what their lossy downlinks drop: one gets RTX, one plain repeats */
@@ -235,6 +250,8 @@ static void test_steady_state_allocs(void **st) {
 
   print_message("window: %llu RTP packets forwarded (%llu retransmitted for %llu NACKed seqs)\n",
                 (unsigned long long)fwd, (unsigned long long)rtx, (unsigned long long)nacks);
+  print_message("GSO: %llu of %llu queued datagrams had the destination and length of the one before\n",
+                (unsigned long long)g.tx_gso_adjacent, (unsigned long long)g.tx_total);
   print_message("%-6s %8s %8s %8s %9s %10s %10s\n", "class", "calls", "allocs", "frees", "srtp_ops",
                 "srtp_alloc", "srtp_free");
   for (int i = 0; i < C_N; i++)
