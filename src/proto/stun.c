@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -34,27 +35,52 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
 
 uint32_t hd_stun_crc32(const uint8_t *buf, size_t len) { return ~crc32_update(0xFFFFFFFFu, buf, len); }
 
+/* One HMAC-SHA1 context per thread, kept: OpenSSL 3 fetches the algorithm and
+ * allocates a context (~13 heap calls) per EVP_MAC_fetch/EVP_MAC_CTX_new, and
+ * every connectivity check computes two HMACs. Freed at thread exit. */
+static pthread_once_t g_mac_once = PTHREAD_ONCE_INIT;
+static pthread_key_t g_mac_key;
+static int g_mac_key_ok;
+
+static void mac_ctx_free(void *p) { EVP_MAC_CTX_free(p); }
+static void mac_key_init(void) { g_mac_key_ok = pthread_key_create(&g_mac_key, mac_ctx_free) == 0; }
+
+static EVP_MAC_CTX *mac_ctx_new(void) {
+  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL; /* holds its own reference */
+  EVP_MAC_free(mac);
+  OSSL_PARAM params[2];
+  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA1", 0);
+  params[1] = OSSL_PARAM_construct_end();
+  if (ctx && !EVP_MAC_CTX_set_params(ctx, params)) {
+    EVP_MAC_CTX_free(ctx);
+    ctx = NULL;
+  }
+  return ctx;
+}
+
 /* HMAC-SHA1 over up to two segments (a patched header copy + the rest). */
 static int hmac_sha1(const uint8_t *key, size_t keylen, const uint8_t *a, size_t alen, const uint8_t *b,
                      size_t blen, uint8_t out[HD_STUN_MI_LEN]) {
   static const uint8_t empty_key[1] = {0};
+  pthread_once(&g_mac_once, mac_key_init);
+  EVP_MAC_CTX *ctx = g_mac_key_ok ? pthread_getspecific(g_mac_key) : NULL;
+  int cached = ctx != NULL;
+  if (!ctx) {
+    ctx = mac_ctx_new();
+    if (!ctx) return HD_ECRYPTO;
+    cached = g_mac_key_ok && pthread_setspecific(g_mac_key, ctx) == 0;
+  }
   int rc = HD_ECRYPTO;
-  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-  EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-  OSSL_PARAM params[2];
   size_t outlen = 0;
-  if (!ctx) goto done;
-  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA1", 0);
-  params[1] = OSSL_PARAM_construct_end();
   /* OpenSSL rejects a NULL key pointer; an empty key is still a valid HMAC key. */
-  if (!EVP_MAC_init(ctx, keylen ? key : empty_key, keylen, params)) goto done;
+  if (!EVP_MAC_init(ctx, keylen ? key : empty_key, keylen, NULL)) goto done;
   if (alen && !EVP_MAC_update(ctx, a, alen)) goto done;
   if (blen && !EVP_MAC_update(ctx, b, blen)) goto done;
   if (!EVP_MAC_final(ctx, out, &outlen, HD_STUN_MI_LEN) || outlen != HD_STUN_MI_LEN) goto done;
   rc = 0;
 done:
-  EVP_MAC_CTX_free(ctx);
-  EVP_MAC_free(mac);
+  if (!cached) EVP_MAC_CTX_free(ctx);
   return rc;
 }
 

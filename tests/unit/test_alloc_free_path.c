@@ -64,6 +64,7 @@ static struct {
   alloc_count_t c[C_N];
 } g;
 
+#ifndef HD_NO_INTERPOSE
 static void count(int is_free) {
   if (!g.on || !g.in_node) return;
   alloc_count_t *c = &g.c[g.cls];
@@ -87,7 +88,6 @@ static void count(int is_free) {
   }
 }
 
-#ifndef HD_NO_INTERPOSE
 /* glibc's own entry points, under the names it exports for this purpose. */
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -306,6 +306,7 @@ static int teardown_all(void **st) {
 
 int main(void) {
 #ifdef HD_NO_INTERPOSE
+  (void)class_name;
   printf("test_alloc_free_path: skipped (the allocator cannot be interposed under a sanitizer)\n");
   return SKIP_CODE;
 #else
