@@ -4,17 +4,23 @@
 #include "io/rtc_udp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "base/err.h"
 #include "base/log.h"
+#include "io/udp_batch.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* linux/udp.h, Linux 4.18 */
+#endif
 
 /* libuv splits the receive buffer into 64 KiB slots for recvmmsg */
 #define RX_SLOT (64 * 1024)
 #define RECV_BATCH 16
-#define SEND_BATCH 64
 
 struct hd_rtc_udp {
   uv_udp_t udp;
@@ -24,6 +30,9 @@ struct hd_rtc_udp {
   int closing;
   uint8_t *rxbuf;
   uint64_t send_calls; /* sendmmsg calls (for the benchmarks: datagrams per call) */
+  int gso;             /* UDP_SEGMENT usable on this socket */
+  int gso_fails;       /* GSO messages refused in a row */
+  hd_udp_batch_t batch;
 };
 
 hd_time_t hd_io_now(uv_loop_t *loop) {
@@ -31,42 +40,58 @@ hd_time_t hd_io_now(uv_loop_t *loop) {
   return (hd_time_t)(uv_hrtime() / 1000);
 }
 
-/* Sends everything queued, SEND_BATCH datagrams per sendmmsg(2): a publisher
- * packet fanned out to 50 viewers is one system call, not 50. The socket is
+/* Sends everything queued, up to HD_UDP_BATCH_MSGS messages per sendmmsg(2):
+ * a publisher packet fanned out to 50 viewers is one system call, not 50.
+ * With GSO (probed at start), datagrams of the flush to one destination with
+ * equal lengths go as one UDP_SEGMENT message (io/udp_batch.h). The socket is
  * non-blocking; a datagram the kernel refuses (full buffer, unreachable) is
- * dropped and counted, and the rest of the batch goes on. */
+ * dropped and counted, and the rest of the batch goes on. A GSO message the
+ * kernel refuses is sent again as plain datagrams; GSO_MAX_FAILS refusals in a
+ * row turn GSO off for the socket. */
+#define GSO_MAX_FAILS 8
 static void drain(hd_rtc_udp_t *u) {
   hd_txq_t *q = hd_node_txq(u->node);
   hd_node_stats_t *st = hd_node_stats(u->node);
-  struct mmsghdr msgs[SEND_BATCH];
-  struct iovec iov[SEND_BATCH];
+  hd_udp_batch_t *b = &u->batch;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&u->udp, &fd) != 0) return;
+  int plain = 0; /* next plan without GSO (after a refused GSO message) */
   while (q->count) {
-    unsigned n = 0;
-    for (; n < SEND_BATCH && n < q->count; n++) {
-      hd_datagram_t *d = &q->items[(q->head + n) % q->cap];
-      iov[n].iov_base = d->data;
-      iov[n].iov_len = d->len;
-      memset(&msgs[n], 0, sizeof msgs[n]);
-      msgs[n].msg_hdr.msg_name = &d->to;
-      msgs[n].msg_hdr.msg_namelen = d->tolen;
-      msgs[n].msg_hdr.msg_iov = &iov[n];
-      msgs[n].msg_hdr.msg_iovlen = 1;
+    unsigned n = hd_udp_batch_plan(b, q, u->gso && !plain);
+    plain = 0;
+    if (n == 0) {
+      hd_udp_batch_pop_sent(q);
+      continue;
     }
-    int sent = sendmmsg(fd, msgs, n, MSG_DONTWAIT);
+    int sent = sendmmsg(fd, b->msgs, n, MSG_DONTWAIT);
     if (sent < 0 && errno == EINTR) continue;
-    if (sent <= 0) { /* the first datagram failed: drop it, try the rest */
-      st->drop_send_error++;
-      hd_txq_pop(q);
+    if (sent <= 0) {
+      if (hd_udp_batch_segs(b, 0) > 1) { /* e.g. EIO: no checksum offload on the route */
+        if (++u->gso_fails >= GSO_MAX_FAILS) {
+          HD_LOGW("rtc", "UDP GSO refused %d times (%s): sending plain datagrams", u->gso_fails,
+                  strerror(errno));
+          u->gso = 0;
+        }
+        plain = 1;
+        continue;
+      }
+      st->drop_send_error++; /* the first datagram failed: drop it, try the rest */
+      hd_udp_batch_mark_sent(b, q, 0);
+      hd_udp_batch_pop_sent(q);
       continue;
     }
     u->send_calls++;
     for (int i = 0; i < sent; i++) {
-      st->packets_out++;
-      st->bytes_out += q->items[q->head].len;
-      hd_txq_pop(q);
+      unsigned k = hd_udp_batch_segs(b, (unsigned)i);
+      st->packets_out += k;
+      st->bytes_out += hd_udp_batch_mark_sent(b, q, (unsigned)i);
+      if (k > 1) {
+        st->udp_gso_sends++;
+        st->udp_gso_datagrams += k;
+        u->gso_fails = 0;
+      }
     }
+    hd_udp_batch_pop_sent(q);
   }
 }
 
@@ -155,6 +180,12 @@ int hd_rtc_udp_start(hd_rtc_udp_t **out, uv_loop_t *loop, hd_node_t *node, const
     free(u);
     return HD_EIO;
   }
+  /* GSO probe: the option exists (Linux >= 4.18); HUDONG_UDP_GSO=0 turns it off */
+  uv_os_fd_t fd;
+  const char *env = getenv("HUDONG_UDP_GSO");
+  int zero = 0;
+  u->gso = !(env && env[0] == '0') && uv_fileno((uv_handle_t *)&u->udp, &fd) == 0 &&
+           setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
   struct sockaddr_storage bound;
   int blen = sizeof bound;
   uv_udp_getsockname(&u->udp, (struct sockaddr *)&bound, &blen);

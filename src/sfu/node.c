@@ -610,7 +610,11 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "hudong_datachannel_messages_total{event=\"out_datachannel\"} %llu\n"
       "hudong_datachannel_messages_total{event=\"out_websocket\"} %llu\n"
       "hudong_datachannel_messages_total{event=\"refused\"} %llu\n"
-      "hudong_datachannel_messages_total{event=\"dropped\"} %llu\n",
+      "hudong_datachannel_messages_total{event=\"dropped\"} %llu\n"
+      "# HELP hudong_udp_gso_sends_total UDP GSO messages (2+ datagrams to one destination in one send).\n"
+      "# TYPE hudong_udp_gso_sends_total counter\nhudong_udp_gso_sends_total %llu\n"
+      "# HELP hudong_udp_gso_datagrams_total Datagrams sent inside UDP GSO messages.\n"
+      "# TYPE hudong_udp_gso_datagrams_total counter\nhudong_udp_gso_datagrams_total %llu\n",
       mm->n_publish, mm->n_play, mm->n_subscribe, mm->n_participants, mm->n_rooms, mm->n_rooms_empty,
       (unsigned long long)st->sessions_total, (unsigned long long)st->sessions_failed,
       (unsigned long long)st->packets_in, (unsigned long long)st->bytes_in,
@@ -626,7 +630,8 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
       (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
       (unsigned long long)st->dc_msgs_out, (unsigned long long)st->dc_msgs_ws,
-      (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped);
+      (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped,
+      (unsigned long long)st->udp_gso_sends, (unsigned long long)st->udp_gso_datagrams);
   if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
   return len;
 }

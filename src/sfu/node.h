@@ -64,6 +64,8 @@ typedef struct {
   uint64_t dc_msgs_ws;      /* copies delivered over WebSockets (fallback) */
   uint64_t dc_msgs_refused; /* dropped at the sender: grant, size, rate, label, encoding */
   uint64_t dc_msgs_dropped; /* copies lost: a receiver's SCTP send buffer was full */
+  /* UDP GSO (io/rtc_udp.c): messages of 2+ datagrams sent with UDP_SEGMENT, and their datagrams */
+  uint64_t udp_gso_sends, udp_gso_datagrams;
   hd_session_counters_t media;
 } hd_node_stats_t;
 
