@@ -46,9 +46,14 @@ hd_time_t hd_io_now(uv_loop_t *loop) {
  * equal lengths go as one UDP_SEGMENT message (io/udp_batch.h). The socket is
  * non-blocking; a datagram the kernel refuses (full buffer, unreachable) is
  * dropped and counted, and the rest of the batch goes on. A GSO message the
- * kernel refuses is sent again as plain datagrams; GSO_MAX_FAILS refusals in a
- * row turn GSO off for the socket. */
+ * kernel refuses as such (gso_refused) is sent again as plain datagrams;
+ * GSO_MAX_FAILS refusals with no GSO send in between turn GSO off for the
+ * socket. */
 #define GSO_MAX_FAILS 8
+/* Errors that say "not with GSO" rather than "not now" (EAGAIN, ENOBUFS). */
+static int gso_refused(int e) {
+  return e == EIO || e == EINVAL || e == EOPNOTSUPP || e == ENOPROTOOPT || e == EMSGSIZE;
+}
 static void drain(hd_rtc_udp_t *u) {
   hd_txq_t *q = hd_node_txq(u->node);
   hd_node_stats_t *st = hd_node_stats(u->node);
@@ -66,7 +71,8 @@ static void drain(hd_rtc_udp_t *u) {
     int sent = sendmmsg(fd, b->msgs, n, MSG_DONTWAIT);
     if (sent < 0 && errno == EINTR) continue;
     if (sent <= 0) {
-      if (hd_udp_batch_segs(b, 0) > 1) { /* e.g. EIO: no checksum offload on the route */
+      unsigned k = hd_udp_batch_segs(b, 0);
+      if (k > 1 && gso_refused(errno)) { /* e.g. EIO: no checksum offload on the route */
         if (++u->gso_fails >= GSO_MAX_FAILS) {
           HD_LOGW("rtc", "UDP GSO refused %d times (%s): sending plain datagrams", u->gso_fails,
                   strerror(errno));
@@ -75,7 +81,7 @@ static void drain(hd_rtc_udp_t *u) {
         plain = 1;
         continue;
       }
-      st->drop_send_error++; /* the first datagram failed: drop it, try the rest */
+      st->drop_send_error += k; /* the first message failed (full buffer...): drop it, try the rest */
       hd_udp_batch_mark_sent(b, q, 0);
       hd_udp_batch_pop_sent(q);
       continue;
