@@ -174,6 +174,10 @@ void hd_srtp_gcm_free(hd_srtp_gcm_t *g) {
   free(g);
 }
 
+int hd_srtp_gcm_stream_count(const hd_srtp_gcm_t *g, int inbound) {
+  return g ? (int)(inbound ? g->in.t.n : g->out.t.n) : 0;
+}
+
 /* ---- stream table: linear scan (a transport has a handful of SSRCs), the last
  * hit first; grows on demand up to HD_SRTP_GCM_MAX_STREAMS, then the least
  * recently used stream is replaced. */

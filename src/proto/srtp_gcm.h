@@ -36,6 +36,9 @@ int hd_srtp_gcm_new_session(hd_srtp_gcm_t **out, const hd_srtp_gcm_session_keys_
 
 void hd_srtp_gcm_free(hd_srtp_gcm_t *g);
 
+/* Streams held in one direction (inbound != 0: unprotect side), for tests. */
+int hd_srtp_gcm_stream_count(const hd_srtp_gcm_t *g, int inbound);
+
 /* As hd_srtp_protect / unprotect / protect_rtcp / unprotect_rtcp (proto/srtp.h). */
 int hd_srtp_gcm_protect(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len, size_t cap);
 int hd_srtp_gcm_unprotect(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len);
