@@ -5,6 +5,8 @@
  * and header extensions, several SSRCs, RTP and RTCP. */
 #include "hd_test.h"
 
+#include <pthread.h>
+
 #include "base/err.h"
 #include "proto/srtp.h"
 #include "proto/srtp_gcm.h"
@@ -427,6 +429,40 @@ static void test_bad_input(void **st) {
   hd_srtp_free(b);
 }
 
+/* Several threads, each with its own pair (the node's workers): no shared state
+ * beyond the once-fetched ciphers. */
+static void *thread_main(void *arg) {
+  uintptr_t id = (uintptr_t)arg;
+  hd_srtp_t *a, *b;
+  if (hd_srtp_new(&a, HD_SRTP_AEAD_AES_128_GCM, k1, k2, 28) < 0) return (void *)1;
+  if (hd_srtp_new(&b, HD_SRTP_AEAD_AES_128_GCM, k2, k1, 28) < 0) return (void *)1;
+  uintptr_t bad = 0;
+  uint8_t p[PKT], orig[PKT];
+  for (int i = 0; i < 20000; i++) {
+    size_t n = i % 8 == 7 ? make_rtcp(p, (uint32_t)id, i) : make_rtp(p, (uint16_t)i, (uint32_t)id, 0, 0, 200);
+    memcpy(orig, p, n);
+    int rtcp = i % 8 == 7;
+    int m = rtcp ? hd_srtp_protect_rtcp(a, p, n, PKT) : hd_srtp_protect(a, p, n, PKT);
+    int r = m < 0 ? m : rtcp ? hd_srtp_unprotect_rtcp(b, p, (size_t)m) : hd_srtp_unprotect(b, p, (size_t)m);
+    if (r != (int)n || memcmp(p, orig, n) != 0) bad++;
+  }
+  hd_srtp_free(a);
+  hd_srtp_free(b);
+  return (void *)bad;
+}
+
+static void test_threads(void **st) {
+  (void)st;
+  pthread_t th[4];
+  for (uintptr_t i = 0; i < 4; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, thread_main, (void *)(i + 1)), 0);
+  for (int i = 0; i < 4; i++) {
+    void *rv;
+    assert_int_equal(pthread_join(th[i], &rv), 0);
+    assert_int_equal((uintptr_t)rv, 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rfc7714_rtp),
@@ -437,6 +473,7 @@ int main(void) {
       cmocka_unit_test(test_engine_selection),
       cmocka_unit_test(test_streams),
       cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
