@@ -5,8 +5,8 @@
  * and an inbound session (unprotect, the remote key, any SSRC) — one per
  * transport. Replay protection is on, with a 1024-packet window for video.
  * AES-CM runs on libsrtp2; AES-GCM on our own engine over OpenSSL EVP
- * (proto/srtp_gcm.h, at most HD_SRTP_GCM_MAX_STREAMS SSRCs per direction, the
- * least recently used replaced beyond it), or on libsrtp2 when the environment
+ * (proto/srtp_gcm.h: SSRCs per direction are capped, see HD_SRTP_GCM_MAX_STREAMS
+ * there), or on libsrtp2 when the environment
  * variable HD_SRTP_ENGINE=libsrtp is set at hd_srtp_new.
  *
  * One hd_srtp_t must be used by one thread at a time; distinct objects may be
@@ -42,10 +42,11 @@ int hd_srtp_new(hd_srtp_t **out, int profile, const uint8_t *local_key, const ui
 
 /* Encrypts an RTP packet in place. len is the RTP length, cap the buffer size
  * (needs room for the auth tag). Returns the SRTP length, HD_ENOSPC if cap is too
- * small (nothing written past cap), HD_EPROTO for a packet that is not RTP (shorter
- * than a header, bad version/extension), HD_EREPLAY for a sequence number older
- * than the replay window of what this SSRC sent (a repeat within it is allowed:
- * NACK retransmission), HD_ENOMEM, HD_ECRYPTO otherwise. */
+ * small (nothing written past cap) or, native GCM engine only, a new SSRC finds
+ * the stream tables full (HD_SRTP_GCM_MAX_RETIRED; re-key), HD_EPROTO for a
+ * packet that is not RTP (shorter than a header, bad version/extension), HD_EREPLAY for a sequence number
+ * older than the replay window of what this SSRC sent (a repeat within it is allowed: NACK retransmission),
+ * HD_ENOMEM, HD_ECRYPTO otherwise. */
 int hd_srtp_protect(hd_srtp_t *s, uint8_t *pkt, size_t len, size_t cap);
 
 /* Decrypts/authenticates an SRTP packet in place. Returns the RTP length,

@@ -38,10 +38,22 @@ typedef struct {
   uint64_t rtp_bits[RTP_WIN / 64];
 } stream_t;
 
+/* What is kept of a replaced stream: its highest indices, so that the SSRC, if
+ * it comes back, continues from there (no packet index is used twice under one
+ * key: GCM must never see an IV twice, RFC 7714 §8.1 / §13). */
+typedef struct {
+  uint32_t ssrc;
+  uint32_t rtcp_top;
+  uint64_t rtp_top;
+} retired_t;
+
 typedef struct {
   stream_t *v;
   uint32_t n, cap, last; /* last: index of the last hit, checked first */
   uint64_t tick;
+  retired_t *r; /* allocated at the first replacement */
+  uint32_t rn, rcap, rnext;
+  int outbound;
 } table_t;
 
 typedef struct {
@@ -134,6 +146,7 @@ static void dir_free(dir_t *d) {
   EVP_CIPHER_CTX_free(d->rtp);
   EVP_CIPHER_CTX_free(d->rtcp);
   free(d->t.v);
+  free(d->t.r);
   memset(d, 0, sizeof *d);
 }
 
@@ -150,6 +163,7 @@ int hd_srtp_gcm_new_session(hd_srtp_gcm_t **out, const hd_srtp_gcm_session_keys_
     hd_srtp_gcm_free(g);
     return rc;
   }
+  g->out.t.outbound = 1;
   *out = g;
   return 0;
 }
@@ -197,29 +211,95 @@ static stream_t *find(table_t *t, uint32_t ssrc) {
   return s;
 }
 
-static stream_t *insert(table_t *t, uint32_t ssrc) {
+/* Remembers a stream being replaced. Full list: inbound overwrites the oldest
+ * entry (a peer's new SSRC must get through; what is lost is replay state of a
+ * long-gone SSRC); outbound refuses (HD_ENOSPC), as forgetting a ROC could make
+ * us reuse an IV. */
+static int retire(table_t *t, const stream_t *s) {
+  if (t->rn == t->rcap) {
+    if (t->rcap < HD_SRTP_GCM_MAX_RETIRED) {
+      uint32_t nc = t->rcap ? t->rcap * 4 : 16;
+      if (nc > HD_SRTP_GCM_MAX_RETIRED) nc = HD_SRTP_GCM_MAX_RETIRED;
+      retired_t *r = realloc(t->r, nc * sizeof *r);
+      if (!r) return HD_ENOMEM;
+      t->r = r;
+      t->rcap = nc;
+    } else if (t->outbound) {
+      return HD_ENOSPC;
+    }
+  }
   uint32_t i;
+  if (t->rn < t->rcap) {
+    i = t->rn++;
+  } else {
+    i = t->rnext;
+    t->rnext = (t->rnext + 1) % t->rcap;
+  }
+  t->r[i] = (retired_t){.ssrc = s->ssrc, .rtcp_top = (uint32_t)s->rtcp_top, .rtp_top = s->rtp_top};
+  return 0;
+}
+
+/* Adds a stream for ssrc (replacing the least recently used one when full), and
+ * restores its indices if it was retired. Returns NULL with *err set. */
+static stream_t *insert(table_t *t, uint32_t ssrc, int *err) {
+  retired_t back = {0};
+  int found = 0;
+  for (uint32_t j = 0; j < t->rn; j++)
+    if (t->r[j].ssrc == ssrc) { /* taken out first: frees its place for the one replaced now */
+      back = t->r[j];
+      t->r[j] = t->r[--t->rn];
+      found = 1;
+      break;
+    }
+  uint32_t i = 0;
+  int rc = 0;
   if (t->n < t->cap) {
     i = t->n++;
   } else if (t->cap < HD_SRTP_GCM_MAX_STREAMS) {
     uint32_t nc = t->cap ? t->cap * 2 : 4;
     if (nc > HD_SRTP_GCM_MAX_STREAMS) nc = HD_SRTP_GCM_MAX_STREAMS;
     stream_t *v = realloc(t->v, nc * sizeof *v);
-    if (!v) return NULL;
-    t->v = v;
-    t->cap = nc;
-    i = t->n++;
+    if (!v) {
+      rc = HD_ENOMEM;
+    } else {
+      t->v = v;
+      t->cap = nc;
+      i = t->n++;
+    }
   } else {
     i = 0;
     for (uint32_t j = 1; j < t->n; j++)
       if (t->v[j].used < t->v[i].used) i = j;
+    rc = retire(t, &t->v[i]);
+  }
+  if (rc < 0) {
+    if (found) t->r[t->rn++] = back; /* its place is still free */
+    *err = rc;
+    return NULL;
   }
   stream_t *s = &t->v[i];
   memset(s, 0, sizeof *s);
   s->ssrc = ssrc;
   s->used = ++t->tick;
   t->last = i;
+  /* Back from retirement: continue after its highest indices. Its window bits
+   * are gone, so indices up to a window behind count as unseen. */
+  s->rtp_top = back.rtp_top;
+  s->rtcp_top = back.rtcp_top;
   return s;
+}
+
+/* The state an unknown SSRC is checked against before it authenticates: fresh,
+ * or the highest indices it had if it was retired. */
+static void peek(const table_t *t, uint32_t ssrc, stream_t *v) {
+  memset(v, 0, sizeof *v);
+  v->ssrc = ssrc;
+  for (uint32_t j = 0; j < t->rn; j++)
+    if (t->r[j].ssrc == ssrc) {
+      v->rtp_top = t->r[j].rtp_top;
+      v->rtcp_top = t->r[j].rtcp_top;
+      break;
+    }
 }
 
 /* ---- replay windows (RFC 3711 §3.3.2): bit (index mod w) of a ring says whether
@@ -321,7 +401,8 @@ int hd_srtp_gcm_protect(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len, size_t cap) 
   uint32_t ssrc = rd32(pkt + 8);
   uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
   stream_t *s = find(&g->out.t, ssrc);
-  if (!s && !(s = insert(&g->out.t, ssrc))) return HD_ENOMEM;
+  int err = 0;
+  if (!s && !(s = insert(&g->out.t, ssrc, &err))) return err;
   /* RFC 3711 §3.3.1: the sender's ROC, estimated as the receiver will. A repeat
    * of an index already sent is allowed (plain NACK retransmission re-protects
    * the same packet: same index, same bytes); one older than the window is not. */
@@ -344,18 +425,21 @@ int hd_srtp_gcm_unprotect(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len) {
   if (h < 0) return HD_EPROTO;
   uint32_t ssrc = rd32(pkt + 8);
   uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
-  stream_t *s = find(&g->in.t, ssrc);
-  uint64_t idx = seq; /* a new stream starts at ROC 0 (RFC 3711 §3.3.1) */
-  if (s) {
-    idx = estimate(s->rtp_top, seq);
-    if (win_check(s->rtp_bits, RTP_WIN, s->rtp_top, idx) != WIN_NEW) return HD_EREPLAY;
+  stream_t *s = find(&g->in.t, ssrc), fresh;
+  const stream_t *v = s;
+  if (!s) { /* a new stream starts at ROC 0 (RFC 3711 §3.3.1), a retired one where it was */
+    peek(&g->in.t, ssrc, &fresh);
+    v = &fresh;
   }
+  uint64_t idx = estimate(v->rtp_top, seq);
+  if (win_check(v->rtp_bits, RTP_WIN, v->rtp_top, idx) != WIN_NEW) return HD_EREPLAY;
   uint8_t iv[12];
   rtp_iv(iv, g->in.rtp_salt, pkt, idx);
   int rc = open_(g->in.rtp, iv, pkt, (size_t)h, NULL, 0, pkt + h, n - (size_t)h, pkt + n);
   if (rc < 0) return rc;
   /* Only an authenticated packet creates a stream (forged SSRCs cost nothing). */
-  if (!s && !(s = insert(&g->in.t, ssrc))) return HD_ENOMEM;
+  int err = 0;
+  if (!s && !(s = insert(&g->in.t, ssrc, &err))) return err;
   win_add(s->rtp_bits, RTP_WIN, &s->rtp_top, idx);
   return (int)n;
 }
@@ -367,7 +451,8 @@ int hd_srtp_gcm_protect_rtcp(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len, size_t 
   if (len > INT_MAX - TAG - SRTCP_TRAILER) return HD_EINVAL;
   uint32_t ssrc = rd32(pkt + 4);
   stream_t *s = find(&g->out.t, ssrc);
-  if (!s && !(s = insert(&g->out.t, ssrc))) return HD_ENOMEM;
+  int err = 0;
+  if (!s && !(s = insert(&g->out.t, ssrc, &err))) return err;
   if (s->rtcp_top >= SRTCP_MAX) return HD_ECRYPTO; /* index space used up: re-key */
   uint32_t idx = (uint32_t)++s->rtcp_top;          /* the first SRTCP index is 1, as libsrtp's */
   /* RFC 7714 §9.1: E=1 (encrypted) || index; AAD = first 8 octets || E || index;
@@ -392,13 +477,19 @@ int hd_srtp_gcm_unprotect_rtcp(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len) {
   if (!(t & 0x80000000u)) return HD_EPROTO;
   uint32_t idx = t & SRTCP_MAX;
   uint32_t ssrc = rd32(pkt + 4);
-  stream_t *s = find(&g->in.t, ssrc);
-  if (s && win_check(s->rtcp_bits, RTCP_WIN, s->rtcp_top, idx) != WIN_NEW) return HD_EREPLAY;
+  stream_t *s = find(&g->in.t, ssrc), fresh;
+  const stream_t *v = s;
+  if (!s) {
+    peek(&g->in.t, ssrc, &fresh);
+    v = &fresh;
+  }
+  if (win_check(v->rtcp_bits, RTCP_WIN, v->rtcp_top, idx) != WIN_NEW) return HD_EREPLAY;
   uint8_t iv[12];
   rtcp_iv(iv, g->in.rtcp_salt, pkt, idx);
   int rc = open_(g->in.rtcp, iv, pkt, 8, trailer, SRTCP_TRAILER, pkt + 8, n - 8, pkt + n);
   if (rc < 0) return rc;
-  if (!s && !(s = insert(&g->in.t, ssrc))) return HD_ENOMEM;
+  int err = 0;
+  if (!s && !(s = insert(&g->in.t, ssrc, &err))) return err;
   win_add(s->rtcp_bits, RTCP_WIN, &s->rtcp_top, idx);
   return (int)n;
 }

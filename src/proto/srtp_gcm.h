@@ -15,9 +15,16 @@
 /* Master key || master salt (RFC 7714 §12: 128-bit key, 96-bit salt). */
 #define HD_SRTP_GCM_MASTER_LEN 28
 #define HD_SRTP_GCM_TAG_LEN 16
-/* SSRCs per direction. Beyond it the least recently used stream of that
- * direction is replaced (its ROC / replay window is forgotten). */
+/* SSRCs with full state per direction. Beyond it the least recently used
+ * stream is replaced: its replay window is dropped but its highest RTP/SRTCP
+ * indices are kept (16 bytes, up to HD_SRTP_GCM_MAX_RETIRED SSRCs), so the SSRC
+ * continues where it was if it comes back — no IV is ever used twice. The price,
+ * inbound: packets of a replaced SSRC less than a window behind its newest can be
+ * replayed once. When the retired list is full too, outbound refuses new SSRCs
+ * (HD_ENOSPC: re-key with a new DTLS handshake) and inbound forgets the retired
+ * SSRC it replaced longest ago (roughly; the list is not kept in order). */
 #define HD_SRTP_GCM_MAX_STREAMS 256
+#define HD_SRTP_GCM_MAX_RETIRED 4096
 
 typedef struct hd_srtp_gcm hd_srtp_gcm_t;
 

@@ -386,6 +386,81 @@ static void test_streams(void **st) {
   hd_srtp_gcm_free(b);
 }
 
+/* A stream replaced in the native tables keeps its ROC: SSRC X sends past a
+ * sequence wrap (ROC 1), 300 other SSRCs push it out of the native sender and
+ * receiver, then X continues — libsrtp (which never forgets) must still decrypt
+ * it, so the native sender did not fall back to ROC 0 (an IV reused under GCM). */
+static void test_retired_stream_keeps_roc(void **st) {
+  (void)st;
+  link_t l;
+  link_open(&l);
+  const uint32_t X = 0x0badcafeu;
+  sent_t s, early;
+  uint32_t seq = 0;
+  for (; seq < 65536 + 200; seq++) {
+    s.plen = make_rtp(s.plain, (uint16_t)seq, X, 0, 0, 16);
+    send_both(&l, &s, 0);
+    assert_int_equal(recv_both(&l, &s, 0), (int)s.plen);
+    if (seq == 64600) early = s; /* 1136 behind where X stops */
+  }
+  for (uint32_t i = 0; i < 300; i++) {
+    s.plen = make_rtp(s.plain, 7, 0x7000 + i, 0, 0, 16);
+    send_both(&l, &s, 0);
+    assert_int_equal(recv_both(&l, &s, 0), (int)s.plen);
+  }
+  for (int k = 0; k < 50; k++, seq++) {
+    s.plen = make_rtp(s.plain, (uint16_t)seq, X, 0, 0, 16);
+    send_both(&l, &s, 0); /* byte-identical to libsrtp's, which kept X all along */
+    assert_int_equal(recv_both(&l, &s, 0), (int)s.plen);
+  }
+  /* Its window was dropped but its top kept: far older packets are still too old,
+   * at the sender and at the receiver. */
+  assert_int_equal(recv_both(&l, &early, 0), HD_EREPLAY);
+  s.plen = make_rtp(s.plain, 64600, X, 0, 0, 16);
+  memcpy(s.nat, s.plain, s.plen);
+  assert_int_equal(hd_srtp_protect(l.n_a, s.nat, s.plen, PKT), HD_EREPLAY);
+  link_close(&l);
+}
+
+/* Outbound: once HD_SRTP_GCM_MAX_STREAMS live and HD_SRTP_GCM_MAX_RETIRED retired
+ * SSRCs are used up, a new SSRC is refused (HD_ENOSPC), a known one still works.
+ * Inbound never refuses. */
+static void test_outbound_ssrc_limit(void **st) {
+  (void)st;
+  hd_srtp_gcm_t *a, *b;
+  assert_int_equal(hd_srtp_gcm_new(&a, k1, k2), 0);
+  assert_int_equal(hd_srtp_gcm_new(&b, k2, k1), 0);
+  uint8_t p[100];
+  const uint32_t total = HD_SRTP_GCM_MAX_STREAMS + HD_SRTP_GCM_MAX_RETIRED;
+  for (uint32_t i = 0; i < total; i++) {
+    size_t n = make_rtp(p, 1, 0x10000 + i, 0, 0, 8);
+    int m = hd_srtp_gcm_protect(a, p, n, sizeof p);
+    assert_int_equal(m, (int)n + 16);
+    assert_int_equal(hd_srtp_gcm_unprotect(b, p, (size_t)m), (int)n);
+  }
+  size_t n = make_rtp(p, 1, 0x10000 + total, 0, 0, 8);
+  assert_int_equal(hd_srtp_gcm_protect(a, p, n, sizeof p), HD_ENOSPC);
+  n = make_rtcp(p, 0x10000 + total, 0);
+  assert_int_equal(hd_srtp_gcm_protect_rtcp(a, p, n, sizeof p), HD_ENOSPC);
+  /* SSRC 0x10000 was retired first: it comes back (seq 2 follows its 1). */
+  n = make_rtp(p, 2, 0x10000, 0, 0, 8);
+  int m = hd_srtp_gcm_protect(a, p, n, sizeof p);
+  assert_int_equal(m, (int)n + 16);
+  assert_int_equal(hd_srtp_gcm_unprotect(b, p, (size_t)m), (int)n);
+  /* The receiver kept accepting new SSRCs, forgetting the oldest retired ones. */
+  hd_srtp_gcm_t *c;
+  assert_int_equal(hd_srtp_gcm_new(&c, k2, k1), 0);
+  for (uint32_t i = 0; i < 200; i++) {
+    n = make_rtp(p, 1, 0x90000 + i, 0, 0, 8);
+    m = hd_srtp_gcm_protect(c, p, n, sizeof p);
+    assert_true(m > 0);
+    assert_int_equal(hd_srtp_gcm_unprotect(a, p, (size_t)m), (int)n);
+  }
+  hd_srtp_gcm_free(a);
+  hd_srtp_gcm_free(b);
+  hd_srtp_gcm_free(c);
+}
+
 static void test_bad_input(void **st) {
   (void)st;
   hd_srtp_t *a = make("native", k1, k2), *b = make("native", k2, k1);
@@ -474,6 +549,8 @@ int main(void) {
       cmocka_unit_test(test_streams),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_retired_stream_keeps_roc),
+      cmocka_unit_test(test_outbound_ssrc_limit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
