@@ -10,6 +10,7 @@
 #include "proto/srtp_gcm.h"
 
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -111,7 +112,7 @@ static int kdf(EVP_CIPHER_CTX *ecb, const uint8_t master[HD_SRTP_GCM_MASTER_LEN]
       EVP_EncryptUpdate(ecb, ks, &outl, in, 16) != 1 || outl != 16)
     return HD_ECRYPTO;
   memcpy(out, ks, n);
-  memset(ks, 0, sizeof ks);
+  OPENSSL_cleanse(ks, sizeof ks);
   return 0;
 }
 
@@ -147,7 +148,7 @@ static void dir_free(dir_t *d) {
   EVP_CIPHER_CTX_free(d->rtcp);
   free(d->t.v);
   free(d->t.r);
-  memset(d, 0, sizeof *d);
+  OPENSSL_cleanse(d, sizeof *d); /* salts */
 }
 
 int hd_srtp_gcm_new_session(hd_srtp_gcm_t **out, const hd_srtp_gcm_session_keys_t *local,
@@ -176,8 +177,8 @@ int hd_srtp_gcm_new(hd_srtp_gcm_t **out, const uint8_t *local_master, const uint
   int rc = derive(local_master, &lk);
   if (rc == 0) rc = derive(remote_master, &rk);
   if (rc == 0) rc = hd_srtp_gcm_new_session(out, &lk, &rk);
-  memset(&lk, 0, sizeof lk);
-  memset(&rk, 0, sizeof rk);
+  OPENSSL_cleanse(&lk, sizeof lk);
+  OPENSSL_cleanse(&rk, sizeof rk);
   return rc;
 }
 
