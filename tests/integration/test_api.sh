@@ -3,7 +3,8 @@
 # (RFC 9725) happy path and every documented error, each checked for its status
 # AND a body that says what went wrong; bearer-token auth (docs/tokens.md);
 # tenant isolation between two apps; CORS; limits; /metrics; /healthz; the CLI's
-# usage errors; clean exit on SIGTERM. Runs its own `hudong serve` on free
+# usage errors; the --dev start notice; the default ports 7880/7881 (when
+# free); clean exit on SIGTERM. Runs its own `hudong serve` on free
 # 127.0.0.1 ports. No media flows: sessions are created and torn down well
 # inside the 30 s ICE connect timeout.
 #
@@ -466,6 +467,8 @@ check "server log says stopped" grep -q 'hudong: stopped' "$TMP/server.log"
 # ---------------------------------------------------------------- --dev mode
 
 if start_server "$TMP/dev.log" --dev; then
+  check "--dev says so on start (API key devkey / secret devsecret)" \
+    grep -q "DEVELOPMENT MODE: API key 'devkey', secret 'devsecret'" "$TMP/dev.log"
   http OPTIONS /whip/r -H 'Origin: http://anything.example:1234' -H 'Access-Control-Request-Method: POST'
   check "--dev: preflight from any origin: 204 ($STATUS)" test "$STATUS" = 204
   check "--dev: any origin is allowed ($(header Access-Control-Allow-Origin))" \
@@ -482,6 +485,40 @@ if start_server "$TMP/dev.log" --dev; then
   stop_server "--dev node (with a live session)"
 else
   fail "could not start hudong serve --dev"
+fi
+
+# ---------------------------------------------------------------- defaults
+
+# The documented defaults (README, `hudong serve --help`): HTTP on
+# 127.0.0.1:7880, UDP media on 7881. Only when nothing else listens on 7880
+# (another node on this machine would answer our curl instead).
+out=$("$HUDONG" serve --help 2>&1)
+if echo "$out" | grep -q 'defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881'; then
+  pass "serve --help states the defaults"; else fail "serve --help states the defaults" "$out"; fi
+if (exec 3<>/dev/tcp/127.0.0.1/7880) 2>/dev/null; then
+  echo "ok   - # SKIP default ports: something already listens on 127.0.0.1:7880"
+else
+  (cd "$TMP" && exec "$HUDONG" serve --dev --rtm-db :memory:) >"$TMP/defaults.log" 2>&1 &
+  SRV_PID=$!
+  URL="http://127.0.0.1:7880"
+  up=0
+  for _ in $(seq 1 50); do
+    kill -0 "$SRV_PID" 2>/dev/null || break
+    if curl -s -o /dev/null --max-time 1 "$URL/healthz"; then up=1; break; fi
+    sleep 0.1
+  done
+  if [ "$up" = 1 ] && kill -0 "$SRV_PID" 2>/dev/null; then
+    http GET /healthz
+    expect "no --listen: GET 127.0.0.1:7880/healthz" 200 'ok'
+    check "no --rtc-port: media on UDP 127.0.0.1:7881" grep -q 'media UDP 127.0.0.1:7881' "$TMP/defaults.log"
+    stop_server "node on default ports"
+  elif grep -q 'cannot bind' "$TMP/defaults.log"; then
+    echo "ok   - # SKIP default ports busy: $(grep -m1 'cannot bind' "$TMP/defaults.log")"
+    wait "$SRV_PID" 2>/dev/null
+    SRV_PID=""
+  else
+    fail "hudong serve on default ports did not come up" "$(tail -5 "$TMP/defaults.log")"
+  fi
 fi
 
 echo "# $PASSES passed, $FAILS failed"
