@@ -415,6 +415,17 @@ now=$(date +%s)
 post_sdp /whip/r2 "$T_EXPIRING" "$OFFER"
 expect "expired token" 401 'expired'
 
+# -- a token that is not valid yet (nbf 2 minutes ahead; `hudong token` mints
+# nbf = now, so this one is signed here: RFC 7519 JWT, HS256, RFC 7515 §3.1)
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+now=$(date +%s)
+jwt_h=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+jwt_p=$(printf '{"iss":"appA","sub":"u","nbf":%d,"exp":%d,"grants":{"room":"r2","roomJoin":true,"canPublish":true}}' \
+  $((now + 120)) $((now + 600)) | b64url)
+jwt_s=$(printf '%s.%s' "$jwt_h" "$jwt_p" | openssl dgst -sha256 -hmac secretA -binary | b64url)
+post_sdp /whip/r2 "$jwt_h.$jwt_p.$jwt_s" "$OFFER"
+expect "token not valid yet (nbf in the future)" 401 'not yet valid'
+
 # -- CORS
 http OPTIONS /whip/r -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' \
   -H 'Access-Control-Request-Headers: authorization, content-type'
