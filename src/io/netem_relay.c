@@ -275,7 +275,7 @@ static session_t *session_new(hd_netem_relay_t *r, const struct sockaddr *client
     hd_netem_params_t p;
     session_params(r, s, d, now, &p);
     /* distinct, reproducible streams per session and direction */
-    uint64_t seed = r->opts.seed * 0x9E3779B97F4A7C15ull + seq * 2 + (uint64_t)d;
+    uint64_t seed = hd_netem_opts_seed(&r->opts, d) * 0x9E3779B97F4A7C15ull + seq * 2 + (uint64_t)d;
     ok = hd_netem_link_new(&s->link[d], &p, seed, now) == 0;
     if (ok) apply_trace(r, s, d);
   }
@@ -652,7 +652,7 @@ int hd_netem_relay_impair(hd_netem_relay_t *r, const char *body, size_t len, int
     int arity = hd_netem_opt_arity(q->names[i]);
     const char *bare = q->names[i];
     /* files and the seed are fixed for the relay's lifetime */
-    if (arity >= 0 && (strstr(bare, "schedule") || strstr(bare, "trace") || !strcmp(bare, "seed"))) {
+    if (arity >= 0 && (strstr(bare, "schedule") || strstr(bare, "trace") || strstr(bare, "seed"))) {
       snprintf(err, errcap, "--%s: not changeable at run time; restart the relay with it", bare);
       rc = HD_EINVAL;
       goto out;
