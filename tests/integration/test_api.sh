@@ -521,7 +521,7 @@ else
   if [ "$up" = 1 ] && kill -0 "$SRV_PID" 2>/dev/null; then
     http GET /healthz
     expect "no --listen: GET 127.0.0.1:7880/healthz" 200 'ok'
-    check "no --rtc-port: media on UDP 127.0.0.1:7881" grep -q 'media UDP 127.0.0.1:7881' "$TMP/defaults.log"
+    check "no --rtc-port: media on UDP 127.0.0.1:7881 (worker 0)" grep -q 'media UDP 127.0.0.1 ports 7881' "$TMP/defaults.log"
     stop_server "node on default ports"
   elif grep -q 'cannot bind' "$TMP/defaults.log"; then
     echo "ok   - # SKIP default ports busy: $(grep -m1 'cannot bind' "$TMP/defaults.log")"
