@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test layer of DESIGN §7 and ends with one summary line:
+# Runs every test layer of DESIGN §7 and ends with a summary line and, last, the
+# same counts in ctest's form:
 #   "summary: N passed, N failed"
+#   "P% tests passed, N tests failed out of T"
 # Layers: format check; normal build (unit, integration, e2e); ASan+UBSan build
 # (unit, integration); ThreadSanitizer build (the tests that run media workers
 # and the node's threads); libFuzzer targets, each briefly on its seed corpus.
@@ -95,4 +97,7 @@ if [ "${#failures[@]}" -gt 0 ]; then
   printf 'failed: %s\n' "${failures[@]}"
 fi
 echo "summary: $passed passed, $failed failed"
+# the closing line in ctest's own form, for tools that read ctest output
+total=$((passed + failed))
+echo "$(( total ? passed * 100 / total : 0 ))% tests passed, $failed tests failed out of $total"
 [ "$failed" = 0 ]
