@@ -16,8 +16,16 @@ PKGS=(
   # interop peers and test tooling
   chromium gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-nice python3-gi gir1.2-gstreamer-1.0
-  gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 curl
+  gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 curl openssl
 )
+
+updated=0
+apt_update() { # at most once per invocation
+  if [ "$updated" = 0 ]; then
+    $SUDO apt-get update -qq
+    updated=1
+  fi
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -28,12 +36,15 @@ done
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
-  $SUDO apt-get update -qq
+  apt_update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 # Node.js is needed for the browser tests (playwright-core drives Debian's chromium).
+# (the package lists may be empty on a fresh machine even when everything above
+# was already installed, hence apt_update here too)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt_update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
 fi
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test layer of DESIGN §7 and ends with one summary line:
+# Runs every test layer of DESIGN §7 and ends with a summary line and, last, the
+# same counts in ctest's form:
 #   "summary: N passed, N failed"
+#   "P% tests passed, N tests failed out of T"
 # Layers: format check; normal build (unit, integration, e2e); ASan+UBSan build
-# (unit, integration); libFuzzer targets, each briefly on its seed corpus.
+# (unit, integration); ThreadSanitizer build (the tests that run media workers
+# and the node's threads); libFuzzer targets, each briefly on its seed corpus.
 # FUZZ_SECONDS (default 20) sets the time per fuzz target.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +52,20 @@ else
   failed=$((failed + 1)); failures+=("asan build")
 fi
 
+step "build (ThreadSanitizer: hudong + the threaded tests)"
+# media workers (src/io/media_workers.c) are the node's threads: a data race
+# there aborts the server (halt_on_error) and fails the test
+TSAN_TESTS='integration/(workers|itest_media|rooms|api)$'
+if cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="-fsanitize=thread -g" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null &&
+  cmake --build build-tsan -j"$JOBS" --target hudong workers_itest itest_media; then
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --output-on-failure --timeout 600 -R "$TSAN_TESTS") 2>&1 | tee build-tsan/ctest.log
+  count_ctest build-tsan/ctest.log "tsan build"
+else
+  failed=$((failed + 1)); failures+=("tsan build")
+fi
+
 step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
 if CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DHD_FUZZ=ON >/dev/null && cmake --build build-fuzz -j"$JOBS"; then
   for fz in build-fuzz/fuzz_*; do
@@ -73,11 +90,14 @@ fi
 echo
 if [ "${#failures[@]}" -gt 0 ]; then
   # the failing checks themselves, so that the tail of the log says what broke
-  for log in build/ctest.log build-asan/ctest.log; do
+  for log in build/ctest.log build-asan/ctest.log build-tsan/ctest.log; do
     [ -f "$log" ] && grep -E '^([0-9]+: )?(FAIL - |not ok |\[  FAILED  \]|.*\*\*\*Failed|.*Sanitizer)' "$log" | head -40 |
       sed "s|^|$log: |"
   done
   printf 'failed: %s\n' "${failures[@]}"
 fi
 echo "summary: $passed passed, $failed failed"
+# the closing line in ctest's own form, for tools that read ctest output
+total=$((passed + failed))
+echo "$(( total ? passed * 100 / total : 0 ))% tests passed, $failed tests failed out of $total"
 [ "$failed" = 0 ]

@@ -546,20 +546,27 @@ int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_conf
 
 void hd_media_workers_stop(hd_media_workers_t *w) {
   if (!w) return;
+  /* stop and join every thread before freeing any worker: draining the
+   * outboxes touches them all */
   for (int i = 0; i < w->n; i++) {
     worker_t *k = &w->workers[i];
-    if (!k->thread_started) {
-      worker_abort(k);
-      continue;
-    }
+    if (!k->thread_started) continue;
     pthread_mutex_lock(&k->mu);
     k->stop = 1;
     pthread_mutex_unlock(&k->mu);
     uv_async_send(&k->wake);
-    pthread_join(k->thread, NULL);
-    drain_outboxes(w);
-    uv_loop_close(&k->loop);
-    worker_free(k);
+  }
+  for (int i = 0; i < w->n; i++)
+    if (w->workers[i].thread_started) pthread_join(w->workers[i].thread, NULL);
+  drain_outboxes(w);
+  for (int i = 0; i < w->n; i++) {
+    worker_t *k = &w->workers[i];
+    if (k->thread_started) {
+      uv_loop_close(&k->loop);
+      worker_free(k);
+    } else {
+      worker_abort(k);
+    }
   }
   uv_close((uv_handle_t *)w->ctl_wake, free_handle);
   free(w->workers);

@@ -35,6 +35,10 @@ void hd_netem_opts_init(hd_netem_opts_t *o) {
   o->seed = 1;
 }
 
+uint64_t hd_netem_opts_seed(const hd_netem_opts_t *o, int dir) {
+  return o->dir_seed_set[dir] ? o->dir_seed[dir] : o->seed;
+}
+
 /* ---- shipped profiles (numbers and sources in docs/netem.md) ---- */
 
 typedef struct {
@@ -188,7 +192,7 @@ static const struct {
     {"no-blackout", OPT_NO_BLACKOUT, 0, 1},
     {"blackout-now", OPT_BLACKOUT_NOW, 1, 1},
     {"blackout-now-ms", OPT_BLACKOUT_NOW, 1, 1},
-    {"seed", OPT_SEED, 1, 0},
+    {"seed", OPT_SEED, 1, 1},
     {"profile", OPT_PROFILE, 1, 1},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
@@ -335,7 +339,13 @@ int hd_netem_opt_apply(hd_netem_opts_t *o, const char *name, const char *value, 
       return fail(err, errcap, "%s: %s is not a non-negative integer", opt, value);
     unsigned long long s = strtoull(value, &end, 0);
     if (*end) return fail(err, errcap, "%s: %s is not a non-negative integer", opt, value);
-    t.seed = s;
+    /* --seed sets both directions (and undoes earlier --up-seed/--down-seed) */
+    if (dirs == 3) t.seed = s;
+    for (int d = 0; d < 2; d++) {
+      if (!(dirs & (1 << d))) continue;
+      t.dir_seed[d] = s;
+      t.dir_seed_set[d] = dirs != 3;
+    }
     *o = t;
     return 0;
   }
@@ -562,5 +572,6 @@ size_t hd_netem_params_describe(const hd_netem_params_t *p, char *buf, size_t ca
 size_t hd_netem_opts_describe(const hd_netem_opts_t *o, int dir, char *buf, size_t cap) {
   size_t n = hd_netem_params_describe(&o->dir[dir], buf, cap);
   if (o->trace_path[dir][0]) n = add(buf, cap, n, " trace %s", o->trace_path[dir]);
+  if (o->dir_seed_set[dir]) n = add(buf, cap, n, " seed %llu", (unsigned long long)o->dir_seed[dir]);
   return n;
 }

@@ -18,6 +18,8 @@ enum { HD_NETEM_UP = 0, HD_NETEM_DOWN = 1 };
 typedef struct {
   hd_netem_params_t dir[2];                 /* [HD_NETEM_UP], [HD_NETEM_DOWN] */
   uint64_t seed;                            /* --seed (default 1) */
+  uint64_t dir_seed[2];                     /* --up-seed / --down-seed ... */
+  int dir_seed_set[2];                      /* ... when set, that direction's seed instead of `seed` */
   char schedule_path[2][HD_NETEM_PATH_MAX]; /* --schedule FILE, "" if none */
   char trace_path[2][HD_NETEM_PATH_MAX];    /* --trace FILE, "" if none */
   hd_time_t blackout_now[2];                /* --blackout-now MS: a window starting when applied; 0 = none */
@@ -26,6 +28,9 @@ typedef struct {
 
 /* No impairment both ways, seed 1. */
 void hd_netem_opts_init(hd_netem_opts_t *o);
+
+/* The seed direction `dir` draws from: --up-seed / --down-seed if given, else --seed. */
+uint64_t hd_netem_opts_seed(const hd_netem_opts_t *o, int dir);
 
 /* How many values option `name` takes ("--" optional, "--up-"/"--down-"
  * prefixes allowed): 1 or 0 (a flag), HD_ENOTFOUND if it is no netem option. */

@@ -1,6 +1,9 @@
 /* SRTP/SRTCP (RFC 3711) with AES-CM + HMAC-SHA1-80 (§4.1.1, §4.2.1) and AES-GCM
  * (RFC 7714), keyed from DTLS-SRTP (RFC 5764 §4.2), as a pure in-place packet
- * transform over libsrtp2.
+ * transform.
+ *
+ * AES-GCM runs on our own engine over OpenSSL EVP (proto/srtp_gcm.h) unless
+ * HD_SRTP_ENGINE=libsrtp; AES-CM, and GCM with that variable, run on libsrtp2:
  *
  * Two libsrtp sessions per transport: an outbound one with an ssrc_any_outbound
  * template (every SSRC we send gets its own stream and ROC, RFC 3711 §3.3.1) and
@@ -16,8 +19,10 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "proto/srtp_gcm.h"
 
 struct hd_srtp {
+  hd_srtp_gcm_t *gcm; /* native engine (GCM profile); the libsrtp sessions are then unused */
   srtp_t out;
   srtp_t in;
   int profile;
@@ -77,6 +82,15 @@ static int make_session(srtp_t *out, int profile, const uint8_t *key, int outbou
   return map_err(srtp_create(out, &p));
 }
 
+/* HD_SRTP_ENGINE=libsrtp keeps GCM on libsrtp2 (side-by-side benchmarks, and
+ * an escape hatch); read at each hd_srtp_new. */
+static int use_native(void) {
+  const char *e = getenv("HD_SRTP_ENGINE");
+  return !(e && strcmp(e, "libsrtp") == 0);
+}
+
+const char *hd_srtp_engine(const hd_srtp_t *s) { return s && s->gcm ? "native" : "libsrtp"; }
+
 int hd_srtp_new(hd_srtp_t **out, int profile, const uint8_t *local_key, const uint8_t *remote_key,
                 size_t key_len) {
   if (!out || !local_key || !remote_key) return HD_EINVAL;
@@ -88,6 +102,15 @@ int hd_srtp_new(hd_srtp_t **out, int profile, const uint8_t *local_key, const ui
   hd_srtp_t *s = calloc(1, sizeof *s);
   if (!s) return HD_ENOMEM;
   s->profile = profile;
+  if (profile == HD_SRTP_AEAD_AES_128_GCM && use_native()) {
+    rc = hd_srtp_gcm_new(&s->gcm, local_key, remote_key);
+    if (rc < 0) {
+      free(s);
+      return rc;
+    }
+    *out = s;
+    return 0;
+  }
   /* srtp_create wants a buffer it may read a little past the salt for some
    * profiles; give it a full-size copy. */
   uint8_t lk[SRTP_MAX_KEY_LEN] = {0}, rk[SRTP_MAX_KEY_LEN] = {0};
@@ -117,21 +140,10 @@ fail:
 
 void hd_srtp_free(hd_srtp_t *s) {
   if (!s) return;
+  hd_srtp_gcm_free(s->gcm);
   if (s->out) srtp_dealloc(s->out);
   if (s->in) srtp_dealloc(s->in);
   free(s);
-}
-
-/* RFC 3550 §5.1: version 2, CSRC list and header extension inside the packet. */
-static int rtp_header_len(const uint8_t *p, size_t len) {
-  if (len < 12 || (p[0] >> 6) != 2) return HD_EPROTO;
-  size_t h = 12 + 4 * (size_t)(p[0] & 0x0f);
-  if (p[0] & 0x10) {
-    if (len < h + 4) return HD_EPROTO;
-    h += 4 + 4 * ((size_t)p[h + 2] << 8 | p[h + 3]);
-  }
-  if (h > len) return HD_EPROTO;
-  return (int)h;
 }
 
 /* RFC 3550 §6.4: at least header + sender SSRC, version 2. */
@@ -145,7 +157,8 @@ static int trailer(hd_srtp_t *s, int rtcp, size_t *out) {
 
 int hd_srtp_protect(hd_srtp_t *s, uint8_t *pkt, size_t len, size_t cap) {
   if (!s || !pkt || cap < len) return HD_EINVAL;
-  if (rtp_header_len(pkt, len) < 0) return HD_EPROTO;
+  if (s->gcm) return hd_srtp_gcm_protect(s->gcm, pkt, len, cap);
+  if (hd_srtp_rtp_header_len(pkt, len) < 0) return HD_EPROTO;
   size_t t;
   int rc = trailer(s, 0, &t);
   if (rc < 0) return rc;
@@ -160,10 +173,11 @@ int hd_srtp_protect(hd_srtp_t *s, uint8_t *pkt, size_t len, size_t cap) {
 
 int hd_srtp_unprotect(hd_srtp_t *s, uint8_t *pkt, size_t len) {
   if (!s || !pkt) return HD_EINVAL;
+  if (s->gcm) return hd_srtp_gcm_unprotect(s->gcm, pkt, len);
   size_t t;
   int rc = trailer(s, 0, &t); /* same profile both ways: tag length is symmetric */
   if (rc < 0) return rc;
-  if (len < t || rtp_header_len(pkt, len - t) < 0) return HD_EPROTO;
+  if (len < t || hd_srtp_rtp_header_len(pkt, len - t) < 0) return HD_EPROTO;
   if (len > INT_MAX) return HD_EPROTO;
   int n = (int)len;
   rc = map_err(srtp_unprotect(s->in, pkt, &n));
@@ -172,6 +186,7 @@ int hd_srtp_unprotect(hd_srtp_t *s, uint8_t *pkt, size_t len) {
 
 int hd_srtp_protect_rtcp(hd_srtp_t *s, uint8_t *pkt, size_t len, size_t cap) {
   if (!s || !pkt || cap < len) return HD_EINVAL;
+  if (s->gcm) return hd_srtp_gcm_protect_rtcp(s->gcm, pkt, len, cap);
   if (!rtcp_ok(pkt, len)) return HD_EPROTO;
   size_t t;
   int rc = trailer(s, 1, &t);
@@ -187,6 +202,7 @@ int hd_srtp_protect_rtcp(hd_srtp_t *s, uint8_t *pkt, size_t len, size_t cap) {
 
 int hd_srtp_unprotect_rtcp(hd_srtp_t *s, uint8_t *pkt, size_t len) {
   if (!s || !pkt) return HD_EINVAL;
+  if (s->gcm) return hd_srtp_gcm_unprotect_rtcp(s->gcm, pkt, len);
   size_t t;
   int rc = trailer(s, 1, &t);
   if (rc < 0) return rc;

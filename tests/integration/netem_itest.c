@@ -1,6 +1,7 @@
 /* Real-time integration test of `hudong netem` on 127.0.0.1 (issue 4): spawns
  * the relay in front of a UDP echo peer written here, and checks
- *   - --delay 25 each way → mean RTT 50 ± 5 ms over 200 probes;
+ *   - --delay 25 each way → mean RTT 50 ± 5 ms over 200 probes; then 50 ms on
+ *     the up direction only (0 down, set live) → 50 ± 5 ms again;
  *   - a live {"up":{"rate":2000}} holds 2000 kbit/s ± 5% under saturating load;
  *   - POST /impair to 100% loss stops traffic, back to 0 resumes it;
  *   - blackout_now_ms drops what is sent inside the window only;
@@ -291,6 +292,22 @@ int main(int argc, char **argv) {
   CHECK(mean_ms >= 45 && mean_ms <= 55, "mean RTT %.2f ms not in 50 ± 5", mean_ms);
   CHECK(rtt.min * 1000 >= 50.0, "RTT below the configured delay: %.3f ms", rtt.min * 1000);
 
+  /* 1b. a 50 ms delay on one direction only (set live): RTT 50 ± 5 ms */
+  impair("{\"up\":{\"delay\":50},\"down\":{\"delay\":0}}");
+  rtt_acc_t one = {0};
+  for (uint32_t i = 0; i < 100; i++) {
+    send_probe(&c, 500 + i, 200);
+    recv_until(&c, now_s() + 0.005, on_rtt, &one);
+  }
+  recv_until(&c, now_s() + 0.2, on_rtt, &one);
+  double one_ms = one.n ? one.sum / one.n * 1000 : 0;
+  printf("rtt with --up-delay 50 --down-delay 0: %d/100 replies, mean %.2f ms (min %.2f, max %.2f)\n", one.n,
+         one_ms, one.min * 1000, one.max * 1000);
+  CHECK(one.n == 100, "expected 100 replies, got %d", one.n);
+  CHECK(one_ms >= 45 && one_ms <= 55, "mean RTT %.2f ms not in 50 ± 5", one_ms);
+  CHECK(one.min * 1000 >= 50.0, "RTT below the configured delay: %.3f ms", one.min * 1000);
+  impair("{\"reset\":true}");
+
   /* 2. rate cap 2000 kbit/s upstream, offered ~2900 kbit/s (3 x 1200 B every 10 ms) for 3.5 s */
   impair("{\"up\":{\"rate\":2000,\"queue\":200}}");
   rate_acc_t ra = {.start_after = now_s() + 0.5};
@@ -365,6 +382,8 @@ int main(int argc, char **argv) {
   CHECK(code == 400, "bad json -> %d", code);
   code = http("POST", "/impair", "{\"both\":{\"schedule\":\"x\"}}", out, sizeof out);
   CHECK(code == 400, "schedule at run time -> %d", code);
+  code = http("POST", "/impair", "{\"up\":{\"seed\":3}}", out, sizeof out);
+  CHECK(code == 400 && strstr(out, "not changeable at run time"), "seed at run time -> %d %s", code, out);
 
   /* 5. a second client gets its own session */
   client_t c2 = {.fd = udp_socket(0), .relay_port = relay_port};

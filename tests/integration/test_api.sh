@@ -3,7 +3,8 @@
 # (RFC 9725) happy path and every documented error, each checked for its status
 # AND a body that says what went wrong; bearer-token auth (docs/tokens.md);
 # tenant isolation between two apps; CORS; limits; /metrics; /healthz; the CLI's
-# usage errors; clean exit on SIGTERM. Runs its own `hudong serve` on free
+# usage errors; the --dev start notice; the default ports 7880/7881 (when
+# free); clean exit on SIGTERM. Runs its own `hudong serve` on free
 # 127.0.0.1 ports. No media flows: sessions are created and torn down well
 # inside the 30 s ICE connect timeout.
 #
@@ -414,6 +415,17 @@ now=$(date +%s)
 post_sdp /whip/r2 "$T_EXPIRING" "$OFFER"
 expect "expired token" 401 'expired'
 
+# -- a token that is not valid yet (nbf 2 minutes ahead; `hudong token` mints
+# nbf = now, so this one is signed here: RFC 7519 JWT, HS256, RFC 7515 §3.1)
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+now=$(date +%s)
+jwt_h=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+jwt_p=$(printf '{"iss":"appA","sub":"u","nbf":%d,"exp":%d,"grants":{"room":"r2","roomJoin":true,"canPublish":true}}' \
+  $((now + 120)) $((now + 600)) | b64url)
+jwt_s=$(printf '%s.%s' "$jwt_h" "$jwt_p" | openssl dgst -sha256 -hmac secretA -binary | b64url)
+post_sdp /whip/r2 "$jwt_h.$jwt_p.$jwt_s" "$OFFER"
+expect "token not valid yet (nbf in the future)" 401 'not yet valid'
+
 # -- CORS
 http OPTIONS /whip/r -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' \
   -H 'Access-Control-Request-Headers: authorization, content-type'
@@ -466,6 +478,8 @@ check "server log says stopped" grep -q 'hudong: stopped' "$TMP/server.log"
 # ---------------------------------------------------------------- --dev mode
 
 if start_server "$TMP/dev.log" --dev; then
+  check "--dev says so on start (API key devkey / secret devsecret)" \
+    grep -q "DEVELOPMENT MODE: API key 'devkey', secret 'devsecret'" "$TMP/dev.log"
   http OPTIONS /whip/r -H 'Origin: http://anything.example:1234' -H 'Access-Control-Request-Method: POST'
   check "--dev: preflight from any origin: 204 ($STATUS)" test "$STATUS" = 204
   check "--dev: any origin is allowed ($(header Access-Control-Allow-Origin))" \
@@ -482,6 +496,40 @@ if start_server "$TMP/dev.log" --dev; then
   stop_server "--dev node (with a live session)"
 else
   fail "could not start hudong serve --dev"
+fi
+
+# ---------------------------------------------------------------- defaults
+
+# The documented defaults (README, `hudong serve --help`): HTTP on
+# 127.0.0.1:7880, UDP media on 7881. Only when nothing else listens on 7880
+# (another node on this machine would answer our curl instead).
+out=$("$HUDONG" serve --help 2>&1)
+if echo "$out" | grep -q 'defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881'; then
+  pass "serve --help states the defaults"; else fail "serve --help states the defaults" "$out"; fi
+if (exec 3<>/dev/tcp/127.0.0.1/7880) 2>/dev/null; then
+  echo "ok   - # SKIP default ports: something already listens on 127.0.0.1:7880"
+else
+  (cd "$TMP" && exec "$HUDONG" serve --dev --rtm-db :memory:) >"$TMP/defaults.log" 2>&1 &
+  SRV_PID=$!
+  URL="http://127.0.0.1:7880"
+  up=0
+  for _ in $(seq 1 50); do
+    kill -0 "$SRV_PID" 2>/dev/null || break
+    if curl -s -o /dev/null --max-time 1 "$URL/healthz"; then up=1; break; fi
+    sleep 0.1
+  done
+  if [ "$up" = 1 ] && kill -0 "$SRV_PID" 2>/dev/null; then
+    http GET /healthz
+    expect "no --listen: GET 127.0.0.1:7880/healthz" 200 'ok'
+    check "no --rtc-port: media on UDP 127.0.0.1:7881 (worker 0)" grep -q 'media UDP 127.0.0.1 ports 7881' "$TMP/defaults.log"
+    stop_server "node on default ports"
+  elif grep -q 'cannot bind' "$TMP/defaults.log"; then
+    echo "ok   - # SKIP default ports busy: $(grep -m1 'cannot bind' "$TMP/defaults.log")"
+    wait "$SRV_PID" 2>/dev/null
+    SRV_PID=""
+  else
+    fail "hudong serve on default ports did not come up" "$(tail -5 "$TMP/defaults.log")"
+  fi
 fi
 
 echo "# $PASSES passed, $FAILS failed"

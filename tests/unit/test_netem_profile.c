@@ -52,6 +52,22 @@ static void test_every_option(void **st) {
   assert_int_equal(o.seed, 42);
   assert_int_equal(ap(&o, "--seed", "0x10"), 0);
   assert_int_equal(o.seed, 16);
+  /* per-direction seeds: --up-seed / --down-seed; a later --seed sets both again */
+  assert_int_equal(hd_netem_opts_seed(&o, HD_NETEM_UP), 16);
+  assert_int_equal(ap(&o, "--up-seed", "7"), 0);
+  assert_int_equal(hd_netem_opts_seed(&o, HD_NETEM_UP), 7);
+  assert_int_equal(hd_netem_opts_seed(&o, HD_NETEM_DOWN), 16);
+  assert_int_equal(o.seed, 16);
+  char desc[256];
+  hd_netem_opts_describe(&o, HD_NETEM_UP, desc, sizeof desc);
+  assert_non_null(strstr(desc, " seed 7"));
+  hd_netem_opts_describe(&o, HD_NETEM_DOWN, desc, sizeof desc);
+  assert_null(strstr(desc, "seed"));
+  assert_int_equal(ap(&o, "down_seed", "8"), 0);
+  assert_int_equal(hd_netem_opts_seed(&o, HD_NETEM_DOWN), 8);
+  assert_int_equal(ap(&o, "--seed", "16"), 0);
+  assert_int_equal(hd_netem_opts_seed(&o, HD_NETEM_UP), 16);
+  assert_int_equal(hd_netem_opts_seed(&o, HD_NETEM_DOWN), 16);
 
   assert_int_equal(ap(&o, "--jitter-dist", "normal"), 0);
   assert_int_equal(o.dir[0].jitter_dist, HD_JITTER_NORMAL);
@@ -135,7 +151,7 @@ static void test_prefixes(void **st) {
   assert_int_equal(hd_netem_opt_arity("--down-keep-order"), 0);
   assert_int_equal(hd_netem_opt_arity("--up-profile"), 1);
   assert_int_equal(hd_netem_opt_arity("--listen"), HD_ENOTFOUND);
-  assert_int_equal(hd_netem_opt_arity("--up-seed"), HD_ENOTFOUND); /* the seed is shared */
+  assert_int_equal(hd_netem_opt_arity("--up-seed"), 1);
   assert_int_equal(hd_netem_opt_arity("--sideways-loss"), HD_ENOTFOUND);
   assert_int_equal(hd_netem_opt_arity(""), HD_ENOTFOUND);
 }
@@ -253,7 +269,7 @@ static void test_errors(void **st) {
        "--profile: unknown profile '5g' (known: 3g, lossy-wifi, congested-4g, rfc8867-5.1, blackout-2s)"},
       {"--schedule", "", "--schedule: needs a file name"},
       {"--frobnicate", "1", "--frobnicate: unknown option"},
-      {"--up-seed", "1", "--up-seed: unknown option"},
+      {"--up-seed", "-1", "--up-seed: -1 is not a non-negative integer"},
       {"--loss", NULL, "--loss: needs a value"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

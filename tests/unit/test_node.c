@@ -12,6 +12,8 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "proto/stun.h"
+#include "sfu/session.h"
 #include "sfu/node.h"
 #include "support/link.h"
 #include "support/node_world.h"
@@ -353,6 +355,35 @@ static void test_garbage(void **st) {
   assert_true(ns->drop_malformed + ns->drop_stun_auth + ns->drop_dtls - s1.drop_malformed -
                   s1.drop_stun_auth - s1.drop_dtls >=
               2);
+  /* a well-formed Binding request for the viewer's session (right USERNAME)
+   * whose MESSAGE-INTEGRITY uses the wrong password: dropped as stun_auth and
+   * not answered (RFC 8445 §7.3), from a stranger and from the viewer's own
+   * address alike; the stranger does not become the session's path */
+  hd_session_t *vs = hd_node_session(w->node, w->p[1].id);
+  assert_non_null(vs);
+  char user[80];
+  int ul = snprintf(user, sizeof user, "%s:%s", vs->peer.ice.local_ufrag, vs->peer.ice.remote_ufrag);
+  static const uint8_t txid[12] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2};
+  uint8_t bad_mi[256];
+  hd_stun_builder_t b;
+  assert_int_equal(hd_stun_build_start(&b, bad_mi, sizeof bad_mi, HD_STUN_BINDING_REQUEST, txid), 0);
+  assert_int_equal(hd_stun_add_username(&b, user, (size_t)ul), 0);
+  assert_int_equal(hd_stun_add_priority(&b, 0x6e0001ff), 0);
+  assert_int_equal(hd_stun_add_ice_controlling(&b, 42), 0);
+  int bl = hd_stun_build_finish(&b, (const uint8_t *)"not-the-password", 16, 1);
+  assert_true(bl > 0);
+  s1 = *hd_node_stats(w->node);
+  const struct sockaddr_in *from[2] = {&stranger, &known};
+  for (int k = 0; k < 2; k++) {
+    uint8_t tmp[256];
+    memcpy(tmp, bad_mi, (size_t)bl);
+    assert_null(hd_txq_peek(hd_node_txq(w->node)));
+    hd_node_feed(w->node, tmp, (size_t)bl, (const struct sockaddr *)from[k], sizeof *from[k], w->now);
+    assert_null(hd_txq_peek(hd_node_txq(w->node))); /* no response, no error response */
+  }
+  ns = hd_node_stats(w->node);
+  assert_int_equal(ns->drop_stun_auth - s1.drop_stun_auth, 2);
+  assert_int_equal(ns->drop_unknown_source, s1.drop_unknown_source);
   /* an SRTP packet the publisher really sent (and the node got), replayed */
   assert_true(w->tap_len > 0);
   w->tap_client = -1;
