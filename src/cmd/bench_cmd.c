@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -473,6 +474,55 @@ static int read_proc_cpu(int pid, double *cpu_us) {
   return 0;
 }
 
+/* Per-thread CPU of the server (/proc/PID/task/TID/stat), to see how the
+ * work splits between the control thread and the media workers (hd-media-i). */
+#define BL_MAX_THREADS 80
+typedef struct {
+  int tid;
+  char name[24];
+  double cpu0, cpu1;
+} bl_thread_t;
+
+static int read_threads(int pid, bl_thread_t *t, int n, int second) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR *d = opendir(path);
+  if (!d) return n;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int tid = atoi(e->d_name);
+    if (tid <= 0) continue;
+    char sp[96], buf[1024];
+    snprintf(sp, sizeof sp, "/proc/%d/task/%d/stat", pid, tid);
+    FILE *f = fopen(sp, "r");
+    if (!f) continue;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    char *o = strchr(buf, '('), *c = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (!o || !c || c < o ||
+        sscanf(c + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+      continue;
+    double us = (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+    int k = 0;
+    while (k < n && t[k].tid != tid)
+      k++;
+    if (k == n) {
+      if (n == BL_MAX_THREADS || second) continue; /* a thread born in the window is not measured */
+      t[n].tid = tid;
+      snprintf(t[n].name, sizeof t[n].name, "%.*s", (int)(c - o - 1), o + 1);
+      t[n].cpu0 = us;
+      t[n].cpu1 = -1;
+      n++;
+    } else if (second) {
+      t[k].cpu1 = us;
+    }
+  }
+  closedir(d);
+  return n;
+}
+
 static long read_proc_rss_kb(int pid) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/status", pid);
@@ -728,9 +778,12 @@ static int cmd_load(int argc, char **argv) {
   mark_window(&r, 1);
   double cpu0 = 0, cpu1 = 0, self0 = self_cpu_us();
   int have_cpu = o->server_pid && read_proc_cpu(o->server_pid, &cpu0) == 0;
+  static bl_thread_t threads[BL_MAX_THREADS];
+  int n_threads = o->server_pid ? read_threads(o->server_pid, threads, 0, 0) : 0;
   run_for(&r, r.w1, NULL);
   mark_window(&r, 2);
   have_cpu = have_cpu && read_proc_cpu(o->server_pid, &cpu1) == 0;
+  if (n_threads) read_threads(o->server_pid, threads, n_threads, 1);
   double self1 = self_cpu_us();
   long rss_end = o->server_pid ? read_proc_rss_kb(o->server_pid) : -1;
   run_for(&r, r.w1 + HD_SEC(1), NULL);
@@ -801,6 +854,14 @@ static int cmd_load(int argc, char **argv) {
     printf("  server cpu %.1f%% of a core, %.2f us per forwarded packet; rss %ld -> %ld kB (%ld kB per "
            "subscriber)\n",
            server_cpu_us / (double)(r.w1 - r.w0) * 100, us_per_fwd, rss_base, rss_end, rss_per_sub);
+  if (have_cpu && n_threads) {
+    printf("  server threads (%% of a core):");
+    for (int i = 0; i < n_threads; i++)
+      if (threads[i].cpu1 >= 0 && threads[i].cpu1 - threads[i].cpu0 > 0)
+        printf(" %s %.1f", threads[i].name,
+               (threads[i].cpu1 - threads[i].cpu0) / (double)(r.w1 - r.w0) * 100);
+    printf("\n");
+  }
   printf("  generator cpu %.1f%% of a core%s; duplicates %llu, unknown %llu, bad payloads %llu\n", gen_cpu,
          gen_cpu > 90 ? " (SATURATED: figures are bounded by the generator)" : "", (unsigned long long)dups,
          (unsigned long long)unknown, (unsigned long long)bad);
@@ -851,6 +912,13 @@ static int cmd_load(int argc, char **argv) {
     json_object_set_new(j, "rss_end_kb", json_integer(rss_end));
     json_object_set_new(j, "rss_per_sub_kb", json_integer(rss_per_sub));
     json_object_set_new(j, "generator_cpu_pct", json_real(gen_cpu));
+    json_t *th = json_array();
+    for (int i = 0; have_cpu && i < n_threads; i++)
+      if (threads[i].cpu1 >= 0)
+        json_array_append_new(
+            th, json_pack("{s:s, s:i, s:f}", "name", threads[i].name, "tid", threads[i].tid, "cpu_pct",
+                          (threads[i].cpu1 - threads[i].cpu0) / (double)(r.w1 - r.w0) * 100));
+    json_object_set_new(j, "server_threads", th);
     json_object_set_new(j, "duplicates", json_integer((json_int_t)dups));
     if (json_dump_file(j, o->json, JSON_INDENT(2)) < 0)
       fprintf(stderr, "hudong bench load: cannot write %s\n", o->json);
