@@ -438,6 +438,9 @@ static int ramp_subs(bl_run_t *r) {
         bl_leg_fail(l, "not receiving after %d s", r->o.join_timeout_s);
     }
   }
+  if (r->o.fail_fast)
+    for (int i = 0; i < r->n_subs; i++)
+      if (r->subs[i].failed) return 1; /* the run has failed: no point joining the rest */
   for (int i = 0; i < r->n_subs && inflight < r->o.ramp; i++)
     if (!r->subs[i].started) {
       start_leg(&r->subs[i]);
@@ -547,7 +550,7 @@ static void usage(void) {
                   "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
                   "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
                   "         [--local-ip IP] [--json FILE] [--quiet] [--count-only]\n"
-                  "         [--balance-workers W [--list-rooms]]\n"
+                  "         [--balance-workers W [--list-rooms]] [--fail-fast]\n"
                   "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
                   "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
                   "  hudong: --url ws://127.0.0.1:7880/rtc, tokens minted with --key/--secret\n"
@@ -559,7 +562,9 @@ static void usage(void) {
                   "            Loss = max(sequence-gap loss, shortfall of arrivals against what was sent).\n"
                   "  --balance-workers W: name the rooms so that `hudong serve --media-workers W` puts\n"
                   "            room i on worker i %% W (same FNV-1a of key and room as the server);\n"
-                  "            --list-rooms prints those names, one a line, and exits\n");
+                  "            --list-rooms prints those names, one a line, and exits\n"
+                  "  --fail-fast: stop joining at the first subscriber leg that fails (a rate search's\n"
+                  "            failed step then ends in seconds, not minutes)\n");
 }
 
 static int parse_opts(int argc, char **argv, bl_opts_t *o) {
@@ -627,6 +632,8 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
       o->count_only = 1;
     } else if (!strcmp(a, "--balance-workers")) {
       NEEDV o->balance_workers = atoi(v);
+    } else if (!strcmp(a, "--fail-fast")) {
+      o->fail_fast = 1;
     } else if (!strcmp(a, "--list-rooms")) {
       o->list_rooms = 1;
     } else if (!strcmp(a, "--quiet")) {

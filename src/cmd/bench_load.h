@@ -36,6 +36,7 @@ typedef struct {
   int count_only;       /* subscribers count RTP seqs in the clear, no decryption, no latency */
   int balance_workers;  /* >0: room names split evenly over that many media workers */
   int list_rooms;       /* print the room names and exit */
+  int fail_fast;        /* end the join phase at the first failed leg (capacity searches) */
 } bl_opts_t;
 
 typedef struct bl_run bl_run_t;
