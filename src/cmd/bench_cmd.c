@@ -183,7 +183,9 @@ static int leg_open(bl_leg_t *l) {
   struct sockaddr_in a;
   uv_ip4_addr(r->o.local_ip, 0, &a);
   int batch = l->seq != NULL; /* count-only subscribers read in recvmmsg batches */
-  if (uv_udp_init_ex(r->loop, &l->udp, AF_INET | (batch ? UV_UDP_RECVMMSG : 0)) < 0) return HD_EIO;
+  if ((batch ? uv_udp_init_ex(r->loop, &l->udp, AF_INET | UV_UDP_RECVMMSG) : uv_udp_init(r->loop, &l->udp)) <
+      0)
+    return HD_EIO;
   l->udp.data = l;
   if (uv_udp_bind(&l->udp, (struct sockaddr *)&a, 0) < 0) return HD_EIO;
   int sz = 1 << 20;
