@@ -2,6 +2,7 @@
  * latency accounting (see load.h). Sans-IO: time comes in as arguments. */
 #include "client/load.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/bytes.h"
@@ -242,4 +243,104 @@ int hd_load_rx_feed(hd_load_rx_t *r, const hd_load_hdr_t *h, hd_time_t arrival, 
 double hd_load_loss(uint64_t expected, uint64_t received) {
   if (!expected || received >= expected) return 0;
   return (double)(expected - received) / (double)expected;
+}
+
+/* ---- count-only receive ---- */
+
+void hd_load_seq_init(hd_load_seq_t *s, uint32_t ssrc, int pt) {
+  memset(s, 0, sizeof *s);
+  s->ssrc = ssrc;
+  s->pt = pt;
+}
+
+static int seq_bit(const hd_load_seq_t *s, int64_t ext) {
+  uint32_t b = (uint32_t)(ext % HD_LOAD_SEQ_WINDOW);
+  return (s->seen[b / 8] >> (b % 8)) & 1;
+}
+
+static void seq_set(hd_load_seq_t *s, int64_t ext, int on) {
+  uint32_t b = (uint32_t)(ext % HD_LOAD_SEQ_WINDOW);
+  if (on)
+    s->seen[b / 8] |= (uint8_t)(1u << (b % 8));
+  else
+    s->seen[b / 8] &= (uint8_t) ~(1u << (b % 8));
+}
+
+int hd_load_seq_feed(hd_load_seq_t *s, uint16_t seq) {
+  int64_t ext;
+  if (!s->any) {
+    /* start high enough that ext never goes negative behind the first packet */
+    ext = (int64_t)1 << 20 | seq;
+    s->any = 1;
+    s->max_ext = ext;
+    /* a window started before the stream's first packet begins just before it */
+    if (s->started && !s->ended) s->s0 = ext - 1;
+  } else {
+    int16_t d = (int16_t)(uint16_t)(seq - (uint16_t)s->max_ext); /* RFC 3550 A.1: nearest in mod 2^16 */
+    ext = s->max_ext + d;
+    if (d > 0) {
+      /* forget the seqs skipped over (their slot is reused; they may still arrive late) */
+      int64_t clear = d >= HD_LOAD_SEQ_WINDOW ? HD_LOAD_SEQ_WINDOW : d;
+      for (int64_t i = 1; i <= clear; i++)
+        seq_set(s, s->max_ext + i, 0);
+      s->max_ext = ext;
+    } else if (-d >= HD_LOAD_SEQ_WINDOW) {
+      s->too_old++; /* cannot tell a duplicate from a late packet: never count twice */
+      return 0;
+    } else if (seq_bit(s, ext)) {
+      s->duplicates++;
+      return 0;
+    }
+  }
+  seq_set(s, ext, 1);
+  s->received++;
+  if (s->started && ext > s->s0 && (!s->ended || ext <= s->s1)) s->in_window++;
+  if (s->started && !s->ended) s->arrived++;
+  return 1;
+}
+
+void hd_load_seq_window_start(hd_load_seq_t *s) {
+  s->started = 1;
+  s->s0 = s->any ? s->max_ext : 0; /* set at the first packet otherwise */
+}
+
+void hd_load_seq_window_end(hd_load_seq_t *s) {
+  if (!s->started) hd_load_seq_window_start(s);
+  s->ended = 1;
+  s->s1 = s->any ? s->max_ext : s->s0;
+}
+
+uint64_t hd_load_seq_expected(const hd_load_seq_t *s) {
+  return s->any && s->ended && s->s1 > s->s0 ? (uint64_t)(s->s1 - s->s0) : 0;
+}
+
+int hd_load_rtp_peek(const uint8_t *buf, size_t len, uint32_t *ssrc, uint16_t *seq, int *pt) {
+  if (!buf || len < 12 || buf[0] < 128 || buf[0] > 191) return 0;
+  int p = buf[1] & 0x7f;
+  if (p >= 64 && p <= 95) return 0; /* RTCP 192..223 with the marker bit's place */
+  *pt = p;
+  *seq = (uint16_t)(buf[2] << 8 | buf[3]);
+  *ssrc = (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 | (uint32_t)buf[10] << 8 | buf[11];
+  return 1;
+}
+
+int hd_load_room_worker(const char *app, const char *room, int n) {
+  uint32_t h = 2166136261u; /* FNV-1a, as io/media_workers.c */
+  for (const char *p = app; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  h = (h ^ 0xffu) * 16777619u;
+  for (const char *p = room; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  return n > 0 ? (int)(h % (uint32_t)n) : 0;
+}
+
+int hd_load_balanced_room(const char *app, const char *prefix, int i, int n, char *out, size_t cap) {
+  if (!app || !prefix || !out || i < 0 || n < 1) return HD_EINVAL;
+  int want = i % n, skip = i / n;
+  for (int j = 0; j < 1000000; j++) {
+    int w = snprintf(out, cap, "%s-%d", prefix, j);
+    if (w < 0 || (size_t)w >= cap) return HD_ENOSPC;
+    if (hd_load_room_worker(app, out, n) == want && skip-- == 0) return 0;
+  }
+  return HD_ENOSPC;
 }

@@ -136,4 +136,65 @@ int hd_load_rx_feed(hd_load_rx_t *r, const hd_load_hdr_t *h, hd_time_t arrival, 
  * Returns (expected - received) / expected, 0 when expected is 0, clamped at 0. */
 double hd_load_loss(uint64_t expected, uint64_t received);
 
+/* ---- count-only receive (`bench load --count-only`) ----
+ *
+ * A subscriber that does not decrypt media: it reads the clear RTP header
+ * (RFC 3550 §5.1; SRTP leaves it in the clear, RFC 3711 §3.1) and accounts,
+ * per SSRC, the packets it gets against the sequence numbers the server used.
+ * The SFU rewrites seq per viewer stream contiguously, so a gap is a loss.
+ * Sequence numbers are extended across the 16-bit wrap as in RFC 3550 A.1
+ * (a jump of up to 32767 ahead is new, anything else is behind); packets up
+ * to HD_LOAD_SEQ_WINDOW behind the highest are late (reordered) and still
+ * count once, older ones are ignored (too_old).
+ *
+ * The measurement window is marked on arrival: the highest extended seq at the
+ * start (s0) and at the end (s1); expected = s1 - s0 and received = unique
+ * packets with s0 < seq <= s1, including late ones that arrive after the end
+ * (a grace period). A stream whose first packet comes after the start mark
+ * starts at that packet (its earlier loss is invisible here: the caller
+ * compares arrivals with what the senders sent to catch a stream that never
+ * came or stalled). */
+
+#define HD_LOAD_SEQ_WINDOW 1024
+typedef struct {
+  uint32_t ssrc;
+  int pt;          /* payload type of the first packet */
+  int any;         /* a packet was seen */
+  int64_t max_ext; /* highest extended seq */
+  uint64_t received, duplicates, too_old;
+  int started, ended;                   /* window marks */
+  int64_t s0, s1;                       /* window (s0, s1] in extended seq */
+  uint64_t in_window;                   /* unique packets with s0 < ext <= s1 */
+  uint64_t arrived;                     /* unique packets that arrived between the marks */
+  uint8_t seen[HD_LOAD_SEQ_WINDOW / 8]; /* ext % window of the last window seqs */
+} hd_load_seq_t;
+
+void hd_load_seq_init(hd_load_seq_t *s, uint32_t ssrc, int pt);
+/* Accounts one packet: returns 1 if new, 0 for a duplicate or a packet older
+ * than the dedup window. */
+int hd_load_seq_feed(hd_load_seq_t *s, uint16_t seq);
+/* Window marks (call once each, start before end). */
+void hd_load_seq_window_start(hd_load_seq_t *s);
+void hd_load_seq_window_end(hd_load_seq_t *s);
+/* s1 - s0: 0 when no packet came (or the end was not marked). */
+uint64_t hd_load_seq_expected(const hd_load_seq_t *s);
+
+/* Reads the clear header of an SRTP packet in buf (RFC 7983 demux: first byte
+ * 128..191; RTCP when the second byte's payload type is 192..223, RFC 5761 §4).
+ * Returns 1 for RTP with *ssrc, *seq, *pt set, 0 for RTCP or anything else
+ * (give it to the PeerConnection). */
+int hd_load_rtp_peek(const uint8_t *buf, size_t len, uint32_t *ssrc, uint16_t *seq, int *pt);
+
+/* The media worker `hudong serve` pins room `room` of app `app` to when it runs
+ * n workers: FNV-1a over app, a 0xff byte, room; mod n. The same function as
+ * hd_media_workers_for_room (io/media_workers.c), kept here so the load
+ * generator can pick room names that split evenly over the workers without
+ * linking the server; the bench cross-checks the split with /metrics. */
+int hd_load_room_worker(const char *app, const char *room, int n);
+/* Writes into out the name of the i-th room (0-based) when names are
+ * balanced over n workers: the i-th room goes to worker i % n, and is the
+ * first "<prefix>-<j>" (j = 0, 1, ...) not taken by an earlier room that maps
+ * there. Returns 0, or HD_ENOSPC / HD_EINVAL. */
+int hd_load_balanced_room(const char *app, const char *prefix, int i, int n, char *out, size_t cap);
+
 #endif

@@ -15,7 +15,16 @@
  * counts, for every subscriber leg, the packets its publishers sent in the
  * window (a subscriber that never connected counts as total loss). With
  * --server-pid, the server's CPU time (utime + stime, /proc/PID/stat) over the
- * window and its RSS before the subscribers and at the end are reported too. */
+ * window and its RSS before the subscribers and at the end are reported too.
+ *
+ * --count-only (for capacity runs, where decrypting every packet would make the
+ * generator the bottleneck): subscribers still run ICE/DTLS/SRTP and RTCP, but
+ * read media in recvmmsg batches and account it from the clear RTP header per
+ * SSRC (client/load.h hd_load_seq_t) without decrypting it; no latency. Loss is
+ * the larger of the sequence-gap loss and the shortfall of packets arriving in
+ * the window against what the senders sent in it (a stalled or missing stream
+ * leaves no gap). --balance-workers W names the rooms so that they split evenly
+ * over `hudong serve --media-workers W`. */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +32,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -104,16 +114,64 @@ static void on_pc_event(void *ud, const hd_pc_event_t *ev) {
   }
 }
 
+/* The name of room rm: <room> alone, <room>-<rm>, or with --balance-workers the
+ * names that split the rooms evenly over the server's media workers. */
+static int room_name(const bl_opts_t *o, int rm, char *out, size_t cap) {
+  if (o->balance_workers > 0) return hd_load_balanced_room(o->key, o->room, rm, o->balance_workers, out, cap);
+  int w = o->rooms > 1 ? snprintf(out, cap, "%s-%d", o->room, rm) : snprintf(out, cap, "%s", o->room);
+  return w < 0 || (size_t)w >= cap ? HD_ENOSPC : 0;
+}
+
 /* ---- UDP ---- */
+
+/* libuv hands recvmmsg a buffer cut in 64 KiB slots, one datagram each */
+#define RX_SLOT (64 * 1024)
+#define RX_BATCH 16
 
 static void udp_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
   static char buf[2048];
   *b = uv_buf_init(buf, sizeof buf);
 }
 
+static void udp_alloc_batch(uv_handle_t *h, size_t s, uv_buf_t *b) {
+  static char *buf;
+  if (!buf) buf = malloc(RX_BATCH * RX_SLOT);
+  *b = uv_buf_init(buf, buf ? RX_BATCH * RX_SLOT : 0);
+}
+
+/* Count-only: an SRTP packet of a connected subscriber is accounted from its
+ * clear header and never decrypted. Returns 1 when it was (RTCP, STUN, DTLS go
+ * to the pc as usual: receiver reports, consent, keepalive all still run). */
+static int count_rtp(bl_leg_t *l, const uint8_t *p, size_t n) {
+  uint32_t ssrc;
+  uint16_t seq;
+  int pt;
+  if (!hd_load_rtp_peek(p, n, &ssrc, &seq, &pt)) return 0;
+  hd_load_seq_t *s = NULL;
+  for (int i = 0; i < l->n_seq; i++)
+    if (l->seq[i].ssrc == ssrc) {
+      s = &l->seq[i];
+      break;
+    }
+  if (!s) {
+    if (l->n_seq >= l->n_rx + 2) { /* more streams than asked for: not ours to count */
+      l->rx_unknown++;
+      return 1;
+    }
+    s = &l->seq[l->n_seq++];
+    hd_load_seq_init(s, ssrc, pt);
+    if (l->run->window >= 1) hd_load_seq_window_start(s);
+    if (l->run->window >= 2) hd_load_seq_window_end(s);
+  }
+  hd_load_seq_feed(s, seq);
+  l->ready = 1;
+  return 1;
+}
+
 static void udp_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sockaddr *from, unsigned flags) {
   bl_leg_t *l = u->data;
   if (n <= 0 || !from || !l->pc) return;
+  if (l->seq && l->connected && count_rtp(l, (const uint8_t *)b->base, (size_t)n)) return;
   hd_pc_feed(l->pc, (const uint8_t *)b->base, (size_t)n, from,
              from->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6), bl_now());
   bl_leg_flush(l);
@@ -124,7 +182,10 @@ static int leg_open(bl_leg_t *l) {
   bl_run_t *r = l->run;
   struct sockaddr_in a;
   uv_ip4_addr(r->o.local_ip, 0, &a);
-  if (uv_udp_init(r->loop, &l->udp) < 0) return HD_EIO;
+  int batch = l->seq != NULL; /* count-only subscribers read in recvmmsg batches */
+  if ((batch ? uv_udp_init_ex(r->loop, &l->udp, AF_INET | UV_UDP_RECVMMSG) : uv_udp_init(r->loop, &l->udp)) <
+      0)
+    return HD_EIO;
   l->udp.data = l;
   if (uv_udp_bind(&l->udp, (struct sockaddr *)&a, 0) < 0) return HD_EIO;
   int sz = 1 << 20;
@@ -142,7 +203,7 @@ static int leg_open(bl_leg_t *l) {
                         .cname = l->identity};
   int rc = hd_pc_new(&l->pc, &cfg);
   if (rc < 0) return rc;
-  uv_udp_recv_start(&l->udp, udp_alloc, udp_recv);
+  uv_udp_recv_start(&l->udp, batch ? udp_alloc_batch : udp_alloc, udp_recv);
   l->t_start = bl_now();
   l->started = 1;
   return 0;
@@ -272,20 +333,18 @@ static int hd_start(bl_leg_t *l) {
   if (!s) return HD_ENOMEM;
   l->t = s;
   hd_token_claims_t cl;
+  int rc;
   memset(&cl, 0, sizeof cl);
   snprintf(cl.key, sizeof cl.key, "%s", r->o.key);
   snprintf(cl.identity, sizeof cl.identity, "%s", l->identity);
-  if (r->o.rooms > 1)
-    snprintf(cl.room, sizeof cl.room, "%s-%d", r->o.room, l->room);
-  else
-    snprintf(cl.room, sizeof cl.room, "%s", r->o.room);
+  if ((rc = room_name(&r->o, l->room, cl.room, sizeof cl.room)) < 0) return rc;
   cl.room_join = 1;
   cl.can_publish = l->is_pub;
   cl.can_subscribe = !l->is_pub;
   cl.iat = cl.nbf = (int64_t)time(NULL) - 5;
   cl.exp = cl.iat + 86400;
   char tok[HD_TOKEN_MAX];
-  int rc = hd_token_mint(&cl, r->o.secret, tok, sizeof tok);
+  rc = hd_token_mint(&cl, r->o.secret, tok, sizeof tok);
   if (rc < 0) return rc;
   hd_rtc_signal_config_t sc = {.token = tok,
                                .no_auto_subscribe = l->is_pub || r->sub_legs > 1,
@@ -381,6 +440,9 @@ static int ramp_subs(bl_run_t *r) {
         bl_leg_fail(l, "not receiving after %d s", r->o.join_timeout_s);
     }
   }
+  if (r->o.fail_fast)
+    for (int i = 0; i < r->n_subs; i++)
+      if (r->subs[i].failed) return 1; /* the run has failed: no point joining the rest */
   for (int i = 0; i < r->n_subs && inflight < r->o.ramp; i++)
     if (!r->subs[i].started) {
       start_leg(&r->subs[i]);
@@ -389,6 +451,14 @@ static int ramp_subs(bl_run_t *r) {
   for (int i = 0; i < r->n_subs; i++)
     pending += !r->subs[i].started;
   return !pending && subs_settled(r);
+}
+
+/* Count-only: marks the window start (1) or end (2) on every subscriber stream. */
+static void mark_window(bl_run_t *r, int w) {
+  r->window = w;
+  for (int i = 0; i < r->n_subs; i++)
+    for (int k = 0; k < r->subs[i].n_seq; k++)
+      (w == 1 ? hd_load_seq_window_start : hd_load_seq_window_end)(&r->subs[i].seq[k]);
 }
 
 static int read_proc_cpu(int pid, double *cpu_us) {
@@ -407,6 +477,55 @@ static int read_proc_cpu(int pid, double *cpu_us) {
   if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
   *cpu_us = (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
   return 0;
+}
+
+/* Per-thread CPU of the server (/proc/PID/task/TID/stat), to see how the
+ * work splits between the control thread and the media workers (hd-media-i). */
+#define BL_MAX_THREADS 80
+typedef struct {
+  int tid;
+  char name[24];
+  double cpu0, cpu1;
+} bl_thread_t;
+
+static int read_threads(int pid, bl_thread_t *t, int n, int second) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR *d = opendir(path);
+  if (!d) return n;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int tid = atoi(e->d_name);
+    if (tid <= 0) continue;
+    char sp[96], buf[1024];
+    snprintf(sp, sizeof sp, "/proc/%d/task/%d/stat", pid, tid);
+    FILE *f = fopen(sp, "r");
+    if (!f) continue;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    char *o = strchr(buf, '('), *c = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (!o || !c || c < o ||
+        sscanf(c + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+      continue;
+    double us = (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+    int k = 0;
+    while (k < n && t[k].tid != tid)
+      k++;
+    if (k == n) {
+      if (n == BL_MAX_THREADS || second) continue; /* a thread born in the window is not measured */
+      t[n].tid = tid;
+      snprintf(t[n].name, sizeof t[n].name, "%.*s", (int)(c - o - 1), o + 1);
+      t[n].cpu0 = us;
+      t[n].cpu1 = -1;
+      n++;
+    } else if (second) {
+      t[k].cpu1 = us;
+    }
+  }
+  closedir(d);
+  return n;
 }
 
 static long read_proc_rss_kb(int pid) {
@@ -432,13 +551,22 @@ static void usage(void) {
   fprintf(stderr, "usage: hudong bench load --target hudong|janus --url URL [--key K --secret S] [--room R]\n"
                   "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
                   "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
-                  "         [--local-ip IP] [--json FILE] [--quiet]\n"
+                  "         [--local-ip IP] [--json FILE] [--quiet] [--count-only]\n"
+                  "         [--balance-workers W [--list-rooms]] [--fail-fast]\n"
                   "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
                   "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
                   "  hudong: --url ws://127.0.0.1:7880/rtc, tokens minted with --key/--secret\n"
                   "  janus:  --url http://127.0.0.1:8088/janus (VideoRoom plugin; rooms created here)\n"
                   "  --local-ip: address the clients' UDP sockets bind to (default 127.0.0.1; Janus never\n"
-                  "            gathers loopback candidates: give it the host's own address, still local)\n");
+                  "            gathers loopback candidates: give it the host's own address, still local)\n"
+                  "  --count-only: subscribers do not decrypt media; they count packets and loss from the\n"
+                  "            clear RTP sequence numbers per SSRC (recvmmsg batches). No latency figure.\n"
+                  "            Loss = max(sequence-gap loss, shortfall of arrivals against what was sent).\n"
+                  "  --balance-workers W: name the rooms so that `hudong serve --media-workers W` puts\n"
+                  "            room i on worker i %% W (same FNV-1a of key and room as the server);\n"
+                  "            --list-rooms prints those names, one a line, and exits\n"
+                  "  --fail-fast: stop joining at the first subscriber leg that fails (a rate search's\n"
+                  "            failed step then ends in seconds, not minutes)\n");
 }
 
 static int parse_opts(int argc, char **argv, bl_opts_t *o) {
@@ -502,6 +630,14 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
       NEEDV o->json = v;
     } else if (!strcmp(a, "--local-ip")) {
       NEEDV o->local_ip = v;
+    } else if (!strcmp(a, "--count-only")) {
+      o->count_only = 1;
+    } else if (!strcmp(a, "--balance-workers")) {
+      NEEDV o->balance_workers = atoi(v);
+    } else if (!strcmp(a, "--fail-fast")) {
+      o->fail_fast = 1;
+    } else if (!strcmp(a, "--list-rooms")) {
+      o->list_rooms = 1;
     } else if (!strcmp(a, "--quiet")) {
       o->quiet = 1;
     } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -512,6 +648,14 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
       return -1;
     }
 #undef NEEDV
+  }
+  if (o->balance_workers < 0 || o->balance_workers > 64) {
+    fprintf(stderr, "hudong bench load: --balance-workers 1..64\n");
+    return -1;
+  }
+  if (o->list_rooms) {
+    if (!o->key) o->key = "devkey";
+    return 0;
   }
   if (!o->target || !o->url) {
     fprintf(stderr, "hudong bench load: --target and --url are required\n");
@@ -543,6 +687,14 @@ static int cmd_load(int argc, char **argv) {
   memset(&r, 0, sizeof r);
   int prc = parse_opts(argc, argv, &r.o);
   if (prc) return prc > 0 ? 0 : 2;
+  if (r.o.list_rooms) {
+    char name[128];
+    for (int rm = 0; rm < r.o.rooms; rm++) {
+      if (room_name(&r.o, rm, name, sizeof name) < 0) return 2;
+      printf("%s\n", name);
+    }
+    return 0;
+  }
   raise_fd_limit();
   bl_opts_t *o = &r.o;
   r.loop = uv_default_loop();
@@ -582,6 +734,7 @@ static int cmd_load(int argc, char **argv) {
           hd_load_rx_init(&l->rx[l->n_rx++], id, HD_LOAD_AUDIO);
           if (!o->audio_only) hd_load_rx_init(&l->rx[l->n_rx++], id, HD_LOAD_VIDEO);
         }
+        if (o->count_only && !(l->seq = calloc((size_t)l->n_rx + 2, sizeof *l->seq))) return 1;
       }
 
   uv_timer_t tick;
@@ -631,10 +784,15 @@ static int cmd_load(int argc, char **argv) {
   for (int i = 0; i < r.n_pubs; i++)
     hd_load_source_window(&r.pubs[i].src, r.w0, r.w1);
   run_for(&r, r.w0, NULL);
+  mark_window(&r, 1);
   double cpu0 = 0, cpu1 = 0, self0 = self_cpu_us();
   int have_cpu = o->server_pid && read_proc_cpu(o->server_pid, &cpu0) == 0;
+  static bl_thread_t threads[BL_MAX_THREADS];
+  int n_threads = o->server_pid ? read_threads(o->server_pid, threads, 0, 0) : 0;
   run_for(&r, r.w1, NULL);
+  mark_window(&r, 2);
   have_cpu = have_cpu && read_proc_cpu(o->server_pid, &cpu1) == 0;
+  if (n_threads) read_threads(o->server_pid, threads, n_threads, 1);
   double self1 = self_cpu_us();
   long rss_end = o->server_pid ? read_proc_rss_kb(o->server_pid) : -1;
   run_for(&r, r.w1 + HD_SEC(1), NULL);
@@ -652,11 +810,29 @@ static int cmd_load(int argc, char **argv) {
     unknown += l->rx_unknown;
     bad += l->rx_bad;
   }
+  /* count-only: the sequence-gap view and the arrivals against what was sent */
+  uint64_t seq_expected = 0, seq_received = 0, arrived = 0, too_old = 0;
+  for (int i = 0; i < r.n_subs; i++)
+    for (int k = 0; k < r.subs[i].n_seq; k++) {
+      const hd_load_seq_t *q = &r.subs[i].seq[k];
+      seq_expected += hd_load_seq_expected(q);
+      seq_received += q->in_window;
+      arrived += q->arrived;
+      dups += q->duplicates;
+      too_old += q->too_old;
+    }
+  double seq_loss = hd_load_loss(seq_expected, seq_received), shortfall = hd_load_loss(expected, arrived);
   uint64_t sent_w = 0;
   for (int i = 0; i < r.n_pubs; i++)
     sent_w += r.pubs[i].src.sent_in_window[1] + r.pubs[i].src.sent_in_window[2];
   double win_s = (double)(r.w1 - r.w0) / 1e6;
   double loss = expected ? hd_load_loss(expected, received) : 1.0; /* nothing sent: a failed run */
+  if (o->count_only) {
+    /* a gap in a stream's seqs is a loss; a stream that stalled or never came
+     * shows only as fewer arrivals than the senders sent in the window */
+    loss = !expected ? 1.0 : seq_loss > shortfall ? seq_loss : shortfall;
+    received = arrived;
+  }
   double server_cpu_us = have_cpu ? cpu1 - cpu0 : -1;
   double us_per_fwd = have_cpu && received ? server_cpu_us / (double)received : -1;
   double gen_cpu = (self1 - self0) / ((double)(r.w1 - r.w0)) * 100.0;
@@ -671,12 +847,30 @@ static int cmd_load(int argc, char **argv) {
   printf("  window %.1f s: sent %llu, expected %llu, received %llu, loss %.3f%%, forwarded %.0f pkt/s\n",
          win_s, (unsigned long long)sent_w, (unsigned long long)expected, (unsigned long long)received,
          loss * 100, (double)received / win_s);
-  printf("  added latency p50 %lld us, p99 %lld us, max %lld us (%llu samples)\n", (long long)p50,
-         (long long)p99, (long long)r.hist->max, (unsigned long long)r.hist->n);
+  if (o->count_only) {
+    printf("  count-only: sequence gaps %.3f%% (%llu of %llu), arrivals %.3f%% short of sent (%llu of %llu); "
+           "too old %llu\n",
+           seq_loss * 100,
+           (unsigned long long)(seq_expected - (seq_received < seq_expected ? seq_received : seq_expected)),
+           (unsigned long long)seq_expected, shortfall * 100, (unsigned long long)arrived,
+           (unsigned long long)expected, (unsigned long long)too_old);
+    printf("  added latency: not measured (--count-only: media is not decrypted)\n");
+  } else {
+    printf("  added latency p50 %lld us, p99 %lld us, max %lld us (%llu samples)\n", (long long)p50,
+           (long long)p99, (long long)r.hist->max, (unsigned long long)r.hist->n);
+  }
   if (have_cpu)
     printf("  server cpu %.1f%% of a core, %.2f us per forwarded packet; rss %ld -> %ld kB (%ld kB per "
            "subscriber)\n",
            server_cpu_us / (double)(r.w1 - r.w0) * 100, us_per_fwd, rss_base, rss_end, rss_per_sub);
+  if (have_cpu && n_threads) {
+    printf("  server threads (%% of a core):");
+    for (int i = 0; i < n_threads; i++)
+      if (threads[i].cpu1 >= 0 && threads[i].cpu1 - threads[i].cpu0 > 0)
+        printf(" %s %.1f", threads[i].name,
+               (threads[i].cpu1 - threads[i].cpu0) / (double)(r.w1 - r.w0) * 100);
+    printf("\n");
+  }
   printf("  generator cpu %.1f%% of a core%s; duplicates %llu, unknown %llu, bad payloads %llu\n", gen_cpu,
          gen_cpu > 90 ? " (SATURATED: figures are bounded by the generator)" : "", (unsigned long long)dups,
          (unsigned long long)unknown, (unsigned long long)bad);
@@ -692,10 +886,33 @@ static int cmd_load(int argc, char **argv) {
     json_object_set_new(j, "received", json_integer((json_int_t)received));
     json_object_set_new(j, "loss", json_real(loss));
     json_object_set_new(j, "forwarded_pps", json_real((double)received / win_s));
-    json_object_set_new(j, "latency_p50_us", json_integer(p50));
-    json_object_set_new(j, "latency_p99_us", json_integer(p99));
-    json_object_set_new(j, "latency_max_us", json_integer(r.hist->max));
-    json_object_set_new(j, "latency_mean_us", json_real(r.hist->n ? r.hist->sum / (double)r.hist->n : 0));
+    json_object_set_new(j, "mode", json_string(o->count_only ? "count_only" : "decrypt"));
+    json_object_set_new(j, "latency_measured", json_boolean(!o->count_only));
+    if (o->count_only) {
+      /* no latency without the payload: null, never a misleading 0 */
+      json_object_set_new(j, "latency_p50_us", json_null());
+      json_object_set_new(j, "latency_p99_us", json_null());
+      json_object_set_new(j, "latency_max_us", json_null());
+      json_object_set_new(j, "latency_mean_us", json_null());
+      json_object_set_new(j, "seq_expected", json_integer((json_int_t)seq_expected));
+      json_object_set_new(j, "seq_received", json_integer((json_int_t)seq_received));
+      json_object_set_new(j, "seq_loss", json_real(seq_loss));
+      json_object_set_new(j, "arrived", json_integer((json_int_t)arrived));
+      json_object_set_new(j, "arrival_shortfall", json_real(shortfall));
+      json_object_set_new(j, "too_old", json_integer((json_int_t)too_old));
+    } else {
+      json_object_set_new(j, "latency_p50_us", json_integer(p50));
+      json_object_set_new(j, "latency_p99_us", json_integer(p99));
+      json_object_set_new(j, "latency_max_us", json_integer(r.hist->max));
+      json_object_set_new(j, "latency_mean_us", json_real(r.hist->n ? r.hist->sum / (double)r.hist->n : 0));
+    }
+    json_t *names = json_array();
+    char name[128];
+    for (int rm = 0; rm < o->rooms; rm++)
+      if (o->target == BL_HUDONG && room_name(o, rm, name, sizeof name) == 0)
+        json_array_append_new(names, json_string(name));
+    json_object_set_new(j, "room_names", names);
+    json_object_set_new(j, "balance_workers", json_integer(o->balance_workers));
     json_object_set_new(j, "server_cpu_us", json_real(server_cpu_us));
     json_object_set_new(j, "server_cpu_pct",
                         json_real(have_cpu ? server_cpu_us / (double)(r.w1 - r.w0) * 100 : -1));
@@ -704,6 +921,13 @@ static int cmd_load(int argc, char **argv) {
     json_object_set_new(j, "rss_end_kb", json_integer(rss_end));
     json_object_set_new(j, "rss_per_sub_kb", json_integer(rss_per_sub));
     json_object_set_new(j, "generator_cpu_pct", json_real(gen_cpu));
+    json_t *th = json_array();
+    for (int i = 0; have_cpu && i < n_threads; i++)
+      if (threads[i].cpu1 >= 0)
+        json_array_append_new(
+            th, json_pack("{s:s, s:i, s:f}", "name", threads[i].name, "tid", threads[i].tid, "cpu_pct",
+                          (threads[i].cpu1 - threads[i].cpu0) / (double)(r.w1 - r.w0) * 100));
+    json_object_set_new(j, "server_threads", th);
     json_object_set_new(j, "duplicates", json_integer((json_int_t)dups));
     if (json_dump_file(j, o->json, JSON_INDENT(2)) < 0)
       fprintf(stderr, "hudong bench load: cannot write %s\n", o->json);
@@ -733,6 +957,7 @@ static int cmd_load(int argc, char **argv) {
       if (l->started) uv_close((uv_handle_t *)&l->udp, NULL);
       hd_pc_free(l->pc);
       free(l->rx);
+      free(l->seq);
     }
   uv_timer_stop(&tick);
   uv_close((uv_handle_t *)&tick, NULL);

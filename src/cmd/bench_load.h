@@ -33,6 +33,10 @@ typedef struct {
   int join_timeout_s; /* per phase */
   int quiet;
   const char *local_ip; /* clients' UDP bind + host candidate; default 127.0.0.1 */
+  int count_only;       /* subscribers count RTP seqs in the clear, no decryption, no latency */
+  int balance_workers;  /* >0: room names split evenly over that many media workers */
+  int list_rooms;       /* print the room names and exit */
+  int fail_fast;        /* end the join phase at the first failed leg (capacity searches) */
 } bl_opts_t;
 
 typedef struct bl_run bl_run_t;
@@ -53,6 +57,9 @@ typedef struct bl_leg {
   /* subscriber: the streams this leg expects */
   hd_load_rx_t *rx;
   int n_rx;
+  /* subscriber in count-only mode: one per SSRC seen (at most n_rx + 2) */
+  hd_load_seq_t *seq;
+  int n_seq;
   uint64_t rx_unknown, rx_bad;
   /* target state (bench_cmd.c's Hudong session or bench_janus.c's) */
   void *t;
@@ -68,6 +75,7 @@ struct bl_run {
   hd_load_hist_t *hist;
   void *janus; /* bench_janus.c's run state */
   int stopping;
+  int window; /* count-only: 0 before w0, 1 in the window, 2 after w1 */
 };
 
 hd_time_t bl_now(void);

@@ -148,12 +148,123 @@ static void test_hist(void **st) {
   assert_int_equal(hd_load_hist_quantile(&m, 0.5), 100);
 }
 
+/* count-only accounting: gaps are loss, wrap, reordering, duplicates, the window */
+static void test_seq_gaps(void **st) {
+  (void)st;
+  hd_load_seq_t s;
+  hd_load_seq_init(&s, 0x1234, 96);
+  /* before the window: 65500..65509 */
+  for (uint16_t q = 65500; q < 65510; q++)
+    assert_int_equal(hd_load_seq_feed(&s, q), 1);
+  hd_load_seq_window_start(&s);
+  /* in the window: 65510 .. 65535, 0 .. 99 across the wrap (126 packets), minus
+   * 65530, 3, 4 and 50; 10 and 11 swapped; 20 twice */
+  uint16_t q = 65510;
+  for (int i = 0; i < 126; i++, q++) {
+    if (q == 65530 || q == 3 || q == 4 || q == 50 || q == 10) continue;
+    if (q == 11) {
+      assert_int_equal(hd_load_seq_feed(&s, 11), 1);
+      assert_int_equal(hd_load_seq_feed(&s, 10), 1); /* late: still counted */
+      continue;
+    }
+    assert_int_equal(hd_load_seq_feed(&s, q), 1);
+    if (q == 20) assert_int_equal(hd_load_seq_feed(&s, 20), 0);
+  }
+  assert_int_equal(s.duplicates, 1);
+  hd_load_seq_window_end(&s);
+  assert_int_equal(hd_load_seq_expected(&s), 126);
+  assert_int_equal(s.in_window, 122);
+  assert_int_equal(s.arrived, 122);
+  /* grace: 50 arrives late (counted in the window, not as arrived in it); 100 is after the window */
+  assert_int_equal(hd_load_seq_feed(&s, 50), 1);
+  assert_int_equal(hd_load_seq_feed(&s, 100), 1);
+  assert_int_equal(s.in_window, 123);
+  assert_int_equal(s.arrived, 122);
+  assert_true(hd_load_loss(hd_load_seq_expected(&s), s.in_window) * 126 > 2.99);
+  /* far behind (beyond the dedup window): ignored, never double counted */
+  assert_int_equal(hd_load_seq_feed(&s, (uint16_t)(100 - HD_LOAD_SEQ_WINDOW - 5)), 0);
+  assert_int_equal(s.too_old, 1);
+  assert_int_equal(s.received, 10 + 122 + 2);
+}
+
+static void test_seq_window_edges(void **st) {
+  (void)st;
+  hd_load_seq_t s;
+  /* a stream whose first packet comes after the start: the window starts there */
+  hd_load_seq_init(&s, 1, 111);
+  hd_load_seq_window_start(&s);
+  for (uint16_t q = 500; q < 600; q++)
+    if (q != 550) hd_load_seq_feed(&s, q);
+  hd_load_seq_window_end(&s);
+  assert_int_equal(hd_load_seq_expected(&s), 100);
+  assert_int_equal(s.in_window, 99);
+  /* a stream that never came: nothing expected here (the caller compares with the senders) */
+  hd_load_seq_init(&s, 2, 111);
+  hd_load_seq_window_start(&s);
+  hd_load_seq_window_end(&s);
+  assert_int_equal(hd_load_seq_expected(&s), 0);
+  assert_int_equal(hd_load_seq_feed(&s, 7), 1);
+  assert_int_equal(s.in_window, 0);
+  assert_int_equal(hd_load_seq_expected(&s), 0);
+  /* a large gap (longer than the dedup window) is all loss, and the slots are reset */
+  hd_load_seq_init(&s, 3, 96);
+  hd_load_seq_feed(&s, 0);
+  hd_load_seq_window_start(&s);
+  hd_load_seq_feed(&s, 1);
+  hd_load_seq_feed(&s, 3001);
+  assert_int_equal(hd_load_seq_feed(&s, 3001 - 1000), 1); /* late, its slot reset by the jump: new */
+  hd_load_seq_window_end(&s);
+  assert_int_equal(hd_load_seq_expected(&s), 3001);
+  assert_int_equal(s.in_window, 3);
+}
+
+static void test_rtp_peek(void **st) {
+  (void)st;
+  uint8_t p[20] = {0x90, 0x80 | 96, 0x12, 0x34, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef};
+  uint32_t ssrc;
+  uint16_t seq;
+  int pt;
+  assert_int_equal(hd_load_rtp_peek(p, sizeof p, &ssrc, &seq, &pt), 1);
+  assert_int_equal(ssrc, 0xdeadbeef);
+  assert_int_equal(seq, 0x1234);
+  assert_int_equal(pt, 96);
+  p[1] = 200; /* RTCP SR */
+  assert_int_equal(hd_load_rtp_peek(p, sizeof p, &ssrc, &seq, &pt), 0);
+  p[1] = 96;
+  assert_int_equal(hd_load_rtp_peek(p, 11, &ssrc, &seq, &pt), 0); /* short */
+  p[0] = 22;                                                      /* DTLS */
+  assert_int_equal(hd_load_rtp_peek(p, sizeof p, &ssrc, &seq, &pt), 0);
+}
+
+static void test_room_balance(void **st) {
+  (void)st;
+  /* FNV-1a values computed independently (Python) for app "devkey" */
+  assert_int_equal(hd_load_room_worker("devkey", "bench-0", 3), 1622027623u % 3);
+  assert_int_equal(hd_load_room_worker("devkey", "bench-1", 3), 1605250004u % 3);
+  assert_int_equal(hd_load_room_worker("devkey", "bench", 2), 2118686930u % 2);
+  for (int n = 1; n <= 4; n++) {
+    int per[4] = {0};
+    char names[8][32];
+    for (int i = 0; i < 8; i++) {
+      assert_int_equal(hd_load_balanced_room("devkey", "bench", i, n, names[i], sizeof names[i]), 0);
+      per[hd_load_room_worker("devkey", names[i], n)]++;
+      for (int k = 0; k < i; k++)
+        assert_string_not_equal(names[k], names[i]);
+    }
+    for (int w = 0; w < n; w++)
+      assert_true(per[w] == 8 / n || per[w] == 8 / n + 1);
+  }
+  char small[4];
+  assert_int_equal(hd_load_balanced_room("devkey", "bench", 0, 2, small, sizeof small), HD_ENOSPC);
+  assert_int_equal(hd_load_balanced_room("devkey", "bench", 0, 0, small, sizeof small), HD_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_payload),
-      cmocka_unit_test(test_source_rates),
-      cmocka_unit_test(test_rx_accounting),
-      cmocka_unit_test(test_hist),
+      cmocka_unit_test(test_payload),       cmocka_unit_test(test_source_rates),
+      cmocka_unit_test(test_rx_accounting), cmocka_unit_test(test_hist),
+      cmocka_unit_test(test_seq_gaps),      cmocka_unit_test(test_seq_window_edges),
+      cmocka_unit_test(test_rtp_peek),      cmocka_unit_test(test_room_balance),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
