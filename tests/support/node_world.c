@@ -7,7 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+
 hd_dtls_cert_t *g_node_cert, *g_client_cert;
+
+int node_world_setup_all(void **st) {
+  (void)st;
+  hd_log_set_level(HD_LOG_WARN);
+  if (hd_dtls_cert_generate(&g_node_cert) || hd_dtls_cert_generate(&g_client_cert)) return -1;
+  return 0;
+}
+
+int node_world_teardown_all(void **st) {
+  (void)st;
+  hd_dtls_cert_free(g_node_cert);
+  hd_dtls_cert_free(g_client_cert);
+  return 0;
+}
 
 /* A broken harness invariant: no recovery in a test. */
 #define CHECK(x)                                                                                             \

@@ -19,6 +19,9 @@
 
 /* Certificates of the node and of every client: set once per test binary. */
 extern hd_dtls_cert_t *g_node_cert, *g_client_cert;
+/* cmocka group setup/teardown: quiet logs, the two certificates above. */
+int node_world_setup_all(void **st);
+int node_world_teardown_all(void **st);
 
 typedef struct {
   hd_rtc_client_t *c;

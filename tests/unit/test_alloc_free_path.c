@@ -294,20 +294,11 @@ static void test_steady_state_allocs(void **st) {
 }
 
 static int setup_all(void **st) {
-  (void)st;
-  hd_log_set_level(HD_LOG_WARN);
-  if (hd_dtls_cert_generate(&g_node_cert) || hd_dtls_cert_generate(&g_client_cert)) return -1;
+  if (node_world_setup_all(st)) return -1;
   const char *t = getenv("HD_ALLOC_TRACE");
   g.trace = t ? atoi(t) : 0;
   void *bt[2];
   backtrace(bt, 2); /* loads libgcc now, not inside the window */
-  return 0;
-}
-
-static int teardown_all(void **st) {
-  (void)st;
-  hd_dtls_cert_free(g_node_cert);
-  hd_dtls_cert_free(g_client_cert);
   return 0;
 }
 
@@ -322,6 +313,6 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_steady_state_allocs),
   };
-  return cmocka_run_group_tests(tests, setup_all, teardown_all);
+  return cmocka_run_group_tests(tests, setup_all, node_world_teardown_all);
 #endif
 }

@@ -575,20 +575,6 @@ static void test_empty_room_timeout(void **st) {
   free(w);
 }
 
-static int setup_all(void **st) {
-  (void)st;
-  hd_log_set_level(HD_LOG_WARN);
-  if (hd_dtls_cert_generate(&g_node_cert) || hd_dtls_cert_generate(&g_client_cert)) return -1;
-  return 0;
-}
-
-static int teardown_all(void **st) {
-  (void)st;
-  hd_dtls_cert_free(g_node_cert);
-  hd_dtls_cert_free(g_client_cert);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_forward_two_viewers),
@@ -602,5 +588,5 @@ int main(void) {
       cmocka_unit_test(test_remb_cap),
       cmocka_unit_test(test_empty_room_timeout),
   };
-  return cmocka_run_group_tests(tests, setup_all, teardown_all);
+  return cmocka_run_group_tests(tests, node_world_setup_all, node_world_teardown_all);
 }
