@@ -253,9 +253,23 @@ static void test_ge_uplink_repaired(void **st) {
   assert_true(b.unique * 100 >= b.span * 99);
 }
 
+static int setup_all(void **st) {
+  (void)st;
+  hd_log_set_level(HD_LOG_WARN);
+  if (hd_dtls_cert_generate(&g_node_cert) || hd_dtls_cert_generate(&g_client_cert)) return -1;
+  return 0;
+}
+
+static int teardown_all(void **st) {
+  (void)st;
+  hd_dtls_cert_free(g_node_cert);
+  hd_dtls_cert_free(g_client_cert);
+  return 0;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ge_uplink_repaired),
   };
-  return cmocka_run_group_tests(tests, node_world_setup_all, node_world_teardown_all);
+  return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
