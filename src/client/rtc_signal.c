@@ -177,10 +177,16 @@ static hd_rtc_signal_participant_t *upsert_part(hd_rtc_signal_t *s, json_t *j) {
   const char *sid = jstr(j, "sid");
   if (!sid[0]) return NULL;
   hd_rtc_signal_participant_t *p = find_part(s, sid, NULL);
-  if (!p) {
-    if (s->n_parts >= HD_RTC_SIGNAL_MAX_PARTICIPANTS) return NULL;
+  if (!p && s->n_parts < HD_RTC_SIGNAL_MAX_PARTICIPANTS) {
     p = &s->parts[s->n_parts++];
+  } else if (!p && json_array_size(json_object_get(j, "tracks")) > 0) {
+    /* full: someone who publishes takes the place of someone who does not —
+     * a big room's joined list (newest first) would otherwise push out its
+     * publishers, the only participants a client can subscribe to */
+    for (int i = 0; i < s->n_parts && !p; i++)
+      if (!s->parts[i].n_tracks) p = &s->parts[i];
   }
+  if (!p) return NULL;
   memset(p, 0, sizeof *p);
   snprintf(p->sid, sizeof p->sid, "%s", sid);
   snprintf(p->identity, sizeof p->identity, "%s", jstr(j, "identity"));

@@ -22,9 +22,11 @@
 #include "base/time.h"
 #include "client/pc.h"
 
-#define HD_RTC_SIGNAL_MAX_PARTICIPANTS 256 /* tracked; more are counted, not stored */
-#define HD_RTC_SIGNAL_MAX_TRACKS 16        /* per participant (protocol limit) */
-#define HD_RTC_SIGNAL_MAX_SUB_TRACKS 100   /* subscriber m-sections (protocol limit) */
+/* Participants tracked; beyond it one that publishes replaces one that does
+ * not, and the rest are not stored. */
+#define HD_RTC_SIGNAL_MAX_PARTICIPANTS 256
+#define HD_RTC_SIGNAL_MAX_TRACKS 16      /* per participant (protocol limit) */
+#define HD_RTC_SIGNAL_MAX_SUB_TRACKS 100 /* subscriber m-sections (protocol limit) */
 #define HD_RTC_SIGNAL_SID_MAX 64
 #define HD_RTC_SIGNAL_IDENTITY_MAX 128
 #define HD_RTC_SIGNAL_OUT_MAX 64         /* outgoing texts queued */

@@ -230,6 +230,46 @@ static void test_join_and_presence(void **st) {
   hd_rtc_signal_free(s);
 }
 
+/* A room bigger than the participant table: the joined list comes newest
+ * first, so its publishers are at the end; they must still be kept (they take
+ * the places of participants that publish nothing). */
+static void test_big_room_keeps_publishers(void **st) {
+  (void)st;
+  hd_time_t now = HD_SEC(100);
+  hd_rtc_signal_t *s;
+  hd_rtc_signal_config_t cfg = {.token = "t.o.k"};
+  assert_int_equal(hd_rtc_signal_new(&s, &cfg), 0);
+  assert_int_equal(hd_rtc_signal_join(s, now), 0);
+  hd_signal_msg_t m;
+  next_out(s, HD_SIGNAL_JOIN, &m);
+  hd_signal_msg_free(&m);
+  enum { LISTENERS = HD_RTC_SIGNAL_MAX_PARTICIPANTS + 100, PUBS = 20 };
+  size_t cap = 200 * (LISTENERS + PUBS) + 1024, len = 0;
+  char *j = malloc(cap);
+  len +=
+      (size_t)snprintf(j + len, cap - len,
+                       "{\"type\":\"joined\",\"id\":\"c1\",\"participant\":{\"sid\":\"PA_me\",\"identity\":"
+                       "\"me\",\"tracks\":[]},\"room\":{\"name\":\"big\"},\"participants\":[");
+  for (int i = 0; i < LISTENERS; i++)
+    len += (size_t)snprintf(j + len, cap - len, "%s{\"sid\":\"PA_l%d\",\"identity\":\"l%d\",\"tracks\":[]}",
+                            i ? "," : "", i, i);
+  for (int i = 0; i < PUBS; i++)
+    len +=
+        (size_t)snprintf(j + len, cap - len,
+                         ",{\"sid\":\"PA_p%d\",\"identity\":\"p%d\",\"tracks\":[{\"sid\":\"TR_%d\",\"kind\":"
+                         "\"audio\",\"source\":\"microphone\"}]}",
+                         i, i, i);
+  snprintf(j + len, cap - len, "],\"ping_interval\":5,\"ping_timeout\":20,\"protocol\":1}");
+  assert_int_equal(feed(s, j, now), 0);
+  free(j);
+  assert_int_equal(hd_rtc_signal_participant_count(s), HD_RTC_SIGNAL_MAX_PARTICIPANTS);
+  int pubs = 0;
+  for (int i = 0; i < hd_rtc_signal_participant_count(s); i++)
+    pubs += hd_rtc_signal_participant(s, i)->n_tracks == 1;
+  assert_int_equal(pubs, PUBS);
+  hd_rtc_signal_free(s);
+}
+
 static void test_join_refused_and_timeout(void **st) {
   hd_rtc_signal_t *s;
   hd_rtc_signal_config_t cfg = {.token = "t"};
@@ -366,6 +406,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_join_and_presence),
       cmocka_unit_test(test_join_refused_and_timeout),
+      cmocka_unit_test(test_big_room_keeps_publishers),
       cmocka_unit_test(test_pc_flows),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
