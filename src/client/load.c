@@ -7,6 +7,7 @@
 
 #include "base/bytes.h"
 #include "base/err.h"
+#include "io/media_workers.h"
 
 int hd_load_payload_write(uint8_t *buf, size_t cap, size_t len, const hd_load_hdr_t *h) {
   if (!buf || !h || len < HD_LOAD_HDR_LEN) return HD_EINVAL;
@@ -325,13 +326,7 @@ int hd_load_rtp_peek(const uint8_t *buf, size_t len, uint32_t *ssrc, uint16_t *s
 }
 
 int hd_load_room_worker(const char *app, const char *room, int n) {
-  uint32_t h = 2166136261u; /* FNV-1a, as io/media_workers.c */
-  for (const char *p = app; *p; p++)
-    h = (h ^ (uint8_t)*p) * 16777619u;
-  h = (h ^ 0xffu) * 16777619u;
-  for (const char *p = room; *p; p++)
-    h = (h ^ (uint8_t)*p) * 16777619u;
-  return n > 0 ? (int)(h % (uint32_t)n) : 0;
+  return hd_media_room_worker(app, room, n);
 }
 
 int hd_load_balanced_room(const char *app, const char *prefix, int i, int n, char *out, size_t cap) {

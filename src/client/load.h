@@ -186,10 +186,9 @@ uint64_t hd_load_seq_expected(const hd_load_seq_t *s);
 int hd_load_rtp_peek(const uint8_t *buf, size_t len, uint32_t *ssrc, uint16_t *seq, int *pt);
 
 /* The media worker `hudong serve` pins room `room` of app `app` to when it runs
- * n workers: FNV-1a over app, a 0xff byte, room; mod n. The same function as
- * hd_media_workers_for_room (io/media_workers.c), kept here so the load
- * generator can pick room names that split evenly over the workers without
- * linking the server; the bench cross-checks the split with /metrics. */
+ * n workers (hd_media_room_worker, io/media_workers.h), so that the load
+ * generator picks room names that split evenly over the workers; the bench
+ * cross-checks the split with /metrics. */
 int hd_load_room_worker(const char *app, const char *room, int n);
 /* Writes into out the name of the i-th room (0-based) when names are
  * balanced over n workers: the i-th room goes to worker i % n, and is the

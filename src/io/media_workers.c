@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "io/rtc_udp.h"
@@ -256,14 +257,12 @@ int hd_media_workers_count(const hd_media_workers_t *w) { return w->n; }
 
 int hd_media_workers_port(const hd_media_workers_t *w, int i) { return hd_rtc_udp_port(w->workers[i].udp); }
 
+int hd_media_room_worker(const char *app, const char *room, int n) {
+  return n > 0 ? (int)(hd_fnv1a_pair(app, 0xff, room) % (uint32_t)n) : 0;
+}
+
 int hd_media_workers_for_room(const hd_media_workers_t *w, const char *app, const char *room) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (const char *p = app; *p; p++)
-    h = (h ^ (uint8_t)*p) * 16777619u;
-  h = (h ^ 0xffu) * 16777619u; /* separator: ("ab","c") != ("a","bc") */
-  for (const char *p = room; *p; p++)
-    h = (h ^ (uint8_t)*p) * 16777619u;
-  return (int)(h % (uint32_t)w->n);
+  return hd_media_room_worker(app, room, w->n);
 }
 
 /* ---- /rtc ---- */

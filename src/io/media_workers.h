@@ -56,7 +56,11 @@ typedef struct {
 int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_config_t *cfg, char *err,
                            size_t errcap);
 int hd_media_workers_count(const hd_media_workers_t *w);
-/* The worker that owns room `room` of tenant `app` (FNV-1a of both, mod n). */
+/* The worker of n that owns room `room` of tenant `app`: FNV-1a over app, a
+ * 0xff byte and room (base/hash.h), mod n. Pure, so that the load generator
+ * places its rooms as the server will. */
+int hd_media_room_worker(const char *app, const char *room, int n);
+/* The same for this set of workers. */
 int hd_media_workers_for_room(const hd_media_workers_t *w, const char *app, const char *room);
 /* The UDP port worker i is bound to. */
 int hd_media_workers_port(const hd_media_workers_t *w, int i);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/rand.h"
 #include "base/str.h"
@@ -261,15 +262,7 @@ static void exp_remove(hd_rtm_broker_t *b, sess_t *s) {
   s->in_exp = 0;
 }
 
-static uint32_t user_hash(const char *app, const char *user) {
-  uint32_t h = 2166136261u;
-  for (const char *p = app; *p; p++)
-    h = (h ^ (uint8_t)*p) * 16777619u;
-  h = (h ^ 0x1f) * 16777619u;
-  for (const char *p = user; *p; p++)
-    h = (h ^ (uint8_t)*p) * 16777619u;
-  return h;
-}
+static uint32_t user_hash(const char *app, const char *user) { return hd_fnv1a_pair(app, 0x1f, user); }
 
 ruser_t *rtm_user_get(hd_rtm_broker_t *b, const char *app, const char *user) {
   if (!b->n_ubuckets) return NULL;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/hash.h"
 #include "base/str.h"
 #include "rtm/broker_internal.h"
 
@@ -82,15 +83,7 @@ static int fchan(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char **ch)
 
 /* ---------------------------------------------------------------- channels */
 
-static uint32_t hash(const char *app, const char *name) {
-  uint32_t h = 2166136261u;
-  for (const char *p = app; *p; p++)
-    h = (h ^ (uint8_t)*p) * 16777619u;
-  h = (h ^ 0x1f) * 16777619u;
-  for (const char *p = name; *p; p++)
-    h = (h ^ (uint8_t)*p) * 16777619u;
-  return h;
-}
+static uint32_t hash(const char *app, const char *name) { return hd_fnv1a_pair(app, 0x1f, name); }
 
 chan_t *rtm_chan_get(hd_rtm_broker_t *b, const char *app, const char *name, int create) {
   uint32_t h = hash(app, name) % CHAN_BUCKETS;
