@@ -388,25 +388,20 @@ int hd_media_workers_metrics_text(hd_media_workers_t *w, char *out, size_t cap) 
         "the control thread fell behind.\n"
         "# TYPE hudong_worker_outbox_dropped_total counter\nhudong_worker_outbox_dropped_total %llu\n",
         (unsigned long long)send_calls, w->n, (unsigned long long)dropped);
-  static const char *const heads[] = {
-      "# HELP hudong_worker_packets_in_total Datagrams received, per media worker.\n"
-      "# TYPE hudong_worker_packets_in_total counter\n",
-      "# HELP hudong_worker_packets_out_total Datagrams sent, per media worker.\n"
-      "# TYPE hudong_worker_packets_out_total counter\n",
-      "# HELP hudong_worker_rooms Rooms pinned to each media worker.\n# TYPE hudong_worker_rooms gauge\n",
-      "# HELP hudong_worker_sessions WebRTC sessions on each media worker.\n"
-      "# TYPE hudong_worker_sessions gauge\n"};
-  for (int h = 0; h < 4 && !rc; h++) {
-    rc = appendf(out, cap, &len, "%s", heads[h]);
+  static const struct {
+    const char *name, *type, *help;
+  } fam[] = {{"hudong_worker_packets_in_total", "counter", "Datagrams received, per media worker."},
+             {"hudong_worker_packets_out_total", "counter", "Datagrams sent, per media worker."},
+             {"hudong_worker_rooms", "gauge", "Rooms pinned to each media worker."},
+             {"hudong_worker_sessions", "gauge", "WebRTC sessions on each media worker."}};
+  for (int f = 0; f < 4 && !rc; f++) {
+    rc = appendf(out, cap, &len, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+                 fam[f].type);
     for (int i = 0; i < w->n && !rc; i++) {
       const hd_node_metrics_t *m = &per[i].m;
-      unsigned long long v = h == 0   ? m->stats.packets_in
-                             : h == 1 ? m->stats.packets_out
-                             : h == 2 ? m->n_rooms
-                                      : m->n_publish + m->n_play + m->n_subscribe;
-      static const char *const names[] = {"hudong_worker_packets_in_total", "hudong_worker_packets_out_total",
-                                          "hudong_worker_rooms", "hudong_worker_sessions"};
-      rc = appendf(out, cap, &len, "%s{worker=\"%d\"} %llu\n", names[h], i, v);
+      const uint64_t v[] = {m->stats.packets_in, m->stats.packets_out, m->n_rooms,
+                            m->n_publish + m->n_play + m->n_subscribe};
+      rc = appendf(out, cap, &len, "%s{worker=\"%d\"} %llu\n", fam[f].name, i, (unsigned long long)v[f]);
     }
   }
   free(per);
