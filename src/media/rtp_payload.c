@@ -3,6 +3,7 @@
 #include "media/rtp_payload.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "base/err.h"
 #include "media/opus_codec.h"
@@ -172,3 +173,36 @@ int hd_opus_pay_frame(hd_opus_pay_t *p, const uint8_t *pkt, size_t len, int samp
 }
 
 int hd_opus_depay(const uint8_t *payload, size_t len) { return hd_opus_packet_samples(payload, len); }
+
+/* ---- keyframes ---- */
+
+static int h264_nal_is_key(uint8_t nal_type) { return nal_type == 5 || nal_type == 7; }
+
+int hd_rtp_keyframe_start(const char *codec, const uint8_t *payload, size_t len) {
+  if (!codec || (!payload && len)) return HD_EINVAL;
+  if (!strcasecmp(codec, "VP8")) {
+    hd_vp8_desc_t d;
+    if (hd_vp8_depay_parse(payload, len, &d) < 0) return 0;
+    return d.frame_start && d.keyframe;
+  }
+  if (!strcasecmp(codec, "H264")) {
+    if (len < 1) return 0;
+    uint8_t type = payload[0] & 0x1f;
+    if (type >= 1 && type <= 23) return h264_nal_is_key(type); /* single NAL unit, §5.6 */
+    if (type == 24) { /* STAP-A, §5.7.1: 16-bit size + NAL, repeated */
+      size_t off = 1;
+      while (off + 2 < len) {
+        size_t n = (size_t)payload[off] << 8 | payload[off + 1];
+        off += 2;
+        if (n == 0 || n > len - off) return 0;
+        if (h264_nal_is_key(payload[off] & 0x1f)) return 1;
+        off += n;
+      }
+      return 0;
+    }
+    if (type == 28) /* FU-A, §5.8: start bit of the FU header and the fragmented NAL's type */
+      return len >= 2 && (payload[1] & 0x80) && h264_nal_is_key(payload[1] & 0x1f);
+    return 0;
+  }
+  return HD_EUNSUPPORTED;
+}

@@ -82,6 +82,16 @@ int hd_vp8_depay_parse(const uint8_t *payload, size_t len, hd_vp8_desc_t *d);
  * 15-bit when picture_id_bits != 7). Returns the length or HD_ENOSPC/HD_EINVAL. */
 int hd_vp8_desc_write(const hd_vp8_desc_t *d, uint8_t *out, size_t cap);
 
+/* ---- keyframes, for a forwarder that does not decode ---- */
+
+/* Whether an RTP payload of `codec` (SDP encoding name, any case) starts a
+ * keyframe: VP8 — first packet of a frame (S=1, PartID 0) with P=0 (RFC 7741
+ * §4.2-4.3); H.264 — an IDR slice or SPS, alone, in a STAP-A or as the start
+ * of an FU-A (RFC 6184 §5.6-5.8; NAL types 5 and 7). Returns 1 or 0, or
+ * HD_EUNSUPPORTED for a codec it cannot tell (the caller must not wait for a
+ * keyframe it will never recognise). Never reads outside payload[0..len). */
+int hd_rtp_keyframe_start(const char *codec, const uint8_t *payload, size_t len);
+
 /* ---- Opus (RFC 7587) ---- */
 
 typedef struct {

@@ -36,22 +36,30 @@ static void remove_at(hd_nack_gen_t *g, size_t i) {
   g->n_missing--;
 }
 
-void hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now) {
+static void rtt_sample(hd_nack_gen_t *g, hd_time_t sample) {
+  if (sample <= 0 || sample >= HD_SEC(5)) return;
+  g->rtt = g->rtt_samples == 0 ? sample : g->rtt + (sample - g->rtt) / 8;
+  g->rtt_samples++;
+}
+
+int hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now) {
   if (!g->started) {
     g->started = 1;
     g->max_ext = 0x10000 + seq;
-    return;
+    return 0;
   }
   int64_t ext = hd_seq_extend(g->max_ext, seq);
   if (ext <= g->max_ext) { /* late or repaired: no longer missing */
     for (size_t i = 0; i < g->n_missing; i++) {
       if (g->missing[i].ext_seq == ext) {
-        if (g->missing[i].tries) g->recovered++;
+        int repaired = g->missing[i].tries > 0;
+        if (repaired) g->recovered++;
+        if (g->learn_rtt && g->missing[i].tries == 1) rtt_sample(g, now - g->missing[i].asked);
         remove_at(g, i);
-        break;
+        return repaired;
       }
     }
-    return;
+    return 0;
   }
   int64_t gap = ext - g->max_ext - 1;
   if (gap > RESET_GAP) {
@@ -71,19 +79,29 @@ void hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now) {
     }
   }
   g->max_ext = ext;
+  return 0;
+}
+
+int hd_nack_gen_is_missing(const hd_nack_gen_t *g, uint16_t seq) {
+  if (!g->started) return 0;
+  int64_t ext = hd_seq_extend(g->max_ext, seq);
+  for (size_t i = 0; i < g->n_missing; i++)
+    if (g->missing[i].ext_seq == ext) return 1;
+  return 0;
 }
 
 size_t hd_nack_gen_poll(hd_nack_gen_t *g, hd_time_t now, uint16_t *seqs, size_t cap) {
   size_t n = 0, i = 0;
   while (i < g->n_missing) {
     hd_nack_entry_t *e = &g->missing[i];
-    if (now - e->first > g->max_age || e->tries >= g->max_tries) {
+    if (now - e->first >= g->max_age || e->tries >= g->max_tries) {
       g->gave_up++;
       remove_at(g, i);
       continue;
     }
     if (e->next_ask <= now && n < cap) {
       seqs[n++] = (uint16_t)e->ext_seq;
+      if (e->tries == 0) e->asked = now;
       e->tries++;
       e->next_ask = now + retry_interval(g);
       g->requested++;

@@ -4,7 +4,13 @@
  * max(rtt + margin, min_interval) until it arrives (original or RTX), it falls
  * more than max_age behind, or it was asked for max_tries times. Bounded: at
  * most HD_NACK_MAX_MISSING outstanding; a larger gap (e.g. a source restart)
- * resets instead of requesting thousands of packets. Sans-IO, virtual time. */
+ * resets instead of requesting thousands of packets. Sans-IO, virtual time.
+ *
+ * With learn_rtt set the generator measures the round trip itself: the time
+ * from a seq's first request to its repair is a sample of "NACK out, RTX back"
+ * (only seqs asked once count, so a repair is never matched to the wrong
+ * request), smoothed like RFC 6298 §2 SRTT (1/8 gain). A forwarding node that
+ * only receives from a sender has no other RTT source on that leg. */
 #ifndef HD_RTC_NACK_GEN_H
 #define HD_RTC_NACK_GEN_H
 #include <stddef.h>
@@ -18,6 +24,7 @@ typedef struct {
   int64_t ext_seq;    /* extended sequence number */
   hd_time_t first;    /* when the gap was noticed */
   hd_time_t next_ask; /* when to (re)request */
+  hd_time_t asked;    /* when first requested (tries > 0) */
   uint8_t tries;
 } hd_nack_entry_t;
 
@@ -31,6 +38,8 @@ typedef struct {
   hd_time_t max_age;      /* give up on a seq noticed this long ago (default 1 s) */
   uint8_t max_tries;      /* default 10 */
   hd_time_t reorder_wait; /* first request waits this long, for plain reordering (default 5 ms) */
+  int learn_rtt;          /* measure rtt from request -> repair (see above); default off */
+  uint64_t rtt_samples;
   uint64_t requested, recovered, gave_up, resets;
 } hd_nack_gen_t;
 
@@ -38,8 +47,11 @@ void hd_nack_gen_init(hd_nack_gen_t *g);
 /* Forgets everything (new SSRC). */
 void hd_nack_gen_reset(hd_nack_gen_t *g);
 void hd_nack_gen_set_rtt(hd_nack_gen_t *g, hd_time_t rtt);
-/* Accounts a received packet (media or the original seq of an RTX packet). */
-void hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now);
+/* Accounts a received packet (media or the original seq of an RTX packet).
+ * Returns 1 when it filled a hole that had been requested (a repair), else 0. */
+int hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now);
+/* 1 if seq is currently missing (noticed and neither received nor given up). */
+int hd_nack_gen_is_missing(const hd_nack_gen_t *g, uint16_t seq);
 /* Writes up to cap seqs due for a request at `now` (ascending RTP order) and
  * marks them asked. Returns the count. */
 size_t hd_nack_gen_poll(hd_nack_gen_t *g, hd_time_t now, uint16_t *seqs, size_t cap);

@@ -440,7 +440,7 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
     int in_idx = hd_session_publisher_rtp(s, buf, len, now, scratch, sizeof scratch, &h, &n->stats.media);
     if (in_idx >= 0) {
       for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room)
-        if (v->n_out) hd_session_forward(v, s, in_idx, &h, now);
+        if (v->n_out) hd_session_forward(v, s, in_idx, &h, now, &n->stats.media);
     }
   } else if (rc == HD_PEER_PKT_RTCP) {
     hd_session_rtcp(s, s->kind == HD_SESSION_PUBLISH ? s : pub, buf, len, now, &n->stats.media);
@@ -598,6 +598,15 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "# TYPE hudong_nack_sent_total counter\nhudong_nack_sent_total %llu\n"
       "# HELP hudong_retransmitted_total Packets retransmitted to viewers from the cache.\n"
       "# TYPE hudong_retransmitted_total counter\nhudong_retransmitted_total %llu\n"
+      "# HELP hudong_repair_total Loss repair across the publisher's and the viewer's legs, by event: "
+      "publisher repairs passed on to viewers that had seen the gap (as RTX where negotiated), viewer NACKs "
+      "waiting for such a repair, viewer NACKs that could not be answered, keyframe requests made because a "
+      "loss could not be repaired in time, keyframe requests repeated because no keyframe came.\n"
+      "# TYPE hudong_repair_total counter\n"
+      "hudong_repair_total{event=\"forwarded\"} %llu\nhudong_repair_total{event=\"nack_deferred\"} %llu\n"
+      "hudong_repair_total{event=\"nack_unrepairable\"} "
+      "%llu\nhudong_repair_total{event=\"keyframe_request\"} %llu\n"
+      "hudong_repair_total{event=\"keyframe_request_repeated\"} %llu\n"
       "# HELP hudong_pli_sent_total Keyframe requests (PLI) sent to publishers.\n"
       "# TYPE hudong_pli_sent_total counter\nhudong_pli_sent_total %llu\n"
       "# HELP hudong_rtcp_sent_total RTCP reports sent, by type.\n# TYPE hudong_rtcp_sent_total counter\n"
@@ -627,8 +636,11 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)(st->drop_txq_full + mm->txq_dropped), (unsigned long long)st->drop_send_error,
       (unsigned long long)st->drop_closed, (unsigned long long)m->nack_received,
       (unsigned long long)m->nack_sent, (unsigned long long)m->retransmitted,
-      (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
-      (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
+      (unsigned long long)m->repair_forwarded, (unsigned long long)m->nack_deferred,
+      (unsigned long long)m->nack_unrepairable, (unsigned long long)m->pli_unrepairable,
+      (unsigned long long)m->pli_retried, (unsigned long long)m->pli_forwarded,
+      (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent, (unsigned long long)m->twcc_sent,
+      (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
       (unsigned long long)st->dc_msgs_out, (unsigned long long)st->dc_msgs_ws,
       (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped,
       (unsigned long long)st->udp_gso_sends, (unsigned long long)st->udp_gso_datagrams);

@@ -8,6 +8,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/rand.h"
+#include "media/rtp_payload.h"
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
 
@@ -53,6 +54,10 @@ int hd_session_add_in_track(hd_session_t *s, int i) {
   if (m->nack) {
     t->nack_enabled = 1;
     hd_nack_gen_init(&t->nack);
+    /* the publisher leg's RTT times our retries; we only receive on this leg,
+     * so it is measured from our own NACK -> RTX round trips */
+    t->nack.learn_rtt = 1;
+    if (k == HD_TRACK_VIDEO) t->nack.max_age = HD_SESSION_REPAIR_DEADLINE;
   }
   if (k == HD_TRACK_VIDEO || m->nack) {
     int rc = hd_rtp_cache_init(&t->cache, RTX_CACHE_SLOTS);
@@ -276,7 +281,7 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
         if (t->have_sr && t->kind == HD_TRACK_VIDEO) t->pli_pending = 1;
         t->have_sr = 0;
       }
-      if (t->nack_enabled) hd_nack_gen_on_packet(&t->nack, h.seq, now);
+      if (t->nack_enabled && hd_nack_gen_on_packet(&t->nack, h.seq, now)) t->repairs++;
       hd_rtp_recv_stats_update(&t->stats, h.seq, h.ts, now, t->clock);
       if (t->kind == HD_TRACK_AUDIO && s->ext_audio_level_in) {
         const uint8_t *d;
@@ -292,6 +297,8 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
       t->packets++;
       t->bytes += len;
       if (h.payload_len == 0) return HD_EAGAIN; /* padding-only probe: nothing to forward */
+      if (t->key_wanted_since && hd_rtp_keyframe_start(t->codec, h.payload, h.payload_len) == 1)
+        t->key_wanted_since = 0;
       if (t->have_cache) hd_rtp_cache_put(&t->cache, buf, len, now);
       *out = h;
       return k;
@@ -304,9 +311,22 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
     t->rtx_packets++;
     hd_rtp_hdr_t oh;
     if (hd_rtp_parse(scratch, (size_t)n, &oh) < 0) return HD_EPROTO; /* payload now in scratch */
-    hd_rtp_recv_stats_update(&t->stats, oh.seq, oh.ts, now, t->clock);
-    if (t->nack_enabled) hd_nack_gen_on_packet(&t->nack, oh.seq, now);
+    const uint8_t *have;
+    size_t have_len;
+    if (t->have_cache && hd_rtp_cache_peek(&t->cache, oh.seq, now, &have, &have_len) == 0) {
+      /* already here (a second answer to a repeated NACK): forwarding it again
+       * would only duplicate what every viewer got */
+      t->rtx_duplicates++;
+      return HD_EAGAIN;
+    }
+    /* The receive statistics (and so our RR to the publisher) count what came
+     * on the media SSRC only: a repair on the RTX SSRC does not undo the loss
+     * the publisher's congestion control must see (RFC 4588 §8: the
+     * retransmission stream has its own SSRC and reports). */
+    if (t->nack_enabled && hd_nack_gen_on_packet(&t->nack, oh.seq, now)) t->repairs++;
     if (t->have_cache) hd_rtp_cache_put(&t->cache, scratch, (size_t)n, now);
+    if (t->key_wanted_since && hd_rtp_keyframe_start(t->codec, oh.payload, oh.payload_len) == 1)
+      t->key_wanted_since = 0;
     *out = oh;
     return k;
   }
@@ -363,29 +383,63 @@ static int follows(const hd_out_track_t *t, const hd_session_t *pub, int in_idx)
   return pub->in[in_idx].kind == t->kind && hd_session_first_in(pub, t->kind) == in_idx;
 }
 
+static void rtx_hist_mark(hd_out_track_t *t, uint16_t out_seq, hd_time_t now) {
+  size_t i = out_seq & (HD_OUT_RTX_HIST - 1);
+  t->rtx_hist_seq[i] = out_seq;
+  t->rtx_hist_at[i] = now;
+}
+
+/* Wraps an RTP packet (already in the viewer's numbering) as RTX (RFC 4588 §4)
+ * into out. Returns the length or a negative error. */
+static int wrap_rtx(hd_out_track_t *t, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap) {
+  int n = hd_rtp_rtx_build(pkt, len, t->rtx_ssrc, t->rtx_pt, t->rtx_seq, out, cap);
+  if (n >= 0) t->rtx_seq++;
+  return n;
+}
+
 static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
-                        const hd_rtp_hdr_t *h, hd_time_t now) {
+                        const hd_rtp_hdr_t *h, hd_time_t now, hd_session_counters_t *c) {
   if (!codec_matches(t, &pub->in[in_idx])) return;
-  uint16_t seq;
+  uint16_t seq, newest = t->rw.last_out_seq;
   uint32_t ts;
+  int sent_before = t->rw.started && t->rw.packets > 0;
   if (hd_rewriter_map(&t->rw, h->ssrc, h->seq, h->ts, now, &seq, &ts) < 0) return;
+  /* Older than what this viewer already got: it saw the gap and is waiting
+   * for exactly this packet (it came late, or as the publisher's repair).
+   * Sent as RTX where negotiated, so the viewer counts it as a repair and not
+   * as network reordering (a receiver that thinks the path reorders delays
+   * its own NACKs). */
+  int late = sent_before && (int16_t)(seq - newest) < 0;
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return;
-  int n = build_out(t, pub, h, seq, ts, now, out, cap);
+  int n;
+  if (late && t->rtx_enabled) {
+    uint8_t tmp[HD_DATAGRAM_MAX];
+    n = build_out(t, pub, h, seq, ts, now, tmp, sizeof tmp);
+    if (n >= 0) n = wrap_rtx(t, tmp, (size_t)n, out, cap);
+  } else {
+    n = build_out(t, pub, h, seq, ts, now, out, cap);
+  }
   if (n < 0) return;
   if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
   t->packets++;
   t->bytes += (size_t)n;
+  if (late) {
+    rtx_hist_mark(t, seq, now);
+    t->repairs_forwarded++;
+    if (c) c->repair_forwarded++;
+    return; /* the SR's packet/octet counts are the media SSRC's first transmissions */
+  }
   hd_rtp_send_stats_update(&t->sstats, ts, h->payload_len, now);
 }
 
 void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h,
-                        hd_time_t now) {
+                        hd_time_t now, hd_session_counters_t *c) {
   if (v->peer.state != HD_PEER_CONNECTED || v->closing || in_idx < 0 || in_idx >= pub->n_in) return;
   if (pub->in[in_idx].muted) return;
   for (int i = 0; i < v->n_out; i++)
-    if (follows(&v->out[i], pub, in_idx)) forward_one(v, &v->out[i], pub, in_idx, h, now);
+    if (follows(&v->out[i], pub, in_idx)) forward_one(v, &v->out[i], pub, in_idx, h, now, c);
 }
 
 void hd_session_request_keyframe(hd_session_t *pub, hd_time_t now, hd_session_counters_t *c) {
@@ -412,6 +466,9 @@ void hd_session_request_keyframe_track(hd_session_t *pub, int in_idx, hd_time_t 
   if (n < 0 || hd_peer_tx_commit(&pub->peer, (size_t)n, 1) < 0) return;
   t->last_pli = now;
   t->pli_pending = 0;
+  /* only codecs whose keyframes we can recognise are watched for an answer */
+  if (!t->key_wanted_since && hd_rtp_keyframe_start(t->codec, NULL, 0) != HD_EUNSUPPORTED)
+    t->key_wanted_since = now;
   c->pli_forwarded++;
 }
 
@@ -424,6 +481,20 @@ static hd_in_track_t *source_of(const hd_out_track_t *t, hd_session_t *room_pub,
   return pub && idx >= 0 && idx < pub->n_in ? &pub->in[idx] : NULL;
 }
 
+static hd_out_track_t *out_by_ssrc(hd_session_t *s, uint32_t ssrc) {
+  for (int i = 0; i < s->n_out; i++)
+    if (s->out[i].active && s->out[i].ssrc == ssrc) return &s->out[i];
+  return NULL;
+}
+
+/* How soon the same seq may be resent to one viewer: a repeated NACK inside
+ * about one round trip crossed our answer in flight. */
+static hd_time_t resend_interval(const hd_session_t *v) {
+  if (v->rtt <= 0) return HD_RTP_CACHE_DEFAULT_RESEND;
+  hd_time_t iv = v->rtt * 3 / 4;
+  return iv < HD_MS(5) ? HD_MS(5) : iv;
+}
+
 static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
                        hd_time_t now, hd_session_counters_t *c) {
   uint16_t src_seq;
@@ -431,17 +502,32 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
   hd_in_track_t *src = source_of(t, room_pub, &pub);
   if (!src || !src->have_cache || hd_rewriter_unmap_seq(&t->rw, out_seq, &src_seq) < 0) {
     t->nacks_unanswered++;
+    c->nack_unrepairable++;
     return;
   }
+  size_t slot = out_seq & (HD_OUT_RTX_HIST - 1);
+  if (t->rtx_hist_seq[slot] == out_seq && t->rtx_hist_at[slot] != 0 &&
+      now - t->rtx_hist_at[slot] < resend_interval(v))
+    return; /* just sent: the answer is on its way */
   const uint8_t *orig;
   size_t olen;
-  if (hd_rtp_cache_get(&src->cache, src_seq, now, &orig, &olen) < 0) {
+  /* per viewer, not per cache: one viewer's repair must not hold back another's */
+  if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) {
     t->nacks_unanswered++;
+    if (src->nack_enabled && hd_nack_gen_is_missing(&src->nack, src_seq)) {
+      /* lost on the publisher's leg too and being repaired there: the repair
+       * goes to this viewer as RTX the moment it arrives (forward_one) */
+      t->nacks_deferred++;
+      c->nack_deferred++;
+    } else {
+      c->nack_unrepairable++;
+    }
     return;
   }
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) {
     t->nacks_unanswered++;
+    c->nack_unrepairable++;
     return;
   }
   size_t cap;
@@ -451,22 +537,34 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
   int n = build_out(t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
   if (n < 0) return;
   if (t->rtx_enabled) {
-    n = hd_rtp_rtx_build(tmp, (size_t)n, t->rtx_ssrc, t->rtx_pt, t->rtx_seq, out, cap);
+    n = wrap_rtx(t, tmp, (size_t)n, out, cap);
     if (n < 0) return;
-    t->rtx_seq++;
   } else {
     if ((size_t)n > cap) return;
     memcpy(out, tmp, (size_t)n);
   }
   if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
+  rtx_hist_mark(t, out_seq, now);
   t->retransmits++;
   c->retransmitted++;
 }
 
-static hd_out_track_t *out_by_ssrc(hd_session_t *s, uint32_t ssrc) {
-  for (int i = 0; i < s->n_out; i++)
-    if (s->out[i].active && s->out[i].ssrc == ssrc) return &s->out[i];
-  return NULL;
+/* RTT to a viewer from a report block about one of our streams (RFC 3550
+ * §6.4.1): arrival - send time of the SR it names - DLSR. The SR's NTP may be
+ * the publisher's clock (lip sync), so we match it by value and use our own
+ * send time rather than comparing clocks. */
+static void viewer_rtt_sample(hd_session_t *v, const hd_rtcp_rb_t *rb, hd_time_t now) {
+  hd_out_track_t *t = out_by_ssrc(v, rb->ssrc);
+  if (!t || rb->lsr == 0) return;
+  for (int i = 0; i < HD_OUT_SR_HIST; i++) {
+    if (t->sr_sent_at[i] == 0 || t->sr_mid32[i] != rb->lsr) continue;
+    hd_time_t rtt = now - t->sr_sent_at[i] - hd_rtcp_q16_to_us(rb->dlsr);
+    if (rtt < 0) rtt = 0;
+    if (rtt > HD_SEC(5)) return;
+    v->rtt = v->rtt_samples == 0 ? rtt : v->rtt + (rtt - v->rtt) / 8;
+    v->rtt_samples++;
+    return;
+  }
 }
 
 void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, size_t len, hd_time_t now,
@@ -489,6 +587,20 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
           hd_rtp_recv_stats_on_sr(&t->stats, sr.ntp, now);
         }
       }
+    } else if ((p.pt == HD_RTCP_RR || p.pt == HD_RTCP_SR) && s->kind != HD_SESSION_PUBLISH) {
+      hd_rtcp_rr_t rr;
+      hd_rtcp_sr_t vsr;
+      const hd_rtcp_rb_t *rb = NULL;
+      int nrb = 0;
+      if (p.pt == HD_RTCP_RR && hd_rtcp_parse_rr(&p, &rr) == 0) {
+        rb = rr.rb;
+        nrb = rr.rb_count;
+      } else if (p.pt == HD_RTCP_SR && hd_rtcp_parse_sr(&p, &vsr) == 0) {
+        rb = vsr.rb;
+        nrb = vsr.rb_count;
+      }
+      for (int i = 0; i < nrb; i++)
+        viewer_rtt_sample(s, &rb[i], now);
     } else if ((p.pt == HD_RTCP_RTPFB || p.pt == HD_RTCP_PSFB) && s->kind != HD_SESSION_PUBLISH) {
       hd_rtcp_fb_t fb;
       if (hd_rtcp_parse_fb(&p, &fb) < 0) continue;
@@ -521,6 +633,12 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
   if (rc < 0) c->drop_malformed_rtcp++;
 }
 
+static hd_time_t key_retry_at(const hd_in_track_t *t) {
+  hd_time_t iv = 3 * t->nack.rtt;
+  if (!t->nack_enabled || iv < HD_SESSION_KEY_RETRY) iv = HD_SESSION_KEY_RETRY;
+  return t->last_pli + iv;
+}
+
 hd_time_t hd_session_next_timeout(const hd_session_t *s) {
   hd_time_t t = hd_peer_next_timeout(&s->peer);
   if (s->peer.state == HD_PEER_CONNECTED) {
@@ -530,6 +648,7 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
     for (int i = 0; i < s->n_in; i++) {
       const hd_in_track_t *in = &s->in[i];
       if (in->pli_pending) t = hd_time_min(t, in->last_pli + PLI_MIN_INTERVAL);
+      if (in->key_wanted_since) t = hd_time_min(t, key_retry_at(in));
       if (in->active && in->nack_enabled) t = hd_time_min(t, hd_nack_gen_next_timeout(&in->nack));
     }
   }
@@ -621,6 +740,9 @@ static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_t
       if (n < 0) break;
       off += (size_t)n;
       c->sr_sent++;
+      t->sr_mid32[t->sr_next] = hd_rtcp_ntp_mid32(sr.ntp);
+      t->sr_sent_at[t->sr_next] = now;
+      t->sr_next = (uint8_t)((t->sr_next + 1) % HD_OUT_SR_HIST);
     }
     if (off == 0) { /* nothing sent yet: an empty RR keeps the compound valid */
       hd_rtcp_rr_t rr;
@@ -667,8 +789,25 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
     hd_in_track_t *in = &s->in[i];
     if (in->pli_pending && now - in->last_pli >= PLI_MIN_INTERVAL)
       hd_session_request_keyframe_track(s, i, now, c);
+    if (in->key_wanted_since && now >= key_retry_at(in)) {
+      hd_time_t last = in->last_pli;
+      hd_session_request_keyframe_track(s, i, now, c);
+      if (in->last_pli != last)
+        c->pli_retried++;
+      else
+        in->key_wanted_since = 0; /* cannot ask now (not connected, queue full): stop waiting */
+    }
     if (in->active && in->nack_enabled && in->have_ssrc && hd_nack_gen_next_timeout(&in->nack) <= now)
       send_nacks(s, in, now, c);
+    if (in->nack_enabled && in->nack.gave_up != in->nack_gave_up_seen) {
+      /* a loss we could not repair in time: the viewers' decoders are stuck on
+       * it, so one keyframe request now (rate-limited, merged with others) */
+      in->nack_gave_up_seen = in->nack.gave_up;
+      if (in->kind == HD_TRACK_VIDEO) {
+        c->pli_unrepairable++;
+        hd_session_request_keyframe_track(s, i, now, c);
+      }
+    }
   }
   if (now >= s->next_rtcp) {
     send_reports(s, pub, now, wall, c);

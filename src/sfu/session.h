@@ -31,6 +31,16 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_MAX_OUT 32   /* tracks a session sends (a subscriber sees many publishers) */
 #define HD_TWCC_MAX_PENDING 1024
 #define HD_SESSION_REMB_INTERVAL HD_SEC(1)
+#define HD_OUT_RTX_HIST 64 /* recent retransmissions remembered per viewer track (power of two) */
+#define HD_OUT_SR_HIST 4   /* recent SRs remembered per viewer track, for RTT from its RR */
+/* A video packet the publisher could not repair within this long is given up
+ * and replaced by one keyframe request: by then the viewer's decoder has been
+ * waiting on it, and a keyframe ends the freeze sooner than its own timers. */
+#define HD_SESSION_REPAIR_DEADLINE HD_MS(500)
+/* A keyframe request with no keyframe after this long (or 3 x the leg's RTT,
+ * if longer) is repeated: PLI is not acknowledged (RFC 4585 §6.3.1) and is
+ * lost like any packet on a lossy uplink. */
+#define HD_SESSION_KEY_RETRY HD_MS(500)
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
  * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
@@ -55,10 +65,14 @@ typedef struct {
   uint32_t sr_rtp;
   hd_time_t sr_arrival;
   hd_time_t last_pli;
-  int pli_pending;  /* a keyframe request held back by the rate limit, sent when it allows */
+  int pli_pending; /* a keyframe request held back by the rate limit, sent when it allows */
+  /* a keyframe was asked for and has not started arriving (0 = none wanted):
+   * a PLI lost on the way, or ignored, is sent again (see HD_SESSION_KEY_RETRY) */
+  hd_time_t key_wanted_since;
   int nack_enabled; /* nack negotiated: we ask the publisher to repair uplink loss */
   hd_nack_gen_t nack;
-  uint64_t packets, bytes, rtx_packets;
+  uint64_t nack_gave_up_seen; /* nack.gave_up already answered with a keyframe request */
+  uint64_t packets, bytes, rtx_packets, repairs, rtx_duplicates;
   uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */
   int muted;                     /* not forwarded while set (participant or admin mute) */
 } hd_in_track_t;
@@ -83,7 +97,14 @@ typedef struct {
   hd_rewriter_t rw;
   hd_rtp_send_stats_t sstats;
   int nack, rtx_enabled;
-  uint64_t packets, bytes, retransmits, nacks_unanswered;
+  /* per-viewer resend limit: out seq -> when last retransmitted (slot seq & mask) */
+  uint16_t rtx_hist_seq[HD_OUT_RTX_HIST];
+  hd_time_t rtx_hist_at[HD_OUT_RTX_HIST];
+  /* our last SRs (NTP middle 32 bits, local send time): RTT from the viewer's RR */
+  uint32_t sr_mid32[HD_OUT_SR_HIST];
+  hd_time_t sr_sent_at[HD_OUT_SR_HIST];
+  uint8_t sr_next;
+  uint64_t packets, bytes, retransmits, nacks_unanswered, nacks_deferred, repairs_forwarded;
 } hd_out_track_t;
 
 typedef struct hd_session hd_session_t;
@@ -118,6 +139,9 @@ struct hd_session {
    * HD_SESSION_REMB_INTERVAL while connected; 0 = no REMB */
   uint64_t remb_bps;
   hd_time_t next_remb;
+  /* viewer: round trip to this peer from its RR (RFC 3550 §6.4.1 LSR/DLSR), 0 = unknown */
+  hd_time_t rtt;
+  uint64_t rtt_samples;
   int closing;
   int room_publisher; /* the WHIP publisher of its room (what WHEP viewers follow) */
   void *owner;        /* room participant owning this session, or NULL (WHIP/WHEP) */
@@ -128,6 +152,11 @@ struct hd_session {
 typedef struct {
   uint64_t drop_unknown_pt, drop_malformed_rtp, drop_malformed_rtcp;
   uint64_t nack_received, nack_sent, retransmitted, pli_forwarded, twcc_sent, rr_sent, sr_sent, remb_sent;
+  /* repair across two legs (issue 11 item 0): publisher repairs passed on to
+   * viewers that had already seen the gap; viewer NACKs waiting for such a
+   * repair; viewer NACKs for what the node no longer has or never will;
+   * keyframe requests made because a loss could not be repaired in time */
+  uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
 } hd_session_counters_t;
 
 /* Sets up tracks from the negotiation result. */
@@ -149,7 +178,7 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
 /* Sends a packet of publisher `pub`'s track `in_idx` to every track of viewer v
  * that follows it. */
 void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h,
-                        hd_time_t now);
+                        hd_time_t now, hd_session_counters_t *c);
 /* Index of pub's first active track of `kind`, or -1. */
 int hd_session_first_in(const hd_session_t *pub, int kind);
 /* Handles decrypted RTCP from any session. For a viewer, `pub` is the room's

@@ -13,6 +13,7 @@
 
 #include "base/err.h"
 #include "base/rand.h"
+#include "client/client_quality.h"
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
 #include "proto/sdp.h"
@@ -75,6 +76,15 @@ struct hd_rtc_client {
   uint8_t ans_pt[2], ans_rtx_pt;
   /* receiving */
   hd_rtc_stream_stats_t rx[2];
+  /* player: video frame log, index frame - first_frame */
+  struct frame_log {
+    hd_time_t sent, complete;
+    uint64_t got; /* bit i: packet i of the frame received */
+    int8_t npk;   /* packets in the frame, from the marker packet; 0 = unknown */
+    uint8_t key;
+  } * frames;
+  int have_first_frame;
+  uint32_t first_frame;
   uint16_t seq_delta[2]; /* received seq - original seq carried in the payload */
   int have_delta[2];
   miss_t miss[HD_RTC_CLIENT_NACK_MAX];
@@ -108,6 +118,7 @@ int hd_rtc_client_new(hd_rtc_client_t **out, const hd_rtc_client_config_t *cfg) 
   }
   for (int k = 0; k < 2; k++) {
     c->rx[k].seen = calloc(HD_RTC_CLIENT_SEQ_WINDOW / 8, 1);
+    c->frames = calloc(HD_RTC_CLIENT_FRAMES, sizeof *c->frames);
     if (!c->rx[k].seen) {
       hd_rtc_client_free(c);
       return HD_ENOMEM;
@@ -146,6 +157,7 @@ void hd_rtc_client_free(hd_rtc_client_t *c) {
   if (c->own_cert) hd_dtls_cert_free(c->cert);
   for (int k = 0; k < 2; k++)
     free(c->rx[k].seen);
+  free(c->frames);
   hd_txq_free(&c->q);
   if (c->have_sent) hd_rtp_cache_free(&c->sent);
   free(c);
@@ -433,9 +445,88 @@ static void miss_del(hd_rtc_client_t *c, int64_t ext) {
     }
 }
 
+/* Notes one received video packet in the frame log (see the header). */
+#define VIDEO_HDR 2 /* VP8 descriptor + payload header byte before a video payload's fields */
+
+static void log_frame(hd_rtc_client_t *c, const uint8_t *pl, hd_time_t now) {
+  uint32_t f = (uint32_t)pl[1] << 24 | (uint32_t)pl[2] << 16 | (uint32_t)pl[3] << 8 | pl[4];
+  if (!c->frames) return;
+  if (!c->have_first_frame) {
+    c->have_first_frame = 1;
+    c->first_frame = f;
+  }
+  uint32_t i = f - c->first_frame;
+  if (i >= HD_RTC_CLIENT_FRAMES) return;
+  struct frame_log *e = &c->frames[i];
+  int idx = pl[5];
+  if (idx >= 64) return;
+  hd_time_t sent = 0;
+  for (int b = 9; b < 17; b++)
+    sent = sent << 8 | pl[b];
+  e->sent = sent;
+  e->key = pl[0] & 1;
+  e->got |= 1ull << idx;
+  if (pl[0] & 2) e->npk = (int8_t)(idx + 1); /* bit 1: last packet of the frame */
+  if (e->npk && !e->complete && e->got == (e->npk == 64 ? ~0ull : (1ull << e->npk) - 1)) e->complete = now;
+}
+
+static int cmp_time(const void *a, const void *b) {
+  hd_time_t x = *(const hd_time_t *)a, y = *(const hd_time_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+int hd_rtc_client_video_quality(const hd_rtc_client_t *c, hd_time_t playout_delay,
+                                hd_rtc_video_quality_t *q) {
+  memset(q, 0, sizeof *q);
+  if (!c->frames || !c->have_first_frame) return HD_ESTATE;
+  size_t last = 0;
+  for (size_t i = 0; i < HD_RTC_CLIENT_FRAMES; i++)
+    if (c->frames[i].got) last = i;
+  hd_time_t *delays = calloc(last + 1, sizeof *delays);
+  if (!delays) return HD_ENOMEM;
+  hd_freeze_t fz = {0};
+  hd_time_t render = 0, first_render = 0;
+  int chain = 0; /* the previous frame was decoded */
+  for (size_t i = 0; i <= last; i++) {
+    const struct frame_log *e = &c->frames[i];
+    q->frames++;
+    if (!e->complete) {
+      chain = 0;
+      continue;
+    }
+    delays[q->complete++] = e->complete - e->sent;
+    if (!e->key && !chain) continue; /* its reference is missing */
+    chain = 1;
+    hd_time_t due = e->sent + playout_delay, at = e->complete > due ? e->complete : due;
+    if (e->complete > due) q->late++;
+    if (at < render) at = render;
+    render = at;
+    if (!first_render) first_render = at;
+    q->decoded++;
+    hd_freeze_frame(&fz, at);
+  }
+  qsort(delays, q->complete, sizeof *delays, cmp_time);
+  if (q->complete) {
+    q->delay_p50 = delays[q->complete * 50 / 100];
+    q->delay_p95 = delays[q->complete * 95 / 100];
+    q->delay_p99 = delays[q->complete * 99 / 100];
+    q->delay_max = delays[q->complete - 1];
+  }
+  free(delays);
+  q->freezes = fz.freezes;
+  q->freeze_ms = fz.freeze_us / 1000.0;
+  q->watched_ms = (double)(render - first_render) / 1000.0;
+  q->stall_rate = q->watched_ms > 0 ? q->freeze_ms / q->watched_ms : 0;
+  return 0;
+}
+
 /* Records a received (or RTX-restored) seq of stream k. */
 static void record(hd_rtc_client_t *c, int k, uint16_t seq, int is_rtx, const uint8_t *pl, size_t plen,
                    hd_time_t now) {
+  if (k == HD_RTC_VIDEO && plen > VIDEO_HDR) { /* our fields follow the VP8 bytes */
+    pl += VIDEO_HDR;
+    plen -= VIDEO_HDR;
+  }
   hd_rtc_stream_stats_t *s = &c->rx[k];
   int64_t ext;
   if (!s->started) {
@@ -480,6 +571,7 @@ static void record(hd_rtc_client_t *c, int k, uint16_t seq, int is_rtx, const ui
   }
   if (k == HD_RTC_VIDEO && plen >= 5 && !is_rtx)
     s->last_frame = (uint32_t)pl[1] << 24 | (uint32_t)pl[2] << 16 | (uint32_t)pl[3] << 8 | pl[4];
+  if (k == HD_RTC_VIDEO && plen >= 17) log_frame(c, pl, now);
 }
 
 static void on_rtp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_t now) {
@@ -693,9 +785,21 @@ static void send_rtp(hd_rtc_client_t *c, int k, int marker, uint32_t ts, const u
 }
 
 static void fill_payload(hd_rtc_client_t *c, uint8_t *pl, size_t plen, int key, uint32_t frame, int idx,
-                         int k) {
+                         int k, int last, hd_time_t now) {
   memset(pl, 0xA5, plen);
-  pl[0] = key ? 1 : 0;
+  if (k == HD_RTC_VIDEO && plen > VIDEO_HDR) {
+    /* a VP8 payload descriptor (RFC 7741 §4.2: S=1, PartID 0 on a frame's
+     * first packet) and payload header byte (§4.3: P=0 on a keyframe), so
+     * the node sees keyframes as it does a browser's */
+    pl[0] = idx == 0 ? 0x10 : 0x00;
+    pl[1] = key ? 0x00 : 0x01;
+    pl += VIDEO_HDR;
+    plen -= VIDEO_HDR;
+  }
+  pl[0] = (uint8_t)((key ? 1 : 0) | (last ? 2 : 0));
+  if (plen >= 17)
+    for (int b = 0; b < 8; b++)
+      pl[9 + b] = (uint8_t)((uint64_t)now >> (56 - 8 * b));
   pl[1] = (uint8_t)(frame >> 24);
   pl[2] = (uint8_t)(frame >> 16);
   pl[3] = (uint8_t)(frame >> 8);
@@ -709,7 +813,7 @@ static void fill_payload(hd_rtc_client_t *c, uint8_t *pl, size_t plen, int key, 
 static void send_media(hd_rtc_client_t *c, hd_time_t now) {
   uint8_t pl[1200];
   while (!c->cfg.no_audio && c->next_audio <= now) {
-    fill_payload(c, pl, 40, 0, c->audio_n, 0, HD_RTC_AUDIO);
+    fill_payload(c, pl, 40, 0, c->audio_n, 0, HD_RTC_AUDIO, 1, now);
     send_rtp(c, HD_RTC_AUDIO, 0, c->ts_base[HD_RTC_AUDIO] + c->audio_n * 960, pl, 40, now);
     c->audio_n++;
     c->next_audio += AUDIO_INTERVAL;
@@ -720,7 +824,7 @@ static void send_media(hd_rtc_client_t *c, hd_time_t now) {
     int npk = c->cfg.video_pkts_per_frame * (key ? 2 : 1);
     uint32_t ts = c->ts_base[HD_RTC_VIDEO] + c->frame * 3000;
     for (int i = 0; i < npk; i++) {
-      fill_payload(c, pl, c->cfg.video_payload, key, c->frame, i, HD_RTC_VIDEO);
+      fill_payload(c, pl, c->cfg.video_payload, key, c->frame, i, HD_RTC_VIDEO, i == npk - 1, c->next_video);
       send_rtp(c, HD_RTC_VIDEO, i == npk - 1, ts, pl, c->cfg.video_payload, now);
     }
     c->frame++;

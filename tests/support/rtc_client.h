@@ -12,9 +12,15 @@
  *
  * Synthetic media: audio 50 packets/s (20 ms Opus frames, 960 ticks), video 30
  * frames/s of `video_pkts_per_frame` packets (keyframes bigger), timestamps
- * at 90 kHz. Video payload layout: byte 0 flags (bit 0 = keyframe), bytes 1..4
+ * at 90 kHz. Video payloads start with two VP8 bytes (descriptor with S/PartID
+ * and the payload header's P bit, RFC 7741) so keyframes look like a
+ * browser's; then, as audio payloads do: byte 0 flags (bit 0 = keyframe,
+ * bit 1 = last packet of the frame), bytes 1..4
  * frame counter (big endian), byte 5 packet index in frame, bytes 6..7 the
- * sender's original seq (to check RTX OSNs), byte 8 a tag, then filler. */
+ * sender's original seq (to check RTX OSNs), byte 8 a tag, bytes 9..16 the
+ * frame's send time in µs (big endian, when the payload is that long), then
+ * filler. A player logs every video frame (sent, completed) so a test can
+ * replay it through a decoder model and the W3C freeze rule. */
 #ifndef HD_TEST_RTC_CLIENT_H
 #define HD_TEST_RTC_CLIENT_H
 #include <stddef.h>
@@ -30,6 +36,7 @@ enum { HD_RTC_AUDIO = 0, HD_RTC_VIDEO = 1 };
 
 #define HD_RTC_CLIENT_SEQ_WINDOW 65536 /* extended seqs tracked per received stream */
 #define HD_RTC_CLIENT_NACK_MAX 512     /* outstanding missing seqs tracked for NACK */
+#define HD_RTC_CLIENT_FRAMES 16384     /* video frames logged by a player (~9 min at 30 fps) */
 
 typedef struct {
   int kind;                           /* HD_RTC_CLIENT_PUBLISH or HD_RTC_CLIENT_PLAY */
@@ -130,6 +137,22 @@ int hd_rtc_client_send_nack(hd_rtc_client_t *c, int kind, const uint16_t *seqs, 
 int hd_rtc_client_send_pli(hd_rtc_client_t *c);
 
 const hd_rtc_client_stats_t *hd_rtc_client_stats(const hd_rtc_client_t *c);
+
+/* A player's view of its received video as a viewer would see it: frames are
+ * decoded in order once complete (all packets, original or RTX), a frame after
+ * an incomplete one only from the next keyframe on (VP8-style references);
+ * each is rendered at max(complete, sent + playout_delay, previous render),
+ * and the gaps between renders go through the W3C freeze rule (DESIGN §6). */
+typedef struct {
+  uint64_t frames;   /* frames seen (first to last frame number logged) */
+  uint64_t complete; /* frames whose every packet arrived */
+  uint64_t decoded;  /* frames rendered */
+  uint64_t late;     /* complete after sent + playout_delay (rendered late) */
+  hd_time_t delay_p50, delay_p95, delay_p99, delay_max; /* complete - sent, over complete frames */
+  uint64_t freezes;
+  double freeze_ms, watched_ms, stall_rate; /* stall_rate = freeze_ms / watched_ms */
+} hd_rtc_video_quality_t;
+int hd_rtc_client_video_quality(const hd_rtc_client_t *c, hd_time_t playout_delay, hd_rtc_video_quality_t *q);
 /* Receive statistics of stream `kind` (HD_RTC_AUDIO / HD_RTC_VIDEO). */
 const hd_rtc_stream_stats_t *hd_rtc_client_rx(const hd_rtc_client_t *c, int kind);
 /* 1 if extended seq `ext` of stream `kind` was received. */

@@ -87,12 +87,57 @@ static void test_wrap_restart_and_cap(void **st) {
   assert_int_equal(s[n - 1], 5401);
 }
 
+/* learn_rtt: a repair of a seq asked once is a round-trip sample; retries
+ * follow it (RFC 6298-style smoothing). Seqs asked twice give no sample. */
+static void test_learns_rtt_from_repairs(void **st) {
+  (void)st;
+  hd_nack_gen_t g;
+  hd_nack_gen_init(&g);
+  g.learn_rtt = 1;
+  uint16_t s[8];
+  hd_nack_gen_on_packet(&g, 1, 0);
+  hd_nack_gen_on_packet(&g, 3, HD_MS(1)); /* 2 missing */
+  assert_true(hd_nack_gen_is_missing(&g, 2));
+  assert_false(hd_nack_gen_is_missing(&g, 1));
+  assert_int_equal(hd_nack_gen_poll(&g, HD_MS(6), s, 8), 1);
+  assert_int_equal(hd_nack_gen_on_packet(&g, 2, HD_MS(46)), 1); /* repaired 40 ms after the request */
+  assert_false(hd_nack_gen_is_missing(&g, 2));
+  assert_int_equal(g.rtt_samples, 1);
+  assert_int_equal(g.rtt, HD_MS(40));
+  /* the next loss is retried after 1.25 x 40 ms, not the 100 ms default */
+  hd_nack_gen_on_packet(&g, 5, HD_MS(100));
+  assert_int_equal(hd_nack_gen_poll(&g, HD_MS(105), s, 8), 1);
+  assert_int_equal(hd_nack_gen_next_timeout(&g), HD_MS(155));
+  assert_int_equal(hd_nack_gen_poll(&g, HD_MS(155), s, 8), 1);
+  assert_int_equal(hd_nack_gen_on_packet(&g, 4, HD_MS(170)), 1); /* asked twice: no sample */
+  assert_int_equal(g.rtt_samples, 1);
+  /* a late original that was never asked for is not a repair */
+  hd_nack_gen_on_packet(&g, 8, HD_MS(200));
+  assert_int_equal(hd_nack_gen_on_packet(&g, 7, HD_MS(201)), 0);
+}
+
+/* At exactly first + max_age the seq expires: the deadline given by
+ * next_timeout is one poll can act on (an event loop must not spin on it). */
+static void test_expiry_at_deadline(void **st) {
+  (void)st;
+  hd_nack_gen_t g;
+  hd_nack_gen_init(&g);
+  g.max_age = HD_MS(100);
+  uint16_t s[4];
+  hd_nack_gen_on_packet(&g, 1, 0);
+  hd_nack_gen_on_packet(&g, 3, 0);
+  assert_int_equal(hd_nack_gen_poll(&g, HD_MS(5), s, 4), 1); /* next ask at 130 ms, expiry at 100 */
+  assert_int_equal(hd_nack_gen_next_timeout(&g), HD_MS(100));
+  assert_int_equal(hd_nack_gen_poll(&g, HD_MS(100), s, 4), 0);
+  assert_int_equal(g.gave_up, 1);
+  assert_int_equal(hd_nack_gen_next_timeout(&g), HD_TIME_NEVER);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gap_and_recovery),
-      cmocka_unit_test(test_reordered_packet_not_requested),
-      cmocka_unit_test(test_give_up_by_tries_and_age),
-      cmocka_unit_test(test_wrap_restart_and_cap),
+      cmocka_unit_test(test_learns_rtt_from_repairs),  cmocka_unit_test(test_expiry_at_deadline),
+      cmocka_unit_test(test_gap_and_recovery),         cmocka_unit_test(test_reordered_packet_not_requested),
+      cmocka_unit_test(test_give_up_by_tries_and_age), cmocka_unit_test(test_wrap_restart_and_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,11 +151,46 @@ static void test_opus(void **state) {
   assert_int_equal(hd_opus_depay(bad, sizeof(bad)), HD_EPROTO);
 }
 
+static void test_keyframe_start(void **state) {
+  (void)state;
+  /* VP8: S=1 PartID 0 and P=0 in the payload header (RFC 7741 §4.3) */
+  const uint8_t vp8_key[] = {0x10, 0x00, 0x9d, 0x01, 0x2a};
+  const uint8_t vp8_inter[] = {0x10, 0x01, 0x00};
+  const uint8_t vp8_cont[] = {0x00, 0x00, 0x00};                /* not a frame start */
+  const uint8_t vp8_ext_key[] = {0x90, 0x80, 0x81, 0x23, 0x00}; /* X, I, 15-bit PictureID */
+  assert_int_equal(hd_rtp_keyframe_start("VP8", vp8_key, sizeof vp8_key), 1);
+  assert_int_equal(hd_rtp_keyframe_start("vp8", vp8_inter, sizeof vp8_inter), 0);
+  assert_int_equal(hd_rtp_keyframe_start("VP8", vp8_cont, sizeof vp8_cont), 0);
+  assert_int_equal(hd_rtp_keyframe_start("VP8", vp8_ext_key, sizeof vp8_ext_key), 1);
+  assert_int_equal(hd_rtp_keyframe_start("VP8", vp8_ext_key, 2), 0); /* truncated */
+  /* H.264 (RFC 6184): single NAL IDR / SPS, non-IDR slice, STAP-A with SPS,
+   * FU-A start of an IDR, FU-A middle, a STAP-A whose size overruns */
+  const uint8_t idr[] = {0x65, 0x88};
+  const uint8_t sps[] = {0x67, 0x42};
+  const uint8_t slice[] = {0x41, 0x9a};
+  const uint8_t stap[] = {0x18, 0x00, 0x02, 0x09, 0x10, 0x00, 0x02, 0x67, 0x42};
+  const uint8_t stap_slice[] = {0x18, 0x00, 0x02, 0x41, 0x9a};
+  const uint8_t fu_start[] = {0x7c, 0x85, 0x00};
+  const uint8_t fu_mid[] = {0x7c, 0x05, 0x00};
+  const uint8_t stap_bad[] = {0x18, 0x00, 0x40, 0x65};
+  assert_int_equal(hd_rtp_keyframe_start("H264", idr, sizeof idr), 1);
+  assert_int_equal(hd_rtp_keyframe_start("H264", sps, sizeof sps), 1);
+  assert_int_equal(hd_rtp_keyframe_start("H264", slice, sizeof slice), 0);
+  assert_int_equal(hd_rtp_keyframe_start("H264", stap, sizeof stap), 1);
+  assert_int_equal(hd_rtp_keyframe_start("H264", stap_slice, sizeof stap_slice), 0);
+  assert_int_equal(hd_rtp_keyframe_start("H264", fu_start, sizeof fu_start), 1);
+  assert_int_equal(hd_rtp_keyframe_start("H264", fu_mid, sizeof fu_mid), 0);
+  assert_int_equal(hd_rtp_keyframe_start("H264", stap_bad, sizeof stap_bad), 0);
+  assert_int_equal(hd_rtp_keyframe_start("H264", NULL, 0), 0);
+  assert_int_equal(hd_rtp_keyframe_start("VP9", vp8_key, sizeof vp8_key), HD_EUNSUPPORTED);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vp8_split_and_reassemble),
       cmocka_unit_test(test_vp8_descriptor_vectors),
       cmocka_unit_test(test_opus),
+      cmocka_unit_test(test_keyframe_start),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,10 +99,80 @@ static void test_rtx_mapped_to_its_track(void **st) {
   assert_int_equal(g_s->in[2].rtx_ssrc, 0x4444);
 }
 
+/* A second answer to a repeated NACK is not forwarded again, and repairs do
+ * not count as received in the RR to the publisher (RFC 4588 §8): the
+ * publisher's congestion control must see the loss of its own leg. */
+static void test_rtx_duplicate_dropped_and_rr_counts_network_loss(void **st) {
+  (void)st;
+  uint8_t buf[1500], rtx[1500], scratch[1500];
+  hd_rtp_hdr_t oh;
+  hd_session_counters_t c = {0};
+  teardown(NULL); /* a fresh publisher session */
+  assert_int_equal(setup(NULL), 0);
+  for (uint16_t q = 10; q <= 20; q++) {
+    if (q == 15) continue; /* lost on the way */
+    int n = pkt(buf, 96, 0x2222, q, NULL);
+    assert_int_equal(
+        hd_session_publisher_rtp(g_s, buf, (size_t)n, 1000 + q, scratch, sizeof scratch, &oh, &c), 1);
+  }
+  int n = pkt(buf, 96, 0x2222, 15, NULL);
+  int r = hd_rtp_rtx_build(buf, (size_t)n, 0x5555, 97, 1, rtx, sizeof rtx);
+  g_s->in[1].rtx_ssrc = 0x5555;
+  assert_int_equal(hd_session_publisher_rtp(g_s, rtx, (size_t)r, 2000, scratch, sizeof scratch, &oh, &c), 1);
+  assert_int_equal(oh.seq, 15);
+  r = hd_rtp_rtx_build(buf, (size_t)n, 0x5555, 97, 2, rtx, sizeof rtx);
+  assert_int_equal(hd_session_publisher_rtp(g_s, rtx, (size_t)r, 2100, scratch, sizeof scratch, &oh, &c),
+                   HD_EAGAIN);
+  assert_int_equal(g_s->in[1].rtx_duplicates, 1);
+  hd_rtcp_rb_t rb;
+  assert_int_equal(hd_rtp_recv_stats_report(&g_s->in[1].stats, 3000, &rb), 0);
+  assert_int_equal(rb.cumulative_lost, 1);
+}
+
+/* The RTT to a viewer comes from its RR about an SR we sent, whatever clock
+ * that SR's NTP time was in (RFC 3550 §6.4.1: A - LSR - DLSR, here with our
+ * own send time for LSR). */
+static void test_viewer_rtt_from_rr(void **st) {
+  (void)st;
+  hd_session_t *v = calloc(1, sizeof *v);
+  v->kind = HD_SESSION_SUBSCRIBE;
+  hd_sdp_media_negotiated_t *m = &v->neg.media[v->neg.n_media++];
+  m->kind = HD_SDP_VIDEO;
+  m->active = 1;
+  snprintf(m->codec, sizeof m->codec, "VP8");
+  m->clock = 90000;
+  m->pt = 96;
+  assert_int_equal(hd_session_setup_tracks(v, 0), 0);
+  assert_int_equal(hd_session_add_out_track(v, 0, 0xAAAA, 0xBBBB), 0);
+  hd_out_track_t *t = &v->out[0];
+  t->sr_mid32[0] = 0x12345678;
+  t->sr_sent_at[0] = HD_SEC(10);
+  hd_rtcp_rr_t rr = {.ssrc = 0x77, .rb_count = 1};
+  rr.rb[0].ssrc = 0xAAAA;
+  rr.rb[0].lsr = 0x12345678;
+  rr.rb[0].dlsr = 0x8000; /* 0.5 s held by the viewer */
+  uint8_t out[256];
+  int n = hd_rtcp_build_rr(&rr, out, sizeof out);
+  assert_true(n > 0);
+  hd_session_counters_t c = {0};
+  hd_session_rtcp(v, NULL, out, (size_t)n, HD_SEC(10) + HD_MS(580), &c);
+  assert_int_equal(v->rtt_samples, 1);
+  assert_true(v->rtt >= HD_MS(79) && v->rtt <= HD_MS(81));
+  /* an RR about an SR we never sent gives nothing */
+  rr.rb[0].lsr = 0x1111;
+  n = hd_rtcp_build_rr(&rr, out, sizeof out);
+  hd_session_rtcp(v, NULL, out, (size_t)n, HD_SEC(11), &c);
+  assert_int_equal(v->rtt_samples, 1);
+  hd_session_free_tracks(v);
+  free(v);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_demux),
       cmocka_unit_test(test_rtx_mapped_to_its_track),
+      cmocka_unit_test(test_rtx_duplicate_dropped_and_rr_counts_network_loss),
+      cmocka_unit_test(test_viewer_rtt_from_rr),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
