@@ -607,6 +607,13 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "hudong_repair_total{event=\"nack_unrepairable\"} "
       "%llu\nhudong_repair_total{event=\"keyframe_request\"} %llu\n"
       "hudong_repair_total{event=\"keyframe_request_repeated\"} %llu\n"
+      "# HELP hudong_layer_switches_total Simulcast layer switches made for subscribers.\n"
+      "# TYPE hudong_layer_switches_total counter\nhudong_layer_switches_total %llu\n"
+      "# HELP hudong_layer_pauses_total Video tracks paused for a subscriber because not even their lowest "
+      "layer fit its downlink estimate.\n"
+      "# TYPE hudong_layer_pauses_total counter\nhudong_layer_pauses_total %llu\n"
+      "# HELP hudong_estimates_received_total Downlink estimates (REMB) received from subscribers.\n"
+      "# TYPE hudong_estimates_received_total counter\nhudong_estimates_received_total %llu\n"
       "# HELP hudong_pli_sent_total Keyframe requests (PLI) sent to publishers.\n"
       "# TYPE hudong_pli_sent_total counter\nhudong_pli_sent_total %llu\n"
       "# HELP hudong_rtcp_sent_total RTCP reports sent, by type.\n# TYPE hudong_rtcp_sent_total counter\n"
@@ -638,9 +645,10 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)m->nack_sent, (unsigned long long)m->retransmitted,
       (unsigned long long)m->repair_forwarded, (unsigned long long)m->nack_deferred,
       (unsigned long long)m->nack_unrepairable, (unsigned long long)m->pli_unrepairable,
-      (unsigned long long)m->pli_retried, (unsigned long long)m->pli_forwarded,
-      (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent, (unsigned long long)m->twcc_sent,
-      (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
+      (unsigned long long)m->pli_retried, (unsigned long long)m->layer_switches,
+      (unsigned long long)m->layer_pauses, (unsigned long long)m->remb_received,
+      (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
+      (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
       (unsigned long long)st->dc_msgs_out, (unsigned long long)st->dc_msgs_ws,
       (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped,
       (unsigned long long)st->udp_gso_sends, (unsigned long long)st->udp_gso_datagrams);
