@@ -24,14 +24,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc < 0) abort();
     if (rc == 0) {
       /* incomplete: either under a header, or under the length it announces */
-      if (size - off >= HD_RFC4571_HDR && size - off >= HD_RFC4571_HDR + ((size_t)data[off] << 8 | data[off + 1]))
+      if (size - off >= HD_RFC4571_HDR &&
+          size - off >= HD_RFC4571_HDR + ((size_t)data[off] << 8 | data[off + 1]))
         abort();
       break;
     }
     if (n == 0 || n > max || p != data + off + HD_RFC4571_HDR || (size_t)rc != n + HD_RFC4571_HDR ||
         off + (size_t)rc > size)
       abort();
-    if (hd_rfc4571_frame(p, n, again, sizeof again) != rc || memcmp(again, data + off, (size_t)rc) != 0) abort();
+    if (hd_rfc4571_frame(p, n, again, sizeof again) != rc || memcmp(again, data + off, (size_t)rc) != 0)
+      abort();
     off += (size_t)rc;
   }
   return 0;
