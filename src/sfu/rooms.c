@@ -196,6 +196,7 @@ static int ensure_offerer(hd_node_t *n, hd_participant_t *q) {
                                 .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
                                 .cand_ip = n->rtc_ip,
                                 .cand_port = n->cfg.rtc_port,
+                                .cand_tcp_port = n->cfg.rtc_tcp_port,
                                 .cname = "hudong",
                                 .twcc = 0};
   int rc = hd_sdp_offerer_init(q->offerer, &op);
@@ -411,6 +412,7 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
                                .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
                                .cand_ip = n->rtc_ip,
                                .cand_port = n->cfg.rtc_port,
+                               .cand_tcp_port = n->cfg.rtc_tcp_port,
                                .direction = HD_SDP_RECVONLY,
                                .cname = "hudong",
                                .stream_id = p->sid,
