@@ -236,8 +236,9 @@ int hd_sdp_write(const hd_sdp_t *sdp, char *out, size_t cap);
  * the lower local preference of a passive host candidate, so an agent that
  * can reach both nominates UDP. HD_ENOSPC if m has no room for them. */
 #define HD_SDP_PRIO_HOST_UDP 2130706431u /* type pref 126, local pref 65535, component 1 */
-#define HD_SDP_PRIO_HOST_TCP 2113942527u /* type pref 126, local pref 2^13*4 + 8191 (passive), component 1   \
-                                          */
+#define HD_SDP_PRIO_HOST_TCP                                                                                 \
+  2113942527u /* type pref 126, local pref 2^13*4 + 8191 (passive), component 1                              \
+               */
 int hd_sdp_add_host_candidates(hd_sdp_media_t *m, const char *ip, uint16_t udp_port, uint16_t tcp_port);
 
 /* ---- effective values: media-level attribute if present, else session-level ---- */
