@@ -1003,6 +1003,11 @@ int hd_cmd_serve(int argc, char **argv) {
                                     .signal_close = signal_close,
                                     .on_event = on_node_event,
                                     .ud = &s};
+  wcfg.ice_tcp = s.cfg.ice_tcp; /* docs/operations.md "ICE-TCP" */
+  wcfg.ice_tcp_cfg = (hd_ice_tcp_config_t){.max_conns = (size_t)s.cfg.ice_tcp_max_conns,
+                                           .check_timeout = (hd_time_t)s.cfg.ice_tcp_check_timeout * 1000,
+                                           .idle_timeout = HD_SEC(s.cfg.ice_tcp_idle_timeout),
+                                           .max_out_bytes = (size_t)s.cfg.ice_tcp_max_buffer};
   if ((rc = hd_media_workers_start(&s.workers, &wcfg, err, sizeof err)) < 0) {
     fprintf(stderr, "hudong serve: %s\n", err);
     return 1;
