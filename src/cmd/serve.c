@@ -976,6 +976,13 @@ int hd_cmd_serve(int argc, char **argv) {
                            .room_empty_timeout = HD_SEC(s.cfg.room_empty_timeout),
                            .max_publish_bitrate = (uint64_t)s.cfg.max_publish_bitrate_kbps * 1000,
                            .token_leeway = s.cfg.token_leeway};
+  const char *turn_urls[HD_MAX_TURN_URLS]; /* docs/turn.md */
+  for (int i = 0; i < s.cfg.n_turn_urls; i++)
+    turn_urls[i] = s.cfg.turn_urls[i];
+  ncfg.turn_urls = turn_urls;
+  ncfg.n_turn_urls = (size_t)s.cfg.n_turn_urls;
+  ncfg.turn_secret = s.cfg.turn_secret;
+  ncfg.turn_ttl = s.cfg.turn_ttl;
   if (hd_config_webhooks_start(&s.cfg, s.loop, &s.webhooks) < 0) {
     fprintf(stderr, "hudong serve: cannot start webhook delivery\n");
     return 1;

@@ -47,6 +47,14 @@ typedef struct {
   void (*signal_send)(void *ud, void *conn, const char *text, size_t len);
   void (*signal_close)(void *ud, void *conn, int code, const char *reason);
   void *signal_ud;
+  /* An external TURN server (docs/turn.md) handed to every /rtc participant in
+   * "joined" ice_servers, with a credential minted for its identity that is
+   * valid turn_ttl seconds (proto/turn_cred.h). The strings must outlive the
+   * node. n_turn_urls 0 = no ice_servers. */
+  const char *const *turn_urls;
+  size_t n_turn_urls;
+  const char *turn_secret;
+  int64_t turn_ttl;
   /* Room and participant lifecycle events (for webhooks); may be NULL. */
   void (*on_event)(void *ud, const hd_webhook_event_t *ev);
   void *event_ud;
