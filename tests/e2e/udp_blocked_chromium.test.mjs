@@ -13,7 +13,7 @@
 // (tools/install-deps.sh); without root or netns support it skips, saying why.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -226,5 +226,63 @@ test('UDP blocked: two Chromium pages hold a call over ICE-TCP', { skip: SKIP ||
   assert.ok(m.hudong_ice_tcp_accepted_total >= 4, `ICE-TCP connections accepted: ${m.hudong_ice_tcp_accepted_total}`);
   assert.ok(udpDropped() > before, 'the browser tried UDP and the namespace dropped it');
   console.log(`  UDP datagrams dropped in the namespace: ${udpDropped() - before}; ICE-TCP accepted ${m.hudong_ice_tcp_accepted_total}`);
+  assert.equal(await stopProc(node.proc), 0, `hudong serve exits 0:\n${node.log()}`);
+});
+
+// coturn on HOST_IP: TURN over TLS only (no plain listener is used by the page),
+// REST API credentials with `secret` (what the node mints), relays on a small
+// port range, a self-signed certificate for HOST_IP.
+async function startCoturn(secret) {
+  const cert = path.join(tmp, 'turn-cert.pem');
+  const key = path.join(tmp, 'turn-key.pem');
+  run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-keyout', key, '-out', cert, '-subj', `/CN=${HOST_IP}`, '-addext', `subjectAltName=IP:${HOST_IP}`]);
+  const plain = await freePort();
+  const tls = await freePort();
+  const relay = 40000 + (process.pid % 200) * 100; // 100 relay ports of our own
+  const args = ['-n', '-v', '--no-cli', '--listening-ip', HOST_IP, '--relay-ip', HOST_IP, '--listening-port', String(plain),
+    '--tls-listening-port', String(tls), '--min-port', String(relay), '--max-port', String(relay + 99),
+    '--cert', cert, '--pkey', key, '--use-auth-secret', '--static-auth-secret', secret, '--realm', 'hudong.test',
+    '--no-dtls', '--no-multicast-peers', '--userdb', path.join(tmp, 'turndb'), '--log-file', 'stdout', '--simple-log', '--pidfile', path.join(tmp, 'turn.pid')];
+  const proc = spawn('turnserver', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(proc);
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  // up when its TLS port accepts a connection
+  for (let i = 0; i < 50 && proc.exitCode === null; i++) {
+    const ok = await new Promise((resolve) => {
+      const s = createConnection({ host: HOST_IP, port: tls }, () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return { proc, tls, log: () => log };
+    await sleep(100);
+  }
+  proc.kill('SIGKILL');
+  throw new Error(`turnserver did not start:\n${log}`);
+}
+
+test('UDP blocked, no ICE-TCP: two Chromium pages hold a call over TURN/TLS (coturn, node-minted credentials)', { skip: SKIP || false }, async () => {
+  const secret = `turn-secret-${process.pid}-0123456789`;
+  const turn = await startCoturn(secret);
+  const node = await startNode({
+    ice_tcp: { enabled: false },
+    turn: { urls: [`turns:${HOST_IP}:${turn.tls}?transport=tcp`], secret, ttl_seconds: 600 },
+  });
+  // the self-signed certificate: Chromium's TURN/TLS client checks certificates like any other TLS client
+  await call(node, 'turn-room', ['--ignore-certificate-errors'], (name, pairs) => {
+    console.log(`  ${name}: ${JSON.stringify(pairs)}`);
+    for (const k of ['pub', 'sub']) {
+      assert.ok(pairs[k], `${name} ${k}: a selected candidate pair`);
+      assert.equal(pairs[k].local.type, 'relay', `${name} ${k}: local candidate is a TURN relay`);
+      assert.equal(pairs[k].local.relayProtocol, 'tls', `${name} ${k}: reached over TURN/TLS`);
+      assert.equal(pairs[k].remote.protocol, 'udp', `${name} ${k}: relayed to the node's UDP port`);
+    }
+  });
+  const m = await metrics(node.base);
+  assert.equal(m.hudong_ice_tcp_accepted_total || 0, 0, 'no ICE-TCP (off in this run)');
+  const users = [...turn.log().matchAll(/user <(\d+):([^>]+)>: incoming packet ALLOCATE processed, success/g)];
+  console.log(`  coturn allocations: ${users.map((u) => u[2]).join(', ')}`);
+  assert.ok(users.length >= 2, `coturn allocated for node-minted users:\n${turn.log().split('\n').filter((l) => /user </.test(l)).slice(0, 10).join('\n')}`);
   assert.equal(await stopProc(node.proc), 0, `hudong serve exits 0:\n${node.log()}`);
 });
