@@ -14,6 +14,10 @@
 #include "proto/stun.h"
 
 #define SWEEP_MS 500
+/* Each packet is handed to the node from a buffer as large as a UDP receive
+ * slot (io/rtc_udp.c), as the node may transform a packet in place: what it
+ * does stays off the connection's next frames. */
+#define SCRATCH (64 * 1024)
 
 typedef struct conn {
   uv_tcp_t tcp;
@@ -44,6 +48,7 @@ struct hd_ice_tcp {
   hd_map_t by_addr; /* peer address key -> conn */
   hd_ice_tcp_stats_t st;
   uint64_t refused_logged;
+  uint8_t *scratch; /* SCRATCH bytes */
 };
 
 /* Peer address as a map key: family, port, address (like the node's 5-tuple
@@ -69,6 +74,7 @@ static size_t addr_key(const struct sockaddr *sa, uint8_t key[20]) {
 static void handle_closed(hd_ice_tcp_t *t) {
   if (--t->handles == 0 && t->stopping) {
     hd_map_free(&t->by_addr);
+    free(t->scratch);
     free(t);
   }
 }
@@ -235,7 +241,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       conn_close(c, &t->st.closed_not_stun, "data before a valid ICE check");
       break;
     }
-    hd_node_feed(t->node, (uint8_t *)pkt, len, (const struct sockaddr *)&c->peer,
+    memcpy(t->scratch, pkt, len);
+    hd_node_feed(t->node, t->scratch, len, (const struct sockaddr *)&c->peer,
                  c->peer.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
                  now);
     fed = 1;
@@ -323,7 +330,9 @@ int hd_ice_tcp_start(hd_ice_tcp_t **out, uv_loop_t *loop, hd_node_t *node, hd_rt
   if (!t->cfg.check_timeout) t->cfg.check_timeout = HD_SEC(10);
   if (!t->cfg.idle_timeout) t->cfg.idle_timeout = HD_SEC(30);
   if (!t->cfg.max_out_bytes) t->cfg.max_out_bytes = 1u << 20;
-  if (hd_map_init(&t->by_addr, t->cfg.max_conns) < 0) {
+  t->scratch = malloc(SCRATCH);
+  if (!t->scratch || hd_map_init(&t->by_addr, t->cfg.max_conns) < 0) {
+    free(t->scratch);
     free(t);
     return HD_ENOMEM;
   }
