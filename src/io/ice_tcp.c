@@ -160,7 +160,7 @@ static int tcp_take(void *ud, const hd_datagram_t *d) {
   /* the cap counts what is queued and what is being written */
   if (c->closing || c->pend_len + c->flight_len + need > t->cfg.max_out_bytes) {
     t->st.out_dropped++;
-    return 1; /* a TCP peer's datagram never goes out over UDP */
+    return -1; /* a TCP peer's datagram never goes out over UDP */
   }
   if (c->pend_len + need > c->pend_cap) {
     size_t cap = c->pend_cap ? c->pend_cap : 4096;
@@ -169,7 +169,7 @@ static int tcp_take(void *ud, const hd_datagram_t *d) {
     uint8_t *p = realloc(c->pend, cap);
     if (!p) {
       t->st.out_dropped++;
-      return 1;
+      return -1;
     }
     c->pend = p;
     c->pend_cap = cap;
@@ -177,7 +177,7 @@ static int tcp_take(void *ud, const hd_datagram_t *d) {
   int n = hd_rfc4571_frame(d->data, d->len, c->pend + c->pend_len, c->pend_cap - c->pend_len);
   if (n < 0) {
     t->st.out_dropped++;
-    return 1;
+    return -1;
   }
   c->pend_len += (size_t)n;
   if (!c->dirty) {

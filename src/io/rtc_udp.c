@@ -60,11 +60,14 @@ static int gso_refused(int e) {
 static void drain_tcp(hd_rtc_udp_t *u, hd_txq_t *q, hd_node_stats_t *st) {
   for (size_t i = 0; i < q->count; i++) {
     hd_datagram_t *d = &q->items[(q->head + i) % q->cap];
-    if (d->len && u->tcp.take(u->tcp.ud, d)) {
+    int rc = d->len ? u->tcp.take(u->tcp.ud, d) : 0;
+    if (rc > 0) {
       st->packets_out++;
       st->bytes_out += d->len;
-      d->len = 0;
+    } else if (rc < 0) {
+      st->drop_send_error++; /* the connection's send buffer is full: as a full UDP socket buffer */
     }
+    if (rc) d->len = 0;
   }
   u->tcp.flush(u->tcp.ud);
 }

@@ -21,8 +21,9 @@ void hd_rtc_udp_kick(hd_rtc_udp_t *u);
 void hd_rtc_udp_stop(hd_rtc_udp_t *u);
 /* Datagrams for peers reached over ICE-TCP (io/ice_tcp.h): before each send,
  * take() is offered every queued datagram while *n_conns is non-zero, and
- * returns 1 when it took it (framed on a connection) or 0 to leave it for UDP;
- * flush() then writes what was taken. hooks NULL = none. */
+ * returns 1 when it took it (framed on a connection), -1 when the datagram is
+ * for a connection but was dropped (its buffer is full: counted as send_error),
+ * or 0 to leave it for UDP; flush() then writes what was taken. hooks NULL = none. */
 typedef struct {
   int (*take)(void *ud, const hd_datagram_t *d);
   void (*flush)(void *ud);
