@@ -10,7 +10,8 @@ Standard library only: the test speaks STUN (RFC 5389) itself.
     the connection's own address; the same check over UDP is answered over UDP;
  3. caps, each closing only the connection concerned: bad framing, data before
     a valid check, a check with the wrong password then no valid check within
-    ice_tcp.check_timeout_ms, ice_tcp.max_connections, ice_tcp.idle_timeout_seconds;
+    ice_tcp.check_timeout_ms, ice_tcp.max_connections, ice_tcp.idle_timeout_seconds,
+    ice_tcp.max_buffer_bytes (a peer that sends checks and never reads);
     the connection in use survives all of them;
  4. the counters on /metrics name each reason.
 
@@ -155,7 +156,7 @@ def start(tmp):
         cfg = {"listen": "127.0.0.1:%d" % port, "rtc_port": rtc, "media_workers": 1,
                "apps": [{"key": "tcpapp", "secret": SECRET}],
                "ice_tcp": {"max_connections": MAX_CONNS, "check_timeout_ms": CHECK_TIMEOUT_MS,
-                           "idle_timeout_seconds": IDLE_S}}
+                           "idle_timeout_seconds": IDLE_S, "max_buffer_bytes": 16384}}
         path = os.path.join(tmp, "cfg.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
@@ -187,6 +188,16 @@ def metrics(port):
             k, _, v = ln.rpartition(" ")
             out[k] = float(v)
     return out
+
+
+def wait_gauge(port):
+    """The last connection's close reaches the worker a moment after ours."""
+    end = time.time() + 3
+    while time.time() < end:
+        if metrics(port).get("hudong_ice_tcp_connections", -1) == 0:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def main():
@@ -297,17 +308,40 @@ def run(port, rtc):
     check(closed_within(t, IDLE_S + 2), "a connection in use is closed after ice_tcp.idle_timeout_seconds without data")
     check(time.time() - t0 >= IDLE_S - 0.6, "not before", "%.2f s" % (time.time() - t0))
 
+    # a peer that sends checks and never reads: the kernel buffers fill, then the
+    # node's queue for it stops at ice_tcp.max_buffer_bytes and drops the rest
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.settimeout(20)
+    slow.connect(("127.0.0.1", rtc))
+    req = frame(binding_request(user, pwd, os.urandom(12)))
+    dropped0 = metrics(port).get("hudong_ice_tcp_dropped_total", 0)
+    n = 0
+    t0 = time.time()
+    while time.time() - t0 < 15:
+        slow.sendall(req * 2000)
+        n += 2000
+        if metrics(port).get("hudong_ice_tcp_dropped_total", 0) > dropped0:
+            break
+    m = metrics(port)
+    check(m.get("hudong_ice_tcp_dropped_total", 0) > dropped0,
+          "a peer that does not read: replies beyond ice_tcp.max_buffer_bytes are dropped",
+          "%d checks sent" % n)
+    check(m.get('hudong_packets_dropped_total{reason="send_error"}', 0) > 0, "and counted as send_error")
+    print("  (%d checks sent unread before the first drop)" % n)
+    slow.close()
+
     # 4. metrics
     m = metrics(port)
     def reason(r):
         return m.get('hudong_ice_tcp_closed_total{reason="%s"}' % r, -1)
-    check(m.get("hudong_ice_tcp_accepted_total", 0) >= 6, "accepted counted", m.get("hudong_ice_tcp_accepted_total"))
+    check(m.get("hudong_ice_tcp_accepted_total", 0) >= 7, "accepted counted", m.get("hudong_ice_tcp_accepted_total"))
     check(reason("bad_framing") == 1, "bad_framing counted", reason("bad_framing"))
     check(reason("not_stun") == 1, "not_stun counted", reason("not_stun"))
     check(reason("max_connections") == 1, "max_connections counted", reason("max_connections"))
     check(reason("check_timeout") == 3, "check_timeout counted (wrong password, silent, extra)", reason("check_timeout"))
     check(reason("idle") == 1, "idle counted", reason("idle"))
-    check(m.get("hudong_ice_tcp_connections", -1) == 0, "no connection left open", m.get("hudong_ice_tcp_connections"))
+    check(wait_gauge(port), "no connection left open", metrics(port).get("hudong_ice_tcp_connections"))
 
 
 if __name__ == "__main__":
