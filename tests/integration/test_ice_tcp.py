@@ -13,7 +13,10 @@ Standard library only: the test speaks STUN (RFC 5389) itself.
     ice_tcp.check_timeout_ms, ice_tcp.max_connections, ice_tcp.idle_timeout_seconds,
     ice_tcp.max_buffer_bytes (a peer that sends checks and never reads);
     the connection in use survives all of them;
- 4. the counters on /metrics name each reason.
+ 4. the counters on /metrics name each reason;
+ 5. config errors in the `ice_tcp` and `turn` objects stop `serve` at start
+    (exit 2) with a message naming the key; `"enabled": false` takes the TCP
+    candidate out of answers.
 
 usage: test_ice_tcp.py /path/to/hudong
 """
@@ -200,8 +203,59 @@ def wait_gauge(port):
     return False
 
 
+def config_errors(tmp):
+    cases = [({"ice_tcp": {"enabled": "yes"}}, "'ice_tcp.enabled' must be true or false"),
+             ({"ice_tcp": {"max_conections": 5}}, "unknown key 'ice_tcp.max_conections'"),
+             ({"ice_tcp": {"max_buffer_bytes": 100}}, "'max_buffer_bytes' must be an integer in [16384"),
+             ({"turn": {"urls": ["http://turn.example.com"], "secret": "0123456789abcdef"}}, "turn.urls[0] must be"),
+             ({"turn": {"urls": ["turns:turn.example.com:443?transport=sctp"], "secret": "0123456789abcdef"}},
+              "turn.urls[0] must be"),
+             ({"turn": {"urls": ["turn:turn.example.com"], "secret": "short"}}, "'turn.secret' must be"),
+             ({"turn": {"secret": "0123456789abcdef"}}, "'turn.urls' must be an array"),
+             ({"turn": {"urls": ["turn:t.example.com"], "secret": "0123456789abcdef", "ttl_seconds": 5}},
+              "'ttl_seconds' must be an integer in [60")]
+    for cfg, want in cases:
+        cfg = dict(cfg, listen="127.0.0.1:%d" % free_port(), rtc_port=0, apps=[{"key": "k", "secret": "s"}])
+        path = os.path.join(tmp, "bad.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        r = subprocess.run([sys.argv[1], "serve", "--config", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=10)
+        err = r.stderr.decode(errors="replace")
+        check(r.returncode == 2 and want in err, "config %s: exit 2, \"%s\"" % (json.dumps(cfg.get("ice_tcp", cfg.get("turn"))), want),
+              (r.returncode, err[-300:]))
+
+
+def ice_tcp_off(tmp):
+    port = free_port()
+    path = os.path.join(tmp, "off.json")
+    with open(path, "w") as f:
+        json.dump({"listen": "127.0.0.1:%d" % port, "rtc_port": 0, "media_workers": 1,
+                   "apps": [{"key": "tcpapp", "secret": SECRET}], "ice_tcp": {"enabled": False}}, f)
+    proc = subprocess.Popen([sys.argv[1], "serve", "--config", path], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        answer, end = None, time.time() + 10
+        while answer is None and time.time() < end:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("POST", "/whip/offroom", body=open(OFFER, "rb").read(),
+                          headers={"Authorization": "Bearer " + mint("offroom"), "Content-Type": "application/sdp"})
+                r = c.getresponse()
+                answer = (r.status, r.read().decode())
+            except OSError:
+                time.sleep(0.05)
+        check(answer and answer[0] == 201 and " udp " in answer[1] and " tcp " not in answer[1],
+              "ice_tcp.enabled false: UDP candidate only", answer)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="hudong-icetcp-")
+    config_errors(tmp)
+    ice_tcp_off(tmp)
     proc, port, rtc, log = start(tmp)
     try:
         run(port, rtc)
