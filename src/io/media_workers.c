@@ -482,11 +482,26 @@ static void worker_free(worker_t *k) {
 }
 
 /* ICE-TCP on worker k: a TCP listener on the number of its UDP port, and the
- * passive candidate in what its node offers and answers. */
+ * passive candidate in what its node offers and answers. With ephemeral ports
+ * (base_port 0), a UDP port whose number is taken on TCP is traded for another
+ * one, a few times. */
 static int worker_ice_tcp_init(hd_media_workers_t *w, worker_t *k, int announce, char *err, size_t errcap) {
   const hd_media_workers_config_t *c = &w->cfg;
   int port = hd_rtc_udp_port(k->udp);
-  if (hd_ice_tcp_start(&k->tcp, &k->loop, k->node, k->udp, c->bind_host, port, &c->ice_tcp_cfg) < 0) {
+  for (int tries = 1; !c->base_port && tries < 8; tries++) {
+    if (hd_ice_tcp_start(&k->tcp, &k->loop, k->node, k->udp, c->bind_host, port, &c->ice_tcp_cfg) == 0) break;
+    hd_rtc_udp_stop(k->udp); /* closed when the loop runs */
+    k->udp = NULL;
+    if (hd_rtc_udp_start(&k->udp, &k->loop, k->node, c->bind_host, 0) < 0) {
+      snprintf(err, errcap, "cannot bind UDP %s:0 (worker %d)", c->bind_host, k->idx);
+      return HD_EIO;
+    }
+    port = hd_rtc_udp_port(k->udp);
+    if (!c->announce_port) announce = port;
+    hd_node_set_rtc_port(k->node, (uint16_t)announce);
+  }
+  if (!k->tcp &&
+      hd_ice_tcp_start(&k->tcp, &k->loop, k->node, k->udp, c->bind_host, port, &c->ice_tcp_cfg) < 0) {
     snprintf(err, errcap,
              "cannot listen on TCP %s:%d for ICE-TCP (worker %d; the media port's number is used for both "
              "UDP and TCP): free the port or set \"ice_tcp\": {\"enabled\": false}",

@@ -226,6 +226,24 @@ def config_errors(tmp):
               (r.returncode, err[-300:]))
 
 
+def tcp_port_taken(tmp):
+    """rtc_port whose TCP number another program holds: exit 1 naming it."""
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", 0))
+    hold.listen(1)
+    taken = hold.getsockname()[1]
+    path = os.path.join(tmp, "taken.json")
+    with open(path, "w") as f:
+        json.dump({"listen": "127.0.0.1:%d" % free_port(), "rtc_port": taken, "media_workers": 1,
+                   "apps": [{"key": "k", "secret": "s"}]}, f)
+    r = subprocess.run([sys.argv[1], "serve", "--config", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=10)
+    hold.close()
+    err = r.stderr.decode(errors="replace")
+    check(r.returncode == 1 and "cannot listen on TCP 127.0.0.1:%d for ICE-TCP" % taken in err
+          and '"ice_tcp": {"enabled": false}' in err, "media port number taken on TCP: exit 1 with the fix", err[-300:])
+
+
 def ice_tcp_off(tmp):
     port = free_port()
     path = os.path.join(tmp, "off.json")
@@ -255,6 +273,7 @@ def ice_tcp_off(tmp):
 def main():
     tmp = tempfile.mkdtemp(prefix="hudong-icetcp-")
     config_errors(tmp)
+    tcp_port_taken(tmp)
     ice_tcp_off(tmp)
     proc, port, rtc, log = start(tmp)
     try:
