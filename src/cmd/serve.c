@@ -976,6 +976,13 @@ int hd_cmd_serve(int argc, char **argv) {
                            .room_empty_timeout = HD_SEC(s.cfg.room_empty_timeout),
                            .max_publish_bitrate = (uint64_t)s.cfg.max_publish_bitrate_kbps * 1000,
                            .token_leeway = s.cfg.token_leeway};
+  const char *turn_urls[HD_MAX_TURN_URLS]; /* docs/turn.md */
+  for (int i = 0; i < s.cfg.n_turn_urls; i++)
+    turn_urls[i] = s.cfg.turn_urls[i];
+  ncfg.turn_urls = turn_urls;
+  ncfg.n_turn_urls = (size_t)s.cfg.n_turn_urls;
+  ncfg.turn_secret = s.cfg.turn_secret;
+  ncfg.turn_ttl = s.cfg.turn_ttl;
   if (hd_config_webhooks_start(&s.cfg, s.loop, &s.webhooks) < 0) {
     fprintf(stderr, "hudong serve: cannot start webhook delivery\n");
     return 1;
@@ -1003,6 +1010,11 @@ int hd_cmd_serve(int argc, char **argv) {
                                     .signal_close = signal_close,
                                     .on_event = on_node_event,
                                     .ud = &s};
+  wcfg.ice_tcp = s.cfg.ice_tcp; /* docs/operations.md "ICE-TCP" */
+  wcfg.ice_tcp_cfg = (hd_ice_tcp_config_t){.max_conns = (size_t)s.cfg.ice_tcp_max_conns,
+                                           .check_timeout = (hd_time_t)s.cfg.ice_tcp_check_timeout * 1000,
+                                           .idle_timeout = HD_SEC(s.cfg.ice_tcp_idle_timeout),
+                                           .max_out_bytes = (size_t)s.cfg.ice_tcp_max_buffer};
   if ((rc = hd_media_workers_start(&s.workers, &wcfg, err, sizeof err)) < 0) {
     fprintf(stderr, "hudong serve: %s\n", err);
     return 1;

@@ -183,6 +183,13 @@ void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
 }
 
 void hd_node_set_rtc_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_port = port; }
+void hd_node_set_rtc_tcp_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_tcp_port = port; }
+
+int hd_node_addr_known(hd_node_t *n, const struct sockaddr *addr) {
+  uint8_t key[20];
+  size_t kl = node_addr_key(addr, key);
+  return kl && hd_map_get(&n->by_addr, key, kl) != NULL;
+}
 
 void hd_node_close_all(hd_node_t *n, const char *why) {
   n->closing = 1; /* an emptied room is freed at once, whatever its timeout */
@@ -303,6 +310,7 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
       .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
       .cand_ip = n->rtc_ip,
       .cand_port = n->cfg.rtc_port,
+      .cand_tcp_port = n->cfg.rtc_tcp_port,
       .direction = kind == HD_SESSION_PUBLISH ? HD_SDP_RECVONLY : HD_SDP_SENDONLY,
       .source = kind == HD_SESSION_PLAY ? &r->publisher->neg : NULL,
       .send_ssrc_audio = ssrc[HD_TRACK_AUDIO],

@@ -18,9 +18,10 @@
 #include "sfu/webhook.h"
 
 typedef struct {
-  const char *rtc_ip;  /* address put in our ICE candidate */
-  uint16_t rtc_port;   /* UDP port of that candidate */
-  size_t max_sessions; /* cap on concurrent sessions (0 = 1000) */
+  const char *rtc_ip;    /* address put in our ICE candidate */
+  uint16_t rtc_port;     /* UDP port of that candidate */
+  uint16_t rtc_tcp_port; /* ICE-TCP passive candidate port (RFC 6544) on rtc_ip; 0 = none */
+  size_t max_sessions;   /* cap on concurrent sessions (0 = 1000) */
   /* When several nodes share one session cap (media workers, io/media_workers.h):
    * the count of sessions over all of them, kept by each node on register and
    * destroy (an atomic on session setup, never on the packet path). NULL = this
@@ -46,6 +47,14 @@ typedef struct {
   void (*signal_send)(void *ud, void *conn, const char *text, size_t len);
   void (*signal_close)(void *ud, void *conn, int code, const char *reason);
   void *signal_ud;
+  /* An external TURN server (docs/turn.md) handed to every /rtc participant in
+   * "joined" ice_servers, with a credential minted for its identity that is
+   * valid turn_ttl seconds (proto/turn_cred.h). The strings must outlive the
+   * node. n_turn_urls 0 = no ice_servers. */
+  const char *const *turn_urls;
+  size_t n_turn_urls;
+  const char *turn_secret;
+  int64_t turn_ttl;
   /* Room and participant lifecycle events (for webhooks); may be NULL. */
   void (*on_event)(void *ud, const hd_webhook_event_t *ev);
   void *event_ud;
@@ -75,6 +84,11 @@ int hd_node_new(hd_node_t **out, const hd_node_config_t *cfg, hd_dtls_cert_t *ce
 void hd_node_free(hd_node_t *n);
 /* Changes the port announced in new answers (after binding an ephemeral port). */
 void hd_node_set_rtc_port(hd_node_t *n, uint16_t port);
+/* The same for the ICE-TCP passive candidate (0 = none offered). */
+void hd_node_set_rtc_tcp_port(hd_node_t *n, uint16_t port);
+/* 1 if a session took a valid ICE check from `addr` (its 5-tuple is routed to
+ * it): the I/O shell's test that an ICE-TCP connection is in use. */
+int hd_node_addr_known(hd_node_t *n, const struct sockaddr *addr);
 /* Ends every session (DTLS close_notify queued) and frees the rooms. */
 void hd_node_close_all(hd_node_t *n, const char *why);
 

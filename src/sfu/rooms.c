@@ -22,6 +22,7 @@
 #include "proto/sdp_negotiate.h"
 #include "proto/sdp_offer.h"
 #include "proto/token.h"
+#include "proto/turn_cred.h"
 #include "sfu/node_internal.h"
 #include "sfu/signal.h"
 
@@ -196,6 +197,7 @@ static int ensure_offerer(hd_node_t *n, hd_participant_t *q) {
                                 .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
                                 .cand_ip = n->rtc_ip,
                                 .cand_port = n->cfg.rtc_port,
+                                .cand_tcp_port = n->cfg.rtc_tcp_port,
                                 .cname = "hudong",
                                 .twcc = 0};
   int rc = hd_sdp_offerer_init(q->offerer, &op);
@@ -411,6 +413,7 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
                                .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
                                .cand_ip = n->rtc_ip,
                                .cand_port = n->cfg.rtc_port,
+                               .cand_tcp_port = n->cfg.rtc_tcp_port,
                                .direction = HD_SDP_RECVONLY,
                                .cname = "hudong",
                                .stream_id = p->sid,
@@ -704,6 +707,28 @@ void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
 
 /* ---- join and the other messages ---- */
 
+/* The TURN server of the node's config with a credential for p, valid
+ * turn_ttl seconds from unix_now (docs/turn.md). The username carries the
+ * identity, or the participant sid when the identity would make it longer
+ * than the signaling's cap. Returns the number of servers written (0 or 1). */
+static size_t join_ice_servers(hd_node_t *n, const hd_participant_t *p, int64_t unix_now,
+                               hd_signal_ice_server_t *out, char user[HD_SIGNAL_MAX_URL + 1],
+                               char cred[HD_TURN_CRED_LEN]) {
+  const hd_node_config_t *c = &n->cfg;
+  if (!c->n_turn_urls || !c->turn_secret) return 0;
+  int64_t exp = unix_now + c->turn_ttl;
+  if (hd_turn_cred_mint(c->turn_secret, p->identity, exp, user, HD_SIGNAL_MAX_URL + 1, cred) < 0 &&
+      hd_turn_cred_mint(c->turn_secret, p->sid, exp, user, HD_SIGNAL_MAX_URL + 1, cred) < 0) {
+    HD_LOGW("room", "cannot mint a TURN credential for %s: no ice_servers in its joined", p->sid);
+    return 0;
+  }
+  out->urls = c->turn_urls;
+  out->n_urls = c->n_turn_urls < HD_SIGNAL_MAX_URLS ? c->n_turn_urls : HD_SIGNAL_MAX_URLS;
+  out->username = user;
+  out->credential = cred;
+  return 1;
+}
+
 static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_signal_msg_t *m,
                    hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now, hd_time_t now) {
   hd_token_claims_t c;
@@ -802,6 +827,10 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     }
   j.joined.participants = list;
   j.joined.n_participants = k;
+  hd_signal_ice_server_t turn;
+  char turn_user[HD_SIGNAL_MAX_URL + 1], turn_cred[HD_TURN_CRED_LEN];
+  j.joined.n_ice_servers = join_ice_servers(n, p, unix_now, &turn, turn_user, turn_cred);
+  j.joined.ice_servers = &turn;
   j.joined.ping_interval = 10;
   j.joined.ping_timeout = 30;
   j.joined.protocol = HD_SIGNAL_PROTOCOL_VERSION;

@@ -11,6 +11,7 @@
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
 #include "proto/token.h"
+#include "proto/turn_cred.h"
 #include "sfu/node.h"
 #include "sfu/signal.h"
 
@@ -115,6 +116,47 @@ static int find(int i, const char *type, int from) {
   for (int m = from; m < g_conn[i].n; m++)
     if (strstr(g_conn[i].msgs[m], pat)) return m;
   return -1;
+}
+
+/* With a TURN server configured, "joined" hands it out with a credential
+ * minted for the participant's identity, valid turn_ttl seconds (docs/turn.md);
+ * without, there is no ice_servers. */
+static void test_join_ice_servers(void **st) {
+  (void)st;
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  hd_signal_msg_t m;
+  hd_signal_error_t e;
+  assert_int_equal(hd_signal_parse(g_conn[0].msgs[0], strlen(g_conn[0].msgs[0]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  assert_int_equal(m.joined.n_ice_servers, 0);
+  hd_signal_msg_free(&m);
+  hd_node_free(g_node);
+  static const char *const urls[] = {"turns:turn.example.org:5349?transport=tcp",
+                                     "turn:turn.example.org:3478"};
+  hd_node_config_t cfg = {.rtc_ip = "127.0.0.1",
+                          .rtc_port = 7881,
+                          .signal_send = on_send,
+                          .signal_close = on_close,
+                          .turn_urls = urls,
+                          .n_turn_urls = 2,
+                          .turn_secret = "turn-shared-secret-0123",
+                          .turn_ttl = 600};
+  assert_int_equal(hd_node_new(&g_node, &cfg, g_cert), 0);
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(hd_signal_parse(g_conn[1].msgs[0], strlen(g_conn[1].msgs[0]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  assert_int_equal(m.type, HD_SIGNAL_JOINED);
+  assert_int_equal(m.joined.n_ice_servers, 1);
+  const hd_signal_ice_server_t *is = &m.joined.ice_servers[0];
+  assert_int_equal(is->n_urls, 2);
+  assert_string_equal(is->urls[0], urls[0]);
+  assert_string_equal(is->urls[1], urls[1]);
+  char user[64], cred[HD_TURN_CRED_LEN];
+  assert_int_equal(
+      hd_turn_cred_mint("turn-shared-secret-0123", "bob", UNIX_NOW + 600, user, sizeof user, cred), 0);
+  assert_string_equal(is->username, "1800000600:bob");
+  assert_string_equal(is->credential, cred);
+  hd_signal_msg_free(&m);
 }
 
 static void test_join_presence_and_tokens(void **st) {
@@ -347,6 +389,7 @@ static void test_data_limits_duplicates(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_join_presence_and_tokens, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_join_ice_servers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_publish_subscribe_flow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_datachannel_offers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_limits_duplicates, setup, teardown),
