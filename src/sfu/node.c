@@ -620,6 +620,10 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "# HELP hudong_layer_pauses_total Video tracks paused for a subscriber because not even their lowest "
       "layer fit its downlink estimate.\n"
       "# TYPE hudong_layer_pauses_total counter\nhudong_layer_pauses_total %llu\n"
+      "# HELP hudong_probes_total Bandwidth probes started for subscribers held back by their estimate.\n"
+      "# TYPE hudong_probes_total counter\nhudong_probes_total %llu\n"
+      "# HELP hudong_probe_bytes_total Bytes sent as probes (RTX copies of recent packets).\n"
+      "# TYPE hudong_probe_bytes_total counter\nhudong_probe_bytes_total %llu\n"
       "# HELP hudong_estimates_received_total Downlink estimates (REMB) received from subscribers.\n"
       "# TYPE hudong_estimates_received_total counter\nhudong_estimates_received_total %llu\n"
       "# HELP hudong_pli_sent_total Keyframe requests (PLI) sent to publishers.\n"
@@ -654,7 +658,8 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)m->repair_forwarded, (unsigned long long)m->nack_deferred,
       (unsigned long long)m->nack_unrepairable, (unsigned long long)m->pli_unrepairable,
       (unsigned long long)m->pli_retried, (unsigned long long)m->layer_switches,
-      (unsigned long long)m->layer_pauses, (unsigned long long)m->remb_received,
+      (unsigned long long)m->layer_pauses, (unsigned long long)m->probes_started,
+      (unsigned long long)m->probe_bytes, (unsigned long long)m->remb_received,
       (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
       (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
       (unsigned long long)st->dc_msgs_out, (unsigned long long)st->dc_msgs_ws,

@@ -1,6 +1,7 @@
 /* Per-session media handling for the forwarding node (see session.h). */
 #include "sfu/session.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -162,6 +163,7 @@ void hd_session_unbind_source(hd_session_t *s, const hd_session_t *src) {
 
 int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
   s->rtcp_ssrc = hd_random_u32() | 1;
+  hd_probe_init(&s->probe);
   s->next_rtcp = now + RTCP_INTERVAL;
   s->next_twcc = now + TWCC_INTERVAL;
   hd_seq_unwrapper_init(&s->twcc_unwrap);
@@ -292,7 +294,10 @@ static void layer_rate_update(hd_in_track_t *t, size_t len, hd_time_t now) {
   t->rate_bytes += len;
   hd_time_t el = now - t->rate_start;
   if (el >= HD_SESSION_RATE_WINDOW) {
-    t->bps = (uint32_t)(t->rate_bytes * 8 * 1000000 / (uint64_t)el);
+    /* smoothed over ~2 s: keyframes make single windows jump, and the
+     * allocator must not flap on them */
+    uint32_t w = (uint32_t)(t->rate_bytes * 8 * 1000000 / (uint64_t)el);
+    t->bps = t->bps ? (uint32_t)((t->bps * 3ull + w) / 4) : w;
     t->rate_start = now;
     t->rate_bytes = 0;
   }
@@ -589,6 +594,9 @@ static hd_time_t resend_interval(const hd_session_t *v) {
   return iv < HD_MS(5) ? HD_MS(5) : iv;
 }
 
+static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
+                     uint16_t out_seq, hd_time_t now);
+
 static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
                        hd_time_t now, hd_session_counters_t *c) {
   uint16_t src_seq;
@@ -618,31 +626,76 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
     }
     return;
   }
-  hd_rtp_hdr_t h;
-  if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) {
+  int n = send_copy(v, t, pub, orig, olen, out_seq, now);
+  if (n == HD_EPROTO) {
     t->nacks_unanswered++;
     c->nack_unrepairable++;
-    return;
   }
+  if (n < 0) return;
+  rtx_hist_mark(t, out_seq, now);
+  t->retransmits++;
+  c->retransmitted++;
+}
+
+/* Sends the viewer its copy of the cached source packet orig as out_seq: RTX
+ * where negotiated (RFC 4588 §4), else the packet again. Returns the bytes
+ * sent, HD_EPROTO when the packet is not of the stream being sent, or another
+ * negative error. */
+static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
+                     uint16_t out_seq, hd_time_t now) {
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) return HD_EPROTO;
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
-  if (!out) return;
+  if (!out) return HD_ENOSPC;
   uint8_t tmp[HD_DATAGRAM_MAX];
   int n = build_out(t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
-  if (n < 0) return;
+  if (n < 0) return n;
   if (!strcasecmp(t->codec, "VP8"))
     hd_vp8_rewrite(&t->vp8, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
   if (t->rtx_enabled) {
     n = wrap_rtx(t, tmp, (size_t)n, out, cap);
-    if (n < 0) return;
+    if (n < 0) return n;
   } else {
-    if ((size_t)n > cap) return;
+    if ((size_t)n > cap) return HD_ENOSPC;
     memcpy(out, tmp, (size_t)n);
   }
-  if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
-  rtx_hist_mark(t, out_seq, now);
-  t->retransmits++;
-  c->retransmitted++;
+  int rc = hd_peer_tx_commit(&v->peer, (size_t)n, 0);
+  return rc < 0 ? rc : n;
+}
+
+/* Probe bytes (sfu/probe.h): RTX copies of the newest packets of the video
+ * the viewer receives, cycling back through the last 64. */
+static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd_time_t now,
+                       hd_session_counters_t *c) {
+  uint64_t sent = 0;
+  for (int round = 0; round < 64 && sent < due; round++) {
+    int any = 0;
+    for (int i = 0; i < v->n_out && sent < due; i++) {
+      hd_out_track_t *t = &v->out[i];
+      hd_session_t *pub;
+      hd_in_track_t *src = t->active && t->kind == HD_TRACK_VIDEO && t->rtx_enabled && t->packets
+                               ? source_of(t, room_pub, &pub)
+                               : NULL;
+      if (!src || !src->have_cache) continue;
+      int64_t ext = t->rw.src_max_ext - (int64_t)((v->probe_cursor + (unsigned)round) % 64);
+      if (ext < t->rw.src_base_ext) continue;
+      const uint8_t *orig;
+      size_t olen;
+      uint16_t src_seq = (uint16_t)ext;
+      if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
+      int n = send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), now);
+      if (n == HD_ENOSPC) return;
+      if (n > 0) {
+        sent += (uint64_t)n;
+        any = 1;
+      }
+    }
+    if (!any && round > 0 && sent == 0) break;
+  }
+  v->probe_cursor++;
+  v->probe.bytes_sent += sent;
+  c->probe_bytes += sent;
 }
 
 /* RTT to a viewer from a report block about one of our streams (RFC 3550
@@ -714,6 +767,7 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
           s->estimate_bps = remb.bitrate_bps;
           s->estimate_at = now;
           c->remb_received++;
+          hd_probe_on_estimate(&s->probe, s->estimate_bps, now);
           hd_session_allocate(s, pub, now, c);
         }
       } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == 1 || fb.fmt == 4)) { /* PLI / FIR, RFC 5104 */
@@ -798,6 +852,24 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
     budget = usable > fixed ? usable - fixed : 0;
   }
   hd_alloc_run(a, n, budget, now);
+  /* held back by the estimate? probe for the next step of the first track
+   * (by priority) that could go higher */
+  uint64_t sending = fixed + hd_alloc_used(a, n), goal = 0;
+  int best_prio = INT32_MIN;
+  for (size_t k = 0; k < n; k++) {
+    const hd_alloc_track_t *x = &a[k];
+    if (!x->visible || x->priority <= best_prio) continue;
+    int top = x->max_layer < x->n_layers - 1 ? x->max_layer : x->n_layers - 1;
+    for (int l = x->cur + 1; l <= top; l++) {
+      if (!x->bps[l]) continue;
+      uint64_t extra = x->bps[l] - (x->cur >= 0 && x->bps[x->cur] < x->bps[l] ? x->bps[x->cur] : 0);
+      goal = (sending + extra) * 10 / 9;
+      best_prio = x->priority;
+      break;
+    }
+  }
+  if (goal && v->estimate_bps && c && hd_probe_want(&v->probe, v->estimate_bps, sending, goal, now))
+    c->probes_started++;
   for (size_t k = 0; k < n; k++) {
     hd_out_track_t *t = &v->out[which[k]];
     hd_session_t *pub = t->src ? t->src : room_pub;
@@ -806,6 +878,10 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
     if (c && a[k].pauses > pauses) c->layer_pauses++;
     int want = a[k].cur >= 0 ? order[k][a[k].cur] : -1;
     if (want == t->want_in) continue;
+    HD_LOGD("sfu",
+            "session %s: track %s layer %d -> %d (estimate %llu bps, budget %llu, layers %u/%u/%u bps)",
+            v->id, t->mid, t->want_in, want, (unsigned long long)v->estimate_bps, (unsigned long long)budget,
+            a[k].bps[0], a[k].n_layers > 1 ? a[k].bps[1] : 0, a[k].n_layers > 2 ? a[k].bps[2] : 0);
     t->want_in = want;
     /* the wanted layer starts at its next keyframe: ask for one now */
     if (want >= 0 && want != t->cur_in && c) hd_session_request_keyframe_track(pub, want, now, c);
@@ -818,7 +894,10 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
     t = hd_time_min(t, s->next_rtcp);
     if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
     if (s->kind == HD_SESSION_PUBLISH && s->remb_bps) t = hd_time_min(t, s->next_remb);
-    if (s->kind != HD_SESSION_PUBLISH && s->n_out) t = hd_time_min(t, s->next_alloc);
+    if (s->kind != HD_SESSION_PUBLISH && s->n_out) {
+      t = hd_time_min(t, s->next_alloc);
+      t = hd_time_min(t, hd_probe_next_timeout(&s->probe));
+    }
     for (int i = 0; i < s->n_in; i++) {
       const hd_in_track_t *in = &s->in[i];
       if (in->pli_pending) t = hd_time_min(t, in->last_pli + PLI_MIN_INTERVAL);
@@ -986,6 +1065,10 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
   if (s->kind != HD_SESSION_PUBLISH && s->n_out && now >= s->next_alloc) {
     hd_session_allocate(s, pub, now, c);
     s->next_alloc = now + HD_SESSION_ALLOC_INTERVAL;
+  }
+  if (s->kind != HD_SESSION_PUBLISH && s->probe.active) {
+    uint64_t due = hd_probe_due(&s->probe, now);
+    if (due) send_probe(s, pub, due, now, c);
   }
   if (now >= s->next_rtcp) {
     send_reports(s, pub, now, wall, c);

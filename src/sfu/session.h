@@ -18,6 +18,7 @@
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
 #include "sfu/peer.h"
+#include "sfu/probe.h"
 #include "sfu/allocator.h"
 #include "sfu/rewriter.h"
 #include "sfu/vp8_rewriter.h"
@@ -176,6 +177,8 @@ struct hd_session {
    * allocator runs on each new estimate and every HD_SESSION_ALLOC_INTERVAL */
   uint64_t estimate_bps;
   hd_time_t estimate_at, next_alloc;
+  hd_probe_t probe; /* viewer: probing for headroom when the estimate holds layers back */
+  unsigned probe_cursor;
   int closing;
   int room_publisher; /* the WHIP publisher of its room (what WHEP viewers follow) */
   void *owner;        /* room participant owning this session, or NULL (WHIP/WHEP) */
@@ -193,6 +196,7 @@ typedef struct {
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
+  uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h) */
 } hd_session_counters_t;
 
 /* Sets up tracks from the negotiation result. */
