@@ -81,7 +81,8 @@ static void add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp
   if (!ok) return;
   hd_http_resp_header(resp, "Access-Control-Allow-Origin",
                       s->cfg.dev && !s->cfg.n_origins ? "*" : req->origin);
-  hd_http_resp_header(resp, "Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch");
+  hd_http_resp_header(resp, "Access-Control-Expose-Headers",
+                      "Location, Link, ETag, Accept-Patch, Retry-After");
   hd_http_resp_header(resp, "Vary", "Origin");
 }
 
@@ -138,6 +139,7 @@ static void handle_options(server_t *s, const hd_http_req_t *req, hd_http_resp_t
 typedef struct {
   int kind;
   const char *app, *room, *id;
+  const char *identity; /* create: the token's identity (per-identity session cap) */
   const char *body;
   size_t body_len;
   char *answer;
@@ -149,8 +151,8 @@ typedef struct {
 
 static void create_session_job(hd_node_t *node, void *arg, hd_time_t now) {
   wish_job_t *j = arg;
-  j->rc = hd_node_create_session(node, j->kind, j->app, j->room, j->body, j->body_len, now, j->answer,
-                                 j->answer_cap, j->sid, j->err, sizeof j->err);
+  j->rc = hd_node_create_session_as(node, j->kind, j->app, j->identity, j->room, j->body, j->body_len, now,
+                                    j->answer, j->answer_cap, j->sid, j->err, sizeof j->err);
 }
 
 static void delete_session_job(hd_node_t *node, void *arg, hd_time_t now) {
@@ -206,6 +208,7 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
     }
     wish_job_t j = {.kind = kind,
                     .app = claims.key,
+                    .identity = claims.identity,
                     .room = room,
                     .body = req->body,
                     .body_len = req->body_len,
@@ -219,6 +222,11 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
       int status = rc == HD_ENOTFOUND ? 404 : rc == HD_ESTATE ? 409 : rc == HD_ENOSPC ? 503 : 400;
       if (rc == HD_ENOMEM) status = 500;
       hd_http_resp_text(resp, status, "%s\n", err[0] ? err : hd_strerror(rc));
+      if (status == 503) { /* every capacity refusal says when to come back (RFC 9110 §10.2.3) */
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", HD_NODE_RETRY_AFTER_S);
+        hd_http_resp_header(resp, "Retry-After", ra);
+      }
       free(answer);
       return;
     }
@@ -637,7 +645,7 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
     if (was)
       hd_ws_close(c, HD_WS_CLOSE_NORMAL, "left");
     else if (rc == HD_ENOSPC)
-      hd_ws_close(c, HD_WS_CLOSE_TRY_LATER, "room full");
+      hd_ws_close(c, HD_WS_CLOSE_TRY_LATER, "full, try again later");
     else if (rc == HD_ENOMEM)
       hd_ws_close(c, HD_WS_CLOSE_INTERNAL, "internal error");
     else
@@ -971,6 +979,11 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_time_t wall_now = (hd_time_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
   hd_node_config_t ncfg = {.rtc_ip = s.cfg.rtc_ip,
                            .max_sessions = s.cfg.max_sessions,
+                           /* one app may take all of the node; with several, half each at most */
+                           .max_sessions_per_app = s.cfg.max_sessions_per_app ? s.cfg.max_sessions_per_app
+                                                   : s.cfg.n_apps > 1         ? s.cfg.max_sessions / 2
+                                                                              : 0,
+                           .max_sessions_per_identity = s.cfg.max_sessions_per_identity,
                            .max_viewers = s.cfg.max_viewers,
                            .wall_offset = wall_now - hd_io_now(s.loop),
                            .room_empty_timeout = HD_SEC(s.cfg.room_empty_timeout),

@@ -12,9 +12,11 @@ typedef struct hd_room {
   char app[64];
   char name[128];
   char sid[24];
-  hd_session_t *publisher; /* WHIP publisher */
-  hd_session_t *viewers;   /* every other session (WHEP viewers, participants' PCs), via next_in_room */
-  size_t n_viewers;        /* WHEP viewers only (their cap) */
+  hd_session_t *publisher;      /* WHIP publisher */
+  char publisher_identity[128]; /* its token's identity ("" = unknown) */
+  hd_time_t publisher_last_rx;  /* last packet that passed its checks (STUN, DTLS, SRTP) */
+  hd_session_t *viewers;        /* every other session (WHEP viewers, participants' PCs), via next_in_room */
+  size_t n_viewers;             /* WHEP viewers only (their cap) */
   struct hd_participant *participants; /* signaling participants, via next */
   size_t n_participants;
   hd_time_t created;
@@ -41,6 +43,8 @@ struct hd_node {
   hd_node_stats_t stats;
   hd_time_t now; /* time of the event being handled (for code reached without one) */
   int closing;   /* hd_node_close_all: empty rooms are freed at once */
+  hd_quota_t *quota;
+  int own_quota; /* created here (no shared one in cfg) */
 };
 
 size_t node_addr_key(const struct sockaddr *sa, uint8_t key[20]);
@@ -66,8 +70,13 @@ void node_session_discard(hd_session_t *s);
 size_t node_session_total(const hd_node_t *n);
 /* Registers a session in the id and ufrag maps and links it into room r (as
  * the room's publisher for a WHIP session; set s->owner first for a
- * participant's). */
-int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r);
+ * participant's), counting it against the quotas of (r->app, identity)
+ * (identity NULL = not counted per identity). HD_ENOSPC when a cap is
+ * reached: node_capacity_error then says which. */
+int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r, const char *identity);
+/* 0 if one more session for (app, identity) fits under the node, tenant and
+ * identity caps, else HD_ENOSPC with the reason in err (for the 503). */
+int node_capacity_check(hd_node_t *n, const char *app, const char *identity, char *err, size_t errcap);
 
 /* Reports a room lifecycle event to cfg.on_event (webhooks). */
 void node_fire_room_event(hd_node_t *n, int type, const hd_room_t *r);

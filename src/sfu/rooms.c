@@ -265,18 +265,33 @@ static void unsubscribe_all(hd_node_t *n, hd_participant_t *p, const char *sid) 
 
 /* The subscriber PC's session exists from the first offer on, answering ICE
  * checks at once; its DTLS starts when the answer arrives. */
-static void create_sub_session(hd_node_t *n, hd_participant_t *q) {
-  int rc;
-  if (node_session_total(n) >= n->cfg.max_sessions) return;
+static int create_sub_session(hd_node_t *n, hd_participant_t *q, char *err, size_t errcap) {
+  int rc = node_capacity_check(n, q->room->app, q->identity, err, errcap);
+  if (rc < 0) return rc;
   hd_session_t *s =
       node_session_new(n, HD_SESSION_SUBSCRIBE, q->sub_ufrag, q->sub_pwd, NULL, NULL, 0, n->now, &rc);
-  if (!s) return;
+  if (!s) {
+    snprintf(err, errcap, "subscriber transport setup failed: %s", hd_strerror(rc));
+    return rc;
+  }
   s->owner = q;
-  if (node_session_register(n, s, q->room) < 0) {
+  if ((rc = node_session_register(n, s, q->room, q->identity)) < 0) {
     node_session_discard(s);
-    return;
+    if (rc != HD_ENOSPC || node_capacity_check(n, q->room->app, q->identity, err, errcap) == 0)
+      snprintf(err, errcap, "subscriber transport setup failed: %s", hd_strerror(rc));
+    return rc == HD_ENOSPC ? rc : HD_ENOMEM;
   }
   q->sub_sess = s;
+  return 0;
+}
+
+/* A capacity refusal (node, tenant or identity session cap): 503 node_full
+ * with a retry hint, like HTTP's 503 + Retry-After. */
+static void send_node_full(hd_node_t *n, void *conn, const char *id, const char *why) {
+  char buf[1024];
+  int len =
+      hd_signal_write_error_retry(id, HD_SIGNAL_ERR_NODE_FULL, why, HD_NODE_RETRY_AFTER_S, buf, sizeof buf);
+  emit_conn(n, conn, buf, len);
 }
 
 /* Sends a new subscriber offer when subscriptions changed and none is pending. */
@@ -303,8 +318,20 @@ static void sub_negotiate(hd_node_t *n, hd_participant_t *q) {
     hd_sdp_offerer_rollback(q->offerer);
     goto out;
   }
+  if (!q->sub_sess) {
+    /* the transport first: an offer the node could not serve would only fail later */
+    char err[256] = "";
+    int rc = create_sub_session(n, q, err, sizeof err);
+    if (rc < 0) {
+      hd_sdp_offerer_rollback(q->offerer);
+      if (rc == HD_ENOSPC)
+        send_node_full(n, q->conn, NULL, err); /* retried by the next subscribe / published track */
+      else
+        send_error(n, q->conn, NULL, HD_SIGNAL_ERR_INTERNAL, err);
+      goto out;
+    }
+  }
   q->negotiating = 1;
-  if (!q->sub_sess) create_sub_session(n, q);
   emit(n, q, buf, len);
 out:
   free(sdp);
@@ -367,10 +394,17 @@ static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_
     goto out;
   }
   q->negotiating = 0;
-  if (!q->sub_sess) create_sub_session(n, q);
   if (!q->sub_sess) {
-    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, "subscriber transport setup failed");
-    goto out;
+    char why[256] = "";
+    int crc = create_sub_session(n, q, why, sizeof why);
+    if (crc == HD_ENOSPC) {
+      send_node_full(n, q->conn, m->id, why);
+      goto out;
+    }
+    if (crc < 0) {
+      send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, why);
+      goto out;
+    }
   }
   q->sub_sess->neg = *neg;
   if (!q->sub_sess->peer.dtls && hd_peer_set_remote(&q->sub_sess->peer, neg->remote_ufrag,
@@ -437,17 +471,17 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
     goto out;
   }
   if (!p->pub_sess) {
-    rc = HD_ENOSPC;
-    s = node_session_total(n) < n->cfg.max_sessions
-            ? node_session_new(n, HD_SESSION_PUBLISH, ufrag, pwd, neg, NULL, 0, now, &rc)
-            : NULL;
+    if ((rc = node_capacity_check(n, p->room->app, p->identity, err, errcap)) < 0) goto out;
+    s = node_session_new(n, HD_SESSION_PUBLISH, ufrag, pwd, neg, NULL, 0, now, &rc);
     if (s) {
       s->owner = p;
-      rc = node_session_register(n, s, p->room);
+      rc = node_session_register(n, s, p->room, p->identity);
       if (rc < 0) node_session_discard(s);
+      if (rc == HD_ENOSPC && node_capacity_check(n, p->room->app, p->identity, err, errcap) < 0) goto out;
     }
     if (rc < 0) {
       snprintf(err, errcap, "publisher transport setup failed: %s", hd_strerror(rc));
+      if (rc == HD_ENOSPC) rc = HD_ENOMEM; /* a table, not a cap: internal */
       goto out;
     }
     p->pub_sess = s;
@@ -487,8 +521,16 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
   char *answer = malloc(ANSWER_CAP);
   if (!answer) return 0;
   int rc = negotiate_publisher(n, p, m->publish_offer.sdp, media_allowed, answer, err, sizeof err, now);
+  if (rc == HD_ENOSPC) { /* a session cap: 503 with a retry hint, the connection stays */
+    send_node_full(n, p->conn, m->id, err);
+    free(answer);
+    return 0;
+  }
   if (rc < 0) {
-    send_error(n, p->conn, m->id, rc == HD_EFORBIDDEN ? HD_SIGNAL_ERR_FORBIDDEN : HD_SIGNAL_ERR_BAD_REQUEST,
+    send_error(n, p->conn, m->id,
+               rc == HD_EFORBIDDEN ? HD_SIGNAL_ERR_FORBIDDEN
+               : rc == HD_ENOMEM   ? HD_SIGNAL_ERR_INTERNAL
+                                   : HD_SIGNAL_ERR_BAD_REQUEST,
                err[0] ? err : hd_strerror(rc));
     free(answer);
     return 0;
@@ -739,7 +781,17 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
                : n->cfg.max_participants ? n->cfg.max_participants
                                          : 100;
   if (r->n_participants >= cap) {
-    send_error(n, conn, m->id, HD_SIGNAL_ERR_ROOM_FULL, "room is full");
+    char buf[512];
+    int len = hd_signal_write_error_retry(m->id, HD_SIGNAL_ERR_ROOM_FULL, "room is full",
+                                          HD_NODE_RETRY_AFTER_S, buf, sizeof buf);
+    emit_conn(n, conn, buf, len);
+    node_room_maybe_delete(n, r);
+    return HD_ENOSPC;
+  }
+  /* a participant is of no use without a media session: refuse at the door
+   * when the node, its tenant or its identity has no place for one */
+  if (node_capacity_check(n, c.key, c.identity, why, sizeof why) < 0) {
+    send_node_full(n, conn, m->id, why);
     node_room_maybe_delete(n, r);
     return HD_ENOSPC;
   }

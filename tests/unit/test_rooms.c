@@ -69,6 +69,24 @@ static int setup(void **st) {
   return hd_node_new(&g_node, &cfg, g_cert);
 }
 
+/* Session caps (issue 12 item 7): at most 3 sessions per app, 2 per identity. */
+static int setup_caps(void **st) {
+  (void)st;
+  memset(g_conn, 0, sizeof g_conn);
+  memset(g_events, 0, sizeof g_events);
+  g_now = HD_SEC(100);
+  if (!g_cert && hd_dtls_cert_generate(&g_cert) < 0) return -1;
+  hd_node_config_t cfg = {.rtc_ip = "127.0.0.1",
+                          .rtc_port = 7881,
+                          .max_sessions = 10,
+                          .max_sessions_per_app = 3,
+                          .max_sessions_per_identity = 2,
+                          .signal_send = on_send,
+                          .signal_close = on_close,
+                          .on_event = on_event};
+  return hd_node_new(&g_node, &cfg, g_cert);
+}
+
 static int teardown(void **st) {
   (void)st;
   hd_node_free(g_node);
@@ -344,12 +362,87 @@ static void test_data_limits_duplicates(void **st) {
   assert_int_equal(g_conn[0].closed, 1001); /* going away (docs/protocol.md Connection) */
 }
 
+static int whip_as(const char *app, const char *identity, const char *room, char *err, size_t errcap,
+                   char id[HD_SESSION_ID_LEN + 1]) {
+  static char answer[65536];
+  const char *offer = load_offer();
+  return hd_node_create_session_as(g_node, HD_SESSION_PUBLISH, app, identity, room, offer, strlen(offer),
+                                   g_now, answer, sizeof answer, id, err, errcap);
+}
+
+/* One tenant or one token cannot take the node's sessions (issue 12 item 7):
+ * per-identity and per-app caps on WHIP and on /rtc (join, publish_offer), each
+ * refusal a 503 with a retry hint; another app is never starved; every count
+ * is given back. */
+static void test_session_caps(void **st) {
+  (void)st;
+  char err[256], id[8][HD_SESSION_ID_LEN + 1];
+  hd_quota_t *q = hd_node_quota(g_node);
+  assert_int_equal(whip_as("appA", "viewer", "w1", err, sizeof err, id[0]), 0);
+  assert_int_equal(whip_as("appA", "viewer", "w2", err, sizeof err, id[1]), 0);
+  /* a third session for the same token identity: refused whatever the room */
+  assert_int_equal(whip_as("appA", "viewer", "w3", err, sizeof err, id[2]), HD_ENOSPC);
+  assert_non_null(strstr(err, "identity 'viewer' is at its session limit (2"));
+  assert_int_equal(hd_quota_identity_count(q, "appA", "viewer"), 2);
+  assert_int_equal(whip_as("appA", "u", "w3", err, sizeof err, id[2]), 0);
+  /* the app's cap (3) */
+  assert_int_equal(whip_as("appA", "x", "w4", err, sizeof err, id[3]), HD_ENOSPC);
+  assert_non_null(strstr(err, "app 'appA' is at its session limit (3"));
+  assert_int_equal(hd_quota_app_count(q, "appA"), 3);
+  /* another app still gets in (the node has 10) */
+  assert_int_equal(whip_as("appB", "y", "w1", err, sizeof err, id[4]), 0);
+  /* /rtc: a join of the full app is refused at the door: 503 node_full, retry hint, closed */
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), HD_ENOSPC);
+  assert_non_null(strstr(g_conn[0].msgs[0], "\"code\":503"));
+  assert_non_null(strstr(g_conn[0].msgs[0], "\"reason\":\"node_full\""));
+  assert_non_null(strstr(g_conn[0].msgs[0], "\"retry_after\":5"));
+  assert_null(g_conn[0].p);
+  clear(&g_conn[0]);
+  /* a place frees up: alice joins; then it is taken again before she publishes */
+  assert_int_equal(hd_node_delete_session(g_node, HD_SESSION_PUBLISH, "appA", "w3", id[2], g_now), 0);
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(whip_as("appA", "u", "w3", err, sizeof err, id[2]), 0);
+  static char msg[40000], sdpj[32000];
+  json_str(load_offer(), sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg,
+           "{\"type\":\"publish_offer\",\"id\":\"p1\",\"sdp\":%s,\"tracks\":["
+           "{\"cid\":\"mic\",\"mid\":\"0\",\"kind\":\"audio\",\"source\":\"microphone\"}]}",
+           sdpj);
+  clear(&g_conn[0]);
+  assert_int_equal(send_msg(0, msg), 0); /* the connection stays */
+  int e = find(0, "error", 0);
+  assert_true(e >= 0);
+  hd_signal_msg_t m;
+  hd_signal_error_t pe;
+  assert_int_equal(
+      hd_signal_parse(g_conn[0].msgs[e], strlen(g_conn[0].msgs[e]), HD_SIGNAL_FROM_NODE, &m, &pe), 0);
+  assert_int_equal(m.error.code, HD_SIGNAL_ERR_NODE_FULL); /* not 400 "no space" */
+  assert_int_equal(m.error.retry_after, HD_NODE_RETRY_AFTER_S);
+  assert_non_null(strstr(m.error.message, "app 'appA'"));
+  assert_string_equal(m.id, "p1");
+  hd_signal_msg_free(&m);
+  assert_non_null(g_conn[0].p);
+  /* once there is room again the same offer is served */
+  assert_int_equal(hd_node_delete_session(g_node, HD_SESSION_PUBLISH, "appA", "w3", id[2], g_now), 0);
+  clear(&g_conn[0]);
+  assert_int_equal(send_msg(0, msg), 0);
+  assert_true(find(0, "publish_answer", 0) >= 0);
+  assert_int_equal(hd_quota_app_count(q, "appA"), 3);
+  assert_int_equal(hd_quota_identity_count(q, "appA", "alice"), 1);
+  /* everything given back */
+  hd_node_close_all(g_node, "test end");
+  assert_int_equal(hd_quota_app_count(q, "appA"), 0);
+  assert_int_equal(hd_quota_app_count(q, "appB"), 0);
+  assert_int_equal(hd_quota_identity_count(q, "appA", "viewer"), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_join_presence_and_tokens, setup, teardown),
       cmocka_unit_test_setup_teardown(test_publish_subscribe_flow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_datachannel_offers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_limits_duplicates, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_session_caps, setup_caps, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   hd_dtls_cert_free(g_cert);
