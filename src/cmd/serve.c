@@ -364,14 +364,26 @@ static void admin_call(server_t *s, admin_job_t *j) {
   hd_media_workers_call(s->workers, room_worker(s, j->app, j->room), admin_job, j);
 }
 
-/* GET /admin/rooms: every worker's rooms of the app, as one {"rooms": [...]}. */
-static char *admin_list_rooms(server_t *s, const char *app) {
+/* GET /admin/rooms: every worker's rooms of the app, as one {"rooms": [...]};
+ * for a token scoped to one room (only_room non-empty), that room alone (from
+ * the one worker that owns it): a room's admin never sees the tenant's other
+ * rooms. */
+static char *admin_list_rooms(server_t *s, const char *app, const char *only_room) {
   json_t *all = json_array();
-  for (int i = 0; i < hd_media_workers_count(s->workers); i++) {
+  int scoped = only_room && only_room[0];
+  int first = scoped ? room_worker(s, app, only_room) : 0;
+  int last = scoped ? first + 1 : hd_media_workers_count(s->workers);
+  for (int i = first; i < last; i++) {
     admin_job_t j = {.op = ADMIN_LIST, .app = app};
     hd_media_workers_call(s->workers, i, admin_job, &j);
     json_t *part = j.json ? json_loads(j.json, 0, NULL) : NULL;
-    json_array_extend(all, json_object_get(part, "rooms"));
+    json_t *rooms = json_object_get(part, "rooms");
+    size_t k;
+    json_t *r;
+    json_array_foreach(rooms, k, r) {
+      const char *name = json_string_value(json_object_get(r, "name"));
+      if (!scoped || (name && !strcmp(name, only_room))) json_array_append(all, r);
+    }
     json_decref(part);
     free(j.json);
   }
@@ -417,7 +429,7 @@ static void handle_admin(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
   int rc = 0;
   admin_job_t j = {.app = claims.key, .room = room, .identity = np >= 4 ? parts[3] : NULL};
   if (np == 1 && !strcmp(req->method, "GET")) {
-    json = admin_list_rooms(s, claims.key);
+    json = admin_list_rooms(s, claims.key, claims.room);
     if (!json) rc = HD_ENOMEM;
   } else if (np == 1 && !strcmp(req->method, "POST")) {
     admin_create_room(s, req, resp, &claims);
