@@ -3,11 +3,14 @@
  * /rtc and /rtm WebSockets and webhooks; the media plane runs on media workers
  * (io/media_workers.h), one thread and UDP port each, every room pinned to one
  * of them. */
+#include <errno.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -857,9 +860,9 @@ static void find_web_root(hd_config_t *c, const char *argv0) {
   (void)argv0;
 }
 
-static void usage_serve(void) {
+static void usage_serve(FILE *f) {
   fprintf(
-      stderr,
+      f,
       "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--rtc-announce-port PORT]\n"
       "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--rtm-db FILE]\n"
       "                    [--media-workers N]\n"
@@ -875,6 +878,35 @@ static void usage_serve(void) {
       "            rtc-port + i (and announces rtc-announce-port + i when that is set)\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
+}
+
+/* Whether HOST:PORT can be listened on, tried with a socket of our own before
+ * the HTTP server starts: libwebsockets reports a failed bind only in its log
+ * and runs on without a listener (issue 12 item 11). 0, or -1 with the reason
+ * in why. */
+static int can_listen(const char *host, int port, char *why, size_t whycap) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE},
+                  *ai = NULL;
+  char ps[8];
+  snprintf(ps, sizeof ps, "%d", port);
+  int g = getaddrinfo(host, ps, &hints, &ai);
+  if (g != 0) {
+    snprintf(why, whycap, "%s", gai_strerror(g));
+    return -1;
+  }
+  int rc = -1, fd = socket(ai->ai_family, SOCK_STREAM, 0), one = 1;
+  if (fd < 0) {
+    snprintf(why, whycap, "%s", strerror(errno));
+  } else {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as the server: TIME_WAIT is no clash */
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1) < 0)
+      snprintf(why, whycap, "%s", strerror(errno));
+    else
+      rc = 0;
+    close(fd);
+  }
+  freeaddrinfo(ai);
+  return rc;
 }
 
 /* A non-negative integer option value, or -2 for anything else. */
@@ -914,11 +946,11 @@ int hd_cmd_serve(int argc, char **argv) {
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      usage_serve();
+      usage_serve(stdout);
       return 0;
     } else {
       fprintf(stderr, "hudong serve: unknown option '%s'\n", argv[i]);
-      usage_serve();
+      usage_serve(stderr);
       return 2;
     }
   }
@@ -979,6 +1011,11 @@ int hd_cmd_serve(int argc, char **argv) {
              strcmp(s.cfg.rtc_bind, "0.0.0.0") ? s.cfg.rtc_bind : "127.0.0.1");
   find_web_root(&s.cfg, argv[0]);
 
+  char why[256];
+  if (can_listen(s.cfg.listen_host, s.cfg.listen_port, why, sizeof why) < 0) {
+    fprintf(stderr, "hudong serve: cannot listen on %s:%d: %s\n", s.cfg.listen_host, s.cfg.listen_port, why);
+    return 1;
+  }
   signal(SIGPIPE, SIG_IGN);
   s.loop = uv_default_loop();
   int rc = hd_dtls_cert_generate(&s.cert);

@@ -548,6 +548,75 @@ else
   fail "could not start hudong serve with session caps"
 fi
 
+# ---------------------------------------------------------------- a first-time user's CLI
+
+# Issue 12 item 11: what a new user following the README runs.
+out=$("$HUDONG" --version 2>/dev/null)
+rc=$?
+if [ $rc = 0 ] && echo "$out" | grep -Eq '^hudong [0-9]+\.[0-9]+\.[0-9]+$'; then pass "hudong --version: '$out', exit 0"; else
+  fail "hudong --version" "exit $rc, output: $out"; fi
+for cmd in "" serve token pub sub netem "bench load"; do
+  # shellcheck disable=SC2086
+  out=$("$HUDONG" $cmd --help 2>/dev/null)
+  rc=$?
+  if [ $rc = 0 ] && echo "$out" | grep -q '^usage: hudong'; then pass "hudong $cmd --help: usage on stdout, exit 0"; else
+    fail "hudong $cmd --help: usage on stdout, exit 0" "exit $rc, stdout: $(echo "$out" | head -2)"; fi
+done
+out=$("$HUDONG" serve --bogus 2>&1 >/dev/null)
+if echo "$out" | grep -q "unknown option '--bogus'"; then pass "a usage error goes to stderr"; else
+  fail "a usage error goes to stderr" "$out"; fi
+out=$("$HUDONG" serve --config "$TMP/no-such-config.json" 2>&1)
+rc=$?
+if [ $rc != 0 ] && echo "$out" | grep -q "cannot open config $TMP/no-such-config.json: No such file or directory" &&
+  ! echo "$out" | grep -q 'line -1'; then pass "a missing config file: 'cannot open config FILE: No such file...'"; else
+  fail "a missing config file" "exit $rc, output: $out"; fi
+# the HTTP port is taken: an error and exit 1, not "serving" without a listener
+BUSY=$(free_port)
+python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("up", flush=True); time.sleep(20)' "$BUSY" >"$TMP/busy.out" &
+BUSY_PID=$!
+for _ in $(seq 1 50); do grep -q up "$TMP/busy.out" 2>/dev/null && break; sleep 0.1; done
+out=$(timeout 10 "$HUDONG" serve --dev --listen "127.0.0.1:$BUSY" --rtc-port 0 --rtm-db :memory: 2>&1)
+rc=$?
+kill "$BUSY_PID" 2>/dev/null
+wait "$BUSY_PID" 2>/dev/null
+if [ $rc = 1 ] && echo "$out" | grep -q "cannot listen on 127.0.0.1:$BUSY: Address already in use" &&
+  ! echo "$out" | grep -q 'serving'; then pass "serve on a taken HTTP port: 'cannot listen on HOST:PORT: <reason>', exit 1"; else
+  fail "serve on a taken HTTP port" "exit $rc, output: $out"; fi
+if start_server "$TMP/cli.log" --dev --media-workers 1 --rtm-db :memory:; then
+  HP=${URL##*:}
+  TPUB=$(token --key devkey --secret devsecret --room cli --identity u1 --publish --subscribe)
+  for u in "http://127.0.0.1:$HP" "http://127.0.0.1:$HP/" "http://127.0.0.1:$HP/rtc" "ws://127.0.0.1:$HP" \
+    "ws://127.0.0.1:$HP/rtc"; do
+    out=$(timeout 30 "$HUDONG" pub --url "$u" --token "$TPUB" --tone 440 --duration 0.5 2>&1)
+    rc=$?
+    if [ $rc = 0 ] && echo "$out" | grep -q joined; then pass "pub --url $u: joins and publishes, exit 0"; else
+      fail "pub --url $u" "exit $rc, output: $(echo "$out" | tail -3)"; fi
+  done
+  out=$(timeout 30 "$HUDONG" sub --url "http://127.0.0.1:$HP" --token "$TPUB" --out "$TMP/subout" --duration 0.5 2>&1)
+  rc=$?
+  if [ $rc = 0 ] && echo "$out" | grep -q joined; then pass "sub --url http://host:port: exit 0"; else
+    fail "sub --url http://host:port" "exit $rc, output: $(echo "$out" | tail -3)"; fi
+  out=$(timeout 60 "$HUDONG" bench load --target hudong --url "http://127.0.0.1:$HP" --key devkey --secret devsecret \
+    --room clib --publishers 1 --subscribers 1 --duration 1 --warmup 0 --audio-only --quiet 2>&1)
+  rc=$?
+  if [ $rc = 0 ] && echo "$out" | grep -q 'subscriber legs 1/1 up'; then pass "bench load --url http://host:port: exit 0"; else
+    fail "bench load --url http://host:port" "exit $rc, output: $(echo "$out" | tail -3)"; fi
+  out=$("$HUDONG" pub --url "gopher://127.0.0.1:$HP" --token "$TPUB" --tone 440 2>&1)
+  rc=$?
+  if [ $rc = 2 ] && echo "$out" | grep -q "unknown scheme 'gopher'"; then pass "pub --url with an unknown scheme: exit 2 naming it"; else
+    fail "pub --url with an unknown scheme" "exit $rc, output: $out"; fi
+  TSUB=$(token --key devkey --secret devsecret --room cli --identity u2 --subscribe)
+  out=$(timeout 30 "$HUDONG" pub --url "http://127.0.0.1:$HP" --token "$TSUB" --tone 440 --duration 1 2>&1)
+  rc=$?
+  if [ $rc = 1 ] && echo "$out" | grep -q "this token cannot publish (it lacks canPublish)" &&
+    echo "$out" | grep -q -- '--publish'; then pass "pub with a token without publish rights: says so, exit 1"; else
+    fail "pub with a token without publish rights" "exit $rc, output: $out"; fi
+  stop_server "CLI node"
+else
+  fail "could not start hudong serve --dev for the CLI checks"
+fi
+
 # ---------------------------------------------------------------- --dev mode
 
 if start_server "$TMP/dev.log" --dev; then
