@@ -563,18 +563,23 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
     t->in_idx = in_idx;
     nn++;
   }
-  /* unpublished: tracks no longer in the set */
+  /* unpublished: tracks no longer in the set. Everyone hears track_unpublished
+   * before the subscriber offer that drops the track (docs/protocol.md
+   * "Ordering"): a client can tell a removed track from a lost one. */
+  int gone[MAX_PUB_TRACKS] = {0};
   for (int j = 0; j < p->n_tracks; j++) {
     int kept = 0;
     for (int i = 0; i < nn; i++)
       if (!strcmp(next[i].sid, p->tracks[j].sid)) kept = 1;
     if (kept) continue;
-    unsubscribe_all(n, p, p->tracks[j].sid);
+    gone[j] = 1;
     fire(n, HD_WEBHOOK_TRACK_UNPUBLISHED, p, &p->tracks[j]);
     char buf[512];
     int len = hd_signal_write_track_unpublished(p->sid, p->tracks[j].sid, buf, sizeof buf);
     if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
   }
+  for (int j = 0; j < p->n_tracks; j++)
+    if (gone[j]) unsubscribe_all(n, p, p->tracks[j].sid);
   memcpy(p->tracks, next, sizeof next[0] * (size_t)nn);
   p->n_tracks = nn;
   /* answer first, then tell the others */
@@ -617,8 +622,12 @@ static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reaso
     int len = hd_signal_write_left((hd_signal_left_reason_t)left_reason, NULL, buf, sizeof buf);
     emit(n, p, buf, len);
   }
-  p->leaving = 1;
+  p->leaving = 1; /* from here p is sent nothing */
+  /* participant_left first, then the subscriber offers without p's tracks
+   * (docs/protocol.md "Ordering") */
+  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_LEFT, 0);
   unsubscribe_all(n, p, NULL); /* others stop receiving p's tracks */
+  /* while p is still listed, so that the room is not freed under us */
   if (p->pub_sess) node_session_destroy(n, p->pub_sess, "participant left");
   if (p->sub_sess) node_session_destroy(n, p->sub_sess, "participant left");
   for (hd_participant_t **pp = &r->participants; *pp; pp = &(*pp)->next)
@@ -628,7 +637,6 @@ static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reaso
     }
   r->n_participants--;
   n->n_participants--;
-  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_LEFT, 0);
   for (int i = 0; i < p->n_tracks; i++)
     fire(n, HD_WEBHOOK_TRACK_UNPUBLISHED, p, &p->tracks[i]);
   fire(n, HD_WEBHOOK_PARTICIPANT_LEFT, p, NULL);
@@ -672,13 +680,13 @@ void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s) {
   if (p->pub_sess == s) {
     p->pub_sess = NULL;
     p->dc[DC_RELIABLE] = p->dc[DC_LOSSY] = -1;
-    if (!p->leaving) { /* transport failed: its tracks are gone */
-      unsubscribe_all(n, p, NULL);
+    if (!p->leaving) { /* transport failed: its tracks are gone (announced before the offers) */
       for (int i = 0; i < p->n_tracks; i++) {
         char buf[512];
         int len = hd_signal_write_track_unpublished(p->sid, p->tracks[i].sid, buf, sizeof buf);
         if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
       }
+      unsubscribe_all(n, p, NULL);
       p->n_tracks = 0;
     }
   }

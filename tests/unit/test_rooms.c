@@ -362,6 +362,96 @@ static void test_data_limits_duplicates(void **st) {
   assert_int_equal(g_conn[0].closed, 1001); /* going away (docs/protocol.md Connection) */
 }
 
+/* Answers the last subscriber_offer on connection i as a receive-only client. */
+static void answer_sub(int i) {
+  int o = -1;
+  for (int k = 0; k < g_conn[i].n; k++)
+    if (strstr(g_conn[i].msgs[k], "\"type\":\"subscriber_offer\"")) o = k;
+  assert_true(o >= 0);
+  hd_signal_msg_t m;
+  hd_signal_error_t e;
+  assert_int_equal(hd_signal_parse(g_conn[i].msgs[o], strlen(g_conn[i].msgs[o]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  hd_sdp_t *offer = malloc(sizeof *offer), *ans = malloc(sizeof *ans);
+  hd_sdp_negotiated_t *neg = malloc(sizeof *neg);
+  char err[256];
+  assert_int_equal(
+      hd_sdp_parse(offer, m.subscriber_offer.sdp, strlen(m.subscriber_offer.sdp), err, sizeof err), 0);
+  hd_signal_msg_free(&m);
+  hd_sdp_answer_params_t ap = {.ice_ufrag = "bobufrag",
+                               .ice_pwd = "bobpasswordbobpassword",
+                               .fingerprint_sha256 = hd_dtls_cert_fingerprint(g_cert),
+                               .cand_ip = "127.0.0.1",
+                               .cand_port = 50000,
+                               .direction = HD_SDP_RECVONLY};
+  int nrc = hd_sdp_negotiate(offer, &ap, ans, neg, err, sizeof err);
+  if (nrc < 0) fprintf(stderr, "negotiate: %s\n", err);
+  assert_int_equal(nrc, 0);
+  static char ans_text[32000], sdpj[32000], msg[40000];
+  assert_true(hd_sdp_write(ans, ans_text, sizeof ans_text) > 0);
+  json_str(ans_text, sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg, "{\"type\":\"subscriber_answer\",\"sdp\":%s}", sdpj);
+  assert_int_equal(send_msg(i, msg), 0);
+  assert_int_equal(find(i, "error", o), -1);
+  free(offer);
+  free(ans);
+  free(neg);
+}
+
+static void publish_tracks(int i, const char *id, int with_cam) {
+  static char msg[40000], sdpj[32000];
+  json_str(load_offer(), sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg,
+           "{\"type\":\"publish_offer\",\"id\":\"%s\",\"sdp\":%s,\"tracks\":["
+           "{\"cid\":\"mic\",\"mid\":\"0\",\"kind\":\"audio\",\"source\":\"microphone\"}%s]}",
+           id, sdpj,
+           with_cam ? ",{\"cid\":\"cam\",\"mid\":\"1\",\"kind\":\"video\",\"source\":\"camera\"}" : "");
+  assert_int_equal(send_msg(i, msg), 0);
+  assert_true(find(i, "publish_answer", 0) >= 0);
+}
+
+/* docs/protocol.md "Ordering" (issue 12 item 13): the subscriber offer that
+ * drops a track comes after track_unpublished / participant_left, for a track
+ * taken out of a publish_offer, for a participant who leaves, and for one whose
+ * publisher transport fails. */
+static void test_removal_order(void **st) {
+  (void)st;
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  publish_tracks(0, "p1", 1);
+  answer_sub(1);
+  /* alice stops her camera */
+  clear(&g_conn[1]);
+  publish_tracks(0, "p2", 0);
+  int u = find(1, "track_unpublished", 0), o = find(1, "subscriber_offer", 0);
+  assert_true(u >= 0 && o >= 0);
+  assert_true(u < o);
+  answer_sub(1);
+  /* alice leaves */
+  clear(&g_conn[1]);
+  assert_true(send_msg(0, "{\"type\":\"leave\"}") < 0);
+  int l = find(1, "participant_left", 0);
+  o = find(1, "subscriber_offer", 0);
+  assert_true(l >= 0 && o >= 0);
+  assert_true(l < o);
+  /* carol publishes; her publisher transport fails (it never connects: the
+   * ICE connect timeout, 30 s): unpublished, then the offer. dave subscribes
+   * 20 s later, so his own subscriber PC is not timed out with hers. */
+  assert_int_equal(join(2, token("appA", "r", "carol", 1, 1, 0, 0, 0)), 0);
+  publish_tracks(2, "p3", 1);
+  g_now += HD_SEC(20);
+  hd_node_handle_timeout(g_node, g_now);
+  assert_int_equal(join(3, token("appA", "r", "dave", 1, 1, 0, 0, 0)), 0);
+  answer_sub(3);
+  clear(&g_conn[3]);
+  g_now += HD_SEC(15);
+  hd_node_handle_timeout(g_node, g_now);
+  u = find(3, "track_unpublished", 0);
+  o = find(3, "subscriber_offer", 0);
+  assert_true(u >= 0 && o >= 0);
+  assert_true(u < o);
+}
+
 static int whip_as(const char *app, const char *identity, const char *room, char *err, size_t errcap,
                    char id[HD_SESSION_ID_LEN + 1]) {
   static char answer[65536];
@@ -443,6 +533,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_datachannel_offers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_limits_duplicates, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_caps, setup_caps, teardown),
+      cmocka_unit_test_setup_teardown(test_removal_order, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   hd_dtls_cert_free(g_cert);
