@@ -117,8 +117,14 @@ static void room_free(hd_node_t *n, hd_room_t *r) {
   free(r);
 }
 
+void node_room_pin(hd_room_t *r) { r->pinned++; }
+
+void node_room_unpin(hd_node_t *n, hd_room_t *r) {
+  if (--r->pinned == 0) node_room_maybe_delete(n, r);
+}
+
 void node_room_maybe_delete(hd_node_t *n, hd_room_t *r) {
-  if (r->publisher || r->viewers || r->participants) return;
+  if (r->publisher || r->viewers || r->participants || r->pinned) return;
   if (r->closing || n->closing || r->empty_timeout <= 0) {
     room_free(n, r);
     return;
@@ -306,8 +312,14 @@ int hd_node_create_session_as(hd_node_t *n, int kind, const char *app, const cha
   }
   /* the session being replaced frees its own place */
   if (!replace && (rc = node_capacity_check(n, app, identity, err, errcap)) < 0) return rc;
-  if (kind == HD_SESSION_PLAY && (!r || !r->publisher)) {
-    snprintf(err, errcap, "nothing is published in room '%s'", room);
+  /* WHEP plays the room's WHIP publisher, else its first participant publishing a camera or microphone */
+  hd_session_t *play_src =
+      kind == HD_SESSION_PLAY && r ? (r->publisher ? r->publisher : rooms_play_source(r)) : NULL;
+  if (kind == HD_SESSION_PLAY && !play_src) {
+    snprintf(err, errcap,
+             "nothing is published in room '%s' (no WHIP publisher, no participant with a camera or "
+             "microphone)",
+             room);
     return HD_ENOTFOUND;
   }
   if (kind == HD_SESSION_PLAY && r->n_viewers >= n->cfg.max_viewers) {
@@ -335,7 +347,7 @@ int hd_node_create_session_as(hd_node_t *n, int kind, const char *app, const cha
       .cand_ip = n->rtc_ip,
       .cand_port = n->cfg.rtc_port,
       .direction = kind == HD_SESSION_PUBLISH ? HD_SDP_RECVONLY : HD_SDP_SENDONLY,
-      .source = kind == HD_SESSION_PLAY ? &r->publisher->neg : NULL,
+      .source = kind == HD_SESSION_PLAY ? &play_src->neg : NULL,
       .send_ssrc_audio = ssrc[HD_TRACK_AUDIO],
       .send_ssrc_video = ssrc[HD_TRACK_VIDEO],
       .send_ssrc_video_rtx = ssrc_rtx,
@@ -379,6 +391,17 @@ int hd_node_create_session_as(hd_node_t *n, int kind, const char *app, const cha
   if (kind == HD_SESSION_PUBLISH) {
     snprintf(r->publisher_identity, sizeof r->publisher_identity, "%s", identity ? identity : "");
     r->publisher_last_rx = now;
+    rooms_on_whip_publish(n, r, s, identity, now); /* /rtc participants see and receive it */
+  } else if (play_src != r->publisher) {
+    /* WHEP in a room without WHIP: play the participant rooms_play_source chose */
+    for (int i = 0; i < s->n_out; i++) {
+      hd_out_track_t *t = &s->out[i];
+      int in = hd_session_first_in(play_src, t->kind);
+      t->follow_room_pub = 0;
+      t->src = in >= 0 ? play_src : NULL;
+      t->src_in = in;
+      if (in < 0) t->active = 0;
+    }
   }
   memcpy(id, s->id, HD_SESSION_ID_LEN + 1);
   HD_LOGI("sfu", "session %s (%s) created in %s/%s", s->id, kind == HD_SESSION_PUBLISH ? "whip" : "whep", app,
@@ -504,6 +527,10 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   if (!was_connected && s->peer.state == HD_PEER_CONNECTED) {
     HD_LOGI("sfu", "session %s connected", s->id);
     if (s->kind == HD_SESSION_PLAY && pub) hd_session_request_keyframe(pub, now, &n->stats.media);
+    if (s->kind == HD_SESSION_PLAY && !pub) /* playing a participant (explicit sources) */
+      for (int i = 0; i < s->n_out; i++)
+        if (s->out[i].active && s->out[i].src && s->out[i].kind == HD_TRACK_VIDEO)
+          hd_session_request_keyframe_track(s->out[i].src, s->out[i].src_in, now, &n->stats.media);
     if (s->owner) rooms_on_connected(n, s, now);
   }
   if (rc == HD_PEER_PKT_RTP && s->kind == HD_SESSION_PUBLISH) {
@@ -546,9 +573,10 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
   hd_room_t *r = n->rooms;
   while (r) {
     hd_room_t *next_room = r->next;
-    /* destroying the last session frees the room: keep it alive until the end */
+    /* destroying the last session (or a WHIP publisher's, with its stand-in
+     * participant) may empty the room: pinned, it stays until the end */
+    node_room_pin(r);
     hd_session_t *pub = r->publisher;
-    int has_participants = r->participants != NULL; /* they keep the room alive below */
     hd_session_t *list[2048];
     size_t cnt = 0;
     if (pub) list[cnt++] = pub;
@@ -565,15 +593,11 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
 
     for (size_t i = 0; i < cnt; i++) {
       hd_session_t *s = list[i];
-      if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED) {
-        if (s == r->publisher) {
-          /* keep the room alive while we finish the list */
-        }
+      if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED)
         node_session_destroy(n, s, s->peer.reason);
-        /* r may be freed now if it became empty, and then only if this was the last */
-      }
     }
-    if (has_participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);
+    if (r->participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);
+    node_room_unpin(n, r); /* r may be freed now */
     r = next_room;
   }
 }

@@ -27,6 +27,7 @@ typedef struct hd_room {
    * closed (room_finished) and freed; HD_TIME_NEVER while in use. */
   hd_time_t empty_timeout, close_at;
   int closing;             /* admin close: freed as soon as it is empty, whatever its timeout */
+  int pinned;              /* > 0 while code walks the room: it is not freed (node_room_unpin decides) */
   size_t max_participants; /* 0 = the node's cap */
   char metadata[HD_NODE_ROOM_METADATA_MAX];
   struct hd_room *next;
@@ -53,6 +54,11 @@ hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_tim
 /* Called when the room may have become empty: frees it (room_finished) if
  * its empty timeout is 0 or it is closing, else arms its close_at timer. */
 void node_room_maybe_delete(hd_node_t *n, hd_room_t *r);
+/* While pinned the room is not freed even if it empties (destroying a WHIP
+ * session also removes its stand-in participant); unpinning calls
+ * node_room_maybe_delete, so afterwards r may be gone. */
+void node_room_pin(hd_room_t *r);
+void node_room_unpin(hd_node_t *n, hd_room_t *r);
 /* The room is used again (a participant joined, a session registered): its
  * empty timer stops. */
 void node_room_in_use(hd_room_t *r);
@@ -89,5 +95,13 @@ void rooms_on_sctp(hd_node_t *n, hd_session_t *s, hd_time_t now);
 hd_time_t rooms_next_timeout(hd_node_t *n, hd_room_t *r);
 void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now);
 void rooms_close_all(hd_node_t *n, hd_room_t *r);
+/* A WHIP session s became room r's publisher: a stand-in participant (identity
+ * = the token's, or "whip-<session id>") with its tracks joins the room, so
+ * /rtc participants see and receive it; it leaves when s ends. */
+void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const char *identity, hd_time_t now);
+/* What a WHEP viewer plays when the room has no WHIP publisher: the publisher
+ * session of the participant who joined first among those publishing a
+ * camera or microphone; NULL if none. */
+hd_session_t *rooms_play_source(hd_room_t *r);
 
 #endif

@@ -160,7 +160,22 @@ test('room page: no devices, denied permission, names, tile order, share link, l
   await carol.screenshot({ path: path.join(SHOTS, 'room-carol-after-leave.png') });
   assert.deepEqual(problems.filter((x) => /pageerror/.test(x)), [], 'no uncaught page errors');
 
-  // 6. WHIP: a publisher tab closed without Stop does not block its room
+  // 6. WHIP/WHEP and /rtc rooms of the same name are one room: a WHIP publisher is
+  // a participant the room page shows and decodes; WHEP plays a participant
+  const whip = await page(full, 'whip', `${srv.base}/publish.html?room=${ROOM}&autostart=1`);
+  await until(whip, () => window.hudong.state, (s) => s === 'connected', 15000, 'WHIP publisher into the /rtc room');
+  const wname = await until(alice, decodes(), (n) => n.some((x) => /^publisher-/.test(x)), 20000, 'alice decodes the WHIP publisher');
+  lap(`the room page decodes the WHIP publisher (${wname.find((x) => /^publisher-/.test(x))})`);
+  await whip.click('#stop');
+  await until(alice, () => window.hudong.participants.map((x) => x.name), (n) => !n.some((x) => /^publisher-/.test(x)), 5000, 'WHIP publisher gone');
+  const whep = await page(full, 'whep', `${srv.base}/play.html?room=${ROOM}&autostart=1`);
+  await until(whep, () => window.hudong.stats && window.hudong.stats.in_video && window.hudong.stats.in_video.framesDecoded,
+    (f) => f > 10, 20000, 'WHEP plays the room\'s first publishing participant');
+  lap('WHEP in the /rtc room plays Alice (the first participant publishing)');
+  await whep.screenshot({ path: path.join(SHOTS, 'play-whep-participant.png') });
+  await whep.click('#stop');
+
+  // 7. WHIP: a publisher tab closed without Stop does not block its room
   const pub1 = await page(full, 'pub1', `${srv.base}/publish.html?room=whiproom&autostart=1`);
   await until(pub1, () => window.hudong.state, (s) => s === 'connected', 15000, 'first WHIP publisher connected');
   const pub2 = await page(full, 'pub2', `${srv.base}/publish.html?room=whiproom`);

@@ -12,6 +12,7 @@
 #include "proto/sdp_negotiate.h"
 #include "proto/token.h"
 #include "sfu/node.h"
+#include "sfu/session.h"
 #include "sfu/signal.h"
 
 #define MAX_MSGS 64
@@ -526,6 +527,91 @@ static void test_session_caps(void **st) {
   assert_int_equal(hd_quota_identity_count(q, "appA", "viewer"), 0);
 }
 
+/* WHIP/WHEP and /rtc rooms of the same name are one room (issue 12 item 12):
+ * a WHIP publisher appears to participants as a participant (its token
+ * identity) with its tracks, and they receive it; it leaves when its session
+ * ends; a WHEP viewer in a room without WHIP plays the first participant who
+ * publishes; closing the room ends everything. */
+static void test_whip_whep_in_rtc_room(void **st) {
+  (void)st;
+  char err[256], wid[HD_SESSION_ID_LEN + 1], vid[HD_SESSION_ID_LEN + 1];
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  clear(&g_conn[0]);
+  assert_int_equal(whip_as("appA", "obs-studio", "r", err, sizeof err, wid), 0);
+  int j = find(0, "participant_joined", 0), t = find(0, "track_published", 0),
+      o = find(0, "subscriber_offer", 0);
+  assert_true(j >= 0 && t > j && o > t);
+  assert_non_null(strstr(g_conn[0].msgs[j], "\"identity\":\"obs-studio\""));
+  hd_signal_msg_t m;
+  hd_signal_error_t pe;
+  assert_int_equal(
+      hd_signal_parse(g_conn[0].msgs[o], strlen(g_conn[0].msgs[o]), HD_SIGNAL_FROM_NODE, &m, &pe), 0);
+  assert_int_equal(m.subscriber_offer.n_tracks, 2); /* its audio and video */
+  hd_signal_msg_free(&m);
+  answer_sub(0);
+  /* a later joiner finds it in joined, with its tracks */
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  assert_non_null(strstr(g_conn[1].msgs[0], "\"identity\":\"obs-studio\""));
+  assert_true(find(1, "subscriber_offer", 0) >= 0);
+  answer_sub(1);
+  char *js = hd_node_admin_participants_json(g_node, "appA", "r");
+  assert_non_null(strstr(js, "obs-studio"));
+  free(js);
+  /* a /rtc join with the WHIP publisher's identity does not kick it */
+  assert_int_equal(join(2, token("appA", "r", "obs-studio", 1, 1, 0, 0, 0)), 0);
+  assert_true(hd_node_room_has_publisher(g_node, "appA", "r"));
+  hd_node_rtc_closed(g_node, g_conn[2].p, g_now);
+  g_conn[2].p = NULL;
+  /* its session ends: it leaves, before the offers without its tracks */
+  clear(&g_conn[0]);
+  assert_int_equal(hd_node_delete_session(g_node, HD_SESSION_PUBLISH, "appA", "r", wid, g_now), 0);
+  int l = find(0, "participant_left", 0);
+  o = find(0, "subscriber_offer", 0);
+  assert_true(l >= 0 && o > l);
+  assert_int_equal(hd_node_participant_count(g_node), 2);
+  /* WHEP with no WHIP publisher plays the participant who publishes */
+  static char answer[65536];
+  static char play[16384];
+  snprintf(play, sizeof play, "%s", load_sdp("firefox_recvonly.sdp")); /* load_sdp's buffer is reused */
+  assert_int_equal(hd_node_create_session_as(g_node, HD_SESSION_PLAY, "appA", "viewer", "r", play,
+                                             strlen(play), g_now, answer, sizeof answer, vid, err,
+                                             sizeof err),
+                   HD_ENOTFOUND); /* nobody publishes yet */
+  assert_non_null(strstr(err, "no participant with a camera or microphone"));
+  publish_tracks(1, "pb", 1);
+  err[0] = 0;
+  int prc = hd_node_create_session_as(g_node, HD_SESSION_PLAY, "appA", "viewer", "r", play, strlen(play),
+                                      g_now, answer, sizeof answer, vid, err, sizeof err);
+  if (prc < 0) fprintf(stderr, "whep: %s\n", err);
+  assert_int_equal(prc, 0);
+  hd_session_t *v = hd_node_session(g_node, vid);
+  assert_non_null(v);
+  int bound = 0;
+  for (int i = 0; i < v->n_out; i++)
+    bound += v->out[i].active && v->out[i].src != NULL && !v->out[i].follow_room_pub;
+  assert_true(bound >= 1);
+  /* a WHIP publisher and everything else end with the room */
+  assert_int_equal(whip_as("appA", "obs-studio", "r", err, sizeof err, wid), 0);
+  assert_int_equal(hd_node_admin_close_room(g_node, "appA", "r", g_now), 0);
+  assert_int_equal(hd_node_room_count(g_node), 0);
+  assert_int_equal(hd_node_session_count(g_node, 0), 0);
+  assert_int_equal(hd_node_participant_count(g_node), 0);
+}
+
+/* A failed WHIP session (ICE never connects) takes its stand-in participant
+ * along, and the room goes with its last occupant (node pinned while it walks). */
+static void test_whip_participant_timeout(void **st) {
+  (void)st;
+  char err[256], wid[HD_SESSION_ID_LEN + 1];
+  assert_int_equal(whip_as("appA", "cam", "solo", err, sizeof err, wid), 0);
+  assert_int_equal(hd_node_participant_count(g_node), 1);
+  g_now += HD_SEC(40);
+  hd_node_handle_timeout(g_node, g_now);
+  assert_int_equal(hd_node_participant_count(g_node), 0);
+  assert_int_equal(hd_node_room_count(g_node), 0);
+  hd_node_close_all(g_node, "end");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_join_presence_and_tokens, setup, teardown),
@@ -534,6 +620,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_data_limits_duplicates, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_caps, setup_caps, teardown),
       cmocka_unit_test_setup_teardown(test_removal_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_whip_whep_in_rtc_room, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_whip_participant_timeout, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   hd_dtls_cert_free(g_cert);
