@@ -639,8 +639,12 @@ static void rtc_ws_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_ht
   rtc_open(ud, c, req, reject);
   if (reject->status) return;
   uint64_t id = hd_ws_id(c);
-  if (hd_map_put(&s->rtc_conns, &id, sizeof id, c) < 0)
+  if (hd_map_put(&s->rtc_conns, &id, sizeof id, c) < 0) {
     hd_http_resp_text(reject, 503, "too many connections\n");
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", HD_NODE_RETRY_AFTER_S);
+    hd_http_resp_header(reject, "Retry-After", ra);
+  }
 }
 
 static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len) {
