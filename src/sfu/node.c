@@ -523,7 +523,9 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   }
   if (rc == HD_ECLOSED) n->stats.drop_closed++;
   hd_session_t *pub = s->room ? s->room->publisher : NULL;
-  if (s == pub && rc >= 0) s->room->publisher_last_rx = now; /* alive (publisher_replaceable) */
+  /* alive (publisher_replaceable): a valid ICE check or authenticated SRTP/SRTCP only */
+  if (s == pub && (ice_ok || rc == HD_PEER_PKT_RTP || rc == HD_PEER_PKT_RTCP))
+    s->room->publisher_last_rx = now;
   if (!was_connected && s->peer.state == HD_PEER_CONNECTED) {
     HD_LOGI("sfu", "session %s connected", s->id);
     if (s->kind == HD_SESSION_PLAY && pub) hd_session_request_keyframe(pub, now, &n->stats.media);
