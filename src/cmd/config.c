@@ -1,6 +1,7 @@
 /* Node configuration loading (JSON via jansson). */
 #include "cmd/config.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@ void hd_config_defaults(hd_config_t *c) {
   c->listen_port = 7880;
   c->rtc_port = 7881;
   c->max_sessions = 1000;
+  c->max_sessions_per_app = 0; /* 0: max_sessions with one app, half of it with two or more */
+  c->max_sessions_per_identity = 20;
   c->max_viewers = 500;
   c->body_cap = 64 * 1024;
   c->token_leeway = 10;
@@ -94,6 +97,8 @@ static const char *const known_keys[] = {"listen",
                                          "media_workers",
                                          "web_root",
                                          "max_sessions",
+                                         "max_sessions_per_app",
+                                         "max_sessions_per_identity",
                                          "max_viewers_per_room",
                                          "max_request_body",
                                          "token_leeway_seconds",
@@ -296,6 +301,12 @@ static int load_turn(hd_config_t *c, json_t *o, char *err, size_t errcap) {
 
 int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   json_error_t je;
+  FILE *f = fopen(path, "r");
+  if (!f) { /* jansson would say "line -1: unable to open" */
+    snprintf(err, errcap, "cannot open config %s: %s", path, strerror(errno));
+    return HD_EINVAL;
+  }
+  fclose(f);
   json_t *root = json_load_file(path, 0, &je);
   if (!root) {
     snprintf(err, errcap, "config %s: line %d: %s", path, je.line, je.text);
@@ -339,6 +350,12 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   v = (long)c->max_sessions;
   if (get_int(root, "max_sessions", 1, 1000000, &v, err, errcap)) goto out;
   c->max_sessions = (size_t)v;
+  v = (long)c->max_sessions_per_app;
+  if (get_int(root, "max_sessions_per_app", 0, 1000000, &v, err, errcap)) goto out;
+  c->max_sessions_per_app = (size_t)v;
+  v = (long)c->max_sessions_per_identity;
+  if (get_int(root, "max_sessions_per_identity", 0, 1000000, &v, err, errcap)) goto out;
+  c->max_sessions_per_identity = (size_t)v;
   v = (long)c->max_viewers;
   if (get_int(root, "max_viewers_per_room", 1, 100000, &v, err, errcap)) goto out;
   c->max_viewers = (size_t)v;

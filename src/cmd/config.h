@@ -37,6 +37,8 @@ typedef struct {
   char origins[HD_MAX_ORIGINS][256];
   int n_origins;
   size_t max_sessions;
+  size_t max_sessions_per_app;      /* 0 = max_sessions with one app, max_sessions / 2 with more */
+  size_t max_sessions_per_identity; /* 0 = no cap; default 20 */
   size_t max_viewers;
   size_t body_cap;               /* HTTP request body cap (bytes) */
   long token_leeway;             /* seconds, for HTTP bearer tokens and /rtc join tokens */

@@ -72,6 +72,7 @@ struct hd_media_workers {
   worker_t *workers;
   uv_async_t *ctl_wake;   /* on the control loop: some outbox has items (freed by its close) */
   atomic_size_t sessions; /* the node-wide session count behind max_sessions */
+  hd_quota_t *quota;      /* per-app / per-identity session counts, shared by the nodes */
 };
 
 /* marks a connection whose participant the node removed: its close is on the
@@ -536,6 +537,7 @@ static int worker_init(hd_media_workers_t *w, int i, char *err, size_t errcap) {
   nc.on_event = c->on_event ? w_on_event : NULL;
   nc.event_ud = k;
   nc.shared_sessions = &w->sessions;
+  nc.quota = w->quota;
   if ((rc = hd_node_new(&k->node, &nc, c->cert)) < 0) {
     snprintf(err, errcap, "worker %d: node init failed: %s", i, hd_strerror(rc));
     return rc;
@@ -581,8 +583,16 @@ int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_conf
   w->cfg = *cfg;
   w->n = cfg->n;
   atomic_init(&w->sessions, 0);
+  if (hd_quota_new(&w->quota, cfg->node.max_sessions_per_app, cfg->node.max_sessions_per_identity,
+                   cfg->node.max_sessions ? cfg->node.max_sessions : 1000) < 0) {
+    free(w->workers);
+    free(w);
+    snprintf(err, errcap, "out of memory");
+    return HD_ENOMEM;
+  }
   w->ctl_wake = calloc(1, sizeof *w->ctl_wake);
   if (!w->ctl_wake) {
+    hd_quota_free(w->quota);
     free(w->workers);
     free(w);
     snprintf(err, errcap, "out of memory");
@@ -598,6 +608,7 @@ int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_conf
     for (int i = 0; i < inited; i++)
       worker_abort(&w->workers[i]);
     uv_close((uv_handle_t *)w->ctl_wake, free_handle);
+    hd_quota_free(w->quota);
     free(w->workers);
     free(w);
     return rc;
@@ -643,6 +654,7 @@ void hd_media_workers_stop(hd_media_workers_t *w) {
     }
   }
   uv_close((uv_handle_t *)w->ctl_wake, free_handle);
+  hd_quota_free(w->quota); /* after the nodes, which give their sessions back to it */
   free(w->workers);
   free(w);
 }

@@ -12,8 +12,9 @@
 
 #include "base/time.h"
 #include "proto/dtls.h"
-#include "sfu/session.h"
 #include "proto/token.h"
+#include "sfu/quota.h"
+#include "sfu/session.h"
 #include "sfu/txq.h"
 #include "sfu/webhook.h"
 
@@ -27,6 +28,14 @@ typedef struct {
    * destroy (an atomic on session setup, never on the packet path). NULL = this
    * node's own count. */
   atomic_size_t *shared_sessions;
+  /* Caps on concurrent sessions (WHIP, WHEP and participants' publisher and
+   * subscriber PCs) per tenant (app) and per identity (the token's sub);
+   * 0 = no cap of that kind. A refusal is HD_ENOSPC (HTTP 503 + Retry-After,
+   * /rtc 503 node_full with retry_after). docs/operations.md "Limits". */
+  size_t max_sessions_per_app, max_sessions_per_identity;
+  /* The counts behind those caps when several nodes share them (media
+   * workers); NULL = this node keeps its own (from the two caps above). */
+  hd_quota_t *quota;
   size_t max_viewers;      /* cap on viewers per room (0 = 500) */
   hd_time_t wall_offset;   /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
   size_t max_participants; /* cap on signaling participants per room (0 = 100) */
@@ -92,6 +101,10 @@ int hd_node_addr_known(hd_node_t *n, const struct sockaddr *addr);
 /* Ends every session (DTLS close_notify queued) and frees the rooms. */
 void hd_node_close_all(hd_node_t *n, const char *why);
 
+/* Seconds a client is told to wait (Retry-After, /rtc retry_after) after a
+ * capacity refusal: sessions free up as calls end or fail ICE (≤ 30 s). */
+#define HD_NODE_RETRY_AFTER_S 5
+
 /* Creates a WHIP (HD_SESSION_PUBLISH) or WHEP (HD_SESSION_PLAY) session in room
  * `room` of tenant `app` from an SDP offer. On success writes the SDP answer and
  * the session id. Errors, with a reason in err:
@@ -102,6 +115,15 @@ void hd_node_close_all(hd_node_t *n, const char *why);
 int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *room, const char *offer,
                            size_t offer_len, hd_time_t now, char *answer, size_t answer_cap,
                            char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap);
+/* The same for the token identity `identity` (counted against
+ * max_sessions_per_identity; NULL = not counted per identity). A WHIP publish
+ * replaces the room's publisher instead of HD_ESTATE when that publisher has
+ * the same identity or has sent nothing (media, consent) for
+ * HD_NODE_WHIP_STALE. */
+int hd_node_create_session_as(hd_node_t *n, int kind, const char *app, const char *identity, const char *room,
+                              const char *offer, size_t offer_len, hd_time_t now, char *answer,
+                              size_t answer_cap, char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap);
+#define HD_NODE_WHIP_STALE HD_SEC(5)
 /* Ends a session (DELETE on the WHIP/WHEP resource). HD_ENOTFOUND if no such
  * session of that kind in that app/room. */
 int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id,
@@ -167,6 +189,8 @@ int hd_node_admin_create_room(hd_node_t *n, const char *app, const char *name, c
 int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd_time_t now);
 
 hd_node_stats_t *hd_node_stats(hd_node_t *n);
+/* The counts behind the per-app and per-identity caps. */
+hd_quota_t *hd_node_quota(hd_node_t *n);
 size_t hd_node_session_count(const hd_node_t *n, int kind);
 size_t hd_node_room_count(const hd_node_t *n);
 /* Prometheus text exposition of all counters; returns length or HD_ENOSPC. */
