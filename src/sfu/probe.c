@@ -29,14 +29,15 @@ int hd_probe_want(hd_probe_t *p, uint64_t estimate_bps, uint64_t sending_bps, ui
     return 0;
   }
   if (now < p->backoff_until || goal_bps <= estimate_bps || estimate_bps == 0) return 0;
-  uint64_t cap = estimate_bps * HD_PROBE_MAX_FACTOR;
-  uint64_t target = goal_bps + goal_bps / 10; /* a little past the goal: the estimate lags the rate */
+  uint64_t cap = (uint64_t)((double)estimate_bps * HD_PROBE_MAX_FACTOR);
+  uint64_t target = goal_bps + goal_bps / 20; /* a little past the goal: the estimate lags the rate */
   if (target > cap) target = cap;
   if (target <= sending_bps) return 0;
   p->active = 1;
   p->rate_bps = target - sending_bps;
   p->goal_bps = goal_bps;
-  p->start_estimate = estimate_bps;
+  p->start_estimate = p->best_estimate = estimate_bps;
+  p->started_at = now;
   p->end = now + HD_PROBE_DURATION;
   p->next_tick = now;
   p->credit = 0;
@@ -46,10 +47,16 @@ int hd_probe_want(hd_probe_t *p, uint64_t estimate_bps, uint64_t sending_bps, ui
 
 void hd_probe_on_estimate(hd_probe_t *p, uint64_t estimate_bps, hd_time_t now) {
   if (!p->active) return;
-  if (estimate_bps >= p->goal_bps)
+  if (estimate_bps >= p->goal_bps) {
     finish(p, 1, now);
-  else if (estimate_bps * 10 < p->start_estimate * 9)
+  } else if (estimate_bps * 10 < p->start_estimate * 9) {
     finish(p, 0, now);
+  } else if (estimate_bps * 100 >= p->best_estimate * 103) { /* still climbing: give it time */
+    p->best_estimate = estimate_bps;
+    hd_time_t end = now + HD_PROBE_EXTEND;
+    if (end > p->started_at + HD_PROBE_MAX_DURATION) end = p->started_at + HD_PROBE_MAX_DURATION;
+    if (end > p->end) p->end = end;
+  }
 }
 
 uint64_t hd_probe_due(hd_probe_t *p, hd_time_t now) {

@@ -14,11 +14,13 @@
 
 #include "base/time.h"
 
-#define HD_PROBE_DURATION HD_SEC(3)    /* a probe lasts at most this long */
-#define HD_PROBE_TICK HD_MS(10)        /* bytes are released every tick */
-#define HD_PROBE_BACKOFF_MIN HD_SEC(2) /* wait after a failed probe, doubled each time */
-#define HD_PROBE_BACKOFF_MAX HD_SEC(30)
-#define HD_PROBE_MAX_FACTOR 2 /* a probe never asks for more than this times the estimate */
+#define HD_PROBE_DURATION HD_SEC(3)     /* a probe lasts this long ... */
+#define HD_PROBE_EXTEND HD_SEC(1)       /* ... plus this for each estimate that rose >= 3% ... */
+#define HD_PROBE_MAX_DURATION HD_SEC(8) /* ... up to this (a receiver estimate grows ~8%/s) */
+#define HD_PROBE_TICK HD_MS(10)         /* bytes are released every tick */
+#define HD_PROBE_BACKOFF_MIN HD_SEC(2)  /* wait after a failed probe, doubled each time */
+#define HD_PROBE_BACKOFF_MAX HD_SEC(8)  /* capacity that comes back is found within seconds */
+#define HD_PROBE_MAX_FACTOR 1.5         /* a probe never asks for more than this times the estimate */
 
 typedef struct {
   int active;
@@ -26,7 +28,9 @@ typedef struct {
   uint64_t rate_bps;       /* probe bytes' rate (on top of the media) */
   uint64_t goal_bps;       /* the estimate that would let the upgrade happen */
   uint64_t start_estimate; /* the estimate when the probe started */
-  double credit;           /* bytes owed (fractions carry over) */
+  uint64_t best_estimate;  /* the highest estimate seen during the probe */
+  hd_time_t started_at;
+  double credit; /* bytes owed (fractions carry over) */
   uint64_t started, succeeded, failed, bytes_sent;
 } hd_probe_t;
 

@@ -664,6 +664,38 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
   return rc < 0 ? rc : n;
 }
 
+/* One padding-only packet on t's RTX stream: the largest padding RTP allows
+ * (a 1-byte count, so 255 bytes), with abs-send-time for the receiver's
+ * estimator. Returns the bytes sent or a negative error. */
+static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now) {
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+  if (!out) return HD_ENOSPC;
+  hd_rtp_ext_t ext;
+  uint8_t ast[3];
+  size_t ne = 0;
+  if (t->ext_abs_send_time) {
+    hd_rtp_abs_send_time_write(ast, hd_rtp_abs_send_time_from_us(now));
+    ext.id = t->ext_abs_send_time;
+    ext.len = 3;
+    ext.data = ast;
+    ne = 1;
+  }
+  hd_rtp_build_t b = {.pt = t->rtx_pt,
+                      .seq = t->rtx_seq,
+                      .ts = t->rw.last_out_ts,
+                      .ssrc = t->rtx_ssrc,
+                      .exts = &ext,
+                      .ext_count = ne,
+                      .pad_len = 255};
+  int n = hd_rtp_build(&b, NULL, 0, out, cap);
+  if (n < 0) return n;
+  int rc = hd_peer_tx_commit(&v->peer, (size_t)n, 0);
+  if (rc < 0) return rc;
+  t->rtx_seq++;
+  return n;
+}
+
 /* Probe bytes (sfu/probe.h): RTX copies of the newest packets of the video
  * the viewer receives, cycling back through the last 64. */
 static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd_time_t now,
@@ -692,6 +724,19 @@ static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd
       }
     }
     if (!any && round > 0 && sent == 0) break;
+  }
+  /* nothing to copy (the track is paused, or nothing sent yet): padding-only
+   * RTX packets (RFC 3550 §5.1 padding, RFC 4588 RTX SSRC), which receivers
+   * count toward their estimate and otherwise drop */
+  for (int i = 0; i < v->n_out && sent < due; i++) {
+    hd_out_track_t *t = &v->out[i];
+    if (!t->active || t->kind != HD_TRACK_VIDEO || !t->rtx_enabled) continue;
+    for (int k = 0; k < 64 && sent < due; k++) {
+      int n = send_padding(v, t, now);
+      if (n <= 0) break;
+      sent += (uint64_t)n;
+    }
+    break;
   }
   v->probe_cursor++;
   v->probe.bytes_sent += sent;
@@ -863,7 +908,9 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
     for (int l = x->cur + 1; l <= top; l++) {
       if (!x->bps[l]) continue;
       uint64_t extra = x->bps[l] - (x->cur >= 0 && x->bps[x->cur] < x->bps[l] ? x->bps[x->cur] : 0);
-      goal = (sending + extra) * 10 / 9;
+      /* the estimate at which the allocator takes the upgrade: past its
+       * headroom (9/10) and its upgrade margin */
+      goal = (uint64_t)((double)(sending + extra) / (0.9 * HD_ALLOC_UP_MARGIN));
       best_prio = x->priority;
       break;
     }

@@ -22,7 +22,9 @@ before(async () => {
 after(async () => {
   if (relay) await relay.stop();
   if (browser) await browser.close().catch(() => {});
-  await stopServer(srv);
+  const code = await stopServer(srv);
+  if (code !== 0) console.log(`hudong serve exited ${code}:\n${srv.log().slice(-3000)}`);
+  assert.equal(code, 0, 'hudong serve exits cleanly');
 });
 
 async function startRelay(toPort, args) {
