@@ -54,6 +54,8 @@ typedef struct {
   long rtm_rate, rtm_burst;                   /* client messages per second per connection, bucket depth */
   long rtm_window_messages, rtm_window_bytes; /* unacked per session */
   long rtm_resume_grace;                      /* seconds a session waits for a resume */
+  long rtm_max_sessions, rtm_max_sessions_per_app, rtm_max_sessions_per_user; /* session caps */
+  long rtm_quota_channels, rtm_quota_mb, rtm_min_free_mb; /* stored history per app, disk floor; 0 = none */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);
