@@ -1065,8 +1065,9 @@ static void test_room_scope(void **st) {
   }
   feed(b, 2,
        "{\"type\":\"peer\",\"id\":\"p\",\"to\":\"owner\",\"data\":\"hi\"}"); /* owner is in room:stage */
-  assert_non_null(nth(1, "peer", 0));
-  json_decref(nth(1, "peer", 0));
+  json_t *pm = nth(1, "peer", 0);
+  assert_non_null(pm);
+  json_decref(pm);
   /* a room name with characters outside channel names maps like web/room.html's */
   w = login_tok(b, 4, token_x("app", "guest", "my room", 0));
   json_decref(w);
