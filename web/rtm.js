@@ -294,7 +294,16 @@ export class RtmClient {
     let after = st.lastCseq;
     for (let more = true, empty = 0; more;) {
       this._sendAck();
-      const h = await this.request({ type: 'hist', ch, after, limit: 100 });
+      let h;
+      try {
+        h = await this.request({ type: 'hist', ch, after, limit: 100 });
+      } catch (e) {
+        // a stored message no page of this window can carry (413 with `next`): skip it
+        if (!(e instanceof RtmError && e.code === 413 && typeof e.detail.next === 'number')) throw e;
+        this._emit('error', e);
+        after = e.detail.next;
+        continue;
+      }
       for (const m of h.msgs) {
         if (m.cseq <= st.lastCseq) continue;
         st.lastCseq = m.cseq;

@@ -289,7 +289,11 @@ static void handle_reply(hd_rtmc_t *c, json_t *m, int is_error) {
      * empty page with "more" means the window had no room: ack, ask again */
     json_t *next = json_object_get(m, "next");
     ch->empty_pages = json_array_size(msgs) ? 0 : ch->empty_pages + 1;
-    if (!code && json_is_true(json_object_get(m, "more")) && ch->empty_pages <= 20) {
+    if (code == 413 && json_is_integer(next)) { /* a message no page of this window carries: skip it */
+      if (c->cfg.on_error)
+        c->cfg.on_error(c->cfg.ud, code, "too_large", json_string_value(json_object_get(m, "message")));
+      send_hist(c, r->chan, json_integer_value(next));
+    } else if (!code && json_is_true(json_object_get(m, "more")) && ch->empty_pages <= 20) {
       ack_now(c);
       send_hist(c, r->chan, json_is_integer(next) ? json_integer_value(next) : last_cseq(c, ch->name));
     } else

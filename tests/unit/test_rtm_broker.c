@@ -861,6 +861,27 @@ static void test_hist_pages_fit_window(void **st) {
   assert_int_equal(ival(json_array_get(json_object_get(ok, "msgs"), 0), "cseq"), 11);
   json_decref(ok);
   hd_rtm_broker_free(b);
+  /* a stored message no page of a small window can carry (control characters
+   * escape to 6 bytes): 413 with next, and the page after it is served */
+  hd_rtm_config_t c = {.window_bytes = 65536, .max_msg = 65536, .rate = 1000, .burst = 1000};
+  b = mk_cfg(c);
+  login(b, 3, "carol", 0);
+  static char esc[6 * 6000 + 1];
+  for (int i = 0; i < 6000; i++)
+    memcpy(esc + 6 * i, "\\u0001", 6);
+  feed(b, 3, "{\"type\":\"pub\",\"ch\":\"odd\",\"data\":\"%s\",\"store\":true}", esc);
+  feed(b, 3, "{\"type\":\"pub\",\"ch\":\"odd\",\"data\":\"plain\",\"store\":true}");
+  ack_all(b, 3);
+  ok = req(b, 3, "{\"type\":\"hist\",\"id\":\"o\",\"ch\":\"odd\",\"after\":0}");
+  assert_int_equal(ival(ok, "code"), 413);
+  assert_int_equal(ival(ok, "next"), 1);
+  assert_non_null(strstr(sval(ok, "message"), "after=1"));
+  json_decref(ok);
+  ok = req(b, 3, "{\"type\":\"hist\",\"id\":\"p\",\"ch\":\"odd\",\"after\":1}");
+  assert_string_equal(sval(json_array_get(json_object_get(ok, "msgs"), 0), "data"), "plain");
+  json_decref(ok);
+  assert_int_equal(n_close, 0);
+  hd_rtm_broker_free(b);
 }
 
 /* Item 3: an identity looping login + cut holds at most its cap (each new
