@@ -422,19 +422,24 @@ static void reap(hd_rtm_broker_t *b) {
   }
 }
 
-/* A channel name from a room name, as web/room.html makes it: characters
- * outside [A-Za-z0-9_.:-] become '_', at most 64 bytes. */
+/* The channels of a room-scoped token (docs/rtm.md "Room-scoped tokens"):
+ * "R" if R has no ':' and "room:R" (what web/room.html uses), each only if it
+ * is a valid channel name as it stands (no mapping, no truncation). Distinct
+ * rooms thus never share a channel: "room:X" is never the "R" of a room R
+ * (that has no ':'), and "room:R" names R exactly. Empty = none. */
 static void scope_name(char *out, size_t cap, const char *prefix, const char *room) {
-  size_t n = 0;
-  for (const char *p = prefix; *p && n + 1 < cap; p++)
-    out[n++] = *p;
-  for (const char *p = room; *p && n + 1 < cap; p++) {
+  out[0] = 0;
+  if (!*prefix && strchr(room, ':')) return;
+  if (strlen(prefix) + strlen(room) >= cap) return;
+  for (const char *p = room; *p; p++) {
     char c = *p;
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-             c == '_' || c == '.' || c == ':';
-    out[n++] = ok ? c : '_';
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.' || c == ':'))
+      return;
   }
-  out[n] = 0;
+  size_t pl = strlen(prefix);
+  memcpy(out, prefix, pl);
+  memcpy(out + pl, room, strlen(room) + 1); /* fits: checked above */
 }
 
 static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {

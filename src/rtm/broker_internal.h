@@ -58,8 +58,8 @@ typedef struct sess {
   char app[64], user[HD_RTM_MAX_USER + 1];
   int admin;
   /* A token naming a room (grants.room) scopes the session (docs/rtm.md
-   * "Room-scoped tokens"): channels scope[0] ("R") and scope[1] ("room:R"),
-   * each also with ":..." sub-channels; only its own user attributes. */
+   * "Room-scoped tokens"): only channels scope[0] ("R") and scope[1]
+   * ("room:R"; "" = none), its own user attributes, peers in its room. */
   int scoped;
   char scope[2][HD_RTM_MAX_CHANNEL + 1];
   int in_exp;          /* on the detached list */

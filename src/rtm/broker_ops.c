@@ -71,14 +71,10 @@ static int valid_name(const char *c) {
   return 1;
 }
 
-static int under(const char *ch, const char *scope) {
-  size_t n = strlen(scope);
-  return n && !strncmp(ch, scope, n) && (ch[n] == 0 || ch[n] == ':');
-}
-
 /* A room-scoped session may use only its room's channels (broker_internal.h). */
 static int in_scope(const sess_t *s, const char *ch) {
-  return !s->scoped || under(ch, s->scope[0]) || under(ch, s->scope[1]);
+  return !s->scoped || (s->scope[0][0] && !strcmp(ch, s->scope[0])) ||
+         (s->scope[1][0] && !strcmp(ch, s->scope[1]));
 }
 
 /* The "ch" member: a valid channel name within the session's scope. */
@@ -90,10 +86,18 @@ static int fchan(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char **ch)
   }
   if (!in_scope(s, *ch)) {
     char m[300];
-    snprintf(m, sizeof m,
-             "this token is scoped to a room: it may use channels \"%s\" and \"%s\" (and their \":\" "
-             "sub-channels) only; use a token without a room for other channels",
-             s->scope[0], s->scope[1]);
+    if (s->scope[0][0] || s->scope[1][0])
+      snprintf(
+          m, sizeof m,
+          "this token is scoped to a room: it may use only channel%s \"%s%s%s\"; use a token without a room "
+          "for other channels",
+          s->scope[0][0] && s->scope[1][0] ? "s" : "", s->scope[0],
+          s->scope[0][0] && s->scope[1][0] ? "\", \"" : "", s->scope[1]);
+    else
+      snprintf(
+          m, sizeof m,
+          "this token is scoped to a room whose name is not a channel name (1..59 of A-Z a-z 0-9 - _ . :): "
+          "it may use no channel; use a token without a room");
     rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN, m, NULL);
     return -1;
   }

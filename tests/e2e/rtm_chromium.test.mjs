@@ -148,7 +148,7 @@ test('rtm.js refill after a session loss: every message from after 0, 30 KB mess
     const writer = await openClient(browser, srv.base, 'writer', 'gap');
     await reader.page.evaluate(async () => {
       await window.rtm.subscribe('gap');
-      await window.rtm.subscribe('gap:big');
+      await window.rtm.subscribe('room:gap');
     });
     // the reader goes away (its reconnects fail) and its session is lost: the
     // resume gets 410, so it logs in again and refills from history after cseq 0
@@ -162,15 +162,15 @@ test('rtm.js refill after a session loss: every message from after 0, 30 KB mess
     await writer.page.evaluate(async () => {
       for (let i = 0; i < 150; i++) await window.rtm.publish('gap', `g${i}`, { store: true });
       const big = 'y'.repeat(30 * 1024);
-      for (let i = 0; i < 100; i++) await window.rtm.publish('gap:big', `${i}:${big}`, { store: true });
+      for (let i = 0; i < 100; i++) await window.rtm.publish('room:gap', `${i}:${big}`, { store: true });
     });
     await reader.page.evaluate(() => { window.rtm.url = window.realUrl; });
-    await waitFor(reader.page, () => window.got.filter((m) => m.ch === 'gap:big').length, (n) => n >= 100, 30000,
+    await waitFor(reader.page, () => window.got.filter((m) => m.ch === 'room:gap').length, (n) => n >= 100, 30000,
       'the reader refills 100 big messages');
     await sleep(500); // a duplicate would arrive now
     const r = await reader.page.evaluate(() => ({
       gap: window.got.filter((m) => m.ch === 'gap').map((m) => m.data),
-      big: window.got.filter((m) => m.ch === 'gap:big').map((m) => [m.cseq, m.data.split(':')[0], m.data.length]),
+      big: window.got.filter((m) => m.ch === 'room:gap').map((m) => [m.cseq, m.data.split(':')[0], m.data.length]),
       stats: window.rtm.stats,
     }));
     assert.deepEqual(r.gap, Array.from({ length: 150 }, (_, i) => `g${i}`), 'all 150 in order, none lost (after 0 is a cursor)');

@@ -1055,7 +1055,9 @@ static void test_room_scope(void **st) {
       "{\"type\":\"hist\",\"id\":\"x\",\"ch\":\"lobby\"}",
       "{\"type\":\"who\",\"id\":\"x\",\"ch\":\"lobby\"}",
       "{\"type\":\"lock_get\",\"id\":\"x\",\"ch\":\"lobby\"}",
-      "{\"type\":\"sub\",\"id\":\"x\",\"ch\":\"stagehand\"}", /* a prefix is not the room */
+      "{\"type\":\"sub\",\"id\":\"x\",\"ch\":\"stagehand\"}",  /* a prefix is not the room */
+      "{\"type\":\"sub\",\"id\":\"x\",\"ch\":\"stage:chat\"}", /* nor a channel under it */
+      "{\"type\":\"sub\",\"id\":\"x\",\"ch\":\"room:stage2\"}",
       "{\"type\":\"peer\",\"id\":\"x\",\"to\":\"elsewhere\",\"data\":\"d\"}",
   };
   login(b, 3, "elsewhere", 0);
@@ -1070,11 +1072,11 @@ static void test_room_scope(void **st) {
   r = req(b, 1, "{\"type\":\"lock_get\",\"id\":\"g\",\"ch\":\"lobby\"}");
   assert_string_equal(sval(json_array_get(json_object_get(r, "locks"), 0), "owner"), "owner");
   json_decref(r);
-  /* inside its scope the admin acts: its room's channels, sub-channels, its own user, peers in the room */
+  /* inside its scope the admin acts: its room's channels, its own user, peers in the room */
   const char *inside[] = {
       "{\"type\":\"sub\",\"id\":\"y\",\"ch\":\"room:stage\"}",
       "{\"type\":\"sub\",\"id\":\"y\",\"ch\":\"stage\"}",
-      "{\"type\":\"pub\",\"id\":\"y1\",\"ch\":\"stage:chat\",\"data\":\"d\"}",
+      "{\"type\":\"pub\",\"id\":\"y1\",\"ch\":\"stage\",\"data\":\"d\"}",
       "{\"type\":\"lock_steal\",\"id\":\"y\",\"ch\":\"room:stage\",\"name\":\"mic\",\"ttl\":1000}",
       "{\"type\":\"attr_set\",\"id\":\"y\",\"user\":\"mod\",\"key\":\"k\",\"value\":\"v\"}",
       "{\"type\":\"attr_set\",\"id\":\"y\",\"ch\":\"room:stage\",\"key\":\"k\",\"value\":\"v\"}",
@@ -1089,11 +1091,22 @@ static void test_room_scope(void **st) {
   json_t *pm = nth(1, "peer", 0);
   assert_non_null(pm);
   json_decref(pm);
-  /* a room name with characters outside channel names maps like web/room.html's */
-  w = login_tok(b, 4, token_x("app", "guest", "my room", 0));
+  /* distinct rooms never share a channel: a room named "room:stage" does not
+   * get room stage's "room:stage" (a room with ':' has no bare channel), and a
+   * room whose name is no channel name gets none (no lossy mapping) */
+  w = login_tok(b, 4, token_x("app", "guest", "room:stage", 0));
   json_decref(w);
-  r = req(b, 4, "{\"type\":\"sub\",\"id\":\"z\",\"ch\":\"room:my_room\"}");
+  r = req(b, 4, "{\"type\":\"sub\",\"id\":\"z\",\"ch\":\"room:stage\"}");
+  assert_int_equal(ival(r, "code"), 403);
+  json_decref(r);
+  r = req(b, 4, "{\"type\":\"sub\",\"id\":\"z\",\"ch\":\"room:room:stage\"}");
   assert_string_equal(sval(r, "type"), "ok");
+  json_decref(r);
+  w = login_tok(b, 5, token_x("app", "guest2", "my room", 0));
+  json_decref(w);
+  r = req(b, 5, "{\"type\":\"sub\",\"id\":\"z\",\"ch\":\"room:my_room\"}");
+  assert_int_equal(ival(r, "code"), 403);
+  assert_non_null(strstr(sval(r, "message"), "no channel"));
   json_decref(r);
   hd_rtm_broker_free(b);
 }
