@@ -32,8 +32,8 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtm_window_messages = 1024;
   c->rtm_window_bytes = 2 << 20;
   c->rtm_resume_grace = 30;
-  c->rtm_max_sessions = 20000; /* docs/rtm.md "Limits" */
-  c->rtm_max_sessions_per_app = 10000;
+  c->rtm_max_sessions = 20000;     /* docs/rtm.md "Limits" */
+  c->rtm_max_sessions_per_app = 0; /* half of rtm.max_sessions */
   c->rtm_max_sessions_per_user = 8;
   c->rtm_quota_channels = 10000;
   c->rtm_quota_mb = 256;
@@ -210,7 +210,7 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (get_int(w, "window_bytes", 65536, 1L << 30, &c->rtm_window_bytes, err, errcap)) return HD_EINVAL;
   if (get_int(w, "resume_grace_seconds", 1, 3600, &c->rtm_resume_grace, err, errcap)) return HD_EINVAL;
   if (get_int(w, "max_sessions", 1, 1000000, &c->rtm_max_sessions, err, errcap)) return HD_EINVAL;
-  if (get_int(w, "max_sessions_per_app", 1, 1000000, &c->rtm_max_sessions_per_app, err, errcap))
+  if (get_int(w, "max_sessions_per_app", 0, 1000000, &c->rtm_max_sessions_per_app, err, errcap))
     return HD_EINVAL;
   if (get_int(w, "max_sessions_per_user", 1, 10000, &c->rtm_max_sessions_per_user, err, errcap))
     return HD_EINVAL;

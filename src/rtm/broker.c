@@ -652,7 +652,8 @@ int hd_rtm_broker_new(hd_rtm_broker_t **out, const hd_rtm_config_t *cfg, hd_time
   if (!c->window_msgs) c->window_msgs = HD_RTM_DEFAULT_WINDOW_MSGS;
   if (!c->window_bytes) c->window_bytes = HD_RTM_DEFAULT_WINDOW_BYTES;
   if (!c->max_sessions) c->max_sessions = HD_RTM_DEFAULT_MAX_SESSIONS;
-  if (!c->max_sessions_per_app) c->max_sessions_per_app = HD_RTM_DEFAULT_MAX_SESSIONS_PER_APP;
+  /* one tenant never holds more than half the node by default */
+  if (!c->max_sessions_per_app) c->max_sessions_per_app = c->max_sessions > 1 ? c->max_sessions / 2 : 1;
   if (!c->max_sessions_per_user) c->max_sessions_per_user = HD_RTM_DEFAULT_MAX_SESSIONS_PER_USER;
   if (!c->quota_channels) c->quota_channels = HD_RTM_DEFAULT_QUOTA_CHANNELS;
   if (!c->quota_bytes) c->quota_bytes = HD_RTM_DEFAULT_QUOTA_BYTES;

@@ -39,11 +39,10 @@
 #define HD_RTM_DEFAULT_RATE 100.0  /* client messages per second per connection */
 #define HD_RTM_DEFAULT_BURST 200.0 /* token bucket depth */
 #define HD_RTM_DEFAULT_MAX_SESSIONS 20000
-#define HD_RTM_DEFAULT_MAX_SESSIONS_PER_APP 10000 /* one tenant never holds more than half the node */
-#define HD_RTM_DEFAULT_MAX_SESSIONS_PER_USER 8    /* per (app, identity): a login replaces a resumable one */
-#define HD_RTM_DEFAULT_QUOTA_CHANNELS 10000       /* channels with stored history per app */
-#define HD_RTM_DEFAULT_QUOTA_BYTES (256LL << 20)  /* stored history bytes per app */
-#define HD_RTM_DEFAULT_MIN_FREE (100LL << 20)     /* refuse stored publishes under this much free disk */
+#define HD_RTM_DEFAULT_MAX_SESSIONS_PER_USER 8   /* per (app, identity): a login replaces a resumable one */
+#define HD_RTM_DEFAULT_QUOTA_CHANNELS 10000      /* channels with stored history per app */
+#define HD_RTM_DEFAULT_QUOTA_BYTES (256LL << 20) /* stored history bytes per app */
+#define HD_RTM_DEFAULT_MIN_FREE (100LL << 20)    /* refuse stored publishes under this much free disk */
 #define HD_RTM_DEFAULT_PEER_TIMEOUT HD_SEC(30)
 #define HD_RTM_DEFAULT_HISTORY_KEEP 1000 /* stored messages kept per channel */
 #define HD_RTM_MAX_SUBS 64               /* channels per session */
@@ -104,7 +103,8 @@ typedef struct {
   hd_time_t wall_offset; /* wall-clock µs = now + wall_offset (history ts, lock expiry, tokens) */
   /* limits; 0 = default */
   size_t max_msg, window_msgs, window_bytes, max_sessions;
-  size_t max_sessions_per_app, max_sessions_per_user; /* docs/rtm.md "Session caps" */
+  size_t max_sessions_per_app,
+      max_sessions_per_user; /* docs/rtm.md "Session caps"; per app: 0 = half the node */
   hd_time_t resume_grace, peer_timeout;
   double rate, burst;
   int history_keep;
