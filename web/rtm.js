@@ -315,6 +315,7 @@ export class RtmClient {
       if (typeof h.next === 'number') after = h.next;
       empty = h.msgs.length ? 0 : empty + 1;
       more = h.more && empty <= 20;
+      if (h.more && !more) this._emit('error', new Error(`rtm: history refill of ${ch} stopped: the window stayed full`));
       if (more && empty) await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -296,8 +296,12 @@ static void handle_reply(hd_rtmc_t *c, json_t *m, int is_error) {
     } else if (!code && json_is_true(json_object_get(m, "more")) && ch->empty_pages <= 20) {
       ack_now(c);
       send_hist(c, r->chan, json_is_integer(next) ? json_integer_value(next) : last_cseq(c, ch->name));
-    } else
+    } else {
+      if (!code && json_is_true(json_object_get(m, "more")) && c->cfg.on_error) /* never silent */
+        c->cfg.on_error(c->cfg.ud, 503, "refill_stopped",
+                        "history refill stopped: 20 empty pages in a row (the window stayed full)");
       refill_done(c, ch);
+    }
     req_free(r);
     return;
   }
