@@ -5,6 +5,7 @@
 #include "hd_test.h"
 
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -1211,6 +1212,54 @@ static void test_sqlite_floor_and_usage(void **st) {
   rmdir(dir);
 }
 
+/* Item 10 on an existing database: one written before the exact cap (1019
+ * messages in a channel, no chan_stat table) gets its usage from the messages
+ * at open, and the next append trims the channel to exactly 1000. */
+static void test_sqlite_upgrade(void **st) {
+  char dir[] = "/tmp/hd-rtm-upg-XXXXXX", path[256], err[200];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/rtm.db", dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(db,
+                   "CREATE TABLE msg(app TEXT, ch TEXT, cseq INTEGER, ts INTEGER, sender TEXT, data "
+                   "TEXT, PRIMARY KEY(app,ch,cseq));"
+                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<1019) "
+                   "INSERT INTO msg SELECT 'app','old',i,i,'al','12345678' FROM n;",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  sqlite3_close(db);
+  hd_rtm_store_t *sq;
+  assert_int_equal(hd_rtm_store_sqlite_new(&sq, path, err, sizeof err), 0);
+  hd_rtm_usage_t u;
+  assert_int_equal(sq->ops->usage(sq, "app", &u), 0);
+  assert_int_equal(u.channels, 1);
+  assert_int_equal(u.bytes, 1019 * 10);
+  hd_rtm_stored_msg_t m = {1020, 1020, "al", "12345678"};
+  hd_rtm_store_limits_t lim = {1000, 0, 0, 0};
+  assert_int_equal(sq->ops->msg_append(sq, "app", "old", &m, &lim, &u), 0);
+  assert_int_equal(u.bytes, 1000 * 10);
+  hd_rtm_store_free(sq);
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *stt;
+  assert_int_equal(
+      sqlite3_prepare_v2(db, "SELECT count(*), min(cseq) FROM msg WHERE ch='old'", -1, &stt, NULL),
+      SQLITE_OK);
+  assert_int_equal(sqlite3_step(stt), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int(stt, 0), 1000);
+  assert_int_equal(sqlite3_column_int(stt, 1), 21);
+  sqlite3_finalize(stt);
+  sqlite3_close(db);
+  char p2[300];
+  unlink(path);
+  snprintf(p2, sizeof p2, "%s-wal", path);
+  unlink(p2);
+  snprintf(p2, sizeof p2, "%s-shm", path);
+  unlink(p2);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_order_and_ack, setup, teardown),
@@ -1234,6 +1283,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_error_flood_not_closed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_history_exact_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sqlite_floor_and_usage, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sqlite_upgrade, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
