@@ -96,8 +96,8 @@ static int fchan(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char **ch)
     else
       snprintf(
           m, sizeof m,
-          "this token is scoped to a room whose name is not a channel name (1..59 of A-Z a-z 0-9 - _ . :): "
-          "it may use no channel; use a token without a room");
+          "this token is scoped to a room whose name gives no channel (it has characters outside A-Z a-z "
+          "0-9 - _ . :, or is too long): it may use no channel; use a token without a room");
     rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN, m, NULL);
     return -1;
   }
