@@ -21,11 +21,13 @@ int bench_hudong_write_config(const char *path, const char *listen) {
   FILE *f = fopen(path, "w");
   if (!f) return -1;
   /* the per-connection limits are raised so that the broker, not the limits,
-   * is measured: a publisher here sends up to thousands of messages/s */
+   * is measured: a publisher here sends up to thousands of messages/s; and all
+   * connections are one app, so its session cap is the node's */
   fprintf(f,
           "{\"listen\": \"%s\", \"rtc_port\": 0,\n"
           " \"apps\": [{\"key\": \"%s\", \"secret\": \"%s\"}],\n"
-          " \"rtm\": {\"db\": \":memory:\", \"rate\": 100000, \"burst\": 1000000}}\n",
+          " \"rtm\": {\"db\": \":memory:\", \"rate\": 100000, \"burst\": 1000000,"
+          " \"max_sessions\": 200000, \"max_sessions_per_app\": 200000}}\n",
           listen, BENCH_KEY, BENCH_SECRET);
   return fclose(f) == 0 ? 0 : -1;
 }
@@ -55,13 +57,15 @@ static void ws_text(bench_conn_t *c, const char *s, size_t n) {
     h[hl++] = (uint8_t)n;
   } else {
     h[hl++] = 0x80 | 127;
-    for (int i = 7; i >= 0; i--) h[hl++] = (uint8_t)((uint64_t)n >> (8 * i));
+    for (int i = 7; i >= 0; i--)
+      h[hl++] = (uint8_t)((uint64_t)n >> (8 * i));
   }
   memcpy(h + hl, mask, 4);
   hl += 4;
   uint8_t buf[8192];
   if (n > sizeof buf) return;
-  for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)s[i] ^ mask[i & 3];
+  for (size_t i = 0; i < n; i++)
+    buf[i] = (uint8_t)s[i] ^ mask[i & 3];
   bench_write(c, h, hl);
   bench_write(c, buf, n);
 }
@@ -172,7 +176,8 @@ static int hd_parse(bench_conn_t *c, size_t *used) {
     } else if (len == 127) {
       if (avail < 10) break;
       len = 0;
-      for (int i = 0; i < 8; i++) len = (len << 8) | p[2 + i];
+      for (int i = 0; i < 8; i++)
+        len = (len << 8) | p[2 + i];
       hl = 10;
     }
     if (avail < hl + len) break;

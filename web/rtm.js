@@ -181,6 +181,9 @@ export class RtmClient {
       }
       case 'msg': {
         const ch = this.channels.get(m.ch);
+        // during a refill, live messages wait: delivered first they would move
+        // lastCseq past the history still to come, and that history would be dropped
+        if (ch && ch.held) { ch.held.push(m); return; }
         if (ch) {
           if (m.cseq <= ch.lastCseq) { this.stats.duplicates++; return; }
           ch.lastCseq = m.cseq;
@@ -267,19 +270,53 @@ export class RtmClient {
     this.stats.relogins++;
     for (const [ch, st] of this.channels) {
       await this.request({ type: 'sub', ch });
-      let after = st.lastCseq;
-      for (let more = true; more;) {
-        const h = await this.request({ type: 'hist', ch, after, limit: 100 });
-        for (const m of h.msgs) {
-          if (m.cseq <= st.lastCseq) continue;
-          st.lastCseq = m.cseq;
-          this.stats.delivered++;
-          this.stats.replays++;
-          this._emit('message', { ch, cseq: m.cseq, from: m.from, data: m.data });
-          after = m.cseq;
-        }
-        more = h.more && h.msgs.length > 0;
+      await this._refill(ch, st);
+    }
+  }
+
+  // Fetches a channel's history after the last cseq delivered, page by page.
+  // `after: 0` is a valid cursor (from the first message kept). The node pages
+  // replies to fit the unacknowledged window and gives `next` (the cursor of
+  // the next page) with `more`; an empty page with `more` means the window
+  // had no room: ack, then ask again (bounded).
+  async _refill(ch, st) {
+    st.held = [];
+    try {
+      await this._refillPages(ch, st);
+    } finally {
+      const held = st.held;
+      st.held = null;
+      for (const m of held) this._onMessage({ ...m, s: undefined });
+    }
+  }
+
+  async _refillPages(ch, st) {
+    let after = st.lastCseq;
+    for (let more = true, empty = 0; more;) {
+      this._sendAck();
+      let h;
+      try {
+        h = await this.request({ type: 'hist', ch, after, limit: 100 });
+      } catch (e) {
+        // a stored message no page of this window can carry (413 with `next`): skip it
+        if (!(e instanceof RtmError && e.code === 413 && typeof e.detail.next === 'number')) throw e;
+        this._emit('error', e);
+        after = e.detail.next;
+        continue;
       }
+      for (const m of h.msgs) {
+        if (m.cseq <= st.lastCseq) continue;
+        st.lastCseq = m.cseq;
+        this.stats.delivered++;
+        this.stats.replays++;
+        this._emit('message', { ch, cseq: m.cseq, from: m.from, data: m.data });
+      }
+      if (h.msgs.length) after = h.msgs[h.msgs.length - 1].cseq;
+      if (typeof h.next === 'number') after = h.next;
+      empty = h.msgs.length ? 0 : empty + 1;
+      more = h.more && empty <= 20;
+      if (h.more && !more) this._emit('error', new Error(`rtm: history refill of ${ch} stopped: the window stayed full`));
+      if (more && empty) await new Promise((r) => setTimeout(r, 50));
     }
   }
 

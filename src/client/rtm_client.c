@@ -36,8 +36,9 @@ typedef struct req {
 
 typedef struct {
   char name[65];
-  int refilling; /* after a re-login: live msgs wait in held[] until history caught up */
-  json_t *held;  /* array of held msg objects */
+  int refilling;   /* after a re-login: live msgs wait in held[] until history caught up */
+  int empty_pages; /* consecutive empty history pages with "more" (window full): bounded */
+  json_t *held;    /* array of held msg objects */
 } chan_t;
 
 struct hd_rtmc {
@@ -222,11 +223,24 @@ static void refill_done(hd_rtmc_t *c, chan_t *ch) {
   }
 }
 
-static void send_hist(hd_rtmc_t *c, int idx) {
+/* Asks for the history page after `after` (0 is a valid cursor: from the
+ * first message kept). */
+static void send_hist(hd_rtmc_t *c, int idx, int64_t after) {
   chan_t *ch = &c->chans[idx];
-  json_t *m = json_pack("{s:s, s:s, s:I, s:i}", "type", "hist", "ch", ch->name, "after",
-                        (json_int_t)last_cseq(c, ch->name), "limit", 100);
+  json_t *m = json_pack("{s:s, s:s, s:I, s:i}", "type", "hist", "ch", ch->name, "after", (json_int_t)after,
+                        "limit", 100);
   if (enqueue(c, m, REQ_REFILL, idx, NULL, NULL) < 0) refill_done(c, ch); /* cannot refill: deliver live */
+}
+
+/* Acks everything delivered now: the node pages history to fit the free
+ * part of the window, so the next page has room only once the last is acked. */
+static void ack_now(hd_rtmc_t *c) {
+  int64_t a = hd_rtm_client_ack_due(&c->rc, HD_TIME_NEVER - HD_SEC(3600));
+  if (a > 0) {
+    json_t *ack = json_pack("{s:s, s:I}", "type", "ack", "s", (json_int_t)a);
+    send_json(c, ack);
+    json_decref(ack);
+  }
 }
 
 /* ---- node messages ---- */
@@ -258,8 +272,10 @@ static void handle_reply(hd_rtmc_t *c, json_t *m, int is_error) {
                       "re-subscribe failed");
     if (code)
       refill_done(c, &c->chans[r->chan]);
-    else
-      send_hist(c, r->chan);
+    else {
+      c->chans[r->chan].empty_pages = 0;
+      send_hist(c, r->chan, last_cseq(c, c->chans[r->chan].name));
+    }
     req_free(r);
     return;
   }
@@ -269,10 +285,23 @@ static void handle_reply(hd_rtmc_t *c, json_t *m, int is_error) {
     size_t i;
     json_t *x;
     if (!code) json_array_foreach(msgs, i, x) deliver_msg(c, ch->name, x, 1);
-    if (!code && json_is_true(json_object_get(m, "more")) && json_array_size(msgs) > 0)
-      send_hist(c, r->chan);
-    else
+    /* follow the pages: "next" is the cursor (docs/rtm.md "History"); an
+     * empty page with "more" means the window had no room: ack, ask again */
+    json_t *next = json_object_get(m, "next");
+    ch->empty_pages = json_array_size(msgs) ? 0 : ch->empty_pages + 1;
+    if (code == 413 && json_is_integer(next)) { /* a message no page of this window carries: skip it */
+      if (c->cfg.on_error)
+        c->cfg.on_error(c->cfg.ud, code, "too_large", json_string_value(json_object_get(m, "message")));
+      send_hist(c, r->chan, json_integer_value(next));
+    } else if (!code && json_is_true(json_object_get(m, "more")) && ch->empty_pages <= 20) {
+      ack_now(c);
+      send_hist(c, r->chan, json_is_integer(next) ? json_integer_value(next) : last_cseq(c, ch->name));
+    } else {
+      if (!code && json_is_true(json_object_get(m, "more")) && c->cfg.on_error) /* never silent */
+        c->cfg.on_error(c->cfg.ud, 503, "refill_stopped",
+                        "history refill stopped: 20 empty pages in a row (the window stayed full)");
       refill_done(c, ch);
+    }
     req_free(r);
     return;
   }

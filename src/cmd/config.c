@@ -41,6 +41,12 @@ void hd_config_defaults(hd_config_t *c) {
   c->ice_tcp_idle_timeout = 30;
   c->ice_tcp_max_buffer = 1 << 20;
   c->turn_ttl = 86400;
+  c->rtm_max_sessions = 20000;     /* docs/rtm.md "Limits" */
+  c->rtm_max_sessions_per_app = 0; /* half of rtm.max_sessions */
+  c->rtm_max_sessions_per_user = 8;
+  c->rtm_quota_channels = 10000;
+  c->rtm_quota_mb = 256;
+  c->rtm_min_free_mb = 100;
 }
 
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port) {
@@ -175,8 +181,19 @@ static int load_webhooks(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   return 0;
 }
 
-static const char *const rtm_keys[] = {
-    "db", "max_message", "rate", "burst", "window_messages", "window_bytes", "resume_grace_seconds"};
+static const char *const rtm_keys[] = {"db",
+                                       "max_message",
+                                       "rate",
+                                       "burst",
+                                       "window_messages",
+                                       "window_bytes",
+                                       "resume_grace_seconds",
+                                       "max_sessions",
+                                       "max_sessions_per_app",
+                                       "max_sessions_per_user",
+                                       "quota_channels",
+                                       "quota_mb",
+                                       "min_free_mb"};
 
 static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (!json_is_object(w)) {
@@ -205,6 +222,14 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (get_int(w, "window_messages", 16, 1000000, &c->rtm_window_messages, err, errcap)) return HD_EINVAL;
   if (get_int(w, "window_bytes", 65536, 1L << 30, &c->rtm_window_bytes, err, errcap)) return HD_EINVAL;
   if (get_int(w, "resume_grace_seconds", 1, 3600, &c->rtm_resume_grace, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "max_sessions", 1, 1000000, &c->rtm_max_sessions, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "max_sessions_per_app", 0, 1000000, &c->rtm_max_sessions_per_app, err, errcap))
+    return HD_EINVAL;
+  if (get_int(w, "max_sessions_per_user", 1, 10000, &c->rtm_max_sessions_per_user, err, errcap))
+    return HD_EINVAL;
+  if (get_int(w, "quota_channels", 0, 100000000, &c->rtm_quota_channels, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "quota_mb", 0, 100000000, &c->rtm_quota_mb, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "min_free_mb", 0, 100000000, &c->rtm_min_free_mb, err, errcap)) return HD_EINVAL;
   return 0;
 }
 

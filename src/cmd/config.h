@@ -69,6 +69,8 @@ typedef struct {
   int n_turn_urls;
   char turn_secret[256]; /* shared with the TURN server (coturn static-auth-secret) */
   long turn_ttl;         /* seconds a minted credential is valid */
+  long rtm_max_sessions, rtm_max_sessions_per_app, rtm_max_sessions_per_user; /* session caps */
+  long rtm_quota_channels, rtm_quota_mb, rtm_min_free_mb; /* stored history per app, disk floor; 0 = none */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

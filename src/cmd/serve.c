@@ -1128,9 +1128,17 @@ int hd_cmd_serve(int argc, char **argv) {
                           .window_bytes = (size_t)s.cfg.rtm_window_bytes,
                           .resume_grace = HD_SEC(s.cfg.rtm_resume_grace),
                           .rate = (double)s.cfg.rtm_rate,
-                          .burst = (double)s.cfg.rtm_burst};
+                          .burst = (double)s.cfg.rtm_burst,
+                          .max_sessions = (size_t)s.cfg.rtm_max_sessions,
+                          .max_sessions_per_app = (size_t)s.cfg.rtm_max_sessions_per_app,
+                          .max_sessions_per_user = (size_t)s.cfg.rtm_max_sessions_per_user,
+                          /* 0 in the config = no quota / no floor; the broker's "none" is < 0 */
+                          .quota_channels = s.cfg.rtm_quota_channels ? s.cfg.rtm_quota_channels : -1,
+                          .quota_bytes = s.cfg.rtm_quota_mb ? (int64_t)s.cfg.rtm_quota_mb << 20 : -1,
+                          .min_free_bytes =
+                              s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1};
   if ((rc = hd_rtm_broker_new(&s.rtm, &rcfg, hd_io_now(s.loop))) < 0 ||
-      (rc = hd_map_init(&s.rtm_conns, HD_RTM_DEFAULT_MAX_SESSIONS * 2)) < 0) {
+      (rc = hd_map_init(&s.rtm_conns, (size_t)s.cfg.rtm_max_sessions * 2 + 16)) < 0) {
     fprintf(stderr, "hudong serve: rtm broker: %s\n", hd_strerror(rc));
     return 1;
   }

@@ -43,6 +43,7 @@ static const struct {
     [HD_RTM_ERR_INTERNAL] = {500, "internal"},
     [HD_RTM_ERR_FULL] = {503, "full"},
     [HD_RTM_ERR_NOT_DELIVERED] = {504, "not_delivered"},
+    [HD_RTM_ERR_STORAGE_FULL] = {507, "storage_full"},
 };
 
 int hd_rtm_err_status(hd_rtm_errcode_t c) {
@@ -154,6 +155,7 @@ void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc) {
   bd->refs++;
   e->len = n;
   e->rc = rc;
+  e->err = 0;
   s->win_n++;
   s->win_bytes += n;
   if (s->conn) ent_send(b, s->conn, e);
@@ -190,10 +192,36 @@ void rtm_ok(hd_rtm_broker_t *b, sess_t *s, const req_t *r, json_t *o) {
   rtm_push(b, s, m, NULL);
 }
 
-void rtm_err(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t code, const char *msg,
-             json_t *extra) {
+void rtm_err_result(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t code, const char *msg,
+                    json_t *extra) {
   b->st.errors++;
   rtm_push(b, s, err_obj(id, code, msg, extra), NULL);
+}
+
+size_t rtm_err_cap(const hd_rtm_broker_t *b) {
+  size_t cap = b->cfg.window_msgs / 4;
+  return cap < 8 ? 8 : cap;
+}
+
+/* Error replies to requests take at most a quarter of the window while
+ * unacked: a client flooding bad input (its 400s and 429s) would otherwise
+ * fill its own window and be dropped with 4008, although bad input never
+ * closes a connection (docs/rtm.md "Errors"). Beyond the cap an error reply
+ * is not sent (it gets no "s", so nothing is missing from the sequence);
+ * a client that acks as documented never gets near it. */
+void rtm_err(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t code, const char *msg,
+             json_t *extra) {
+  if (s->win_errs >= rtm_err_cap(b)) {
+    b->st.errors_suppressed++;
+    json_decref(extra);
+    return;
+  }
+  int64_t seq = s->next_s;
+  rtm_err_result(b, s, id, code, msg, extra);
+  if (s->next_s > seq && s->win_n) { /* it went into the window: the newest entry */
+    s->win[(s->win_head + s->win_n - 1) % s->win_cap].err = 1;
+    s->win_errs++;
+  }
 }
 
 /* Frees entries with s <= upto. delivered: 1 for an ack, 0 for a drop. */
@@ -202,6 +230,7 @@ static void win_release(hd_rtm_broker_t *b, sess_t *s, int64_t upto, int deliver
     out_ent_t *e = &s->win[s->win_head];
     if (e->s > upto) break;
     if (e->rc) rtm_receipt_settle(b, e->rc, delivered);
+    if (e->err) s->win_errs--;
     s->win_bytes -= e->len;
     rtm_body_unref(e->body);
     s->win_head = (s->win_head + 1) % s->win_cap;
@@ -330,6 +359,17 @@ static void user_remove(hd_rtm_broker_t *b, sess_t *s) {
   free(u);
 }
 
+static app_cnt_t *app_cnt(hd_rtm_broker_t *b, const char *app, int create) {
+  for (app_cnt_t *a = b->apps; a; a = a->next)
+    if (!strcmp(a->app, app)) return a;
+  app_cnt_t *a = create ? calloc(1, sizeof *a) : NULL;
+  if (!a) return NULL;
+  hd_scpy(a->app, sizeof a->app, app);
+  a->next = b->apps;
+  b->apps = a;
+  return a;
+}
+
 static void sess_free_mem(sess_t *s) {
   free(s->win);
   free(s->subs);
@@ -351,6 +391,8 @@ static void sess_end(hd_rtm_broker_t *b, sess_t *s, const char *ev) {
   hd_map_del(&b->by_resume, s->resume, strlen(s->resume));
   exp_remove(b, s);
   user_remove(b, s);
+  app_cnt_t *ac = app_cnt(b, s->app, 0);
+  if (ac && ac->n) ac->n--;
   if (s->prev)
     s->prev->next = s->next;
   else
@@ -380,9 +422,35 @@ static void reap(hd_rtm_broker_t *b) {
   }
 }
 
+/* The channels of a room-scoped token (docs/rtm.md "Room-scoped tokens"):
+ * "R" if R has no ':' and "room:R" (what web/room.html uses), each only if it
+ * is a valid channel name as it stands (no mapping, no truncation). Distinct
+ * rooms thus never share a channel: "room:X" is never the "R" of a room R
+ * (that has no ':'), and "room:R" names R exactly. Empty = none. */
+static void scope_name(char *out, size_t cap, const char *prefix, const char *room) {
+  out[0] = 0;
+  if (!*prefix && strchr(room, ':')) return;
+  if (strlen(prefix) + strlen(room) >= cap) return;
+  for (const char *p = room; *p; p++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.' || c == ':'))
+      return;
+  }
+  size_t pl = strlen(prefix);
+  memcpy(out, prefix, pl);
+  memcpy(out + pl, room, strlen(room) + 1); /* fits: checked above */
+}
+
 static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
-  sess_t *s = calloc(1, sizeof *s);
+  app_cnt_t *ac = app_cnt(b, c->key, 1);
+  sess_t *s = ac ? calloc(1, sizeof *s) : NULL;
   if (!s) return NULL;
+  if (c->room[0]) {
+    s->scoped = 1;
+    scope_name(s->scope[0], sizeof s->scope[0], "", c->room);
+    scope_name(s->scope[1], sizeof s->scope[1], "room:", c->room);
+  }
   hd_random_token(s->sid, SID_LEN);
   s->sid[0] = 'S';
   hd_random_token(s->resume, RESUME_LEN);
@@ -409,6 +477,7 @@ static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
   if (s->next) s->next->prev = s;
   b->sessions = s;
   b->n_sessions++;
+  ac->n++;
   return s;
 }
 
@@ -434,6 +503,53 @@ static json_t *welcome(hd_rtm_broker_t *b, const sess_t *s, const char *id, int 
                         (json_int_t)(b->cfg.resume_grace / 1000), "rate", (json_int_t)b->cfg.rate);
   if (o && id) json_object_set_new(o, "id", json_string(id));
   return o;
+}
+
+/* Ends the identity's resumable session (no connection, within its grace)
+ * that was cut first. Returns 1 if there was one. */
+static int replace_resumable(hd_rtm_broker_t *b, ruser_t *u) {
+  sess_t *old = NULL;
+  for (sess_t *x = u ? u->sessions : NULL; x; x = x->unext)
+    if (!x->conn && !x->doomed && (!old || x->expire_at < old->expire_at)) old = x;
+  if (!old) return 0;
+  rtm_doom(b, old, 3); /* like an expiry: presence "timeout", a later resume gets 410 */
+  b->st.replaced++;
+  reap(b);
+  return 1;
+}
+
+/* Session caps (docs/rtm.md "Session caps"): per identity, per app, per
+ * node. A login over a cap first replaces a resumable session of the same
+ * identity (a client that cut its connection and logs in again instead of
+ * resuming); only when there is none is it refused, with why in msg. So an
+ * identity looping login + cut holds at most max_sessions_per_user sessions,
+ * and a tenant at most max_sessions_per_app: never the whole node. */
+static int make_room(hd_rtm_broker_t *b, const hd_token_claims_t *cl, char *msg, size_t cap) {
+  ruser_t *u = rtm_user_get(b, cl->key, cl->identity);
+  while (u && (size_t)u->n >= b->cfg.max_sessions_per_user) {
+    if (!replace_resumable(b, u)) {
+      snprintf(msg, cap,
+               "user \"%.64s\" already has %d connected sessions (rtm.max_sessions_per_user): "
+               "log out one of them, or resume a session instead of logging in again",
+               cl->identity, u->n);
+      return HD_ENOSPC;
+    }
+    u = rtm_user_get(b, cl->key, cl->identity);
+  }
+  app_cnt_t *ac = app_cnt(b, cl->key, 0);
+  if (ac && ac->n >= b->cfg.max_sessions_per_app && !replace_resumable(b, u)) {
+    snprintf(msg, cap,
+             "app \"%.64s\" has %zu sessions, its cap (rtm.max_sessions_per_app): try again later, "
+             "or ask the operator to raise the cap",
+             cl->key, ac->n);
+    return HD_ENOSPC;
+  }
+  if (b->n_sessions >= b->cfg.max_sessions && !replace_resumable(b, rtm_user_get(b, cl->key, cl->identity))) {
+    snprintf(msg, cap, "node session limit reached (%zu, rtm.max_sessions): try again later or another node",
+             b->cfg.max_sessions);
+    return HD_ENOSPC;
+  }
+  return 0;
 }
 
 static void do_login(hd_rtm_broker_t *b, conn_t *c, const req_t *r, hd_time_t now) {
@@ -499,8 +615,10 @@ static void do_login(hd_rtm_broker_t *b, conn_t *c, const req_t *r, hd_time_t no
     b->cfg.close(b->cfg.ud, c->id, HD_RTM_CLOSE_LOGIN_FAILED, "login failed");
     return;
   }
-  if (b->n_sessions >= b->cfg.max_sessions) {
-    direct_err(b, c->id, r->id, HD_RTM_ERR_FULL, "node session limit reached");
+  char full[300];
+  if (make_room(b, &cl, full, sizeof full) < 0) {
+    b->st.refused_logins++;
+    direct_err(b, c->id, r->id, HD_RTM_ERR_FULL, full);
     b->cfg.close(b->cfg.ud, c->id, HD_RTM_CLOSE_LOGIN_FAILED, "login failed");
     return;
   }
@@ -534,6 +652,12 @@ int hd_rtm_broker_new(hd_rtm_broker_t **out, const hd_rtm_config_t *cfg, hd_time
   if (!c->window_msgs) c->window_msgs = HD_RTM_DEFAULT_WINDOW_MSGS;
   if (!c->window_bytes) c->window_bytes = HD_RTM_DEFAULT_WINDOW_BYTES;
   if (!c->max_sessions) c->max_sessions = HD_RTM_DEFAULT_MAX_SESSIONS;
+  /* one tenant never holds more than half the node by default */
+  if (!c->max_sessions_per_app) c->max_sessions_per_app = c->max_sessions > 1 ? c->max_sessions / 2 : 1;
+  if (!c->max_sessions_per_user) c->max_sessions_per_user = HD_RTM_DEFAULT_MAX_SESSIONS_PER_USER;
+  if (!c->quota_channels) c->quota_channels = HD_RTM_DEFAULT_QUOTA_CHANNELS;
+  if (!c->quota_bytes) c->quota_bytes = HD_RTM_DEFAULT_QUOTA_BYTES;
+  if (!c->min_free_bytes) c->min_free_bytes = HD_RTM_DEFAULT_MIN_FREE;
   if (!c->resume_grace) c->resume_grace = HD_RTM_DEFAULT_RESUME_GRACE;
   if (!c->peer_timeout) c->peer_timeout = HD_RTM_DEFAULT_PEER_TIMEOUT;
   if (c->rate <= 0) c->rate = HD_RTM_DEFAULT_RATE;
@@ -575,6 +699,11 @@ void hd_rtm_broker_free(hd_rtm_broker_t *b) {
       free(u);
     }
   free(b->ubuckets);
+  while (b->apps) {
+    app_cnt_t *a = b->apps;
+    b->apps = a->next;
+    free(a);
+  }
   free(b->scratch);
   rtm_free_all_chans(b);
   for (size_t i = 0; b->conns.slots && i < b->conns.n_slots; i++)
@@ -757,12 +886,22 @@ int hd_rtm_metrics_text(const hd_rtm_broker_t *b, char *buf, size_t cap) {
       "# HELP hudong_rtm_resumes_total RTM sessions resumed.\n"
       "# TYPE hudong_rtm_resumes_total counter\nhudong_rtm_resumes_total %llu\n"
       "# HELP hudong_rtm_replayed_total RTM messages re-sent on resume.\n"
-      "# TYPE hudong_rtm_replayed_total counter\nhudong_rtm_replayed_total %llu\n",
+      "# TYPE hudong_rtm_replayed_total counter\nhudong_rtm_replayed_total %llu\n"
+      "# HELP hudong_rtm_replaced_total RTM resumable sessions replaced by a new login of the same "
+      "identity.\n"
+      "# TYPE hudong_rtm_replaced_total counter\nhudong_rtm_replaced_total %llu\n"
+      "# HELP hudong_rtm_refused_logins_total RTM logins refused by a session cap (node, app, identity).\n"
+      "# TYPE hudong_rtm_refused_logins_total counter\nhudong_rtm_refused_logins_total %llu\n"
+      "# HELP hudong_rtm_store_refused_total RTM stored publishes refused by a quota or the disk floor.\n"
+      "# TYPE hudong_rtm_store_refused_total counter\nhudong_rtm_store_refused_total %llu\n"
+      "# HELP hudong_rtm_errors_suppressed_total RTM error replies not sent (too many unacked errors).\n"
+      "# TYPE hudong_rtm_errors_suppressed_total counter\nhudong_rtm_errors_suppressed_total %llu\n",
       (unsigned long long)s.sessions, (unsigned long long)s.connections, (unsigned long long)s.channels,
       (unsigned long long)s.locks, (unsigned long long)s.msgs_in, (unsigned long long)s.msgs_out,
       (unsigned long long)s.published, (unsigned long long)s.errors, (unsigned long long)s.rate_limited,
       (unsigned long long)s.drops, (unsigned long long)s.expired, (unsigned long long)s.resumes,
-      (unsigned long long)s.replayed);
+      (unsigned long long)s.replayed, (unsigned long long)s.replaced, (unsigned long long)s.refused_logins,
+      (unsigned long long)s.store_refused, (unsigned long long)s.errors_suppressed);
   if (n < 0 || (size_t)n >= cap) return HD_ENOSPC;
   return n;
 }

@@ -39,6 +39,10 @@
 #define HD_RTM_DEFAULT_RATE 100.0  /* client messages per second per connection */
 #define HD_RTM_DEFAULT_BURST 200.0 /* token bucket depth */
 #define HD_RTM_DEFAULT_MAX_SESSIONS 20000
+#define HD_RTM_DEFAULT_MAX_SESSIONS_PER_USER 8   /* per (app, identity): a login replaces a resumable one */
+#define HD_RTM_DEFAULT_QUOTA_CHANNELS 10000      /* channels with stored history per app */
+#define HD_RTM_DEFAULT_QUOTA_BYTES (256LL << 20) /* stored history bytes per app */
+#define HD_RTM_DEFAULT_MIN_FREE (100LL << 20)    /* refuse stored publishes under this much free disk */
 #define HD_RTM_DEFAULT_PEER_TIMEOUT HD_SEC(30)
 #define HD_RTM_DEFAULT_HISTORY_KEEP 1000 /* stored messages kept per channel */
 #define HD_RTM_MAX_SUBS 64               /* channels per session */
@@ -78,6 +82,7 @@ typedef enum {
   HD_RTM_ERR_INTERNAL,      /* 500 internal: store failure, out of memory */
   HD_RTM_ERR_FULL,          /* 503 full: a node/session cap reached */
   HD_RTM_ERR_NOT_DELIVERED, /* 504 not_delivered: peer message not acked in time / session lost */
+  HD_RTM_ERR_STORAGE_FULL,  /* 507 storage_full: a history quota or the disk floor refused a stored publish */
   HD_RTM_ERR_COUNT
 } hd_rtm_errcode_t;
 
@@ -98,9 +103,13 @@ typedef struct {
   hd_time_t wall_offset; /* wall-clock µs = now + wall_offset (history ts, lock expiry, tokens) */
   /* limits; 0 = default */
   size_t max_msg, window_msgs, window_bytes, max_sessions;
+  size_t max_sessions_per_app,
+      max_sessions_per_user; /* docs/rtm.md "Session caps"; per app: 0 = half the node */
   hd_time_t resume_grace, peer_timeout;
   double rate, burst;
   int history_keep;
+  /* stored history per app and the disk floor (docs/rtm.md "Storage quotas"); 0 = default, < 0 = none */
+  int64_t quota_channels, quota_bytes, min_free_bytes;
 } hd_rtm_config_t;
 
 /* Counters for /metrics. */
@@ -113,11 +122,15 @@ typedef struct {
   uint64_t published;   /* channel messages published */
   uint64_t errors;      /* error replies */
   uint64_t rate_limited;
-  uint64_t drops;    /* sessions dropped on window overflow */
-  uint64_t expired;  /* sessions dropped after the resume grace */
-  uint64_t resumes;  /* successful resumes */
-  uint64_t replayed; /* messages re-sent on resume */
-  uint64_t locks;    /* locks held (gauge) */
+  uint64_t drops;             /* sessions dropped on window overflow */
+  uint64_t expired;           /* sessions dropped after the resume grace */
+  uint64_t resumes;           /* successful resumes */
+  uint64_t replayed;          /* messages re-sent on resume */
+  uint64_t locks;             /* locks held (gauge) */
+  uint64_t replaced;          /* resumable sessions ended by a new login of the same identity (cap) */
+  uint64_t refused_logins;    /* logins refused by a session cap (node, app, identity) */
+  uint64_t store_refused;     /* stored publishes refused by a quota or the disk floor */
+  uint64_t errors_suppressed; /* error replies not sent: too many unacked errors (docs/rtm.md) */
 } hd_rtm_stats_t;
 
 /* Creates a broker; loads locks from the store. now: current time.

@@ -37,6 +37,7 @@ typedef struct {
   body_t *body;
   receipt_t *rc;
   size_t len; /* whole text with "s" */
+  int err;    /* an error reply (counted in win_errs) */
 } out_ent_t;
 
 struct chan;
@@ -56,12 +57,18 @@ typedef struct sess {
   char sid[SID_LEN + 1], resume[RESUME_LEN + 1];
   char app[64], user[HD_RTM_MAX_USER + 1];
   int admin;
+  /* A token naming a room (grants.room) scopes the session (docs/rtm.md
+   * "Room-scoped tokens"): only channels scope[0] ("R") and scope[1]
+   * ("room:R"; "" = none), its own user attributes, peers in its room. */
+  int scoped;
+  char scope[2][HD_RTM_MAX_CHANNEL + 1];
   int in_exp;          /* on the detached list */
   uint64_t conn;       /* 0 = detached, waiting for a resume */
   hd_time_t expire_at; /* when detached: end of the grace period */
   int64_t next_s;      /* next session sequence number */
   out_ent_t *win;      /* ring of unacked messages (allocated on first use) */
   size_t win_cap, win_head, win_n, win_bytes;
+  size_t win_errs;    /* error replies in the window (capped: docs/rtm.md "Errors") */
   struct chan **subs; /* channels (grown on demand, up to HD_RTM_MAX_SUBS) */
   int n_subs, cap_subs;
   dd_ent_t *dd; /* HD_RTM_PUB_DEDUPE recent ids, allocated on first use */
@@ -95,6 +102,14 @@ typedef struct chan {
   size_t n_mem, cap_mem;
 } chan_t;
 
+/* Sessions per app (tenant): the per-app cap. Apps are the configured
+ * tenants, a short list. */
+typedef struct app_cnt {
+  struct app_cnt *next;
+  size_t n;
+  char app[64];
+} app_cnt_t;
+
 typedef struct {
   uint64_t id;
   sess_t *s;
@@ -109,6 +124,7 @@ struct hd_rtm_broker {
   hd_map_t by_resume; /* resume token -> sess_t */
   sess_t *sessions;
   size_t n_sessions;
+  app_cnt_t *apps;
   sess_t *doomed;              /* to reap */
   sess_t *exp_head, *exp_tail; /* detached sessions, earliest expiry first */
   ruser_t **ubuckets;          /* (app, user) -> ruser_t, chained, grows */
@@ -141,6 +157,12 @@ void rtm_ok(hd_rtm_broker_t *b, sess_t *s, const req_t *r, json_t *o);
 /* Replies "error"; extra members from extra (may be NULL; consumed). */
 void rtm_err(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t code, const char *msg,
              json_t *extra);
+/* Same, for a result that is not a reply to bad input (a peer message's
+ * failure): never suppressed by the unacked-error cap. */
+void rtm_err_result(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t code, const char *msg,
+                    json_t *extra);
+/* Error replies a session may have unacked before more are suppressed. */
+size_t rtm_err_cap(const hd_rtm_broker_t *b);
 sess_t *rtm_session_by_sid(hd_rtm_broker_t *b, const char *sid);
 /* Marks s to be ended by reap() (kind: 1 overflow, 2 logout, 3 expired). */
 void rtm_doom(hd_rtm_broker_t *b, sess_t *s, int kind);

@@ -71,11 +71,34 @@ static int valid_name(const char *c) {
   return 1;
 }
 
-/* The "ch" member: a valid channel name. */
+/* A room-scoped session may use only its room's channels (broker_internal.h). */
+static int in_scope(const sess_t *s, const char *ch) {
+  return !s->scoped || (s->scope[0][0] && !strcmp(ch, s->scope[0])) ||
+         (s->scope[1][0] && !strcmp(ch, s->scope[1]));
+}
+
+/* The "ch" member: a valid channel name within the session's scope. */
 static int fchan(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char **ch) {
   if (fstr(b, s, r, "ch", 1, 1, HD_RTM_MAX_CHANNEL, ch) < 0) return -1;
   if (!valid_name(*ch)) {
     rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "field \"ch\": use 1..64 of A-Z a-z 0-9 - _ . :", NULL);
+    return -1;
+  }
+  if (!in_scope(s, *ch)) {
+    char m[300];
+    if (s->scope[0][0] || s->scope[1][0])
+      snprintf(
+          m, sizeof m,
+          "this token is scoped to a room: it may use only channel%s \"%s%s%s\"; use a token without a room "
+          "for other channels",
+          s->scope[0][0] && s->scope[1][0] ? "s" : "", s->scope[0],
+          s->scope[0][0] && s->scope[1][0] ? "\", \"" : "", s->scope[1]);
+    else
+      snprintf(
+          m, sizeof m,
+          "this token is scoped to a room whose name gives no channel (it has characters outside A-Z a-z "
+          "0-9 - _ . :, or is too long): it may use no channel; use a token without a room");
+    rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN, m, NULL);
     return -1;
   }
   return 0;
@@ -289,6 +312,30 @@ static void dedupe_add(sess_t *s, const char *id, int64_t cseq) {
   s->dd_next = (s->dd_next + 1) % HD_RTM_PUB_DEDUPE;
 }
 
+/* 507 storage_full: which limit, the usage, and what to do. */
+static void store_refused(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const hd_rtm_store_limits_t *lim,
+                          const hd_rtm_usage_t *u) {
+  char m[400];
+  b->st.store_refused++;
+  if (u->refused == HD_RTM_STORE_DISK_FLOOR)
+    snprintf(m, sizeof m,
+             "the node's disk is nearly full (%lld MiB free, floor rtm.min_free_mb = %lld MiB): stored "
+             "publishes are refused; publish with \"store\":false, or ask the operator to free disk space",
+             (long long)(u->disk_free >> 20), (long long)(lim->min_free_bytes >> 20));
+  else if (u->refused == HD_RTM_STORE_QUOTA_CHANNELS)
+    snprintf(
+        m, sizeof m,
+        "this app has stored history in %lld channels, its quota (rtm.quota_channels): store in a "
+        "channel that already has history, publish with \"store\":false, or ask the operator to raise it",
+        (long long)u->channels);
+  else
+    snprintf(m, sizeof m,
+             "this app stores %lld bytes of history, its quota is %lld (rtm.quota_mb): publish with "
+             "\"store\":false, or ask the operator to raise it",
+             (long long)u->bytes, (long long)lim->app_bytes);
+  rtm_err(b, s, r->id, HD_RTM_ERR_STORAGE_FULL, m, NULL);
+}
+
 static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
   const char *name, *data;
   if (fchan(b, s, r, &name) < 0 || fstr(b, s, r, "data", 1, 0, b->cfg.max_msg, &data) < 0) return;
@@ -319,7 +366,17 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
   }
   if (st && json_is_true(st)) {
     hd_rtm_stored_msg_t m = {cseq, rtm_wall_ms(b, now), s->user, data};
-    if (sto->ops->msg_append(sto, s->app, name, &m, b->cfg.history_keep) < 0) {
+    hd_rtm_store_limits_t lim = {b->cfg.history_keep, b->cfg.quota_channels > 0 ? b->cfg.quota_channels : 0,
+                                 b->cfg.quota_bytes > 0 ? b->cfg.quota_bytes : 0,
+                                 b->cfg.min_free_bytes > 0 ? b->cfg.min_free_bytes : 0};
+    hd_rtm_usage_t use = {0};
+    int rc = sto->ops->msg_append(sto, s->app, name, &m, &lim, &use);
+    if (rc == HD_ENOSPC && use.refused) {
+      store_refused(b, s, r, &lim, &use);
+      rtm_chan_maybe_free(b, c);
+      return;
+    }
+    if (rc < 0) {
       rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure: not published", NULL);
       rtm_chan_maybe_free(b, c);
       return;
@@ -338,44 +395,83 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
 
 typedef struct {
   json_t *arr;
-  size_t bytes;
-  int more;
+  size_t bytes, budget;
+  int more, oom;
+  int64_t last;         /* cseq of the last message in the page */
+  int64_t skipped;      /* cseq of the first message that did not fit (0: none) */
+  size_t skipped_bytes; /* its size in the reply */
 } hist_ctx_t;
 
 static int hist_cb(void *ud, const hd_rtm_stored_msg_t *m) {
   hist_ctx_t *h = ud;
-  size_t n = strlen(m->data) + strlen(m->from) + 64;
-  if (h->bytes + n > HD_RTM_MAX_OUT - 4096) {
+  json_t *o = json_pack("{s:I,s:I,s:s,s:s}", "cseq", (json_int_t)m->cseq, "ts", (json_int_t)m->ts_ms, "from",
+                        m->from, "data", m->data);
+  if (!o) {
+    h->oom = 1;
+    return -1;
+  }
+  size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT) + 1; /* exact, escapes included; + its comma */
+  if (h->bytes + n > h->budget) {
     h->more = 1;
+    h->skipped = m->cseq;
+    h->skipped_bytes = n;
+    json_decref(o);
     return -1;
   }
   h->bytes += n;
-  json_array_append_new(h->arr, json_pack("{s:I,s:I,s:s,s:s}", "cseq", (json_int_t)m->cseq, "ts",
-                                          (json_int_t)m->ts_ms, "from", m->from, "data", m->data));
+  h->last = m->cseq;
+  json_array_append_new(h->arr, o);
   return 0;
 }
 
+/* History is paged to fit the session's window (docs/rtm.md "History"): a
+ * reply is one window entry, and one bigger than what the window has free
+ * would end the session with 4008. A page takes at most half the window
+ * (and HD_RTM_MAX_OUT), and leaves a quarter of the window free for live
+ * traffic; the client acks before asking for the next page. "next" is the
+ * cursor for that page (after = next). */
 static void do_hist(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
   const char *name;
-  hd_rtm_hist_query_t q = {0, 0, 0};
+  hd_rtm_hist_query_t q = {HD_RTM_HIST_NONE, HD_RTM_HIST_NONE, 0};
   int64_t lim;
   if (fchan(b, s, r, &name) < 0 || fint(b, s, r, "limit", 1, HD_RTM_HIST_MAX, 50, &lim) < 0 ||
-      fint(b, s, r, "after", 0, INT64_MAX, 0, &q.after) < 0 ||
-      fint(b, s, r, "since", 0, INT64_MAX, 0, &q.since) < 0)
+      fint(b, s, r, "after", 0, INT64_MAX, HD_RTM_HIST_NONE, &q.after) < 0 ||
+      fint(b, s, r, "since", 0, INT64_MAX, HD_RTM_HIST_NONE, &q.since) < 0)
     return;
-  if (q.after && q.since) {
+  if (q.after >= 0 && q.since >= 0) {
     rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "give \"after\" or \"since\", not both", NULL);
     return;
   }
   q.limit = (int)lim;
-  hist_ctx_t h = {json_array(), 0, 0};
+  size_t wb = b->cfg.window_bytes, overhead = 160 + strlen(name) + (r->id ? strlen(r->id) : 0);
+  size_t cap = wb / 2 < HD_RTM_MAX_OUT ? wb / 2 : HD_RTM_MAX_OUT;
+  size_t used = s->win_bytes + wb / 4, page = wb > used ? wb - used : 0;
+  if (page > cap) page = cap;
+  hist_ctx_t h = {json_array(), 0, page > overhead ? page - overhead : 0, 0, 0, 0, 0, 0};
   int n = h.arr ? b->cfg.store->ops->msg_query(b->cfg.store, s->app, name, &q, hist_cb, &h) : HD_ENOMEM;
-  if (n < 0) {
+  if (n < 0 || h.oom) {
     json_decref(h.arr);
     rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
     return;
   }
-  rtm_ok(b, s, r, json_pack("{s:s,s:o,s:b}", "ch", name, "msgs", h.arr, "more", h.more || n == q.limit));
+  if (!json_array_size(h.arr) && h.skipped && h.skipped_bytes + overhead > cap) {
+    /* even an acked window cannot carry it: say so, and how to skip it */
+    char m[300];
+    json_decref(h.arr);
+    snprintf(m, sizeof m,
+             "stored message %lld is %zu bytes in a reply, more than a history page can carry with this "
+             "window (rtm.window_bytes): skip it with after=%lld",
+             (long long)h.skipped, h.skipped_bytes, (long long)h.skipped);
+    rtm_err(b, s, r->id, HD_RTM_ERR_TOO_LARGE, m, json_pack("{s:I}", "next", (json_int_t)h.skipped));
+    return;
+  }
+  int more = h.more || n == q.limit;
+  json_t *ok = json_pack("{s:s,s:o,s:b}", "ch", name, "msgs", h.arr, "more", more);
+  /* the next page's cursor; an empty page with more (the window is full of
+   * unacked messages) says: ack, then ask again from the same place */
+  int64_t next = json_array_size(h.arr) ? h.last : h.skipped ? h.skipped - 1 : q.after;
+  if (ok && more && next >= 0) json_object_set_new(ok, "next", json_integer(next));
+  rtm_ok(b, s, r, ok);
 }
 
 static void do_who(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
@@ -423,6 +519,11 @@ static int fscope(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_rtm_scope_t 
     *sc = HD_RTM_SCOPE_CHANNEL;
     *name = ch;
     return 0;
+  }
+  if (s->scoped && strcmp(user, s->user)) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN,
+            "a room-scoped token reaches only its own user attributes; use a token without a room", NULL);
+    return -1;
   }
   *sc = HD_RTM_SCOPE_USER;
   *name = user;
@@ -671,7 +772,7 @@ static void receipt_fail(hd_rtm_broker_t *b, receipt_t *rc, const char *why) {
   receipt_done(b, rc);
   sess_t *snd = rtm_session_by_sid(b, rc->sender);
   if (snd && !snd->doomed)
-    rtm_err(b, snd, rc->id, HD_RTM_ERR_NOT_DELIVERED, why, json_pack("{s:s}", "to", rc->to));
+    rtm_err_result(b, snd, rc->id, HD_RTM_ERR_NOT_DELIVERED, why, json_pack("{s:s}", "to", rc->to));
 }
 
 void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered) {
@@ -709,6 +810,15 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
       fstr(b, s, r, "data", 1, 0, b->cfg.max_msg, &data) < 0)
     return;
   if (dedupe_find(s, r->id)) return; /* a retry: its receipt or failure is on its way */
+  if (s->scoped) {                   /* only to users present in the session's room channels */
+    chan_t *c0 = rtm_chan_get(b, s->app, s->scope[0], 0), *c1 = rtm_chan_get(b, s->app, s->scope[1], 0);
+    if (!(c0 && member(c0, to)) && !(c1 && member(c1, to))) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN,
+              "a room-scoped token sends peer messages only to users present in its room's channel",
+              json_pack("{s:s}", "to", to));
+      return;
+    }
+  }
   int n = 0;
   ruser_t *u = rtm_user_get(b, s->app, to);
   for (sess_t *t = u ? u->sessions : NULL; t; t = t->unext)

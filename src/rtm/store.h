@@ -26,14 +26,38 @@ typedef struct {
   const char *data; /* payload (UTF-8 text) */
 } hd_rtm_stored_msg_t;
 
-/* History query: exactly one mode.
- *   after  > 0 : messages with cseq > after, ascending, at most limit
- *   since  > 0 : messages with ts_ms >= since, ascending, at most limit
+/* History query: exactly one mode. A cursor < 0 is "not given"; 0 is a
+ * valid cursor (after 0 = from the first message kept).
+ *   after >= 0 : messages with cseq > after, ascending, at most limit
+ *   since >= 0 : messages with ts_ms >= since, ascending, at most limit
  *   else       : the last `limit` messages, ascending. */
 typedef struct {
-  int64_t after, since;
-  int limit; /* 1..HD_RTM_HIST_MAX */
+  int64_t after, since; /* HD_RTM_HIST_NONE (-1) = not given */
+  int limit;            /* 1..HD_RTM_HIST_MAX */
 } hd_rtm_hist_query_t;
+#define HD_RTM_HIST_NONE (-1)
+
+/* What msg_append may use (docs/rtm.md "Storage quotas"). 0 = no cap. */
+typedef struct {
+  int keep;               /* newest messages kept per channel (exactly; > 0) */
+  int64_t app_channels;   /* channels with stored messages per app */
+  int64_t app_bytes;      /* stored bytes (data + sender) per app */
+  int64_t min_free_bytes; /* refuse when the store's filesystem has less free (file stores only) */
+} hd_rtm_store_limits_t;
+
+/* Why msg_append refused (it returns HD_ENOSPC), and the app's usage. */
+typedef enum {
+  HD_RTM_STORE_OK = 0,
+  HD_RTM_STORE_QUOTA_CHANNELS, /* a new channel over app_channels */
+  HD_RTM_STORE_QUOTA_BYTES,    /* over app_bytes */
+  HD_RTM_STORE_DISK_FLOOR      /* filesystem free space under min_free_bytes */
+} hd_rtm_store_refusal_t;
+
+typedef struct {
+  int64_t channels, bytes; /* the app's channels with stored messages, their stored bytes */
+  int64_t disk_free;       /* for HD_RTM_STORE_DISK_FLOOR: free bytes seen */
+  hd_rtm_store_refusal_t refused;
+} hd_rtm_usage_t;
 
 /* Attribute scope: a channel or a user, within an app. */
 typedef enum { HD_RTM_SCOPE_CHANNEL = 0, HD_RTM_SCOPE_USER = 1 } hd_rtm_scope_t;
@@ -59,9 +83,12 @@ typedef struct {
    * channel goes idle). 0 for a new channel. seq_put sets it. */
   int (*seq_get)(hd_rtm_store_t *s, const char *app, const char *ch, int64_t *out);
   int (*seq_put)(hd_rtm_store_t *s, const char *app, const char *ch, int64_t hwm);
-  /* Appends a message; then keeps at most `keep` newest messages of the channel. */
+  /* Appends a message and keeps exactly the lim->keep newest messages of the
+   * channel, in one transaction, unless that would break a limit of lim:
+   * then nothing is written and it returns HD_ENOSPC with use->refused
+   * saying which. use (may be NULL) gets the app's usage (after the append). */
   int (*msg_append)(hd_rtm_store_t *s, const char *app, const char *ch, const hd_rtm_stored_msg_t *m,
-                    int keep);
+                    const hd_rtm_store_limits_t *lim, hd_rtm_usage_t *use);
   /* Calls fn for each match (ascending cseq); fn returning < 0 stops. Returns the count. */
   int (*msg_query)(hd_rtm_store_t *s, const char *app, const char *ch, const hd_rtm_hist_query_t *q,
                    hd_rtm_msg_fn fn, void *ud);
@@ -80,6 +107,8 @@ typedef struct {
   int (*lock_put)(hd_rtm_store_t *s, const char *app, const hd_rtm_lock_rec_t *l);
   int (*lock_del)(hd_rtm_store_t *s, const char *app, const char *ch, const char *name);
   int (*lock_load)(hd_rtm_store_t *s, hd_rtm_lock_fn fn, void *ud);
+  /* The app's stored-history usage (channels with messages, bytes). */
+  int (*usage)(hd_rtm_store_t *s, const char *app, hd_rtm_usage_t *out);
 } hd_rtm_store_ops_t;
 
 struct hd_rtm_store {

@@ -20,6 +20,7 @@ typedef struct mchan {
   int64_t hwm;
   mmsg_t *head, *tail;
   int n;
+  int64_t bytes; /* stored data + sender bytes of its messages */
 } mchan_t;
 
 typedef struct mattr {
@@ -118,10 +119,52 @@ static int mem_seq_put(hd_rtm_store_t *s, const char *app, const char *ch, int64
   return 0;
 }
 
+static int64_t msg_bytes(const char *from, const char *data) {
+  return (int64_t)(strlen(from) + strlen(data));
+}
+
+static int mem_usage(hd_rtm_store_t *s, const char *app, hd_rtm_usage_t *out) {
+  memset(out, 0, sizeof *out);
+  for (mchan_t *c = ((mem_t *)s)->chans; c; c = c->next)
+    if (c->n > 0 && !strcmp(c->app, app)) {
+      out->channels++;
+      out->bytes += c->bytes;
+    }
+  return 0;
+}
+
+static void drop_head(mchan_t *c) {
+  mmsg_t *h = c->head;
+  c->head = h->next;
+  if (!c->head) c->tail = NULL;
+  c->bytes -= msg_bytes(h->from, h->data);
+  free(h->from);
+  free(h->data);
+  free(h);
+  c->n--;
+}
+
+/* No disk: lim->min_free_bytes does not apply. */
 static int mem_msg_append(hd_rtm_store_t *s, const char *app, const char *ch, const hd_rtm_stored_msg_t *m,
-                          int keep) {
-  mchan_t *c = chan((mem_t *)s, app, ch, 1);
-  mmsg_t *x = c ? calloc(1, sizeof *x) : NULL;
+                          const hd_rtm_store_limits_t *lim, hd_rtm_usage_t *use) {
+  hd_rtm_usage_t u;
+  mem_usage(s, app, &u);
+  mchan_t *c = chan((mem_t *)s, app, ch, 0);
+  int64_t len = msg_bytes(m->from, m->data), trimmed = 0;
+  int k = c && lim->keep > 0 ? c->n + 1 - lim->keep : 0; /* oldest messages that make room */
+  mmsg_t *x = c ? c->head : NULL;
+  for (int i = 0; i < k && x; i++, x = x->next)
+    trimmed += msg_bytes(x->from, x->data);
+  if (lim->app_channels > 0 && (!c || c->n == 0) && u.channels >= lim->app_channels)
+    u.refused = HD_RTM_STORE_QUOTA_CHANNELS;
+  else if (lim->app_bytes > 0 && len > trimmed && u.bytes + len - trimmed > lim->app_bytes)
+    u.refused = HD_RTM_STORE_QUOTA_BYTES;
+  if (u.refused) {
+    if (use) *use = u;
+    return HD_ENOSPC;
+  }
+  if (!c) c = chan((mem_t *)s, app, ch, 1);
+  x = c ? calloc(1, sizeof *x) : NULL;
   if (!x) return HD_ENOMEM;
   x->cseq = m->cseq;
   x->ts_ms = m->ts_ms;
@@ -139,15 +182,10 @@ static int mem_msg_append(hd_rtm_store_t *s, const char *app, const char *ch, co
     c->head = x;
   c->tail = x;
   c->n++;
-  while (keep > 0 && c->n > keep) {
-    mmsg_t *h = c->head;
-    c->head = h->next;
-    if (!c->head) c->tail = NULL;
-    free(h->from);
-    free(h->data);
-    free(h);
-    c->n--;
-  }
+  c->bytes += len;
+  while (lim->keep > 0 && c->n > lim->keep)
+    drop_head(c);
+  if (use) mem_usage(s, app, use);
   return 0;
 }
 
@@ -156,15 +194,15 @@ static int mem_msg_query(hd_rtm_store_t *s, const char *app, const char *ch, con
   mchan_t *c = chan((mem_t *)s, app, ch, 0);
   if (!c || q->limit <= 0) return 0;
   int skip = 0;
-  if (q->after <= 0 && q->since <= 0 && c->n > q->limit) skip = c->n - q->limit;
+  if (q->after < 0 && q->since < 0 && c->n > q->limit) skip = c->n - q->limit;
   int n = 0;
   for (mmsg_t *x = c->head; x && n < q->limit; x = x->next) {
     if (skip > 0) {
       skip--;
       continue;
     }
-    if (q->after > 0 && x->cseq <= q->after) continue;
-    if (q->after <= 0 && q->since > 0 && x->ts_ms < q->since) continue;
+    if (q->after >= 0 && x->cseq <= q->after) continue;
+    if (q->after < 0 && q->since >= 0 && x->ts_ms < q->since) continue;
     hd_rtm_stored_msg_t m = {x->cseq, x->ts_ms, x->from, x->data};
     n++;
     if (fn(ud, &m) < 0) break;
@@ -301,7 +339,7 @@ static int mem_lock_load(hd_rtm_store_t *s, hd_rtm_lock_fn fn, void *ud) {
 
 static const hd_rtm_store_ops_t MEM_OPS = {mem_close,     mem_seq_get,   mem_seq_put,  mem_msg_append,
                                            mem_msg_query, mem_attr_list, mem_attr_cas, mem_lock_put,
-                                           mem_lock_del,  mem_lock_load};
+                                           mem_lock_del,  mem_lock_load, mem_usage};
 
 int hd_rtm_store_mem_new(hd_rtm_store_t **out) {
   mem_t *m = calloc(1, sizeof *m);

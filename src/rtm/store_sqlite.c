@@ -4,9 +4,17 @@
  * crash; an OS crash may lose the last transactions (docs/rtm.md "Storage").
  * Prepared statements are made once. Attribute compare-and-set runs in one
  * transaction (BEGIN IMMEDIATE), so the check and the write are atomic even
- * with another process on the same file. */
+ * with another process on the same file.
+ *
+ * Quotas (docs/rtm.md "Storage quotas"): chan_stat keeps each channel's
+ * stored message count and bytes, updated in the append's transaction, so
+ * that trimming to exactly `keep` messages and the per-app usage cost one
+ * indexed row each instead of a scan; the per-app sums are cached in memory
+ * (loaded from chan_stat on first use). The disk floor is a statvfs() of the
+ * database's directory before each stored append. */
 #include <sqlite3.h>
 #include <stdio.h>
+#include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +26,10 @@ enum {
   S_SEQ_PUT,
   S_MSG_INS,
   S_MSG_TRIM,
+  S_TRIM_BYTES,
+  S_STAT_GET,
+  S_STAT_PUT,
+  S_USAGE,
   S_Q_AFTER,
   S_Q_SINCE,
   S_Q_LAST,
@@ -39,8 +51,14 @@ static const char *const SQL[S_COUNT] = {
     [S_SEQ_PUT] = "INSERT INTO chan_seq(app,ch,hwm) VALUES(?1,?2,?3) "
                   "ON CONFLICT(app,ch) DO UPDATE SET hwm=excluded.hwm",
     [S_MSG_INS] = "INSERT OR REPLACE INTO msg(app,ch,cseq,ts,sender,data) VALUES(?1,?2,?3,?4,?5,?6)",
-    [S_MSG_TRIM] = "DELETE FROM msg WHERE app=?1 AND ch=?2 AND cseq <= "
-                   "(SELECT cseq FROM msg WHERE app=?1 AND ch=?2 ORDER BY cseq DESC LIMIT 1 OFFSET ?3)",
+    [S_MSG_TRIM] = "DELETE FROM msg WHERE app=?1 AND ch=?2 AND cseq IN "
+                   "(SELECT cseq FROM msg WHERE app=?1 AND ch=?2 ORDER BY cseq LIMIT ?3)",
+    [S_TRIM_BYTES] = "SELECT total(length(CAST(sender AS BLOB)) + length(CAST(data AS BLOB))) FROM "
+                     "(SELECT sender,data FROM msg WHERE app=?1 AND ch=?2 ORDER BY cseq LIMIT ?3)",
+    [S_STAT_GET] = "SELECT n,bytes FROM chan_stat WHERE app=?1 AND ch=?2",
+    [S_STAT_PUT] = "INSERT INTO chan_stat(app,ch,n,bytes) VALUES(?1,?2,?3,?4) "
+                   "ON CONFLICT(app,ch) DO UPDATE SET n=excluded.n, bytes=excluded.bytes",
+    [S_USAGE] = "SELECT count(*), total(bytes) FROM chan_stat WHERE app=?1 AND n>0",
     [S_Q_AFTER] =
         "SELECT cseq,ts,sender,data FROM msg WHERE app=?1 AND ch=?2 AND cseq>?3 ORDER BY cseq LIMIT ?4",
     [S_Q_SINCE] =
@@ -74,10 +92,25 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS lck(app TEXT, ch TEXT, name TEXT, owner TEXT, exp INTEGER,"
     " PRIMARY KEY(app,ch,name));";
 
+/* Added with the quotas: a database from before gets its chan_stat from msg. */
+static const char STAT_SCHEMA[] =
+    "CREATE TABLE chan_stat(app TEXT, ch TEXT, n INTEGER, bytes INTEGER, PRIMARY KEY(app,ch));"
+    "INSERT INTO chan_stat SELECT app, ch, count(*),"
+    " total(length(CAST(sender AS BLOB)) + length(CAST(data AS BLOB))) FROM msg GROUP BY app, ch;";
+
+/* Cached per-app usage (apps are the configured tenants: a short list). */
+typedef struct app_use {
+  struct app_use *next;
+  int64_t channels, bytes;
+  char app[];
+} app_use_t;
+
 typedef struct {
   hd_rtm_store_t base;
   sqlite3 *db;
   sqlite3_stmt *st[S_COUNT];
+  app_use_t *apps;
+  char *dir; /* the database's directory (disk floor); NULL for ":memory:" */
 } sq_t;
 
 static sqlite3_stmt *stmt(sq_t *q, int i) {
@@ -105,6 +138,12 @@ static void sq_close(hd_rtm_store_t *s) {
   for (int i = 0; i < S_COUNT; i++)
     sqlite3_finalize(q->st[i]);
   sqlite3_close(q->db);
+  while (q->apps) {
+    app_use_t *a = q->apps;
+    q->apps = a->next;
+    free(a);
+  }
+  free(q->dir);
   free(q);
 }
 
@@ -126,10 +165,84 @@ static int sq_seq_put(hd_rtm_store_t *s, const char *app, const char *ch, int64_
   return done(st);
 }
 
+static app_use_t *app_use(sq_t *q, const char *app) {
+  for (app_use_t *a = q->apps; a; a = a->next)
+    if (!strcmp(a->app, app)) return a;
+  size_t n = strlen(app) + 1;
+  app_use_t *a = calloc(1, sizeof *a + n);
+  if (!a) return NULL;
+  memcpy(a->app, app, n);
+  sqlite3_stmt *st = stmt(q, S_USAGE);
+  btext(st, 1, app);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    a->channels = sqlite3_column_int64(st, 0);
+    a->bytes = (int64_t)sqlite3_column_double(st, 1);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) {
+    free(a);
+    return NULL;
+  }
+  a->next = q->apps;
+  q->apps = a;
+  return a;
+}
+
+static int sq_usage(hd_rtm_store_t *s, const char *app, hd_rtm_usage_t *out) {
+  memset(out, 0, sizeof *out);
+  app_use_t *a = app_use((sq_t *)s, app);
+  if (!a) return HD_EIO;
+  out->channels = a->channels;
+  out->bytes = a->bytes;
+  return 0;
+}
+
 static int sq_msg_append(hd_rtm_store_t *s, const char *app, const char *ch, const hd_rtm_stored_msg_t *m,
-                         int keep) {
+                         const hd_rtm_store_limits_t *lim, hd_rtm_usage_t *use) {
   sq_t *q = (sq_t *)s;
-  sqlite3_stmt *st = stmt(q, S_MSG_INS);
+  hd_rtm_usage_t u = {0};
+  app_use_t *a = app_use(q, app);
+  if (!a) return HD_EIO;
+  u.channels = a->channels;
+  u.bytes = a->bytes;
+  if (lim->min_free_bytes > 0 && q->dir) {
+    struct statvfs fs;
+    if (statvfs(q->dir, &fs) == 0) {
+      u.disk_free = (int64_t)fs.f_bavail * (int64_t)fs.f_frsize;
+      if (u.disk_free < lim->min_free_bytes) u.refused = HD_RTM_STORE_DISK_FLOOR;
+    }
+  }
+  sqlite3_stmt *st = stmt(q, S_STAT_GET);
+  btext(st, 1, app);
+  btext(st, 2, ch);
+  int r = sqlite3_step(st);
+  int64_t n = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  int64_t bytes = r == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+  sqlite3_reset(st);
+  if (r != SQLITE_ROW && r != SQLITE_DONE) return HD_EIO;
+  int64_t len = (int64_t)(strlen(m->from) + strlen(m->data)), trimmed = 0;
+  int64_t k = lim->keep > 0 && n + 1 > lim->keep ? n + 1 - lim->keep : 0; /* oldest that make room */
+  if (k > 0) {
+    st = stmt(q, S_TRIM_BYTES);
+    btext(st, 1, app);
+    btext(st, 2, ch);
+    sqlite3_bind_int64(st, 3, k);
+    r = sqlite3_step(st);
+    trimmed = r == SQLITE_ROW ? (int64_t)sqlite3_column_double(st, 0) : 0;
+    sqlite3_reset(st);
+    if (r != SQLITE_ROW) return HD_EIO;
+  }
+  if (!u.refused && lim->app_channels > 0 && n == 0 && u.channels >= lim->app_channels)
+    u.refused = HD_RTM_STORE_QUOTA_CHANNELS;
+  else if (!u.refused && lim->app_bytes > 0 && len > trimmed && u.bytes + len - trimmed > lim->app_bytes)
+    u.refused = HD_RTM_STORE_QUOTA_BYTES;
+  if (u.refused) {
+    if (use) *use = u;
+    return HD_ENOSPC;
+  }
+  if (done(stmt(q, S_BEGIN)) < 0) return HD_EIO;
+  st = stmt(q, S_MSG_INS);
   btext(st, 1, app);
   btext(st, 2, ch);
   sqlite3_bind_int64(st, 3, m->cseq);
@@ -137,21 +250,40 @@ static int sq_msg_append(hd_rtm_store_t *s, const char *app, const char *ch, con
   btext(st, 5, m->from);
   btext(st, 6, m->data);
   int rc = done(st);
-  /* trim only now and then: every 64th message by cseq keeps it cheap */
-  if (rc == 0 && keep > 0 && (m->cseq & 63) == 0) {
+  if (rc == 0 && k > 0) {
     st = stmt(q, S_MSG_TRIM);
     btext(st, 1, app);
     btext(st, 2, ch);
-    sqlite3_bind_int(st, 3, keep);
+    sqlite3_bind_int64(st, 3, k);
     rc = done(st);
   }
-  return rc;
+  if (rc == 0) {
+    st = stmt(q, S_STAT_PUT);
+    btext(st, 1, app);
+    btext(st, 2, ch);
+    sqlite3_bind_int64(st, 3, n + 1 - k);
+    sqlite3_bind_int64(st, 4, bytes + len - trimmed);
+    rc = done(st);
+  }
+  if (rc == 0 && done(stmt(q, S_COMMIT)) < 0) rc = HD_EIO;
+  if (rc < 0) {
+    done(stmt(q, S_ROLLBACK));
+    return rc;
+  }
+  if (n == 0) a->channels++;
+  a->bytes += len - trimmed;
+  if (use) {
+    u.channels = a->channels;
+    u.bytes = a->bytes;
+    *use = u;
+  }
+  return 0;
 }
 
 static int sq_msg_query(hd_rtm_store_t *s, const char *app, const char *ch, const hd_rtm_hist_query_t *qq,
                         hd_rtm_msg_fn fn, void *ud) {
   sq_t *q = (sq_t *)s;
-  int which = qq->after > 0 ? S_Q_AFTER : qq->since > 0 ? S_Q_SINCE : S_Q_LAST;
+  int which = qq->after >= 0 ? S_Q_AFTER : qq->since >= 0 ? S_Q_SINCE : S_Q_LAST;
   sqlite3_stmt *st = stmt(q, which);
   btext(st, 1, app);
   btext(st, 2, ch);
@@ -286,7 +418,7 @@ static int sq_lock_load(hd_rtm_store_t *s, hd_rtm_lock_fn fn, void *ud) {
 
 static const hd_rtm_store_ops_t SQ_OPS = {sq_close,     sq_seq_get,   sq_seq_put,  sq_msg_append,
                                           sq_msg_query, sq_attr_list, sq_attr_cas, sq_lock_put,
-                                          sq_lock_del,  sq_lock_load};
+                                          sq_lock_del,  sq_lock_load, sq_usage};
 
 int hd_rtm_store_sqlite_new(hd_rtm_store_t **out, const char *path, char *err, size_t errcap) {
   sq_t *q = calloc(1, sizeof *q);
@@ -303,6 +435,22 @@ int hd_rtm_store_sqlite_new(hd_rtm_store_t **out, const char *path, char *err, s
     snprintf(err, errcap, "%s: schema: %s", path, emsg ? emsg : "?");
     sqlite3_free(emsg);
     goto fail;
+  }
+  sqlite3_stmt *chk = NULL;
+  int have_stat =
+      sqlite3_prepare_v2(q->db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='chan_stat'", -1,
+                         &chk, NULL) == SQLITE_OK &&
+      sqlite3_step(chk) == SQLITE_ROW;
+  sqlite3_finalize(chk);
+  if (!have_stat && sqlite3_exec(q->db, STAT_SCHEMA, NULL, NULL, &emsg) != SQLITE_OK) {
+    snprintf(err, errcap, "%s: schema: %s", path, emsg ? emsg : "?");
+    sqlite3_free(emsg);
+    goto fail;
+  }
+  if (strcmp(path, ":memory:") && path[0]) { /* the directory whose filesystem holds the file */
+    const char *sl = strrchr(path, '/');
+    q->dir = sl ? strndup(path, sl == path ? 1 : (size_t)(sl - path)) : strdup(".");
+    if (!q->dir) goto fail;
   }
   for (int i = 0; i < S_COUNT; i++)
     if (sqlite3_prepare_v2(q->db, SQL[i], -1, &q->st[i], NULL) != SQLITE_OK) {

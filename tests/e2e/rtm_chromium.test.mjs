@@ -3,22 +3,24 @@
 // WebSockets are cut again and again (resume + replay + dedupe: every message
 // exactly once, in order), then presence, attribute compare-and-set, a lock and
 // a peer message with its receipt. A third page logs in after the fact and
-// reads the stored history.
+// reads the stored history. A second test loses a session on purpose (410 on
+// resume) and checks the refill: 150 messages from after 0, and 100 stored
+// 30 KB messages in pages that fit the window (issue 12 items 4 and 5).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, stopServer, launchChromium, sleep, waitFor, metrics } from './lib.mjs';
 
 const N = 300;
 
-async function openClient(browser, base, identity) {
+async function openClient(browser, base, identity, room = 'chat') {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.error(`[${identity}] pageerror`, e.message));
   await page.goto(`${base}/index.html`);
-  await page.evaluate(async (id) => {
+  await page.evaluate(async ([id, room]) => {
     const { RtmClient } = await import('/rtm.js');
     const getToken = async () => {
-      const r = await fetch(`/api/dev-token?room=lobby&identity=${id}`);
+      const r = await fetch(`/api/dev-token?room=${room}&identity=${id}`);
       return (await r.json()).token;
     };
     const rtm = new RtmClient({ getToken });
@@ -33,7 +35,7 @@ async function openClient(browser, base, identity) {
     rtm.on('peer', (p) => window.events.push({ kind: 'peer', ...p }));
     rtm.on('state', (s) => window.states.push(s));
     await rtm.login();
-  }, identity);
+  }, [identity, room]);
   return { ctx, page };
 }
 
@@ -111,8 +113,10 @@ test('rtm.js: exactly once and in order across cuts, presence, CAS, locks, peer,
     assert.equal(receipt.to, 'bob', 'receipt after bob acked');
     await waitFor(bob.page, () => window.events.filter((e) => e.kind === 'peer').map((e) => `${e.from}:${e.data}`),
       (v) => v.includes('alice:psst'), 5000, 'bob gets the peer message');
+    // a room-scoped token (dev tokens name a room) reaches only users present in its room: 403,
+    // not 404 user_offline, which would tell whether a user elsewhere is online (docs/rtm.md)
     const off = await alice.page.evaluate(() => window.rtm.sendPeer('nobody', 'x').then(() => null, (e) => e.reason));
-    assert.equal(off, 'user_offline');
+    assert.equal(off, 'forbidden');
 
     // a late user reads the stored history
     const carol = await openClient(browser, srv.base, 'carol');
@@ -129,6 +133,54 @@ test('rtm.js: exactly once and in order across cuts, presence, CAS, locks, peer,
     await waitFor(bob.page, () => window.events.filter((e) => e.kind === 'presence' && e.user === 'alice').map((e) => e.ev),
       (v) => v.includes('leave'), 5000, 'bob sees alice leave');
     for (const c of [alice, bob, carol]) await c.ctx.close();
+  } finally {
+    await browser.close().catch(() => {});
+    const code = await stopServer(srv);
+    assert.equal(code, 0, `hudong serve exits 0\n${srv.log().slice(-2000)}`);
+  }
+});
+
+test('rtm.js refill after a session loss: every message from after 0, 30 KB messages in pages', { timeout: 120000 }, async () => {
+  const srv = await startServer(['--rtm-db', ':memory:']);
+  const browser = await launchChromium();
+  try {
+    const reader = await openClient(browser, srv.base, 'reader', 'gap');
+    const writer = await openClient(browser, srv.base, 'writer', 'gap');
+    await reader.page.evaluate(async () => {
+      await window.rtm.subscribe('gap');
+      await window.rtm.subscribe('room:gap');
+    });
+    // the reader goes away (its reconnects fail) and its session is lost: the
+    // resume gets 410, so it logs in again and refills from history after cseq 0
+    await reader.page.evaluate(() => {
+      window.realUrl = window.rtm.url;
+      window.rtm.url = 'ws://127.0.0.1:1/rtm';
+      window.rtm.reconnectCapMs = 400;
+      window.rtm.session.resume = 'no-such-session-0000000000000000';
+      window.rtm.dropConnection();
+    });
+    await writer.page.evaluate(async () => {
+      for (let i = 0; i < 150; i++) await window.rtm.publish('gap', `g${i}`, { store: true });
+      const big = 'y'.repeat(30 * 1024);
+      for (let i = 0; i < 100; i++) await window.rtm.publish('room:gap', `${i}:${big}`, { store: true });
+    });
+    await reader.page.evaluate(() => { window.rtm.url = window.realUrl; });
+    await waitFor(reader.page, () => window.got.filter((m) => m.ch === 'room:gap').length, (n) => n >= 100, 30000,
+      'the reader refills 100 big messages');
+    await sleep(500); // a duplicate would arrive now
+    const r = await reader.page.evaluate(() => ({
+      gap: window.got.filter((m) => m.ch === 'gap').map((m) => m.data),
+      big: window.got.filter((m) => m.ch === 'room:gap').map((m) => [m.cseq, m.data.split(':')[0], m.data.length]),
+      stats: window.rtm.stats,
+    }));
+    assert.deepEqual(r.gap, Array.from({ length: 150 }, (_, i) => `g${i}`), 'all 150 in order, none lost (after 0 is a cursor)');
+    assert.deepEqual(r.big.map((x) => x[1]), Array.from({ length: 100 }, (_, i) => `${i}`), 'all 100 big ones in order');
+    assert.ok(r.big.every((x) => x[2] > 30 * 1024), 'whole 30 KB payloads');
+    assert.ok(r.stats.relogins >= 1 && r.stats.replays >= 250, `refilled after a re-login: ${JSON.stringify(r.stats)}`);
+    // one re-login only: a refill reply over the window would have dropped the new session (4008) and
+    // forced another (the abandoned old session may overflow: 3 MB went to its window while detached)
+    assert.equal(r.stats.relogins, 1, `one re-login: ${JSON.stringify(r.stats)}`);
+    for (const c of [reader, writer]) await c.ctx.close();
   } finally {
     await browser.close().catch(() => {});
     const code = await stopServer(srv);

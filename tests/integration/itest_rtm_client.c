@@ -269,7 +269,7 @@ static void make_client(cl_t *x, const char *url) {
   memset(&cl, 0, sizeof cl);
   snprintf(cl.key, sizeof cl.key, "devkey");
   snprintf(cl.identity, sizeof cl.identity, "%s", x->name);
-  snprintf(cl.room, sizeof cl.room, "rtm");
+  /* no room: a room-scoped token may only use its room's channels (docs/rtm.md) */
   cl.rtm = 1;
   cl.iat = cl.nbf = (int64_t)time(NULL) - 5;
   cl.exp = cl.iat + 3600;

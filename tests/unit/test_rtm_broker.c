@@ -5,13 +5,16 @@
 #include "hd_test.h"
 
 #include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "rtm/broker.h"
 #include "rtm/client.h"
 
 #define SECRET "test-secret-0123456789"
-#define MAXOUT 4096
+#define MAXOUT 16384
 
 typedef struct {
   uint64_t conn;
@@ -39,7 +42,9 @@ static void cb_close(void *ud, uint64_t conn, int code, const char *reason) {
     n_close++;
   }
 }
-static const char *lookup(void *ud, const char *key) { return strcmp(key, "app") ? NULL : SECRET; }
+static const char *lookup(void *ud, const char *key) {
+  return strcmp(key, "app") && strcmp(key, "app2") ? NULL : SECRET;
+}
 
 static void reset_out(void) {
   for (int i = 0; i < n_out; i++)
@@ -78,6 +83,35 @@ static char *token(const char *user, int rtm, int admin, int64_t exp_in) {
   char *o = buf[k++ % 8];
   assert_true(hd_token_mint(&c, SECRET, o, HD_TOKEN_MAX) > 0);
   return o;
+}
+
+/* A token of any app / room (room "" = not room-scoped). */
+static char *token_x(const char *app, const char *user, const char *room, int admin) {
+  hd_token_claims_t c;
+  memset(&c, 0, sizeof c);
+  strcpy(c.key, app);
+  strcpy(c.identity, user);
+  strcpy(c.room, room);
+  c.rtm = 1;
+  c.room_admin = admin;
+  c.exp = 1700000000 + now / 1000000 + 600;
+  static char buf[8][HD_TOKEN_MAX];
+  static int k;
+  char *o = buf[k++ % 8];
+  assert_true(hd_token_mint(&c, SECRET, o, HD_TOKEN_MAX) > 0);
+  return o;
+}
+
+/* A broker with the defaults except what over sets (callbacks are filled in). */
+static hd_rtm_broker_t *mk_cfg(hd_rtm_config_t over) {
+  over.send = cb_send;
+  over.close = cb_close;
+  over.secret_lookup = lookup;
+  if (!over.store) over.store = store;
+  over.wall_offset = HD_SEC(1700000000);
+  hd_rtm_broker_t *b;
+  assert_int_equal(hd_rtm_broker_new(&b, &over, now), 0);
+  return b;
 }
 
 static void feed(hd_rtm_broker_t *b, uint64_t conn, const char *fmt, ...)
@@ -132,6 +166,52 @@ static const char *login(hd_rtm_broker_t *b, uint64_t conn, const char *user, in
   strcpy(r, sval(w, "resume"));
   json_decref(w);
   return r;
+}
+
+/* The last output to conn, parsed (NULL if none). */
+static json_t *last_out(uint64_t conn) {
+  for (int k = n_out - 1; k >= 0; k--)
+    if (outs[k].conn == conn) return json_loads(outs[k].text, 0, NULL);
+  return NULL;
+}
+
+static int closed_with(uint64_t conn, int code) {
+  for (int i = 0; i < n_close; i++)
+    if (closes[i].conn == conn && closes[i].code == code) return 1;
+  return 0;
+}
+
+/* Opens conn and logs in with token tk; returns the reply (welcome or error). */
+static json_t *login_tok(hd_rtm_broker_t *b, uint64_t conn, const char *tk) {
+  assert_int_equal(hd_rtm_conn_open(b, conn, now), 0);
+  feed(b, conn, "{\"type\":\"login\",\"id\":\"L\",\"token\":\"%s\"}", tk);
+  json_t *o = last_out(conn);
+  assert_non_null(o);
+  return o;
+}
+
+/* A request on conn; returns its reply (the last output), parsed. */
+static json_t *req(hd_rtm_broker_t *b, uint64_t conn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static json_t *req(hd_rtm_broker_t *b, uint64_t conn, const char *fmt, ...) {
+  static char t[40000];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t, sizeof t, fmt, ap);
+  va_end(ap);
+  int before = n_out;
+  assert_int_equal(hd_rtm_conn_message(b, conn, t, strlen(t), now), 0);
+  for (int k = before; k < n_out; k++) /* the reply: ok/error, not an event */
+    if (outs[k].conn == conn &&
+        (strstr(outs[k].text, "\"type\":\"ok\"") || strstr(outs[k].text, "\"type\":\"error\"")))
+      return json_loads(outs[k].text, 0, NULL);
+  return NULL;
+}
+
+static void ack_all(hd_rtm_broker_t *b, uint64_t conn) {
+  json_t *o = last_out(conn);
+  if (o && json_object_get(o, "s")) feed(b, conn, "{\"type\":\"ack\",\"s\":%lld}", (long long)ival(o, "s"));
+  json_decref(o);
 }
 
 static int setup(void **st) {
@@ -679,6 +759,507 @@ static void test_client_helper(void **st) {
   assert_int_equal(hd_rtm_client_on_channel_msg(&c, "a", 4), HD_RTM_DUPLICATE); /* from history overlap */
 }
 
+/* ---- issue 12 hardening ---- */
+
+/* Item 5: after:0 is a cursor (from the first message), not "not given". */
+static void test_hist_after_zero(void **st) {
+  hd_rtm_broker_t *b = mk(0, 1000);
+  login(b, 1, "alice", 0);
+  for (int i = 1; i <= 150; i++) {
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"g\",\"data\":\"m%d\",\"store\":true}", i);
+    if (i % 50 == 0) ack_all(b, 1);
+  }
+  ack_all(b, 1);
+  json_t *ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h\",\"ch\":\"g\",\"after\":0,\"limit\":100}");
+  json_t *m = json_object_get(ok, "msgs");
+  assert_int_equal(json_array_size(m), 100);
+  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 1);
+  assert_int_equal(ival(json_array_get(m, 99), "cseq"), 100);
+  assert_true(json_is_true(json_object_get(ok, "more")));
+  assert_int_equal(ival(ok, "next"), 100);
+  json_decref(ok);
+  ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h2\",\"ch\":\"g\",\"after\":100,\"limit\":100}");
+  m = json_object_get(ok, "msgs");
+  assert_int_equal(json_array_size(m), 50);
+  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 101);
+  assert_false(json_is_true(json_object_get(ok, "more")));
+  json_decref(ok);
+  /* since:0 is a cursor too: from the oldest; no cursor: the newest */
+  ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h3\",\"ch\":\"g\",\"since\":0,\"limit\":10}");
+  assert_int_equal(ival(json_array_get(json_object_get(ok, "msgs"), 0), "cseq"), 1);
+  json_decref(ok);
+  ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h4\",\"ch\":\"g\",\"limit\":10}");
+  assert_int_equal(ival(json_array_get(json_object_get(ok, "msgs"), 0), "cseq"), 141);
+  json_decref(ok);
+  ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h5\",\"ch\":\"g\",\"after\":0,\"since\":0}");
+  assert_int_equal(ival(ok, "code"), 400);
+  json_decref(ok);
+  hd_rtm_broker_free(b);
+}
+
+/* Follows the pages of a refill from after = 0 as the bundled clients do
+ * (ack, then ask with "next"); returns the messages received. */
+static int follow_pages(hd_rtm_broker_t *b, uint64_t conn, const char *ch, int limit, int64_t *cseqs,
+                        int cap) {
+  int64_t after = 0;
+  int got = 0, pages = 0;
+  for (;;) {
+    ack_all(b, conn);
+    json_t *ok = req(b, conn, "{\"type\":\"hist\",\"id\":\"p%d\",\"ch\":\"%s\",\"after\":%lld,\"limit\":%d}",
+                     pages++, ch, (long long)after, limit);
+    assert_non_null(ok);
+    assert_string_equal(sval(ok, "type"), "ok");
+    json_t *m = json_object_get(ok, "msgs");
+    for (size_t i = 0; i < json_array_size(m) && got < cap; i++)
+      cseqs[got++] = ival(json_array_get(m, i), "cseq");
+    int more = json_is_true(json_object_get(ok, "more"));
+    if (more) after = ival(ok, "next");
+    json_decref(ok);
+    if (!more || pages > 50) break;
+  }
+  return got;
+}
+
+/* Item 4: 100 stored 30 KB messages, hist limit 100 / 70: paged replies that
+ * fit the window (no 4008), and following the pages gets all 100 in order. */
+static void test_hist_pages_fit_window(void **st) {
+  hd_rtm_broker_t *b = mk(0, 1000);
+  login(b, 1, "alice", 0);
+  static char big[30 * 1024 + 1];
+  memset(big, 'x', sizeof big - 1);
+  for (int i = 0; i < 100; i++) {
+    big[0] = (char)('a' + i % 26);
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"big\",\"data\":\"%s\",\"store\":true}", big);
+    ack_all(b, 1);
+  }
+  int limits[2] = {100, 70};
+  for (int k = 0; k < 2; k++) {
+    reset_out();
+    int64_t cs[200];
+    int n = follow_pages(b, 1, "big", limits[k], cs, 200);
+    assert_int_equal(n_close, 0); /* never 4008 */
+    assert_int_equal(n, 100);
+    for (int i = 0; i < n; i++)
+      assert_int_equal(cs[i], i + 1);
+    for (int i = 0; i < n_out; i++) /* each reply at most half the window */
+      assert_true(strlen(outs[i].text) <= HD_RTM_DEFAULT_WINDOW_BYTES / 2);
+  }
+  /* a window full of unacked messages: an empty page, more, next = the same cursor */
+  login(b, 2, "bob", 0);
+  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"big\"}");
+  for (int i = 0; i < 55; i++) /* 55 x 30 KB unacked in bob's window: 1.6 of 2 MiB */
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"big\",\"data\":\"%s\"}", big);
+  json_t *ok = req(b, 2, "{\"type\":\"hist\",\"id\":\"f\",\"ch\":\"big\",\"after\":10}");
+  assert_string_equal(sval(ok, "type"), "ok");
+  assert_int_equal(json_array_size(json_object_get(ok, "msgs")), 0);
+  assert_true(json_is_true(json_object_get(ok, "more")));
+  assert_int_equal(ival(ok, "next"), 10);
+  json_decref(ok);
+  assert_false(closed_with(2, HD_RTM_CLOSE_OVERFLOW));
+  ack_all(b, 2);
+  ok = req(b, 2, "{\"type\":\"hist\",\"id\":\"g\",\"ch\":\"big\",\"after\":10}");
+  assert_true(json_array_size(json_object_get(ok, "msgs")) > 0);
+  assert_int_equal(ival(json_array_get(json_object_get(ok, "msgs"), 0), "cseq"), 11);
+  json_decref(ok);
+  hd_rtm_broker_free(b);
+  /* a stored message no page of a small window can carry (control characters
+   * escape to 6 bytes): 413 with next, and the page after it is served */
+  hd_rtm_config_t c = {.window_bytes = 65536, .max_msg = 65536, .rate = 1000, .burst = 1000};
+  b = mk_cfg(c);
+  login(b, 3, "carol", 0);
+  static char esc[6 * 6000 + 1];
+  for (int i = 0; i < 6000; i++)
+    memcpy(esc + 6 * i, "\\u0001", 6);
+  feed(b, 3, "{\"type\":\"pub\",\"ch\":\"odd\",\"data\":\"%s\",\"store\":true}", esc);
+  feed(b, 3, "{\"type\":\"pub\",\"ch\":\"odd\",\"data\":\"plain\",\"store\":true}");
+  ack_all(b, 3);
+  ok = req(b, 3, "{\"type\":\"hist\",\"id\":\"o\",\"ch\":\"odd\",\"after\":0}");
+  assert_int_equal(ival(ok, "code"), 413);
+  assert_int_equal(ival(ok, "next"), 1);
+  assert_non_null(strstr(sval(ok, "message"), "after=1"));
+  json_decref(ok);
+  ok = req(b, 3, "{\"type\":\"hist\",\"id\":\"p\",\"ch\":\"odd\",\"after\":1}");
+  assert_string_equal(sval(json_array_get(json_object_get(ok, "msgs"), 0), "data"), "plain");
+  json_decref(ok);
+  assert_int_equal(n_close, 0);
+  hd_rtm_broker_free(b);
+}
+
+/* Item 3: an identity looping login + cut holds at most its cap (each new
+ * login replaces its oldest resumable session); a tenant holds at most its
+ * cap; the other tenant logs in all along; clear 503 messages. */
+static void test_session_caps(void **st) {
+  hd_rtm_config_t c = {.max_sessions = 30, .max_sessions_per_app = 20, .max_sessions_per_user = 3};
+  hd_rtm_broker_t *b = mk_cfg(c);
+  const char *first_resume = NULL;
+  char keep[64] = "";
+  for (uint64_t i = 1; i <= 500; i++) { /* the reproducer: one token, login and cut in a loop */
+    json_t *w = login_tok(b, i, token_x("app", "looper", "", 0));
+    assert_string_equal(sval(w, "type"), "welcome");
+    if (i == 1) {
+      snprintf(keep, sizeof keep, "%s", sval(w, "resume"));
+      first_resume = keep;
+    }
+    json_decref(w);
+    hd_rtm_conn_closed(b, i, now); /* resumable for the grace period */
+    now += HD_MS(10);
+  }
+  hd_rtm_stats_t sst;
+  hd_rtm_stats(b, &sst);
+  assert_int_equal(sst.sessions, 3);
+  assert_int_equal(sst.replaced, 497);
+  /* the replaced session is gone: its resume gets 410 */
+  assert_int_equal(hd_rtm_conn_open(b, 1000, now), 0);
+  feed(b, 1000, "{\"type\":\"login\",\"resume\":\"%s\",\"last\":0}", first_resume);
+  json_t *e = last_out(1000);
+  assert_int_equal(ival(e, "code"), 410);
+  json_decref(e);
+  /* an identity with all its sessions connected: 503 that says what to do */
+  for (uint64_t i = 1001; i <= 1003; i++) {
+    json_t *w = login_tok(b, i, token_x("app", "tabs", "", 0));
+    assert_string_equal(sval(w, "type"), "welcome");
+    json_decref(w);
+  }
+  e = login_tok(b, 1004, token_x("app", "tabs", "", 0));
+  assert_int_equal(ival(e, "code"), 503);
+  assert_non_null(strstr(sval(e, "message"), "rtm.max_sessions_per_user"));
+  assert_true(closed_with(1004, HD_RTM_CLOSE_LOGIN_FAILED));
+  json_decref(e);
+  /* many identities of one app: capped at 20, the other app still logs in */
+  int ok1 = 0, full1 = 0;
+  for (uint64_t i = 2000; i < 2040; i++) {
+    char u[32];
+    snprintf(u, sizeof u, "u%d", (int)i);
+    json_t *w = login_tok(b, i, token_x("app", u, "", 0));
+    if (!strcmp(sval(w, "type"), "welcome"))
+      ok1++;
+    else {
+      assert_int_equal(ival(w, "code"), 503);
+      assert_non_null(strstr(sval(w, "message"), "rtm.max_sessions_per_app"));
+      full1++;
+    }
+    json_decref(w);
+  }
+  assert_int_equal(ok1, 20 - 6); /* looper 3 + tabs 3 */
+  assert_int_equal(full1, 40 - ok1);
+  for (uint64_t i = 3000; i < 3010; i++) {
+    char u[32];
+    snprintf(u, sizeof u, "v%d", (int)i);
+    json_t *w = login_tok(b, i, token_x("app2", u, "", 0));
+    assert_string_equal(sval(w, "type"), "welcome");
+    json_decref(w);
+  }
+  /* the node cap (30) is next: app2's 11th gets 503 naming rtm.max_sessions */
+  e = login_tok(b, 3100, token_x("app2", "late", "", 0));
+  assert_int_equal(ival(e, "code"), 503);
+  assert_non_null(strstr(sval(e, "message"), "rtm.max_sessions"));
+  json_decref(e);
+  /* ... but the looper's new login replaces its own resumable session even at the caps */
+  e = login_tok(b, 3101, token_x("app", "looper", "", 0));
+  assert_string_equal(sval(e, "type"), "welcome");
+  json_decref(e);
+  hd_rtm_stats(b, &sst);
+  assert_int_equal(sst.sessions, 30);
+  hd_rtm_broker_free(b);
+}
+
+/* Item 6: per-app quotas on stored history stop growth; others unaffected. */
+static void test_store_quota(void **st) {
+  hd_rtm_config_t c = {.quota_channels = 5, .quota_bytes = 20000, .history_keep = 10};
+  hd_rtm_broker_t *b = mk_cfg(c);
+  login(b, 1, "alice", 0);
+  json_t *e = login_tok(b, 2, token_x("app2", "bob", "", 0));
+  json_decref(e);
+  int refused = 0;
+  for (int i = 0; i < 20; i++) { /* stored messages across channels: 5 get history, then 507 */
+    json_t *r =
+        req(b, 1, "{\"type\":\"pub\",\"id\":\"c%d\",\"ch\":\"ch%d\",\"data\":\"x\",\"store\":true}", i, i);
+    if (!strcmp(sval(r, "type"), "error")) {
+      assert_int_equal(ival(r, "code"), 507);
+      assert_string_equal(sval(r, "reason"), "storage_full");
+      assert_non_null(strstr(sval(r, "message"), "rtm.quota_channels"));
+      refused++;
+    }
+    json_decref(r);
+    ack_all(b, 1);
+  }
+  assert_int_equal(refused, 15);
+  hd_rtm_usage_t u;
+  assert_int_equal(store->ops->usage(store, "app", &u), 0);
+  assert_int_equal(u.channels, 5);
+  /* a refused publish is not published; without store it is */
+  json_t *r = req(b, 1, "{\"type\":\"pub\",\"id\":\"ns\",\"ch\":\"ch9\",\"data\":\"x\"}");
+  assert_string_equal(sval(r, "type"), "ok");
+  json_decref(r);
+  /* bytes: 1 KB messages into an existing channel until 20000 bytes */
+  static char kb[1001];
+  memset(kb, 'k', 1000);
+  refused = 0;
+  for (int i = 0; i < 40; i++) {
+    r = req(b, 1, "{\"type\":\"pub\",\"id\":\"b%d\",\"ch\":\"ch%d\",\"data\":\"%s\",\"store\":true}", i,
+            i % 5, kb);
+    if (!strcmp(sval(r, "type"), "error")) {
+      assert_int_equal(ival(r, "code"), 507);
+      assert_non_null(strstr(sval(r, "message"), "rtm.quota_mb"));
+      refused++;
+    }
+    json_decref(r);
+    ack_all(b, 1);
+  }
+  assert_true(refused > 0);
+  assert_int_equal(store->ops->usage(store, "app", &u), 0);
+  assert_true(u.bytes <= 20000);
+  int64_t stuck = u.bytes;
+  for (int i = 0; i < 10; i++) {
+    r = req(b, 1, "{\"type\":\"pub\",\"id\":\"z%d\",\"ch\":\"ch1\",\"data\":\"%s\",\"store\":true}", i, kb);
+    json_decref(r);
+    ack_all(b, 1);
+  }
+  assert_int_equal(store->ops->usage(store, "app", &u), 0);
+  assert_int_equal(u.bytes, stuck); /* growth stopped */
+  /* the other app stores as usual */
+  for (int i = 0; i < 5; i++) {
+    r = req(b, 2, "{\"type\":\"pub\",\"id\":\"o%d\",\"ch\":\"o%d\",\"data\":\"%s\",\"store\":true}", i, i,
+            kb);
+    assert_string_equal(sval(r, "type"), "ok");
+    json_decref(r);
+    ack_all(b, 2);
+  }
+  hd_rtm_stats_t sst;
+  hd_rtm_stats(b, &sst);
+  assert_true(sst.store_refused >= 16);
+  hd_rtm_broker_free(b);
+}
+
+/* Item 8: a room-scoped token (grants.room = "stage") with rtm and roomAdmin
+ * acts only on its room's channels and its own user. */
+static void test_room_scope(void **st) {
+  hd_rtm_broker_t *b = mk(0, 1000);
+  login(b, 1, "owner", 0); /* an unscoped user with a lock and attributes elsewhere */
+  json_t *r = req(b, 1, "{\"type\":\"lock_acquire\",\"id\":\"a\",\"ch\":\"lobby\",\"name\":\"seat\"}");
+  assert_string_equal(sval(r, "type"), "ok");
+  json_decref(r);
+  r = req(b, 1, "{\"type\":\"sub\",\"id\":\"s\",\"ch\":\"room:stage\"}");
+  json_decref(r);
+  json_t *w = login_tok(b, 2, token_x("app", "mod", "stage", 1));
+  assert_string_equal(sval(w, "type"), "welcome");
+  json_decref(w);
+  const char *outside[] = {
+      "{\"type\":\"lock_steal\",\"id\":\"x\",\"ch\":\"lobby\",\"name\":\"seat\",\"ttl\":1000}",
+      "{\"type\":\"lock_release\",\"id\":\"x\",\"ch\":\"lobby\",\"name\":\"seat\"}",
+      "{\"type\":\"attr_set\",\"id\":\"x\",\"user\":\"owner\",\"key\":\"k\",\"value\":\"v\"}",
+      "{\"type\":\"attr_del\",\"id\":\"x\",\"user\":\"owner\",\"key\":\"k\"}",
+      "{\"type\":\"attr_get\",\"id\":\"x\",\"user\":\"owner\"}",
+      "{\"type\":\"attr_set\",\"id\":\"x\",\"ch\":\"lobby\",\"key\":\"k\",\"value\":\"v\"}",
+      "{\"type\":\"sub\",\"id\":\"x\",\"ch\":\"lobby\"}",
+      "{\"type\":\"pub\",\"id\":\"x\",\"ch\":\"lobby\",\"data\":\"d\"}",
+      "{\"type\":\"hist\",\"id\":\"x\",\"ch\":\"lobby\"}",
+      "{\"type\":\"who\",\"id\":\"x\",\"ch\":\"lobby\"}",
+      "{\"type\":\"lock_get\",\"id\":\"x\",\"ch\":\"lobby\"}",
+      "{\"type\":\"sub\",\"id\":\"x\",\"ch\":\"stagehand\"}",  /* a prefix is not the room */
+      "{\"type\":\"sub\",\"id\":\"x\",\"ch\":\"stage:chat\"}", /* nor a channel under it */
+      "{\"type\":\"sub\",\"id\":\"x\",\"ch\":\"room:stage2\"}",
+      "{\"type\":\"peer\",\"id\":\"x\",\"to\":\"elsewhere\",\"data\":\"d\"}",
+  };
+  login(b, 3, "elsewhere", 0);
+  for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+    r = req(b, 2, "%s", outside[i]);
+    assert_non_null(r);
+    if (ival(r, "code") != 403) fprintf(stderr, "not refused: %s\n", outside[i]);
+    assert_int_equal(ival(r, "code"), 403);
+    assert_non_null(strstr(sval(r, "message"), "room"));
+    json_decref(r);
+  }
+  r = req(b, 1, "{\"type\":\"lock_get\",\"id\":\"g\",\"ch\":\"lobby\"}");
+  assert_string_equal(sval(json_array_get(json_object_get(r, "locks"), 0), "owner"), "owner");
+  json_decref(r);
+  /* inside its scope the admin acts: its room's channels, its own user, peers in the room */
+  const char *inside[] = {
+      "{\"type\":\"sub\",\"id\":\"y\",\"ch\":\"room:stage\"}",
+      "{\"type\":\"sub\",\"id\":\"y\",\"ch\":\"stage\"}",
+      "{\"type\":\"pub\",\"id\":\"y1\",\"ch\":\"stage\",\"data\":\"d\"}",
+      "{\"type\":\"lock_steal\",\"id\":\"y\",\"ch\":\"room:stage\",\"name\":\"mic\",\"ttl\":1000}",
+      "{\"type\":\"attr_set\",\"id\":\"y\",\"user\":\"mod\",\"key\":\"k\",\"value\":\"v\"}",
+      "{\"type\":\"attr_set\",\"id\":\"y\",\"ch\":\"room:stage\",\"key\":\"k\",\"value\":\"v\"}",
+  };
+  for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+    r = req(b, 2, "%s", inside[i]);
+    assert_string_equal(sval(r, "type"), "ok");
+    json_decref(r);
+  }
+  feed(b, 2,
+       "{\"type\":\"peer\",\"id\":\"p\",\"to\":\"owner\",\"data\":\"hi\"}"); /* owner is in room:stage */
+  json_t *pm = nth(1, "peer", 0);
+  assert_non_null(pm);
+  json_decref(pm);
+  /* distinct rooms never share a channel: a room named "room:stage" does not
+   * get room stage's "room:stage" (a room with ':' has no bare channel), and a
+   * room whose name is no channel name gets none (no lossy mapping) */
+  w = login_tok(b, 4, token_x("app", "guest", "room:stage", 0));
+  json_decref(w);
+  r = req(b, 4, "{\"type\":\"sub\",\"id\":\"z\",\"ch\":\"room:stage\"}");
+  assert_int_equal(ival(r, "code"), 403);
+  json_decref(r);
+  r = req(b, 4, "{\"type\":\"sub\",\"id\":\"z\",\"ch\":\"room:room:stage\"}");
+  assert_string_equal(sval(r, "type"), "ok");
+  json_decref(r);
+  w = login_tok(b, 5, token_x("app", "guest2", "my room", 0));
+  json_decref(w);
+  r = req(b, 5, "{\"type\":\"sub\",\"id\":\"z\",\"ch\":\"room:my_room\"}");
+  assert_int_equal(ival(r, "code"), 403);
+  assert_non_null(strstr(sval(r, "message"), "no channel"));
+  json_decref(r);
+  hd_rtm_broker_free(b);
+}
+
+/* Item 10: a client flooding bad input without acking is never closed
+ * (its error replies are capped in the window, the rest suppressed). */
+static void test_error_flood_not_closed(void **st) {
+  hd_rtm_broker_t *b = mk(0, 100);
+  login(b, 1, "flooder", 0);
+  login(b, 2, "calm", 0);
+  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  for (int i = 0; i < 5000; i++) {
+    feed(b, 1, i % 2 ? "{not json" : "{\"type\":\"teleport\"}");
+    if (i % 100 == 0) now += HD_MS(200);
+    if (n_out > MAXOUT - 200) reset_out();
+  }
+  assert_false(closed_with(1, HD_RTM_CLOSE_OVERFLOW));
+  hd_rtm_stats_t sst;
+  hd_rtm_stats(b, &sst);
+  assert_int_equal(sst.drops, 0);
+  assert_true(sst.errors_suppressed > 0);
+  assert_int_equal(sst.sessions, 2);
+  /* after an ack the flooder gets its errors again, and valid requests work */
+  reset_out();
+  json_t *o = NULL;
+  feed(b, 1, "{\"type\":\"ack\",\"s\":%d}", 256);
+  now += HD_SEC(5);
+  o = req(b, 1, "{\"type\":\"pub\",\"id\":\"v\",\"ch\":\"c\",\"data\":\"ok now\"}");
+  assert_string_equal(sval(o, "type"), "ok");
+  json_decref(o);
+  o = req(b, 1, "{\"type\":\"teleport\",\"id\":\"t\"}");
+  assert_int_equal(ival(o, "code"), 400);
+  json_decref(o);
+  assert_non_null((o = nth(2, "msg", 0)));
+  json_decref(o);
+  hd_rtm_broker_free(b);
+}
+
+/* Item 10: history keeps exactly history_keep messages per channel, in both stores. */
+static void test_history_exact_cap(void **st) {
+  hd_rtm_store_t *sq;
+  char err[200];
+  assert_int_equal(hd_rtm_store_sqlite_new(&sq, ":memory:", err, sizeof err), 0);
+  hd_rtm_store_t *stores[2] = {store, sq};
+  for (int k = 0; k < 2; k++) {
+    hd_rtm_config_t c = {.store = stores[k], .rate = 100000, .burst = 100000};
+    hd_rtm_broker_t *b = mk_cfg(c);
+    login(b, 1, "alice", 0);
+    for (int i = 1; i <= 1100; i++) {
+      feed(b, 1, "{\"type\":\"pub\",\"ch\":\"cap\",\"data\":\"m%d\",\"store\":true}", i);
+      ack_all(b, 1);
+      if (n_out > MAXOUT - 100) reset_out();
+    }
+    int64_t cs[1200];
+    int n = follow_pages(b, 1, "cap", 100, cs, 1200);
+    assert_int_equal(n, HD_RTM_DEFAULT_HISTORY_KEEP);
+    assert_int_equal(cs[0], 101);
+    assert_int_equal(cs[n - 1], 1100);
+    hd_rtm_broker_free(b);
+    reset_out();
+  }
+  hd_rtm_store_free(sq);
+}
+
+/* Item 6: the SQLite store refuses stored appends under the disk floor and
+ * keeps the usage it reports in step with trims. */
+static void test_sqlite_floor_and_usage(void **st) {
+  char dir[] = "/tmp/hd-rtm-floor-XXXXXX", path[256], err[200];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/rtm.db", dir);
+  hd_rtm_store_t *sq;
+  assert_int_equal(hd_rtm_store_sqlite_new(&sq, path, err, sizeof err), 0);
+  hd_rtm_stored_msg_t m = {1, 1, "al", "12345678"};
+  hd_rtm_store_limits_t lim = {3, 0, 0, 0};
+  hd_rtm_usage_t u;
+  for (int i = 1; i <= 5; i++) {
+    m.cseq = i;
+    assert_int_equal(sq->ops->msg_append(sq, "app", "c", &m, &lim, &u), 0);
+  }
+  assert_int_equal(u.channels, 1);
+  assert_int_equal(u.bytes, 3 * 10); /* exactly 3 kept, 10 bytes each */
+  lim.min_free_bytes = INT64_MAX;    /* no disk has that much free */
+  m.cseq = 6;
+  assert_int_equal(sq->ops->msg_append(sq, "app", "c", &m, &lim, &u), HD_ENOSPC);
+  assert_int_equal(u.refused, HD_RTM_STORE_DISK_FLOOR);
+  assert_true(u.disk_free > 0);
+  lim.min_free_bytes = 1;
+  assert_int_equal(sq->ops->msg_append(sq, "app", "c", &m, &lim, &u), 0);
+  hd_rtm_store_free(sq);
+  /* the usage survives a reopen */
+  assert_int_equal(hd_rtm_store_sqlite_new(&sq, path, err, sizeof err), 0);
+  assert_int_equal(sq->ops->usage(sq, "app", &u), 0);
+  assert_int_equal(u.channels, 1);
+  assert_int_equal(u.bytes, 30);
+  hd_rtm_store_free(sq);
+  unlink(path);
+  char p2[300];
+  snprintf(p2, sizeof p2, "%s-wal", path);
+  unlink(p2);
+  snprintf(p2, sizeof p2, "%s-shm", path);
+  unlink(p2);
+  rmdir(dir);
+}
+
+/* Item 10 on an existing database: one written before the exact cap (1019
+ * messages in a channel, no chan_stat table) gets its usage from the messages
+ * at open, and the next append trims the channel to exactly 1000. */
+static void test_sqlite_upgrade(void **st) {
+  char dir[] = "/tmp/hd-rtm-upg-XXXXXX", path[256], err[200];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/rtm.db", dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(db,
+                   "CREATE TABLE msg(app TEXT, ch TEXT, cseq INTEGER, ts INTEGER, sender TEXT, data "
+                   "TEXT, PRIMARY KEY(app,ch,cseq));"
+                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<1019) "
+                   "INSERT INTO msg SELECT 'app','old',i,i,'al','12345678' FROM n;",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  sqlite3_close(db);
+  hd_rtm_store_t *sq;
+  assert_int_equal(hd_rtm_store_sqlite_new(&sq, path, err, sizeof err), 0);
+  hd_rtm_usage_t u;
+  assert_int_equal(sq->ops->usage(sq, "app", &u), 0);
+  assert_int_equal(u.channels, 1);
+  assert_int_equal(u.bytes, 1019 * 10);
+  hd_rtm_stored_msg_t m = {1020, 1020, "al", "12345678"};
+  hd_rtm_store_limits_t lim = {1000, 0, 0, 0};
+  assert_int_equal(sq->ops->msg_append(sq, "app", "old", &m, &lim, &u), 0);
+  assert_int_equal(u.bytes, 1000 * 10);
+  hd_rtm_store_free(sq);
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *stt;
+  assert_int_equal(
+      sqlite3_prepare_v2(db, "SELECT count(*), min(cseq) FROM msg WHERE ch='old'", -1, &stt, NULL),
+      SQLITE_OK);
+  assert_int_equal(sqlite3_step(stt), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int(stt, 0), 1000);
+  assert_int_equal(sqlite3_column_int(stt, 1), 21);
+  sqlite3_finalize(stt);
+  sqlite3_close(db);
+  char p2[300];
+  unlink(path);
+  snprintf(p2, sizeof p2, "%s-wal", path);
+  unlink(p2);
+  snprintf(p2, sizeof p2, "%s-shm", path);
+  unlink(p2);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_order_and_ack, setup, teardown),
@@ -694,6 +1275,15 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_history, setup, teardown),
       cmocka_unit_test_setup_teardown(test_timers_and_user_index, setup, teardown),
       cmocka_unit_test(test_client_helper),
+      cmocka_unit_test_setup_teardown(test_hist_after_zero, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_hist_pages_fit_window, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_session_caps, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_quota, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_room_scope, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_error_flood_not_closed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_history_exact_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sqlite_floor_and_usage, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sqlite_upgrade, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
