@@ -99,6 +99,34 @@ function makeQueue() {
 
 const KINDS = { camera: 'video', screen: 'video', microphone: 'audio', screen_audio: 'audio' };
 
+// Camera video goes out as three simulcast layers (RFC 8853): quarter, half and
+// full resolution. The node sends each subscriber the layer its downlink and
+// tile size fit, so one weak viewer never throttles the publisher for
+// everyone. Screen share stays one layer: text must stay sharp, and the
+// encoder drops frame rate rather than resolution. `simulcast: false` in the
+// client's or the track's options turns it off.
+const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', maxBitrate: 1500000 },
+];
+// Browsers send as many layers as the capture size allows (Chromium: three
+// from 960x540, two from 640x360, one below) and drop the top ones, so the
+// layers asked for follow the camera's height: the full-resolution layer is
+// always among them.
+function sendEncodingsFor(source, track, trackOpts, clientOpts) {
+  if (source !== 'camera' || trackOpts.simulcast === false || clientOpts.simulcast === false) return null;
+  const h = (track.getSettings && track.getSettings().height) || 0;
+  const n = h >= 540 ? 3 : h >= 360 ? 2 : 1;
+  if (n < 2) return null;
+  return SIMULCAST_LAYERS.slice(3 - n).map((e, i) => ({ ...e, scaleResolutionDownBy: 2 ** (n - 1 - i) }));
+}
+function transceiverInit(lt) {
+  const init = { direction: 'sendonly', streams: [lt.stream || new MediaStream([lt.track])] };
+  if (lt.encodings) init.sendEncodings = lt.encodings.map((e) => ({ ...e }));
+  return init;
+}
+
 export class Room {
   constructor(url, token, opts = {}) {
     this.url = wsUrl(url);
@@ -295,7 +323,7 @@ export class Room {
     const lts = [...this.localTracks.values()];
     if (!lts.length) return;
     for (const lt of lts) {
-      lt.transceiver = this.pub.addTransceiver(lt.track, { direction: 'sendonly', streams: [lt.stream || new MediaStream([lt.track])] });
+      lt.transceiver = this.pub.addTransceiver(lt.track, transceiverInit(lt));
     }
     await this._renegotiate();
   }
@@ -606,17 +634,20 @@ export class Room {
     const kind = track.kind;
     if (!KINDS[source] || KINDS[source] !== kind) throw new Error(`source ${source} does not fit a ${kind} track`);
     const stream = opts.stream || new MediaStream([track]);
-    // reuse an idle transceiver of the same kind (keeps the SDP from growing)
-    let tr = this.pub.getTransceivers().find((x) => !x.stopped && !x.sender.track && x.receiver.track.kind === kind &&
-      ![...this.localTracks.values()].some((lt) => lt.transceiver === x));
+    const encodings = sendEncodingsFor(source, track, opts, this.opts);
+    // reuse an idle transceiver of the same kind (keeps the SDP from growing);
+    // simulcast needs a fresh one (its layers are fixed when it is created)
+    let tr = encodings ? null : this.pub.getTransceivers().find((x) => !x.stopped && !x.sender.track &&
+      x.receiver.track.kind === kind && ![...this.localTracks.values()].some((lt) => lt.transceiver === x) &&
+      x.sender.getParameters().encodings.length <= 1);
     if (tr) {
       await tr.sender.replaceTrack(track);
       tr.direction = 'sendonly';
       if (tr.sender.setStreams) tr.sender.setStreams(stream);
     } else {
-      tr = this.pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      tr = this.pub.addTransceiver(track, transceiverInit({ track, stream, encodings }));
     }
-    const lt = { cid: track.id, sid: null, kind, source, track, stream, transceiver: tr, muted: !track.enabled };
+    const lt = { cid: track.id, sid: null, kind, source, track, stream, transceiver: tr, muted: !track.enabled, encodings };
     this.localTracks.set(lt.cid, lt);
     try {
       await this._renegotiate();
