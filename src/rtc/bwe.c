@@ -11,8 +11,10 @@
 #define BETA 0.85               /* §5.5 decrease factor */
 #define MULT_INCREASE 1.08      /* §5.5 eta: 8% per second far from the link capacity */
 #define ACKED_WINDOW HD_MS(300) /* window of the acknowledged-rate estimate */
+#define MEDIA_WINDOW HD_SEC(1)  /* window of the media rate for the app-limited bounds */
 #define APP_LIMIT_INC 1.5       /* increase bound: 1.5 x acked + 10 kbit/s */
 #define APP_LIMIT_PROBE 2.0     /* probe result bound: 2 x acked */
+#define PROBE_FACTOR 1.5        /* periodic and follow-up probes, x target */
 #define FEEDBACK_LOSS_SPAN 1000 /* larger gap between feedbacks: not counted as loss */
 
 void hd_bwe_config_init(hd_bwe_config_t *c) {
@@ -81,6 +83,7 @@ int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now) {
   hd_bwe_loss_init(&b->loss, (double)c.start_bps);
   hd_bwe_probes_init(&b->probes);
   rate_init(&b->acked_rate);
+  rate_init(&b->media_rate);
   rate_init(&b->sent_rate);
   b->avg_pkt_bytes = 1200;
   b->rc = HD_BWE_RC_INCREASE;
@@ -143,6 +146,14 @@ void hd_bwe_on_packet_sent(hd_bwe_t *b, uint16_t twcc_seq, size_t size, hd_time_
   if (e->cluster) hd_bwe_probes_on_sent(&b->probes, e->cluster, size, now);
 }
 
+/* The media rate the application-limited bounds compare with: the larger of
+ * a short and a long window, so that a step up of the sender (after a probe)
+ * counts at once while a one-frame lull does not pull the bound down. */
+static double media_rate(const hd_bwe_t *b) {
+  double a = rate_get(&b->media_rate, ACKED_WINDOW), c = rate_get(&b->media_rate, MEDIA_WINDOW);
+  return a > c ? a : c;
+}
+
 /* ---- AIMD (§5.5) ---- */
 
 static double link_std_kbps(const hd_bwe_t *b) { return sqrt(b->link_var * b->link_avg_kbps); }
@@ -184,7 +195,12 @@ static void rate_control(hd_bwe_t *b, hd_bwe_usage_t usage, hd_time_t now) {
 
   if (b->rc == HD_BWE_RC_INCREASE) {
     double next;
-    if (b->link_avg_kbps >= 0) {
+    /* §5.5: additive only close to convergence -- the incoming rate within
+     * 3 std of the average max; below it (after a decrease) multiplicative
+     * brings the rate back near the capacity in a second or two */
+    int near =
+        b->link_avg_kbps >= 0 && (acked < 0 || acked / 1000 >= b->link_avg_kbps - 3 * link_std_kbps(b));
+    if (near) {
       /* near the known capacity: about one packet per response time */
       double response_s = (double)(b->rtt + HD_MS(100)) / 1e6;
       double per_s = b->avg_pkt_bytes * 8 / response_s;
@@ -193,8 +209,9 @@ static void rate_control(hd_bwe_t *b, hd_bwe_usage_t usage, hd_time_t now) {
     } else {
       next = b->delay_bps * pow(MULT_INCREASE, dt);
     }
-    if (acked > 0) { /* application-limited bound */
-      double limit = APP_LIMIT_INC * acked + 10000;
+    double media = media_rate(b);
+    if (media > 0) { /* application-limited bound */
+      double limit = APP_LIMIT_INC * media + 10000;
       if (next > limit) next = limit > b->delay_bps ? limit : b->delay_bps;
     }
     b->delay_bps = clamp_bps(b, next);
@@ -220,20 +237,20 @@ static void rate_control(hd_bwe_t *b, hd_bwe_usage_t usage, hd_time_t now) {
 
 /* ---- probing ---- */
 
-static void probe_result(hd_bwe_t *b, double result, double target, hd_time_t now) {
-  (void)now;
-  double acked = rate_get(&b->acked_rate, ACKED_WINDOW);
+static void probe_result(hd_bwe_t *b, double result, double target, int saturated, hd_time_t now) {
+  double media = media_rate(b);
   double v = result;
-  if (!b->last_probe_initial && acked > 0 && v > APP_LIMIT_PROBE * acked) v = APP_LIMIT_PROBE * acked;
+
+  if (!b->last_probe_initial && media > 0 && v > APP_LIMIT_PROBE * media) v = APP_LIMIT_PROBE * media;
   v = clamp_bps(b, v);
   if (v <= b->delay_bps) return;
   b->delay_bps = v;
   if (b->loss_bps < v && b->loss.last_loss < HD_BWE_LOSS_LOW) b->loss_bps = v;
   if (b->link_avg_kbps >= 0 && v / 1000 > b->link_avg_kbps + 3 * link_std_kbps(b)) b->link_avg_kbps = -1;
   /* the path carried the whole cluster: there may be more, probe again at once */
-  if (result >= 0.9 * target && !b->pending_initial && v < (double)b->desired_bps &&
+  if (!saturated && result >= 0.9 * target && !b->pending_initial && v < (double)b->desired_bps &&
       v < (double)b->cfg.max_bps && b->n_pending == 0) {
-    b->pending[0] = 2 * v;
+    b->pending[0] = PROBE_FACTOR * v;
     b->n_pending = 1;
     b->next_probe_at = now;
   }
@@ -246,6 +263,7 @@ static void on_report(hd_bwe_t *b, hd_bwe_sent_t *e, int received, hd_time_t arr
   if (received) {
     b->st.acked++;
     rate_add(&b->acked_rate, arrival, e->size);
+    if (!e->cluster) rate_add(&b->media_rate, arrival, e->size);
     hd_bwe_delay_on_packet(&b->delay, e->send, arrival);
   } else {
     b->st.lost++;
@@ -312,8 +330,9 @@ int hd_bwe_on_twcc(hd_bwe_t *b, const hd_rtcp_twcc_t *fb, const hd_rtcp_twcc_pkt
   rate_control(b, usage, now);
 
   double res, tgt;
-  while (hd_bwe_probes_poll(&b->probes, now, &res, &tgt))
-    probe_result(b, res, tgt, now);
+  int sat;
+  while (hd_bwe_probes_poll(&b->probes, now, &res, &tgt, &sat))
+    probe_result(b, res, tgt, sat, now);
 
   hd_bwe_loss_on_feedback(&b->loss, recv, lost, now);
   b->loss_bps = hd_bwe_loss_update(&b->loss, b->delay_bps, b->target_bps, b->rtt, now);
@@ -349,8 +368,13 @@ int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {
     double want = (double)(b->desired_bps < b->cfg.max_bps ? b->desired_bps : b->cfg.max_bps);
     if (b->target_bps >= 0.95 * want) return 0;
     if (b->st.usage != HD_BWE_NORMAL || b->loss.last_loss >= HD_BWE_LOSS_LOW) return 0;
+    /* Near a known link capacity AIMD's additive increase does the work;
+     * a probe there only builds queue (and, with other flows, grabs more
+     * than a fair share). Probe when the capacity is unknown: at the start
+     * or once the acked rate went past it (§5.5 reset: it grew). */
+    if (b->link_avg_kbps >= 0) return 0;
     if (now - b->last_decrease < b->cfg.probe_interval / 2) return 0;
-    rate = 2 * b->target_bps;
+    rate = PROBE_FACTOR * b->target_bps;
     double floor = 1.2 * b->target_bps;
     if (rate > want) rate = want > floor ? want : floor;
   } else {

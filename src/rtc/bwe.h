@@ -10,13 +10,18 @@
  *    response time (rtt + 100 ms) so it creeps up to where it fell before;
  *  - loss-based (§6): bwe_loss.h; the target is the minimum of the two;
  *  - application-limited: an increase never goes past 1.5x the acknowledged
- *    rate + 10 kbit/s, and a probe result past 2x it, so a sender that sends
- *    little does not earn an estimate it never tested;
+ *    media rate (packets outside probe clusters, the larger of its rate over
+ *    300 ms and over 1 s) + 10 kbit/s, and
+ *    a periodic probe's result past 2x it, so a sender that sends little
+ *    does not earn an estimate it never used (the start-up probes are
+ *    exempt: they measure the path before any media rate exists);
  *  - probing (bwe_probe.h): at the start two clusters at 3x and 6x the start
  *    rate; then, while the target is under what the sender wants
- *    (hd_bwe_set_desired) and the path looks clear, one cluster at 2x the
+ *    (hd_bwe_set_desired) and the path looks clear, one cluster at 1.5x the
  *    target every probe_interval (again at once while clusters come back
- *    unsaturated); the target jumps to a cluster's result. A cluster sent
+ *    unsaturated); the target jumps to the result of an unsaturated cluster
+ *    (a saturated one measured its share of a queue it built itself, more
+ *    than a fair share when other flows are there). A cluster sent
  *    above the capacity builds a short queue of its own: over-use reported
  *    until its feedback is in and the queue drained (cluster + rtt + 150 ms)
  *    holds the rate instead of cutting it;
@@ -101,6 +106,7 @@ typedef struct {
   hd_bwe_loss_t loss;
   hd_bwe_probes_t probes;
   hd_bwe_rate_t acked_rate; /* by arrival time on the receiver's clock */
+  hd_bwe_rate_t media_rate; /* the same without probe-cluster packets */
   hd_bwe_rate_t sent_rate;  /* by local send time */
   double avg_pkt_bytes;
   /* AIMD (§5.5) */

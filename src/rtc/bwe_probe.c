@@ -67,17 +67,19 @@ void hd_bwe_probes_on_feedback(hd_bwe_probes_t *p, int id, size_t size, hd_time_
 }
 
 /* 1 and *out when the cluster measured something. */
-static int result(const hd_bwe_cluster_t *c, double *out) {
+static int result(const hd_bwe_cluster_t *c, double *out, int *saturated) {
   if (c->recv < HD_BWE_PROBE_MIN_PKTS - 1 || (double)c->recv < 0.8 * (double)c->sent) return 0;
   hd_time_t send_span = c->last_send - c->first_send, arr_span = c->last_arr - c->first_arr;
   if (send_span < 1000 || arr_span < 1000) return 0;
   double send_rate = (double)(c->sent_bytes - c->last_send_size) * 8e6 / (double)send_span;
   double recv_rate = (double)(c->recv_bytes - c->first_arr_size) * 8e6 / (double)arr_span;
-  *out = recv_rate < 0.9 * send_rate ? 0.95 * recv_rate : (send_rate < recv_rate ? send_rate : recv_rate);
+  *saturated = recv_rate < 0.9 * send_rate;
+  *out = *saturated ? 0.95 * recv_rate : (send_rate < recv_rate ? send_rate : recv_rate);
   return 1;
 }
 
-int hd_bwe_probes_poll(hd_bwe_probes_t *p, hd_time_t now, double *result_bps, double *target_bps) {
+int hd_bwe_probes_poll(hd_bwe_probes_t *p, hd_time_t now, double *result_bps, double *target_bps,
+                       int *saturated) {
   for (size_t i = 0; i < HD_BWE_MAX_CLUSTERS; i++) {
     hd_bwe_cluster_t *c = &p->c[i];
     if (!c->id) continue;
@@ -85,13 +87,15 @@ int hd_bwe_probes_poll(hd_bwe_probes_t *p, hd_time_t now, double *result_bps, do
     int reported = c->recv + c->lost >= c->sent;
     if (sent_all && reported) {
       double r;
-      int ok = result(c, &r);
+      int sat = 0;
+      int ok = result(c, &r, &sat);
       double t = c->target_bps;
       c->id = 0;
       if (ok) {
         p->succeeded++;
         *result_bps = r;
         *target_bps = t;
+        *saturated = sat;
         return 1;
       }
       p->failed++;

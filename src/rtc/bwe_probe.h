@@ -55,9 +55,11 @@ void hd_bwe_probes_on_sent(hd_bwe_probes_t *p, int id, size_t size, hd_time_t no
  * received = 0 for lost. */
 void hd_bwe_probes_on_feedback(hd_bwe_probes_t *p, int id, size_t size, hd_time_t send, int received,
                                hd_time_t arrival);
-/* Takes one finished cluster: returns 1 with its result and target (bit/s),
- * 0 when none is finished. Clusters past their timeout or without a result
+/* Takes one finished cluster: returns 1 with its result and target (bit/s)
+ * and whether the path was saturated (receive rate < 90% of send rate), 0
+ * when none is finished. Clusters past their timeout or without a result
  * are freed on the way (counted as failed). */
-int hd_bwe_probes_poll(hd_bwe_probes_t *p, hd_time_t now, double *result_bps, double *target_bps);
+int hd_bwe_probes_poll(hd_bwe_probes_t *p, hd_time_t now, double *result_bps, double *target_bps,
+                       int *saturated);
 
 #endif

@@ -36,6 +36,7 @@ typedef struct {
   hd_time_t next_fb;
   uint64_t rx_bytes, rx_media_bytes;
   uint64_t *send_rate; /* per sample: min(target, source) */
+  hd_time_t qmax_sec;  /* largest queueing delay seen by this flow's packets this second (trace) */
 } flow_t;
 
 static int active(const hd_bwe_scn_t *s, int f, hd_time_t now) { return now >= s->start[f]; }
@@ -65,6 +66,8 @@ static int send_packet(hd_netem_link_t *l, int type, int flow, uint16_t seq, int
   buf[2] = (uint8_t)(seq >> 8);
   buf[3] = (uint8_t)seq;
   buf[4] = (uint8_t)padding;
+  for (int i = 0; i < 8; i++)
+    buf[5 + i] = (uint8_t)((uint64_t)now >> (8 * i));
   return hd_netem_link_send(l, buf, size, now);
 }
 
@@ -173,7 +176,7 @@ int hd_bwe_sim_run(const hd_bwe_scn_t *s, hd_bwe_sim_result_t *r, FILE *trace) {
     rc = hd_bwe_init(&fl[f].bwe, &s->cfg, s->start[f]);
     if (rc < 0) goto out;
     rc = HD_ENOMEM;
-    hd_bwe_set_desired(&fl[f].bwe, s->src_max_bps);
+    if (!s->desired_max) hd_bwe_set_desired(&fl[f].bwe, s->src_max_bps);
     fl[f].link = s->media_link[f];
     fl[f].fb_link = 1 - s->media_link[f];
     fl[f].next_frame = s->start[f] + s->frame_phase[f];
@@ -208,6 +211,11 @@ int hd_bwe_sim_run(const hd_bwe_scn_t *s, hd_bwe_sim_result_t *r, FILE *trace) {
           x->recv[x->n_recv].arrival = now + RECV_CLOCK_OFFSET;
           x->n_recv++;
           x->rx_bytes += (uint64_t)len;
+          uint64_t sent_at = 0;
+          for (int k = 0; k < 8; k++)
+            sent_at |= (uint64_t)p[5 + k] << (8 * k);
+          hd_time_t q = now - (hd_time_t)sent_at - s->link[i].delay;
+          if (q > x->qmax_sec) x->qmax_sec = q;
           rx_link[i] += (uint64_t)len;
           if (!p[4]) {
             x->rx_media_bytes += (uint64_t)len;
@@ -244,13 +252,16 @@ int hd_bwe_sim_run(const hd_bwe_scn_t *s, hd_bwe_sim_result_t *r, FILE *trace) {
       for (int f = 0; f < s->n_flows; f++) {
         hd_bwe_stats_t st;
         hd_bwe_stats(&fl[f].bwe, &st);
-        fprintf(trace,
-                "t=%5.1f f%d cap=%5.0f target=%5.0f delay=%5.0f loss_bps=%5.0f acked=%5.0f loss=%.3f "
-                "rtt=%3lld thr=%.1f u=%d probes=%llu/%llu\n",
-                (double)now / 1e6, f, (double)hd_netem_link_rate(links[fl[f].link], now) / 1000,
-                (double)st.target_bps / 1000, (double)st.delay_bps / 1000, (double)st.loss_bps / 1000,
-                (double)st.acked_bps / 1000, st.loss, (long long)(st.rtt / 1000), st.threshold, (int)st.usage,
-                (unsigned long long)st.probes_succeeded, (unsigned long long)st.probes_started);
+        fprintf(
+            trace,
+            "t=%5.1f f%d cap=%5.0f target=%5.0f delay=%5.0f loss_bps=%5.0f acked=%5.0f qmax=%3lld loss=%.3f "
+            "rtt=%3lld thr=%.1f u=%d probes=%llu/%llu\n",
+            (double)now / 1e6, f, (double)hd_netem_link_rate(links[fl[f].link], now) / 1000,
+            (double)st.target_bps / 1000, (double)st.delay_bps / 1000, (double)st.loss_bps / 1000,
+            (double)st.acked_bps / 1000, (long long)(fl[f].qmax_sec / 1000), st.loss,
+            (long long)(st.rtt / 1000), st.threshold, (int)st.usage, (unsigned long long)st.probes_succeeded,
+            (unsigned long long)st.probes_started);
+        fl[f].qmax_sec = 0;
       }
       next_trace += HD_SEC(1);
     }
@@ -397,18 +408,20 @@ void hd_bwe_sim_print(const hd_bwe_scn_t *s, const hd_bwe_sim_result_t *r, FILE 
             (double)r->qdelay_max[i] / 1000, (unsigned long long)r->drops[i]);
     for (size_t k = 0; k < r->n_steps[i]; k++) {
       const hd_bwe_sim_step_t *st = &r->steps[i][k];
+      char re[32];
+      if (st->reaction < 0)
+        snprintf(re, sizeof re, "never");
+      else
+        snprintf(re, sizeof re, "%.2f s", (double)st->reaction / 1e6);
       fprintf(out, "    at %5.1f s %4llu -> %4llu kbit/s: %s %s\n", (double)st->at / 1e6,
               (unsigned long long)(st->from / 1000), (unsigned long long)(st->to / 1000),
-              st->to < st->from ? "settled below in" : "back to full rate in",
-              st->reaction < 0 ? "never" : "");
-      if (st->reaction >= 0) fprintf(out, "      %.2f s\n", (double)st->reaction / 1e6);
+              st->to < st->from ? "settled below in" : "back to 90% of full rate in", re);
     }
   }
   for (int f = 0; f < s->n_flows; f++)
     fprintf(out,
-            "  flow %d: %.0f kbit/s delivered, %.2f of fair share, max target %.0f kbit/s, probes %llu/%llu, "
-            "loss decreases %s\n",
+            "  flow %d: %.0f kbit/s delivered, %.2f of fair share, max target %.0f kbit/s, probes %llu ok of "
+            "%llu\n",
             f, r->flow_bps[f] / 1000, r->flow_share[f], (double)r->max_target[f] / 1000,
-            (unsigned long long)r->bwe[f].probes_succeeded, (unsigned long long)r->bwe[f].probes_started,
-            "-");
+            (unsigned long long)r->bwe[f].probes_succeeded, (unsigned long long)r->bwe[f].probes_started);
 }
