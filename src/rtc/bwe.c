@@ -245,7 +245,7 @@ static void probe_result(hd_bwe_t *b, double result, double target, int saturate
   v = clamp_bps(b, v);
   if (v <= b->delay_bps) return;
   b->delay_bps = v;
-  if (b->loss_bps < v && b->loss.last_loss < HD_BWE_LOSS_LOW) b->loss_bps = v;
+  if (b->loss_bps < v && b->loss.last_excess < HD_BWE_LOSS_LOW) b->loss_bps = v;
   if (b->link_avg_kbps >= 0 && v / 1000 > b->link_avg_kbps + 3 * link_std_kbps(b)) b->link_avg_kbps = -1;
   /* the path carried the whole cluster: there may be more, probe again at once */
   if (!saturated && result >= 0.9 * target && !b->pending_initial && v < (double)b->desired_bps &&
@@ -334,7 +334,7 @@ int hd_bwe_on_twcc(hd_bwe_t *b, const hd_rtcp_twcc_t *fb, const hd_rtcp_twcc_pkt
   while (hd_bwe_probes_poll(&b->probes, now, &res, &tgt, &sat))
     probe_result(b, res, tgt, sat, now);
 
-  hd_bwe_loss_on_feedback(&b->loss, recv, lost, now);
+  hd_bwe_loss_on_feedback(&b->loss, recv, lost, usage == HD_BWE_OVERUSE, now);
   b->loss_bps = hd_bwe_loss_update(&b->loss, b->delay_bps, b->target_bps, b->rtt, now);
   update_target(b);
   return matched;
@@ -367,7 +367,7 @@ int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {
     /* periodic: only below what the sender wants, on a clear path */
     double want = (double)(b->desired_bps < b->cfg.max_bps ? b->desired_bps : b->cfg.max_bps);
     if (b->target_bps >= 0.95 * want) return 0;
-    if (b->st.usage != HD_BWE_NORMAL || b->loss.last_loss >= HD_BWE_LOSS_LOW) return 0;
+    if (b->st.usage != HD_BWE_NORMAL || b->loss.last_excess >= HD_BWE_LOSS_LOW) return 0;
     /* Near a known link capacity AIMD's additive increase does the work;
      * a probe there only builds queue (and, with other flows, grabs more
      * than a fair share). Probe when the capacity is unknown: at the start

@@ -1,4 +1,5 @@
-/* Loss-based control (draft-ietf-rmcat-gcc-02 §6). See bwe_loss.h. */
+/* Loss-based control (draft-ietf-rmcat-gcc-02 §6) on the loss in excess of
+ * the path's random loss. See bwe_loss.h. */
 #include "rtc/bwe_loss.h"
 
 #include <string.h>
@@ -10,8 +11,10 @@ void hd_bwe_loss_init(hd_bwe_loss_t *l, double start_bps) {
   l->last_decrease = -HD_SEC(1000);
 }
 
-void hd_bwe_loss_on_feedback(hd_bwe_loss_t *l, uint32_t received, uint32_t lost, hd_time_t now) {
+void hd_bwe_loss_on_feedback(hd_bwe_loss_t *l, uint32_t received, uint32_t lost, int congested,
+                             hd_time_t now) {
   if (l->interval_start < 0) l->interval_start = now;
+  if (congested) l->congested = 1;
   l->lost += lost;
   l->total += received + lost;
 }
@@ -20,12 +23,20 @@ double hd_bwe_loss_update(hd_bwe_loss_t *l, double delay_bps, double current_bps
                           hd_time_t now) {
   if (l->interval_start < 0 || l->total < HD_BWE_LOSS_MIN_PKTS ||
       now - l->interval_start < HD_BWE_LOSS_MIN_INTERVAL) {
-    if (l->last_loss < HD_BWE_LOSS_LOW && l->rate_bps < delay_bps) l->rate_bps = delay_bps;
+    if (l->last_excess < HD_BWE_LOSS_LOW && l->rate_bps < delay_bps) l->rate_bps = delay_bps;
     return l->rate_bps;
   }
   double p = (double)l->lost / (double)l->total;
+  if (!l->congested) {
+    l->base += HD_BWE_LOSS_BASE_GAIN * (p - l->base);
+    if (l->base > HD_BWE_LOSS_BASE_MAX) l->base = HD_BWE_LOSS_BASE_MAX;
+  }
   l->last_loss = p;
+  p -= l->base;
+  if (p < 0) p = 0;
+  l->last_excess = p;
   l->lost = l->total = 0;
+  l->congested = 0;
   l->interval_start = now;
   if (p > HD_BWE_LOSS_HIGH) {
     /* §6: decrease, but not again before the previous one could take effect */
