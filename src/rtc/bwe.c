@@ -8,14 +8,16 @@
 
 #include "base/err.h"
 
-#define BETA 0.85               /* §5.5 decrease factor */
-#define MULT_INCREASE 1.08      /* §5.5 eta: 8% per second far from the link capacity */
-#define ACKED_WINDOW HD_MS(300) /* window of the acknowledged-rate estimate */
-#define MEDIA_WINDOW HD_SEC(1)  /* window of the media rate for the app-limited bounds */
-#define APP_LIMIT_INC 1.5       /* increase bound: 1.5 x acked + 10 kbit/s */
-#define APP_LIMIT_PROBE 2.0     /* probe result bound: 2 x acked */
-#define PROBE_FACTOR 1.5        /* periodic and follow-up probes, x target */
-#define FEEDBACK_LOSS_SPAN 1000 /* larger gap between feedbacks: not counted as loss */
+#define BETA 0.85                  /* §5.5 decrease factor */
+#define MULT_INCREASE 1.08         /* §5.5 eta: 8% per second far from the link capacity */
+#define ACKED_WINDOW HD_MS(300)    /* window of the acknowledged-rate estimate */
+#define MEDIA_WINDOW HD_SEC(1)     /* window of the media rate for the app-limited bounds */
+#define APP_LIMIT_INC 1.5          /* increase bound: 1.5 x acked + 10 kbit/s */
+#define APP_LIMIT_PROBE 2.0        /* probe result bound: 2 x acked */
+#define PROBE_FACTOR 1.5           /* periodic and follow-up probes, x target */
+#define FEEDBACK_TIMEOUT HD_SEC(1) /* no feedback while sending this long: back off */
+#define TIMEOUT_FACTOR 0.8         /* ... by this much every half timeout */
+#define FEEDBACK_LOSS_SPAN 1000    /* larger gap between feedbacks: not counted as loss */
 
 void hd_bwe_config_init(hd_bwe_config_t *c) {
   memset(c, 0, sizeof *c);
@@ -90,6 +92,8 @@ int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now) {
   b->delay_bps = b->loss_bps = b->target_bps = (double)c.start_bps;
   b->rc_last = now;
   b->last_decrease = now - HD_SEC(1000);
+  b->last_timeout_cut = now - HD_SEC(1000);
+  b->first_unanswered = -1;
   b->link_avg_kbps = -1;
   b->link_var = 0.4;
   b->rtt = HD_MS(100);
@@ -144,6 +148,18 @@ void hd_bwe_on_packet_sent(hd_bwe_t *b, uint16_t twcc_seq, size_t size, hd_time_
   b->avg_pkt_bytes = 0.95 * b->avg_pkt_bytes + 0.05 * (double)size;
   rate_add(&b->sent_rate, now, size);
   if (e->cluster) hd_bwe_probes_on_sent(&b->probes, e->cluster, size, now);
+  if (b->first_unanswered < 0) b->first_unanswered = now;
+  /* Sending without hearing back: the feedback (or the path) is gone. Back
+   * off step by step rather than keep a rate nobody confirms. */
+  if (b->twcc_seen && b->first_unanswered >= 0 && now - b->first_unanswered > FEEDBACK_TIMEOUT &&
+      now - b->last_timeout_cut >= FEEDBACK_TIMEOUT / 2) {
+    b->delay_bps = clamp_bps(b, b->delay_bps * TIMEOUT_FACTOR);
+    if (b->loss_bps > b->delay_bps) b->loss_bps = b->delay_bps;
+    b->loss.rate_bps = b->loss_bps;
+    b->last_timeout_cut = now;
+    b->st.feedback_timeouts++;
+    update_target(b);
+  }
 }
 
 /* The media rate the application-limited bounds compare with: the larger of
@@ -275,6 +291,7 @@ int hd_bwe_on_twcc(hd_bwe_t *b, const hd_rtcp_twcc_t *fb, const hd_rtcp_twcc_pkt
                    hd_time_t now) {
   if (!b || !fb || (!pkts && n > 0)) return HD_EINVAL;
   b->twcc_seen = 1;
+  b->first_unanswered = -1;
   b->st.feedbacks++;
   uint32_t recv = 0, lost = 0;
   int matched = 0;

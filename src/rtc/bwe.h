@@ -25,6 +25,8 @@
  *    above the capacity builds a short queue of its own: over-use reported
  *    until its feedback is in and the queue drained (cluster + rtt + 150 ms)
  *    holds the rate instead of cutting it;
+ *  - no feedback for 1 s after a packet went out (once feedback was seen):
+ *    the estimate backs off by 20% every 500 ms until feedback returns;
  *  - REMB (draft-alvestrand-rmcat-remb) where transport-wide feedback is not
  *    negotiated: the receiver's estimate is taken as is (clamped), and caps
  *    the send-side estimate where both exist.
@@ -77,6 +79,7 @@ typedef struct {
   hd_bwe_usage_t usage;
   double threshold; /* current adaptive over-use threshold */
   uint64_t feedbacks, acked, lost, unknown_seq, overuses, decreases;
+  uint64_t feedback_timeouts; /* back-offs for lack of feedback */
   uint64_t probes_started, probes_succeeded, probes_failed;
 } hd_bwe_stats_t;
 
@@ -113,6 +116,8 @@ typedef struct {
   hd_bwe_rc_t rc;
   double delay_bps, loss_bps, target_bps;
   hd_time_t rc_last, last_decrease;
+  hd_time_t first_unanswered; /* first packet sent since the last feedback; -1 none */
+  hd_time_t last_timeout_cut;
   double link_avg_kbps; /* < 0: unknown */
   double link_var;
   hd_time_t rtt;

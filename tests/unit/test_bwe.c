@@ -272,6 +272,42 @@ static void test_remb(void **st) {
   assert_int_equal(hd_bwe_target(&b), 200000);
 }
 
+/* Feedback stops while media keeps going (the subscriber's uplink died):
+ * the estimate backs off; when feedback returns it climbs again. */
+static void test_feedback_timeout(void **st) {
+  (void)st;
+  static hd_bwe_t b;
+  hd_bwe_config_t c;
+  hd_bwe_config_init(&c);
+  c.initial_probes = 0;
+  c.start_bps = 1000000;
+  assert_int_equal(hd_bwe_init(&b, &c, 0), 0);
+  uint16_t seq = 0;
+  hd_time_t t = 0;
+  hd_bwe_on_packet_sent(&b, seq, 1000, t, 0);
+  hd_rtcp_twcc_recv_t r = {seq++, HD_MS(50)};
+  assert_int_equal(feed_twcc(&b, 0, &r, 1, HD_MS(100)), 1);
+  uint64_t before = hd_bwe_target(&b);
+  /* 5 s of packets every 10 ms, no feedback */
+  for (t = HD_MS(110); t < HD_SEC(5); t += HD_MS(10))
+    hd_bwe_on_packet_sent(&b, seq++, 1000, t, 0);
+  hd_bwe_stats_t s;
+  hd_bwe_stats(&b, &s);
+  assert_true(s.feedback_timeouts >= 5);
+  assert_true(hd_bwe_target(&b) < before / 2);
+  assert_true(hd_bwe_target(&b) >= c.min_bps);
+  /* feedback again: no more back-off; then an idle sender (nothing sent
+   * for 10 s, so no feedback due) is not a timeout either */
+  r.seq = (uint16_t)(seq - 1);
+  r.arrival = HD_SEC(5) + HD_MS(50);
+  assert_int_equal(feed_twcc(&b, 1, &r, 1, HD_SEC(5) + HD_MS(100)), 1);
+  uint64_t cuts = s.feedback_timeouts;
+  hd_bwe_on_packet_sent(&b, seq++, 1000, HD_SEC(15), 0);
+  hd_bwe_on_packet_sent(&b, seq++, 1000, HD_SEC(15) + HD_MS(500), 0);
+  hd_bwe_stats(&b, &s);
+  assert_int_equal(s.feedback_timeouts, cuts);
+}
+
 static void run_case(const char *which, hd_bwe_scn_t *s, hd_bwe_sim_result_t *r) {
   assert_int_equal(hd_bwe_sim_rfc8867(which, s), 0);
   assert_int_equal(hd_bwe_sim_run(s, r, NULL), 0);
@@ -386,11 +422,17 @@ static void test_app_limited(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_delay_detector),       cmocka_unit_test(test_loss_rules),
-      cmocka_unit_test(test_probe_result),         cmocka_unit_test(test_init_rejects),
-      cmocka_unit_test(test_feedback_bookkeeping), cmocka_unit_test(test_remb),
-      cmocka_unit_test(test_rfc8867_5_1),          cmocka_unit_test(test_rfc8867_5_2),
-      cmocka_unit_test(test_rfc8867_5_3),          cmocka_unit_test(test_rfc8867_5_1_random_loss),
+      cmocka_unit_test(test_delay_detector),
+      cmocka_unit_test(test_loss_rules),
+      cmocka_unit_test(test_probe_result),
+      cmocka_unit_test(test_init_rejects),
+      cmocka_unit_test(test_feedback_bookkeeping),
+      cmocka_unit_test(test_remb),
+      cmocka_unit_test(test_feedback_timeout),
+      cmocka_unit_test(test_rfc8867_5_1),
+      cmocka_unit_test(test_rfc8867_5_2),
+      cmocka_unit_test(test_rfc8867_5_3),
+      cmocka_unit_test(test_rfc8867_5_1_random_loss),
       cmocka_unit_test(test_app_limited),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
