@@ -17,6 +17,9 @@ PKGS=(
   chromium gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-nice python3-gi gir1.2-gstreamer-1.0
   gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 curl openssl
+  # media with UDP blocked (tests/e2e/udp_blocked_chromium.test.mjs): network
+  # namespaces and a firewall in them, and a TURN server (docs/turn.md)
+  iproute2 iptables coturn
 )
 
 updated=0

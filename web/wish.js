@@ -116,5 +116,14 @@ export function mountSession({ kind, identityPrefix, setup }) {
 
   $('start').onclick = start;
   $('stop').onclick = stop;
+  // A tab closed without Stop ends its session at once (keepalive outlives the
+  // page), so the room is free for the next publisher; should this request not
+  // make it, the node lets a new WHIP publish replace a publisher that has sent
+  // nothing for 5 s (docs/operations.md "Limits").
+  window.addEventListener('pagehide', () => {
+    if (!resource) return;
+    fetch(resource, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` }, keepalive: true }).catch(() => {});
+    resource = null;
+  });
   if (param('autostart', '0') === '1') start();
 }

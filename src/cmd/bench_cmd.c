@@ -547,26 +547,27 @@ static double self_cpu_us(void) {
          (double)ru.ru_stime.tv_usec;
 }
 
-static void usage(void) {
-  fprintf(stderr, "usage: hudong bench load --target hudong|janus --url URL [--key K --secret S] [--room R]\n"
-                  "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
-                  "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
-                  "         [--local-ip IP] [--json FILE] [--quiet] [--count-only]\n"
-                  "         [--balance-workers W [--list-rooms]] [--fail-fast]\n"
-                  "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
-                  "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
-                  "  hudong: --url ws://127.0.0.1:7880/rtc, tokens minted with --key/--secret\n"
-                  "  janus:  --url http://127.0.0.1:8088/janus (VideoRoom plugin; rooms created here)\n"
-                  "  --local-ip: address the clients' UDP sockets bind to (default 127.0.0.1; Janus never\n"
-                  "            gathers loopback candidates: give it the host's own address, still local)\n"
-                  "  --count-only: subscribers do not decrypt media; they count packets and loss from the\n"
-                  "            clear RTP sequence numbers per SSRC (recvmmsg batches). No latency figure.\n"
-                  "            Loss = max(sequence-gap loss, shortfall of arrivals against what was sent).\n"
-                  "  --balance-workers W: name the rooms so that `hudong serve --media-workers W` puts\n"
-                  "            room i on worker i %% W (same FNV-1a of key and room as the server);\n"
-                  "            --list-rooms prints those names, one a line, and exits\n"
-                  "  --fail-fast: stop joining at the first subscriber leg that fails (a rate search's\n"
-                  "            failed step then ends in seconds, not minutes)\n");
+static void usage(FILE *f) {
+  fprintf(f, "usage: hudong bench load --target hudong|janus --url URL [--key K --secret S] [--room R]\n"
+             "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
+             "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
+             "         [--local-ip IP] [--json FILE] [--quiet] [--count-only]\n"
+             "         [--balance-workers W [--list-rooms]] [--fail-fast]\n"
+             "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
+             "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
+             "  hudong: --url http://127.0.0.1:7880 (or ws://127.0.0.1:7880/rtc), tokens minted with\n"
+             "          --key/--secret\n"
+             "  janus:  --url http://127.0.0.1:8088/janus (VideoRoom plugin; rooms created here)\n"
+             "  --local-ip: address the clients' UDP sockets bind to (default 127.0.0.1; Janus never\n"
+             "            gathers loopback candidates: give it the host's own address, still local)\n"
+             "  --count-only: subscribers do not decrypt media; they count packets and loss from the\n"
+             "            clear RTP sequence numbers per SSRC (recvmmsg batches). No latency figure.\n"
+             "            Loss = max(sequence-gap loss, shortfall of arrivals against what was sent).\n"
+             "  --balance-workers W: name the rooms so that `hudong serve --media-workers W` puts\n"
+             "            room i on worker i %% W (same FNV-1a of key and room as the server);\n"
+             "            --list-rooms prints those names, one a line, and exits\n"
+             "  --fail-fast: stop joining at the first subscriber leg that fails (a rate search's\n"
+             "            failed step then ends in seconds, not minutes)\n");
 }
 
 static int parse_opts(int argc, char **argv, bl_opts_t *o) {
@@ -641,7 +642,7 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
     } else if (!strcmp(a, "--quiet")) {
       o->quiet = 1;
     } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage();
+      usage(stdout);
       return 1;
     } else {
       fprintf(stderr, "hudong bench load: unknown option %s\n", a);
@@ -660,6 +661,15 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
   if (!o->target || !o->url) {
     fprintf(stderr, "hudong bench load: --target and --url are required\n");
     return -1;
+  }
+  if (o->target == BL_HUDONG) { /* the node's address or its /rtc URL (cmd.h hd_cli_rtc_url) */
+    static char rtc_url[1024];
+    char uerr[1200];
+    if (hd_cli_rtc_url(o->url, rtc_url, sizeof rtc_url, uerr, sizeof uerr) < 0) {
+      fprintf(stderr, "hudong bench load: %s\n", uerr);
+      return -1;
+    }
+    o->url = rtc_url;
   }
   if (o->target == BL_HUDONG && (!o->key || !o->secret)) {
     fprintf(stderr, "hudong bench load: --key and --secret are required for hudong\n");
@@ -970,6 +980,7 @@ static int cmd_load(int argc, char **argv) {
 
 int hd_cmd_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "load")) return cmd_load(argc, argv);
-  fprintf(stderr, "usage: hudong bench load [options]   (see hudong bench load --help)\n");
-  return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+  int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+  fprintf(help ? stdout : stderr, "usage: hudong bench load [options]   (see hudong bench load --help)\n");
+  return help ? 0 : 2;
 }

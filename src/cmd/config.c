@@ -1,6 +1,7 @@
 /* Node configuration loading (JSON via jansson). */
 #include "cmd/config.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@ void hd_config_defaults(hd_config_t *c) {
   c->listen_port = 7880;
   c->rtc_port = 7881;
   c->max_sessions = 1000;
+  c->max_sessions_per_app = 0; /* 0: max_sessions with one app, half of it with two or more */
+  c->max_sessions_per_identity = 20;
   c->max_viewers = 500;
   c->body_cap = 64 * 1024;
   c->token_leeway = 10;
@@ -32,6 +35,12 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtm_window_messages = 1024;
   c->rtm_window_bytes = 2 << 20;
   c->rtm_resume_grace = 30;
+  c->ice_tcp = 1;
+  c->ice_tcp_max_conns = 1024;
+  c->ice_tcp_check_timeout = 10000;
+  c->ice_tcp_idle_timeout = 30;
+  c->ice_tcp_max_buffer = 1 << 20;
+  c->turn_ttl = 86400;
 }
 
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port) {
@@ -88,6 +97,8 @@ static const char *const known_keys[] = {"listen",
                                          "media_workers",
                                          "web_root",
                                          "max_sessions",
+                                         "max_sessions_per_app",
+                                         "max_sessions_per_identity",
                                          "max_viewers_per_room",
                                          "max_request_body",
                                          "token_leeway_seconds",
@@ -96,7 +107,9 @@ static const char *const known_keys[] = {"listen",
                                          "apps",
                                          "cors_origins",
                                          "webhooks",
-                                         "rtm"};
+                                         "rtm",
+                                         "ice_tcp",
+                                         "turn"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -195,8 +208,105 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   return 0;
 }
 
+/* Refuses any key of object o (named what) not in keys[0..n). */
+static int check_keys(json_t *o, const char *what, const char *const *keys, size_t n, char *err,
+                      size_t errcap) {
+  if (!json_is_object(o)) {
+    snprintf(err, errcap, "config: '%s' must be an object", what);
+    return HD_EINVAL;
+  }
+  const char *k;
+  json_t *kv;
+  json_object_foreach(o, k, kv) {
+    size_t i = 0;
+    while (i < n && strcmp(k, keys[i]))
+      i++;
+    if (i == n) {
+      snprintf(err, errcap, "config: unknown key '%s.%.64s' (see docs/operations.md)", what, k);
+      return HD_EINVAL;
+    }
+  }
+  return 0;
+}
+
+static const char *const ice_tcp_keys[] = {"enabled", "max_connections", "check_timeout_ms",
+                                           "idle_timeout_seconds", "max_buffer_bytes"};
+
+static int load_ice_tcp(hd_config_t *c, json_t *o, char *err, size_t errcap) {
+  if (check_keys(o, "ice_tcp", ice_tcp_keys, sizeof ice_tcp_keys / sizeof ice_tcp_keys[0], err, errcap))
+    return HD_EINVAL;
+  json_t *en = json_object_get(o, "enabled");
+  if (en && !json_is_boolean(en)) {
+    snprintf(err, errcap, "config: 'ice_tcp.enabled' must be true or false");
+    return HD_EINVAL;
+  }
+  if (en) c->ice_tcp = json_is_true(en);
+  if (get_int(o, "max_connections", 1, 100000, &c->ice_tcp_max_conns, err, errcap) ||
+      get_int(o, "check_timeout_ms", 100, 600000, &c->ice_tcp_check_timeout, err, errcap) ||
+      get_int(o, "idle_timeout_seconds", 1, 3600, &c->ice_tcp_idle_timeout, err, errcap) ||
+      get_int(o, "max_buffer_bytes", 16384, 64L << 20, &c->ice_tcp_max_buffer, err, errcap))
+    return HD_EINVAL;
+  return 0;
+}
+
+static const char *const turn_keys[] = {"urls", "secret", "ttl_seconds"};
+
+/* A TURN URL as RTCPeerConnection takes it (RFC 7065): turn: or turns:, a host,
+ * an optional port and ?transport=udp|tcp. Checked here so that a typo is an
+ * error at start, not a browser exception at every join. */
+static int turn_url_ok(const char *u) {
+  const char *p = !strncmp(u, "turns:", 6) ? u + 6 : !strncmp(u, "turn:", 5) ? u + 5 : NULL;
+  if (!p || !*p || *p == '/' || *p == '?') return 0;
+  for (const char *q = p; *q; q++)
+    if (*q <= ' ' || *q == '"' || *q == '\\' || *q == '/') return 0;
+  const char *t = strchr(p, '?');
+  return !t || !strcmp(t, "?transport=udp") || !strcmp(t, "?transport=tcp");
+}
+
+static int load_turn(hd_config_t *c, json_t *o, char *err, size_t errcap) {
+  if (check_keys(o, "turn", turn_keys, sizeof turn_keys / sizeof turn_keys[0], err, errcap)) return HD_EINVAL;
+  json_t *urls = json_object_get(o, "urls");
+  if (!urls || !json_is_array(urls) || json_array_size(urls) == 0 ||
+      json_array_size(urls) > HD_MAX_TURN_URLS) {
+    snprintf(err, errcap,
+             "config: 'turn.urls' must be an array of 1 to %d TURN URLs (\"turns:HOST:PORT\", "
+             "\"turn:HOST:PORT?transport=tcp\")",
+             HD_MAX_TURN_URLS);
+    return HD_EINVAL;
+  }
+  size_t i;
+  json_t *u;
+  c->n_turn_urls = 0;
+  json_array_foreach(urls, i, u) {
+    if (!json_is_string(u) || json_string_length(u) >= HD_CONFIG_URL_MAX ||
+        !turn_url_ok(json_string_value(u))) {
+      snprintf(err, errcap,
+               "config: turn.urls[%zu] must be turn:HOST[:PORT] or turns:HOST[:PORT], optionally "
+               "with ?transport=udp or ?transport=tcp",
+               i);
+      return HD_EINVAL;
+    }
+    snprintf(c->turn_urls[c->n_turn_urls++], HD_CONFIG_URL_MAX, "%s", json_string_value(u));
+  }
+  if (get_str(o, "secret", c->turn_secret, sizeof c->turn_secret, err, errcap)) return HD_EINVAL;
+  if (strlen(c->turn_secret) < 16) {
+    snprintf(err, errcap,
+             "config: 'turn.secret' must be the TURN server's shared secret (coturn "
+             "static-auth-secret), at least 16 characters");
+    return HD_EINVAL;
+  }
+  if (get_int(o, "ttl_seconds", 60, 7 * 86400, &c->turn_ttl, err, errcap)) return HD_EINVAL;
+  return 0;
+}
+
 int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   json_error_t je;
+  FILE *f = fopen(path, "r");
+  if (!f) { /* jansson would say "line -1: unable to open" */
+    snprintf(err, errcap, "cannot open config %s: %s", path, strerror(errno));
+    return HD_EINVAL;
+  }
+  fclose(f);
   json_t *root = json_load_file(path, 0, &je);
   if (!root) {
     snprintf(err, errcap, "config %s: line %d: %s", path, je.line, je.text);
@@ -240,6 +350,12 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   v = (long)c->max_sessions;
   if (get_int(root, "max_sessions", 1, 1000000, &v, err, errcap)) goto out;
   c->max_sessions = (size_t)v;
+  v = (long)c->max_sessions_per_app;
+  if (get_int(root, "max_sessions_per_app", 0, 1000000, &v, err, errcap)) goto out;
+  c->max_sessions_per_app = (size_t)v;
+  v = (long)c->max_sessions_per_identity;
+  if (get_int(root, "max_sessions_per_identity", 0, 1000000, &v, err, errcap)) goto out;
+  c->max_sessions_per_identity = (size_t)v;
   v = (long)c->max_viewers;
   if (get_int(root, "max_viewers_per_room", 1, 100000, &v, err, errcap)) goto out;
   c->max_viewers = (size_t)v;
@@ -299,6 +415,10 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (wh && load_webhooks(c, wh, err, errcap)) goto out;
   json_t *rtm = json_object_get(root, "rtm");
   if (rtm && load_rtm(c, rtm, err, errcap)) goto out;
+  json_t *itcp = json_object_get(root, "ice_tcp");
+  if (itcp && load_ice_tcp(c, itcp, err, errcap)) goto out;
+  json_t *turn = json_object_get(root, "turn");
+  if (turn && load_turn(c, turn, err, errcap)) goto out;
   rc = 0;
 out:
   json_decref(root);

@@ -9,6 +9,7 @@
 #define HD_MAX_WEBHOOK_URLS 8     /* global "webhooks.urls" */
 #define HD_MAX_APP_WEBHOOK_URLS 4 /* per app "webhook_urls" */
 #define HD_CONFIG_URL_MAX 256
+#define HD_MAX_TURN_URLS 4 /* "turn.urls" */
 
 typedef struct {
   char key[64];
@@ -36,6 +37,8 @@ typedef struct {
   char origins[HD_MAX_ORIGINS][256];
   int n_origins;
   size_t max_sessions;
+  size_t max_sessions_per_app;      /* 0 = max_sessions with one app, max_sessions / 2 with more */
+  size_t max_sessions_per_identity; /* 0 = no cap; default 20 */
   size_t max_viewers;
   size_t body_cap;               /* HTTP request body cap (bytes) */
   long token_leeway;             /* seconds, for HTTP bearer tokens and /rtc join tokens */
@@ -54,6 +57,18 @@ typedef struct {
   long rtm_rate, rtm_burst;                   /* client messages per second per connection, bucket depth */
   long rtm_window_messages, rtm_window_bytes; /* unacked per session */
   long rtm_resume_grace;                      /* seconds a session waits for a resume */
+  /* "ice_tcp": passive ICE-TCP candidates on the media ports (io/ice_tcp.h) */
+  int ice_tcp;                /* 1 = on (default) */
+  long ice_tcp_max_conns;     /* per media worker */
+  long ice_tcp_check_timeout; /* ms to the first valid ICE check */
+  long ice_tcp_idle_timeout;  /* seconds without bytes on a connection in use */
+  long ice_tcp_max_buffer;    /* queued outgoing bytes per connection */
+  /* "turn": an external TURN server handed to clients with credentials the
+   * node mints (TURN REST API style: docs/turn.md) */
+  char turn_urls[HD_MAX_TURN_URLS][HD_CONFIG_URL_MAX];
+  int n_turn_urls;
+  char turn_secret[256]; /* shared with the TURN server (coturn static-auth-secret) */
+  long turn_ttl;         /* seconds a minted credential is valid */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

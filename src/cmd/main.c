@@ -4,8 +4,8 @@
 
 #include "cmd/cmd.h"
 
-static void usage(void) {
-  fprintf(stderr,
+static void usage(FILE *f) {
+  fprintf(f,
           "usage: hudong <command> [options]\n"
           "commands:\n"
           "  serve   run a node (HTTP API + WHIP/WHEP + web app, UDP media)\n"
@@ -14,12 +14,12 @@ static void usage(void) {
           "  pub     join a room and publish audio/video (files, tone, test pattern)\n"
           "  sub     join a room, receive and decode every track to WAV/Y4M/IVF, print stats\n"
           "  bench   load generator: 'hudong bench load' (publishers + subscribers over real WebRTC)\n"
-          "run 'hudong <command> --help' for the options of a command\n");
+          "run 'hudong <command> --help' for the options of a command; 'hudong --version' for the version\n");
 }
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    usage();
+    usage(stderr);
     return 2;
   }
   if (!strcmp(argv[1], "serve")) return hd_cmd_serve(argc - 1, argv + 1);
@@ -28,11 +28,15 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "pub")) return hd_cmd_pub(argc - 1, argv + 1);
   if (!strcmp(argv[1], "sub")) return hd_cmd_sub(argc - 1, argv + 1);
   if (!strcmp(argv[1], "bench")) return hd_cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") || !strcmp(argv[1], "version")) {
+    printf("hudong %s\n", HD_VERSION);
+    return 0;
+  }
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-    usage();
+    usage(stdout);
     return 0;
   }
   fprintf(stderr, "hudong: unknown command '%s'\n", argv[1]);
-  usage();
+  usage(stderr);
   return 2;
 }

@@ -28,18 +28,17 @@ typedef struct {
   uv_timer_t stats_timer;
 } netem_app_t;
 
-static void usage(void) {
-  fprintf(stderr,
-          "usage: hudong netem --listen HOST:PORT --to HOST:PORT [impairments] [--control HOST:PORT]\n"
-          "                    [--stats-interval S] [--max-sessions N] [--idle-timeout S]\n"
-          "impairments (unprefixed: both directions; --up-X: client->target, --down-X: target->client):\n"
-          "  --delay MS  --jitter MS  --jitter-dist uniform|normal|pareto  --keep-order\n"
-          "  --loss PCT  --burst-loss P,R,K,H (Gilbert-Elliott, percentages)  --dup PCT  --reorder PCT\n"
-          "  --rate KBPS  --queue MS | --queue-bytes N  --schedule FILE  --trace FILE (Mahimahi)\n"
-          "  --blackout START_MS:DUR_MS (from session start, repeatable)  --seed N  --profile NAME\n"
-          "control endpoint: GET /stats (JSON), POST /impair ({\"down\":{\"loss\":20}}, "
-          "{\"both\":{\"blackout_now_ms\":2000}}, {\"reset\":true})\n"
-          "profiles:\n");
+static void usage(FILE *f) {
+  fprintf(f, "usage: hudong netem --listen HOST:PORT --to HOST:PORT [impairments] [--control HOST:PORT]\n"
+             "                    [--stats-interval S] [--max-sessions N] [--idle-timeout S]\n"
+             "impairments (unprefixed: both directions; --up-X: client->target, --down-X: target->client):\n"
+             "  --delay MS  --jitter MS  --jitter-dist uniform|normal|pareto  --keep-order\n"
+             "  --loss PCT  --burst-loss P,R,K,H (Gilbert-Elliott, percentages)  --dup PCT  --reorder PCT\n"
+             "  --rate KBPS  --queue MS | --queue-bytes N  --schedule FILE  --trace FILE (Mahimahi)\n"
+             "  --blackout START_MS:DUR_MS (from session start, repeatable)  --seed N  --profile NAME\n"
+             "control endpoint: GET /stats (JSON), POST /impair ({\"down\":{\"loss\":20}}, "
+             "{\"both\":{\"blackout_now_ms\":2000}}, {\"reset\":true})\n"
+             "profiles:\n");
   for (size_t i = 0; hd_netem_profile_name(i); i++)
     fprintf(stderr, "  %-13s %s\n", hd_netem_profile_name(i), hd_netem_profile_summary(i));
   fprintf(stderr, "see docs/netem.md\n");
@@ -165,7 +164,7 @@ int hd_cmd_netem(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-      usage();
+      usage(stdout);
       return 0;
     }
     if (!strcmp(o, "--listen") || !strcmp(o, "--to") || !strcmp(o, "--control")) {
@@ -202,7 +201,7 @@ int hd_cmd_netem(int argc, char **argv) {
     int ar = hd_netem_opt_arity(o);
     if (ar < 0 || strncmp(o, "--", 2)) {
       fprintf(stderr, "hudong netem: unknown option '%s'\n", o);
-      usage();
+      usage(stderr);
       return 2;
     }
     if (n == MAX_NETEM_ARGS) {
@@ -220,7 +219,7 @@ int hd_cmd_netem(int argc, char **argv) {
   }
   if (listen_port < 0 || to_port <= 0) {
     fprintf(stderr, "hudong netem: --listen HOST:PORT and --to HOST:PORT are required\n");
-    usage();
+    usage(stderr);
     return 2;
   }
   char err[512];

@@ -19,6 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "base/base64.h"
 #include "base/err.h"
 #include "cmd/cmd.h"
 #include "hudong/client.h"
@@ -29,15 +32,16 @@
 static volatile sig_atomic_t g_stop;
 static void on_sig(int s) { g_stop = 1; }
 
-static void usage(void) {
-  fprintf(stderr,
-          "usage: hudong pub --url U --token T [--audio FILE.wav | --tone HZ]\n"
-          "                  [--video FILE.y4m | --pattern WxH@FPS] [--loop] [--duration S]\n"
-          "                  [--name N] [--max-bitrate BPS] [--quiet]\n"
-          "       hudong pub --write-pattern FILE.y4m [--pattern WxH@FPS] [--duration S]\n"
-          "       hudong pub --write-tone FILE.wav [--tone HZ] [--duration S]\n"
-          "  joins the room of token T at U (ws://host:port/rtc) and publishes; WAV must be\n"
-          "  48 kHz 16-bit mono/stereo; the pattern burns a 16-bit frame counter into the picture.\n");
+static void usage(FILE *f) {
+  fprintf(f, "usage: hudong pub --url U --token T [--audio FILE.wav | --tone HZ]\n"
+             "                  [--video FILE.y4m | --pattern WxH@FPS] [--loop] [--duration S]\n"
+             "                  [--name N] [--max-bitrate BPS] [--quiet]\n"
+             "       hudong pub --write-pattern FILE.y4m [--pattern WxH@FPS] [--duration S]\n"
+             "       hudong pub --write-tone FILE.wav [--tone HZ] [--duration S]\n"
+             "  joins the room of token T at U (the node's address: http://host:port, https://, ws://\n"
+             "  or wss://, /rtc optional) and publishes; exits 1 if the node does not accept the tracks.\n"
+             "  WAV must be\n"
+             "  48 kHz 16-bit mono/stereo; the pattern burns a 16-bit frame counter into the picture.\n");
 }
 
 static double mono_s(void) {
@@ -120,6 +124,37 @@ static int write_tone(const char *path, double hz, double secs) {
   return fclose(f) == 0 ? 0 : 1;
 }
 
+/* What the token grants, read from its payload without the secret (the node
+ * checks the signature; this only catches a token that cannot publish before
+ * connecting, with a message saying how to mint one that can). 0 if readable. */
+static int token_publish_grant(const char *token, int *can_publish, int *hidden) {
+  const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+  if (!dot2 || dot2 - dot1 - 1 > 8192) return -1;
+  uint8_t body[8192];
+  int n = hd_base64_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), body, sizeof body);
+  if (n < 0) return -1;
+  json_t *o = json_loadb((const char *)body, (size_t)n, 0, NULL);
+  json_t *g = json_object_get(o, "grants");
+  if (!json_is_object(g)) {
+    json_decref(o);
+    return -1;
+  }
+  *can_publish = json_is_true(json_object_get(g, "canPublish"));
+  *hidden = json_is_true(json_object_get(g, "hidden"));
+  json_decref(o);
+  return 0;
+}
+
+/* 1 once the node has named every local track (accepted the publish). */
+static int all_published(hd_client_t *c, int want) {
+  hd_client_stats_t st;
+  if (hd_client_get_stats(c, &st) < 0) return 0;
+  int named = 0;
+  for (int i = 0; i < st.n_tracks; i++)
+    named += st.tracks[i].local && st.tracks[i].track_sid[0];
+  return named >= want;
+}
+
 static void on_state(void *ud, hd_client_state_t st, int err, const char *reason) {
   if (err)
     fprintf(stderr, "hudong pub: %s: %s (%s)\n", hd_client_state_name(st), reason, hd_client_strerror(err));
@@ -155,11 +190,11 @@ int hd_cmd_pub(int argc, char **argv) {
       quiet = 1;
       takes = 0;
     } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage();
+      usage(stdout);
       return 0;
     } else if (!v) {
       fprintf(stderr, "hudong pub: %s needs a value\n", a);
-      usage();
+      usage(stderr);
       return 2;
     } else if (!strcmp(a, "--url"))
       url = v;
@@ -198,7 +233,7 @@ int hd_cmd_pub(int argc, char **argv) {
       pattern = 1;
     } else {
       fprintf(stderr, "hudong pub: unknown option %s\n", a);
-      usage();
+      usage(stderr);
       return 2;
     }
     i += takes;
@@ -207,8 +242,22 @@ int hd_cmd_pub(int argc, char **argv) {
   if (wtone) return write_tone(wtone, tone > 0 ? tone : 440, duration > 0 ? duration : 10);
   if (!url || !token) {
     fprintf(stderr, "hudong pub: --url and --token are required\n");
-    usage();
+    usage(stderr);
     return 2;
+  }
+  char rtc_url[1024], uerr[1200];
+  if (hd_cli_rtc_url(url, rtc_url, sizeof rtc_url, uerr, sizeof uerr) < 0) {
+    fprintf(stderr, "hudong pub: %s\n", uerr);
+    return 2;
+  }
+  url = rtc_url;
+  int can_pub = 1, hidden = 0;
+  if (token_publish_grant(token, &can_pub, &hidden) == 0 && (!can_pub || hidden)) {
+    fprintf(stderr,
+            "hudong pub: this token cannot publish (%s); mint one with publish rights, e.g. "
+            "hudong token --key K --secret S --room R --identity U --publish\n",
+            hidden ? "it is a hidden participant's" : "it lacks canPublish");
+    return 1;
   }
   if ((audio && tone > 0) || (video && pattern)) {
     fprintf(stderr, "hudong pub: --audio/--tone and --video/--pattern are exclusive\n");
@@ -289,6 +338,23 @@ int hd_cmd_pub(int argc, char **argv) {
       goto out;
     }
     usleep(10000);
+  }
+  /* the node must accept the tracks (a token without canPublish, a session
+   * cap): otherwise say so and fail instead of "publishing" nothing */
+  int want = (at >= 0) + (vt >= 0);
+  double t_pub = mono_s();
+  while (!all_published(c, want) && !g_stop && hd_client_state(c) == HD_CLIENT_JOINED) {
+    if (mono_s() - t_pub > 10) {
+      fprintf(stderr, "hudong pub: the node did not accept the tracks within 10 s (see the messages above: a "
+                      "token without canPublish, or the node at a session limit); nothing was published\n");
+      status = 1;
+      goto out;
+    }
+    usleep(20000);
+  }
+  if (hd_client_state(c) == HD_CLIENT_FAILED) {
+    status = 1;
+    goto out;
   }
   size_t aoff = 0, voff = y4m.p ? yi.header_len : 0;
   double start = mono_s(), a_next = start, v_next = start;

@@ -3,11 +3,14 @@
  * /rtc and /rtm WebSockets and webhooks; the media plane runs on media workers
  * (io/media_workers.h), one thread and UDP port each, every room pinned to one
  * of them. */
+#include <errno.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,7 +84,8 @@ static void add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp
   if (!ok) return;
   hd_http_resp_header(resp, "Access-Control-Allow-Origin",
                       s->cfg.dev && !s->cfg.n_origins ? "*" : req->origin);
-  hd_http_resp_header(resp, "Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch");
+  hd_http_resp_header(resp, "Access-Control-Expose-Headers",
+                      "Location, Link, ETag, Accept-Patch, Retry-After");
   hd_http_resp_header(resp, "Vary", "Origin");
 }
 
@@ -138,6 +142,7 @@ static void handle_options(server_t *s, const hd_http_req_t *req, hd_http_resp_t
 typedef struct {
   int kind;
   const char *app, *room, *id;
+  const char *identity; /* create: the token's identity (per-identity session cap) */
   const char *body;
   size_t body_len;
   char *answer;
@@ -149,8 +154,8 @@ typedef struct {
 
 static void create_session_job(hd_node_t *node, void *arg, hd_time_t now) {
   wish_job_t *j = arg;
-  j->rc = hd_node_create_session(node, j->kind, j->app, j->room, j->body, j->body_len, now, j->answer,
-                                 j->answer_cap, j->sid, j->err, sizeof j->err);
+  j->rc = hd_node_create_session_as(node, j->kind, j->app, j->identity, j->room, j->body, j->body_len, now,
+                                    j->answer, j->answer_cap, j->sid, j->err, sizeof j->err);
 }
 
 static void delete_session_job(hd_node_t *node, void *arg, hd_time_t now) {
@@ -206,6 +211,7 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
     }
     wish_job_t j = {.kind = kind,
                     .app = claims.key,
+                    .identity = claims.identity,
                     .room = room,
                     .body = req->body,
                     .body_len = req->body_len,
@@ -219,6 +225,11 @@ static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
       int status = rc == HD_ENOTFOUND ? 404 : rc == HD_ESTATE ? 409 : rc == HD_ENOSPC ? 503 : 400;
       if (rc == HD_ENOMEM) status = 500;
       hd_http_resp_text(resp, status, "%s\n", err[0] ? err : hd_strerror(rc));
+      if (status == 503) { /* every capacity refusal says when to come back (RFC 9110 §10.2.3) */
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", HD_NODE_RETRY_AFTER_S);
+        hd_http_resp_header(resp, "Retry-After", ra);
+      }
       free(answer);
       return;
     }
@@ -356,14 +367,26 @@ static void admin_call(server_t *s, admin_job_t *j) {
   hd_media_workers_call(s->workers, room_worker(s, j->app, j->room), admin_job, j);
 }
 
-/* GET /admin/rooms: every worker's rooms of the app, as one {"rooms": [...]}. */
-static char *admin_list_rooms(server_t *s, const char *app) {
+/* GET /admin/rooms: every worker's rooms of the app, as one {"rooms": [...]};
+ * for a token scoped to one room (only_room non-empty), that room alone (from
+ * the one worker that owns it): a room's admin never sees the tenant's other
+ * rooms. */
+static char *admin_list_rooms(server_t *s, const char *app, const char *only_room) {
   json_t *all = json_array();
-  for (int i = 0; i < hd_media_workers_count(s->workers); i++) {
+  int scoped = only_room && only_room[0];
+  int first = scoped ? room_worker(s, app, only_room) : 0;
+  int last = scoped ? first + 1 : hd_media_workers_count(s->workers);
+  for (int i = first; i < last; i++) {
     admin_job_t j = {.op = ADMIN_LIST, .app = app};
     hd_media_workers_call(s->workers, i, admin_job, &j);
     json_t *part = j.json ? json_loads(j.json, 0, NULL) : NULL;
-    json_array_extend(all, json_object_get(part, "rooms"));
+    json_t *rooms = json_object_get(part, "rooms");
+    size_t k;
+    json_t *r;
+    json_array_foreach(rooms, k, r) {
+      const char *name = json_string_value(json_object_get(r, "name"));
+      if (!scoped || (name && !strcmp(name, only_room))) json_array_append(all, r);
+    }
     json_decref(part);
     free(j.json);
   }
@@ -409,7 +432,7 @@ static void handle_admin(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
   int rc = 0;
   admin_job_t j = {.app = claims.key, .room = room, .identity = np >= 4 ? parts[3] : NULL};
   if (np == 1 && !strcmp(req->method, "GET")) {
-    json = admin_list_rooms(s, claims.key);
+    json = admin_list_rooms(s, claims.key, claims.room);
     if (!json) rc = HD_ENOMEM;
   } else if (np == 1 && !strcmp(req->method, "POST")) {
     admin_create_room(s, req, resp, &claims);
@@ -616,8 +639,12 @@ static void rtc_ws_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_ht
   rtc_open(ud, c, req, reject);
   if (reject->status) return;
   uint64_t id = hd_ws_id(c);
-  if (hd_map_put(&s->rtc_conns, &id, sizeof id, c) < 0)
+  if (hd_map_put(&s->rtc_conns, &id, sizeof id, c) < 0) {
     hd_http_resp_text(reject, 503, "too many connections\n");
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", HD_NODE_RETRY_AFTER_S);
+    hd_http_resp_header(reject, "Retry-After", ra);
+  }
 }
 
 static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len) {
@@ -637,7 +664,7 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
     if (was)
       hd_ws_close(c, HD_WS_CLOSE_NORMAL, "left");
     else if (rc == HD_ENOSPC)
-      hd_ws_close(c, HD_WS_CLOSE_TRY_LATER, "room full");
+      hd_ws_close(c, HD_WS_CLOSE_TRY_LATER, "full, try again later");
     else if (rc == HD_ENOMEM)
       hd_ws_close(c, HD_WS_CLOSE_INTERNAL, "internal error");
     else
@@ -837,9 +864,9 @@ static void find_web_root(hd_config_t *c, const char *argv0) {
   (void)argv0;
 }
 
-static void usage_serve(void) {
+static void usage_serve(FILE *f) {
   fprintf(
-      stderr,
+      f,
       "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--rtc-announce-port PORT]\n"
       "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--rtm-db FILE]\n"
       "                    [--media-workers N]\n"
@@ -855,6 +882,35 @@ static void usage_serve(void) {
       "            rtc-port + i (and announces rtc-announce-port + i when that is set)\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
+}
+
+/* Whether HOST:PORT can be listened on, tried with a socket of our own before
+ * the HTTP server starts: libwebsockets reports a failed bind only in its log
+ * and runs on without a listener (issue 12 item 11). 0, or -1 with the reason
+ * in why. */
+static int can_listen(const char *host, int port, char *why, size_t whycap) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE},
+                  *ai = NULL;
+  char ps[8];
+  snprintf(ps, sizeof ps, "%d", port);
+  int g = getaddrinfo(host, ps, &hints, &ai);
+  if (g != 0) {
+    snprintf(why, whycap, "%s", gai_strerror(g));
+    return -1;
+  }
+  int rc = -1, fd = socket(ai->ai_family, SOCK_STREAM, 0), one = 1;
+  if (fd < 0) {
+    snprintf(why, whycap, "%s", strerror(errno));
+  } else {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as the server: TIME_WAIT is no clash */
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1) < 0)
+      snprintf(why, whycap, "%s", strerror(errno));
+    else
+      rc = 0;
+    close(fd);
+  }
+  freeaddrinfo(ai);
+  return rc;
 }
 
 /* A non-negative integer option value, or -2 for anything else. */
@@ -894,11 +950,11 @@ int hd_cmd_serve(int argc, char **argv) {
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      usage_serve();
+      usage_serve(stdout);
       return 0;
     } else {
       fprintf(stderr, "hudong serve: unknown option '%s'\n", argv[i]);
-      usage_serve();
+      usage_serve(stderr);
       return 2;
     }
   }
@@ -959,6 +1015,11 @@ int hd_cmd_serve(int argc, char **argv) {
              strcmp(s.cfg.rtc_bind, "0.0.0.0") ? s.cfg.rtc_bind : "127.0.0.1");
   find_web_root(&s.cfg, argv[0]);
 
+  char why[256];
+  if (can_listen(s.cfg.listen_host, s.cfg.listen_port, why, sizeof why) < 0) {
+    fprintf(stderr, "hudong serve: cannot listen on %s:%d: %s\n", s.cfg.listen_host, s.cfg.listen_port, why);
+    return 1;
+  }
   signal(SIGPIPE, SIG_IGN);
   s.loop = uv_default_loop();
   int rc = hd_dtls_cert_generate(&s.cert);
@@ -971,11 +1032,23 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_time_t wall_now = (hd_time_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
   hd_node_config_t ncfg = {.rtc_ip = s.cfg.rtc_ip,
                            .max_sessions = s.cfg.max_sessions,
+                           /* one app may take all of the node; with several, half each at most */
+                           .max_sessions_per_app = s.cfg.max_sessions_per_app ? s.cfg.max_sessions_per_app
+                                                   : s.cfg.n_apps > 1         ? s.cfg.max_sessions / 2
+                                                                              : 0,
+                           .max_sessions_per_identity = s.cfg.max_sessions_per_identity,
                            .max_viewers = s.cfg.max_viewers,
                            .wall_offset = wall_now - hd_io_now(s.loop),
                            .room_empty_timeout = HD_SEC(s.cfg.room_empty_timeout),
                            .max_publish_bitrate = (uint64_t)s.cfg.max_publish_bitrate_kbps * 1000,
                            .token_leeway = s.cfg.token_leeway};
+  const char *turn_urls[HD_MAX_TURN_URLS]; /* docs/turn.md */
+  for (int i = 0; i < s.cfg.n_turn_urls; i++)
+    turn_urls[i] = s.cfg.turn_urls[i];
+  ncfg.turn_urls = turn_urls;
+  ncfg.n_turn_urls = (size_t)s.cfg.n_turn_urls;
+  ncfg.turn_secret = s.cfg.turn_secret;
+  ncfg.turn_ttl = s.cfg.turn_ttl;
   if (hd_config_webhooks_start(&s.cfg, s.loop, &s.webhooks) < 0) {
     fprintf(stderr, "hudong serve: cannot start webhook delivery\n");
     return 1;
@@ -1003,6 +1076,11 @@ int hd_cmd_serve(int argc, char **argv) {
                                     .signal_close = signal_close,
                                     .on_event = on_node_event,
                                     .ud = &s};
+  wcfg.ice_tcp = s.cfg.ice_tcp; /* docs/operations.md "ICE-TCP" */
+  wcfg.ice_tcp_cfg = (hd_ice_tcp_config_t){.max_conns = (size_t)s.cfg.ice_tcp_max_conns,
+                                           .check_timeout = (hd_time_t)s.cfg.ice_tcp_check_timeout * 1000,
+                                           .idle_timeout = HD_SEC(s.cfg.ice_tcp_idle_timeout),
+                                           .max_out_bytes = (size_t)s.cfg.ice_tcp_max_buffer};
   if ((rc = hd_media_workers_start(&s.workers, &wcfg, err, sizeof err)) < 0) {
     fprintf(stderr, "hudong serve: %s\n", err);
     return 1;

@@ -62,11 +62,12 @@ typedef struct {
   uint64_t data_msgs;
 } sub_t;
 
-static void usage(void) {
+static void usage(FILE *f) {
   fprintf(
-      stderr,
+      f,
       "usage: hudong sub --url U --token T --out DIR [--duration S] [--json] [--ivf] [--name N] [--quiet]\n"
-      "  joins the room of token T at U (ws://host:port/rtc), receives every remote track,\n"
+      "  joins the room of token T at U (http://host:port, https://, ws:// or wss://; /rtc\n"
+      "  optional), receives every remote track,\n"
       "  writes audio to DIR/<identity>_<track>.wav and video to .y4m (.ivf with --ivf),\n"
       "  prints live stats every second and a summary at the end (JSON with --json)\n");
 }
@@ -339,11 +340,11 @@ int hd_cmd_sub(int argc, char **argv) {
     else if (!strcmp(a, "--quiet"))
       s.quiet = 1;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage();
+      usage(stdout);
       return 0;
     } else if (!v) {
       fprintf(stderr, "hudong sub: %s needs a value\n", a);
-      usage();
+      usage(stderr);
       return 2;
     } else {
       if (!strcmp(a, "--url"))
@@ -362,7 +363,7 @@ int hd_cmd_sub(int argc, char **argv) {
         }
       } else {
         fprintf(stderr, "hudong sub: unknown option %s\n", a);
-        usage();
+        usage(stderr);
         return 2;
       }
       i++;
@@ -370,9 +371,16 @@ int hd_cmd_sub(int argc, char **argv) {
   }
   if (!url || !token || !s.out) {
     fprintf(stderr, "hudong sub: --url, --token and --out are required\n");
-    usage();
+    usage(stderr);
     return 2;
   }
+  char rtc_url[1024], uerr[1200];
+  if (hd_cli_rtc_url(url, rtc_url, sizeof rtc_url, uerr, sizeof uerr) < 0) {
+    fprintf(stderr, "hudong sub: %s\n", uerr);
+    return 2;
+  }
+  url = rtc_url;
+
   if (mkdir(s.out, 0755) < 0 && errno != EEXIST) {
     fprintf(stderr, "hudong sub: %s: %s\n", s.out, strerror(errno));
     return 1;

@@ -8,11 +8,10 @@
 #include "cmd/cmd.h"
 #include "proto/token.h"
 
-static void usage(void) {
-  fprintf(stderr,
-          "usage: hudong token --key K --secret S --room R --identity U [--publish] [--subscribe]\n"
-          "                    [--publish-data] [--admin] [--hidden] [--rtm] [--name N] [--ttl SECONDS]\n"
-          "  prints a JWT (HS256) for app key K, valid for --ttl seconds (default 3600)\n");
+static void usage(FILE *f) {
+  fprintf(f, "usage: hudong token --key K --secret S --room R --identity U [--publish] [--subscribe]\n"
+             "                    [--publish-data] [--admin] [--hidden] [--rtm] [--name N] [--ttl SECONDS]\n"
+             "  prints a JWT (HS256) for app key K, valid for --ttl seconds (default 3600)\n");
 }
 
 int hd_cmd_token(int argc, char **argv) {
@@ -62,18 +61,18 @@ int hd_cmd_token(int argc, char **argv) {
     else if (!strcmp(a, "--rtm"))
       c.rtm = 1;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage();
+      usage(stdout);
       return 0;
     } else {
       fprintf(stderr, "hudong token: unknown or incomplete option '%s'\n", a);
-      usage();
+      usage(stderr);
       return 2;
     }
   }
   /* an RTM-only token (--rtm without --room) needs no room: RTM is not room-scoped */
   if (!c.key[0] || !secret || !secret[0] || !c.identity[0] || (!c.room[0] && !c.room_admin && !c.rtm)) {
     fprintf(stderr, "hudong token: --key, --secret, --identity and --room (or --rtm) are required\n");
-    usage();
+    usage(stderr);
     return 2;
   }
   c.room_join = c.room[0] || c.room_admin;

@@ -53,6 +53,7 @@ typedef struct worker {
   uv_async_t wake;
   hd_node_t *node;
   hd_rtc_udp_t *udp;
+  hd_ice_tcp_t *tcp; /* NULL without ICE-TCP */
   /* worker thread only: /rtc connection id -> participant (or &g_closed) */
   hd_map_t conns;
   /* guarded by mu */
@@ -71,6 +72,7 @@ struct hd_media_workers {
   worker_t *workers;
   uv_async_t *ctl_wake;   /* on the control loop: some outbox has items (freed by its close) */
   atomic_size_t sessions; /* the node-wide session count behind max_sessions */
+  hd_quota_t *quota;      /* per-app / per-identity session counts, shared by the nodes */
 };
 
 /* marks a connection whose participant the node removed: its close is on the
@@ -181,6 +183,8 @@ static void on_wake(uv_async_t *a) {
     pthread_mutex_unlock(&k->mu);
   }
   if (stop && k->udp) {
+    hd_ice_tcp_stop(k->tcp);
+    k->tcp = NULL;
     hd_rtc_udp_stop(k->udp); /* sends what is queued (close_notify alerts) first */
     k->udp = NULL;
     uv_close((uv_handle_t *)&k->wake, NULL); /* the loop ends with its last handle */
@@ -335,6 +339,7 @@ void hd_media_workers_rtc_closed(hd_media_workers_t *w, int i, uint64_t conn) {
 typedef struct {
   hd_node_metrics_t m;
   uint64_t send_calls, out_dropped;
+  hd_ice_tcp_stats_t tcp;
   worker_t *k;
 } metrics_job_t;
 
@@ -343,6 +348,48 @@ static void metrics_job(hd_node_t *node, void *arg, hd_time_t now) {
   metrics_job_t *j = arg;
   hd_node_metrics(node, &j->m);
   j->send_calls = hd_rtc_udp_send_calls(j->k->udp);
+  hd_ice_tcp_stats(j->k->tcp, &j->tcp);
+}
+
+static int appendf(char *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ICE-TCP counters summed over workers (docs/operations.md "ICE-TCP"). */
+static int ice_tcp_metrics(const metrics_job_t *per, int n, char *out, size_t cap, size_t *len) {
+  hd_ice_tcp_stats_t s;
+  memset(&s, 0, sizeof s);
+  for (int i = 0; i < n; i++) {
+    const hd_ice_tcp_stats_t *t = &per[i].tcp;
+    s.conns += t->conns;
+    s.accepted += t->accepted;
+    s.refused_cap += t->refused_cap;
+    s.closed_bad_frame += t->closed_bad_frame;
+    s.closed_not_stun += t->closed_not_stun;
+    s.closed_check_timeout += t->closed_check_timeout;
+    s.closed_idle += t->closed_idle;
+    s.closed_peer += t->closed_peer;
+    s.out_dropped += t->out_dropped;
+  }
+  return appendf(out, cap, len,
+                 "# HELP hudong_ice_tcp_connections Open ICE-TCP connections (RFC 6544) on the media ports.\n"
+                 "# TYPE hudong_ice_tcp_connections gauge\nhudong_ice_tcp_connections %zu\n"
+                 "# HELP hudong_ice_tcp_accepted_total ICE-TCP connections accepted.\n"
+                 "# TYPE hudong_ice_tcp_accepted_total counter\nhudong_ice_tcp_accepted_total %llu\n"
+                 "# HELP hudong_ice_tcp_closed_total ICE-TCP connections closed or refused, by reason.\n"
+                 "# TYPE hudong_ice_tcp_closed_total counter\n"
+                 "hudong_ice_tcp_closed_total{reason=\"max_connections\"} %llu\n"
+                 "hudong_ice_tcp_closed_total{reason=\"bad_framing\"} %llu\n"
+                 "hudong_ice_tcp_closed_total{reason=\"not_stun\"} %llu\n"
+                 "hudong_ice_tcp_closed_total{reason=\"check_timeout\"} %llu\n"
+                 "hudong_ice_tcp_closed_total{reason=\"idle\"} %llu\n"
+                 "hudong_ice_tcp_closed_total{reason=\"peer\"} %llu\n"
+                 "# HELP hudong_ice_tcp_dropped_total Datagrams dropped because an ICE-TCP connection's "
+                 "send buffer was full.\n"
+                 "# TYPE hudong_ice_tcp_dropped_total counter\nhudong_ice_tcp_dropped_total %llu\n",
+                 s.conns, (unsigned long long)s.accepted, (unsigned long long)s.refused_cap,
+                 (unsigned long long)s.closed_bad_frame, (unsigned long long)s.closed_not_stun,
+                 (unsigned long long)s.closed_check_timeout, (unsigned long long)s.closed_idle,
+                 (unsigned long long)s.closed_peer, (unsigned long long)s.out_dropped);
 }
 
 static int appendf(char *out, size_t cap, size_t *len, const char *fmt, ...)
@@ -404,6 +451,7 @@ int hd_media_workers_metrics_text(hd_media_workers_t *w, char *out, size_t cap) 
       rc = appendf(out, cap, &len, "%s{worker=\"%d\"} %llu\n", fam[f].name, i, (unsigned long long)v[f]);
     }
   }
+  if (!rc) rc = ice_tcp_metrics(per, w->n, out, cap, &len);
   free(per);
   return rc < 0 ? rc : (int)len;
 }
@@ -434,6 +482,37 @@ static void worker_free(worker_t *k) {
   pthread_cond_destroy(&k->cv);
 }
 
+/* ICE-TCP on worker k: a TCP listener on the number of its UDP port, and the
+ * passive candidate in what its node offers and answers. With ephemeral ports
+ * (base_port 0), a UDP port whose number is taken on TCP is traded for another
+ * one, a few times. */
+static int worker_ice_tcp_init(hd_media_workers_t *w, worker_t *k, int announce, char *err, size_t errcap) {
+  const hd_media_workers_config_t *c = &w->cfg;
+  int port = hd_rtc_udp_port(k->udp);
+  for (int tries = 1; !c->base_port && tries < 8; tries++) {
+    if (hd_ice_tcp_start(&k->tcp, &k->loop, k->node, k->udp, c->bind_host, port, &c->ice_tcp_cfg) == 0) break;
+    hd_rtc_udp_stop(k->udp); /* closed when the loop runs */
+    k->udp = NULL;
+    if (hd_rtc_udp_start(&k->udp, &k->loop, k->node, c->bind_host, 0) < 0) {
+      snprintf(err, errcap, "cannot bind UDP %s:0 (worker %d)", c->bind_host, k->idx);
+      return HD_EIO;
+    }
+    port = hd_rtc_udp_port(k->udp);
+    if (!c->announce_port) announce = port;
+    hd_node_set_rtc_port(k->node, (uint16_t)announce);
+  }
+  if (!k->tcp &&
+      hd_ice_tcp_start(&k->tcp, &k->loop, k->node, k->udp, c->bind_host, port, &c->ice_tcp_cfg) < 0) {
+    snprintf(err, errcap,
+             "cannot listen on TCP %s:%d for ICE-TCP (worker %d; the media port's number is used for both "
+             "UDP and TCP): free the port or set \"ice_tcp\": {\"enabled\": false}",
+             c->bind_host, port, k->idx);
+    return HD_EIO;
+  }
+  hd_node_set_rtc_tcp_port(k->node, (uint16_t)announce);
+  return 0;
+}
+
 /* Sets worker i up on the caller's thread (its loop runs later on its own). */
 static int worker_init(hd_media_workers_t *w, int i, char *err, size_t errcap) {
   worker_t *k = &w->workers[i];
@@ -458,6 +537,7 @@ static int worker_init(hd_media_workers_t *w, int i, char *err, size_t errcap) {
   nc.on_event = c->on_event ? w_on_event : NULL;
   nc.event_ud = k;
   nc.shared_sessions = &w->sessions;
+  nc.quota = w->quota;
   if ((rc = hd_node_new(&k->node, &nc, c->cert)) < 0) {
     snprintf(err, errcap, "worker %d: node init failed: %s", i, hd_strerror(rc));
     return rc;
@@ -470,12 +550,14 @@ static int worker_init(hd_media_workers_t *w, int i, char *err, size_t errcap) {
   }
   int announce = c->announce_port ? c->announce_port + i : hd_rtc_udp_port(k->udp);
   hd_node_set_rtc_port(k->node, (uint16_t)announce);
-  return 0;
+  return c->ice_tcp ? worker_ice_tcp_init(w, k, announce, err, errcap) : 0;
 }
 
 /* Frees a worker whose thread never ran (start failed part way). */
 static void worker_abort(worker_t *k) {
   if (k->loop_inited) {
+    hd_ice_tcp_stop(k->tcp);
+    k->tcp = NULL;
     if (k->udp) hd_rtc_udp_stop(k->udp);
     k->udp = NULL;
     uv_close((uv_handle_t *)&k->wake, NULL);
@@ -501,8 +583,16 @@ int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_conf
   w->cfg = *cfg;
   w->n = cfg->n;
   atomic_init(&w->sessions, 0);
+  if (hd_quota_new(&w->quota, cfg->node.max_sessions_per_app, cfg->node.max_sessions_per_identity,
+                   cfg->node.max_sessions ? cfg->node.max_sessions : 1000) < 0) {
+    free(w->workers);
+    free(w);
+    snprintf(err, errcap, "out of memory");
+    return HD_ENOMEM;
+  }
   w->ctl_wake = calloc(1, sizeof *w->ctl_wake);
   if (!w->ctl_wake) {
+    hd_quota_free(w->quota);
     free(w->workers);
     free(w);
     snprintf(err, errcap, "out of memory");
@@ -518,6 +608,7 @@ int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_conf
     for (int i = 0; i < inited; i++)
       worker_abort(&w->workers[i]);
     uv_close((uv_handle_t *)w->ctl_wake, free_handle);
+    hd_quota_free(w->quota);
     free(w->workers);
     free(w);
     return rc;
@@ -563,6 +654,7 @@ void hd_media_workers_stop(hd_media_workers_t *w) {
     }
   }
   uv_close((uv_handle_t *)w->ctl_wake, free_handle);
+  hd_quota_free(w->quota); /* after the nodes, which give their sessions back to it */
   free(w->workers);
   free(w);
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "io/ice_tcp.h"
 #include "proto/token.h"
 #include "sfu/node.h"
 
@@ -41,6 +42,11 @@ typedef struct {
    * are replaced (they run on the workers); max_sessions is shared. */
   hd_node_config_t node;
   hd_dtls_cert_t *cert;
+  /* ICE-TCP (io/ice_tcp.h): 1 = worker i also listens on TCP at its UDP port
+   * number and offers a passive TCP candidate there (announce_port + i when
+   * announce_port is set); ice_tcp_cfg holds its caps (zeros = defaults). */
+  int ice_tcp;
+  hd_ice_tcp_config_t ice_tcp_cfg;
   uv_loop_t *control_loop;
   /* Worker output, called on the control loop. conn is the id the control side
    * gave hd_media_workers_rtc_message. */

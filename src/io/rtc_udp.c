@@ -33,6 +33,7 @@ struct hd_rtc_udp {
   int gso;             /* UDP_SEGMENT usable on this socket */
   int gso_fails;       /* GSO messages refused in a row */
   hd_udp_batch_t batch;
+  hd_rtc_udp_tcp_t tcp; /* ICE-TCP connections' share of the tx queue (take = NULL: none) */
 };
 
 hd_time_t hd_io_now(uv_loop_t *loop) {
@@ -54,9 +55,27 @@ hd_time_t hd_io_now(uv_loop_t *loop) {
 static int gso_refused(int e) {
   return e == EIO || e == EINVAL || e == EOPNOTSUPP || e == ENOPROTOOPT || e == EMSGSIZE;
 }
+/* Hands the datagrams addressed to ICE-TCP peers to their connections and
+ * marks them sent (len 0): the UDP plan skips them. */
+static void drain_tcp(hd_rtc_udp_t *u, hd_txq_t *q, hd_node_stats_t *st) {
+  for (size_t i = 0; i < q->count; i++) {
+    hd_datagram_t *d = &q->items[(q->head + i) % q->cap];
+    int rc = d->len ? u->tcp.take(u->tcp.ud, d) : 0;
+    if (rc > 0) {
+      st->packets_out++;
+      st->bytes_out += d->len;
+    } else if (rc < 0) {
+      st->drop_send_error++; /* the connection's send buffer is full: as a full UDP socket buffer */
+    }
+    if (rc) d->len = 0;
+  }
+  u->tcp.flush(u->tcp.ud);
+}
+
 static void drain(hd_rtc_udp_t *u) {
   hd_txq_t *q = hd_node_txq(u->node);
   hd_node_stats_t *st = hd_node_stats(u->node);
+  if (u->tcp.take && *u->tcp.n_conns && q->count) drain_tcp(u, q, st);
   hd_udp_batch_t *b = &u->batch;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&u->udp, &fd) != 0) return;
@@ -204,6 +223,13 @@ int hd_rtc_udp_start(hd_rtc_udp_t **out, uv_loop_t *loop, hd_node_t *node, const
 int hd_rtc_udp_port(const hd_rtc_udp_t *u) { return u->port; }
 
 uint64_t hd_rtc_udp_send_calls(const hd_rtc_udp_t *u) { return u ? u->send_calls : 0; }
+
+void hd_rtc_udp_set_tcp(hd_rtc_udp_t *u, const hd_rtc_udp_tcp_t *hooks) {
+  if (hooks)
+    u->tcp = *hooks;
+  else
+    memset(&u->tcp, 0, sizeof u->tcp);
+}
 
 void hd_rtc_udp_kick(hd_rtc_udp_t *u) {
   drain(u);

@@ -19,6 +19,18 @@ int hd_rtc_udp_port(const hd_rtc_udp_t *u);
  * so queued datagrams go out and the timer is re-armed. */
 void hd_rtc_udp_kick(hd_rtc_udp_t *u);
 void hd_rtc_udp_stop(hd_rtc_udp_t *u);
+/* Datagrams for peers reached over ICE-TCP (io/ice_tcp.h): before each send,
+ * take() is offered every queued datagram while *n_conns is non-zero, and
+ * returns 1 when it took it (framed on a connection), -1 when the datagram is
+ * for a connection but was dropped (its buffer is full: counted as send_error),
+ * or 0 to leave it for UDP; flush() then writes what was taken. hooks NULL = none. */
+typedef struct {
+  int (*take)(void *ud, const hd_datagram_t *d);
+  void (*flush)(void *ud);
+  void *ud;
+  const size_t *n_conns;
+} hd_rtc_udp_tcp_t;
+void hd_rtc_udp_set_tcp(hd_rtc_udp_t *u, const hd_rtc_udp_tcp_t *hooks);
 /* Monotonic time in µs as the cores expect it. */
 hd_time_t hd_io_now(uv_loop_t *loop);
 

@@ -890,3 +890,29 @@ int hd_sdp_extmap_by_uri(const hd_sdp_media_t *m, const char *uri) {
     if (!strcmp(m->extmaps[i].uri, uri)) return i;
   return HD_ENOTFOUND;
 }
+
+int hd_sdp_add_host_candidates(hd_sdp_media_t *m, const char *ip, uint16_t udp_port, uint16_t tcp_port) {
+  if (m->n_candidates + (tcp_port ? 2 : 1) > HD_SDP_MAX_CANDIDATES) return HD_ENOSPC;
+  hd_sdp_candidate_t *k = &m->candidates[m->n_candidates++];
+  memset(k, 0, sizeof *k);
+  snprintf(k->foundation, sizeof k->foundation, "1");
+  k->component = 1;
+  snprintf(k->transport, sizeof k->transport, "udp");
+  k->priority = HD_SDP_PRIO_HOST_UDP;
+  snprintf(k->addr, sizeof k->addr, "%s", ip);
+  k->port = udp_port;
+  snprintf(k->type, sizeof k->type, "host");
+  if (!tcp_port) return 0;
+  k = &m->candidates[m->n_candidates++];
+  memset(k, 0, sizeof *k);
+  snprintf(k->foundation, sizeof k->foundation,
+           "2"); /* another transport: another foundation (RFC 8445 §5.1.1.3) */
+  k->component = 1;
+  snprintf(k->transport, sizeof k->transport, "tcp");
+  k->priority = HD_SDP_PRIO_HOST_TCP;
+  snprintf(k->addr, sizeof k->addr, "%s", ip);
+  k->port = tcp_port;
+  snprintf(k->type, sizeof k->type, "host");
+  snprintf(k->tcptype, sizeof k->tcptype, "passive");
+  return 0;
+}

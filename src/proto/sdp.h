@@ -229,6 +229,18 @@ int hd_sdp_parse(hd_sdp_t *sdp, const char *text, size_t len, char *err, size_t 
  * hd_sdp_parse(hd_sdp_write(x)) reproduces x for any x produced by hd_sdp_parse. */
 int hd_sdp_write(const hd_sdp_t *sdp, char *out, size_t cap);
 
+/* Our host candidates in section m (RFC 8839 §5.1): UDP at ip:udp_port and,
+ * when tcp_port is non-zero, an ICE-TCP passive one at ip:tcp_port (RFC 6544
+ * §4.5 "tcptype passive": we accept, never connect). Priorities per RFC 8445
+ * §5.1.2.1 and RFC 6544 §4.2: the same host type preference, the TCP one with
+ * the lower local preference of a passive host candidate, so an agent that
+ * can reach both nominates UDP. HD_ENOSPC if m has no room for them. */
+#define HD_SDP_PRIO_HOST_UDP 2130706431u /* type pref 126, local pref 65535, component 1 */
+#define HD_SDP_PRIO_HOST_TCP                                                                                 \
+  2113942527u /* type pref 126, local pref 2^13*4 + 8191 (passive), component 1                              \
+               */
+int hd_sdp_add_host_candidates(hd_sdp_media_t *m, const char *ip, uint16_t udp_port, uint16_t tcp_port);
+
 /* ---- effective values: media-level attribute if present, else session-level ---- */
 
 /* Effective a=ice-ufrag / a=ice-pwd of media section `mi`; "" if neither level has one. */

@@ -277,14 +277,8 @@ static void answer_transport(nctx_t *n, hd_sdp_media_t *am) {
   strcpy(am->fingerprint.hash, "sha-256");
   snprintf(am->fingerprint.value, sizeof am->fingerprint.value, "%s", p->fingerprint_sha256);
   am->setup = n->setup;
-  hd_sdp_candidate_t *cand = &am->candidates[am->n_candidates++];
-  strcpy(cand->foundation, "1");
-  cand->component = 1;
-  strcpy(cand->transport, "udp");
-  cand->priority = 2130706431u; /* type pref 126 (host), local pref 65535, component 1 */
-  snprintf(cand->addr, sizeof cand->addr, "%s", p->cand_ip);
-  cand->port = p->cand_port;
-  strcpy(cand->type, "host");
+  (void)hd_sdp_add_host_candidates(am, p->cand_ip, p->cand_port,
+                                   p->cand_tcp_port); /* a fresh section has room */
   am->end_of_candidates = 1;
 }
 
@@ -492,14 +486,8 @@ static int answer_section(nctx_t *n, int i) {
       n->served_video = 1;
   }
 
-  hd_sdp_candidate_t *cand = &am->candidates[am->n_candidates++];
-  strcpy(cand->foundation, "1");
-  cand->component = 1;
-  strcpy(cand->transport, "udp");
-  cand->priority = 2130706431u; /* type pref 126 (host), local pref 65535, component 1 */
-  snprintf(cand->addr, sizeof cand->addr, "%s", p->cand_ip);
-  cand->port = p->cand_port;
-  strcpy(cand->type, "host");
+  (void)hd_sdp_add_host_candidates(am, p->cand_ip, p->cand_port,
+                                   p->cand_tcp_port); /* a fresh section has room */
   am->end_of_candidates = 1;
   return 1;
 }

@@ -65,7 +65,8 @@ typedef struct {
   const char *fingerprint_sha256;  /* ours, "AB:CD:..." */
   const char *cand_ip;             /* our single UDP host candidate */
   uint16_t cand_port;
-  int direction; /* HD_SDP_RECVONLY (WHIP) or HD_SDP_SENDONLY (WHEP) */
+  uint16_t cand_tcp_port; /* our ICE-TCP passive candidate (RFC 6544) on cand_ip; 0 = none */
+  int direction;          /* HD_SDP_RECVONLY (WHIP) or HD_SDP_SENDONLY (WHEP) */
   /* WHEP: what the publisher sends, so the viewer gets the same codec. NULL for WHIP;
    * if NULL with SENDONLY, the normal codec preference applies. */
   const hd_sdp_negotiated_t *source;

@@ -118,6 +118,7 @@ int hd_sdp_offerer_init(hd_sdp_offerer_t *o, const hd_sdp_offerer_params_t *p) {
   hd_scpy(o->fingerprint, sizeof o->fingerprint, p->fingerprint_sha256);
   hd_scpy(o->cand_ip, sizeof o->cand_ip, p->cand_ip);
   o->cand_port = p->cand_port;
+  o->cand_tcp_port = p->cand_tcp_port;
   hd_scpy(o->cname, sizeof o->cname, p->cname ? p->cname : "hudong");
   o->twcc = p->twcc != 0;
   /* RFC 8866 §5.2: sess-id is a numeric string; 62 random bits keep it positive in
@@ -397,14 +398,8 @@ static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
     }
   }
 
-  hd_sdp_candidate_t *k = &m->candidates[m->n_candidates++];
-  hd_scpy(k->foundation, sizeof k->foundation, "1");
-  k->component = 1;
-  hd_scpy(k->transport, sizeof k->transport, "udp");
-  k->priority = 2130706431u; /* type pref 126 (host), local pref 65535, component 1 */
-  hd_scpy(k->addr, sizeof k->addr, o->cand_ip);
-  k->port = o->cand_port;
-  hd_scpy(k->type, sizeof k->type, "host");
+  (void)hd_sdp_add_host_candidates(m, o->cand_ip, o->cand_port,
+                                   o->cand_tcp_port); /* a fresh section has room */
   m->end_of_candidates = 1;
 }
 

@@ -87,8 +87,9 @@ typedef struct {
   const char *fingerprint_sha256;  /* ours, "AB:CD:..." (95 chars) */
   const char *cand_ip;             /* our single UDP host candidate */
   uint16_t cand_port;
-  const char *cname; /* a=ssrc cname; NULL = "hudong" */
-  int twcc;          /* 1: offer transport-wide-cc (rtcp-fb transport-cc + extension) */
+  uint16_t cand_tcp_port; /* our ICE-TCP passive candidate (RFC 6544) on cand_ip; 0 = none */
+  const char *cname;      /* a=ssrc cname; NULL = "hudong" */
+  int twcc;               /* 1: offer transport-wide-cc (rtcp-fb transport-cc + extension) */
 } hd_sdp_offerer_params_t;
 
 enum {                           /* hd_sdp_offer_slot_t.state */
@@ -125,6 +126,7 @@ typedef struct {
   char fingerprint[HD_SDP_FP_MAX];
   char cand_ip[HD_SDP_ADDR_MAX];
   uint16_t cand_port;
+  uint16_t cand_tcp_port;
   char cname[HD_SDP_OFFER_ID_MAX];
   int twcc;
 

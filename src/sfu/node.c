@@ -50,6 +50,13 @@ int hd_node_new(hd_node_t **out, const hd_node_config_t *cfg, hd_dtls_cert_t *ce
   if (!rc) rc = hd_map_init(&n->by_ufrag, n->cfg.max_sessions);
   if (!rc) rc = hd_map_init(&n->by_addr, n->cfg.max_sessions * HD_ICE_MAX_REMOTE);
   if (!rc) rc = hd_srtp_global_init();
+  if (!rc && n->cfg.quota) {
+    n->quota = n->cfg.quota;
+  } else if (!rc) {
+    rc = hd_quota_new(&n->quota, n->cfg.max_sessions_per_app, n->cfg.max_sessions_per_identity,
+                      n->cfg.max_sessions);
+    n->own_quota = rc == 0;
+  }
   if (rc) {
     hd_node_free(n);
     return rc;
@@ -110,8 +117,14 @@ static void room_free(hd_node_t *n, hd_room_t *r) {
   free(r);
 }
 
+void node_room_pin(hd_room_t *r) { r->pinned++; }
+
+void node_room_unpin(hd_node_t *n, hd_room_t *r) {
+  if (--r->pinned == 0) node_room_maybe_delete(n, r);
+}
+
 void node_room_maybe_delete(hd_node_t *n, hd_room_t *r) {
-  if (r->publisher || r->viewers || r->participants) return;
+  if (r->publisher || r->viewers || r->participants || r->pinned) return;
   if (r->closing || n->closing || r->empty_timeout <= 0) {
     room_free(n, r);
     return;
@@ -178,11 +191,19 @@ void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
   else
     n->n_subscribe--;
   if (n->cfg.shared_sessions) atomic_fetch_sub_explicit(n->cfg.shared_sessions, 1, memory_order_relaxed);
+  hd_quota_release(n->quota, s->id);
   free(s);
   if (r) node_room_maybe_delete(n, r);
 }
 
 void hd_node_set_rtc_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_port = port; }
+void hd_node_set_rtc_tcp_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_tcp_port = port; }
+
+int hd_node_addr_known(hd_node_t *n, const struct sockaddr *addr) {
+  uint8_t key[20];
+  size_t kl = node_addr_key(addr, key);
+  return kl && hd_map_get(&n->by_addr, key, kl) != NULL;
+}
 
 void hd_node_close_all(hd_node_t *n, const char *why) {
   n->closing = 1; /* an emptied room is freed at once, whatever its timeout */
@@ -207,6 +228,7 @@ void hd_node_free(hd_node_t *n) {
   hd_map_free(&n->by_ufrag);
   hd_map_free(&n->by_addr);
   hd_txq_free(&n->txq);
+  if (n->own_quota) hd_quota_free(n->quota);
   free(n);
 }
 
@@ -262,21 +284,49 @@ size_t node_session_total(const hd_node_t *n) {
 int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *room, const char *offer,
                            size_t offer_len, hd_time_t now, char *answer, size_t answer_cap,
                            char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap) {
+  return hd_node_create_session_as(n, kind, app, NULL, room, offer, offer_len, now, answer, answer_cap, id,
+                                   err, errcap);
+}
+
+/* A WHIP publisher that a new publish may replace: the same identity (the
+ * publishing page was reloaded or closed without DELETE), or nothing heard
+ * from it (media, consent checks) for HD_NODE_WHIP_STALE — a live browser
+ * sends audio 50 times a second, so silence that long means it is gone, and
+ * the room need not stay blocked until its 30 s consent timeout. */
+static int publisher_replaceable(const hd_room_t *r, const char *identity, hd_time_t now) {
+  if (identity && r->publisher_identity[0] && !strcmp(identity, r->publisher_identity)) return 1;
+  return now - r->publisher_last_rx >= HD_NODE_WHIP_STALE;
+}
+
+int hd_node_create_session_as(hd_node_t *n, int kind, const char *app, const char *identity, const char *room,
+                              const char *offer, size_t offer_len, hd_time_t now, char *answer,
+                              size_t answer_cap, char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap) {
   int rc;
   hd_sdp_t *osdp = NULL, *asdp = NULL;
   hd_sdp_negotiated_t *neg = NULL;
+  hd_session_t *replace = NULL;
   n->now = now;
   hd_room_t *r = node_room_find(n, app, room);
-  if (node_session_total(n) >= n->cfg.max_sessions) {
-    snprintf(err, errcap, "node is at its session limit (%zu)", n->cfg.max_sessions);
-    return HD_ENOSPC;
-  }
   if (kind == HD_SESSION_PUBLISH && r && r->publisher) {
-    snprintf(err, errcap, "room '%s' already has a publisher", room);
-    return HD_ESTATE;
+    if (!publisher_replaceable(r, identity, now)) {
+      snprintf(err, errcap,
+               "room '%s' already has a publisher (it is live; a new publish replaces it only when it "
+               "has the same identity or has sent nothing for %d s)",
+               room, (int)(HD_NODE_WHIP_STALE / HD_SEC(1)));
+      return HD_ESTATE;
+    }
+    replace = r->publisher; /* ended once the new session is set up (below) */
   }
-  if (kind == HD_SESSION_PLAY && (!r || !r->publisher)) {
-    snprintf(err, errcap, "nothing is published in room '%s'", room);
+  /* the session being replaced frees its own place */
+  if (!replace && (rc = node_capacity_check(n, app, identity, err, errcap)) < 0) return rc;
+  /* WHEP plays the room's WHIP publisher, else its first participant publishing a camera or microphone */
+  hd_session_t *play_src =
+      kind == HD_SESSION_PLAY && r ? (r->publisher ? r->publisher : rooms_play_source(r)) : NULL;
+  if (kind == HD_SESSION_PLAY && !play_src) {
+    snprintf(err, errcap,
+             "nothing is published in room '%s' (no WHIP publisher, no participant with a camera or "
+             "microphone)",
+             room);
     return HD_ENOTFOUND;
   }
   if (kind == HD_SESSION_PLAY && r->n_viewers >= n->cfg.max_viewers) {
@@ -303,8 +353,9 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
       .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
       .cand_ip = n->rtc_ip,
       .cand_port = n->cfg.rtc_port,
+      .cand_tcp_port = n->cfg.rtc_tcp_port,
       .direction = kind == HD_SESSION_PUBLISH ? HD_SDP_RECVONLY : HD_SDP_SENDONLY,
-      .source = kind == HD_SESSION_PLAY ? &r->publisher->neg : NULL,
+      .source = kind == HD_SESSION_PLAY ? &play_src->neg : NULL,
       .send_ssrc_audio = ssrc[HD_TRACK_AUDIO],
       .send_ssrc_video = ssrc[HD_TRACK_VIDEO],
       .send_ssrc_video_rtx = ssrc_rtx,
@@ -324,12 +375,41 @@ int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *
     goto out;
   }
   r = node_room_get(n, app, room, now);
-  rc = r ? node_session_register(n, s, r) : HD_ENOMEM;
+  if (replace && (!r || r->publisher != replace)) replace = NULL;
+  if (replace) hd_quota_release(n->quota, replace->id); /* its place goes to the new session */
+  rc = r ? node_session_register(n, s, r, identity) : HD_ENOMEM;
+  if (replace && rc < 0) { /* the old publisher stays, counted again */
+    hd_quota_take(n->quota, app, r->publisher_identity[0] ? r->publisher_identity : NULL, replace->id, NULL);
+  } else if (replace) {
+    /* after the new one is the room's publisher, so the room is never empty */
+    HD_LOGI("sfu", "whip publisher %s of %s/%s replaced by a new publish", replace->id, app, room);
+    node_session_destroy(n, replace, "replaced by a new publisher");
+  }
   if (rc < 0) {
     node_session_discard(s);
     if (r) node_room_maybe_delete(n, r);
-    snprintf(err, errcap, "session table full");
+    if (rc == HD_ENOSPC)
+      node_capacity_check(n, app, identity, err, errcap) < 0
+          ? (void)0
+          : (void)snprintf(err, errcap, "session table full");
+    else
+      snprintf(err, errcap, "session table full");
     goto out;
+  }
+  if (kind == HD_SESSION_PUBLISH) {
+    snprintf(r->publisher_identity, sizeof r->publisher_identity, "%s", identity ? identity : "");
+    r->publisher_last_rx = now;
+    rooms_on_whip_publish(n, r, s, identity, now); /* /rtc participants see and receive it */
+  } else if (play_src != r->publisher) {
+    /* WHEP in a room without WHIP: play the participant rooms_play_source chose */
+    for (int i = 0; i < s->n_out; i++) {
+      hd_out_track_t *t = &s->out[i];
+      int in = hd_session_first_in(play_src, t->kind);
+      t->follow_room_pub = 0;
+      t->src = in >= 0 ? play_src : NULL;
+      t->src_in = in;
+      if (in < 0) t->active = 0;
+    }
   }
   memcpy(id, s->id, HD_SESSION_ID_LEN + 1);
   HD_LOGI("sfu", "session %s (%s) created in %s/%s", s->id, kind == HD_SESSION_PUBLISH ? "whip" : "whep", app,
@@ -365,11 +445,33 @@ int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *
   return 0;
 }
 
-int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r) {
+int node_capacity_check(hd_node_t *n, const char *app, const char *identity, char *err, size_t errcap) {
+  hd_quota_limit_t which;
+  if (node_session_total(n) >= n->cfg.max_sessions) {
+    snprintf(err, errcap, "node is at its session limit (%zu)", n->cfg.max_sessions);
+    return HD_ENOSPC;
+  }
+  if (hd_quota_check(n->quota, app, identity, &which) == 0) return 0;
+  if (which == HD_QUOTA_APP)
+    snprintf(err, errcap, "app '%s' is at its session limit (%zu, max_sessions_per_app)", app,
+             hd_quota_per_app(n->quota));
+  else
+    snprintf(err, errcap, "identity '%s' is at its session limit (%zu, max_sessions_per_identity)",
+             identity ? identity : "", hd_quota_per_identity(n->quota));
+  return HD_ENOSPC;
+}
+
+int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r, const char *identity) {
   int rc;
-  if ((rc = hd_map_put(&n->by_id, s->id, strlen(s->id), s)) < 0) return rc;
+  hd_quota_limit_t which;
+  if ((rc = hd_quota_take(n->quota, r->app, identity, s->id, &which)) < 0) return HD_ENOSPC;
+  if ((rc = hd_map_put(&n->by_id, s->id, strlen(s->id), s)) < 0) {
+    hd_quota_release(n->quota, s->id);
+    return rc;
+  }
   if ((rc = hd_map_put(&n->by_ufrag, s->local_ufrag, strlen(s->local_ufrag), s)) < 0) {
     hd_map_del(&n->by_id, s->id, strlen(s->id));
+    hd_quota_release(n->quota, s->id);
     return rc;
   }
   s->room = r;
@@ -429,9 +531,16 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   }
   if (rc == HD_ECLOSED) n->stats.drop_closed++;
   hd_session_t *pub = s->room ? s->room->publisher : NULL;
+  /* alive (publisher_replaceable): a valid ICE check or authenticated SRTP/SRTCP only */
+  if (s == pub && (ice_ok || rc == HD_PEER_PKT_RTP || rc == HD_PEER_PKT_RTCP))
+    s->room->publisher_last_rx = now;
   if (!was_connected && s->peer.state == HD_PEER_CONNECTED) {
     HD_LOGI("sfu", "session %s connected", s->id);
     if (s->kind == HD_SESSION_PLAY && pub) hd_session_request_keyframe(pub, now, &n->stats.media);
+    if (s->kind == HD_SESSION_PLAY && !pub) /* playing a participant (explicit sources) */
+      for (int i = 0; i < s->n_out; i++)
+        if (s->out[i].active && s->out[i].src && s->out[i].kind == HD_TRACK_VIDEO)
+          hd_session_request_keyframe_track(s->out[i].src, s->out[i].src_in, now, &n->stats.media);
     if (s->owner) rooms_on_connected(n, s, now);
   }
   if (rc == HD_PEER_PKT_RTP && s->kind == HD_SESSION_PUBLISH) {
@@ -474,9 +583,10 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
   hd_room_t *r = n->rooms;
   while (r) {
     hd_room_t *next_room = r->next;
-    /* destroying the last session frees the room: keep it alive until the end */
+    /* destroying the last session (or a WHIP publisher's, with its stand-in
+     * participant) may empty the room: pinned, it stays until the end */
+    node_room_pin(r);
     hd_session_t *pub = r->publisher;
-    int has_participants = r->participants != NULL; /* they keep the room alive below */
     hd_session_t *list[2048];
     size_t cnt = 0;
     if (pub) list[cnt++] = pub;
@@ -493,20 +603,17 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
 
     for (size_t i = 0; i < cnt; i++) {
       hd_session_t *s = list[i];
-      if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED) {
-        if (s == r->publisher) {
-          /* keep the room alive while we finish the list */
-        }
+      if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED)
         node_session_destroy(n, s, s->peer.reason);
-        /* r may be freed now if it became empty, and then only if this was the last */
-      }
     }
-    if (has_participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);
+    if (r->participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);
+    node_room_unpin(n, r); /* r may be freed now */
     r = next_room;
   }
 }
 
 hd_node_stats_t *hd_node_stats(hd_node_t *n) { return &n->stats; }
+hd_quota_t *hd_node_quota(hd_node_t *n) { return n->quota; }
 
 size_t hd_node_session_count(const hd_node_t *n, int kind) {
   switch (kind) {
@@ -560,7 +667,8 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "# HELP hudong_sessions Current WebRTC sessions by kind.\n# TYPE hudong_sessions gauge\n"
       "hudong_sessions{kind=\"publish\"} %zu\nhudong_sessions{kind=\"play\"} %zu\n"
       "hudong_sessions{kind=\"subscribe\"} %zu\n"
-      "# HELP hudong_participants Room participants connected over /rtc.\n# TYPE hudong_participants gauge\n"
+      "# HELP hudong_participants Room participants: connected over /rtc, and WHIP publishers.\n"
+      "# TYPE hudong_participants gauge\n"
       "hudong_participants %zu\n"
       "# HELP hudong_rooms Current rooms.\n# TYPE hudong_rooms gauge\nhudong_rooms %zu\n"
       "# HELP hudong_rooms_empty Rooms nobody is in, kept until their empty timeout.\n"
@@ -607,6 +715,17 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "hudong_repair_total{event=\"nack_unrepairable\"} "
       "%llu\nhudong_repair_total{event=\"keyframe_request\"} %llu\n"
       "hudong_repair_total{event=\"keyframe_request_repeated\"} %llu\n"
+      "# HELP hudong_layer_switches_total Simulcast layer switches made for subscribers.\n"
+      "# TYPE hudong_layer_switches_total counter\nhudong_layer_switches_total %llu\n"
+      "# HELP hudong_layer_pauses_total Video tracks paused for a subscriber because not even their lowest "
+      "layer fit its downlink estimate.\n"
+      "# TYPE hudong_layer_pauses_total counter\nhudong_layer_pauses_total %llu\n"
+      "# HELP hudong_probes_total Bandwidth probes started for subscribers held back by their estimate.\n"
+      "# TYPE hudong_probes_total counter\nhudong_probes_total %llu\n"
+      "# HELP hudong_probe_bytes_total Bytes sent as probes (RTX copies of recent packets).\n"
+      "# TYPE hudong_probe_bytes_total counter\nhudong_probe_bytes_total %llu\n"
+      "# HELP hudong_estimates_received_total Downlink estimates (REMB) received from subscribers.\n"
+      "# TYPE hudong_estimates_received_total counter\nhudong_estimates_received_total %llu\n"
       "# HELP hudong_pli_sent_total Keyframe requests (PLI) sent to publishers.\n"
       "# TYPE hudong_pli_sent_total counter\nhudong_pli_sent_total %llu\n"
       "# HELP hudong_rtcp_sent_total RTCP reports sent, by type.\n# TYPE hudong_rtcp_sent_total counter\n"
@@ -638,9 +757,11 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)m->nack_sent, (unsigned long long)m->retransmitted,
       (unsigned long long)m->repair_forwarded, (unsigned long long)m->nack_deferred,
       (unsigned long long)m->nack_unrepairable, (unsigned long long)m->pli_unrepairable,
-      (unsigned long long)m->pli_retried, (unsigned long long)m->pli_forwarded,
-      (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent, (unsigned long long)m->twcc_sent,
-      (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
+      (unsigned long long)m->pli_retried, (unsigned long long)m->layer_switches,
+      (unsigned long long)m->layer_pauses, (unsigned long long)m->probes_started,
+      (unsigned long long)m->probe_bytes, (unsigned long long)m->remb_received,
+      (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
+      (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
       (unsigned long long)st->dc_msgs_out, (unsigned long long)st->dc_msgs_ws,
       (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped,
       (unsigned long long)st->udp_gso_sends, (unsigned long long)st->udp_gso_datagrams);

@@ -12,20 +12,30 @@
 
 #include "base/time.h"
 #include "proto/dtls.h"
-#include "sfu/session.h"
 #include "proto/token.h"
+#include "sfu/quota.h"
+#include "sfu/session.h"
 #include "sfu/txq.h"
 #include "sfu/webhook.h"
 
 typedef struct {
-  const char *rtc_ip;  /* address put in our ICE candidate */
-  uint16_t rtc_port;   /* UDP port of that candidate */
-  size_t max_sessions; /* cap on concurrent sessions (0 = 1000) */
+  const char *rtc_ip;    /* address put in our ICE candidate */
+  uint16_t rtc_port;     /* UDP port of that candidate */
+  uint16_t rtc_tcp_port; /* ICE-TCP passive candidate port (RFC 6544) on rtc_ip; 0 = none */
+  size_t max_sessions;   /* cap on concurrent sessions (0 = 1000) */
   /* When several nodes share one session cap (media workers, io/media_workers.h):
    * the count of sessions over all of them, kept by each node on register and
    * destroy (an atomic on session setup, never on the packet path). NULL = this
    * node's own count. */
   atomic_size_t *shared_sessions;
+  /* Caps on concurrent sessions (WHIP, WHEP and participants' publisher and
+   * subscriber PCs) per tenant (app) and per identity (the token's sub);
+   * 0 = no cap of that kind. A refusal is HD_ENOSPC (HTTP 503 + Retry-After,
+   * /rtc 503 node_full with retry_after). docs/operations.md "Limits". */
+  size_t max_sessions_per_app, max_sessions_per_identity;
+  /* The counts behind those caps when several nodes share them (media
+   * workers); NULL = this node keeps its own (from the two caps above). */
+  hd_quota_t *quota;
   size_t max_viewers;      /* cap on viewers per room (0 = 500) */
   hd_time_t wall_offset;   /* unix_us = monotonic_us + wall_offset (for RTCP NTP) */
   size_t max_participants; /* cap on signaling participants per room (0 = 100) */
@@ -46,6 +56,14 @@ typedef struct {
   void (*signal_send)(void *ud, void *conn, const char *text, size_t len);
   void (*signal_close)(void *ud, void *conn, int code, const char *reason);
   void *signal_ud;
+  /* An external TURN server (docs/turn.md) handed to every /rtc participant in
+   * "joined" ice_servers, with a credential minted for its identity that is
+   * valid turn_ttl seconds (proto/turn_cred.h). The strings must outlive the
+   * node. n_turn_urls 0 = no ice_servers. */
+  const char *const *turn_urls;
+  size_t n_turn_urls;
+  const char *turn_secret;
+  int64_t turn_ttl;
   /* Room and participant lifecycle events (for webhooks); may be NULL. */
   void (*on_event)(void *ud, const hd_webhook_event_t *ev);
   void *event_ud;
@@ -75,8 +93,17 @@ int hd_node_new(hd_node_t **out, const hd_node_config_t *cfg, hd_dtls_cert_t *ce
 void hd_node_free(hd_node_t *n);
 /* Changes the port announced in new answers (after binding an ephemeral port). */
 void hd_node_set_rtc_port(hd_node_t *n, uint16_t port);
+/* The same for the ICE-TCP passive candidate (0 = none offered). */
+void hd_node_set_rtc_tcp_port(hd_node_t *n, uint16_t port);
+/* 1 if a session took a valid ICE check from `addr` (its 5-tuple is routed to
+ * it): the I/O shell's test that an ICE-TCP connection is in use. */
+int hd_node_addr_known(hd_node_t *n, const struct sockaddr *addr);
 /* Ends every session (DTLS close_notify queued) and frees the rooms. */
 void hd_node_close_all(hd_node_t *n, const char *why);
+
+/* Seconds a client is told to wait (Retry-After, /rtc retry_after) after a
+ * capacity refusal: sessions free up as calls end or fail ICE (≤ 30 s). */
+#define HD_NODE_RETRY_AFTER_S 5
 
 /* Creates a WHIP (HD_SESSION_PUBLISH) or WHEP (HD_SESSION_PLAY) session in room
  * `room` of tenant `app` from an SDP offer. On success writes the SDP answer and
@@ -88,6 +115,15 @@ void hd_node_close_all(hd_node_t *n, const char *why);
 int hd_node_create_session(hd_node_t *n, int kind, const char *app, const char *room, const char *offer,
                            size_t offer_len, hd_time_t now, char *answer, size_t answer_cap,
                            char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap);
+/* The same for the token identity `identity` (counted against
+ * max_sessions_per_identity; NULL = not counted per identity). A WHIP publish
+ * replaces the room's publisher instead of HD_ESTATE when that publisher has
+ * the same identity or has sent nothing (media, consent) for
+ * HD_NODE_WHIP_STALE. */
+int hd_node_create_session_as(hd_node_t *n, int kind, const char *app, const char *identity, const char *room,
+                              const char *offer, size_t offer_len, hd_time_t now, char *answer,
+                              size_t answer_cap, char id[HD_SESSION_ID_LEN + 1], char *err, size_t errcap);
+#define HD_NODE_WHIP_STALE HD_SEC(5)
 /* Ends a session (DELETE on the WHIP/WHEP resource). HD_ENOTFOUND if no such
  * session of that kind in that app/room. */
 int hd_node_delete_session(hd_node_t *n, int kind, const char *app, const char *room, const char *id,
@@ -153,6 +189,8 @@ int hd_node_admin_create_room(hd_node_t *n, const char *app, const char *name, c
 int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd_time_t now);
 
 hd_node_stats_t *hd_node_stats(hd_node_t *n);
+/* The counts behind the per-app and per-identity caps. */
+hd_quota_t *hd_node_quota(hd_node_t *n);
 size_t hd_node_session_count(const hd_node_t *n, int kind);
 size_t hd_node_room_count(const hd_node_t *n);
 /* Prometheus text exposition of all counters; returns length or HD_ENOSPC. */

@@ -12,9 +12,11 @@ typedef struct hd_room {
   char app[64];
   char name[128];
   char sid[24];
-  hd_session_t *publisher; /* WHIP publisher */
-  hd_session_t *viewers;   /* every other session (WHEP viewers, participants' PCs), via next_in_room */
-  size_t n_viewers;        /* WHEP viewers only (their cap) */
+  hd_session_t *publisher;      /* WHIP publisher */
+  char publisher_identity[128]; /* its token's identity ("" = unknown) */
+  hd_time_t publisher_last_rx;  /* last packet that passed its checks (STUN, DTLS, SRTP) */
+  hd_session_t *viewers;        /* every other session (WHEP viewers, participants' PCs), via next_in_room */
+  size_t n_viewers;             /* WHEP viewers only (their cap) */
   struct hd_participant *participants; /* signaling participants, via next */
   size_t n_participants;
   hd_time_t created;
@@ -25,6 +27,7 @@ typedef struct hd_room {
    * closed (room_finished) and freed; HD_TIME_NEVER while in use. */
   hd_time_t empty_timeout, close_at;
   int closing;             /* admin close: freed as soon as it is empty, whatever its timeout */
+  int pinned;              /* > 0 while code walks the room: it is not freed (node_room_unpin decides) */
   size_t max_participants; /* 0 = the node's cap */
   char metadata[HD_NODE_ROOM_METADATA_MAX];
   struct hd_room *next;
@@ -41,6 +44,8 @@ struct hd_node {
   hd_node_stats_t stats;
   hd_time_t now; /* time of the event being handled (for code reached without one) */
   int closing;   /* hd_node_close_all: empty rooms are freed at once */
+  hd_quota_t *quota;
+  int own_quota; /* created here (no shared one in cfg) */
 };
 
 size_t node_addr_key(const struct sockaddr *sa, uint8_t key[20]);
@@ -49,6 +54,11 @@ hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_tim
 /* Called when the room may have become empty: frees it (room_finished) if
  * its empty timeout is 0 or it is closing, else arms its close_at timer. */
 void node_room_maybe_delete(hd_node_t *n, hd_room_t *r);
+/* While pinned the room is not freed even if it empties (destroying a WHIP
+ * session also removes its stand-in participant); unpinning calls
+ * node_room_maybe_delete, so afterwards r may be gone. */
+void node_room_pin(hd_room_t *r);
+void node_room_unpin(hd_node_t *n, hd_room_t *r);
 /* The room is used again (a participant joined, a session registered): its
  * empty timer stops. */
 void node_room_in_use(hd_room_t *r);
@@ -66,8 +76,13 @@ void node_session_discard(hd_session_t *s);
 size_t node_session_total(const hd_node_t *n);
 /* Registers a session in the id and ufrag maps and links it into room r (as
  * the room's publisher for a WHIP session; set s->owner first for a
- * participant's). */
-int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r);
+ * participant's), counting it against the quotas of (r->app, identity)
+ * (identity NULL = not counted per identity). HD_ENOSPC when a cap is
+ * reached: node_capacity_error then says which. */
+int node_session_register(hd_node_t *n, hd_session_t *s, hd_room_t *r, const char *identity);
+/* 0 if one more session for (app, identity) fits under the node, tenant and
+ * identity caps, else HD_ENOSPC with the reason in err (for the 503). */
+int node_capacity_check(hd_node_t *n, const char *app, const char *identity, char *err, size_t errcap);
 
 /* Reports a room lifecycle event to cfg.on_event (webhooks). */
 void node_fire_room_event(hd_node_t *n, int type, const hd_room_t *r);
@@ -80,5 +95,13 @@ void rooms_on_sctp(hd_node_t *n, hd_session_t *s, hd_time_t now);
 hd_time_t rooms_next_timeout(hd_node_t *n, hd_room_t *r);
 void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now);
 void rooms_close_all(hd_node_t *n, hd_room_t *r);
+/* A WHIP session s became room r's publisher: a stand-in participant (identity
+ * = the token's, or "whip-<session id>") with its tracks joins the room, so
+ * /rtc participants see and receive it; it leaves when s ends. */
+void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const char *identity, hd_time_t now);
+/* What a WHEP viewer plays when the room has no WHIP publisher: the publisher
+ * session of the participant who joined first among those publishing a
+ * camera or microphone; NULL if none. */
+hd_session_t *rooms_play_source(hd_room_t *r);
 
 #endif

@@ -22,6 +22,7 @@
 #include "proto/sdp_negotiate.h"
 #include "proto/sdp_offer.h"
 #include "proto/token.h"
+#include "proto/turn_cred.h"
 #include "sfu/node_internal.h"
 #include "sfu/signal.h"
 
@@ -66,6 +67,7 @@ struct hd_participant {
   struct hd_participant *next;
   int64_t joined_at;
   int auto_subscribe, leaving;
+  int whip; /* stands for a WHIP publisher (no WebSocket; pub_sess is the WHIP session) */
   hd_session_t *pub_sess, *sub_sess;
   hd_sdp_offerer_t *offerer;
   char sub_ufrag[24], sub_pwd[40];
@@ -106,7 +108,7 @@ static void fire(hd_node_t *n, hd_webhook_event_type_t type, const hd_participan
 /* ---- output ---- */
 
 static void emit(hd_node_t *n, hd_participant_t *p, const char *text, int len) {
-  if (len > 0 && p && !p->leaving && n->cfg.signal_send)
+  if (len > 0 && p && !p->leaving && !p->whip && n->cfg.signal_send)
     n->cfg.signal_send(n->cfg.signal_ud, p->conn, text, (size_t)len);
 }
 
@@ -196,6 +198,7 @@ static int ensure_offerer(hd_node_t *n, hd_participant_t *q) {
                                 .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
                                 .cand_ip = n->rtc_ip,
                                 .cand_port = n->cfg.rtc_port,
+                                .cand_tcp_port = n->cfg.rtc_tcp_port,
                                 .cname = "hudong",
                                 .twcc = 0};
   int rc = hd_sdp_offerer_init(q->offerer, &op);
@@ -265,18 +268,33 @@ static void unsubscribe_all(hd_node_t *n, hd_participant_t *p, const char *sid) 
 
 /* The subscriber PC's session exists from the first offer on, answering ICE
  * checks at once; its DTLS starts when the answer arrives. */
-static void create_sub_session(hd_node_t *n, hd_participant_t *q) {
-  int rc;
-  if (node_session_total(n) >= n->cfg.max_sessions) return;
+static int create_sub_session(hd_node_t *n, hd_participant_t *q, char *err, size_t errcap) {
+  int rc = node_capacity_check(n, q->room->app, q->identity, err, errcap);
+  if (rc < 0) return rc;
   hd_session_t *s =
       node_session_new(n, HD_SESSION_SUBSCRIBE, q->sub_ufrag, q->sub_pwd, NULL, NULL, 0, n->now, &rc);
-  if (!s) return;
+  if (!s) {
+    snprintf(err, errcap, "subscriber transport setup failed: %s", hd_strerror(rc));
+    return rc;
+  }
   s->owner = q;
-  if (node_session_register(n, s, q->room) < 0) {
+  if ((rc = node_session_register(n, s, q->room, q->identity)) < 0) {
     node_session_discard(s);
-    return;
+    if (rc != HD_ENOSPC || node_capacity_check(n, q->room->app, q->identity, err, errcap) == 0)
+      snprintf(err, errcap, "subscriber transport setup failed: %s", hd_strerror(rc));
+    return rc == HD_ENOSPC ? rc : HD_ENOMEM;
   }
   q->sub_sess = s;
+  return 0;
+}
+
+/* A capacity refusal (node, tenant or identity session cap): 503 node_full
+ * with a retry hint, like HTTP's 503 + Retry-After. */
+static void send_node_full(hd_node_t *n, void *conn, const char *id, const char *why) {
+  char buf[1024];
+  int len =
+      hd_signal_write_error_retry(id, HD_SIGNAL_ERR_NODE_FULL, why, HD_NODE_RETRY_AFTER_S, buf, sizeof buf);
+  emit_conn(n, conn, buf, len);
 }
 
 /* Sends a new subscriber offer when subscriptions changed and none is pending. */
@@ -303,8 +321,20 @@ static void sub_negotiate(hd_node_t *n, hd_participant_t *q) {
     hd_sdp_offerer_rollback(q->offerer);
     goto out;
   }
+  if (!q->sub_sess) {
+    /* the transport first: an offer the node could not serve would only fail later */
+    char err[256] = "";
+    int rc = create_sub_session(n, q, err, sizeof err);
+    if (rc < 0) {
+      hd_sdp_offerer_rollback(q->offerer);
+      if (rc == HD_ENOSPC)
+        send_node_full(n, q->conn, NULL, err); /* retried by the next subscribe / published track */
+      else
+        send_error(n, q->conn, NULL, HD_SIGNAL_ERR_INTERNAL, err);
+      goto out;
+    }
+  }
   q->negotiating = 1;
-  if (!q->sub_sess) create_sub_session(n, q);
   emit(n, q, buf, len);
 out:
   free(sdp);
@@ -367,10 +397,17 @@ static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_
     goto out;
   }
   q->negotiating = 0;
-  if (!q->sub_sess) create_sub_session(n, q);
   if (!q->sub_sess) {
-    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, "subscriber transport setup failed");
-    goto out;
+    char why[256] = "";
+    int crc = create_sub_session(n, q, why, sizeof why);
+    if (crc == HD_ENOSPC) {
+      send_node_full(n, q->conn, m->id, why);
+      goto out;
+    }
+    if (crc < 0) {
+      send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, why);
+      goto out;
+    }
   }
   q->sub_sess->neg = *neg;
   if (!q->sub_sess->peer.dtls && hd_peer_set_remote(&q->sub_sess->peer, neg->remote_ufrag,
@@ -411,6 +448,7 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
                                .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
                                .cand_ip = n->rtc_ip,
                                .cand_port = n->cfg.rtc_port,
+                               .cand_tcp_port = n->cfg.rtc_tcp_port,
                                .direction = HD_SDP_RECVONLY,
                                .cname = "hudong",
                                .stream_id = p->sid,
@@ -437,17 +475,17 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
     goto out;
   }
   if (!p->pub_sess) {
-    rc = HD_ENOSPC;
-    s = node_session_total(n) < n->cfg.max_sessions
-            ? node_session_new(n, HD_SESSION_PUBLISH, ufrag, pwd, neg, NULL, 0, now, &rc)
-            : NULL;
+    if ((rc = node_capacity_check(n, p->room->app, p->identity, err, errcap)) < 0) goto out;
+    s = node_session_new(n, HD_SESSION_PUBLISH, ufrag, pwd, neg, NULL, 0, now, &rc);
     if (s) {
       s->owner = p;
-      rc = node_session_register(n, s, p->room);
+      rc = node_session_register(n, s, p->room, p->identity);
       if (rc < 0) node_session_discard(s);
+      if (rc == HD_ENOSPC && node_capacity_check(n, p->room->app, p->identity, err, errcap) < 0) goto out;
     }
     if (rc < 0) {
       snprintf(err, errcap, "publisher transport setup failed: %s", hd_strerror(rc));
+      if (rc == HD_ENOSPC) rc = HD_ENOMEM; /* a table, not a cap: internal */
       goto out;
     }
     p->pub_sess = s;
@@ -487,8 +525,16 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
   char *answer = malloc(ANSWER_CAP);
   if (!answer) return 0;
   int rc = negotiate_publisher(n, p, m->publish_offer.sdp, media_allowed, answer, err, sizeof err, now);
+  if (rc == HD_ENOSPC) { /* a session cap: 503 with a retry hint, the connection stays */
+    send_node_full(n, p->conn, m->id, err);
+    free(answer);
+    return 0;
+  }
   if (rc < 0) {
-    send_error(n, p->conn, m->id, rc == HD_EFORBIDDEN ? HD_SIGNAL_ERR_FORBIDDEN : HD_SIGNAL_ERR_BAD_REQUEST,
+    send_error(n, p->conn, m->id,
+               rc == HD_EFORBIDDEN ? HD_SIGNAL_ERR_FORBIDDEN
+               : rc == HD_ENOMEM   ? HD_SIGNAL_ERR_INTERNAL
+                                   : HD_SIGNAL_ERR_BAD_REQUEST,
                err[0] ? err : hd_strerror(rc));
     free(answer);
     return 0;
@@ -521,18 +567,23 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
     t->in_idx = in_idx;
     nn++;
   }
-  /* unpublished: tracks no longer in the set */
+  /* unpublished: tracks no longer in the set. Everyone hears track_unpublished
+   * before the subscriber offer that drops the track (docs/protocol.md
+   * "Ordering"): a client can tell a removed track from a lost one. */
+  int gone[MAX_PUB_TRACKS] = {0};
   for (int j = 0; j < p->n_tracks; j++) {
     int kept = 0;
     for (int i = 0; i < nn; i++)
       if (!strcmp(next[i].sid, p->tracks[j].sid)) kept = 1;
     if (kept) continue;
-    unsubscribe_all(n, p, p->tracks[j].sid);
+    gone[j] = 1;
     fire(n, HD_WEBHOOK_TRACK_UNPUBLISHED, p, &p->tracks[j]);
     char buf[512];
     int len = hd_signal_write_track_unpublished(p->sid, p->tracks[j].sid, buf, sizeof buf);
     if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
   }
+  for (int j = 0; j < p->n_tracks; j++)
+    if (gone[j]) unsubscribe_all(n, p, p->tracks[j].sid);
   memcpy(p->tracks, next, sizeof next[0] * (size_t)nn);
   p->n_tracks = nn;
   /* answer first, then tell the others */
@@ -575,8 +626,12 @@ static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reaso
     int len = hd_signal_write_left((hd_signal_left_reason_t)left_reason, NULL, buf, sizeof buf);
     emit(n, p, buf, len);
   }
-  p->leaving = 1;
+  p->leaving = 1; /* from here p is sent nothing */
+  /* participant_left first, then the subscriber offers without p's tracks
+   * (docs/protocol.md "Ordering") */
+  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_LEFT, 0);
   unsubscribe_all(n, p, NULL); /* others stop receiving p's tracks */
+  /* while p is still listed, so that the room is not freed under us */
   if (p->pub_sess) node_session_destroy(n, p->pub_sess, "participant left");
   if (p->sub_sess) node_session_destroy(n, p->sub_sess, "participant left");
   for (hd_participant_t **pp = &r->participants; *pp; pp = &(*pp)->next)
@@ -586,12 +641,11 @@ static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reaso
     }
   r->n_participants--;
   n->n_participants--;
-  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_LEFT, 0);
   for (int i = 0; i < p->n_tracks; i++)
     fire(n, HD_WEBHOOK_TRACK_UNPUBLISHED, p, &p->tracks[i]);
   fire(n, HD_WEBHOOK_PARTICIPANT_LEFT, p, NULL);
   HD_LOGI("room", "participant %s (%s) left %s/%s", p->sid, p->identity, r->app, r->name);
-  if (close_conn && n->cfg.signal_close) /* 1001 "going away" on shutdown, else 1000 */
+  if (close_conn && !p->whip && n->cfg.signal_close) /* 1001 "going away" on shutdown, else 1000 */
     n->cfg.signal_close(n->cfg.signal_ud, p->conn,
                         left_reason == HD_SIGNAL_LEFT_SERVER_SHUTDOWN ? 1001 : 1000, "left");
   free(p->offerer);
@@ -604,9 +658,10 @@ void hd_node_rtc_closed(hd_node_t *n, hd_participant_t *p, hd_time_t now) {
   if (p) participant_remove(n, p, -1, 0);
 }
 
-/* 1 if the room holds sessions that belong to no participant (WHIP/WHEP). */
+/* 1 if the room holds sessions that belong to no participant (WHEP; a WHIP
+ * publisher belongs to its stand-in participant). */
 static int has_plain_sessions(const hd_room_t *r) {
-  if (r->publisher) return 1;
+  if (r->publisher && !r->publisher->owner) return 1;
   for (const hd_session_t *v = r->viewers; v; v = v->next_in_room)
     if (!v->owner) return 1;
   return 0;
@@ -624,19 +679,47 @@ size_t hd_node_participant_count(const hd_node_t *n) { return n->n_participants;
 
 /* ---- hooks from node.c ---- */
 
+/* A WHIP publisher's session ended (DELETE, ICE/DTLS failure, replaced): its
+ * stand-in participant leaves. The session is being freed by the caller,
+ * which also decides about the room, so neither is touched here. */
+static void whip_participant_gone(hd_node_t *n, hd_participant_t *p) {
+  hd_room_t *r = p->room;
+  p->leaving = 1;
+  p->pub_sess = NULL;
+  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_LEFT, 0); /* before the offers that drop its tracks */
+  unsubscribe_all(n, p, NULL);
+  for (hd_participant_t **pp = &r->participants; *pp; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      break;
+    }
+  r->n_participants--;
+  n->n_participants--;
+  for (int i = 0; i < p->n_tracks; i++)
+    fire(n, HD_WEBHOOK_TRACK_UNPUBLISHED, p, &p->tracks[i]);
+  fire(n, HD_WEBHOOK_PARTICIPANT_LEFT, p, NULL);
+  HD_LOGI("room", "whip publisher %s (%s) left %s/%s", p->sid, p->identity, r->app, r->name);
+  free(p->offerer);
+  free(p);
+}
+
 void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s) {
   hd_participant_t *p = s->owner;
   if (!p) return;
+  if (p->whip && p->pub_sess == s && !p->leaving) {
+    whip_participant_gone(n, p);
+    return;
+  }
   if (p->pub_sess == s) {
     p->pub_sess = NULL;
     p->dc[DC_RELIABLE] = p->dc[DC_LOSSY] = -1;
-    if (!p->leaving) { /* transport failed: its tracks are gone */
-      unsubscribe_all(n, p, NULL);
+    if (!p->leaving) { /* transport failed: its tracks are gone (announced before the offers) */
       for (int i = 0; i < p->n_tracks; i++) {
         char buf[512];
         int len = hd_signal_write_track_unpublished(p->sid, p->tracks[i].sid, buf, sizeof buf);
         if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
       }
+      unsubscribe_all(n, p, NULL);
       p->n_tracks = 0;
     }
   }
@@ -702,7 +785,107 @@ void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
   broadcast(n, r, NULL, buf, len);
 }
 
+/* ---- WHIP publishers and WHEP viewers in the room (docs/protocol.md
+ * "WHIP/WHEP and /rtc rooms") ---- */
+
+void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const char *identity, hd_time_t now) {
+  hd_participant_t *p = calloc(1, sizeof *p);
+  if (!p) {
+    HD_LOGW("room", "whip publisher in %s/%s not shown to participants: out of memory", r->app, r->name);
+    return;
+  }
+  int64_t unix_now = (int64_t)((now + n->cfg.wall_offset) / 1000000);
+  random_sid(p->sid, "PA_");
+  p->whip = 1;
+  p->dc[DC_RELIABLE] = p->dc[DC_LOSSY] = -1;
+  p->room = r;
+  p->joined_at = unix_now;
+  snprintf(p->claims.key, sizeof p->claims.key, "%s", r->app);
+  if (identity && identity[0])
+    snprintf(p->identity, sizeof p->identity, "%s", identity);
+  else
+    snprintf(p->identity, sizeof p->identity, "whip-%s", s->id);
+  snprintf(p->claims.identity, sizeof p->claims.identity, "%s", p->identity);
+  snprintf(p->name, sizeof p->name, "%s", p->identity);
+  p->claims.room_join = p->claims.can_publish = 1;
+  p->pub_sess = s;
+  s->owner = p;
+  if (!r->created_unix) {
+    r->created_unix = unix_now;
+    r->next_speakers = now + SPEAKER_INTERVAL;
+  }
+  p->next = r->participants;
+  r->participants = p;
+  r->n_participants++;
+  n->n_participants++;
+  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_JOINED, 0); /* no tracks yet: they follow */
+  fire(n, HD_WEBHOOK_PARTICIPANT_JOINED, p, NULL);
+  char *buf = malloc(OUT_CAP);
+  for (int i = 0; i < s->n_in && p->n_tracks < MAX_PUB_TRACKS; i++) {
+    if (!s->in[i].active) continue;
+    pub_track_t *t = &p->tracks[p->n_tracks++];
+    random_sid(t->sid, "TR_");
+    snprintf(t->cid, sizeof t->cid, "whip-%s", s->in[i].mid);
+    snprintf(t->mid, sizeof t->mid, "%s", s->in[i].mid);
+    t->kind = s->in[i].kind;
+    t->source = t->kind == HD_TRACK_AUDIO ? HD_SIGNAL_SOURCE_MICROPHONE : HD_SIGNAL_SOURCE_CAMERA;
+    t->in_idx = i;
+    fire(n, HD_WEBHOOK_TRACK_PUBLISHED, p, t);
+    if (!buf) continue;
+    hd_signal_track_t ti;
+    track_info(p, t, &ti);
+    int len = hd_signal_write_track_published(p->sid, &ti, buf, OUT_CAP);
+    broadcast(n, r, p, buf, len);
+  }
+  free(buf);
+  HD_LOGI("room", "whip publisher %s (%s) joined %s/%s with %d tracks", p->sid, p->identity, r->app, r->name,
+          p->n_tracks);
+  for (hd_participant_t *q = r->participants; q; q = q->next) {
+    if (q == p || !q->auto_subscribe) continue;
+    int changed = 0;
+    for (int i = 0; i < p->n_tracks; i++)
+      if (sub_add(n, q, p, &p->tracks[i]) == 0) changed = 1;
+    if (changed) sub_negotiate(n, q);
+  }
+}
+
+hd_session_t *rooms_play_source(hd_room_t *r) {
+  hd_participant_t *best = NULL;
+  for (hd_participant_t *p = r->participants; p; p = p->next) {
+    if (p->whip || p->claims.hidden || !p->pub_sess) continue;
+    int has = 0;
+    for (int i = 0; i < p->n_tracks; i++)
+      has |= p->tracks[i].source == HD_SIGNAL_SOURCE_CAMERA ||
+             p->tracks[i].source == HD_SIGNAL_SOURCE_MICROPHONE;
+    /* the list is newest first: the last match is the one who joined first */
+    if (has) best = p;
+  }
+  return best ? best->pub_sess : NULL;
+}
+
 /* ---- join and the other messages ---- */
+
+/* The TURN server of the node's config with a credential for p, valid
+ * turn_ttl seconds from unix_now (docs/turn.md). The username carries the
+ * identity, or the participant sid when the identity would make it longer
+ * than the signaling's cap. Returns the number of servers written (0 or 1). */
+static size_t join_ice_servers(hd_node_t *n, const hd_participant_t *p, int64_t unix_now,
+                               hd_signal_ice_server_t *out, char user[HD_SIGNAL_MAX_URL + 1],
+                               char cred[HD_TURN_CRED_LEN]) {
+  const hd_node_config_t *c = &n->cfg;
+  if (!c->n_turn_urls || !c->turn_secret) return 0;
+  int64_t exp = unix_now + c->turn_ttl;
+  if (hd_turn_cred_mint(c->turn_secret, p->identity, exp, user, HD_SIGNAL_MAX_URL + 1, cred) < 0 &&
+      hd_turn_cred_mint(c->turn_secret, p->sid, exp, user, HD_SIGNAL_MAX_URL + 1, cred) < 0) {
+    HD_LOGW("room", "cannot mint a TURN credential for %s: no ice_servers in its joined", p->sid);
+    return 0;
+  }
+  out->urls = c->turn_urls;
+  out->n_urls = c->n_turn_urls < HD_SIGNAL_MAX_URLS ? c->n_turn_urls : HD_SIGNAL_MAX_URLS;
+  out->username = user;
+  out->credential = cred;
+  return 1;
+}
 
 static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_signal_msg_t *m,
                    hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now, hd_time_t now) {
@@ -725,7 +908,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   hd_room_t *r = node_room_find(n, c.key, c.room);
   if (r) /* the newer connection of an identity wins */
     for (hd_participant_t *q = r->participants; q; q = q->next)
-      if (!strcmp(q->identity, c.identity)) {
+      if (!q->whip && !strcmp(q->identity, c.identity)) {
         participant_remove(n, q, HD_SIGNAL_LEFT_DUPLICATE_IDENTITY, 1);
         break;
       }
@@ -739,7 +922,17 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
                : n->cfg.max_participants ? n->cfg.max_participants
                                          : 100;
   if (r->n_participants >= cap) {
-    send_error(n, conn, m->id, HD_SIGNAL_ERR_ROOM_FULL, "room is full");
+    char buf[512];
+    int len = hd_signal_write_error_retry(m->id, HD_SIGNAL_ERR_ROOM_FULL, "room is full",
+                                          HD_NODE_RETRY_AFTER_S, buf, sizeof buf);
+    emit_conn(n, conn, buf, len);
+    node_room_maybe_delete(n, r);
+    return HD_ENOSPC;
+  }
+  /* a participant is of no use without a media session: refuse at the door
+   * when the node, its tenant or its identity has no place for one */
+  if (node_capacity_check(n, c.key, c.identity, why, sizeof why) < 0) {
+    send_node_full(n, conn, m->id, why);
     node_room_maybe_delete(n, r);
     return HD_ENOSPC;
   }
@@ -802,6 +995,10 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     }
   j.joined.participants = list;
   j.joined.n_participants = k;
+  hd_signal_ice_server_t turn;
+  char turn_user[HD_SIGNAL_MAX_URL + 1], turn_cred[HD_TURN_CRED_LEN];
+  j.joined.n_ice_servers = join_ice_servers(n, p, unix_now, &turn, turn_user, turn_cred);
+  j.joined.ice_servers = &turn;
   j.joined.ping_interval = 10;
   j.joined.ping_timeout = 30;
   j.joined.protocol = HD_SIGNAL_PROTOCOL_VERSION;
@@ -1225,30 +1422,19 @@ int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd
   n->now = now;
   hd_room_t *r = node_room_find(n, app, room);
   if (!r) return HD_ENOTFOUND;
-  r->closing = 1; /* freed with its last session or participant, whatever its empty timeout */
-  if (!r->publisher && !r->viewers && !r->participants) { /* already empty (waiting for its timeout) */
-    node_room_maybe_delete(n, r);
-    return 0;
-  }
-  /* WHIP/WHEP sessions first, so the last participant's leave frees the room */
-  if (r->publisher) {
-    int last = !r->viewers && !r->participants;
-    node_session_destroy(n, r->publisher, "room closed by admin");
-    if (last) return 0; /* freed with its last session */
-  }
+  r->closing = 1;   /* freed with its last session or participant, whatever its empty timeout */
+  node_room_pin(r); /* whatever empties it below, it is freed at the unpin */
+  /* WHIP/WHEP sessions first (the WHIP one takes its stand-in participant along) */
+  if (r->publisher) node_session_destroy(n, r->publisher, "room closed by admin");
   for (;;) {
     hd_session_t *v = r->viewers;
     while (v && v->owner)
       v = v->next_in_room;
     if (!v) break;
-    int last = !r->participants && r->viewers == v && !v->next_in_room;
     node_session_destroy(n, v, "room closed by admin");
-    if (last) return 0; /* freed with its last session */
   }
-  while (r->participants) {
-    int last = r->participants->next == NULL;
+  while (r->participants)
     participant_remove(n, r->participants, HD_SIGNAL_LEFT_ROOM_CLOSED, 1);
-    if (last) return 0;
-  }
+  node_room_unpin(n, r);
   return 0;
 }

@@ -1,6 +1,7 @@
 /* Per-session media handling for the forwarding node (see session.h). */
 #include "sfu/session.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -29,15 +30,16 @@ static int kind_of(int sdp_kind) {
   return sdp_kind == HD_SDP_AUDIO ? HD_TRACK_AUDIO : sdp_kind == HD_SDP_VIDEO ? HD_TRACK_VIDEO : -1;
 }
 
-int hd_session_add_in_track(hd_session_t *s, int i) {
+/* Fills in[idx] for media section i (one simulcast layer `rid`, or "" for none). */
+static int init_in_track(hd_session_t *s, int idx, int i, int k, const char *rid, int head) {
   const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
-  int k = kind_of(m->kind);
-  if (!m->active || k < 0) return HD_EINVAL;
-  if (s->n_in >= HD_SESSION_MAX_TRACKS) return HD_ENOSPC;
-  int idx = s->n_in;
-  hd_in_track_t *t = &s->in[s->n_in++];
+  hd_in_track_t *t = &s->in[idx];
   memset(t, 0, sizeof *t);
   t->active = 1;
+  copy_str(t->rid, sizeof t->rid, rid);
+  t->head = head;
+  t->n_layers = 1;
+  t->layers[0] = idx;
   t->kind = k;
   t->media_index = i;
   copy_str(t->mid, sizeof t->mid, m->mid);
@@ -46,9 +48,10 @@ int hd_session_add_in_track(hd_session_t *s, int i) {
   t->clock = m->clock;
   copy_str(t->codec, sizeof t->codec, m->codec);
   copy_str(t->fmtp, sizeof t->fmtp, m->fmtp);
-  t->ssrc = m->remote_ssrc;
-  t->rtx_ssrc = m->remote_rtx_ssrc;
-  t->have_ssrc = m->remote_ssrc != 0;
+  /* a simulcast section's a=ssrc lines (if any) do not say which layer is which */
+  t->ssrc = rid[0] ? 0 : m->remote_ssrc;
+  t->rtx_ssrc = rid[0] ? 0 : m->remote_rtx_ssrc;
+  t->have_ssrc = t->ssrc != 0;
   hd_rtp_recv_stats_init(&t->stats, t->ssrc);
   t->last_pli = -HD_SEC(10);
   if (m->nack) {
@@ -61,16 +64,38 @@ int hd_session_add_in_track(hd_session_t *s, int i) {
   }
   if (k == HD_TRACK_VIDEO || m->nack) {
     int rc = hd_rtp_cache_init(&t->cache, RTX_CACHE_SLOTS);
-    if (rc) {
-      s->n_in--;
-      return rc;
-    }
+    if (rc) return rc;
     t->have_cache = 1;
   }
+  return 0;
+}
+
+int hd_session_add_in_track(hd_session_t *s, int i) {
+  const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
+  int k = kind_of(m->kind);
+  if (!m->active || k < 0) return HD_EINVAL;
+  int nl = k == HD_TRACK_VIDEO && m->n_rids > 1 ? m->n_rids : 1;
+  if (nl > HD_SESSION_MAX_LAYERS) nl = HD_SESSION_MAX_LAYERS;
+  if (s->n_in + nl > HD_SESSION_MAX_TRACKS) return HD_ENOSPC;
+  int head = s->n_in;
+  for (int l = 0; l < nl; l++) {
+    int rc = init_in_track(s, head + l, i, k, nl > 1 ? m->rids[l] : "", head);
+    if (rc < 0) {
+      for (int j = head; j < head + l; j++)
+        if (s->in[j].have_cache) hd_rtp_cache_free(&s->in[j].cache);
+      s->n_in = head;
+      return rc;
+    }
+    s->in[head].layers[l] = head + l;
+  }
+  s->in[head].n_layers = nl;
+  s->n_in = head + nl;
   if (m->ext_twcc) s->ext_twcc = m->ext_twcc;
   if (m->ext_mid) s->ext_mid_in = m->ext_mid;
   if (m->ext_audio_level) s->ext_audio_level_in = m->ext_audio_level;
-  return idx;
+  if (m->ext_rid) s->ext_rid_in = m->ext_rid;
+  if (m->ext_rrid) s->ext_rrid_in = m->ext_rrid;
+  return head;
 }
 
 int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx_ssrc) {
@@ -107,6 +132,10 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   t->ext_audio_level = m->ext_audio_level;
   t->nack = m->nack;
   t->rtx_enabled = m->rtx_pt != 0 && t->rtx_ssrc != 0;
+  t->cur_in = t->want_in = -1;
+  hd_alloc_track_init(&t->alloc);
+  hd_vp8_rewriter_init(&t->vp8);
+  s->next_alloc = 0; /* a new track: choose its layer at the next timer */
   hd_rewriter_init(&t->rw, t->ssrc, t->clock);
   hd_rtp_send_stats_init(&t->sstats, t->ssrc, t->clock);
   t->rtx_seq = (uint16_t)hd_random_u32();
@@ -134,6 +163,7 @@ void hd_session_unbind_source(hd_session_t *s, const hd_session_t *src) {
 
 int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
   s->rtcp_ssrc = hd_random_u32() | 1;
+  hd_probe_init(&s->probe);
   s->next_rtcp = now + RTCP_INTERVAL;
   s->next_twcc = now + TWCC_INTERVAL;
   hd_seq_unwrapper_init(&s->twcc_unwrap);
@@ -187,20 +217,27 @@ static int in_track_for(hd_session_t *s, const hd_rtp_hdr_t *h, int *is_rtx) {
       return i;
     }
   }
-  /* unknown SSRC: the mid extension names the media section */
-  if (s->ext_mid_in) {
+  /* unknown SSRC: the mid extension names the media section, and in a
+   * simulcast section the rid (media) or repaired-rid (RTX) names the layer
+   * (RFC 8852 §3.1-3.2) */
+  if (s->ext_mid_in || s->ext_rid_in) {
     const uint8_t *d;
     size_t dl;
-    char mid[32];
-    if (hd_rtp_ext_find(h, s->ext_mid_in, &d, &dl) == 0 && hd_rtp_ext_string(d, dl, mid, sizeof mid) > 0) {
-      for (int i = 0; i < s->n_in; i++) {
-        hd_in_track_t *t = &s->in[i];
-        if (!t->active || strcmp(t->mid, mid)) continue;
-        if (h->pt == t->pt) return i;
-        if (t->rtx_pt && h->pt == t->rtx_pt) {
-          *is_rtx = 1;
-          return i;
-        }
+    char mid[32] = "", rid[16] = "", rrid[16] = "";
+    if (s->ext_mid_in && hd_rtp_ext_find(h, s->ext_mid_in, &d, &dl) == 0)
+      hd_rtp_ext_string(d, dl, mid, sizeof mid);
+    if (s->ext_rid_in && hd_rtp_ext_find(h, s->ext_rid_in, &d, &dl) == 0)
+      hd_rtp_ext_string(d, dl, rid, sizeof rid);
+    if (s->ext_rrid_in && hd_rtp_ext_find(h, s->ext_rrid_in, &d, &dl) == 0)
+      hd_rtp_ext_string(d, dl, rrid, sizeof rrid);
+    for (int i = 0; i < s->n_in && (mid[0] || rid[0] || rrid[0]); i++) {
+      hd_in_track_t *t = &s->in[i];
+      if (!t->active || (mid[0] && strcmp(t->mid, mid))) continue;
+      if (!mid[0] && !t->rid[0]) continue; /* without mid only a rid can name a track */
+      if (h->pt == t->pt && (!t->rid[0] || !strcmp(t->rid, rid))) return i;
+      if (t->rtx_pt && h->pt == t->rtx_pt && (!t->rid[0] || !strcmp(t->rid, rrid[0] ? rrid : rid))) {
+        *is_rtx = 1;
+        return i;
       }
     }
   }
@@ -250,6 +287,35 @@ static void twcc_record(hd_session_t *s, uint16_t seq, hd_time_t now) {
   s->twcc_last_ext = ext;
 }
 
+/* A layer's bitrate over HD_SESSION_RATE_WINDOW windows, for the allocator. */
+static void layer_rate_update(hd_in_track_t *t, size_t len, hd_time_t now) {
+  t->last_packet_at = now;
+  if (!t->rate_start) t->rate_start = now;
+  t->rate_bytes += len;
+  hd_time_t el = now - t->rate_start;
+  if (el >= HD_SESSION_RATE_WINDOW) {
+    /* smoothed over ~2 s: keyframes make single windows jump, and the
+     * allocator must not flap on them */
+    uint32_t w = (uint32_t)(t->rate_bytes * 8 * 1000000 / (uint64_t)el);
+    t->bps = t->bps ? (uint32_t)((t->bps * 3ull + w) / 4) : w;
+    t->rate_start = now;
+    t->rate_bytes = 0;
+  }
+}
+
+/* Whether this packet starts a keyframe (kept for the viewers' layer switches),
+ * and what a wanted keyframe's arrival settles. */
+static void note_keyframe(hd_in_track_t *t, const uint8_t *payload, size_t len) {
+  t->last_pkt_key = t->kind == HD_TRACK_VIDEO && hd_rtp_keyframe_start(t->codec, payload, len) == 1;
+  if (!t->last_pkt_key) return;
+  t->key_wanted_since = 0;
+  hd_vp8_desc_t d;
+  if (!strcasecmp(t->codec, "VP8") && hd_vp8_depay_parse(payload, len, &d) == 0 && d.width > 0) {
+    t->width = d.width;
+    t->height = d.height;
+  }
+}
+
 int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
                              size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c) {
   hd_rtp_hdr_t h;
@@ -296,9 +362,9 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
       }
       t->packets++;
       t->bytes += len;
+      layer_rate_update(t, len, now);
       if (h.payload_len == 0) return HD_EAGAIN; /* padding-only probe: nothing to forward */
-      if (t->key_wanted_since && hd_rtp_keyframe_start(t->codec, h.payload, h.payload_len) == 1)
-        t->key_wanted_since = 0;
+      note_keyframe(t, h.payload, h.payload_len);
       if (t->have_cache) hd_rtp_cache_put(&t->cache, buf, len, now);
       *out = h;
       return k;
@@ -325,8 +391,7 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
      * retransmission stream has its own SSRC and reports). */
     if (t->nack_enabled && hd_nack_gen_on_packet(&t->nack, oh.seq, now)) t->repairs++;
     if (t->have_cache) hd_rtp_cache_put(&t->cache, scratch, (size_t)n, now);
-    if (t->key_wanted_since && hd_rtp_keyframe_start(t->codec, oh.payload, oh.payload_len) == 1)
-      t->key_wanted_since = 0;
+    note_keyframe(t, oh.payload, oh.payload_len);
     *out = oh;
     return k;
   }
@@ -375,12 +440,40 @@ static int codec_matches(const hd_out_track_t *o, const hd_in_track_t *i) {
   return 1;
 }
 
-/* 1 if viewer track t follows publisher pub's track in_idx. */
+/* 1 if viewer track t follows publisher pub's track in_idx (any layer of it). */
 static int follows(const hd_out_track_t *t, const hd_session_t *pub, int in_idx) {
   if (!t->active) return 0;
-  if (t->src) return t->src == pub && t->src_in == in_idx;
+  int head = pub->in[in_idx].head;
+  if (t->src) return t->src == pub && t->src_in == head;
   if (!t->follow_room_pub || !pub->room_publisher) return 0;
-  return pub->in[in_idx].kind == t->kind && hd_session_first_in(pub, t->kind) == in_idx;
+  return pub->in[in_idx].kind == t->kind && hd_session_first_in(pub, t->kind) == head;
+}
+
+/* The group head an out track follows in pub (src_in, or for WHEP the room
+ * publisher's first track of its kind), or -1. */
+static int followed_head(const hd_out_track_t *t, const hd_session_t *pub) {
+  if (!pub) return -1;
+  int idx = t->src ? t->src_in : hd_session_first_in(pub, t->kind);
+  return idx >= 0 && idx < pub->n_in ? idx : -1;
+}
+
+/* Layer gate of a simulcast source: 1 if in_idx's packet goes to t now. A
+ * switch to the wanted layer happens on its keyframe (the subscriber's decoder
+ * cannot start a VP8/H.264 stream anywhere else). */
+static int layer_pass(hd_out_track_t *t, const hd_session_t *pub, int in_idx, hd_session_counters_t *c) {
+  const hd_in_track_t *head = &pub->in[pub->in[in_idx].head];
+  if (head->n_layers <= 1) return 1;
+  if (t->cur_in >= 0 && (t->cur_in >= pub->n_in || pub->in[t->cur_in].head != pub->in[in_idx].head))
+    t->cur_in = -1;     /* bound to another source since */
+  if (t->want_in < 0) { /* paused: nothing fits */
+    t->cur_in = -1;
+    return 0;
+  }
+  if (in_idx == t->cur_in) return 1;
+  if (in_idx != t->want_in || !pub->in[in_idx].last_pkt_key) return 0;
+  t->cur_in = in_idx;
+  if (c) c->layer_switches++;
+  return 1;
 }
 
 static void rtx_hist_mark(hd_out_track_t *t, uint16_t out_seq, hd_time_t now) {
@@ -400,6 +493,7 @@ static int wrap_rtx(hd_out_track_t *t, const uint8_t *pkt, size_t len, uint8_t *
 static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
                         const hd_rtp_hdr_t *h, hd_time_t now, hd_session_counters_t *c) {
   if (!codec_matches(t, &pub->in[in_idx])) return;
+  if (!layer_pass(t, pub, in_idx, c)) return;
   uint16_t seq, newest = t->rw.last_out_seq;
   uint32_t ts;
   int sent_before = t->rw.started && t->rw.packets > 0;
@@ -414,12 +508,15 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return;
   int n;
+  int vp8 = !strcasecmp(t->codec, "VP8");
   if (late && t->rtx_enabled) {
     uint8_t tmp[HD_DATAGRAM_MAX];
     n = build_out(t, pub, h, seq, ts, now, tmp, sizeof tmp);
+    if (n >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, tmp + n - h->payload_len, h->payload_len, 1);
     if (n >= 0) n = wrap_rtx(t, tmp, (size_t)n, out, cap);
   } else {
     n = build_out(t, pub, h, seq, ts, now, out, cap);
+    if (n >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, out + n - h->payload_len, h->payload_len, 1);
   }
   if (n < 0) return;
   if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
@@ -437,7 +534,7 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
 void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h,
                         hd_time_t now, hd_session_counters_t *c) {
   if (v->peer.state != HD_PEER_CONNECTED || v->closing || in_idx < 0 || in_idx >= pub->n_in) return;
-  if (pub->in[in_idx].muted) return;
+  if (pub->in[pub->in[in_idx].head].muted) return;
   for (int i = 0; i < v->n_out; i++)
     if (follows(&v->out[i], pub, in_idx)) forward_one(v, &v->out[i], pub, in_idx, h, now, c);
 }
@@ -476,7 +573,9 @@ void hd_session_request_keyframe_track(hd_session_t *pub, int in_idx, hd_time_t 
 /* The publisher session and track an out track follows right now (src may be NULL). */
 static hd_in_track_t *source_of(const hd_out_track_t *t, hd_session_t *room_pub, hd_session_t **pub_out) {
   hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
-  int idx = t->src ? t->src_in : (pub ? hd_session_first_in(pub, t->kind) : -1);
+  int idx = followed_head(t, pub);
+  /* a simulcast source: the layer being forwarded */
+  if (idx >= 0 && t->cur_in >= 0 && t->cur_in < pub->n_in && pub->in[t->cur_in].head == idx) idx = t->cur_in;
   *pub_out = pub;
   return pub && idx >= 0 && idx < pub->n_in ? &pub->in[idx] : NULL;
 }
@@ -494,6 +593,9 @@ static hd_time_t resend_interval(const hd_session_t *v) {
   hd_time_t iv = v->rtt * 3 / 4;
   return iv < HD_MS(5) ? HD_MS(5) : iv;
 }
+
+static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
+                     uint16_t out_seq, hd_time_t now);
 
 static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
                        hd_time_t now, hd_session_counters_t *c) {
@@ -524,29 +626,76 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
     }
     return;
   }
-  hd_rtp_hdr_t h;
-  if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) {
+  int n = send_copy(v, t, pub, orig, olen, out_seq, now);
+  if (n == HD_EPROTO) {
     t->nacks_unanswered++;
     c->nack_unrepairable++;
-    return;
   }
-  size_t cap;
-  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
-  if (!out) return;
-  uint8_t tmp[HD_DATAGRAM_MAX];
-  int n = build_out(t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
   if (n < 0) return;
-  if (t->rtx_enabled) {
-    n = wrap_rtx(t, tmp, (size_t)n, out, cap);
-    if (n < 0) return;
-  } else {
-    if ((size_t)n > cap) return;
-    memcpy(out, tmp, (size_t)n);
-  }
-  if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
   rtx_hist_mark(t, out_seq, now);
   t->retransmits++;
   c->retransmitted++;
+}
+
+/* Sends the viewer its copy of the cached source packet orig as out_seq: RTX
+ * where negotiated (RFC 4588 §4), else the packet again. Returns the bytes
+ * sent, HD_EPROTO when the packet is not of the stream being sent, or another
+ * negative error. */
+static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
+                     uint16_t out_seq, hd_time_t now) {
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) return HD_EPROTO;
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+  if (!out) return HD_ENOSPC;
+  uint8_t tmp[HD_DATAGRAM_MAX];
+  int n = build_out(t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
+  if (n < 0) return n;
+  if (!strcasecmp(t->codec, "VP8"))
+    hd_vp8_rewrite(&t->vp8, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
+  if (t->rtx_enabled) {
+    n = wrap_rtx(t, tmp, (size_t)n, out, cap);
+    if (n < 0) return n;
+  } else {
+    if ((size_t)n > cap) return HD_ENOSPC;
+    memcpy(out, tmp, (size_t)n);
+  }
+  int rc = hd_peer_tx_commit(&v->peer, (size_t)n, 0);
+  return rc < 0 ? rc : n;
+}
+
+/* Probe bytes (sfu/probe.h): RTX copies of the newest packets of the video
+ * the viewer receives, cycling back through the last 64. */
+static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd_time_t now,
+                       hd_session_counters_t *c) {
+  uint64_t sent = 0;
+  for (int round = 0; round < 64 && sent < due; round++) {
+    int any = 0;
+    for (int i = 0; i < v->n_out && sent < due; i++) {
+      hd_out_track_t *t = &v->out[i];
+      hd_session_t *pub;
+      hd_in_track_t *src = t->active && t->kind == HD_TRACK_VIDEO && t->rtx_enabled && t->packets
+                               ? source_of(t, room_pub, &pub)
+                               : NULL;
+      if (!src || !src->have_cache) continue;
+      int64_t ext = t->rw.src_max_ext - (int64_t)((v->probe_cursor + (unsigned)round) % 64);
+      if (ext < t->rw.src_base_ext) continue;
+      const uint8_t *orig;
+      size_t olen;
+      uint16_t src_seq = (uint16_t)ext;
+      if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
+      int n = send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), now);
+      if (n == HD_ENOSPC) return;
+      if (n > 0) {
+        sent += (uint64_t)n;
+        any = 1;
+      }
+    }
+    if (!any && round > 0 && sent == 0) break;
+  }
+  v->probe_cursor++;
+  v->probe.bytes_sent += sent;
+  c->probe_bytes += sent;
 }
 
 /* RTT to a viewer from a report block about one of our streams (RFC 3550
@@ -612,6 +761,15 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
         c->nack_received += (uint64_t)n;
         for (int i = 0; i < n; i++)
           retransmit(s, t, pub, seqs[i], now, c);
+      } else if (fb.pt == HD_RTCP_PSFB && fb.fmt == 15) { /* REMB: the viewer's own downlink estimate */
+        hd_rtcp_remb_t remb;
+        if (hd_rtcp_remb_parse(&fb, &remb) == 0) {
+          s->estimate_bps = remb.bitrate_bps;
+          s->estimate_at = now;
+          c->remb_received++;
+          hd_probe_on_estimate(&s->probe, s->estimate_bps, now);
+          hd_session_allocate(s, pub, now, c);
+        }
       } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == 1 || fb.fmt == 4)) { /* PLI / FIR, RFC 5104 */
         /* the keyframe of the track the viewer asks about (FIR names it in its FCI;
          * Chrome puts it in media_ssrc for PLI); unknown: all video of the publisher */
@@ -639,12 +797,107 @@ static hd_time_t key_retry_at(const hd_in_track_t *t) {
   return t->last_pli + iv;
 }
 
+/* A layer's bitrate for the allocator: measured, or while the first window is
+ * still open what it sent so far; 0 when it has not sent for a while. */
+static uint32_t layer_bps(const hd_in_track_t *t, hd_time_t now) {
+  if (!t->active || !t->last_packet_at || now - t->last_packet_at > HD_SESSION_LAYER_TIMEOUT) return 0;
+  if (t->bps) return t->bps;
+  hd_time_t el = now - t->rate_start;
+  uint64_t b = el > HD_MS(50) ? t->rate_bytes * 8 * 1000000 / (uint64_t)el : 0;
+  return b ? (uint32_t)b : 1;
+}
+
+void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c) {
+  if (v->kind == HD_SESSION_PUBLISH) return;
+  hd_alloc_track_t a[HD_SESSION_MAX_OUT];
+  int order[HD_SESSION_MAX_OUT][HD_SESSION_MAX_LAYERS], which[HD_SESSION_MAX_OUT];
+  size_t n = 0;
+  uint64_t fixed = 0; /* audio and single-layer video: forwarded whatever the estimate */
+  for (int i = 0; i < v->n_out; i++) {
+    hd_out_track_t *t = &v->out[i];
+    hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
+    int h = t->active ? followed_head(t, pub) : -1;
+    if (h < 0) continue;
+    const hd_in_track_t *head = &pub->in[h];
+    if (head->n_layers <= 1) {
+      fixed += layer_bps(head, now);
+      continue;
+    }
+    /* layers in ascending measured bitrate (the a=simulcast order says nothing of size) */
+    int nl = head->n_layers;
+    for (int l = 0; l < nl; l++) {
+      int idx = head->layers[l], j = l;
+      while (j > 0 && layer_bps(&pub->in[order[n][j - 1]], now) > layer_bps(&pub->in[idx], now)) {
+        order[n][j] = order[n][j - 1];
+        j--;
+      }
+      order[n][j] = idx;
+    }
+    hd_alloc_track_t *x = &a[n];
+    *x = t->alloc;
+    x->n_layers = nl;
+    x->cur = -1;
+    for (int l = 0; l < nl; l++) {
+      x->bps[l] = layer_bps(&pub->in[order[n][l]], now);
+      if (order[n][l] == t->want_in) x->cur = l;
+    }
+    if (x->up_target >= nl) x->up_target = -1;
+    which[n++] = i;
+  }
+  if (n == 0) return;
+  /* no estimate yet: the best layers (the first estimate corrects it within a second) */
+  uint64_t budget = UINT64_MAX / 4;
+  if (v->estimate_bps) {
+    uint64_t usable = v->estimate_bps * 9 / 10; /* headroom for RTX and RTCP */
+    budget = usable > fixed ? usable - fixed : 0;
+  }
+  hd_alloc_run(a, n, budget, now);
+  /* held back by the estimate? probe for the next step of the first track
+   * (by priority) that could go higher */
+  uint64_t sending = fixed + hd_alloc_used(a, n), goal = 0;
+  int best_prio = INT32_MIN;
+  for (size_t k = 0; k < n; k++) {
+    const hd_alloc_track_t *x = &a[k];
+    if (!x->visible || x->priority <= best_prio) continue;
+    int top = x->max_layer < x->n_layers - 1 ? x->max_layer : x->n_layers - 1;
+    for (int l = x->cur + 1; l <= top; l++) {
+      if (!x->bps[l]) continue;
+      uint64_t extra = x->bps[l] - (x->cur >= 0 && x->bps[x->cur] < x->bps[l] ? x->bps[x->cur] : 0);
+      goal = (sending + extra) * 10 / 9;
+      best_prio = x->priority;
+      break;
+    }
+  }
+  if (goal && v->estimate_bps && c && hd_probe_want(&v->probe, v->estimate_bps, sending, goal, now))
+    c->probes_started++;
+  for (size_t k = 0; k < n; k++) {
+    hd_out_track_t *t = &v->out[which[k]];
+    hd_session_t *pub = t->src ? t->src : room_pub;
+    uint64_t pauses = t->alloc.pauses;
+    t->alloc = a[k];
+    if (c && a[k].pauses > pauses) c->layer_pauses++;
+    int want = a[k].cur >= 0 ? order[k][a[k].cur] : -1;
+    if (want == t->want_in) continue;
+    HD_LOGD("sfu",
+            "session %s: track %s layer %d -> %d (estimate %llu bps, budget %llu, layers %u/%u/%u bps)",
+            v->id, t->mid, t->want_in, want, (unsigned long long)v->estimate_bps, (unsigned long long)budget,
+            a[k].bps[0], a[k].n_layers > 1 ? a[k].bps[1] : 0, a[k].n_layers > 2 ? a[k].bps[2] : 0);
+    t->want_in = want;
+    /* the wanted layer starts at its next keyframe: ask for one now */
+    if (want >= 0 && want != t->cur_in && c) hd_session_request_keyframe_track(pub, want, now, c);
+  }
+}
+
 hd_time_t hd_session_next_timeout(const hd_session_t *s) {
   hd_time_t t = hd_peer_next_timeout(&s->peer);
   if (s->peer.state == HD_PEER_CONNECTED) {
     t = hd_time_min(t, s->next_rtcp);
     if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
     if (s->kind == HD_SESSION_PUBLISH && s->remb_bps) t = hd_time_min(t, s->next_remb);
+    if (s->kind != HD_SESSION_PUBLISH && s->n_out) {
+      t = hd_time_min(t, s->next_alloc);
+      t = hd_time_min(t, hd_probe_next_timeout(&s->probe));
+    }
     for (int i = 0; i < s->n_in; i++) {
       const hd_in_track_t *in = &s->in[i];
       if (in->pli_pending) t = hd_time_min(t, in->last_pli + PLI_MIN_INTERVAL);
@@ -808,6 +1061,14 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
         hd_session_request_keyframe_track(s, i, now, c);
       }
     }
+  }
+  if (s->kind != HD_SESSION_PUBLISH && s->n_out && now >= s->next_alloc) {
+    hd_session_allocate(s, pub, now, c);
+    s->next_alloc = now + HD_SESSION_ALLOC_INTERVAL;
+  }
+  if (s->kind != HD_SESSION_PUBLISH && s->probe.active) {
+    uint64_t due = hd_probe_due(&s->probe, now);
+    if (due) send_probe(s, pub, due, now, c);
   }
   if (now >= s->next_rtcp) {
     send_reports(s, pub, now, wall, c);

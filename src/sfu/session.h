@@ -18,7 +18,10 @@
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
 #include "sfu/peer.h"
+#include "sfu/probe.h"
+#include "sfu/allocator.h"
 #include "sfu/rewriter.h"
+#include "sfu/vp8_rewriter.h"
 
 /* PUBLISH: client offers, we receive (WHIP, or a room participant's publisher
  * PC). PLAY: client offers, we send (WHEP). SUBSCRIBE: we offer, we send (a room
@@ -27,8 +30,13 @@ enum { HD_SESSION_PUBLISH = 1, HD_SESSION_PLAY = 2, HD_SESSION_SUBSCRIBE = 3 };
 enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 
 #define HD_SESSION_ID_LEN 16
-#define HD_SESSION_MAX_TRACKS 8 /* tracks a session receives (mic, camera, screen, ...) */
-#define HD_SESSION_MAX_OUT 32   /* tracks a session sends (a subscriber sees many publishers) */
+#define HD_SESSION_MAX_TRACKS                                                                                \
+  12 /* tracks a session receives (mic, camera, screen, ...; a simulcast layer counts as one) */
+#define HD_SESSION_MAX_LAYERS HD_ALLOC_MAX_LAYERS /* simulcast layers of one track (RFC 8853) */
+#define HD_SESSION_RATE_WINDOW HD_MS(500)         /* a layer's bitrate is measured over this */
+#define HD_SESSION_LAYER_TIMEOUT HD_SEC(1)        /* a layer that sent nothing this long is not live */
+#define HD_SESSION_ALLOC_INTERVAL HD_MS(500)      /* the allocator runs at least this often per subscriber */
+#define HD_SESSION_MAX_OUT 32 /* tracks a session sends (a subscriber sees many publishers) */
 #define HD_TWCC_MAX_PENDING 1024
 #define HD_SESSION_REMB_INTERVAL HD_SEC(1)
 #define HD_OUT_RTX_HIST 64 /* recent retransmissions remembered per viewer track (power of two) */
@@ -44,11 +52,27 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
  * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
- * payload type only this track uses. */
+ * payload type only this track uses.
+ *
+ * A simulcast track (RFC 8853: several RIDs in one media section) is one
+ * hd_in_track_t per layer, each with its own SSRC, cache, NACK and stats; the
+ * first is the group's head (what rooms and subscriptions refer to), and
+ * packets of the others are told apart by the rid / repaired-rid header
+ * extensions (RFC 8852) until their SSRCs are learned. */
 typedef struct {
   int active;
-  int kind;        /* HD_TRACK_AUDIO / HD_TRACK_VIDEO */
-  int media_index; /* into negotiated.media */
+  char rid[16];                      /* simulcast layer id, "" when the section has no simulcast */
+  int head;                          /* in[] index of the group's first layer (itself without simulcast) */
+  int n_layers;                      /* head only: layers of the group (1 without simulcast) */
+  int layers[HD_SESSION_MAX_LAYERS]; /* head only: in[] index of each layer, a=simulcast order */
+  /* measured: bits per second over the last HD_SESSION_RATE_WINDOW, and when the layer last sent */
+  uint32_t bps;
+  hd_time_t rate_start, last_packet_at;
+  uint64_t rate_bytes;
+  int width, height; /* VP8: from the last keyframe */
+  int last_pkt_key;  /* the packet just handed out starts a keyframe */
+  int kind;          /* HD_TRACK_AUDIO / HD_TRACK_VIDEO */
+  int media_index;   /* into negotiated.media */
   char mid[32];
   uint8_t pt, rtx_pt;
   char codec[16];
@@ -94,6 +118,12 @@ typedef struct {
   uint16_t rtx_seq;
   uint8_t ext_mid, ext_abs_send_time, ext_audio_level;
   char mid[32];
+  /* layer selection (simulcast sources): the layer forwarded now and the one
+   * the allocator wants (in[] indexes of the source; -1 = none / paused). A
+   * switch happens on a keyframe of the wanted layer. */
+  int cur_in, want_in;
+  hd_alloc_track_t alloc;
+  hd_vp8_rewriter_t vp8;
   hd_rewriter_t rw;
   hd_rtp_send_stats_t sstats;
   int nack, rtx_enabled;
@@ -127,6 +157,7 @@ struct hd_session {
   uint8_t ext_twcc;   /* publisher: transport-wide seq extension id (bundle-wide) */
   uint8_t ext_mid_in; /* publisher: mid extension id, for demux of unknown SSRCs */
   uint8_t ext_audio_level_in;
+  uint8_t ext_rid_in, ext_rrid_in; /* publisher: rid / repaired-rid extension ids (simulcast) */
   /* TWCC feedback state (publisher) */
   hd_rtcp_twcc_recv_t twcc[HD_TWCC_MAX_PENDING];
   size_t n_twcc;
@@ -142,6 +173,12 @@ struct hd_session {
   /* viewer: round trip to this peer from its RR (RFC 3550 §6.4.1 LSR/DLSR), 0 = unknown */
   hd_time_t rtt;
   uint64_t rtt_samples;
+  /* viewer: downlink estimate (REMB from the viewer for now), 0 = none yet; the
+   * allocator runs on each new estimate and every HD_SESSION_ALLOC_INTERVAL */
+  uint64_t estimate_bps;
+  hd_time_t estimate_at, next_alloc;
+  hd_probe_t probe; /* viewer: probing for headroom when the estimate holds layers back */
+  unsigned probe_cursor;
   int closing;
   int room_publisher; /* the WHIP publisher of its room (what WHEP viewers follow) */
   void *owner;        /* room participant owning this session, or NULL (WHIP/WHEP) */
@@ -157,6 +194,9 @@ typedef struct {
    * repair; viewer NACKs for what the node no longer has or never will;
    * keyframe requests made because a loss could not be repaired in time */
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
+  /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
+  uint64_t layer_switches, layer_pauses, remb_received;
+  uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h) */
 } hd_session_counters_t;
 
 /* Sets up tracks from the negotiation result. */
@@ -179,6 +219,9 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
  * that follows it. */
 void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h,
                         hd_time_t now, hd_session_counters_t *c);
+/* Runs the stream allocator for viewer v now (normally from the timer and on
+ * each estimate); exposed for tests. */
+void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c);
 /* Index of pub's first active track of `kind`, or -1. */
 int hd_session_first_in(const hd_session_t *pub, int kind);
 /* Handles decrypted RTCP from any session. For a viewer, `pub` is the room's

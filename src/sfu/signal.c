@@ -718,7 +718,8 @@ static int v_error(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
   int64_t code;
   const char *reason;
   if (vint(v, o, "", "code", 1, 100, 999, 0, &code) < 0 || vstr(v, o, "", "reason", 1, 1, 64, &reason) < 0 ||
-      vstr(v, o, "", "message", 1, 0, HD_SIGNAL_MAX_TEXT, &m->error.message) < 0)
+      vstr(v, o, "", "message", 1, 0, HD_SIGNAL_MAX_TEXT, &m->error.message) < 0 ||
+      vint32(v, o, "", "retry_after", 0, 1, 86400, 0, &m->error.retry_after) < 0)
     return -1;
   for (int c = 1; c < HD_SIGNAL_ERR_COUNT; c++)
     if (strcmp(reason, ERRS[c].reason) == 0) {
@@ -1128,6 +1129,7 @@ static void build_body(bctx_t *b, json_t *o, const hd_signal_msg_t *m) {
     bint(b, o, "code", ERRS[m->error.code].status);
     bstr(b, o, "reason", ERRS[m->error.code].reason);
     bstr(b, o, "message", m->error.message ? m->error.message : "");
+    if (m->error.retry_after > 0) bint(b, o, "retry_after", m->error.retry_after);
     break;
   case HD_SIGNAL_LEFT:
     benum(b, o, "reason", LEFT_REASONS, HD_SIGNAL_LEFT_COUNT, (int)m->left.reason);
@@ -1389,6 +1391,11 @@ int hd_signal_write_pong(const char *id, int64_t t, char *out, size_t cap) {
 
 int hd_signal_write_error(const char *id, hd_signal_errcode_t code, const char *message, char *out,
                           size_t cap) {
+  return hd_signal_write_error_retry(id, code, message, 0, out, cap);
+}
+
+int hd_signal_write_error_retry(const char *id, hd_signal_errcode_t code, const char *message,
+                                int retry_after, char *out, size_t cap) {
   char text[HD_SIGNAL_MAX_TEXT + 1], idbuf[HD_SIGNAL_MAX_ID + 1];
   MSG(HD_SIGNAL_ERROR);
   /* An error reply must go out even when what it quotes is junk: clean the
@@ -1400,6 +1407,7 @@ int hd_signal_write_error(const char *id, hd_signal_errcode_t code, const char *
   }
   m.error.code = code;
   m.error.message = text;
+  m.error.retry_after = retry_after;
   return hd_signal_write(&m, out, cap);
 }
 

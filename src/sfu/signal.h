@@ -274,6 +274,7 @@ typedef struct {
     struct {
       hd_signal_errcode_t code;
       const char *message; /* 0..HD_SIGNAL_MAX_TEXT bytes */
+      int retry_after;     /* seconds before trying again (503s); 0 = absent */
     } error;
     struct {
       hd_signal_left_reason_t reason;
@@ -372,6 +373,10 @@ int hd_signal_write_pong(const char *id, int64_t t, char *out, size_t cap);
 int hd_signal_write_error(const char *id, hd_signal_errcode_t code, const char *message, char *out,
                           size_t cap);
 /* Replies to a failed hd_signal_parse: code, message and id from *e. */
+/* The same with "retry_after" (seconds, > 0): for 503 refusals, how long to
+ * wait before trying again (docs/protocol.md "Error codes"). */
+int hd_signal_write_error_retry(const char *id, hd_signal_errcode_t code, const char *message,
+                                int retry_after, char *out, size_t cap);
 int hd_signal_write_parse_error(const hd_signal_error_t *e, char *out, size_t cap);
 int hd_signal_write_left(hd_signal_left_reason_t reason, const char *message, char *out, size_t cap);
 

@@ -281,9 +281,9 @@ int main(void) {
   g_loop = uv_default_loop();
   char url[128];
 
-  /* a port nobody listens on (the node's UDP media port has no TCP listener) */
-  const char *rp = getenv("HUDONG_RTC");
-  snprintf(url, sizeof url, "ws://127.0.0.1:%s/rtc", rp ? rp : "1");
+  /* a port nobody listens on (not the media port: its number also has the
+   * ICE-TCP listener, io/ice_tcp.h) */
+  snprintf(url, sizeof url, "ws://127.0.0.1:1/rtc");
   hd_ws_client_t *bad;
   hd_ws_client_config_t bc = {.on_close = fail_close};
   if (hd_ws_client_connect(&bad, g_loop, url, &bc) < 0) die("connect call failed");

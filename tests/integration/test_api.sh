@@ -351,8 +351,8 @@ check "201 from an allowed origin carries Access-Control-Allow-Origin" \
   test "$(header Access-Control-Allow-Origin)" = "https://app.example.com"
 check "201 exposes Location to scripts" eval 'header Access-Control-Expose-Headers | grep -q Location'
 
-post_sdp /whip/r "$TA" "$OFFER"
-expect "second publisher in the same room" 409 "room 'r' already has a publisher"
+post_sdp /whip/r "$(token --key appA --secret secretA --room r --identity carl --publish)" "$OFFER"
+expect "second publisher (another identity) in the same room" 409 "room 'r' already has a publisher"
 
 # -- tenant isolation: appB's room "r" is not appA's room "r"
 post_sdp /whep/r "$TB" "$TMP/recvonly.sdp"
@@ -469,11 +469,153 @@ http DELETE "$PUB_LOC" -H "Authorization: Bearer $TA"
 expect "DELETE it again" 404 'no such session'
 post_sdp /whep/r "$TA_SUB" "$TMP/recvonly.sdp"
 expect "WHEP after the publisher left" 404 "nothing is published in room 'r'"
+
+# -- a publisher gone without DELETE (tab closed) does not block its room
+# (issue 12 item 12): the same identity replaces it at once; another identity
+# once it has sent nothing for 5 s (HD_NODE_WHIP_STALE; no media flows here)
+post_sdp /whip/rr "$(token --key appA --secret secretA --room rr --identity dora --publish)" "$OFFER"
+OLD_LOC=$(header Location)
+post_sdp /whip/rr "$(token --key appA --secret secretA --room rr --identity dora --publish)" "$OFFER"
+expect "WHIP again with the same identity replaces the old publisher" 201 '^v=0'
+NEW_LOC=$(header Location)
+http DELETE "$OLD_LOC" -H "Authorization: Bearer $(token --key appA --secret secretA --room rr --identity dora --publish)"
+expect "the replaced session is gone" 404 'no such session'
+post_sdp /whip/rr "$(token --key appA --secret secretA --room rr --identity eve --publish)" "$OFFER"
+expect "another identity while the publisher is fresh" 409 "already has a publisher"
+sleep 5.2
+post_sdp /whip/rr "$(token --key appA --secret secretA --room rr --identity eve --publish)" "$OFFER"
+expect "another identity after 5 s of silence from the publisher replaces it" 201 '^v=0'
+http DELETE "$(header Location)" -H "Authorization: Bearer $(token --key appA --secret secretA --room rr --identity eve --publish)"
+expect "DELETE the replacing session" 200 'session ended'
 http GET /metrics
 check "/metrics shows no sessions after DELETE" grep -qF 'hudong_sessions{kind="publish"} 0' "$TMP/body"
 
 stop_server "configured node"
 check "server log says stopped" grep -q 'hudong: stopped' "$TMP/server.log"
+
+# ---------------------------------------------------------------- session caps
+
+# Issue 12 item 7: one token (identity) or one app cannot take the node's
+# sessions; every capacity refusal is 503 with Retry-After (WHIP/WHEP) or
+# 503 node_full with retry_after (/rtc), and another app still gets in.
+cat >"$TMP/caps.json" <<EOF
+{
+  "apps": [{"key": "appA", "secret": "secretA"}, {"key": "appB", "secret": "secretB"}],
+  "max_sessions": 8, "max_sessions_per_app": 4, "max_sessions_per_identity": 2,
+  "room_empty_timeout_s": 0
+}
+EOF
+if start_server "$TMP/caps.log" --config "$TMP/caps.json" --media-workers 3; then
+  for rm in c1 c2 c3; do
+    post_sdp "/whip/$rm" "$(token --key appA --secret secretA --room $rm --identity viewer --publish)" "$OFFER"
+    eval "ST_$rm=$STATUS"
+  done
+  check "one identity: 2 sessions (rooms on different workers), the third refused: $ST_c1 $ST_c2 $ST_c3" \
+    test "$ST_c1 $ST_c2 $ST_c3" = "201 201 503"
+  expect "per-identity cap: 503 naming the identity and the key" 503 \
+    "identity 'viewer' is at its session limit \(2, max_sessions_per_identity\)"
+  check "per-identity 503 carries Retry-After: 5 ($(header Retry-After))" test "$(header Retry-After)" = 5
+  post_sdp /whip/c3 "$(token --key appA --secret secretA --room c3 --identity w --publish)" "$OFFER"
+  post_sdp /whip/c4 "$(token --key appA --secret secretA --room c4 --identity w --publish)" "$OFFER"
+  expect "another identity of the same app" 201 '^v=0'
+  post_sdp /whip/c5 "$(token --key appA --secret secretA --room c5 --identity x --publish)" "$OFFER"
+  expect "per-app cap (4 of the node's 8)" 503 "app 'appA' is at its session limit \(4, max_sessions_per_app\)"
+  check "per-app 503 carries Retry-After: 5" test "$(header Retry-After)" = 5
+  post_sdp /whip/c5 "$(token --key appB --secret secretB --room c5 --identity y --publish)" "$OFFER"
+  expect "another app is not starved" 201 '^v=0'
+  # /rtc: a join of the full app gets 503 node_full with retry_after and close 1013
+  WSDIR="$(cd "$(dirname "$0")" && pwd)"
+  out=$(python3 - "${URL##*:}" "$(token --key appA --secret secretA --room c6 --identity z --publish)" "$WSDIR" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[3])
+from wsclient import WS
+ws = WS(int(sys.argv[1]), "/rtc")
+ws.send_text(json.dumps({"type": "join", "id": "1", "token": sys.argv[2]}))
+m = ws.recv()
+c = ws.recv()
+print(m[1] if m[0] == "text" else m)
+print("close %s" % (c[1] if c[0] == "close" else c))
+PY
+)
+  if echo "$out" | grep -q '"code":503' && echo "$out" | grep -q '"reason":"node_full"' &&
+    echo "$out" | grep -q '"retry_after":5' && echo "$out" | grep -q 'close 1013'; then
+    pass "/rtc join of the full app: 503 node_full with retry_after 5, closed 1013"
+  else
+    fail "/rtc join of the full app: 503 node_full with retry_after 5, closed 1013" "$out"
+  fi
+  stop_server "capped node"
+else
+  fail "could not start hudong serve with session caps"
+fi
+
+# ---------------------------------------------------------------- a first-time user's CLI
+
+# Issue 12 item 11: what a new user following the README runs.
+out=$("$HUDONG" --version 2>/dev/null)
+rc=$?
+if [ $rc = 0 ] && echo "$out" | grep -Eq '^hudong [0-9]+\.[0-9]+\.[0-9]+$'; then pass "hudong --version: '$out', exit 0"; else
+  fail "hudong --version" "exit $rc, output: $out"; fi
+for cmd in "" serve token pub sub netem "bench load"; do
+  # shellcheck disable=SC2086
+  out=$("$HUDONG" $cmd --help 2>/dev/null)
+  rc=$?
+  if [ $rc = 0 ] && echo "$out" | grep -q '^usage: hudong'; then pass "hudong $cmd --help: usage on stdout, exit 0"; else
+    fail "hudong $cmd --help: usage on stdout, exit 0" "exit $rc, stdout: $(echo "$out" | head -2)"; fi
+done
+out=$("$HUDONG" serve --bogus 2>&1 >/dev/null)
+if echo "$out" | grep -q "unknown option '--bogus'"; then pass "a usage error goes to stderr"; else
+  fail "a usage error goes to stderr" "$out"; fi
+out=$("$HUDONG" serve --config "$TMP/no-such-config.json" 2>&1)
+rc=$?
+if [ $rc != 0 ] && echo "$out" | grep -q "cannot open config $TMP/no-such-config.json: No such file or directory" &&
+  ! echo "$out" | grep -q 'line -1'; then pass "a missing config file: 'cannot open config FILE: No such file...'"; else
+  fail "a missing config file" "exit $rc, output: $out"; fi
+# the HTTP port is taken: an error and exit 1, not "serving" without a listener
+BUSY=$(free_port)
+python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("up", flush=True); time.sleep(20)' "$BUSY" >"$TMP/busy.out" &
+BUSY_PID=$!
+for _ in $(seq 1 50); do grep -q up "$TMP/busy.out" 2>/dev/null && break; sleep 0.1; done
+out=$(timeout 10 "$HUDONG" serve --dev --listen "127.0.0.1:$BUSY" --rtc-port 0 --rtm-db :memory: 2>&1)
+rc=$?
+kill "$BUSY_PID" 2>/dev/null
+wait "$BUSY_PID" 2>/dev/null
+if [ $rc = 1 ] && echo "$out" | grep -q "cannot listen on 127.0.0.1:$BUSY: Address already in use" &&
+  ! echo "$out" | grep -q 'serving'; then pass "serve on a taken HTTP port: 'cannot listen on HOST:PORT: <reason>', exit 1"; else
+  fail "serve on a taken HTTP port" "exit $rc, output: $out"; fi
+if start_server "$TMP/cli.log" --dev --media-workers 1 --rtm-db :memory:; then
+  HP=${URL##*:}
+  TPUB=$(token --key devkey --secret devsecret --room cli --identity u1 --publish --subscribe)
+  for u in "http://127.0.0.1:$HP" "http://127.0.0.1:$HP/" "http://127.0.0.1:$HP/rtc" "ws://127.0.0.1:$HP" \
+    "ws://127.0.0.1:$HP/rtc"; do
+    out=$(timeout 30 "$HUDONG" pub --url "$u" --token "$TPUB" --tone 440 --duration 0.5 2>&1)
+    rc=$?
+    if [ $rc = 0 ] && echo "$out" | grep -q joined; then pass "pub --url $u: joins and publishes, exit 0"; else
+      fail "pub --url $u" "exit $rc, output: $(echo "$out" | tail -3)"; fi
+  done
+  out=$(timeout 30 "$HUDONG" sub --url "http://127.0.0.1:$HP" --token "$TPUB" --out "$TMP/subout" --duration 0.5 2>&1)
+  rc=$?
+  if [ $rc = 0 ] && echo "$out" | grep -q joined; then pass "sub --url http://host:port: exit 0"; else
+    fail "sub --url http://host:port" "exit $rc, output: $(echo "$out" | tail -3)"; fi
+  out=$(timeout 60 "$HUDONG" bench load --target hudong --url "http://127.0.0.1:$HP" --key devkey --secret devsecret \
+    --room clib --publishers 1 --subscribers 1 --duration 1 --warmup 0 --audio-only --quiet 2>&1)
+  rc=$?
+  if [ $rc = 0 ] && echo "$out" | grep -q 'subscriber legs 1/1 up'; then pass "bench load --url http://host:port: exit 0"; else
+    fail "bench load --url http://host:port" "exit $rc, output: $(echo "$out" | tail -3)"; fi
+  out=$("$HUDONG" pub --url "gopher://127.0.0.1:$HP" --token "$TPUB" --tone 440 2>&1)
+  rc=$?
+  if [ $rc = 2 ] && echo "$out" | grep -q "unknown scheme 'gopher'"; then pass "pub --url with an unknown scheme: exit 2 naming it"; else
+    fail "pub --url with an unknown scheme" "exit $rc, output: $out"; fi
+  TSUB=$(token --key devkey --secret devsecret --room cli --identity u2 --subscribe)
+  out=$(timeout 30 "$HUDONG" pub --url "http://127.0.0.1:$HP" --token "$TSUB" --tone 440 --duration 1 2>&1)
+  rc=$?
+  if [ $rc = 1 ] && echo "$out" | grep -q "this token cannot publish (it lacks canPublish)" &&
+    echo "$out" | grep -q -- '--publish'; then pass "pub with a token without publish rights: says so, exit 1"; else
+    fail "pub with a token without publish rights" "exit $rc, output: $out"; fi
+  stop_server "CLI node"
+else
+  fail "could not start hudong serve --dev for the CLI checks"
+fi
 
 # ---------------------------------------------------------------- --dev mode
 

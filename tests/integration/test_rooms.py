@@ -924,6 +924,28 @@ def test_admin():
     names = sorted(r.get("name") for r in (js or {}).get("rooms", []))
     check(st == 200 and names == ["bonly"], "app B's admin sees only app B's rooms", (st, text[:300]))
 
+    # a token scoped to one room sees that room only (issue 12 item 8), on every endpoint
+    adm_other = mint("appA", "ops2", "otherroom", admin=True, join=False)
+    o1 = new_client("appA", "o1", "otherroom")
+    st, js, text = api("GET", "/admin/rooms", adm_other)
+    names = sorted(r.get("name") for r in (js or {}).get("rooms", []))
+    check(st == 200 and names == ["otherroom"], "a room-scoped admin token lists only its own room", (st, text[:300]))
+    adm_room = mint("appA", "ops3", room, admin=True, join=False)
+    st, js, text = api("GET", "/admin/rooms", adm_room)
+    names = sorted(r.get("name") for r in (js or {}).get("rooms", []))
+    check(st == 200 and names == [room], "... and so does a token for room %s" % room, (st, text[:300]))
+    for method, path, body in (("GET", "/admin/rooms/%s/participants" % room, None),
+                               ("DELETE", "/admin/rooms/%s/participants/u2" % room, None),
+                               ("POST", "/admin/rooms/%s/participants/u1/mute" % room, {"track_sid": "x"}),
+                               ("DELETE", "/admin/rooms/%s" % room, None),
+                               ("POST", "/admin/rooms", {"name": "elsewhere", "empty_timeout_s": 5})):
+        st, js, text = api(method, path, adm_other, body)
+        check(st == 403 and "token is for room otherroom" in text,
+              "%s %s with a token for another room -> 403" % (method, path), (st, text[:200]))
+    if o1:
+        leave_by(o1, "leave")
+        o1.close()
+
     st, js, text = api("GET", "/admin/rooms/%s/participants" % room, adm_a)
     ps = {p.get("identity"): p for p in (js or {}).get("participants", [])}
     check(st == 200 and sorted(ps) == ["u1", "u2", "u3"] and ps["u1"].get("sid") == u1.sid and

@@ -253,6 +253,47 @@ static void test_consent_expiry(void **st) {
   free(w);
 }
 
+/* A WHIP publisher that still sends keeps its room against another identity
+ * (409) however long it lives; once nothing arrives from it for 5 s, a new
+ * publish replaces it, and the viewer carries on with the new publisher
+ * (issue 12 item 12: a tab closed without DELETE must not block the room). */
+static void test_whip_takeover_of_silent_publisher(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(8)); /* well past HD_NODE_WHIP_STALE since the session was created */
+  char err[512], id[HD_SESSION_ID_LEN + 1];
+  static char answer[65536];
+  static char offer[16384];
+  assert_true(hd_rtc_client_offer(w->p[0].c, offer, sizeof offer) > 0);
+  assert_int_equal(hd_node_create_session_as(w->node, HD_SESSION_PUBLISH, "app", "someone-else", "r", offer,
+                                             strlen(offer), w->now, answer, sizeof answer, id, err,
+                                             sizeof err),
+                   HD_ESTATE);
+  assert_non_null(strstr(err, "already has a publisher"));
+  /* the publisher's uplink goes dead (tab closed: no media, no consent) */
+  hd_link_params_t dead = {.delay = DELAY, .loss = 1.0};
+  hd_link_set(&w->p[0].up, &dead);
+  run_for(w, HD_SEC(4));
+  assert_int_equal(hd_node_create_session_as(w->node, HD_SESSION_PUBLISH, "app", "someone-else", "r", offer,
+                                             strlen(offer), w->now, answer, sizeof answer, id, err,
+                                             sizeof err),
+                   HD_ESTATE); /* 4 s of silence: not yet */
+  run_for(w, HD_SEC(2));
+  assert_int_equal(hd_node_create_session_as(w->node, HD_SESSION_PUBLISH, "app", "someone-else", "r", offer,
+                                             strlen(offer), w->now, answer, sizeof answer, id, err,
+                                             sizeof err),
+                   0);
+  assert_null(hd_node_session(w->node, w->p[0].id)); /* the old one is gone */
+  assert_non_null(hd_node_session(w->node, id));
+  assert_int_equal(hd_node_session_count(w->node, HD_SESSION_PUBLISH), 1);
+  assert_non_null(hd_node_session(w->node, w->p[1].id)); /* the viewer stays */
+  world_free(w);
+  free(w);
+}
+
 /* ---- (e) publisher restarts ---- */
 
 static void test_publisher_restart(void **st) {
@@ -577,15 +618,11 @@ static void test_empty_room_timeout(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_forward_two_viewers),
-      cmocka_unit_test(test_late_viewer_pli),
-      cmocka_unit_test(test_nack_rtx_recovery),
-      cmocka_unit_test(test_uplink_nack_repair),
-      cmocka_unit_test(test_consent_expiry),
-      cmocka_unit_test(test_publisher_restart),
-      cmocka_unit_test(test_garbage),
-      cmocka_unit_test(test_errors_and_isolation),
-      cmocka_unit_test(test_remb_cap),
+      cmocka_unit_test(test_forward_two_viewers),  cmocka_unit_test(test_late_viewer_pli),
+      cmocka_unit_test(test_nack_rtx_recovery),    cmocka_unit_test(test_uplink_nack_repair),
+      cmocka_unit_test(test_consent_expiry),       cmocka_unit_test(test_whip_takeover_of_silent_publisher),
+      cmocka_unit_test(test_publisher_restart),    cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_errors_and_isolation), cmocka_unit_test(test_remb_cap),
       cmocka_unit_test(test_empty_room_timeout),
   };
   return cmocka_run_group_tests(tests, node_world_setup_all, node_world_teardown_all);

@@ -11,7 +11,9 @@
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
 #include "proto/token.h"
+#include "proto/turn_cred.h"
 #include "sfu/node.h"
+#include "sfu/session.h"
 #include "sfu/signal.h"
 
 #define MAX_MSGS 64
@@ -69,6 +71,24 @@ static int setup(void **st) {
   return hd_node_new(&g_node, &cfg, g_cert);
 }
 
+/* Session caps (issue 12 item 7): at most 3 sessions per app, 2 per identity. */
+static int setup_caps(void **st) {
+  (void)st;
+  memset(g_conn, 0, sizeof g_conn);
+  memset(g_events, 0, sizeof g_events);
+  g_now = HD_SEC(100);
+  if (!g_cert && hd_dtls_cert_generate(&g_cert) < 0) return -1;
+  hd_node_config_t cfg = {.rtc_ip = "127.0.0.1",
+                          .rtc_port = 7881,
+                          .max_sessions = 10,
+                          .max_sessions_per_app = 3,
+                          .max_sessions_per_identity = 2,
+                          .signal_send = on_send,
+                          .signal_close = on_close,
+                          .on_event = on_event};
+  return hd_node_new(&g_node, &cfg, g_cert);
+}
+
 static int teardown(void **st) {
   (void)st;
   hd_node_free(g_node);
@@ -115,6 +135,47 @@ static int find(int i, const char *type, int from) {
   for (int m = from; m < g_conn[i].n; m++)
     if (strstr(g_conn[i].msgs[m], pat)) return m;
   return -1;
+}
+
+/* With a TURN server configured, "joined" hands it out with a credential
+ * minted for the participant's identity, valid turn_ttl seconds (docs/turn.md);
+ * without, there is no ice_servers. */
+static void test_join_ice_servers(void **st) {
+  (void)st;
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  hd_signal_msg_t m;
+  hd_signal_error_t e;
+  assert_int_equal(hd_signal_parse(g_conn[0].msgs[0], strlen(g_conn[0].msgs[0]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  assert_int_equal(m.joined.n_ice_servers, 0);
+  hd_signal_msg_free(&m);
+  hd_node_free(g_node);
+  static const char *const urls[] = {"turns:turn.example.org:5349?transport=tcp",
+                                     "turn:turn.example.org:3478"};
+  hd_node_config_t cfg = {.rtc_ip = "127.0.0.1",
+                          .rtc_port = 7881,
+                          .signal_send = on_send,
+                          .signal_close = on_close,
+                          .turn_urls = urls,
+                          .n_turn_urls = 2,
+                          .turn_secret = "turn-shared-secret-0123",
+                          .turn_ttl = 600};
+  assert_int_equal(hd_node_new(&g_node, &cfg, g_cert), 0);
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(hd_signal_parse(g_conn[1].msgs[0], strlen(g_conn[1].msgs[0]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  assert_int_equal(m.type, HD_SIGNAL_JOINED);
+  assert_int_equal(m.joined.n_ice_servers, 1);
+  const hd_signal_ice_server_t *is = &m.joined.ice_servers[0];
+  assert_int_equal(is->n_urls, 2);
+  assert_string_equal(is->urls[0], urls[0]);
+  assert_string_equal(is->urls[1], urls[1]);
+  char user[64], cred[HD_TURN_CRED_LEN];
+  assert_int_equal(
+      hd_turn_cred_mint("turn-shared-secret-0123", "bob", UNIX_NOW + 600, user, sizeof user, cred), 0);
+  assert_string_equal(is->username, "1800000600:bob");
+  assert_string_equal(is->credential, cred);
+  hd_signal_msg_free(&m);
 }
 
 static void test_join_presence_and_tokens(void **st) {
@@ -344,12 +405,266 @@ static void test_data_limits_duplicates(void **st) {
   assert_int_equal(g_conn[0].closed, 1001); /* going away (docs/protocol.md Connection) */
 }
 
+/* Answers the last subscriber_offer on connection i as a receive-only client. */
+static void answer_sub(int i) {
+  int o = -1;
+  for (int k = 0; k < g_conn[i].n; k++)
+    if (strstr(g_conn[i].msgs[k], "\"type\":\"subscriber_offer\"")) o = k;
+  assert_true(o >= 0);
+  hd_signal_msg_t m;
+  hd_signal_error_t e;
+  assert_int_equal(hd_signal_parse(g_conn[i].msgs[o], strlen(g_conn[i].msgs[o]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  hd_sdp_t *offer = malloc(sizeof *offer), *ans = malloc(sizeof *ans);
+  hd_sdp_negotiated_t *neg = malloc(sizeof *neg);
+  char err[256];
+  assert_int_equal(
+      hd_sdp_parse(offer, m.subscriber_offer.sdp, strlen(m.subscriber_offer.sdp), err, sizeof err), 0);
+  hd_signal_msg_free(&m);
+  hd_sdp_answer_params_t ap = {.ice_ufrag = "bobufrag",
+                               .ice_pwd = "bobpasswordbobpassword",
+                               .fingerprint_sha256 = hd_dtls_cert_fingerprint(g_cert),
+                               .cand_ip = "127.0.0.1",
+                               .cand_port = 50000,
+                               .direction = HD_SDP_RECVONLY};
+  int nrc = hd_sdp_negotiate(offer, &ap, ans, neg, err, sizeof err);
+  if (nrc < 0) fprintf(stderr, "negotiate: %s\n", err);
+  assert_int_equal(nrc, 0);
+  static char ans_text[32000], sdpj[32000], msg[40000];
+  assert_true(hd_sdp_write(ans, ans_text, sizeof ans_text) > 0);
+  json_str(ans_text, sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg, "{\"type\":\"subscriber_answer\",\"sdp\":%s}", sdpj);
+  assert_int_equal(send_msg(i, msg), 0);
+  assert_int_equal(find(i, "error", o), -1);
+  free(offer);
+  free(ans);
+  free(neg);
+}
+
+static void publish_tracks(int i, const char *id, int with_cam) {
+  static char msg[40000], sdpj[32000];
+  json_str(load_offer(), sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg,
+           "{\"type\":\"publish_offer\",\"id\":\"%s\",\"sdp\":%s,\"tracks\":["
+           "{\"cid\":\"mic\",\"mid\":\"0\",\"kind\":\"audio\",\"source\":\"microphone\"}%s]}",
+           id, sdpj,
+           with_cam ? ",{\"cid\":\"cam\",\"mid\":\"1\",\"kind\":\"video\",\"source\":\"camera\"}" : "");
+  assert_int_equal(send_msg(i, msg), 0);
+  assert_true(find(i, "publish_answer", 0) >= 0);
+}
+
+/* docs/protocol.md "Ordering" (issue 12 item 13): the subscriber offer that
+ * drops a track comes after track_unpublished / participant_left, for a track
+ * taken out of a publish_offer, for a participant who leaves, and for one whose
+ * publisher transport fails. */
+static void test_removal_order(void **st) {
+  (void)st;
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  publish_tracks(0, "p1", 1);
+  answer_sub(1);
+  /* alice stops her camera */
+  clear(&g_conn[1]);
+  publish_tracks(0, "p2", 0);
+  int u = find(1, "track_unpublished", 0), o = find(1, "subscriber_offer", 0);
+  assert_true(u >= 0 && o >= 0);
+  assert_true(u < o);
+  answer_sub(1);
+  /* alice leaves */
+  clear(&g_conn[1]);
+  assert_true(send_msg(0, "{\"type\":\"leave\"}") < 0);
+  int l = find(1, "participant_left", 0);
+  o = find(1, "subscriber_offer", 0);
+  assert_true(l >= 0 && o >= 0);
+  assert_true(l < o);
+  /* carol publishes; her publisher transport fails (it never connects: the
+   * ICE connect timeout, 30 s): unpublished, then the offer. dave subscribes
+   * 20 s later, so his own subscriber PC is not timed out with hers. */
+  assert_int_equal(join(2, token("appA", "r", "carol", 1, 1, 0, 0, 0)), 0);
+  publish_tracks(2, "p3", 1);
+  g_now += HD_SEC(20);
+  hd_node_handle_timeout(g_node, g_now);
+  assert_int_equal(join(3, token("appA", "r", "dave", 1, 1, 0, 0, 0)), 0);
+  answer_sub(3);
+  clear(&g_conn[3]);
+  g_now += HD_SEC(15);
+  hd_node_handle_timeout(g_node, g_now);
+  u = find(3, "track_unpublished", 0);
+  o = find(3, "subscriber_offer", 0);
+  assert_true(u >= 0 && o >= 0);
+  assert_true(u < o);
+}
+
+static int whip_as(const char *app, const char *identity, const char *room, char *err, size_t errcap,
+                   char id[HD_SESSION_ID_LEN + 1]) {
+  static char answer[65536];
+  const char *offer = load_offer();
+  return hd_node_create_session_as(g_node, HD_SESSION_PUBLISH, app, identity, room, offer, strlen(offer),
+                                   g_now, answer, sizeof answer, id, err, errcap);
+}
+
+/* One tenant or one token cannot take the node's sessions (issue 12 item 7):
+ * per-identity and per-app caps on WHIP and on /rtc (join, publish_offer), each
+ * refusal a 503 with a retry hint; another app is never starved; every count
+ * is given back. */
+static void test_session_caps(void **st) {
+  (void)st;
+  char err[256], id[8][HD_SESSION_ID_LEN + 1];
+  hd_quota_t *q = hd_node_quota(g_node);
+  assert_int_equal(whip_as("appA", "viewer", "w1", err, sizeof err, id[0]), 0);
+  assert_int_equal(whip_as("appA", "viewer", "w2", err, sizeof err, id[1]), 0);
+  /* a third session for the same token identity: refused whatever the room */
+  assert_int_equal(whip_as("appA", "viewer", "w3", err, sizeof err, id[2]), HD_ENOSPC);
+  assert_non_null(strstr(err, "identity 'viewer' is at its session limit (2"));
+  assert_int_equal(hd_quota_identity_count(q, "appA", "viewer"), 2);
+  assert_int_equal(whip_as("appA", "u", "w3", err, sizeof err, id[2]), 0);
+  /* the app's cap (3) */
+  assert_int_equal(whip_as("appA", "x", "w4", err, sizeof err, id[3]), HD_ENOSPC);
+  assert_non_null(strstr(err, "app 'appA' is at its session limit (3"));
+  assert_int_equal(hd_quota_app_count(q, "appA"), 3);
+  /* another app still gets in (the node has 10) */
+  assert_int_equal(whip_as("appB", "y", "w1", err, sizeof err, id[4]), 0);
+  /* /rtc: a join of the full app is refused at the door: 503 node_full, retry hint, closed */
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), HD_ENOSPC);
+  assert_non_null(strstr(g_conn[0].msgs[0], "\"code\":503"));
+  assert_non_null(strstr(g_conn[0].msgs[0], "\"reason\":\"node_full\""));
+  assert_non_null(strstr(g_conn[0].msgs[0], "\"retry_after\":5"));
+  assert_null(g_conn[0].p);
+  clear(&g_conn[0]);
+  /* a place frees up: alice joins; then it is taken again before she publishes */
+  assert_int_equal(hd_node_delete_session(g_node, HD_SESSION_PUBLISH, "appA", "w3", id[2], g_now), 0);
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(whip_as("appA", "u", "w3", err, sizeof err, id[2]), 0);
+  static char msg[40000], sdpj[32000];
+  json_str(load_offer(), sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg,
+           "{\"type\":\"publish_offer\",\"id\":\"p1\",\"sdp\":%s,\"tracks\":["
+           "{\"cid\":\"mic\",\"mid\":\"0\",\"kind\":\"audio\",\"source\":\"microphone\"}]}",
+           sdpj);
+  clear(&g_conn[0]);
+  assert_int_equal(send_msg(0, msg), 0); /* the connection stays */
+  int e = find(0, "error", 0);
+  assert_true(e >= 0);
+  hd_signal_msg_t m;
+  hd_signal_error_t pe;
+  assert_int_equal(
+      hd_signal_parse(g_conn[0].msgs[e], strlen(g_conn[0].msgs[e]), HD_SIGNAL_FROM_NODE, &m, &pe), 0);
+  assert_int_equal(m.error.code, HD_SIGNAL_ERR_NODE_FULL); /* not 400 "no space" */
+  assert_int_equal(m.error.retry_after, HD_NODE_RETRY_AFTER_S);
+  assert_non_null(strstr(m.error.message, "app 'appA'"));
+  assert_string_equal(m.id, "p1");
+  hd_signal_msg_free(&m);
+  assert_non_null(g_conn[0].p);
+  /* once there is room again the same offer is served */
+  assert_int_equal(hd_node_delete_session(g_node, HD_SESSION_PUBLISH, "appA", "w3", id[2], g_now), 0);
+  clear(&g_conn[0]);
+  assert_int_equal(send_msg(0, msg), 0);
+  assert_true(find(0, "publish_answer", 0) >= 0);
+  assert_int_equal(hd_quota_app_count(q, "appA"), 3);
+  assert_int_equal(hd_quota_identity_count(q, "appA", "alice"), 1);
+  /* everything given back */
+  hd_node_close_all(g_node, "test end");
+  assert_int_equal(hd_quota_app_count(q, "appA"), 0);
+  assert_int_equal(hd_quota_app_count(q, "appB"), 0);
+  assert_int_equal(hd_quota_identity_count(q, "appA", "viewer"), 0);
+}
+
+/* WHIP/WHEP and /rtc rooms of the same name are one room (issue 12 item 12):
+ * a WHIP publisher appears to participants as a participant (its token
+ * identity) with its tracks, and they receive it; it leaves when its session
+ * ends; a WHEP viewer in a room without WHIP plays the first participant who
+ * publishes; closing the room ends everything. */
+static void test_whip_whep_in_rtc_room(void **st) {
+  (void)st;
+  char err[256], wid[HD_SESSION_ID_LEN + 1], vid[HD_SESSION_ID_LEN + 1];
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  clear(&g_conn[0]);
+  assert_int_equal(whip_as("appA", "obs-studio", "r", err, sizeof err, wid), 0);
+  int j = find(0, "participant_joined", 0), t = find(0, "track_published", 0),
+      o = find(0, "subscriber_offer", 0);
+  assert_true(j >= 0 && t > j && o > t);
+  assert_non_null(strstr(g_conn[0].msgs[j], "\"identity\":\"obs-studio\""));
+  hd_signal_msg_t m;
+  hd_signal_error_t pe;
+  assert_int_equal(
+      hd_signal_parse(g_conn[0].msgs[o], strlen(g_conn[0].msgs[o]), HD_SIGNAL_FROM_NODE, &m, &pe), 0);
+  assert_int_equal(m.subscriber_offer.n_tracks, 2); /* its audio and video */
+  hd_signal_msg_free(&m);
+  answer_sub(0);
+  /* a later joiner finds it in joined, with its tracks */
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  assert_non_null(strstr(g_conn[1].msgs[0], "\"identity\":\"obs-studio\""));
+  assert_true(find(1, "subscriber_offer", 0) >= 0);
+  answer_sub(1);
+  char *js = hd_node_admin_participants_json(g_node, "appA", "r");
+  assert_non_null(strstr(js, "obs-studio"));
+  free(js);
+  /* a /rtc join with the WHIP publisher's identity does not kick it */
+  assert_int_equal(join(2, token("appA", "r", "obs-studio", 1, 1, 0, 0, 0)), 0);
+  assert_true(hd_node_room_has_publisher(g_node, "appA", "r"));
+  hd_node_rtc_closed(g_node, g_conn[2].p, g_now);
+  g_conn[2].p = NULL;
+  /* its session ends: it leaves, before the offers without its tracks */
+  clear(&g_conn[0]);
+  assert_int_equal(hd_node_delete_session(g_node, HD_SESSION_PUBLISH, "appA", "r", wid, g_now), 0);
+  int l = find(0, "participant_left", 0);
+  o = find(0, "subscriber_offer", 0);
+  assert_true(l >= 0 && o > l);
+  assert_int_equal(hd_node_participant_count(g_node), 2);
+  /* WHEP with no WHIP publisher plays the participant who publishes */
+  static char answer[65536];
+  static char play[16384];
+  snprintf(play, sizeof play, "%s", load_sdp("firefox_recvonly.sdp")); /* load_sdp's buffer is reused */
+  assert_int_equal(hd_node_create_session_as(g_node, HD_SESSION_PLAY, "appA", "viewer", "r", play,
+                                             strlen(play), g_now, answer, sizeof answer, vid, err,
+                                             sizeof err),
+                   HD_ENOTFOUND); /* nobody publishes yet */
+  assert_non_null(strstr(err, "no participant with a camera or microphone"));
+  publish_tracks(1, "pb", 1);
+  err[0] = 0;
+  int prc = hd_node_create_session_as(g_node, HD_SESSION_PLAY, "appA", "viewer", "r", play, strlen(play),
+                                      g_now, answer, sizeof answer, vid, err, sizeof err);
+  if (prc < 0) fprintf(stderr, "whep: %s\n", err);
+  assert_int_equal(prc, 0);
+  hd_session_t *v = hd_node_session(g_node, vid);
+  assert_non_null(v);
+  int bound = 0;
+  for (int i = 0; i < v->n_out; i++)
+    bound += v->out[i].active && v->out[i].src != NULL && !v->out[i].follow_room_pub;
+  assert_true(bound >= 1);
+  /* a WHIP publisher and everything else end with the room */
+  assert_int_equal(whip_as("appA", "obs-studio", "r", err, sizeof err, wid), 0);
+  assert_int_equal(hd_node_admin_close_room(g_node, "appA", "r", g_now), 0);
+  assert_int_equal(hd_node_room_count(g_node), 0);
+  assert_int_equal(hd_node_session_count(g_node, 0), 0);
+  assert_int_equal(hd_node_participant_count(g_node), 0);
+}
+
+/* A failed WHIP session (ICE never connects) takes its stand-in participant
+ * along, and the room goes with its last occupant (node pinned while it walks). */
+static void test_whip_participant_timeout(void **st) {
+  (void)st;
+  char err[256], wid[HD_SESSION_ID_LEN + 1];
+  assert_int_equal(whip_as("appA", "cam", "solo", err, sizeof err, wid), 0);
+  assert_int_equal(hd_node_participant_count(g_node), 1);
+  g_now += HD_SEC(40);
+  hd_node_handle_timeout(g_node, g_now);
+  assert_int_equal(hd_node_participant_count(g_node), 0);
+  assert_int_equal(hd_node_room_count(g_node), 0);
+  hd_node_close_all(g_node, "end");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_join_presence_and_tokens, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_join_ice_servers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_publish_subscribe_flow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_datachannel_offers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_limits_duplicates, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_session_caps, setup_caps, teardown),
+      cmocka_unit_test_setup_teardown(test_removal_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_whip_whep_in_rtc_room, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_whip_participant_timeout, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   hd_dtls_cert_free(g_cert);

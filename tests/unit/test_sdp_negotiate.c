@@ -693,8 +693,37 @@ static void test_bad_params(void **st) {
   HAS(t, "a=candidate:1 1 udp 2130706431 2001:db8::1 7881 typ host\r\n");
 }
 
+/* With a TCP port, every section carries an ICE-TCP passive host candidate
+ * (RFC 6544 §4.5) on the same address, with a lower priority than UDP; the
+ * media section and the data channel section alike. */
+static void test_ice_tcp_candidate(void **st) {
+  (void)st;
+  load("chrome_vp8.sdp", g_text, sizeof g_text);
+  replace_all("a=group:BUNDLE 0 1", "a=group:BUNDLE 0 1 2");
+  strcat(g_text, "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n");
+  parse_text(&g_offer);
+  hd_sdp_answer_params_t p = whip_params();
+  p.datachannel = 1;
+  p.cand_tcp_port = 7891;
+  assert_int_equal(negotiate(&p), 0);
+  const char *t = answer_text();
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(g_answer.media[i].n_candidates, 2);
+    assert_string_equal(g_answer.media[i].candidates[1].transport, "tcp");
+    assert_string_equal(g_answer.media[i].candidates[1].tcptype, "passive");
+    assert_true(g_answer.media[i].candidates[1].priority < g_answer.media[i].candidates[0].priority);
+  }
+  HAS(t, "a=candidate:1 1 udp 2130706431 192.0.2.1 7881 typ host\r\n"
+         "a=candidate:2 1 tcp 2113942527 192.0.2.1 7891 typ host tcptype passive\r\n");
+  /* without a TCP port: UDP only, as before */
+  p.cand_tcp_port = 0;
+  assert_int_equal(negotiate(&p), 0);
+  HASNT(answer_text(), " tcp ");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ice_tcp_candidate),
       cmocka_unit_test(test_whip_chrome_vp8),
       cmocka_unit_test(test_whip_chrome_h264_only),
       cmocka_unit_test(test_h264_preference),

@@ -216,6 +216,28 @@ static const char *chrome_answer(const char *setup, const char *inactive_mid, co
 
 /* ---- tests ---- */
 
+/* With a TCP port the subscriber offer carries the ICE-TCP passive candidate
+ * (RFC 6544) after the UDP one, at a lower priority. */
+static void test_offer_ice_tcp_candidate(void **st) {
+  (void)st;
+  publish("chrome_vp8.sdp");
+  hd_sdp_offerer_params_t p = {.ice_ufrag = "nodeU",
+                               .ice_pwd = "nodepassword0123456789",
+                               .fingerprint_sha256 = OUR_FP,
+                               .cand_ip = "192.0.2.1",
+                               .cand_port = 7881,
+                               .cand_tcp_port = 7881,
+                               .cname = "hudong-sub"};
+  assert_int_equal(hd_sdp_offerer_init(&g_o, &p), 0);
+  char mid[HD_SDP_TOKEN_MAX];
+  hd_sdp_out_track_t a = track(HD_SDP_AUDIO, 1111, 0, "alice", "alice-mic");
+  assert_int_equal(add(&a, mid), 0);
+  const char *t = offer_text();
+  HAS(t, "a=candidate:1 1 udp 2130706431 192.0.2.1 7881 typ host\r\n"
+         "a=candidate:2 1 tcp 2113942527 192.0.2.1 7881 typ host tcptype passive\r\n"
+         "a=end-of-candidates\r\n");
+}
+
 static void test_first_offer_audio_video(void **st) {
   (void)st;
   publish("chrome_vp8.sdp");
@@ -899,6 +921,7 @@ static void test_payload_type_pool(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_first_offer_audio_video),
+      cmocka_unit_test(test_offer_ice_tcp_candidate),
       cmocka_unit_test(test_apply_chrome_answer),
       cmocka_unit_test(test_answer_keeps_subset),
       cmocka_unit_test(test_renegotiate_screen_share),

@@ -1,0 +1,103 @@
+/* The stream allocator (see allocator.h). */
+#include "sfu/allocator.h"
+
+#include <string.h>
+
+#define MAX_TRACKS 64 /* >= HD_SESSION_MAX_OUT; more are left as they are */
+
+void hd_alloc_track_init(hd_alloc_track_t *t) {
+  memset(t, 0, sizeof *t);
+  t->cur = -1;
+  t->up_target = -1;
+  t->visible = 1;
+  t->max_layer = HD_ALLOC_MAX_LAYERS - 1;
+}
+
+static int live(const hd_alloc_track_t *t, int l) { return l >= 0 && l < t->n_layers && t->bps[l] > 0; }
+
+static int top_layer(const hd_alloc_track_t *t) {
+  int top = t->n_layers - 1;
+  if (t->max_layer >= 0 && t->max_layer < top) top = t->max_layer;
+  return top;
+}
+
+/* One allocation of `budget` without history: out[i] = layer or -1. */
+static void plan(const hd_alloc_track_t *t, size_t n, uint64_t budget, int *out) {
+  size_t ord[MAX_TRACKS];
+  for (size_t i = 0; i < n; i++) { /* stable sort by priority, highest first */
+    size_t j = i;
+    while (j > 0 && t[ord[j - 1]].priority < t[i].priority) {
+      ord[j] = ord[j - 1];
+      j--;
+    }
+    ord[j] = i;
+  }
+  uint64_t left = budget;
+  for (size_t k = 0; k < n; k++) { /* everyone visible gets its lowest live layer, if it fits */
+    size_t i = ord[k];
+    out[i] = -1;
+    if (!t[i].visible) continue;
+    for (int l = 0; l < t[i].n_layers; l++) {
+      if (!live(&t[i], l)) continue;
+      if (t[i].bps[l] <= left) {
+        out[i] = l;
+        left -= t[i].bps[l];
+      }
+      break;
+    }
+  }
+  for (size_t k = 0; k < n; k++) { /* then upgrades, by priority */
+    size_t i = ord[k];
+    if (out[i] < 0) continue;
+    for (int l = top_layer(&t[i]); l > out[i]; l--) {
+      if (!live(&t[i], l)) continue;
+      uint64_t extra = t[i].bps[l] - t[i].bps[out[i]];
+      if (t[i].bps[l] > t[i].bps[out[i]] && extra > left) continue;
+      left -= t[i].bps[l] > t[i].bps[out[i]] ? extra : 0;
+      out[i] = l;
+      break;
+    }
+  }
+}
+
+int hd_alloc_run(hd_alloc_track_t *t, size_t n, uint64_t budget_bps, hd_time_t now) {
+  if (n > MAX_TRACKS) n = MAX_TRACKS;
+  int full[MAX_TRACKS], cons[MAX_TRACKS];
+  plan(t, n, budget_bps, full);
+  plan(t, n, (uint64_t)((double)budget_bps * HD_ALLOC_UP_MARGIN), cons);
+  int changed = 0;
+  for (size_t i = 0; i < n; i++) {
+    hd_alloc_track_t *a = &t[i];
+    int next = a->cur;
+    int fresh = a->switches == 0 && a->cur < 0; /* first choice: no reason to wait */
+    if (fresh || (a->cur >= 0 && !live(a, a->cur)) || full[i] < a->cur) {
+      next = full[i]; /* down (or pause) at once */
+      a->up_target = -1;
+    } else if (cons[i] > a->cur) {
+      if (a->up_target != cons[i]) {
+        a->up_target = cons[i];
+        a->up_since = now;
+      }
+      if (now - a->up_since >= HD_ALLOC_UP_HOLD) {
+        next = cons[i];
+        a->up_target = -1;
+      }
+    } else {
+      a->up_target = -1;
+    }
+    if (next != a->cur) {
+      if (next < 0) a->pauses++;
+      a->switches++;
+      a->cur = next;
+      changed++;
+    }
+  }
+  return changed;
+}
+
+uint64_t hd_alloc_used(const hd_alloc_track_t *t, size_t n) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < n; i++)
+    if (live(&t[i], t[i].cur)) sum += t[i].bps[t[i].cur];
+  return sum;
+}

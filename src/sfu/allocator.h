@@ -1,0 +1,46 @@
+/* The stream allocator (issue 11 item 3): for one subscriber, which layer of
+ * each video track fits its downlink estimate. Pure and sans-IO: tracks in,
+ * chosen layers out, with hysteresis state kept in the tracks.
+ *
+ * Order: audio is not here (the caller takes its bitrate off the budget first:
+ * it is never dropped); then every visible video track gets its lowest live
+ * layer, highest priority first, and a track whose lowest layer no longer fits
+ * is paused; what is left upgrades tracks, again by priority. Downward moves
+ * apply at once; upward moves only when the upgrade also fits the budget less
+ * HD_ALLOC_UP_MARGIN and has kept fitting for HD_ALLOC_UP_HOLD, so a noisy
+ * estimate does not flap layers. */
+#ifndef HD_SFU_ALLOCATOR_H
+#define HD_SFU_ALLOCATOR_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/time.h"
+
+#define HD_ALLOC_MAX_LAYERS 3
+#define HD_ALLOC_UP_MARGIN 0.85 /* an upgrade must fit 85% of the budget */
+#define HD_ALLOC_UP_HOLD HD_MS(1500)
+
+typedef struct {
+  /* in: layers in ascending bitrate order; bps 0 = not live (skipped) */
+  int n_layers;
+  uint32_t bps[HD_ALLOC_MAX_LAYERS];
+  int priority;  /* higher first (pinned, active speaker, screen share...) */
+  int visible;   /* 0: the subscriber shows it nowhere: paused, costs nothing */
+  int max_layer; /* highest layer worth sending (tile size); n_layers - 1 when unknown */
+  /* in/out: the layer sent now, -1 = paused (or nothing yet) */
+  int cur;
+  /* state */
+  int up_target;      /* the upgrade being held, -1 none */
+  hd_time_t up_since; /* since when it has fitted */
+  uint64_t switches, pauses;
+} hd_alloc_track_t;
+
+void hd_alloc_track_init(hd_alloc_track_t *t);
+/* Chooses t[i].cur for every track for a video budget of budget_bps (the
+ * estimate less audio and headroom) at `now`. Returns the number of tracks
+ * whose layer changed. */
+int hd_alloc_run(hd_alloc_track_t *t, size_t n, uint64_t budget_bps, hd_time_t now);
+/* Bits per second the chosen layers add up to. */
+uint64_t hd_alloc_used(const hd_alloc_track_t *t, size_t n);
+
+#endif

@@ -1,0 +1,174 @@
+// Simulcast and layer selection with real peers (issue 11 items 1 and 3): a
+// Chromium publisher sends three simulcast layers over WHIP; viewer A plays on
+// a clean path, viewer B through a `hudong netem` relay whose downlink
+// capacity collapses (2.5 Mbit/s -> 0.6 -> 2.5, 300 ms queue, 25 ms each way).
+// B's own downlink estimate (REMB from Chrome) drives the node's choice of
+// layer: B keeps watching at a lower resolution while its link is narrow, and
+// A keeps the top layer throughout.
+//
+// SIMULCAST_PHASE_S (default 15) sets the length of each capacity phase.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { freePort, hudongBin, launchChromium, metrics, sleep, startServer, stopServer } from './lib.mjs';
+
+const PHASE_S = Number(process.env.SIMULCAST_PHASE_S || 15);
+
+let srv, browser, relay;
+before(async () => {
+  srv = await startServer(['--media-workers', '1']);
+  browser = await launchChromium();
+});
+after(async () => {
+  if (relay) await relay.stop();
+  if (browser) await browser.close().catch(() => {});
+  await stopServer(srv);
+});
+
+async function startRelay(toPort, args) {
+  const port = await freePort();
+  const control = await freePort();
+  const proc = spawn(hudongBin, ['netem', '--listen', `127.0.0.1:${port}`, '--to', `127.0.0.1:${toPort}`,
+    '--control', `127.0.0.1:${control}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  await sleep(200);
+  assert.equal(proc.exitCode, null, `hudong netem exited: ${log}`);
+  return {
+    port,
+    impair: async (body) => {
+      const r = await fetch(`http://127.0.0.1:${control}/impair`, { method: 'POST', body: JSON.stringify(body) });
+      assert.equal(r.status, 200, await r.text());
+    },
+    stop: () => new Promise((resolve) => {
+      if (proc.exitCode !== null) return resolve();
+      proc.on('exit', resolve);
+      proc.kill('SIGTERM');
+    }),
+  };
+}
+
+async function devToken(room, identity) {
+  const r = await fetch(`${srv.base}/api/dev-token?room=${room}&identity=${identity}`);
+  return (await r.json()).token;
+}
+
+// One WHIP (simulcast) or WHEP session in a fresh page; relayPort: the node's
+// candidate is pointed at that relay instead.
+async function session(kind, room, relayPort) {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(`${srv.base}/index.html`);
+  const token = await devToken(room, `${kind}-${Math.random().toString(36).slice(2, 8)}`);
+  await page.evaluate(async ({ kind, room, token, relayPort }) => {
+    const pc = new RTCPeerConnection();
+    window.pc = pc;
+    if (kind === 'whip') {
+      const ms = await navigator.mediaDevices.getUserMedia({ video: { width: 960, height: 540, frameRate: 30 } });
+      pc.addTransceiver(ms.getVideoTracks()[0], {
+        direction: 'sendonly',
+        sendEncodings: [
+          { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+          { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+          { rid: 'f', maxBitrate: 1500000 },
+        ],
+      });
+    } else {
+      pc.ontrack = (e) => {
+        const v = document.createElement('video');
+        v.autoplay = true;
+        v.muted = true;
+        v.srcObject = new MediaStream([e.track]);
+        document.body.appendChild(v);
+      };
+      pc.addTransceiver('video', { direction: 'recvonly' });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      const t = setTimeout(resolve, 3000);
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+      });
+    });
+    const r = await fetch(`/${kind}/${room}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+      body: pc.localDescription.sdp,
+    });
+    const answer = await r.text();
+    if (r.status !== 201) throw new Error(`${kind}: ${r.status} ${answer}`);
+    const sdp = relayPort ? answer.replace(/(a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 )\d+/gi, `$1${relayPort}`) : answer;
+    await pc.setRemoteDescription({ type: 'answer', sdp });
+    window.snap = async () => {
+      const out = { t: performance.now() };
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video')
+          Object.assign(out, { framesDecoded: s.framesDecoded, frameHeight: s.frameHeight, freezeCount: s.freezeCount,
+            totalFreezesDuration: s.totalFreezesDuration, bytesReceived: s.bytesReceived });
+        if (s.type === 'outbound-rtp' && s.kind === 'video')
+          (out.layers = out.layers || {})[s.rid] = { height: s.frameHeight, bytesSent: s.bytesSent, active: s.active };
+      });
+      return out;
+    };
+  }, { kind, room, token, relayPort });
+  return { ctx, page, snap: () => page.evaluate(() => window.snap()) };
+}
+
+test('simulcast: a viewer on a collapsing link gets a lower layer and keeps watching; a clean viewer keeps the top layer', async () => {
+  const room = 'simulcast';
+  const pub = await session('whip', room, 0);
+  relay = await startRelay(srv.rtcPort, ['--delay', '25', '--down-rate', '2500', '--down-queue', '300', '--seed', '5']);
+  const a = await session('whep', room, 0);
+  const b = await session('whep', room, relay.port);
+  const t0 = Date.now();
+  for (;;) {
+    const [sa, sb] = [await a.snap(), await b.snap()];
+    if (sa.framesDecoded > 60 && sb.framesDecoded > 60) break;
+    assert.ok(Date.now() - t0 < 25000, `viewers decoding: A ${JSON.stringify(sa)} B ${JSON.stringify(sb)}`);
+    await sleep(500);
+  }
+  // Chrome ramps its simulcast layers up over a few seconds
+  await sleep(6000);
+  const phases = [['2500 kbit/s', 2500], ['600 kbit/s', 600], ['2500 kbit/s again', 2500]];
+  const rows = [];
+  for (const [name, kbps] of phases) {
+    await relay.impair({ down: { rate: kbps } });
+    const heightsA = [], heightsB = [];
+    const a0 = await a.snap(), b0 = await b.snap(), m0 = await metrics(srv.base);
+    for (let s = 0; s < PHASE_S; s++) {
+      await sleep(1000);
+      heightsA.push((await a.snap()).frameHeight);
+      heightsB.push((await b.snap()).frameHeight);
+    }
+    const a1 = await a.snap(), b1 = await b.snap(), m1 = await metrics(srv.base), p1 = await pub.snap();
+    const secs = (b1.t - b0.t) / 1000;
+    const row = {
+      phase: name,
+      b_heights: heightsB.join(','),
+      a_heights: heightsA.join(','),
+      b_stall_pct: Number(((100 * (b1.totalFreezesDuration - b0.totalFreezesDuration)) / secs).toFixed(2)),
+      b_freezes: b1.freezeCount - b0.freezeCount,
+      b_fps: Number(((b1.framesDecoded - b0.framesDecoded) / secs).toFixed(1)),
+      b_kbps: Math.round((8 * (b1.bytesReceived - b0.bytesReceived)) / secs / 1000),
+      a_fps: Number(((a1.framesDecoded - a0.framesDecoded) / secs).toFixed(1)),
+      switches: m1.hudong_layer_switches_total - m0.hudong_layer_switches_total,
+      estimates: m1.hudong_estimates_received_total - m0.hudong_estimates_received_total,
+      probes: m1.hudong_probes_total - m0.hudong_probes_total,
+      publisher_layers: JSON.stringify(p1.layers),
+    };
+    console.log(JSON.stringify(row));
+    rows.push(row);
+  }
+  if (process.env.SIMULCAST_DEBUG) console.log(srv.log());
+  const maxA = Math.max(...rows.flatMap((r) => r.a_heights.split(',').map(Number)));
+  const low = rows[1];
+  const lowB = low.b_heights.split(',').map(Number);
+  assert.ok(rows.every((r) => r.estimates > 0), 'the viewers send downlink estimates (REMB)');
+  assert.ok(low.b_fps > 10, `B keeps decoding on the narrow link (${low.b_fps} fps)`);
+  assert.ok(Math.max(...lowB.slice(-5)) < maxA, `B gets a lower layer while its link is narrow (${low.b_heights} vs A ${maxA})`);
+  assert.ok(rows.every((r) => r.a_fps > 10), 'A keeps decoding');
+  assert.ok(rows.every((r) => r.a_heights.split(',').slice(-3).every((h) => Number(h) === maxA)), 'A keeps the top layer');
+  await Promise.all([pub.ctx.close(), a.ctx.close(), b.ctx.close()]);
+  if (process.env.SIMULCAST_DEBUG) console.log(srv.log());
+});

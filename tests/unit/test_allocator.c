@@ -1,0 +1,108 @@
+/* Unit tests for the stream allocator (sfu/allocator.h): lowest layers first by
+ * priority, upgrades with what is left, pause when nothing fits, immediate
+ * downgrade, held upgrade (hysteresis), invisible tracks and tile limits. */
+#include "hd_test.h"
+
+#include "sfu/allocator.h"
+
+static void three_layers(hd_alloc_track_t *t, uint32_t lo, uint32_t mid, uint32_t hi) {
+  hd_alloc_track_init(t);
+  t->n_layers = 3;
+  t->bps[0] = lo;
+  t->bps[1] = mid;
+  t->bps[2] = hi;
+}
+
+static void test_fits_budget_by_priority(void **st) {
+  (void)st;
+  hd_alloc_track_t t[2];
+  three_layers(&t[0], 150000, 500000, 1500000);
+  three_layers(&t[1], 150000, 500000, 1500000);
+  t[1].priority = 1; /* the active speaker */
+  /* 2.2 Mbit/s: the speaker gets the top layer, the other the middle one */
+  assert_int_equal(hd_alloc_run(t, 2, 2200000, 0), 2);
+  assert_int_equal(t[1].cur, 2);
+  assert_int_equal(t[0].cur, 1);
+  assert_true(hd_alloc_used(t, 2) <= 2200000);
+  /* no estimate worth the name: everything at its lowest layer that fits, the rest paused */
+  assert_int_equal(hd_alloc_run(t, 2, 200000, HD_MS(100)), 2);
+  assert_int_equal(t[1].cur, 0);
+  assert_int_equal(t[0].cur, -1);
+  assert_int_equal(t[0].pauses, 1);
+}
+
+static void test_down_at_once_up_after_hold(void **st) {
+  (void)st;
+  hd_alloc_track_t t;
+  three_layers(&t, 150000, 500000, 1500000);
+  hd_alloc_run(&t, 1, 3000000, 0);
+  assert_int_equal(t.cur, 2);
+  hd_alloc_run(&t, 1, 600000, HD_SEC(1)); /* capacity drops: down at once */
+  assert_int_equal(t.cur, 1);
+  hd_alloc_run(&t, 1, 3000000, HD_SEC(2)); /* back up: held */
+  assert_int_equal(t.cur, 1);
+  hd_alloc_run(&t, 1, 3000000, HD_SEC(2) + HD_ALLOC_UP_HOLD - 1);
+  assert_int_equal(t.cur, 1);
+  hd_alloc_run(&t, 1, 3000000, HD_SEC(2) + HD_ALLOC_UP_HOLD);
+  assert_int_equal(t.cur, 2);
+  /* an estimate that only just fits the top layer does not upgrade (margin) */
+  hd_alloc_run(&t, 1, 600000, HD_SEC(10));
+  assert_int_equal(t.cur, 1);
+  hd_alloc_run(&t, 1, 1600000, HD_SEC(11));
+  hd_alloc_run(&t, 1, 1600000, HD_SEC(20));
+  assert_int_equal(t.cur, 1);
+  /* a flapping estimate restarts the hold */
+  hd_alloc_run(&t, 1, 3000000, HD_SEC(30));
+  hd_alloc_run(&t, 1, 1600000, HD_SEC(31));
+  hd_alloc_run(&t, 1, 3000000, HD_SEC(31) + HD_MS(100));
+  hd_alloc_run(&t, 1, 3000000, HD_SEC(32));
+  assert_int_equal(t.cur, 1);
+}
+
+static void test_invisible_dead_layers_and_tile_size(void **st) {
+  (void)st;
+  hd_alloc_track_t t[3];
+  three_layers(&t[0], 150000, 500000, 1500000);
+  three_layers(&t[1], 150000, 500000, 1500000);
+  three_layers(&t[2], 150000, 0, 1500000); /* middle layer not sent (paused at the publisher) */
+  t[0].visible = 0;
+  t[1].max_layer = 0; /* a small tile */
+  hd_alloc_run(t, 3, 10000000, 0);
+  assert_int_equal(t[0].cur, -1);
+  assert_int_equal(t[1].cur, 0);
+  assert_int_equal(t[2].cur, 2);
+  /* the top layer stops: down at once, past the dead middle layer */
+  t[2].bps[2] = 0;
+  hd_alloc_run(t, 3, 10000000, HD_SEC(1));
+  assert_int_equal(t[2].cur, 0);
+  assert_int_equal(hd_alloc_used(t, 3), 300000);
+}
+
+/* A meeting of 10: one large tile, nine small ones, against no layer choice. */
+static void test_meeting_large_and_small_tiles(void **st) {
+  (void)st;
+  hd_alloc_track_t t[9];
+  uint64_t without = 0;
+  for (int i = 0; i < 9; i++) {
+    three_layers(&t[i], 150000, 500000, 1500000);
+    t[i].max_layer = i == 0 ? 2 : 0;
+    if (i == 0) t[i].priority = 1;
+    without += 1500000;
+  }
+  hd_alloc_run(t, 9, 20000000, 0);
+  uint64_t used = hd_alloc_used(t, 9);
+  print_message("meeting of 10 (1 large, 8 small here): %llu kbit/s vs %llu without layer choice (%.0f%%)\n",
+                (unsigned long long)used / 1000, (unsigned long long)without / 1000,
+                100.0 * (double)used / (double)without);
+  assert_true(used * 100 < without * 40);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fits_budget_by_priority),
+      cmocka_unit_test(test_down_at_once_up_after_hold),
+      cmocka_unit_test(test_invisible_dead_layers_and_tile_size),
+      cmocka_unit_test(test_meeting_large_and_small_tiles),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
