@@ -369,6 +369,27 @@ uint64_t hd_bwe_pacing_rate(const hd_bwe_t *b) { return (uint64_t)(b->target_bps
 
 /* ---- when to probe ---- */
 
+static double want_bps(const hd_bwe_t *b) {
+  return (double)(b->desired_bps < b->cfg.max_bps ? b->desired_bps : b->cfg.max_bps);
+}
+
+/* When the next periodic probe is due in the current state, HD_TIME_NEVER
+ * when none is (the state changes only with feedback, after which the caller
+ * asks again). */
+static hd_time_t periodic_due(const hd_bwe_t *b) {
+  if (b->n_pending || b->cfg.probe_interval <= 0 || !b->twcc_seen) return HD_TIME_NEVER;
+  /* only below what the sender wants, on a clear path */
+  if (b->target_bps >= 0.95 * want_bps(b)) return HD_TIME_NEVER;
+  if (b->st.usage != HD_BWE_NORMAL || b->loss.last_excess >= HD_BWE_LOSS_LOW) return HD_TIME_NEVER;
+  /* Near a known link capacity AIMD's additive increase does the work; a
+   * probe there only builds queue (and, with other flows, grabs more than a
+   * fair share). Probe when the capacity is unknown: at the start or once
+   * the acked rate went past it (§5.5 reset: it grew). */
+  if (b->link_avg_kbps >= 0) return HD_TIME_NEVER;
+  hd_time_t a = b->last_probe + b->cfg.probe_interval, c = b->last_decrease + b->cfg.probe_interval / 2;
+  return a > c ? a : c;
+}
+
 int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {
   double rate = 0;
   int initial = 0;
@@ -379,18 +400,8 @@ int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {
     b->n_pending--;
     if (!b->n_pending) b->pending_initial = 0;
     b->next_probe_at = now + 2 * HD_BWE_PROBE_DURATION;
-  } else if (!b->n_pending && b->cfg.probe_interval > 0 && b->twcc_seen &&
-             now - b->last_probe >= b->cfg.probe_interval) {
-    /* periodic: only below what the sender wants, on a clear path */
-    double want = (double)(b->desired_bps < b->cfg.max_bps ? b->desired_bps : b->cfg.max_bps);
-    if (b->target_bps >= 0.95 * want) return 0;
-    if (b->st.usage != HD_BWE_NORMAL || b->loss.last_excess >= HD_BWE_LOSS_LOW) return 0;
-    /* Near a known link capacity AIMD's additive increase does the work;
-     * a probe there only builds queue (and, with other flows, grabs more
-     * than a fair share). Probe when the capacity is unknown: at the start
-     * or once the acked rate went past it (§5.5 reset: it grew). */
-    if (b->link_avg_kbps >= 0) return 0;
-    if (now - b->last_decrease < b->cfg.probe_interval / 2) return 0;
+  } else if (now >= periodic_due(b)) {
+    double want = want_bps(b);
     rate = PROBE_FACTOR * b->target_bps;
     double floor = 1.2 * b->target_bps;
     if (rate > want) rate = want > floor ? want : floor;
@@ -413,8 +424,7 @@ int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {
 
 hd_time_t hd_bwe_next_timeout(const hd_bwe_t *b) {
   if (b->n_pending) return b->next_probe_at;
-  if (b->cfg.probe_interval > 0 && b->twcc_seen) return b->last_probe + b->cfg.probe_interval;
-  return HD_TIME_NEVER;
+  return periodic_due(b);
 }
 
 void hd_bwe_stats(const hd_bwe_t *b, hd_bwe_stats_t *out) {

@@ -164,7 +164,9 @@ uint64_t hd_bwe_target(const hd_bwe_t *b);
 uint64_t hd_bwe_pacing_rate(const hd_bwe_t *b);
 /* 1 with *out set when a probe cluster should be sent now, else 0. */
 int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out);
-/* When to call hd_bwe_next_probe next; HD_TIME_NEVER when no probe is planned. */
+/* When to call hd_bwe_next_probe next; HD_TIME_NEVER when no probe is
+ * planned in the current state. The state changes with feedback and REMB:
+ * ask again after each. A time in the past means "now" (a probe is due). */
 hd_time_t hd_bwe_next_timeout(const hd_bwe_t *b);
 void hd_bwe_stats(const hd_bwe_t *b, hd_bwe_stats_t *out);
 

@@ -272,6 +272,38 @@ static void test_remb(void **st) {
   assert_int_equal(hd_bwe_target(&b), 200000);
 }
 
+/* The probe schedule as a caller's timer sees it: never a deadline in the
+ * past that hd_bwe_next_probe then refuses (a busy loop). */
+static void test_probe_schedule(void **st) {
+  (void)st;
+  static hd_bwe_t b;
+  assert_int_equal(hd_bwe_init(&b, NULL, HD_SEC(1)), 0);
+  hd_bwe_probe_t p;
+  assert_int_equal(hd_bwe_next_timeout(&b), HD_SEC(1)); /* start-up probes at once */
+  assert_int_equal(hd_bwe_next_probe(&b, HD_SEC(1), &p), 1);
+  assert_int_equal(p.bitrate_bps, 900000);
+  assert_int_equal(p.min_packets, 5);
+  assert_int_equal(p.min_bytes, 4500);
+  assert_true(hd_bwe_next_timeout(&b) > HD_SEC(1));
+  assert_int_equal(hd_bwe_next_probe(&b, HD_SEC(1), &p), 0); /* spaced */
+  assert_int_equal(hd_bwe_next_probe(&b, hd_bwe_next_timeout(&b), &p), 1);
+  assert_int_equal(p.bitrate_bps, 1800000);
+  /* no feedback yet: nothing planned */
+  assert_int_equal(hd_bwe_next_timeout(&b), HD_TIME_NEVER);
+  /* feedback, capacity unknown, target below what is wanted: periodic */
+  hd_bwe_on_packet_sent(&b, 7, 1000, HD_SEC(2), 0);
+  hd_rtcp_twcc_recv_t r = {7, HD_SEC(2) + HD_MS(50)};
+  assert_int_equal(feed_twcc(&b, 0, &r, 1, HD_SEC(2) + HD_MS(100)), 1);
+  hd_time_t due = hd_bwe_next_timeout(&b);
+  assert_true(due != HD_TIME_NEVER && due > HD_SEC(2));
+  assert_int_equal(hd_bwe_next_probe(&b, due - 1, &p), 0);
+  assert_int_equal(hd_bwe_next_probe(&b, due, &p), 1);
+  /* the sender wants no more than the target: no probing, no deadline */
+  hd_bwe_set_desired(&b, 100000);
+  assert_int_equal(hd_bwe_next_timeout(&b), HD_TIME_NEVER);
+  assert_int_equal(hd_bwe_next_probe(&b, HD_SEC(100), &p), 0);
+}
+
 /* Feedback stops while media keeps going (the subscriber's uplink died):
  * the estimate backs off; when feedback returns it climbs again. */
 static void test_feedback_timeout(void **st) {
@@ -422,17 +454,12 @@ static void test_app_limited(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_delay_detector),
-      cmocka_unit_test(test_loss_rules),
-      cmocka_unit_test(test_probe_result),
-      cmocka_unit_test(test_init_rejects),
-      cmocka_unit_test(test_feedback_bookkeeping),
-      cmocka_unit_test(test_remb),
-      cmocka_unit_test(test_feedback_timeout),
-      cmocka_unit_test(test_rfc8867_5_1),
-      cmocka_unit_test(test_rfc8867_5_2),
-      cmocka_unit_test(test_rfc8867_5_3),
-      cmocka_unit_test(test_rfc8867_5_1_random_loss),
+      cmocka_unit_test(test_delay_detector),       cmocka_unit_test(test_loss_rules),
+      cmocka_unit_test(test_probe_result),         cmocka_unit_test(test_init_rejects),
+      cmocka_unit_test(test_feedback_bookkeeping), cmocka_unit_test(test_remb),
+      cmocka_unit_test(test_feedback_timeout),     cmocka_unit_test(test_probe_schedule),
+      cmocka_unit_test(test_rfc8867_5_1),          cmocka_unit_test(test_rfc8867_5_2),
+      cmocka_unit_test(test_rfc8867_5_3),          cmocka_unit_test(test_rfc8867_5_1_random_loss),
       cmocka_unit_test(test_app_limited),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
