@@ -112,7 +112,9 @@ int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now) {
 void hd_bwe_set_desired(hd_bwe_t *b, uint64_t bps) { b->desired_bps = bps; }
 
 void hd_bwe_set_rtt(hd_bwe_t *b, hd_time_t rtt) {
-  if (rtt > 0) b->rtt = rtt;
+  if (rtt <= 0) return;
+  b->rtt = rtt;
+  b->rtt_external = 1;
 }
 
 static double clamp_bps(const hd_bwe_t *b, double v) {
@@ -338,7 +340,7 @@ int hd_bwe_on_twcc(hd_bwe_t *b, const hd_rtcp_twcc_t *fb, const hd_rtcp_twcc_pkt
     }
     on_report(b, e, received, p->recv_us);
   }
-  if (rtt_sample != HD_TIME_NEVER && rtt_sample > 0)
+  if (!b->rtt_external && rtt_sample != HD_TIME_NEVER && rtt_sample > 0)
     b->rtt = (7 * b->rtt + rtt_sample) / 8; /* RFC 6298 gain */
 
   hd_bwe_usage_t usage = hd_bwe_delay_usage(&b->delay);

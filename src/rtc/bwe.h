@@ -121,6 +121,7 @@ typedef struct {
   double link_avg_kbps; /* < 0: unknown */
   double link_var;
   hd_time_t rtt;
+  int rtt_external; /* set by hd_bwe_set_rtt: feedback no longer updates it */
   /* REMB */
   uint64_t remb_bps;
   int twcc_seen;
@@ -144,7 +145,8 @@ int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now);
  * to send); probing stops once the target reaches it. Default: max_bps. */
 void hd_bwe_set_desired(hd_bwe_t *b, uint64_t bps);
 /* An RTT measured elsewhere (RTCP RR/DLSR, RFC 3550 §6.4.1) replaces the
- * feedback-based one. */
+ * feedback-based one from then on (call it again with each new measure);
+ * values <= 0 are ignored. */
 void hd_bwe_set_rtt(hd_bwe_t *b, hd_time_t rtt);
 /* A packet left for this receiver at `now` with transport-wide seq twcc_seq
  * and `size` bytes on the wire (RTP header + payload; 1..65535);

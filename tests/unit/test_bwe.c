@@ -82,7 +82,10 @@ static void test_feedback_bookkeeping(void **st) {
   assert_int_equal(s.acked, 14);
   assert_int_equal(s.lost, 2);
   assert_int_equal(s.feedbacks, 2);
-  assert_true(s.rtt > 0);
+  assert_true(s.rtt > 0 && s.rtt != HD_MS(100));
+  /* an RTT from RTCP replaces the feedback-based one */
+  hd_bwe_set_rtt(&b, HD_MS(321));
+  hd_bwe_set_rtt(&b, -5);
   /* a feedback message missing in between (fb_count jumps): a gap proves nothing */
   for (int i = 16; i < 26; i++)
     hd_bwe_on_packet_sent(&b, (uint16_t)(65530 + i), 1000, (hd_time_t)i * 5000, 0);
@@ -97,6 +100,7 @@ static void test_feedback_bookkeeping(void **st) {
   assert_int_equal(feed_twcc(&b, 4, r, 1, 300000), 0);
   hd_bwe_stats(&b, &s);
   assert_int_equal(s.unknown_seq, 1);
+  assert_int_equal(s.rtt, HD_MS(321));
 }
 
 static void test_remb(void **st) {
