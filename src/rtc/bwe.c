@@ -1,0 +1,447 @@
+/* Send-side bandwidth estimator: AIMD rate control (draft-ietf-rmcat-gcc-02
+ * §5.5), loss-based cap (§6), application-limited bound, probing and REMB.
+ * See bwe.h. */
+#include "rtc/bwe.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "base/err.h"
+
+#define BETA 0.85                  /* §5.5 decrease factor */
+#define MULT_INCREASE 1.08         /* §5.5 eta: 8% per second far from the link capacity */
+#define ACKED_WINDOW HD_MS(300)    /* window of the acknowledged-rate estimate */
+#define MEDIA_WINDOW HD_SEC(1)     /* window of the media rate for the app-limited bounds */
+#define APP_LIMIT_INC 1.5          /* increase bound: 1.5 x acked + 10 kbit/s */
+#define APP_LIMIT_PROBE 2.0        /* probe result bound: 2 x acked */
+#define PROBE_FACTOR 1.5           /* periodic and follow-up probes, x target */
+#define FEEDBACK_TIMEOUT HD_SEC(1) /* no feedback while sending this long: back off */
+#define TIMEOUT_FACTOR 0.8         /* ... by this much every half timeout */
+#define FEEDBACK_LOSS_SPAN 1000    /* larger gap between feedbacks: not counted as loss */
+
+void hd_bwe_config_init(hd_bwe_config_t *c) {
+  memset(c, 0, sizeof *c);
+  c->min_bps = 30000;
+  c->start_bps = 300000;
+  c->max_bps = 20000000;
+  c->pacing_factor = 1.5;
+  c->probe_interval = HD_SEC(2);
+  c->initial_probes = 1;
+}
+
+/* ---- rate windows (bytes per 20 ms bucket) ---- */
+
+static void rate_init(hd_bwe_rate_t *r) {
+  memset(r, 0, sizeof *r);
+  for (size_t i = 0; i < HD_BWE_RATE_BUCKETS; i++)
+    r->start[i] = -1;
+  r->first = r->latest = -1;
+}
+
+static void rate_add(hd_bwe_rate_t *r, hd_time_t t, size_t bytes) {
+  if (t < 0) return;
+  hd_time_t start = t - t % HD_BWE_RATE_BUCKET_US;
+  size_t i = (size_t)(start / HD_BWE_RATE_BUCKET_US) % HD_BWE_RATE_BUCKETS;
+  if (r->start[i] != start) {
+    if (r->start[i] > start) return; /* older than the window */
+    r->start[i] = start;
+    r->bytes[i] = 0;
+  }
+  r->bytes[i] += bytes;
+  if (r->first < 0 || t < r->first) r->first = t;
+  if (t > r->latest) r->latest = t;
+}
+
+/* Bytes over the `window` ending at the latest sample, as bit/s; -1 when
+ * less than half a window of data exists. */
+static double rate_get(const hd_bwe_rate_t *r, hd_time_t window) {
+  if (r->latest < 0) return -1;
+  hd_time_t last_start = r->latest - r->latest % HD_BWE_RATE_BUCKET_US;
+  hd_time_t from = last_start - window + HD_BWE_RATE_BUCKET_US;
+  if (from < r->first) from = r->first;
+  hd_time_t span = r->latest - from;
+  if (span < window / 2) return -1;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < HD_BWE_RATE_BUCKETS; i++)
+    if (r->start[i] >= 0 && r->start[i] + HD_BWE_RATE_BUCKET_US > from && r->start[i] <= last_start)
+      bytes += r->bytes[i];
+  return (double)bytes * 8e6 / (double)span;
+}
+
+/* ---- setup ---- */
+
+int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now) {
+  hd_bwe_config_t c;
+  if (cfg)
+    c = *cfg;
+  else
+    hd_bwe_config_init(&c);
+  if (!b || c.min_bps == 0 || c.min_bps > c.start_bps || c.start_bps > c.max_bps || c.pacing_factor < 1 ||
+      c.pacing_factor > 10 || c.probe_interval < 0)
+    return HD_EINVAL;
+  memset(b, 0, sizeof *b);
+  b->cfg = c;
+  hd_bwe_delay_init(&b->delay);
+  hd_bwe_loss_init(&b->loss, (double)c.start_bps);
+  hd_bwe_probes_init(&b->probes);
+  rate_init(&b->acked_rate);
+  rate_init(&b->media_rate);
+  rate_init(&b->sent_rate);
+  b->avg_pkt_bytes = 1200;
+  b->rc = HD_BWE_RC_INCREASE;
+  b->delay_bps = b->loss_bps = b->target_bps = (double)c.start_bps;
+  b->rc_last = now;
+  b->last_decrease = now - HD_SEC(1000);
+  b->last_timeout_cut = now - HD_SEC(1000);
+  b->first_unanswered = -1;
+  b->link_avg_kbps = -1;
+  b->link_var = 0.4;
+  b->rtt = HD_MS(100);
+  b->desired_bps = c.max_bps;
+  b->last_probe = now - HD_SEC(1000);
+  b->next_probe_at = now;
+  if (c.initial_probes) {
+    b->pending[0] = 3.0 * (double)c.start_bps;
+    b->pending[1] = 6.0 * (double)c.start_bps;
+    b->n_pending = 2;
+    b->pending_initial = 1;
+  }
+  return 0;
+}
+
+void hd_bwe_set_desired(hd_bwe_t *b, uint64_t bps) { b->desired_bps = bps; }
+
+void hd_bwe_set_rtt(hd_bwe_t *b, hd_time_t rtt) {
+  if (rtt <= 0) return;
+  b->rtt = rtt;
+  b->rtt_external = 1;
+}
+
+static double clamp_bps(const hd_bwe_t *b, double v) {
+  if (v < (double)b->cfg.min_bps) v = (double)b->cfg.min_bps;
+  if (v > (double)b->cfg.max_bps) v = (double)b->cfg.max_bps;
+  return v;
+}
+
+static void update_target(hd_bwe_t *b) {
+  double t;
+  if (b->twcc_seen) {
+    t = b->delay_bps < b->loss_bps ? b->delay_bps : b->loss_bps;
+    if (b->remb_bps && (double)b->remb_bps < t) t = (double)b->remb_bps;
+  } else if (b->remb_bps) {
+    t = (double)b->remb_bps;
+  } else {
+    t = b->delay_bps;
+  }
+  b->target_bps = clamp_bps(b, t);
+}
+
+/* ---- sending ---- */
+
+void hd_bwe_on_packet_sent(hd_bwe_t *b, uint16_t twcc_seq, size_t size, hd_time_t now, int cluster_id) {
+  if (size == 0) return;
+  if (size > 65535) size = 65535;
+  hd_bwe_sent_t *e = &b->hist[twcc_seq & (HD_BWE_HISTORY - 1)];
+  e->send = now;
+  e->seq = twcc_seq;
+  e->size = (uint16_t)size;
+  e->cluster = (int16_t)(cluster_id > 0 && cluster_id < 0x7fff ? cluster_id : 0);
+  e->state = 1;
+  b->avg_pkt_bytes = 0.95 * b->avg_pkt_bytes + 0.05 * (double)size;
+  rate_add(&b->sent_rate, now, size);
+  if (e->cluster) hd_bwe_probes_on_sent(&b->probes, e->cluster, size, now);
+  if (b->first_unanswered < 0) b->first_unanswered = now;
+  /* Sending without hearing back: the feedback (or the path) is gone. Back
+   * off step by step rather than keep a rate nobody confirms. */
+  if (b->twcc_seen && b->first_unanswered >= 0 && now - b->first_unanswered > FEEDBACK_TIMEOUT &&
+      now - b->last_timeout_cut >= FEEDBACK_TIMEOUT / 2) {
+    b->delay_bps = clamp_bps(b, b->delay_bps * TIMEOUT_FACTOR);
+    if (b->loss_bps > b->delay_bps) b->loss_bps = b->delay_bps;
+    b->loss.rate_bps = b->loss_bps;
+    b->last_timeout_cut = now;
+    b->st.feedback_timeouts++;
+    update_target(b);
+  }
+}
+
+/* The media rate the application-limited bounds compare with: the larger of
+ * a short and a long window, so that a step up of the sender (after a probe)
+ * counts at once while a one-frame lull does not pull the bound down. */
+static double media_rate(const hd_bwe_t *b) {
+  double a = rate_get(&b->media_rate, ACKED_WINDOW), c = rate_get(&b->media_rate, MEDIA_WINDOW);
+  return a > c ? a : c;
+}
+
+/* ---- AIMD (§5.5) ---- */
+
+static double link_std_kbps(const hd_bwe_t *b) { return sqrt(b->link_var * b->link_avg_kbps); }
+
+/* §5.5: the link capacity estimate is the average of the incoming rates seen
+ * at decreases, with its variance normalised by the average. */
+static void link_update(hd_bwe_t *b, double acked_kbps) {
+  if (b->link_avg_kbps < 0) {
+    b->link_avg_kbps = acked_kbps;
+  } else {
+    b->link_avg_kbps = 0.95 * b->link_avg_kbps + 0.05 * acked_kbps;
+  }
+  double norm = b->link_avg_kbps > 1 ? b->link_avg_kbps : 1;
+  double dev = b->link_avg_kbps - acked_kbps;
+  b->link_var = 0.95 * b->link_var + 0.05 * dev * dev / norm;
+  if (b->link_var < 0.4) b->link_var = 0.4;
+  if (b->link_var > 2.5) b->link_var = 2.5;
+}
+
+static void rate_control(hd_bwe_t *b, hd_bwe_usage_t usage, hd_time_t now) {
+  double acked = rate_get(&b->acked_rate, ACKED_WINDOW);
+  /* §5.5 state machine: over-use -> decrease, under-use -> hold (let the
+   * queue drain), normal -> increase (from hold) */
+  if (usage == HD_BWE_OVERUSE)
+    b->rc = now < b->probe_guard_until ? HD_BWE_RC_HOLD : HD_BWE_RC_DECREASE;
+  else if (usage == HD_BWE_UNDERUSE)
+    b->rc = HD_BWE_RC_HOLD;
+  else if (b->rc == HD_BWE_RC_HOLD)
+    b->rc = HD_BWE_RC_INCREASE;
+
+  if (acked > 0 && b->link_avg_kbps >= 0) {
+    double std = link_std_kbps(b), kbps = acked / 1000;
+    if (kbps > b->link_avg_kbps + 3 * std) b->link_avg_kbps = -1; /* capacity grew: forget it */
+  }
+  double dt = (double)(now - b->rc_last) / 1e6;
+  if (dt > 1) dt = 1;
+  if (dt < 0) dt = 0;
+  b->rc_last = now;
+
+  if (b->rc == HD_BWE_RC_INCREASE) {
+    double next;
+    /* §5.5: additive only close to convergence -- the incoming rate within
+     * 3 std of the average max; below it (after a decrease) multiplicative
+     * brings the rate back near the capacity in a second or two */
+    int near =
+        b->link_avg_kbps >= 0 && (acked < 0 || acked / 1000 >= b->link_avg_kbps - 3 * link_std_kbps(b));
+    if (near) {
+      /* near the known capacity: about one packet per response time */
+      double response_s = (double)(b->rtt + HD_MS(100)) / 1e6;
+      double per_s = b->avg_pkt_bytes * 8 / response_s;
+      if (per_s < 4000) per_s = 4000;
+      next = b->delay_bps + per_s * dt;
+    } else {
+      next = b->delay_bps * pow(MULT_INCREASE, dt);
+    }
+    double media = media_rate(b);
+    if (media > 0) { /* application-limited bound */
+      double limit = APP_LIMIT_INC * media + 10000;
+      if (next > limit) next = limit > b->delay_bps ? limit : b->delay_bps;
+    }
+    b->delay_bps = clamp_bps(b, next);
+  } else if (b->rc == HD_BWE_RC_DECREASE) {
+    /* one decrease per round trip: the previous one must have had its effect */
+    hd_time_t gap = b->rtt > HD_MS(100) ? b->rtt : HD_MS(100);
+    if (now - b->last_decrease >= gap) {
+      double base = acked > 0 ? acked : b->delay_bps;
+      double next = BETA * base;
+      if (next > b->delay_bps) next = b->delay_bps;
+      if (acked > 0) {
+        double kbps = acked / 1000;
+        if (b->link_avg_kbps >= 0 && kbps < b->link_avg_kbps - 3 * link_std_kbps(b)) b->link_avg_kbps = -1;
+        link_update(b, kbps);
+      }
+      b->delay_bps = clamp_bps(b, next);
+      b->last_decrease = now;
+      b->st.decreases++;
+    }
+    b->rc = HD_BWE_RC_HOLD;
+  }
+}
+
+/* ---- probing ---- */
+
+static void probe_result(hd_bwe_t *b, double result, double target, int saturated, hd_time_t now) {
+  double media = media_rate(b);
+  double v = result;
+
+  if (!b->last_probe_initial && media > 0 && v > APP_LIMIT_PROBE * media) v = APP_LIMIT_PROBE * media;
+  v = clamp_bps(b, v);
+  if (v <= b->delay_bps) return;
+  b->delay_bps = v;
+  if (b->loss_bps < v && b->loss.last_excess < HD_BWE_LOSS_LOW) b->loss_bps = v;
+  if (b->link_avg_kbps >= 0 && v / 1000 > b->link_avg_kbps + 3 * link_std_kbps(b)) b->link_avg_kbps = -1;
+  /* the path carried the whole cluster: there may be more, probe again at once */
+  if (!saturated && result >= 0.9 * target && !b->pending_initial && v < (double)b->desired_bps &&
+      v < (double)b->cfg.max_bps && b->n_pending == 0) {
+    b->pending[0] = PROBE_FACTOR * v;
+    b->n_pending = 1;
+    b->next_probe_at = now;
+  }
+}
+
+/* ---- feedback ---- */
+
+static void on_report(hd_bwe_t *b, hd_bwe_sent_t *e, int received, hd_time_t arrival) {
+  e->state = 2;
+  if (received) {
+    b->st.acked++;
+    rate_add(&b->acked_rate, arrival, e->size);
+    if (!e->cluster) rate_add(&b->media_rate, arrival, e->size);
+    hd_bwe_delay_on_packet(&b->delay, e->send, arrival);
+  } else {
+    b->st.lost++;
+  }
+  if (e->cluster) hd_bwe_probes_on_feedback(&b->probes, e->cluster, e->size, e->send, received, arrival);
+}
+
+int hd_bwe_on_twcc(hd_bwe_t *b, const hd_rtcp_twcc_t *fb, const hd_rtcp_twcc_pkt_t *pkts, size_t n,
+                   hd_time_t now) {
+  if (!b || !fb || (!pkts && n > 0)) return HD_EINVAL;
+  b->twcc_seen = 1;
+  b->first_unanswered = -1;
+  b->st.feedbacks++;
+  uint32_t recv = 0, lost = 0;
+  int matched = 0;
+  /* Feedback messages follow each other without gaps (the receiver starts
+   * each at the seq after the last one it reported); packets between the
+   * last report and this base were not received. Only when no feedback
+   * message went missing (fb_count + 1) is that known. */
+  if (b->have_reported && b->have_fb_count && fb->fb_count == (uint8_t)(b->last_fb_count + 1)) {
+    uint16_t gap = (uint16_t)(fb->base_seq - b->highest_reported - 1);
+    if (gap > 0 && gap < FEEDBACK_LOSS_SPAN) {
+      for (uint16_t i = 0; i < gap; i++) {
+        uint16_t s = (uint16_t)(b->highest_reported + 1 + i);
+        hd_bwe_sent_t *e = &b->hist[s & (HD_BWE_HISTORY - 1)];
+        if (e->state == 1 && e->seq == s) {
+          on_report(b, e, 0, 0);
+          lost++;
+        }
+      }
+    }
+  }
+  b->have_fb_count = 1;
+  b->last_fb_count = fb->fb_count;
+  hd_time_t rtt_sample = HD_TIME_NEVER;
+  for (size_t i = 0; i < n; i++) {
+    const hd_rtcp_twcc_pkt_t *p = &pkts[i];
+    hd_bwe_sent_t *e = &b->hist[p->seq & (HD_BWE_HISTORY - 1)];
+    if (!b->have_reported || (int16_t)(p->seq - b->highest_reported) > 0) {
+      b->highest_reported = p->seq;
+      b->have_reported = 1;
+    }
+    if (e->state == 0 || e->seq != p->seq) {
+      b->st.unknown_seq++;
+      continue;
+    }
+    int received = p->status != HD_TWCC_NOT_RECEIVED;
+    if (e->state == 2) continue; /* reported before */
+    matched++;
+    if (received) {
+      recv++;
+      if (now - e->send < rtt_sample) rtt_sample = now - e->send;
+    } else {
+      /* left for a later feedback that may still report it received */
+      lost++;
+    }
+    on_report(b, e, received, p->recv_us);
+  }
+  if (!b->rtt_external && rtt_sample != HD_TIME_NEVER && rtt_sample > 0)
+    b->rtt = (7 * b->rtt + rtt_sample) / 8; /* RFC 6298 gain */
+
+  hd_bwe_usage_t usage = hd_bwe_delay_usage(&b->delay);
+  if (usage == HD_BWE_OVERUSE && b->st.usage != HD_BWE_OVERUSE) b->st.overuses++;
+  b->st.usage = usage;
+  rate_control(b, usage, now);
+
+  double res, tgt;
+  int sat;
+  while (hd_bwe_probes_poll(&b->probes, now, &res, &tgt, &sat))
+    probe_result(b, res, tgt, sat, now);
+
+  hd_bwe_loss_on_feedback(&b->loss, recv, lost, usage == HD_BWE_OVERUSE, now);
+  b->loss_bps = hd_bwe_loss_update(&b->loss, b->delay_bps, b->target_bps, b->rtt, now);
+  update_target(b);
+  return matched;
+}
+
+void hd_bwe_on_remb(hd_bwe_t *b, uint64_t bitrate_bps, hd_time_t now) {
+  (void)now;
+  b->remb_bps = bitrate_bps ? bitrate_bps : 1;
+  update_target(b);
+}
+
+uint64_t hd_bwe_target(const hd_bwe_t *b) { return (uint64_t)b->target_bps; }
+
+uint64_t hd_bwe_pacing_rate(const hd_bwe_t *b) { return (uint64_t)(b->target_bps * b->cfg.pacing_factor); }
+
+/* ---- when to probe ---- */
+
+static double want_bps(const hd_bwe_t *b) {
+  return (double)(b->desired_bps < b->cfg.max_bps ? b->desired_bps : b->cfg.max_bps);
+}
+
+/* When the next periodic probe is due in the current state, HD_TIME_NEVER
+ * when none is (the state changes only with feedback, after which the caller
+ * asks again). */
+static hd_time_t periodic_due(const hd_bwe_t *b) {
+  if (b->n_pending || b->cfg.probe_interval <= 0 || !b->twcc_seen) return HD_TIME_NEVER;
+  /* only below what the sender wants, on a clear path */
+  if (b->target_bps >= 0.95 * want_bps(b)) return HD_TIME_NEVER;
+  if (b->st.usage != HD_BWE_NORMAL || b->loss.last_excess >= HD_BWE_LOSS_LOW) return HD_TIME_NEVER;
+  /* Near a known link capacity AIMD's additive increase does the work; a
+   * probe there only builds queue (and, with other flows, grabs more than a
+   * fair share). Probe when the capacity is unknown: at the start or once
+   * the acked rate went past it (§5.5 reset: it grew). */
+  if (b->link_avg_kbps >= 0) return HD_TIME_NEVER;
+  hd_time_t a = b->last_probe + b->cfg.probe_interval, c = b->last_decrease + b->cfg.probe_interval / 2;
+  return a > c ? a : c;
+}
+
+int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {
+  double rate = 0;
+  int initial = 0;
+  if (b->n_pending && now >= b->next_probe_at) {
+    rate = b->pending[0];
+    initial = b->pending_initial;
+    b->pending[0] = b->pending[1];
+    b->n_pending--;
+    if (!b->n_pending) b->pending_initial = 0;
+    b->next_probe_at = now + 2 * HD_BWE_PROBE_DURATION;
+  } else if (now >= periodic_due(b)) {
+    double want = want_bps(b);
+    rate = PROBE_FACTOR * b->target_bps;
+    double floor = 1.2 * b->target_bps;
+    if (rate > want) rate = want > floor ? want : floor;
+  } else {
+    return 0;
+  }
+  if (rate > (double)b->cfg.max_bps) rate = (double)b->cfg.max_bps;
+  if (rate <= 0) return 0;
+  size_t min_bytes;
+  out->id = hd_bwe_probes_start(&b->probes, rate, now, &min_bytes);
+  out->bitrate_bps = (uint64_t)rate;
+  out->min_bytes = min_bytes;
+  out->min_packets = HD_BWE_PROBE_MIN_PKTS;
+  b->last_probe = now;
+  b->probe_guard_until = now + HD_BWE_PROBE_DURATION + b->rtt + HD_MS(150);
+  b->last_probe_initial = initial;
+  b->st.probes_started++;
+  return 1;
+}
+
+hd_time_t hd_bwe_next_timeout(const hd_bwe_t *b) {
+  if (b->n_pending) return b->next_probe_at;
+  return periodic_due(b);
+}
+
+void hd_bwe_stats(const hd_bwe_t *b, hd_bwe_stats_t *out) {
+  *out = b->st;
+  out->target_bps = (uint64_t)b->target_bps;
+  out->delay_bps = (uint64_t)b->delay_bps;
+  out->loss_bps = (uint64_t)b->loss_bps;
+  double a = rate_get(&b->acked_rate, ACKED_WINDOW), s = rate_get(&b->sent_rate, ACKED_WINDOW);
+  out->acked_bps = a > 0 ? (uint64_t)a : 0;
+  out->sent_bps = s > 0 ? (uint64_t)s : 0;
+  out->remb_bps = b->remb_bps;
+  out->loss = b->loss.last_loss;
+  out->rtt = b->rtt;
+  out->threshold = b->delay.threshold;
+  out->probes_started = b->probes.started;
+  out->probes_succeeded = b->probes.succeeded;
+  out->probes_failed = b->probes.failed;
+}

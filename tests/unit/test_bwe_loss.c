@@ -1,0 +1,65 @@
+/* Unit tests for the loss-based controller (rtc/bwe_loss.h,
+ * draft-ietf-rmcat-gcc-02 §6 on the loss in excess of the random-loss
+ * baseline): the 2%/10% rule, one decrease per rtt + 300 ms, the baseline
+ * learnt only without over-use, short intervals left open. */
+#include "hd_test.h"
+
+#include "rtc/bwe_loss.h"
+
+static void test_loss_rules(void **st) {
+  (void)st;
+  hd_bwe_loss_t l;
+  /* > 10%: A = A (1 - 0.5 p) (gcc-02 §6) */
+  hd_bwe_loss_init(&l, 1e6);
+  hd_bwe_loss_on_feedback(&l, 80, 20, 1, 0);
+  double r = hd_bwe_loss_update(&l, 1e6, 1e6, HD_MS(100), HD_MS(200));
+  assert_true(r > 0.899e6 && r < 0.901e6);
+  /* not twice within rtt + 300 ms */
+  hd_bwe_loss_on_feedback(&l, 80, 20, 1, HD_MS(250));
+  r = hd_bwe_loss_update(&l, 1e6, 0.9e6, HD_MS(100), HD_MS(350));
+  assert_true(r > 0.899e6 && r < 0.901e6);
+  /* 2..10%: held, even when the delay-based estimate is higher */
+  hd_bwe_loss_on_feedback(&l, 95, 5, 1, HD_MS(500));
+  r = hd_bwe_loss_update(&l, 2e6, 0.9e6, HD_MS(100), HD_MS(700));
+  assert_true(r > 0.899e6 && r < 0.901e6);
+  /* < 2%: steps aside */
+  hd_bwe_loss_on_feedback(&l, 100, 1, 1, HD_MS(800));
+  r = hd_bwe_loss_update(&l, 2e6, 0.9e6, HD_MS(100), HD_MS(1000));
+  assert_true(r >= 2e6);
+  /* random loss (no over-use with it) becomes the baseline: 15% steady loss
+   * decreases at first, then no more, and the cap steps aside again */
+  hd_bwe_loss_init(&l, 1e6);
+  hd_time_t t = 0;
+  uint64_t first_decreases = 0;
+  for (int i = 0; i < 200; i++) {
+    t += HD_MS(100);
+    hd_bwe_loss_on_feedback(&l, 85, 15, 0, t);
+    r = hd_bwe_loss_update(&l, 1e6, l.rate_bps < 1e6 ? l.rate_bps : 1e6, HD_MS(100), t + HD_MS(1));
+    if (i == 49) first_decreases = l.decreases;
+  }
+  assert_true(first_decreases > 0);
+  assert_int_equal(l.decreases, first_decreases); /* none in the last 15 s */
+  assert_true(l.base > 0.14 && l.base < 0.16);
+  assert_true(r >= 1e6);
+  /* the same loss with over-use (a queue overflowing) teaches nothing */
+  hd_bwe_loss_init(&l, 1e6);
+  t = 0;
+  for (int i = 0; i < 50; i++) {
+    t += HD_MS(500);
+    hd_bwe_loss_on_feedback(&l, 85, 15, 1, t);
+    hd_bwe_loss_update(&l, 1e6, l.rate_bps, HD_MS(100), t + HD_MS(1));
+  }
+  assert_true(l.base == 0);
+  assert_true(l.decreases >= 20); /* and it keeps decreasing */
+  /* too few packets: the interval stays open (1 of 5 is not 20% loss) */
+  hd_bwe_loss_init(&l, 1e6);
+  hd_bwe_loss_on_feedback(&l, 4, 1, 1, 0);
+  r = hd_bwe_loss_update(&l, 1e6, 1e6, HD_MS(100), HD_MS(500));
+  assert_true(r >= 1e6);
+  assert_int_equal(l.decreases, 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_loss_rules)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,56 @@
+/* Unit tests for probe clusters (rtc/bwe_probe.h): saturated and
+ * unsaturated results, a cluster with half its packets lost, a silent
+ * cluster timing out. */
+#include "hd_test.h"
+
+#include "rtc/bwe_probe.h"
+
+static void test_probe_result(void **st) {
+  (void)st;
+  hd_bwe_probes_t p;
+  hd_bwe_probes_init(&p);
+  size_t min_bytes;
+  int id = hd_bwe_probes_start(&p, 2e6, 0, &min_bytes);
+  assert_true(id > 0);
+  assert_int_equal(min_bytes, 10000); /* 40 ms at 2 Mbit/s */
+  /* 10 x 1200 bytes sent 4.8 ms apart (2 Mbit/s), arriving 9.6 ms apart
+   * (a 1 Mbit/s bottleneck): saturated, 95% of the receive rate */
+  for (int i = 0; i < 10; i++)
+    hd_bwe_probes_on_sent(&p, id, 1200, (hd_time_t)i * 4800);
+  double res, tgt;
+  int sat;
+  for (int i = 0; i < 9; i++)
+    hd_bwe_probes_on_feedback(&p, id, 1200, (hd_time_t)i * 4800, 1, 100000 + i * 9600);
+  assert_int_equal(hd_bwe_probes_poll(&p, HD_MS(300), &res, &tgt, &sat), 0); /* one still unreported */
+  hd_bwe_probes_on_feedback(&p, id, 1200, 9 * 4800, 1, 100000 + 9 * 9600);
+  assert_int_equal(hd_bwe_probes_poll(&p, HD_MS(300), &res, &tgt, &sat), 1);
+  assert_int_equal(sat, 1);
+  assert_true(res > 0.94e6 && res < 0.96e6);
+  assert_true(tgt == 2e6);
+  /* the same cluster through a wide path: not saturated, the send rate */
+  id = hd_bwe_probes_start(&p, 2e6, HD_SEC(1), &min_bytes);
+  for (int i = 0; i < 10; i++)
+    hd_bwe_probes_on_sent(&p, id, 1200, HD_SEC(1) + (hd_time_t)i * 4800);
+  for (int i = 0; i < 10; i++)
+    hd_bwe_probes_on_feedback(&p, id, 1200, HD_SEC(1) + (hd_time_t)i * 4800, 1, HD_SEC(2) + i * 4800);
+  assert_int_equal(hd_bwe_probes_poll(&p, HD_SEC(2), &res, &tgt, &sat), 1);
+  assert_int_equal(sat, 0);
+  assert_true(res > 1.99e6 && res < 2.01e6);
+  /* half the cluster lost: no result; a silent cluster times out */
+  id = hd_bwe_probes_start(&p, 2e6, HD_SEC(3), &min_bytes);
+  for (int i = 0; i < 10; i++)
+    hd_bwe_probes_on_sent(&p, id, 1200, HD_SEC(3) + (hd_time_t)i * 4800);
+  for (int i = 0; i < 10; i++)
+    hd_bwe_probes_on_feedback(&p, id, 1200, 0, i % 2, HD_SEC(4) + i * 4800);
+  assert_int_equal(hd_bwe_probes_poll(&p, HD_SEC(4), &res, &tgt, &sat), 0);
+  id = hd_bwe_probes_start(&p, 2e6, HD_SEC(5), &min_bytes);
+  hd_bwe_probes_on_sent(&p, id, 1200, HD_SEC(5));
+  assert_int_equal(hd_bwe_probes_poll(&p, HD_SEC(8), &res, &tgt, &sat), 0);
+  assert_int_equal(p.succeeded, 2);
+  assert_int_equal(p.failed, 2);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_probe_result)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
