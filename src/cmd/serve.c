@@ -1081,6 +1081,10 @@ int hd_cmd_serve(int argc, char **argv) {
                                            .check_timeout = (hd_time_t)s.cfg.ice_tcp_check_timeout * 1000,
                                            .idle_timeout = HD_SEC(s.cfg.ice_tcp_idle_timeout),
                                            .max_out_bytes = (size_t)s.cfg.ice_tcp_max_buffer};
+  /* HUDONG_TWCC=0: subscribers are estimated from their REMB only (no
+   * transport-wide seq on what we send them, no send-side estimator) */
+  const char *twcc_env = getenv("HUDONG_TWCC");
+  hd_session_set_twcc(!(twcc_env && !strcmp(twcc_env, "0")));
   if ((rc = hd_media_workers_start(&s.workers, &wcfg, err, sizeof err)) < 0) {
     fprintf(stderr, "hudong serve: %s\n", err);
     return 1;

@@ -387,8 +387,17 @@ static hd_time_t periodic_due(const hd_bwe_t *b) {
    * probe there only builds queue (and, with other flows, grabs more than a
    * fair share). Probe when the capacity is unknown: at the start or once
    * the acked rate went past it (§5.5 reset: it grew). */
-  if (b->link_avg_kbps >= 0) return HD_TIME_NEVER;
-  hd_time_t a = b->last_probe + b->cfg.probe_interval, c = b->last_decrease + b->cfg.probe_interval / 2;
+  hd_time_t iv = b->cfg.probe_interval;
+  if (b->link_avg_kbps >= 0) {
+    /* ... except when the sender is application-limited: AIMD never climbs
+     * past 1.5x the media it sends, so a capacity that came back (or a
+     * bigger simulcast layer that would fit) shows only to a probe; those
+     * come at twice the interval */
+    double media = rate_get(&b->media_rate, ACKED_WINDOW);
+    if (!(media > 0 && b->target_bps >= 1.4 * media)) return HD_TIME_NEVER;
+    iv *= 2;
+  }
+  hd_time_t a = b->last_probe + iv, c = b->last_decrease + iv / 2;
   return a > c ? a : c;
 }
 

@@ -724,6 +724,9 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "# TYPE hudong_probes_total counter\nhudong_probes_total %llu\n"
       "# HELP hudong_probe_bytes_total Bytes sent as probes (RTX copies of recent packets).\n"
       "# TYPE hudong_probe_bytes_total counter\nhudong_probe_bytes_total %llu\n"
+      "# HELP hudong_twcc_feedback_received_total Transport-wide CC feedback received from subscribers "
+      "(drives the send-side estimator, rtc/bwe.h).\n"
+      "# TYPE hudong_twcc_feedback_received_total counter\nhudong_twcc_feedback_received_total %llu\n"
       "# HELP hudong_estimates_received_total Downlink estimates (REMB) received from subscribers.\n"
       "# TYPE hudong_estimates_received_total counter\nhudong_estimates_received_total %llu\n"
       "# HELP hudong_pli_sent_total Keyframe requests (PLI) sent to publishers.\n"
@@ -759,9 +762,10 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)m->nack_unrepairable, (unsigned long long)m->pli_unrepairable,
       (unsigned long long)m->pli_retried, (unsigned long long)m->layer_switches,
       (unsigned long long)m->layer_pauses, (unsigned long long)m->probes_started,
-      (unsigned long long)m->probe_bytes, (unsigned long long)m->remb_received,
-      (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
-      (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
+      (unsigned long long)m->probe_bytes, (unsigned long long)m->twcc_received,
+      (unsigned long long)m->remb_received, (unsigned long long)m->pli_forwarded,
+      (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent, (unsigned long long)m->twcc_sent,
+      (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
       (unsigned long long)st->dc_msgs_out, (unsigned long long)st->dc_msgs_ws,
       (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped,
       (unsigned long long)st->udp_gso_sends, (unsigned long long)st->udp_gso_datagrams);

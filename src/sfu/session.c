@@ -18,6 +18,10 @@
 #define PLI_MIN_INTERVAL HD_MS(300)
 #define RTX_CACHE_SLOTS 1024
 #define REMB_RETRY HD_MS(100) /* no SSRC known yet: look again soon */
+#define CLUSTER_TICK HD_MS(2) /* probe cluster bytes are released this often */
+
+static int g_twcc = 1;
+void hd_session_set_twcc(int on) { g_twcc = on ? 1 : 0; }
 
 /* Bounded string copy between fields of one session (snprintf would alias). */
 static void copy_str(char *dst, size_t cap, const char *src) {
@@ -130,6 +134,7 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   t->ext_mid = m->ext_mid;
   t->ext_abs_send_time = m->ext_abs_send_time;
   t->ext_audio_level = m->ext_audio_level;
+  t->ext_twcc = g_twcc && m->twcc_fb ? m->ext_twcc : 0;
   t->nack = m->nack;
   t->rtx_enabled = m->rtx_pt != 0 && t->rtx_ssrc != 0;
   t->cur_in = t->want_in = -1;
@@ -192,6 +197,8 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
 }
 
 void hd_session_free_tracks(hd_session_t *s) {
+  free(s->bwe);
+  s->bwe = NULL;
   for (int i = 0; i < s->n_in; i++)
     if (s->in[i].have_cache) {
       hd_rtp_cache_free(&s->in[i].cache);
@@ -400,11 +407,19 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
 }
 
 /* Builds the viewer's version of a source packet with the given out seq/ts. */
-static int build_out(const hd_out_track_t *t, const hd_session_t *pub, const hd_rtp_hdr_t *h, uint16_t seq,
-                     uint32_t ts, hd_time_t now, uint8_t *out, size_t cap) {
-  hd_rtp_ext_t exts[3];
+static int build_out(const hd_session_t *v, const hd_out_track_t *t, const hd_session_t *pub,
+                     const hd_rtp_hdr_t *h, uint16_t seq, uint32_t ts, hd_time_t now, uint8_t *out,
+                     size_t cap) {
+  hd_rtp_ext_t exts[4];
   size_t n = 0;
-  uint8_t ast[3], lvl[1];
+  uint8_t ast[3], lvl[1], tw[2];
+  if (t->ext_twcc) { /* the seq of this packet: tw_sent() counts it once it is committed */
+    hd_rtp_twcc_seq_write(tw, v->tw_seq);
+    exts[n].id = t->ext_twcc;
+    exts[n].len = 2;
+    exts[n].data = tw;
+    n++;
+  }
   if (t->ext_mid && t->mid[0]) {
     exts[n].id = t->ext_mid;
     exts[n].len = (uint8_t)strlen(t->mid);
@@ -490,6 +505,21 @@ static int wrap_rtx(hd_out_track_t *t, const uint8_t *pkt, size_t len, uint8_t *
   return n;
 }
 
+/* A packet carrying v->tw_seq went out on track t: report it to the
+ * estimator (created on the first one) and move to the next seq. */
+static void tw_sent(hd_session_t *v, const hd_out_track_t *t, size_t len, hd_time_t now) {
+  if (!t->ext_twcc) return;
+  if (!v->bwe) {
+    v->bwe = calloc(1, sizeof *v->bwe);
+    if (!v->bwe || hd_bwe_init(v->bwe, NULL, now) < 0) {
+      free(v->bwe);
+      v->bwe = NULL;
+    }
+  }
+  if (v->bwe) hd_bwe_on_packet_sent(v->bwe, v->tw_seq, len, now, v->cluster_id);
+  v->tw_seq++;
+}
+
 static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
                         const hd_rtp_hdr_t *h, hd_time_t now, hd_session_counters_t *c) {
   if (!codec_matches(t, &pub->in[in_idx])) return;
@@ -511,15 +541,16 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
   int vp8 = !strcasecmp(t->codec, "VP8");
   if (late && t->rtx_enabled) {
     uint8_t tmp[HD_DATAGRAM_MAX];
-    n = build_out(t, pub, h, seq, ts, now, tmp, sizeof tmp);
+    n = build_out(v, t, pub, h, seq, ts, now, tmp, sizeof tmp);
     if (n >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, tmp + n - h->payload_len, h->payload_len, 1);
     if (n >= 0) n = wrap_rtx(t, tmp, (size_t)n, out, cap);
   } else {
-    n = build_out(t, pub, h, seq, ts, now, out, cap);
+    n = build_out(v, t, pub, h, seq, ts, now, out, cap);
     if (n >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, out + n - h->payload_len, h->payload_len, 1);
   }
   if (n < 0) return;
   if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
+  tw_sent(v, t, (size_t)n, now);
   t->packets++;
   t->bytes += (size_t)n;
   if (late) {
@@ -649,7 +680,7 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return HD_ENOSPC;
   uint8_t tmp[HD_DATAGRAM_MAX];
-  int n = build_out(t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
+  int n = build_out(v, t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
   if (n < 0) return n;
   if (!strcasecmp(t->codec, "VP8"))
     hd_vp8_rewrite(&t->vp8, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
@@ -661,7 +692,9 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
     memcpy(out, tmp, (size_t)n);
   }
   int rc = hd_peer_tx_commit(&v->peer, (size_t)n, 0);
-  return rc < 0 ? rc : n;
+  if (rc < 0) return rc;
+  tw_sent(v, t, (size_t)n, now);
+  return n;
 }
 
 /* One padding-only packet on t's RTX stream: the largest padding RTP allows
@@ -671,27 +704,29 @@ static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now) {
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return HD_ENOSPC;
-  hd_rtp_ext_t ext;
-  uint8_t ast[3];
+  hd_rtp_ext_t ext[2];
+  uint8_t ast[3], tw[2];
   size_t ne = 0;
+  if (t->ext_twcc) {
+    hd_rtp_twcc_seq_write(tw, v->tw_seq);
+    ext[ne++] = (hd_rtp_ext_t){t->ext_twcc, 2, tw};
+  }
   if (t->ext_abs_send_time) {
     hd_rtp_abs_send_time_write(ast, hd_rtp_abs_send_time_from_us(now));
-    ext.id = t->ext_abs_send_time;
-    ext.len = 3;
-    ext.data = ast;
-    ne = 1;
+    ext[ne++] = (hd_rtp_ext_t){t->ext_abs_send_time, 3, ast};
   }
   hd_rtp_build_t b = {.pt = t->rtx_pt,
                       .seq = t->rtx_seq,
                       .ts = t->rw.last_out_ts,
                       .ssrc = t->rtx_ssrc,
-                      .exts = &ext,
+                      .exts = ext,
                       .ext_count = ne,
                       .pad_len = 255};
   int n = hd_rtp_build(&b, NULL, 0, out, cap);
   if (n < 0) return n;
   int rc = hd_peer_tx_commit(&v->peer, (size_t)n, 0);
   if (rc < 0) return rc;
+  tw_sent(v, t, (size_t)n, now);
   t->rtx_seq++;
   return n;
 }
@@ -806,13 +841,32 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
         c->nack_received += (uint64_t)n;
         for (int i = 0; i < n; i++)
           retransmit(s, t, pub, seqs[i], now, c);
+      } else if (fb.pt == HD_RTCP_RTPFB && fb.fmt == HD_RTCP_FMT_TWCC && s->bwe) {
+        /* transport-wide feedback on what we sent this viewer: the send-side estimate */
+        hd_rtcp_twcc_t tw;
+        hd_rtcp_twcc_pkt_t pkts[1024];
+        int np = hd_rtcp_twcc_parse(&fb, &tw, pkts, 1024);
+        if (np < 0) {
+          c->drop_malformed_rtcp++;
+          continue;
+        }
+        hd_bwe_on_twcc(s->bwe, &tw, pkts, (size_t)np, now);
+        c->twcc_received++;
+        s->estimate_bps = hd_bwe_target(s->bwe);
+        s->estimate_at = now;
+        hd_session_allocate(s, pub, now, c);
       } else if (fb.pt == HD_RTCP_PSFB && fb.fmt == 15) { /* REMB: the viewer's own downlink estimate */
         hd_rtcp_remb_t remb;
         if (hd_rtcp_remb_parse(&fb, &remb) == 0) {
-          s->estimate_bps = remb.bitrate_bps;
-          s->estimate_at = now;
           c->remb_received++;
-          hd_probe_on_estimate(&s->probe, s->estimate_bps, now);
+          if (s->bwe) { /* caps the send-side estimate */
+            hd_bwe_on_remb(s->bwe, remb.bitrate_bps, now);
+            s->estimate_bps = hd_bwe_target(s->bwe);
+          } else {
+            s->estimate_bps = remb.bitrate_bps;
+            hd_probe_on_estimate(&s->probe, s->estimate_bps, now);
+          }
+          s->estimate_at = now;
           hd_session_allocate(s, pub, now, c);
         }
       } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == 1 || fb.fmt == 4)) { /* PLI / FIR, RFC 5104 */
@@ -915,7 +969,9 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       break;
     }
   }
-  if (goal && v->estimate_bps && c && hd_probe_want(&v->probe, v->estimate_bps, sending, goal, now))
+  if (v->bwe)
+    hd_bwe_set_desired(v->bwe, goal ? goal : sending); /* its probes stop at what we would use */
+  else if (goal && v->estimate_bps && c && hd_probe_want(&v->probe, v->estimate_bps, sending, goal, now))
     c->probes_started++;
   for (size_t k = 0; k < n; k++) {
     hd_out_track_t *t = &v->out[which[k]];
@@ -935,6 +991,41 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   }
 }
 
+/* The send-side estimator's probe clusters (rtc/bwe.h): started when it asks,
+ * released at the cluster's rate every CLUSTER_TICK, each packet tagged with
+ * the cluster id so its feedback measures the cluster. */
+static void run_clusters(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c) {
+  /* a viewer that never sent feedback would learn nothing from a probe */
+  if (!v->bwe->twcc_seen) return;
+  if (!v->cluster.id && hd_bwe_next_timeout(v->bwe) <= now) {
+    hd_bwe_probe_t pr;
+    if (hd_bwe_next_probe(v->bwe, now, &pr) == 1) {
+      v->cluster.id = pr.id;
+      v->cluster.rate_bps = pr.bitrate_bps;
+      v->cluster.bytes_left = (int64_t)pr.min_bytes;
+      v->cluster.pkts_left = pr.min_packets;
+      v->cluster.next_tick = now;
+      v->cluster.credit = 0;
+      c->probes_started++;
+    }
+  }
+  if (!v->cluster.id || now < v->cluster.next_tick) return;
+  v->cluster.credit += (double)v->cluster.rate_bps * (double)CLUSTER_TICK / 8e6;
+  uint64_t due = (uint64_t)v->cluster.credit;
+  if (due < 300) due = 300; /* at least one packet per tick */
+  uint64_t before = c->probe_bytes;
+  v->cluster_id = v->cluster.id;
+  send_probe(v, room_pub, due, now, c);
+  v->cluster_id = 0;
+  uint64_t sent = c->probe_bytes - before;
+  v->cluster.credit -= (double)sent;
+  if (v->cluster.credit < 0) v->cluster.credit = 0;
+  v->cluster.bytes_left -= (int64_t)sent;
+  v->cluster.pkts_left -= sent ? (int)(sent / 300 + 1) : 0;
+  v->cluster.next_tick = now + CLUSTER_TICK;
+  if ((v->cluster.bytes_left <= 0 && v->cluster.pkts_left <= 0) || sent == 0) v->cluster.id = 0;
+}
+
 hd_time_t hd_session_next_timeout(const hd_session_t *s) {
   hd_time_t t = hd_peer_next_timeout(&s->peer);
   if (s->peer.state == HD_PEER_CONNECTED) {
@@ -944,6 +1035,8 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
     if (s->kind != HD_SESSION_PUBLISH && s->n_out) {
       t = hd_time_min(t, s->next_alloc);
       t = hd_time_min(t, hd_probe_next_timeout(&s->probe));
+      if (s->bwe && s->bwe->twcc_seen)
+        t = hd_time_min(t, s->cluster.id ? s->cluster.next_tick : hd_bwe_next_timeout(s->bwe));
     }
     for (int i = 0; i < s->n_in; i++) {
       const hd_in_track_t *in = &s->in[i];
@@ -1117,6 +1210,7 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
     uint64_t due = hd_probe_due(&s->probe, now);
     if (due) send_probe(s, pub, due, now, c);
   }
+  if (s->bwe) run_clusters(s, pub, now, c);
   if (now >= s->next_rtcp) {
     send_reports(s, pub, now, wall, c);
     s->next_rtcp = now + RTCP_INTERVAL;

@@ -14,6 +14,7 @@
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
 #include "proto/sdp_negotiate.h"
+#include "rtc/bwe.h"
 #include "rtc/nack_gen.h"
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
@@ -117,6 +118,7 @@ typedef struct {
   uint32_t ssrc, rtx_ssrc;
   uint16_t rtx_seq;
   uint8_t ext_mid, ext_abs_send_time, ext_audio_level;
+  uint8_t ext_twcc; /* transport-wide seq extension id, with transport-cc feedback negotiated */
   char mid[32];
   /* layer selection (simulcast sources): the layer forwarded now and the one
    * the allocator wants (in[] indexes of the source; -1 = none / paused). A
@@ -179,6 +181,21 @@ struct hd_session {
   hd_time_t estimate_at, next_alloc;
   hd_probe_t probe; /* viewer: probing for headroom when the estimate holds layers back */
   unsigned probe_cursor;
+  /* viewer with transport-wide CC: every packet we send it carries a
+   * transport-wide seq, its feedback drives a send-side estimator (rtc/bwe.h,
+   * allocated on the first such packet), whose probe clusters go out as RTX
+   * copies / padding tagged with the cluster id */
+  hd_bwe_t *bwe;
+  uint16_t tw_seq;
+  int cluster_id; /* cluster of the packets being sent now, 0 = none */
+  struct {
+    int id;
+    uint64_t rate_bps;
+    int64_t bytes_left;
+    int pkts_left;
+    hd_time_t next_tick;
+    double credit;
+  } cluster;
   int closing;
   int room_publisher; /* the WHIP publisher of its room (what WHEP viewers follow) */
   void *owner;        /* room participant owning this session, or NULL (WHIP/WHEP) */
@@ -196,7 +213,8 @@ typedef struct {
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
-  uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h) */
+  uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */
+  uint64_t twcc_received;               /* transport-wide feedback from subscribers */
 } hd_session_counters_t;
 
 /* Sets up tracks from the negotiation result. */
@@ -219,6 +237,10 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
  * that follows it. */
 void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h,
                         hd_time_t now, hd_session_counters_t *c);
+/* Process-wide switch (set once at start, before any session): 1 (default)
+ * = viewers that negotiate transport-cc get the send-side estimator, 0 = they
+ * are treated as REMB-only. */
+void hd_session_set_twcc(int on);
 /* Runs the stream allocator for viewer v now (normally from the timer and on
  * each estimate); exposed for tests. */
 void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c);
