@@ -1314,16 +1314,64 @@ void rooms_on_sctp(hd_node_t *n, hd_session_t *s, hd_time_t now) {
 
 /* ---- admin ---- */
 
-static json_t *tracks_json(const hd_participant_t *p) {
+/* A published track's simulcast layers as measured (issue 11 item 7). */
+static json_t *layers_json(const hd_session_t *s, int head, hd_time_t now) {
+  json_t *a = json_array();
+  const hd_in_track_t *h = &s->in[head];
+  for (int l = 0; l < h->n_layers; l++) {
+    const hd_in_track_t *x = &s->in[h->layers[l]];
+    int live = x->last_packet_at && now - x->last_packet_at <= HD_SESSION_LAYER_TIMEOUT;
+    json_array_append_new(a, json_pack("{s:s, s:I, s:i, s:i, s:b}", "rid", x->rid, "bps", (json_int_t)x->bps,
+                                       "width", x->width, "height", x->height, "live", live));
+  }
+  return a;
+}
+
+static json_t *tracks_json(const hd_participant_t *p, hd_time_t now) {
   json_t *a = json_array();
   for (int i = 0; i < p->n_tracks; i++) {
     const pub_track_t *t = &p->tracks[i];
-    json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b, s:s}", "sid", t->sid, "kind",
-                                       t->kind == HD_TRACK_AUDIO ? "audio" : "video", "source",
-                                       hd_signal_source_name((hd_signal_source_t)t->source), "muted",
-                                       t->muted, "codec", track_codec(p, t)));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s}", "sid", t->sid, "kind",
+                          t->kind == HD_TRACK_AUDIO ? "audio" : "video", "source",
+                          hd_signal_source_name((hd_signal_source_t)t->source), "muted", t->muted, "codec",
+                          track_codec(p, t));
+    if (o && p->pub_sess && t->in_idx >= 0 && t->in_idx < p->pub_sess->n_in &&
+        p->pub_sess->in[t->in_idx].n_layers > 1)
+      json_object_set_new(o, "layers", layers_json(p->pub_sess, t->in_idx, now));
+    json_array_append_new(a, o);
   }
   return a;
+}
+
+/* What the node sends this participant: its downlink estimate and, per
+ * subscribed video track, the layer chosen (issue 11 item 7). */
+static json_t *downlink_json(const hd_participant_t *p) {
+  const hd_session_t *ss = p->sub_sess;
+  if (!ss) return json_null();
+  json_t *subs = json_array();
+  for (int i = 0; i < p->n_subs; i++) {
+    const sub_t *sub = &p->subs[i];
+    int oi = hd_session_track_by_mid(ss, sub->mid);
+    if (oi < 0) continue;
+    const hd_out_track_t *t = &ss->out[oi];
+    const hd_in_track_t *cur =
+        t->src && t->cur_in >= 0 && t->cur_in < t->src->n_in ? &t->src->in[t->cur_in] : NULL;
+    const hd_in_track_t *want =
+        t->src && t->want_in >= 0 && t->want_in < t->src->n_in ? &t->src->in[t->want_in] : NULL;
+    int layered = t->src && t->src_in >= 0 && t->src_in < t->src->n_in && t->src->in[t->src_in].n_layers > 1;
+    json_array_append_new(subs,
+                          json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:I, s:I}", "track_sid", sub->track_sid,
+                                    "kind", t->kind == HD_TRACK_AUDIO ? "audio" : "video", "layer",
+                                    cur ? cur->rid : "", "wanted_layer", want ? want->rid : "", "height",
+                                    cur ? cur->height : 0, "paused", layered && t->want_in < 0, "packets",
+                                    (json_int_t)t->packets, "layer_switches", (json_int_t)t->alloc.switches));
+  }
+  return json_pack("{s:s, s:I, s:I, s:o}", "estimator",
+                   ss->bwe            ? "twcc"
+                   : ss->estimate_bps ? "remb"
+                                      : "none",
+                   "estimate_bps", (json_int_t)ss->estimate_bps, "rtt_ms", (json_int_t)(ss->rtt / 1000),
+                   "subscriptions", subs);
 }
 
 static char *dump(json_t *j) {
@@ -1383,10 +1431,10 @@ char *hd_node_admin_participants_json(hd_node_t *n, const char *app, const char 
   if (!r) return NULL;
   json_t *list = json_array();
   for (hd_participant_t *p = r->participants; p; p = p->next)
-    json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:o}", "sid", p->sid, "identity",
-                                          p->identity, "name", p->name, "metadata", p->metadata, "joined_at",
-                                          (json_int_t)p->joined_at, "hidden", p->claims.hidden, "tracks",
-                                          tracks_json(p)));
+    json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:o, s:o}", "sid", p->sid,
+                                          "identity", p->identity, "name", p->name, "metadata", p->metadata,
+                                          "joined_at", (json_int_t)p->joined_at, "hidden", p->claims.hidden,
+                                          "tracks", tracks_json(p, n->now), "downlink", downlink_json(p)));
   return dump(json_pack("{s:s, s:s, s:o}", "room", r->name, "sid", r->sid, "participants", list));
 }
 

@@ -25,7 +25,20 @@ export async function freePort() {
 
 // ports: {httpPort, rtcPort} to start again on the ports of an earlier server
 // (a node restart, tests/e2e/room_reconnect_chromium.test.mjs); fresh ones otherwise.
+// Fresh ports are retried: each media worker also takes rtc_port + i on UDP
+// and TCP (ICE-TCP), numbers freePort() did not check, so another test's
+// server may hold one.
 export async function startServer(extraArgs = [], ports = null) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServerOnce(extraArgs, ports);
+    } catch (e) {
+      if (ports || attempt >= 4 || !/already in use/i.test(String(e.message))) throw e;
+    }
+  }
+}
+
+async function startServerOnce(extraArgs, ports) {
   const httpPort = ports ? ports.httpPort : await freePort();
   const rtcPort = ports ? ports.rtcPort : await freePort();
   const proc = spawn(hudongBin, ['serve', '--dev', '--listen', `127.0.0.1:${httpPort}`, '--rtc-port', String(rtcPort), ...extraArgs], {

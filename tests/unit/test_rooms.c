@@ -310,6 +310,9 @@ static void test_publish_subscribe_flow(void **st) {
   assert_non_null(j);
   assert_non_null(strstr(j, "\"identity\":\"alice\""));
   assert_non_null(strstr(j, cam_sid));
+  /* bob's downlink: no estimate yet, his subscription to alice's camera listed */
+  assert_non_null(strstr(j, "\"downlink\":{\"estimator\":\"none\""));
+  assert_non_null(strstr(j, "\"subscriptions\":[{\"track_sid\":"));
   free(j);
   assert_null(hd_node_admin_participants_json(g_node, "appB", "r")); /* tenant isolation */
   assert_int_equal(hd_node_admin_mute(g_node, "appA", "r", "alice", cam_sid, 1, g_now), 0);
