@@ -121,6 +121,20 @@ function sendEncodingsFor(source, track, trackOpts, clientOpts) {
   if (n < 2) return null;
   return SIMULCAST_LAYERS.slice(3 - n).map((e, i) => ({ ...e, scaleResolutionDownBy: 2 ** (n - 1 - i) }));
 }
+// Audio goes out as RED (RFC 2198: each packet also carries the previous
+// frame) where the browser has it: the node passes RED on to viewers that take
+// it and unwraps it for the others, and a lost packet costs no concealment.
+function preferRed(transceiver) {
+  if (!transceiver.setCodecPreferences || !window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return;
+  const caps = RTCRtpReceiver.getCapabilities('audio');
+  if (!caps) return;
+  const red = caps.codecs.filter((c) => c.mimeType.toLowerCase() === 'audio/red');
+  if (!red.length) return;
+  try {
+    transceiver.setCodecPreferences([...red, ...caps.codecs.filter((c) => c.mimeType.toLowerCase() !== 'audio/red')]);
+  } catch { /* an older browser: plain Opus */ }
+}
+
 function transceiverInit(lt) {
   const init = { direction: 'sendonly', streams: [lt.stream || new MediaStream([lt.track])] };
   if (lt.encodings) init.sendEncodings = lt.encodings.map((e) => ({ ...e }));
@@ -324,6 +338,7 @@ export class Room {
     if (!lts.length) return;
     for (const lt of lts) {
       lt.transceiver = this.pub.addTransceiver(lt.track, transceiverInit(lt));
+      if (lt.kind === 'audio' && this.opts.red !== false) preferRed(lt.transceiver);
     }
     await this._renegotiate();
   }
@@ -647,6 +662,7 @@ export class Room {
     } else {
       tr = this.pub.addTransceiver(track, transceiverInit({ track, stream, encodings }));
     }
+    if (kind === 'audio' && opts.red !== false && this.opts.red !== false) preferRed(tr);
     const lt = { cid: track.id, sid: null, kind, source, track, stream, transceiver: tr, muted: !track.enabled, encodings };
     this.localTracks.set(lt.cid, lt);
     try {

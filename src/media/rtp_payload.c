@@ -206,3 +206,50 @@ int hd_rtp_keyframe_start(const char *codec, const uint8_t *payload, size_t len)
   }
   return HD_EUNSUPPORTED;
 }
+
+/* ---- RED (RFC 2198) ---- */
+
+/* Walks the block headers: *hdr_len the header bytes, and the offset of each
+ * block's PT byte in hdr_pos (n of them, the primary's last). */
+static int red_headers(const uint8_t *p, size_t len, size_t *hdr_len, size_t *data_total, size_t *hdr_pos,
+                       int *n) {
+  size_t off = 0, total = 0;
+  *n = 0;
+  for (;;) {
+    if (off >= len || *n >= HD_RED_MAX_BLOCKS) return HD_EPROTO;
+    hdr_pos[(*n)++] = off;
+    if (!(p[off] & 0x80)) { /* F=0: the primary's 1-byte header */
+      off += 1;
+      break;
+    }
+    if (off + 4 > len) return HD_EPROTO;
+    total += (size_t)(p[off + 2] & 0x03) << 8 | p[off + 3]; /* 10-bit block length */
+    off += 4;
+  }
+  if (total > len - off) return HD_EPROTO;
+  *hdr_len = off;
+  *data_total = total;
+  return 0;
+}
+
+int hd_red_primary(const uint8_t *p, size_t len, uint8_t *pt, const uint8_t **data, size_t *dlen) {
+  size_t hl, red_bytes, pos[HD_RED_MAX_BLOCKS];
+  int n;
+  if (!p || red_headers(p, len, &hl, &red_bytes, pos, &n) < 0) return HD_EPROTO;
+  *pt = p[pos[n - 1]] & 0x7f;
+  *data = p + hl + red_bytes;
+  *dlen = len - hl - red_bytes;
+  return 0;
+}
+
+int hd_red_rewrite_pt(uint8_t *p, size_t len, uint8_t from, uint8_t to) {
+  size_t hl, red_bytes, pos[HD_RED_MAX_BLOCKS];
+  int n, k = 0;
+  if (!p || red_headers(p, len, &hl, &red_bytes, pos, &n) < 0) return HD_EPROTO;
+  for (int i = 0; i < n; i++)
+    if ((p[pos[i]] & 0x7f) == from) {
+      p[pos[i]] = (uint8_t)((p[pos[i]] & 0x80) | (to & 0x7f));
+      k++;
+    }
+  return k;
+}

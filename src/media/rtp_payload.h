@@ -92,6 +92,21 @@ int hd_vp8_desc_write(const hd_vp8_desc_t *d, uint8_t *out, size_t cap);
  * keyframe it will never recognise). Never reads outside payload[0..len). */
 int hd_rtp_keyframe_start(const char *codec, const uint8_t *payload, size_t len);
 
+/* ---- RED (RFC 2198), as browsers use it for Opus ---- */
+
+#define HD_RED_MAX_BLOCKS 8 /* blocks per RED payload we accept (browsers send 2-3) */
+
+/* The primary (last, newest) block of a RED payload (RFC 2198 §3: 4-byte
+ * headers with F=1 for each redundant block, a 1-byte header with F=0 for the
+ * primary, then the blocks in the same order): its payload type and bytes
+ * (pointing into p). Returns 0, or HD_EPROTO for a malformed payload (lengths
+ * past the end, more than HD_RED_MAX_BLOCKS blocks). */
+int hd_red_primary(const uint8_t *p, size_t len, uint8_t *pt, const uint8_t **data, size_t *dlen);
+/* Rewrites, in place, the payload type of every block that is `from` into
+ * `to` (a receiver that numbered Opus differently). Returns the number of
+ * blocks rewritten or HD_EPROTO. */
+int hd_red_rewrite_pt(uint8_t *p, size_t len, uint8_t from, uint8_t to);
+
 /* ---- Opus (RFC 7587) ---- */
 
 typedef struct {

@@ -12,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -162,6 +163,34 @@ static const hd_sdp_codec_t *find_rtx(const hd_sdp_media_t *m, uint8_t pt) {
     char apt[8];
     if (!c || strcasecmp(c->name, "rtx") || hd_sdp_fmtp_param(c->fmtp, "apt", apt, sizeof apt) < 0) continue;
     if (small_num(apt) == pt) return c;
+  }
+  return NULL;
+}
+
+/* RED for Opus (RFC 2198; how browsers protect audio): the offered
+ * red/48000/2 whose fmtp lists only the Opus pt ("111/111"), NULL if none.
+ * *first is set when it comes before Opus on the m= line (the offerer prefers
+ * to send it). */
+static const hd_sdp_codec_t *find_red(const hd_sdp_media_t *m, uint8_t opus_pt, int *first) {
+  *first = 0;
+  int seen_opus = 0;
+  for (int i = 0; i < m->n_fmt; i++) {
+    const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(m, small_num(m->fmt[i]));
+    if (!c) continue;
+    if (c->pt == opus_pt) seen_opus = 1;
+    if (strcasecmp(c->name, "red") || c->clock != 48000) continue;
+    /* fmtp "P/P[/P...]": every block Opus */
+    const char *f = c->fmtp;
+    int ok = *f != 0;
+    while (*f && ok) {
+      char *end;
+      long v = strtol(f, &end, 10);
+      ok = end != f && v == opus_pt && (*end == '/' || *end == 0);
+      f = *end == '/' ? end + 1 : end;
+    }
+    if (!ok) continue;
+    *first = !seen_opus;
+    return c;
   }
   return NULL;
 }
@@ -396,6 +425,9 @@ static int answer_section(nctx_t *n, int i) {
   const hd_sdp_codec_t *rtx = om->kind == HD_SDP_VIDEO ? find_rtx(om, codec->pt) : NULL;
   if (n->whep && !p->send_ssrc_video_rtx) rtx = NULL; /* nothing to send RTX with */
   nm->rtx_pt = rtx ? rtx->pt : 0;
+  int red_first = 0;
+  const hd_sdp_codec_t *red = om->kind == HD_SDP_AUDIO ? find_red(om, codec->pt, &red_first) : NULL;
+  nm->red_pt = red ? red->pt : 0;
   nm->nack = hd_sdp_codec_has_fb(om, codec, "nack");
   nm->pli = hd_sdp_codec_has_fb(om, codec, "nack pli");
   nm->fir = hd_sdp_codec_has_fb(om, codec, "ccm fir");
@@ -405,7 +437,11 @@ static int answer_section(nctx_t *n, int i) {
 
   am->port = p->cand_port;
   am->n_fmt = 0;
+  /* a publisher that put RED first sends RED (we receive it, and pass it on
+   * or unwrap it per viewer); a viewer gets RED when its source sends it */
+  if (red && red_first) add_fmt(am, red->pt);
   add_fmt(am, codec->pt);
+  if (red && !red_first) add_fmt(am, red->pt);
   if (rtx) add_fmt(am, rtx->pt);
   int v6 = strchr(p->cand_ip, ':') != NULL;
   strcpy(am->conn_addrtype, v6 ? "IP6" : "IP4");
@@ -445,6 +481,14 @@ static int answer_section(nctx_t *n, int i) {
   for (size_t f = 0; f < sizeof supported_fb / sizeof supported_fb[0]; f++)
     if (hd_sdp_codec_has_fb(om, codec, supported_fb[f]) && ac->n_fb < HD_SDP_MAX_FB)
       strcpy(ac->fb[ac->n_fb++], supported_fb[f]);
+  if (red) {
+    hd_sdp_codec_t *ar = &am->codecs[am->n_codecs++];
+    ar->pt = red->pt;
+    memcpy(ar->name, red->name, sizeof ar->name);
+    ar->clock = red->clock;
+    ar->channels = red->channels;
+    memcpy(ar->fmtp, red->fmtp, sizeof ar->fmtp);
+  }
   if (rtx) {
     hd_sdp_codec_t *ar = &am->codecs[am->n_codecs++];
     ar->pt = rtx->pt;

@@ -36,7 +36,8 @@ typedef struct {
   uint8_t channels;
   char fmtp[HD_SDP_FMTP_MAX];        /* fmtp we put in the answer */
   uint8_t rtx_pt;                    /* 0 if none */
-  uint8_t red_pt, ulpfec_pt;         /* always 0 for now: not negotiated */
+  uint8_t red_pt;                    /* audio: RED (RFC 2198) over the Opus pt, 0 if not offered */
+  uint8_t ulpfec_pt;                 /* always 0 for now: not negotiated */
   int nack, pli, fir, twcc_fb, remb; /* rtcp-fb negotiated for pt */
   uint8_t ext_mid, ext_abs_send_time, ext_twcc, ext_audio_level, ext_rid, ext_rrid; /* 0 = absent */
   uint32_t remote_ssrc, remote_rtx_ssrc; /* from a=ssrc / FID group, 0 if absent */

@@ -49,6 +49,7 @@ static int init_in_track(hd_session_t *s, int idx, int i, int k, const char *rid
   copy_str(t->mid, sizeof t->mid, m->mid);
   t->pt = m->pt;
   t->rtx_pt = m->rtx_pt;
+  t->red_pt = m->red_pt;
   t->clock = m->clock;
   copy_str(t->codec, sizeof t->codec, m->codec);
   copy_str(t->fmtp, sizeof t->fmtp, m->fmtp);
@@ -127,6 +128,7 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   t->rtx_ssrc = k == HD_TRACK_VIDEO ? rtx_ssrc : 0;
   t->pt = m->pt;
   t->rtx_pt = m->rtx_pt;
+  t->red_pt = m->red_pt;
   t->clock = m->clock;
   copy_str(t->codec, sizeof t->codec, m->codec);
   copy_str(t->fmtp, sizeof t->fmtp, m->fmtp);
@@ -212,13 +214,18 @@ int hd_session_first_in(const hd_session_t *pub, int kind) {
   return -1;
 }
 
+/* The track's media payload types: its codec, and RED over it (RFC 2198) when negotiated. */
+static int media_pt(const hd_in_track_t *t, uint8_t pt) {
+  return pt == t->pt || (t->red_pt && pt == t->red_pt);
+}
+
 /* Which track a publisher packet belongs to (see hd_in_track_t). Sets *is_rtx. */
 static int in_track_for(hd_session_t *s, const hd_rtp_hdr_t *h, int *is_rtx) {
   *is_rtx = 0;
   for (int i = 0; i < s->n_in; i++) {
     hd_in_track_t *t = &s->in[i];
     if (!t->active) continue;
-    if (t->have_ssrc && t->ssrc == h->ssrc && h->pt == t->pt) return i;
+    if (t->have_ssrc && t->ssrc == h->ssrc && media_pt(t, h->pt)) return i;
     if (t->rtx_pt && h->pt == t->rtx_pt && t->rtx_ssrc && t->rtx_ssrc == h->ssrc) {
       *is_rtx = 1;
       return i;
@@ -241,7 +248,7 @@ static int in_track_for(hd_session_t *s, const hd_rtp_hdr_t *h, int *is_rtx) {
       hd_in_track_t *t = &s->in[i];
       if (!t->active || (mid[0] && strcmp(t->mid, mid))) continue;
       if (!mid[0] && !t->rid[0]) continue; /* without mid only a rid can name a track */
-      if (h->pt == t->pt && (!t->rid[0] || !strcmp(t->rid, rid))) return i;
+      if (media_pt(t, h->pt) && (!t->rid[0] || !strcmp(t->rid, rid))) return i;
       if (t->rtx_pt && h->pt == t->rtx_pt && (!t->rid[0] || !strcmp(t->rid, rrid[0] ? rrid : rid))) {
         *is_rtx = 1;
         return i;
@@ -253,10 +260,10 @@ static int in_track_for(hd_session_t *s, const hd_rtp_hdr_t *h, int *is_rtx) {
   for (int i = 0; i < s->n_in; i++) {
     hd_in_track_t *t = &s->in[i];
     if (!t->active) continue;
-    if (h->pt == t->pt || (t->rtx_pt && h->pt == t->rtx_pt)) {
+    if (media_pt(t, h->pt) || (t->rtx_pt && h->pt == t->rtx_pt)) {
       if (found >= 0) return -1; /* ambiguous */
       found = i;
-      rtx = h->pt != t->pt;
+      rtx = !media_pt(t, h->pt);
     }
   }
   *is_rtx = rtx;
@@ -444,9 +451,28 @@ static int build_out(const hd_session_t *v, const hd_out_track_t *t, const hd_se
       n++;
     }
   }
+  /* RED from the publisher (RFC 2198): passed on to a viewer that negotiated
+   * it (block payload types in the viewer's numbering), else unwrapped to its
+   * primary block, plain Opus */
+  uint8_t pt = t->pt;
+  const uint8_t *pl = h->payload;
+  size_t plen = h->payload_len;
+  const hd_in_track_t *red_src = NULL;
+  for (int i = 0; t->kind == HD_TRACK_AUDIO && pub && i < pub->n_in; i++)
+    if (pub->in[i].red_pt && h->pt == pub->in[i].red_pt && pub->in[i].ssrc == h->ssrc) red_src = &pub->in[i];
+  int red_in = red_src != NULL;
+  if (red_in && t->red_pt) {
+    pt = t->red_pt;
+  } else if (red_in) {
+    uint8_t bpt;
+    if (hd_red_primary(h->payload, h->payload_len, &bpt, &pl, &plen) < 0 || plen == 0) return HD_EPROTO;
+  }
   hd_rtp_build_t b = {
-      .pt = t->pt, .marker = h->marker, .seq = seq, .ts = ts, .ssrc = t->ssrc, .exts = exts, .ext_count = n};
-  return hd_rtp_build(&b, h->payload, h->payload_len, out, cap);
+      .pt = pt, .marker = h->marker, .seq = seq, .ts = ts, .ssrc = t->ssrc, .exts = exts, .ext_count = n};
+  int len = hd_rtp_build(&b, pl, plen, out, cap);
+  if (len > 0 && red_in && t->red_pt && red_src->pt != t->pt)
+    hd_red_rewrite_pt(out + len - plen, plen, red_src->pt, t->pt);
+  return len;
 }
 
 static int codec_matches(const hd_out_track_t *o, const hd_in_track_t *i) {

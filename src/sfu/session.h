@@ -76,6 +76,7 @@ typedef struct {
   int media_index;   /* into negotiated.media */
   char mid[32];
   uint8_t pt, rtx_pt;
+  uint8_t red_pt; /* audio: RED (RFC 2198) over pt, as browsers send Opus; 0 = not negotiated */
   char codec[16];
   char fmtp[256];
   uint32_t clock;
@@ -112,6 +113,7 @@ typedef struct {
   int src_in;
   int follow_room_pub; /* WHEP: src NULL means "the room's WHIP publisher" */
   uint8_t pt, rtx_pt;
+  uint8_t red_pt; /* audio: the viewer takes RED (passed on); 0 = it gets plain Opus (unwrapped) */
   char codec[16];
   char fmtp[256];
   uint32_t clock;

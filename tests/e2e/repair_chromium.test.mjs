@@ -62,6 +62,12 @@ const pageLib = () => {
       if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
     });
   });
+  // audio as RED (RFC 2198) first, as web/rtc.js publishes it, on both paths
+  window.preferRed = (tr) => {
+    const caps = RTCRtpReceiver.getCapabilities('audio').codecs;
+    const red = caps.filter((c) => c.mimeType.toLowerCase() === 'audio/red');
+    if (red.length) tr.setCodecPreferences([...red, ...caps.filter((c) => c.mimeType.toLowerCase() !== 'audio/red')]);
+  };
   window.camera = () => navigator.mediaDevices.getUserMedia({
     audio: true, video: { width: 640, height: 360, frameRate: 30 },
   });
@@ -128,7 +134,10 @@ async function connectHudong(pub, view, loss, room) {
     window.pc = pc;
     if (kind === 'whip') {
       const ms = await window.camera();
-      ms.getTracks().forEach((t) => pc.addTransceiver(t, { direction: 'sendonly' }));
+      ms.getTracks().forEach((t) => {
+        const tr = pc.addTransceiver(t, { direction: 'sendonly' });
+        if (t.kind === 'audio') window.preferRed(tr);
+      });
     } else {
       window.play(pc);
       pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -159,7 +168,10 @@ async function connectDirect(pub, view, loss) {
     const pc = new RTCPeerConnection();
     window.pc = pc;
     const ms = await window.camera();
-    ms.getTracks().forEach((t) => pc.addTransceiver(t, { direction: 'sendonly' }));
+    ms.getTracks().forEach((t) => {
+      const tr = pc.addTransceiver(t, { direction: 'sendonly' });
+      if (t.kind === 'audio') window.preferRed(tr);
+    });
     await pc.setLocalDescription(await pc.createOffer());
     await window.gathered(pc);
     return pc.localDescription.sdp;

@@ -27,7 +27,20 @@ after(async () => {
   assert.equal(code, 0, 'hudong serve exits cleanly');
 });
 
+// A relay whose control endpoint answers (fresh ports again if another
+// process took one of them meanwhile).
 async function startRelay(toPort, args) {
+  for (let attempt = 1; ; attempt++) {
+    const r = await startRelayOnce(toPort, args);
+    try {
+      if ((await fetch(`${r.controlUrl}/stats`)).ok) return r;
+    } catch { /* not ours */ }
+    await r.stop();
+    assert.ok(attempt < 4, 'hudong netem control endpoint never answered');
+  }
+}
+
+async function startRelayOnce(toPort, args) {
   const port = await freePort();
   const control = await freePort();
   const proc = spawn(hudongBin, ['netem', '--listen', `127.0.0.1:${port}`, '--to', `127.0.0.1:${toPort}`,
@@ -36,9 +49,9 @@ async function startRelay(toPort, args) {
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
   await sleep(200);
-  assert.equal(proc.exitCode, null, `hudong netem exited: ${log}`);
   return {
     port,
+    controlUrl: `http://127.0.0.1:${control}`,
     impair: async (body) => {
       const r = await fetch(`http://127.0.0.1:${control}/impair`, { method: 'POST', body: JSON.stringify(body) });
       assert.equal(r.status, 200, await r.text());

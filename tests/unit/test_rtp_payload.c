@@ -185,12 +185,45 @@ static void test_keyframe_start(void **state) {
   assert_int_equal(hd_rtp_keyframe_start("VP9", vp8_key, sizeof vp8_key), HD_EUNSUPPORTED);
 }
 
+/* RFC 2198 §3: two blocks, a redundant one (F=1, PT 111, offset 960, 3 bytes)
+ * and the primary (F=0, PT 111); malformed ones are refused. */
+static void test_red(void **state) {
+  (void)state;
+  uint8_t red[] = {
+      0x80 | 111, (960 >> 6) & 0xff, (uint8_t)((960 & 0x3f) << 2), 3, 111, 0xA1, 0xA2, 0xA3, 0xB1, 0xB2};
+  uint8_t pt;
+  const uint8_t *d;
+  size_t n;
+  assert_int_equal(hd_red_primary(red, sizeof red, &pt, &d, &n), 0);
+  assert_int_equal(pt, 111);
+  assert_int_equal(n, 2);
+  assert_int_equal(d[0], 0xB1);
+  /* the viewer numbers Opus 109: both block headers rewritten */
+  assert_int_equal(hd_red_rewrite_pt(red, sizeof red, 111, 109), 2);
+  assert_int_equal(red[0], 0x80 | 109);
+  assert_int_equal(red[4], 109);
+  assert_int_equal(hd_red_primary(red, sizeof red, &pt, &d, &n), 0);
+  assert_int_equal(pt, 109);
+  /* a primary alone (1-byte header) */
+  uint8_t solo[] = {111, 0xC1};
+  assert_int_equal(hd_red_primary(solo, sizeof solo, &pt, &d, &n), 0);
+  assert_int_equal(n, 1);
+  /* a block longer than what follows; no primary header; empty */
+  uint8_t longb[] = {0x80 | 111, 0, 0, 200, 111, 1, 2};
+  assert_int_equal(hd_red_primary(longb, sizeof longb, &pt, &d, &n), HD_EPROTO);
+  uint8_t nofinal[] = {0x80 | 111, 0, 0, 0};
+  assert_int_equal(hd_red_primary(nofinal, sizeof nofinal, &pt, &d, &n), HD_EPROTO);
+  assert_int_equal(hd_red_primary(red, 0, &pt, &d, &n), HD_EPROTO);
+  assert_int_equal(hd_red_rewrite_pt(longb, sizeof longb, 111, 109), HD_EPROTO);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vp8_split_and_reassemble),
       cmocka_unit_test(test_vp8_descriptor_vectors),
       cmocka_unit_test(test_opus),
       cmocka_unit_test(test_keyframe_start),
+      cmocka_unit_test(test_red),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,6 +121,28 @@ static const char *answer_text(void) {
     if (strstr((t), (s))) fail_msg("answer must not contain \"%s\":\n%s", (s), (t));                         \
   } while (0)
 
+/* RED (RFC 2198) for Opus: put first by the offerer (web/rtc.js does), it is
+ * first in the answer, so the browser sends RED; one whose fmtp names another
+ * codec is not taken. */
+static void test_red_first(void **st) {
+  (void)st;
+  load("chrome_vp8.sdp", g_text, sizeof g_text);
+  replace_all("m=audio 9 UDP/TLS/RTP/SAVPF 111 63", "m=audio 9 UDP/TLS/RTP/SAVPF 63 111");
+  parse_text(&g_offer);
+  hd_sdp_answer_params_t p = whip_params();
+  assert_int_equal(negotiate(&p), 0);
+  assert_int_equal(g_neg.media[0].red_pt, 63);
+  assert_int_equal(g_neg.media[0].pt, 111);
+  const char *t = answer_text();
+  HAS(t, "m=audio 7881 UDP/TLS/RTP/SAVPF 63 111\r\n");
+  replace_all("a=fmtp:63 111/111", "a=fmtp:63 111/110");
+  parse_text(&g_offer);
+  assert_int_equal(negotiate(&p), 0);
+  assert_int_equal(g_neg.media[0].red_pt, 0);
+  t = answer_text();
+  HASNT(t, "red/");
+}
+
 static void test_whip_chrome_vp8(void **st) {
   (void)st;
   parse_file("chrome_vp8.sdp", &g_offer);
@@ -146,7 +168,7 @@ static void test_whip_chrome_vp8(void **st) {
   assert_int_equal(a->channels, 2);
   assert_string_equal(a->fmtp, "minptime=10;useinbandfec=1");
   assert_int_equal(a->rtx_pt, 0);
-  assert_int_equal(a->red_pt, 0);
+  assert_int_equal(a->red_pt, 63); /* Chrome offers red/48000/2 "111/111" after Opus */
   assert_int_equal(a->twcc_fb, 1);
   assert_int_equal(a->nack, 0);
   assert_int_equal(a->ext_audio_level, 1);
@@ -188,7 +210,9 @@ static void test_whip_chrome_vp8(void **st) {
   HAS(t, "a=ice-lite\r\n");
   HAS(t, "a=group:BUNDLE 0 1\r\n");
   HAS(t, "a=extmap-allow-mixed\r\n");
-  HAS(t, "m=audio 7881 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 192.0.2.1\r\n");
+  /* RED offered after Opus: accepted, after Opus (the publisher sends plain Opus) */
+  HAS(t, "m=audio 7881 UDP/TLS/RTP/SAVPF 111 63\r\nc=IN IP4 192.0.2.1\r\n");
+  HAS(t, "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n");
   HAS(t, "m=video 7881 UDP/TLS/RTP/SAVPF 96 97\r\n");
   HAS(t, "a=ice-ufrag:srvU\r\n");
   HAS(t, "a=ice-pwd:srvpassword0123456789ab\r\n");
@@ -210,7 +234,6 @@ static void test_whip_chrome_vp8(void **st) {
   HAS(t, "a=candidate:1 1 udp 2130706431 192.0.2.1 7881 typ host\r\n");
   HAS(t, "a=end-of-candidates\r\n");
   HASNT(t, "H264");
-  HASNT(t, "red/");
   HASNT(t, "ulpfec");
   HASNT(t, "toffset");
   HASNT(t, "video-orientation");
@@ -725,6 +748,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ice_tcp_candidate),
       cmocka_unit_test(test_whip_chrome_vp8),
+      cmocka_unit_test(test_red_first),
       cmocka_unit_test(test_whip_chrome_h264_only),
       cmocka_unit_test(test_h264_preference),
       cmocka_unit_test(test_h264_same_profile),

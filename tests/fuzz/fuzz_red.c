@@ -1,0 +1,44 @@
+/* Fuzz target for the RFC 2198 RED payload helpers (src/media/rtp_payload):
+ * any input must be parsed or rejected without reading outside it; a parsed
+ * primary block lies inside the input and ends it; rewriting block payload
+ * types keeps the same primary (same bytes, same length). Also the VP8
+ * PictureID rewriter (src/sfu/vp8_rewriter) on the same bytes: it must not
+ * write past the descriptor it parsed. And keyframe detection for VP8/H.264. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "media/rtp_payload.h"
+#include "sfu/vp8_rewriter.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  uint8_t pt, pt2;
+  const uint8_t *prim, *prim2;
+  size_t plen, plen2;
+  uint8_t *copy = malloc(size ? size : 1);
+  if (!copy) return 0;
+  memcpy(copy, data, size);
+  if (hd_red_primary(data, size, &pt, &prim, &plen) == 0) {
+    if (prim < data || prim + plen != data + size) abort();
+    int k = hd_red_rewrite_pt(copy, size, pt, (uint8_t)(pt ^ 0x55));
+    if (k < 1) abort(); /* the primary's own pt at least */
+    if (hd_red_primary(copy, size, &pt2, &prim2, &plen2) != 0 || plen2 != plen ||
+        pt2 != (uint8_t)(pt ^ 0x55) || memcmp(prim2, prim, plen) != 0)
+      abort();
+  } else if (hd_red_rewrite_pt(copy, size, 1, 2) != HD_EPROTO) {
+    abort();
+  }
+  memcpy(copy, data, size);
+  hd_vp8_rewriter_t r;
+  hd_vp8_rewriter_init(&r);
+  hd_vp8_rewrite(&r, 1, copy, size, 1);
+  hd_vp8_rewrite(&r, 2, copy, size, 1);
+  if (size > HD_VP8_RTP_DESC_MAX &&
+      memcmp(copy + HD_VP8_RTP_DESC_MAX, data + HD_VP8_RTP_DESC_MAX, size - HD_VP8_RTP_DESC_MAX) != 0)
+    abort(); /* only the descriptor may change */
+  (void)hd_rtp_keyframe_start("VP8", data, size);
+  (void)hd_rtp_keyframe_start("H264", data, size);
+  free(copy);
+  return 0;
+}
