@@ -579,6 +579,18 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
   tw_sent(v, t, (size_t)n, now);
   t->packets++;
   t->bytes += (size_t)n;
+  if (late && t->rtx_enabled && v->loss_q8 >= HD_SESSION_LOSSY_Q8) {
+    /* the publisher's repair, sent twice on a lossy viewer leg (see retransmit) */
+    uint8_t *o2 = hd_peer_tx_begin(&v->peer, &cap);
+    uint8_t tmp[HD_DATAGRAM_MAX];
+    int m = o2 ? build_out(v, t, pub, h, seq, ts, now, tmp, sizeof tmp) : -1;
+    if (m >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, tmp + m - h->payload_len, h->payload_len, 0);
+    if (m >= 0) m = wrap_rtx(t, tmp, (size_t)m, o2, cap);
+    if (m >= 0 && hd_peer_tx_commit(&v->peer, (size_t)m, 0) == 0) {
+      tw_sent(v, t, (size_t)m, now);
+      if (c) c->repairs_doubled++;
+    }
+  }
   if (late) {
     rtx_hist_mark(t, seq, now);
     t->repairs_forwarded++;
@@ -654,6 +666,9 @@ static hd_time_t resend_interval(const hd_session_t *v) {
 static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
                      uint16_t out_seq, hd_time_t now);
 
+/* The viewer reports more than ~2% loss (HD_SESSION_LOSSY_Q8): repairs go twice. */
+static int lossy_leg(const hd_session_t *v) { return v->loss_q8 >= HD_SESSION_LOSSY_Q8; }
+
 static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
                        hd_time_t now, hd_session_counters_t *c) {
   uint16_t src_seq;
@@ -689,6 +704,9 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
     c->nack_unrepairable++;
   }
   if (n < 0) return;
+  /* on a lossy viewer leg a lost repair costs the viewer another round trip
+   * (and a freeze): send it twice (two losses in a row are p^2) */
+  if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, now) > 0) c->repairs_doubled++;
   rtx_hist_mark(t, out_seq, now);
   t->retransmits++;
   c->retransmitted++;
@@ -810,7 +828,10 @@ static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd
  * send time rather than comparing clocks. */
 static void viewer_rtt_sample(hd_session_t *v, const hd_rtcp_rb_t *rb, hd_time_t now) {
   hd_out_track_t *t = out_by_ssrc(v, rb->ssrc);
-  if (!t || rb->lsr == 0) return;
+  if (!t) return;
+  if (t->kind == HD_TRACK_VIDEO) /* the viewer leg's loss, smoothed (fraction of 256) */
+    v->loss_q8 = v->loss_q8 ? (v->loss_q8 * 3 + rb->fraction_lost) / 4 : rb->fraction_lost;
+  if (rb->lsr == 0) return;
   for (int i = 0; i < HD_OUT_SR_HIST; i++) {
     if (t->sr_sent_at[i] == 0 || t->sr_mid32[i] != rb->lsr) continue;
     hd_time_t rtt = now - t->sr_sent_at[i] - hd_rtcp_q16_to_us(rb->dlsr);

@@ -50,6 +50,8 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
  * if longer) is repeated: PLI is not acknowledged (RFC 4585 §6.3.1) and is
  * lost like any packet on a lossy uplink. */
 #define HD_SESSION_KEY_RETRY HD_MS(500)
+/* A viewer whose RRs report at least this loss (x/256, ~2%) gets every repair twice. */
+#define HD_SESSION_LOSSY_Q8 5
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
  * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
@@ -177,6 +179,7 @@ struct hd_session {
   /* viewer: round trip to this peer from its RR (RFC 3550 §6.4.1 LSR/DLSR), 0 = unknown */
   hd_time_t rtt;
   uint64_t rtt_samples;
+  unsigned loss_q8; /* viewer: loss its RRs report on our video, smoothed (x/256) */
   /* viewer: downlink estimate (REMB from the viewer for now), 0 = none yet; the
    * allocator runs on each new estimate and every HD_SESSION_ALLOC_INTERVAL */
   uint64_t estimate_bps;
@@ -213,6 +216,7 @@ typedef struct {
    * repair; viewer NACKs for what the node no longer has or never will;
    * keyframe requests made because a loss could not be repaired in time */
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
+  uint64_t repairs_doubled; /* repairs sent a second time to a lossy viewer leg */
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */

@@ -21,6 +21,7 @@
 #include "proto/srtp.h"
 #include "proto/stun.h"
 #include "rtc/rtp_cache.h"
+#include "rtc/rtp_stats.h"
 #include "sfu/txq.h"
 
 #define TXQ_CAP 1024
@@ -76,6 +77,12 @@ struct hd_rtc_client {
   uint8_t ans_pt[2], ans_rtx_pt;
   /* receiving */
   hd_rtc_stream_stats_t rx[2];
+  /* player: RFC 3550 receive statistics of the video (original packets only,
+   * RTX excluded as a browser counts them) for an RR every second, so the
+   * node learns this leg's loss and RTT as it does from a browser */
+  hd_rtp_recv_stats_t rr_stats;
+  int rr_started;
+  hd_time_t next_rr;
   /* player: video frame log, index frame - first_frame */
   struct frame_log {
     hd_time_t sent, complete;
@@ -487,7 +494,9 @@ int hd_rtc_client_video_quality(const hd_rtc_client_t *c, hd_time_t playout_dela
   hd_freeze_t fz = {0};
   hd_time_t render = 0, first_render = 0;
   int chain = 0; /* the previous frame was decoded */
-  for (size_t i = 0; i <= last; i++) {
+  /* the last frame is left out: a loss at the very end of a stream has no
+   * later packet to reveal it, to the node or to us */
+  for (size_t i = 0; i < last; i++) {
     const struct frame_log *e = &c->frames[i];
     q->frames++;
     if (!e->complete) {
@@ -591,6 +600,14 @@ static void on_rtp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_t
     }
     s->pt = h.pt;
     s->packets++;
+    if (k == HD_RTC_VIDEO && c->cfg.kind == HD_RTC_CLIENT_PLAY) {
+      if (!c->rr_started || c->rr_stats.ssrc != h.ssrc) {
+        hd_rtp_recv_stats_init(&c->rr_stats, h.ssrc);
+        c->rr_started = 1;
+        c->next_rr = now + HD_SEC(1);
+      }
+      hd_rtp_recv_stats_update(&c->rr_stats, h.seq, h.ts, now, 90000);
+    }
     record(c, k, h.seq, 0, h.payload, h.payload_len, now);
     return;
   }
@@ -635,9 +652,12 @@ static void on_rtcp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_
   c->st.rtcp_rx++;
   hd_rtcp_iter_init(&it, buf, len);
   while (hd_rtcp_next(&it, &p) == 1) {
-    if (p.pt == HD_RTCP_SR)
+    if (p.pt == HD_RTCP_SR) {
       c->st.sr_rx++;
-    else if (p.pt == HD_RTCP_RR)
+      hd_rtcp_sr_t sr;
+      if (hd_rtcp_parse_sr(&p, &sr) == 0 && c->rr_started && sr.ssrc == c->rr_stats.ssrc)
+        hd_rtp_recv_stats_on_sr(&c->rr_stats, sr.ntp, now);
+    } else if (p.pt == HD_RTCP_RR)
       c->st.rr_rx++;
     else if (p.pt == HD_RTCP_RTPFB || p.pt == HD_RTCP_PSFB) {
       hd_rtcp_fb_t fb;
@@ -863,6 +883,7 @@ hd_time_t hd_rtc_client_next_timeout(const hd_rtc_client_t *c) {
     if (!c->cfg.no_video) t = hd_time_min(t, c->next_video);
   }
   if (c->sctp) t = hd_time_min(t, hd_sctp_next_timeout(c->sctp));
+  if (c->rr_started && c->srtp) t = hd_time_min(t, c->next_rr);
   return hd_time_min(t, nack_due(c));
 }
 
@@ -911,6 +932,16 @@ void hd_rtc_client_handle_timeout(hd_rtc_client_t *c, hd_time_t now) {
     send_media(c, now);
   }
   if (nack_due(c) <= now) send_nacks(c, now);
+  if (c->rr_started && c->srtp && now >= c->next_rr) {
+    hd_rtcp_rr_t rr;
+    memset(&rr, 0, sizeof rr);
+    rr.ssrc = c->rtcp_ssrc;
+    if (hd_rtp_recv_stats_report(&c->rr_stats, now, &rr.rb[0]) == 0) rr.rb_count = 1;
+    uint8_t buf[128];
+    int n = hd_rtcp_build_rr(&rr, buf, sizeof buf);
+    if (n > 0) send_rtcp(c, buf, (size_t)n);
+    c->next_rr = now + HD_SEC(1);
+  }
   if (c->sctp && hd_sctp_next_timeout(c->sctp) <= now) {
     hd_sctp_handle_timeout(c->sctp, now);
     hd_rtc_client_sctp_flush(c);

@@ -310,14 +310,15 @@ static void print_two_legs(const char *what, const two_legs_t *r) {
   print_message(
       "%-34s lost up/down %4llu/%4llu | frames %llu complete %llu decoded %llu late %llu | "
       "delay p50/p95/p99/max %lld/%lld/%lld/%lld ms | freezes %llu, stall %.2f%% | "
-      "repairs fwd %llu, deferred NACKs %llu, unrepairable %llu, PLI %llu (+%llu repeated)\n",
+      "repairs fwd %llu (twice %llu), deferred NACKs %llu, unrepairable %llu, PLI %llu (+%llu repeated)\n",
       what, (unsigned long long)r->lost_up, (unsigned long long)r->lost_down, (unsigned long long)r->q.frames,
       (unsigned long long)r->q.complete, (unsigned long long)r->q.decoded, (unsigned long long)r->q.late,
       (long long)(r->q.delay_p50 / 1000), (long long)(r->q.delay_p95 / 1000),
       (long long)(r->q.delay_p99 / 1000), (long long)(r->q.delay_max / 1000),
       (unsigned long long)r->q.freezes, 100.0 * r->q.stall_rate, (unsigned long long)r->m.repair_forwarded,
-      (unsigned long long)r->m.nack_deferred, (unsigned long long)r->m.nack_unrepairable,
-      (unsigned long long)r->m.pli_unrepairable, (unsigned long long)r->m.pli_retried);
+      (unsigned long long)r->m.repairs_doubled, (unsigned long long)r->m.nack_deferred,
+      (unsigned long long)r->m.nack_unrepairable, (unsigned long long)r->m.pli_unrepairable,
+      (unsigned long long)r->m.pli_retried);
 }
 
 /* Random loss p% each way on both legs (25 ms each way, 50 ms RTT per leg),
@@ -354,6 +355,7 @@ static void check_two_legs(int loss_pct) {
   assert_true(a.q.stall_rate <= ref.q.stall_rate);
   assert_true(a.q.delay_p99 <= ref.q.delay_p99);
   assert_true(a.m.repair_forwarded > 0);
+  assert_true(a.m.repairs_doubled > 0); /* the viewer's RRs report its leg's loss */
 }
 
 static void test_two_lossy_legs_5(void **st) {
