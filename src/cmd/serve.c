@@ -1085,6 +1085,9 @@ int hd_cmd_serve(int argc, char **argv) {
    * transport-wide seq on what we send them, no send-side estimator) */
   const char *twcc_env = getenv("HUDONG_TWCC");
   hd_session_set_twcc(!(twcc_env && !strcmp(twcc_env, "0")));
+  /* HUDONG_ADAPT=0: no layer choice by estimate (a baseline for measurements) */
+  const char *adapt_env = getenv("HUDONG_ADAPT");
+  hd_session_set_adapt(!(adapt_env && !strcmp(adapt_env, "0")));
   if ((rc = hd_media_workers_start(&s.workers, &wcfg, err, sizeof err)) < 0) {
     fprintf(stderr, "hudong serve: %s\n", err);
     return 1;

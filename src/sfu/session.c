@@ -20,8 +20,9 @@
 #define REMB_RETRY HD_MS(100) /* no SSRC known yet: look again soon */
 #define CLUSTER_TICK HD_MS(2) /* probe cluster bytes are released this often */
 
-static int g_twcc = 1;
+static int g_twcc = 1, g_adapt = 1;
 void hd_session_set_twcc(int on) { g_twcc = on ? 1 : 0; }
+void hd_session_set_adapt(int on) { g_adapt = on ? 1 : 0; }
 
 /* Bounded string copy between fields of one session (snprintf would alias). */
 static void copy_str(char *dst, size_t cap, const char *src) {
@@ -993,7 +994,7 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   if (n == 0) return;
   /* no estimate yet: the best layers (the first estimate corrects it within a second) */
   uint64_t budget = UINT64_MAX / 4;
-  if (v->estimate_bps) {
+  if (v->estimate_bps && g_adapt) {
     uint64_t usable = v->estimate_bps * 9 / 10; /* headroom for RTX and RTCP */
     budget = usable > fixed ? usable - fixed : 0;
   }

@@ -247,6 +247,9 @@ void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, co
  * = viewers that negotiate transport-cc get the send-side estimator, 0 = they
  * are treated as REMB-only. */
 void hd_session_set_twcc(int on);
+/* Process-wide switch for measurements side by side: 0 = the allocator ignores
+ * estimates (every subscriber gets the top layers, as before issue 11). */
+void hd_session_set_adapt(int on);
 /* Runs the stream allocator for viewer v now (normally from the timer and on
  * each estimate); exposed for tests. */
 void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c);
