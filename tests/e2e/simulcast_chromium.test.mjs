@@ -6,9 +6,14 @@
 // layer: B keeps watching at a lower resolution while its link is narrow, and
 // A keeps the top layer throughout.
 //
-// SIMULCAST_PHASE_S (default 15) sets the length of each capacity phase.
+// SIMULCAST_PHASE_S (default 20) sets the length of each capacity phase;
+// SIMULCAST_SCHEDULE ("kbps:seconds,..."; e.g. RFC 8867 5.1 is
+// "1000:40,2500:20,600:20,1000:20") replaces the three phases; SIMULCAST_JSON
+// writes the rows to a file; SIMULCAST_MEASURE_ONLY=1 prints without asserting
+// (bench/downlink runs it so, with HUDONG_ADAPT=0 for the side-by-side baseline).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { freePort, hudongBin, launchChromium, metrics, sleep, startServer, stopServer } from './lib.mjs';
 
@@ -145,16 +150,25 @@ test('simulcast: a viewer on a collapsing link gets a lower layer and keeps watc
   }
   // Chrome ramps its simulcast layers up over a few seconds
   await sleep(6000);
-  const phases = [['2500 kbit/s', 2500], ['600 kbit/s', 600], ['2500 kbit/s again', 2500]];
+  const phases = process.env.SIMULCAST_SCHEDULE
+    ? process.env.SIMULCAST_SCHEDULE.split(',').map((x) => x.split(':').map(Number)).map(([k, sec]) => [`${k} kbit/s`, k, sec])
+    : [['2500 kbit/s', 2500, PHASE_S], ['600 kbit/s', 600, PHASE_S], ['2500 kbit/s again', 2500, PHASE_S]];
   const rows = [];
-  for (const [name, kbps] of phases) {
+  for (const [name, kbps, secsWanted] of phases) {
     await relay.impair({ down: { rate: kbps } });
     const heightsA = [], heightsB = [];
     const a0 = await a.snap(), b0 = await b.snap(), m0 = await metrics(srv.base);
-    for (let s = 0; s < PHASE_S; s++) {
+    let longest = 0, lastFrames = b0.framesDecoded, stillSince = Date.now();
+    for (let s = 0; s < secsWanted; s++) {
       await sleep(1000);
       heightsA.push((await a.snap()).frameHeight);
-      heightsB.push((await b.snap()).frameHeight);
+      const bs = await b.snap();
+      heightsB.push(bs.frameHeight);
+      if (bs.framesDecoded !== lastFrames) {
+        lastFrames = bs.framesDecoded;
+        stillSince = Date.now();
+      }
+      longest = Math.max(longest, Date.now() - stillSince);
     }
     const a1 = await a.snap(), b1 = await b.snap(), m1 = await metrics(srv.base), p1 = await pub.snap();
     const secs = (b1.t - b0.t) / 1000;
@@ -165,6 +179,8 @@ test('simulcast: a viewer on a collapsing link gets a lower layer and keeps watc
       b_stall_pct: Number(((100 * (b1.totalFreezesDuration - b0.totalFreezesDuration)) / secs).toFixed(2)),
       b_freezes: b1.freezeCount - b0.freezeCount,
       b_fps: Number(((b1.framesDecoded - b0.framesDecoded) / secs).toFixed(1)),
+      b_longest_still_ms: longest, /* sampled once a second: 0 = a new frame every second */
+      b_share_pct: Math.round((100 * (8 * (b1.bytesReceived - b0.bytesReceived)) / secs / 1000) / kbps),
       b_kbps: Math.round((8 * (b1.bytesReceived - b0.bytesReceived)) / secs / 1000),
       a_fps: Number(((a1.framesDecoded - a0.framesDecoded) / secs).toFixed(1)),
       switches: m1.hudong_layer_switches_total - m0.hudong_layer_switches_total,
@@ -176,6 +192,11 @@ test('simulcast: a viewer on a collapsing link gets a lower layer and keeps watc
     rows.push(row);
   }
   if (process.env.SIMULCAST_DEBUG) console.log(srv.log());
+  if (process.env.SIMULCAST_JSON) writeFileSync(process.env.SIMULCAST_JSON, JSON.stringify({ adapt: process.env.HUDONG_ADAPT !== '0', rows }, null, 2));
+  if (process.env.SIMULCAST_MEASURE_ONLY) {
+    await Promise.all([pub.ctx.close(), a.ctx.close(), b.ctx.close()]);
+    return;
+  }
   const maxA = Math.max(...rows.flatMap((r) => r.a_heights.split(',').map(Number)));
   const low = rows[1];
   const lowB = low.b_heights.split(',').map(Number);
