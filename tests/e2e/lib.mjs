@@ -2,7 +2,8 @@
 // launch Debian's Chromium with fake media, poll page state.
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +69,14 @@ export async function stopServer(srv) {
     srv.proc.on('exit', (c) => { clearTimeout(t); resolve(c); });
   });
   return code;
+}
+
+// A Y4M file of random frames: a fake camera whose video no encoder can
+// compress, so a sender runs at its bitrate caps (for bandwidth tests).
+export function noiseY4m(file, w, h, frames) {
+  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`)];
+  for (let i = 0; i < frames; i++) parts.push(Buffer.from('FRAME\n'), randomBytes((w * h * 3) / 2));
+  writeFileSync(file, Buffer.concat(parts));
 }
 
 const chromiumArgs = [

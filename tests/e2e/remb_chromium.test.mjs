@@ -14,16 +14,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { launchChromium, metrics, sleep, startServer, stopServer, waitFor } from './lib.mjs';
+import { launchChromium, metrics, noiseY4m, sleep, startServer, stopServer, waitFor } from './lib.mjs';
 
 const CAP_KBPS = 300;
 let browser, dir;
-
-function noiseY4m(file, w, h, frames) {
-  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`)];
-  for (let i = 0; i < frames; i++) parts.push(Buffer.from('FRAME\n'), randomBytes((w * h * 3) / 2));
-  writeFileSync(file, Buffer.concat(parts));
-}
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'hudong-remb-'));

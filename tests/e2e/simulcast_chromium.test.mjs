@@ -13,16 +13,26 @@
 // (bench/downlink runs it so, with HUDONG_ADAPT=0 for the side-by-side baseline).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort, hudongBin, launchChromium, metrics, sleep, startServer, stopServer } from './lib.mjs';
+import { freePort, hudongBin, launchChromium, metrics, noiseY4m, sleep, startServer, stopServer } from './lib.mjs';
 
 const PHASE_S = Number(process.env.SIMULCAST_PHASE_S || 20);
 
 let srv, browser, relay;
 before(async () => {
   srv = await startServer(['--media-workers', '1']);
-  browser = await launchChromium();
+  // SIMULCAST_NOISE=1: a camera of random frames, so every layer runs at its
+  // bitrate cap (~2.15 Mbit/s in all) and narrow links really are too narrow
+  if (process.env.SIMULCAST_NOISE) {
+    const y4m = path.join(mkdtempSync(path.join(tmpdir(), 'hudong-simulcast-')), 'noise.y4m');
+    noiseY4m(y4m, 960, 540, 30);
+    browser = await launchChromium([`--use-file-for-fake-video-capture=${y4m}`]);
+  } else {
+    browser = await launchChromium();
+  }
 });
 after(async () => {
   if (relay) await relay.stop();
