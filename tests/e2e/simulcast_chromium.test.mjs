@@ -155,6 +155,8 @@ test('simulcast: a viewer on a collapsing link gets a lower layer and keeps watc
   for (;;) {
     const [sa, sb] = [await a.snap(), await b.snap()];
     if (sa.framesDecoded > 60 && sb.framesDecoded > 60) break;
+    /* measuring without adaptation: B may decode nothing at all, which is the result */
+    if (process.env.SIMULCAST_MEASURE_ONLY && Date.now() - t0 >= 25000) break;
     assert.ok(Date.now() - t0 < 25000, `viewers decoding: A ${JSON.stringify(sa)} B ${JSON.stringify(sb)}`);
     await sleep(500);
   }
