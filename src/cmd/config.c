@@ -32,6 +32,7 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtm_window_messages = 1024;
   c->rtm_window_bytes = 2 << 20;
   c->rtm_resume_grace = 30;
+  c->max_token_lifetime = 24 * 3600; /* like Agora's 24 h privilege expiry cap */
 }
 
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port) {
@@ -96,7 +97,9 @@ static const char *const known_keys[] = {"listen",
                                          "apps",
                                          "cors_origins",
                                          "webhooks",
-                                         "rtm"};
+                                         "rtm",
+                                         "http",
+                                         "max_token_lifetime_s"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -192,6 +195,36 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (get_int(w, "window_messages", 16, 1000000, &c->rtm_window_messages, err, errcap)) return HD_EINVAL;
   if (get_int(w, "window_bytes", 65536, 1L << 30, &c->rtm_window_bytes, err, errcap)) return HD_EINVAL;
   if (get_int(w, "resume_grace_seconds", 1, 3600, &c->rtm_resume_grace, err, errcap)) return HD_EINVAL;
+  return 0;
+}
+
+static const char *const http_keys[] = {"max_connections",   "max_connections_per_ip",
+                                        "header_timeout_ms", "body_timeout_ms",
+                                        "tls_cert",          "tls_key"};
+
+static int load_http(hd_config_t *c, json_t *w, char *err, size_t errcap) {
+  if (!json_is_object(w)) {
+    snprintf(err, errcap, "config: 'http' must be an object");
+    return HD_EINVAL;
+  }
+  const char *k;
+  json_t *kv;
+  json_object_foreach(w, k, kv) {
+    size_t i = 0;
+    while (i < sizeof http_keys / sizeof http_keys[0] && strcmp(k, http_keys[i]))
+      i++;
+    if (i == sizeof http_keys / sizeof http_keys[0]) {
+      snprintf(err, errcap, "config: unknown key 'http.%.64s' (see docs/operations.md)", k);
+      return HD_EINVAL;
+    }
+  }
+  if (get_int(w, "max_connections", 16, 1000000, &c->http_max_conns, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "max_connections_per_ip", 1, 1000000, &c->http_max_conns_per_ip, err, errcap))
+    return HD_EINVAL;
+  if (get_int(w, "header_timeout_ms", 100, 600000, &c->http_header_timeout_ms, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "body_timeout_ms", 1000, 3600000, &c->http_body_timeout_ms, err, errcap)) return HD_EINVAL;
+  if (get_str(w, "tls_cert", c->tls_cert, sizeof c->tls_cert, err, errcap)) return HD_EINVAL;
+  if (get_str(w, "tls_key", c->tls_key, sizeof c->tls_key, err, errcap)) return HD_EINVAL;
   return 0;
 }
 
@@ -299,6 +332,10 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (wh && load_webhooks(c, wh, err, errcap)) goto out;
   json_t *rtm = json_object_get(root, "rtm");
   if (rtm && load_rtm(c, rtm, err, errcap)) goto out;
+  json_t *http = json_object_get(root, "http");
+  if (http && load_http(c, http, err, errcap)) goto out;
+  if (get_int(root, "max_token_lifetime_s", 0, 10L * 365 * 86400, &c->max_token_lifetime, err, errcap))
+    goto out;
   rc = 0;
 out:
   json_decref(root);

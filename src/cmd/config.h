@@ -54,6 +54,11 @@ typedef struct {
   long rtm_rate, rtm_burst;                   /* client messages per second per connection, bucket depth */
   long rtm_window_messages, rtm_window_bytes; /* unacked per session */
   long rtm_resume_grace;                      /* seconds a session waits for a resume */
+  /* "http": connection limits and TLS (io/http.h; docs/operations.md "HTTP limits") */
+  long http_max_conns, http_max_conns_per_ip; /* 0 = defaults */
+  long http_header_timeout_ms, http_body_timeout_ms;
+  char tls_cert[512], tls_key[512]; /* PEM files; both set = HTTPS/WSS on the listen port */
+  long max_token_lifetime;          /* seconds a token may live (exp - iat/nbf/now); 0 = no limit */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

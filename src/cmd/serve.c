@@ -781,6 +781,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (m > 0 && (size_t)m < METRICS_CAP - (size_t)n) n += m; /* never past the buffer on truncation */
     int w = hd_ws_metrics_text(s->http, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
+    w = hd_http_metrics_text(s->http, buf + n, METRICS_CAP - (size_t)n);
+    if (w > 0) n += w;
     w = webhook_metrics(s, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
     w = hd_rtm_metrics_text(s->rtm, buf + n, METRICS_CAP - (size_t)n);
@@ -843,6 +845,8 @@ static void usage_serve(void) {
       "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--rtc-announce-port PORT]\n"
       "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--rtm-db FILE]\n"
       "                    [--media-workers N]\n"
+      "                    [--max-connections N] [--max-connections-per-ip N] [--max-token-lifetime S]\n"
+      "                    [--tls-cert FILE --tls-key FILE]\n"
       "                    [--config FILE] [--dev]\n"
       "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
       "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
@@ -853,6 +857,11 @@ static void usage_serve(void) {
       "  --max-publish-bitrate KBPS: bitrate cap sent to publishers as REMB (default 0 = no cap)\n"
       "  --media-workers N: media threads (default 0 = one per CPU core); worker i uses UDP port\n"
       "            rtc-port + i (and announces rtc-announce-port + i when that is set)\n"
+      "  --max-connections N / --max-connections-per-ip N: open HTTP/WebSocket connections,\n"
+      "            over either cap a connection gets 503 (defaults 10000, lowered to fit the\n"
+      "            open-file limit, and 2048)\n"
+      "  --max-token-lifetime S: refuse tokens valid longer than S seconds (default 86400; 0 = no limit)\n"
+      "  --tls-cert FILE --tls-key FILE: serve HTTPS/WSS on the listen port (PEM files)\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
@@ -872,6 +881,8 @@ int hd_cmd_serve(int argc, char **argv) {
   int rtc_port = -1, announce_port = -1;
   long workers = -1;
   long empty_timeout = -1, max_pub_kbps = -1;
+  long max_conns = -1, max_conns_ip = -1, max_token_life = -1;
+  const char *tls_cert = NULL, *tls_key = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
       config = argv[++i];
@@ -891,6 +902,16 @@ int hd_cmd_serve(int argc, char **argv) {
       max_pub_kbps = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--media-workers") && i + 1 < argc)
       workers = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--max-connections") && i + 1 < argc)
+      max_conns = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--max-connections-per-ip") && i + 1 < argc)
+      max_conns_ip = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--max-token-lifetime") && i + 1 < argc)
+      max_token_life = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc)
+      tls_cert = argv[++i];
+    else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc)
+      tls_key = argv[++i];
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -933,6 +954,22 @@ int hd_cmd_serve(int argc, char **argv) {
     return 2;
   }
   if (rtc_ip) snprintf(s.cfg.rtc_ip, sizeof s.cfg.rtc_ip, "%s", rtc_ip);
+  if (max_conns == -2 || max_conns_ip == -2 || max_token_life == -2 || (max_conns >= 0 && max_conns < 16) ||
+      max_conns_ip == 0) {
+    fprintf(stderr, "hudong serve: --max-connections is an integer >= 16, --max-connections-per-ip >= 1, "
+                    "--max-token-lifetime >= 0 seconds (0 = no limit)\n");
+    return 2;
+  }
+  if (max_conns > 0) s.cfg.http_max_conns = max_conns;
+  if (max_conns_ip > 0) s.cfg.http_max_conns_per_ip = max_conns_ip;
+  if (max_token_life >= 0) s.cfg.max_token_lifetime = max_token_life;
+  if (tls_cert) snprintf(s.cfg.tls_cert, sizeof s.cfg.tls_cert, "%s", tls_cert);
+  if (tls_key) snprintf(s.cfg.tls_key, sizeof s.cfg.tls_key, "%s", tls_key);
+  if (!s.cfg.tls_cert[0] != !s.cfg.tls_key[0]) {
+    fprintf(stderr, "hudong serve: give both --tls-cert and --tls-key (or http.tls_cert and http.tls_key)\n");
+    return 2;
+  }
+  hd_token_set_max_lifetime(s.cfg.max_token_lifetime);
   if (rtm_db) snprintf(s.cfg.rtm_db, sizeof s.cfg.rtm_db, "%s", rtm_db);
   if (s.cfg.dev) {
     int have = 0;
@@ -1013,7 +1050,13 @@ int hd_cmd_serve(int argc, char **argv) {
                            .web_root = s.cfg.web_root[0] ? s.cfg.web_root : NULL,
                            .body_cap = s.cfg.body_cap,
                            .handler = handler,
-                           .ud = &s};
+                           .ud = &s,
+                           .max_conns = (size_t)s.cfg.http_max_conns,
+                           .max_conns_per_ip = (size_t)s.cfg.http_max_conns_per_ip,
+                           .header_timeout_ms = (int)s.cfg.http_header_timeout_ms,
+                           .body_timeout_ms = (int)s.cfg.http_body_timeout_ms,
+                           .tls_cert_file = s.cfg.tls_cert[0] ? s.cfg.tls_cert : NULL,
+                           .tls_key_file = s.cfg.tls_key[0] ? s.cfg.tls_key : NULL};
   if ((rc = hd_http_server_start(&s.http, s.loop, &hcfg)) < 0) {
     fprintf(stderr, "hudong serve: cannot listen on %s:%d\n", s.cfg.listen_host, s.cfg.listen_port);
     return 1;

@@ -367,8 +367,34 @@ int hd_ws_endpoint_add(hd_http_server_t *s, const hd_ws_endpoint_config_t *cfg) 
 
 int hd_ws__confirm_upgrade(hd_ws_hub_t *h, struct lws *wsi, const char *upgrade) {
   if (!h) return -1;
-  if (upgrade && strcasecmp(upgrade, "websocket")) return 0; /* not ours (h2c): lws decides */
   char path[256], query[1024], origin[256], authorization[4200], host[256], ua[256], proto[256], peer[64];
+  if (upgrade && strcasecmp(upgrade, "websocket")) {
+    /* lws would answer "Upgrade: h2c" with 101 and switch to cleartext HTTP/2,
+     * which the node does not serve (h2c is deprecated, RFC 9113 §3.1). */
+    hd_http_resp_t r;
+    memset(&r, 0, sizeof r);
+    hd_http_resp_text(&r, 400,
+                      "Upgrade: %.40s is not supported here; send HTTP/1.1 requests, or Upgrade: websocket\n",
+                      upgrade);
+    hd_http_resp_header(&r, "Connection", "close");
+    hd_http__send_response(wsi, &r, 1);
+    free(r.body);
+    return -1;
+  }
+  char version[16];
+  copy_hdr(wsi, WSI_TOKEN_VERSION, version, sizeof version);
+  if (strcmp(version, "13")) {
+    /* RFC 6455 §4.4: a version we do not speak gets 426 naming the ones we do. */
+    hd_http_resp_t r;
+    memset(&r, 0, sizeof r);
+    hd_http_resp_text(&r, 426, "Sec-WebSocket-Version %s is not supported; use 13 (RFC 6455)\n",
+                      version[0] ? version : "(missing)");
+    hd_http_resp_header(&r, "Sec-WebSocket-Version", "13");
+    hd_http_resp_header(&r, "Connection", "close");
+    hd_http__send_response(wsi, &r, 1);
+    free(r.body);
+    return -1;
+  }
   copy_hdr(wsi, WSI_TOKEN_GET_URI, path, sizeof path);
   char *q = strchr(path, '?');
   if (q) *q = 0;
@@ -669,6 +695,7 @@ int hd_ws__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     if (c) report_close(c, HD_WS_CLOSE_ABNORMAL, HD_WS_CR_ABNORMAL);
     return 0;
   case LWS_CALLBACK_WSI_DESTROY:
+    hd_http__wsi_gone(wsi); /* the connection no longer counts against the caps */
     if (c) {
       hd_ws_hub_t *h = c->hub;
       report_close(c, HD_WS_CLOSE_GOING_AWAY, h->shutting_down ? HD_WS_CR_SHUTDOWN : HD_WS_CR_ABNORMAL);
