@@ -645,6 +645,16 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
   }
 }
 
+/* Over the /rtc message rate (checked in io/ws.c before parsing, so invalid
+ * messages count too): one 429 per second (docs/protocol.md "Limits"). */
+static void rtc_rate_limited(void *ud, hd_ws_conn_t *c) {
+  (void)ud;
+  char buf[256];
+  int n = hd_signal_write_error(NULL, HD_SIGNAL_ERR_RATE_LIMITED, "more than 100 messages per second", buf,
+                                sizeof buf);
+  if (n > 0) hd_ws_send(c, buf, (size_t)n);
+}
+
 static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
   server_t *s = ud;
   uint64_t id = hd_ws_id(c);
@@ -1071,7 +1081,12 @@ int hd_cmd_serve(int argc, char **argv) {
                                   * 1 MiB does the WebSocket layer close with 1009 */
                                  .max_message = 1024 * 1024,
                                  .idle_timeout_ms = 30000,
-                                 .ping_interval_ms = 10000};
+                                 .ping_interval_ms = 10000,
+                                 /* 100/s, bursts of 200 after the join (docs/protocol.md
+                                  * Limits): the same bucket as the room's, + 1 for the join */
+                                 .msg_rate = 100,
+                                 .msg_burst = 201,
+                                 .on_rate_limited = rtc_rate_limited};
   if ((rc = hd_ws_endpoint_add(s.http, &rtc)) < 0) {
     fprintf(stderr, "hudong serve: cannot add the /rtc WebSocket endpoint: %s\n", hd_strerror(rc));
     return 1;

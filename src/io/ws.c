@@ -76,6 +76,9 @@ struct hd_ws_conn {
   /* liveness */
   uint64_t last_rx;
   int ping_sent, ping_due;
+  /* inbound message rate (token bucket, hd_ws_endpoint_config_t.msg_rate) */
+  double tokens;
+  uint64_t tokens_at, limited_at;
 };
 
 struct hd_ws_hub {
@@ -347,6 +350,7 @@ int hd_ws_endpoint_add(hd_http_server_t *s, const hd_ws_endpoint_config_t *cfg) 
   snprintf(ep->path, sizeof ep->path, "%s", cfg->path);
   ep->cfg.path = ep->path;
   if (!ep->cfg.max_message) ep->cfg.max_message = HD_WS_DEFAULT_MAX_MESSAGE;
+  if (ep->cfg.msg_rate > 0 && ep->cfg.msg_burst < 1) ep->cfg.msg_burst = ep->cfg.msg_rate;
   if (!ep->cfg.out_max_bytes) ep->cfg.out_max_bytes = HD_WS_DEFAULT_OUT_MAX_BYTES;
   if (!ep->cfg.out_max_msgs) ep->cfg.out_max_msgs = HD_WS_DEFAULT_OUT_MAX_MSGS;
   if (!ep->cfg.idle_timeout_ms) ep->cfg.idle_timeout_ms = HD_WS_DEFAULT_IDLE_TIMEOUT_MS;
@@ -475,6 +479,8 @@ int hd_ws__confirm_upgrade(hd_ws_hub_t *h, struct lws *wsi, const char *upgrade)
   if (h->conns) h->conns->prev = c;
   h->conns = c;
   c->last_rx = uv_now(h->loop);
+  c->tokens = ep->cfg.msg_burst;
+  c->tokens_at = c->last_rx;
   ep->st.accepted++;
   ep->st.open++;
   lws_set_opaque_user_data(wsi, c);
@@ -532,7 +538,26 @@ static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
   c->in_len = 0;
   ep->st.msgs_in++;
   ep->st.bytes_in += n;
-  if (ep->cfg.on_message) ep->cfg.on_message(ep->cfg.ud, c, c->in, n);
+  int deliver = 1;
+  if (ep->cfg.msg_rate > 0) {
+    /* Every message counts, valid or not, before the endpoint parses it: a
+     * flood of invalid /rtc messages used to get 100,000 error replies. */
+    uint64_t now = uv_now(c->hub->loop);
+    c->tokens += (double)(now - c->tokens_at) * ep->cfg.msg_rate / 1000.0;
+    if (c->tokens > ep->cfg.msg_burst) c->tokens = ep->cfg.msg_burst;
+    c->tokens_at = now;
+    if (c->tokens < 1.0) {
+      deliver = 0;
+      ep->st.rate_dropped++;
+      if (ep->cfg.on_rate_limited && (!c->limited_at || now - c->limited_at >= 1000)) {
+        c->limited_at = now;
+        ep->cfg.on_rate_limited(ep->cfg.ud, c);
+      }
+    } else {
+      c->tokens -= 1.0;
+    }
+  }
+  if (deliver && ep->cfg.on_message) ep->cfg.on_message(ep->cfg.ud, c, c->in, n);
   /* c is still valid: on_close only runs from lws callbacks, never re-entrantly.
    * An idle connection keeps no receive buffer (memory per idle connection). */
   free(c->in);
@@ -778,6 +803,7 @@ static void stats_add(hd_ws_stats_t *a, const hd_ws_stats_t *b) {
   a->accepted += b->accepted;
   a->rejected += b->rejected;
   a->msgs_in += b->msgs_in;
+  a->rate_dropped += b->rate_dropped;
   a->msgs_out += b->msgs_out;
   a->bytes_in += b->bytes_in;
   a->bytes_out += b->bytes_out;
@@ -842,6 +868,8 @@ int hd_ws_metrics_text(hd_http_server_t *s, char *buf, size_t cap) {
       {"hudong_ws_messages_in_total", "counter", "Complete text messages received.",
        offsetof(hd_ws_stats_t, msgs_in)},
       {"hudong_ws_messages_out_total", "counter", "Text messages sent.", offsetof(hd_ws_stats_t, msgs_out)},
+      {"hudong_ws_rate_dropped_total", "counter", "Messages dropped over the per-connection message rate.",
+       offsetof(hd_ws_stats_t, rate_dropped)},
       {"hudong_ws_bytes_in_total", "counter", "Payload bytes received.", offsetof(hd_ws_stats_t, bytes_in)},
       {"hudong_ws_bytes_out_total", "counter", "Payload bytes sent.", offsetof(hd_ws_stats_t, bytes_out)},
       {"hudong_ws_queued_bytes", "gauge", "Outbound bytes queued now.",

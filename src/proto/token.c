@@ -265,7 +265,7 @@ int hd_token_verify(const char *jwt, size_t len, hd_token_secret_fn lookup, void
    * (issue 12 item 10; Agora caps privileges at 24 h the same way). */
   int64_t max_life = hd_token_max_lifetime();
   int64_t from = c.iat > 0 && c.iat < now ? c.iat : now;
-  if (max_life > 0 && c.exp - from > max_life + leeway) {
+  if (max_life > 0 && from < c.exp - max_life - leeway) { /* bounded: no overflow for any now */
     r = fail(HD_EAUTH, why, whycap, "token lifetime exceeds the node's maximum of %lld s: mint a shorter one",
              (long long)max_life);
     goto out;

@@ -17,7 +17,12 @@ on free 127.0.0.1 ports, standard library only.
     holds its 40; the node does not spin (CPU time while saturated); after the
     deadlines the connection gauge is back to the one asking and a new client
     gets in; the soft RLIMIT_NOFILE is raised to the hard limit (log line).
- 4. memory (item 9): 500 connections with unfinished 60 KB bodies, closed: RSS
+ 4. /rtc (item 10): 3000 invalid messages get at most a burst's worth of
+    replies (they count against the 100/s limit), the connection stays; over
+    1 MiB closes with 1009; a token valid until year 9999 gets 401 "token
+    lifetime exceeds the node's maximum of 86400 s: mint a shorter one" (on
+    /rtc and the HTTP API), a 24 h one is accepted.
+ 5. memory (item 9): 500 connections with unfinished 60 KB bodies, closed: RSS
     goes back near where it was (it used to stay 4x higher).
 
 usage: test_http_limits.py /path/to/hudong
@@ -251,7 +256,7 @@ def part_caps(n, log_so_far):
 
 
 def part_memory(hudong):
-    print("# 4. memory after 500 unfinished bodies")
+    print("# 5. memory after 500 unfinished bodies")
     n = Node(hudong)
     base = n.rss_kb()
     conns = []
@@ -274,6 +279,78 @@ def part_memory(hudong):
     n.stop()
 
 
+def mint(secret, claims):
+    import base64
+    import hashlib
+    import hmac
+    b = lambda d: base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).rstrip(b"=")
+    head = b({"alg": "HS256", "typ": "JWT"}) + b"." + b(claims)
+    sig = base64.urlsafe_b64encode(hmac.new(secret.encode(), head, hashlib.sha256).digest()).rstrip(b"=")
+    return (head + b"." + sig).decode()
+
+
+def part_rtc(n):
+    print("# 4. /rtc: invalid messages rate-limited, 1009 over 1 MiB; token lifetime")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from wsclient import WS
+    now = int(time.time())
+    grants = {"room": "r", "roomJoin": True}
+    ws = WS(n.port, "/rtc")
+    ws.send_text(json.dumps({"type": "join", "id": "j", "token": mint("devsecret", {
+        "iss": "devkey", "sub": "flooder", "iat": now, "exp": now + 600, "grants": grants})}))
+    m = ws.recv()
+    check(m[0] == "text" and json.loads(m[1]).get("type") == "joined", "flooder joins", m)
+    time.sleep(2.1)  # bucket full again (200)
+    ws.sock.settimeout(10)
+    for i in range(3000):
+        ws.send_text("{not json %d" % i)
+    ws.send_text(json.dumps({"type": "ping", "id": "last", "t": 1}))
+    errors, codes, t0 = 0, {}, time.time()
+    ws.sock.settimeout(1.5)
+    try:
+        while time.time() - t0 < 3:
+            m = ws.recv()
+            if m[0] != "text":
+                break
+            j = json.loads(m[1])
+            if j.get("type") == "error":
+                errors += 1
+                codes[j.get("code")] = codes.get(j.get("code"), 0) + 1
+    except socket.timeout:
+        pass
+    print("     3000 invalid messages -> %d error replies %s" % (errors, codes))
+    check(errors <= 220 and codes.get(429, 0) >= 1, "invalid messages count against the 100/s limit", codes)
+    time.sleep(1.2)
+    ws.sock.settimeout(5)
+    ws.send_text(json.dumps({"type": "ping", "id": "p2", "t": 2}))
+    m = ws.recv()
+    check(m[0] == "text" and json.loads(m[1]).get("type") == "pong", "connection stays up, answers again", m)
+    ws.send_text("x" * (1024 * 1024 + 1))
+    m = ws.recv()
+    while m[0] == "text":
+        m = ws.recv()
+    check(m[0] == "close" and m[1] == 1009, "a message over 1 MiB closes with 1009 (documented)", m)
+    ws.close()
+    # tokens: exp in year 9999 is refused with a message saying what to do; 24 h is fine
+    long_tok = mint("devsecret", {"iss": "devkey", "sub": "a", "iat": now, "exp": 253402300799, "grants": grants})
+    ws = WS(n.port, "/rtc")
+    ws.send_text(json.dumps({"type": "join", "id": "j", "token": long_tok}))
+    m = json.loads(ws.recv()[1])
+    check(m.get("code") == 401 and "token lifetime exceeds the node's maximum of 86400 s: mint a shorter one" in
+          m.get("message", ""), "join with exp in year 9999: 401 with the lifetime message", m)
+    ws.close()
+    r = raw(n.port, ("GET /admin/rooms HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer %s\r\n\r\n"
+                     % mint("devsecret", {"iss": "devkey", "iat": now, "exp": 253402300799,
+                                          "grants": {"roomAdmin": True}})).encode(), 3)
+    check(status_of(r) == 401 and b"token lifetime exceeds" in r, "HTTP API: same 401", r[:200])
+    ws = WS(n.port, "/rtc")
+    ws.send_text(json.dumps({"type": "join", "id": "j", "token": mint("devsecret", {
+        "iss": "devkey", "sub": "b", "iat": now, "exp": now + 86400, "grants": grants})}))
+    m = json.loads(ws.recv()[1])
+    check(m.get("type") == "joined", "a 24 h token is accepted", m)
+    ws.close()
+
+
 def main():
     hudong = sys.argv[1]
     n = Node(hudong, {"http": {"max_connections": 64, "max_connections_per_ip": 40, "header_timeout_ms": 3000,
@@ -282,6 +359,7 @@ def main():
         part_parsing(n)
         part_upgrades(n)
         part_caps(n, lambda: open(n.log.name).read())
+        part_rtc(n)
     finally:
         n.stop()
     part_memory(hudong)
