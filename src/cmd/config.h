@@ -58,6 +58,7 @@ typedef struct {
   long http_max_conns, http_max_conns_per_ip; /* 0 = defaults */
   long http_header_timeout_ms, http_body_timeout_ms;
   char tls_cert[512], tls_key[512]; /* PEM files; both set = HTTPS/WSS on the listen port */
+  int tls_dev;                      /* --dev --tls without files: generated self-signed certificate */
   long max_token_lifetime;          /* seconds a token may live (exp - iat/nbf/now); 0 = no limit */
 } hd_config_t;
 

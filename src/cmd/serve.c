@@ -600,10 +600,11 @@ static void rtc_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_
       ok |= !strcmp(s->cfg.origins[i], req->origin);
     /* same-origin pages (the demo app served by this node) are always fine */
     char self[160];
-    snprintf(self, sizeof self, "http://%s:%d", s->cfg.listen_host, s->cfg.listen_port);
+    const char *scheme = s->cfg.tls_cert[0] || s->cfg.tls_dev ? "https" : "http";
+    snprintf(self, sizeof self, "%s://%s:%d", scheme, s->cfg.listen_host, s->cfg.listen_port);
     if (!ok && strcmp(req->origin, self) && req->host) {
       char hostself[300];
-      snprintf(hostself, sizeof hostself, "http://%s", req->host);
+      snprintf(hostself, sizeof hostself, "%s://%s", scheme, req->host);
       ok = !strcmp(req->origin, hostself);
     }
     if (!ok && strcmp(req->origin, self))
@@ -856,7 +857,7 @@ static void usage_serve(void) {
       "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--rtm-db FILE]\n"
       "                    [--media-workers N]\n"
       "                    [--max-connections N] [--max-connections-per-ip N] [--max-token-lifetime S]\n"
-      "                    [--tls-cert FILE --tls-key FILE]\n"
+      "                    [--tls-cert FILE --tls-key FILE] [--tls]\n"
       "                    [--config FILE] [--dev]\n"
       "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
       "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
@@ -872,6 +873,7 @@ static void usage_serve(void) {
       "            open-file limit, and 2048)\n"
       "  --max-token-lifetime S: refuse tokens valid longer than S seconds (default 86400; 0 = no limit)\n"
       "  --tls-cert FILE --tls-key FILE: serve HTTPS/WSS on the listen port (PEM files)\n"
+      "  --tls     with --dev and no files: HTTPS/WSS with a generated self-signed certificate\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
@@ -893,6 +895,7 @@ int hd_cmd_serve(int argc, char **argv) {
   long empty_timeout = -1, max_pub_kbps = -1;
   long max_conns = -1, max_conns_ip = -1, max_token_life = -1;
   const char *tls_cert = NULL, *tls_key = NULL;
+  int tls_flag = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
       config = argv[++i];
@@ -922,6 +925,8 @@ int hd_cmd_serve(int argc, char **argv) {
       tls_cert = argv[++i];
     else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc)
       tls_key = argv[++i];
+    else if (!strcmp(argv[i], "--tls"))
+      tls_flag = 1;
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -978,6 +983,15 @@ int hd_cmd_serve(int argc, char **argv) {
   if (!s.cfg.tls_cert[0] != !s.cfg.tls_key[0]) {
     fprintf(stderr, "hudong serve: give both --tls-cert and --tls-key (or http.tls_cert and http.tls_key)\n");
     return 2;
+  }
+  if (tls_flag && !s.cfg.tls_cert[0]) {
+    if (!s.cfg.dev) {
+      fprintf(stderr,
+              "hudong serve: --tls needs --tls-cert FILE --tls-key FILE (a self-signed certificate is "
+              "generated only with --dev)\n");
+      return 2;
+    }
+    s.cfg.tls_dev = 1;
   }
   hd_token_set_max_lifetime(s.cfg.max_token_lifetime);
   if (rtm_db) snprintf(s.cfg.rtm_db, sizeof s.cfg.rtm_db, "%s", rtm_db);
@@ -1067,8 +1081,31 @@ int hd_cmd_serve(int argc, char **argv) {
                            .body_timeout_ms = (int)s.cfg.http_body_timeout_ms,
                            .tls_cert_file = s.cfg.tls_cert[0] ? s.cfg.tls_cert : NULL,
                            .tls_key_file = s.cfg.tls_key[0] ? s.cfg.tls_key : NULL};
-  if ((rc = hd_http_server_start(&s.http, s.loop, &hcfg)) < 0) {
-    fprintf(stderr, "hudong serve: cannot listen on %s:%d\n", s.cfg.listen_host, s.cfg.listen_port);
+  char *dev_cert = NULL, *dev_key = NULL;
+  if (s.cfg.tls_dev) {
+    /* --dev --tls without files: a throwaway certificate for LAN testing (browsers
+     * need a secure context for camera and microphone on another machine) */
+    char fp[96];
+    if (hd_http_tls_self_signed(s.cfg.listen_host, &dev_cert, &dev_key, fp) < 0) {
+      fprintf(stderr, "hudong serve: cannot generate a self-signed TLS certificate\n");
+      return 1;
+    }
+    hcfg.tls_cert_pem = dev_cert;
+    hcfg.tls_key_pem = dev_key;
+    fprintf(stderr,
+            "hudong: TLS with a generated self-signed certificate (development only), SHA-256 %s; browsers "
+            "will warn once\n",
+            fp);
+  }
+  rc = hd_http_server_start(&s.http, s.loop, &hcfg);
+  free(dev_cert);
+  free(dev_key);
+  if (rc < 0) {
+    if (hcfg.tls_cert_file)
+      fprintf(stderr, "hudong serve: cannot listen on %s:%d, or cannot use the TLS certificate %s / key %s\n",
+              s.cfg.listen_host, s.cfg.listen_port, hcfg.tls_cert_file, hcfg.tls_key_file);
+    else
+      fprintf(stderr, "hudong serve: cannot listen on %s:%d\n", s.cfg.listen_host, s.cfg.listen_port);
     return 1;
   }
   hd_ws_endpoint_config_t rtc = {.path = "/rtc",
@@ -1144,12 +1181,12 @@ int hd_cmd_serve(int argc, char **argv) {
   for (int i = 0, l = 0; i < n_workers && l < (int)sizeof ports - 8; i++)
     l += snprintf(ports + l, sizeof ports - (size_t)l, "%s%d", i ? "," : "",
                   hd_media_workers_port(s.workers, i));
-  fprintf(stderr,
-          "hudong: serving http://%s:%d (web: %s), media UDP %s ports %s (%d workers, announced %s)\n",
-          s.cfg.listen_host, s.cfg.listen_port, s.cfg.web_root[0] ? s.cfg.web_root : "none", s.cfg.rtc_bind,
-          ports, n_workers, s.cfg.rtc_ip);
-  fprintf(stderr, "hudong: publish: http://%s:%d/publish.html  play: http://%s:%d/play.html\n",
-          s.cfg.listen_host, s.cfg.listen_port, s.cfg.listen_host, s.cfg.listen_port);
+  const char *scheme = s.cfg.tls_cert[0] || s.cfg.tls_dev ? "https" : "http";
+  fprintf(stderr, "hudong: serving %s://%s:%d (web: %s), media UDP %s ports %s (%d workers, announced %s)\n",
+          scheme, s.cfg.listen_host, s.cfg.listen_port, s.cfg.web_root[0] ? s.cfg.web_root : "none",
+          s.cfg.rtc_bind, ports, n_workers, s.cfg.rtc_ip);
+  fprintf(stderr, "hudong: publish: %s://%s:%d/publish.html  play: %s://%s:%d/play.html\n", scheme,
+          s.cfg.listen_host, s.cfg.listen_port, scheme, s.cfg.listen_host, s.cfg.listen_port);
   uv_run(s.loop, UV_RUN_DEFAULT);
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */

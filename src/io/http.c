@@ -16,8 +16,10 @@
  * destroys its wsi (hd_http__wsi_gone, from io/ws.c's WSI_DESTROY). */
 #include "io/http.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <libwebsockets.h>
 #include <malloc.h>
 #include <netdb.h>
@@ -30,6 +32,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "base/err.h"
 #include "base/log.h"
@@ -589,6 +597,24 @@ static void gate_readable(uv_poll_t *h, int status, int events) {
     return;
   }
   if (r < 0) return;
+  if (s->tls) {
+    /* TLS: lws does the handshake (under its own timeout) and parses requests
+     * after it. A plain-HTTP client on the TLS port gets told, in plain text. */
+    int fd = g->fd;
+    conn_tag_t tag = g->tag;
+    if ((uint8_t)g->buf[0] != 0x16) { /* not a TLS handshake record (RFC 8446 §5.1) */
+      s->st.bad_request++;
+      char body[200];
+      snprintf(body, sizeof body, "this port serves HTTPS and WSS only: use https://%s:%d/ (or wss://)\n",
+               s->host, s->cfg.port);
+      refuse_fd(fd, 400, phrase_of(400), body);
+      gate_conn_drop(g, 1, 0);
+      return;
+    }
+    gate_conn_drop(g, 1, 1);
+    adopt(s, fd, &tag, NULL, 0);
+    return;
+  }
   g->len = (size_t)r;
   size_t head = hd_http_head_length(g->buf, g->len);
   if (!head) {
@@ -669,10 +695,6 @@ static void accept_one(hd_http_server_t *s, int fd, const struct sockaddr_storag
     refuse_fd(fd, 503, phrase_of(503), body);
     return;
   }
-  if (s->tls) {
-    adopt(s, fd, &tag, NULL, 0);
-    return;
-  }
   gate_conn_t *g = malloc(sizeof *g);
   if (!g || uv_poll_init(s->loop, &g->poll, fd) != 0) {
     free(g);
@@ -734,6 +756,10 @@ static void sweep_cb(uv_timer_t *t) {
     next = g->next;
     if (now < g->deadline) continue;
     s->st.timed_out++;
+    if (s->tls) { /* nothing readable to say before a TLS handshake */
+      gate_conn_drop(g, 0, 0);
+      continue;
+    }
     char body[160];
     snprintf(body, sizeof body, "request head not received within %d ms\n", s->cfg.header_timeout_ms);
     refuse_fd(g->fd, 408, phrase_of(408), body);
@@ -813,6 +839,87 @@ int hd_http_metrics_text(const hd_http_server_t *s, char *buf, size_t cap) {
   return n < 0 || (size_t)n >= cap ? HD_ENOSPC : n;
 }
 
+/* ------------------------------------------------------- self-signed TLS */
+
+static char *bio_string(BIO *b) {
+  char *data;
+  long n = BIO_get_mem_data(b, &data);
+  char *out = n > 0 ? malloc((size_t)n + 1) : NULL;
+  if (out) {
+    memcpy(out, data, (size_t)n);
+    out[n] = 0;
+  }
+  return out;
+}
+
+int hd_http_tls_self_signed(const char *host, char **cert_pem, char **key_pem, char fp[96]) {
+  *cert_pem = *key_pem = NULL;
+  int rc = HD_ECRYPTO;
+  X509_EXTENSION *ext = NULL;
+  EVP_PKEY *pkey = EVP_EC_gen("P-256");
+  X509 *x = X509_new();
+  BIO *cb = BIO_new(BIO_s_mem()), *kb = BIO_new(BIO_s_mem());
+  if (!pkey || !x || !cb || !kb) goto out;
+  /* subjectAltName: localhost, loopback, the listen host, and every local IPv4
+   * address, so that a phone on the LAN can open https://<this machine's IP>/ */
+  char san[2048];
+  size_t n = (size_t)snprintf(san, sizeof san, "DNS:localhost,IP:127.0.0.1,IP:::1");
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (host && *host && strcmp(host, "0.0.0.0") && strcmp(host, "::") && strcmp(host, "localhost") &&
+      strcmp(host, "127.0.0.1") && n < sizeof san)
+    n += (size_t)snprintf(
+        san + n, sizeof san - n, ",%s:%s",
+        inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1 ? "IP" : "DNS", host);
+  struct ifaddrs *ifs = NULL;
+  if (getifaddrs(&ifs) == 0) {
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+      char ip[INET_ADDRSTRLEN];
+      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+      inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip, sizeof ip);
+      if (strcmp(ip, "127.0.0.1") && (!host || strcmp(ip, host)) && n + 24 < sizeof san)
+        n += (size_t)snprintf(san + n, sizeof san - n, ",IP:%s", ip);
+    }
+    freeifaddrs(ifs);
+  }
+  uint64_t serial;
+  RAND_bytes((unsigned char *)&serial, sizeof serial);
+  X509_NAME *name = X509_get_subject_name(x);
+  X509V3_CTX v3;
+  if (!X509_set_version(x, 2) || !ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), serial >> 1) ||
+      !X509_gmtime_adj(X509_getm_notBefore(x), -24L * 3600) ||
+      !X509_gmtime_adj(X509_getm_notAfter(x), 30L * 24 * 3600) ||
+      !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"hudong dev (self-signed)",
+                                  -1, -1, 0) ||
+      !X509_set_issuer_name(x, name) || !X509_set_pubkey(x, pkey))
+    goto out;
+  X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+  ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+  if (!ext || !X509_add_ext(x, ext, -1) || !X509_sign(x, pkey, EVP_sha256())) goto out;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (!X509_digest(x, EVP_sha256(), md, &mdlen) || mdlen != 32) goto out;
+  for (unsigned i = 0; i < 32; i++)
+    snprintf(fp + 3 * i, 4, "%02X%s", md[i], i < 31 ? ":" : "");
+  if (!PEM_write_bio_X509(cb, x) || !PEM_write_bio_PrivateKey(kb, pkey, NULL, NULL, 0, NULL, NULL)) goto out;
+  *cert_pem = bio_string(cb);
+  *key_pem = bio_string(kb);
+  rc = *cert_pem && *key_pem ? 0 : HD_ENOMEM;
+out:
+  if (rc) {
+    free(*cert_pem);
+    free(*key_pem);
+    *cert_pem = *key_pem = NULL;
+  }
+  X509_EXTENSION_free(ext);
+  BIO_free(cb);
+  BIO_free(kb);
+  X509_free(x);
+  EVP_PKEY_free(pkey);
+  ERR_clear_error();
+  return rc;
+}
+
 static void handle_freed(uv_handle_t *h) { free(h); }
 
 static void free_server(hd_http_server_t *s) {
@@ -884,12 +991,15 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
     info.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                            "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    /* HTTP/1.1 only: our handler and io/ws.c speak h1 (lws would offer h2 by ALPN) */
+    info.alpn = "http/1.1";
     info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
                            SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
   }
   info.max_http_header_data = 8192;
   info.vhost_name = "hudong";
   s->ctx = lws_create_context(&info);
+  s->cfg.tls_cert_pem = s->cfg.tls_key_pem = NULL; /* lent for the creation only */
   if (!s->ctx) {
     HD_LOGE("http", "cannot start the HTTP server on %s:%d (%s)", s->host, cfg->port,
             s->tls ? "TLS certificate or key not usable" : "libwebsockets libuv support missing");

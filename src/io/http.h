@@ -66,6 +66,12 @@ typedef struct {
 int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_config_t *cfg);
 void hd_http_server_stop(hd_http_server_t *s);
 
+/* A self-signed certificate for development over TLS (ECDSA P-256, 30 days,
+ * subjectAltName localhost, 127.0.0.1, ::1, host and every local IPv4 address),
+ * as malloc'd PEM strings; fp gets its SHA-256 fingerprint "AB:CD:...".
+ * Returns 0, HD_ECRYPTO or HD_ENOMEM. */
+int hd_http_tls_self_signed(const char *host, char **cert_pem, char **key_pem, char fp[96]);
+
 /* Connection gate counters (for /metrics and tests). */
 typedef struct {
   size_t open; /* connections counted now (pending head + in lws) */
