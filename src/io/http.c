@@ -584,7 +584,6 @@ static void adopt(hd_http_server_t *s, int fd, const conn_tag_t *tag, const char
 static void gate_readable(uv_poll_t *h, int status, int events) {
   gate_conn_t *g = (gate_conn_t *)h;
   hd_http_server_t *s = g->s;
-  (void)events;
   if (status < 0) {
     gate_conn_drop(g, 0, 0);
     return;
@@ -618,6 +617,12 @@ static void gate_readable(uv_poll_t *h, int status, int events) {
   g->len = (size_t)r;
   size_t head = hd_http_head_length(g->buf, g->len);
   if (!head) {
+    if (events & UV_DISCONNECT) {
+      /* the client half-closed without finishing its head: nothing more can
+       * come, and the socket would stay readable (a FIN) forever */
+      gate_conn_drop(g, 0, 0);
+      return;
+    }
     if (g->len == HD_HTTP_HEAD_MAX) {
       s->st.bad_request++;
       refuse_fd(g->fd, 431, phrase_of(431), "request head larger than 8192 bytes\n");

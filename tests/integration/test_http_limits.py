@@ -179,6 +179,21 @@ def part_parsing(n):
           "CONNECT on a kept-alive connection: 405 and closed", r)
 
 
+def part_half_close(n):
+    print("# 1b. half a head, then FIN")
+    cpu0 = n.cpu_s()
+    for i in range(20):
+        s = connect(n.port)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost:")
+        if i % 2:
+            s.shutdown(socket.SHUT_WR)
+        s.close()
+    time.sleep(1.0)
+    used, open_now = n.cpu_s() - cpu0, n.metric("hudong_http_connections")
+    check(used < 0.3 and open_now == 1, "dropped at once, no spinning on the FIN (cpu %.2f s, open %s)" %
+          (used, open_now))
+
+
 def part_upgrades(n):
     print("# 2. upgrades")
     ws = (b"GET /rtc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -362,6 +377,7 @@ def main():
                                "body_timeout_ms": 4000}}, nofile=(512, 4096))
     try:
         part_parsing(n)
+        part_half_close(n)
         part_upgrades(n)
         part_caps(n, lambda: open(n.log.name).read())
         part_rtc(n)
