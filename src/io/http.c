@@ -74,7 +74,7 @@ struct hd_http_server {
   hd_map_t wsis;   /* struct lws * -> conn_tag_t * */
   conn_tag_t *adopting;
   hd_http_gate_stats_t st;
-  uint64_t closes_since_trim, last_trim;
+  uint64_t closes_since_trim, last_trim, last_fd_warn;
 };
 
 hd_ws_hub_t *hd_http__hub(hd_http_server_t *s) { return s->ws; }
@@ -734,18 +734,26 @@ static void listen_cb(uv_poll_t *h, int status, int events) {
     if (errno == EMFILE || errno == ENFILE) {
       /* Out of descriptors: the listening socket stays readable, and retrying
        * at once is the 100% CPU spin. Spend the reserve descriptor to accept and
-       * refuse one client, then stop accepting for 100 ms. */
-      s->st.refused_fd++;
+       * refuse the clients waiting in the backlog, one at a time, then stop
+       * accepting for 100 ms. */
+      int err = errno;
       if (s->reserve_fd >= 0) {
         close(s->reserve_fd);
         s->reserve_fd = -1;
-        int c = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c >= 0)
+        for (int k = 0; k < 64; k++) {
+          int c = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (c < 0) break;
+          s->st.refused_fd++;
           refuse_fd(c, 503, phrase_of(503), "the node is out of file descriptors; try again later\n");
+        }
         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
       }
-      HD_LOGW("http", "accept: out of file descriptors (%s); %zu connections open, pausing accepts",
-              strerror(errno), s->st.open);
+      uint64_t now = uv_now(s->loop);
+      if (!s->last_fd_warn || now - s->last_fd_warn >= 10000) {
+        s->last_fd_warn = now;
+        HD_LOGW("http", "accept: out of file descriptors (%s); %zu connections open; refusing with 503",
+                strerror(err), s->st.open);
+      }
       listen_pause(s, 100);
     }
     return; /* EAGAIN or another error */

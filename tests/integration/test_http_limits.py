@@ -24,6 +24,8 @@ on free 127.0.0.1 ports, standard library only.
     /rtc and the HTTP API), a 24 h one is accepted.
  5. memory (item 9): 500 connections with unfinished 60 KB bodies, closed: RSS
     goes back near where it was (it used to stay 4x higher).
+ 6. out of descriptors: with a hard RLIMIT_NOFILE of 60 the process runs
+    out before its cap: no spinning, new clients get 503, /healthz after.
 
 usage: test_http_limits.py /path/to/hudong
 """
@@ -270,6 +272,34 @@ def part_caps(n, log_so_far):
         check(v and int(v.group(1)) > 0, "refused counter for %s" % reason, v and v.group(0))
 
 
+def part_emfile(hudong):
+    print("# 6. out of descriptors (hard RLIMIT_NOFILE 60: the process runs out before max_connections)")
+    n = Node(hudong, {}, nofile=(60, 60))
+    try:
+        held = []
+        for i in range(90):
+            try:
+                held.append(connect(n.port, "127.0.0.%d" % (2 + i % 3)))
+            except OSError:
+                break
+        time.sleep(0.5)
+        cpu0 = n.cpu_s()
+        time.sleep(1.0)
+        check(n.cpu_s() - cpu0 < 0.3, "no spinning at EMFILE (cpu %.2f s over 1 s)" % (n.cpu_s() - cpu0))
+        r = raw(n.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 3, "127.0.0.9")
+        check(status_of(r) == 503 and b"out of file descriptors" in r, "a new client gets a clear 503", r[:200])
+        for s in held:
+            s.close()
+        time.sleep(0.5)
+        check(n.get("/healthz")[0] == 200, "after the clients leave, /healthz answers")
+        m = n.get("/metrics")[1]
+        v = re.search(r'hudong_http_connections_refused_total\{reason="out_of_descriptors"\} (\d+)', m)
+        check(v and int(v.group(1)) > 0, "refused counter for out_of_descriptors", v and v.group(0))
+    finally:
+        log = n.stop()
+    check("accept: out of file descriptors (Too many open files)" in log, "logged (once per 10 s)")
+
+
 def part_memory(hudong):
     print("# 5. memory after 500 unfinished bodies")
     with open(hudong, "rb") as f:
@@ -383,6 +413,7 @@ def main():
         part_rtc(n)
     finally:
         n.stop()
+    part_emfile(hudong)
     part_memory(hudong)
     print("FAILED: %d" % len(FAILS) if FAILS else "all ok")
     sys.exit(1 if FAILS else 0)
