@@ -550,6 +550,14 @@ static void gate_conn_drop(gate_conn_t *g, int keep_fd, int counted_out) {
   uv_close((uv_handle_t *)&g->poll, gate_conn_freed);
 }
 
+/* Answers a pending connection and drops it (the poll stops before the close:
+ * libuv must not watch a closed descriptor). */
+static void gate_refuse(gate_conn_t *g, int status, const char *body) {
+  uv_poll_stop(&g->poll);
+  refuse_fd(g->fd, status, phrase_of(status), body);
+  gate_conn_drop(g, 1, 0);
+}
+
 /* Hands an accepted socket to lws with the bytes already read (plaintext) or
  * none (TLS). The connection stays counted until its wsi is destroyed. */
 static void adopt(hd_http_server_t *s, int fd, const conn_tag_t *tag, const char *buf, size_t len) {
@@ -606,8 +614,7 @@ static void gate_readable(uv_poll_t *h, int status, int events) {
       char body[200];
       snprintf(body, sizeof body, "this port serves HTTPS and WSS only: use https://%s:%d/ (or wss://)\n",
                s->host, s->cfg.port);
-      refuse_fd(fd, 400, phrase_of(400), body);
-      gate_conn_drop(g, 1, 0);
+      gate_refuse(g, 400, body);
       return;
     }
     gate_conn_drop(g, 1, 1);
@@ -625,8 +632,7 @@ static void gate_readable(uv_poll_t *h, int status, int events) {
     }
     if (g->len == HD_HTTP_HEAD_MAX) {
       s->st.bad_request++;
-      refuse_fd(g->fd, 431, phrase_of(431), "request head larger than 8192 bytes\n");
-      gate_conn_drop(g, 1, 0);
+      gate_refuse(g, 431, "request head larger than 8192 bytes\n");
       return;
     }
     /* Nothing was consumed, so the socket stays readable: wake up again only
@@ -652,8 +658,7 @@ static void gate_readable(uv_poll_t *h, int status, int events) {
   }
   if (st) {
     s->st.bad_request++;
-    refuse_fd(g->fd, st, phrase_of(st), why);
-    gate_conn_drop(g, 1, 0);
+    gate_refuse(g, st, why);
     return;
   }
   int fd = g->fd;
@@ -667,8 +672,7 @@ static void gate_readable(uv_poll_t *h, int status, int events) {
     if (!copy || recv(fd, junk, orig_head, 0) != (ssize_t)orig_head) {
       free(copy);
       s->st.bad_request++;
-      refuse_fd(fd, 400, phrase_of(400), "request head could not be read; send it again\n");
-      gate_conn_drop(g, 1, 0);
+      gate_refuse(g, 400, "request head could not be read; send it again\n");
       return;
     }
     memcpy(copy, g->buf, head);
@@ -775,8 +779,7 @@ static void sweep_cb(uv_timer_t *t) {
     }
     char body[160];
     snprintf(body, sizeof body, "request head not received within %d ms\n", s->cfg.header_timeout_ms);
-    refuse_fd(g->fd, 408, phrase_of(408), body);
-    gate_conn_drop(g, 1, 0);
+    gate_refuse(g, 408, body);
   }
   if (s->listen_paused && now >= s->paused_until) {
     s->listen_paused = 0;
