@@ -646,16 +646,6 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
   }
 }
 
-/* Over the /rtc message rate (checked in io/ws.c before parsing, so invalid
- * messages count too): one 429 per second (docs/protocol.md "Limits"). */
-static void rtc_rate_limited(void *ud, hd_ws_conn_t *c) {
-  (void)ud;
-  char buf[256];
-  int n = hd_signal_write_error(NULL, HD_SIGNAL_ERR_RATE_LIMITED, "more than 100 messages per second", buf,
-                                sizeof buf);
-  if (n > 0) hd_ws_send(c, buf, (size_t)n);
-}
-
 static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
   server_t *s = ud;
   uint64_t id = hd_ws_id(c);
@@ -1119,11 +1109,13 @@ int hd_cmd_serve(int argc, char **argv) {
                                  .max_message = 1024 * 1024,
                                  .idle_timeout_ms = 30000,
                                  .ping_interval_ms = 10000,
-                                 /* 100/s, bursts of 200 after the join (docs/protocol.md
-                                  * Limits): the same bucket as the room's, + 1 for the join */
+                                 /* every message, valid or not, before it is parsed:
+                                  * 100/s, bursts of 400, beyond dropped unanswered
+                                  * (docs/protocol.md Limits). Twice the burst of the
+                                  * room's own limit (200, which answers 429): valid
+                                  * traffic meets that one first, whatever the timing */
                                  .msg_rate = 100,
-                                 .msg_burst = 201,
-                                 .on_rate_limited = rtc_rate_limited};
+                                 .msg_burst = 400};
   if ((rc = hd_ws_endpoint_add(s.http, &rtc)) < 0) {
     fprintf(stderr, "hudong serve: cannot add the /rtc WebSocket endpoint: %s\n", hd_strerror(rc));
     return 1;

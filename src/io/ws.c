@@ -78,7 +78,7 @@ struct hd_ws_conn {
   int ping_sent, ping_due;
   /* inbound message rate (token bucket, hd_ws_endpoint_config_t.msg_rate) */
   double tokens;
-  uint64_t tokens_at, limited_at;
+  uint64_t tokens_at;
 };
 
 struct hd_ws_hub {
@@ -549,10 +549,6 @@ static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
     if (c->tokens < 1.0) {
       deliver = 0;
       ep->st.rate_dropped++;
-      if (ep->cfg.on_rate_limited && (!c->limited_at || now - c->limited_at >= 1000)) {
-        c->limited_at = now;
-        ep->cfg.on_rate_limited(ep->cfg.ud, c);
-      }
     } else {
       c->tokens -= 1.0;
     }

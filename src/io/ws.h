@@ -108,11 +108,9 @@ typedef struct {
   int ping_interval_ms; /* 0 = 20 s; < 0 = no server pings */
   /* Inbound rate per connection, token bucket of msg_burst at msg_rate messages/s
    * (0 = unlimited). Applies to every complete message before on_message, valid
-   * or not; messages over it are dropped (counted in rate_dropped) and
-   * on_rate_limited, when set, is called at most once per second while dropping
-   * (e.g. to send the client one "rate limited" error). */
+   * or not; messages over it are dropped without a reply (counted in
+   * rate_dropped): a flood costs no parsing and no error replies. */
   double msg_rate, msg_burst;
-  void (*on_rate_limited)(void *ud, hd_ws_conn_t *c);
 } hd_ws_endpoint_config_t;
 
 /* Registers a WebSocket endpoint on a running server. The config is copied
