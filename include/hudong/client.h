@@ -44,7 +44,7 @@ typedef struct hd_client hd_client_t;
 #define HD_CLIENT_EAUTH (-6)       /* token refused (401 unauthorized) */
 #define HD_CLIENT_ETIMEDOUT (-8)   /* join did not complete within join_timeout_ms */
 #define HD_CLIENT_ESTATE (-10)     /* not valid now (e.g. join twice) */
-#define HD_CLIENT_EUNSUPP (-12)    /* e.g. a wss:// URL (no TLS yet) */
+#define HD_CLIENT_EUNSUPP (-12)    /* e.g. a host name that is not an address (no DNS) */
 #define HD_CLIENT_EEXPIRED (-13)   /* token expired */
 #define HD_CLIENT_EFORBIDDEN (-14) /* token lacks the grant (403) */
 #define HD_CLIENT_ECLOSED (-15)    /* removed / room closed / left */

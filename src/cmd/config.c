@@ -47,6 +47,7 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtm_quota_channels = 10000;
   c->rtm_quota_mb = 256;
   c->rtm_min_free_mb = 100;
+  c->max_token_lifetime = 24 * 3600; /* like Agora's 24 h privilege expiry cap */
 }
 
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port) {
@@ -115,7 +116,9 @@ static const char *const known_keys[] = {"listen",
                                          "webhooks",
                                          "rtm",
                                          "ice_tcp",
-                                         "turn"};
+                                         "turn",
+                                         "http",
+                                         "max_token_lifetime_s"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -324,6 +327,36 @@ static int load_turn(hd_config_t *c, json_t *o, char *err, size_t errcap) {
   return 0;
 }
 
+static const char *const http_keys[] = {"max_connections",   "max_connections_per_ip",
+                                        "header_timeout_ms", "body_timeout_ms",
+                                        "tls_cert",          "tls_key"};
+
+static int load_http(hd_config_t *c, json_t *w, char *err, size_t errcap) {
+  if (!json_is_object(w)) {
+    snprintf(err, errcap, "config: 'http' must be an object");
+    return HD_EINVAL;
+  }
+  const char *k;
+  json_t *kv;
+  json_object_foreach(w, k, kv) {
+    size_t i = 0;
+    while (i < sizeof http_keys / sizeof http_keys[0] && strcmp(k, http_keys[i]))
+      i++;
+    if (i == sizeof http_keys / sizeof http_keys[0]) {
+      snprintf(err, errcap, "config: unknown key 'http.%.64s' (see docs/operations.md)", k);
+      return HD_EINVAL;
+    }
+  }
+  if (get_int(w, "max_connections", 16, 1000000, &c->http_max_conns, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "max_connections_per_ip", 1, 1000000, &c->http_max_conns_per_ip, err, errcap))
+    return HD_EINVAL;
+  if (get_int(w, "header_timeout_ms", 100, 600000, &c->http_header_timeout_ms, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "body_timeout_ms", 1000, 3600000, &c->http_body_timeout_ms, err, errcap)) return HD_EINVAL;
+  if (get_str(w, "tls_cert", c->tls_cert, sizeof c->tls_cert, err, errcap)) return HD_EINVAL;
+  if (get_str(w, "tls_key", c->tls_key, sizeof c->tls_key, err, errcap)) return HD_EINVAL;
+  return 0;
+}
+
 int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   json_error_t je;
   FILE *f = fopen(path, "r");
@@ -444,6 +477,10 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (itcp && load_ice_tcp(c, itcp, err, errcap)) goto out;
   json_t *turn = json_object_get(root, "turn");
   if (turn && load_turn(c, turn, err, errcap)) goto out;
+  json_t *http = json_object_get(root, "http");
+  if (http && load_http(c, http, err, errcap)) goto out;
+  if (get_int(root, "max_token_lifetime_s", 0, 10L * 365 * 86400, &c->max_token_lifetime, err, errcap))
+    goto out;
   rc = 0;
 out:
   json_decref(root);

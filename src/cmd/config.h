@@ -71,6 +71,12 @@ typedef struct {
   long turn_ttl;         /* seconds a minted credential is valid */
   long rtm_max_sessions, rtm_max_sessions_per_app, rtm_max_sessions_per_user; /* session caps */
   long rtm_quota_channels, rtm_quota_mb, rtm_min_free_mb; /* stored history per app, disk floor; 0 = none */
+  /* "http": connection limits and TLS (io/http.h; docs/operations.md "HTTP limits") */
+  long http_max_conns, http_max_conns_per_ip; /* 0 = defaults */
+  long http_header_timeout_ms, http_body_timeout_ms;
+  char tls_cert[512], tls_key[512]; /* PEM files; both set = HTTPS/WSS on the listen port */
+  int tls_dev;                      /* --dev --tls without files: generated self-signed certificate */
+  long max_token_lifetime;          /* seconds a token may live (exp - iat/nbf/now); 0 = no limit */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

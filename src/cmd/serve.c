@@ -623,10 +623,11 @@ static void rtc_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_
       ok |= !strcmp(s->cfg.origins[i], req->origin);
     /* same-origin pages (the demo app served by this node) are always fine */
     char self[160];
-    snprintf(self, sizeof self, "http://%s:%d", s->cfg.listen_host, s->cfg.listen_port);
+    const char *scheme = s->cfg.tls_cert[0] || s->cfg.tls_dev ? "https" : "http";
+    snprintf(self, sizeof self, "%s://%s:%d", scheme, s->cfg.listen_host, s->cfg.listen_port);
     if (!ok && strcmp(req->origin, self) && req->host) {
       char hostself[300];
-      snprintf(hostself, sizeof hostself, "http://%s", req->host);
+      snprintf(hostself, sizeof hostself, "%s://%s", scheme, req->host);
       ok = !strcmp(req->origin, hostself);
     }
     if (!ok && strcmp(req->origin, self))
@@ -808,6 +809,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (m > 0 && (size_t)m < METRICS_CAP - (size_t)n) n += m; /* never past the buffer on truncation */
     int w = hd_ws_metrics_text(s->http, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
+    w = hd_http_metrics_text(s->http, buf + n, METRICS_CAP - (size_t)n);
+    if (w > 0) n += w;
     w = webhook_metrics(s, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
     w = hd_rtm_metrics_text(s->rtm, buf + n, METRICS_CAP - (size_t)n);
@@ -870,6 +873,8 @@ static void usage_serve(FILE *f) {
       "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--rtc-announce-port PORT]\n"
       "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--rtm-db FILE]\n"
       "                    [--media-workers N]\n"
+      "                    [--max-connections N] [--max-connections-per-ip N] [--max-token-lifetime S]\n"
+      "                    [--tls-cert FILE --tls-key FILE] [--tls]\n"
       "                    [--config FILE] [--dev]\n"
       "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
       "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
@@ -880,6 +885,12 @@ static void usage_serve(FILE *f) {
       "  --max-publish-bitrate KBPS: bitrate cap sent to publishers as REMB (default 0 = no cap)\n"
       "  --media-workers N: media threads (default 0 = one per CPU core); worker i uses UDP port\n"
       "            rtc-port + i (and announces rtc-announce-port + i when that is set)\n"
+      "  --max-connections N / --max-connections-per-ip N: open HTTP/WebSocket connections,\n"
+      "            over either cap a connection gets 503 (defaults 10000, lowered to fit the\n"
+      "            open-file limit, and 2048)\n"
+      "  --max-token-lifetime S: refuse tokens valid longer than S seconds (default 86400; 0 = no limit)\n"
+      "  --tls-cert FILE --tls-key FILE: serve HTTPS/WSS on the listen port (PEM files)\n"
+      "  --tls     with --dev and no files: HTTPS/WSS with a generated self-signed certificate\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
@@ -928,6 +939,9 @@ int hd_cmd_serve(int argc, char **argv) {
   int rtc_port = -1, announce_port = -1;
   long workers = -1;
   long empty_timeout = -1, max_pub_kbps = -1;
+  long max_conns = -1, max_conns_ip = -1, max_token_life = -1;
+  const char *tls_cert = NULL, *tls_key = NULL;
+  int tls_flag = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
       config = argv[++i];
@@ -947,6 +961,18 @@ int hd_cmd_serve(int argc, char **argv) {
       max_pub_kbps = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--media-workers") && i + 1 < argc)
       workers = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--max-connections") && i + 1 < argc)
+      max_conns = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--max-connections-per-ip") && i + 1 < argc)
+      max_conns_ip = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--max-token-lifetime") && i + 1 < argc)
+      max_token_life = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc)
+      tls_cert = argv[++i];
+    else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc)
+      tls_key = argv[++i];
+    else if (!strcmp(argv[i], "--tls"))
+      tls_flag = 1;
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -989,6 +1015,31 @@ int hd_cmd_serve(int argc, char **argv) {
     return 2;
   }
   if (rtc_ip) snprintf(s.cfg.rtc_ip, sizeof s.cfg.rtc_ip, "%s", rtc_ip);
+  if (max_conns == -2 || max_conns_ip == -2 || max_token_life == -2 || (max_conns >= 0 && max_conns < 16) ||
+      max_conns_ip == 0) {
+    fprintf(stderr, "hudong serve: --max-connections is an integer >= 16, --max-connections-per-ip >= 1, "
+                    "--max-token-lifetime >= 0 seconds (0 = no limit)\n");
+    return 2;
+  }
+  if (max_conns > 0) s.cfg.http_max_conns = max_conns;
+  if (max_conns_ip > 0) s.cfg.http_max_conns_per_ip = max_conns_ip;
+  if (max_token_life >= 0) s.cfg.max_token_lifetime = max_token_life;
+  if (tls_cert) snprintf(s.cfg.tls_cert, sizeof s.cfg.tls_cert, "%s", tls_cert);
+  if (tls_key) snprintf(s.cfg.tls_key, sizeof s.cfg.tls_key, "%s", tls_key);
+  if (!s.cfg.tls_cert[0] != !s.cfg.tls_key[0]) {
+    fprintf(stderr, "hudong serve: give both --tls-cert and --tls-key (or http.tls_cert and http.tls_key)\n");
+    return 2;
+  }
+  if (tls_flag && !s.cfg.tls_cert[0]) {
+    if (!s.cfg.dev) {
+      fprintf(stderr,
+              "hudong serve: --tls needs --tls-cert FILE --tls-key FILE (a self-signed certificate is "
+              "generated only with --dev)\n");
+      return 2;
+    }
+    s.cfg.tls_dev = 1;
+  }
+  hd_token_set_max_lifetime(s.cfg.max_token_lifetime);
   if (rtm_db) snprintf(s.cfg.rtm_db, sizeof s.cfg.rtm_db, "%s", rtm_db);
   if (s.cfg.dev) {
     int have = 0;
@@ -1098,9 +1149,38 @@ int hd_cmd_serve(int argc, char **argv) {
                            .web_root = s.cfg.web_root[0] ? s.cfg.web_root : NULL,
                            .body_cap = s.cfg.body_cap,
                            .handler = handler,
-                           .ud = &s};
-  if ((rc = hd_http_server_start(&s.http, s.loop, &hcfg)) < 0) {
-    fprintf(stderr, "hudong serve: cannot listen on %s:%d\n", s.cfg.listen_host, s.cfg.listen_port);
+                           .ud = &s,
+                           .max_conns = (size_t)s.cfg.http_max_conns,
+                           .max_conns_per_ip = (size_t)s.cfg.http_max_conns_per_ip,
+                           .header_timeout_ms = (int)s.cfg.http_header_timeout_ms,
+                           .body_timeout_ms = (int)s.cfg.http_body_timeout_ms,
+                           .tls_cert_file = s.cfg.tls_cert[0] ? s.cfg.tls_cert : NULL,
+                           .tls_key_file = s.cfg.tls_key[0] ? s.cfg.tls_key : NULL};
+  char *dev_cert = NULL, *dev_key = NULL;
+  if (s.cfg.tls_dev) {
+    /* --dev --tls without files: a throwaway certificate for LAN testing (browsers
+     * need a secure context for camera and microphone on another machine) */
+    char fp[96];
+    if (hd_http_tls_self_signed(s.cfg.listen_host, &dev_cert, &dev_key, fp) < 0) {
+      fprintf(stderr, "hudong serve: cannot generate a self-signed TLS certificate\n");
+      return 1;
+    }
+    hcfg.tls_cert_pem = dev_cert;
+    hcfg.tls_key_pem = dev_key;
+    fprintf(stderr,
+            "hudong: TLS with a generated self-signed certificate (development only), SHA-256 %s; browsers "
+            "will warn once\n",
+            fp);
+  }
+  rc = hd_http_server_start(&s.http, s.loop, &hcfg);
+  free(dev_cert);
+  free(dev_key);
+  if (rc < 0) {
+    if (hcfg.tls_cert_file)
+      fprintf(stderr, "hudong serve: cannot listen on %s:%d, or cannot use the TLS certificate %s / key %s\n",
+              s.cfg.listen_host, s.cfg.listen_port, hcfg.tls_cert_file, hcfg.tls_key_file);
+    else
+      fprintf(stderr, "hudong serve: cannot listen on %s:%d\n", s.cfg.listen_host, s.cfg.listen_port);
     return 1;
   }
   hd_ws_endpoint_config_t rtc = {.path = "/rtc",
@@ -1113,7 +1193,14 @@ int hd_cmd_serve(int argc, char **argv) {
                                   * 1 MiB does the WebSocket layer close with 1009 */
                                  .max_message = 1024 * 1024,
                                  .idle_timeout_ms = 30000,
-                                 .ping_interval_ms = 10000};
+                                 .ping_interval_ms = 10000,
+                                 /* every message, valid or not, before it is parsed:
+                                  * 100/s, bursts of 400, beyond dropped unanswered
+                                  * (docs/protocol.md Limits). Twice the burst of the
+                                  * room's own limit (200, which answers 429): valid
+                                  * traffic meets that one first, whatever the timing */
+                                 .msg_rate = 100,
+                                 .msg_burst = 400};
   if ((rc = hd_ws_endpoint_add(s.http, &rtc)) < 0) {
     fprintf(stderr, "hudong serve: cannot add the /rtc WebSocket endpoint: %s\n", hd_strerror(rc));
     return 1;
@@ -1179,12 +1266,12 @@ int hd_cmd_serve(int argc, char **argv) {
   for (int i = 0, l = 0; i < n_workers && l < (int)sizeof ports - 8; i++)
     l += snprintf(ports + l, sizeof ports - (size_t)l, "%s%d", i ? "," : "",
                   hd_media_workers_port(s.workers, i));
-  fprintf(stderr,
-          "hudong: serving http://%s:%d (web: %s), media UDP %s ports %s (%d workers, announced %s)\n",
-          s.cfg.listen_host, s.cfg.listen_port, s.cfg.web_root[0] ? s.cfg.web_root : "none", s.cfg.rtc_bind,
-          ports, n_workers, s.cfg.rtc_ip);
-  fprintf(stderr, "hudong: publish: http://%s:%d/publish.html  play: http://%s:%d/play.html\n",
-          s.cfg.listen_host, s.cfg.listen_port, s.cfg.listen_host, s.cfg.listen_port);
+  const char *scheme = s.cfg.tls_cert[0] || s.cfg.tls_dev ? "https" : "http";
+  fprintf(stderr, "hudong: serving %s://%s:%d (web: %s), media UDP %s ports %s (%d workers, announced %s)\n",
+          scheme, s.cfg.listen_host, s.cfg.listen_port, s.cfg.web_root[0] ? s.cfg.web_root : "none",
+          s.cfg.rtc_bind, ports, n_workers, s.cfg.rtc_ip);
+  fprintf(stderr, "hudong: publish: %s://%s:%d/publish.html  play: %s://%s:%d/play.html\n", scheme,
+          s.cfg.listen_host, s.cfg.listen_port, scheme, s.cfg.listen_host, s.cfg.listen_port);
   uv_run(s.loop, UV_RUN_DEFAULT);
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */

@@ -76,6 +76,9 @@ struct hd_ws_conn {
   /* liveness */
   uint64_t last_rx;
   int ping_sent, ping_due;
+  /* inbound message rate (token bucket, hd_ws_endpoint_config_t.msg_rate) */
+  double tokens;
+  uint64_t tokens_at;
 };
 
 struct hd_ws_hub {
@@ -347,6 +350,7 @@ int hd_ws_endpoint_add(hd_http_server_t *s, const hd_ws_endpoint_config_t *cfg) 
   snprintf(ep->path, sizeof ep->path, "%s", cfg->path);
   ep->cfg.path = ep->path;
   if (!ep->cfg.max_message) ep->cfg.max_message = HD_WS_DEFAULT_MAX_MESSAGE;
+  if (ep->cfg.msg_rate > 0 && ep->cfg.msg_burst < 1) ep->cfg.msg_burst = ep->cfg.msg_rate;
   if (!ep->cfg.out_max_bytes) ep->cfg.out_max_bytes = HD_WS_DEFAULT_OUT_MAX_BYTES;
   if (!ep->cfg.out_max_msgs) ep->cfg.out_max_msgs = HD_WS_DEFAULT_OUT_MAX_MSGS;
   if (!ep->cfg.idle_timeout_ms) ep->cfg.idle_timeout_ms = HD_WS_DEFAULT_IDLE_TIMEOUT_MS;
@@ -367,8 +371,34 @@ int hd_ws_endpoint_add(hd_http_server_t *s, const hd_ws_endpoint_config_t *cfg) 
 
 int hd_ws__confirm_upgrade(hd_ws_hub_t *h, struct lws *wsi, const char *upgrade) {
   if (!h) return -1;
-  if (upgrade && strcasecmp(upgrade, "websocket")) return 0; /* not ours (h2c): lws decides */
   char path[256], query[1024], origin[256], authorization[4200], host[256], ua[256], proto[256], peer[64];
+  if (upgrade && strcasecmp(upgrade, "websocket")) {
+    /* lws would answer "Upgrade: h2c" with 101 and switch to cleartext HTTP/2,
+     * which the node does not serve (h2c is deprecated, RFC 9113 §3.1). */
+    hd_http_resp_t r;
+    memset(&r, 0, sizeof r);
+    hd_http_resp_text(&r, 400,
+                      "Upgrade: %.40s is not supported here; send HTTP/1.1 requests, or Upgrade: websocket\n",
+                      upgrade);
+    hd_http_resp_header(&r, "Connection", "close");
+    hd_http__send_response(wsi, &r, 1);
+    free(r.body);
+    return -1;
+  }
+  char version[16];
+  copy_hdr(wsi, WSI_TOKEN_VERSION, version, sizeof version);
+  if (strcmp(version, "13")) {
+    /* RFC 6455 §4.4: a version we do not speak gets 426 naming the ones we do. */
+    hd_http_resp_t r;
+    memset(&r, 0, sizeof r);
+    hd_http_resp_text(&r, 426, "Sec-WebSocket-Version %s is not supported; use 13 (RFC 6455)\n",
+                      version[0] ? version : "(missing)");
+    hd_http_resp_header(&r, "Sec-WebSocket-Version", "13");
+    hd_http_resp_header(&r, "Connection", "close");
+    hd_http__send_response(wsi, &r, 1);
+    free(r.body);
+    return -1;
+  }
   copy_hdr(wsi, WSI_TOKEN_GET_URI, path, sizeof path);
   char *q = strchr(path, '?');
   if (q) *q = 0;
@@ -449,6 +479,8 @@ int hd_ws__confirm_upgrade(hd_ws_hub_t *h, struct lws *wsi, const char *upgrade)
   if (h->conns) h->conns->prev = c;
   h->conns = c;
   c->last_rx = uv_now(h->loop);
+  c->tokens = ep->cfg.msg_burst;
+  c->tokens_at = c->last_rx;
   ep->st.accepted++;
   ep->st.open++;
   lws_set_opaque_user_data(wsi, c);
@@ -506,7 +538,22 @@ static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
   c->in_len = 0;
   ep->st.msgs_in++;
   ep->st.bytes_in += n;
-  if (ep->cfg.on_message) ep->cfg.on_message(ep->cfg.ud, c, c->in, n);
+  int deliver = 1;
+  if (ep->cfg.msg_rate > 0) {
+    /* Every message counts, valid or not, before the endpoint parses it: a
+     * flood of invalid /rtc messages used to get 100,000 error replies. */
+    uint64_t now = uv_now(c->hub->loop);
+    c->tokens += (double)(now - c->tokens_at) * ep->cfg.msg_rate / 1000.0;
+    if (c->tokens > ep->cfg.msg_burst) c->tokens = ep->cfg.msg_burst;
+    c->tokens_at = now;
+    if (c->tokens < 1.0) {
+      deliver = 0;
+      ep->st.rate_dropped++;
+    } else {
+      c->tokens -= 1.0;
+    }
+  }
+  if (deliver && ep->cfg.on_message) ep->cfg.on_message(ep->cfg.ud, c, c->in, n);
   /* c is still valid: on_close only runs from lws callbacks, never re-entrantly.
    * An idle connection keeps no receive buffer (memory per idle connection). */
   free(c->in);
@@ -669,6 +716,7 @@ int hd_ws__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     if (c) report_close(c, HD_WS_CLOSE_ABNORMAL, HD_WS_CR_ABNORMAL);
     return 0;
   case LWS_CALLBACK_WSI_DESTROY:
+    hd_http__wsi_gone(wsi); /* the connection no longer counts against the caps */
     if (c) {
       hd_ws_hub_t *h = c->hub;
       report_close(c, HD_WS_CLOSE_GOING_AWAY, h->shutting_down ? HD_WS_CR_SHUTDOWN : HD_WS_CR_ABNORMAL);
@@ -751,6 +799,7 @@ static void stats_add(hd_ws_stats_t *a, const hd_ws_stats_t *b) {
   a->accepted += b->accepted;
   a->rejected += b->rejected;
   a->msgs_in += b->msgs_in;
+  a->rate_dropped += b->rate_dropped;
   a->msgs_out += b->msgs_out;
   a->bytes_in += b->bytes_in;
   a->bytes_out += b->bytes_out;
@@ -815,6 +864,8 @@ int hd_ws_metrics_text(hd_http_server_t *s, char *buf, size_t cap) {
       {"hudong_ws_messages_in_total", "counter", "Complete text messages received.",
        offsetof(hd_ws_stats_t, msgs_in)},
       {"hudong_ws_messages_out_total", "counter", "Text messages sent.", offsetof(hd_ws_stats_t, msgs_out)},
+      {"hudong_ws_rate_dropped_total", "counter", "Messages dropped over the per-connection message rate.",
+       offsetof(hd_ws_stats_t, rate_dropped)},
       {"hudong_ws_bytes_in_total", "counter", "Payload bytes received.", offsetof(hd_ws_stats_t, bytes_in)},
       {"hudong_ws_bytes_out_total", "counter", "Payload bytes sent.", offsetof(hd_ws_stats_t, bytes_out)},
       {"hudong_ws_queued_bytes", "gauge", "Outbound bytes queued now.",

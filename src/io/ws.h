@@ -106,6 +106,11 @@ typedef struct {
   size_t out_max_msgs;  /* outbound queue cap per connection, messages; 0 = 1024 */
   int idle_timeout_ms;  /* 0 = 60 s; < 0 = never */
   int ping_interval_ms; /* 0 = 20 s; < 0 = no server pings */
+  /* Inbound rate per connection, token bucket of msg_burst at msg_rate messages/s
+   * (0 = unlimited). Applies to every complete message before on_message, valid
+   * or not; messages over it are dropped without a reply (counted in
+   * rate_dropped): a flood costs no parsing and no error replies. */
+  double msg_rate, msg_burst;
 } hd_ws_endpoint_config_t;
 
 /* Registers a WebSocket endpoint on a running server. The config is copied
@@ -156,6 +161,7 @@ typedef struct {
   uint64_t accepted;            /* upgrades accepted */
   uint64_t rejected;            /* upgrades refused by on_open */
   uint64_t msgs_in, msgs_out;   /* complete messages received / written to lws */
+  uint64_t rate_dropped;        /* received messages dropped over msg_rate */
   uint64_t bytes_in, bytes_out; /* their payload bytes */
   uint64_t queued_bytes;        /* outbound bytes queued now, all connections (gauge) */
   uint64_t queued_peak;         /* highest queued bytes one connection ever had */

@@ -1,9 +1,16 @@
 /* WebSocket client over uv_tcp (see ws_client.h): RFC 6455 §4.1 opening
  * handshake (Sec-WebSocket-Key / Accept with SHA-1 + base64), §5.2 framing,
- * §5.3 client masking, §5.4 fragmentation, §5.5 control frames, §7 closing. */
+ * §5.3 client masking, §5.4 fragmentation, §5.5 control frames, §7 closing.
+ * wss:// runs the same bytes through OpenSSL over two memory BIOs: what the
+ * socket reads goes into rbio, SSL_read gives the plaintext the parser sees;
+ * SSL_write fills wbio, whose bytes are written to the socket. */
 #include "io/ws_client.h"
 
+#include <arpa/inet.h>
+#include <openssl/err.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +40,12 @@ struct hd_ws_client {
   size_t msg_len;
   int in_msg;
   size_t queued;
+  /* wss:// */
+  int tls, tls_up;
+  SSL_CTX *tls_ctx;
+  SSL *ssl;
+  BIO *rbio, *wbio; /* owned by ssl */
+  uint8_t *raw;     /* ciphertext read from the socket */
 };
 
 typedef struct {
@@ -44,13 +57,18 @@ typedef struct {
 
 /* ---- lifecycle ---- */
 
+static void free_client(hd_ws_client_t *c) {
+  SSL_free(c->ssl);
+  SSL_CTX_free(c->tls_ctx);
+  free(c->raw);
+  free(c->in);
+  free(c->msg);
+  free(c);
+}
+
 static void on_handle_closed(uv_handle_t *h) {
   hd_ws_client_t *c = h->data;
-  if (--c->handles_open == 0 && c->freed) {
-    free(c->in);
-    free(c->msg);
-    free(c);
-  }
+  if (--c->handles_open == 0 && c->freed) free_client(c);
 }
 
 static void close_handles(hd_ws_client_t *c) {
@@ -72,9 +90,7 @@ void hd_ws_client_free(hd_ws_client_t *c) {
   c->freed = 1;
   c->state = ST_DONE;
   if (c->handles_open == 0) { /* already closed (on_close came and libuv finished) */
-    free(c->in);
-    free(c->msg);
-    free(c);
+    free_client(c);
     return;
   }
   close_handles(c); /* on_handle_closed frees once both are closed */
@@ -86,6 +102,41 @@ static void on_write(uv_write_t *w, int status) {
   wreq_t *r = (wreq_t *)w;
   r->c->queued -= r->len;
   free(r);
+}
+
+static int uv_send(hd_ws_client_t *c, const uint8_t *data, size_t len) {
+  wreq_t *r = malloc(sizeof *r + len);
+  if (!r) return HD_ENOMEM;
+  memcpy(r->data, data, len);
+  r->c = c;
+  r->len = len;
+  uv_buf_t b = uv_buf_init((char *)r->data, (unsigned)len);
+  if (uv_write(&r->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+    free(r);
+    return HD_EIO;
+  }
+  c->queued += len;
+  return 0;
+}
+
+/* Writes what OpenSSL has produced (handshake records, encrypted data). */
+static int tls_flush(hd_ws_client_t *c) {
+  char *p;
+  long n = BIO_get_mem_data(c->wbio, &p);
+  if (n <= 0) return 0;
+  int rc = uv_send(c, (const uint8_t *)p, (size_t)n);
+  (void)BIO_reset(c->wbio);
+  return rc;
+}
+
+/* Sends bytes of the WebSocket stream: as they are, or through TLS. */
+static int send_bytes(hd_ws_client_t *c, const uint8_t *data, size_t len) {
+  if (!c->tls) return uv_send(c, data, len);
+  if (SSL_write(c->ssl, data, (int)len) != (int)len) {
+    ERR_clear_error();
+    return HD_EIO;
+  }
+  return tls_flush(c);
 }
 
 /* Writes one frame (FIN set, masked per §5.3). */
@@ -113,6 +164,11 @@ static int send_frame(hd_ws_client_t *c, int opcode, const uint8_t *payload, siz
   h += 4;
   for (size_t i = 0; i < len; i++)
     p[h + i] = payload[i] ^ mask[i & 3];
+  if (c->tls) { /* the frame goes through SSL_write, which copies it */
+    int rc = send_bytes(c, p, h + len);
+    free(r);
+    return rc;
+  }
   r->c = c;
   r->len = h + len;
   uv_buf_t b = uv_buf_init((char *)p, (unsigned)r->len);
@@ -314,8 +370,24 @@ static int parse_frames(hd_ws_client_t *c) {
   return 0;
 }
 
+#define RAW_CAP 65536
+
+static int grow_in(hd_ws_client_t *c, size_t want) {
+  if (want <= c->in_cap) return 0;
+  uint8_t *n = realloc(c->in, want);
+  if (!n) return HD_ENOMEM;
+  c->in = n;
+  c->in_cap = want;
+  return 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   hd_ws_client_t *c = h->data;
+  (void)suggested;
+  if (c->tls) {
+    *buf = uv_buf_init((char *)c->raw, RAW_CAP);
+    return;
+  }
   size_t want = c->in_len + 65536;
   if (want > c->in_cap) {
     uint8_t *n = realloc(c->in, want);
@@ -329,6 +401,66 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
 
+static void send_upgrade(hd_ws_client_t *c);
+
+/* TLS failure reason: OpenSSL's, with the certificate verdict when there is one. */
+static void tls_fail(hd_ws_client_t *c, const char *what) {
+  char why[256];
+  long v = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+  unsigned long e = ERR_peek_last_error();
+  if (v != X509_V_OK)
+    snprintf(why, sizeof why,
+             "%s: certificate not trusted (%s); pass a CA file, or skip verification for "
+             "development (HUDONG_TLS_INSECURE=1)",
+             what, X509_verify_cert_error_string(v));
+  else
+    snprintf(why, sizeof why, "%s: %s", what, e ? ERR_reason_error_string(e) : "connection failed");
+  ERR_clear_error();
+  finish(c, HD_WS_CLIENT_ABNORMAL, why);
+}
+
+/* Ciphertext in; plaintext appended to c->in. Returns 0, or < 0 after finish(). */
+static int tls_input(hd_ws_client_t *c, const uint8_t *data, size_t n) {
+  if (BIO_write(c->rbio, data, (int)n) != (int)n) {
+    finish(c, HD_WS_CLIENT_ABNORMAL, "out of memory");
+    return -1;
+  }
+  if (!c->tls_up) {
+    int r = SSL_do_handshake(c->ssl);
+    tls_flush(c);
+    if (r != 1) {
+      int e = SSL_get_error(c->ssl, r);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+      tls_fail(c, "tls handshake");
+      return -1;
+    }
+    c->tls_up = 1;
+    send_upgrade(c);
+    if (c->state == ST_DONE) return -1;
+  }
+  for (;;) {
+    if (grow_in(c, c->in_len + 16384) < 0) {
+      finish(c, HD_WS_CLIENT_ABNORMAL, "out of memory");
+      return -1;
+    }
+    int r = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
+    if (r > 0) {
+      c->in_len += (size_t)r;
+      continue;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    tls_flush(c); /* e.g. a key update answer */
+    if (e == SSL_ERROR_WANT_READ) return 0;
+    if (e == SSL_ERROR_ZERO_RETURN) {
+      ERR_clear_error();
+      finish(c, HD_WS_CLIENT_ABNORMAL, "connection closed without a close frame");
+      return -1;
+    }
+    tls_fail(c, "tls read");
+    return -1;
+  }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   hd_ws_client_t *c = s->data;
   if (c->state == ST_DONE) return;
@@ -337,7 +469,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
            nread == UV_EOF ? "connection closed without a close frame" : uv_strerror((int)nread));
     return;
   }
-  c->in_len += (size_t)nread;
+  if (c->tls) {
+    if (tls_input(c, (const uint8_t *)buf->base, (size_t)nread) < 0 || c->state < ST_HANDSHAKE) return;
+  } else {
+    c->in_len += (size_t)nread;
+  }
   if (c->state == ST_HANDSHAKE) {
     int rc = parse_handshake(c);
     if (rc <= 0) return;
@@ -358,6 +494,24 @@ static void on_connect(uv_connect_t *req, int status) {
     finish(c, HD_WS_CLIENT_ABNORMAL, why);
     return;
   }
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+    finish(c, HD_WS_CLIENT_ABNORMAL, "connect: read failed");
+    return;
+  }
+  if (!c->tls) {
+    send_upgrade(c);
+    return;
+  }
+  int r = SSL_do_handshake(c->ssl); /* ClientHello */
+  if (r != 1 && SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ) {
+    tls_fail(c, "tls handshake");
+    return;
+  }
+  tls_flush(c);
+}
+
+/* The opening handshake request (§4.1), once the transport is up. */
+static void send_upgrade(hd_ws_client_t *c) {
   uint8_t key[16];
   char key64[32], req_text[1024];
   hd_random_bytes(key, sizeof key);
@@ -372,32 +526,19 @@ static void on_connect(uv_connect_t *req, int status) {
                    "GET %s HTTP/1.1\r\nHost: %s:%u\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: libhudong\r\n\r\n",
                    c->path, c->host, c->port, key64);
-  wreq_t *r = malloc(sizeof *r + (size_t)n);
-  if (!r) {
-    finish(c, HD_WS_CLIENT_ABNORMAL, "out of memory");
-    return;
-  }
-  memcpy(r->data, req_text, (size_t)n);
-  r->c = c;
-  r->len = (size_t)n;
-  uv_buf_t b = uv_buf_init((char *)r->data, (unsigned)n);
   c->state = ST_HANDSHAKE;
-  if (uv_write(&r->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
-    free(r);
+  if (send_bytes(c, (const uint8_t *)req_text, (size_t)n) < 0)
     finish(c, HD_WS_CLIENT_ABNORMAL, "connect: write failed");
-    return;
-  }
-  c->queued += r->len;
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
-    finish(c, HD_WS_CLIENT_ABNORMAL, "connect: read failed");
 }
 
 /* ---- connect ---- */
 
 static int parse_url(hd_ws_client_t *c, const char *url, struct sockaddr_storage *ss) {
-  if (!strncmp(url, "wss://", 6)) return HD_EUNSUPPORTED;
-  if (strncmp(url, "ws://", 5)) return HD_EINVAL;
-  const char *h = url + 5, *hend, *p;
+  if (!strncmp(url, "wss://", 6))
+    c->tls = 1;
+  else if (strncmp(url, "ws://", 5))
+    return HD_EINVAL;
+  const char *h = url + (c->tls ? 6 : 5), *hend, *p;
   if (*h == '[') {
     hend = strchr(h, ']');
     if (!hend) return HD_EINVAL;
@@ -411,7 +552,7 @@ static int parse_url(hd_ws_client_t *c, const char *url, struct sockaddr_storage
   if (!hl || hl >= sizeof c->host) return HD_EINVAL;
   memcpy(c->host, h, hl);
   c->host[hl] = 0;
-  c->port = 80;
+  c->port = c->tls ? 443 : 80;
   if (*p == ':') {
     char *e;
     long port = strtol(p + 1, &e, 10);
@@ -429,6 +570,54 @@ static int parse_url(hd_ws_client_t *c, const char *url, struct sockaddr_storage
   return HD_EUNSUPPORTED;
 }
 
+/* wss://: a client SSL over memory BIOs. TLS 1.2+, the peer's certificate checked
+ * against the system store or cfg.ca_file, and its name against the URL's host
+ * (RFC 6125), unless cfg.tls_insecure (development, self-signed certificates).
+ * Environment fallbacks for programs that do not set them: HUDONG_TLS_CA_FILE,
+ * HUDONG_TLS_INSECURE=1. */
+static int tls_setup(hd_ws_client_t *c) {
+  const char *ca = c->cfg.tls_ca_file;
+  int insecure = c->cfg.tls_insecure;
+  const char *env = getenv("HUDONG_TLS_INSECURE");
+  if (!insecure && env && !strcmp(env, "1")) insecure = 1;
+  if (!ca) ca = getenv("HUDONG_TLS_CA_FILE");
+  c->tls_ctx = SSL_CTX_new(TLS_client_method());
+  if (!c->tls_ctx || !SSL_CTX_set_min_proto_version(c->tls_ctx, TLS1_2_VERSION)) goto fail;
+  if (!insecure) {
+    if (ca && *ca ? SSL_CTX_load_verify_locations(c->tls_ctx, ca, NULL) != 1
+                  : SSL_CTX_set_default_verify_paths(c->tls_ctx) != 1)
+      goto fail;
+    SSL_CTX_set_verify(c->tls_ctx, SSL_VERIFY_PEER, NULL);
+  }
+  c->ssl = SSL_new(c->tls_ctx);
+  c->rbio = BIO_new(BIO_s_mem());
+  c->wbio = BIO_new(BIO_s_mem());
+  c->raw = malloc(RAW_CAP);
+  if (!c->ssl || !c->rbio || !c->wbio || !c->raw) {
+    BIO_free(c->rbio);
+    BIO_free(c->wbio);
+    c->rbio = c->wbio = NULL;
+    goto fail;
+  }
+  SSL_set_bio(c->ssl, c->rbio, c->wbio);
+  SSL_set_connect_state(c->ssl);
+  unsigned char ip[16];
+  int is_ip = inet_pton(AF_INET, c->host, ip) == 1 || inet_pton(AF_INET6, c->host, ip) == 1;
+  if (!is_ip) SSL_set_tlsext_host_name(c->ssl, c->host); /* SNI (RFC 6066 §3): names only */
+  if (!insecure) {
+    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+    if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, c->host) != 1
+              : X509_VERIFY_PARAM_set1_host(vp, c->host, 0) != 1)
+      goto fail;
+  }
+  static const unsigned char alpn[] = "\x08http/1.1";
+  SSL_set_alpn_protos(c->ssl, alpn, sizeof alpn - 1);
+  return 0;
+fail:
+  ERR_clear_error();
+  return HD_ECRYPTO;
+}
+
 int hd_ws_client_connect(hd_ws_client_t **out, uv_loop_t *loop, const char *url,
                          const hd_ws_client_config_t *cfg) {
   if (!out || !loop || !url || !cfg) return HD_EINVAL;
@@ -441,8 +630,9 @@ int hd_ws_client_connect(hd_ws_client_t **out, uv_loop_t *loop, const char *url,
   if (!c->cfg.out_max_bytes) c->cfg.out_max_bytes = HD_WS_CLIENT_DEFAULT_OUT_MAX_BYTES;
   struct sockaddr_storage ss;
   int rc = parse_url(c, url, &ss);
+  if (rc == 0 && c->tls) rc = tls_setup(c);
   if (rc < 0) {
-    free(c);
+    free_client(c);
     return rc;
   }
   if (uv_tcp_init(loop, &c->tcp) < 0) {

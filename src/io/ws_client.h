@@ -9,8 +9,11 @@
  * An lws client context with a foreign libuv loop costs a context per loop, has
  * shutdown ordering hazards on a shared loop (see io/http.c), and a load
  * generator with hundreds of connections wants each to be just a uv_tcp_t.
- * No TLS yet: wss:// is refused with HD_EUNSUPPORTED (behind a TLS proxy, or
- * later with OpenSSL memory BIOs like proto/dtls).
+ * wss:// (TLS 1.2+) runs over OpenSSL memory BIOs (like proto/dtls): the
+ * server's certificate is verified against the system CA store or tls_ca_file
+ * and its name against the URL's host; tls_insecure skips that (development
+ * with a self-signed certificate). Programs that do not set these get them from
+ * the environment: HUDONG_TLS_CA_FILE=FILE, HUDONG_TLS_INSECURE=1.
  *
  * Host names: numeric IPv4/IPv6 addresses and "localhost" (no DNS here).
  *
@@ -49,11 +52,15 @@ typedef struct {
   unsigned connect_timeout_ms; /* TCP connect + opening handshake; 0 = default */
   size_t max_message;          /* inbound cap (reassembled); over it: close 1009; 0 = default */
   size_t out_max_bytes;        /* bytes queued for writing; over it hd_ws_client_send fails; 0 = default */
+  const char *tls_ca_file;     /* wss://: PEM CA bundle to trust instead of the system's; NULL = system */
+  int tls_insecure;            /* wss://: 1 = do not verify the certificate (development only) */
 } hd_ws_client_config_t;
 
-/* Starts connecting to url ("ws://127.0.0.1:7880/rtc"). Returns 0 (the outcome
- * arrives as on_open or on_close), HD_EINVAL (malformed url), HD_EUNSUPPORTED
- * (wss://, or a host name that is not an address / localhost), HD_ENOMEM, HD_EIO. */
+/* Starts connecting to url ("ws://127.0.0.1:7880/rtc", "wss://[::1]:7880/rtc").
+ * Returns 0 (the outcome arrives as on_open or on_close; a TLS failure is a 1006
+ * whose reason says why, e.g. "certificate not trusted"), HD_EINVAL (malformed
+ * url), HD_EUNSUPPORTED (a host name that is not an address / localhost),
+ * HD_ECRYPTO (TLS setup, unreadable CA file), HD_ENOMEM, HD_EIO. */
 int hd_ws_client_connect(hd_ws_client_t **out, uv_loop_t *loop, const char *url,
                          const hd_ws_client_config_t *cfg);
 

@@ -34,6 +34,8 @@ int hd_ws__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 /* From http.c. */
 hd_ws_hub_t *hd_http__hub(hd_http_server_t *s);
+/* Every wsi's LWS_CALLBACK_WSI_DESTROY: the accept gate stops counting it. */
+void hd_http__wsi_gone(struct lws *wsi);
 int hd_http__send_response(struct lws *wsi, const hd_http_resp_t *r, int no_reuse);
 
 #endif

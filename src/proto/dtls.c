@@ -99,6 +99,10 @@ struct hd_dtls {
 
   char profiles[96];
   hd_time_t last_now;
+
+  /* post-handshake record filter (see filter_records) */
+  uint64_t dropped;   /* records dropped as not authenticated */
+  uint64_t authed_in; /* records OpenSSL accepted after CONNECTED (alerts, handshake, app data) */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -235,11 +239,13 @@ static int make_ctx(hd_dtls_cert_t *c) {
   int ok = SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) &&
            SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION) && SSL_CTX_use_certificate(ctx, c->x509) &&
            SSL_CTX_use_PrivateKey(ctx, c->pkey) && SSL_CTX_check_private_key(ctx) &&
-           /* ECDHE only; ECDSA for us, RSA accepted from peers that use RSA certs. */
+           /* ECDHE + AEAD only; ECDSA for us, RSA accepted from peers that use RSA certs.
+            * AES-128-GCM is the suite RFC 8827 §6.5 makes mandatory, so every WebRTC
+            * peer has it. AEAD only also keeps record_overhead() exact: the record
+            * filter must know the smallest authentic record (issue 12 item 1). */
            SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                                         "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
-                                        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA:"
-                                        "ECDHE-RSA-AES128-SHA") &&
+                                        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305") &&
            SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384");
   if (!ok) {
     SSL_CTX_free(ctx);
@@ -338,11 +344,27 @@ static unsigned int timer_cb(SSL *ssl, unsigned int prev) {
 
 static void info_cb(const SSL *ssl, int where, int ret) {
   hd_dtls_t *d = SSL_get_app_data(ssl);
-  if (!d || !(where & SSL_CB_READ_ALERT)) return;
+  /* SSL_CB_READ_ALERT is two bits (ALERT|READ): test both, or alerts we send
+   * (e.g. "internal error") would be reported as the peer's. */
+  if (!d || (where & SSL_CB_READ_ALERT) != SSL_CB_READ_ALERT) return;
   if ((ret & 0xff) == SSL_AD_CLOSE_NOTIFY) return;
   char buf[96];
   snprintf(buf, sizeof buf, "peer alert: %s", SSL_alert_desc_string_long(ret));
   set_error(d, buf);
+}
+
+/* Counts records OpenSSL authenticated and acted on after the handshake (alerts,
+ * handshake messages, CCS; application data is counted where SSL_read returns it),
+ * so that feed can tell which epoch>0 records it silently discarded (bad MAC,
+ * replay: RFC 6347 §4.1.2.7). */
+static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl,
+                   void *arg) {
+  (void)version, (void)buf, (void)len, (void)arg;
+  hd_dtls_t *d = SSL_get_app_data(ssl);
+  if (!d || write_p || d->state != HD_DTLS_CONNECTED) return;
+  if (content_type == SSL3_RT_ALERT || content_type == SSL3_RT_HANDSHAKE ||
+      content_type == SSL3_RT_CHANGE_CIPHER_SPEC)
+    d->authed_in++;
 }
 
 /* Builds (or rebuilds) the SSL object; the client sends its ClientHello. */
@@ -397,6 +419,7 @@ static int drive(hd_dtls_t *d, hd_time_t now) {
     for (;;) {
       int r = SSL_read(d->ssl, buf, APP_SCRATCH);
       if (r > 0) {
+        d->authed_in++;
         if (d->inq_n == INQ_CAP) {
           d->in_dropped++;
           continue;
@@ -456,6 +479,7 @@ static int setup_ssl(hd_dtls_t *d, hd_time_t now) {
   d->bio = bio;
   SSL_set_app_data(ssl, d);
   SSL_set_info_callback(ssl, info_cb);
+  SSL_set_msg_callback(ssl, msg_cb);
   DTLS_set_timer_cb(ssl, timer_cb);
   SSL_set_options(ssl, SSL_OP_NO_QUERY_MTU);
   if (!SSL_set_mtu(ssl, HD_DTLS_MTU) || SSL_set_tlsext_use_srtp(ssl, d->profiles) != 0) {
@@ -531,19 +555,89 @@ static int well_formed(const uint8_t *p, size_t len) {
   return 1;
 }
 
+/* Smallest epoch>0 record the negotiated suite can produce: AEAD only (make_ctx),
+ * so explicit nonce + tag (RFC 5288 §3: 8 + 16 for GCM; RFC 7905 §2: 0 + 16 for
+ * ChaCha20-Poly1305). */
+static size_t record_overhead(const hd_dtls_t *d) {
+  const SSL_CIPHER *c = SSL_get_current_cipher(d->ssl);
+  if (c && SSL_CIPHER_get_cipher_nid(c) == NID_chacha20_poly1305) return 16;
+  return 24;
+}
+
+/* After the handshake, only records that can be authentic reach OpenSSL (issue 12
+ * item 1). An epoch-1 record too short to hold the AEAD nonce and tag makes OpenSSL
+ * 3 raise a fatal internal_error and kill the session, so 8 spoofed 15-byte
+ * "alerts" from the client's address ended it; a plaintext epoch-0 alert or
+ * application record is unauthenticated by definition (RFC 6347 §4.1.2.7: invalid
+ * records are silently discarded). Kept: epoch-0 handshake/CCS records (the peer's
+ * retransmitted last flight, answered by ours) and full-size records of the current
+ * epoch (OpenSSL checks their tag; failures are discarded and counted in feed).
+ * Writes the kept records to out (cap >= len). Returns the bytes kept; *n_epoch_kept
+ * and *n_plain_kept count kept records per kind; d->dropped counts the rest. */
+static size_t filter_records(hd_dtls_t *d, const uint8_t *p, size_t len, uint8_t *out, int *n_epoch_kept,
+                             int *n_plain_kept) {
+  size_t kept = 0, min = record_overhead(d);
+  *n_epoch_kept = *n_plain_kept = 0;
+  while (len >= 13) {
+    size_t rl = (size_t)p[11] << 8 | p[12];
+    unsigned epoch = (unsigned)p[3] << 8 | p[4];
+    int keep;
+    if (epoch == 0)
+      keep = p[0] == SSL3_RT_HANDSHAKE || p[0] == SSL3_RT_CHANGE_CIPHER_SPEC;
+    else
+      keep = epoch == 1 && rl >= min;
+    if (keep) {
+      memcpy(out + kept, p, 13 + rl);
+      kept += 13 + rl;
+      if (epoch == 0)
+        (*n_plain_kept)++;
+      else
+        (*n_epoch_kept)++;
+    } else {
+      d->dropped++;
+    }
+    p += 13 + rl;
+    len -= 13 + rl;
+  }
+  return kept;
+}
+
 int hd_dtls_feed(hd_dtls_t *d, const uint8_t *rec, size_t len, hd_time_t now) {
   if (!d || (!rec && len)) return HD_EINVAL;
   if (d->state == HD_DTLS_FAILED || d->state == HD_DTLS_CLOSED) return HD_ESTATE;
   d->last_now = now;
   if (!well_formed(rec, len)) return HD_EPROTO;
   d->fed = 1;
-  d->in = rec;
-  d->in_len = len;
-  int rc = drive(d, now);
-  d->in = NULL; /* lent for this call only */
-  d->in_len = 0;
+  if (d->state != HD_DTLS_CONNECTED) {
+    d->in = rec;
+    d->in_len = len;
+    int rc = drive(d, now);
+    d->in = NULL; /* lent for this call only */
+    d->in_len = 0;
+    return rc;
+  }
+  uint8_t *buf = malloc(len);
+  if (!buf) return HD_ENOMEM;
+  int n_epoch = 0, n_plain = 0;
+  size_t kept = filter_records(d, rec, len, buf, &n_epoch, &n_plain);
+  int rc = HD_EPROTO; /* nothing authentic in it: dropped, state unchanged */
+  if (kept) {
+    uint64_t authed = d->authed_in;
+    d->in = buf;
+    d->in_len = kept;
+    rc = drive(d, now);
+    d->in = NULL;
+    d->in_len = 0;
+    /* Epoch-1 records OpenSSL discarded (tag check failed, replay) count as dropped.
+     * Only exact when no plaintext handshake record shares the datagram. */
+    uint64_t got = d->authed_in - authed;
+    if (!n_plain && got < (uint64_t)n_epoch) d->dropped += (uint64_t)n_epoch - got;
+  }
+  free(buf);
   return rc;
 }
+
+uint64_t hd_dtls_dropped(const hd_dtls_t *d) { return d ? d->dropped : 0; }
 
 int hd_dtls_poll(hd_dtls_t *d, uint8_t *out, size_t cap) {
   if (!d || !out) return HD_EINVAL;

@@ -79,6 +79,14 @@ int hd_dtls_set_srtp_profiles(hd_dtls_t *d, const char *profiles);
  * HD_ESTATE when already FAILED/CLOSED. A peer's close_notify makes the state CLOSED. */
 int hd_dtls_feed(hd_dtls_t *d, const uint8_t *rec, size_t len, hd_time_t now);
 
+/* After CONNECTED only authenticated records change state: records that cannot be
+ * (a plaintext epoch-0 alert or application record, another epoch, an epoch-1
+ * record shorter than the AEAD nonce + tag) are dropped before OpenSSL sees them,
+ * and epoch-1 records whose tag fails are discarded by OpenSSL (RFC 6347
+ * §4.1.2.7). hd_dtls_feed returns HD_EPROTO when nothing in the datagram was kept.
+ * This counts all such dropped records since the session began. */
+uint64_t hd_dtls_dropped(const hd_dtls_t *d);
+
 /* Copies the next datagram to send into out. Returns its length, 0 when none is
  * queued, or HD_ENOSPC if cap is too small (the datagram stays queued). */
 int hd_dtls_poll(hd_dtls_t *d, uint8_t *out, size_t cap);

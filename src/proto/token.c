@@ -32,6 +32,12 @@
  * later addition of a leeway far from int64 overflow. */
 #define TIME_MAX_SECS INT64_C(253402300799)
 
+/* Set once at start (before any thread verifies tokens), read on every verify. */
+static _Atomic int64_t g_max_lifetime = 0; /* library default: none; `hudong serve` sets its config */
+
+void hd_token_set_max_lifetime(int64_t seconds) { g_max_lifetime = seconds > 0 ? seconds : 0; }
+int64_t hd_token_max_lifetime(void) { return g_max_lifetime; }
+
 static int fail(int err, char *why, size_t whycap, const char *fmt, ...) {
   if (why && whycap > 0) {
     va_list ap;
@@ -252,6 +258,16 @@ int hd_token_verify(const char *jwt, size_t len, hd_token_secret_fn lookup, void
   }
   if (c.nbf - leeway > now) {
     r = fail(HD_EEXPIRED, why, whycap, "token not yet valid");
+    goto out;
+  }
+  /* Lifetime from issue (or from now, for a token without "iat" or issued in
+   * the future) to expiry: a leaked token must not stay valid for years
+   * (issue 12 item 10; Agora caps privileges at 24 h the same way). */
+  int64_t max_life = hd_token_max_lifetime();
+  int64_t from = c.iat > 0 && c.iat < now ? c.iat : now;
+  if (max_life > 0 && from < c.exp - max_life - leeway) { /* bounded: no overflow for any now */
+    r = fail(HD_EAUTH, why, whycap, "token lifetime exceeds the node's maximum of %lld s: mint a shorter one",
+             (long long)max_life);
     goto out;
   }
   *out = c;

@@ -60,6 +60,15 @@ typedef const char *(*hd_token_secret_fn)(void *ud, const char *key);
  * on failure and "" on success. *out is written only on success. */
 int hd_token_verify(const char *jwt, size_t len, hd_token_secret_fn lookup, void *ud, int64_t now,
                     int64_t leeway, hd_token_claims_t *out, char *why, size_t whycap);
+/* Longest lifetime hd_token_verify accepts: exp minus iat (or minus now when
+ * "iat" is absent or in the future) over this plus leeway fails with HD_EAUTH,
+ * why = "token lifetime exceeds the node's maximum of N s: mint a shorter one".
+ * Process-wide, set once at start before tokens are verified (config key
+ * max_token_lifetime_s, flag --max-token-lifetime; the node default is
+ * HD_TOKEN_DEFAULT_MAX_LIFETIME); 0 = no limit, also the library default. */
+#define HD_TOKEN_DEFAULT_MAX_LIFETIME (24 * 3600)
+void hd_token_set_max_lifetime(int64_t seconds);
+int64_t hd_token_max_lifetime(void);
 
 /* Grants an action may need, OR-ed together for hd_token_authorize. */
 enum {

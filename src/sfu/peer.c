@@ -148,8 +148,11 @@ int hd_peer_feed(hd_peer_t *p, uint8_t *buf, size_t *len, const struct sockaddr 
     return HD_PEER_PKT_NONE;
   }
   if (b0 >= 20 && b0 <= 63) { /* DTLS */
+    uint64_t dropped = hd_dtls_dropped(p->dtls);
     int rc = hd_dtls_feed(p->dtls, buf, *len, now);
-    if (rc < 0) p->stats.drop_dtls++;
+    /* unauthenticated records (issue 12 item 1) are counted per record */
+    dropped = hd_dtls_dropped(p->dtls) - dropped;
+    p->stats.drop_dtls += dropped ? dropped : rc < 0 ? 1u : 0u;
     check_dtls(p, now);
     /* application data: SCTP packets of the data channels (RFC 8261) */
     uint8_t app[HD_DTLS_MAX_DATAGRAM];

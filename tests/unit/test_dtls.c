@@ -478,6 +478,81 @@ static void test_close_during_handshake(void **st) {
   hd_dtls_cert_free(NULL);
 }
 
+/* issue 12 item 1: records from the peer's address that are not authenticated must
+ * not change state. 8 spoofed 15-byte epoch-1 alerts used to end the session
+ * (OpenSSL raised a fatal internal_error on the too-short record). */
+static int feed_forged(hd_dtls_t *s, uint8_t type, uint16_t epoch, uint8_t seq, uint16_t rlen) {
+  uint8_t rec[13 + 64] = {type, 0xfe, 0xfd, (uint8_t)(epoch >> 8), (uint8_t)epoch, 0, 0, 0,
+                          0,    0,    seq,  (uint8_t)(rlen >> 8),  (uint8_t)rlen};
+  assert_true(rlen <= 64);
+  rec[13] = 2;  /* fatal */
+  rec[14] = 40; /* handshake_failure */
+  for (size_t i = 15; i < 13u + rlen; i++)
+    rec[i] = (uint8_t)(i * 29 + seq);
+  return hd_dtls_feed(s, rec, 13 + (size_t)rlen, 0);
+}
+
+static void test_spoofed_records_do_not_end_session(void **st) {
+  (void)st;
+  hd_dtls_t *c, *s;
+  make_good_pair(&c, &s);
+  link_t l;
+  link_init(&l, c, s);
+  run(&l, HD_SEC(60));
+  assert_int_equal(hd_dtls_state(s), HD_DTLS_CONNECTED);
+  assert_int_equal(hd_dtls_dropped(s), 0);
+
+  /* The attack: 8 datagrams, each one 15-byte epoch-1 alert record. */
+  for (int i = 0; i < 8; i++)
+    assert_int_equal(feed_forged(s, 21, 1, (uint8_t)(100 + i), 2), HD_EPROTO);
+  assert_int_equal(hd_dtls_state(s), HD_DTLS_CONNECTED);
+  assert_int_equal(hd_dtls_dropped(s), 8);
+  /* Too short for the GCM nonce + tag, any content type. */
+  assert_int_equal(feed_forged(s, 23, 1, 1, 23), HD_EPROTO);
+  assert_int_equal(feed_forged(s, 22, 1, 2, 2), HD_EPROTO);
+  assert_int_equal(feed_forged(s, 20, 1, 3, 1), HD_EPROTO);
+  /* Plaintext epoch-0 alert / application data after the handshake, other epochs. */
+  assert_int_equal(feed_forged(s, 21, 0, 4, 2), HD_EPROTO);
+  assert_int_equal(feed_forged(s, 23, 0, 5, 40), HD_EPROTO);
+  assert_int_equal(feed_forged(s, 21, 2, 6, 40), HD_EPROTO);
+  assert_int_equal(hd_dtls_dropped(s), 14);
+  /* Full-size epoch-1 records with a wrong tag: OpenSSL discards them, we count. */
+  assert_int_equal(feed_forged(s, 21, 1, 7, 40), 0);
+  assert_int_equal(feed_forged(s, 23, 1, 8, 64), 0);
+  assert_int_equal(hd_dtls_dropped(s), 16);
+  assert_int_equal(hd_dtls_state(s), HD_DTLS_CONNECTED);
+  assert_string_equal(hd_dtls_error(s), "");
+  assert_int_equal(hd_dtls_state(c), HD_DTLS_CONNECTED);
+
+  /* The session still works both ways, and authentic records are not counted. */
+  const uint8_t msg[] = "still here";
+  uint8_t buf[HD_DTLS_MAX_DATAGRAM];
+  assert_int_equal(hd_dtls_send(c, msg, sizeof msg), (int)sizeof msg);
+  run(&l, l.now);
+  assert_int_equal(hd_dtls_recv(s, buf, sizeof buf), (int)sizeof msg);
+  assert_int_equal(hd_dtls_send(s, msg, 3), 3);
+  run(&l, l.now);
+  assert_int_equal(hd_dtls_recv(c, buf, sizeof buf), 3);
+  assert_int_equal(hd_dtls_dropped(s), 16);
+  /* A replayed authentic record is discarded and counted, nothing delivered twice. */
+  assert_int_equal(hd_dtls_send(c, msg, sizeof msg), (int)sizeof msg);
+  int n = hd_dtls_poll(c, buf, sizeof buf);
+  assert_true(n > 0);
+  assert_int_equal(hd_dtls_feed(s, buf, (size_t)n, 0), 0);
+  assert_int_equal(hd_dtls_feed(s, buf, (size_t)n, 0), 0);
+  uint8_t got[64];
+  assert_int_equal(hd_dtls_recv(s, got, sizeof got), (int)sizeof msg);
+  assert_int_equal(hd_dtls_recv(s, got, sizeof got), 0);
+  assert_int_equal(hd_dtls_dropped(s), 17);
+  /* The real peer's close_notify is authenticated and still closes. */
+  assert_int_equal(hd_dtls_close(c), 0);
+  run(&l, l.now);
+  assert_int_equal(hd_dtls_state(s), HD_DTLS_CLOSED);
+  assert_int_equal(hd_dtls_dropped(s), 17);
+  hd_dtls_free(c);
+  hd_dtls_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cert_fingerprint_format),
@@ -496,6 +571,7 @@ int main(void) {
       cmocka_unit_test(test_garbage_is_rejected_without_harm),
       cmocka_unit_test(test_junk_during_handshake_keeps_schedule),
       cmocka_unit_test(test_close_during_handshake),
+      cmocka_unit_test(test_spoofed_records_do_not_end_session),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

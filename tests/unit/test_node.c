@@ -445,6 +445,40 @@ static void test_garbage(void **st) {
   free(w);
 }
 
+/* ---- (f2) issue 12 item 1: spoofed DTLS alerts from a client's address ---- */
+
+static void test_spoofed_dtls_alert(void **st) {
+  (void)st;
+  world_t *w = calloc(1, sizeof *w);
+  world_init(w);
+  assert_int_equal(join(w, 0, HD_SESSION_PUBLISH, "r"), 0);
+  assert_int_equal(join(w, 1, HD_SESSION_PLAY, "r"), 0);
+  run_for(w, HD_SEC(2));
+  assert_true(hd_rtc_client_connected(w->p[1].c));
+  uint64_t d0 = hd_node_stats(w->node)->drop_dtls;
+  /* the reproducer: 8 datagrams of one 15-byte epoch-1 fatal alert record, from
+   * the publisher's and the viewer's own addresses; then a plaintext epoch-0 one */
+  for (int k = 0; k < 2; k++) {
+    for (int i = 0; i < 8; i++) {
+      const uint8_t alert[] = {21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, (uint8_t)(40 + i), 0, 2, 2, 40};
+      inject(w, &w->p[k].addr, alert, sizeof alert);
+    }
+    static const uint8_t plain[] = {21, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 77, 0, 2, 2, 40};
+    inject(w, &w->p[k].addr, plain, sizeof plain);
+  }
+  assert_int_equal(hd_node_stats(w->node)->drop_dtls - d0, 18);
+  run_for(w, HD_SEC(2));
+  for (int k = 0; k < 2; k++) {
+    hd_session_t *s = hd_node_session(w->node, w->p[k].id);
+    assert_non_null(s);
+    assert_int_equal(s->peer.state, HD_PEER_CONNECTED);
+    assert_true(hd_rtc_client_connected(w->p[k].c));
+  }
+  check_clean(w, 1);
+  world_free(w);
+  free(w);
+}
+
 /* ---- (g) session errors and tenant isolation ---- */
 
 static void test_errors_and_isolation(void **st) {
@@ -618,11 +652,17 @@ static void test_empty_room_timeout(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_forward_two_viewers),  cmocka_unit_test(test_late_viewer_pli),
-      cmocka_unit_test(test_nack_rtx_recovery),    cmocka_unit_test(test_uplink_nack_repair),
-      cmocka_unit_test(test_consent_expiry),       cmocka_unit_test(test_whip_takeover_of_silent_publisher),
-      cmocka_unit_test(test_publisher_restart),    cmocka_unit_test(test_garbage),
-      cmocka_unit_test(test_errors_and_isolation), cmocka_unit_test(test_remb_cap),
+      cmocka_unit_test(test_forward_two_viewers),
+      cmocka_unit_test(test_late_viewer_pli),
+      cmocka_unit_test(test_nack_rtx_recovery),
+      cmocka_unit_test(test_uplink_nack_repair),
+      cmocka_unit_test(test_consent_expiry),
+      cmocka_unit_test(test_whip_takeover_of_silent_publisher),
+      cmocka_unit_test(test_publisher_restart),
+      cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_spoofed_dtls_alert),
+      cmocka_unit_test(test_errors_and_isolation),
+      cmocka_unit_test(test_remb_cap),
       cmocka_unit_test(test_empty_room_timeout),
   };
   return cmocka_run_group_tests(tests, node_world_setup_all, node_world_teardown_all);

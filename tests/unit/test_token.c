@@ -556,6 +556,46 @@ static void test_bearer(void **state) {
   assert_string_equal(out.identity, "alice");
 }
 
+/* issue 12 item 10: a token valid until year 9999 was accepted. */
+static void test_max_lifetime(void **state) {
+  (void)state;
+  hd_token_claims_t c = full_claims(), out;
+  char jwt[HD_TOKEN_MAX + 1], why[128];
+  c.nbf = 0;
+  c.iat = NOW;
+  c.exp = 253402300799; /* 9999-12-31 */
+  mint_ok(&c, jwt);
+  assert_int_equal(hd_token_max_lifetime(), 0); /* library default: no limit */
+  assert_int_equal(verify_str(jwt, NOW, 10, &out, why), 0);
+  hd_token_set_max_lifetime(86400);
+  assert_int_equal(verify_str(jwt, NOW, 10, &out, why), HD_EAUTH);
+  assert_string_equal(why, "token lifetime exceeds the node's maximum of 86400 s: mint a shorter one");
+  /* exactly 24 h (+ leeway) passes, one second more does not */
+  c.exp = NOW + 86400 + 10;
+  mint_ok(&c, jwt);
+  assert_int_equal(verify_str(jwt, NOW, 10, &out, why), 0);
+  c.exp = NOW + 86400 + 11;
+  mint_ok(&c, jwt);
+  assert_int_equal(verify_str(jwt, NOW, 10, &out, why), HD_EAUTH);
+  /* lifetime counts from iat: minted 23 h ago for 25 h is too long even if 2 h are left */
+  c.iat = NOW - 23 * 3600;
+  c.exp = NOW + 2 * 3600;
+  mint_ok(&c, jwt);
+  assert_int_equal(verify_str(jwt, NOW, 0, &out, why), HD_EAUTH);
+  /* without iat (or with iat in the future) it counts from now */
+  c.iat = 0;
+  c.exp = NOW + 3600;
+  mint_ok(&c, jwt);
+  assert_int_equal(verify_str(jwt, NOW, 0, &out, why), 0);
+  c.iat = NOW + 1000000;
+  c.exp = NOW + 2 * 86400;
+  mint_ok(&c, jwt);
+  assert_int_equal(verify_str(jwt, NOW, 0, &out, why), HD_EAUTH);
+  assert_int_equal(verify_str(jwt, INT64_MIN, 10, &out, why), HD_EEXPIRED);
+  hd_token_set_max_lifetime(0);
+  assert_int_equal(verify_str(jwt, NOW, 0, &out, why), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rfc7515_a1),
@@ -571,6 +611,7 @@ int main(void) {
       cmocka_unit_test(test_overlong),
       cmocka_unit_test(test_authorize),
       cmocka_unit_test(test_bearer),
+      cmocka_unit_test(test_max_lifetime),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
