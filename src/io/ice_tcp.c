@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/sockaddr_key.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/map.h"
@@ -53,23 +54,7 @@ struct hd_ice_tcp {
 
 /* Peer address as a map key: family, port, address (like the node's 5-tuple
  * keys; the local side is the one listener). */
-static size_t addr_key(const struct sockaddr *sa, uint8_t key[20]) {
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-    key[0] = 4;
-    memcpy(key + 1, &a->sin_port, 2);
-    memcpy(key + 3, &a->sin_addr, 4);
-    return 7;
-  }
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-    key[0] = 6;
-    memcpy(key + 1, &a->sin6_port, 2);
-    memcpy(key + 3, &a->sin6_addr, 16);
-    return 19;
-  }
-  return 0;
-}
+static size_t addr_key(const struct sockaddr *sa, uint8_t key[20]) { return hd_sockaddr_key(sa, key); }
 
 static void handle_closed(hd_ice_tcp_t *t) {
   if (--t->handles == 0 && t->stopping) {

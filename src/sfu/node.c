@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/sockaddr_key.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/map.h"
@@ -18,23 +19,7 @@
 #define TXQ_CAP 4096
 
 /* ---- address keys for the 5-tuple map ---- */
-size_t node_addr_key(const struct sockaddr *sa, uint8_t key[20]) {
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-    key[0] = 4;
-    memcpy(key + 1, &a->sin_port, 2);
-    memcpy(key + 3, &a->sin_addr, 4);
-    return 7;
-  }
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-    key[0] = 6;
-    memcpy(key + 1, &a->sin6_port, 2);
-    memcpy(key + 3, &a->sin6_addr, 16);
-    return 19;
-  }
-  return 0;
-}
+size_t node_addr_key(const struct sockaddr *sa, uint8_t key[20]) { return hd_sockaddr_key(sa, key); }
 
 int hd_node_new(hd_node_t **out, const hd_node_config_t *cfg, hd_dtls_cert_t *cert) {
   hd_node_t *n = calloc(1, sizeof *n);
