@@ -123,9 +123,9 @@ int hd_rtc_client_new(hd_rtc_client_t **out, const hd_rtc_client_config_t *cfg) 
     free(c);
     return rc;
   }
+  c->frames = calloc(HD_RTC_CLIENT_FRAMES, sizeof *c->frames); /* NULL: no frame log, nothing else lost */
   for (int k = 0; k < 2; k++) {
     c->rx[k].seen = calloc(HD_RTC_CLIENT_SEQ_WINDOW / 8, 1);
-    c->frames = calloc(HD_RTC_CLIENT_FRAMES, sizeof *c->frames);
     if (!c->rx[k].seen) {
       hd_rtc_client_free(c);
       return HD_ENOMEM;
