@@ -866,8 +866,14 @@ export class Room {
     for (const lt of this.localTracks.values()) {
       const e = { cid: lt.cid, sid: lt.sid, kind: lt.kind, source: lt.source, muted: lt.muted };
       const st = lt.transceiver ? await lt.transceiver.sender.getStats().catch(() => null) : null;
+      // a simulcast track has one outbound-rtp per layer: add them up (a layer the
+      // encoder paused reports zeros)
       if (st) st.forEach((s) => {
-        if (s.type === 'outbound-rtp') { e.packetsSent = s.packetsSent; e.bytesSent = s.bytesSent; e.framesEncoded = s.framesEncoded; }
+        if (s.type !== 'outbound-rtp') return;
+        e.packetsSent = (e.packetsSent || 0) + (s.packetsSent || 0);
+        e.bytesSent = (e.bytesSent || 0) + (s.bytesSent || 0);
+        e.framesEncoded = Math.max(e.framesEncoded || 0, s.framesEncoded || 0);
+        if (s.rid) (e.layers = e.layers || []).push({ rid: s.rid, bytesSent: s.bytesSent, frameHeight: s.frameHeight });
       });
       out.local.push(e);
     }
