@@ -394,7 +394,8 @@ static hd_time_t periodic_due(const hd_bwe_t *b) {
      * bigger simulcast layer that would fit) shows only to a probe; those
      * come at twice the interval */
     double media = rate_get(&b->media_rate, ACKED_WINDOW);
-    if (!(media > 0 && b->target_bps >= 1.4 * media)) return HD_TIME_NEVER;
+    /* (sending no media at all, e.g. every track paused, is the extreme case) */
+    if (!(media <= 0 || b->target_bps >= 1.4 * media)) return HD_TIME_NEVER;
     iv *= 2;
   }
   hd_time_t a = b->last_probe + iv, c = b->last_decrease + iv / 2;

@@ -993,7 +993,11 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   }
   if (n == 0) return;
   /* no estimate yet: the best layers (the first estimate corrects it within a second) */
-  uint64_t budget = UINT64_MAX / 4;
+  /* no estimate yet: start where a browser's estimator starts (its first
+   * feedback or REMB comes within ~100 ms, and the start-up probes lift it);
+   * sending the top layers blind floods a narrow link before the first
+   * estimate and crashes it */
+  uint64_t budget = g_adapt ? HD_SESSION_START_BPS : UINT64_MAX / 4;
   if (v->estimate_bps && g_adapt) {
     uint64_t usable = v->estimate_bps * 9 / 10; /* headroom for RTX and RTCP */
     budget = usable > fixed ? usable - fixed : 0;

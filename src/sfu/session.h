@@ -37,7 +37,8 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_RATE_WINDOW HD_MS(500)         /* a layer's bitrate is measured over this */
 #define HD_SESSION_LAYER_TIMEOUT HD_SEC(1)        /* a layer that sent nothing this long is not live */
 #define HD_SESSION_ALLOC_INTERVAL HD_MS(500)      /* the allocator runs at least this often per subscriber */
-#define HD_SESSION_MAX_OUT 32 /* tracks a session sends (a subscriber sees many publishers) */
+#define HD_SESSION_START_BPS 1000000 /* the allocator's budget before a subscriber's first estimate */
+#define HD_SESSION_MAX_OUT 32        /* tracks a session sends (a subscriber sees many publishers) */
 #define HD_TWCC_MAX_PENDING 1024
 #define HD_SESSION_REMB_INTERVAL HD_SEC(1)
 #define HD_OUT_RTX_HIST 64 /* recent retransmissions remembered per viewer track (power of two) */
