@@ -247,29 +247,39 @@ def tcp_port_taken(tmp):
 
 
 def ice_tcp_off(tmp):
-    port = free_port()
-    path = os.path.join(tmp, "off.json")
-    with open(path, "w") as f:
-        json.dump({"listen": "127.0.0.1:%d" % port, "rtc_port": 0, "media_workers": 1,
-                   "apps": [{"key": "tcpapp", "secret": SECRET}], "ice_tcp": {"enabled": False}}, f)
-    proc = subprocess.Popen([sys.argv[1], "serve", "--config", path], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        answer, end = None, time.time() + 10
-        while answer is None and time.time() < end:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                c.request("POST", "/whip/offroom", body=open(OFFER, "rb").read(),
-                          headers={"Authorization": "Bearer " + mint("offroom"), "Content-Type": "application/sdp"})
-                r = c.getresponse()
-                answer = (r.status, r.read().decode())
-            except OSError:
-                time.sleep(0.05)
-        check(answer and answer[0] == 201 and " udp " in answer[1] and " tcp " not in answer[1],
-              "ice_tcp.enabled false: UDP candidate only", answer)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    # a fresh listen port per attempt: free_port() only says the port was free
+    # a moment ago; the node's start error is kept to say why if all fail
+    answer, errs = None, ""
+    for attempt in range(3):
+        port = free_port()
+        path = os.path.join(tmp, "off.json")
+        with open(path, "w") as f:
+            json.dump({"listen": "127.0.0.1:%d" % port, "rtc_port": 0, "media_workers": 1,
+                       "apps": [{"key": "tcpapp", "secret": SECRET}], "ice_tcp": {"enabled": False}}, f)
+        errf = open(os.path.join(tmp, "off-%d.log" % attempt), "w+")
+        proc = subprocess.Popen([sys.argv[1], "serve", "--config", path], stdout=subprocess.DEVNULL, stderr=errf)
+        try:
+            end = time.time() + 10
+            while answer is None and time.time() < end and proc.poll() is None:
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    c.request("POST", "/whip/offroom", body=open(OFFER, "rb").read(),
+                              headers={"Authorization": "Bearer " + mint("offroom"),
+                                       "Content-Type": "application/sdp"})
+                    r = c.getresponse()
+                    answer = (r.status, r.read().decode())
+                except OSError:
+                    time.sleep(0.05)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            errf.seek(0)
+            errs += errf.read()[-400:]
+            errf.close()
+        if answer is not None:
+            break
+    check(answer and answer[0] == 201 and " udp " in answer[1] and " tcp " not in answer[1],
+          "ice_tcp.enabled false: UDP candidate only", answer if answer else errs)
 
 
 def main():
