@@ -504,7 +504,7 @@ static int followed_head(const hd_out_track_t *t, const hd_session_t *pub) {
  * cannot start a VP8/H.264 stream anywhere else). */
 static int layer_pass(hd_out_track_t *t, const hd_session_t *pub, int in_idx, hd_session_counters_t *c) {
   const hd_in_track_t *head = &pub->in[pub->in[in_idx].head];
-  if (head->n_layers <= 1) return 1;
+  if (head->n_layers <= 1 && !t->gated) return 1;
   if (t->cur_in >= 0 && (t->cur_in >= pub->n_in || pub->in[t->cur_in].head != pub->in[in_idx].head))
     t->cur_in = -1;     /* bound to another source since */
   if (t->want_in < 0) { /* paused: nothing fits */
@@ -902,6 +902,7 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
         c->twcc_received++;
         s->estimate_bps = hd_bwe_target(s->bwe);
         s->estimate_at = now;
+        if (!s->estimate_first_at) s->estimate_first_at = now;
         hd_session_allocate(s, pub, now, c);
       } else if (fb.pt == HD_RTCP_PSFB && fb.fmt == 15) { /* REMB: the viewer's own downlink estimate */
         hd_rtcp_remb_t remb;
@@ -915,6 +916,7 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
             hd_probe_on_estimate(&s->probe, s->estimate_bps, now);
           }
           s->estimate_at = now;
+          if (!s->estimate_first_at) s->estimate_first_at = now;
           hd_session_allocate(s, pub, now, c);
         }
       } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == 1 || fb.fmt == 4)) { /* PLI / FIR, RFC 5104 */
@@ -954,40 +956,76 @@ static uint32_t layer_bps(const hd_in_track_t *t, hd_time_t now) {
   return b ? (uint32_t)b : 1;
 }
 
+/* pub's layers of the group headed by `head` in ascending size: by the
+ * keyframe sizes when every layer has sent one, else by measured bitrate (the
+ * a=simulcast order says nothing of size). A paused layer keeps its last size,
+ * so the order holds while the publisher does not send it. */
+int hd_session_layer_order(const hd_session_t *pub, int head, hd_time_t now, int *order) {
+  const hd_in_track_t *ht = &pub->in[head];
+  int nl = ht->n_layers > 1 ? ht->n_layers : 1, by_size = 1;
+  for (int l = 0; l < nl; l++) {
+    const hd_in_track_t *x = &pub->in[ht->n_layers > 1 ? ht->layers[l] : head];
+    if (x->width <= 0 || x->height <= 0) by_size = 0;
+  }
+  for (int l = 0; l < nl; l++) {
+    int idx = ht->n_layers > 1 ? ht->layers[l] : head, j = l;
+    while (j > 0) {
+      const hd_in_track_t *a = &pub->in[order[j - 1]], *b = &pub->in[idx];
+      int after =
+          by_size ? a->width * a->height > b->width * b->height : layer_bps(a, now) > layer_bps(b, now);
+      if (!after) break;
+      order[j] = order[j - 1];
+      j--;
+    }
+    order[j] = idx;
+  }
+  return nl;
+}
+
 void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c) {
   if (v->kind == HD_SESSION_PUBLISH) return;
   hd_alloc_track_t a[HD_SESSION_MAX_OUT];
   int order[HD_SESSION_MAX_OUT][HD_SESSION_MAX_LAYERS], which[HD_SESSION_MAX_OUT];
   size_t n = 0;
-  uint64_t fixed = 0; /* audio and single-layer video: forwarded whatever the estimate */
+  uint64_t fixed = 0; /* audio and single-layer video not (yet) gated: forwarded whatever the estimate */
+  int settled = g_adapt && v->estimate_bps && v->estimate_first_at &&
+                now - v->estimate_first_at >= HD_SESSION_SINGLE_SETTLE;
   for (int i = 0; i < v->n_out; i++) {
     hd_out_track_t *t = &v->out[i];
     hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
     int h = t->active ? followed_head(t, pub) : -1;
     if (h < 0) continue;
     const hd_in_track_t *head = &pub->in[h];
-    if (head->n_layers <= 1) {
-      fixed += layer_bps(head, now);
-      continue;
+    if (t->want_in >= 0 && (t->want_in >= pub->n_in || pub->in[t->want_in].head != h)) {
+      /* bound to another source since: choose afresh */
+      t->want_in = t->cur_in = -1;
+      t->gated = 0;
+      t->alloc.cur = t->alloc.up_target = -1;
+      t->alloc.switches = 0;
     }
-    /* layers in ascending measured bitrate (the a=simulcast order says nothing of size) */
-    int nl = head->n_layers;
-    for (int l = 0; l < nl; l++) {
-      int idx = head->layers[l], j = l;
-      while (j > 0 && layer_bps(&pub->in[order[n][j - 1]], now) > layer_bps(&pub->in[idx], now)) {
-        order[n][j] = order[n][j - 1];
-        j--;
+    if (head->n_layers <= 1 && !t->gated) {
+      if (t->kind != HD_TRACK_VIDEO || (!settled && t->alloc.visible)) {
+        fixed += layer_bps(head, now);
+        continue;
       }
-      order[n][j] = idx;
+      /* from now on the allocator decides; it starts from what flows */
+      t->gated = 1;
+      t->cur_in = t->want_in = h;
     }
+    int nl = hd_session_layer_order(pub, h, now, order[n]);
     hd_alloc_track_t *x = &a[n];
     *x = t->alloc;
     x->n_layers = nl;
     x->cur = -1;
+    int w[HD_SESSION_MAX_LAYERS], hh[HD_SESSION_MAX_LAYERS];
     for (int l = 0; l < nl; l++) {
-      x->bps[l] = layer_bps(&pub->in[order[n][l]], now);
+      const hd_in_track_t *lt = &pub->in[order[n][l]];
+      x->bps[l] = layer_bps(lt, now);
+      w[l] = lt->width;
+      hh[l] = lt->height;
       if (order[n][l] == t->want_in) x->cur = l;
     }
+    x->max_layer = hd_alloc_tile_layer(w, hh, nl, t->tile_w, t->tile_h);
     if (x->up_target >= nl) x->up_target = -1;
     which[n++] = i;
   }
@@ -1030,7 +1068,7 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
     hd_session_t *pub = t->src ? t->src : room_pub;
     uint64_t pauses = t->alloc.pauses;
     t->alloc = a[k];
-    if (c && a[k].pauses > pauses) c->layer_pauses++;
+    if (c && a[k].pauses > pauses && a[k].visible) c->layer_pauses++; /* for lack of bandwidth */
     int want = a[k].cur >= 0 ? order[k][a[k].cur] : -1;
     if (want == t->want_in) continue;
     HD_LOGD("sfu",
@@ -1267,4 +1305,14 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
     send_reports(s, pub, now, wall, c);
     s->next_rtcp = now + RTCP_INTERVAL;
   }
+}
+
+void hd_session_count_estimate(hd_session_counters_t *c, uint64_t bps) {
+  static const uint64_t bounds[] = HD_ESTIMATE_BOUNDS;
+  size_t b = 0;
+  while (b < sizeof bounds / sizeof bounds[0] && bps > bounds[b])
+    b++;
+  c->estimate_bucket[b]++;
+  c->estimate_count++;
+  c->estimate_sum += bps;
 }
