@@ -473,6 +473,29 @@ export class Room {
         this._emit('activeSpeakers', this.activeSpeakers);
         break;
       }
+      case 'stream_state': {
+        // the node paused a track we subscribed to (bandwidth / hidden /
+        // publisher) or resumed it, and which simulcast layer we get
+        const p = this.participants.get(m.participant_sid);
+        const t = p && p.tracks.get(m.track_sid);
+        if (!t) break;
+        t.streamState = m.state;
+        t.pauseReason = m.reason || null;
+        t.layer = m.state === 'active' && m.rid ? { rid: m.rid, width: m.width || 0, height: m.height || 0 } : null;
+        this._emit('streamStateChanged', t, p, m.state, m.reason || null);
+        break;
+      }
+      case 'publish_layers':
+        this._applyPublishLayers(m.track_sid, m.active_rids || []);
+        break;
+      case 'connection_quality':
+        for (const u of m.updates || []) {
+          const p = this._isLocal(u.participant_sid) ? this.localParticipant : this.participants.get(u.participant_sid);
+          if (!p) continue;
+          p.connectionQuality = u.quality;
+          this._emit('connectionQualityChanged', p, u.quality);
+        }
+        break;
       case 'data':
         this._emitData(m, 'websocket');
         break;
@@ -794,6 +817,75 @@ export class Room {
     const m = { type: 'data', payload: String(payload) };
     if (to && to.length) m.to = Array.isArray(to) ? to : [to];
     return this._notify(m);
+  }
+
+  // Layer selection (docs/protocol.md "Layer selection"): how the page shows
+  // remote video tracks. width/height: the tile in device pixels (the node
+  // sends the smallest simulcast layer that covers it); visible: false = the
+  // node sends nothing; pinned: bandwidth goes to it first.
+  setTrackSettings(trackSids, { visible = true, width = 0, height = 0, pinned = false } = {}) {
+    const msg = { type: 'track_settings', track_sids: [].concat(trackSids), visible: !!visible };
+    if (width > 0) msg.width = Math.min(16384, Math.round(width));
+    if (height > 0) msg.height = Math.min(16384, Math.round(height));
+    if (pinned) msg.pinned = true;
+    return this._notify(msg);
+  }
+
+  // Watches the element that shows a remote video track and keeps the node
+  // told of its size and visibility (setTrackSettings), so small tiles get the
+  // low layer and hidden ones nothing. Returns a function that stops watching.
+  observeTile(trackSid, el, { pinned = false } = {}) {
+    if (typeof ResizeObserver === 'undefined') return () => {};
+    let last = '', timer = null, inView = true;
+    const send = () => {
+      timer = null;
+      const r = el.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+      const visible = inView && r.width > 0 && r.height > 0 && document.visibilityState !== 'hidden';
+      const w = Math.round(r.width * dpr), h = Math.round(r.height * dpr);
+      const key = `${visible}|${w}|${h}|${pinned}`;
+      if (key === last || this.state !== 'connected') return;
+      last = key;
+      this.setTrackSettings(trackSid, { visible, width: w, height: h, pinned });
+    };
+    // coalesce bursts (a window being resized) into one message
+    const later = () => { if (!timer) timer = setTimeout(send, 200); };
+    const ro = new ResizeObserver(later);
+    ro.observe(el);
+    let io = null;
+    if (typeof IntersectionObserver !== 'undefined') {
+      io = new IntersectionObserver((es) => { inView = es.some((e) => e.isIntersecting); later(); });
+      io.observe(el);
+    }
+    document.addEventListener('visibilitychange', later);
+    this.on('reconnected', later);
+    later();
+    return () => {
+      ro.disconnect(); if (io) io.disconnect();
+      document.removeEventListener('visibilitychange', later);
+      this.off('reconnected', later);
+      if (timer) clearTimeout(timer);
+    };
+  }
+
+  // publish_layers: the node says which simulcast layers of one of our tracks
+  // someone needs; the others stop encoding until they are needed again.
+  _applyPublishLayers(sid, rids) {
+    for (const lt of this.localTracks.values()) {
+      if (lt.sid !== sid || !lt.transceiver || !lt.encodings) continue;
+      const sender = lt.transceiver.sender;
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2) continue;
+      let changed = false;
+      for (const e of params.encodings) {
+        const on = !e.rid || rids.includes(e.rid);
+        if (e.active !== on) { e.active = on; changed = true; }
+      }
+      lt.activeLayers = params.encodings.filter((e) => e.active).map((e) => e.rid);
+      if (!changed) continue;
+      sender.setParameters(params)
+        .then(() => this._emit('publishLayersChanged', lt, lt.activeLayers))
+        .catch((e) => this._emit('error', new Error(`publish_layers: setParameters failed: ${e.message || e}`)));
+    }
   }
 
   subscribe(trackSids) { return this._notify({ type: 'subscribe', track_sids: [].concat(trackSids) }); }

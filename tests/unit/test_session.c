@@ -167,12 +167,86 @@ static void test_viewer_rtt_from_rr(void **st) {
   free(v);
 }
 
+/* A viewer of g_s's camera (single layer) for the gating tests. */
+static hd_session_t *camera_viewer(void) {
+  hd_session_t *v = calloc(1, sizeof *v);
+  v->kind = HD_SESSION_SUBSCRIBE;
+  hd_sdp_media_negotiated_t *m = &v->neg.media[v->neg.n_media++];
+  m->kind = HD_SDP_VIDEO;
+  m->active = 1;
+  snprintf(m->codec, sizeof m->codec, "VP8");
+  m->clock = 90000;
+  m->pt = 96;
+  assert_int_equal(hd_session_setup_tracks(v, 0), 0);
+  assert_int_equal(hd_session_add_out_track(v, 0, 0xAAAA, 0xBBBB), 0);
+  v->out[0].src = g_s;
+  v->out[0].src_in = 1;
+  return v;
+}
+
+/* The camera sends 100 packets a second (~30 kbit/s here) until `until`. */
+static void camera_sends(hd_time_t from, hd_time_t until) {
+  uint8_t buf[1500], scratch[1500];
+  static uint16_t seq = 1000;
+  for (hd_time_t t = from; t < until; t += HD_MS(10)) {
+    int n = pkt(buf, 96, 0x2222, seq++, "1");
+    hd_rtp_hdr_t out;
+    hd_session_counters_t c = {0};
+    assert_int_equal(hd_session_publisher_rtp(g_s, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c), 1);
+  }
+}
+
+/* Single-layer video: never paused without an estimate or before the
+ * estimate has settled; paused once a settled estimate cannot carry it, and
+ * resumed (after the allocator's hold) when it can; a hidden tile (track_settings
+ * visible:false) is paused at once, estimate or not. */
+static void test_single_layer_video_gated(void **st) {
+  (void)st;
+  hd_session_t *v = camera_viewer();
+  hd_out_track_t *t = &v->out[0];
+  hd_session_counters_t c = {0};
+  camera_sends(HD_SEC(1), HD_SEC(2));
+  hd_session_allocate(v, NULL, HD_SEC(2), &c); /* no estimate: forwarded as it comes */
+  assert_int_equal(t->gated, 0);
+  v->estimate_bps = 10000; /* 10 kbit/s: too little, but only just measured */
+  v->estimate_first_at = HD_SEC(2);
+  camera_sends(HD_SEC(2), HD_SEC(3));
+  hd_session_allocate(v, NULL, HD_SEC(3), &c);
+  assert_int_equal(t->gated, 0);
+  camera_sends(HD_SEC(3), HD_MS(5100));
+  hd_session_allocate(v, NULL, HD_MS(5100), &c); /* settled: paused */
+  assert_int_equal(t->gated, 1);
+  assert_int_equal(t->want_in, -1);
+  assert_int_equal(c.layer_pauses, 1);
+  v->estimate_bps = 1000000;
+  hd_time_t now = HD_MS(5100);
+  for (; now < HD_SEC(8) && t->want_in < 0; now += HD_MS(100)) {
+    camera_sends(now, now + HD_MS(100));
+    hd_session_allocate(v, NULL, now + HD_MS(100), &c);
+  }
+  assert_int_equal(t->want_in, 1);
+  assert_true(now - HD_MS(5100) >= HD_ALLOC_UP_HOLD); /* not at once: hysteresis */
+  hd_session_free_tracks(v);
+  free(v);
+
+  v = camera_viewer(); /* hidden: paused without any estimate */
+  v->out[0].alloc.visible = 0;
+  camera_sends(HD_SEC(9), HD_SEC(10));
+  hd_session_allocate(v, NULL, HD_SEC(10), &c);
+  assert_int_equal(v->out[0].gated, 1);
+  assert_int_equal(v->out[0].want_in, -1);
+  assert_int_equal(c.layer_pauses, 1); /* hidden is not a pause for bandwidth */
+  hd_session_free_tracks(v);
+  free(v);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_demux),
       cmocka_unit_test(test_rtx_mapped_to_its_track),
       cmocka_unit_test(test_rtx_duplicate_dropped_and_rr_counts_network_loss),
       cmocka_unit_test(test_viewer_rtt_from_rr),
+      cmocka_unit_test(test_single_layer_video_gated),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
