@@ -110,6 +110,7 @@ int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now) {
 }
 
 void hd_bwe_set_desired(hd_bwe_t *b, uint64_t bps) { b->desired_bps = bps; }
+void hd_bwe_set_held_back(hd_bwe_t *b, int on) { b->held_back = on != 0; }
 
 void hd_bwe_set_rtt(hd_bwe_t *b, hd_time_t rtt) {
   if (rtt <= 0) return;
@@ -259,7 +260,16 @@ static void probe_result(hd_bwe_t *b, double result, double target, int saturate
   double media = media_rate(b);
   double v = result;
 
-  if (!b->last_probe_initial && media > 0 && v > APP_LIMIT_PROBE * media) v = APP_LIMIT_PROBE * media;
+  if (!b->last_probe_initial && media > 0) {
+    /* app-limited: no more than twice what is sent, unless the sender holds
+     * media back until the estimate reaches what it wants (hd_bwe_set_held_back):
+     * a subscriber whose video is paused sends audio only and needs the
+     * estimate to reach its lowest video layer before the allocator resumes
+     * it; the probe shows whether the path has it */
+    double cap = APP_LIMIT_PROBE * media;
+    if (b->held_back && (double)b->desired_bps > cap) cap = (double)b->desired_bps;
+    if (v > cap) v = cap;
+  }
   v = clamp_bps(b, v);
   if (v <= b->delay_bps) return;
   b->delay_bps = v;

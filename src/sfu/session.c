@@ -1059,9 +1059,10 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       break;
     }
   }
-  if (v->bwe)
+  if (v->bwe) {
     hd_bwe_set_desired(v->bwe, goal ? goal + goal / 10 : sending); /* its probes stop at what we would use */
-  else if (goal && v->estimate_bps && c && hd_probe_want(&v->probe, v->estimate_bps, sending, goal, now))
+    hd_bwe_set_held_back(v->bwe, goal != 0); /* and may lift it past 2x what we send now */
+  } else if (goal && v->estimate_bps && c && hd_probe_want(&v->probe, v->estimate_bps, sending, goal, now))
     c->probes_started++;
   for (size_t k = 0; k < n; k++) {
     hd_out_track_t *t = &v->out[which[k]];

@@ -176,7 +176,12 @@ int hd_bwe_sim_run(const hd_bwe_scn_t *s, hd_bwe_sim_result_t *r, FILE *trace) {
     rc = hd_bwe_init(&fl[f].bwe, &s->cfg, s->start[f]);
     if (rc < 0) goto out;
     rc = HD_ENOMEM;
-    if (!s->desired_max) hd_bwe_set_desired(&fl[f].bwe, s->src_max_bps);
+    if (s->desired_bps) {
+      hd_bwe_set_desired(&fl[f].bwe, s->desired_bps);
+      hd_bwe_set_held_back(&fl[f].bwe, 1);
+    } else if (!s->desired_max) {
+      hd_bwe_set_desired(&fl[f].bwe, s->src_max_bps);
+    }
     fl[f].link = s->media_link[f];
     fl[f].fb_link = 1 - s->media_link[f];
     fl[f].next_frame = s->start[f] + s->frame_phase[f];

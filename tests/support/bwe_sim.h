@@ -29,8 +29,9 @@ typedef struct {
   uint64_t src_max_bps;  /* media source ceiling per flow (2.5 Mbit/s) */
   hd_time_t fb_interval; /* TWCC feedback period (50 ms) */
   uint64_t seed;
-  int desired_max; /* 1: leave the estimator's desired rate at max_bps
-                      (default: the source max, via hd_bwe_set_desired) */
+  int desired_max;      /* 1: leave the estimator's desired rate at max_bps
+                           (default: the source max, via hd_bwe_set_desired) */
+  uint64_t desired_bps; /* > 0: hd_bwe_set_desired(desired_bps) and hd_bwe_set_held_back(1) instead */
   hd_bwe_config_t cfg;
 } hd_bwe_scn_t;
 

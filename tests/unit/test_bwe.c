@@ -302,6 +302,30 @@ static void test_app_limited(void **st) {
   assert_true(r.flow_bps[0] >= 450000);
 }
 
+/* A sender held back by its estimate (a subscriber whose video is paused
+ * sends 50 kbit/s of audio and wants 400 kbit/s to resume it): the periodic
+ * probes lift the estimate to what it wants, not just to twice what it sends
+ * (else the paused video never comes back), and no further. */
+static void test_held_back_sender_probes_up(void **st) {
+  (void)st;
+  static hd_bwe_scn_t s;
+  static hd_bwe_sim_result_t r;
+  assert_int_equal(hd_bwe_sim_rfc8867("5.1", &s), 0);
+  s.name = "held back: 50 kbit/s sent, 400 kbit/s wanted, 2.5 Mbit/s path";
+  s.duration = HD_SEC(20);
+  for (int i = 0; i < 2; i++) {
+    s.link[i].n_schedule = 0;
+    s.link[i].rate_bps = 2500000;
+  }
+  s.src_max_bps = 50000;
+  s.desired_bps = 400000;
+  s.cfg.initial_probes = 0;
+  assert_int_equal(hd_bwe_sim_run(&s, &r, NULL), 0);
+  printf("  held back: max target %.0f kbit/s (wants 400)\n", (double)r.max_target[0] / 1000);
+  assert_true(r.max_target[0] >= 400000 * 9 / 10);
+  assert_true(r.max_target[0] <= 400000 * 12 / 10);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 
@@ -315,6 +339,7 @@ int main(void) {
       cmocka_unit_test(test_rfc8867_5_3),
       cmocka_unit_test(test_rfc8867_5_1_random_loss),
       cmocka_unit_test(test_app_limited),
+      cmocka_unit_test(test_held_back_sender_probes_up),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
