@@ -276,6 +276,16 @@ static void test_rfc8867_5_1_random_loss(void **st) {
     assert_true(r.steps[0][k].reaction >= 0);
 }
 
+/* Both links of a 5.1 scenario at a fixed rate. */
+static void flat_links(hd_bwe_scn_t *s, const char *name, hd_time_t duration, uint64_t rate) {
+  s->name = name;
+  s->duration = duration;
+  for (int i = 0; i < 2; i++) {
+    s->link[i].n_schedule = 0;
+    s->link[i].rate_bps = rate;
+  }
+}
+
 /* A source that never sends more than 500 kbit/s on a 5 Mbit/s path, with
  * the default desired rate (= max_bps, so probing stays on): the estimate
  * must not run away from what was actually sent. */
@@ -284,12 +294,7 @@ static void test_app_limited(void **st) {
   static hd_bwe_scn_t s;
   static hd_bwe_sim_result_t r;
   assert_int_equal(hd_bwe_sim_rfc8867("5.1", &s), 0);
-  s.name = "app-limited 500 kbit/s on 5 Mbit/s";
-  s.duration = HD_SEC(30);
-  for (int i = 0; i < 2; i++) {
-    s.link[i].n_schedule = 0;
-    s.link[i].rate_bps = 5000000;
-  }
+  flat_links(&s, "app-limited 500 kbit/s on 5 Mbit/s", HD_SEC(30), 5000000);
   s.src_max_bps = 500000;
   s.desired_max = 1;
   /* start-up probes measure the path before any media rate exists and may
@@ -311,12 +316,7 @@ static void test_held_back_sender_probes_up(void **st) {
   static hd_bwe_scn_t s;
   static hd_bwe_sim_result_t r;
   assert_int_equal(hd_bwe_sim_rfc8867("5.1", &s), 0);
-  s.name = "held back: 50 kbit/s sent, 400 kbit/s wanted, 2.5 Mbit/s path";
-  s.duration = HD_SEC(20);
-  for (int i = 0; i < 2; i++) {
-    s.link[i].n_schedule = 0;
-    s.link[i].rate_bps = 2500000;
-  }
+  flat_links(&s, "held back: 50 kbit/s sent, 400 kbit/s wanted, 2.5 Mbit/s path", HD_SEC(20), 2500000);
   s.src_max_bps = 50000;
   s.desired_bps = 400000;
   s.cfg.initial_probes = 0;

@@ -129,11 +129,8 @@ static void test_rtx_duplicate_dropped_and_rr_counts_network_loss(void **st) {
   assert_int_equal(rb.cumulative_lost, 1);
 }
 
-/* The RTT to a viewer comes from its RR about an SR we sent, whatever clock
- * that SR's NTP time was in (RFC 3550 §6.4.1: A - LSR - DLSR, here with our
- * own send time for LSR). */
-static void test_viewer_rtt_from_rr(void **st) {
-  (void)st;
+/* A subscriber session with one VP8 out track (SSRC 0xAAAA, RTX 0xBBBB). */
+static hd_session_t *video_viewer(void) {
   hd_session_t *v = calloc(1, sizeof *v);
   v->kind = HD_SESSION_SUBSCRIBE;
   hd_sdp_media_negotiated_t *m = &v->neg.media[v->neg.n_media++];
@@ -144,6 +141,15 @@ static void test_viewer_rtt_from_rr(void **st) {
   m->pt = 96;
   assert_int_equal(hd_session_setup_tracks(v, 0), 0);
   assert_int_equal(hd_session_add_out_track(v, 0, 0xAAAA, 0xBBBB), 0);
+  return v;
+}
+
+/* The RTT to a viewer comes from its RR about an SR we sent, whatever clock
+ * that SR's NTP time was in (RFC 3550 §6.4.1: A - LSR - DLSR, here with our
+ * own send time for LSR). */
+static void test_viewer_rtt_from_rr(void **st) {
+  (void)st;
+  hd_session_t *v = video_viewer();
   hd_out_track_t *t = &v->out[0];
   t->sr_mid32[0] = 0x12345678;
   t->sr_sent_at[0] = HD_SEC(10);
@@ -169,16 +175,7 @@ static void test_viewer_rtt_from_rr(void **st) {
 
 /* A viewer of g_s's camera (single layer) for the gating tests. */
 static hd_session_t *camera_viewer(void) {
-  hd_session_t *v = calloc(1, sizeof *v);
-  v->kind = HD_SESSION_SUBSCRIBE;
-  hd_sdp_media_negotiated_t *m = &v->neg.media[v->neg.n_media++];
-  m->kind = HD_SDP_VIDEO;
-  m->active = 1;
-  snprintf(m->codec, sizeof m->codec, "VP8");
-  m->clock = 90000;
-  m->pt = 96;
-  assert_int_equal(hd_session_setup_tracks(v, 0), 0);
-  assert_int_equal(hd_session_add_out_track(v, 0, 0xAAAA, 0xBBBB), 0);
+  hd_session_t *v = video_viewer();
   v->out[0].src = g_s;
   v->out[0].src_in = 1;
   return v;
