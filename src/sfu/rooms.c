@@ -274,6 +274,18 @@ static void sub_remove_at(hd_participant_t *q, int i) {
   q->n_subs--;
 }
 
+/* Everyone else with auto_subscribe takes p's tracks 0..nt-1 (those with
+ * added[i] set, or all when added is NULL), one renegotiation each. */
+static void auto_subscribe_others(hd_node_t *n, hd_participant_t *p, const int *added, int nt) {
+  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
+    if (q == p || !q->auto_subscribe) continue;
+    int changed = 0;
+    for (int i = 0; i < nt; i++)
+      if ((!added || added[i]) && sub_add(n, q, p, &p->tracks[i]) == 0) changed = 1;
+    if (changed) sub_negotiate(n, q);
+  }
+}
+
 /* Everyone stops receiving track `sid` of p (or every track of p if sid is NULL). */
 static void unsubscribe_all(hd_node_t *n, hd_participant_t *p, const char *sid) {
   for (hd_participant_t *q = p->room->participants; q; q = q->next) {
@@ -628,13 +640,7 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
     free(buf);
   }
   free(answer);
-  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
-    if (q == p || !q->auto_subscribe) continue;
-    int changed = 0;
-    for (int i = 0; i < nn; i++)
-      if (added[i] && sub_add(n, q, p, &p->tracks[i]) == 0) changed = 1;
-    if (changed) sub_negotiate(n, q);
-  }
+  auto_subscribe_others(n, p, added, nn);
   return 0;
 }
 
@@ -1114,13 +1120,7 @@ void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const ch
   free(buf);
   HD_LOGI("room", "whip publisher %s (%s) joined %s/%s with %d tracks", p->sid, p->identity, r->app, r->name,
           p->n_tracks);
-  for (hd_participant_t *q = r->participants; q; q = q->next) {
-    if (q == p || !q->auto_subscribe) continue;
-    int changed = 0;
-    for (int i = 0; i < p->n_tracks; i++)
-      if (sub_add(n, q, p, &p->tracks[i]) == 0) changed = 1;
-    if (changed) sub_negotiate(n, q);
-  }
+  auto_subscribe_others(n, p, NULL, p->n_tracks);
 }
 
 hd_session_t *rooms_play_source(hd_room_t *r) {
