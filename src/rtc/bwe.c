@@ -276,8 +276,8 @@ static void probe_result(hd_bwe_t *b, double result, double target, int saturate
   if (b->loss_bps < v && b->loss.last_excess < HD_BWE_LOSS_LOW) b->loss_bps = v;
   if (b->link_avg_kbps >= 0 && v / 1000 > b->link_avg_kbps + 3 * link_std_kbps(b)) b->link_avg_kbps = -1;
   /* the path carried the whole cluster: there may be more, probe again at once */
-  if (!saturated && result >= 0.9 * target && !b->pending_initial && v < (double)b->desired_bps &&
-      v < (double)b->cfg.max_bps && b->n_pending == 0) {
+  if (!saturated && !b->pending_initial && v < (double)b->desired_bps && v < (double)b->cfg.max_bps &&
+      b->n_pending == 0) {
     b->pending[0] = PROBE_FACTOR * v;
     b->n_pending = 1;
     b->next_probe_at = now;

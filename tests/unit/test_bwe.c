@@ -326,6 +326,33 @@ static void test_held_back_sender_probes_up(void **st) {
   assert_true(r.max_target[0] <= 400000 * 12 / 10);
 }
 
+/* The bench/downlink bug in miniature: a subscriber of 50 kbit/s audio and a
+ * 400 kbit/s video layer on a 1 Mbit/s link that drops to 150 kbit/s for 10 s
+ * (the layer must go: paused) and comes back. The estimate must find the
+ * capacity again with audio alone (held back: probes past the app-limited
+ * bound, also when the link capacity is "known" from the drop) and the layer
+ * must come back soon after the link does. */
+static void test_paused_layer_resumes(void **st) {
+  (void)st;
+  static hd_bwe_scn_t s;
+  static hd_bwe_sim_result_t r;
+  assert_int_equal(hd_bwe_sim_rfc8867("5.1", &s), 0);
+  s.name = "paused layer resumes: 50 kbit/s audio + 400 kbit/s layer, 1000 -> 150 -> 1000 kbit/s";
+  s.duration = HD_SEC(50);
+  s.link[0].n_schedule = 3;
+  s.link[0].schedule[0] = (hd_netem_step_t){0, 1000000};
+  s.link[0].schedule[1] = (hd_netem_step_t){HD_SEC(15), 150000};
+  s.link[0].schedule[2] = (hd_netem_step_t){HD_SEC(25), 1000000};
+  s.src_max_bps = 50000;
+  s.layer_bps = 400000;
+  assert_int_equal(hd_bwe_sim_run(&s, &r, stdout), 0);
+  printf("  layer went off %d times; on since %.1f s (capacity back at 25 s)\n", r.layer_offs[0],
+         r.layer_on_since[0] < 0 ? -1.0 : (double)r.layer_on_since[0] / 1e6);
+  assert_true(r.layer_offs[0] >= 1);              /* the drop paused it */
+  assert_true(r.layer_on_since[0] >= 0);          /* on at the end ... */
+  assert_true(r.layer_on_since[0] <= HD_SEC(35)); /* ... within 10 s of the capacity's return */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 
@@ -340,6 +367,7 @@ int main(void) {
       cmocka_unit_test(test_rfc8867_5_1_random_loss),
       cmocka_unit_test(test_app_limited),
       cmocka_unit_test(test_held_back_sender_probes_up),
+      cmocka_unit_test(test_paused_layer_resumes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
