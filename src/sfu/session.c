@@ -1102,8 +1102,11 @@ static void run_clusters(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   }
   if (!v->cluster.id || now < v->cluster.next_tick) return;
   v->cluster.credit += (double)v->cluster.rate_bps * (double)CLUSTER_TICK / 8e6;
+  if (v->cluster.credit < 300) { /* not a packet's worth yet: a slow cluster keeps its rate */
+    v->cluster.next_tick = now + CLUSTER_TICK;
+    return;
+  }
   uint64_t due = (uint64_t)v->cluster.credit;
-  if (due < 300) due = 300; /* at least one packet per tick */
   uint64_t before = c->probe_bytes;
   v->cluster_id = v->cluster.id;
   send_probe(v, room_pub, due, now, c);
