@@ -1023,7 +1023,15 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       x->bps[l] = layer_bps(lt, now);
       w[l] = lt->width;
       hh[l] = lt->height;
-      if (order[n][l] == t->want_in) x->cur = l;
+      if (order[n][l] == t->want_in) {
+        x->cur = l;
+        /* the layer this subscriber gets stays live through a short gap (an
+         * overloaded encoder skipping frames of its top layer): leaving it
+         * costs a keyframe of the lower layer now and of this one after */
+        if (!x->bps[l] && lt->active && lt->last_packet_at &&
+            now - lt->last_packet_at <= HD_SESSION_CUR_LAYER_TIMEOUT)
+          x->bps[l] = lt->bps ? lt->bps : 1;
+      }
     }
     x->max_layer = hd_alloc_tile_layer(w, hh, nl, t->tile_w, t->tile_h);
     if (x->up_target >= nl) x->up_target = -1;

@@ -36,6 +36,7 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_MAX_LAYERS HD_ALLOC_MAX_LAYERS /* simulcast layers of one track (RFC 8853) */
 #define HD_SESSION_RATE_WINDOW HD_MS(500)         /* a layer's bitrate is measured over this */
 #define HD_SESSION_LAYER_TIMEOUT HD_SEC(1)        /* a layer that sent nothing this long is not live */
+#define HD_SESSION_CUR_LAYER_TIMEOUT HD_MS(2500)  /* ... except for a subscriber that gets it now */
 #define HD_SESSION_ALLOC_INTERVAL HD_MS(500)      /* the allocator runs at least this often per subscriber */
 #define HD_SESSION_START_BPS 1000000 /* the allocator's budget before a subscriber's first estimate */
 /* A single-layer video track has no lower layer to fall back to: the
