@@ -174,8 +174,7 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
   hd_probe_init(&s->probe);
   s->next_rtcp = now + RTCP_INTERVAL;
   s->next_twcc = now + TWCC_INTERVAL;
-  hd_seq_unwrapper_init(&s->twcc_unwrap);
-  s->twcc_last_ext = -1;
+  hd_twcc_recv_init(&s->twcc);
   if (s->kind == HD_SESSION_SUBSCRIBE) return 0; /* out tracks are added as subscriptions are answered */
   for (int i = 0; i < s->neg.n_media; i++) {
     const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
@@ -271,37 +270,6 @@ static int in_track_for(hd_session_t *s, const hd_rtp_hdr_t *h, int *is_rtx) {
   return found;
 }
 
-/* Records a transport-wide sequence number for TWCC feedback. */
-static void twcc_record(hd_session_t *s, uint16_t seq, hd_time_t now) {
-  int64_t ext = hd_seq_unwrap(&s->twcc_unwrap, seq);
-  if (s->n_twcc && ext <= s->twcc_last_ext) {
-    /* reordered: insert in order if it is still inside the pending window */
-    size_t i = s->n_twcc;
-    int64_t base_ext = s->twcc_last_ext - (int64_t)(uint16_t)(s->twcc[s->n_twcc - 1].seq - s->twcc[0].seq);
-    if (ext < base_ext || s->n_twcc >= HD_TWCC_MAX_PENDING) return;
-    while (i > 0) {
-      int64_t e = s->twcc_last_ext - (uint16_t)(s->twcc[s->n_twcc - 1].seq - s->twcc[i - 1].seq);
-      if (e == ext) return; /* duplicate */
-      if (e < ext) break;
-      i--;
-    }
-    memmove(&s->twcc[i + 1], &s->twcc[i], (s->n_twcc - i) * sizeof s->twcc[0]);
-    s->twcc[i].seq = seq;
-    s->twcc[i].arrival = now;
-    s->n_twcc++;
-    return;
-  }
-  if (s->n_twcc >= HD_TWCC_MAX_PENDING) {
-    /* feedback is overdue; drop the oldest half rather than grow */
-    memmove(s->twcc, s->twcc + HD_TWCC_MAX_PENDING / 2, (HD_TWCC_MAX_PENDING / 2) * sizeof s->twcc[0]);
-    s->n_twcc -= HD_TWCC_MAX_PENDING / 2;
-  }
-  s->twcc[s->n_twcc].seq = seq;
-  s->twcc[s->n_twcc].arrival = now;
-  s->n_twcc++;
-  s->twcc_last_ext = ext;
-}
-
 /* A layer's bitrate over HD_SESSION_RATE_WINDOW windows, for the allocator. */
 static void layer_rate_update(hd_in_track_t *t, size_t len, hd_time_t now) {
   t->last_packet_at = now;
@@ -343,7 +311,7 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
     size_t dl;
     uint16_t tseq;
     if (hd_rtp_ext_find(&h, s->ext_twcc, &d, &dl) == 0 && hd_rtp_twcc_seq_parse(d, dl, &tseq) == 0)
-      twcc_record(s, tseq, now);
+      hd_twcc_recv_add(&s->twcc, tseq, now);
   }
   int is_rtx;
   int k = in_track_for(s, &h, &is_rtx);
@@ -1132,7 +1100,7 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
   hd_time_t t = hd_peer_next_timeout(&s->peer);
   if (s->peer.state == HD_PEER_CONNECTED) {
     t = hd_time_min(t, s->next_rtcp);
-    if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
+    if (s->kind == HD_SESSION_PUBLISH && s->twcc.n) t = hd_time_min(t, s->next_twcc);
     if (s->kind == HD_SESSION_PUBLISH && s->remb_bps) t = hd_time_min(t, s->next_remb);
     if (s->kind != HD_SESSION_PUBLISH && s->n_out) {
       t = hd_time_min(t, s->next_alloc);
@@ -1154,20 +1122,15 @@ static void send_twcc(hd_session_t *s, hd_session_counters_t *c) {
   uint32_t media_ssrc = 0;
   for (int i = s->n_in - 1; i >= 0; i--) /* any media SSRC of the session; prefer the first */
     if (s->in[i].have_ssrc) media_ssrc = s->in[i].ssrc;
-  size_t off = 0;
-  while (off < s->n_twcc) {
-    size_t cap, used = 0;
+  while (s->twcc.n) {
+    size_t cap;
     uint8_t *out = hd_peer_tx_begin(&s->peer, &cap);
     if (!out) break;
-    int n = hd_rtcp_build_twcc(s->rtcp_ssrc, media_ssrc, s->twcc_fb_count, s->twcc + off, s->n_twcc - off,
-                               &used, out, cap);
-    if (n < 0 || used == 0) break;
-    if (hd_peer_tx_commit(&s->peer, (size_t)n, 1) < 0) break;
-    s->twcc_fb_count++;
+    int n = hd_twcc_recv_build(&s->twcc, s->rtcp_ssrc, media_ssrc, out, cap);
+    if (n <= 0 || hd_peer_tx_commit(&s->peer, (size_t)n, 1) < 0) break;
     c->twcc_sent++;
-    off += used;
   }
-  s->n_twcc = 0;
+  s->twcc.n = 0; /* what did not fit this time is not worth a late report */
 }
 
 /* Bitrate cap for the publisher (draft-alvestrand-rmcat-remb §2): REMB names
@@ -1272,7 +1235,7 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
                                hd_session_counters_t *c) {
   hd_peer_handle_timeout(&s->peer, now);
   if (s->peer.state != HD_PEER_CONNECTED) return;
-  if (s->kind == HD_SESSION_PUBLISH && s->n_twcc && now >= s->next_twcc) {
+  if (s->kind == HD_SESSION_PUBLISH && s->twcc.n && now >= s->next_twcc) {
     send_twcc(s, c);
     s->next_twcc = now + TWCC_INTERVAL;
   } else if (s->kind == HD_SESSION_PUBLISH && now >= s->next_twcc) {

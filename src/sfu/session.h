@@ -18,6 +18,7 @@
 #include "rtc/nack_gen.h"
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
+#include "rtc/twcc_recv.h"
 #include "sfu/peer.h"
 #include "sfu/probe.h"
 #include "sfu/allocator.h"
@@ -45,7 +46,6 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
  * WHEP player that sends no feedback keeps everything). */
 #define HD_SESSION_SINGLE_SETTLE HD_SEC(3)
 #define HD_SESSION_MAX_OUT 32 /* tracks a session sends (a subscriber sees many publishers) */
-#define HD_TWCC_MAX_PENDING 1024
 #define HD_SESSION_REMB_INTERVAL HD_SEC(1)
 #define HD_OUT_RTX_HIST 64 /* recent retransmissions remembered per viewer track (power of two) */
 #define HD_OUT_SR_HIST 4   /* recent SRs remembered per viewer track, for RTT from its RR */
@@ -177,11 +177,7 @@ struct hd_session {
   uint8_t ext_audio_level_in;
   uint8_t ext_rid_in, ext_rrid_in; /* publisher: rid / repaired-rid extension ids (simulcast) */
   /* TWCC feedback state (publisher) */
-  hd_rtcp_twcc_recv_t twcc[HD_TWCC_MAX_PENDING];
-  size_t n_twcc;
-  int64_t twcc_last_ext; /* highest extended twcc seq recorded */
-  hd_seq_unwrapper_t twcc_unwrap;
-  uint8_t twcc_fb_count;
+  hd_twcc_recv_t twcc;
   hd_time_t next_twcc;
   int pli_requested_on_connect;
   /* publisher: bitrate cap sent as REMB (draft-alvestrand-rmcat-remb) every
