@@ -97,7 +97,8 @@ struct hd_participant {
   double level;
   int speaking; /* among the active speakers (a higher priority for its video) */
   hd_cq_t quality;
-  int quality_told; /* its grade was sent at least once */
+  int quality_told;    /* its grade was sent at least once */
+  int quality_has_all; /* it was sent everyone's grade (joiners get the full list once) */
   hd_time_t next_quality;
   int dc[2];             /* SCTP stream of our hd-reliable / hd-lossy channel on pub_sess, -1 = none */
   hd_time_t last_dc_err; /* data channel errors go out over the WebSocket at most once a second */
@@ -1046,11 +1047,33 @@ static void connection_quality_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
       nu++;
     }
   }
-  if (!nu) return;
   char *buf = malloc(OUT_CAP);
   if (!buf) return;
-  int len = hd_signal_write_connection_quality(up, nu, buf, OUT_CAP);
-  broadcast(n, r, NULL, buf, len);
+  int len = nu ? hd_signal_write_connection_quality(up, nu, buf, OUT_CAP) : 0;
+  /* a joiner first gets everyone's grade; the others the changes */
+  hd_signal_quality_update_t all[HD_SIGNAL_MAX_TRACK_SIDS];
+  size_t na = 0;
+  for (hd_participant_t *p = r->participants; p && na < HD_SIGNAL_MAX_TRACK_SIDS; p = p->next)
+    if (p->quality_told && !p->claims.hidden) {
+      all[na].participant_sid = p->sid;
+      all[na].quality = (hd_signal_quality_t)p->quality.grade;
+      na++;
+    }
+  char *full = NULL;
+  int flen = 0;
+  for (hd_participant_t *q = r->participants; q; q = q->next) {
+    if (q->whip) continue;
+    if (!q->quality_has_all && na) {
+      if (!full && (full = malloc(OUT_CAP)) != NULL)
+        flen = hd_signal_write_connection_quality(all, na, full, OUT_CAP);
+      if (!full) continue;
+      emit(n, q, full, flen);
+      q->quality_has_all = 1;
+    } else if (nu) {
+      emit(n, q, buf, len);
+    }
+  }
+  free(full);
   free(buf);
 }
 
