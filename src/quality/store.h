@@ -5,9 +5,9 @@
  *
  * Two backends with the same schema and the very same SQL text: SQLite (the
  * default, a file next to the RTM database, WAL) and PostgreSQL through libpq
- * (quality_db = "postgres://..."). Placeholders are written $1, $2, ... in
- * order of first use, which both engines accept (SQLite numbers "$NNN"
- * parameters by first appearance). Ratios are never computed in SQL (integer
+ * (quality_db = "postgres://..."). Placeholders are written $1, $2, ...,
+ * which both engines accept (the SQLite backend binds them by name, as SQLite
+ * numbers "$NNN" parameters by first appearance). Ratios are never computed in SQL (integer
  * division differs between the two): queries return sums, C divides.
  *
  * A store is one connection, used by one thread at a time: the writer thread

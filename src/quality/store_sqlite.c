@@ -46,13 +46,21 @@ static int lite_exec(void *db, const char *sql, const hd_qparam_t *p, int np, hd
   for (int i = 0; i < l->n_cache; i++)
     cached |= l->cache[i].st == st;
   int rc = 0;
-  for (int i = 0; i < np && i < sqlite3_bind_parameter_count(st); i++) {
+  /* SQLite numbers "$N" parameters by first appearance, PostgreSQL by N: bind by name */
+  for (int k = 1; k <= sqlite3_bind_parameter_count(st); k++) {
+    const char *name = sqlite3_bind_parameter_name(st, k);
+    int i = name && name[0] == '$' ? atoi(name + 1) - 1 : -1;
+    if (i < 0 || i >= np) {
+      snprintf(err, errcap, "sqlite: parameter %s has no value", name ? name : "?");
+      rc = HD_EINVAL;
+      goto out;
+    }
     int b;
     switch (p[i].t) {
-    case 'i': b = sqlite3_bind_int64(st, i + 1, p[i].i); break;
-    case 'd': b = sqlite3_bind_double(st, i + 1, p[i].d); break;
-    case 's': b = sqlite3_bind_text(st, i + 1, p[i].s ? p[i].s : "", -1, SQLITE_STATIC); break;
-    default: b = sqlite3_bind_null(st, i + 1); break;
+    case 'i': b = sqlite3_bind_int64(st, k, p[i].i); break;
+    case 'd': b = sqlite3_bind_double(st, k, p[i].d); break;
+    case 's': b = sqlite3_bind_text(st, k, p[i].s ? p[i].s : "", -1, SQLITE_STATIC); break;
+    default: b = sqlite3_bind_null(st, k); break;
     }
     if (b != SQLITE_OK) {
       snprintf(err, errcap, "sqlite bind: %s", sqlite3_errmsg(l->db));
@@ -76,6 +84,7 @@ static int lite_exec(void *db, const char *sql, const hd_qparam_t *p, int np, hd
     if (fn) fn(ud, nc, vals);
     rc++;
   }
+  if (rc == 0 && sqlite3_column_count(st) == 0) rc = sqlite3_changes(l->db); /* rows a DELETE/INSERT touched */
 out:
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
