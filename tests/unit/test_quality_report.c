@@ -296,9 +296,12 @@ static void test_alert_rules(void **state) {
   assert_int_equal(hd_qalerts_poll(&a, HD_SEC(80), f, 4), 1);
   hd_qalerts_feed(&a, "app1", HD_QM_VIDEO_STALL, 1000, 10000);
   assert_int_equal(hd_qalerts_poll(&a, HD_SEC(90), f, 4), 0);
+  /* the second bad window in a row (empty windows between are not judged), silence over */
+  hd_qalerts_feed(&a, "app1", HD_QM_VIDEO_STALL, 1000, 10000);
+  assert_int_equal(hd_qalerts_poll(&a, HD_SEC(200), f, 4), 1);
   /* a good window breaks the streak; too little data is not judged */
   hd_qalerts_feed(&a, "app1", HD_QM_VIDEO_STALL, 1000, 10000);
-  assert_int_equal(hd_qalerts_poll(&a, HD_SEC(200), f, 4), 0);
+  assert_int_equal(hd_qalerts_poll(&a, HD_SEC(205), f, 4), 0);
   hd_qalerts_feed(&a, "app1", HD_QM_VIDEO_STALL, 0, 10000);
   assert_int_equal(hd_qalerts_poll(&a, HD_SEC(210), f, 4), 0);
   hd_qalerts_feed(&a, "app1", HD_QM_VIDEO_STALL, 100, 500);
