@@ -366,9 +366,9 @@ static int load_http(hd_config_t *c, json_t *w, char *err, size_t errcap) {
 
 /* "quality": intake caps, retention and alert rules (docs/quality.md). */
 static const char *const quality_keys[] = {"retention_days", "sample_interval_s", "min_report_interval_ms",
-                                           "max_rows_per_s", "max_queue", "alerts"};
-static const char *const alert_keys[] = {"name", "metric", "threshold", "window_s", "windows", "silence_s",
-                                         "below", "min_samples"};
+                                           "max_rows_per_s", "max_queue",         "alerts"};
+static const char *const alert_keys[] = {"name",    "metric",    "threshold", "window_s",
+                                         "windows", "silence_s", "below",     "min_samples"};
 
 static int load_quality(hd_config_t *c, json_t *q, char *err, size_t errcap) {
   if (!json_is_object(q)) {
@@ -386,7 +386,8 @@ static int load_quality(hd_config_t *c, json_t *q, char *err, size_t errcap) {
   json_t *al = json_object_get(q, "alerts");
   if (!al) return 0;
   if (!json_is_array(al) || json_array_size(al) > HD_QALERT_MAX_RULES) {
-    snprintf(err, errcap, "config: 'quality.alerts' must be an array of at most %d rules", HD_QALERT_MAX_RULES);
+    snprintf(err, errcap, "config: 'quality.alerts' must be an array of at most %d rules",
+             HD_QALERT_MAX_RULES);
     return HD_EINVAL;
   }
   size_t i;
@@ -416,7 +417,8 @@ static int load_quality(hd_config_t *c, json_t *q, char *err, size_t errcap) {
     const char *name = json_string_value(json_object_get(r, "name"));
     snprintf(x->name, sizeof x->name, "%s", name ? name : metric);
     long win = 60, wins = 1, sil = 600, mins = 0;
-    if (get_int(r, "window_s", 1, 86400, &win, err, errcap) || get_int(r, "windows", 1, 1000, &wins, err, errcap) ||
+    if (get_int(r, "window_s", 1, 86400, &win, err, errcap) ||
+        get_int(r, "windows", 1, 1000, &wins, err, errcap) ||
         get_int(r, "silence_s", 0, 7 * 86400, &sil, err, errcap) ||
         get_int(r, "min_samples", 0, 1000000000, &mins, err, errcap))
       return HD_EINVAL;

@@ -664,7 +664,8 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
   char qreply[512];
   size_t qlen;
   /* quality_report / quality_join are the quality pipeline's (docs/quality.md), not the node's */
-  if (s->quality && hd_serve_quality_rtc_message(s->quality, hd_ws_id(c), text, len, qreply, sizeof qreply, &qlen)) {
+  if (s->quality &&
+      hd_serve_quality_rtc_message(s->quality, hd_ws_id(c), text, len, qreply, sizeof qreply, &qlen)) {
     if (qlen) hd_ws_send(c, qreply, qlen);
     return;
   }
@@ -802,7 +803,8 @@ static void handle_admin_quality(server_t *s, const hd_http_req_t *req, hd_http_
   if (authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
   if (claims.room[0]) {
     s->auth_failures++;
-    hd_http_resp_text(resp, 403, "forbidden: quality data needs an app-wide roomAdmin token (no room grant)\n");
+    hd_http_resp_text(resp, 403,
+                      "forbidden: quality data needs an app-wide roomAdmin token (no room grant)\n");
     return;
   }
   hd_serve_quality_http(s->quality, claims.key, req, resp);
@@ -859,10 +861,11 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   else if (!strncmp(req->path, "/admin/", 7))
     handle_admin(s, req, resp);
   else if (!strcmp(req->path, "/dashboard") && !strcmp(req->method, "GET")) {
-    hd_http_resp_header(resp, "Location", "/dashboard.html");
+    char loc[300];
+    snprintf(loc, sizeof loc, "/dashboard.html%s%.280s", req->query[0] ? "?" : "", req->query);
+    hd_http_resp_header(resp, "Location", loc);
     hd_http_resp_text(resp, 302, "the quality dashboard is at /dashboard.html\n");
-  }
-  else if (!strcmp(req->path, "/api/dev-token"))
+  } else if (!strcmp(req->path, "/api/dev-token"))
     handle_dev_token(s, req, resp);
   else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))
     hd_http_resp_text(resp, 400, "the endpoint is %s/{room}\n", req->path);

@@ -94,11 +94,11 @@ static void on_alert_timer(uv_timer_t *t) {
     row.u.alert.window_s = r->window / HD_SEC(1);
     hd_qwriter_push(q->writer, &row, 1);
     if (!q->cfg.webhooks) continue;
-    json_t *a = json_pack("{s:s, s:s, s:f, s:f, s:s, s:I, s:i, s:I}", "rule", r->name, "metric",
-                          hd_qmetric_name(r->metric), "value", fired[i].value, "threshold", r->threshold,
-                          "direction", r->below ? "below" : "above", "window_s",
-                          (json_int_t)(r->window / HD_SEC(1)), "windows", r->windows, "silence_s",
-                          (json_int_t)(r->silence / HD_SEC(1)));
+    json_t *a =
+        json_pack("{s:s, s:s, s:f, s:f, s:s, s:I, s:i, s:I}", "rule", r->name, "metric",
+                  hd_qmetric_name(r->metric), "value", fired[i].value, "threshold", r->threshold, "direction",
+                  r->below ? "below" : "above", "window_s", (json_int_t)(r->window / HD_SEC(1)), "windows",
+                  r->windows, "silence_s", (json_int_t)(r->silence / HD_SEC(1)));
     char *text = a ? json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(a);
     hd_webhook_event_t ev = {
@@ -190,7 +190,8 @@ void hd_serve_quality_stop(hd_serve_quality_t *q) {
 
 static int error_reply(char *reply, size_t cap, size_t *len, int code, const char *reason, const char *msg,
                        json_t *id) {
-  json_t *o = json_pack("{s:s, s:i, s:s, s:s}", "type", "error", "code", code, "reason", reason, "message", msg);
+  json_t *o =
+      json_pack("{s:s, s:i, s:s, s:s}", "type", "error", "code", code, "reason", reason, "message", msg);
   if (o && json_is_string(id)) json_object_set(o, "id", id);
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
@@ -201,8 +202,8 @@ static int error_reply(char *reply, size_t cap, size_t *len, int code, const cha
   return 1;
 }
 
-int hd_serve_quality_rtc_message(hd_serve_quality_t *q, uint64_t conn, const char *text, size_t len, char *reply,
-                                 size_t cap, size_t *reply_len) {
+int hd_serve_quality_rtc_message(hd_serve_quality_t *q, uint64_t conn, const char *text, size_t len,
+                                 char *reply, size_t cap, size_t *reply_len) {
   *reply_len = 0;
   int first = !hd_map_get(&q->apps, &conn, sizeof conn);
   if (!first && !memmem(text, len, "quality_", 8)) return 0;
@@ -258,7 +259,8 @@ void hd_serve_quality_rtc_sent(hd_serve_quality_t *q, uint64_t conn, const char 
   snprintf(k.room, sizeof k.room, "%s", json_string_value(json_object_get(room, "name")) ?: "");
   snprintf(k.room_sid, sizeof k.room_sid, "%s", json_string_value(json_object_get(room, "sid")) ?: "");
   snprintf(k.identity, sizeof k.identity, "%s", json_string_value(json_object_get(me, "identity")) ?: "");
-  snprintf(k.participant_sid, sizeof k.participant_sid, "%s", json_string_value(json_object_get(me, "sid")) ?: "");
+  snprintf(k.participant_sid, sizeof k.participant_sid, "%s",
+           json_string_value(json_object_get(me, "sid")) ?: "");
   if (k.room_sid[0] && hd_qcollector_joined(q->col, conn, &k) < 0)
     HD_LOGW("quality", "too many reporting connections: %s's reports will be refused", k.identity);
   json_decref(o);
@@ -320,7 +322,8 @@ static int valid_seg(const char *s) {
   return 1;
 }
 
-void hd_serve_quality_http(hd_serve_quality_t *q, const char *app, const hd_http_req_t *req, hd_http_resp_t *resp) {
+void hd_serve_quality_http(hd_serve_quality_t *q, const char *app, const hd_http_req_t *req,
+                           hd_http_resp_t *resp) {
   if (strcmp(req->method, "GET")) {
     hd_http_resp_text(resp, 405, "%s is not allowed on %s (the quality API is read-only: GET)\n", req->method,
                       req->path);
@@ -357,10 +360,11 @@ void hd_serve_quality_http(hd_serve_quality_t *q, const char *app, const hd_http
   } else if (!strcmp(p, "alerts")) {
     j = hd_qstore_alerts(q->store, app, from, to);
   } else {
-    hd_http_resp_text(resp, 404,
-                      "not found: %s (quality endpoints: summary, calls, calls/{room_sid}, users/{identity}, worst, "
-                      "alerts; docs/quality.md)\n",
-                      req->path);
+    hd_http_resp_text(
+        resp, 404,
+        "not found: %s (quality endpoints: summary, calls, calls/{room_sid}, users/{identity}, worst, "
+        "alerts; docs/quality.md)\n",
+        req->path);
     return;
   }
   char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -378,17 +382,18 @@ int hd_serve_quality_metrics(hd_serve_quality_t *q, char *out, size_t cap) {
   if (n < 0) return 0;
   hd_qwriter_stats_t st;
   hd_qwriter_stats(q->writer, &st);
-  int w = snprintf(out + n, cap - (size_t)n,
-                   "# HELP hudong_quality_rows_written_total Quality rows committed to the store.\n"
-                   "# TYPE hudong_quality_rows_written_total counter\nhudong_quality_rows_written_total %llu\n"
-                   "# HELP hudong_quality_rows_dropped_total Quality rows refused: the write queue was full.\n"
-                   "# TYPE hudong_quality_rows_dropped_total counter\nhudong_quality_rows_dropped_total %llu\n"
-                   "# HELP hudong_quality_rows_failed_total Quality rows lost to a store error.\n"
-                   "# TYPE hudong_quality_rows_failed_total counter\nhudong_quality_rows_failed_total %llu\n"
-                   "# HELP hudong_quality_rows_queued Quality rows waiting to be written.\n"
-                   "# TYPE hudong_quality_rows_queued gauge\nhudong_quality_rows_queued %llu\n",
-                   (unsigned long long)st.written, (unsigned long long)st.dropped, (unsigned long long)st.failed,
-                   (unsigned long long)st.queued);
+  int w =
+      snprintf(out + n, cap - (size_t)n,
+               "# HELP hudong_quality_rows_written_total Quality rows committed to the store.\n"
+               "# TYPE hudong_quality_rows_written_total counter\nhudong_quality_rows_written_total %llu\n"
+               "# HELP hudong_quality_rows_dropped_total Quality rows refused: the write queue was full.\n"
+               "# TYPE hudong_quality_rows_dropped_total counter\nhudong_quality_rows_dropped_total %llu\n"
+               "# HELP hudong_quality_rows_failed_total Quality rows lost to a store error.\n"
+               "# TYPE hudong_quality_rows_failed_total counter\nhudong_quality_rows_failed_total %llu\n"
+               "# HELP hudong_quality_rows_queued Quality rows waiting to be written.\n"
+               "# TYPE hudong_quality_rows_queued gauge\nhudong_quality_rows_queued %llu\n",
+               (unsigned long long)st.written, (unsigned long long)st.dropped, (unsigned long long)st.failed,
+               (unsigned long long)st.queued);
   if (w < 0 || (size_t)w >= cap - (size_t)n) return n;
   return n + w;
 }

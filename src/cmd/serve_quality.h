@@ -37,8 +37,8 @@ void hd_serve_quality_stop(hd_serve_quality_t *q);
 /* A /rtc text message from connection conn. Returns 1 if it was a quality
  * message, handled here (an error reply, if any, is written to reply as a
  * signaling "error" and *reply_len set), 0 to pass it to the node. */
-int hd_serve_quality_rtc_message(hd_serve_quality_t *q, uint64_t conn, const char *text, size_t len, char *reply,
-                                 size_t cap, size_t *reply_len);
+int hd_serve_quality_rtc_message(hd_serve_quality_t *q, uint64_t conn, const char *text, size_t len,
+                                 char *reply, size_t cap, size_t *reply_len);
 /* A message the node sends to conn (a "joined" registers the connection). */
 void hd_serve_quality_rtc_sent(hd_serve_quality_t *q, uint64_t conn, const char *text, size_t len);
 void hd_serve_quality_rtc_closed(hd_serve_quality_t *q, uint64_t conn);
@@ -46,7 +46,8 @@ void hd_serve_quality_rtc_closed(hd_serve_quality_t *q, uint64_t conn);
 void hd_serve_quality_event(hd_serve_quality_t *q, const hd_webhook_event_t *ev);
 
 /* GET /admin/quality/... for tenant app (the caller checked an app-wide roomAdmin token). */
-void hd_serve_quality_http(hd_serve_quality_t *q, const char *app, const hd_http_req_t *req, hd_http_resp_t *resp);
+void hd_serve_quality_http(hd_serve_quality_t *q, const char *app, const hd_http_req_t *req,
+                           hd_http_resp_t *resp);
 /* Appends the /metrics series; length written (0 when it does not fit). */
 int hd_serve_quality_metrics(hd_serve_quality_t *q, char *out, size_t cap);
 

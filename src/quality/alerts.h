@@ -25,12 +25,12 @@ typedef enum {
 typedef struct {
   char name[64];
   hd_qmetric_t metric;
-  int below;        /* 1 = breach when the value is below the threshold (join success) */
+  int below; /* 1 = breach when the value is below the threshold (join success) */
   double threshold;
-  hd_time_t window; /* window length */
-  int windows;      /* breaching windows in a row to fire */
+  hd_time_t window;  /* window length */
+  int windows;       /* breaching windows in a row to fire */
   hd_time_t silence; /* after firing, the rule stays quiet this long */
-  double min_den;   /* a window with less data than this (e.g. watched ms) is not judged */
+  double min_den;    /* a window with less data than this (e.g. watched ms) is not judged */
 } hd_qrule_t;
 
 typedef struct {

@@ -169,8 +169,9 @@ static int on_report(hd_qcollector_t *c, conn_t *x, json_t *o, int64_t unix_ms, 
     const char *app = x->key.app;
     if (cur->video) {
       c->video_frozen_ms += d.freeze_ms, c->video_watched_ms += d.watched_ms, c->freezes += d.freezes;
-      if (d.freezes) observe(&c->h_freeze, FREEZE_BUCKETS_S, 6, (double)d.freeze_ms / 1000.0 / (double)d.freezes,
-                             d.freezes);
+      if (d.freezes)
+        observe(&c->h_freeze, FREEZE_BUCKETS_S, 6, (double)d.freeze_ms / 1000.0 / (double)d.freezes,
+                d.freezes);
       hd_qalerts_feed(&c->alerts, app, HD_QM_VIDEO_STALL, (double)d.freeze_ms, (double)d.watched_ms);
     } else {
       c->audio_concealed += d.concealed, c->audio_samples += d.samples;
@@ -221,7 +222,7 @@ static int on_joins(hd_qcollector_t *c, conn_t *x, json_t *o, int64_t unix_ms, c
       row->k.room_sid[0] = row->k.participant_sid[0] = 0;
     }
     /* the client's clock: trusted within a week back, never in the future */
-    row->k.ts = a->started_at > unix_ms ? unix_ms
+    row->k.ts = a->started_at > unix_ms                    ? unix_ms
                 : a->started_at < unix_ms - 7LL * 86400000 ? unix_ms
                                                            : a->started_at;
     hd_qjoin_t *q = &row->u.join;
@@ -259,7 +260,8 @@ int hd_qcollector_message(hd_qcollector_t *c, uint64_t conn, const char *type, c
   /* one report per interval; join attempts have their own (rare) pace but share the check */
   if (report && x->last_report && now - x->last_report < c->cfg.min_report_interval) {
     c->st.refused_rate++;
-    snprintf(err, errcap, "quality_report too frequent: at most one every %lld ms per connection (send every 5 s)",
+    snprintf(err, errcap,
+             "quality_report too frequent: at most one every %lld ms per connection (send every 5 s)",
              (long long)(c->cfg.min_report_interval / 1000));
     return HD_EAGAIN;
   }
@@ -268,7 +270,8 @@ int hd_qcollector_message(hd_qcollector_t *c, uint64_t conn, const char *type, c
   if (!take_budget(c, rows, now)) {
     c->st.refused_budget++;
     snprintf(err, errcap,
-             "the node takes at most %.0f quality rows per second (all connections): report dropped, send the next "
+             "the node takes at most %.0f quality rows per second (all connections): report dropped, send "
+             "the next "
              "one as usual",
              c->cfg.max_rows_per_s);
     return HD_ENOSPC;
@@ -382,14 +385,14 @@ static int hist_text(char *out, size_t cap, const char *name, const char *labels
       snprintf(le, sizeof le, "%g", bounds[i]);
     else
       snprintf(le, sizeof le, "+Inf");
-    int w = snprintf(out + n, cap - n, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, labels[0] ? "," : "", le,
-                     (unsigned long long)cum);
+    int w = snprintf(out + n, cap - n, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, labels[0] ? "," : "",
+                     le, (unsigned long long)cum);
     if (w < 0 || (size_t)w >= cap - n) return HD_ENOSPC;
     n += (size_t)w;
   }
   const char *lb = labels[0] ? "{" : "", *le = labels[0] ? "}" : "";
-  int w = snprintf(out + n, cap - n, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, lb, labels, le, h->sum, name,
-                   lb, labels, le, (unsigned long long)h->count);
+  int w = snprintf(out + n, cap - n, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, lb, labels, le, h->sum,
+                   name, lb, labels, le, (unsigned long long)h->count);
   if (w < 0 || (size_t)w >= cap - n) return HD_ENOSPC;
   return (int)(n + (size_t)w);
 }
@@ -401,18 +404,23 @@ int hd_qcollector_metrics_text(hd_qcollector_t *c, char *out, size_t cap) {
       "# TYPE hudong_quality_join_attempts_total counter\nhudong_quality_join_attempts_total %llu\n"
       "# HELP hudong_quality_join_success_total Join attempts that decoded remote media within the limit.\n"
       "# TYPE hudong_quality_join_success_total counter\n"
-      "hudong_quality_join_success_total{within=\"5s\"} %llu\nhudong_quality_join_success_total{within=\"1s\"} "
+      "hudong_quality_join_success_total{within=\"5s\"} "
+      "%llu\nhudong_quality_join_success_total{within=\"1s\"} "
       "%llu\n"
       "# HELP hudong_quality_join_failed_total Join attempts reported failed.\n"
       "# TYPE hudong_quality_join_failed_total counter\nhudong_quality_join_failed_total %llu\n"
-      "# HELP hudong_quality_video_frozen_seconds_total Video frozen time clients reported (stall rate numerator).\n"
-      "# TYPE hudong_quality_video_frozen_seconds_total counter\nhudong_quality_video_frozen_seconds_total %.3f\n"
+      "# HELP hudong_quality_video_frozen_seconds_total Video frozen time clients reported (stall rate "
+      "numerator).\n"
+      "# TYPE hudong_quality_video_frozen_seconds_total counter\nhudong_quality_video_frozen_seconds_total "
+      "%.3f\n"
       "# HELP hudong_quality_video_watched_seconds_total Video watched time (stall rate denominator).\n"
-      "# TYPE hudong_quality_video_watched_seconds_total counter\nhudong_quality_video_watched_seconds_total %.3f\n"
+      "# TYPE hudong_quality_video_watched_seconds_total counter\nhudong_quality_video_watched_seconds_total "
+      "%.3f\n"
       "# HELP hudong_quality_video_freezes_total Video freezes (W3C freezeCount rule).\n"
       "# TYPE hudong_quality_video_freezes_total counter\nhudong_quality_video_freezes_total %llu\n"
       "# HELP hudong_quality_audio_concealed_samples_total Audio samples concealed (audio stall numerator).\n"
-      "# TYPE hudong_quality_audio_concealed_samples_total counter\nhudong_quality_audio_concealed_samples_total "
+      "# TYPE hudong_quality_audio_concealed_samples_total "
+      "counter\nhudong_quality_audio_concealed_samples_total "
       "%llu\n"
       "# HELP hudong_quality_audio_samples_total Audio samples received (audio stall denominator).\n"
       "# TYPE hudong_quality_audio_samples_total counter\nhudong_quality_audio_samples_total %llu\n"
@@ -425,19 +433,22 @@ int hd_qcollector_metrics_text(hd_qcollector_t *c, char *out, size_t cap) {
       "hudong_quality_reports_total{type=\"join\"} %llu\n"
       "# HELP hudong_quality_refused_total Client quality messages refused, by reason.\n"
       "# TYPE hudong_quality_refused_total counter\nhudong_quality_refused_total{reason=\"rate\"} %llu\n"
-      "hudong_quality_refused_total{reason=\"budget\"} %llu\nhudong_quality_refused_total{reason=\"malformed\"} "
+      "hudong_quality_refused_total{reason=\"budget\"} "
+      "%llu\nhudong_quality_refused_total{reason=\"malformed\"} "
       "%llu\nhudong_quality_refused_total{reason=\"not_joined\"} %llu\n"
       "# HELP hudong_quality_alerts_fired_total Quality alert rules that fired.\n"
       "# TYPE hudong_quality_alerts_fired_total counter\nhudong_quality_alerts_fired_total %llu\n"
       "# HELP hudong_quality_join_seconds Join attempt start to first decoded remote media.\n"
       "# TYPE hudong_quality_join_seconds histogram\n",
-      (unsigned long long)c->join_attempts, (unsigned long long)c->join_ok_5s, (unsigned long long)c->join_ok_1s,
-      (unsigned long long)c->join_failed, (double)c->video_frozen_ms / 1000.0, (double)c->video_watched_ms / 1000.0,
-      (unsigned long long)c->freezes, (unsigned long long)c->audio_concealed, (unsigned long long)c->audio_samples,
-      (unsigned long long)c->packets, (unsigned long long)c->lost, (unsigned long long)c->st.reports,
-      (unsigned long long)c->st.joins, (unsigned long long)c->st.refused_rate,
-      (unsigned long long)c->st.refused_budget, (unsigned long long)c->st.refused_bad,
-      (unsigned long long)c->st.refused_state, (unsigned long long)c->alerts.fired);
+      (unsigned long long)c->join_attempts, (unsigned long long)c->join_ok_5s,
+      (unsigned long long)c->join_ok_1s, (unsigned long long)c->join_failed,
+      (double)c->video_frozen_ms / 1000.0, (double)c->video_watched_ms / 1000.0,
+      (unsigned long long)c->freezes, (unsigned long long)c->audio_concealed,
+      (unsigned long long)c->audio_samples, (unsigned long long)c->packets, (unsigned long long)c->lost,
+      (unsigned long long)c->st.reports, (unsigned long long)c->st.joins,
+      (unsigned long long)c->st.refused_rate, (unsigned long long)c->st.refused_budget,
+      (unsigned long long)c->st.refused_bad, (unsigned long long)c->st.refused_state,
+      (unsigned long long)c->alerts.fired);
   if (n < 0 || (size_t)n >= cap) return HD_ENOSPC;
   size_t used = (size_t)n;
   int w = hist_text(out + used, cap - used, "hudong_quality_join_seconds", "", &c->h_join, JOIN_BUCKETS_S, 7);
@@ -456,12 +467,14 @@ int hd_qcollector_metrics_text(hd_qcollector_t *c, char *out, size_t cap) {
                 RTT_BUCKETS_S, 7);
   if (w < 0) return w;
   used += (size_t)w;
-  w = snprintf(out + used, cap - used,
-               "# HELP hudong_quality_freeze_seconds Video freeze durations (each interval's freezes at their mean "
-               "duration).\n# TYPE hudong_quality_freeze_seconds histogram\n");
+  w = snprintf(
+      out + used, cap - used,
+      "# HELP hudong_quality_freeze_seconds Video freeze durations (each interval's freezes at their mean "
+      "duration).\n# TYPE hudong_quality_freeze_seconds histogram\n");
   if (w < 0 || (size_t)w >= cap - used) return HD_ENOSPC;
   used += (size_t)w;
-  w = hist_text(out + used, cap - used, "hudong_quality_freeze_seconds", "", &c->h_freeze, FREEZE_BUCKETS_S, 6);
+  w = hist_text(out + used, cap - used, "hudong_quality_freeze_seconds", "", &c->h_freeze, FREEZE_BUCKETS_S,
+                6);
   if (w < 0) return w;
   return (int)(used + (size_t)w);
 }

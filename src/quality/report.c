@@ -71,7 +71,8 @@ int hd_qreport_parse(const void *obj, hd_qreport_t *out, char *err, size_t errca
         counter(t, "watched_ms", &c->watched_ms, err, errcap) ||
         counter(t, "frames_decoded", &c->frames_decoded, err, errcap) ||
         counter(t, "frames_dropped", &c->frames_dropped, err, errcap) ||
-        counter(t, "concealed", &c->concealed, err, errcap) || counter(t, "samples", &c->samples, err, errcap) ||
+        counter(t, "concealed", &c->concealed, err, errcap) ||
+        counter(t, "samples", &c->samples, err, errcap) ||
         counter(t, "jb_emitted", &c->jb_emitted, err, errcap))
       return HD_EPROTO;
     json_t *jb = json_object_get(t, "jb_delay_s");
@@ -97,7 +98,8 @@ int hd_qjoins_parse(const void *obj, hd_qjoins_t *out, char *err, size_t errcap)
   json_array_foreach(a, i, t) {
     hd_qattempt_t *x = &out->a[i];
     if (!json_is_object(t)) return bad(err, errcap, "quality_join: %s must be objects", "attempts[]");
-    if (str(t, "id", x->id, sizeof x->id, err, errcap) || str(t, "room", x->room, sizeof x->room, err, errcap) ||
+    if (str(t, "id", x->id, sizeof x->id, err, errcap) ||
+        str(t, "room", x->room, sizeof x->room, err, errcap) ||
         str(t, "outcome", x->outcome, sizeof x->outcome, err, errcap) ||
         str(t, "reason", x->reason, sizeof x->reason, err, errcap))
       return HD_EPROTO;

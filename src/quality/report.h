@@ -37,7 +37,7 @@ typedef struct {
 
 typedef struct {
   char id[40], room[128], outcome[12], reason[128];
-  int64_t started_at; /* unix ms */
+  int64_t started_at;              /* unix ms */
   int64_t join_ms, first_media_ms; /* -1 = not reached */
 } hd_qattempt_t;
 

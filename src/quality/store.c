@@ -19,14 +19,16 @@ struct hd_qstore {
 
 static const char *const SCHEMA[] = {
     "CREATE TABLE IF NOT EXISTS q_node (ts BIGINT NOT NULL, app TEXT NOT NULL, room TEXT NOT NULL, "
-    "room_sid TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, dir TEXT NOT NULL, track_sid TEXT NOT "
+    "room_sid TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, dir TEXT NOT NULL, track_sid TEXT "
+    "NOT "
     "NULL, kind TEXT NOT NULL, layer TEXT NOT NULL, interval_ms BIGINT, bitrate_bps BIGINT, packets BIGINT, "
     "lost BIGINT, lost_after BIGINT, nack BIGINT, rtx BIGINT, pli BIGINT, downlink_bps BIGINT, rtt_ms DOUBLE "
     "PRECISION, jitter_ms DOUBLE PRECISION)",
     "CREATE INDEX IF NOT EXISTS q_node_app_ts ON q_node(app, ts)",
     "CREATE INDEX IF NOT EXISTS q_node_call ON q_node(app, room_sid, ts)",
     "CREATE TABLE IF NOT EXISTS q_client (ts BIGINT NOT NULL, app TEXT NOT NULL, room TEXT NOT NULL, "
-    "room_sid TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, track_sid TEXT NOT NULL, kind TEXT NOT "
+    "room_sid TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, track_sid TEXT NOT NULL, kind TEXT "
+    "NOT "
     "NULL, candidate TEXT NOT NULL, interval_ms BIGINT, bitrate_bps BIGINT, packets BIGINT, lost BIGINT, "
     "freezes BIGINT, freeze_ms BIGINT, watched_ms BIGINT, frames_decoded BIGINT, frames_dropped BIGINT, "
     "concealed BIGINT, samples BIGINT, jb_delay_ms DOUBLE PRECISION, rtt_ms DOUBLE PRECISION)",
@@ -34,7 +36,8 @@ static const char *const SCHEMA[] = {
     "CREATE INDEX IF NOT EXISTS q_client_call ON q_client(app, room_sid, ts)",
     "CREATE INDEX IF NOT EXISTS q_client_user ON q_client(app, identity, ts)",
     "CREATE TABLE IF NOT EXISTS q_join (ts BIGINT NOT NULL, app TEXT NOT NULL, room TEXT NOT NULL, room_sid "
-    "TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, attempt_id TEXT NOT NULL, outcome TEXT NOT NULL, "
+    "TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, attempt_id TEXT NOT NULL, outcome TEXT NOT "
+    "NULL, "
     "reason TEXT NOT NULL, join_ms BIGINT, first_media_ms BIGINT)",
     "CREATE INDEX IF NOT EXISTS q_join_app_ts ON q_join(app, ts)",
     "CREATE TABLE IF NOT EXISTS q_event (ts BIGINT NOT NULL, app TEXT NOT NULL, room TEXT NOT NULL, room_sid "
@@ -49,27 +52,31 @@ static const char *const SCHEMA[] = {
 
 static const char INS_NODE[] =
     "INSERT INTO q_node (ts, app, room, room_sid, identity, psid, dir, track_sid, kind, layer, interval_ms, "
-    "bitrate_bps, packets, lost, lost_after, nack, rtx, pli, downlink_bps, rtt_ms, jitter_ms) VALUES ($1, $2, "
+    "bitrate_bps, packets, lost, lost_after, nack, rtx, pli, downlink_bps, rtt_ms, jitter_ms) VALUES ($1, "
+    "$2, "
     "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
 static const char INS_CLIENT[] =
     "INSERT INTO q_client (ts, app, room, room_sid, identity, psid, track_sid, kind, candidate, interval_ms, "
     "bitrate_bps, packets, lost, freezes, freeze_ms, watched_ms, frames_decoded, frames_dropped, concealed, "
     "samples, jb_delay_ms, rtt_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
     "$16, $17, $18, $19, $20, $21, $22)";
-static const char INS_JOIN[] = "INSERT INTO q_join (ts, app, room, room_sid, identity, psid, attempt_id, "
-                               "outcome, reason, join_ms, first_media_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                               "$8, $9, $10, $11)";
+static const char INS_JOIN[] =
+    "INSERT INTO q_join (ts, app, room, room_sid, identity, psid, attempt_id, "
+    "outcome, reason, join_ms, first_media_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+    "$8, $9, $10, $11)";
 static const char INS_EVENT[] = "INSERT INTO q_event (ts, app, room, room_sid, identity, psid, type, detail) "
                                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-static const char INS_ALERT[] = "INSERT INTO q_alert (ts, app, room, room_sid, identity, psid, rule, metric, "
-                                "value, threshold, window_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-                                "$11)";
+static const char INS_ALERT[] =
+    "INSERT INTO q_alert (ts, app, room, room_sid, identity, psid, rule, metric, "
+    "value, threshold, window_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+    "$11)";
 static const char BEGIN_SQL[] = "BEGIN";
 static const char COMMIT_SQL[] = "COMMIT";
 static const char ROLLBACK_SQL[] = "ROLLBACK";
 static const char *const PRUNE[] = {
-    "DELETE FROM q_node WHERE ts < $1",  "DELETE FROM q_client WHERE ts < $1", "DELETE FROM q_join WHERE ts < $1",
-    "DELETE FROM q_event WHERE ts < $1", "DELETE FROM q_alert WHERE ts < $1",
+    "DELETE FROM q_node WHERE ts < $1",  "DELETE FROM q_client WHERE ts < $1",
+    "DELETE FROM q_join WHERE ts < $1",  "DELETE FROM q_event WHERE ts < $1",
+    "DELETE FROM q_alert WHERE ts < $1",
 };
 
 static int run(hd_qstore_t *s, const char *sql, const hd_qparam_t *p, int np, hd_qrow_fn fn, void *ud) {
@@ -242,9 +249,9 @@ static json_t *avg_or_null(json_t *row, size_t i) {
 
 /* The aggregate columns shared by every "quality of a set of client rows" query. */
 #define CLIENT_AGG                                                                                           \
-  "SUM(CASE WHEN kind = 'video' THEN freeze_ms ELSE 0 END), SUM(CASE WHEN kind = 'video' THEN watched_ms "    \
-  "ELSE 0 END), SUM(CASE WHEN kind = 'video' THEN freezes ELSE 0 END), SUM(CASE WHEN kind = 'audio' THEN "    \
-  "concealed ELSE 0 END), SUM(CASE WHEN kind = 'audio' THEN samples ELSE 0 END), AVG(rtt_ms), "               \
+  "SUM(CASE WHEN kind = 'video' THEN freeze_ms ELSE 0 END), SUM(CASE WHEN kind = 'video' THEN watched_ms "   \
+  "ELSE 0 END), SUM(CASE WHEN kind = 'video' THEN freezes ELSE 0 END), SUM(CASE WHEN kind = 'audio' THEN "   \
+  "concealed ELSE 0 END), SUM(CASE WHEN kind = 'audio' THEN samples ELSE 0 END), AVG(rtt_ms), "              \
   "AVG(jb_delay_ms), SUM(packets), SUM(lost)"
 #define CLIENT_AGG_N 9
 
@@ -265,8 +272,9 @@ static void client_agg(json_t *o, json_t *row, size_t c) {
 }
 
 #define JOIN_AGG                                                                                             \
-  "COUNT(*), SUM(CASE WHEN outcome = 'ok' AND first_media_ms >= 0 AND first_media_ms <= 5000 THEN 1 ELSE 0 "  \
-  "END), SUM(CASE WHEN outcome = 'ok' AND first_media_ms >= 0 AND first_media_ms <= 1000 THEN 1 ELSE 0 END), " \
+  "COUNT(*), SUM(CASE WHEN outcome = 'ok' AND first_media_ms >= 0 AND first_media_ms <= 5000 THEN 1 ELSE 0 " \
+  "END), SUM(CASE WHEN outcome = 'ok' AND first_media_ms >= 0 AND first_media_ms <= 1000 THEN 1 ELSE 0 "     \
+  "END), "                                                                                                   \
   "SUM(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END)"
 
 static void join_agg(json_t *o, json_t *row, size_t c) {
@@ -279,8 +287,8 @@ static void join_agg(json_t *o, json_t *row, size_t c) {
 }
 
 #define NODE_AGG                                                                                             \
-  "SUM(CASE WHEN dir = 'up' THEN packets ELSE 0 END), SUM(CASE WHEN dir = 'up' THEN lost ELSE 0 END), "       \
-  "SUM(CASE WHEN dir = 'up' THEN lost_after ELSE 0 END), AVG(CASE WHEN dir = 'down' THEN rtt_ms END), "       \
+  "SUM(CASE WHEN dir = 'up' THEN packets ELSE 0 END), SUM(CASE WHEN dir = 'up' THEN lost ELSE 0 END), "      \
+  "SUM(CASE WHEN dir = 'up' THEN lost_after ELSE 0 END), AVG(CASE WHEN dir = 'down' THEN rtt_ms END), "      \
   "SUM(nack), SUM(rtx), SUM(pli)"
 
 static void node_agg(json_t *o, json_t *row, size_t c) {
@@ -296,12 +304,14 @@ static void node_agg(json_t *o, json_t *row, size_t c) {
 }
 
 static const char Q_SUM_JOIN[] = "SELECT " JOIN_AGG " FROM q_join WHERE app = $1 AND ts >= $2 AND ts < $3";
-static const char Q_SUM_CLIENT[] = "SELECT " CLIENT_AGG " FROM q_client WHERE app = $1 AND ts >= $2 AND ts < $3";
+static const char Q_SUM_CLIENT[] =
+    "SELECT " CLIENT_AGG " FROM q_client WHERE app = $1 AND ts >= $2 AND ts < $3";
 static const char Q_SUM_NODE[] = "SELECT " NODE_AGG " FROM q_node WHERE app = $1 AND ts >= $2 AND ts < $3";
 static const char Q_SER_JOIN[] = "SELECT ts - ts % $4, " JOIN_AGG
                                  " FROM q_join WHERE app = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1";
-static const char Q_SER_CLIENT[] = "SELECT ts - ts % $4, " CLIENT_AGG
-                                   " FROM q_client WHERE app = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1";
+static const char Q_SER_CLIENT[] =
+    "SELECT ts - ts % $4, " CLIENT_AGG
+    " FROM q_client WHERE app = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1";
 static const char Q_SER_NODE[] = "SELECT ts - ts % $4, " NODE_AGG
                                  " FROM q_node WHERE app = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1";
 
@@ -327,7 +337,8 @@ static int cmp_t(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-json_t *hd_qstore_summary(hd_qstore_t *s, const char *app, int64_t from_ms, int64_t to_ms, int64_t bucket_ms) {
+json_t *hd_qstore_summary(hd_qstore_t *s, const char *app, int64_t from_ms, int64_t to_ms,
+                          int64_t bucket_ms) {
   if (bucket_ms <= 0) bucket_ms = 60000;
   hd_qparam_t p[4] = {PS(app), PI(from_ms), PI(to_ms), PI(bucket_ms)};
   pthread_mutex_lock(&s->mu);
@@ -341,8 +352,8 @@ json_t *hd_qstore_summary(hd_qstore_t *s, const char *app, int64_t from_ms, int6
   client_agg(stall, json_array_get(c, 0), 0);
   node_agg(node, json_array_get(n, 0), 0);
   json_t *lat = json_pack("{s:O, s:O, s:O, s:n}", "client_rtt_ms", json_object_get(stall, "rtt_ms"),
-                          "node_downlink_rtt_ms", json_object_get(node, "downlink_rtt_ms"), "jitter_buffer_ms",
-                          json_object_get(stall, "jitter_buffer_ms"), "end_to_end_ms");
+                          "node_downlink_rtt_ms", json_object_get(node, "downlink_rtt_ms"),
+                          "jitter_buffer_ms", json_object_get(stall, "jitter_buffer_ms"), "end_to_end_ms");
   json_t *buckets = json_object();
   merge_series(buckets, sj, join_agg);
   merge_series(buckets, sc, client_agg);
@@ -358,23 +369,26 @@ json_t *hd_qstore_summary(hd_qstore_t *s, const char *app, int64_t from_ms, int6
     json_array_append(series, arr[k]);
   free(arr);
   json_decref(buckets);
-  out = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:n, s:o}", "app", app, "from", (json_int_t)from_ms,
-                  "to", (json_int_t)to_ms, "bucket_ms", (json_int_t)bucket_ms, "join", join, "latency", lat,
-                  "stall", stall, "network", node, "delivery", "series", series);
+  out = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:n, s:o}", "app", app, "from",
+                  (json_int_t)from_ms, "to", (json_int_t)to_ms, "bucket_ms", (json_int_t)bucket_ms, "join",
+                  join, "latency", lat, "stall", stall, "network", node, "delivery", "series", series);
 done:
   json_decref(j), json_decref(c), json_decref(n), json_decref(sj), json_decref(sc), json_decref(sn);
   return out;
 }
 
 static const char Q_CALLS[] =
-    "SELECT room, room_sid, MIN(ts), MAX(ts), COUNT(DISTINCT identity) FROM (SELECT room, room_sid, ts, identity "
+    "SELECT room, room_sid, MIN(ts), MAX(ts), COUNT(DISTINCT identity) FROM (SELECT room, room_sid, ts, "
+    "identity "
     "FROM q_event WHERE app = $1 AND ts >= $2 AND ts < $3 UNION ALL SELECT room, room_sid, ts, identity FROM "
     "q_node WHERE app = $1 AND ts >= $2 AND ts < $3) x WHERE room_sid <> '' GROUP BY room, room_sid ORDER BY "
     "MIN(ts) DESC LIMIT $4";
-static const char Q_CALLS_Q[] = "SELECT room_sid, " CLIENT_AGG " FROM q_client WHERE app = $1 AND ts >= $2 AND ts "
-                                "< $3 GROUP BY room_sid";
-static const char Q_CALLS_N[] = "SELECT room_sid, " NODE_AGG " FROM q_node WHERE app = $1 AND ts >= $2 AND ts < $3 "
-                                "GROUP BY room_sid";
+static const char Q_CALLS_Q[] =
+    "SELECT room_sid, " CLIENT_AGG " FROM q_client WHERE app = $1 AND ts >= $2 AND ts "
+    "< $3 GROUP BY room_sid";
+static const char Q_CALLS_N[] =
+    "SELECT room_sid, " NODE_AGG " FROM q_node WHERE app = $1 AND ts >= $2 AND ts < $3 "
+    "GROUP BY room_sid";
 
 static json_t *index_by_first(json_t *rs) {
   json_t *o = json_object();
@@ -421,32 +435,48 @@ done:
 }
 
 static const char Q_CALL_PEOPLE[] =
-    "SELECT identity, psid, MIN(ts), MAX(ts), MIN(room) FROM (SELECT identity, psid, ts, room FROM q_event WHERE "
+    "SELECT identity, psid, MIN(ts), MAX(ts), MIN(room) FROM (SELECT identity, psid, ts, room FROM q_event "
+    "WHERE "
     "app = $1 AND room_sid = $2 UNION ALL SELECT identity, psid, ts, room FROM q_node WHERE app = $1 AND "
-    "room_sid = $2 UNION ALL SELECT identity, psid, ts, room FROM q_client WHERE app = $1 AND room_sid = $2) x "
+    "room_sid = $2 UNION ALL SELECT identity, psid, ts, room FROM q_client WHERE app = $1 AND room_sid = $2) "
+    "x "
     "GROUP BY identity, psid ORDER BY MIN(ts)";
-static const char Q_CALL_PQ[] = "SELECT psid, " CLIENT_AGG " FROM q_client WHERE app = $1 AND room_sid = $2 GROUP "
-                                "BY psid";
-static const char Q_CALL_NODE[] =
-    "SELECT psid, dir, track_sid, kind, ts, interval_ms, bitrate_bps, packets, lost, lost_after, nack, rtx, pli, "
-    "rtt_ms, jitter_ms, layer, downlink_bps FROM q_node WHERE app = $1 AND room_sid = $2 ORDER BY ts LIMIT $3";
+static const char Q_CALL_PQ[] =
+    "SELECT psid, " CLIENT_AGG " FROM q_client WHERE app = $1 AND room_sid = $2 GROUP "
+    "BY psid";
+static const char Q_CALL_NODE[] = "SELECT psid, dir, track_sid, kind, ts, interval_ms, bitrate_bps, packets, "
+                                  "lost, lost_after, nack, rtx, pli, "
+                                  "rtt_ms, jitter_ms, layer, downlink_bps FROM q_node WHERE app = $1 AND "
+                                  "room_sid = $2 ORDER BY ts LIMIT $3";
 static const char Q_CALL_CLIENT[] =
     "SELECT psid, 'recv', track_sid, kind, ts, interval_ms, bitrate_bps, packets, lost, freezes, freeze_ms, "
     "watched_ms, frames_decoded, frames_dropped, concealed, samples, jb_delay_ms, rtt_ms, candidate FROM "
     "q_client WHERE app = $1 AND room_sid = $2 ORDER BY ts LIMIT $3";
-static const char Q_CALL_EVENTS[] = "SELECT psid, ts, type, detail FROM q_event WHERE app = $1 AND room_sid = $2 "
-                                    "ORDER BY ts LIMIT $3";
-static const char Q_CALL_JOINS[] =
-    "SELECT identity, ts, attempt_id, outcome, reason, join_ms, first_media_ms, psid FROM q_join WHERE app = $1 "
-    "AND room = $2 AND ts >= $3 AND ts <= $4 ORDER BY ts LIMIT 1000";
+static const char Q_CALL_EVENTS[] =
+    "SELECT psid, ts, type, detail FROM q_event WHERE app = $1 AND room_sid = $2 "
+    "ORDER BY ts LIMIT $3";
+static const char Q_CALL_JOINS[] = "SELECT identity, ts, attempt_id, outcome, reason, join_ms, "
+                                   "first_media_ms, psid FROM q_join WHERE app = $1 "
+                                   "AND room = $2 AND ts >= $3 AND ts <= $4 ORDER BY ts LIMIT 1000";
 
-static const char *const NODE_COLS[] = {"ts",  "interval_ms", "bitrate_bps", "packets", "lost",      "lost_after_repair",
-                                        "nack", "rtx",        "pli",         "rtt_ms",  "jitter_ms", "layer",
-                                        "downlink_bps"};
-static const char *const CLIENT_COLS[] = {"ts",        "interval_ms", "bitrate_bps",    "packets",
-                                          "lost",      "freezes",     "freeze_ms",      "watched_ms",
-                                          "frames_decoded", "frames_dropped", "concealed_samples", "total_samples",
-                                          "jitter_buffer_ms", "rtt_ms", "candidate"};
+static const char *const NODE_COLS[] = {
+    "ts",  "interval_ms", "bitrate_bps", "packets",   "lost",  "lost_after_repair", "nack",
+    "rtx", "pli",         "rtt_ms",      "jitter_ms", "layer", "downlink_bps"};
+static const char *const CLIENT_COLS[] = {"ts",
+                                          "interval_ms",
+                                          "bitrate_bps",
+                                          "packets",
+                                          "lost",
+                                          "freezes",
+                                          "freeze_ms",
+                                          "watched_ms",
+                                          "frames_decoded",
+                                          "frames_dropped",
+                                          "concealed_samples",
+                                          "total_samples",
+                                          "jitter_buffer_ms",
+                                          "rtt_ms",
+                                          "candidate"};
 
 static json_t *names(const char *const *n, size_t k) {
   json_t *a = json_array();
@@ -457,7 +487,8 @@ static json_t *names(const char *const *n, size_t k) {
 
 /* Appends the rows of rs (psid, dir, track, kind, then the point columns) to
  * the track series of the participant they belong to. */
-static void add_series(json_t *people, json_t *rs, const char *source, const char *const *cols, size_t ncols) {
+static void add_series(json_t *people, json_t *rs, const char *source, const char *const *cols,
+                       size_t ncols) {
   size_t i;
   json_t *r;
   json_array_foreach(rs, i, r) {
@@ -470,8 +501,9 @@ static void add_series(json_t *people, json_t *rs, const char *source, const cha
              json_string_value(json_array_get(r, 2)));
     json_t *t = json_object_get(tracks, key);
     if (!t) {
-      t = json_pack("{s:s, s:O, s:O, s:O, s:o, s:[]}", "source", source, "dir", json_array_get(r, 1), "track_sid",
-                    json_array_get(r, 2), "kind", json_array_get(r, 3), "columns", names(cols, ncols), "points");
+      t = json_pack("{s:s, s:O, s:O, s:O, s:o, s:[]}", "source", source, "dir", json_array_get(r, 1),
+                    "track_sid", json_array_get(r, 2), "kind", json_array_get(r, 3), "columns",
+                    names(cols, ncols), "points");
       json_object_set_new(tracks, key, t);
     }
     json_t *pt = json_array();
@@ -484,7 +516,8 @@ static void add_series(json_t *people, json_t *rs, const char *source, const cha
 json_t *hd_qstore_call(hd_qstore_t *s, const char *app, const char *room_sid) {
   hd_qparam_t p[3] = {PS(app), PS(room_sid), PI(HD_QSTORE_ROWS_MAX)};
   pthread_mutex_lock(&s->mu);
-  json_t *ppl = rows(s, Q_CALL_PEOPLE, p, 2), *pq = rows(s, Q_CALL_PQ, p, 2), *nd = rows(s, Q_CALL_NODE, p, 3);
+  json_t *ppl = rows(s, Q_CALL_PEOPLE, p, 2), *pq = rows(s, Q_CALL_PQ, p, 2),
+         *nd = rows(s, Q_CALL_NODE, p, 3);
   json_t *cl = rows(s, Q_CALL_CLIENT, p, 3), *ev = rows(s, Q_CALL_EVENTS, p, 3), *jn = NULL;
   int64_t start = INT64_MAX, end = 0;
   const char *room = NULL;
@@ -507,8 +540,8 @@ json_t *hd_qstore_call(hd_qstore_t *s, const char *app, const char *room_sid) {
   json_array_foreach(ppl, i, r) {
     const char *psid = json_string_value(json_array_get(r, 1));
     if (!psid || json_object_get(people, psid)) continue;
-    json_t *o = json_pack("{s:O, s:O, s:O, s:O, s:{}, s:[], s:[], s:{}}", "identity", json_array_get(r, 0), "sid",
-                          json_array_get(r, 1), "first_seen", json_array_get(r, 2), "last_seen",
+    json_t *o = json_pack("{s:O, s:O, s:O, s:O, s:{}, s:[], s:[], s:{}}", "identity", json_array_get(r, 0),
+                          "sid", json_array_get(r, 1), "first_seen", json_array_get(r, 2), "last_seen",
                           json_array_get(r, 3), "stall", "joins", "events", "tracks");
     json_object_set_new(people, psid, o);
     json_array_append_new(order, json_string(psid));
@@ -523,8 +556,8 @@ json_t *hd_qstore_call(hd_qstore_t *s, const char *app, const char *room_sid) {
     json_t *o = json_object_get(people, json_string_value(json_array_get(r, 0)) ?: "");
     if (o)
       json_array_append_new(json_object_get(o, "events"),
-                            json_pack("{s:O, s:O, s:O}", "ts", json_array_get(r, 1), "type", json_array_get(r, 2),
-                                      "detail", json_array_get(r, 3)));
+                            json_pack("{s:O, s:O, s:O}", "ts", json_array_get(r, 1), "type",
+                                      json_array_get(r, 2), "detail", json_array_get(r, 3)));
   }
   /* joins are attributed by identity (a failed attempt has no participant sid) */
   json_array_foreach(jn, i, r) {
@@ -534,10 +567,10 @@ json_t *hd_qstore_call(hd_qstore_t *s, const char *app, const char *room_sid) {
     json_object_foreach(people, k, o) {
       if (!id || strcmp(json_string_value(json_object_get(o, "identity")) ?: "", id)) continue;
       json_array_append_new(json_object_get(o, "joins"),
-                            json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "ts", json_array_get(r, 1), "attempt_id",
-                                      json_array_get(r, 2), "outcome", json_array_get(r, 3), "reason",
-                                      json_array_get(r, 4), "join_ms", json_array_get(r, 5), "first_media_ms",
-                                      json_array_get(r, 6)));
+                            json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "ts", json_array_get(r, 1),
+                                      "attempt_id", json_array_get(r, 2), "outcome", json_array_get(r, 3),
+                                      "reason", json_array_get(r, 4), "join_ms", json_array_get(r, 5),
+                                      "first_media_ms", json_array_get(r, 6)));
       break;
     }
   }
@@ -560,16 +593,20 @@ done:
   return out;
 }
 
-static const char Q_USER[] = "SELECT room_sid, MIN(room), MIN(ts), MAX(ts), " CLIENT_AGG
-                             " FROM q_client WHERE app = $1 AND identity = $2 AND ts >= $3 AND ts < $4 GROUP BY "
-                             "room_sid ORDER BY MIN(ts) DESC LIMIT 500";
-static const char Q_USER_N[] = "SELECT room_sid, MIN(room), MIN(ts), MAX(ts), " NODE_AGG
-                               " FROM q_node WHERE app = $1 AND identity = $2 AND ts >= $3 AND ts < $4 GROUP BY "
-                               "room_sid ORDER BY MIN(ts) DESC LIMIT 500";
-static const char Q_USER_J[] = "SELECT " JOIN_AGG " FROM q_join WHERE app = $1 AND identity = $2 AND ts >= $3 AND "
-                               "ts < $4";
+static const char Q_USER[] =
+    "SELECT room_sid, MIN(room), MIN(ts), MAX(ts), " CLIENT_AGG
+    " FROM q_client WHERE app = $1 AND identity = $2 AND ts >= $3 AND ts < $4 GROUP BY "
+    "room_sid ORDER BY MIN(ts) DESC LIMIT 500";
+static const char Q_USER_N[] =
+    "SELECT room_sid, MIN(room), MIN(ts), MAX(ts), " NODE_AGG
+    " FROM q_node WHERE app = $1 AND identity = $2 AND ts >= $3 AND ts < $4 GROUP BY "
+    "room_sid ORDER BY MIN(ts) DESC LIMIT 500";
+static const char Q_USER_J[] =
+    "SELECT " JOIN_AGG " FROM q_join WHERE app = $1 AND identity = $2 AND ts >= $3 AND "
+    "ts < $4";
 
-json_t *hd_qstore_user(hd_qstore_t *s, const char *app, const char *identity, int64_t from_ms, int64_t to_ms) {
+json_t *hd_qstore_user(hd_qstore_t *s, const char *app, const char *identity, int64_t from_ms,
+                       int64_t to_ms) {
   hd_qparam_t p[4] = {PS(app), PS(identity), PI(from_ms), PI(to_ms)};
   pthread_mutex_lock(&s->mu);
   json_t *c = rows(s, Q_USER, p, 4), *n = rows(s, Q_USER_N, p, 4), *j = rows(s, Q_USER_J, p, 4);
@@ -587,8 +624,8 @@ json_t *hd_qstore_user(hd_qstore_t *s, const char *app, const char *identity, in
       json_t *o = json_object_get(calls, sid);
       if (!o) {
         o = json_pack("{s:O, s:O, s:O, s:O, s:{}, s:{}}", "room_sid", json_array_get(r, 0), "room",
-                      json_array_get(r, 1), "start", json_array_get(r, 2), "end", json_array_get(r, 3), "stall",
-                      "network");
+                      json_array_get(r, 1), "start", json_array_get(r, 2), "end", json_array_get(r, 3),
+                      "stall", "network");
         json_object_set_new(calls, sid, o);
         json_array_append_new(order, json_string(sid));
       }
@@ -604,8 +641,8 @@ json_t *hd_qstore_user(hd_qstore_t *s, const char *app, const char *identity, in
   json_decref(calls), json_decref(order);
   json_t *joins = json_object();
   join_agg(joins, json_array_get(j, 0), 0);
-  out = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "app", app, "identity", identity, "from", (json_int_t)from_ms,
-                  "to", (json_int_t)to_ms, "join", joins, "calls", list);
+  out = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "app", app, "identity", identity, "from",
+                  (json_int_t)from_ms, "to", (json_int_t)to_ms, "join", joins, "calls", list);
 done:
   json_decref(c), json_decref(n), json_decref(j);
   return out;
@@ -631,8 +668,9 @@ json_t *hd_qstore_worst(hd_qstore_t *s, const char *app, int64_t from_ms, int64_
   size_t i;
   json_t *r;
   json_array_foreach(w, i, r) {
-    json_t *o = json_pack("{s:O, s:O, s:O, s:O}", "room_sid", json_array_get(r, 0), "room", json_array_get(r, 1),
-                          "identity", json_array_get(r, 2), "participant_sid", json_array_get(r, 3));
+    json_t *o =
+        json_pack("{s:O, s:O, s:O, s:O}", "room_sid", json_array_get(r, 0), "room", json_array_get(r, 1),
+                  "identity", json_array_get(r, 2), "participant_sid", json_array_get(r, 3));
     client_agg(o, r, 4);
     json_array_append_new(list, o);
   }
@@ -641,8 +679,9 @@ json_t *hd_qstore_worst(hd_qstore_t *s, const char *app, int64_t from_ms, int64_
                    "sessions", list);
 }
 
-static const char Q_ALERTS[] = "SELECT ts, rule, metric, value, threshold, window_s, room, room_sid, identity FROM "
-                               "q_alert WHERE app = $1 AND ts >= $2 AND ts < $3 ORDER BY ts DESC LIMIT 500";
+static const char Q_ALERTS[] =
+    "SELECT ts, rule, metric, value, threshold, window_s, room, room_sid, identity FROM "
+    "q_alert WHERE app = $1 AND ts >= $2 AND ts < $3 ORDER BY ts DESC LIMIT 500";
 
 json_t *hd_qstore_alerts(hd_qstore_t *s, const char *app, int64_t from_ms, int64_t to_ms) {
   hd_qparam_t p[3] = {PS(app), PI(from_ms), PI(to_ms)};
@@ -654,11 +693,12 @@ json_t *hd_qstore_alerts(hd_qstore_t *s, const char *app, int64_t from_ms, int64
   size_t i;
   json_t *r;
   json_array_foreach(a, i, r) {
-    json_array_append_new(list, json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "ts", json_array_get(r, 0),
-                                          "rule", json_array_get(r, 1), "metric", json_array_get(r, 2), "value",
-                                          json_array_get(r, 3), "threshold", json_array_get(r, 4), "window_s",
-                                          json_array_get(r, 5), "room", json_array_get(r, 6), "room_sid",
-                                          json_array_get(r, 7), "identity", json_array_get(r, 8)));
+    json_array_append_new(list, json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "ts",
+                                          json_array_get(r, 0), "rule", json_array_get(r, 1), "metric",
+                                          json_array_get(r, 2), "value", json_array_get(r, 3), "threshold",
+                                          json_array_get(r, 4), "window_s", json_array_get(r, 5), "room",
+                                          json_array_get(r, 6), "room_sid", json_array_get(r, 7), "identity",
+                                          json_array_get(r, 8)));
   }
   json_decref(a);
   return json_pack("{s:s, s:o}", "app", app, "alerts", list);

@@ -119,7 +119,8 @@ json_t *hd_qstore_worst(hd_qstore_t *s, const char *app, int64_t from_ms, int64_
 json_t *hd_qstore_alerts(hd_qstore_t *s, const char *app, int64_t from_ms, int64_t to_ms);
 
 /* Raw access for tests and the benchmark: runs sql with params, row_fn per row. */
-int hd_qstore_exec(hd_qstore_t *s, const char *sql, const hd_qparam_t *p, int np, hd_qrow_fn row_fn, void *ud);
+int hd_qstore_exec(hd_qstore_t *s, const char *sql, const hd_qparam_t *p, int np, hd_qrow_fn row_fn,
+                   void *ud);
 
 /* ---- backends (store_sqlite.c, store_pg.c) ---- */
 typedef struct {

@@ -11,8 +11,8 @@
 
 #define PG_MAX_PARAMS 32
 
-static int pg_exec(void *db, const char *sql, const hd_qparam_t *p, int np, hd_qrow_fn fn, void *ud, char *err,
-                   size_t errcap) {
+static int pg_exec(void *db, const char *sql, const hd_qparam_t *p, int np, hd_qrow_fn fn, void *ud,
+                   char *err, size_t errcap) {
   PGconn *c = db;
   if (np > PG_MAX_PARAMS) return HD_EINVAL;
   char buf[PG_MAX_PARAMS][32];
@@ -67,7 +67,8 @@ int hd_qstore_pg_open(const char *url, void **db, const hd_qbackend_t **ops, cha
   PGconn *c = PQconnectdb(url);
   if (!c) return HD_ENOMEM;
   if (PQstatus(c) != CONNECTION_OK) {
-    snprintf(err, errcap, "cannot connect to the quality database: %s(check quality_db and that the server runs)",
+    snprintf(err, errcap,
+             "cannot connect to the quality database: %s(check quality_db and that the server runs)",
              PQerrorMessage(c));
     PQfinish(c);
     return HD_EIO;

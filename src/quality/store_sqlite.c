@@ -84,7 +84,8 @@ static int lite_exec(void *db, const char *sql, const hd_qparam_t *p, int np, hd
     if (fn) fn(ud, nc, vals);
     rc++;
   }
-  if (rc == 0 && sqlite3_column_count(st) == 0) rc = sqlite3_changes(l->db); /* rows a DELETE/INSERT touched */
+  if (rc == 0 && sqlite3_column_count(st) == 0)
+    rc = sqlite3_changes(l->db); /* rows a DELETE/INSERT touched */
 out:
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
@@ -115,8 +116,8 @@ int hd_qstore_sqlite_open(const char *path, void **db, const hd_qbackend_t **ops
   }
   sqlite3_busy_timeout(l->db, 5000);
   char *e = NULL;
-  if (strcmp(path, ":memory:") &&
-      sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &e) != SQLITE_OK) {
+  if (strcmp(path, ":memory:") && sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                                               NULL, NULL, &e) != SQLITE_OK) {
     snprintf(err, errcap, "quality database %s: %s", path, e ? e : "pragma failed");
     sqlite3_free(e);
     lite_close(l);

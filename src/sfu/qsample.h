@@ -14,14 +14,14 @@
 
 typedef struct {
   char app[64], room[128], room_sid[24], identity[128], psid[24], track_sid[24];
-  int down;  /* 0 = publisher leg (the node receives), 1 = subscriber leg (the node sends) */
-  int video; /* 1 video, 0 audio */
+  int down;       /* 0 = publisher leg (the node receives), 1 = subscriber leg (the node sends) */
+  int video;      /* 1 video, 0 audio */
   char layer[16]; /* down, simulcast: rid of the layer forwarded now ("" none / no simulcast) */
   uint64_t bytes, packets;
-  uint64_t lost;       /* up: packets missing on arrival (NACKed, or RFC 3550 A.3 without NACK) */
+  uint64_t lost;       /* up: packets missing on arrival (repaired + given up; RFC 3550 A.3 without NACK) */
   uint64_t lost_after; /* up: packets never repaired (NACK gave up) */
-  uint64_t nack, rtx, pli; /* up: packets NACKed, repairs received, PLIs sent; down: NACKed by the
-                            * viewer (answered + unanswered), retransmitted, 0 */
+  uint64_t nack, rtx, pli; /* up: NACK requests sent (retries count), repairs received, PLIs sent; down:
+                            * NACKed by the viewer (answered + unanswered), retransmitted, 0 */
   double loss_frac;        /* down: loss the viewer's RRs report (smoothed), 0..1 */
   double rtt_ms;           /* down: RTT from the viewer's RR; -1 unknown */
   double jitter_ms;        /* up: interarrival jitter (RFC 3550 A.8); -1 unknown */

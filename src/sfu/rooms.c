@@ -1521,7 +1521,8 @@ int hd_node_quality_samples(hd_node_t *n, hd_node_qsample_t *out, size_t cap, hd
           q->rtx += x->rtx_packets;
           q->pli += x->plis_sent;
           if (x->nack_enabled) {
-            q->lost += x->nack.requested;
+            /* a gap is repaired (recovered) or given up: each missing packet counted once */
+            q->lost += x->nack.recovered + x->nack.gave_up;
             q->nack += x->nack.requested;
             q->lost_after += x->nack.gave_up;
           } else if (x->have_ssrc && x->stats.started) {

@@ -58,10 +58,9 @@ struct hd_webhook {
   char attempt_str[16];
 };
 
-static const char *const event_names[HD_WEBHOOK_EVENT_COUNT] = {"room_started",       "room_finished",
-                                                                "participant_joined", "participant_left",
-                                                                "track_published",    "track_unpublished",
-                                                                "quality_alert"};
+static const char *const event_names[HD_WEBHOOK_EVENT_COUNT] = {
+    "room_started",    "room_finished",     "participant_joined", "participant_left",
+    "track_published", "track_unpublished", "quality_alert"};
 
 const char *hd_webhook_event_name(hd_webhook_event_type_t type) {
   if ((int)type < 0 || type >= HD_WEBHOOK_EVENT_COUNT) return NULL;

@@ -15,7 +15,8 @@ static int free_tcp_port(void) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t l = sizeof a;
   int port = -1;
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &l) == 0)
     port = ntohs(a.sin_port);
   if (fd >= 0) close(fd);
   return port;
@@ -34,7 +35,8 @@ int hd_pg_server_start(hd_pg_server_t *pg, char *why, size_t whycap) {
   memset(pg, 0, sizeof *pg);
   glob_t g;
   if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &g) != 0 || g.gl_pathc == 0) {
-    snprintf(why, whycap, "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql");
+    snprintf(why, whycap,
+             "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql");
     return -1;
   }
   snprintf(pg->bin, sizeof pg->bin, "%.*s", (int)(strlen(g.gl_pathv[g.gl_pathc - 1]) - strlen("/initdb")),
@@ -59,18 +61,19 @@ int hd_pg_server_start(hd_pg_server_t *pg, char *why, size_t whycap) {
     }
   }
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s/initdb -D %s/data -A trust -U hd --no-sync -E UTF8 > %s/initdb.log 2>&1", pg->bin,
-           pg->dir, pg->dir);
+  snprintf(cmd, sizeof cmd, "%s/initdb -D %s/data -A trust -U hd --no-sync -E UTF8 > %s/initdb.log 2>&1",
+           pg->bin, pg->dir, pg->dir);
   if (run(pg, cmd) != 0) {
     snprintf(why, whycap, "initdb failed (see %s/initdb.log)", pg->dir);
     return -1;
   }
   for (int attempt = 0; attempt < 4; attempt++) {
     pg->port = free_tcp_port();
-    snprintf(cmd, sizeof cmd,
-             "%s/pg_ctl -D %s/data -l %s/server.log -w -t 30 -o \"-p %d -k %s -c listen_addresses=127.0.0.1 -c "
-             "fsync=off -c synchronous_commit=off\" start > /dev/null 2>&1",
-             pg->bin, pg->dir, pg->dir, pg->port, pg->dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s/pg_ctl -D %s/data -l %s/server.log -w -t 30 -o \"-p %d -k %s -c listen_addresses=127.0.0.1 -c "
+        "fsync=off -c synchronous_commit=off\" start > /dev/null 2>&1",
+        pg->bin, pg->dir, pg->dir, pg->port, pg->dir);
     if (run(pg, cmd) == 0) {
       snprintf(pg->url, sizeof pg->url, "postgresql://hd@127.0.0.1:%d/postgres", pg->port);
       return 0;

@@ -123,14 +123,20 @@ static void test_collector_timeline(void **state) {
   hd_qcollector_t *c = mk(&s, 0);
   char err[256];
   static const char *const reports[] = {
-      "{\"candidate\":\"host\",\"rtt_ms\":100,\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\",\"bytes\":500000,"
-      "\"packets\":500,\"lost\":50,\"freezes\":1,\"freeze_ms\":400,\"watched_ms\":4000,\"frames_decoded\":110},"
+      "{\"candidate\":\"host\",\"rtt_ms\":100,\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\",\"bytes\":"
+      "500000,"
+      "\"packets\":500,\"lost\":50,\"freezes\":1,\"freeze_ms\":400,\"watched_ms\":4000,\"frames_decoded\":"
+      "110},"
       "{\"sid\":\"TR_a\",\"kind\":\"audio\",\"packets\":200,\"concealed\":9600,\"samples\":192000}]}",
-      "{\"candidate\":\"host\",\"rtt_ms\":110,\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\",\"bytes\":1100000,"
-      "\"packets\":1100,\"lost\":120,\"freezes\":1,\"freeze_ms\":400,\"watched_ms\":9000,\"frames_decoded\":260},"
+      "{\"candidate\":\"host\",\"rtt_ms\":110,\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\",\"bytes\":"
+      "1100000,"
+      "\"packets\":1100,\"lost\":120,\"freezes\":1,\"freeze_ms\":400,\"watched_ms\":9000,\"frames_decoded\":"
+      "260},"
       "{\"sid\":\"TR_a\",\"kind\":\"audio\",\"packets\":450,\"concealed\":9600,\"samples\":432000}]}",
-      "{\"candidate\":\"host\",\"rtt_ms\":90,\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\",\"bytes\":1700000,"
-      "\"packets\":1700,\"lost\":160,\"freezes\":3,\"freeze_ms\":1000,\"watched_ms\":14000,\"frames_decoded\":390},"
+      "{\"candidate\":\"host\",\"rtt_ms\":90,\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\",\"bytes\":"
+      "1700000,"
+      "\"packets\":1700,\"lost\":160,\"freezes\":3,\"freeze_ms\":1000,\"watched_ms\":14000,\"frames_"
+      "decoded\":390},"
       "{\"sid\":\"TR_a\",\"kind\":\"audio\",\"packets\":700,\"concealed\":24000,\"samples\":672000}]}",
   };
   for (int i = 0; i < 3; i++)
@@ -162,14 +168,15 @@ static void test_collector_timeline(void **state) {
   assert_non_null(strstr(text, "hudong_quality_freeze_seconds_count 3\n"));
 
   /* join attempts: one within 1 s, one within 5 s, one later, one failed before the socket opened */
-  assert_int_equal(msg(c, "quality_join",
-                       "{\"attempts\":[{\"id\":\"a\",\"room\":\"r1\",\"started_at\":990000,\"outcome\":\"ok\","
-                       "\"join_ms\":300,\"first_media_ms\":700},{\"id\":\"b\",\"started_at\":991000,\"outcome\":"
-                       "\"ok\",\"first_media_ms\":4000},{\"id\":\"c\",\"started_at\":992000,\"outcome\":\"ok\","
-                       "\"first_media_ms\":6000},{\"id\":\"d\",\"room\":\"other\",\"started_at\":900000,"
-                       "\"outcome\":\"failed\",\"reason\":\"WebSocket failed\"}]}",
-                       HD_SEC(200), 1100000, err),
-                   0);
+  assert_int_equal(
+      msg(c, "quality_join",
+          "{\"attempts\":[{\"id\":\"a\",\"room\":\"r1\",\"started_at\":990000,\"outcome\":\"ok\","
+          "\"join_ms\":300,\"first_media_ms\":700},{\"id\":\"b\",\"started_at\":991000,\"outcome\":"
+          "\"ok\",\"first_media_ms\":4000},{\"id\":\"c\",\"started_at\":992000,\"outcome\":\"ok\","
+          "\"first_media_ms\":6000},{\"id\":\"d\",\"room\":\"other\",\"started_at\":900000,"
+          "\"outcome\":\"failed\",\"reason\":\"WebSocket failed\"}]}",
+          HD_SEC(200), 1100000, err),
+      0);
   assert_int_equal(s.n, 10);
   assert_string_equal(s.rows[9].k.room, "other");
   assert_string_equal(s.rows[9].k.room_sid, ""); /* another room: not this call */
@@ -187,7 +194,8 @@ static void test_collector_caps(void **state) {
   sink_t s = {0};
   hd_qcollector_t *c = mk(&s, 2); /* 2 rows per second, burst 4 */
   char err[256];
-  const char *one = "{\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\"},{\"sid\":\"TR_a\",\"kind\":\"audio\"}]}";
+  const char *one =
+      "{\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\"},{\"sid\":\"TR_a\",\"kind\":\"audio\"}]}";
   assert_int_equal(msg(c, "quality_report", one, HD_SEC(100), 1, err), 0);
   /* too soon after the previous one */
   assert_int_equal(msg(c, "quality_report", one, HD_SEC(100) + HD_MS(500), 2, err), HD_EAGAIN);
@@ -199,26 +207,33 @@ static void test_collector_caps(void **state) {
   assert_int_equal(msg(c, "quality_report", one, HD_SEC(104) + HD_MS(200), 6, err), 0);
   json_t *big = json_loads("{\"tracks\":[]}", 0, NULL);
   for (int i = 0; i < 16; i++)
-    json_array_append_new(json_object_get(big, "tracks"), json_pack("{s:s, s:s}", "sid", "TR_x", "kind", "video"));
-  assert_int_equal(hd_qcollector_message(c, 7, "quality_report", big, HD_SEC(106), 7, err, sizeof err), HD_ENOSPC);
+    json_array_append_new(json_object_get(big, "tracks"),
+                          json_pack("{s:s, s:s}", "sid", "TR_x", "kind", "video"));
+  assert_int_equal(hd_qcollector_message(c, 7, "quality_report", big, HD_SEC(106), 7, err, sizeof err),
+                   HD_ENOSPC);
   assert_non_null(strstr(err, "at most 2 quality rows per second"));
   json_decref(big);
   /* malformed input: a clear reason */
-  assert_int_equal(msg(c, "quality_report", "{\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\",\"packets\":-1}]}",
-                       HD_SEC(200), 8, err),
+  assert_int_equal(msg(c, "quality_report",
+                       "{\"tracks\":[{\"sid\":\"TR_v\",\"kind\":\"video\",\"packets\":-1}]}", HD_SEC(200), 8,
+                       err),
                    HD_EPROTO);
   assert_non_null(strstr(err, "'packets' must be a non-negative number"));
-  assert_int_equal(msg(c, "quality_report", "{\"tracks\":[{\"kind\":\"data\"}]}", HD_SEC(300), 9, err), HD_EPROTO);
-  assert_int_equal(msg(c, "quality_join", "{\"attempts\":[{\"id\":\"x\",\"outcome\":\"maybe\",\"started_at\":1}]}",
-                       HD_SEC(400), 10, err),
+  assert_int_equal(msg(c, "quality_report", "{\"tracks\":[{\"kind\":\"data\"}]}", HD_SEC(300), 9, err),
+                   HD_EPROTO);
+  assert_int_equal(msg(c, "quality_join",
+                       "{\"attempts\":[{\"id\":\"x\",\"outcome\":\"maybe\",\"started_at\":1}]}", HD_SEC(400),
+                       10, err),
                    HD_EPROTO);
   assert_non_null(strstr(err, "outcome"));
   /* before join */
   json_t *o = json_loads(one, 0, NULL);
-  assert_int_equal(hd_qcollector_message(c, 8, "quality_report", o, HD_SEC(500), 11, err, sizeof err), HD_ESTATE);
+  assert_int_equal(hd_qcollector_message(c, 8, "quality_report", o, HD_SEC(500), 11, err, sizeof err),
+                   HD_ESTATE);
   /* a full store queue is an error the client sees */
   s.refuse = 1;
-  assert_int_equal(hd_qcollector_message(c, 7, "quality_report", o, HD_SEC(600), 12, err, sizeof err), HD_ENOSPC);
+  assert_int_equal(hd_qcollector_message(c, 7, "quality_report", o, HD_SEC(600), 12, err, sizeof err),
+                   HD_ENOSPC);
   assert_non_null(strstr(err, "queue is full"));
   json_decref(o);
   hd_qcollector_stats_t st;
@@ -272,8 +287,12 @@ static void test_collector_node_samples(void **state) {
 
 static void test_alert_rules(void **state) {
   (void)state;
-  hd_qrule_t r = {.metric = HD_QM_VIDEO_STALL, .threshold = 0.05, .window = HD_SEC(10), .windows = 2,
-                  .silence = HD_SEC(60), .min_den = 1000};
+  hd_qrule_t r = {.metric = HD_QM_VIDEO_STALL,
+                  .threshold = 0.05,
+                  .window = HD_SEC(10),
+                  .windows = 2,
+                  .silence = HD_SEC(60),
+                  .min_den = 1000};
   snprintf(r.name, sizeof r.name, "stall");
   hd_qalerts_t a;
   assert_int_equal(hd_qalerts_init(&a, &r, 1, 0), 0);
@@ -310,7 +329,8 @@ static void test_alert_rules(void **state) {
   assert_int_equal(hd_qalerts_poll(&a, HD_SEC(230), f, 4), 0);
   assert_true(hd_qalerts_next_timeout(&a) == HD_SEC(240));
   /* join success fires below its threshold */
-  hd_qrule_t j = {.metric = HD_QM_JOIN_SUCCESS, .below = 1, .threshold = 0.9, .window = HD_SEC(60), .windows = 1};
+  hd_qrule_t j = {
+      .metric = HD_QM_JOIN_SUCCESS, .below = 1, .threshold = 0.9, .window = HD_SEC(60), .windows = 1};
   assert_int_equal(hd_qalerts_init(&a, &j, 1, 0), 0);
   hd_qalerts_feed(&a, "app1", HD_QM_JOIN_SUCCESS, 8, 10);
   assert_int_equal(hd_qalerts_poll(&a, HD_SEC(60), f, 4), 1);
@@ -322,8 +342,8 @@ static void test_alert_rules(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_freeze_rule_timeline), cmocka_unit_test(test_delta_and_reset),
-      cmocka_unit_test(test_collector_timeline),   cmocka_unit_test(test_collector_caps),
+      cmocka_unit_test(test_freeze_rule_timeline),   cmocka_unit_test(test_delta_and_reset),
+      cmocka_unit_test(test_collector_timeline),     cmocka_unit_test(test_collector_caps),
       cmocka_unit_test(test_collector_node_samples), cmocka_unit_test(test_alert_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

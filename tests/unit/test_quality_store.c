@@ -48,13 +48,14 @@ static hd_qrow_t join(const char *id, int64_t ts, const char *outcome, int64_t f
   return r;
 }
 
-static hd_qrow_t node(const char *id, const char *psid, int64_t ts, const char *dir, int64_t packets, int64_t lost,
-                      int64_t after, double rtt) {
+static hd_qrow_t node(const char *id, const char *psid, int64_t ts, const char *dir, int64_t packets,
+                      int64_t lost, int64_t after, double rtt) {
   hd_qrow_t r = key(HD_QROW_NODE, "a1", id, psid, ts);
   snprintf(r.u.node.dir, sizeof r.u.node.dir, "%s", dir);
   snprintf(r.u.node.track_sid, sizeof r.u.node.track_sid, "TR_v");
   snprintf(r.u.node.kind, sizeof r.u.node.kind, "video");
-  r.u.node.interval_ms = 5000, r.u.node.packets = packets, r.u.node.lost = lost, r.u.node.lost_after_repair = after;
+  r.u.node.interval_ms = 5000, r.u.node.packets = packets, r.u.node.lost = lost,
+  r.u.node.lost_after_repair = after;
   r.u.node.bitrate_bps = 800000, r.u.node.rtt_ms = rtt, r.u.node.jitter_ms = -1;
   return r;
 }
@@ -239,8 +240,8 @@ static void test_bad_url(void **state) {
   hd_qstore_t *s = NULL;
   char err[256] = "";
   /* nothing listens on port 1 */
-  assert_int_equal(hd_qstore_open(&s, "postgres://hd@127.0.0.1:1/postgres?connect_timeout=2", err, sizeof err),
-                   HD_EIO);
+  assert_int_equal(
+      hd_qstore_open(&s, "postgres://hd@127.0.0.1:1/postgres?connect_timeout=2", err, sizeof err), HD_EIO);
   assert_non_null(strstr(err, "cannot connect"));
   assert_int_equal(hd_qstore_open(&s, "/nonexistent-dir/q.db", err, sizeof err), HD_EIO);
   assert_non_null(strstr(err, "cannot open"));
