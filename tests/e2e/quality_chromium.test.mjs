@@ -239,4 +239,12 @@ test('quality data: API matches the page, failed joins, alert webhook, /metrics,
   await dash.screenshot({ path: shot, fullPage: true });
   assert.ok(statSync(shot).size > 10000, 'dashboard screenshot');
   if (process.env.QUALITY_SCREENSHOT) writeFileSync(process.env.QUALITY_SCREENSHOT, await dash.screenshot({ fullPage: true }));
+  // QUALITY_EXAMPLES=dir: every API answer of this call, for docs/quality.md
+  if (process.env.QUALITY_EXAMPLES) {
+    const d = process.env.QUALITY_EXAMPLES;
+    for (const [f, p] of [['summary', '/admin/quality/summary?bucket=10000'], ['calls', '/admin/quality/calls'],
+      ['call', `/admin/quality/calls/${callId}`], ['user', '/admin/quality/users/late'], ['worst', '/admin/quality/worst?n=3'],
+      ['alerts', '/admin/quality/alerts']]) writeFileSync(path.join(d, `${f}.json`), JSON.stringify(await api(p), null, 1));
+    writeFileSync(path.join(d, 'webhook.json'), JSON.stringify(alert, null, 1));
+  }
 });
