@@ -111,7 +111,7 @@ async function showCall(sid) {
     const div = document.createElement('div');
     div.className = 'person';
     const st = p.stall || {};
-    const joins = (p.joins || []).map((j) => `${j.outcome}${j.first_media_ms !== null && j.first_media_ms !== undefined ? ` (first media ${j.first_media_ms} ms)` : ''}${j.reason ? `: ${j.reason}` : ''}`).join('; ');
+    const joins = (p.joins || []).map((j) => `${j.outcome}${j.first_media_ms !== null && j.first_media_ms !== undefined && j.first_media_ms >= 0 ? ` (first media ${j.first_media_ms} ms)` : ''}${j.reason ? `: ${j.reason}` : ''}`).join('; ');
     div.innerHTML = `<h3>${p.identity} <small>${p.sid}</small></h3>
       <p>video stall ${pct(st.video_stall_rate)}, ${st.freezes ?? 0} freezes, audio concealed ${pct(st.audio_stall_rate)}, RTT ${num(st.rtt_ms, 1)} ms, loss ${pct(st.loss_rate)}<br>joins: ${joins || '–'}</p>`;
     const ids = ['bitrate', 'loss', 'rtt', 'jb'].map((n) => `call-${k}-${n}`);

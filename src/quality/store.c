@@ -455,9 +455,11 @@ static const char Q_CALL_CLIENT[] =
 static const char Q_CALL_EVENTS[] =
     "SELECT psid, ts, type, detail FROM q_event WHERE app = $1 AND room_sid = $2 "
     "ORDER BY ts LIMIT $3";
-static const char Q_CALL_JOINS[] = "SELECT identity, ts, attempt_id, outcome, reason, join_ms, "
-                                   "first_media_ms, psid FROM q_join WHERE app = $1 "
-                                   "AND room = $2 AND ts >= $3 AND ts <= $4 ORDER BY ts LIMIT 1000";
+static const char Q_CALL_JOINS[] =
+    "SELECT identity, ts, attempt_id, outcome, reason, CASE WHEN join_ms < 0 THEN "
+    "NULL ELSE join_ms END, CASE WHEN first_media_ms < 0 THEN NULL ELSE "
+    "first_media_ms END, psid FROM q_join WHERE app = $1 "
+    "AND room = $2 AND ts >= $3 AND ts <= $4 ORDER BY ts LIMIT 1000";
 
 static const char *const NODE_COLS[] = {
     "ts",  "interval_ms", "bitrate_bps", "packets",   "lost",  "lost_after_repair", "nack",
