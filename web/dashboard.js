@@ -16,7 +16,7 @@ async function token() {
   if (q) $('token').value = q;
   if ($('token').value) return $('token').value;
   const r = await fetch('/api/dev-token?admin=1');
-  if (!r.ok) throw new Error('no token: paste an app-wide roomAdmin token (hudong token --admin)');
+  if (!r.ok) throw new Error('no token: paste an app-wide roomAdmin token (hudong token --admin, no --room)');
   $('token').value = (await r.json()).token;
   return $('token').value;
 }
