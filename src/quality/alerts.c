@@ -24,7 +24,7 @@ int hd_qalerts_init(hd_qalerts_t *a, const hd_qrule_t *rules, int n, hd_time_t n
     if ((int)rules[i].metric < 0 || rules[i].metric >= HD_QM_COUNT || rules[i].window <= 0 ||
         rules[i].windows < 1 || rules[i].silence < 0)
       return HD_EINVAL;
-  memcpy(a->rules, rules, (size_t)n * sizeof *rules);
+  if (n) memcpy(a->rules, rules, (size_t)n * sizeof *rules);
   a->n_rules = n;
   a->start = now;
   for (int i = 0; i < n; i++)

@@ -33,7 +33,7 @@ static void observe(hist_t *h, const double *bounds, int nb, double v, uint64_t 
 
 typedef struct {
   hd_qkey_t key;
-  hd_time_t last_report; /* 0 = none yet */
+  hd_time_t last_report, last_join; /* 0 = none yet */
   int n;
   hd_qtrack_counters_t prev[HD_QREPORT_MAX_TRACKS];
   int64_t prev_unix_ms;
@@ -257,12 +257,13 @@ int hd_qcollector_message(hd_qcollector_t *c, uint64_t conn, const char *type, c
     return HD_ESTATE;
   }
   int report = !strcmp(type, "quality_report");
-  /* one report per interval; join attempts have their own (rare) pace but share the check */
-  if (report && x->last_report && now - x->last_report < c->cfg.min_report_interval) {
+  /* one message of each type per interval and connection */
+  hd_time_t last = report ? x->last_report : x->last_join;
+  if (last && now - last < c->cfg.min_report_interval) {
     c->st.refused_rate++;
-    snprintf(err, errcap,
-             "quality_report too frequent: at most one every %lld ms per connection (send every 5 s)",
-             (long long)(c->cfg.min_report_interval / 1000));
+    snprintf(err, errcap, "%s too frequent: at most one every %lld ms per connection (%s)", type,
+             (long long)(c->cfg.min_report_interval / 1000),
+             report ? "send every 5 s" : "send the attempts kept together, up to 20 per message");
     return HD_EAGAIN;
   }
   json_t *tr = json_object_get((json_t *)json, report ? "tracks" : "attempts");
@@ -279,7 +280,7 @@ int hd_qcollector_message(hd_qcollector_t *c, uint64_t conn, const char *type, c
   int rc = report ? on_report(c, x, (json_t *)json, unix_ms, err, errcap)
                   : on_joins(c, x, (json_t *)json, unix_ms, err, errcap);
   if (rc == HD_EPROTO) c->st.refused_bad++;
-  if (report && rc == 0) x->last_report = now;
+  if (rc == 0) *(report ? &x->last_report : &x->last_join) = now;
   return rc;
 }
 

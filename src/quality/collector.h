@@ -5,8 +5,8 @@
  * the writer (quality/writer.h); counts the four numbers for /metrics; and
  * feeds the alert rules (quality/alerts.h).
  *
- * Caps (docs/quality.md "Limits"): one report per connection per
- * min_report_interval (faster ones are refused with an error that says how
+ * Caps (docs/quality.md "Limits"): one quality_report and one quality_join
+ * per connection per min_report_interval (faster ones are refused with an error that says how
  * often to send), at most max_conns connections tracked, and a node-wide
  * budget of max_rows_per_s client rows (a token bucket, burst 2 s); past any
  * of them the message is refused, nothing is stored and the refusal is

@@ -221,6 +221,11 @@ static void test_collector_caps(void **state) {
   assert_non_null(strstr(err, "'packets' must be a non-negative number"));
   assert_int_equal(msg(c, "quality_report", "{\"tracks\":[{\"kind\":\"data\"}]}", HD_SEC(300), 9, err),
                    HD_EPROTO);
+  /* join reports have their own pace */
+  const char *j1 = "{\"attempts\":[{\"id\":\"x\",\"outcome\":\"ok\",\"started_at\":1}]}";
+  assert_int_equal(msg(c, "quality_join", j1, HD_SEC(350), 10, err), 0);
+  assert_int_equal(msg(c, "quality_join", j1, HD_SEC(350) + HD_MS(10), 10, err), HD_EAGAIN);
+  assert_non_null(strstr(err, "quality_join too frequent"));
   assert_int_equal(msg(c, "quality_join",
                        "{\"attempts\":[{\"id\":\"x\",\"outcome\":\"maybe\",\"started_at\":1}]}", HD_SEC(400),
                        10, err),
@@ -238,7 +243,7 @@ static void test_collector_caps(void **state) {
   json_decref(o);
   hd_qcollector_stats_t st;
   hd_qcollector_stats(c, &st);
-  assert_int_equal(st.refused_rate, 1);
+  assert_int_equal(st.refused_rate, 2);
   assert_int_equal(st.refused_budget, 1);
   assert_int_equal(st.refused_bad, 3);
   assert_int_equal(st.refused_state, 1);
