@@ -977,12 +977,20 @@ Object.assign(Room.prototype, {
   // Sends every finished attempt kept (this page's and earlier ones) and forgets them.
   _qualityFlushJoins() {
     if (!this._qualityOn() || !this.ws || this.ws.readyState !== WebSocket.OPEN || !this.roomInfo) return;
+    // the node takes one quality_join per second and connection: a second flush waits
+    const wait = (this._qualityJoinAt || 0) + 1200 - performance.now();
+    if (wait > 0) {
+      clearTimeout(this._qualityFlushTimer);
+      this._qualityFlushTimer = setTimeout(() => this._qualityFlushJoins(), wait);
+      return;
+    }
     const all = qualityLoad();
     const done = all.filter((e) => e.outcome !== 'pending').slice(0, 20);
     if (!done.length) return;
     const attempts = done.map((e) => ({ id: e.id, room: e.room, started_at: e.started_at, outcome: e.outcome,
       reason: e.reason || '', join_ms: e.join_ms ?? null, first_media_ms: e.first_media_ms ?? null }));
     try { this._send({ type: 'quality_join', attempts }); } catch { return; }
+    this._qualityJoinAt = performance.now();
     const sent = new Set(done.map((e) => e.id));
     qualitySave(qualityLoad().filter((e) => !sent.has(e.id)));
     this.qualityJoinsSent = (this.qualityJoinsSent || []).concat(attempts);
@@ -998,7 +1006,9 @@ Object.assign(Room.prototype, {
   _qualityStop() {
     clearInterval(this._qualityTimer);
     clearTimeout(this._qualityJoinTimer);
+    clearTimeout(this._qualityFlushTimer);
     this._qualityTimer = null;
+    this._qualityJoinAt = 0; // a new connection has its own pace
   },
 
   // The summary of what this page receives; also kept as this.lastQualityReport (tests compare it with the API).

@@ -255,6 +255,7 @@ void hd_serve_quality_rtc_sent(hd_serve_quality_t *q, uint64_t conn, const char 
   json_t *room = json_object_get(o, "room"), *me = json_object_get(o, "participant");
   hd_qkey_t k;
   memset(&k, 0, sizeof k);
+  k.ts = unix_ms();
   snprintf(k.app, sizeof k.app, "%s", p->app);
   snprintf(k.room, sizeof k.room, "%s", json_string_value(json_object_get(room, "name")) ?: "");
   snprintf(k.room_sid, sizeof k.room_sid, "%s", json_string_value(json_object_get(room, "sid")) ?: "");

@@ -140,7 +140,9 @@ static int on_report(hd_qcollector_t *c, conn_t *x, json_t *o, int64_t unix_ms, 
   if (hd_qreport_parse(o, &r, err, errcap) < 0) return HD_EPROTO;
   hd_qrow_t rows[HD_QREPORT_MAX_TRACKS];
   size_t nr = 0;
-  int64_t interval = x->prev_unix_ms ? unix_ms - x->prev_unix_ms : 0;
+  /* the first report covers the time since the join (key.ts) */
+  int64_t since = x->prev_unix_ms ? x->prev_unix_ms : x->key.ts;
+  int64_t interval = since > 0 && unix_ms > since ? unix_ms - since : 0;
   for (int i = 0; i < r.n_tracks; i++) {
     const hd_qtrack_counters_t *cur = &r.tracks[i];
     const hd_qtrack_counters_t *prev = NULL;

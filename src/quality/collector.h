@@ -42,7 +42,8 @@ void hd_qcollector_free(hd_qcollector_t *c);
 /* The alert rules evaluated on the collected rows (set them with hd_qalerts_init). */
 hd_qalerts_t *hd_qcollector_alerts(hd_qcollector_t *c);
 
-/* Connection conn joined as key (ts ignored). HD_ENOSPC past max_conns. */
+/* Connection conn joined as key (ts: when, unix ms; the first report's
+ * interval starts there, 0 = unknown). HD_ENOSPC past max_conns. */
 int hd_qcollector_joined(hd_qcollector_t *c, uint64_t conn, const hd_qkey_t *key);
 void hd_qcollector_closed(hd_qcollector_t *c, uint64_t conn);
 /* A "quality_report" or "quality_join" message (its parsed JSON object) from
