@@ -15,6 +15,8 @@ against a real `hudong serve` with two apps, over real sockets:
    the summary, calls, call, user and worst answers carry what was reported;
    the other app sees none of it;
  - /metrics: the refusals and join attempts are counted.
+The node part runs twice: quality data in SQLite (the default file) and in a
+real PostgreSQL started here (skipped, said so, without the server binaries).
 
 usage: test_quality.py /path/to/hudong
 """
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 import base64
+import glob
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsclient import WS  # noqa: E402
@@ -125,15 +128,68 @@ def main():
         refused({"quality_db": "postgres://hd@127.0.0.1:%d/postgres?connect_timeout=2" % free_port()},
                 "cannot connect to the quality database")
 
-        # ---- a node with two apps
+        node_checks(tmp, "")
+        pg = start_postgres()
+        if pg is None:
+            print("SKIP PostgreSQL half: no PostgreSQL server binaries (apt-get install postgresql)")
+        else:
+            try:
+                node_checks(tmp, pg["url"])
+            finally:
+                stop_postgres(pg)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failure(s)" % len(FAILS))
+    sys.exit(1 if FAILS else 0)
+
+
+def start_postgres():
+    """A throwaway PostgreSQL (as tests/support/pg_server.c does): initdb into a
+    temp dir and pg_ctl start on a free port; as root it runs as 'postgres'."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        return None
+    bindir = os.path.dirname(bins[-1])
+    d = tempfile.mkdtemp(prefix="hdpg-it-")
+    pre = []
+    if os.geteuid() == 0:
+        import pwd
+        pw = pwd.getpwnam("postgres")
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+        pre = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(pre + [bindir + "/initdb", "-D", d + "/data", "-A", "trust", "-U", "hd", "--no-sync"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    subprocess.run(pre + [bindir + "/pg_ctl", "-D", d + "/data", "-l", d + "/server.log", "-w", "-o",
+                          "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (port, d), "start"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return {"dir": d, "pre": pre, "bin": bindir, "url": "postgresql://hd@127.0.0.1:%d/postgres" % port}
+
+
+def stop_postgres(pg):
+    subprocess.run(pg["pre"] + [pg["bin"] + "/pg_ctl", "-D", pg["dir"] + "/data", "-m", "immediate", "-w", "stop"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shutil.rmtree(pg["dir"], ignore_errors=True)
+
+
+def node_checks(tmp, quality_db):
+    """A node with two apps, its quality data in SQLite ("") or PostgreSQL (a URL)."""
+    what = "[postgres] " if quality_db else "[sqlite] "
+    global check
+    plain = check
+
+    def check(cond, text, detail=""):  # noqa: F811 - labels every line with the store
+        return plain(cond, what + text, detail)
+    if True:
         port = free_port()
         cfg = os.path.join(tmp, "hudong.json")
         with open(cfg, "w") as f:
             json.dump({"apps": [{"key": k, "secret": v} for k, v in APPS.items()],
                        "quality": {"sample_interval_s": 1, "min_report_interval_ms": 1000}}, f)
-        rtm_db = os.path.join(tmp, "rtm.db")
+        rtm_db = os.path.join(tmp, "rtm-%s.db" % ("pg" if quality_db else "lite"))
+        extra = ["--quality-db", quality_db] if quality_db else []
         p = subprocess.Popen([HUDONG, "serve", "--config", cfg, "--listen", "127.0.0.1:%d" % port, "--rtc-port", "0",
-                              "--rtm-db", rtm_db], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              "--rtm-db", rtm_db] + extra, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(100):  # /healthz answers once the loop runs (the quality store is open by then)
             try:
                 if api(port, "GET", "/healthz")[0] == 200:
@@ -141,7 +197,8 @@ def main():
             except OSError:
                 pass
             time.sleep(0.05)
-        check(os.path.exists(os.path.join(tmp, "hudong-quality.db")), "the quality database is next to the RTM one")
+        if not quality_db:
+            check(os.path.exists(os.path.join(tmp, "hudong-quality.db")), "the quality database is next to the RTM one")
 
         ws = WS(port, "/rtc")
         ws.send_text(json.dumps({"type": "quality_report", "id": "q0", "tracks": []}))
@@ -238,10 +295,7 @@ def main():
         p.send_signal(signal.SIGTERM)
         err = p.communicate(timeout=20)[1].decode(errors="replace")
         check(p.returncode == 0, "the node stops cleanly", err[-600:])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failure(s)" % len(FAILS))
-    sys.exit(1 if FAILS else 0)
+    check = plain
 
 
 if __name__ == "__main__":
