@@ -75,7 +75,7 @@ static double run(const char *url, double seconds, char *err, size_t errcap) {
     }
     pushed += B;
   }
-  hd_qwriter_flush(w);
+  hd_qwriter_flush(w, 60000);
   double dt = now_s() - t0;
   hd_qwriter_stats_t st;
   hd_qwriter_stats(w, &st);

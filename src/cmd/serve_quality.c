@@ -336,7 +336,9 @@ void hd_serve_quality_http(hd_serve_quality_t *q, const char *app, const hd_http
     hd_http_resp_text(resp, 400, "bad range: want from < to, unix milliseconds (default: the last hour)\n");
     return;
   }
-  hd_qwriter_flush(q->writer); /* everything reported before the request is visible */
+  /* everything reported before the request is visible (unless the store is too slow to wait for) */
+  if (hd_qwriter_flush(q->writer, 2000) < 0)
+    HD_LOGW("quality", "store behind: query answered without the last rows");
   json_t *j = NULL;
   if (!strcmp(p, "summary")) {
     int64_t bucket = qint(req->query, "bucket", 60000);

@@ -74,6 +74,9 @@ int hd_qstore_pg_open(const char *url, void **db, const hd_qbackend_t **ops, cha
     return HD_EIO;
   }
   PQsetNoticeProcessor(c, quiet, NULL);
+  /* a query of the API runs on the node's control thread: it may not take long */
+  PGresult *r = PQexec(c, "SET statement_timeout = 5000");
+  PQclear(r);
   *db = c;
   *ops = &pg_ops;
   return 0;

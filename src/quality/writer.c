@@ -116,13 +116,20 @@ int hd_qwriter_push(hd_qwriter_t *w, const hd_qrow_t *rows, size_t n) {
   return (int)n;
 }
 
-void hd_qwriter_flush(hd_qwriter_t *w) {
+int hd_qwriter_flush(hd_qwriter_t *w, int timeout_ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += timeout_ms / 1000;
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+  if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+  int rc = 0;
   pthread_mutex_lock(&w->mu);
   uint64_t target = w->pushed;
   pthread_cond_signal(&w->wake);
-  while (w->finished < target)
-    pthread_cond_wait(&w->done, &w->mu);
+  while (w->finished < target && rc == 0)
+    if (pthread_cond_timedwait(&w->done, &w->mu, &until) != 0 && w->finished < target) rc = HD_ETIMEDOUT;
   pthread_mutex_unlock(&w->mu);
+  return rc;
 }
 
 void hd_qwriter_stats(hd_qwriter_t *w, hd_qwriter_stats_t *out) {

@@ -37,8 +37,10 @@ typedef struct hd_qwriter hd_qwriter_t;
 int hd_qwriter_start(hd_qwriter_t **out, hd_qstore_t *st, const hd_qwriter_config_t *cfg);
 /* Queues n rows (copied), all or none: HD_ENOSPC if they do not fit. */
 int hd_qwriter_push(hd_qwriter_t *w, const hd_qrow_t *rows, size_t n);
-/* Waits until every row queued before the call is written (or failed). */
-void hd_qwriter_flush(hd_qwriter_t *w);
+/* Waits until every row queued before the call is written (or failed), at
+ * most timeout_ms: 0, or HD_ETIMEDOUT (a slow or unreachable database must not
+ * hold the caller, the control thread, for long). */
+int hd_qwriter_flush(hd_qwriter_t *w, int timeout_ms);
 void hd_qwriter_stats(hd_qwriter_t *w, hd_qwriter_stats_t *out);
 /* Writes what is queued, stops the thread and frees the writer. NULL ok. */
 void hd_qwriter_stop(hd_qwriter_t *w);

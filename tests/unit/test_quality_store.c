@@ -117,7 +117,7 @@ static void suite(const char *url) {
   hd_qwriter_t *w = NULL;
   assert_int_equal(hd_qwriter_start(&w, s, &(hd_qwriter_config_t){.batch = 4}), 0);
   assert_int_equal(hd_qwriter_push(w, rows, n), (int)n);
-  hd_qwriter_flush(w);
+  assert_int_equal(hd_qwriter_flush(w, 60000), 0);
   hd_qwriter_stats_t st;
   hd_qwriter_stats(w, &st);
   assert_int_equal(st.written, n);
