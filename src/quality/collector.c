@@ -350,20 +350,29 @@ void hd_qcollector_node(hd_qcollector_t *c, const hd_node_qsample_t *s, size_t n
 }
 
 void hd_qcollector_node_round_end(hd_qcollector_t *c) {
-  /* forget legs not seen this round (participant left, track unpublished) */
+  /* forget legs not seen this round (participant left, track unpublished):
+   * keys first, deletions after (a deletion may move entries in the table) */
+  size_t n = 0;
+  typedef struct {
+    uint8_t key[HD_MAP_KEY_MAX];
+    uint8_t klen;
+    leg_t *leg;
+  } gone_t;
+  gone_t *gone = NULL;
   for (size_t i = 0; c->legs.slots && i < c->legs.n_slots; i++) {
     hd_map_slot_t *sl = &c->legs.slots[i];
-    if (!sl->klen) continue;
-    leg_t *l = sl->value;
-    if (l->seen_round != c->round) {
-      uint8_t key[HD_MAP_KEY_MAX];
-      size_t kl = sl->klen;
-      memcpy(key, sl->key, kl);
-      hd_map_del(&c->legs, key, kl);
-      free(l);
-      i = (size_t)-1; /* the table may have moved entries: start over (rare, small) */
-    }
+    if (!sl->klen || ((leg_t *)sl->value)->seen_round == c->round) continue;
+    if (!gone && !(gone = malloc(c->legs.count * sizeof *gone))) break; /* next round tries again */
+    memcpy(gone[n].key, sl->key, sl->klen);
+    gone[n].klen = sl->klen;
+    gone[n].leg = sl->value;
+    n++;
   }
+  for (size_t i = 0; i < n; i++) {
+    hd_map_del(&c->legs, gone[i].key, gone[i].klen);
+    free(gone[i].leg);
+  }
+  free(gone);
   c->round++;
 }
 
