@@ -29,11 +29,6 @@ void hd_config_defaults(hd_config_t *c) {
   c->webhook_max_age = 600;
   c->webhook_timeout_ms = 10000;
   snprintf(c->rtm_db, sizeof c->rtm_db, "hudong-rtm.db");
-  c->quality_retention_days = 7;
-  c->quality_sample_interval_s = 5;
-  c->quality_min_report_interval_ms = 1000;
-  c->quality_max_rows_per_s = 5000;
-  c->quality_max_queue = 20000;
   c->rtm_max_message = 32 * 1024;
   c->rtm_rate = 100;
   c->rtm_burst = 200;
@@ -53,6 +48,11 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtm_quota_mb = 256;
   c->rtm_min_free_mb = 100;
   c->max_token_lifetime = 24 * 3600; /* like Agora's 24 h privilege expiry cap */
+  c->quality_retention_days = 7; /* docs/quality.md */
+  c->quality_sample_interval_s = 5;
+  c->quality_min_report_interval_ms = 1000;
+  c->quality_max_rows_per_s = 5000;
+  c->quality_max_queue = 20000;
 }
 
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port) {
