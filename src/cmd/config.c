@@ -48,7 +48,7 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtm_quota_mb = 256;
   c->rtm_min_free_mb = 100;
   c->max_token_lifetime = 24 * 3600; /* like Agora's 24 h privilege expiry cap */
-  c->quality_retention_days = 7; /* docs/quality.md */
+  c->quality_retention_days = 7;     /* docs/quality.md */
   c->quality_sample_interval_s = 5;
   c->quality_min_report_interval_ms = 1000;
   c->quality_max_rows_per_s = 5000;
