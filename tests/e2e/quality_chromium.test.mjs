@@ -182,7 +182,7 @@ test('quality data: API matches the page, failed joins, alert webhook, /metrics,
   console.log(`bad: uplink loss before repair ${(100 * lost / (pk || 1)).toFixed(1)}%`);
   assert.ok(lost / pk > 0.05 && lost / pk < 0.2, `uplink loss near 10% (${lost}/${pk})`);
   const goodP = call.participants.find((p) => p.identity === 'good');
-  assert.ok(goodP.stall.rtt_ms < 20, `the good page's RTT is small (${goodP.stall.rtt_ms})`);
+  assert.ok(goodP.stall.rtt_ms < 50, `the good page's RTT is well below the relay's 100 ms (${goodP.stall.rtt_ms})`);
 
   // join attempts: "late" has one failed (before the WebSocket) and one ok
   const user = await api(`/admin/quality/users/late`);
