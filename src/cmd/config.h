@@ -4,6 +4,8 @@
 #define HD_CMD_CONFIG_H
 #include <stddef.h>
 
+#include "quality/alerts.h"
+
 #define HD_MAX_APPS 32
 #define HD_MAX_ORIGINS 16
 #define HD_MAX_WEBHOOK_URLS 8     /* global "webhooks.urls" */
@@ -77,6 +79,13 @@ typedef struct {
   char tls_cert[512], tls_key[512]; /* PEM files; both set = HTTPS/WSS on the listen port */
   int tls_dev;                      /* --dev --tls without files: generated self-signed certificate */
   long max_token_lifetime;          /* seconds a token may live (exp - iat/nbf/now); 0 = no limit */
+  /* quality data (docs/quality.md): "quality_db" (SQLite path or postgres:// URL; "" = a file
+   * next to the RTM database) and the "quality" object */
+  char quality_db[512];
+  long quality_retention_days, quality_sample_interval_s, quality_min_report_interval_ms;
+  long quality_max_rows_per_s, quality_max_queue;
+  hd_qrule_t quality_rules[HD_QALERT_MAX_RULES];
+  int n_quality_rules;
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "cmd/serve_quality.h"
 #include "io/http.h"
 #include "io/media_workers.h"
 #include "io/rtc_udp.h"
@@ -48,6 +49,7 @@ typedef struct {
   hd_rtm_broker_t *rtm;
   hd_map_t rtm_conns;
   uv_timer_t rtm_timer;
+  hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
 } server_t;
 
 static const char *secret_lookup(void *ud, const char *key) {
@@ -301,14 +303,21 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
     else if (!strncmp(kv, "identity=", 9))
       snprintf(c.identity, sizeof c.identity, "%s", kv + 9);
   }
-  if (!valid_room(c.room, strlen(c.room))) {
-    hd_http_resp_text(resp, 400, "query needs room=<name>\n");
+  /* admin=1: an app-wide roomAdmin token for the quality dashboard (docs/quality.md) */
+  int admin = strstr(req->query, "admin=1") != NULL;
+  if (!admin && !valid_room(c.room, strlen(c.room))) {
+    hd_http_resp_text(resp, 400, "query needs room=<name> (or admin=1 for the dashboard)\n");
     return;
   }
   if (!c.identity[0]) snprintf(c.identity, sizeof c.identity, "dev-user");
   snprintf(c.key, sizeof c.key, "%s", s->cfg.apps[0].key);
   c.room_join = c.can_publish = c.can_subscribe = c.can_publish_data = 1;
   c.rtm = 1; /* the demo app's chat and presence use /rtm (docs/rtm.md) with the same token */
+  if (admin) {
+    c.room[0] = 0;
+    c.room_join = c.can_publish = c.can_subscribe = c.can_publish_data = c.rtm = 0;
+    c.room_admin = 1;
+  }
   c.iat = c.nbf = (int64_t)time(NULL);
   c.exp = c.iat + 6 * 3600;
   char tok[HD_TOKEN_MAX];
@@ -326,6 +335,7 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
 static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
   server_t *s = ud;
   if (s->webhooks) hd_webhook_sender_push(s->webhooks, ev);
+  if (s->quality) hd_serve_quality_event(s->quality, ev);
 }
 
 static void admin_create_room(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp,
@@ -587,6 +597,7 @@ static void signal_send(void *ud, uint64_t conn, const char *text, size_t len) {
   hd_ws_conn_t *c = hd_map_get(&s->rtc_conns, &conn, sizeof conn);
   if (c && hd_ws_send(c, text, len) < 0)
     HD_LOGW("rtc", "signaling message dropped (connection closing or full)");
+  if (c && s->quality) hd_serve_quality_rtc_sent(s->quality, conn, text, len);
 }
 
 /* The node removed the connection's participant: close the socket. */
@@ -650,6 +661,14 @@ static void rtc_ws_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_ht
 
 static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len) {
   server_t *s = ud;
+  char qreply[512];
+  size_t qlen;
+  /* quality_report / quality_join are the quality pipeline's (docs/quality.md), not the node's */
+  if (s->quality &&
+      hd_serve_quality_rtc_message(s->quality, hd_ws_id(c), text, len, qreply, sizeof qreply, &qlen)) {
+    if (qlen) hd_ws_send(c, qreply, qlen);
+    return;
+  }
   int w = (int)(intptr_t)hd_ws_user(c) - 1;
   if (w < 0) {
     w = join_worker(s, text, len);
@@ -679,6 +698,7 @@ static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
   int w = (int)(intptr_t)hd_ws_user(c) - 1;
   hd_ws_set_user(c, NULL);
   hd_map_del(&s->rtc_conns, &id, sizeof id);
+  if (s->quality) hd_serve_quality_rtc_closed(s->quality, id);
   if (w >= 0) hd_media_workers_rtc_closed(s->workers, w, id);
 }
 
@@ -775,6 +795,21 @@ static void rtm_ws_close(void *ud, hd_ws_conn_t *c, int code) {
   rtm_arm(s);
 }
 
+/* GET /admin/quality/...: quality data of the token's app (docs/quality.md);
+ * needs an app-wide roomAdmin token (room ""), as a call spans rooms and users. */
+static void handle_admin_quality(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  add_cors(s, req, resp);
+  hd_token_claims_t claims;
+  if (authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
+  if (claims.room[0]) {
+    s->auth_failures++;
+    hd_http_resp_text(resp, 403,
+                      "forbidden: quality data needs an app-wide roomAdmin token (no room grant)\n");
+    return;
+  }
+  hd_serve_quality_http(s->quality, claims.key, req, resp);
+}
+
 static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
@@ -815,14 +850,22 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (w > 0) n += w;
     w = hd_rtm_metrics_text(s->rtm, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
+    if (s->quality) n += hd_serve_quality_metrics(s->quality, buf + n, METRICS_CAP - (size_t)n);
     hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, (size_t)n);
     free(buf);
   } else if (!strncmp(req->path, "/admin/rooms/", 13) && strstr(req->path, "/mute") &&
              !strcmp(req->method, "POST"))
     handle_admin_mute(s, req, resp);
+  else if (!strncmp(req->path, "/admin/quality/", 15))
+    handle_admin_quality(s, req, resp);
   else if (!strncmp(req->path, "/admin/", 7))
     handle_admin(s, req, resp);
-  else if (!strcmp(req->path, "/api/dev-token"))
+  else if (!strcmp(req->path, "/dashboard") && !strcmp(req->method, "GET")) {
+    char loc[300];
+    snprintf(loc, sizeof loc, "/dashboard.html%s%.280s", req->query[0] ? "?" : "", req->query);
+    hd_http_resp_header(resp, "Location", loc);
+    hd_http_resp_text(resp, 302, "the quality dashboard is at /dashboard.html\n");
+  } else if (!strcmp(req->path, "/api/dev-token"))
     handle_dev_token(s, req, resp);
   else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))
     hd_http_resp_text(resp, 400, "the endpoint is %s/{room}\n", req->path);
@@ -877,6 +920,8 @@ static void usage_serve(FILE *f) {
       "                    [--tls-cert FILE --tls-key FILE] [--tls]\n"
       "                    [--config FILE] [--dev]\n"
       "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
+      "  --quality-db  quality store: SQLite file (default hudong-quality.db next to the RTM database)\n"
+      "            or postgres://... (docs/quality.md)\n"
       "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
       "  --rtc-ip / --rtc-announce-port: the address put in ICE candidates, when clients reach\n"
       "            the media port through NAT, a port mapping or a relay (hudong netem)\n"
@@ -935,7 +980,7 @@ int hd_cmd_serve(int argc, char **argv) {
   server_t s;
   memset(&s, 0, sizeof s);
   hd_config_defaults(&s.cfg);
-  const char *config = NULL, *listen = NULL, *rtc_ip = NULL, *rtm_db = NULL;
+  const char *config = NULL, *listen = NULL, *rtc_ip = NULL, *rtm_db = NULL, *quality_db = NULL;
   int rtc_port = -1, announce_port = -1;
   long workers = -1;
   long empty_timeout = -1, max_pub_kbps = -1;
@@ -953,6 +998,8 @@ int hd_cmd_serve(int argc, char **argv) {
       rtc_ip = argv[++i];
     else if (!strcmp(argv[i], "--rtm-db") && i + 1 < argc)
       rtm_db = argv[++i];
+    else if (!strcmp(argv[i], "--quality-db") && i + 1 < argc)
+      quality_db = argv[++i];
     else if (!strcmp(argv[i], "--rtc-announce-port") && i + 1 < argc)
       announce_port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--room-empty-timeout") && i + 1 < argc)
@@ -1041,6 +1088,7 @@ int hd_cmd_serve(int argc, char **argv) {
   }
   hd_token_set_max_lifetime(s.cfg.max_token_lifetime);
   if (rtm_db) snprintf(s.cfg.rtm_db, sizeof s.cfg.rtm_db, "%s", rtm_db);
+  if (quality_db) snprintf(s.cfg.quality_db, sizeof s.cfg.quality_db, "%s", quality_db);
   if (s.cfg.dev) {
     int have = 0;
     for (int i = 0; i < s.cfg.n_apps; i++)
@@ -1239,6 +1287,16 @@ int hd_cmd_serve(int argc, char **argv) {
   uv_timer_init(s.loop, &s.rtm_timer);
   s.rtm_timer.data = &s;
   rtm_arm(&s);
+  hd_serve_quality_config_t qcfg = {.cfg = &s.cfg,
+                                    .loop = s.loop,
+                                    .workers = s.workers,
+                                    .webhooks = s.webhooks,
+                                    .lookup = secret_lookup,
+                                    .lookup_ud = &s};
+  if ((rc = hd_serve_quality_start(&s.quality, &qcfg, err, sizeof err)) < 0) {
+    fprintf(stderr, "hudong serve: quality store: %s\n", err);
+    return 1;
+  }
   hd_ws_endpoint_config_t rtmep = {.path = "/rtm",
                                    .on_open = rtm_ws_open,
                                    .on_message = rtm_ws_message,
@@ -1283,6 +1341,8 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_map_free(&s.rtc_conns);
   hd_rtm_broker_free(s.rtm);
   hd_rtm_store_free(s.rtm_store);
+  hd_serve_quality_stop(s.quality);
+  s.quality = NULL;
   hd_map_free(&s.rtm_conns);
   uv_close((uv_handle_t *)&s.rtm_timer, NULL);
   hd_webhook_sender_stop(s.webhooks);

@@ -26,6 +26,7 @@
 #include "sfu/conn_quality.h"
 #include "sfu/node_internal.h"
 #include "sfu/signal.h"
+#include "sfu/qsample.h"
 
 #define MAX_PUB_TRACKS 16
 #define MAX_SUBS HD_SESSION_MAX_OUT
@@ -1784,4 +1785,76 @@ int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd
     participant_remove(n, r->participants, HD_SIGNAL_LEFT_ROOM_CLOSED, 1);
   node_room_unpin(n, r);
   return 0;
+}
+
+/* ---- quality samples (sfu/qsample.h, issue 14 item 1) ---- */
+
+static void qsample_key(hd_node_qsample_t *q, const hd_room_t *r, const hd_participant_t *p) {
+  memset(q, 0, sizeof *q);
+  snprintf(q->app, sizeof q->app, "%s", r->app);
+  snprintf(q->room, sizeof q->room, "%s", r->name);
+  snprintf(q->room_sid, sizeof q->room_sid, "%s", r->sid);
+  snprintf(q->identity, sizeof q->identity, "%s", p->identity);
+  snprintf(q->psid, sizeof q->psid, "%s", p->sid);
+  q->rtt_ms = q->jitter_ms = -1;
+}
+
+int hd_node_quality_samples(hd_node_t *n, hd_node_qsample_t *out, size_t cap, hd_time_t now) {
+  (void)now;
+  size_t k = 0;
+  for (hd_room_t *r = n->rooms; r; r = r->next)
+    for (hd_participant_t *p = r->participants; p; p = p->next) {
+      const hd_session_t *ps = p->pub_sess;
+      for (int i = 0; ps && i < p->n_tracks && k < cap; i++) {
+        const pub_track_t *t = &p->tracks[i];
+        if (t->in_idx < 0 || t->in_idx >= ps->n_in) continue;
+        hd_node_qsample_t *q = &out[k++];
+        qsample_key(q, r, p);
+        snprintf(q->track_sid, sizeof q->track_sid, "%s", t->sid);
+        q->video = t->kind == HD_TRACK_VIDEO;
+        const hd_in_track_t *h = &ps->in[t->in_idx];
+        for (int l = 0; l < h->n_layers; l++) {
+          const hd_in_track_t *x = &ps->in[h->layers[l]];
+          q->bytes += x->bytes;
+          q->packets += x->packets;
+          q->rtx += x->rtx_packets;
+          q->pli += x->plis_sent;
+          if (x->nack_enabled) {
+            /* a gap is repaired (recovered) or given up: each missing packet counted once */
+            q->lost += x->nack.recovered + x->nack.gave_up;
+            q->nack += x->nack.requested;
+            q->lost_after += x->nack.gave_up;
+          } else if (x->have_ssrc && x->stats.started) {
+            int64_t lost = hd_rtp_recv_stats_lost(&x->stats);
+            q->lost += lost > 0 ? (uint64_t)lost : 0;
+            q->lost_after += lost > 0 ? (uint64_t)lost : 0;
+          }
+          if (l == 0 && x->clock && x->stats.have_transit)
+            q->jitter_ms = (double)hd_rtp_recv_stats_jitter(&x->stats) * 1000.0 / x->clock;
+        }
+      }
+      const hd_session_t *ss = p->sub_sess;
+      for (int i = 0; ss && i < p->n_subs && k < cap; i++) {
+        const sub_t *sub = &p->subs[i];
+        int oi = hd_session_track_by_mid(ss, sub->mid);
+        if (oi < 0) continue;
+        const hd_out_track_t *t = &ss->out[oi];
+        hd_node_qsample_t *q = &out[k++];
+        qsample_key(q, r, p);
+        snprintf(q->track_sid, sizeof q->track_sid, "%s", sub->track_sid);
+        q->down = 1;
+        q->video = t->kind == HD_TRACK_VIDEO;
+        const hd_in_track_t *cur =
+            t->src && t->cur_in >= 0 && t->cur_in < t->src->n_in ? &t->src->in[t->cur_in] : NULL;
+        if (cur) snprintf(q->layer, sizeof q->layer, "%s", cur->rid);
+        q->bytes = t->bytes;
+        q->packets = t->packets;
+        q->rtx = t->retransmits;
+        q->nack = t->retransmits + t->nacks_unanswered;
+        q->loss_frac = ss->loss_q8 / 256.0;
+        q->rtt_ms = ss->rtt ? (double)ss->rtt / 1000.0 : -1;
+        q->downlink_bps = ss->estimate_bps;
+      }
+    }
+  return (int)k;
 }

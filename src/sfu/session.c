@@ -601,6 +601,7 @@ void hd_session_request_keyframe_track(hd_session_t *pub, int in_idx, hd_time_t 
   if (n < 0 || hd_peer_tx_commit(&pub->peer, (size_t)n, 1) < 0) return;
   t->last_pli = now;
   t->pli_pending = 0;
+  t->plis_sent++;
   /* only codecs whose keyframes we can recognise are watched for an answer */
   if (!t->key_wanted_since && hd_rtp_keyframe_start(t->codec, NULL, 0) != HD_EUNSUPPORTED)
     t->key_wanted_since = now;

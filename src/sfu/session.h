@@ -108,6 +108,7 @@ typedef struct {
   hd_nack_gen_t nack;
   uint64_t nack_gave_up_seen; /* nack.gave_up already answered with a keyframe request */
   uint64_t packets, bytes, rtx_packets, repairs, rtx_duplicates;
+  uint64_t plis_sent;            /* keyframe requests sent for this track (quality samples, sfu/qsample.h) */
   uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */
   int muted;                     /* not forwarded while set (participant or admin mute) */
 } hd_in_track_t;
