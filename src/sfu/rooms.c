@@ -1048,34 +1048,33 @@ static void connection_quality_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
       nu++;
     }
   }
-  char *buf = malloc(OUT_CAP);
-  if (!buf) return;
-  int len = nu ? hd_signal_write_connection_quality(up, nu, buf, OUT_CAP) : 0;
+  /* on the stack: this runs every second in every room, and the hot paths
+   * allocate nothing (unit/test_alloc_free_path); 100 entries take < 7 KB */
+  char buf[12288], full[12288];
+  int len = nu ? hd_signal_write_connection_quality(up, nu, buf, sizeof buf) : 0;
   /* a joiner first gets everyone's grade; the others the changes */
   hd_signal_quality_update_t all[HD_SIGNAL_MAX_TRACK_SIDS];
   size_t na = 0;
-  for (hd_participant_t *p = r->participants; p && na < HD_SIGNAL_MAX_TRACK_SIDS; p = p->next)
-    if (p->quality_told && !p->claims.hidden) {
-      all[na].participant_sid = p->sid;
-      all[na].quality = (hd_signal_quality_t)p->quality.grade;
-      na++;
-    }
-  char *full = NULL;
-  int flen = 0;
+  int flen = -1;
   for (hd_participant_t *q = r->participants; q; q = q->next) {
     if (q->whip) continue;
-    if (!q->quality_has_all && na) {
-      if (!full && (full = malloc(OUT_CAP)) != NULL)
-        flen = hd_signal_write_connection_quality(all, na, full, OUT_CAP);
-      if (!full) continue;
+    if (!q->quality_has_all) {
+      if (flen < 0) {
+        for (hd_participant_t *p = r->participants; p && na < HD_SIGNAL_MAX_TRACK_SIDS; p = p->next)
+          if (p->quality_told && !p->claims.hidden) {
+            all[na].participant_sid = p->sid;
+            all[na].quality = (hd_signal_quality_t)p->quality.grade;
+            na++;
+          }
+        flen = na ? hd_signal_write_connection_quality(all, na, full, sizeof full) : 0;
+      }
+      if (flen <= 0) continue;
       emit(n, q, full, flen);
       q->quality_has_all = 1;
     } else if (nu) {
       emit(n, q, buf, len);
     }
   }
-  free(full);
-  free(buf);
 }
 
 static void layers_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
