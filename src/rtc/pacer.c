@@ -1,0 +1,260 @@
+/* Per-subscriber send pacer (see pacer.h). */
+#include "rtc/pacer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+
+#define FIRST_SLOTS 16
+
+void hd_pacer_cfg_default(hd_pacer_cfg_t *cfg) {
+  cfg->factor_pct = HD_PACER_DEFAULT_FACTOR_PCT;
+  cfg->interval = HD_PACER_DEFAULT_INTERVAL;
+  cfg->max_packets = HD_PACER_DEFAULT_MAX_PACKETS;
+  cfg->max_bytes = HD_PACER_DEFAULT_MAX_BYTES;
+  cfg->max_delay = HD_PACER_DEFAULT_MAX_DELAY;
+  cfg->start_bps = HD_PACER_DEFAULT_START_BPS;
+}
+
+int hd_pacer_init(hd_pacer_t *p, const hd_pacer_cfg_t *cfg, hd_time_t now) {
+  hd_pacer_cfg_t d;
+  if (!cfg) {
+    hd_pacer_cfg_default(&d);
+    cfg = &d;
+  }
+  if (cfg->factor_pct < 100 || cfg->interval <= 0 || cfg->max_delay <= 0 || cfg->max_packets == 0 ||
+      cfg->max_packets > 65536 || cfg->max_bytes < HD_PACER_PKT_MAX || cfg->start_bps == 0)
+    return HD_EINVAL;
+  memset(p, 0, sizeof *p);
+  p->cfg = *cfg;
+  p->last = now;
+  p->feed_start = now;
+  p->free_head = -1;
+  for (int c = 0; c < HD_PACE_CLASSES; c++)
+    p->head[c] = p->tail[c] = -1;
+  return 0;
+}
+
+void hd_pacer_free(hd_pacer_t *p) {
+  free(p->slots);
+  p->slots = NULL;
+  p->n_slots = 0;
+  p->free_head = -1;
+}
+
+void hd_pacer_set_estimate(hd_pacer_t *p, uint64_t bps) { p->estimate_bps = bps; }
+
+uint64_t hd_pacer_rate(const hd_pacer_t *p, hd_time_t now) {
+  (void)now;
+  uint64_t base = p->estimate_bps;
+  if (!base) { /* no estimate: never below what the subscriber is being fed */
+    base = p->cfg.start_bps;
+    if (p->feed_bps > base) base = p->feed_bps;
+  }
+  return base / 100 * p->cfg.factor_pct + base % 100 * p->cfg.factor_pct / 100;
+}
+
+static int oldest_slot(const hd_pacer_t *p) {
+  int best = -1;
+  for (int c = 0; c < HD_PACE_CLASSES; c++) {
+    int h = p->head[c];
+    if (h >= 0 && (best < 0 || p->slots[h].enqueued < p->slots[best].enqueued)) best = h;
+  }
+  return best;
+}
+
+hd_time_t hd_pacer_oldest_age(const hd_pacer_t *p, hd_time_t now) {
+  int o = oldest_slot(p);
+  return o < 0 ? 0 : now - p->slots[o].enqueued;
+}
+
+/* The release rate at `now`: the pacing rate, raised so that what waits is
+ * out before the oldest packet reaches max_delay. 0 = the bound has passed:
+ * no limit. */
+static double eff_rate(const hd_pacer_t *p, hd_time_t now) {
+  double r = (double)hd_pacer_rate(p, now);
+  if (!p->queued_packets) return r;
+  hd_time_t left = p->cfg.max_delay - hd_pacer_oldest_age(p, now);
+  if (left <= 0) return 0;
+  double need = (double)p->queued_bytes * 8e6 / (double)left;
+  return need > r ? need : r;
+}
+
+/* Bytes one burst window allows at rate r. */
+static double burst_bytes(const hd_pacer_t *p, double r) { return r * (double)p->cfg.interval / 8e6; }
+
+/* The debt drains at the release rate since the last call. */
+static void drain(hd_pacer_t *p, hd_time_t now) {
+  if (now <= p->last) return;
+  double r = eff_rate(p, now);
+  if (r == 0)
+    p->debt = 0;
+  else
+    p->debt -= r * (double)(now - p->last) / 8e6;
+  if (p->debt < 0) p->debt = 0;
+  p->last = now;
+}
+
+static void feed_account(hd_pacer_t *p, size_t len, hd_time_t now) {
+  p->feed_bytes += len;
+  hd_time_t el = now - p->feed_start;
+  if (el >= HD_PACER_FEED_WINDOW) {
+    p->feed_bps = p->feed_bytes * 8 * 1000000 / (uint64_t)el;
+    p->feed_bytes = 0;
+    p->feed_start = now;
+  }
+}
+
+static int grow(hd_pacer_t *p) {
+  if (p->n_slots >= p->cfg.max_packets) return HD_ENOSPC;
+  size_t n = p->n_slots ? p->n_slots * 2 : FIRST_SLOTS;
+  if (n > p->cfg.max_packets) n = p->cfg.max_packets;
+  hd_pacer_pkt_t *s = realloc(p->slots, n * sizeof *s);
+  if (!s) return HD_ENOMEM;
+  p->slots = s;
+  for (size_t i = n; i-- > p->n_slots;) {
+    s[i].next = p->free_head;
+    p->free_head = (int)i;
+  }
+  p->n_slots = n;
+  return 0;
+}
+
+/* Unlinks the head of class c into the free list; returns its slot. */
+static int pop_head(hd_pacer_t *p, int c) {
+  int i = p->head[c];
+  hd_pacer_pkt_t *s = &p->slots[i];
+  p->head[c] = s->next;
+  if (p->head[c] < 0) p->tail[c] = -1;
+  p->count[c]--;
+  p->queued_packets--;
+  p->queued_bytes -= s->len;
+  s->next = p->free_head;
+  p->free_head = i;
+  return i;
+}
+
+static int media_waiting(const hd_pacer_t *p) {
+  return p->count[HD_PACE_AUDIO] + p->count[HD_PACE_RTX] + p->count[HD_PACE_VIDEO] > 0;
+}
+
+/* Whether nothing of a class at least as urgent as cls waits. */
+static int nothing_ahead(const hd_pacer_t *p, int cls) {
+  for (int c = 0; c <= cls; c++)
+    if (p->count[c]) return 0;
+  return 1;
+}
+
+int hd_pacer_enqueue(hd_pacer_t *p, int cls, const uint8_t *pkt, size_t len, uint32_t tag, hd_time_t now) {
+  if (cls < 0 || cls >= HD_PACE_CLASSES || len > HD_PACER_PKT_MAX || (len && !pkt)) return HD_EINVAL;
+  drain(p, now);
+  feed_account(p, len, now);
+  if (cls == HD_PACE_AUDIO) { /* never waits; its bytes count against the rate */
+    p->debt += (double)len;
+    p->sent_now++;
+    return 1;
+  }
+  if (cls == HD_PACE_PADDING) {
+    /* a probe cluster is paced by its own scheduler; behind waiting media
+     * there is no headroom to probe */
+    if (media_waiting(p)) {
+      p->padding_refused++;
+      return HD_EAGAIN;
+    }
+    p->debt += (double)len;
+    p->sent_now++;
+    return 1;
+  }
+  if (nothing_ahead(p, cls) && p->debt < burst_bytes(p, eff_rate(p, now))) {
+    p->debt += (double)len;
+    p->sent_now++;
+    return 1;
+  }
+  /* it waits: make room under the caps by dropping the oldest video */
+  while ((p->queued_packets + 1 > p->cfg.max_packets || p->queued_bytes + len > p->cfg.max_bytes) &&
+         p->count[HD_PACE_VIDEO]) {
+    int i = pop_head(p, HD_PACE_VIDEO);
+    p->dropped++;
+    p->dropped_bytes += p->slots[i].len;
+  }
+  if (p->queued_packets + 1 > p->cfg.max_packets || p->queued_bytes + len > p->cfg.max_bytes) {
+    p->dropped++;
+    p->dropped_bytes += len;
+    return HD_ENOSPC;
+  }
+  if (p->free_head < 0) {
+    int rc = grow(p);
+    if (rc < 0) {
+      p->dropped++;
+      p->dropped_bytes += len;
+      return rc;
+    }
+  }
+  int i = p->free_head;
+  hd_pacer_pkt_t *s = &p->slots[i];
+  p->free_head = s->next;
+  s->len = len;
+  s->cls = cls;
+  s->tag = tag;
+  s->enqueued = now;
+  s->next = -1;
+  if (len) memcpy(s->data, pkt, len);
+  if (p->tail[cls] >= 0)
+    p->slots[p->tail[cls]].next = i;
+  else
+    p->head[cls] = i;
+  p->tail[cls] = i;
+  p->count[cls]++;
+  p->queued_packets++;
+  p->queued_bytes += len;
+  p->queued++;
+  return 0;
+}
+
+static int first_class(const hd_pacer_t *p) {
+  for (int c = 0; c < HD_PACE_CLASSES; c++)
+    if (p->count[c]) return c;
+  return -1;
+}
+
+const hd_pacer_pkt_t *hd_pacer_peek(hd_pacer_t *p, hd_time_t now) {
+  int c = first_class(p);
+  if (c < 0) return NULL;
+  drain(p, now);
+  double r = eff_rate(p, now);
+  if (r != 0 && p->debt >= burst_bytes(p, r)) return NULL;
+  return &p->slots[p->head[c]];
+}
+
+void hd_pacer_sent(hd_pacer_t *p, hd_time_t now) {
+  int c = first_class(p);
+  if (c < 0) return;
+  if (eff_rate(p, now) > (double)hd_pacer_rate(p, now)) p->delay_drains++;
+  int i = pop_head(p, c);
+  const hd_pacer_pkt_t *s = &p->slots[i];
+  p->debt += (double)s->len;
+  p->released++;
+  if (now - s->enqueued > p->max_wait) p->max_wait = now - s->enqueued;
+}
+
+hd_time_t hd_pacer_next_timeout(const hd_pacer_t *p) {
+  int o = oldest_slot(p);
+  if (o < 0) return HD_TIME_NEVER;
+  hd_time_t bound = p->slots[o].enqueued + p->cfg.max_delay;
+  double r = eff_rate(p, p->last);
+  if (r == 0 || p->debt <= 0) return p->last < bound ? p->last : bound;
+  /* woken when the debt is paid off, it sends one burst window's worth: one
+   * wake per interval while the queue is busy, not one per packet */
+  hd_time_t t = p->last + (hd_time_t)(p->debt * 8e6 / r) + 1;
+  return t < bound ? t : bound;
+}
+
+size_t hd_pacer_queued_packets(const hd_pacer_t *p) { return p->queued_packets; }
+size_t hd_pacer_queued_bytes(const hd_pacer_t *p) { return p->queued_bytes; }
+
+void hd_pacer_clear(hd_pacer_t *p) {
+  for (int c = 0; c < HD_PACE_CLASSES; c++)
+    while (p->count[c])
+      pop_head(p, c);
+}
