@@ -798,7 +798,8 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
   if (n < 0) return;
   /* on a lossy viewer leg a lost repair costs the viewer another round trip
    * (and a freeze): send it twice (two losses in a row are p^2) */
-  if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c) > 0) c->repairs_doubled++;
+  if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c) > 0)
+    c->repairs_doubled++;
   rtx_hist_mark(t, out_seq, now);
   t->retransmits++;
   c->retransmitted++;
@@ -883,7 +884,8 @@ static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd
       size_t olen;
       uint16_t src_seq = (uint16_t)ext;
       if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
-      int n = send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), HD_PACE_PADDING, now, c);
+      int n =
+          send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), HD_PACE_PADDING, now, c);
       if (n == HD_ENOSPC || n == HD_EAGAIN) return; /* queue full, or media waits in the pacer */
       if (n > 0) {
         sent += (uint64_t)n;

@@ -44,6 +44,7 @@ typedef struct {
   uint8_t audio_pt, video_pt, rtx_pt; /* 0 = 111 / 96 / 97 */
   int no_audio, no_video, no_rtx;     /* leave sections / RTX out of the offer */
   int video_pkts_per_frame;           /* 0 = 3 (keyframes get twice as many) */
+  int key_factor;                     /* keyframes get this many times the packets; 0 = 2 */
   size_t video_payload;               /* bytes per video packet, 0 = 800 */
   int auto_nack;                      /* play: NACK gaps in the video stream */
   hd_time_t nack_interval;            /* between NACKs of one seq; 0 = 50 ms */
@@ -135,6 +136,8 @@ void hd_rtc_client_restart_source(hd_rtc_client_t *c);
 int hd_rtc_client_send_nack(hd_rtc_client_t *c, int kind, const uint16_t *seqs, size_t n);
 /* Sends a PLI for the received video stream. */
 int hd_rtc_client_send_pli(hd_rtc_client_t *c);
+/* Sends a REMB (draft-alvestrand-rmcat-remb) of bitrate_bps naming the received video stream. */
+int hd_rtc_client_send_remb(hd_rtc_client_t *c, uint64_t bitrate_bps);
 
 const hd_rtc_client_stats_t *hd_rtc_client_stats(const hd_rtc_client_t *c);
 
