@@ -14,7 +14,7 @@ void hd_pacer_cfg_default(hd_pacer_cfg_t *cfg) {
   cfg->max_packets = HD_PACER_DEFAULT_MAX_PACKETS;
   cfg->max_bytes = HD_PACER_DEFAULT_MAX_BYTES;
   cfg->max_delay = HD_PACER_DEFAULT_MAX_DELAY;
-  cfg->start_bps = HD_PACER_DEFAULT_START_BPS;
+  cfg->start_bps = 0;
 }
 
 int hd_pacer_init(hd_pacer_t *p, const hd_pacer_cfg_t *cfg, hd_time_t now) {
@@ -24,7 +24,7 @@ int hd_pacer_init(hd_pacer_t *p, const hd_pacer_cfg_t *cfg, hd_time_t now) {
     cfg = &d;
   }
   if (cfg->factor_pct < 100 || cfg->interval <= 0 || cfg->max_delay <= 0 || cfg->max_packets == 0 ||
-      cfg->max_packets > 65536 || cfg->max_bytes < HD_PACER_PKT_MAX || cfg->start_bps == 0)
+      cfg->max_packets > 65536 || cfg->max_bytes < HD_PACER_PKT_MAX)
     return HD_EINVAL;
   memset(p, 0, sizeof *p);
   p->cfg = *cfg;
@@ -48,7 +48,8 @@ void hd_pacer_set_estimate(hd_pacer_t *p, uint64_t bps) { p->estimate_bps = bps;
 uint64_t hd_pacer_rate(const hd_pacer_t *p, hd_time_t now) {
   (void)now;
   uint64_t base = p->estimate_bps;
-  if (!base) { /* no estimate: never below what the subscriber is being fed */
+  if (!base && !p->cfg.start_bps) return 0; /* nothing to pace to: not paced */
+  if (!base) {                              /* no estimate: never below what the subscriber is being fed */
     base = p->cfg.start_bps;
     if (p->feed_bps > base) base = p->feed_bps;
   }
@@ -70,11 +71,11 @@ hd_time_t hd_pacer_oldest_age(const hd_pacer_t *p, hd_time_t now) {
 }
 
 /* The release rate at `now`: the pacing rate, raised so that what waits is
- * out before the oldest packet reaches max_delay. 0 = the bound has passed:
- * no limit. */
+ * out before the oldest packet reaches max_delay. 0 = no limit (the bound has
+ * passed, or there is no rate to pace to). */
 static double eff_rate(const hd_pacer_t *p, hd_time_t now) {
   double r = (double)hd_pacer_rate(p, now);
-  if (!p->queued_packets) return r;
+  if (!p->queued_packets || r == 0) return r;
   hd_time_t left = p->cfg.max_delay - hd_pacer_oldest_age(p, now);
   if (left <= 0) return 0;
   double need = (double)p->queued_bytes * 8e6 / (double)left;
@@ -97,6 +98,7 @@ static void drain(hd_pacer_t *p, hd_time_t now) {
 }
 
 static void feed_account(hd_pacer_t *p, size_t len, hd_time_t now) {
+  if (p->estimate_bps || !p->cfg.start_bps) return; /* only the no-estimate rule uses it */
   p->feed_bytes += len;
   hd_time_t el = now - p->feed_start;
   if (el >= HD_PACER_FEED_WINDOW) {
@@ -150,8 +152,12 @@ int hd_pacer_enqueue(hd_pacer_t *p, int cls, const uint8_t *pkt, size_t len, uin
   if (cls < 0 || cls >= HD_PACE_CLASSES || len > HD_PACER_PKT_MAX || (len && !pkt)) return HD_EINVAL;
   drain(p, now);
   feed_account(p, len, now);
+  /* not paced (no estimate yet): nothing is owed either, so the first
+   * estimate starts from a clean slate */
+  int unpaced = hd_pacer_rate(p, now) == 0;
+  if (unpaced) p->debt = 0;
   if (cls == HD_PACE_AUDIO) { /* never waits; its bytes count against the rate */
-    p->debt += (double)len;
+    if (!unpaced) p->debt += (double)len;
     p->sent_now++;
     return 1;
   }
@@ -162,12 +168,13 @@ int hd_pacer_enqueue(hd_pacer_t *p, int cls, const uint8_t *pkt, size_t len, uin
       p->padding_refused++;
       return HD_EAGAIN;
     }
-    p->debt += (double)len;
+    if (!unpaced) p->debt += (double)len;
     p->sent_now++;
     return 1;
   }
-  if (nothing_ahead(p, cls) && p->debt < burst_bytes(p, eff_rate(p, now))) {
-    p->debt += (double)len;
+  double r = eff_rate(p, now);
+  if (nothing_ahead(p, cls) && (r == 0 || p->debt < burst_bytes(p, r))) {
+    if (!unpaced) p->debt += (double)len;
     p->sent_now++;
     return 1;
   }

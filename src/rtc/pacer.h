@@ -5,9 +5,11 @@
  * delay the estimator sees and, past the queue, is lost.
  *
  * The model (after the design of libwebrtc's pacer, written anew here):
- *  - a pacing rate = factor x estimate (no estimate yet: factor x max(start
- *    rate, the rate packets are fed in), so a viewer without feedback is
- *    never throttled below what it gets);
+ *  - a pacing rate = factor x estimate. Before the first estimate nothing is
+ *    paced by default (there is no rate to be "a little above": guessing one
+ *    only adds delay, measured in docs/performance.md); with a start rate
+ *    configured, factor x max(start rate, the rate packets are fed in), so a
+ *    subscriber without feedback is never throttled below what it gets;
  *  - a debt in bytes that drains at the pacing rate; a packet may go while the
  *    debt is below one burst window (rate x interval, 5 ms by default), so a
  *    pacer woken every interval sends one window's worth, and the first
@@ -43,7 +45,6 @@ enum { HD_PACE_AUDIO = 0, HD_PACE_RTX = 1, HD_PACE_VIDEO = 2, HD_PACE_PADDING = 
 #define HD_PACER_DEFAULT_MAX_PACKETS 256        /* queue cap in packets */
 #define HD_PACER_DEFAULT_MAX_BYTES (256 * 1024) /* queue cap in bytes */
 #define HD_PACER_DEFAULT_MAX_DELAY HD_MS(250)   /* queue-delay bound */
-#define HD_PACER_DEFAULT_START_BPS 1000000      /* rate assumed before the first estimate */
 #define HD_PACER_FEED_WINDOW HD_MS(500)         /* the fed rate is measured over this */
 
 typedef struct {
@@ -51,7 +52,7 @@ typedef struct {
   hd_time_t interval;  /* burst window (> 0) */
   size_t max_packets, max_bytes;
   hd_time_t max_delay; /* > 0 */
-  uint64_t start_bps;  /* assumed estimate until hd_pacer_set_estimate */
+  uint64_t start_bps;  /* assumed estimate before the first one; 0 (default) = not paced until then */
 } hd_pacer_cfg_t;
 
 /* A queued packet, lent to the caller by hd_pacer_peek until the next call. */
@@ -99,7 +100,8 @@ int hd_pacer_init(hd_pacer_t *p, const hd_pacer_cfg_t *cfg, hd_time_t now);
 void hd_pacer_free(hd_pacer_t *p);
 /* The subscriber's downlink estimate (0 = none: the start rate / fed rate rule). */
 void hd_pacer_set_estimate(hd_pacer_t *p, uint64_t bps);
-/* The rate packets are released at now (bits/s), before the queue-delay bound. */
+/* The rate packets are released at now (bits/s), before the queue-delay
+ * bound; 0 = not paced (no estimate and no start rate). */
 uint64_t hd_pacer_rate(const hd_pacer_t *p, hd_time_t now);
 /* Offers a packet of class cls. Returns 1: send it now (its bytes are
  * counted; nothing is copied); 0: a copy is queued (released later through

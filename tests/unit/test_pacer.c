@@ -217,12 +217,27 @@ static void test_wakes_once_per_window(void **st) {
   hd_pacer_free(&p);
 }
 
-/* Without an estimate the pacer assumes the start rate, and never paces below
- * 1.5 x what it is fed: a viewer that sends no feedback is not throttled. */
+/* Without an estimate nothing is paced by default; with a start rate the
+ * pacer assumes it, and never paces below 1.5 x what it is fed: a viewer that
+ * sends no feedback is not throttled. */
 static void test_no_estimate_follows_feed(void **st) {
   (void)st;
   hd_pacer_t p;
   assert_int_equal(hd_pacer_init(&p, NULL, 0), 0);
+  assert_int_equal(hd_pacer_rate(&p, 0), 0);
+  for (int i = 0; i < 100; i++) /* a keyframe burst goes at once */
+    assert_int_equal(hd_pacer_enqueue(&p, HD_PACE_VIDEO, pkt, 1200, (uint32_t)i, 0), 1);
+  assert_int_equal(hd_pacer_next_timeout(&p), HD_TIME_NEVER);
+  hd_pacer_set_estimate(&p, 1000000); /* the first estimate: paced from now on, owing nothing */
+  assert_int_equal(hd_pacer_enqueue(&p, HD_PACE_VIDEO, pkt, 1200, 100, HD_MS(1)), 1);
+  assert_int_equal(hd_pacer_enqueue(&p, HD_PACE_VIDEO, pkt, 1200, 101, HD_MS(1)), 0);
+  assert_true(hd_pacer_next_timeout(&p) <= HD_MS(8));
+  hd_pacer_clear(&p);
+  hd_pacer_free(&p);
+  hd_pacer_cfg_t cfg;
+  hd_pacer_cfg_default(&cfg);
+  cfg.start_bps = 1000000;
+  assert_int_equal(hd_pacer_init(&p, &cfg, 0), 0);
   assert_int_equal(hd_pacer_rate(&p, 0), 1500000);
   rec_t r = {0};
   hd_time_t now = 0;
