@@ -9,7 +9,12 @@
  * engine in use: native, or libsrtp with HD_SRTP_ENGINE=libsrtp), so the
  * result reads as "forwarding costs X times an SRTP protect".
  *
- * Usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE]
+ * Usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE] [--remb KBPS]
+ *
+ * --remb KBPS: every viewer reports KBPS as its estimate (REMB) before the
+ * replay, and the node's timers run during it at the packets' virtual times,
+ * so each viewer's pacer (rtc/pacer.h) is active: the cost of pacing is
+ * counted (HUDONG_PACER=0 turns the pacer off for the side-by-side run).
  * Wall-clock numbers vary with the machine; for stable figures run it under
  * `valgrind --tool=callgrind` (bench/run_forward.sh does both). */
 #include <netinet/in.h>
@@ -26,6 +31,8 @@
 #include "support/rtc_client.h"
 
 #define MAX_VIEWERS 200
+
+static uint64_t g_remb_bps; /* --remb: the viewers' estimate, 0 = none (no pacing, no timers in the replay) */
 #define MAX_REC 200000
 
 typedef struct {
@@ -81,7 +88,9 @@ static void pump(world_t *w) {
     while ((d = hd_txq_peek(q)) != NULL) {
       moved = 1;
       int i = find_client(w, &d->to);
-      if (i >= 0) hd_rtc_client_feed(w->cl[i], d->data, d->len, (struct sockaddr *)&w->addr[i], sizeof w->addr[i], w->now);
+      if (i >= 0)
+        hd_rtc_client_feed(w->cl[i], d->data, d->len, (struct sockaddr *)&w->addr[i], sizeof w->addr[i],
+                           w->now);
       hd_txq_pop(q);
     }
     if (!moved) break;
@@ -107,9 +116,9 @@ static int join(world_t *w, int i, int kind, hd_dtls_cert_t *cert) {
   w->addr[i].sin_addr.s_addr = htonl(0x7f000002);
   char offer[16384], answer[65536], id[HD_SESSION_ID_LEN + 1], err[256];
   int n = hd_rtc_client_offer(w->cl[i], offer, sizeof offer);
-  if (n < 0 || hd_node_create_session(w->node, kind == HD_RTC_CLIENT_PUBLISH ? HD_SESSION_PUBLISH : HD_SESSION_PLAY,
-                                      "bench", "room", offer, (size_t)n, w->now, answer, sizeof answer, id, err,
-                                      sizeof err) < 0) {
+  if (n < 0 || hd_node_create_session(
+                   w->node, kind == HD_RTC_CLIENT_PUBLISH ? HD_SESSION_PUBLISH : HD_SESSION_PLAY, "bench",
+                   "room", offer, (size_t)n, w->now, answer, sizeof answer, id, err, sizeof err) < 0) {
     fprintf(stderr, "join %d: %s\n", i, err);
     return -1;
   }
@@ -126,7 +135,8 @@ typedef struct {
 } result_t;
 
 static double srtp_floor_ns(size_t pkt_len, int iters) {
-  uint8_t key[30] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28};
+  uint8_t key[30] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
+                     15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28};
   hd_srtp_t *s;
   if (hd_srtp_new(&s, HD_SRTP_AEAD_AES_128_GCM, key, key, 28) < 0) return 0;
   uint8_t pkt[HD_DATAGRAM_MAX];
@@ -149,8 +159,8 @@ static double srtp_floor_ns(size_t pkt_len, int iters) {
 static int run(int viewers, double seconds, hd_dtls_cert_t *node_cert, hd_dtls_cert_t *cl_cert, result_t *r) {
   world_t *w = calloc(1, sizeof *w);
   w->rec = NULL;
-  hd_node_config_t ncfg = {.rtc_ip = "127.0.0.1", .rtc_port = 7881, .max_sessions = MAX_VIEWERS + 2,
-                           .max_viewers = MAX_VIEWERS};
+  hd_node_config_t ncfg = {
+      .rtc_ip = "127.0.0.1", .rtc_port = 7881, .max_sessions = MAX_VIEWERS + 2, .max_viewers = MAX_VIEWERS};
   if (hd_node_new(&w->node, &ncfg, node_cert) < 0) return -1;
   w->now = HD_SEC(1);
   if (join(w, 0, HD_RTC_CLIENT_PUBLISH, cl_cert) < 0) return -1;
@@ -162,6 +172,11 @@ static int run(int viewers, double seconds, hd_dtls_cert_t *node_cert, hd_dtls_c
       fprintf(stderr, "client %d did not connect\n", i);
       return -1;
     }
+  if (g_remb_bps) { /* every viewer's estimate: the node paces what it sends them */
+    for (int i = 1; i <= viewers; i++)
+      hd_rtc_client_send_remb(w->cl[i], g_remb_bps);
+    advance(w, w->now + HD_MS(20));
+  }
   /* record the publisher's stream */
   w->rec = malloc(sizeof(rec_t) * MAX_REC);
   hd_time_t rec_start = w->now;
@@ -177,6 +192,7 @@ static int run(int viewers, double seconds, hd_dtls_cert_t *node_cert, hd_dtls_c
   for (size_t i = 0; i < n; i++) {
     hd_time_t vt = w->now + (hd_time_t)((double)span * i / (double)n);
     hd_node_feed(w->node, rec[i].data, rec[i].len, (struct sockaddr *)pa, sizeof *pa, vt);
+    if (g_remb_bps && hd_node_next_timeout(w->node) <= vt) hd_node_handle_timeout(w->node, vt);
     hd_datagram_t *d;
     while ((d = hd_txq_peek(q)) != NULL) {
       out++;
@@ -190,7 +206,8 @@ static int run(int viewers, double seconds, hd_dtls_cert_t *node_cert, hd_dtls_c
   r->ns_per_in = n ? (double)dt * 1000.0 / (double)n : 0;
   r->ns_per_out = out ? (double)dt * 1000.0 / (double)out : 0;
   free(rec);
-  for (int i = 0; i < w->n; i++) hd_rtc_client_free(w->cl[i]);
+  for (int i = 0; i < w->n; i++)
+    hd_rtc_client_free(w->cl[i]);
   hd_node_free(w->node);
   free(w);
   return 0;
@@ -203,7 +220,8 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--viewers") && i + 1 < argc) {
       nc = 0;
-      for (char *save = NULL, *t = strtok_r(argv[++i], ",", &save); t && nc < 16; t = strtok_r(NULL, ",", &save)) {
+      for (char *save = NULL, *t = strtok_r(argv[++i], ",", &save); t && nc < 16;
+           t = strtok_r(NULL, ",", &save)) {
         int v = atoi(t);
         if (v >= 1 && v <= MAX_VIEWERS) counts[nc++] = v;
       }
@@ -211,13 +229,17 @@ int main(int argc, char **argv) {
       seconds = atof(argv[++i]);
     } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
       json = argv[++i];
+    } else if (!strcmp(argv[i], "--remb") && i + 1 < argc) {
+      g_remb_bps = (uint64_t)atoll(argv[++i]) * 1000;
     } else {
-      fprintf(stderr, "usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE]\n");
+      fprintf(stderr, "usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE] [--remb KBPS]\n");
       return 2;
     }
   }
   hd_log_set_level(HD_LOG_WARN);
   hd_srtp_global_init();
+  const char *pacer_env = getenv("HUDONG_PACER");
+  hd_session_set_pacer(!(pacer_env && !strcmp(pacer_env, "0")), 0);
   hd_dtls_cert_t *nc_cert, *cl_cert;
   if (hd_dtls_cert_generate(&nc_cert) < 0 || hd_dtls_cert_generate(&cl_cert) < 0) return 1;
   result_t res[16];
@@ -236,10 +258,11 @@ int main(int argc, char **argv) {
   if (f) {
     fprintf(f, "{\"benchmark\":\"forward\",\"srtp_protect_ns\":%.1f,\"runs\":[", floor_ns);
     for (int i = 0; i < nc; i++)
-      fprintf(f, "%s{\"viewers\":%d,\"in_packets\":%zu,\"out_packets\":%llu,\"ns_per_in_packet\":%.1f,"
-                 "\"ns_per_out_packet\":%.1f,\"ratio_to_srtp_protect\":%.2f}",
-              i ? "," : "", res[i].viewers, res[i].in_pkts, (unsigned long long)res[i].out_pkts, res[i].ns_per_in,
-              res[i].ns_per_out, res[i].ratio);
+      fprintf(f,
+              "%s{\"viewers\":%d,\"in_packets\":%zu,\"out_packets\":%llu,\"ns_per_in_packet\":%.1f,"
+              "\"ns_per_out_packet\":%.1f,\"ratio_to_srtp_protect\":%.2f}",
+              i ? "," : "", res[i].viewers, res[i].in_pkts, (unsigned long long)res[i].out_pkts,
+              res[i].ns_per_in, res[i].ns_per_out, res[i].ratio);
     fprintf(f, "]}\n");
     fclose(f);
     printf("wrote %s\n", json);

@@ -921,11 +921,12 @@ static int cmd_load(int argc, char **argv) {
     printf("  added latency p50 %lld us, p99 %lld us, max %lld us (%llu samples)\n", (long long)p50,
            (long long)p99, (long long)r.hist->max, (unsigned long long)r.hist->n);
     if (keys_n)
-      printf("  keyframes (%d, each to all %d subscribers of its room): last packet at the first and last "
-             "subscriber %lld us apart (p50; max %lld us); the last subscriber had it %lld us after it was sent "
-             "(p50; max %lld us)\n",
-             keys_n, keys_want, (long long)key_spread_p50, (long long)key_spread_max, (long long)key_last_p50,
-             (long long)key_last_max);
+      printf(
+          "  keyframes (%d, each to all %d subscribers of its room): last packet at the first and last "
+          "subscriber %lld us apart (p50; max %lld us); the last subscriber had it %lld us after it was sent "
+          "(p50; max %lld us)\n",
+          keys_n, keys_want, (long long)key_spread_p50, (long long)key_spread_max, (long long)key_last_p50,
+          (long long)key_last_max);
   }
   if (have_cpu)
     printf("  server cpu %.1f%% of a core, %.2f us per forwarded packet; rss %ld -> %ld kB (%ld kB per "
