@@ -584,7 +584,9 @@ static hd_pacer_t *viewer_pacer(hd_session_t *v, hd_time_t now) {
  * pacer or the queue refused it (not sent, nothing to undo). */
 static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
                      hd_session_counters_t *c) {
-  hd_pacer_t *pc = viewer_pacer(v, now);
+  /* no estimate yet (and nothing waiting): not paced, and not a cycle spent on it */
+  hd_pacer_t *pc =
+      g_pacer && (v->estimate_bps || (v->pacer && v->pacer->queued_packets)) ? viewer_pacer(v, now) : NULL;
   if (pc) {
     int rc = hd_pacer_enqueue(pc, cls, out, n, (uint32_t)(t - v->out), now);
     if (rc == 0) {
