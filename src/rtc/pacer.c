@@ -29,6 +29,7 @@ int hd_pacer_init(hd_pacer_t *p, const hd_pacer_cfg_t *cfg, hd_time_t now) {
   memset(p, 0, sizeof *p);
   p->cfg = *cfg;
   p->last = now;
+  p->rate_at = INT64_MIN;
   p->feed_start = now;
   p->free_head = -1;
   for (int c = 0; c < HD_PACE_CLASSES; c++)
@@ -43,7 +44,11 @@ void hd_pacer_free(hd_pacer_t *p) {
   p->free_head = -1;
 }
 
-void hd_pacer_set_estimate(hd_pacer_t *p, uint64_t bps) { p->estimate_bps = bps; }
+void hd_pacer_set_estimate(hd_pacer_t *p, uint64_t bps) {
+  if (bps == p->estimate_bps) return;
+  p->estimate_bps = bps;
+  p->rate_at = INT64_MIN;
+}
 
 uint64_t hd_pacer_rate(const hd_pacer_t *p, hd_time_t now) {
   (void)now;
@@ -53,16 +58,15 @@ uint64_t hd_pacer_rate(const hd_pacer_t *p, hd_time_t now) {
     base = p->cfg.start_bps;
     if (p->feed_bps > base) base = p->feed_bps;
   }
-  return base / 100 * p->cfg.factor_pct + base % 100 * p->cfg.factor_pct / 100;
+  return base * p->cfg.factor_pct / 100; /* no overflow below ~10^16 bit/s */
 }
 
+/* Only retransmissions and video ever wait (audio and padding go at once or not at all). */
 static int oldest_slot(const hd_pacer_t *p) {
-  int best = -1;
-  for (int c = 0; c < HD_PACE_CLASSES; c++) {
-    int h = p->head[c];
-    if (h >= 0 && (best < 0 || p->slots[h].enqueued < p->slots[best].enqueued)) best = h;
-  }
-  return best;
+  int r = p->head[HD_PACE_RTX], v = p->head[HD_PACE_VIDEO];
+  if (r < 0) return v;
+  if (v < 0) return r;
+  return p->slots[r].enqueued <= p->slots[v].enqueued ? r : v;
 }
 
 hd_time_t hd_pacer_oldest_age(const hd_pacer_t *p, hd_time_t now) {
@@ -82,13 +86,25 @@ static double eff_rate(const hd_pacer_t *p, hd_time_t now) {
   return need > r ? need : r;
 }
 
+/* eff_rate at `now`, computed once per instant: the caller's timer asks for
+ * the deadline of every subscriber after every batch of packets. A release
+ * at the same instant reuses it (the queue it was computed for was at most
+ * those packets larger: the rate is a little high for them, never low). */
+static double rate_at(hd_pacer_t *p, hd_time_t now) {
+  if (p->rate_at != now) {
+    p->rate = eff_rate(p, now);
+    p->rate_at = now;
+  }
+  return p->rate;
+}
+
 /* Bytes one burst window allows at rate r. */
 static double burst_bytes(const hd_pacer_t *p, double r) { return r * (double)p->cfg.interval / 8e6; }
 
 /* The debt drains at the release rate since the last call. */
 static void drain(hd_pacer_t *p, hd_time_t now) {
   if (now <= p->last) return;
-  double r = eff_rate(p, now);
+  double r = rate_at(p, now);
   if (r == 0)
     p->debt = 0;
   else
@@ -103,6 +119,7 @@ static void feed_account(hd_pacer_t *p, size_t len, hd_time_t now) {
   hd_time_t el = now - p->feed_start;
   if (el >= HD_PACER_FEED_WINDOW) {
     p->feed_bps = p->feed_bytes * 8 * 1000000 / (uint64_t)el;
+    p->rate_at = INT64_MIN;
     p->feed_bytes = 0;
     p->feed_start = now;
   }
@@ -172,7 +189,7 @@ int hd_pacer_enqueue(hd_pacer_t *p, int cls, const uint8_t *pkt, size_t len, uin
     p->sent_now++;
     return 1;
   }
-  double r = eff_rate(p, now);
+  double r = rate_at(p, now);
   if (nothing_ahead(p, cls) && (r == 0 || p->debt < burst_bytes(p, r))) {
     if (!unpaced) p->debt += (double)len;
     p->sent_now++;
@@ -216,6 +233,9 @@ int hd_pacer_enqueue(hd_pacer_t *p, int cls, const uint8_t *pkt, size_t len, uin
   p->queued_packets++;
   p->queued_bytes += len;
   p->queued++;
+  p->rate_at = -1; /* more to drain by the bound: recomputed */
+  p->rate = eff_rate(p, now);
+  p->rate_at = now;
   return 0;
 }
 
@@ -229,7 +249,7 @@ const hd_pacer_pkt_t *hd_pacer_peek(hd_pacer_t *p, hd_time_t now) {
   int c = first_class(p);
   if (c < 0) return NULL;
   drain(p, now);
-  double r = eff_rate(p, now);
+  double r = rate_at(p, now);
   if (r != 0 && p->debt >= burst_bytes(p, r)) return NULL;
   return &p->slots[p->head[c]];
 }
@@ -237,7 +257,8 @@ const hd_pacer_pkt_t *hd_pacer_peek(hd_pacer_t *p, hd_time_t now) {
 void hd_pacer_sent(hd_pacer_t *p, hd_time_t now) {
   int c = first_class(p);
   if (c < 0) return;
-  if (eff_rate(p, now) > (double)hd_pacer_rate(p, now)) p->delay_drains++;
+  double r = rate_at(p, now), base = (double)hd_pacer_rate(p, now);
+  if (base != 0 && (r == 0 || r > base)) p->delay_drains++;
   int i = pop_head(p, c);
   const hd_pacer_pkt_t *s = &p->slots[i];
   p->debt += (double)s->len;
@@ -249,7 +270,7 @@ hd_time_t hd_pacer_next_timeout(const hd_pacer_t *p) {
   int o = oldest_slot(p);
   if (o < 0) return HD_TIME_NEVER;
   hd_time_t bound = p->slots[o].enqueued + p->cfg.max_delay;
-  double r = eff_rate(p, p->last);
+  double r = p->rate_at == p->last ? p->rate : eff_rate(p, p->last);
   if (r == 0 || p->debt <= 0) return p->last < bound ? p->last : bound;
   /* woken when the debt is paid off, it sends one burst window's worth: one
    * wake per interval while the queue is busy, not one per packet */
@@ -264,4 +285,5 @@ void hd_pacer_clear(hd_pacer_t *p) {
   for (int c = 0; c < HD_PACE_CLASSES; c++)
     while (p->count[c])
       pop_head(p, c);
+  p->rate_at = INT64_MIN;
 }

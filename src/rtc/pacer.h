@@ -70,6 +70,8 @@ typedef struct {
   uint64_t estimate_bps; /* 0 = none yet */
   double debt;           /* bytes sent beyond what the rate has drained */
   hd_time_t last;        /* when debt was last drained */
+  double rate;           /* the release rate computed at rate_at (a cache, see pacer.c) */
+  hd_time_t rate_at;
   /* slots: grown on demand up to cfg.max_packets; free list and per-class FIFOs by index */
   hd_pacer_pkt_t *slots;
   size_t n_slots;
