@@ -626,7 +626,7 @@ static void pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c)
     size_t cap;
     uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
     if (!out) return; /* tx queue full: the rest after it drains (the deadline stays due) */
-    if (k->tag >= (uint32_t)v->n_out || k->len > cap) { /* its track is gone */
+    if (k->tag >= (uint32_t)v->n_out || !v->out[k->tag].active || k->len > cap) { /* its track is gone */
       hd_pacer_sent(v->pacer, now);
       continue;
     }
