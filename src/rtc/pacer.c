@@ -44,6 +44,12 @@ void hd_pacer_free(hd_pacer_t *p) {
   p->free_head = -1;
 }
 
+void hd_pacer_set_probe_rate(hd_pacer_t *p, uint64_t bps) {
+  if (bps == p->probe_bps) return;
+  p->probe_bps = bps;
+  p->rate_at = INT64_MIN;
+}
+
 void hd_pacer_set_estimate(hd_pacer_t *p, uint64_t bps) {
   if (bps == p->estimate_bps) return;
   p->estimate_bps = bps;
@@ -58,15 +64,18 @@ uint64_t hd_pacer_rate(const hd_pacer_t *p, hd_time_t now) {
     base = p->cfg.start_bps;
     if (p->feed_bps > base) base = p->feed_bps;
   }
-  return base * p->cfg.factor_pct / 100; /* no overflow below ~10^16 bit/s */
+  uint64_t r = base * p->cfg.factor_pct / 100; /* no overflow below ~10^16 bit/s */
+  return p->probe_bps > r ? p->probe_bps : r;
 }
 
-/* Only retransmissions and video ever wait (audio and padding go at once or not at all). */
+/* Audio never waits: the oldest is the oldest head of the other classes. */
 static int oldest_slot(const hd_pacer_t *p) {
-  int r = p->head[HD_PACE_RTX], v = p->head[HD_PACE_VIDEO];
-  if (r < 0) return v;
-  if (v < 0) return r;
-  return p->slots[r].enqueued <= p->slots[v].enqueued ? r : v;
+  int best = -1;
+  for (int c = HD_PACE_RTX; c < HD_PACE_CLASSES; c++) {
+    int h = p->head[c];
+    if (h >= 0 && (best < 0 || p->slots[h].enqueued < p->slots[best].enqueued)) best = h;
+  }
+  return best;
 }
 
 hd_time_t hd_pacer_oldest_age(const hd_pacer_t *p, hd_time_t now) {
@@ -154,10 +163,6 @@ static int pop_head(hd_pacer_t *p, int c) {
   return i;
 }
 
-static int media_waiting(const hd_pacer_t *p) {
-  return p->count[HD_PACE_AUDIO] + p->count[HD_PACE_RTX] + p->count[HD_PACE_VIDEO] > 0;
-}
-
 /* Whether nothing of a class at least as urgent as cls waits. */
 static int nothing_ahead(const hd_pacer_t *p, int cls) {
   for (int c = 0; c <= cls; c++)
@@ -178,33 +183,32 @@ int hd_pacer_enqueue(hd_pacer_t *p, int cls, const uint8_t *pkt, size_t len, uin
     p->sent_now++;
     return 1;
   }
-  if (cls == HD_PACE_PADDING) {
-    /* a probe cluster is paced by its own scheduler; behind waiting media
-     * there is no headroom to probe */
-    if (media_waiting(p)) {
-      p->padding_refused++;
-      return HD_EAGAIN;
-    }
-    if (!unpaced) p->debt += (double)len;
-    p->sent_now++;
-    return 1;
-  }
   double r = rate_at(p, now);
   if (nothing_ahead(p, cls) && (r == 0 || p->debt < burst_bytes(p, r))) {
     if (!unpaced) p->debt += (double)len;
     p->sent_now++;
     return 1;
   }
-  /* it waits: make room under the caps by dropping the oldest video */
-  while ((p->queued_packets + 1 > p->cfg.max_packets || p->queued_bytes + len > p->cfg.max_bytes) &&
-         p->count[HD_PACE_VIDEO]) {
-    int i = pop_head(p, HD_PACE_VIDEO);
-    p->dropped++;
-    p->dropped_bytes += p->slots[i].len;
-  }
+  /* it waits: make room under the caps by dropping the oldest padding, then
+   * the oldest video (never to make room for padding) */
+  for (int c = HD_PACE_PADDING; c >= HD_PACE_VIDEO && c >= cls; c--)
+    while ((p->queued_packets + 1 > p->cfg.max_packets || p->queued_bytes + len > p->cfg.max_bytes) &&
+           p->count[c] && !(cls == HD_PACE_PADDING && c == HD_PACE_VIDEO)) {
+      int i = pop_head(p, c);
+      if (c == HD_PACE_PADDING) {
+        p->padding_refused++;
+      } else {
+        p->dropped++;
+        p->dropped_bytes += p->slots[i].len;
+      }
+    }
   if (p->queued_packets + 1 > p->cfg.max_packets || p->queued_bytes + len > p->cfg.max_bytes) {
-    p->dropped++;
-    p->dropped_bytes += len;
+    if (cls == HD_PACE_PADDING) {
+      p->padding_refused++;
+    } else {
+      p->dropped++;
+      p->dropped_bytes += len;
+    }
     return HD_ENOSPC;
   }
   if (p->free_head < 0) {

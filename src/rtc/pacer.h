@@ -15,12 +15,13 @@
  *    pacer woken every interval sends one window's worth, and the first
  *    packets after a quiet spell leave at once;
  *  - classes in priority order: audio (never waits: it goes at once, but its
- *    bytes count), retransmissions, video, padding/probe. Probe clusters are
- *    rate-controlled by their own scheduler (rtc/bwe.h): their packets go at
- *    once when no media is waiting, and are refused when media is (the link
- *    is already full, a probe there measures nothing);
- *  - caps in packets and bytes: on overflow the oldest video packet is dropped
- *    (counted), the receiver's NACK or keyframe request recovers;
+ *    bytes count), retransmissions, video, padding/probe. While a probe
+ *    cluster runs (rtc/bwe.h) the rate is at least the cluster's: media
+ *    waiting then leaves at the probe rate and counts toward the probe, and
+ *    the cluster's padding fills in behind it, as libwebrtc's pacer does;
+ *  - caps in packets and bytes: on overflow the oldest padding, then the
+ *    oldest video packet is dropped (counted), the receiver's NACK or
+ *    keyframe request recovers;
  *  - a queue-delay bound: when the oldest packet would otherwise wait longer
  *    than max_delay, the rate rises to what empties the queue by then, and
  *    past it everything due goes at once (holding media longer only makes it
@@ -68,6 +69,7 @@ typedef struct {
 typedef struct {
   hd_pacer_cfg_t cfg;
   uint64_t estimate_bps; /* 0 = none yet */
+  uint64_t probe_bps;    /* a probe cluster's rate while one runs, else 0 */
   double debt;           /* bytes sent beyond what the rate has drained */
   hd_time_t last;        /* when debt was last drained */
   double rate;           /* the release rate computed at rate_at (a cache, see pacer.c) */
@@ -88,7 +90,7 @@ typedef struct {
   uint64_t released;        /* queued packets released */
   uint64_t dropped;         /* video packets dropped to the caps */
   uint64_t dropped_bytes;   /* their bytes */
-  uint64_t padding_refused; /* probe/padding packets refused behind queued media */
+  uint64_t padding_refused; /* probe/padding packets dropped to the caps */
   uint64_t delay_drains;    /* releases sped up by the queue-delay bound */
   hd_time_t max_wait;       /* longest time a released packet waited */
 } hd_pacer_t;
@@ -102,12 +104,15 @@ int hd_pacer_init(hd_pacer_t *p, const hd_pacer_cfg_t *cfg, hd_time_t now);
 void hd_pacer_free(hd_pacer_t *p);
 /* The subscriber's downlink estimate (0 = none: the start rate / fed rate rule). */
 void hd_pacer_set_estimate(hd_pacer_t *p, uint64_t bps);
+/* A probe cluster's rate while it runs (0 when it ends): the pacing rate is
+ * at least that. */
+void hd_pacer_set_probe_rate(hd_pacer_t *p, uint64_t bps);
 /* The rate packets are released at now (bits/s), before the queue-delay
  * bound; 0 = not paced (no estimate and no start rate). */
 uint64_t hd_pacer_rate(const hd_pacer_t *p, hd_time_t now);
 /* Offers a packet of class cls. Returns 1: send it now (its bytes are
  * counted; nothing is copied); 0: a copy is queued (released later through
- * hd_pacer_peek); HD_EAGAIN for padding refused while media waits; HD_ENOSPC when the caps leave no room even
+ * hd_pacer_peek); HD_ENOSPC when the caps leave no room even
  * after dropping older video (the packet is dropped and counted); HD_EINVAL for a bad class or a packet
  * larger than HD_PACER_PKT_MAX. */
 int hd_pacer_enqueue(hd_pacer_t *p, int cls, const uint8_t *pkt, size_t len, uint32_t tag, hd_time_t now);

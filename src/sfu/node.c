@@ -711,7 +711,7 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "# HELP hudong_probe_bytes_total Bytes sent as probes (RTX copies of recent packets).\n"
       "# TYPE hudong_probe_bytes_total counter\nhudong_probe_bytes_total %llu\n"
       "# HELP hudong_pacer_packets_total Subscriber pacers (rtc/pacer.h): packets that waited, video dropped "
-      "to the queue caps, probe padding refused behind waiting media.\n"
+      "to the queue caps, probe padding dropped to them.\n"
       "# TYPE hudong_pacer_packets_total counter\nhudong_pacer_packets_total{event=\"waited\"} %llu\n"
       "hudong_pacer_packets_total{event=\"dropped\"} %llu\n"
       "hudong_pacer_packets_total{event=\"padding_refused\"} %llu\n"

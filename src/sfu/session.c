@@ -19,6 +19,8 @@
 #define RTX_CACHE_SLOTS 1024
 #define REMB_RETRY HD_MS(100) /* no SSRC known yet: look again soon */
 #define CLUSTER_TICK HD_MS(2) /* probe cluster bytes are released this often */
+#define CLUSTER_DRAIN_TICKS                                                                                  \
+  50 /* a cluster waits at most this many ticks for its padding to leave the pacer */
 
 static int g_twcc = 1, g_adapt = 1, g_pacer = 1;
 static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
@@ -574,6 +576,7 @@ static hd_pacer_t *viewer_pacer(hd_session_t *v, hd_time_t now) {
       free(v->pacer);
       v->pacer = NULL;
     }
+    if (v->pacer && v->cluster.id) hd_pacer_set_probe_rate(v->pacer, v->cluster.rate_bps);
   }
   if (v->pacer) hd_pacer_set_estimate(v->pacer, v->estimate_bps);
   return v->pacer;
@@ -594,8 +597,8 @@ static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n,
       return (int)n;
     }
     if (rc < 0) {
-      if (c && rc == HD_EAGAIN) c->pacer_padding_refused++;
-      if (c && rc != HD_EAGAIN) c->pacer_dropped++;
+      if (c && cls == HD_PACE_PADDING) c->pacer_padding_refused++;
+      if (c && cls != HD_PACE_PADDING) c->pacer_dropped++;
       return rc;
     }
   }
@@ -618,14 +621,18 @@ static void restamp(const hd_session_t *v, const hd_out_track_t *t, uint8_t *pkt
     hd_rtp_abs_send_time_write(pkt + (d - pkt), hd_rtp_abs_send_time_from_us(now));
 }
 
-/* Releases what v's pacer lets go at `now` into the tx queue. */
+/* Releases what v's pacer lets go at `now` into the tx queue. During a probe
+ * cluster what leaves (media first, then the cluster's padding) leaves at the
+ * cluster's rate and is the probe: tagged with its id. */
 static void pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c) {
   const hd_pacer_pkt_t *k;
   hd_pacer_set_estimate(v->pacer, v->estimate_bps);
+  int saved_cluster = v->cluster_id;
+  v->cluster_id = v->cluster.id;
   while ((k = hd_pacer_peek(v->pacer, now))) {
     size_t cap;
     uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
-    if (!out) return; /* tx queue full: the rest after it drains (the deadline stays due) */
+    if (!out) break; /* tx queue full: the rest after it drains (the deadline stays due) */
     if (k->tag >= (uint32_t)v->n_out || !v->out[k->tag].active || k->len > cap) { /* its track is gone */
       hd_pacer_sent(v->pacer, now);
       continue;
@@ -641,6 +648,7 @@ static void pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c)
     }
     tw_sent(v, t, len, now);
   }
+  v->cluster_id = saved_cluster;
 }
 
 static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
@@ -888,7 +896,7 @@ static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd
       if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
       int n =
           send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), HD_PACE_PADDING, now, c);
-      if (n == HD_ENOSPC || n == HD_EAGAIN) return; /* queue full, or media waits in the pacer */
+      if (n == HD_ENOSPC) return; /* the tx queue or the pacer is full */
       if (n > 0) {
         sent += (uint64_t)n;
         any = 1;
@@ -1150,9 +1158,20 @@ static void run_clusters(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       v->cluster.next_tick = now;
       v->cluster.credit = 0;
       c->probes_started++;
+      if (v->pacer) hd_pacer_set_probe_rate(v->pacer, pr.bitrate_bps); /* media waiting goes at its rate */
     }
   }
   if (!v->cluster.id || now < v->cluster.next_tick) return;
+  if (v->cluster.bytes_left <= 0 && v->cluster.pkts_left <= 0) {
+    /* all of it is in the pacer: the cluster (and its rate there) ends when
+     * its last padding has left, so what leaves until then is tagged as the
+     * probe; at most CLUSTER_DRAIN_TICKS more ticks */
+    v->cluster.next_tick = now + CLUSTER_TICK;
+    if (v->pacer && v->pacer->count[HD_PACE_PADDING] && --v->cluster.pkts_left > -CLUSTER_DRAIN_TICKS) return;
+    v->cluster.id = 0;
+    if (v->pacer) hd_pacer_set_probe_rate(v->pacer, 0);
+    return;
+  }
   v->cluster.credit += (double)v->cluster.rate_bps * (double)CLUSTER_TICK / 8e6;
   uint64_t due = (uint64_t)v->cluster.credit;
   if (due < 300) due = 300; /* at least one packet per tick */
@@ -1165,8 +1184,12 @@ static void run_clusters(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   if (v->cluster.credit < 0) v->cluster.credit = 0;
   v->cluster.bytes_left -= (int64_t)sent;
   v->cluster.pkts_left -= sent ? (int)(sent / 300 + 1) : 0;
+  if (v->cluster.pkts_left < 0) v->cluster.pkts_left = 0;
   v->cluster.next_tick = now + CLUSTER_TICK;
-  if ((v->cluster.bytes_left <= 0 && v->cluster.pkts_left <= 0) || sent == 0) v->cluster.id = 0;
+  if (sent == 0 || (v->cluster.bytes_left <= 0 && !(v->pacer && v->pacer->count[HD_PACE_PADDING]))) {
+    v->cluster.id = 0;
+    if (v->pacer) hd_pacer_set_probe_rate(v->pacer, 0);
+  }
 }
 
 hd_time_t hd_session_next_timeout(const hd_session_t *s) {

@@ -227,7 +227,7 @@ typedef struct {
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */
   uint64_t twcc_received;               /* transport-wide feedback from subscribers */
   /* pacing (issue 11 item 5): packets that waited in a subscriber's pacer,
-   * video dropped to its caps, probe padding refused behind waiting media */
+   * video dropped to its caps, probe padding dropped to them */
   uint64_t paced, pacer_dropped, pacer_padding_refused;
 } hd_session_counters_t;
 

@@ -116,14 +116,22 @@ static void test_audio_passes_and_rtx_first(void **st) {
   for (int i = 0; i < 10; i++)
     hd_pacer_enqueue(&p, HD_PACE_VIDEO, pkt, 1000, (uint32_t)i, HD_MS(200));
   assert_true(hd_pacer_queued_packets(&p) > 0);
-  /* padding is refused while media waits */
-  assert_int_equal(hd_pacer_enqueue(&p, HD_PACE_PADDING, pkt, 255, 1, HD_MS(200)), HD_EAGAIN);
-  assert_int_equal(p.padding_refused, 1);
+  /* padding waits behind media; a probe cluster's rate lifts the pacing rate */
+  assert_int_equal(hd_pacer_enqueue(&p, HD_PACE_PADDING, pkt, 255, 4242, HD_MS(200)), 0);
+  uint64_t r0 = hd_pacer_rate(&p, HD_MS(200));
+  hd_pacer_set_probe_rate(&p, r0 * 2);
+  assert_int_equal(hd_pacer_rate(&p, HD_MS(200)), r0 * 2);
+  rec_t r2 = {0};
+  run(&p, HD_MS(200), HD_MS(400), &r2);
+  assert_true(r2.n >= 2);
+  assert_int_equal(r2.tag[r2.n - 1], 4242); /* the padding last */
+  hd_pacer_set_probe_rate(&p, 0);
+  assert_int_equal(hd_pacer_rate(&p, HD_MS(400)), r0);
   hd_pacer_clear(&p);
   assert_int_equal(hd_pacer_queued_packets(&p), 0);
   assert_int_equal(hd_pacer_next_timeout(&p), HD_TIME_NEVER);
   /* with nothing waiting, a probe cluster's padding goes at once */
-  assert_int_equal(hd_pacer_enqueue(&p, HD_PACE_PADDING, pkt, 255, 1, HD_MS(201)), 1);
+  assert_int_equal(hd_pacer_enqueue(&p, HD_PACE_PADDING, pkt, 255, 1, HD_MS(1000)), 1);
   hd_pacer_free(&p);
 }
 
@@ -159,6 +167,20 @@ static void test_caps_drop_oldest_video(void **st) {
   hd_pacer_enqueue(&p, HD_PACE_VIDEO, pkt, 1400, 200, HD_MS(100));
   assert_true(hd_pacer_queued_bytes(&p) <= 30000);
   assert_int_equal(p.dropped, d0 + 2);
+  /* padding never pushes out video, and goes first when video needs room */
+  hd_pacer_clear(&p);
+  for (int i = 0; i < 100 && hd_pacer_queued_packets(&p) < 32; i++)
+    hd_pacer_enqueue(&p, HD_PACE_VIDEO, pkt, 100, (uint32_t)i, HD_MS(150));
+  uint64_t vd = p.dropped;
+  assert_int_equal(hd_pacer_enqueue(&p, HD_PACE_PADDING, pkt, 100, 500, HD_MS(150)), HD_ENOSPC);
+  assert_int_equal(p.padding_refused, 1);
+  assert_int_equal(p.dropped, vd);
+  hd_pacer_clear(&p);
+  for (int i = 0; i < 100 && hd_pacer_queued_packets(&p) < 32; i++)
+    hd_pacer_enqueue(&p, HD_PACE_PADDING, pkt, 100, (uint32_t)i, HD_MS(160));
+  assert_int_equal(hd_pacer_enqueue(&p, HD_PACE_VIDEO, pkt, 100, 600, HD_MS(160)), 0);
+  assert_int_equal(p.padding_refused, 2);
+  assert_int_equal(p.dropped, vd);
   /* a retransmission that cannot fit once no video is left is refused */
   hd_pacer_clear(&p);
   for (int i = 0; i < 100 && hd_pacer_queued_packets(&p) < 32; i++)
