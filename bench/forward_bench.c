@@ -31,9 +31,9 @@
 #include "support/rtc_client.h"
 
 #define MAX_VIEWERS 200
+#define MAX_REC 200000
 
 static uint64_t g_remb_bps; /* --remb: the viewers' estimate, 0 = none (no pacing, no timers in the replay) */
-#define MAX_REC 200000
 
 typedef struct {
   uint8_t data[HD_DATAGRAM_MAX];
@@ -88,9 +88,7 @@ static void pump(world_t *w) {
     while ((d = hd_txq_peek(q)) != NULL) {
       moved = 1;
       int i = find_client(w, &d->to);
-      if (i >= 0)
-        hd_rtc_client_feed(w->cl[i], d->data, d->len, (struct sockaddr *)&w->addr[i], sizeof w->addr[i],
-                           w->now);
+      if (i >= 0) hd_rtc_client_feed(w->cl[i], d->data, d->len, (struct sockaddr *)&w->addr[i], sizeof w->addr[i], w->now);
       hd_txq_pop(q);
     }
     if (!moved) break;
@@ -116,9 +114,9 @@ static int join(world_t *w, int i, int kind, hd_dtls_cert_t *cert) {
   w->addr[i].sin_addr.s_addr = htonl(0x7f000002);
   char offer[16384], answer[65536], id[HD_SESSION_ID_LEN + 1], err[256];
   int n = hd_rtc_client_offer(w->cl[i], offer, sizeof offer);
-  if (n < 0 || hd_node_create_session(
-                   w->node, kind == HD_RTC_CLIENT_PUBLISH ? HD_SESSION_PUBLISH : HD_SESSION_PLAY, "bench",
-                   "room", offer, (size_t)n, w->now, answer, sizeof answer, id, err, sizeof err) < 0) {
+  if (n < 0 || hd_node_create_session(w->node, kind == HD_RTC_CLIENT_PUBLISH ? HD_SESSION_PUBLISH : HD_SESSION_PLAY,
+                                      "bench", "room", offer, (size_t)n, w->now, answer, sizeof answer, id, err,
+                                      sizeof err) < 0) {
     fprintf(stderr, "join %d: %s\n", i, err);
     return -1;
   }
@@ -135,8 +133,7 @@ typedef struct {
 } result_t;
 
 static double srtp_floor_ns(size_t pkt_len, int iters) {
-  uint8_t key[30] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
-                     15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28};
+  uint8_t key[30] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28};
   hd_srtp_t *s;
   if (hd_srtp_new(&s, HD_SRTP_AEAD_AES_128_GCM, key, key, 28) < 0) return 0;
   uint8_t pkt[HD_DATAGRAM_MAX];
@@ -159,8 +156,8 @@ static double srtp_floor_ns(size_t pkt_len, int iters) {
 static int run(int viewers, double seconds, hd_dtls_cert_t *node_cert, hd_dtls_cert_t *cl_cert, result_t *r) {
   world_t *w = calloc(1, sizeof *w);
   w->rec = NULL;
-  hd_node_config_t ncfg = {
-      .rtc_ip = "127.0.0.1", .rtc_port = 7881, .max_sessions = MAX_VIEWERS + 2, .max_viewers = MAX_VIEWERS};
+  hd_node_config_t ncfg = {.rtc_ip = "127.0.0.1", .rtc_port = 7881, .max_sessions = MAX_VIEWERS + 2,
+                           .max_viewers = MAX_VIEWERS};
   if (hd_node_new(&w->node, &ncfg, node_cert) < 0) return -1;
   w->now = HD_SEC(1);
   if (join(w, 0, HD_RTC_CLIENT_PUBLISH, cl_cert) < 0) return -1;
@@ -206,8 +203,7 @@ static int run(int viewers, double seconds, hd_dtls_cert_t *node_cert, hd_dtls_c
   r->ns_per_in = n ? (double)dt * 1000.0 / (double)n : 0;
   r->ns_per_out = out ? (double)dt * 1000.0 / (double)out : 0;
   free(rec);
-  for (int i = 0; i < w->n; i++)
-    hd_rtc_client_free(w->cl[i]);
+  for (int i = 0; i < w->n; i++) hd_rtc_client_free(w->cl[i]);
   hd_node_free(w->node);
   free(w);
   return 0;
@@ -220,8 +216,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--viewers") && i + 1 < argc) {
       nc = 0;
-      for (char *save = NULL, *t = strtok_r(argv[++i], ",", &save); t && nc < 16;
-           t = strtok_r(NULL, ",", &save)) {
+      for (char *save = NULL, *t = strtok_r(argv[++i], ",", &save); t && nc < 16; t = strtok_r(NULL, ",", &save)) {
         int v = atoi(t);
         if (v >= 1 && v <= MAX_VIEWERS) counts[nc++] = v;
       }
@@ -258,11 +253,10 @@ int main(int argc, char **argv) {
   if (f) {
     fprintf(f, "{\"benchmark\":\"forward\",\"srtp_protect_ns\":%.1f,\"runs\":[", floor_ns);
     for (int i = 0; i < nc; i++)
-      fprintf(f,
-              "%s{\"viewers\":%d,\"in_packets\":%zu,\"out_packets\":%llu,\"ns_per_in_packet\":%.1f,"
-              "\"ns_per_out_packet\":%.1f,\"ratio_to_srtp_protect\":%.2f}",
-              i ? "," : "", res[i].viewers, res[i].in_pkts, (unsigned long long)res[i].out_pkts,
-              res[i].ns_per_in, res[i].ns_per_out, res[i].ratio);
+      fprintf(f, "%s{\"viewers\":%d,\"in_packets\":%zu,\"out_packets\":%llu,\"ns_per_in_packet\":%.1f,"
+                 "\"ns_per_out_packet\":%.1f,\"ratio_to_srtp_protect\":%.2f}",
+              i ? "," : "", res[i].viewers, res[i].in_pkts, (unsigned long long)res[i].out_pkts, res[i].ns_per_in,
+              res[i].ns_per_out, res[i].ratio);
     fprintf(f, "]}\n");
     fclose(f);
     printf("wrote %s\n", json);
