@@ -589,6 +589,14 @@ static void on_rtp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_t
     c->st.drop_other++;
     return;
   }
+  const uint8_t *twd;
+  size_t twl;
+  uint16_t tws;
+  if (hd_rtp_ext_find(&h, EXT_TWCC, &twd, &twl) == 0 && hd_rtp_twcc_seq_parse(twd, twl, &tws) == 0) {
+    if (c->st.tw_rx && tws != (uint16_t)(c->st.tw_last + 1)) c->st.tw_not_next++;
+    c->st.tw_last = tws;
+    c->st.tw_rx++;
+  }
   for (int k = 0; k < 2; k++) {
     if (h.pt != pt_of(c, k)) continue;
     hd_rtc_stream_stats_t *s = &c->rx[k];

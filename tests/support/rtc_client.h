@@ -95,6 +95,11 @@ typedef struct {
   uint64_t rtx_sent; /* publisher: RTX answers to the node's NACKs */
   uint64_t nack_gave_up;
   uint64_t drop_srtp, drop_other;
+  /* player: packets carrying the sender's transport-wide seq, and those whose
+   * seq is not the previous one + 1 (on an in-order path: a sender that
+   * stamped seqs out of send order) */
+  uint64_t tw_rx, tw_not_next;
+  uint16_t tw_last;
   hd_time_t last_consent_sent; /* time of the last ICE check we sent */
   hd_time_t connected_at;      /* DTLS+SRTP ready */
 } hd_rtc_client_stats_t;

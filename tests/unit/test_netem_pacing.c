@@ -275,6 +275,55 @@ static void test_keyframe_bursts_paced(void **st) {
   free(on);
 }
 
+/* A packet that waited in the pacer gets its transport-wide seq when it
+ * leaves: on an in-order path the viewer sees every seq follow the previous
+ * one, audio (which never waits) interleaved with paced video included. A seq
+ * stamped when the packet was forwarded would come out of order and make the
+ * subscriber's feedback describe the wrong packets. */
+static void test_transport_seq_in_send_order(void **st) {
+  (void)st;
+  hd_session_set_pacer(1, 150);
+  world_t *w = calloc(1, sizeof *w);
+  assert_non_null(w);
+  hd_node_config_t ncfg = {.rtc_ip = "10.0.0.1", .rtc_port = 7881, .wall_offset = HD_SEC(1700000000)};
+  assert_int_equal(hd_node_new(&w->node, &ncfg, g_node_cert), 0);
+  mkaddr(&w->node_addr, "10.0.0.1", 7881);
+  w->now = HD_SEC(1000);
+  static const char *const args[] = {"--delay", "25", "--seed", "7"};
+  hd_netem_opts_t o;
+  opts_from(&o, args, 4);
+  hd_rtc_client_config_t pub = {.video_payload = 1000, .video_pkts_per_frame = 2, .key_factor = 9};
+  hd_rtc_client_config_t view = {.auto_nack = 1, .nack_interval = HD_MS(60)};
+  join(w, 0, HD_SESSION_PUBLISH, &o, &pub);
+  join(w, 1, HD_SESSION_PLAY, &o, &view);
+  for (int k = 0; k < 100 && !(hd_rtc_client_connected(w->p[0].c) && hd_rtc_client_connected(w->p[1].c)); k++)
+    run_until(w, w->now + HD_MS(100));
+  assert_true(hd_rtc_client_connected(w->p[1].c));
+  for (int tick = 0; tick < 40; tick++) {
+    hd_rtc_client_send_remb(w->p[1].c, 1000000);
+    if (tick % 8 == 4) hd_rtc_client_send_pli(w->p[1].c);
+    run_until(w, w->now + HD_MS(250));
+  }
+  const hd_rtc_client_stats_t *vs = hd_rtc_client_stats(w->p[1].c);
+  hd_node_metrics_t nm;
+  hd_node_metrics(w->node, &nm);
+  print_message(
+      "transport-wide seqs: %llu received, %llu not following the previous one; %llu packets waited in "
+      "the pacer\n",
+      (unsigned long long)vs->tw_rx, (unsigned long long)vs->tw_not_next,
+      (unsigned long long)nm.stats.media.paced);
+  assert_true(nm.stats.media.paced > 100);
+  assert_true(vs->tw_rx > 1000);
+  assert_int_equal(vs->tw_not_next, 0);
+  hd_node_free(w->node);
+  for (int i = 0; i < 2; i++) {
+    hd_rtc_client_free(w->p[i].c);
+    for (int d = 0; d < 2; d++)
+      hd_netem_link_free(w->p[i].link[d]);
+  }
+  free(w);
+}
+
 static int setup_all(void **st) {
   (void)st;
   hd_log_set_level(HD_LOG_WARN);
@@ -292,6 +341,7 @@ static int teardown_all(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keyframe_bursts_paced),
+      cmocka_unit_test(test_transport_seq_in_send_order),
   };
   return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
