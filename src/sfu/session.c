@@ -19,8 +19,8 @@
 #define RTX_CACHE_SLOTS 1024
 #define REMB_RETRY HD_MS(100) /* no SSRC known yet: look again soon */
 #define CLUSTER_TICK HD_MS(2) /* probe cluster bytes are released this often */
-#define CLUSTER_DRAIN_TICKS                                                                                  \
-  50 /* a cluster waits at most this many ticks for its padding to leave the pacer */
+/* a cluster waits at most this many ticks for its padding to leave the pacer */
+#define CLUSTER_DRAIN_TICKS 50
 
 static int g_twcc = 1, g_adapt = 1, g_pacer = 1;
 static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
