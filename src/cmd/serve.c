@@ -1187,6 +1187,16 @@ int hd_cmd_serve(int argc, char **argv) {
   /* HUDONG_ADAPT=0: no layer choice by estimate (a baseline for measurements) */
   const char *adapt_env = getenv("HUDONG_ADAPT");
   hd_session_set_adapt(!(adapt_env && !strcmp(adapt_env, "0")));
+  /* HUDONG_PACER=0: no per-subscriber pacing (packets leave as they are
+   * forwarded); HUDONG_PACER_FACTOR=1.5: the pacing rate over the estimate */
+  const char *pacer_env = getenv("HUDONG_PACER"), *factor_env = getenv("HUDONG_PACER_FACTOR");
+  double factor = factor_env ? strtod(factor_env, NULL) : 0;
+  if (factor_env && (factor < 1.0 || factor > 10.0)) {
+    fprintf(stderr, "hudong serve: HUDONG_PACER_FACTOR=%s: give a number from 1.0 to 10.0 (default 1.5)\n",
+            factor_env);
+    return 1;
+  }
+  hd_session_set_pacer(!(pacer_env && !strcmp(pacer_env, "0")), (unsigned)(factor * 100 + 0.5));
   if ((rc = hd_media_workers_start(&s.workers, &wcfg, err, sizeof err)) < 0) {
     fprintf(stderr, "hudong serve: %s\n", err);
     return 1;

@@ -710,6 +710,11 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "# TYPE hudong_probes_total counter\nhudong_probes_total %llu\n"
       "# HELP hudong_probe_bytes_total Bytes sent as probes (RTX copies of recent packets).\n"
       "# TYPE hudong_probe_bytes_total counter\nhudong_probe_bytes_total %llu\n"
+      "# HELP hudong_pacer_packets_total Subscriber pacers (rtc/pacer.h): packets that waited, video dropped "
+      "to the queue caps, probe padding dropped to them.\n"
+      "# TYPE hudong_pacer_packets_total counter\nhudong_pacer_packets_total{event=\"waited\"} %llu\n"
+      "hudong_pacer_packets_total{event=\"dropped\"} %llu\n"
+      "hudong_pacer_packets_total{event=\"padding_refused\"} %llu\n"
       "# HELP hudong_twcc_feedback_received_total Transport-wide CC feedback received from subscribers "
       "(drives the send-side estimator, rtc/bwe.h).\n"
       "# TYPE hudong_twcc_feedback_received_total counter\nhudong_twcc_feedback_received_total %llu\n"
@@ -748,7 +753,8 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)m->nack_unrepairable, (unsigned long long)m->pli_unrepairable,
       (unsigned long long)m->pli_retried, (unsigned long long)m->repairs_doubled,
       (unsigned long long)m->layer_switches, (unsigned long long)m->layer_pauses,
-      (unsigned long long)m->probes_started, (unsigned long long)m->probe_bytes,
+      (unsigned long long)m->probes_started, (unsigned long long)m->probe_bytes, (unsigned long long)m->paced,
+      (unsigned long long)m->pacer_dropped, (unsigned long long)m->pacer_padding_refused,
       (unsigned long long)m->twcc_received, (unsigned long long)m->remb_received,
       (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
       (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,

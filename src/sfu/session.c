@@ -19,9 +19,16 @@
 #define RTX_CACHE_SLOTS 1024
 #define REMB_RETRY HD_MS(100) /* no SSRC known yet: look again soon */
 #define CLUSTER_TICK HD_MS(2) /* probe cluster bytes are released this often */
+/* a cluster waits at most this many ticks for its padding to leave the pacer */
+#define CLUSTER_DRAIN_TICKS 50
 
-static int g_twcc = 1, g_adapt = 1;
+static int g_twcc = 1, g_adapt = 1, g_pacer = 1;
+static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
 void hd_session_set_twcc(int on) { g_twcc = on ? 1 : 0; }
+void hd_session_set_pacer(int on, unsigned factor_pct) {
+  g_pacer = on ? 1 : 0;
+  g_pacer_factor = factor_pct >= 100 ? factor_pct : HD_PACER_DEFAULT_FACTOR_PCT;
+}
 void hd_session_set_adapt(int on) { g_adapt = on ? 1 : 0; }
 
 /* Bounded string copy between fields of one session (snprintf would alias). */
@@ -201,6 +208,11 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
 void hd_session_free_tracks(hd_session_t *s) {
   free(s->bwe);
   s->bwe = NULL;
+  if (s->pacer) {
+    hd_pacer_free(s->pacer);
+    free(s->pacer);
+    s->pacer = NULL;
+  }
   for (int i = 0; i < s->n_in; i++)
     if (s->in[i].have_cache) {
       hd_rtp_cache_free(&s->in[i].cache);
@@ -515,6 +527,98 @@ static void tw_sent(hd_session_t *v, const hd_out_track_t *t, size_t len, hd_tim
   v->tw_seq++;
 }
 
+/* ---- pacing (rtc/pacer.h) ----
+ * A packet is built in the tx queue slot as before; the viewer's pacer then
+ * says whether it goes now (committed: SRTP and the tx queue) or waits (the
+ * pacer keeps a copy and the slot is left uncommitted). A packet that waited
+ * gets its transport-wide seq and abs-send-time when it really leaves, so the
+ * estimators on both ends see the send time, not the forwarding time. */
+
+static hd_pacer_t *viewer_pacer(hd_session_t *v, hd_time_t now) {
+  if (!v->pacer && g_pacer) {
+    hd_pacer_cfg_t cfg;
+    hd_pacer_cfg_default(&cfg);
+    cfg.factor_pct = g_pacer_factor;
+    v->pacer = calloc(1, sizeof *v->pacer);
+    if (v->pacer && hd_pacer_init(v->pacer, &cfg, now) < 0) {
+      free(v->pacer);
+      v->pacer = NULL;
+    }
+    if (v->pacer && v->cluster.id) hd_pacer_set_probe_rate(v->pacer, v->cluster.rate_bps);
+  }
+  if (v->pacer) hd_pacer_set_estimate(v->pacer, v->estimate_bps);
+  return v->pacer;
+}
+
+/* Sends (or queues) the n-byte packet built at `out` in v's tx queue slot
+ * for track t. Returns n when sent or queued, a negative error when the
+ * pacer or the queue refused it (not sent, nothing to undo). */
+static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
+                     hd_session_counters_t *c) {
+  /* no estimate yet (and nothing waiting): not paced, and not a cycle spent on it */
+  hd_pacer_t *pc =
+      g_pacer && (v->estimate_bps || (v->pacer && v->pacer->queued_packets)) ? viewer_pacer(v, now) : NULL;
+  if (pc) {
+    int rc = hd_pacer_enqueue(pc, cls, out, n, (uint32_t)(t - v->out), now);
+    if (rc == 0) {
+      if (c) c->paced++;
+      return (int)n;
+    }
+    if (rc < 0) {
+      if (c && cls == HD_PACE_PADDING) c->pacer_padding_refused++;
+      if (c && cls != HD_PACE_PADDING) c->pacer_dropped++;
+      return rc;
+    }
+  }
+  int rc = hd_peer_tx_commit(&v->peer, n, 0);
+  if (rc < 0) return rc;
+  tw_sent(v, t, n, now);
+  return (int)n;
+}
+
+/* Writes the send-time header extensions of a packet leaving the pacer. */
+static void restamp(const hd_session_t *v, const hd_out_track_t *t, uint8_t *pkt, size_t len, hd_time_t now) {
+  if (!t->ext_twcc && !t->ext_abs_send_time) return;
+  hd_rtp_hdr_t h;
+  const uint8_t *d;
+  size_t dl;
+  if (hd_rtp_parse(pkt, len, &h) < 0) return;
+  if (t->ext_twcc && hd_rtp_ext_find(&h, t->ext_twcc, &d, &dl) == 0 && dl == 2)
+    hd_rtp_twcc_seq_write(pkt + (d - pkt), v->tw_seq);
+  if (t->ext_abs_send_time && hd_rtp_ext_find(&h, t->ext_abs_send_time, &d, &dl) == 0 && dl == 3)
+    hd_rtp_abs_send_time_write(pkt + (d - pkt), hd_rtp_abs_send_time_from_us(now));
+}
+
+/* Releases what v's pacer lets go at `now` into the tx queue. During a probe
+ * cluster what leaves (media first, then the cluster's padding) leaves at the
+ * cluster's rate and is the probe: tagged with its id. */
+static void pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c) {
+  const hd_pacer_pkt_t *k;
+  hd_pacer_set_estimate(v->pacer, v->estimate_bps);
+  int saved_cluster = v->cluster_id;
+  v->cluster_id = v->cluster.id;
+  while ((k = hd_pacer_peek(v->pacer, now))) {
+    size_t cap;
+    uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+    if (!out) break; /* tx queue full: the rest after it drains (the deadline stays due) */
+    if (k->tag >= (uint32_t)v->n_out || !v->out[k->tag].active || k->len > cap) { /* its track is gone */
+      hd_pacer_sent(v->pacer, now);
+      continue;
+    }
+    hd_out_track_t *t = &v->out[k->tag];
+    size_t len = k->len;
+    memcpy(out, k->data, len);
+    restamp(v, t, out, len, now);
+    hd_pacer_sent(v->pacer, now);
+    if (hd_peer_tx_commit(&v->peer, len, 0) < 0) {
+      if (c) c->pacer_dropped++;
+      continue;
+    }
+    tw_sent(v, t, len, now);
+  }
+  v->cluster_id = saved_cluster;
+}
+
 static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
                         const hd_rtp_hdr_t *h, hd_time_t now, hd_session_counters_t *c) {
   if (!codec_matches(t, &pub->in[in_idx])) return;
@@ -544,8 +648,8 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
     if (n >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, out + n - h->payload_len, h->payload_len, 1);
   }
   if (n < 0) return;
-  if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
-  tw_sent(v, t, (size_t)n, now);
+  int cls = late ? HD_PACE_RTX : t->kind == HD_TRACK_AUDIO ? HD_PACE_AUDIO : HD_PACE_VIDEO;
+  if (pace_send(v, t, out, (size_t)n, cls, now, c) < 0) return;
   t->packets++;
   t->bytes += (size_t)n;
   if (late && t->rtx_enabled && v->loss_q8 >= HD_SESSION_LOSSY_Q8) {
@@ -555,10 +659,7 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
     int m = o2 ? build_out(v, t, pub, h, seq, ts, now, tmp, sizeof tmp) : -1;
     if (m >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, tmp + m - h->payload_len, h->payload_len, 0);
     if (m >= 0) m = wrap_rtx(t, tmp, (size_t)m, o2, cap);
-    if (m >= 0 && hd_peer_tx_commit(&v->peer, (size_t)m, 0) == 0) {
-      tw_sent(v, t, (size_t)m, now);
-      if (c) c->repairs_doubled++;
-    }
+    if (m >= 0 && pace_send(v, t, o2, (size_t)m, HD_PACE_RTX, now, c) >= 0 && c) c->repairs_doubled++;
   }
   if (late) {
     rtx_hist_mark(t, seq, now);
@@ -634,7 +735,7 @@ static hd_time_t resend_interval(const hd_session_t *v) {
 }
 
 static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
-                     uint16_t out_seq, hd_time_t now);
+                     uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c);
 
 /* The viewer reports more than ~2% loss (HD_SESSION_LOSSY_Q8): repairs go twice. */
 static int lossy_leg(const hd_session_t *v) { return v->loss_q8 >= HD_SESSION_LOSSY_Q8; }
@@ -668,7 +769,7 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
     }
     return;
   }
-  int n = send_copy(v, t, pub, orig, olen, out_seq, now);
+  int n = send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c);
   if (n == HD_EPROTO) {
     t->nacks_unanswered++;
     c->nack_unrepairable++;
@@ -676,7 +777,8 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
   if (n < 0) return;
   /* on a lossy viewer leg a lost repair costs the viewer another round trip
    * (and a freeze): send it twice (two losses in a row are p^2) */
-  if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, now) > 0) c->repairs_doubled++;
+  if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c) > 0)
+    c->repairs_doubled++;
   rtx_hist_mark(t, out_seq, now);
   t->retransmits++;
   c->retransmitted++;
@@ -687,7 +789,7 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
  * sent, HD_EPROTO when the packet is not of the stream being sent, or another
  * negative error. */
 static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
-                     uint16_t out_seq, hd_time_t now) {
+                     uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c) {
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) return HD_EPROTO;
   size_t cap;
@@ -705,16 +807,13 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
     if ((size_t)n > cap) return HD_ENOSPC;
     memcpy(out, tmp, (size_t)n);
   }
-  int rc = hd_peer_tx_commit(&v->peer, (size_t)n, 0);
-  if (rc < 0) return rc;
-  tw_sent(v, t, (size_t)n, now);
-  return n;
+  return pace_send(v, t, out, (size_t)n, cls, now, c);
 }
 
 /* One padding-only packet on t's RTX stream: the largest padding RTP allows
  * (a 1-byte count, so 255 bytes), with abs-send-time for the receiver's
  * estimator. Returns the bytes sent or a negative error. */
-static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now) {
+static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now, hd_session_counters_t *c) {
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return HD_ENOSPC;
@@ -738,9 +837,8 @@ static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now) {
                       .pad_len = 255};
   int n = hd_rtp_build(&b, NULL, 0, out, cap);
   if (n < 0) return n;
-  int rc = hd_peer_tx_commit(&v->peer, (size_t)n, 0);
+  int rc = pace_send(v, t, out, (size_t)n, HD_PACE_PADDING, now, c);
   if (rc < 0) return rc;
-  tw_sent(v, t, (size_t)n, now);
   t->rtx_seq++;
   return n;
 }
@@ -765,8 +863,9 @@ static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd
       size_t olen;
       uint16_t src_seq = (uint16_t)ext;
       if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
-      int n = send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), now);
-      if (n == HD_ENOSPC) return;
+      int n =
+          send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), HD_PACE_PADDING, now, c);
+      if (n == HD_ENOSPC) return; /* the tx queue or the pacer is full */
       if (n > 0) {
         sent += (uint64_t)n;
         any = 1;
@@ -781,7 +880,7 @@ static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd
     hd_out_track_t *t = &v->out[i];
     if (!t->active || t->kind != HD_TRACK_VIDEO || !t->rtx_enabled) continue;
     for (int k = 0; k < 64 && sent < due; k++) {
-      int n = send_padding(v, t, now);
+      int n = send_padding(v, t, now, c);
       if (n <= 0) break;
       sent += (uint64_t)n;
     }
@@ -1075,9 +1174,20 @@ static void run_clusters(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       v->cluster.next_tick = now;
       v->cluster.credit = 0;
       c->probes_started++;
+      if (v->pacer) hd_pacer_set_probe_rate(v->pacer, pr.bitrate_bps); /* media waiting goes at its rate */
     }
   }
   if (!v->cluster.id || now < v->cluster.next_tick) return;
+  if (v->cluster.bytes_left <= 0 && v->cluster.pkts_left <= 0) {
+    /* all of it is in the pacer: the cluster (and its rate there) ends when
+     * its last padding has left, so what leaves until then is tagged as the
+     * probe; at most CLUSTER_DRAIN_TICKS more ticks */
+    v->cluster.next_tick = now + CLUSTER_TICK;
+    if (v->pacer && v->pacer->count[HD_PACE_PADDING] && --v->cluster.pkts_left > -CLUSTER_DRAIN_TICKS) return;
+    v->cluster.id = 0;
+    if (v->pacer) hd_pacer_set_probe_rate(v->pacer, 0);
+    return;
+  }
   v->cluster.credit += (double)v->cluster.rate_bps * (double)CLUSTER_TICK / 8e6;
   if (v->cluster.credit < 300) { /* not a packet's worth yet: a slow cluster keeps its rate */
     v->cluster.next_tick = now + CLUSTER_TICK;
@@ -1093,8 +1203,12 @@ static void run_clusters(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   if (v->cluster.credit < 0) v->cluster.credit = 0;
   v->cluster.bytes_left -= (int64_t)sent;
   v->cluster.pkts_left -= sent ? (int)(sent / 300 + 1) : 0;
+  if (v->cluster.pkts_left < 0) v->cluster.pkts_left = 0;
   v->cluster.next_tick = now + CLUSTER_TICK;
-  if ((v->cluster.bytes_left <= 0 && v->cluster.pkts_left <= 0) || sent == 0) v->cluster.id = 0;
+  if (sent == 0 || (v->cluster.bytes_left <= 0 && !(v->pacer && v->pacer->count[HD_PACE_PADDING]))) {
+    v->cluster.id = 0;
+    if (v->pacer) hd_pacer_set_probe_rate(v->pacer, 0);
+  }
 }
 
 hd_time_t hd_session_next_timeout(const hd_session_t *s) {
@@ -1108,6 +1222,7 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
       t = hd_time_min(t, hd_probe_next_timeout(&s->probe));
       if (s->bwe && s->bwe->twcc_seen)
         t = hd_time_min(t, s->cluster.id ? s->cluster.next_tick : hd_bwe_next_timeout(s->bwe));
+      if (s->pacer) t = hd_time_min(t, hd_pacer_next_timeout(s->pacer));
     }
     for (int i = 0; i < s->n_in; i++) {
       const hd_in_track_t *in = &s->in[i];
@@ -1268,6 +1383,7 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
       }
     }
   }
+  if (s->pacer) pace_flush(s, now, c); /* due media first: a probe behind it is refused */
   if (s->kind != HD_SESSION_PUBLISH && s->n_out && now >= s->next_alloc) {
     hd_session_allocate(s, pub, now, c);
     s->next_alloc = now + HD_SESSION_ALLOC_INTERVAL;

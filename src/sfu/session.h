@@ -16,6 +16,7 @@
 #include "proto/sdp_negotiate.h"
 #include "rtc/bwe.h"
 #include "rtc/nack_gen.h"
+#include "rtc/pacer.h"
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
 #include "rtc/twcc_recv.h"
@@ -211,6 +212,9 @@ struct hd_session {
     hd_time_t next_tick;
     double credit;
   } cluster;
+  /* viewer: what we send it is paced at a little above its estimate
+   * (rtc/pacer.h; allocated on the first packet, NULL with pacing off) */
+  hd_pacer_t *pacer;
   int closing;
   int room_publisher; /* the WHIP publisher of its room (what WHEP viewers follow) */
   void *owner;        /* room participant owning this session, or NULL (WHIP/WHEP) */
@@ -236,6 +240,9 @@ typedef struct {
    * hudong_downlink_estimate_bps histogram: count per bucket of
    * HD_ESTIMATE_BOUNDS (the last is +Inf), their number and sum */
   uint64_t estimate_bucket[9], estimate_count, estimate_sum;
+  /* pacing (issue 11 item 5): packets that waited in a subscriber's pacer,
+   * video dropped to its caps, probe padding dropped to them */
+  uint64_t paced, pacer_dropped, pacer_padding_refused;
 } hd_session_counters_t;
 #define HD_ESTIMATE_BOUNDS                                                                                   \
   { 100000, 250000, 500000, 1000000, 1500000, 2500000, 5000000, 10000000 }
@@ -266,6 +273,11 @@ void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, co
  * = viewers that negotiate transport-cc get the send-side estimator, 0 = they
  * are treated as REMB-only. */
 void hd_session_set_twcc(int on);
+/* Process-wide pacing switch (set once at start): on (default) = every
+ * subscriber's packets go through a pacer at factor_pct percent of its
+ * estimate (rtc/pacer.h); off = sent as they are forwarded, as before issue 11
+ * item 5. factor_pct 0 keeps the default (150). */
+void hd_session_set_pacer(int on, unsigned factor_pct);
 /* Process-wide switch for measurements side by side: 0 = the allocator ignores
  * estimates (every subscriber gets the top layers, as before issue 11). */
 void hd_session_set_adapt(int on);
