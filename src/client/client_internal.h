@@ -23,6 +23,7 @@
 #include "media/vp8_codec.h"
 
 #define CL_VIDEO_OUT_MAX (1u << 20) /* largest encoded video frame */
+#define CL_RED_MAX 5                /* most redundant frames per RED packet we send */
 
 typedef struct cl_local {
   int used;
@@ -38,6 +39,14 @@ typedef struct cl_local {
   int16_t abuf[HD_OPUS_FRAME_SAMPLES * 2];
   size_t afill;
   hd_tone_t tone;
+  /* RED (RFC 2198): the last frames sent, for the redundant blocks */
+  uint8_t red_hist[CL_RED_MAX][HD_OPUS_MAX_PACKET];
+  size_t red_len[CL_RED_MAX];
+  uint32_t red_ts[CL_RED_MAX];
+  int red_n, red_pos; /* filled entries, next write */
+  int red_depth;      /* redundant frames to send now (1 until the receiver reports loss) */
+  double loss;        /* smoothed fraction lost from the receiver's reports */
+  int fec_loss_pct;   /* expected loss given to the encoder */
   /* video */
   hd_vp8_enc_t vp8;
   int venc_ok;

@@ -51,6 +51,10 @@
 #define HD_SDP_OFFER_PT_VP8_RTX 97
 #define HD_SDP_OFFER_PT_H264 102
 #define HD_SDP_OFFER_PT_H264_RTX 103
+/* RED over Opus (RFC 2198), offered with an audio track whose publisher sends
+ * RED, so that a viewer that takes it gets the redundancy passed on (kept out
+ * of the free-PT pool). */
+#define HD_SDP_OFFER_PT_RED 63
 
 /* Our header extension ids (one-byte form, RFC 8285 §4.2). */
 #define HD_SDP_OFFER_EXTID_AUDIO_LEVEL 1
@@ -63,19 +67,21 @@
 
 /* One outgoing track (what the node sends on the subscriber PC). */
 typedef struct {
-  int kind;                            /* HD_SDP_AUDIO / HD_SDP_VIDEO */
-  char codec[16];                      /* "opus", "VP8", "H264" (case-insensitive on input) */
-  uint32_t clock;                      /* 48000 / 90000 */
-  uint8_t channels;                    /* opus: 2; 0 = not given */
-  char fmtp[HD_SDP_FMTP_MAX];          /* carried as is, e.g. the publisher's H.264 profile */
-  uint32_t ssrc;                       /* our media SSRC (non-zero) */
-  uint32_t rtx_ssrc;                   /* our RTX SSRC, 0 = no RTX (always 0 for audio) */
+  int kind;                   /* HD_SDP_AUDIO / HD_SDP_VIDEO */
+  char codec[16];             /* "opus", "VP8", "H264" (case-insensitive on input) */
+  uint32_t clock;             /* 48000 / 90000 */
+  uint8_t channels;           /* opus: 2; 0 = not given */
+  char fmtp[HD_SDP_FMTP_MAX]; /* carried as is, e.g. the publisher's H.264 profile */
+  uint32_t ssrc;              /* our media SSRC (non-zero) */
+  uint32_t rtx_ssrc;          /* our RTX SSRC, 0 = no RTX (always 0 for audio) */
+  int red;                    /* audio: also offer red/48000/2 over the codec (the source sends RED) */
   char stream_id[HD_SDP_OFFER_ID_MAX]; /* msid stream id = publisher participant id */
   char track_id[HD_SDP_OFFER_ID_MAX];  /* msid track id */
 } hd_sdp_out_track_t;
 
 /* Fills *t from the publisher's negotiated section (codec, clock, channels, fmtp;
- * RTX only for video and only when rtx_ssrc != 0). Returns 0, HD_EINVAL for bad
+ * RTX only for video and only when rtx_ssrc != 0; RED for audio when the
+ * publisher negotiated it). Returns 0, HD_EINVAL for bad
  * arguments (NULL, ssrc 0, ids too long or containing spaces), HD_EUNSUPPORTED for a
  * codec we cannot offer (only opus/48000, VP8/90000, H264/90000). */
 int hd_sdp_out_track_from_negotiated(hd_sdp_out_track_t *t, const hd_sdp_media_negotiated_t *src,
