@@ -231,6 +231,7 @@ static void take(hd_audio_jitter_t *j, hd_audio_jitter_slot_t *s) {
 /* Counts one 20 ms frame of concealment (PLC) towards the speech-gap run. */
 static void conceal(hd_audio_jitter_t *j, hd_time_t fms) {
   j->stats.concealed_ms += (uint64_t)fms;
+  if (!j->run_ms) j->max_run_before = j->stats.max_concealed_run_ms;
   j->run_ms += fms;
   if ((uint64_t)j->run_ms > j->stats.max_concealed_run_ms)
     j->stats.max_concealed_run_ms = (uint64_t)j->run_ms;
@@ -265,6 +266,17 @@ static int pull_frame(hd_audio_jitter_t *j, hd_time_t now, hd_time_t backlog, hd
       out->stretch = 1;
     else if (d > target + HD_AUDIO_JITTER_ACCEL_MARGIN)
       out->stretch = -1;
+    if (d < target && !earliest_from(j, j->play_ts)) {
+      /* Nothing at or after the frame is here and it is not due yet (the
+       * playout clock ran ahead of the packets: a stalled loop catching up,
+       * an underflow): conceal and wait for it rather than move on and find
+       * every packet late. With a later packet here it is a loss: FEC/PLC. */
+      j->stats.expands++;
+      conceal(j, fms);
+      out->kind = HD_AUDIO_JITTER_PLC;
+      out->stretch = 0;
+      return out->kind;
+    }
   } else if (d < target) {
     /* Expand: play a concealed frame and let the delay grow by one frame. */
     j->stats.expands++;
@@ -289,6 +301,13 @@ static int pull_frame(hd_audio_jitter_t *j, hd_time_t now, hd_time_t backlog, hd
       /* The frames concealed on an empty buffer were a DTX pause after all. */
       j->stats.concealed_ms -= (uint64_t)j->pending_gap_ms;
       j->stats.cng_ms += (uint64_t)j->pending_gap_ms;
+      if ((hd_time_t)j->run_ms == j->pending_gap_ms) j->stats.max_concealed_run_ms = j->max_run_before;
+      if (j->pcm_mode) {
+        uint64_t n = (uint64_t)j->pending_gap_ms * (HD_OPUS_RATE / 1000);
+        if (n > j->stats.concealed_samples) n = j->stats.concealed_samples;
+        j->stats.concealed_samples -= n;
+        j->stats.silent_concealed_samples += n;
+      }
     }
     j->pending_gap_ms = 0;
     j->run_ms = 0;

@@ -114,14 +114,15 @@ typedef struct {
   hd_time_t first_arrival;
   hd_time_t rel[HD_AUDIO_JITTER_WINDOW]; /* arrival - media time, per packet */
   size_t rel_n, rel_pos;
-  int red_depth;       /* redundant blocks per RED packet seen lately */
-  hd_time_t last_loss; /* when a frame was last missing at play time (0 = never) */
-  int fec_seen;        /* a frame was recovered with FEC or RED: redundancy pays */
-  hd_time_t run_ms;    /* current run of PLC frames */
-  int concealing;      /* PCM mode: the last frame out was concealed */
-  int pcm_mode;        /* hd_audio_jitter_pull_pcm is in use: stretch instead of skip/insert */
-  int16_t *pcm;        /* decoded audio not played yet (interleaved, up to 2 channels) */
-  int pcm_n;           /* samples per channel in pcm */
+  int red_depth;           /* redundant blocks per RED packet seen lately */
+  hd_time_t last_loss;     /* when a frame was last missing at play time (0 = never) */
+  int fec_seen;            /* a frame was recovered with FEC or RED: redundancy pays */
+  hd_time_t run_ms;        /* current run of PLC frames */
+  uint64_t max_run_before; /* max_concealed_run_ms before the current run (undone if it was DTX) */
+  int concealing;          /* PCM mode: the last frame out was concealed */
+  int pcm_mode;            /* hd_audio_jitter_pull_pcm is in use: stretch instead of skip/insert */
+  int16_t *pcm;            /* decoded audio not played yet (interleaved, up to 2 channels) */
+  int pcm_n;               /* samples per channel in pcm */
   hd_audio_jitter_stats_t stats;
 } hd_audio_jitter_t;
 

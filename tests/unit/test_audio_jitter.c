@@ -196,7 +196,8 @@ static void test_dtx_and_edges(void **state) {
     kinds[hd_audio_jitter_pull(&j, t, &o)]++;
   }
   assert_int_equal(kinds[HD_AUDIO_JITTER_PLAY], 6);
-  assert_int_equal(j.stats.concealed_ms, 0); /* the pause was DTX, not loss */
+  assert_int_equal(j.stats.concealed_ms, 0);         /* the pause was DTX, not loss */
+  assert_int_equal(j.stats.max_concealed_run_ms, 0); /* and no speech gap */
   assert_true(j.stats.cng_ms >= 14 * 20);
   /* a jump of the timestamp far ahead is a new stream */
   assert_int_equal(hd_audio_jitter_push(&j, 16, 20 * FS + 48000 * 30, p, 3, t), 0);
@@ -243,8 +244,10 @@ typedef struct {
   hd_netem_params_t change;
   hd_time_t probe_at[4]; /* record the target delay at these times */
   hd_time_t probe_target[4];
-  int16_t *out;       /* all PCM pulled (seconds * 50 frames), optional */
-  int max_step_after; /* largest sample step in out after 2 s, outside concealed frames */
+  int16_t *out;              /* all PCM pulled (seconds * 50 frames), optional */
+  int max_step_after;        /* largest sample step in out after 2 s, outside concealed frames */
+  hd_time_t stall_at, stall; /* the playout loop stalls for `stall`, then pulls what it owes at once */
+  uint64_t concealed_at[2];  /* concealed_samples at stall_at + 1 s and at the end */
 } scen_t;
 
 #define OPUS_PT 111
@@ -315,7 +318,11 @@ static void scenario(scen_t *sc, hd_audio_jitter_t *j) {
                       : hd_audio_jitter_push(j, sq, tt, p + 6, (size_t)n - 6, t);
       assert_true(r == 0 || r == 1);
     }
-    if (t % HD_MS(20) == HD_MS(7)) {
+    int owed = 1;
+    if (sc->stall && t >= sc->stall_at && t < sc->stall_at + sc->stall) owed = 0;
+    if (sc->stall && t == sc->stall_at + sc->stall + HD_MS(7)) owed = (int)(sc->stall / HD_MS(20)) + 1;
+    if (sc->stall && t == sc->stall_at + HD_SEC(1)) sc->concealed_at[0] = j->stats.concealed_samples;
+    for (; owed > 0 && t % HD_MS(20) == HD_MS(7) && pulled < frames; owed--) {
       int16_t o[FS];
       int kind;
       assert_int_equal(hd_audio_jitter_pull_pcm(j, t, &dec, o, FS, &kind), FS);
@@ -334,6 +341,7 @@ static void scenario(scen_t *sc, hd_audio_jitter_t *j) {
         sc->probe_target[probe++] = hd_audio_jitter_target(j);
     }
   }
+  sc->concealed_at[1] = j->stats.concealed_samples;
   for (int k = 0; k < 2; k++)
     hd_netem_link_free(l[k]);
   hd_opus_enc_free(&enc);
@@ -423,6 +431,30 @@ static void test_neteq_target_tracks_jitter(void **state) {
   hd_audio_jitter_free(&j);
 }
 
+/* The playout loop stalls for 200 ms (a loaded CPU) and then pulls the ten
+ * frames it owes at once, as the SDK's tick does: the playout clock runs
+ * ahead of the packets for a moment; the buffer conceals while it waits for
+ * them instead of moving on and finding every later packet late, and from a
+ * second after the stall nothing more is concealed. */
+static void test_neteq_playout_stall(void **state) {
+  (void)state;
+  static scen_t sc;
+  memset(&sc, 0, sizeof sc);
+  leg(&sc.leg[0], 25, 0, 0);
+  leg(&sc.leg[1], 25, 0, 0);
+  sc.seconds = 10;
+  sc.stall_at = HD_SEC(4);
+  sc.stall = HD_MS(200);
+  hd_audio_jitter_t j;
+  assert_int_equal(hd_audio_jitter_init(&j, NULL), 0);
+  scenario(&sc, &j);
+  print_stats("200 ms playout stall", &j);
+  assert_true(j.stats.concealed_samples <= 15 * FS); /* the burst pulled ahead of the packets */
+  assert_int_equal(sc.concealed_at[1], sc.concealed_at[0]);
+  assert_true(j.stats.late == 0);
+  hd_audio_jitter_free(&j);
+}
+
 /* 30 % random loss on each of two legs (51 % end to end): Opus FEC alone
  * recovers a lost frame when the next packet came; RED with 2 redundant frames
  * recovers most of the rest; with 5 redundant frames concealment is under 2 %. */
@@ -471,6 +503,7 @@ int main(void) {
       cmocka_unit_test(test_dtx_and_edges),
       cmocka_unit_test(test_neteq_target_tracks_jitter),
       cmocka_unit_test(test_neteq_fec_red_recover),
+      cmocka_unit_test(test_neteq_playout_stall),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
