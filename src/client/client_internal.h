@@ -21,9 +21,10 @@
 #include "media/rtp_payload.h"
 #include "media/test_signal.h"
 #include "media/vp8_codec.h"
+#include "rtc/audio_protect.h"
 
-#define CL_VIDEO_OUT_MAX (1u << 20) /* largest encoded video frame */
-#define CL_RED_MAX 5                /* most redundant frames per RED packet we send */
+#define CL_VIDEO_OUT_MAX (1u << 20)           /* largest encoded video frame */
+#define CL_RED_MAX HD_AUDIO_PROTECT_MAX_DEPTH /* most redundant frames per RED packet we send */
 
 typedef struct cl_local {
   int used;
@@ -43,10 +44,10 @@ typedef struct cl_local {
   uint8_t red_hist[CL_RED_MAX][HD_OPUS_MAX_PACKET];
   size_t red_len[CL_RED_MAX];
   uint32_t red_ts[CL_RED_MAX];
-  int red_n, red_pos; /* filled entries, next write */
-  int red_depth;      /* redundant frames to send now (1 until the receiver reports loss) */
-  double loss;        /* smoothed fraction lost from the receiver's reports */
-  int fec_loss_pct;   /* expected loss given to the encoder */
+  int red_n, red_pos;         /* filled entries, next write */
+  int red_depth;              /* redundant frames to send now (2 until the first receiver report) */
+  hd_audio_protect_t protect; /* the plan from the receiver's reports */
+  int fec_loss_pct;           /* expected loss given to the encoder */
   /* video */
   hd_vp8_enc_t vp8;
   int venc_ok;

@@ -49,7 +49,7 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
     oc.channels = l->opt.channels;
     oc.bitrate = (int)c->cfg.audio_bps;
     oc.fec = 1;
-    oc.expected_loss = 10; /* until the first receiver report says otherwise */
+    oc.expected_loss = HD_AUDIO_PROTECT_START_LOSS_PCT; /* until the first receiver report */
     oc.dtx = 1;
     if ((rc = hd_opus_enc_init(&l->opus, &oc)) < 0) goto fail;
     hd_opus_pay_init(&l->opay, hd_random_u32());
@@ -57,7 +57,8 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
         (rc = hd_tone_init(&l->tone, l->opt.tone_hz, 8000, HD_OPUS_RATE, l->opt.channels)) < 0)
       goto fail;
     l->target_bps = c->cfg.audio_bps;
-    l->red_depth = 1;
+    hd_audio_protect_init(&l->protect, l->target_bps);
+    l->red_depth = l->protect.red_depth;
     l->fec_loss_pct = oc.expected_loss;
   } else {
     if (!l->opt.width) l->opt.width = 640;
@@ -126,28 +127,15 @@ static int red_wrap(cl_local_t *l, const uint8_t *pkt, size_t n, uint32_t ts, ui
   return len;
 }
 
-/* The receiver's report on what we send (fraction lost, RFC 3550 §6.4.1)
- * sets the Opus FEC's expected loss and the RED depth. The report covers
- * our leg to the node only; the viewer's leg loses as well, so plan for the
- * two legs together, 1 - (1 - p)^2, and repeat each frame until losing all
- * its copies is under 1 % likely: depth 1 on a clean path, 2 from the first
- * reported loss, up to CL_RED_MAX. */
-static void audio_adapt(cl_local_t *l, double fraction_lost) {
-  if (fraction_lost < 0) return;
-  /* up fast, down slowly: a burst of loss should not wait for an average */
-  l->loss = fraction_lost > l->loss ? fraction_lost : 0.8 * l->loss + 0.2 * fraction_lost;
-  double pe = 1 - (1 - l->loss) * (1 - l->loss), all = pe * pe;
-  int d = 1;
-  while (d < CL_RED_MAX && all >= 0.01) {
-    d++;
-    all *= pe;
-  }
-  if (l->loss > 0.005 && d < 2) d = 2;
-  l->red_depth = d;
-  int pct = (int)(pe * 100 + 0.5);
-  if (pct < 2) pct = 2; /* keep LBRR on: it costs little and covers the first loss */
-  if (pct > 50) pct = 50;
-  if (pct != l->fec_loss_pct && hd_opus_enc_set_fec(&l->opus, 1, pct) == 0) l->fec_loss_pct = pct;
+/* The receiver's report on what we send sets the Opus FEC's expected loss,
+ * the RED depth and the Opus bitrate (rtc/audio_protect.h). */
+static void audio_adapt(cl_local_t *l, double fraction_lost, uint64_t base_bps) {
+  if (hd_audio_protect_report(&l->protect, fraction_lost, base_bps) != 1) return;
+  const hd_audio_protect_t *p = &l->protect;
+  l->red_depth = p->red_depth;
+  if (p->fec_loss_pct != l->fec_loss_pct && hd_opus_enc_set_fec(&l->opus, 1, p->fec_loss_pct) == 0)
+    l->fec_loss_pct = p->fec_loss_pct;
+  if (p->bps != l->target_bps && hd_opus_enc_set_bitrate(&l->opus, (int)p->bps) == 0) l->target_bps = p->bps;
 }
 
 static void encode_audio(hd_client_t *c, cl_local_t *l, hd_time_t now) {
@@ -540,7 +528,7 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     t->nacks = p->nack_received;
     t->retransmits = p->rtx_sent;
     if (l->opt.kind == HD_CLIENT_AUDIO) {
-      audio_adapt(l, p->fraction_lost);
+      audio_adapt(l, p->fraction_lost, c->cfg.audio_bps);
       t->audio.red_depth = p->red_pt ? l->red_depth : 0;
       t->audio.fec_expected_loss = l->fec_loss_pct;
     }
