@@ -23,8 +23,10 @@
 #include "media/vp8_codec.h"
 #include "rtc/audio_protect.h"
 
-#define CL_VIDEO_OUT_MAX (1u << 20)           /* largest encoded video frame */
-#define CL_RED_MAX HD_AUDIO_PROTECT_MAX_DEPTH /* most redundant frames per RED packet we send */
+#define CL_VIDEO_OUT_MAX (1u << 20) /* largest encoded video frame */
+
+/* most redundant frames per RED packet we send */
+#define CL_RED_MAX HD_AUDIO_PROTECT_MAX_DEPTH
 
 typedef struct cl_local {
   int used;

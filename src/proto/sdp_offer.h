@@ -67,16 +67,16 @@
 
 /* One outgoing track (what the node sends on the subscriber PC). */
 typedef struct {
-  int kind;                   /* HD_SDP_AUDIO / HD_SDP_VIDEO */
-  char codec[16];             /* "opus", "VP8", "H264" (case-insensitive on input) */
-  uint32_t clock;             /* 48000 / 90000 */
-  uint8_t channels;           /* opus: 2; 0 = not given */
-  char fmtp[HD_SDP_FMTP_MAX]; /* carried as is, e.g. the publisher's H.264 profile */
-  uint32_t ssrc;              /* our media SSRC (non-zero) */
-  uint32_t rtx_ssrc;          /* our RTX SSRC, 0 = no RTX (always 0 for audio) */
-  int red;                    /* audio: also offer red/48000/2 over the codec (the source sends RED) */
+  int kind;                            /* HD_SDP_AUDIO / HD_SDP_VIDEO */
+  char codec[16];                      /* "opus", "VP8", "H264" (case-insensitive on input) */
+  uint32_t clock;                      /* 48000 / 90000 */
+  uint8_t channels;                    /* opus: 2; 0 = not given */
+  char fmtp[HD_SDP_FMTP_MAX];          /* carried as is, e.g. the publisher's H.264 profile */
+  uint32_t ssrc;                       /* our media SSRC (non-zero) */
+  uint32_t rtx_ssrc;                   /* our RTX SSRC, 0 = no RTX (always 0 for audio) */
   char stream_id[HD_SDP_OFFER_ID_MAX]; /* msid stream id = publisher participant id */
   char track_id[HD_SDP_OFFER_ID_MAX];  /* msid track id */
+  int red;                             /* audio: offer RED too (the source sends it) */
 } hd_sdp_out_track_t;
 
 /* Fills *t from the publisher's negotiated section (codec, clock, channels, fmtp;
