@@ -49,6 +49,7 @@ typedef struct cl_local {
   int red_n, red_pos;         /* filled entries, next write */
   int red_depth;              /* redundant frames to send now (2 until the first receiver report) */
   hd_audio_protect_t protect; /* the plan from the receiver's reports */
+  uint64_t reports_seen;      /* receiver report blocks already applied */
   int fec_loss_pct;           /* expected loss given to the encoder */
   /* video */
   hd_vp8_enc_t vp8;

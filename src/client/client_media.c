@@ -59,6 +59,7 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
     l->target_bps = c->cfg.audio_bps;
     hd_audio_protect_init(&l->protect, l->target_bps);
     l->red_depth = l->protect.red_depth;
+    if (hd_opus_enc_set_bitrate(&l->opus, (int)l->protect.bps) == 0) l->target_bps = l->protect.bps;
     l->fec_loss_pct = oc.expected_loss;
   } else {
     if (!l->opt.width) l->opt.width = 640;
@@ -157,6 +158,12 @@ static void encode_audio(hd_client_t *c, cl_local_t *l, hd_time_t now) {
                         .len = (size_t)n,
                         .audio_level = level,
                         .voice = level < 60};
+  double fl;
+  uint64_t reports;
+  if (hd_pc_track_loss_report(c->s->pc[0], l->pc_track, &fl, &reports) == 0 && reports != l->reports_seen) {
+    l->reports_seen = reports; /* a new receiver report: adapt at once, not at the next stats tick */
+    audio_adapt(l, fl, c->cfg.audio_bps);
+  }
   uint8_t red[HD_PC_MAX_PAYLOAD];
   uint8_t red_pt = hd_pc_track_red_pt(c->s->pc[0], l->pc_track);
   if (red_pt) {
@@ -528,7 +535,6 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     t->nacks = p->nack_received;
     t->retransmits = p->rtx_sent;
     if (l->opt.kind == HD_CLIENT_AUDIO) {
-      audio_adapt(l, p->fraction_lost, c->cfg.audio_bps);
       t->audio.red_depth = p->red_pt ? l->red_depth : 0;
       t->audio.fec_expected_loss = l->fec_loss_pct;
     }

@@ -507,6 +507,13 @@ uint8_t hd_pc_track_red_pt(const hd_pc_t *pc, int track) {
   return pc->tr[track].red_pt;
 }
 
+int hd_pc_track_loss_report(const hd_pc_t *pc, int track, double *fraction_lost, uint64_t *count) {
+  if (!pc || track < 0 || track >= pc->n_tr || !pc->tr[track].st.reports_received) return HD_ENOTFOUND;
+  *fraction_lost = pc->tr[track].st.fraction_lost;
+  *count = pc->tr[track].st.reports_received;
+  return 0;
+}
+
 void hd_pc_stats(const hd_pc_t *pc, hd_pc_stats_t *out) {
   *out = pc->st;
   out->state = pc->state;

@@ -136,7 +136,7 @@ typedef struct {
   uint8_t red_pt;     /* audio: RED over pt negotiated (RFC 2198), 0 = none */
   /* sending */
   uint64_t packets_sent, bytes_sent; /* media RTP (not RTX); bytes = payload */
-  uint64_t rtx_sent, nack_received, keyframe_requests;
+  uint64_t rtx_sent, nack_received, keyframe_requests, reports_received; /* report blocks on what we send */
   hd_time_t rtt;          /* from the latest RR/SR report block, -1 if none */
   double fraction_lost;   /* peer's view, 0..1, -1 if none */
   int64_t remote_lost;    /* peer's cumulative lost */
@@ -261,6 +261,11 @@ typedef struct {
 /* The RED payload type negotiated on a track (RFC 2198 over its Opus pt), 0
  * if none or not negotiated yet. */
 uint8_t hd_pc_track_red_pt(const hd_pc_t *pc, int track);
+
+/* The peer's latest report on what track sends: *fraction_lost (0..1) and
+ * *count, the report blocks received so far (a new report when it changes).
+ * 0, or HD_ENOTFOUND before the first report / for a bad track. */
+int hd_pc_track_loss_report(const hd_pc_t *pc, int track, double *fraction_lost, uint64_t *count);
 
 /* Sends one RTP packet (SSRC, seq, extensions and SRTP done here). Returns 0,
  * HD_ESTATE (not CONNECTED, or the track does not send), HD_EINVAL (bad track,

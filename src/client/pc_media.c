@@ -371,6 +371,7 @@ static void on_report_blocks(hd_pc_t *pc, const hd_rtcp_rb_t *rb, int n, hd_time
     pc_trx_t *t = by_send_ssrc(pc, rb[k].ssrc, NULL);
     if (!t) continue;
     t->st.fraction_lost = rb[k].fraction_lost / 256.0;
+    t->st.reports_received++;
     t->st.remote_lost = rb[k].cumulative_lost;
     t->st.remote_jitter = rb[k].jitter;
     hd_time_t rtt;

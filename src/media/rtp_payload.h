@@ -94,7 +94,7 @@ int hd_rtp_keyframe_start(const char *codec, const uint8_t *payload, size_t len)
 
 /* ---- RED (RFC 2198), as browsers use it for Opus ---- */
 
-#define HD_RED_MAX_BLOCKS 8 /* blocks per RED payload we accept (browsers send 2-3) */
+#define HD_RED_MAX_BLOCKS 16 /* blocks per RED payload we accept (browsers send 2-3, the SDK up to 10) */
 
 /* The primary (last, newest) block of a RED payload (RFC 2198 §3: 4-byte
  * headers with F=1 for each redundant block, a 1-byte header with F=0 for the

@@ -3,11 +3,19 @@
 
 #include <string.h>
 
+/* From depth 3, all copies together within 4x the configured bitrate. */
+static uint64_t opus_bps(int depth, uint64_t base_bps) {
+  uint64_t bps = depth >= 3 ? base_bps * 4 / (uint64_t)(depth + 1) : base_bps;
+  if (bps > base_bps) bps = base_bps;
+  if (bps < HD_AUDIO_PROTECT_MIN_BPS) bps = HD_AUDIO_PROTECT_MIN_BPS;
+  return bps;
+}
+
 void hd_audio_protect_init(hd_audio_protect_t *p, uint64_t base_bps) {
   memset(p, 0, sizeof *p);
   p->red_depth = HD_AUDIO_PROTECT_START_DEPTH;
   p->fec_loss_pct = HD_AUDIO_PROTECT_START_LOSS_PCT;
-  p->bps = base_bps;
+  p->bps = opus_bps(p->red_depth, base_bps);
 }
 
 int hd_audio_protect_report(hd_audio_protect_t *p, double fraction_lost, uint64_t base_bps) {
@@ -25,9 +33,6 @@ int hd_audio_protect_report(hd_audio_protect_t *p, double fraction_lost, uint64_
   p->red_depth = d;
   int pct = (int)(pe * 100 + 0.5);
   p->fec_loss_pct = pct < 2 ? 2 : pct > 50 ? 50 : pct;
-  uint64_t bps = d >= 3 ? base_bps * 4 / (uint64_t)(d + 1) : base_bps;
-  if (bps > base_bps) bps = base_bps;
-  if (bps < HD_AUDIO_PROTECT_MIN_BPS) bps = HD_AUDIO_PROTECT_MIN_BPS;
-  p->bps = bps;
+  p->bps = opus_bps(d, base_bps);
   return p->red_depth != old.red_depth || p->fec_loss_pct != old.fec_loss_pct || p->bps != old.bps;
 }

@@ -18,9 +18,9 @@
 #define HD_RTC_AUDIO_PROTECT_H
 #include <stdint.h>
 
-#define HD_AUDIO_PROTECT_MAX_DEPTH 7 /* + the primary = 8 RED blocks (HD_RED_MAX_BLOCKS) */
+#define HD_AUDIO_PROTECT_MAX_DEPTH 9 /* + the primary = 10 RED blocks (<= HD_RED_MAX_BLOCKS) */
 #define HD_AUDIO_PROTECT_MIN_BPS 12000
-#define HD_AUDIO_PROTECT_START_DEPTH 2 /* before the first report */
+#define HD_AUDIO_PROTECT_START_DEPTH 4 /* before the first report (~1-2 s): as for ~30 % loss */
 #define HD_AUDIO_PROTECT_START_LOSS_PCT 10
 
 typedef struct {

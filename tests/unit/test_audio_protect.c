@@ -12,6 +12,7 @@ static void test_plan(void **state) {
   hd_audio_protect_init(&p, 32000);
   assert_int_equal(p.red_depth, HD_AUDIO_PROTECT_START_DEPTH);
   assert_int_equal(p.fec_loss_pct, HD_AUDIO_PROTECT_START_LOSS_PCT);
+  assert_int_equal(p.bps, 32000 * 4 / (HD_AUDIO_PROTECT_START_DEPTH + 1));
   assert_int_equal(hd_audio_protect_report(&p, -1, 32000), 0); /* no report: nothing changes */
   assert_int_equal(hd_audio_protect_report(&p, 0, 32000), 1);
   assert_int_equal(p.red_depth, 1);
@@ -33,7 +34,7 @@ static void test_plan(void **state) {
   /* 50 %: the cap, and the bitrate floor holds */
   hd_audio_protect_report(&p, 0.5, 32000);
   assert_int_equal(p.red_depth, HD_AUDIO_PROTECT_MAX_DEPTH);
-  assert_int_equal(p.bps, 16000);
+  assert_int_equal(p.bps, 32000 * 4 / (HD_AUDIO_PROTECT_MAX_DEPTH + 1));
   hd_audio_protect_report(&p, 0.5, 16000);
   assert_int_equal(p.bps, HD_AUDIO_PROTECT_MIN_BPS);
   /* down slowly: one clean report does not drop the protection */

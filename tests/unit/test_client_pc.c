@@ -400,6 +400,11 @@ static void test_room_publish_subscribe_lossy(void **st) {
   assert_int_equal(hd_pc_track_red_pt(pub->pc, 0), HD_PC_PT_RED);
   assert_int_equal(hd_pc_track_red_pt(sub->pc, 0), HD_SDP_OFFER_PT_RED);
   assert_true(a->red_rtp > 400);
+  /* the node's reports on alice's audio, for her RED depth / FEC (5% loss on her link) */
+  double fl;
+  uint64_t reports;
+  assert_int_equal(hd_pc_track_loss_report(pub->pc, 0, &fl, &reports), 0);
+  assert_true(reports >= 5 && fl >= 0 && fl < 0.3);
   /* video complete after repair (the last 100 packets may still be in flight or repair) */
   assert_int_equal(holes(a, vk, 100), 0);
   hd_pc_stats_t ps, ss;
