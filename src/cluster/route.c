@@ -12,7 +12,9 @@ int hd_route_parse_rtt(const char *s, hd_route_req_t *req, char *why, size_t why
   while (*s) {
     const char *e = strchr(s, ',');
     size_t l = e ? (size_t)(e - s) : strlen(s);
-    const char *colon = memchr(s, ':', l);
+    /* the last ':' separates: node ids may contain ':' (the default id is
+     * hostname:port), the ms never does */
+    const char *colon = memrchr(s, ':', l);
     if (!colon || colon == s || (size_t)(colon - s) >= HD_CLUSTER_ID_MAX || colon + 1 == s + l) {
       snprintf(why, whycap, "rtt must be node:ms pairs separated by commas, e.g. rtt=nodeA:23,nodeB:80");
       return HD_EINVAL;

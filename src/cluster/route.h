@@ -49,7 +49,8 @@ typedef struct {
   double score; /* lower is better (pool members only) */
 } hd_route_cand_t;
 
-/* Parses "nodeA:23,nodeB:80" into req->rtt. HD_EINVAL (why says what) for
+/* Parses "nodeA:23,nodeB:80" into req->rtt (the last ':' of a pair splits:
+ * "host:7880:23" is node "host:7880"). HD_EINVAL (why says what) for
  * a malformed list, more than HD_ROUTE_MAX_RTT pairs or an ms outside 0..60000. */
 int hd_route_parse_rtt(const char *s, hd_route_req_t *req, char *why, size_t whycap);
 
