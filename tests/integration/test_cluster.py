@@ -388,6 +388,16 @@ def main():
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
         check(bad.returncode == 2 and "key=value" in bad.stderr.decode(), "bad --labels: exit 2 with the form",
               bad.stderr.decode())
+
+        section("7. clean exits")
+        for n in (n1, solo):
+            n.proc.send_signal(signal.SIGTERM)
+            n.proc.wait(15)
+            log = n.log()
+            check(n.proc.returncode == 0 and "Sanitizer" not in log and "runtime error" not in log,
+                  "%s exits 0 on SIGTERM, no sanitizer report" % n.name, log[-1500:])
+        for n in (n2,):
+            check("Sanitizer" not in n.log(), "n2: no sanitizer report")
     finally:
         for n in nodes:
             if n.proc and n.proc.poll() is None:
