@@ -240,6 +240,11 @@ static void on_members(redisAsyncContext *ac, void *reply, void *priv) {
     snprintf(k, sizeof HD_CLUSTER_NODE_KEY + e->len, HD_CLUSTER_NODE_KEY "%s", e->str);
     argv[++m] = k;
   }
+  if (m == 0) { /* nothing readable in the index: no peers (MGET needs a key) */
+    hd_cluster_peers_update(&r->peers, r->scratch, 0, r->id, now_of(r), peer_changed, r);
+    r->awaiting = 0;
+    goto oom;
+  }
   if (redisAsyncCommandArgv(ac, on_mget, ids, (int)m + 1, argv, NULL) != REDIS_OK) goto oom;
   ids = NULL; /* on_mget owns them now */
 oom:

@@ -389,6 +389,14 @@ def main():
         check(bad.returncode == 2 and "key=value" in bad.stderr.decode(), "bad --labels: exit 2 with the form",
               bad.stderr.decode())
 
+        cfgpath = os.path.join(tmp, "bad.json")
+        with open(cfgpath, "w") as f:
+            json.dump({"apps": [{"key": APP, "secret": SECRET}], "redis": "redis://h:99999"}, f)
+        bad = subprocess.run([HUDONG, "serve", "--config", cfgpath], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=10)
+        check(bad.returncode == 2 and "1..65535" in bad.stderr.decode(),
+              "config key redis with a bad port: exit 2 naming the range", bad.stderr.decode())
+
         section("7. clean exits")
         for n in (n1, solo):
             n.proc.send_signal(signal.SIGTERM)
