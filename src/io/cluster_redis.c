@@ -52,7 +52,11 @@ struct hd_cluster_redis {
   int ever_registered;
   int awaiting; /* a heartbeat's reads are in flight */
   hd_time_t awaiting_since;
-  char *entry; /* encode buffer */
+  char *entry; /* encode buffer: the entry SET by the last heartbeat */
+  int entry_len;
+  char *prev; /* the entry SET by the heartbeat before */
+  int prev_len;
+  uint64_t dup_warned; /* another node with our id seen (logged once) */
   hd_cluster_peers_t peers;
   hd_cluster_node_t *scratch; /* decode buffer, HD_CLUSTER_MAX_NODES */
   uint64_t heartbeats, failures, bad_entries;
@@ -185,6 +189,7 @@ static void on_mget(redisAsyncContext *ac, void *reply, void *priv) {
       redisAsyncCommandArgv(ac, NULL, NULL, 3, argv, NULL);
       continue;
     }
+    if (!strcmp(ids[i], r->id)) continue; /* ourselves */
     if (n == HD_CLUSTER_MAX_NODES) break;
     char why[160];
     if (hd_cluster_node_decode(e->str, e->len, &r->scratch[n], why, sizeof why) < 0 ||
@@ -269,6 +274,15 @@ static void on_set(redisAsyncContext *ac, void *reply, void *priv) {
     drop(r, rep->str); /* NOAUTH, READONLY (a replica), OOM ... */
     return;
   }
+  /* SET ... GET answered the value it replaced: anything but what we SET a
+   * heartbeat ago (checked from the second SET of a connection on) was
+   * written by another node with our id */
+  if (r->registered && rep->type == REDIS_REPLY_STRING &&
+      ((size_t)r->prev_len != rep->len || memcmp(rep->str, r->prev, rep->len)) && !r->dup_warned++)
+    HD_LOGW("cluster",
+            "another node registers with this node's id '%s': the two overwrite each other's entry; give "
+            "each node its own node_id (--node-id)",
+            r->id);
   if (!r->registered) {
     if (r->failing)
       HD_LOGW("cluster", "Redis at %s:%d answers after %d attempt(s); node %s registered%s", r->cfg.url.host,
@@ -283,18 +297,23 @@ static void on_set(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 static void heartbeat(hd_cluster_redis_t *r) {
+  char *t = r->prev; /* what we SET last time becomes prev */
+  r->prev = r->entry;
+  r->prev_len = r->entry_len;
+  r->entry = t;
   int len = r->cfg.entry(r->cfg.ud, r->entry, HD_CLUSTER_ENTRY_MAX);
+  r->entry_len = len < 0 ? 0 : len;
   if (len < 0) {
     HD_LOGW("cluster", "cannot encode this node's registry entry: %s", hd_strerror(len));
     return;
   }
   char ttl[24];
   snprintf(ttl, sizeof ttl, "%d", r->cfg.ttl_ms);
-  const char *set[5] = {"SET", r->key, r->entry, "PX", ttl};
-  size_t setlen[5] = {3, strlen(r->key), (size_t)len, 2, strlen(ttl)};
+  const char *set[6] = {"SET", r->key, r->entry, "PX", ttl, "GET"}; /* GET: Redis >= 6.2 */
+  size_t setlen[6] = {3, strlen(r->key), (size_t)len, 2, strlen(ttl), 3};
   const char *sadd[3] = {"SADD", HD_CLUSTER_NODES_KEY, r->id};
   const char *smem[2] = {"SMEMBERS", HD_CLUSTER_NODES_KEY};
-  if (redisAsyncCommandArgv(r->ac, on_set, NULL, 5, set, setlen) != REDIS_OK ||
+  if (redisAsyncCommandArgv(r->ac, on_set, NULL, 6, set, setlen) != REDIS_OK ||
       redisAsyncCommandArgv(r->ac, NULL, NULL, 3, sadd, NULL) != REDIS_OK ||
       redisAsyncCommandArgv(r->ac, on_members, NULL, 2, smem, NULL) != REDIS_OK) {
     drop(r, "cannot queue a command");
@@ -415,9 +434,12 @@ int hd_cluster_redis_start(hd_cluster_redis_t **out, uv_loop_t *loop, const hd_c
   snprintf(r->key, sizeof r->key, HD_CLUSTER_NODE_KEY "%s", r->id);
   r->backoff_ms = BACKOFF_MIN_MS;
   r->entry = malloc(HD_CLUSTER_ENTRY_MAX);
+  r->prev = malloc(HD_CLUSTER_ENTRY_MAX);
   r->scratch = calloc(HD_CLUSTER_MAX_NODES, sizeof *r->scratch);
-  if (!r->entry || !r->scratch || hd_cluster_peers_init(&r->peers, (hd_time_t)r->cfg.ttl_ms * 1000) < 0) {
+  if (!r->entry || !r->prev || !r->scratch ||
+      hd_cluster_peers_init(&r->peers, (hd_time_t)r->cfg.ttl_ms * 1000) < 0) {
     free(r->entry);
+    free(r->prev);
     free(r->scratch);
     hd_cluster_peers_free(&r->peers);
     free(r);
@@ -439,6 +461,7 @@ static void on_timer_closed(uv_handle_t *h) {
     hd_cluster_peers_free(&r->peers);
     free(r->scratch);
     free(r->entry);
+    free(r->prev);
     free(r);
   }
 }
@@ -468,11 +491,21 @@ void hd_cluster_redis_stop(hd_cluster_redis_t *r) {
   uv_timer_stop(&r->retry);
   uv_timer_stop(&r->beat);
   if (r->ac && r->state == ST_UP) {
-    /* the others drop this node at once instead of after the TTL */
-    const char *del[2] = {"DEL", r->key};
-    const char *srem[3] = {"SREM", HD_CLUSTER_NODES_KEY, r->id};
-    redisAsyncCommandArgv(r->ac, NULL, NULL, 2, del, NULL);
-    redisAsyncCommandArgv(r->ac, on_unregistered, r, 3, srem, NULL);
+    /* the others drop this node at once instead of after the TTL; only if
+     * the entry is still the one we wrote (compare-and-delete, atomic in a
+     * script): a node that shares our id by mistake keeps its entry */
+    static const char script[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                 "redis.call('DEL', KEYS[1]); redis.call('SREM', KEYS[2], ARGV[2]) end "
+                                 "return 1";
+    const char *ev[7] = {"EVAL", script, "2", r->key, HD_CLUSTER_NODES_KEY, r->entry, r->id};
+    size_t evlen[7] = {4,
+                       strlen(script),
+                       1,
+                       strlen(r->key),
+                       strlen(HD_CLUSTER_NODES_KEY),
+                       (size_t)r->entry_len,
+                       strlen(r->id)};
+    redisAsyncCommandArgv(r->ac, on_unregistered, r, 7, ev, evlen);
     ((redisAsyncContext *)r->ac)->data = NULL; /* reply callbacks of heartbeats ignore it now */
     uv_timer_start(&r->beat, on_stop_grace, STOP_GRACE_MS, 0);
     return;

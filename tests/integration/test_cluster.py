@@ -261,6 +261,24 @@ def main():
         check("hudong_cluster_peers 2" in text and "hudong_cluster_registered 1" in text,
               "/metrics: hudong_cluster_registered 1, hudong_cluster_peers 2")
 
+        dup = Node(tmp, "dup", redis.port, extra=["--node-id", "n1"])
+        dup.start()  # its config says node_id "dup"; --node-id overrides it
+        seen = wait_until(lambda: "another node registers with this node's id 'n1'" in n1.log() + dup.log(), 4)
+        check(seen is not None, "two nodes with one node_id: a warning saying to give each its own",
+              (n1.log() + dup.log())[-1500:])
+        dup.proc.terminate()
+        dup.proc.wait(10)
+        # dup deletes the n1 entry on its way out only if it was still its own
+        # (compare-and-delete); n1 writes its own at its next heartbeat
+        n1url = "http://127.0.0.1:%d" % n1.port
+
+        def n1_own():
+            e = redis.cmd("GET", "hudong:node:n1")
+            return e is not None and json.loads(e)["url"] == n1url and "n1" in redis.cmd("SMEMBERS", "hudong:nodes")
+        check(wait_until(n1_own, 4) is not None and
+              wait_until(lambda: all(view(n.port) == allids for n in nodes), 4) is not None,
+              "n1's own entry is back and the registry whole once the duplicate left")
+
         section("2. /api/route")
         st, js, text = route(n1.port, "r0", region="eu")
         check(st == 200 and js["node"]["id"] == "n1" and js["cluster"] is True, "region=eu -> n1", text)
@@ -288,7 +306,8 @@ def main():
             nid = route(n3.port, "new%d" % i)[1]["node"]["id"]
             got[nid] = got.get(nid, 0) + 1
         check("n2" not in got and got.get("n1", 0) > 3 and got.get("n3", 0) > 3,
-              "new rooms spread over the less loaded n1 and n3, none to n2 (30% load)", got)
+              "new rooms spread over the less loaded n1 and n3, none to n2 (30% load)",
+              (got, route(n3.port, "new0")[2]))
         # full: n3 (capacity 2) with 2 participants is never chosen
         socks += [join(n3, "full3", "q%d" % i) for i in range(2)]
         ok = wait_until(lambda: all(not c["eligible"] for c in route(n1.port, "probe")[1]["candidates"]
