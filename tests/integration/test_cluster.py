@@ -415,6 +415,15 @@ def main():
                              stderr=subprocess.PIPE, timeout=10)
         check(bad.returncode == 2 and "1..65535" in bad.stderr.decode(),
               "config key redis with a bad port: exit 2 naming the range", bad.stderr.decode())
+        for key, val, want in (("node_id", "a/b", "node_id"), ("region", "eu west", "region"),
+                               ("labels", "a=b,c", "key=value"), ("labels", "a=", "key=value"),
+                               ("announce_url", "ftp://x", "announce_url"), ("redis", "rediss://h", "TLS")):
+            with open(cfgpath, "w") as f:
+                json.dump({"apps": [{"key": APP, "secret": SECRET}], key: val}, f)
+            bad = subprocess.run([HUDONG, "serve", "--config", cfgpath], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, timeout=10)
+            check(bad.returncode == 2 and want in bad.stderr.decode(),
+                  "config %s=%r refused (exit 2) saying what is expected" % (key, val), bad.stderr.decode())
 
         section("7. clean exits")
         for n in (n1, solo):
