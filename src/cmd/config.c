@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "cluster/redis_url.h"
 #include "io/http_client.h"
 #include "io/webhook_sender.h"
 
@@ -77,6 +78,59 @@ const char *hd_config_secret(const hd_config_t *c, const char *key) {
   return NULL;
 }
 
+/* 1 if s is 1+ characters of A-Z a-z 0-9 and the extra characters in `more`. */
+static int token_chars(const char *s, const char *more) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          strchr(more, *s)))
+      return 0;
+  return 1;
+}
+
+int hd_config_check_cluster(const hd_config_t *c, char *err, size_t errcap) {
+  hd_redis_url_t u;
+  if (c->redis[0] && hd_redis_url_parse(c->redis, &u, err, errcap) < 0) return HD_EINVAL;
+  if (c->node_id[0] && !token_chars(c->node_id, "-_.:")) {
+    snprintf(err, errcap, "config: 'node_id' must be 1-63 characters of A-Z a-z 0-9 - _ . :");
+    return HD_EINVAL;
+  }
+  if (c->region[0] && !token_chars(c->region, "-_.")) {
+    snprintf(err, errcap, "config: 'region' must be 1-31 characters of A-Z a-z 0-9 - _ . (e.g. eu-west)");
+    return HD_EINVAL;
+  }
+  /* labels: k=v pairs separated by commas */
+  for (const char *l = c->labels; *l;) {
+    const char *e = strchr(l, ',');
+    size_t n = e ? (size_t)(e - l) : strlen(l);
+    const char *eq = memchr(l, '=', n);
+    char one[256];
+    memcpy(one, l, n);
+    one[n] = 0;
+    if (!eq || eq == l || !token_chars(one, "-_.=") || memchr(eq + 1, '=', n - (size_t)(eq + 1 - l)) ||
+        eq + 1 == l + n || (e && !e[1])) {
+      snprintf(err, errcap,
+               "config: 'labels' must be key=value pairs separated by commas (A-Z a-z 0-9 - _ .), e.g. "
+               "\"gpu=yes,tier=edge\"");
+      return HD_EINVAL;
+    }
+    l += n + (e ? 1 : 0);
+  }
+  if (c->announce_url[0]) {
+    const char *u2 = c->announce_url;
+    int ok = (!strncmp(u2, "http://", 7) && u2[7]) || (!strncmp(u2, "https://", 8) && u2[8]);
+    for (; ok && *u2; u2++)
+      ok = *u2 > ' ' && *u2 != '"' && *u2 != '\\';
+    if (!ok) {
+      snprintf(err, errcap,
+               "config: 'announce_url' must be the node's http:// or https:// URL as clients "
+               "reach it, e.g. https://edge1.example.com");
+      return HD_EINVAL;
+    }
+  }
+  return 0;
+}
+
 static int get_str(json_t *o, const char *k, char *dst, size_t cap, char *err, size_t errcap) {
   json_t *v = json_object_get(o, k);
   if (!v) return 0;
@@ -125,7 +179,12 @@ static const char *const known_keys[] = {"listen",
                                          "http",
                                          "max_token_lifetime_s",
                                          "quality_db",
-                                         "quality"};
+                                         "quality",
+                                         "redis",
+                                         "node_id",
+                                         "region",
+                                         "labels",
+                                         "announce_url"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -561,6 +620,13 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (get_str(root, "quality_db", c->quality_db, sizeof c->quality_db, err, errcap)) goto out;
   json_t *quality = json_object_get(root, "quality");
   if (quality && load_quality(c, quality, err, errcap)) goto out;
+  if (get_str(root, "redis", c->redis, sizeof c->redis, err, errcap) ||
+      get_str(root, "node_id", c->node_id, sizeof c->node_id, err, errcap) ||
+      get_str(root, "region", c->region, sizeof c->region, err, errcap) ||
+      get_str(root, "labels", c->labels, sizeof c->labels, err, errcap) ||
+      get_str(root, "announce_url", c->announce_url, sizeof c->announce_url, err, errcap) ||
+      hd_config_check_cluster(c, err, errcap))
+    goto out;
   rc = 0;
 out:
   json_decref(root);

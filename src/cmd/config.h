@@ -86,6 +86,13 @@ typedef struct {
   long quality_max_rows_per_s, quality_max_queue;
   hd_qrule_t quality_rules[HD_QALERT_MAX_RULES];
   int n_quality_rules;
+  /* cluster (docs/overlay.md): "redis" = redis://[:password@]host:port[/db], "" = a
+   * node alone; the node's registry identity and where clients reach it */
+  char redis[512];
+  char node_id[64];       /* "" = hostname:listen_port */
+  char region[32];        /* "" = none */
+  char labels[256];       /* "k=v,k=v" */
+  char announce_url[256]; /* "" = http(s)://listen_host:listen_port */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);
@@ -94,6 +101,9 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap);
 /* Parses "HOST:PORT" (or ":PORT" / "PORT"). */
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port);
 const char *hd_config_secret(const hd_config_t *c, const char *key);
+/* Checks the cluster keys (redis, node_id, region, labels, announce_url), as
+ * given by the file or flags; err says what is wrong and the expected form. */
+int hd_config_check_cluster(const hd_config_t *c, char *err, size_t errcap);
 
 struct hd_webhook_sender;
 struct uv_loop_s;

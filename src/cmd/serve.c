@@ -21,6 +21,7 @@
 #include "cmd/cmd.h"
 #include "cmd/config.h"
 #include "cmd/serve_quality.h"
+#include "cmd/serve_cluster.h"
 #include "io/http.h"
 #include "io/media_workers.h"
 #include "io/rtc_udp.h"
@@ -50,6 +51,7 @@ typedef struct {
   hd_map_t rtm_conns;
   uv_timer_t rtm_timer;
   hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
+  hd_serve_cluster_t *cluster; /* registry + /api/route (docs/overlay.md) */
 } server_t;
 
 static const char *secret_lookup(void *ud, const char *key) {
@@ -329,6 +331,32 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
   int n = snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok);
   add_cors(s, req, resp);
   hd_http_resp_body(resp, 200, "application/json", body, (size_t)n);
+}
+
+/* GET /api/route?room=R[&region=X][&labels=k=v][&rtt=node:ms,...]: the node a
+ * client should use for room R (docs/overlay.md "Routing"); any valid token
+ * for the room. */
+static void handle_route(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  add_cors(s, req, resp);
+  if (strcmp(req->method, "GET")) {
+    hd_http_resp_header(resp, "Allow", "GET");
+    hd_http_resp_text(resp, 405, "use GET /api/route?room=<name>\n");
+    return;
+  }
+  char room[80] = "";
+  for (const char *p = req->query; *p;) {
+    const char *e = strchr(p, '&');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l > 5 && !strncmp(p, "room=", 5) && l - 5 < sizeof room) memcpy(room, p + 5, l - 5);
+    p += l + (e ? 1 : 0);
+  }
+  if (!valid_room(room, strlen(room))) {
+    hd_http_resp_text(resp, 400, "query needs room=<name> (1-64 characters of A-Z a-z 0-9 - _ .)\n");
+    return;
+  }
+  hd_token_claims_t claims;
+  if (authorize(s, req, room, 0, &claims, resp) < 0) return;
+  hd_serve_cluster_route(s->cluster, claims.key, room, req->query, resp);
 }
 
 /* ---- webhooks: node lifecycle events to the configured URLs ---- */
@@ -850,7 +878,10 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (w > 0) n += w;
     w = hd_rtm_metrics_text(s->rtm, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
-    if (s->quality) n += hd_serve_quality_metrics(s->quality, buf + n, METRICS_CAP - (size_t)n);
+    w = s->quality ? hd_serve_quality_metrics(s->quality, buf + n, METRICS_CAP - (size_t)n) : 0;
+    if (w > 0) n += w;
+    w = hd_serve_cluster_metrics_text(s->cluster, buf + n, METRICS_CAP - (size_t)n);
+    if (w > 0) n += w;
     hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, (size_t)n);
     free(buf);
   } else if (!strncmp(req->path, "/admin/rooms/", 13) && strstr(req->path, "/mute") &&
@@ -867,6 +898,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     hd_http_resp_text(resp, 302, "the quality dashboard is at /dashboard.html\n");
   } else if (!strcmp(req->path, "/api/dev-token"))
     handle_dev_token(s, req, resp);
+  else if (!strcmp(req->path, "/api/route"))
+    handle_route(s, req, resp);
   else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))
     hd_http_resp_text(resp, 400, "the endpoint is %s/{room}\n", req->path);
   if (resp->status >= 400) s->http_errors++;
@@ -918,6 +951,7 @@ static void usage_serve(FILE *f) {
       "                    [--media-workers N]\n"
       "                    [--max-connections N] [--max-connections-per-ip N] [--max-token-lifetime S]\n"
       "                    [--tls-cert FILE --tls-key FILE] [--tls]\n"
+      "                    [--redis URL] [--node-id ID] [--region R] [--labels K=V,..] [--announce-url URL]\n"
       "                    [--config FILE] [--dev]\n"
       "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
       "  --quality-db  quality store: SQLite file (default hudong-quality.db next to the RTM database)\n"
@@ -936,6 +970,10 @@ static void usage_serve(FILE *f) {
       "  --max-token-lifetime S: refuse tokens valid longer than S seconds (default 86400; 0 = no limit)\n"
       "  --tls-cert FILE --tls-key FILE: serve HTTPS/WSS on the listen port (PEM files)\n"
       "  --tls     with --dev and no files: HTTPS/WSS with a generated self-signed certificate\n"
+      "  --redis redis://[:password@]host:port[/db]: join the cluster whose registry is in\n"
+      "            that Redis (docs/overlay.md); without it the node runs alone\n"
+      "  --node-id ID (default hostname:port), --region R, --labels k=v,k=v, --announce-url URL\n"
+      "            (default http(s)://listen-host:port): this node in the cluster registry\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
@@ -987,6 +1025,7 @@ int hd_cmd_serve(int argc, char **argv) {
   long max_conns = -1, max_conns_ip = -1, max_token_life = -1;
   const char *tls_cert = NULL, *tls_key = NULL;
   int tls_flag = 0;
+  const char *cl_redis = NULL, *cl_id = NULL, *cl_region = NULL, *cl_labels = NULL, *cl_url = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
       config = argv[++i];
@@ -1020,6 +1059,16 @@ int hd_cmd_serve(int argc, char **argv) {
       tls_key = argv[++i];
     else if (!strcmp(argv[i], "--tls"))
       tls_flag = 1;
+    else if (!strcmp(argv[i], "--redis") && i + 1 < argc)
+      cl_redis = argv[++i];
+    else if (!strcmp(argv[i], "--node-id") && i + 1 < argc)
+      cl_id = argv[++i];
+    else if (!strcmp(argv[i], "--region") && i + 1 < argc)
+      cl_region = argv[++i];
+    else if (!strcmp(argv[i], "--labels") && i + 1 < argc)
+      cl_labels = argv[++i];
+    else if (!strcmp(argv[i], "--announce-url") && i + 1 < argc)
+      cl_url = argv[++i];
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -1087,6 +1136,28 @@ int hd_cmd_serve(int argc, char **argv) {
     s.cfg.tls_dev = 1;
   }
   hd_token_set_max_lifetime(s.cfg.max_token_lifetime);
+  struct {
+    const char *v;
+    char *dst;
+    size_t cap;
+    const char *flag;
+  } cl[] = {{cl_redis, s.cfg.redis, sizeof s.cfg.redis, "--redis"},
+            {cl_id, s.cfg.node_id, sizeof s.cfg.node_id, "--node-id"},
+            {cl_region, s.cfg.region, sizeof s.cfg.region, "--region"},
+            {cl_labels, s.cfg.labels, sizeof s.cfg.labels, "--labels"},
+            {cl_url, s.cfg.announce_url, sizeof s.cfg.announce_url, "--announce-url"}};
+  for (size_t i = 0; i < sizeof cl / sizeof cl[0]; i++) {
+    if (!cl[i].v) continue;
+    if (strlen(cl[i].v) >= cl[i].cap) {
+      fprintf(stderr, "hudong serve: %s is longer than %zu bytes\n", cl[i].flag, cl[i].cap - 1);
+      return 2;
+    }
+    snprintf(cl[i].dst, cl[i].cap, "%s", cl[i].v);
+  }
+  if (hd_config_check_cluster(&s.cfg, err, sizeof err) < 0) {
+    fprintf(stderr, "hudong serve: %s\n", err);
+    return 2;
+  }
   if (rtm_db) snprintf(s.cfg.rtm_db, sizeof s.cfg.rtm_db, "%s", rtm_db);
   if (quality_db) snprintf(s.cfg.quality_db, sizeof s.cfg.quality_db, "%s", quality_db);
   if (s.cfg.dev) {
@@ -1202,6 +1273,11 @@ int hd_cmd_serve(int argc, char **argv) {
     return 1;
   }
   if (s.cfg.rtc_port == 0) s.cfg.rtc_port = hd_media_workers_port(s.workers, 0);
+  hd_serve_cluster_defaults(&s.cfg, s.cfg.tls_cert[0] || s.cfg.tls_dev ? "https" : "http");
+  if (hd_serve_cluster_start(&s.cluster, s.loop, &s.cfg, s.workers, err, sizeof err) < 0) {
+    fprintf(stderr, "hudong serve: %s\n", err);
+    return 1;
+  }
   hd_http_config_t hcfg = {.host = s.cfg.listen_host,
                            .port = s.cfg.listen_port,
                            .web_root = s.cfg.web_root[0] ? s.cfg.web_root : NULL,
@@ -1343,6 +1419,8 @@ int hd_cmd_serve(int argc, char **argv) {
   uv_run(s.loop, UV_RUN_DEFAULT);
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */
+  /* out of the registry first: the other nodes stop routing clients here */
+  hd_serve_cluster_stop(s.cluster);
   /* participants get "left", then their sockets close */
   hd_media_workers_close_all(s.workers, "node shutdown");
   hd_rtm_shutdown(s.rtm); /* RTM clients get 4010 and resume elsewhere/later */

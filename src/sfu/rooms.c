@@ -1697,6 +1697,13 @@ static json_t *room_json(const hd_node_t *n, const hd_room_t *r) {
   return o;
 }
 
+size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud) {
+  size_t k = 0;
+  for (hd_room_t *r = n->rooms; r; r = r->next, k++)
+    fn(ud, r->app, r->name);
+  return k;
+}
+
 char *hd_node_admin_rooms_json(hd_node_t *n, const char *app) {
   json_t *rooms = json_array();
   for (hd_room_t *r = n->rooms; r; r = r->next) {
