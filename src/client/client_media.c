@@ -8,9 +8,10 @@
  *   clocked by the loop.
  * - Remote tracks (one per subscriber m-section): audio goes through the
  *   adaptive jitter buffer (media/audio_jitter: FEC, PLC, playout delay) and
- *   the Opus decoder on a 20 ms playout clock; video through the frame
- *   assembler (media/frame_assembler: reorder, wait for NACK repair, PLI when
- *   the reference chain breaks) and the VP8 decoder.
+ *   the Opus decoder on a 20 ms playout clock; video through the video
+ *   jitter buffer (media/video_jitter: reorder, hold for NACK repair as long
+ *   as the measured RTT says a retransmission can still come, PLI only when
+ *   it cannot, temporal-layer skips, render pacing) and the VP8 decoder.
  * - Statistics per track, including DESIGN §6's stall rates: video freezes by
  *   the W3C freezeCount rule (an inter-frame gap >= max(3 x average interval,
  *   average + 150 ms)) and audio concealed time over played time. */
@@ -238,7 +239,7 @@ void cl_remote_free(cl_remote_t *r) {
     hd_audio_jitter_free(&r->jb);
     hd_opus_dec_free(&r->dec);
   } else {
-    hd_frame_asm_free(&r->fa);
+    hd_video_jb_free(&r->vjb);
     if (r->video_ok) hd_vp8_dec_free(&r->vdec);
   }
   memset(r, 0, sizeof *r);
@@ -286,7 +287,7 @@ static cl_remote_t *remote_get(hd_client_t *c, int track, int kind) {
       return NULL;
     }
   } else {
-    if (hd_frame_asm_init(&r->fa, NULL) < 0) return NULL;
+    if (hd_video_jb_init(&r->vjb, NULL) < 0) return NULL;
     if (!c->cfg.no_decode) r->video_ok = hd_vp8_dec_init(&r->vdec) == 0;
   }
   r->used = 1;
@@ -294,11 +295,27 @@ static cl_remote_t *remote_get(hd_client_t *c, int track, int kind) {
   return r;
 }
 
+static void rendered(cl_remote_t *r, hd_time_t now) {
+  r->frames++;
+  r->last_frame_at = now;
+  hd_freeze_frame(&r->freeze, now);
+}
+
 static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
-  hd_frame_asm_event_t ev;
+  hd_video_jb_event_t ev;
   const hd_client_callbacks_t *cb = &c->cfg.cb;
-  while (hd_frame_asm_poll(&r->fa, now, &ev) == 1) {
-    if (ev.type == HD_FRAME_ASM_KEYFRAME_NEEDED) {
+  if (c->s) {
+    /* hold-for-repair deadline from the NACK generator's measured round trip */
+    int tr = r->pc_track;
+    hd_pc_stats_t *ps = &c->vstats_scratch;
+    hd_pc_stats(c->s->pc[1], ps);
+    if (tr >= 0 && tr < ps->n_tracks && ps->tracks[tr].repair_rtt > 0)
+      hd_video_jb_set_rtt(&r->vjb, ps->tracks[tr].repair_rtt);
+    else if (ps->rtt > 0)
+      hd_video_jb_set_rtt(&r->vjb, ps->rtt);
+  }
+  while (hd_video_jb_poll(&r->vjb, now, &ev) == 1) {
+    if (ev.type == HD_VIDEO_JB_KEYFRAME_NEEDED) {
       if (c->s && hd_pc_request_keyframe(c->s->pc[1], r->pc_track, now) == 0) r->keyframe_requests++;
       continue;
     }
@@ -313,21 +330,29 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
       cb->on_encoded(cb->ud, &f);
     }
     if (!r->video_ok) {
-      r->frames++;
-      hd_freeze_frame(&r->freeze, now);
+      r->frames_decoded++;
+      if (ev.render)
+        rendered(r, now);
+      else
+        r->frames_dropped++;
       continue;
     }
     hd_i420_t pic;
     int rc = hd_vp8_decode(&r->vdec, ev.frame.data, ev.frame.len, &pic);
     if (rc < 0) {
-      hd_frame_asm_request_keyframe(&r->fa, now);
+      hd_video_jb_request_keyframe(&r->vjb, now);
+      r->frames_dropped++;
       continue;
     }
     if (rc == 0) continue;
-    r->frames++;
+    r->frames_decoded++;
     r->width = pic.width;
     r->height = pic.height;
-    hd_freeze_frame(&r->freeze, now);
+    if (!ev.render) { /* due together with a later frame: decoded for its references, not shown */
+      r->frames_dropped++;
+      continue;
+    }
+    rendered(r, now);
     if (cb->on_video) {
       hd_client_video_frame_t f = {.track_sid = r->track_sid,
                                    .identity = r->identity,
@@ -352,7 +377,7 @@ void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
   } else {
     hd_frame_asm_pkt_t k = {
         .seq = p->seq, .ts = p->ts, .marker = p->marker, .payload = p->payload, .len = p->payload_len};
-    hd_frame_asm_push(&r->fa, &k, now);
+    hd_video_jb_push(&r->vjb, &k, now);
     drain_video(c, r, now);
   }
 }
@@ -398,7 +423,7 @@ void cl_remote_tick(hd_client_t *c, hd_time_t now) {
     cl_remote_t *r = &c->remote[i];
     if (!r->used) continue;
     if (r->kind == HD_PC_VIDEO) {
-      if (hd_frame_asm_next_timeout(&r->fa) <= now) drain_video(c, r, now);
+      if (hd_video_jb_next_timeout(&r->vjb) <= now) drain_video(c, r, now);
       continue;
     }
     if (!r->next_pull) continue;

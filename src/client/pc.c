@@ -54,6 +54,10 @@ void pc_trx_init(hd_pc_t *pc, pc_trx_t *t, int kind, const char *mid) {
   t->seq = (uint16_t)hd_random_u32();
   t->rtx_seq = (uint16_t)hd_random_u32();
   hd_nack_gen_init(&t->ng);
+  /* the subscriber pc sends no media, so no report block ever gives it an
+   * RTT: the NACK generator measures request -> repair itself, which is also
+   * the wait that matters for retrying (it includes the node's own repair) */
+  t->ng.learn_rtt = 1;
   t->st.rtt = -1;
   t->st.fraction_lost = -1;
   (void)pc;
@@ -526,5 +530,7 @@ void hd_pc_stats(const hd_pc_t *pc, hd_pc_stats_t *out) {
       s->jitter = hd_rtp_recv_stats_jitter(&t->rst);
     }
     s->nack_gave_up = t->ng.gave_up;
+    s->missing = t->ng.noticed;
+    s->repair_rtt = t->ng.rtt_samples ? t->ng.rtt : -1;
   }
 }

@@ -143,6 +143,8 @@ typedef struct {
   uint32_t jitter; /* RTP units (A.8) */
   uint64_t nack_sent, nack_seqs_sent, pli_sent, nack_gave_up;
   uint64_t sr_received;
+  uint64_t missing;     /* seqs found missing on arrival, before any repair (video with NACK) */
+  hd_time_t repair_rtt; /* NACK -> repair round trip learned by the NACK generator, -1 none */
 } hd_pc_track_stats_t;
 
 typedef struct {

@@ -190,7 +190,7 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
     pc_trx_t *t = &pc->tr[i];
     if (!receiving(t) || t->kind != HD_PC_VIDEO || !t->nack || !t->r_ssrc) continue;
     if (hd_nack_gen_next_timeout(&t->ng) > now) continue;
-    if (pc->rtt > 0) hd_nack_gen_set_rtt(&t->ng, pc->rtt);
+    if (pc->rtt > 0 && !t->ng.rtt_samples) hd_nack_gen_set_rtt(&t->ng, pc->rtt);
     uint16_t seqs[NACK_BATCH];
     size_t n = hd_nack_gen_poll(&t->ng, now, seqs, NACK_BATCH);
     if (!n) continue;
