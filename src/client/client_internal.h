@@ -49,6 +49,12 @@ typedef struct cl_local {
   uint32_t ts_base;
   hd_time_t t0;
   int force_key;
+  /* adaptation to a low target (issue 13 item 3): half resolution below
+   * CL_HALF_RES_BPS, half frame rate below CL_HALF_FPS_BPS (with hysteresis) */
+  hd_i420_t half;
+  int half_res, half_fps;
+  hd_time_t adapt_at; /* last resolution switch (each one costs a keyframe) */
+  uint64_t frames_skipped, counter_in;
   /* built-in sources */
   hd_time_t next_frame;
   /* stats */
@@ -76,7 +82,8 @@ typedef struct cl_remote {
   /* stats */
   uint64_t frames, keyframe_requests, last_bytes;
   uint64_t frames_decoded, frames_dropped; /* W3C: decoded; dropped before decode or not rendered */
-  hd_time_t last_frame_at;                 /* last render, for the stall clock */
+  hd_time_t last_frame_at;                 /* last render */
+  hd_time_t first_frame_at;                /* first render (0 none), for the stall rate's denominator */
 } cl_remote_t;
 
 /* One connection attempt: WebSocket + signaling + two pcs + two UDP sockets.

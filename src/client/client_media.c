@@ -27,6 +27,14 @@
 
 #define VIDEO_MIN_BPS 50000
 #define CATCHUP_US 200000
+/* Below these targets the encoder gets half the pixels / half the frames:
+ * VP8 at 640x360 under ~200 kbit/s is all blocks, and under ~100 kbit/s
+ * even 320x180 at 30 fps is. Up again only 30% above, and a resolution
+ * switch (a keyframe) at most every CL_ADAPT_HOLD_US. */
+#define CL_HALF_RES_BPS 200000
+#define CL_HALF_FPS_BPS 100000
+#define CL_ADAPT_UP 1.3
+#define CL_ADAPT_HOLD_US 5000000
 
 /* ---- local tracks ---- */
 
@@ -62,7 +70,10 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
     if (!l->opt.width) l->opt.width = 640;
     if (!l->opt.height) l->opt.height = 360;
     if (!l->opt.fps) l->opt.fps = 30;
-    if (!l->opt.bitrate_bps) l->opt.bitrate_bps = 500000;
+    /* the send-side estimator's start rate (rtc/bwe.h): starting above it
+     * fills a narrow link's queue before the first feedback, and the
+     * estimator then reads the overflow as random loss */
+    if (!l->opt.bitrate_bps) l->opt.bitrate_bps = 300000;
     l->target_bps = l->opt.bitrate_bps < c->cfg.max_video_bps ? l->opt.bitrate_bps : c->cfg.max_video_bps;
     if (!(l->vout = malloc(CL_VIDEO_OUT_MAX))) {
       rc = HD_ENOMEM;
@@ -89,6 +100,7 @@ void cl_local_free(cl_local_t *l) {
   if (l->venc_ok) hd_vp8_enc_free(&l->vp8);
   free(l->vout);
   hd_i420_free(&l->pattern);
+  hd_i420_free(&l->half);
   memset(l, 0, sizeof *l);
   l->pc_track = -1;
 }
@@ -136,10 +148,38 @@ void cl_local_push_audio(hd_client_t *c, cl_local_t *l, const int16_t *pcm, size
   }
 }
 
+/* Picks resolution and frame rate for the current target (hysteresis). */
+static void adapt_video(cl_local_t *l, hd_time_t now) {
+  uint64_t t = l->target_bps;
+  if (!l->half_fps && t < CL_HALF_FPS_BPS) l->half_fps = 1;
+  if (l->half_fps && t > CL_HALF_FPS_BPS * CL_ADAPT_UP) l->half_fps = 0;
+  if (l->adapt_at && now - l->adapt_at < CL_ADAPT_HOLD_US) return;
+  int want = l->half_res;
+  if (!l->half_res && t < CL_HALF_RES_BPS) want = 1;
+  if (l->half_res && t > CL_HALF_RES_BPS * CL_ADAPT_UP) want = 0;
+  if (want != l->half_res) {
+    l->half_res = want;
+    l->adapt_at = now;
+  }
+}
+
 void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now) {
   if (!sendable(c, l)) {
     l->force_key = 1;
     return;
+  }
+  adapt_video(l, now);
+  if (l->half_fps && !l->force_key && (l->counter_in++ & 1)) {
+    l->frames_skipped++;
+    l->pts++; /* the encoder's clock still advances: its rate control sees the real frame rate */
+    return;
+  }
+  if (l->half_res && pic->width >= 4 && pic->height >= 4) {
+    if (l->half.width != pic->width / 2 || l->half.height != pic->height / 2) {
+      hd_i420_free(&l->half);
+      if (hd_i420_alloc(&l->half, pic->width / 2, pic->height / 2) < 0) return;
+    }
+    if (hd_i420_half(&l->half, pic) == 0) pic = &l->half;
   }
   if (l->venc_ok && (l->vp8.width != pic->width || l->vp8.height != pic->height)) {
     hd_vp8_enc_free(&l->vp8);
@@ -225,7 +265,8 @@ void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
     if (!l->used || l->opt.kind != HD_CLIENT_VIDEO) continue;
     uint64_t cap = l->opt.bitrate_bps > c->cfg.max_video_bps ? l->opt.bitrate_bps : c->cfg.max_video_bps;
     uint64_t t = (uint64_t)per < cap ? (uint64_t)per : cap;
-    if (t == l->target_bps) continue;
+    /* the estimate moves with every feedback: re-tune the encoder on a 5% change */
+    if (t == l->target_bps || (t * 20 > l->target_bps * 19 && t * 20 < l->target_bps * 21)) continue;
     l->target_bps = t;
     if (l->venc_ok) hd_vp8_enc_set_bitrate(&l->vp8, (int)t);
   }
@@ -297,6 +338,7 @@ static cl_remote_t *remote_get(hd_client_t *c, int track, int kind) {
 
 static void rendered(cl_remote_t *r, hd_time_t now) {
   r->frames++;
+  if (!r->first_frame_at) r->first_frame_at = now;
   r->last_frame_at = now;
   hd_freeze_frame(&r->freeze, now);
 }
@@ -465,6 +507,9 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     t->kind = l->opt.kind;
     t->rtt_ms = st->rtt_ms;
     t->target_bps = l->target_bps;
+    t->target_bitrate = l->target_bps;
+    t->available_outgoing_bitrate = c->send_rate_bps;
+    t->round_trip_time = st->rtt_ms >= 0 ? st->rtt_ms / 1000 : -1;
     t->frames = l->frames;
     t->keyframes = l->keyframes;
     if (l->venc_ok) {
@@ -485,6 +530,9 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     if (p->rtt >= 0) t->rtt_ms = (double)p->rtt / 1000.0;
     t->nacks = p->nack_received;
     t->retransmits = p->rtx_sent;
+    t->nack_count = p->nack_received;
+    t->retransmitted_packets = p->rtx_sent;
+    t->actual_bitrate = t->bitrate_kbps * 1000;
   }
   for (int i = 0; i < HD_CLIENT_MAX_REMOTE_TRACKS; i++) {
     cl_remote_t *r = &c->remote[i];
@@ -506,7 +554,14 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       t->jitter_ms = (double)p->jitter * 1000.0 / (r->kind == HD_PC_AUDIO ? 48000 : 90000);
       t->nacks = p->nack_sent;
       t->retransmits = p->rtx_received;
+      t->nack_count = p->nack_sent;
+      t->retransmitted_packets = p->rtx_received;
+      t->packets_lost_before_repair = p->missing;
+      t->loss_before_repair_pct = exp ? 100.0 * (double)p->missing / (double)exp : 0;
+      t->loss_after_repair_pct = t->loss_pct;
+      if (p->repair_rtt > 0) t->rtt_ms = (double)p->repair_rtt / 1000.0;
     }
+    t->round_trip_time = t->rtt_ms >= 0 ? t->rtt_ms / 1000 : -1;
     if (r->kind == HD_PC_VIDEO) {
       t->frames = r->frames;
       t->keyframes = r->keyframe_requests;
@@ -514,6 +569,17 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       t->freeze_ms = r->freeze.freeze_us / 1000.0;
       t->width = r->width;
       t->height = r->height;
+      const hd_video_jb_t *jb = &r->vjb;
+      t->frames_decoded = r->frames_decoded;
+      t->frames_dropped = r->frames_dropped + jb->fa.stats.frames_dropped;
+      t->frames_rendered = r->frames;
+      t->freeze_count = r->freeze.freezes;
+      t->total_freezes_duration = r->freeze.freeze_us / 1e6;
+      t->total_watched = r->first_frame_at ? (double)(now - r->first_frame_at) / 1e6 : 0;
+      t->jitter_buffer_delay = jb->st.jitter_buffer_delay_s;
+      t->jitter_buffer_target_delay = jb->st.jitter_buffer_target_s;
+      t->jitter_buffer_emitted_count = jb->st.jitter_buffer_emitted;
+      t->keyframe_requests_sent = r->keyframe_requests;
     } else {
       t->concealed_pct = 100.0 * hd_audio_jitter_stall_rate(&r->jb);
       t->played_ms = r->jb.stats.played_ms;

@@ -83,6 +83,7 @@ int hd_pc_new(hd_pc_t **out, const hd_pc_config_t *cfg) {
   pc->cfg.cname = NULL;
   pc->q_cap = PC_TXQ_CAP;
   pc->q = calloc(pc->q_cap, sizeof *pc->q);
+  pc->tx_twcc = -1;
   int rc = HD_ENOMEM;
   if (!pc->q) goto fail;
   if (cfg->cert) {
@@ -127,6 +128,7 @@ void hd_pc_free(hd_pc_t *pc) {
   hd_dtls_free(pc->dtls);
   if (pc->own_cert) hd_dtls_cert_free(pc->cert);
   free(pc->q);
+  free(pc->bwe);
   free(pc);
 }
 
@@ -142,6 +144,11 @@ static int enqueue(hd_pc_t *pc, const uint8_t *data, size_t len, const struct so
   pc_dgram_t *d = &pc->q[(pc->q_head + pc->q_count) % pc->q_cap];
   memcpy(d->data, data, len);
   d->len = len;
+  d->twcc = pc->tx_twcc;
+  d->paced = (uint8_t)pc->tx_paced;
+  d->rtp_len = (uint16_t)pc->tx_rtp_len;
+  pc->tx_twcc = -1;
+  pc->tx_paced = 0;
   d->to = *to;
   d->tolen = tolen;
   pc->q_count++;
@@ -415,6 +422,7 @@ hd_time_t hd_pc_next_timeout(const hd_pc_t *pc) {
   if (pc->dtls && pc->selected >= 0 && pc->state == HD_PC_DTLS)
     t = hd_time_min(t, hd_dtls_next_timeout(pc->dtls));
   if (pc->state == HD_PC_CONNECTED) t = hd_time_min(t, pc_media_next_timeout(pc));
+  if (pc->q_count && pc->q[pc->q_head].paced) t = hd_time_min(t, pc_pace_due(pc));
   return t;
 }
 
@@ -457,6 +465,16 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
   if (!pc->q_count) return 0;
   pc_dgram_t *d = &pc->q[pc->q_head];
   if (d->len > cap) return HD_ENOSPC;
+  if (d->paced && pc_pace_rate(pc)) {
+    pc_pace_refill(pc, now);
+    if (pc->pace_budget < 0) {
+      pc->st.paced_waits++;
+      return 0;
+    }
+    pc->pace_budget -= (double)d->len;
+  }
+  /* the estimator needs the time the packet really left, after the pacer */
+  if (d->twcc >= 0 && pc->bwe) hd_bwe_on_packet_sent(pc->bwe, (uint16_t)d->twcc, d->rtp_len, now, 0);
   memcpy(out, d->data, d->len);
   if (to) *to = d->to;
   if (tolen) *tolen = d->tolen;
@@ -511,6 +529,8 @@ void hd_pc_stats(const hd_pc_t *pc, hd_pc_stats_t *out) {
   out->state = pc->state;
   out->ice_controlling = pc->controlling;
   out->send_rate_bps = pc->remb_bps;
+  out->bwe_bps = pc->bwe ? hd_bwe_target(pc->bwe) : 0;
+  out->pacing_bps = pc_pace_rate(pc);
   out->rtt = pc->rtt;
   out->n_tracks = pc->n_tr;
   for (int i = 0; i < pc->n_tr; i++) {
