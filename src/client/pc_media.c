@@ -383,7 +383,15 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   }
   if (is_rtx) t->st.rtx_recovered++;
   hd_rtp_recv_stats_update(&t->rst, h.seq, h.ts, now, t->clock ? t->clock : 90000);
-  if (t->kind == HD_PC_VIDEO && t->nack && !pc->cfg.no_nack) hd_nack_gen_on_packet(&t->ng, h.seq, now);
+  if (t->kind == HD_PC_VIDEO && t->nack && !pc->cfg.no_nack) {
+    /* only a retransmission is a round-trip sample: an original that was
+     * merely late (reordered, or queued behind a burst) would read as a
+     * 1 ms RTT and make the retries a NACK storm */
+    int learn = t->ng.learn_rtt;
+    if (!is_rtx) t->ng.learn_rtt = 0;
+    hd_nack_gen_on_packet(&t->ng, h.seq, now);
+    t->ng.learn_rtt = learn;
+  }
   t->st.packets_received++;
   t->st.bytes_received += h.payload_len;
   hd_pc_event_t ev = {.type = HD_PC_EV_RTP, .track = i};

@@ -417,6 +417,12 @@ static void test_room_publish_subscribe_lossy(void **st) {
   assert_int_equal(ss.tracks[1].kind, HD_PC_VIDEO);
   assert_true(ss.tracks[1].nack_sent > 0);     /* downlink losses NACKed */
   assert_true(ss.tracks[1].rtx_recovered > 0); /* and repaired with RTX */
+  /* the NACK -> RTX round trip the subscriber learned: 2 x 20 ms each way, plus
+   * the node's own repair from alice when it lacked the packet too */
+  printf("subscriber's learned repair RTT %lld us, missing %llu\n", (long long)ss.tracks[1].repair_rtt,
+         (unsigned long long)ss.tracks[1].missing);
+  assert_true(ss.tracks[1].repair_rtt >= HD_MS(40) && ss.tracks[1].repair_rtt <= HD_MS(400));
+  assert_true(ss.tracks[1].missing >= ss.tracks[1].rtx_recovered);
   assert_true(a->rtx_rtp > 0);
   assert_true(ps.tracks[1].nack_received > 0); /* uplink losses: the node NACKs alice */
   assert_true(ps.tracks[1].rtx_sent > 0);
