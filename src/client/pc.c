@@ -83,9 +83,10 @@ int hd_pc_new(hd_pc_t **out, const hd_pc_config_t *cfg) {
   pc->cfg.cname = NULL;
   pc->q_cap = PC_TXQ_CAP;
   pc->q = calloc(pc->q_cap, sizeof *pc->q);
+  pc->pq = calloc(pc->q_cap, sizeof *pc->pq);
   pc->tx_twcc = -1;
   int rc = HD_ENOMEM;
-  if (!pc->q) goto fail;
+  if (!pc->q || !pc->pq) goto fail;
   if (cfg->cert) {
     pc->cert = cfg->cert;
   } else {
@@ -128,6 +129,7 @@ void hd_pc_free(hd_pc_t *pc) {
   hd_dtls_free(pc->dtls);
   if (pc->own_cert) hd_dtls_cert_free(pc->cert);
   free(pc->q);
+  free(pc->pq);
   free(pc->bwe);
   free(pc);
 }
@@ -137,11 +139,16 @@ void hd_pc_free(hd_pc_t *pc) {
 static int enqueue(hd_pc_t *pc, const uint8_t *data, size_t len, const struct sockaddr_storage *to,
                    socklen_t tolen) {
   if (len > PC_DGRAM_MAX) return HD_EINVAL;
-  if (pc->q_count == pc->q_cap) {
+  int paced = pc->tx_paced && pc_pace_rate(pc);
+  size_t *count = paced ? &pc->pq_count : &pc->q_count;
+  if (*count == pc->q_cap) {
     pc->st.drop_txq++;
+    pc->tx_twcc = -1;
+    pc->tx_paced = 0;
     return HD_ENOSPC;
   }
-  pc_dgram_t *d = &pc->q[(pc->q_head + pc->q_count) % pc->q_cap];
+  pc_dgram_t *d = paced ? &pc->pq[(pc->pq_head + pc->pq_count) % pc->q_cap]
+                        : &pc->q[(pc->q_head + pc->q_count) % pc->q_cap];
   memcpy(d->data, data, len);
   d->len = len;
   d->twcc = pc->tx_twcc;
@@ -151,7 +158,8 @@ static int enqueue(hd_pc_t *pc, const uint8_t *data, size_t len, const struct so
   pc->tx_paced = 0;
   d->to = *to;
   d->tolen = tolen;
-  pc->q_count++;
+  (*count)++;
+  if (paced) pc->pq_bytes += len;
   return 0;
 }
 
@@ -422,7 +430,7 @@ hd_time_t hd_pc_next_timeout(const hd_pc_t *pc) {
   if (pc->dtls && pc->selected >= 0 && pc->state == HD_PC_DTLS)
     t = hd_time_min(t, hd_dtls_next_timeout(pc->dtls));
   if (pc->state == HD_PC_CONNECTED) t = hd_time_min(t, pc_media_next_timeout(pc));
-  if (pc->q_count && pc->q[pc->q_head].paced) t = hd_time_min(t, pc_pace_due(pc));
+  if (pc->pq_count) t = hd_time_min(t, pc_pace_due(pc));
   return t;
 }
 
@@ -461,17 +469,27 @@ void hd_pc_handle_timeout(hd_pc_t *pc, hd_time_t now) {
 int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *to, socklen_t *tolen,
                hd_time_t now) {
   if (!pc || !out) return HD_EINVAL;
-  if (!pc->q_count && hd_pc_next_timeout(pc) <= now) hd_pc_handle_timeout(pc, now);
-  if (!pc->q_count) return 0;
-  pc_dgram_t *d = &pc->q[pc->q_head];
-  if (d->len > cap) return HD_ENOSPC;
-  if (d->paced && pc_pace_rate(pc)) {
+  if (!pc->q_count && !pc->pq_count && hd_pc_next_timeout(pc) <= now) hd_pc_handle_timeout(pc, now);
+  int paced = 0;
+  if (!pc->q_count) {
+    if (!pc->pq_count) return 0;
     pc_pace_refill(pc, now);
-    if (pc->pace_budget < 0) {
+    if (pc->pace_budget < 0 && pc_pace_rate(pc)) {
       pc->st.paced_waits++;
       return 0;
     }
+    paced = 1;
+  }
+  pc_dgram_t *d = paced ? &pc->pq[pc->pq_head] : &pc->q[pc->q_head];
+  if (d->len > cap) return HD_ENOSPC;
+  if (paced) {
     pc->pace_budget -= (double)d->len;
+    pc->pq_head = (pc->pq_head + 1) % pc->q_cap;
+    pc->pq_count--;
+    pc->pq_bytes -= d->len;
+  } else {
+    pc->q_head = (pc->q_head + 1) % pc->q_cap;
+    pc->q_count--;
   }
   /* the estimator needs the time the packet really left, after the pacer */
   if (d->twcc >= 0 && pc->bwe) hd_bwe_on_packet_sent(pc->bwe, (uint16_t)d->twcc, d->rtp_len, now, 0);
@@ -479,8 +497,6 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
   if (to) *to = d->to;
   if (tolen) *tolen = d->tolen;
   int n = (int)d->len;
-  pc->q_head = (pc->q_head + 1) % pc->q_cap;
-  pc->q_count--;
   pc->st.datagrams_out++;
   pc->st.bytes_out += (uint64_t)n;
   return n;

@@ -110,9 +110,11 @@ struct hd_pc {
   hd_time_t next_rtcp;
   uint64_t remb_bps;
   hd_time_t rtt;
-  /* tx queue */
-  pc_dgram_t *q;
+  /* tx queues: q for what leaves at once (audio, RTCP, ICE, DTLS), pq for
+   * video RTP and RTX, drained by the pacer */
+  pc_dgram_t *q, *pq;
   size_t q_cap, q_head, q_count;
+  size_t pq_head, pq_count, pq_bytes;
   int tx_twcc, tx_paced; /* metadata for the next enqueued datagram (set by hd_pc_send_rtp) */
   size_t tx_rtp_len;
   /* send-side bandwidth estimation (rtc/bwe.h) and pacing, once transport-cc is

@@ -16,6 +16,7 @@
 #define NACK_BATCH 64
 #define TWCC_MAX_PKTS 1024
 #define PACE_BURST_US 10000 /* the bucket holds 10 ms at the pacing rate: the loop ticks every 5 ms */
+#define PACE_MAX_QUEUE_US 250000
 
 /* ---- send-side estimate and pacing ---- */
 
@@ -41,7 +42,12 @@ uint64_t pc_pace_rate(const hd_pc_t *pc) {
   /* no feedback yet (a peer that does not send transport-wide feedback): no
    * estimate to pace at */
   if (!pc->bwe || pc->cfg.no_pacing || !pc->st.twcc_received) return 0;
-  return hd_bwe_pacing_rate(pc->bwe);
+  uint64_t r = hd_bwe_pacing_rate(pc->bwe);
+  /* never hold video longer than PACE_MAX_QUEUE_US: a queue the estimate
+   * cannot drain in time (RTX on a lossy path, a keyframe at a low rate)
+   * goes out faster rather than late or dropped (as libwebrtc's pacer) */
+  uint64_t drain = (uint64_t)((double)pc->pq_bytes * 8 * 1e6 / PACE_MAX_QUEUE_US);
+  return drain > r ? drain : r;
 }
 
 void pc_pace_refill(hd_pc_t *pc, hd_time_t now) {
@@ -123,7 +129,7 @@ int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now) {
   hd_rtp_send_stats_update(&t->sst, p->ts, p->len, now);
   t->seq++;
   pc->tx_twcc = pc->bwe ? twcc : -1;
-  pc->tx_paced = 1;
+  pc->tx_paced = t->kind == HD_PC_VIDEO; /* audio is small and steady: it never waits */
   pc->tx_rtp_len = (size_t)n;
   int rc = protect_and_send(pc, pkt, (size_t)n, sizeof pkt, 0);
   pc->tx_twcc = -1; /* consumed by the enqueue, or dropped with a failed send */
