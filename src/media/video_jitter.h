@@ -4,8 +4,8 @@
  * each frame to the decoder and the renderer.
  *
  * - Hold for repair: a gap that blocks decoding is waited for
- *   hold = clamp(max(4 x rtt + 3 x frame interval, delay + rtt), min_hold,
- *   max_hold): four NACK rounds (the NACK generator retries every
+ *   hold = clamp(max(8 x rtt + 3 x frame interval, delay + rtt), min_hold,
+ *   max_hold): six NACK rounds (the NACK generator retries every
  *   1.25 x rtt, rtc/nack_gen.h) plus a few frames of slack, and never less
  *   than the render delay already paid plus one round trip. Only then is a
  *   keyframe requested (RFC 4585 §6.3.1 PLI), at most every
@@ -37,7 +37,7 @@ typedef struct {
   hd_frame_asm_config_t asm_cfg; /* packet caps (the waits are set from rtt) */
   hd_time_t min_delay;           /* render delay floor (0) */
   hd_time_t max_delay;           /* render delay ceiling (500 ms) */
-  double percentile;             /* lateness percentile the delay covers (0.95) */
+  double percentile;             /* lateness percentile the delay covers (0.99) */
   hd_time_t shrink_per_frame;    /* how fast the delay comes down (2 ms per frame) */
   hd_time_t min_hold, max_hold;  /* bounds of the repair wait (150 ms, 1 s) */
   hd_time_t min_key_interval;    /* floor between keyframe requests (300 ms) */
