@@ -230,15 +230,22 @@ static int try_emit(hd_frame_asm_t *fa, hd_frame_asm_event_t *ev) {
      * waiting for one, complete delta frames can never be decoded: drop them
      * (only their own packets; a keyframe missing a retransmission may be
      * older and still complete). */
+    int key_pending = 0;
     for (int64_t e = fa->base; e <= fa->highest; e++) {
       hd_frame_asm_slot_t *p = slot_at(fa, e);
-      if (!p || !p->frame_start || !frame_at(fa, e, &end)) continue;
+      if (!p || !p->frame_start) continue;
+      if (!frame_at(fa, e, &end)) {
+        /* a keyframe still missing a packet (its repair may be on the way):
+         * the deltas after it will decode once it is complete, keep them */
+        if (p->keyframe) key_pending = 1;
+        continue;
+      }
       if (p->keyframe) {
         if (fa->have_emitted && e != fa->last_emitted + 1) fa->skipped = 1;
         if (emit(fa, e, end, ev)) return 1;
         goto again;
       }
-      if (fa->need_key) {
+      if (fa->need_key && !key_pending) {
         for (int64_t i = e; i <= end; i++)
           slot_free(fa, slot_at(fa, i));
         fa->stats.frames_dropped++;
@@ -343,6 +350,17 @@ static int tl_skip(hd_frame_asm_t *fa, hd_frame_asm_event_t *ev) {
   return 0;
 }
 
+/* Arrival of the oldest keyframe start packet whose frame is not complete
+ * yet, or HD_TIME_NEVER. */
+static hd_time_t pending_key_arrival(hd_frame_asm_t *fa) {
+  int64_t end;
+  for (int64_t e = fa->base; e <= fa->highest; e++) {
+    hd_frame_asm_slot_t *p = slot_at(fa, e);
+    if (p && p->frame_start && p->keyframe && !frame_at(fa, e, &end)) return p->arrival;
+  }
+  return HD_TIME_NEVER;
+}
+
 /* 1 when a hole (a missing sequence number) lies between the next expected
  * packet and the highest one received: the chain is blocked on a loss. */
 static int has_hole(const hd_frame_asm_t *fa) {
@@ -381,9 +399,14 @@ int hd_frame_asm_poll(hd_frame_asm_t *fa, hd_time_t now, hd_frame_asm_event_t *e
   }
   if (fa->need_key && fa->started) {
     /* At start-up give an in-flight keyframe nack_wait to complete, unless a
-     * complete delta frame shows we joined mid-stream. */
+     * complete delta frame shows we joined mid-stream. A keyframe whose first
+     * packet is here but which misses another gets nack_wait from its
+     * arrival for the repair, at start-up or after a request: asking again
+     * would only bring a second keyframe behind the first. */
     int startup_wait = !fa->have_emitted && fa->last_key_req == HD_TIME_NEVER &&
                        fa->stats.frames_dropped == 0 && now - fa->start_time < fa->cfg.nack_wait;
+    hd_time_t kp = pending_key_arrival(fa);
+    if (kp != HD_TIME_NEVER && now - kp < fa->cfg.nack_wait) startup_wait = 1;
     if (!startup_wait &&
         (fa->last_key_req == HD_TIME_NEVER || now - fa->last_key_req >= fa->cfg.keyframe_interval)) {
       fa->last_key_req = now;

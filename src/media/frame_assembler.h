@@ -11,8 +11,10 @@
  * retransmission; after that (or when a buffer cap is hit) the chain is broken:
  * it emits a KEYFRAME_NEEDED event (the caller sends PLI, RFC 4585 §6.3.1),
  * drops delta frames until a complete keyframe arrives, and repeats the request
- * every `keyframe_interval` while waiting. The stream must also start at a
- * keyframe.
+ * every `keyframe_interval` while waiting -- but not while a keyframe whose
+ * first packet is here still misses one for less than `nack_wait` (its repair
+ * is on the way; the complete deltas after it are kept for it). The stream
+ * must also start at a keyframe.
  *
  * VP8 temporal layers (RFC 7741 §4.2 TID / Y / TL0PICIDX): when the gap has
  * blocked for `tl_wait` and the first complete frame after it can be decoded
