@@ -9,7 +9,12 @@
  * engine in use: native, or libsrtp with HD_SRTP_ENGINE=libsrtp), so the
  * result reads as "forwarding costs X times an SRTP protect".
  *
- * Usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE]
+ * Usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE] [--remb KBPS]
+ *
+ * --remb KBPS: every viewer reports KBPS as its estimate (REMB) before the
+ * replay, and the node's timers run during it at the packets' virtual times,
+ * so each viewer's pacer (rtc/pacer.h) is active: the cost of pacing is
+ * counted (HUDONG_PACER=0 turns the pacer off for the side-by-side run).
  * Wall-clock numbers vary with the machine; for stable figures run it under
  * `valgrind --tool=callgrind` (bench/run_forward.sh does both). */
 #include <netinet/in.h>
@@ -27,6 +32,8 @@
 
 #define MAX_VIEWERS 200
 #define MAX_REC 200000
+
+static uint64_t g_remb_bps; /* --remb: the viewers' estimate, 0 = none (no pacing, no timers in the replay) */
 
 typedef struct {
   uint8_t data[HD_DATAGRAM_MAX];
@@ -162,6 +169,11 @@ static int run(int viewers, double seconds, hd_dtls_cert_t *node_cert, hd_dtls_c
       fprintf(stderr, "client %d did not connect\n", i);
       return -1;
     }
+  if (g_remb_bps) { /* every viewer's estimate: the node paces what it sends them */
+    for (int i = 1; i <= viewers; i++)
+      hd_rtc_client_send_remb(w->cl[i], g_remb_bps);
+    advance(w, w->now + HD_MS(20));
+  }
   /* record the publisher's stream */
   w->rec = malloc(sizeof(rec_t) * MAX_REC);
   hd_time_t rec_start = w->now;
@@ -177,6 +189,7 @@ static int run(int viewers, double seconds, hd_dtls_cert_t *node_cert, hd_dtls_c
   for (size_t i = 0; i < n; i++) {
     hd_time_t vt = w->now + (hd_time_t)((double)span * i / (double)n);
     hd_node_feed(w->node, rec[i].data, rec[i].len, (struct sockaddr *)pa, sizeof *pa, vt);
+    if (g_remb_bps && hd_node_next_timeout(w->node) <= vt) hd_node_handle_timeout(w->node, vt);
     hd_datagram_t *d;
     while ((d = hd_txq_peek(q)) != NULL) {
       out++;
@@ -211,13 +224,17 @@ int main(int argc, char **argv) {
       seconds = atof(argv[++i]);
     } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
       json = argv[++i];
+    } else if (!strcmp(argv[i], "--remb") && i + 1 < argc) {
+      g_remb_bps = (uint64_t)atoll(argv[++i]) * 1000;
     } else {
-      fprintf(stderr, "usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE]\n");
+      fprintf(stderr, "usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE] [--remb KBPS]\n");
       return 2;
     }
   }
   hd_log_set_level(HD_LOG_WARN);
   hd_srtp_global_init();
+  const char *pacer_env = getenv("HUDONG_PACER");
+  hd_session_set_pacer(!(pacer_env && !strcmp(pacer_env, "0")), 0);
   hd_dtls_cert_t *nc_cert, *cl_cert;
   if (hd_dtls_cert_generate(&nc_cert) < 0 || hd_dtls_cert_generate(&cl_cert) < 0) return 1;
   result_t res[16];

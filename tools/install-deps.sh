@@ -13,6 +13,11 @@ PKGS=(
   # libraries (DESIGN §4)
   libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev libsrtp2-dev
   libjansson-dev libcmocka-dev libopus-dev libvpx-dev libsqlite3-dev libusrsctp-dev
+  # quality store on PostgreSQL (libpq) and a real server for its tests (docs/quality.md)
+  libpq-dev postgresql
+  # cluster control plane (docs/overlay.md): hiredis with its libuv adapter, and a
+  # real Redis for the cluster tests
+  libhiredis-dev redis-server
   # interop peers and test tooling
   chromium gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-nice python3-gi gir1.2-gstreamer-1.0

@@ -55,7 +55,7 @@ fi
 step "build (ThreadSanitizer: hudong + the threaded tests)"
 # media workers (src/io/media_workers.c) are the node's threads: a data race
 # there aborts the server (halt_on_error) and fails the test
-TSAN_TESTS='integration/(workers|itest_media|rooms|api|ice_tcp)$'
+TSAN_TESTS='integration/(workers|itest_media|rooms|api|ice_tcp|cluster)$'
 if cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="-fsanitize=thread -g" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null &&
   cmake --build build-tsan -j"$JOBS" --target hudong workers_itest itest_media; then

@@ -239,6 +239,12 @@ export class Room {
 
   // Opens the WebSocket and sends join; resolves with "joined".
   async _openAndJoin() {
+    const qa = this._qualityAttemptStart(); // join attempt for the quality data (docs/quality.md)
+    return this._openAndJoinInner().then((j) => { this._qualityAttemptJoined(qa, j); return j; },
+      (e) => { this._qualityAttemptFailed(qa, e); throw e; });
+  }
+
+  async _openAndJoinInner() {
     const ws = new WebSocket(this.url);
     this.ws = ws;
     this._leftSeen = false;
@@ -307,6 +313,7 @@ export class Room {
 
   // Closes the WebSocket and both PCs without touching local tracks or state.
   _closeTransport() {
+    this._qualityStop();
     clearInterval(this._pingTimer);
     this._pingTimer = null;
     for (const [, p] of this._pending) p.reject(new Error('connection lost'));
@@ -373,6 +380,7 @@ export class Room {
     this._lastRecv = performance.now();
     this._pingTimer = setInterval(() => this._ping(), this.pingInterval * 1000);
     this._setState('connected');
+    this._qualityStart();
   }
 
   _ping() {
@@ -473,6 +481,29 @@ export class Room {
         this._emit('activeSpeakers', this.activeSpeakers);
         break;
       }
+      case 'stream_state': {
+        // the node paused a track we subscribed to (bandwidth / hidden /
+        // publisher) or resumed it, and which simulcast layer we get
+        const p = this.participants.get(m.participant_sid);
+        const t = p && p.tracks.get(m.track_sid);
+        if (!t) break;
+        t.streamState = m.state;
+        t.pauseReason = m.reason || null;
+        t.layer = m.state === 'active' && m.rid ? { rid: m.rid, width: m.width || 0, height: m.height || 0 } : null;
+        this._emit('streamStateChanged', t, p, m.state, m.reason || null);
+        break;
+      }
+      case 'publish_layers':
+        this._applyPublishLayers(m.track_sid, m.active_rids || []);
+        break;
+      case 'connection_quality':
+        for (const u of m.updates || []) {
+          const p = this._isLocal(u.participant_sid) ? this.localParticipant : this.participants.get(u.participant_sid);
+          if (!p) continue;
+          p.connectionQuality = u.quality;
+          this._emit('connectionQualityChanged', p, u.quality);
+        }
+        break;
       case 'data':
         this._emitData(m, 'websocket');
         break;
@@ -796,6 +827,75 @@ export class Room {
     return this._notify(m);
   }
 
+  // Layer selection (docs/protocol.md "Layer selection"): how the page shows
+  // remote video tracks. width/height: the tile in device pixels (the node
+  // sends the smallest simulcast layer that covers it); visible: false = the
+  // node sends nothing; pinned: bandwidth goes to it first.
+  setTrackSettings(trackSids, { visible = true, width = 0, height = 0, pinned = false } = {}) {
+    const msg = { type: 'track_settings', track_sids: [].concat(trackSids), visible: !!visible };
+    if (width > 0) msg.width = Math.min(16384, Math.round(width));
+    if (height > 0) msg.height = Math.min(16384, Math.round(height));
+    if (pinned) msg.pinned = true;
+    return this._notify(msg);
+  }
+
+  // Watches the element that shows a remote video track and keeps the node
+  // told of its size and visibility (setTrackSettings), so small tiles get the
+  // low layer and hidden ones nothing. Returns a function that stops watching.
+  observeTile(trackSid, el, { pinned = false } = {}) {
+    if (typeof ResizeObserver === 'undefined') return () => {};
+    let last = '', timer = null, inView = true;
+    const send = () => {
+      timer = null;
+      const r = el.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+      const visible = inView && r.width > 0 && r.height > 0 && document.visibilityState !== 'hidden';
+      const w = Math.round(r.width * dpr), h = Math.round(r.height * dpr);
+      const key = `${visible}|${w}|${h}|${pinned}`;
+      if (key === last || this.state !== 'connected') return;
+      last = key;
+      this.setTrackSettings(trackSid, { visible, width: w, height: h, pinned });
+    };
+    // coalesce bursts (a window being resized) into one message
+    const later = () => { if (!timer) timer = setTimeout(send, 200); };
+    const ro = new ResizeObserver(later);
+    ro.observe(el);
+    let io = null;
+    if (typeof IntersectionObserver !== 'undefined') {
+      io = new IntersectionObserver((es) => { inView = es.some((e) => e.isIntersecting); later(); });
+      io.observe(el);
+    }
+    document.addEventListener('visibilitychange', later);
+    this.on('reconnected', later);
+    later();
+    return () => {
+      ro.disconnect(); if (io) io.disconnect();
+      document.removeEventListener('visibilitychange', later);
+      this.off('reconnected', later);
+      if (timer) clearTimeout(timer);
+    };
+  }
+
+  // publish_layers: the node says which simulcast layers of one of our tracks
+  // someone needs; the others stop encoding until they are needed again.
+  _applyPublishLayers(sid, rids) {
+    for (const lt of this.localTracks.values()) {
+      if (lt.sid !== sid || !lt.transceiver || !lt.encodings) continue;
+      const sender = lt.transceiver.sender;
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2) continue;
+      let changed = false;
+      for (const e of params.encodings) {
+        const on = !e.rid || rids.includes(e.rid);
+        if (e.active !== on) { e.active = on; changed = true; }
+      }
+      lt.activeLayers = params.encodings.filter((e) => e.active).map((e) => e.rid);
+      if (!changed) continue;
+      sender.setParameters(params)
+        .then(() => this._emit('publishLayersChanged', lt, lt.activeLayers))
+        .catch((e) => this._emit('error', new Error(`publish_layers: setParameters failed: ${e.message || e}`)));
+    }
+  }
+
   subscribe(trackSids) { return this._notify({ type: 'subscribe', track_sids: [].concat(trackSids) }); }
   unsubscribe(trackSids) { return this._notify({ type: 'unsubscribe', track_sids: [].concat(trackSids) }); }
 
@@ -890,3 +990,156 @@ export async function connect(url, token, opts = {}) {
   if (opts.dataChannels) await room.enableDataChannels();
   return room;
 }
+
+// ---- quality reports (docs/quality.md "Client reports") ----
+// Every few seconds a compact summary of the subscriber PC's getStats goes to the
+// node as "quality_report" (cumulative counters per received track; the node
+// turns them into per-interval rows), and every join attempt as "quality_join".
+// Attempts are kept in localStorage until sent, so one that failed before the
+// WebSocket opened is reported on the next successful connection.
+// opts.qualityReports === false turns it off; opts.qualityIntervalMs (5000).
+const QUALITY_KEY = 'hudong.quality.attempts';
+const QUALITY_MAX_KEPT = 20;
+const QUALITY_MEDIA_WAIT_MS = 10000; // a join that decoded nothing by then is reported without first media
+
+function qualityLoad() {
+  try { const a = JSON.parse(globalThis.localStorage?.getItem(QUALITY_KEY) || '[]'); return Array.isArray(a) ? a : []; } catch { return []; }
+}
+function qualitySave(a) {
+  try { globalThis.localStorage?.setItem(QUALITY_KEY, JSON.stringify(a.slice(-QUALITY_MAX_KEPT))); } catch { /* storage off */ }
+}
+function qualityUpdate(id, fields) {
+  const a = qualityLoad();
+  const x = a.find((e) => e.id === id);
+  if (x) Object.assign(x, fields);
+  qualitySave(a);
+}
+function tokenRoom(token) {
+  try {
+    const p = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(p + '='.repeat((4 - (p.length % 4)) % 4))).grants?.room || '';
+  } catch { return ''; }
+}
+
+Object.assign(Room.prototype, {
+  _qualityOn() { return this.opts.qualityReports !== false; },
+
+  _qualityAttemptStart() {
+    if (!this._qualityOn()) return null;
+    const a = { id: `ja_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`, room: tokenRoom(this.token),
+      started_at: Date.now(), outcome: 'pending', t0: performance.now() };
+    const all = qualityLoad();
+    // an attempt left pending by a page that went away never reached media
+    for (const e of all) if (e.outcome === 'pending' && Date.now() - e.started_at > 30000) Object.assign(e, { outcome: 'failed', reason: 'abandoned' });
+    all.push({ ...a, t0: undefined });
+    qualitySave(all);
+    return a;
+  },
+
+  _qualityAttemptFailed(a, e) {
+    if (!a) return;
+    qualityUpdate(a.id, { outcome: 'failed', reason: String(e && e.message ? e.message : e).slice(0, 120), join_ms: null, first_media_ms: null });
+  },
+
+  // Joined: wait for the first decoded remote media (a video frame or audio
+  // samples) on the subscriber PC; a room with nothing to receive counts as
+  // reaching media when joined.
+  _qualityAttemptJoined(a, joined) {
+    if (!a) return;
+    const joinMs = Math.round(performance.now() - a.t0);
+    const anyRemote = (joined.participants || []).some((p) => (p.tracks || []).length > 0);
+    qualityUpdate(a.id, { join_ms: joinMs });
+    const done = (firstMs) => { qualityUpdate(a.id, { outcome: 'ok', first_media_ms: firstMs }); this._qualityFlushJoins(); };
+    if (!anyRemote) { done(joinMs); return; }
+    const deadline = a.t0 + QUALITY_MEDIA_WAIT_MS;
+    const poll = async () => {
+      if (this._leaving || this.state === 'disconnected') return;
+      let got = false;
+      for (const t of this._subscribed.values()) {
+        const s = t.receiver ? await this._inbound(t.receiver).catch(() => null) : null;
+        if (s && ((s.framesDecoded || 0) > 0 || (s.totalSamplesReceived || 0) > 0)) got = true;
+      }
+      if (got) { done(Math.round(performance.now() - a.t0)); return; }
+      if (performance.now() > deadline) { qualityUpdate(a.id, { outcome: 'ok', first_media_ms: null, reason: 'no remote media within 10 s' }); this._qualityFlushJoins(); return; }
+      this._qualityJoinTimer = setTimeout(poll, 50);
+    };
+    poll();
+  },
+
+  // Sends every finished attempt kept (this page's and earlier ones) and forgets them.
+  _qualityFlushJoins() {
+    if (!this._qualityOn() || !this.ws || this.ws.readyState !== WebSocket.OPEN || !this.roomInfo) return;
+    // the node takes one quality_join per second and connection: a second flush waits
+    const wait = (this._qualityJoinAt || 0) + 1200 - performance.now();
+    if (wait > 0) {
+      clearTimeout(this._qualityFlushTimer);
+      this._qualityFlushTimer = setTimeout(() => this._qualityFlushJoins(), wait);
+      return;
+    }
+    const all = qualityLoad();
+    const done = all.filter((e) => e.outcome !== 'pending').slice(0, 20);
+    if (!done.length) return;
+    const attempts = done.map((e) => ({ id: e.id, room: e.room, started_at: e.started_at, outcome: e.outcome,
+      reason: e.reason || '', join_ms: e.join_ms ?? null, first_media_ms: e.first_media_ms ?? null }));
+    try { this._send({ type: 'quality_join', attempts }); } catch { return; }
+    this._qualityJoinAt = performance.now();
+    const sent = new Set(done.map((e) => e.id));
+    qualitySave(qualityLoad().filter((e) => !sent.has(e.id)));
+    this.qualityJoinsSent = (this.qualityJoinsSent || []).concat(attempts);
+  },
+
+  _qualityStart() {
+    if (!this._qualityOn()) return;
+    this._qualityFlushJoins();
+    clearInterval(this._qualityTimer);
+    this._qualityTimer = setInterval(() => { this._qualityReport().catch(() => {}); }, this.opts.qualityIntervalMs || 5000);
+  },
+
+  _qualityStop() {
+    clearInterval(this._qualityTimer);
+    clearTimeout(this._qualityJoinTimer);
+    clearTimeout(this._qualityFlushTimer);
+    this._qualityTimer = null;
+    this._qualityJoinAt = 0; // a new connection has its own pace
+  },
+
+  // The summary of what this page receives; also kept as this.lastQualityReport (tests compare it with the API).
+  async qualitySummary() {
+    const out = { candidate: '', rtt_ms: null, tracks: [] };
+    if (!this.sub) return out;
+    const st = await this.sub.getStats();
+    let pair = null;
+    st.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = st.get(s.selectedCandidatePairId); });
+    if (!pair) st.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+    if (pair) {
+      if (pair.currentRoundTripTime !== undefined) out.rtt_ms = Math.round(pair.currentRoundTripTime * 10000) / 10;
+      const lc = st.get(pair.localCandidateId);
+      if (lc) out.candidate = lc.candidateType || '';
+    }
+    const now = performance.now();
+    for (const t of this._subscribed.values()) {
+      const s = t.receiver ? await this._inbound(t.receiver).catch(() => null) : null;
+      if (!s) continue;
+      const e = { sid: t.sid, kind: t.kind, bytes: s.bytesReceived || 0, packets: s.packetsReceived || 0,
+        lost: Math.max(0, s.packetsLost || 0), jb_delay_s: s.jitterBufferDelay || 0, jb_emitted: s.jitterBufferEmittedCount || 0 };
+      if (t.kind === 'video') {
+        Object.assign(e, { freezes: s.freezeCount || 0, freeze_ms: Math.round((s.totalFreezesDuration || 0) * 1000),
+          frames_decoded: s.framesDecoded || 0, frames_dropped: s.framesDropped || 0,
+          watched_ms: t.firstFrameAt ? Math.round(now - t.firstFrameAt) : 0 });
+      } else {
+        Object.assign(e, { concealed: s.concealedSamples || 0, samples: s.totalSamplesReceived || 0 });
+      }
+      out.tracks.push(e);
+      if (out.tracks.length >= 16) break;
+    }
+    return out;
+  },
+
+  async _qualityReport() {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.sub) return;
+    const r = await this.qualitySummary();
+    try { this._send({ type: 'quality_report', ...r }); } catch { return; }
+    this.lastQualityReport = { ...r, at: Date.now() };
+    this._emit('qualityReport', this.lastQualityReport);
+  },
+});

@@ -159,10 +159,25 @@ typedef struct {
   double actual_bitrate;               /* bit/s sent over the last stats interval (headers excluded) */
   uint64_t available_outgoing_bitrate; /* [W3C availableOutgoingBitrate] the send-side estimate, 0 if
                                           none */
-  /* audio, remote: reserved for the audio jitter buffer's W3C fields
-   * (concealedSamples, totalSamplesReceived, concealmentEvents,
-   * insertedSamplesForDeceleration, removedSamplesForAcceleration, ...),
-   * added by the audio side of issue 13 right below this line. */
+  /* audio, the W3C getStats names (RTCInboundRtpStreamStats) in snake case;
+   * samples per channel at 48 kHz */
+  struct {
+    /* remote */
+    uint64_t total_samples_received;            /* totalSamplesReceived: samples played out */
+    uint64_t concealed_samples;                 /* concealedSamples: PLC for a loss or a late packet */
+    uint64_t silent_concealed_samples;          /* silentConcealedSamples: over a DTX pause */
+    uint64_t concealment_events;                /* concealmentEvents */
+    uint64_t inserted_samples_for_deceleration; /* insertedSamplesForDeceleration (stretch) */
+    uint64_t removed_samples_for_acceleration;  /* removedSamplesForAcceleration (stretch) */
+    double jitter_buffer_delay;                 /* jitterBufferDelay, seconds summed over emitted samples */
+    uint64_t jitter_buffer_emitted_count;       /* jitterBufferEmittedCount */
+    double jitter_buffer_target_delay_ms;       /* current target */
+    uint64_t fec_ms, red_ms;                    /* frames recovered from Opus FEC / from RED */
+    uint64_t longest_gap_ms;                    /* longest run of concealed frames */
+    /* local */
+    int red_depth;         /* redundant frames per RED packet sent (0: plain Opus) */
+    int fec_expected_loss; /* percent given to the Opus encoder (from the receiver's reports) */
+  } audio;
 } hd_client_track_stats_t;
 
 typedef struct {

@@ -21,8 +21,12 @@
 #include "media/rtp_payload.h"
 #include "media/test_signal.h"
 #include "media/vp8_codec.h"
+#include "rtc/audio_protect.h"
 
 #define CL_VIDEO_OUT_MAX (1u << 20) /* largest encoded video frame */
+
+/* most redundant frames per RED packet we send */
+#define CL_RED_MAX HD_AUDIO_PROTECT_MAX_DEPTH
 
 typedef struct cl_local {
   int used;
@@ -38,6 +42,15 @@ typedef struct cl_local {
   int16_t abuf[HD_OPUS_FRAME_SAMPLES * 2];
   size_t afill;
   hd_tone_t tone;
+  /* RED (RFC 2198): the last frames sent, for the redundant blocks */
+  uint8_t red_hist[CL_RED_MAX][HD_OPUS_MAX_PACKET];
+  size_t red_len[CL_RED_MAX];
+  uint32_t red_ts[CL_RED_MAX];
+  int red_n, red_pos;         /* filled entries, next write */
+  int red_depth;              /* redundant frames to send now (2 until the first receiver report) */
+  hd_audio_protect_t protect; /* the plan from the receiver's reports */
+  uint64_t reports_seen;      /* receiver report blocks already applied */
+  int fec_loss_pct;           /* expected loss given to the encoder */
   /* video */
   hd_vp8_enc_t vp8;
   int venc_ok;

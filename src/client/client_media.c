@@ -1,17 +1,20 @@
 /* Media side of the SDK client (include/hudong/client.h), on the loop thread:
  *
  * - Local tracks: PCM in 20 ms frames -> Opus (in-band FEC, DTX; RFC 6716,
- *   RFC 7587 payload) -> RTP; I420 -> VP8 (libvpx, real-time CBR) -> RFC 7741
- *   packets -> RTP. A PLI/FIR from the node forces a keyframe; the video
- *   encoder's bitrate follows the node's REMB (the send-rate event), capped by
- *   the config. Built-in sources (tone, test pattern with a frame counter) are
- *   clocked by the loop.
+ *   RFC 7587 payload) -> RED (RFC 2198) where negotiated -> RTP; the FEC's
+ *   expected loss and the RED depth follow the receiver's reports; I420 -> VP8
+ *   (libvpx, real-time CBR) -> RFC 7741 packets -> RTP. A PLI/FIR from the
+ *   node forces a keyframe; the video encoder's bitrate follows the send-rate
+ *   event (the send-side estimate on the node's transport-wide feedback, or
+ *   its REMB), capped by the config. Built-in sources (tone, test pattern with
+ *   a frame counter) are clocked by the loop.
  * - Remote tracks (one per subscriber m-section): audio goes through the
- *   adaptive jitter buffer (media/audio_jitter: FEC, PLC, playout delay) and
- *   the Opus decoder on a 20 ms playout clock; video through the video
- *   jitter buffer (media/video_jitter: reorder, hold for NACK repair as long
- *   as the measured RTT says a retransmission can still come, PLI only when
- *   it cannot, temporal-layer skips, render pacing) and the VP8 decoder.
+ *   adaptive jitter buffer (media/audio_jitter: RED, FEC, PLC, time-stretched
+ *   playout delay) and the Opus decoder on a 20 ms playout clock; video
+ *   through the video jitter buffer (media/video_jitter: reorder, hold for
+ *   NACK repair as long as the measured RTT says a retransmission can still
+ *   come, PLI only when it cannot, temporal-layer skips, render pacing) and
+ *   the VP8 decoder.
  * - Statistics per track, including DESIGN §6's stall rates: video freezes by
  *   the W3C freezeCount rule (an inter-frame gap >= max(3 x average interval,
  *   average + 150 ms)) and audio concealed time over played time. */
@@ -58,7 +61,7 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
     oc.channels = l->opt.channels;
     oc.bitrate = (int)c->cfg.audio_bps;
     oc.fec = 1;
-    oc.expected_loss = 10;
+    oc.expected_loss = HD_AUDIO_PROTECT_START_LOSS_PCT; /* until the first receiver report */
     oc.dtx = 1;
     if ((rc = hd_opus_enc_init(&l->opus, &oc)) < 0) goto fail;
     hd_opus_pay_init(&l->opay, hd_random_u32());
@@ -66,6 +69,10 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
         (rc = hd_tone_init(&l->tone, l->opt.tone_hz, 8000, HD_OPUS_RATE, l->opt.channels)) < 0)
       goto fail;
     l->target_bps = c->cfg.audio_bps;
+    hd_audio_protect_init(&l->protect, l->target_bps);
+    l->red_depth = l->protect.red_depth;
+    if (hd_opus_enc_set_bitrate(&l->opus, (int)l->protect.bps) == 0) l->target_bps = l->protect.bps;
+    l->fec_loss_pct = oc.expected_loss;
   } else {
     if (!l->opt.width) l->opt.width = 640;
     if (!l->opt.height) l->opt.height = 360;
@@ -110,6 +117,44 @@ static int sendable(hd_client_t *c, const cl_local_t *l) {
   return s && !s->closing && l->pc_track >= 0 && !l->muted && hd_pc_state(s->pc[0]) == HD_PC_CONNECTED;
 }
 
+/* RED (RFC 2198): the new frame as the primary after up to red_depth earlier
+ * frames (those within red_depth frames of it: a DTX pause leaves nothing to
+ * repeat), oldest first; the oldest go first when the packet would not fit.
+ * Remembers the frame for the next packets. Returns the payload length. */
+static int red_wrap(cl_local_t *l, const uint8_t *pkt, size_t n, uint32_t ts, uint8_t *out, size_t cap) {
+  hd_red_block_t b[CL_RED_MAX + 1];
+  int nb = 0;
+  for (int back = l->red_depth; back >= 1; back--) {
+    if (back > l->red_n) continue;
+    int i = (l->red_pos - back + CL_RED_MAX) % CL_RED_MAX;
+    uint32_t off = ts - l->red_ts[i];
+    if (off == 0 || off > (uint32_t)l->red_depth * HD_OPUS_FRAME_SAMPLES || l->red_len[i] >= 1024) continue;
+    b[nb++] = (hd_red_block_t){HD_PC_PT_OPUS, (uint16_t)off, l->red_hist[i], l->red_len[i]};
+  }
+  int first = 0, len;
+  do {
+    b[nb] = (hd_red_block_t){HD_PC_PT_OPUS, 0, pkt, n};
+    len = hd_red_build(b + first, nb - first + 1, out, cap);
+  } while (len == HD_ENOSPC && first++ < nb);
+  memcpy(l->red_hist[l->red_pos], pkt, n);
+  l->red_len[l->red_pos] = n;
+  l->red_ts[l->red_pos] = ts;
+  l->red_pos = (l->red_pos + 1) % CL_RED_MAX;
+  if (l->red_n < CL_RED_MAX) l->red_n++;
+  return len;
+}
+
+/* The receiver's report on what we send sets the Opus FEC's expected loss,
+ * the RED depth and the Opus bitrate (rtc/audio_protect.h). */
+static void audio_adapt(cl_local_t *l, double fraction_lost, uint64_t base_bps) {
+  if (hd_audio_protect_report(&l->protect, fraction_lost, base_bps) != 1) return;
+  const hd_audio_protect_t *p = &l->protect;
+  l->red_depth = p->red_depth;
+  if (p->fec_loss_pct != l->fec_loss_pct && hd_opus_enc_set_fec(&l->opus, 1, p->fec_loss_pct) == 0)
+    l->fec_loss_pct = p->fec_loss_pct;
+  if (p->bps != l->target_bps && hd_opus_enc_set_bitrate(&l->opus, (int)p->bps) == 0) l->target_bps = p->bps;
+}
+
 static void encode_audio(hd_client_t *c, cl_local_t *l, hd_time_t now) {
   if (!sendable(c, l)) return;
   uint8_t pkt[HD_OPUS_MAX_PACKET];
@@ -129,6 +174,22 @@ static void encode_audio(hd_client_t *c, cl_local_t *l, hd_time_t now) {
                         .len = (size_t)n,
                         .audio_level = level,
                         .voice = level < 60};
+  double fl;
+  uint64_t reports;
+  if (hd_pc_track_loss_report(c->s->pc[0], l->pc_track, &fl, &reports) == 0 && reports != l->reports_seen) {
+    l->reports_seen = reports; /* a new receiver report: adapt at once, not at the next stats tick */
+    audio_adapt(l, fl, c->cfg.audio_bps);
+  }
+  uint8_t red[HD_PC_MAX_PAYLOAD];
+  uint8_t red_pt = hd_pc_track_red_pt(c->s->pc[0], l->pc_track);
+  if (red_pt) {
+    int len = red_wrap(l, pkt, (size_t)n, ts, red, sizeof red);
+    if (len > 0) {
+      p.pt = red_pt;
+      p.payload = red;
+      p.len = (size_t)len;
+    }
+  }
   if (hd_pc_send_rtp(c->s->pc[0], &p, now) == 0) l->frames++;
 }
 
@@ -247,17 +308,18 @@ void cl_local_sources(hd_client_t *c, hd_time_t now) {
 
 void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
   c->send_rate_bps = bps;
-  int nv = 0, na = 0;
+  int nv = 0;
+  int64_t audio = 0;
   for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++)
     if (c->local[i].used && !c->local[i].muted) {
       if (c->local[i].opt.kind == HD_CLIENT_VIDEO)
         nv++;
-      else
-        na++;
+      else /* each RED copy costs the frame again (RFC 2198) */
+        audio += (int64_t)c->cfg.audio_bps * (1 + (c->local[i].red_depth > 0 ? c->local[i].red_depth : 0));
     }
   if (!nv) return;
   /* leave ~10 % for RTP/SRTP headers, RTX and RTCP */
-  int64_t avail = (int64_t)(bps * 9 / 10) - (int64_t)na * c->cfg.audio_bps;
+  int64_t avail = (int64_t)(bps * 9 / 10) - audio;
   int64_t per = avail / nv;
   if (per < VIDEO_MIN_BPS) per = VIDEO_MIN_BPS;
   for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++) {
@@ -414,7 +476,10 @@ void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
   cl_remote_t *r = remote_get(c, p->track, p->kind);
   if (!r || !p->payload_len) return;
   if (r->kind == HD_PC_AUDIO) {
-    hd_audio_jitter_push(&r->jb, p->seq, p->ts, p->payload, p->payload_len, now);
+    if (p->red)
+      hd_audio_jitter_push_red(&r->jb, p->seq, p->ts, p->payload, p->payload_len, p->codec_pt, now);
+    else
+      hd_audio_jitter_push(&r->jb, p->seq, p->ts, p->payload, p->payload_len, now);
     if (!r->next_pull) r->next_pull = now;
   } else {
     hd_frame_asm_pkt_t k = {
@@ -424,31 +489,44 @@ void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
   }
 }
 
+typedef struct {
+  hd_client_t *c;
+  cl_remote_t *r;
+} play_ctx_t;
+
+static void on_audio_packet(void *ud, const hd_audio_jitter_out_t *o) {
+  play_ctx_t *x = ud;
+  const hd_client_callbacks_t *cb = &x->c->cfg.cb;
+  hd_client_encoded_frame_t f = {.track_sid = x->r->track_sid,
+                                 .identity = x->r->identity,
+                                 .kind = HD_CLIENT_AUDIO,
+                                 .data = o->data,
+                                 .len = o->len,
+                                 .rtp_timestamp = o->ts};
+  cb->on_encoded(cb->ud, &f);
+}
+
 static void play_audio(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
   const hd_client_callbacks_t *cb = &c->cfg.cb;
-  hd_audio_jitter_out_t o;
-  int k = hd_audio_jitter_pull(&r->jb, now, &o);
-  if (k <= HD_AUDIO_JITTER_EMPTY) return; /* still buffering */
-  if (k == HD_AUDIO_JITTER_PLAY && c->cfg.encoded_frames && cb->on_encoded) {
-    hd_client_encoded_frame_t f = {.track_sid = r->track_sid,
-                                   .identity = r->identity,
-                                   .kind = HD_CLIENT_AUDIO,
-                                   .data = o.data,
-                                   .len = o.len,
-                                   .rtp_timestamp = o.ts};
-    cb->on_encoded(cb->ud, &f);
+  int want_encoded = c->cfg.encoded_frames && cb->on_encoded;
+  if (c->cfg.no_decode) {
+    /* no PCM to stretch: the buffer steers by whole frames */
+    hd_audio_jitter_out_t o;
+    int k = hd_audio_jitter_pull(&r->jb, now, &o);
+    if (k == HD_AUDIO_JITTER_PLAY && want_encoded) {
+      play_ctx_t x = {c, r};
+      on_audio_packet(&x, &o);
+    }
+    return;
   }
-  if (c->cfg.no_decode) return;
-  int16_t pcm[HD_OPUS_MAX_FRAME_SAMPLES];
+  if (!r->jb.started && !r->jb.have_first) return; /* nothing yet */
+  int16_t pcm[HD_OPUS_FRAME_SAMPLES];
   const int fs = HD_OPUS_FRAME_SAMPLES;
-  int n = -1;
-  if (k == HD_AUDIO_JITTER_PLAY) {
-    n = hd_opus_decode(&r->dec, o.data, o.len, pcm, HD_OPUS_MAX_FRAME_SAMPLES);
-  } else if (k == HD_AUDIO_JITTER_FEC) {
-    n = hd_opus_decode_fec(&r->dec, o.data, o.len, pcm, fs);
-  }
-  if (n != fs) n = hd_opus_decode_plc(&r->dec, pcm, fs); /* PLC, CNG, or a corrupt packet */
-  if (n != fs) return;
+  int k = HD_AUDIO_JITTER_EMPTY;
+  play_ctx_t x = {c, r};
+  int n = hd_audio_jitter_pull_pcm_cb(&r->jb, now, &r->dec, pcm, fs, &k,
+                                      want_encoded ? on_audio_packet : NULL, &x);
+  if (n != fs || k == HD_AUDIO_JITTER_EMPTY) return; /* still buffering */
   if (cb->on_audio) {
     hd_client_audio_frame_t f = {.track_sid = r->track_sid,
                                  .identity = r->identity,
@@ -533,6 +611,10 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     t->nack_count = p->nack_received;
     t->retransmitted_packets = p->rtx_sent;
     t->actual_bitrate = t->bitrate_kbps * 1000;
+    if (l->opt.kind == HD_CLIENT_AUDIO) {
+      t->audio.red_depth = p->red_pt ? l->red_depth : 0;
+      t->audio.fec_expected_loss = l->fec_loss_pct;
+    }
   }
   for (int i = 0; i < HD_CLIENT_MAX_REMOTE_TRACKS; i++) {
     cl_remote_t *r = &c->remote[i];
@@ -581,8 +663,22 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       t->jitter_buffer_emitted_count = jb->st.jitter_buffer_emitted;
       t->keyframe_requests_sent = r->keyframe_requests;
     } else {
+      const hd_audio_jitter_stats_t *js = &r->jb.stats;
       t->concealed_pct = 100.0 * hd_audio_jitter_stall_rate(&r->jb);
-      t->played_ms = r->jb.stats.played_ms;
+      t->played_ms = js->played_ms;
+      t->audio.total_samples_received = js->total_samples_received;
+      t->audio.concealed_samples = js->concealed_samples;
+      t->audio.silent_concealed_samples = js->silent_concealed_samples;
+      t->audio.concealment_events = js->concealment_events;
+      t->audio.inserted_samples_for_deceleration = js->inserted_samples_for_deceleration;
+      t->audio.removed_samples_for_acceleration = js->removed_samples_for_acceleration;
+      t->audio.jitter_buffer_delay = js->jitter_buffer_delay_s;
+      t->audio.jitter_buffer_emitted_count = js->jitter_buffer_emitted_count;
+      t->audio.jitter_buffer_target_delay_ms = (double)js->target_delay / 1000.0;
+      t->audio.fec_ms = js->fec_ms;
+      t->audio.red_ms = js->red_ms;
+      t->audio.longest_gap_ms = js->max_concealed_run_ms;
+      t->audio.red_depth = r->jb.red_depth;
     }
   }
   uv_mutex_lock(&c->mu);

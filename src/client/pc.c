@@ -540,6 +540,18 @@ const char *hd_pc_track_mid(const hd_pc_t *pc, int i) {
 int hd_pc_track_kind(const hd_pc_t *pc, int i) { return i >= 0 && i < pc->n_tr ? pc->tr[i].kind : 0; }
 int hd_pc_track_direction(const hd_pc_t *pc, int i) { return i >= 0 && i < pc->n_tr ? pc->tr[i].dir : 0; }
 
+uint8_t hd_pc_track_red_pt(const hd_pc_t *pc, int track) {
+  if (!pc || track < 0 || track >= pc->n_tr || !pc->tr[track].negotiated) return 0;
+  return pc->tr[track].red_pt;
+}
+
+int hd_pc_track_loss_report(const hd_pc_t *pc, int track, double *fraction_lost, uint64_t *count) {
+  if (!pc || track < 0 || track >= pc->n_tr || !pc->tr[track].st.reports_received) return HD_ENOTFOUND;
+  *fraction_lost = pc->tr[track].st.fraction_lost;
+  *count = pc->tr[track].st.reports_received;
+  return 0;
+}
+
 void hd_pc_stats(const hd_pc_t *pc, hd_pc_stats_t *out) {
   *out = pc->st;
   out->state = pc->state;
@@ -560,6 +572,7 @@ void hd_pc_stats(const hd_pc_t *pc, hd_pc_stats_t *out) {
     s->send_rtx_ssrc = t->rtx_ssrc;
     s->recv_ssrc = t->r_ssrc;
     s->pt = t->pt;
+    s->red_pt = t->red_pt;
     s->rtx_pt = t->rtx_pt;
     if (t->r_started) {
       s->lost = hd_rtp_recv_stats_lost(&t->rst);

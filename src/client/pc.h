@@ -49,6 +49,7 @@
 
 /* Default payload types of our offers. */
 #define HD_PC_PT_OPUS 111
+#define HD_PC_PT_RED 63 /* red/48000/2 over Opus (RFC 2198), as Chrome numbers it */
 #define HD_PC_PT_VP8 96
 #define HD_PC_PT_VP8_RTX 97
 
@@ -89,6 +90,8 @@ typedef struct {
   uint32_t ts;            /* RTP timestamp */
   int marker;             /* M bit */
   int rtx;                /* 1: recovered from an RTX packet */
+  int red;                /* 1: the payload is RED (RFC 2198) whose blocks are codec_pt */
+  uint8_t codec_pt;       /* the negotiated codec's payload type */
   int audio_level;        /* RFC 6464 level 0..127, -1 if absent */
   const uint8_t *payload; /* lent for the callback */
   size_t payload_len;
@@ -117,6 +120,7 @@ typedef struct {
   hd_time_t rtcp_interval;    /* 0 = 1 s */
   int no_nack;                /* 1: do not NACK received video */
   int no_rtx;                 /* 1: offer/accept video without RTX */
+  int no_red;                 /* 1: offer/accept audio without RED (RFC 2198) */
   int no_twcc;                /* 1: leave transport-cc out of our offer */
   int no_pacing;              /* 1: send RTP at once instead of at the estimate's pacing rate */
   size_t send_cache;          /* video packets kept for NACK/RTX per track, power of 2; 0 = 512 */
@@ -132,9 +136,10 @@ typedef struct {
   char mid[HD_PC_MID_MAX];
   uint32_t send_ssrc, send_rtx_ssrc, recv_ssrc;
   uint8_t pt, rtx_pt; /* negotiated (0 = not yet) */
+  uint8_t red_pt;     /* audio: RED over pt negotiated (RFC 2198), 0 = none */
   /* sending */
   uint64_t packets_sent, bytes_sent; /* media RTP (not RTX); bytes = payload */
-  uint64_t rtx_sent, nack_received, keyframe_requests;
+  uint64_t rtx_sent, nack_received, keyframe_requests, reports_received; /* report blocks on what we send */
   hd_time_t rtt;          /* from the latest RR/SR report block, -1 if none */
   double fraction_lost;   /* peer's view, 0..1, -1 if none */
   int64_t remote_lost;    /* peer's cumulative lost */
@@ -261,6 +266,15 @@ typedef struct {
 } hd_pc_rtp_send_t;
 
 #define HD_PC_MAX_PAYLOAD 1100
+
+/* The RED payload type negotiated on a track (RFC 2198 over its Opus pt), 0
+ * if none or not negotiated yet. */
+uint8_t hd_pc_track_red_pt(const hd_pc_t *pc, int track);
+
+/* The peer's latest report on what track sends: *fraction_lost (0..1) and
+ * *count, the report blocks received so far (a new report when it changes).
+ * 0, or HD_ENOTFOUND before the first report / for a bad track. */
+int hd_pc_track_loss_report(const hd_pc_t *pc, int track, double *fraction_lost, uint64_t *count);
 
 /* Sends one RTP packet (SSRC, seq, extensions and SRTP done here). Returns 0,
  * HD_ESTATE (not CONNECTED, or the track does not send), HD_EINVAL (bad track,

@@ -40,6 +40,7 @@ typedef struct {
   /* negotiated codec */
   int negotiated;
   uint8_t pt, rtx_pt;
+  uint8_t red_pt; /* audio: red/48000 whose blocks are pt (RFC 2198), 0 = none */
   uint32_t clock;
   uint8_t channels;
   char codec[HD_SDP_TOKEN_MAX];

@@ -307,7 +307,9 @@ static int demux(hd_pc_t *pc, const hd_rtp_hdr_t *h, int *is_rtx) {
   if (i < 0) {
     int found = -1;
     for (int k = 0; k < pc->n_tr; k++) {
-      if (!receiving(&pc->tr[k]) || (h->pt != pc->tr[k].pt && h->pt != pc->tr[k].rtx_pt)) continue;
+      if (!receiving(&pc->tr[k]) || (h->pt != pc->tr[k].pt && h->pt != pc->tr[k].rtx_pt &&
+                                     (!pc->tr[k].red_pt || h->pt != pc->tr[k].red_pt)))
+        continue;
       if (found >= 0) return -1; /* ambiguous */
       found = k;
     }
@@ -319,7 +321,7 @@ static int demux(hd_pc_t *pc, const hd_rtp_hdr_t *h, int *is_rtx) {
     t->r_rtx_ssrc = h->ssrc;
     return *is_rtx = 1, i;
   }
-  if (h->pt != t->pt) return -1;
+  if (h->pt != t->pt && (!t->red_pt || h->pt != t->red_pt)) return -1;
   /* a new media SSRC for this section: the source restarted or was never signalled */
   pc_trx_recv_reset(t, h->ssrc);
   hd_pc_event_t ev = {.type = HD_PC_EV_REMOTE_SSRC, .track = i};
@@ -412,6 +414,8 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   r->ts = h.ts;
   r->marker = h.marker;
   r->rtx = is_rtx;
+  r->red = t->red_pt && h.pt == t->red_pt;
+  r->codec_pt = t->pt;
   r->audio_level = -1;
   const uint8_t *d;
   size_t dl;
@@ -443,6 +447,7 @@ static void on_report_blocks(hd_pc_t *pc, const hd_rtcp_rb_t *rb, int n, hd_time
     pc_trx_t *t = by_send_ssrc(pc, rb[k].ssrc, NULL);
     if (!t) continue;
     t->st.fraction_lost = rb[k].fraction_lost / 256.0;
+    t->st.reports_received++;
     t->st.remote_lost = rb[k].cumulative_lost;
     t->st.remote_jitter = rb[k].jitter;
     hd_time_t rtt;

@@ -125,6 +125,8 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
     uint8_t pt = audio ? HD_PC_PT_OPUS : HD_PC_PT_VP8;
     if (rtx)
       out(&w, "m=video 9 UDP/TLS/RTP/SAVPF %u %u\r\n", pt, HD_PC_PT_VP8_RTX);
+    else if (audio && !pc->cfg.no_red) /* RED first: we prefer to send it (RFC 2198, issue 11 item 6) */
+      out(&w, "m=audio 9 UDP/TLS/RTP/SAVPF %u %u\r\n", HD_PC_PT_RED, pt);
     else
       out(&w, "m=%s 9 UDP/TLS/RTP/SAVPF %u\r\n", t->media, pt);
     write_transport(pc, &w, t);
@@ -137,6 +139,8 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
       out(&w, "a=rtpmap:%u opus/48000/2\r\n", pt);
       if (twcc) out(&w, "a=rtcp-fb:%u transport-cc\r\n", pt);
       out(&w, "a=fmtp:%u minptime=10;useinbandfec=1\r\n", pt);
+      if (!pc->cfg.no_red)
+        out(&w, "a=rtpmap:%u red/48000/2\r\na=fmtp:%u %u/%u\r\n", HD_PC_PT_RED, HD_PC_PT_RED, pt, pt);
     } else {
       out(&w, "a=rtpmap:%u VP8/90000\r\na=rtcp-fb:%u goog-remb\r\n", pt, pt);
       if (twcc) out(&w, "a=rtcp-fb:%u transport-cc\r\n", pt);
@@ -238,6 +242,21 @@ static int read_codec(hd_pc_t *pc, pc_trx_t *t, const hd_sdp_media_t *m) {
   snprintf(t->codec, sizeof t->codec, "%s", c->name);
   snprintf(t->fmtp, sizeof t->fmtp, "%s", c->fmtp);
   t->rtx_pt = 0;
+  t->red_pt = 0;
+  for (int i = 0; i < m->n_codecs && t->kind == HD_PC_AUDIO && !pc->cfg.no_red && !t->red_pt; i++) {
+    /* red/48000 whose fmtp names only our Opus pt ("111/111", RFC 2198 §5) */
+    const hd_sdp_codec_t *k = &m->codecs[i];
+    if (strcasecmp(k->name, "red") || k->clock != 48000 || !k->fmtp[0]) continue;
+    int ok = 1;
+    for (const char *f = k->fmtp; *f && ok;) {
+      char *end;
+      long v = strtol(f, &end, 10);
+      ok = end != f && v == c->pt && (*end == '/' || *end == 0);
+      f = *end == '/' ? end + 1 : end;
+    }
+    for (int f = 0; f < m->n_fmt && ok; f++)
+      if (atoi(m->fmt[f]) == k->pt) t->red_pt = k->pt;
+  }
   for (int i = 0; i < m->n_codecs && t->kind == HD_PC_VIDEO && !pc->cfg.no_rtx; i++) {
     char apt[8];
     if (!strcasecmp(m->codecs[i].name, "rtx") &&
@@ -340,6 +359,8 @@ static void write_answer_section(hd_pc_t *pc, wbuf_t *w, const pc_trx_t *t, cons
   }
   if (t->rtx_pt)
     out(w, "m=%s 9 UDP/TLS/RTP/SAVPF %u %u\r\n", t->media, t->pt, t->rtx_pt);
+  else if (t->red_pt)
+    out(w, "m=%s 9 UDP/TLS/RTP/SAVPF %u %u\r\n", t->media, t->red_pt, t->pt);
   else
     out(w, "m=%s 9 UDP/TLS/RTP/SAVPF %u\r\n", t->media, t->pt);
   write_transport(pc, w, t);
@@ -360,6 +381,7 @@ static void write_answer_section(hd_pc_t *pc, wbuf_t *w, const pc_trx_t *t, cons
   if (t->pli) out(w, "a=rtcp-fb:%u nack pli\r\n", t->pt);
   if (t->fmtp[0]) out(w, "a=fmtp:%u %s\r\n", t->pt, t->fmtp);
   if (t->rtx_pt) out(w, "a=rtpmap:%u rtx/90000\r\na=fmtp:%u apt=%u\r\n", t->rtx_pt, t->rtx_pt, t->pt);
+  if (t->red_pt) out(w, "a=rtpmap:%u red/48000/2\r\na=fmtp:%u %u/%u\r\n", t->red_pt, t->red_pt, t->pt, t->pt);
   if (dir_bits(t->dir) & DIR_SEND) write_ssrcs(pc, w, t, t->rtx_pt != 0);
   write_candidate(pc, w);
 }

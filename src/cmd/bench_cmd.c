@@ -74,6 +74,52 @@ int bl_leg_wants(const bl_leg_t *l, int p) { return p % l->run->sub_legs == l->s
 
 /* ---- PeerConnection events ---- */
 
+/* The last packet of a keyframe reached one more subscriber. */
+static void key_arrival(bl_run_t *r, const hd_load_hdr_t *h, hd_time_t arrival) {
+  int i = 0;
+  while (i < r->n_keys && (r->keys[i].pub_id != h->pub_id || r->keys[i].seq != h->seq))
+    i++;
+  if (i == r->n_keys) {
+    if (r->n_keys == BL_MAX_KEYS) return;
+    r->n_keys++;
+    r->keys[i].pub_id = h->pub_id;
+    r->keys[i].seq = h->seq;
+    r->keys[i].sent = h->sent;
+    r->keys[i].first = r->keys[i].last = arrival;
+    r->keys[i].n = 0;
+  }
+  if (arrival < r->keys[i].first) r->keys[i].first = arrival;
+  if (arrival > r->keys[i].last) r->keys[i].last = arrival;
+  r->keys[i].n++;
+}
+
+static int cmp_time(const void *a, const void *b) {
+  hd_time_t x = *(const hd_time_t *)a, y = *(const hd_time_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Median and max of the first-to-last spread and of the last subscriber's
+ * delay over keyframes that reached `want` subscribers; returns how many. */
+static int key_stats(const bl_run_t *r, int want, hd_time_t *spread_p50, hd_time_t *spread_max,
+                     hd_time_t *last_p50, hd_time_t *last_max) {
+  hd_time_t sp[BL_MAX_KEYS], la[BL_MAX_KEYS];
+  int n = 0;
+  for (int i = 0; i < r->n_keys; i++)
+    if (r->keys[i].n >= want) {
+      sp[n] = r->keys[i].last - r->keys[i].first;
+      la[n++] = r->keys[i].last - r->keys[i].sent;
+    }
+  *spread_p50 = *spread_max = *last_p50 = *last_max = 0;
+  if (!n) return 0;
+  qsort(sp, (size_t)n, sizeof sp[0], cmp_time);
+  qsort(la, (size_t)n, sizeof la[0], cmp_time);
+  *spread_p50 = sp[n / 2];
+  *spread_max = sp[n - 1];
+  *last_p50 = la[n / 2];
+  *last_max = la[n - 1];
+  return n;
+}
+
 static void on_pc_event(void *ud, const hd_pc_event_t *ev) {
   bl_leg_t *l = ud;
   bl_run_t *r = l->run;
@@ -101,6 +147,9 @@ static void on_pc_event(void *ud, const hd_pc_event_t *ev) {
       break;
     }
     hd_time_t arrival = bl_now();
+    if (h.kind == HD_LOAD_VIDEO && (h.flags & HD_LOAD_F_KEY) && (h.flags & HD_LOAD_F_MARKER) &&
+        h.sent >= r->w0 && h.sent < r->w1)
+      key_arrival(r, &h, arrival);
     for (int i = 0; i < l->n_rx; i++)
       if (l->rx[i].pub_id == h.pub_id && l->rx[i].kind == h.kind) {
         hd_load_rx_feed(&l->rx[i], &h, arrival, r->w0, r->w1, r->hist);
@@ -850,6 +899,9 @@ static int cmd_load(int argc, char **argv) {
   long rss_per_sub = rss_base >= 0 && rss_end >= 0 && o->subscribers
                          ? (rss_end - rss_base) / (o->subscribers * o->rooms)
                          : -1;
+  hd_time_t key_spread_p50, key_spread_max, key_last_p50, key_last_max;
+  int keys_want = o->subscribers; /* each publisher goes to one leg of every subscriber in its room */
+  int keys_n = key_stats(&r, keys_want, &key_spread_p50, &key_spread_max, &key_last_p50, &key_last_max);
   const char *tname = o->target == BL_HUDONG ? "hudong" : "janus";
   printf("bench load %s: rooms %d, publishers %d/%d up, subscriber legs %d/%d up (%d per subscriber), joins "
          "%.1f s\n",
@@ -868,6 +920,13 @@ static int cmd_load(int argc, char **argv) {
   } else {
     printf("  added latency p50 %lld us, p99 %lld us, max %lld us (%llu samples)\n", (long long)p50,
            (long long)p99, (long long)r.hist->max, (unsigned long long)r.hist->n);
+    if (keys_n)
+      printf(
+          "  keyframes (%d, each to all %d subscribers of its room): last packet at the first and last "
+          "subscriber %lld us apart (p50; max %lld us); the last subscriber had it %lld us after it was sent "
+          "(p50; max %lld us)\n",
+          keys_n, keys_want, (long long)key_spread_p50, (long long)key_spread_max, (long long)key_last_p50,
+          (long long)key_last_max);
   }
   if (have_cpu)
     printf("  server cpu %.1f%% of a core, %.2f us per forwarded packet; rss %ld -> %ld kB (%ld kB per "
@@ -915,6 +974,11 @@ static int cmd_load(int argc, char **argv) {
       json_object_set_new(j, "latency_p99_us", json_integer(p99));
       json_object_set_new(j, "latency_max_us", json_integer(r.hist->max));
       json_object_set_new(j, "latency_mean_us", json_real(r.hist->n ? r.hist->sum / (double)r.hist->n : 0));
+      json_object_set_new(j, "keyframes_measured", json_integer(keys_n));
+      json_object_set_new(j, "keyframe_spread_p50_us", json_integer(key_spread_p50));
+      json_object_set_new(j, "keyframe_spread_max_us", json_integer(key_spread_max));
+      json_object_set_new(j, "keyframe_last_p50_us", json_integer(key_last_p50));
+      json_object_set_new(j, "keyframe_last_max_us", json_integer(key_last_max));
     }
     json_t *names = json_array();
     char name[128];

@@ -39,6 +39,8 @@ typedef struct {
   int fail_fast;        /* end the join phase at the first failed leg (capacity searches) */
 } bl_opts_t;
 
+#define BL_MAX_KEYS 256 /* keyframes followed per run */
+
 typedef struct bl_run bl_run_t;
 
 typedef struct bl_leg {
@@ -76,6 +78,14 @@ struct bl_run {
   void *janus; /* bench_janus.c's run state */
   int stopping;
   int window; /* count-only: 0 before w0, 1 in the window, 2 after w1 */
+  /* keyframes sent in the window: when the first and the last subscriber got
+   * their last packet (the spread a per-subscriber pacer is about) */
+  struct {
+    uint32_t pub_id, seq;
+    hd_time_t sent, first, last;
+    int n;
+  } keys[BL_MAX_KEYS];
+  int n_keys;
 };
 
 hd_time_t bl_now(void);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "cluster/redis_url.h"
 #include "io/http_client.h"
 #include "io/webhook_sender.h"
 
@@ -48,6 +49,11 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtm_quota_mb = 256;
   c->rtm_min_free_mb = 100;
   c->max_token_lifetime = 24 * 3600; /* like Agora's 24 h privilege expiry cap */
+  c->quality_retention_days = 7;     /* docs/quality.md */
+  c->quality_sample_interval_s = 5;
+  c->quality_min_report_interval_ms = 1000;
+  c->quality_max_rows_per_s = 5000;
+  c->quality_max_queue = 20000;
 }
 
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port) {
@@ -70,6 +76,59 @@ const char *hd_config_secret(const hd_config_t *c, const char *key) {
   for (int i = 0; i < c->n_apps; i++)
     if (!strcmp(c->apps[i].key, key)) return c->apps[i].secret;
   return NULL;
+}
+
+/* 1 if s is 1+ characters of A-Z a-z 0-9 and the extra characters in `more`. */
+static int token_chars(const char *s, const char *more) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          strchr(more, *s)))
+      return 0;
+  return 1;
+}
+
+int hd_config_check_cluster(const hd_config_t *c, char *err, size_t errcap) {
+  hd_redis_url_t u;
+  if (c->redis[0] && hd_redis_url_parse(c->redis, &u, err, errcap) < 0) return HD_EINVAL;
+  if (c->node_id[0] && !token_chars(c->node_id, "-_.:")) {
+    snprintf(err, errcap, "config: 'node_id' must be 1-63 characters of A-Z a-z 0-9 - _ . :");
+    return HD_EINVAL;
+  }
+  if (c->region[0] && !token_chars(c->region, "-_.")) {
+    snprintf(err, errcap, "config: 'region' must be 1-31 characters of A-Z a-z 0-9 - _ . (e.g. eu-west)");
+    return HD_EINVAL;
+  }
+  /* labels: k=v pairs separated by commas */
+  for (const char *l = c->labels; *l;) {
+    const char *e = strchr(l, ',');
+    size_t n = e ? (size_t)(e - l) : strlen(l);
+    const char *eq = memchr(l, '=', n);
+    char one[256];
+    memcpy(one, l, n);
+    one[n] = 0;
+    if (!eq || eq == l || !token_chars(one, "-_.=") || memchr(eq + 1, '=', n - (size_t)(eq + 1 - l)) ||
+        eq + 1 == l + n || (e && !e[1])) {
+      snprintf(err, errcap,
+               "config: 'labels' must be key=value pairs separated by commas (A-Z a-z 0-9 - _ .), e.g. "
+               "\"gpu=yes,tier=edge\"");
+      return HD_EINVAL;
+    }
+    l += n + (e ? 1 : 0);
+  }
+  if (c->announce_url[0]) {
+    const char *u2 = c->announce_url;
+    int ok = (!strncmp(u2, "http://", 7) && u2[7]) || (!strncmp(u2, "https://", 8) && u2[8]);
+    for (; ok && *u2; u2++)
+      ok = *u2 > ' ' && *u2 != '"' && *u2 != '\\';
+    if (!ok) {
+      snprintf(err, errcap,
+               "config: 'announce_url' must be the node's http:// or https:// URL as clients "
+               "reach it, e.g. https://edge1.example.com");
+      return HD_EINVAL;
+    }
+  }
+  return 0;
 }
 
 static int get_str(json_t *o, const char *k, char *dst, size_t cap, char *err, size_t errcap) {
@@ -118,7 +177,14 @@ static const char *const known_keys[] = {"listen",
                                          "ice_tcp",
                                          "turn",
                                          "http",
-                                         "max_token_lifetime_s"};
+                                         "max_token_lifetime_s",
+                                         "quality_db",
+                                         "quality",
+                                         "redis",
+                                         "node_id",
+                                         "region",
+                                         "labels",
+                                         "announce_url"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -357,6 +423,76 @@ static int load_http(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   return 0;
 }
 
+/* "quality": intake caps, retention and alert rules (docs/quality.md). */
+static const char *const quality_keys[] = {"retention_days", "sample_interval_s", "min_report_interval_ms",
+                                           "max_rows_per_s", "max_queue",         "alerts"};
+static const char *const alert_keys[] = {"name",    "metric",    "threshold", "window_s",
+                                         "windows", "silence_s", "below",     "min_samples"};
+
+static int load_quality(hd_config_t *c, json_t *q, char *err, size_t errcap) {
+  if (!json_is_object(q)) {
+    snprintf(err, errcap, "config: 'quality' must be an object");
+    return HD_EINVAL;
+  }
+  if (check_keys(q, "quality", quality_keys, sizeof quality_keys / sizeof quality_keys[0], err, errcap))
+    return HD_EINVAL;
+  if (get_int(q, "retention_days", 0, 3650, &c->quality_retention_days, err, errcap) ||
+      get_int(q, "sample_interval_s", 1, 3600, &c->quality_sample_interval_s, err, errcap) ||
+      get_int(q, "min_report_interval_ms", 100, 600000, &c->quality_min_report_interval_ms, err, errcap) ||
+      get_int(q, "max_rows_per_s", 1, 10000000, &c->quality_max_rows_per_s, err, errcap) ||
+      get_int(q, "max_queue", 100, 10000000, &c->quality_max_queue, err, errcap))
+    return HD_EINVAL;
+  json_t *al = json_object_get(q, "alerts");
+  if (!al) return 0;
+  if (!json_is_array(al) || json_array_size(al) > HD_QALERT_MAX_RULES) {
+    snprintf(err, errcap, "config: 'quality.alerts' must be an array of at most %d rules",
+             HD_QALERT_MAX_RULES);
+    return HD_EINVAL;
+  }
+  size_t i;
+  json_t *r;
+  c->n_quality_rules = 0;
+  json_array_foreach(al, i, r) {
+    hd_qrule_t *x = &c->quality_rules[c->n_quality_rules];
+    memset(x, 0, sizeof *x);
+    if (!json_is_object(r) ||
+        check_keys(r, "quality.alerts[]", alert_keys, sizeof alert_keys / sizeof alert_keys[0], err, errcap))
+      goto bad;
+    const char *metric = json_string_value(json_object_get(r, "metric"));
+    int m = metric ? hd_qmetric_parse(metric) : -1;
+    json_t *th = json_object_get(r, "threshold");
+    if (m < 0 || !json_is_number(th)) {
+      snprintf(err, errcap,
+               "config: quality.alerts[%zu] needs 'metric' (video_stall_rate, audio_stall_rate, "
+               "join_success_rate, rtt_ms, loss_rate) and a numeric 'threshold'",
+               i);
+      return HD_EINVAL;
+    }
+    x->metric = (hd_qmetric_t)m;
+    x->threshold = json_number_value(th);
+    x->below = m == HD_QM_JOIN_SUCCESS;
+    json_t *b = json_object_get(r, "below");
+    if (b) x->below = json_is_true(b);
+    const char *name = json_string_value(json_object_get(r, "name"));
+    snprintf(x->name, sizeof x->name, "%s", name ? name : metric);
+    long win = 60, wins = 1, sil = 600, mins = 0;
+    if (get_int(r, "window_s", 1, 86400, &win, err, errcap) ||
+        get_int(r, "windows", 1, 1000, &wins, err, errcap) ||
+        get_int(r, "silence_s", 0, 7 * 86400, &sil, err, errcap) ||
+        get_int(r, "min_samples", 0, 1000000000, &mins, err, errcap))
+      return HD_EINVAL;
+    x->window = HD_SEC(win);
+    x->windows = (int)wins;
+    x->silence = HD_SEC(sil);
+    x->min_den = (double)mins;
+    c->n_quality_rules++;
+  }
+  return 0;
+bad:
+  if (!err[0]) snprintf(err, errcap, "config: quality.alerts[%zu] must be an object", i);
+  return HD_EINVAL;
+}
+
 int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   json_error_t je;
   FILE *f = fopen(path, "r");
@@ -480,6 +616,16 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   json_t *http = json_object_get(root, "http");
   if (http && load_http(c, http, err, errcap)) goto out;
   if (get_int(root, "max_token_lifetime_s", 0, 10L * 365 * 86400, &c->max_token_lifetime, err, errcap))
+    goto out;
+  if (get_str(root, "quality_db", c->quality_db, sizeof c->quality_db, err, errcap)) goto out;
+  json_t *quality = json_object_get(root, "quality");
+  if (quality && load_quality(c, quality, err, errcap)) goto out;
+  if (get_str(root, "redis", c->redis, sizeof c->redis, err, errcap) ||
+      get_str(root, "node_id", c->node_id, sizeof c->node_id, err, errcap) ||
+      get_str(root, "region", c->region, sizeof c->region, err, errcap) ||
+      get_str(root, "labels", c->labels, sizeof c->labels, err, errcap) ||
+      get_str(root, "announce_url", c->announce_url, sizeof c->announce_url, err, errcap) ||
+      hd_config_check_cluster(c, err, errcap))
     goto out;
   rc = 0;
 out:

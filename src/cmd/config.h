@@ -4,6 +4,8 @@
 #define HD_CMD_CONFIG_H
 #include <stddef.h>
 
+#include "quality/alerts.h"
+
 #define HD_MAX_APPS 32
 #define HD_MAX_ORIGINS 16
 #define HD_MAX_WEBHOOK_URLS 8     /* global "webhooks.urls" */
@@ -77,6 +79,20 @@ typedef struct {
   char tls_cert[512], tls_key[512]; /* PEM files; both set = HTTPS/WSS on the listen port */
   int tls_dev;                      /* --dev --tls without files: generated self-signed certificate */
   long max_token_lifetime;          /* seconds a token may live (exp - iat/nbf/now); 0 = no limit */
+  /* quality data (docs/quality.md): "quality_db" (SQLite path or postgres:// URL; "" = a file
+   * next to the RTM database) and the "quality" object */
+  char quality_db[512];
+  long quality_retention_days, quality_sample_interval_s, quality_min_report_interval_ms;
+  long quality_max_rows_per_s, quality_max_queue;
+  hd_qrule_t quality_rules[HD_QALERT_MAX_RULES];
+  int n_quality_rules;
+  /* cluster (docs/overlay.md): "redis" = redis://[:password@]host:port[/db], "" = a
+   * node alone; the node's registry identity and where clients reach it */
+  char redis[512];
+  char node_id[64];       /* "" = hostname:listen_port */
+  char region[32];        /* "" = none */
+  char labels[256];       /* "k=v,k=v" */
+  char announce_url[256]; /* "" = http(s)://listen_host:listen_port */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);
@@ -85,6 +101,9 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap);
 /* Parses "HOST:PORT" (or ":PORT" / "PORT"). */
 int hd_config_parse_hostport(const char *s, char *host, size_t hostcap, int *port);
 const char *hd_config_secret(const hd_config_t *c, const char *key);
+/* Checks the cluster keys (redis, node_id, region, labels, announce_url), as
+ * given by the file or flags; err says what is wrong and the expected form. */
+int hd_config_check_cluster(const hd_config_t *c, char *err, size_t errcap);
 
 struct hd_webhook_sender;
 struct uv_loop_s;

@@ -20,6 +20,8 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "cmd/serve_quality.h"
+#include "cmd/serve_cluster.h"
 #include "io/http.h"
 #include "io/media_workers.h"
 #include "io/rtc_udp.h"
@@ -48,6 +50,8 @@ typedef struct {
   hd_rtm_broker_t *rtm;
   hd_map_t rtm_conns;
   uv_timer_t rtm_timer;
+  hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
+  hd_serve_cluster_t *cluster; /* registry + /api/route (docs/overlay.md) */
 } server_t;
 
 static const char *secret_lookup(void *ud, const char *key) {
@@ -301,14 +305,21 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
     else if (!strncmp(kv, "identity=", 9))
       snprintf(c.identity, sizeof c.identity, "%s", kv + 9);
   }
-  if (!valid_room(c.room, strlen(c.room))) {
-    hd_http_resp_text(resp, 400, "query needs room=<name>\n");
+  /* admin=1: an app-wide roomAdmin token for the quality dashboard (docs/quality.md) */
+  int admin = strstr(req->query, "admin=1") != NULL;
+  if (!admin && !valid_room(c.room, strlen(c.room))) {
+    hd_http_resp_text(resp, 400, "query needs room=<name> (or admin=1 for the dashboard)\n");
     return;
   }
   if (!c.identity[0]) snprintf(c.identity, sizeof c.identity, "dev-user");
   snprintf(c.key, sizeof c.key, "%s", s->cfg.apps[0].key);
   c.room_join = c.can_publish = c.can_subscribe = c.can_publish_data = 1;
   c.rtm = 1; /* the demo app's chat and presence use /rtm (docs/rtm.md) with the same token */
+  if (admin) {
+    c.room[0] = 0;
+    c.room_join = c.can_publish = c.can_subscribe = c.can_publish_data = c.rtm = 0;
+    c.room_admin = 1;
+  }
   c.iat = c.nbf = (int64_t)time(NULL);
   c.exp = c.iat + 6 * 3600;
   char tok[HD_TOKEN_MAX];
@@ -322,10 +333,37 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
   hd_http_resp_body(resp, 200, "application/json", body, (size_t)n);
 }
 
+/* GET /api/route?room=R[&region=X][&labels=k=v][&rtt=node:ms,...]: the node a
+ * client should use for room R (docs/overlay.md "Routing"); any valid token
+ * for the room. */
+static void handle_route(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  add_cors(s, req, resp);
+  if (strcmp(req->method, "GET")) {
+    hd_http_resp_header(resp, "Allow", "GET");
+    hd_http_resp_text(resp, 405, "use GET /api/route?room=<name>\n");
+    return;
+  }
+  char room[80] = "";
+  for (const char *p = req->query; *p;) {
+    const char *e = strchr(p, '&');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l > 5 && !strncmp(p, "room=", 5) && l - 5 < sizeof room) memcpy(room, p + 5, l - 5);
+    p += l + (e ? 1 : 0);
+  }
+  if (!valid_room(room, strlen(room))) {
+    hd_http_resp_text(resp, 400, "query needs room=<name> (1-64 characters of A-Z a-z 0-9 - _ .)\n");
+    return;
+  }
+  hd_token_claims_t claims;
+  if (authorize(s, req, room, 0, &claims, resp) < 0) return;
+  hd_serve_cluster_route(s->cluster, claims.key, room, req->query, resp);
+}
+
 /* ---- webhooks: node lifecycle events to the configured URLs ---- */
 static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
   server_t *s = ud;
   if (s->webhooks) hd_webhook_sender_push(s->webhooks, ev);
+  if (s->quality) hd_serve_quality_event(s->quality, ev);
 }
 
 static void admin_create_room(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp,
@@ -587,6 +625,7 @@ static void signal_send(void *ud, uint64_t conn, const char *text, size_t len) {
   hd_ws_conn_t *c = hd_map_get(&s->rtc_conns, &conn, sizeof conn);
   if (c && hd_ws_send(c, text, len) < 0)
     HD_LOGW("rtc", "signaling message dropped (connection closing or full)");
+  if (c && s->quality) hd_serve_quality_rtc_sent(s->quality, conn, text, len);
 }
 
 /* The node removed the connection's participant: close the socket. */
@@ -650,6 +689,14 @@ static void rtc_ws_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_ht
 
 static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len) {
   server_t *s = ud;
+  char qreply[512];
+  size_t qlen;
+  /* quality_report / quality_join are the quality pipeline's (docs/quality.md), not the node's */
+  if (s->quality &&
+      hd_serve_quality_rtc_message(s->quality, hd_ws_id(c), text, len, qreply, sizeof qreply, &qlen)) {
+    if (qlen) hd_ws_send(c, qreply, qlen);
+    return;
+  }
   int w = (int)(intptr_t)hd_ws_user(c) - 1;
   if (w < 0) {
     w = join_worker(s, text, len);
@@ -679,6 +726,7 @@ static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
   int w = (int)(intptr_t)hd_ws_user(c) - 1;
   hd_ws_set_user(c, NULL);
   hd_map_del(&s->rtc_conns, &id, sizeof id);
+  if (s->quality) hd_serve_quality_rtc_closed(s->quality, id);
   if (w >= 0) hd_media_workers_rtc_closed(s->workers, w, id);
 }
 
@@ -775,6 +823,21 @@ static void rtm_ws_close(void *ud, hd_ws_conn_t *c, int code) {
   rtm_arm(s);
 }
 
+/* GET /admin/quality/...: quality data of the token's app (docs/quality.md);
+ * needs an app-wide roomAdmin token (room ""), as a call spans rooms and users. */
+static void handle_admin_quality(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  add_cors(s, req, resp);
+  hd_token_claims_t claims;
+  if (authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
+  if (claims.room[0]) {
+    s->auth_failures++;
+    hd_http_resp_text(resp, 403,
+                      "forbidden: quality data needs an app-wide roomAdmin token (no room grant)\n");
+    return;
+  }
+  hd_serve_quality_http(s->quality, claims.key, req, resp);
+}
+
 static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
@@ -815,15 +878,28 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (w > 0) n += w;
     w = hd_rtm_metrics_text(s->rtm, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
+    w = s->quality ? hd_serve_quality_metrics(s->quality, buf + n, METRICS_CAP - (size_t)n) : 0;
+    if (w > 0) n += w;
+    w = hd_serve_cluster_metrics_text(s->cluster, buf + n, METRICS_CAP - (size_t)n);
+    if (w > 0) n += w;
     hd_http_resp_body(resp, 200, "text/plain; version=0.0.4", buf, (size_t)n);
     free(buf);
   } else if (!strncmp(req->path, "/admin/rooms/", 13) && strstr(req->path, "/mute") &&
              !strcmp(req->method, "POST"))
     handle_admin_mute(s, req, resp);
+  else if (!strncmp(req->path, "/admin/quality/", 15))
+    handle_admin_quality(s, req, resp);
   else if (!strncmp(req->path, "/admin/", 7))
     handle_admin(s, req, resp);
-  else if (!strcmp(req->path, "/api/dev-token"))
+  else if (!strcmp(req->path, "/dashboard") && !strcmp(req->method, "GET")) {
+    char loc[300];
+    snprintf(loc, sizeof loc, "/dashboard.html%s%.280s", req->query[0] ? "?" : "", req->query);
+    hd_http_resp_header(resp, "Location", loc);
+    hd_http_resp_text(resp, 302, "the quality dashboard is at /dashboard.html\n");
+  } else if (!strcmp(req->path, "/api/dev-token"))
     handle_dev_token(s, req, resp);
+  else if (!strcmp(req->path, "/api/route"))
+    handle_route(s, req, resp);
   else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))
     hd_http_resp_text(resp, 400, "the endpoint is %s/{room}\n", req->path);
   if (resp->status >= 400) s->http_errors++;
@@ -875,8 +951,11 @@ static void usage_serve(FILE *f) {
       "                    [--media-workers N]\n"
       "                    [--max-connections N] [--max-connections-per-ip N] [--max-token-lifetime S]\n"
       "                    [--tls-cert FILE --tls-key FILE] [--tls]\n"
+      "                    [--redis URL] [--node-id ID] [--region R] [--labels K=V,..] [--announce-url URL]\n"
       "                    [--config FILE] [--dev]\n"
       "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
+      "  --quality-db  quality store: SQLite file (default hudong-quality.db next to the RTM database)\n"
+      "            or postgres://... (docs/quality.md)\n"
       "  defaults: --listen 127.0.0.1:7880, UDP media on --rtc-port 7881\n"
       "  --rtc-ip / --rtc-announce-port: the address put in ICE candidates, when clients reach\n"
       "            the media port through NAT, a port mapping or a relay (hudong netem)\n"
@@ -891,6 +970,10 @@ static void usage_serve(FILE *f) {
       "  --max-token-lifetime S: refuse tokens valid longer than S seconds (default 86400; 0 = no limit)\n"
       "  --tls-cert FILE --tls-key FILE: serve HTTPS/WSS on the listen port (PEM files)\n"
       "  --tls     with --dev and no files: HTTPS/WSS with a generated self-signed certificate\n"
+      "  --redis redis://[:password@]host:port[/db]: join the cluster whose registry is in\n"
+      "            that Redis (docs/overlay.md); without it the node runs alone\n"
+      "  --node-id ID (default hostname:port), --region R, --labels k=v,k=v, --announce-url URL\n"
+      "            (default http(s)://listen-host:port): this node in the cluster registry\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
@@ -935,13 +1018,14 @@ int hd_cmd_serve(int argc, char **argv) {
   server_t s;
   memset(&s, 0, sizeof s);
   hd_config_defaults(&s.cfg);
-  const char *config = NULL, *listen = NULL, *rtc_ip = NULL, *rtm_db = NULL;
+  const char *config = NULL, *listen = NULL, *rtc_ip = NULL, *rtm_db = NULL, *quality_db = NULL;
   int rtc_port = -1, announce_port = -1;
   long workers = -1;
   long empty_timeout = -1, max_pub_kbps = -1;
   long max_conns = -1, max_conns_ip = -1, max_token_life = -1;
   const char *tls_cert = NULL, *tls_key = NULL;
   int tls_flag = 0;
+  const char *cl_redis = NULL, *cl_id = NULL, *cl_region = NULL, *cl_labels = NULL, *cl_url = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
       config = argv[++i];
@@ -953,6 +1037,8 @@ int hd_cmd_serve(int argc, char **argv) {
       rtc_ip = argv[++i];
     else if (!strcmp(argv[i], "--rtm-db") && i + 1 < argc)
       rtm_db = argv[++i];
+    else if (!strcmp(argv[i], "--quality-db") && i + 1 < argc)
+      quality_db = argv[++i];
     else if (!strcmp(argv[i], "--rtc-announce-port") && i + 1 < argc)
       announce_port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--room-empty-timeout") && i + 1 < argc)
@@ -973,6 +1059,16 @@ int hd_cmd_serve(int argc, char **argv) {
       tls_key = argv[++i];
     else if (!strcmp(argv[i], "--tls"))
       tls_flag = 1;
+    else if (!strcmp(argv[i], "--redis") && i + 1 < argc)
+      cl_redis = argv[++i];
+    else if (!strcmp(argv[i], "--node-id") && i + 1 < argc)
+      cl_id = argv[++i];
+    else if (!strcmp(argv[i], "--region") && i + 1 < argc)
+      cl_region = argv[++i];
+    else if (!strcmp(argv[i], "--labels") && i + 1 < argc)
+      cl_labels = argv[++i];
+    else if (!strcmp(argv[i], "--announce-url") && i + 1 < argc)
+      cl_url = argv[++i];
     else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -1040,7 +1136,30 @@ int hd_cmd_serve(int argc, char **argv) {
     s.cfg.tls_dev = 1;
   }
   hd_token_set_max_lifetime(s.cfg.max_token_lifetime);
+  struct {
+    const char *v;
+    char *dst;
+    size_t cap;
+    const char *flag;
+  } cl[] = {{cl_redis, s.cfg.redis, sizeof s.cfg.redis, "--redis"},
+            {cl_id, s.cfg.node_id, sizeof s.cfg.node_id, "--node-id"},
+            {cl_region, s.cfg.region, sizeof s.cfg.region, "--region"},
+            {cl_labels, s.cfg.labels, sizeof s.cfg.labels, "--labels"},
+            {cl_url, s.cfg.announce_url, sizeof s.cfg.announce_url, "--announce-url"}};
+  for (size_t i = 0; i < sizeof cl / sizeof cl[0]; i++) {
+    if (!cl[i].v) continue;
+    if (strlen(cl[i].v) >= cl[i].cap) {
+      fprintf(stderr, "hudong serve: %s is longer than %zu bytes\n", cl[i].flag, cl[i].cap - 1);
+      return 2;
+    }
+    snprintf(cl[i].dst, cl[i].cap, "%s", cl[i].v);
+  }
+  if (hd_config_check_cluster(&s.cfg, err, sizeof err) < 0) {
+    fprintf(stderr, "hudong serve: %s\n", err);
+    return 2;
+  }
   if (rtm_db) snprintf(s.cfg.rtm_db, sizeof s.cfg.rtm_db, "%s", rtm_db);
+  if (quality_db) snprintf(s.cfg.quality_db, sizeof s.cfg.quality_db, "%s", quality_db);
   if (s.cfg.dev) {
     int have = 0;
     for (int i = 0; i < s.cfg.n_apps; i++)
@@ -1139,11 +1258,26 @@ int hd_cmd_serve(int argc, char **argv) {
   /* HUDONG_ADAPT=0: no layer choice by estimate (a baseline for measurements) */
   const char *adapt_env = getenv("HUDONG_ADAPT");
   hd_session_set_adapt(!(adapt_env && !strcmp(adapt_env, "0")));
+  /* HUDONG_PACER=0: no per-subscriber pacing (packets leave as they are
+   * forwarded); HUDONG_PACER_FACTOR=1.5: the pacing rate over the estimate */
+  const char *pacer_env = getenv("HUDONG_PACER"), *factor_env = getenv("HUDONG_PACER_FACTOR");
+  double factor = factor_env ? strtod(factor_env, NULL) : 0;
+  if (factor_env && (factor < 1.0 || factor > 10.0)) {
+    fprintf(stderr, "hudong serve: HUDONG_PACER_FACTOR=%s: give a number from 1.0 to 10.0 (default 1.5)\n",
+            factor_env);
+    return 1;
+  }
+  hd_session_set_pacer(!(pacer_env && !strcmp(pacer_env, "0")), (unsigned)(factor * 100 + 0.5));
   if ((rc = hd_media_workers_start(&s.workers, &wcfg, err, sizeof err)) < 0) {
     fprintf(stderr, "hudong serve: %s\n", err);
     return 1;
   }
   if (s.cfg.rtc_port == 0) s.cfg.rtc_port = hd_media_workers_port(s.workers, 0);
+  hd_serve_cluster_defaults(&s.cfg, s.cfg.tls_cert[0] || s.cfg.tls_dev ? "https" : "http");
+  if (hd_serve_cluster_start(&s.cluster, s.loop, &s.cfg, s.workers, err, sizeof err) < 0) {
+    fprintf(stderr, "hudong serve: %s\n", err);
+    return 1;
+  }
   hd_http_config_t hcfg = {.host = s.cfg.listen_host,
                            .port = s.cfg.listen_port,
                            .web_root = s.cfg.web_root[0] ? s.cfg.web_root : NULL,
@@ -1239,6 +1373,16 @@ int hd_cmd_serve(int argc, char **argv) {
   uv_timer_init(s.loop, &s.rtm_timer);
   s.rtm_timer.data = &s;
   rtm_arm(&s);
+  hd_serve_quality_config_t qcfg = {.cfg = &s.cfg,
+                                    .loop = s.loop,
+                                    .workers = s.workers,
+                                    .webhooks = s.webhooks,
+                                    .lookup = secret_lookup,
+                                    .lookup_ud = &s};
+  if ((rc = hd_serve_quality_start(&s.quality, &qcfg, err, sizeof err)) < 0) {
+    fprintf(stderr, "hudong serve: quality store: %s\n", err);
+    return 1;
+  }
   hd_ws_endpoint_config_t rtmep = {.path = "/rtm",
                                    .on_open = rtm_ws_open,
                                    .on_message = rtm_ws_message,
@@ -1275,6 +1419,8 @@ int hd_cmd_serve(int argc, char **argv) {
   uv_run(s.loop, UV_RUN_DEFAULT);
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */
+  /* out of the registry first: the other nodes stop routing clients here */
+  hd_serve_cluster_stop(s.cluster);
   /* participants get "left", then their sockets close */
   hd_media_workers_close_all(s.workers, "node shutdown");
   hd_rtm_shutdown(s.rtm); /* RTM clients get 4010 and resume elsewhere/later */
@@ -1283,6 +1429,8 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_map_free(&s.rtc_conns);
   hd_rtm_broker_free(s.rtm);
   hd_rtm_store_free(s.rtm_store);
+  hd_serve_quality_stop(s.quality);
+  s.quality = NULL;
   hd_map_free(&s.rtm_conns);
   uv_close((uv_handle_t *)&s.rtm_timer, NULL);
   hd_webhook_sender_stop(s.webhooks);

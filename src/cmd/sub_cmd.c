@@ -43,6 +43,7 @@ typedef struct {
   uint32_t ivf_ts0;
   /* audio */
   uint64_t samples, data_bytes, concealed_frames, frames_audio;
+  uint64_t conceal_run, longest_conceal_run; /* consecutive concealed frames: a speech gap */
   int16_t block[BLOCK];
   size_t bfill;
   float est[MAX_EST];
@@ -116,6 +117,8 @@ static void on_audio(void *ud, const hd_client_audio_frame_t *f) {
   if (!t) return;
   t->frames_audio++;
   t->concealed_frames += f->concealed != 0;
+  t->conceal_run = f->concealed ? t->conceal_run + 1 : 0;
+  if (t->conceal_run > t->longest_conceal_run) t->longest_conceal_run = t->conceal_run;
   t->samples += f->samples;
   if (t->f) {
     /* channel 0 only: the WAV is mono */
@@ -338,9 +341,26 @@ static void summary(sub_t *s, double secs, FILE *o) {
       fprintf(o,
               ",\"seconds\":%.2f,\"tone_hz\":%.1f,\"tone_blocks\":%zu,\"concealed_pct\":%.2f,\"concealed_"
               "frames\":%llu,"
-              "\"played_ms\":%llu}",
+              "\"longest_concealed_ms\":%llu,\"played_ms\":%llu",
               (double)t->samples / 48000.0, hz, t->n_est, x->concealed_pct,
-              (unsigned long long)t->concealed_frames, (unsigned long long)x->played_ms);
+              (unsigned long long)t->concealed_frames, (unsigned long long)t->longest_conceal_run * 20,
+              (unsigned long long)x->played_ms);
+      /* the getStats names (RTCInboundRtpStreamStats), snake case */
+      fprintf(
+          o,
+          ",\"total_samples_received\":%llu,\"concealed_samples\":%llu,\"silent_concealed_samples\":%llu,"
+          "\"concealment_events\":%llu,\"inserted_samples_for_deceleration\":%llu,"
+          "\"removed_samples_for_acceleration\":%llu,\"jitter_buffer_delay\":%.3f,"
+          "\"jitter_buffer_emitted_count\":%llu,\"jitter_buffer_target_delay_ms\":%.1f,\"fec_ms\":%llu,"
+          "\"red_ms\":%llu,\"red_depth\":%d,\"longest_gap_ms\":%llu}",
+          (unsigned long long)x->audio.total_samples_received, (unsigned long long)x->audio.concealed_samples,
+          (unsigned long long)x->audio.silent_concealed_samples,
+          (unsigned long long)x->audio.concealment_events,
+          (unsigned long long)x->audio.inserted_samples_for_deceleration,
+          (unsigned long long)x->audio.removed_samples_for_acceleration, x->audio.jitter_buffer_delay,
+          (unsigned long long)x->audio.jitter_buffer_emitted_count, x->audio.jitter_buffer_target_delay_ms,
+          (unsigned long long)x->audio.fec_ms, (unsigned long long)x->audio.red_ms, x->audio.red_depth,
+          (unsigned long long)x->audio.longest_gap_ms);
     }
   }
   fprintf(o, "]}\n");

@@ -1,13 +1,27 @@
-/* Audio jitter buffer for 20 ms Opus packets (receiver side).
+/* Audio jitter buffer for 20 ms Opus packets (receiver side), NetEQ-class.
  *
  * Packets go in with their arrival time; the playout clock pulls one 20 ms
  * frame at a time. The buffer tracks each packet's relative delay (arrival
  * minus media time) over a sliding window and sets the target delay to the
  * `quantile` (default 95th percentile) of the spread above the fastest packet,
- * plus one frame of pull granularity, clamped to [min_delay, max_delay]. At
- * each pull the actual playout delay is steered toward the target one frame at
- * a time: below target it inserts a concealed frame (expand), more than two
- * frames above it skips one (accelerate).
+ * plus one frame of pull granularity, clamped to [min_delay, max_delay]. While
+ * losses are being seen, the target is at least one frame more than the
+ * distance of the redundancy the stream carries (RED depth, or one frame for
+ * Opus in-band FEC), so the packet that carries a lost frame's copy is there
+ * when the frame is due.
+ *
+ * The delay is steered toward the target in one of two ways:
+ * - hd_audio_jitter_pull_pcm (decoding here): by time-stretching the decoded
+ *   audio a pitch period at a time (media/time_stretch: accelerate above
+ *   target + HD_AUDIO_JITTER_ACCEL_MARGIN, preemptive expand below target),
+ *   so no frame is dropped or invented and nothing is concealed for it;
+ * - hd_audio_jitter_pull alone (the caller does not decode): a frame at a
+ *   time: below target it inserts a concealed frame (expand), more than two
+ *   frames above it skips one (accelerate).
+ *
+ * RED (RFC 2198): hd_audio_jitter_push_red takes the whole RED payload; its
+ * redundant blocks fill holes (they do not teach the delay estimate: they
+ * arrive late by design).
  *
  * For each pull it tells the caller what to do with the decoder:
  *   PLAY — decode this packet;
@@ -27,8 +41,12 @@
 #include "media/opus_codec.h"
 
 #define HD_AUDIO_JITTER_MAX_PAYLOAD 1500
-#define HD_AUDIO_JITTER_MAX_PACKETS 256 /* hard cap on max_packets */
-#define HD_AUDIO_JITTER_WINDOW 250      /* relative-delay samples kept (5 s of 20 ms packets) */
+#define HD_AUDIO_JITTER_MAX_PACKETS 256        /* hard cap on max_packets */
+#define HD_AUDIO_JITTER_WINDOW 250             /* relative-delay samples kept (5 s of 20 ms packets) */
+#define HD_AUDIO_JITTER_ACCEL_MARGIN HD_MS(20) /* PCM mode: accelerate above target + this */
+#define HD_AUDIO_JITTER_LOSS_HOLD HD_SEC(10)   /* redundancy floor kept this long after a loss */
+/* decoded PCM held between pulls (per channel): a frame, a stretch, a frame */
+#define HD_AUDIO_JITTER_PCM_CAP (2 * HD_OPUS_FRAME_SAMPLES + 2 * 480)
 
 typedef struct {
   hd_time_t min_delay; /* default 20 ms */
@@ -52,6 +70,7 @@ typedef struct {
   size_t len;
   uint16_t seq;
   uint32_t ts; /* RTP timestamp of the frame being played out */
+  int stretch; /* PCM mode, PLAY/FEC: +1 grow the delay (expand), -1 shrink it (accelerate) */
 } hd_audio_jitter_out_t;
 
 typedef struct {
@@ -61,9 +80,22 @@ typedef struct {
   uint64_t fec_ms;       /* frames recovered from FEC */
   uint64_t cng_ms;       /* DTX pauses */
   uint64_t expands, accelerates;
-  uint64_t resets;        /* timestamp jumps treated as a new stream */
-  hd_time_t target_delay; /* current target */
-  hd_time_t delay;        /* actual playout delay at the last pull */
+  uint64_t resets;               /* timestamp jumps treated as a new stream */
+  uint64_t red_blocks;           /* redundant RED blocks that filled a hole */
+  uint64_t red_ms;               /* frames played from a RED block */
+  uint64_t max_concealed_run_ms; /* longest run of consecutive PLC frames (a speech gap) */
+  hd_time_t target_delay;        /* current target */
+  hd_time_t delay;               /* actual playout delay at the last pull */
+  /* PCM mode (hd_audio_jitter_pull_pcm), in the terms of W3C getStats
+   * RTCInboundRtpStreamStats (samples per channel at 48 kHz): */
+  uint64_t total_samples_received;            /* totalSamplesReceived: samples played out */
+  uint64_t concealed_samples;                 /* concealedSamples: from PLC (loss, late) */
+  uint64_t silent_concealed_samples;          /* silentConcealedSamples: PLC over a DTX pause (CNG) */
+  uint64_t concealment_events;                /* concealmentEvents: runs of concealment */
+  uint64_t inserted_samples_for_deceleration; /* insertedSamplesForDeceleration */
+  uint64_t removed_samples_for_acceleration;  /* removedSamplesForAcceleration */
+  double jitter_buffer_delay_s;               /* jitterBufferDelay: sum of each emitted sample's delay */
+  uint64_t jitter_buffer_emitted_count;       /* jitterBufferEmittedCount */
 } hd_audio_jitter_stats_t;
 
 typedef struct hd_audio_jitter_slot hd_audio_jitter_slot_t;
@@ -82,6 +114,15 @@ typedef struct {
   hd_time_t first_arrival;
   hd_time_t rel[HD_AUDIO_JITTER_WINDOW]; /* arrival - media time, per packet */
   size_t rel_n, rel_pos;
+  int red_depth;           /* redundant blocks per RED packet seen lately */
+  hd_time_t last_loss;     /* when a frame was last missing at play time (0 = never) */
+  int fec_seen;            /* a frame was recovered with FEC or RED: redundancy pays */
+  hd_time_t run_ms;        /* current run of PLC frames */
+  uint64_t max_run_before; /* max_concealed_run_ms before the current run (undone if it was DTX) */
+  int concealing;          /* PCM mode: the last frame out was concealed */
+  int pcm_mode;            /* hd_audio_jitter_pull_pcm is in use: stretch instead of skip/insert */
+  int16_t *pcm;            /* decoded audio not played yet (interleaved, up to 2 channels) */
+  int pcm_n;               /* samples per channel in pcm */
   hd_audio_jitter_stats_t stats;
 } hd_audio_jitter_t;
 
@@ -100,16 +141,32 @@ void hd_audio_jitter_free(hd_audio_jitter_t *j);
 int hd_audio_jitter_push(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, const uint8_t *payload, size_t len,
                          hd_time_t now);
 
+/* Feeds one RED payload (RFC 2198) whose blocks are Opus with payload type
+ * opus_pt (blocks of other types and empty ones are skipped). The primary is
+ * pushed like hd_audio_jitter_push; each redundant block (timestamp ts minus
+ * its offset, seq counted back one per frame) only fills a hole. Returns what
+ * the primary's push returned, HD_EPROTO for a malformed RED payload. */
+int hd_audio_jitter_push_red(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, const uint8_t *red, size_t len,
+                             uint8_t opus_pt, hd_time_t now);
+
 /* One playout step at `now` (call every frame_samples / 48 ms). Fills *out
  * and returns its kind (>= 0). */
 int hd_audio_jitter_pull(hd_audio_jitter_t *j, hd_time_t now, hd_audio_jitter_out_t *out);
 
-/* Convenience: pull + decode with an Opus decoder into pcm (capacity
- * cap_samples per channel, >= frame_samples). EMPTY and CNG-before-any-audio
- * give silence. Returns samples per channel written (frame_samples), or a
- * negative error from the decoder. *kind (may be NULL) gets the action. */
+/* Called for each packet decoded by hd_audio_jitter_pull_pcm (PLAY), e.g. to
+ * hand the encoded frame to the app. */
+typedef void (*hd_audio_jitter_packet_fn)(void *ud, const hd_audio_jitter_out_t *o);
+
+/* Pull + decode with an Opus decoder (1 or 2 channels) into pcm (capacity
+ * cap_samples per channel, >= frame_samples), with the delay steered by time
+ * stretching (above). Decodes 0, 1 or 2 packets per call. EMPTY gives
+ * silence. Returns samples per channel written (frame_samples), or a negative
+ * error. *kind (may be NULL) gets the action of the newest frame decoded
+ * (PLC if any frame in this output was concealed). on_packet may be NULL. */
 int hd_audio_jitter_pull_pcm(hd_audio_jitter_t *j, hd_time_t now, hd_opus_dec_t *dec, int16_t *pcm,
                              size_t cap_samples, int *kind);
+int hd_audio_jitter_pull_pcm_cb(hd_audio_jitter_t *j, hd_time_t now, hd_opus_dec_t *dec, int16_t *pcm,
+                                size_t cap_samples, int *kind, hd_audio_jitter_packet_fn on_packet, void *ud);
 
 /* Current target playout delay. */
 hd_time_t hd_audio_jitter_target(const hd_audio_jitter_t *j);

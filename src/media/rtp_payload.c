@@ -242,6 +242,50 @@ int hd_red_primary(const uint8_t *p, size_t len, uint8_t *pt, const uint8_t **da
   return 0;
 }
 
+int hd_red_parse(const uint8_t *p, size_t len, hd_red_block_t out[HD_RED_MAX_BLOCKS]) {
+  size_t hl, red_bytes, pos[HD_RED_MAX_BLOCKS];
+  int n;
+  if (!p || !out || red_headers(p, len, &hl, &red_bytes, pos, &n) < 0) return HD_EPROTO;
+  size_t off = hl;
+  for (int i = 0; i < n; i++) {
+    const uint8_t *h = p + pos[i];
+    out[i].pt = h[0] & 0x7f;
+    if (i < n - 1) {
+      out[i].ts_offset = (uint16_t)(h[1] << 6 | h[2] >> 2);
+      out[i].len = (size_t)(h[2] & 0x03) << 8 | h[3];
+    } else {
+      out[i].ts_offset = 0;
+      out[i].len = len - off;
+    }
+    out[i].data = p + off;
+    off += out[i].len;
+  }
+  return n;
+}
+
+int hd_red_build(const hd_red_block_t *b, int n, uint8_t *out, size_t cap) {
+  if (!b || !out || n < 1 || n > HD_RED_MAX_BLOCKS) return HD_EINVAL;
+  size_t need = 1 + (size_t)(n - 1) * 4;
+  for (int i = 0; i < n; i++) {
+    if (i < n - 1 && (b[i].ts_offset >= 1u << 14 || b[i].len >= 1024)) return HD_EINVAL;
+    need += b[i].len;
+  }
+  if (need > cap) return HD_ENOSPC;
+  size_t off = 0;
+  for (int i = 0; i < n - 1; i++) {
+    out[off++] = (uint8_t)(0x80 | (b[i].pt & 0x7f));
+    out[off++] = (uint8_t)(b[i].ts_offset >> 6);
+    out[off++] = (uint8_t)((b[i].ts_offset & 0x3f) << 2 | b[i].len >> 8);
+    out[off++] = (uint8_t)(b[i].len & 0xff);
+  }
+  out[off++] = b[n - 1].pt & 0x7f;
+  for (int i = 0; i < n; i++) {
+    if (b[i].len) memcpy(out + off, b[i].data, b[i].len);
+    off += b[i].len;
+  }
+  return (int)off;
+}
+
 int hd_red_rewrite_pt(uint8_t *p, size_t len, uint8_t from, uint8_t to) {
   size_t hl, red_bytes, pos[HD_RED_MAX_BLOCKS];
   int n, k = 0;

@@ -94,7 +94,7 @@ int hd_rtp_keyframe_start(const char *codec, const uint8_t *payload, size_t len)
 
 /* ---- RED (RFC 2198), as browsers use it for Opus ---- */
 
-#define HD_RED_MAX_BLOCKS 8 /* blocks per RED payload we accept (browsers send 2-3) */
+#define HD_RED_MAX_BLOCKS 16 /* blocks per RED payload we accept (browsers send 2-3, the SDK up to 10) */
 
 /* The primary (last, newest) block of a RED payload (RFC 2198 §3: 4-byte
  * headers with F=1 for each redundant block, a 1-byte header with F=0 for the
@@ -106,6 +106,26 @@ int hd_red_primary(const uint8_t *p, size_t len, uint8_t *pt, const uint8_t **da
  * `to` (a receiver that numbered Opus differently). Returns the number of
  * blocks rewritten or HD_EPROTO. */
 int hd_red_rewrite_pt(uint8_t *p, size_t len, uint8_t from, uint8_t to);
+
+/* One block of a RED payload: the redundant ones carry their timestamp offset
+ * back from the RTP header's (14 bits, RFC 2198 §3); the primary has offset 0. */
+typedef struct {
+  uint8_t pt;
+  uint16_t ts_offset;
+  const uint8_t *data; /* points into the payload */
+  size_t len;
+} hd_red_block_t;
+
+/* Every block of a RED payload, oldest first (the primary last). Returns the
+ * number of blocks (1..HD_RED_MAX_BLOCKS) or HD_EPROTO for a malformed payload. */
+int hd_red_parse(const uint8_t *p, size_t len, hd_red_block_t out[HD_RED_MAX_BLOCKS]);
+
+/* Builds a RED payload from n blocks, oldest first, the last being the primary
+ * (its ts_offset is ignored). A redundant block must have ts_offset < 2^14 and
+ * len < 1024 (the header's field widths; RFC 2198 §3). Returns the payload
+ * length, HD_EINVAL (n outside 1..HD_RED_MAX_BLOCKS, a field too wide) or
+ * HD_ENOSPC (cap too small). */
+int hd_red_build(const hd_red_block_t *blocks, int n, uint8_t *out, size_t cap);
 
 /* ---- Opus (RFC 7587) ---- */
 

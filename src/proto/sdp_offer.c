@@ -88,6 +88,7 @@ int hd_sdp_out_track_from_negotiated(hd_sdp_out_track_t *t, const hd_sdp_media_n
   hd_scpy(x.fmtp, sizeof x.fmtp, src->fmtp);
   x.ssrc = ssrc;
   x.rtx_ssrc = src->kind == HD_SDP_VIDEO ? rtx_ssrc : 0;
+  x.red = src->kind == HD_SDP_AUDIO && src->red_pt != 0;
   hd_scpy(x.stream_id, sizeof x.stream_id, stream_id);
   hd_scpy(x.track_id, sizeof x.track_id, track_id);
   int rc = check_track(&x);
@@ -152,7 +153,7 @@ static int pt_used(const hd_sdp_offerer_t *o, int pt) {
 static int free_pt(const hd_sdp_offerer_t *o, int avoid) {
   for (int pt = 96; pt <= 127; pt++)
     if (pt != avoid && !pt_used(o, pt)) return pt;
-  for (int pt = 35; pt <= 63; pt++)
+  for (int pt = 35; pt < HD_SDP_OFFER_PT_RED; pt++)
     if (pt != avoid && !pt_used(o, pt)) return pt;
   return -1;
 }
@@ -316,6 +317,12 @@ static void add_fmt(hd_sdp_media_t *m, uint8_t pt) {
   if (m->n_fmt < HD_SDP_MAX_FMT) snprintf(m->fmt[m->n_fmt++], sizeof m->fmt[0], "%u", pt);
 }
 
+/* RED is offered with an audio track whose source sends it (RFC 2198 over
+ * the slot's Opus pt); the node passes RED on to a viewer that accepts it. */
+static int offers_red(const hd_sdp_offer_slot_t *s) {
+  return s->kind == HD_SDP_AUDIO && s->track.red && s->pt != HD_SDP_OFFER_PT_RED;
+}
+
 static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *s, int setup,
                           hd_sdp_media_t *m) {
   memset(m, 0, sizeof *m);
@@ -369,6 +376,15 @@ static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
   for (int i = 0; i < nfb; i++)
     hd_scpy(c->fb[c->n_fb++], sizeof c->fb[0], fb[i]);
   hd_scpy(c->fmtp, sizeof c->fmtp, t->fmtp);
+  if (offers_red(s)) {
+    add_fmt(m, HD_SDP_OFFER_PT_RED);
+    hd_sdp_codec_t *r = &m->codecs[m->n_codecs++];
+    r->pt = HD_SDP_OFFER_PT_RED;
+    hd_scpy(r->name, sizeof r->name, "red");
+    r->clock = 48000;
+    r->channels = t->channels;
+    snprintf(r->fmtp, sizeof r->fmtp, "%u/%u", s->pt, s->pt);
+  }
   if (s->rtx_pt) {
     add_fmt(m, s->rtx_pt);
     hd_sdp_codec_t *r = &m->codecs[m->n_codecs++];
@@ -453,9 +469,13 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
                           hd_sdp_media_negotiated_t *nm, char *err, size_t errcap) {
   const hd_sdp_media_t *am = &ans->media[i];
   const hd_sdp_out_track_t *t = &s->track;
-  int has_pt = 0, has_rtx = 0;
+  int has_pt = 0, has_rtx = 0, has_red = 0;
   for (int f = 0; f < am->n_fmt; f++) {
     int pt = small_num(am->fmt[f]);
+    if (pt == HD_SDP_OFFER_PT_RED && offers_red(s)) {
+      has_red = 1;
+      continue;
+    }
     if (pt < 0 || (pt != s->pt && (!s->rtx_pt || pt != s->rtx_pt)))
       return hd_errf(err, errcap, HD_EPROTO, "mid %s: answer has payload type %s, which was not offered",
                      s->mid, am->fmt[f]);
@@ -490,6 +510,7 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
   nm->channels = t->channels;
   hd_scpy(nm->fmtp, sizeof nm->fmtp, t->fmtp);
   nm->rtx_pt = has_rtx ? s->rtx_pt : 0;
+  nm->red_pt = has_red ? HD_SDP_OFFER_PT_RED : 0;
   /* rtcp-fb is only in effect if both sides list it (RFC 4585 §4.2); a missing codec
    * entry in the answer means none */
   const char *fb[8];

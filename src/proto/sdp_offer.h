@@ -51,6 +51,10 @@
 #define HD_SDP_OFFER_PT_VP8_RTX 97
 #define HD_SDP_OFFER_PT_H264 102
 #define HD_SDP_OFFER_PT_H264_RTX 103
+/* RED over Opus (RFC 2198), offered with an audio track whose publisher sends
+ * RED, so that a viewer that takes it gets the redundancy passed on (kept out
+ * of the free-PT pool). */
+#define HD_SDP_OFFER_PT_RED 63
 
 /* Our header extension ids (one-byte form, RFC 8285 §4.2). */
 #define HD_SDP_OFFER_EXTID_AUDIO_LEVEL 1
@@ -72,10 +76,12 @@ typedef struct {
   uint32_t rtx_ssrc;                   /* our RTX SSRC, 0 = no RTX (always 0 for audio) */
   char stream_id[HD_SDP_OFFER_ID_MAX]; /* msid stream id = publisher participant id */
   char track_id[HD_SDP_OFFER_ID_MAX];  /* msid track id */
+  int red;                             /* audio: offer RED too (the source sends it) */
 } hd_sdp_out_track_t;
 
 /* Fills *t from the publisher's negotiated section (codec, clock, channels, fmtp;
- * RTX only for video and only when rtx_ssrc != 0). Returns 0, HD_EINVAL for bad
+ * RTX only for video and only when rtx_ssrc != 0; RED for audio when the
+ * publisher negotiated it). Returns 0, HD_EINVAL for bad
  * arguments (NULL, ssrc 0, ids too long or containing spaces), HD_EUNSUPPORTED for a
  * codec we cannot offer (only opus/48000, VP8/90000, H264/90000). */
 int hd_sdp_out_track_from_negotiated(hd_sdp_out_track_t *t, const hd_sdp_media_negotiated_t *src,

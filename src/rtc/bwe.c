@@ -15,6 +15,7 @@
 #define APP_LIMIT_INC 1.5          /* increase bound: 1.5 x acked + 10 kbit/s */
 #define APP_LIMIT_PROBE 2.0        /* probe result bound: 2 x acked */
 #define PROBE_FACTOR 1.5           /* periodic and follow-up probes, x target */
+#define STALE_STATE HD_SEC(2)      /* over-use / loss no feedback confirmed for this long is stale */
 #define FEEDBACK_TIMEOUT HD_SEC(1) /* no feedback while sending this long: back off */
 #define TIMEOUT_FACTOR 0.8         /* ... by this much every half timeout */
 #define FEEDBACK_LOSS_SPAN 1000    /* larger gap between feedbacks: not counted as loss */
@@ -110,6 +111,7 @@ int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now) {
 }
 
 void hd_bwe_set_desired(hd_bwe_t *b, uint64_t bps) { b->desired_bps = bps; }
+void hd_bwe_set_held_back(hd_bwe_t *b, int on) { b->held_back = on != 0; }
 
 void hd_bwe_set_rtt(hd_bwe_t *b, hd_time_t rtt) {
   if (rtt <= 0) return;
@@ -259,15 +261,28 @@ static void probe_result(hd_bwe_t *b, double result, double target, int saturate
   double media = media_rate(b);
   double v = result;
 
-  if (!b->last_probe_initial && media > 0 && v > APP_LIMIT_PROBE * media) v = APP_LIMIT_PROBE * media;
+  if (!b->last_probe_initial && media > 0) {
+    /* app-limited: no more than twice what is sent, unless the sender holds
+     * media back until the estimate reaches what it wants (hd_bwe_set_held_back):
+     * a subscriber whose video is paused sends audio only and needs the
+     * estimate to reach its lowest video layer before the allocator resumes
+     * it; the probe shows whether the path has it */
+    double cap = APP_LIMIT_PROBE * media;
+    if (b->held_back && (double)b->desired_bps > cap) cap = (double)b->desired_bps;
+    if (v > cap) v = cap;
+  }
   v = clamp_bps(b, v);
+  /* an unsaturated probe shows the path carries v now, even if the loss
+   * window still holds losses from before (a paused subscriber sends too few
+   * packets to refresh it): the loss-based bound may rise to it */
+  if (!saturated && b->loss_bps < v) b->loss_bps = v;
   if (v <= b->delay_bps) return;
   b->delay_bps = v;
   if (b->loss_bps < v && b->loss.last_excess < HD_BWE_LOSS_LOW) b->loss_bps = v;
   if (b->link_avg_kbps >= 0 && v / 1000 > b->link_avg_kbps + 3 * link_std_kbps(b)) b->link_avg_kbps = -1;
   /* the path carried the whole cluster: there may be more, probe again at once */
-  if (!saturated && result >= 0.9 * target && !b->pending_initial && v < (double)b->desired_bps &&
-      v < (double)b->cfg.max_bps && b->n_pending == 0) {
+  if (!saturated && !b->pending_initial && v < (double)b->desired_bps && v < (double)b->cfg.max_bps &&
+      b->n_pending == 0) {
     b->pending[0] = PROBE_FACTOR * v;
     b->n_pending = 1;
     b->next_probe_at = now;
@@ -294,6 +309,7 @@ int hd_bwe_on_twcc(hd_bwe_t *b, const hd_rtcp_twcc_t *fb, const hd_rtcp_twcc_pkt
   if (!b || !fb || (!pkts && n > 0)) return HD_EINVAL;
   b->twcc_seen = 1;
   b->first_unanswered = -1;
+  b->last_feedback_at = now;
   b->st.feedbacks++;
   uint32_t recv = 0, lost = 0;
   int matched = 0;
@@ -382,7 +398,9 @@ static hd_time_t periodic_due(const hd_bwe_t *b) {
   if (b->n_pending || b->cfg.probe_interval <= 0 || !b->twcc_seen) return HD_TIME_NEVER;
   /* only below what the sender wants, on a clear path */
   if (b->target_bps >= 0.95 * want_bps(b)) return HD_TIME_NEVER;
-  if (b->st.usage != HD_BWE_NORMAL || b->loss.last_excess >= HD_BWE_LOSS_LOW) return HD_TIME_NEVER;
+  /* Over-use or loss in the last feedback: no probe while feedback keeps
+   * saying so. */
+  int blocked = b->st.usage != HD_BWE_NORMAL || b->loss.last_excess >= HD_BWE_LOSS_LOW;
   /* Near a known link capacity AIMD's additive increase does the work; a
    * probe there only builds queue (and, with other flows, grabs more than a
    * fair share). Probe when the capacity is unknown: at the start or once
@@ -394,12 +412,21 @@ static hd_time_t periodic_due(const hd_bwe_t *b) {
      * bigger simulcast layer that would fit) shows only to a probe; those
      * come at twice the interval */
     double media = rate_get(&b->media_rate, ACKED_WINDOW);
-    /* (sending no media at all, e.g. every track paused, is the extreme case) */
-    if (!(media <= 0 || b->target_bps >= 1.4 * media)) return HD_TIME_NEVER;
+    if (!(media <= 0 || b->target_bps >= 1.4 * media)) blocked = 1;
     iv *= 2;
   }
+  /* With nothing sent there is no feedback, and what the last one said (over-
+   * use, loss, the media rate) never changes: a subscriber whose video was
+   * paused for congestion would wait forever. What no feedback confirmed for
+   * STALE_STATE is stale: probe then. */
+  hd_time_t stale = 0;
+  if (blocked) {
+    if (!b->last_feedback_at) return HD_TIME_NEVER;
+    stale = b->last_feedback_at + STALE_STATE;
+  }
   hd_time_t a = b->last_probe + iv, c = b->last_decrease + iv / 2;
-  return a > c ? a : c;
+  if (a < c) a = c;
+  return a > stale ? a : stale;
 }
 
 int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {

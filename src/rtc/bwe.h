@@ -117,6 +117,7 @@ typedef struct {
   double delay_bps, loss_bps, target_bps;
   hd_time_t rc_last, last_decrease;
   hd_time_t first_unanswered; /* first packet sent since the last feedback; -1 none */
+  hd_time_t last_feedback_at; /* local time of the last TWCC feedback, 0 none */
   hd_time_t last_timeout_cut;
   double link_avg_kbps; /* < 0: unknown */
   double link_var;
@@ -127,6 +128,7 @@ typedef struct {
   int twcc_seen;
   /* probing */
   uint64_t desired_bps;
+  int held_back; /* hd_bwe_set_held_back */
   double pending[2];
   size_t n_pending;
   int pending_initial;
@@ -144,6 +146,12 @@ int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now);
 /* The bitrate the sender would use if it could (sum of the layers it wants
  * to send); probing stops once the target reaches it. Default: max_bps. */
 void hd_bwe_set_desired(hd_bwe_t *b, uint64_t bps);
+/* 1: the sender holds media back until the estimate reaches the desired rate
+ * (an SFU keeping a subscriber on a lower layer, or its video paused): a
+ * periodic probe's result may then lift the estimate up to that rate, past the
+ * app-limited bound of 2x what is sent, which it could never reach otherwise.
+ * 0 (default): the bound holds. */
+void hd_bwe_set_held_back(hd_bwe_t *b, int on);
 /* An RTT measured elsewhere (RTCP RR/DLSR, RFC 3550 §6.4.1) replaces the
  * feedback-based one from then on (call it again with each new measure);
  * values <= 0 are ignored. */

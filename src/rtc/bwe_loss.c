@@ -14,6 +14,16 @@ void hd_bwe_loss_init(hd_bwe_loss_t *l, double start_bps) {
 void hd_bwe_loss_on_feedback(hd_bwe_loss_t *l, uint32_t received, uint32_t lost, int congested,
                              hd_time_t now) {
   if (l->interval_start < 0) l->interval_start = now;
+  if (now - l->interval_start > HD_BWE_LOSS_STALE) {
+    /* an interval this old never filled up: the sender all but stopped (a
+     * paused subscriber). Its losses, and the verdict of the last interval,
+     * describe the path as it was, not as it is: start afresh, or they cut
+     * the estimate again when the first probes complete the interval */
+    l->lost = l->total = 0;
+    l->congested = 0;
+    l->last_excess = 0;
+    l->interval_start = now;
+  }
   if (congested) l->congested = 1;
   l->lost += lost;
   l->total += received + lost;

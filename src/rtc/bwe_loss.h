@@ -25,6 +25,7 @@
 
 #define HD_BWE_LOSS_MIN_PKTS 20
 #define HD_BWE_LOSS_MIN_INTERVAL HD_MS(100)
+#define HD_BWE_LOSS_STALE HD_SEC(2) /* an open interval older than this is dropped (the sender stopped) */
 #define HD_BWE_LOSS_LOW 0.02
 #define HD_BWE_LOSS_HIGH 0.10
 #define HD_BWE_LOSS_BASE_GAIN 0.05

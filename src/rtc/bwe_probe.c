@@ -39,7 +39,10 @@ int hd_bwe_probes_start(hd_bwe_probes_t *p, double target_bps, hd_time_t now, si
 void hd_bwe_probes_on_sent(hd_bwe_probes_t *p, int id, size_t size, hd_time_t now) {
   hd_bwe_cluster_t *c = find(p, id);
   if (!c) return;
-  if (!c->sent) c->first_send = now;
+  if (!c->sent) {
+    c->first_send = now;
+    c->first_send_size = size;
+  }
   if (now >= c->last_send) {
     c->last_send = now;
     c->last_send_size = size;
@@ -61,7 +64,10 @@ void hd_bwe_probes_on_feedback(hd_bwe_probes_t *p, int id, size_t size, hd_time_
     c->first_arr = arrival;
     c->first_arr_size = size;
   }
-  if (!c->recv || arrival > c->last_arr) c->last_arr = arrival;
+  if (!c->recv || arrival >= c->last_arr) {
+    c->last_arr = arrival;
+    c->last_arr_size = size;
+  }
   c->recv++;
   c->recv_bytes += size;
 }
@@ -71,9 +77,19 @@ static int result(const hd_bwe_cluster_t *c, double *out, int *saturated) {
   if (c->recv < HD_BWE_PROBE_MIN_PKTS - 1 || (double)c->recv < 0.8 * (double)c->sent) return 0;
   hd_time_t send_span = c->last_send - c->first_send, arr_span = c->last_arr - c->first_arr;
   if (send_span < 1000 || arr_span < 1000) return 0;
+  /* Saturated when the path delivered the cluster slower than it was sent.
+   * The two rates count the first and last packets half each: with packets of
+   * unequal size (a small media packet among padding) leaving out the last
+   * sent on one side and the first received on the other skews them apart on
+   * a clear path. Saturated: the receive rate over all but the first arrival
+   * (exact behind a bottleneck, which spaces arrivals by size / capacity). */
+  double send_mid = ((double)c->sent_bytes - 0.5 * (double)(c->first_send_size + c->last_send_size)) * 8e6 /
+                    (double)send_span;
+  double recv_mid =
+      ((double)c->recv_bytes - 0.5 * (double)(c->first_arr_size + c->last_arr_size)) * 8e6 / (double)arr_span;
+  *saturated = recv_mid < 0.9 * send_mid;
   double send_rate = (double)(c->sent_bytes - c->last_send_size) * 8e6 / (double)send_span;
   double recv_rate = (double)(c->recv_bytes - c->first_arr_size) * 8e6 / (double)arr_span;
-  *saturated = recv_rate < 0.9 * send_rate;
   *out = *saturated ? 0.95 * recv_rate : (send_rate < recv_rate ? send_rate : recv_rate);
   return 1;
 }

@@ -34,7 +34,7 @@ typedef struct {
   uint32_t sent, recv, lost;
   uint64_t sent_bytes, recv_bytes;
   hd_time_t first_send, last_send, first_arr, last_arr;
-  size_t last_send_size, first_arr_size;
+  size_t first_send_size, last_send_size, first_arr_size, last_arr_size;
 } hd_bwe_cluster_t;
 
 typedef struct {

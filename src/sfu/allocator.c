@@ -101,3 +101,22 @@ uint64_t hd_alloc_used(const hd_alloc_track_t *t, size_t n) {
     if (live(&t[i], t[i].cur)) sum += t[i].bps[t[i].cur];
   return sum;
 }
+
+int hd_alloc_tile_layer(const int *w, const int *h, int n, int tile_w, int tile_h) {
+  if (n <= 0) return -1;
+  if (tile_w <= 0 && tile_h <= 0) return n - 1;
+  int known = -1;
+  for (int l = n - 1; l >= 0 && known < 0; l--)
+    if (w[l] > 0 && h[l] > 0) known = l;
+  if (known < 0) return n - 1;
+  for (int l = 0; l < n; l++) {
+    double lw = w[l], lh = h[l];
+    if (lw <= 0 || lh <= 0) { /* inferred: a factor of 2 per layer from the known one */
+      double f = l < known ? 1.0 / (double)(1 << (known - l)) : (double)(1 << (l - known));
+      lw = w[known] * f;
+      lh = h[known] * f;
+    }
+    if (lw >= tile_w * HD_ALLOC_TILE_SLACK && lh >= tile_h * HD_ALLOC_TILE_SLACK) return l;
+  }
+  return n - 1;
+}

@@ -40,6 +40,13 @@ void hd_alloc_track_init(hd_alloc_track_t *t);
  * estimate less audio and headroom) at `now`. Returns the number of tracks
  * whose layer changed. */
 int hd_alloc_run(hd_alloc_track_t *t, size_t n, uint64_t budget_bps, hd_time_t now);
+/* The layer a tile of tile_w x tile_h device pixels needs: the smallest of n
+ * layers (ascending size, w/h 0 = not known yet) that covers the tile in both
+ * dimensions, give or take HD_ALLOC_TILE_SLACK. A size not known yet is
+ * inferred from a known layer (browsers scale simulcast layers by 2 per
+ * step). Tile 0 x 0, or no size known: n - 1. */
+#define HD_ALLOC_TILE_SLACK 0.8
+int hd_alloc_tile_layer(const int *w, const int *h, int n, int tile_w, int tile_h);
 /* Bits per second the chosen layers add up to. */
 uint64_t hd_alloc_used(const hd_alloc_track_t *t, size_t n);
 

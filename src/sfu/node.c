@@ -710,6 +710,11 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "# TYPE hudong_probes_total counter\nhudong_probes_total %llu\n"
       "# HELP hudong_probe_bytes_total Bytes sent as probes (RTX copies of recent packets).\n"
       "# TYPE hudong_probe_bytes_total counter\nhudong_probe_bytes_total %llu\n"
+      "# HELP hudong_pacer_packets_total Subscriber pacers (rtc/pacer.h): packets that waited, video dropped "
+      "to the queue caps, probe padding dropped to them.\n"
+      "# TYPE hudong_pacer_packets_total counter\nhudong_pacer_packets_total{event=\"waited\"} %llu\n"
+      "hudong_pacer_packets_total{event=\"dropped\"} %llu\n"
+      "hudong_pacer_packets_total{event=\"padding_refused\"} %llu\n"
       "# HELP hudong_twcc_feedback_received_total Transport-wide CC feedback received from subscribers "
       "(drives the send-side estimator, rtc/bwe.h).\n"
       "# TYPE hudong_twcc_feedback_received_total counter\nhudong_twcc_feedback_received_total %llu\n"
@@ -748,7 +753,8 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)m->nack_unrepairable, (unsigned long long)m->pli_unrepairable,
       (unsigned long long)m->pli_retried, (unsigned long long)m->repairs_doubled,
       (unsigned long long)m->layer_switches, (unsigned long long)m->layer_pauses,
-      (unsigned long long)m->probes_started, (unsigned long long)m->probe_bytes,
+      (unsigned long long)m->probes_started, (unsigned long long)m->probe_bytes, (unsigned long long)m->paced,
+      (unsigned long long)m->pacer_dropped, (unsigned long long)m->pacer_padding_refused,
       (unsigned long long)m->twcc_received, (unsigned long long)m->remb_received,
       (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
       (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
@@ -756,5 +762,34 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped,
       (unsigned long long)st->udp_gso_sends, (unsigned long long)st->udp_gso_datagrams);
   if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
-  return len;
+  /* layer selection (issue 11 item 7): estimate histogram, publisher layer changes */
+  static const uint64_t bounds[] = HD_ESTIMATE_BOUNDS;
+  int k = snprintf(
+      out + len, cap - (size_t)len,
+      "# HELP hudong_publisher_layer_changes_total Simulcast layer sets sent to publishers "
+      "(publish_layers: layers no subscriber needs paused, or resumed).\n"
+      "# TYPE hudong_publisher_layer_changes_total counter\nhudong_publisher_layer_changes_total %llu\n"
+      "# HELP hudong_downlink_estimate_bps Subscribers' downlink estimates, sampled once a second "
+      "each.\n# TYPE hudong_downlink_estimate_bps histogram\n",
+      (unsigned long long)m->publisher_layer_changes);
+  if (k < 0 || (size_t)k >= cap - (size_t)len) return HD_ENOSPC;
+  len += k;
+  uint64_t cum = 0;
+  for (size_t b = 0; b <= sizeof bounds / sizeof bounds[0]; b++) {
+    cum += m->estimate_bucket[b];
+    char le[32];
+    if (b < sizeof bounds / sizeof bounds[0])
+      snprintf(le, sizeof le, "%llu", (unsigned long long)bounds[b]);
+    else
+      snprintf(le, sizeof le, "+Inf");
+    k = snprintf(out + len, cap - (size_t)len, "hudong_downlink_estimate_bps_bucket{le=\"%s\"} %llu\n", le,
+                 (unsigned long long)cum);
+    if (k < 0 || (size_t)k >= cap - (size_t)len) return HD_ENOSPC;
+    len += k;
+  }
+  k = snprintf(out + len, cap - (size_t)len,
+               "hudong_downlink_estimate_bps_sum %llu\nhudong_downlink_estimate_bps_count %llu\n",
+               (unsigned long long)m->estimate_sum, (unsigned long long)m->estimate_count);
+  if (k < 0 || (size_t)k >= cap - (size_t)len) return HD_ENOSPC;
+  return len + k;
 }

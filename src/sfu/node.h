@@ -193,6 +193,10 @@ hd_node_stats_t *hd_node_stats(hd_node_t *n);
 hd_quota_t *hd_node_quota(hd_node_t *n);
 size_t hd_node_session_count(const hd_node_t *n, int kind);
 size_t hd_node_room_count(const hd_node_t *n);
+/* Calls fn for every room (any app) the node holds; returns how many: the
+ * room list of the cluster registry entry (io/cluster_redis.h). */
+typedef void (*hd_node_room_fn)(void *ud, const char *app, const char *room);
+size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud);
 /* Prometheus text exposition of all counters; returns length or HD_ENOSPC. */
 int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap);
 

@@ -23,8 +23,10 @@
 #include "proto/sdp_offer.h"
 #include "proto/token.h"
 #include "proto/turn_cred.h"
+#include "sfu/conn_quality.h"
 #include "sfu/node_internal.h"
 #include "sfu/signal.h"
+#include "sfu/qsample.h"
 
 #define MAX_PUB_TRACKS 16
 #define MAX_SUBS HD_SESSION_MAX_OUT
@@ -45,10 +47,21 @@
 #define DC_MAX_BINARY (HD_SIGNAL_MAX_PAYLOAD / 4 * 3)
 enum { DC_RELIABLE = 0, DC_LOSSY = 1 };
 
+/* A simulcast layer nobody needs is paused at the publisher (publish_layers)
+ * once it has been unneeded this long; a needed one resumes at once. */
+#define LAYER_IDLE_PAUSE HD_SEC(3)
+/* Quality-indicator evaluation period (connection_quality). */
+#define QUALITY_INTERVAL HD_SEC(1)
+
 typedef struct {
   char sid[24], cid[HD_SIGNAL_MAX_SID + 1], mid[32];
   int kind, source, muted, width, height;
   int in_idx; /* track of the publisher session */
+  /* simulcast layers paused at the publisher, as bits over the head's
+   * layers[] (a=simulcast order), and since when each has been unneeded */
+  unsigned layers_off;
+  hd_time_t unneeded_since[HD_SESSION_MAX_LAYERS];
+  uint64_t rx_expected, rx_received; /* at the last quality evaluation */
 } pub_track_t;
 
 typedef struct {
@@ -56,6 +69,10 @@ typedef struct {
   char track_sid[24];
   char mid[32];
   uint32_t ssrc, rtx_ssrc;
+  /* track_settings from the subscriber (defaults: visible, any size, not pinned) */
+  int hidden, tile_w, tile_h, pinned;
+  /* last stream_state told: reason (HD_SIGNAL_PAUSE_*) and in[] index of the layer sent (-1 none) */
+  int told_reason, told_layer;
 } sub_t;
 
 struct hd_participant {
@@ -79,6 +96,11 @@ struct hd_participant {
   double data_tokens, msg_tokens;
   hd_time_t data_last, msg_last, last_429;
   double level;
+  int speaking; /* among the active speakers (a higher priority for its video) */
+  hd_cq_t quality;
+  int quality_told;    /* its grade was sent at least once */
+  int quality_has_all; /* it was sent everyone's grade (joiners get the full list once) */
+  hd_time_t next_quality;
   int dc[2];             /* SCTP stream of our hd-reliable / hd-lossy channel on pub_sess, -1 = none */
   hd_time_t last_dc_err; /* data channel errors go out over the WebSocket at most once a second */
   uint64_t dc_dropped;   /* data channel messages not delivered to us (send buffer full) */
@@ -226,6 +248,7 @@ static int sub_add(hd_node_t *n, hd_participant_t *q, hd_participant_t *p, const
   sub_t *s = &q->subs[q->n_subs];
   memset(s, 0, sizeof *s);
   s->pub = p;
+  s->told_layer = -1;
   snprintf(s->track_sid, sizeof s->track_sid, "%s", t->sid);
   s->ssrc = hd_random_u32() | 1;
   s->rtx_ssrc = in->kind == HD_TRACK_VIDEO ? (hd_random_u32() | 1) : 0;
@@ -251,6 +274,18 @@ static void sub_remove_at(hd_participant_t *q, int i) {
   }
   memmove(&q->subs[i], &q->subs[i + 1], (size_t)(q->n_subs - i - 1) * sizeof q->subs[0]);
   q->n_subs--;
+}
+
+/* Everyone else with auto_subscribe takes p's tracks 0..nt-1 (those with
+ * added[i] set, or all when added is NULL), one renegotiation each. */
+static void auto_subscribe_others(hd_node_t *n, hd_participant_t *p, const int *added, int nt) {
+  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
+    if (q == p || !q->auto_subscribe) continue;
+    int changed = 0;
+    for (int i = 0; i < nt; i++)
+      if ((!added || added[i]) && sub_add(n, q, p, &p->tracks[i]) == 0) changed = 1;
+    if (changed) sub_negotiate(n, q);
+  }
 }
 
 /* Everyone stops receiving track `sid` of p (or every track of p if sid is NULL). */
@@ -607,13 +642,7 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
     free(buf);
   }
   free(answer);
-  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
-    if (q == p || !q->auto_subscribe) continue;
-    int changed = 0;
-    for (int i = 0; i < nn; i++)
-      if (added[i] && sub_add(n, q, p, &p->tracks[i]) == 0) changed = 1;
-    if (changed) sub_negotiate(n, q);
-  }
+  auto_subscribe_others(n, p, added, nn);
   return 0;
 }
 
@@ -749,10 +778,14 @@ static int cmp_level(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Active speakers (loudest first) from the RFC 6464 levels of the last interval. */
+static void layers_tick(hd_node_t *n, hd_room_t *r, hd_time_t now);
+
+/* Active speakers (loudest first) from the RFC 6464 levels of the last
+ * interval; layer selection's room side (layers_tick) on the same timer. */
 void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
   if (now < r->next_speakers) return;
   r->next_speakers = now + SPEAKER_INTERVAL;
+  layers_tick(n, r, now);
   hd_participant_t *loud[HD_SIGNAL_MAX_SPEAKERS];
   size_t nl = 0;
   for (hd_participant_t *p = r->participants; p; p = p->next) {
@@ -769,6 +802,10 @@ void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
   }
   qsort(loud, nl, sizeof loud[0], cmp_level);
   if (nl > 3) nl = 3;
+  for (hd_participant_t *p = r->participants; p; p = p->next)
+    p->speaking = 0;
+  for (size_t i = 0; i < nl; i++)
+    loud[i]->speaking = 1;
   char key[256] = "";
   size_t kl = 0;
   for (size_t i = 0; i < nl; i++)
@@ -783,6 +820,272 @@ void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
   char buf[2048];
   int len = hd_signal_write_active_speakers(sp, nl, buf, sizeof buf);
   broadcast(n, r, NULL, buf, len);
+}
+
+/* ---- layer selection, room side (issue 11 items 3, 4, 7; docs/protocol.md
+ * "Layer selection") ---- */
+
+static hd_out_track_t *sub_out(hd_participant_t *q, const sub_t *sub) {
+  int oi = q->sub_sess ? hd_session_track_by_mid(q->sub_sess, sub->mid) : -1;
+  return oi >= 0 ? &q->sub_sess->out[oi] : NULL;
+}
+
+/* Pinned first, then screen share, then whoever speaks. */
+static int sub_priority(const sub_t *sub) {
+  const pub_track_t *t = track_by_sid(sub->pub, sub->track_sid);
+  return 4 * (sub->pinned != 0) + 2 * (t && t->source == HD_SIGNAL_SOURCE_SCREEN) + (sub->pub->speaking != 0);
+}
+
+/* Hands a subscription's settings and priority to its out track; the
+ * allocator runs again at once when they changed. */
+static void apply_sub_settings(hd_participant_t *q, sub_t *sub) {
+  hd_out_track_t *t = sub_out(q, sub);
+  if (!t) return; /* not negotiated yet: the next tick applies them */
+  int vis = !sub->hidden, prio = sub_priority(sub);
+  if (t->alloc.visible == vis && t->tile_w == sub->tile_w && t->tile_h == sub->tile_h &&
+      t->alloc.priority == prio)
+    return;
+  t->alloc.visible = vis;
+  t->alloc.priority = prio;
+  t->tile_w = sub->tile_w;
+  t->tile_h = sub->tile_h;
+  q->sub_sess->next_alloc = 0;
+}
+
+static void handle_track_settings(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m) {
+  const hd_signal_msg_t *ms = m;
+  for (size_t i = 0; i < ms->track_settings.n_track_sids; i++)
+    if (!sub_find(p, ms->track_settings.track_sids[i])) {
+      char msg[160];
+      snprintf(msg, sizeof msg,
+               "not subscribed to track %s: subscribe to it first (or wait for its track_published)",
+               ms->track_settings.track_sids[i]);
+      send_error(n, p->conn, m->id, HD_SIGNAL_ERR_NOT_FOUND, msg);
+      return;
+    }
+  for (size_t i = 0; i < ms->track_settings.n_track_sids; i++) {
+    sub_t *sub = sub_find(p, ms->track_settings.track_sids[i]);
+    sub->hidden = !ms->track_settings.visible;
+    sub->tile_w = ms->track_settings.width;
+    sub->tile_h = ms->track_settings.height;
+    sub->pinned = ms->track_settings.pinned;
+    apply_sub_settings(p, sub);
+  }
+}
+
+static int layer_live(const hd_in_track_t *t, hd_time_t now) {
+  return t->active && t->last_packet_at && now - t->last_packet_at <= HD_SESSION_LAYER_TIMEOUT;
+}
+
+/* stream_state: tells q when a video track it subscribed to is paused (and
+ * why) or resumes, and which simulcast layer it gets. */
+static void report_stream_states(hd_node_t *n, hd_participant_t *q, hd_time_t now) {
+  for (int j = 0; j < q->n_subs; j++) {
+    sub_t *sub = &q->subs[j];
+    hd_out_track_t *t = sub_out(q, sub);
+    if (!t || !t->active || t->kind != HD_TRACK_VIDEO || !t->src || t->src_in < 0 ||
+        t->src_in >= t->src->n_in)
+      continue;
+    const hd_session_t *ps = t->src;
+    const hd_in_track_t *head = &ps->in[ps->in[t->src_in].head];
+    int reason = HD_SIGNAL_PAUSE_NONE, layer = -1;
+    if (head->n_layers > 1 || t->gated) {
+      if (t->want_in < 0) {
+        int any = 0;
+        for (int l = 0; l < (head->n_layers > 1 ? head->n_layers : 1); l++)
+          any |= layer_live(&ps->in[head->n_layers > 1 ? head->layers[l] : t->src_in], now);
+        reason = !t->alloc.visible ? HD_SIGNAL_PAUSE_HIDDEN
+                 : any             ? HD_SIGNAL_PAUSE_BANDWIDTH
+                                   : HD_SIGNAL_PAUSE_PUBLISHER;
+      } else if (head->n_layers > 1) {
+        layer = t->cur_in;
+      }
+    }
+    if (reason == sub->told_reason && layer == sub->told_layer) continue;
+    sub->told_reason = reason;
+    sub->told_layer = layer;
+    const hd_in_track_t *lt = layer >= 0 && layer < ps->n_in ? &ps->in[layer] : NULL;
+    char buf[512];
+    int len = hd_signal_write_stream_state(sub->pub->sid, sub->track_sid, (hd_signal_pause_reason_t)reason,
+                                           lt ? lt->rid : NULL, lt ? lt->width : 0, lt ? lt->height : 0, buf,
+                                           sizeof buf);
+    emit(n, q, buf, len);
+  }
+}
+
+/* Publisher layers follow demand (item 4): a simulcast layer that no
+ * subscriber's tile needs is paused at the publisher (publish_layers; the
+ * client sets encodings[i].active) after LAYER_IDLE_PAUSE. The lowest layer
+ * always flows, so a new subscriber or a tile made visible starts at once.
+ * Nothing is paused while layer sizes are not all known, while a WHEP player
+ * watches the room (it sends no tile size) or for a WHIP publisher (no
+ * signaling to tell it). */
+static void update_publish_layers(hd_node_t *n, hd_room_t *r, hd_participant_t *p, hd_time_t now) {
+  if (p->whip || !p->pub_sess) return;
+  hd_session_t *ps = p->pub_sess;
+  for (int i = 0; i < p->n_tracks; i++) {
+    pub_track_t *t = &p->tracks[i];
+    if (t->kind != HD_TRACK_VIDEO || t->in_idx < 0 || t->in_idx >= ps->n_in) continue;
+    const hd_in_track_t *head = &ps->in[t->in_idx];
+    int nl = head->n_layers;
+    if (nl <= 1) continue;
+    int order[HD_SESSION_MAX_LAYERS], w[HD_SESSION_MAX_LAYERS], h[HD_SESSION_MAX_LAYERS], sized = 1;
+    hd_session_layer_order(ps, t->in_idx, now, order);
+    for (int l = 0; l < nl; l++) {
+      w[l] = ps->in[order[l]].width;
+      h[l] = ps->in[order[l]].height;
+      sized &= w[l] > 0 && h[l] > 0;
+    }
+    int need = 0; /* highest layer (ascending size) some tile needs */
+    if (!sized || r->n_viewers) need = nl - 1;
+    for (hd_participant_t *q = r->participants; q && need < nl - 1; q = q->next)
+      for (int j = 0; j < q->n_subs; j++) {
+        const sub_t *sub = &q->subs[j];
+        if (sub->pub != p || strcmp(sub->track_sid, t->sid) || sub->hidden) continue;
+        int l = hd_alloc_tile_layer(w, h, nl, sub->tile_w, sub->tile_h);
+        if (l > need) need = l;
+      }
+    unsigned off = t->layers_off;
+    for (int l = 0; l < nl; l++) {
+      int pos = 0; /* a=simulcast position of order[l] */
+      while (pos < nl && head->layers[pos] != order[l])
+        pos++;
+      if (pos >= nl) continue;
+      if (l <= need) {
+        t->unneeded_since[pos] = 0;
+        off &= ~(1u << pos);
+      } else if (!t->unneeded_since[pos]) {
+        t->unneeded_since[pos] = now;
+      } else if (now - t->unneeded_since[pos] >= LAYER_IDLE_PAUSE) {
+        off |= 1u << pos;
+      }
+    }
+    if (off == t->layers_off) continue;
+    t->layers_off = off;
+    const char *rids[HD_SESSION_MAX_LAYERS];
+    size_t nr = 0;
+    for (int pos = 0; pos < nl; pos++)
+      if (!(off & (1u << pos))) rids[nr++] = ps->in[head->layers[pos]].rid;
+    char buf[512];
+    int len = hd_signal_write_publish_layers(t->sid, rids, nr, buf, sizeof buf);
+    emit(n, p, buf, len);
+    n->stats.media.publisher_layer_changes++;
+    HD_LOGD("room", "participant %s track %s: %zu of %d layers wanted", p->sid, t->sid, nr, nl);
+  }
+}
+
+/* Loss on what p publishes since the last evaluation (0..1, -1 unknown). */
+static double uplink_loss(hd_participant_t *p) {
+  if (!p->pub_sess) return -1;
+  uint64_t exp = 0, rec = 0;
+  for (int i = 0; i < p->n_tracks; i++) {
+    pub_track_t *t = &p->tracks[i];
+    if (t->in_idx < 0 || t->in_idx >= p->pub_sess->n_in) continue;
+    const hd_in_track_t *head = &p->pub_sess->in[t->in_idx];
+    uint64_t e = 0, rv = 0;
+    for (int l = 0; l < (head->n_layers > 1 ? head->n_layers : 1); l++) {
+      const hd_rtp_recv_stats_t *st =
+          &p->pub_sess->in[head->n_layers > 1 ? head->layers[l] : t->in_idx].stats;
+      if (!st->started) continue;
+      e += hd_rtp_recv_stats_ext_max(st) - st->base_seq + 1;
+      rv += st->received;
+    }
+    if (e >= t->rx_expected && rv >= t->rx_received) {
+      exp += e - t->rx_expected;
+      rec += rv - t->rx_received;
+    }
+    t->rx_expected = e;
+    t->rx_received = rv;
+  }
+  if (exp < 10) return -1; /* too few packets to say */
+  return rec >= exp ? 0.0 : (double)(exp - rec) / (double)exp;
+}
+
+static void connection_quality_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
+  hd_signal_quality_update_t up[HD_SIGNAL_MAX_TRACK_SIDS];
+  size_t nu = 0;
+  for (hd_participant_t *p = r->participants; p; p = p->next) {
+    if (now < p->next_quality) continue;
+    p->next_quality = now + QUALITY_INTERVAL;
+    if (p->sub_sess && p->sub_sess->estimate_bps) /* the /metrics histogram: a sample a second */
+      hd_session_count_estimate(&n->stats.media, p->sub_sess->estimate_bps);
+    hd_cq_input_t in = {.loss_up = uplink_loss(p), .loss_down = -1};
+    hd_time_t last_rx = 0;
+    int sends = 0;
+    if (p->pub_sess) {
+      for (int i = 0; i < p->pub_sess->n_in; i++) {
+        const hd_in_track_t *t = &p->pub_sess->in[i];
+        if (!t->active || t->muted) continue;
+        sends = 1;
+        if (t->last_packet_at > last_rx) last_rx = t->last_packet_at;
+      }
+      if (p->pub_sess->peer.state != HD_PEER_CONNECTED && now - p->pub_sess->created > HD_CQ_SILENT)
+        in.disconnected = 1;
+    }
+    if (sends && last_rx) in.silent = now - last_rx;
+    hd_session_t *ss = p->sub_sess;
+    if (ss) {
+      in.loss_down = ss->loss_q8 / 256.0;
+      in.rtt = ss->rtt;
+      if (p->n_subs && ss->peer.state != HD_PEER_CONNECTED && now - ss->created > HD_CQ_SILENT)
+        in.disconnected = 1;
+      for (int j = 0; j < p->n_subs; j++) {
+        const hd_out_track_t *t = sub_out(p, &p->subs[j]);
+        if (t && t->active && t->alloc.visible &&
+            (t->gated ||
+             (t->src && t->src_in >= 0 && t->src_in < t->src->n_in && t->src->in[t->src_in].n_layers > 1)))
+          in.limited |= (t->want_in < 0 && p->subs[j].told_reason == HD_SIGNAL_PAUSE_BANDWIDTH) ||
+                        (t->alloc.cur >= 0 && t->alloc.cur < t->alloc.max_layer &&
+                         t->alloc.max_layer < t->alloc.n_layers && t->alloc.bps[t->alloc.max_layer] > 0);
+      }
+    }
+    if (!p->pub_sess && !ss) continue; /* signaling only: nothing to grade */
+    int changed = hd_cq_update(&p->quality, &in);
+    if ((changed || !p->quality_told) && nu < HD_SIGNAL_MAX_TRACK_SIDS && !p->claims.hidden) {
+      p->quality_told = 1;
+      up[nu].participant_sid = p->sid;
+      up[nu].quality = (hd_signal_quality_t)p->quality.grade;
+      nu++;
+    }
+  }
+  /* on the stack: this runs every second in every room, and the hot paths
+   * allocate nothing (unit/test_alloc_free_path); 100 entries take < 7 KB */
+  char buf[12288], full[12288];
+  int len = nu ? hd_signal_write_connection_quality(up, nu, buf, sizeof buf) : 0;
+  /* a joiner first gets everyone's grade; the others the changes */
+  hd_signal_quality_update_t all[HD_SIGNAL_MAX_TRACK_SIDS];
+  size_t na = 0;
+  int flen = -1;
+  for (hd_participant_t *q = r->participants; q; q = q->next) {
+    if (q->whip) continue;
+    if (!q->quality_has_all) {
+      if (flen < 0) {
+        for (hd_participant_t *p = r->participants; p && na < HD_SIGNAL_MAX_TRACK_SIDS; p = p->next)
+          if (p->quality_told && !p->claims.hidden) {
+            all[na].participant_sid = p->sid;
+            all[na].quality = (hd_signal_quality_t)p->quality.grade;
+            na++;
+          }
+        flen = na ? hd_signal_write_connection_quality(all, na, full, sizeof full) : 0;
+      }
+      if (flen <= 0) continue;
+      emit(n, q, full, flen);
+      q->quality_has_all = 1;
+    } else if (nu) {
+      emit(n, q, buf, len);
+    }
+  }
+}
+
+static void layers_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
+  for (hd_participant_t *q = r->participants; q; q = q->next) {
+    for (int j = 0; j < q->n_subs; j++)
+      apply_sub_settings(q, &q->subs[j]);
+    report_stream_states(n, q, now);
+  }
+  for (hd_participant_t *p = r->participants; p; p = p->next)
+    update_publish_layers(n, r, p, now);
+  connection_quality_tick(n, r, now);
 }
 
 /* ---- WHIP publishers and WHEP viewers in the room (docs/protocol.md
@@ -840,13 +1143,7 @@ void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const ch
   free(buf);
   HD_LOGI("room", "whip publisher %s (%s) joined %s/%s with %d tracks", p->sid, p->identity, r->app, r->name,
           p->n_tracks);
-  for (hd_participant_t *q = r->participants; q; q = q->next) {
-    if (q == p || !q->auto_subscribe) continue;
-    int changed = 0;
-    for (int i = 0; i < p->n_tracks; i++)
-      if (sub_add(n, q, p, &p->tracks[i]) == 0) changed = 1;
-    if (changed) sub_negotiate(n, q);
-  }
+  auto_subscribe_others(n, p, NULL, p->n_tracks);
 }
 
 hd_session_t *rooms_play_source(hd_room_t *r) {
@@ -1183,6 +1480,7 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
   case HD_SIGNAL_MUTE: handle_mute(n, p, &m); break;
   case HD_SIGNAL_UPDATE_METADATA: handle_update_metadata(n, p, &m); break;
   case HD_SIGNAL_DATA: handle_data(n, p, &m, now); break;
+  case HD_SIGNAL_TRACK_SETTINGS: handle_track_settings(n, p, &m); break;
   case HD_SIGNAL_PING: {
     char buf[256];
     int l = hd_signal_write_pong(m.id, m.ping.t, buf, sizeof buf);
@@ -1358,7 +1656,8 @@ static json_t *downlink_json(const hd_participant_t *p) {
         t->src && t->cur_in >= 0 && t->cur_in < t->src->n_in ? &t->src->in[t->cur_in] : NULL;
     const hd_in_track_t *want =
         t->src && t->want_in >= 0 && t->want_in < t->src->n_in ? &t->src->in[t->want_in] : NULL;
-    int layered = t->src && t->src_in >= 0 && t->src_in < t->src->n_in && t->src->in[t->src_in].n_layers > 1;
+    int layered = t->gated || (t->src && t->src_in >= 0 && t->src_in < t->src->n_in &&
+                               t->src->in[t->src_in].n_layers > 1);
     json_array_append_new(subs,
                           json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:I, s:I}", "track_sid", sub->track_sid,
                                     "kind", t->kind == HD_TRACK_AUDIO ? "audio" : "video", "layer",
@@ -1396,6 +1695,13 @@ static json_t *room_json(const hd_node_t *n, const hd_room_t *r) {
     json_object_set_new(o, "closes_in_s", json_integer((json_int_t)((left + HD_SEC(1) - 1) / HD_SEC(1))));
   }
   return o;
+}
+
+size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud) {
+  size_t k = 0;
+  for (hd_room_t *r = n->rooms; r; r = r->next, k++)
+    fn(ud, r->app, r->name);
+  return k;
 }
 
 char *hd_node_admin_rooms_json(hd_node_t *n, const char *app) {
@@ -1485,4 +1791,76 @@ int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd
     participant_remove(n, r->participants, HD_SIGNAL_LEFT_ROOM_CLOSED, 1);
   node_room_unpin(n, r);
   return 0;
+}
+
+/* ---- quality samples (sfu/qsample.h, issue 14 item 1) ---- */
+
+static void qsample_key(hd_node_qsample_t *q, const hd_room_t *r, const hd_participant_t *p) {
+  memset(q, 0, sizeof *q);
+  snprintf(q->app, sizeof q->app, "%s", r->app);
+  snprintf(q->room, sizeof q->room, "%s", r->name);
+  snprintf(q->room_sid, sizeof q->room_sid, "%s", r->sid);
+  snprintf(q->identity, sizeof q->identity, "%s", p->identity);
+  snprintf(q->psid, sizeof q->psid, "%s", p->sid);
+  q->rtt_ms = q->jitter_ms = -1;
+}
+
+int hd_node_quality_samples(hd_node_t *n, hd_node_qsample_t *out, size_t cap, hd_time_t now) {
+  (void)now;
+  size_t k = 0;
+  for (hd_room_t *r = n->rooms; r; r = r->next)
+    for (hd_participant_t *p = r->participants; p; p = p->next) {
+      const hd_session_t *ps = p->pub_sess;
+      for (int i = 0; ps && i < p->n_tracks && k < cap; i++) {
+        const pub_track_t *t = &p->tracks[i];
+        if (t->in_idx < 0 || t->in_idx >= ps->n_in) continue;
+        hd_node_qsample_t *q = &out[k++];
+        qsample_key(q, r, p);
+        snprintf(q->track_sid, sizeof q->track_sid, "%s", t->sid);
+        q->video = t->kind == HD_TRACK_VIDEO;
+        const hd_in_track_t *h = &ps->in[t->in_idx];
+        for (int l = 0; l < h->n_layers; l++) {
+          const hd_in_track_t *x = &ps->in[h->layers[l]];
+          q->bytes += x->bytes;
+          q->packets += x->packets;
+          q->rtx += x->rtx_packets;
+          q->pli += x->plis_sent;
+          if (x->nack_enabled) {
+            /* a gap is repaired (recovered) or given up: each missing packet counted once */
+            q->lost += x->nack.recovered + x->nack.gave_up;
+            q->nack += x->nack.requested;
+            q->lost_after += x->nack.gave_up;
+          } else if (x->have_ssrc && x->stats.started) {
+            int64_t lost = hd_rtp_recv_stats_lost(&x->stats);
+            q->lost += lost > 0 ? (uint64_t)lost : 0;
+            q->lost_after += lost > 0 ? (uint64_t)lost : 0;
+          }
+          if (l == 0 && x->clock && x->stats.have_transit)
+            q->jitter_ms = (double)hd_rtp_recv_stats_jitter(&x->stats) * 1000.0 / x->clock;
+        }
+      }
+      const hd_session_t *ss = p->sub_sess;
+      for (int i = 0; ss && i < p->n_subs && k < cap; i++) {
+        const sub_t *sub = &p->subs[i];
+        int oi = hd_session_track_by_mid(ss, sub->mid);
+        if (oi < 0) continue;
+        const hd_out_track_t *t = &ss->out[oi];
+        hd_node_qsample_t *q = &out[k++];
+        qsample_key(q, r, p);
+        snprintf(q->track_sid, sizeof q->track_sid, "%s", sub->track_sid);
+        q->down = 1;
+        q->video = t->kind == HD_TRACK_VIDEO;
+        const hd_in_track_t *cur =
+            t->src && t->cur_in >= 0 && t->cur_in < t->src->n_in ? &t->src->in[t->cur_in] : NULL;
+        if (cur) snprintf(q->layer, sizeof q->layer, "%s", cur->rid);
+        q->bytes = t->bytes;
+        q->packets = t->packets;
+        q->rtx = t->retransmits;
+        q->nack = t->retransmits + t->nacks_unanswered;
+        q->loss_frac = ss->loss_q8 / 256.0;
+        q->rtt_ms = ss->rtt ? (double)ss->rtt / 1000.0 : -1;
+        q->downlink_bps = ss->estimate_bps;
+      }
+    }
+  return (int)k;
 }

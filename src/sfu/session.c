@@ -19,9 +19,16 @@
 #define RTX_CACHE_SLOTS 1024
 #define REMB_RETRY HD_MS(100) /* no SSRC known yet: look again soon */
 #define CLUSTER_TICK HD_MS(2) /* probe cluster bytes are released this often */
+/* a cluster waits at most this many ticks for its padding to leave the pacer */
+#define CLUSTER_DRAIN_TICKS 50
 
-static int g_twcc = 1, g_adapt = 1;
+static int g_twcc = 1, g_adapt = 1, g_pacer = 1;
+static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
 void hd_session_set_twcc(int on) { g_twcc = on ? 1 : 0; }
+void hd_session_set_pacer(int on, unsigned factor_pct) {
+  g_pacer = on ? 1 : 0;
+  g_pacer_factor = factor_pct >= 100 ? factor_pct : HD_PACER_DEFAULT_FACTOR_PCT;
+}
 void hd_session_set_adapt(int on) { g_adapt = on ? 1 : 0; }
 
 /* Bounded string copy between fields of one session (snprintf would alias). */
@@ -174,8 +181,7 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
   hd_probe_init(&s->probe);
   s->next_rtcp = now + RTCP_INTERVAL;
   s->next_twcc = now + TWCC_INTERVAL;
-  hd_seq_unwrapper_init(&s->twcc_unwrap);
-  s->twcc_last_ext = -1;
+  hd_twcc_recv_init(&s->twcc);
   if (s->kind == HD_SESSION_SUBSCRIBE) return 0; /* out tracks are added as subscriptions are answered */
   for (int i = 0; i < s->neg.n_media; i++) {
     const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
@@ -202,6 +208,11 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
 void hd_session_free_tracks(hd_session_t *s) {
   free(s->bwe);
   s->bwe = NULL;
+  if (s->pacer) {
+    hd_pacer_free(s->pacer);
+    free(s->pacer);
+    s->pacer = NULL;
+  }
   for (int i = 0; i < s->n_in; i++)
     if (s->in[i].have_cache) {
       hd_rtp_cache_free(&s->in[i].cache);
@@ -271,37 +282,6 @@ static int in_track_for(hd_session_t *s, const hd_rtp_hdr_t *h, int *is_rtx) {
   return found;
 }
 
-/* Records a transport-wide sequence number for TWCC feedback. */
-static void twcc_record(hd_session_t *s, uint16_t seq, hd_time_t now) {
-  int64_t ext = hd_seq_unwrap(&s->twcc_unwrap, seq);
-  if (s->n_twcc && ext <= s->twcc_last_ext) {
-    /* reordered: insert in order if it is still inside the pending window */
-    size_t i = s->n_twcc;
-    int64_t base_ext = s->twcc_last_ext - (int64_t)(uint16_t)(s->twcc[s->n_twcc - 1].seq - s->twcc[0].seq);
-    if (ext < base_ext || s->n_twcc >= HD_TWCC_MAX_PENDING) return;
-    while (i > 0) {
-      int64_t e = s->twcc_last_ext - (uint16_t)(s->twcc[s->n_twcc - 1].seq - s->twcc[i - 1].seq);
-      if (e == ext) return; /* duplicate */
-      if (e < ext) break;
-      i--;
-    }
-    memmove(&s->twcc[i + 1], &s->twcc[i], (s->n_twcc - i) * sizeof s->twcc[0]);
-    s->twcc[i].seq = seq;
-    s->twcc[i].arrival = now;
-    s->n_twcc++;
-    return;
-  }
-  if (s->n_twcc >= HD_TWCC_MAX_PENDING) {
-    /* feedback is overdue; drop the oldest half rather than grow */
-    memmove(s->twcc, s->twcc + HD_TWCC_MAX_PENDING / 2, (HD_TWCC_MAX_PENDING / 2) * sizeof s->twcc[0]);
-    s->n_twcc -= HD_TWCC_MAX_PENDING / 2;
-  }
-  s->twcc[s->n_twcc].seq = seq;
-  s->twcc[s->n_twcc].arrival = now;
-  s->n_twcc++;
-  s->twcc_last_ext = ext;
-}
-
 /* A layer's bitrate over HD_SESSION_RATE_WINDOW windows, for the allocator. */
 static void layer_rate_update(hd_in_track_t *t, size_t len, hd_time_t now) {
   t->last_packet_at = now;
@@ -343,7 +323,7 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
     size_t dl;
     uint16_t tseq;
     if (hd_rtp_ext_find(&h, s->ext_twcc, &d, &dl) == 0 && hd_rtp_twcc_seq_parse(d, dl, &tseq) == 0)
-      twcc_record(s, tseq, now);
+      hd_twcc_recv_add(&s->twcc, tseq, now);
   }
   int is_rtx;
   int k = in_track_for(s, &h, &is_rtx);
@@ -504,7 +484,7 @@ static int followed_head(const hd_out_track_t *t, const hd_session_t *pub) {
  * cannot start a VP8/H.264 stream anywhere else). */
 static int layer_pass(hd_out_track_t *t, const hd_session_t *pub, int in_idx, hd_session_counters_t *c) {
   const hd_in_track_t *head = &pub->in[pub->in[in_idx].head];
-  if (head->n_layers <= 1) return 1;
+  if (head->n_layers <= 1 && !t->gated) return 1;
   if (t->cur_in >= 0 && (t->cur_in >= pub->n_in || pub->in[t->cur_in].head != pub->in[in_idx].head))
     t->cur_in = -1;     /* bound to another source since */
   if (t->want_in < 0) { /* paused: nothing fits */
@@ -547,6 +527,98 @@ static void tw_sent(hd_session_t *v, const hd_out_track_t *t, size_t len, hd_tim
   v->tw_seq++;
 }
 
+/* ---- pacing (rtc/pacer.h) ----
+ * A packet is built in the tx queue slot as before; the viewer's pacer then
+ * says whether it goes now (committed: SRTP and the tx queue) or waits (the
+ * pacer keeps a copy and the slot is left uncommitted). A packet that waited
+ * gets its transport-wide seq and abs-send-time when it really leaves, so the
+ * estimators on both ends see the send time, not the forwarding time. */
+
+static hd_pacer_t *viewer_pacer(hd_session_t *v, hd_time_t now) {
+  if (!v->pacer && g_pacer) {
+    hd_pacer_cfg_t cfg;
+    hd_pacer_cfg_default(&cfg);
+    cfg.factor_pct = g_pacer_factor;
+    v->pacer = calloc(1, sizeof *v->pacer);
+    if (v->pacer && hd_pacer_init(v->pacer, &cfg, now) < 0) {
+      free(v->pacer);
+      v->pacer = NULL;
+    }
+    if (v->pacer && v->cluster.id) hd_pacer_set_probe_rate(v->pacer, v->cluster.rate_bps);
+  }
+  if (v->pacer) hd_pacer_set_estimate(v->pacer, v->estimate_bps);
+  return v->pacer;
+}
+
+/* Sends (or queues) the n-byte packet built at `out` in v's tx queue slot
+ * for track t. Returns n when sent or queued, a negative error when the
+ * pacer or the queue refused it (not sent, nothing to undo). */
+static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
+                     hd_session_counters_t *c) {
+  /* no estimate yet (and nothing waiting): not paced, and not a cycle spent on it */
+  hd_pacer_t *pc =
+      g_pacer && (v->estimate_bps || (v->pacer && v->pacer->queued_packets)) ? viewer_pacer(v, now) : NULL;
+  if (pc) {
+    int rc = hd_pacer_enqueue(pc, cls, out, n, (uint32_t)(t - v->out), now);
+    if (rc == 0) {
+      if (c) c->paced++;
+      return (int)n;
+    }
+    if (rc < 0) {
+      if (c && cls == HD_PACE_PADDING) c->pacer_padding_refused++;
+      if (c && cls != HD_PACE_PADDING) c->pacer_dropped++;
+      return rc;
+    }
+  }
+  int rc = hd_peer_tx_commit(&v->peer, n, 0);
+  if (rc < 0) return rc;
+  tw_sent(v, t, n, now);
+  return (int)n;
+}
+
+/* Writes the send-time header extensions of a packet leaving the pacer. */
+static void restamp(const hd_session_t *v, const hd_out_track_t *t, uint8_t *pkt, size_t len, hd_time_t now) {
+  if (!t->ext_twcc && !t->ext_abs_send_time) return;
+  hd_rtp_hdr_t h;
+  const uint8_t *d;
+  size_t dl;
+  if (hd_rtp_parse(pkt, len, &h) < 0) return;
+  if (t->ext_twcc && hd_rtp_ext_find(&h, t->ext_twcc, &d, &dl) == 0 && dl == 2)
+    hd_rtp_twcc_seq_write(pkt + (d - pkt), v->tw_seq);
+  if (t->ext_abs_send_time && hd_rtp_ext_find(&h, t->ext_abs_send_time, &d, &dl) == 0 && dl == 3)
+    hd_rtp_abs_send_time_write(pkt + (d - pkt), hd_rtp_abs_send_time_from_us(now));
+}
+
+/* Releases what v's pacer lets go at `now` into the tx queue. During a probe
+ * cluster what leaves (media first, then the cluster's padding) leaves at the
+ * cluster's rate and is the probe: tagged with its id. */
+static void pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c) {
+  const hd_pacer_pkt_t *k;
+  hd_pacer_set_estimate(v->pacer, v->estimate_bps);
+  int saved_cluster = v->cluster_id;
+  v->cluster_id = v->cluster.id;
+  while ((k = hd_pacer_peek(v->pacer, now))) {
+    size_t cap;
+    uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+    if (!out) break; /* tx queue full: the rest after it drains (the deadline stays due) */
+    if (k->tag >= (uint32_t)v->n_out || !v->out[k->tag].active || k->len > cap) { /* its track is gone */
+      hd_pacer_sent(v->pacer, now);
+      continue;
+    }
+    hd_out_track_t *t = &v->out[k->tag];
+    size_t len = k->len;
+    memcpy(out, k->data, len);
+    restamp(v, t, out, len, now);
+    hd_pacer_sent(v->pacer, now);
+    if (hd_peer_tx_commit(&v->peer, len, 0) < 0) {
+      if (c) c->pacer_dropped++;
+      continue;
+    }
+    tw_sent(v, t, len, now);
+  }
+  v->cluster_id = saved_cluster;
+}
+
 static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
                         const hd_rtp_hdr_t *h, hd_time_t now, hd_session_counters_t *c) {
   if (!codec_matches(t, &pub->in[in_idx])) return;
@@ -576,8 +648,8 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
     if (n >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, out + n - h->payload_len, h->payload_len, 1);
   }
   if (n < 0) return;
-  if (hd_peer_tx_commit(&v->peer, (size_t)n, 0) < 0) return;
-  tw_sent(v, t, (size_t)n, now);
+  int cls = late ? HD_PACE_RTX : t->kind == HD_TRACK_AUDIO ? HD_PACE_AUDIO : HD_PACE_VIDEO;
+  if (pace_send(v, t, out, (size_t)n, cls, now, c) < 0) return;
   t->packets++;
   t->bytes += (size_t)n;
   if (late && t->rtx_enabled && v->loss_q8 >= HD_SESSION_LOSSY_Q8) {
@@ -587,10 +659,7 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
     int m = o2 ? build_out(v, t, pub, h, seq, ts, now, tmp, sizeof tmp) : -1;
     if (m >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, tmp + m - h->payload_len, h->payload_len, 0);
     if (m >= 0) m = wrap_rtx(t, tmp, (size_t)m, o2, cap);
-    if (m >= 0 && hd_peer_tx_commit(&v->peer, (size_t)m, 0) == 0) {
-      tw_sent(v, t, (size_t)m, now);
-      if (c) c->repairs_doubled++;
-    }
+    if (m >= 0 && pace_send(v, t, o2, (size_t)m, HD_PACE_RTX, now, c) >= 0 && c) c->repairs_doubled++;
   }
   if (late) {
     rtx_hist_mark(t, seq, now);
@@ -633,6 +702,7 @@ void hd_session_request_keyframe_track(hd_session_t *pub, int in_idx, hd_time_t 
   if (n < 0 || hd_peer_tx_commit(&pub->peer, (size_t)n, 1) < 0) return;
   t->last_pli = now;
   t->pli_pending = 0;
+  t->plis_sent++;
   /* only codecs whose keyframes we can recognise are watched for an answer */
   if (!t->key_wanted_since && hd_rtp_keyframe_start(t->codec, NULL, 0) != HD_EUNSUPPORTED)
     t->key_wanted_since = now;
@@ -665,7 +735,7 @@ static hd_time_t resend_interval(const hd_session_t *v) {
 }
 
 static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
-                     uint16_t out_seq, hd_time_t now);
+                     uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c);
 
 /* The viewer reports more than ~2% loss (HD_SESSION_LOSSY_Q8): repairs go twice. */
 static int lossy_leg(const hd_session_t *v) { return v->loss_q8 >= HD_SESSION_LOSSY_Q8; }
@@ -699,7 +769,7 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
     }
     return;
   }
-  int n = send_copy(v, t, pub, orig, olen, out_seq, now);
+  int n = send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c);
   if (n == HD_EPROTO) {
     t->nacks_unanswered++;
     c->nack_unrepairable++;
@@ -707,7 +777,8 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
   if (n < 0) return;
   /* on a lossy viewer leg a lost repair costs the viewer another round trip
    * (and a freeze): send it twice (two losses in a row are p^2) */
-  if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, now) > 0) c->repairs_doubled++;
+  if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c) > 0)
+    c->repairs_doubled++;
   rtx_hist_mark(t, out_seq, now);
   t->retransmits++;
   c->retransmitted++;
@@ -718,7 +789,7 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
  * sent, HD_EPROTO when the packet is not of the stream being sent, or another
  * negative error. */
 static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
-                     uint16_t out_seq, hd_time_t now) {
+                     uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c) {
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) return HD_EPROTO;
   size_t cap;
@@ -736,16 +807,13 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
     if ((size_t)n > cap) return HD_ENOSPC;
     memcpy(out, tmp, (size_t)n);
   }
-  int rc = hd_peer_tx_commit(&v->peer, (size_t)n, 0);
-  if (rc < 0) return rc;
-  tw_sent(v, t, (size_t)n, now);
-  return n;
+  return pace_send(v, t, out, (size_t)n, cls, now, c);
 }
 
 /* One padding-only packet on t's RTX stream: the largest padding RTP allows
  * (a 1-byte count, so 255 bytes), with abs-send-time for the receiver's
  * estimator. Returns the bytes sent or a negative error. */
-static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now) {
+static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now, hd_session_counters_t *c) {
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return HD_ENOSPC;
@@ -769,9 +837,8 @@ static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now) {
                       .pad_len = 255};
   int n = hd_rtp_build(&b, NULL, 0, out, cap);
   if (n < 0) return n;
-  int rc = hd_peer_tx_commit(&v->peer, (size_t)n, 0);
+  int rc = pace_send(v, t, out, (size_t)n, HD_PACE_PADDING, now, c);
   if (rc < 0) return rc;
-  tw_sent(v, t, (size_t)n, now);
   t->rtx_seq++;
   return n;
 }
@@ -796,8 +863,9 @@ static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd
       size_t olen;
       uint16_t src_seq = (uint16_t)ext;
       if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
-      int n = send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), now);
-      if (n == HD_ENOSPC) return;
+      int n =
+          send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), HD_PACE_PADDING, now, c);
+      if (n == HD_ENOSPC) return; /* the tx queue or the pacer is full */
       if (n > 0) {
         sent += (uint64_t)n;
         any = 1;
@@ -812,7 +880,7 @@ static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd
     hd_out_track_t *t = &v->out[i];
     if (!t->active || t->kind != HD_TRACK_VIDEO || !t->rtx_enabled) continue;
     for (int k = 0; k < 64 && sent < due; k++) {
-      int n = send_padding(v, t, now);
+      int n = send_padding(v, t, now, c);
       if (n <= 0) break;
       sent += (uint64_t)n;
     }
@@ -902,6 +970,7 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
         c->twcc_received++;
         s->estimate_bps = hd_bwe_target(s->bwe);
         s->estimate_at = now;
+        if (!s->estimate_first_at) s->estimate_first_at = now;
         hd_session_allocate(s, pub, now, c);
       } else if (fb.pt == HD_RTCP_PSFB && fb.fmt == 15) { /* REMB: the viewer's own downlink estimate */
         hd_rtcp_remb_t remb;
@@ -915,6 +984,7 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
             hd_probe_on_estimate(&s->probe, s->estimate_bps, now);
           }
           s->estimate_at = now;
+          if (!s->estimate_first_at) s->estimate_first_at = now;
           hd_session_allocate(s, pub, now, c);
         }
       } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == 1 || fb.fmt == 4)) { /* PLI / FIR, RFC 5104 */
@@ -954,40 +1024,84 @@ static uint32_t layer_bps(const hd_in_track_t *t, hd_time_t now) {
   return b ? (uint32_t)b : 1;
 }
 
+/* pub's layers of the group headed by `head` in ascending size: by the
+ * keyframe sizes when every layer has sent one, else by measured bitrate (the
+ * a=simulcast order says nothing of size). A paused layer keeps its last size,
+ * so the order holds while the publisher does not send it. */
+int hd_session_layer_order(const hd_session_t *pub, int head, hd_time_t now, int *order) {
+  const hd_in_track_t *ht = &pub->in[head];
+  int nl = ht->n_layers > 1 ? ht->n_layers : 1, by_size = 1;
+  for (int l = 0; l < nl; l++) {
+    const hd_in_track_t *x = &pub->in[ht->n_layers > 1 ? ht->layers[l] : head];
+    if (x->width <= 0 || x->height <= 0) by_size = 0;
+  }
+  for (int l = 0; l < nl; l++) {
+    int idx = ht->n_layers > 1 ? ht->layers[l] : head, j = l;
+    while (j > 0) {
+      const hd_in_track_t *a = &pub->in[order[j - 1]], *b = &pub->in[idx];
+      int after =
+          by_size ? a->width * a->height > b->width * b->height : layer_bps(a, now) > layer_bps(b, now);
+      if (!after) break;
+      order[j] = order[j - 1];
+      j--;
+    }
+    order[j] = idx;
+  }
+  return nl;
+}
+
 void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c) {
   if (v->kind == HD_SESSION_PUBLISH) return;
   hd_alloc_track_t a[HD_SESSION_MAX_OUT];
   int order[HD_SESSION_MAX_OUT][HD_SESSION_MAX_LAYERS], which[HD_SESSION_MAX_OUT];
   size_t n = 0;
-  uint64_t fixed = 0; /* audio and single-layer video: forwarded whatever the estimate */
+  uint64_t fixed = 0; /* audio and single-layer video not (yet) gated: forwarded whatever the estimate */
+  int settled = g_adapt && v->estimate_bps && v->estimate_first_at &&
+                now - v->estimate_first_at >= HD_SESSION_SINGLE_SETTLE;
   for (int i = 0; i < v->n_out; i++) {
     hd_out_track_t *t = &v->out[i];
     hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
     int h = t->active ? followed_head(t, pub) : -1;
     if (h < 0) continue;
     const hd_in_track_t *head = &pub->in[h];
-    if (head->n_layers <= 1) {
-      fixed += layer_bps(head, now);
-      continue;
+    if (t->want_in >= 0 && (t->want_in >= pub->n_in || pub->in[t->want_in].head != h)) {
+      /* bound to another source since: choose afresh */
+      t->want_in = t->cur_in = -1;
+      t->gated = 0;
+      t->alloc.cur = t->alloc.up_target = -1;
+      t->alloc.switches = 0;
     }
-    /* layers in ascending measured bitrate (the a=simulcast order says nothing of size) */
-    int nl = head->n_layers;
-    for (int l = 0; l < nl; l++) {
-      int idx = head->layers[l], j = l;
-      while (j > 0 && layer_bps(&pub->in[order[n][j - 1]], now) > layer_bps(&pub->in[idx], now)) {
-        order[n][j] = order[n][j - 1];
-        j--;
+    if (head->n_layers <= 1 && !t->gated) {
+      if (t->kind != HD_TRACK_VIDEO || (!settled && t->alloc.visible)) {
+        fixed += layer_bps(head, now);
+        continue;
       }
-      order[n][j] = idx;
+      /* from now on the allocator decides; it starts from what flows */
+      t->gated = 1;
+      t->cur_in = t->want_in = h;
     }
+    int nl = hd_session_layer_order(pub, h, now, order[n]);
     hd_alloc_track_t *x = &a[n];
     *x = t->alloc;
     x->n_layers = nl;
     x->cur = -1;
+    int w[HD_SESSION_MAX_LAYERS], hh[HD_SESSION_MAX_LAYERS];
     for (int l = 0; l < nl; l++) {
-      x->bps[l] = layer_bps(&pub->in[order[n][l]], now);
-      if (order[n][l] == t->want_in) x->cur = l;
+      const hd_in_track_t *lt = &pub->in[order[n][l]];
+      x->bps[l] = layer_bps(lt, now);
+      w[l] = lt->width;
+      hh[l] = lt->height;
+      if (order[n][l] == t->want_in) {
+        x->cur = l;
+        /* the layer this subscriber gets stays live through a short gap (an
+         * overloaded encoder skipping frames of its top layer): leaving it
+         * costs a keyframe of the lower layer now and of this one after */
+        if (!x->bps[l] && lt->active && lt->last_packet_at &&
+            now - lt->last_packet_at <= HD_SESSION_CUR_LAYER_TIMEOUT)
+          x->bps[l] = lt->bps ? lt->bps : 1;
+      }
     }
+    x->max_layer = hd_alloc_tile_layer(w, hh, nl, t->tile_w, t->tile_h);
     if (x->up_target >= nl) x->up_target = -1;
     which[n++] = i;
   }
@@ -1021,16 +1135,17 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       break;
     }
   }
-  if (v->bwe)
+  if (v->bwe) {
     hd_bwe_set_desired(v->bwe, goal ? goal + goal / 10 : sending); /* its probes stop at what we would use */
-  else if (goal && v->estimate_bps && c && hd_probe_want(&v->probe, v->estimate_bps, sending, goal, now))
+    hd_bwe_set_held_back(v->bwe, goal != 0); /* and may lift it past 2x what we send now */
+  } else if (goal && v->estimate_bps && c && hd_probe_want(&v->probe, v->estimate_bps, sending, goal, now))
     c->probes_started++;
   for (size_t k = 0; k < n; k++) {
     hd_out_track_t *t = &v->out[which[k]];
     hd_session_t *pub = t->src ? t->src : room_pub;
     uint64_t pauses = t->alloc.pauses;
     t->alloc = a[k];
-    if (c && a[k].pauses > pauses) c->layer_pauses++;
+    if (c && a[k].pauses > pauses && a[k].visible) c->layer_pauses++; /* for lack of bandwidth */
     int want = a[k].cur >= 0 ? order[k][a[k].cur] : -1;
     if (want == t->want_in) continue;
     HD_LOGD("sfu",
@@ -1059,12 +1174,26 @@ static void run_clusters(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       v->cluster.next_tick = now;
       v->cluster.credit = 0;
       c->probes_started++;
+      if (v->pacer) hd_pacer_set_probe_rate(v->pacer, pr.bitrate_bps); /* media waiting goes at its rate */
     }
   }
   if (!v->cluster.id || now < v->cluster.next_tick) return;
+  if (v->cluster.bytes_left <= 0 && v->cluster.pkts_left <= 0) {
+    /* all of it is in the pacer: the cluster (and its rate there) ends when
+     * its last padding has left, so what leaves until then is tagged as the
+     * probe; at most CLUSTER_DRAIN_TICKS more ticks */
+    v->cluster.next_tick = now + CLUSTER_TICK;
+    if (v->pacer && v->pacer->count[HD_PACE_PADDING] && --v->cluster.pkts_left > -CLUSTER_DRAIN_TICKS) return;
+    v->cluster.id = 0;
+    if (v->pacer) hd_pacer_set_probe_rate(v->pacer, 0);
+    return;
+  }
   v->cluster.credit += (double)v->cluster.rate_bps * (double)CLUSTER_TICK / 8e6;
+  if (v->cluster.credit < 300) { /* not a packet's worth yet: a slow cluster keeps its rate */
+    v->cluster.next_tick = now + CLUSTER_TICK;
+    return;
+  }
   uint64_t due = (uint64_t)v->cluster.credit;
-  if (due < 300) due = 300; /* at least one packet per tick */
   uint64_t before = c->probe_bytes;
   v->cluster_id = v->cluster.id;
   send_probe(v, room_pub, due, now, c);
@@ -1074,21 +1203,26 @@ static void run_clusters(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   if (v->cluster.credit < 0) v->cluster.credit = 0;
   v->cluster.bytes_left -= (int64_t)sent;
   v->cluster.pkts_left -= sent ? (int)(sent / 300 + 1) : 0;
+  if (v->cluster.pkts_left < 0) v->cluster.pkts_left = 0;
   v->cluster.next_tick = now + CLUSTER_TICK;
-  if ((v->cluster.bytes_left <= 0 && v->cluster.pkts_left <= 0) || sent == 0) v->cluster.id = 0;
+  if (sent == 0 || (v->cluster.bytes_left <= 0 && !(v->pacer && v->pacer->count[HD_PACE_PADDING]))) {
+    v->cluster.id = 0;
+    if (v->pacer) hd_pacer_set_probe_rate(v->pacer, 0);
+  }
 }
 
 hd_time_t hd_session_next_timeout(const hd_session_t *s) {
   hd_time_t t = hd_peer_next_timeout(&s->peer);
   if (s->peer.state == HD_PEER_CONNECTED) {
     t = hd_time_min(t, s->next_rtcp);
-    if (s->kind == HD_SESSION_PUBLISH && s->n_twcc) t = hd_time_min(t, s->next_twcc);
+    if (s->kind == HD_SESSION_PUBLISH && s->twcc.n) t = hd_time_min(t, s->next_twcc);
     if (s->kind == HD_SESSION_PUBLISH && s->remb_bps) t = hd_time_min(t, s->next_remb);
     if (s->kind != HD_SESSION_PUBLISH && s->n_out) {
       t = hd_time_min(t, s->next_alloc);
       t = hd_time_min(t, hd_probe_next_timeout(&s->probe));
       if (s->bwe && s->bwe->twcc_seen)
         t = hd_time_min(t, s->cluster.id ? s->cluster.next_tick : hd_bwe_next_timeout(s->bwe));
+      if (s->pacer) t = hd_time_min(t, hd_pacer_next_timeout(s->pacer));
     }
     for (int i = 0; i < s->n_in; i++) {
       const hd_in_track_t *in = &s->in[i];
@@ -1104,20 +1238,15 @@ static void send_twcc(hd_session_t *s, hd_session_counters_t *c) {
   uint32_t media_ssrc = 0;
   for (int i = s->n_in - 1; i >= 0; i--) /* any media SSRC of the session; prefer the first */
     if (s->in[i].have_ssrc) media_ssrc = s->in[i].ssrc;
-  size_t off = 0;
-  while (off < s->n_twcc) {
-    size_t cap, used = 0;
+  while (s->twcc.n) {
+    size_t cap;
     uint8_t *out = hd_peer_tx_begin(&s->peer, &cap);
     if (!out) break;
-    int n = hd_rtcp_build_twcc(s->rtcp_ssrc, media_ssrc, s->twcc_fb_count, s->twcc + off, s->n_twcc - off,
-                               &used, out, cap);
-    if (n < 0 || used == 0) break;
-    if (hd_peer_tx_commit(&s->peer, (size_t)n, 1) < 0) break;
-    s->twcc_fb_count++;
+    int n = hd_twcc_recv_build(&s->twcc, s->rtcp_ssrc, media_ssrc, out, cap);
+    if (n <= 0 || hd_peer_tx_commit(&s->peer, (size_t)n, 1) < 0) break;
     c->twcc_sent++;
-    off += used;
   }
-  s->n_twcc = 0;
+  s->twcc.n = 0; /* what did not fit this time is not worth a late report */
 }
 
 /* Bitrate cap for the publisher (draft-alvestrand-rmcat-remb §2): REMB names
@@ -1222,7 +1351,7 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
                                hd_session_counters_t *c) {
   hd_peer_handle_timeout(&s->peer, now);
   if (s->peer.state != HD_PEER_CONNECTED) return;
-  if (s->kind == HD_SESSION_PUBLISH && s->n_twcc && now >= s->next_twcc) {
+  if (s->kind == HD_SESSION_PUBLISH && s->twcc.n && now >= s->next_twcc) {
     send_twcc(s, c);
     s->next_twcc = now + TWCC_INTERVAL;
   } else if (s->kind == HD_SESSION_PUBLISH && now >= s->next_twcc) {
@@ -1254,6 +1383,7 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
       }
     }
   }
+  if (s->pacer) pace_flush(s, now, c); /* due media first: a probe behind it is refused */
   if (s->kind != HD_SESSION_PUBLISH && s->n_out && now >= s->next_alloc) {
     hd_session_allocate(s, pub, now, c);
     s->next_alloc = now + HD_SESSION_ALLOC_INTERVAL;
@@ -1267,4 +1397,14 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
     send_reports(s, pub, now, wall, c);
     s->next_rtcp = now + RTCP_INTERVAL;
   }
+}
+
+void hd_session_count_estimate(hd_session_counters_t *c, uint64_t bps) {
+  static const uint64_t bounds[] = HD_ESTIMATE_BOUNDS;
+  size_t b = 0;
+  while (b < sizeof bounds / sizeof bounds[0] && bps > bounds[b])
+    b++;
+  c->estimate_bucket[b]++;
+  c->estimate_count++;
+  c->estimate_sum += bps;
 }

@@ -16,8 +16,10 @@
 #include "proto/sdp_negotiate.h"
 #include "rtc/bwe.h"
 #include "rtc/nack_gen.h"
+#include "rtc/pacer.h"
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
+#include "rtc/twcc_recv.h"
 #include "sfu/peer.h"
 #include "sfu/probe.h"
 #include "sfu/allocator.h"
@@ -36,10 +38,15 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_MAX_LAYERS HD_ALLOC_MAX_LAYERS /* simulcast layers of one track (RFC 8853) */
 #define HD_SESSION_RATE_WINDOW HD_MS(500)         /* a layer's bitrate is measured over this */
 #define HD_SESSION_LAYER_TIMEOUT HD_SEC(1)        /* a layer that sent nothing this long is not live */
+#define HD_SESSION_CUR_LAYER_TIMEOUT HD_MS(2500)  /* ... except for a subscriber that gets it now */
 #define HD_SESSION_ALLOC_INTERVAL HD_MS(500)      /* the allocator runs at least this often per subscriber */
 #define HD_SESSION_START_BPS 1000000 /* the allocator's budget before a subscriber's first estimate */
-#define HD_SESSION_MAX_OUT 32        /* tracks a session sends (a subscriber sees many publishers) */
-#define HD_TWCC_MAX_PENDING 1024
+/* A single-layer video track has no lower layer to fall back to: the
+ * allocator may pause it only once the subscriber's estimate has had this
+ * long (start-up probes) to find the link, and never without an estimate (a
+ * WHEP player that sends no feedback keeps everything). */
+#define HD_SESSION_SINGLE_SETTLE HD_SEC(3)
+#define HD_SESSION_MAX_OUT 32 /* tracks a session sends (a subscriber sees many publishers) */
 #define HD_SESSION_REMB_INTERVAL HD_SEC(1)
 #define HD_OUT_RTX_HIST 64 /* recent retransmissions remembered per viewer track (power of two) */
 #define HD_OUT_SR_HIST 4   /* recent SRs remembered per viewer track, for RTT from its RR */
@@ -102,6 +109,7 @@ typedef struct {
   hd_nack_gen_t nack;
   uint64_t nack_gave_up_seen; /* nack.gave_up already answered with a keyframe request */
   uint64_t packets, bytes, rtx_packets, repairs, rtx_duplicates;
+  uint64_t plis_sent;            /* keyframe requests sent for this track (quality samples, sfu/qsample.h) */
   uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */
   int muted;                     /* not forwarded while set (participant or admin mute) */
 } hd_in_track_t;
@@ -129,7 +137,12 @@ typedef struct {
    * the allocator wants (in[] indexes of the source; -1 = none / paused). A
    * switch happens on a keyframe of the wanted layer. */
   int cur_in, want_in;
-  hd_alloc_track_t alloc;
+  hd_alloc_track_t alloc; /* rooms set alloc.visible / alloc.priority (track_settings, speakers) */
+  /* the subscriber's tile for this track in device pixels (track_settings), 0 = not given */
+  int tile_w, tile_h;
+  /* single-layer video under the allocator: paused when it does not fit (see
+   * HD_SESSION_SINGLE_SETTLE); simulcast tracks always are */
+  int gated;
   hd_vp8_rewriter_t vp8;
   hd_rewriter_t rw;
   hd_rtp_send_stats_t sstats;
@@ -166,11 +179,7 @@ struct hd_session {
   uint8_t ext_audio_level_in;
   uint8_t ext_rid_in, ext_rrid_in; /* publisher: rid / repaired-rid extension ids (simulcast) */
   /* TWCC feedback state (publisher) */
-  hd_rtcp_twcc_recv_t twcc[HD_TWCC_MAX_PENDING];
-  size_t n_twcc;
-  int64_t twcc_last_ext; /* highest extended twcc seq recorded */
-  hd_seq_unwrapper_t twcc_unwrap;
-  uint8_t twcc_fb_count;
+  hd_twcc_recv_t twcc;
   hd_time_t next_twcc;
   int pli_requested_on_connect;
   /* publisher: bitrate cap sent as REMB (draft-alvestrand-rmcat-remb) every
@@ -185,7 +194,8 @@ struct hd_session {
    * allocator runs on each new estimate and every HD_SESSION_ALLOC_INTERVAL */
   uint64_t estimate_bps;
   hd_time_t estimate_at, next_alloc;
-  hd_probe_t probe; /* viewer: probing for headroom when the estimate holds layers back */
+  hd_time_t estimate_first_at; /* when the first estimate came (0 = none yet) */
+  hd_probe_t probe;            /* viewer: probing for headroom when the estimate holds layers back */
   unsigned probe_cursor;
   /* viewer with transport-wide CC: every packet we send it carries a
    * transport-wide seq, its feedback drives a send-side estimator (rtc/bwe.h,
@@ -202,6 +212,9 @@ struct hd_session {
     hd_time_t next_tick;
     double credit;
   } cluster;
+  /* viewer: what we send it is paced at a little above its estimate
+   * (rtc/pacer.h; allocated on the first packet, NULL with pacing off) */
+  hd_pacer_t *pacer;
   int closing;
   int room_publisher; /* the WHIP publisher of its room (what WHEP viewers follow) */
   void *owner;        /* room participant owning this session, or NULL (WHIP/WHEP) */
@@ -222,7 +235,19 @@ typedef struct {
   uint64_t layer_switches, layer_pauses, remb_received;
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */
   uint64_t twcc_received;               /* transport-wide feedback from subscribers */
+  uint64_t publisher_layer_changes; /* publish_layers sent: simulcast layers paused/resumed at publishers */
+  /* downlink estimates sampled once a second per subscriber, for the
+   * hudong_downlink_estimate_bps histogram: count per bucket of
+   * HD_ESTIMATE_BOUNDS (the last is +Inf), their number and sum */
+  uint64_t estimate_bucket[9], estimate_count, estimate_sum;
+  /* pacing (issue 11 item 5): packets that waited in a subscriber's pacer,
+   * video dropped to its caps, probe padding dropped to them */
+  uint64_t paced, pacer_dropped, pacer_padding_refused;
 } hd_session_counters_t;
+#define HD_ESTIMATE_BOUNDS                                                                                   \
+  { 100000, 250000, 500000, 1000000, 1500000, 2500000, 5000000, 10000000 }
+/* Adds one estimate sample to c's histogram. */
+void hd_session_count_estimate(hd_session_counters_t *c, uint64_t bps);
 
 /* Sets up tracks from the negotiation result. */
 int hd_session_setup_tracks(hd_session_t *s, hd_time_t now);
@@ -248,12 +273,21 @@ void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, co
  * = viewers that negotiate transport-cc get the send-side estimator, 0 = they
  * are treated as REMB-only. */
 void hd_session_set_twcc(int on);
+/* Process-wide pacing switch (set once at start): on (default) = every
+ * subscriber's packets go through a pacer at factor_pct percent of its
+ * estimate (rtc/pacer.h); off = sent as they are forwarded, as before issue 11
+ * item 5. factor_pct 0 keeps the default (150). */
+void hd_session_set_pacer(int on, unsigned factor_pct);
 /* Process-wide switch for measurements side by side: 0 = the allocator ignores
  * estimates (every subscriber gets the top layers, as before issue 11). */
 void hd_session_set_adapt(int on);
 /* Runs the stream allocator for viewer v now (normally from the timer and on
  * each estimate); exposed for tests. */
 void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c);
+/* pub's simulcast layers of the group headed by `head` (in[] indexes) in
+ * ascending size into order[HD_SESSION_MAX_LAYERS]; returns their number (1
+ * without simulcast: the head itself). */
+int hd_session_layer_order(const hd_session_t *pub, int head, hd_time_t now, int *order);
 /* Index of pub's first active track of `kind`, or -1. */
 int hd_session_first_in(const hd_session_t *pub, int kind);
 /* Handles decrypted RTCP from any session. For a viewer, `pub` is the room's

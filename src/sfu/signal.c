@@ -39,6 +39,7 @@ static const struct {
     [HD_SIGNAL_DATA] = {"data", HD_SIGNAL_FROM_CLIENT},
     [HD_SIGNAL_LEAVE] = {"leave", HD_SIGNAL_FROM_CLIENT},
     [HD_SIGNAL_PING] = {"ping", HD_SIGNAL_FROM_CLIENT},
+    [HD_SIGNAL_TRACK_SETTINGS] = {"track_settings", HD_SIGNAL_FROM_CLIENT},
     [HD_SIGNAL_JOINED] = {"joined", HD_SIGNAL_FROM_NODE},
     [HD_SIGNAL_PUBLISH_ANSWER] = {"publish_answer", HD_SIGNAL_FROM_NODE},
     [HD_SIGNAL_SUBSCRIBER_OFFER] = {"subscriber_offer", HD_SIGNAL_FROM_NODE},
@@ -53,6 +54,9 @@ static const struct {
     [HD_SIGNAL_PONG] = {"pong", HD_SIGNAL_FROM_NODE},
     [HD_SIGNAL_ERROR] = {"error", HD_SIGNAL_FROM_NODE},
     [HD_SIGNAL_LEFT] = {"left", HD_SIGNAL_FROM_NODE},
+    [HD_SIGNAL_STREAM_STATE] = {"stream_state", HD_SIGNAL_FROM_NODE},
+    [HD_SIGNAL_PUBLISH_LAYERS] = {"publish_layers", HD_SIGNAL_FROM_NODE},
+    [HD_SIGNAL_CONNECTION_QUALITY] = {"connection_quality", HD_SIGNAL_FROM_NODE},
 };
 
 static const struct {
@@ -75,6 +79,9 @@ static const struct {
 
 static const char *const KINDS[] = {"audio", "video"};
 static const char *const SOURCES[] = {"camera", "microphone", "screen", "screen_audio"};
+static const char *const STREAM_STATES[] = {"active", "paused"};
+static const char *const PAUSE_REASONS[HD_SIGNAL_PAUSE_COUNT] = {"", "bandwidth", "hidden", "publisher"};
+static const char *const QUALITIES[] = {"good", "poor", "lost"};
 static const char *const LEFT_REASONS[HD_SIGNAL_LEFT_COUNT] = {"client_request", "duplicate_identity",
                                                                "removed", "room_closed", "server_shutdown"};
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -553,6 +560,17 @@ static int v_ping(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
   return vint(v, o, "", "t", 1, 0, HD_SIGNAL_MAX_T, 0, &m->ping.t);
 }
 
+static int v_track_settings(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
+  if (vstr_array(v, o, "", "track_sids", 1, HD_SIGNAL_MAX_TRACK_SIDS, 1, HD_SIGNAL_MAX_SID,
+                 &m->track_settings.track_sids, &m->track_settings.n_track_sids) < 0 ||
+      vbool(v, o, "", "visible", 0, 1, &m->track_settings.visible) < 0 ||
+      vint32(v, o, "", "width", 0, 0, HD_SIGNAL_MAX_DIMENSION, 0, &m->track_settings.width) < 0 ||
+      vint32(v, o, "", "height", 0, 0, HD_SIGNAL_MAX_DIMENSION, 0, &m->track_settings.height) < 0 ||
+      vbool(v, o, "", "pinned", 0, 0, &m->track_settings.pinned) < 0)
+    return -1;
+  return 0;
+}
+
 /* ---- node -> client ---- */
 
 static int v_joined(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
@@ -741,6 +759,54 @@ static int v_left(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
   return 0;
 }
 
+static int v_stream_state(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
+  int st, r = HD_SIGNAL_PAUSE_NONE;
+  if (vstr(v, o, "", "participant_sid", 1, 1, HD_SIGNAL_MAX_SID, &m->stream_state.participant_sid) < 0 ||
+      vstr(v, o, "", "track_sid", 1, 1, HD_SIGNAL_MAX_SID, &m->stream_state.track_sid) < 0 ||
+      venum(v, o, "", "state", STREAM_STATES, NELEM(STREAM_STATES), &st) < 0 ||
+      vstr(v, o, "", "rid", 0, 1, HD_SIGNAL_MAX_RID, &m->stream_state.rid) < 0 ||
+      vint32(v, o, "", "width", 0, 0, HD_SIGNAL_MAX_DIMENSION, 0, &m->stream_state.width) < 0 ||
+      vint32(v, o, "", "height", 0, 0, HD_SIGNAL_MAX_DIMENSION, 0, &m->stream_state.height) < 0)
+    return -1;
+  if (st == HD_SIGNAL_STREAM_PAUSED &&
+      venum(v, o, "", "reason", PAUSE_REASONS + 1, HD_SIGNAL_PAUSE_COUNT - 1, &r) < 0)
+    return -1;
+  m->stream_state.state = (hd_signal_stream_t)st;
+  m->stream_state.reason =
+      st == HD_SIGNAL_STREAM_PAUSED ? (hd_signal_pause_reason_t)(r + 1) : HD_SIGNAL_PAUSE_NONE;
+  return 0;
+}
+
+static int v_publish_layers(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
+  if (vstr(v, o, "", "track_sid", 1, 1, HD_SIGNAL_MAX_SID, &m->publish_layers.track_sid) < 0 ||
+      vstr_array(v, o, "", "active_rids", 0, HD_SIGNAL_MAX_LAYERS, 1, HD_SIGNAL_MAX_RID,
+                 &m->publish_layers.active_rids, &m->publish_layers.n_active_rids) < 0)
+    return -1;
+  return 0;
+}
+
+static int v_connection_quality(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
+  json_t *arr;
+  char ep[FIELD_MAX];
+  if (varr(v, o, "", "updates", 1, HD_SIGNAL_MAX_TRACK_SIDS, &arr) < 0) return -1;
+  size_t n = json_array_size(arr);
+  hd_signal_quality_update_t *u = arena_alloc(v, n, sizeof *u);
+  if (n && !u) return -1;
+  for (size_t i = 0; i < n; i++) {
+    json_t *e;
+    int q;
+    elem_path(ep, "", "updates", i);
+    if (velem_obj(v, arr, i, ep, &e) < 0 ||
+        vstr(v, e, ep, "participant_sid", 1, 1, HD_SIGNAL_MAX_SID, &u[i].participant_sid) < 0 ||
+        venum(v, e, ep, "quality", QUALITIES, NELEM(QUALITIES), &q) < 0)
+      return -1;
+    u[i].quality = (hd_signal_quality_t)q;
+  }
+  m->connection_quality.updates = u;
+  m->connection_quality.n_updates = n;
+  return 0;
+}
+
 typedef int (*vfn_t)(vctx_t *, json_t *, hd_signal_msg_t *);
 static const vfn_t VALIDATORS[HD_SIGNAL_TYPE_COUNT] = {
     [HD_SIGNAL_JOIN] = v_join,
@@ -753,6 +819,7 @@ static const vfn_t VALIDATORS[HD_SIGNAL_TYPE_COUNT] = {
     [HD_SIGNAL_DATA] = v_data,
     [HD_SIGNAL_LEAVE] = v_leave,
     [HD_SIGNAL_PING] = v_ping,
+    [HD_SIGNAL_TRACK_SETTINGS] = v_track_settings,
     [HD_SIGNAL_JOINED] = v_joined,
     [HD_SIGNAL_PUBLISH_ANSWER] = v_publish_answer,
     [HD_SIGNAL_SUBSCRIBER_OFFER] = v_subscriber_offer,
@@ -767,6 +834,9 @@ static const vfn_t VALIDATORS[HD_SIGNAL_TYPE_COUNT] = {
     [HD_SIGNAL_PONG] = v_ping,
     [HD_SIGNAL_ERROR] = v_error,
     [HD_SIGNAL_LEFT] = v_left,
+    [HD_SIGNAL_STREAM_STATE] = v_stream_state,
+    [HD_SIGNAL_PUBLISH_LAYERS] = v_publish_layers,
+    [HD_SIGNAL_CONNECTION_QUALITY] = v_connection_quality,
 };
 
 /* Validates a whole message object sent by `from` into m. */
@@ -1135,6 +1205,45 @@ static void build_body(bctx_t *b, json_t *o, const hd_signal_msg_t *m) {
     benum(b, o, "reason", LEFT_REASONS, HD_SIGNAL_LEFT_COUNT, (int)m->left.reason);
     bstr(b, o, "message", m->left.message);
     break;
+  case HD_SIGNAL_TRACK_SETTINGS:
+    bstr_array(b, o, "track_sids", m->track_settings.track_sids, m->track_settings.n_track_sids,
+               HD_SIGNAL_MAX_TRACK_SIDS);
+    bbool(b, o, "visible", m->track_settings.visible);
+    if (m->track_settings.width) bint(b, o, "width", m->track_settings.width);
+    if (m->track_settings.height) bint(b, o, "height", m->track_settings.height);
+    if (m->track_settings.pinned) bbool(b, o, "pinned", 1);
+    break;
+  case HD_SIGNAL_STREAM_STATE:
+    bstr(b, o, "participant_sid", m->stream_state.participant_sid);
+    bstr(b, o, "track_sid", m->stream_state.track_sid);
+    benum(b, o, "state", STREAM_STATES, NELEM(STREAM_STATES), (int)m->stream_state.state);
+    if (m->stream_state.state == HD_SIGNAL_STREAM_PAUSED) {
+      if (m->stream_state.reason <= HD_SIGNAL_PAUSE_NONE)
+        bfail(b, HD_EINVAL, "field \"reason\": a paused stream needs one");
+      else
+        benum(b, o, "reason", PAUSE_REASONS, HD_SIGNAL_PAUSE_COUNT, (int)m->stream_state.reason);
+    } else {
+      bstr(b, o, "rid", m->stream_state.rid && *m->stream_state.rid ? m->stream_state.rid : NULL);
+      if (m->stream_state.width) bint(b, o, "width", m->stream_state.width);
+      if (m->stream_state.height) bint(b, o, "height", m->stream_state.height);
+    }
+    break;
+  case HD_SIGNAL_PUBLISH_LAYERS:
+    bstr(b, o, "track_sid", m->publish_layers.track_sid);
+    bstr_array(b, o, "active_rids", m->publish_layers.active_rids, m->publish_layers.n_active_rids,
+               HD_SIGNAL_MAX_LAYERS);
+    break;
+  case HD_SIGNAL_CONNECTION_QUALITY:
+    a = barr(b, "updates", m->connection_quality.updates, m->connection_quality.n_updates,
+             HD_SIGNAL_MAX_TRACK_SIDS);
+    for (size_t i = 0; a && i < m->connection_quality.n_updates && !b->rc; i++) {
+      json_t *e = bobj(b);
+      bstr(b, e, "participant_sid", m->connection_quality.updates[i].participant_sid);
+      benum(b, e, "quality", QUALITIES, NELEM(QUALITIES), (int)m->connection_quality.updates[i].quality);
+      bappend(b, a, e);
+    }
+    if (a) bset(b, o, "updates", a);
+    break;
   default: bfail(b, HD_EINVAL, "unknown message type %d", (int)m->type);
   }
 }
@@ -1422,4 +1531,51 @@ int hd_signal_write_left(hd_signal_left_reason_t reason, const char *message, ch
   m.left.reason = reason;
   m.left.message = message;
   return hd_signal_write(&m, out, cap);
+}
+
+int hd_signal_write_track_settings(const char *id, const char *const *track_sids, size_t n, int visible,
+                                   int width, int height, int pinned, char *out, size_t cap) {
+  MSG(HD_SIGNAL_TRACK_SETTINGS);
+  m.id = id;
+  m.track_settings.track_sids = track_sids;
+  m.track_settings.n_track_sids = n;
+  m.track_settings.visible = visible != 0;
+  m.track_settings.width = width;
+  m.track_settings.height = height;
+  m.track_settings.pinned = pinned != 0;
+  return hd_signal_write(&m, out, cap);
+}
+
+int hd_signal_write_stream_state(const char *participant_sid, const char *track_sid,
+                                 hd_signal_pause_reason_t paused, const char *rid, int width, int height,
+                                 char *out, size_t cap) {
+  MSG(HD_SIGNAL_STREAM_STATE);
+  m.stream_state.participant_sid = participant_sid;
+  m.stream_state.track_sid = track_sid;
+  m.stream_state.state = paused != HD_SIGNAL_PAUSE_NONE ? HD_SIGNAL_STREAM_PAUSED : HD_SIGNAL_STREAM_ACTIVE;
+  m.stream_state.reason = paused;
+  m.stream_state.rid = rid;
+  m.stream_state.width = width;
+  m.stream_state.height = height;
+  return hd_signal_write(&m, out, cap);
+}
+
+int hd_signal_write_publish_layers(const char *track_sid, const char *const *active_rids, size_t n, char *out,
+                                   size_t cap) {
+  MSG(HD_SIGNAL_PUBLISH_LAYERS);
+  m.publish_layers.track_sid = track_sid;
+  m.publish_layers.active_rids = active_rids;
+  m.publish_layers.n_active_rids = n;
+  return hd_signal_write(&m, out, cap);
+}
+
+int hd_signal_write_connection_quality(const hd_signal_quality_update_t *u, size_t n, char *out, size_t cap) {
+  MSG(HD_SIGNAL_CONNECTION_QUALITY);
+  m.connection_quality.updates = u;
+  m.connection_quality.n_updates = n;
+  return hd_signal_write(&m, out, cap);
+}
+
+const char *hd_signal_quality_name(hd_signal_quality_t q) {
+  return ((int)q >= 0 && (size_t)q < NELEM(QUALITIES)) ? QUALITIES[q] : "?";
 }

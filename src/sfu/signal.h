@@ -43,6 +43,8 @@
 /* array caps (entries) */
 #define HD_SIGNAL_MAX_TRACKS 16                   /* tracks of one participant / one publish_offer */
 #define HD_SIGNAL_MAX_PARTICIPANTS 1000           /* joined.participants */
+#define HD_SIGNAL_MAX_LAYERS 3                    /* publish_layers.active_rids */
+#define HD_SIGNAL_MAX_RID 16                      /* RFC 8851 rid in stream_state / publish_layers */
 #define HD_SIGNAL_MAX_TRACK_SIDS 100              /* subscribe/unsubscribe list; subscriber_offer.tracks */
 #define HD_SIGNAL_MAX_TO 64                       /* data.to recipients */
 #define HD_SIGNAL_MAX_SPEAKERS 32                 /* active_speakers.speakers */
@@ -67,6 +69,7 @@ typedef enum {
   HD_SIGNAL_DATA,              /* "data" (client -> node) */
   HD_SIGNAL_LEAVE,             /* "leave" */
   HD_SIGNAL_PING,              /* "ping" */
+  HD_SIGNAL_TRACK_SETTINGS,    /* "track_settings" */
   /* node -> client */
   HD_SIGNAL_JOINED,              /* "joined" */
   HD_SIGNAL_PUBLISH_ANSWER,      /* "publish_answer" */
@@ -82,6 +85,9 @@ typedef enum {
   HD_SIGNAL_PONG,                /* "pong" */
   HD_SIGNAL_ERROR,               /* "error" */
   HD_SIGNAL_LEFT,                /* "left" */
+  HD_SIGNAL_STREAM_STATE,        /* "stream_state" */
+  HD_SIGNAL_PUBLISH_LAYERS,      /* "publish_layers" */
+  HD_SIGNAL_CONNECTION_QUALITY,  /* "connection_quality" */
   HD_SIGNAL_TYPE_COUNT
 } hd_signal_type_t;
 
@@ -184,6 +190,30 @@ typedef struct {
   double level; /* 0.0 (silence) .. 1.0 (loudest) */
 } hd_signal_speaker_t;
 
+/* Whether the node forwards a subscribed track now (stream_state). */
+typedef enum { HD_SIGNAL_STREAM_ACTIVE = 0, HD_SIGNAL_STREAM_PAUSED = 1 } hd_signal_stream_t;
+/* Why a track is paused: its subscriber's downlink estimate cannot carry even
+ * its lowest layer, the subscriber hid it (track_settings), or the publisher
+ * sends nothing. */
+typedef enum {
+  HD_SIGNAL_PAUSE_NONE = 0, /* active */
+  HD_SIGNAL_PAUSE_BANDWIDTH,
+  HD_SIGNAL_PAUSE_HIDDEN,
+  HD_SIGNAL_PAUSE_PUBLISHER,
+  HD_SIGNAL_PAUSE_COUNT
+} hd_signal_pause_reason_t;
+
+/* connection_quality entry. */
+typedef enum {
+  HD_SIGNAL_QUALITY_GOOD = 0,
+  HD_SIGNAL_QUALITY_POOR,
+  HD_SIGNAL_QUALITY_LOST
+} hd_signal_quality_t;
+typedef struct {
+  const char *participant_sid;
+  hd_signal_quality_t quality;
+} hd_signal_quality_update_t;
+
 /* ---- the message ---- */
 
 typedef struct {
@@ -225,6 +255,13 @@ typedef struct {
     struct {
       int64_t t; /* 0..HD_SIGNAL_MAX_T, echoed in pong */
     } ping, pong;
+    struct {
+      const char *const *track_sids; /* 1..HD_SIGNAL_MAX_TRACK_SIDS, subscribed tracks */
+      size_t n_track_sids;
+      int visible;       /* default 1; 0: shown nowhere, the node sends nothing */
+      int width, height; /* the tile in device pixels; 0 = not given (any layer) */
+      int pinned;        /* default 0; pinned tracks get bandwidth first */
+    } track_settings;
     /* node -> client */
     struct {
       hd_signal_participant_t participant; /* the joiner itself, with permissions */
@@ -280,6 +317,22 @@ typedef struct {
       hd_signal_left_reason_t reason;
       const char *message; /* NULL = absent */
     } left;
+    struct {
+      const char *participant_sid, *track_sid;
+      hd_signal_stream_t state;
+      hd_signal_pause_reason_t reason; /* NONE when active */
+      const char *rid;                 /* active: the simulcast layer sent (RFC 8851 rid); NULL = none */
+      int width, height;               /* active: that layer's size; 0 = unknown */
+    } stream_state;
+    struct {
+      const char *track_sid;          /* one of the receiver's published tracks */
+      const char *const *active_rids; /* the layers someone needs; the others may be paused */
+      size_t n_active_rids;           /* 0..HD_SIGNAL_MAX_LAYERS */
+    } publish_layers;
+    struct {
+      const hd_signal_quality_update_t *updates; /* 1..HD_SIGNAL_MAX_TRACK_SIDS */
+      size_t n_updates;
+    } connection_quality;
   };
   void *priv_; /* parse storage; NULL for caller-built messages */
 } hd_signal_msg_t;
@@ -379,6 +432,16 @@ int hd_signal_write_error_retry(const char *id, hd_signal_errcode_t code, const 
                                 int retry_after, char *out, size_t cap);
 int hd_signal_write_parse_error(const hd_signal_error_t *e, char *out, size_t cap);
 int hd_signal_write_left(hd_signal_left_reason_t reason, const char *message, char *out, size_t cap);
+/* Layer selection (docs/protocol.md "Layer selection"). */
+int hd_signal_write_track_settings(const char *id, const char *const *track_sids, size_t n, int visible,
+                                   int width, int height, int pinned, char *out, size_t cap);
+/* paused NONE = "active" (with rid/width/height when known), else "paused" with that reason. */
+int hd_signal_write_stream_state(const char *participant_sid, const char *track_sid,
+                                 hd_signal_pause_reason_t paused, const char *rid, int width, int height,
+                                 char *out, size_t cap);
+int hd_signal_write_publish_layers(const char *track_sid, const char *const *active_rids, size_t n, char *out,
+                                   size_t cap);
+int hd_signal_write_connection_quality(const hd_signal_quality_update_t *u, size_t n, char *out, size_t cap);
 
 /* ---- names ---- */
 
@@ -395,5 +458,6 @@ hd_signal_errcode_t hd_signal_err_from_token(int hd_err);
 const char *hd_signal_kind_name(hd_signal_kind_t k);               /* "audio" / "video" */
 const char *hd_signal_source_name(hd_signal_source_t s);           /* "camera", ... */
 const char *hd_signal_left_reason_name(hd_signal_left_reason_t r); /* "removed", ... */
+const char *hd_signal_quality_name(hd_signal_quality_t q);         /* "good", "poor", "lost" */
 
 #endif

@@ -58,9 +58,9 @@ struct hd_webhook {
   char attempt_str[16];
 };
 
-static const char *const event_names[HD_WEBHOOK_EVENT_COUNT] = {"room_started",       "room_finished",
-                                                                "participant_joined", "participant_left",
-                                                                "track_published",    "track_unpublished"};
+static const char *const event_names[HD_WEBHOOK_EVENT_COUNT] = {
+    "room_started",    "room_finished",     "participant_joined", "participant_left",
+    "track_published", "track_unpublished", "quality_alert"};
 
 const char *hd_webhook_event_name(hd_webhook_event_type_t type) {
   if ((int)type < 0 || type >= HD_WEBHOOK_EVENT_COUNT) return NULL;
@@ -194,6 +194,13 @@ static int render(const hd_webhook_event_t *ev, const char *id, int64_t unix_now
         set_str(track, "source", ev->track_source) || json_object_set(root, "track", track))
       goto out;
   }
+  if (ev->alert_json) {
+    json_t *al = json_loads(ev->alert_json, 0, NULL);
+    if (!json_is_object(al) || json_object_set_new(root, "alert", al)) {
+      json_decref(al);
+      goto out;
+    }
+  }
   *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
   rc = *out ? 0 : HD_ENOMEM;
 out:
@@ -219,9 +226,12 @@ int hd_webhook_push(hd_webhook_t *wh, const hd_webhook_event_t *ev, hd_time_t no
   if (!ev || (int)ev->type < 0 || ev->type >= HD_WEBHOOK_EVENT_COUNT || !ev->app || !ev->room_name ||
       !ev->room_name[0])
     return HD_EINVAL;
-  if (ev->type >= HD_WEBHOOK_PARTICIPANT_JOINED && !ev->participant_sid && !ev->participant_identity)
+  if (ev->type >= HD_WEBHOOK_PARTICIPANT_JOINED && ev->type <= HD_WEBHOOK_TRACK_UNPUBLISHED &&
+      !ev->participant_sid && !ev->participant_identity)
     return HD_EINVAL;
-  if (ev->type >= HD_WEBHOOK_TRACK_PUBLISHED && !ev->track_sid) return HD_EINVAL;
+  if (ev->type >= HD_WEBHOOK_TRACK_PUBLISHED && ev->type <= HD_WEBHOOK_TRACK_UNPUBLISHED && !ev->track_sid)
+    return HD_EINVAL;
+  if (ev->type == HD_WEBHOOK_QUALITY_ALERT && !ev->alert_json) return HD_EINVAL;
   int ai = find_app(wh, ev->app);
   if (ai < 0) return HD_ENOTFOUND;
 

@@ -50,6 +50,7 @@ typedef enum {
   HD_WEBHOOK_PARTICIPANT_LEFT,
   HD_WEBHOOK_TRACK_PUBLISHED,
   HD_WEBHOOK_TRACK_UNPUBLISHED,
+  HD_WEBHOOK_QUALITY_ALERT, /* a quality alert rule fired (docs/quality.md "Alerts"); room may be "*" */
   HD_WEBHOOK_EVENT_COUNT
 } hd_webhook_event_type_t;
 
@@ -68,6 +69,8 @@ typedef struct {
   const char *track_sid;
   const char *track_kind;   /* "audio" | "video" | "data" (optional) */
   const char *track_source; /* e.g. "camera", "microphone", "screen_share" (optional) */
+  /* quality_alert: the "alert" object as JSON text (rule, metric, value, threshold, window_s) */
+  const char *alert_json;
 } hd_webhook_event_t;
 
 typedef struct {

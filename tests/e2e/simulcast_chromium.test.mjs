@@ -228,3 +228,41 @@ test('simulcast: a viewer on a collapsing link gets a lower layer and keeps watc
   await Promise.all([pub.ctx.close(), a.ctx.close(), b.ctx.close()]);
   if (process.env.SIMULCAST_DEBUG) console.log(srv.log());
 });
+
+// 20% random loss on viewer B's downlink (25 ms each way, 2.5 Mbit/s): the
+// node repairs what B loses (twice over to a lossy viewer) and its estimate
+// must not read random loss as congestion (the loss-based part learns the
+// path's base loss), so B keeps a watchable layer. Issue 11 goal: < 2% stall.
+test('simulcast: a viewer at 20% random loss keeps watching', async () => {
+  const room = 'simulcast-loss';
+  const pub = await session('whip', room, 0);
+  const lossy = await startRelay(srv.rtcPort, ['--delay', '25', '--down-rate', '2500', '--down-queue', '300',
+    '--down-loss', '20', '--seed', '7']);
+  try {
+    const b = await session('whep', room, lossy.port);
+    const t0 = Date.now();
+    while ((await b.snap()).framesDecoded <= 60) {
+      assert.ok(Date.now() - t0 < 25000, 'B decodes through 20% loss');
+      await sleep(500);
+    }
+    await sleep(5000);
+    const b0 = await b.snap();
+    const heights = [];
+    for (let s = 0; s < 20; s++) {
+      await sleep(1000);
+      heights.push((await b.snap()).frameHeight);
+    }
+    const b1 = await b.snap();
+    const secs = (b1.t - b0.t) / 1000;
+    const stall = (100 * (b1.totalFreezesDuration - b0.totalFreezesDuration)) / secs;
+    const fps = (b1.framesDecoded - b0.framesDecoded) / secs;
+    console.log(JSON.stringify({ case: '20% random loss', b_stall_pct: Number(stall.toFixed(2)), b_freezes: b1.freezeCount - b0.freezeCount,
+      b_fps: Number(fps.toFixed(1)), b_kbps: Math.round((8 * (b1.bytesReceived - b0.bytesReceived)) / secs / 1000), b_heights: heights.join(',') }));
+    assert.ok(fps > 10, `B keeps decoding at 20% loss (${fps.toFixed(1)} fps)`);
+    // measured 9.7% on a loaded 2-core machine (goal < 2%, not reached): a bound that catches breakage
+    assert.ok(stall < 20, `B's stall rate at 20% loss (${stall.toFixed(2)}%; goal < 2%)`);
+    await Promise.all([pub.ctx.close(), b.ctx.close()]);
+  } finally {
+    await lossy.stop();
+  }
+});

@@ -2,6 +2,9 @@
  * any input must be parsed or rejected without reading outside it; a parsed
  * primary block lies inside the input and ends it; rewriting block payload
  * types keeps the same primary (same bytes, same length). Also the VP8
+ * hd_red_parse agrees with hd_red_primary, its blocks tile the input, and
+ * hd_red_build of them gives the input back byte for byte; the audio jitter
+ * buffer takes any RED payload (src/media/audio_jitter) without harm. Also the VP8
  * PictureID rewriter (src/sfu/vp8_rewriter) on the same bytes: it must not
  * write past the descriptor it parsed. And keyframe detection for VP8/H.264. */
 #include <stdint.h>
@@ -9,6 +12,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "media/audio_jitter.h"
 #include "media/rtp_payload.h"
 #include "sfu/vp8_rewriter.h"
 
@@ -28,6 +32,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       abort();
   } else if (hd_red_rewrite_pt(copy, size, 1, 2) != HD_EPROTO) {
     abort();
+  }
+  hd_red_block_t b[HD_RED_MAX_BLOCKS];
+  int n = hd_red_parse(data, size, b);
+  if ((n > 0) != (hd_red_primary(data, size, &pt2, &prim2, &plen2) == 0)) abort();
+  if (n > 0) {
+    if (b[n - 1].data != prim2 || b[n - 1].len != plen2 || b[n - 1].pt != pt2) abort();
+    const uint8_t *at = b[0].data;
+    for (int i = 0; i < n; i++) {
+      if (b[i].data != at) abort();
+      at += b[i].len;
+    }
+    if (at != data + size) abort();
+    uint8_t *re = malloc(size + 1);
+    if (!re) abort();
+    int m = hd_red_build(b, n, re, size + 1);
+    if (m != (int)size || memcmp(re, data, size) != 0) abort();
+    free(re);
+  }
+  static hd_audio_jitter_t j;
+  static int j_ok;
+  if (!j_ok) j_ok = hd_audio_jitter_init(&j, NULL) == 0;
+  if (j_ok && size >= 3) {
+    uint16_t seq = (uint16_t)(data[0] << 8 | data[1]);
+    hd_audio_jitter_push_red(&j, seq, (uint32_t)seq * 960, data + 2, size - 2, data[2] & 0x7f,
+                             (hd_time_t)seq * 20000);
+    hd_audio_jitter_out_t o;
+    hd_audio_jitter_pull(&j, (hd_time_t)seq * 20000 + 100000, &o);
   }
   memcpy(copy, data, size);
   hd_vp8_rewriter_t r;

@@ -36,12 +36,14 @@ typedef struct {
   hd_time_t next_fb;
   uint64_t rx_bytes, rx_media_bytes;
   uint64_t *send_rate; /* per sample: min(target, source) */
+  int layer_on;        /* layer_bps scenarios */
   hd_time_t qmax_sec;  /* largest queueing delay seen by this flow's packets this second (trace) */
 } flow_t;
 
 static int active(const hd_bwe_scn_t *s, int f, hd_time_t now) { return now >= s->start[f]; }
 
 static uint64_t sending_rate(const hd_bwe_scn_t *s, const flow_t *fl) {
+  if (s->layer_bps) return s->src_max_bps + (fl->layer_on ? s->layer_bps : 0);
   uint64_t t = hd_bwe_target(&fl->bwe);
   return t < s->src_max_bps ? t : s->src_max_bps;
 }
@@ -147,6 +149,22 @@ static void on_feedback(flow_t *fl, const uint8_t *p, size_t len, hd_time_t now)
   }
 }
 
+/* layer_bps scenarios: the node's allocator in miniature (session.c
+ * hd_session_allocate, allocator.c; without its 1.5 s hold). */
+static void update_layer(const hd_bwe_scn_t *s, flow_t *fl, int f, hd_time_t now, hd_bwe_sim_result_t *r) {
+  double t = (double)hd_bwe_target(&fl->bwe), both = (double)(s->src_max_bps + s->layer_bps);
+  if (fl->layer_on && t * 0.9 < both) {
+    fl->layer_on = 0;
+    r->layer_offs[f]++;
+    r->layer_on_since[f] = -1;
+  } else if (!fl->layer_on && t * 0.9 * 0.85 >= both) {
+    fl->layer_on = 1;
+    r->layer_on_since[f] = now;
+  }
+  hd_bwe_set_desired(&fl->bwe, fl->layer_on ? (uint64_t)both : (uint64_t)(both / (0.9 * 0.85) * 1.1));
+  hd_bwe_set_held_back(&fl->bwe, !fl->layer_on);
+}
+
 static uint64_t sum_src(const hd_bwe_scn_t *s, int link, hd_time_t now) {
   uint64_t v = 0;
   for (int f = 0; f < s->n_flows; f++)
@@ -159,6 +177,8 @@ int hd_bwe_sim_run(const hd_bwe_scn_t *s, hd_bwe_sim_result_t *r, FILE *trace) {
       s->fb_interval <= 0)
     return HD_EINVAL;
   memset(r, 0, sizeof *r);
+  for (int f = 0; f < HD_BWE_SIM_MAX_FLOWS; f++)
+    r->layer_on_since[f] = -1;
   int rc = HD_ENOMEM;
   hd_netem_link_t *links[2] = {NULL, NULL};
   flow_t *fl = calloc((size_t)s->n_flows, sizeof *fl);
@@ -176,7 +196,12 @@ int hd_bwe_sim_run(const hd_bwe_scn_t *s, hd_bwe_sim_result_t *r, FILE *trace) {
     rc = hd_bwe_init(&fl[f].bwe, &s->cfg, s->start[f]);
     if (rc < 0) goto out;
     rc = HD_ENOMEM;
-    if (!s->desired_max) hd_bwe_set_desired(&fl[f].bwe, s->src_max_bps);
+    if (s->desired_bps) {
+      hd_bwe_set_desired(&fl[f].bwe, s->desired_bps);
+      hd_bwe_set_held_back(&fl[f].bwe, 1);
+    } else if (!s->desired_max) {
+      hd_bwe_set_desired(&fl[f].bwe, s->src_max_bps);
+    }
     fl[f].link = s->media_link[f];
     fl[f].fb_link = 1 - s->media_link[f];
     fl[f].next_frame = s->start[f] + s->frame_phase[f];
@@ -241,6 +266,7 @@ int hd_bwe_sim_run(const hd_bwe_scn_t *s, hd_bwe_sim_result_t *r, FILE *trace) {
         media_cap_int[i] += (double)(c < src ? c : src) * SAMPLE_US / 8e6;
       }
       for (int f = 0; f < s->n_flows; f++) {
+        if (s->layer_bps && active(s, f, next_sample)) update_layer(s, &fl[f], f, next_sample, r);
         fl[f].send_rate[sample] = active(s, f, next_sample) ? sending_rate(s, &fl[f]) : 0;
         uint64_t t = hd_bwe_target(&fl[f].bwe);
         if (active(s, f, next_sample) && t > r->max_target[f]) r->max_target[f] = t;

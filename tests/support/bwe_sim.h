@@ -29,8 +29,15 @@ typedef struct {
   uint64_t src_max_bps;  /* media source ceiling per flow (2.5 Mbit/s) */
   hd_time_t fb_interval; /* TWCC feedback period (50 ms) */
   uint64_t seed;
-  int desired_max; /* 1: leave the estimator's desired rate at max_bps
-                      (default: the source max, via hd_bwe_set_desired) */
+  int desired_max;      /* 1: leave the estimator's desired rate at max_bps
+                           (default: the source max, via hd_bwe_set_desired) */
+  uint64_t desired_bps; /* > 0: hd_bwe_set_desired(desired_bps) and hd_bwe_set_held_back(1) instead */
+  /* > 0: an SFU subscriber in miniature: the source is src_max_bps of audio
+   * plus one video layer of layer_bps, sent only while it fits the target the
+   * way the node's allocator decides (on when target x 0.9 x 0.85 carries
+   * both, off when target x 0.9 no longer does); while off the sender is held
+   * back (hd_bwe_set_held_back) and wants what would turn it on */
+  uint64_t layer_bps;
   hd_bwe_config_t cfg;
 } hd_bwe_scn_t;
 
@@ -55,6 +62,10 @@ typedef struct {
   double flow_share[HD_BWE_SIM_MAX_FLOWS]; /* flow_bps / fair share of its link */
   hd_bwe_stats_t bwe[HD_BWE_SIM_MAX_FLOWS];
   uint64_t max_target[HD_BWE_SIM_MAX_FLOWS];
+  /* layer_bps scenarios: when the layer last came on (-1: off at the end) and
+   * how many times it went off */
+  hd_time_t layer_on_since[HD_BWE_SIM_MAX_FLOWS];
+  int layer_offs[HD_BWE_SIM_MAX_FLOWS];
 } hd_bwe_sim_result_t;
 
 /* Runs the scenario. trace (may be NULL) gets one line per second per flow.

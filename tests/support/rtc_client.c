@@ -589,6 +589,14 @@ static void on_rtp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_t
     c->st.drop_other++;
     return;
   }
+  const uint8_t *twd;
+  size_t twl;
+  uint16_t tws;
+  if (hd_rtp_ext_find(&h, EXT_TWCC, &twd, &twl) == 0 && hd_rtp_twcc_seq_parse(twd, twl, &tws) == 0) {
+    if (c->st.tw_rx && tws != (uint16_t)(c->st.tw_last + 1)) c->st.tw_not_next++;
+    c->st.tw_last = tws;
+    c->st.tw_rx++;
+  }
   for (int k = 0; k < 2; k++) {
     if (h.pt != pt_of(c, k)) continue;
     hd_rtc_stream_stats_t *s = &c->rx[k];
@@ -776,6 +784,14 @@ int hd_rtc_client_send_pli(hd_rtc_client_t *c) {
   return rc;
 }
 
+int hd_rtc_client_send_remb(hd_rtc_client_t *c, uint64_t bitrate_bps) {
+  uint8_t buf[64];
+  uint32_t ssrc = media_ssrc_of(c, HD_RTC_VIDEO);
+  int len = hd_rtcp_build_remb(c->rtcp_ssrc, bitrate_bps, &ssrc, 1, buf, sizeof buf);
+  if (len < 0) return len;
+  return send_rtcp(c, buf, (size_t)len);
+}
+
 static void send_rtp(hd_rtc_client_t *c, int k, int marker, uint32_t ts, const uint8_t *pl, size_t plen,
                      hd_time_t now) {
   hd_datagram_t *d = reserve(c);
@@ -841,7 +857,7 @@ static void send_media(hd_rtc_client_t *c, hd_time_t now) {
   while (!c->cfg.no_video && c->next_video <= now) {
     int key = c->force_key;
     c->force_key = 0;
-    int npk = c->cfg.video_pkts_per_frame * (key ? 2 : 1);
+    int npk = c->cfg.video_pkts_per_frame * (key ? (c->cfg.key_factor > 0 ? c->cfg.key_factor : 2) : 1);
     uint32_t ts = c->ts_base[HD_RTC_VIDEO] + c->frame * 3000;
     for (int i = 0; i < npk; i++) {
       fill_payload(c, pl, c->cfg.video_payload, key, c->frame, i, HD_RTC_VIDEO, i == npk - 1, c->next_video);

@@ -44,6 +44,7 @@ typedef struct {
   uint8_t audio_pt, video_pt, rtx_pt; /* 0 = 111 / 96 / 97 */
   int no_audio, no_video, no_rtx;     /* leave sections / RTX out of the offer */
   int video_pkts_per_frame;           /* 0 = 3 (keyframes get twice as many) */
+  int key_factor;                     /* keyframes get this many times the packets; 0 = 2 */
   size_t video_payload;               /* bytes per video packet, 0 = 800 */
   int auto_nack;                      /* play: NACK gaps in the video stream */
   hd_time_t nack_interval;            /* between NACKs of one seq; 0 = 50 ms */
@@ -94,6 +95,11 @@ typedef struct {
   uint64_t rtx_sent; /* publisher: RTX answers to the node's NACKs */
   uint64_t nack_gave_up;
   uint64_t drop_srtp, drop_other;
+  /* player: packets carrying the sender's transport-wide seq, and those whose
+   * seq is not the previous one + 1 (on an in-order path: a sender that
+   * stamped seqs out of send order) */
+  uint64_t tw_rx, tw_not_next;
+  uint16_t tw_last;
   hd_time_t last_consent_sent; /* time of the last ICE check we sent */
   hd_time_t connected_at;      /* DTLS+SRTP ready */
 } hd_rtc_client_stats_t;
@@ -135,6 +141,8 @@ void hd_rtc_client_restart_source(hd_rtc_client_t *c);
 int hd_rtc_client_send_nack(hd_rtc_client_t *c, int kind, const uint16_t *seqs, size_t n);
 /* Sends a PLI for the received video stream. */
 int hd_rtc_client_send_pli(hd_rtc_client_t *c);
+/* Sends a REMB (draft-alvestrand-rmcat-remb) of bitrate_bps naming the received video stream. */
+int hd_rtc_client_send_remb(hd_rtc_client_t *c, uint64_t bitrate_bps);
 
 const hd_rtc_client_stats_t *hd_rtc_client_stats(const hd_rtc_client_t *c);
 

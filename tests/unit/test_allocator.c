@@ -97,12 +97,32 @@ static void test_meeting_large_and_small_tiles(void **st) {
   assert_true(used * 100 < without * 40);
 }
 
+/* The layer a tile needs: the smallest covering it (with slack), sizes not yet
+ * known inferred by factors of 2, no tile size: the top. */
+static void test_tile_layer(void **st) {
+  (void)st;
+  int w[3] = {320, 640, 1280}, h[3] = {180, 360, 720};
+  assert_int_equal(hd_alloc_tile_layer(w, h, 3, 0, 0), 2);
+  assert_int_equal(hd_alloc_tile_layer(w, h, 3, 320, 180), 0);
+  assert_int_equal(hd_alloc_tile_layer(w, h, 3, 380, 214), 0); /* within the slack */
+  assert_int_equal(hd_alloc_tile_layer(w, h, 3, 480, 270), 1);
+  assert_int_equal(hd_alloc_tile_layer(w, h, 3, 1920, 1080), 2);
+  assert_int_equal(hd_alloc_tile_layer(w, h, 3, 180, 320), 1); /* portrait tile, landscape video: cover */
+  int uw[3] = {0, 0, 1280}, uh[3] = {0, 0, 720};
+  assert_int_equal(hd_alloc_tile_layer(uw, uh, 3, 320, 180), 0);
+  assert_int_equal(hd_alloc_tile_layer(uw, uh, 3, 600, 340), 1);
+  int none[3] = {0, 0, 0};
+  assert_int_equal(hd_alloc_tile_layer(none, none, 3, 320, 180), 2);
+  assert_int_equal(hd_alloc_tile_layer(w, h, 1, 100, 100), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fits_budget_by_priority),
       cmocka_unit_test(test_down_at_once_up_after_hold),
       cmocka_unit_test(test_invisible_dead_layers_and_tile_size),
       cmocka_unit_test(test_meeting_large_and_small_tiles),
+      cmocka_unit_test(test_tile_layer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

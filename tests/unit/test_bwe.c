@@ -8,6 +8,8 @@
  * numbers every run. */
 #include "hd_test.h"
 
+#include <stdlib.h>
+
 #include "base/err.h"
 #include "proto/rtcp.h"
 #include "rtc/bwe.h"
@@ -276,6 +278,16 @@ static void test_rfc8867_5_1_random_loss(void **st) {
     assert_true(r.steps[0][k].reaction >= 0);
 }
 
+/* Both links of a 5.1 scenario at a fixed rate. */
+static void flat_links(hd_bwe_scn_t *s, const char *name, hd_time_t duration, uint64_t rate) {
+  s->name = name;
+  s->duration = duration;
+  for (int i = 0; i < 2; i++) {
+    s->link[i].n_schedule = 0;
+    s->link[i].rate_bps = rate;
+  }
+}
+
 /* A source that never sends more than 500 kbit/s on a 5 Mbit/s path, with
  * the default desired rate (= max_bps, so probing stays on): the estimate
  * must not run away from what was actually sent. */
@@ -284,12 +296,7 @@ static void test_app_limited(void **st) {
   static hd_bwe_scn_t s;
   static hd_bwe_sim_result_t r;
   assert_int_equal(hd_bwe_sim_rfc8867("5.1", &s), 0);
-  s.name = "app-limited 500 kbit/s on 5 Mbit/s";
-  s.duration = HD_SEC(30);
-  for (int i = 0; i < 2; i++) {
-    s.link[i].n_schedule = 0;
-    s.link[i].rate_bps = 5000000;
-  }
+  flat_links(&s, "app-limited 500 kbit/s on 5 Mbit/s", HD_SEC(30), 5000000);
   s.src_max_bps = 500000;
   s.desired_max = 1;
   /* start-up probes measure the path before any media rate exists and may
@@ -300,6 +307,65 @@ static void test_app_limited(void **st) {
   printf("  app-limited: max target %.0f kbit/s for a 500 kbit/s source\n", (double)r.max_target[0] / 1000);
   assert_true(r.max_target[0] <= 2 * 500000 + 100000);
   assert_true(r.flow_bps[0] >= 450000);
+}
+
+/* A sender held back by its estimate (a subscriber whose video is paused
+ * sends 50 kbit/s of audio and wants 400 kbit/s to resume it): the periodic
+ * probes lift the estimate to what it wants, not just to twice what it sends
+ * (else the paused video never comes back), and no further. */
+static void test_held_back_sender_probes_up(void **st) {
+  (void)st;
+  static hd_bwe_scn_t s;
+  static hd_bwe_sim_result_t r;
+  assert_int_equal(hd_bwe_sim_rfc8867("5.1", &s), 0);
+  flat_links(&s, "held back: 50 kbit/s sent, 400 kbit/s wanted, 2.5 Mbit/s path", HD_SEC(20), 2500000);
+  s.src_max_bps = 50000;
+  s.desired_bps = 400000;
+  s.cfg.initial_probes = 0;
+  assert_int_equal(hd_bwe_sim_run(&s, &r, NULL), 0);
+  printf("  held back: max target %.0f kbit/s (wants 400)\n", (double)r.max_target[0] / 1000);
+  assert_true(r.max_target[0] >= 400000 * 9 / 10);
+  assert_true(r.max_target[0] <= 400000 * 12 / 10);
+}
+
+/* The bench/downlink bug in miniature: a subscriber of 50 kbit/s audio and a
+ * 400 kbit/s video layer on a 1 Mbit/s link that drops to 150 kbit/s for 10 s
+ * (the layer must go: paused) and comes back. The estimate must find the
+ * capacity again with audio alone (held back: probes past the app-limited
+ * bound, also when the link capacity is "known" from the drop) and the layer
+ * must come back soon after the link does. */
+static void paused_layer_resumes(uint64_t audio_bps) {
+  static hd_bwe_scn_t s;
+  static hd_bwe_sim_result_t r;
+  assert_int_equal(hd_bwe_sim_rfc8867("5.1", &s), 0);
+  s.name = audio_bps ? "paused layer resumes: 50 kbit/s audio + 400 kbit/s layer, 1000 -> 150 -> 1000 kbit/s"
+                     : "paused layer resumes: no audio, 400 kbit/s layer, 1000 -> 150 -> 1000 kbit/s";
+  s.duration = HD_SEC(50);
+  s.link[0].n_schedule = 3;
+  s.link[0].schedule[0] = (hd_netem_step_t){0, 1000000};
+  s.link[0].schedule[1] = (hd_netem_step_t){HD_SEC(15), 150000};
+  s.link[0].schedule[2] = (hd_netem_step_t){HD_SEC(25), 1000000};
+  s.src_max_bps = audio_bps;
+  s.layer_bps = 400000;
+  assert_int_equal(hd_bwe_sim_run(&s, &r, getenv("BWE_TRACE") ? stdout : NULL), 0);
+  printf("  layer went off %d times; on since %.1f s (capacity back at 25 s)\n", r.layer_offs[0],
+         r.layer_on_since[0] < 0 ? -1.0 : (double)r.layer_on_since[0] / 1e6);
+  assert_true(r.layer_offs[0] >= 1);              /* the drop paused it */
+  assert_true(r.layer_on_since[0] >= 0);          /* on at the end ... */
+  assert_true(r.layer_on_since[0] <= HD_SEC(35)); /* ... within 10 s of the capacity's return */
+}
+
+static void test_paused_layer_resumes(void **st) {
+  (void)st;
+  paused_layer_resumes(50000);
+}
+
+/* The same with no audio: while paused nothing at all is sent, so no
+ * feedback comes to clear the over-use the drop left in the detector; that
+ * state goes stale and the probes still run. */
+static void test_paused_video_only_resumes(void **st) {
+  (void)st;
+  paused_layer_resumes(0);
 }
 
 int main(void) {
@@ -315,6 +381,9 @@ int main(void) {
       cmocka_unit_test(test_rfc8867_5_3),
       cmocka_unit_test(test_rfc8867_5_1_random_loss),
       cmocka_unit_test(test_app_limited),
+      cmocka_unit_test(test_held_back_sender_probes_up),
+      cmocka_unit_test(test_paused_layer_resumes),
+      cmocka_unit_test(test_paused_video_only_resumes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

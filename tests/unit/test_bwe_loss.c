@@ -59,7 +59,27 @@ static void test_loss_rules(void **st) {
   assert_int_equal(l.decreases, 0);
 }
 
+/* A sender that all but stops (a paused subscriber) leaves an interval open
+ * with the losses of the congestion that paused it; when probes come seconds
+ * later their packets must not complete that interval into another cut. */
+static void test_stale_interval_dropped(void **st) {
+  (void)st;
+  hd_bwe_loss_t l;
+  hd_bwe_loss_init(&l, 1e6);
+  hd_bwe_loss_on_feedback(&l, 60, 40, 0, HD_MS(100)); /* 40% loss */
+  assert_true(hd_bwe_loss_update(&l, 1e6, 1e6, HD_MS(50), HD_MS(200)) < 1e6);
+  double after = l.rate_bps;
+  hd_bwe_loss_on_feedback(&l, 3, 7, 0, HD_MS(300)); /* the last packets before the pause, mostly lost */
+  hd_bwe_loss_update(&l, 1e6, after, HD_MS(50), HD_MS(300));
+  /* 5 s later, probes: all received */
+  hd_bwe_loss_on_feedback(&l, 20, 0, 0, HD_SEC(5));
+  double r = hd_bwe_loss_update(&l, 2e6, after, HD_MS(50), HD_SEC(5) + HD_MS(200));
+  assert_true(r >= after); /* no second cut from the stale losses */
+  assert_true(l.last_excess < HD_BWE_LOSS_LOW);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_loss_rules)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_loss_rules),
+                                     cmocka_unit_test(test_stale_interval_dropped)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

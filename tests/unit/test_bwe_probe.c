@@ -50,7 +50,32 @@ static void test_probe_result(void **st) {
   assert_int_equal(p.failed, 2);
 }
 
+/* A clear path and packets of unequal size (1200-byte padding, then a
+ * 200-byte media packet, as a paused subscriber's probe looks): arrivals
+ * mirror the sends, so not saturated (leaving out the first received and the
+ * last sent packet alone made the receive rate 20% lower than the send rate,
+ * and the probe "saturated" on an empty link). */
+static void test_probe_unequal_sizes_clear_path(void **st) {
+  (void)st;
+  hd_bwe_probes_t p;
+  hd_bwe_probes_init(&p);
+  size_t min_bytes;
+  int id = hd_bwe_probes_start(&p, 150000, 0, &min_bytes);
+  size_t sizes[5] = {1200, 1200, 1200, 1200, 200};
+  hd_time_t t = 0;
+  for (int i = 0; i < 5; i++) {
+    hd_bwe_probes_on_sent(&p, id, sizes[i], t);
+    hd_bwe_probes_on_feedback(&p, id, sizes[i], t, 1, HD_MS(40) + t);
+    t += (hd_time_t)((double)sizes[i] * 8e6 / 150000);
+  }
+  double res, tgt;
+  int sat;
+  assert_int_equal(hd_bwe_probes_poll(&p, HD_SEC(1), &res, &tgt, &sat), 1);
+  assert_int_equal(sat, 0);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_probe_result)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_probe_result),
+                                     cmocka_unit_test(test_probe_unequal_sizes_clear_path)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

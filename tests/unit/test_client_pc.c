@@ -17,6 +17,8 @@
 #include "base/log.h"
 #include "client/pc.h"
 #include "proto/stun.h"
+#include "media/rtp_payload.h"
+#include "proto/sdp_offer.h"
 #include "proto/token.h"
 #include "sfu/node.h"
 #include "sfu/signal.h"
@@ -36,6 +38,7 @@ typedef struct {
   uint64_t last_remb;
   uint64_t rtp[3];  /* per kind */
   uint64_t rtx_rtp; /* delivered packets that came from RTX */
+  uint64_t red_rtp; /* audio delivered as RED whose primary is our audio payload */
   int64_t first_ext[3], max_ext[3];
   uint8_t got[3][MAXSEQ]; /* video/audio ext seqs relative to the first */
   int bad_payload;
@@ -97,6 +100,18 @@ static void on_event(void *ud, const hd_pc_event_t *ev) {
     int64_t i = ev->rtp.ext_seq - a->first_ext[k];
     if (i >= 0 && i < MAXSEQ) a->got[k][i]++;
     if (ev->rtp.ext_seq > a->max_ext[k]) a->max_ext[k] = ev->rtp.ext_seq;
+    if (ev->rtp.red) {
+      /* RED passed on by the node: the primary is what alice sent */
+      uint8_t pt;
+      const uint8_t *d;
+      size_t dl;
+      if (hd_red_primary(ev->rtp.payload, ev->rtp.payload_len, &pt, &d, &dl) == 0 && pt == ev->rtp.codec_pt &&
+          dl == 60 && d[7] == 0x5A)
+        a->red_rtp++;
+      else
+        a->bad_payload++;
+      break;
+    }
     if (ev->rtp.payload_len < 8 || ev->rtp.payload[7] != 0x5A) a->bad_payload++;
     break;
   }
@@ -189,6 +204,14 @@ static void media(world_t *w, ep_t *e) {
                           .len = 60,
                           .audio_level = 30,
                           .voice = 1};
+    uint8_t red[200];
+    uint8_t red_pt = hd_pc_track_red_pt(e->pc, e->atrack);
+    if (red_pt && e->audio_n > 1) { /* RED: the previous frame + this one */
+      hd_red_block_t b[2] = {{HD_PC_PT_OPUS, 960, pl, 60}, {HD_PC_PT_OPUS, 0, pl, 60}};
+      p.pt = red_pt;
+      p.payload = red;
+      p.len = (size_t)hd_red_build(b, 2, red, sizeof red);
+    }
     hd_pc_send_rtp(e->pc, &p, w->now);
     e->next_audio += HD_MS(20);
   }
@@ -196,9 +219,11 @@ static void media(world_t *w, ep_t *e) {
     int key = e->force_key || e->frame == 0, n = key ? 6 : 3;
     size_t plen = sizeof pl;
     if (w->adapt) {
-      /* an encoder at the target: 90% of it minus audio's 24 kbit/s, 30 fps */
+      /* an encoder at the target: 90% of it minus audio (24 kbit/s of
+       * payload, twice that as RED with one copy), 30 fps */
       int64_t target = e->app.last_remb ? (int64_t)e->app.last_remb : 300000; /* the estimator's start */
-      int64_t bytes = (target * 9 / 10 - 24000) / 8 / 30;
+      int64_t audio = hd_pc_track_red_pt(e->pc, e->atrack) ? 48000 : 24000;
+      int64_t bytes = (target * 9 / 10 - audio) / 8 / 30;
       if (bytes < 300) bytes = 300;
       n = (int)((bytes + sizeof pl - 1) / sizeof pl) * (key ? 2 : 1);
       plen = (size_t)(bytes * (key ? 2 : 1) / n);
@@ -407,6 +432,16 @@ static void test_room_publish_subscribe_lossy(void **st) {
   assert_true(a->rtp[vk] > 800);
   assert_true(a->rtp[ak] > 400);
   assert_int_equal(a->bad_payload, 0);
+  /* audio RED (issue 11 item 6): alice offered red/48000/2 first, the node
+   * took it; it offered RED to bob, bob took it, and the RED went through */
+  assert_int_equal(hd_pc_track_red_pt(pub->pc, 0), HD_PC_PT_RED);
+  assert_int_equal(hd_pc_track_red_pt(sub->pc, 0), HD_SDP_OFFER_PT_RED);
+  assert_true(a->red_rtp > 400);
+  /* the node's reports on alice's audio, for her RED depth / FEC (5% loss on her link) */
+  double fl;
+  uint64_t reports;
+  assert_int_equal(hd_pc_track_loss_report(pub->pc, 0, &fl, &reports), 0);
+  assert_true(reports >= 5 && fl >= 0 && fl < 0.3);
   /* video complete after repair (the last 100 packets may still be in flight or repair) */
   assert_int_equal(holes(a, vk, 100), 0);
   hd_pc_stats_t ps, ss;

@@ -302,6 +302,23 @@ static void test_publish_subscribe_flow(void **st) {
   assert_int_equal(find(1, "error", 0), -1);
   assert_int_equal(hd_node_session_count(g_node, HD_SESSION_SUBSCRIBE), 1);
   assert_int_equal(hd_node_session_count(g_node, HD_SESSION_PUBLISH), 1);
+
+  /* layer selection: track_settings for a track bob did not subscribe to is
+   * refused with what to do; for alice's camera it is taken */
+  clear(&g_conn[1]);
+  assert_int_equal(send_msg(1, "{\"type\":\"track_settings\",\"id\":\"ts1\",\"track_sids\":[\"TR_nope\"]}"),
+                   0);
+  int er = find(1, "error", 0);
+  assert_true(er >= 0);
+  assert_non_null(strstr(g_conn[1].msgs[er], "not subscribed to track TR_nope: subscribe to it first"));
+  assert_non_null(strstr(g_conn[1].msgs[er], "\"id\":\"ts1\""));
+  clear(&g_conn[1]);
+  snprintf(
+      msg, sizeof msg,
+      "{\"type\":\"track_settings\",\"track_sids\":[\"%s\"],\"visible\":false,\"width\":320,\"height\":180}",
+      cam_sid);
+  assert_int_equal(send_msg(1, msg), 0);
+  assert_int_equal(find(1, "error", 0), -1);
   free(offer);
   free(ans);
   free(neg);

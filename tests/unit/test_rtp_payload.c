@@ -217,6 +217,45 @@ static void test_red(void **state) {
   assert_int_equal(hd_red_rewrite_pt(longb, sizeof longb, 111, 109), HD_EPROTO);
 }
 
+/* hd_red_build / hd_red_parse round trip with two redundant blocks (RFC 2198
+ * §3 field layout: 14-bit offset, 10-bit length), and the field-width limits. */
+static void test_red_build_parse(void **state) {
+  (void)state;
+  uint8_t a[] = {1, 2, 3}, b[] = {4, 5}, c[] = {6, 7, 8, 9};
+  hd_red_block_t in[3] = {{111, 1920, a, sizeof a}, {111, 960, b, sizeof b}, {111, 0, c, sizeof c}};
+  uint8_t out[64];
+  int n = hd_red_build(in, 3, out, sizeof out);
+  assert_int_equal(n, 4 + 4 + 1 + 3 + 2 + 4);
+  /* the node's own primary parser agrees */
+  uint8_t pt;
+  const uint8_t *d;
+  size_t dl;
+  assert_int_equal(hd_red_primary(out, (size_t)n, &pt, &d, &dl), 0);
+  assert_int_equal(dl, 4);
+  assert_memory_equal(d, c, 4);
+  hd_red_block_t got[HD_RED_MAX_BLOCKS];
+  assert_int_equal(hd_red_parse(out, (size_t)n, got), 3);
+  assert_int_equal(got[0].ts_offset, 1920);
+  assert_int_equal(got[1].ts_offset, 960);
+  assert_int_equal(got[2].ts_offset, 0);
+  assert_int_equal(got[0].len, 3);
+  assert_memory_equal(got[0].data, a, 3);
+  assert_int_equal(got[1].len, 2);
+  assert_memory_equal(got[1].data, b, 2);
+  assert_int_equal(got[2].pt, 111);
+  /* a primary alone */
+  assert_int_equal(hd_red_build(&in[2], 1, out, sizeof out), 5);
+  assert_int_equal(hd_red_parse(out, 5, got), 1);
+  /* limits */
+  assert_int_equal(hd_red_build(in, 3, out, 10), HD_ENOSPC);
+  hd_red_block_t wide = {111, 1u << 14, a, 3};
+  hd_red_block_t two[2] = {wide, in[2]};
+  assert_int_equal(hd_red_build(two, 2, out, sizeof out), HD_EINVAL);
+  assert_int_equal(hd_red_build(in, 0, out, sizeof out), HD_EINVAL);
+  uint8_t bad[] = {0x80 | 111, 0, 0, 200, 111, 1};
+  assert_int_equal(hd_red_parse(bad, sizeof bad, got), HD_EPROTO);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vp8_split_and_reassemble),
@@ -224,6 +263,7 @@ int main(void) {
       cmocka_unit_test(test_opus),
       cmocka_unit_test(test_keyframe_start),
       cmocka_unit_test(test_red),
+      cmocka_unit_test(test_red_build_parse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

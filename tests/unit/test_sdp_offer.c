@@ -259,7 +259,10 @@ static void test_first_offer_audio_video(void **st) {
   HAS(t, "a=ice-lite\r\n");
   HAS(t, "a=group:BUNDLE 0 1\r\n");
   /* audio */
-  HAS(t, "m=audio 7881 UDP/TLS/RTP/SAVPF 111\r\n");
+  /* the publisher (Chrome) sends RED: offered after Opus, to be passed on */
+  HAS(t, "m=audio 7881 UDP/TLS/RTP/SAVPF 111 63\r\n");
+  HAS(t, "a=rtpmap:63 red/48000/2\r\n");
+  HAS(t, "a=fmtp:63 111/111\r\n");
   HAS(t, "c=IN IP4 192.0.2.1\r\n");
   HAS(t, "a=ice-ufrag:nodeU\r\n");
   HAS(t, "a=ice-pwd:nodepassword0123456789\r\n");
@@ -321,6 +324,29 @@ static void first_round(int twcc) {
   if (apply_text(chrome_answer_av) != 0) fail_msg("apply: %s", g_err);
 }
 
+/* A viewer that accepts the offered RED gets it (red_pt in the result); a
+ * source without RED is offered plain Opus. */
+static void test_red_passed_on(void **st) {
+  (void)st;
+  publish("chrome_vp8.sdp");
+  offerer_init(1);
+  char mid[HD_SDP_TOKEN_MAX];
+  hd_sdp_out_track_t a = track(HD_SDP_AUDIO, 1111, 0, "alice", "alice-mic");
+  assert_true(a.red);
+  assert_int_equal(add(&a, mid), 0);
+  offer_text();
+  if (apply_text(chrome_answer("active", NULL, NULL)) != 0) fail_msg("apply: %s", g_err);
+  assert_int_equal(g_neg.media[0].pt, 111);
+  assert_int_equal(g_neg.media[0].red_pt, HD_SDP_OFFER_PT_RED);
+  /* no RED from the source: none offered, and an answer naming 63 is refused */
+  offerer_init(1);
+  a.red = 0;
+  assert_int_equal(add(&a, mid), 0);
+  const char *t = offer_text();
+  HAS(t, "m=audio 7881 UDP/TLS/RTP/SAVPF 111\r\n");
+  HASNT(t, "red/48000");
+}
+
 static void test_apply_chrome_answer(void **st) {
   (void)st;
   first_round(1);
@@ -342,6 +368,7 @@ static void test_apply_chrome_answer(void **st) {
   assert_int_equal(a->channels, 2);
   assert_string_equal(a->fmtp, "minptime=10;useinbandfec=1");
   assert_int_equal(a->rtx_pt, 0);
+  assert_int_equal(a->red_pt, 0); /* this answer took plain Opus only */
   assert_int_equal(a->twcc_fb, 1);
   assert_int_equal(a->nack, 0);
   assert_int_equal(a->ext_audio_level, 1);
@@ -505,7 +532,7 @@ static void test_remove_and_recycle(void **st) {
   /* removing the BUNDLE-tag section (audio mid 0) keeps it live but inactive */
   assert_int_equal(hd_sdp_offerer_remove_track(&g_o, "0"), 0);
   t = offer_text();
-  HAS(t, "m=audio 7881 UDP/TLS/RTP/SAVPF 111\r\n");
+  HAS(t, "m=audio 7881 UDP/TLS/RTP/SAVPF 111 63\r\n");
   HAS(t, "a=group:BUNDLE 0 4 2\r\n");
   assert_int_equal(g_parsed.media[0].direction, HD_SDP_INACTIVE);
   assert_int_equal(g_parsed.media[0].has_msid, 0);
@@ -923,6 +950,7 @@ int main(void) {
       cmocka_unit_test(test_first_offer_audio_video),
       cmocka_unit_test(test_offer_ice_tcp_candidate),
       cmocka_unit_test(test_apply_chrome_answer),
+      cmocka_unit_test(test_red_passed_on),
       cmocka_unit_test(test_answer_keeps_subset),
       cmocka_unit_test(test_renegotiate_screen_share),
       cmocka_unit_test(test_remove_and_recycle),

@@ -129,11 +129,8 @@ static void test_rtx_duplicate_dropped_and_rr_counts_network_loss(void **st) {
   assert_int_equal(rb.cumulative_lost, 1);
 }
 
-/* The RTT to a viewer comes from its RR about an SR we sent, whatever clock
- * that SR's NTP time was in (RFC 3550 §6.4.1: A - LSR - DLSR, here with our
- * own send time for LSR). */
-static void test_viewer_rtt_from_rr(void **st) {
-  (void)st;
+/* A subscriber session with one VP8 out track (SSRC 0xAAAA, RTX 0xBBBB). */
+static hd_session_t *video_viewer(void) {
   hd_session_t *v = calloc(1, sizeof *v);
   v->kind = HD_SESSION_SUBSCRIBE;
   hd_sdp_media_negotiated_t *m = &v->neg.media[v->neg.n_media++];
@@ -144,6 +141,15 @@ static void test_viewer_rtt_from_rr(void **st) {
   m->pt = 96;
   assert_int_equal(hd_session_setup_tracks(v, 0), 0);
   assert_int_equal(hd_session_add_out_track(v, 0, 0xAAAA, 0xBBBB), 0);
+  return v;
+}
+
+/* The RTT to a viewer comes from its RR about an SR we sent, whatever clock
+ * that SR's NTP time was in (RFC 3550 §6.4.1: A - LSR - DLSR, here with our
+ * own send time for LSR). */
+static void test_viewer_rtt_from_rr(void **st) {
+  (void)st;
+  hd_session_t *v = video_viewer();
   hd_out_track_t *t = &v->out[0];
   t->sr_mid32[0] = 0x12345678;
   t->sr_sent_at[0] = HD_SEC(10);
@@ -167,12 +173,86 @@ static void test_viewer_rtt_from_rr(void **st) {
   free(v);
 }
 
+/* A viewer of g_s's camera (single layer) for the gating tests. */
+static hd_session_t *camera_viewer(void) {
+  hd_session_t *v = video_viewer();
+  v->out[0].src = g_s;
+  v->out[0].src_in = 1;
+  return v;
+}
+
+/* The camera sends 100 packets a second (~30 kbit/s here) until `until`. */
+static void camera_sends(hd_time_t from, hd_time_t until) {
+  uint8_t buf[1500], scratch[1500];
+  static uint16_t seq = 1000;
+  for (hd_time_t t = from; t < until; t += HD_MS(10)) {
+    int n = pkt(buf, 96, 0x2222, seq++, "1");
+    hd_rtp_hdr_t out;
+    hd_session_counters_t c = {0};
+    assert_int_equal(hd_session_publisher_rtp(g_s, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c), 1);
+  }
+}
+
+/* Single-layer video: never paused without an estimate or before the
+ * estimate has settled; paused once a settled estimate cannot carry it, and
+ * resumed (after the allocator's hold) when it can; a hidden tile (track_settings
+ * visible:false) is paused at once, estimate or not. */
+static void test_single_layer_video_gated(void **st) {
+  (void)st;
+  hd_session_t *v = camera_viewer();
+  hd_out_track_t *t = &v->out[0];
+  hd_session_counters_t c = {0};
+  camera_sends(HD_SEC(1), HD_SEC(2));
+  hd_session_allocate(v, NULL, HD_SEC(2), &c); /* no estimate: forwarded as it comes */
+  assert_int_equal(t->gated, 0);
+  v->estimate_bps = 10000; /* 10 kbit/s: too little, but only just measured */
+  v->estimate_first_at = HD_SEC(2);
+  camera_sends(HD_SEC(2), HD_SEC(3));
+  hd_session_allocate(v, NULL, HD_SEC(3), &c);
+  assert_int_equal(t->gated, 0);
+  camera_sends(HD_SEC(3), HD_MS(5100));
+  hd_session_allocate(v, NULL, HD_MS(5100), &c); /* settled: paused */
+  assert_int_equal(t->gated, 1);
+  assert_int_equal(t->want_in, -1);
+  assert_int_equal(c.layer_pauses, 1);
+  v->estimate_bps = 1000000;
+  hd_time_t now = HD_MS(5100);
+  for (; now < HD_SEC(8) && t->want_in < 0; now += HD_MS(100)) {
+    camera_sends(now, now + HD_MS(100));
+    hd_session_allocate(v, NULL, now + HD_MS(100), &c);
+  }
+  assert_int_equal(t->want_in, 1);
+  assert_true(now - HD_MS(5100) >= HD_ALLOC_UP_HOLD); /* not at once: hysteresis */
+  /* the camera stalls: a gap shorter than HD_SESSION_CUR_LAYER_TIMEOUT keeps
+   * the layer (an overloaded encoder skipping frames), a longer one pauses it */
+  camera_sends(now, now + HD_MS(300));
+  now += HD_MS(300);
+  hd_session_allocate(v, NULL, now + HD_MS(1500), &c);
+  assert_int_equal(t->want_in, 1);
+  hd_session_allocate(v, NULL, now + HD_SEC(3), &c);
+  assert_int_equal(t->want_in, -1);
+  hd_session_free_tracks(v);
+  free(v);
+
+  v = camera_viewer(); /* hidden: paused without any estimate */
+  v->out[0].alloc.visible = 0;
+  camera_sends(HD_SEC(12), HD_SEC(13));
+  uint64_t pauses = c.layer_pauses;
+  hd_session_allocate(v, NULL, HD_SEC(13), &c);
+  assert_int_equal(v->out[0].gated, 1);
+  assert_int_equal(v->out[0].want_in, -1);
+  assert_int_equal(c.layer_pauses, pauses); /* hidden is not a pause for bandwidth */
+  hd_session_free_tracks(v);
+  free(v);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_demux),
       cmocka_unit_test(test_rtx_mapped_to_its_track),
       cmocka_unit_test(test_rtx_duplicate_dropped_and_rr_counts_network_loss),
       cmocka_unit_test(test_viewer_rtt_from_rr),
+      cmocka_unit_test(test_single_layer_video_gated),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1006,6 +1006,80 @@ static void test_names(void **state) {
         assert_true(dir_of((hd_signal_type_t)a) != dir_of((hd_signal_type_t)b));
 }
 
+/* Layer selection messages (docs/protocol.md "Layer selection"). */
+static void test_layer_selection(void **state) {
+  hd_signal_msg_t b;
+  const char *sids[] = {"TR_1", "TR_2"};
+  assert_true(hd_signal_write_track_settings("7", sids, 2, 1, 320, 180, 1, out, sizeof out) > 0);
+  assert_string_equal(out, "{\"type\":\"track_settings\",\"id\":\"7\",\"track_sids\":[\"TR_1\",\"TR_2\"],"
+                           "\"visible\":true,\"width\":320,\"height\":180,\"pinned\":true}");
+  parse_ok(C, out, &b);
+  assert_int_equal(b.track_settings.n_track_sids, 2);
+  assert_int_equal(b.track_settings.width, 320);
+  assert_int_equal(b.track_settings.pinned, 1);
+  hd_signal_msg_free(&b);
+  /* defaults: visible, no size, not pinned */
+  parse_ok(C, "{\"type\":\"track_settings\",\"track_sids\":[\"TR_1\"]}", &b);
+  assert_int_equal(b.track_settings.visible, 1);
+  assert_int_equal(b.track_settings.width, 0);
+  assert_int_equal(b.track_settings.pinned, 0);
+  hd_signal_msg_free(&b);
+  pfail(C, "{\"type\":\"track_settings\",\"track_sids\":[]}", HD_SIGNAL_ERR_BAD_REQUEST,
+        "field \"track_sids\" must not be empty");
+  pfail(C, "{\"type\":\"track_settings\",\"track_sids\":[\"TR\"],\"width\":-1}", HD_SIGNAL_ERR_BAD_REQUEST,
+        "field \"width\" must be in 0..");
+  pfail(C, "{\"type\":\"track_settings\",\"track_sids\":[\"TR\"],\"visible\":1}", HD_SIGNAL_ERR_BAD_REQUEST,
+        "field \"visible\" must be true or false");
+
+  assert_true(hd_signal_write_stream_state("PA", "TR", HD_SIGNAL_PAUSE_BANDWIDTH, "f", 1280, 720, out,
+                                           sizeof out) > 0);
+  assert_string_equal(out, "{\"type\":\"stream_state\",\"participant_sid\":\"PA\",\"track_sid\":\"TR\","
+                           "\"state\":\"paused\",\"reason\":\"bandwidth\"}");
+  parse_ok(N, out, &b);
+  assert_int_equal(b.stream_state.state, HD_SIGNAL_STREAM_PAUSED);
+  assert_int_equal(b.stream_state.reason, HD_SIGNAL_PAUSE_BANDWIDTH);
+  hd_signal_msg_free(&b);
+  assert_true(hd_signal_write_stream_state("PA", "TR", HD_SIGNAL_PAUSE_NONE, "q", 320, 180, out, sizeof out) >
+              0);
+  assert_string_equal(out, "{\"type\":\"stream_state\",\"participant_sid\":\"PA\",\"track_sid\":\"TR\","
+                           "\"state\":\"active\",\"rid\":\"q\",\"width\":320,\"height\":180}");
+  parse_ok(N, out, &b);
+  assert_string_equal(b.stream_state.rid, "q");
+  assert_int_equal(b.stream_state.height, 180);
+  hd_signal_msg_free(&b);
+  pfail(N, "{\"type\":\"stream_state\",\"participant_sid\":\"PA\",\"track_sid\":\"TR\",\"state\":\"paused\"}",
+        HD_SIGNAL_ERR_BAD_REQUEST, "missing field \"reason\"");
+  pfail(N,
+        "{\"type\":\"stream_state\",\"participant_sid\":\"PA\",\"track_sid\":\"TR\",\"state\":\"paused\","
+        "\"reason\":\"\"}",
+        HD_SIGNAL_ERR_BAD_REQUEST, "field \"reason\" has an unknown value");
+  pfail(N, "{\"type\":\"stream_state\",\"participant_sid\":\"PA\",\"track_sid\":\"TR\",\"state\":\"gone\"}",
+        HD_SIGNAL_ERR_BAD_REQUEST, "field \"state\" has an unknown value \"gone\"");
+
+  const char *rids[] = {"q", "h"};
+  assert_true(hd_signal_write_publish_layers("TR", rids, 2, out, sizeof out) > 0);
+  assert_string_equal(out,
+                      "{\"type\":\"publish_layers\",\"track_sid\":\"TR\",\"active_rids\":[\"q\",\"h\"]}");
+  parse_ok(N, out, &b);
+  assert_int_equal(b.publish_layers.n_active_rids, 2);
+  hd_signal_msg_free(&b);
+  const char *four[] = {"a", "b", "c", "d"};
+  assert_int_equal(hd_signal_write_publish_layers("TR", four, 4, out, sizeof out), HD_EINVAL);
+
+  hd_signal_quality_update_t u[2] = {{"PA_1", HD_SIGNAL_QUALITY_GOOD}, {"PA_2", HD_SIGNAL_QUALITY_LOST}};
+  assert_true(hd_signal_write_connection_quality(u, 2, out, sizeof out) > 0);
+  assert_string_equal(out, "{\"type\":\"connection_quality\",\"updates\":[{\"participant_sid\":\"PA_1\","
+                           "\"quality\":\"good\"},{\"participant_sid\":\"PA_2\",\"quality\":\"lost\"}]}");
+  parse_ok(N, out, &b);
+  assert_int_equal(b.connection_quality.updates[1].quality, HD_SIGNAL_QUALITY_LOST);
+  hd_signal_msg_free(&b);
+  pfail(N, "{\"type\":\"connection_quality\",\"updates\":[{\"participant_sid\":\"P\",\"quality\":\"meh\"}]}",
+        HD_SIGNAL_ERR_BAD_REQUEST, "field \"updates[0].quality\" has an unknown value \"meh\"");
+  assert_string_equal(hd_signal_quality_name(HD_SIGNAL_QUALITY_POOR), "poor");
+  /* a client cannot send node messages */
+  pfail(C, "{\"type\":\"stream_state\"}", HD_SIGNAL_ERR_BAD_REQUEST, "unknown message type \"stream_state\"");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rt_client),
@@ -1020,6 +1094,7 @@ int main(void) {
       cmocka_unit_test(test_unicode),
       cmocka_unit_test(test_writer_errors),
       cmocka_unit_test(test_names),
+      cmocka_unit_test(test_layer_selection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

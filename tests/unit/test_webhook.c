@@ -165,6 +165,31 @@ static void test_room_event_json_and_unique_ids(void **state) {
   hd_webhook_free(wh);
 }
 
+/* quality_alert (issue 14 item 5): the rule's "alert" object is in the body,
+ * no participant or track needed, and an event without it is refused. */
+static void test_quality_alert_event(void **state) {
+  hd_webhook_t *wh = mk(10, 8, 0);
+  assert_int_equal(hd_webhook_add_url(wh, "http://h/x", NULL), 0);
+  hd_webhook_event_t e = {.type = HD_WEBHOOK_QUALITY_ALERT, .app = "appA", .room_name = "*"};
+  assert_int_equal(hd_webhook_push(wh, &e, T0, UNIX0), HD_EINVAL);
+  e.alert_json = "not json";
+  assert_int_equal(hd_webhook_push(wh, &e, T0, UNIX0), HD_EINVAL);
+  e.alert_json = "{\"rule\":\"stall\",\"metric\":\"video_stall_rate\",\"value\":0.5}";
+  assert_int_equal(hd_webhook_push(wh, &e, T0, UNIX0), 1);
+  hd_webhook_req_t r;
+  assert_int_equal(hd_webhook_poll(wh, T0, UNIX0, &r), 1);
+  char want[512];
+  snprintf(want, sizeof want,
+           "{\"event\":\"quality_alert\",\"id\":\"%s\",\"created_at\":1700000000,\"app\":\"appA\","
+           "\"room\":{\"name\":\"*\"},\"alert\":{\"rule\":\"stall\",\"metric\":\"video_stall_rate\","
+           "\"value\":0.5}}",
+           r.event_id);
+  assert_int_equal(r.body_len, strlen(want));
+  assert_memory_equal(r.body, want, r.body_len);
+  assert_string_equal(hd_webhook_event_name(HD_WEBHOOK_QUALITY_ALERT), "quality_alert");
+  hd_webhook_free(wh);
+}
+
 static void test_push_validation(void **state) {
   hd_webhook_t *wh = mk(10, 8, 0);
   hd_webhook_event_t e = room_ev("appA", "r");
@@ -560,6 +585,7 @@ int main(void) {
       cmocka_unit_test(test_request_shape_and_signature),
       cmocka_unit_test(test_room_event_json_and_unique_ids),
       cmocka_unit_test(test_push_validation),
+      cmocka_unit_test(test_quality_alert_event),
       cmocka_unit_test(test_config_and_url_validation),
       cmocka_unit_test(test_backoff_schedule_and_give_up),
       cmocka_unit_test(test_backoff_jitter_bounds),

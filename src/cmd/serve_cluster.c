@@ -1,0 +1,301 @@
+/* `hudong serve`'s cluster side (see serve_cluster.h). */
+#include "cmd/serve_cluster.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "cluster/redis_url.h"
+#include "cluster/route.h"
+#include "io/cluster_redis.h"
+#include "io/rtc_udp.h"
+#include "sfu/node.h"
+
+#define ROOM_NAME_MAX 200 /* "app/room": 63 + 1 + 64 and room for growth */
+
+struct hd_serve_cluster {
+  uv_loop_t *loop;
+  const hd_config_t *cfg;
+  hd_media_workers_t *workers;
+  hd_cluster_redis_t *link; /* NULL without --redis */
+  hd_cluster_node_t *self;  /* the last gathered entry */
+  char (*names)[ROOM_NAME_MAX];
+  int n_names;
+  hd_cluster_node_t *cands; /* self + peers, for a route */
+  hd_route_cand_t *views;
+  /* for the rates of the entry */
+  uint64_t last_bytes_out;
+  double last_cpu_s;
+  hd_time_t last_at;
+};
+
+/* ---- this node's entry, from its media workers ---- */
+
+typedef struct {
+  hd_node_metrics_t m;
+  hd_serve_cluster_t *c;
+  size_t rooms;
+} gather_job_t;
+
+static void add_room(void *ud, const char *app, const char *room) {
+  hd_serve_cluster_t *c = ud;
+  if (c->n_names == HD_CLUSTER_MAX_ROOMS) return;
+  snprintf(c->names[c->n_names], ROOM_NAME_MAX, "%s/%s", app, room);
+  c->self->room_hashes[c->n_names++] = hd_cluster_room_hash(app, room);
+}
+
+static void gather_job(hd_node_t *node, void *arg, hd_time_t now) {
+  gather_job_t *j = arg;
+  (void)now;
+  hd_node_metrics(node, &j->m);
+  j->rooms = hd_node_room_names(node, add_room, j->c);
+}
+
+static double cpu_seconds(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) < 0) return -1;
+  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Refreshes c->self: loads from every media worker (each in turn, on its own
+ * thread), the rates since the last call when `rates` is set. */
+static void gather(hd_serve_cluster_t *c, int rates) {
+  hd_cluster_node_t *n = c->self;
+  c->n_names = 0;
+  n->sessions = n->participants = n->rooms = 0;
+  uint64_t bytes_out = 0;
+  for (int i = 0; i < hd_media_workers_count(c->workers); i++) {
+    gather_job_t j = {.c = c};
+    hd_media_workers_call(c->workers, i, gather_job, &j);
+    n->sessions += (int64_t)(j.m.n_publish + j.m.n_play + j.m.n_subscribe);
+    n->participants += (int64_t)j.m.n_participants;
+    n->rooms += (int64_t)j.rooms;
+    bytes_out += j.m.stats.bytes_out;
+  }
+  n->n_room_hashes = c->n_names;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  n->ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (!rates) return;
+  hd_time_t now = hd_io_now(c->loop);
+  double cpu = cpu_seconds();
+  if (c->last_at && now > c->last_at) {
+    double dt = (double)(now - c->last_at) / 1e6;
+    n->bitrate_bps = (int64_t)((double)(bytes_out - c->last_bytes_out) * 8 / dt);
+    n->cpu_pct = cpu >= 0 && c->last_cpu_s >= 0 ? (int)((cpu - c->last_cpu_s) * 100 / dt + 0.5) : -1;
+  }
+  c->last_bytes_out = bytes_out;
+  c->last_cpu_s = cpu;
+  c->last_at = now;
+}
+
+static int entry_cb(void *ud, char *out, size_t cap) {
+  hd_serve_cluster_t *c = ud;
+  gather(c, 1);
+  const char *names[HD_CLUSTER_MAX_ROOMS];
+  for (int i = 0; i < c->n_names; i++)
+    names[i] = c->names[i];
+  /* more rooms than listed happens only with the list full (add_room): the
+   * entry lists HD_CLUSTER_MAX_ROOMS and says "rooms_truncated" */
+  int total = c->self->rooms > c->n_names ? (int)c->self->rooms : c->n_names;
+  return hd_cluster_node_encode(c->self, names, total, out, cap);
+}
+
+void hd_serve_cluster_defaults(hd_config_t *cfg, const char *scheme) {
+  if (!cfg->node_id[0]) {
+    char host[64] = "";
+    if (gethostname(host, sizeof host - 1) < 0 || !host[0]) snprintf(host, sizeof host, "node");
+    host[sizeof host - 1] = 0;
+    for (char *p = host; *p; p++) /* the node_id alphabet */
+      if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+            *p == '.' || *p == '_'))
+        *p = '-';
+    snprintf(cfg->node_id, sizeof cfg->node_id, "%.50s:%d", host, cfg->listen_port);
+  }
+  if (!cfg->announce_url[0]) {
+    const char *h = strcmp(cfg->listen_host, "0.0.0.0") && strcmp(cfg->listen_host, "::") ? cfg->listen_host
+                                                                                          : cfg->rtc_ip;
+    int v6 = strchr(h, ':') != NULL;
+    char u[400];
+    snprintf(u, sizeof u, "%s://%s%s%s:%d", scheme, v6 ? "[" : "", h, v6 ? "]" : "", cfg->listen_port);
+    snprintf(cfg->announce_url, sizeof cfg->announce_url, "%.255s", u);
+  }
+}
+
+int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_config_t *cfg,
+                           hd_media_workers_t *workers, char *err, size_t errcap) {
+  *out = NULL;
+  hd_serve_cluster_t *c = calloc(1, sizeof *c);
+  if (!c) goto oom;
+  c->loop = loop;
+  c->cfg = cfg;
+  c->workers = workers;
+  c->self = calloc(1, sizeof *c->self);
+  c->names = calloc(HD_CLUSTER_MAX_ROOMS, sizeof *c->names);
+  c->cands = calloc(HD_CLUSTER_MAX_NODES + 1, sizeof *c->cands);
+  c->views = calloc(HD_CLUSTER_MAX_NODES + 1, sizeof *c->views);
+  if (!c->self || !c->names || !c->cands || !c->views) goto oom;
+  hd_cluster_node_t *n = c->self;
+  snprintf(n->id, sizeof n->id, "%s", cfg->node_id);
+  snprintf(n->region, sizeof n->region, "%s", cfg->region);
+  snprintf(n->labels, sizeof n->labels, "%s", cfg->labels);
+  snprintf(n->url, sizeof n->url, "%s", cfg->announce_url);
+  n->capacity = (int64_t)cfg->max_sessions;
+  n->cpu_pct = -1;
+  for (int i = 0; i < hd_media_workers_count(workers) && i < HD_CLUSTER_MAX_MEDIA; i++) {
+    int port = cfg->rtc_announce_port ? cfg->rtc_announce_port + i : hd_media_workers_port(workers, i);
+    snprintf(n->media[n->n_media++], HD_CLUSTER_ADDR_MAX, "%.46s:%d", cfg->rtc_ip, port & 0xffff);
+  }
+  c->last_cpu_s = -1;
+  if (cfg->redis[0]) {
+    hd_cluster_redis_config_t rc = {.node_id = cfg->node_id, .entry = entry_cb, .ud = c};
+    if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
+    int r = hd_cluster_redis_start(&c->link, loop, &rc);
+    if (r < 0) {
+      snprintf(err, errcap, "cluster: cannot start the Redis link: %s", hd_strerror(r));
+      goto fail;
+    }
+    HD_LOGI("cluster", "node %s (region '%s', %s) joining the cluster through Redis at %s:%d", cfg->node_id,
+            cfg->region, cfg->announce_url, rc.url.host, rc.url.port);
+  }
+  *out = c;
+  return 0;
+oom:
+  snprintf(err, errcap, "cluster: out of memory");
+fail:
+  hd_serve_cluster_stop(c);
+  return HD_EINVAL;
+}
+
+void hd_serve_cluster_stop(hd_serve_cluster_t *c) {
+  if (!c) return;
+  hd_cluster_redis_stop(c->link);
+  free(c->self);
+  free(c->names);
+  free(c->cands);
+  free(c->views);
+  free(c);
+}
+
+/* ---- GET /api/route ---- */
+
+/* Percent-decodes a query value (RFC 3986 §2.1; '+' as space, as forms send
+ * it) into dst; -1 if it does not fit or a %XX is malformed. */
+static int pct_decode(const char *s, size_t n, char *dst, size_t cap) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    if (ch == '%') {
+      if (i + 2 >= n) return -1;
+      char hex[3] = {s[i + 1], s[i + 2], 0};
+      char *end;
+      long v = strtol(hex, &end, 16);
+      if (*end || !hex[0] || !hex[1]) return -1;
+      ch = (char)v;
+      i += 2;
+    } else if (ch == '+') {
+      ch = ' ';
+    }
+    if (k + 1 >= cap) return -1;
+    dst[k++] = ch;
+  }
+  dst[k] = 0;
+  return 0;
+}
+
+/* The value of `name` in query, decoded; 0 found, 1 absent, -1 bad. */
+static int query_get(const char *query, const char *name, char *dst, size_t cap) {
+  size_t nl = strlen(name);
+  for (const char *p = query; *p;) {
+    const char *e = strchr(p, '&');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l > nl && !strncmp(p, name, nl) && p[nl] == '=') return pct_decode(p + nl + 1, l - nl - 1, dst, cap);
+    p += l + (e ? 1 : 0);
+  }
+  dst[0] = 0;
+  return 1;
+}
+
+static json_t *node_json(const hd_cluster_node_t *n) {
+  json_t *media = json_array();
+  for (int i = 0; i < n->n_media; i++)
+    json_array_append_new(media, json_string(n->media[i]));
+  return json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", n->id, "url", n->url, "region", n->region, "labels",
+                   n->labels, "media", media);
+}
+
+void hd_serve_cluster_route(hd_serve_cluster_t *c, const char *app, const char *room, const char *query,
+                            hd_http_resp_t *resp) {
+  char region[HD_CLUSTER_REGION_MAX], labels[HD_CLUSTER_LABELS_MAX], rtt[1024], why[200];
+  hd_route_req_t req = {.app = app, .room = room, .region = region, .labels = labels};
+  if (query_get(query, "region", region, sizeof region) < 0 ||
+      query_get(query, "labels", labels, sizeof labels) < 0 || query_get(query, "rtt", rtt, sizeof rtt) < 0) {
+    hd_http_resp_text(resp, 400,
+                      "bad query: region (< %d bytes), labels (k=v,k=v) and rtt (node:ms,...) "
+                      "must be percent-encoded values\n",
+                      HD_CLUSTER_REGION_MAX);
+    return;
+  }
+  if (hd_route_parse_rtt(rtt, &req, why, sizeof why) < 0) {
+    hd_http_resp_text(resp, 400, "%s\n", why);
+    return;
+  }
+  gather(c, 0);
+  int n = 0;
+  c->cands[n++] = *c->self;
+  if (c->link) {
+    const hd_cluster_peers_t *p = hd_cluster_redis_peers(c->link);
+    for (int i = 0; i < p->n && n < HD_CLUSTER_MAX_NODES + 1; i++)
+      c->cands[n++] = p->nodes[i];
+  }
+  const char *reason = "load";
+  int best = hd_route_choose(c->cands, n, &req, c->views, &reason);
+  json_t *cands = json_array();
+  for (int i = 0; i < n; i++) {
+    const hd_cluster_node_t *x = &c->cands[i];
+    const hd_route_cand_t *v = &c->views[i];
+    json_t *o = node_json(x);
+    json_object_set_new(o, "capacity", json_integer(x->capacity));
+    json_object_set_new(o, "sessions", json_integer(x->sessions));
+    json_object_set_new(o, "participants", json_integer(x->participants));
+    json_object_set_new(o, "load", json_real(v->load));
+    json_object_set_new(o, "bitrate_bps", json_integer(x->bitrate_bps));
+    json_object_set_new(o, "cpu_pct", json_integer(x->cpu_pct));
+    json_object_set_new(o, "draining", json_boolean(x->draining));
+    json_object_set_new(o, "eligible", json_boolean(v->eligible));
+    json_object_set_new(o, "has_room", json_boolean(v->has_room));
+    if (v->rtt_ms >= 0) json_object_set_new(o, "rtt_ms", json_integer(v->rtt_ms));
+    json_array_append_new(cands, o);
+  }
+  json_t *body =
+      json_pack("{s:s, s:b, s:o}", "self", c->self->id, "cluster", c->link != NULL, "candidates", cands);
+  if (best < 0) {
+    json_object_set_new(body, "error", json_string("every node is full or draining; retry later"));
+    char *t = json_dumps(body, JSON_COMPACT);
+    hd_http_resp_body(resp, 503, "application/json", t ? t : "{}", t ? strlen(t) : 2);
+    hd_http_resp_header(resp, "Retry-After", "5");
+    free(t);
+    json_decref(body);
+    return;
+  }
+  json_object_set_new(body, "node", node_json(&c->cands[best]));
+  json_object_set_new(body, "reason", json_string(reason));
+  char *t = json_dumps(body, JSON_COMPACT);
+  if (t)
+    hd_http_resp_body(resp, 200, "application/json", t, strlen(t));
+  else
+    hd_http_resp_text(resp, 500, "out of memory\n");
+  free(t);
+  json_decref(body);
+}
+
+int hd_serve_cluster_metrics_text(hd_serve_cluster_t *c, char *out, size_t cap) {
+  return c && c->link ? hd_cluster_redis_metrics_text(c->link, out, cap) : 0;
+}

@@ -1,0 +1,536 @@
+/* Redis link of a cluster node (see cluster_redis.h).
+ *
+ * Registry layout (docs/overlay.md "Key layout"):
+ *   hudong:node:<id>  STRING, the node's JSON entry, SET ... PX ttl each heartbeat
+ *   hudong:nodes      SET of node ids: an index so that a read is SMEMBERS +
+ *                     MGET of those keys, not a SCAN of the whole keyspace
+ * A node is alive while its key exists: Redis's own expiry decides, so the
+ * nodes' clocks never need to agree. An id in the set whose key has expired is
+ * removed (SREM) by whichever node notices first.
+ *
+ * hiredis 0.14 notes: the libuv adapter it ships (adapters/libuv.h) returns
+ * early on a poll error, so a refused connect is never reported and the
+ * context waits forever (measured: a node pointed at a closed port saw nothing
+ * until our watchdog fired; hiredis 1.x fixed it the same way as below). The
+ * small adapter here passes an error on as readiness so that hiredis reads the
+ * socket error itself ("Connection refused"). Its async API has no timeouts:
+ * the heartbeat timer is the watchdog, a connect or a heartbeat unanswered for
+ * a TTL drops the connection and starts over. */
+#include "io/cluster_redis.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "io/rtc_udp.h"
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 2000
+#define STOP_GRACE_MS 500
+
+enum { ST_IDLE, ST_CONNECTING, ST_UP };
+
+struct hd_cluster_redis {
+  uv_loop_t *loop;
+  hd_cluster_redis_config_t cfg;
+  char id[HD_CLUSTER_ID_MAX];
+  char key[HD_CLUSTER_ID_MAX + 32];
+  redisAsyncContext *ac;
+  int state;
+  hd_time_t state_since;
+  uv_timer_t beat;  /* heartbeat and watchdog */
+  uv_timer_t retry; /* reconnect after a backoff */
+  int backoff_ms;
+  int failing;  /* in a streak of failures (logged once) */
+  int attempts; /* connects in the current streak */
+  int registered;
+  int ever_registered;
+  int awaiting; /* a heartbeat's reads are in flight */
+  hd_time_t awaiting_since;
+  char *entry; /* encode buffer: the entry SET by the last heartbeat */
+  int entry_len;
+  char *prev; /* the entry SET by the heartbeat before */
+  int prev_len;
+  uint64_t dup_warned; /* another node with our id seen (logged once) */
+  hd_cluster_peers_t peers;
+  hd_cluster_node_t *scratch; /* decode buffer, HD_CLUSTER_MAX_NODES */
+  uint64_t heartbeats, failures, bad_entries;
+  int stopping;
+  int open_timers; /* freed when both timers have closed */
+};
+
+static void try_connect(hd_cluster_redis_t *r);
+
+/* ---- hiredis event adapter on a uv_poll_t (see the header comment) ---- */
+typedef struct {
+  redisAsyncContext *ac;
+  uv_poll_t poll;
+  int events; /* UV_READABLE | UV_WRITABLE wanted by hiredis */
+} uv_adapter_t;
+
+static void adapter_on_poll(uv_poll_t *h, int status, int events) {
+  uv_adapter_t *a = h->data;
+  /* an error (POLLERR: refused connect, reset) is given to hiredis as the
+   * readiness it waits for; its read or write then fails with the reason */
+  int ev = status < 0 ? a->events : events;
+  if (a->ac && (ev & UV_READABLE)) redisAsyncHandleRead(a->ac);
+  if (a->ac && (ev & UV_WRITABLE)) redisAsyncHandleWrite(a->ac);
+}
+
+static void adapter_update(uv_adapter_t *a, int add, int del) {
+  a->events = (a->events | add) & ~del;
+  if (a->events)
+    uv_poll_start(&a->poll, a->events, adapter_on_poll);
+  else
+    uv_poll_stop(&a->poll);
+}
+
+static void adapter_add_read(void *d) { adapter_update(d, UV_READABLE, 0); }
+static void adapter_del_read(void *d) { adapter_update(d, 0, UV_READABLE); }
+static void adapter_add_write(void *d) { adapter_update(d, UV_WRITABLE, 0); }
+static void adapter_del_write(void *d) { adapter_update(d, 0, UV_WRITABLE); }
+
+static void adapter_closed(uv_handle_t *h) { free(h->data); }
+
+static void adapter_cleanup(void *d) {
+  uv_adapter_t *a = d;
+  a->ac = NULL; /* hiredis is freeing the context */
+  uv_close((uv_handle_t *)&a->poll, adapter_closed);
+}
+
+static int adapter_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+  if (ac->ev.data) return REDIS_ERR;
+  uv_adapter_t *a = calloc(1, sizeof *a);
+  if (!a) return REDIS_ERR;
+  if (uv_poll_init_socket(loop, &a->poll, ac->c.fd) < 0) {
+    free(a);
+    return REDIS_ERR;
+  }
+  a->ac = ac;
+  a->poll.data = a;
+  ac->ev.addRead = adapter_add_read;
+  ac->ev.delRead = adapter_del_read;
+  ac->ev.addWrite = adapter_add_write;
+  ac->ev.delWrite = adapter_del_write;
+  ac->ev.cleanup = adapter_cleanup;
+  ac->ev.data = a;
+  return REDIS_OK;
+}
+
+static hd_time_t now_of(hd_cluster_redis_t *r) { return hd_io_now(r->loop); }
+
+static void set_state(hd_cluster_redis_t *r, int st) {
+  r->state = st;
+  r->state_since = now_of(r);
+}
+
+/* Logs the first failure of a streak as a warning with what to check; the
+ * rest at debug level (no log flood while Redis is away). */
+static void fail(hd_cluster_redis_t *r, const char *what) {
+  r->failures++;
+  r->registered = 0;
+  if (!r->failing) {
+    r->failing = 1;
+    HD_LOGW("cluster",
+            "Redis at %s:%d: %s. This node keeps serving its own clients but is not in the cluster "
+            "registry; check that redis-server runs there and that the --redis URL (host, port, password, "
+            "db) is right. Retrying with backoff up to %d ms.",
+            r->cfg.url.host, r->cfg.url.port, what, BACKOFF_MAX_MS);
+  } else {
+    HD_LOGD("cluster", "Redis at %s:%d: %s (attempt %d)", r->cfg.url.host, r->cfg.url.port, what,
+            r->attempts);
+  }
+}
+
+static void on_retry(uv_timer_t *t) { try_connect(t->data); }
+
+static void schedule_retry(hd_cluster_redis_t *r) {
+  set_state(r, ST_IDLE);
+  if (r->stopping) return;
+  uv_timer_start(&r->retry, on_retry, (uint64_t)r->backoff_ms, 0);
+  r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+/* Drops the connection (ours to free) and schedules a reconnect. */
+static void drop(hd_cluster_redis_t *r, const char *why) {
+  redisAsyncContext *ac = r->ac;
+  r->ac = NULL; /* callbacks run by the free below see a stale context and do nothing */
+  r->awaiting = 0;
+  fail(r, why);
+  if (ac) redisAsyncFree(ac);
+  schedule_retry(r);
+}
+
+static void peer_changed(void *ud, const char *id, int joined) {
+  hd_cluster_redis_t *r = ud;
+  HD_LOGI("cluster", "%s: peer %s %s", r->id, id, joined ? "joined" : "left");
+}
+
+/* MGET reply: the entries of the ids in the set, in order (nil = expired). */
+static void on_mget(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_cluster_redis_t *r = ac->data;
+  redisReply *rep = reply;
+  char **ids = priv; /* the ids asked for, NULL-terminated, ours to free */
+  if (!r || ac != r->ac || !rep) goto out;
+  if (rep->type != REDIS_REPLY_ARRAY) {
+    drop(r, rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected MGET reply");
+    goto out;
+  }
+  int n = 0;
+  for (size_t i = 0; i < rep->elements && ids[i]; i++) {
+    redisReply *e = rep->element[i];
+    if (e->type != REDIS_REPLY_STRING) { /* expired: clean the index */
+      const char *argv[3] = {"SREM", HD_CLUSTER_NODES_KEY, ids[i]};
+      redisAsyncCommandArgv(ac, NULL, NULL, 3, argv, NULL);
+      continue;
+    }
+    if (!strcmp(ids[i], r->id)) continue; /* ourselves */
+    if (n == HD_CLUSTER_MAX_NODES) break;
+    char why[160];
+    if (hd_cluster_node_decode(e->str, e->len, &r->scratch[n], why, sizeof why) < 0 ||
+        strcmp(r->scratch[n].id, ids[i])) {
+      if (!r->bad_entries++)
+        HD_LOGW("cluster",
+                "registry entry of node '%s' is unreadable (%s); ignored (a node of another "
+                "version or something else writing under " HD_CLUSTER_KEY_PREFIX "?)",
+                ids[i], why);
+      continue;
+    }
+    n++;
+  }
+  hd_cluster_peers_update(&r->peers, r->scratch, n, r->id, now_of(r), peer_changed, r);
+  r->awaiting = 0;
+out:
+  if (ids)
+    for (char **p = ids; *p; p++)
+      free(*p);
+  free(ids);
+}
+
+/* SMEMBERS reply: the ids; read their entries with one MGET. */
+static void on_members(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_cluster_redis_t *r = ac->data;
+  redisReply *rep = reply;
+  (void)priv;
+  if (!r || ac != r->ac || !rep) return;
+  if (rep->type != REDIS_REPLY_ARRAY) {
+    drop(r, rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected SMEMBERS reply");
+    return;
+  }
+  size_t n = rep->elements < HD_CLUSTER_MAX_NODES * 2 ? rep->elements : HD_CLUSTER_MAX_NODES * 2;
+  if (n == 0) { /* our own SADD came first, so this is unusual: a FLUSHALL in between */
+    hd_cluster_peers_update(&r->peers, r->scratch, 0, r->id, now_of(r), peer_changed, r);
+    r->awaiting = 0;
+    return;
+  }
+  const char **argv = calloc(n + 1, sizeof *argv);
+  char **ids = calloc(n + 1, sizeof *ids);
+  size_t m = 0;
+  if (!argv || !ids) goto oom;
+  argv[0] = "MGET";
+  for (size_t i = 0; i < n; i++) {
+    redisReply *e = rep->element[i];
+    if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len >= HD_CLUSTER_ID_MAX) continue;
+    char *k = malloc(sizeof HD_CLUSTER_NODE_KEY + e->len);
+    ids[m] = strdup(e->str);
+    if (!k || !ids[m]) {
+      free(k);
+      goto oom;
+    }
+    snprintf(k, sizeof HD_CLUSTER_NODE_KEY + e->len, HD_CLUSTER_NODE_KEY "%s", e->str);
+    argv[++m] = k;
+  }
+  if (m == 0) { /* nothing readable in the index: no peers (MGET needs a key) */
+    hd_cluster_peers_update(&r->peers, r->scratch, 0, r->id, now_of(r), peer_changed, r);
+    r->awaiting = 0;
+    goto oom;
+  }
+  if (redisAsyncCommandArgv(ac, on_mget, ids, (int)m + 1, argv, NULL) != REDIS_OK) goto oom;
+  ids = NULL; /* on_mget owns them now */
+oom:
+  if (argv)
+    for (size_t i = 1; i <= m; i++)
+      free((char *)argv[i]);
+  free(argv);
+  if (ids) {
+    for (size_t i = 0; ids[i]; i++)
+      free(ids[i]);
+    free(ids);
+  }
+}
+
+/* SET reply: registered (or why not). */
+static void on_set(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_cluster_redis_t *r = ac->data;
+  redisReply *rep = reply;
+  (void)priv;
+  if (!r || ac != r->ac || !rep) return;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    drop(r, rep->str); /* NOAUTH, READONLY (a replica), OOM ... */
+    return;
+  }
+  /* SET ... GET answered the value it replaced: anything but what we SET a
+   * heartbeat ago (checked from the second SET of a connection on) was
+   * written by another node with our id */
+  if (r->registered && rep->type == REDIS_REPLY_STRING &&
+      ((size_t)r->prev_len != rep->len || memcmp(rep->str, r->prev, rep->len)) && !r->dup_warned++)
+    HD_LOGW("cluster",
+            "another node registers with this node's id '%s': the two overwrite each other's entry; give "
+            "each node its own node_id (--node-id)",
+            r->id);
+  if (!r->registered) {
+    if (r->failing)
+      HD_LOGW("cluster", "Redis at %s:%d answers after %d attempt(s); node %s registered%s", r->cfg.url.host,
+              r->cfg.url.port, r->attempts, r->id, r->ever_registered ? " again" : "");
+    else
+      HD_LOGI("cluster", "node %s registered in Redis at %s:%d", r->id, r->cfg.url.host, r->cfg.url.port);
+  }
+  r->registered = r->ever_registered = 1;
+  r->failing = 0;
+  r->attempts = 0;
+  r->backoff_ms = BACKOFF_MIN_MS;
+}
+
+static void heartbeat(hd_cluster_redis_t *r) {
+  char *t = r->prev; /* what we SET last time becomes prev */
+  r->prev = r->entry;
+  r->prev_len = r->entry_len;
+  r->entry = t;
+  int len = r->cfg.entry(r->cfg.ud, r->entry, HD_CLUSTER_ENTRY_MAX);
+  r->entry_len = len < 0 ? 0 : len;
+  if (len < 0) {
+    HD_LOGW("cluster", "cannot encode this node's registry entry: %s", hd_strerror(len));
+    return;
+  }
+  char ttl[24];
+  snprintf(ttl, sizeof ttl, "%d", r->cfg.ttl_ms);
+  const char *set[6] = {"SET", r->key, r->entry, "PX", ttl, "GET"}; /* GET: Redis >= 6.2 */
+  size_t setlen[6] = {3, strlen(r->key), (size_t)len, 2, strlen(ttl), 3};
+  const char *sadd[3] = {"SADD", HD_CLUSTER_NODES_KEY, r->id};
+  const char *smem[2] = {"SMEMBERS", HD_CLUSTER_NODES_KEY};
+  if (redisAsyncCommandArgv(r->ac, on_set, NULL, 6, set, setlen) != REDIS_OK ||
+      redisAsyncCommandArgv(r->ac, NULL, NULL, 3, sadd, NULL) != REDIS_OK ||
+      redisAsyncCommandArgv(r->ac, on_members, NULL, 2, smem, NULL) != REDIS_OK) {
+    drop(r, "cannot queue a command");
+    return;
+  }
+  r->heartbeats++;
+  r->awaiting = 1;
+  r->awaiting_since = now_of(r);
+}
+
+/* AUTH/SELECT replies: an error here is a configuration error, said plainly. */
+static void on_setup(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_cluster_redis_t *r = ac->data;
+  redisReply *rep = reply;
+  if (!r || ac != r->ac || !rep) return;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    char why[320];
+    snprintf(why, sizeof why, "%s refused: %s", (const char *)priv, rep->str);
+    drop(r, why);
+  }
+}
+
+static void on_connect(const redisAsyncContext *cac, int status) {
+  redisAsyncContext *ac = (redisAsyncContext *)cac;
+  hd_cluster_redis_t *r = ac->data;
+  if (!r || ac != r->ac) return;
+  if (status != REDIS_OK) {
+    /* hiredis frees the context after this callback */
+    r->ac = NULL;
+    fail(r, ac->errstr[0] ? ac->errstr : "connect failed");
+    schedule_retry(r);
+    return;
+  }
+  set_state(r, ST_UP);
+  if (r->cfg.url.password[0]) {
+    const char *a[3] = {"AUTH", r->cfg.url.user[0] ? r->cfg.url.user : r->cfg.url.password,
+                        r->cfg.url.password};
+    redisAsyncCommandArgv(ac, on_setup, "AUTH", r->cfg.url.user[0] ? 3 : 2, a, NULL);
+  }
+  if (r->cfg.url.db) {
+    char db[16];
+    snprintf(db, sizeof db, "%d", r->cfg.url.db);
+    const char *a[2] = {"SELECT", db};
+    redisAsyncCommandArgv(ac, on_setup, "SELECT", 2, a, NULL);
+  }
+  if (r->ac) heartbeat(r); /* register at once, not a heartbeat later */
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status) {
+  redisAsyncContext *ac = (redisAsyncContext *)cac;
+  hd_cluster_redis_t *r = ac->data;
+  if (!r || ac != r->ac) return; /* our own drop() or stop */
+  r->ac = NULL;                  /* hiredis frees it after this callback */
+  r->awaiting = 0;
+  fail(r, status == REDIS_OK ? "connection closed" : ac->errstr[0] ? ac->errstr : "connection lost");
+  schedule_retry(r);
+}
+
+static void try_connect(hd_cluster_redis_t *r) {
+  if (r->stopping || r->ac) return;
+  r->attempts++;
+  redisAsyncContext *ac = redisAsyncConnect(r->cfg.url.host, r->cfg.url.port);
+  if (!ac) {
+    fail(r, "out of memory");
+    schedule_retry(r);
+    return;
+  }
+  if (ac->err) {
+    char why[160];
+    snprintf(why, sizeof why, "%s", ac->errstr);
+    redisAsyncFree(ac);
+    fail(r, why);
+    schedule_retry(r);
+    return;
+  }
+  ac->data = r;
+  r->ac = ac;
+  if (adapter_attach(ac, r->loop) != REDIS_OK) {
+    r->ac = NULL;
+    redisAsyncFree(ac);
+    fail(r, "cannot attach to the event loop");
+    schedule_retry(r);
+    return;
+  }
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  set_state(r, ST_CONNECTING);
+}
+
+static void on_beat(uv_timer_t *t) {
+  hd_cluster_redis_t *r = t->data;
+  hd_time_t now = now_of(r);
+  hd_time_t ttl = (hd_time_t)r->cfg.ttl_ms * 1000;
+  hd_cluster_peers_live(&r->peers, now, peer_changed, r);
+  if (r->state == ST_CONNECTING && now - r->state_since > ttl) {
+    drop(r, "connect timed out");
+    return;
+  }
+  if (r->state != ST_UP || !r->ac) return;
+  if (r->awaiting) {
+    if (now - r->awaiting_since > ttl) drop(r, "no reply for a heartbeat (Redis stalled?)");
+    return; /* one heartbeat in flight at a time */
+  }
+  heartbeat(r);
+}
+
+int hd_cluster_redis_start(hd_cluster_redis_t **out, uv_loop_t *loop, const hd_cluster_redis_config_t *cfg) {
+  *out = NULL;
+  if (!cfg->node_id || !cfg->node_id[0] || strlen(cfg->node_id) >= HD_CLUSTER_ID_MAX || !cfg->entry)
+    return HD_EINVAL;
+  hd_cluster_redis_t *r = calloc(1, sizeof *r);
+  if (!r) return HD_ENOMEM;
+  r->loop = loop;
+  r->cfg = *cfg;
+  if (r->cfg.heartbeat_ms <= 0) r->cfg.heartbeat_ms = 1000;
+  if (r->cfg.ttl_ms <= 0) r->cfg.ttl_ms = 3000;
+  snprintf(r->id, sizeof r->id, "%s", cfg->node_id);
+  snprintf(r->key, sizeof r->key, HD_CLUSTER_NODE_KEY "%s", r->id);
+  r->backoff_ms = BACKOFF_MIN_MS;
+  r->entry = malloc(HD_CLUSTER_ENTRY_MAX);
+  r->prev = malloc(HD_CLUSTER_ENTRY_MAX);
+  r->scratch = calloc(HD_CLUSTER_MAX_NODES, sizeof *r->scratch);
+  if (!r->entry || !r->prev || !r->scratch ||
+      hd_cluster_peers_init(&r->peers, (hd_time_t)r->cfg.ttl_ms * 1000) < 0) {
+    free(r->entry);
+    free(r->prev);
+    free(r->scratch);
+    hd_cluster_peers_free(&r->peers);
+    free(r);
+    return HD_ENOMEM;
+  }
+  uv_timer_init(loop, &r->beat);
+  uv_timer_init(loop, &r->retry);
+  r->beat.data = r->retry.data = r;
+  r->open_timers = 2;
+  uv_timer_start(&r->beat, on_beat, (uint64_t)r->cfg.heartbeat_ms, (uint64_t)r->cfg.heartbeat_ms);
+  try_connect(r);
+  *out = r;
+  return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  hd_cluster_redis_t *r = h->data;
+  if (--r->open_timers == 0) {
+    hd_cluster_peers_free(&r->peers);
+    free(r->scratch);
+    free(r->entry);
+    free(r->prev);
+    free(r);
+  }
+}
+
+static void on_stop_grace(uv_timer_t *t) {
+  hd_cluster_redis_t *r = t->data;
+  redisAsyncContext *ac = r->ac;
+  r->ac = NULL;
+  if (ac) redisAsyncFree(ac); /* Redis did not answer the deregistration in time */
+  uv_close((uv_handle_t *)&r->beat, on_timer_closed);
+  uv_close((uv_handle_t *)&r->retry, on_timer_closed);
+}
+
+static void on_unregistered(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_cluster_redis_t *r = priv;
+  (void)reply;
+  if (ac != r->ac) return;
+  r->ac = NULL;
+  redisAsyncDisconnect(ac); /* the context is freed once this callback returns */
+  uv_timer_stop(&r->beat);
+  uv_timer_start(&r->beat, on_stop_grace, 0, 0);
+}
+
+void hd_cluster_redis_stop(hd_cluster_redis_t *r) {
+  if (!r) return;
+  r->stopping = 1;
+  uv_timer_stop(&r->retry);
+  uv_timer_stop(&r->beat);
+  if (r->ac && r->state == ST_UP) {
+    /* the others drop this node at once instead of after the TTL; only if
+     * the entry is still the one we wrote (compare-and-delete, atomic in a
+     * script): a node that shares our id by mistake keeps its entry */
+    static const char script[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                 "redis.call('DEL', KEYS[1]); redis.call('SREM', KEYS[2], ARGV[2]) end "
+                                 "return 1";
+    const char *ev[7] = {"EVAL", script, "2", r->key, HD_CLUSTER_NODES_KEY, r->entry, r->id};
+    size_t evlen[7] = {4,
+                       strlen(script),
+                       1,
+                       strlen(r->key),
+                       strlen(HD_CLUSTER_NODES_KEY),
+                       (size_t)r->entry_len,
+                       strlen(r->id)};
+    redisAsyncCommandArgv(r->ac, on_unregistered, r, 7, ev, evlen);
+    ((redisAsyncContext *)r->ac)->data = NULL; /* reply callbacks of heartbeats ignore it now */
+    uv_timer_start(&r->beat, on_stop_grace, STOP_GRACE_MS, 0);
+    return;
+  }
+  on_stop_grace(&r->beat);
+}
+
+const hd_cluster_peers_t *hd_cluster_redis_peers(hd_cluster_redis_t *r) {
+  hd_cluster_peers_live(&r->peers, now_of(r), peer_changed, r);
+  return &r->peers;
+}
+
+int hd_cluster_redis_up(const hd_cluster_redis_t *r) { return r->registered; }
+
+int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap) {
+  const hd_cluster_peers_t *p = hd_cluster_redis_peers(r);
+  int n = snprintf(
+      out, cap,
+      "# HELP hudong_cluster_registered 1 while this node is registered in Redis.\n"
+      "# TYPE hudong_cluster_registered gauge\nhudong_cluster_registered %d\n"
+      "# HELP hudong_cluster_peers Other live nodes in the registry.\n"
+      "# TYPE hudong_cluster_peers gauge\nhudong_cluster_peers %d\n"
+      "# HELP hudong_cluster_redis_failures_total Failed Redis connects, lost connections, "
+      "refused commands.\n"
+      "# TYPE hudong_cluster_redis_failures_total counter\nhudong_cluster_redis_failures_total %llu\n",
+      r->registered, p->n, (unsigned long long)r->failures);
+  return n > 0 && (size_t)n < cap ? n : 0;
+}

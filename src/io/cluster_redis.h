@@ -1,0 +1,56 @@
+/* The node's link to the cluster's Redis (issue 15 item 1; docs/overlay.md):
+ * one hiredis asynchronous connection on the control loop (through a libuv
+ * event adapter of our own: the one hiredis 0.14 ships drops poll errors)
+ * that registers this node with a TTL heartbeat and reads the other nodes'
+ * entries into a peer table (cluster/registry.h).
+ *
+ * Redis unreachable or restarting: the node goes on serving; the link logs
+ * once (what to check), retries with backoff (250 ms doubling to 2 s) and
+ * registers again as soon as Redis answers. Nothing here blocks the loop
+ * except the name lookup of the Redis host inside hiredis's connect (use an
+ * IP address to avoid even that). */
+#ifndef HD_IO_CLUSTER_REDIS_H
+#define HD_IO_CLUSTER_REDIS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/redis_url.h"
+#include "cluster/registry.h"
+
+struct uv_loop_s;
+typedef struct hd_cluster_redis hd_cluster_redis_t;
+
+/* Writes this node's current registry entry (hd_cluster_node_encode) into
+ * out; returns its length or a negative HD_E*. Called once per heartbeat. */
+typedef int (*hd_cluster_entry_fn)(void *ud, char *out, size_t cap);
+
+typedef struct {
+  hd_redis_url_t url;
+  const char *node_id;
+  int heartbeat_ms; /* default 1000 */
+  int ttl_ms;       /* default 3000: a node silent this long is gone */
+  hd_cluster_entry_fn entry;
+  void *ud;
+} hd_cluster_redis_config_t;
+
+/* Keys (docs/overlay.md "Key layout"). */
+#define HD_CLUSTER_KEY_PREFIX "hudong:"
+#define HD_CLUSTER_NODES_KEY HD_CLUSTER_KEY_PREFIX "nodes"
+#define HD_CLUSTER_NODE_KEY HD_CLUSTER_KEY_PREFIX "node:"
+
+/* Starts the link (the first connect is attempted at once; failing to reach
+ * Redis is not an error here). HD_ENOMEM or HD_EINVAL. */
+int hd_cluster_redis_start(hd_cluster_redis_t **out, struct uv_loop_s *loop,
+                           const hd_cluster_redis_config_t *cfg);
+/* Deregisters (best effort, bounded to 500 ms of the loop) and frees; run the
+ * loop afterwards so that its handles close. NULL is fine. */
+void hd_cluster_redis_stop(hd_cluster_redis_t *r);
+/* The live peers (not this node) at now; the table is empty once the last
+ * successful read is older than the TTL. */
+const hd_cluster_peers_t *hd_cluster_redis_peers(hd_cluster_redis_t *r);
+/* 1 while registered (the last heartbeat was answered). */
+int hd_cluster_redis_up(const hd_cluster_redis_t *r);
+/* Prometheus lines (hudong_cluster_*); returns the length written. */
+int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap);
+
+#endif
