@@ -104,7 +104,12 @@ typedef struct {
   int keyframe; /* video */
 } hd_client_encoded_frame_t;
 
-/* Statistics of one track (local = we send it, remote = we receive it). */
+/* Statistics of one track (local = we send it, remote = we receive it).
+ * Fields marked [W3C x] have the name (in snake case) and the definition of
+ * member x of the browser's getStats (W3C webrtc-stats,
+ * RTCInboundRtpStreamStats / RTCOutboundRtpStreamStats), so a quality pipeline
+ * can treat SDK and browser reports alike; `hudong sub --json` prints them
+ * under the W3C names. Counters are totals since the track appeared. */
 typedef struct {
   char track_sid[64]; /* "" until the node named it */
   char identity[128]; /* remote: the publisher */
@@ -127,6 +132,33 @@ typedef struct {
   /* audio */
   double concealed_pct; /* remote: concealed (PLC) time over played time */
   uint64_t played_ms;
+  /* ---- W3C-named statistics (issue 13 item 5) ---- */
+  /* transport / repair, both kinds */
+  double round_trip_time;              /* [W3C roundTripTime] seconds, -1 until known; remote: NACK ->
+                                          repair time when measured, else the pc's RTT */
+  uint64_t nack_count;                 /* [W3C nackCount] remote: NACK messages sent; local: received */
+  uint64_t retransmitted_packets;      /* [W3C retransmittedPacketsReceived / ...Sent] RTX packets */
+  uint64_t packets_lost_before_repair; /* remote video: seqs found missing on arrival (before NACK) */
+  double loss_before_repair_pct;       /* ... over packets expected */
+  double loss_after_repair_pct;        /* remote: lost after repair over expected (= packetsLost) */
+  /* video, remote */
+  uint64_t frames_decoded;              /* [W3C framesDecoded] */
+  uint64_t frames_dropped;              /* [W3C framesDropped] dropped before decode, or decoded but due
+                                           together with a later frame and not shown */
+  uint64_t frames_rendered;             /* frames shown (on_video) */
+  uint64_t freeze_count;                /* [W3C freezeCount] gap >= max(3 x avg interval, avg + 150 ms) */
+  double total_freezes_duration;        /* [W3C totalFreezesDuration] seconds */
+  double total_watched;                 /* seconds since the first frame was shown: stall rate =
+                                           total_freezes_duration / total_watched */
+  double jitter_buffer_delay;           /* [W3C jitterBufferDelay] seconds, summed over frames */
+  double jitter_buffer_target_delay;    /* [W3C jitterBufferTargetDelay] seconds, summed */
+  uint64_t jitter_buffer_emitted_count; /* [W3C jitterBufferEmittedCount] */
+  uint64_t keyframe_requests_sent;      /* [W3C pliCount] (remote) */
+  /* video / transport, local */
+  uint64_t target_bitrate;             /* [W3C targetBitrate] bit/s the encoder aims at */
+  double actual_bitrate;               /* bit/s sent over the last stats interval (headers excluded) */
+  uint64_t available_outgoing_bitrate; /* [W3C availableOutgoingBitrate] the send-side estimate, 0 if
+                                          none */
   /* audio, the W3C getStats names (RTCInboundRtpStreamStats) in snake case;
    * samples per channel at 48 kHz */
   struct {
@@ -197,7 +229,8 @@ typedef struct {
   double tone_hz; /* SOURCE_TONE: frequency (default 440) */
   /* video */
   int width, height, fps; /* default 640x360 @ 30 */
-  unsigned bitrate_bps;   /* start bitrate; default 500000 (then follows the node, capped) */
+  unsigned bitrate_bps;   /* start bitrate; default 300000, then the send-side estimate on the node's
+                             transport-wide feedback (or its REMB), capped by max_video_bps */
 } hd_client_publish_t;
 
 /* Creates the client and starts its loop thread (not yet connected).

@@ -15,7 +15,7 @@
 #include "hudong/client.h"
 #include "io/ws_client.h"
 #include "media/audio_jitter.h"
-#include "media/frame_assembler.h"
+#include "media/video_jitter.h"
 #include "media/i420.h"
 #include "media/opus_codec.h"
 #include "media/rtp_payload.h"
@@ -62,6 +62,12 @@ typedef struct cl_local {
   uint32_t ts_base;
   hd_time_t t0;
   int force_key;
+  /* adaptation to a low target (issue 13 item 3): half resolution below
+   * CL_HALF_RES_BPS, half frame rate below CL_HALF_FPS_BPS (with hysteresis) */
+  hd_i420_t half;
+  int half_res, half_fps;
+  hd_time_t adapt_at; /* last resolution switch (each one costs a keyframe) */
+  uint64_t frames_skipped, counter_in;
   /* built-in sources */
   hd_time_t next_frame;
   /* stats */
@@ -81,13 +87,16 @@ typedef struct cl_remote {
   int audio_ok;
   hd_time_t next_pull;
   /* video */
-  hd_frame_asm_t fa;
+  hd_video_jb_t vjb;
   hd_vp8_dec_t vdec;
   int video_ok;
   int width, height;
   hd_freeze_t freeze;
   /* stats */
   uint64_t frames, keyframe_requests, last_bytes;
+  uint64_t frames_decoded, frames_dropped; /* W3C: decoded; dropped before decode or not rendered */
+  hd_time_t last_frame_at;                 /* last render */
+  hd_time_t first_frame_at;                /* first render (0 none), for the stall rate's denominator */
 } cl_remote_t;
 
 /* One connection attempt: WebSocket + signaling + two pcs + two UDP sockets.
@@ -136,7 +145,8 @@ struct hd_client {
   cl_remote_t remote[HD_CLIENT_MAX_REMOTE_TRACKS];
   hd_time_t next_stats, last_stats;
   uint64_t send_rate_bps;
-  hd_time_t sig_rtt; /* from the signaling ping/pong, a fallback RTT */
+  hd_time_t sig_rtt;            /* from the signaling ping/pong, a fallback RTT */
+  hd_pc_stats_t vstats_scratch; /* loop thread: pc stats read while draining video */
 };
 
 hd_time_t cl_now(void);

@@ -2,15 +2,19 @@
  *
  * - Local tracks: PCM in 20 ms frames -> Opus (in-band FEC, DTX; RFC 6716,
  *   RFC 7587 payload) -> RED (RFC 2198) where negotiated -> RTP; the FEC's
- *   expected loss and the RED depth follow the receiver's reports; I420 -> VP8 (libvpx, real-time CBR) -> RFC
- * 7741 packets -> RTP. A PLI/FIR from the node forces a keyframe; the video encoder's bitrate follows the
- * node's REMB (the send-rate event), capped by the config. Built-in sources (tone, test pattern with a frame
- * counter) are clocked by the loop.
+ *   expected loss and the RED depth follow the receiver's reports; I420 -> VP8
+ *   (libvpx, real-time CBR) -> RFC 7741 packets -> RTP. A PLI/FIR from the
+ *   node forces a keyframe; the video encoder's bitrate follows the send-rate
+ *   event (the send-side estimate on the node's transport-wide feedback, or
+ *   its REMB), capped by the config. Built-in sources (tone, test pattern with
+ *   a frame counter) are clocked by the loop.
  * - Remote tracks (one per subscriber m-section): audio goes through the
  *   adaptive jitter buffer (media/audio_jitter: RED, FEC, PLC, time-stretched
- *   playout delay) and the Opus decoder on a 20 ms playout clock; video through the frame
- *   assembler (media/frame_assembler: reorder, wait for NACK repair, PLI when
- *   the reference chain breaks) and the VP8 decoder.
+ *   playout delay) and the Opus decoder on a 20 ms playout clock; video
+ *   through the video jitter buffer (media/video_jitter: reorder, hold for
+ *   NACK repair as long as the measured RTT says a retransmission can still
+ *   come, PLI only when it cannot, temporal-layer skips, render pacing) and
+ *   the VP8 decoder.
  * - Statistics per track, including DESIGN §6's stall rates: video freezes by
  *   the W3C freezeCount rule (an inter-frame gap >= max(3 x average interval,
  *   average + 150 ms)) and audio concealed time over played time. */
@@ -26,6 +30,14 @@
 
 #define VIDEO_MIN_BPS 50000
 #define CATCHUP_US 200000
+/* Below these targets the encoder gets half the pixels / half the frames:
+ * VP8 at 640x360 under ~200 kbit/s is all blocks, and under ~100 kbit/s
+ * even 320x180 at 30 fps is. Up again only 30% above, and a resolution
+ * switch (a keyframe) at most every CL_ADAPT_HOLD_US. */
+#define CL_HALF_RES_BPS 200000
+#define CL_HALF_FPS_BPS 100000
+#define CL_ADAPT_UP 1.3
+#define CL_ADAPT_HOLD_US 5000000
 
 /* ---- local tracks ---- */
 
@@ -65,7 +77,10 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
     if (!l->opt.width) l->opt.width = 640;
     if (!l->opt.height) l->opt.height = 360;
     if (!l->opt.fps) l->opt.fps = 30;
-    if (!l->opt.bitrate_bps) l->opt.bitrate_bps = 500000;
+    /* the send-side estimator's start rate (rtc/bwe.h): starting above it
+     * fills a narrow link's queue before the first feedback, and the
+     * estimator then reads the overflow as random loss */
+    if (!l->opt.bitrate_bps) l->opt.bitrate_bps = 300000;
     l->target_bps = l->opt.bitrate_bps < c->cfg.max_video_bps ? l->opt.bitrate_bps : c->cfg.max_video_bps;
     if (!(l->vout = malloc(CL_VIDEO_OUT_MAX))) {
       rc = HD_ENOMEM;
@@ -92,6 +107,7 @@ void cl_local_free(cl_local_t *l) {
   if (l->venc_ok) hd_vp8_enc_free(&l->vp8);
   free(l->vout);
   hd_i420_free(&l->pattern);
+  hd_i420_free(&l->half);
   memset(l, 0, sizeof *l);
   l->pc_track = -1;
 }
@@ -193,10 +209,38 @@ void cl_local_push_audio(hd_client_t *c, cl_local_t *l, const int16_t *pcm, size
   }
 }
 
+/* Picks resolution and frame rate for the current target (hysteresis). */
+static void adapt_video(cl_local_t *l, hd_time_t now) {
+  uint64_t t = l->target_bps;
+  if (!l->half_fps && t < CL_HALF_FPS_BPS) l->half_fps = 1;
+  if (l->half_fps && t > CL_HALF_FPS_BPS * CL_ADAPT_UP) l->half_fps = 0;
+  if (l->adapt_at && now - l->adapt_at < CL_ADAPT_HOLD_US) return;
+  int want = l->half_res;
+  if (!l->half_res && t < CL_HALF_RES_BPS) want = 1;
+  if (l->half_res && t > CL_HALF_RES_BPS * CL_ADAPT_UP) want = 0;
+  if (want != l->half_res) {
+    l->half_res = want;
+    l->adapt_at = now;
+  }
+}
+
 void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now) {
   if (!sendable(c, l)) {
     l->force_key = 1;
     return;
+  }
+  adapt_video(l, now);
+  if (l->half_fps && !l->force_key && (l->counter_in++ & 1)) {
+    l->frames_skipped++;
+    l->pts++; /* the encoder's clock still advances: its rate control sees the real frame rate */
+    return;
+  }
+  if (l->half_res && pic->width >= 4 && pic->height >= 4) {
+    if (l->half.width != pic->width / 2 || l->half.height != pic->height / 2) {
+      hd_i420_free(&l->half);
+      if (hd_i420_alloc(&l->half, pic->width / 2, pic->height / 2) < 0) return;
+    }
+    if (hd_i420_half(&l->half, pic) == 0) pic = &l->half;
   }
   if (l->venc_ok && (l->vp8.width != pic->width || l->vp8.height != pic->height)) {
     hd_vp8_enc_free(&l->vp8);
@@ -264,17 +308,18 @@ void cl_local_sources(hd_client_t *c, hd_time_t now) {
 
 void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
   c->send_rate_bps = bps;
-  int nv = 0, na = 0;
+  int nv = 0;
+  int64_t audio = 0;
   for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++)
     if (c->local[i].used && !c->local[i].muted) {
       if (c->local[i].opt.kind == HD_CLIENT_VIDEO)
         nv++;
-      else
-        na++;
+      else /* each RED copy costs the frame again (RFC 2198) */
+        audio += (int64_t)c->cfg.audio_bps * (1 + (c->local[i].red_depth > 0 ? c->local[i].red_depth : 0));
     }
   if (!nv) return;
   /* leave ~10 % for RTP/SRTP headers, RTX and RTCP */
-  int64_t avail = (int64_t)(bps * 9 / 10) - (int64_t)na * c->cfg.audio_bps;
+  int64_t avail = (int64_t)(bps * 9 / 10) - audio;
   int64_t per = avail / nv;
   if (per < VIDEO_MIN_BPS) per = VIDEO_MIN_BPS;
   for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++) {
@@ -282,7 +327,8 @@ void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
     if (!l->used || l->opt.kind != HD_CLIENT_VIDEO) continue;
     uint64_t cap = l->opt.bitrate_bps > c->cfg.max_video_bps ? l->opt.bitrate_bps : c->cfg.max_video_bps;
     uint64_t t = (uint64_t)per < cap ? (uint64_t)per : cap;
-    if (t == l->target_bps) continue;
+    /* the estimate moves with every feedback: re-tune the encoder on a 5% change */
+    if (t == l->target_bps || (t * 20 > l->target_bps * 19 && t * 20 < l->target_bps * 21)) continue;
     l->target_bps = t;
     if (l->venc_ok) hd_vp8_enc_set_bitrate(&l->vp8, (int)t);
   }
@@ -296,7 +342,7 @@ void cl_remote_free(cl_remote_t *r) {
     hd_audio_jitter_free(&r->jb);
     hd_opus_dec_free(&r->dec);
   } else {
-    hd_frame_asm_free(&r->fa);
+    hd_video_jb_free(&r->vjb);
     if (r->video_ok) hd_vp8_dec_free(&r->vdec);
   }
   memset(r, 0, sizeof *r);
@@ -344,7 +390,7 @@ static cl_remote_t *remote_get(hd_client_t *c, int track, int kind) {
       return NULL;
     }
   } else {
-    if (hd_frame_asm_init(&r->fa, NULL) < 0) return NULL;
+    if (hd_video_jb_init(&r->vjb, NULL) < 0) return NULL;
     if (!c->cfg.no_decode) r->video_ok = hd_vp8_dec_init(&r->vdec) == 0;
   }
   r->used = 1;
@@ -352,11 +398,28 @@ static cl_remote_t *remote_get(hd_client_t *c, int track, int kind) {
   return r;
 }
 
+static void rendered(cl_remote_t *r, hd_time_t now) {
+  r->frames++;
+  if (!r->first_frame_at) r->first_frame_at = now;
+  r->last_frame_at = now;
+  hd_freeze_frame(&r->freeze, now);
+}
+
 static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
-  hd_frame_asm_event_t ev;
+  hd_video_jb_event_t ev;
   const hd_client_callbacks_t *cb = &c->cfg.cb;
-  while (hd_frame_asm_poll(&r->fa, now, &ev) == 1) {
-    if (ev.type == HD_FRAME_ASM_KEYFRAME_NEEDED) {
+  if (c->s) {
+    /* hold-for-repair deadline from the NACK generator's measured round trip */
+    int tr = r->pc_track;
+    hd_pc_stats_t *ps = &c->vstats_scratch;
+    hd_pc_stats(c->s->pc[1], ps);
+    if (tr >= 0 && tr < ps->n_tracks && ps->tracks[tr].repair_rtt > 0)
+      hd_video_jb_set_rtt(&r->vjb, ps->tracks[tr].repair_rtt);
+    else if (ps->rtt > 0)
+      hd_video_jb_set_rtt(&r->vjb, ps->rtt);
+  }
+  while (hd_video_jb_poll(&r->vjb, now, &ev) == 1) {
+    if (ev.type == HD_VIDEO_JB_KEYFRAME_NEEDED) {
       if (c->s && hd_pc_request_keyframe(c->s->pc[1], r->pc_track, now) == 0) r->keyframe_requests++;
       continue;
     }
@@ -371,21 +434,29 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
       cb->on_encoded(cb->ud, &f);
     }
     if (!r->video_ok) {
-      r->frames++;
-      hd_freeze_frame(&r->freeze, now);
+      r->frames_decoded++;
+      if (ev.render)
+        rendered(r, now);
+      else
+        r->frames_dropped++;
       continue;
     }
     hd_i420_t pic;
     int rc = hd_vp8_decode(&r->vdec, ev.frame.data, ev.frame.len, &pic);
     if (rc < 0) {
-      hd_frame_asm_request_keyframe(&r->fa, now);
+      hd_video_jb_request_keyframe(&r->vjb, now);
+      r->frames_dropped++;
       continue;
     }
     if (rc == 0) continue;
-    r->frames++;
+    r->frames_decoded++;
     r->width = pic.width;
     r->height = pic.height;
-    hd_freeze_frame(&r->freeze, now);
+    if (!ev.render) { /* due together with a later frame: decoded for its references, not shown */
+      r->frames_dropped++;
+      continue;
+    }
+    rendered(r, now);
     if (cb->on_video) {
       hd_client_video_frame_t f = {.track_sid = r->track_sid,
                                    .identity = r->identity,
@@ -413,7 +484,7 @@ void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
   } else {
     hd_frame_asm_pkt_t k = {
         .seq = p->seq, .ts = p->ts, .marker = p->marker, .payload = p->payload, .len = p->payload_len};
-    hd_frame_asm_push(&r->fa, &k, now);
+    hd_video_jb_push(&r->vjb, &k, now);
     drain_video(c, r, now);
   }
 }
@@ -472,7 +543,7 @@ void cl_remote_tick(hd_client_t *c, hd_time_t now) {
     cl_remote_t *r = &c->remote[i];
     if (!r->used) continue;
     if (r->kind == HD_PC_VIDEO) {
-      if (hd_frame_asm_next_timeout(&r->fa) <= now) drain_video(c, r, now);
+      if (hd_video_jb_next_timeout(&r->vjb) <= now) drain_video(c, r, now);
       continue;
     }
     if (!r->next_pull) continue;
@@ -514,6 +585,9 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     t->kind = l->opt.kind;
     t->rtt_ms = st->rtt_ms;
     t->target_bps = l->target_bps;
+    t->target_bitrate = l->target_bps;
+    t->available_outgoing_bitrate = c->send_rate_bps;
+    t->round_trip_time = st->rtt_ms >= 0 ? st->rtt_ms / 1000 : -1;
     t->frames = l->frames;
     t->keyframes = l->keyframes;
     if (l->venc_ok) {
@@ -534,6 +608,9 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     if (p->rtt >= 0) t->rtt_ms = (double)p->rtt / 1000.0;
     t->nacks = p->nack_received;
     t->retransmits = p->rtx_sent;
+    t->nack_count = p->nack_received;
+    t->retransmitted_packets = p->rtx_sent;
+    t->actual_bitrate = t->bitrate_kbps * 1000;
     if (l->opt.kind == HD_CLIENT_AUDIO) {
       t->audio.red_depth = p->red_pt ? l->red_depth : 0;
       t->audio.fec_expected_loss = l->fec_loss_pct;
@@ -559,7 +636,14 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       t->jitter_ms = (double)p->jitter * 1000.0 / (r->kind == HD_PC_AUDIO ? 48000 : 90000);
       t->nacks = p->nack_sent;
       t->retransmits = p->rtx_received;
+      t->nack_count = p->nack_sent;
+      t->retransmitted_packets = p->rtx_received;
+      t->packets_lost_before_repair = p->missing;
+      t->loss_before_repair_pct = exp ? 100.0 * (double)p->missing / (double)exp : 0;
+      t->loss_after_repair_pct = t->loss_pct;
+      if (p->repair_rtt > 0) t->rtt_ms = (double)p->repair_rtt / 1000.0;
     }
+    t->round_trip_time = t->rtt_ms >= 0 ? t->rtt_ms / 1000 : -1;
     if (r->kind == HD_PC_VIDEO) {
       t->frames = r->frames;
       t->keyframes = r->keyframe_requests;
@@ -567,6 +651,17 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       t->freeze_ms = r->freeze.freeze_us / 1000.0;
       t->width = r->width;
       t->height = r->height;
+      const hd_video_jb_t *jb = &r->vjb;
+      t->frames_decoded = r->frames_decoded;
+      t->frames_dropped = r->frames_dropped + jb->fa.stats.frames_dropped;
+      t->frames_rendered = r->frames;
+      t->freeze_count = r->freeze.freezes;
+      t->total_freezes_duration = r->freeze.freeze_us / 1e6;
+      t->total_watched = r->first_frame_at ? (double)(now - r->first_frame_at) / 1e6 : 0;
+      t->jitter_buffer_delay = jb->st.jitter_buffer_delay_s;
+      t->jitter_buffer_target_delay = jb->st.jitter_buffer_target_s;
+      t->jitter_buffer_emitted_count = jb->st.jitter_buffer_emitted;
+      t->keyframe_requests_sent = r->keyframe_requests;
     } else {
       const hd_audio_jitter_stats_t *js = &r->jb.stats;
       t->concealed_pct = 100.0 * hd_audio_jitter_stall_rate(&r->jb);

@@ -54,6 +54,10 @@ void pc_trx_init(hd_pc_t *pc, pc_trx_t *t, int kind, const char *mid) {
   t->seq = (uint16_t)hd_random_u32();
   t->rtx_seq = (uint16_t)hd_random_u32();
   hd_nack_gen_init(&t->ng);
+  /* the subscriber pc sends no media, so no report block ever gives it an
+   * RTT: the NACK generator measures request -> repair itself, which is also
+   * the wait that matters for retrying (it includes the node's own repair) */
+  t->ng.learn_rtt = 1;
   t->st.rtt = -1;
   t->st.fraction_lost = -1;
   (void)pc;
@@ -79,8 +83,10 @@ int hd_pc_new(hd_pc_t **out, const hd_pc_config_t *cfg) {
   pc->cfg.cname = NULL;
   pc->q_cap = PC_TXQ_CAP;
   pc->q = calloc(pc->q_cap, sizeof *pc->q);
+  pc->pq = calloc(pc->q_cap, sizeof *pc->pq);
+  pc->tx_twcc = -1;
   int rc = HD_ENOMEM;
-  if (!pc->q) goto fail;
+  if (!pc->q || !pc->pq) goto fail;
   if (cfg->cert) {
     pc->cert = cfg->cert;
   } else {
@@ -123,6 +129,8 @@ void hd_pc_free(hd_pc_t *pc) {
   hd_dtls_free(pc->dtls);
   if (pc->own_cert) hd_dtls_cert_free(pc->cert);
   free(pc->q);
+  free(pc->pq);
+  free(pc->bwe);
   free(pc);
 }
 
@@ -131,16 +139,27 @@ void hd_pc_free(hd_pc_t *pc) {
 static int enqueue(hd_pc_t *pc, const uint8_t *data, size_t len, const struct sockaddr_storage *to,
                    socklen_t tolen) {
   if (len > PC_DGRAM_MAX) return HD_EINVAL;
-  if (pc->q_count == pc->q_cap) {
+  int paced = pc->tx_paced && pc_pace_rate(pc);
+  size_t *count = paced ? &pc->pq_count : &pc->q_count;
+  if (*count == pc->q_cap) {
     pc->st.drop_txq++;
+    pc->tx_twcc = -1;
+    pc->tx_paced = 0;
     return HD_ENOSPC;
   }
-  pc_dgram_t *d = &pc->q[(pc->q_head + pc->q_count) % pc->q_cap];
+  pc_dgram_t *d = paced ? &pc->pq[(pc->pq_head + pc->pq_count) % pc->q_cap]
+                        : &pc->q[(pc->q_head + pc->q_count) % pc->q_cap];
   memcpy(d->data, data, len);
   d->len = len;
+  d->twcc = pc->tx_twcc;
+  d->paced = (uint8_t)pc->tx_paced;
+  d->rtp_len = (uint16_t)pc->tx_rtp_len;
+  pc->tx_twcc = -1;
+  pc->tx_paced = 0;
   d->to = *to;
   d->tolen = tolen;
-  pc->q_count++;
+  (*count)++;
+  if (paced) pc->pq_bytes += len;
   return 0;
 }
 
@@ -411,6 +430,7 @@ hd_time_t hd_pc_next_timeout(const hd_pc_t *pc) {
   if (pc->dtls && pc->selected >= 0 && pc->state == HD_PC_DTLS)
     t = hd_time_min(t, hd_dtls_next_timeout(pc->dtls));
   if (pc->state == HD_PC_CONNECTED) t = hd_time_min(t, pc_media_next_timeout(pc));
+  if (pc->pq_count) t = hd_time_min(t, pc_pace_due(pc));
   return t;
 }
 
@@ -449,16 +469,34 @@ void hd_pc_handle_timeout(hd_pc_t *pc, hd_time_t now) {
 int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *to, socklen_t *tolen,
                hd_time_t now) {
   if (!pc || !out) return HD_EINVAL;
-  if (!pc->q_count && hd_pc_next_timeout(pc) <= now) hd_pc_handle_timeout(pc, now);
-  if (!pc->q_count) return 0;
-  pc_dgram_t *d = &pc->q[pc->q_head];
+  if (!pc->q_count && !pc->pq_count && hd_pc_next_timeout(pc) <= now) hd_pc_handle_timeout(pc, now);
+  int paced = 0;
+  if (!pc->q_count) {
+    if (!pc->pq_count) return 0;
+    pc_pace_refill(pc, now);
+    if (pc->pace_budget < 0 && pc_pace_rate(pc)) {
+      pc->st.paced_waits++;
+      return 0;
+    }
+    paced = 1;
+  }
+  pc_dgram_t *d = paced ? &pc->pq[pc->pq_head] : &pc->q[pc->q_head];
   if (d->len > cap) return HD_ENOSPC;
+  if (paced) {
+    pc->pace_budget -= (double)d->len;
+    pc->pq_head = (pc->pq_head + 1) % pc->q_cap;
+    pc->pq_count--;
+    pc->pq_bytes -= d->len;
+  } else {
+    pc->q_head = (pc->q_head + 1) % pc->q_cap;
+    pc->q_count--;
+  }
+  /* the estimator needs the time the packet really left, after the pacer */
+  if (d->twcc >= 0 && pc->bwe) hd_bwe_on_packet_sent(pc->bwe, (uint16_t)d->twcc, d->rtp_len, now, 0);
   memcpy(out, d->data, d->len);
   if (to) *to = d->to;
   if (tolen) *tolen = d->tolen;
   int n = (int)d->len;
-  pc->q_head = (pc->q_head + 1) % pc->q_cap;
-  pc->q_count--;
   pc->st.datagrams_out++;
   pc->st.bytes_out += (uint64_t)n;
   return n;
@@ -519,6 +557,8 @@ void hd_pc_stats(const hd_pc_t *pc, hd_pc_stats_t *out) {
   out->state = pc->state;
   out->ice_controlling = pc->controlling;
   out->send_rate_bps = pc->remb_bps;
+  out->bwe_bps = pc->bwe ? hd_bwe_target(pc->bwe) : 0;
+  out->pacing_bps = pc_pace_rate(pc);
   out->rtt = pc->rtt;
   out->n_tracks = pc->n_tr;
   for (int i = 0; i < pc->n_tr; i++) {
@@ -539,5 +579,7 @@ void hd_pc_stats(const hd_pc_t *pc, hd_pc_stats_t *out) {
       s->jitter = hd_rtp_recv_stats_jitter(&t->rst);
     }
     s->nack_gave_up = t->ng.gave_up;
+    s->missing = t->ng.noticed;
+    s->repair_rtt = t->ng.rtt_samples ? t->ng.rtt : -1;
   }
 }

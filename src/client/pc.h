@@ -72,7 +72,9 @@ enum {
   HD_PC_EV_STATE = 1,       /* state changed: ev->state, ev->reason when FAILED/CLOSED */
   HD_PC_EV_RTP = 2,         /* a received RTP packet: ev->rtp */
   HD_PC_EV_KEYFRAME = 3,    /* the peer asked for a keyframe (PLI/FIR) on ev->track */
-  HD_PC_EV_SEND_RATE = 4,   /* REMB from the peer: ev->bitrate_bps, the send rate target */
+  HD_PC_EV_SEND_RATE = 4,   /* the send rate target, ev->bitrate_bps: the send-side estimate on the
+                               peer's transport-wide feedback (rtc/bwe.h), capped by its REMB; REMB
+                               alone where transport-cc is not negotiated */
   HD_PC_EV_REMOTE_SSRC = 5, /* a new remote media SSRC on ev->track: ev->rtp.ssrc (no payload) */
 };
 
@@ -120,6 +122,7 @@ typedef struct {
   int no_rtx;                 /* 1: offer/accept video without RTX */
   int no_red;                 /* 1: offer/accept audio without RED (RFC 2198) */
   int no_twcc;                /* 1: leave transport-cc out of our offer */
+  int no_pacing;              /* 1: send RTP at once instead of at the estimate's pacing rate */
   size_t send_cache;          /* video packets kept for NACK/RTX per track, power of 2; 0 = 512 */
   hd_pc_event_fn on_event;    /* may be NULL */
   void *ud;
@@ -148,6 +151,8 @@ typedef struct {
   uint32_t jitter; /* RTP units (A.8) */
   uint64_t nack_sent, nack_seqs_sent, pli_sent, nack_gave_up;
   uint64_t sr_received;
+  uint64_t missing;     /* seqs found missing on arrival, before any repair (video with NACK) */
+  hd_time_t repair_rtt; /* NACK -> repair round trip learned by the NACK generator, -1 none */
 } hd_pc_track_stats_t;
 
 typedef struct {
@@ -158,6 +163,10 @@ typedef struct {
   uint64_t rtcp_sent, rtcp_received, remb_received;
   uint64_t drop_srtp, drop_unknown, drop_malformed, drop_txq;
   uint64_t send_rate_bps; /* latest REMB, 0 if none */
+  uint64_t bwe_bps;       /* send-side estimate from transport-wide feedback, 0 if none */
+  uint64_t pacing_bps;    /* pacer drain rate, 0 when not pacing */
+  uint64_t twcc_received; /* transport-wide feedback messages */
+  uint64_t paced_waits;   /* times the pacer held the queue */
   hd_time_t rtt;          /* latest RTT over all tracks, -1 if none */
   int n_tracks;
   hd_pc_track_stats_t tracks[HD_PC_MAX_TRANSCEIVERS];

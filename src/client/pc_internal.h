@@ -11,6 +11,7 @@
 #include "proto/sdp.h"
 #include "proto/srtp.h"
 #include "proto/stun.h"
+#include "rtc/bwe.h"
 #include "rtc/nack_gen.h"
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
@@ -21,6 +22,9 @@
 
 typedef struct {
   size_t len;
+  int twcc;         /* transport-wide seq to report to the estimator when it leaves, -1 none */
+  uint8_t paced;    /* RTP: waits for the pacer */
+  uint16_t rtp_len; /* RTP size (header + payload) reported to the estimator */
   socklen_t tolen;
   struct sockaddr_storage to;
   uint8_t data[PC_DGRAM_MAX];
@@ -107,9 +111,18 @@ struct hd_pc {
   hd_time_t next_rtcp;
   uint64_t remb_bps;
   hd_time_t rtt;
-  /* tx queue */
-  pc_dgram_t *q;
+  /* tx queues: q for what leaves at once (audio, RTCP, ICE, DTLS), pq for
+   * video RTP and RTX, drained by the pacer */
+  pc_dgram_t *q, *pq;
   size_t q_cap, q_head, q_count;
+  size_t pq_head, pq_count, pq_bytes;
+  int tx_twcc, tx_paced; /* metadata for the next enqueued datagram (set by hd_pc_send_rtp) */
+  size_t tx_rtp_len;
+  /* send-side bandwidth estimation (rtc/bwe.h) and pacing, once transport-cc is
+   * negotiated on a sending track */
+  hd_bwe_t *bwe;
+  double pace_budget; /* bytes that may leave now (leaky bucket) */
+  hd_time_t pace_last;
   hd_pc_stats_t st; /* pc-wide counters (tracks[] filled by hd_pc_stats) */
 };
 
@@ -125,6 +138,12 @@ void pc_trx_init(hd_pc_t *pc, pc_trx_t *t, int kind, const char *mid);
 void pc_trx_free(pc_trx_t *t);
 
 /* pc_media.c */
+/* The pacer (a leaky bucket drained at the estimate's pacing rate): its rate
+ * in bit/s (0 = not pacing), the refill up to `now`, and when the bucket
+ * lets the next paced datagram go. */
+uint64_t pc_pace_rate(const hd_pc_t *pc);
+void pc_pace_refill(hd_pc_t *pc, hd_time_t now);
+hd_time_t pc_pace_due(const hd_pc_t *pc);
 void pc_media_on_srtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now);
 hd_time_t pc_media_next_timeout(const hd_pc_t *pc);
 void pc_media_timeout(hd_pc_t *pc, hd_time_t now);

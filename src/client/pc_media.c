@@ -6,6 +6,7 @@
  * SR/RR + SDES compound reports (RFC 3550 §6.4, §6.5), RTT (§6.4.1), PLI/FIR
  * (RFC 4585 §6.3.1, RFC 5104 §4.3.1) and REMB (draft-alvestrand-rmcat-remb). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -13,6 +14,63 @@
 #include "proto/rtcp.h"
 
 #define NACK_BATCH 64
+#define TWCC_MAX_PKTS 1024
+#define PACE_BURST_US 10000 /* the bucket holds 10 ms at the pacing rate: the loop ticks every 5 ms */
+#define PACE_MAX_QUEUE_US 250000
+
+/* ---- send-side estimate and pacing ---- */
+
+static void bwe_start(hd_pc_t *pc, hd_time_t now) {
+  if (pc->bwe) return;
+  hd_bwe_t *b = malloc(sizeof *b);
+  if (!b) return;
+  hd_bwe_config_t bc;
+  hd_bwe_config_init(&bc);
+  /* no padding probes: the SDK has no padding path yet, so the estimate grows
+   * with the media it sends (AIMD, docs/bwe.md) */
+  bc.initial_probes = 0;
+  bc.probe_interval = 0;
+  if (hd_bwe_init(b, &bc, now) < 0) {
+    free(b);
+    return;
+  }
+  pc->bwe = b;
+  pc->pace_last = now;
+}
+
+uint64_t pc_pace_rate(const hd_pc_t *pc) {
+  /* no feedback yet (a peer that does not send transport-wide feedback): no
+   * estimate to pace at */
+  if (!pc->bwe || pc->cfg.no_pacing || !pc->st.twcc_received) return 0;
+  uint64_t r = hd_bwe_pacing_rate(pc->bwe);
+  /* never hold video longer than PACE_MAX_QUEUE_US: a queue the estimate
+   * cannot drain in time (RTX on a lossy path, a keyframe at a low rate)
+   * goes out faster rather than late or dropped (as libwebrtc's pacer) */
+  uint64_t drain = (uint64_t)((double)pc->pq_bytes * 8 * 1e6 / PACE_MAX_QUEUE_US);
+  return drain > r ? drain : r;
+}
+
+void pc_pace_refill(hd_pc_t *pc, hd_time_t now) {
+  uint64_t r = pc_pace_rate(pc);
+  if (!r || now <= pc->pace_last) return;
+  double cap = (double)r / 8 * PACE_BURST_US / 1e6;
+  if (cap < 2 * PC_DGRAM_MAX) cap = 2 * PC_DGRAM_MAX;
+  pc->pace_budget += (double)r / 8 * (double)(now - pc->pace_last) / 1e6;
+  if (pc->pace_budget > cap) pc->pace_budget = cap;
+  pc->pace_last = now;
+}
+
+hd_time_t pc_pace_due(const hd_pc_t *pc) {
+  uint64_t r = pc_pace_rate(pc);
+  if (!r || pc->pace_budget >= 0) return pc->pace_last;
+  return pc->pace_last + (hd_time_t)(-pc->pace_budget * 8e6 / (double)r) + 1;
+}
+
+static void emit_send_rate(hd_pc_t *pc) {
+  uint64_t bps = pc->bwe ? hd_bwe_target(pc->bwe) : pc->remb_bps;
+  hd_pc_event_t ev = {.type = HD_PC_EV_SEND_RATE, .bitrate_bps = bps, .track = -1};
+  pc_emit(pc, &ev);
+}
 
 /* ---- sending ---- */
 
@@ -42,7 +100,10 @@ int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now) {
     hd_rtp_abs_send_time_write(ast, hd_rtp_abs_send_time_from_us(now));
     exts[ne++] = (hd_rtp_ext_t){t->ext_ast, 3, ast};
   }
+  int twcc = -1;
   if (t->ext_twcc) {
+    twcc = pc->twcc_seq;
+    if (t->twcc_fb) bwe_start(pc, now);
     hd_rtp_twcc_seq_write(tw, pc->twcc_seq++);
     exts[ne++] = (hd_rtp_ext_t){t->ext_twcc, 2, tw};
   }
@@ -67,7 +128,12 @@ int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now) {
   if (!t->sst.ssrc) hd_rtp_send_stats_init(&t->sst, t->ssrc, t->clock ? t->clock : 90000);
   hd_rtp_send_stats_update(&t->sst, p->ts, p->len, now);
   t->seq++;
+  pc->tx_twcc = pc->bwe ? twcc : -1;
+  pc->tx_paced = t->kind == HD_PC_VIDEO; /* audio is small and steady: it never waits */
+  pc->tx_rtp_len = (size_t)n;
   int rc = protect_and_send(pc, pkt, (size_t)n, sizeof pkt, 0);
+  pc->tx_twcc = -1; /* consumed by the enqueue, or dropped with a failed send */
+  pc->tx_paced = 0;
   if (rc < 0) return rc;
   t->st.packets_sent++;
   t->st.bytes_sent += p->len;
@@ -86,7 +152,9 @@ static void resend(hd_pc_t *pc, pc_trx_t *t, uint16_t seq, hd_time_t now) {
       hd_rtp_rtx_build(orig, olen, t->rtx_ssrc, t->rtx_pt, t->rtx_seq, pkt, sizeof pkt - HD_SRTP_MAX_TRAILER);
   if (n < 0) return;
   t->rtx_seq++;
+  pc->tx_paced = 1; /* the copy keeps the original's transport-wide seq: not reported twice */
   if (protect_and_send(pc, pkt, (size_t)n, sizeof pkt, 0) == 0) t->st.rtx_sent++;
+  pc->tx_paced = 0;
 }
 
 static int send_rtcp(hd_pc_t *pc, const uint8_t *buf, size_t len) {
@@ -190,7 +258,7 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
     pc_trx_t *t = &pc->tr[i];
     if (!receiving(t) || t->kind != HD_PC_VIDEO || !t->nack || !t->r_ssrc) continue;
     if (hd_nack_gen_next_timeout(&t->ng) > now) continue;
-    if (pc->rtt > 0) hd_nack_gen_set_rtt(&t->ng, pc->rtt);
+    if (pc->rtt > 0 && !t->ng.rtt_samples) hd_nack_gen_set_rtt(&t->ng, pc->rtt);
     uint16_t seqs[NACK_BATCH];
     size_t n = hd_nack_gen_poll(&t->ng, now, seqs, NACK_BATCH);
     if (!n) continue;
@@ -323,7 +391,15 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   }
   if (is_rtx) t->st.rtx_recovered++;
   hd_rtp_recv_stats_update(&t->rst, h.seq, h.ts, now, t->clock ? t->clock : 90000);
-  if (t->kind == HD_PC_VIDEO && t->nack && !pc->cfg.no_nack) hd_nack_gen_on_packet(&t->ng, h.seq, now);
+  if (t->kind == HD_PC_VIDEO && t->nack && !pc->cfg.no_nack) {
+    /* only a retransmission is a round-trip sample: an original that was
+     * merely late (reordered, or queued behind a burst) would read as a
+     * 1 ms RTT and make the retries a NACK storm */
+    int learn = t->ng.learn_rtt;
+    if (!is_rtx) t->ng.learn_rtt = 0;
+    hd_nack_gen_on_packet(&t->ng, h.seq, now);
+    t->ng.learn_rtt = learn;
+  }
   t->st.packets_received++;
   t->st.bytes_received += h.payload_len;
   hd_pc_event_t ev = {.type = HD_PC_EV_RTP, .track = i};
@@ -413,8 +489,17 @@ static void on_feedback(hd_pc_t *pc, const hd_rtcp_pkt_t *p, hd_time_t now) {
     if (hd_rtcp_remb_parse(&fb, &r) < 0) return;
     pc->st.remb_received++;
     pc->remb_bps = r.bitrate_bps;
-    hd_pc_event_t ev = {.type = HD_PC_EV_SEND_RATE, .bitrate_bps = r.bitrate_bps, .track = -1};
-    pc_emit(pc, &ev);
+    if (pc->bwe) hd_bwe_on_remb(pc->bwe, r.bitrate_bps, now);
+    emit_send_rate(pc);
+  } else if (fb.pt == HD_RTCP_RTPFB && fb.fmt == HD_RTCP_FMT_TWCC && pc->bwe) {
+    static __thread hd_rtcp_twcc_pkt_t pkts[TWCC_MAX_PKTS];
+    hd_rtcp_twcc_t tw;
+    int np = hd_rtcp_twcc_parse(&fb, &tw, pkts, TWCC_MAX_PKTS);
+    if (np < 0) return;
+    pc->st.twcc_received++;
+    if (pc->rtt > 0) hd_bwe_set_rtt(pc->bwe, pc->rtt);
+    hd_bwe_on_twcc(pc->bwe, &tw, pkts, (size_t)np, now);
+    emit_send_rate(pc);
   }
 }
 

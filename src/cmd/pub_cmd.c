@@ -167,10 +167,13 @@ static void on_stats(void *ud, const hd_client_stats_t *s) {
   for (int i = 0; i < s->n_tracks; i++) {
     const hd_client_track_stats_t *t = &s->tracks[i];
     if (!t->local) continue;
-    fprintf(stderr, "pub %s %-5s %7.1f kb/s target %llu pkts %llu lost %.1f%% rtt %.0f ms frames %llu\n",
+    fprintf(stderr,
+            "pub %s %-5s %7.1f kb/s target %llu pkts %llu lost %.1f%% rtt %.0f ms frames %llu estimate %llu "
+            "%dx%d\n",
             t->track_sid[0] ? t->track_sid : "-", t->kind == HD_CLIENT_AUDIO ? "audio" : "video",
             t->bitrate_kbps, (unsigned long long)t->target_bps, (unsigned long long)t->packets, t->loss_pct,
-            t->rtt_ms, (unsigned long long)t->frames);
+            t->rtt_ms, (unsigned long long)t->frames, (unsigned long long)t->available_outgoing_bitrate,
+            t->width, t->height);
   }
 }
 

@@ -296,7 +296,32 @@ static void summary(sub_t *s, double secs, FILE *o) {
             "\"nacks\":%llu,\"retransmits\":%llu",
             (unsigned long long)x->packets, (long long)x->packets_lost, x->loss_pct, x->jitter_ms, x->rtt_ms,
             (unsigned long long)x->nacks, (unsigned long long)x->retransmits);
+    /* the same statistics under the browser's getStats names (W3C webrtc-stats) */
+    fprintf(o,
+            ",\"roundTripTime\":%.4f,\"nackCount\":%llu,\"retransmittedPacketsReceived\":%llu,"
+            "\"packetsLost\":%lld,\"packetsLostBeforeRepair\":%llu,\"lossBeforeRepairPct\":%.2f,"
+            "\"lossAfterRepairPct\":%.2f",
+            x->round_trip_time, (unsigned long long)x->nack_count,
+            (unsigned long long)x->retransmitted_packets, (long long)x->packets_lost,
+            (unsigned long long)x->packets_lost_before_repair, x->loss_before_repair_pct,
+            x->loss_after_repair_pct);
     if (t->kind == HD_CLIENT_VIDEO) {
+      fprintf(
+          o,
+          ",\"framesDecoded\":%llu,\"framesDropped\":%llu,\"framesRendered\":%llu,\"freezeCount\":%llu,"
+          "\"totalFreezesDuration\":%.3f,\"watched_ms\":%.0f,\"stall_pct\":%.2f,\"jitterBufferDelay\":%.3f,"
+          "\"jitterBufferTargetDelay\":%.3f,\"jitterBufferEmittedCount\":%llu,"
+          "\"jitter_buffer_delay_ms\":%.1f,\"pliCount\":%llu",
+          (unsigned long long)x->frames_decoded, (unsigned long long)x->frames_dropped,
+          (unsigned long long)x->frames_rendered, (unsigned long long)x->freeze_count,
+          x->total_freezes_duration, x->total_watched * 1000,
+          x->total_watched > 0 ? 100.0 * x->total_freezes_duration / x->total_watched : 0,
+          x->jitter_buffer_delay, x->jitter_buffer_target_delay,
+          (unsigned long long)x->jitter_buffer_emitted_count,
+          x->jitter_buffer_emitted_count
+              ? 1000.0 * x->jitter_buffer_delay / (double)x->jitter_buffer_emitted_count
+              : 0,
+          (unsigned long long)x->keyframe_requests_sent);
       fprintf(o,
               ",\"frames_decoded\":%llu,\"frames_written\":%llu,\"width\":%d,\"height\":%d,\"freezes\":%llu,"
               "\"freeze_ms\":%.0f,\"keyframe_requests\":%llu,\"counter\":{\"read\":%llu,\"unreadable\":%llu,"

@@ -20,8 +20,9 @@ struct hd_frame_asm_slot {
   int used;
   int64_t ext;
   uint32_t ts;
-  uint8_t marker, frame_start, keyframe;
-  int width, height, picture_id;
+  uint8_t marker, frame_start, keyframe, layer_sync;
+  int width, height, picture_id, tid, tl0picidx;
+  hd_time_t arrival;
   size_t len;
   uint8_t *data; /* VP8 bitstream bytes (descriptor stripped) */
 };
@@ -33,6 +34,8 @@ void hd_frame_asm_config_default(hd_frame_asm_config_t *c) {
   c->max_frame_bytes = 2u << 20;
   c->nack_wait = HD_MS(150);
   c->keyframe_interval = HD_MS(500);
+  c->tl_wait = HD_MS(50);
+  c->tl_key_wait = HD_SEC(1);
 }
 
 int hd_frame_asm_init(hd_frame_asm_t *fa, const hd_frame_asm_config_t *c) {
@@ -44,7 +47,8 @@ int hd_frame_asm_init(hd_frame_asm_t *fa, const hd_frame_asm_config_t *c) {
     hd_frame_asm_config_default(&fa->cfg);
   const hd_frame_asm_config_t *k = &fa->cfg;
   if (k->max_packets < 1 || k->max_packets > HD_FRAME_ASM_SLOTS || k->max_bytes < HD_FRAME_ASM_MAX_PAYLOAD ||
-      k->max_frame_bytes < HD_FRAME_ASM_MAX_PAYLOAD || k->nack_wait < 0 || k->keyframe_interval < 0)
+      k->max_frame_bytes < HD_FRAME_ASM_MAX_PAYLOAD || k->nack_wait < 0 || k->keyframe_interval < 0 ||
+      k->tl_wait < 0 || k->tl_key_wait < 0)
     return HD_EINVAL;
   fa->slots = calloc(HD_FRAME_ASM_SLOTS, sizeof(*fa->slots));
   fa->out = malloc(k->max_frame_bytes);
@@ -58,6 +62,8 @@ int hd_frame_asm_init(hd_frame_asm_t *fa, const hd_frame_asm_config_t *c) {
   fa->need_key = 1; /* a decoder can only start at a keyframe */
   fa->gap_since = HD_TIME_NEVER;
   fa->last_key_req = HD_TIME_NEVER;
+  fa->last_tl0 = -1;
+  fa->tl_tried = -1;
   return 0;
 }
 
@@ -164,6 +170,12 @@ static int emit(hd_frame_asm_t *fa, int64_t s, int64_t e, hd_frame_asm_event_t *
   f->first_seq = (uint16_t)s;
   f->last_seq = (uint16_t)e;
   f->after_gap = fa->skipped;
+  f->tid = first->tid;
+  f->tl0picidx = first->tl0picidx;
+  f->layer_sync = first->layer_sync;
+  f->first_arrival = first->arrival;
+  for (int64_t i = s + 1; i <= e; i++)
+    if (slot_at(fa, i)->arrival < f->first_arrival) f->first_arrival = slot_at(fa, i)->arrival;
   advance_base(fa, s); /* nothing below s is emitted any more */
   for (int64_t i = s; i <= e; i++)
     slot_free(fa, slot_at(fa, i));
@@ -180,6 +192,13 @@ static int emit(hd_frame_asm_t *fa, int64_t s, int64_t e, hd_frame_asm_event_t *
   }
   fa->skipped = 0;
   fa->need_key = 0;
+  /* temporal-layer state (RFC 7741 §4.2): a keyframe or a TL0 frame sets the
+   * TL0 chain; a Y frame of the lowest damaged layer repairs that layer */
+  if (f->keyframe) fa->broken_tid = 0;
+  if (f->tid == 0 && f->tl0picidx >= 0) fa->last_tl0 = f->tl0picidx;
+  if (f->keyframe && f->tid < 0) fa->last_tl0 = -1;
+  if (fa->broken_tid && f->layer_sync && f->tid == fa->broken_tid)
+    fa->broken_tid = fa->broken_tid >= fa->max_tid ? 0 : fa->broken_tid + 1;
   fa->stats.frames++;
   if (f->keyframe) fa->stats.keyframes++;
   return 1;
@@ -192,6 +211,17 @@ static int try_emit(hd_frame_asm_t *fa, hd_frame_asm_event_t *ev) {
     if (!fa->need_key && fa->have_emitted) {
       int64_t next = fa->last_emitted + 1;
       if (frame_at(fa, next, &end)) {
+        hd_frame_asm_slot_t *f = slot_at(fa, next);
+        if (fa->broken_tid && f->tid >= fa->broken_tid && !f->layer_sync && !f->keyframe) {
+          /* references a frame of a damaged layer: undecodable, pass over it */
+          for (int64_t i = next; i <= end; i++)
+            slot_free(fa, slot_at(fa, i));
+          fa->base = end + 1;
+          fa->last_emitted = end;
+          fa->stats.frames_dropped++;
+          fa->skipped = 1;
+          continue;
+        }
         if (emit(fa, next, end, ev)) return 1;
         continue;
       }
@@ -200,15 +230,22 @@ static int try_emit(hd_frame_asm_t *fa, hd_frame_asm_event_t *ev) {
      * waiting for one, complete delta frames can never be decoded: drop them
      * (only their own packets; a keyframe missing a retransmission may be
      * older and still complete). */
+    int key_pending = 0;
     for (int64_t e = fa->base; e <= fa->highest; e++) {
       hd_frame_asm_slot_t *p = slot_at(fa, e);
-      if (!p || !p->frame_start || !frame_at(fa, e, &end)) continue;
+      if (!p || !p->frame_start) continue;
+      if (!frame_at(fa, e, &end)) {
+        /* a keyframe still missing a packet (its repair may be on the way):
+         * the deltas after it will decode once it is complete, keep them */
+        if (p->keyframe) key_pending = 1;
+        continue;
+      }
       if (p->keyframe) {
         if (fa->have_emitted && e != fa->last_emitted + 1) fa->skipped = 1;
         if (emit(fa, e, end, ev)) return 1;
         goto again;
       }
-      if (fa->need_key) {
+      if (fa->need_key && !key_pending) {
         for (int64_t i = e; i <= end; i++)
           slot_free(fa, slot_at(fa, i));
         fa->stats.frames_dropped++;
@@ -271,6 +308,11 @@ int hd_frame_asm_push(hd_frame_asm_t *fa, const hd_frame_asm_pkt_t *pkt, hd_time
   s->width = d.width;
   s->height = d.height;
   s->picture_id = d.picture_id;
+  s->tid = d.tid;
+  if (d.tid > fa->max_tid) fa->max_tid = d.tid;
+  s->tl0picidx = d.tl0picidx;
+  s->layer_sync = d.layer_sync;
+  s->arrival = now;
   s->len = d.data_len;
   s->data = copy;
   fa->n_packets++;
@@ -278,6 +320,45 @@ int hd_frame_asm_push(hd_frame_asm_t *fa, const hd_frame_asm_pkt_t *pkt, hd_time
   if (ext > fa->highest) fa->highest = ext;
   fa->stats.packets++;
   return 0;
+}
+
+/* The first complete frame after the blocking gap that decodes without what
+ * is missing (see the header): 1 with it emitted, else 0. */
+static int tl_skip(hd_frame_asm_t *fa, hd_frame_asm_event_t *ev) {
+  if (fa->last_tl0 < 0 || fa->need_key) return 0;
+  fa->tl_tried = fa->highest;
+  int64_t end;
+  for (int64_t e = fa->last_emitted + 1; e <= fa->highest; e++) {
+    hd_frame_asm_slot_t *p = slot_at(fa, e);
+    if (!p || !p->frame_start || !frame_at(fa, e, &end)) continue;
+    if (p->tid < 0 || p->tl0picidx < 0) return 0;
+    int next_tl0 = p->tid == 0 && p->tl0picidx == ((fa->last_tl0 + 1) & 0xff);
+    int sync = p->tid > 0 && p->layer_sync && p->tl0picidx == fa->last_tl0;
+    if (next_tl0 || sync) {
+      advance_base(fa, e);
+      fa->skipped = 1;
+      fa->stats.tl_skips++;
+      /* the lost frames were all of TID >= 1 (the TL0 chain is whole); which
+       * of those layers lost one is unknown, so all of them are suspect */
+      if (!fa->broken_tid) fa->broken_since = fa->tl_now;
+      fa->broken_tid = 1;
+      if (emit(fa, e, end, ev)) return 1;
+      return 0;
+    }
+    e = end;
+  }
+  return 0;
+}
+
+/* Arrival of the oldest keyframe start packet whose frame is not complete
+ * yet, or HD_TIME_NEVER. */
+static hd_time_t pending_key_arrival(hd_frame_asm_t *fa) {
+  int64_t end;
+  for (int64_t e = fa->base; e <= fa->highest; e++) {
+    hd_frame_asm_slot_t *p = slot_at(fa, e);
+    if (p && p->frame_start && p->keyframe && !frame_at(fa, e, &end)) return p->arrival;
+  }
+  return HD_TIME_NEVER;
 }
 
 /* 1 when a hole (a missing sequence number) lies between the next expected
@@ -290,13 +371,27 @@ static int has_hole(const hd_frame_asm_t *fa) {
 
 int hd_frame_asm_poll(hd_frame_asm_t *fa, hd_time_t now, hd_frame_asm_event_t *ev) {
   if (!fa || !fa->slots || !ev) return HD_EINVAL;
+  fa->tl_now = now;
   if (try_emit(fa, ev)) return 1;
+  if (fa->broken_tid && !fa->need_key && now - fa->broken_since >= fa->cfg.tl_key_wait &&
+      (fa->last_key_req == HD_TIME_NEVER || now - fa->last_key_req >= fa->cfg.keyframe_interval)) {
+    /* no layer-sync frame came to repair the upper layers: a keyframe will */
+    fa->last_key_req = now;
+    fa->stats.keyframe_requests++;
+    memset(ev, 0, sizeof(*ev));
+    ev->type = HD_FRAME_ASM_KEYFRAME_NEEDED;
+    return 1;
+  }
   if (!fa->need_key) {
     if (!has_hole(fa)) {
       fa->gap_since = HD_TIME_NEVER;
     } else if (fa->gap_since == HD_TIME_NEVER) {
       fa->gap_since = now;
-    } else if (now - fa->gap_since >= fa->cfg.nack_wait) {
+    }
+    if (fa->gap_since != HD_TIME_NEVER && now - fa->gap_since >= fa->cfg.tl_wait &&
+        fa->tl_tried != fa->highest && tl_skip(fa, ev))
+      return 1;
+    if (fa->gap_since != HD_TIME_NEVER && now - fa->gap_since >= fa->cfg.nack_wait) {
       /* Retransmission did not fill the hole in time: the chain is broken. */
       break_chain(fa);
       if (try_emit(fa, ev)) return 1;
@@ -304,9 +399,14 @@ int hd_frame_asm_poll(hd_frame_asm_t *fa, hd_time_t now, hd_frame_asm_event_t *e
   }
   if (fa->need_key && fa->started) {
     /* At start-up give an in-flight keyframe nack_wait to complete, unless a
-     * complete delta frame shows we joined mid-stream. */
+     * complete delta frame shows we joined mid-stream. A keyframe whose first
+     * packet is here but which misses another gets nack_wait from its
+     * arrival for the repair, at start-up or after a request: asking again
+     * would only bring a second keyframe behind the first. */
     int startup_wait = !fa->have_emitted && fa->last_key_req == HD_TIME_NEVER &&
                        fa->stats.frames_dropped == 0 && now - fa->start_time < fa->cfg.nack_wait;
+    hd_time_t kp = pending_key_arrival(fa);
+    if (kp != HD_TIME_NEVER && now - kp < fa->cfg.nack_wait) startup_wait = 1;
     if (!startup_wait &&
         (fa->last_key_req == HD_TIME_NEVER || now - fa->last_key_req >= fa->cfg.keyframe_interval)) {
       fa->last_key_req = now;
@@ -326,8 +426,27 @@ hd_time_t hd_frame_asm_next_timeout(const hd_frame_asm_t *fa) {
     if (!fa->have_emitted && fa->stats.frames_dropped == 0) return fa->start_time + fa->cfg.nack_wait;
     return fa->start_time; /* due now */
   }
-  if (fa->gap_since != HD_TIME_NEVER) return fa->gap_since + fa->cfg.nack_wait;
-  return HD_TIME_NEVER;
+  hd_time_t t = HD_TIME_NEVER;
+  if (fa->gap_since != HD_TIME_NEVER) {
+    t = fa->gap_since + fa->cfg.nack_wait;
+    if (fa->last_tl0 >= 0 && fa->tl_tried != fa->highest && fa->gap_since + fa->cfg.tl_wait < t)
+      t = fa->gap_since + fa->cfg.tl_wait;
+  }
+  if (fa->broken_tid) {
+    hd_time_t k = fa->broken_since + fa->cfg.tl_key_wait;
+    if (fa->last_key_req != HD_TIME_NEVER && fa->last_key_req + fa->cfg.keyframe_interval > k)
+      k = fa->last_key_req + fa->cfg.keyframe_interval;
+    if (k < t) t = k;
+  }
+  return t;
+}
+
+void hd_frame_asm_set_waits(hd_frame_asm_t *fa, hd_time_t nack_wait, hd_time_t keyframe_interval,
+                            hd_time_t tl_wait) {
+  if (!fa) return;
+  if (nack_wait >= 0) fa->cfg.nack_wait = nack_wait;
+  if (keyframe_interval >= 0) fa->cfg.keyframe_interval = keyframe_interval;
+  if (tl_wait >= 0) fa->cfg.tl_wait = tl_wait;
 }
 
 void hd_frame_asm_request_keyframe(hd_frame_asm_t *fa, hd_time_t now) {

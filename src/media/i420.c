@@ -105,3 +105,24 @@ double hd_i420_psnr(const hd_i420_t *a, const hd_i420_t *b) {
   double psnr = 10.0 * log10(255.0 * 255.0 * count / sse);
   return psnr > 99.0 ? 99.0 : psnr;
 }
+
+int hd_i420_half(hd_i420_t *dst, const hd_i420_t *src) {
+  if (!dst || !src || src->width < 4 || src->height < 4 || dst->width != src->width / 2 ||
+      dst->height != src->height / 2)
+    return HD_EINVAL;
+  for (int p = 0; p < 3; p++) {
+    int dw = p ? hd_i420_chroma(dst->width) : dst->width, dh = p ? hd_i420_chroma(dst->height) : dst->height;
+    int sw = p ? hd_i420_chroma(src->width) : src->width, sh = p ? hd_i420_chroma(src->height) : src->height;
+    for (int y = 0; y < dh; y++) {
+      const uint8_t *r0 = src->plane[p] + (size_t)(2 * y < sh ? 2 * y : sh - 1) * (size_t)src->stride[p];
+      const uint8_t *r1 =
+          src->plane[p] + (size_t)(2 * y + 1 < sh ? 2 * y + 1 : sh - 1) * (size_t)src->stride[p];
+      uint8_t *o = dst->plane[p] + (size_t)y * (size_t)dst->stride[p];
+      for (int x = 0; x < dw; x++) {
+        int x0 = 2 * x < sw ? 2 * x : sw - 1, x1 = 2 * x + 1 < sw ? 2 * x + 1 : sw - 1;
+        o[x] = (uint8_t)((r0[x0] + r0[x1] + r1[x0] + r1[x1] + 2) / 4);
+      }
+    }
+  }
+  return 0;
+}

@@ -22,6 +22,9 @@ typedef struct {
 
 /* Chroma plane dimension for a luma dimension n: (n + 1) / 2. */
 static inline int hd_i420_chroma(int n) { return (n + 1) / 2; }
+/* Downscales src by 2 in each direction into dst (2x2 box filter), which must
+ * be src->width/2 x src->height/2 (src at least 4x4). 0 or HD_EINVAL. */
+int hd_i420_half(hd_i420_t *dst, const hd_i420_t *src);
 /* Bytes of a tightly packed I420 picture (Y then U then V, no row padding),
  * 0 when w/h is outside 1..HD_I420_MAX_DIM. */
 size_t hd_i420_size(int w, int h);

@@ -76,6 +76,7 @@ int hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now) {
       e->first = now;
       e->next_ask = now + g->reorder_wait;
       e->tries = 0;
+      g->noticed++;
     }
   }
   g->max_ext = ext;

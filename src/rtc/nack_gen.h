@@ -41,6 +41,7 @@ typedef struct {
   int learn_rtt;          /* measure rtt from request -> repair (see above); default off */
   uint64_t rtt_samples;
   uint64_t requested, recovered, gave_up, resets;
+  uint64_t noticed; /* seqs found missing (loss before repair, reordering included) */
 } hd_nack_gen_t;
 
 void hd_nack_gen_init(hd_nack_gen_t *g);

@@ -66,6 +66,12 @@ typedef struct {
   int n_msgs[2];
   hd_participant_t *part[2];
   char offer[16384], answer[16384];
+  /* optional bottleneck on endpoint 0's uplink: serialisation at up_rate
+   * bit/s behind a 200 ms drop-tail queue */
+  uint64_t up_rate;
+  hd_time_t up_busy;
+  uint64_t up_drops, up_sent;
+  int adapt; /* endpoint 0 sizes its video frames from the SEND_RATE target */
 } world_t;
 
 static world_t *W;
@@ -148,7 +154,17 @@ static int ep_of(world_t *w, const struct sockaddr_storage *ss) {
 static void push(world_t *w, int from, int to, const uint8_t *data, size_t len) {
   hd_time_t at;
   if (to < 0) return;
-  if (!hd_link_send(&w->ep[from].up, w->now, &at)) return;
+  hd_time_t dep = w->now;
+  if (from == 0 && w->up_rate) {
+    dep = (w->up_busy > w->now ? w->up_busy : w->now) + (hd_time_t)((len + 28) * 8 * 1000000 / w->up_rate);
+    if (dep - w->now > HD_MS(200)) {
+      w->up_drops++;
+      return;
+    }
+    w->up_busy = dep;
+    w->up_sent++;
+  }
+  if (!hd_link_send(&w->ep[from].up, dep, &at)) return;
   if (!hd_link_send(&w->ep[to].down, at, &at)) return;
   assert_int_equal(hd_wire_push(&w->wire, at, to, (struct sockaddr *)&w->ep[from].addr,
                                 sizeof w->ep[from].addr, data, len),
@@ -201,6 +217,18 @@ static void media(world_t *w, ep_t *e) {
   }
   while (e->vtrack >= 0 && e->next_video <= w->now) {
     int key = e->force_key || e->frame == 0, n = key ? 6 : 3;
+    size_t plen = sizeof pl;
+    if (w->adapt) {
+      /* an encoder at the target: 90% of it minus audio (24 kbit/s of
+       * payload, twice that as RED with one copy), 30 fps */
+      int64_t target = e->app.last_remb ? (int64_t)e->app.last_remb : 300000; /* the estimator's start */
+      int64_t audio = hd_pc_track_red_pt(e->pc, e->atrack) ? 48000 : 24000;
+      int64_t bytes = (target * 9 / 10 - audio) / 8 / 30;
+      if (bytes < 300) bytes = 300;
+      n = (int)((bytes + sizeof pl - 1) / sizeof pl) * (key ? 2 : 1);
+      plen = (size_t)(bytes * (key ? 2 : 1) / n);
+      if (plen < 8) plen = 8;
+    }
     e->force_key = 0;
     pl[0] = (uint8_t)key;
     for (int i = 0; i < n; i++) {
@@ -208,7 +236,7 @@ static void media(world_t *w, ep_t *e) {
                             .ts = e->frame * 3000,
                             .marker = i == n - 1,
                             .payload = pl,
-                            .len = sizeof pl,
+                            .len = plen,
                             .audio_level = -1};
       assert_int_equal(hd_pc_send_rtp(e->pc, &p, w->now), 0);
     }
@@ -330,16 +358,19 @@ static void join_room(world_t *w, int c, const char *identity) {
   hd_signal_msg_free(&m);
 }
 
-static void test_room_publish_subscribe_lossy(void **st) {
+/* alice publishes, bob subscribes, through the node; runs `secs` seconds */
+static world_t *room_run(double loss, int secs, uint64_t up_rate) {
   world_t *w = world_new();
+  w->up_rate = up_rate;
+  w->adapt = up_rate != 0;
   hd_node_config_t ncfg = {.rtc_ip = "10.0.0.1",
                            .rtc_port = 7881,
                            .wall_offset = HD_SEC(1700000000),
                            .signal_send = sig_send,
                            .signal_close = sig_close};
   assert_int_equal(hd_node_new(&w->node, &ncfg, g_node_cert), 0);
-  ep_init(w, 0, "10.0.0.2", 5000, 0.05, g_cert_a);
-  ep_init(w, 1, "10.0.0.3", 5001, 0.05, g_cert_b);
+  ep_init(w, 0, "10.0.0.2", 5000, loss, g_cert_a);
+  ep_init(w, 1, "10.0.0.3", 5001, loss, g_cert_b);
   ep_init(w, NODE_EP, "10.0.0.1", 7881, 0.0, NULL);
   join_room(w, 0, "alice");
   join_room(w, 1, "bob");
@@ -387,7 +418,13 @@ static void test_room_publish_subscribe_lossy(void **st) {
   assert_int_equal(rtc_msg(w, 1, msg), 0);
   assert_int_equal(take(w, 1, HD_SIGNAL_ERROR, &m), HD_ENOTFOUND);
 
-  run_until(w, w->now + HD_SEC(12));
+  run_until(w, w->now + HD_SEC(secs));
+  return w;
+}
+
+static void test_room_publish_subscribe_lossy(void **st) {
+  world_t *w = room_run(0.05, 12, 0);
+  ep_t *pub = &w->ep[0], *sub = &w->ep[1];
   assert_int_equal(hd_pc_state(pub->pc), HD_PC_CONNECTED);
   assert_int_equal(hd_pc_state(sub->pc), HD_PC_CONNECTED);
   app_t *a = &sub->app;
@@ -415,6 +452,12 @@ static void test_room_publish_subscribe_lossy(void **st) {
   assert_int_equal(ss.tracks[1].kind, HD_PC_VIDEO);
   assert_true(ss.tracks[1].nack_sent > 0);     /* downlink losses NACKed */
   assert_true(ss.tracks[1].rtx_recovered > 0); /* and repaired with RTX */
+  /* the NACK -> RTX round trip the subscriber learned: 2 x 20 ms each way, plus
+   * the node's own repair from alice when it lacked the packet too */
+  printf("subscriber's learned repair RTT %lld us, missing %llu\n", (long long)ss.tracks[1].repair_rtt,
+         (unsigned long long)ss.tracks[1].missing);
+  assert_true(ss.tracks[1].repair_rtt >= HD_MS(40) && ss.tracks[1].repair_rtt <= HD_MS(400));
+  assert_true(ss.tracks[1].missing >= ss.tracks[1].rtx_recovered);
   assert_true(a->rtx_rtp > 0);
   assert_true(ps.tracks[1].nack_received > 0); /* uplink losses: the node NACKs alice */
   assert_true(ps.tracks[1].rtx_sent > 0);
@@ -434,6 +477,37 @@ static void test_room_publish_subscribe_lossy(void **st) {
   assert_int_equal(hd_pc_request_keyframe(sub->pc, 1, w->now), 0);
   run_until(w, w->now + HD_SEC(1));
   assert_true(pub->app.keyframes > before);
+  world_free(w);
+}
+
+/* The node's transport-wide feedback drives the publisher's send-side
+ * estimate (rtc/bwe.h, issue 13 item 3): behind a 300 kbit/s uplink the
+ * target settles under the capacity, the pacer spreads the packets, and the
+ * bottleneck queue stops dropping once the estimate has converged. */
+static void test_publisher_follows_twcc(void **st) {
+  world_t *w = room_run(0, 10, 300000);
+  ep_t *pub = &w->ep[0];
+  hd_pc_stats_t ps;
+  hd_pc_stats(pub->pc, &ps);
+  printf("300 kbit/s uplink, first 10 s: feedback %llu, estimate %llu bit/s, pacing %llu bit/s, bottleneck "
+         "drops "
+         "%llu of %llu\n",
+         (unsigned long long)ps.twcc_received, (unsigned long long)ps.bwe_bps,
+         (unsigned long long)ps.pacing_bps, (unsigned long long)w->up_drops,
+         (unsigned long long)(w->up_sent + w->up_drops));
+  assert_true(ps.twcc_received > 20); /* the node sends transport-wide feedback to an SDK publisher */
+  assert_true(pub->app.remb_events > 20);
+  assert_true(ps.bwe_bps > 0 && ps.pacing_bps > 0);
+  uint64_t drops = w->up_drops, sent = w->up_sent;
+  run_until(w, w->now + HD_SEC(10));
+  hd_pc_stats(pub->pc, &ps);
+  uint64_t d2 = w->up_drops - drops, s2 = w->up_sent - sent;
+  printf("next 10 s: target %llu bit/s, estimate %llu, bottleneck drops %llu of %llu\n",
+         (unsigned long long)pub->app.last_remb, (unsigned long long)ps.bwe_bps, (unsigned long long)d2,
+         (unsigned long long)(s2 + d2));
+  assert_true(pub->app.last_remb >= 120000 && pub->app.last_remb <= 330000);
+  assert_true(d2 * 100 <= s2 + d2); /* < 1% lost at the bottleneck */
+  assert_true(s2 > 500);
   world_free(w);
 }
 
@@ -659,6 +733,7 @@ static int group_teardown(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_room_publish_subscribe_lossy),
+      cmocka_unit_test(test_publisher_follows_twcc),
       cmocka_unit_test(test_direct_full_agents),
       cmocka_unit_test(test_role_conflict),
       cmocka_unit_test(test_errors),

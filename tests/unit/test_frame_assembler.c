@@ -401,6 +401,36 @@ static void test_vp8_over_lossy_link(void **state) {
   hd_frame_asm_free(&fa);
 }
 
+/* The first keyframe misses a packet while later deltas complete: they wait
+ * for its repair (no keyframe request, nothing dropped), and once it is in,
+ * everything comes out in order. Before issue 13 the deltas were dropped and
+ * a keyframe requested at once, though the repair was on its way. */
+static void test_incomplete_keyframe_waits_for_repair(void **state) {
+  static tpkt_t pk[32];
+  int n = 0;
+  for (int f = 0; f < 6; f++)
+    n += make_frame(pk + n, (uint16_t)(500 + n), f, f == 0 ? 4 : 2, f == 0);
+  hd_frame_asm_t fa;
+  assert_int_equal(hd_frame_asm_init(&fa, NULL), 0);
+  int frames[16], nf = 0, kreq = 0;
+  for (int i = 0; i < n; i++) {
+    if (i == 2) continue; /* the keyframe's third packet is lost */
+    assert_int_equal(push(&fa, &pk[i], HD_MS(i * 5)), 0);
+    drain(&fa, HD_MS(i * 5), frames, &nf, &kreq);
+  }
+  drain(&fa, HD_MS(100), frames, &nf, &kreq);
+  assert_int_equal(nf, 0);
+  assert_int_equal(kreq, 0);
+  assert_int_equal(fa.stats.frames_dropped, 0);
+  assert_int_equal(push(&fa, &pk[2], HD_MS(110)), 0); /* the retransmission */
+  drain(&fa, HD_MS(110), frames, &nf, &kreq);
+  assert_int_equal(nf, 6);
+  for (int f = 0; f < 6; f++)
+    assert_int_equal(frames[f], f);
+  assert_int_equal(kreq, 0);
+  hd_frame_asm_free(&fa);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_in_order_and_reordered),
@@ -410,6 +440,7 @@ int main(void) {
       cmocka_unit_test(test_start_mid_stream_and_explicit_request),
       cmocka_unit_test(test_caps_and_errors),
       cmocka_unit_test(test_vp8_over_lossy_link),
+      cmocka_unit_test(test_incomplete_keyframe_waits_for_repair),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
