@@ -136,7 +136,8 @@ static void ent_send(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e) {
   raw_send(b, conn, b->scratch, e->len);
 }
 
-const int64_t hd_rtm_dlat_le_ms[HD_RTM_DLAT_BUCKETS - 1] = {10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+const int64_t hd_rtm_dlat_le_ms[HD_RTM_DLAT_BUCKETS - 1] = {10,  25,   50,   100,  250,
+                                                            500, 1000, 2500, 5000, 10000};
 
 /* A delivery that will never be acked: counted by why (doom kind: 1
  * overflow, 2 logout, 3 expired/replaced, 4 ending). */

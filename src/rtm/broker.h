@@ -145,13 +145,13 @@ typedef struct {
 #define HD_RTM_DLAT_BUCKETS 11 /* upper bounds hd_rtm_dlat_le_ms[], the last one +Inf */
 extern const int64_t hd_rtm_dlat_le_ms[HD_RTM_DLAT_BUCKETS - 1];
 typedef struct {
-  uint64_t sent;     /* channel and peer messages accepted from publishers */
-  uint64_t owed;     /* deliveries owed: one per recipient session at publish time */
-  uint64_t acked;    /* deliveries acknowledged by the recipient session (each exactly once) */
-  uint64_t overflow; /* given up: the recipient's window was full (4008) */
-  uint64_t gone;     /* given up: the recipient logged out (or was ending) with it unacked */
-  uint64_t expired;  /* given up: the recipient's session was not resumed within the grace, or replaced */
-  uint64_t lat_sum_us;                   /* sum of publish -> ack latencies of the acked */
+  uint64_t sent;       /* channel and peer messages accepted from publishers */
+  uint64_t owed;       /* deliveries owed: one per recipient session at publish time */
+  uint64_t acked;      /* deliveries acknowledged by the recipient session (each exactly once) */
+  uint64_t overflow;   /* given up: the recipient's window was full (4008) */
+  uint64_t gone;       /* given up: the recipient logged out (or was ending) with it unacked */
+  uint64_t expired;    /* given up: the recipient's session was not resumed within the grace, or replaced */
+  uint64_t lat_sum_us; /* sum of publish -> ack latencies of the acked */
   uint64_t lat_hist[HD_RTM_DLAT_BUCKETS]; /* acked deliveries by latency bucket (not cumulative) */
 } hd_rtm_delivery_t;
 

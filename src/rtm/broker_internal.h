@@ -36,9 +36,9 @@ typedef struct {
   int64_t s;
   body_t *body;
   receipt_t *rc;
-  size_t len; /* whole text with "s" */
-  int err;    /* an error reply (counted in win_errs) */
-  int dlv;    /* a channel/peer message: a delivery counted in the app's hd_rtm_delivery_t */
+  size_t len;   /* whole text with "s" */
+  int err;      /* an error reply (counted in win_errs) */
+  int dlv;      /* a channel/peer message: a delivery counted in the app's hd_rtm_delivery_t */
   hd_time_t t0; /* dlv: when the publish was accepted */
 } out_ent_t;
 

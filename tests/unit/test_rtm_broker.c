@@ -1389,7 +1389,7 @@ static void test_delivery_exactly_once(void **st) {
   assert_non_null(strstr(buf, "hudong_rtm_delivery_acked_total 13\n"));
   assert_non_null(strstr(buf, "hudong_rtm_delivery_given_up_total{reason=\"overflow\"} 15\n"));
   assert_non_null(strstr(buf, "hudong_rtm_delivery_seconds_bucket{le=\"0.025\"} 8\n")); /* + 2 at 0 ms */
-  assert_non_null(strstr(buf, "hudong_rtm_delivery_seconds_bucket{le=\"10\"} 10\n")); /* alice: 30 s */
+  assert_non_null(strstr(buf, "hudong_rtm_delivery_seconds_bucket{le=\"10\"} 10\n"));   /* alice: 30 s */
   assert_non_null(strstr(buf, "hudong_rtm_delivery_seconds_bucket{le=\"+Inf\"} 13\n"));
   assert_non_null(strstr(buf, "hudong_rtm_delivery_seconds_count 13\n"));
   hd_rtm_broker_free(b);
