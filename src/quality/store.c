@@ -49,8 +49,10 @@ static const char *const SCHEMA[] = {
     "value DOUBLE PRECISION, threshold DOUBLE PRECISION, window_s BIGINT)",
     "CREATE INDEX IF NOT EXISTS q_alert_app_ts ON q_alert(app, ts)",
     /* RTM delivery per app and sample interval (no room: messaging is per app) */
-    "CREATE TABLE IF NOT EXISTS q_delivery (ts BIGINT NOT NULL, app TEXT NOT NULL, room TEXT NOT NULL, room_sid "
-    "TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, interval_ms BIGINT, sent BIGINT, owed BIGINT, "
+    "CREATE TABLE IF NOT EXISTS q_delivery (ts BIGINT NOT NULL, app TEXT NOT NULL, room TEXT NOT NULL, "
+    "room_sid "
+    "TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, interval_ms BIGINT, sent BIGINT, owed "
+    "BIGINT, "
     "acked BIGINT, overflow BIGINT, gone BIGINT, expired BIGINT, lat_sum_us BIGINT, l10 BIGINT, l25 BIGINT, "
     "l50 BIGINT, l100 BIGINT, l250 BIGINT, l500 BIGINT, l1000 BIGINT, l2500 BIGINT, l5000 BIGINT, l10000 "
     "BIGINT, linf BIGINT)",
@@ -81,7 +83,8 @@ static const char INS_ALERT[] =
     "$11)";
 static const char INS_DELIVERY[] =
     "INSERT INTO q_delivery (ts, app, room, room_sid, identity, psid, interval_ms, sent, owed, acked, "
-    "overflow, gone, expired, lat_sum_us, l10, l25, l50, l100, l250, l500, l1000, l2500, l5000, l10000, linf) "
+    "overflow, gone, expired, lat_sum_us, l10, l25, l50, l100, l250, l500, l1000, l2500, l5000, l10000, "
+    "linf) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
     "$22, $23, $24, $25)";
 static const char BEGIN_SQL[] = "BEGIN";
@@ -327,8 +330,8 @@ static void node_agg(json_t *o, json_t *row, size_t c) {
 }
 
 #define DELIVERY_AGG                                                                                         \
-  "SUM(sent), SUM(owed), SUM(acked), SUM(overflow), SUM(gone), SUM(expired), SUM(lat_sum_us), SUM(l10), "     \
-  "SUM(l25), SUM(l50), SUM(l100), SUM(l250), SUM(l500), SUM(l1000), SUM(l2500), SUM(l5000), SUM(l10000), "    \
+  "SUM(sent), SUM(owed), SUM(acked), SUM(overflow), SUM(gone), SUM(expired), SUM(lat_sum_us), SUM(l10), "    \
+  "SUM(l25), SUM(l50), SUM(l100), SUM(l250), SUM(l500), SUM(l1000), SUM(l2500), SUM(l5000), SUM(l10000), "   \
   "SUM(linf)"
 
 /* The q-quantile (0..1) of a latency histogram, in ms: linear within the
@@ -380,9 +383,9 @@ static void delivery_series(json_t *o, json_t *row, size_t c) {
   json_object_set(o, "delivery_given_up", json_object_get(d, "given_up"));
   json_object_set(o, "delivery_rate", json_object_get(d, "delivery_rate"));
   json_t *l = json_object_get(d, "latency_ms");
-  json_object_set_new(o, "delivery_latency_ms", json_is_object(l) ? json_real(json_number_value(
-                                                                         json_object_get(l, "mean")))
-                                                                   : json_null());
+  json_object_set_new(o, "delivery_latency_ms",
+                      json_is_object(l) ? json_real(json_number_value(json_object_get(l, "mean")))
+                                        : json_null());
   json_decref(d);
 }
 

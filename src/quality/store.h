@@ -21,7 +21,15 @@
 
 #define HD_QSTORE_ROWS_MAX 20000 /* rows one time-series query returns at most */
 
-enum { HD_QROW_NODE = 0, HD_QROW_CLIENT, HD_QROW_JOIN, HD_QROW_EVENT, HD_QROW_ALERT, HD_QROW_DELIVERY, HD_QROW_KINDS };
+enum {
+  HD_QROW_NODE = 0,
+  HD_QROW_CLIENT,
+  HD_QROW_JOIN,
+  HD_QROW_EVENT,
+  HD_QROW_ALERT,
+  HD_QROW_DELIVERY,
+  HD_QROW_KINDS
+};
 
 /* Who and where, common to every row. Strings are NUL-terminated. */
 typedef struct {

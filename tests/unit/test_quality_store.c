@@ -109,13 +109,19 @@ static void suite(const char *url) {
   rows[n++] = al;
   /* RTM delivery per app (issue 14 item 1): 27 acked at 20 ms, 3 given up; then 10 at 80 ms */
   hd_qrow_t d1 = key(HD_QROW_DELIVERY, "a1", "", "", T0 + 5000);
-  d1.u.delivery = (hd_qdelivery_t){.interval_ms = 5000, .sent = 10, .owed = 30, .acked = 27, .overflow = 1,
-                                   .gone = 1, .expired = 1, .lat_sum_us = 27 * 20000};
+  d1.u.delivery = (hd_qdelivery_t){.interval_ms = 5000,
+                                   .sent = 10,
+                                   .owed = 30,
+                                   .acked = 27,
+                                   .overflow = 1,
+                                   .gone = 1,
+                                   .expired = 1,
+                                   .lat_sum_us = 27 * 20000};
   d1.u.delivery.lat[1] = 27;
   rows[n++] = d1;
   hd_qrow_t d2 = key(HD_QROW_DELIVERY, "a1", "", "", T0 + 15000);
-  d2.u.delivery = (hd_qdelivery_t){.interval_ms = 5000, .sent = 5, .owed = 10, .acked = 10,
-                                   .lat_sum_us = 10 * 80000};
+  d2.u.delivery =
+      (hd_qdelivery_t){.interval_ms = 5000, .sent = 5, .owed = 10, .acked = 10, .lat_sum_us = 10 * 80000};
   d2.u.delivery.lat[3] = 10;
   rows[n++] = d2;
   hd_qrow_t d3 = key(HD_QROW_DELIVERY, "a2", "", "", T0 + 5000);
