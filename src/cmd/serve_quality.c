@@ -19,7 +19,7 @@
 
 #define MAX_CONNS 65536
 #define SAMPLES_PER_WORKER 8192
-#define DELIVERY_APPS 256 /* apps whose RTM delivery is sampled (the configured tenants) */
+#define DELIVERY_APPS 256 /* apps whose RTM delivery is sampled (the configured tenants; docs/quality.md) */
 
 _Static_assert(HD_QDLAT_BUCKETS == HD_RTM_DLAT_BUCKETS, "delivery latency buckets: broker and store agree");
 
@@ -37,7 +37,7 @@ struct hd_serve_quality {
   hd_node_qsample_t *buf;
   char db[600];
   /* the broker's cumulative delivery counters at the previous sample, per app */
-  char (*dl_apps)[64];
+  char (*dl_apps)[64], (*dl_prev_apps)[64];
   hd_rtm_delivery_t *dl_now, *dl_prev;
   int n_dl_prev;
   int64_t dl_prev_ms;
@@ -76,10 +76,12 @@ static void sample_delivery(hd_serve_quality_t *q, int64_t ms) {
   for (int i = 0; i < n; i++) {
     const hd_rtm_delivery_t *c = &q->dl_now[i];
     hd_rtm_delivery_t z = {0};
-    /* the broker lists apps newest first and never drops one: the previous
-     * sample's apps are the last n_dl_prev, in the same order */
-    int old = n - q->n_dl_prev;
-    const hd_rtm_delivery_t *p = i >= old ? &q->dl_prev[i - old] : &z;
+    const hd_rtm_delivery_t *p = &z; /* an app new since the previous sample starts from zero */
+    for (int k = 0; k < q->n_dl_prev; k++)
+      if (!strcmp(q->dl_prev_apps[k], q->dl_apps[i])) {
+        p = &q->dl_prev[k];
+        break;
+      }
     if (c->sent == p->sent && c->owed == p->owed && c->acked == p->acked && c->overflow == p->overflow &&
         c->gone == p->gone && c->expired == p->expired)
       continue;
@@ -98,6 +100,7 @@ static void sample_delivery(hd_serve_quality_t *q, int64_t ms) {
     hd_qwriter_push(q->writer, &row, 1);
   }
   memcpy(q->dl_prev, q->dl_now, (size_t)n * sizeof *q->dl_now);
+  memcpy(q->dl_prev_apps, q->dl_apps, (size_t)n * sizeof *q->dl_apps);
   q->n_dl_prev = n;
   q->dl_prev_ms = ms;
 }
@@ -186,9 +189,11 @@ int hd_serve_quality_start(hd_serve_quality_t **out, const hd_serve_quality_conf
   }
   q->buf = calloc(SAMPLES_PER_WORKER, sizeof *q->buf);
   q->dl_apps = calloc(DELIVERY_APPS, sizeof *q->dl_apps);
+  q->dl_prev_apps = calloc(DELIVERY_APPS, sizeof *q->dl_prev_apps);
   q->dl_now = calloc(DELIVERY_APPS, sizeof *q->dl_now);
   q->dl_prev = calloc(DELIVERY_APPS, sizeof *q->dl_prev);
-  if (!q->buf || !q->dl_apps || !q->dl_now || !q->dl_prev || (rc = hd_map_init(&q->apps, MAX_CONNS)) < 0) {
+  if (!q->buf || !q->dl_apps || !q->dl_prev_apps || !q->dl_now || !q->dl_prev ||
+      (rc = hd_map_init(&q->apps, MAX_CONNS)) < 0) {
     rc = HD_ENOMEM;
     goto fail;
   }
@@ -209,7 +214,7 @@ fail:
   hd_qwriter_stop(q->writer);
   hd_qstore_close(q->store);
   free(q->buf);
-  free(q->dl_apps), free(q->dl_now), free(q->dl_prev);
+  free(q->dl_apps), free(q->dl_prev_apps), free(q->dl_now), free(q->dl_prev);
   free(q);
   return rc < 0 ? rc : HD_EIO;
 }
@@ -235,7 +240,7 @@ void hd_serve_quality_stop(hd_serve_quality_t *q) {
   hd_qcollector_free(q->col);
   free_apps(&q->apps);
   free(q->buf);
-  free(q->dl_apps), free(q->dl_now), free(q->dl_prev);
+  free(q->dl_apps), free(q->dl_prev_apps), free(q->dl_now), free(q->dl_prev);
   /* q itself is freed by the timers' close callbacks: the caller runs the loop once more */
 }
 
