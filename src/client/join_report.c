@@ -8,7 +8,7 @@
 
 static json_t *ms_or_null(int64_t v) { return v >= 0 ? json_integer((json_int_t)v) : json_null(); }
 
-int hd_join_report_json(const hd_join_attempt_t *a, int n, char *out, size_t cap) {
+int hd_join_report_json(const hd_join_attempt_t *a, int n, const char *msg_id, char *out, size_t cap) {
   if (n < 1 || n > HD_JOIN_REPORT_MAX) return HD_EINVAL;
   for (int i = 0; i < n; i++)
     if (!a[i].id[0] || a[i].started_at_ms <= 0) return HD_EINVAL;
@@ -25,6 +25,7 @@ int hd_join_report_json(const hd_join_attempt_t *a, int n, char *out, size_t cap
   }
   json_t *o = arr ? json_pack("{s:s, s:o}", "type", "quality_join", "attempts", arr) : NULL;
   if (!o) return HD_ENOMEM;
+  if (msg_id) json_object_set_new(o, "id", json_string(msg_id));
   size_t len = json_dumpb(o, out, cap, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(o);
   if (len == 0) return HD_ENOMEM;

@@ -29,9 +29,10 @@ typedef struct {
 } hd_join_tally_t;
 
 /* Writes {"type":"quality_join","attempts":[...]} for a[0..n) (1..20) into
- * out. Returns its length, HD_EINVAL (n out of range, empty id, started_at
- * not positive) or HD_ENOSPC. */
-int hd_join_report_json(const hd_join_attempt_t *a, int n, char *out, size_t cap);
+ * out, with "id": msg_id if not NULL (the node names it in a refusal, so the
+ * sender can tell that error from others). Returns its length, HD_EINVAL (n
+ * out of range, empty attempt id, started_at not positive) or HD_ENOSPC. */
+int hd_join_report_json(const hd_join_attempt_t *a, int n, const char *msg_id, char *out, size_t cap);
 
 /* Counts one attempt the way the node's API does. */
 void hd_join_tally_add(hd_join_tally_t *t, const hd_join_attempt_t *a);

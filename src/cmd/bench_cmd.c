@@ -343,7 +343,7 @@ static void att_report(bl_leg_t *l) {
       !hd_ws_client_is_open(s->ws))
     return;
   char buf[1024];
-  int n = hd_join_report_json(&l->att, 1, buf, sizeof buf);
+  int n = hd_join_report_json(&l->att, 1, "qj", buf, sizeof buf);
   if (n > 0 && hd_ws_client_send(s->ws, buf, (size_t)n) == 0) l->att_sent = 1;
 }
 
@@ -394,6 +394,13 @@ static void hd_events(bl_leg_t *l) {
       if (ev.code < 0) bl_leg_fail(l, "subscriber offer: %s", hd_strerror(ev.code));
       break;
     case HD_RTC_SIGNAL_EV_ERROR:
+      if (ev.id &&
+          !strcmp(ev.id, "qj")) { /* our quality_join refused (rate, node budget): not the leg's failure */
+        l->run->joins_refused++;
+        if (!l->run->o.quiet)
+          fprintf(stderr, "bench load: %s: quality_join refused: %s\n", l->identity, ev.message);
+        break;
+      }
       bl_leg_fail(l, "signaling error %d %s: %s", ev.code, ev.reason, ev.message);
       break;
     case HD_RTC_SIGNAL_EV_LEFT:
@@ -519,7 +526,7 @@ static int send_through_other(bl_run_t *r, int *cursor, const hd_join_attempt_t 
     hd_sess_t *s = x->t;
     if (!x->joined || x->failed || !s || !s->ws || !hd_ws_client_is_open(s->ws)) continue;
     char buf[HD_JOIN_REPORT_MAX * 600];
-    int len = hd_join_report_json(b, n, buf, sizeof buf);
+    int len = hd_join_report_json(b, n, "qj", buf, sizeof buf);
     if (len > 0 && hd_ws_client_send(s->ws, buf, (size_t)len) == 0) return 1;
   }
   return 0;
@@ -1021,8 +1028,9 @@ static int cmd_load(int argc, char **argv) {
          jt.attempts, jt.succeeded_5s, jt.attempts ? 100.0 * jt.succeeded_5s / jt.attempts : 0.0,
          jt.succeeded_1s, jt.attempts ? 100.0 * jt.succeeded_1s / jt.attempts : 0.0, jt.failed,
          o->target != BL_HUDONG ? ""
-         : unreported           ? "; some not reported to the node (no leg left connected)"
-                                : "; reported to the node (quality_join)");
+         : unreported || r.joins_refused
+             ? "; some not reported to the node (no leg left connected, or refused)"
+             : "; reported to the node (quality_join)");
   printf("  window %.1f s: sent %llu, expected %llu, received %llu, loss %.3f%%, forwarded %.0f pkt/s\n",
          win_s, (unsigned long long)sent_w, (unsigned long long)expected, (unsigned long long)received,
          loss * 100, (double)received / win_s);
@@ -1127,7 +1135,7 @@ static int cmd_load(int argc, char **argv) {
                   jt.attempts ? json_real((double)jt.succeeded_5s / jt.attempts) : json_null(),
                   "success_rate_1s",
                   jt.attempts ? json_real((double)jt.succeeded_1s / jt.attempts) : json_null(), "unreported",
-                  unreported));
+                  unreported + r.joins_refused));
     if (json_dump_file(j, o->json, JSON_INDENT(2)) < 0)
       fprintf(stderr, "hudong bench load: cannot write %s\n", o->json);
     json_decref(j);

@@ -92,6 +92,7 @@ struct bl_run {
     int n;
   } keys[BL_MAX_KEYS];
   int n_keys;
+  int joins_refused; /* quality_join reports the node refused (their legs carry on) */
 };
 
 hd_time_t bl_now(void);

@@ -26,12 +26,13 @@ static hd_join_attempt_t att(const char *id, int ok, int64_t join_ms, int64_t me
 static void test_node_parses_it(void **st) {
   hd_join_attempt_t a[3] = {att("ja_1", 1, 40, 900), att("ja_2", 0, -1, -1), att("ja_3", 1, 60, 5000)};
   char buf[4096];
-  int n = hd_join_report_json(a, 3, buf, sizeof buf);
+  int n = hd_join_report_json(a, 3, "qj", buf, sizeof buf);
   assert_true(n > 0);
   json_error_t je;
   json_t *o = json_loads(buf, 0, &je);
   assert_non_null(o);
   assert_string_equal(json_string_value(json_object_get(o, "type")), "quality_join");
+  assert_string_equal(json_string_value(json_object_get(o, "id")), "qj");
   hd_qjoins_t j;
   char err[200] = "";
   assert_int_equal(hd_qjoins_parse(o, &j, err, sizeof err), 0);
@@ -55,15 +56,15 @@ static void test_refusals(void **st) {
   for (int i = 0; i <= HD_JOIN_REPORT_MAX; i++)
     a[i] = att("ja_x", 1, 1, 1);
   char buf[16384];
-  assert_int_equal(hd_join_report_json(a, 0, buf, sizeof buf), HD_EINVAL);
-  assert_int_equal(hd_join_report_json(a, HD_JOIN_REPORT_MAX + 1, buf, sizeof buf), HD_EINVAL);
-  assert_true(hd_join_report_json(a, HD_JOIN_REPORT_MAX, buf, sizeof buf) > 0);
-  assert_int_equal(hd_join_report_json(a, 2, buf, 40), HD_ENOSPC);
+  assert_int_equal(hd_join_report_json(a, 0, NULL, buf, sizeof buf), HD_EINVAL);
+  assert_int_equal(hd_join_report_json(a, HD_JOIN_REPORT_MAX + 1, NULL, buf, sizeof buf), HD_EINVAL);
+  assert_true(hd_join_report_json(a, HD_JOIN_REPORT_MAX, NULL, buf, sizeof buf) > 0);
+  assert_int_equal(hd_join_report_json(a, 2, NULL, buf, 40), HD_ENOSPC);
   a[0].id[0] = 0;
-  assert_int_equal(hd_join_report_json(a, 1, buf, sizeof buf), HD_EINVAL);
+  assert_int_equal(hd_join_report_json(a, 1, NULL, buf, sizeof buf), HD_EINVAL);
   a[0] = att("ja_y", 1, 1, 1);
   a[0].started_at_ms = 0;
-  assert_int_equal(hd_join_report_json(a, 1, buf, sizeof buf), HD_EINVAL);
+  assert_int_equal(hd_join_report_json(a, 1, NULL, buf, sizeof buf), HD_EINVAL);
 }
 
 static void test_tally_edges(void **st) {
