@@ -44,7 +44,10 @@ function cards(s) {
     ['video stall rate', pct(s.stall.video_stall_rate), `${s.stall.freezes} freezes`],
     ['audio stall rate', pct(s.stall.audio_stall_rate), 'concealed / played'],
     ['loss (client)', pct(s.stall.loss_rate), `uplink residual ${pct(s.network.uplink_residual_loss_rate)}`],
-    ['delivery (RTM)', s.delivery ? pct(s.delivery.rate) : '–', 'see /metrics hudong_rtm_*'],
+    ['delivery (RTM)', pct(s.delivery.delivery_rate),
+      `${s.delivery.delivered}/${s.delivery.delivered + s.delivery.given_up} acked, ${s.delivery.sent} sent`],
+    ['delivery latency', s.delivery.latency_ms ? `${num(s.delivery.latency_ms.p50, 0)} ms` : '–',
+      s.delivery.latency_ms ? `p95 ${num(s.delivery.latency_ms.p95, 0)} ms (publish → ack)` : 'nothing acked'],
   ];
   $('cards').innerHTML = c.map(([k, v, sub]) => `<div class="card">${k}<b>${v}</b><small>${sub}</small></div>`).join('');
 }
@@ -69,6 +72,8 @@ async function refresh() {
       { name: 'audio', color: '#6a1b9a', points: ser.map((b) => [b.t, b.audio_stall_rate === undefined || b.audio_stall_rate === null ? null : b.audio_stall_rate * 100]) }] });
     plot('plot-join', { title: 'join success', unit: '%', tMin: from, tMax: to, series: [
       { name: 'within 5 s', color: '#2e7d32', points: ser.map((b) => [b.t, b.success_rate_5s === undefined || b.success_rate_5s === null ? null : b.success_rate_5s * 100]) }] });
+    plot('plot-delivery', { title: 'RTM delivery rate', unit: '%', tMin: from, tMax: to, series: [
+      { name: 'acked / settled', color: '#283593', points: ser.map((b) => [b.t, b.delivery_rate === undefined || b.delivery_rate === null ? null : b.delivery_rate * 100]) }] });
     plot('plot-rtt', { title: 'RTT and jitter buffer', unit: 'ms', tMin: from, tMax: to, series: [
       { name: 'client RTT', color: '#1565c0', points: ser.map((b) => [b.t, b.rtt_ms ?? null]) },
       { name: 'node RTT', color: '#00838f', points: ser.map((b) => [b.t, b.downlink_rtt_ms ?? null]) },

@@ -47,6 +47,9 @@
 
 hd_time_t bl_now(void) { return (hd_time_t)(uv_hrtime() / 1000); }
 
+static void att_report(bl_leg_t *l);
+static void run_for(bl_run_t *r, hd_time_t until, int (*cond)(bl_run_t *));
+
 void bl_leg_fail(bl_leg_t *l, const char *fmt, ...) {
   if (l->failed) return;
   l->failed = 1;
@@ -55,6 +58,24 @@ void bl_leg_fail(bl_leg_t *l, const char *fmt, ...) {
   vsnprintf(l->why, sizeof l->why, fmt, ap);
   va_end(ap);
   if (!l->run->o.quiet) fprintf(stderr, "bench load: %s: %s\n", l->identity, l->why);
+  if (!l->att_done && l->started && !l->run->stopping) { /* failed before its first media */
+    l->att_done = 1;
+    l->att.ok = 0;
+    snprintf(l->att.reason, sizeof l->att.reason, "%.127s", l->why);
+    att_report(l);
+  }
+}
+
+/* The leg reached its first remote media (a subscriber: its first media
+ * packet; a publisher, which subscribes to nothing: "joined", as web/rtc.js
+ * counts a join into a room where nobody else publishes). */
+static void leg_media(bl_leg_t *l) {
+  if (l->att_done || l->failed) return;
+  l->t_media = bl_now();
+  l->att_done = 1;
+  l->att.ok = 1;
+  l->att.first_media_ms = (l->t_media - l->t_start) / 1000;
+  att_report(l);
 }
 
 void bl_leg_flush(bl_leg_t *l) {
@@ -154,6 +175,7 @@ static void on_pc_event(void *ud, const hd_pc_event_t *ev) {
       if (l->rx[i].pub_id == h.pub_id && l->rx[i].kind == h.kind) {
         hd_load_rx_feed(&l->rx[i], &h, arrival, r->w0, r->w1, r->hist);
         if (!l->ready) l->ready = 1;
+        if (!l->att_done) leg_media(l);
         return;
       }
     l->rx_unknown++;
@@ -214,6 +236,7 @@ static int count_rtp(bl_leg_t *l, const uint8_t *p, size_t n) {
   }
   hd_load_seq_feed(s, seq);
   l->ready = 1;
+  if (!l->att_done) leg_media(l);
   return 1;
 }
 
@@ -255,6 +278,13 @@ static int leg_open(bl_leg_t *l) {
   uv_udp_recv_start(&l->udp, batch ? udp_alloc_batch : udp_alloc, udp_recv);
   l->t_start = bl_now();
   l->started = 1;
+  memset(&l->att, 0, sizeof l->att);
+  snprintf(l->att.id, sizeof l->att.id, "ja_%d_%.24s", (int)getpid() % 100000, l->identity);
+  room_name(&r->o, l->room, l->att.room, sizeof l->att.room);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  l->att.started_at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  l->att.join_ms = l->att.first_media_ms = -1;
   return 0;
 }
 
@@ -303,6 +333,20 @@ static void hd_flush_sig(bl_leg_t *l) {
   }
 }
 
+/* Sends the leg's join attempt as quality_join on its own /rtc connection
+ * (the node takes it only from a joined connection, one per second: a leg
+ * sends one; attempts of legs that never joined go out at the end of the
+ * run through other legs, report_pending()). */
+static void att_report(bl_leg_t *l) {
+  hd_sess_t *s = l->t;
+  if (l->run->o.target != BL_HUDONG || l->att_sent || !l->joined || !s || !s->ws ||
+      !hd_ws_client_is_open(s->ws))
+    return;
+  char buf[1024];
+  int n = hd_join_report_json(&l->att, 1, "qj", buf, sizeof buf);
+  if (n > 0 && hd_ws_client_send(s->ws, buf, (size_t)n) == 0) l->att_sent = 1;
+}
+
 static void hd_sub_select(bl_leg_t *l) {
   hd_sess_t *s = l->t;
   const char *sids[HD_PC_MAX_TRANSCEIVERS];
@@ -324,6 +368,10 @@ static void hd_events(bl_leg_t *l) {
   while (hd_rtc_signal_poll_event(s->sig, &ev)) {
     switch (ev.type) {
     case HD_RTC_SIGNAL_EV_JOINED:
+      l->joined = 1;
+      l->att.join_ms = (bl_now() - l->t_start) / 1000;
+      if (l->is_pub) leg_media(l);
+      if (l->att_done) att_report(l); /* failed in between: say so now */
       if (l->is_pub) {
         l->atrack = hd_pc_add_transceiver(l->pc, HD_PC_AUDIO, HD_PC_SENDONLY);
         hd_rtc_signal_pub_t t[2] = {{.cid = "mic", .track = l->atrack, .source = "microphone"},
@@ -346,6 +394,13 @@ static void hd_events(bl_leg_t *l) {
       if (ev.code < 0) bl_leg_fail(l, "subscriber offer: %s", hd_strerror(ev.code));
       break;
     case HD_RTC_SIGNAL_EV_ERROR:
+      if (ev.id &&
+          !strcmp(ev.id, "qj")) { /* our quality_join refused (rate, node budget): not the leg's failure */
+        l->run->joins_refused++;
+        if (!l->run->o.quiet)
+          fprintf(stderr, "bench load: %s: quality_join refused: %s\n", l->identity, ev.message);
+        break;
+      }
       bl_leg_fail(l, "signaling error %d %s: %s", ev.code, ev.reason, ev.message);
       break;
     case HD_RTC_SIGNAL_EV_LEFT:
@@ -458,6 +513,65 @@ static int start_leg(bl_leg_t *l) {
   rc = l->run->o.target == BL_HUDONG ? hd_start(l) : bl_janus_start(l);
   if (rc < 0) bl_leg_fail(l, "start: %s", hd_strerror(rc));
   return rc;
+}
+
+/* Leg i of the run: publishers first, then subscriber legs. */
+static bl_leg_t *leg_at(bl_run_t *r, int i) { return i < r->n_pubs ? &r->pubs[i] : &r->subs[i - r->n_pubs]; }
+
+/* Sends a batch of attempts through the next leg (from *cursor on) still
+ * joined and connected. Returns 1 if sent. */
+static int send_through_other(bl_run_t *r, int *cursor, const hd_join_attempt_t *b, int n) {
+  while (*cursor < r->n_pubs + r->n_subs) {
+    bl_leg_t *x = leg_at(r, (*cursor)++);
+    hd_sess_t *s = x->t;
+    if (!x->joined || x->failed || !s || !s->ws || !hd_ws_client_is_open(s->ws)) continue;
+    char buf[HD_JOIN_REPORT_MAX * 600];
+    int len = hd_join_report_json(b, n, "qj", buf, sizeof buf);
+    if (len > 0 && hd_ws_client_send(s->ws, buf, (size_t)len) == 0) return 1;
+  }
+  return 0;
+}
+
+/* End of the run: every started leg's attempt gets its outcome (no media by
+ * now = failed), and those not yet sent go to the node: a joined leg's on
+ * its own connection; the others (never joined: the node takes quality_join
+ * only from a joined connection, as a browser reports a failed attempt on its
+ * next connection) in batches of up to 20 through legs still joined, one
+ * batch per leg (the node takes one quality_join per connection per second;
+ * the caller waits a second before if any leg reported recently). Returns
+ * the attempts that could not be sent. */
+static int report_pending(bl_run_t *r) {
+  int total = r->n_pubs + r->n_subs;
+  for (int i = 0; i < total; i++) {
+    bl_leg_t *l = leg_at(r, i);
+    if (!l->started || l->att_done) continue;
+    l->att_done = 1;
+    l->att.ok = 0;
+    snprintf(l->att.reason, sizeof l->att.reason, "%.127s", l->failed ? l->why : "no media");
+  }
+  if (r->o.target != BL_HUDONG) return 0;
+  for (int i = 0; i < total; i++) {
+    bl_leg_t *l = leg_at(r, i);
+    if (l->started && !l->att_sent) att_report(l);
+  }
+  int pending = 0;
+  for (int i = 0; i < total; i++)
+    pending += leg_at(r, i)->started && !leg_at(r, i)->att_sent;
+  if (pending) run_for(r, bl_now() + HD_MS(1100), NULL); /* the reporters' last quality_join is > 1 s old */
+  hd_join_attempt_t batch[HD_JOIN_REPORT_MAX];
+  int nb = 0, unsent = 0, cursor = 0;
+  for (int i = 0; i < total; i++) {
+    bl_leg_t *l = leg_at(r, i);
+    if (l->started && !l->att_sent) {
+      batch[nb++] = l->att;
+      l->att_sent = 1;
+    }
+    if (nb && (nb == HD_JOIN_REPORT_MAX || i == total - 1)) {
+      if (!send_through_other(r, &cursor, batch, nb)) unsent += nb;
+      nb = 0;
+    }
+  }
+  return unsent;
 }
 
 /* Runs the loop until cond (or the deadline). */
@@ -856,7 +970,11 @@ static int cmd_load(int argc, char **argv) {
   long rss_end = o->server_pid ? read_proc_rss_kb(o->server_pid) : -1;
   run_for(&r, r.w1 + HD_SEC(1), NULL);
 
-  /* 4. accounting */
+  /* 4. accounting; join success as the node's API counts it (DESIGN §6) */
+  int unreported = report_pending(&r);
+  hd_join_tally_t jt = {0};
+  for (int i = 0; i < r.n_pubs + r.n_subs; i++)
+    if (leg_at(&r, i)->started) hd_join_tally_add(&jt, &leg_at(&r, i)->att);
   uint64_t expected = 0, received = 0, dups = 0, unknown = 0, bad = 0;
   for (int i = 0; i < r.n_subs; i++) {
     bl_leg_t *l = &r.subs[i];
@@ -906,6 +1024,13 @@ static int cmd_load(int argc, char **argv) {
   printf("bench load %s: rooms %d, publishers %d/%d up, subscriber legs %d/%d up (%d per subscriber), joins "
          "%.1f s\n",
          tname, o->rooms, pubs_ok, r.n_pubs, subs_ok, r.n_subs, r.sub_legs, (double)(t_subs - t0) / 1e6);
+  printf("  joins: attempted %d, first media within 5 s %d (%.1f%%), within 1 s %d (%.1f%%), failed %d%s\n",
+         jt.attempts, jt.succeeded_5s, jt.attempts ? 100.0 * jt.succeeded_5s / jt.attempts : 0.0,
+         jt.succeeded_1s, jt.attempts ? 100.0 * jt.succeeded_1s / jt.attempts : 0.0, jt.failed,
+         o->target != BL_HUDONG ? ""
+         : unreported || r.joins_refused
+             ? "; some not reported to the node (no leg left connected, or refused)"
+             : "; reported to the node (quality_join)");
   printf("  window %.1f s: sent %llu, expected %llu, received %llu, loss %.3f%%, forwarded %.0f pkt/s\n",
          win_s, (unsigned long long)sent_w, (unsigned long long)expected, (unsigned long long)received,
          loss * 100, (double)received / win_s);
@@ -1003,6 +1128,14 @@ static int cmd_load(int argc, char **argv) {
                           (threads[i].cpu1 - threads[i].cpu0) / (double)(r.w1 - r.w0) * 100));
     json_object_set_new(j, "server_threads", th);
     json_object_set_new(j, "duplicates", json_integer((json_int_t)dups));
+    json_object_set_new(
+        j, "joins",
+        json_pack("{s:i, s:i, s:i, s:i, s:o, s:o, s:i}", "attempts", jt.attempts, "succeeded_5s",
+                  jt.succeeded_5s, "succeeded_1s", jt.succeeded_1s, "failed", jt.failed, "success_rate_5s",
+                  jt.attempts ? json_real((double)jt.succeeded_5s / jt.attempts) : json_null(),
+                  "success_rate_1s",
+                  jt.attempts ? json_real((double)jt.succeeded_1s / jt.attempts) : json_null(), "unreported",
+                  unreported + r.joins_refused));
     if (json_dump_file(j, o->json, JSON_INDENT(2)) < 0)
       fprintf(stderr, "hudong bench load: cannot write %s\n", o->json);
     json_decref(j);

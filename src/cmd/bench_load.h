@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "base/time.h"
+#include "client/join_report.h"
 #include "client/load.h"
 #include "client/pc.h"
 
@@ -53,6 +54,11 @@ typedef struct bl_leg {
   int started, connected, ready, failed, done;
   char why[160];
   hd_time_t t_start, t_connected;
+  /* the join attempt (docs/quality.md "join success"): reported to the node
+   * as quality_join (Hudong target) once its outcome is known */
+  hd_join_attempt_t att;
+  int joined, att_done, att_sent;
+  hd_time_t t_media;
   /* publisher */
   hd_load_source_t src;
   int atrack, vtrack;
@@ -86,6 +92,7 @@ struct bl_run {
     int n;
   } keys[BL_MAX_KEYS];
   int n_keys;
+  int joins_refused; /* quality_join reports the node refused (their legs carry on) */
 };
 
 hd_time_t bl_now(void);

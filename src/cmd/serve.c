@@ -1377,6 +1377,7 @@ int hd_cmd_serve(int argc, char **argv) {
                                     .loop = s.loop,
                                     .workers = s.workers,
                                     .webhooks = s.webhooks,
+                                    .rtm = s.rtm,
                                     .lookup = secret_lookup,
                                     .lookup_ud = &s};
   if ((rc = hd_serve_quality_start(&s.quality, &qcfg, err, sizeof err)) < 0) {

@@ -19,6 +19,9 @@
 
 #define MAX_CONNS 65536
 #define SAMPLES_PER_WORKER 8192
+#define DELIVERY_APPS 256 /* apps whose RTM delivery is sampled (the configured tenants; docs/quality.md) */
+
+_Static_assert(HD_QDLAT_BUCKETS == HD_RTM_DLAT_BUCKETS, "delivery latency buckets: broker and store agree");
 
 typedef struct {
   char app[64];
@@ -33,6 +36,11 @@ struct hd_serve_quality {
   uv_timer_t sample_timer, alert_timer;
   hd_node_qsample_t *buf;
   char db[600];
+  /* the broker's cumulative delivery counters at the previous sample, per app */
+  char (*dl_apps)[64], (*dl_prev_apps)[64];
+  hd_rtm_delivery_t *dl_now, *dl_prev;
+  int n_dl_prev;
+  int64_t dl_prev_ms;
   int closing; /* timers whose close callback has not run yet */
 };
 
@@ -58,6 +66,45 @@ static void sample_job(hd_node_t *node, void *arg, hd_time_t now) {
   j->n = hd_node_quality_samples(node, j->buf, j->cap, now);
 }
 
+/* RTM delivery per app since the previous sample (docs/quality.md
+ * "Delivery rate"): one q_delivery row per app with anything new. The
+ * broker runs on this (control) thread: reading its counters is a copy. */
+static void sample_delivery(hd_serve_quality_t *q, int64_t ms) {
+  if (!q->cfg.rtm) return;
+  int n = hd_rtm_delivery(q->cfg.rtm, q->dl_apps, q->dl_now, DELIVERY_APPS);
+  hd_qrow_t row;
+  for (int i = 0; i < n; i++) {
+    const hd_rtm_delivery_t *c = &q->dl_now[i];
+    hd_rtm_delivery_t z = {0};
+    const hd_rtm_delivery_t *p = &z; /* an app new since the previous sample starts from zero */
+    for (int k = 0; k < q->n_dl_prev; k++)
+      if (!strcmp(q->dl_prev_apps[k], q->dl_apps[i])) {
+        p = &q->dl_prev[k];
+        break;
+      }
+    if (c->sent == p->sent && c->owed == p->owed && c->acked == p->acked && c->overflow == p->overflow &&
+        c->gone == p->gone && c->expired == p->expired)
+      continue;
+    memset(&row, 0, sizeof row);
+    row.kind = HD_QROW_DELIVERY;
+    row.k.ts = ms;
+    snprintf(row.k.app, sizeof row.k.app, "%s", q->dl_apps[i]);
+    hd_qdelivery_t *d = &row.u.delivery;
+    d->interval_ms = q->dl_prev_ms ? ms - q->dl_prev_ms : 0;
+    d->sent = (int64_t)(c->sent - p->sent), d->owed = (int64_t)(c->owed - p->owed);
+    d->acked = (int64_t)(c->acked - p->acked), d->overflow = (int64_t)(c->overflow - p->overflow);
+    d->gone = (int64_t)(c->gone - p->gone), d->expired = (int64_t)(c->expired - p->expired);
+    d->lat_sum_us = (int64_t)(c->lat_sum_us - p->lat_sum_us);
+    for (int k = 0; k < HD_QDLAT_BUCKETS; k++)
+      d->lat[k] = (int64_t)(c->lat_hist[k] - p->lat_hist[k]);
+    hd_qwriter_push(q->writer, &row, 1);
+  }
+  memcpy(q->dl_prev, q->dl_now, (size_t)n * sizeof *q->dl_now);
+  memcpy(q->dl_prev_apps, q->dl_apps, (size_t)n * sizeof *q->dl_apps);
+  q->n_dl_prev = n;
+  q->dl_prev_ms = ms;
+}
+
 /* Every sample interval: a copy of each worker's counters (a job on the
  * worker, like the admin participants list), deltas and rows here. */
 static void on_sample(uv_timer_t *t) {
@@ -71,6 +118,7 @@ static void on_sample(uv_timer_t *t) {
     if (j.n > 0) hd_qcollector_node(q->col, q->buf, (size_t)j.n, now, ms);
   }
   hd_qcollector_node_round_end(q->col);
+  sample_delivery(q, ms);
 }
 
 static void on_alert_timer(uv_timer_t *t) {
@@ -140,10 +188,16 @@ int hd_serve_quality_start(hd_serve_quality_t **out, const hd_serve_quality_conf
     goto fail;
   }
   q->buf = calloc(SAMPLES_PER_WORKER, sizeof *q->buf);
-  if (!q->buf || (rc = hd_map_init(&q->apps, MAX_CONNS)) < 0) {
+  q->dl_apps = calloc(DELIVERY_APPS, sizeof *q->dl_apps);
+  q->dl_prev_apps = calloc(DELIVERY_APPS, sizeof *q->dl_prev_apps);
+  q->dl_now = calloc(DELIVERY_APPS, sizeof *q->dl_now);
+  q->dl_prev = calloc(DELIVERY_APPS, sizeof *q->dl_prev);
+  if (!q->buf || !q->dl_apps || !q->dl_prev_apps || !q->dl_now || !q->dl_prev ||
+      (rc = hd_map_init(&q->apps, MAX_CONNS)) < 0) {
     rc = HD_ENOMEM;
     goto fail;
   }
+  q->dl_prev_ms = unix_ms();
   uv_timer_init(cfg->loop, &q->sample_timer);
   uv_timer_init(cfg->loop, &q->alert_timer);
   q->sample_timer.data = q->alert_timer.data = q;
@@ -160,6 +214,7 @@ fail:
   hd_qwriter_stop(q->writer);
   hd_qstore_close(q->store);
   free(q->buf);
+  free(q->dl_apps), free(q->dl_prev_apps), free(q->dl_now), free(q->dl_prev);
   free(q);
   return rc < 0 ? rc : HD_EIO;
 }
@@ -185,6 +240,7 @@ void hd_serve_quality_stop(hd_serve_quality_t *q) {
   hd_qcollector_free(q->col);
   free_apps(&q->apps);
   free(q->buf);
+  free(q->dl_apps), free(q->dl_prev_apps), free(q->dl_now), free(q->dl_prev);
   /* q itself is freed by the timers' close callbacks: the caller runs the loop once more */
 }
 

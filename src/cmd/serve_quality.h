@@ -15,6 +15,7 @@
 #include "io/media_workers.h"
 #include "io/webhook_sender.h"
 #include "proto/token.h"
+#include "rtm/broker.h"
 #include "sfu/webhook.h"
 
 typedef struct hd_serve_quality hd_serve_quality_t;
@@ -24,6 +25,7 @@ typedef struct {
   uv_loop_t *loop;
   hd_media_workers_t *workers;
   hd_webhook_sender_t *webhooks; /* NULL = none configured */
+  hd_rtm_broker_t *rtm;          /* delivery rate per app, sampled with the node (NULL = none) */
   hd_token_secret_fn lookup;
   void *lookup_ud;
 } hd_serve_quality_config_t;

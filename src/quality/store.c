@@ -48,7 +48,18 @@ static const char *const SCHEMA[] = {
     "TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, rule TEXT NOT NULL, metric TEXT NOT NULL, "
     "value DOUBLE PRECISION, threshold DOUBLE PRECISION, window_s BIGINT)",
     "CREATE INDEX IF NOT EXISTS q_alert_app_ts ON q_alert(app, ts)",
+    /* RTM delivery per app and sample interval (no room: messaging is per app) */
+    "CREATE TABLE IF NOT EXISTS q_delivery (ts BIGINT NOT NULL, app TEXT NOT NULL, room TEXT NOT NULL, "
+    "room_sid "
+    "TEXT NOT NULL, identity TEXT NOT NULL, psid TEXT NOT NULL, interval_ms BIGINT, sent BIGINT, owed "
+    "BIGINT, "
+    "acked BIGINT, overflow BIGINT, gone BIGINT, expired BIGINT, lat_sum_us BIGINT, l10 BIGINT, l25 BIGINT, "
+    "l50 BIGINT, l100 BIGINT, l250 BIGINT, l500 BIGINT, l1000 BIGINT, l2500 BIGINT, l5000 BIGINT, l10000 "
+    "BIGINT, linf BIGINT)",
+    "CREATE INDEX IF NOT EXISTS q_delivery_app_ts ON q_delivery(app, ts)",
 };
+
+const int64_t hd_qdlat_le_ms[HD_QDLAT_BUCKETS - 1] = {10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
 
 static const char INS_NODE[] =
     "INSERT INTO q_node (ts, app, room, room_sid, identity, psid, dir, track_sid, kind, layer, interval_ms, "
@@ -70,13 +81,19 @@ static const char INS_ALERT[] =
     "INSERT INTO q_alert (ts, app, room, room_sid, identity, psid, rule, metric, "
     "value, threshold, window_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
     "$11)";
+static const char INS_DELIVERY[] =
+    "INSERT INTO q_delivery (ts, app, room, room_sid, identity, psid, interval_ms, sent, owed, acked, "
+    "overflow, gone, expired, lat_sum_us, l10, l25, l50, l100, l250, l500, l1000, l2500, l5000, l10000, "
+    "linf) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
+    "$22, $23, $24, $25)";
 static const char BEGIN_SQL[] = "BEGIN";
 static const char COMMIT_SQL[] = "COMMIT";
 static const char ROLLBACK_SQL[] = "ROLLBACK";
 static const char *const PRUNE[] = {
     "DELETE FROM q_node WHERE ts < $1",  "DELETE FROM q_client WHERE ts < $1",
     "DELETE FROM q_join WHERE ts < $1",  "DELETE FROM q_event WHERE ts < $1",
-    "DELETE FROM q_alert WHERE ts < $1",
+    "DELETE FROM q_alert WHERE ts < $1", "DELETE FROM q_delivery WHERE ts < $1",
 };
 
 static int run(hd_qstore_t *s, const char *sql, const hd_qparam_t *p, int np, hd_qrow_fn fn, void *ud) {
@@ -126,7 +143,7 @@ int hd_qstore_exec(hd_qstore_t *s, const char *sql, const hd_qparam_t *p, int np
 #define PD(v) ((hd_qparam_t){.t = (v) < 0 ? 'n' : 'd', .d = (v)})
 
 static int write_row(hd_qstore_t *s, const hd_qrow_t *r) {
-  hd_qparam_t p[24];
+  hd_qparam_t p[32];
   int n = 0;
   p[n++] = PI(r->k.ts);
   p[n++] = PS(r->k.app);
@@ -171,6 +188,15 @@ static int write_row(hd_qstore_t *s, const hd_qrow_t *r) {
     sql = INS_ALERT;
     p[n++] = PS(x->rule), p[n++] = PS(x->metric), p[n++] = (hd_qparam_t){.t = 'd', .d = x->value};
     p[n++] = (hd_qparam_t){.t = 'd', .d = x->threshold}, p[n++] = PI(x->window_s);
+    break;
+  }
+  case HD_QROW_DELIVERY: {
+    const hd_qdelivery_t *x = &r->u.delivery;
+    sql = INS_DELIVERY;
+    p[n++] = PI(x->interval_ms), p[n++] = PI(x->sent), p[n++] = PI(x->owed), p[n++] = PI(x->acked);
+    p[n++] = PI(x->overflow), p[n++] = PI(x->gone), p[n++] = PI(x->expired), p[n++] = PI(x->lat_sum_us);
+    for (int i = 0; i < HD_QDLAT_BUCKETS; i++)
+      p[n++] = PI(x->lat[i]);
     break;
   }
   default: return HD_EINVAL;
@@ -303,6 +329,72 @@ static void node_agg(json_t *o, json_t *row, size_t c) {
   json_object_set_new(o, "pli", json_integer((json_int_t)num(row, c + 6)));
 }
 
+#define DELIVERY_AGG                                                                                         \
+  "SUM(sent), SUM(owed), SUM(acked), SUM(overflow), SUM(gone), SUM(expired), SUM(lat_sum_us), SUM(l10), "    \
+  "SUM(l25), SUM(l50), SUM(l100), SUM(l250), SUM(l500), SUM(l1000), SUM(l2500), SUM(l5000), SUM(l10000), "   \
+  "SUM(linf)"
+
+/* The q-quantile (0..1) of a latency histogram, in ms: linear within the
+ * bucket it falls in (the open last bucket answers its lower bound, 10 s). */
+static double dlat_quantile(const double *h, double total, double q) {
+  double rank = q * total, cum = 0;
+  for (int i = 0; i < HD_QDLAT_BUCKETS; i++) {
+    double lo = i ? (double)hd_qdlat_le_ms[i - 1] : 0;
+    if (h[i] > 0 && cum + h[i] >= rank) {
+      if (i == HD_QDLAT_BUCKETS - 1) return lo;
+      return lo + ((double)hd_qdlat_le_ms[i] - lo) * (rank - cum) / h[i];
+    }
+    cum += h[i];
+  }
+  return (double)hd_qdlat_le_ms[HD_QDLAT_BUCKETS - 2];
+}
+
+/* delivery rate = acked / (acked + given up): over the deliveries settled
+ * in the range (docs/quality.md "Delivery rate"). */
+static void delivery_agg(json_t *o, json_t *row, size_t c) {
+  double acked = num(row, c + 2), gu = num(row, c + 3) + num(row, c + 4) + num(row, c + 5);
+  json_object_set_new(o, "sent", json_integer((json_int_t)num(row, c)));
+  json_object_set_new(o, "owed", json_integer((json_int_t)num(row, c + 1)));
+  json_object_set_new(o, "delivered", json_integer((json_int_t)acked));
+  json_object_set_new(o, "given_up", json_integer((json_int_t)gu));
+  json_object_set_new(o, "given_up_overflow", json_integer((json_int_t)num(row, c + 3)));
+  json_object_set_new(o, "given_up_gone", json_integer((json_int_t)num(row, c + 4)));
+  json_object_set_new(o, "given_up_expired", json_integer((json_int_t)num(row, c + 5)));
+  json_object_set_new(o, "delivery_rate", ratio(acked, acked + gu));
+  double h[HD_QDLAT_BUCKETS];
+  for (int i = 0; i < HD_QDLAT_BUCKETS; i++)
+    h[i] = num(row, c + 7 + (size_t)i);
+  if (acked > 0) {
+    json_object_set_new(o, "latency_ms",
+                        json_pack("{s:f, s:f, s:f, s:f}", "mean", num(row, c + 6) / 1000.0 / acked, "p50",
+                                  dlat_quantile(h, acked, 0.5), "p95", dlat_quantile(h, acked, 0.95), "p99",
+                                  dlat_quantile(h, acked, 0.99)));
+  } else {
+    json_object_set_new(o, "latency_ms", json_null());
+  }
+}
+
+/* The same members, prefixed for a series bucket (which mixes the four numbers). */
+static void delivery_series(json_t *o, json_t *row, size_t c) {
+  json_t *d = json_object();
+  delivery_agg(d, row, c);
+  json_object_set(o, "delivery_sent", json_object_get(d, "sent"));
+  json_object_set(o, "delivered", json_object_get(d, "delivered"));
+  json_object_set(o, "delivery_given_up", json_object_get(d, "given_up"));
+  json_object_set(o, "delivery_rate", json_object_get(d, "delivery_rate"));
+  json_t *l = json_object_get(d, "latency_ms");
+  json_object_set_new(o, "delivery_latency_ms",
+                      json_is_object(l) ? json_real(json_number_value(json_object_get(l, "mean")))
+                                        : json_null());
+  json_decref(d);
+}
+
+static const char Q_SUM_DELIVERY[] =
+    "SELECT " DELIVERY_AGG " FROM q_delivery WHERE app = $1 AND ts >= $2 AND ts < $3";
+static const char Q_SER_DELIVERY[] =
+    "SELECT ts - ts % $4, " DELIVERY_AGG
+    " FROM q_delivery WHERE app = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1";
+
 static const char Q_SUM_JOIN[] = "SELECT " JOIN_AGG " FROM q_join WHERE app = $1 AND ts >= $2 AND ts < $3";
 static const char Q_SUM_CLIENT[] =
     "SELECT " CLIENT_AGG " FROM q_client WHERE app = $1 AND ts >= $2 AND ts < $3";
@@ -344,9 +436,12 @@ json_t *hd_qstore_summary(hd_qstore_t *s, const char *app, int64_t from_ms, int6
   pthread_mutex_lock(&s->mu);
   json_t *j = rows(s, Q_SUM_JOIN, p, 3), *c = rows(s, Q_SUM_CLIENT, p, 3), *n = rows(s, Q_SUM_NODE, p, 3);
   json_t *sj = rows(s, Q_SER_JOIN, p, 4), *sc = rows(s, Q_SER_CLIENT, p, 4), *sn = rows(s, Q_SER_NODE, p, 4);
+  json_t *d = rows(s, Q_SUM_DELIVERY, p, 3), *sd = rows(s, Q_SER_DELIVERY, p, 4);
   pthread_mutex_unlock(&s->mu);
   json_t *out = NULL;
-  if (!j || !c || !n || !sj || !sc || !sn) goto done;
+  if (!j || !c || !n || !sj || !sc || !sn || !d || !sd) goto done;
+  json_t *dl = json_object();
+  delivery_agg(dl, json_array_get(d, 0), 0);
   json_t *join = json_object(), *stall = json_object(), *node = json_object();
   join_agg(join, json_array_get(j, 0), 0);
   client_agg(stall, json_array_get(c, 0), 0);
@@ -358,6 +453,7 @@ json_t *hd_qstore_summary(hd_qstore_t *s, const char *app, int64_t from_ms, int6
   merge_series(buckets, sj, join_agg);
   merge_series(buckets, sc, client_agg);
   merge_series(buckets, sn, node_agg);
+  merge_series(buckets, sd, delivery_series);
   size_t nb = json_object_size(buckets), k = 0;
   json_t **arr = calloc(nb ? nb : 1, sizeof *arr);
   const char *key;
@@ -369,11 +465,12 @@ json_t *hd_qstore_summary(hd_qstore_t *s, const char *app, int64_t from_ms, int6
     json_array_append(series, arr[k]);
   free(arr);
   json_decref(buckets);
-  out = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:n, s:o}", "app", app, "from",
+  out = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "app", app, "from",
                   (json_int_t)from_ms, "to", (json_int_t)to_ms, "bucket_ms", (json_int_t)bucket_ms, "join",
-                  join, "latency", lat, "stall", stall, "network", node, "delivery", "series", series);
+                  join, "latency", lat, "stall", stall, "network", node, "delivery", dl, "series", series);
 done:
   json_decref(j), json_decref(c), json_decref(n), json_decref(sj), json_decref(sc), json_decref(sn);
+  json_decref(d), json_decref(sd);
   return out;
 }
 

@@ -21,7 +21,15 @@
 
 #define HD_QSTORE_ROWS_MAX 20000 /* rows one time-series query returns at most */
 
-enum { HD_QROW_NODE = 0, HD_QROW_CLIENT, HD_QROW_JOIN, HD_QROW_EVENT, HD_QROW_ALERT, HD_QROW_KINDS };
+enum {
+  HD_QROW_NODE = 0,
+  HD_QROW_CLIENT,
+  HD_QROW_JOIN,
+  HD_QROW_EVENT,
+  HD_QROW_ALERT,
+  HD_QROW_DELIVERY,
+  HD_QROW_KINDS
+};
 
 /* Who and where, common to every row. Strings are NUL-terminated. */
 typedef struct {
@@ -65,6 +73,17 @@ typedef struct {
   int64_t window_s;
 } hd_qalert_t;
 
+/* RTM delivery of one app over interval_ms (the broker's per-app counters,
+ * rtm/broker.h hd_rtm_delivery_t, as deltas; docs/quality.md "Delivery
+ * rate"). Latency buckets: acked deliveries with publish -> ack latency up to
+ * hd_qdlat_le_ms[i] (and above the previous bound); the last one is over 10 s. */
+#define HD_QDLAT_BUCKETS 11
+extern const int64_t hd_qdlat_le_ms[HD_QDLAT_BUCKETS - 1];
+typedef struct {
+  int64_t interval_ms, sent, owed, acked, overflow, gone, expired, lat_sum_us;
+  int64_t lat[HD_QDLAT_BUCKETS];
+} hd_qdelivery_t;
+
 typedef struct {
   int kind; /* HD_QROW_* */
   hd_qkey_t k;
@@ -74,6 +93,7 @@ typedef struct {
     hd_qjoin_t join;
     hd_qevent_t event;
     hd_qalert_t alert;
+    hd_qdelivery_t delivery;
   } u;
 } hd_qrow_t;
 

@@ -136,8 +136,38 @@ static void ent_send(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e) {
   raw_send(b, conn, b->scratch, e->len);
 }
 
-void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc) {
-  if (s->doomed) return;
+const int64_t hd_rtm_dlat_le_ms[HD_RTM_DLAT_BUCKETS - 1] = {10,  25,   50,   100,  250,
+                                                            500, 1000, 2500, 5000, 10000};
+
+/* A delivery that will never be acked: counted by why (doom kind: 1
+ * overflow, 2 logout, 3 expired/replaced, 4 ending). */
+static void dl_given_up(sess_t *s, int kind) {
+  hd_rtm_delivery_t *d = &s->ac->dl;
+  if (kind == 1)
+    d->overflow++;
+  else if (kind == 3)
+    d->expired++;
+  else
+    d->gone++;
+}
+
+static void dl_acked(hd_rtm_broker_t *b, sess_t *s, const out_ent_t *e) {
+  hd_rtm_delivery_t *d = &s->ac->dl;
+  hd_time_t us = b->now > e->t0 ? b->now - e->t0 : 0;
+  int i = 0;
+  while (i < HD_RTM_DLAT_BUCKETS - 1 && us > hd_rtm_dlat_le_ms[i] * 1000)
+    i++;
+  d->acked++;
+  d->lat_sum_us += (uint64_t)us;
+  d->lat_hist[i]++;
+}
+
+static void push_ent(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc, int dlv) {
+  if (dlv) s->ac->dl.owed++;
+  if (s->doomed) {
+    if (dlv) dl_given_up(s, s->doomed);
+    return;
+  }
   char tail[40];
   int64_t seq = s->next_s;
   int tl = ent_tail(bd, seq, tail, sizeof tail);
@@ -145,6 +175,7 @@ void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc) {
   if (s->win_n >= b->cfg.window_msgs || s->win_bytes + n > b->cfg.window_bytes ||
       win_grow(s, b->cfg.window_msgs) < 0) {
     rtm_doom(b, s, 1); /* overflow: never unbounded memory (docs/rtm.md "Overflow") */
+    if (dlv) dl_given_up(s, 1);
     if (rc) rtm_receipt_settle(b, rc, 0);
     return;
   }
@@ -156,9 +187,17 @@ void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc) {
   e->len = n;
   e->rc = rc;
   e->err = 0;
+  e->dlv = dlv;
+  e->t0 = b->now;
   s->win_n++;
   s->win_bytes += n;
   if (s->conn) ent_send(b, s->conn, e);
+}
+
+void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc) { push_ent(b, s, bd, rc, 0); }
+
+void rtm_push_delivery(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc) {
+  push_ent(b, s, bd, rc, 1);
 }
 
 void rtm_push_text(hd_rtm_broker_t *b, sess_t *s, const char *text, size_t len, receipt_t *rc) {
@@ -224,11 +263,20 @@ void rtm_err(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t cod
   }
 }
 
-/* Frees entries with s <= upto. delivered: 1 for an ack, 0 for a drop. */
-static void win_release(hd_rtm_broker_t *b, sess_t *s, int64_t upto, int delivered) {
+/* Frees entries with s <= upto. how: 0 for an ack (delivered), else the
+ * session's doom kind (a drop; deliveries given up for that reason). Each
+ * entry is freed once, so each delivery is counted once. */
+static void win_release(hd_rtm_broker_t *b, sess_t *s, int64_t upto, int how) {
+  int delivered = how == 0;
   while (s->win_n) {
     out_ent_t *e = &s->win[s->win_head];
     if (e->s > upto) break;
+    if (e->dlv) {
+      if (delivered)
+        dl_acked(b, s, e);
+      else
+        dl_given_up(s, how);
+    }
     if (e->rc) rtm_receipt_settle(b, e->rc, delivered);
     if (e->err) s->win_errs--;
     s->win_bytes -= e->len;
@@ -378,10 +426,10 @@ static void sess_free_mem(sess_t *s) {
 }
 
 /* Ends a session: presence events (ev), windows and receipts settled, freed. */
-static void sess_end(hd_rtm_broker_t *b, sess_t *s, const char *ev) {
+static void sess_end(hd_rtm_broker_t *b, sess_t *s, const char *ev, int kind) {
   while (s->n_subs)
     rtm_chan_leave(b, s, s->subs[s->n_subs - 1], ev);
-  win_release(b, s, INT64_MAX, 0);
+  win_release(b, s, INT64_MAX, kind);
   if (s->conn) {
     conn_t *c = conn_get(b, s->conn);
     if (c) c->s = NULL;
@@ -418,7 +466,7 @@ static void reap(hd_rtm_broker_t *b) {
                      "overflow: session dropped; log in again and fetch history");
     }
     s->doomed = 4; /* ending: nothing more is queued to it */
-    sess_end(b, s, kind == 2 ? "leave" : "timeout");
+    sess_end(b, s, kind == 2 ? "leave" : "timeout", kind);
   }
 }
 
@@ -455,6 +503,7 @@ static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
   s->sid[0] = 'S';
   hd_random_token(s->resume, RESUME_LEN);
   hd_scpy(s->app, sizeof s->app, c->key);
+  s->ac = ac;
   hd_scpy(s->user, sizeof s->user, c->identity);
   s->admin = c->room_admin;
   s->next_s = 1;
@@ -575,7 +624,7 @@ static void do_login(hd_rtm_broker_t *b, conn_t *c, const req_t *r, hd_time_t no
       direct_err(b, c->id, r->id, HD_RTM_ERR_BAD_REQUEST, "\"last\" is beyond what the node sent");
       return;
     }
-    win_release(b, s, l, 1);
+    win_release(b, s, l, 0);
     if (s->win_n && s->win[s->win_head].s > l + 1) {
       /* acked past "last" earlier: the client lost messages it had acked */
       direct_err(b, c->id, r->id, HD_RTM_ERR_SESSION_GONE, "\"last\" is below an earlier ack");
@@ -637,7 +686,7 @@ static void do_ack(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
     rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "ack needs \"s\": a sequence number the node sent", NULL);
     return;
   }
-  win_release(b, s, json_integer_value(v), 1);
+  win_release(b, s, json_integer_value(v), 0);
 }
 
 /* ---------------------------------------------------------------- API */
@@ -716,6 +765,7 @@ void hd_rtm_broker_free(hd_rtm_broker_t *b) {
 }
 
 int hd_rtm_conn_open(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now) {
+  b->now = now;
   if (!conn || conn_get(b, conn)) return HD_EINVAL;
   conn_t *c = calloc(1, sizeof *c);
   if (!c) return HD_ENOMEM;
@@ -756,6 +806,7 @@ static void reply_err(hd_rtm_broker_t *b, conn_t *c, const char *id, hd_rtm_errc
 }
 
 int hd_rtm_conn_message(hd_rtm_broker_t *b, uint64_t conn, const char *text, size_t len, hd_time_t now) {
+  b->now = now;
   conn_t *c = conn_get(b, conn);
   if (!c) return HD_ENOTFOUND;
   b->st.msgs_in++;
@@ -810,6 +861,7 @@ out:
 }
 
 void hd_rtm_conn_closed(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now) {
+  b->now = now;
   conn_t *c = conn_get(b, conn);
   if (!c) return;
   sess_t *s = c->s;
@@ -825,6 +877,7 @@ void hd_rtm_conn_closed(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now) {
 }
 
 void hd_rtm_tick(hd_rtm_broker_t *b, hd_time_t now) {
+  b->now = now;
   while (b->exp_head && b->exp_head->expire_at <= now) {
     sess_t *s = b->exp_head;
     exp_remove(b, s);
@@ -848,6 +901,15 @@ hd_time_t hd_rtm_next_timeout(const hd_rtm_broker_t *b) {
 void hd_rtm_shutdown(hd_rtm_broker_t *b) {
   for (sess_t *s = b->sessions; s; s = s->next)
     if (s->conn) b->cfg.close(b->cfg.ud, s->conn, HD_RTM_CLOSE_SHUTDOWN, "node shutting down");
+}
+
+int hd_rtm_delivery(const hd_rtm_broker_t *b, char (*apps)[64], hd_rtm_delivery_t *out, int max) {
+  int n = 0;
+  for (const app_cnt_t *a = b->apps; a && n < max; a = a->next, n++) {
+    memcpy(apps[n], a->app, sizeof apps[n]);
+    out[n] = a->dl;
+  }
+  return n;
 }
 
 void hd_rtm_stats(const hd_rtm_broker_t *b, hd_rtm_stats_t *out) {
@@ -903,5 +965,50 @@ int hd_rtm_metrics_text(const hd_rtm_broker_t *b, char *buf, size_t cap) {
       (unsigned long long)s.replayed, (unsigned long long)s.replaced, (unsigned long long)s.refused_logins,
       (unsigned long long)s.store_refused, (unsigned long long)s.errors_suppressed);
   if (n < 0 || (size_t)n >= cap) return HD_ENOSPC;
-  return n;
+  /* delivery rate (docs/quality.md "Delivery rate"), summed over the apps */
+  hd_rtm_delivery_t d = {0};
+  for (const app_cnt_t *a = b->apps; a; a = a->next) {
+    d.sent += a->dl.sent, d.owed += a->dl.owed, d.acked += a->dl.acked;
+    d.overflow += a->dl.overflow, d.gone += a->dl.gone, d.expired += a->dl.expired;
+    d.lat_sum_us += a->dl.lat_sum_us;
+    for (int i = 0; i < HD_RTM_DLAT_BUCKETS; i++)
+      d.lat_hist[i] += a->dl.lat_hist[i];
+  }
+  int w = snprintf(
+      buf + n, cap - (size_t)n,
+      "# HELP hudong_rtm_delivery_sent_total RTM channel and peer messages accepted from publishers.\n"
+      "# TYPE hudong_rtm_delivery_sent_total counter\nhudong_rtm_delivery_sent_total %llu\n"
+      "# HELP hudong_rtm_delivery_owed_total RTM deliveries owed (one per recipient session).\n"
+      "# TYPE hudong_rtm_delivery_owed_total counter\nhudong_rtm_delivery_owed_total %llu\n"
+      "# HELP hudong_rtm_delivery_acked_total RTM deliveries acknowledged by the recipient, each once.\n"
+      "# TYPE hudong_rtm_delivery_acked_total counter\nhudong_rtm_delivery_acked_total %llu\n"
+      "# HELP hudong_rtm_delivery_given_up_total RTM deliveries given up, by why.\n"
+      "# TYPE hudong_rtm_delivery_given_up_total counter\n"
+      "hudong_rtm_delivery_given_up_total{reason=\"overflow\"} %llu\n"
+      "hudong_rtm_delivery_given_up_total{reason=\"gone\"} %llu\n"
+      "hudong_rtm_delivery_given_up_total{reason=\"expired\"} %llu\n"
+      "# HELP hudong_rtm_delivery_seconds RTM delivery latency: publish accepted to the recipient's ack.\n"
+      "# TYPE hudong_rtm_delivery_seconds histogram\n",
+      (unsigned long long)d.sent, (unsigned long long)d.owed, (unsigned long long)d.acked,
+      (unsigned long long)d.overflow, (unsigned long long)d.gone, (unsigned long long)d.expired);
+  if (w < 0 || (size_t)w >= cap - (size_t)n) return HD_ENOSPC;
+  n += w;
+  uint64_t cum = 0;
+  for (int i = 0; i < HD_RTM_DLAT_BUCKETS; i++) {
+    cum += d.lat_hist[i];
+    char le[24];
+    if (i < HD_RTM_DLAT_BUCKETS - 1)
+      snprintf(le, sizeof le, "%g", (double)hd_rtm_dlat_le_ms[i] / 1000.0);
+    else
+      snprintf(le, sizeof le, "+Inf");
+    w = snprintf(buf + n, cap - (size_t)n, "hudong_rtm_delivery_seconds_bucket{le=\"%s\"} %llu\n", le,
+                 (unsigned long long)cum);
+    if (w < 0 || (size_t)w >= cap - (size_t)n) return HD_ENOSPC;
+    n += w;
+  }
+  w = snprintf(buf + n, cap - (size_t)n,
+               "hudong_rtm_delivery_seconds_sum %.6f\nhudong_rtm_delivery_seconds_count %llu\n",
+               (double)d.lat_sum_us / 1e6, (unsigned long long)d.acked);
+  if (w < 0 || (size_t)w >= cap - (size_t)n) return HD_ENOSPC;
+  return n + w;
 }

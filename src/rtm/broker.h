@@ -133,6 +133,32 @@ typedef struct {
   uint64_t errors_suppressed; /* error replies not sent: too many unacked errors (docs/rtm.md) */
 } hd_rtm_stats_t;
 
+/* Delivery accounting (issue 14 item 1, DESIGN §6 "delivery rate", docs/quality.md
+ * "Delivery rate"): per app, cumulative since the broker started. A delivery
+ * is one channel ("msg") or peer ("peer") message in one recipient session's
+ * window; it is counted acked when the cumulative ack (or a resume's "last")
+ * first covers it — the entry then leaves the window, so a duplicate ack or a
+ * replay after a resume can never count it twice — or given up when the
+ * session ends with it still unacked. Latency: publish accepted -> the ack
+ * that covers it, as the node sees it (it includes the client's ack delay,
+ * at most 100 ms with the bundled clients); a histogram, no allocation. */
+#define HD_RTM_DLAT_BUCKETS 11 /* upper bounds hd_rtm_dlat_le_ms[], the last one +Inf */
+extern const int64_t hd_rtm_dlat_le_ms[HD_RTM_DLAT_BUCKETS - 1];
+typedef struct {
+  uint64_t sent;       /* channel and peer messages accepted from publishers */
+  uint64_t owed;       /* deliveries owed: one per recipient session at publish time */
+  uint64_t acked;      /* deliveries acknowledged by the recipient session (each exactly once) */
+  uint64_t overflow;   /* given up: the recipient's window was full (4008) */
+  uint64_t gone;       /* given up: the recipient logged out (or was ending) with it unacked */
+  uint64_t expired;    /* given up: the recipient's session was not resumed within the grace, or replaced */
+  uint64_t lat_sum_us; /* sum of publish -> ack latencies of the acked */
+  uint64_t lat_hist[HD_RTM_DLAT_BUCKETS]; /* acked deliveries by latency bucket (not cumulative) */
+} hd_rtm_delivery_t;
+
+/* Per-app delivery counters (cumulative): up to max apps into apps[i] /
+ * out[i]. Returns the number of apps written (apps the broker has seen). */
+int hd_rtm_delivery(const hd_rtm_broker_t *b, char (*apps)[64], hd_rtm_delivery_t *out, int max);
+
 /* Creates a broker; loads locks from the store. now: current time.
  * Returns 0, HD_EINVAL (missing callbacks/store), HD_ENOMEM, or a store error. */
 int hd_rtm_broker_new(hd_rtm_broker_t **out, const hd_rtm_config_t *cfg, hd_time_t now);

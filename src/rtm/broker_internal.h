@@ -36,8 +36,10 @@ typedef struct {
   int64_t s;
   body_t *body;
   receipt_t *rc;
-  size_t len; /* whole text with "s" */
-  int err;    /* an error reply (counted in win_errs) */
+  size_t len;   /* whole text with "s" */
+  int err;      /* an error reply (counted in win_errs) */
+  int dlv;      /* a channel/peer message: a delivery counted in the app's hd_rtm_delivery_t */
+  hd_time_t t0; /* dlv: when the publish was accepted */
 } out_ent_t;
 
 struct chan;
@@ -48,12 +50,15 @@ typedef struct {
   int64_t cseq;
 } dd_ent_t;
 
+struct app_cnt;
+
 typedef struct sess {
   struct sess *next, *prev;   /* all sessions */
   struct sess *unext, *uprev; /* sessions of the same user (ruser_t) */
   struct sess *xnext, *xprev; /* detached sessions, by expire_at */
   struct sess *dnext;         /* doomed sessions waiting for reap() */
   struct ruser *u;
+  struct app_cnt *ac; /* its app's counters (live as long as the broker) */
   char sid[SID_LEN + 1], resume[RESUME_LEN + 1];
   char app[64], user[HD_RTM_MAX_USER + 1];
   int admin;
@@ -107,6 +112,7 @@ typedef struct chan {
 typedef struct app_cnt {
   struct app_cnt *next;
   size_t n;
+  hd_rtm_delivery_t dl; /* delivery accounting (broker.h) */
   char app[64];
 } app_cnt_t;
 
@@ -137,6 +143,7 @@ struct hd_rtm_broker {
   receipt_t *receipts, *receipts_tail; /* pending (not done) receipts, earliest deadline first */
   uint32_t mark;
   hd_rtm_stats_t st;
+  hd_time_t now; /* of the call being handled (delivery latency) */
 };
 
 /* A parsed request: the JSON object, its type and id. */
@@ -170,6 +177,8 @@ void rtm_doom(hd_rtm_broker_t *b, sess_t *s, int kind);
 ruser_t *rtm_user_get(hd_rtm_broker_t *b, const char *app, const char *user);
 /* Same fan-out as rtm_push_text with a shared body (refs taken per entry). */
 void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *body, receipt_t *rc);
+/* Same for a channel or peer message: one delivery owed to s (counted). */
+void rtm_push_delivery(hd_rtm_broker_t *b, sess_t *s, body_t *body, receipt_t *rc);
 /* A body from compact JSON object text (NULL on bad input / no memory);
  * refs = 1 for the caller, who drops it with rtm_body_unref. */
 body_t *rtm_body_new(const char *json, size_t len);

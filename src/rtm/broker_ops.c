@@ -162,18 +162,26 @@ void rtm_free_all_chans(hd_rtm_broker_t *b) {
   b->n_chans = 0;
 }
 
-/* Every subscriber of c gets o (consumed). */
-static void channel_deliver(hd_rtm_broker_t *b, chan_t *c, json_t *o) {
+/* Every subscriber of c gets o (consumed). dlv: o is a channel message, one
+ * delivery owed per subscriber session (broker.h hd_rtm_delivery_t); events
+ * (presence, attributes, locks) are not counted. */
+static void channel_deliver_as(hd_rtm_broker_t *b, chan_t *c, json_t *o, int dlv) {
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   body_t *bd = t ? rtm_body_new(t, strlen(t)) : NULL;
   free(t);
   if (!bd) return;
   /* one body for every subscriber: each window entry holds a reference */
-  for (size_t i = 0; i < c->n_subs; i++)
-    rtm_push_body(b, c->subs[i], bd, NULL);
+  for (size_t i = 0; i < c->n_subs; i++) {
+    if (dlv)
+      rtm_push_delivery(b, c->subs[i], bd, NULL);
+    else
+      rtm_push_body(b, c->subs[i], bd, NULL);
+  }
   rtm_body_unref(bd);
 }
+
+static void channel_deliver(hd_rtm_broker_t *b, chan_t *c, json_t *o) { channel_deliver_as(b, c, o, 0); }
 
 static member_t *member(chan_t *c, const char *user) {
   for (size_t i = 0; i < c->n_mem; i++)
@@ -384,12 +392,14 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
   }
   c->cseq = cseq;
   b->st.published++;
+  s->ac->dl.sent++;
   if (r->id) dedupe_add(s, r->id, cseq);
   /* the ack first: a publisher that is also a subscriber sees ok, then its message */
   rtm_ok(b, s, r, json_pack("{s:s,s:I}", "ch", name, "cseq", (json_int_t)cseq));
-  channel_deliver(b, c,
-                  json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "msg", "ch", name, "cseq", (json_int_t)cseq,
-                            "from", s->user, "data", data));
+  channel_deliver_as(b, c,
+                     json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "msg", "ch", name, "cseq", (json_int_t)cseq,
+                               "from", s->user, "data", data),
+                     1);
   rtm_chan_maybe_free(b, c);
 }
 
@@ -844,15 +854,19 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   rc->deadline = now + b->cfg.peer_timeout;
   rc->refs = n + 1; /* +1 held while fanning out, so that an early failure cannot free it */
   receipt_link(b, rc);
+  s->ac->dl.sent++;
   body_t *bd = rtm_body_new(t, strlen(t));
   free(t);
   for (sess_t *x = u->sessions, *nx; x; x = nx) {
     nx = x->unext; /* ending sessions only get doomed here, not unlinked */
     if (x->doomed) continue;
-    if (bd)
-      rtm_push_body(b, x, bd, rc);
-    else
+    if (bd) {
+      rtm_push_delivery(b, x, bd, rc);
+    } else {
+      x->ac->dl.owed++; /* out of memory: owed and given up at once */
+      x->ac->dl.gone++;
       rtm_receipt_settle(b, rc, 0);
+    }
   }
   rtm_body_unref(bd);
   rc->refs--;

@@ -4,6 +4,7 @@
 #include "hd_test.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -106,6 +107,27 @@ static void suite(const char *url) {
   snprintf(al.u.alert.metric, sizeof al.u.alert.metric, "video_stall_rate");
   al.u.alert.value = 0.05, al.u.alert.threshold = 0.02, al.u.alert.window_s = 60;
   rows[n++] = al;
+  /* RTM delivery per app (issue 14 item 1): 27 acked at 20 ms, 3 given up; then 10 at 80 ms */
+  hd_qrow_t d1 = key(HD_QROW_DELIVERY, "a1", "", "", T0 + 5000);
+  d1.u.delivery = (hd_qdelivery_t){.interval_ms = 5000,
+                                   .sent = 10,
+                                   .owed = 30,
+                                   .acked = 27,
+                                   .overflow = 1,
+                                   .gone = 1,
+                                   .expired = 1,
+                                   .lat_sum_us = 27 * 20000};
+  d1.u.delivery.lat[1] = 27;
+  rows[n++] = d1;
+  hd_qrow_t d2 = key(HD_QROW_DELIVERY, "a1", "", "", T0 + 15000);
+  d2.u.delivery =
+      (hd_qdelivery_t){.interval_ms = 5000, .sent = 5, .owed = 10, .acked = 10, .lat_sum_us = 10 * 80000};
+  d2.u.delivery.lat[3] = 10;
+  rows[n++] = d2;
+  hd_qrow_t d3 = key(HD_QROW_DELIVERY, "a2", "", "", T0 + 5000);
+  d3.u.delivery = (hd_qdelivery_t){.interval_ms = 5000, .sent = 99, .owed = 99, .acked = 99};
+  d3.u.delivery.lat[0] = 99;
+  rows[n++] = d3;
   /* another tenant, same room and call names: never in a1's answers */
   hd_qrow_t other = video("bob", "PA_b", T0 + 5000, 50, 50000, 5000, 999);
   snprintf(other.k.app, sizeof other.k.app, "a2");
@@ -139,9 +161,21 @@ static void suite(const char *url) {
   assert_true(dnum(sum, "latency.client_rtt_ms") > 82.9 && dnum(sum, "latency.client_rtt_ms") < 83.1);
   assert_true(dnum(sum, "latency.node_downlink_rtt_ms") == 110);
   assert_int_equal((int)dnum(sum, "network.uplink_lost_after_repair"), 5);
+  assert_int_equal((int)dnum(sum, "delivery.sent"), 15);
+  assert_int_equal((int)dnum(sum, "delivery.owed"), 40);
+  assert_int_equal((int)dnum(sum, "delivery.delivered"), 37);
+  assert_int_equal((int)dnum(sum, "delivery.given_up"), 3);
+  assert_int_equal((int)dnum(sum, "delivery.given_up_expired"), 1);
+  assert_true(dnum(sum, "delivery.delivery_rate") == 37.0 / 40);
+  assert_true(fabs(dnum(sum, "delivery.latency_ms.mean") - 1340.0 / 37) < 1e-6);
+  assert_true(fabs(dnum(sum, "delivery.latency_ms.p50") - (10 + 15 * 18.5 / 27)) < 1e-6);
+  assert_true(fabs(dnum(sum, "delivery.latency_ms.p95") - (50 + 50 * (0.95 * 37 - 27) / 10)) < 1e-6);
   json_t *series = json_object_get(sum, "series");
   assert_int_equal(json_array_size(series), 2); /* buckets T0 and T0 + 10 s */
   assert_true(dnum(json_array_get(series, 0), "video_stall_rate") == 500.0 / 10000);
+  assert_true(dnum(json_array_get(series, 0), "delivery_rate") == 0.9);
+  assert_true(dnum(json_array_get(series, 1), "delivery_rate") == 1.0);
+  assert_true(dnum(json_array_get(series, 1), "delivery_latency_ms") == 80.0);
   json_decref(sum);
 
   json_t *calls = hd_qstore_calls(s, "a1", T0 - 1000, T0 + 60000, 10);
@@ -195,6 +229,7 @@ static void suite(const char *url) {
   sum = hd_qstore_summary(s, "a2", T0, T0 + 60000, 10000);
   assert_int_equal((int)dnum(sum, "stall.freezes"), 50);
   assert_int_equal((int)dnum(sum, "join.attempts"), 0);
+  assert_int_equal((int)dnum(sum, "delivery.sent"), 99);
   json_decref(sum);
 
   /* retention: only the day-old row goes */

@@ -1260,6 +1260,141 @@ static void test_sqlite_upgrade(void **st) {
   rmdir(dir);
 }
 
+/* The delivery counters of app (broker.h hd_rtm_delivery_t); zeros if unseen. */
+static hd_rtm_delivery_t dl_of(hd_rtm_broker_t *b, const char *app) {
+  char apps[8][64];
+  hd_rtm_delivery_t d[8], z;
+  memset(&z, 0, sizeof z);
+  int n = hd_rtm_delivery(b, apps, d, 8);
+  for (int i = 0; i < n; i++)
+    if (!strcmp(apps[i], app)) return d[i];
+  return z;
+}
+
+static int64_t last_s(uint64_t conn) {
+  json_t *o = last_out(conn);
+  int64_t v = o ? ival(o, "s") : 0;
+  json_decref(o);
+  return v;
+}
+
+/* Issue 14 item 1: each delivery (one message to one recipient session) is
+ * counted acked once — not again on a duplicate ack, a stale resume or a
+ * replay — or given up once, with why (expired, overflow, logout). */
+static void test_delivery_exactly_once(void **st) {
+  hd_rtm_broker_t *b = mk(16, 0);
+  login(b, 1, "alice", 0);
+  const char *rb = login(b, 2, "bob", 0);
+  char bob_resume[64];
+  strcpy(bob_resume, rb);
+  login(b, 3, "carol", 0);
+  for (uint64_t c = 1; c <= 3; c++)
+    feed(b, c, "{\"type\":\"sub\",\"ch\":\"c\"}");
+  for (int i = 0; i < 3; i++)
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"m%d\"}", i);
+  hd_rtm_delivery_t d = dl_of(b, "app");
+  assert_int_equal(d.sent, 3);
+  assert_int_equal(d.owed, 9); /* 3 subscribers, the publisher included; presence events are not counted */
+  assert_int_equal(d.acked, 0);
+  now += HD_MS(20);
+  ack_all(b, 1);
+  ack_all(b, 2);
+  d = dl_of(b, "app");
+  assert_int_equal(d.acked, 6);
+  assert_int_equal(d.lat_sum_us, 6 * 20000);
+  assert_int_equal(d.lat_hist[1], 6); /* 20 ms: in (10, 25] */
+  /* a duplicate ack and an older ack count nothing */
+  int64_t bob_last = last_s(2);
+  feed(b, 2, "{\"type\":\"ack\",\"s\":%lld}", (long long)bob_last);
+  feed(b, 2, "{\"type\":\"ack\",\"s\":1}");
+  assert_int_equal(dl_of(b, "app").acked, 6);
+  /* bob's connection drops; two more messages queue in his window */
+  hd_rtm_conn_closed(b, 2, now);
+  for (int i = 3; i < 5; i++)
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"m%d\"}", i);
+  now += HD_MS(40);
+  assert_int_equal(hd_rtm_conn_open(b, 5, now), 0);
+  feed(b, 5, "{\"type\":\"login\",\"resume\":\"%s\",\"last\":%lld}", bob_resume, (long long)bob_last);
+  assert_int_equal(count(5, "msg"), 2); /* replayed */
+  assert_int_equal(dl_of(b, "app").acked, 6);
+  ack_all(b, 5);
+  d = dl_of(b, "app");
+  assert_int_equal(d.acked, 8);
+  assert_int_equal(d.lat_hist[2], 2); /* 40 ms: in (25, 50] */
+  /* cut again and resume with the same (stale) "last": nothing replayed, nothing counted */
+  int64_t bob_last2 = last_s(5);
+  hd_rtm_conn_closed(b, 5, now);
+  assert_int_equal(hd_rtm_conn_open(b, 6, now), 0);
+  feed(b, 6, "{\"type\":\"login\",\"resume\":\"%s\",\"last\":%lld}", bob_resume, (long long)bob_last2);
+  feed(b, 6, "{\"type\":\"ack\",\"s\":%lld}", (long long)bob_last2);
+  assert_int_equal(dl_of(b, "app").acked, 8);
+  /* a resume whose "last" covers messages acks them (the client had them) */
+  feed(b, 1, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"m5\"}");
+  int64_t got = last_s(6);
+  hd_rtm_conn_closed(b, 6, now);
+  assert_int_equal(hd_rtm_conn_open(b, 7, now), 0);
+  feed(b, 7, "{\"type\":\"login\",\"resume\":\"%s\",\"last\":%lld}", bob_resume, (long long)got);
+  assert_int_equal(count(7, "msg"), 0);
+  assert_int_equal(dl_of(b, "app").acked, 9);
+  /* a peer message to bob: one more delivery, acked once */
+  feed(b, 1, "{\"type\":\"peer\",\"id\":\"p1\",\"to\":\"bob\",\"data\":\"hi\"}");
+  ack_all(b, 7);
+  ack_all(b, 7);
+  assert_int_equal(count(1, "receipt"), 1);
+  d = dl_of(b, "app");
+  assert_int_equal(d.sent, 7);
+  assert_int_equal(d.owed, 19); /* 6 messages x 3 + 1 peer */
+  assert_int_equal(d.acked, 10);
+  /* carol never acks and never resumes: her 6 are given up as expired */
+  hd_rtm_conn_closed(b, 3, now);
+  now += HD_RTM_DEFAULT_RESUME_GRACE;
+  hd_rtm_tick(b, now);
+  ack_all(b, 1);
+  d = dl_of(b, "app");
+  assert_int_equal(d.expired, 6);
+  assert_int_equal(d.acked, 13); /* + alice's last 3 */
+  assert_int_equal(d.overflow + d.gone, 0);
+  assert_int_equal(d.acked + d.expired, d.owed); /* nothing pending, nothing counted twice */
+  /* overflow: dave never acks a window of 16 (sub ok + join event + 14 messages) */
+  login(b, 8, "dave", 0);
+  feed(b, 8, "{\"type\":\"sub\",\"ch\":\"d\"}");
+  for (int i = 0; i < 20; i++) { /* alice acks her replies as she goes */
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"d\",\"data\":\"x\"}");
+    ack_all(b, 1);
+  }
+  assert_true(closed_with(8, HD_RTM_CLOSE_OVERFLOW));
+  d = dl_of(b, "app");
+  assert_int_equal(d.sent, 27);
+  assert_int_equal(d.overflow, 15); /* 14 in the window + the one that did not fit; then no subscriber */
+  assert_int_equal(d.owed, 19 + 15);
+  /* logout with a message unacked: given up as gone */
+  login(b, 9, "erin", 0);
+  feed(b, 9, "{\"type\":\"sub\",\"ch\":\"e\"}");
+  feed(b, 1, "{\"type\":\"pub\",\"ch\":\"e\",\"data\":\"x\"}");
+  ack_all(b, 1);
+  feed(b, 9, "{\"type\":\"logout\"}");
+  d = dl_of(b, "app");
+  assert_int_equal(d.gone, 1);
+  assert_int_equal(d.acked + d.expired + d.overflow + d.gone, d.owed);
+  /* per app: another tenant's publish is its own */
+  json_t *w = login_tok(b, 10, token_x("app2", "zed", "", 0));
+  json_decref(w);
+  feed(b, 10, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"x\"}");
+  assert_int_equal(dl_of(b, "app2").sent, 1);
+  assert_int_equal(dl_of(b, "app").sent, 28);
+  /* /metrics carries the sums and the histogram */
+  char buf[16384];
+  assert_true(hd_rtm_metrics_text(b, buf, sizeof buf) > 0);
+  assert_non_null(strstr(buf, "hudong_rtm_delivery_sent_total 29\n"));
+  assert_non_null(strstr(buf, "hudong_rtm_delivery_acked_total 13\n"));
+  assert_non_null(strstr(buf, "hudong_rtm_delivery_given_up_total{reason=\"overflow\"} 15\n"));
+  assert_non_null(strstr(buf, "hudong_rtm_delivery_seconds_bucket{le=\"0.025\"} 8\n")); /* + 2 at 0 ms */
+  assert_non_null(strstr(buf, "hudong_rtm_delivery_seconds_bucket{le=\"10\"} 10\n"));   /* alice: 30 s */
+  assert_non_null(strstr(buf, "hudong_rtm_delivery_seconds_bucket{le=\"+Inf\"} 13\n"));
+  assert_non_null(strstr(buf, "hudong_rtm_delivery_seconds_count 13\n"));
+  hd_rtm_broker_free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_order_and_ack, setup, teardown),
@@ -1284,6 +1419,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_history_exact_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sqlite_floor_and_usage, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sqlite_upgrade, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delivery_exactly_once, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
