@@ -55,7 +55,7 @@ typedef struct {
   /* draining (docs/overlay.md "Draining"): joins refused with a redirect,
    * participants told to move; the node stops when empty or at the deadline */
   int draining;
-  hd_time_t drain_deadline;
+  hd_time_t drain_deadline, drain_linger_until;
   uv_timer_t drain_timer;
 } server_t;
 
@@ -961,10 +961,16 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
 
 /* ---- draining (issue 15 item 6; docs/overlay.md "Draining") ---- */
 
+#define DRAIN_LINGER_MS 2000 /* two registry reads: every peer has seen "draining" */
+
 static void drain_tick(uv_timer_t *t) {
   server_t *s = t->data;
   size_t left = hd_map_count(&s->rtc_conns);
-  if (left && hd_io_now(s->loop) < s->drain_deadline) return;
+  hd_time_t now = hd_io_now(s->loop);
+  /* even when empty, stay DRAIN_LINGER: the other nodes read the registry
+   * once a second, so for about that long they may still send clients here;
+   * they get a redirect instead of a refused connection */
+  if ((left || now < s->drain_linger_until) && now < s->drain_deadline) return;
   if (left)
     HD_LOGW("serve", "drain: grace period over with %zu /rtc connection(s) left; stopping", left);
   else
@@ -980,6 +986,7 @@ static void drain_start(server_t *s, long grace_s, const char *why) {
   if (s->draining) return;
   s->draining = 1;
   s->drain_deadline = hd_io_now(s->loop) + (hd_time_t)grace_s * 1000000;
+  s->drain_linger_until = hd_io_now(s->loop) + DRAIN_LINGER_MS * 1000;
   hd_serve_cluster_set_draining(s->cluster);
   char left[1024];
   int n = hd_serve_cluster_drain_left(s->cluster, left, sizeof left);

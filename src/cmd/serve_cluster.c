@@ -304,7 +304,10 @@ void hd_serve_cluster_route(hd_serve_cluster_t *c, const char *app, const char *
 
 /* ---- draining ---- */
 
-void hd_serve_cluster_set_draining(hd_serve_cluster_t *c) { c->self->draining = 1; }
+void hd_serve_cluster_set_draining(hd_serve_cluster_t *c) {
+  c->self->draining = 1;
+  hd_cluster_redis_beat_now(c->link); /* the others stop routing here within one read (<= 1 s) */
+}
 
 void hd_serve_cluster_redirect(hd_serve_cluster_t *c, const char *app, const char *room, char *url,
                                size_t cap) {
