@@ -21,4 +21,12 @@ int hd_cmd_bench(int argc, char **argv);
  * with a reason in err (unknown scheme, no host, too long). */
 int hd_cli_rtc_url(const char *in, char *out, size_t cap, char *err, size_t errcap);
 
+/* --cluster URL of `hudong pub` / `sub` (cli_route.c; docs/overlay.md
+ * "Routing: the client side"): asks that node's /api/route for the token's
+ * room, measures the RTT to the candidates (GET /api/ping), asks again with
+ * the RTTs, and writes the chosen node's http:// URL into node_url. verbose
+ * prints the choice and the RTTs on stderr. 0, or -1 with a reason in err. */
+int hd_cli_route(const char *cluster, const char *token, char *node_url, size_t cap, char *err, size_t errcap,
+                 int verbose);
+
 #endif
