@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -111,9 +112,17 @@ def main():
 
         section("1. SIGTERM drains n1")
         a = join(n1, "d1", "alice")
+        # a native SDK client (hudong sub, src/client) in the room on n1 too
+        sub = subprocess.Popen([tc.HUDONG, "sub", "--url", "http://127.0.0.1:%d" % n1.port, "--token",
+                                mint("d1", "sdk-sub"), "--out", os.path.join(tmp, "sub"), "--duration", "6",
+                                "--quiet"], stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "sub.log"), "wb"),
+                               env=dict(os.environ, HUDONG_LOG="info"))
+        check(wait_until(lambda: "(sdk-sub) joined appA/d1" in n1.log(), 5) is not None, "the SDK client joined n1")
         t0 = time.time()
         n1.proc.send_signal(signal.SIGTERM)
         m = recv_json(a)
+        while m is not None and m.get("type") in ("participant_joined", "participant_left"):
+            m = recv_json(a)  # the SDK client's arrival (and departure)
         check(m is not None and m.get("type") == "left" and m.get("reason") == "node_draining" and
               m.get("redirect") == n2url and "draining" in m.get("message", ""),
               "the participant on n1 gets left node_draining with n2's URL as redirect", m)
@@ -151,6 +160,13 @@ def main():
         check(1.8 <= gone <= 4, "n1 stays ~2 s (the linger) then stops", "%.2f s" % gone)
         print("# measured: SIGTERM -> n1 exited %.2f s later (empty; 2 s linger)" % gone)
         check("drain (SIGTERM)" in n1.log(), "n1 logs the drain")
+        dt = wait_until(lambda: "(sdk-sub) joined appA/d1" in n2.log(), 5)
+        check(dt is not None, "the SDK client followed the redirect and joined on n2",
+              open(os.path.join(tmp, "sub.log"), errors="replace").read()[-1500:])
+        sub.wait(15)
+        slog = open(os.path.join(tmp, "sub.log"), errors="replace").read()
+        check(sub.returncode == 0 and "rejoining through ws://127.0.0.1:%d/rtc" % n2.port in slog,
+              "hudong sub logs the move and exits 0", slog[-1500:])
         check(wait_until(lambda: view(n2.port) == ["n2"], 2) is not None, "n1 is gone from n2's registry view")
 
         section("2. POST /admin/drain")
