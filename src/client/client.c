@@ -349,8 +349,7 @@ static void handle_sig_events(hd_client_t *c, hd_time_t now) {
       else if (!strcmp(ev.reason, "node_draining")) {
         follow_redirect(c, ev.redirect);
         mark_dead(s, HD_EIO, 1, "node draining%s%s", ev.redirect[0] ? ": moving to " : "", ev.redirect);
-      }
-      else if (strcmp(ev.reason, "client_request"))
+      } else if (strcmp(ev.reason, "client_request"))
         mark_dead(s, HD_ECLOSED, 0, "left the room: %s", ev.reason);
       break;
     case HD_RTC_SIGNAL_EV_PONG: c->sig_rtt = ev.rtt; break;
