@@ -341,7 +341,7 @@ int hd_serve_cluster_drain_error(hd_serve_cluster_t *c, const char *id, const ch
   else
     snprintf(msg, sizeof msg, "node %.63s is draining and knows no other node; retry later", c->self->id);
   json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:i}", "type", "error", "code", 503, "reason", "node_draining",
-                        "message", msg, "retry_after", url[0] ? 0 : 5);
+                        "message", msg, "retry_after", url[0] ? 1 : 5);
   if (o && id) json_object_set_new(o, "id", json_string(id));
   if (o && url[0]) json_object_set_new(o, "redirect", json_string(url));
   return dump(o, out, cap);

@@ -131,7 +131,7 @@ def main():
         refused, closed = try_join(n1, "d2", "bob", "join-7")
         check(refused is not None and refused.get("type") == "error" and refused.get("code") == 503 and
               refused.get("reason") == "node_draining" and refused.get("redirect") == n2url and
-              refused.get("id") == "join-7" and refused.get("retry_after") == 0,
+              refused.get("id") == "join-7" and refused.get("retry_after") == 1,
               "a new join on draining n1: 503 node_draining, redirect n2, id echoed", refused)
         check(closed is not None and "_closed" in closed, "and the refused socket is closed", closed)
         entry = json.loads(redis.cmd("GET", "hudong:node:n1") or "{}")
