@@ -62,12 +62,12 @@ static int tcp_open(const hd_http_url_t *u, int timeout_ms) {
 
 /* One GET on fd (kept alive); the body (NUL-terminated, Content-Length
  * framed) into body. Returns the status, or -1 on a transport error. */
-static int http_get(int fd, const hd_http_url_t *u, const char *path, const char *token, char *body,
-                    size_t cap) {
+static int http_req(int fd, const char *method, const hd_http_url_t *u, const char *path, const char *token,
+                    char *body, size_t cap) {
   char req[8192];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s%sConnection: keep-alive\r\n\r\n",
-                   path, u->host, u->port, token ? "Authorization: Bearer " : "", token ? token : "",
-                   token ? "\r\n" : "");
+  int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s%s%sConnection: keep-alive\r\n\r\n",
+                   method, path, u->host, u->port, token ? "Authorization: Bearer " : "", token ? token : "",
+                   token ? "\r\n" : "", strcmp(method, "GET") ? "Content-Length: 0\r\n" : "");
   if (n < 0 || (size_t)n >= sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) return -1;
   size_t got = 0;
   char *hend = NULL;
@@ -95,6 +95,36 @@ static int http_get(int fd, const hd_http_url_t *u, const char *path, const char
   }
   body[clen] = 0;
   return status;
+}
+
+static int http_get(int fd, const hd_http_url_t *u, const char *path, const char *token, char *body,
+                    size_t cap) {
+  return http_req(fd, "GET", u, path, token, body, cap);
+}
+
+int hd_cli_http(const char *method, const char *base, const char *path, const char *token, char *body,
+                size_t cap, char *err, size_t errcap) {
+  hd_http_url_t u;
+  int rc = hd_http_url_parse(base, &u);
+  if (rc < 0) {
+    snprintf(err, errcap, "'%s': %s", base,
+             rc == HD_EUNSUPPORTED ? "only http:// URLs here" : "not an http://host:port URL");
+    return -1;
+  }
+  char full[HD_HTTPC_PATH_MAX + 256];
+  size_t pl = strlen(u.path);
+  while (pl > 0 && u.path[pl - 1] == '/')
+    pl--;
+  snprintf(full, sizeof full, "%.*s%s", (int)pl, u.path, path);
+  int fd = tcp_open(&u, 3000);
+  if (fd < 0) {
+    snprintf(err, errcap, "no answer from %s:%d", u.host, u.port);
+    return -1;
+  }
+  int st = http_req(fd, method, &u, full, token, body, cap);
+  close(fd);
+  if (st < 0) snprintf(err, errcap, "%s:%d: no valid HTTP answer", u.host, u.port);
+  return st;
 }
 
 typedef struct {

@@ -176,18 +176,31 @@ def main():
         check(st == 403 and "app-wide" in text, "a room's roomAdmin token: 403 naming what is needed", (st, text))
         st, text = post(n2.port, "/admin/drain?grace=x", admin_token())
         check(st == 400 and "grace" in text, "a bad grace: 400", (st, text))
+        n2base = "http://127.0.0.1:%d" % n2.port
+        p = subprocess.run([tc.HUDONG, "drain", "--url", n2base, "--token", admin_token("d1")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        check(p.returncode == 1 and "answered 403" in p.stderr.decode(), "hudong drain with a room token: exit 1, 403",
+              p.stderr.decode())
         b = join(n2, "d3", "carol")
-        st, text = post(n2.port, "/admin/drain?grace=5", admin_token())
-        js = json.loads(text) if st == 202 else {}
-        check(st == 202 and js.get("draining") is True and js.get("grace_s") == 5 and js.get("participants") == 1,
-              "an app-wide roomAdmin token: 202 draining", (st, text))
+        t1 = time.time()
+        drain = subprocess.Popen([tc.HUDONG, "drain", "--url", n2base, "--token", admin_token(), "--grace", "5",
+                                  "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         m = recv_json(b)
         check(m is not None and m.get("type") == "left" and m.get("reason") == "node_draining" and
               "redirect" not in m, "alone: left node_draining without redirect", m)
+        recv_json(b, 3)  # the close: a client that completes the close handshake is gone at once
         refused, _ = try_join(n2, "d4", "dave")
         check(refused is not None and refused.get("reason") == "node_draining" and "redirect" not in refused and
               refused.get("retry_after") == 5 and "no other node" in refused.get("message", ""),
               "alone and draining: join refused with retry_after 5, no redirect", refused)
+        out, err = drain.communicate(timeout=20)
+        out = out.decode()
+        js = json.loads(out.splitlines()[0]) if out.startswith("{") else {}
+        check(drain.returncode == 0 and js.get("draining") is True and js.get("grace_s") == 5 and
+              js.get("participants") == 1 and "the node stopped" in out,
+              "hudong drain --wait: 202 draining (1 participant), returns once the node stopped", (out, err))
+        print("# measured: hudong drain --wait returned %.2f s after it started (n2 alone, 1 participant)" %
+              (time.time() - t1))
         try:
             n2.proc.wait(8)
         except Exception:
