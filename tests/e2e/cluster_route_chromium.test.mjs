@@ -137,6 +137,12 @@ test('a page given a cluster URL measures RTTs and joins the nearer node; draini
   assert.equal(rtts.reason, 'rtt');
   assert.ok(rtts.rtts.n1 >= 2 * DELAY_MS && rtts.rtts.n2 < DELAY_MS, `n1 measured >= ${2 * DELAY_MS} ms, n2 < ${DELAY_MS} ms: ${JSON.stringify(rtts.rtts)}`);
   assert.ok(res.url.includes(`:${n2.httpPort}/`), `the WebSocket is n2's: ${res.url}`);
+  // /api/route of another origin (n2 directly): a CORS preflight (Authorization header) first
+  const cross = await page.evaluate(async ({ n2base, token }) => {
+    const { routeToNode } = await import('/route.js');
+    try { const r = await routeToNode([n2base], token); return { ok: true, first: r.nodes[0].id, reason: r.reason }; } catch (e) { return { ok: false, e: String(e) }; }
+  }, { n2base: n2.base, token });
+  assert.ok(cross.ok && cross.first === 'n2', `a cross-origin /api/route works (preflight): ${JSON.stringify(cross)}`);
 
   // ---- draining n2: the page moves to n1 ----
   const admin = (await (await fetch(`${n2.base}/api/dev-token?admin=1`)).json()).token;
