@@ -50,6 +50,18 @@
 // "disconnected" event, state "disconnected". opts.reconnect = false turns it off.
 // left reasons client_request, removed, room_closed and duplicate_identity are final.
 
+// Cluster (docs/overlay.md "Routing: the client side"): connect(null, token,
+// {cluster: 'https://any-node'}) asks that node's /api/route for the room,
+// measures the RTT to the candidate nodes (GET /api/ping), asks again with
+// the RTTs and joins the chosen node's /rtc, falling back to the next
+// candidate when a node does not answer or refuses (draining, full). Every
+// reconnect routes again. A draining node's `left {reason:"node_draining",
+// redirect}` (or a join refused with 503 node_draining) makes the Room rejoin
+// at once through the redirect's /api/route, with or without opts.cluster.
+// Events: routed({node, reason, rtts, tried}).
+
+import { routeToNode } from './route.js';
+
 const PROTOCOL = 1;
 
 export async function devToken(room, identity) {
@@ -67,6 +79,7 @@ export class SignalError extends Error {
     this.code = code;
     this.reason = reason;
     this.request = request;
+    this.redirect = typeof msg.redirect === 'string' ? msg.redirect : null; /* node_draining */
   }
 }
 
@@ -143,7 +156,10 @@ function transceiverInit(lt) {
 
 export class Room {
   constructor(url, token, opts = {}) {
-    this.url = wsUrl(url);
+    this.cluster = opts.cluster || null; /* any node's http(s) URL: route through /api/route */
+    this._routeVia = null; /* a draining node's redirect: route through it first */
+    this.node = null; /* with routing: {id, url, rtt} of the node joined */
+    this.url = wsUrl(url || (this.cluster ? `${String(this.cluster).replace(/\/+$/, '')}/rtc` : url));
     this.token = token;
     this.opts = opts;
     this.state = 'idle'; // idle | connecting | connected | reconnecting | disconnected
@@ -244,22 +260,73 @@ export class Room {
       (e) => { this._qualityAttemptFailed(qa, e); throw e; });
   }
 
+  // With a cluster URL (or after a redirect): route, then try the nodes in
+  // order until one joins. Without: the one URL given.
   async _openAndJoinInner() {
-    const ws = new WebSocket(this.url);
+    if (!this.cluster && !this._routeVia) {
+      try {
+        return await this._joinAt(this.url);
+      } catch (e) {
+        if (!(e instanceof SignalError && e.reason === 'node_draining' && e.redirect)) throw e;
+        this._routeVia = e.redirect; /* a draining node names where to go */
+      }
+    }
+    const r = await routeToNode([this._routeVia, this.cluster], this.token, this.opts);
+    const tried = [];
+    let lastErr = null;
+    for (const n of r.nodes) {
+      const url = wsUrl(`${n.url.replace(/\/+$/, '')}/rtc`);
+      try {
+        const joined = await this._joinAt(url);
+        this.url = url;
+        this.node = n;
+        this._emit('routed', { node: n, reason: r.reason, rtts: r.rtts, tried });
+        return joined;
+      } catch (e) {
+        tried.push({ id: n.id, url: n.url, error: e.message || String(e) });
+        lastErr = e;
+        /* a refused token is refused by every node: no use trying the others */
+        if (e instanceof SignalError && (e.code === 401 || e.code === 403)) throw e;
+      }
+    }
+    throw lastErr || new Error('cluster routing: no node to join');
+  }
+
+  async _joinAt(url) {
+    const ws = new WebSocket(url);
     this.ws = ws;
     this._leftSeen = false;
     await new Promise((resolve, reject) => {
       ws.onopen = resolve;
-      ws.onerror = () => reject(new Error(`WebSocket ${this.url} failed`));
-      ws.onclose = (ev) => reject(new Error(`WebSocket ${this.url} closed (${ev.code} ${ev.reason})`));
+      ws.onerror = () => reject(new Error(`WebSocket ${url} failed`));
+      ws.onclose = (ev) => reject(new Error(`WebSocket ${url} closed (${ev.code} ${ev.reason})`));
     });
     ws.onmessage = (ev) => this._onMessage(ev.data);
     ws.onerror = () => {};
-    ws.onclose = (ev) => this._onClose(ev);
+    /* until "joined", a close is this attempt's failure (the caller may try
+     * another node), not the session's */
+    let joining = true;
+    const closedEarly = new Promise((_, reject) => {
+      ws.onclose = (ev) => {
+        if (joining) reject(new Error(`WebSocket ${url} closed (${ev.code} ${ev.reason}) before joined`));
+        else this._onClose(ev);
+      };
+    });
     const join = { type: 'join', token: this.token, auto_subscribe: this.opts.autoSubscribe !== false, protocol: PROTOCOL };
     if (this.opts.name) join.name = this.opts.name;
     if (this.opts.metadata !== undefined) join.metadata = this.opts.metadata;
-    return this._request(join, 'joined', this.opts.joinTimeoutMs || 10000);
+    try {
+      const joined = await Promise.race([this._request(join, 'joined', this.opts.joinTimeoutMs || 10000), closedEarly]);
+      joining = false;
+      return joined;
+    } catch (e) {
+      joining = false;
+      ws.onclose = null;
+      ws.onmessage = null;
+      try { ws.close(); } catch { /* already closed */ }
+      this._pending.clear();
+      throw e;
+    }
   }
 
   // ---- auto-reconnect ----
@@ -280,7 +347,8 @@ export class Room {
     const run = async () => {
       for (let attempt = 1; ; attempt++) {
         const d = Math.min(cap, base * 2 ** (attempt - 1));
-        const delayMs = Math.round(d / 2 + Math.random() * (d / 2));
+        /* a draining node sent us elsewhere: that node is up, go at once */
+        const delayMs = attempt === 1 && this._routeVia ? 0 : Math.round(d / 2 + Math.random() * (d / 2));
         if (performance.now() - t0 + delayMs > maxMs) return this._giveUp(`could not reconnect within ${maxMs} ms (${reason})`);
         this._emit('reconnecting', { attempt, delayMs, reason });
         await new Promise((r) => { this._retryTimer = setTimeout(r, delayMs); });
@@ -513,6 +581,11 @@ export class Room {
       case 'left':
         this._emit('left', { reason: m.reason, message: m.message });
         if (m.reason === 'server_shutdown' && this._canReconnect()) { this._reconnect('server_shutdown'); break; }
+        if (m.reason === 'node_draining' && this._canReconnect()) {
+          if (m.redirect) this._routeVia = m.redirect;
+          this._reconnect('node_draining');
+          break;
+        }
         this._leftSeen = true;
         this._teardown();
         this._setState('disconnected');

@@ -244,6 +244,29 @@ static int map_join_error(int code, const char *reason) {
   return HD_EPROTO;
 }
 
+/* A draining node's `left`/`error` names the node to rejoin (docs/protocol.md
+ * "Leaving and reconnecting"): its http(s) URL becomes this client's
+ * ws(s)://.../rtc, used from the next connection attempt on. */
+static void follow_redirect(hd_client_t *c, const char *redirect) {
+  static const char *const from[] = {"http://", "https://"}, *const to[] = {"ws://", "wss://"};
+  for (int i = 0; redirect && i < 2; i++) {
+    size_t n = strlen(from[i]);
+    if (strncmp(redirect, from[i], n)) continue;
+    size_t l = strlen(redirect + n);
+    while (l > 0 && redirect[n + l - 1] == '/')
+      l--;
+    char *u = malloc(l + 16);
+    if (!u) return;
+    snprintf(u, l + 16, "%s%.*s/rtc", to[i], (int)l, redirect + n);
+    HD_LOGI("client", "the node is draining: rejoining through %s", u);
+    free(c->url);
+    c->url = u;
+    c->cfg.url = u;
+    c->redirected = 1;
+    return;
+  }
+}
+
 static void handle_sig_events(hd_client_t *c, hd_time_t now) {
   cl_session_t *s = c->s;
   hd_rtc_signal_event_t ev;
@@ -323,7 +346,10 @@ static void handle_sig_events(hd_client_t *c, hd_time_t now) {
       s->left = 1;
       if (!strcmp(ev.reason, "server_shutdown"))
         mark_dead(s, HD_EIO, 1, "node shutting down");
-      else if (strcmp(ev.reason, "client_request"))
+      else if (!strcmp(ev.reason, "node_draining")) {
+        follow_redirect(c, ev.redirect);
+        mark_dead(s, HD_EIO, 1, "node draining%s%s", ev.redirect[0] ? ": moving to " : "", ev.redirect);
+      } else if (strcmp(ev.reason, "client_request"))
         mark_dead(s, HD_ECLOSED, 0, "left the room: %s", ev.reason);
       break;
     case HD_RTC_SIGNAL_EV_PONG: c->sig_rtt = ev.rtt; break;
@@ -435,6 +461,8 @@ fail:
 }
 
 static void schedule_reconnect(hd_client_t *c, int err, const char *reason, hd_time_t now) {
+  int now_please = c->redirected; /* a draining node named a live one: go at once */
+  c->redirected = 0;
   if (c->state != HD_CLIENT_RECONNECTING) {
     c->reconnect_since = now;
     c->attempt = 0;
@@ -447,7 +475,7 @@ static void schedule_reconnect(hd_client_t *c, int err, const char *reason, hd_t
     return;
   }
   c->attempt++;
-  hd_time_t d = hd_client_backoff(c->attempt, hd_random_u32());
+  hd_time_t d = now_please ? 0 : hd_client_backoff(c->attempt, hd_random_u32());
   c->reconnect_at = now + d;
   char msg[256];
   snprintf(msg, sizeof msg, "attempt %d in %lld ms: %s", c->attempt, (long long)(d / 1000), reason);

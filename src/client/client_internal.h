@@ -116,6 +116,7 @@ typedef struct cl_session {
 struct hd_client {
   hd_client_config_t cfg;
   char *url, *token, *name, *metadata;
+  int redirected; /* the url was just replaced by a draining node's redirect */
   uv_loop_t loop;
   uv_thread_t thread;
   uv_async_t async;

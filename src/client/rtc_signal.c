@@ -384,6 +384,7 @@ int hd_rtc_signal_feed(hd_rtc_signal_t *s, const char *text, size_t len, hd_time
       ev->code = (int)json_integer_value(json_object_get(m, "code"));
       ev->reason = jstr(m, "reason");
       ev->message = jstr(m, "message");
+      ev->redirect = jstr(m, "redirect");
       ev->id = id;
     }
   } else if (!strcmp(type, "left")) {
@@ -392,6 +393,7 @@ int hd_rtc_signal_feed(hd_rtc_signal_t *s, const char *text, size_t len, hd_time
     if ((ev = push_ev(s, HD_RTC_SIGNAL_EV_LEFT, m))) {
       ev->reason = jstr(m, "reason");
       ev->message = jstr(m, "message");
+      ev->redirect = jstr(m, "redirect");
     }
   } /* else: active_speakers and future types are ignored */
   json_decref(m);

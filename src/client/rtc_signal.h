@@ -66,6 +66,7 @@ typedef struct {
   const char *payload;
   int code;                          /* ERROR: 400...; PUBLISH_ANSWER / SUBSCRIBER_OFFER: pc result */
   const char *reason, *message, *id; /* ERROR / LEFT ("" when absent) */
+  const char *redirect;              /* ERROR / LEFT node_draining: the node to go to ("" = none) */
   hd_time_t rtt;                     /* PONG */
 } hd_rtc_signal_event_t;
 

@@ -184,7 +184,8 @@ static const char *const known_keys[] = {"listen",
                                          "node_id",
                                          "region",
                                          "labels",
-                                         "announce_url"};
+                                         "announce_url",
+                                         "drain_grace_s"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -627,6 +628,7 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
       get_str(root, "announce_url", c->announce_url, sizeof c->announce_url, err, errcap) ||
       hd_config_check_cluster(c, err, errcap))
     goto out;
+  if (get_int(root, "drain_grace_s", 0, 3600, &c->drain_grace_s, err, errcap)) goto out;
   rc = 0;
 out:
   json_decref(root);

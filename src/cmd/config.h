@@ -93,6 +93,9 @@ typedef struct {
   char region[32];        /* "" = none */
   char labels[256];       /* "k=v,k=v" */
   char announce_url[256]; /* "" = http(s)://listen_host:listen_port */
+  /* SIGTERM drains the node (docs/overlay.md "Draining") for up to this many
+   * seconds before it stops; 0 (default) = stop at once, as before */
+  long drain_grace_s;
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

@@ -14,6 +14,7 @@ static void usage(FILE *f) {
           "  pub     join a room and publish audio/video (files, tone, test pattern)\n"
           "  sub     join a room, receive and decode every track to WAV/Y4M/IVF, print stats\n"
           "  bench   load generator: 'hudong bench load' (publishers + subscribers over real WebRTC)\n"
+          "  drain   move a cluster node's participants to other nodes, then stop it\n"
           "run 'hudong <command> --help' for the options of a command; 'hudong --version' for the version\n");
 }
 
@@ -28,6 +29,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "pub")) return hd_cmd_pub(argc - 1, argv + 1);
   if (!strcmp(argv[1], "sub")) return hd_cmd_sub(argc - 1, argv + 1);
   if (!strcmp(argv[1], "bench")) return hd_cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "drain")) return hd_cmd_drain(argc - 1, argv + 1);
   if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") || !strcmp(argv[1], "version")) {
     printf("hudong %s\n", HD_VERSION);
     return 0;

@@ -33,13 +33,15 @@ static volatile sig_atomic_t g_stop;
 static void on_sig(int s) { g_stop = 1; }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: hudong pub --url U --token T [--audio FILE.wav | --tone HZ]\n"
+  fprintf(f, "usage: hudong pub (--url U | --cluster C) --token T [--audio FILE.wav | --tone HZ]\n"
              "                  [--video FILE.y4m | --pattern WxH@FPS] [--loop] [--duration S]\n"
              "                  [--name N] [--max-bitrate BPS] [--quiet]\n"
              "       hudong pub --write-pattern FILE.y4m [--pattern WxH@FPS] [--duration S]\n"
              "       hudong pub --write-tone FILE.wav [--tone HZ] [--duration S]\n"
              "  joins the room of token T at U (the node's address: http://host:port, https://, ws://\n"
              "  or wss://, /rtc optional) and publishes; exits 1 if the node does not accept the tracks.\n"
+             "  --cluster C: any node of a cluster (http://host:port): the node is chosen by its\n"
+             "  /api/route with the RTTs measured to the candidates (docs/overlay.md)\n"
              "  WAV must be\n"
              "  48 kHz 16-bit mono/stereo; the pattern burns a 16-bit frame counter into the picture.\n");
 }
@@ -178,7 +180,7 @@ static void on_stats(void *ud, const hd_client_stats_t *s) {
 }
 
 int hd_cmd_pub(int argc, char **argv) {
-  const char *url = NULL, *token = NULL, *audio = NULL, *video = NULL, *name = NULL;
+  const char *url = NULL, *token = NULL, *audio = NULL, *video = NULL, *name = NULL, *cluster = NULL;
   const char *wpattern = NULL, *wtone = NULL;
   double tone = 0, duration = 0;
   int w = 640, h = 360, fps = 30, pattern = 0, loop = 0, quiet = 0;
@@ -201,6 +203,8 @@ int hd_cmd_pub(int argc, char **argv) {
       return 2;
     } else if (!strcmp(a, "--url"))
       url = v;
+    else if (!strcmp(a, "--cluster"))
+      cluster = v;
     else if (!strcmp(a, "--token"))
       token = v;
     else if (!strcmp(a, "--name"))
@@ -243,12 +247,23 @@ int hd_cmd_pub(int argc, char **argv) {
   }
   if (wpattern) return write_pattern(wpattern, w, h, fps, duration > 0 ? duration : 10);
   if (wtone) return write_tone(wtone, tone > 0 ? tone : 440, duration > 0 ? duration : 10);
-  if (!url || !token) {
-    fprintf(stderr, "hudong pub: --url and --token are required\n");
+  if (!(url || cluster) || !token) {
+    fprintf(stderr, "hudong pub: --url (or --cluster) and --token are required\n");
     usage(stderr);
     return 2;
   }
-  char rtc_url[1024], uerr[1200];
+  char rtc_url[1024], uerr[1200], node_url[512];
+  if (cluster) { /* the node to use, from the cluster's /api/route and our RTTs */
+    if (url) {
+      fprintf(stderr, "hudong pub: give --url (one node) or --cluster (any node of a cluster), not both\n");
+      return 2;
+    }
+    if (hd_cli_route(cluster, token, node_url, sizeof node_url, uerr, sizeof uerr, !quiet) < 0) {
+      fprintf(stderr, "hudong pub: %s\n", uerr);
+      return 1;
+    }
+    url = node_url;
+  }
   if (hd_cli_rtc_url(url, rtc_url, sizeof rtc_url, uerr, sizeof uerr) < 0) {
     fprintf(stderr, "hudong pub: %s\n", uerr);
     return 2;

@@ -52,6 +52,11 @@ typedef struct {
   uv_timer_t rtm_timer;
   hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
   hd_serve_cluster_t *cluster; /* registry + /api/route (docs/overlay.md) */
+  /* draining (docs/overlay.md "Draining"): joins refused with a redirect,
+   * participants told to move; the node stops when empty or at the deadline */
+  int draining;
+  hd_time_t drain_deadline, drain_linger_until;
+  uv_timer_t drain_timer;
 } server_t;
 
 static const char *secret_lookup(void *ud, const char *key) {
@@ -338,6 +343,16 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
  * for the room. */
 static void handle_route(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
   add_cors(s, req, resp);
+  if (!strcmp(req->method, "OPTIONS")) { /* CORS preflight: the request carries Authorization */
+    resp->status = 204;
+    if (req->origin[0] && resp->n_headers) {
+      hd_http_resp_header(resp, "Access-Control-Allow-Methods", "GET, OPTIONS");
+      hd_http_resp_header(resp, "Access-Control-Allow-Headers", "Authorization");
+      hd_http_resp_header(resp, "Access-Control-Max-Age", "600");
+    }
+    hd_http_resp_header(resp, "Allow", "GET, OPTIONS");
+    return;
+  }
   if (strcmp(req->method, "GET")) {
     hd_http_resp_header(resp, "Allow", "GET");
     hd_http_resp_text(resp, 405, "use GET /api/route?room=<name>\n");
@@ -654,6 +669,31 @@ static int join_worker(server_t *s, const char *text, size_t len) {
   return w;
 }
 
+/* A draining node answers a connection's first message with 503
+ * node_draining naming the node to go to instead (the one /api/route would
+ * pick for the token's room), and closes it (docs/protocol.md "Error codes"). */
+static void drain_refuse(server_t *s, hd_ws_conn_t *c, const char *text, size_t len) {
+  hd_signal_msg_t m;
+  hd_signal_error_t e;
+  hd_token_claims_t cl = {0};
+  char why[128], id[80] = "", out[1024];
+  int have_id = 0;
+  if (hd_signal_parse(text, len, HD_SIGNAL_FROM_CLIENT, &m, &e) == 0) {
+    if (m.id) {
+      snprintf(id, sizeof id, "%s", m.id);
+      have_id = 1;
+    }
+    if (m.type == HD_SIGNAL_JOIN && m.join.token &&
+        hd_token_verify(m.join.token, strlen(m.join.token), secret_lookup, s, (int64_t)time(NULL),
+                        s->cfg.token_leeway, &cl, why, sizeof why) < 0)
+      memset(&cl, 0, sizeof cl);
+    hd_signal_msg_free(&m);
+  }
+  int n = hd_serve_cluster_drain_error(s->cluster, have_id ? id : NULL, cl.key, cl.room, out, sizeof out);
+  if (n > 0) hd_ws_send(c, out, (size_t)n);
+  hd_ws_close(c, HD_WS_CLOSE_TRY_LATER, "node draining");
+}
+
 static void rtc_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_http_resp_t *reject) {
   server_t *s = ud;
   if (req->origin && req->origin[0] && !s->cfg.dev) {
@@ -698,6 +738,10 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
     return;
   }
   int w = (int)(intptr_t)hd_ws_user(c) - 1;
+  if (w < 0 && s->draining) {
+    drain_refuse(s, c, text, len);
+    return;
+  }
   if (w < 0) {
     w = join_worker(s, text, len);
     hd_ws_set_user(c, (void *)(intptr_t)(w + 1));
@@ -838,6 +882,8 @@ static void handle_admin_quality(server_t *s, const hd_http_req_t *req, hd_http_
   hd_serve_quality_http(s->quality, claims.key, req, resp);
 }
 
+static void handle_drain(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp);
+
 static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
@@ -847,7 +893,13 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     handle_wish(s, req, resp, HD_SESSION_PLAY, req->path + 6);
   else if (!strcmp(req->path, "/healthz"))
     hd_http_resp_text(resp, 200, "ok\n");
-  else if (!strcmp(req->path, "/metrics")) {
+  else if (!strcmp(req->path, "/api/ping")) {
+    /* for clients measuring their RTT to candidate nodes (docs/overlay.md
+     * "Routing"): tiny, uncached, readable from any origin, no token */
+    hd_http_resp_header(resp, "Access-Control-Allow-Origin", "*");
+    hd_http_resp_header(resp, "Cache-Control", "no-store");
+    hd_http_resp_text(resp, 200, "pong\n");
+  } else if (!strcmp(req->path, "/metrics")) {
     enum { METRICS_CAP = 32768 };
     char *buf = malloc(METRICS_CAP);
     if (!buf) {
@@ -889,6 +941,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     handle_admin_mute(s, req, resp);
   else if (!strncmp(req->path, "/admin/quality/", 15))
     handle_admin_quality(s, req, resp);
+  else if (!strcmp(req->path, "/admin/drain"))
+    handle_drain(s, req, resp);
   else if (!strncmp(req->path, "/admin/", 7))
     handle_admin(s, req, resp);
   else if (!strcmp(req->path, "/dashboard") && !strcmp(req->method, "GET")) {
@@ -905,8 +959,97 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   if (resp->status >= 400) s->http_errors++;
 }
 
+/* ---- draining (issue 15 item 6; docs/overlay.md "Draining") ---- */
+
+#define DRAIN_LINGER_MS 2000 /* two registry reads: every peer has seen "draining" */
+
+static void drain_tick(uv_timer_t *t) {
+  server_t *s = t->data;
+  size_t left = hd_map_count(&s->rtc_conns);
+  hd_time_t now = hd_io_now(s->loop);
+  /* even when empty, stay DRAIN_LINGER: the other nodes read the registry
+   * once a second, so for about that long they may still send clients here;
+   * they get a redirect instead of a refused connection */
+  if ((left || now < s->drain_linger_until) && now < s->drain_deadline) return;
+  if (left)
+    HD_LOGW("serve", "drain: grace period over with %zu /rtc connection(s) left; stopping", left);
+  else
+    HD_LOGI("serve", "drain: no participant left; stopping");
+  uv_stop(s->loop);
+}
+
+/* Puts the node in draining state: out of routing (registry "draining"),
+ * new joins refused with a redirect, every /rtc participant told to move
+ * (`left` node_draining with a redirect, then the socket closes); the node
+ * stops once no /rtc connection is left or after grace_s seconds. */
+static void drain_start(server_t *s, long grace_s, const char *why) {
+  if (s->draining) return;
+  s->draining = 1;
+  s->drain_deadline = hd_io_now(s->loop) + (hd_time_t)grace_s * 1000000;
+  s->drain_linger_until = hd_io_now(s->loop) + DRAIN_LINGER_MS * 1000;
+  hd_serve_cluster_set_draining(s->cluster);
+  char left[1024];
+  int n = hd_serve_cluster_drain_left(s->cluster, left, sizeof left);
+  size_t cnt = hd_map_count(&s->rtc_conns), k = 0;
+  HD_LOGI("serve", "drain (%s): %zu /rtc connection(s) told to move; stopping when empty or in %ld s", why,
+          cnt, grace_s);
+  /* collected first: closing a socket may remove it from the map */
+  hd_ws_conn_t **conns = cnt ? calloc(cnt, sizeof *conns) : NULL;
+  for (size_t i = 0; conns && i < s->rtc_conns.n_slots && k < cnt; i++)
+    if (s->rtc_conns.slots[i].klen) conns[k++] = s->rtc_conns.slots[i].value;
+  for (size_t i = 0; i < k; i++) {
+    if (n > 0) hd_ws_send(conns[i], left, (size_t)n);
+    hd_ws_close(conns[i], HD_WS_CLOSE_GOING_AWAY, "node draining");
+  }
+  free(conns);
+  uv_timer_start(&s->drain_timer, drain_tick, 100, 100);
+}
+
+/* POST /admin/drain[?grace=S]: drain this node (an operator action: any
+ * app-wide roomAdmin token of a configured app; docs/operations.md). */
+static void handle_drain(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  add_cors(s, req, resp);
+  if (strcmp(req->method, "POST")) {
+    hd_http_resp_header(resp, "Allow", "POST");
+    hd_http_resp_text(resp, 405, "use POST /admin/drain[?grace=SECONDS]\n");
+    return;
+  }
+  hd_token_claims_t claims;
+  if (authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
+  if (claims.room[0]) {
+    s->auth_failures++;
+    hd_http_resp_text(resp, 403,
+                      "forbidden: draining a node needs an app-wide roomAdmin token (no room grant)\n");
+    return;
+  }
+  long grace = s->cfg.drain_grace_s > 0 ? s->cfg.drain_grace_s : 30;
+  const char *g = strstr(req->query, "grace=");
+  if (g && (g == req->query || g[-1] == '&')) {
+    char *end;
+    grace = strtol(g + 6, &end, 10);
+    if (end == g + 6 || (*end && *end != '&') || grace < 0 || grace > 3600) {
+      hd_http_resp_text(resp, 400, "grace must be 0..3600 seconds\n");
+      return;
+    }
+  }
+  size_t n = hd_map_count(&s->rtc_conns);
+  int already = s->draining;
+  drain_start(s, grace, "admin API");
+  char body[200];
+  int l =
+      snprintf(body, sizeof body, "{\"draining\":true,\"already\":%s,\"grace_s\":%ld,\"participants\":%zu}",
+               already ? "true" : "false", grace, n);
+  hd_http_resp_body(resp, 202, "application/json", body, (size_t)l);
+}
+
 static void on_signal(uv_signal_t *h, int sig) {
   server_t *s = h->data;
+  if (sig == SIGTERM && s->cfg.drain_grace_s > 0 && !s->draining) {
+    HD_LOGI("serve", "signal %d: draining (up to %ld s; a second signal stops at once)", sig,
+            s->cfg.drain_grace_s);
+    drain_start(s, s->cfg.drain_grace_s, "SIGTERM");
+    return;
+  }
   HD_LOGI("serve", "signal %d: shutting down", sig);
   uv_stop(s->loop);
 }
@@ -952,6 +1095,7 @@ static void usage_serve(FILE *f) {
       "                    [--max-connections N] [--max-connections-per-ip N] [--max-token-lifetime S]\n"
       "                    [--tls-cert FILE --tls-key FILE] [--tls]\n"
       "                    [--redis URL] [--node-id ID] [--region R] [--labels K=V,..] [--announce-url URL]\n"
+      "                    [--drain-grace S]\n"
       "                    [--config FILE] [--dev]\n"
       "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
       "  --quality-db  quality store: SQLite file (default hudong-quality.db next to the RTM database)\n"
@@ -968,6 +1112,8 @@ static void usage_serve(FILE *f) {
       "            over either cap a connection gets 503 (defaults 10000, lowered to fit the\n"
       "            open-file limit, and 2048)\n"
       "  --max-token-lifetime S: refuse tokens valid longer than S seconds (default 86400; 0 = no limit)\n"
+      "  --drain-grace S: SIGTERM drains the node (participants sent to other nodes) for up to S\n"
+      "            seconds before stopping (default 0: stop at once; config drain_grace_s)\n"
       "  --tls-cert FILE --tls-key FILE: serve HTTPS/WSS on the listen port (PEM files)\n"
       "  --tls     with --dev and no files: HTTPS/WSS with a generated self-signed certificate\n"
       "  --redis redis://[:password@]host:port[/db]: join the cluster whose registry is in\n"
@@ -1022,7 +1168,7 @@ int hd_cmd_serve(int argc, char **argv) {
   int rtc_port = -1, announce_port = -1;
   long workers = -1;
   long empty_timeout = -1, max_pub_kbps = -1;
-  long max_conns = -1, max_conns_ip = -1, max_token_life = -1;
+  long max_conns = -1, max_conns_ip = -1, max_token_life = -1, drain_grace = -1;
   const char *tls_cert = NULL, *tls_key = NULL;
   int tls_flag = 0;
   const char *cl_redis = NULL, *cl_id = NULL, *cl_region = NULL, *cl_labels = NULL, *cl_url = NULL;
@@ -1053,6 +1199,8 @@ int hd_cmd_serve(int argc, char **argv) {
       max_conns_ip = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--max-token-lifetime") && i + 1 < argc)
       max_token_life = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--drain-grace") && i + 1 < argc)
+      drain_grace = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc)
       tls_cert = argv[++i];
     else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc)
@@ -1120,6 +1268,11 @@ int hd_cmd_serve(int argc, char **argv) {
   if (max_conns > 0) s.cfg.http_max_conns = max_conns;
   if (max_conns_ip > 0) s.cfg.http_max_conns_per_ip = max_conns_ip;
   if (max_token_life >= 0) s.cfg.max_token_lifetime = max_token_life;
+  if (drain_grace == -2 || drain_grace > 3600) {
+    fprintf(stderr, "hudong serve: --drain-grace is 0..3600 seconds (0 = SIGTERM stops at once)\n");
+    return 2;
+  }
+  if (drain_grace >= 0) s.cfg.drain_grace_s = drain_grace;
   if (tls_cert) snprintf(s.cfg.tls_cert, sizeof s.cfg.tls_cert, "%s", tls_cert);
   if (tls_key) snprintf(s.cfg.tls_key, sizeof s.cfg.tls_key, "%s", tls_key);
   if (!s.cfg.tls_cert[0] != !s.cfg.tls_key[0]) {
@@ -1402,6 +1555,8 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: cannot add the /rtm WebSocket endpoint: %s\n", hd_strerror(rc));
     return 1;
   }
+  uv_timer_init(s.loop, &s.drain_timer);
+  s.drain_timer.data = &s;
   uv_signal_init(s.loop, &s.sigint);
   uv_signal_init(s.loop, &s.sigterm);
   s.sigint.data = s.sigterm.data = &s;
@@ -1437,6 +1592,7 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_webhook_sender_stop(s.webhooks);
   uv_close((uv_handle_t *)&s.sigint, NULL);
   uv_close((uv_handle_t *)&s.sigterm, NULL);
+  uv_close((uv_handle_t *)&s.drain_timer, NULL);
   uv_run(s.loop, UV_RUN_DEFAULT);
   uv_loop_close(s.loop);
   hd_dtls_cert_free(s.cert);

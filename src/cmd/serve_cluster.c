@@ -231,6 +231,19 @@ static json_t *node_json(const hd_cluster_node_t *n) {
                    n->labels, "media", media);
 }
 
+/* c->cands = this node then its live peers; returns how many. */
+static int collect(hd_serve_cluster_t *c) {
+  gather(c, 0);
+  int n = 0;
+  c->cands[n++] = *c->self;
+  if (c->link) {
+    const hd_cluster_peers_t *p = hd_cluster_redis_peers(c->link);
+    for (int i = 0; i < p->n && n < HD_CLUSTER_MAX_NODES + 1; i++)
+      c->cands[n++] = p->nodes[i];
+  }
+  return n;
+}
+
 void hd_serve_cluster_route(hd_serve_cluster_t *c, const char *app, const char *room, const char *query,
                             hd_http_resp_t *resp) {
   char region[HD_CLUSTER_REGION_MAX], labels[HD_CLUSTER_LABELS_MAX], rtt[1024], why[200];
@@ -247,14 +260,7 @@ void hd_serve_cluster_route(hd_serve_cluster_t *c, const char *app, const char *
     hd_http_resp_text(resp, 400, "%s\n", why);
     return;
   }
-  gather(c, 0);
-  int n = 0;
-  c->cands[n++] = *c->self;
-  if (c->link) {
-    const hd_cluster_peers_t *p = hd_cluster_redis_peers(c->link);
-    for (int i = 0; i < p->n && n < HD_CLUSTER_MAX_NODES + 1; i++)
-      c->cands[n++] = p->nodes[i];
-  }
+  int n = collect(c);
   const char *reason = "load";
   int best = hd_route_choose(c->cands, n, &req, c->views, &reason);
   json_t *cands = json_array();
@@ -294,6 +300,63 @@ void hd_serve_cluster_route(hd_serve_cluster_t *c, const char *app, const char *
     hd_http_resp_text(resp, 500, "out of memory\n");
   free(t);
   json_decref(body);
+}
+
+/* ---- draining ---- */
+
+void hd_serve_cluster_set_draining(hd_serve_cluster_t *c) {
+  c->self->draining = 1;
+  hd_cluster_redis_beat_now(c->link); /* the others stop routing here within one read (<= 1 s) */
+}
+
+void hd_serve_cluster_redirect(hd_serve_cluster_t *c, const char *app, const char *room, char *url,
+                               size_t cap) {
+  url[0] = 0;
+  int n = collect(c);
+  /* the rule of /api/route without client RTTs; this node is draining, so
+   * never eligible itself (route.h rule 1) */
+  hd_route_req_t req = {.app = app ? app : "", .room = room ? room : "", .region = "", .labels = ""};
+  const char *reason = "load";
+  int best = hd_route_choose(c->cands, n, &req, c->views, &reason);
+  if (best > 0) snprintf(url, cap, "%s", c->cands[best].url);
+}
+
+static int dump(json_t *o, char *out, size_t cap) {
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!t) return -1;
+  size_t l = strlen(t);
+  int rc = l < cap ? (int)l : -1;
+  if (rc >= 0) memcpy(out, t, l + 1);
+  free(t);
+  return rc;
+}
+
+int hd_serve_cluster_drain_error(hd_serve_cluster_t *c, const char *id, const char *app, const char *room,
+                                 char *out, size_t cap) {
+  char url[HD_CLUSTER_URL_MAX + 8], msg[HD_CLUSTER_URL_MAX + 128];
+  hd_serve_cluster_redirect(c, app, room, url, sizeof url);
+  if (url[0])
+    snprintf(msg, sizeof msg, "node %.63s is draining; join through %s (its /api/route)", c->self->id, url);
+  else
+    snprintf(msg, sizeof msg, "node %.63s is draining and knows no other node; retry later", c->self->id);
+  json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:i}", "type", "error", "code", 503, "reason", "node_draining",
+                        "message", msg, "retry_after", url[0] ? 1 : 5);
+  if (o && id) json_object_set_new(o, "id", json_string(id));
+  if (o && url[0]) json_object_set_new(o, "redirect", json_string(url));
+  return dump(o, out, cap);
+}
+
+int hd_serve_cluster_drain_left(hd_serve_cluster_t *c, char *out, size_t cap) {
+  char url[HD_CLUSTER_URL_MAX + 8], msg[HD_CLUSTER_URL_MAX + 128];
+  hd_serve_cluster_redirect(c, "", "", url, sizeof url);
+  if (url[0])
+    snprintf(msg, sizeof msg, "node %.63s is draining; rejoin through %s (its /api/route)", c->self->id, url);
+  else
+    snprintf(msg, sizeof msg, "node %.63s is draining; rejoin through your cluster URL", c->self->id);
+  json_t *o = json_pack("{s:s, s:s, s:s}", "type", "left", "reason", "node_draining", "message", msg);
+  if (o && url[0]) json_object_set_new(o, "redirect", json_string(url));
+  return dump(o, out, cap);
 }
 
 int hd_serve_cluster_metrics_text(hd_serve_cluster_t *c, char *out, size_t cap) {

@@ -24,6 +24,23 @@ void hd_serve_cluster_stop(hd_serve_cluster_t *c);
  * query string (region, labels, rtt). */
 void hd_serve_cluster_route(hd_serve_cluster_t *c, const char *app, const char *room, const char *query,
                             hd_http_resp_t *resp);
+/* Draining (issue 15 item 6; docs/overlay.md "Draining"): from now on this
+ * node's registry entry says "draining": true, so no node's /api/route picks
+ * it. There is no way back: a drained node stops. */
+void hd_serve_cluster_set_draining(hd_serve_cluster_t *c);
+/* Where a client of (app, room) should go instead of this node: the URL of the
+ * node /api/route would pick for the room (without client RTTs) among the
+ * others; room may be "" (then by load). url = "" when no other node is
+ * known (no --redis, or every other node full or draining). */
+void hd_serve_cluster_redirect(hd_serve_cluster_t *c, const char *app, const char *room, char *url,
+                               size_t cap);
+/* The /rtc messages of a draining node (docs/protocol.md): the `error` 503
+ * node_draining refusing a join (id = the join's id or NULL) and the `left`
+ * node_draining telling a participant to move, both with `redirect` when
+ * another node is known. Return the length, or -1 if cap is too small. */
+int hd_serve_cluster_drain_error(hd_serve_cluster_t *c, const char *id, const char *app, const char *room,
+                                 char *out, size_t cap);
+int hd_serve_cluster_drain_left(hd_serve_cluster_t *c, char *out, size_t cap);
 /* /metrics lines (nothing without --redis); returns the length written. */
 int hd_serve_cluster_metrics_text(hd_serve_cluster_t *c, char *out, size_t cap);
 

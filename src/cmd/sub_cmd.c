@@ -64,13 +64,14 @@ typedef struct {
 } sub_t;
 
 static void usage(FILE *f) {
-  fprintf(
-      f,
-      "usage: hudong sub --url U --token T --out DIR [--duration S] [--json] [--ivf] [--name N] [--quiet]\n"
-      "  joins the room of token T at U (http://host:port, https://, ws:// or wss://; /rtc\n"
-      "  optional), receives every remote track,\n"
-      "  writes audio to DIR/<identity>_<track>.wav and video to .y4m (.ivf with --ivf),\n"
-      "  prints live stats every second and a summary at the end (JSON with --json)\n");
+  fprintf(f, "usage: hudong sub (--url U | --cluster C) --token T --out DIR [--duration S] [--json] [--ivf]\n"
+             "                  [--name N] [--quiet]\n"
+             "  joins the room of token T at U (http://host:port, https://, ws:// or wss://; /rtc\n"
+             "  optional), receives every remote track,\n"
+             "  (--cluster C: any node of a cluster, http://host:port; the node is chosen by its /api/route\n"
+             "  with the RTTs measured to the candidates, docs/overlay.md)\n"
+             "  writes audio to DIR/<identity>_<track>.wav and video to .y4m (.ivf with --ivf),\n"
+             "  prints live stats every second and a summary at the end (JSON with --json)\n");
 }
 
 static track_t *track(sub_t *s, const char *sid, const char *identity, int kind) {
@@ -374,7 +375,7 @@ static double mono_s(void) {
 
 int hd_cmd_sub(int argc, char **argv) {
   static sub_t s; /* big (per-track estimate buffers); one per process */
-  const char *url = NULL, *token = NULL, *name = NULL;
+  const char *url = NULL, *token = NULL, *name = NULL, *cluster = NULL;
   double duration = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -394,6 +395,8 @@ int hd_cmd_sub(int argc, char **argv) {
     } else {
       if (!strcmp(a, "--url"))
         url = v;
+      else if (!strcmp(a, "--cluster"))
+        cluster = v;
       else if (!strcmp(a, "--token"))
         token = v;
       else if (!strcmp(a, "--out"))
@@ -414,12 +417,23 @@ int hd_cmd_sub(int argc, char **argv) {
       i++;
     }
   }
-  if (!url || !token || !s.out) {
-    fprintf(stderr, "hudong sub: --url, --token and --out are required\n");
+  if (!(url || cluster) || !token || !s.out) {
+    fprintf(stderr, "hudong sub: --url (or --cluster), --token and --out are required\n");
     usage(stderr);
     return 2;
   }
-  char rtc_url[1024], uerr[1200];
+  char rtc_url[1024], uerr[1200], node_url[512];
+  if (cluster) { /* the node to use, from the cluster's /api/route and our RTTs */
+    if (url) {
+      fprintf(stderr, "hudong sub: give --url (one node) or --cluster (any node of a cluster), not both\n");
+      return 2;
+    }
+    if (hd_cli_route(cluster, token, node_url, sizeof node_url, uerr, sizeof uerr, !s.quiet) < 0) {
+      fprintf(stderr, "hudong sub: %s\n", uerr);
+      return 1;
+    }
+    url = node_url;
+  }
   if (hd_cli_rtc_url(url, rtc_url, sizeof rtc_url, uerr, sizeof uerr) < 0) {
     fprintf(stderr, "hudong sub: %s\n", uerr);
     return 2;

@@ -420,6 +420,10 @@ static void on_beat(uv_timer_t *t) {
   heartbeat(r);
 }
 
+void hd_cluster_redis_beat_now(hd_cluster_redis_t *r) {
+  if (r && r->state == ST_UP && r->ac && !r->awaiting) heartbeat(r);
+}
+
 int hd_cluster_redis_start(hd_cluster_redis_t **out, uv_loop_t *loop, const hd_cluster_redis_config_t *cfg) {
   *out = NULL;
   if (!cfg->node_id || !cfg->node_id[0] || strlen(cfg->node_id) >= HD_CLUSTER_ID_MAX || !cfg->entry)

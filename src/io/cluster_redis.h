@@ -48,6 +48,10 @@ void hd_cluster_redis_stop(hd_cluster_redis_t *r);
 /* The live peers (not this node) at now; the table is empty once the last
  * successful read is older than the TTL. */
 const hd_cluster_peers_t *hd_cluster_redis_peers(hd_cluster_redis_t *r);
+/* Writes the entry now instead of at the next heartbeat (a change the others
+ * must see soon: draining); nothing when Redis is down or a heartbeat is in
+ * flight (the next one carries it). */
+void hd_cluster_redis_beat_now(hd_cluster_redis_t *r);
 /* 1 while registered (the last heartbeat was answered). */
 int hd_cluster_redis_up(const hd_cluster_redis_t *r);
 /* Prometheus lines (hudong_cluster_*); returns the length written. */

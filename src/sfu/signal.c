@@ -75,6 +75,7 @@ static const struct {
     [HD_SIGNAL_ERR_INTERNAL] = {500, "internal"},
     [HD_SIGNAL_ERR_ROOM_FULL] = {503, "room_full"},
     [HD_SIGNAL_ERR_NODE_FULL] = {503, "node_full"},
+    [HD_SIGNAL_ERR_NODE_DRAINING] = {503, "node_draining"},
 };
 
 static const char *const KINDS[] = {"audio", "video"};
@@ -82,8 +83,8 @@ static const char *const SOURCES[] = {"camera", "microphone", "screen", "screen_
 static const char *const STREAM_STATES[] = {"active", "paused"};
 static const char *const PAUSE_REASONS[HD_SIGNAL_PAUSE_COUNT] = {"", "bandwidth", "hidden", "publisher"};
 static const char *const QUALITIES[] = {"good", "poor", "lost"};
-static const char *const LEFT_REASONS[HD_SIGNAL_LEFT_COUNT] = {"client_request", "duplicate_identity",
-                                                               "removed", "room_closed", "server_shutdown"};
+static const char *const LEFT_REASONS[HD_SIGNAL_LEFT_COUNT] = {
+    "client_request", "duplicate_identity", "removed", "room_closed", "server_shutdown", "node_draining"};
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *hd_signal_type_name(hd_signal_type_t t) {
@@ -737,7 +738,8 @@ static int v_error(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
   const char *reason;
   if (vint(v, o, "", "code", 1, 100, 999, 0, &code) < 0 || vstr(v, o, "", "reason", 1, 1, 64, &reason) < 0 ||
       vstr(v, o, "", "message", 1, 0, HD_SIGNAL_MAX_TEXT, &m->error.message) < 0 ||
-      vint32(v, o, "", "retry_after", 0, 1, 86400, 0, &m->error.retry_after) < 0)
+      vint32(v, o, "", "retry_after", 0, 1, 86400, 0, &m->error.retry_after) < 0 ||
+      vstr(v, o, "", "redirect", 0, 1, HD_SIGNAL_MAX_TEXT, &m->error.redirect) < 0)
     return -1;
   for (int c = 1; c < HD_SIGNAL_ERR_COUNT; c++)
     if (strcmp(reason, ERRS[c].reason) == 0) {
@@ -753,7 +755,8 @@ static int v_error(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
 static int v_left(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
   int r;
   if (venum(v, o, "", "reason", LEFT_REASONS, HD_SIGNAL_LEFT_COUNT, &r) < 0 ||
-      vstr(v, o, "", "message", 0, 0, HD_SIGNAL_MAX_TEXT, &m->left.message) < 0)
+      vstr(v, o, "", "message", 0, 0, HD_SIGNAL_MAX_TEXT, &m->left.message) < 0 ||
+      vstr(v, o, "", "redirect", 0, 1, HD_SIGNAL_MAX_TEXT, &m->left.redirect) < 0)
     return -1;
   m->left.reason = (hd_signal_left_reason_t)r;
   return 0;
@@ -1200,10 +1203,12 @@ static void build_body(bctx_t *b, json_t *o, const hd_signal_msg_t *m) {
     bstr(b, o, "reason", ERRS[m->error.code].reason);
     bstr(b, o, "message", m->error.message ? m->error.message : "");
     if (m->error.retry_after > 0) bint(b, o, "retry_after", m->error.retry_after);
+    if (m->error.redirect) bstr(b, o, "redirect", m->error.redirect);
     break;
   case HD_SIGNAL_LEFT:
     benum(b, o, "reason", LEFT_REASONS, HD_SIGNAL_LEFT_COUNT, (int)m->left.reason);
     bstr(b, o, "message", m->left.message);
+    if (m->left.redirect) bstr(b, o, "redirect", m->left.redirect);
     break;
   case HD_SIGNAL_TRACK_SETTINGS:
     bstr_array(b, o, "track_sids", m->track_settings.track_sids, m->track_settings.n_track_sids,

@@ -115,6 +115,7 @@ typedef enum {
   HD_SIGNAL_ERR_INTERNAL,      /* 500 internal */
   HD_SIGNAL_ERR_ROOM_FULL,     /* 503 room_full */
   HD_SIGNAL_ERR_NODE_FULL,     /* 503 node_full */
+  HD_SIGNAL_ERR_NODE_DRAINING, /* 503 node_draining: go to "redirect" (cluster, docs/overlay.md) */
   HD_SIGNAL_ERR_COUNT
 } hd_signal_errcode_t;
 
@@ -125,6 +126,7 @@ typedef enum {
   HD_SIGNAL_LEFT_REMOVED,            /* "removed": by the admin API */
   HD_SIGNAL_LEFT_ROOM_CLOSED,        /* "room_closed" */
   HD_SIGNAL_LEFT_SERVER_SHUTDOWN,    /* "server_shutdown" */
+  HD_SIGNAL_LEFT_NODE_DRAINING,      /* "node_draining": rejoin through "redirect" */
   HD_SIGNAL_LEFT_COUNT
 } hd_signal_left_reason_t;
 
@@ -310,12 +312,14 @@ typedef struct {
     } data_recv;
     struct {
       hd_signal_errcode_t code;
-      const char *message; /* 0..HD_SIGNAL_MAX_TEXT bytes */
-      int retry_after;     /* seconds before trying again (503s); 0 = absent */
+      const char *message;  /* 0..HD_SIGNAL_MAX_TEXT bytes */
+      int retry_after;      /* seconds before trying again (503s); 0 = absent */
+      const char *redirect; /* node_draining: http(s) URL of the node to use; NULL = absent */
     } error;
     struct {
       hd_signal_left_reason_t reason;
-      const char *message; /* NULL = absent */
+      const char *message;  /* NULL = absent */
+      const char *redirect; /* node_draining: http(s) URL of the node to rejoin through; NULL = absent */
     } left;
     struct {
       const char *participant_sid, *track_sid;

@@ -372,7 +372,7 @@ static void test_rt_node(void **state) {
       assert_null(b.left.message);
     hd_signal_msg_free(&b);
   }
-  assert_true(strstr(out, "\"reason\":\"server_shutdown\"") != NULL);
+  assert_true(strstr(out, "\"reason\":\"node_draining\"") != NULL);
 }
 
 /* Every convenience builder produces what its parser reads back. */
@@ -950,6 +950,42 @@ static void test_writer_errors(void **state) {
   assert_int_equal(hd_signal_write_parse_error(NULL, out, sizeof out), HD_EINVAL);
 }
 
+/* ---------------------------------------------------------------- draining */
+
+/* A draining node's messages (cluster, docs/protocol.md "Error codes"), as
+ * src/cmd/serve_cluster.c writes them, parse as node messages with their
+ * redirect; the writer puts the redirect back. */
+static void test_node_draining(void **state) {
+  hd_signal_msg_t m;
+  parse_ok(N,
+           "{\"type\":\"error\",\"code\":503,\"reason\":\"node_draining\",\"message\":\"node n1 is "
+           "draining\",\"retry_after\":1,\"id\":\"j\",\"redirect\":\"http://10.0.0.2:7880\"}",
+           &m);
+  assert_int_equal(m.error.code, HD_SIGNAL_ERR_NODE_DRAINING);
+  assert_int_equal(m.error.retry_after, 1);
+  assert_string_equal(m.error.redirect, "http://10.0.0.2:7880");
+  hd_signal_msg_free(&m);
+  parse_ok(N,
+           "{\"type\":\"left\",\"reason\":\"node_draining\",\"message\":\"m\",\"redirect\":\"https://"
+           "eu-2.example.com\"}",
+           &m);
+  assert_int_equal(m.left.reason, HD_SIGNAL_LEFT_NODE_DRAINING);
+  assert_string_equal(m.left.redirect, "https://eu-2.example.com");
+  hd_signal_msg_free(&m);
+  parse_ok(N, "{\"type\":\"left\",\"reason\":\"node_draining\"}", &m); /* no other node known */
+  assert_null(m.left.redirect);
+  hd_signal_msg_free(&m);
+  pfail(N, "{\"type\":\"left\",\"reason\":\"node_draining\",\"redirect\":\"\"}", HD_SIGNAL_ERR_BAD_REQUEST,
+        "redirect");
+  hd_signal_msg_t w = {.type = HD_SIGNAL_LEFT};
+  w.left.reason = HD_SIGNAL_LEFT_NODE_DRAINING;
+  w.left.redirect = "http://n2:7880";
+  assert_true(hd_signal_write(&w, out, sizeof out) > 0);
+  assert_non_null(strstr(out, "\"reason\":\"node_draining\""));
+  assert_non_null(strstr(out, "\"redirect\":\"http://n2:7880\""));
+  assert_string_equal(hd_signal_left_reason_name(HD_SIGNAL_LEFT_NODE_DRAINING), "node_draining");
+}
+
 /* ---------------------------------------------------------------- names */
 
 static void test_names(void **state) {
@@ -958,12 +994,18 @@ static void test_names(void **state) {
     int status;
     const char *reason;
   } want[] = {
-      {HD_SIGNAL_ERR_BAD_REQUEST, 400, "bad_request"},     {HD_SIGNAL_ERR_UNAUTHORIZED, 401, "unauthorized"},
-      {HD_SIGNAL_ERR_TOKEN_EXPIRED, 401, "token_expired"}, {HD_SIGNAL_ERR_FORBIDDEN, 403, "forbidden"},
-      {HD_SIGNAL_ERR_NOT_FOUND, 404, "not_found"},         {HD_SIGNAL_ERR_CONFLICT, 409, "conflict"},
-      {HD_SIGNAL_ERR_TOO_LARGE, 413, "too_large"},         {HD_SIGNAL_ERR_RATE_LIMITED, 429, "rate_limited"},
-      {HD_SIGNAL_ERR_INTERNAL, 500, "internal"},           {HD_SIGNAL_ERR_ROOM_FULL, 503, "room_full"},
+      {HD_SIGNAL_ERR_BAD_REQUEST, 400, "bad_request"},
+      {HD_SIGNAL_ERR_UNAUTHORIZED, 401, "unauthorized"},
+      {HD_SIGNAL_ERR_TOKEN_EXPIRED, 401, "token_expired"},
+      {HD_SIGNAL_ERR_FORBIDDEN, 403, "forbidden"},
+      {HD_SIGNAL_ERR_NOT_FOUND, 404, "not_found"},
+      {HD_SIGNAL_ERR_CONFLICT, 409, "conflict"},
+      {HD_SIGNAL_ERR_TOO_LARGE, 413, "too_large"},
+      {HD_SIGNAL_ERR_RATE_LIMITED, 429, "rate_limited"},
+      {HD_SIGNAL_ERR_INTERNAL, 500, "internal"},
+      {HD_SIGNAL_ERR_ROOM_FULL, 503, "room_full"},
       {HD_SIGNAL_ERR_NODE_FULL, 503, "node_full"},
+      {HD_SIGNAL_ERR_NODE_DRAINING, 503, "node_draining"},
   };
   hd_signal_msg_t m;
   assert_int_equal(sizeof want / sizeof want[0], HD_SIGNAL_ERR_COUNT - 1);
@@ -1094,6 +1136,7 @@ int main(void) {
       cmocka_unit_test(test_unicode),
       cmocka_unit_test(test_writer_errors),
       cmocka_unit_test(test_names),
+      cmocka_unit_test(test_node_draining),
       cmocka_unit_test(test_layer_selection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

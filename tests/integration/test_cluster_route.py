@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""`hudong pub` / `sub --cluster URL` (issue 15 item 4, docs/overlay.md
+"Routing: the client side"): a real redis-server and two `hudong serve
+--redis` nodes on free 127.0.0.1 ports (helpers from test_cluster.py).
+
+n1's HTTP goes through a TCP proxy in this test that holds every chunk 80 ms
+in each direction (`hudong netem` relays UDP only; it cannot delay HTTP over
+TCP), and n1 announces the proxy's URL. The room is one that /api/route
+without client RTTs sends to n1, so only the RTTs the CLI measures can send
+it to n2. Checks: `hudong sub --cluster <n1 via proxy>` prints its choice
+(n2, reason rtt, n1's RTT >= 160 ms) and joins n2 (n2's log); `hudong pub
+--cluster` likewise; errors: https, a token with no room, a dead cluster URL.
+
+usage: test_cluster_route.py /path/to/hudong
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_cluster as tc  # noqa: E402
+from test_cluster import Node, Redis, check, free_port, mint, route, view, wait_until  # noqa: E402
+
+DELAY = 0.080
+
+
+class DelayProxy:
+    """TCP relay adding DELAY per chunk in each direction (order kept)."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        self.target = None
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(src, dst):
+        q = []
+        cv = threading.Condition()
+        done = [False]
+
+        def writer():
+            while True:
+                with cv:
+                    while not q and not done[0]:
+                        cv.wait()
+                    if not q and done[0]:
+                        break
+                    due, data = q.pop(0)
+                wait = due - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                try:
+                    dst.sendall(data)
+                except OSError:
+                    break
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        threading.Thread(target=writer, daemon=True).start()
+        while True:
+            try:
+                d = src.recv(65536)
+            except OSError:
+                d = b""
+            with cv:
+                if not d:
+                    done[0] = True
+                    cv.notify()
+                    return
+                q.append((time.time() + DELAY, d))
+                cv.notify()
+
+
+def main():
+    tc.HUDONG = sys.argv[1]
+    if not shutil.which("redis-server"):
+        print("redis-server is not installed: run tools/install-deps.sh")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="hd-route-")
+    redis = Redis(tmp, free_port())
+    proxy = DelayProxy()
+    nodes = []
+    try:
+        redis.start()
+        n1 = Node(tmp, "n1", redis.port, extra=["--announce-url", "http://127.0.0.1:%d" % proxy.port])
+        n2 = Node(tmp, "n2", redis.port)
+        n1.start()
+        proxy.target = n1.port
+        n2.start()
+        nodes += [n1, n2]
+        check(wait_until(lambda: view(n1.port) == ["n1", "n2"] and view(n2.port) == ["n1", "n2"], 5) is not None,
+              "both nodes see each other")
+        rooms = []
+        for i in range(60):
+            st, js, _ = route(n2.port, "cli-route-%d" % i)
+            if st == 200 and js["node"]["id"] == "n1" and js["reason"] == "load":
+                rooms.append("cli-route-%d" % i)
+        check(len(rooms) >= 2, "two rooms that /api/route without rtt sends to n1", rooms)
+        room, room2 = rooms[0], rooms[1]
+        cluster = "http://127.0.0.1:%d" % proxy.port
+        out = os.path.join(tmp, "sub")
+        t0 = time.time()
+        p = subprocess.run([tc.HUDONG, "sub", "--cluster", cluster, "--token", mint(room, "cli-sub"), "--out", out,
+                            "--duration", "1.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        err = p.stderr.decode(errors="replace")
+        m = re.search(r"route: room (\S+) -> node (\S+) \((\S+)\), reason (\S+); RTT(.*)", err)
+        check(p.returncode == 0 and m is not None, "hudong sub --cluster runs and prints its route", err[-1500:])
+        if m:
+            rtts = dict((k, float(v)) for k, v in re.findall(r"(n\d) ([\d.-]+) ms", m.group(5)))
+            print("# measured: hudong sub --cluster RTTs %s (n1 behind +80 ms each way); route+join+%.1f s run "
+                  "took %.2f s" % (rtts, 1.5, time.time() - t0))
+            check(m.group(2) == "n2" and m.group(4) == "rtt", "sent to n2 by its RTT", m.group(0))
+            check(rtts.get("n1", 0) >= 160 and 0 <= rtts.get("n2", -1) < 80, "n1 measured >= 160 ms, n2 < 80 ms",
+                  rtts)
+        check("(cli-sub) joined appA/%s" % room in n2.log(), "the subscriber joined on n2", n2.log()[-800:])
+        check("(cli-sub) joined" not in n1.log(), "and not on n1")
+        p = subprocess.run([tc.HUDONG, "token", "--key", tc.APP, "--secret", tc.SECRET, "--room", room2, "--identity",
+                            "cli-pub", "--publish"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        ptok = p.stdout.decode().strip().split()[-1]
+        p = subprocess.run([tc.HUDONG, "pub", "--cluster", cluster, "--token", ptok, "--tone", "440",
+                            "--duration", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        err = p.stderr.decode(errors="replace")
+        check(p.returncode == 0 and "-> node n2" in err and "(cli-pub) joined appA/%s" % room2 in n2.log(),
+              "hudong pub --cluster publishes on n2", err[-1500:])
+        for args, want in ((["--cluster", "https://127.0.0.1:1", "--token", mint(room)], "only http://"),
+                           (["--cluster", cluster, "--token", "a.b.c"], "names no room"),
+                           (["--cluster", "http://127.0.0.1:%d" % free_port(), "--token", mint(room)], "no answer"),
+                           (["--cluster", cluster, "--url", cluster, "--token", mint(room)], "not both")):
+            p = subprocess.run([tc.HUDONG, "sub", "--out", os.path.join(tmp, "x")] + args, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=30)
+            e = p.stderr.decode(errors="replace")
+            check(p.returncode != 0 and want in e, "sub %s: refused saying '%s'" % (args[:2], want), e[-500:])
+    finally:
+        for n in nodes:
+            if n.proc and n.proc.poll() is None:
+                n.proc.terminate()
+                n.proc.wait(10)
+        redis.stop()
+        if tc.FAILS:
+            for n in ("n1", "n2"):
+                p = os.path.join(tmp, n + ".log")
+                if os.path.exists(p):
+                    print("# ---- %s.log (tail)\n%s" % (n, open(p, errors="replace").read()[-3000:]))
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failure(s)" % len(tc.FAILS))
+    return 1 if tc.FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
