@@ -131,6 +131,7 @@ void hd_pc_free(hd_pc_t *pc) {
   free(pc->q);
   free(pc->pq);
   free(pc->bwe);
+  free(pc->twcc_rx);
   free(pc);
 }
 
@@ -152,6 +153,9 @@ static int enqueue(hd_pc_t *pc, const uint8_t *data, size_t len, const struct so
   memcpy(d->data, data, len);
   d->len = len;
   d->twcc = pc->tx_twcc;
+  d->protect_later = (uint8_t)(paced && pc->tx_twcc_off);
+  d->twcc_off = pc->tx_twcc_off;
+  pc->tx_twcc_off = 0;
   d->paced = (uint8_t)pc->tx_paced;
   d->rtp_len = (uint16_t)pc->tx_rtp_len;
   pc->tx_twcc = -1;
@@ -490,6 +494,18 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
   } else {
     pc->q_head = (pc->q_head + 1) % pc->q_cap;
     pc->q_count--;
+  }
+  if (d->protect_later) {
+    /* stamped and protected as it leaves: transport-wide seqs in send order */
+    d->twcc = pc->twcc_seq++;
+    hd_rtp_twcc_seq_write(d->data + d->twcc_off, (uint16_t)d->twcc);
+    int pn = hd_srtp_protect(pc->srtp, d->data, d->len, sizeof d->data);
+    if (pn < 0) {
+      pc->st.drop_txq++;
+      return 0;
+    }
+    d->len = (size_t)pn;
+    if (d->len > cap) return HD_ENOSPC;
   }
   /* the estimator needs the time the packet really left, after the pacer */
   if (d->twcc >= 0 && pc->bwe) hd_bwe_on_packet_sent(pc->bwe, (uint16_t)d->twcc, d->rtp_len, now, 0);

@@ -166,6 +166,7 @@ typedef struct {
   uint64_t bwe_bps;       /* send-side estimate from transport-wide feedback, 0 if none */
   uint64_t pacing_bps;    /* pacer drain rate, 0 when not pacing */
   uint64_t twcc_received; /* transport-wide feedback messages */
+  uint64_t twcc_sent;     /* transport-wide feedback we sent (as a receiver) */
   uint64_t paced_waits;   /* times the pacer held the queue */
   hd_time_t rtt;          /* latest RTT over all tracks, -1 if none */
   int n_tracks;

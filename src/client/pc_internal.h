@@ -12,6 +12,7 @@
 #include "proto/srtp.h"
 #include "proto/stun.h"
 #include "rtc/bwe.h"
+#include "rtc/twcc_recv.h"
 #include "rtc/nack_gen.h"
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
@@ -25,6 +26,12 @@ typedef struct {
   int twcc;         /* transport-wide seq to report to the estimator when it leaves, -1 none */
   uint8_t paced;    /* RTP: waits for the pacer */
   uint16_t rtp_len; /* RTP size (header + payload) reported to the estimator */
+  /* paced RTP is queued unprotected: when the pacer releases it, its
+   * transport-wide seq is written at twcc_off (0 = none) and it is SRTP-
+   * protected then, so seqs leave in order (a receiver reads a paced packet
+   * that overtook... that was overtaken by unpaced audio as lost) */
+  uint8_t protect_later;
+  uint16_t twcc_off;
   socklen_t tolen;
   struct sockaddr_storage to;
   uint8_t data[PC_DGRAM_MAX];
@@ -117,10 +124,16 @@ struct hd_pc {
   size_t q_cap, q_head, q_count;
   size_t pq_head, pq_count, pq_bytes;
   int tx_twcc, tx_paced; /* metadata for the next enqueued datagram (set by hd_pc_send_rtp) */
+  uint16_t tx_twcc_off;  /* ... offset of its transport-wide seq, 0 = none */
   size_t tx_rtp_len;
   /* send-side bandwidth estimation (rtc/bwe.h) and pacing, once transport-cc is
    * negotiated on a sending track */
   hd_bwe_t *bwe;
+  /* receive side of transport-wide CC (rtc/twcc_recv.h): feedback to the node
+   * about what it sends us, so its per-subscriber estimate (and layer choice)
+   * works for SDK subscribers too; allocated on the first stamped packet */
+  hd_twcc_recv_t *twcc_rx;
+  hd_time_t next_twcc_fb;
   double pace_budget; /* bytes that may leave now (leaky bucket) */
   hd_time_t pace_last;
   hd_pc_stats_t st; /* pc-wide counters (tracks[] filled by hd_pc_stats) */

@@ -74,7 +74,21 @@ static void emit_send_rate(hd_pc_t *pc) {
 
 /* ---- sending ---- */
 
+/* Offset of the transport-wide seq extension's 2 bytes in RTP packet pkt, 0 = none. */
+static uint16_t twcc_offset(const pc_trx_t *t, const uint8_t *pkt, size_t len) {
+  hd_rtp_hdr_t h;
+  const uint8_t *d;
+  size_t dl;
+  if (!t->ext_twcc || hd_rtp_parse(pkt, len, &h) < 0 || hd_rtp_ext_find(&h, t->ext_twcc, &d, &dl) < 0 ||
+      dl != 2)
+    return 0;
+  return (uint16_t)(d - pkt);
+}
+
 static int protect_and_send(hd_pc_t *pc, uint8_t *pkt, size_t len, size_t cap, int rtcp) {
+  if (!rtcp && pc->tx_paced && pc->tx_twcc_off && pc_pace_rate(pc)) /* stamped and protected as it leaves */
+    return pc_send_dgram(pc, pkt, len);
+  pc->tx_twcc_off = 0;
   int n = rtcp ? hd_srtp_protect_rtcp(pc->srtp, pkt, len, cap) : hd_srtp_protect(pc->srtp, pkt, len, cap);
   if (n < 0) return n;
   return pc_send_dgram(pc, pkt, (size_t)n);
@@ -102,9 +116,13 @@ int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now) {
   }
   int twcc = -1;
   if (t->ext_twcc) {
-    twcc = pc->twcc_seq;
     if (t->twcc_fb) bwe_start(pc, now);
-    hd_rtp_twcc_seq_write(tw, pc->twcc_seq++);
+    if (t->kind == HD_PC_VIDEO && pc_pace_rate(pc)) {
+      hd_rtp_twcc_seq_write(tw, 0); /* paced: its seq is written as it leaves (hd_pc_poll) */
+    } else {
+      twcc = pc->twcc_seq;
+      hd_rtp_twcc_seq_write(tw, pc->twcc_seq++);
+    }
     exts[ne++] = (hd_rtp_ext_t){t->ext_twcc, 2, tw};
   }
   if (t->ext_level && p->audio_level >= 0 && p->audio_level <= 127) {
@@ -131,6 +149,7 @@ int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now) {
   pc->tx_twcc = pc->bwe ? twcc : -1;
   pc->tx_paced = t->kind == HD_PC_VIDEO; /* audio is small and steady: it never waits */
   pc->tx_rtp_len = (size_t)n;
+  pc->tx_twcc_off = pc->tx_paced && twcc < 0 ? twcc_offset(t, pkt, (size_t)n) : 0;
   int rc = protect_and_send(pc, pkt, (size_t)n, sizeof pkt, 0);
   pc->tx_twcc = -1; /* consumed by the enqueue, or dropped with a failed send */
   pc->tx_paced = 0;
@@ -152,7 +171,11 @@ static void resend(hd_pc_t *pc, pc_trx_t *t, uint16_t seq, hd_time_t now) {
       hd_rtp_rtx_build(orig, olen, t->rtx_ssrc, t->rtx_pt, t->rtx_seq, pkt, sizeof pkt - HD_SRTP_MAX_TRAILER);
   if (n < 0) return;
   t->rtx_seq++;
-  pc->tx_paced = 1; /* the copy keeps the original's transport-wide seq: not reported twice */
+  pc->tx_paced = 1;
+  /* paced: the copy gets a transport-wide seq of its own as it leaves (its
+   * size is on the link too); unpaced it keeps the original's, unreported */
+  pc->tx_twcc_off = twcc_offset(t, pkt, (size_t)n);
+  pc->tx_rtp_len = (size_t)n;
   if (protect_and_send(pc, pkt, (size_t)n, sizeof pkt, 0) == 0) t->st.rtx_sent++;
   pc->tx_paced = 0;
 }
@@ -239,8 +262,22 @@ static void send_reports(hd_pc_t *pc, hd_time_t now) {
   send_rtcp(pc, buf, off);
 }
 
+/* Transport-wide feedback every HD_TWCC_RECV_INTERVAL while packets come. */
+static void send_twcc_feedback(hd_pc_t *pc, hd_time_t now) {
+  pc->next_twcc_fb = now + HD_TWCC_RECV_INTERVAL;
+  uint32_t media_ssrc = 0;
+  for (int i = 0; i < pc->n_tr && !media_ssrc; i++)
+    if (receiving(&pc->tr[i])) media_ssrc = pc->tr[i].r_ssrc;
+  uint8_t buf[1200];
+  int n;
+  while ((n = hd_twcc_recv_build(pc->twcc_rx, pc->rtcp_ssrc, media_ssrc, buf, sizeof buf)) > 0)
+    if (send_rtcp(pc, buf, (size_t)n) == 0) pc->st.twcc_sent++;
+  pc->twcc_rx->n = 0;
+}
+
 hd_time_t pc_media_next_timeout(const hd_pc_t *pc) {
   hd_time_t t = pc->next_rtcp;
+  if (pc->twcc_rx && pc->twcc_rx->n) t = hd_time_min(t, pc->next_twcc_fb);
   if (pc->cfg.no_nack) return t;
   for (int i = 0; i < pc->n_tr; i++)
     if (receiving(&pc->tr[i]) && pc->tr[i].kind == HD_PC_VIDEO && pc->tr[i].nack)
@@ -253,6 +290,7 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
     send_reports(pc, now);
     pc->next_rtcp = now + pc->cfg.rtcp_interval;
   }
+  if (pc->twcc_rx && pc->twcc_rx->n && now >= pc->next_twcc_fb) send_twcc_feedback(pc, now);
   if (pc->cfg.no_nack) return;
   for (int i = 0; i < pc->n_tr; i++) {
     pc_trx_t *t = &pc->tr[i];
@@ -353,6 +391,31 @@ static int mark_seen(pc_trx_t *t, int64_t ext) {
   return 1;
 }
 
+/* A packet the node stamped with a transport-wide seq (it does so when our
+ * answer kept transport-cc): its arrival goes into the next feedback. */
+static void twcc_record(hd_pc_t *pc, const pc_trx_t *t, const hd_rtp_hdr_t *h, hd_time_t now) {
+  /* the seq is transport-wide: every stamped packet counts, whatever its track
+   * (an unrecorded audio packet would read as lost to the sender); feedback is
+   * sent once any receiving track negotiated transport-cc */
+  uint8_t id = t->ext_twcc;
+  int fb = 0;
+  for (int i = 0; i < pc->n_tr; i++) {
+    if (!id) id = pc->tr[i].ext_twcc;
+    fb |= pc->tr[i].twcc_fb && receiving(&pc->tr[i]);
+  }
+  const uint8_t *d;
+  size_t dl;
+  uint16_t seq;
+  if (!id || !fb || hd_rtp_ext_find(h, id, &d, &dl) < 0 || hd_rtp_twcc_seq_parse(d, dl, &seq) < 0) return;
+  if (!pc->twcc_rx) {
+    pc->twcc_rx = malloc(sizeof *pc->twcc_rx);
+    if (!pc->twcc_rx) return;
+    hd_twcc_recv_init(pc->twcc_rx);
+    pc->next_twcc_fb = now + HD_TWCC_RECV_INTERVAL;
+  }
+  hd_twcc_recv_add(pc->twcc_rx, seq, now);
+}
+
 static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(buf, len, &h) < 0) {
@@ -366,6 +429,7 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
     return;
   }
   pc_trx_t *t = &pc->tr[i];
+  twcc_record(pc, t, &h, now); /* every stamped packet, probe padding included */
   uint8_t orig[PC_DGRAM_MAX];
   if (is_rtx) {
     t->st.rtx_received++;
