@@ -208,6 +208,7 @@ typedef struct {
   const char *token;           /* JWT from the app's backend (copied) */
   const char *name, *metadata; /* NULL = the token's */
   int no_auto_subscribe;       /* 1: subscribe explicitly (hd_client_subscribe) */
+  int no_quality_reports;      /* 1: send the node no quality_join / quality_report (docs/quality.md) */
   int no_reconnect;            /* 1: a lost connection ends in FAILED */
   int encoded_frames;          /* 1: also call on_encoded */
   int no_decode;               /* 1: do not decode (on_audio/on_video never called) */

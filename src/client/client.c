@@ -23,6 +23,8 @@
 #include "base/log.h"
 #include "base/rand.h"
 #include "client/client_internal.h"
+#include "client/join_report.h"
+#include "client/quality_report.h"
 
 #define TICK_MS 5
 #define LEAVE_WAIT_US 2000000
@@ -193,7 +195,10 @@ static void pc_event(cl_session_t *s, int which, const hd_pc_event_t *ev) {
     if (which == 0) cl_apply_send_rate(c, ev->bitrate_bps);
     break;
   case HD_PC_EV_RTP:
-    if (which == 1) cl_remote_rtp(c, &ev->rtp, now);
+    if (which == 1) {
+      if (!s->first_media_at) s->first_media_at = now;
+      cl_remote_rtp(c, &ev->rtp, now);
+    }
     break;
   default: break;
   }
@@ -275,6 +280,8 @@ static void handle_sig_events(hd_client_t *c, hd_time_t now) {
     switch (ev.type) {
     case HD_RTC_SIGNAL_EV_JOINED:
       s->joined = 1;
+      s->joined_at = now;
+      s->next_quality = now + (hd_time_t)HD_QUALITY_REPORT_INTERVAL_MS * 1000;
       if (c->state == HD_CLIENT_RECONNECTING) c->reconnects++;
       c->attempt = 0;
       set_state(c, HD_CLIENT_JOINED, 0, "");
@@ -407,6 +414,8 @@ static int session_start(hd_client_t *c, hd_time_t now) {
   cl_session_t *s = calloc(1, sizeof *s + sizeof(cl_dead_t));
   if (!s) return HD_ENOMEM;
   s->c = c;
+  s->started_at = now;
+  s->started_unix_ms = (int64_t)((now + c->wall_offset) / 1000);
   int rc = 0;
   for (int i = 0; i < 2; i++) {
     hd_pc_config_t pcfg = {.cert = c->cert,
@@ -529,6 +538,35 @@ static void finish_stop(hd_client_t *c) {
   if (!uv_is_closing((uv_handle_t *)&c->async)) uv_close((uv_handle_t *)&c->async, close_noop);
 }
 
+/* Quality data (docs/quality.md "Collection"): this session's join attempt
+ * once it has media (or 5 s after joining without), then a quality_report
+ * every HD_QUALITY_REPORT_INTERVAL_MS, like web/rtc.js. A refused report
+ * (rate limit, a node without quality data) only costs that report. */
+static void quality_tick(hd_client_t *c, cl_session_t *s, hd_time_t now) {
+  if (!s->joined || s->left || now < s->next_quality) return;
+  s->next_quality = now + (hd_time_t)HD_QUALITY_REPORT_INTERVAL_MS * 1000;
+  char buf[8192];
+  if (!s->join_reported) {
+    hd_join_attempt_t a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.id, sizeof a.id, "ja_sdk_%llx_%llx", (unsigned long long)s->started_unix_ms,
+             (unsigned long long)(uintptr_t)s & 0xffffff);
+    snprintf(a.room, sizeof a.room, "%s", hd_rtc_signal_room(s->sig));
+    a.started_at_ms = s->started_unix_ms;
+    a.ok = 1;
+    a.join_ms = (s->joined_at - s->started_at) / 1000;
+    a.first_media_ms = s->first_media_at ? (s->first_media_at - s->started_at) / 1000 : -1;
+    if (hd_join_report_json(&a, 1, NULL, buf, sizeof buf) > 0 && hd_rtc_signal_send_text(s->sig, buf) == 0)
+      s->join_reported = 1;
+    return; /* the node takes one quality message per interval */
+  }
+  hd_client_stats_t st;
+  uv_mutex_lock(&c->mu);
+  st = c->snap;
+  uv_mutex_unlock(&c->mu);
+  if (hd_quality_report_json(&st, buf, sizeof buf) > 0) hd_rtc_signal_send_text(s->sig, buf);
+}
+
 static void on_tick(uv_timer_t *t) {
   hd_client_t *c = t->data;
   hd_time_t now = cl_now();
@@ -536,6 +574,7 @@ static void on_tick(uv_timer_t *t) {
   if (s) {
     if (hd_rtc_signal_next_timeout(s->sig) <= now) hd_rtc_signal_handle_timeout(s->sig, now);
     handle_sig_events(c, now);
+    if (!c->cfg.no_quality_reports) quality_tick(c, s, now);
     for (int k = 0; k < 2 && c->s == s && !s->closing; k++)
       if (hd_pc_next_timeout(s->pc[k]) <= now) hd_pc_handle_timeout(s->pc[k], now);
     if (!s->joined && now >= s->deadline)

@@ -111,6 +111,11 @@ typedef struct cl_session {
   int joined, left, publishing, publish_dirty;
   int published_n;    /* tracks in the last publish_offer */
   hd_time_t deadline; /* join must complete by then */
+  /* quality data (docs/quality.md): this join attempt and the periodic report */
+  hd_time_t started_at, joined_at, first_media_at; /* 0 = not yet */
+  int64_t started_unix_ms;
+  int join_reported;
+  hd_time_t next_quality;
 } cl_session_t;
 
 struct hd_client {

@@ -527,6 +527,17 @@ int hd_rtc_signal_send_data(hd_rtc_signal_t *s, const char *payload, const char 
   return send_json(s, m, 1);
 }
 
+int hd_rtc_signal_send_text(hd_rtc_signal_t *s, const char *text) {
+  if (!s || !text) return HD_EINVAL;
+  if (s->state != HD_RTC_SIGNAL_JOINED) return HD_ESTATE;
+  json_t *m = json_loads(text, 0, NULL);
+  if (!json_is_object(m) || !json_is_string(json_object_get(m, "type"))) {
+    json_decref(m);
+    return HD_EINVAL;
+  }
+  return send_json(s, m, 0);
+}
+
 int hd_rtc_signal_leave(hd_rtc_signal_t *s) {
   if (!s) return HD_EINVAL;
   if (s->state != HD_RTC_SIGNAL_JOINED) return HD_ESTATE;

@@ -152,6 +152,11 @@ int hd_rtc_signal_mute(hd_rtc_signal_t *s, const char *track_sid, int muted);
 int hd_rtc_signal_send_data(hd_rtc_signal_t *s, const char *payload, const char *const *to, size_t n_to);
 /* Queues "leave"; the state becomes LEFT when "left" arrives. */
 int hd_rtc_signal_leave(hd_rtc_signal_t *s);
+/* Queues a message the caller built (a JSON object, e.g. quality_report /
+ * quality_join: docs/quality.md) while joined. HD_ESTATE before "joined",
+ * HD_EINVAL if text is not a JSON object with a "type", HD_ENOSPC when the
+ * outgoing queue is full. */
+int hd_rtc_signal_send_text(hd_rtc_signal_t *s, const char *text);
 
 /* ---- state ---- */
 
