@@ -21,7 +21,7 @@ typedef struct {
   hd_time_t rtt;    /* round trip to it, 0 unknown */
   hd_time_t silent; /* how long its publisher PC has sent nothing while it should; 0 = fine */
   int disconnected; /* a PeerConnection it should have is not connected */
-  int limited;      /* subscribed video paused or held below its tile's layer for lack of bandwidth */
+  int limited;      /* subscribed video paused for lack of bandwidth */
 } hd_cq_input_t;
 
 typedef struct {

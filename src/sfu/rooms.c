@@ -1034,9 +1034,9 @@ static void connection_quality_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
         if (t && t->active && t->alloc.visible &&
             (t->gated ||
              (t->src && t->src_in >= 0 && t->src_in < t->src->n_in && t->src->in[t->src_in].n_layers > 1)))
-          in.limited |= (t->want_in < 0 && p->subs[j].told_reason == HD_SIGNAL_PAUSE_BANDWIDTH) ||
-                        (t->alloc.cur >= 0 && t->alloc.cur < t->alloc.max_layer &&
-                         t->alloc.max_layer < t->alloc.n_layers && t->alloc.bps[t->alloc.max_layer] > 0);
+          /* paused for bandwidth; a lower layer than the tile wants is not
+           * "poor" (the estimate climbs for seconds after every join) */
+          in.limited |= t->want_in < 0 && p->subs[j].told_reason == HD_SIGNAL_PAUSE_BANDWIDTH;
       }
     }
     if (!p->pub_sess && !ss) continue; /* signaling only: nothing to grade */
