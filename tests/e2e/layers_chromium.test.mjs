@@ -59,15 +59,19 @@ test('small tiles get the low layer, large ones the top; unneeded layers pause a
   for (let i = 0; i < 3; i++) {
     const info = await until(pages[i], tileInfo, (ts) => {
       const remote = ts.filter((t) => t.sid && t.key !== 'local:camera');
-      return remote.length === 2 && remote.every((t) => t.height > 0) &&
-        remote.some((t) => t.large && t.layer.startsWith('f')) && remote.some((t) => !t.large && t.layer.startsWith('q'));
+      const big = remote.find((t) => t.large), small = remote.find((t) => !t.large);
+      /* the decoded sizes lag the layer switch by a keyframe: wait for them too */
+      return remote.length === 2 && big && small && big.layer.startsWith('f') && small.layer.startsWith('q') &&
+        small.height > 0 && big.height > small.height;
     }, 45000, `${names[i]}: large tile on layer f, small tile on layer q`);
     layouts.push(info);
     const small = info.find((t) => t.sid && !t.large && t.key !== 'local:camera');
     const big = info.find((t) => t.sid && t.large);
     console.log(`${names[i]}: large ${big.tw}x${big.th} tile gets ${big.layer} (decoded ${big.width}x${big.height}), small ${small.tw}x${small.th} tile gets ${small.layer} (decoded ${small.width}x${small.height})`);
     assert.ok(small.height <= 180, `the small tile decodes the low layer (got ${small.width}x${small.height})`);
-    assert.ok(big.height >= 400, `the large tile decodes the top layer (got ${big.width}x${big.height})`);
+    /* f is 540p unless Chromium's CPU adaptation scaled it down (seen on a
+     * loaded 2-core machine: f at 270p); the node's choice is the layer */
+    assert.ok(big.height >= 2 * small.height, `the large tile decodes the top layer (got ${big.width}x${big.height})`);
   }
   // every page makes its large tile small again (a click toggles it): now no
   // tile anywhere needs more than q, so each publisher is asked to pause h and
@@ -83,7 +87,7 @@ test('small tiles get the low layer, large ones the top; unneeded layers pause a
   await pages[0].click(`.tile[data-key="${lbKey}"]`);
   await until(pages[1], () => window.hudong.events.filter((e) => e.type === 'publishLayers').map((e) => e.rids.join(',')),
     (es) => es[es.length - 1] === 'q,h,f', 10000, 'lb: every layer resumed');
-  await until(pages[0], tileInfo, (ts) => ts.some((t) => t.key === lbKey && t.layer.startsWith('f') && t.height >= 400), 30000,
+  await until(pages[0], tileInfo, (ts) => ts.some((t) => t.key === lbKey && t.layer.startsWith('f') && t.height >= 270), 30000,
     'the large tile back on the top layer');
   const m = await metrics(srv.base);
   assert.ok(m.hudong_publisher_layer_changes_total >= 3, `publish_layers counted (${m.hudong_publisher_layer_changes_total})`);
