@@ -75,13 +75,26 @@ int hd_alloc_run(hd_alloc_track_t *t, size_t n, uint64_t budget_bps, hd_time_t n
     if (fresh || (a->cur >= 0 && !live(a, a->cur)) || slack[i] < a->cur) {
       next = full[i]; /* down (or pause) at once: the budget really fell */
       a->up_target = -1;
-      a->down_held = 0;
-      if (next < 0 && slack[i] >= 0 && !fresh && live(a, a->cur)) {
-        /* ... but not into a pause (whose way back needs a probe and a
-         * keyframe) when the lowest layer is only slightly short: that waits */
-        next = slack[i];
-        a->down_held = 1;
-        a->down_since = now;
+      if (next >= 0 || fresh || !live(a, a->cur) || !a->visible) { /* hidden: paused at once */
+        a->down_held = 0;
+      } else {
+        /* ... but not into a pause: its way back needs a probe and a
+         * keyframe (4-5 s in bench/downlink, a freeze all along), and an
+         * estimate that fell below the lowest layer on a delay spike is
+         * often back within a second. The lowest layer at once, the pause
+         * only when the budget stays short of it for HD_ALLOC_DOWN_HOLD. */
+        int low = slack[i];
+        for (int l = 0; low < 0 && l <= a->cur; l++)
+          if (live(a, l)) low = l;
+        if (low < a->cur || !a->down_held) { /* step down now, the pause later */
+          next = low;
+          a->down_held = 1;
+          a->down_since = now;
+        } else if (now - a->down_since < HD_ALLOC_DOWN_HOLD) {
+          next = a->cur;
+        } else {
+          a->down_held = 0; /* short for long enough: pause */
+        }
       }
     } else if (full[i] < a->cur) {
       /* slightly short: maybe the dip a keyframe leaves; down if it lasts */

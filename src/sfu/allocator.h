@@ -12,7 +12,9 @@
  * brings fills the bottleneck queue for a moment, the delay-based estimate
  * dips by ~15% and comes back within a second or two, and going down at once
  * on that dip flapped layers (up, keyframe, down, keyframe, up 4 s later:
- * bench/downlink). Upward moves only when the upgrade also fits the budget
+ * bench/downlink). A pause likewise waits HD_ALLOC_DOWN_HOLD (at the lowest
+ * layer) however short the budget falls: resuming costs a probe and a
+ * keyframe. Upward moves only when the upgrade also fits the budget
  * less HD_ALLOC_UP_MARGIN and has kept fitting for HD_ALLOC_UP_HOLD, so a
  * noisy estimate does not flap layers. */
 #ifndef HD_SFU_ALLOCATOR_H

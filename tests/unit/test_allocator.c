@@ -25,7 +25,12 @@ static void test_fits_budget_by_priority(void **st) {
   assert_int_equal(t[0].cur, 1);
   assert_true(hd_alloc_used(t, 2) <= 2200000);
   /* no estimate worth the name: everything at its lowest layer that fits, the rest paused */
+  /* (the pause waits HD_ALLOC_DOWN_HOLD at the lowest layer, in case the
+   * estimate comes back) */
   assert_int_equal(hd_alloc_run(t, 2, 200000, HD_MS(100)), 2);
+  assert_int_equal(t[1].cur, 0);
+  assert_int_equal(t[0].cur, 0);
+  assert_int_equal(hd_alloc_run(t, 2, 200000, HD_MS(100) + HD_ALLOC_DOWN_HOLD), 1);
   assert_int_equal(t[1].cur, 0);
   assert_int_equal(t[0].cur, -1);
   assert_int_equal(t[0].pauses, 1);
@@ -97,11 +102,13 @@ static void test_short_dip_waited_out(void **st) {
   /* ... unless it lasts */
   hd_alloc_run(&t, 1, 120000, HD_SEC(40) + HD_ALLOC_DOWN_HOLD);
   assert_int_equal(t.cur, -1);
-  /* far under the lowest layer: paused at once */
+  /* far under the lowest layer: the lowest layer at once, paused if it lasts */
   hd_alloc_run(&t, 1, 900000, HD_SEC(50));
   hd_alloc_run(&t, 1, 900000, HD_SEC(50) + HD_ALLOC_UP_HOLD);
   assert_int_equal(t.cur, 2);
   hd_alloc_run(&t, 1, 50000, HD_SEC(52));
+  assert_int_equal(t.cur, 0);
+  hd_alloc_run(&t, 1, 50000, HD_SEC(52) + HD_ALLOC_DOWN_HOLD);
   assert_int_equal(t.cur, -1);
 }
 

@@ -211,18 +211,21 @@ static void test_single_layer_video_gated(void **st) {
   hd_session_allocate(v, NULL, HD_SEC(3), &c);
   assert_int_equal(t->gated, 0);
   camera_sends(HD_SEC(3), HD_MS(5100));
-  hd_session_allocate(v, NULL, HD_MS(5100), &c); /* settled: paused */
+  hd_session_allocate(v, NULL, HD_MS(5100), &c); /* settled: under the allocator, */
   assert_int_equal(t->gated, 1);
+  assert_int_equal(t->want_in, 1); /* which pauses only if it lasts (HD_ALLOC_DOWN_HOLD) */
+  camera_sends(HD_MS(5100), HD_MS(5100) + HD_ALLOC_DOWN_HOLD);
+  hd_session_allocate(v, NULL, HD_MS(5100) + HD_ALLOC_DOWN_HOLD, &c);
   assert_int_equal(t->want_in, -1);
   assert_int_equal(c.layer_pauses, 1);
   v->estimate_bps = 1000000;
-  hd_time_t now = HD_MS(5100);
-  for (; now < HD_SEC(8) && t->want_in < 0; now += HD_MS(100)) {
+  hd_time_t now = HD_MS(5100) + HD_ALLOC_DOWN_HOLD;
+  for (; now < HD_SEC(10) && t->want_in < 0; now += HD_MS(100)) {
     camera_sends(now, now + HD_MS(100));
     hd_session_allocate(v, NULL, now + HD_MS(100), &c);
   }
   assert_int_equal(t->want_in, 1);
-  assert_true(now - HD_MS(5100) >= HD_ALLOC_UP_HOLD); /* not at once: hysteresis */
+  assert_true(now - HD_MS(5100) - HD_ALLOC_DOWN_HOLD >= HD_ALLOC_UP_HOLD); /* not at once: hysteresis */
   /* the camera stalls: a gap shorter than HD_SESSION_CUR_LAYER_TIMEOUT keeps
    * the layer (an overloaded encoder skipping frames), a longer one pauses it */
   camera_sends(now, now + HD_MS(300));
