@@ -249,13 +249,17 @@ static void rate_control(hd_bwe_t *b, hd_bwe_usage_t usage, hd_time_t now) {
        * what the path carries, and BETA x that cut a subscriber sending 600
        * kbit/s on an idle 1 Mbit/s link from 1040 to 450 kbit/s -- below its
        * layer -- on one noisy delay sample (bench/downlink). Cut by BETA
-       * from the estimate instead. Lone: no decrease within CONFIRM_WINDOW,
-       * and the path delivered about what was sent (a link that shrank under
-       * the send rate delivers less: BETA x that at once). If the link did
-       * shrink, the queue keeps growing, over-use comes again within
-       * CONFIRM_WINDOW and that decrease goes to BETA x the acknowledged rate. */
+       * from the estimate instead. Lone: the path delivered about what was
+       * sent (a link that shrank under the send rate delivers less: BETA x
+       * that at once), and either no decrease within CONFIRM_WINDOW or the
+       * path now delivers more than is sent (a queue draining, after a
+       * keyframe on a loaded host: no sign that what is sent is too much).
+       * If the link did shrink, the queue keeps growing, over-use comes again
+       * within CONFIRM_WINDOW with the send rate above the delivered one, and
+       * that decrease goes to BETA x the acknowledged rate. */
       double sent = rate_get(&b->sent_rate, ACKED_WINDOW);
-      int lone = now - b->last_decrease > CONFIRM_WINDOW && sent > 0 && sent <= LONE_DELIVERED * acked;
+      int lone = sent > 0 && sent <= LONE_DELIVERED * acked &&
+                 (now - b->last_decrease > CONFIRM_WINDOW || sent < acked);
       if (lone && acked > 0 && BETA * b->delay_bps > next) {
         b->delay_bps = clamp_bps(b, BETA * b->delay_bps);
         b->last_decrease = now;
