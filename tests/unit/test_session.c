@@ -181,16 +181,86 @@ static hd_session_t *camera_viewer(void) {
   return v;
 }
 
+static uint16_t g_cam_seq = 1000;
+
 /* The camera sends 100 packets a second (~30 kbit/s here) until `until`. */
 static void camera_sends(hd_time_t from, hd_time_t until) {
   uint8_t buf[1500], scratch[1500];
-  static uint16_t seq = 1000;
   for (hd_time_t t = from; t < until; t += HD_MS(10)) {
-    int n = pkt(buf, 96, 0x2222, seq++, "1");
+    int n = pkt(buf, 96, 0x2222, g_cam_seq++, "1");
     hd_rtp_hdr_t out;
     hd_session_counters_t c = {0};
     assert_int_equal(hd_session_publisher_rtp(g_s, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c), 1);
   }
+}
+
+/* The same on a lossy publisher leg: every `every`-th packet is lost, asked
+ * for, and comes 40 ms late (repaired). */
+static void camera_sends_lossy(hd_time_t from, hd_time_t until, int every) {
+  uint8_t buf[1500], scratch[1500];
+  int k = 0;
+  uint16_t late = 0;
+  int have_late = 0;
+  for (hd_time_t t = from; t < until; t += HD_MS(10), k++) {
+    hd_rtp_hdr_t out;
+    hd_session_counters_t c = {0};
+    if (have_late && k % every == 4) { /* the repair */
+      int n = pkt(buf, 96, 0x2222, late, "1");
+      hd_session_publisher_rtp(g_s, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c);
+      have_late = 0;
+    }
+    uint16_t s = g_cam_seq++;
+    if (k % every == 0) {
+      late = s;
+      have_late = 1;
+      continue;
+    }
+    int n = pkt(buf, 96, 0x2222, s, "1");
+    hd_session_publisher_rtp(g_s, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c);
+    uint16_t asked[64]; /* the node's NACK timer (send_nacks) asks for the gap */
+    hd_nack_gen_poll(&g_s->in[1].nack, t, asked, 64);
+  }
+}
+
+/* Playout delay (issue 11): a viewer that negotiated the extension is asked
+ * for both legs' round trips + HD_SESSION_PLAYOUT_SLACK while >= ~1% of its
+ * source's packets arrive as repairs; not while the publisher's leg is clean,
+ * and never with it turned off (HUDONG_PLAYOUT_DELAY=0). */
+static void test_playout_delay_for_lossy_publisher_leg(void **st) {
+  (void)st;
+  hd_session_t *v = video_viewer();
+  hd_out_track_t *t = &v->out[0];
+  t->src = g_s;
+  t->src_in = 1;
+  t->ext_playout_delay = 5; /* as negotiated */
+  v->rtt = HD_MS(60);
+  hd_session_counters_t c = {0};
+  camera_sends(HD_SEC(20), HD_SEC(22));
+  hd_session_allocate(v, NULL, HD_SEC(22), &c);
+  assert_int_equal(t->playout_min_ms, 0); /* clean: nothing asked */
+  assert_int_equal(t->playout_on, 0);
+  camera_sends_lossy(HD_SEC(22), HD_SEC(24), 20); /* 5% lost and repaired */
+  hd_session_allocate(v, NULL, HD_SEC(24), &c);
+  hd_time_t want = g_s->in[1].nack.rtt + HD_MS(60) + HD_SESSION_PLAYOUT_SLACK;
+  print_message("playout delay asked: %u ms (publisher leg rtt %lld ms)\n", (unsigned)t->playout_min_ms,
+                (long long)(g_s->in[1].nack.rtt / 1000));
+  assert_int_equal(t->playout_min_ms, (unsigned)(want / 1000) / 10 * 10);
+  assert_int_equal(t->playout_on, 1);
+  /* the publisher's leg clean again: the floor goes back to 0, the extension stays */
+  for (hd_time_t now = HD_SEC(25); now <= HD_SEC(34); now += HD_SEC(1)) {
+    camera_sends(now - HD_SEC(1), now);
+    hd_session_allocate(v, NULL, now, &c);
+  }
+  assert_int_equal(t->playout_min_ms, 0);
+  assert_int_equal(t->playout_on, 1);
+  /* turned off: nothing asked however lossy */
+  hd_session_set_playout_delay(0);
+  camera_sends_lossy(HD_SEC(34), HD_SEC(36), 10);
+  hd_session_allocate(v, NULL, HD_SEC(36), &c);
+  assert_int_equal(t->playout_min_ms, 0);
+  hd_session_set_playout_delay(1);
+  hd_session_free_tracks(v);
+  free(v);
 }
 
 /* Single-layer video: never paused without an estimate or before the
@@ -256,6 +326,7 @@ int main(void) {
       cmocka_unit_test(test_rtx_duplicate_dropped_and_rr_counts_network_loss),
       cmocka_unit_test(test_viewer_rtt_from_rr),
       cmocka_unit_test(test_single_layer_video_gated),
+      cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
