@@ -71,7 +71,7 @@ static void test_clean_link(void **st) {
   pair_t p;
   pair_init(&p, &ab, &ba);
   run_until(&p, p.now + HD_SEC(10));
-  hd_link_stats_t s;
+  hd_link_meter_stats_t s;
   hd_link_meter_stats(&p.m[0], p.now, &s);
   assert_true(s.up);
   assert_true(s.srtt_ms > 39.0 && s.srtt_ms < 41.5);
@@ -80,9 +80,9 @@ static void test_clean_link(void **st) {
   assert_true(s.jitter_ms < 0.5);
   assert_true(s.probes_sent >= 99 && s.probes_sent <= 101);
   assert_int_equal(s.downs, 0);
-  hd_link_sample_t smp[HD_LINK_SAMPLES];
-  size_t n = hd_link_meter_samples(&p.m[0], smp, HD_LINK_SAMPLES);
-  assert_int_equal(n, HD_LINK_SAMPLES);
+  hd_link_meter_sample_t smp[HD_LINK_METER_SAMPLES];
+  size_t n = hd_link_meter_samples(&p.m[0], smp, HD_LINK_METER_SAMPLES);
+  assert_int_equal(n, HD_LINK_METER_SAMPLES);
   for (size_t i = 1; i < n; i++)
     assert_true(smp[i].at > smp[i - 1].at);
   assert_true(smp[n - 1].rtt_ms > 39.0f && smp[n - 1].rtt_ms < 41.5f);
@@ -100,7 +100,7 @@ static void test_lossy_direction(void **st) {
   pair_t p;
   pair_init(&p, &ab, &ba);
   run_until(&p, p.now + HD_SEC(60));
-  hd_link_stats_t a, b;
+  hd_link_meter_stats_t a, b;
   hd_link_meter_stats(&p.m[0], p.now, &a);
   hd_link_meter_stats(&p.m[1], p.now, &b);
   print_message("A: srtt %.1f ms, fwd loss %.3f, rtt loss %.3f, jitter %.2f ms\n", a.srtt_ms, a.loss_fwd,
@@ -120,7 +120,7 @@ static void test_lossy_direction(void **st) {
   pair_free(&p);
 }
 
-/* A blackout of both directions for 2 s: down within HD_LINK_DOWN_AFTER + RTT
+/* A blackout of both directions for 2 s: down within HD_LINK_METER_DOWN_AFTER + RTT
  * + one probe interval of its start, up within RTT + one interval of its end. */
 static void test_blackout_down_up(void **st) {
   (void)st;
@@ -134,7 +134,7 @@ static void test_blackout_down_up(void **st) {
   pair_t p;
   pair_init(&p, &ab, &ba);
   hd_time_t t0 = p.now, down_at = 0, up_at = 0;
-  hd_link_stats_t s;
+  hd_link_meter_stats_t s;
   while (p.now < t0 + HD_SEC(10)) {
     run_until(&p, p.now + HD_MS(5));
     hd_link_meter_stats(&p.m[0], p.now, &s);
@@ -145,7 +145,7 @@ static void test_blackout_down_up(void **st) {
   hd_time_t down_after = down_at - (t0 + HD_SEC(5)), up_after = up_at - (t0 + HD_SEC(7));
   print_message("down %.0f ms after the blackout began, up %.0f ms after it ended\n", down_after / 1000.0,
                 up_after / 1000.0);
-  assert_true(down_after > 0 && down_after <= HD_LINK_DOWN_AFTER + HD_MS(40) + HD_MS(100) + HD_MS(10));
+  assert_true(down_after > 0 && down_after <= HD_LINK_METER_DOWN_AFTER + HD_MS(40) + HD_MS(100) + HD_MS(10));
   assert_true(up_after >= 0 && up_after <= HD_MS(40) + HD_MS(100) + HD_MS(10));
   assert_int_equal(s.downs, 1);
   /* the probes lost in the dark count as round-trip loss */
@@ -162,7 +162,7 @@ static void test_no_false_down(void **st) {
   pair_t p;
   pair_init(&p, &ab, &ba);
   run_until(&p, p.now + HD_SEC(300));
-  hd_link_stats_t s;
+  hd_link_meter_stats_t s;
   hd_link_meter_stats(&p.m[0], p.now, &s);
   assert_true(s.up);
   assert_int_equal(s.downs, 0);
@@ -177,26 +177,26 @@ static void test_bad_input(void **st) {
   hd_link_meter_init(&m, 0, HD_SEC(1));
   uint8_t out[64], reply[64];
   assert_int_equal(hd_link_meter_poll(&m, HD_SEC(1), out, 4), HD_ENOSPC);
-  assert_int_equal(hd_link_meter_poll(&m, HD_SEC(1), out, sizeof out), HD_LINK_PROBE_LEN);
+  assert_int_equal(hd_link_meter_poll(&m, HD_SEC(1), out, sizeof out), HD_LINK_METER_PROBE_LEN);
   assert_int_equal(hd_link_meter_feed(&m, out, 0, HD_SEC(1), reply, sizeof reply), HD_EINVAL);
-  assert_int_equal(hd_link_meter_feed(&m, out, HD_LINK_PROBE_LEN - 1, HD_SEC(1), reply, sizeof reply),
+  assert_int_equal(hd_link_meter_feed(&m, out, HD_LINK_METER_PROBE_LEN - 1, HD_SEC(1), reply, sizeof reply),
                    HD_EINVAL);
-  uint8_t junk[HD_LINK_PROBE_LEN + 1] = {HD_LINK_PROBE};
+  uint8_t junk[HD_LINK_METER_PROBE_LEN + 1] = {HD_LINK_METER_PROBE};
   assert_int_equal(hd_link_meter_feed(&m, junk, sizeof junk, HD_SEC(1), reply, sizeof reply), HD_EINVAL);
   junk[0] = 9;
-  assert_int_equal(hd_link_meter_feed(&m, junk, HD_LINK_PROBE_LEN, HD_SEC(1), reply, sizeof reply),
+  assert_int_equal(hd_link_meter_feed(&m, junk, HD_LINK_METER_PROBE_LEN, HD_SEC(1), reply, sizeof reply),
                    HD_EINVAL);
   /* our own probe echoed by a peer meter: RTT 30 ms */
   hd_link_meter_t peer;
   hd_link_meter_init(&peer, 0, HD_SEC(1));
-  int n = hd_link_meter_feed(&peer, out, HD_LINK_PROBE_LEN, HD_SEC(1) + HD_MS(15), reply, sizeof reply);
-  assert_int_equal(n, HD_LINK_ECHO_LEN);
-  assert_int_equal(hd_link_meter_feed(&peer, out, HD_LINK_PROBE_LEN, HD_SEC(1), reply, 8), HD_ENOSPC);
-  uint8_t forged[HD_LINK_ECHO_LEN];
+  int n = hd_link_meter_feed(&peer, out, HD_LINK_METER_PROBE_LEN, HD_SEC(1) + HD_MS(15), reply, sizeof reply);
+  assert_int_equal(n, HD_LINK_METER_ECHO_LEN);
+  assert_int_equal(hd_link_meter_feed(&peer, out, HD_LINK_METER_PROBE_LEN, HD_SEC(1), reply, 8), HD_ENOSPC);
+  uint8_t forged[HD_LINK_METER_ECHO_LEN];
   memcpy(forged, reply, sizeof forged);
   forged[8] ^= 1; /* t_send differs from what we sent */
   assert_int_equal(hd_link_meter_feed(&m, forged, sizeof forged, HD_SEC(1) + HD_MS(30), NULL, 0), 0);
-  hd_link_stats_t s;
+  hd_link_meter_stats_t s;
   hd_link_meter_stats(&m, HD_SEC(1) + HD_MS(30), &s);
   assert_int_equal(s.probes_answered, 0);
   assert_int_equal(hd_link_meter_feed(&m, reply, n, HD_SEC(1) + HD_MS(30), NULL, 0), 0);
