@@ -1091,7 +1091,11 @@ static void update_playout_delay(const hd_session_t *v, hd_out_track_t *t, const
    * asked, the extension stays on every packet (a browser keeps the last
    * bounds it saw; min 0 lifts the floor again) */
   unsigned cur = t->playout_min_ms / 10u;
-  if (ms == 0 || ms / 10 > cur + 1 || ms / 10 + 1 < cur) t->playout_min_ms = (uint16_t)(ms / 10 * 10);
+  if ((ms == 0 || ms / 10 > cur + 1 || ms / 10 + 1 < cur) && t->playout_min_ms != ms / 10 * 10) {
+    HD_LOGD("sfu", "session %s: track %s playout delay %u -> %u ms (repaired %u/256 of the source)", v->id,
+            t->mid, (unsigned)t->playout_min_ms, ms / 10 * 10, (unsigned)t->pd_loss_q8);
+    t->playout_min_ms = (uint16_t)(ms / 10 * 10);
+  }
   if (t->playout_min_ms) t->playout_on = 1;
 }
 
