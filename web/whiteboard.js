@@ -889,7 +889,9 @@ export class Whiteboard {
             g.pts.push([px, py, p, performance.now() - g.t0]);
             l?.pts.push([px, py, p]);
           }
-          if (!g.timer) g.timer = setTimeout(() => this._flushLive(g), LIVE_MS);
+          // at most one live message per 16 ms, the first of a burst at once
+          // (a trailing timer would hold every batch's first point 16 ms)
+          if (!g.timer) g.timer = setTimeout(() => this._flushLive(g), Math.max(0, LIVE_MS - (performance.now() - (g.flushed || 0))));
           break;
         }
         case 'erase': for (const e of evs) this._eraseAt(g, ...this._toBoard(e)); break;
@@ -982,13 +984,17 @@ export class Whiteboard {
 
   _flushLive(g, end = false) {
     g.timer = null;
+    g.flushed = performance.now();
     const pts = g.pts.slice(g.sent);
     if (!pts.length && !end) return;
     g.sent = g.pts.length;
     const flat = [];
     for (const [x, y, p, t] of pts) flat.push(Math.round(x), Math.round(y), Math.round(p), Math.round(t));
+    // ts: when the oldest point of the batch was drawn (wall clock), so the
+    // receiver's "received -> rendered" latency includes the batching delay
+    const ts = pts.length ? Math.round(Date.now() - (performance.now() - (g.t0 + pts[0][3]))) : Date.now();
     for (let i = 0; i < flat.length || (end && i === 0); i += 4 * 200) {
-      this._ephemeral({ op: 'live', id: g.id, page: this.pageId, pts: flat.slice(i, i + 4 * 200), c: this.color, sw: this.width, hl: g.hl, name: this.name, ts: Date.now(), end: end || undefined });
+      this._ephemeral({ op: 'live', id: g.id, page: this.pageId, pts: flat.slice(i, i + 4 * 200), c: this.color, sw: this.width, hl: g.hl, name: this.name, ts, end: end || undefined });
     }
   }
 
@@ -1034,7 +1040,9 @@ export class Whiteboard {
       if (ev.key === 'Enter' && !ev.shiftKey) { ev.preventDefault(); this._finishText(); }
       if (ev.key === 'Escape') { ta.value = ''; this._finishText(); }
     });
-    ta.addEventListener('blur', () => this._finishText());
+    // typed text is committed when the editor loses focus; an empty editor stays
+    // (a window switch must not drop it): Escape, a click on the board or another tool ends it
+    ta.addEventListener('blur', () => { if (ta.value.trim()) this._finishText(); });
   }
 
   _finishText() {
@@ -1065,6 +1073,7 @@ export class Whiteboard {
   }
 
   _frame() {
+    if (this.thumbsDirty && performance.now() - (this.thumbsAt || 0) > 250) { this.thumbsAt = performance.now(); this._thumbs(); }
     if (this.cursors.size && [...this.cursors.values()].some((c) => c.laser)) this.dirty = true;
     if (!this.dirty) return;
     this.dirty = false;
