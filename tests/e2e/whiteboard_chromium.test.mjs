@@ -8,6 +8,8 @@
 //     exported SVG of every page; a fourth page joining late (snapshot + tail)
 //     too; replaying the log reproduces the state. The remote stroke latency
 //     (pen move on one page -> drawn on another) is printed, p50/p95.
+//     A device through the C SDK (examples/wb_watch, client/wb_client.h)
+//     joins too and prints the same state hash as the browsers.
 //  2. the same latency on one machine without loss (the goal: p95 < 50 ms);
 //     printed, not asserted (DESIGN §6: no timed assertions).
 //  3. the room page: the "Whiteboard" button opens the board as a panel; what
@@ -161,6 +163,18 @@ test('three pages through hudong netem at 10% loss: identical state, late joiner
     assert.equal(ls.hash, snaps[0].hash, 'the late joiner sees another board');
     assert.deepEqual(ls.svgs, snaps[0].svgs);
     const loadMs = await late.page.evaluate(() => wb.loadMs);
+    // the C SDK's board: the same hash (C and JavaScript apply the same steps)
+    const tok = (await (await fetch(`${srv.base}/api/dev-token?room=${ROOM}&identity=device`)).json()).token;
+    const watch = path.join(path.dirname(hudongBin), 'wb_watch');
+    const out = await new Promise((resolve) => {
+      let o = '';
+      const p = spawn(watch, [`ws://127.0.0.1:${srv.httpPort}/rtm`, srv.base, tok, ROOM, '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      p.stdout.on('data', (d) => { o += d; });
+      p.stderr.on('data', (d) => { o += d; });
+      p.on('exit', (code) => resolve({ code, o }));
+    });
+    assert.equal(out.code, 0, out.o);
+    assert.match(out.o, new RegExp(`board: seq ${seq}, 2 page\\(s\\), ${snaps[0].els} element\\(s\\), hash ${snaps[0].hash}`), out.o.slice(-400));
     // replay from the log: the same final state
     const rp = await late.page.evaluate(async () => { const r = await wb.replay({ speed: 0 }); return { hash: r.hash, entries: r.entries }; });
     assert.equal(rp.entries, seq);

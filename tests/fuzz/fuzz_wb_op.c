@@ -11,7 +11,8 @@
 #include "board/board.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  hd_board_limits_t lim = {.max_pages = 3, .max_elements = 8, .max_points = 16, .max_undo = 4, .max_entry = 4096};
+  hd_board_limits_t lim = {
+      .max_pages = 3, .max_elements = 8, .max_points = 16, .max_undo = 4, .max_entry = 4096};
   hd_board_t *n, *r, *x;
   if (hd_board_new(&n, &lim) < 0) return 0;
   if (hd_board_new(&r, NULL) < 0) {
