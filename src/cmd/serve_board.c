@@ -215,6 +215,5 @@ void hd_serve_board_http(hd_serve_board_t *sb, const hd_token_claims_t *claims, 
 }
 
 int hd_serve_board_metrics(hd_serve_board_t *sb, char *buf, size_t cap) {
-  int n = hd_board_server_metrics_text(sb->srv, buf, cap);
-  return n < 0 ? 0 : n;
+  return hd_board_server_metrics_text(sb->srv, buf, cap);
 }

@@ -23,6 +23,7 @@ int hd_serve_board_image_get(hd_serve_board_t *sb, const hd_http_req_t *req, hd_
 /* /api/board, /api/board/log, POST /api/board/image for a token valid for room. */
 void hd_serve_board_http(hd_serve_board_t *sb, const hd_token_claims_t *claims, const char *room,
                          const hd_http_req_t *req, hd_http_resp_t *resp);
+/* The /metrics series; length written, HD_ENOSPC when it does not fit. */
 int hd_serve_board_metrics(hd_serve_board_t *sb, char *buf, size_t cap);
 
 #endif
