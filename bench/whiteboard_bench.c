@@ -13,7 +13,9 @@
  *   whiteboard_bench --port P --pid PID [--writers 20] [--readers 200]
  *                    [--seconds 10] [--elements 10000] [--procs 3] [--live-ms 16] [--json FILE]
  * --live-ms: a writer's tick (a live message each, a committed stroke every
- * 30th); --procs: processes (readers spread over all but the first).
+ * 30th); --procs: processes (readers spread over all but the first);
+ * readers are lean raw-WebSocket clients (no JSON parse), --sdk-readers
+ * makes them the library's RTM client (hd_rtmc, a jansson parse each).
  * (bench/whiteboard starts the node and runs this.) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +44,7 @@ typedef struct {
 static uv_loop_t *loop;
 static cl_t *cls;
 static int n_writers = 20, n_readers = 200, seconds = 10, n_elements = 10000, port, pid, procs = 3,
-           live_ms = 16;
+           live_ms = 16, lean = 1;
 static int lo, hi; /* this process's clients [lo, hi) */
 static int n_ready, measuring;
 static uint64_t t_start, live_sent, adds_sent, adds_ok, live_got, entries_got, refused;
@@ -162,6 +164,171 @@ static void logged_in(void *ud, void *req, const hd_rtmc_result_t *r) {
   hd_rtmc_subscribe(c->c, CH, subscribed, NULL);
 }
 
+/* ---- a lean reader: the node's deliveries read off a raw WebSocket (RFC
+ * 6455 §5.2 frames; client frames masked, §5.3), one cumulative ack per read
+ * burst (docs/rtm.md "Reliability"), no JSON parse: the library client
+ * (jansson per message) would measure itself rather than the node. ---- */
+typedef struct {
+  uv_tcp_t tcp;
+  uv_connect_t conn;
+  int idx, upgraded, state; /* state: 0 login sent, 1 sub sent, 2 subscribed */
+  char *buf;
+  size_t n, cap;
+  unsigned long long last_s, acked_s;
+} rd_t;
+
+static void rd_write_done(uv_write_t *w, int st) {
+  (void)st;
+  free(w->data);
+  free(w);
+}
+
+static void rd_send(rd_t *r, const char *text) {
+  size_t n = strlen(text), hl = 2;
+  uint8_t *f = malloc(n + 14);
+  static const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
+  f[0] = 0x81;
+  if (n < 126)
+    f[1] = (uint8_t)(0x80 | n);
+  else {
+    f[1] = 0x80 | 126;
+    f[2] = (uint8_t)(n >> 8);
+    f[3] = (uint8_t)n;
+    hl = 4;
+  }
+  memcpy(f + hl, mask, 4);
+  for (size_t i = 0; i < n; i++)
+    f[hl + 4 + i] = (uint8_t)text[i] ^ mask[i & 3];
+  uv_write_t *w = malloc(sizeof *w);
+  w->data = f;
+  uv_buf_t b = uv_buf_init((char *)f, (unsigned)(hl + 4 + n));
+  if (uv_write(w, (uv_stream_t *)&r->tcp, &b, 1, rd_write_done) < 0) rd_write_done(w, 0);
+}
+
+static void rd_frame(rd_t *r, const char *p, size_t n) {
+  uint64_t t = now_us();
+  if (r->state < 2) {
+    if (r->state == 0 && memmem(p, n, "\"welcome\"", 9)) {
+      rd_send(r, "{\"type\":\"sub\",\"id\":\"s\",\"ch\":\"" CH "\"}");
+      r->state = 1;
+    } else if (r->state == 1 && memmem(p, n, "\"type\":\"ok\"", 11)) {
+      r->state = 2;
+      n_ready++;
+    }
+  }
+  const char *sp = NULL; /* the session sequence: the last "s" of the object */
+  for (const char *q = p; (q = memmem(q, n - (size_t)(q - p), "\"s\":", 4)); q += 4)
+    sp = q;
+  if (sp) {
+    unsigned long long s = strtoull(sp + 4, NULL, 10);
+    if (s > r->last_s) r->last_s = s;
+  }
+  if (!measuring || n < 14 || memcmp(p, "{\"type\":\"msg\"", 13)) return;
+  const char *b = memmem(p, n, "bts\\\":", 6);
+  if (b) {
+    live_got++;
+    if (n_lat_live < MAX_SAMPLES) lat_live[n_lat_live++] = (int32_t)(t - strtoull(b + 6, NULL, 10));
+    return;
+  }
+  const char *c = memmem(p, n, "cid\\\":\\\"w", 9);
+  int w, k;
+  unsigned long long ts;
+  if (c && sscanf(c + 9, "%d-%d-%llu", &w, &k, &ts) == 3) {
+    entries_got++;
+    if (n_lat_entry < MAX_SAMPLES) lat_entry[n_lat_entry++] = (int32_t)(t - ts);
+  }
+}
+
+static void rd_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
+  rd_t *r = h->data;
+  (void)sz;
+  if (r->cap - r->n < 65536) {
+    r->cap = r->cap ? r->cap * 2 : 262144;
+    r->buf = realloc(r->buf, r->cap);
+  }
+  *b = uv_buf_init(r->buf + r->n, (unsigned)(r->cap - r->n));
+}
+
+static void rd_read(uv_stream_t *st, ssize_t nr, const uv_buf_t *b) {
+  rd_t *r = st->data;
+  (void)b;
+  if (nr < 0) {
+    fprintf(stderr, "reader %d: connection lost (%s)\n", r->idx, uv_strerror((int)nr));
+    uv_close((uv_handle_t *)st, NULL);
+    return;
+  }
+  r->n += (size_t)nr;
+  size_t off = 0;
+  if (!r->upgraded) {
+    char *e = memmem(r->buf, r->n, "\r\n\r\n", 4);
+    if (!e) return;
+    off = (size_t)(e - r->buf) + 4;
+    r->upgraded = 1;
+    char login[HD_TOKEN_MAX + 64];
+    char id[32];
+    snprintf(id, sizeof id, "r%d", r->idx);
+    snprintf(login, sizeof login, "{\"type\":\"login\",\"id\":\"l\",\"token\":\"%s\"}", mint(id, 0));
+    rd_send(r, login);
+  }
+  for (;;) {
+    if (r->n - off < 2) break;
+    const uint8_t *h = (const uint8_t *)r->buf + off;
+    uint64_t len = h[1] & 0x7f;
+    size_t hl = 2;
+    if (len == 126) {
+      if (r->n - off < 4) break;
+      len = (uint64_t)h[2] << 8 | h[3];
+      hl = 4;
+    } else if (len == 127) {
+      if (r->n - off < 10) break;
+      len = 0;
+      for (int i = 0; i < 8; i++)
+        len = len << 8 | h[2 + i];
+      hl = 10;
+    }
+    if (r->n - off < hl + len) break;
+    if ((h[0] & 0x0f) == 1) rd_frame(r, r->buf + off + hl, (size_t)len);
+    off += hl + (size_t)len;
+  }
+  memmove(r->buf, r->buf + off, r->n - off);
+  r->n -= off;
+  if (r->last_s > r->acked_s) { /* one cumulative ack per read burst */
+    char a[64];
+    snprintf(a, sizeof a, "{\"type\":\"ack\",\"s\":%llu}", r->last_s);
+    rd_send(r, a);
+    r->acked_s = r->last_s;
+  }
+}
+
+static void rd_connected(uv_connect_t *c, int st) {
+  rd_t *r = c->data;
+  if (st < 0) {
+    fprintf(stderr, "reader %d: %s\n", r->idx, uv_strerror(st));
+    exit(1);
+  }
+  char req[256];
+  snprintf(req, sizeof req,
+           "GET /rtm HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+           port);
+  uv_write_t *w = malloc(sizeof *w);
+  w->data = strdup(req);
+  uv_buf_t b = uv_buf_init(w->data, (unsigned)strlen(req));
+  uv_write(w, (uv_stream_t *)&r->tcp, &b, 1, rd_write_done);
+  uv_read_start((uv_stream_t *)&r->tcp, rd_alloc, rd_read);
+}
+
+static void rd_start(rd_t *r, int idx) {
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", port, &sa);
+  r->idx = idx;
+  uv_tcp_init(loop, &r->tcp);
+  uv_tcp_nodelay(&r->tcp, 1);
+  r->tcp.data = r;
+  r->conn.data = r;
+  uv_tcp_connect(&r->conn, &r->tcp, (const struct sockaddr *)&sa, rd_connected);
+}
+
 static int cmp32(const void *a, const void *b) { return *(const int32_t *)a - *(const int32_t *)b; }
 static double pct(int32_t *a, size_t n, double p) {
   if (!n) return -1;
@@ -252,12 +419,14 @@ int main(int argc, char **argv) {
       json = argv[++i];
     else if (!strcmp(argv[i], "--procs") && i + 1 < argc)
       procs = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--sdk-readers"))
+      lean = 0;
     else if (!strcmp(argv[i], "--live-ms") && i + 1 < argc)
       live_ms = atoi(argv[++i]);
     else {
       fprintf(stderr,
               "usage: %s --port P --pid PID [--writers N] [--readers N] [--seconds S] [--elements N] "
-              "[--procs N] [--live-ms MS] [--json F]\n",
+              "[--procs N] [--live-ms MS] [--sdk-readers] [--json F]\n",
               argv[0]);
       return 2;
     }
@@ -301,7 +470,12 @@ int main(int argc, char **argv) {
   int n_mine = hi - lo;
   loop = uv_default_loop(); /* after the fork: one loop per process */
   uint64_t sync_at = 0;
+  rd_t *rds = lean ? calloc((size_t)n, sizeof *rds) : NULL;
   for (int i = lo; i < hi; i++) {
+    if (lean && i >= n_writers) { /* a lean reader */
+      rd_start(&rds[i], i);
+      continue;
+    }
     cl_t *c = &cls[i];
     c->idx = i;
     c->writer = i < n_writers;
