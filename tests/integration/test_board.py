@@ -83,10 +83,12 @@ def start(port, db):
 def stop(p):
     p.send_signal(signal.SIGTERM)
     try:
-        p.communicate(timeout=20)
+        err = p.communicate(timeout=20)[1].decode(errors="replace")
     except subprocess.TimeoutExpired:
         p.kill()
-        p.communicate()
+        err = p.communicate()[1].decode(errors="replace")
+    check("Sanitizer" not in err and "runtime error" not in err and p.returncode == 0,
+          "the node exits cleanly (exit %s, no sanitizer report)" % p.returncode, err[-1500:])
 
 
 class Rtm:
