@@ -526,7 +526,7 @@ export class Whiteboard {
 
   // ---------------------------------------------------------------- public API
 
-  get currentPage() { return this.model.page(this.pageId); }
+  get currentPage() { const m = this.viewModel || this.model; return m.page(this.pageId) || m.pages[0]; }
   stateHash() { return this.model.hash(); }
   exportSVG(pageId = this.pageId) { return pageSVG(this.model.page(pageId)); }
 
@@ -646,15 +646,15 @@ export class Whiteboard {
       if (!r.more) break;
       after = r.next;
     }
-    const live = this.model;
+    // the view shows the replay; live entries keep going to this.model
     const m = new BoardModel();
-    this.model = m;
+    this.viewModel = m;
     this.replaying = true;
     this._changed();
     try {
       const t0 = entries.length ? entries[0].ts : 0, w0 = performance.now();
       for (const e of entries) {
-        if (e.ts > until) break;
+        if (e.ts > until || this.stopReplay) break;
         if (speed > 0) {
           const due = w0 + (e.ts - t0) / speed, wait = due - performance.now();
           if (wait > 1) await new Promise((res) => setTimeout(res, wait));
@@ -666,7 +666,7 @@ export class Whiteboard {
       return { hash: m.hash(), entries: entries.length, model: m };
     } finally {
       this.replayModel = m;
-      this.model = live;
+      this.viewModel = null;
       this.replaying = false;
       this._changed();
     }
@@ -690,7 +690,7 @@ export class Whiteboard {
       <button data-act="front" title="Bring to front">⤒</button><button data-act="back" title="Send to back">⤓</button><button data-act="del" title="Delete (Del)">✕</button>
       <button data-act="image" title="Insert image">Image</button><input type="file" accept="image/*" class="file" hidden>
       <span class="sep"></span><button data-act="zin" title="Zoom in">+</button><button data-act="zout" title="Zoom out">−</button><button data-act="fit" title="Reset view">1:1</button>
-      <span class="sep"></span><button data-act="png">PNG</button><button data-act="svg">SVG</button><button data-act="clear" title="Clear page">Clear</button>
+      <span class="sep"></span><button data-act="png">PNG</button><button data-act="svg">SVG</button><button data-act="clear" title="Clear page">Clear</button><button data-act="replay" title="Play the board's history back at 4×">▶ Replay</button>
       <span class="status"></span></div>
       <div class="stage"><canvas class="main"></canvas></div>
       <div class="pages"></div>`;
@@ -744,6 +744,7 @@ export class Whiteboard {
       case 'zout': this._zoom(0.8); break;
       case 'fit': this.view = { s: 1, x: 0, y: 0 }; this.dirty = true; break;
       case 'clear': catchErr(this.clearPage()); break;
+      case 'replay': this._replayUI(); break;
       case 'png': this.exportPNG().then((b) => this._download(b, 'board.png')); break;
       case 'svg': this._download(new Blob([this.exportSVG()], { type: 'image/svg+xml' }), 'board.svg'); break;
       default:
@@ -848,7 +849,8 @@ export class Whiteboard {
       } else if (['line', 'arrow', 'rect', 'ellipse'].includes(t)) {
         g = { kind: 'shape', k: t, sx: x, sy: y, x, y };
       } else if (t === 'text') {
-        this._startText(x, y);
+        const hit = this._hit(x, y);
+        if (hit && hit.k === 'text') this._startText(hit.x, hit.y, hit); else this._startText(x, y);
       } else if (t === 'laser') {
         g = { kind: 'laser' };
         this._cursor(x, y, true);
@@ -964,6 +966,12 @@ export class Whiteboard {
       this.dirty = true;
     };
     c.addEventListener('pointerup', up);
+    c.addEventListener('dblclick', (ev) => { // edit a text element
+      if (this.readOnly || this.replaying) return;
+      const [x, y] = this._toBoard(ev);
+      const hit = this._hit(x, y);
+      if (hit && hit.k === 'text') { this._finishText(); this._startText(hit.x, hit.y, hit); }
+    });
     c.addEventListener('pointercancel', up);
     c.addEventListener('wheel', (ev) => {
       ev.preventDefault();
@@ -1028,13 +1036,16 @@ export class Whiteboard {
     return Math.abs(x - (e.x + e.w)) <= hs && Math.abs(y - (e.y + e.h)) <= hs ? id : null;
   }
 
-  _startText(x, y) {
+  // A text editor at (x, y); el: an existing text element to edit (its text
+  // is replaced with an "upd", or the element deleted when emptied).
+  _startText(x, y, el = null) {
     const ta = document.createElement('textarea');
     ta.className = 'txt';
-    const fs = 8 + this.width * 4;
-    Object.assign(ta.style, { left: `${x * this.view.s + this.view.x}px`, top: `${y * this.view.s + this.view.y}px`, fontSize: `${fs * this.view.s}px`, color: this.color, width: '240px', height: `${fs * 1.4 * this.view.s}px` });
+    const fs = el ? el.fs : 8 + this.width * 4;
+    Object.assign(ta.style, { left: `${x * this.view.s + this.view.x}px`, top: `${y * this.view.s + this.view.y}px`, fontSize: `${fs * this.view.s}px`, color: el ? el.c : this.color, width: '240px', height: `${fs * 1.4 * this.view.s * (el ? el.txt.split('\n').length : 1)}px` });
+    if (el) { ta.value = el.txt; this.preview.set(el.id, { o: 1 }); this.dirty = true; }
     this.stage.appendChild(ta);
-    this.textEdit = { ta, x, y, fs };
+    this.textEdit = { ta, x, y, fs, el };
     setTimeout(() => ta.focus(), 0);
     ta.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey) { ev.preventDefault(); this._finishText(); }
@@ -1049,9 +1060,34 @@ export class Whiteboard {
     const t = this.textEdit;
     if (!t) return;
     this.textEdit = null;
-    const txt = t.ta.value.trim();
+    const txt = t.ta.value.trim().slice(0, 4096);
     t.ta.remove();
-    if (txt) this.addText(t.x, t.y, txt.slice(0, 4096), t.fs).catch(() => {});
+    if (t.el) {
+      const id = t.el.id;
+      if (!txt) this.send({ op: 'del', ids: [id] }, [id]).catch(() => {});
+      else if (txt !== t.el.txt) {
+        const ctx = this.ctx, lines = txt.split('\n');
+        ctx.save(); ctx.font = `${t.fs}px system-ui, sans-serif`;
+        const w = Math.ceil(Math.max(...lines.map((l) => ctx.measureText(l).width))) || 1;
+        ctx.restore();
+        this.send({ op: 'upd', items: [{ id, set: { txt, w, h: Math.ceil(lines.length * t.fs * 1.2) } }] }, [id]).catch(() => {});
+      } else this.preview.delete(id);
+      this.dirty = true;
+      return;
+    }
+    if (txt) this.addText(t.x, t.y, txt, t.fs).catch(() => {});
+  }
+
+  // Plays the board's log back in the view (read-only meanwhile), or stops it.
+  async _replayUI(speed = 4) {
+    if (this.replaying) { this.stopReplay = true; return; }
+    this.stopReplay = false;
+    const btn = this.el.querySelector('[data-act=replay]');
+    btn.textContent = '■ Stop';
+    let n = 0;
+    try {
+      await this.replay({ speed, onTick: () => { n++; this._status(`replay ${speed}×: ${n} operations`); } });
+    } catch (e) { this._status(String(e.message || e), true); } finally { btn.textContent = '▶ Replay'; }
   }
 
   _image(src) {
@@ -1152,14 +1188,15 @@ export class Whiteboard {
   _thumbs() {
     this.thumbsDirty = false;
     if (!this.pagesEl) return;
+    const M = this.viewModel || this.model;
     const have = [...this.pagesEl.querySelectorAll('.th')];
-    if (have.length !== this.model.pages.length + 0) {
+    if (have.length !== M.pages.length) {
       this.pagesEl.innerHTML = '';
-      for (let i = 0; i < this.model.pages.length; i++) {
+      for (let i = 0; i < M.pages.length; i++) {
         const d = document.createElement('div');
         d.className = 'th';
         d.innerHTML = '<canvas width="192" height="108"></canvas><span></span>';
-        d.addEventListener('click', () => this.goto(this.model.pages[i].id));
+        d.addEventListener('click', () => { const pg = (this.viewModel || this.model).pages[i]; if (pg) { this.pageId = pg.id; this.selected.clear(); this._changed(); } });
         this.pagesEl.appendChild(d);
       }
       const add = document.createElement('button');
@@ -1171,7 +1208,7 @@ export class Whiteboard {
       this.pagesEl.append(add, del);
     }
     [...this.pagesEl.querySelectorAll('.th')].forEach((d, i) => {
-      const pg = this.model.pages[i];
+      const pg = M.pages[i];
       d.classList.toggle('on', pg.id === this.pageId);
       d.querySelector('span').textContent = pg.name || `${i + 1}`;
       const c = d.querySelector('canvas'), ctx = c.getContext('2d');

@@ -248,3 +248,92 @@ test('room page: the Whiteboard button opens the board panel; drawing reaches th
     await b.ctx.close();
   }
 });
+
+test('tools: highlighter, eraser, resize, z-order, text edit, area eraser, zoom, image, export, replay, Ctrl+Z', { timeout: 90000 }, async () => {
+  const { ctx, page } = await openBoard(srv.base, 'tools', 'toolroom');
+  const els = () => page.evaluate(() => wb.currentPage.els.map((e) => ({ ...e, pts: undefined })));
+  const seqIs = (n, what) => waitFor(page, () => wb.model.seq, (s) => s === n, 10000, what);
+  const at = (x, y) => page.mouse.move(box.x + x, box.y + y);
+  const drag = async (x0, y0, x1, y1) => { await at(x0, y0); await page.mouse.down(); await at((x0 + x1) / 2, (y0 + y1) / 2); await at(x1, y1); await page.mouse.up(); };
+  const box = await page.locator('.stage').boundingBox();
+  try {
+    await page.click('button[data-tool=hl]');
+    await stroke(page, box, 100, 100, 20, 10, 10);
+    await seqIs(1, 'highlighter stroke');
+    assert.equal((await els())[0].hl, true);
+    await page.click('button[data-tool=erase]');
+    await drag(150, 70, 150, 130);
+    await seqIs(2, 'erased');
+    assert.equal((await els()).length, 0, 'the eraser deletes the touched stroke');
+    await shape(page, box, 'rect', 300, 100, 400, 160);
+    await seqIs(3, 'rect');
+    await page.click('button[data-tool=select]');
+    await page.mouse.click(box.x + 350, box.y + 130);
+    await drag(400, 160, 450, 200); // the resize handle
+    await seqIs(4, 'resize');
+    let r = (await els())[0];
+    assert.deepEqual([r.x, r.y, r.w, r.h], [300, 100, 150, 100]);
+    await shape(page, box, 'ellipse', 320, 120, 420, 180);
+    await seqIs(5, 'ellipse');
+    await page.click('button[data-tool=select]');
+    await page.mouse.click(box.x + 305, box.y + 105);
+    await page.click('button[data-act=front]');
+    await seqIs(6, 'z-order');
+    assert.deepEqual((await els()).map((e) => e.k), ['ellipse', 'rect']);
+    await page.click('button[data-tool=text]');
+    await page.mouse.click(box.x + 100, box.y + 300);
+    await page.locator('textarea.txt').fill('hello');
+    await page.locator('textarea.txt').press('Enter');
+    await seqIs(7, 'text');
+    await page.click('button[data-tool=select]');
+    await page.mouse.dblclick(box.x + 110, box.y + 310);
+    assert.equal(await page.locator('textarea.txt').inputValue(), 'hello');
+    await page.locator('textarea.txt').fill('hello world');
+    await page.locator('textarea.txt').press('Enter');
+    await seqIs(8, 'text edited');
+    assert.equal((await els()).find((e) => e.k === 'text').txt, 'hello world');
+    await page.click('button[data-tool=erasearea]');
+    await drag(290, 90, 460, 210);
+    await seqIs(9, 'area erased');
+    assert.deepEqual((await els()).map((e) => e.k), ['text']);
+    await page.click('button[data-act=zin]');
+    await page.click('button[data-act=zin]');
+    const s = await page.evaluate(() => wb.view.s);
+    assert.ok(s > 1.5);
+    await shape(page, box, 'rect', 100, 380, 200, 430);
+    await seqIs(10, 'rect while zoomed');
+    r = (await els()).find((e) => e.k === 'rect');
+    assert.ok(Math.abs(r.w * s - 100) <= 2 && Math.abs(r.h * s - 50) <= 2, `zoomed rect ${r.w}x${r.h} at scale ${s}`);
+    await page.click('button[data-act=fit]');
+    // an image: uploaded (scaled to the cap), placed, drawn
+    const img = await page.evaluate(async () => {
+      const c = document.createElement('canvas'); c.width = 64; c.height = 48;
+      const g = c.getContext('2d'); g.fillStyle = '#e03131'; g.fillRect(0, 0, 64, 48);
+      const blob = await new Promise((res) => c.toBlob(res, 'image/png'));
+      await wb.addImage(blob, 500, 300);
+      return true;
+    });
+    assert.ok(img);
+    await seqIs(11, 'image');
+    const im = (await els()).find((e) => e.k === 'image');
+    assert.match(im.src, /^\/api\/board\/image\/[0-9a-f]{64}$/);
+    assert.equal((await fetch(`${srv.base}${im.src}`)).status, 200);
+    const exp = await page.evaluate(async () => ({ png: (await wb.exportPNG()).size, svg: wb.exportSVG() }));
+    assert.ok(exp.png > 500, `PNG of ${exp.png} bytes`);
+    assert.ok(exp.svg.includes('<rect') && exp.svg.includes('hello world') && exp.svg.includes('<image'), exp.svg.slice(0, 300));
+    // the Replay button plays the history in the view and ends on the live board
+    const before = await page.evaluate(() => wb.stateHash());
+    await page.click('button[data-act=replay]');
+    await waitFor(page, () => document.querySelector('[data-act=replay]').textContent, (t) => t.includes('Replay'), 30000, 'replay done');
+    assert.equal(await page.evaluate(() => wb.replayModel.hash()), before);
+    assert.equal(await page.evaluate(() => wb.stateHash()), before);
+    // Ctrl+Z undoes the image
+    await page.locator('.hd-wb').focus();
+    await page.keyboard.press('Control+z');
+    await seqIs(12, 'undo');
+    assert.equal((await els()).some((e) => e.k === 'image'), false);
+    await page.screenshot({ path: path.join(process.env.WB_SHOTS || dir, 'tools.png') });
+  } finally {
+    await ctx.close();
+  }
+});
