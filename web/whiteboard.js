@@ -496,7 +496,10 @@ export class Whiteboard {
   _apply(e) {
     if (!this.model.apply(e)) return;
     this.stats.entries++;
-    for (const st of e.do) if (st.a === 'add') this.live.delete(st.el.id);
+    for (const st of e.do) {
+      if (st.a === 'add') this.live.delete(st.el.id);
+      if (st.a === 'padd' && st.page.id === this.gotoOnAdd) { this.pageId = st.page.id; this.gotoOnAdd = null; this.selected.clear(); }
+    }
     const p = e.cid && this.pending.get(e.cid);
     if (p) { this.pending.delete(e.cid); for (const id of p.ids) this.preview.delete(id); }
     for (const id of [...this.selected]) if (!this.model.byId.has(id)) this.selected.delete(id);
@@ -551,10 +554,18 @@ export class Whiteboard {
   addPage() {
     const id = this._id('p');
     const at = this.model.pages.findIndex((p) => p.id === this.pageId) + 1;
-    return this.send({ op: 'page_add', page: { id, name: `Page ${this.model.pages.length + 1}` }, at }).then(() => this.goto(id));
+    this.gotoOnAdd = id; // shown once the node's entry adds it (the ok comes before the entry)
+    return this.send({ op: 'page_add', page: { id, name: `Page ${this.model.pages.length + 1}` }, at });
   }
 
   deletePage() { return this.send({ op: 'page_del', page: this.pageId }); }
+
+  // Moves the current page by d places (page order is the board's, for everyone).
+  movePage(d) {
+    const i = this.model.pages.findIndex((p) => p.id === this.pageId), to = i + d;
+    if (i < 0 || to < 0 || to >= this.model.pages.length) return Promise.resolve();
+    return this.send({ op: 'page_move', page: this.pageId, to });
+  }
   clearPage() { return this.send({ op: 'clear', page: this.pageId }); }
 
   // Commits a stroke from absolute points [[x, y, pressure(0..100), t(ms)]].
@@ -1205,7 +1216,12 @@ export class Whiteboard {
       const del = document.createElement('button');
       del.textContent = '− Page';
       del.addEventListener('click', () => this.deletePage().catch(() => {}));
-      this.pagesEl.append(add, del);
+      const left = document.createElement('button'), right = document.createElement('button');
+      left.textContent = '◀'; left.title = 'Move this page left'; left.dataset.pmove = '-1';
+      right.textContent = '▶'; right.title = 'Move this page right'; right.dataset.pmove = '1';
+      left.addEventListener('click', () => this.movePage(-1).catch(() => {}));
+      right.addEventListener('click', () => this.movePage(1).catch(() => {}));
+      this.pagesEl.append(add, del, left, right);
     }
     [...this.pagesEl.querySelectorAll('.th')].forEach((d, i) => {
       const pg = M.pages[i];

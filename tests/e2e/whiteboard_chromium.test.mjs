@@ -86,7 +86,7 @@ async function draw(p, i) {
   await p.page.locator('textarea.txt').press('Enter');
   if (i === 0) { // a second page, drawn on, while the others keep drawing on page 1
     await p.page.click('.pages button:has-text("+ Page")');
-    await waitFor(p.page, () => wb.model.pages.length, (n) => n >= 2, 20000, 'page 2');
+    await waitFor(p.page, () => wb.pageId !== 'p1', (v) => v, 20000, 'on page 2');
     await p.page.click('button[data-tool=pen]');
     await stroke(p.page, box, 100, 100, 30, 10, 30);
   } else if (i === 1) { // moves its rectangle with the select tool
@@ -147,6 +147,7 @@ test('three pages through hudong netem at 10% loss: identical state, late joiner
     console.log(`# board after concurrent drawing: seq ${seq}, ${snaps[0].pages} pages, ${snaps[0].els} elements, hash ${snaps[0].hash}`);
     assert.equal(seq, 26, 'operations: 3 x (4 strokes, 2 shapes, a text), a page and a stroke on it, a move, a stroke and its undo');
     assert.equal(snaps[0].pages, 2);
+    assert.deepEqual(await parts[1].page.evaluate(() => wb.model.pages.map((p) => p.els.length)), [21, 1], 'page 2 holds ann\'s stroke');
     for (const s of snaps.slice(1)) {
       assert.equal(s.hash, snaps[0].hash, 'state hashes differ');
       assert.deepEqual(s.svgs, snaps[0].svgs, 'exported SVGs differ');
@@ -349,6 +350,14 @@ test('tools: highlighter, eraser, resize, z-order, text edit, area eraser, zoom,
     await page.keyboard.press('Control+z');
     await seqIs(12, 'undo');
     assert.equal((await els()).some((e) => e.k === 'image'), false);
+    // pages: add one (it goes after the current), move it to the front
+    await page.click('.pages button:has-text("+ Page")');
+    await seqIs(13, 'page added');
+    await page.click('.pages button[data-pmove="-1"]');
+    await seqIs(14, 'page moved');
+    const order = await page.evaluate(() => [wb.model.pages.map((p) => p.id), wb.pageId]);
+    assert.equal(order[0].length, 2);
+    assert.equal(order[0][0], order[1], 'the new page is first now');
     await page.screenshot({ path: path.join(process.env.WB_SHOTS || dir, 'tools.png') });
   } finally {
     await ctx.close();
