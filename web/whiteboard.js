@@ -403,7 +403,18 @@ export class Whiteboard {
   // are kept and applied after (those the load already had are skipped).
   async start() {
     addCss();
+    // a reader's token (no canPublishData): watch, point, no drawing tools
+    try {
+      const tok = await this._auth();
+      const g = JSON.parse(atob(tok.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).grants || {};
+      if (!g.canPublishData && !g.roomAdmin) this.readOnly = true;
+    } catch { /* an opaque token: the node decides */ }
+    if (this.readOnly) this.tool = 'hand';
     this._build();
+    if (this.readOnly) {
+      for (const b of this.el.querySelectorAll('.bar button')) if (b.dataset.tool !== 'hand' && !['zin', 'zout', 'fit', 'png', 'svg'].includes(b.dataset.act)) b.hidden = true;
+      this._status('read only: your token is a reader\'s');
+    }
     this.buffer = [];
     this.rtm.on('message', this._onMsg);
     this.rtm.on('state', this._onState);
@@ -1200,28 +1211,35 @@ export class Whiteboard {
     this.thumbsDirty = false;
     if (!this.pagesEl) return;
     const M = this.viewModel || this.model;
-    const have = [...this.pagesEl.querySelectorAll('.th')];
-    if (have.length !== M.pages.length) {
-      this.pagesEl.innerHTML = '';
+    // the page buttons are made once (a click must never meet a rebuilt button);
+    // the thumbnails are made again when the number of pages changes
+    if (!this.thumbsEl) {
+      this.thumbsEl = document.createElement('div');
+      this.thumbsEl.style.display = 'flex';
+      this.thumbsEl.style.gap = '6px';
+      this.pagesEl.appendChild(this.thumbsEl);
+      const mk = (text, title, fn, pm) => {
+        const btn = document.createElement('button');
+        btn.textContent = text; btn.title = title;
+        if (pm) btn.dataset.pmove = pm;
+        btn.addEventListener('click', () => fn().catch(() => {}));
+        return btn;
+      };
+      if (!this.readOnly) {
+        this.pagesEl.append(mk('+ Page', 'Add a page after this one', () => this.addPage()),
+          mk('− Page', 'Delete this page', () => this.deletePage()),
+          mk('◀', 'Move this page left', () => this.movePage(-1), '-1'), mk('▶', 'Move this page right', () => this.movePage(1), '1'));
+      }
+    }
+    if (this.thumbsEl.children.length !== M.pages.length) {
+      this.thumbsEl.innerHTML = '';
       for (let i = 0; i < M.pages.length; i++) {
         const d = document.createElement('div');
         d.className = 'th';
         d.innerHTML = '<canvas width="192" height="108"></canvas><span></span>';
         d.addEventListener('click', () => { const pg = (this.viewModel || this.model).pages[i]; if (pg) { this.pageId = pg.id; this.selected.clear(); this._changed(); } });
-        this.pagesEl.appendChild(d);
+        this.thumbsEl.appendChild(d);
       }
-      const add = document.createElement('button');
-      add.textContent = '+ Page';
-      add.addEventListener('click', () => this.addPage().catch(() => {}));
-      const del = document.createElement('button');
-      del.textContent = '− Page';
-      del.addEventListener('click', () => this.deletePage().catch(() => {}));
-      const left = document.createElement('button'), right = document.createElement('button');
-      left.textContent = '◀'; left.title = 'Move this page left'; left.dataset.pmove = '-1';
-      right.textContent = '▶'; right.title = 'Move this page right'; right.dataset.pmove = '1';
-      left.addEventListener('click', () => this.movePage(-1).catch(() => {}));
-      right.addEventListener('click', () => this.movePage(1).catch(() => {}));
-      this.pagesEl.append(add, del, left, right);
     }
     [...this.pagesEl.querySelectorAll('.th')].forEach((d, i) => {
       const pg = M.pages[i];

@@ -20,6 +20,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, stopServer, launchChromium, hudongBin, freePort, sleep, waitFor } from './lib.mjs';
@@ -359,6 +360,22 @@ test('tools: highlighter, eraser, resize, z-order, text edit, area eraser, zoom,
     assert.equal(order[0].length, 2);
     assert.equal(order[0][0], order[1], 'the new page is first now');
     await page.screenshot({ path: path.join(process.env.WB_SHOTS || dir, 'tools.png') });
+    // a reader's token: the board shows read-only, the node refuses changes
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ iss: 'devkey', sub: 'reader1', iat: now, exp: now + 600, grants: { room: 'toolroom', roomJoin: true, rtm: true } })}`;
+    const rtok = `${body}.${createHmac('sha256', 'devsecret').update(body).digest('base64url')}`;
+    const rctx = await browser.newContext();
+    const rp = await rctx.newPage();
+    await rp.goto(`${srv.base}/whiteboard.html?room=toolroom&name=reader&token=${rtok}`);
+    await waitFor(rp, () => window.hudongBoard, (v) => v && (v.ready || v.error), 20000, 'reader ready');
+    const rs = await rp.evaluate(async () => ({
+      ro: wb.readOnly, seq: wb.model.seq, hash: wb.stateHash(),
+      refused: await wb.send({ op: 'undo' }).then(() => 0, (e) => e.code),
+      pen: document.querySelector('[data-tool=pen]').hidden,
+    }));
+    await rctx.close();
+    assert.deepEqual(rs, { ro: true, seq: 14, hash: await page.evaluate(() => wb.stateHash()), refused: 403, pen: true });
   } finally {
     await ctx.close();
   }
