@@ -658,9 +658,11 @@ export class Whiteboard {
   }
 
   // Replays the board's log into this component's view (read-only while it
-  // runs): speed 1 = real time, 0 = at once. onTick(ts) follows the board's
-  // clock (Unix ms), e.g. to keep a recording's player in step.
-  async replay({ speed = 1, until = Infinity, onTick } = {}) {
+  // runs): speed 1 = real time, 0 = at once; from (Unix ms): the board as it
+  // was then is shown at once and playing starts there (seek); until: stop
+  // there. onTick(ts) follows the board's clock (Unix ms), e.g. to keep a
+  // recording's player in step (its position = recording start + elapsed).
+  async replay({ speed = 1, from = -Infinity, until = Infinity, onTick } = {}) {
     const entries = [];
     for (let after = 0; ;) {
       const r = await (await this._fetch(`/api/board/log?room=${encodeURIComponent(this.room)}&board=${encodeURIComponent(this.board)}&after=${after}`)).json();
@@ -674,10 +676,10 @@ export class Whiteboard {
     this.replaying = true;
     this._changed();
     try {
-      const t0 = entries.length ? entries[0].ts : 0, w0 = performance.now();
+      const t0 = entries.length ? Math.max(entries[0].ts, from) : 0, w0 = performance.now();
       for (const e of entries) {
         if (e.ts > until || this.stopReplay) break;
-        if (speed > 0) {
+        if (speed > 0 && e.ts > from) {
           const due = w0 + (e.ts - t0) / speed, wait = due - performance.now();
           if (wait > 1) await new Promise((res) => setTimeout(res, wait));
         }

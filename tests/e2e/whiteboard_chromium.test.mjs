@@ -191,6 +191,14 @@ test('three pages through hudong netem at 10% loss: identical state, late joiner
       return { hash: r.hash, wall: performance.now() - w0, span: ticks[ticks.length - 1] - ticks[0] };
     });
     assert.equal(timed.hash, snaps[0].hash);
+    // seek: the board as it was at the 10th entry's time equals the log applied up to there
+    const seek = await late.page.evaluate(async () => {
+      const log = (await (await wb._fetch(`/api/board/log?room=${wb.room}&board=main`)).json()).ops;
+      const upto = log.filter((e) => e.ts <= log[9].ts).length;
+      const r = await wb.replay({ speed: 0, until: log[9].ts });
+      return { seq: r.model.seq, upto };
+    });
+    assert.equal(seek.seq, seek.upto);
     assert.ok(timed.wall >= timed.span / 20 - 50, `replay at 20x took ${timed.wall} ms for a ${timed.span} ms lesson`);
     console.log(`# late joiner loaded in ${loadMs.toFixed(0)} ms; replay at 20x of a ${timed.span} ms board took ${timed.wall.toFixed(0)} ms; whole test ${Date.now() - t0} ms`);
     await late.page.screenshot({ path: path.join(process.env.WB_SHOTS || dir, 'late.png') });
