@@ -16,6 +16,7 @@ typedef struct page page_t;
 typedef struct {
   json_t *o; /* the element (owned) */
   page_t *pg;
+  size_t sz; /* its JSON text's length when added (board.max_board_mb) */
 } el_t;
 
 struct page {
@@ -35,6 +36,7 @@ struct hd_board {
   size_t n_pages, cap_pages;
   hd_map_t ids; /* element id -> el_t */
   size_t n_els;
+  size_t bytes; /* sum of the elements' sz */
   int64_t seq;
   ustack_t *users;
   size_t n_users;
@@ -138,6 +140,12 @@ static int64_t el_v(const el_t *e) { return json_integer_value(json_object_get(e
 
 /* ------------------------------------------------------------ board state */
 
+/* An element's JSON text length (its share of board.max_board_mb). */
+static size_t el_size(const json_t *o) {
+  size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
+  return n ? n : 1;
+}
+
 static page_t *page_new(const char *id, const char *name) {
   page_t *p = calloc(1, sizeof *p);
   if (!p) return NULL;
@@ -150,6 +158,7 @@ static void page_free_els(hd_board_t *b, page_t *p) {
   for (size_t i = 0; i < p->n; i++) {
     const char *id = sget(p->els[i]->o, "id");
     if (b && id) hd_map_del(&b->ids, id, strlen(id));
+    if (b) b->bytes -= p->els[i]->sz;
     json_decref(p->els[i]->o);
     free(p->els[i]);
   }
@@ -195,6 +204,8 @@ static int el_insert(hd_board_t *b, page_t *pg, size_t at, json_t *o) {
   }
   e->o = json_incref(o);
   e->pg = pg;
+  e->sz = el_size(o);
+  b->bytes += e->sz;
   if (at > pg->n) at = pg->n;
   memmove(pg->els + at + 1, pg->els + at, (pg->n - at) * sizeof *pg->els);
   pg->els[at] = e;
@@ -209,6 +220,7 @@ static void el_remove(hd_board_t *b, el_t *e) {
   memmove(pg->els + i, pg->els + i + 1, (pg->n - i - 1) * sizeof *pg->els);
   pg->n--;
   b->n_els--;
+  b->bytes -= e->sz;
   const char *id = sget(e->o, "id");
   hd_map_del(&b->ids, id, strlen(id));
   json_decref(e->o);
@@ -244,6 +256,7 @@ int hd_board_new(hd_board_t **out, const hd_board_limits_t *lim) {
   if (b->lim.max_points <= 0) b->lim.max_points = HD_BOARD_DEFAULT_MAX_POINTS;
   if (b->lim.max_undo <= 0) b->lim.max_undo = HD_BOARD_DEFAULT_MAX_UNDO;
   if (!b->lim.max_entry) b->lim.max_entry = HD_BOARD_DEFAULT_MAX_ENTRY;
+  if (!b->lim.max_bytes) b->lim.max_bytes = HD_BOARD_DEFAULT_MAX_BYTES;
   /* every element of every page: the map's cap follows the caps */
   size_t cap = (size_t)b->lim.max_pages * (size_t)b->lim.max_elements;
   page_t *p = page_new("p1", "Page 1");
@@ -268,6 +281,7 @@ void hd_board_free(hd_board_t *b) {
 }
 
 int64_t hd_board_seq(const hd_board_t *b) { return b->seq; }
+size_t hd_board_bytes(const hd_board_t *b) { return b->bytes; }
 
 void hd_board_count(const hd_board_t *b, int *pages, int *elements) {
   if (pages) *pages = (int)b->n_pages;
@@ -303,7 +317,8 @@ static int apply_step(hd_board_t *b, const json_t *st, json_t *inv, int enforce)
       return HD_EPROTO;
     page_t *pg = page_find(b, pid, NULL);
     if (!pg || el_find(b, id)) return 0;
-    if (enforce && pg->n >= (size_t)b->lim.max_elements) return 0;
+    if (enforce && (pg->n >= (size_t)b->lim.max_elements || b->bytes + el_size(el) > b->lim.max_bytes))
+      return 0;
     if (el_insert(b, pg, at < 0 ? pg->n : (size_t)at, el) < 0) return HD_ENOMEM;
     if (inv) json_array_append_new(inv, json_pack("{s:s,s:s}", "a", "del", "id", id));
     return 1;
@@ -662,6 +677,14 @@ static int op_add(hd_board_t *b, const json_t *op, const char *user, json_t *ste
     int r = fail(e, 409, "an element \"%s\" exists already: use a new id", sget(el, "id"));
     json_decref(el);
     return r;
+  }
+  if (b->bytes + el_size(el) > b->lim.max_bytes) {
+    json_decref(el);
+    return fail(
+        e, 503,
+        "this board holds %zu KiB of elements, the cap is %zu KiB (board.max_board_mb): clear pages or "
+        "start another board",
+        b->bytes >> 10, b->lim.max_bytes >> 10);
   }
   if (pg->n >= (size_t)b->lim.max_elements) {
     json_decref(el);
@@ -1125,6 +1148,7 @@ int hd_board_load_snapshot(hd_board_t *b, const char *text, size_t len) {
   b->cap_pages = nb->cap_pages;
   b->ids = nb->ids;
   b->n_els = nb->n_els;
+  b->bytes = nb->bytes;
   b->seq = nseq;
   free(nb);
   return 0;

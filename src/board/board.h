@@ -38,6 +38,7 @@
 #define HD_BOARD_DEFAULT_MAX_POINTS 1000        /* per stroke (x, y, pressure, time each) */
 #define HD_BOARD_DEFAULT_MAX_UNDO 50            /* undo (and redo) depth per user */
 #define HD_BOARD_DEFAULT_MAX_ENTRY (512 * 1024) /* an applied entry's JSON text (undo of a big clear) */
+#define HD_BOARD_DEFAULT_MAX_BYTES (32u << 20)  /* all elements' JSON text on one board */
 #define HD_BOARD_MAX_TEXT 4096                  /* a text element's bytes */
 #define HD_BOARD_MAX_ID 40                      /* element / page id: 1..40 of A-Z a-z 0-9 _ - */
 #define HD_BOARD_MAX_NAME 64                    /* page name bytes */
@@ -49,6 +50,7 @@
 typedef struct {
   int max_pages, max_elements, max_points, max_undo; /* 0 = default */
   size_t max_entry;                                  /* 0 = default */
+  size_t max_bytes; /* the elements' JSON text, the whole board (memory); 0 = default */
 } hd_board_limits_t;
 
 typedef struct hd_board hd_board_t;
@@ -95,6 +97,8 @@ int hd_board_load_snapshot(hd_board_t *b, const char *text, size_t len);
 int64_t hd_board_seq(const hd_board_t *b);
 /* Pages and elements (all pages). */
 void hd_board_count(const hd_board_t *b, int *pages, int *elements);
+/* The elements' JSON text in bytes (what board.max_board_mb caps). */
+size_t hd_board_bytes(const hd_board_t *b);
 /* FNV-1a 64 of the canonical state (the snapshot's pages, keys sorted, without
  * seq): equal for every participant holding the same state. */
 uint64_t hd_board_hash(const hd_board_t *b);

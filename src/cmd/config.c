@@ -304,8 +304,8 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   return 0;
 }
 
-static const char *const board_keys[] = {"max_pages",  "max_elements",   "max_points",  "max_image_kb",
-                                         "max_boards", "snapshot_every", "max_entry_kb"};
+static const char *const board_keys[] = {"max_pages",  "max_elements",   "max_points",   "max_image_kb",
+                                         "max_boards", "snapshot_every", "max_entry_kb", "max_board_mb"};
 
 /* "board": whiteboard caps (docs/whiteboard.md "Limits"). */
 static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
@@ -330,7 +330,8 @@ static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
       get_int(w, "max_image_kb", 1, 65536, &c->board_max_image_kb, err, errcap) ||
       get_int(w, "max_boards", 1, 1000000, &c->board_max_boards, err, errcap) ||
       get_int(w, "snapshot_every", 1, 1000000, &c->board_snapshot_every, err, errcap) ||
-      get_int(w, "max_entry_kb", 16, 1 << 20, &c->board_max_entry_kb, err, errcap))
+      get_int(w, "max_entry_kb", 16, 1 << 20, &c->board_max_entry_kb, err, errcap) ||
+      get_int(w, "max_board_mb", 1, 65536, &c->board_max_board_mb, err, errcap))
     return HD_EINVAL;
   return 0;
 }

@@ -26,7 +26,8 @@ int hd_serve_board_start(hd_serve_board_t **out, const hd_config_t *cfg, char *e
                                  .lim = {.max_pages = (int)cfg->board_max_pages,
                                          .max_elements = (int)cfg->board_max_elements,
                                          .max_points = (int)cfg->board_max_points,
-                                         .max_entry = (size_t)cfg->board_max_entry_kb * 1024},
+                                         .max_entry = (size_t)cfg->board_max_entry_kb * 1024,
+                                         .max_bytes = (size_t)cfg->board_max_board_mb << 20},
                                  .snapshot_every = (int)cfg->board_snapshot_every,
                                  .max_boards = (int)cfg->board_max_boards};
   if ((rc = hd_board_server_new(&sb->srv, &bc)) < 0) {

@@ -197,6 +197,31 @@ static void test_errors_and_caps(void **st) {
       assert_non_null(strstr(e.msg, "board.max_elements"));
     }
   }
+  /* the board's bytes: a board of 200 bytes takes two small rects (88 bytes each), not a third */
+  hd_board_limits_t small = {.max_bytes = 200};
+  hd_board_t *sb;
+  hd_board_new(&sb, &small);
+  for (int i = 0; i < 3; i++) {
+    char t[200];
+    snprintf(t, sizeof t,
+             "{\"op\":\"add\",\"page\":\"p1\",\"el\":{\"id\":\"e%d\",\"k\":\"rect\",\"x\":1,\"y\":0,\"w\":1,"
+             "\"h\":1}}",
+             i);
+    int rc = hd_board_op(sb, "w", 1, t, strlen(t), 0, &entry, &e);
+    if (i < 2) {
+      assert_int_equal(rc, HD_BOARD_COMMITTED);
+      free(entry);
+    } else {
+      assert_int_equal(e.status, 503);
+      assert_non_null(strstr(e.msg, "board.max_board_mb"));
+    }
+  }
+  assert_true(hd_board_bytes(sb) > 150 && hd_board_bytes(sb) <= 200);
+  const char *cl = "{\"op\":\"clear\",\"page\":\"p1\"}";
+  assert_int_equal(hd_board_op(sb, "w", 1, cl, strlen(cl), 0, &entry, &e), HD_BOARD_COMMITTED);
+  free(entry);
+  assert_int_equal(hd_board_bytes(sb), 0);
+  hd_board_free(sb);
   /* pages */
   const char *pa = "{\"op\":\"page_add\",\"page\":{\"id\":\"p2\",\"name\":\"Two\"}}";
   const char *pb = "{\"op\":\"page_add\",\"page\":{\"id\":\"p3\",\"name\":\"Three\"}}";
