@@ -396,6 +396,8 @@ static void test_random_interleavings(void **st) {
     uint64_t h = hd_board_hash(n);
     for (int i = 0; i < 3; i++)
       assert_true(hd_board_hash(reps[i]) == h);
+    for (int i = 0; i < 3; i++)
+      assert_int_equal(hd_board_bytes(reps[i]), hd_board_bytes(n));
     assert_true(hd_board_hash(late) == h);
     char *a = hd_board_snapshot(n), *b = hd_board_snapshot(late);
     assert_string_equal(a, b);
