@@ -31,6 +31,7 @@
 #include "base/map.h"
 #include "proto/token.h"
 #include "rtm/broker.h"
+#include "io/rtm_redis.h"
 #include "sfu/node.h"
 #include "sfu/signal.h"
 
@@ -48,6 +49,7 @@ typedef struct {
   /* /rtm: the messaging broker, its store, its timer and conn id -> connection */
   hd_rtm_store_t *rtm_store;
   hd_rtm_broker_t *rtm;
+  hd_rtm_redis_t *rtm_redis; /* RTM across nodes (--redis; docs/overlay.md), else NULL */
   hd_map_t rtm_conns;
   uv_timer_t rtm_timer;
   hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
@@ -930,6 +932,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     if (w > 0) n += w;
     w = hd_rtm_metrics_text(s->rtm, buf + n, METRICS_CAP - (size_t)n);
     if (w > 0) n += w;
+    w = s->rtm_redis ? hd_rtm_redis_metrics_text(s->rtm_redis, buf + n, METRICS_CAP - (size_t)n) : 0;
+    if (w > 0) n += w;
     w = s->quality ? hd_serve_quality_metrics(s->quality, buf + n, METRICS_CAP - (size_t)n) : 0;
     if (w > 0) n += w;
     w = hd_serve_cluster_metrics_text(s->cluster, buf + n, METRICS_CAP - (size_t)n);
@@ -1518,11 +1522,21 @@ int hd_cmd_serve(int argc, char **argv) {
                           .quota_bytes = s.cfg.rtm_quota_mb ? (int64_t)s.cfg.rtm_quota_mb << 20 : -1,
                           .min_free_bytes =
                               s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1};
+  if (s.cfg.redis[0]) { /* RTM channels, presence, attributes and locks shared by the cluster */
+    hd_rtm_redis_config_t rr = {.node_id = s.cfg.node_id};
+    if (hd_redis_url_parse(s.cfg.redis, &rr.url, err, sizeof err) < 0 ||
+        (rc = hd_rtm_redis_new(&s.rtm_redis, s.loop, &rr)) < 0) {
+      fprintf(stderr, "hudong serve: rtm cluster: %s\n", err);
+      return 1;
+    }
+    rcfg.cluster = hd_rtm_redis_ops(s.rtm_redis);
+  }
   if ((rc = hd_rtm_broker_new(&s.rtm, &rcfg, hd_io_now(s.loop))) < 0 ||
       (rc = hd_map_init(&s.rtm_conns, (size_t)s.cfg.rtm_max_sessions * 2 + 16)) < 0) {
     fprintf(stderr, "hudong serve: rtm broker: %s\n", hd_strerror(rc));
     return 1;
   }
+  if (s.rtm_redis) hd_rtm_redis_start(s.rtm_redis, s.rtm);
   uv_timer_init(s.loop, &s.rtm_timer);
   s.rtm_timer.data = &s;
   rtm_arm(&s);
@@ -1583,6 +1597,7 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_http_server_stop(s.http);
   hd_media_workers_stop(s.workers); /* each drains its close_notify alerts first */
   hd_map_free(&s.rtc_conns);
+  hd_rtm_redis_free(s.rtm_redis); /* no more log entries for the broker */
   hd_rtm_broker_free(s.rtm);
   hd_rtm_store_free(s.rtm_store);
   hd_serve_quality_stop(s.quality);
