@@ -1520,10 +1520,10 @@ int hd_cmd_serve(int argc, char **argv) {
                           /* 0 in the config = no quota / no floor; the broker's "none" is < 0 */
                           .quota_channels = s.cfg.rtm_quota_channels ? s.cfg.rtm_quota_channels : -1,
                           .quota_bytes = s.cfg.rtm_quota_mb ? (int64_t)s.cfg.rtm_quota_mb << 20 : -1,
-                          .min_free_bytes =
-                              s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1};
+                          .min_free_bytes = s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1,
+                          .presence_max = s.cfg.rtm_presence_max ? (int)s.cfg.rtm_presence_max : -1};
   if (s.cfg.redis[0]) { /* RTM channels, presence, attributes and locks shared by the cluster */
-    hd_rtm_redis_config_t rr = {.node_id = s.cfg.node_id};
+    hd_rtm_redis_config_t rr = {.node_id = s.cfg.node_id, .log_max = (int)s.cfg.rtm_cluster_log};
     if (hd_redis_url_parse(s.cfg.redis, &rr.url, err, sizeof err) < 0 ||
         (rc = hd_rtm_redis_new(&s.rtm_redis, s.loop, &rr)) < 0) {
       fprintf(stderr, "hudong serve: rtm cluster: %s\n", err);

@@ -72,7 +72,7 @@ static const char *LUA_PUB = "local c = redis.call('INCR', KEYS[1])\n"
                              "end\n"
                              "return {c, id}\n";
 
-/* KEYS m mn st log nch pnodes; ARGV user node op state body maxlen cid */
+/* KEYS m mn st log nch pnodes; ARGV user node op state body maxlen cid presence_max */
 static const char *LUA_PRES =
     "local f = ARGV[2] .. '\\n' .. ARGV[1]\n"
     "local op = ARGV[3]\n"
@@ -90,6 +90,12 @@ static const char *LUA_PRES =
     "      redis.call('HDEL', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[3], ARGV[1]); ev = true\n"
     "    end\n"
     "  end\n"
+    "end\n"
+    "local cap = tonumber(ARGV[8])\n"
+    "if ev and cap > 0 then\n"
+    "  local n = redis.call('HLEN', KEYS[1])\n"
+    "  if op == '2' or op == '3' then n = n + 1 end\n"
+    "  if n > cap then ev = false end\n"
     "end\n"
     "if ev then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'j', ARGV[5], 'c', 0) end\n"
     "return ev and 1 or 0\n";
@@ -596,6 +602,22 @@ static int c_range(void *ud, const char *app, const char *ch, hd_rtm_pos_t after
   cid_of(cid, sizeof cid, app, ch);
   snprintf(k, sizeof k, P "log:%s", cid);
   hd_rtm_pos_str(upto, s1);
+  if (after.ms || after.seq) { /* trimmed past `after` (MAXLEN): entries are gone, never a silent gap */
+    const char *xa[3] = {"XINFO", "STREAM", k};
+    redisReply *x = sync_argv(r, 3, xa, NULL);
+    if (!x) return HD_EIO;
+    for (size_t i = 0; x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2) {
+      hd_rtm_pos_t del;
+      const redisReply *kk = x->element[i], *v = x->element[i + 1];
+      if (kk->type == REDIS_REPLY_STRING && !strcmp(kk->str, "max-deleted-entry-id") &&
+          v->type == REDIS_REPLY_STRING && hd_rtm_pos_parse(v->str, v->len, &del) == 0 &&
+          hd_rtm_pos_cmp(del, after) > 0) {
+        freeReplyObject(x);
+        return HD_ENOSPC;
+      }
+    }
+    freeReplyObject(x); /* no such stream (an error reply): nothing was ever trimmed */
+  }
   for (;;) { /* in pages of 1000 */
     char p[48];
     hd_rtm_pos_str(after, p);
@@ -623,9 +645,9 @@ static int c_range(void *ud, const char *app, const char *ch, hd_rtm_pos_t after
 }
 
 static int c_presence(void *ud, const char *app, const char *ch, const char *user, const char *node, int op,
-                      const char *state, const char *body) {
+                      const char *state, const char *body, int presence_max) {
   hd_rtm_redis_t *r = ud;
-  char cid[200], k[6][256], o[4];
+  char cid[200], k[6][256], o[4], pm[16];
   const char *nd = node ? node : r->node;
   cid_of(cid, sizeof cid, app, ch);
   snprintf(k[0], sizeof k[0], P "m:%s", cid);
@@ -636,8 +658,9 @@ static int c_presence(void *ud, const char *app, const char *ch, const char *use
   snprintf(k[5], sizeof k[5], P "pnodes");
   snprintf(o, sizeof o, "%d", op);
   const char *keys[6] = {k[0], k[1], k[2], k[3], k[4], k[5]};
-  const char *args[7] = {user, nd, o, state ? state : "", body, r->maxlen, cid};
-  redisReply *rep = run(r, S_PRES, 6, keys, 7, args, NULL);
+  snprintf(pm, sizeof pm, "%d", presence_max);
+  const char *args[8] = {user, nd, o, state ? state : "", body, r->maxlen, cid, pm};
+  redisReply *rep = run(r, S_PRES, 6, keys, 8, args, NULL);
   if (!rep) return HD_EIO;
   int rc = (int)rep_int(rep);
   freeReplyObject(rep);

@@ -746,6 +746,7 @@ int hd_rtm_broker_new(hd_rtm_broker_t **out, const hd_rtm_config_t *cfg, hd_time
   if (c->rate <= 0) c->rate = HD_RTM_DEFAULT_RATE;
   if (c->burst <= 0) c->burst = HD_RTM_DEFAULT_BURST;
   if (!c->history_keep) c->history_keep = HD_RTM_DEFAULT_HISTORY_KEEP;
+  if (!c->presence_max) c->presence_max = HD_RTM_DEFAULT_PRESENCE_MAX;
   hd_rtm_locks_init(&b->locks, HD_RTM_MAX_LOCKS);
   int rc = HD_ENOMEM;
   size_t maxc = c->max_sessions * 2 + 16;
@@ -991,13 +992,16 @@ int hd_rtm_metrics_text(const hd_rtm_broker_t *b, char *buf, size_t cap) {
       "# HELP hudong_rtm_store_refused_total RTM stored publishes refused by a quota or the disk floor.\n"
       "# TYPE hudong_rtm_store_refused_total counter\nhudong_rtm_store_refused_total %llu\n"
       "# HELP hudong_rtm_errors_suppressed_total RTM error replies not sent (too many unacked errors).\n"
-      "# TYPE hudong_rtm_errors_suppressed_total counter\nhudong_rtm_errors_suppressed_total %llu\n",
+      "# TYPE hudong_rtm_errors_suppressed_total counter\nhudong_rtm_errors_suppressed_total %llu\n"
+      "# HELP hudong_rtm_presence_quiet_total RTM presence events not sent (channel over rtm.presence_max).\n"
+      "# TYPE hudong_rtm_presence_quiet_total counter\nhudong_rtm_presence_quiet_total %llu\n",
       (unsigned long long)s.sessions, (unsigned long long)s.connections, (unsigned long long)s.channels,
       (unsigned long long)s.locks, (unsigned long long)s.msgs_in, (unsigned long long)s.msgs_out,
       (unsigned long long)s.published, (unsigned long long)s.errors, (unsigned long long)s.rate_limited,
       (unsigned long long)s.drops, (unsigned long long)s.expired, (unsigned long long)s.resumes,
       (unsigned long long)s.replayed, (unsigned long long)s.replaced, (unsigned long long)s.refused_logins,
-      (unsigned long long)s.store_refused, (unsigned long long)s.errors_suppressed);
+      (unsigned long long)s.store_refused, (unsigned long long)s.errors_suppressed,
+      (unsigned long long)s.presence_quiet);
   if (n < 0 || (size_t)n >= cap) return HD_ENOSPC;
   /* delivery rate (docs/quality.md "Delivery rate"), summed over the apps */
   hd_rtm_delivery_t d = {0};

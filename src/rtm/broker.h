@@ -50,6 +50,7 @@
 #define HD_RTM_DEFAULT_MIN_FREE (100LL << 20)    /* refuse stored publishes under this much free disk */
 #define HD_RTM_DEFAULT_PEER_TIMEOUT HD_SEC(30)
 #define HD_RTM_DEFAULT_HISTORY_KEEP 1000 /* stored messages kept per channel */
+#define HD_RTM_DEFAULT_PRESENCE_MAX 500  /* members up to which presence events are sent */
 #define HD_RTM_MAX_SUBS 64               /* channels per session */
 #define HD_RTM_MAX_CHANNEL 64            /* channel name bytes: [A-Za-z0-9_.:-] */
 #define HD_RTM_MAX_USER 127              /* user id (token "sub") bytes */
@@ -147,9 +148,10 @@ typedef struct {
   /* Presence of user in ch held by node (NULL: this node). JOIN: the node
    * holds the user now (the event `body` is logged if the user was nowhere
    * before); LEAVE/TIMEOUT: no more (logged if the user is now nowhere);
-   * STATE: state set (logged always). */
+   * STATE: state set (logged always). None is logged while the channel has
+   * more than presence_max members (0 = no cap). */
   int (*presence)(void *ud, const char *app, const char *ch, const char *user, const char *node, int op,
-                  const char *state, const char *body);
+                  const char *state, const char *body, int presence_max);
   int (*who)(void *ud, const char *app, const char *ch, hd_rtm_who_fn fn, void *fud);
   /* Attribute compare-and-set, as the store's attr_cas; the change event
    * (ev_pre + rev + ev_post) is logged in the channel when sc is a channel. */
@@ -194,6 +196,9 @@ typedef struct {
   /* stored history per app and the disk floor (docs/rtm.md "Storage quotas"); 0 = default, < 0 = none */
   int64_t quota_channels, quota_bytes, min_free_bytes;
   const hd_rtm_cluster_t *cluster; /* NULL: one node (the default); not owned */
+  /* presence events (join/leave/timeout/state) only while the channel has at
+   * most this many members (docs/rtm.md "Presence"); 0 = default, < 0 = no cap */
+  int presence_max;
 } hd_rtm_config_t;
 
 /* Counters for /metrics. */
@@ -215,6 +220,7 @@ typedef struct {
   uint64_t refused_logins;    /* logins refused by a session cap (node, app, identity) */
   uint64_t store_refused;     /* stored publishes refused by a quota or the disk floor */
   uint64_t errors_suppressed; /* error replies not sent: too many unacked errors (docs/rtm.md) */
+  uint64_t presence_quiet;    /* presence events not sent: channel over presence_max members */
 } hd_rtm_stats_t;
 
 /* Delivery accounting (issue 14 item 1, DESIGN §6 "delivery rate", docs/quality.md

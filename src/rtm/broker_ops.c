@@ -217,17 +217,30 @@ static int presence_shared(hd_rtm_broker_t *b, chan_t *c, const char *ev, const 
   json_t *o = presence_obj(c, ev, user, state);
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
-  int rc = t ? b->cl->presence(b->cl->ud, c->app, c->name, user, node, op, state, t) : HD_ENOMEM;
+  int rc = t ? b->cl->presence(b->cl->ud, c->app, c->name, user, node, op, state, t,
+                               b->cfg.presence_max > 0 ? b->cfg.presence_max : 0)
+             : HD_ENOMEM;
   free(t);
   return rc;
 }
 
+/* Presence events go out only in channels of at most presence_max members
+ * (docs/rtm.md "Presence"): in a channel of n members every join is
+ * delivered to n subscribers, so n joins cost n^2/2 deliveries (500 000 for
+ * 1000 members, the whole cost of filling a big channel). Large channels use
+ * `who` instead, as Agora's "announce max" does. */
 static void presence_event(hd_rtm_broker_t *b, chan_t *c, const char *ev, const char *user,
                            const char *state) {
-  if (b->cl)
+  if (b->cl) {
     presence_shared(b, c, ev, user, NULL, state);
-  else
-    channel_deliver(b, c, presence_obj(c, ev, user, state));
+    return;
+  }
+  size_t n = c->n_mem + (!strcmp(ev, "leave") || !strcmp(ev, "timeout")); /* a leaver counts */
+  if (b->cfg.presence_max > 0 && n > (size_t)b->cfg.presence_max) {
+    b->st.presence_quiet++;
+    return;
+  }
+  channel_deliver(b, c, presence_obj(c, ev, user, state));
 }
 
 static int is_sub(const sess_t *s, const chan_t *c) {
