@@ -90,6 +90,7 @@ class Client:
         self.node = node
         self.ws = WS(node.port, "/rtm")
         ws = self.ws
+        ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on acks and requests
         if resume:
             ws.send_text(json.dumps({"type": "login", "id": "r", "resume": self.resume, "last": self.last_s}))
         else:
