@@ -755,7 +755,8 @@ int main(int argc, char **argv) {
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
-  if ((rlim_t)n_conns * MAX_TARGETS + 64 > rl.rlim_cur) {
+  int want_t = has(only, "hudong") + has(only, "mosquitto") + has(only, "nats-tcp") + has(only, "nats-ws");
+  if ((rlim_t)n_conns * (rlim_t)want_t + 64 > rl.rlim_cur) {
     fprintf(stderr, "rtm_bench: %d connections per target need more than the %llu open files allowed\n", n_conns,
             (unsigned long long)rl.rlim_cur);
     return 2;
