@@ -117,15 +117,33 @@ void rtm_body_unref(body_t *bd) {
 }
 
 /* The tail of a window entry: ,"s":N} (no comma after an empty object). */
+/* Written by hand: it runs once per delivery, twice with the send, and
+ * snprintf was 3% of the node's CPU at fan-out 100 (issue 17 item 2). cap
+ * is at least 32 at every call (a comma, "s":, 20 digits, the brace). */
 static int ent_tail(const body_t *bd, int64_t seq, char *tail, size_t cap) {
-  return snprintf(tail, cap, "%s\"s\":%lld}", bd->len > 1 ? "," : "", (long long)seq);
+  char d[24];
+  int nd = 0, n = 0;
+  uint64_t v = seq < 0 ? 0 : (uint64_t)seq;
+  do {
+    d[nd++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  if (cap < 32) return 0;
+  if (bd->len > 1) tail[n++] = ',';
+  memcpy(tail + n, "\"s\":", 4);
+  n += 4;
+  while (nd)
+    tail[n++] = d[--nd];
+  tail[n++] = '}';
+  tail[n] = 0;
+  return n;
 }
 
 /* Sends window entry e to conn: body + tail, built in the scratch buffer. */
 static void ent_send(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e) {
-  if (e->len + 1 > b->scratch_cap) {
+  if (e->len + 32 > b->scratch_cap) { /* room for ent_tail's worst case */
     size_t cap = b->scratch_cap ? b->scratch_cap : 4096;
-    while (cap < e->len + 1)
+    while (cap < e->len + 32)
       cap *= 2;
     char *n = realloc(b->scratch, cap);
     if (!n) return; /* stays in the window: a resume replays it */
