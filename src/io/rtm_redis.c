@@ -1223,5 +1223,5 @@ int hd_rtm_redis_metrics_text(hd_rtm_redis_t *r, char *out, size_t cap) {
       (unsigned long long)r->appended, (unsigned long long)r->entries, r->n_watch,
       (unsigned long long)r->moves_in, (unsigned long long)r->moves_out, (unsigned long long)r->resume_misses,
       (unsigned long long)r->failures);
-  return n < 0 || (size_t)n >= cap ? 0 : n;
+  return n < 0 || (size_t)n >= cap ? HD_ENOSPC : n;
 }

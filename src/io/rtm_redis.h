@@ -49,7 +49,7 @@ void hd_rtm_redis_start(hd_rtm_redis_t *r, hd_rtm_broker_t *b);
 /* Closes the connections and frees (run the loop afterwards so that handles
  * close). NULL is fine. */
 void hd_rtm_redis_free(hd_rtm_redis_t *r);
-/* Prometheus lines (hudong_rtm_cluster_*); returns the length written. */
+/* Prometheus lines (hudong_rtm_cluster_*); returns the length written or HD_ENOSPC. */
 int hd_rtm_redis_metrics_text(hd_rtm_redis_t *r, char *out, size_t cap);
 
 #endif
