@@ -383,7 +383,7 @@ static redisReply *run(hd_rtm_redis_t *r, int script, int nkeys, const char **ke
                        const char **args, const size_t *arglens) {
   const char *argv[32];
   size_t lens[32];
-  char nk[8];
+  char nk[16];
   if (3 + nkeys + nargs > 32) return NULL;
   for (int attempt = 0; attempt < 2; attempt++) {
     if (!sync_ctx(r)) return NULL;
