@@ -347,6 +347,22 @@ def main():
               "racing CAS increments from n1 and n3: no lost update", (n, wins))
         print("# CAS race: alice (n1) %d, carol (n3) %d successful increments" % (wins["alice"], wins["carol"]))
 
+        section("3b. history across nodes")
+        cs = []
+        for i in range(3):
+            r = alice.req({"type": "pub", "ch": "room", "data": "kept-%d" % i, "store": True})
+            cs.append(r and r.get("cseq"))
+        alice.req({"type": "pub", "ch": "room", "data": "not kept"})
+        h = carol.req({"type": "hist", "ch": "room", "after": 0})
+        check(h and [(m["cseq"], m["from"], m["data"]) for m in h["msgs"]] ==
+              [(cs[i], "alice", "kept-%d" % i) for i in range(3)],
+              "hist after:0 on n3 returns the stored messages published on n1, in order", h)
+        h = bob.req({"type": "hist", "ch": "room", "limit": 2})
+        check(h and [m["data"] for m in h["msgs"]] == ["kept-1", "kept-2"] and h["more"] is True,
+              "hist limit 2 on n2: the last two, more", h)
+        h = bob.req({"type": "hist", "ch": "room", "after": cs[0]})
+        check(h and [m["cseq"] for m in h["msgs"]] == cs[1:], "hist after a cseq", h)
+
         section("4. locks across nodes")
         r = alice.req({"type": "lock_acquire", "ch": "room", "name": "seat1", "ttl": 1000})
         check(r and r["type"] == "ok", "alice takes seat1 on n1", r)
