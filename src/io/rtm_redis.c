@@ -273,7 +273,7 @@ struct hd_rtm_redis {
   /* synchronous calls */
   redisContext *sc;
   hd_time_t sync_retry_at;
-  int sync_failing;
+  int sync_failing, reasserting;
   char sha[S_COUNT][41];
   /* the log reader */
   aconn_t rd;
@@ -355,13 +355,20 @@ static redisContext *sync_ctx(hd_rtm_redis_t *r) {
     sync_fail(r, why);
     return NULL;
   }
-  if (r->sync_failing)
-    HD_LOGW("rtm", "cluster: Redis at %s:%d answers again", r->cfg.url.host, r->cfg.url.port);
+  int was_failing = r->sync_failing;
+  if (was_failing) HD_LOGW("rtm", "cluster: Redis at %s:%d answers again", r->cfg.url.host, r->cfg.url.port);
   r->sync_failing = 0;
   r->sc = c;
   for (int i = 0; i < S_COUNT; i++) /* scripts by SHA from here on (EVALSHA) */
     r->sha[i][0] = 0;
-  return c;
+  /* a Redis back from a restart may have lost the members: write ours again
+   * (nothing is logged for a user that is still there) */
+  if (was_failing && r->b && !r->reasserting) {
+    r->reasserting = 1;
+    hd_rtm_cluster_reassert(r->b, now_of(r));
+    r->reasserting = 0;
+  }
+  return r->sc;
 }
 
 /* One command (argv); the reply (caller frees) or NULL after a failure. An

@@ -297,6 +297,11 @@ int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to
  * position). Returns 0 or HD_ENOTFOUND (conn gone or not waiting). */
 int hd_rtm_cluster_import(hd_rtm_broker_t *b, uint64_t conn, const char *state, size_t len, hd_time_t now);
 
+/* The cluster's shared state may have been lost (Redis restarted without
+ * persistence): every member this node holds is written again (idempotent
+ * when nothing was lost: no event is logged for a user still present). */
+void hd_rtm_cluster_reassert(hd_rtm_broker_t *b, hd_time_t now);
+
 /* Names: numeric code (400..) and reason ("bad_request") of an error code. */
 int hd_rtm_err_status(hd_rtm_errcode_t c);
 const char *hd_rtm_err_reason(hd_rtm_errcode_t c);

@@ -1223,3 +1223,12 @@ int rtm_chan_move_out(hd_rtm_broker_t *b, sess_t *s, chan_t *c) {
   rtm_chan_maybe_free(b, c);
   return last;
 }
+
+void hd_rtm_cluster_reassert(hd_rtm_broker_t *b, hd_time_t now) {
+  b->now = now;
+  if (!b->cl) return;
+  for (int i = 0; i < CHAN_BUCKETS; i++)
+    for (chan_t *c = b->buckets[i]; c; c = c->next)
+      for (size_t k = 0; k < c->n_mem; k++)
+        presence_shared(b, c, "join", c->mem[k].user, NULL, NULL);
+}

@@ -412,6 +412,14 @@ def main():
         check(r and r["type"] == "ok", "publishes work again after Redis returns", r)
         check(bob.wait(lambda c: any(x[3] == "back" for x in c.msgs[n_before:]), 10),
               "bob (n2) receives it: its log reader reconnected")
+        seen = {}
+
+        def bob_back():
+            seen["w"] = alice.req({"type": "who", "ch": "room"})
+            return seen["w"] and [u["user"] for u in seen["w"]["users"]] == ["bob"]
+        dt = tc.wait_until(bob_back, 8, 0.2)
+        check(dt is not None, "who after Redis lost its data: n2 wrote its member (bob) again", seen.get("w"))
+        print("# who lists bob again %.1f s after the publishes resumed" % (dt or -1))
         print("# measured: first publish accepted %.1f s after redis-server restarted" % (time.time() - t_back))
         for c in clients:
             c.close()
@@ -434,7 +442,7 @@ def main():
         redis.stop()
         if FAILS:
             for n in nodes:
-                print("# ---- %s log tail\n%s" % (n.name, n.log()[-3000:]))
+                print("# ---- %s log tail\n%s" % (n.name, n.log()[-6000:]))
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d failure(s)" % len(FAILS))
     return 1 if FAILS else 0
