@@ -143,7 +143,8 @@ int bench_write(bench_conn_t *c, const void *p, size_t n) {
   if (c->fd < 0) return -1;
   if (c->wlen + n > c->wcap) {
     size_t cap = c->wcap ? c->wcap : 4096;
-    while (cap < c->wlen + n) cap *= 2;
+    while (cap < c->wlen + n)
+      cap *= 2;
     if (cap > WBUF_CAP) {
       bench_fail(c, "write buffer over %d bytes", WBUF_CAP);
       return -1;
@@ -173,7 +174,8 @@ void bench_on_puback(bench_conn_t *c) { c_acked++; }
 void bench_on_message(bench_conn_t *c, const uint8_t *payload, size_t n) {
   int64_t sent = 0;
   size_t i = 0;
-  while (i < n && payload[i] >= '0' && payload[i] <= '9') sent = sent * 10 + (payload[i++] - '0');
+  while (i < n && payload[i] >= '0' && payload[i] <= '9')
+    sent = sent * 10 + (payload[i++] - '0');
   if (i == 0) {
     bench_fail(c, "message without a timestamp");
     return;
@@ -282,7 +284,8 @@ static void run_until(int64_t deadline, int (*done)(void), void (*tick)(int64_t)
     if (done && done()) return;
     if (t >= deadline) return;
     int n = epoll_wait(ep, evs, 512, 1);
-    for (int i = 0; i < n; i++) on_io(evs[i].data.ptr, evs[i].events);
+    for (int i = 0; i < n; i++)
+      on_io(evs[i].data.ptr, evs[i].events);
     /* flush what the parsers queued on connections not in this batch */
     for (int i = 0; i < n; i++) {
       bench_conn_t *c = evs[i].data.ptr;
@@ -327,7 +330,8 @@ static double cpu_s(pid_t pid) {
 static double self_cpu_s(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static int port_open(int port) {
@@ -373,7 +377,8 @@ static void stop_server(void) {
   if (server_pid > 0) {
     kill(server_pid, SIGTERM);
     int st;
-    for (int i = 0; i < 100 && waitpid(server_pid, &st, WNOHANG) == 0; i++) usleep(50000);
+    for (int i = 0; i < 100 && waitpid(server_pid, &st, WNOHANG) == 0; i++)
+      usleep(50000);
     if (waitpid(server_pid, &st, WNOHANG) == 0) {
       kill(server_pid, SIGKILL);
       waitpid(server_pid, &st, 0);
@@ -385,12 +390,12 @@ static void stop_server(void) {
 /* ------------------------------------------------------------ targets */
 
 typedef struct {
-  double rate;                 /* offered deliveries/s */
-  int n;                       /* repeats run */
-  double cpu_us[MAX_REPEATS];  /* server CPU per delivered message */
+  double rate;                /* offered deliveries/s */
+  int n;                      /* repeats run */
+  double cpu_us[MAX_REPEATS]; /* server CPU per delivered message */
   double complete[MAX_REPEATS], p50[MAX_REPEATS], p99[MAX_REPEATS], delivered[MAX_REPEATS];
   double load0[MAX_REPEATS], load1[MAX_REPEATS]; /* 1-min load average before / after */
-  int pass;                    /* the median trial passed */
+  int pass;                                      /* the median trial passed */
 } step_t;
 
 typedef struct {
@@ -406,6 +411,9 @@ typedef struct {
   const char *guarantee;
   pid_t pid;
   int port;
+  int port2;      /* hudong-2n: odd connections go to the second node */
+  pid_t extra[2]; /* hudong-2n: the second node and redis-server (their CPU counts too) */
+  int n_extra;
   bench_conn_t *conns;
   int conns_ok;
   double kb_per_conn;
@@ -417,10 +425,23 @@ typedef struct {
 static target_t targets[MAX_TARGETS];
 static int n_targets;
 
+static pid_t cur_extra[2];
+static int cur_n_extra;
+
 static void use(target_t *t) {
   proto = t->proto;
   conns = t->conns;
   server_pid = t->pid;
+  cur_n_extra = t->n_extra;
+  memcpy(cur_extra, t->extra, sizeof cur_extra);
+}
+
+/* The current target's server CPU: all its processes. */
+static double srv_cpu(void) {
+  double c = cpu_s(server_pid);
+  for (int i = 0; i < cur_n_extra; i++)
+    c += cpu_s(cur_extra[i]);
+  return c;
 }
 
 static double load1m(void) {
@@ -456,7 +477,8 @@ static void pub_tick(int64_t t) {
     bench_conn_t *c = &conns[ch * (cur_fanout + 1)]; /* the channel's publisher */
     int64_t ts = now_ns() - t0_ns;
     int len = snprintf(msg, sizeof msg, "%lld ", (long long)ts);
-    while ((size_t)len < payload_bytes && len < (int)sizeof msg - 1) msg[len++] = 'x';
+    while ((size_t)len < payload_bytes && len < (int)sizeof msg - 1)
+      msg[len++] = 'x';
     msg[len] = 0;
     if (c->fd >= 0) {
       proto->publish(c, ch, cur_fanout, msg, (size_t)len);
@@ -475,9 +497,9 @@ typedef struct {
 static double wait_quiet(double max_s) {
   int64_t start = now_ns(), end = start + (int64_t)(max_s * 1e9);
   for (;;) {
-    double c0 = cpu_s(server_pid);
+    double c0 = srv_cpu();
     run_until(now_ns() + 500000000LL, NULL, NULL);
-    double c1 = cpu_s(server_pid);
+    double c1 = srv_cpu();
     if (c1 - c0 < 0.01 || now_ns() >= end) break;
   }
   return (double)(now_ns() - start) / 1e9;
@@ -492,14 +514,15 @@ static trial_t trial(double deliveries_per_s, double secs) {
   c_delivered = c_delivered_in_window = 0;
   published = 0;
   pub_rate = deliveries_per_s / cur_fanout;
-  double cpu0 = cpu_s(server_pid), self0 = self_cpu_s();
+  double cpu0 = srv_cpu(), self0 = self_cpu_s();
   pub_start = now_ns();
   window_start_ns = pub_start;
   pub_end = pub_start + (int64_t)(secs * 1e9);
   run_until(pub_end, NULL, pub_tick);
   uint64_t expected = published * (uint64_t)cur_fanout;
   int64_t drain_end = pub_end + 1000000000LL;
-  while (now_ns() < drain_end && c_delivered_in_window < expected) run_until(now_ns() + 5000000, NULL, NULL);
+  while (now_ns() < drain_end && c_delivered_in_window < expected)
+    run_until(now_ns() + 5000000, NULL, NULL);
   pub_start = 0;
   r.complete = expected ? (double)c_delivered_in_window / (double)expected : 0;
   r.delivered_rate = (double)c_delivered_in_window / secs;
@@ -508,8 +531,9 @@ static trial_t trial(double deliveries_per_s, double secs) {
   /* an overloaded server still works off its backlog: wait until deliveries
    * stop (200 ms quiet, at most 15 s) so the next trial starts clean */
   int64_t quiet_end = now_ns() + 15000000000LL;
-  while (now_ns() < quiet_end && now_ns() - last_delivery_ns < 200000000LL) run_until(now_ns() + 20000000, NULL, NULL);
-  r.server_cpu = cpu_s(server_pid) - cpu0;
+  while (now_ns() < quiet_end && now_ns() - last_delivery_ns < 200000000LL)
+    run_until(now_ns() + 20000000, NULL, NULL);
+  r.server_cpu = srv_cpu() - cpu0;
   r.client_cpu = self_cpu_s() - self0;
   return r;
 }
@@ -529,12 +553,14 @@ static double median(const double *v, int n) {
 }
 static double vmin(const double *v, int n) {
   double m = n ? v[0] : 0;
-  for (int i = 1; i < n; i++) m = v[i] < m ? v[i] : m;
+  for (int i = 1; i < n; i++)
+    m = v[i] < m ? v[i] : m;
   return m;
 }
 static double vmax(const double *v, int n) {
   double m = n ? v[0] : 0;
-  for (int i = 1; i < n; i++) m = v[i] > m ? v[i] : m;
+  for (int i = 1; i < n; i++)
+    m = v[i] > m ? v[i] : m;
   return m;
 }
 
@@ -554,7 +580,7 @@ static void setup_fanout(target_t *t, int k, int fanout) {
   fr->channels = n_channels;
   c_subscribed = 0;
   want_subscribed = 0;
-  double cpu0 = cpu_s(server_pid);
+  double cpu0 = srv_cpu();
   for (int ch = 0; ch < n_channels; ch++)
     for (int m = 1; m <= fanout; m++) {
       bench_conn_t *c = &conns[ch * (fanout + 1) + m];
@@ -571,7 +597,7 @@ static void setup_fanout(target_t *t, int k, int fanout) {
     return;
   }
   fr->quiet_after_s = wait_quiet(60);
-  fr->setup_cpu_s = cpu_s(server_pid) - cpu0;
+  fr->setup_cpu_s = srv_cpu() - cpu0;
   printf("  %-9s fan-out %4d: %d subscriptions, set-up took %.2f s of server CPU, quiet %.1f s after\n",
          proto->name, fanout, want_subscribed, fr->setup_cpu_s, fr->quiet_after_s);
   fflush(stdout);
@@ -610,7 +636,8 @@ static void run_ladder(int k, int fanout) {
         s->p99[rep] = tr.p99;
         s->delivered[rep] = tr.delivered_rate;
         s->n = rep + 1;
-        printf("  %-9s fan-out %4d offered %8.0f/s rep %d: delivered %8.0f/s complete %6.2f%% p50 %7.2f ms p99 %7.2f "
+        printf("  %-9s fan-out %4d offered %8.0f/s rep %d: delivered %8.0f/s complete %6.2f%% p50 %7.2f ms "
+               "p99 %7.2f "
                "ms, server CPU %.2f us/delivery (client %.2f s), load %.2f -> %.2f\n",
                proto->name, fanout, rate, rep + 1, tr.delivered_rate, 100 * tr.complete, tr.p50, tr.p99,
                s->cpu_us[rep], tr.client_cpu, s->load0[rep], s->load1[rep]);
@@ -648,13 +675,15 @@ static void connect_target(target_t *t) {
   for (int i = 0; i < n_conns; i += 500) { /* in waves: the listen backlog never overflows */
     int end = i + 500 < n_conns ? i + 500 : n_conns;
     for (int k = i; k < end; k++)
-      if (open_conn(&conns[k], t->port) < 0) bench_fail(&conns[k], "connect failed: %s", strerror(errno));
+      if (open_conn(&conns[k], t->port2 && (k & 1) ? t->port2 : t->port) < 0)
+        bench_fail(&conns[k], "connect failed: %s", strerror(errno));
     want_ready = end;
     run_until(now_ns() + 30000000000LL, all_ready, NULL);
   }
   t->conns_ok = (int)c_ready;
   if ((int)c_ready < n_conns) {
-    snprintf(t->error, sizeof t->error, "only %llu of %d connections ready", (unsigned long long)c_ready, n_conns);
+    snprintf(t->error, sizeof t->error, "only %llu of %d connections ready", (unsigned long long)c_ready,
+             n_conns);
     fprintf(stderr, "rtm_bench: %s: %s\n", t->proto->name, t->error);
     t->alive = 0;
     return;
@@ -667,8 +696,8 @@ static void connect_target(target_t *t) {
   t->alive = 1;
 }
 
-static int add_target(const bench_proto_t *p, const char *guarantee, char *const argv[], int port, int listen_port,
-                      const char *log) {
+static int add_target(const bench_proto_t *p, const char *guarantee, char *const argv[], int port,
+                      int listen_port, const char *log) {
   target_t *t = &targets[n_targets];
   memset(t, 0, sizeof *t);
   t->proto = p;
@@ -678,7 +707,8 @@ static int add_target(const bench_proto_t *p, const char *guarantee, char *const
   if (start_server(argv, port, log) < 0) return -1;
   t->pid = server_pid;
   if (port != listen_port)
-    for (int i = 0; i < 200 && !port_open(listen_port); i++) usleep(25000);
+    for (int i = 0; i < 200 && !port_open(listen_port); i++)
+      usleep(25000);
   n_targets++;
   return 0;
 }
@@ -737,17 +767,21 @@ int main(int argc, char **argv) {
         if (*s == ',') s++;
       }
     } else {
-      fprintf(stderr,
-              "usage: rtm_bench [--conns N] [--fanout 10,100,1000] [--payload B] [--repeat R (3)]\n"
-              "                 [--start DELIVERIES/S (10000)] [--factor F (1.5)] [--steps N (10)] [--secs S (2)]\n"
-              "                 [--rates R1,R2,.. (fixed ladder)] [--hudong PATH] [--mosquitto PATH] [--nats PATH]\n"
-              "                 [--only hudong,mosquitto,nats-tcp,nats-ws] [--json FILE]\n");
+      fprintf(stderr, "usage: rtm_bench [--conns N] [--fanout 10,100,1000] [--payload B] [--repeat R (3)]\n"
+                      "                 [--start DELIVERIES/S (10000)] [--factor F (1.5)] [--steps N (10)] "
+                      "[--secs S (2)]\n"
+                      "                 [--rates R1,R2,.. (fixed ladder)] [--hudong PATH] [--mosquitto PATH] "
+                      "[--nats PATH]\n"
+                      "                 [--only hudong,mosquitto,nats-tcp,nats-ws,hudong-2n (two cluster "
+                      "nodes + redis)]\n"
+                      "                 [--json FILE]\n");
       return 2;
     }
   }
   if (payload_bytes < 24 || payload_bytes > 4000 || n_conns < 2 || repeats < 1 || repeats > MAX_REPEATS ||
       max_steps < 1 || max_steps > MAX_STEPS || ladder_factor <= 1) {
-    fprintf(stderr, "rtm_bench: --payload 24..4000, --conns >= 2, --repeat 1..%d, --steps 1..%d, --factor > 1\n",
+    fprintf(stderr,
+            "rtm_bench: --payload 24..4000, --conns >= 2, --repeat 1..%d, --steps 1..%d, --factor > 1\n",
             MAX_REPEATS, MAX_STEPS);
     return 2;
   }
@@ -755,10 +789,11 @@ int main(int argc, char **argv) {
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
-  int want_t = has(only, "hudong") + has(only, "mosquitto") + has(only, "nats-tcp") + has(only, "nats-ws");
+  int want_t = has(only, "hudong") + has(only, "mosquitto") + has(only, "nats-tcp") + has(only, "nats-ws") +
+               (only && has(only, "hudong-2n"));
   if ((rlim_t)n_conns * (rlim_t)want_t + 64 > rl.rlim_cur) {
-    fprintf(stderr, "rtm_bench: %d connections per target need more than the %llu open files allowed\n", n_conns,
-            (unsigned long long)rl.rlim_cur);
+    fprintf(stderr, "rtm_bench: %d connections per target need more than the %llu open files allowed\n",
+            n_conns, (unsigned long long)rl.rlim_cur);
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -779,8 +814,8 @@ int main(int argc, char **argv) {
     char *args[] = {(char *)hudong, "serve", "--config", cfg, NULL};
     bench_proto_set_port(port);
     if (add_target(&bench_proto_hudong,
-                   "JSON over WebSocket; every delivery acked, kept until acked, resumable (exactly-once)", args, port,
-                   port, log) < 0)
+                   "JSON over WebSocket; every delivery acked, kept until acked, resumable (exactly-once)",
+                   args, port, port, log) < 0)
       return 1;
   }
   if (has(only, "mosquitto")) {
@@ -794,13 +829,15 @@ int main(int argc, char **argv) {
      * connection cap, queues deep enough for the bursts of the trials */
     fprintf(f,
             "listener %d 127.0.0.1\nallow_anonymous true\nmax_connections -1\npersistence false\n"
-            "max_inflight_messages 0\nmax_queued_messages 100000\nset_tcp_nodelay true\nlog_dest stderr\nlog_type "
+            "max_inflight_messages 0\nmax_queued_messages 100000\nset_tcp_nodelay true\nlog_dest "
+            "stderr\nlog_type "
             "error\n",
             port);
     fclose(f);
     char *args[] = {(char *)mosq, "-c", cfg, NULL};
-    if (add_target(&bench_proto_mqtt, "binary MQTT 3.1.1 over TCP, QoS 1 (PUBACK per delivery, at-least-once)",
-                   args, port, port, log) < 0)
+    if (add_target(&bench_proto_mqtt,
+                   "binary MQTT 3.1.1 over TCP, QoS 1 (PUBACK per delivery, at-least-once)", args, port, port,
+                   log) < 0)
       return 1;
   }
   if (has(only, "nats-tcp") || has(only, "nats-ws")) {
@@ -820,8 +857,9 @@ int main(int argc, char **argv) {
     char *args[] = {(char *)nats, "-c", cfg, NULL};
     bench_nats_set_ws_port(wsport);
     if (has(only, "nats-tcp") &&
-        add_target(&bench_proto_nats, "core NATS text protocol over TCP, at-most-once (no acks, no redelivery)", args,
-                   port, port, log) < 0)
+        add_target(&bench_proto_nats,
+                   "core NATS text protocol over TCP, at-most-once (no acks, no redelivery)", args, port,
+                   port, log) < 0)
       return 1;
     if (has(only, "nats-ws")) {
       if (has(only, "nats-tcp")) { /* one nats-server serves both listeners */
@@ -831,15 +869,49 @@ int main(int argc, char **argv) {
         targets[n_targets].port = wsport;
         targets[n_targets].conns = calloc((size_t)n_conns, sizeof *targets[n_targets].conns);
         n_targets++;
-      } else if (add_target(&bench_proto_nats_ws, "core NATS over WebSocket, at-most-once (no acks, no redelivery)",
-                            args, port, wsport, log) < 0) {
+      } else if (add_target(&bench_proto_nats_ws,
+                            "core NATS over WebSocket, at-most-once (no acks, no redelivery)", args, port,
+                            wsport, log) < 0) {
         return 1;
       }
     }
   }
+  if (only && has(only, "hudong-2n")) { /* two nodes of a cluster: RTM across nodes (docs/overlay.md) */
+    int rport = free_port(), pa = free_port(), pb = free_port();
+    char rlog[256], rps[16], url[64], cfga[256], cfgb[256], loga[256], logb[256], la[64], lb[64];
+    snprintf(rlog, sizeof rlog, "%s/redis.log", tmp);
+    snprintf(rps, sizeof rps, "%d", rport);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rport);
+    snprintf(cfga, sizeof cfga, "%s/hudong-a.json", tmp);
+    snprintf(cfgb, sizeof cfgb, "%s/hudong-b.json", tmp);
+    snprintf(loga, sizeof loga, "%s/hudong-a.log", tmp);
+    snprintf(logb, sizeof logb, "%s/hudong-b.log", tmp);
+    snprintf(la, sizeof la, "127.0.0.1:%d", pa);
+    snprintf(lb, sizeof lb, "127.0.0.1:%d", pb);
+    char *rargs[] = {"/usr/bin/redis-server", "--port", rps,     "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly",          "no",     "--dir", tmp,      NULL};
+    if (start_server(rargs, rport, rlog) < 0) return 1;
+    pid_t redis_pid = server_pid;
+    if (bench_hudong_write_config(cfga, la) < 0 || bench_hudong_write_config(cfgb, lb) < 0) return 1;
+    char *bargs[] = {(char *)hudong, "serve", "--config", cfgb, "--redis", url, "--node-id", "b", NULL};
+    if (start_server(bargs, pb, logb) < 0) return 1;
+    pid_t b_pid = server_pid;
+    char *aargs[] = {(char *)hudong, "serve", "--config", cfga, "--redis", url, "--node-id", "a", NULL};
+    if (add_target(&bench_proto_hudong_2n,
+                   "as hudong, connections alternating between two nodes of a cluster (Redis-sequenced "
+                   "channel logs)",
+                   aargs, pa, pa, loga) < 0)
+      return 1;
+    targets[n_targets - 1].port2 = pb;
+    targets[n_targets - 1].extra[0] = b_pid;
+    targets[n_targets - 1].extra[1] = redis_pid;
+    targets[n_targets - 1].n_extra = 2;
+    usleep(1500000); /* the two nodes see each other in the registry */
+  }
   printf("== %d targets, %d connections each, payload %zu B, %d repeats per step\n", n_targets, n_conns,
          payload_bytes, repeats);
-  for (int i = 0; i < n_targets; i++) connect_target(&targets[i]);
+  for (int i = 0; i < n_targets; i++)
+    connect_target(&targets[i]);
   for (int k = 0; k < n_fan; k++) {
     printf("== fan-out %d\n", fanouts[k]);
     for (int i = 0; i < n_targets; i++)
@@ -853,17 +925,21 @@ int main(int argc, char **argv) {
   }
 
   /* tables: per fan-out, per step: CPU per delivery (median [range]) */
-  printf("\nServer CPU per delivered message (µs; median [min-max] of %d repeats), median complete %%, median p99 "
+  printf("\nServer CPU per delivered message (µs; median [min-max] of %d repeats), median complete %%, "
+         "median p99 "
          "ms; a step fails when the median is < 99.9%% complete or p99 >= 200 ms\n",
          repeats);
   for (int k = 0; k < n_fan; k++) {
     printf("\nfan-out %d\n| offered deliveries/s |", fanouts[k]);
-    for (int i = 0; i < n_targets; i++) printf(" %s |", targets[i].proto->name);
+    for (int i = 0; i < n_targets; i++)
+      printf(" %s |", targets[i].proto->name);
     printf("\n|---|");
-    for (int i = 0; i < n_targets; i++) printf("---|");
+    for (int i = 0; i < n_targets; i++)
+      printf("---|");
     printf("\n");
     int steps = 0;
-    for (int i = 0; i < n_targets; i++) steps = targets[i].fan[k].n_steps > steps ? targets[i].fan[k].n_steps : steps;
+    for (int i = 0; i < n_targets; i++)
+      steps = targets[i].fan[k].n_steps > steps ? targets[i].fan[k].n_steps : steps;
     for (int s = 0; s < steps; s++) {
       double rate = 0;
       for (int i = 0; i < n_targets; i++)
@@ -889,8 +965,8 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; i < n_targets; i++)
     printf("%s: %.2f KB per idle connection (%d connections); %s%s%s\n", targets[i].proto->name,
-           targets[i].kb_per_conn, targets[i].conns_ok, targets[i].guarantee, targets[i].error[0] ? "; error: " : "",
-           targets[i].error);
+           targets[i].kb_per_conn, targets[i].conns_ok, targets[i].guarantee,
+           targets[i].error[0] ? "; error: " : "", targets[i].error);
 
   FILE *jf = fopen(json, "w");
   if (jf) {
@@ -898,25 +974,34 @@ int main(int argc, char **argv) {
             payload_bytes, repeats);
     for (int i = 0; i < n_targets; i++) {
       const target_t *t = &targets[i];
-      fprintf(jf, "%s{\"name\":\"%s\",\"guarantee\":\"%s\",\"kb_per_idle_conn\":%.3f,\"error\":\"%s\",\"fanout\":[",
-              i ? "," : "", t->proto->name, t->guarantee, t->kb_per_conn, t->error);
+      fprintf(
+          jf,
+          "%s{\"name\":\"%s\",\"guarantee\":\"%s\",\"kb_per_idle_conn\":%.3f,\"error\":\"%s\",\"fanout\":[",
+          i ? "," : "", t->proto->name, t->guarantee, t->kb_per_conn, t->error);
       for (int k = 0; k < n_fan; k++) {
         const fan_result_t *f = &t->fan[k];
-        fprintf(jf, "%s{\"subscribers\":%d,\"channels\":%d,\"setup_cpu_s\":%.3f,\"max_passing_rate\":%.0f,\"steps\":[",
+        fprintf(jf,
+                "%s{\"subscribers\":%d,\"channels\":%d,\"setup_cpu_s\":%.3f,\"max_passing_rate\":%.0f,"
+                "\"steps\":[",
                 k ? "," : "", f->fanout, f->channels, f->setup_cpu_s, f->max_rate);
         for (int s = 0; s < f->n_steps; s++) {
           const step_t *st = &f->steps[s];
           fprintf(jf, "%s{\"offered\":%.0f,\"pass\":%s,\"cpu_us_per_delivery\":[", s ? "," : "", st->rate,
                   st->pass ? "true" : "false");
-          for (int r = 0; r < st->n; r++) fprintf(jf, "%s%.3f", r ? "," : "", st->cpu_us[r]);
+          for (int r = 0; r < st->n; r++)
+            fprintf(jf, "%s%.3f", r ? "," : "", st->cpu_us[r]);
           fprintf(jf, "],\"complete\":[");
-          for (int r = 0; r < st->n; r++) fprintf(jf, "%s%.5f", r ? "," : "", st->complete[r]);
+          for (int r = 0; r < st->n; r++)
+            fprintf(jf, "%s%.5f", r ? "," : "", st->complete[r]);
           fprintf(jf, "],\"p99_ms\":[");
-          for (int r = 0; r < st->n; r++) fprintf(jf, "%s%.3f", r ? "," : "", st->p99[r]);
+          for (int r = 0; r < st->n; r++)
+            fprintf(jf, "%s%.3f", r ? "," : "", st->p99[r]);
           fprintf(jf, "],\"load_before\":[");
-          for (int r = 0; r < st->n; r++) fprintf(jf, "%s%.2f", r ? "," : "", st->load0[r]);
+          for (int r = 0; r < st->n; r++)
+            fprintf(jf, "%s%.2f", r ? "," : "", st->load0[r]);
           fprintf(jf, "],\"load_after\":[");
-          for (int r = 0; r < st->n; r++) fprintf(jf, "%s%.2f", r ? "," : "", st->load1[r]);
+          for (int r = 0; r < st->n; r++)
+            fprintf(jf, "%s%.2f", r ? "," : "", st->load1[r]);
           fprintf(jf, "]}");
         }
         fprintf(jf, "]}");
@@ -929,6 +1014,10 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; i < n_targets; i++) {
     if (i && targets[i].pid == targets[i - 1].pid) continue;
+    for (int k = 0; k < targets[i].n_extra; k++) {
+      server_pid = targets[i].extra[k];
+      stop_server();
+    }
     server_pid = targets[i].pid;
     stop_server();
   }

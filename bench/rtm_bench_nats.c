@@ -76,7 +76,8 @@ static void hello_ws(bench_conn_t *c) {
 static void subscribe(bench_conn_t *c, int ch, int fanout) {
   nats_state_t *st = st_of(c);
   char msg[128];
-  int n = snprintf(msg, sizeof msg, "SUB %c.f%d.c%d %u\r\nPING\r\n", is_ws(c) ? 'w' : 't', fanout, ch, ++st->sid);
+  int n =
+      snprintf(msg, sizeof msg, "SUB %c.f%d.c%d %u\r\nPING\r\n", is_ws(c) ? 'w' : 't', fanout, ch, ++st->sid);
   st->pending_sub++;
   out(c, msg, (size_t)n);
 }
@@ -101,7 +102,8 @@ static size_t nats_parse(bench_conn_t *c, const uint8_t *p, size_t n) {
     if (ll >= 4 && !memcmp(l, "MSG ", 4)) {
       /* MSG <subject> <sid> [reply] <#bytes> */
       size_t k = ll;
-      while (k > 4 && l[k - 1] != ' ') k--;
+      while (k > 4 && l[k - 1] != ' ')
+        k--;
       size_t len = strtoul(l + k, NULL, 10);
       if (n - off < ll + 2 + len + 2) break; /* the payload is not all here yet */
       bench_on_message(c, p + off + ll + 2, len);
