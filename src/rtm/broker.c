@@ -534,6 +534,7 @@ static sess_t *sess_new_ids(hd_rtm_broker_t *b, const hd_token_claims_t *c, cons
   s->ac = ac;
   hd_scpy(s->user, sizeof s->user, c->identity);
   s->admin = c->room_admin;
+  s->writer = c->can_publish_data || c->room_admin;
   s->next_s = 1;
   if (hd_map_put(&b->by_sid, s->sid, strlen(s->sid), s) < 0) {
     free(s);
