@@ -25,6 +25,9 @@ PKGS=(
   # media with UDP blocked (tests/e2e/udp_blocked_chromium.test.mjs): network
   # namespaces and a firewall in them, and a TURN server (docs/turn.md)
   iproute2 iptables coturn
+  # recording and live push (src/egress/, docs/egress.md): FFmpeg's libraries, and
+  # ffprobe/ffmpeg for the recording tests
+  libavformat-dev libavcodec-dev libavutil-dev ffmpeg
 )
 
 updated=0
