@@ -1,0 +1,598 @@
+/* Egress control of `hudong serve` (see serve_egress.h, docs/egress.md).
+ *
+ *   POST   /admin/egress        {"room", "kind": "track", "audio_format"?: "ogg"|"webm"}
+ *   GET    /admin/egress        the app's recordings (a room-scoped token: its room's)
+ *   GET    /admin/egress/{id}
+ *   DELETE /admin/egress/{id}   stop: the recorder finishes its files and exits
+ *
+ * Each recording is one `hudong egress` child process (this binary,
+ * /proc/self/exe) that joins the room as a hidden subscriber with a token
+ * minted here; its stdout is a pipe of JSON status lines read on the control
+ * loop. The node's media workers only ever forward to it like to any other
+ * subscriber: a recorder that stalls, crashes or is killed costs the workers
+ * nothing more than a subscriber that went away. */
+#include "cmd/serve_egress.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "sfu/webhook.h"
+
+#define LINE_MAX_BYTES (256 * 1024) /* a status line longer than this is dropped */
+#define KILL_AFTER_MS 10000         /* SIGTERM -> SIGKILL */
+
+enum { ST_STARTING, ST_ACTIVE, ST_ENDING, ST_COMPLETE, ST_FAILED };
+static const char *const state_names[] = {"starting", "active", "ending", "complete", "failed"};
+
+typedef struct eg {
+  struct hd_serve_egress *owner;
+  int used;
+  char id[24], app[64], room[72], dir[600], audio[8];
+  int state;
+  char error[300];
+  int64_t started_ms, ended_ms; /* unix ms */
+  uv_process_t proc;
+  uv_pipe_t out;
+  uv_timer_t kill_timer;
+  int handles_open; /* uv handles not yet closed */
+  int proc_running, pipe_reading, ended_line;
+  char *line;
+  size_t line_len;
+  int line_overflow;
+  json_t *last;  /* the last "status"/"ended" line */
+  json_t *files; /* track lines seen ({"track_sid","path",...}), for files not yet in a status */
+} eg_t;
+
+struct hd_serve_egress {
+  hd_serve_egress_config_t cfg;
+  char exe[1024];
+  eg_t *eg; /* HD_EGRESS_HISTORY */
+  uint64_t started, refused_limit, refused_disk, failed;
+};
+
+static int64_t unix_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int hd_serve_egress_start(hd_serve_egress_t **out, const hd_serve_egress_config_t *cfg) {
+  hd_serve_egress_t *e = calloc(1, sizeof *e);
+  if (!e) return HD_ENOMEM;
+  e->eg = calloc(HD_EGRESS_HISTORY, sizeof *e->eg);
+  if (!e->eg) {
+    free(e);
+    return HD_ENOMEM;
+  }
+  e->cfg = *cfg;
+  size_t n = sizeof e->exe;
+  if (uv_exepath(e->exe, &n) != 0) snprintf(e->exe, sizeof e->exe, "/proc/self/exe");
+  *out = e;
+  return 0;
+}
+
+static int running(const eg_t *g) { return g->used && g->state <= ST_ENDING; }
+
+/* ---- JSON of one recording ---- */
+
+static json_t *files_json(const eg_t *g) {
+  json_t *arr = json_array();
+  json_t *tracks = g->last ? json_object_get(g->last, "tracks") : NULL;
+  size_t i;
+  json_t *t;
+  json_array_foreach(tracks, i, t) {
+    json_t *c = json_deep_copy(t);
+    /* the size on disk now (after a kill -9 the last status is up to 1 s old) */
+    const char *p = json_string_value(json_object_get(c, "path"));
+    struct stat sb;
+    if (p && stat(p, &sb) == 0) json_object_set_new(c, "bytes", json_integer((json_int_t)sb.st_size));
+    json_array_append_new(arr, c);
+  }
+  /* files announced but not yet in a status line */
+  json_array_foreach(g->files, i, t) {
+    const char *p = json_string_value(json_object_get(t, "path"));
+    int seen = 0;
+    size_t k;
+    json_t *x;
+    json_array_foreach(arr, k, x) {
+      const char *q = json_string_value(json_object_get(x, "path"));
+      if (p && q && !strcmp(p, q)) seen = 1;
+    }
+    if (seen) continue;
+    json_t *c = json_deep_copy(t);
+    json_object_del(c, "type");
+    struct stat sb;
+    json_object_set_new(c, "bytes", json_integer(p && stat(p, &sb) == 0 ? (json_int_t)sb.st_size : 0));
+    json_object_set_new(c, "duration_ms", json_integer(0));
+    json_array_append_new(arr, c);
+  }
+  return arr;
+}
+
+static json_t *eg_json(const eg_t *g) {
+  json_t *files = files_json(g);
+  json_int_t bytes = 0, dropped = 0;
+  size_t i;
+  json_t *t;
+  json_array_foreach(files, i, t) {
+    bytes += json_integer_value(json_object_get(t, "bytes"));
+    dropped += json_integer_value(json_object_get(t, "dropped_frames"));
+  }
+  if (g->last) dropped += json_integer_value(json_object_get(g->last, "queue_dropped_frames"));
+  int64_t end = g->ended_ms ? g->ended_ms : unix_ms();
+  int64_t dur = end - g->started_ms;
+  json_t *o =
+      json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:s,s:o}", "egress_id", g->id, "room", g->room,
+                "kind", "track", "state", state_names[g->state], "started_at", (json_int_t)g->started_ms,
+                "ended_at", (json_int_t)g->ended_ms, "duration_ms", (json_int_t)dur, "bytes", bytes,
+                "bitrate_kbps", dur > 0 ? (double)bytes * 8.0 / (double)dur : 0.0, "dropped_frames", dropped,
+                "dir", g->dir, "files", files);
+  if (g->error[0]) json_object_set_new(o, "error", json_string(g->error));
+  if (g->proc_running) json_object_set_new(o, "pid", json_integer(g->proc.pid)); /* the recorder process */
+  return o;
+}
+
+static void webhook(hd_serve_egress_t *e, eg_t *g, hd_webhook_event_type_t type) {
+  if (!e->cfg.webhooks) return;
+  json_t *o = eg_json(g);
+  char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  if (!s) return;
+  hd_webhook_event_t ev = {.type = type, .app = g->app, .room_name = g->room, .egress_json = s};
+  if (hd_webhook_sender_push(e->cfg.webhooks, &ev) < 0) HD_LOGW("egress", "%s: webhook not queued", g->id);
+  free(s);
+}
+
+/* ---- child process ---- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  eg_t *g = h->data;
+  g->handles_open--;
+}
+
+static void close_handles(eg_t *g) {
+  if (g->pipe_reading) {
+    uv_read_stop((uv_stream_t *)&g->out);
+    g->pipe_reading = 0;
+  }
+  uv_handle_t *hs[] = {(uv_handle_t *)&g->out, (uv_handle_t *)&g->kill_timer, (uv_handle_t *)&g->proc};
+  for (size_t i = 0; i < 3; i++)
+    if (hs[i]->loop && !uv_is_closing(hs[i])) uv_close(hs[i], on_handle_closed);
+}
+
+static void finish(eg_t *g) {
+  /* both the exit status and the end of its output are in */
+  if (g->proc_running || g->pipe_reading) return;
+  hd_serve_egress_t *e = g->owner;
+  g->ended_ms = unix_ms();
+  if (g->state != ST_FAILED) g->state = g->ended_line && !g->error[0] ? ST_COMPLETE : ST_FAILED;
+  if (g->state == ST_FAILED) e->failed++;
+  HD_LOGI("egress", "%s (room %s) %s%s%s", g->id, g->room, state_names[g->state], g->error[0] ? ": " : "",
+          g->error);
+  webhook(e, g, HD_WEBHOOK_EGRESS_ENDED);
+  close_handles(g);
+  free(g->line);
+  g->line = NULL;
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
+  eg_t *g = p->data;
+  g->proc_running = 0;
+  uv_timer_stop(&g->kill_timer);
+  if (sig && !g->error[0])
+    snprintf(g->error, sizeof g->error, "recorder killed by signal %d (files are playable up to the kill)",
+             sig);
+  else if (status && !g->error[0]) {
+    const char *why = g->last ? json_string_value(json_object_get(g->last, "reason")) : NULL;
+    snprintf(g->error, sizeof g->error, "recorder exited with status %lld%s%s", (long long)status,
+             why ? ": " : "", why ? why : "");
+  }
+  finish(g);
+}
+
+static void on_line(eg_t *g, const char *s, size_t n) {
+  json_t *o = json_loadb(s, n, 0, NULL);
+  const char *type = json_string_value(json_object_get(o, "type"));
+  if (!type) {
+    json_decref(o);
+    return;
+  }
+  hd_serve_egress_t *e = g->owner;
+  if (!strcmp(type, "track")) {
+    json_array_append(g->files, o);
+    if (g->state == ST_STARTING) g->state = ST_ACTIVE;
+    webhook(e, g, HD_WEBHOOK_EGRESS_UPDATED);
+  } else if (!strcmp(type, "status") || !strcmp(type, "ended")) {
+    json_decref(g->last);
+    g->last = json_incref(o);
+    if (!strcmp(type, "ended")) g->ended_line = 1;
+    if (g->state == ST_STARTING) g->state = ST_ACTIVE;
+    /* disk floor while recording: stop cleanly before the disk is full */
+    struct statvfs vs;
+    if (g->state == ST_ACTIVE && e->cfg.cfg->egress_min_free_mb > 0 && statvfs(g->dir, &vs) == 0 &&
+        (uint64_t)vs.f_bavail * vs.f_frsize / (1024 * 1024) < (uint64_t)e->cfg.cfg->egress_min_free_mb / 2) {
+      snprintf(g->error, sizeof g->error,
+               "stopped: free disk space fell below half the floor of %ld MB (config egress_min_free_mb)",
+               e->cfg.cfg->egress_min_free_mb);
+      g->state = ST_ENDING;
+      if (g->proc_running) uv_process_kill(&g->proc, SIGTERM);
+    }
+  }
+  json_decref(o);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  static char slab[65536];
+  (void)h;
+  (void)suggested;
+  buf->base = slab;
+  buf->len = sizeof slab;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  eg_t *g = st->data;
+  if (nread < 0) {
+    uv_read_stop(st);
+    g->pipe_reading = 0;
+    finish(g);
+    return;
+  }
+  for (ssize_t i = 0; i < nread; i++) {
+    char c = buf->base[i];
+    if (c == '\n') {
+      if (!g->line_overflow && g->line_len) on_line(g, g->line, g->line_len);
+      g->line_len = 0;
+      g->line_overflow = 0;
+    } else if (g->line_len < LINE_MAX_BYTES) {
+      g->line[g->line_len++] = c;
+    } else {
+      g->line_overflow = 1;
+    }
+  }
+}
+
+static void on_kill_timer(uv_timer_t *t) {
+  eg_t *g = t->data;
+  if (g->proc_running) {
+    HD_LOGW("egress", "%s: recorder did not stop within %d ms: SIGKILL", g->id, KILL_AFTER_MS);
+    uv_process_kill(&g->proc, SIGKILL);
+  }
+}
+
+static eg_t *slot(hd_serve_egress_t *e) {
+  eg_t *oldest = NULL;
+  for (int i = 0; i < HD_EGRESS_HISTORY; i++) {
+    eg_t *g = &e->eg[i];
+    if (!g->used && !g->handles_open) return g;
+    if (!running(g) && !g->handles_open && (!oldest || g->ended_ms < oldest->ended_ms)) oldest = g;
+  }
+  if (oldest) {
+    json_decref(oldest->last);
+    json_decref(oldest->files);
+  }
+  return oldest;
+}
+
+static int spawn(hd_serve_egress_t *e, eg_t *g, const char *token, char *err, size_t errcap) {
+  const hd_config_t *c = e->cfg.cfg;
+  const char *host = c->listen_host;
+  if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::")) host = "127.0.0.1";
+  char url[200];
+  snprintf(url, sizeof url, "%s://%s:%d/rtc", c->tls_cert[0] || c->tls_dev ? "wss" : "ws", host,
+           c->listen_port);
+  char *args[] = {e->exe,  "egress", "--url",   url,      "--token", (char *)token,
+                  "--out", g->dir,   "--audio", g->audio, NULL};
+  uv_pipe_init(e->cfg.loop, &g->out, 0);
+  g->out.data = g;
+  g->handles_open++;
+  uv_timer_init(e->cfg.loop, &g->kill_timer);
+  g->kill_timer.data = g;
+  g->handles_open++;
+  uv_stdio_container_t io[3] = {
+      {.flags = UV_IGNORE},
+      {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&g->out},
+      {.flags = UV_INHERIT_FD, .data.fd = 2}};
+  uv_process_options_t po = {
+      .exit_cb = on_exit_cb, .file = e->exe, .args = args, .stdio_count = 3, .stdio = io};
+  g->proc.data = g;
+  int rc = uv_spawn(e->cfg.loop, &g->proc, &po);
+  g->handles_open++; /* initialized even when the spawn fails: closed either way */
+  if (rc != 0) {
+    snprintf(err, errcap, "cannot start the recorder process: %s", uv_strerror(rc));
+    close_handles(g);
+    return HD_EIO;
+  }
+  g->proc_running = 1;
+  g->line = malloc(LINE_MAX_BYTES);
+  if (!g->line || uv_read_start((uv_stream_t *)&g->out, alloc_cb, on_read) != 0) {
+    snprintf(err, errcap, "cannot read the recorder's output");
+    uv_process_kill(&g->proc, SIGKILL);
+    return HD_EIO;
+  }
+  g->pipe_reading = 1;
+  return 0;
+}
+
+/* ---- HTTP ---- */
+
+static void reply_json(hd_http_resp_t *resp, int status, json_t *o) {
+  char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  if (!s) {
+    hd_http_resp_text(resp, 500, "out of memory\n");
+    return;
+  }
+  hd_http_resp_body(resp, status, "application/json", s, strlen(s));
+  free(s);
+}
+
+static const char *secret_of(const hd_config_t *c, const char *app) {
+  for (int i = 0; i < c->n_apps; i++)
+    if (!strcmp(c->apps[i].key, app)) return c->apps[i].secret;
+  return NULL;
+}
+
+static int valid_room(const char *r) {
+  size_t n = strlen(r);
+  if (n == 0 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = r[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.'))
+      return 0;
+  }
+  return 1;
+}
+
+static void create(hd_serve_egress_t *e, const hd_token_claims_t *claims, const hd_http_req_t *req,
+                   hd_http_resp_t *resp) {
+  const hd_config_t *c = e->cfg.cfg;
+  json_error_t je;
+  json_t *b = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+  const char *bad = NULL, *k;
+  json_t *kv;
+  if (!json_is_object(b))
+    bad = "body must be a JSON object {\"room\", \"kind\": \"track\", \"audio_format\"?}";
+  if (!bad) json_object_foreach(b, k, kv) {
+      if (strcmp(k, "room") && strcmp(k, "kind") && strcmp(k, "audio_format"))
+        bad = "unknown member (allowed: room, kind, audio_format)";
+    }
+  const char *room = json_string_value(json_object_get(b, "room"));
+  const char *kind = json_string_value(json_object_get(b, "kind"));
+  const char *af = json_string_value(json_object_get(b, "audio_format"));
+  if (!bad && (!room || !valid_room(room)))
+    bad = "\"room\" must be a room name (1-64 characters of A-Z a-z 0-9 - _ .)";
+  if (!bad && json_object_get(b, "kind") && !kind) bad = "\"kind\" must be a string";
+  if (!bad && json_object_get(b, "audio_format") && (!af || (strcmp(af, "ogg") && strcmp(af, "webm"))))
+    bad = "\"audio_format\" must be \"ogg\" (default) or \"webm\"";
+  if (!bad && kind && !strcmp(kind, "composite")) {
+    hd_http_resp_text(
+        resp, 501,
+        "kind \"composite\" is not available on this node yet; use \"track\" (one file per track, "
+        "docs/egress.md)\n");
+    json_decref(b);
+    return;
+  }
+  if (!bad && kind && strcmp(kind, "track")) bad = "\"kind\" must be \"track\"";
+  if (bad) {
+    hd_http_resp_text(resp, 400, "%s\n", bad);
+    json_decref(b);
+    return;
+  }
+  char why[256];
+  if (hd_token_authorize(claims, room, HD_GRANT_RECORD, why, sizeof why) < 0) {
+    hd_http_resp_text(resp, 403, "forbidden: %s\n", why);
+    json_decref(b);
+    return;
+  }
+  int n_running = 0;
+  for (int i = 0; i < HD_EGRESS_HISTORY; i++)
+    n_running += running(&e->eg[i]);
+  if (n_running >= c->egress_max) {
+    e->refused_limit++;
+    hd_http_resp_text(resp, 429,
+                      "egress limit reached: %d recording(s) running on this node (config egress_max = %ld); "
+                      "stop one (DELETE /admin/egress/{id}) or raise the limit\n",
+                      n_running, c->egress_max);
+    json_decref(b);
+    return;
+  }
+  if (mkdir(c->egress_dir, 0755) < 0 && errno != EEXIST) {
+    hd_http_resp_text(resp, 500, "cannot create the egress folder %s: %s (config egress_dir)\n",
+                      c->egress_dir, strerror(errno));
+    json_decref(b);
+    return;
+  }
+  struct statvfs vs;
+  if (c->egress_min_free_mb > 0 && statvfs(c->egress_dir, &vs) == 0) {
+    uint64_t free_mb = (uint64_t)vs.f_bavail * vs.f_frsize / (1024 * 1024);
+    if (free_mb < (uint64_t)c->egress_min_free_mb) {
+      e->refused_disk++;
+      hd_http_resp_text(resp, 507,
+                        "not enough disk space to record: %llu MB free in %s, the floor is %ld MB (config "
+                        "egress_min_free_mb); free some space or lower the floor\n",
+                        (unsigned long long)free_mb, c->egress_dir, c->egress_min_free_mb);
+      json_decref(b);
+      return;
+    }
+  }
+  const char *secret = secret_of(c, claims->key);
+  eg_t *g = secret ? slot(e) : NULL;
+  if (!g) {
+    hd_http_resp_text(resp, 503, "%s\n",
+                      secret ? "too many recordings remembered; retry when one has ended"
+                             : "unknown app key");
+    json_decref(b);
+    return;
+  }
+  memset(g, 0, sizeof *g);
+  g->owner = e;
+  g->used = 1;
+  snprintf(g->id, sizeof g->id, "EG_");
+  hd_random_token(g->id + 3, 12);
+  snprintf(g->app, sizeof g->app, "%s", claims->key);
+  snprintf(g->room, sizeof g->room, "%s", room);
+  snprintf(g->dir, sizeof g->dir, "%s/%s", c->egress_dir, g->id);
+  snprintf(g->audio, sizeof g->audio, "%s", af ? af : "ogg");
+  g->started_ms = unix_ms();
+  g->files = json_array();
+  json_decref(b);
+  /* the recorder's own token: a hidden subscriber of this room only */
+  hd_token_claims_t t;
+  memset(&t, 0, sizeof t);
+  snprintf(t.key, sizeof t.key, "%s", g->app);
+  snprintf(t.identity, sizeof t.identity, "%s", g->id);
+  snprintf(t.room, sizeof t.room, "%s", g->room);
+  t.room_join = t.can_subscribe = t.hidden = 1;
+  t.iat = t.nbf = (int64_t)time(NULL);
+  int64_t life = hd_token_max_lifetime() > 0 ? hd_token_max_lifetime() : 24 * 3600;
+  t.exp = t.iat + life;
+  char tok[HD_TOKEN_MAX], err[256];
+  if (hd_token_mint(&t, secret, tok, sizeof tok) < 0) {
+    g->used = 0;
+    hd_http_resp_text(resp, 500, "cannot mint the recorder's token\n");
+    return;
+  }
+  if (spawn(e, g, tok, err, sizeof err) < 0) {
+    g->state = ST_FAILED;
+    snprintf(g->error, sizeof g->error, "%s", err);
+    g->ended_ms = unix_ms();
+    e->failed++;
+    hd_http_resp_text(resp, 500, "%s\n", err);
+    return;
+  }
+  e->started++;
+  HD_LOGI("egress", "%s: recording room %s into %s (pid %d)", g->id, g->room, g->dir, g->proc.pid);
+  webhook(e, g, HD_WEBHOOK_EGRESS_STARTED);
+  reply_json(resp, 201, eg_json(g));
+}
+
+static eg_t *find(hd_serve_egress_t *e, const char *app, const char *id) {
+  for (int i = 0; i < HD_EGRESS_HISTORY; i++)
+    if (e->eg[i].used && !strcmp(e->eg[i].id, id) && !strcmp(e->eg[i].app, app)) return &e->eg[i];
+  return NULL;
+}
+
+void hd_serve_egress_http(hd_serve_egress_t *e, const hd_token_claims_t *claims, const hd_http_req_t *req,
+                          hd_http_resp_t *resp) {
+  const char *rest = req->path + strlen("/admin/egress");
+  if (!*rest && !strcmp(req->method, "POST")) {
+    create(e, claims, req, resp);
+    return;
+  }
+  char why[256];
+  if (!*rest && !strcmp(req->method, "GET")) {
+    json_t *arr = json_array();
+    for (int i = 0; i < HD_EGRESS_HISTORY; i++) {
+      eg_t *g = &e->eg[i];
+      if (g->used && !strcmp(g->app, claims->key) &&
+          hd_token_authorize(claims, g->room, HD_GRANT_RECORD, NULL, 0) == 0)
+        json_array_append_new(arr, eg_json(g));
+    }
+    reply_json(resp, 200, json_pack("{s:o}", "egresses", arr));
+    return;
+  }
+  if (rest[0] != '/' || !rest[1] || strchr(rest + 1, '/')) {
+    hd_http_resp_text(resp, 404, "not found: %s (want /admin/egress or /admin/egress/{id})\n", req->path);
+    return;
+  }
+  eg_t *g = find(e, claims->key, rest + 1);
+  if (!g) {
+    hd_http_resp_text(resp, 404, "no such egress: %s\n", rest + 1);
+    return;
+  }
+  if (hd_token_authorize(claims, g->room, HD_GRANT_RECORD, why, sizeof why) < 0) {
+    hd_http_resp_text(resp, 403, "forbidden: %s\n", why);
+    return;
+  }
+  if (!strcmp(req->method, "GET")) {
+    reply_json(resp, 200, eg_json(g));
+  } else if (!strcmp(req->method, "DELETE")) {
+    if (!running(g)) {
+      hd_http_resp_text(resp, 409, "egress %s has already ended (state %s)\n", g->id, state_names[g->state]);
+      return;
+    }
+    if (g->state != ST_ENDING) {
+      g->state = ST_ENDING;
+      uv_process_kill(&g->proc, SIGTERM); /* the recorder finishes its files */
+      uv_timer_start(&g->kill_timer, on_kill_timer, KILL_AFTER_MS, 0);
+    }
+    reply_json(resp, 200, eg_json(g));
+  } else {
+    hd_http_resp_text(resp, 405, "%s is not allowed on %s (GET, DELETE)\n", req->method, req->path);
+  }
+}
+
+int hd_serve_egress_metrics(hd_serve_egress_t *e, char *out, size_t cap) {
+  if (!e) return 0;
+  int n_running = 0;
+  for (int i = 0; i < HD_EGRESS_HISTORY; i++)
+    n_running += running(&e->eg[i]);
+  int n = snprintf(out, cap,
+                   "# HELP hudong_egress_running Recordings running (one `hudong egress` process each).\n"
+                   "# TYPE hudong_egress_running gauge\nhudong_egress_running %d\n"
+                   "# HELP hudong_egress_started_total Recordings started.\n"
+                   "# TYPE hudong_egress_started_total counter\nhudong_egress_started_total %llu\n"
+                   "# HELP hudong_egress_failed_total Recordings that ended in failure (recorder crashed or "
+                   "killed, could not join).\n"
+                   "# TYPE hudong_egress_failed_total counter\nhudong_egress_failed_total %llu\n"
+                   "# HELP hudong_egress_refused_total Recordings refused by a limit.\n"
+                   "# TYPE hudong_egress_refused_total counter\n"
+                   "hudong_egress_refused_total{limit=\"egress_max\"} %llu\n"
+                   "hudong_egress_refused_total{limit=\"disk\"} %llu\n",
+                   n_running, (unsigned long long)e->started, (unsigned long long)e->failed,
+                   (unsigned long long)e->refused_limit, (unsigned long long)e->refused_disk);
+  return n > 0 && (size_t)n < cap ? n : 0;
+}
+
+void hd_serve_egress_stop(hd_serve_egress_t *e) {
+  if (!e) return;
+  /* SIGTERM every recorder, give them 5 s together to finish their files */
+  for (int i = 0; i < HD_EGRESS_HISTORY; i++)
+    if (e->eg[i].used && e->eg[i].proc_running) kill(e->eg[i].proc.pid, SIGTERM);
+  for (int ms = 0; ms < 5000; ms += 50) {
+    int left = 0;
+    for (int i = 0; i < HD_EGRESS_HISTORY; i++) {
+      eg_t *g = &e->eg[i];
+      if (!g->used || !g->proc_running) continue;
+      if (waitpid(g->proc.pid, NULL, WNOHANG) == g->proc.pid)
+        g->proc_running = 0;
+      else
+        left++;
+    }
+    if (!left) break;
+    usleep(50000);
+  }
+  for (int i = 0; i < HD_EGRESS_HISTORY; i++) {
+    eg_t *g = &e->eg[i];
+    if (g->used && g->proc_running) {
+      kill(g->proc.pid, SIGKILL);
+      waitpid(g->proc.pid, NULL, 0);
+      g->proc_running = 0;
+    }
+    if (g->handles_open) {
+      g->pipe_reading = 0;
+      close_handles(g);
+    }
+  }
+  uv_run(e->cfg.loop, UV_RUN_NOWAIT); /* the close callbacks */
+  for (int i = 0; i < HD_EGRESS_HISTORY; i++) {
+    json_decref(e->eg[i].last);
+    json_decref(e->eg[i].files);
+    free(e->eg[i].line);
+  }
+  free(e->eg);
+  free(e);
+}
