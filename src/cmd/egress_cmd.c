@@ -34,6 +34,7 @@
 
 #include "base/err.h"
 #include "cmd/cmd.h"
+#include "cmd/egress_internal.h"
 #include "egress/timeline.h"
 #include "egress/track_file.h"
 #include "hudong/client.h"
@@ -182,6 +183,17 @@ static json_t *track_json(eg_t *e, eg_track_t *t) {
                    "finished", t->closed);
 }
 
+int hd_egress_stopping(void) { return g_stop != 0; }
+
+static void emit(json_t *o);
+
+void hd_egress_emit_composite(json_t *st, int final, int failed) {
+  json_t *o =
+      json_pack("{s:s,s:o}", "type", final ? "ended" : "status", "composite", st ? st : json_object());
+  if (failed) json_object_set_new(o, "failed", json_true());
+  emit(o);
+}
+
 static void emit(json_t *o) {
   char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(o);
@@ -267,19 +279,49 @@ static void close_track(eg_t *e, eg_track_t *t) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: hudong egress --url U --token T --out DIR [--audio ogg|webm] [--status-interval MS]\n"
-             "  joins the room of token T at U (ws://host:port/rtc) as a subscriber and records\n"
-             "  every track as it arrives, without transcoding: Opus to DIR/<identity>_<track>.ogg\n"
-             "  (or .webm), VP8 to .webm; prints one JSON status line per interval (default 1000 ms).\n"
-             "  SIGTERM finishes the files. Normally started by `hudong serve` (POST /admin/egress,\n"
-             "  docs/egress.md).\n");
+  fprintf(f,
+          "usage: hudong egress --url U --token T --out DIR [--audio ogg|webm] [--status-interval MS]\n"
+          "       hudong egress --composite --url U --token T --output O [--output O ...] [--layout L]\n"
+          "                     [--size WxH] [--fps N] [--video-kbps K] [--backoff-ms MS] [--stdin-control]\n"
+          "  --composite: decodes every track, lays the videos out (L: grid (default), speaker, or a\n"
+          "  JSON object {\"regions\": [...]}), mixes the audio, encodes H.264 + AAC (default 1280x720\n"
+          "  at 30 fps, 2000 kbit/s) to up to 4 outputs O: FILE.mp4 (fragmented), FILE.m3u8 (HLS),\n"
+          "  FILE.flv, rtmp:// or rtmps:// URLs (retried with backoff from --backoff-ms, default 1000).\n"
+          "  joins the room of token T at U (ws://host:port/rtc) as a subscriber and records\n"
+          "  every track as it arrives, without transcoding: Opus to DIR/<identity>_<track>.ogg\n"
+          "  (or .webm), VP8 to .webm; prints one JSON status line per interval (default 1000 ms).\n"
+          "  SIGTERM finishes the files. Normally started by `hudong serve` (POST /admin/egress,\n"
+          "  docs/egress.md).\n");
 }
 
 int hd_cmd_egress(int argc, char **argv) {
   const char *url = NULL, *token = NULL, *out = NULL, *audio = "ogg";
   long interval = 1000;
+  int composite = 0;
+  hd_egress_args_t ca = {
+      .layout = "grid", .width = 1280, .height = 720, .fps = 30, .video_kbps = 2000, .backoff_ms = 1000};
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--url") && i + 1 < argc)
+    if (!strcmp(argv[i], "--composite"))
+      composite = 1;
+    else if (!strcmp(argv[i], "--layout") && i + 1 < argc)
+      ca.layout = argv[++i];
+    else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+      if (sscanf(argv[++i], "%dx%d", &ca.width, &ca.height) != 2) ca.width = 0;
+    } else if (!strcmp(argv[i], "--fps") && i + 1 < argc)
+      ca.fps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--video-kbps") && i + 1 < argc)
+      ca.video_kbps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--backoff-ms") && i + 1 < argc)
+      ca.backoff_ms = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--stdin-control"))
+      ca.stdin_control = 1;
+    else if (!strcmp(argv[i], "--output") && i + 1 < argc) {
+      if (ca.n_outputs == HD_EGRESS_MAX_OUTPUTS) {
+        fprintf(stderr, "hudong egress: at most %d --output\n", HD_EGRESS_MAX_OUTPUTS);
+        return 2;
+      }
+      ca.outputs[ca.n_outputs++] = argv[++i];
+    } else if (!strcmp(argv[i], "--url") && i + 1 < argc)
       url = argv[++i];
     else if (!strcmp(argv[i], "--token") && i + 1 < argc)
       token = argv[++i];
@@ -297,6 +339,27 @@ int hd_cmd_egress(int argc, char **argv) {
       usage(stderr);
       return 2;
     }
+  }
+  if (composite) {
+    if (!url || !token || !ca.n_outputs) {
+      fprintf(stderr, "hudong egress: --composite needs --url, --token and at least one --output\n");
+      usage(stderr);
+      return 2;
+    }
+    if (ca.width < 16 || ca.height < 16 || ca.width > 3840 || ca.height > 2160 ||
+        (ca.width | ca.height) & 1 || ca.fps < 1 || ca.fps > 60 || ca.video_kbps < 100 ||
+        ca.video_kbps > 50000 || ca.backoff_ms < 10) {
+      fprintf(stderr, "hudong egress: --size is even WxH in 16x16..3840x2160, --fps 1..60, --video-kbps "
+                      "100..50000, --backoff-ms >= 10\n");
+      return 2;
+    }
+    ca.url = url;
+    ca.token = token;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    signal(SIGTERM, on_sig);
+    signal(SIGINT, on_sig);
+    signal(SIGPIPE, SIG_IGN);
+    return hd_egress_composite(&ca);
   }
   if (!url || !token || !out) {
     fprintf(stderr, "hudong egress: --url, --token and --out are required\n");
@@ -322,10 +385,10 @@ int hd_cmd_egress(int argc, char **argv) {
 
   static eg_t e;
   pthread_mutex_init(&e.mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&e.cv, &ca);
+  pthread_condattr_t cattr;
+  pthread_condattr_init(&cattr);
+  pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+  pthread_cond_init(&e.cv, &cattr);
   e.out = out;
   e.audio_ext = audio;
   e.audio_container = strcmp(audio, "ogg") ? HD_TRACK_CONTAINER_WEBM : HD_TRACK_CONTAINER_OGG;
