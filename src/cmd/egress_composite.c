@@ -324,7 +324,13 @@ int hd_egress_composite(const hd_egress_args_t *a) {
         usleep((useconds_t)(due - now));
         continue;
       }
-      if (now - due > 1000000 / a->fps) late++; /* we are behind real time */
+      /* behind real time (a loaded machine): skip the frames that are past,
+       * so the video keeps the wall clock, like the audio (A/V sync) */
+      int64_t index = (now - t0) * a->fps / 1000000;
+      if (index > frames) {
+        late += (uint64_t)(index - frames);
+        frames = index;
+      }
       int64_t s0 = now_us();
       pthread_mutex_lock(&c.mu);
       compose(&c, &canvas);
@@ -353,7 +359,7 @@ int hd_egress_composite(const hd_egress_args_t *a) {
       json_t *outs = json_array();
       hd_av_out_status(av, outs);
       json_t *st = json_pack("{s:I,s:I,s:I,s:f,s:f}", "frames", (json_int_t)frames, "audio_ms",
-                             (json_int_t)(samples / 48), "late_frames", (json_int_t)late, "compose_ms_avg",
+                             (json_int_t)(samples / 48), "skipped_frames", (json_int_t)late, "compose_ms_avg",
                              frames ? compose_us / 1000.0 / (double)frames : 0.0, "encode_ms_avg",
                              frames ? encode_us / 1000.0 / (double)frames : 0.0);
       json_object_set_new(st, "video", json_boolean(video));
@@ -367,8 +373,9 @@ int hd_egress_composite(const hd_egress_args_t *a) {
   hd_client_free(cl); /* no callback after this */
   json_t *outs = json_array();
   int crc = hd_av_out_close(av, outs);
-  json_t *st = json_pack("{s:I,s:I,s:I,s:b}", "frames", (json_int_t)frames, "audio_ms",
-                         (json_int_t)(samples / 48), "late_frames", (json_int_t)late, "video", video);
+  json_t *st = json_pack("{s:I,s:I,s:I,s:b,s:I}", "frames", (json_int_t)frames, "audio_ms",
+                         (json_int_t)(samples / 48), "skipped_frames", (json_int_t)late, "video", video,
+                         "layout_changes", (json_int_t)c.layout_changes);
   json_object_set_new(st, "outputs", outs);
   json_object_set_new(st, "reason", json_string(reason));
   hd_egress_emit_composite(st, 1, av ? 0 : 1);

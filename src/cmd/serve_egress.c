@@ -4,6 +4,7 @@
  *   GET    /admin/egress        the app's recordings (a room-scoped token: its room's)
  *   GET    /admin/egress/{id}
  *   DELETE /admin/egress/{id}   stop: the recorder finishes its files and exits
+ *   PATCH  /admin/egress/{id}   {"layout": ...} a composite's layout, live
  *
  * Each recording is one `hudong egress` child process (this binary,
  * /proc/self/exe) that joins the room as a hidden subscriber with a token
@@ -28,10 +29,13 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/rand.h"
+#include "egress/layout.h"
 #include "sfu/webhook.h"
 
 #define LINE_MAX_BYTES (256 * 1024) /* a status line longer than this is dropped */
 #define KILL_AFTER_MS 10000         /* SIGTERM -> SIGKILL */
+#define HD_EGRESS_LAYOUT_MAX 8192
+#define HD_EGRESS_OUTPUTS 4
 
 enum { ST_STARTING, ST_ACTIVE, ST_ENDING, ST_COMPLETE, ST_FAILED };
 static const char *const state_names[] = {"starting", "active", "ending", "complete", "failed"};
@@ -43,8 +47,14 @@ typedef struct eg {
   int state;
   char error[300];
   int64_t started_ms, ended_ms; /* unix ms */
+  int composite;
+  char layout[HD_EGRESS_LAYOUT_MAX], size[16];
+  int fps;
+  char outputs[HD_EGRESS_OUTPUTS][700]; /* composite: files in dir, or RTMP URLs */
+  int n_outputs;
+  char out_states[256]; /* the outputs' states at the last status (a change -> egress_updated) */
   uv_process_t proc;
-  uv_pipe_t out;
+  uv_pipe_t out, in;
   uv_timer_t kill_timer;
   int handles_open; /* uv handles not yet closed */
   int proc_running, pipe_reading, ended_line;
@@ -89,6 +99,21 @@ static int running(const eg_t *g) { return g->used && g->state <= ST_ENDING; }
 
 static json_t *files_json(const eg_t *g) {
   json_t *arr = json_array();
+  if (g->composite) { /* the local outputs: the MP4 file, the HLS playlist */
+    json_t *cst = g->last ? json_object_get(g->last, "composite") : NULL;
+    json_int_t frames = json_integer_value(json_object_get(cst, "frames"));
+    json_int_t audio_ms = json_integer_value(json_object_get(cst, "audio_ms"));
+    int video = json_is_true(json_object_get(cst, "video"));
+    for (int i = 0; i < g->n_outputs; i++) {
+      if (strstr(g->outputs[i], "://")) continue;
+      struct stat sb;
+      json_int_t bytes = stat(g->outputs[i], &sb) == 0 ? (json_int_t)sb.st_size : 0;
+      json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I}", "kind", "composite", "path", g->outputs[i],
+                                           "duration_ms", video && g->fps ? frames * 1000 / g->fps : audio_ms,
+                                           "bytes", bytes));
+    }
+    return arr;
+  }
   json_t *tracks = g->last ? json_object_get(g->last, "tracks") : NULL;
   size_t i;
   json_t *t;
@@ -140,6 +165,20 @@ static json_t *eg_json(const eg_t *g) {
                 "bitrate_kbps", dur > 0 ? (double)bytes * 8.0 / (double)dur : 0.0, "dropped_frames", dropped,
                 "dir", g->dir, "files", files);
   if (g->error[0]) json_object_set_new(o, "error", json_string(g->error));
+  if (g->composite) {
+    json_object_set_new(o, "kind", json_string("composite"));
+    json_t *cst = g->last ? json_object_get(g->last, "composite") : NULL;
+    json_t *lj = json_loads(g->layout, 0, NULL);
+    json_object_set_new(o, "layout", lj ? lj : json_string(g->layout));
+    json_object_set_new(o, "size", json_string(g->size));
+    json_object_set_new(o, "fps", json_integer(g->fps));
+    json_object_set_new(o, "video", json_boolean(json_is_true(json_object_get(cst, "video"))));
+    const char *num[] = {"frames", "skipped_frames", "layout_changes", "audio_ms"};
+    for (size_t q = 0; q < sizeof num / sizeof num[0]; q++)
+      json_object_set_new(o, num[q], json_integer(json_integer_value(json_object_get(cst, num[q]))));
+    json_t *outs = json_object_get(cst, "outputs");
+    json_object_set_new(o, "outputs", outs ? json_deep_copy(outs) : json_array());
+  }
   if (g->proc_running) json_object_set_new(o, "pid", json_integer(g->proc.pid)); /* the recorder process */
   return o;
 }
@@ -167,8 +206,9 @@ static void close_handles(eg_t *g) {
     uv_read_stop((uv_stream_t *)&g->out);
     g->pipe_reading = 0;
   }
-  uv_handle_t *hs[] = {(uv_handle_t *)&g->out, (uv_handle_t *)&g->kill_timer, (uv_handle_t *)&g->proc};
-  for (size_t i = 0; i < 3; i++)
+  uv_handle_t *hs[] = {(uv_handle_t *)&g->out, (uv_handle_t *)&g->kill_timer, (uv_handle_t *)&g->proc,
+                       (uv_handle_t *)&g->in};
+  for (size_t i = 0; i < 4; i++)
     if (hs[i]->loop && !uv_is_closing(hs[i])) uv_close(hs[i], on_handle_closed);
 }
 
@@ -217,6 +257,21 @@ static void on_line(eg_t *g, const char *s, size_t n) {
   } else if (!strcmp(type, "status") || !strcmp(type, "ended")) {
     json_decref(g->last);
     g->last = json_incref(o);
+    json_t *outs = json_object_get(json_object_get(o, "composite"), "outputs");
+    if (outs && !strcmp(type, "status")) { /* an output connected, failed, is retrying: egress_updated */
+      char sig[sizeof g->out_states] = "";
+      size_t i, l = 0;
+      json_t *x;
+      json_array_foreach(outs, i, x) {
+        const char *st = json_string_value(json_object_get(x, "state"));
+        if (l < sizeof sig) l += (size_t)snprintf(sig + l, sizeof sig - l, "%s,", st ? st : "");
+      }
+      if (strcmp(sig, g->out_states)) {
+        snprintf(g->out_states, sizeof g->out_states, "%s", sig);
+        if (g->state == ST_STARTING) g->state = ST_ACTIVE;
+        webhook(e, g, HD_WEBHOOK_EGRESS_UPDATED);
+      }
+    }
     if (!strcmp(type, "ended")) g->ended_line = 1;
     if (g->state == ST_STARTING) g->state = ST_ACTIVE;
     /* disk floor while recording: stop cleanly before the disk is full */
@@ -292,16 +347,36 @@ static int spawn(hd_serve_egress_t *e, eg_t *g, const char *token, char *err, si
   char url[200];
   snprintf(url, sizeof url, "%s://%s:%d/rtc", c->tls_cert[0] || c->tls_dev ? "wss" : "ws", host,
            c->listen_port);
-  char *args[] = {e->exe,  "egress", "--url",   url,      "--token", (char *)token,
-                  "--out", g->dir,   "--audio", g->audio, NULL};
+  char *args[32] = {e->exe, "egress", "--url", url, "--token", (char *)token};
+  int na = 6;
+  char fps[16];
+  snprintf(fps, sizeof fps, "%d", g->fps);
+  if (g->composite) {
+    char *extra[] = {"--composite", "--stdin-control", "--layout", g->layout,
+                     "--size",      g->size,           "--fps",    fps};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+      args[na++] = extra[i];
+    for (int i = 0; i < g->n_outputs; i++) {
+      args[na++] = "--output";
+      args[na++] = g->outputs[i];
+    }
+  } else {
+    char *extra[] = {"--out", g->dir, "--audio", g->audio};
+    for (size_t i = 0; i < 4; i++)
+      args[na++] = extra[i];
+  }
+  args[na] = NULL;
   uv_pipe_init(e->cfg.loop, &g->out, 0);
   g->out.data = g;
+  g->handles_open++;
+  uv_pipe_init(e->cfg.loop, &g->in, 0);
+  g->in.data = g;
   g->handles_open++;
   uv_timer_init(e->cfg.loop, &g->kill_timer);
   g->kill_timer.data = g;
   g->handles_open++;
   uv_stdio_container_t io[3] = {
-      {.flags = UV_IGNORE},
+      {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&g->in},
       {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&g->out},
       {.flags = UV_INHERIT_FD, .data.fd = 2}};
   uv_process_options_t po = {
@@ -364,28 +439,67 @@ static void create(hd_serve_egress_t *e, const hd_token_claims_t *claims, const 
   const char *bad = NULL, *k;
   json_t *kv;
   if (!json_is_object(b))
-    bad = "body must be a JSON object {\"room\", \"kind\": \"track\", \"audio_format\"?}";
-  if (!bad) json_object_foreach(b, k, kv) {
-      if (strcmp(k, "room") && strcmp(k, "kind") && strcmp(k, "audio_format"))
-        bad = "unknown member (allowed: room, kind, audio_format)";
-    }
+    bad = "body must be a JSON object {\"room\", \"kind\": \"track\" | \"composite\", ...}";
   const char *room = json_string_value(json_object_get(b, "room"));
   const char *kind = json_string_value(json_object_get(b, "kind"));
   const char *af = json_string_value(json_object_get(b, "audio_format"));
+  int composite = kind && !strcmp(kind, "composite");
+  if (!bad) json_object_foreach(b, k, kv) {
+      if (strcmp(k, "room") && strcmp(k, "kind") &&
+          (composite ? strcmp(k, "layout") && strcmp(k, "outputs") && strcmp(k, "size") && strcmp(k, "fps")
+                     : strcmp(k, "audio_format")))
+        bad = composite ? "unknown member (allowed for a composite: room, kind, layout, outputs, size, fps)"
+                        : "unknown member (allowed for kind track: room, kind, audio_format)";
+    }
   if (!bad && (!room || !valid_room(room)))
     bad = "\"room\" must be a room name (1-64 characters of A-Z a-z 0-9 - _ .)";
-  if (!bad && json_object_get(b, "kind") && !kind) bad = "\"kind\" must be a string";
+  if (!bad && json_object_get(b, "kind") && (!kind || (strcmp(kind, "track") && !composite)))
+    bad = "\"kind\" must be \"track\" (a file per track) or \"composite\" (one mixed H.264 + AAC stream)";
   if (!bad && json_object_get(b, "audio_format") && (!af || (strcmp(af, "ogg") && strcmp(af, "webm"))))
     bad = "\"audio_format\" must be \"ogg\" (default) or \"webm\"";
-  if (!bad && kind && !strcmp(kind, "composite")) {
-    hd_http_resp_text(
-        resp, 501,
-        "kind \"composite\" is not available on this node yet; use \"track\" (one file per track, "
-        "docs/egress.md)\n");
-    json_decref(b);
-    return;
+  /* composite: layout, outputs, size, fps */
+  char layout[HD_EGRESS_LAYOUT_MAX] = "grid", size[16] = "1280x720", lwhy[200];
+  long fps = 30;
+  json_t *outs = json_object_get(b, "outputs"), *lj = json_object_get(b, "layout");
+  if (!bad && composite) {
+    if (lj) {
+      char *t = json_is_string(lj)   ? strdup(json_string_value(lj))
+                : json_is_object(lj) ? json_dumps(lj, JSON_COMPACT)
+                                     : NULL;
+      hd_layout_t l;
+      if (!t || strlen(t) >= sizeof layout)
+        bad = "\"layout\" must be \"grid\", \"speaker\" or a layout object of at most 8 KiB (docs/egress.md)";
+      else if (hd_layout_parse(&l, t, lwhy, sizeof lwhy) < 0)
+        bad = lwhy;
+      else
+        snprintf(layout, sizeof layout, "%s", t);
+      free(t);
+    }
+    json_t *sz = json_object_get(b, "size"), *fp = json_object_get(b, "fps");
+    int w = 0, h = 0;
+    if (!bad && sz &&
+        (!json_is_string(sz) || sscanf(json_string_value(sz), "%dx%d", &w, &h) != 2 || w < 16 || h < 16 ||
+         w > 1920 || h > 1080 || (w | h) & 1))
+      bad = "\"size\" must be \"WxH\", even, from 16x16 to 1920x1080 (default 1280x720)";
+    if (!bad && sz) snprintf(size, sizeof size, "%dx%d", w, h);
+    if (!bad && fp && (!json_is_integer(fp) || json_integer_value(fp) < 1 || json_integer_value(fp) > 60))
+      bad = "\"fps\" must be an integer 1..60 (default 30)";
+    if (!bad && fp) fps = (long)json_integer_value(fp);
+    if (!bad &&
+        (!json_is_array(outs) || json_array_size(outs) < 1 || json_array_size(outs) > HD_EGRESS_OUTPUTS))
+      bad = "\"outputs\" must be an array of 1..4 of \"mp4\", \"hls\", \"rtmp://...\", \"rtmps://...\"";
+    size_t i;
+    json_t *x;
+    if (!bad) json_array_foreach(outs, i, x) {
+        const char *u = json_string_value(x);
+        if (!u ||
+            (strcmp(u, "mp4") && strcmp(u, "hls") && strncmp(u, "rtmp://", 7) && strncmp(u, "rtmps://", 8)) ||
+            strlen(u) >= 600)
+          bad =
+              "each output must be \"mp4\" (a file), \"hls\" (playlist + segments) or an rtmp:// / rtmps:// "
+              "URL shorter than 600 bytes";
+      }
   }
-  if (!bad && kind && strcmp(kind, "track")) bad = "\"kind\" must be \"track\"";
   if (bad) {
     hd_http_resp_text(resp, 400, "%s\n", bad);
     json_decref(b);
@@ -448,6 +562,27 @@ static void create(hd_serve_egress_t *e, const hd_token_claims_t *claims, const 
   snprintf(g->audio, sizeof g->audio, "%s", af ? af : "ogg");
   g->started_ms = unix_ms();
   g->files = json_array();
+  if (composite) {
+    g->composite = 1;
+    snprintf(g->layout, sizeof g->layout, "%s", layout);
+    snprintf(g->size, sizeof g->size, "%s", size);
+    g->fps = (int)fps;
+    size_t i;
+    json_t *x;
+    json_array_foreach(outs, i, x) {
+      const char *u = json_string_value(x);
+      if (!strcmp(u, "mp4"))
+        snprintf(g->outputs[g->n_outputs++], sizeof g->outputs[0], "%s/composite.mp4", g->dir);
+      else if (!strcmp(u, "hls"))
+        snprintf(g->outputs[g->n_outputs++], sizeof g->outputs[0], "%s/hls/index.m3u8", g->dir);
+      else
+        snprintf(g->outputs[g->n_outputs++], sizeof g->outputs[0], "%s", u);
+    }
+    char hls[700];
+    snprintf(hls, sizeof hls, "%s/hls", g->dir);
+    mkdir(g->dir, 0755);
+    mkdir(hls, 0755);
+  }
   json_decref(b);
   /* the recorder's own token: a hidden subscriber of this room only */
   hd_token_claims_t t;
@@ -477,6 +612,63 @@ static void create(hd_serve_egress_t *e, const hd_token_claims_t *claims, const 
   HD_LOGI("egress", "%s: recording room %s into %s (pid %d)", g->id, g->room, g->dir, g->proc.pid);
   webhook(e, g, HD_WEBHOOK_EGRESS_STARTED);
   reply_json(resp, 201, eg_json(g));
+}
+
+static void on_written(uv_write_t *w, int status) {
+  (void)status;
+  free(w->data);
+  free(w);
+}
+
+/* PATCH {"layout": ...}: handed to the running composite as a stdin line */
+static void patch_layout(eg_t *g, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  if (!g->composite || !running(g) || !g->proc_running) {
+    hd_http_resp_text(resp, 409, "egress %s is not a running composite: its layout cannot change\n", g->id);
+    return;
+  }
+  json_t *b = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+  json_t *lj = json_object_get(b, "layout");
+  char *t = json_is_string(lj)   ? strdup(json_string_value(lj))
+            : json_is_object(lj) ? json_dumps(lj, JSON_COMPACT)
+                                 : NULL;
+  char why[200] = "body must be {\"layout\": \"grid\" | \"speaker\" | {...}}";
+  hd_layout_t l;
+  if (!t || json_object_size(b) != 1 || strlen(t) >= sizeof g->layout ||
+      hd_layout_parse(&l, t, why, sizeof why) < 0) {
+    hd_http_resp_text(resp, 400, "%s\n", why);
+    free(t);
+    json_decref(b);
+    return;
+  }
+  json_decref(b);
+  json_t *line = json_pack("{s:s}", "layout", t);
+  char *ls = json_dumps(line, JSON_COMPACT);
+  json_decref(line);
+  size_t n = ls ? strlen(ls) : 0;
+  char *buf = ls ? malloc(n + 1) : NULL;
+  uv_write_t *w = buf ? malloc(sizeof *w) : NULL;
+  if (!w) {
+    free(buf);
+    free(ls);
+    free(t);
+    hd_http_resp_text(resp, 500, "out of memory\n");
+    return;
+  }
+  memcpy(buf, ls, n);
+  buf[n] = '\n';
+  free(ls);
+  w->data = buf;
+  uv_buf_t ub = uv_buf_init(buf, (unsigned)n + 1);
+  if (uv_write(w, (uv_stream_t *)&g->in, &ub, 1, on_written) != 0) {
+    free(buf);
+    free(w);
+    free(t);
+    hd_http_resp_text(resp, 500, "cannot reach the recorder\n");
+    return;
+  }
+  snprintf(g->layout, sizeof g->layout, "%s", t);
+  free(t);
+  reply_json(resp, 200, eg_json(g));
 }
 
 static eg_t *find(hd_serve_egress_t *e, const char *app, const char *id) {
@@ -519,6 +711,8 @@ void hd_serve_egress_http(hd_serve_egress_t *e, const hd_token_claims_t *claims,
   }
   if (!strcmp(req->method, "GET")) {
     reply_json(resp, 200, eg_json(g));
+  } else if (!strcmp(req->method, "PATCH")) {
+    patch_layout(g, req, resp);
   } else if (!strcmp(req->method, "DELETE")) {
     if (!running(g)) {
       hd_http_resp_text(resp, 409, "egress %s has already ended (state %s)\n", g->id, state_names[g->state]);
@@ -531,7 +725,7 @@ void hd_serve_egress_http(hd_serve_egress_t *e, const hd_token_claims_t *claims,
     }
     reply_json(resp, 200, eg_json(g));
   } else {
-    hd_http_resp_text(resp, 405, "%s is not allowed on %s (GET, DELETE)\n", req->method, req->path);
+    hd_http_resp_text(resp, 405, "%s is not allowed on %s (GET, PATCH, DELETE)\n", req->method, req->path);
   }
 }
 

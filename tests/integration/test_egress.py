@@ -5,7 +5,7 @@ starts recordings (`hudong egress` child processes) and stops them.
 
 Checks:
  1. refusals with clear errors: no token (401), a token without canRecord
-    (403), a bad body (400), kind "composite" (501), a room the token does
+    (403), a bad body or kind (400), a room the token does
     not name (403);
  2. POST /admin/egress (canRecord token) -> 201; GET shows it active with an
     Ogg/Opus and a WebM/VP8 file growing;
@@ -157,8 +157,8 @@ def main():
         check(st == 400 and "unknown member" in text, "an unknown member: 400", (st, text))
         st, _, text = req(port, "POST", "/admin/egress", rec, "not json")
         check(st == 400, "a body that is not JSON: 400", (st, text))
-        st, _, text = req(port, "POST", "/admin/egress", rec, {"room": "rec", "kind": "composite"})
-        check(st == 501 and "track" in text, "kind composite: 501 saying what works", (st, text))
+        st, _, text = req(port, "POST", "/admin/egress", rec, {"room": "rec", "kind": "mosaic"})
+        check(st == 400 and "composite" in text, "an unknown kind: 400 saying what works", (st, text))
         st, _, text = req(port, "POST", "/admin/egress", rec, {"room": "other"})
         check(st == 403 and "room rec" in text, "another room: 403", (st, text))
 
