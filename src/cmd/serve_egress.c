@@ -748,7 +748,7 @@ int hd_serve_egress_metrics(hd_serve_egress_t *e, char *out, size_t cap) {
                    "hudong_egress_refused_total{limit=\"disk\"} %llu\n",
                    n_running, (unsigned long long)e->started, (unsigned long long)e->failed,
                    (unsigned long long)e->refused_limit, (unsigned long long)e->refused_disk);
-  return n > 0 && (size_t)n < cap ? n : 0;
+  return n >= 0 && (size_t)n < cap ? n : HD_ENOSPC; /* /metrics renders again, larger */
 }
 
 void hd_serve_egress_stop(hd_serve_egress_t *e) {

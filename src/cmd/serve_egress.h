@@ -33,7 +33,7 @@ void hd_serve_egress_stop(hd_serve_egress_t *e);
  * the canRecord (or roomAdmin) grant for the room concerned. */
 void hd_serve_egress_http(hd_serve_egress_t *e, const hd_token_claims_t *claims, const hd_http_req_t *req,
                           hd_http_resp_t *resp);
-/* Appends the /metrics series; length written (0 when it does not fit). */
+/* Appends the /metrics series; length written, HD_ENOSPC when it does not fit. */
 int hd_serve_egress_metrics(hd_serve_egress_t *e, char *out, size_t cap);
 
 #endif
