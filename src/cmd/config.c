@@ -191,7 +191,8 @@ static const char *const known_keys[] = {"listen",
                                          "drain_grace_s",
                                          "egress_dir",
                                          "egress_max",
-                                         "egress_min_free_mb"};
+                                         "egress_min_free_mb",
+                                         "ingest_rtmp_url"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -571,8 +572,13 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
     goto out;
   if (get_str(root, "egress_dir", c->egress_dir, sizeof c->egress_dir, err, errcap) ||
       get_int(root, "egress_max", 0, 1000, &c->egress_max, err, errcap) ||
-      get_int(root, "egress_min_free_mb", 0, 1 << 30, &c->egress_min_free_mb, err, errcap))
+      get_int(root, "egress_min_free_mb", 0, 1 << 30, &c->egress_min_free_mb, err, errcap) ||
+      get_str(root, "ingest_rtmp_url", c->ingest_rtmp_url, sizeof c->ingest_rtmp_url, err, errcap))
     goto out;
+  if (c->ingest_rtmp_url[0] && strncmp(c->ingest_rtmp_url, "rtmp://", 7)) {
+    snprintf(err, errcap, "config: 'ingest_rtmp_url' must be an rtmp:// URL (the RTMP front's application)");
+    goto out;
+  }
   json_t *apps = json_object_get(root, "apps");
   if (apps) {
     if (!json_is_array(apps) || json_array_size(apps) > HD_MAX_APPS) {

@@ -194,6 +194,15 @@ void hd_egress_emit_composite(json_t *st, int final, int failed) {
   emit(o);
 }
 
+void hd_egress_emit_ingest(const char *type, const char *reason, unsigned long long vframes,
+                           unsigned long long audio_ms, int failed) {
+  json_t *o = json_pack("{s:s,s:{s:I,s:I}}", "type", type, "ingest", "video_frames", (json_int_t)vframes,
+                        "audio_ms", (json_int_t)audio_ms);
+  if (reason) json_object_set_new(o, "reason", json_string(reason));
+  if (failed) json_object_set_new(o, "failed", json_true());
+  emit(o);
+}
+
 static void emit(json_t *o) {
   char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(o);
@@ -303,6 +312,8 @@ int hd_cmd_egress(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--composite"))
       composite = 1;
+    else if (!strcmp(argv[i], "--ingest") && i + 1 < argc)
+      ca.ingest = argv[++i];
     else if (!strcmp(argv[i], "--layout") && i + 1 < argc)
       ca.layout = argv[++i];
     else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
@@ -339,6 +350,19 @@ int hd_cmd_egress(int argc, char **argv) {
       usage(stderr);
       return 2;
     }
+  }
+  if (ca.ingest) {
+    if (!url || !token || strncmp(ca.ingest, "rtmp://", 7)) {
+      fprintf(stderr, "hudong egress: --ingest needs an rtmp:// URL, --url and --token\n");
+      return 2;
+    }
+    ca.url = url;
+    ca.token = token;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    signal(SIGTERM, on_sig);
+    signal(SIGINT, on_sig);
+    signal(SIGPIPE, SIG_IGN);
+    return hd_egress_ingest(&ca) ? 1 : 0;
   }
   if (composite) {
     if (!url || !token || !ca.n_outputs) {

@@ -15,6 +15,8 @@ typedef struct {
   int n_outputs;
   int backoff_ms;    /* first RTMP retry delay */
   int stdin_control; /* read {"layout": ...} lines on stdin */
+  /* ingest */
+  const char *ingest; /* rtmp:// URL to play and publish into the room */
 } hd_egress_args_t;
 
 /* 1 once SIGTERM/SIGINT arrived: finish the outputs and exit. */
@@ -23,5 +25,9 @@ int hd_egress_stopping(void);
  * consumed; NULL = an empty object). */
 void hd_egress_emit_composite(json_t *st, int final, int failed);
 int hd_egress_composite(const hd_egress_args_t *a);
+/* Prints {"type": type, "ingest": {"video_frames", "audio_ms"}, "reason"?}. */
+void hd_egress_emit_ingest(const char *type, const char *reason, unsigned long long vframes,
+                           unsigned long long audio_ms, int failed);
+int hd_egress_ingest(const hd_egress_args_t *a);
 
 #endif

@@ -965,7 +965,10 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     handle_admin_quality(s, req, resp);
   else if (!strcmp(req->path, "/admin/drain"))
     handle_drain(s, req, resp);
-  else if (!strncmp(req->path, "/admin/egress", 13) && (!req->path[13] || req->path[13] == '/')) {
+  else if (!strncmp(req->path, "/api/rtmp/", 10))
+    hd_serve_egress_rtmp_http(s->egress, req, resp);
+  else if ((!strncmp(req->path, "/admin/egress", 13) && (!req->path[13] || req->path[13] == '/')) ||
+           !strcmp(req->path, "/admin/ingress")) {
     hd_token_claims_t claims; /* the grant is checked per room by serve_egress */
     add_cors(s, req, resp);
     if (authorize(s, req, NULL, 0, &claims, resp) == 0) hd_serve_egress_http(s->egress, &claims, req, resp);

@@ -30,6 +30,10 @@
 #include "base/log.h"
 #include "base/rand.h"
 #include "egress/layout.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include "sfu/webhook.h"
 
 #define LINE_MAX_BYTES (256 * 1024) /* a status line longer than this is dropped */
@@ -48,6 +52,8 @@ typedef struct eg {
   char error[300];
   int64_t started_ms, ended_ms; /* unix ms */
   int composite;
+  int ingest;                  /* an RTMP ingest: the process publishes into the room */
+  char identity[72], key[300]; /* ingest: who it publishes as; its stream key */
   char layout[HD_EGRESS_LAYOUT_MAX], size[16];
   int fps;
   char outputs[HD_EGRESS_OUTPUTS][700]; /* composite: files in dir, or RTMP URLs */
@@ -165,6 +171,12 @@ static json_t *eg_json(const eg_t *g) {
                 "bitrate_kbps", dur > 0 ? (double)bytes * 8.0 / (double)dur : 0.0, "dropped_frames", dropped,
                 "dir", g->dir, "files", files);
   if (g->error[0]) json_object_set_new(o, "error", json_string(g->error));
+  if (g->ingest) {
+    json_object_set_new(o, "kind", json_string("ingest"));
+    json_object_set_new(o, "identity", json_string(g->identity));
+    json_t *ist = g->last ? json_object_get(g->last, "ingest") : NULL;
+    json_object_set_new(o, "ingest", ist ? json_deep_copy(ist) : json_object());
+  }
   if (g->composite) {
     json_object_set_new(o, "kind", json_string("composite"));
     json_t *cst = g->last ? json_object_get(g->last, "composite") : NULL;
@@ -273,6 +285,11 @@ static void on_line(eg_t *g, const char *s, size_t n) {
       }
     }
     if (!strcmp(type, "ended")) g->ended_line = 1;
+    if (json_is_true(json_object_get(o, "failed")) && !g->error[0])
+      snprintf(g->error, sizeof g->error, "%s",
+               json_string_value(json_object_get(o, "reason"))
+                   ? json_string_value(json_object_get(o, "reason"))
+                   : "failed");
     if (g->state == ST_STARTING) g->state = ST_ACTIVE;
     /* disk floor while recording: stop cleanly before the disk is full */
     struct statvfs vs;
@@ -351,7 +368,12 @@ static int spawn(hd_serve_egress_t *e, eg_t *g, const char *token, char *err, si
   int na = 6;
   char fps[16];
   snprintf(fps, sizeof fps, "%d", g->fps);
-  if (g->composite) {
+  char ingest_url[900];
+  if (g->ingest) {
+    snprintf(ingest_url, sizeof ingest_url, "%s/%s", c->ingest_rtmp_url, g->key);
+    args[na++] = "--ingest";
+    args[na++] = ingest_url;
+  } else if (g->composite) {
     char *extra[] = {"--composite", "--stdin-control", "--layout", g->layout,
                      "--size",      g->size,           "--fps",    fps};
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
@@ -671,6 +693,191 @@ static void patch_layout(eg_t *g, const hd_http_req_t *req, hd_http_resp_t *resp
   reply_json(resp, 200, eg_json(g));
 }
 
+/* ---- RTMP ingest (docs/egress.md "RTMP ingest") ---- */
+
+static int key_chars(const char *v, int dots) {
+  if (!*v) return 0;
+  for (const char *p = v; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+          *p == '_' || (dots && *p == '.')))
+      return 0;
+  return 1;
+}
+
+/* The stream key: <app>~<room>~<identity>~<mac>, mac = the first 32 hex
+ * digits of HMAC-SHA256(app secret, "hudong-ingest|app|room|identity"). Any
+ * node with the app's secret checks it without state; a new secret revokes
+ * every key. */
+static int ingest_key(const char *secret, const char *app, const char *room, const char *identity, char *out,
+                      size_t cap) {
+  char msg[400];
+  int n = snprintf(msg, sizeof msg, "hudong-ingest|%s|%s|%s", app, room, identity);
+  if (n < 0 || (size_t)n >= sizeof msg) return HD_EINVAL;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int ml = 0;
+  if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg, (size_t)n, mac, &ml))
+    return HD_ECRYPTO;
+  char hex[33];
+  for (int i = 0; i < 16; i++)
+    snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+  n = snprintf(out, cap, "%s~%s~%s~%s", app, room, identity, hex);
+  return n > 0 && (size_t)n < cap ? 0 : HD_ENOSPC;
+}
+
+/* POST /admin/ingress {"room", "identity"}: a stream key for OBS (roomAdmin). */
+static void ingress_create(hd_serve_egress_t *e, const hd_token_claims_t *claims, const hd_http_req_t *req,
+                           hd_http_resp_t *resp) {
+  const hd_config_t *c = e->cfg.cfg;
+  json_t *b = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+  const char *room = json_string_value(json_object_get(b, "room"));
+  const char *id = json_string_value(json_object_get(b, "identity"));
+  if (!json_is_object(b) || json_object_size(b) != 2 || !room || !valid_room(room) || !id ||
+      strlen(id) > 64 || !key_chars(id, 0)) {
+    hd_http_resp_text(resp, 400,
+                      "body must be {\"room\": <room name>, \"identity\": <1-64 of A-Z a-z 0-9 - _>}\n");
+    json_decref(b);
+    return;
+  }
+  char why[256];
+  if (hd_token_authorize(claims, room, HD_GRANT_ADMIN, why, sizeof why) < 0) {
+    hd_http_resp_text(resp, 403, "forbidden: %s\n", why);
+    json_decref(b);
+    return;
+  }
+  const char *secret = secret_of(c, claims->key);
+  char key[300];
+  if (!c->ingest_rtmp_url[0]) {
+    hd_http_resp_text(resp, 501, "RTMP ingest is off: set ingest_rtmp_url in the config (docs/egress.md)\n");
+  } else if (!key_chars(claims->key, 0)) {
+    hd_http_resp_text(resp, 400, "RTMP ingest needs an app key of A-Z a-z 0-9 - _ only\n");
+  } else if (!secret || ingest_key(secret, claims->key, room, id, key, sizeof key) < 0) {
+    hd_http_resp_text(resp, 500, "cannot make a stream key\n");
+  } else {
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s++}", "room", room, "identity", id, "stream_key", key,
+                          "server", c->ingest_rtmp_url, "url", c->ingest_rtmp_url, "/", key);
+    reply_json(resp, 201, o);
+  }
+  json_decref(b);
+}
+
+/* the value of name in an application/x-www-form-urlencoded body */
+static int form_value(const char *body, size_t len, const char *name, char *out, size_t cap) {
+  size_t nl = strlen(name), k = 0;
+  for (size_t i = 0; i < len;) {
+    size_t j = i;
+    while (j < len && body[j] != '&')
+      j++;
+    if (j - i > nl && !strncmp(body + i, name, nl) && body[i + nl] == '=') {
+      for (size_t p = i + nl + 1; p < j && k + 1 < cap; p++) {
+        if (body[p] == '%' && p + 2 < j) {
+          unsigned v;
+          if (sscanf(body + p + 1, "%2x", &v) != 1) return -1;
+          out[k++] = (char)v;
+          p += 2;
+        } else {
+          out[k++] = body[p] == '+' ? ' ' : body[p];
+        }
+      }
+      out[k] = 0;
+      return 0;
+    }
+    i = j + 1;
+  }
+  return -1;
+}
+
+/* nginx-rtmp on_publish / on_publish_done (form bodies with name=<key>):
+ * 2xx lets the publisher in, 403 refuses it. */
+static void rtmp_callback(hd_serve_egress_t *e, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  const hd_config_t *c = e->cfg.cfg;
+  char key[300], parts[4][130] = {{0}};
+  if (strcmp(req->method, "POST") || form_value(req->body, req->body_len, "name", key, sizeof key) < 0) {
+    hd_http_resp_text(resp, 400, "want a POST form with name=<stream key> (nginx-rtmp on_publish)\n");
+    return;
+  }
+  int np = 0;
+  for (char *save = NULL, *t = strtok_r(strcpy((char[300]){0}, key), "~", &save); t && np < 4;
+       t = strtok_r(NULL, "~", &save))
+    snprintf(parts[np++], sizeof parts[0], "%s", t);
+  char want[300];
+  const char *secret = np == 4 ? secret_of(c, parts[0]) : NULL;
+  int ok = secret && valid_room(parts[1]) && key_chars(parts[2], 0) && strlen(parts[2]) <= 64 &&
+           ingest_key(secret, parts[0], parts[1], parts[2], want, sizeof want) == 0 &&
+           CRYPTO_memcmp(want, key, strlen(want) + 1) == 0;
+  int done = !strcmp(req->path, "/api/rtmp/on_publish_done");
+  if (!ok) {
+    HD_LOGW("egress", "RTMP publish refused: bad stream key");
+    hd_http_resp_text(resp, 403, "bad stream key\n");
+    return;
+  }
+  for (int i = 0; i < HD_EGRESS_HISTORY; i++) { /* one ingest per key */
+    eg_t *g = &e->eg[i];
+    if (g->used && g->ingest && running(g) && !strcmp(g->key, key)) {
+      if (done && g->proc_running && g->state != ST_ENDING) {
+        g->state = ST_ENDING;
+        uv_process_kill(&g->proc, SIGTERM);
+        uv_timer_start(&g->kill_timer, on_kill_timer, KILL_AFTER_MS, 0);
+      }
+      hd_http_resp_text(resp, done ? 200 : 409, done ? "ok\n" : "this stream key is already publishing\n");
+      return;
+    }
+  }
+  if (done) {
+    hd_http_resp_text(resp, 200, "ok\n");
+    return;
+  }
+  int n_running = 0;
+  for (int i = 0; i < HD_EGRESS_HISTORY; i++)
+    n_running += running(&e->eg[i]);
+  eg_t *g = n_running < c->egress_max ? slot(e) : NULL;
+  if (!g) {
+    e->refused_limit++;
+    hd_http_resp_text(resp, 503, "egress limit reached (config egress_max = %ld)\n", c->egress_max);
+    return;
+  }
+  memset(g, 0, sizeof *g);
+  g->owner = e;
+  g->used = 1;
+  g->ingest = 1;
+  snprintf(g->id, sizeof g->id, "IN_");
+  hd_random_token(g->id + 3, 12);
+  snprintf(g->app, sizeof g->app, "%.63s", parts[0]);
+  snprintf(g->room, sizeof g->room, "%.71s", parts[1]);
+  snprintf(g->identity, sizeof g->identity, "%.71s", parts[2]);
+  snprintf(g->key, sizeof g->key, "%s", key);
+  snprintf(g->dir, sizeof g->dir, "-");
+  g->started_ms = unix_ms();
+  g->files = json_array();
+  hd_token_claims_t t;
+  memset(&t, 0, sizeof t);
+  snprintf(t.key, sizeof t.key, "%s", g->app);
+  snprintf(t.identity, sizeof t.identity, "%s", g->identity);
+  snprintf(t.room, sizeof t.room, "%s", g->room);
+  t.room_join = t.can_publish = 1;
+  t.iat = t.nbf = (int64_t)time(NULL);
+  t.exp = t.iat + (hd_token_max_lifetime() > 0 ? hd_token_max_lifetime() : 24 * 3600);
+  char tok[HD_TOKEN_MAX], err[256];
+  if (hd_token_mint(&t, secret, tok, sizeof tok) < 0 || spawn(e, g, tok, err, sizeof err) < 0) {
+    g->state = ST_FAILED;
+    snprintf(g->error, sizeof g->error, "cannot start the ingest process");
+    g->ended_ms = unix_ms();
+    e->failed++;
+    hd_http_resp_text(resp, 500, "cannot start the ingest\n");
+    return;
+  }
+  e->started++;
+  HD_LOGI("egress", "%s: RTMP ingest into room %s as %s (pid %d)", g->id, g->room, g->identity, g->proc.pid);
+  webhook(e, g, HD_WEBHOOK_EGRESS_STARTED);
+  hd_http_resp_text(resp, 200, "ok\n");
+}
+
+void hd_serve_egress_rtmp_http(hd_serve_egress_t *e, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  if (!strcmp(req->path, "/api/rtmp/on_publish") || !strcmp(req->path, "/api/rtmp/on_publish_done"))
+    rtmp_callback(e, req, resp);
+  else
+    hd_http_resp_text(resp, 404, "not found: %s (on_publish, on_publish_done)\n", req->path);
+}
+
 static eg_t *find(hd_serve_egress_t *e, const char *app, const char *id) {
   for (int i = 0; i < HD_EGRESS_HISTORY; i++)
     if (e->eg[i].used && !strcmp(e->eg[i].id, id) && !strcmp(e->eg[i].app, app)) return &e->eg[i];
@@ -679,6 +886,13 @@ static eg_t *find(hd_serve_egress_t *e, const char *app, const char *id) {
 
 void hd_serve_egress_http(hd_serve_egress_t *e, const hd_token_claims_t *claims, const hd_http_req_t *req,
                           hd_http_resp_t *resp) {
+  if (!strcmp(req->path, "/admin/ingress")) {
+    if (strcmp(req->method, "POST"))
+      hd_http_resp_text(resp, 405, "POST /admin/ingress {\"room\", \"identity\"}\n");
+    else
+      ingress_create(e, claims, req, resp);
+    return;
+  }
   const char *rest = req->path + strlen("/admin/egress");
   if (!*rest && !strcmp(req->method, "POST")) {
     create(e, claims, req, resp);

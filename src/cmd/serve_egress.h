@@ -29,10 +29,13 @@ int hd_serve_egress_start(hd_serve_egress_t **out, const hd_serve_egress_config_
  * waits for the children and frees. NULL ok. */
 void hd_serve_egress_stop(hd_serve_egress_t *e);
 
-/* /admin/egress[/{id}] for a token the caller verified (claims); this checks
- * the canRecord (or roomAdmin) grant for the room concerned. */
+/* /admin/egress[/{id}] and /admin/ingress for a token the caller verified
+ * (claims); this checks the canRecord (or roomAdmin) grant for the room. */
 void hd_serve_egress_http(hd_serve_egress_t *e, const hd_token_claims_t *claims, const hd_http_req_t *req,
                           hd_http_resp_t *resp);
+/* /api/rtmp/on_publish and on_publish_done: the RTMP front's callbacks
+ * (no token: the stream key in the form body is the credential). */
+void hd_serve_egress_rtmp_http(hd_serve_egress_t *e, const hd_http_req_t *req, hd_http_resp_t *resp);
 /* Appends the /metrics series; length written, HD_ENOSPC when it does not fit. */
 int hd_serve_egress_metrics(hd_serve_egress_t *e, char *out, size_t cap);
 
