@@ -16,7 +16,8 @@ Checks:
  - decoded frames: in the grid layout both participants' regions show their
    test patterns and the letterbox bands are the background colour; after the
    PATCH the pinned participant fills the left 3/4;
- - egress_ended lists the MP4 and the playlist with durations and sizes.
+ - egress_ended lists the MP4 and the playlist with durations and sizes;
+ - an audio-only room gives an audio-only MP4.
 
 usage: test_egress_composite.py /path/to/hudong
 """
@@ -250,6 +251,28 @@ def main():
                                           f["duration_ms"] > 5000 for f in files),
                   "egress_ended lists the MP4 and the playlist with durations and sizes", files)
         check(t_patch > 3, "timing sanity (PATCH after %.1f s)" % t_patch)
+        # an audio-only room gives an audio-only output
+        pubs.append(subprocess.Popen([HUDONG, "pub", "--url", url, "--token",
+                                      token("--room", "radio", "--identity", "dj", "--publish"),
+                                      "--tone", "880", "--duration", "30", "--quiet"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        time.sleep(1)
+        st, eg2, text = req(port, "POST", "/admin/egress", token("--room", "radio", "--identity", "ops", "--record"),
+                            {"room": "radio", "kind": "composite", "outputs": ["mp4"]})
+        if check(st == 201, "audio-only room: composite started", (st, text)):
+            time.sleep(5)
+            rtok = token("--room", "radio", "--identity", "ops", "--record")
+            req(port, "DELETE", "/admin/egress/" + eg2["egress_id"], rtok)
+            end = time.time() + 15
+            while time.time() < end:
+                st, j2, _ = req(port, "GET", "/admin/egress/" + eg2["egress_id"], rtok)
+                if j2["state"] in ("complete", "failed"):
+                    break
+                time.sleep(0.2)
+            check(j2["state"] == "complete" and j2["video"] is False, "audio-only composite: complete, video false", j2)
+            info, err = probe(j2["files"][0]["path"]) if j2.get("files") else (None, "no file")
+            kinds = sorted(x["codec_type"] + ":" + x["codec_name"] for x in (info or {}).get("streams", []))
+            check(kinds == ["audio:aac"], "audio-only room: the MP4 holds AAC only", (kinds, err))
     finally:
         for p in pubs:
             p.kill()
