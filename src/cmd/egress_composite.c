@@ -32,7 +32,8 @@
 
 #define CP_MAX 16            /* participants composed (more are not shown or heard) */
 #define CP_RING (48000 * 2)  /* 2 s of mono audio per participant */
-#define CP_PREFILL 2880      /* 60 ms of silence ahead of a participant's first audio */
+#define CP_MAX_LAG 4800      /* 100 ms: more audio queued than this (clock drift) is cut to CP_CUT_TO */
+#define CP_CUT_TO 1920       /* 40 ms */
 #define CP_DECIDE_US 2000000 /* wait for a video track this long after the first track */
 
 typedef struct {
@@ -117,11 +118,11 @@ static void on_audio(void *ud, const hd_client_audio_frame_t *f) {
   pthread_mutex_lock(&c->mu);
   cp_part_t *p = part(c, f->identity ? f->identity : "", 1);
   if (p) {
-    if (!p->had_audio) { /* a little slack against the 20 ms blocks vs our ticks */
-      p->had_audio = 1;
-      p->r_n = CP_PREFILL;
-      memset(p->ring, 0, CP_PREFILL * sizeof *p->ring);
-    }
+    /* no prefill: an underrun at a tick (the 20 ms blocks vs our frame
+     * ticks) mixes silence once and the ring then holds that much more, so
+     * the delay settles at the least that absorbs the phase -- every ms of
+     * queue here is audio behind the video (A/V sync) */
+    p->had_audio = 1;
     for (size_t i = 0; i < f->samples; i++) {
       if (p->r_n == CP_RING) break; /* 2 s behind: drop (never happens while the mixer runs) */
       p->ring[(p->r_head + p->r_n++) % CP_RING] = f->pcm[i * (size_t)f->channels];
@@ -228,6 +229,10 @@ static void mix(cp_t *c, hd_limiter_t *lim, int16_t *out, int32_t *acc, size_t n
     }
     p->r_head = (p->r_head + take) % CP_RING;
     p->r_n -= take;
+    if (p->r_n > CP_MAX_LAG) { /* the sender's clock runs fast against ours: catch up */
+      p->r_head = (p->r_head + (p->r_n - CP_CUT_TO)) % CP_RING;
+      p->r_n = CP_CUT_TO;
+    }
     double rms = take ? sqrt(e / (double)take) : 0;
     p->loud = 0.9 * p->loud + 0.1 * rms;
   }

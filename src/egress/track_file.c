@@ -123,6 +123,35 @@ static int64_t frame_dur_us(const hd_track_file_t *f, const uint8_t *data, size_
   return 0; /* video: the gap to the next frame */
 }
 
+#define SILENCE_MAX 180000 /* one hour of 20 ms frames in one gap */
+
+/* one packet into the muxer at timeline time t_us */
+static int put(hd_track_file_t *f, const uint8_t *data, size_t len, int keyframe, int64_t t_us, int64_t dur) {
+  AVPacket *pkt = av_packet_alloc();
+  if (!pkt) return HD_ENOMEM;
+  if (av_new_packet(pkt, (int)len) < 0) {
+    av_packet_free(&pkt);
+    return HD_ENOMEM;
+  }
+  memcpy(pkt->data, data, len);
+  AVRational us = {1, 1000000};
+  int64_t rel = t_us - f->first_us;
+  pkt->pts = pkt->dts = av_rescale_q(rel, us, f->st->time_base);
+  pkt->duration = av_rescale_q(dur, us, f->st->time_base);
+  pkt->stream_index = 0;
+  if (keyframe || f->codec == HD_TRACK_CODEC_OPUS) pkt->flags |= AV_PKT_FLAG_KEY;
+  int rc = av_write_frame(f->oc, pkt);
+  av_packet_free(&pkt);
+  if (rc < 0) return HD_EIO;
+  f->last_us = t_us;
+  int64_t end = t_us + dur;
+  if (end > f->last_end_us) f->last_end_us = end;
+  f->st_out.duration_us = f->last_end_us - f->first_us;
+  int64_t pos = avio_tell(f->oc->pb);
+  if (pos > 0) f->st_out.bytes = (uint64_t)pos;
+  return 0;
+}
+
 int hd_track_file_write(hd_track_file_t *f, const uint8_t *data, size_t len, int keyframe, int64_t t_us) {
   if (!f || !data || !len) return HD_EINVAL;
   if (f->failed) {
@@ -149,32 +178,19 @@ int hd_track_file_write(hd_track_file_t *f, const uint8_t *data, size_t len, int
     t_us = f->last_us + 1;
     f->st_out.adjusted++;
   }
-  AVPacket *pkt = av_packet_alloc();
-  if (!pkt) return HD_ENOMEM;
-  if (av_new_packet(pkt, (int)len) < 0) {
-    av_packet_free(&pkt);
-    return HD_ENOMEM;
+  if (f->codec == HD_TRACK_CODEC_OPUS && f->st_out.frames && t_us - f->last_end_us >= 30000) {
+    /* a gap: 20 ms CELT silence frames (TOC 0xF8: fullband 20 ms mono, RFC 6716 §3.1) */
+    static const uint8_t silence[3] = {0xf8, 0xff, 0xfe};
+    int64_t t = f->last_end_us;
+    for (int k = 0; t + 20000 <= t_us + 5000 && k < SILENCE_MAX; k++, t += 20000)
+      if (put(f, silence, sizeof silence, 0, t, 20000) == 0) f->st_out.silence++;
   }
-  memcpy(pkt->data, data, len);
-  AVRational us = {1, 1000000};
-  int64_t rel = t_us - f->first_us, dur = frame_dur_us(f, data, len);
-  pkt->pts = pkt->dts = av_rescale_q(rel, us, f->st->time_base);
-  pkt->duration = av_rescale_q(dur, us, f->st->time_base);
-  pkt->stream_index = 0;
-  if (keyframe || f->codec == HD_TRACK_CODEC_OPUS) pkt->flags |= AV_PKT_FLAG_KEY;
-  int rc = av_write_frame(f->oc, pkt);
-  av_packet_free(&pkt);
+  int rc = put(f, data, len, keyframe, t_us, frame_dur_us(f, data, len));
   if (rc < 0) {
     f->st_out.dropped++;
-    return HD_EIO;
+    return rc;
   }
-  f->last_us = t_us;
-  int64_t end = t_us + dur;
-  if (end > f->last_end_us) f->last_end_us = end;
   f->st_out.frames++;
-  f->st_out.duration_us = f->last_end_us - f->first_us;
-  int64_t pos = avio_tell(f->oc->pb);
-  if (pos > 0) f->st_out.bytes = (uint64_t)pos;
   return 1;
 }
 

@@ -16,6 +16,10 @@
  * video file starts at a keyframe: earlier frames are dropped (counted). A
  * frame whose time does not advance is moved just after the previous one
  * (counted as adjusted), since a muxer rejects non-increasing timestamps.
+ * Opus gaps (DTX sends a packet every 400 ms in silence; a muted or lost
+ * stretch sends none) are filled with 20 ms silence frames: Ogg and WebM
+ * readers play audio packets back to back, so without them the audio
+ * would run ahead of the video after every pause.
  * Not thread-safe: one thread owns a file. */
 #ifndef HD_EGRESS_TRACK_FILE_H
 #define HD_EGRESS_TRACK_FILE_H
@@ -32,6 +36,7 @@ typedef struct {
   uint64_t frames;     /* frames written */
   uint64_t dropped;    /* frames dropped (video before the first keyframe, muxer errors) */
   uint64_t adjusted;   /* frames whose timestamp was moved forward to keep order */
+  uint64_t silence;    /* Opus: silence frames written into gaps (DTX, a muted or lost stretch) */
   int width, height;   /* video: from the first keyframe */
 } hd_track_file_stats_t;
 

@@ -103,6 +103,40 @@ static void opus_file(hd_track_container_t cont, const char *name) {
 static void test_opus_ogg(void **state) { opus_file(HD_TRACK_CONTAINER_OGG, "a.ogg"); }
 static void test_opus_webm(void **state) { opus_file(HD_TRACK_CONTAINER_WEBM, "a.webm"); }
 
+/* DTX / a muted stretch: 1 s without packets is filled with 50 silence
+ * frames, so the packets after it play at their time (readers play audio
+ * packets back to back). */
+static void test_opus_gap_filled(void **state) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/gap.ogg", dir);
+  hd_opus_enc_config_t oc;
+  hd_opus_enc_config_default(&oc);
+  hd_opus_enc_t enc;
+  assert_int_equal(hd_opus_enc_init(&enc, &oc), 0);
+  hd_tone_t tone;
+  assert_int_equal(hd_tone_init(&tone, 440, 0.3, 48000, 1), 0);
+  hd_track_file_t *f;
+  assert_int_equal(hd_track_file_open(&f, path, HD_TRACK_CODEC_OPUS, HD_TRACK_CONTAINER_OGG), 0);
+  int16_t pcm[960];
+  uint8_t pkt[HD_OPUS_MAX_PACKET];
+  for (int i = 0; i < 100; i++) { /* 1 s, a 1 s gap, 1 s */
+    hd_tone_fill(&tone, pcm, 960);
+    int n = hd_opus_encode(&enc, pcm, pkt, sizeof pkt);
+    int64_t t = i * 20000 + (i >= 50 ? 1000000 : 0);
+    assert_int_equal(hd_track_file_write(f, pkt, (size_t)n, 0, t), 1);
+  }
+  hd_track_file_stats_t st;
+  assert_int_equal(hd_track_file_close(f, &st), 0);
+  assert_int_equal(st.frames, 100);
+  assert_int_equal(st.silence, 50);
+  assert_int_equal(st.duration_us, 3000000);
+  probe_t p;
+  assert_int_equal(probe(path, &p), 0);
+  assert_int_equal(p.packets, 150);
+  assert_true(p.duration_s > 2.9 && p.duration_s < 3.1);
+  hd_opus_enc_free(&enc);
+}
+
 static void copy_file(const char *from, const char *to) {
   FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
   assert_non_null(a);
@@ -187,9 +221,8 @@ static void test_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_opus_ogg),
-      cmocka_unit_test(test_opus_webm),
-      cmocka_unit_test(test_vp8_webm_and_crash_copy),
+      cmocka_unit_test(test_opus_ogg),        cmocka_unit_test(test_opus_webm),
+      cmocka_unit_test(test_opus_gap_filled), cmocka_unit_test(test_vp8_webm_and_crash_copy),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
