@@ -269,14 +269,20 @@ int hd_egress_composite(const hd_egress_args_t *a) {
   if (in_started) pthread_detach(in_th);
 
   /* wait for the first track, then a little for a video one */
-  int video = 0;
+  int video = 0, ended_early = 0;
   int64_t t_wait = now_us();
+  char reason[300] = "stopped";
   for (;;) {
     pthread_mutex_lock(&c.mu);
     int64_t first = c.first_track_us;
     video = c.any_video;
     int ended = c.ended;
+    if (ended) {
+      snprintf(reason, sizeof reason, "%s", c.end_reason);
+      if (c.end_err != HD_CLIENT_ECLOSED && c.end_err != 0) rc = HD_EIO;
+    }
     pthread_mutex_unlock(&c.mu);
+    ended_early = ended;
     if (hd_egress_stopping() || ended) break;
     if (first && (video || now_us() - first >= CP_DECIDE_US)) break;
     if (now_us() - t_wait > 1000000 && (now_us() - t_wait) % 1000000 < 20000)
@@ -285,8 +291,7 @@ int hd_egress_composite(const hd_egress_args_t *a) {
   }
   hd_av_out_t *av = NULL;
   int64_t t0 = now_us(), frames = 0, samples = 0;
-  char reason[300] = "stopped";
-  if (!hd_egress_stopping() && !c.ended) {
+  if (!hd_egress_stopping() && !ended_early) {
     hd_av_out_config_t oc = {.video = video,
                              .width = a->width,
                              .height = a->height,
@@ -376,17 +381,20 @@ int hd_egress_composite(const hd_egress_args_t *a) {
     }
   }
   hd_client_free(cl); /* no callback after this */
+  pthread_mutex_lock(&c.mu);
+  uint64_t layout_changes = c.layout_changes; /* the stdin thread may still run */
+  pthread_mutex_unlock(&c.mu);
   json_t *outs = json_array();
   int crc = hd_av_out_close(av, outs);
   json_t *st = json_pack("{s:I,s:I,s:I,s:b,s:I}", "frames", (json_int_t)frames, "audio_ms",
                          (json_int_t)(samples / 48), "skipped_frames", (json_int_t)late, "video", video,
-                         "layout_changes", (json_int_t)c.layout_changes);
+                         "layout_changes", (json_int_t)layout_changes);
   json_object_set_new(st, "outputs", outs);
   json_object_set_new(st, "reason", json_string(reason));
-  hd_egress_emit_composite(st, 1, av ? 0 : 1);
+  hd_egress_emit_composite(st, 1, rc < 0);
   hd_i420_free(&canvas);
   for (int i = 0; i < CP_MAX; i++)
     if (c.p[i].used) drop_part(&c.p[i]);
   (void)crc;
-  return rc < 0 || !av ? 1 : 0;
+  return rc < 0 ? 1 : 0;
 }

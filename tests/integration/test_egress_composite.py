@@ -251,6 +251,20 @@ def main():
                                           f["duration_ms"] > 5000 for f in files),
                   "egress_ended lists the MP4 and the playlist with durations and sizes", files)
         check(t_patch > 3, "timing sanity (PATCH after %.1f s)" % t_patch)
+        # a composite of a room nobody publishes in, stopped: complete, no media
+        etok = token("--room", "empty", "--identity", "ops", "--record")
+        st, eg3, text = req(port, "POST", "/admin/egress", etok, {"room": "empty", "kind": "composite",
+                                                                  "outputs": ["mp4"]})
+        if check(st == 201, "empty room: composite started", (st, text)):
+            time.sleep(1.5)
+            req(port, "DELETE", "/admin/egress/" + eg3["egress_id"], etok)
+            end = time.time() + 15
+            while time.time() < end:
+                st, j3, _ = req(port, "GET", "/admin/egress/" + eg3["egress_id"], etok)
+                if j3["state"] in ("complete", "failed"):
+                    break
+                time.sleep(0.2)
+            check(j3["state"] == "complete" and not j3.get("error"), "empty room stopped: complete", j3)
         # an audio-only room gives an audio-only output
         pubs.append(subprocess.Popen([HUDONG, "pub", "--url", url, "--token",
                                       token("--room", "radio", "--identity", "dj", "--publish"),
