@@ -24,15 +24,6 @@
 #include "cmd/egress_internal.h"
 #include "hudong/client.h"
 
-static volatile int g_state = HD_CLIENT_CONNECTING, g_err;
-
-static void on_state(void *ud, hd_client_state_t st, int err, const char *reason) {
-  (void)ud;
-  (void)reason;
-  g_state = st;
-  g_err = err;
-}
-
 static int64_t now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -88,8 +79,7 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
     avformat_close_input(&ic);
     return 1;
   }
-  hd_client_config_t cfg = {
-      .url = a->url, .token = a->token, .no_quality_reports = 1, .cb = {.on_state = on_state}};
+  hd_client_config_t cfg = {.url = a->url, .token = a->token, .no_quality_reports = 1};
   hd_client_t *cl = NULL;
   rc = hd_client_new(&cl, &cfg);
   if (rc == 0) rc = hd_client_join(cl);
@@ -123,8 +113,11 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
   int64_t t0 = 0, ts0 = AV_NOPTS_VALUE, next_status = now_us() + 1000000;
   uint64_t vframes = 0, asamples = 0;
   const char *why = "stopped";
+  int joined = 0;
   while (!hd_egress_stopping()) {
-    if (g_state == HD_CLIENT_FAILED || g_state == HD_CLIENT_DISCONNECTED) {
+    hd_client_state_t cs = hd_client_state(cl); /* thread-safe */
+    if (cs == HD_CLIENT_JOINED) joined = 1;
+    if (cs == HD_CLIENT_FAILED || (cs == HD_CLIENT_DISCONNECTED && joined)) {
       why = "left the room";
       break;
     }

@@ -241,6 +241,22 @@ static void *output_main(void *ud) {
   return NULL;
 }
 
+/* A copy with its own data: each output thread then owns its bytes outright
+ * (a shared refcounted buffer would be freed by whichever thread drops the
+ * last reference, ordered only by libavutil's atomics, which ThreadSanitizer
+ * cannot see). */
+static AVPacket *deep_copy(const AVPacket *in) {
+  AVPacket *c = av_packet_alloc();
+  if (!c) return NULL;
+  if (av_new_packet(c, in->size) < 0 || av_packet_copy_props(c, in) < 0) {
+    av_packet_free(&c);
+    return NULL;
+  }
+  memcpy(c->data, in->data, (size_t)in->size);
+  c->stream_index = in->stream_index;
+  return c;
+}
+
 /* hands a copy of the packet to every output that is connected */
 static void fan_out(hd_av_out_t *a, const AVPacket *pkt) {
   for (int i = 0; i < a->n_out; i++) {
@@ -256,7 +272,7 @@ static void fan_out(hd_av_out_t *a, const AVPacket *pkt) {
       continue;
     }
     qpkt_t *q = malloc(sizeof *q);
-    AVPacket *c = q ? av_packet_clone(pkt) : NULL;
+    AVPacket *c = q ? deep_copy(pkt) : NULL;
     if (!c) {
       free(q);
       o->dropped++;
