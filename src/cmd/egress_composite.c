@@ -210,8 +210,13 @@ static void compose(cp_t *c, hd_i420_t *canvas) {
   hd_layout_cell_t cells[HD_LAYOUT_MAX_REGIONS];
   int k =
       hd_layout_place(&c->layout, canvas->width, canvas->height, ids, loud, n, cells, HD_LAYOUT_MAX_REGIONS);
-  for (int i = 0; i < k; i++)
+  int scale = canvas->height >= 720 ? 3 : 2;
+  for (int i = 0; i < k; i++) {
     hd_canvas_blit(canvas, &who[cells[i].who]->pic, cells[i].x, cells[i].y, cells[i].w, cells[i].h);
+    if (c->layout.names && cells[i].h > 10 * scale)
+      hd_canvas_text(canvas, cells[i].x + 2 * scale, cells[i].y + cells[i].h - 9 * scale, scale,
+                     ids[cells[i].who]);
+  }
 }
 
 /* n samples of the mix */

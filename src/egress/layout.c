@@ -29,6 +29,7 @@ static int parse_colour(const char *s, uint8_t *y, uint8_t *u, uint8_t *v) {
 
 int hd_layout_parse(hd_layout_t *l, const char *spec, char *why, size_t whycap) {
   memset(l, 0, sizeof *l);
+  l->names = 1;
   parse_colour("#202020", &l->bg_y, &l->bg_u, &l->bg_v);
   if (!spec || !strcmp(spec, "grid")) {
     l->mode = HD_LAYOUT_GRID;
@@ -48,8 +49,9 @@ int hd_layout_parse(hd_layout_t *l, const char *spec, char *why, size_t whycap) 
   const char *k;
   json_t *v;
   json_object_foreach(o, k, v) {
-    if (strcmp(k, "background") && strcmp(k, "regions") && strcmp(k, "mode") && strcmp(k, "pinned")) {
-      rc = fail(why, whycap, "unknown layout member (allowed: mode, background, regions, pinned)");
+    if (strcmp(k, "background") && strcmp(k, "regions") && strcmp(k, "mode") && strcmp(k, "pinned") &&
+        strcmp(k, "names")) {
+      rc = fail(why, whycap, "unknown layout member (allowed: mode, background, regions, pinned, names)");
       goto out;
     }
   }
@@ -67,6 +69,12 @@ int hd_layout_parse(hd_layout_t *l, const char *spec, char *why, size_t whycap) 
     rc = fail(why, whycap, "layout background must be a colour \"#rrggbb\"");
     goto out;
   }
+  json_t *nm = json_object_get(o, "names");
+  if (nm && !json_is_boolean(nm)) {
+    rc = fail(why, whycap, "layout names must be true or false");
+    goto out;
+  }
+  if (nm) l->names = json_is_true(nm);
   json_t *pin = json_object_get(o, "pinned");
   if (pin) {
     if (!json_is_string(pin) || json_string_length(pin) >= HD_LAYOUT_ID_MAX) {
@@ -215,6 +223,50 @@ void hd_canvas_blit(hd_i420_t *c, const hd_i420_t *pic, int x, int y, int w, int
       for (int q = 0; q < tw && tx + q < cw; q++)
         dst[q] = src[(int64_t)q * sw / tw];
     }
+  }
+}
+
+/* A 3x5 pixel font for names (ASCII 32..126; lower case drawn as upper case,
+ * anything else as '?'): five rows of three bits, the top row in the high bits. */
+static const uint16_t font3x5[95] = {
+    0x0000, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282,
+    0x7282, 0x01c0, 0x0002, 0x7282, 0x7b6f, 0x2c97, 0x73e7, 0x73cf, 0x5bc9, 0x79cf, 0x79ef, 0x7249,
+    0x7bef, 0x7bcf, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282, 0x7282, 0x2bed, 0x6bae, 0x3923,
+    0x6b6e, 0x79a7, 0x79a4, 0x396b, 0x5bed, 0x7497, 0x126a, 0x5bad, 0x4927, 0x5fed, 0x6b6d, 0x2b6a,
+    0x6ba4, 0x2b73, 0x6bad, 0x388e, 0x7492, 0x5b6f, 0x5b6a, 0x5bfd, 0x5aad, 0x5a92, 0x72a7, 0x7282,
+    0x7282, 0x7282, 0x7282, 0x0007, 0x7282, 0x2bed, 0x6bae, 0x3923, 0x6b6e, 0x79a7, 0x79a4, 0x396b,
+    0x5bed, 0x7497, 0x126a, 0x5bad, 0x4927, 0x5fed, 0x6b6d, 0x2b6a, 0x6ba4, 0x2b73, 0x6bad, 0x388e,
+    0x7492, 0x5b6f, 0x5b6a, 0x5bfd, 0x5aad, 0x5a92, 0x72a7, 0x7282, 0x7282, 0x7282, 0x7282};
+
+void hd_canvas_text(hd_i420_t *c, int x, int y, int scale, const char *s) {
+  if (scale < 1) scale = 1;
+  int n = 0;
+  for (const char *p = s; *p && n < 64; p++)
+    n++;
+  /* a dark box behind the text, one glyph-pixel of margin */
+  int bw = (n * 4 + 1) * scale, bh = 7 * scale;
+  for (int r = y; r < y + bh && r < c->height; r++)
+    for (int q = x; q < x + bw && q < c->width; q++)
+      if (r >= 0 && q >= 0) c->plane[0][(size_t)r * (size_t)c->stride[0] + q] = 16;
+  for (int r = y / 2; r < (y + bh) / 2 && r < hd_i420_chroma(c->height); r++)
+    for (int q = x / 2; q < (x + bw) / 2 && q < hd_i420_chroma(c->width); q++)
+      if (r >= 0 && q >= 0) {
+        c->plane[1][(size_t)r * (size_t)c->stride[1] + q] = 128;
+        c->plane[2][(size_t)r * (size_t)c->stride[2] + q] = 128;
+      }
+  for (int i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    uint16_t g = ch >= 32 && ch < 127 ? font3x5[ch - 32] : font3x5['?' - 32];
+    for (int row = 0; row < 5; row++)
+      for (int col = 0; col < 3; col++) {
+        if (!(g >> ((4 - row) * 3 + (2 - col)) & 1)) continue;
+        for (int dy = 0; dy < scale; dy++)
+          for (int dx = 0; dx < scale; dx++) {
+            int px = x + (1 + i * 4 + col) * scale + dx, py = y + (1 + row) * scale + dy;
+            if (px >= 0 && py >= 0 && px < c->width && py < c->height)
+              c->plane[0][(size_t)py * (size_t)c->stride[0] + px] = 235;
+          }
+      }
   }
 }
 

@@ -12,7 +12,9 @@
  *   "identity" (whose video; omitted = the next participant not placed by
  *   name)}]}.
  * A picture is scaled to fit its cell keeping its aspect ratio (letterboxed
- * on the background colour). Sans-IO: lists in, rectangles out.
+ * on the background colour); the participant's identity is drawn at the
+ * bottom left of the cell unless "names": false. Sans-IO: lists in,
+ * rectangles out.
  *
  * Audio: every participant's decoded 48 kHz PCM is summed, then a limiter
  * (instant attack, ~0.5 s release) keeps the sum under full scale without
@@ -40,6 +42,7 @@ typedef struct {
   hd_layout_mode_t mode;
   uint8_t bg_y, bg_u, bg_v; /* background colour */
   char pinned[HD_LAYOUT_ID_MAX];
+  int names; /* 1 (default): each participant's identity drawn in its cell */
   hd_layout_region_t regions[HD_LAYOUT_MAX_REGIONS]; /* custom */
   int n_regions;
 } hd_layout_t;
@@ -66,6 +69,10 @@ void hd_canvas_fill(hd_i420_t *c, uint8_t y, uint8_t u, uint8_t v);
 /* Scales pic into the cell (x, y, w, h) keeping its aspect ratio, centred
  * (nearest neighbour: cheap, and a composite is re-encoded anyway). */
 void hd_canvas_blit(hd_i420_t *c, const hd_i420_t *pic, int x, int y, int w, int h);
+
+/* Draws s (ASCII; upper case) at (x, y) in a 3x5 pixel font scaled by
+ * `scale`, white on a dark box (name labels). */
+void hd_canvas_text(hd_i420_t *c, int x, int y, int scale, const char *s);
 
 /* Audio limiter state over a mixed signal. */
 typedef struct {

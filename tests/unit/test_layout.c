@@ -98,6 +98,40 @@ static void test_blit_keeps_aspect(void **state) {
   hd_i420_free(&pic);
 }
 
+/* names: "A1" in the 3x5 font at scale 1 on a dark box; "names": false parses */
+static void test_text(void **state) {
+  hd_i420_t c;
+  assert_int_equal(hd_i420_alloc(&c, 32, 16), 0);
+  hd_canvas_fill(&c, 100, 128, 128);
+  hd_canvas_text(&c, 0, 0, 1, "a1");
+  const uint8_t *y = c.plane[0];
+  int s = c.stride[0];
+  /* box: 2 glyphs -> 9 x 7 pixels of 16 around white strokes */
+  assert_int_equal(y[0], 16);
+  assert_int_equal(y[8], 16);
+  assert_int_equal(y[9], 100); /* right of the box: untouched */
+  assert_int_equal(y[7 * s], 100);
+  /* 'A' row 0 = 010 at x 1..3, y 1 */
+  assert_int_equal(y[1 * s + 1], 16);
+  assert_int_equal(y[1 * s + 2], 235);
+  assert_int_equal(y[1 * s + 3], 16);
+  /* 'A' row 2 = 111 */
+  assert_int_equal(y[3 * s + 1], 235);
+  assert_int_equal(y[3 * s + 3], 235);
+  /* '1' row 4 = 111 at x 5..7, y 5 */
+  assert_int_equal(y[5 * s + 5], 235);
+  assert_int_equal(y[5 * s + 7], 235);
+  hd_canvas_text(&c, 28, 14, 2, "clipped"); /* off the edge: no crash */
+  hd_i420_free(&c);
+  hd_layout_t l;
+  char why[200];
+  assert_int_equal(hd_layout_parse(&l, "grid", why, sizeof why), 0);
+  assert_int_equal(l.names, 1);
+  assert_int_equal(hd_layout_parse(&l, "{\"mode\":\"grid\",\"names\":false}", why, sizeof why), 0);
+  assert_int_equal(l.names, 0);
+  assert_int_equal(hd_layout_parse(&l, "{\"names\":1}", why, sizeof why), HD_EINVAL);
+}
+
 static void test_limiter(void **state) {
   hd_limiter_t l;
   hd_limiter_init(&l);
@@ -123,7 +157,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grid),    cmocka_unit_test(test_speaker),
       cmocka_unit_test(test_custom),  cmocka_unit_test(test_blit_keeps_aspect),
-      cmocka_unit_test(test_limiter),
+      cmocka_unit_test(test_limiter), cmocka_unit_test(test_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
