@@ -17,7 +17,9 @@ Checks:
     durations within 0.5 s of what the recorder reports and of the time it
     was recording (minus the join), ~30 fps; a second DELETE gets 409;
  6. webhooks egress_started, egress_updated (a file opened) and egress_ended
-    with the paths, durations and sizes of the files; /metrics counters.
+    with the paths, durations and sizes of the files; /metrics counters;
+ 7. a node whose disk floor (egress_min_free_mb) is above the free space
+    refuses a recording with 507 naming the key.
 
 usage: test_egress.py /path/to/hudong
 """
@@ -253,6 +255,30 @@ def main():
               'hudong_egress_refused_total{limit="egress_max"} 1' in m and "hudong_egress_running 0" in m,
               "/metrics: started 2, failed 1, refused 1, running 0",
               [l for l in m.splitlines() if "egress" in l and not l.startswith("#")])
+        # 7. the disk floor: a node whose floor is above the free space refuses with 507
+        port2 = free_port()
+        cfg2 = os.path.join(tmp, "hudong2.json")
+        with open(cfg2, "w") as f:
+            json.dump({"apps": [{"key": KEY, "secret": SECRET}], "egress_dir": egdir,
+                       "egress_min_free_mb": 1 << 30}, f)
+        node2 = subprocess.Popen([HUDONG, "serve", "--config", cfg2, "--listen", "127.0.0.1:%d" % port2,
+                                  "--rtc-port", "0", "--media-workers", "1", "--rtm-db", ":memory:",
+                                  "--quality-db", ":memory:"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port2, timeout=2)
+                    c.request("GET", "/healthz")
+                    if c.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            st, _, text = req(port2, "POST", "/admin/egress", rec, {"room": "rec"})
+            check(st == 507 and "egress_min_free_mb" in text, "below the disk floor: 507 naming the key", (st, text))
+        finally:
+            node2.terminate()
+            node2.wait(timeout=10)
     finally:
         if pub:
             pub.kill()
