@@ -224,7 +224,9 @@ def main():
             check(len(a) == 1 and a[0]["codec_name"] == "aac", "%s: AAC" % what, info["streams"])
             dur = float(info.get("format", {}).get("duration", 0))
             durs[what] = dur
-            lo = t_end - 3.0 if what == "RTMP" else t_end - 1.5  # the RTMP leg starts at a keyframe (<= 2 s)
+            # the composite starts when the first track arrives (a join: up to ~2 s on a loaded
+            # machine), the RTMP leg at its first keyframe (<= 2 s later)
+            lo = t_end - 5.0 if what == "RTMP" else t_end - 3.0
             check(lo < dur < t_end + 1.0, "%s duration %.2f s for %.2f s of composite" % (what, dur, t_end))
         # frames: grid (at 2 s) and speaker after the PATCH
         if mp4:
