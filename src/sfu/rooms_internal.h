@@ -87,6 +87,16 @@ struct hd_participant {
   int dc[2];             /* SCTP stream of our hd-reliable / hd-lossy channel on pub_sess, -1 = none */
   hd_time_t last_dc_err; /* data channel errors go out over the WebSocket at most once a second */
   uint64_t dc_dropped;   /* data channel messages not delivered to us (send buffer full) */
+  /* cluster (sfu/room_remote.c, docs/overlay.md): the SDP offer of our
+   * publisher PC (local participants), what other nodes build our stand-in
+   * from; remote != 0 for the stand-in of a participant on another node (the
+   * hash of that node's id): no connection, its publisher session is fed by
+   * the link, in[] indexes of that node mapped to ours by remote_in */
+  char *pub_offer;
+  uint64_t remote;
+  uint32_t remote_offer_hash;
+  int8_t remote_in[HD_SESSION_MAX_TRACKS];
+  void *remote_link_ud;
 };
 
 /* Shared helpers (rooms.c). */
@@ -100,6 +110,20 @@ void rooms_participant_remove(hd_node_t *n, hd_participant_t *p, int left_reason
 void rooms_set_muted(hd_node_t *n, hd_participant_t *p, pub_track_t *t, int muted, int tell_owner);
 /* The data message rate limit (docs/protocol.md "Limits"): 1 when p may send one now. */
 int rooms_data_rate_ok(hd_participant_t *p, hd_time_t now);
+
+/* Cluster (room_remote.c): r's state changed (a participant, track, mute,
+ * metadata): the other nodes holding r are told at the next tick. Cheap;
+ * nothing without a cluster. */
+void room_remote_changed(hd_node_t *n, hd_room_t *r);
+/* rooms.c's side of a remote participant p (p->remote set, p->room set):
+ * it joins r (participant_joined to the local participants); its tracks
+ * [0, nt) with added[i] set were published (track_published, auto
+ * subscriptions); its track i was unpublished (and removed from p->tracks);
+ * its name or metadata changed. It leaves with rooms_participant_remove. */
+void rooms_remote_join(hd_node_t *n, hd_participant_t *p);
+void rooms_remote_tracks_added(hd_node_t *n, hd_participant_t *p, const int *added, int nt);
+void rooms_remote_track_removed(hd_node_t *n, hd_participant_t *p, int i);
+void rooms_remote_metadata(hd_node_t *n, hd_participant_t *p);
 
 /* Layer selection, room side (room_layers.c). */
 void rooms_layers_tick(hd_node_t *n, hd_room_t *r, hd_time_t now);
