@@ -49,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (hd_link_media_parse(pl, pl_len, &m) == 0 && m.rtp_len + 14 != pl_len) abort();
     if (hd_link_feedback_parse(pl, pl_len, &f) == 0 && f.n_seqs > HD_LINK_MAX_NACK) abort();
     if (hd_link_hello_parse(pl, pl_len, &h) == 0 && h.n_wants > HD_LINK_MAX_WANTS) abort();
-    if (hd_link_frag_parse(pl, pl_len, &fr) == 0 && (fr.len > HD_LINK_FRAG_DATA || fr.idx >= fr.count)) abort();
+    if (hd_link_frag_parse(pl, pl_len, &fr) == 0 && (fr.len > HD_LINK_FRAG_DATA || fr.idx >= fr.count))
+      abort();
     hd_link_room_parse(pl, pl_len, &room);
     break;
   }

@@ -38,7 +38,7 @@ static void test_roundtrip(void **st) {
   int n = seal_ab("hello over the link", d);
   assert_int_equal(n, HD_LINK_OVERHEAD + 19);
   assert_true(hd_link_is_link(d, (size_t)n));
-  assert_int_equal(d[0], 0xE1); /* outside RFC 7983's ranges: shares the media port */
+  assert_int_equal(d[0], 0xE1);                  /* outside RFC 7983's ranges: shares the media port */
   assert_null(memmem(d, (size_t)n, "hello", 5)); /* encrypted */
   uint64_t h;
   assert_int_equal(hd_link_sender(d, (size_t)n, &h), 0);
@@ -63,7 +63,7 @@ static void test_tamper_and_wrong_secret(void **st) {
   setup(1000, 2000);
   uint8_t d[1500], c[1500];
   int n = seal_ab("media bytes", d);
-  for (int i = 1; i < n; i++) { /* every byte after the magic is covered: header as AAD, body, tag */
+  for (int i = 1; i < n; i++) {     /* every byte after the magic is covered: header as AAD, body, tag */
     if (i == 2 || i == 3) continue; /* reserved bytes: refused as malformed */
     memcpy(c, d, (size_t)n);
     c[i] ^= 0x01;
@@ -146,7 +146,8 @@ static void test_epochs(void **st) {
 static void test_bodies(void **st) {
   (void)st;
   uint8_t b[1500];
-  hd_link_media_t m = {.room = 0x1122334455667788ull, .pub = 0xdeadbeef, .in_idx = 3, .flags = HD_LINK_MEDIA_REPAIR};
+  hd_link_media_t m = {
+      .room = 0x1122334455667788ull, .pub = 0xdeadbeef, .in_idx = 3, .flags = HD_LINK_MEDIA_REPAIR};
   int hl = hd_link_media_hdr_write(&m, b, sizeof b);
   assert_int_equal(hl, 14);
   memset(b + hl, 0x80, 12); /* an RTP header's worth */
@@ -155,7 +156,8 @@ static void test_bodies(void **st) {
   assert_true(m2.room == m.room && m2.pub == m.pub && m2.in_idx == 3 && m2.flags == 1 && m2.rtp_len == 12);
   assert_int_equal(hd_link_media_parse(b, (size_t)hl + 11, &m2), HD_EPROTO);
 
-  hd_link_feedback_t f = {.room = 7, .pub = 9, .in_idx = 1, .kind = HD_LINK_FB_NACK, .n_seqs = 3, .seqs = {65535, 0, 4}};
+  hd_link_feedback_t f = {
+      .room = 7, .pub = 9, .in_idx = 1, .kind = HD_LINK_FB_NACK, .n_seqs = 3, .seqs = {65535, 0, 4}};
   int fl = hd_link_feedback_write(&f, b, sizeof b);
   hd_link_feedback_t f2;
   assert_int_equal(hd_link_feedback_parse(b, (size_t)fl, &f2), 0);
@@ -203,7 +205,8 @@ static uint8_t MSG[HD_LINK_FRAG_DATA * 3 + 17];
 static hd_link_frag_t frag_of(uint32_t id, int i, int count, size_t total) {
   size_t off = (size_t)i * HD_LINK_FRAG_DATA, l = total - off;
   if (l > HD_LINK_FRAG_DATA) l = HD_LINK_FRAG_DATA;
-  hd_link_frag_t f = {.room = 77, .msg_id = id, .idx = (uint16_t)i, .count = (uint16_t)count, .data = MSG + off, .len = l};
+  hd_link_frag_t f = {
+      .room = 77, .msg_id = id, .idx = (uint16_t)i, .count = (uint16_t)count, .data = MSG + off, .len = l};
   return f;
 }
 
@@ -250,9 +253,9 @@ static void test_reassembly(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_tamper_and_wrong_secret),
+      cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_tamper_and_wrong_secret),
       cmocka_unit_test(test_replay_window), cmocka_unit_test(test_epochs),
-      cmocka_unit_test(test_bodies), cmocka_unit_test(test_reassembly),
+      cmocka_unit_test(test_bodies),        cmocka_unit_test(test_reassembly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
