@@ -233,6 +233,9 @@ def main():
                 except Exception:
                     n.proc.kill()
         redis.stop()
+        for n in nodes:  # sanitizer builds: a report in a node's log is a failure
+            bad = [ln for ln in n.log().splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
+            check(not bad, "no sanitizer report in %s's log" % n.name, "\n".join(bad[:5]))
         if tc.FAILS:
             for n in ("n1", "n2", "n3", "sub1", "pub1", "pub2"):
                 p = os.path.join(tmp, n + ".log")
