@@ -22,9 +22,11 @@ usage: test_cluster_room.py /path/to/hudong
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -78,10 +80,12 @@ def pub(tmp, node, ident, secs):
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, ident + ".log"), "wb"))
 
 
-def sub(tmp, node, ident, secs):
+def sub(tmp, node, ident, secs, fallback=None):
+    extra = ["--fallback", ",".join(url(n) for n in fallback)] if fallback else []
     return subprocess.Popen([tc.HUDONG, "sub", "--url", url(node), "--token", mint(ROOM, ident), "--out",
-                             os.path.join(tmp, ident), "--duration", str(secs), "--json", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, ident + ".log"), "wb"))
+                             os.path.join(tmp, ident), "--duration", str(secs), "--json", "--quiet"] + extra,
+                            stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, ident + ".log"), "wb"),
+                            env=dict(os.environ, HUDONG_LOG="info"))
 
 
 def summary(p):
@@ -202,20 +206,39 @@ def main():
 
         section("4. kill -9 of a node")
         s1 = sub(tmp, n1, "sub1b", 8)
-        procs.append(s1)
+        s3 = sub(tmp, n3, "sub3b", 9, fallback=[n1, n2])  # the C SDK on the node that dies
+        procs += [s1, s3]
         p2 = pub(tmp, n2, "pub2b", 10)
         p3 = pub(tmp, n3, "pub3b", 10)
         procs += [p2, p3]
         m, _ = recv_until(watcher, lambda m: m.get("type") == "track_published" and
                           m.get("participant_sid") and True, 5)
         time.sleep(2.5)
+        left = {}
+
+        def watch_left():  # the watcher's participant_left, timed while the main thread watches the SDK
+            m, seen = recv_until(watcher, lambda m: m.get("type") == "participant_left", 6)
+            left.update(m=m, seen=seen, t=time.time())
+        th = threading.Thread(target=watch_left)
         t_kill = time.time()
         n3.proc.send_signal(signal.SIGKILL)
+        th.start()
         n3.proc.wait()
-        m, seen = recv_until(watcher, lambda m: m.get("type") == "participant_left", 6)
-        gap = time.time() - t_kill
-        check(m is not None, "pub3b (on the killed n3) leaves the room on n1", seen[-5:])
-        print("# measured: kill -9 of n3 -> its participant left on n1 after %.2f s" % gap)
+        local_join = re.compile(r"room: participant \S+ \(sub3b\) joined")  # not "remote participant"
+        back = wait_until(lambda: local_join.search(n1.log() + n2.log()), 5, 0.02)
+        check(back is not None, "the SDK subscriber on n3 rejoined on n1 or n2 by itself (--fallback)")
+        if back is not None:
+            print("# measured: kill -9 of n3 -> the SDK subscriber joined again on another node after %.2f s" %
+                  (time.time() - t_kill))
+        th.join()
+        check(left.get("m") is not None, "pub3b (on the killed n3) leaves the room on n1", left.get("seen", [])[-5:])
+        if left.get("m"):
+            print("# measured: kill -9 of n3 -> its participant left on n1 after %.2f s" % (left["t"] - t_kill))
+        s = summary(s3)
+        v = [t for t in s.get("tracks", []) if t["identity"] == "pub2b" and t["kind"] == "video"]
+        check(v and v[0].get("framesDecoded", 0) > 15, "and receives pub2b (n2) again there", json.dumps(s)[:1000])
+        log3 = open(os.path.join(tmp, "sub3b.log"), errors="replace").read()
+        check("rejoining through ws://127.0.0.1:" in log3, "hudong sub logs the move", log3[-800:])
         s = summary(s1)
         v2 = [t for t in s.get("tracks", []) if t["identity"] == "pub2b" and t["kind"] == "video"]
         check(v2 and v2[0].get("framesDecoded", 0) > 60, "the subscriber on n1 kept receiving pub2b (n2) after the kill",
