@@ -22,6 +22,7 @@ usage: test_cluster_room.py /path/to/hudong
 """
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -56,7 +57,7 @@ def mint(room, identity):
     return head + "." + body + "." + sig
 
 
-def join(node, room, identity):
+def join(node, room, identity, want_joined=False):
     """A participant in `room` on `node` over /rtc (docs/protocol.md)."""
     ws = WS(node.port, "/rtc")
     ws.send_text(json.dumps({"type": "join", "id": "j", "token": mint(room, identity)}))
@@ -64,7 +65,7 @@ def join(node, room, identity):
     while time.time() < end:
         r = ws.recv()
         if r[0] == "text" and json.loads(r[1]).get("type") == "joined":
-            return ws
+            return (ws, json.loads(r[1])) if want_joined else ws
         if r[0] in ("close", "eof"):
             break
     raise RuntimeError("join %s/%s on %s failed" % (room, identity, node.name))
@@ -175,6 +176,49 @@ def main():
             return len(left) >= 2
         check(wait_until(both_left, 5, 0) is not None, "and sees both leave when their sockets close", left)
         print("# measured: leave on n2/n3 seen on n1 %.0f ms after their sockets closed" % ((time.time() - t0) * 1000))
+
+        # churn: on each node at once, 8 participants join and leave in random order, 2 of them stay
+        kept = {}
+        errors = []
+
+        def churn(node):
+            rnd = random.Random(node.port)
+            open_ = []
+            try:
+                for k in range(8):
+                    ident = "c-%s-%d" % (node.name, k)
+                    open_.append((ident, join(node, ROOM, ident)))
+                    if len(open_) > 2 and rnd.random() < 0.7:
+                        _, ws = open_.pop(rnd.randrange(len(open_)))
+                        ws.close()
+                    time.sleep(rnd.random() * 0.05)
+                while len(open_) > 2:
+                    open_.pop(0)[1].close()
+                kept[node.name] = open_
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        threads = [threading.Thread(target=churn, args=(n,)) for n in nodes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(not errors, "concurrent joins and leaves on three nodes went through", errors)
+        expect = {ident for v in kept.values() for ident, _ in v} | {"watcher"}
+        time.sleep(1.5)  # the last leaves travel (a state message per change; a keepalive repeats it)
+        views = {}
+        observers = []
+        for n in nodes:
+            ws, j = join(n, ROOM, "obs-" + n.name, want_joined=True)
+            observers.append(ws)
+            views[n.name] = {p.get("identity") for p in j.get("participants", [])}
+        for n in nodes:
+            check(views[n.name] - {"obs-n1", "obs-n2", "obs-n3"} == expect,
+                  "after the churn, a participant joining %s sees exactly the 6 who stayed and the watcher "
+                  "(no ghost, nobody missing)" % n.name,
+                  "ghosts %s, missing %s" % (sorted(views[n.name] - expect - {"obs-n1", "obs-n2", "obs-n3"}),
+                                             sorted(expect - views[n.name])))
+        for ws in observers + [ws for v in kept.values() for _, ws in v]:
+            ws.close()
 
         section("3. Redis away for 10 s")
         s1r = sub(tmp, n1, "sub1r", 14)
