@@ -243,25 +243,25 @@ static void send_small(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t t
   send_commit(n, p, r, type, len);
 }
 
-static void send_state(hd_node_t *n, hd_room_t *r, cl_peer_t *p) {
+/* One JSON message (room state, or a data message) to peer p, in fragments. */
+static void send_msg(hd_node_t *n, hd_room_t *r, cl_peer_t *p, const char *msg, size_t msg_len) {
   struct room_cluster *rc = r->cl;
-  if (!rc->state) return;
-  size_t count = (rc->state_len + HD_LINK_FRAG_DATA - 1) / HD_LINK_FRAG_DATA;
+  size_t count = (msg_len + HD_LINK_FRAG_DATA - 1) / HD_LINK_FRAG_DATA;
   if (!count) count = 1;
   if (count > HD_LINK_FRAG_MAX) {
-    HD_LOGW("link", "room %s/%s: state of %zu bytes exceeds the link's %d; not sent", r->app, r->name,
-            rc->state_len, HD_LINK_MSG_MAX);
+    HD_LOGW("link", "room %s/%s: a message of %zu bytes exceeds the link's %d; not sent", r->app, r->name,
+            msg_len, HD_LINK_MSG_MAX);
     return;
   }
   uint32_t id = ++rc->msg_id;
   for (size_t i = 0; i < count; i++) {
-    size_t off = i * HD_LINK_FRAG_DATA, l = rc->state_len - off;
+    size_t off = i * HD_LINK_FRAG_DATA, l = msg_len - off;
     if (l > HD_LINK_FRAG_DATA) l = HD_LINK_FRAG_DATA;
     hd_link_frag_t f = {.room = rc->hash,
                         .msg_id = id,
                         .idx = (uint16_t)i,
                         .count = (uint16_t)count,
-                        .data = (const uint8_t *)rc->state + off,
+                        .data = (const uint8_t *)msg + off,
                         .len = l};
     size_t cap;
     uint8_t *b = send_begin(n, &cap);
@@ -270,6 +270,10 @@ static void send_state(hd_node_t *n, hd_room_t *r, cl_peer_t *p) {
     if (bl < 0) return;
     send_commit(n, p, r, HD_LINK_STATE, (size_t)bl);
   }
+}
+
+static void send_state(hd_node_t *n, hd_room_t *r, cl_peer_t *p) {
+  if (r->cl->state) send_msg(n, r, p, r->cl->state, r->cl->state_len);
 }
 
 /* ---- room state: ours as JSON ---- */
@@ -604,6 +608,27 @@ static void apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t
     n->cl->rx_dropped++;
     return;
   }
+  const char *text = json_string_value(json_object_get(root, "data"));
+  if (text) { /* a data message for our participants (room_remote_data) */
+    json_t *to = json_object_get(root, "to");
+    int dc = (int)json_integer_value(json_object_get(root, "dc"));
+    if (!json_is_integer(json_object_get(root, "dc"))) dc = -1;
+    int tl = (int)strlen(text);
+    for (hd_participant_t *q = r->participants; q && dc < 0; q = q->next) {
+      if (q->remote || q->leaving) continue;
+      int want = json_array_size(to) == 0;
+      size_t k;
+      json_t *e;
+      json_array_foreach(to, k, e) {
+        const char *id = json_string_value(e);
+        if (id && !strcmp(id, q->identity)) want = 1;
+      }
+      if (want) rooms_emit(n, q, text, tl);
+    }
+    if (dc == DC_RELIABLE || dc == DC_LOSSY) rooms_dc_deliver(n, r, NULL, dc, text, tl, NULL, NULL);
+    json_decref(root);
+    return;
+  }
   json_t *ps = json_object_get(root, "participants");
   uint32_t ver = (uint32_t)json_integer_value(json_object_get(root, "version"));
   if (json_is_array(ps)) {
@@ -801,6 +826,30 @@ void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_r
     memcpy(b + hl, pkt, len);
     send_commit(n, peer, r, HD_LINK_MEDIA, (size_t)hl + len);
   }
+}
+
+/* ---- data messages ---- */
+
+void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to, size_t n_to,
+                      const char *text, int len) {
+  if (!n->cl || !r->cl || !r->cl->n_nodes || len <= 0) return;
+  json_t *root = json_pack("{s:i, s:s%, s:i}", "v", 1, "data", text, (size_t)len, "dc", dc);
+  json_t *ta = json_array();
+  for (size_t i = 0; i < n_to; i++)
+    json_array_append_new(ta, json_string(to[i]));
+  if (root)
+    json_object_set_new(root, "to", ta);
+  else
+    json_decref(ta);
+  char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
+  json_decref(root);
+  if (!s) return;
+  size_t sl = strlen(s);
+  for (int i = 0; i < r->cl->n_nodes; i++) {
+    cl_peer_t *p = peer_by_hash(n->cl, r->cl->nodes[i].peer);
+    if (p) send_msg(n, r, p, s, sl);
+  }
+  free(s);
 }
 
 /* ---- upkeep ---- */

@@ -1089,6 +1089,7 @@ static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t
       to = !strcmp(m->data.to[i], q->identity);
     if (to) rooms_emit(n, q, buf, len);
   }
+  room_remote_data(n, p->room, -1, (const char *const *)m->data.to, m->data.n_to, buf, len);
   free(buf);
 }
 

@@ -124,6 +124,19 @@ void rooms_remote_join(hd_node_t *n, hd_participant_t *p);
 void rooms_remote_tracks_added(hd_node_t *n, hd_participant_t *p, const int *added, int nt);
 void rooms_remote_track_removed(hd_node_t *n, hd_participant_t *p, int i);
 void rooms_remote_metadata(hd_node_t *n, hd_participant_t *p);
+/* Data messages across nodes (room_remote.c): a local participant's data
+ * message `text` (the `data` signaling message as receivers get it; dc = -1
+ * over WebSocket, else DC_RELIABLE/DC_LOSSY for a data channel message, which
+ * receivers get on their channel of that kind when they have one) goes to the
+ * room's other nodes, for their participants named in to[0..n_to) (all when
+ * n_to is 0). */
+void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to, size_t n_to,
+                      const char *text, int len);
+/* Delivers a data channel message (text for q's channel of kind dc, or its
+ * WebSocket) to every local participant but `except` accepted by want(ud,
+ * q) (NULL = all) (room_datachannel.c). */
+void rooms_dc_deliver(hd_node_t *n, hd_room_t *r, const hd_participant_t *except, int dc, const char *buf,
+                      int blen, int (*want)(void *ud, const hd_participant_t *q), void *ud);
 
 /* Layer selection, room side (room_layers.c). */
 void rooms_layers_tick(hd_node_t *n, hd_room_t *r, hd_time_t now);

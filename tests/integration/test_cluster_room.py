@@ -162,6 +162,19 @@ def main():
                              m.get("participant", {}).get("identity") == "carol", 5)
         idents = {x.get("participant", {}).get("identity") for x in seen if x.get("type") == "participant_joined"}
         check({"bob", "carol"} <= idents, "the watcher on n1 sees bob (n2) and carol (n3) join", idents)
+        # data messages across nodes: to everyone, and to one identity
+        bob, carol = joined_elsewhere
+        bob.send_text(json.dumps({"type": "data", "payload": "from bob to all"}))
+        bob.send_text(json.dumps({"type": "data", "payload": "from bob to carol", "to": ["carol"]}))
+        m, _ = recv_until(watcher, lambda m: m.get("type") == "data", 3)
+        check(m is not None and m.get("payload") == "from bob to all" and m.get("from") == "bob",
+              "a data message from bob (n2) reaches the watcher (n1)", m)
+        got = []
+        recv_until(carol, lambda m: m.get("type") == "data" and got.append(m.get("payload")) is None and
+                   len(got) == 2, 3)
+        check(got == ["from bob to all", "from bob to carol"], "carol (n3) gets both, in order", got)
+        m, _ = recv_until(watcher, lambda m: m.get("type") == "data", 0.5)
+        check(m is None, "the one addressed to carol does not reach the watcher", m)
         for ws in joined_elsewhere:
             ws.close()
         t0 = time.time()
