@@ -275,6 +275,15 @@ export class Room {
      * died, any live one routes us (a room spans nodes) */
     const r = await routeToNode([this._routeVia, this.cluster, ...(this._knownNodes || [])], this.token, this.opts);
     this._knownNodes = r.nodes.map((n) => n.url).filter(Boolean).slice(0, 8);
+    /* nodes come and go: while connected, learn the live ones from our node
+     * every opts.nodesRefreshMs (10000), so a later failover does not rely on
+     * a list that may be all dead by then (one small GET, no RTT probes) */
+    clearInterval(this._nodesTimer);
+    this._nodesTimer = setInterval(() => {
+      if (this.state !== 'connected' || !this.node || !this.node.url) return;
+      routeToNode([this.node.url], this.token, { ...this.opts, measureRtt: false })
+        .then((x) => { this._knownNodes = x.nodes.map((n) => n.url).filter(Boolean).slice(0, 8); }, () => {});
+    }, this.opts.nodesRefreshMs || 10000);
     const tried = [];
     let lastErr = null;
     for (const n of r.nodes) {
@@ -1005,6 +1014,7 @@ export class Room {
 
   _teardown() {
     clearInterval(this._pingTimer);
+    clearInterval(this._nodesTimer);
     this._pingTimer = null;
     clearTimeout(this._retryTimer);
     for (const lt of this.localTracks.values()) lt.track.stop();
