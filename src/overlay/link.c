@@ -81,12 +81,34 @@ int hd_link_self_init(hd_link_self_t *s, const char *id, const uint8_t *secret, 
   return 0;
 }
 
+/* A context keyed for AES-128-GCM (enc or dec); the nonce comes per datagram. */
+static EVP_CIPHER_CTX *keyed(int enc, const uint8_t key[HD_LINK_KEY_LEN]) {
+  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  if (!c) return NULL;
+  int ok = enc ? EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), NULL, key, NULL)
+               : EVP_DecryptInit_ex(c, EVP_aes_128_gcm(), NULL, key, NULL);
+  if (!ok) {
+    EVP_CIPHER_CTX_free(c);
+    return NULL;
+  }
+  return c;
+}
+
 int hd_link_peer_init(hd_link_peer_t *p, const hd_link_self_t *s, const char *peer_id) {
   memset(p, 0, sizeof *p);
   if (!peer_id || !peer_id[0] || strlen(peer_id) >= HD_LINK_ID_MAX) return HD_EINVAL;
   snprintf(p->id, sizeof p->id, "%s", peer_id);
   p->id_hash = hd_link_id_hash(peer_id);
-  return derive(s, s->id, peer_id, s->epoch, p->tx_key);
+  int rc = derive(s, s->id, peer_id, s->epoch, p->tx_key);
+  if (rc < 0) return rc;
+  if (!(p->tx_ctx = keyed(1, p->tx_key))) return HD_ECRYPTO;
+  return 0;
+}
+
+void hd_link_peer_free(hd_link_peer_t *p) {
+  EVP_CIPHER_CTX_free(p->tx_ctx);
+  EVP_CIPHER_CTX_free(p->rx_ctx);
+  memset(p, 0, sizeof *p);
 }
 
 static void nonce_of(uint64_t seq, uint8_t iv[12]) {
@@ -94,28 +116,26 @@ static void nonce_of(uint64_t seq, uint8_t iv[12]) {
   put64(iv + 4, seq);
 }
 
-/* AES-128-GCM over data in place; aad = the header. enc: tag written, else checked. */
-static int gcm(int enc, const uint8_t key[16], uint64_t seq, const uint8_t *aad, size_t aad_len,
-               uint8_t *data, size_t len, uint8_t tag[16]) {
-  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-  if (!c) return HD_ENOMEM;
+/* AES-128-GCM over data in place with c (keyed once: keyed()); aad = the
+ * header. enc: tag written, else checked. */
+static int gcm(int enc, EVP_CIPHER_CTX *c, uint64_t seq, const uint8_t *aad, size_t aad_len, uint8_t *data,
+               size_t len, uint8_t tag[16]) {
   uint8_t iv[12];
   nonce_of(seq, iv);
   int ok = 0, outl = 0, rc = HD_ECRYPTO;
   if (enc) {
-    ok = EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), NULL, key, iv) &&
+    ok = EVP_EncryptInit_ex(c, NULL, NULL, NULL, iv) &&
          EVP_EncryptUpdate(c, NULL, &outl, aad, (int)aad_len) &&
          (len == 0 || EVP_EncryptUpdate(c, data, &outl, data, (int)len)) &&
          EVP_EncryptFinal_ex(c, data + len, &outl) && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag);
     rc = ok ? 0 : HD_ECRYPTO;
   } else {
-    ok = EVP_DecryptInit_ex(c, EVP_aes_128_gcm(), NULL, key, iv) &&
+    ok = EVP_DecryptInit_ex(c, NULL, NULL, NULL, iv) &&
          EVP_DecryptUpdate(c, NULL, &outl, aad, (int)aad_len) &&
          (len == 0 || EVP_DecryptUpdate(c, data, &outl, data, (int)len)) &&
          EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag);
     rc = ok ? (EVP_DecryptFinal_ex(c, data + len, &outl) > 0 ? 0 : HD_EAUTH) : HD_ECRYPTO;
   }
-  EVP_CIPHER_CTX_free(c);
   return rc;
 }
 
@@ -130,7 +150,8 @@ int hd_link_seal(hd_link_self_t *s, hd_link_peer_t *p, uint8_t type, const uint8
   put64(out + 12, s->epoch);
   put64(out + 20, seq);
   if (pl_len) memmove(out + HD_LINK_HDR_LEN, pl, pl_len);
-  int rc = gcm(1, p->tx_key, seq, out, HD_LINK_HDR_LEN, out + HD_LINK_HDR_LEN, pl_len,
+  if (!p->tx_ctx) return HD_ESTATE;
+  int rc = gcm(1, p->tx_ctx, seq, out, HD_LINK_HDR_LEN, out + HD_LINK_HDR_LEN, pl_len,
                out + HD_LINK_HDR_LEN + pl_len);
   if (rc < 0) return rc;
   p->tx++;
@@ -174,12 +195,18 @@ int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_
   memcpy(tag, buf + HD_LINK_HDR_LEN + body, 16);
   uint8_t saved[HD_LINK_HDR_LEN];
   memcpy(saved, buf, HD_LINK_HDR_LEN);
-  int rc = gcm(0, key, seq, saved, HD_LINK_HDR_LEN, buf + HD_LINK_HDR_LEN, body, tag);
+  /* a new epoch is tried with a context of its own: p keeps its current one until it authenticates */
+  EVP_CIPHER_CTX *c = new_epoch ? keyed(0, key) : p->rx_ctx;
+  if (!c) return HD_ECRYPTO;
+  int rc = gcm(0, c, seq, saved, HD_LINK_HDR_LEN, buf + HD_LINK_HDR_LEN, body, tag);
   if (rc < 0) {
+    if (new_epoch) EVP_CIPHER_CTX_free(c);
     p->rx_auth_fail++;
     return rc;
   }
   if (new_epoch) { /* only an authenticated datagram moves a peer to a newer epoch */
+    EVP_CIPHER_CTX_free(p->rx_ctx);
+    p->rx_ctx = c;
     p->rx_epoch = epoch;
     memcpy(p->rx_key, key, sizeof key);
     p->rx_max = seq;

@@ -74,6 +74,8 @@ typedef struct {
   uint64_t rx_win; /* bit i: rx_max - i accepted */
   hd_time_t last_rx;
   uint64_t rx_ok, rx_auth_fail, rx_replay, rx_old_epoch, tx;
+  /* AES-GCM contexts keyed once (tx_key, rx_key): a datagram only sets its nonce */
+  void *tx_ctx, *rx_ctx;
 } hd_link_peer_t;
 
 /* FNV-1a 64 of a node id: how a datagram names its sender. */
@@ -81,7 +83,11 @@ uint64_t hd_link_id_hash(const char *id);
 /* HD_EINVAL: empty id or secret, or too long. */
 int hd_link_self_init(hd_link_self_t *s, const char *id, const uint8_t *secret, size_t secret_len,
                       uint64_t epoch);
+/* Sets up p (any earlier state must have been freed with hd_link_peer_free).
+ * HD_EINVAL, HD_ECRYPTO, HD_ENOMEM. */
 int hd_link_peer_init(hd_link_peer_t *p, const hd_link_self_t *s, const char *peer_id);
+/* Frees p's cipher contexts; p is zeroed. A zeroed p is fine. */
+void hd_link_peer_free(hd_link_peer_t *p);
 /* Seals one message of `type` with body pl into out; returns its length,
  * HD_ENOSPC (cap), HD_ECRYPTO. */
 int hd_link_seal(hd_link_self_t *s, hd_link_peer_t *p, uint8_t type, const uint8_t *pl, size_t pl_len,

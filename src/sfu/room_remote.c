@@ -202,6 +202,7 @@ void node_cluster_free(hd_node_t *n) {
   if (!c) return;
   for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++)
     if (c->peers[i].used) {
+      hd_link_peer_free(&c->peers[i].link);
       hd_link_reasm_free(&c->peers[i].reasm);
       free(c->peers[i].rooms);
     }

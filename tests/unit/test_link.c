@@ -14,6 +14,8 @@ static hd_link_self_t A, B;
 static hd_link_peer_t A_B, B_A; /* A's view of B, B's view of A */
 
 static void setup(uint64_t epoch_a, uint64_t epoch_b) {
+  hd_link_peer_free(&A_B);
+  hd_link_peer_free(&B_A);
   assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, epoch_a), 0);
   assert_int_equal(hd_link_self_init(&B, "node-b", SECRET, sizeof SECRET - 1, epoch_b), 0);
   assert_int_equal(hd_link_peer_init(&A_B, &A, "node-b"), 0);
@@ -78,6 +80,7 @@ static void test_tamper_and_wrong_secret(void **st) {
   assert_int_equal(hd_link_peer_init(&X_B, &X, "node-b"), 0);
   X.next_seq = 100;
   n = hd_link_seal(&X, &X_B, HD_LINK_HELLO, (const uint8_t *)"x", 1, d, sizeof d);
+  hd_link_peer_free(&X_B);
   uint64_t fails = B_A.rx_auth_fail;
   assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EAUTH);
   assert_int_equal(B_A.rx_auth_fail, fails + 1);
@@ -127,6 +130,7 @@ static void test_epochs(void **st) {
   assert_int_equal(open_at_b(d, (size_t)n, 0), 0);
   /* A restarts: a newer epoch, its sequence starts over, B follows */
   assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, 5000), 0);
+  hd_link_peer_free(&A_B);
   assert_int_equal(hd_link_peer_init(&A_B, &A, "node-b"), 0);
   n = seal_ab("after restart", d);
   assert_int_equal(open_at_b(d, (size_t)n, HD_SEC(1)), 0);
@@ -257,5 +261,8 @@ int main(void) {
       cmocka_unit_test(test_replay_window), cmocka_unit_test(test_epochs),
       cmocka_unit_test(test_bodies),        cmocka_unit_test(test_reassembly),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  hd_link_peer_free(&A_B);
+  hd_link_peer_free(&B_A);
+  return rc;
 }
