@@ -86,8 +86,11 @@ try {
       (v) => v.s === 'connected' && v.n && v.n !== nodeId, 15000, 'pc rejoined');
     const joined = Date.now() - t0;
     /* pc's subscriber PC is new: any decoded count is fresh; pa and pb must decode pc's new track */
-    await waitFor(pages[2], tracks, decoding(['pa', 'pb'], 5, []), 15000, 'pc decoding pa and pb');
-    for (let i = 0; i < 2; i++) await waitFor(pages[i], tracks, decoding(['pc'], 5, old[i]), 15000, `${names[i]} decoding pc`);
+    const steps = {};
+    await Promise.all([
+      waitFor(pages[2], tracks, decoding(['pa', 'pb'], 5, []), 15000, 'pc decoding pa and pb').then(() => { steps.pc = Date.now() - t0; }),
+      ...[0, 1].map((i) => waitFor(pages[i], tracks, decoding(['pc'], 5, old[i]), 15000, `${names[i]} decoding pc`)
+        .then(() => { steps[names[i]] = Date.now() - t0; }))]);
     const all = Date.now() - t0;
     /* which pages had to rejoin (those on the killed node), with their attempts */
     const moved = [];
@@ -96,8 +99,12 @@ try {
       const rec = ev.filter((e) => e.type === 'reconnected');
       if (rec.length) moved.push(`${names[i]}: ${rec.map((e) => `${e.ms} ms/${e.attempts} attempt(s)`).join(', ')}`);
     }
-    gaps.push({ kill: k + 1, killed: nodeId, joined_ms: joined, all_decoding_ms: all, rejoined: moved });
-    console.log(`kill ${k + 1}/${K}: ${nodeId} killed; pc joined again after ${joined} ms, everyone decoding everyone after ${all} ms (${moved.join('; ')})`);
+    if (process.env.FAILOVER_EVENTS) {
+      const ev = await pages[0].evaluate((m) => window.hudong.events.slice(m), marks[0]);
+      console.log(`  pa events: ${ev.map((e) => `${Math.round(e.at - ev[0].at)}:${e.type}${e.state ? '/' + e.state : ''}${e.reason ? '/' + e.reason : ''}${e.participant ? '/' + e.participant : ''}`).join(' ')}`);
+    }
+    gaps.push({ kill: k + 1, killed: nodeId, joined_ms: joined, all_decoding_ms: all, decoding_ms: steps, rejoined: moved });
+    console.log(`kill ${k + 1}/${K}: ${nodeId} killed; pc joined again after ${joined} ms, everyone decoding everyone after ${all} ms (${JSON.stringify(steps)}; ${moved.join('; ')})`);
     nodes[region] = track(await startNode(region)); // the cluster stays three nodes
     await sleep(11000); // the replacement is in every registry read, and in the pages' node lists (web/rtc.js nodesRefreshMs)
   }

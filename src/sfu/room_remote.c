@@ -524,9 +524,13 @@ static void apply_participant(hd_node_t *n, hd_room_t *r, uint64_t node, json_t 
   snprintf(p->name, sizeof p->name, "%s", name);
   snprintf(p->metadata, sizeof p->metadata, "%s", meta);
   p->joined_at = (int64_t)json_integer_value(json_object_get(o, "joined_at"));
-  if (fresh)
+  if (fresh) {
+    /* the newer connection of an identity wins (as on one node): a stand-in
+     * of it from another node is stale (that node died or the client moved),
+     * so it goes now rather than when that node's link falls silent */
+    room_remote_drop_identity(n, r, p->identity, NULL);
     rooms_remote_join(n, p);
-  else if (meta_changed)
+  } else if (meta_changed)
     rooms_remote_metadata(n, p);
   const char *offer = json_string_value(json_object_get(o, "offer"));
   if (offer) remote_pub_session(n, p, offer, json_object_get(o, "ins"), now);
@@ -578,6 +582,19 @@ static void apply_participant(hd_node_t *n, hd_room_t *r, uint64_t node, json_t 
   for (int i = 0; i < p->n_tracks; i++)
     any |= added[i];
   if (any) rooms_remote_tracks_added(n, p, added, p->n_tracks);
+}
+
+void room_remote_drop_identity(hd_node_t *n, hd_room_t *r, const char *identity,
+                               const hd_participant_t *keep) {
+  for (;;) {
+    hd_participant_t *q = r->participants;
+    while (q && !(q->remote && !q->leaving && q != keep && !strcmp(q->identity, identity)))
+      q = q->next;
+    if (!q) return;
+    HD_LOGI("link", "remote participant %s (%s) replaced by a newer connection of its identity", q->sid,
+            q->identity);
+    rooms_participant_remove(n, q, -1, 0);
+  }
 }
 
 /* Removes node's participants not in keep (NULL: all of them). */
@@ -668,6 +685,9 @@ static void on_media(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, hd_link_media_
     hd_rtp_recv_stats_init(&t->stats, h.ssrc);
     if (t->have_cache) hd_rtp_cache_clear(&t->cache);
     if (t->nack_enabled) hd_nack_gen_reset(&t->nack);
+    /* keyframe requests made before the stream reached this node (a subscriber
+     * connecting) named no SSRC and went nowhere: ask once more now */
+    if (t->kind == HD_TRACK_VIDEO) t->pli_pending = 1;
   }
   uint8_t scratch[HD_DATAGRAM_MAX];
   int in_idx = hd_session_publisher_rtp(s, (uint8_t *)m->rtp, m->rtp_len, now, scratch, sizeof scratch, &h,

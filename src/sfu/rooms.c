@@ -873,6 +873,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
         rooms_participant_remove(n, q, HD_SIGNAL_LEFT_DUPLICATE_IDENTITY, 1);
         break;
       }
+  if (r) room_remote_drop_identity(n, r, c.identity, NULL); /* its stand-in from another node is stale */
   r = node_room_get(n, c.key, c.room, now);
   if (!r) {
     rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");

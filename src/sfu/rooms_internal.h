@@ -124,6 +124,10 @@ void rooms_remote_join(hd_node_t *n, hd_participant_t *p);
 void rooms_remote_tracks_added(hd_node_t *n, hd_participant_t *p, const int *added, int nt);
 void rooms_remote_track_removed(hd_node_t *n, hd_participant_t *p, int i);
 void rooms_remote_metadata(hd_node_t *n, hd_participant_t *p);
+/* Removes the stand-ins (remote participants) of `identity` in r but keep:
+ * a newer connection of that identity joined (room_remote.c). */
+void room_remote_drop_identity(hd_node_t *n, hd_room_t *r, const char *identity,
+                               const hd_participant_t *keep);
 /* Data messages across nodes (room_remote.c): a local participant's data
  * message `text` (the `data` signaling message as receivers get it; dc = -1
  * over WebSocket, else DC_RELIABLE/DC_LOSSY for a data channel message, which
