@@ -99,6 +99,14 @@ try {
       const rec = ev.filter((e) => e.type === 'reconnected');
       if (rec.length) moved.push(`${names[i]}: ${rec.map((e) => `${e.ms} ms/${e.attempts} attempt(s)`).join(', ')}`);
     }
+    /* the allocator pausing a page's new subscription (streamState paused) explains a slow page */
+    const paused = [];
+    for (let i = 0; i < 3; i++) {
+      const ev = await pages[i].evaluate((m) => window.hudong.events.slice(m), marks[i]);
+      const ps = ev.filter((e) => e.type === 'streamState' && e.state === 'paused').map((e) => e.reason);
+      if (ps.length) paused.push(`${names[i]}: ${ps.join(',')}`);
+    }
+    if (paused.length) console.log(`  paused streams after the kill: ${paused.join('; ')}`);
     if (process.env.FAILOVER_EVENTS) {
       const ev = await pages[0].evaluate((m) => window.hudong.events.slice(m), marks[0]);
       console.log(`  pa events: ${ev.map((e) => `${Math.round(e.at - ev[0].at)}:${e.type}${e.state ? '/' + e.state : ''}${e.reason ? '/' + e.reason : ''}${e.participant ? '/' + e.participant : ''}`).join(' ')}`);
