@@ -626,6 +626,25 @@ static void apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t
     n->cl->rx_dropped++;
     return;
   }
+  const char *admin = json_string_value(json_object_get(root, "admin"));
+  if (admin) { /* an admin action another node took on one of our participants */
+    const char *sid = json_string_value(json_object_get(root, "sid"));
+    hd_participant_t *q = r->participants;
+    while (q && !(sid && !q->remote && !q->leaving && !strcmp(q->sid, sid)))
+      q = q->next;
+    if (q && !strcmp(admin, "remove")) {
+      HD_LOGI("link", "participant %s (%s) removed by an admin action on another node", q->sid, q->identity);
+      node_room_pin(r);
+      rooms_participant_remove(n, q, HD_SIGNAL_LEFT_REMOVED, 1);
+      node_room_unpin(n, r);
+    } else if (q && !strcmp(admin, "mute")) {
+      const char *ts = json_string_value(json_object_get(root, "track_sid"));
+      pub_track_t *t = ts ? rooms_track_by_sid(q, ts) : NULL;
+      if (t) rooms_set_muted(n, q, t, json_is_true(json_object_get(root, "muted")), 1);
+    }
+    json_decref(root);
+    return;
+  }
   const char *text = json_string_value(json_object_get(root, "data"));
   if (text) { /* a data message for our participants (room_remote_data) */
     json_t *to = json_object_get(root, "to");
@@ -871,6 +890,23 @@ void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to,
     if (p) send_msg(n, r, p, s, sl);
   }
   free(s);
+}
+
+/* ---- admin actions ---- */
+
+int room_remote_admin(hd_node_t *n, hd_participant_t *p, const char *track_sid, int muted) {
+  hd_room_t *r = p->room;
+  cl_peer_t *peer = n->cl && r->cl ? peer_by_hash(n->cl, p->remote) : NULL;
+  if (!peer) return HD_ENOTFOUND;
+  json_t *o = track_sid ? json_pack("{s:i, s:s, s:s, s:s, s:b}", "v", 1, "admin", "mute", "sid", p->sid,
+                                    "track_sid", track_sid, "muted", muted)
+                        : json_pack("{s:i, s:s, s:s}", "v", 1, "admin", "remove", "sid", p->sid);
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!s) return HD_ENOMEM;
+  send_msg(n, r, peer, s, strlen(s));
+  free(s);
+  return 0;
 }
 
 /* ---- upkeep ---- */

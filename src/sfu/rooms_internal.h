@@ -126,6 +126,10 @@ void rooms_remote_track_removed(hd_node_t *n, hd_participant_t *p, int i);
 void rooms_remote_metadata(hd_node_t *n, hd_participant_t *p);
 /* Removes the stand-ins (remote participants) of `identity` in r but keep:
  * a newer connection of that identity joined (room_remote.c). */
+/* An admin action on remote participant p goes to its node, which acts as
+ * for its own admin API: remove (track_sid NULL) or mute track_sid. 0 (sent),
+ * HD_ENOTFOUND (its node unknown), HD_ENOMEM. */
+int room_remote_admin(hd_node_t *n, hd_participant_t *p, const char *track_sid, int muted);
 void room_remote_drop_identity(hd_node_t *n, hd_room_t *r, const char *identity,
                                const hd_participant_t *keep);
 /* Data messages across nodes (room_remote.c): a local participant's data

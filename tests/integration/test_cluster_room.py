@@ -39,13 +39,15 @@ from wsclient import WS  # noqa: E402
 ROOM = "xroom"
 
 
-def mint(room, identity):
+def mint(room, identity, admin=False):
     """A join token that may publish and subscribe (test_cluster.mint's grants plus these)."""
     import base64
     import hashlib
     import hmac
     now = int(time.time())
     grants = {"room": room, "roomJoin": True, "canPublish": True, "canSubscribe": True, "canPublishData": True}
+    if admin:
+        grants = {"room": room, "roomAdmin": True}
     claims = {"iss": tc.APP, "sub": identity, "exp": now + 600, "iat": now, "grants": grants}
 
     def b64u(b):
@@ -174,6 +176,17 @@ def main():
         check(got == ["from bob to all", "from bob to carol"], "carol (n3) gets both, in order", got)
         m, _ = recv_until(watcher, lambda m: m.get("type") == "data", 0.5)
         check(m is None, "the one addressed to carol does not reach the watcher", m)
+        # the admin API of n1 acts on carol, who is on n3: her own node removes her
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", n1.port, timeout=5)
+        c.request("DELETE", "/admin/rooms/%s/participants/carol" % ROOM,
+                  headers={"Authorization": "Bearer " + mint(ROOM, "ops", admin=True)})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        check(r.status in (200, 204), "DELETE of carol (on n3) through n1's admin API is accepted", (r.status, body))
+        m, _ = recv_until(carol, lambda m: m.get("type") == "left", 3)
+        check(m is not None and m.get("reason") == "removed", "carol gets left {reason: removed} on n3", m)
         for ws in joined_elsewhere:
             ws.close()
         t0 = time.time()
