@@ -555,7 +555,7 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
 hd_txq_t *hd_node_txq(hd_node_t *n) { return &n->txq; }
 
 hd_time_t hd_node_next_timeout(hd_node_t *n) {
-  hd_time_t t = HD_TIME_NEVER;
+  hd_time_t t = n->cl ? room_remote_node_next_timeout(n) : HD_TIME_NEVER;
   for (hd_room_t *r = n->rooms; r; r = r->next) {
     if (r->publisher) t = hd_time_min(t, hd_session_next_timeout(r->publisher));
     for (hd_session_t *v = r->viewers; v; v = v->next_in_room)
@@ -569,6 +569,7 @@ hd_time_t hd_node_next_timeout(hd_node_t *n) {
 
 void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
   n->now = now;
+  if (n->cl && room_remote_node_next_timeout(n) <= now) room_remote_node_tick(n, now);
   /* empty rooms whose timeout ran out */
   for (hd_room_t *e = n->rooms, *next; e; e = next) {
     next = e->next;

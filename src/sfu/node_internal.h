@@ -98,6 +98,9 @@ void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_r
 hd_time_t room_remote_next_timeout(hd_node_t *n, hd_room_t *r);
 /* Link upkeep of room r (pinned by the caller): state, keepalives, wants, dead nodes. */
 void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now);
+/* Node-wide: the link meters' probes (measuring worker only). */
+hd_time_t room_remote_node_next_timeout(hd_node_t *n);
+void room_remote_node_tick(hd_node_t *n, hd_time_t now);
 void room_remote_free(hd_room_t *r);
 void node_cluster_free(hd_node_t *n);
 

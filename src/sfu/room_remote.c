@@ -38,6 +38,7 @@
 #include "base/rand.h"
 #include "cluster/registry.h"
 #include "overlay/link.h"
+#include "overlay/link_meter.h"
 #include "proto/rtcp.h"
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
@@ -62,10 +63,14 @@ typedef struct {
   int n_addr;
   uint64_t *rooms;
   int n_rooms;
+  /* the link's measurement (docs/overlay.md "Link measurement"): every
+   * worker answers probes, the measuring worker also sends them */
+  hd_link_meter_t meter;
 } cl_peer_t;
 
 struct node_cluster {
   hd_link_self_t self;
+  int measure; /* this worker probes every peer (one worker per node) */
   cl_peer_t peers[HD_CLUSTER_MAX_NODES];
   uint64_t rx_dropped, tx_dropped;
 };
@@ -163,7 +168,6 @@ static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len
 
 int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int count, hd_time_t now) {
   struct node_cluster *c = n->cl;
-  (void)now;
   if (!c) return 0;
   for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++)
     c->peers[i].listed = 0;
@@ -178,6 +182,7 @@ int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int 
       memset(p, 0, sizeof *p);
       if (hd_link_peer_init(&p->link, &c->self, e->id) < 0) continue;
       hd_link_reasm_init(&p->reasm);
+      hd_link_meter_init(&p->meter, 0, now);
       snprintf(p->id, sizeof p->id, "%s", e->id);
       p->used = 1;
       HD_LOGI("link", "peer node %s: link up (%d media addresses)", e->id, e->n_media);
@@ -233,6 +238,21 @@ static void send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t 
                          sizeof d->data);
   if (len < 0) return;
   hd_txq_commit(&n->txq, (size_t)len, (const struct sockaddr *)&p->addr[w], p->addr_len[w]);
+}
+
+/* One small message to an explicit address: meter probes (to the peer's
+ * first media address) and echoes (back where the probe came from). */
+static void send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, const uint8_t *body,
+                    size_t body_len) {
+  size_t cap;
+  uint8_t *b = send_begin(n, &cap);
+  if (!b || body_len > cap) return;
+  memcpy(b, body, body_len);
+  hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
+  int len = hd_link_seal(&n->cl->self, &p->link, type, b, body_len, d->data, sizeof d->data);
+  if (len < 0) return;
+  socklen_t tl = to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  hd_txq_commit(&n->txq, (size_t)len, to, tl);
 }
 
 static void send_small(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, const uint8_t *body,
@@ -750,7 +770,8 @@ static void on_feedback(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, const hd_li
 }
 
 void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, hd_time_t now) {
-  (void)from; /* a peer is known by its key, not its address (NAT, several workers) */
+  /* a peer is known by its key, not its address (NAT, several workers);
+   * `from` only says where to send a meter echo back */
   struct node_cluster *c = n->cl;
   uint64_t h;
   if (hd_link_sender(buf, len, &h) < 0) {
@@ -809,6 +830,15 @@ void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct socka
       hd_link_room_write(r->cl->hash, b, sizeof b);
       send_small(n, peer, r, HD_LINK_STATE_REQ, b, 8);
     }
+    break;
+  }
+  case HD_LINK_METER: {
+    uint8_t echo[HD_LINK_METER_ECHO_LEN];
+    int el = hd_link_meter_feed(&peer->meter, pl, pl_len, now, echo, sizeof echo);
+    if (el > 0 && from)
+      send_to(n, peer, from, HD_LINK_METER, echo, (size_t)el); /* answered at once */
+    else if (el < 0)
+      c->rx_dropped++;
     break;
   }
   case HD_LINK_STATE_REQ: {
@@ -1067,4 +1097,50 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     if (bl > 0) send_commit(n, p, r, HD_LINK_HELLO, (size_t)bl);
   }
   if (now >= rc->next_hello) rc->next_hello = now + CL_HELLO_INTERVAL;
+}
+
+/* ---- link measurement (issue 16 item 1; docs/overlay.md "Link measurement") ---- */
+
+void hd_node_cluster_measure(hd_node_t *n) {
+  if (n->cl) n->cl->measure = 1;
+}
+
+hd_time_t room_remote_node_next_timeout(hd_node_t *n) {
+  struct node_cluster *c = n->cl;
+  hd_time_t t = HD_TIME_NEVER;
+  if (!c || !c->measure) return t;
+  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++)
+    if (c->peers[i].used && c->peers[i].n_addr)
+      t = hd_time_min(t, hd_link_meter_next_timeout(&c->peers[i].meter));
+  return t;
+}
+
+void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  if (!c || !c->measure) return;
+  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
+    cl_peer_t *p = &c->peers[i];
+    if (!p->used || !p->n_addr) continue;
+    uint8_t probe[HD_LINK_METER_PROBE_LEN];
+    int l = hd_link_meter_poll(&p->meter, now, probe, sizeof probe);
+    /* to the peer's first worker: the one that measures there too, so both
+     * directions of a pair are probed by the same two sockets */
+    if (l > 0) send_to(n, p, (const struct sockaddr *)&p->addr[0], HD_LINK_METER, probe, (size_t)l);
+  }
+}
+
+int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  int k = 0;
+  if (!c || !c->measure) return 0;
+  for (int i = 0; i < HD_CLUSTER_MAX_NODES && k < cap; i++) {
+    cl_peer_t *p = &c->peers[i];
+    if (!p->used) continue;
+    hd_node_link_t *o = &out[k++];
+    snprintf(o->peer, sizeof o->peer, "%s", p->id);
+    o->listed = p->listed;
+    hd_link_meter_stats(&p->meter, now, &o->st);
+    o->n_samples = (int)hd_link_meter_samples(&p->meter, o->samples, HD_NODE_LINK_SAMPLES);
+  }
+  return k;
 }
