@@ -546,6 +546,7 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
     hd_http_resp_text(resp, 404, "this node runs alone (no --redis): it has no node links\n");
     return;
   }
+  gather_links(c); /* the links as of now; the routes are the last heartbeat's */
   json_t *links = json_array(), *routes = json_array();
   for (int i = 0; i < c->n_links; i++) {
     const hd_node_link_t *l = &c->links[i];

@@ -96,6 +96,7 @@ def main():
                         step=0.25)
         check(ok is not None, "every node sees both peers up with 0 < RTT < 50 ms (loopback)",
               [links(n) for n in nodes])
+        time.sleep(1.2)  # >= 10 probes at 100 ms
         js = links(n1)
         l2 = by_peer(js).get("n2", {})
         check(l2.get("probes_sent", 0) >= 10 and l2.get("echoes_received", 0) >= 10 and
