@@ -18,6 +18,7 @@ usage: test_cluster_links.py /path/to/hudong
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import shutil
@@ -74,20 +75,17 @@ def main():
         redis.start()
         # n3's media port is fixed and its announced port is the relay's (section 2)
         n3_port, relay_port = free_port(), free_port()
+        ctl_port = free_port()
+        # the relay in front of n3's media port: no impairment until section 2
+        relay = subprocess.Popen([tc.HUDONG, "netem", "--listen", "127.0.0.1:%d" % relay_port, "--to",
+                                  "127.0.0.1:%d" % n3_port, "--control", "127.0.0.1:%d" % ctl_port],
+                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "netem.log"), "wb"))
         for name in ("n1", "n2", "n3"):
-            extra = []
+            extra = ["--rtc-port", str(n3_port), "--rtc-announce-port", str(relay_port)] if name == "n3" else []
             n = Node(tmp, name, redis.port, extra=extra)
+            n.start()
             nodes.append(n)
         n1, n2, n3 = nodes
-        n1.start()
-        n2.start()
-        # Node.start writes the config: add the two ports to n3's through a wrapper config
-        cfg3 = os.path.join(tmp, "n3-extra.json")
-        orig_start = Node.start
-
-        def start_n3(self):
-            orig_start(self)
-        n3.start()
         check(wait_until(lambda: all(view(n.port) == ["n1", "n2", "n3"] for n in nodes), 6) is not None,
               "the three nodes see each other")
 
@@ -118,6 +116,26 @@ def main():
         check(out.returncode == 0 and "n2" in out.stdout and "n3" in out.stdout and "up" in out.stdout,
               "hudong cluster links prints the table", out.stdout + out.stderr)
         print(out.stdout)
+
+        section("2. 40 ms each way in front of n3's media port")
+        c = http.client.HTTPConnection("127.0.0.1", ctl_port, timeout=5)
+        c.request("POST", "/impair", body=json.dumps({"both": {"delay": 40}}))
+        r = c.getresponse()
+        check(r.status == 200, "the relay takes the delay", r.read()[:300])
+        c.close()
+
+        def rtt(a, b):
+            return by_peer(links(a)).get(b.name, {}).get("rtt_ms", 0)
+        ok = wait_until(lambda: rtt(n1, n3) >= 70 and rtt(n2, n3) >= 70, 10, step=0.25)
+        check(ok is not None, "n1 -> n3 and n2 -> n3 measure >= 70 ms (80 ms added)",
+              (rtt(n1, n3), rtt(n2, n3)))
+        check(rtt(n1, n2) < 50 and rtt(n2, n1) < 50, "n1 <-> n2 stays short", (rtt(n1, n2), rtt(n2, n1)))
+        check(rtt(n3, n1) < 50, "n3 -> n1 stays short (its probes do not cross the relay)", rtt(n3, n1))
+        print("measured: n1->n3 %.1f ms, n2->n3 %.1f ms, n1->n2 %.1f ms, n3->n1 %.1f ms" %
+              (rtt(n1, n3), rtt(n2, n3), rtt(n1, n2), rtt(n3, n1)))
+        st, _, text = get(n1.port, "/metrics")
+        m = [ln for ln in text.splitlines() if ln.startswith('hudong_link_rtt_seconds{peer="n3"}')]
+        check(m and float(m[0].split()[-1]) >= 0.05, "/metrics shows the n3 link's RTT (as of the last heartbeat)", m)
     finally:
         if relay:
             relay.kill()
