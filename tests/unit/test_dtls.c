@@ -33,6 +33,8 @@ typedef struct {
    * a side yields) when bit k of the mask is set; drop_all drops everything. */
   unsigned drop_c2s_mask, drop_s2c_mask;
   int drop_c2s_all, drop_s2c_all;
+  double loss;  /* random loss per datagram, both directions (0 = none) */
+  uint32_t rng; /* its seed (xorshift32, nonzero) */
   int flights_c2s, flights_s2c;
   int sent_c2s, sent_s2c;   /* datagrams put on the wire */
   int feed_rc_c, feed_rc_s; /* first negative feed result on each side */
@@ -60,6 +62,12 @@ static int drain(link_t *l, hd_dtls_t *from, hd_dtls_t *to, int c2s) {
     else
       l->sent_s2c++;
     if (drop) continue;
+    if (l->loss > 0) {
+      l->rng ^= l->rng << 13;
+      l->rng ^= l->rng >> 17;
+      l->rng ^= l->rng << 5;
+      if ((double)l->rng / 4294967296.0 < l->loss) continue;
+    }
     int rc = hd_dtls_feed(to, buf, (size_t)n, l->now);
     int *first = c2s ? &l->feed_rc_s : &l->feed_rc_c;
     if (rc < 0 && !*first) *first = rc;
@@ -390,7 +398,7 @@ static void test_total_loss_fails_after_budget(void **st) {
   drain(&l, c, s, 1);
   assert_int_equal(hd_dtls_state(c), HD_DTLS_FAILED);
   assert_string_equal(hd_dtls_error(c), "handshake timeout");
-  assert_int_equal(l.now, expect); /* ~31.5 s */
+  assert_int_equal(l.now, expect); /* 12.5 s */
   /* The original ClientHello plus one per retry, each produced on virtual time. */
   assert_int_equal(l.sent_c2s - sent_before, 1 + HD_DTLS_MAX_RETRIES);
   assert_int_equal(hd_dtls_next_timeout(c), HD_TIME_NEVER);
@@ -398,6 +406,39 @@ static void test_total_loss_fails_after_budget(void **st) {
   assert_int_equal(hd_dtls_next_timeout(s), HD_TIME_NEVER);
   hd_dtls_free(c);
   hd_dtls_free(s);
+}
+
+/* Random loss on both directions, as on a weak network (30 % each way, the
+ * issue 13 goal for video): every handshake must finish within 10 s of virtual
+ * time. With an RTO that doubled to 8 s (RFC 6347's schedule) the retries
+ * thinned out just when most of them were lost: 3 of these 30 seeds were still
+ * handshaking after 10 s (at 50 % loss 14 of 30); with the RTO capped at
+ * HD_DTLS_RTO_MAX (1 s) all 30 finish (at 50 %: 26-30 of 30). */
+static void test_random_loss_handshake_completes(void **st) {
+  (void)st;
+  int done = 0;
+  hd_time_t worst = 0;
+  for (uint32_t seed = 1; seed <= 30; seed++) {
+    hd_dtls_t *c, *s;
+    make_good_pair(&c, &s);
+    link_t l;
+    link_init(&l, c, s);
+    l.loss = 0.3;
+    l.rng = seed * 2654435761u;
+    run(&l, HD_SEC(10));
+    if (hd_dtls_state(c) == HD_DTLS_CONNECTED && hd_dtls_state(s) == HD_DTLS_CONNECTED) {
+      done++;
+      if (l.now > worst) worst = l.now;
+    } else {
+      print_message("seed %u: not connected after %.1f s [%s]\n", seed, (double)l.now / 1e6,
+                    hd_dtls_error(c));
+    }
+    hd_dtls_free(c);
+    hd_dtls_free(s);
+  }
+  print_message("dtls at 30%% loss each way: %d/30 handshakes within 10 s (slowest %.1f s)\n", done,
+                (double)worst / 1e6);
+  assert_int_equal(done, 30);
 }
 
 static void test_garbage_is_rejected_without_harm(void **st) {
@@ -568,6 +609,7 @@ int main(void) {
       cmocka_unit_test(test_lost_first_flights_recovered_by_virtual_time),
       cmocka_unit_test(test_lost_last_flight_recovered),
       cmocka_unit_test(test_total_loss_fails_after_budget),
+      cmocka_unit_test(test_random_loss_handshake_completes),
       cmocka_unit_test(test_garbage_is_rejected_without_harm),
       cmocka_unit_test(test_junk_during_handshake_keeps_schedule),
       cmocka_unit_test(test_close_during_handshake),
