@@ -15,10 +15,11 @@
  *   can complete another repair packet's set);
  * - hd_flexfec_plan: how much to protect, from the loss and the round trip.
  *
- * Wire format: the final RFC 8627 header. Chromium's FlexFEC (behind the
- * WebRTC-FlexFEC-03 field trial, SDP name "flexfec-03") is the draft-03
- * layout, with an SSRCCount field and the SSRCs in the FEC header: the two do
- * not interoperate, so this is for Hudong endpoints (SDP name "flexfec",
+ * Wire format: the final RFC 8627 header. Chromium's FlexFEC (offered only
+ * behind the WebRTC-FlexFEC-03-Advertised field trial, SDP name "flexfec-03")
+ * was written to the draft-03 layout, with an SSRCCount field and the SSRCs in
+ * the FEC header (libwebrtc added an RFC 8627 reader/writer in 2023); interop
+ * with it is not tested, so this is for Hudong endpoints (SDP name "flexfec",
  * RFC 8627 §5.1.1). The 1-D row/column modes (R/F bits) are not produced and
  * are rejected on input. */
 #ifndef HD_RTC_FLEXFEC_H
