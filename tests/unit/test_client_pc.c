@@ -461,6 +461,13 @@ static void test_room_publish_subscribe_lossy(void **st) {
   assert_true(a->rtx_rtp > 0);
   assert_true(ps.tracks[1].nack_received > 0); /* uplink losses: the node NACKs alice */
   assert_true(ps.tracks[1].rtx_sent > 0);
+  /* the node's RRs report alice's uplink loss (~10 %, before repair): her
+   * repairs go twice from the first such report on (a copy is then half of
+   * what she sends as RTX) */
+  printf("alice: %llu RTX sent, %llu of them second copies\n", (unsigned long long)ps.tracks[1].rtx_sent,
+         (unsigned long long)ps.tracks[1].rtx_doubled);
+  assert_true(ps.tracks[1].rtx_doubled > 0);
+  assert_true(ps.tracks[1].rtx_doubled * 5 >= ps.tracks[1].rtx_sent * 2);
   assert_true(ss.tracks[1].sr_received > 0); /* SR from the node */
   assert_true(ps.rtcp_received > 0);
   /* RTT from the node's RR about alice's streams: 2 x 20 ms links each way */
