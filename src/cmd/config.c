@@ -174,6 +174,7 @@ static const char *const known_keys[] = {"listen",
                                          "cors_origins",
                                          "webhooks",
                                          "rtm",
+                                         "board",
                                          "ice_tcp",
                                          "turn",
                                          "http",
@@ -300,6 +301,38 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (get_int(w, "quota_channels", 0, 100000000, &c->rtm_quota_channels, err, errcap)) return HD_EINVAL;
   if (get_int(w, "quota_mb", 0, 100000000, &c->rtm_quota_mb, err, errcap)) return HD_EINVAL;
   if (get_int(w, "min_free_mb", 0, 100000000, &c->rtm_min_free_mb, err, errcap)) return HD_EINVAL;
+  return 0;
+}
+
+static const char *const board_keys[] = {"max_pages",  "max_elements",   "max_points",   "max_image_kb",
+                                         "max_boards", "snapshot_every", "max_entry_kb", "max_board_mb"};
+
+/* "board": whiteboard caps (docs/whiteboard.md "Limits"). */
+static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
+  if (!json_is_object(w)) {
+    snprintf(err, errcap, "config: 'board' must be an object");
+    return HD_EINVAL;
+  }
+  const char *k;
+  json_t *kv;
+  json_object_foreach(w, k, kv) {
+    size_t i = 0;
+    while (i < sizeof board_keys / sizeof board_keys[0] && strcmp(k, board_keys[i]))
+      i++;
+    if (i == sizeof board_keys / sizeof board_keys[0]) {
+      snprintf(err, errcap, "config: unknown key 'board.%.64s' (see docs/whiteboard.md)", k);
+      return HD_EINVAL;
+    }
+  }
+  if (get_int(w, "max_pages", 1, 10000, &c->board_max_pages, err, errcap) ||
+      get_int(w, "max_elements", 1, 1000000, &c->board_max_elements, err, errcap) ||
+      get_int(w, "max_points", 2, 100000, &c->board_max_points, err, errcap) ||
+      get_int(w, "max_image_kb", 1, 65536, &c->board_max_image_kb, err, errcap) ||
+      get_int(w, "max_boards", 1, 1000000, &c->board_max_boards, err, errcap) ||
+      get_int(w, "snapshot_every", 1, 1000000, &c->board_snapshot_every, err, errcap) ||
+      get_int(w, "max_entry_kb", 16, 1 << 20, &c->board_max_entry_kb, err, errcap) ||
+      get_int(w, "max_board_mb", 1, 65536, &c->board_max_board_mb, err, errcap))
+    return HD_EINVAL;
   return 0;
 }
 
@@ -610,6 +643,8 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (wh && load_webhooks(c, wh, err, errcap)) goto out;
   json_t *rtm = json_object_get(root, "rtm");
   if (rtm && load_rtm(c, rtm, err, errcap)) goto out;
+  json_t *board = json_object_get(root, "board");
+  if (board && load_board(c, board, err, errcap)) goto out;
   json_t *itcp = json_object_get(root, "ice_tcp");
   if (itcp && load_ice_tcp(c, itcp, err, errcap)) goto out;
   json_t *turn = json_object_get(root, "turn");

@@ -73,6 +73,9 @@ typedef struct {
   long turn_ttl;         /* seconds a minted credential is valid */
   long rtm_max_sessions, rtm_max_sessions_per_app, rtm_max_sessions_per_user; /* session caps */
   long rtm_quota_channels, rtm_quota_mb, rtm_min_free_mb; /* stored history per app, disk floor; 0 = none */
+  /* "board": whiteboard caps (docs/whiteboard.md "Limits"); 0 = defaults */
+  long board_max_pages, board_max_elements, board_max_points, board_max_image_kb, board_snapshot_every,
+      board_max_boards, board_max_entry_kb, board_max_board_mb;
   /* "http": connection limits and TLS (io/http.h; docs/operations.md "HTTP limits") */
   long http_max_conns, http_max_conns_per_ip; /* 0 = defaults */
   long http_header_timeout_ms, http_body_timeout_ms;

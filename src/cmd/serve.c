@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "cmd/serve_board.h"
 #include "cmd/serve_quality.h"
 #include "cmd/serve_cluster.h"
 #include "io/http.h"
@@ -51,6 +52,7 @@ typedef struct {
   hd_map_t rtm_conns;
   uv_timer_t rtm_timer;
   hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
+  hd_serve_board_t *board;     /* whiteboards (docs/whiteboard.md) */
   hd_serve_cluster_t *cluster; /* registry + /api/route (docs/overlay.md) */
   /* draining (docs/overlay.md "Draining"): joins refused with a redirect,
    * participants told to move; the node stops when empty or at the deadline */
@@ -838,6 +840,7 @@ static int metrics_render(server_t *s, char *buf, size_t cap) {
     return HD_ENOSPC;
   if (metrics_add(hd_serve_cluster_metrics_text(s->cluster, buf + n, cap - (size_t)n), &n, cap))
     return HD_ENOSPC;
+  if (metrics_add(hd_serve_board_metrics(s->board, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   return n;
 }
 
@@ -920,6 +923,35 @@ static void handle_admin_quality(server_t *s, const hd_http_req_t *req, hd_http_
 
 static void handle_drain(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp);
 
+/* /api/board...: the room's whiteboards (docs/whiteboard.md "HTTP API"); any
+ * token valid for ?room=R (uploads need canPublishData); images by hash need none. */
+static void handle_board(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  add_cors(s, req, resp);
+  if (!strcmp(req->method, "OPTIONS")) {
+    resp->status = 204;
+    if (req->origin[0] && resp->n_headers) {
+      hd_http_resp_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      hd_http_resp_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    }
+    return;
+  }
+  if (hd_serve_board_image_get(s->board, req, resp)) return;
+  char room[80] = "";
+  for (const char *p = req->query; *p;) {
+    const char *e = strchr(p, '&');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l > 5 && !strncmp(p, "room=", 5) && l - 5 < sizeof room) memcpy(room, p + 5, l - 5);
+    p += l + (e ? 1 : 0);
+  }
+  if (!valid_room(room, strlen(room))) {
+    hd_http_resp_text(resp, 400, "query needs room=<name> (1-64 characters of A-Z a-z 0-9 - _ .)\n");
+    return;
+  }
+  hd_token_claims_t claims;
+  if (authorize(s, req, room, 0, &claims, resp) < 0) return;
+  hd_serve_board_http(s->board, &claims, room, req, resp);
+}
+
 static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
@@ -973,6 +1005,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     handle_dev_token(s, req, resp);
   else if (!strcmp(req->path, "/api/route"))
     handle_route(s, req, resp);
+  else if (!strcmp(req->path, "/api/board") || !strncmp(req->path, "/api/board/", 11))
+    handle_board(s, req, resp);
   else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))
     hd_http_resp_text(resp, 400, "the endpoint is %s/{room}\n", req->path);
   if (resp->status >= 400) s->http_errors++;
@@ -1515,7 +1549,14 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: rtm store: %s\n", err);
     return 1;
   }
+  if ((rc = hd_serve_board_start(&s.board, &s.cfg, err, sizeof err)) < 0) {
+    fprintf(stderr, "hudong serve: whiteboard store: %s\n", err);
+    return 1;
+  }
   hd_rtm_config_t rcfg = {.send = rtm_send,
+                          .hook_prefix = HD_BOARD_PREFIX,
+                          .pub_hook = hd_board_server_pub_hook,
+                          .hook_ud = hd_serve_board_server(s.board),
                           .close = rtm_close_cb,
                           .ud = &s,
                           .secret_lookup = secret_lookup,
@@ -1603,6 +1644,7 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_media_workers_stop(s.workers); /* each drains its close_notify alerts first */
   hd_map_free(&s.rtc_conns);
   hd_rtm_broker_free(s.rtm);
+  hd_serve_board_stop(s.board);
   hd_rtm_store_free(s.rtm_store);
   hd_serve_quality_stop(s.quality);
   s.quality = NULL;

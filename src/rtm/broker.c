@@ -506,6 +506,7 @@ static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
   s->ac = ac;
   hd_scpy(s->user, sizeof s->user, c->identity);
   s->admin = c->room_admin;
+  s->writer = c->can_publish_data || c->room_admin;
   s->next_s = 1;
   if (hd_map_put(&b->by_sid, s->sid, strlen(s->sid), s) < 0) {
     free(s);

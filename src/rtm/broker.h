@@ -88,6 +88,21 @@ typedef enum {
 
 typedef struct hd_rtm_broker hd_rtm_broker_t;
 
+/* Publish hook (the whiteboard, src/board/, docs/whiteboard.md): a "pub" to a
+ * channel whose name starts with hook_prefix is first handed to pub_hook,
+ * after the id dedupe and before the channel sequence number is assigned, so
+ * the hook sees publishes in channel order. It returns 0 to publish — *out
+ * (malloc'd, the broker frees it) instead of data when set, never stored in
+ * the channel history (the hook keeps its own log) — or an hd_rtm_errcode_t
+ * to refuse with msg (nothing is published). */
+typedef struct {
+  const char *app, *user, *ch, *data;
+  size_t len;
+  int writer; /* the token has canPublishData or roomAdmin */
+  int64_t wall_ms;
+} hd_rtm_hook_pub_t;
+typedef int (*hd_rtm_pub_hook_fn)(void *ud, const hd_rtm_hook_pub_t *p, char **out, char *msg, size_t msgcap);
+
 typedef struct {
   /* outputs (required). text is lent for the call. */
   void (*send)(void *ud, uint64_t conn, const char *text, size_t len);
@@ -110,6 +125,11 @@ typedef struct {
   int history_keep;
   /* stored history per app and the disk floor (docs/rtm.md "Storage quotas"); 0 = default, < 0 = none */
   int64_t quota_channels, quota_bytes, min_free_bytes;
+  /* publish hook (see hd_rtm_hook_pub_t); a room-scoped token may also use
+   * the channels hook_prefix + R + ":" + name (its room's boards) */
+  const char *hook_prefix;
+  hd_rtm_pub_hook_fn pub_hook;
+  void *hook_ud;
 } hd_rtm_config_t;
 
 /* Counters for /metrics. */

@@ -62,6 +62,7 @@ typedef struct sess {
   char sid[SID_LEN + 1], resume[RESUME_LEN + 1];
   char app[64], user[HD_RTM_MAX_USER + 1];
   int admin;
+  int writer; /* canPublishData or roomAdmin: may change a board (hd_rtm_hook_pub_t) */
   /* A token naming a room (grants.room) scopes the session (docs/rtm.md
    * "Room-scoped tokens"): only channels scope[0] ("R") and scope[1]
    * ("room:R"; "" = none), its own user attributes, peers in its room. */

@@ -71,10 +71,16 @@ static int valid_name(const char *c) {
   return 1;
 }
 
-/* A room-scoped session may use only its room's channels (broker_internal.h). */
-static int in_scope(const sess_t *s, const char *ch) {
-  return !s->scoped || (s->scope[0][0] && !strcmp(ch, s->scope[0])) ||
-         (s->scope[1][0] && !strcmp(ch, s->scope[1]));
+/* A room-scoped session may use only its room's channels (broker_internal.h),
+ * and with a publish hook its room's hook channels (prefix + R + ":" + name). */
+static int in_scope(const hd_rtm_broker_t *b, const sess_t *s, const char *ch) {
+  if (!s->scoped || (s->scope[0][0] && !strcmp(ch, s->scope[0])) ||
+      (s->scope[1][0] && !strcmp(ch, s->scope[1])))
+    return 1;
+  const char *px = b->cfg.pub_hook ? b->cfg.hook_prefix : NULL;
+  size_t pl = px ? strlen(px) : 0, rl = strlen(s->scope[0]);
+  return px && rl && !strncmp(ch, px, pl) && !strncmp(ch + pl, s->scope[0], rl) && ch[pl + rl] == ':' &&
+         ch[pl + rl + 1];
 }
 
 /* The "ch" member: a valid channel name within the session's scope. */
@@ -84,7 +90,7 @@ static int fchan(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char **ch)
     rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "field \"ch\": use 1..64 of A-Z a-z 0-9 - _ . :", NULL);
     return -1;
   }
-  if (!in_scope(s, *ch)) {
+  if (!in_scope(b, s, *ch)) {
     char m[300];
     if (s->scope[0][0] || s->scope[1][0])
       snprintf(
@@ -372,6 +378,20 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
     }
     c->hwm += SEQ_RESERVE;
   }
+  char *hooked = NULL;
+  const char *px = b->cfg.pub_hook ? b->cfg.hook_prefix : NULL;
+  if (px && !strncmp(name, px, strlen(px))) { /* the hook keeps its own log: never stored here */
+    hd_rtm_hook_pub_t hp = {s->app, s->user, name, data, strlen(data), s->writer, rtm_wall_ms(b, now)};
+    char hm[256] = "";
+    int hc = b->cfg.pub_hook(b->cfg.hook_ud, &hp, &hooked, hm, sizeof hm);
+    if (hc > 0 && hc < HD_RTM_ERR_COUNT) {
+      rtm_err(b, s, r->id, (hd_rtm_errcode_t)hc, hm, NULL);
+      rtm_chan_maybe_free(b, c);
+      return;
+    }
+    if (hooked) data = hooked;
+    st = NULL;
+  }
   if (st && json_is_true(st)) {
     hd_rtm_stored_msg_t m = {cseq, rtm_wall_ms(b, now), s->user, data};
     hd_rtm_store_limits_t lim = {b->cfg.history_keep, b->cfg.quota_channels > 0 ? b->cfg.quota_channels : 0,
@@ -400,6 +420,7 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
                      json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "msg", "ch", name, "cseq", (json_int_t)cseq,
                                "from", s->user, "data", data),
                      1);
+  free(hooked);
   rtm_chan_maybe_free(b, c);
 }
 
