@@ -102,6 +102,14 @@ typedef struct {
   size_t len;
   uint32_t rtp_timestamp;
   int keyframe; /* video */
+  /* The latest RTCP sender report of this track's stream (RFC 3550 §6.4.1):
+   * the sender's wall clock sr_ntp (NTP 32.32) was RTP time sr_rtp. With it a
+   * frame's capture time is sr_ntp + (rtp_timestamp - sr_rtp) / clock rate,
+   * on one clock for all tracks of a sender (audio/video sync, recording).
+   * have_sr 0: no report yet. */
+  int have_sr;
+  uint64_t sr_ntp;
+  uint32_t sr_rtp;
 } hd_client_encoded_frame_t;
 
 /* Statistics of one track (local = we send it, remote = we receive it).

@@ -482,6 +482,7 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
                                      .len = ev.frame.len,
                                      .rtp_timestamp = ev.frame.ts,
                                      .keyframe = ev.frame.keyframe};
+      if (c->s) f.have_sr = hd_pc_track_sr(c->s->pc[1], r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
       cb->on_encoded(cb->ud, &f);
     }
     if (!r->video_ok) {
@@ -555,6 +556,7 @@ static void on_audio_packet(void *ud, const hd_audio_jitter_out_t *o) {
                                  .data = o->data,
                                  .len = o->len,
                                  .rtp_timestamp = o->ts};
+  if (x->c->s) f.have_sr = hd_pc_track_sr(x->c->s->pc[1], x->r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
   cb->on_encoded(cb->ud, &f);
 }
 

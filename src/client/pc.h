@@ -152,12 +152,6 @@ typedef struct {
   uint32_t jitter; /* RTP units (A.8) */
   uint64_t nack_sent, nack_seqs_sent, pli_sent, nack_gave_up;
   uint64_t sr_received;
-  /* the latest SR of the received stream (RFC 3550 §6.4.1): its RTP timestamp
-   * sr_rtp_ts was sampled at sender NTP time sr_ntp; maps any received
-   * timestamp to the sender's clock (lip sync, end-to-end delay) */
-  int have_sr;
-  uint64_t sr_ntp;
-  uint32_t sr_rtp_ts;
   uint64_t missing;     /* seqs found missing on arrival, before any repair (video with NACK) */
   hd_time_t repair_rtt; /* NACK -> repair round trip learned by the NACK generator, -1 none */
 } hd_pc_track_stats_t;
@@ -181,11 +175,6 @@ typedef struct {
 } hd_pc_stats_t;
 
 typedef struct hd_pc hd_pc_t;
-
-/* The latest sender report of the stream received on transceiver `track`:
- * its NTP time and RTP timestamp (RFC 3550 §6.4.1). Returns 0, HD_EINVAL, or
- * HD_ENOTFOUND (no SR yet for the current source). */
-int hd_pc_track_sr(const hd_pc_t *pc, int track, uint64_t *ntp, uint32_t *rtp_ts);
 
 /* Creates a PeerConnection. Returns 0, HD_EINVAL, HD_ENOMEM or HD_ECRYPTO. */
 int hd_pc_new(hd_pc_t **out, const hd_pc_config_t *cfg);
@@ -297,6 +286,11 @@ int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now);
 /* Asks the sender of received track i for a keyframe (PLI, RFC 4585 §6.3.1).
  * Returns 0, HD_ESTATE (not connected / nothing received yet), HD_EINVAL. */
 int hd_pc_request_keyframe(hd_pc_t *pc, int track, hd_time_t now);
+/* The latest RTCP sender report received for a track's incoming stream: its
+ * NTP time (32.32) and the RTP timestamp that goes with it (RFC 3550 §6.4.1),
+ * for lip sync and recording timestamps. 0, HD_ENOTFOUND before the first SR,
+ * HD_EINVAL. */
+int hd_pc_track_sr(const hd_pc_t *pc, int track, uint64_t *ntp, uint32_t *rtp_ts);
 
 /* Tells the sender of the received streams our estimated receive bandwidth
  * (REMB). Returns 0, HD_ESTATE, HD_EINVAL. */

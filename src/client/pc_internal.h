@@ -67,6 +67,9 @@ typedef struct {
   uint32_t r_ssrc, r_rtx_ssrc; /* from the remote SDP, or learned */
   int r_started;
   hd_rtp_recv_stats_t rst;
+  uint64_t r_sr_ntp; /* latest sender report: NTP 32.32 <-> RTP timestamp (RFC 3550 §6.4.1) */
+  uint32_t r_sr_rtp;
+  int r_have_sr;
   hd_nack_gen_t ng;
   int64_t r_max_ext;
   uint8_t seen[PC_SEEN_WINDOW / 8];

@@ -324,19 +324,10 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
 
 /* ---- receiving RTP ---- */
 
-int hd_pc_track_sr(const hd_pc_t *pc, int track, uint64_t *ntp, uint32_t *rtp_ts) {
-  if (!pc || track < 0 || track >= pc->n_tr || !ntp || !rtp_ts) return HD_EINVAL;
-  const pc_trx_t *t = &pc->tr[track];
-  if (!t->st.have_sr) return HD_ENOTFOUND;
-  *ntp = t->st.sr_ntp;
-  *rtp_ts = t->st.sr_rtp_ts;
-  return 0;
-}
-
 void pc_trx_recv_reset(pc_trx_t *t, uint32_t ssrc) {
   t->r_ssrc = ssrc;
   t->r_started = 0;
-  t->st.have_sr = 0; /* a new source: its timestamps start elsewhere */
+  t->r_have_sr = 0;
   hd_nack_gen_reset(&t->ng);
   memset(t->seen, 0, sizeof t->seen);
 }
@@ -605,9 +596,9 @@ static void on_rtcp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) 
         if (t->r_started && t->r_ssrc == sr.ssrc) {
           hd_rtp_recv_stats_on_sr(&t->rst, sr.ntp, now);
           t->st.sr_received++;
-          t->st.have_sr = 1;
-          t->st.sr_ntp = sr.ntp;
-          t->st.sr_rtp_ts = sr.rtp_ts;
+          t->r_sr_ntp = sr.ntp;
+          t->r_sr_rtp = sr.rtp_ts;
+          t->r_have_sr = 1;
         }
       }
       on_report_blocks(pc, sr.rb, sr.rb_count, now);
@@ -637,4 +628,13 @@ void pc_media_on_srtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now
     on_rtcp(pc, tmp, (size_t)n, now);
   else
     on_rtp(pc, tmp, (size_t)n, now);
+}
+
+int hd_pc_track_sr(const hd_pc_t *pc, int track, uint64_t *ntp, uint32_t *rtp_ts) {
+  if (!pc || track < 0 || track >= pc->n_tr || !ntp || !rtp_ts) return HD_EINVAL;
+  const pc_trx_t *t = &pc->tr[track];
+  if (!t->r_have_sr) return HD_ENOTFOUND;
+  *ntp = t->r_sr_ntp;
+  *rtp_ts = t->r_sr_rtp;
+  return 0;
 }

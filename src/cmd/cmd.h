@@ -14,6 +14,7 @@ int hd_cmd_pub(int argc, char **argv);
 int hd_cmd_sub(int argc, char **argv);
 int hd_cmd_bench(int argc, char **argv);
 int hd_cmd_drain(int argc, char **argv);
+int hd_cmd_egress(int argc, char **argv);
 
 /* The /rtc WebSocket URL for what a user gives as --url: the node's own
  * address (http://host:port, https://...) or its WebSocket URL (ws://, wss://),

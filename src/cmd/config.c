@@ -26,6 +26,9 @@ void hd_config_defaults(hd_config_t *c) {
   c->room_empty_timeout =
       20; /* like LiveKit's departure timeout: a reload or network change rejoins the same room */
   c->webhook_max_queue = 1000;
+  snprintf(c->egress_dir, sizeof c->egress_dir, "egress");
+  c->egress_max = 16;
+  c->egress_min_free_mb = 1024;
   c->webhook_max_attempts = 8;
   c->webhook_max_age = 600;
   c->webhook_timeout_ms = 10000;
@@ -186,7 +189,11 @@ static const char *const known_keys[] = {"listen",
                                          "region",
                                          "labels",
                                          "announce_url",
-                                         "drain_grace_s"};
+                                         "drain_grace_s",
+                                         "egress_dir",
+                                         "egress_max",
+                                         "egress_min_free_mb",
+                                         "ingest_rtmp_url"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -596,6 +603,15 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (get_int(root, "room_empty_timeout_s", 0, 86400, &c->room_empty_timeout, err, errcap)) goto out;
   if (get_int(root, "max_publish_bitrate_kbps", 0, 1000000, &c->max_publish_bitrate_kbps, err, errcap))
     goto out;
+  if (get_str(root, "egress_dir", c->egress_dir, sizeof c->egress_dir, err, errcap) ||
+      get_int(root, "egress_max", 0, 1000, &c->egress_max, err, errcap) ||
+      get_int(root, "egress_min_free_mb", 0, 1 << 30, &c->egress_min_free_mb, err, errcap) ||
+      get_str(root, "ingest_rtmp_url", c->ingest_rtmp_url, sizeof c->ingest_rtmp_url, err, errcap))
+    goto out;
+  if (c->ingest_rtmp_url[0] && strncmp(c->ingest_rtmp_url, "rtmp://", 7)) {
+    snprintf(err, errcap, "config: 'ingest_rtmp_url' must be an rtmp:// URL (the RTMP front's application)");
+    goto out;
+  }
   json_t *apps = json_object_get(root, "apps");
   if (apps) {
     if (!json_is_array(apps) || json_array_size(apps) > HD_MAX_APPS) {

@@ -46,6 +46,10 @@ typedef struct {
   long token_leeway;             /* seconds, for HTTP bearer tokens and /rtc join tokens */
   long room_empty_timeout;       /* seconds an empty room is kept (0 = closed at once) */
   long max_publish_bitrate_kbps; /* REMB cap per publisher PeerConnection (0 = none) */
+  /* egress (recording, docs/egress.md): output folder, concurrent egresses, disk floor */
+  char egress_dir[512];
+  long egress_max, egress_min_free_mb;
+  char ingest_rtmp_url[256]; /* RTMP front's application URL, e.g. rtmp://127.0.0.1:1935/live; "" = off */
   /* "webhooks": receivers of every app's events, and the delivery limits */
   char webhook_urls[HD_MAX_WEBHOOK_URLS][HD_CONFIG_URL_MAX];
   int n_webhook_urls;

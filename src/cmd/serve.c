@@ -27,6 +27,7 @@
 #include "io/media_workers.h"
 #include "io/rtc_udp.h"
 #include "io/webhook_sender.h"
+#include "cmd/serve_egress.h"
 #include "io/ws.h"
 #include "proto/dtls.h"
 #include "base/map.h"
@@ -54,6 +55,7 @@ typedef struct {
   hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
   hd_serve_board_t *board;     /* whiteboards (docs/whiteboard.md) */
   hd_serve_cluster_t *cluster; /* registry + /api/route (docs/overlay.md) */
+  hd_serve_egress_t *egress;   /* recordings: /admin/egress (docs/egress.md) */
   /* draining (docs/overlay.md "Draining"): joins refused with a redirect,
    * participants told to move; the node stops when empty or at the deadline */
   int draining;
@@ -840,6 +842,7 @@ static int metrics_render(server_t *s, char *buf, size_t cap) {
     return HD_ENOSPC;
   if (metrics_add(hd_serve_cluster_metrics_text(s->cluster, buf + n, cap - (size_t)n), &n, cap))
     return HD_ENOSPC;
+  if (metrics_add(hd_serve_egress_metrics(s->egress, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   if (metrics_add(hd_serve_board_metrics(s->board, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   return n;
 }
@@ -994,7 +997,14 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     handle_admin_quality(s, req, resp);
   else if (!strcmp(req->path, "/admin/drain"))
     handle_drain(s, req, resp);
-  else if (!strncmp(req->path, "/admin/", 7))
+  else if (!strncmp(req->path, "/api/rtmp/", 10))
+    hd_serve_egress_rtmp_http(s->egress, req, resp);
+  else if ((!strncmp(req->path, "/admin/egress", 13) && (!req->path[13] || req->path[13] == '/')) ||
+           !strcmp(req->path, "/admin/ingress")) {
+    hd_token_claims_t claims; /* the grant is checked per room by serve_egress */
+    add_cors(s, req, resp);
+    if (authorize(s, req, NULL, 0, &claims, resp) == 0) hd_serve_egress_http(s->egress, &claims, req, resp);
+  } else if (!strncmp(req->path, "/admin/", 7))
     handle_admin(s, req, resp);
   else if (!strcmp(req->path, "/dashboard") && !strcmp(req->method, "GET")) {
     char loc[300];
@@ -1429,6 +1439,11 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: cannot start webhook delivery\n");
     return 1;
   }
+  hd_serve_egress_config_t ecfg = {.cfg = &s.cfg, .loop = s.loop, .webhooks = s.webhooks};
+  if (hd_serve_egress_start(&s.egress, &ecfg) < 0) {
+    fprintf(stderr, "hudong serve: out of memory (egress)\n");
+    return 1;
+  }
   int n_workers = s.cfg.media_workers;
   if (n_workers <= 0) n_workers = (int)uv_available_parallelism();
   if (n_workers > HD_MEDIA_WORKERS_MAX) n_workers = HD_MEDIA_WORKERS_MAX;
@@ -1635,6 +1650,9 @@ int hd_cmd_serve(int argc, char **argv) {
   uv_run(s.loop, UV_RUN_DEFAULT);
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */
+  /* recorders first: they finish their files while the room still exists */
+  hd_serve_egress_stop(s.egress);
+  s.egress = NULL;
   /* out of the registry first: the other nodes stop routing clients here */
   hd_serve_cluster_stop(s.cluster);
   /* participants get "left", then their sockets close */
