@@ -232,8 +232,16 @@ typedef struct {
   unsigned stats_interval_ms;  /* 0 = 1000 */
   unsigned max_video_bps;      /* cap on the video encoder; 0 = 1500000 */
   unsigned audio_bps;          /* Opus target; 0 = 32000 */
+  /* Other nodes of a cluster ("ws://host:port/rtc", copied, at most
+   * HD_CLIENT_MAX_FALLBACK_URLS): a room spans nodes (docs/overlay.md), so
+   * after a lost connection the client rejoins through the next of url,
+   * fallback_urls[0], ... in turn, the first attempt within 250 ms (the node
+   * it was on may have died; the others are up). NULL/0 = url only. */
+  const char *const *fallback_urls;
+  int n_fallback_urls;
   hd_client_callbacks_t cb;
 } hd_client_config_t;
+#define HD_CLIENT_MAX_FALLBACK_URLS 8
 
 /* Options of one published track. */
 typedef struct {

@@ -134,6 +134,9 @@ struct hd_client {
   hd_client_config_t cfg;
   char *url, *token, *name, *metadata;
   int redirected; /* the url was just replaced by a draining node's redirect */
+  /* url then the cluster's fallback URLs (cfg.fallback_urls), tried in turn after a lost connection */
+  char *urls[1 + HD_CLIENT_MAX_FALLBACK_URLS];
+  int n_urls, url_idx;
   uv_loop_t loop;
   uv_thread_t thread;
   uv_async_t async;

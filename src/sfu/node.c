@@ -13,6 +13,7 @@
 #include "base/rand.h"
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
+#include "overlay/link.h"
 #include "proto/stun.h"
 #include "sfu/node_internal.h"
 
@@ -99,6 +100,7 @@ static void room_free(hd_node_t *n, hd_room_t *r) {
   HD_LOGI("room", "room %s/%s closed", r->app, r->name);
   node_fire_room_event(n, HD_WEBHOOK_ROOM_FINISHED, r);
   n->n_rooms--;
+  room_remote_free(r);
   free(r);
 }
 
@@ -214,6 +216,7 @@ void hd_node_free(hd_node_t *n) {
   hd_map_free(&n->by_addr);
   hd_txq_free(&n->txq);
   if (n->own_quota) hd_quota_free(n->quota);
+  node_cluster_free(n);
   free(n);
 }
 
@@ -517,6 +520,10 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
   n->now = now;
   n->stats.packets_in++;
   n->stats.bytes_in += len;
+  if (n->cl && hd_link_is_link(buf, len)) { /* another node (docs/overlay.md): never a client's */
+    room_remote_feed(n, buf, len, from, now);
+    return;
+  }
   hd_session_t *s = route(n, buf, len, from);
   if (!s) {
     n->stats.drop_unknown_source++;
@@ -561,6 +568,7 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
       }
       for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room)
         if (v->n_out) hd_session_forward(v, s, in_idx, &h, now, &n->stats.media);
+      if (s->room->cl) room_remote_forward(n, s, in_idx, &h, now);
     }
   } else if (rc == HD_PEER_PKT_RTCP) {
     hd_session_rtcp(s, s->kind == HD_SESSION_PUBLISH ? s : pub, buf, len, now, &n->stats.media);
@@ -579,6 +587,7 @@ hd_time_t hd_node_next_timeout(hd_node_t *n) {
     for (hd_session_t *v = r->viewers; v; v = v->next_in_room)
       t = hd_time_min(t, hd_session_next_timeout(v));
     if (r->participants) t = hd_time_min(t, rooms_next_timeout(n, r));
+    if (r->cl) t = hd_time_min(t, room_remote_next_timeout(n, r));
     t = hd_time_min(t, r->close_at);
   }
   return t;
@@ -618,6 +627,7 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
         node_session_destroy(n, s, s->peer.reason);
     }
     if (r->participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);
+    if (r->cl && room_remote_next_timeout(n, r) <= now) room_remote_tick(n, r, now);
     node_room_unpin(n, r); /* r may be freed now */
     r = next_room;
   }
