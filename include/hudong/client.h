@@ -162,6 +162,13 @@ typedef struct {
   double jitter_buffer_target_delay;    /* [W3C jitterBufferTargetDelay] seconds, summed */
   uint64_t jitter_buffer_emitted_count; /* [W3C jitterBufferEmittedCount] */
   uint64_t keyframe_requests_sent;      /* [W3C pliCount] (remote) */
+  /* remote, both kinds: capture (on the sender's clock, from its RTCP sender
+   * reports) to play-out / render, median over the session, ms; -1 until an
+   * SR came. It includes the offset between the sender's clock and ours: an
+   * end-to-end latency where both run on one host or NTP-synced hosts. */
+  double e2e_delay_ms;
+  double av_sync_ms; /* remote video: its end-to-end delay minus the same participant's audio's
+                        (smoothed, after lip sync; 0 = unknown) */
   /* video / transport, local */
   uint64_t target_bitrate;             /* [W3C targetBitrate] bit/s the encoder aims at */
   double actual_bitrate;               /* bit/s sent over the last stats interval (headers excluded) */

@@ -308,6 +308,7 @@ static void summary(sub_t *s, double secs, FILE *o) {
             (unsigned long long)x->retransmitted_packets, (long long)x->packets_lost,
             (unsigned long long)x->packets_lost_before_repair, x->loss_before_repair_pct,
             x->loss_after_repair_pct);
+    fprintf(o, ",\"e2e_delay_ms\":%.1f,\"av_sync_ms\":%.1f", x->e2e_delay_ms, x->av_sync_ms);
     if (t->kind == HD_CLIENT_VIDEO) {
       fprintf(
           o,

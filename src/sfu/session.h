@@ -22,6 +22,7 @@
 #include "rtc/twcc_recv.h"
 #include "sfu/peer.h"
 #include "sfu/probe.h"
+#include "sfu/red_repair.h"
 #include "sfu/allocator.h"
 #include "sfu/rewriter.h"
 #include "sfu/vp8_rewriter.h"
@@ -124,6 +125,7 @@ typedef struct {
   uint64_t plis_sent;            /* keyframe requests sent for this track (quality samples, sfu/qsample.h) */
   uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */
   int muted;                     /* not forwarded while set (participant or admin mute) */
+  hd_red_repair_t red_fix;       /* audio RED: packets of our leg's gaps rebuilt (sfu/red_repair.h) */
 } hd_in_track_t;
 
 /* A track we send a viewer. It follows one publisher track: `src`/`src_in`,
@@ -248,6 +250,7 @@ typedef struct {
    * keyframe requests made because a loss could not be repaired in time */
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
   uint64_t repairs_doubled; /* repairs sent a second time to a lossy viewer leg */
+  uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */
