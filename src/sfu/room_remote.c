@@ -70,7 +70,8 @@ typedef struct {
 
 struct node_cluster {
   hd_link_self_t self;
-  int measure; /* this worker probes every peer (one worker per node) */
+  int measure;          /* this worker probes every peer (one worker per node) */
+  hd_time_t meter_next; /* the earliest meter deadline (0: recompute at the next tick) */
   cl_peer_t peers[HD_CLUSTER_MAX_NODES];
   uint64_t rx_dropped, tx_dropped;
 };
@@ -199,6 +200,7 @@ int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int 
       p->n_rooms = e->n_room_hashes;
     }
   }
+  c->meter_next = 0; /* new or re-listed peers: their meters are due now */
   return 0;
 }
 
@@ -1105,28 +1107,30 @@ void hd_node_cluster_measure(hd_node_t *n) {
   if (n->cl) n->cl->measure = 1;
 }
 
+/* O(1): asked after every packet batch; the tick recomputes it (an echo
+ * only moves a deadline later, so a stale value means one early tick). */
 hd_time_t room_remote_node_next_timeout(hd_node_t *n) {
   struct node_cluster *c = n->cl;
-  hd_time_t t = HD_TIME_NEVER;
-  if (!c || !c->measure) return t;
-  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++)
-    if (c->peers[i].used && c->peers[i].n_addr)
-      t = hd_time_min(t, hd_link_meter_next_timeout(&c->peers[i].meter));
-  return t;
+  return c && c->measure ? c->meter_next : HD_TIME_NEVER;
 }
 
 void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
   struct node_cluster *c = n->cl;
   if (!c || !c->measure) return;
+  hd_time_t t = HD_TIME_NEVER;
   for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
     cl_peer_t *p = &c->peers[i];
-    if (!p->used || !p->n_addr) continue;
+    /* a node gone from the registry is not probed (a Redis outage leaves
+     * the table as it was: push_peers skips an empty read) */
+    if (!p->used || !p->n_addr || !p->listed) continue;
     uint8_t probe[HD_LINK_METER_PROBE_LEN];
     int l = hd_link_meter_poll(&p->meter, now, probe, sizeof probe);
     /* to the peer's first worker: the one that measures there too, so both
      * directions of a pair are probed by the same two sockets */
     if (l > 0) send_to(n, p, (const struct sockaddr *)&p->addr[0], HD_LINK_METER, probe, (size_t)l);
+    t = hd_time_min(t, hd_link_meter_next_timeout(&p->meter));
   }
+  c->meter_next = t;
 }
 
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now) {
