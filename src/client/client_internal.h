@@ -15,6 +15,7 @@
 #include "hudong/client.h"
 #include "io/ws_client.h"
 #include "media/audio_jitter.h"
+#include "media/h264_depay.h"
 #include "media/video_jitter.h"
 #include "media/i420.h"
 #include "media/opus_codec.h"
@@ -90,6 +91,7 @@ typedef struct cl_remote {
   hd_video_jb_t vjb;
   hd_vp8_dec_t vdec;
   int video_ok;
+  hd_h264_depay_t *h264; /* H.264 track (cfg.accept_h264): its depacketiser, instead of vjb */
   int width, height;
   hd_freeze_t freeze;
   /* stats */
