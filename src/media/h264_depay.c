@@ -166,7 +166,9 @@ static int depay(hd_h264_depay_t *d, const uint8_t *p, size_t len, int continues
       if (len - off < 2) return HD_EPROTO;
       size_t n = (size_t)p[off] << 8 | p[off + 1];
       off += 2;
-      if (n == 0 || n > len - off || (p[off] & 0x80)) return HD_EPROTO;
+      /* an aggregation unit holds one whole NAL unit (types 1-23), §5.7 */
+      if (n == 0 || n > len - off || (p[off] & 0x80) || (p[off] & 0x1f) == 0 || (p[off] & 0x1f) > 23)
+        return HD_EPROTO;
       add_nal(d, p + off, n);
       off += n;
     }

@@ -166,6 +166,7 @@ static void test_malformed(void **state) {
   const uint8_t stap_short[] = {0x78, 0, 9, 0x67};
   const uint8_t fu_mid[] = {0x7c, 0x05, 1};
   const uint8_t nal0[] = {0x00, 1};
+  const uint8_t stap_nested[] = {0x78, 0, 2, 0x7c, 0x85}; /* a FU-A inside a STAP-A (fuzz find) */
   assert_int_equal(hd_h264_depay_push(&d, 0, 0, 0, stap_b, sizeof stap_b, &au), HD_EPROTO);
   assert_int_equal(hd_h264_depay_push(&d, 1, 0, 0, fbit, sizeof fbit, &au), HD_EPROTO);
   assert_int_equal(hd_h264_depay_push(&d, 2, 0, 0, fu_se, sizeof fu_se, &au), HD_EPROTO);
@@ -174,7 +175,8 @@ static void test_malformed(void **state) {
   assert_int_equal(hd_h264_depay_push(&d, 5, 1, 0, fu_mid, sizeof fu_mid, &au), HD_EPROTO);
   assert_int_equal(hd_h264_depay_push(&d, 6, 2, 0, nal0, sizeof nal0, &au), HD_EPROTO);
   assert_int_equal(hd_h264_depay_push(&d, 7, 3, 0, NULL, 0, &au), HD_EPROTO);
-  assert_int_equal(d.stats.malformed, 8);
+  assert_int_equal(hd_h264_depay_push(&d, 8, 4, 0, stap_nested, sizeof stap_nested, &au), HD_EPROTO);
+  assert_int_equal(d.stats.malformed, 9);
   assert_int_equal(hd_h264_depay_push(NULL, 0, 0, 0, nal0, 2, &au), HD_EINVAL);
   assert_int_equal(hd_h264_depay_init(&d, 10), HD_EINVAL);
   hd_h264_depay_free(&d);
