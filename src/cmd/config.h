@@ -63,6 +63,8 @@ typedef struct {
   long rtm_rate, rtm_burst;                   /* client messages per second per connection, bucket depth */
   long rtm_window_messages, rtm_window_bytes; /* unacked per session */
   long rtm_resume_grace;                      /* seconds a session waits for a resume */
+  long rtm_presence_max;                      /* presence events only in channels up to this many members */
+  long rtm_cluster_log;                       /* entries kept per channel log in Redis (cluster) */
   /* "ice_tcp": passive ICE-TCP candidates on the media ports (io/ice_tcp.h) */
   int ice_tcp;                /* 1 = on (default) */
   long ice_tcp_max_conns;     /* per media worker */

@@ -33,6 +33,7 @@
 #include "base/map.h"
 #include "proto/token.h"
 #include "rtm/broker.h"
+#include "io/rtm_redis.h"
 #include "sfu/node.h"
 #include "sfu/signal.h"
 
@@ -50,6 +51,7 @@ typedef struct {
   /* /rtm: the messaging broker, its store, its timer and conn id -> connection */
   hd_rtm_store_t *rtm_store;
   hd_rtm_broker_t *rtm;
+  hd_rtm_redis_t *rtm_redis; /* RTM across nodes (--redis; docs/overlay.md), else NULL */
   hd_map_t rtm_conns;
   uv_timer_t rtm_timer;
   hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
@@ -838,6 +840,8 @@ static int metrics_render(server_t *s, char *buf, size_t cap) {
   if (metrics_add(hd_http_metrics_text(s->http, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   if (metrics_add(webhook_metrics(s, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   if (metrics_add(hd_rtm_metrics_text(s->rtm, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
+  if (s->rtm_redis && metrics_add(hd_rtm_redis_metrics_text(s->rtm_redis, buf + n, cap - (size_t)n), &n, cap))
+    return HD_ENOSPC;
   if (s->quality && metrics_add(hd_serve_quality_metrics(s->quality, buf + n, cap - (size_t)n), &n, cap))
     return HD_ENOSPC;
   if (metrics_add(hd_serve_cluster_metrics_text(s->cluster, buf + n, cap - (size_t)n), &n, cap))
@@ -1479,6 +1483,9 @@ int hd_cmd_serve(int argc, char **argv) {
   /* HUDONG_ADAPT=0: no layer choice by estimate (a baseline for measurements) */
   const char *adapt_env = getenv("HUDONG_ADAPT");
   hd_session_set_adapt(!(adapt_env && !strcmp(adapt_env, "0")));
+  /* HUDONG_PLAYOUT_DELAY=0: never ask viewers for a playout delay (a baseline) */
+  const char *playout_env = getenv("HUDONG_PLAYOUT_DELAY");
+  hd_session_set_playout_delay(!(playout_env && !strcmp(playout_env, "0")));
   /* HUDONG_PACER=0: no per-subscriber pacing (packets leave as they are
    * forwarded); HUDONG_PACER_FACTOR=1.5: the pacing rate over the estimate */
   const char *pacer_env = getenv("HUDONG_PACER"), *factor_env = getenv("HUDONG_PACER_FACTOR");
@@ -1591,13 +1598,23 @@ int hd_cmd_serve(int argc, char **argv) {
                           /* 0 in the config = no quota / no floor; the broker's "none" is < 0 */
                           .quota_channels = s.cfg.rtm_quota_channels ? s.cfg.rtm_quota_channels : -1,
                           .quota_bytes = s.cfg.rtm_quota_mb ? (int64_t)s.cfg.rtm_quota_mb << 20 : -1,
-                          .min_free_bytes =
-                              s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1};
+                          .min_free_bytes = s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1,
+                          .presence_max = s.cfg.rtm_presence_max ? (int)s.cfg.rtm_presence_max : -1};
+  if (s.cfg.redis[0]) { /* RTM channels, presence, attributes and locks shared by the cluster */
+    hd_rtm_redis_config_t rr = {.node_id = s.cfg.node_id, .log_max = (int)s.cfg.rtm_cluster_log};
+    if (hd_redis_url_parse(s.cfg.redis, &rr.url, err, sizeof err) < 0 ||
+        (rc = hd_rtm_redis_new(&s.rtm_redis, s.loop, &rr)) < 0) {
+      fprintf(stderr, "hudong serve: rtm cluster: %s\n", err);
+      return 1;
+    }
+    rcfg.cluster = hd_rtm_redis_ops(s.rtm_redis);
+  }
   if ((rc = hd_rtm_broker_new(&s.rtm, &rcfg, hd_io_now(s.loop))) < 0 ||
       (rc = hd_map_init(&s.rtm_conns, (size_t)s.cfg.rtm_max_sessions * 2 + 16)) < 0) {
     fprintf(stderr, "hudong serve: rtm broker: %s\n", hd_strerror(rc));
     return 1;
   }
+  if (s.rtm_redis) hd_rtm_redis_start(s.rtm_redis, s.rtm);
   uv_timer_init(s.loop, &s.rtm_timer);
   s.rtm_timer.data = &s;
   rtm_arm(&s);
@@ -1661,6 +1678,7 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_http_server_stop(s.http);
   hd_media_workers_stop(s.workers); /* each drains its close_notify alerts first */
   hd_map_free(&s.rtc_conns);
+  hd_rtm_redis_free(s.rtm_redis); /* no more log entries for the broker */
   hd_rtm_broker_free(s.rtm);
   hd_serve_board_stop(s.board);
   hd_rtm_store_free(s.rtm_store);
