@@ -223,6 +223,11 @@ int hd_track_file_write(hd_track_file_t *f, const uint8_t *data, size_t len, int
       f->st_out.dropped++;
       return 0;
     }
+    uint8_t cfg[2 * HD_H264_PARAM_MAX + 16];
+    if (f->codec == HD_TRACK_CODEC_H264 && hd_h264_avcc_from_au(data, len, cfg, sizeof cfg) < 0) {
+      f->st_out.dropped++; /* no SPS/PPS in it: wait for a keyframe that has them */
+      return 0;
+    }
     int rc = start(f, data, len);
     if (rc < 0) {
       HD_LOGE("egress", "cannot start %s: %s", f->path, hd_strerror(rc));

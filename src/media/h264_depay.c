@@ -57,9 +57,9 @@ static void damage(hd_h264_depay_t *d) {
 static void note_nal(hd_h264_depay_t *d, const uint8_t *nal, size_t len) {
   int type = nal[0] & 0x1f;
   if (type == NAL_IDR) d->has_idr = 1;
-  if (type == NAL_SPS) d->has_sps = 1;
-  if (type == NAL_PPS) d->has_pps = 1;
   if ((type == NAL_SPS || type == NAL_PPS) && len >= 4 && len <= HD_H264_PARAM_MAX) {
+    if (type == NAL_SPS) d->has_sps = 1; /* usable ones only: else the stored ones go in front */
+    if (type == NAL_PPS) d->has_pps = 1;
     /* only a whole NAL unit: called for single and STAP-A units, and for a
      * FU-A once it is complete */
     if (type == NAL_SPS) {

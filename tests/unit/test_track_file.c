@@ -222,6 +222,16 @@ static void test_errors(void **state) {
                    HD_EINVAL);
   assert_int_equal(hd_track_file_open(&f, "/tmp/x.webm", HD_TRACK_CODEC_H264, HD_TRACK_CONTAINER_WEBM),
                    HD_EINVAL);
+  /* an H.264 keyframe without SPS/PPS cannot start the file: dropped, the
+   * file waits for one that has them (it does not fail) */
+  char path[128];
+  snprintf(path, sizeof path, "%s/nosps.mp4", dir);
+  assert_int_equal(hd_track_file_open(&f, path, HD_TRACK_CODEC_H264, HD_TRACK_CONTAINER_MP4), 0);
+  const uint8_t idr_only[] = {0, 0, 0, 3, 0x65, 0x88, 0x80};
+  assert_int_equal(hd_track_file_write(f, idr_only, sizeof idr_only, 1, 0), 0);
+  hd_track_file_stats_t st;
+  assert_int_equal(hd_track_file_close(f, &st), 0);
+  assert_int_equal(st.dropped, 1);
   assert_int_equal(hd_track_file_close(NULL, NULL), 0);
 }
 
