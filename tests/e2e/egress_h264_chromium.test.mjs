@@ -34,9 +34,14 @@ function token(room, identity, ...grants) {
 }
 
 async function api(method, p, tok, body) {
-  const r = await fetch(`${srv.base}${p}`, {
-    method, headers: { Authorization: `Bearer ${tok}` }, body: body ? JSON.stringify(body) : undefined,
-  });
+  let r;
+  try {
+    r = await fetch(`${srv.base}${p}`, {
+      method, headers: { Authorization: `Bearer ${tok}` }, body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch (e) {
+    throw new Error(`${method} ${p}: ${e.message} (${e.cause?.code}); node exit ${srv.proc.exitCode} ${srv.proc.signalCode}; log:\n${srv.log().slice(-4000)}`);
+  }
   const text = await r.text();
   let json = null;
   try { json = JSON.parse(text); } catch { /* text */ }
