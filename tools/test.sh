@@ -68,20 +68,36 @@ fi
 
 step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
 if CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DHD_FUZZ=ON >/dev/null && cmake --build build-fuzz -j"$JOBS"; then
-  for fz in build-fuzz/fuzz_*; do
-    [ -x "$fz" ] || continue
-    name=$(basename "$fz")
+  # one target per core at a time (each is single-threaded and CPU-bound)
+  run_fuzz() { # $1 = target binary; writes build-fuzz/<name>.log and .rc
+    local name corpus work
+    name=$(basename "$1")
     corpus=tests/fuzz/corpus/$name
     work=$(mktemp -d)
     [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null
-    if "$fz" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$work" >"build-fuzz/$name.log" 2>&1; then
+    "$1" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$work" >"build-fuzz/$name.log" 2>&1
+    echo $? >"build-fuzz/$name.rc"
+    rm -rf "$work"
+  }
+  rm -f build-fuzz/*.rc
+  targets=()
+  for fz in build-fuzz/fuzz_*; do
+    [ -x "$fz" ] && [ -f "$fz" ] && targets+=("$fz")
+  done
+  for fz in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+    run_fuzz "$fz" &
+  done
+  wait
+  for fz in "${targets[@]}"; do
+    name=$(basename "$fz")
+    if [ "$(cat "build-fuzz/$name.rc" 2>/dev/null)" = 0 ]; then
       echo "fuzz $name: ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "build-fuzz/$name.log" || tail -1 "build-fuzz/$name.log"))"
       passed=$((passed + 1))
     else
       echo "fuzz $name: FAILED"; tail -40 "build-fuzz/$name.log"
       failed=$((failed + 1)); failures+=("fuzz $name")
     fi
-    rm -rf "$work"
   done
 else
   failed=$((failed + 1)); failures+=("fuzz build")

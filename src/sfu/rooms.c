@@ -28,83 +28,7 @@
 #include "sfu/signal.h"
 #include "sfu/qsample.h"
 
-#define MAX_PUB_TRACKS 16
-#define MAX_SUBS HD_SESSION_MAX_OUT
-#define OUT_CAP (256 * 1024)
-#define ANSWER_CAP 65536
-#define SPEAKER_INTERVAL HD_MS(500)
-#define SPEAKER_THRESHOLD 0.35 /* mean (127 - dBov level) / 127 above which one is speaking */
-#define DATA_RATE 50.0         /* data messages per second per participant ... */
-#define DATA_BURST 100.0       /* ... with bursts of this many (docs/protocol.md "Limits") */
-#define MSG_RATE 100.0         /* any messages per second per connection ... */
-#define MSG_BURST 200.0
-/* Data channels (docs/protocol.md "Data channels"): the labels the node
- * forwards, and size caps matching the WebSocket data payload (binary goes
- * out as base64, which must fit the same 15 KiB payload). */
-#define DC_LABEL_RELIABLE "hd-reliable"
-#define DC_LABEL_LOSSY "hd-lossy"
-#define DC_MAX_TEXT HD_SIGNAL_MAX_PAYLOAD
-#define DC_MAX_BINARY (HD_SIGNAL_MAX_PAYLOAD / 4 * 3)
-enum { DC_RELIABLE = 0, DC_LOSSY = 1 };
-
-/* A simulcast layer nobody needs is paused at the publisher (publish_layers)
- * once it has been unneeded this long; a needed one resumes at once. */
-#define LAYER_IDLE_PAUSE HD_SEC(3)
-/* Quality-indicator evaluation period (connection_quality). */
-#define QUALITY_INTERVAL HD_SEC(1)
-
-typedef struct {
-  char sid[24], cid[HD_SIGNAL_MAX_SID + 1], mid[32];
-  int kind, source, muted, width, height;
-  int in_idx; /* track of the publisher session */
-  /* simulcast layers paused at the publisher, as bits over the head's
-   * layers[] (a=simulcast order), and since when each has been unneeded */
-  unsigned layers_off;
-  hd_time_t unneeded_since[HD_SESSION_MAX_LAYERS];
-  uint64_t rx_expected, rx_received; /* at the last quality evaluation */
-} pub_track_t;
-
-typedef struct {
-  struct hd_participant *pub;
-  char track_sid[24];
-  char mid[32];
-  uint32_t ssrc, rtx_ssrc;
-  /* track_settings from the subscriber (defaults: visible, any size, not pinned) */
-  int hidden, tile_w, tile_h, pinned;
-  /* last stream_state told: reason (HD_SIGNAL_PAUSE_*) and in[] index of the layer sent (-1 none) */
-  int told_reason, told_layer;
-} sub_t;
-
-struct hd_participant {
-  char sid[24], identity[HD_SIGNAL_MAX_IDENTITY + 1], name[HD_SIGNAL_MAX_NAME + 1];
-  char metadata[HD_SIGNAL_MAX_METADATA + 1];
-  hd_token_claims_t claims;
-  void *conn;
-  hd_room_t *room;
-  struct hd_participant *next;
-  int64_t joined_at;
-  int auto_subscribe, leaving;
-  int whip; /* stands for a WHIP publisher (no WebSocket; pub_sess is the WHIP session) */
-  hd_session_t *pub_sess, *sub_sess;
-  hd_sdp_offerer_t *offerer;
-  char sub_ufrag[24], sub_pwd[40];
-  pub_track_t tracks[MAX_PUB_TRACKS];
-  int n_tracks;
-  sub_t subs[MAX_SUBS];
-  int n_subs;
-  int negotiating;
-  double data_tokens, msg_tokens;
-  hd_time_t data_last, msg_last, last_429;
-  double level;
-  int speaking; /* among the active speakers (a higher priority for its video) */
-  hd_cq_t quality;
-  int quality_told;    /* its grade was sent at least once */
-  int quality_has_all; /* it was sent everyone's grade (joiners get the full list once) */
-  hd_time_t next_quality;
-  int dc[2];             /* SCTP stream of our hd-reliable / hd-lossy channel on pub_sess, -1 = none */
-  hd_time_t last_dc_err; /* data channel errors go out over the WebSocket at most once a second */
-  uint64_t dc_dropped;   /* data channel messages not delivered to us (send buffer full) */
-};
+#include "sfu/rooms_internal.h"
 
 /* ---- lifecycle events (webhooks) ---- */
 
@@ -129,7 +53,7 @@ static void fire(hd_node_t *n, hd_webhook_event_type_t type, const hd_participan
 
 /* ---- output ---- */
 
-static void emit(hd_node_t *n, hd_participant_t *p, const char *text, int len) {
+void rooms_emit(hd_node_t *n, hd_participant_t *p, const char *text, int len) {
   if (len > 0 && p && !p->leaving && !p->whip && n->cfg.signal_send)
     n->cfg.signal_send(n->cfg.signal_ud, p->conn, text, (size_t)len);
 }
@@ -138,15 +62,15 @@ static void emit_conn(hd_node_t *n, void *conn, const char *text, int len) {
   if (len > 0 && n->cfg.signal_send) n->cfg.signal_send(n->cfg.signal_ud, conn, text, (size_t)len);
 }
 
-static void send_error(hd_node_t *n, void *conn, const char *id, hd_signal_errcode_t code, const char *msg) {
+void rooms_send_error(hd_node_t *n, void *conn, const char *id, hd_signal_errcode_t code, const char *msg) {
   char buf[1024];
   int len = hd_signal_write_error(id, code, msg, buf, sizeof buf);
   emit_conn(n, conn, buf, len);
 }
 
-static void broadcast(hd_node_t *n, hd_room_t *r, const hd_participant_t *except, const char *text, int len) {
+void rooms_broadcast(hd_node_t *n, hd_room_t *r, const hd_participant_t *except, const char *text, int len) {
   for (hd_participant_t *q = r->participants; q; q = q->next)
-    if (q != except) emit(n, q, text, len);
+    if (q != except) rooms_emit(n, q, text, len);
 }
 
 static void random_sid(char *out, const char *prefix) {
@@ -155,7 +79,7 @@ static void random_sid(char *out, const char *prefix) {
   snprintf(out, 24, "%s%s", prefix, tok);
 }
 
-static const char *track_codec(const hd_participant_t *p, const pub_track_t *t) {
+const char *rooms_track_codec(const hd_participant_t *p, const pub_track_t *t) {
   if (!p->pub_sess || t->in_idx < 0) return "";
   return p->pub_sess->in[t->in_idx].codec;
 }
@@ -167,7 +91,7 @@ static void track_info(const hd_participant_t *p, const pub_track_t *t, hd_signa
   out->muted = t->muted;
   out->width = t->width;
   out->height = t->height;
-  out->codec = track_codec(p, t);
+  out->codec = rooms_track_codec(p, t);
 }
 
 static void participant_info(const hd_participant_t *p, hd_signal_participant_t *out,
@@ -201,7 +125,7 @@ static void broadcast_participant(hd_node_t *n, hd_participant_t *p, hd_signal_t
   char *buf = malloc(OUT_CAP);
   if (!buf) return;
   int len = hd_signal_write_participant(type, &info, buf, OUT_CAP);
-  broadcast(n, p->room, include_self ? NULL : p, buf, len);
+  rooms_broadcast(n, p->room, include_self ? NULL : p, buf, len);
   free(buf);
 }
 
@@ -231,7 +155,7 @@ static int ensure_offerer(hd_node_t *n, hd_participant_t *q) {
   return rc;
 }
 
-static sub_t *sub_find(hd_participant_t *q, const char *track_sid) {
+sub_t *rooms_sub_find(hd_participant_t *q, const char *track_sid) {
   for (int i = 0; i < q->n_subs; i++)
     if (!strcmp(q->subs[i].track_sid, track_sid)) return &q->subs[i];
   return NULL;
@@ -240,7 +164,7 @@ static sub_t *sub_find(hd_participant_t *q, const char *track_sid) {
 /* q starts receiving track t of participant p (staged; sub_negotiate offers it). */
 static int sub_add(hd_node_t *n, hd_participant_t *q, hd_participant_t *p, const pub_track_t *t) {
   if (q == p || !q->claims.can_subscribe || !p->pub_sess || t->in_idx < 0) return 0;
-  if (sub_find(q, t->sid)) return 0;
+  if (rooms_sub_find(q, t->sid)) return 0;
   if (q->n_subs >= MAX_SUBS) return HD_ENOSPC;
   int rc = ensure_offerer(n, q);
   if (rc < 0) return rc;
@@ -365,19 +289,19 @@ static void sub_negotiate(hd_node_t *n, hd_participant_t *q) {
       if (rc == HD_ENOSPC)
         send_node_full(n, q->conn, NULL, err); /* retried by the next subscribe / published track */
       else
-        send_error(n, q->conn, NULL, HD_SIGNAL_ERR_INTERNAL, err);
+        rooms_send_error(n, q->conn, NULL, HD_SIGNAL_ERR_INTERNAL, err);
       goto out;
     }
   }
   q->negotiating = 1;
-  emit(n, q, buf, len);
+  rooms_emit(n, q, buf, len);
 out:
   free(sdp);
   free(text);
   free(buf);
 }
 
-static pub_track_t *track_by_sid(hd_participant_t *p, const char *sid) {
+pub_track_t *rooms_track_by_sid(hd_participant_t *p, const char *sid) {
   for (int i = 0; i < p->n_tracks; i++)
     if (!strcmp(p->tracks[i].sid, sid)) return &p->tracks[i];
   return NULL;
@@ -399,7 +323,7 @@ static void sync_out_tracks(hd_node_t *n, hd_participant_t *q, hd_time_t now) {
       }
       continue;
     }
-    pub_track_t *t = track_by_sid(sub->pub, sub->track_sid);
+    pub_track_t *t = rooms_track_by_sid(sub->pub, sub->track_sid);
     if (!t || !sub->pub->pub_sess) continue;
     int fresh = oi < 0;
     if (fresh) oi = hd_session_add_out_track(ss, i, sub->ssrc, sub->rtx_ssrc);
@@ -415,7 +339,7 @@ static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_
                                     hd_time_t now) {
   char err[256] = "";
   if (!q->offerer || !q->negotiating) {
-    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_CONFLICT, "no subscriber offer is pending");
+    rooms_send_error(n, q->conn, m->id, HD_SIGNAL_ERR_CONFLICT, "no subscriber offer is pending");
     return 0;
   }
   hd_sdp_t *sdp = malloc(sizeof *sdp);
@@ -428,7 +352,7 @@ static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_
   if (rc < 0) {
     hd_sdp_offerer_rollback(q->offerer);
     q->negotiating = 0;
-    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_BAD_REQUEST, err[0] ? err : "unusable answer");
+    rooms_send_error(n, q->conn, m->id, HD_SIGNAL_ERR_BAD_REQUEST, err[0] ? err : "unusable answer");
     goto out;
   }
   q->negotiating = 0;
@@ -440,14 +364,14 @@ static int handle_subscriber_answer(hd_node_t *n, hd_participant_t *q, const hd_
       goto out;
     }
     if (crc < 0) {
-      send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, why);
+      rooms_send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, why);
       goto out;
     }
   }
   q->sub_sess->neg = *neg;
   if (!q->sub_sess->peer.dtls && hd_peer_set_remote(&q->sub_sess->peer, neg->remote_ufrag,
                                                     neg->remote_fingerprint, neg->dtls_server, now) < 0) {
-    send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, "subscriber DTLS setup failed");
+    rooms_send_error(n, q->conn, m->id, HD_SIGNAL_ERR_INTERNAL, "subscriber DTLS setup failed");
     goto out;
   }
   sync_out_tracks(n, q, now);
@@ -552,8 +476,8 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
   /* without canPublish (or hidden) a publisher PC may still carry data channels */
   int media_allowed = p->claims.can_publish && !p->claims.hidden;
   if (!media_allowed && m->publish_offer.n_tracks) {
-    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN,
-               p->claims.hidden ? "hidden participants cannot publish" : "token lacks canPublish");
+    rooms_send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN,
+                     p->claims.hidden ? "hidden participants cannot publish" : "token lacks canPublish");
     return 0;
   }
   char err[512] = "";
@@ -566,11 +490,11 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
     return 0;
   }
   if (rc < 0) {
-    send_error(n, p->conn, m->id,
-               rc == HD_EFORBIDDEN ? HD_SIGNAL_ERR_FORBIDDEN
-               : rc == HD_ENOMEM   ? HD_SIGNAL_ERR_INTERNAL
-                                   : HD_SIGNAL_ERR_BAD_REQUEST,
-               err[0] ? err : hd_strerror(rc));
+    rooms_send_error(n, p->conn, m->id,
+                     rc == HD_EFORBIDDEN ? HD_SIGNAL_ERR_FORBIDDEN
+                     : rc == HD_ENOMEM   ? HD_SIGNAL_ERR_INTERNAL
+                                         : HD_SIGNAL_ERR_BAD_REQUEST,
+                     err[0] ? err : hd_strerror(rc));
     free(answer);
     return 0;
   }
@@ -615,7 +539,7 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
     fire(n, HD_WEBHOOK_TRACK_UNPUBLISHED, p, &p->tracks[j]);
     char buf[512];
     int len = hd_signal_write_track_unpublished(p->sid, p->tracks[j].sid, buf, sizeof buf);
-    if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
+    if (!p->claims.hidden) rooms_broadcast(n, p->room, p, buf, len);
   }
   for (int j = 0; j < p->n_tracks; j++)
     if (gone[j]) unsubscribe_all(n, p, p->tracks[j].sid);
@@ -630,14 +554,14 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
   char *buf = malloc(OUT_CAP);
   if (buf) {
     int len = hd_signal_write_publish_answer(m->id, answer, refs, (size_t)nn, buf, OUT_CAP);
-    emit(n, p, buf, len);
+    rooms_emit(n, p, buf, len);
     for (int i = 0; i < nn; i++) {
       if (added[i]) fire(n, HD_WEBHOOK_TRACK_PUBLISHED, p, &p->tracks[i]);
       if (!added[i] || p->claims.hidden) continue;
       hd_signal_track_t ti;
       track_info(p, &p->tracks[i], &ti);
       len = hd_signal_write_track_published(p->sid, &ti, buf, OUT_CAP);
-      broadcast(n, p->room, p, buf, len);
+      rooms_broadcast(n, p->room, p, buf, len);
     }
     free(buf);
   }
@@ -648,12 +572,12 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
 
 /* ---- leaving ---- */
 
-static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reason, int close_conn) {
+void rooms_participant_remove(hd_node_t *n, hd_participant_t *p, int left_reason, int close_conn) {
   hd_room_t *r = p->room;
   if (left_reason >= 0) {
     char buf[512];
     int len = hd_signal_write_left((hd_signal_left_reason_t)left_reason, NULL, buf, sizeof buf);
-    emit(n, p, buf, len);
+    rooms_emit(n, p, buf, len);
   }
   p->leaving = 1; /* from here p is sent nothing */
   /* participant_left first, then the subscriber offers without p's tracks
@@ -684,7 +608,7 @@ static void participant_remove(hd_node_t *n, hd_participant_t *p, int left_reaso
 
 void hd_node_rtc_closed(hd_node_t *n, hd_participant_t *p, hd_time_t now) {
   n->now = now;
-  if (p) participant_remove(n, p, -1, 0);
+  if (p) rooms_participant_remove(n, p, -1, 0);
 }
 
 /* 1 if the room holds sessions that belong to no participant (WHEP; a WHIP
@@ -699,7 +623,7 @@ static int has_plain_sessions(const hd_room_t *r) {
 void rooms_close_all(hd_node_t *n, hd_room_t *r) {
   while (r->participants) {
     int last = r->participants->next == NULL && !has_plain_sessions(r);
-    participant_remove(n, r->participants, HD_SIGNAL_LEFT_SERVER_SHUTDOWN, 1);
+    rooms_participant_remove(n, r->participants, HD_SIGNAL_LEFT_SERVER_SHUTDOWN, 1);
     if (last) return; /* the room was freed with its last participant */
   }
 }
@@ -746,7 +670,7 @@ void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s) {
       for (int i = 0; i < p->n_tracks; i++) {
         char buf[512];
         int len = hd_signal_write_track_unpublished(p->sid, p->tracks[i].sid, buf, sizeof buf);
-        if (!p->claims.hidden) broadcast(n, p->room, p, buf, len);
+        if (!p->claims.hidden) rooms_broadcast(n, p->room, p, buf, len);
       }
       unsubscribe_all(n, p, NULL);
       p->n_tracks = 0;
@@ -778,14 +702,12 @@ static int cmp_level(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
-static void layers_tick(hd_node_t *n, hd_room_t *r, hd_time_t now);
-
 /* Active speakers (loudest first) from the RFC 6464 levels of the last
  * interval; layer selection's room side (layers_tick) on the same timer. */
 void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
   if (now < r->next_speakers) return;
   r->next_speakers = now + SPEAKER_INTERVAL;
-  layers_tick(n, r, now);
+  rooms_layers_tick(n, r, now);
   hd_participant_t *loud[HD_SIGNAL_MAX_SPEAKERS];
   size_t nl = 0;
   for (hd_participant_t *p = r->participants; p; p = p->next) {
@@ -819,273 +741,7 @@ void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
   }
   char buf[2048];
   int len = hd_signal_write_active_speakers(sp, nl, buf, sizeof buf);
-  broadcast(n, r, NULL, buf, len);
-}
-
-/* ---- layer selection, room side (issue 11 items 3, 4, 7; docs/protocol.md
- * "Layer selection") ---- */
-
-static hd_out_track_t *sub_out(hd_participant_t *q, const sub_t *sub) {
-  int oi = q->sub_sess ? hd_session_track_by_mid(q->sub_sess, sub->mid) : -1;
-  return oi >= 0 ? &q->sub_sess->out[oi] : NULL;
-}
-
-/* Pinned first, then screen share, then whoever speaks. */
-static int sub_priority(const sub_t *sub) {
-  const pub_track_t *t = track_by_sid(sub->pub, sub->track_sid);
-  return 4 * (sub->pinned != 0) + 2 * (t && t->source == HD_SIGNAL_SOURCE_SCREEN) + (sub->pub->speaking != 0);
-}
-
-/* Hands a subscription's settings and priority to its out track; the
- * allocator runs again at once when they changed. */
-static void apply_sub_settings(hd_participant_t *q, sub_t *sub) {
-  hd_out_track_t *t = sub_out(q, sub);
-  if (!t) return; /* not negotiated yet: the next tick applies them */
-  int vis = !sub->hidden, prio = sub_priority(sub);
-  if (t->alloc.visible == vis && t->tile_w == sub->tile_w && t->tile_h == sub->tile_h &&
-      t->alloc.priority == prio)
-    return;
-  t->alloc.visible = vis;
-  t->alloc.priority = prio;
-  t->tile_w = sub->tile_w;
-  t->tile_h = sub->tile_h;
-  q->sub_sess->next_alloc = 0;
-}
-
-static void handle_track_settings(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m) {
-  const hd_signal_msg_t *ms = m;
-  for (size_t i = 0; i < ms->track_settings.n_track_sids; i++)
-    if (!sub_find(p, ms->track_settings.track_sids[i])) {
-      char msg[160];
-      snprintf(msg, sizeof msg,
-               "not subscribed to track %s: subscribe to it first (or wait for its track_published)",
-               ms->track_settings.track_sids[i]);
-      send_error(n, p->conn, m->id, HD_SIGNAL_ERR_NOT_FOUND, msg);
-      return;
-    }
-  for (size_t i = 0; i < ms->track_settings.n_track_sids; i++) {
-    sub_t *sub = sub_find(p, ms->track_settings.track_sids[i]);
-    sub->hidden = !ms->track_settings.visible;
-    sub->tile_w = ms->track_settings.width;
-    sub->tile_h = ms->track_settings.height;
-    sub->pinned = ms->track_settings.pinned;
-    apply_sub_settings(p, sub);
-  }
-}
-
-static int layer_live(const hd_in_track_t *t, hd_time_t now) {
-  return t->active && t->last_packet_at && now - t->last_packet_at <= HD_SESSION_LAYER_TIMEOUT;
-}
-
-/* stream_state: tells q when a video track it subscribed to is paused (and
- * why) or resumes, and which simulcast layer it gets. */
-static void report_stream_states(hd_node_t *n, hd_participant_t *q, hd_time_t now) {
-  for (int j = 0; j < q->n_subs; j++) {
-    sub_t *sub = &q->subs[j];
-    hd_out_track_t *t = sub_out(q, sub);
-    if (!t || !t->active || t->kind != HD_TRACK_VIDEO || !t->src || t->src_in < 0 ||
-        t->src_in >= t->src->n_in)
-      continue;
-    const hd_session_t *ps = t->src;
-    const hd_in_track_t *head = &ps->in[ps->in[t->src_in].head];
-    int reason = HD_SIGNAL_PAUSE_NONE, layer = -1;
-    if (head->n_layers > 1 || t->gated) {
-      if (t->want_in < 0) {
-        int any = 0;
-        for (int l = 0; l < (head->n_layers > 1 ? head->n_layers : 1); l++)
-          any |= layer_live(&ps->in[head->n_layers > 1 ? head->layers[l] : t->src_in], now);
-        reason = !t->alloc.visible ? HD_SIGNAL_PAUSE_HIDDEN
-                 : any             ? HD_SIGNAL_PAUSE_BANDWIDTH
-                                   : HD_SIGNAL_PAUSE_PUBLISHER;
-      } else if (head->n_layers > 1) {
-        layer = t->cur_in;
-      }
-    }
-    if (reason == sub->told_reason && layer == sub->told_layer) continue;
-    sub->told_reason = reason;
-    sub->told_layer = layer;
-    const hd_in_track_t *lt = layer >= 0 && layer < ps->n_in ? &ps->in[layer] : NULL;
-    char buf[512];
-    int len = hd_signal_write_stream_state(sub->pub->sid, sub->track_sid, (hd_signal_pause_reason_t)reason,
-                                           lt ? lt->rid : NULL, lt ? lt->width : 0, lt ? lt->height : 0, buf,
-                                           sizeof buf);
-    emit(n, q, buf, len);
-  }
-}
-
-/* Publisher layers follow demand (item 4): a simulcast layer that no
- * subscriber's tile needs is paused at the publisher (publish_layers; the
- * client sets encodings[i].active) after LAYER_IDLE_PAUSE. The lowest layer
- * always flows, so a new subscriber or a tile made visible starts at once.
- * Nothing is paused while layer sizes are not all known, while a WHEP player
- * watches the room (it sends no tile size) or for a WHIP publisher (no
- * signaling to tell it). */
-static void update_publish_layers(hd_node_t *n, hd_room_t *r, hd_participant_t *p, hd_time_t now) {
-  if (p->whip || !p->pub_sess) return;
-  hd_session_t *ps = p->pub_sess;
-  for (int i = 0; i < p->n_tracks; i++) {
-    pub_track_t *t = &p->tracks[i];
-    if (t->kind != HD_TRACK_VIDEO || t->in_idx < 0 || t->in_idx >= ps->n_in) continue;
-    const hd_in_track_t *head = &ps->in[t->in_idx];
-    int nl = head->n_layers;
-    if (nl <= 1) continue;
-    int order[HD_SESSION_MAX_LAYERS], w[HD_SESSION_MAX_LAYERS], h[HD_SESSION_MAX_LAYERS], sized = 1;
-    hd_session_layer_order(ps, t->in_idx, now, order);
-    for (int l = 0; l < nl; l++) {
-      w[l] = ps->in[order[l]].width;
-      h[l] = ps->in[order[l]].height;
-      sized &= w[l] > 0 && h[l] > 0;
-    }
-    int need = 0; /* highest layer (ascending size) some tile needs */
-    if (!sized || r->n_viewers) need = nl - 1;
-    for (hd_participant_t *q = r->participants; q && need < nl - 1; q = q->next)
-      for (int j = 0; j < q->n_subs; j++) {
-        const sub_t *sub = &q->subs[j];
-        if (sub->pub != p || strcmp(sub->track_sid, t->sid) || sub->hidden) continue;
-        int l = hd_alloc_tile_layer(w, h, nl, sub->tile_w, sub->tile_h);
-        if (l > need) need = l;
-      }
-    unsigned off = t->layers_off;
-    for (int l = 0; l < nl; l++) {
-      int pos = 0; /* a=simulcast position of order[l] */
-      while (pos < nl && head->layers[pos] != order[l])
-        pos++;
-      if (pos >= nl) continue;
-      if (l <= need) {
-        t->unneeded_since[pos] = 0;
-        off &= ~(1u << pos);
-      } else if (!t->unneeded_since[pos]) {
-        t->unneeded_since[pos] = now;
-      } else if (now - t->unneeded_since[pos] >= LAYER_IDLE_PAUSE) {
-        off |= 1u << pos;
-      }
-    }
-    if (off == t->layers_off) continue;
-    t->layers_off = off;
-    const char *rids[HD_SESSION_MAX_LAYERS];
-    size_t nr = 0;
-    for (int pos = 0; pos < nl; pos++)
-      if (!(off & (1u << pos))) rids[nr++] = ps->in[head->layers[pos]].rid;
-    char buf[512];
-    int len = hd_signal_write_publish_layers(t->sid, rids, nr, buf, sizeof buf);
-    emit(n, p, buf, len);
-    n->stats.media.publisher_layer_changes++;
-    HD_LOGD("room", "participant %s track %s: %zu of %d layers wanted", p->sid, t->sid, nr, nl);
-  }
-}
-
-/* Loss on what p publishes since the last evaluation (0..1, -1 unknown). */
-static double uplink_loss(hd_participant_t *p) {
-  if (!p->pub_sess) return -1;
-  uint64_t exp = 0, rec = 0;
-  for (int i = 0; i < p->n_tracks; i++) {
-    pub_track_t *t = &p->tracks[i];
-    if (t->in_idx < 0 || t->in_idx >= p->pub_sess->n_in) continue;
-    const hd_in_track_t *head = &p->pub_sess->in[t->in_idx];
-    uint64_t e = 0, rv = 0;
-    for (int l = 0; l < (head->n_layers > 1 ? head->n_layers : 1); l++) {
-      const hd_rtp_recv_stats_t *st =
-          &p->pub_sess->in[head->n_layers > 1 ? head->layers[l] : t->in_idx].stats;
-      if (!st->started) continue;
-      e += hd_rtp_recv_stats_ext_max(st) - st->base_seq + 1;
-      rv += st->received;
-    }
-    if (e >= t->rx_expected && rv >= t->rx_received) {
-      exp += e - t->rx_expected;
-      rec += rv - t->rx_received;
-    }
-    t->rx_expected = e;
-    t->rx_received = rv;
-  }
-  if (exp < 10) return -1; /* too few packets to say */
-  return rec >= exp ? 0.0 : (double)(exp - rec) / (double)exp;
-}
-
-static void connection_quality_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
-  hd_signal_quality_update_t up[HD_SIGNAL_MAX_TRACK_SIDS];
-  size_t nu = 0;
-  for (hd_participant_t *p = r->participants; p; p = p->next) {
-    if (now < p->next_quality) continue;
-    p->next_quality = now + QUALITY_INTERVAL;
-    if (p->sub_sess && p->sub_sess->estimate_bps) /* the /metrics histogram: a sample a second */
-      hd_session_count_estimate(&n->stats.media, p->sub_sess->estimate_bps);
-    hd_cq_input_t in = {.loss_up = uplink_loss(p), .loss_down = -1};
-    hd_time_t last_rx = 0;
-    int sends = 0;
-    if (p->pub_sess) {
-      for (int i = 0; i < p->pub_sess->n_in; i++) {
-        const hd_in_track_t *t = &p->pub_sess->in[i];
-        if (!t->active || t->muted) continue;
-        sends = 1;
-        if (t->last_packet_at > last_rx) last_rx = t->last_packet_at;
-      }
-      if (p->pub_sess->peer.state != HD_PEER_CONNECTED && now - p->pub_sess->created > HD_CQ_SILENT)
-        in.disconnected = 1;
-    }
-    if (sends && last_rx) in.silent = now - last_rx;
-    hd_session_t *ss = p->sub_sess;
-    if (ss) {
-      in.loss_down = ss->loss_q8 / 256.0;
-      in.rtt = ss->rtt;
-      if (p->n_subs && ss->peer.state != HD_PEER_CONNECTED && now - ss->created > HD_CQ_SILENT)
-        in.disconnected = 1;
-      for (int j = 0; j < p->n_subs; j++) {
-        const hd_out_track_t *t = sub_out(p, &p->subs[j]);
-        if (t && t->active && t->alloc.visible &&
-            (t->gated ||
-             (t->src && t->src_in >= 0 && t->src_in < t->src->n_in && t->src->in[t->src_in].n_layers > 1)))
-          /* paused for bandwidth; a lower layer than the tile wants is not
-           * "poor" (the estimate climbs for seconds after every join) */
-          in.limited |= t->want_in < 0 && p->subs[j].told_reason == HD_SIGNAL_PAUSE_BANDWIDTH;
-      }
-    }
-    if (!p->pub_sess && !ss) continue; /* signaling only: nothing to grade */
-    int changed = hd_cq_update(&p->quality, &in);
-    if ((changed || !p->quality_told) && nu < HD_SIGNAL_MAX_TRACK_SIDS && !p->claims.hidden) {
-      p->quality_told = 1;
-      up[nu].participant_sid = p->sid;
-      up[nu].quality = (hd_signal_quality_t)p->quality.grade;
-      nu++;
-    }
-  }
-  /* on the stack: this runs every second in every room, and the hot paths
-   * allocate nothing (unit/test_alloc_free_path); 100 entries take < 7 KB */
-  char buf[12288], full[12288];
-  int len = nu ? hd_signal_write_connection_quality(up, nu, buf, sizeof buf) : 0;
-  /* a joiner first gets everyone's grade; the others the changes */
-  hd_signal_quality_update_t all[HD_SIGNAL_MAX_TRACK_SIDS];
-  size_t na = 0;
-  int flen = -1;
-  for (hd_participant_t *q = r->participants; q; q = q->next) {
-    if (q->whip) continue;
-    if (!q->quality_has_all) {
-      if (flen < 0) {
-        for (hd_participant_t *p = r->participants; p && na < HD_SIGNAL_MAX_TRACK_SIDS; p = p->next)
-          if (p->quality_told && !p->claims.hidden) {
-            all[na].participant_sid = p->sid;
-            all[na].quality = (hd_signal_quality_t)p->quality.grade;
-            na++;
-          }
-        flen = na ? hd_signal_write_connection_quality(all, na, full, sizeof full) : 0;
-      }
-      if (flen <= 0) continue;
-      emit(n, q, full, flen);
-      q->quality_has_all = 1;
-    } else if (nu) {
-      emit(n, q, buf, len);
-    }
-  }
-}
-
-static void layers_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
-  for (hd_participant_t *q = r->participants; q; q = q->next) {
-    for (int j = 0; j < q->n_subs; j++)
-      apply_sub_settings(q, &q->subs[j]);
-    report_stream_states(n, q, now);
-  }
-  for (hd_participant_t *p = r->participants; p; p = p->next)
-    update_publish_layers(n, r, p, now);
-  connection_quality_tick(n, r, now);
+  rooms_broadcast(n, r, NULL, buf, len);
 }
 
 /* ---- WHIP publishers and WHEP viewers in the room (docs/protocol.md
@@ -1138,7 +794,7 @@ void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const ch
     hd_signal_track_t ti;
     track_info(p, t, &ti);
     int len = hd_signal_write_track_published(p->sid, &ti, buf, OUT_CAP);
-    broadcast(n, r, p, buf, len);
+    rooms_broadcast(n, r, p, buf, len);
   }
   free(buf);
   HD_LOGI("room", "whip publisher %s (%s) joined %s/%s with %d tracks", p->sid, p->identity, r->app, r->name,
@@ -1191,27 +847,27 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   int rc = hd_token_verify(m->join.token, strlen(m->join.token), lookup, lookup_ud, unix_now,
                            n->cfg.token_leeway, &c, why, sizeof why);
   if (rc < 0) {
-    send_error(n, conn, m->id, hd_signal_err_from_token(rc), why);
+    rooms_send_error(n, conn, m->id, hd_signal_err_from_token(rc), why);
     return -1;
   }
   if (!c.room[0]) {
-    send_error(n, conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token names no room");
+    rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token names no room");
     return -1;
   }
   if (hd_token_authorize(&c, c.room, HD_GRANT_JOIN, why, sizeof why) < 0) {
-    send_error(n, conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, why);
+    rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, why);
     return -1;
   }
   hd_room_t *r = node_room_find(n, c.key, c.room);
   if (r) /* the newer connection of an identity wins */
     for (hd_participant_t *q = r->participants; q; q = q->next)
       if (!q->whip && !strcmp(q->identity, c.identity)) {
-        participant_remove(n, q, HD_SIGNAL_LEFT_DUPLICATE_IDENTITY, 1);
+        rooms_participant_remove(n, q, HD_SIGNAL_LEFT_DUPLICATE_IDENTITY, 1);
         break;
       }
   r = node_room_get(n, c.key, c.room, now);
   if (!r) {
-    send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
+    rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
     return HD_ENOMEM;
   }
   /* a room created by the admin API may have its own cap */
@@ -1235,7 +891,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   }
   hd_participant_t *p = calloc(1, sizeof *p);
   if (!p) {
-    send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
+    rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
     node_room_maybe_delete(n, r);
     return HD_ENOMEM;
   }
@@ -1280,7 +936,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     free(tracks);
     free(buf);
     free(p);
-    send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
+    rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
     node_room_maybe_delete(n, r);
     return HD_ENOMEM;
   }
@@ -1305,7 +961,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   if (len < 0) {
     free(buf);
     free(p);
-    send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "cannot describe the room");
+    rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "cannot describe the room");
     node_room_maybe_delete(n, r);
     return HD_ENOMEM;
   }
@@ -1315,7 +971,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   node_room_in_use(r);
   n->n_participants++;
   *pp = p;
-  emit(n, p, buf, len);
+  rooms_emit(n, p, buf, len);
   free(buf);
   broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_JOINED, 0);
   fire(n, HD_WEBHOOK_PARTICIPANT_JOINED, p, NULL);
@@ -1333,13 +989,13 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
 
 static hd_participant_t *owner_of_track(hd_room_t *r, const char *sid, pub_track_t **t) {
   for (hd_participant_t *q = r->participants; q; q = q->next)
-    if ((*t = track_by_sid(q, sid)) != NULL) return q;
+    if ((*t = rooms_track_by_sid(q, sid)) != NULL) return q;
   return NULL;
 }
 
 static void handle_subscribe(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, int on) {
   if (!p->claims.can_subscribe) {
-    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canSubscribe");
+    rooms_send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canSubscribe");
     return;
   }
   const char *const *sids = on ? m->subscribe.track_sids : m->unsubscribe.track_sids;
@@ -1350,13 +1006,13 @@ static void handle_subscribe(hd_node_t *n, hd_participant_t *p, const hd_signal_
     if (!q) {
       char msg[128];
       snprintf(msg, sizeof msg, "no track %s in this room", sids[i]);
-      send_error(n, p->conn, m->id, HD_SIGNAL_ERR_NOT_FOUND, msg);
+      rooms_send_error(n, p->conn, m->id, HD_SIGNAL_ERR_NOT_FOUND, msg);
       return;
     }
     if (on) {
       int rc = sub_add(n, p, q, t);
       if (rc < 0) {
-        send_error(n, p->conn, m->id, HD_SIGNAL_ERR_CONFLICT, hd_strerror(rc));
+        rooms_send_error(n, p->conn, m->id, HD_SIGNAL_ERR_CONFLICT, hd_strerror(rc));
         return;
       }
     } else {
@@ -1369,30 +1025,30 @@ static void handle_subscribe(hd_node_t *n, hd_participant_t *p, const hd_signal_
 
 /* Mute stops forwarding (so an admin mute holds) and tells the others; an
  * admin mute tells the owner too. */
-static void set_muted(hd_node_t *n, hd_participant_t *p, pub_track_t *t, int muted, int tell_owner) {
+void rooms_set_muted(hd_node_t *n, hd_participant_t *p, pub_track_t *t, int muted, int tell_owner) {
   t->muted = muted;
   if (p->pub_sess && t->in_idx >= 0 && t->in_idx < p->pub_sess->n_in)
     p->pub_sess->in[t->in_idx].muted = muted;
   char buf[512];
   int len = hd_signal_write_track_muted(p->sid, t->sid, t->muted, buf, sizeof buf);
   if (!p->claims.hidden)
-    broadcast(n, p->room, tell_owner ? NULL : p, buf, len);
+    rooms_broadcast(n, p->room, tell_owner ? NULL : p, buf, len);
   else if (tell_owner)
-    emit(n, p, buf, len);
+    rooms_emit(n, p, buf, len);
 }
 
 static void handle_mute(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m) {
-  pub_track_t *t = track_by_sid(p, m->mute.track_sid);
+  pub_track_t *t = rooms_track_by_sid(p, m->mute.track_sid);
   if (!t) {
-    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_NOT_FOUND, "no such track of yours");
+    rooms_send_error(n, p->conn, m->id, HD_SIGNAL_ERR_NOT_FOUND, "no such track of yours");
     return;
   }
-  set_muted(n, p, t, m->mute.muted, 1); /* everyone, the muter too (docs/protocol.md Mute) */
+  rooms_set_muted(n, p, t, m->mute.muted, 1); /* everyone, the muter too (docs/protocol.md Mute) */
 }
 
 /* The per-participant data rate limit (token bucket), shared by the WebSocket
  * and data channel paths: 1 if one more message may go now. */
-static int data_rate_ok(hd_participant_t *p, hd_time_t now) {
+int rooms_data_rate_ok(hd_participant_t *p, hd_time_t now) {
   p->data_tokens += (double)(now - p->data_last) * DATA_RATE / 1e6;
   if (p->data_tokens > DATA_BURST) p->data_tokens = DATA_BURST;
   p->data_last = now;
@@ -1403,13 +1059,14 @@ static int data_rate_ok(hd_participant_t *p, hd_time_t now) {
 
 static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t *m, hd_time_t now) {
   if (!p->claims.can_publish_data) {
-    send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canPublishData");
+    rooms_send_error(n, p->conn, m->id, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canPublishData");
     return;
   }
-  if (!data_rate_ok(p, now)) {
+  if (!rooms_data_rate_ok(p, now)) {
     if (now - p->last_429 >= HD_SEC(1)) {
       p->last_429 = now;
-      send_error(n, p->conn, m->id, HD_SIGNAL_ERR_RATE_LIMITED, "more than 50 data messages per second");
+      rooms_send_error(n, p->conn, m->id, HD_SIGNAL_ERR_RATE_LIMITED,
+                       "more than 50 data messages per second");
     }
     return;
   }
@@ -1421,7 +1078,7 @@ static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t
     int to = m->data.n_to == 0;
     for (size_t i = 0; !to && i < m->data.n_to; i++)
       to = !strcmp(m->data.to[i], q->identity);
-    if (to) emit(n, q, buf, len);
+    if (to) rooms_emit(n, q, buf, len);
   }
   free(buf);
 }
@@ -1448,7 +1105,7 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
   hd_participant_t *p = *pp;
   if (!p) {
     if (m.type != HD_SIGNAL_JOIN) {
-      send_error(n, conn, m.id, HD_SIGNAL_ERR_UNAUTHORIZED, "first message must be join");
+      rooms_send_error(n, conn, m.id, HD_SIGNAL_ERR_UNAUTHORIZED, "first message must be join");
       rc = -1;
     } else {
       rc = do_join(n, conn, pp, &m, lookup, lookup_ud, unix_now, now);
@@ -1464,7 +1121,7 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
     if (p->msg_tokens < 1.0) {
       if (now - p->last_429 >= HD_SEC(1)) {
         p->last_429 = now;
-        send_error(n, conn, m.id, HD_SIGNAL_ERR_RATE_LIMITED, "more than 100 messages per second");
+        rooms_send_error(n, conn, m.id, HD_SIGNAL_ERR_RATE_LIMITED, "more than 100 messages per second");
       }
       hd_signal_msg_free(&m);
       return 0;
@@ -1472,7 +1129,7 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
     p->msg_tokens -= 1.0;
   }
   switch (m.type) {
-  case HD_SIGNAL_JOIN: send_error(n, conn, m.id, HD_SIGNAL_ERR_CONFLICT, "already joined"); break;
+  case HD_SIGNAL_JOIN: rooms_send_error(n, conn, m.id, HD_SIGNAL_ERR_CONFLICT, "already joined"); break;
   case HD_SIGNAL_PUBLISH_OFFER: handle_publish_offer(n, p, &m, now); break;
   case HD_SIGNAL_SUBSCRIBER_ANSWER: handle_subscriber_answer(n, p, &m, now); break;
   case HD_SIGNAL_SUBSCRIBE: handle_subscribe(n, p, &m, 1); break;
@@ -1480,387 +1137,20 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
   case HD_SIGNAL_MUTE: handle_mute(n, p, &m); break;
   case HD_SIGNAL_UPDATE_METADATA: handle_update_metadata(n, p, &m); break;
   case HD_SIGNAL_DATA: handle_data(n, p, &m, now); break;
-  case HD_SIGNAL_TRACK_SETTINGS: handle_track_settings(n, p, &m); break;
+  case HD_SIGNAL_TRACK_SETTINGS: rooms_handle_track_settings(n, p, &m); break;
   case HD_SIGNAL_PING: {
     char buf[256];
     int l = hd_signal_write_pong(m.id, m.ping.t, buf, sizeof buf);
-    emit(n, p, buf, l);
+    rooms_emit(n, p, buf, l);
     break;
   }
   case HD_SIGNAL_LEAVE:
     *pp = NULL;
-    participant_remove(n, p, HD_SIGNAL_LEFT_CLIENT_REQUEST, 0);
+    rooms_participant_remove(n, p, HD_SIGNAL_LEFT_CLIENT_REQUEST, 0);
     rc = -1;
     break;
-  default: send_error(n, conn, m.id, HD_SIGNAL_ERR_BAD_REQUEST, "unexpected message type"); break;
+  default: rooms_send_error(n, conn, m.id, HD_SIGNAL_ERR_BAD_REQUEST, "unexpected message type"); break;
   }
   hd_signal_msg_free(&m);
   return rc;
-}
-
-/* ---- data channels ---- */
-
-/* A refused data channel message is dropped; the sender hears why over its
- * WebSocket (no request id: the message had none), at most once a second. */
-static void dc_error(hd_node_t *n, hd_participant_t *p, hd_signal_errcode_t code, const char *msg,
-                     hd_time_t now) {
-  n->stats.dc_msgs_refused++;
-  if (p->last_dc_err && now - p->last_dc_err < HD_SEC(1)) return;
-  p->last_dc_err = now;
-  send_error(n, p->conn, NULL, code, msg);
-}
-
-/* The SCTP association of q's publisher PC if it is up. */
-static hd_sctp_t *dc_assoc(const hd_participant_t *q) {
-  if (!q->pub_sess || !q->pub_sess->peer.sctp) return NULL;
-  return hd_sctp_state(q->pub_sess->peer.sctp) == HD_SCTP_CONNECTED ? q->pub_sess->peer.sctp : NULL;
-}
-
-static void dc_message(hd_node_t *n, hd_participant_t *p, uint16_t stream, const uint8_t *data, size_t len,
-                       int binary, hd_time_t now) {
-  n->stats.dc_msgs_in++;
-  int k = stream == p->dc[DC_RELIABLE] ? DC_RELIABLE : stream == p->dc[DC_LOSSY] ? DC_LOSSY : -1;
-  if (k < 0) {
-    dc_error(n, p, HD_SIGNAL_ERR_BAD_REQUEST,
-             "data channel message dropped: only " DC_LABEL_RELIABLE " and " DC_LABEL_LOSSY " are forwarded",
-             now);
-    return;
-  }
-  if (!p->claims.can_publish_data) {
-    dc_error(n, p, HD_SIGNAL_ERR_FORBIDDEN, "token lacks canPublishData: data channel message dropped", now);
-    return;
-  }
-  if (len > (binary ? DC_MAX_BINARY : DC_MAX_TEXT)) {
-    dc_error(n, p, HD_SIGNAL_ERR_TOO_LARGE,
-             binary ? "data channel message dropped: binary over 11520 bytes"
-                    : "data channel message dropped: text over 15360 bytes",
-             now);
-    return;
-  }
-  if (!data_rate_ok(p, now)) {
-    dc_error(n, p, HD_SIGNAL_ERR_RATE_LIMITED,
-             "more than 50 data messages per second: data channel message dropped", now);
-    return;
-  }
-  /* payload as a C string: text as is (no NUL allowed), binary as base64 */
-  char payload[HD_SIGNAL_MAX_PAYLOAD + 1];
-  if (binary) {
-    if (hd_base64_encode(data, len, payload, sizeof payload, 0) < 0) return;
-  } else {
-    if (len && memchr(data, 0, len)) {
-      dc_error(n, p, HD_SIGNAL_ERR_BAD_REQUEST, "data channel message dropped: text contains NUL", now);
-      return;
-    }
-    if (len) memcpy(payload, data, len);
-    payload[len] = 0;
-  }
-  char *buf = malloc(OUT_CAP);
-  if (!buf) return;
-  int blen = hd_signal_write_data_recv_dc(p->identity, p->sid, payload,
-                                          k == DC_RELIABLE ? "reliable" : "lossy", binary, buf, OUT_CAP);
-  if (blen < 0) {
-    dc_error(n, p, HD_SIGNAL_ERR_BAD_REQUEST, "data channel message dropped: text is not valid UTF-8", now);
-    free(buf);
-    return;
-  }
-  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
-    if (q == p) continue;
-    hd_sctp_t *sc = dc_assoc(q);
-    if (sc && q->dc[k] >= 0) {
-      int rc = hd_sctp_send(sc, (uint16_t)q->dc[k], buf, (size_t)blen, 0);
-      hd_peer_sctp_flush(&q->pub_sess->peer);
-      if (rc < 0) { /* a receiver not keeping up loses messages, others do not wait */
-        q->dc_dropped++;
-        n->stats.dc_msgs_dropped++;
-      } else {
-        n->stats.dc_msgs_out++;
-      }
-    } else {
-      emit(n, q, buf, blen); /* no channel of that kind: the WebSocket (reliable, ordered) */
-      n->stats.dc_msgs_ws++;
-    }
-  }
-  free(buf);
-}
-
-void rooms_on_sctp(hd_node_t *n, hd_session_t *s, hd_time_t now) {
-  hd_participant_t *p = s->owner;
-  hd_sctp_t *sc = s->peer.sctp;
-  hd_sctp_event_t ev;
-  while (hd_sctp_next_event(sc, &ev)) {
-    if (p->pub_sess != s) continue;
-    switch (ev.type) {
-    case HD_SCTP_EV_CHANNEL_OPEN: {
-      int k = !strcmp(ev.channel.label, DC_LABEL_RELIABLE) ? DC_RELIABLE
-              : !strcmp(ev.channel.label, DC_LABEL_LOSSY)  ? DC_LOSSY
-                                                           : -1;
-      if (k >= 0) p->dc[k] = ev.stream;
-      HD_LOGI("room", "participant %s opened data channel '%s' (stream %u)", p->identity, ev.channel.label,
-              ev.stream);
-      break;
-    }
-    case HD_SCTP_EV_CHANNEL_CLOSED:
-      for (int k = 0; k < 2; k++)
-        if (p->dc[k] == ev.stream) p->dc[k] = -1;
-      break;
-    case HD_SCTP_EV_CLOSED: p->dc[DC_RELIABLE] = p->dc[DC_LOSSY] = -1; break;
-    case HD_SCTP_EV_MESSAGE: dc_message(n, p, ev.stream, ev.data, ev.len, ev.binary, now); break;
-    default: break;
-    }
-  }
-}
-
-/* ---- admin ---- */
-
-/* A published track's simulcast layers as measured (issue 11 item 7). */
-static json_t *layers_json(const hd_session_t *s, int head, hd_time_t now) {
-  json_t *a = json_array();
-  const hd_in_track_t *h = &s->in[head];
-  for (int l = 0; l < h->n_layers; l++) {
-    const hd_in_track_t *x = &s->in[h->layers[l]];
-    int live = x->last_packet_at && now - x->last_packet_at <= HD_SESSION_LAYER_TIMEOUT;
-    json_array_append_new(a, json_pack("{s:s, s:I, s:i, s:i, s:b}", "rid", x->rid, "bps", (json_int_t)x->bps,
-                                       "width", x->width, "height", x->height, "live", live));
-  }
-  return a;
-}
-
-static json_t *tracks_json(const hd_participant_t *p, hd_time_t now) {
-  json_t *a = json_array();
-  for (int i = 0; i < p->n_tracks; i++) {
-    const pub_track_t *t = &p->tracks[i];
-    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s}", "sid", t->sid, "kind",
-                          t->kind == HD_TRACK_AUDIO ? "audio" : "video", "source",
-                          hd_signal_source_name((hd_signal_source_t)t->source), "muted", t->muted, "codec",
-                          track_codec(p, t));
-    if (o && p->pub_sess && t->in_idx >= 0 && t->in_idx < p->pub_sess->n_in &&
-        p->pub_sess->in[t->in_idx].n_layers > 1)
-      json_object_set_new(o, "layers", layers_json(p->pub_sess, t->in_idx, now));
-    json_array_append_new(a, o);
-  }
-  return a;
-}
-
-/* What the node sends this participant: its downlink estimate and, per
- * subscribed video track, the layer chosen (issue 11 item 7). */
-static json_t *downlink_json(const hd_participant_t *p) {
-  const hd_session_t *ss = p->sub_sess;
-  if (!ss) return json_null();
-  json_t *subs = json_array();
-  for (int i = 0; i < p->n_subs; i++) {
-    const sub_t *sub = &p->subs[i];
-    int oi = hd_session_track_by_mid(ss, sub->mid);
-    if (oi < 0) continue;
-    const hd_out_track_t *t = &ss->out[oi];
-    const hd_in_track_t *cur =
-        t->src && t->cur_in >= 0 && t->cur_in < t->src->n_in ? &t->src->in[t->cur_in] : NULL;
-    const hd_in_track_t *want =
-        t->src && t->want_in >= 0 && t->want_in < t->src->n_in ? &t->src->in[t->want_in] : NULL;
-    int layered = t->gated || (t->src && t->src_in >= 0 && t->src_in < t->src->n_in &&
-                               t->src->in[t->src_in].n_layers > 1);
-    json_array_append_new(subs,
-                          json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:I, s:I}", "track_sid", sub->track_sid,
-                                    "kind", t->kind == HD_TRACK_AUDIO ? "audio" : "video", "layer",
-                                    cur ? cur->rid : "", "wanted_layer", want ? want->rid : "", "height",
-                                    cur ? cur->height : 0, "paused", layered && t->want_in < 0, "packets",
-                                    (json_int_t)t->packets, "layer_switches", (json_int_t)t->alloc.switches));
-  }
-  return json_pack("{s:s, s:I, s:I, s:o}", "estimator",
-                   ss->bwe            ? "twcc"
-                   : ss->estimate_bps ? "remb"
-                                      : "none",
-                   "estimate_bps", (json_int_t)ss->estimate_bps, "rtt_ms", (json_int_t)(ss->rtt / 1000),
-                   "subscriptions", subs);
-}
-
-static char *dump(json_t *j) {
-  char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-  json_decref(j);
-  return s;
-}
-
-static json_t *room_json(const hd_node_t *n, const hd_room_t *r) {
-  size_t cap = r->max_participants       ? r->max_participants
-               : n->cfg.max_participants ? n->cfg.max_participants
-                                         : 100;
-  json_t *o =
-      json_pack("{s:s, s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:s}", "name", r->name, "sid", r->sid,
-                "participants", (json_int_t)r->n_participants, "whep_viewers", (json_int_t)r->n_viewers,
-                "whip_publisher", r->publisher != NULL, "created_at", (json_int_t)r->created_unix,
-                "empty_timeout_s", (json_int_t)(r->empty_timeout / HD_SEC(1)), "max_participants",
-                (json_int_t)cap, "metadata", r->metadata);
-  /* while empty: seconds until it closes (rounded up) */
-  if (o && r->close_at != HD_TIME_NEVER) {
-    hd_time_t left = r->close_at > n->now ? r->close_at - n->now : 0;
-    json_object_set_new(o, "closes_in_s", json_integer((json_int_t)((left + HD_SEC(1) - 1) / HD_SEC(1))));
-  }
-  return o;
-}
-
-size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud) {
-  size_t k = 0;
-  for (hd_room_t *r = n->rooms; r; r = r->next, k++)
-    fn(ud, r->app, r->name);
-  return k;
-}
-
-char *hd_node_admin_rooms_json(hd_node_t *n, const char *app) {
-  json_t *rooms = json_array();
-  for (hd_room_t *r = n->rooms; r; r = r->next) {
-    if (app && strcmp(r->app, app)) continue;
-    json_array_append_new(rooms, room_json(n, r));
-  }
-  return dump(json_pack("{s:o}", "rooms", rooms));
-}
-
-int hd_node_admin_create_room(hd_node_t *n, const char *app, const char *name, const hd_room_opts_t *opts,
-                              int64_t unix_now, hd_time_t now, char **json) {
-  n->now = now;
-  if (opts->metadata && strlen(opts->metadata) >= HD_NODE_ROOM_METADATA_MAX) return HD_EINVAL;
-  hd_time_t timeout = opts->empty_timeout >= 0 ? opts->empty_timeout : n->cfg.room_empty_timeout;
-  if (timeout <= 0) return HD_EINVAL; /* it would close before anyone could join */
-  if (node_room_find(n, app, name)) return HD_ESTATE;
-  hd_room_t *r = node_room_get(n, app, name, now);
-  if (!r) return HD_ENOMEM;
-  r->empty_timeout = timeout;
-  r->max_participants = opts->max_participants;
-  snprintf(r->metadata, sizeof r->metadata, "%s", opts->metadata ? opts->metadata : "");
-  r->created_unix = unix_now;
-  r->next_speakers = now + SPEAKER_INTERVAL;
-  node_room_maybe_delete(n, r); /* empty from the start: its timer runs */
-  *json = dump(room_json(n, r));
-  return *json ? 0 : HD_ENOMEM;
-}
-
-char *hd_node_admin_participants_json(hd_node_t *n, const char *app, const char *room) {
-  hd_room_t *r = node_room_find(n, app, room);
-  if (!r) return NULL;
-  json_t *list = json_array();
-  for (hd_participant_t *p = r->participants; p; p = p->next)
-    json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:o, s:o}", "sid", p->sid,
-                                          "identity", p->identity, "name", p->name, "metadata", p->metadata,
-                                          "joined_at", (json_int_t)p->joined_at, "hidden", p->claims.hidden,
-                                          "tracks", tracks_json(p, n->now), "downlink", downlink_json(p)));
-  return dump(json_pack("{s:s, s:s, s:o}", "room", r->name, "sid", r->sid, "participants", list));
-}
-
-static hd_participant_t *find_participant(hd_node_t *n, const char *app, const char *room,
-                                          const char *identity) {
-  hd_room_t *r = node_room_find(n, app, room);
-  if (!r) return NULL;
-  for (hd_participant_t *p = r->participants; p; p = p->next)
-    if (!strcmp(p->identity, identity)) return p;
-  return NULL;
-}
-
-int hd_node_admin_remove(hd_node_t *n, const char *app, const char *room, const char *identity,
-                         hd_time_t now) {
-  n->now = now;
-  hd_participant_t *p = find_participant(n, app, room, identity);
-  if (!p) return HD_ENOTFOUND;
-  participant_remove(n, p, HD_SIGNAL_LEFT_REMOVED, 1);
-  return 0;
-}
-
-int hd_node_admin_mute(hd_node_t *n, const char *app, const char *room, const char *identity,
-                       const char *track_sid, int muted, hd_time_t now) {
-  n->now = now;
-  hd_participant_t *p = find_participant(n, app, room, identity);
-  pub_track_t *t = p ? track_by_sid(p, track_sid) : NULL;
-  if (!t) return HD_ENOTFOUND;
-  set_muted(n, p, t, muted, 1);
-  return 0;
-}
-
-int hd_node_admin_close_room(hd_node_t *n, const char *app, const char *room, hd_time_t now) {
-  n->now = now;
-  hd_room_t *r = node_room_find(n, app, room);
-  if (!r) return HD_ENOTFOUND;
-  r->closing = 1;   /* freed with its last session or participant, whatever its empty timeout */
-  node_room_pin(r); /* whatever empties it below, it is freed at the unpin */
-  /* WHIP/WHEP sessions first (the WHIP one takes its stand-in participant along) */
-  if (r->publisher) node_session_destroy(n, r->publisher, "room closed by admin");
-  for (;;) {
-    hd_session_t *v = r->viewers;
-    while (v && v->owner)
-      v = v->next_in_room;
-    if (!v) break;
-    node_session_destroy(n, v, "room closed by admin");
-  }
-  while (r->participants)
-    participant_remove(n, r->participants, HD_SIGNAL_LEFT_ROOM_CLOSED, 1);
-  node_room_unpin(n, r);
-  return 0;
-}
-
-/* ---- quality samples (sfu/qsample.h, issue 14 item 1) ---- */
-
-static void qsample_key(hd_node_qsample_t *q, const hd_room_t *r, const hd_participant_t *p) {
-  memset(q, 0, sizeof *q);
-  snprintf(q->app, sizeof q->app, "%s", r->app);
-  snprintf(q->room, sizeof q->room, "%s", r->name);
-  snprintf(q->room_sid, sizeof q->room_sid, "%s", r->sid);
-  snprintf(q->identity, sizeof q->identity, "%s", p->identity);
-  snprintf(q->psid, sizeof q->psid, "%s", p->sid);
-  q->rtt_ms = q->jitter_ms = -1;
-}
-
-int hd_node_quality_samples(hd_node_t *n, hd_node_qsample_t *out, size_t cap, hd_time_t now) {
-  (void)now;
-  size_t k = 0;
-  for (hd_room_t *r = n->rooms; r; r = r->next)
-    for (hd_participant_t *p = r->participants; p; p = p->next) {
-      const hd_session_t *ps = p->pub_sess;
-      for (int i = 0; ps && i < p->n_tracks && k < cap; i++) {
-        const pub_track_t *t = &p->tracks[i];
-        if (t->in_idx < 0 || t->in_idx >= ps->n_in) continue;
-        hd_node_qsample_t *q = &out[k++];
-        qsample_key(q, r, p);
-        snprintf(q->track_sid, sizeof q->track_sid, "%s", t->sid);
-        q->video = t->kind == HD_TRACK_VIDEO;
-        const hd_in_track_t *h = &ps->in[t->in_idx];
-        for (int l = 0; l < h->n_layers; l++) {
-          const hd_in_track_t *x = &ps->in[h->layers[l]];
-          q->bytes += x->bytes;
-          q->packets += x->packets;
-          q->rtx += x->rtx_packets;
-          q->pli += x->plis_sent;
-          if (x->nack_enabled) {
-            /* a gap is repaired (recovered) or given up: each missing packet counted once */
-            q->lost += x->nack.recovered + x->nack.gave_up;
-            q->nack += x->nack.requested;
-            q->lost_after += x->nack.gave_up;
-          } else if (x->have_ssrc && x->stats.started) {
-            int64_t lost = hd_rtp_recv_stats_lost(&x->stats);
-            q->lost += lost > 0 ? (uint64_t)lost : 0;
-            q->lost_after += lost > 0 ? (uint64_t)lost : 0;
-          }
-          if (l == 0 && x->clock && x->stats.have_transit)
-            q->jitter_ms = (double)hd_rtp_recv_stats_jitter(&x->stats) * 1000.0 / x->clock;
-        }
-      }
-      const hd_session_t *ss = p->sub_sess;
-      for (int i = 0; ss && i < p->n_subs && k < cap; i++) {
-        const sub_t *sub = &p->subs[i];
-        int oi = hd_session_track_by_mid(ss, sub->mid);
-        if (oi < 0) continue;
-        const hd_out_track_t *t = &ss->out[oi];
-        hd_node_qsample_t *q = &out[k++];
-        qsample_key(q, r, p);
-        snprintf(q->track_sid, sizeof q->track_sid, "%s", sub->track_sid);
-        q->down = 1;
-        q->video = t->kind == HD_TRACK_VIDEO;
-        const hd_in_track_t *cur =
-            t->src && t->cur_in >= 0 && t->cur_in < t->src->n_in ? &t->src->in[t->cur_in] : NULL;
-        if (cur) snprintf(q->layer, sizeof q->layer, "%s", cur->rid);
-        q->bytes = t->bytes;
-        q->packets = t->packets;
-        q->rtx = t->retransmits;
-        q->nack = t->retransmits + t->nacks_unanswered;
-        q->loss_frac = ss->loss_q8 / 256.0;
-        q->rtt_ms = ss->rtt ? (double)ss->rtt / 1000.0 : -1;
-        q->downlink_bps = ss->estimate_bps;
-      }
-    }
-  return (int)k;
 }

@@ -450,9 +450,13 @@ check "/metrics is Prometheus text" eval 'header Content-Type | grep -q "^text/p
 for m in 'hudong_sessions{kind="publish"} 1' 'hudong_sessions{kind="play"} 1' 'hudong_rooms 1' \
   'hudong_sessions_created_total 3' 'hudong_packets_in_total ' 'hudong_bytes_out_total ' \
   'hudong_packets_dropped_total{reason="unknown_source"} ' 'hudong_packets_dropped_total{reason="srtp_auth"} ' \
-  '# TYPE hudong_packets_dropped_total counter' 'hudong_http_requests_total ' 'hudong_http_errors_total '; do
+  '# TYPE hudong_packets_dropped_total counter' 'hudong_http_requests_total ' 'hudong_http_errors_total ' \
+  'hudong_rtm_delivery_seconds_count '; do
   check "/metrics has '$m'" grep -qF -- "$m" "$TMP/body"
 done
+# the text is larger than the first buffer the node renders it into (16 KiB):
+# nothing may be cut off
+check "/metrics is whole ($(wc -c <"$TMP/body") bytes, ends with a newline)" eval 'test "$(tail -c1 "$TMP/body" | od -An -c | tr -d " ")" = "\\n"'
 af=$(grep '^hudong_auth_failures_total ' "$TMP/body" | awk '{print $2}')
 check "/metrics counts auth failures (${af:-none})" test "${af:-0}" -ge 10
 

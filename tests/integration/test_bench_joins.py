@@ -19,16 +19,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_quality as tq  # noqa: E402  (mint, api, free_port)
+from hdtest import FAILS, check  # noqa: E402
 
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
-FAILS = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:900]))
-    if not cond:
-        FAILS.append(what)
-    return cond
 
 
 def bench(port, tmp, name, extra):

@@ -40,22 +40,8 @@ import sys
 import tempfile
 import time
 
-FAILS = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hdtest import FAILS, check, free_port  # noqa: E402
 
 
 class Node:

@@ -20,7 +20,6 @@ Standard library only: the test speaks STUN (RFC 5389) itself.
 
 usage: test_ice_tcp.py /path/to/hudong
 """
-import base64
 import hashlib
 import hmac
 import http.client
@@ -35,25 +34,14 @@ import tempfile
 import time
 import zlib
 
-FAILS = []
-CHECKS = [0]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hdtest import CHECKS, FAILS, b64u, check  # noqa: E402
+
 SECRET = "secret-of-ice-tcp-app-0123456789"
 OFFER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "chrome_offer.sdp")
 CHECK_TIMEOUT_MS = 1500
 IDLE_S = 2
 MAX_CONNS = 4
-
-
-def check(cond, what, detail=""):
-    CHECKS[0] += 1
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:800]))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
 def mint(room):

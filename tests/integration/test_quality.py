@@ -28,31 +28,18 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import base64
 import glob
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsclient import WS  # noqa: E402
+from hdtest import FAILS, b64u, check, free_port  # noqa: E402
 
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 APPS = {"appA": "secretA", "appB": "secretB"}
-FAILS = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:800]))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
 def mint(app, identity, room=None, admin=False, join=True):
@@ -69,14 +56,6 @@ def mint(app, identity, room=None, admin=False, join=True):
     body = b64u(json.dumps(claims, separators=(",", ":")).encode())
     sig = b64u(hmac.new(APPS[app].encode(), (head + "." + body).encode(), hashlib.sha256).digest())
     return head + "." + body + "." + sig
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def run_start(args, wait=True):

@@ -29,17 +29,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsclient import WS  # noqa: E402
 import test_quality as tq  # noqa: E402  (mint, api, free_port, postgres helpers)
+from hdtest import FAILS, check  # noqa: E402
 
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 N = 40
-FAILS = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:800]))
-    if not cond:
-        FAILS.append(what)
-    return cond
 
 
 def rtm_token(app, identity):

@@ -14,30 +14,16 @@ import hmac
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hdtest import FAILS, check, free_port  # noqa: E402
+
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 KEY, SECRET = "appQ", "secretQ"
-FAILS = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:800]))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def api(port, path, token):

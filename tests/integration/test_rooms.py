@@ -44,12 +44,11 @@ import sys
 import tempfile
 import threading
 import time
-import base64
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsclient import WS  # noqa: E402
+from hdtest import FAILS, b64u, check, free_port  # noqa: E402
 
-FAILS = []
 APPS = {"appA": "secret-of-app-A-0123456789", "appB": "secret-of-app-B-9876543210"}
 HUDONG = None
 PORT = None
@@ -58,24 +57,11 @@ T0 = time.time()
 ADM_TRACK = [None]  # the track published in part 4, looked for in the webhooks of part 5
 
 
-def check(cond, what, detail=""):
-    if cond:
-        print("ok   - " + what)
-    else:
-        print("FAIL - " + what + (": " + str(detail)[:1500] if detail != "" else ""))
-        FAILS.append(what)
-    return cond
-
-
 def section(name):
     print("# ---- %s (t=%.1f s)" % (name, time.time() - T0))
 
 
 # ---------------------------------------------------------------- tokens
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
 
 def mint(app, identity, room, publish=False, subscribe=False, data=False, admin=False, join=True,
          exp_in=600, nbf_in=None, secret=None, alg="HS256", name=None, hidden=False):
@@ -341,14 +327,6 @@ class Hooks:
         with self.cond:
             self.cond.wait_for(lambda: pred(self.got), timeout)
             return list(self.got)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start_server(tmp, hooks, empty_timeout=0, name="hudong", leeway=None):

@@ -17,7 +17,6 @@ read with one selector loop (1,000 threads would not fit 2 cores).
 
 usage: test_rtm.py /path/to/hudong
 """
-import base64
 import hashlib
 import hmac
 import json
@@ -34,24 +33,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsclient import WS  # noqa: E402
+from hdtest import FAILS, b64u, check, free_port  # noqa: E402
 
-FAILS = []
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 N = int(os.environ.get("RTM_CLIENTS", "1000"))
 K = int(os.environ.get("RTM_MSGS", "3"))
 PER_CHAN = 100
 T0 = time.time()
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:800]))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
 def mint(identity, rtm=True, admin=False, exp_in=3600):
@@ -66,14 +54,6 @@ def mint(identity, rtm=True, admin=False, exp_in=3600):
     body = b64u(json.dumps(claims, separators=(",", ":")).encode())
     sig = b64u(hmac.new(b"devsecret", (head + "." + body).encode(), hashlib.sha256).digest())
     return head + "." + body + "." + sig
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start(port, db):

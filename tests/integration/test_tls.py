@@ -16,7 +16,6 @@ certificate made by `openssl req` for this run, on free 127.0.0.1 ports:
 
 usage: test_tls.py /path/to/hudong /path/to/ws_client_probe
 """
-import base64
 import hashlib
 import hmac
 import json
@@ -31,27 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsclient import WS  # noqa: E402
-
-FAILS = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+from hdtest import FAILS, b64u, check, free_port  # noqa: E402
 
 
 def mint(identity, room):

@@ -17,7 +17,6 @@ server exits 0 with no sanitizer report.
 
 usage: test_ws.py /path/to/ws_echo_server
 """
-import base64
 import hashlib
 import http.client
 import os
@@ -31,19 +30,12 @@ import tempfile
 import time
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-FAILS = []
-
-
-def check(cond, what, detail=""):
-    if cond:
-        print("ok   - " + what)
-    else:
-        print("FAIL - " + what + (": " + str(detail) if detail != "" else ""))
-        FAILS.append(what)
-    return cond
 
 
 from wsclient import WS, Rejected  # the shared stdlib RFC 6455 client
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hdtest import FAILS, check  # noqa: E402
 
 
 class Server:

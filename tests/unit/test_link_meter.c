@@ -1,0 +1,219 @@
+/* Link measurement between two nodes (src/overlay/link_meter), in virtual
+ * time over the `hudong netem` link model (src/netem/link): each end probes
+ * every 100 ms and echoes the other's probes. The RTT, per-direction loss and
+ * forward jitter come out as configured on the two emulated directions; a
+ * blackout marks the link down within ~400 ms and up again at the first echo;
+ * mild loss never marks it down. Deterministic (fixed seeds). */
+#include "hd_test.h"
+
+#include <string.h>
+
+#include "base/err.h"
+#include "netem/link.h"
+#include "overlay/link_meter.h"
+
+typedef struct {
+  hd_link_meter_t m[2];    /* 0 = A, 1 = B */
+  hd_netem_link_t *dir[2]; /* dir[0]: A -> B, dir[1]: B -> A */
+  hd_time_t now;
+} pair_t;
+
+static void pair_init(pair_t *p, const hd_netem_params_t *ab, const hd_netem_params_t *ba) {
+  memset(p, 0, sizeof *p);
+  p->now = HD_SEC(1000);
+  hd_link_meter_init(&p->m[0], HD_MS(100), p->now);
+  hd_link_meter_init(&p->m[1], HD_MS(100), p->now + HD_MS(37));
+  assert_int_equal(hd_netem_link_new(&p->dir[0], ab, 11, p->now), 0);
+  assert_int_equal(hd_netem_link_new(&p->dir[1], ba, 22, p->now), 0);
+}
+
+static void pair_free(pair_t *p) {
+  hd_netem_link_free(p->dir[0]);
+  hd_netem_link_free(p->dir[1]);
+}
+
+/* Runs both meters and both directions until `end`, on 1 ms steps. */
+static void run_until(pair_t *p, hd_time_t end) {
+  uint8_t buf[64], reply[64];
+  for (; p->now < end; p->now += HD_MS(1)) {
+    for (int i = 0; i < 2; i++) {
+      int n = hd_link_meter_poll(&p->m[i], p->now, buf, sizeof buf);
+      assert_true(n >= 0);
+      if (n > 0) hd_netem_link_send(p->dir[i], buf, (size_t)n, p->now);
+    }
+    for (int d = 0; d < 2; d++) {
+      const uint8_t *pkt;
+      int n;
+      while ((n = hd_netem_link_poll(p->dir[d], p->now, &pkt)) > 0) {
+        int to = d == 0 ? 1 : 0; /* A -> B lands at B */
+        int r = hd_link_meter_feed(&p->m[to], pkt, (size_t)n, p->now, reply, sizeof reply);
+        assert_true(r >= 0);
+        if (r > 0) hd_netem_link_send(p->dir[to], reply, (size_t)r, p->now);
+      }
+    }
+  }
+}
+
+static void params(hd_netem_params_t *x, int delay_ms, double loss, int jitter_ms) {
+  hd_netem_params_init(x);
+  x->delay = HD_MS(delay_ms);
+  x->loss = loss;
+  x->jitter = HD_MS(jitter_ms);
+  x->jitter_dist = jitter_ms ? HD_JITTER_UNIFORM : HD_JITTER_NONE;
+}
+
+/* 20 ms each way, clean: RTT 40 ms, no loss, no jitter, up. */
+static void test_clean_link(void **st) {
+  (void)st;
+  hd_netem_params_t ab, ba;
+  params(&ab, 20, 0, 0);
+  params(&ba, 20, 0, 0);
+  pair_t p;
+  pair_init(&p, &ab, &ba);
+  run_until(&p, p.now + HD_SEC(10));
+  hd_link_meter_stats_t s;
+  hd_link_meter_stats(&p.m[0], p.now, &s);
+  assert_true(s.up);
+  assert_true(s.srtt_ms > 39.0 && s.srtt_ms < 41.5);
+  assert_true(s.min_rtt_ms >= 39.0 && s.min_rtt_ms <= 41.0);
+  assert_true(s.loss_fwd == 0 && s.loss_rtt == 0);
+  assert_true(s.jitter_ms < 0.5);
+  assert_true(s.probes_sent >= 99 && s.probes_sent <= 101);
+  assert_int_equal(s.downs, 0);
+  hd_link_meter_sample_t smp[HD_LINK_METER_SAMPLES];
+  size_t n = hd_link_meter_samples(&p.m[0], smp, HD_LINK_METER_SAMPLES);
+  assert_int_equal(n, HD_LINK_METER_SAMPLES);
+  for (size_t i = 1; i < n; i++)
+    assert_true(smp[i].at > smp[i - 1].at);
+  assert_true(smp[n - 1].rtt_ms > 39.0f && smp[n - 1].rtt_ms < 41.5f);
+  pair_free(&p);
+}
+
+/* 10% loss A -> B only, 75 ms one way with 10 ms jitter A -> B: A reads ~10%
+ * forward loss and the jitter, B reads no forward loss; both read the
+ * round-trip loss (~10%) and RTT ~ 75 + 75. */
+static void test_lossy_direction(void **st) {
+  (void)st;
+  hd_netem_params_t ab, ba;
+  params(&ab, 75, 0.10, 10);
+  params(&ba, 75, 0, 0);
+  pair_t p;
+  pair_init(&p, &ab, &ba);
+  run_until(&p, p.now + HD_SEC(60));
+  hd_link_meter_stats_t a, b;
+  hd_link_meter_stats(&p.m[0], p.now, &a);
+  hd_link_meter_stats(&p.m[1], p.now, &b);
+  print_message("A: srtt %.1f ms, fwd loss %.3f, rtt loss %.3f, jitter %.2f ms\n", a.srtt_ms, a.loss_fwd,
+                a.loss_rtt, a.jitter_ms);
+  print_message("B: srtt %.1f ms, fwd loss %.3f, rtt loss %.3f, jitter %.2f ms\n", b.srtt_ms, b.loss_fwd,
+                b.loss_rtt, b.jitter_ms);
+  assert_true(a.up && b.up);
+  assert_true(a.srtt_ms > 140 && a.srtt_ms < 162);
+  assert_true(a.loss_fwd > 0.05 && a.loss_fwd < 0.16);
+  assert_true(a.loss_rtt > 0.05 && a.loss_rtt < 0.16);
+  assert_true(b.loss_fwd < 0.01);
+  assert_true(b.loss_rtt > 0.05 && b.loss_rtt < 0.16); /* B's echoes come back over the lossy direction */
+  /* uniform +-10 ms: mean |D| between two arrivals is 20/3 ms */
+  assert_true(a.jitter_ms > 3.0 && a.jitter_ms < 10.0);
+  assert_true(b.jitter_ms < 0.5);
+  assert_int_equal(a.downs, 0);
+  pair_free(&p);
+}
+
+/* A blackout of both directions for 2 s: down within HD_LINK_METER_DOWN_AFTER + RTT
+ * + one probe interval of its start, up within RTT + one interval of its end. */
+static void test_blackout_down_up(void **st) {
+  (void)st;
+  hd_netem_params_t ab, ba;
+  params(&ab, 20, 0, 0);
+  params(&ba, 20, 0, 0);
+  ab.blackouts[0] = (hd_netem_blackout_t){.start = HD_SEC(5), .duration = HD_SEC(2)};
+  ab.n_blackouts = 1;
+  ba.blackouts[0] = ab.blackouts[0];
+  ba.n_blackouts = 1;
+  pair_t p;
+  pair_init(&p, &ab, &ba);
+  hd_time_t t0 = p.now, down_at = 0, up_at = 0;
+  hd_link_meter_stats_t s;
+  while (p.now < t0 + HD_SEC(10)) {
+    run_until(&p, p.now + HD_MS(5));
+    hd_link_meter_stats(&p.m[0], p.now, &s);
+    if (!s.up && !down_at && p.now > t0 + HD_SEC(1)) down_at = p.now;
+    if (s.up && down_at && !up_at) up_at = p.now;
+  }
+  assert_true(down_at && up_at);
+  hd_time_t down_after = down_at - (t0 + HD_SEC(5)), up_after = up_at - (t0 + HD_SEC(7));
+  print_message("down %.0f ms after the blackout began, up %.0f ms after it ended\n", down_after / 1000.0,
+                up_after / 1000.0);
+  assert_true(down_after > 0 && down_after <= HD_LINK_METER_DOWN_AFTER + HD_MS(40) + HD_MS(100) + HD_MS(10));
+  assert_true(up_after >= 0 && up_after <= HD_MS(40) + HD_MS(100) + HD_MS(10));
+  assert_int_equal(s.downs, 1);
+  /* the probes lost in the dark count as round-trip loss */
+  assert_true(s.loss_rtt > 0.05);
+  pair_free(&p);
+}
+
+/* 1% random loss each way over 5 minutes: never marked down. */
+static void test_no_false_down(void **st) {
+  (void)st;
+  hd_netem_params_t ab, ba;
+  params(&ab, 30, 0.01, 2);
+  params(&ba, 30, 0.01, 2);
+  pair_t p;
+  pair_init(&p, &ab, &ba);
+  run_until(&p, p.now + HD_SEC(300));
+  hd_link_meter_stats_t s;
+  hd_link_meter_stats(&p.m[0], p.now, &s);
+  assert_true(s.up);
+  assert_int_equal(s.downs, 0);
+  assert_true(s.loss_fwd < 0.04);
+  pair_free(&p);
+}
+
+/* Malformed input is refused; a forged or late echo changes no RTT. */
+static void test_bad_input(void **st) {
+  (void)st;
+  hd_link_meter_t m;
+  hd_link_meter_init(&m, 0, HD_SEC(1));
+  uint8_t out[64], reply[64];
+  assert_int_equal(hd_link_meter_poll(&m, HD_SEC(1), out, 4), HD_ENOSPC);
+  assert_int_equal(hd_link_meter_poll(&m, HD_SEC(1), out, sizeof out), HD_LINK_METER_PROBE_LEN);
+  assert_int_equal(hd_link_meter_feed(&m, out, 0, HD_SEC(1), reply, sizeof reply), HD_EINVAL);
+  assert_int_equal(hd_link_meter_feed(&m, out, HD_LINK_METER_PROBE_LEN - 1, HD_SEC(1), reply, sizeof reply),
+                   HD_EINVAL);
+  uint8_t junk[HD_LINK_METER_PROBE_LEN + 1] = {HD_LINK_METER_PROBE};
+  assert_int_equal(hd_link_meter_feed(&m, junk, sizeof junk, HD_SEC(1), reply, sizeof reply), HD_EINVAL);
+  junk[0] = 9;
+  assert_int_equal(hd_link_meter_feed(&m, junk, HD_LINK_METER_PROBE_LEN, HD_SEC(1), reply, sizeof reply),
+                   HD_EINVAL);
+  /* our own probe echoed by a peer meter: RTT 30 ms */
+  hd_link_meter_t peer;
+  hd_link_meter_init(&peer, 0, HD_SEC(1));
+  int n = hd_link_meter_feed(&peer, out, HD_LINK_METER_PROBE_LEN, HD_SEC(1) + HD_MS(15), reply, sizeof reply);
+  assert_int_equal(n, HD_LINK_METER_ECHO_LEN);
+  assert_int_equal(hd_link_meter_feed(&peer, out, HD_LINK_METER_PROBE_LEN, HD_SEC(1), reply, 8), HD_ENOSPC);
+  uint8_t forged[HD_LINK_METER_ECHO_LEN];
+  memcpy(forged, reply, sizeof forged);
+  forged[8] ^= 1; /* t_send differs from what we sent */
+  assert_int_equal(hd_link_meter_feed(&m, forged, sizeof forged, HD_SEC(1) + HD_MS(30), NULL, 0), 0);
+  hd_link_meter_stats_t s;
+  hd_link_meter_stats(&m, HD_SEC(1) + HD_MS(30), &s);
+  assert_int_equal(s.probes_answered, 0);
+  assert_int_equal(hd_link_meter_feed(&m, reply, n, HD_SEC(1) + HD_MS(30), NULL, 0), 0);
+  hd_link_meter_stats(&m, HD_SEC(1) + HD_MS(30), &s);
+  assert_int_equal(s.probes_answered, 1);
+  assert_true(s.srtt_ms > 29.9 && s.srtt_ms < 30.1);
+  /* the same echo again: already answered, no second sample */
+  assert_int_equal(hd_link_meter_feed(&m, reply, n, HD_SEC(1) + HD_MS(90), NULL, 0), 0);
+  hd_link_meter_stats(&m, HD_SEC(1) + HD_MS(90), &s);
+  assert_int_equal(s.probes_answered, 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_clean_link),       cmocka_unit_test(test_lossy_direction),
+      cmocka_unit_test(test_blackout_down_up), cmocka_unit_test(test_no_false_down),
+      cmocka_unit_test(test_bad_input),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
