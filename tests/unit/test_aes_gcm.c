@@ -1,4 +1,5 @@
-/* Unit tests for proto/aes_gcm: the native AES-NI/PCLMULQDQ engine against
+/* Unit tests for proto/aes_gcm: the native engines (AES-NI/PCLMULQDQ, and
+ * VAES/VPCLMULQDQ where the CPU has them) against
  * known answers (the GCM specification's AES-128 test cases, RFC 7714 §16.1's
  * packet) and against the OpenSSL engine on random keys, IVs, lengths and AAD
  * splits (every partial-block and 4-block boundary), both directions, and
@@ -17,16 +18,21 @@ static void unhex(const char *h, uint8_t *out, size_t n) {
   }
 }
 
-static int engines[2];
-static int n_engines;
+static int engines[3];
+static int n_engines, n_native; /* engines[0..n_native) are native, then OpenSSL */
 
 static int setup(void **st) {
   (void)st;
   n_engines = 0;
-  if (hd_aes_gcm_native_available())
+  if (hd_aes_gcm_available(HD_AES_GCM_NATIVE))
     engines[n_engines++] = HD_AES_GCM_NATIVE;
   else
-    fprintf(stderr, "note: no AES-NI/PCLMULQDQ here, only the OpenSSL engine is tested\n");
+    fprintf(stderr, "note: no AES-NI/PCLMULQDQ/AVX here: the native engine is not tested\n");
+  if (hd_aes_gcm_available(HD_AES_GCM_VAES))
+    engines[n_engines++] = HD_AES_GCM_VAES;
+  else
+    fprintf(stderr, "note: no VAES/VPCLMULQDQ here: the vaes engine is not tested\n");
+  n_native = n_engines;
   engines[n_engines++] = HD_AES_GCM_OPENSSL;
   return 0;
 }
@@ -105,11 +111,9 @@ static void fill(uint8_t *p, size_t n) {
     p[i] = rnd8();
 }
 
-/* Native and OpenSSL agree byte for byte, each opens the other's output, and
- * one flipped bit anywhere (data, either AAD part, tag) fails both. */
-static void test_cross(void **st) {
-  (void)st;
-  if (n_engines < 2) skip();
+/* A native engine and OpenSSL agree byte for byte, each opens the other's
+ * output, and one flipped bit anywhere (data, either AAD part, tag) fails both. */
+static void cross(int engine) {
   enum { MAXN = 1600 };
   static const size_t sizes[] = {0,   1,   15,   16,   17,   31,   32,   33,   47,  48,
                                  63,  64,  65,   79,   80,   127,  128,  129,  200, 255,
@@ -118,7 +122,7 @@ static void test_cross(void **st) {
     uint8_t key[16], iv[12], a1[80], a2[40];
     fill(key, 16);
     hd_aes_gcm_t *nat, *ref;
-    assert_int_equal(hd_aes_gcm_new(&nat, key, HD_AES_GCM_NATIVE), 0);
+    assert_int_equal(hd_aes_gcm_new(&nat, key, engine), 0);
     assert_int_equal(hd_aes_gcm_new(&ref, key, HD_AES_GCM_OPENSSL), 0);
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
       size_t n = sizes[si], a1n = (size_t)(rnd8() % 81), a2n = (size_t)(rnd8() % 41);
@@ -171,6 +175,13 @@ static void test_cross(void **st) {
   }
 }
 
+static void test_cross(void **st) {
+  (void)st;
+  if (n_native == 0) skip();
+  for (int e = 0; e < n_native; e++)
+    cross(engines[e]);
+}
+
 static void test_engine_selection_and_errors(void **st) {
   (void)st;
   uint8_t key[16] = {0}, iv[12] = {0}, tag[16], d[4] = {0};
@@ -181,8 +192,9 @@ static void test_engine_selection_and_errors(void **st) {
   hd_aes_gcm_free(k);
   unsetenv("HD_SRTP_ENGINE");
   assert_int_equal(hd_aes_gcm_new(&k, key, HD_AES_GCM_AUTO), 0);
-  assert_int_equal(hd_aes_gcm_engine(k),
-                   hd_aes_gcm_native_available() ? HD_AES_GCM_NATIVE : HD_AES_GCM_OPENSSL);
+  assert_int_equal(hd_aes_gcm_engine(k), hd_aes_gcm_available(HD_AES_GCM_VAES)     ? HD_AES_GCM_VAES
+                                         : hd_aes_gcm_available(HD_AES_GCM_NATIVE) ? HD_AES_GCM_NATIVE
+                                                                                   : HD_AES_GCM_OPENSSL);
   assert_int_equal(hd_aes_gcm_seal(k, iv, NULL, 4, NULL, 0, d, 4, tag), HD_EINVAL);
   assert_int_equal(hd_aes_gcm_seal(k, iv, NULL, 0, NULL, 0, NULL, 4, tag), HD_EINVAL);
   assert_int_equal(hd_aes_gcm_open(NULL, iv, NULL, 0, NULL, 0, d, 4, tag), HD_EINVAL);
