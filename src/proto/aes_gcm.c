@@ -30,6 +30,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HD_AES_GCM_HAVE_NATIVE 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -413,9 +414,11 @@ int hd_aes_gcm_available(int engine) {
   int aesni =
       __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("avx");
   if (engine == HD_AES_GCM_NATIVE) return aesni;
-  if (engine == HD_AES_GCM_VAES)
-    return aesni && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("vaes") &&
-           __builtin_cpu_supports("vpclmulqdq");
+  if (engine == HD_AES_GCM_VAES) { /* CPUID leaf 7: EBX bit 5 AVX2, ECX bit 9 VAES, bit 10 VPCLMULQDQ */
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!aesni || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 5 & 1) && (c >> 9 & 1) && (c >> 10 & 1);
+  }
 #endif
   return 0;
 }
