@@ -9,7 +9,10 @@
  * engine in use: native, or libsrtp with HD_SRTP_ENGINE=libsrtp), so the
  * result reads as "forwarding costs X times an SRTP protect".
  *
- * Usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE] [--remb KBPS]
+ * Usage: forward_bench [--viewers 1,10,50] [--seconds S] [--repeats R] [--json FILE] [--remb KBPS]
+ *
+ * --repeats R (default 3): each viewer count runs R times (a fresh node each);
+ * the table gives the median ns per packet and the range [min-max].
  *
  * --remb KBPS: every viewer reports KBPS as its estimate (REMB) before the
  * replay, and the node's timers run during it at the packets' virtual times,
@@ -136,7 +139,13 @@ typedef struct {
   size_t in_pkts;
   uint64_t out_pkts;
   double ns_per_in, ns_per_out, srtp_ns, ratio;
+  double out_min, out_max; /* range of ns_per_out over the repeats */
 } result_t;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
 
 static double srtp_floor_ns(size_t pkt_len, int iters) {
   uint8_t key[30] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
@@ -226,7 +235,7 @@ static int run(int viewers, double seconds, hd_dtls_cert_t *node_cert, hd_dtls_c
 }
 
 int main(int argc, char **argv) {
-  int counts[16] = {1, 10, 50}, nc = 3;
+  int counts[16] = {1, 10, 50}, nc = 3, repeats = 3;
   double seconds = 10;
   const char *json = "bench/results/forward.json";
   for (int i = 1; i < argc; i++) {
@@ -239,12 +248,19 @@ int main(int argc, char **argv) {
       }
     } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
       seconds = atof(argv[++i]);
+    } else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) {
+      repeats = atoi(argv[++i]);
+      if (repeats < 1 || repeats > 15) {
+        fprintf(stderr, "forward_bench: --repeats wants 1..15\n");
+        return 2;
+      }
     } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
       json = argv[++i];
     } else if (!strcmp(argv[i], "--remb") && i + 1 < argc) {
       g_remb_bps = (uint64_t)atoll(argv[++i]) * 1000;
     } else {
-      fprintf(stderr, "usage: forward_bench [--viewers 1,10,50] [--seconds S] [--json FILE] [--remb KBPS]\n");
+      fprintf(stderr, "usage: forward_bench [--viewers 1,10,50] [--seconds S] [--repeats R] [--json FILE] "
+                      "[--remb KBPS]\n");
       return 2;
     }
   }
@@ -261,14 +277,29 @@ int main(int argc, char **argv) {
     fl[i] = srtp_floor_ns(1150, 100000);
   double floor_ns = fl[0] > fl[1] ? (fl[1] > fl[2] ? fl[1] : (fl[0] > fl[2] ? fl[2] : fl[0]))
                                   : (fl[0] > fl[2] ? fl[0] : (fl[1] > fl[2] ? fl[2] : fl[1]));
-  printf("%-8s %10s %12s %14s %14s %12s\n", "viewers", "in_pkts", "out_pkts", "ns/in_pkt", "ns/out_pkt",
-         "x srtp_prot");
+  printf("%-8s %10s %12s %14s %22s %12s   (thread CPU; median [range] of %d runs)\n", "viewers", "in_pkts",
+         "out_pkts", "ns/in_pkt", "ns/out_pkt", "x srtp_prot", repeats);
   for (int i = 0; i < nc; i++) {
-    if (run(counts[i], seconds, nc_cert, cl_cert, &res[i]) < 0) return 1;
+    result_t rr[15];
+    double in_ns[15], out_ns[15];
+    for (int k = 0; k < repeats; k++) {
+      if (run(counts[i], seconds, nc_cert, cl_cert, &rr[k]) < 0) return 1;
+      in_ns[k] = rr[k].ns_per_in;
+      out_ns[k] = rr[k].ns_per_out;
+    }
+    qsort(in_ns, (size_t)repeats, sizeof(double), cmp_double);
+    qsort(out_ns, (size_t)repeats, sizeof(double), cmp_double);
+    res[i] = rr[0];
+    res[i].ns_per_in = in_ns[repeats / 2];
+    res[i].ns_per_out = out_ns[repeats / 2];
+    res[i].out_min = out_ns[0];
+    res[i].out_max = out_ns[repeats - 1];
     res[i].srtp_ns = floor_ns;
     res[i].ratio = floor_ns > 0 ? res[i].ns_per_out / floor_ns : 0;
-    printf("%-8d %10zu %12llu %14.0f %14.0f %12.2f\n", res[i].viewers, res[i].in_pkts,
-           (unsigned long long)res[i].out_pkts, res[i].ns_per_in, res[i].ns_per_out, res[i].ratio);
+    char range[64];
+    snprintf(range, sizeof range, "%.0f [%.0f-%.0f]", res[i].ns_per_out, res[i].out_min, res[i].out_max);
+    printf("%-8d %10zu %12llu %14.0f %22s %12.2f\n", res[i].viewers, res[i].in_pkts,
+           (unsigned long long)res[i].out_pkts, res[i].ns_per_in, range, res[i].ratio);
   }
   printf("floor: SRTP AES-GCM protect of a 1150-byte packet = %.0f ns (%s engine; thread CPU time, median of "
          "3)\n",
@@ -279,9 +310,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nc; i++)
       fprintf(f,
               "%s{\"viewers\":%d,\"in_packets\":%zu,\"out_packets\":%llu,\"ns_per_in_packet\":%.1f,"
-              "\"ns_per_out_packet\":%.1f,\"ratio_to_srtp_protect\":%.2f}",
+              "\"ns_per_out_packet\":%.1f,\"ns_per_out_min\":%.1f,\"ns_per_out_max\":%.1f,\"repeats\":%d,"
+              "\"ratio_to_srtp_protect\":%.2f}",
               i ? "," : "", res[i].viewers, res[i].in_pkts, (unsigned long long)res[i].out_pkts,
-              res[i].ns_per_in, res[i].ns_per_out, res[i].ratio);
+              res[i].ns_per_in, res[i].ns_per_out, res[i].out_min, res[i].out_max, repeats, res[i].ratio);
     fprintf(f, "]}\n");
     fclose(f);
     printf("wrote %s\n", json);
