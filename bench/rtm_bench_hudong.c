@@ -20,11 +20,12 @@ void bench_proto_set_port(int port) { g_port = port; }
 int bench_hudong_write_config(const char *path, const char *listen) {
   FILE *f = fopen(path, "w");
   if (!f) return -1;
-  /* the per-connection limits are raised so that the broker, not the limits,
-   * is measured: a publisher here sends up to thousands of messages/s; and all
-   * connections are one app, so its session cap is the node's */
+  /* the per-connection and per-address limits are raised so that the broker,
+   * not the limits, is measured (all clients come from 127.0.0.1): a publisher here sends up to thousands of
+   * messages/s; and all connections are one app, so its session cap is the node's */
   fprintf(f,
           "{\"listen\": \"%s\", \"rtc_port\": 0,\n"
+          " \"http\": {\"max_connections\": 1000000, \"max_connections_per_ip\": 1000000},\n"
           " \"apps\": [{\"key\": \"%s\", \"secret\": \"%s\"}],\n"
           " \"rtm\": {\"db\": \":memory:\", \"rate\": 100000, \"burst\": 1000000,"
           " \"max_sessions\": 200000, \"max_sessions_per_app\": 200000}}\n",
@@ -213,6 +214,16 @@ static void hd_after_read(bench_conn_t *c) {
 
 const bench_proto_t bench_proto_hudong = {
     .name = "hudong",
+    .hello = hd_hello,
+    .parse = hd_parse,
+    .after_read = hd_after_read,
+    .subscribe = hd_subscribe,
+    .publish = hd_publish,
+};
+
+/* The same client against two nodes of a cluster (rtm_bench --only hudong-2n). */
+const bench_proto_t bench_proto_hudong_2n = {
+    .name = "hudong-2n",
     .hello = hd_hello,
     .parse = hd_parse,
     .after_read = hd_after_read,

@@ -59,7 +59,9 @@ static void mqtt_hello(bench_conn_t *c) {
   packet(c, 0x10, b, n);
 }
 
-static int topic(char *buf, size_t cap, int ch, int fanout) { return snprintf(buf, cap, "f%d/c%d", fanout, ch); }
+static int topic(char *buf, size_t cap, int ch, int fanout) {
+  return snprintf(buf, cap, "f%d/c%d", fanout, ch);
+}
 
 static void mqtt_subscribe(bench_conn_t *c, int ch, int fanout) {
   uint8_t b[96];
@@ -120,9 +122,7 @@ static int mqtt_parse(bench_conn_t *c, size_t *used) {
       }
       bench_on_subscribed(c);
       break;
-    case 4: /* PUBACK (for our PUBLISH) */
-      bench_on_puback(c);
-      break;
+    case 4: /* PUBACK (for our PUBLISH) */ bench_on_puback(c); break;
     case 3: { /* PUBLISH to a subscriber */
       int qos = (p[0] >> 1) & 3;
       if (len < 2) return -1;
@@ -139,8 +139,7 @@ static int mqtt_parse(bench_conn_t *c, size_t *used) {
       }
       break;
     }
-    default:
-      break;
+    default: break;
     }
     off += hl + len;
   }

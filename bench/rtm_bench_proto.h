@@ -1,5 +1,5 @@
 /* rtm_bench: the client side of one messaging protocol (MQTT 3.1.1 for
- * mosquitto, Hudong RTM over WebSocket), driven by rtm_bench.c's epoll loop.
+ * mosquitto, Hudong RTM over WebSocket, core NATS over TCP or WebSocket), driven by rtm_bench.c's epoll loop.
  * A driver writes requests with bench_write() and reports what it parsed with
  * the bench_on_*() callbacks. */
 #ifndef HD_BENCH_RTM_PROTO_H
@@ -7,7 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bench_proto;
+
 typedef struct {
+  const struct bench_proto *proto; /* the target's driver */
   int idx, fd;
   int connecting, ready, want_out;
   uint8_t *rbuf;
@@ -17,7 +20,7 @@ typedef struct {
   void *pstate; /* the driver's per-connection state (freed with free()) */
 } bench_conn_t;
 
-typedef struct {
+typedef struct bench_proto {
   const char *name;
   /* TCP connected: send the protocol's opening (WebSocket upgrade, CONNECT) */
   void (*hello)(bench_conn_t *c);
@@ -31,10 +34,13 @@ typedef struct {
   void (*publish)(bench_conn_t *c, int ch, int fanout, const char *payload, size_t n);
 } bench_proto_t;
 
-extern const bench_proto_t bench_proto_mqtt, bench_proto_hudong;
+extern const bench_proto_t bench_proto_mqtt, bench_proto_hudong, bench_proto_hudong_2n, bench_proto_nats,
+    bench_proto_nats_ws;
 
 /* the server's port (the WebSocket Host header wants it) */
 void bench_proto_set_port(int port);
+/* nats-server's WebSocket port (the Host header) */
+void bench_nats_set_ws_port(int port);
 /* writes a `hudong serve` config for the benchmark; 0 or -1 */
 int bench_hudong_write_config(const char *path, const char *listen);
 

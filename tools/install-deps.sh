@@ -25,6 +25,11 @@ PKGS=(
   # media with UDP blocked (tests/e2e/udp_blocked_chromium.test.mjs): network
   # namespaces and a firewall in them, and a TURN server (docs/turn.md)
   iproute2 iptables coturn
+  # recording, live push and RTMP ingest (src/egress/, docs/egress.md): FFmpeg's
+  # libraries (libx264 through libavcodec), ffprobe/ffmpeg for the tests, and an
+  # RTMP server (nginx + its RTMP module) as the ingest front and test receiver
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev ffmpeg
+  nginx libnginx-mod-rtmp
 )
 
 updated=0

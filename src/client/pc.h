@@ -140,6 +140,7 @@ typedef struct {
   /* sending */
   uint64_t packets_sent, bytes_sent; /* media RTP (not RTX); bytes = payload */
   uint64_t rtx_sent, nack_received, keyframe_requests, reports_received; /* report blocks on what we send */
+  uint64_t rtx_doubled;   /* repairs sent a second time (the peer reports >= PC_RTX_TWICE_LOSS loss) */
   hd_time_t rtt;          /* from the latest RR/SR report block, -1 if none */
   double fraction_lost;   /* peer's view, 0..1, -1 if none */
   int64_t remote_lost;    /* peer's cumulative lost */
@@ -285,6 +286,11 @@ int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now);
 /* Asks the sender of received track i for a keyframe (PLI, RFC 4585 §6.3.1).
  * Returns 0, HD_ESTATE (not connected / nothing received yet), HD_EINVAL. */
 int hd_pc_request_keyframe(hd_pc_t *pc, int track, hd_time_t now);
+/* The latest RTCP sender report received for a track's incoming stream: its
+ * NTP time (32.32) and the RTP timestamp that goes with it (RFC 3550 §6.4.1),
+ * for lip sync and recording timestamps. 0, HD_ENOTFOUND before the first SR,
+ * HD_EINVAL. */
+int hd_pc_track_sr(const hd_pc_t *pc, int track, uint64_t *ntp, uint32_t *rtp_ts);
 
 /* Tells the sender of the received streams our estimated receive bandwidth
  * (REMB). Returns 0, HD_ESTATE, HD_EINVAL. */

@@ -19,7 +19,9 @@
 
 #define PC_DGRAM_MAX 1500
 #define PC_TXID_RING 16
-#define PC_SEEN_WINDOW 1024 /* received seqs remembered per stream, for duplicate drops */
+#define PC_SEEN_WINDOW 1024    /* received seqs remembered per stream, for duplicate drops */
+#define PC_RTX_TWICE_LOSS 0.02 /* the peer reports this much loss on a stream we send: repairs go twice */
+#define PC_RTX_TWICE_HOLD HD_SEC(10) /* ... for this long after the last such report */
 
 typedef struct {
   size_t len;
@@ -60,10 +62,14 @@ typedef struct {
   hd_rtp_send_stats_t sst;
   hd_rtp_cache_t cache;
   int have_cache;
+  hd_time_t rtx_twice_until; /* repairs go twice until then (a lossy report, PC_RTX_TWICE_LOSS) */
   /* receiving */
   uint32_t r_ssrc, r_rtx_ssrc; /* from the remote SDP, or learned */
   int r_started;
   hd_rtp_recv_stats_t rst;
+  uint64_t r_sr_ntp; /* latest sender report: NTP 32.32 <-> RTP timestamp (RFC 3550 §6.4.1) */
+  uint32_t r_sr_rtp;
+  int r_have_sr;
   hd_nack_gen_t ng;
   int64_t r_max_ext;
   uint8_t seen[PC_SEEN_WINDOW / 8];

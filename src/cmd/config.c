@@ -26,6 +26,9 @@ void hd_config_defaults(hd_config_t *c) {
   c->room_empty_timeout =
       20; /* like LiveKit's departure timeout: a reload or network change rejoins the same room */
   c->webhook_max_queue = 1000;
+  snprintf(c->egress_dir, sizeof c->egress_dir, "egress");
+  c->egress_max = 16;
+  c->egress_min_free_mb = 1024;
   c->webhook_max_attempts = 8;
   c->webhook_max_age = 600;
   c->webhook_timeout_ms = 10000;
@@ -34,6 +37,8 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtm_rate = 100;
   c->rtm_burst = 200;
   c->rtm_window_messages = 1024;
+  c->rtm_presence_max = 500;  /* docs/rtm.md "Presence" */
+  c->rtm_cluster_log = 10000; /* docs/overlay.md "RTM across nodes" */
   c->rtm_window_bytes = 2 << 20;
   c->rtm_resume_grace = 30;
   c->ice_tcp = 1;
@@ -174,6 +179,7 @@ static const char *const known_keys[] = {"listen",
                                          "cors_origins",
                                          "webhooks",
                                          "rtm",
+                                         "board",
                                          "ice_tcp",
                                          "turn",
                                          "http",
@@ -185,7 +191,11 @@ static const char *const known_keys[] = {"listen",
                                          "region",
                                          "labels",
                                          "announce_url",
-                                         "drain_grace_s"};
+                                         "drain_grace_s",
+                                         "egress_dir",
+                                         "egress_max",
+                                         "egress_min_free_mb",
+                                         "ingest_rtmp_url"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -263,7 +273,9 @@ static const char *const rtm_keys[] = {"db",
                                        "max_sessions_per_user",
                                        "quota_channels",
                                        "quota_mb",
-                                       "min_free_mb"};
+                                       "min_free_mb",
+                                       "presence_max",
+                                       "cluster_log"};
 
 static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (!json_is_object(w)) {
@@ -298,8 +310,42 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (get_int(w, "max_sessions_per_user", 1, 10000, &c->rtm_max_sessions_per_user, err, errcap))
     return HD_EINVAL;
   if (get_int(w, "quota_channels", 0, 100000000, &c->rtm_quota_channels, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "presence_max", 0, 1000000, &c->rtm_presence_max, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "cluster_log", 1000, 10000000, &c->rtm_cluster_log, err, errcap)) return HD_EINVAL;
   if (get_int(w, "quota_mb", 0, 100000000, &c->rtm_quota_mb, err, errcap)) return HD_EINVAL;
   if (get_int(w, "min_free_mb", 0, 100000000, &c->rtm_min_free_mb, err, errcap)) return HD_EINVAL;
+  return 0;
+}
+
+static const char *const board_keys[] = {"max_pages",  "max_elements",   "max_points",   "max_image_kb",
+                                         "max_boards", "snapshot_every", "max_entry_kb", "max_board_mb"};
+
+/* "board": whiteboard caps (docs/whiteboard.md "Limits"). */
+static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
+  if (!json_is_object(w)) {
+    snprintf(err, errcap, "config: 'board' must be an object");
+    return HD_EINVAL;
+  }
+  const char *k;
+  json_t *kv;
+  json_object_foreach(w, k, kv) {
+    size_t i = 0;
+    while (i < sizeof board_keys / sizeof board_keys[0] && strcmp(k, board_keys[i]))
+      i++;
+    if (i == sizeof board_keys / sizeof board_keys[0]) {
+      snprintf(err, errcap, "config: unknown key 'board.%.64s' (see docs/whiteboard.md)", k);
+      return HD_EINVAL;
+    }
+  }
+  if (get_int(w, "max_pages", 1, 10000, &c->board_max_pages, err, errcap) ||
+      get_int(w, "max_elements", 1, 1000000, &c->board_max_elements, err, errcap) ||
+      get_int(w, "max_points", 2, 100000, &c->board_max_points, err, errcap) ||
+      get_int(w, "max_image_kb", 1, 65536, &c->board_max_image_kb, err, errcap) ||
+      get_int(w, "max_boards", 1, 1000000, &c->board_max_boards, err, errcap) ||
+      get_int(w, "snapshot_every", 1, 1000000, &c->board_snapshot_every, err, errcap) ||
+      get_int(w, "max_entry_kb", 16, 1 << 20, &c->board_max_entry_kb, err, errcap) ||
+      get_int(w, "max_board_mb", 1, 65536, &c->board_max_board_mb, err, errcap))
+    return HD_EINVAL;
   return 0;
 }
 
@@ -563,6 +609,15 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (get_int(root, "room_empty_timeout_s", 0, 86400, &c->room_empty_timeout, err, errcap)) goto out;
   if (get_int(root, "max_publish_bitrate_kbps", 0, 1000000, &c->max_publish_bitrate_kbps, err, errcap))
     goto out;
+  if (get_str(root, "egress_dir", c->egress_dir, sizeof c->egress_dir, err, errcap) ||
+      get_int(root, "egress_max", 0, 1000, &c->egress_max, err, errcap) ||
+      get_int(root, "egress_min_free_mb", 0, 1 << 30, &c->egress_min_free_mb, err, errcap) ||
+      get_str(root, "ingest_rtmp_url", c->ingest_rtmp_url, sizeof c->ingest_rtmp_url, err, errcap))
+    goto out;
+  if (c->ingest_rtmp_url[0] && strncmp(c->ingest_rtmp_url, "rtmp://", 7)) {
+    snprintf(err, errcap, "config: 'ingest_rtmp_url' must be an rtmp:// URL (the RTMP front's application)");
+    goto out;
+  }
   json_t *apps = json_object_get(root, "apps");
   if (apps) {
     if (!json_is_array(apps) || json_array_size(apps) > HD_MAX_APPS) {
@@ -610,6 +665,8 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (wh && load_webhooks(c, wh, err, errcap)) goto out;
   json_t *rtm = json_object_get(root, "rtm");
   if (rtm && load_rtm(c, rtm, err, errcap)) goto out;
+  json_t *board = json_object_get(root, "board");
+  if (board && load_board(c, board, err, errcap)) goto out;
   json_t *itcp = json_object_get(root, "ice_tcp");
   if (itcp && load_ice_tcp(c, itcp, err, errcap)) goto out;
   json_t *turn = json_object_get(root, "turn");

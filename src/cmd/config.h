@@ -46,6 +46,10 @@ typedef struct {
   long token_leeway;             /* seconds, for HTTP bearer tokens and /rtc join tokens */
   long room_empty_timeout;       /* seconds an empty room is kept (0 = closed at once) */
   long max_publish_bitrate_kbps; /* REMB cap per publisher PeerConnection (0 = none) */
+  /* egress (recording, docs/egress.md): output folder, concurrent egresses, disk floor */
+  char egress_dir[512];
+  long egress_max, egress_min_free_mb;
+  char ingest_rtmp_url[256]; /* RTMP front's application URL, e.g. rtmp://127.0.0.1:1935/live; "" = off */
   /* "webhooks": receivers of every app's events, and the delivery limits */
   char webhook_urls[HD_MAX_WEBHOOK_URLS][HD_CONFIG_URL_MAX];
   int n_webhook_urls;
@@ -59,6 +63,8 @@ typedef struct {
   long rtm_rate, rtm_burst;                   /* client messages per second per connection, bucket depth */
   long rtm_window_messages, rtm_window_bytes; /* unacked per session */
   long rtm_resume_grace;                      /* seconds a session waits for a resume */
+  long rtm_presence_max;                      /* presence events only in channels up to this many members */
+  long rtm_cluster_log;                       /* entries kept per channel log in Redis (cluster) */
   /* "ice_tcp": passive ICE-TCP candidates on the media ports (io/ice_tcp.h) */
   int ice_tcp;                /* 1 = on (default) */
   long ice_tcp_max_conns;     /* per media worker */
@@ -73,6 +79,9 @@ typedef struct {
   long turn_ttl;         /* seconds a minted credential is valid */
   long rtm_max_sessions, rtm_max_sessions_per_app, rtm_max_sessions_per_user; /* session caps */
   long rtm_quota_channels, rtm_quota_mb, rtm_min_free_mb; /* stored history per app, disk floor; 0 = none */
+  /* "board": whiteboard caps (docs/whiteboard.md "Limits"); 0 = defaults */
+  long board_max_pages, board_max_elements, board_max_points, board_max_image_kb, board_snapshot_every,
+      board_max_boards, board_max_entry_kb, board_max_board_mb;
   /* "http": connection limits and TLS (io/http.h; docs/operations.md "HTTP limits") */
   long http_max_conns, http_max_conns_per_ip; /* 0 = defaults */
   long http_header_timeout_ms, http_body_timeout_ms;

@@ -20,17 +20,20 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "cmd/serve_board.h"
 #include "cmd/serve_quality.h"
 #include "cmd/serve_cluster.h"
 #include "io/http.h"
 #include "io/media_workers.h"
 #include "io/rtc_udp.h"
 #include "io/webhook_sender.h"
+#include "cmd/serve_egress.h"
 #include "io/ws.h"
 #include "proto/dtls.h"
 #include "base/map.h"
 #include "proto/token.h"
 #include "rtm/broker.h"
+#include "io/rtm_redis.h"
 #include "sfu/node.h"
 #include "sfu/signal.h"
 
@@ -48,10 +51,13 @@ typedef struct {
   /* /rtm: the messaging broker, its store, its timer and conn id -> connection */
   hd_rtm_store_t *rtm_store;
   hd_rtm_broker_t *rtm;
+  hd_rtm_redis_t *rtm_redis; /* RTM across nodes (--redis; docs/overlay.md), else NULL */
   hd_map_t rtm_conns;
   uv_timer_t rtm_timer;
   hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
+  hd_serve_board_t *board;     /* whiteboards (docs/whiteboard.md) */
   hd_serve_cluster_t *cluster; /* registry + /api/route (docs/overlay.md) */
+  hd_serve_egress_t *egress;   /* recordings: /admin/egress (docs/egress.md) */
   /* draining (docs/overlay.md "Draining"): joins refused with a redirect,
    * participants told to move; the node stops when empty or at the deadline */
   int draining;
@@ -834,10 +840,14 @@ static int metrics_render(server_t *s, char *buf, size_t cap) {
   if (metrics_add(hd_http_metrics_text(s->http, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   if (metrics_add(webhook_metrics(s, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   if (metrics_add(hd_rtm_metrics_text(s->rtm, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
+  if (s->rtm_redis && metrics_add(hd_rtm_redis_metrics_text(s->rtm_redis, buf + n, cap - (size_t)n), &n, cap))
+    return HD_ENOSPC;
   if (s->quality && metrics_add(hd_serve_quality_metrics(s->quality, buf + n, cap - (size_t)n), &n, cap))
     return HD_ENOSPC;
   if (metrics_add(hd_serve_cluster_metrics_text(s->cluster, buf + n, cap - (size_t)n), &n, cap))
     return HD_ENOSPC;
+  if (metrics_add(hd_serve_egress_metrics(s->egress, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
+  if (metrics_add(hd_serve_board_metrics(s->board, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   return n;
 }
 
@@ -920,6 +930,35 @@ static void handle_admin_quality(server_t *s, const hd_http_req_t *req, hd_http_
 
 static void handle_drain(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp);
 
+/* /api/board...: the room's whiteboards (docs/whiteboard.md "HTTP API"); any
+ * token valid for ?room=R (uploads need canPublishData); images by hash need none. */
+static void handle_board(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  add_cors(s, req, resp);
+  if (!strcmp(req->method, "OPTIONS")) {
+    resp->status = 204;
+    if (req->origin[0] && resp->n_headers) {
+      hd_http_resp_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      hd_http_resp_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    }
+    return;
+  }
+  if (hd_serve_board_image_get(s->board, req, resp)) return;
+  char room[80] = "";
+  for (const char *p = req->query; *p;) {
+    const char *e = strchr(p, '&');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l > 5 && !strncmp(p, "room=", 5) && l - 5 < sizeof room) memcpy(room, p + 5, l - 5);
+    p += l + (e ? 1 : 0);
+  }
+  if (!valid_room(room, strlen(room))) {
+    hd_http_resp_text(resp, 400, "query needs room=<name> (1-64 characters of A-Z a-z 0-9 - _ .)\n");
+    return;
+  }
+  hd_token_claims_t claims;
+  if (authorize(s, req, room, 0, &claims, resp) < 0) return;
+  hd_serve_board_http(s->board, &claims, room, req, resp);
+}
+
 static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
@@ -962,7 +1001,14 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     handle_admin_quality(s, req, resp);
   else if (!strcmp(req->path, "/admin/drain"))
     handle_drain(s, req, resp);
-  else if (!strncmp(req->path, "/admin/", 7))
+  else if (!strncmp(req->path, "/api/rtmp/", 10))
+    hd_serve_egress_rtmp_http(s->egress, req, resp);
+  else if ((!strncmp(req->path, "/admin/egress", 13) && (!req->path[13] || req->path[13] == '/')) ||
+           !strcmp(req->path, "/admin/ingress")) {
+    hd_token_claims_t claims; /* the grant is checked per room by serve_egress */
+    add_cors(s, req, resp);
+    if (authorize(s, req, NULL, 0, &claims, resp) == 0) hd_serve_egress_http(s->egress, &claims, req, resp);
+  } else if (!strncmp(req->path, "/admin/", 7))
     handle_admin(s, req, resp);
   else if (!strcmp(req->path, "/dashboard") && !strcmp(req->method, "GET")) {
     char loc[300];
@@ -973,6 +1019,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     handle_dev_token(s, req, resp);
   else if (!strcmp(req->path, "/api/route"))
     handle_route(s, req, resp);
+  else if (!strcmp(req->path, "/api/board") || !strncmp(req->path, "/api/board/", 11))
+    handle_board(s, req, resp);
   else if (!strcmp(req->path, "/whip") || !strcmp(req->path, "/whep"))
     hd_http_resp_text(resp, 400, "the endpoint is %s/{room}\n", req->path);
   if (resp->status >= 400) s->http_errors++;
@@ -1395,6 +1443,11 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: cannot start webhook delivery\n");
     return 1;
   }
+  hd_serve_egress_config_t ecfg = {.cfg = &s.cfg, .loop = s.loop, .webhooks = s.webhooks};
+  if (hd_serve_egress_start(&s.egress, &ecfg) < 0) {
+    fprintf(stderr, "hudong serve: out of memory (egress)\n");
+    return 1;
+  }
   int n_workers = s.cfg.media_workers;
   if (n_workers <= 0) n_workers = (int)uv_available_parallelism();
   if (n_workers > HD_MEDIA_WORKERS_MAX) n_workers = HD_MEDIA_WORKERS_MAX;
@@ -1430,6 +1483,9 @@ int hd_cmd_serve(int argc, char **argv) {
   /* HUDONG_ADAPT=0: no layer choice by estimate (a baseline for measurements) */
   const char *adapt_env = getenv("HUDONG_ADAPT");
   hd_session_set_adapt(!(adapt_env && !strcmp(adapt_env, "0")));
+  /* HUDONG_PLAYOUT_DELAY=0: never ask viewers for a playout delay (a baseline) */
+  const char *playout_env = getenv("HUDONG_PLAYOUT_DELAY");
+  hd_session_set_playout_delay(!(playout_env && !strcmp(playout_env, "0")));
   /* HUDONG_PACER=0: no per-subscriber pacing (packets leave as they are
    * forwarded); HUDONG_PACER_FACTOR=1.5: the pacing rate over the estimate */
   const char *pacer_env = getenv("HUDONG_PACER"), *factor_env = getenv("HUDONG_PACER_FACTOR");
@@ -1515,7 +1571,14 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: rtm store: %s\n", err);
     return 1;
   }
+  if ((rc = hd_serve_board_start(&s.board, &s.cfg, err, sizeof err)) < 0) {
+    fprintf(stderr, "hudong serve: whiteboard store: %s\n", err);
+    return 1;
+  }
   hd_rtm_config_t rcfg = {.send = rtm_send,
+                          .hook_prefix = HD_BOARD_PREFIX,
+                          .pub_hook = hd_board_server_pub_hook,
+                          .hook_ud = hd_serve_board_server(s.board),
                           .close = rtm_close_cb,
                           .ud = &s,
                           .secret_lookup = secret_lookup,
@@ -1535,13 +1598,23 @@ int hd_cmd_serve(int argc, char **argv) {
                           /* 0 in the config = no quota / no floor; the broker's "none" is < 0 */
                           .quota_channels = s.cfg.rtm_quota_channels ? s.cfg.rtm_quota_channels : -1,
                           .quota_bytes = s.cfg.rtm_quota_mb ? (int64_t)s.cfg.rtm_quota_mb << 20 : -1,
-                          .min_free_bytes =
-                              s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1};
+                          .min_free_bytes = s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1,
+                          .presence_max = s.cfg.rtm_presence_max ? (int)s.cfg.rtm_presence_max : -1};
+  if (s.cfg.redis[0]) { /* RTM channels, presence, attributes and locks shared by the cluster */
+    hd_rtm_redis_config_t rr = {.node_id = s.cfg.node_id, .log_max = (int)s.cfg.rtm_cluster_log};
+    if (hd_redis_url_parse(s.cfg.redis, &rr.url, err, sizeof err) < 0 ||
+        (rc = hd_rtm_redis_new(&s.rtm_redis, s.loop, &rr)) < 0) {
+      fprintf(stderr, "hudong serve: rtm cluster: %s\n", err);
+      return 1;
+    }
+    rcfg.cluster = hd_rtm_redis_ops(s.rtm_redis);
+  }
   if ((rc = hd_rtm_broker_new(&s.rtm, &rcfg, hd_io_now(s.loop))) < 0 ||
       (rc = hd_map_init(&s.rtm_conns, (size_t)s.cfg.rtm_max_sessions * 2 + 16)) < 0) {
     fprintf(stderr, "hudong serve: rtm broker: %s\n", hd_strerror(rc));
     return 1;
   }
+  if (s.rtm_redis) hd_rtm_redis_start(s.rtm_redis, s.rtm);
   uv_timer_init(s.loop, &s.rtm_timer);
   s.rtm_timer.data = &s;
   rtm_arm(&s);
@@ -1594,6 +1667,9 @@ int hd_cmd_serve(int argc, char **argv) {
   uv_run(s.loop, UV_RUN_DEFAULT);
 
   /* orderly shutdown: sessions closed (close_notify sent), handles closed */
+  /* recorders first: they finish their files while the room still exists */
+  hd_serve_egress_stop(s.egress);
+  s.egress = NULL;
   /* out of the registry first: the other nodes stop routing clients here */
   hd_serve_cluster_stop(s.cluster);
   /* participants get "left", then their sockets close */
@@ -1602,7 +1678,9 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_http_server_stop(s.http);
   hd_media_workers_stop(s.workers); /* each drains its close_notify alerts first */
   hd_map_free(&s.rtc_conns);
+  hd_rtm_redis_free(s.rtm_redis); /* no more log entries for the broker */
   hd_rtm_broker_free(s.rtm);
+  hd_serve_board_stop(s.board);
   hd_rtm_store_free(s.rtm_store);
   hd_serve_quality_stop(s.quality);
   s.quality = NULL;

@@ -10,7 +10,8 @@
 
 static void usage(FILE *f) {
   fprintf(f, "usage: hudong token --key K --secret S --room R --identity U [--publish] [--subscribe]\n"
-             "                    [--publish-data] [--admin] [--hidden] [--rtm] [--name N] [--ttl SECONDS]\n"
+             "                    [--publish-data] [--admin] [--hidden] [--rtm] [--record] [--name N] [--ttl "
+             "SECONDS]\n"
              "  prints a JWT (HS256) for app key K, valid for --ttl seconds (default 3600)\n");
 }
 
@@ -60,6 +61,8 @@ int hd_cmd_token(int argc, char **argv) {
       c.hidden = 1;
     else if (!strcmp(a, "--rtm"))
       c.rtm = 1;
+    else if (!strcmp(a, "--record"))
+      c.can_record = 1;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage(stdout);
       return 0;

@@ -27,6 +27,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "io/redis_uv.h"
 #include "io/rtc_udp.h"
 
 #define BACKOFF_MIN_MS 250
@@ -65,62 +66,6 @@ struct hd_cluster_redis {
 };
 
 static void try_connect(hd_cluster_redis_t *r);
-
-/* ---- hiredis event adapter on a uv_poll_t (see the header comment) ---- */
-typedef struct {
-  redisAsyncContext *ac;
-  uv_poll_t poll;
-  int events; /* UV_READABLE | UV_WRITABLE wanted by hiredis */
-} uv_adapter_t;
-
-static void adapter_on_poll(uv_poll_t *h, int status, int events) {
-  uv_adapter_t *a = h->data;
-  /* an error (POLLERR: refused connect, reset) is given to hiredis as the
-   * readiness it waits for; its read or write then fails with the reason */
-  int ev = status < 0 ? a->events : events;
-  if (a->ac && (ev & UV_READABLE)) redisAsyncHandleRead(a->ac);
-  if (a->ac && (ev & UV_WRITABLE)) redisAsyncHandleWrite(a->ac);
-}
-
-static void adapter_update(uv_adapter_t *a, int add, int del) {
-  a->events = (a->events | add) & ~del;
-  if (a->events)
-    uv_poll_start(&a->poll, a->events, adapter_on_poll);
-  else
-    uv_poll_stop(&a->poll);
-}
-
-static void adapter_add_read(void *d) { adapter_update(d, UV_READABLE, 0); }
-static void adapter_del_read(void *d) { adapter_update(d, 0, UV_READABLE); }
-static void adapter_add_write(void *d) { adapter_update(d, UV_WRITABLE, 0); }
-static void adapter_del_write(void *d) { adapter_update(d, 0, UV_WRITABLE); }
-
-static void adapter_closed(uv_handle_t *h) { free(h->data); }
-
-static void adapter_cleanup(void *d) {
-  uv_adapter_t *a = d;
-  a->ac = NULL; /* hiredis is freeing the context */
-  uv_close((uv_handle_t *)&a->poll, adapter_closed);
-}
-
-static int adapter_attach(redisAsyncContext *ac, uv_loop_t *loop) {
-  if (ac->ev.data) return REDIS_ERR;
-  uv_adapter_t *a = calloc(1, sizeof *a);
-  if (!a) return REDIS_ERR;
-  if (uv_poll_init_socket(loop, &a->poll, ac->c.fd) < 0) {
-    free(a);
-    return REDIS_ERR;
-  }
-  a->ac = ac;
-  a->poll.data = a;
-  ac->ev.addRead = adapter_add_read;
-  ac->ev.delRead = adapter_del_read;
-  ac->ev.addWrite = adapter_add_write;
-  ac->ev.delWrite = adapter_del_write;
-  ac->ev.cleanup = adapter_cleanup;
-  ac->ev.data = a;
-  return REDIS_OK;
-}
 
 static hd_time_t now_of(hd_cluster_redis_t *r) { return hd_io_now(r->loop); }
 
@@ -391,7 +336,7 @@ static void try_connect(hd_cluster_redis_t *r) {
   }
   ac->data = r;
   r->ac = ac;
-  if (adapter_attach(ac, r->loop) != REDIS_OK) {
+  if (hd_redis_uv_attach(ac, r->loop) != REDIS_OK) {
     r->ac = NULL;
     redisAsyncFree(ac);
     fail(r, "cannot attach to the event loop");

@@ -163,6 +163,7 @@ static int parse_claims(json_t *p, hd_token_claims_t *c, char *why, size_t whyca
   if ((r = get_bool(g, "canPublishData", &c->can_publish_data, why, whycap)) < 0) return r;
   if ((r = get_bool(g, "roomAdmin", &c->room_admin, why, whycap)) < 0) return r;
   if ((r = get_bool(g, "hidden", &c->hidden, why, whycap)) < 0) return r;
+  if ((r = get_bool(g, "canRecord", &c->can_record, why, whycap)) < 0) return r;
   if ((r = get_bool(g, "rtm", &c->rtm, why, whycap)) < 0) return r;
   return 0;
 }
@@ -333,7 +334,7 @@ int hd_token_mint(const hd_token_claims_t *c, const char *secret, char *out, siz
       (r = put_true(g, "canSubscribe", c->can_subscribe)) < 0 ||
       (r = put_true(g, "canPublishData", c->can_publish_data)) < 0 ||
       (r = put_true(g, "roomAdmin", c->room_admin)) < 0 || (r = put_true(g, "hidden", c->hidden)) < 0 ||
-      (r = put_true(g, "rtm", c->rtm)) < 0)
+      (r = put_true(g, "rtm", c->rtm)) < 0 || (r = put_true(g, "canRecord", c->can_record)) < 0)
     goto out;
   r = HD_ENOMEM;
   if (json_object_set(p, "grants", g) != 0) goto out;
@@ -371,7 +372,7 @@ out:
 int hd_token_authorize(const hd_token_claims_t *c, const char *room, int needed, char *why, size_t whycap) {
   if (why && whycap > 0) why[0] = 0;
   if (!c || needed & ~(HD_GRANT_PUBLISH | HD_GRANT_SUBSCRIBE | HD_GRANT_PUBLISH_DATA | HD_GRANT_ADMIN |
-                       HD_GRANT_JOIN | HD_GRANT_RTM))
+                       HD_GRANT_JOIN | HD_GRANT_RTM | HD_GRANT_RECORD))
     return fail(HD_EINVAL, why, whycap, "bad arguments");
   if (room && room[0]) {
     if (c->room[0]) {
@@ -398,6 +399,8 @@ int hd_token_authorize(const hd_token_claims_t *c, const char *room, int needed,
     if ((needed & need[i].bit) && !*have)
       return fail(HD_EFORBIDDEN, why, whycap, "token lacks %s", need[i].name);
   }
+  if ((needed & HD_GRANT_RECORD) && !c->can_record && !c->room_admin)
+    return fail(HD_EFORBIDDEN, why, whycap, "token lacks canRecord (or roomAdmin)");
   if ((needed & HD_GRANT_JOIN) && !c->identity[0])
     return fail(HD_EFORBIDDEN, why, whycap, "token has no identity (sub)");
   return 0;

@@ -26,6 +26,7 @@ typedef struct {
                        * room_admin; an empty room without room_admin grants no
                        * room-scoped action (see hd_token_authorize). */
   int room_join, can_publish, can_subscribe, can_publish_data, room_admin, hidden, rtm; /* grants, 0/1 */
+  int can_record;        /* grants.canRecord: may start/stop recordings of its room (docs/egress.md) */
   int64_t iat, nbf, exp; /* seconds since epoch; iat/nbf 0 = absent; exp required (> 0) */
   char metadata[512];    /* "metadata": optional opaque string for the app */
 } hd_token_claims_t;
@@ -33,7 +34,7 @@ typedef struct {
 /* Mints a signed token for claims c with the app secret (NUL-terminated, non-empty).
  * Header {"alg":"HS256","typ":"JWT"}; payload iss, sub, iat, nbf, exp, jti (random),
  * name, metadata and "grants" {"room","roomJoin","canPublish","canSubscribe",
- * "canPublishData","roomAdmin","hidden","rtm"}; false grants, empty strings and zero
+ * "canPublishData","roomAdmin","hidden","rtm","canRecord"}; false grants, empty strings and zero
  * iat/nbf are omitted. Writes the NUL-terminated compact token to out.
  * Returns its length (< HD_TOKEN_MAX), HD_EINVAL (no key, no secret, exp <= 0, an
  * unterminated field, nbf/iat/exp out of range), HD_ENOSPC (cap too small or token
@@ -77,7 +78,8 @@ enum {
   HD_GRANT_PUBLISH_DATA = 4,
   HD_GRANT_ADMIN = 8,
   HD_GRANT_JOIN = 16,
-  HD_GRANT_RTM = 32
+  HD_GRANT_RTM = 32,
+  HD_GRANT_RECORD = 64 /* canRecord, or roomAdmin (which may do anything in its rooms) */
 };
 
 /* Authorization used by the server after hd_token_verify. room is the room the

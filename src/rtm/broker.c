@@ -44,6 +44,7 @@ static const struct {
     [HD_RTM_ERR_FULL] = {503, "full"},
     [HD_RTM_ERR_NOT_DELIVERED] = {504, "not_delivered"},
     [HD_RTM_ERR_STORAGE_FULL] = {507, "storage_full"},
+    [HD_RTM_ERR_UNAVAILABLE] = {503, "unavailable"},
 };
 
 int hd_rtm_err_status(hd_rtm_errcode_t c) {
@@ -116,15 +117,33 @@ void rtm_body_unref(body_t *bd) {
 }
 
 /* The tail of a window entry: ,"s":N} (no comma after an empty object). */
+/* Written by hand: it runs once per delivery, twice with the send, and
+ * snprintf was 3% of the node's CPU at fan-out 100 (issue 17 item 2). cap
+ * is at least 32 at every call (a comma, "s":, 20 digits, the brace). */
 static int ent_tail(const body_t *bd, int64_t seq, char *tail, size_t cap) {
-  return snprintf(tail, cap, "%s\"s\":%lld}", bd->len > 1 ? "," : "", (long long)seq);
+  char d[24];
+  int nd = 0, n = 0;
+  uint64_t v = seq < 0 ? 0 : (uint64_t)seq;
+  do {
+    d[nd++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  if (cap < 32) return 0;
+  if (bd->len > 1) tail[n++] = ',';
+  memcpy(tail + n, "\"s\":", 4);
+  n += 4;
+  while (nd)
+    tail[n++] = d[--nd];
+  tail[n++] = '}';
+  tail[n] = 0;
+  return n;
 }
 
 /* Sends window entry e to conn: body + tail, built in the scratch buffer. */
 static void ent_send(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e) {
-  if (e->len + 1 > b->scratch_cap) {
+  if (e->len + 32 > b->scratch_cap) { /* room for ent_tail's worst case */
     size_t cap = b->scratch_cap ? b->scratch_cap : 4096;
-    while (cap < e->len + 1)
+    while (cap < e->len + 32)
       cap *= 2;
     char *n = realloc(b->scratch, cap);
     if (!n) return; /* stays in the window: a resume replays it */
@@ -470,6 +489,8 @@ static void reap(hd_rtm_broker_t *b) {
   }
 }
 
+void rtm_reap(hd_rtm_broker_t *b) { reap(b); }
+
 /* The channels of a room-scoped token (docs/rtm.md "Room-scoped tokens"):
  * "R" if R has no ':' and "room:R" (what web/room.html uses), each only if it
  * is a valid channel name as it stands (no mapping, no truncation). Distinct
@@ -490,7 +511,9 @@ static void scope_name(char *out, size_t cap, const char *prefix, const char *ro
   memcpy(out + pl, room, strlen(room) + 1); /* fits: checked above */
 }
 
-static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
+/* A new session; sid and resume given by an import (another node's), else drawn. */
+static sess_t *sess_new_ids(hd_rtm_broker_t *b, const hd_token_claims_t *c, const char *sid,
+                            const char *resume) {
   app_cnt_t *ac = app_cnt(b, c->key, 1);
   sess_t *s = ac ? calloc(1, sizeof *s) : NULL;
   if (!s) return NULL;
@@ -499,13 +522,19 @@ static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
     scope_name(s->scope[0], sizeof s->scope[0], "", c->room);
     scope_name(s->scope[1], sizeof s->scope[1], "room:", c->room);
   }
-  hd_random_token(s->sid, SID_LEN);
-  s->sid[0] = 'S';
-  hd_random_token(s->resume, RESUME_LEN);
+  if (sid && resume) {
+    hd_scpy(s->sid, sizeof s->sid, sid);
+    hd_scpy(s->resume, sizeof s->resume, resume);
+  } else {
+    hd_random_token(s->sid, SID_LEN);
+    s->sid[0] = 'S';
+    hd_random_token(s->resume, RESUME_LEN);
+  }
   hd_scpy(s->app, sizeof s->app, c->key);
   s->ac = ac;
   hd_scpy(s->user, sizeof s->user, c->identity);
   s->admin = c->room_admin;
+  s->writer = c->can_publish_data || c->room_admin;
   s->next_s = 1;
   if (hd_map_put(&b->by_sid, s->sid, strlen(s->sid), s) < 0) {
     free(s);
@@ -528,6 +557,10 @@ static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
   b->n_sessions++;
   ac->n++;
   return s;
+}
+
+static sess_t *sess_new(hd_rtm_broker_t *b, const hd_token_claims_t *c) {
+  return sess_new_ids(b, c, NULL, NULL);
 }
 
 static void attach(hd_rtm_broker_t *b, sess_t *s, conn_t *c) {
@@ -601,8 +634,36 @@ static int make_room(hd_rtm_broker_t *b, const hd_token_claims_t *cl, char *msg,
   return 0;
 }
 
+/* The session continues on connection c: what the client lacks (s > l) is
+ * replayed after the welcome. Returns 0, or -1 after an error reply. */
+static int resume_on(hd_rtm_broker_t *b, sess_t *s, conn_t *c, int64_t l, const char *id) {
+  if (l < 0 || l >= s->next_s) {
+    direct_err(b, c->id, id, HD_RTM_ERR_BAD_REQUEST, "\"last\" is beyond what the node sent");
+    return -1;
+  }
+  win_release(b, s, l, 0);
+  if (s->win_n && s->win[s->win_head].s > l + 1) {
+    /* acked past "last" earlier: the client lost messages it had acked */
+    direct_err(b, c->id, id, HD_RTM_ERR_SESSION_GONE, "\"last\" is below an earlier ack");
+    return -1;
+  }
+  attach(b, s, c);
+  b->st.resumes++;
+  send_direct(b, c->id, welcome(b, s, id, 1, l));
+  for (size_t i = 0; i < s->win_n; i++) {
+    out_ent_t *e = &s->win[(s->win_head + i) % s->win_cap];
+    b->st.replayed++;
+    ent_send(b, c->id, e);
+  }
+  return 0;
+}
+
 static void do_login(hd_rtm_broker_t *b, conn_t *c, const req_t *r, hd_time_t now) {
   json_t *rs = json_object_get(r->o, "resume");
+  if (c->resuming) {
+    direct_err(b, c->id, r->id, HD_RTM_ERR_CONFLICT, "a resume is in progress: wait for its welcome");
+    return;
+  }
   if (c->s) {
     rtm_err(b, c->s, r->id, HD_RTM_ERR_CONFLICT, "already logged in", NULL);
     return;
@@ -615,29 +676,20 @@ static void do_login(hd_rtm_broker_t *b, conn_t *c, const req_t *r, hd_time_t no
     }
     sess_t *s = hd_map_get(&b->by_resume, json_string_value(rs), json_string_length(rs));
     int64_t l = last ? json_integer_value(last) : 0;
+    if (!s && b->cl && b->cl->resume && json_string_length(rs) == RESUME_LEN && !c->resuming &&
+        b->cl->resume(b->cl->ud, c->id, json_string_value(rs)) == 0) {
+      /* another node may hold it: the answer comes through hd_rtm_cluster_import */
+      c->resuming = 1;
+      c->resume_last = l;
+      hd_scpy(c->resume_id, sizeof c->resume_id, r->id ? r->id : "");
+      return;
+    }
     if (!s || s->doomed) {
       direct_err(b, c->id, r->id, HD_RTM_ERR_SESSION_GONE,
                  "unknown or expired session: log in again and fetch history");
       return;
     }
-    if (l < 0 || l >= s->next_s) {
-      direct_err(b, c->id, r->id, HD_RTM_ERR_BAD_REQUEST, "\"last\" is beyond what the node sent");
-      return;
-    }
-    win_release(b, s, l, 0);
-    if (s->win_n && s->win[s->win_head].s > l + 1) {
-      /* acked past "last" earlier: the client lost messages it had acked */
-      direct_err(b, c->id, r->id, HD_RTM_ERR_SESSION_GONE, "\"last\" is below an earlier ack");
-      return;
-    }
-    attach(b, s, c);
-    b->st.resumes++;
-    send_direct(b, c->id, welcome(b, s, r->id, 1, l));
-    for (size_t i = 0; i < s->win_n; i++) {
-      out_ent_t *e = &s->win[(s->win_head + i) % s->win_cap];
-      b->st.replayed++;
-      ent_send(b, c->id, e);
-    }
+    resume_on(b, s, c, l, r->id);
     return;
   }
   json_t *tk = json_object_get(r->o, "token");
@@ -696,6 +748,7 @@ int hd_rtm_broker_new(hd_rtm_broker_t **out, const hd_rtm_config_t *cfg, hd_time
   hd_rtm_broker_t *b = calloc(1, sizeof *b);
   if (!b) return HD_ENOMEM;
   b->cfg = *cfg;
+  b->cl = cfg->cluster;
   hd_rtm_config_t *c = &b->cfg;
   if (!c->max_msg) c->max_msg = HD_RTM_DEFAULT_MAX_MSG;
   if (!c->window_msgs) c->window_msgs = HD_RTM_DEFAULT_WINDOW_MSGS;
@@ -712,6 +765,7 @@ int hd_rtm_broker_new(hd_rtm_broker_t **out, const hd_rtm_config_t *cfg, hd_time
   if (c->rate <= 0) c->rate = HD_RTM_DEFAULT_RATE;
   if (c->burst <= 0) c->burst = HD_RTM_DEFAULT_BURST;
   if (!c->history_keep) c->history_keep = HD_RTM_DEFAULT_HISTORY_KEEP;
+  if (!c->presence_max) c->presence_max = HD_RTM_DEFAULT_PRESENCE_MAX;
   hd_rtm_locks_init(&b->locks, HD_RTM_MAX_LOCKS);
   int rc = HD_ENOMEM;
   size_t maxc = c->max_sessions * 2 + 16;
@@ -805,6 +859,26 @@ static void reply_err(hd_rtm_broker_t *b, conn_t *c, const char *id, hd_rtm_errc
     direct_err(b, c->id, id, code, msg);
 }
 
+/* The most frequent client message by far (one per read burst of every
+ * subscriber) is an ack in the form the bundled clients write,
+ * {"type":"ack","s":N}: taken without a JSON parse (a jansson object per ack
+ * was the broker's largest cost after the sends). Anything else, including a
+ * valid ack written differently or an "s" the node never sent, takes the full
+ * path (and its error reply). Returns 1 if handled. */
+static int ack_fast(hd_rtm_broker_t *b, sess_t *s, const char *t, size_t len) {
+  static const char head[] = "{\"type\":\"ack\",\"s\":";
+  const size_t hl = sizeof head - 1;
+  if (len < hl + 2 || len > hl + 19 || memcmp(t, head, hl) || t[len - 1] != '}') return 0;
+  int64_t v = 0;
+  for (size_t i = hl; i < len - 1; i++) {
+    if (t[i] < '0' || t[i] > '9' || (i == hl && t[i] == '0' && len - 1 - hl > 1)) return 0;
+    v = v * 10 + (t[i] - '0');
+  }
+  if (v >= s->next_s) return 0;
+  win_release(b, s, v, 0);
+  return 1;
+}
+
 int hd_rtm_conn_message(hd_rtm_broker_t *b, uint64_t conn, const char *text, size_t len, hd_time_t now) {
   b->now = now;
   conn_t *c = conn_get(b, conn);
@@ -816,6 +890,7 @@ int hd_rtm_conn_message(hd_rtm_broker_t *b, uint64_t conn, const char *text, siz
     reply_err(b, c, NULL, HD_RTM_ERR_TOO_LARGE, m);
     goto out;
   }
+  if (c->s && ack_fast(b, c->s, text, len)) goto out;
   json_error_t je;
   json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
   if (!o || !json_is_object(o)) {
@@ -957,13 +1032,16 @@ int hd_rtm_metrics_text(const hd_rtm_broker_t *b, char *buf, size_t cap) {
       "# HELP hudong_rtm_store_refused_total RTM stored publishes refused by a quota or the disk floor.\n"
       "# TYPE hudong_rtm_store_refused_total counter\nhudong_rtm_store_refused_total %llu\n"
       "# HELP hudong_rtm_errors_suppressed_total RTM error replies not sent (too many unacked errors).\n"
-      "# TYPE hudong_rtm_errors_suppressed_total counter\nhudong_rtm_errors_suppressed_total %llu\n",
+      "# TYPE hudong_rtm_errors_suppressed_total counter\nhudong_rtm_errors_suppressed_total %llu\n"
+      "# HELP hudong_rtm_presence_quiet_total RTM presence events not sent (channel over rtm.presence_max).\n"
+      "# TYPE hudong_rtm_presence_quiet_total counter\nhudong_rtm_presence_quiet_total %llu\n",
       (unsigned long long)s.sessions, (unsigned long long)s.connections, (unsigned long long)s.channels,
       (unsigned long long)s.locks, (unsigned long long)s.msgs_in, (unsigned long long)s.msgs_out,
       (unsigned long long)s.published, (unsigned long long)s.errors, (unsigned long long)s.rate_limited,
       (unsigned long long)s.drops, (unsigned long long)s.expired, (unsigned long long)s.resumes,
       (unsigned long long)s.replayed, (unsigned long long)s.replaced, (unsigned long long)s.refused_logins,
-      (unsigned long long)s.store_refused, (unsigned long long)s.errors_suppressed);
+      (unsigned long long)s.store_refused, (unsigned long long)s.errors_suppressed,
+      (unsigned long long)s.presence_quiet);
   if (n < 0 || (size_t)n >= cap) return HD_ENOSPC;
   /* delivery rate (docs/quality.md "Delivery rate"), summed over the apps */
   hd_rtm_delivery_t d = {0};
@@ -1011,4 +1089,225 @@ int hd_rtm_metrics_text(const hd_rtm_broker_t *b, char *buf, size_t cap) {
                (double)d.lat_sum_us / 1e6, (unsigned long long)d.acked);
   if (w < 0 || (size_t)w >= cap - (size_t)n) return HD_ENOSPC;
   return n + w;
+}
+
+/* ---------------------------------------------------------------- multi-node */
+
+int hd_rtm_pos_cmp(hd_rtm_pos_t a, hd_rtm_pos_t b) {
+  if (a.ms != b.ms) return a.ms < b.ms ? -1 : 1;
+  return a.seq < b.seq ? -1 : a.seq > b.seq;
+}
+
+int hd_rtm_pos_parse(const char *s, size_t len, hd_rtm_pos_t *out) {
+  uint64_t v[2] = {0, 0};
+  int k = 0, digits = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = s[i];
+    if (ch == '-' && k == 0 && digits) {
+      k = 1;
+      digits = 0;
+    } else if (ch >= '0' && ch <= '9' && v[k] <= (UINT64_MAX - 9) / 10) {
+      v[k] = v[k] * 10 + (uint64_t)(ch - '0');
+      digits++;
+    } else {
+      return HD_EINVAL;
+    }
+  }
+  if (!digits) return HD_EINVAL;
+  out->ms = v[0];
+  out->seq = v[1];
+  return 0;
+}
+
+void hd_rtm_pos_str(hd_rtm_pos_t p, char out[48]) {
+  snprintf(out, 48, "%llu-%llu", (unsigned long long)p.ms, (unsigned long long)p.seq);
+}
+
+/* The session moves to node `to` (its client resumed there): its state goes
+ * out as JSON, then it ends here without a presence change in the log (the
+ * importing node takes the user's presence over before this node's share is
+ * dropped, so the others see no leave/join). Its unacked deliveries are owed
+ * by the other node from now on. */
+int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to, char **out, size_t *len,
+                          hd_time_t now) {
+  b->now = now;
+  sess_t *s = resume ? hd_map_get(&b->by_resume, resume, strlen(resume)) : NULL;
+  if (!s || s->doomed || !b->cl) return HD_ENOTFOUND;
+  json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:[s,s],s:I,s:s}", "v", 1, "node", b->cl->node,
+                        "sid", s->sid, "resume", s->resume, "app", s->app, "user", s->user, "admin", s->admin,
+                        "scoped", s->scoped, "scope", s->scope[0], s->scope[1], "next_s",
+                        (json_int_t)s->next_s, "to", to ? to : "");
+  json_t *w = json_array(), *dd = json_array(), *subs = json_array();
+  if (!o || !w || !dd || !subs) {
+    json_decref(o), json_decref(w), json_decref(dd), json_decref(subs);
+    return HD_ENOMEM;
+  }
+  for (size_t i = 0; i < s->win_n; i++) {
+    out_ent_t *e = &s->win[(s->win_head + i) % s->win_cap];
+    json_array_append_new(w, json_pack("{s:I,s:s%,s:b,s:b}", "s", (json_int_t)e->s, "b", e->body->text,
+                                       e->body->len, "d", e->dlv, "e", e->err));
+  }
+  for (int i = 0; s->dd && i < HD_RTM_PUB_DEDUPE; i++) {
+    const dd_ent_t *d = &s->dd[(s->dd_next + i) % HD_RTM_PUB_DEDUPE]; /* oldest first */
+    if (d->id[0]) json_array_append_new(dd, json_pack("[s,I]", d->id, (json_int_t)d->cseq));
+  }
+  while (s->n_subs) {
+    chan_t *c = s->subs[s->n_subs - 1];
+    char pos[48];
+    hd_rtm_pos_str(c->pos, pos);
+    json_t *x = json_pack("{s:s,s:s}", "ch", c->name, "pos", pos);
+    json_object_set_new(x, "left", json_boolean(rtm_chan_move_out(b, s, c))); /* may free c */
+    json_array_append_new(subs, x);
+  }
+  json_object_set_new(o, "win", w);
+  json_object_set_new(o, "dd", dd);
+  json_object_set_new(o, "subs", subs);
+  char *t = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  /* the window leaves with it: not acked, not given up here (owed there) */
+  while (s->win_n) {
+    out_ent_t *e = &s->win[s->win_head];
+    if (e->dlv && s->ac->dl.owed) s->ac->dl.owed--;
+    if (e->rc) rtm_receipt_settle(b, e->rc, 0);
+    if (e->err) s->win_errs--;
+    s->win_bytes -= e->len;
+    rtm_body_unref(e->body);
+    s->win_head = (s->win_head + 1) % s->win_cap;
+    s->win_n--;
+  }
+  if (s->conn) {
+    conn_t *c = conn_get(b, s->conn);
+    if (c) c->s = NULL;
+    b->cfg.close(b->cfg.ud, s->conn, HD_RTM_CLOSE_REPLACED, "session resumed on another node");
+    b->st.connections--;
+    s->conn = 0;
+  }
+  sess_end(b, s, "leave", 2); /* no subscriptions, no window left: no event */
+  reap(b);
+  if (!t) return HD_ENOMEM;
+  *out = t;
+  *len = strlen(t);
+  return 0;
+}
+
+static const char *jstr(json_t *o, const char *k) {
+  const char *v = json_string_value(json_object_get(o, k));
+  return v ? v : "";
+}
+
+/* Rebuilds an exported session on this node. Returns it, or NULL with why. */
+static sess_t *import_session(hd_rtm_broker_t *b, json_t *o, char *why, size_t cap) {
+  hd_token_claims_t cl;
+  memset(&cl, 0, sizeof cl);
+  const char *sid = jstr(o, "sid"), *resume = jstr(o, "resume");
+  if (json_integer_value(json_object_get(o, "v")) != 1 || strlen(sid) != SID_LEN ||
+      strlen(resume) != RESUME_LEN || hd_scpy(cl.key, sizeof cl.key, jstr(o, "app")) < 0 ||
+      hd_scpy(cl.identity, sizeof cl.identity, jstr(o, "user")) < 0 || !cl.key[0] || !cl.identity[0]) {
+    snprintf(why, cap, "the session's state from the other node is unreadable: log in again");
+    return NULL;
+  }
+  cl.room_admin = json_is_true(json_object_get(o, "admin"));
+  if (make_room(b, &cl, why, cap) < 0) return NULL;
+  sess_t *s = sess_new_ids(b, &cl, sid, resume);
+  if (!s) {
+    snprintf(why, cap, "out of memory");
+    return NULL;
+  }
+  json_t *sc = json_object_get(o, "scope");
+  s->scoped = json_is_true(json_object_get(o, "scoped"));
+  hd_scpy(s->scope[0], sizeof s->scope[0], json_string_value(json_array_get(sc, 0)) ?: "");
+  hd_scpy(s->scope[1], sizeof s->scope[1], json_string_value(json_array_get(sc, 1)) ?: "");
+  s->next_s = json_integer_value(json_object_get(o, "next_s"));
+  if (s->next_s < 1) s->next_s = 1;
+  size_t i;
+  json_t *x;
+  json_array_foreach(json_object_get(o, "win"), i, x) {
+    json_t *bt = json_object_get(x, "b");
+    size_t bl = json_string_length(bt);
+    char *full = malloc(bl + 2);
+    body_t *bd = NULL;
+    if (full) {
+      memcpy(full, json_string_value(bt), bl);
+      full[bl] = '}';
+      bd = rtm_body_new(full, bl + 1);
+      free(full);
+    }
+    if (!bd || win_grow(s, b->cfg.window_msgs) < 0) {
+      rtm_body_unref(bd);
+      break; /* cannot happen within the same window caps; the gap ends the session at the client */
+    }
+    out_ent_t *e = &s->win[(s->win_head + s->win_n) % s->win_cap];
+    memset(e, 0, sizeof *e);
+    e->s = json_integer_value(json_object_get(x, "s"));
+    e->body = bd;
+    char tail[40];
+    e->len = bd->len + (size_t)ent_tail(bd, e->s, tail, sizeof tail);
+    e->dlv = json_is_true(json_object_get(x, "d"));
+    e->err = json_is_true(json_object_get(x, "e"));
+    e->t0 = b->now;
+    if (e->dlv) s->ac->dl.owed++;
+    if (e->err) s->win_errs++;
+    s->win_n++;
+    s->win_bytes += e->len;
+  }
+  json_array_foreach(json_object_get(o, "dd"), i, x) {
+    const char *id = json_string_value(json_array_get(x, 0));
+    if (id && strlen(id) <= HD_RTM_MAX_ID) {
+      if (!s->dd && !(s->dd = calloc(HD_RTM_PUB_DEDUPE, sizeof *s->dd))) break;
+      hd_scpy(s->dd[s->dd_next].id, sizeof s->dd[0].id, id);
+      s->dd[s->dd_next].cseq = json_integer_value(json_array_get(x, 1));
+      s->dd_next = (s->dd_next + 1) % HD_RTM_PUB_DEDUPE;
+    }
+  }
+  const char *from = jstr(o, "node");
+  json_array_foreach(json_object_get(o, "subs"), i, x) {
+    hd_rtm_pos_t pos;
+    const char *ch = jstr(x, "ch");
+    if (hd_rtm_pos_parse(jstr(x, "pos"), strlen(jstr(x, "pos")), &pos) < 0) continue;
+    chan_t *c = rtm_chan_get(b, s->app, ch, 1);
+    if (!c) {
+      rtm_doom(b, s, 1); /* the log is unreachable: the client logs in again and refills */
+      break;
+    }
+    /* the session saw the channel up to pos over there: give it what this
+     * node fanned out after pos, or bring this node up to pos first */
+    int cmp = hd_rtm_pos_cmp(pos, c->pos);
+    if ((cmp < 0 && rtm_chan_fill(b, s, c, pos, c->pos) < 0) ||
+        (cmp > 0 && rtm_chan_catch_up(b, c, pos) < 0) ||
+        rtm_chan_join(b, s, c, from, json_is_true(json_object_get(x, "left"))) < 0) {
+      rtm_chan_maybe_free(b, c);
+      rtm_doom(b, s, 1);
+      break;
+    }
+  }
+  return s;
+}
+
+int hd_rtm_cluster_import(hd_rtm_broker_t *b, uint64_t conn, const char *state, size_t len, hd_time_t now) {
+  b->now = now;
+  conn_t *c = conn_get(b, conn);
+  if (!c || !c->resuming) return HD_ENOTFOUND;
+  c->resuming = 0;
+  const char *id = c->resume_id[0] ? c->resume_id : NULL;
+  json_t *o = state ? json_loadb(state, len, 0, NULL) : NULL;
+  char why[300];
+  sess_t *s = NULL;
+  if (!o)
+    snprintf(why, sizeof why, "unknown or expired session: log in again and fetch history");
+  else
+    s = import_session(b, o, why, sizeof why);
+  json_decref(o);
+  if (!s) {
+    direct_err(b, c->id, id, HD_RTM_ERR_SESSION_GONE, why);
+  } else if (s->doomed || resume_on(b, s, c, c->resume_last, id) < 0) {
+    if (s->doomed)
+      direct_err(b, c->id, id, HD_RTM_ERR_SESSION_GONE,
+                 "the session could not move here: log in again and fetch history");
+    else {
+      s->expire_at = now + b->cfg.resume_grace;
+      exp_insert(b, s);
+    }
+  }
+  reap(b);
+  return 0;
 }

@@ -17,9 +17,14 @@
  * cumulatively, unacked messages stay in a bounded window that is replayed on
  * resume; a window overflow ends the session with close code 4008.
  *
- * Multi-node later: fan-out goes through one function per channel
- * (channel_deliver in broker.c) and sequence numbers come from one owner per
- * channel; a remote relay plugs in there (docs/rtm.md "Multi-node"). */
+ * Multi-node (issue 15 item 5, docs/overlay.md "RTM across nodes"): with
+ * cfg.cluster set, a channel's events are sequenced and carried by a shared
+ * per-channel log (hd_rtm_cluster_t; the node's Redis in io/rtm_redis.h):
+ * the broker appends (publish, presence, attributes, locks) and fans out only
+ * what the shell reads back from the log (hd_rtm_cluster_entry), so every
+ * node delivers a channel in the log's one order. Sessions move between
+ * nodes on resume (hd_rtm_cluster_export / hd_rtm_cluster_import). Without
+ * cfg.cluster nothing of this runs. */
 #ifndef HD_RTM_BROKER_H
 #define HD_RTM_BROKER_H
 #include <stddef.h>
@@ -45,6 +50,7 @@
 #define HD_RTM_DEFAULT_MIN_FREE (100LL << 20)    /* refuse stored publishes under this much free disk */
 #define HD_RTM_DEFAULT_PEER_TIMEOUT HD_SEC(30)
 #define HD_RTM_DEFAULT_HISTORY_KEEP 1000 /* stored messages kept per channel */
+#define HD_RTM_DEFAULT_PRESENCE_MAX 500  /* members up to which presence events are sent */
 #define HD_RTM_MAX_SUBS 64               /* channels per session */
 #define HD_RTM_MAX_CHANNEL 64            /* channel name bytes: [A-Za-z0-9_.:-] */
 #define HD_RTM_MAX_USER 127              /* user id (token "sub") bytes */
@@ -83,10 +89,103 @@ typedef enum {
   HD_RTM_ERR_FULL,          /* 503 full: a node/session cap reached */
   HD_RTM_ERR_NOT_DELIVERED, /* 504 not_delivered: peer message not acked in time / session lost */
   HD_RTM_ERR_STORAGE_FULL,  /* 507 storage_full: a history quota or the disk floor refused a stored publish */
+  HD_RTM_ERR_UNAVAILABLE,   /* 503 unavailable: the cluster's shared log (Redis) did not answer */
   HD_RTM_ERR_COUNT
 } hd_rtm_errcode_t;
 
 typedef struct hd_rtm_broker hd_rtm_broker_t;
+
+/* ---- multi-node (docs/overlay.md "RTM across nodes") ---- */
+
+/* A position in a channel's log (a Redis stream id "ms-seq"); {0,0} = the start. */
+typedef struct {
+  uint64_t ms, seq;
+} hd_rtm_pos_t;
+int hd_rtm_pos_cmp(hd_rtm_pos_t a, hd_rtm_pos_t b);
+/* "ms-seq" <-> pos. parse returns 0 or HD_EINVAL. */
+int hd_rtm_pos_parse(const char *s, size_t len, hd_rtm_pos_t *out);
+void hd_rtm_pos_str(hd_rtm_pos_t p, char out[48]);
+
+/* One log entry (lent for the call): its position, the channel sequence
+ * number (> 0 for a channel message, 0 for an event) and the compact JSON
+ * object a subscriber gets (without "s"). */
+typedef struct {
+  hd_rtm_pos_t pos;
+  int64_t cseq;
+  const char *json;
+  size_t len;
+} hd_rtm_entry_t;
+typedef int (*hd_rtm_entry_fn)(void *ud, const hd_rtm_entry_t *e);
+typedef int (*hd_rtm_who_fn)(void *ud, const char *user, const char *state /* NULL: none */);
+typedef int (*hd_rtm_lockl_fn)(void *ud, const char *name, const char *owner, int64_t exp_ms);
+
+/* Presence operations on the shared member table. */
+enum { HD_RTM_PRES_JOIN = 1, HD_RTM_PRES_LEAVE = 2, HD_RTM_PRES_TIMEOUT = 3, HD_RTM_PRES_STATE = 4 };
+
+/* The shared log and state of a cluster. Synchronous calls on the broker's
+ * thread (like the store), each one atomic in the log; a negative HD_E* when
+ * it cannot be reached (the request then gets 503 unavailable). Strings are
+ * lent for the call. */
+typedef struct {
+  void *ud;
+  const char *node; /* this node's id */
+  /* The node starts following a channel (first local subscriber): its last
+   * cseq and log position now, read atomically; entries after pos are then
+   * read back through hd_rtm_cluster_entry. */
+  int (*chan_open)(void *ud, const char *app, const char *ch, int64_t *cseq, hd_rtm_pos_t *pos);
+  void (*chan_close)(void *ud, const char *app, const char *ch);
+  /* Sequences a channel message: cseq = the channel's next (> floor: the
+   * highest this node has seen, so a Redis that lost its data never goes
+   * back), the entry is pre + cseq + post; stored (m->cseq is ignored) in
+   * the channel's history when store. */
+  int (*publish)(void *ud, const char *app, const char *ch, const char *pre, const char *post, int64_t floor,
+                 const hd_rtm_stored_msg_t *m, int store, int keep, int64_t *cseq);
+  int (*hist)(void *ud, const char *app, const char *ch, const hd_rtm_hist_query_t *q, hd_rtm_msg_fn fn,
+              void *fud);
+  /* Entries of a channel after `after` up to and including `upto`, ascending. */
+  int (*range)(void *ud, const char *app, const char *ch, hd_rtm_pos_t after, hd_rtm_pos_t upto,
+               hd_rtm_entry_fn fn, void *fud);
+  /* Presence of user in ch held by node (NULL: this node). JOIN: the node
+   * holds the user now (the event `body` is logged if the user was nowhere
+   * before); LEAVE/TIMEOUT: no more (logged if the user is now nowhere);
+   * STATE: state set (logged always). None is logged while the channel has
+   * more than presence_max members (0 = no cap). */
+  int (*presence)(void *ud, const char *app, const char *ch, const char *user, const char *node, int op,
+                  const char *state, const char *body, int presence_max);
+  int (*who)(void *ud, const char *app, const char *ch, hd_rtm_who_fn fn, void *fud);
+  /* Attribute compare-and-set, as the store's attr_cas; the change event
+   * (ev_pre + rev + ev_post) is logged in the channel when sc is a channel. */
+  int (*attr_cas)(void *ud, const char *app, hd_rtm_scope_t sc, const char *name, const char *key,
+                  const char *value, int64_t expect, int max_keys, const char *ev_pre, const char *ev_post,
+                  int64_t *rev);
+  int (*attr_list)(void *ud, const char *app, hd_rtm_scope_t sc, const char *name, hd_rtm_attr_fn fn,
+                   void *fud);
+  /* Locks: op 'a' acquire/refresh, 's' steal (admin), 'r' release (admin:
+   * anyone's). The event is logged. Returns 0 (*exp_ms set for a/s, prev =
+   * previous owner or ""), HD_ESTATE (held: prev = owner), HD_ENOTFOUND,
+   * HD_EFORBIDDEN, HD_ENOSPC. Expiry is the shell's (it logs "expired"). */
+  int (*lock)(void *ud, int op, const char *app, const char *ch, const char *name, const char *user,
+              int64_t ttl_ms, int admin, char prev[128], int64_t *exp_ms);
+  int (*lock_list)(void *ud, const char *app, const char *ch, hd_rtm_lockl_fn fn, void *fud);
+  /* A resume for a session this node does not hold: ask the other nodes;
+   * the shell answers later with hd_rtm_cluster_import (session or NULL).
+   * Returns 0, or a negative HD_E* (the login then gets 410). */
+  int (*resume)(void *ud, uint64_t conn, const char *resume);
+} hd_rtm_cluster_t;
+/* Publish hook (the whiteboard, src/board/, docs/whiteboard.md): a "pub" to a
+ * channel whose name starts with hook_prefix is first handed to pub_hook,
+ * after the id dedupe and before the channel sequence number is assigned, so
+ * the hook sees publishes in channel order. It returns 0 to publish — *out
+ * (malloc'd, the broker frees it) instead of data when set, never stored in
+ * the channel history (the hook keeps its own log) — or an hd_rtm_errcode_t
+ * to refuse with msg (nothing is published). */
+typedef struct {
+  const char *app, *user, *ch, *data;
+  size_t len;
+  int writer; /* the token has canPublishData or roomAdmin */
+  int64_t wall_ms;
+} hd_rtm_hook_pub_t;
+typedef int (*hd_rtm_pub_hook_fn)(void *ud, const hd_rtm_hook_pub_t *p, char **out, char *msg, size_t msgcap);
 
 typedef struct {
   /* outputs (required). text is lent for the call. */
@@ -110,6 +209,15 @@ typedef struct {
   int history_keep;
   /* stored history per app and the disk floor (docs/rtm.md "Storage quotas"); 0 = default, < 0 = none */
   int64_t quota_channels, quota_bytes, min_free_bytes;
+  const hd_rtm_cluster_t *cluster; /* NULL: one node (the default); not owned */
+  /* presence events (join/leave/timeout/state) only while the channel has at
+   * most this many members (docs/rtm.md "Presence"); 0 = default, < 0 = no cap */
+  int presence_max;
+  /* publish hook (see hd_rtm_hook_pub_t); a room-scoped token may also use
+   * the channels hook_prefix + R + ":" + name (its room's boards) */
+  const char *hook_prefix;
+  hd_rtm_pub_hook_fn pub_hook;
+  void *hook_ud;
 } hd_rtm_config_t;
 
 /* Counters for /metrics. */
@@ -131,6 +239,7 @@ typedef struct {
   uint64_t refused_logins;    /* logins refused by a session cap (node, app, identity) */
   uint64_t store_refused;     /* stored publishes refused by a quota or the disk floor */
   uint64_t errors_suppressed; /* error replies not sent: too many unacked errors (docs/rtm.md) */
+  uint64_t presence_quiet;    /* presence events not sent: channel over presence_max members */
 } hd_rtm_stats_t;
 
 /* Delivery accounting (issue 14 item 1, DESIGN §6 "delivery rate", docs/quality.md
@@ -188,6 +297,29 @@ void hd_rtm_shutdown(hd_rtm_broker_t *b);
 void hd_rtm_stats(const hd_rtm_broker_t *b, hd_rtm_stats_t *out);
 /* Prometheus text (hudong_rtm_*) into buf. Returns bytes written or HD_ENOSPC. */
 int hd_rtm_metrics_text(const hd_rtm_broker_t *b, char *buf, size_t cap);
+
+/* ---- multi-node ---- */
+/* An entry read from a channel's log: fanned out to this node's subscribers
+ * of (app, ch) unless already seen (pos at or below the channel's). */
+void hd_rtm_cluster_entry(hd_rtm_broker_t *b, const char *app, const char *ch, const hd_rtm_entry_t *e,
+                          hd_time_t now);
+/* Another node wants the session with this resume token (its client
+ * resumed there): if this node holds it, the session leaves this node (its
+ * connection, if any, is closed with 4009; no presence event: the user moves)
+ * and *out gets its state (malloc'd JSON, *len) for hd_rtm_cluster_import on
+ * node `to`. Returns 0, HD_ENOTFOUND (not here), HD_ENOMEM. */
+int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to, char **out, size_t *len,
+                          hd_time_t now);
+/* The answer to cfg.cluster->resume for conn: the exported session (NULL =
+ * no node has it: 410). The session continues here (welcome resumed, replay
+ * of what the client lacks, then what the log has after each channel's
+ * position). Returns 0 or HD_ENOTFOUND (conn gone or not waiting). */
+int hd_rtm_cluster_import(hd_rtm_broker_t *b, uint64_t conn, const char *state, size_t len, hd_time_t now);
+
+/* The cluster's shared state may have been lost (Redis restarted without
+ * persistence): every member this node holds is written again (idempotent
+ * when nothing was lost: no event is logged for a user still present). */
+void hd_rtm_cluster_reassert(hd_rtm_broker_t *b, hd_time_t now);
 
 /* Names: numeric code (400..) and reason ("bad_request") of an error code. */
 int hd_rtm_err_status(hd_rtm_errcode_t c);

@@ -62,6 +62,7 @@ typedef struct sess {
   char sid[SID_LEN + 1], resume[RESUME_LEN + 1];
   char app[64], user[HD_RTM_MAX_USER + 1];
   int admin;
+  int writer; /* canPublishData or roomAdmin: may change a board (hd_rtm_hook_pub_t) */
   /* A token naming a room (grants.room) scopes the session (docs/rtm.md
    * "Room-scoped tokens"): only channels scope[0] ("R") and scope[1]
    * ("room:R"; "" = none), its own user attributes, peers in its room. */
@@ -101,6 +102,7 @@ typedef struct chan {
   struct chan *next; /* bucket chain */
   char app[64], name[HD_RTM_MAX_CHANNEL + 1];
   int64_t cseq, hwm;
+  hd_rtm_pos_t pos; /* cluster: the last log entry fanned out here */
   sess_t **subs;
   size_t n_subs, cap_subs;
   member_t *mem;
@@ -121,13 +123,18 @@ typedef struct {
   sess_t *s;
   double tokens;
   hd_time_t last;
+  /* cluster: a resume asked of the other nodes (cfg.cluster->resume) */
+  int resuming;
+  int64_t resume_last;
+  char resume_id[HD_RTM_MAX_ID + 1];
 } conn_t;
 
 struct hd_rtm_broker {
   hd_rtm_config_t cfg;
-  hd_map_t conns;     /* conn id (8 bytes) -> conn_t */
-  hd_map_t by_sid;    /* sid -> sess_t */
-  hd_map_t by_resume; /* resume token -> sess_t */
+  const hd_rtm_cluster_t *cl; /* cfg.cluster: NULL on one node */
+  hd_map_t conns;             /* conn id (8 bytes) -> conn_t */
+  hd_map_t by_sid;            /* sid -> sess_t */
+  hd_map_t by_resume;         /* resume token -> sess_t */
   sess_t *sessions;
   size_t n_sessions;
   app_cnt_t *apps;
@@ -183,6 +190,8 @@ void rtm_push_delivery(hd_rtm_broker_t *b, sess_t *s, body_t *body, receipt_t *r
  * refs = 1 for the caller, who drops it with rtm_body_unref. */
 body_t *rtm_body_new(const char *json, size_t len);
 void rtm_body_unref(body_t *body);
+/* Ends the sessions doomed during the current operation. */
+void rtm_reap(hd_rtm_broker_t *b);
 
 /* ---- broker_ops.c ---- */
 chan_t *rtm_chan_get(hd_rtm_broker_t *b, const char *app, const char *name, int create);
@@ -200,5 +209,17 @@ hd_time_t rtm_receipts_next(const hd_rtm_broker_t *b);
 void rtm_locks_tick(hd_rtm_broker_t *b, hd_time_t now);
 int rtm_locks_load(hd_rtm_broker_t *b, hd_time_t now);
 void rtm_free_all_chans(hd_rtm_broker_t *b);
+/* Cluster: s joins channel c (already open) as a subscriber; presence as a
+ * sub; moved: the user's presence came from node `from` (import), which
+ * left it when from_left. Returns 0 or HD_ENOMEM/HD_ENOSPC. */
+int rtm_chan_join(hd_rtm_broker_t *b, sess_t *s, chan_t *c, const char *from, int from_left);
+/* Cluster: s leaves c without any presence change in the log (its session
+ * moves to another node); returns 1 if it was the user's last local session
+ * in c (the importing node then takes the node's presence over). */
+int rtm_chan_move_out(hd_rtm_broker_t *b, sess_t *s, chan_t *c);
+/* Cluster: pushes c's log entries in (after, upto] to s only. */
+int rtm_chan_fill(hd_rtm_broker_t *b, sess_t *s, chan_t *c, hd_rtm_pos_t after, hd_rtm_pos_t upto);
+/* Cluster: catches c up to `upto` from the log (fan-out to its subscribers). */
+int rtm_chan_catch_up(hd_rtm_broker_t *b, chan_t *c, hd_rtm_pos_t upto);
 
 #endif

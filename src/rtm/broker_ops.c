@@ -71,10 +71,16 @@ static int valid_name(const char *c) {
   return 1;
 }
 
-/* A room-scoped session may use only its room's channels (broker_internal.h). */
-static int in_scope(const sess_t *s, const char *ch) {
-  return !s->scoped || (s->scope[0][0] && !strcmp(ch, s->scope[0])) ||
-         (s->scope[1][0] && !strcmp(ch, s->scope[1]));
+/* A room-scoped session may use only its room's channels (broker_internal.h),
+ * and with a publish hook its room's hook channels (prefix + R + ":" + name). */
+static int in_scope(const hd_rtm_broker_t *b, const sess_t *s, const char *ch) {
+  if (!s->scoped || (s->scope[0][0] && !strcmp(ch, s->scope[0])) ||
+      (s->scope[1][0] && !strcmp(ch, s->scope[1])))
+    return 1;
+  const char *px = b->cfg.pub_hook ? b->cfg.hook_prefix : NULL;
+  size_t pl = px ? strlen(px) : 0, rl = strlen(s->scope[0]);
+  return px && rl && !strncmp(ch, px, pl) && !strncmp(ch + pl, s->scope[0], rl) && ch[pl + rl] == ':' &&
+         ch[pl + rl + 1];
 }
 
 /* The "ch" member: a valid channel name within the session's scope. */
@@ -84,7 +90,7 @@ static int fchan(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char **ch)
     rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "field \"ch\": use 1..64 of A-Z a-z 0-9 - _ . :", NULL);
     return -1;
   }
-  if (!in_scope(s, *ch)) {
+  if (!in_scope(b, s, *ch)) {
     char m[300];
     if (s->scope[0][0] || s->scope[1][0])
       snprintf(
@@ -118,12 +124,20 @@ chan_t *rtm_chan_get(hd_rtm_broker_t *b, const char *app, const char *name, int 
     free(c);
     return NULL;
   }
-  /* the sequence continues above everything ever assigned (survives restarts) */
-  if (b->cfg.store->ops->seq_get(b->cfg.store, app, name, &c->hwm) < 0) {
-    free(c);
-    return NULL;
+  if (b->cl) { /* the node follows the channel's log from here */
+    if (b->cl->chan_open(b->cl->ud, app, name, &c->cseq, &c->pos) < 0) {
+      free(c);
+      return NULL;
+    }
+    c->hwm = c->cseq;
+  } else {
+    /* the sequence continues above everything ever assigned (survives restarts) */
+    if (b->cfg.store->ops->seq_get(b->cfg.store, app, name, &c->hwm) < 0) {
+      free(c);
+      return NULL;
+    }
+    c->cseq = c->hwm;
   }
-  c->cseq = c->hwm;
   c->next = b->buckets[h];
   b->buckets[h] = c;
   b->n_chans++;
@@ -140,8 +154,10 @@ static void chan_free(chan_t *c) {
 
 void rtm_chan_maybe_free(hd_rtm_broker_t *b, chan_t *c) {
   if (c->n_subs || c->n_mem) return;
+  if (b->cl) b->cl->chan_close(b->cl->ud, c->app, c->name);
   /* give back the unused reservation so that the next use continues at cseq + 1 */
-  if (c->cseq < c->hwm) b->cfg.store->ops->seq_put(b->cfg.store, c->app, c->name, c->cseq);
+  else if (c->cseq < c->hwm)
+    b->cfg.store->ops->seq_put(b->cfg.store, c->app, c->name, c->cseq);
   uint32_t h = hash(c->app, c->name) % CHAN_BUCKETS;
   for (chan_t **pp = &b->buckets[h]; *pp; pp = &(*pp)->next)
     if (*pp == c) {
@@ -189,11 +205,48 @@ static member_t *member(chan_t *c, const char *user) {
   return NULL;
 }
 
-static void presence_event(hd_rtm_broker_t *b, chan_t *c, const char *ev, const char *user,
-                           const char *state) {
+static json_t *presence_obj(const chan_t *c, const char *ev, const char *user, const char *state) {
   json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "type", "pres", "ch", c->name, "ev", ev, "user", user);
   if (o && state) json_object_set_new(o, "state", json_string(state));
-  channel_deliver(b, c, o);
+  return o;
+}
+
+/* Cluster: the presence change goes to the shared member table, which logs
+ * the event when the user's cluster-wide presence changes (node NULL: this
+ * node's share; else another node's, on a session move). */
+static int presence_shared(hd_rtm_broker_t *b, chan_t *c, const char *ev, const char *user, const char *node,
+                           const char *state) {
+  int op = !strcmp(ev, "join")    ? HD_RTM_PRES_JOIN
+           : !strcmp(ev, "leave") ? HD_RTM_PRES_LEAVE
+           : !strcmp(ev, "state") ? HD_RTM_PRES_STATE
+                                  : HD_RTM_PRES_TIMEOUT;
+  json_t *o = presence_obj(c, ev, user, state);
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  int rc = t ? b->cl->presence(b->cl->ud, c->app, c->name, user, node, op, state, t,
+                               b->cfg.presence_max > 0 ? b->cfg.presence_max : 0)
+             : HD_ENOMEM;
+  free(t);
+  return rc;
+}
+
+/* Presence events go out only in channels of at most presence_max members
+ * (docs/rtm.md "Presence"): in a channel of n members every join is
+ * delivered to n subscribers, so n joins cost n^2/2 deliveries (500 000 for
+ * 1000 members, the whole cost of filling a big channel). Large channels use
+ * `who` instead, as Agora's "announce max" does. */
+static void presence_event(hd_rtm_broker_t *b, chan_t *c, const char *ev, const char *user,
+                           const char *state) {
+  if (b->cl) {
+    presence_shared(b, c, ev, user, NULL, state);
+    return;
+  }
+  size_t n = c->n_mem + (!strcmp(ev, "leave") || !strcmp(ev, "timeout")); /* a leaver counts */
+  if (b->cfg.presence_max > 0 && n > (size_t)b->cfg.presence_max) {
+    b->st.presence_quiet++;
+    return;
+  }
+  channel_deliver(b, c, presence_obj(c, ev, user, state));
 }
 
 static int is_sub(const sess_t *s, const chan_t *c) {
@@ -222,6 +275,34 @@ void rtm_chan_leave(hd_rtm_broker_t *b, sess_t *s, chan_t *c, const char *ev) {
   rtm_chan_maybe_free(b, c);
 }
 
+/* Room for one more subscription of s and subscriber of c (m: the user's
+ * member entry in c, NULL if new). */
+static int sub_room(sess_t *s, chan_t *c, member_t *m) {
+  if (s->n_subs == s->cap_subs) { /* grown on demand: an idle session keeps little */
+    int nc = s->cap_subs ? s->cap_subs * 2 : 2;
+    if (nc > HD_RTM_MAX_SUBS) nc = HD_RTM_MAX_SUBS;
+    chan_t **a = realloc(s->subs, (size_t)nc * sizeof *a);
+    if (!a) return HD_ENOMEM;
+    s->subs = a;
+    s->cap_subs = nc;
+  }
+  if ((c->n_subs == c->cap_subs || (!m && c->n_mem == c->cap_mem))) {
+    size_t ns = c->cap_subs ? c->cap_subs * 2 : 8, nm = c->cap_mem ? c->cap_mem * 2 : 8;
+    sess_t **a = c->n_subs == c->cap_subs ? realloc(c->subs, ns * sizeof *a) : c->subs;
+    if (a) {
+      c->subs = a;
+      if (c->n_subs == c->cap_subs) c->cap_subs = ns;
+    }
+    member_t *mm = !m && c->n_mem == c->cap_mem ? realloc(c->mem, nm * sizeof *mm) : c->mem;
+    if (mm) {
+      c->mem = mm;
+      if (!m && c->n_mem == c->cap_mem) c->cap_mem = nm;
+    }
+    if (!a || !mm) return HD_ENOMEM;
+  }
+  return 0;
+}
+
 static void do_sub(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
   const char *name;
   if (fchan(b, s, r, &name) < 0) return;
@@ -239,36 +320,11 @@ static void do_sub(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
     rtm_chan_maybe_free(b, c);
     return;
   }
-  if (s->n_subs == s->cap_subs) { /* grown on demand: an idle session keeps little */
-    int nc = s->cap_subs ? s->cap_subs * 2 : 2;
-    if (nc > HD_RTM_MAX_SUBS) nc = HD_RTM_MAX_SUBS;
-    chan_t **a = realloc(s->subs, (size_t)nc * sizeof *a);
-    if (!a) {
-      rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "out of memory", NULL);
-      rtm_chan_maybe_free(b, c);
-      return;
-    }
-    s->subs = a;
-    s->cap_subs = nc;
-  }
   member_t *m = member(c, s->user);
-  if ((c->n_subs == c->cap_subs || (!m && c->n_mem == c->cap_mem))) {
-    size_t ns = c->cap_subs ? c->cap_subs * 2 : 8, nm = c->cap_mem ? c->cap_mem * 2 : 8;
-    sess_t **a = c->n_subs == c->cap_subs ? realloc(c->subs, ns * sizeof *a) : c->subs;
-    if (a) {
-      c->subs = a;
-      if (c->n_subs == c->cap_subs) c->cap_subs = ns;
-    }
-    member_t *mm = !m && c->n_mem == c->cap_mem ? realloc(c->mem, nm * sizeof *mm) : c->mem;
-    if (mm) {
-      c->mem = mm;
-      if (!m && c->n_mem == c->cap_mem) c->cap_mem = nm;
-    }
-    if (!a || !mm) {
-      rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "out of memory", NULL);
-      rtm_chan_maybe_free(b, c);
-      return;
-    }
+  if (sub_room(s, c, m) < 0) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "out of memory", NULL);
+    rtm_chan_maybe_free(b, c);
+    return;
   }
   c->subs[c->n_subs++] = s;
   s->subs[s->n_subs++] = c;
@@ -344,6 +400,63 @@ static void store_refused(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const h
   rtm_err(b, s, r->id, HD_RTM_ERR_STORAGE_FULL, m, NULL);
 }
 
+/* JSON text of o split where an integer goes: pre ends with "key": and post
+ * holds the remaining members of tail (an object) and the closing brace. */
+static int splice_parts(json_t *head, const char *key, json_t *tail, char **pre, char **post) {
+  char *h = head ? json_dumps(head, JSON_COMPACT) : NULL, *t = tail ? json_dumps(tail, JSON_COMPACT) : NULL;
+  json_decref(head);
+  json_decref(tail);
+  *pre = *post = NULL;
+  if (h && t && strlen(h) >= 2 && strlen(t) >= 2) {
+    size_t hl = strlen(h), tl = strlen(t);
+    *pre = malloc(hl + strlen(key) + 8);
+    *post = malloc(tl + 2);
+    if (*pre && *post) {
+      snprintf(*pre, hl + strlen(key) + 8, "%.*s%s\"%s\":", (int)(hl - 1), h, hl > 2 ? "," : "", key);
+      snprintf(*post, tl + 2, "%s%s", tl > 2 ? "," : "", t + 1);
+    }
+  }
+  free(h);
+  free(t);
+  if (*pre && *post) return 0;
+  free(*pre);
+  free(*post);
+  *pre = *post = NULL;
+  return HD_ENOMEM;
+}
+
+static void unavailable(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const char *what) {
+  char m[200];
+  snprintf(m, sizeof m, "the cluster's shared state (Redis) did not answer: %s; retry in a moment (same id)",
+           what);
+  rtm_err(b, s, r->id, HD_RTM_ERR_UNAVAILABLE, m, NULL);
+}
+
+/* Cluster publish: the log assigns cseq and every node (this one included)
+ * fans the message out when it reads it back, all in the log's order. */
+static void pub_shared(hd_rtm_broker_t *b, sess_t *s, const req_t *r, chan_t *c, const char *data, int store,
+                       hd_time_t now) {
+  char *pre, *post;
+  int64_t cseq = 0;
+  hd_rtm_stored_msg_t m = {0, rtm_wall_ms(b, now), s->user, data};
+  int rc = splice_parts(json_pack("{s:s,s:s}", "type", "msg", "ch", c->name), "cseq",
+                        json_pack("{s:s,s:s}", "from", s->user, "data", data), &pre, &post);
+  if (rc == 0)
+    rc =
+        b->cl->publish(b->cl->ud, s->app, c->name, pre, post, c->cseq, &m, store, b->cfg.history_keep, &cseq);
+  free(pre);
+  free(post);
+  if (rc < 0) {
+    unavailable(b, s, r, "not published");
+  } else {
+    b->st.published++;
+    s->ac->dl.sent++;
+    if (r->id) dedupe_add(s, r->id, cseq);
+    rtm_ok(b, s, r, json_pack("{s:s,s:I}", "ch", c->name, "cseq", (json_int_t)cseq));
+  }
+  rtm_chan_maybe_free(b, c);
+}
+
 static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
   const char *name, *data;
   if (fchan(b, s, r, &name) < 0 || fstr(b, s, r, "data", 1, 0, b->cfg.max_msg, &data) < 0) return;
@@ -359,7 +472,29 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
   }
   chan_t *c = rtm_chan_get(b, s->app, name, 1);
   if (!c) {
-    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "cannot open the channel", NULL);
+    if (b->cl)
+      unavailable(b, s, r, "not published");
+    else
+      rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "cannot open the channel", NULL);
+    return;
+  }
+  char *hooked = NULL;
+  const char *px = b->cfg.pub_hook ? b->cfg.hook_prefix : NULL;
+  if (px && !strncmp(name, px, strlen(px))) { /* the hook keeps its own log: never stored here */
+    hd_rtm_hook_pub_t hp = {s->app, s->user, name, data, strlen(data), s->writer, rtm_wall_ms(b, now)};
+    char hm[256] = "";
+    int hc = b->cfg.pub_hook(b->cfg.hook_ud, &hp, &hooked, hm, sizeof hm);
+    if (hc > 0 && hc < HD_RTM_ERR_COUNT) {
+      rtm_err(b, s, r->id, (hd_rtm_errcode_t)hc, hm, NULL);
+      rtm_chan_maybe_free(b, c);
+      return;
+    }
+    if (hooked) data = hooked;
+    st = NULL;
+  }
+  if (b->cl) { /* a board channel's hook ran here: its participants share this node (docs/whiteboard.md) */
+    pub_shared(b, s, r, c, data, st && json_is_true(st), now);
+    free(hooked);
     return;
   }
   hd_rtm_store_t *sto = b->cfg.store;
@@ -367,6 +502,7 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
   if (cseq > c->hwm) { /* reserve a block of sequence numbers first: never reused after a restart */
     if (sto->ops->seq_put(sto, s->app, name, c->hwm + SEQ_RESERVE) < 0) {
       rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
+      free(hooked);
       rtm_chan_maybe_free(b, c);
       return;
     }
@@ -400,6 +536,7 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
                      json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "msg", "ch", name, "cseq", (json_int_t)cseq,
                                "from", s->user, "data", data),
                      1);
+  free(hooked);
   rtm_chan_maybe_free(b, c);
 }
 
@@ -458,10 +595,15 @@ static void do_hist(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
   size_t used = s->win_bytes + wb / 4, page = wb > used ? wb - used : 0;
   if (page > cap) page = cap;
   hist_ctx_t h = {json_array(), 0, page > overhead ? page - overhead : 0, 0, 0, 0, 0, 0};
-  int n = h.arr ? b->cfg.store->ops->msg_query(b->cfg.store, s->app, name, &q, hist_cb, &h) : HD_ENOMEM;
+  int n = !h.arr  ? HD_ENOMEM
+          : b->cl ? b->cl->hist(b->cl->ud, s->app, name, &q, hist_cb, &h)
+                  : b->cfg.store->ops->msg_query(b->cfg.store, s->app, name, &q, hist_cb, &h);
   if (n < 0 || h.oom) {
     json_decref(h.arr);
-    rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
+    if (b->cl && !h.oom)
+      unavailable(b, s, r, "no history");
+    else
+      rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
     return;
   }
   if (!json_array_size(h.arr) && h.skipped && h.skipped_bytes + overhead > cap) {
@@ -484,9 +626,25 @@ static void do_hist(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
   rtm_ok(b, s, r, ok);
 }
 
+static int who_cb(void *ud, const char *user, const char *state) {
+  json_t *u = json_pack("{s:s}", "user", user);
+  if (u && state) json_object_set_new(u, "state", json_string(state));
+  return json_array_append_new(ud, u);
+}
+
 static void do_who(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
   const char *name;
   if (fchan(b, s, r, &name) < 0) return;
+  if (b->cl) { /* the cluster's members, every node's */
+    json_t *a = json_array();
+    if (!a || b->cl->who(b->cl->ud, s->app, name, who_cb, a) < 0) {
+      json_decref(a);
+      unavailable(b, s, r, "no member list");
+      return;
+    }
+    rtm_ok(b, s, r, json_pack("{s:s,s:o}", "ch", name, "users", a));
+    return;
+  }
   chan_t *c = rtm_chan_get(b, s->app, name, 0);
   json_t *a = json_array();
   for (size_t i = 0; c && a && i < c->n_mem; i++) {
@@ -578,8 +736,28 @@ static void do_attr_set(hd_rtm_broker_t *b, sess_t *s, const req_t *r, int del) 
     return;
   }
   int64_t rev = 0;
-  int rc =
-      b->cfg.store->ops->attr_cas(b->cfg.store, s->app, sc, name, key, value, expect, HD_RTM_MAX_ATTRS, &rev);
+  const char *sk = sc == HD_RTM_SCOPE_CHANNEL ? "ch" : "user";
+  int rc;
+  if (b->cl) { /* CAS in the shared table; a channel's event is logged with it */
+    char *pre, *post;
+    rc = splice_parts(json_pack("{s:s,s:s,s:s,s:o}", "type", "attr", sk, name, "key", key, "value",
+                                value ? json_string(value) : json_null()),
+                      "rev", json_pack("{s:s}", "by", s->user), &pre, &post);
+    if (rc == 0) {
+      rc =
+          b->cl->attr_cas(b->cl->ud, s->app, sc, name, key, value, expect, HD_RTM_MAX_ATTRS, pre, post, &rev);
+      if (rc < 0 && rc != HD_ESTATE && rc != HD_ENOTFOUND && rc != HD_ENOSPC) {
+        free(pre), free(post);
+        unavailable(b, s, r, "not changed");
+        return;
+      }
+    }
+    free(pre);
+    free(post);
+  } else {
+    rc = b->cfg.store->ops->attr_cas(b->cfg.store, s->app, sc, name, key, value, expect, HD_RTM_MAX_ATTRS,
+                                     &rev);
+  }
   if (rc == HD_ESTATE) {
     rtm_err(b, s, r->id, HD_RTM_ERR_CONFLICT, "revision mismatch",
             json_pack("{s:I}", "rev", (json_int_t)rev));
@@ -597,11 +775,12 @@ static void do_attr_set(hd_rtm_broker_t *b, sess_t *s, const req_t *r, int del) 
     rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
     return;
   }
-  const char *sk = sc == HD_RTM_SCOPE_CHANNEL ? "ch" : "user";
   rtm_ok(b, s, r, json_pack("{s:s,s:s,s:I}", sk, name, "key", key, "rev", (json_int_t)rev));
   json_t *ev = json_pack("{s:s,s:s,s:s,s:o,s:I,s:s}", "type", "attr", sk, name, "key", key, "value",
                          value ? json_string(value) : json_null(), "rev", (json_int_t)rev, "by", s->user);
-  if (sc == HD_RTM_SCOPE_CHANNEL) {
+  if (sc == HD_RTM_SCOPE_CHANNEL && b->cl) {
+    json_decref(ev); /* logged with the change: every node's subscribers get it from there */
+  } else if (sc == HD_RTM_SCOPE_CHANNEL) {
     chan_t *c = rtm_chan_get(b, s->app, name, 0);
     if (c)
       channel_deliver(b, c, ev);
@@ -622,7 +801,14 @@ static void do_attr_get(hd_rtm_broker_t *b, sess_t *s, const req_t *r) {
   const char *name;
   if (fscope(b, s, r, &sc, &name) < 0) return;
   json_t *a = json_array();
-  int n = a ? b->cfg.store->ops->attr_list(b->cfg.store, s->app, sc, name, attr_cb, a) : HD_ENOMEM;
+  int n = !a      ? HD_ENOMEM
+          : b->cl ? b->cl->attr_list(b->cl->ud, s->app, sc, name, attr_cb, a)
+                  : b->cfg.store->ops->attr_list(b->cfg.store, s->app, sc, name, attr_cb, a);
+  if (n < 0 && b->cl && a) {
+    json_decref(a);
+    unavailable(b, s, r, "no attributes");
+    return;
+  }
   if (n < 0) {
     json_decref(a);
     rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "store failure", NULL);
@@ -668,8 +854,51 @@ static int lock_load_cb(void *ud, const char *app, const hd_rtm_lock_rec_t *l) {
 
 int rtm_locks_load(hd_rtm_broker_t *b, hd_time_t now) {
   load_ctx_t x = {b, now};
+  if (b->cl) return 0; /* the cluster's locks live in its shared table */
   int n = b->cfg.store->ops->lock_load(b->cfg.store, lock_load_cb, &x);
   return n < 0 ? n : 0;
+}
+
+static int lockl_cb(void *ud, const char *name, const char *owner, int64_t exp_ms) {
+  return json_array_append_new(
+      ud, json_pack("{s:s,s:s,s:I}", "name", name, "owner", owner, "exp", (json_int_t)exp_ms));
+}
+
+/* Cluster locks: one shared table, arbitrated atomically there (by Redis's
+ * clock); the events are logged in the channel by the same step. */
+static void lock_shared(hd_rtm_broker_t *b, sess_t *s, const req_t *r, int op, const char *ch,
+                        const char *name, int64_t ttl) {
+  if (op == 'g') {
+    json_t *a = json_array();
+    if (!a || b->cl->lock_list(b->cl->ud, s->app, ch, lockl_cb, a) < 0) {
+      json_decref(a);
+      unavailable(b, s, r, "no lock list");
+      return;
+    }
+    rtm_ok(b, s, r, json_pack("{s:s,s:o}", "ch", ch, "locks", a));
+    return;
+  }
+  if (op == 's' && !s->admin) {
+    rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN, "lock_steal needs an admin token (roomAdmin)", NULL);
+    return;
+  }
+  char prev[128] = "";
+  int64_t exp = 0;
+  int rc = b->cl->lock(b->cl->ud, op, s->app, ch, name, s->user, ttl, s->admin, prev, &exp);
+  if (rc == HD_ESTATE)
+    rtm_err(b, s, r->id, HD_RTM_ERR_CONFLICT, "the lock is held", json_pack("{s:s}", "owner", prev));
+  else if (rc == HD_ENOTFOUND)
+    rtm_err(b, s, r->id, HD_RTM_ERR_NOT_FOUND, "no such lock", NULL);
+  else if (rc == HD_EFORBIDDEN)
+    rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN, "the lock is held by another user", NULL);
+  else if (rc == HD_ENOSPC)
+    rtm_err(b, s, r->id, HD_RTM_ERR_FULL, "cannot take the lock: the lock table is full", NULL);
+  else if (rc < 0)
+    unavailable(b, s, r, "lock unchanged");
+  else if (op == 'r')
+    rtm_ok(b, s, r, json_pack("{s:s,s:s}", "ch", ch, "name", name));
+  else
+    rtm_ok(b, s, r, json_pack("{s:s,s:s,s:I}", "ch", ch, "name", name, "exp", (json_int_t)exp));
 }
 
 static void do_lock(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now, int op) {
@@ -680,6 +909,10 @@ static void do_lock(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
     return;
   hd_rtm_store_t *sto = b->cfg.store;
   char prev[128];
+  if (b->cl) {
+    lock_shared(b, s, r, op, ch, name, ttl);
+    return;
+  }
   if (op == 'g') { /* lock_get: the channel's live locks */
     json_t *a = json_array();
     for (hd_rtm_lock_t *l = b->locks.head; l && a; l = l->next)
@@ -911,4 +1144,114 @@ int rtm_dispatch(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
   else
     return -1;
   return 0;
+}
+
+/* ---------------------------------------------------------------- multi-node */
+
+/* One log entry to c's subscribers (only: to that session alone). Entries
+ * at or below the channel's position were fanned out already (a catch-up
+ * read them first, or a reader restarted): skipped, so each goes out once. */
+static void fan_entry(hd_rtm_broker_t *b, chan_t *c, const hd_rtm_entry_t *e, sess_t *only) {
+  if (!only) {
+    if (hd_rtm_pos_cmp(e->pos, c->pos) <= 0) return;
+    c->pos = e->pos;
+    if (e->cseq > c->cseq) c->cseq = e->cseq;
+  }
+  body_t *bd = rtm_body_new(e->json, e->len);
+  if (!bd) return;
+  for (size_t i = 0; i < (only ? 1 : c->n_subs); i++) {
+    sess_t *x = only ? only : c->subs[i];
+    if (e->cseq > 0)
+      rtm_push_delivery(b, x, bd, NULL);
+    else
+      rtm_push_body(b, x, bd, NULL);
+  }
+  rtm_body_unref(bd);
+}
+
+void hd_rtm_cluster_entry(hd_rtm_broker_t *b, const char *app, const char *ch, const hd_rtm_entry_t *e,
+                          hd_time_t now) {
+  b->now = now;
+  chan_t *c = rtm_chan_get(b, app, ch, 0);
+  if (c) fan_entry(b, c, e, NULL);
+  rtm_reap(b);
+}
+
+typedef struct {
+  hd_rtm_broker_t *b;
+  chan_t *c;
+  sess_t *only;
+} fill_ctx_t;
+
+static int fill_cb(void *ud, const hd_rtm_entry_t *e) {
+  fill_ctx_t *x = ud;
+  if (x->only && x->only->doomed) return -1;
+  fan_entry(x->b, x->c, e, x->only);
+  return 0;
+}
+
+int rtm_chan_fill(hd_rtm_broker_t *b, sess_t *s, chan_t *c, hd_rtm_pos_t after, hd_rtm_pos_t upto) {
+  fill_ctx_t x = {b, c, s};
+  int rc = b->cl->range(b->cl->ud, c->app, c->name, after, upto, fill_cb, &x);
+  return rc < 0 ? rc : 0;
+}
+
+int rtm_chan_catch_up(hd_rtm_broker_t *b, chan_t *c, hd_rtm_pos_t upto) {
+  fill_ctx_t x = {b, c, NULL};
+  int rc = b->cl->range(b->cl->ud, c->app, c->name, c->pos, upto, fill_cb, &x);
+  if (rc < 0) return rc;
+  if (hd_rtm_pos_cmp(c->pos, upto) < 0) c->pos = upto; /* trimmed or nothing there: never read it again */
+  return 0;
+}
+
+int rtm_chan_join(hd_rtm_broker_t *b, sess_t *s, chan_t *c, const char *from, int from_left) {
+  member_t *m = member(c, s->user);
+  if (s->n_subs >= HD_RTM_MAX_SUBS) return HD_ENOSPC;
+  if (sub_room(s, c, m) < 0) return HD_ENOMEM;
+  c->subs[c->n_subs++] = s;
+  s->subs[s->n_subs++] = c;
+  if (m) {
+    m->count++;
+  } else {
+    m = &c->mem[c->n_mem++];
+    memset(m, 0, sizeof *m);
+    hd_scpy(m->user, sizeof m->user, s->user);
+    m->count = 1;
+    presence_shared(b, c, "join", s->user, NULL, NULL); /* the user is present already: no event */
+  }
+  /* then the old node's share goes: the user never looked absent */
+  if (from_left && from && from[0] && strcmp(from, b->cl->node))
+    presence_shared(b, c, "leave", s->user, from, NULL);
+  return 0;
+}
+
+int rtm_chan_move_out(hd_rtm_broker_t *b, sess_t *s, chan_t *c) {
+  int last = 0;
+  for (int i = 0; i < s->n_subs; i++)
+    if (s->subs[i] == c) {
+      s->subs[i] = s->subs[--s->n_subs];
+      break;
+    }
+  for (size_t i = 0; i < c->n_subs; i++)
+    if (c->subs[i] == s) {
+      c->subs[i] = c->subs[--c->n_subs];
+      break;
+    }
+  member_t *m = member(c, s->user);
+  if (m && --m->count <= 0) {
+    free(m->state);
+    *m = c->mem[--c->n_mem];
+    last = 1;
+  }
+  rtm_chan_maybe_free(b, c);
+  return last;
+}
+
+void hd_rtm_cluster_reassert(hd_rtm_broker_t *b, hd_time_t now) {
+  b->now = now;
+  if (!b->cl) return;
+  for (int i = 0; i < CHAN_BUCKETS; i++)
+    for (chan_t *c = b->buckets[i]; c; c = c->next)
+      for (size_t k = 0; k < c->n_mem; k++)
+        presence_shared(b, c, "join", c->mem[k].user, NULL, NULL);
 }

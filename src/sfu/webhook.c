@@ -59,8 +59,8 @@ struct hd_webhook {
 };
 
 static const char *const event_names[HD_WEBHOOK_EVENT_COUNT] = {
-    "room_started",    "room_finished",     "participant_joined", "participant_left",
-    "track_published", "track_unpublished", "quality_alert"};
+    "room_started",      "room_finished", "participant_joined", "participant_left", "track_published",
+    "track_unpublished", "quality_alert", "egress_started",     "egress_updated",   "egress_ended"};
 
 const char *hd_webhook_event_name(hd_webhook_event_type_t type) {
   if ((int)type < 0 || type >= HD_WEBHOOK_EVENT_COUNT) return NULL;
@@ -201,6 +201,13 @@ static int render(const hd_webhook_event_t *ev, const char *id, int64_t unix_now
       goto out;
     }
   }
+  if (ev->egress_json) {
+    json_t *eg = json_loads(ev->egress_json, 0, NULL);
+    if (!json_is_object(eg) || json_object_set_new(root, "egress", eg)) {
+      json_decref(eg);
+      goto out;
+    }
+  }
   *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
   rc = *out ? 0 : HD_ENOMEM;
 out:
@@ -232,6 +239,8 @@ int hd_webhook_push(hd_webhook_t *wh, const hd_webhook_event_t *ev, hd_time_t no
   if (ev->type >= HD_WEBHOOK_TRACK_PUBLISHED && ev->type <= HD_WEBHOOK_TRACK_UNPUBLISHED && !ev->track_sid)
     return HD_EINVAL;
   if (ev->type == HD_WEBHOOK_QUALITY_ALERT && !ev->alert_json) return HD_EINVAL;
+  if (ev->type >= HD_WEBHOOK_EGRESS_STARTED && ev->type <= HD_WEBHOOK_EGRESS_ENDED && !ev->egress_json)
+    return HD_EINVAL;
   int ai = find_app(wh, ev->app);
   if (ai < 0) return HD_ENOTFOUND;
 

@@ -40,7 +40,7 @@
 #define HD_WEBHOOK_KEY_MAX 64     /* app key cap, NUL included */
 #define HD_WEBHOOK_SECRET_MAX 128 /* app secret cap, NUL included */
 #define HD_WEBHOOK_FIELD_MAX 256  /* any one event string field, NUL included */
-#define HD_WEBHOOK_BODY_MAX 4096  /* rendered JSON body cap */
+#define HD_WEBHOOK_BODY_MAX 16384 /* rendered JSON body cap (an egress event lists its files) */
 #define HD_WEBHOOK_MAX_REQ_HEADERS 8
 
 typedef enum {
@@ -50,7 +50,10 @@ typedef enum {
   HD_WEBHOOK_PARTICIPANT_LEFT,
   HD_WEBHOOK_TRACK_PUBLISHED,
   HD_WEBHOOK_TRACK_UNPUBLISHED,
-  HD_WEBHOOK_QUALITY_ALERT, /* a quality alert rule fired (docs/quality.md "Alerts"); room may be "*" */
+  HD_WEBHOOK_QUALITY_ALERT,  /* a quality alert rule fired (docs/quality.md "Alerts"); room may be "*" */
+  HD_WEBHOOK_EGRESS_STARTED, /* a recording started / got a new file / ended (docs/egress.md) */
+  HD_WEBHOOK_EGRESS_UPDATED,
+  HD_WEBHOOK_EGRESS_ENDED,
   HD_WEBHOOK_EVENT_COUNT
 } hd_webhook_event_type_t;
 
@@ -71,6 +74,8 @@ typedef struct {
   const char *track_source; /* e.g. "camera", "microphone", "screen_share" (optional) */
   /* quality_alert: the "alert" object as JSON text (rule, metric, value, threshold, window_s) */
   const char *alert_json;
+  /* egress_*: the "egress" object as JSON text (id, state, files with paths, durations, sizes) */
+  const char *egress_json;
 } hd_webhook_event_t;
 
 typedef struct {

@@ -265,6 +265,14 @@ static void test_order_and_ack(void **st) {
   json_t *e = nth(2, "error", 0);
   assert_int_equal(ival(e, "code"), 400);
   json_decref(e);
+  /* the ack fast path (broker.c ack_fast) leaves anything but the plain form
+   * to the JSON parser: a leading zero is no JSON number (400), other
+   * spacing is a valid ack (silent) */
+  feed(b, 2, "{\"type\":\"ack\",\"s\":011}");
+  assert_int_equal(count(2, "error"), 2);
+  before = n_out;
+  feed(b, 2, "{ \"type\": \"ack\", \"s\": 12 }");
+  assert_int_equal(n_out, before);
   hd_rtm_stats_t s;
   hd_rtm_stats(b, &s);
   assert_int_equal(s.published, 20);
@@ -438,6 +446,36 @@ static void test_presence_who_state(void **st) {
   assert_string_equal(sval(p, "ev"), "leave");
   assert_string_equal(sval(p, "user"), "bob");
   json_decref(p);
+  hd_rtm_broker_free(b);
+}
+
+/* rtm.presence_max (docs/rtm.md "Presence"): join/leave events only while
+ * the channel has at most that many members; who still lists everyone. */
+static void test_presence_max(void **st) {
+  hd_rtm_broker_t *b = mk_cfg((hd_rtm_config_t){.presence_max = 3});
+  const char *users[5] = {"u1", "u2", "u3", "u4", "u5"};
+  for (int i = 0; i < 5; i++) {
+    login(b, (uint64_t)(i + 1), users[i], 0);
+    feed(b, (uint64_t)(i + 1), "{\"type\":\"sub\",\"ch\":\"big\"}");
+  }
+  assert_int_equal(count(1, "pres"), 3); /* u1..u3 joined while the channel had <= 3 members */
+  assert_int_equal(count(5, "pres"), 0); /* u4, u5 joined a channel of 4, 5: no event */
+  feed(b, 1, "{\"type\":\"who\",\"id\":\"w\",\"ch\":\"big\"}");
+  json_t *ok = nth(1, "ok", 1);
+  assert_int_equal(json_array_size(json_object_get(ok, "users")), 5);
+  json_decref(ok);
+  feed(b, 5, "{\"type\":\"unsub\",\"ch\":\"big\"}"); /* 5 -> 4 members: quiet */
+  feed(b, 4, "{\"type\":\"unsub\",\"ch\":\"big\"}"); /* 4 -> 3: quiet (it had 4) */
+  assert_int_equal(count(1, "pres"), 3);
+  feed(b, 3, "{\"type\":\"unsub\",\"ch\":\"big\"}"); /* 3 -> 2: "leave" */
+  assert_int_equal(count(1, "pres"), 4);
+  json_t *p = nth(1, "pres", 3);
+  assert_string_equal(sval(p, "ev"), "leave");
+  assert_string_equal(sval(p, "user"), "u3");
+  json_decref(p);
+  hd_rtm_stats_t sst;
+  hd_rtm_stats(b, &sst);
+  assert_true(sst.presence_quiet >= 4);
   hd_rtm_broker_free(b);
 }
 
@@ -1402,6 +1440,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pub_dedupe, setup, teardown),
       cmocka_unit_test_setup_teardown(test_overflow_and_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_presence_who_state, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_presence_max, setup, teardown),
       cmocka_unit_test_setup_teardown(test_attrs_cas, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lock_ttl, setup, teardown),
       cmocka_unit_test_setup_teardown(test_peer, setup, teardown),

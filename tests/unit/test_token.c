@@ -511,7 +511,31 @@ static void test_authorize(void **state) {
   assert_int_equal(hd_token_authorize(&c, "", HD_GRANT_RTM, NULL, 0), 0);
 
   assert_int_equal(hd_token_authorize(NULL, "lobby", 0, why, sizeof why), HD_EINVAL);
-  assert_int_equal(hd_token_authorize(&c, "lobby", 64, why, sizeof why), HD_EINVAL);
+  assert_int_equal(hd_token_authorize(&c, "lobby", 128, why, sizeof why), HD_EINVAL);
+}
+
+/* issue 18 item 4: grants.canRecord starts/stops recordings of its room;
+ * roomAdmin implies it; it survives mint/verify. */
+static void test_record_grant(void **state) {
+  hd_token_claims_t c = full_claims(), out;
+  char why[128], jwt[HD_TOKEN_MAX + 1];
+  assert_int_equal(hd_token_authorize(&c, "lobby", HD_GRANT_RECORD, why, sizeof why), HD_EFORBIDDEN);
+  assert_string_equal(why, "token lacks canRecord (or roomAdmin)");
+  c.can_record = 1;
+  assert_int_equal(hd_token_authorize(&c, "lobby", HD_GRANT_RECORD, why, sizeof why), 0);
+  assert_int_equal(hd_token_authorize(&c, "other", HD_GRANT_RECORD, why, sizeof why), HD_EFORBIDDEN);
+  mint_ok(&c, jwt);
+  const char *p = strchr(jwt, '.') + 1, *q = strchr(p, '.');
+  char json[HD_TOKEN_MAX];
+  int n = hd_base64_decode(p, (size_t)(q - p), (uint8_t *)json, sizeof json - 1);
+  assert_true(n > 0);
+  json[n] = 0;
+  assert_non_null(strstr(json, "\"canRecord\":true"));
+  assert_int_equal(verify_str(jwt, NOW, 0, &out, why), 0);
+  assert_int_equal(out.can_record, 1);
+  c.can_record = 0;
+  c.room_admin = 1;
+  assert_int_equal(hd_token_authorize(&c, "lobby", HD_GRANT_RECORD, why, sizeof why), 0);
 }
 
 static void test_bearer(void **state) {
@@ -610,6 +634,7 @@ int main(void) {
       cmocka_unit_test(test_compact_form),
       cmocka_unit_test(test_overlong),
       cmocka_unit_test(test_authorize),
+      cmocka_unit_test(test_record_grant),
       cmocka_unit_test(test_bearer),
       cmocka_unit_test(test_max_lifetime),
   };

@@ -190,6 +190,32 @@ static void test_quality_alert_event(void **state) {
   hd_webhook_free(wh);
 }
 
+/* egress_* (issue 18 item 4): the "egress" object (files, durations, sizes)
+ * is in the body; an egress event without it is refused. */
+static void test_egress_events(void **state) {
+  hd_webhook_t *wh = mk(10, 8, 0);
+  assert_int_equal(hd_webhook_add_url(wh, "http://h/x", NULL), 0);
+  hd_webhook_event_t e = {.type = HD_WEBHOOK_EGRESS_ENDED, .app = "appA", .room_name = "r1"};
+  assert_int_equal(hd_webhook_push(wh, &e, T0, UNIX0), HD_EINVAL);
+  e.egress_json = "[1]";
+  assert_int_equal(hd_webhook_push(wh, &e, T0, UNIX0), HD_EINVAL);
+  e.egress_json = "{\"id\":\"EG_1\",\"files\":[{\"path\":\"a.ogg\",\"duration_ms\":5000,\"bytes\":9}]}";
+  assert_int_equal(hd_webhook_push(wh, &e, T0, UNIX0), 1);
+  hd_webhook_req_t r;
+  assert_int_equal(hd_webhook_poll(wh, T0, UNIX0, &r), 1);
+  char want[512];
+  snprintf(want, sizeof want,
+           "{\"event\":\"egress_ended\",\"id\":\"%s\",\"created_at\":1700000000,\"app\":\"appA\","
+           "\"room\":{\"name\":\"r1\"},\"egress\":{\"id\":\"EG_1\",\"files\":[{\"path\":\"a.ogg\","
+           "\"duration_ms\":5000,\"bytes\":9}]}}",
+           r.event_id);
+  assert_int_equal(r.body_len, strlen(want));
+  assert_memory_equal(r.body, want, r.body_len);
+  assert_string_equal(hd_webhook_event_name(HD_WEBHOOK_EGRESS_STARTED), "egress_started");
+  assert_string_equal(hd_webhook_event_name(HD_WEBHOOK_EGRESS_UPDATED), "egress_updated");
+  hd_webhook_free(wh);
+}
+
 static void test_push_validation(void **state) {
   hd_webhook_t *wh = mk(10, 8, 0);
   hd_webhook_event_t e = room_ev("appA", "r");
@@ -586,6 +612,7 @@ int main(void) {
       cmocka_unit_test(test_room_event_json_and_unique_ids),
       cmocka_unit_test(test_push_validation),
       cmocka_unit_test(test_quality_alert_event),
+      cmocka_unit_test(test_egress_events),
       cmocka_unit_test(test_config_and_url_validation),
       cmocka_unit_test(test_backoff_schedule_and_give_up),
       cmocka_unit_test(test_backoff_jitter_bounds),

@@ -1,0 +1,56 @@
+/* The node's whiteboards (docs/whiteboard.md): boards in memory keyed by
+ * (app, channel), fed by the RTM broker's publish hook (every operation on a
+ * board channel "wb:<room>:<board>" passes here in channel order), logged and
+ * snapshotted into the board store, and read back for late joiners (snapshot
+ * + tail) and replay (the timed log). Single-threaded: the control loop. */
+#ifndef HD_BOARD_SERVER_H
+#define HD_BOARD_SERVER_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "board/board.h"
+#include "board/board_store.h"
+#include "rtm/broker.h"
+
+#define HD_BOARD_PREFIX "wb:"               /* board channels: wb:<room>:<board> */
+#define HD_BOARD_DEFAULT_SNAPSHOT_EVERY 200 /* entries between snapshots */
+#define HD_BOARD_DEFAULT_MAX_BOARDS 1000    /* boards held in memory per node (least recently used evicted) */
+#define HD_BOARD_DEFAULT_MAX_IMAGE (1 << 20) /* uploaded image bytes */
+#define HD_BOARD_LOG_MAX 1000                /* entries per replay page */
+
+typedef struct {
+  hd_board_store_t *store; /* required; not owned */
+  hd_board_limits_t lim;
+  int snapshot_every, max_boards; /* 0 = default */
+} hd_board_server_config_t;
+
+typedef struct hd_board_server hd_board_server_t;
+
+typedef struct {
+  uint64_t ops, ephemeral, refused, store_errors, loads, evictions, snapshots;
+  uint64_t boards; /* gauge */
+} hd_board_stats_t;
+
+int hd_board_server_new(hd_board_server_t **out, const hd_board_server_config_t *cfg);
+void hd_board_server_free(hd_board_server_t *s);
+
+/* The broker's publish hook (hd_rtm_pub_hook_fn; ud = the server). */
+int hd_board_server_pub_hook(void *ud, const hd_rtm_hook_pub_t *p, char **out, char *msg, size_t msgcap);
+
+/* A board for a late joiner, as JSON (malloc'd into *json):
+ *   after < 0:  {"ch","seq","snapshot":{...},"ops":[entries after the snapshot]}
+ *   after >= 0: {"ch","seq","ops":[entries with seq > after]} (a gap refill)
+ * Returns 0, HD_ENOSPC (too many boards), HD_EIO, HD_ENOMEM. */
+int hd_board_server_load(hd_board_server_t *s, const char *app, const char *ch, int64_t after, char **json);
+/* Replay: {"ch","ops":[entries with seq > after and ts >= since_ms],"more","next"} from
+ * the log, at most limit (1..HD_BOARD_LOG_MAX) entries. */
+int hd_board_server_log(hd_board_server_t *s, const char *app, const char *ch, int64_t after,
+                        int64_t since_ms, int limit, char **json);
+/* The board channel of (room, board), "wb:<room>:<board>". Returns 0 or
+ * HD_EINVAL (board not 1..16 of A-Z a-z 0-9 _ -, or the channel over 64). */
+int hd_board_channel(char *out, size_t cap, const char *room, const char *board);
+
+void hd_board_server_stats(const hd_board_server_t *s, hd_board_stats_t *out);
+int hd_board_server_metrics_text(const hd_board_server_t *s, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,205 @@
+/* `hudong egress --ingest URL`: RTMP ingest (issue 18 item 3, docs/egress.md
+ * "RTMP ingest"). An OBS-like encoder publishes H.264 + AAC over RTMP to the
+ * RTMP front (nginx with libnginx-mod-rtmp), which asks the node whether the
+ * stream key is good (on_publish); the node then starts this process, which
+ * plays the stream from the front (libavformat), decodes it (libavcodec),
+ * and publishes it into the room as a participant with the native SDK:
+ * pictures re-encoded to VP8 (the SDK's publisher has no H.264 passthrough
+ * yet), AAC resampled to 48 kHz mono and encoded to Opus.
+ * The stream's timing drives the pushes: frames are pushed when their
+ * timestamps come due (as OBS sends in real time, this is its pace). */
+#include <jansson.h>
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/imgutils.h>
+#include <libswresample/swresample.h>
+#include <libswscale/swscale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd/egress_internal.h"
+#include "hudong/client.h"
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int interrupt_cb(void *ud) {
+  (void)ud;
+  return hd_egress_stopping();
+}
+
+typedef struct {
+  AVCodecContext *dec;
+  int stream;
+  int local; /* SDK local track */
+} ing_stream_t;
+
+static AVCodecContext *open_dec(AVFormatContext *ic, int idx) {
+  const AVCodec *c = avcodec_find_decoder(ic->streams[idx]->codecpar->codec_id);
+  AVCodecContext *d = c ? avcodec_alloc_context3(c) : NULL;
+  if (!d) return NULL;
+  if (avcodec_parameters_to_context(d, ic->streams[idx]->codecpar) < 0 || avcodec_open2(d, c, NULL) < 0) {
+    avcodec_free_context(&d);
+    return NULL;
+  }
+  d->pkt_timebase = ic->streams[idx]->time_base;
+  return d;
+}
+
+int hd_egress_ingest(const hd_egress_args_t *a) {
+  AVFormatContext *ic = avformat_alloc_context();
+  if (!ic) return 1;
+  ic->interrupt_callback = (AVIOInterruptCB){interrupt_cb, NULL};
+  AVDictionary *opt = NULL;
+  av_dict_set(&opt, "rw_timeout", "10000000", 0); /* a publisher that goes silent ends the ingest */
+  int rc = avformat_open_input(&ic, a->ingest, NULL, &opt);
+  av_dict_free(&opt);
+  if (rc < 0) {
+    char e[128];
+    av_strerror(rc, e, sizeof e);
+    fprintf(stderr, "hudong egress: cannot play %s: %s\n", a->ingest, e);
+    hd_egress_emit_ingest("ended", e, 0, 0, 1);
+    return 1;
+  }
+  if (avformat_find_stream_info(ic, NULL) < 0) fprintf(stderr, "hudong egress: no stream info\n");
+  ing_stream_t v = {.stream = av_find_best_stream(ic, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0), .local = -1};
+  ing_stream_t au = {.stream = av_find_best_stream(ic, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0), .local = -1};
+  if (v.stream >= 0) v.dec = open_dec(ic, v.stream);
+  if (au.stream >= 0) au.dec = open_dec(ic, au.stream);
+  if (!v.dec && !au.dec) {
+    fprintf(stderr, "hudong egress: the RTMP stream has no audio or video we can decode\n");
+    hd_egress_emit_ingest("ended", "no decodable audio or video", 0, 0, 1);
+    avformat_close_input(&ic);
+    return 1;
+  }
+  hd_client_config_t cfg = {.url = a->url, .token = a->token, .no_quality_reports = 1};
+  hd_client_t *cl = NULL;
+  rc = hd_client_new(&cl, &cfg);
+  if (rc == 0) rc = hd_client_join(cl);
+  if (rc < 0) {
+    fprintf(stderr, "hudong egress: %s\n", hd_client_strerror(rc));
+    hd_client_free(cl);
+    avformat_close_input(&ic);
+    return 1;
+  }
+  if (v.dec) {
+    hd_client_publish_t p = {.kind = HD_CLIENT_VIDEO,
+                             .from = HD_CLIENT_SOURCE_PUSH,
+                             .width = v.dec->width > 0 ? v.dec->width : 640,
+                             .height = v.dec->height > 0 ? v.dec->height : 360,
+                             .fps = 30,
+                             .bitrate_bps = 800000};
+    v.local = hd_client_publish(cl, &p);
+  }
+  if (au.dec) {
+    hd_client_publish_t p = {.kind = HD_CLIENT_AUDIO, .from = HD_CLIENT_SOURCE_PUSH, .channels = 1};
+    au.local = hd_client_publish(cl, &p);
+  }
+  AVPacket *pkt = av_packet_alloc();
+  AVFrame *fr = av_frame_alloc();
+  struct SwsContext *sws = NULL;
+  SwrContext *swr = NULL;
+  uint8_t *yuv[4] = {0};
+  int yuv_ls[4] = {0}, yw = 0, yh = 0;
+  int16_t *pcm = NULL;
+  int pcm_cap = 0;
+  int64_t t0 = 0, ts0 = AV_NOPTS_VALUE, next_status = now_us() + 1000000;
+  uint64_t vframes = 0, asamples = 0;
+  const char *why = "stopped";
+  int joined = 0;
+  while (!hd_egress_stopping()) {
+    hd_client_state_t cs = hd_client_state(cl); /* thread-safe */
+    if (cs == HD_CLIENT_JOINED) joined = 1;
+    if (cs == HD_CLIENT_FAILED || (cs == HD_CLIENT_DISCONNECTED && joined)) {
+      why = "left the room";
+      break;
+    }
+    rc = av_read_frame(ic, pkt);
+    if (rc < 0) {
+      why = rc == AVERROR_EOF ? "the publisher stopped" : "the RTMP stream broke";
+      break;
+    }
+    ing_stream_t *s = pkt->stream_index == v.stream ? &v : pkt->stream_index == au.stream ? &au : NULL;
+    if (!s || !s->dec || s->local < 0) {
+      av_packet_unref(pkt);
+      continue;
+    }
+    /* pace by the stream's timestamps (a live publisher already is) */
+    int64_t pts_us =
+        pkt->pts == AV_NOPTS_VALUE
+            ? AV_NOPTS_VALUE
+            : av_rescale_q(pkt->pts, ic->streams[pkt->stream_index]->time_base, (AVRational){1, 1000000});
+    if (pts_us != AV_NOPTS_VALUE) {
+      if (ts0 == AV_NOPTS_VALUE) {
+        ts0 = pts_us;
+        t0 = now_us();
+      }
+      int64_t due = t0 + (pts_us - ts0), now = now_us();
+      if (due > now && due - now < 2000000) usleep((useconds_t)(due - now));
+    }
+    if (avcodec_send_packet(s->dec, pkt) < 0) {
+      av_packet_unref(pkt);
+      continue;
+    }
+    av_packet_unref(pkt);
+    while (avcodec_receive_frame(s->dec, fr) == 0) {
+      if (s == &v) {
+        if (fr->width != yw || fr->height != yh || !sws) {
+          av_freep(&yuv[0]);
+          sws_freeContext(sws);
+          yw = fr->width;
+          yh = fr->height;
+          sws =
+              sws_getContext(yw, yh, fr->format, yw, yh, AV_PIX_FMT_YUV420P, SWS_BILINEAR, NULL, NULL, NULL);
+          if (!sws || av_image_alloc(yuv, yuv_ls, yw, yh, AV_PIX_FMT_YUV420P, 32) < 0) break;
+        }
+        sws_scale(sws, (const uint8_t *const *)fr->data, fr->linesize, 0, yh, yuv, yuv_ls);
+        const uint8_t *planes[3] = {yuv[0], yuv[1], yuv[2]};
+        int strides[3] = {yuv_ls[0], yuv_ls[1], yuv_ls[2]};
+        if (hd_client_push_video(cl, v.local, yw, yh, planes, strides) == 0) vframes++;
+      } else {
+        if (!swr) {
+          AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
+          if (swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_S16, 48000, &fr->ch_layout, fr->format,
+                                  fr->sample_rate, 0, NULL) < 0 ||
+              swr_init(swr) < 0)
+            break;
+        }
+        int out_n = swr_get_out_samples(swr, fr->nb_samples);
+        if (out_n > pcm_cap) {
+          free(pcm);
+          pcm_cap = out_n;
+          pcm = malloc(sizeof *pcm * (size_t)pcm_cap);
+          if (!pcm) break;
+        }
+        uint8_t *outp[1] = {(uint8_t *)pcm};
+        int n = swr_convert(swr, outp, pcm_cap, (const uint8_t **)fr->extended_data, fr->nb_samples);
+        if (n > 0 && hd_client_push_audio(cl, au.local, pcm, (size_t)n) == 0) asamples += (uint64_t)n;
+      }
+      av_frame_unref(fr);
+    }
+    if (now_us() >= next_status) {
+      next_status += 1000000;
+      hd_egress_emit_ingest("status", NULL, vframes, asamples / 48, 0);
+    }
+  }
+  hd_egress_emit_ingest("ended", why, vframes, asamples / 48, 0);
+  hd_client_free(cl);
+  av_packet_free(&pkt);
+  av_frame_free(&fr);
+  sws_freeContext(sws);
+  swr_free(&swr);
+  av_freep(&yuv[0]);
+  free(pcm);
+  avcodec_free_context(&v.dec);
+  avcodec_free_context(&au.dec);
+  avformat_close_input(&ic);
+  return 0;
+}

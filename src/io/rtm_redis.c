@@ -1,0 +1,1264 @@
+/* RTM's shared log and state in Redis (rtm_redis.h; docs/overlay.md "RTM
+ * across nodes" has the key layout and why this design).
+ *
+ * Keys (cid = "<app>/<channel>"; a channel name has no '/', so the last '/'
+ * splits it):
+ *   hudong:rtm:seq:<cid>   STRING  the channel's last cseq (INCR)
+ *   hudong:rtm:log:<cid>   STREAM  the channel's log: fields j (the JSON a
+ *                                  subscriber gets) and c (cseq, 0 = event)
+ *   hudong:rtm:hist:<cid>  STREAM  stored messages, id "<cseq>-1", fields f t d
+ *   hudong:rtm:m:<cid>     HASH    user -> nodes holding the user there
+ *   hudong:rtm:mn:<cid>    HASH    "<node>\n<user>" -> 1
+ *   hudong:rtm:st:<cid>    HASH    user -> presence state
+ *   hudong:rtm:nch:<node>  SET     cids where node holds members (for purge)
+ *   hudong:rtm:pnodes      SET     nodes holding members somewhere
+ *   hudong:rtm:attr:<c|u>:<app>/<name>  HASH key -> value
+ *   hudong:rtm:arev:<c|u>:<app>/<name>  HASH key -> revision (kept on delete)
+ *   hudong:rtm:lock:<cid>  HASH    lock name -> {"o":owner,"e":exp_ms}
+ *   hudong:rtm:lockexp     ZSET    "<cid>\n<name>" by expiry (Redis's clock)
+ *   pub/sub hudong:rtm:ctl (resume requests), hudong:rtm:ctl:<node> (answers)
+ * The scripts touch keys they compute themselves (the lock expiry and the
+ * purge walk several channels): fine for one Redis, not for Redis Cluster. */
+#include "io/rtm_redis.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <uv.h>
+
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "io/redis_uv.h"
+#include "io/rtc_udp.h"
+
+#define P "hudong:rtm:"
+#define SYNC_TIMEOUT_MS 1000 /* one call of the broker; Redis is on the LAN */
+#define SYNC_RETRY_MS 500    /* after a failure, calls fail at once for this long */
+#define BACKOFF_MIN_MS 250   /* readers' reconnect */
+#define BACKOFF_MAX_MS 2000
+#define XREAD_BLOCK_MS "5000" /* a blocking read returns at least this often */
+#define XREAD_COUNT "512"
+#define RESUME_WAIT_MS 1000 /* no holder answered: 410 */
+#define TICK_MS 200         /* lock expiry */
+#define PURGE_EVERY 10      /* ticks: a dead node's presence, every 2 s */
+#define WATCH_BUCKETS 1024
+#define MAX_PENDING 1024
+
+/* ---------------------------------------------------------------- scripts */
+
+/* Every log entry is written twice in the same script: to the channel's log
+ * (positions, catch-up, moving sessions) and to one of FAN_SHARDS fan-in
+ * streams (shard = byte sum of the cid mod 16) that every node reads. A node
+ * thus reads 16 streams whatever the number of channels: one XREAD over all
+ * its channels' logs cost O(channels) per call, and with one entry per call
+ * at low rates that was O(channels) per message (55 µs more per publish with
+ * 180 channels at fan-out 10). The price: every node reads every channel's
+ * entries (it skips those of channels it does not follow). */
+#define FAN_SHARDS 16
+#define FAN_MAXLEN "100000"
+#define LUA_LOGX                                                                                             \
+  "local function logx(key, cid, maxlen, j, c)\n"                                                            \
+  "  local id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'j', j, 'c', c)\n"                       \
+  "  local s = 0\n"                                                                                          \
+  "  for i = 1, #cid do s = s + string.byte(cid, i) end\n"                                                   \
+  "  redis.call('XADD', 'hudong:rtm:fan:' .. (s % 16), 'MAXLEN', '~', " FAN_MAXLEN                           \
+  ", '*', 'k', cid, 'p', id, 'j', j, 'c', c)\n"                                                              \
+  "  return id\n"                                                                                            \
+  "end\n"
+
+static const char *LUA_OPEN = "local c = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+                              "local l = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)\n"
+                              "local id = '0-0'\n"
+                              "if l[1] then id = l[1][1] end\n"
+                              "return {c, id}\n";
+
+/* KEYS seq log hist; ARGV pre post floor maxlen store keep from ts data cid */
+static const char *LUA_PUB =
+    LUA_LOGX "local c = redis.call('INCR', KEYS[1])\n"
+             "local f = tonumber(ARGV[3])\n"
+             "if c <= f then c = f + 1; redis.call('SET', KEYS[1], c) end\n"
+             "local id = logx(KEYS[2], ARGV[10], ARGV[4], ARGV[1] .. c .. ARGV[2], c)\n"
+             "if ARGV[5] == '1' then\n"
+             "  local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)\n"
+             "  if not last[1] or tonumber(string.match(last[1][1], '^(%d+)')) < c then\n"
+             "    redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[6], c .. '-1', 'f', ARGV[7], "
+             "'t', ARGV[8], 'd', ARGV[9])\n"
+             "  end\n"
+             "end\n"
+             "return {c, id}\n";
+
+/* KEYS m mn st log nch pnodes; ARGV user node op state body maxlen cid presence_max */
+static const char *LUA_PRES =
+    LUA_LOGX "local f = ARGV[2] .. '\\n' .. ARGV[1]\n"
+             "local op = ARGV[3]\n"
+             "local ev = false\n"
+             "if op == '1' then\n"
+             "  if redis.call('HSETNX', KEYS[2], f, 1) == 1 then\n"
+             "    redis.call('SADD', KEYS[5], ARGV[7]); redis.call('SADD', KEYS[6], ARGV[2])\n"
+             "    if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then ev = true end\n"
+             "  end\n"
+             "elseif op == '4' then\n"
+             "  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]); ev = true\n"
+             "else\n"
+             "  if redis.call('HDEL', KEYS[2], f) == 1 then\n"
+             "    if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then\n"
+             "      redis.call('HDEL', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[3], ARGV[1]); ev = true\n"
+             "    end\n"
+             "  end\n"
+             "end\n"
+             "local cap = tonumber(ARGV[8])\n"
+             "if ev and cap > 0 then\n"
+             "  local n = redis.call('HLEN', KEYS[1])\n"
+             "  if op == '2' or op == '3' then n = n + 1 end\n"
+             "  if n > cap then ev = false end\n"
+             "end\n"
+             "if ev then logx(KEYS[4], ARGV[7], ARGV[6], ARGV[5], 0) end\n"
+             "return ev and 1 or 0\n";
+
+/* KEYS m st; -> {user, state or false, ...} */
+static const char *LUA_WHO = "local u = redis.call('HKEYS', KEYS[1])\n"
+                             "table.sort(u)\n"
+                             "local out = {}\n"
+                             "for _, x in ipairs(u) do\n"
+                             "  out[#out + 1] = x\n"
+                             "  out[#out + 1] = redis.call('HGET', KEYS[2], x) or ''\n"
+                             "  out[#out + 1] = redis.call('HEXISTS', KEYS[2], x)\n"
+                             "end\n"
+                             "return out\n";
+
+/* KEYS vals revs log; ARGV key value del expect maxkeys pre post maxlen haslog cid */
+static const char *LUA_ATTR = LUA_LOGX
+    "local exists = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1\n"
+    "local cur = 0\n"
+    "if exists then cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') end\n"
+    "local expect = tonumber(ARGV[4])\n"
+    "if expect >= 0 and expect ~= cur then return {-1, cur} end\n"
+    "if ARGV[3] == '1' then\n"
+    "  if not exists then return {-2, 0} end\n"
+    "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+    "else\n"
+    "  if not exists and tonumber(ARGV[5]) > 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then\n"
+    "    return {-3, 0}\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "end\n"
+    "local rev = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)\n"
+    "if ARGV[9] == '1' then\n"
+    "  logx(KEYS[3], ARGV[10], ARGV[8], ARGV[6] .. rev .. ARGV[7], 0)\n"
+    "end\n"
+    "return {0, rev}\n";
+
+/* KEYS vals revs; -> {key, value, rev, ...} ascending key */
+static const char *LUA_ATTRS = "local k = redis.call('HKEYS', KEYS[1])\n"
+                               "table.sort(k)\n"
+                               "local out = {}\n"
+                               "for _, x in ipairs(k) do\n"
+                               "  out[#out + 1] = x\n"
+                               "  out[#out + 1] = redis.call('HGET', KEYS[1], x)\n"
+                               "  out[#out + 1] = tonumber(redis.call('HGET', KEYS[2], x) or '0')\n"
+                               "end\n"
+                               "return out\n";
+
+/* KEYS lock lockexp log; ARGV op name user ttl admin cid maxlen ch
+ * -> {code, prev owner, exp}: 0 ok, -1 held, -2 none, -4 someone else's */
+static const char *LUA_LOCK =
+    LUA_LOGX "local t = redis.call('TIME')\n"
+             "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+             "local cur = redis.call('HGET', KEYS[1], ARGV[2])\n"
+             "local owner = false\n"
+             "if cur then local d = cjson.decode(cur); if d.e > now then owner = d.o end end\n"
+             "local m = ARGV[6] .. '\\n' .. ARGV[2]\n"
+             "local function ev(e, o)\n"
+             "  logx(KEYS[3], ARGV[6], ARGV[7],\n"
+             "    cjson.encode({type = 'lock', ch = ARGV[8], name = ARGV[2], ev = e, owner = o}), 0)\n"
+             "end\n"
+             "if ARGV[1] == 'r' then\n"
+             "  if not owner then return {-2, '', 0} end\n"
+             "  if owner ~= ARGV[3] and ARGV[5] ~= '1' then return {-4, owner, 0} end\n"
+             "  redis.call('HDEL', KEYS[1], ARGV[2]); redis.call('ZREM', KEYS[2], m)\n"
+             "  ev('released', ARGV[3])\n"
+             "  return {0, owner, 0}\n"
+             "end\n"
+             "if owner and owner ~= ARGV[3] and ARGV[1] ~= 's' then return {-1, owner, 0} end\n"
+             "local e = now + tonumber(ARGV[4])\n"
+             "redis.call('HSET', KEYS[1], ARGV[2], cjson.encode({o = ARGV[3], e = e}))\n"
+             "redis.call('ZADD', KEYS[2], e, m)\n"
+             "if owner ~= ARGV[3] then\n"
+             "  if ARGV[1] == 's' and owner then ev('stolen', ARGV[3]) else ev('acquired', ARGV[3]) end\n"
+             "end\n"
+             "return {0, owner or '', e}\n";
+
+/* KEYS lock; -> {name, owner, exp, ...} of live locks */
+static const char *LUA_LOCKS = "local t = redis.call('TIME')\n"
+                               "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                               "local all = redis.call('HGETALL', KEYS[1])\n"
+                               "local out = {}\n"
+                               "for i = 1, #all, 2 do\n"
+                               "  local d = cjson.decode(all[i + 1])\n"
+                               "  if d.e > now then\n"
+                               "    out[#out + 1] = all[i]; out[#out + 1] = d.o; out[#out + 1] = d.e\n"
+                               "  end\n"
+                               "end\n"
+                               "return out\n";
+
+/* KEYS lockexp; ARGV maxlen. Expires due locks once, cluster-wide. */
+static const char *LUA_LOCK_EXPIRE =
+    LUA_LOGX "local t = redis.call('TIME')\n"
+             "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+             "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)\n"
+             "for _, m in ipairs(due) do\n"
+             "  redis.call('ZREM', KEYS[1], m)\n"
+             "  local cid, name = string.match(m, '^(.*)\\n(.*)$')\n"
+             "  if cid then\n"
+             "    local h = 'hudong:rtm:lock:' .. cid\n"
+             "    local cur = redis.call('HGET', h, name)\n"
+             "    if cur then\n"
+             "      local d = cjson.decode(cur)\n"
+             "      if d.e <= now then\n"
+             "        redis.call('HDEL', h, name)\n"
+             "        logx('hudong:rtm:log:' .. cid, cid, ARGV[1],\n"
+             "          cjson.encode({type = 'lock', ch = string.match(cid, '/([^/]*)$'), name = name, ev = "
+             "'expired',\n"
+             "                        owner = d.o}), 0)\n"
+             "      end\n"
+             "    end\n"
+             "  end\n"
+             "end\n"
+             "return #due\n";
+
+/* ARGV node maxlen: a dead node's members time out (once). */
+static const char *LUA_PURGE =
+    LUA_LOGX "local node = ARGV[1]\n"
+             "local p = node .. '\\n'\n"
+             "for _, cid in ipairs(redis.call('SMEMBERS', 'hudong:rtm:nch:' .. node)) do\n"
+             "  local mn, m, st = 'hudong:rtm:mn:' .. cid, 'hudong:rtm:m:' .. cid, 'hudong:rtm:st:' .. cid\n"
+             "  local ch = string.match(cid, '/([^/]*)$')\n"
+             "  for _, f in ipairs(redis.call('HKEYS', mn)) do\n"
+             "    if string.sub(f, 1, #p) == p then\n"
+             "      local user = string.sub(f, #p + 1)\n"
+             "      redis.call('HDEL', mn, f)\n"
+             "      if redis.call('HINCRBY', m, user, -1) <= 0 then\n"
+             "        redis.call('HDEL', m, user); redis.call('HDEL', st, user)\n"
+             "        logx('hudong:rtm:log:' .. cid, cid, ARGV[2],\n"
+             "          cjson.encode({type = 'pres', ch = ch, ev = 'timeout', user = user}), 0)\n"
+             "      end\n"
+             "    end\n"
+             "  end\n"
+             "end\n"
+             "redis.call('DEL', 'hudong:rtm:nch:' .. node)\n"
+             "redis.call('SREM', 'hudong:rtm:pnodes', node)\n"
+             "return 1\n";
+
+enum { S_OPEN, S_PUB, S_PRES, S_WHO, S_ATTR, S_ATTRS, S_LOCK, S_LOCKS, S_LOCK_EXPIRE, S_PURGE, S_COUNT };
+static const char **SCRIPTS[S_COUNT] = {&LUA_OPEN,  &LUA_PUB,  &LUA_PRES,  &LUA_WHO,         &LUA_ATTR,
+                                        &LUA_ATTRS, &LUA_LOCK, &LUA_LOCKS, &LUA_LOCK_EXPIRE, &LUA_PURGE};
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct watch {
+  struct watch *next;
+  char *key; /* hudong:rtm:log:<cid> */
+  char app[64], ch[HD_RTM_MAX_CHANNEL + 1];
+  hd_rtm_pos_t pos; /* read up to here */
+} watch_t;
+
+typedef struct {
+  uint64_t conn;
+  char rid[24];
+  hd_time_t deadline;
+} pending_t;
+
+/* An asynchronous connection that reconnects with backoff. */
+typedef struct {
+  struct hd_rtm_redis *r;
+  redisAsyncContext *ac;
+  int up, backoff_ms, failing;
+  uv_timer_t retry;
+  const char *what;
+  void (*on_up)(struct hd_rtm_redis *r);
+} aconn_t;
+
+struct hd_rtm_redis {
+  uv_loop_t *loop;
+  hd_rtm_redis_config_t cfg;
+  char node[128];
+  char maxlen[16];
+  hd_rtm_cluster_t ops;
+  hd_rtm_broker_t *b;
+  /* synchronous calls */
+  redisContext *sc;
+  hd_time_t sync_retry_at;
+  int sync_failing, reasserting;
+  char sha[S_COUNT][41];
+  /* the log reader: the fan-in streams */
+  aconn_t rd;
+  int reading, fan_ready;
+  hd_rtm_pos_t fan_pos[FAN_SHARDS];
+  watch_t *wb[WATCH_BUCKETS];
+  size_t n_watch;
+  /* pub/sub for session moves */
+  aconn_t ps;
+  pending_t pend[MAX_PENDING];
+  int n_pend;
+  uint64_t next_rid;
+  uv_timer_t tick;
+  int ticks;
+  char dead[16][128]; /* nodes seen missing from the registry once (purged when seen twice) */
+  int n_dead;
+  int closing, open_handles;
+  uint64_t appended, entries, moves_out, moves_in, resume_misses, failures;
+};
+
+static hd_time_t now_of(hd_rtm_redis_t *r) { return hd_io_now(r->loop); }
+
+static void cid_of(char *out, size_t cap, const char *app, const char *ch) {
+  snprintf(out, cap, "%s/%s", app, ch);
+}
+
+/* ---------------------------------------------------------------- sync calls */
+
+static void sync_fail(hd_rtm_redis_t *r, const char *why) {
+  r->failures++;
+  if (!r->sync_failing) {
+    r->sync_failing = 1;
+    HD_LOGW("rtm",
+            "cluster: Redis at %s:%d: %s; RTM requests that need the cluster get 503 unavailable "
+            "until it answers again (retrying every %d ms)",
+            r->cfg.url.host, r->cfg.url.port, why, SYNC_RETRY_MS);
+  }
+  if (r->sc) redisFree(r->sc);
+  r->sc = NULL;
+  r->sync_retry_at = now_of(r) + (hd_time_t)SYNC_RETRY_MS * 1000;
+}
+
+/* AUTH and SELECT on a fresh synchronous context; 0 or -1 with why. */
+static int sync_setup(hd_rtm_redis_t *r, redisContext *c, char *why, size_t cap) {
+  redisReply *rep = NULL;
+  if (r->cfg.url.password[0]) {
+    rep = r->cfg.url.user[0] ? redisCommand(c, "AUTH %s %s", r->cfg.url.user, r->cfg.url.password)
+                             : redisCommand(c, "AUTH %s", r->cfg.url.password);
+    if (!rep || rep->type == REDIS_REPLY_ERROR) goto bad;
+    freeReplyObject(rep);
+  }
+  if (r->cfg.url.db) {
+    rep = redisCommand(c, "SELECT %d", r->cfg.url.db);
+    if (!rep || rep->type == REDIS_REPLY_ERROR) goto bad;
+    freeReplyObject(rep);
+  }
+  return 0;
+bad:
+  snprintf(why, cap, "%s", rep ? rep->str : c->errstr);
+  if (rep) freeReplyObject(rep);
+  return -1;
+}
+
+static redisContext *sync_ctx(hd_rtm_redis_t *r) {
+  if (r->sc) return r->sc;
+  if (now_of(r) < r->sync_retry_at) return NULL;
+  struct timeval tv = {SYNC_TIMEOUT_MS / 1000, (SYNC_TIMEOUT_MS % 1000) * 1000};
+  redisContext *c = redisConnectWithTimeout(r->cfg.url.host, r->cfg.url.port, tv);
+  char why[200];
+  if (!c || c->err) {
+    snprintf(why, sizeof why, "%s", c ? c->errstr : "out of memory");
+    if (c) redisFree(c);
+    sync_fail(r, why);
+    return NULL;
+  }
+  redisSetTimeout(c, tv);
+  if (sync_setup(r, c, why, sizeof why) < 0) {
+    redisFree(c);
+    sync_fail(r, why);
+    return NULL;
+  }
+  int was_failing = r->sync_failing;
+  if (was_failing) HD_LOGW("rtm", "cluster: Redis at %s:%d answers again", r->cfg.url.host, r->cfg.url.port);
+  r->sync_failing = 0;
+  r->sc = c;
+  for (int i = 0; i < S_COUNT; i++) /* scripts by SHA from here on (EVALSHA) */
+    r->sha[i][0] = 0;
+  /* a Redis back from a restart may have lost the members: write ours again
+   * (nothing is logged for a user that is still there) */
+  if (was_failing && r->b && !r->reasserting) {
+    r->reasserting = 1;
+    hd_rtm_cluster_reassert(r->b, now_of(r));
+    r->reasserting = 0;
+  }
+  return r->sc;
+}
+
+/* One command (argv); the reply (caller frees) or NULL after a failure. An
+ * error reply is returned as it is (the caller decides). */
+static redisReply *sync_argv(hd_rtm_redis_t *r, int argc, const char **argv, const size_t *lens) {
+  redisContext *c = sync_ctx(r);
+  if (!c) return NULL;
+  redisReply *rep = redisCommandArgv(c, argc, argv, lens);
+  if (!rep) {
+    sync_fail(r, c->errstr[0] ? c->errstr : "no reply");
+    return NULL;
+  }
+  return rep;
+}
+
+/* EVALSHA script (loading it on first use and after NOSCRIPT). keys then
+ * args; lens may be NULL (all NUL-terminated). */
+static redisReply *run(hd_rtm_redis_t *r, int script, int nkeys, const char **keys, int nargs,
+                       const char **args, const size_t *arglens) {
+  const char *argv[32];
+  size_t lens[32];
+  char nk[16];
+  if (3 + nkeys + nargs > 32) return NULL;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (!sync_ctx(r)) return NULL;
+    if (!r->sha[script][0]) {
+      const char *la[3] = {"SCRIPT", "LOAD", *SCRIPTS[script]};
+      redisReply *l = sync_argv(r, 3, la, NULL);
+      if (!l) return NULL;
+      if (l->type != REDIS_REPLY_STRING || l->len != 40) {
+        HD_LOGE("rtm", "cluster: SCRIPT LOAD refused: %s", l->type == REDIS_REPLY_ERROR ? l->str : "?");
+        freeReplyObject(l);
+        return NULL;
+      }
+      memcpy(r->sha[script], l->str, 41);
+      freeReplyObject(l);
+    }
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    int n = 0;
+    argv[n] = "EVALSHA", lens[n++] = 7;
+    argv[n] = r->sha[script], lens[n++] = 40;
+    argv[n] = nk, lens[n++] = strlen(nk);
+    for (int i = 0; i < nkeys; i++)
+      argv[n] = keys[i], lens[n++] = strlen(keys[i]);
+    for (int i = 0; i < nargs; i++)
+      argv[n] = args[i], lens[n++] = arglens ? arglens[i] : strlen(args[i]);
+    redisReply *rep = sync_argv(r, n, argv, lens);
+    if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) {
+      freeReplyObject(rep);
+      r->sha[script][0] = 0; /* Redis restarted: load again */
+      continue;
+    }
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+      HD_LOGW("rtm", "cluster: script %d: %s", script, rep->str);
+      freeReplyObject(rep);
+      return NULL;
+    }
+    return rep;
+  }
+  return NULL;
+}
+
+static int64_t rep_int(const redisReply *e) {
+  if (!e) return 0;
+  if (e->type == REDIS_REPLY_INTEGER) return e->integer;
+  if (e->type == REDIS_REPLY_STRING) return strtoll(e->str, NULL, 10);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- watches */
+
+static watch_t **watch_slot(hd_rtm_redis_t *r, const char *key) {
+  watch_t **pp = &r->wb[hd_fnv1a_pair(key, 0, "") % WATCH_BUCKETS];
+  while (*pp && strcmp((*pp)->key, key))
+    pp = &(*pp)->next;
+  return pp;
+}
+
+static void reader_kick(hd_rtm_redis_t *r);
+
+/* ---------------------------------------------------------------- the broker's calls */
+
+static int c_chan_open(void *ud, const char *app, const char *ch, int64_t *cseq, hd_rtm_pos_t *pos) {
+  hd_rtm_redis_t *r = ud;
+  char cid[200], k1[256], k2[256];
+  cid_of(cid, sizeof cid, app, ch);
+  snprintf(k1, sizeof k1, P "seq:%s", cid);
+  snprintf(k2, sizeof k2, P "log:%s", cid);
+  const char *keys[2] = {k1, k2};
+  redisReply *rep = run(r, S_OPEN, 2, keys, 0, NULL, NULL);
+  if (!rep) return HD_EIO;
+  int rc = HD_EIO;
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING &&
+      hd_rtm_pos_parse(rep->element[1]->str, rep->element[1]->len, pos) == 0) {
+    *cseq = rep_int(rep->element[0]);
+    rc = 0;
+  }
+  freeReplyObject(rep);
+  if (rc < 0) return rc;
+  watch_t **pp = watch_slot(r, k2);
+  if (!*pp) {
+    watch_t *w = calloc(1, sizeof *w);
+    if (!w || !(w->key = strdup(k2))) {
+      free(w);
+      return HD_ENOMEM;
+    }
+    snprintf(w->app, sizeof w->app, "%s", app);
+    snprintf(w->ch, sizeof w->ch, "%s", ch);
+    *pp = w;
+    r->n_watch++;
+  }
+  (*pp)->pos = *pos;
+  reader_kick(r);
+  return 0;
+}
+
+static void c_chan_close(void *ud, const char *app, const char *ch) {
+  hd_rtm_redis_t *r = ud;
+  char cid[200], k[256];
+  cid_of(cid, sizeof cid, app, ch);
+  snprintf(k, sizeof k, P "log:%s", cid);
+  watch_t **pp = watch_slot(r, k);
+  if (!*pp) return;
+  watch_t *w = *pp;
+  *pp = w->next;
+  free(w->key);
+  free(w);
+  r->n_watch--;
+  reader_kick(r);
+}
+
+static int c_publish(void *ud, const char *app, const char *ch, const char *pre, const char *post,
+                     int64_t floor, const hd_rtm_stored_msg_t *m, int store, int keep, int64_t *cseq) {
+  hd_rtm_redis_t *r = ud;
+  char cid[200], k1[256], k2[256], k3[256], fl[24], kp[16], ts[24];
+  cid_of(cid, sizeof cid, app, ch);
+  snprintf(k1, sizeof k1, P "seq:%s", cid);
+  snprintf(k2, sizeof k2, P "log:%s", cid);
+  snprintf(k3, sizeof k3, P "hist:%s", cid);
+  snprintf(fl, sizeof fl, "%lld", (long long)floor);
+  snprintf(kp, sizeof kp, "%d", keep > 0 ? keep : 1000);
+  snprintf(ts, sizeof ts, "%lld", (long long)m->ts_ms);
+  const char *keys[3] = {k1, k2, k3};
+  const char *args[10] = {pre, post, fl, r->maxlen, store ? "1" : "0", kp, m->from, ts, m->data, cid};
+  redisReply *rep = run(r, S_PUB, 3, keys, 10, args, NULL);
+  if (!rep) return HD_EIO;
+  int rc = HD_EIO;
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+    *cseq = rep_int(rep->element[0]);
+    rc = 0;
+    r->appended++;
+  }
+  freeReplyObject(rep);
+  return rc;
+}
+
+static int hist_entry(const redisReply *e, hd_rtm_stored_msg_t *m) {
+  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+      e->element[1]->type != REDIS_REPLY_ARRAY)
+    return -1;
+  m->cseq = strtoll(e->element[0]->str, NULL, 10);
+  m->from = m->data = "";
+  m->ts_ms = 0;
+  const redisReply *f = e->element[1];
+  for (size_t i = 0; i + 1 < f->elements; i += 2) {
+    const char *k = f->element[i]->str, *v = f->element[i + 1]->str;
+    if (!k || !v) continue;
+    if (!strcmp(k, "f")) m->from = v;
+    if (!strcmp(k, "d")) m->data = v;
+    if (!strcmp(k, "t")) m->ts_ms = strtoll(v, NULL, 10);
+  }
+  return 0;
+}
+
+static int c_hist(void *ud, const char *app, const char *ch, const hd_rtm_hist_query_t *q, hd_rtm_msg_fn fn,
+                  void *fud) {
+  hd_rtm_redis_t *r = ud;
+  char cid[200], k[256], start[48], cnt[16];
+  cid_of(cid, sizeof cid, app, ch);
+  snprintf(k, sizeof k, P "hist:%s", cid);
+  snprintf(cnt, sizeof cnt, "%d", q->limit);
+  redisReply *rep;
+  int rev = 0;
+  if (q->after >= 0) {
+    snprintf(start, sizeof start, "(%lld-1", (long long)q->after);
+    const char *a[6] = {"XRANGE", k, start, "+", "COUNT", cnt};
+    rep = sync_argv(r, 6, a, NULL);
+  } else if (q->since >= 0) {
+    const char *a[4] = {"XRANGE", k, "-", "+"}; /* at most `keep` entries: filtered here */
+    rep = sync_argv(r, 4, a, NULL);
+  } else {
+    const char *a[6] = {"XREVRANGE", k, "+", "-", "COUNT", cnt};
+    rep = sync_argv(r, 6, a, NULL);
+    rev = 1;
+  }
+  if (!rep) return HD_EIO;
+  if (rep->type != REDIS_REPLY_ARRAY) {
+    freeReplyObject(rep);
+    return HD_EIO;
+  }
+  int n = 0;
+  for (size_t j = 0; j < rep->elements && n < q->limit; j++) {
+    size_t i = rev ? rep->elements - 1 - j : j;
+    hd_rtm_stored_msg_t m;
+    if (hist_entry(rep->element[i], &m) < 0) continue;
+    if (q->since >= 0 && m.ts_ms < q->since) continue;
+    n++;
+    if (fn(fud, &m) < 0) break;
+  }
+  freeReplyObject(rep);
+  return n;
+}
+
+/* One stream entry [id, [field, value, ...]] as a log entry. */
+static int log_entry(const redisReply *e, hd_rtm_entry_t *out) {
+  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+      e->element[1]->type != REDIS_REPLY_ARRAY ||
+      hd_rtm_pos_parse(e->element[0]->str, e->element[0]->len, &out->pos) < 0)
+    return -1;
+  out->json = NULL;
+  out->cseq = 0;
+  const redisReply *f = e->element[1];
+  for (size_t i = 0; i + 1 < f->elements; i += 2) {
+    const redisReply *k = f->element[i], *v = f->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+    if (k->len == 1 && k->str[0] == 'j') out->json = v->str, out->len = v->len;
+    if (k->len == 1 && k->str[0] == 'c') out->cseq = strtoll(v->str, NULL, 10);
+  }
+  return out->json ? 0 : -1;
+}
+
+static int c_range(void *ud, const char *app, const char *ch, hd_rtm_pos_t after, hd_rtm_pos_t upto,
+                   hd_rtm_entry_fn fn, void *fud) {
+  hd_rtm_redis_t *r = ud;
+  char cid[200], k[256], s0[52], s1[48];
+  cid_of(cid, sizeof cid, app, ch);
+  snprintf(k, sizeof k, P "log:%s", cid);
+  hd_rtm_pos_str(upto, s1);
+  if (after.ms || after.seq) { /* trimmed past `after` (MAXLEN): entries are gone, never a silent gap */
+    const char *xa[3] = {"XINFO", "STREAM", k};
+    redisReply *x = sync_argv(r, 3, xa, NULL);
+    if (!x) return HD_EIO;
+    for (size_t i = 0; x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2) {
+      hd_rtm_pos_t del;
+      const redisReply *kk = x->element[i], *v = x->element[i + 1];
+      if (kk->type == REDIS_REPLY_STRING && !strcmp(kk->str, "max-deleted-entry-id") &&
+          v->type == REDIS_REPLY_STRING && hd_rtm_pos_parse(v->str, v->len, &del) == 0 &&
+          hd_rtm_pos_cmp(del, after) > 0) {
+        freeReplyObject(x);
+        return HD_ENOSPC;
+      }
+    }
+    freeReplyObject(x); /* no such stream (an error reply): nothing was ever trimmed */
+  }
+  for (;;) { /* in pages of 1000 */
+    char p[48];
+    hd_rtm_pos_str(after, p);
+    snprintf(s0, sizeof s0, "(%s", p);
+    const char *a[6] = {"XRANGE", k, s0, s1, "COUNT", "1000"};
+    redisReply *rep = sync_argv(r, 6, a, NULL);
+    if (!rep) return HD_EIO;
+    if (rep->type != REDIS_REPLY_ARRAY) {
+      freeReplyObject(rep);
+      return HD_EIO;
+    }
+    size_t n = rep->elements;
+    for (size_t i = 0; i < n; i++) {
+      hd_rtm_entry_t e;
+      if (log_entry(rep->element[i], &e) < 0) continue;
+      after = e.pos;
+      if (fn(fud, &e) < 0) {
+        freeReplyObject(rep);
+        return 0;
+      }
+    }
+    freeReplyObject(rep);
+    if (n < 1000) return 0;
+  }
+}
+
+static int c_presence(void *ud, const char *app, const char *ch, const char *user, const char *node, int op,
+                      const char *state, const char *body, int presence_max) {
+  hd_rtm_redis_t *r = ud;
+  char cid[200], k[6][256], o[4], pm[16];
+  const char *nd = node ? node : r->node;
+  cid_of(cid, sizeof cid, app, ch);
+  snprintf(k[0], sizeof k[0], P "m:%s", cid);
+  snprintf(k[1], sizeof k[1], P "mn:%s", cid);
+  snprintf(k[2], sizeof k[2], P "st:%s", cid);
+  snprintf(k[3], sizeof k[3], P "log:%s", cid);
+  snprintf(k[4], sizeof k[4], P "nch:%s", nd);
+  snprintf(k[5], sizeof k[5], P "pnodes");
+  snprintf(o, sizeof o, "%d", op);
+  const char *keys[6] = {k[0], k[1], k[2], k[3], k[4], k[5]};
+  snprintf(pm, sizeof pm, "%d", presence_max);
+  const char *args[8] = {user, nd, o, state ? state : "", body, r->maxlen, cid, pm};
+  redisReply *rep = run(r, S_PRES, 6, keys, 8, args, NULL);
+  if (!rep) return HD_EIO;
+  int rc = (int)rep_int(rep);
+  freeReplyObject(rep);
+  return rc;
+}
+
+static int c_who(void *ud, const char *app, const char *ch, hd_rtm_who_fn fn, void *fud) {
+  hd_rtm_redis_t *r = ud;
+  char cid[200], k1[256], k2[256];
+  cid_of(cid, sizeof cid, app, ch);
+  snprintf(k1, sizeof k1, P "m:%s", cid);
+  snprintf(k2, sizeof k2, P "st:%s", cid);
+  const char *keys[2] = {k1, k2};
+  redisReply *rep = run(r, S_WHO, 2, keys, 0, NULL, NULL);
+  if (!rep) return HD_EIO;
+  int n = 0;
+  for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 2 < rep->elements; i += 3) {
+    const redisReply *u = rep->element[i], *st = rep->element[i + 1];
+    if (u->type != REDIS_REPLY_STRING) continue;
+    fn(fud, u->str, rep_int(rep->element[i + 2]) ? st->str : NULL);
+    n++;
+  }
+  freeReplyObject(rep);
+  return n;
+}
+
+static void attr_keys(char *vals, char *revs, size_t cap, const char *app, hd_rtm_scope_t sc,
+                      const char *name) {
+  snprintf(vals, cap, P "attr:%c:%s/%s", sc == HD_RTM_SCOPE_CHANNEL ? 'c' : 'u', app, name);
+  snprintf(revs, cap, P "arev:%c:%s/%s", sc == HD_RTM_SCOPE_CHANNEL ? 'c' : 'u', app, name);
+}
+
+static int c_attr_cas(void *ud, const char *app, hd_rtm_scope_t sc, const char *name, const char *key,
+                      const char *value, int64_t expect, int max_keys, const char *ev_pre,
+                      const char *ev_post, int64_t *rev) {
+  hd_rtm_redis_t *r = ud;
+  char k1[256], k2[256], k3[256], ex[24], mk[16], cid[200];
+  attr_keys(k1, k2, sizeof k1, app, sc, name);
+  cid_of(cid, sizeof cid, app, name);
+  snprintf(k3, sizeof k3, P "log:%s", cid);
+  snprintf(ex, sizeof ex, "%lld", (long long)expect);
+  snprintf(mk, sizeof mk, "%d", max_keys);
+  const char *keys[3] = {k1, k2, k3};
+  const char *args[10] = {key,
+                          value ? value : "",
+                          value ? "0" : "1",
+                          ex,
+                          mk,
+                          ev_pre,
+                          ev_post,
+                          r->maxlen,
+                          sc == HD_RTM_SCOPE_CHANNEL ? "1" : "0",
+                          cid};
+  redisReply *rep = run(r, S_ATTR, 3, keys, 10, args, NULL);
+  if (!rep) return HD_EIO;
+  int rc = HD_EIO;
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+    int64_t code = rep_int(rep->element[0]);
+    *rev = rep_int(rep->element[1]);
+    rc = code == 0 ? 0 : code == -1 ? HD_ESTATE : code == -2 ? HD_ENOTFOUND : HD_ENOSPC;
+  }
+  freeReplyObject(rep);
+  return rc;
+}
+
+static int c_attr_list(void *ud, const char *app, hd_rtm_scope_t sc, const char *name, hd_rtm_attr_fn fn,
+                       void *fud) {
+  hd_rtm_redis_t *r = ud;
+  char k1[256], k2[256];
+  attr_keys(k1, k2, sizeof k1, app, sc, name);
+  const char *keys[2] = {k1, k2};
+  redisReply *rep = run(r, S_ATTRS, 2, keys, 0, NULL, NULL);
+  if (!rep) return HD_EIO;
+  int n = 0;
+  for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 2 < rep->elements; i += 3) {
+    if (rep->element[i]->type != REDIS_REPLY_STRING || rep->element[i + 1]->type != REDIS_REPLY_STRING)
+      continue;
+    hd_rtm_attr_t a = {rep->element[i]->str, rep->element[i + 1]->str, rep_int(rep->element[i + 2])};
+    n++;
+    if (fn(fud, &a) < 0) break;
+  }
+  freeReplyObject(rep);
+  return n;
+}
+
+static int c_lock(void *ud, int op, const char *app, const char *ch, const char *name, const char *user,
+                  int64_t ttl_ms, int admin, char prev[128], int64_t *exp_ms) {
+  hd_rtm_redis_t *r = ud;
+  char cid[200], k1[256], k3[256], o[2] = {(char)op, 0}, ttl[24];
+  cid_of(cid, sizeof cid, app, ch);
+  snprintf(k1, sizeof k1, P "lock:%s", cid);
+  snprintf(k3, sizeof k3, P "log:%s", cid);
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  const char *keys[3] = {k1, P "lockexp", k3};
+  const char *args[8] = {o, name, user, ttl, admin ? "1" : "0", cid, r->maxlen, ch};
+  redisReply *rep = run(r, S_LOCK, 3, keys, 8, args, NULL);
+  if (!rep) return HD_EIO;
+  int rc = HD_EIO;
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
+    int64_t code = rep_int(rep->element[0]);
+    snprintf(prev, 128, "%s", rep->element[1]->type == REDIS_REPLY_STRING ? rep->element[1]->str : "");
+    *exp_ms = rep_int(rep->element[2]);
+    rc = code == 0 ? 0 : code == -1 ? HD_ESTATE : code == -2 ? HD_ENOTFOUND : HD_EFORBIDDEN;
+  }
+  freeReplyObject(rep);
+  return rc;
+}
+
+static int c_lock_list(void *ud, const char *app, const char *ch, hd_rtm_lockl_fn fn, void *fud) {
+  hd_rtm_redis_t *r = ud;
+  char cid[200], k1[256];
+  cid_of(cid, sizeof cid, app, ch);
+  snprintf(k1, sizeof k1, P "lock:%s", cid);
+  const char *keys[1] = {k1};
+  redisReply *rep = run(r, S_LOCKS, 1, keys, 0, NULL, NULL);
+  if (!rep) return HD_EIO;
+  int n = 0;
+  for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 2 < rep->elements; i += 3) {
+    if (rep->element[i]->type != REDIS_REPLY_STRING || rep->element[i + 1]->type != REDIS_REPLY_STRING)
+      continue;
+    fn(fud, rep->element[i]->str, rep->element[i + 1]->str, rep_int(rep->element[i + 2]));
+    n++;
+  }
+  freeReplyObject(rep);
+  return n;
+}
+
+/* A resume this node cannot serve: ask every node on the control channel;
+ * the holder answers on ours (ps_message), or nobody within RESUME_WAIT_MS. */
+static int c_resume(void *ud, uint64_t conn, const char *resume) {
+  hd_rtm_redis_t *r = ud;
+  if (!r->ps.up || r->n_pend >= MAX_PENDING) return HD_EAGAIN;
+  pending_t *p = &r->pend[r->n_pend];
+  snprintf(p->rid, sizeof p->rid, "%llu", (unsigned long long)++r->next_rid);
+  char msg[400];
+  snprintf(msg, sizeof msg, "want\n%s\n%s\n%s", r->node, p->rid, resume);
+  const char *a[3] = {"PUBLISH", P "ctl", msg};
+  redisReply *rep = sync_argv(r, 3, a, NULL);
+  if (!rep) return HD_EIO;
+  freeReplyObject(rep);
+  p->conn = conn;
+  p->deadline = now_of(r) + (hd_time_t)RESUME_WAIT_MS * 1000;
+  r->n_pend++;
+  return 0;
+}
+
+/* ---------------------------------------------------------------- async connections */
+
+static void aconn_connect(aconn_t *a);
+
+static void aconn_retry_cb(uv_timer_t *t) { aconn_connect(t->data); }
+
+static void aconn_lost(aconn_t *a, const char *why) {
+  hd_rtm_redis_t *r = a->r;
+  a->up = 0;
+  a->ac = NULL;
+  if (r->closing) return;
+  if (!a->failing) {
+    a->failing = 1;
+    HD_LOGW("rtm",
+            "cluster: %s connection to Redis at %s:%d lost (%s); reconnecting with backoff up to %d ms",
+            a->what, r->cfg.url.host, r->cfg.url.port, why, BACKOFF_MAX_MS);
+  }
+  uv_timer_start(&a->retry, aconn_retry_cb, (uint64_t)a->backoff_ms, 0);
+  a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
+}
+
+static void aconn_on_disconnect(const redisAsyncContext *ac, int status) {
+  aconn_t *a = ac->data;
+  if (a && a->ac == ac) aconn_lost(a, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static void aconn_on_ready(redisAsyncContext *ac, void *reply, void *priv) {
+  aconn_t *a = priv;
+  redisReply *rep = reply;
+  if (!rep || a->ac != ac) return;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    HD_LOGW("rtm", "cluster: Redis refused the %s connection's setup: %s", a->what, rep->str);
+    redisAsyncDisconnect(ac);
+    return;
+  }
+  if (a->failing) HD_LOGW("rtm", "cluster: %s connection to Redis is back", a->what);
+  a->up = 1;
+  a->failing = 0;
+  a->backoff_ms = BACKOFF_MIN_MS;
+  a->on_up(a->r);
+}
+
+static void aconn_on_connect(const redisAsyncContext *ac, int status) {
+  aconn_t *a = ac->data;
+  if (!a || a->ac != ac) return;
+  if (status != REDIS_OK) {
+    aconn_lost(a, ac->errstr); /* hiredis frees the context */
+    return;
+  }
+  hd_rtm_redis_t *r = a->r;
+  redisAsyncContext *c = (redisAsyncContext *)ac;
+  if (r->cfg.url.password[0]) {
+    if (r->cfg.url.user[0])
+      redisAsyncCommand(c, NULL, NULL, "AUTH %s %s", r->cfg.url.user, r->cfg.url.password);
+    else
+      redisAsyncCommand(c, NULL, NULL, "AUTH %s", r->cfg.url.password);
+  }
+  if (r->cfg.url.db) redisAsyncCommand(c, NULL, NULL, "SELECT %d", r->cfg.url.db);
+  redisAsyncCommand(c, aconn_on_ready, a, "PING");
+}
+
+static void aconn_connect(aconn_t *a) {
+  hd_rtm_redis_t *r = a->r;
+  if (r->closing) return;
+  redisAsyncContext *ac = redisAsyncConnect(r->cfg.url.host, r->cfg.url.port);
+  if (!ac || ac->err) {
+    char why[160];
+    snprintf(why, sizeof why, "%s", ac ? ac->errstr : "out of memory");
+    if (ac) redisAsyncFree(ac);
+    a->ac = NULL;
+    aconn_lost(a, why);
+    return;
+  }
+  ac->data = a;
+  a->ac = ac;
+  if (hd_redis_uv_attach(ac, r->loop) != REDIS_OK) {
+    a->ac = NULL;
+    redisAsyncFree(ac);
+    aconn_lost(a, "cannot attach to the event loop");
+    return;
+  }
+  redisAsyncSetConnectCallback(ac, aconn_on_connect);
+  redisAsyncSetDisconnectCallback(ac, aconn_on_disconnect);
+}
+
+/* ---------------------------------------------------------------- the log reader */
+
+static void reader_issue(hd_rtm_redis_t *r);
+
+/* Where the reader starts in each fan-in stream: its last entry now (an
+ * empty stream: its start). Never "$": a shard with no entry for a while
+ * would then skip what arrives between two reads. 0, or -1 to retry. */
+static int fan_init(hd_rtm_redis_t *r) {
+  for (int i = 0; i < FAN_SHARDS; i++) {
+    char k[64];
+    snprintf(k, sizeof k, P "fan:%d", i);
+    const char *a[6] = {"XREVRANGE", k, "+", "-", "COUNT", "1"};
+    redisReply *rep = sync_argv(r, 6, a, NULL);
+    if (!rep) return -1;
+    hd_rtm_pos_t pos = {0, 0};
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
+        rep->element[0]->elements >= 1 && rep->element[0]->element[0]->type == REDIS_REPLY_STRING)
+      hd_rtm_pos_parse(rep->element[0]->element[0]->str, rep->element[0]->element[0]->len, &pos);
+    freeReplyObject(rep);
+    r->fan_pos[i] = pos;
+  }
+  r->fan_ready = 1;
+  return 0;
+}
+
+/* One fan-in entry: k (cid), p (its id in the channel's log), j, c. */
+static void fan_entry(hd_rtm_redis_t *r, const redisReply *e, hd_time_t now) {
+  const redisReply *f = e->element[1];
+  const char *cid = NULL, *p = NULL;
+  size_t pl = 0;
+  hd_rtm_entry_t x = {.cseq = 0, .json = NULL};
+  for (size_t i = 0; i + 1 < f->elements; i += 2) {
+    const redisReply *k = f->element[i], *v = f->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1) continue;
+    if (k->str[0] == 'k') cid = v->str;
+    if (k->str[0] == 'p') p = v->str, pl = v->len;
+    if (k->str[0] == 'j') x.json = v->str, x.len = v->len;
+    if (k->str[0] == 'c') x.cseq = strtoll(v->str, NULL, 10);
+  }
+  if (!cid || !p || !x.json || hd_rtm_pos_parse(p, pl, &x.pos) < 0) return;
+  char key[256];
+  snprintf(key, sizeof key, P "log:%s", cid);
+  watch_t *w = *watch_slot(r, key);
+  if (!w) return; /* a channel this node does not follow */
+  if (hd_rtm_pos_cmp(x.pos, w->pos) > 0) w->pos = x.pos;
+  r->entries++;
+  char app[64], ch[HD_RTM_MAX_CHANNEL + 1];
+  snprintf(app, sizeof app, "%s", w->app);
+  snprintf(ch, sizeof ch, "%s", w->ch);
+  hd_rtm_cluster_entry(r->b, app, ch, &x, now); /* may close w (its last subscriber left) */
+}
+
+static void on_xread(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_rtm_redis_t *r = priv;
+  redisReply *rep = reply;
+  if (r->rd.ac != ac) return;
+  r->reading = 0;
+  if (!rep) return; /* disconnecting: the reconnect reads again */
+  hd_time_t now = now_of(r);
+  if (rep->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < rep->elements; i++) {
+      const redisReply *st = rep->element[i];
+      if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 || st->element[0]->type != REDIS_REPLY_STRING)
+        continue;
+      int shard = atoi(st->element[0]->str + sizeof(P "fan:") - 1);
+      if (shard < 0 || shard >= FAN_SHARDS) continue;
+      const redisReply *es = st->element[1];
+      for (size_t j = 0; j < es->elements; j++) {
+        const redisReply *e = es->element[j];
+        hd_rtm_pos_t id;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[1]->type != REDIS_REPLY_ARRAY ||
+            hd_rtm_pos_parse(e->element[0]->str, e->element[0]->len, &id) < 0)
+          continue;
+        r->fan_pos[shard] = id;
+        if (r->b) fan_entry(r, e, now);
+      }
+    }
+  } else if (rep->type == REDIS_REPLY_ERROR) {
+    HD_LOGW("rtm", "cluster: XREAD: %s", rep->str);
+  }
+  reader_issue(r);
+}
+
+/* One blocking read of the FAN_SHARDS fan-in streams from where the reader
+ * is: the same command whatever channels the node follows. */
+static void reader_issue(hd_rtm_redis_t *r) {
+  if (!r->rd.up || r->reading || !r->b) return;
+  if (!r->fan_ready && fan_init(r) < 0) return; /* Redis away: the reconnect comes back here */
+  const char *argv[6 + 2 * FAN_SHARDS];
+  char keys[FAN_SHARDS][32], ids[FAN_SHARDS][48];
+  size_t k = 0;
+  argv[k++] = "XREAD", argv[k++] = "COUNT", argv[k++] = XREAD_COUNT, argv[k++] = "BLOCK",
+  argv[k++] = XREAD_BLOCK_MS, argv[k++] = "STREAMS";
+  for (int i = 0; i < FAN_SHARDS; i++) {
+    snprintf(keys[i], sizeof keys[i], P "fan:%d", i);
+    hd_rtm_pos_str(r->fan_pos[i], ids[i]);
+    argv[k + (size_t)i] = keys[i];
+    argv[k + FAN_SHARDS + (size_t)i] = ids[i];
+  }
+  if (redisAsyncCommandArgv(r->rd.ac, on_xread, r, 6 + 2 * FAN_SHARDS, argv, NULL) == REDIS_OK)
+    r->reading = 1;
+}
+
+static void reader_kick(hd_rtm_redis_t *r) { reader_issue(r); }
+
+static void reader_up(hd_rtm_redis_t *r) {
+  r->reading = 0;
+  reader_issue(r);
+}
+
+/* ---------------------------------------------------------------- session moves */
+
+static void give(hd_rtm_redis_t *r, const char *to, const char *rid, const char *resume) {
+  char *state = NULL;
+  size_t len = 0;
+  if (!r->b || hd_rtm_cluster_export(r->b, resume, to, &state, &len, now_of(r)) < 0) return;
+  r->moves_out++;
+  size_t hl = strlen(rid) + 8, total = hl + len;
+  char *msg = malloc(total + 1), ch[200];
+  if (msg) {
+    int n = snprintf(msg, hl + 1, "give\n%s\n", rid);
+    memcpy(msg + n, state, len);
+    snprintf(ch, sizeof ch, P "ctl:%s", to);
+    const char *a[3] = {"PUBLISH", ch, msg};
+    size_t l[3] = {7, strlen(ch), (size_t)n + len};
+    redisReply *rep = sync_argv(r, 3, a, l);
+    if (rep)
+      freeReplyObject(rep);
+    else
+      HD_LOGW("rtm",
+              "cluster: a session moving to node %s is lost (Redis did not take it): its client logs "
+              "in again",
+              to);
+  }
+  free(msg);
+  free(state);
+}
+
+static void taken(hd_rtm_redis_t *r, const char *rid, const char *state, size_t len) {
+  for (int i = 0; i < r->n_pend; i++)
+    if (!strcmp(r->pend[i].rid, rid)) {
+      uint64_t conn = r->pend[i].conn;
+      r->pend[i] = r->pend[--r->n_pend];
+      r->moves_in++;
+      if (r->b) hd_rtm_cluster_import(r->b, conn, state, len, now_of(r));
+      return;
+    }
+}
+
+static void on_ps(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_rtm_redis_t *r = priv;
+  redisReply *rep = reply;
+  if (r->ps.ac != ac || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) return;
+  if (rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") ||
+      rep->element[2]->type != REDIS_REPLY_STRING)
+    return;
+  const char *m = rep->element[2]->str;
+  size_t len = rep->element[2]->len;
+  if (len > 5 && !memcmp(m, "want\n", 5)) { /* want\n<from>\n<rid>\n<resume> */
+    char from[128], rid[24], resume[64];
+    if (sscanf(m + 5, "%127[^\n]\n%23[^\n]\n%63s", from, rid, resume) == 3 && strcmp(from, r->node))
+      give(r, from, rid, resume);
+  } else if (len > 5 && !memcmp(m, "give\n", 5)) { /* give\n<rid>\n<state> */
+    const char *nl = memchr(m + 5, '\n', len - 5);
+    if (!nl || nl - (m + 5) >= 24) return;
+    char rid[24];
+    memcpy(rid, m + 5, (size_t)(nl - (m + 5)));
+    rid[nl - (m + 5)] = 0;
+    taken(r, rid, nl + 1, len - (size_t)(nl + 1 - m));
+  }
+}
+
+static void ps_up(hd_rtm_redis_t *r) {
+  char mine[200];
+  snprintf(mine, sizeof mine, P "ctl:%s", r->node);
+  const char *a[3] = {"SUBSCRIBE", P "ctl", mine};
+  redisAsyncCommandArgv(r->ps.ac, on_ps, r, 3, a, NULL);
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void purge_dead(hd_rtm_redis_t *r) {
+  const char *a[2] = {"SMEMBERS", P "pnodes"};
+  redisReply *rep = sync_argv(r, 2, a, NULL);
+  if (!rep) return;
+  char seen[16][128];
+  int n_seen = 0;
+  for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+    const char *id = rep->element[i]->str;
+    if (!id || !strcmp(id, r->node) || rep->element[i]->len >= 128) continue;
+    char key[200];
+    snprintf(key, sizeof key, "hudong:node:%s", id);
+    const char *e[2] = {"EXISTS", key};
+    redisReply *x = sync_argv(r, 2, e, NULL);
+    if (!x) break;
+    int alive = rep_int(x) > 0;
+    freeReplyObject(x);
+    if (alive) continue;
+    int before = 0; /* missing at the previous look too (2 s): dead, not a Redis restart's gap */
+    for (int k = 0; k < r->n_dead; k++)
+      before |= !strcmp(r->dead[k], id);
+    if (before) {
+      const char *args[2] = {id, r->maxlen};
+      redisReply *p = run(r, S_PURGE, 0, NULL, 2, args, NULL);
+      if (p) {
+        HD_LOGI("rtm", "cluster: node %s is gone: its RTM members timed out", id);
+        freeReplyObject(p);
+      }
+    } else if (n_seen < 16) {
+      snprintf(seen[n_seen++], 128, "%s", id);
+    }
+  }
+  freeReplyObject(rep);
+  memcpy(r->dead, seen, sizeof seen);
+  r->n_dead = n_seen;
+}
+
+static void on_tick(uv_timer_t *t) {
+  hd_rtm_redis_t *r = t->data;
+  hd_time_t now = now_of(r);
+  for (int i = 0; i < r->n_pend;) /* resumes nobody answered: 410 */
+    if (r->pend[i].deadline <= now) {
+      uint64_t conn = r->pend[i].conn;
+      r->pend[i] = r->pend[--r->n_pend];
+      r->resume_misses++;
+      if (r->b) hd_rtm_cluster_import(r->b, conn, NULL, 0, now);
+    } else {
+      i++;
+    }
+  if (!r->b || (!r->sc && now < r->sync_retry_at)) return;
+  const char *keys[1] = {P "lockexp"};
+  const char *args[1] = {r->maxlen};
+  redisReply *rep = run(r, S_LOCK_EXPIRE, 1, keys, 1, args, NULL);
+  if (rep) freeReplyObject(rep);
+  if (++r->ticks % PURGE_EVERY == 0) purge_dead(r);
+}
+
+/* ---------------------------------------------------------------- API */
+
+int hd_rtm_redis_new(hd_rtm_redis_t **out, uv_loop_t *loop, const hd_rtm_redis_config_t *cfg) {
+  *out = NULL;
+  if (!cfg->node_id || !cfg->node_id[0] || strlen(cfg->node_id) >= 128 || strchr(cfg->node_id, '\n'))
+    return HD_EINVAL;
+  hd_rtm_redis_t *r = calloc(1, sizeof *r);
+  if (!r) return HD_ENOMEM;
+  r->loop = loop;
+  r->cfg = *cfg;
+  snprintf(r->node, sizeof r->node, "%s", cfg->node_id);
+  snprintf(r->maxlen, sizeof r->maxlen, "%d", cfg->log_max > 0 ? cfg->log_max : HD_RTM_REDIS_DEFAULT_LOG);
+  r->ops = (hd_rtm_cluster_t){.ud = r,
+                              .node = r->node,
+                              .chan_open = c_chan_open,
+                              .chan_close = c_chan_close,
+                              .publish = c_publish,
+                              .hist = c_hist,
+                              .range = c_range,
+                              .presence = c_presence,
+                              .who = c_who,
+                              .attr_cas = c_attr_cas,
+                              .attr_list = c_attr_list,
+                              .lock = c_lock,
+                              .lock_list = c_lock_list,
+                              .resume = c_resume};
+  aconn_t *as[2] = {&r->rd, &r->ps};
+  const char *names[2] = {"log reader", "pub/sub"};
+  void (*ups[2])(hd_rtm_redis_t *) = {reader_up, ps_up};
+  for (int i = 0; i < 2; i++) {
+    as[i]->r = r;
+    as[i]->what = names[i];
+    as[i]->on_up = ups[i];
+    as[i]->backoff_ms = BACKOFF_MIN_MS;
+    uv_timer_init(loop, &as[i]->retry);
+    as[i]->retry.data = as[i];
+  }
+  uv_timer_init(loop, &r->tick);
+  r->tick.data = r;
+  r->open_handles = 3;
+  *out = r;
+  return 0;
+}
+
+const hd_rtm_cluster_t *hd_rtm_redis_ops(hd_rtm_redis_t *r) { return &r->ops; }
+
+void hd_rtm_redis_start(hd_rtm_redis_t *r, hd_rtm_broker_t *b) {
+  r->b = b;
+  aconn_connect(&r->rd);
+  aconn_connect(&r->ps);
+  uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+}
+
+static void closed(hd_rtm_redis_t *r) {
+  if (--r->open_handles == 0) {
+    for (int b = 0; b < WATCH_BUCKETS; b++)
+      while (r->wb[b]) {
+        watch_t *w = r->wb[b];
+        r->wb[b] = w->next;
+        free(w->key);
+        free(w);
+      }
+    free(r);
+  }
+}
+
+static void on_tick_closed(uv_handle_t *h) { closed(h->data); }
+static void on_retry_closed(uv_handle_t *h) { closed(((aconn_t *)h->data)->r); }
+
+void hd_rtm_redis_free(hd_rtm_redis_t *r) {
+  if (!r) return;
+  r->closing = 1;
+  r->b = NULL;
+  aconn_t *as[2] = {&r->rd, &r->ps};
+  for (int i = 0; i < 2; i++) {
+    redisAsyncContext *ac = as[i]->ac;
+    as[i]->ac = NULL;
+    if (ac) redisAsyncFree(ac);
+    uv_close((uv_handle_t *)&as[i]->retry, on_retry_closed);
+  }
+  if (r->sc) redisFree(r->sc);
+  r->sc = NULL;
+  uv_close((uv_handle_t *)&r->tick, on_tick_closed);
+}
+
+int hd_rtm_redis_metrics_text(hd_rtm_redis_t *r, char *out, size_t cap) {
+  int n = snprintf(
+      out, cap,
+      "# HELP hudong_rtm_cluster_appended_total RTM messages this node appended to channel logs.\n"
+      "# TYPE hudong_rtm_cluster_appended_total counter\nhudong_rtm_cluster_appended_total %llu\n"
+      "# HELP hudong_rtm_cluster_entries_total RTM log entries this node read.\n"
+      "# TYPE hudong_rtm_cluster_entries_total counter\nhudong_rtm_cluster_entries_total %llu\n"
+      "# HELP hudong_rtm_cluster_channels RTM channel logs this node follows.\n"
+      "# TYPE hudong_rtm_cluster_channels gauge\nhudong_rtm_cluster_channels %zu\n"
+      "# HELP hudong_rtm_cluster_moves_total RTM sessions moved between nodes on resume.\n"
+      "# TYPE hudong_rtm_cluster_moves_total counter\n"
+      "hudong_rtm_cluster_moves_total{dir=\"in\"} %llu\nhudong_rtm_cluster_moves_total{dir=\"out\"} %llu\n"
+      "# HELP hudong_rtm_cluster_resume_misses_total RTM resumes no node held (410).\n"
+      "# TYPE hudong_rtm_cluster_resume_misses_total counter\nhudong_rtm_cluster_resume_misses_total %llu\n"
+      "# HELP hudong_rtm_cluster_redis_failures_total RTM calls to Redis that failed.\n"
+      "# TYPE hudong_rtm_cluster_redis_failures_total counter\nhudong_rtm_cluster_redis_failures_total "
+      "%llu\n",
+      (unsigned long long)r->appended, (unsigned long long)r->entries, r->n_watch,
+      (unsigned long long)r->moves_in, (unsigned long long)r->moves_out, (unsigned long long)r->resume_misses,
+      (unsigned long long)r->failures);
+  return n < 0 || (size_t)n >= cap ? HD_ENOSPC : n;
+}

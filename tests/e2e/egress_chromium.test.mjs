@@ -1,0 +1,194 @@
+// Egress with Chromium (issue 18 item 6, docs/egress.md):
+//  1. Room composite of 2 Chromium publishers (fake camera + microphone) and
+//     1 `hudong pub` (test pattern + tone), pushed over RTMP to a real RTMP
+//     server started here (`ffmpeg -listen 1` on a free port, writing what it
+//     receives to FLV): ffprobe shows H.264 640x360 at 30 fps + AAC and the
+//     duration; a decoded frame of the 2x2 grid shows three participant
+//     regions and the empty fourth cell in the background colour.
+//  2. RTMP ingest: an OBS-like `ffmpeg -f flv` publish (H.264 + AAC) to nginx
+//     with libnginx-mod-rtmp (on_publish asks the node) is watched in a
+//     Chromium room: video frames decoded and audio received from "obs".
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { freePort, hudongBin, launchChromium, sleep, startServer, stopServer, waitFor } from './lib.mjs';
+
+let srv, browser, tmp, rport;
+const kids = [];
+const W = 640, H = 360;
+
+function token(room, identity, ...grants) {
+  const r = spawnSync(hudongBin, ['token', '--key', 'devkey', '--secret', 'devsecret', '--room', room, '--identity', identity,
+    ...grants], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+function proc(cmd, args) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  kids.push(p);
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  p.stdout.on('data', () => {});
+  p.done = new Promise((resolve) => p.on('exit', (code, sig) => resolve({ code, sig, err })));
+  p.log = () => err;
+  return p;
+}
+
+async function api(method, p, tok, body) {
+  const r = await fetch(`${srv.base}${p}`, {
+    method, headers: { Authorization: `Bearer ${tok}` }, body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* text */ }
+  return { status: r.status, json, text };
+}
+
+before(async () => {
+  tmp = mkdtempSync(path.join(tmpdir(), 'hudong-egress-e2e-'));
+  rport = await freePort();
+  const cfg = path.join(tmp, 'hudong.json');
+  writeFileSync(cfg, JSON.stringify({ egress_dir: path.join(tmp, 'rec'), egress_min_free_mb: 1,
+    ingest_rtmp_url: `rtmp://127.0.0.1:${rport}/live` }));
+  srv = await startServer(['--config', cfg, '--media-workers', '1']);
+  browser = await launchChromium();
+});
+
+after(async () => {
+  for (const k of kids) if (k.exitCode === null) k.kill('SIGKILL');
+  if (browser) await browser.close().catch(() => {});
+  await stopServer(srv);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+function probe(file) {
+  const r = spawnSync('ffprobe', ['-v', 'error', '-show_entries',
+    'format=duration:stream=codec_type,codec_name,width,height,r_frame_rate', '-of', 'json', file], { encoding: 'utf8' });
+  return r.status === 0 ? JSON.parse(r.stdout) : null;
+}
+
+// luma of one frame at t seconds (W*H bytes)
+function frameGray(file, t) {
+  const r = spawnSync('ffmpeg', ['-v', 'error', '-ss', String(t), '-i', file, '-frames:v', '1', '-f', 'rawvideo',
+    '-pix_fmt', 'gray', '-'], { maxBuffer: 16 << 20 });
+  return r.stdout && r.stdout.length === W * H ? r.stdout : null;
+}
+
+function spread(img, x0, y0, x1, y1) {
+  let lo = 255, hi = 0, sum = 0, n = 0;
+  for (let y = y0; y < y1; y += 2) for (let x = x0; x < x1; x += 2) {
+    const v = img[y * W + x];
+    lo = Math.min(lo, v); hi = Math.max(hi, v); sum += v; n++;
+  }
+  return { mean: sum / n, spread: hi - lo };
+}
+
+test('composite of 2 Chromium publishers + hudong pub to a real RTMP server', async () => {
+  const room = 'show';
+  const flv = path.join(tmp, 'received.flv');
+  const rtmpPort = await freePort();
+  const recv = proc('ffmpeg', ['-v', 'error', '-listen', '1', '-i', `rtmp://127.0.0.1:${rtmpPort}/live/key`, '-c', 'copy',
+    '-y', flv]);
+  const ctxs = [];
+  for (const name of ['chrome1', 'chrome2']) {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(`${srv.base}/room.html?room=${room}&name=${name}&autojoin=1&w=320&h=240&fps=15`);
+    await waitFor(page, () => window.hudong.state, (s) => s === 'connected', 15000, `${name} joined`);
+    ctxs.push(ctx);
+  }
+  const pub = proc(hudongBin, ['pub', '--url', `ws://127.0.0.1:${srv.httpPort}/rtc`, '--token',
+    token(room, 'sdkpub', '--publish'), '--pattern', '320x240@30', '--tone', '440', '--duration', '60', '--quiet']);
+  await sleep(2000);
+  const rec = token(room, 'ops', '--record');
+  const r = await api('POST', '/admin/egress', rec, { room, kind: 'composite', layout: 'grid', size: `${W}x${H}`,
+    outputs: [`rtmp://127.0.0.1:${rtmpPort}/live/key`] });
+  assert.equal(r.status, 201, r.text);
+  const id = r.json.egress_id;
+  let j;
+  for (let i = 0; i < 60; i++) {
+    j = (await api('GET', `/admin/egress/${id}`, rec)).json;
+    if (j.outputs?.[0]?.state === 'active' && j.frames > 150) break;
+    await sleep(250);
+  }
+  assert.equal(j.outputs?.[0]?.state, 'active', JSON.stringify(j));
+  await sleep(4000);
+  const d = await api('DELETE', `/admin/egress/${id}`, rec);
+  assert.equal(d.status, 200, d.text);
+  for (let i = 0; i < 60; i++) {
+    j = (await api('GET', `/admin/egress/${id}`, rec)).json;
+    if (j.state === 'complete' || j.state === 'failed') break;
+    await sleep(250);
+  }
+  assert.equal(j.state, 'complete', JSON.stringify(j));
+  const rr = await Promise.race([recv.done, sleep(10000).then(() => null)]);
+  if (!rr) recv.kill('SIGTERM');
+  assert.ok(existsSync(flv), `the RTMP server wrote nothing: ${recv.log()}`);
+  const info = probe(flv);
+  assert.ok(info, 'ffprobe reads what the RTMP server received');
+  console.log('received over RTMP:', JSON.stringify(info));
+  const v = info.streams.find((s) => s.codec_type === 'video');
+  const a = info.streams.find((s) => s.codec_type === 'audio');
+  assert.equal(v?.codec_name, 'h264');
+  assert.equal(v.width, W);
+  assert.equal(v.height, H);
+  assert.equal(v.r_frame_rate, '30/1');
+  assert.equal(a?.codec_name, 'aac');
+  const dur = Number(info.format.duration);
+  assert.ok(dur > 3 && dur < j.duration_ms / 1000 + 1, `duration ${dur} s of ${j.duration_ms} ms`);
+  // 3 participants: a 2x2 grid of 320x180 cells; the 4th (bottom right) is empty
+  const img = frameGray(flv, Math.max(0, dur - 1.5));
+  assert.ok(img, 'a frame decodes');
+  const cells = [[0, 0], [320, 0], [0, 180], [320, 180]].map(([x, y]) => spread(img, x + 60, y + 30, x + 260, y + 150));
+  console.log('cells (mean, spread):', JSON.stringify(cells));
+  assert.equal(cells.filter((c) => c.spread > 40).length, 3, 'three cells show a participant');
+  assert.ok(Math.abs(cells[3].mean - 32) < 8 && cells[3].spread < 16, 'the empty cell is the background colour');
+  pub.kill('SIGINT');
+  for (const c of ctxs) await c.close();
+});
+
+test('RTMP ingest (ffmpeg -f flv through nginx-rtmp) is watched in a Chromium room', async () => {
+  const mod = '/usr/lib/nginx/modules/ngx_rtmp_module.so';
+  assert.ok(existsSync(mod), 'libnginx-mod-rtmp is installed (tools/install-deps.sh)');
+  const conf = path.join(tmp, 'nginx.conf');
+  writeFileSync(conf, `load_module ${mod};
+daemon off;
+master_process off;
+worker_processes 1;
+error_log ${tmp}/nginx.log info;
+pid ${tmp}/nginx.pid;
+events { worker_connections 64; }
+rtmp { server { listen 127.0.0.1:${rport};
+  application live { live on; allow play 127.0.0.1; deny play all;
+    on_publish http://127.0.0.1:${srv.httpPort}/api/rtmp/on_publish;
+    on_publish_done http://127.0.0.1:${srv.httpPort}/api/rtmp/on_publish_done; } } }
+`);
+  const nginx = proc('nginx', ['-c', conf, '-p', tmp, '-e', path.join(tmp, 'nginx.log')]);
+  await sleep(500);
+  const room = 'stage';
+  const k = await api('POST', '/admin/ingress', token(room, 'ops', '--admin'), { room, identity: 'obs' });
+  assert.equal(k.status, 201, k.text);
+  const ff = proc('ffmpeg', ['-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30', '-f', 'lavfi', '-i',
+    'sine=frequency=1000:sample_rate=48000', '-t', '40', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-preset', 'veryfast',
+    '-g', '60', '-c:a', 'aac', '-f', 'flv', k.json.url]);
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(`${srv.base}/room.html?room=${room}&name=viewer&autojoin=1&w=320&h=180&fps=15`);
+  let tracks;
+  try {
+    tracks = await waitFor(page, () => window.hudong.stats().then((s) => (s ? s.tracks : [])),
+      (t) => t.some((x) => x.kind === 'video' && x.framesDecoded > 30) && t.some((x) => x.kind === 'audio' && x.packetsReceived > 50),
+      30000, 'Chromium decoding the RTMP ingest');
+  } catch (e) {
+    throw new Error(`${e.message}\nffmpeg: ${ff.log()}\nserver log:\n${srv.log().split('\n').slice(-30).join('\n')}`);
+  }
+  const v = tracks.find((x) => x.kind === 'video');
+  console.log(`Chromium decoded ${v.framesDecoded} frames of the RTMP ingest`);
+  ff.kill('SIGINT');
+  nginx.kill('SIGTERM');
+  await ctx.close();
+});

@@ -1,0 +1,229 @@
+/* Tests for one recorded track (egress/track_file.h) with real codecs and
+ * FFmpeg's demuxers as the reader: Opus into Ogg and WebM, VP8 into WebM;
+ * the file starts at the first keyframe; durations and frame counts read back
+ * right; timestamps that do not advance are moved forward; and a file copied
+ * while still being written (what a kill -9 leaves) opens and decodes. */
+#include "hd_test.h"
+
+#include <libavformat/avformat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "egress/track_file.h"
+#include "media/i420.h"
+#include "media/opus_codec.h"
+#include "media/test_signal.h"
+#include "media/vp8_codec.h"
+
+static char dir[64];
+
+static int setup(void **state) {
+  snprintf(dir, sizeof dir, "/tmp/hd-track-file-XXXXXX");
+  return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+typedef struct {
+  int packets, keyframes;
+  double duration_s; /* container duration, -1 if none */
+  double last_pts_s;
+  enum AVCodecID codec;
+  int width, height;
+} probe_t;
+
+static int probe(const char *path, probe_t *p) {
+  memset(p, 0, sizeof *p);
+  AVFormatContext *ic = NULL;
+  if (avformat_open_input(&ic, path, NULL, NULL) < 0) return -1;
+  if (avformat_find_stream_info(ic, NULL) < 0) {
+    avformat_close_input(&ic);
+    return -1;
+  }
+  AVStream *st = ic->streams[0];
+  p->codec = st->codecpar->codec_id;
+  p->width = st->codecpar->width;
+  p->height = st->codecpar->height;
+  p->duration_s = ic->duration == AV_NOPTS_VALUE ? -1 : ic->duration / (double)AV_TIME_BASE;
+  AVPacket *pkt = av_packet_alloc();
+  while (av_read_frame(ic, pkt) >= 0) {
+    p->packets++;
+    p->keyframes += (pkt->flags & AV_PKT_FLAG_KEY) != 0;
+    if (pkt->pts != AV_NOPTS_VALUE) p->last_pts_s = pkt->pts * av_q2d(st->time_base);
+    av_packet_unref(pkt);
+  }
+  av_packet_free(&pkt);
+  avformat_close_input(&ic);
+  return 0;
+}
+
+static void opus_file(hd_track_container_t cont, const char *name) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  hd_opus_enc_config_t oc;
+  hd_opus_enc_config_default(&oc);
+  hd_opus_enc_t enc;
+  assert_int_equal(hd_opus_enc_init(&enc, &oc), 0);
+  hd_tone_t tone;
+  assert_int_equal(hd_tone_init(&tone, 440, 0.3, 48000, 1), 0);
+  hd_track_file_t *f;
+  assert_int_equal(hd_track_file_open(&f, path, HD_TRACK_CODEC_OPUS, cont), 0);
+  int16_t pcm[960];
+  uint8_t pkt[HD_OPUS_MAX_PACKET];
+  for (int i = 0; i < 250; i++) { /* 5 s */
+    hd_tone_fill(&tone, pcm, 960);
+    int n = hd_opus_encode(&enc, pcm, pkt, sizeof pkt);
+    assert_true(n > 0);
+    assert_int_equal(hd_track_file_write(f, pkt, (size_t)n, 0, 1000000 + i * 20000), 1);
+  }
+  hd_track_file_stats_t st;
+  assert_int_equal(hd_track_file_close(f, &st), 0);
+  assert_int_equal(st.frames, 250);
+  assert_int_equal(st.start_us, 1000000);
+  assert_int_equal(st.duration_us, 5000000);
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  assert_int_equal((uint64_t)sb.st_size, st.bytes);
+  probe_t p;
+  assert_int_equal(probe(path, &p), 0);
+  assert_int_equal(p.codec, AV_CODEC_ID_OPUS);
+  assert_int_equal(p.packets, 250);
+  assert_true(p.duration_s > 4.9 && p.duration_s < 5.1);
+  hd_opus_enc_free(&enc);
+}
+
+static void test_opus_ogg(void **state) { opus_file(HD_TRACK_CONTAINER_OGG, "a.ogg"); }
+static void test_opus_webm(void **state) { opus_file(HD_TRACK_CONTAINER_WEBM, "a.webm"); }
+
+/* DTX / a muted stretch: 1 s without packets is filled with 50 silence
+ * frames, so the packets after it play at their time (readers play audio
+ * packets back to back). */
+static void test_opus_gap_filled(void **state) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/gap.ogg", dir);
+  hd_opus_enc_config_t oc;
+  hd_opus_enc_config_default(&oc);
+  hd_opus_enc_t enc;
+  assert_int_equal(hd_opus_enc_init(&enc, &oc), 0);
+  hd_tone_t tone;
+  assert_int_equal(hd_tone_init(&tone, 440, 0.3, 48000, 1), 0);
+  hd_track_file_t *f;
+  assert_int_equal(hd_track_file_open(&f, path, HD_TRACK_CODEC_OPUS, HD_TRACK_CONTAINER_OGG), 0);
+  int16_t pcm[960];
+  uint8_t pkt[HD_OPUS_MAX_PACKET];
+  for (int i = 0; i < 100; i++) { /* 1 s, a 1 s gap, 1 s */
+    hd_tone_fill(&tone, pcm, 960);
+    int n = hd_opus_encode(&enc, pcm, pkt, sizeof pkt);
+    int64_t t = i * 20000 + (i >= 50 ? 1000000 : 0);
+    assert_int_equal(hd_track_file_write(f, pkt, (size_t)n, 0, t), 1);
+  }
+  hd_track_file_stats_t st;
+  assert_int_equal(hd_track_file_close(f, &st), 0);
+  assert_int_equal(st.frames, 100);
+  assert_int_equal(st.silence, 50);
+  assert_int_equal(st.duration_us, 3000000);
+  probe_t p;
+  assert_int_equal(probe(path, &p), 0);
+  assert_int_equal(p.packets, 150);
+  assert_true(p.duration_s > 2.9 && p.duration_s < 3.1);
+  hd_opus_enc_free(&enc);
+}
+
+static void copy_file(const char *from, const char *to) {
+  FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+  assert_non_null(a);
+  assert_non_null(b);
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+    assert_int_equal(fwrite(buf, 1, n, b), n);
+  fclose(a);
+  fclose(b);
+}
+
+/* VP8 at 30 fps with a keyframe every 30 frames; the first 5 frames are
+ * deltas (the recording joined mid-stream): dropped until the keyframe. A
+ * copy taken after 3 s, before the close, stands for a kill -9. */
+static void test_vp8_webm_and_crash_copy(void **state) {
+  char path[128], crash[128];
+  snprintf(path, sizeof path, "%s/v.webm", dir);
+  snprintf(crash, sizeof crash, "%s/v_killed.webm", dir);
+  hd_vp8_enc_config_t c;
+  hd_vp8_enc_config_default(&c);
+  c.width = 320;
+  c.height = 240;
+  c.keyframe_max = 30;
+  hd_vp8_enc_t enc;
+  assert_int_equal(hd_vp8_enc_init(&enc, &c), 0);
+  hd_i420_t pic;
+  assert_int_equal(hd_i420_alloc(&pic, 320, 240), 0);
+  hd_track_file_t *f;
+  assert_int_equal(hd_track_file_open(&f, path, HD_TRACK_CODEC_VP8, HD_TRACK_CONTAINER_WEBM), 0);
+  static uint8_t out[1 << 20];
+  int written = 0;
+  for (int i = 0; i < 155; i++) {
+    hd_test_pattern_draw(&pic, (uint32_t)i);
+    int key = 0;
+    int n = hd_vp8_encode(&enc, &pic, i, out, sizeof out, &key);
+    assert_true(n > 0);
+    if (i < 5) key = 0; /* pretend the stream was joined after its keyframe */
+    if (i < 5) {
+      assert_int_equal(hd_track_file_write(f, out + 0, (size_t)n, 0, i * 33333), 0);
+      continue;
+    }
+    int64_t t = i * 33333;
+    if (i == 100) t -= 40000; /* goes back in time: moved forward */
+    assert_int_equal(hd_track_file_write(f, out, (size_t)n, key, t), i < 30 && !key ? 0 : 1);
+    written += i >= 30 || key;
+    if (i == 95) copy_file(path, crash);
+  }
+  hd_track_file_stats_t st;
+  assert_int_equal(hd_track_file_close(f, &st), 0);
+  assert_int_equal(st.frames, (uint64_t)written);
+  assert_int_equal(st.frames, 125); /* from the keyframe at 30 */
+  assert_int_equal(st.dropped, 30);
+  assert_int_equal(st.adjusted, 1);
+  assert_int_equal(st.width, 320);
+  assert_int_equal(st.start_us, 30 * 33333);
+  probe_t p;
+  assert_int_equal(probe(path, &p), 0);
+  assert_int_equal(p.codec, AV_CODEC_ID_VP8);
+  assert_int_equal(p.width, 320);
+  assert_int_equal(p.packets, 125);
+  assert_true(p.keyframes >= 5);
+  assert_true(p.duration_s > 4.0 && p.duration_s < 4.3); /* 124 intervals of 33 ms */
+  /* the interrupted copy: no trailer, still readable up to the last cluster */
+  probe_t k;
+  assert_int_equal(probe(crash, &k), 0);
+  assert_int_equal(k.codec, AV_CODEC_ID_VP8);
+  assert_true(k.packets >= 30); /* at least the clusters closed before the copy */
+  assert_true(k.last_pts_s > 1.0);
+  hd_i420_free(&pic);
+  hd_vp8_enc_free(&enc);
+}
+
+static void test_errors(void **state) {
+  hd_track_file_t *f;
+  assert_int_equal(hd_track_file_open(&f, "/tmp/x.ogg", HD_TRACK_CODEC_VP8, HD_TRACK_CONTAINER_OGG),
+                   HD_EINVAL);
+  assert_int_equal(
+      hd_track_file_open(&f, "/nonexistent-dir/x.webm", HD_TRACK_CODEC_VP8, HD_TRACK_CONTAINER_WEBM), HD_EIO);
+  assert_int_equal(hd_track_file_close(NULL, NULL), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_opus_ogg),        cmocka_unit_test(test_opus_webm),
+      cmocka_unit_test(test_opus_gap_filled), cmocka_unit_test(test_vp8_webm_and_crash_copy),
+      cmocka_unit_test(test_errors),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
