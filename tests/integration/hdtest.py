@@ -28,3 +28,51 @@ def free_port(udp=False):
 def b64u(b):
     """base64url without padding (RFC 7515 section 2), as tokens use it."""
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def http_json(port, method, path, token=None, body=None, timeout=10):
+    """One HTTP request to 127.0.0.1:port: (status, parsed JSON or None, text).
+    A dict body goes as JSON; a token as a Bearer header."""
+    import http.client
+    import json
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    h = {"Authorization": "Bearer " + token} if token else {}
+    c.request(method, path, body=json.dumps(body) if isinstance(body, dict) else body, headers=h)
+    r = c.getresponse()
+    text = r.read().decode(errors="replace")
+    try:
+        return r.status, json.loads(text), text
+    except ValueError:
+        return r.status, None, text
+
+
+def cli_token(hudong, key, secret, *args):
+    """A token from `hudong token --key K --secret S ARGS...` (its last word)."""
+    import subprocess
+    p = subprocess.run([hudong, "token", "--key", key, "--secret", secret] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+    return p.stdout.decode().strip().split()[-1]
+
+
+def webhook_sink(events):
+    """An HTTP server on a free port that appends every JSON body POSTed to it
+    to `events`. Returns (server, port); serve it with server.serve_forever."""
+    import http.server
+    import json
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            try:
+                events.append(json.loads(self.rfile.read(n)))
+            except ValueError:
+                pass
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    return srv, srv.server_address[1]

@@ -24,69 +24,29 @@ Checks:
 usage: test_egress.py /path/to/hudong
 """
 import http.client
-import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hdtest import FAILS, check, cli_token, free_port, http_json, webhook_sink  # noqa: E402
+
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 KEY, SECRET = "appE", "secretE"
-FAILS = []
 HOOKS = []
 
 
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:900]))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Hook(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        try:
-            HOOKS.append(json.loads(self.rfile.read(n)))
-        except ValueError:
-            pass
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
+def token(*args):
+    return cli_token(HUDONG, KEY, SECRET, *args)
 
 
 def req(port, method, path, token=None, body=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    h = {"Authorization": "Bearer " + token} if token else {}
-    c.request(method, path, body=json.dumps(body) if isinstance(body, dict) else body, headers=h)
-    r = c.getresponse()
-    text = r.read().decode(errors="replace")
-    try:
-        return r.status, json.loads(text), text
-    except ValueError:
-        return r.status, None, text
-
-
-def token(*args):
-    p = subprocess.run([HUDONG, "token", "--key", KEY, "--secret", SECRET] + list(args),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
-    return p.stdout.decode().strip().split()[-1]
+    return http_json(port, method, path, token, body)
 
 
 def probe(path):
@@ -118,7 +78,7 @@ def wait_state(port, tok, eid, states, timeout=15):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="hudong-egress-")
-    hooks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    hooks, _ = webhook_sink(HOOKS)
     threading.Thread(target=hooks.serve_forever, daemon=True).start()
     port = free_port()
     cfg = os.path.join(tmp, "hudong.json")

@@ -17,49 +17,25 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hdtest import FAILS, check, cli_token, free_port, http_json  # noqa: E402
+
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 KEY, SECRET = "appI", "secretI"
-FAILS = []
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 
 
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:900]))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def token(*args):
+    return cli_token(HUDONG, KEY, SECRET, *args)
 
 
 def req(port, method, path, token=None, body=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    h = {"Authorization": "Bearer " + token} if token else {}
-    c.request(method, path, body=json.dumps(body) if isinstance(body, dict) else body, headers=h)
-    r = c.getresponse()
-    text = r.read().decode(errors="replace")
-    try:
-        return r.status, json.loads(text), text
-    except ValueError:
-        return r.status, None, text
-
-
-def token(*args):
-    p = subprocess.run([HUDONG, "token", "--key", KEY, "--secret", SECRET] + list(args),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
-    return p.stdout.decode().strip().split()[-1]
+    return http_json(port, method, path, token, body)
 
 
 def publish(url, seconds):

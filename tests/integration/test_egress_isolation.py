@@ -14,50 +14,28 @@ stays up and stops cleanly.
 
 usage: test_egress_isolation.py /path/to/hudong
 """
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hdtest import FAILS, check, cli_token, free_port, http_json  # noqa: E402
+
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 KEY, SECRET = "appX", "secretX"
-FAILS = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:900]))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def req(port, method, path, token, body=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request(method, path, body=json.dumps(body) if body else None, headers={"Authorization": "Bearer " + token})
-    r = c.getresponse()
-    t = r.read().decode(errors="replace")
-    try:
-        return r.status, json.loads(t)
-    except ValueError:
-        return r.status, t
 
 
 def token(*args):
-    return subprocess.run([HUDONG, "token", "--key", KEY, "--secret", SECRET] + list(args),
-                          stdout=subprocess.PIPE, check=True).stdout.decode().split()[-1]
+    return cli_token(HUDONG, KEY, SECRET, *args)
+
+
+def req(port, method, path, token, body=None):
+    st, j, text = http_json(port, method, path, token, body)
+    return st, (j if j is not None else text)
 
 
 def pid_of(port, tok, eid):
