@@ -14,6 +14,10 @@ real redis-server on a free port and three `hudong serve --redis` nodes.
  3. attributes: compare-and-set from two nodes (409 with the current rev),
     the change event on a third; two clients on different nodes racing
     CAS increments never lose one.
+ 3c. peer messages from a node to sessions on others (receipt after the
+    ack, every session a copy and one receipt, 504 when the recipient
+    logs out unacked, 404 for nobody); a user attribute event reaches a
+    co-member on another node, once.
  4. locks: held on n1, refused on n2 (409 owner), listed on n3, expiry
     event exactly once, then taken on n2.
  5. Redis stopped for 3 s: nodes stay up, publishes get 503 unavailable,
@@ -362,6 +366,42 @@ def main():
               "hist limit 2 on n2: the last two, more", h)
         h = bob.req({"type": "hist", "ch": "room", "after": cs[0]})
         check(h and [m["cseq"] for m in h["msgs"]] == cs[1:], "hist after a cseq", h)
+
+        section("3c. peer messages and user attribute events across nodes")
+        alice.send({"type": "peer", "id": "pm1", "to": "bob", "data": "hi bob"})
+        check(bob.wait(lambda c: ev(c, type="peer", pid="pm1", data="hi bob")),
+              "a peer message from alice (n1) reaches bob (n2)")
+        check(not alice.wait(lambda c: ev(c, type="receipt", id="pm1"), 0.5), "no receipt before bob acks")
+        bob.ack()
+        check(alice.wait(lambda c: ev(c, type="receipt", id="pm1", to="bob")), "alice gets the receipt after the ack")
+        dave1, dave3 = Client(n1, "dave"), Client(n3, "dave")
+        clients += [dave1, dave3]
+        carol.send({"type": "peer", "id": "pm2", "to": "dave", "data": "both"})
+        check(dave1.wait(lambda c: ev(c, type="peer", pid="pm2")) and dave3.wait(lambda c: ev(c, type="peer", pid="pm2")),
+              "every session of dave (n1 and n3) gets carol's (n3) peer message")
+        dave1.ack()
+        dave3.ack()
+        check(carol.wait(lambda c: ev(c, type="receipt", id="pm2")), "carol gets a receipt")
+        time.sleep(0.3)
+        check(len(ev(carol, type="receipt", id="pm2")) == 1 and not carol.replies.get("pm2"),
+              "one receipt only (the first ack wins), no error", carol.replies.get("pm2"))
+        eve = Client(n3, "eve")
+        clients.append(eve)
+        alice.send({"type": "peer", "id": "pm3", "to": "eve", "data": "never acked"})
+        check(eve.wait(lambda c: ev(c, type="peer", pid="pm3")), "eve (n3) gets alice's (n1) message")
+        eve.send({"type": "logout"})
+        check(alice.wait(lambda c: c.replies.get("pm3")) and alice.replies["pm3"]["code"] == 504 and
+              not ev(alice, type="receipt", id="pm3"),
+              "eve logs out without acking: alice gets 504 not_delivered", alice.replies.get("pm3"))
+        r = alice.req({"type": "peer", "to": "nobody", "data": "x"})
+        check(r and r["code"] == 404, "a user with no session on any node: 404 user_offline", r)
+        r = carol.req({"type": "attr_set", "user": "carol", "key": "mood", "value": "glad"})
+        check(r and r["type"] == "ok", "carol sets a user attribute on n3", r)
+        check(bob.wait(lambda c: ev(c, type="attr", user="carol", key="mood", value="glad")),
+              "bob (n2), in a channel with carol, gets her user attribute event")
+        time.sleep(0.3)
+        check(len(ev(bob, type="attr", user="carol")) == 1 and len(ev(carol, type="attr", user="carol")) == 1,
+              "once each to bob and carol", (ev(bob, type="attr", user="carol"), ev(carol, type="attr", user="carol")))
 
         section("4. locks across nodes")
         r = alice.req({"type": "lock_acquire", "ch": "room", "name": "seat1", "ttl": 1000})
