@@ -1089,6 +1089,18 @@ hd_time_t rtm_receipts_next(const hd_rtm_broker_t *b) {
   return b->receipts ? b->receipts->deadline : HD_TIME_NEVER;
 }
 
+typedef struct {
+  const char *user;
+  int found;
+} who_find_t;
+
+static int who_find_cb(void *ud, const char *user, const char *state) {
+  (void)state;
+  who_find_t *w = ud;
+  w->found |= !strcmp(w->user, user);
+  return 0;
+}
+
 static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
   const char *to, *data;
   if (!r->id) {
@@ -1102,7 +1114,14 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   if (dedupe_find(s, r->id)) return; /* a retry: its receipt or failure is on its way */
   if (s->scoped) {                   /* only to users present in the session's room channels */
     chan_t *c0 = rtm_chan_get(b, s->app, s->scope[0], 0), *c1 = rtm_chan_get(b, s->app, s->scope[1], 0);
-    if (!(c0 && member(c0, to)) && !(c1 && member(c1, to))) {
+    int in = (c0 && member(c0, to)) || (c1 && member(c1, to));
+    for (int i = 0; !in && b->cl && i < 2; i++) /* present in the room through another node */
+      if (s->scope[i][0]) {
+        who_find_t w = {to, 0};
+        b->cl->who(b->cl->ud, s->app, s->scope[i], who_find_cb, &w);
+        in = w.found;
+      }
+    if (!in) {
       rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN,
               "a room-scoped token sends peer messages only to users present in its room's channel",
               json_pack("{s:s}", "to", to));

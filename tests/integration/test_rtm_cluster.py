@@ -54,12 +54,14 @@ def section(name):
     print("# ---- %s (t=%.1f s)" % (name, time.time() - T0))
 
 
-def rtm_token(user, admin=False):
+def rtm_token(user, admin=False, room=None):
     import base64, hashlib, hmac  # noqa: E401
     now = int(time.time())
     grants = {"rtm": True}
     if admin:
         grants["roomAdmin"] = True
+    if room:
+        grants["room"] = room
     claims = {"iss": tc.APP, "sub": user, "exp": now + 600, "iat": now, "grants": grants}
     b64 = tc.b64u
     head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
@@ -73,8 +75,9 @@ class Client:
     sequenced message is taken once (s = last + 1; s <= last is a replay and
     dropped; a gap is an error), acked every 16, resume with `last`."""
 
-    def __init__(self, node, user):
+    def __init__(self, node, user, room=None):
         self.user = user
+        self.room = room
         self.lock = threading.Condition()
         self.last_s = 0
         self.msgs = []      # (ch, cseq, from, data) as the application sees them
@@ -98,7 +101,7 @@ class Client:
         if resume:
             ws.send_text(json.dumps({"type": "login", "id": "r", "resume": self.resume, "last": self.last_s}))
         else:
-            ws.send_text(json.dumps({"type": "login", "id": "l", "token": rtm_token(self.user)}))
+            ws.send_text(json.dumps({"type": "login", "id": "l", "token": rtm_token(self.user, room=self.room)}))
         r = ws.recv()
         m = json.loads(r[1]) if r[0] == "text" else {"type": str(r)}
         if m.get("type") != "welcome":
@@ -395,6 +398,14 @@ def main():
               "eve logs out without acking: alice gets 504 not_delivered", alice.replies.get("pm3"))
         r = alice.req({"type": "peer", "to": "nobody", "data": "x"})
         check(r and r["code"] == 404, "a user with no session on any node: 404 user_offline", r)
+        frank = Client(n1, "frank", room="room")  # a token scoped to room "room"
+        clients.append(frank)
+        frank.send({"type": "peer", "id": "pm4", "to": "bob", "data": "scoped"})
+        check(bob.wait(lambda c: ev(c, type="peer", pid="pm4")),
+              "a room-scoped sender on n1 reaches bob, present in the room through n2", frank.replies.get("pm4"))
+        bob.ack()
+        r = frank.req({"type": "peer", "to": "dave", "data": "x"})
+        check(r and r["code"] == 403, "... and not dave, online but not in the room: 403", r)
         r = carol.req({"type": "attr_set", "user": "carol", "key": "mood", "value": "glad"})
         check(r and r["type"] == "ok", "carol sets a user attribute on n3", r)
         check(bob.wait(lambda c: ev(c, type="attr", user="carol", key="mood", value="glad")),
