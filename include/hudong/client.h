@@ -162,6 +162,13 @@ typedef struct {
   double jitter_buffer_target_delay;    /* [W3C jitterBufferTargetDelay] seconds, summed */
   uint64_t jitter_buffer_emitted_count; /* [W3C jitterBufferEmittedCount] */
   uint64_t keyframe_requests_sent;      /* [W3C pliCount] (remote) */
+  /* remote, both kinds: capture (on the sender's clock, from its RTCP sender
+   * reports) to play-out / render, median over the session, ms; -1 until an
+   * SR came. It includes the offset between the sender's clock and ours: an
+   * end-to-end latency where both run on one host or NTP-synced hosts. */
+  double e2e_delay_ms;
+  double av_sync_ms; /* remote video: its end-to-end delay minus the same participant's audio's
+                        (smoothed, after lip sync; 0 = unknown) */
   /* video / transport, local */
   uint64_t target_bitrate;             /* [W3C targetBitrate] bit/s the encoder aims at */
   double actual_bitrate;               /* bit/s sent over the last stats interval (headers excluded) */
@@ -225,8 +232,16 @@ typedef struct {
   unsigned stats_interval_ms;  /* 0 = 1000 */
   unsigned max_video_bps;      /* cap on the video encoder; 0 = 1500000 */
   unsigned audio_bps;          /* Opus target; 0 = 32000 */
+  /* Other nodes of a cluster ("ws://host:port/rtc", copied, at most
+   * HD_CLIENT_MAX_FALLBACK_URLS): a room spans nodes (docs/overlay.md), so
+   * after a lost connection the client rejoins through the next of url,
+   * fallback_urls[0], ... in turn, the first attempt within 250 ms (the node
+   * it was on may have died; the others are up). NULL/0 = url only. */
+  const char *const *fallback_urls;
+  int n_fallback_urls;
   hd_client_callbacks_t cb;
 } hd_client_config_t;
+#define HD_CLIENT_MAX_FALLBACK_URLS 8
 
 /* Options of one published track. */
 typedef struct {

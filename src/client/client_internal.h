@@ -15,6 +15,7 @@
 #include "hudong/client.h"
 #include "io/ws_client.h"
 #include "media/audio_jitter.h"
+#include "media/av_sync.h"
 #include "media/video_jitter.h"
 #include "media/i420.h"
 #include "media/opus_codec.h"
@@ -74,6 +75,9 @@ typedef struct cl_local {
   uint64_t frames, keyframes, last_bytes;
 } cl_local_t;
 
+#define CL_E2E_BIN_US 5000 /* end-to-end delay histogram: 5 ms bins */
+#define CL_E2E_BINS 600    /* up to 3 s (the last bin takes the rest) */
+
 typedef struct cl_remote {
   int used;
   int pc_track;
@@ -97,6 +101,14 @@ typedef struct cl_remote {
   uint64_t frames_decoded, frames_dropped; /* W3C: decoded; dropped before decode or not rendered */
   hd_time_t last_frame_at;                 /* last render */
   hd_time_t first_frame_at;                /* first render (0 none), for the stall rate's denominator */
+  /* end-to-end delay: play/render time minus capture time on the sender's
+   * clock (its RTCP SRs), smoothed, and a histogram for the median */
+  hd_time_t e2e;
+  int have_e2e;
+  uint32_t e2e_hist[CL_E2E_BINS];
+  uint64_t e2e_n;
+  hd_av_sync_t sync; /* video: lip sync with the same participant's audio (media/av_sync.h) */
+  hd_time_t next_sync;
 } cl_remote_t;
 
 /* One connection attempt: WebSocket + signaling + two pcs + two UDP sockets.
@@ -122,6 +134,9 @@ struct hd_client {
   hd_client_config_t cfg;
   char *url, *token, *name, *metadata;
   int redirected; /* the url was just replaced by a draining node's redirect */
+  /* url then the cluster's fallback URLs (cfg.fallback_urls), tried in turn after a lost connection */
+  char *urls[1 + HD_CLIENT_MAX_FALLBACK_URLS];
+  int n_urls, url_idx;
   uv_loop_t loop;
   uv_thread_t thread;
   uv_async_t async;

@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/rand.h"
 #include "client/client_internal.h"
+#include "proto/rtcp.h"
 
 #define VIDEO_MIN_BPS 50000
 #define CATCHUP_US 200000
@@ -398,6 +399,56 @@ static cl_remote_t *remote_get(hd_client_t *c, int track, int kind) {
   return r;
 }
 
+/* One end-to-end delay sample of remote r: RTP timestamp ts played or
+ * rendered at now, its capture time from the sender's latest SR (the node
+ * passes the publisher's NTP time on in its own SRs). Without an SR yet,
+ * nothing. */
+static void e2e_sample(hd_client_t *c, cl_remote_t *r, uint32_t ts, hd_time_t now) {
+  uint64_t ntp;
+  uint32_t srts;
+  if (!c->s || hd_pc_track_sr(c->s->pc[1], r->pc_track, &ntp, &srts) < 0) return;
+  double clock = r->kind == HD_PC_AUDIO ? 48000.0 : 90000.0;
+  hd_time_t cap =
+      hd_rtcp_ntp_to_time(ntp, c->wall_offset) + (hd_time_t)((double)(int32_t)(ts - srts) * 1e6 / clock);
+  hd_time_t d = now - cap;
+  r->e2e = r->have_e2e ? r->e2e + (d - r->e2e) / 8 : d;
+  r->have_e2e = 1;
+  int64_t b = d / CL_E2E_BIN_US;
+  if (b < 0) b = 0;
+  if (b >= CL_E2E_BINS) b = CL_E2E_BINS - 1;
+  r->e2e_hist[b]++;
+  r->e2e_n++;
+}
+
+/* Median of r's end-to-end delay samples in ms (bin centre), -1 if none. */
+static double e2e_median_ms(const cl_remote_t *r) {
+  if (!r->e2e_n) return -1;
+  uint64_t acc = 0;
+  for (int b = 0; b < CL_E2E_BINS; b++) {
+    acc += r->e2e_hist[b];
+    if (2 * acc >= r->e2e_n) return (b + 0.5) * CL_E2E_BIN_US / 1000.0;
+  }
+  return -1;
+}
+
+/* Lip sync (media/av_sync.h): once a second, a video track and the audio of
+ * the same participant are brought to the same end-to-end delay by holding
+ * the one that is ahead in its jitter buffer. */
+static void av_sync(hd_client_t *c, cl_remote_t *v, hd_time_t now) {
+  if (!v->have_e2e || now < v->next_sync) return;
+  v->next_sync = now + HD_SEC(1);
+  for (int i = 0; i < HD_CLIENT_MAX_REMOTE_TRACKS; i++) {
+    cl_remote_t *a = &c->remote[i];
+    if (!a->used || a->kind != HD_PC_AUDIO || !a->have_e2e || strcmp(a->participant_sid, v->participant_sid))
+      continue;
+    if (hd_av_sync_update(&v->sync, a->e2e, v->e2e)) {
+      hd_audio_jitter_set_sync_delay(&a->jb, v->sync.audio_extra);
+      hd_video_jb_set_sync_delay(&v->vjb, v->sync.video_extra);
+    }
+    return;
+  }
+}
+
 static void rendered(cl_remote_t *r, hd_time_t now) {
   r->frames++;
   if (!r->first_frame_at) r->first_frame_at = now;
@@ -458,6 +509,7 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
       continue;
     }
     rendered(r, now);
+    e2e_sample(c, r, ev.frame.ts, now);
     if (cb->on_video) {
       hd_client_video_frame_t f = {.track_sid = r->track_sid,
                                    .identity = r->identity,
@@ -529,6 +581,7 @@ static void play_audio(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
   int n = hd_audio_jitter_pull_pcm_cb(&r->jb, now, &r->dec, pcm, fs, &k,
                                       want_encoded ? on_audio_packet : NULL, &x);
   if (n != fs || k == HD_AUDIO_JITTER_EMPTY) return; /* still buffering */
+  if (k != HD_AUDIO_JITTER_CNG) e2e_sample(c, r, (uint32_t)(r->jb.play_ts - fs), now);
   if (cb->on_audio) {
     hd_client_audio_frame_t f = {.track_sid = r->track_sid,
                                  .identity = r->identity,
@@ -546,6 +599,7 @@ void cl_remote_tick(hd_client_t *c, hd_time_t now) {
     if (!r->used) continue;
     if (r->kind == HD_PC_VIDEO) {
       if (hd_video_jb_next_timeout(&r->vjb) <= now) drain_video(c, r, now);
+      av_sync(c, r, now);
       continue;
     }
     if (!r->next_pull) continue;
@@ -646,6 +700,8 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       if (p->repair_rtt > 0) t->rtt_ms = (double)p->repair_rtt / 1000.0;
     }
     t->round_trip_time = t->rtt_ms >= 0 ? t->rtt_ms / 1000 : -1;
+    t->e2e_delay_ms = e2e_median_ms(r);
+    t->av_sync_ms = r->kind == HD_PC_VIDEO && r->sync.have_diff ? (double)r->sync.diff / 1000.0 : 0;
     if (r->kind == HD_PC_VIDEO) {
       t->frames = r->frames;
       t->keyframes = r->keyframe_requests;

@@ -140,6 +140,7 @@ typedef struct {
   /* sending */
   uint64_t packets_sent, bytes_sent; /* media RTP (not RTX); bytes = payload */
   uint64_t rtx_sent, nack_received, keyframe_requests, reports_received; /* report blocks on what we send */
+  uint64_t rtx_doubled;   /* repairs sent a second time (the peer reports >= PC_RTX_TWICE_LOSS loss) */
   hd_time_t rtt;          /* from the latest RR/SR report block, -1 if none */
   double fraction_lost;   /* peer's view, 0..1, -1 if none */
   int64_t remote_lost;    /* peer's cumulative lost */

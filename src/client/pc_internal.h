@@ -19,7 +19,9 @@
 
 #define PC_DGRAM_MAX 1500
 #define PC_TXID_RING 16
-#define PC_SEEN_WINDOW 1024 /* received seqs remembered per stream, for duplicate drops */
+#define PC_SEEN_WINDOW 1024    /* received seqs remembered per stream, for duplicate drops */
+#define PC_RTX_TWICE_LOSS 0.02 /* the peer reports this much loss on a stream we send: repairs go twice */
+#define PC_RTX_TWICE_HOLD HD_SEC(10) /* ... for this long after the last such report */
 
 typedef struct {
   size_t len;
@@ -60,6 +62,7 @@ typedef struct {
   hd_rtp_send_stats_t sst;
   hd_rtp_cache_t cache;
   int have_cache;
+  hd_time_t rtx_twice_until; /* repairs go twice until then (a lossy report, PC_RTX_TWICE_LOSS) */
   /* receiving */
   uint32_t r_ssrc, r_rtx_ssrc; /* from the remote SDP, or learned */
   int r_started;

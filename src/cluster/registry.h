@@ -27,7 +27,7 @@
 /* One node as the registry shows it. Rooms are kept as 64-bit hashes of
  * (app, room) (hd_cluster_room_hash): the table only answers "does node X
  * hold room R", for routing. */
-typedef struct {
+typedef struct hd_cluster_node {
   char id[HD_CLUSTER_ID_MAX];
   char region[HD_CLUSTER_REGION_MAX];
   char labels[HD_CLUSTER_LABELS_MAX];

@@ -1483,6 +1483,9 @@ int hd_cmd_serve(int argc, char **argv) {
   /* HUDONG_ADAPT=0: no layer choice by estimate (a baseline for measurements) */
   const char *adapt_env = getenv("HUDONG_ADAPT");
   hd_session_set_adapt(!(adapt_env && !strcmp(adapt_env, "0")));
+  /* HUDONG_PLAYOUT_DELAY=0: never ask viewers for a playout delay (a baseline) */
+  const char *playout_env = getenv("HUDONG_PLAYOUT_DELAY");
+  hd_session_set_playout_delay(!(playout_env && !strcmp(playout_env, "0")));
   /* HUDONG_PACER=0: no per-subscriber pacing (packets leave as they are
    * forwarded); HUDONG_PACER_FACTOR=1.5: the pacing rate over the estimate */
   const char *pacer_env = getenv("HUDONG_PACER"), *factor_env = getenv("HUDONG_PACER_FACTOR");

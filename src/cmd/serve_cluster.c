@@ -2,6 +2,7 @@
 #include "cmd/serve_cluster.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/rand.h"
 #include "cluster/redis_url.h"
 #include "cluster/route.h"
 #include "io/cluster_redis.h"
@@ -24,6 +26,7 @@ struct hd_serve_cluster {
   const hd_config_t *cfg;
   hd_media_workers_t *workers;
   hd_cluster_redis_t *link; /* NULL without --redis */
+  int link_on;              /* the media workers run the node link (room_remote.c) */
   hd_cluster_node_t *self;  /* the last gathered entry */
   char (*names)[ROOM_NAME_MAX];
   int n_names;
@@ -96,8 +99,65 @@ static void gather(hd_serve_cluster_t *c, int rates) {
   c->last_at = now;
 }
 
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the node link's peers (docs/overlay.md "A room across nodes") ---- */
+
+typedef struct {
+  const hd_cluster_peers_t *peers;
+  const char *id;
+  const uint8_t *secret;
+  size_t secret_len;
+  uint64_t epoch;
+} link_job_t;
+
+static void link_init_job(hd_node_t *node, void *arg, hd_time_t now) {
+  link_job_t *j = arg;
+  (void)now;
+  if (hd_node_cluster_init(node, j->id, j->secret, j->secret_len, j->epoch) < 0)
+    HD_LOGW("cluster", "node link not started on a media worker");
+}
+
+/* The workers' copy of the peer table: run on each worker while this thread
+ * waits, so the table can be lent. */
+static void link_peers_job(hd_node_t *node, void *arg, hd_time_t now) {
+  link_job_t *j = arg;
+  hd_node_cluster_set_peers(node, j->peers->nodes, j->peers->n, now);
+}
+
+/* The link keys derive from the cluster secret: SHA-256 over every app's key
+ * and secret, which every node of a cluster shares already (a token is valid
+ * cluster-wide). */
+static int cluster_secret(const hd_config_t *cfg, uint8_t out[32]) {
+  if (!cfg->n_apps) return HD_EINVAL;
+  EVP_MD_CTX *m = EVP_MD_CTX_new();
+  if (!m) return HD_ENOMEM;
+  int ok = EVP_DigestInit_ex(m, EVP_sha256(), NULL) && EVP_DigestUpdate(m, "hudong-cluster-1", 17);
+  for (int i = 0; i < cfg->n_apps && ok; i++)
+    ok = EVP_DigestUpdate(m, cfg->apps[i].key, strlen(cfg->apps[i].key) + 1) &&
+         EVP_DigestUpdate(m, cfg->apps[i].secret, strlen(cfg->apps[i].secret) + 1);
+  unsigned len = 0;
+  ok = ok && EVP_DigestFinal_ex(m, out, &len) && len == 32;
+  EVP_MD_CTX_free(m);
+  return ok ? 0 : HD_ECRYPTO;
+}
+
+static void push_peers(hd_serve_cluster_t *c) {
+  if (!c->link || !c->link_on) return;
+  link_job_t j = {.peers = hd_cluster_redis_peers(c->link)};
+  /* an empty table (Redis unreachable past the TTL) tells nothing: the links keep what they know */
+  if (!j.peers || !j.peers->n) return;
+  for (int i = 0; i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, link_peers_job, &j);
+}
+
 static int entry_cb(void *ud, char *out, size_t cap) {
   hd_serve_cluster_t *c = ud;
+  push_peers(c);
   gather(c, 1);
   const char *names[HD_CLUSTER_MAX_ROOMS];
   for (int i = 0; i < c->n_names; i++)
@@ -164,6 +224,19 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     }
     HD_LOGI("cluster", "node %s (region '%s', %s) joining the cluster through Redis at %s:%d", cfg->node_id,
             cfg->region, cfg->announce_url, rc.url.host, rc.url.port);
+    uint8_t secret[32];
+    if (cluster_secret(cfg, secret) < 0) {
+      HD_LOGW("cluster", "no apps configured: rooms cannot span nodes (the node link's keys derive from "
+                         "the apps' secrets); add the same \"apps\" to every node's config");
+    } else {
+      link_job_t j = {.id = cfg->node_id,
+                      .secret = secret,
+                      .secret_len = sizeof secret,
+                      .epoch = ((uint64_t)wall_ms() << 16) | (hd_random_u32() & 0xffff)};
+      for (int i = 0; i < hd_media_workers_count(workers); i++)
+        hd_media_workers_call(workers, i, link_init_job, &j);
+      c->link_on = 1;
+    }
   }
   *out = c;
   return 0;

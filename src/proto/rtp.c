@@ -396,3 +396,19 @@ int64_t hd_seq_unwrap(hd_seq_unwrapper_t *u, uint16_t seq) {
   if (v > u->last) u->last = v;
   return v;
 }
+
+void hd_rtp_playout_delay_write(uint8_t out[3], unsigned min_ms, unsigned max_ms) {
+  unsigned lo = min_ms / 10, hi = max_ms / 10;
+  if (lo > 0xfff) lo = 0xfff;
+  if (hi > 0xfff) hi = 0xfff;
+  out[0] = (uint8_t)(lo >> 4);
+  out[1] = (uint8_t)(((lo & 0xf) << 4) | (hi >> 8));
+  out[2] = (uint8_t)(hi & 0xff);
+}
+
+int hd_rtp_playout_delay_parse(const uint8_t *d, size_t len, unsigned *min_ms, unsigned *max_ms) {
+  if (!d || len != 3) return HD_EPROTO;
+  *min_ms = (((unsigned)d[0] << 4) | (d[1] >> 4)) * 10;
+  *max_ms = ((((unsigned)d[1] & 0xf) << 8) | d[2]) * 10;
+  return 0;
+}

@@ -130,6 +130,12 @@ hd_time_t hd_rtp_abs_send_time_to_us(uint32_t ast);
 int hd_rtp_abs_send_time_parse(const uint8_t *d, size_t len, uint32_t *ast); /* len must be 3 */
 void hd_rtp_abs_send_time_write(uint8_t out[3], uint32_t ast);
 
+/* playout-delay (http://www.webrtc.org/experiments/rtp-hdrext/playout-delay):
+ * the sender's bounds on the receiver's playout delay, 12 bits each of min
+ * and max in 10 ms units (0..40.95 s; larger values are clamped). */
+void hd_rtp_playout_delay_write(uint8_t out[3], unsigned min_ms, unsigned max_ms);
+int hd_rtp_playout_delay_parse(const uint8_t *d, size_t len, unsigned *min_ms, unsigned *max_ms); /* len 3 */
+
 /* transport-wide-cc sequence number (draft-holmer-rmcat-transport-wide-cc-extensions §2). */
 int hd_rtp_twcc_seq_parse(const uint8_t *d, size_t len, uint16_t *seq); /* len must be 2 */
 void hd_rtp_twcc_seq_write(uint8_t out[2], uint16_t seq);

@@ -199,9 +199,9 @@ static const hd_sdp_codec_t *find_red(const hd_sdp_media_t *m, uint8_t opus_pt, 
 
 static const char *const supported_fb[] = {"nack", "nack pli", "ccm fir", "transport-cc", "goog-remb"};
 
-static const char *const supported_ext[] = {HD_SDP_EXT_MID,  HD_SDP_EXT_ABS_SEND_TIME,
-                                            HD_SDP_EXT_TWCC, HD_SDP_EXT_AUDIO_LEVEL,
-                                            HD_SDP_EXT_RID,  HD_SDP_EXT_RRID};
+static const char *const supported_ext[] = {
+    HD_SDP_EXT_MID, HD_SDP_EXT_ABS_SEND_TIME, HD_SDP_EXT_TWCC,         HD_SDP_EXT_AUDIO_LEVEL,
+    HD_SDP_EXT_RID, HD_SDP_EXT_RRID,          HD_SDP_EXT_PLAYOUT_DELAY};
 
 static int in_bundle(const hd_sdp_t *o, const char *mid) {
   for (int i = 0; i < o->n_bundle; i++)
@@ -461,10 +461,12 @@ static int answer_section(nctx_t *n, int i) {
     for (k = 0; k < sizeof supported_ext / sizeof supported_ext[0]; k++)
       if (!strcmp(oe->uri, supported_ext[k])) break;
     if (k == sizeof supported_ext / sizeof supported_ext[0] || oe->id > 255) continue;
-    if (om->kind == HD_SDP_AUDIO && (k == 4 || k == 5)) continue; /* rid: video only */
+    if (om->kind == HD_SDP_AUDIO && (k == 4 || k == 5 || k == 6))
+      continue;                                               /* rid, playout-delay: video only */
+    if (k == 6 && nm->direction != HD_SDP_SENDONLY) continue; /* playout-delay: on what we send */
     uint8_t id = (uint8_t)oe->id;
-    uint8_t *slot[] = {&nm->ext_mid,         &nm->ext_abs_send_time, &nm->ext_twcc,
-                       &nm->ext_audio_level, &nm->ext_rid,           &nm->ext_rrid};
+    uint8_t *slot[] = {&nm->ext_mid, &nm->ext_abs_send_time, &nm->ext_twcc,         &nm->ext_audio_level,
+                       &nm->ext_rid, &nm->ext_rrid,          &nm->ext_playout_delay};
     if (*slot[k]) continue; /* offered twice: keep the first */
     *slot[k] = id;
     hd_sdp_extmap_t *ae = &am->extmaps[am->n_extmaps++];

@@ -23,6 +23,7 @@
 #define HD_SDP_EXT_AUDIO_LEVEL "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 #define HD_SDP_EXT_RID "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 #define HD_SDP_EXT_RRID "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+#define HD_SDP_EXT_PLAYOUT_DELAY "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
 
 /* What was agreed for one media section (same index as the offer's m= line). */
 typedef struct {
@@ -40,6 +41,7 @@ typedef struct {
   uint8_t ulpfec_pt;                 /* always 0 for now: not negotiated */
   int nack, pli, fir, twcc_fb, remb; /* rtcp-fb negotiated for pt */
   uint8_t ext_mid, ext_abs_send_time, ext_twcc, ext_audio_level, ext_rid, ext_rrid; /* 0 = absent */
+  uint8_t ext_playout_delay; /* video we send: bounds on the receiver's playout delay, 0 = absent */
   uint32_t remote_ssrc, remote_rtx_ssrc; /* from a=ssrc / FID group, 0 if absent */
   int n_rids;                            /* simulcast layers the remote sends (WHIP), in a=simulcast order */
   char rids[HD_SDP_MAX_RIDS][HD_SDP_TOKEN_MAX];

@@ -293,9 +293,10 @@ static const char *const audio_exts[] = {HD_SDP_EXT_AUDIO_LEVEL, HD_SDP_EXT_ABS_
                                          HD_SDP_EXT_MID};
 static const uint8_t audio_ext_ids[] = {HD_SDP_OFFER_EXTID_AUDIO_LEVEL, HD_SDP_OFFER_EXTID_ABS_SEND_TIME,
                                         HD_SDP_OFFER_EXTID_TWCC, HD_SDP_OFFER_EXTID_MID};
-static const char *const video_exts[] = {HD_SDP_EXT_ABS_SEND_TIME, HD_SDP_EXT_TWCC, HD_SDP_EXT_MID};
+static const char *const video_exts[] = {HD_SDP_EXT_ABS_SEND_TIME, HD_SDP_EXT_TWCC, HD_SDP_EXT_MID,
+                                         HD_SDP_EXT_PLAYOUT_DELAY};
 static const uint8_t video_ext_ids[] = {HD_SDP_OFFER_EXTID_ABS_SEND_TIME, HD_SDP_OFFER_EXTID_TWCC,
-                                        HD_SDP_OFFER_EXTID_MID};
+                                        HD_SDP_OFFER_EXTID_MID, HD_SDP_OFFER_EXTID_PLAYOUT_DELAY};
 
 /* The rtcp-fb values we offer for a kind (RFC 4585 nack/pli, RFC 5104 fir, TWCC).
  * goog-remb lets a receiver without transport-cc still give us an estimate. */
@@ -363,7 +364,7 @@ static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
 
   const char *const *uris = s->kind == HD_SDP_AUDIO ? audio_exts : video_exts;
   const uint8_t *ids = s->kind == HD_SDP_AUDIO ? audio_ext_ids : video_ext_ids;
-  int n_ext = s->kind == HD_SDP_AUDIO ? 4 : 3;
+  int n_ext = 4; /* audio_exts and video_exts alike */
   for (int i = 0; i < n_ext; i++) {
     if (!o->twcc && !strcmp(uris[i], HD_SDP_EXT_TWCC)) continue;
     hd_sdp_extmap_t *e = &m->extmaps[m->n_extmaps++];
@@ -526,7 +527,7 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
   /* extensions: only URIs we offered for this kind; the answer's id is the one the
    * receiver parses with. We write one-byte headers only, so ids 1..14. */
   const char *const *uris = s->kind == HD_SDP_AUDIO ? audio_exts : video_exts;
-  int n_ext = s->kind == HD_SDP_AUDIO ? 4 : 3;
+  int n_ext = 4; /* audio_exts and video_exts alike */
   for (int e = 0; e < n_ext; e++) {
     if (!o->twcc && !strcmp(uris[e], HD_SDP_EXT_TWCC)) continue;
     int k = hd_sdp_extmap_by_uri(am, uris[e]);
@@ -541,6 +542,8 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
       nm->ext_twcc = id;
     else if (!strcmp(uris[e], HD_SDP_EXT_AUDIO_LEVEL))
       nm->ext_audio_level = id;
+    else if (!strcmp(uris[e], HD_SDP_EXT_PLAYOUT_DELAY))
+      nm->ext_playout_delay = id;
   }
   if (am->n_ssrcs) nm->remote_ssrc = am->ssrcs[0].ssrc;
   return 0;

@@ -34,7 +34,7 @@
  *   one PT two meanings (RFC 9143 §7.5.1; Chrome rejects such "codec collisions").
  * - Header extension ids are ours and the same in every m= section (BUNDLE needs
  *   that): 1 ssrc-audio-level (audio), 2 abs-send-time, 3 transport-wide-cc (if
- *   enabled), 4 mid.
+ *   enabled), 4 mid, 5 playout-delay (video).
  * - DTLS: the first offer says a=setup:actpass; once an answer fixed the roles,
  *   later offers state our role (RFC 8842 §5.5: passive if we are the DTLS server,
  *   active if client), and an answer that would swap roles is refused.
@@ -61,6 +61,7 @@
 #define HD_SDP_OFFER_EXTID_ABS_SEND_TIME 2
 #define HD_SDP_OFFER_EXTID_TWCC 3
 #define HD_SDP_OFFER_EXTID_MID 4
+#define HD_SDP_OFFER_EXTID_PLAYOUT_DELAY 5
 
 #define HD_SDP_OFFER_ID_MAX 64    /* msid stream/track id, cname (bytes incl. NUL) */
 #define HD_SDP_OFFER_MAX_PTMAP 24 /* distinct codec configurations over the offerer's life */

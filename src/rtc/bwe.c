@@ -19,6 +19,8 @@
 #define FEEDBACK_TIMEOUT HD_SEC(1) /* no feedback while sending this long: back off */
 #define TIMEOUT_FACTOR 0.8         /* ... by this much every half timeout */
 #define FEEDBACK_LOSS_SPAN 1000    /* larger gap between feedbacks: not counted as loss */
+#define CONFIRM_WINDOW HD_SEC(1)   /* an over-use this soon after a decrease confirms congestion */
+#define LONE_DELIVERED 1.25        /* ... and so does a send rate above this x the acknowledged rate */
 
 void hd_bwe_config_init(hd_bwe_config_t *c) {
   memset(c, 0, sizeof *c);
@@ -242,6 +244,29 @@ static void rate_control(hd_bwe_t *b, hd_bwe_usage_t usage, hd_time_t now) {
       double base = acked > 0 ? acked : b->delay_bps;
       double next = BETA * base;
       if (next > b->delay_bps) next = b->delay_bps;
+      /* A lone over-use of an application-limited sender (it sent well under
+       * the estimate): the acknowledged rate is what it chose to send, not
+       * what the path carries, and BETA x that cut a subscriber sending 600
+       * kbit/s on an idle 1 Mbit/s link from 1040 to 450 kbit/s -- below its
+       * layer -- on one noisy delay sample (bench/downlink). Cut by BETA
+       * from the estimate instead. Lone: the path delivered about what was
+       * sent (a link that shrank under the send rate delivers less: BETA x
+       * that at once), and either no decrease within CONFIRM_WINDOW or the
+       * path now delivers more than is sent (a queue draining, after a
+       * keyframe on a loaded host: no sign that what is sent is too much).
+       * If the link did shrink, the queue keeps growing, over-use comes again
+       * within CONFIRM_WINDOW with the send rate above the delivered one, and
+       * that decrease goes to BETA x the acknowledged rate. */
+      double sent = rate_get(&b->sent_rate, ACKED_WINDOW);
+      int lone = sent > 0 && sent <= LONE_DELIVERED * acked &&
+                 (now - b->last_decrease > CONFIRM_WINDOW || sent < acked);
+      if (lone && acked > 0 && BETA * b->delay_bps > next) {
+        b->delay_bps = clamp_bps(b, BETA * b->delay_bps);
+        b->last_decrease = now;
+        b->st.decreases++;
+        b->rc = HD_BWE_RC_HOLD;
+        return;
+      }
       if (acked > 0) {
         double kbps = acked / 1000;
         if (b->link_avg_kbps >= 0 && kbps < b->link_avg_kbps - 3 * link_std_kbps(b)) b->link_avg_kbps = -1;

@@ -2,6 +2,7 @@
  * the path's random loss. See bwe_loss.h. */
 #include "rtc/bwe_loss.h"
 
+#include <math.h>
 #include <string.h>
 
 void hd_bwe_loss_init(hd_bwe_loss_t *l, double start_bps) {
@@ -42,7 +43,9 @@ double hd_bwe_loss_update(hd_bwe_loss_t *l, double delay_bps, double current_bps
     if (l->base > HD_BWE_LOSS_BASE_MAX) l->base = HD_BWE_LOSS_BASE_MAX;
   }
   l->last_loss = p;
-  p -= l->base;
+  /* what the base loss alone gives an interval of this size by chance
+   * (binomial, two standard deviations) is not excess either */
+  p -= l->base + 2 * sqrt(l->base * (1 - l->base) / (double)l->total);
   if (p < 0) p = 0;
   l->last_excess = p;
   l->lost = l->total = 0;

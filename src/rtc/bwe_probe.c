@@ -58,6 +58,7 @@ void hd_bwe_probes_on_feedback(hd_bwe_probes_t *p, int id, size_t size, hd_time_
   if (!c) return;
   if (!received) {
     c->lost++;
+    c->lost_bytes += size;
     return;
   }
   if (!c->recv || arrival < c->first_arr) {
@@ -74,7 +75,9 @@ void hd_bwe_probes_on_feedback(hd_bwe_probes_t *p, int id, size_t size, hd_time_
 
 /* 1 and *out when the cluster measured something. */
 static int result(const hd_bwe_cluster_t *c, double *out, int *saturated) {
-  if (c->recv < HD_BWE_PROBE_MIN_PKTS - 1 || (double)c->recv < 0.8 * (double)c->sent) return 0;
+  /* random loss (a lossy radio hop; e2e/repair at 10%) takes a packet or two
+   * from most clusters: up to 40% lost still measures */
+  if (c->recv < HD_BWE_PROBE_MIN_PKTS - 1 || (double)c->recv < 0.6 * (double)c->sent) return 0;
   hd_time_t send_span = c->last_send - c->first_send, arr_span = c->last_arr - c->first_arr;
   if (send_span < 1000 || arr_span < 1000) return 0;
   /* Saturated when the path delivered the cluster slower than it was sent.
@@ -85,12 +88,20 @@ static int result(const hd_bwe_cluster_t *c, double *out, int *saturated) {
    * (exact behind a bottleneck, which spaces arrivals by size / capacity). */
   double send_mid = ((double)c->sent_bytes - 0.5 * (double)(c->first_send_size + c->last_send_size)) * 8e6 /
                     (double)send_span;
+  /* Lost packets count as delivered for the saturation test: on a clear
+   * path with 10% random loss the received bytes are 90% of those sent over
+   * the same span, which read as saturated, and no probe lifted a subscriber
+   * whose video was paused (0 fps for a whole 20 s window in e2e/repair).
+   * A bottleneck still shows: its arrivals are spread by size / capacity
+   * whatever was lost. */
   double recv_mid =
-      ((double)c->recv_bytes - 0.5 * (double)(c->first_arr_size + c->last_arr_size)) * 8e6 / (double)arr_span;
+      ((double)(c->recv_bytes + c->lost_bytes) - 0.5 * (double)(c->first_arr_size + c->last_arr_size)) * 8e6 /
+      (double)arr_span;
   *saturated = recv_mid < 0.9 * send_mid;
   double send_rate = (double)(c->sent_bytes - c->last_send_size) * 8e6 / (double)send_span;
   double recv_rate = (double)(c->recv_bytes - c->first_arr_size) * 8e6 / (double)arr_span;
-  *out = *saturated ? 0.95 * recv_rate : (send_rate < recv_rate ? send_rate : recv_rate);
+  double recv_all = (double)(c->recv_bytes + c->lost_bytes - c->first_arr_size) * 8e6 / (double)arr_span;
+  *out = *saturated ? 0.95 * recv_rate : (send_rate < recv_all ? send_rate : recv_all);
   return 1;
 }
 

@@ -32,7 +32,7 @@ typedef struct {
   size_t min_bytes;
   hd_time_t created;
   uint32_t sent, recv, lost;
-  uint64_t sent_bytes, recv_bytes;
+  uint64_t sent_bytes, recv_bytes, lost_bytes;
   hd_time_t first_send, last_send, first_arr, last_arr;
   size_t first_send_size, last_send_size, first_arr_size, last_arr_size;
 } hd_bwe_cluster_t;

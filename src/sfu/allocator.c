@@ -62,16 +62,50 @@ static void plan(const hd_alloc_track_t *t, size_t n, uint64_t budget, int *out)
 
 int hd_alloc_run(hd_alloc_track_t *t, size_t n, uint64_t budget_bps, hd_time_t now) {
   if (n > MAX_TRACKS) n = MAX_TRACKS;
-  int full[MAX_TRACKS], cons[MAX_TRACKS];
+  int full[MAX_TRACKS], cons[MAX_TRACKS], slack[MAX_TRACKS];
   plan(t, n, budget_bps, full);
   plan(t, n, (uint64_t)((double)budget_bps * HD_ALLOC_UP_MARGIN), cons);
+  plan(t, n, (uint64_t)((double)budget_bps * HD_ALLOC_DOWN_SLACK), slack);
   int changed = 0;
   for (size_t i = 0; i < n; i++) {
     hd_alloc_track_t *a = &t[i];
     int next = a->cur;
     int fresh = a->switches == 0 && a->cur < 0; /* first choice: no reason to wait */
-    if (fresh || (a->cur >= 0 && !live(a, a->cur)) || full[i] < a->cur) {
-      next = full[i]; /* down (or pause) at once */
+    if (full[i] >= a->cur) a->down_held = 0;
+    if (fresh || (a->cur >= 0 && !live(a, a->cur)) || slack[i] < a->cur) {
+      next = full[i]; /* down (or pause) at once: the budget really fell */
+      a->up_target = -1;
+      if (next >= 0 || fresh || !live(a, a->cur) || !a->visible) { /* hidden: paused at once */
+        a->down_held = 0;
+      } else {
+        /* ... but not into a pause: its way back needs a probe and a
+         * keyframe (4-5 s in bench/downlink, a freeze all along), and an
+         * estimate that fell below the lowest layer on a delay spike is
+         * often back within a second. The lowest layer at once, the pause
+         * only when the budget stays short of it for HD_ALLOC_DOWN_HOLD. */
+        int low = slack[i];
+        for (int l = 0; low < 0 && l <= a->cur; l++)
+          if (live(a, l)) low = l;
+        if (low < a->cur || !a->down_held) { /* step down now, the pause later */
+          next = low;
+          a->down_held = 1;
+          a->down_since = now;
+        } else if (now - a->down_since < HD_ALLOC_DOWN_HOLD) {
+          next = a->cur;
+        } else {
+          a->down_held = 0; /* short for long enough: pause */
+        }
+      }
+    } else if (full[i] < a->cur) {
+      /* slightly short: maybe the dip a keyframe leaves; down if it lasts */
+      if (!a->down_held) {
+        a->down_held = 1;
+        a->down_since = now;
+      }
+      if (now - a->down_since >= HD_ALLOC_DOWN_HOLD) {
+        next = full[i];
+        a->down_held = 0;
+      }
       a->up_target = -1;
     } else if (cons[i] > a->cur) {
       if (a->up_target != cons[i]) {

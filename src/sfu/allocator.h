@@ -6,9 +6,17 @@
  * it is never dropped); then every visible video track gets its lowest live
  * layer, highest priority first, and a track whose lowest layer no longer fits
  * is paused; what is left upgrades tracks, again by priority. Downward moves
- * apply at once; upward moves only when the upgrade also fits the budget less
- * HD_ALLOC_UP_MARGIN and has kept fitting for HD_ALLOC_UP_HOLD, so a noisy
- * estimate does not flap layers. */
+ * apply at once when the current layers overshoot the budget by more than
+ * HD_ALLOC_DOWN_SLACK (a real drop in capacity), otherwise once the budget
+ * has stayed short for HD_ALLOC_DOWN_HOLD: the keyframe that every switch up
+ * brings fills the bottleneck queue for a moment, the delay-based estimate
+ * dips by ~15% and comes back within a second or two, and going down at once
+ * on that dip flapped layers (up, keyframe, down, keyframe, up 4 s later:
+ * bench/downlink). A pause likewise waits HD_ALLOC_DOWN_HOLD (at the lowest
+ * layer) however short the budget falls: resuming costs a probe and a
+ * keyframe. Upward moves only when the upgrade also fits the budget
+ * less HD_ALLOC_UP_MARGIN and has kept fitting for HD_ALLOC_UP_HOLD, so a
+ * noisy estimate does not flap layers. */
 #ifndef HD_SFU_ALLOCATOR_H
 #define HD_SFU_ALLOCATOR_H
 #include <stddef.h>
@@ -19,6 +27,10 @@
 #define HD_ALLOC_MAX_LAYERS 3
 #define HD_ALLOC_UP_MARGIN 0.85 /* an upgrade must fit 85% of the budget */
 #define HD_ALLOC_UP_HOLD HD_MS(1500)
+/* a budget short of the current layers by at most this factor is waited out
+ * for HD_ALLOC_DOWN_HOLD before going down (the layers fit 1.25 x the budget) */
+#define HD_ALLOC_DOWN_SLACK 1.25
+#define HD_ALLOC_DOWN_HOLD HD_MS(1500)
 
 typedef struct {
   /* in: layers in ascending bitrate order; bps 0 = not live (skipped) */
@@ -32,6 +44,8 @@ typedef struct {
   /* state */
   int up_target;      /* the upgrade being held, -1 none */
   hd_time_t up_since; /* since when it has fitted */
+  int down_held;      /* 1: the budget is (slightly) short since down_since */
+  hd_time_t down_since;
   uint64_t switches, pauses;
 } hd_alloc_track_t;
 

@@ -22,7 +22,7 @@
 /* a cluster waits at most this many ticks for its padding to leave the pacer */
 #define CLUSTER_DRAIN_TICKS 50
 
-static int g_twcc = 1, g_adapt = 1, g_pacer = 1;
+static int g_twcc = 1, g_adapt = 1, g_pacer = 1, g_playout = 1;
 static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
 void hd_session_set_twcc(int on) { g_twcc = on ? 1 : 0; }
 void hd_session_set_pacer(int on, unsigned factor_pct) {
@@ -30,6 +30,7 @@ void hd_session_set_pacer(int on, unsigned factor_pct) {
   g_pacer_factor = factor_pct >= 100 ? factor_pct : HD_PACER_DEFAULT_FACTOR_PCT;
 }
 void hd_session_set_adapt(int on) { g_adapt = on ? 1 : 0; }
+void hd_session_set_playout_delay(int on) { g_playout = on ? 1 : 0; }
 
 /* Bounded string copy between fields of one session (snprintf would alias). */
 static void copy_str(char *dst, size_t cap, const char *src) {
@@ -145,6 +146,11 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   t->ext_abs_send_time = m->ext_abs_send_time;
   t->ext_audio_level = m->ext_audio_level;
   t->ext_twcc = g_twcc && m->twcc_fb ? m->ext_twcc : 0;
+  t->ext_playout_delay = m->kind == HD_SDP_VIDEO ? m->ext_playout_delay : 0;
+  t->playout_min_ms = 0;
+  t->playout_on = 0;
+  t->pd_loss_q8 = 0;
+  t->pd_packets = t->pd_repairs = 0;
   t->nack = m->nack;
   t->rtx_enabled = m->rtx_pt != 0 && t->rtx_ssrc != 0;
   t->cur_in = t->want_in = -1;
@@ -398,9 +404,9 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
 static int build_out(const hd_session_t *v, const hd_out_track_t *t, const hd_session_t *pub,
                      const hd_rtp_hdr_t *h, uint16_t seq, uint32_t ts, hd_time_t now, uint8_t *out,
                      size_t cap) {
-  hd_rtp_ext_t exts[4];
+  hd_rtp_ext_t exts[5];
   size_t n = 0;
-  uint8_t ast[3], lvl[1], tw[2];
+  uint8_t ast[3], lvl[1], tw[2], pd[3];
   if (t->ext_twcc) { /* the seq of this packet: tw_sent() counts it once it is committed */
     hd_rtp_twcc_seq_write(tw, v->tw_seq);
     exts[n].id = t->ext_twcc;
@@ -419,6 +425,13 @@ static int build_out(const hd_session_t *v, const hd_out_track_t *t, const hd_se
     exts[n].id = t->ext_abs_send_time;
     exts[n].len = 3;
     exts[n].data = ast;
+    n++;
+  }
+  if (t->ext_playout_delay && t->playout_on) { /* see update_playout_delay */
+    hd_rtp_playout_delay_write(pd, t->playout_min_ms, HD_SEC(10) / 1000);
+    exts[n].id = t->ext_playout_delay;
+    exts[n].len = 3;
+    exts[n].data = pd;
     n++;
   }
   if (t->ext_audio_level && pub && pub->ext_audio_level_in) {
@@ -1050,8 +1063,52 @@ int hd_session_layer_order(const hd_session_t *pub, int head, hd_time_t now, int
   return nl;
 }
 
+/* The playout delay asked of a viewer for video track t (HD_SESSION_PLAYOUT_*):
+ * from the share of the source's packets that arrived as repairs since the
+ * last evaluation, and the round trips of both legs. */
+static void update_playout_delay(const hd_session_t *v, hd_out_track_t *t, const hd_in_track_t *src) {
+  if (!t->ext_playout_delay || !src) return;
+  if (src->packets < t->pd_packets || src->repairs < t->pd_repairs) { /* another source since */
+    t->pd_packets = src->packets;
+    t->pd_repairs = src->repairs;
+  }
+  uint64_t dp = src->packets - t->pd_packets, dr = src->repairs - t->pd_repairs;
+  if (dp >= 100) { /* this runs on every feedback: judge windows of 100 packets */
+    unsigned q8 = (unsigned)(dr * 256 / dp);
+    t->pd_loss_q8 = (uint16_t)(t->pd_loss_q8 ? (t->pd_loss_q8 * 3u + q8) / 4 : q8);
+    t->pd_packets = src->packets;
+    t->pd_repairs = src->repairs;
+  }
+  hd_time_t want = 0;
+  if (g_playout && t->pd_loss_q8 >= HD_SESSION_PLAYOUT_LOSSY_Q8) {
+    hd_time_t up = src->nack_enabled ? src->nack.rtt : HD_MS(100);
+    want = up + (v->rtt > 0 ? v->rtt : HD_MS(100)) + HD_SESSION_PLAYOUT_SLACK;
+    if (want > HD_SESSION_PLAYOUT_MAX) want = HD_SESSION_PLAYOUT_MAX;
+  }
+  unsigned ms = (unsigned)(want / 1000);
+  /* in 10 ms steps (the extension's unit), and only when it moved by more
+   * than one: each change makes the receiver re-time its buffer. Once
+   * asked, the extension stays on every packet (a browser keeps the last
+   * bounds it saw; min 0 lifts the floor again) */
+  unsigned cur = t->playout_min_ms / 10u;
+  if ((ms == 0 || ms / 10 > cur + 1 || ms / 10 + 1 < cur) && t->playout_min_ms != ms / 10 * 10) {
+    HD_LOGD("sfu", "session %s: track %s playout delay %u -> %u ms (repaired %u/256 of the source)", v->id,
+            t->mid, (unsigned)t->playout_min_ms, ms / 10 * 10, (unsigned)t->pd_loss_q8);
+    t->playout_min_ms = (uint16_t)(ms / 10 * 10);
+  }
+  if (t->playout_min_ms) t->playout_on = 1;
+}
+
 void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c) {
   if (v->kind == HD_SESSION_PUBLISH) return;
+  for (int i = 0; i < v->n_out; i++) {
+    hd_out_track_t *t = &v->out[i];
+    hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
+    int h = t->active && t->kind == HD_TRACK_VIDEO ? followed_head(t, pub) : -1;
+    if (h < 0) continue;
+    int cur = t->cur_in >= 0 && t->cur_in < pub->n_in && pub->in[t->cur_in].head == h ? t->cur_in : h;
+    update_playout_delay(v, t, &pub->in[cur]);
+  }
   hd_alloc_track_t a[HD_SESSION_MAX_OUT];
   int order[HD_SESSION_MAX_OUT][HD_SESSION_MAX_LAYERS], which[HD_SESSION_MAX_OUT];
   size_t n = 0;

@@ -22,6 +22,7 @@
 #include "rtc/twcc_recv.h"
 #include "sfu/peer.h"
 #include "sfu/probe.h"
+#include "sfu/red_repair.h"
 #include "sfu/allocator.h"
 #include "sfu/rewriter.h"
 #include "sfu/vp8_rewriter.h"
@@ -60,6 +61,18 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_KEY_RETRY HD_MS(500)
 /* A viewer whose RRs report at least this loss (x/256, ~2%) gets every repair twice. */
 #define HD_SESSION_LOSSY_Q8 5
+/* Playout delay (the playout-delay header extension, where the viewer
+ * negotiated it): a browser sizes its jitter buffer from its own leg, but a
+ * packet lost on the publisher's leg is repaired over that leg first. When
+ * at least this share (x/256, ~8%) of a video source's packets arrive as
+ * repairs, the viewer is asked to wait at least both legs' round trips plus
+ * HD_SESSION_PLAYOUT_SLACK (capped at HD_SESSION_PLAYOUT_MAX) before it
+ * renders; HUDONG_PLAYOUT_DELAY=0 turns it off. (At 10% loss per leg it
+ * cut the stall from 7-11% to 2-3.5%; at 5%, where Chrome's own buffer
+ * copes, it cost stall in both runs: docs/performance.md.) */
+#define HD_SESSION_PLAYOUT_LOSSY_Q8 20
+#define HD_SESSION_PLAYOUT_SLACK HD_MS(30)
+#define HD_SESSION_PLAYOUT_MAX HD_MS(400)
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
  * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
@@ -112,6 +125,7 @@ typedef struct {
   uint64_t plis_sent;            /* keyframe requests sent for this track (quality samples, sfu/qsample.h) */
   uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */
   int muted;                     /* not forwarded while set (participant or admin mute) */
+  hd_red_repair_t red_fix;       /* audio RED: packets of our leg's gaps rebuilt (sfu/red_repair.h) */
 } hd_in_track_t;
 
 /* A track we send a viewer. It follows one publisher track: `src`/`src_in`,
@@ -132,6 +146,11 @@ typedef struct {
   uint16_t rtx_seq;
   uint8_t ext_mid, ext_abs_send_time, ext_audio_level;
   uint8_t ext_twcc; /* transport-wide seq extension id, with transport-cc feedback negotiated */
+  uint8_t ext_playout_delay;
+  uint16_t playout_min_ms;         /* the floor asked of the viewer now (playout-delay), 0 = none */
+  int playout_on;                  /* the extension goes on every video packet (once asked) */
+  uint16_t pd_loss_q8;             /* smoothed share of the source's packets that came as repairs */
+  uint64_t pd_packets, pd_repairs; /* the source's counters at the last evaluation */
   char mid[32];
   /* layer selection (simulcast sources): the layer forwarded now and the one
    * the allocator wants (in[] indexes of the source; -1 = none / paused). A
@@ -231,6 +250,7 @@ typedef struct {
    * keyframe requests made because a loss could not be repaired in time */
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
   uint64_t repairs_doubled; /* repairs sent a second time to a lossy viewer leg */
+  uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */
@@ -281,6 +301,8 @@ void hd_session_set_pacer(int on, unsigned factor_pct);
 /* Process-wide switch for measurements side by side: 0 = the allocator ignores
  * estimates (every subscriber gets the top layers, as before issue 11). */
 void hd_session_set_adapt(int on);
+/* 0: never ask viewers for a playout delay (HUDONG_PLAYOUT_DELAY=0; see HD_SESSION_PLAYOUT_LOSSY_Q8). */
+void hd_session_set_playout_delay(int on);
 /* Runs the stream allocator for viewer v now (normally from the timer and on
  * each estimate); exposed for tests. */
 void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c);

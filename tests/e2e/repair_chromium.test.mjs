@@ -216,7 +216,7 @@ async function run(mode, loss, idx) {
     const m1 = await metrics(srv.base);
     const secs = (b.t - a.t) / 1000;
     const v0 = a.video, v1 = b.video, a0 = a.audio || {}, a1 = b.audio || {};
-    if (process.env.REPAIR_DEBUG) console.log(JSON.stringify(b));
+    if (process.env.REPAIR_DEBUG) console.log(JSON.stringify(b), mode === 'hudong' ? srv.log().slice(-20000) : '');
     const jb = d(v0, v1, 'jitterBufferEmittedCount') ? (1000 * d(v0, v1, 'jitterBufferDelay')) / d(v0, v1, 'jitterBufferEmittedCount') : 0;
     const row = {
       mode, loss, seconds: Number(secs.toFixed(1)),

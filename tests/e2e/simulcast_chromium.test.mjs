@@ -258,6 +258,7 @@ test('simulcast: a viewer at 20% random loss keeps watching', async () => {
     const fps = (b1.framesDecoded - b0.framesDecoded) / secs;
     console.log(JSON.stringify({ case: '20% random loss', b_stall_pct: Number(stall.toFixed(2)), b_freezes: b1.freezeCount - b0.freezeCount,
       b_fps: Number(fps.toFixed(1)), b_kbps: Math.round((8 * (b1.bytesReceived - b0.bytesReceived)) / secs / 1000), b_heights: heights.join(',') }));
+    if (process.env.SIMULCAST_DEBUG) console.log(srv.log());
     assert.ok(fps > 8, `B keeps decoding at 20% loss (${fps.toFixed(1)} fps)`);
     // 9.7-26% over runs on a 2-core machine (goal < 2%, not reached): a bound
     // that catches a broken repair path (without it nearly every frame waits)

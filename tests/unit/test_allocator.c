@@ -25,7 +25,12 @@ static void test_fits_budget_by_priority(void **st) {
   assert_int_equal(t[0].cur, 1);
   assert_true(hd_alloc_used(t, 2) <= 2200000);
   /* no estimate worth the name: everything at its lowest layer that fits, the rest paused */
+  /* (the pause waits HD_ALLOC_DOWN_HOLD at the lowest layer, in case the
+   * estimate comes back) */
   assert_int_equal(hd_alloc_run(t, 2, 200000, HD_MS(100)), 2);
+  assert_int_equal(t[1].cur, 0);
+  assert_int_equal(t[0].cur, 0);
+  assert_int_equal(hd_alloc_run(t, 2, 200000, HD_MS(100) + HD_ALLOC_DOWN_HOLD), 1);
   assert_int_equal(t[1].cur, 0);
   assert_int_equal(t[0].cur, -1);
   assert_int_equal(t[0].pauses, 1);
@@ -57,6 +62,54 @@ static void test_down_at_once_up_after_hold(void **st) {
   hd_alloc_run(&t, 1, 3000000, HD_SEC(31) + HD_MS(100));
   hd_alloc_run(&t, 1, 3000000, HD_SEC(32));
   assert_int_equal(t.cur, 1);
+}
+
+/* The estimate dip a switch-up keyframe leaves (bench/downlink, 1 Mbit/s:
+ * up to 540p at 868 kbit/s estimate, its keyframe queues, the estimate falls
+ * to 597 kbit/s for a second or two) is waited out; a dip that lasts, or a
+ * real drop, still goes down. */
+static void test_short_dip_waited_out(void **st) {
+  (void)st;
+  hd_alloc_track_t t;
+  three_layers(&t, 140000, 290000, 580000);
+  hd_alloc_run(&t, 1, 900000, 0);
+  assert_int_equal(t.cur, 2);
+  /* 537 kbit/s: 8% short of the top layer -> held */
+  assert_int_equal(hd_alloc_run(&t, 1, 537000, HD_SEC(1)), 0);
+  assert_int_equal(t.cur, 2);
+  assert_int_equal(hd_alloc_run(&t, 1, 560000, HD_SEC(1) + HD_ALLOC_DOWN_HOLD - 1), 0);
+  assert_int_equal(t.cur, 2);
+  /* it comes back: the hold ends, no switch at all */
+  hd_alloc_run(&t, 1, 600000, HD_SEC(2) + HD_ALLOC_DOWN_HOLD);
+  assert_int_equal(t.cur, 2);
+  assert_int_equal(t.switches, 1);
+  /* a new dip starts a new hold, and one that lasts goes down */
+  hd_alloc_run(&t, 1, 540000, HD_SEC(10));
+  assert_int_equal(t.cur, 2);
+  hd_alloc_run(&t, 1, 540000, HD_SEC(10) + HD_ALLOC_DOWN_HOLD);
+  assert_int_equal(t.cur, 1);
+  /* a real drop (the layer is more than HD_ALLOC_DOWN_SLACK over the budget): at once */
+  hd_alloc_run(&t, 1, 900000, HD_SEC(20));
+  hd_alloc_run(&t, 1, 900000, HD_SEC(20) + HD_ALLOC_UP_HOLD);
+  assert_int_equal(t.cur, 2);
+  hd_alloc_run(&t, 1, 400000, HD_SEC(30));
+  assert_int_equal(t.cur, 1);
+  /* a fall to just under the lowest layer: down at once, but no pause yet... */
+  hd_alloc_run(&t, 1, 130000, HD_SEC(40));
+  assert_int_equal(t.cur, 0);
+  hd_alloc_run(&t, 1, 120000, HD_SEC(40) + HD_MS(500));
+  assert_int_equal(t.cur, 0);
+  /* ... unless it lasts */
+  hd_alloc_run(&t, 1, 120000, HD_SEC(40) + HD_ALLOC_DOWN_HOLD);
+  assert_int_equal(t.cur, -1);
+  /* far under the lowest layer: the lowest layer at once, paused if it lasts */
+  hd_alloc_run(&t, 1, 900000, HD_SEC(50));
+  hd_alloc_run(&t, 1, 900000, HD_SEC(50) + HD_ALLOC_UP_HOLD);
+  assert_int_equal(t.cur, 2);
+  hd_alloc_run(&t, 1, 50000, HD_SEC(52));
+  assert_int_equal(t.cur, 0);
+  hd_alloc_run(&t, 1, 50000, HD_SEC(52) + HD_ALLOC_DOWN_HOLD);
+  assert_int_equal(t.cur, -1);
 }
 
 static void test_invisible_dead_layers_and_tile_size(void **st) {
@@ -120,6 +173,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fits_budget_by_priority),
       cmocka_unit_test(test_down_at_once_up_after_hold),
+      cmocka_unit_test(test_short_dip_waited_out),
       cmocka_unit_test(test_invisible_dead_layers_and_tile_size),
       cmocka_unit_test(test_meeting_large_and_small_tiles),
       cmocka_unit_test(test_tile_layer),

@@ -105,6 +105,83 @@ static void test_feedback_bookkeeping(void **st) {
   assert_int_equal(s.rtt, HD_MS(321));
 }
 
+/* An application-limited sender: 600 kbit/s (1000-byte packets every
+ * 13.33 ms) on an idle path, 25 ms one way, feedback every 50 ms; from
+ * `from` for `len` the path adds `ramp_us` of queueing per packet (a delay
+ * spike), or with ramp_us < 0 the path shrinks to 400 kbit/s for good.
+ * Returns the target at `until`, *before the target just before `from`. */
+static uint64_t app_limited_spike(hd_time_t from, hd_time_t len, hd_time_t ramp_us, hd_time_t twice,
+                                  hd_time_t until, uint64_t *before, uint64_t *overuses) {
+  static hd_bwe_t b;
+  hd_bwe_config_t c;
+  hd_bwe_config_init(&c);
+  c.initial_probes = 0;
+  c.probe_interval = 0;  /* the delay-based part alone */
+  c.start_bps = 1000000; /* as after the start-up probes on an idle 1 Mbit/s+ path */
+  assert_int_equal(hd_bwe_init(&b, &c, 0), 0);
+  hd_rtcp_twcc_recv_t r[64];
+  size_t n = 0;
+  uint16_t seq = 0;
+  uint8_t fbc = 0;
+  hd_time_t next_fb = HD_MS(50), extra = 0, link_free = 0;
+  *before = 0;
+  for (hd_time_t t = 0; t < until; t += 13333) {
+    hd_bwe_on_packet_sent(&b, seq, 1000, t, 0);
+    hd_time_t arr = t + HD_MS(25) + extra;
+    if (ramp_us > 0 &&
+        ((t >= from && t < from + len) || (twice && t >= from + twice && t < from + twice + len)))
+      extra += ramp_us;
+    if (ramp_us > 0 && t >= from + len && extra > 0) extra = extra > 1500 ? extra - 1500 : 0; /* drains */
+    if (ramp_us < 0 && t >= from) { /* 400 kbit/s: 20 ms per packet */
+      if (link_free < t + HD_MS(25)) link_free = t + HD_MS(25);
+      link_free += 20000;
+      arr = link_free;
+    }
+    r[n].seq = seq++;
+    r[n].arrival = arr;
+    n++;
+    if (t >= next_fb || n == 64) {
+      feed_twcc(&b, fbc++, r, n, t + HD_MS(25));
+      if (t < from) *before = hd_bwe_target(&b);
+      n = 0;
+      next_fb = t + HD_MS(50);
+    }
+  }
+  hd_bwe_stats_t s;
+  hd_bwe_stats(&b, &s);
+  *overuses = s.overuses;
+  return hd_bwe_target(&b);
+}
+
+/* One noisy delay sample must not cut an application-limited subscriber to
+ * 0.85 x what it sends (bench/downlink: 1040 -> 450 kbit/s for a 600 kbit/s
+ * layer on an idle 1 Mbit/s link, and the layer went down for 3 s); a link
+ * that really shrank under the send rate still is cut to what it carries. */
+static void test_lone_overuse_app_limited(void **st) {
+  (void)st;
+  uint64_t before, overuses;
+  uint64_t after =
+      app_limited_spike(HD_SEC(10), HD_MS(80), 4000, 0, HD_SEC(10) + HD_MS(600), &before, &overuses);
+  print_message("spike: target %llu -> %llu bps (%llu over-uses)\n", (unsigned long long)before,
+                (unsigned long long)after, (unsigned long long)overuses);
+  assert_true(overuses >= 1);
+  assert_true(before > 800000);
+  assert_true(after >= before * 8 / 10);
+  /* a second spike while the first one's queue drains (a keyframe on a
+   * loaded host): the path delivers more than is sent, no sign of a link
+   * too narrow for it */
+  after = app_limited_spike(HD_SEC(10), HD_MS(80), 4000, HD_MS(500), HD_SEC(10) + HD_MS(1200), &before,
+                            &overuses);
+  print_message("two spikes: target %llu -> %llu bps (%llu over-uses)\n", (unsigned long long)before,
+                (unsigned long long)after, (unsigned long long)overuses);
+  assert_true(overuses >= 2);
+  assert_true(after >= before * 6 / 10);
+  after = app_limited_spike(HD_SEC(10), 0, -1, 0, HD_SEC(12), &before, &overuses);
+  print_message("shrink to 400 kbit/s: target %llu -> %llu bps\n", (unsigned long long)before,
+                (unsigned long long)after);
+  assert_true(after < 400000);
+}
+
 static void test_remb(void **st) {
   (void)st;
   static hd_bwe_t b;
@@ -374,6 +451,7 @@ int main(void) {
       cmocka_unit_test(test_init_rejects),
       cmocka_unit_test(test_feedback_bookkeeping),
       cmocka_unit_test(test_remb),
+      cmocka_unit_test(test_lone_overuse_app_limited),
       cmocka_unit_test(test_feedback_timeout),
       cmocka_unit_test(test_probe_schedule),
       cmocka_unit_test(test_rfc8867_5_1),

@@ -461,6 +461,13 @@ static void test_room_publish_subscribe_lossy(void **st) {
   assert_true(a->rtx_rtp > 0);
   assert_true(ps.tracks[1].nack_received > 0); /* uplink losses: the node NACKs alice */
   assert_true(ps.tracks[1].rtx_sent > 0);
+  /* the node's RRs report alice's uplink loss (~10 %, before repair): her
+   * repairs go twice from the first such report on (a copy is then half of
+   * what she sends as RTX) */
+  printf("alice: %llu RTX sent, %llu of them second copies\n", (unsigned long long)ps.tracks[1].rtx_sent,
+         (unsigned long long)ps.tracks[1].rtx_doubled);
+  assert_true(ps.tracks[1].rtx_doubled > 0);
+  assert_true(ps.tracks[1].rtx_doubled * 5 >= ps.tracks[1].rtx_sent * 2);
   assert_true(ss.tracks[1].sr_received > 0); /* SR from the node */
   assert_true(ps.rtcp_received > 0);
   /* RTT from the node's RR about alice's streams: 2 x 20 ms links each way */
@@ -714,6 +721,33 @@ static void test_errors(void **st) {
 }
 
 /* ICE never succeeds (nobody answers): FAILED at the connect timeout. */
+/* Consent freshness at 50 % loss each way (issue 13: speech at 50 % loss):
+ * with one check per 5 s interval, six unanswered in a row (p = 0.75^6, ~18 %
+ * per 30 s window) expired consent within the first minutes; an unanswered
+ * check is now repeated after 1 s, so 10 minutes pass connected. */
+static void test_consent_survives_heavy_loss(void **st) {
+  (void)st;
+  world_t *w = world_new();
+  connect_direct(w, 0.0, HD_PC_SENDONLY, 0);
+  run_until(w, w->now + HD_SEC(5));
+  assert_int_equal(hd_pc_state(w->ep[0].pc), HD_PC_CONNECTED);
+  assert_int_equal(hd_pc_state(w->ep[1].pc), HD_PC_CONNECTED);
+  /* 30 % on each endpoint's up and down link: 51 % each way end to end */
+  hd_link_params_t lossy = {.delay = DELAY, .loss = 0.3};
+  for (int i = 0; i < 2; i++) {
+    hd_link_set(&w->ep[i].up, &lossy);
+    hd_link_set(&w->ep[i].down, &lossy);
+  }
+  run_until(w, w->now + HD_SEC(600));
+  assert_int_equal(hd_pc_state(w->ep[0].pc), HD_PC_CONNECTED);
+  assert_int_equal(hd_pc_state(w->ep[1].pc), HD_PC_CONNECTED);
+  /* and no check storm: at most one per second per side */
+  hd_pc_stats_t s;
+  hd_pc_stats(w->ep[0].pc, &s);
+  assert_true(s.stun_checks_sent < 700);
+  world_free(w);
+}
+
 static void test_connect_timeout(void **st) {
   world_t *w = world_new();
   connect_direct(w, 1.0, HD_PC_SENDONLY, 0);
@@ -748,6 +782,7 @@ int main(void) {
       cmocka_unit_test(test_role_conflict),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_connect_timeout),
+      cmocka_unit_test(test_consent_survives_heavy_loss),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

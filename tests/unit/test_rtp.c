@@ -286,6 +286,25 @@ static void test_rewrite_in_place(void **st) {
   assert_int_equal(hd_rtp_set_seq(out, 11, 1), HD_ETRUNC);
 }
 
+/* playout-delay: 12 bits of min and max in 10 ms units, clamped */
+static void test_playout_delay(void **st) {
+  (void)st;
+  uint8_t d[3];
+  unsigned lo, hi;
+  hd_rtp_playout_delay_write(d, 150, 10000);
+  assert_int_equal(d[0], 0x00);
+  assert_int_equal(d[1], 0xf3);
+  assert_int_equal(d[2], 0xe8); /* 15 = 0x00f, 1000 = 0x3e8 */
+  assert_int_equal(hd_rtp_playout_delay_parse(d, 3, &lo, &hi), 0);
+  assert_int_equal(lo, 150);
+  assert_int_equal(hi, 10000);
+  hd_rtp_playout_delay_write(d, 99999, 99999);
+  assert_int_equal(hd_rtp_playout_delay_parse(d, 3, &lo, &hi), 0);
+  assert_int_equal(lo, 40950);
+  assert_int_equal(hi, 40950);
+  assert_int_equal(hd_rtp_playout_delay_parse(d, 2, &lo, &hi), HD_EPROTO);
+}
+
 static void test_abs_send_time(void **st) {
   (void)st;
   assert_int_equal(hd_rtp_abs_send_time_from_us(0), 0);
@@ -424,6 +443,7 @@ int main(void) {
       cmocka_unit_test(test_build_two_byte_and_padding),
       cmocka_unit_test(test_rewrite_in_place),
       cmocka_unit_test(test_abs_send_time),
+      cmocka_unit_test(test_playout_delay),
       cmocka_unit_test(test_rtx),
       cmocka_unit_test(test_demux),
       cmocka_unit_test(test_seq),

@@ -453,6 +453,11 @@ static void test_whep_maps_payload_types(void **st) {
   HASNT(t, "a=recvonly");
   HASNT(t, "a=rid:");
   assert_int_equal(g_parsed.media[1].n_ssrcs, 2);
+  /* playout-delay on the video we send (issue 11: the node asks a viewer
+   * behind a lossy publisher leg to buffer for both legs' repairs) */
+  assert_int_equal(v->ext_playout_delay, 6);
+  assert_int_equal(a->ext_playout_delay, 0);
+  HAS(t, "a=extmap:6 http://www.webrtc.org/experiments/rtp-hdrext/playout-delay\r\n");
 
   /* without an RTX SSRC of ours there is no RTX in the answer */
   p.send_ssrc_video_rtx = 0;

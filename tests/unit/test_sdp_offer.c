@@ -154,6 +154,7 @@ static const char chrome_answer_av[] =
     "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n"
     "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n"
     "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+    "a=extmap:5 http://www.webrtc.org/experiments/rtp-hdrext/playout-delay\r\n"
     "a=recvonly\r\n"
     "a=rtcp-mux\r\n"
     "a=rtcp-rsize\r\n"
@@ -286,6 +287,7 @@ static void test_first_offer_audio_video(void **st) {
   HAS(t, "a=end-of-candidates\r\n");
   /* video */
   HAS(t, "m=video 7881 UDP/TLS/RTP/SAVPF 96 97\r\n");
+  HAS(t, "a=extmap:5 http://www.webrtc.org/experiments/rtp-hdrext/playout-delay\r\n");
   HAS(t, "a=rtpmap:96 VP8/90000\r\n");
   HAS(t, "a=rtcp-fb:96 nack\r\n");
   HAS(t, "a=rtcp-fb:96 nack pli\r\n");
@@ -389,6 +391,8 @@ static void test_apply_chrome_answer(void **st) {
   assert_int_equal(v->remb, 1);
   assert_int_equal(v->ext_audio_level, 0);
   assert_int_equal(v->ext_mid, 4);
+  assert_int_equal(v->ext_playout_delay, 5);
+  assert_int_equal(a->ext_playout_delay, 0);
 
   const hd_sdp_offer_slot_t *s = hd_sdp_offerer_slot(&g_o, 1);
   assert_non_null(s);

@@ -181,16 +181,92 @@ static hd_session_t *camera_viewer(void) {
   return v;
 }
 
+static uint16_t g_cam_seq = 1000;
+
 /* The camera sends 100 packets a second (~30 kbit/s here) until `until`. */
 static void camera_sends(hd_time_t from, hd_time_t until) {
   uint8_t buf[1500], scratch[1500];
-  static uint16_t seq = 1000;
   for (hd_time_t t = from; t < until; t += HD_MS(10)) {
-    int n = pkt(buf, 96, 0x2222, seq++, "1");
+    int n = pkt(buf, 96, 0x2222, g_cam_seq++, "1");
     hd_rtp_hdr_t out;
     hd_session_counters_t c = {0};
     assert_int_equal(hd_session_publisher_rtp(g_s, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c), 1);
   }
+}
+
+/* The same on a lossy publisher leg: every `every`-th packet (every >= 2)
+ * is lost, asked for, and comes every/2 x 10 ms late (repaired). */
+static void camera_sends_lossy(hd_time_t from, hd_time_t until, int every) {
+  uint8_t buf[1500], scratch[1500];
+  int k = 0;
+  uint16_t late = 0;
+  int have_late = 0;
+  for (hd_time_t t = from; t < until; t += HD_MS(10), k++) {
+    hd_rtp_hdr_t out;
+    hd_session_counters_t c = {0};
+    if (have_late && k % every == every / 2) { /* the repair, every/2 x 10 ms later */
+      int n = pkt(buf, 96, 0x2222, late, "1");
+      hd_session_publisher_rtp(g_s, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c);
+      have_late = 0;
+    }
+    uint16_t s = g_cam_seq++;
+    if (k % every == 0) {
+      late = s;
+      have_late = 1;
+      continue;
+    }
+    int n = pkt(buf, 96, 0x2222, s, "1");
+    hd_session_publisher_rtp(g_s, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c);
+    uint16_t asked[64]; /* the node's NACK timer (send_nacks) asks for the gap */
+    hd_nack_gen_poll(&g_s->in[1].nack, t, asked, 64);
+  }
+}
+
+/* Playout delay (issue 11): a viewer that negotiated the extension is asked
+ * for both legs' round trips + HD_SESSION_PLAYOUT_SLACK while >= ~1% of its
+ * source's packets arrive as repairs; not while the publisher's leg is clean,
+ * and never with it turned off (HUDONG_PLAYOUT_DELAY=0). */
+static void test_playout_delay_for_lossy_publisher_leg(void **st) {
+  (void)st;
+  hd_session_t *v = video_viewer();
+  hd_out_track_t *t = &v->out[0];
+  t->src = g_s;
+  t->src_in = 1;
+  t->ext_playout_delay = 5; /* as negotiated */
+  v->rtt = HD_MS(60);
+  hd_session_counters_t c = {0};
+  camera_sends(HD_SEC(20), HD_SEC(22));
+  hd_session_allocate(v, NULL, HD_SEC(22), &c);
+  assert_int_equal(t->playout_min_ms, 0); /* clean: nothing asked */
+  assert_int_equal(t->playout_on, 0);
+  camera_sends_lossy(HD_SEC(22), HD_SEC(23), 20); /* 5% lost and repaired: Chrome's own buffer copes */
+  hd_session_allocate(v, NULL, HD_SEC(23), &c);
+  assert_int_equal(t->playout_min_ms, 0);
+  for (hd_time_t now = HD_SEC(24); now <= HD_SEC(25); now += HD_SEC(1)) {
+    camera_sends_lossy(now - HD_SEC(1), now, 6); /* 17% */
+    hd_session_allocate(v, NULL, now, &c);
+  }
+  hd_time_t want = g_s->in[1].nack.rtt + HD_MS(60) + HD_SESSION_PLAYOUT_SLACK;
+  print_message("playout delay asked: %u ms (repaired %u/256, publisher leg rtt %lld ms)\n",
+                (unsigned)t->playout_min_ms, (unsigned)t->pd_loss_q8,
+                (long long)(g_s->in[1].nack.rtt / 1000));
+  assert_int_equal(t->playout_min_ms, (unsigned)(want / 1000) / 10 * 10);
+  assert_int_equal(t->playout_on, 1);
+  /* the publisher's leg clean again: the floor goes back to 0, the extension stays */
+  for (hd_time_t now = HD_SEC(26); now <= HD_SEC(34); now += HD_SEC(1)) {
+    camera_sends(now - HD_SEC(1), now);
+    hd_session_allocate(v, NULL, now, &c);
+  }
+  assert_int_equal(t->playout_min_ms, 0);
+  assert_int_equal(t->playout_on, 1);
+  /* turned off: nothing asked however lossy */
+  hd_session_set_playout_delay(0);
+  camera_sends_lossy(HD_SEC(34), HD_SEC(36), 10);
+  hd_session_allocate(v, NULL, HD_SEC(36), &c);
+  assert_int_equal(t->playout_min_ms, 0);
+  hd_session_set_playout_delay(1);
+  hd_session_free_tracks(v);
+  free(v);
 }
 
 /* Single-layer video: never paused without an estimate or before the
@@ -211,18 +287,21 @@ static void test_single_layer_video_gated(void **st) {
   hd_session_allocate(v, NULL, HD_SEC(3), &c);
   assert_int_equal(t->gated, 0);
   camera_sends(HD_SEC(3), HD_MS(5100));
-  hd_session_allocate(v, NULL, HD_MS(5100), &c); /* settled: paused */
+  hd_session_allocate(v, NULL, HD_MS(5100), &c); /* settled: under the allocator, */
   assert_int_equal(t->gated, 1);
+  assert_int_equal(t->want_in, 1); /* which pauses only if it lasts (HD_ALLOC_DOWN_HOLD) */
+  camera_sends(HD_MS(5100), HD_MS(5100) + HD_ALLOC_DOWN_HOLD);
+  hd_session_allocate(v, NULL, HD_MS(5100) + HD_ALLOC_DOWN_HOLD, &c);
   assert_int_equal(t->want_in, -1);
   assert_int_equal(c.layer_pauses, 1);
   v->estimate_bps = 1000000;
-  hd_time_t now = HD_MS(5100);
-  for (; now < HD_SEC(8) && t->want_in < 0; now += HD_MS(100)) {
+  hd_time_t now = HD_MS(5100) + HD_ALLOC_DOWN_HOLD;
+  for (; now < HD_SEC(10) && t->want_in < 0; now += HD_MS(100)) {
     camera_sends(now, now + HD_MS(100));
     hd_session_allocate(v, NULL, now + HD_MS(100), &c);
   }
   assert_int_equal(t->want_in, 1);
-  assert_true(now - HD_MS(5100) >= HD_ALLOC_UP_HOLD); /* not at once: hysteresis */
+  assert_true(now - HD_MS(5100) - HD_ALLOC_DOWN_HOLD >= HD_ALLOC_UP_HOLD); /* not at once: hysteresis */
   /* the camera stalls: a gap shorter than HD_SESSION_CUR_LAYER_TIMEOUT keeps
    * the layer (an overloaded encoder skipping frames), a longer one pauses it */
   camera_sends(now, now + HD_MS(300));
@@ -253,6 +332,7 @@ int main(void) {
       cmocka_unit_test(test_rtx_duplicate_dropped_and_rr_counts_network_loss),
       cmocka_unit_test(test_viewer_rtt_from_rr),
       cmocka_unit_test(test_single_layer_video_gated),
+      cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
