@@ -19,6 +19,7 @@
  *   hudong:rtm:un:<app>/<user>  SET nodes holding a session of the user (peer messages)
  *   hudong:rtm:nu:<node>   SET     "<app>/<user>" the node holds (for purge)
  *   hudong:rtm:uch:<app>/<user> SET channels where the user is present (user events)
+ *   hudong:rtm:own:<cid>   STRING  the node holding a board channel's state
  *   pub/sub hudong:rtm:ctl (resume requests, user events), hudong:rtm:ctl:<node>
  *           (answers, peer messages and their outcomes)
  * The scripts touch keys they compute themselves (the lock expiry and the
@@ -300,6 +301,14 @@ static const char *LUA_UEV =
     "redis.call('PUBLISH', 'hudong:rtm:ctl', 'uev\\n' .. m)\n"
     "return c\n";
 
+/* KEYS own; ARGV node: the node owning a hooked channel's state (a board):
+ * '' = this node (claimed now if nobody live held it), else the owner. */
+static const char *LUA_OWN = "local o = redis.call('GET', KEYS[1])\n"
+                             "if o == ARGV[1] then return '' end\n"
+                             "if o and redis.call('EXISTS', 'hudong:node:' .. o) == 1 then return o end\n"
+                             "redis.call('SET', KEYS[1], ARGV[1])\n"
+                             "return ''\n";
+
 enum {
   S_OPEN,
   S_PUB,
@@ -314,11 +323,12 @@ enum {
   S_UHERE,
   S_PEER,
   S_UEV,
+  S_OWN,
   S_COUNT
 };
 static const char **SCRIPTS[S_COUNT] = {&LUA_OPEN,  &LUA_PUB,  &LUA_PRES,  &LUA_WHO,         &LUA_ATTR,
                                         &LUA_ATTRS, &LUA_LOCK, &LUA_LOCKS, &LUA_LOCK_EXPIRE, &LUA_PURGE,
-                                        &LUA_UHERE, &LUA_PEER, &LUA_UEV};
+                                        &LUA_UHERE, &LUA_PEER, &LUA_UEV,   &LUA_OWN};
 
 /* ---------------------------------------------------------------- state */
 
@@ -978,6 +988,20 @@ static int c_user_event(void *ud, const char *app, const char *user, const char 
   return 0;
 }
 
+static int c_hook_owner(void *ud, const char *app, const char *ch, char owner[128]) {
+  hd_rtm_redis_t *r = ud;
+  char k[256];
+  snprintf(k, sizeof k, P "own:%s/%s", app, ch);
+  const char *keys[1] = {k};
+  const char *args[1] = {r->node};
+  redisReply *rep = run(r, S_OWN, 1, keys, 1, args, NULL);
+  if (!rep) return HD_EIO;
+  int rc = rep->type == REDIS_REPLY_STRING && rep->len > 0 ? 1 : 0;
+  if (rc) snprintf(owner, 128, "%s", rep->str);
+  freeReplyObject(rep);
+  return rc;
+}
+
 /* Messages of the control channels other than session moves. */
 static void ps_other(hd_rtm_redis_t *r, const char *m, size_t len) {
   if (!r->b || len < 5) return;
@@ -1366,7 +1390,8 @@ int hd_rtm_redis_new(hd_rtm_redis_t **out, uv_loop_t *loop, const hd_rtm_redis_c
                               .user_here = c_user_here,
                               .peer = c_peer,
                               .peer_result = c_peer_result,
-                              .user_event = c_user_event};
+                              .user_event = c_user_event,
+                              .hook_owner = c_hook_owner};
   aconn_t *as[2] = {&r->rd, &r->ps};
   const char *names[2] = {"log reader", "pub/sub"};
   void (*ups[2])(hd_rtm_redis_t *) = {reader_up, ps_up};

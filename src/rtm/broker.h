@@ -187,6 +187,11 @@ typedef struct {
    * where the user is present in the cluster (for this node's subscribers). */
   int (*user_event)(void *ud, const char *app, const char *user, const char *body,
                     int (*fn)(void *fud, const char *ch), void *fud);
+  /* A publish to a hooked channel (a board, whose state the hook keeps in
+   * this node's memory): 0 if this node owns the channel's hook state (it
+   * claims it when no live node does), 1 if node *owner does, or a negative
+   * HD_E*. NULL: no check. */
+  int (*hook_owner)(void *ud, const char *app, const char *ch, char owner[128]);
 } hd_rtm_cluster_t;
 /* Publish hook (the whiteboard, src/board/, docs/whiteboard.md): a "pub" to a
  * channel whose name starts with hook_prefix is first handed to pub_hook,

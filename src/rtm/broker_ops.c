@@ -482,7 +482,22 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
   const char *px = b->cfg.pub_hook ? b->cfg.hook_prefix : NULL;
   if (px && !strncmp(name, px, strlen(px))) { /* the hook keeps its own log: never stored here */
     hd_rtm_hook_pub_t hp = {s->app, s->user, name, data, strlen(data), s->writer, rtm_wall_ms(b, now)};
-    char hm[256] = "";
+    char hm[256] = "", owner[128] = "";
+    /* cluster: the hook's state (a board) lives on one node, its owner */
+    int oc = b->cl && b->cl->hook_owner ? b->cl->hook_owner(b->cl->ud, s->app, name, owner) : 0;
+    if (oc < 0) {
+      rtm_chan_maybe_free(b, c);
+      unavailable(b, s, r, "not published");
+      return;
+    }
+    if (oc > 0) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_CONFLICT,
+              "this board's state is on another node of the cluster: connect to that node (the room's node "
+              "from /api/route) to change it",
+              json_pack("{s:s}", "node", owner));
+      rtm_chan_maybe_free(b, c);
+      return;
+    }
     int hc = b->cfg.pub_hook(b->cfg.hook_ud, &hp, &hooked, hm, sizeof hm);
     if (hc > 0 && hc < HD_RTM_ERR_COUNT) {
       rtm_err(b, s, r->id, (hd_rtm_errcode_t)hc, hm, NULL);

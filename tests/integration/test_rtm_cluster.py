@@ -18,6 +18,7 @@ real redis-server on a free port and three `hudong serve --redis` nodes.
     ack, every session a copy and one receipt, 504 when the recipient
     logs out unacked, 404 for nobody); a user attribute event reaches a
     co-member on another node, once.
+ 3d. a board operation on n2 for a board n1 holds: 409 naming n1.
  4. locks: held on n1, refused on n2 (409 owner), listed on n3, expiry
     event exactly once, then taken on n2.
  5. Redis stopped for 3 s: nodes stay up, publishes get 503 unavailable,
@@ -75,9 +76,10 @@ class Client:
     sequenced message is taken once (s = last + 1; s <= last is a replay and
     dropped; a gap is an error), acked every 16, resume with `last`."""
 
-    def __init__(self, node, user, room=None):
+    def __init__(self, node, user, room=None, admin=False):
         self.user = user
         self.room = room
+        self.admin = admin
         self.lock = threading.Condition()
         self.last_s = 0
         self.msgs = []      # (ch, cseq, from, data) as the application sees them
@@ -101,7 +103,7 @@ class Client:
         if resume:
             ws.send_text(json.dumps({"type": "login", "id": "r", "resume": self.resume, "last": self.last_s}))
         else:
-            ws.send_text(json.dumps({"type": "login", "id": "l", "token": rtm_token(self.user, room=self.room)}))
+            ws.send_text(json.dumps({"type": "login", "id": "l", "token": rtm_token(self.user, self.admin, self.room)}))
         r = ws.recv()
         m = json.loads(r[1]) if r[0] == "text" else {"type": str(r)}
         if m.get("type") != "welcome":
@@ -413,6 +415,17 @@ def main():
         time.sleep(0.3)
         check(len(ev(bob, type="attr", user="carol")) == 1 and len(ev(carol, type="attr", user="carol")) == 1,
               "once each to bob and carol", (ev(bob, type="attr", user="carol"), ev(carol, type="attr", user="carol")))
+
+        section("3d. a whiteboard's state lives on one node")
+        w1, w2 = Client(n1, "w1", admin=True), Client(n2, "w2", admin=True)
+        clients += [w1, w2]
+        op = {"op": "add", "cid": "c1", "page": "p1", "el": {"id": "r1", "k": "rect", "x": 0, "y": 0, "w": 9, "h": 9}}
+        r = w1.req({"type": "pub", "ch": "wb:room:main", "data": json.dumps(op)})
+        check(r and r["type"] == "ok", "a board operation on n1 is applied (n1 now holds the board)", r)
+        op["cid"], op["el"]["id"] = "c2", "r2"
+        r = w2.req({"type": "pub", "ch": "wb:room:main", "data": json.dumps(op)})
+        check(r and r["type"] == "error" and r["code"] == 409 and r.get("node") == "n1",
+              "the same board from n2: 409 naming n1, the node to connect to", r)
 
         section("4. locks across nodes")
         r = alice.req({"type": "lock_acquire", "ch": "room", "name": "seat1", "ttl": 1000})
