@@ -93,8 +93,8 @@ typedef struct {
   uint32_t rtp_timestamp; /* 90 kHz */
 } hd_client_video_frame_t;
 
-/* One encoded frame of a remote track: a whole VP8 frame (descriptors removed)
- * or one Opus packet, in decode order. */
+/* One encoded frame of a remote track: a whole VP8 frame (descriptors removed),
+ * an H.264 access unit (cfg.accept_h264) or one Opus packet, in decode order. */
 typedef struct {
   const char *track_sid, *identity;
   hd_client_kind_t kind;
@@ -110,6 +110,10 @@ typedef struct {
   int have_sr;
   uint64_t sr_ntp;
   uint32_t sr_rtp;
+  /* "opus", "VP8" or "H264". H.264 (cfg.accept_h264): one access unit in
+   * AVCC form (4-byte big-endian NAL lengths), SPS and PPS in every keyframe
+   * (media/h264_depay.h: RFC 6184 single NAL, STAP-A, FU-A). */
+  const char *codec;
 } hd_client_encoded_frame_t;
 
 /* Statistics of one track (local = we send it, remote = we receive it).
@@ -227,6 +231,8 @@ typedef struct {
   int no_reconnect;            /* 1: a lost connection ends in FAILED */
   int encoded_frames;          /* 1: also call on_encoded */
   int no_decode;               /* 1: do not decode (on_audio/on_video never called) */
+  int accept_h264;             /* 1 (with no_decode + encoded_frames): receive H.264 video too,
+                                  handed over as AVCC access units (codec "H264") */
   unsigned join_timeout_ms;    /* 0 = 10000 */
   unsigned reconnect_max_ms;   /* give up reconnecting after this; 0 = 30000 */
   unsigned stats_interval_ms;  /* 0 = 1000 */

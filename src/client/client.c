@@ -422,6 +422,7 @@ static int session_start(hd_client_t *c, hd_time_t now) {
                            .on_event = i ? sub_event : pub_event,
                            .ud = s,
                            .wall_offset = c->wall_offset,
+                           .accept_h264 = i && c->cfg.accept_h264 && c->cfg.no_decode,
                            .connect_timeout = 15000000};
     if ((rc = hd_pc_new(&s->pc[i], &pcfg)) < 0) goto fail;
   }

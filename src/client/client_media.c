@@ -345,6 +345,8 @@ void cl_remote_free(cl_remote_t *r) {
   } else {
     hd_video_jb_free(&r->vjb);
     if (r->video_ok) hd_vp8_dec_free(&r->vdec);
+    if (r->h264) hd_h264_depay_free(r->h264);
+    free(r->h264);
   }
   memset(r, 0, sizeof *r);
 }
@@ -481,7 +483,8 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
                                      .data = ev.frame.data,
                                      .len = ev.frame.len,
                                      .rtp_timestamp = ev.frame.ts,
-                                     .keyframe = ev.frame.keyframe};
+                                     .keyframe = ev.frame.keyframe,
+                                     .codec = "VP8"};
       if (c->s) f.have_sr = hd_pc_track_sr(c->s->pc[1], r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
       cb->on_encoded(cb->ud, &f);
     }
@@ -525,9 +528,48 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
   }
 }
 
+/* An H.264 track (cfg.accept_h264, the recorder): RFC 6184 depacketising
+ * straight to on_encoded, no decoder and no VP8 jitter buffer; a loss waits
+ * for the next IDR and asks for it (media/h264_depay.h). */
+static void h264_rtp(hd_client_t *c, cl_remote_t *r, const hd_pc_rtp_t *p, hd_time_t now) {
+  if (!r->h264) {
+    r->h264 = calloc(1, sizeof *r->h264);
+    if (!r->h264 || hd_h264_depay_init(r->h264, 0) < 0) {
+      free(r->h264);
+      r->h264 = NULL;
+      return;
+    }
+  }
+  hd_h264_au_t au;
+  int rc = hd_h264_depay_push(r->h264, p->seq, p->ts, p->marker, p->payload, p->payload_len, &au);
+  if (hd_h264_depay_take_key_request(r->h264) && c->s &&
+      hd_pc_request_keyframe(c->s->pc[1], r->pc_track, now) == 0)
+    r->keyframe_requests++;
+  if (rc != 1) return;
+  r->frames_decoded++; /* handed over whole (nothing decodes here) */
+  rendered(r, now);
+  const hd_client_callbacks_t *cb = &c->cfg.cb;
+  if (!c->cfg.encoded_frames || !cb->on_encoded) return;
+  hd_client_encoded_frame_t f = {.track_sid = r->track_sid,
+                                 .identity = r->identity,
+                                 .kind = HD_CLIENT_VIDEO,
+                                 .data = au.data,
+                                 .len = au.len,
+                                 .rtp_timestamp = au.ts,
+                                 .keyframe = au.keyframe,
+                                 .codec = "H264"};
+  if (c->s) f.have_sr = hd_pc_track_sr(c->s->pc[1], r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
+  cb->on_encoded(cb->ud, &f);
+}
+
 void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
   cl_remote_t *r = remote_get(c, p->track, p->kind);
   if (!r || !p->payload_len) return;
+  if (r->kind == HD_PC_VIDEO && c->cfg.accept_h264 && c->s &&
+      !strcmp(hd_pc_track_codec(c->s->pc[1], p->track), "H264")) {
+    h264_rtp(c, r, p, now);
+    return;
+  }
   if (r->kind == HD_PC_AUDIO) {
     if (p->red)
       hd_audio_jitter_push_red(&r->jb, p->seq, p->ts, p->payload, p->payload_len, p->codec_pt, now);
@@ -555,7 +597,8 @@ static void on_audio_packet(void *ud, const hd_audio_jitter_out_t *o) {
                                  .kind = HD_CLIENT_AUDIO,
                                  .data = o->data,
                                  .len = o->len,
-                                 .rtp_timestamp = o->ts};
+                                 .rtp_timestamp = o->ts,
+                                 .codec = "opus"};
   if (x->c->s) f.have_sr = hd_pc_track_sr(x->c->s->pc[1], x->r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
   cb->on_encoded(cb->ud, &f);
 }

@@ -568,6 +568,11 @@ const char *hd_pc_track_mid(const hd_pc_t *pc, int i) {
 int hd_pc_track_kind(const hd_pc_t *pc, int i) { return i >= 0 && i < pc->n_tr ? pc->tr[i].kind : 0; }
 int hd_pc_track_direction(const hd_pc_t *pc, int i) { return i >= 0 && i < pc->n_tr ? pc->tr[i].dir : 0; }
 
+const char *hd_pc_track_codec(const hd_pc_t *pc, int track) {
+  if (!pc || track < 0 || track >= pc->n_tr || !pc->tr[track].negotiated) return "";
+  return pc->tr[track].codec;
+}
+
 uint8_t hd_pc_track_red_pt(const hd_pc_t *pc, int track) {
   if (!pc || track < 0 || track >= pc->n_tr || !pc->tr[track].negotiated) return 0;
   return pc->tr[track].red_pt;

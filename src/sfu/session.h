@@ -101,6 +101,7 @@ typedef struct {
   uint8_t pt, rtx_pt;
   uint8_t red_pt; /* audio: RED (RFC 2198) over pt, as browsers send Opus; 0 = not negotiated */
   char codec[16];
+  uint8_t codec_id; /* codec as a number (session.c codec_id), so the packet path compares no strings */
   char fmtp[256];
   uint32_t clock;
   uint32_t ssrc, rtx_ssrc; /* learned from packets (or SDP) */
@@ -140,6 +141,7 @@ typedef struct {
   uint8_t pt, rtx_pt;
   uint8_t red_pt; /* audio: the viewer takes RED (passed on); 0 = it gets plain Opus (unwrapped) */
   char codec[16];
+  uint8_t codec_id; /* as hd_in_track_t's */
   char fmtp[256];
   uint32_t clock;
   uint32_t ssrc, rtx_ssrc;

@@ -720,6 +720,48 @@ static void test_errors(void **st) {
   world_free(w);
 }
 
+/* H.264 in an offer (what the node sends a subscriber of an H.264
+ * publisher): accepted only with cfg.accept_h264 (the recorder) and only in
+ * packetization-mode 1 (RFC 6184 §6.3); VP8 stays the choice when offered. */
+static int answer_with(int accept_h264, const char *codecs, const char *pts, char *ans, size_t cap) {
+  hd_pc_config_t cfg = {
+      .cert = g_cert_b, .local_ip = "10.0.0.3", .local_port = 6000, .accept_h264 = accept_h264};
+  hd_pc_t *pc;
+  assert_int_equal(hd_pc_new(&pc, &cfg), 0);
+  char offer[2048];
+  snprintf(offer, sizeof offer,
+           "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+           "m=video 9 UDP/TLS/RTP/SAVPF %s\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\n"
+           "a=ice-pwd:abcdefghijklmnopqrstuv\r\na=fingerprint:sha-256 %s\r\na=setup:actpass\r\n"
+           "a=rtcp-mux\r\na=sendonly\r\n%s",
+           pts, hd_dtls_cert_fingerprint(g_cert_a), codecs);
+  int n = hd_pc_answer_offer(pc, offer, strlen(offer), ans, cap, 0);
+  const char *codec = hd_pc_track_codec(pc, 0);
+  int h264 = !strcmp(codec, "H264") ? 1 : !strcmp(codec, "VP8") ? 2 : 0;
+  hd_pc_free(pc);
+  return n > 0 ? h264 : n;
+}
+
+static void test_h264_answer(void **st) {
+  (void)st;
+  char ans[8192];
+  const char *h264_1 =
+      "a=rtpmap:102 H264/90000\r\n"
+      "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+  const char *h264_0 =
+      "a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=0;profile-level-id=42e01f\r\n";
+  /* without accept_h264: the section is rejected (port 0 in the answer) */
+  assert_int_equal(answer_with(0, h264_1, "102", ans, sizeof ans), 0);
+  assert_non_null(strstr(ans, "m=video 0 "));
+  assert_int_equal(answer_with(1, h264_1, "102", ans, sizeof ans), 1);
+  assert_non_null(strstr(ans, "a=rtpmap:102 H264/90000"));
+  assert_non_null(strstr(ans, "packetization-mode=1"));
+  assert_int_equal(answer_with(1, h264_0, "102", ans, sizeof ans), 0);
+  char both[512];
+  snprintf(both, sizeof both, "a=rtpmap:96 VP8/90000\r\n%s", h264_1);
+  assert_int_equal(answer_with(1, both, "96 102", ans, sizeof ans), 2);
+}
+
 /* ICE never succeeds (nobody answers): FAILED at the connect timeout. */
 /* Consent freshness at 50 % loss each way (issue 13: speech at 50 % loss):
  * with one check per 5 s interval, six unanswered in a row (p = 0.75^6, ~18 %
@@ -781,6 +823,7 @@ int main(void) {
       cmocka_unit_test(test_direct_full_agents),
       cmocka_unit_test(test_role_conflict),
       cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_h264_answer),
       cmocka_unit_test(test_connect_timeout),
       cmocka_unit_test(test_consent_survives_heavy_loss),
   };
