@@ -16,13 +16,19 @@
  *   hudong:rtm:arev:<c|u>:<app>/<name>  HASH key -> revision (kept on delete)
  *   hudong:rtm:lock:<cid>  HASH    lock name -> {"o":owner,"e":exp_ms}
  *   hudong:rtm:lockexp     ZSET    "<cid>\n<name>" by expiry (Redis's clock)
- *   pub/sub hudong:rtm:ctl (resume requests), hudong:rtm:ctl:<node> (answers)
+ *   hudong:rtm:un:<app>/<user>  SET nodes holding a session of the user (peer messages)
+ *   hudong:rtm:nu:<node>   SET     "<app>/<user>" the node holds (for purge)
+ *   hudong:rtm:uch:<app>/<user> SET channels where the user is present (user events)
+ *   hudong:rtm:own:<cid>   STRING  the node holding a board channel's state
+ *   pub/sub hudong:rtm:ctl (resume requests, user events), hudong:rtm:ctl:<node>
+ *           (answers, peer messages and their outcomes)
  * The scripts touch keys they compute themselves (the lock expiry and the
  * purge walk several channels): fine for one Redis, not for Redis Cluster. */
 #include "io/rtm_redis.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,12 +101,15 @@ static const char *LUA_PUB =
 /* KEYS m mn st log nch pnodes; ARGV user node op state body maxlen cid presence_max */
 static const char *LUA_PRES =
     LUA_LOGX "local f = ARGV[2] .. '\\n' .. ARGV[1]\n"
+             "local uch = 'hudong:rtm:uch:' .. string.match(ARGV[7], '^(.*)/') .. '/' .. ARGV[1]\n"
              "local op = ARGV[3]\n"
              "local ev = false\n"
              "if op == '1' then\n"
              "  if redis.call('HSETNX', KEYS[2], f, 1) == 1 then\n"
              "    redis.call('SADD', KEYS[5], ARGV[7]); redis.call('SADD', KEYS[6], ARGV[2])\n"
-             "    if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then ev = true end\n"
+             "    if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then\n"
+             "      ev = true; redis.call('SADD', uch, string.match(ARGV[7], '/([^/]*)$'))\n"
+             "    end\n"
              "  end\n"
              "elseif op == '4' then\n"
              "  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]); ev = true\n"
@@ -108,6 +117,7 @@ static const char *LUA_PRES =
              "  if redis.call('HDEL', KEYS[2], f) == 1 then\n"
              "    if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then\n"
              "      redis.call('HDEL', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[3], ARGV[1]); ev = true\n"
+             "      redis.call('SREM', uch, string.match(ARGV[7], '/([^/]*)$'))\n"
              "    end\n"
              "  end\n"
              "end\n"
@@ -232,31 +242,93 @@ static const char *LUA_LOCK_EXPIRE =
              "return #due\n";
 
 /* ARGV node maxlen: a dead node's members time out (once). */
-static const char *LUA_PURGE =
-    LUA_LOGX "local node = ARGV[1]\n"
-             "local p = node .. '\\n'\n"
-             "for _, cid in ipairs(redis.call('SMEMBERS', 'hudong:rtm:nch:' .. node)) do\n"
-             "  local mn, m, st = 'hudong:rtm:mn:' .. cid, 'hudong:rtm:m:' .. cid, 'hudong:rtm:st:' .. cid\n"
-             "  local ch = string.match(cid, '/([^/]*)$')\n"
-             "  for _, f in ipairs(redis.call('HKEYS', mn)) do\n"
-             "    if string.sub(f, 1, #p) == p then\n"
-             "      local user = string.sub(f, #p + 1)\n"
-             "      redis.call('HDEL', mn, f)\n"
-             "      if redis.call('HINCRBY', m, user, -1) <= 0 then\n"
-             "        redis.call('HDEL', m, user); redis.call('HDEL', st, user)\n"
-             "        logx('hudong:rtm:log:' .. cid, cid, ARGV[2],\n"
-             "          cjson.encode({type = 'pres', ch = ch, ev = 'timeout', user = user}), 0)\n"
-             "      end\n"
-             "    end\n"
-             "  end\n"
-             "end\n"
-             "redis.call('DEL', 'hudong:rtm:nch:' .. node)\n"
-             "redis.call('SREM', 'hudong:rtm:pnodes', node)\n"
-             "return 1\n";
+static const char *LUA_PURGE = LUA_LOGX
+    "local node = ARGV[1]\n"
+    "local p = node .. '\\n'\n"
+    "for _, cid in ipairs(redis.call('SMEMBERS', 'hudong:rtm:nch:' .. node)) do\n"
+    "  local mn, m, st = 'hudong:rtm:mn:' .. cid, 'hudong:rtm:m:' .. cid, 'hudong:rtm:st:' .. cid\n"
+    "  local ch = string.match(cid, '/([^/]*)$')\n"
+    "  for _, f in ipairs(redis.call('HKEYS', mn)) do\n"
+    "    if string.sub(f, 1, #p) == p then\n"
+    "      local user = string.sub(f, #p + 1)\n"
+    "      redis.call('HDEL', mn, f)\n"
+    "      if redis.call('HINCRBY', m, user, -1) <= 0 then\n"
+    "        redis.call('HDEL', m, user); redis.call('HDEL', st, user)\n"
+    "        redis.call('SREM', 'hudong:rtm:uch:' .. string.match(cid, '^(.*)/') .. '/' .. user, ch)\n"
+    "        logx('hudong:rtm:log:' .. cid, cid, ARGV[2],\n"
+    "          cjson.encode({type = 'pres', ch = ch, ev = 'timeout', user = user}), 0)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', 'hudong:rtm:nch:' .. node)\n"
+    "for _, au in ipairs(redis.call('SMEMBERS', 'hudong:rtm:nu:' .. node)) do\n"
+    "  redis.call('SREM', 'hudong:rtm:un:' .. au, node)\n"
+    "end\n"
+    "redis.call('DEL', 'hudong:rtm:nu:' .. node)\n"
+    "redis.call('SREM', 'hudong:rtm:pnodes', node)\n"
+    "return 1\n";
 
-enum { S_OPEN, S_PUB, S_PRES, S_WHO, S_ATTR, S_ATTRS, S_LOCK, S_LOCKS, S_LOCK_EXPIRE, S_PURGE, S_COUNT };
+/* KEYS un nu pnodes; ARGV node "<app>/<user>" here: where peer messages
+ * find the user's sessions (the node joins pnodes so that its death purges
+ * it here too). */
+static const char *LUA_UHERE =
+    "if ARGV[3] == '1' then\n"
+    "  redis.call('SADD', KEYS[1], ARGV[1]); redis.call('SADD', KEYS[2], ARGV[2])\n"
+    "  redis.call('SADD', KEYS[3], ARGV[1])\n"
+    "else\n"
+    "  redis.call('SREM', KEYS[1], ARGV[1]); redis.call('SREM', KEYS[2], ARGV[2])\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS un; ARGV node msg: the peer message to every other live node holding
+ * the user (a node whose registry entry is gone is skipped: dead, or Redis
+ * lost its data; the purge removes it). -> how many nodes took it. */
+static const char *LUA_PEER = "local n = 0\n"
+                              "for _, x in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+                              "  if x ~= ARGV[1] and redis.call('EXISTS', 'hudong:node:' .. x) == 1 and\n"
+                              "     redis.call('PUBLISH', 'hudong:rtm:ctl:' .. x, ARGV[2]) > 0 then\n"
+                              "    n = n + 1\n"
+                              "  end\n"
+                              "end\n"
+                              "return n\n";
+
+/* KEYS uch; ARGV node app user body: a user event to every node with the
+ * channels where the user is present. -> those channels. */
+static const char *LUA_UEV =
+    "local c = redis.call('SMEMBERS', KEYS[1])\n"
+    "local m = cjson.encode({n = ARGV[1], a = ARGV[2], u = ARGV[3], b = ARGV[4], c = c})\n"
+    "redis.call('PUBLISH', 'hudong:rtm:ctl', 'uev\\n' .. m)\n"
+    "return c\n";
+
+/* KEYS own; ARGV node: the node owning a hooked channel's state (a board):
+ * '' = this node (claimed now if nobody live held it), else the owner. */
+static const char *LUA_OWN = "local o = redis.call('GET', KEYS[1])\n"
+                             "if o == ARGV[1] then return '' end\n"
+                             "if o and redis.call('EXISTS', 'hudong:node:' .. o) == 1 then return o end\n"
+                             "redis.call('SET', KEYS[1], ARGV[1])\n"
+                             "return ''\n";
+
+enum {
+  S_OPEN,
+  S_PUB,
+  S_PRES,
+  S_WHO,
+  S_ATTR,
+  S_ATTRS,
+  S_LOCK,
+  S_LOCKS,
+  S_LOCK_EXPIRE,
+  S_PURGE,
+  S_UHERE,
+  S_PEER,
+  S_UEV,
+  S_OWN,
+  S_COUNT
+};
 static const char **SCRIPTS[S_COUNT] = {&LUA_OPEN,  &LUA_PUB,  &LUA_PRES,  &LUA_WHO,         &LUA_ATTR,
-                                        &LUA_ATTRS, &LUA_LOCK, &LUA_LOCKS, &LUA_LOCK_EXPIRE, &LUA_PURGE};
+                                        &LUA_ATTRS, &LUA_LOCK, &LUA_LOCKS, &LUA_LOCK_EXPIRE, &LUA_PURGE,
+                                        &LUA_UHERE, &LUA_PEER, &LUA_UEV,   &LUA_OWN};
 
 /* ---------------------------------------------------------------- state */
 
@@ -312,6 +384,7 @@ struct hd_rtm_redis {
   int n_dead;
   int closing, open_handles;
   uint64_t appended, entries, moves_out, moves_in, resume_misses, failures;
+  uint64_t peers_in, uevents_in; /* peer messages and user events from other nodes */
 };
 
 static hd_time_t now_of(hd_rtm_redis_t *r) { return hd_io_now(r->loop); }
@@ -832,6 +905,137 @@ static int c_resume(void *ud, uint64_t conn, const char *resume) {
   return 0;
 }
 
+/* ---------------------------------------------------------------- peers, user events */
+
+static void c_user_here(void *ud, const char *app, const char *user, int here) {
+  hd_rtm_redis_t *r = ud;
+  char au[200], k1[256], k2[256];
+  snprintf(au, sizeof au, "%s/%s", app, user);
+  snprintf(k1, sizeof k1, P "un:%s", au);
+  snprintf(k2, sizeof k2, P "nu:%s", r->node);
+  const char *keys[3] = {k1, k2, P "pnodes"};
+  const char *args[3] = {r->node, au, here ? "1" : "0"};
+  redisReply *rep = run(r, S_UHERE, 3, keys, 3, args, NULL);
+  if (rep)
+    freeReplyObject(rep);
+  else if (here) /* written again by hd_rtm_cluster_reassert when Redis answers */
+    HD_LOGD("rtm", "cluster: %s not registered for peer messages (Redis away)", au);
+}
+
+static int c_peer(void *ud, const char *app, const char *to, const char *sid, const char *id,
+                  const char *body, int *nodes) {
+  hd_rtm_redis_t *r = ud;
+  *nodes = 0;
+  json_t *o =
+      json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "n", r->node, "s", sid, "i", id, "a", app, "u", to, "b", body);
+  char *j = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  size_t jl = j ? strlen(j) : 0;
+  char *msg = j ? malloc(jl + 6) : NULL;
+  if (!msg) {
+    free(j);
+    return HD_ENOMEM;
+  }
+  memcpy(msg, "peer\n", 5);
+  memcpy(msg + 5, j, jl + 1);
+  free(j);
+  char au[200], k[256];
+  snprintf(au, sizeof au, "%s/%s", app, to);
+  snprintf(k, sizeof k, P "un:%s", au);
+  const char *keys[1] = {k};
+  const char *args[2] = {r->node, msg};
+  redisReply *rep = run(r, S_PEER, 1, keys, 2, args, NULL);
+  free(msg);
+  if (!rep) return HD_EIO;
+  *nodes = (int)rep_int(rep);
+  freeReplyObject(rep);
+  return 0;
+}
+
+static void c_peer_result(void *ud, const char *node, const char *sid, const char *id, int delivered) {
+  hd_rtm_redis_t *r = ud;
+  json_t *o = json_pack("{s:s,s:s,s:b}", "s", sid, "i", id, "d", delivered);
+  char *j = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  char ch[200], *msg = j ? malloc(strlen(j) + 5) : NULL;
+  if (msg) {
+    snprintf(msg, strlen(j) + 5, "prc\n%s", j);
+    snprintf(ch, sizeof ch, P "ctl:%s", node);
+    const char *a[3] = {"PUBLISH", ch, msg};
+    redisReply *rep = sync_argv(r, 3, a, NULL);
+    if (rep) freeReplyObject(rep); /* lost: the sender's own deadline answers 504 */
+  }
+  free(msg);
+  free(j);
+}
+
+static int c_user_event(void *ud, const char *app, const char *user, const char *body,
+                        int (*fn)(void *fud, const char *ch), void *fud) {
+  hd_rtm_redis_t *r = ud;
+  char k[256];
+  snprintf(k, sizeof k, P "uch:%s/%s", app, user);
+  const char *keys[1] = {k};
+  const char *args[4] = {r->node, app, user, body};
+  redisReply *rep = run(r, S_UEV, 1, keys, 4, args, NULL);
+  if (!rep) {
+    HD_LOGW("rtm", "cluster: a user attribute event of %s/%s reached only this node (Redis did not take it)",
+            app, user);
+    return HD_EIO;
+  }
+  for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+    if (rep->element[i]->type == REDIS_REPLY_STRING) fn(fud, rep->element[i]->str);
+  freeReplyObject(rep);
+  return 0;
+}
+
+static int c_hook_owner(void *ud, const char *app, const char *ch, char owner[128]) {
+  hd_rtm_redis_t *r = ud;
+  char k[256];
+  snprintf(k, sizeof k, P "own:%s/%s", app, ch);
+  const char *keys[1] = {k};
+  const char *args[1] = {r->node};
+  redisReply *rep = run(r, S_OWN, 1, keys, 1, args, NULL);
+  if (!rep) return HD_EIO;
+  int rc = rep->type == REDIS_REPLY_STRING && rep->len > 0 ? 1 : 0;
+  if (rc) snprintf(owner, 128, "%s", rep->str);
+  freeReplyObject(rep);
+  return rc;
+}
+
+/* Messages of the control channels other than session moves. */
+static void ps_other(hd_rtm_redis_t *r, const char *m, size_t len) {
+  if (!r->b || len < 5) return;
+  int kind = !memcmp(m, "peer\n", 5) ? 1 : !memcmp(m, "prc\n", 4) ? 2 : !memcmp(m, "uev\n", 4) ? 3 : 0;
+  if (!kind) return;
+  size_t skip = kind == 1 ? 5 : 4;
+  json_t *o = json_loadb(m + skip, len - skip, 0, NULL);
+  if (!o) return;
+  const char *n = json_string_value(json_object_get(o, "n")),
+             *sid = json_string_value(json_object_get(o, "s")),
+             *id = json_string_value(json_object_get(o, "i")),
+             *app = json_string_value(json_object_get(o, "a")),
+             *u = json_string_value(json_object_get(o, "u")),
+             *body = json_string_value(json_object_get(o, "b"));
+  hd_time_t now = now_of(r);
+  if (kind == 1 && n && sid && id && app && u && body) {
+    r->peers_in++;
+    hd_rtm_cluster_peer_in(r->b, n, sid, id, app, u, body, now);
+  } else if (kind == 2 && sid && id) {
+    hd_rtm_cluster_peer_result(r->b, sid, id, json_is_true(json_object_get(o, "d")), now);
+  } else if (kind == 3 && n && strcmp(n, r->node) && app && u && body) {
+    json_t *c = json_object_get(o, "c"); /* Lua's cjson encodes no channels as {} */
+    size_t nc = json_is_array(c) ? json_array_size(c) : 0;
+    const char **chs = nc ? calloc(nc, sizeof *chs) : NULL;
+    int k = 0;
+    for (size_t i = 0; chs && i < nc; i++)
+      if (json_is_string(json_array_get(c, i))) chs[k++] = json_string_value(json_array_get(c, i));
+    r->uevents_in++;
+    hd_rtm_cluster_user_event(r->b, app, u, body, chs, k, now);
+    free(chs);
+  }
+  json_decref(o);
+}
+
 /* ---------------------------------------------------------------- async connections */
 
 static void aconn_connect(aconn_t *a);
@@ -1087,6 +1291,8 @@ static void on_ps(redisAsyncContext *ac, void *reply, void *priv) {
     memcpy(rid, m + 5, (size_t)(nl - (m + 5)));
     rid[nl - (m + 5)] = 0;
     taken(r, rid, nl + 1, len - (size_t)(nl + 1 - m));
+  } else {
+    ps_other(r, m, len);
   }
 }
 
@@ -1180,7 +1386,12 @@ int hd_rtm_redis_new(hd_rtm_redis_t **out, uv_loop_t *loop, const hd_rtm_redis_c
                               .attr_list = c_attr_list,
                               .lock = c_lock,
                               .lock_list = c_lock_list,
-                              .resume = c_resume};
+                              .resume = c_resume,
+                              .user_here = c_user_here,
+                              .peer = c_peer,
+                              .peer_result = c_peer_result,
+                              .user_event = c_user_event,
+                              .hook_owner = c_hook_owner};
   aconn_t *as[2] = {&r->rd, &r->ps};
   const char *names[2] = {"log reader", "pub/sub"};
   void (*ups[2])(hd_rtm_redis_t *) = {reader_up, ps_up};
@@ -1256,9 +1467,14 @@ int hd_rtm_redis_metrics_text(hd_rtm_redis_t *r, char *out, size_t cap) {
       "# TYPE hudong_rtm_cluster_resume_misses_total counter\nhudong_rtm_cluster_resume_misses_total %llu\n"
       "# HELP hudong_rtm_cluster_redis_failures_total RTM calls to Redis that failed.\n"
       "# TYPE hudong_rtm_cluster_redis_failures_total counter\nhudong_rtm_cluster_redis_failures_total "
+      "%llu\n"
+      "# HELP hudong_rtm_cluster_peer_in_total RTM peer messages from other nodes' sessions.\n"
+      "# TYPE hudong_rtm_cluster_peer_in_total counter\nhudong_rtm_cluster_peer_in_total %llu\n"
+      "# HELP hudong_rtm_cluster_user_events_in_total RTM user attribute events made on other nodes.\n"
+      "# TYPE hudong_rtm_cluster_user_events_in_total counter\nhudong_rtm_cluster_user_events_in_total "
       "%llu\n",
       (unsigned long long)r->appended, (unsigned long long)r->entries, r->n_watch,
       (unsigned long long)r->moves_in, (unsigned long long)r->moves_out, (unsigned long long)r->resume_misses,
-      (unsigned long long)r->failures);
+      (unsigned long long)r->failures, (unsigned long long)r->peers_in, (unsigned long long)r->uevents_in);
   return n < 0 || (size_t)n >= cap ? HD_ENOSPC : n;
 }

@@ -397,6 +397,7 @@ static int user_add(hd_rtm_broker_t *b, sess_t *s) {
     u->next = b->ubuckets[k];
     b->ubuckets[k] = u;
     b->n_users++;
+    if (b->cl && b->cl->user_here) b->cl->user_here(b->cl->ud, u->app, u->user, 1);
   }
   s->u = u;
   s->uprev = NULL;
@@ -423,6 +424,7 @@ static void user_remove(hd_rtm_broker_t *b, sess_t *s) {
       break;
     }
   b->n_users--;
+  if (b->cl && b->cl->user_here) b->cl->user_here(b->cl->ud, u->app, u->user, 0);
   free(u);
 }
 

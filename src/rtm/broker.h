@@ -171,6 +171,27 @@ typedef struct {
    * the shell answers later with hd_rtm_cluster_import (session or NULL).
    * Returns 0, or a negative HD_E* (the login then gets 410). */
   int (*resume)(void *ud, uint64_t conn, const char *resume);
+  /* Peer messages and user attribute events across nodes (docs/overlay.md
+   * "Peer messages and user events"). user_here: this node holds a session
+   * of (app, user) now (here = 1: its first) or no more (0). */
+  void (*user_here)(void *ud, const char *app, const char *user, int here);
+  /* Hands a peer message (body: the compact JSON the recipient gets, without
+   * "s") to every other live node holding a session of `to`; *nodes = how
+   * many took it (each answers once through hd_rtm_cluster_peer_result on the
+   * sender's node). */
+  int (*peer)(void *ud, const char *app, const char *to, const char *sid, const char *id, const char *body,
+              int *nodes);
+  /* The outcome of a peer message that node `node` (session sid) sent. */
+  void (*peer_result)(void *ud, const char *node, const char *sid, const char *id, int delivered);
+  /* Sends a user attribute event to every other node; fn gets each channel
+   * where the user is present in the cluster (for this node's subscribers). */
+  int (*user_event)(void *ud, const char *app, const char *user, const char *body,
+                    int (*fn)(void *fud, const char *ch), void *fud);
+  /* A publish to a hooked channel (a board, whose state the hook keeps in
+   * this node's memory): 0 if this node owns the channel's hook state (it
+   * claims it when no live node does), 1 if node *owner does, or a negative
+   * HD_E*. NULL: no check. */
+  int (*hook_owner)(void *ud, const char *app, const char *ch, char owner[128]);
 } hd_rtm_cluster_t;
 /* Publish hook (the whiteboard, src/board/, docs/whiteboard.md): a "pub" to a
  * channel whose name starts with hook_prefix is first handed to pub_hook,
@@ -315,6 +336,20 @@ int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to
  * of what the client lacks, then what the log has after each channel's
  * position). Returns 0 or HD_ENOTFOUND (conn gone or not waiting). */
 int hd_rtm_cluster_import(hd_rtm_broker_t *b, uint64_t conn, const char *state, size_t len, hd_time_t now);
+
+/* A peer message from session sid of node `node` to (app, to): delivered to
+ * this node's sessions of `to`; the outcome goes back through
+ * cfg.cluster->peer_result (at once when `to` has no session here). */
+void hd_rtm_cluster_peer_in(hd_rtm_broker_t *b, const char *node, const char *sid, const char *id,
+                            const char *app, const char *to, const char *body, hd_time_t now);
+/* Another node's outcome of a peer message sent by this node's session sid. */
+void hd_rtm_cluster_peer_result(hd_rtm_broker_t *b, const char *sid, const char *id, int delivered,
+                                hd_time_t now);
+/* A user attribute event made on another node: to this node's sessions of
+ * the user and to its subscribers of channels chs[0..n) (where the user is
+ * present), each session once. */
+void hd_rtm_cluster_user_event(hd_rtm_broker_t *b, const char *app, const char *user, const char *body,
+                               const char *const *chs, int n, hd_time_t now);
 
 /* The cluster's shared state may have been lost (Redis restarted without
  * persistence): every member this node holds is written again (idempotent

@@ -18,8 +18,9 @@
 typedef struct receipt {
   struct receipt *next, *prev; /* pending receipts, by deadline (only while !done) */
   char sender[SID_LEN + 1], id[HD_RTM_MAX_ID + 1], to[HD_RTM_MAX_USER + 1];
-  int refs; /* window entries still holding it */
-  int done; /* receipt or failure sent */
+  char node[128]; /* cluster: the sender's node when not this one ("" = here) */
+  int refs;       /* window entries (and other nodes, for the sender's) still holding it */
+  int done;       /* receipt or failure sent */
   hd_time_t deadline;
 } receipt_t;
 

@@ -482,7 +482,22 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
   const char *px = b->cfg.pub_hook ? b->cfg.hook_prefix : NULL;
   if (px && !strncmp(name, px, strlen(px))) { /* the hook keeps its own log: never stored here */
     hd_rtm_hook_pub_t hp = {s->app, s->user, name, data, strlen(data), s->writer, rtm_wall_ms(b, now)};
-    char hm[256] = "";
+    char hm[256] = "", owner[128] = "";
+    /* cluster: the hook's state (a board) lives on one node, its owner */
+    int oc = b->cl && b->cl->hook_owner ? b->cl->hook_owner(b->cl->ud, s->app, name, owner) : 0;
+    if (oc < 0) {
+      rtm_chan_maybe_free(b, c);
+      unavailable(b, s, r, "not published");
+      return;
+    }
+    if (oc > 0) {
+      rtm_err(b, s, r->id, HD_RTM_ERR_CONFLICT,
+              "this board's state is on another node of the cluster: connect to that node (the room's node "
+              "from /api/route) to change it",
+              json_pack("{s:s}", "node", owner));
+      rtm_chan_maybe_free(b, c);
+      return;
+    }
     int hc = b->cfg.pub_hook(b->cfg.hook_ud, &hp, &hooked, hm, sizeof hm);
     if (hc > 0 && hc < HD_RTM_ERR_COUNT) {
       rtm_err(b, s, r->id, (hd_rtm_errcode_t)hc, hm, NULL);
@@ -699,28 +714,66 @@ static int fscope(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_rtm_scope_t 
 }
 
 /* A user attribute change goes to the user's own sessions and to everyone
- * subscribed to a channel where the user is present (each session once). */
+ * subscribed to a channel where the user is present (each session once). In
+ * a cluster the user's presence is partly elsewhere: the channels come from
+ * the shared member table too (cl->user_event, which also hands the event to
+ * the other nodes). */
+typedef struct {
+  hd_rtm_broker_t *b;
+  body_t *bd;
+  const char *app;
+  uint32_t mk;
+} uev_ctx_t;
+
+static int uev_chan(void *ud, const char *ch) {
+  uev_ctx_t *x = ud;
+  chan_t *c = rtm_chan_get(x->b, x->app, ch, 0);
+  for (size_t k = 0; c && k < c->n_subs; k++) {
+    sess_t *o2 = c->subs[k];
+    if (o2->mark == x->mk) continue;
+    o2->mark = x->mk;
+    rtm_push_body(x->b, o2, x->bd, NULL);
+  }
+  return 0;
+}
+
+static void user_event_local(hd_rtm_broker_t *b, uev_ctx_t *x, const char *user) {
+  ruser_t *u = rtm_user_get(b, x->app, user);
+  for (sess_t *s = u ? u->sessions : NULL; s; s = s->unext) {
+    if (s->mark != x->mk) {
+      s->mark = x->mk;
+      rtm_push_body(b, s, x->bd, NULL);
+    }
+    for (int i = 0; i < s->n_subs; i++)
+      uev_chan(x, s->subs[i]->name);
+  }
+}
+
 static void user_attr_event(hd_rtm_broker_t *b, const char *app, const char *user, json_t *o) {
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   body_t *bd = t ? rtm_body_new(t, strlen(t)) : NULL;
-  free(t);
-  ruser_t *u = bd ? rtm_user_get(b, app, user) : NULL;
-  uint32_t mk = ++b->mark;
-  for (sess_t *s = u ? u->sessions : NULL; s; s = s->unext) {
-    if (s->mark != mk) {
-      s->mark = mk;
-      rtm_push_body(b, s, bd, NULL);
-    }
-    for (int i = 0; i < s->n_subs; i++)
-      for (size_t k = 0; k < s->subs[i]->n_subs; k++) {
-        sess_t *o2 = s->subs[i]->subs[k];
-        if (o2->mark == mk) continue;
-        o2->mark = mk;
-        rtm_push_body(b, o2, bd, NULL);
-      }
+  if (bd) {
+    uev_ctx_t x = {b, bd, app, ++b->mark};
+    user_event_local(b, &x, user);
+    if (b->cl && b->cl->user_event) /* fails only with Redis away (the shell logs it): then here only */
+      b->cl->user_event(b->cl->ud, app, user, t, uev_chan, &x);
   }
+  free(t);
   rtm_body_unref(bd);
+}
+
+void hd_rtm_cluster_user_event(hd_rtm_broker_t *b, const char *app, const char *user, const char *body,
+                               const char *const *chs, int n, hd_time_t now) {
+  b->now = now;
+  body_t *bd = rtm_body_new(body, strlen(body));
+  if (!bd) return;
+  uev_ctx_t x = {b, bd, app, ++b->mark};
+  user_event_local(b, &x, user);
+  for (int i = 0; i < n; i++)
+    uev_chan(&x, chs[i]);
+  rtm_body_unref(bd);
+  rtm_reap(b);
 }
 
 static void do_attr_set(hd_rtm_broker_t *b, sess_t *s, const req_t *r, int del) {
@@ -1013,6 +1066,10 @@ void rtm_receipts_free_all(hd_rtm_broker_t *b) {
 
 static void receipt_fail(hd_rtm_broker_t *b, receipt_t *rc, const char *why) {
   receipt_done(b, rc);
+  if (rc->node[0]) { /* the sender is on another node: it decides (its other nodes may still ack) */
+    if (b->cl && b->cl->peer_result) b->cl->peer_result(b->cl->ud, rc->node, rc->sender, rc->id, 0);
+    return;
+  }
   sess_t *snd = rtm_session_by_sid(b, rc->sender);
   if (snd && !snd->doomed)
     rtm_err_result(b, snd, rc->id, HD_RTM_ERR_NOT_DELIVERED, why, json_pack("{s:s}", "to", rc->to));
@@ -1022,6 +1079,11 @@ void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered) {
   rc->refs--;
   if (!rc->done && delivered) {
     receipt_done(b, rc);
+    if (rc->node[0]) {
+      if (b->cl && b->cl->peer_result) b->cl->peer_result(b->cl->ud, rc->node, rc->sender, rc->id, 1);
+      receipt_free_if_done(rc);
+      return;
+    }
     sess_t *snd = rtm_session_by_sid(b, rc->sender);
     if (snd && !snd->doomed)
       rtm_push(b, snd, json_pack("{s:s,s:s,s:s}", "type", "receipt", "id", rc->id, "to", rc->to), NULL);
@@ -1042,6 +1104,18 @@ hd_time_t rtm_receipts_next(const hd_rtm_broker_t *b) {
   return b->receipts ? b->receipts->deadline : HD_TIME_NEVER;
 }
 
+typedef struct {
+  const char *user;
+  int found;
+} who_find_t;
+
+static int who_find_cb(void *ud, const char *user, const char *state) {
+  (void)state;
+  who_find_t *w = ud;
+  w->found |= !strcmp(w->user, user);
+  return 0;
+}
+
 static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
   const char *to, *data;
   if (!r->id) {
@@ -1055,7 +1129,14 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   if (dedupe_find(s, r->id)) return; /* a retry: its receipt or failure is on its way */
   if (s->scoped) {                   /* only to users present in the session's room channels */
     chan_t *c0 = rtm_chan_get(b, s->app, s->scope[0], 0), *c1 = rtm_chan_get(b, s->app, s->scope[1], 0);
-    if (!(c0 && member(c0, to)) && !(c1 && member(c1, to))) {
+    int in = (c0 && member(c0, to)) || (c1 && member(c1, to));
+    for (int i = 0; !in && b->cl && i < 2; i++) /* present in the room through another node */
+      if (s->scope[i][0]) {
+        who_find_t w = {to, 0};
+        b->cl->who(b->cl->ud, s->app, s->scope[i], who_find_cb, &w);
+        in = w.found;
+      }
+    if (!in) {
       rtm_err(b, s, r->id, HD_RTM_ERR_FORBIDDEN,
               "a room-scoped token sends peer messages only to users present in its room's channel",
               json_pack("{s:s}", "to", to));
@@ -1066,10 +1147,6 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   ruser_t *u = rtm_user_get(b, s->app, to);
   for (sess_t *t = u ? u->sessions : NULL; t; t = t->unext)
     n += !t->doomed;
-  if (!n) {
-    rtm_err(b, s, r->id, HD_RTM_ERR_OFFLINE, "the user has no session", json_pack("{s:s}", "to", to));
-    return;
-  }
   receipt_t *rc = calloc(1, sizeof *rc);
   json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "type", "peer", "from", s->user, "pid", r->id, "data", data);
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -1080,17 +1157,33 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
     rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "out of memory", NULL);
     return;
   }
+  int nodes = 0; /* cluster: other nodes holding sessions of `to`, each one reference until it answers */
+  if (b->cl && b->cl->peer && b->cl->peer(b->cl->ud, s->app, to, s->sid, r->id, t, &nodes) < 0) {
+    nodes = 0;
+    if (!n) { /* cannot tell whether the user is online elsewhere */
+      free(rc);
+      free(t);
+      unavailable(b, s, r, "not sent");
+      return;
+    }
+  }
+  if (!n && !nodes) {
+    free(rc);
+    free(t);
+    rtm_err(b, s, r->id, HD_RTM_ERR_OFFLINE, "the user has no session", json_pack("{s:s}", "to", to));
+    return;
+  }
   dedupe_add(s, r->id, -1);
   hd_scpy(rc->sender, sizeof rc->sender, s->sid);
   hd_scpy(rc->id, sizeof rc->id, r->id);
   hd_scpy(rc->to, sizeof rc->to, to);
   rc->deadline = now + b->cfg.peer_timeout;
-  rc->refs = n + 1; /* +1 held while fanning out, so that an early failure cannot free it */
+  rc->refs = n + nodes + 1; /* +1 held while fanning out, so that an early failure cannot free it */
   receipt_link(b, rc);
   s->ac->dl.sent++;
   body_t *bd = rtm_body_new(t, strlen(t));
   free(t);
-  for (sess_t *x = u->sessions, *nx; x; x = nx) {
+  for (sess_t *x = u ? u->sessions : NULL, *nx; x; x = nx) {
     nx = x->unext; /* ending sessions only get doomed here, not unlinked */
     if (x->doomed) continue;
     if (bd) {
@@ -1105,6 +1198,53 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   rc->refs--;
   if (!rc->done && rc->refs <= 0) receipt_fail(b, rc, "the recipient's window is full");
   receipt_free_if_done(rc);
+}
+
+/* Cluster: a peer message from another node's session. Its receipt here
+ * stands for the sender's: the first ack, or the failure of every session
+ * here, goes back to the sender's node (which waits for all its nodes). */
+void hd_rtm_cluster_peer_in(hd_rtm_broker_t *b, const char *node, const char *sid, const char *id,
+                            const char *app, const char *to, const char *body, hd_time_t now) {
+  b->now = now;
+  if (!b->cl || !b->cl->peer_result) return;
+  ruser_t *u = rtm_user_get(b, app, to);
+  int n = 0;
+  for (sess_t *t = u ? u->sessions : NULL; t; t = t->unext)
+    n += !t->doomed;
+  receipt_t *rc = n ? calloc(1, sizeof *rc) : NULL;
+  body_t *bd = rc ? rtm_body_new(body, strlen(body)) : NULL;
+  if (!bd) { /* no session here (any more), or out of memory */
+    free(rc);
+    b->cl->peer_result(b->cl->ud, node, sid, id, 0);
+    return;
+  }
+  hd_scpy(rc->node, sizeof rc->node, node);
+  hd_scpy(rc->sender, sizeof rc->sender, sid);
+  hd_scpy(rc->id, sizeof rc->id, id);
+  hd_scpy(rc->to, sizeof rc->to, to);
+  rc->deadline = now + b->cfg.peer_timeout;
+  rc->refs = n + 1;
+  receipt_link(b, rc);
+  for (sess_t *x = u->sessions, *nx; x; x = nx) {
+    nx = x->unext;
+    if (!x->doomed) rtm_push_delivery(b, x, bd, rc);
+  }
+  rtm_body_unref(bd);
+  rc->refs--;
+  if (!rc->done && rc->refs <= 0) receipt_fail(b, rc, "the recipient's window is full");
+  receipt_free_if_done(rc);
+  rtm_reap(b);
+}
+
+void hd_rtm_cluster_peer_result(hd_rtm_broker_t *b, const char *sid, const char *id, int delivered,
+                                hd_time_t now) {
+  b->now = now;
+  for (receipt_t *rc = b->receipts; rc; rc = rc->next) /* pending only: a late answer finds nothing */
+    if (!rc->node[0] && !strcmp(rc->sender, sid) && !strcmp(rc->id, id)) {
+      rtm_receipt_settle(b, rc, delivered); /* drops that node's reference; may free rc */
+      break;
+    }
+  rtm_reap(b);
 }
 
 /* ---------------------------------------------------------------- dispatch */
@@ -1254,4 +1394,7 @@ void hd_rtm_cluster_reassert(hd_rtm_broker_t *b, hd_time_t now) {
     for (chan_t *c = b->buckets[i]; c; c = c->next)
       for (size_t k = 0; k < c->n_mem; k++)
         presence_shared(b, c, "join", c->mem[k].user, NULL, NULL);
+  for (size_t i = 0; b->cl->user_here && i < b->n_ubuckets; i++) /* where peer messages find them */
+    for (ruser_t *u = b->ubuckets[i]; u; u = u->next)
+      b->cl->user_here(b->cl->ud, u->app, u->user, 1);
 }

@@ -14,6 +14,11 @@ real redis-server on a free port and three `hudong serve --redis` nodes.
  3. attributes: compare-and-set from two nodes (409 with the current rev),
     the change event on a third; two clients on different nodes racing
     CAS increments never lose one.
+ 3c. peer messages from a node to sessions on others (receipt after the
+    ack, every session a copy and one receipt, 504 when the recipient
+    logs out unacked, 404 for nobody); a user attribute event reaches a
+    co-member on another node, once.
+ 3d. a board operation on n2 for a board n1 holds: 409 naming n1.
  4. locks: held on n1, refused on n2 (409 owner), listed on n3, expiry
     event exactly once, then taken on n2.
  5. Redis stopped for 3 s: nodes stay up, publishes get 503 unavailable,
@@ -50,12 +55,14 @@ def section(name):
     print("# ---- %s (t=%.1f s)" % (name, time.time() - T0))
 
 
-def rtm_token(user, admin=False):
+def rtm_token(user, admin=False, room=None):
     import base64, hashlib, hmac  # noqa: E401
     now = int(time.time())
     grants = {"rtm": True}
     if admin:
         grants["roomAdmin"] = True
+    if room:
+        grants["room"] = room
     claims = {"iss": tc.APP, "sub": user, "exp": now + 600, "iat": now, "grants": grants}
     b64 = tc.b64u
     head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
@@ -69,8 +76,10 @@ class Client:
     sequenced message is taken once (s = last + 1; s <= last is a replay and
     dropped; a gap is an error), acked every 16, resume with `last`."""
 
-    def __init__(self, node, user):
+    def __init__(self, node, user, room=None, admin=False):
         self.user = user
+        self.room = room
+        self.admin = admin
         self.lock = threading.Condition()
         self.last_s = 0
         self.msgs = []      # (ch, cseq, from, data) as the application sees them
@@ -94,7 +103,7 @@ class Client:
         if resume:
             ws.send_text(json.dumps({"type": "login", "id": "r", "resume": self.resume, "last": self.last_s}))
         else:
-            ws.send_text(json.dumps({"type": "login", "id": "l", "token": rtm_token(self.user)}))
+            ws.send_text(json.dumps({"type": "login", "id": "l", "token": rtm_token(self.user, self.admin, self.room)}))
         r = ws.recv()
         m = json.loads(r[1]) if r[0] == "text" else {"type": str(r)}
         if m.get("type") != "welcome":
@@ -362,6 +371,61 @@ def main():
               "hist limit 2 on n2: the last two, more", h)
         h = bob.req({"type": "hist", "ch": "room", "after": cs[0]})
         check(h and [m["cseq"] for m in h["msgs"]] == cs[1:], "hist after a cseq", h)
+
+        section("3c. peer messages and user attribute events across nodes")
+        alice.send({"type": "peer", "id": "pm1", "to": "bob", "data": "hi bob"})
+        check(bob.wait(lambda c: ev(c, type="peer", pid="pm1", data="hi bob")),
+              "a peer message from alice (n1) reaches bob (n2)")
+        check(not alice.wait(lambda c: ev(c, type="receipt", id="pm1"), 0.5), "no receipt before bob acks")
+        bob.ack()
+        check(alice.wait(lambda c: ev(c, type="receipt", id="pm1", to="bob")), "alice gets the receipt after the ack")
+        dave1, dave3 = Client(n1, "dave"), Client(n3, "dave")
+        clients += [dave1, dave3]
+        carol.send({"type": "peer", "id": "pm2", "to": "dave", "data": "both"})
+        check(dave1.wait(lambda c: ev(c, type="peer", pid="pm2")) and dave3.wait(lambda c: ev(c, type="peer", pid="pm2")),
+              "every session of dave (n1 and n3) gets carol's (n3) peer message")
+        dave1.ack()
+        dave3.ack()
+        check(carol.wait(lambda c: ev(c, type="receipt", id="pm2")), "carol gets a receipt")
+        time.sleep(0.3)
+        check(len(ev(carol, type="receipt", id="pm2")) == 1 and not carol.replies.get("pm2"),
+              "one receipt only (the first ack wins), no error", carol.replies.get("pm2"))
+        eve = Client(n3, "eve")
+        clients.append(eve)
+        alice.send({"type": "peer", "id": "pm3", "to": "eve", "data": "never acked"})
+        check(eve.wait(lambda c: ev(c, type="peer", pid="pm3")), "eve (n3) gets alice's (n1) message")
+        eve.send({"type": "logout"})
+        check(alice.wait(lambda c: c.replies.get("pm3")) and alice.replies["pm3"]["code"] == 504 and
+              not ev(alice, type="receipt", id="pm3"),
+              "eve logs out without acking: alice gets 504 not_delivered", alice.replies.get("pm3"))
+        r = alice.req({"type": "peer", "to": "nobody", "data": "x"})
+        check(r and r["code"] == 404, "a user with no session on any node: 404 user_offline", r)
+        frank = Client(n1, "frank", room="room")  # a token scoped to room "room"
+        clients.append(frank)
+        frank.send({"type": "peer", "id": "pm4", "to": "bob", "data": "scoped"})
+        check(bob.wait(lambda c: ev(c, type="peer", pid="pm4")),
+              "a room-scoped sender on n1 reaches bob, present in the room through n2", frank.replies.get("pm4"))
+        bob.ack()
+        r = frank.req({"type": "peer", "to": "dave", "data": "x"})
+        check(r and r["code"] == 403, "... and not dave, online but not in the room: 403", r)
+        r = carol.req({"type": "attr_set", "user": "carol", "key": "mood", "value": "glad"})
+        check(r and r["type"] == "ok", "carol sets a user attribute on n3", r)
+        check(bob.wait(lambda c: ev(c, type="attr", user="carol", key="mood", value="glad")),
+              "bob (n2), in a channel with carol, gets her user attribute event")
+        time.sleep(0.3)
+        check(len(ev(bob, type="attr", user="carol")) == 1 and len(ev(carol, type="attr", user="carol")) == 1,
+              "once each to bob and carol", (ev(bob, type="attr", user="carol"), ev(carol, type="attr", user="carol")))
+
+        section("3d. a whiteboard's state lives on one node")
+        w1, w2 = Client(n1, "w1", admin=True), Client(n2, "w2", admin=True)
+        clients += [w1, w2]
+        op = {"op": "add", "cid": "c1", "page": "p1", "el": {"id": "r1", "k": "rect", "x": 0, "y": 0, "w": 9, "h": 9}}
+        r = w1.req({"type": "pub", "ch": "wb:room:main", "data": json.dumps(op)})
+        check(r and r["type"] == "ok", "a board operation on n1 is applied (n1 now holds the board)", r)
+        op["cid"], op["el"]["id"] = "c2", "r2"
+        r = w2.req({"type": "pub", "ch": "wb:room:main", "data": json.dumps(op)})
+        check(r and r["type"] == "error" and r["code"] == 409 and r.get("node") == "n1",
+              "the same board from n2: 409 naming n1, the node to connect to", r)
 
         section("4. locks across nodes")
         r = alice.req({"type": "lock_acquire", "ch": "room", "name": "seat1", "ttl": 1000})
