@@ -413,21 +413,26 @@ void cl_local_sources(hd_client_t *c, hd_time_t now) {
   }
 }
 
-/* Simulcast: the track's target split over its active layers, lowest first
- * (each up to its cap: 150 / 500 kbit/s for 1/4 / 1/2 size, the rest to the
- * top), as web/rtc.js caps its encodings; the lowest layer gets at least
- * VIDEO_MIN_BPS, since the node always needs it. */
+/* Simulcast: the track's target split over its active layers, lowest first,
+ * each up to its cap (150 / 500 kbit/s for 1/4 / 1/2 size, as web/rtc.js
+ * caps its encodings; the top layer takes the rest), leaving VIDEO_MIN_BPS
+ * for each active layer above. A layer keeps its cap while the ones above it
+ * are paused: the node's allocator picks layers by their bitrate, and a low
+ * layer grown to the whole estimate would no longer fit a narrow downlink. */
 void cl_sim_split(cl_local_t *l) {
   static const uint64_t cap3[] = {150000, 500000, UINT64_MAX}, cap2[] = {500000, UINT64_MAX};
   const uint64_t *cap = l->sim_n == 3 ? cap3 : cap2;
   uint64_t left = l->target_bps;
-  int top = -1;
+  int above = 0;
   for (int k = 0; k < l->sim_n; k++)
-    if (l->sim[k].active) top = k;
+    above += l->sim[k].active;
   for (int k = 0; k < l->sim_n; k++) {
     struct cl_sim *y = &l->sim[k];
     if (!y->active) continue;
-    uint64_t b = k == top ? left : (left < cap[k] ? left : cap[k]);
+    above--;
+    uint64_t reserve = (uint64_t)above * VIDEO_MIN_BPS;
+    uint64_t b = left > reserve ? left - reserve : 0;
+    if (b > cap[k]) b = cap[k];
     if (b < VIDEO_MIN_BPS) b = VIDEO_MIN_BPS;
     left = left > b ? left - b : 0;
     if (b == y->bps) continue;
