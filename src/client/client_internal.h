@@ -74,6 +74,7 @@ typedef struct cl_local {
   struct cl_sim {
     hd_vp8_enc_t enc;
     int enc_ok, active, force_key;
+    int starved; /* its floor does not fit the target: not encoded (cl_sim_split) */
     hd_vp8_pay_t pay;
     hd_i420_t pic; /* scaled input (unused for the top layer) */
     uint64_t bps, frames;

@@ -293,7 +293,7 @@ static void push_simulcast(hd_client_t *c, cl_local_t *l, const hd_i420_t *full,
   for (int k = 0; k < l->sim_n; k++) {
     struct cl_sim *y = &l->sim[k];
     const hd_i420_t *pic = src[k];
-    if (!pic || !y->active) continue;
+    if (!pic || !y->active || y->starved) continue;
     if (y->enc_ok && (y->enc.width != pic->width || y->enc.height != pic->height)) {
       hd_vp8_enc_free(&y->enc);
       y->enc_ok = 0;
@@ -413,31 +413,49 @@ void cl_local_sources(hd_client_t *c, hd_time_t now) {
   }
 }
 
-/* Simulcast: the track's target split over its active layers, lowest first,
- * each up to its cap (150 / 500 kbit/s for 1/4 / 1/2 size, as web/rtc.js
- * caps its encodings; the top layer takes the rest), leaving VIDEO_MIN_BPS
- * for each active layer above. A layer keeps its cap while the ones above it
- * are paused: the node's allocator picks layers by their bitrate, and a low
- * layer grown to the whole estimate would no longer fit a narrow downlink. */
+/* Simulcast: the track's target split over its active layers. First each
+ * layer, lowest first, gets its floor (30 kbit/s up to 320x240, else 150):
+ * below it VP8 cannot hold its rate at that size, so a layer whose floor
+ * does not fit is not encoded (starved, as browsers drop their top layers;
+ * the lowest always runs). Then the rest goes lowest first up to each
+ * layer's cap by its size (200 kbit/s up to 320x240, 700 up to 640x360,
+ * 1200 above: about what browsers give those sizes), the top layer taking
+ * what remains. A layer keeps its cap while the layers above it are paused:
+ * the node's allocator picks layers by their measured bitrate, and a low
+ * layer grown to the whole estimate would no longer fit a narrow viewer. */
 void cl_sim_split(cl_local_t *l) {
-  static const uint64_t cap3[] = {150000, 500000, UINT64_MAX}, cap2[] = {500000, UINT64_MAX};
-  const uint64_t *cap = l->sim_n == 3 ? cap3 : cap2;
-  uint64_t left = l->target_bps;
-  int above = 0;
-  for (int k = 0; k < l->sim_n; k++)
-    above += l->sim[k].active;
+  uint64_t cap[HD_PC_MAX_LAYERS], min[HD_PC_MAX_LAYERS];
+  for (int k = 0; k < l->sim_n; k++) {
+    int shift = l->sim_n - 1 - k;
+    long px = (long)(l->opt.width >> shift) * (l->opt.height >> shift);
+    cap[k] = px <= 320 * 240 ? 200000 : px <= 640 * 360 ? 700000 : 1200000;
+    min[k] = px <= 320 * 240 ? 30000 : 150000;
+  }
+  uint64_t left = l->target_bps, b[HD_PC_MAX_LAYERS] = {0};
+  int top = -1;
   for (int k = 0; k < l->sim_n; k++) {
     struct cl_sim *y = &l->sim[k];
-    if (!y->active) continue;
-    above--;
-    uint64_t reserve = (uint64_t)above * VIDEO_MIN_BPS;
-    uint64_t b = left > reserve ? left - reserve : 0;
-    if (b > cap[k]) b = cap[k];
-    if (b < VIDEO_MIN_BPS) b = VIDEO_MIN_BPS;
-    left = left > b ? left - b : 0;
-    if (b == y->bps) continue;
-    y->bps = b;
-    if (y->enc_ok) hd_vp8_enc_set_bitrate(&y->enc, (int)b);
+    int was = y->starved;
+    /* 10 % above the floor to come back: a keyframe each time */
+    uint64_t need = was ? min[k] + min[k] / 10 : min[k];
+    y->starved = y->active && top >= 0 && left < need;
+    if (!y->active || y->starved) continue;
+    if (was) y->force_key = 1;
+    b[k] = min[k];
+    left = left > min[k] ? left - min[k] : 0;
+    top = k;
+  }
+  for (int k = 0; k <= top; k++) {
+    if (!b[k]) continue;
+    uint64_t more = k == top ? left : (left < cap[k] - b[k] ? left : cap[k] - b[k]);
+    b[k] += more;
+    left -= more;
+  }
+  for (int k = 0; k < l->sim_n; k++) {
+    struct cl_sim *y = &l->sim[k];
+    if (!b[k] || b[k] == y->bps) continue;
+    y->bps = b[k];
+    if (y->enc_ok) hd_vp8_enc_set_bitrate(&y->enc, (int)b[k]);
   }
 }
 
