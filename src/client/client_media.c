@@ -91,8 +91,9 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
         (rc = hd_i420_alloc(&l->pattern, l->opt.width, l->opt.height)) < 0)
       goto fail;
     l->ts_base = hd_random_u32();
-    int cam = !strcmp(l->source, "camera");
-    if (l->opt.simulcast > 0 || (l->opt.simulcast == 0 && cam && l->opt.width >= 640 && l->opt.height >= 360))
+    /* off by default for now: a Chromium viewer of an SDK simulcast stops
+     * receiving once the node pauses the top layer (docs/sdk.md "Simulcast") */
+    if (l->opt.simulcast > 0 && l->opt.width >= 64 && l->opt.height >= 64)
       l->sim_n = l->opt.height >= 540 ? 3 : 2;
     for (int k = 0; k < l->sim_n; k++) {
       struct cl_sim *y = &l->sim[k];

@@ -43,7 +43,7 @@ static void usage(FILE *f) {
              "  --cluster C: any node of a cluster (http://host:port): the node is chosen by its\n"
              "  /api/route with the RTTs measured to the candidates (docs/overlay.md)\n"
              "  --simulcast / --no-simulcast: send the video as 2 (from 360p) or 3 (from 540p) layers,\n"
-             "  or as one stream; default: simulcast from 640x360 up (docs/sdk.md \"Simulcast\")\n"
+             "  or as one stream (the default; docs/sdk.md \"Simulcast\")\n"
              "  WAV must be\n"
              "  48 kHz 16-bit mono/stereo; the pattern burns a 16-bit frame counter into the picture.\n");
 }
