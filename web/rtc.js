@@ -271,7 +271,19 @@ export class Room {
         this._routeVia = e.redirect; /* a draining node names where to go */
       }
     }
-    const r = await routeToNode([this._routeVia, this.cluster], this.token, this.opts);
+    /* the nodes of the last route come after the cluster URL: when that node
+     * died, any live one routes us (a room spans nodes) */
+    const r = await routeToNode([this._routeVia, this.cluster, ...(this._knownNodes || [])], this.token, this.opts);
+    this._knownNodes = r.nodes.map((n) => n.url).filter(Boolean).slice(0, 8);
+    /* nodes come and go: while connected, learn the live ones from our node
+     * every opts.nodesRefreshMs (10000), so a later failover does not rely on
+     * a list that may be all dead by then (one small GET, no RTT probes) */
+    clearInterval(this._nodesTimer);
+    this._nodesTimer = setInterval(() => {
+      if (this.state !== 'connected' || !this.node || !this.node.url) return;
+      routeToNode([this.node.url], this.token, { ...this.opts, measureRtt: false })
+        .then((x) => { this._knownNodes = x.nodes.map((n) => n.url).filter(Boolean).slice(0, 8); }, () => {});
+    }, this.opts.nodesRefreshMs || 10000);
     const tried = [];
     let lastErr = null;
     for (const n of r.nodes) {
@@ -347,8 +359,12 @@ export class Room {
     const run = async () => {
       for (let attempt = 1; ; attempt++) {
         const d = Math.min(cap, base * 2 ** (attempt - 1));
-        /* a draining node sent us elsewhere: that node is up, go at once */
-        const delayMs = attempt === 1 && this._routeVia ? 0 : Math.round(d / 2 + Math.random() * (d / 2));
+        /* a draining node sent us elsewhere: that node is up, go at once; in a
+         * cluster the other nodes are up (ours may have died): go within 250 ms
+         * (spread, so a dead node's clients do not all arrive at once) */
+        const delayMs = attempt === 1 && this._routeVia ? 0
+          : attempt === 1 && this.cluster ? Math.round(Math.random() * 250)
+            : Math.round(d / 2 + Math.random() * (d / 2));
         if (performance.now() - t0 + delayMs > maxMs) return this._giveUp(`could not reconnect within ${maxMs} ms (${reason})`);
         this._emit('reconnecting', { attempt, delayMs, reason });
         await new Promise((r) => { this._retryTimer = setTimeout(r, delayMs); });
@@ -998,6 +1014,7 @@ export class Room {
 
   _teardown() {
     clearInterval(this._pingTimer);
+    clearInterval(this._nodesTimer);
     this._pingTimer = null;
     clearTimeout(this._retryTimer);
     for (const lt of this.localTracks.values()) lt.track.stop();

@@ -93,8 +93,8 @@ typedef struct {
   uint32_t rtp_timestamp; /* 90 kHz */
 } hd_client_video_frame_t;
 
-/* One encoded frame of a remote track: a whole VP8 frame (descriptors removed)
- * or one Opus packet, in decode order. */
+/* One encoded frame of a remote track: a whole VP8 frame (descriptors removed),
+ * an H.264 access unit (cfg.accept_h264) or one Opus packet, in decode order. */
 typedef struct {
   const char *track_sid, *identity;
   hd_client_kind_t kind;
@@ -110,6 +110,10 @@ typedef struct {
   int have_sr;
   uint64_t sr_ntp;
   uint32_t sr_rtp;
+  /* "opus", "VP8" or "H264". H.264 (cfg.accept_h264): one access unit in
+   * AVCC form (4-byte big-endian NAL lengths), SPS and PPS in every keyframe
+   * (media/h264_depay.h: RFC 6184 single NAL, STAP-A, FU-A). */
+  const char *codec;
 } hd_client_encoded_frame_t;
 
 /* Statistics of one track (local = we send it, remote = we receive it).
@@ -162,6 +166,13 @@ typedef struct {
   double jitter_buffer_target_delay;    /* [W3C jitterBufferTargetDelay] seconds, summed */
   uint64_t jitter_buffer_emitted_count; /* [W3C jitterBufferEmittedCount] */
   uint64_t keyframe_requests_sent;      /* [W3C pliCount] (remote) */
+  /* remote, both kinds: capture (on the sender's clock, from its RTCP sender
+   * reports) to play-out / render, median over the session, ms; -1 until an
+   * SR came. It includes the offset between the sender's clock and ours: an
+   * end-to-end latency where both run on one host or NTP-synced hosts. */
+  double e2e_delay_ms;
+  double av_sync_ms; /* remote video: its end-to-end delay minus the same participant's audio's
+                        (smoothed, after lip sync; 0 = unknown) */
   /* video / transport, local */
   uint64_t target_bitrate;             /* [W3C targetBitrate] bit/s the encoder aims at */
   double actual_bitrate;               /* bit/s sent over the last stats interval (headers excluded) */
@@ -220,13 +231,23 @@ typedef struct {
   int no_reconnect;            /* 1: a lost connection ends in FAILED */
   int encoded_frames;          /* 1: also call on_encoded */
   int no_decode;               /* 1: do not decode (on_audio/on_video never called) */
+  int accept_h264;             /* 1 (with no_decode + encoded_frames): receive H.264 video too,
+                                  handed over as AVCC access units (codec "H264") */
   unsigned join_timeout_ms;    /* 0 = 10000 */
   unsigned reconnect_max_ms;   /* give up reconnecting after this; 0 = 30000 */
   unsigned stats_interval_ms;  /* 0 = 1000 */
   unsigned max_video_bps;      /* cap on the video encoder; 0 = 1500000 */
   unsigned audio_bps;          /* Opus target; 0 = 32000 */
+  /* Other nodes of a cluster ("ws://host:port/rtc", copied, at most
+   * HD_CLIENT_MAX_FALLBACK_URLS): a room spans nodes (docs/overlay.md), so
+   * after a lost connection the client rejoins through the next of url,
+   * fallback_urls[0], ... in turn, the first attempt within 250 ms (the node
+   * it was on may have died; the others are up). NULL/0 = url only. */
+  const char *const *fallback_urls;
+  int n_fallback_urls;
   hd_client_callbacks_t cb;
 } hd_client_config_t;
+#define HD_CLIENT_MAX_FALLBACK_URLS 8
 
 /* Options of one published track. */
 typedef struct {

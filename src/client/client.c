@@ -442,6 +442,7 @@ static int session_start(hd_client_t *c, hd_time_t now) {
                            .on_event = i ? sub_event : pub_event,
                            .ud = s,
                            .wall_offset = c->wall_offset,
+                           .accept_h264 = i && c->cfg.accept_h264 && c->cfg.no_decode,
                            .connect_timeout = 15000000};
     if ((rc = hd_pc_new(&s->pc[i], &pcfg)) < 0) goto fail;
   }
@@ -491,11 +492,22 @@ fail:
 
 static void schedule_reconnect(hd_client_t *c, int err, const char *reason, hd_time_t now) {
   int now_please = c->redirected; /* a draining node named a live one: go at once */
-  c->redirected = 0;
-  if (c->state != HD_CLIENT_RECONNECTING) {
+  int first = c->state != HD_CLIENT_RECONNECTING;
+  if (first) {
     c->reconnect_since = now;
     c->attempt = 0;
   }
+  if (!c->redirected && c->n_urls > 1) { /* a cluster: each attempt through the next node */
+    c->url_idx = (c->url_idx + 1) % c->n_urls;
+    char *u = strdup(c->urls[c->url_idx]);
+    if (u) {
+      HD_LOGI("client", "rejoining through %s (%s)", u, reason);
+      free(c->url);
+      c->url = u;
+      c->cfg.url = u;
+    }
+  }
+  c->redirected = 0;
   if (now - c->reconnect_since >= (hd_time_t)c->cfg.reconnect_max_ms * 1000) {
     char msg[256];
     snprintf(msg, sizeof msg, "gave up reconnecting after %u ms: %s", c->cfg.reconnect_max_ms, reason);
@@ -504,7 +516,9 @@ static void schedule_reconnect(hd_client_t *c, int err, const char *reason, hd_t
     return;
   }
   c->attempt++;
-  hd_time_t d = now_please ? 0 : hd_client_backoff(c->attempt, hd_random_u32());
+  hd_time_t d = now_please               ? 0
+                : first && c->n_urls > 1 ? (hd_time_t)(hd_random_u32() % 250001) /* another node: soon */
+                                         : hd_client_backoff(c->attempt, hd_random_u32());
   c->reconnect_at = now + d;
   char msg[256];
   snprintf(msg, sizeof msg, "attempt %d in %lld ms: %s", c->attempt, (long long)(d / 1000), reason);
@@ -796,6 +810,14 @@ int hd_client_new(hd_client_t **out, const hd_client_config_t *cfg) {
   if (!c->cfg.audio_bps) c->cfg.audio_bps = 32000;
   c->url = strdup(cfg->url);
   c->token = strdup(cfg->token);
+  c->urls[c->n_urls++] = cfg->url ? strdup(cfg->url) : NULL;
+  for (int i = 0; cfg->fallback_urls && i < cfg->n_fallback_urls && i < HD_CLIENT_MAX_FALLBACK_URLS; i++)
+    if (cfg->fallback_urls[i] && cfg->fallback_urls[i][0])
+      c->urls[c->n_urls++] = strdup(cfg->fallback_urls[i]);
+  c->cfg.fallback_urls = NULL; /* not kept: the copies above are */
+  c->cfg.n_fallback_urls = 0;
+  for (int i = 0; i < c->n_urls; i++)
+    if (!c->urls[i]) c->n_urls = 0; /* out of memory: fails below */
   c->name = dup_or_null(cfg->name);
   c->metadata = dup_or_null(cfg->metadata);
   c->cfg.url = c->url;
@@ -809,7 +831,8 @@ int hd_client_new(hd_client_t **out, const hd_client_config_t *cfg) {
   c->wall_offset = (hd_time_t)tv.tv_sec * 1000000 + tv.tv_usec - cl_now();
   c->snap.rtt_ms = -1;
   int rc = HD_ENOMEM;
-  if (!c->url || !c->token || (cfg->name && !c->name) || (cfg->metadata && !c->metadata)) goto fail_mem;
+  if (!c->url || !c->token || (cfg->name && !c->name) || (cfg->metadata && !c->metadata) || !c->n_urls)
+    goto fail_mem;
   if ((rc = hd_dtls_cert_generate(&c->cert)) < 0) goto fail_mem;
   uv_mutex_init(&c->mu);
   uv_loop_init(&c->loop);
@@ -832,6 +855,8 @@ int hd_client_new(hd_client_t **out, const hd_client_config_t *cfg) {
   return 0;
 fail_mem:
   hd_dtls_cert_free(c->cert);
+  for (int i = 0; i < 1 + HD_CLIENT_MAX_FALLBACK_URLS; i++)
+    free(c->urls[i]);
   free(c->url);
   free(c->token);
   free(c->name);
@@ -1017,6 +1042,8 @@ void hd_client_free(hd_client_t *c) {
   }
   uv_mutex_destroy(&c->mu);
   hd_dtls_cert_free(c->cert);
+  for (int i = 0; i < c->n_urls; i++)
+    free(c->urls[i]);
   free(c->url);
   free(c->token);
   free(c->name);

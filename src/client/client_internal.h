@@ -15,6 +15,8 @@
 #include "hudong/client.h"
 #include "io/ws_client.h"
 #include "media/audio_jitter.h"
+#include "media/av_sync.h"
+#include "media/h264_depay.h"
 #include "media/video_jitter.h"
 #include "media/i420.h"
 #include "media/opus_codec.h"
@@ -85,6 +87,9 @@ typedef struct cl_local {
   uint64_t frames, keyframes, last_bytes;
 } cl_local_t;
 
+#define CL_E2E_BIN_US 5000 /* end-to-end delay histogram: 5 ms bins */
+#define CL_E2E_BINS 600    /* up to 3 s (the last bin takes the rest) */
+
 typedef struct cl_remote {
   int used;
   int pc_track;
@@ -101,6 +106,7 @@ typedef struct cl_remote {
   hd_video_jb_t vjb;
   hd_vp8_dec_t vdec;
   int video_ok;
+  hd_h264_depay_t *h264; /* H.264 track (cfg.accept_h264): its depacketiser, instead of vjb */
   int width, height;
   hd_freeze_t freeze;
   /* stats */
@@ -108,6 +114,14 @@ typedef struct cl_remote {
   uint64_t frames_decoded, frames_dropped; /* W3C: decoded; dropped before decode or not rendered */
   hd_time_t last_frame_at;                 /* last render */
   hd_time_t first_frame_at;                /* first render (0 none), for the stall rate's denominator */
+  /* end-to-end delay: play/render time minus capture time on the sender's
+   * clock (its RTCP SRs), smoothed, and a histogram for the median */
+  hd_time_t e2e;
+  int have_e2e;
+  uint32_t e2e_hist[CL_E2E_BINS];
+  uint64_t e2e_n;
+  hd_av_sync_t sync; /* video: lip sync with the same participant's audio (media/av_sync.h) */
+  hd_time_t next_sync;
 } cl_remote_t;
 
 /* One connection attempt: WebSocket + signaling + two pcs + two UDP sockets.
@@ -133,6 +147,9 @@ struct hd_client {
   hd_client_config_t cfg;
   char *url, *token, *name, *metadata;
   int redirected; /* the url was just replaced by a draining node's redirect */
+  /* url then the cluster's fallback URLs (cfg.fallback_urls), tried in turn after a lost connection */
+  char *urls[1 + HD_CLIENT_MAX_FALLBACK_URLS];
+  int n_urls, url_idx;
   uv_loop_t loop;
   uv_thread_t thread;
   uv_async_t async;

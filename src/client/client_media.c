@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/rand.h"
 #include "client/client_internal.h"
+#include "proto/rtcp.h"
 
 #define VIDEO_MIN_BPS 50000
 #define CATCHUP_US 200000
@@ -499,6 +500,8 @@ void cl_remote_free(cl_remote_t *r) {
   } else {
     hd_video_jb_free(&r->vjb);
     if (r->video_ok) hd_vp8_dec_free(&r->vdec);
+    if (r->h264) hd_h264_depay_free(r->h264);
+    free(r->h264);
   }
   memset(r, 0, sizeof *r);
 }
@@ -553,6 +556,56 @@ static cl_remote_t *remote_get(hd_client_t *c, int track, int kind) {
   return r;
 }
 
+/* One end-to-end delay sample of remote r: RTP timestamp ts played or
+ * rendered at now, its capture time from the sender's latest SR (the node
+ * passes the publisher's NTP time on in its own SRs). Without an SR yet,
+ * nothing. */
+static void e2e_sample(hd_client_t *c, cl_remote_t *r, uint32_t ts, hd_time_t now) {
+  uint64_t ntp;
+  uint32_t srts;
+  if (!c->s || hd_pc_track_sr(c->s->pc[1], r->pc_track, &ntp, &srts) < 0) return;
+  double clock = r->kind == HD_PC_AUDIO ? 48000.0 : 90000.0;
+  hd_time_t cap =
+      hd_rtcp_ntp_to_time(ntp, c->wall_offset) + (hd_time_t)((double)(int32_t)(ts - srts) * 1e6 / clock);
+  hd_time_t d = now - cap;
+  r->e2e = r->have_e2e ? r->e2e + (d - r->e2e) / 8 : d;
+  r->have_e2e = 1;
+  int64_t b = d / CL_E2E_BIN_US;
+  if (b < 0) b = 0;
+  if (b >= CL_E2E_BINS) b = CL_E2E_BINS - 1;
+  r->e2e_hist[b]++;
+  r->e2e_n++;
+}
+
+/* Median of r's end-to-end delay samples in ms (bin centre), -1 if none. */
+static double e2e_median_ms(const cl_remote_t *r) {
+  if (!r->e2e_n) return -1;
+  uint64_t acc = 0;
+  for (int b = 0; b < CL_E2E_BINS; b++) {
+    acc += r->e2e_hist[b];
+    if (2 * acc >= r->e2e_n) return (b + 0.5) * CL_E2E_BIN_US / 1000.0;
+  }
+  return -1;
+}
+
+/* Lip sync (media/av_sync.h): once a second, a video track and the audio of
+ * the same participant are brought to the same end-to-end delay by holding
+ * the one that is ahead in its jitter buffer. */
+static void av_sync(hd_client_t *c, cl_remote_t *v, hd_time_t now) {
+  if (!v->have_e2e || now < v->next_sync) return;
+  v->next_sync = now + HD_SEC(1);
+  for (int i = 0; i < HD_CLIENT_MAX_REMOTE_TRACKS; i++) {
+    cl_remote_t *a = &c->remote[i];
+    if (!a->used || a->kind != HD_PC_AUDIO || !a->have_e2e || strcmp(a->participant_sid, v->participant_sid))
+      continue;
+    if (hd_av_sync_update(&v->sync, a->e2e, v->e2e)) {
+      hd_audio_jitter_set_sync_delay(&a->jb, v->sync.audio_extra);
+      hd_video_jb_set_sync_delay(&v->vjb, v->sync.video_extra);
+    }
+    return;
+  }
+}
+
 static void rendered(cl_remote_t *r, hd_time_t now) {
   r->frames++;
   if (!r->first_frame_at) r->first_frame_at = now;
@@ -585,7 +638,8 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
                                      .data = ev.frame.data,
                                      .len = ev.frame.len,
                                      .rtp_timestamp = ev.frame.ts,
-                                     .keyframe = ev.frame.keyframe};
+                                     .keyframe = ev.frame.keyframe,
+                                     .codec = "VP8"};
       if (c->s) f.have_sr = hd_pc_track_sr(c->s->pc[1], r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
       cb->on_encoded(cb->ud, &f);
     }
@@ -613,6 +667,7 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
       continue;
     }
     rendered(r, now);
+    e2e_sample(c, r, ev.frame.ts, now);
     if (cb->on_video) {
       hd_client_video_frame_t f = {.track_sid = r->track_sid,
                                    .identity = r->identity,
@@ -628,9 +683,48 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
   }
 }
 
+/* An H.264 track (cfg.accept_h264, the recorder): RFC 6184 depacketising
+ * straight to on_encoded, no decoder and no VP8 jitter buffer; a loss waits
+ * for the next IDR and asks for it (media/h264_depay.h). */
+static void h264_rtp(hd_client_t *c, cl_remote_t *r, const hd_pc_rtp_t *p, hd_time_t now) {
+  if (!r->h264) {
+    r->h264 = calloc(1, sizeof *r->h264);
+    if (!r->h264 || hd_h264_depay_init(r->h264, 0) < 0) {
+      free(r->h264);
+      r->h264 = NULL;
+      return;
+    }
+  }
+  hd_h264_au_t au;
+  int rc = hd_h264_depay_push(r->h264, p->seq, p->ts, p->marker, p->payload, p->payload_len, &au);
+  if (hd_h264_depay_take_key_request(r->h264) && c->s &&
+      hd_pc_request_keyframe(c->s->pc[1], r->pc_track, now) == 0)
+    r->keyframe_requests++;
+  if (rc != 1) return;
+  r->frames_decoded++; /* handed over whole (nothing decodes here) */
+  rendered(r, now);
+  const hd_client_callbacks_t *cb = &c->cfg.cb;
+  if (!c->cfg.encoded_frames || !cb->on_encoded) return;
+  hd_client_encoded_frame_t f = {.track_sid = r->track_sid,
+                                 .identity = r->identity,
+                                 .kind = HD_CLIENT_VIDEO,
+                                 .data = au.data,
+                                 .len = au.len,
+                                 .rtp_timestamp = au.ts,
+                                 .keyframe = au.keyframe,
+                                 .codec = "H264"};
+  if (c->s) f.have_sr = hd_pc_track_sr(c->s->pc[1], r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
+  cb->on_encoded(cb->ud, &f);
+}
+
 void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
   cl_remote_t *r = remote_get(c, p->track, p->kind);
   if (!r || !p->payload_len) return;
+  if (r->kind == HD_PC_VIDEO && c->cfg.accept_h264 && c->s &&
+      !strcmp(hd_pc_track_codec(c->s->pc[1], p->track), "H264")) {
+    h264_rtp(c, r, p, now);
+    return;
+  }
   if (r->kind == HD_PC_AUDIO) {
     if (p->red)
       hd_audio_jitter_push_red(&r->jb, p->seq, p->ts, p->payload, p->payload_len, p->codec_pt, now);
@@ -658,7 +752,8 @@ static void on_audio_packet(void *ud, const hd_audio_jitter_out_t *o) {
                                  .kind = HD_CLIENT_AUDIO,
                                  .data = o->data,
                                  .len = o->len,
-                                 .rtp_timestamp = o->ts};
+                                 .rtp_timestamp = o->ts,
+                                 .codec = "opus"};
   if (x->c->s) f.have_sr = hd_pc_track_sr(x->c->s->pc[1], x->r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
   cb->on_encoded(cb->ud, &f);
 }
@@ -684,6 +779,7 @@ static void play_audio(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
   int n = hd_audio_jitter_pull_pcm_cb(&r->jb, now, &r->dec, pcm, fs, &k,
                                       want_encoded ? on_audio_packet : NULL, &x);
   if (n != fs || k == HD_AUDIO_JITTER_EMPTY) return; /* still buffering */
+  if (k != HD_AUDIO_JITTER_CNG) e2e_sample(c, r, (uint32_t)(r->jb.play_ts - fs), now);
   if (cb->on_audio) {
     hd_client_audio_frame_t f = {.track_sid = r->track_sid,
                                  .identity = r->identity,
@@ -701,6 +797,7 @@ void cl_remote_tick(hd_client_t *c, hd_time_t now) {
     if (!r->used) continue;
     if (r->kind == HD_PC_VIDEO) {
       if (hd_video_jb_next_timeout(&r->vjb) <= now) drain_video(c, r, now);
+      av_sync(c, r, now);
       continue;
     }
     if (!r->next_pull) continue;
@@ -801,6 +898,8 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       if (p->repair_rtt > 0) t->rtt_ms = (double)p->repair_rtt / 1000.0;
     }
     t->round_trip_time = t->rtt_ms >= 0 ? t->rtt_ms / 1000 : -1;
+    t->e2e_delay_ms = e2e_median_ms(r);
+    t->av_sync_ms = r->kind == HD_PC_VIDEO && r->sync.have_diff ? (double)r->sync.diff / 1000.0 : 0;
     if (r->kind == HD_PC_VIDEO) {
       t->frames = r->frames;
       t->keyframes = r->keyframe_requests;

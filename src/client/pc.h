@@ -125,6 +125,7 @@ typedef struct {
   int no_rtx;                 /* 1: offer/accept video without RTX */
   int no_red;                 /* 1: offer/accept audio without RED (RFC 2198) */
   int no_twcc;                /* 1: leave transport-cc out of our offer */
+  int accept_h264;            /* 1: as answerer, accept H.264 (packetization-mode 1) video too */
   int no_pacing;              /* 1: send RTP at once instead of at the estimate's pacing rate */
   size_t send_cache;          /* video packets kept for NACK/RTX per track, power of 2; 0 = 512 */
   hd_pc_event_fn on_event;    /* may be NULL */
@@ -143,6 +144,7 @@ typedef struct {
   /* sending */
   uint64_t packets_sent, bytes_sent; /* media RTP (not RTX); bytes = payload */
   uint64_t rtx_sent, nack_received, keyframe_requests, reports_received; /* report blocks on what we send */
+  uint64_t rtx_doubled;   /* repairs sent a second time (the peer reports >= PC_RTX_TWICE_LOSS loss) */
   hd_time_t rtt;          /* from the latest RR/SR report block, -1 if none */
   double fraction_lost;   /* peer's view, 0..1, -1 if none */
   int64_t remote_lost;    /* peer's cumulative lost */
@@ -287,6 +289,8 @@ typedef struct {
 /* The RED payload type negotiated on a track (RFC 2198 over its Opus pt), 0
  * if none or not negotiated yet. */
 uint8_t hd_pc_track_red_pt(const hd_pc_t *pc, int track);
+/* The negotiated codec name of a track ("opus", "VP8", "H264"), "" before. */
+const char *hd_pc_track_codec(const hd_pc_t *pc, int track);
 
 /* The peer's latest report on what track sends: *fraction_lost (0..1) and
  * *count, the report blocks received so far (a new report when it changes).

@@ -19,7 +19,9 @@
 
 #define PC_DGRAM_MAX 1500
 #define PC_TXID_RING 16
-#define PC_SEEN_WINDOW 1024 /* received seqs remembered per stream, for duplicate drops */
+#define PC_SEEN_WINDOW 1024    /* received seqs remembered per stream, for duplicate drops */
+#define PC_RTX_TWICE_LOSS 0.02 /* the peer reports this much loss on a stream we send: repairs go twice */
+#define PC_RTX_TWICE_HOLD HD_SEC(10) /* ... for this long after the last such report */
 
 typedef struct {
   size_t len;
@@ -76,6 +78,7 @@ typedef struct {
   char rids[HD_PC_MAX_LAYERS][HD_PC_RID_MAX];
   uint8_t ext_rid;
   pc_layer_t lay[HD_PC_MAX_LAYERS];
+  hd_time_t rtx_twice_until; /* repairs go twice until then (a lossy report, PC_RTX_TWICE_LOSS) */
   /* receiving */
   uint32_t r_ssrc, r_rtx_ssrc; /* from the remote SDP, or learned */
   int r_started;

@@ -273,7 +273,7 @@ static int read_transport(hd_pc_t *pc, const hd_sdp_t *s) {
 }
 
 /* Codec, RTX, feedback, extensions and remote SSRCs of section m for t.
- * Returns 0 or HD_EUNSUPPORTED (no Opus / VP8 in it). */
+ * Returns 0 or HD_EUNSUPPORTED (no Opus / VP8 in it, nor H.264 with cfg.accept_h264). */
 static int read_codec(hd_pc_t *pc, pc_trx_t *t, const hd_sdp_media_t *m) {
   const hd_sdp_codec_t *c = NULL;
   for (int i = 0; i < m->n_fmt && !c; i++) {
@@ -281,6 +281,12 @@ static int read_codec(hd_pc_t *pc, pc_trx_t *t, const hd_sdp_media_t *m) {
     if (!k) continue;
     if (t->kind == HD_PC_AUDIO && !strcasecmp(k->name, "opus") && k->clock == 48000) c = k;
     if (t->kind == HD_PC_VIDEO && !strcasecmp(k->name, "VP8") && k->clock == 90000) c = k;
+    char mode[4];
+    /* H.264 for a receiver that asked for it (the recorder): only the
+     * non-interleaved mode 1 the depacketiser handles (RFC 6184 §6.3) */
+    if (t->kind == HD_PC_VIDEO && pc->cfg.accept_h264 && !strcasecmp(k->name, "H264") && k->clock == 90000 &&
+        hd_sdp_fmtp_param(k->fmtp, "packetization-mode", mode, sizeof mode) > 0 && !strcmp(mode, "1"))
+      c = k;
   }
   if (!c) return HD_EUNSUPPORTED;
   t->pt = c->pt;

@@ -23,10 +23,15 @@ uint64_t hd_cluster_room_hash(const char *app, const char *room) {
 
 int hd_cluster_node_encode(const hd_cluster_node_t *n, const char *const *room_names, int n_rooms, char *out,
                            size_t cap) {
-  json_t *media = json_array(), *rooms = json_array();
+  json_t *media = json_array(), *rooms = json_array(), *links = json_array();
   json_t *o = json_object();
   int rc = HD_ENOMEM;
-  if (!media || !rooms || !o) goto out;
+  if (!media || !rooms || !links || !o) goto out;
+  for (int i = 0; i < n->n_links; i++) {
+    const hd_cluster_link_t *l = &n->links[i];
+    json_array_append_new(links, json_pack("{s:s, s:b, s:f, s:f, s:f}", "peer", l->peer, "up", l->up,
+                                           "rtt_ms", l->rtt_ms, "loss", l->loss, "jitter_ms", l->jitter_ms));
+  }
   for (int i = 0; i < n->n_media; i++)
     json_array_append_new(media, json_string(n->media[i]));
   int listed = n_rooms < HD_CLUSTER_MAX_ROOMS ? n_rooms : HD_CLUSTER_MAX_ROOMS;
@@ -44,7 +49,8 @@ int hd_cluster_node_encode(const hd_cluster_node_t *n, const char *const *room_n
       json_object_set_new(o, "cpu_pct", json_integer(n->cpu_pct)) ||
       json_object_set_new(o, "draining", json_boolean(n->draining)) ||
       json_object_set_new(o, "ts_ms", json_integer(n->ts_ms)) || json_object_set(o, "room_names", rooms) ||
-      json_object_set_new(o, "rooms_truncated", json_boolean(n_rooms > listed)))
+      json_object_set_new(o, "rooms_truncated", json_boolean(n_rooms > listed)) ||
+      (n->n_links && json_object_set(o, "links", links)))
     goto out;
   size_t len = json_dumpb(o, out, cap, JSON_COMPACT);
   rc = len == 0 ? HD_ENOMEM : len >= cap ? HD_ENOSPC : (int)len;
@@ -52,6 +58,7 @@ int hd_cluster_node_encode(const hd_cluster_node_t *n, const char *const *room_n
 out:
   json_decref(media);
   json_decref(rooms);
+  json_decref(links);
   json_decref(o);
   return rc;
 }
@@ -155,6 +162,29 @@ int hd_cluster_node_decode(const char *text, size_t len, hd_cluster_node_t *out,
     memcpy(app, s, al);
     app[al] = 0;
     out->room_hashes[out->n_room_hashes++] = hd_cluster_room_hash(app, slash + 1);
+  }
+  json_t *links = json_object_get(o, "links");
+  if (links && !json_is_array(links)) {
+    snprintf(why, whycap, "'links' must be an array");
+    goto out;
+  }
+  json_array_foreach(links, i, v) {
+    const char *peer = NULL;
+    int up = 0;
+    double rtt = 0, loss = 0, jit = 0;
+    if (json_unpack(v, "{s:s, s:b, s:F, s:F, s:F}", "peer", &peer, "up", &up, "rtt_ms", &rtt, "loss", &loss,
+                    "jitter_ms", &jit) < 0 ||
+        strlen(peer) >= HD_CLUSTER_ID_MAX) {
+      snprintf(why, whycap, "links[%zu] must be {\"peer\", \"up\", \"rtt_ms\", \"loss\", \"jitter_ms\"}", i);
+      goto out;
+    }
+    if (out->n_links == HD_CLUSTER_MAX_LINKS) break;
+    hd_cluster_link_t *l = &out->links[out->n_links++];
+    snprintf(l->peer, sizeof l->peer, "%s", peer);
+    l->up = up;
+    l->rtt_ms = rtt;
+    l->loss = loss;
+    l->jitter_ms = jit;
   }
   rc = 0;
 out:

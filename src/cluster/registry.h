@@ -27,7 +27,16 @@
 /* One node as the registry shows it. Rooms are kept as 64-bit hashes of
  * (app, room) (hd_cluster_room_hash): the table only answers "does node X
  * hold room R", for routing. */
+/* One measured link of a node, as its entry publishes it (docs/overlay.md
+ * "Link measurement": the "links" member). */
+#define HD_CLUSTER_MAX_LINKS 32 /* links an entry lists (the route selection's node cap) */
 typedef struct {
+  char peer[HD_CLUSTER_ID_MAX];
+  int up;
+  double rtt_ms, loss, jitter_ms; /* smoothed RTT; forward loss 0..1; forward jitter */
+} hd_cluster_link_t;
+
+typedef struct hd_cluster_node {
   char id[HD_CLUSTER_ID_MAX];
   char region[HD_CLUSTER_REGION_MAX];
   char labels[HD_CLUSTER_LABELS_MAX];
@@ -44,6 +53,8 @@ typedef struct {
   int64_t ts_ms;        /* wall clock of the heartbeat (informational) */
   uint64_t room_hashes[HD_CLUSTER_MAX_ROOMS];
   int n_room_hashes;
+  hd_cluster_link_t links[HD_CLUSTER_MAX_LINKS]; /* this node's links to its peers */
+  int n_links;
 } hd_cluster_node_t;
 
 /* The hash a room is listed under (app and room name, FNV-1a 64). */

@@ -64,7 +64,7 @@ static uint64_t hrw(const char *app, const char *room, const char *id) {
 int hd_route_choose(const hd_cluster_node_t *nodes, int n, const hd_route_req_t *req, hd_route_cand_t *cands,
                     const char **reason) {
   uint64_t rh = hd_cluster_room_hash(req->app, req->room);
-  int any = 0, room_at = -1;
+  int any = 0;
   for (int i = 0; i < n; i++) {
     hd_route_cand_t *c = &cands[i];
     memset(c, 0, sizeof *c);
@@ -76,18 +76,8 @@ int hd_route_choose(const hd_cluster_node_t *nodes, int n, const hd_route_req_t 
       if (!strcmp(req->rtt[k].id, nodes[i].id)) c->rtt_ms = req->rtt[k].ms;
     c->in_pool = c->eligible;
     any |= c->eligible;
-    /* the room's node: if two list it (a stale entry during a move), the
-     * least loaded */
-    if (c->eligible && c->has_room && (room_at < 0 || c->load < cands[room_at].load)) room_at = i;
   }
   if (!any) return HD_ENOTFOUND;
-  if (room_at >= 0) {
-    for (int i = 0; i < n; i++)
-      cands[i].in_pool = i == room_at;
-    cands[room_at].score = 0;
-    *reason = "room";
-    return room_at;
-  }
   /* narrowing filters: each applies only if it leaves someone */
   for (int f = 0; f < 3; f++) {
     int keep = 0;
@@ -112,6 +102,21 @@ int hd_route_choose(const hd_cluster_node_t *nodes, int n, const hd_route_req_t 
       measured |= cands[i].rtt_ms >= 0;
       if (cands[i].load < min_load) min_load = cands[i].load;
     }
+  /* A room spans nodes (docs/overlay.md "A room across nodes"): the client's
+   * RTTs win; without them, a node that holds the room already (among those
+   * the hints left) saves a node link, the least loaded if several do. */
+  if (!measured) {
+    int held = -1;
+    for (int i = 0; i < n; i++)
+      if (cands[i].in_pool && cands[i].has_room && (held < 0 || cands[i].load < cands[held].load)) held = i;
+    if (held >= 0) {
+      for (int i = 0; i < n; i++)
+        cands[i].in_pool = i == held;
+      cands[held].score = 0;
+      *reason = "room";
+      return held;
+    }
+  }
   for (int i = 0; i < n; i++) {
     hd_route_cand_t *c = &cands[i];
     if (!c->in_pool) continue;

@@ -4,13 +4,14 @@
  *
  * The rule, in order:
  *  1. A node that is draining or at its capacity is never chosen.
- *  2. A room already held by a node goes to that node (a room does not span
- *     nodes yet: issue 15 items 2/3).
- *  3. Region, then labels: if any eligible node is in the client's region,
+ *  2. Region, then labels: if any eligible node is in the client's region,
  *     only those are considered; likewise for nodes carrying every wanted label.
- *  4. Client-measured RTT: when the client gives RTTs, only measured nodes are
+ *  3. Client-measured RTT: when the client gives RTTs, only measured nodes are
  *     considered (an unmeasured one may be unreachable), scored rtt_ms +
- *     HD_ROUTE_LOAD_MS * load; the lowest score wins.
+ *     HD_ROUTE_LOAD_MS * load; the lowest score wins. A room spans nodes
+ *     (docs/overlay.md "A room across nodes"), so the nearest node wins.
+ *  4. Without RTTs, a node (left by 2) that holds the room already: it saves
+ *     a node link (the least loaded if several do; reason "room").
  *  5. Otherwise by load: the nodes within HD_ROUTE_LOAD_BAND of the lowest
  *     load are equal, and the room's rendezvous hash picks one of them, so
  *     new rooms spread over equally loaded nodes instead of all going to the

@@ -460,7 +460,8 @@ static int hd_start(bl_leg_t *l) {
                               .on_close = hd_ws_close,
                               .ud = l,
                               .connect_timeout_ms = 15000};
-  return hd_ws_client_connect(&s->ws, r->loop, r->o.url, &wc);
+  const char *url = !l->is_pub && r->o.n_sub_urls ? r->o.sub_urls[l->index % r->o.n_sub_urls] : r->o.url;
+  return hd_ws_client_connect(&s->ws, r->loop, url, &wc);
 }
 
 static void hd_tick(bl_leg_t *l, hd_time_t now) {
@@ -715,7 +716,7 @@ static void usage(FILE *f) {
              "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
              "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
              "         [--local-ip IP] [--json FILE] [--quiet] [--count-only]\n"
-             "         [--balance-workers W [--list-rooms]] [--fail-fast]\n"
+             "         [--balance-workers W [--list-rooms]] [--fail-fast] [--sub-url U1,U2,...]\n"
              "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
              "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
              "  hudong: --url http://127.0.0.1:7880 (or ws://127.0.0.1:7880/rtc), tokens minted with\n"
@@ -730,7 +731,9 @@ static void usage(FILE *f) {
              "            room i on worker i %% W (same FNV-1a of key and room as the server);\n"
              "            --list-rooms prints those names, one a line, and exits\n"
              "  --fail-fast: stop joining at the first subscriber leg that fails (a rate search's\n"
-             "            failed step then ends in seconds, not minutes)\n");
+             "            failed step then ends in seconds, not minutes)\n"
+             "  --sub-url U1[,U2,...]: hudong cluster: subscribers join these nodes (subscriber i of a\n"
+             "            room: U(i mod count)), publishers join --url (bench/cluster)\n");
 }
 
 static int parse_opts(int argc, char **argv, bl_opts_t *o) {
@@ -764,6 +767,20 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
       }
     } else if (!strcmp(a, "--url")) {
       NEEDV o->url = v;
+    } else if (!strcmp(a, "--sub-url")) {
+      NEEDV
+      char list[8192];
+      snprintf(list, sizeof list, "%s", v);
+      o->n_sub_urls = 0;
+      for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char uerr[1200];
+        if (o->n_sub_urls == 8 ||
+            hd_cli_rtc_url(t, o->sub_urls[o->n_sub_urls], sizeof o->sub_urls[0], uerr, sizeof uerr) < 0) {
+          fprintf(stderr, "hudong bench load: --sub-url: %s\n", o->n_sub_urls == 8 ? "at most 8 URLs" : uerr);
+          return -1;
+        }
+        o->n_sub_urls++;
+      }
     } else if (!strcmp(a, "--key")) {
       NEEDV o->key = v;
     } else if (!strcmp(a, "--secret")) {

@@ -38,6 +38,10 @@ typedef struct {
   int balance_workers;  /* >0: room names split evenly over that many media workers */
   int list_rooms;       /* print the room names and exit */
   int fail_fast;        /* end the join phase at the first failed leg (capacity searches) */
+  /* --sub-url U1,U2,...: subscribers join these nodes of a cluster (subscriber
+   * i of a room: URL i mod count) while publishers join --url (bench/cluster) */
+  char sub_urls[8][1024];
+  int n_sub_urls;
 } bl_opts_t;
 
 #define BL_MAX_KEYS 256 /* keyframes followed per run */

@@ -197,8 +197,23 @@ static json_t *ask(const hd_http_url_t *u, const char *room, const char *token, 
   return o;
 }
 
+int hd_cli_url_list(const char *list, char (*out)[1024], int max, char *err, size_t errcap) {
+  char buf[8192];
+  snprintf(buf, sizeof buf, "%s", list ? list : "");
+  int n = 0;
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (n == max) {
+      snprintf(err, errcap, "at most %d fallback URLs", max);
+      return -1;
+    }
+    if (hd_cli_rtc_url(t, out[n], sizeof out[0], err, errcap) < 0) return -1;
+    n++;
+  }
+  return n;
+}
+
 int hd_cli_route(const char *cluster, const char *token, char *node_url, size_t cap, char *err, size_t errcap,
-                 int verbose) {
+                 int verbose, char *others, size_t others_cap) {
   hd_http_url_t u;
   int rc = hd_http_url_parse(cluster, &u);
   if (rc < 0) {
@@ -267,6 +282,14 @@ int hd_cli_route(const char *cluster, const char *token, char *node_url, size_t 
     for (int k = 0; k < np; k++)
       fprintf(stderr, k ? ", %s %.1f ms" : " %s %.1f ms", probes[k].id, probes[k].rtt);
     fprintf(stderr, "%s\n", np ? "" : " not measured");
+  }
+  if (!rc && others && others_cap) { /* the other nodes that answered, for the client's fallbacks */
+    size_t ol = 0;
+    others[0] = 0;
+    for (int k = 0; k < np; k++)
+      if (probes[k].rtt >= 0 && (!nid || strcmp(probes[k].id, nid)) &&
+          ol + strlen(probes[k].url) + 2 < others_cap)
+        ol += (size_t)snprintf(others + ol, others_cap - ol, "%s%s", ol ? "," : "", probes[k].url);
   }
   json_decref(first);
   json_decref(answer);

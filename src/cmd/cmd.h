@@ -14,6 +14,7 @@ int hd_cmd_pub(int argc, char **argv);
 int hd_cmd_sub(int argc, char **argv);
 int hd_cmd_bench(int argc, char **argv);
 int hd_cmd_drain(int argc, char **argv);
+int hd_cmd_cluster(int argc, char **argv);
 int hd_cmd_egress(int argc, char **argv);
 
 /* The /rtc WebSocket URL for what a user gives as --url: the node's own
@@ -33,7 +34,12 @@ int hd_cli_rtc_url(const char *in, char *out, size_t cap, char *err, size_t errc
  * status, or -1 with a reason in err. */
 int hd_cli_http(const char *method, const char *base, const char *path, const char *token, char *body,
                 size_t cap, char *err, size_t errcap);
+/* others (may be NULL): the other eligible nodes' URLs, comma-separated, for
+ * the client's fallbacks (hd_client_config_t.fallback_urls). */
 int hd_cli_route(const char *cluster, const char *token, char *node_url, size_t cap, char *err, size_t errcap,
-                 int verbose);
+                 int verbose, char *others, size_t others_cap);
+/* A comma-separated list of node URLs (http://host:port, ws://.../rtc, ...)
+ * into at most max /rtc URLs; the count, or -1 with a reason in err. */
+int hd_cli_url_list(const char *list, char (*out)[1024], int max, char *err, size_t errcap);
 
 #endif

@@ -1,7 +1,8 @@
 /* `hudong egress`: the recorder process (issue 18 items 1 and 5,
  * docs/egress.md). It joins a room as a hidden subscriber with the native SDK
  * (include/hudong/client.h) and writes every published track, as it arrives,
- * to its own file without transcoding: Opus to Ogg (or WebM), VP8 to WebM.
+ * to its own file without transcoding: Opus to Ogg (or WebM), VP8 to WebM,
+ * H.264 to fragmented MP4 (the SDK depacketises it: media/h264_depay.h).
  * What it records is the repaired stream: the SDK's NACK/RTX, jitter buffers
  * and keyframe requests run before a frame is handed over (encoded_frames).
  * Timestamps: RTP + RTCP sender reports (egress/timeline.h).
@@ -55,6 +56,7 @@ typedef struct qitem {
   int close; /* 1: the track was unpublished: finish its file */
   char sid[64], identity[128];
   int kind, keyframe, have_sr;
+  int h264; /* video: H.264 (else VP8) */
   uint32_t ts, sr_rtp;
   uint64_t sr_ntp;
   int64_t arrival_us;
@@ -64,7 +66,7 @@ typedef struct qitem {
 
 typedef struct {
   char sid[64], identity[128], path[700];
-  int kind, tl_track;
+  int kind, tl_track, h264;
   hd_track_file_t *f;
   hd_track_file_stats_t last; /* stats when closed */
   int closed;
@@ -121,6 +123,7 @@ static void on_encoded(void *ud, const hd_client_encoded_frame_t *f) {
   snprintf(it->sid, sizeof it->sid, "%s", f->track_sid ? f->track_sid : "");
   snprintf(it->identity, sizeof it->identity, "%s", f->identity ? f->identity : "");
   it->kind = f->kind;
+  it->h264 = f->codec && !strcmp(f->codec, "H264");
   it->keyframe = f->keyframe;
   it->ts = f->rtp_timestamp;
   it->have_sr = f->have_sr;
@@ -176,9 +179,11 @@ static json_t *track_json(eg_t *e, eg_track_t *t) {
   const hd_eg_tl_track_t *tt = &e->tl.tr[t->tl_track];
   return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "track_sid", t->sid, "identity",
                    t->identity, "kind", t->kind == HD_CLIENT_AUDIO ? "audio" : "video", "codec",
-                   t->kind == HD_CLIENT_AUDIO ? "opus" : "vp8", "path", t->path, "start_ms",
-                   (json_int_t)(s.start_us < 0 ? -1 : s.start_us / 1000), "duration_ms",
-                   (json_int_t)(s.duration_us / 1000), "bytes", (json_int_t)s.bytes, "frames",
+                   t->kind == HD_CLIENT_AUDIO ? "opus"
+                   : t->h264                  ? "h264"
+                                              : "vp8",
+                   "path", t->path, "start_ms", (json_int_t)(s.start_us < 0 ? -1 : s.start_us / 1000),
+                   "duration_ms", (json_int_t)(s.duration_us / 1000), "bytes", (json_int_t)s.bytes, "frames",
                    (json_int_t)s.frames, "dropped_frames", (json_int_t)s.dropped, "sr_sync", !tt->no_sr,
                    "finished", t->closed);
 }
@@ -239,21 +244,28 @@ static eg_track_t *track_for(eg_t *e, const qitem_t *it) {
   snprintf(t->sid, sizeof t->sid, "%s", it->sid);
   snprintf(t->identity, sizeof t->identity, "%s", it->identity);
   t->kind = it->kind;
+  t->h264 = it->kind == HD_CLIENT_VIDEO && it->h264;
   char id[72], sid[72];
   tame(id, sizeof id, it->identity);
   tame(sid, sizeof sid, it->sid);
   int audio = it->kind == HD_CLIENT_AUDIO;
+  const char *vext = t->h264 ? "mp4" : "webm";
   /* a track published again after unpublishing gets a new file */
   for (int k = 0;; k++) {
     struct stat sb;
     if (k == 0)
-      snprintf(t->path, sizeof t->path, "%s/%s_%s.%s", e->out, id, sid, audio ? e->audio_ext : "webm");
+      snprintf(t->path, sizeof t->path, "%s/%s_%s.%s", e->out, id, sid, audio ? e->audio_ext : vext);
     else
-      snprintf(t->path, sizeof t->path, "%s/%s_%s_%d.%s", e->out, id, sid, k, audio ? e->audio_ext : "webm");
+      snprintf(t->path, sizeof t->path, "%s/%s_%s_%d.%s", e->out, id, sid, k, audio ? e->audio_ext : vext);
     if (stat(t->path, &sb) != 0 || k > 100) break;
   }
-  int rc = hd_track_file_open(&t->f, t->path, audio ? HD_TRACK_CODEC_OPUS : HD_TRACK_CODEC_VP8,
-                              audio ? e->audio_container : HD_TRACK_CONTAINER_WEBM);
+  int rc = hd_track_file_open(&t->f, t->path,
+                              audio     ? HD_TRACK_CODEC_OPUS
+                              : t->h264 ? HD_TRACK_CODEC_H264
+                                        : HD_TRACK_CODEC_VP8,
+                              audio     ? e->audio_container
+                              : t->h264 ? HD_TRACK_CONTAINER_MP4
+                                        : HD_TRACK_CONTAINER_WEBM);
   if (rc < 0) {
     fprintf(stderr, "hudong egress: %s: %s\n", t->path, hd_strerror(rc));
     return NULL;
@@ -298,7 +310,8 @@ static void usage(FILE *f) {
           "  FILE.flv, rtmp:// or rtmps:// URLs (retried with backoff from --backoff-ms, default 1000).\n"
           "  joins the room of token T at U (ws://host:port/rtc) as a subscriber and records\n"
           "  every track as it arrives, without transcoding: Opus to DIR/<identity>_<track>.ogg\n"
-          "  (or .webm), VP8 to .webm; prints one JSON status line per interval (default 1000 ms).\n"
+          "  (or .webm), VP8 to .webm, H.264 to fragmented .mp4; prints one JSON status line per interval "
+          "(default 1000 ms).\n"
           "  SIGTERM finishes the files. Normally started by `hudong serve` (POST /admin/egress,\n"
           "  docs/egress.md).\n");
 }
@@ -425,6 +438,7 @@ int hd_cmd_egress(int argc, char **argv) {
       .no_quality_reports = 1,
       .encoded_frames = 1,
       .no_decode = 1,
+      .accept_h264 = 1,
       .cb = {.on_state = on_state, .on_track = on_track, .on_encoded = on_encoded, .ud = &e}};
   hd_client_t *c = NULL;
   int rc = hd_client_new(&c, &cfg);

@@ -15,6 +15,7 @@ static void usage(FILE *f) {
           "  sub     join a room, receive and decode every track to WAV/Y4M/IVF, print stats\n"
           "  bench   load generator: 'hudong bench load' (publishers + subscribers over real WebRTC)\n"
           "  drain   move a cluster node's participants to other nodes, then stop it\n"
+          "  cluster 'hudong cluster links': a node's measured links to the other nodes and its routes\n"
           "  egress  record a room's tracks to files (started by the node: POST /admin/egress)\n"
           "run 'hudong <command> --help' for the options of a command; 'hudong --version' for the version\n");
 }
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "sub")) return hd_cmd_sub(argc - 1, argv + 1);
   if (!strcmp(argv[1], "bench")) return hd_cmd_bench(argc - 1, argv + 1);
   if (!strcmp(argv[1], "drain")) return hd_cmd_drain(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "cluster")) return hd_cmd_cluster(argc - 1, argv + 1);
   if (!strcmp(argv[1], "egress")) return hd_cmd_egress(argc - 1, argv + 1);
   if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") || !strcmp(argv[1], "version")) {
     printf("hudong %s\n", HD_VERSION);

@@ -36,6 +36,9 @@ static void usage(FILE *f) {
   fprintf(f, "usage: hudong pub (--url U | --cluster C) --token T [--audio FILE.wav | --tone HZ]\n"
              "                  [--video FILE.y4m | --pattern WxH@FPS] [--loop] [--duration S]\n"
              "                  [--name N] [--max-bitrate BPS] [--simulcast | --no-simulcast] [--quiet]\n"
+             "                  [--fallback U2,U3,...]\n"
+             "  --fallback: other nodes of a cluster, rejoined in turn when the connection to U is lost\n"
+             "  (with --cluster, the route's other nodes are added)\n"
              "       hudong pub --write-pattern FILE.y4m [--pattern WxH@FPS] [--duration S]\n"
              "       hudong pub --write-tone FILE.wav [--tone HZ] [--duration S]\n"
              "  joins the room of token T at U (the node's address: http://host:port, https://, ws://\n"
@@ -182,7 +185,8 @@ static void on_stats(void *ud, const hd_client_stats_t *s) {
 }
 
 int hd_cmd_pub(int argc, char **argv) {
-  const char *url = NULL, *token = NULL, *audio = NULL, *video = NULL, *name = NULL, *cluster = NULL;
+  const char *url = NULL, *token = NULL, *audio = NULL, *video = NULL, *name = NULL, *cluster = NULL,
+             *fallback = NULL;
   const char *wpattern = NULL, *wtone = NULL;
   double tone = 0, duration = 0;
   int w = 640, h = 360, fps = 30, pattern = 0, loop = 0, quiet = 0, simulcast = 0;
@@ -208,6 +212,8 @@ int hd_cmd_pub(int argc, char **argv) {
       return 2;
     } else if (!strcmp(a, "--url"))
       url = v;
+    else if (!strcmp(a, "--fallback"))
+      fallback = v;
     else if (!strcmp(a, "--cluster"))
       cluster = v;
     else if (!strcmp(a, "--token"))
@@ -257,13 +263,14 @@ int hd_cmd_pub(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  char rtc_url[1024], uerr[1200], node_url[512];
+  char rtc_url[1024], uerr[1200], node_url[512], routed_others[4096] = "";
   if (cluster) { /* the node to use, from the cluster's /api/route and our RTTs */
     if (url) {
       fprintf(stderr, "hudong pub: give --url (one node) or --cluster (any node of a cluster), not both\n");
       return 2;
     }
-    if (hd_cli_route(cluster, token, node_url, sizeof node_url, uerr, sizeof uerr, !quiet) < 0) {
+    if (hd_cli_route(cluster, token, node_url, sizeof node_url, uerr, sizeof uerr, !quiet, routed_others,
+                     sizeof routed_others) < 0) {
       fprintf(stderr, "hudong pub: %s\n", uerr);
       return 1;
     }
@@ -319,7 +326,22 @@ int hd_cmd_pub(int argc, char **argv) {
   }
 
   int quiet_flag = quiet;
+  /* the cluster's other nodes: where the client rejoins when its node is lost (docs/overlay.md) */
+  static char fb_urls[HD_CLIENT_MAX_FALLBACK_URLS][1024];
+  const char *fb[HD_CLIENT_MAX_FALLBACK_URLS];
+  char fb_list[8192];
+  snprintf(fb_list, sizeof fb_list, "%s%s%s", fallback ? fallback : "",
+           fallback && routed_others[0] ? "," : "", routed_others);
+  int n_fb = hd_cli_url_list(fb_list, fb_urls, HD_CLIENT_MAX_FALLBACK_URLS, uerr, sizeof uerr);
+  if (n_fb < 0) {
+    fprintf(stderr, "hudong pub: --fallback: %s\n", uerr);
+    return 2;
+  }
+  for (int i = 0; i < n_fb; i++)
+    fb[i] = fb_urls[i];
   hd_client_config_t cfg = {.url = url,
+                            .fallback_urls = fb,
+                            .n_fallback_urls = n_fb,
                             .token = token,
                             .name = name,
                             .max_video_bps = max_bps,

@@ -846,6 +846,8 @@ static int metrics_render(server_t *s, char *buf, size_t cap) {
     return HD_ENOSPC;
   if (metrics_add(hd_serve_cluster_metrics_text(s->cluster, buf + n, cap - (size_t)n), &n, cap))
     return HD_ENOSPC;
+  if (metrics_add(hd_serve_cluster_links_metrics(s->cluster, buf + n, cap - (size_t)n), &n, cap))
+    return HD_ENOSPC;
   if (metrics_add(hd_serve_egress_metrics(s->egress, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   if (metrics_add(hd_serve_board_metrics(s->board, buf + n, cap - (size_t)n), &n, cap)) return HD_ENOSPC;
   return n;
@@ -929,6 +931,7 @@ static void handle_admin_quality(server_t *s, const hd_http_req_t *req, hd_http_
 }
 
 static void handle_drain(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp);
+static void handle_cluster_links(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp);
 
 /* /api/board...: the room's whiteboards (docs/whiteboard.md "HTTP API"); any
  * token valid for ?room=R (uploads need canPublishData); images by hash need none. */
@@ -1001,6 +1004,8 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     handle_admin_quality(s, req, resp);
   else if (!strcmp(req->path, "/admin/drain"))
     handle_drain(s, req, resp);
+  else if (!strcmp(req->path, "/admin/cluster/links"))
+    handle_cluster_links(s, req, resp);
   else if (!strncmp(req->path, "/api/rtmp/", 10))
     hd_serve_egress_rtmp_http(s->egress, req, resp);
   else if ((!strncmp(req->path, "/admin/egress", 13) && (!req->path[13] || req->path[13] == '/')) ||
@@ -1070,6 +1075,27 @@ static void drain_start(server_t *s, long grace_s, const char *why) {
   }
   free(conns);
   uv_timer_start(&s->drain_timer, drain_tick, 100, 100);
+}
+
+/* GET /admin/cluster/links: the node links' measurements and routes (issue
+ * 16 item 3; docs/overlay.md "Link measurement"): operator data, so an
+ * app-wide roomAdmin token, as /admin/drain. */
+static void handle_cluster_links(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+  add_cors(s, req, resp);
+  if (strcmp(req->method, "GET")) {
+    hd_http_resp_header(resp, "Allow", "GET");
+    hd_http_resp_text(resp, 405, "use GET /admin/cluster/links\n");
+    return;
+  }
+  hd_token_claims_t claims;
+  if (authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
+  if (claims.room[0]) {
+    s->auth_failures++;
+    hd_http_resp_text(resp, 403,
+                      "forbidden: the cluster's links need an app-wide roomAdmin token (no room grant)\n");
+    return;
+  }
+  hd_serve_cluster_links(s->cluster, resp);
 }
 
 /* POST /admin/drain[?grace=S]: drain this node (an operator action: any

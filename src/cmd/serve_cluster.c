@@ -2,6 +2,7 @@
 #include "cmd/serve_cluster.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,12 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/rand.h"
 #include "cluster/redis_url.h"
 #include "cluster/route.h"
 #include "io/cluster_redis.h"
 #include "io/rtc_udp.h"
+#include "overlay/path_select.h"
 #include "sfu/node.h"
 
 #define ROOM_NAME_MAX 200 /* "app/room": 63 + 1 + 64 and room for growth */
@@ -24,6 +27,7 @@ struct hd_serve_cluster {
   const hd_config_t *cfg;
   hd_media_workers_t *workers;
   hd_cluster_redis_t *link; /* NULL without --redis */
+  int link_on;              /* the media workers run the node link (room_remote.c) */
   hd_cluster_node_t *self;  /* the last gathered entry */
   char (*names)[ROOM_NAME_MAX];
   int n_names;
@@ -33,6 +37,13 @@ struct hd_serve_cluster {
   uint64_t last_bytes_out;
   double last_cpu_s;
   hd_time_t last_at;
+  /* link measurement and routes (issue 16; docs/overlay.md "Link measurement", "Routes") */
+  hd_node_link_t links[HD_CLUSTER_MAX_LINKS]; /* the measuring worker's, at the last heartbeat */
+  int n_links;
+  char ovl_ids[HD_OVL_MAX_NODES][HD_CLUSTER_ID_MAX]; /* graph index -> node id; 0 is this node */
+  int ovl_n;
+  hd_ovl_graph_t graph;
+  hd_ovl_router_t router;
 };
 
 /* ---- this node's entry, from its media workers ---- */
@@ -96,9 +107,151 @@ static void gather(hd_serve_cluster_t *c, int rates) {
   c->last_at = now;
 }
 
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the node link's peers (docs/overlay.md "A room across nodes") ---- */
+
+typedef struct {
+  const hd_cluster_peers_t *peers;
+  const char *id;
+  const uint8_t *secret;
+  size_t secret_len;
+  uint64_t epoch;
+  int measure; /* the first worker measures the links */
+} link_job_t;
+
+static void link_init_job(hd_node_t *node, void *arg, hd_time_t now) {
+  link_job_t *j = arg;
+  (void)now;
+  if (hd_node_cluster_init(node, j->id, j->secret, j->secret_len, j->epoch) < 0)
+    HD_LOGW("cluster", "node link not started on a media worker");
+  else if (j->measure)
+    hd_node_cluster_measure(node);
+}
+
+/* The workers' copy of the peer table: run on each worker while this thread
+ * waits, so the table can be lent. */
+static void link_peers_job(hd_node_t *node, void *arg, hd_time_t now) {
+  link_job_t *j = arg;
+  hd_node_cluster_set_peers(node, j->peers->nodes, j->peers->n, now);
+}
+
+/* The link keys derive from the cluster secret: SHA-256 over every app's key
+ * and secret, which every node of a cluster shares already (a token is valid
+ * cluster-wide). */
+static int cluster_secret(const hd_config_t *cfg, uint8_t out[32]) {
+  if (!cfg->n_apps) return HD_EINVAL;
+  EVP_MD_CTX *m = EVP_MD_CTX_new();
+  if (!m) return HD_ENOMEM;
+  int ok = EVP_DigestInit_ex(m, EVP_sha256(), NULL) && EVP_DigestUpdate(m, "hudong-cluster-1", 17);
+  for (int i = 0; i < cfg->n_apps && ok; i++)
+    ok = EVP_DigestUpdate(m, cfg->apps[i].key, strlen(cfg->apps[i].key) + 1) &&
+         EVP_DigestUpdate(m, cfg->apps[i].secret, strlen(cfg->apps[i].secret) + 1);
+  unsigned len = 0;
+  ok = ok && EVP_DigestFinal_ex(m, out, &len) && len == 32;
+  EVP_MD_CTX_free(m);
+  return ok ? 0 : HD_ECRYPTO;
+}
+
+static void push_peers(hd_serve_cluster_t *c) {
+  if (!c->link || !c->link_on) return;
+  link_job_t j = {.peers = hd_cluster_redis_peers(c->link)};
+  /* an empty table (Redis unreachable past the TTL) tells nothing: the links keep what they know */
+  if (!j.peers || !j.peers->n) return;
+  for (int i = 0; i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, link_peers_job, &j);
+}
+
+/* ---- link measurement and routes (issue 16 items 1-2) ---- */
+
+static void links_job(hd_node_t *node, void *arg, hd_time_t now) {
+  hd_serve_cluster_t *c = arg;
+  c->n_links = hd_node_cluster_links(node, c->links, HD_CLUSTER_MAX_LINKS, now);
+}
+
+/* Copies the measuring worker's link stats (it runs the job while this
+ * thread waits, as gather() does: no lock on the packet path) into c->links
+ * and this node's entry. */
+static void gather_links(hd_serve_cluster_t *c) {
+  c->n_links = 0;
+  if (c->link_on && hd_media_workers_count(c->workers) > 0)
+    hd_media_workers_call(c->workers, 0, links_job, c);
+  hd_cluster_node_t *n = c->self;
+  n->n_links = 0;
+  for (int i = 0; i < c->n_links; i++) {
+    const hd_node_link_t *l = &c->links[i];
+    if (!l->listed) continue; /* a node gone from the registry: not offered to routes */
+    hd_cluster_link_t *o = &n->links[n->n_links++];
+    snprintf(o->peer, sizeof o->peer, "%s", l->peer);
+    o->up = l->st.up;
+    o->rtt_ms = l->st.srtt_ms;
+    o->loss = l->st.loss_fwd;
+    o->jitter_ms = l->st.jitter_ms;
+  }
+}
+
+static int ovl_index(const hd_serve_cluster_t *c, const char *id) {
+  for (int i = 0; i < c->ovl_n; i++)
+    if (!strcmp(c->ovl_ids[i], id)) return i;
+  return -1;
+}
+
+static void ovl_set_link(hd_ovl_graph_t *g, int from, int to, const hd_cluster_link_t *l) {
+  if (from < 0 || to < 0 || from == to) return;
+  hd_ovl_link_t *x = &g->link[from][to];
+  x->up = l->up;
+  x->rtt_ms = l->rtt_ms;
+  x->owd_ms = l->rtt_ms / 2;
+  x->loss = l->loss;
+  x->jitter_ms = l->jitter_ms;
+}
+
+/* Builds the overlay graph from this node's links and every live peer's
+ * published table and loads, and re-runs the router (docs/overlay.md
+ * "Routes"). Index 0 is this node; peers follow in the registry's order.
+ * When the set of nodes changes the router starts over (indexes move). */
+static void update_routes(hd_serve_cluster_t *c) {
+  const hd_cluster_peers_t *p = c->link ? hd_cluster_redis_peers(c->link) : NULL;
+  char ids[HD_OVL_MAX_NODES][HD_CLUSTER_ID_MAX];
+  int n = 0;
+  snprintf(ids[n++], HD_CLUSTER_ID_MAX, "%s", c->self->id);
+  for (int i = 0; p && i < p->n && n < HD_OVL_MAX_NODES; i++)
+    snprintf(ids[n++], HD_CLUSTER_ID_MAX, "%s", p->nodes[i].id);
+  int same = n == c->ovl_n;
+  for (int i = 0; i < n && same; i++)
+    same = !strcmp(ids[i], c->ovl_ids[i]);
+  if (!same) {
+    memcpy(c->ovl_ids, ids, sizeof ids[0] * (size_t)n);
+    c->ovl_n = n;
+    hd_ovl_router_init(&c->router, 0);
+  }
+  hd_ovl_graph_init(&c->graph, n);
+  c->graph.load[0] = hd_cluster_node_load(c->self);
+  for (int k = 0; k < c->self->n_links; k++)
+    ovl_set_link(&c->graph, 0, ovl_index(c, c->self->links[k].peer), &c->self->links[k]);
+  for (int i = 1; i < n; i++) {
+    const hd_cluster_node_t *e = &p->nodes[i - 1];
+    c->graph.load[i] = e->draining ? 1.0 : hd_cluster_node_load(e);
+    for (int k = 0; k < e->n_links; k++)
+      ovl_set_link(&c->graph, i, ovl_index(c, e->links[k].peer), &e->links[k]);
+  }
+  int changed = hd_ovl_router_update(&c->router, &c->graph, hd_io_now(c->loop));
+  for (int d = 1; changed > 0 && d < n; d++) {
+    const hd_ovl_path_t *r = &c->router.cur[d];
+    if (r->n_hops > 1) HD_LOGI("overlay", "route to %s goes through %s", ids[d], ids[r->node[1]]);
+  }
+}
+
 static int entry_cb(void *ud, char *out, size_t cap) {
   hd_serve_cluster_t *c = ud;
+  push_peers(c);
   gather(c, 1);
+  gather_links(c);
+  update_routes(c);
   const char *names[HD_CLUSTER_MAX_ROOMS];
   for (int i = 0; i < c->n_names; i++)
     names[i] = c->names[i];
@@ -164,6 +317,21 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     }
     HD_LOGI("cluster", "node %s (region '%s', %s) joining the cluster through Redis at %s:%d", cfg->node_id,
             cfg->region, cfg->announce_url, rc.url.host, rc.url.port);
+    uint8_t secret[32];
+    if (cluster_secret(cfg, secret) < 0) {
+      HD_LOGW("cluster", "no apps configured: rooms cannot span nodes (the node link's keys derive from "
+                         "the apps' secrets); add the same \"apps\" to every node's config");
+    } else {
+      link_job_t j = {.id = cfg->node_id,
+                      .secret = secret,
+                      .secret_len = sizeof secret,
+                      .epoch = ((uint64_t)wall_ms() << 16) | (hd_random_u32() & 0xffff)};
+      for (int i = 0; i < hd_media_workers_count(workers); i++) {
+        j.measure = i == 0;
+        hd_media_workers_call(workers, i, link_init_job, &j);
+      }
+      c->link_on = 1;
+    }
   }
   *out = c;
   return 0;
@@ -361,4 +529,78 @@ int hd_serve_cluster_drain_left(hd_serve_cluster_t *c, char *out, size_t cap) {
 
 int hd_serve_cluster_metrics_text(hd_serve_cluster_t *c, char *out, size_t cap) {
   return c && c->link ? hd_cluster_redis_metrics_text(c->link, out, cap) : 0;
+}
+
+/* ---- GET /admin/cluster/links (issue 16 item 3) ---- */
+
+static json_t *path_json(const hd_serve_cluster_t *c, const hd_ovl_path_t *r) {
+  json_t *via = json_array();
+  for (int h = 1; h < r->n_hops; h++)
+    json_array_append_new(via, json_string(c->ovl_ids[r->node[h]]));
+  return json_pack("{s:o, s:i, s:f, s:f, s:f}", "via", via, "hops", r->n_hops, "cost_ms", r->cost, "delay_ms",
+                   r->delay_ms, "residual_loss", r->residual_loss);
+}
+
+void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
+  if (!c->link) {
+    hd_http_resp_text(resp, 404, "this node runs alone (no --redis): it has no node links\n");
+    return;
+  }
+  gather_links(c); /* the links as of now; the routes are the last heartbeat's */
+  json_t *links = json_array(), *routes = json_array();
+  for (int i = 0; i < c->n_links; i++) {
+    const hd_node_link_t *l = &c->links[i];
+    json_t *samples = json_array();
+    for (int k = 0; k < l->n_samples; k++)
+      json_array_append_new(samples,
+                            l->samples[k].rtt_ms < 0 ? json_null() : json_real(l->samples[k].rtt_ms));
+    json_array_append_new(
+        links, json_pack("{s:s, s:b, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:I, s:I, s:o}", "peer", l->peer,
+                         "listed", l->listed, "up", l->st.up, "rtt_ms", l->st.srtt_ms, "rttvar_ms",
+                         l->st.rttvar_ms, "min_rtt_ms", l->st.min_rtt_ms, "loss_fwd", l->st.loss_fwd,
+                         "loss_rtt", l->st.loss_rtt, "jitter_ms", l->st.jitter_ms, "downs", l->st.downs,
+                         "probes_sent", (json_int_t)l->st.probes_sent, "echoes_received",
+                         (json_int_t)l->st.echoes_received, "samples_rtt_ms", samples));
+  }
+  for (int d = 1; d < c->ovl_n; d++) {
+    const hd_ovl_path_t *r = &c->router.cur[d];
+    json_t *o = r->n_hops ? path_json(c, r) : json_pack("{s:n}", "via");
+    json_object_set_new(o, "to", json_string(c->ovl_ids[d]));
+    json_object_set_new(o, "up", json_boolean(r->n_hops > 0));
+    json_array_append_new(routes, o);
+  }
+  json_t *body = json_pack("{s:s, s:b, s:o, s:o, s:I}", "self", c->self->id, "measuring", c->link_on, "links",
+                           links, "routes", routes, "route_changes", (json_int_t)c->router.changes);
+  char *t = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  if (t)
+    hd_http_resp_body(resp, 200, "application/json", t, strlen(t));
+  else
+    hd_http_resp_text(resp, 500, "out of memory\n");
+  free(t);
+  json_decref(body);
+}
+
+int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap) {
+  size_t k = 0;
+  if (!c || !c->n_links) return 0;
+  static const char *const head =
+      "# HELP hudong_link_rtt_seconds Smoothed RTT of the node link to a peer node (probes every 100 ms).\n"
+      "# TYPE hudong_link_rtt_seconds gauge\n"
+      "# HELP hudong_link_loss_ratio Forward loss of the node link's probes to a peer node, 0..1.\n"
+      "# TYPE hudong_link_loss_ratio gauge\n"
+      "# HELP hudong_link_up 1 while a peer node answers the link's probes.\n"
+      "# TYPE hudong_link_up gauge\n";
+  int w = snprintf(out, cap, "%s", head);
+  if (w < 0 || (size_t)w >= cap) return HD_ENOSPC;
+  k = (size_t)w;
+  for (int i = 0; i < c->n_links; i++) {
+    const hd_node_link_t *l = &c->links[i];
+    w = snprintf(out + k, cap - k,
+                 "hudong_link_rtt_seconds{peer=\"%s\"} %.6f\nhudong_link_loss_ratio{peer=\"%s\"} %.4f\n"
+                 "hudong_link_up{peer=\"%s\"} %d\n",
+                 l->peer, l->st.srtt_ms / 1000, l->peer, l->st.loss_fwd, l->peer, l->st.up);
+    if (w < 0 || (size_t)w >= cap - k) return HD_ENOSPC;
+    k += (size_t)w;
+  }
+  return (int)k;
 }

@@ -43,5 +43,10 @@ int hd_serve_cluster_drain_error(hd_serve_cluster_t *c, const char *id, const ch
 int hd_serve_cluster_drain_left(hd_serve_cluster_t *c, char *out, size_t cap);
 /* /metrics lines (nothing without --redis); returns the length written. */
 int hd_serve_cluster_metrics_text(hd_serve_cluster_t *c, char *out, size_t cap);
+/* GET /admin/cluster/links: this node's measured links and its route per
+ * destination node, as of the last heartbeat (docs/overlay.md "Link measurement"). */
+void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp);
+/* hudong_link_* lines for /metrics; the length, or HD_ENOSPC. */
+int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap);
 
 #endif

@@ -65,7 +65,9 @@ typedef struct {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: hudong sub (--url U | --cluster C) --token T --out DIR [--duration S] [--json] [--ivf]\n"
-             "                  [--name N] [--quiet]\n"
+             "                  [--name N] [--quiet] [--fallback U2,U3,...]\n"
+             "  --fallback: other nodes of a cluster, rejoined in turn when the connection to U is lost\n"
+             "  (with --cluster, the route's other nodes are added)\n"
              "  joins the room of token T at U (http://host:port, https://, ws:// or wss://; /rtc\n"
              "  optional), receives every remote track,\n"
              "  (--cluster C: any node of a cluster, http://host:port; the node is chosen by its /api/route\n"
@@ -306,6 +308,7 @@ static void summary(sub_t *s, double secs, FILE *o) {
             (unsigned long long)x->retransmitted_packets, (long long)x->packets_lost,
             (unsigned long long)x->packets_lost_before_repair, x->loss_before_repair_pct,
             x->loss_after_repair_pct);
+    fprintf(o, ",\"e2e_delay_ms\":%.1f,\"av_sync_ms\":%.1f", x->e2e_delay_ms, x->av_sync_ms);
     if (t->kind == HD_CLIENT_VIDEO) {
       fprintf(
           o,
@@ -375,7 +378,7 @@ static double mono_s(void) {
 
 int hd_cmd_sub(int argc, char **argv) {
   static sub_t s; /* big (per-track estimate buffers); one per process */
-  const char *url = NULL, *token = NULL, *name = NULL, *cluster = NULL;
+  const char *url = NULL, *token = NULL, *name = NULL, *cluster = NULL, *fallback = NULL;
   double duration = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -395,6 +398,8 @@ int hd_cmd_sub(int argc, char **argv) {
     } else {
       if (!strcmp(a, "--url"))
         url = v;
+      else if (!strcmp(a, "--fallback"))
+        fallback = v;
       else if (!strcmp(a, "--cluster"))
         cluster = v;
       else if (!strcmp(a, "--token"))
@@ -422,13 +427,14 @@ int hd_cmd_sub(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  char rtc_url[1024], uerr[1200], node_url[512];
+  char rtc_url[1024], uerr[1200], node_url[512], routed_others[4096] = "";
   if (cluster) { /* the node to use, from the cluster's /api/route and our RTTs */
     if (url) {
       fprintf(stderr, "hudong sub: give --url (one node) or --cluster (any node of a cluster), not both\n");
       return 2;
     }
-    if (hd_cli_route(cluster, token, node_url, sizeof node_url, uerr, sizeof uerr, !s.quiet) < 0) {
+    if (hd_cli_route(cluster, token, node_url, sizeof node_url, uerr, sizeof uerr, !s.quiet, routed_others,
+                     sizeof routed_others) < 0) {
       fprintf(stderr, "hudong sub: %s\n", uerr);
       return 1;
     }
@@ -444,7 +450,22 @@ int hd_cmd_sub(int argc, char **argv) {
     fprintf(stderr, "hudong sub: %s: %s\n", s.out, strerror(errno));
     return 1;
   }
+  /* the cluster's other nodes: where the client rejoins when its node is lost (docs/overlay.md) */
+  static char fb_urls[HD_CLIENT_MAX_FALLBACK_URLS][1024];
+  const char *fb[HD_CLIENT_MAX_FALLBACK_URLS];
+  char fb_list[8192];
+  snprintf(fb_list, sizeof fb_list, "%s%s%s", fallback ? fallback : "",
+           fallback && routed_others[0] ? "," : "", routed_others);
+  int n_fb = hd_cli_url_list(fb_list, fb_urls, HD_CLIENT_MAX_FALLBACK_URLS, uerr, sizeof uerr);
+  if (n_fb < 0) {
+    fprintf(stderr, "hudong sub: --fallback: %s\n", uerr);
+    return 2;
+  }
+  for (int i = 0; i < n_fb; i++)
+    fb[i] = fb_urls[i];
   hd_client_config_t cfg = {.url = url,
+                            .fallback_urls = fb,
+                            .n_fallback_urls = n_fb,
                             .token = token,
                             .name = name,
                             .encoded_frames = s.ivf,

@@ -1,6 +1,7 @@
 /* One recorded track written with libavformat (see track_file.h). */
 #include "egress/track_file.h"
 
+#include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
@@ -11,6 +12,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "media/h264_depay.h"
 #include "media/vp8_codec.h"
 
 struct hd_track_file {
@@ -27,9 +29,12 @@ struct hd_track_file {
 
 int hd_track_file_open(hd_track_file_t **out, const char *path, hd_track_codec_t codec,
                        hd_track_container_t container) {
-  if (!out || !path || (codec != HD_TRACK_CODEC_OPUS && codec != HD_TRACK_CODEC_VP8) ||
-      (container != HD_TRACK_CONTAINER_WEBM && container != HD_TRACK_CONTAINER_OGG) ||
-      (container == HD_TRACK_CONTAINER_OGG && codec != HD_TRACK_CODEC_OPUS))
+  if (!out || !path ||
+      (codec != HD_TRACK_CODEC_OPUS && codec != HD_TRACK_CODEC_VP8 && codec != HD_TRACK_CODEC_H264) ||
+      (container != HD_TRACK_CONTAINER_WEBM && container != HD_TRACK_CONTAINER_OGG &&
+       container != HD_TRACK_CONTAINER_MP4) ||
+      (container == HD_TRACK_CONTAINER_OGG && codec != HD_TRACK_CODEC_OPUS) ||
+      ((container == HD_TRACK_CONTAINER_MP4) != (codec == HD_TRACK_CODEC_H264)))
     return HD_EINVAL;
   hd_track_file_t *f = calloc(1, sizeof *f);
   if (!f) return HD_ENOMEM;
@@ -71,8 +76,46 @@ static int opus_head(uint8_t *h, int channels) {
   return 19;
 }
 
+/* Width and height from the SPS, through libavcodec's H.264 parser (it reads
+ * the SPS of the AVCC access unit once it has the extradata). */
+static void h264_size(const uint8_t *au, size_t len, int *w, int *h) {
+  *w = *h = 0;
+  const AVCodec *dec = avcodec_find_decoder(AV_CODEC_ID_H264);
+  AVCodecParserContext *pc = av_parser_init(AV_CODEC_ID_H264);
+  AVCodecContext *cc = dec ? avcodec_alloc_context3(dec) : NULL;
+  uint8_t *copy = av_mallocz(len + AV_INPUT_BUFFER_PADDING_SIZE);
+  if (pc && cc && copy) {
+    /* Annex-B copy: the parser splits on start codes */
+    size_t off = 0;
+    while (len - off >= 4) {
+      size_t n = (size_t)au[off] << 24 | (size_t)au[off + 1] << 16 | (size_t)au[off + 2] << 8 | au[off + 3];
+      if (n > len - off - 4) break;
+      copy[off] = copy[off + 1] = copy[off + 2] = 0;
+      copy[off + 3] = 1;
+      memcpy(copy + off + 4, au + off + 4, n);
+      off += 4 + n;
+    }
+    uint8_t *o = NULL;
+    int olen = 0;
+    av_parser_parse2(pc, cc, &o, &olen, copy, (int)off, 0, 0, 0);
+    av_parser_parse2(pc, cc, &o, &olen, NULL, 0, 0, 0, 0); /* flush */
+    if (pc->width > 0 && pc->height > 0) {
+      *w = pc->width;
+      *h = pc->height;
+    } else if (cc->width > 0 && cc->height > 0) {
+      *w = cc->width;
+      *h = cc->height;
+    }
+  }
+  av_free(copy);
+  avcodec_free_context(&cc);
+  if (pc) av_parser_close(pc);
+}
+
 static int start(hd_track_file_t *f, const uint8_t *data, size_t len) {
-  const char *fmt = f->container == HD_TRACK_CONTAINER_OGG ? "ogg" : "webm";
+  const char *fmt = f->container == HD_TRACK_CONTAINER_OGG   ? "ogg"
+                    : f->container == HD_TRACK_CONTAINER_MP4 ? "mp4"
+                                                             : "webm";
   if (avformat_alloc_output_context2(&f->oc, NULL, fmt, f->path) < 0 || !f->oc) return HD_ENOMEM;
   f->st = avformat_new_stream(f->oc, NULL);
   if (!f->st) return HD_ENOMEM;
@@ -87,6 +130,20 @@ static int start(hd_track_file_t *f, const uint8_t *data, size_t len) {
     if (!par->extradata) return HD_ENOMEM;
     par->extradata_size = opus_head(par->extradata, ch);
     f->st->time_base = (AVRational){1, 48000};
+  } else if (f->codec == HD_TRACK_CODEC_H264) {
+    uint8_t cfg[2 * HD_H264_PARAM_MAX + 16];
+    int n = hd_h264_avcc_from_au(data, len, cfg, sizeof cfg);
+    if (n < 0) return n == HD_ENOMEM ? HD_ENOMEM : HD_EPROTO; /* a keyframe without SPS/PPS */
+    par->codec_type = AVMEDIA_TYPE_VIDEO;
+    par->codec_id = AV_CODEC_ID_H264;
+    par->extradata = av_mallocz((size_t)n + AV_INPUT_BUFFER_PADDING_SIZE);
+    if (!par->extradata) return HD_ENOMEM;
+    memcpy(par->extradata, cfg, (size_t)n);
+    par->extradata_size = n;
+    h264_size(data, len, &par->width, &par->height);
+    f->st_out.width = par->width;
+    f->st_out.height = par->height;
+    f->st->time_base = (AVRational){1, 90000};
   } else {
     int w = 0, h = 0;
     hd_vp8_keyframe_size(data, len, &w, &h);
@@ -103,7 +160,10 @@ static int start(hd_track_file_t *f, const uint8_t *data, size_t len) {
    * the process dies the next moment */
   f->oc->flags |= AVFMT_FLAG_FLUSH_PACKETS;
   AVDictionary *opt = NULL;
-  if (f->container == HD_TRACK_CONTAINER_WEBM) {
+  if (f->container == HD_TRACK_CONTAINER_MP4) {
+    av_dict_set(&opt, "movflags", "frag_keyframe+empty_moov+default_base_moof", 0);
+    av_dict_set(&opt, "frag_duration", "1000000", 0); /* µs: a fragment at least every second */
+  } else if (f->container == HD_TRACK_CONTAINER_WEBM) {
     av_dict_set(&opt, "cluster_time_limit", "1000", 0);
   } else {
     av_dict_set(&opt, "page_duration", "1000000", 0); /* µs */
@@ -159,8 +219,13 @@ int hd_track_file_write(hd_track_file_t *f, const uint8_t *data, size_t len, int
     return HD_EIO;
   }
   if (!f->opened) {
-    if (f->codec == HD_TRACK_CODEC_VP8 && !keyframe) { /* a video file starts at a keyframe */
+    if (f->codec != HD_TRACK_CODEC_OPUS && !keyframe) { /* a video file starts at a keyframe */
       f->st_out.dropped++;
+      return 0;
+    }
+    uint8_t cfg[2 * HD_H264_PARAM_MAX + 16];
+    if (f->codec == HD_TRACK_CODEC_H264 && hd_h264_avcc_from_au(data, len, cfg, sizeof cfg) < 0) {
+      f->st_out.dropped++; /* no SPS/PPS in it: wait for a keyframe that has them */
       return 0;
     }
     int rc = start(f, data, len);

@@ -1,6 +1,7 @@
 /* One recorded track (issue 18 item 1): encoded frames written as they arrive,
  * without transcoding, into a container FFmpeg's libavformat writes --
- * Opus into Ogg (RFC 7845) or WebM, VP8 into WebM.
+ * Opus into Ogg (RFC 7845) or WebM, VP8 into WebM, H.264 into fragmented MP4
+ * (ISO/IEC 14496-12 movie fragments).
  *
  * Crash safety: a file must stay playable if the process is killed (kill -9)
  * at any moment. WebM: a cluster is closed at every video keyframe and at
@@ -8,7 +9,13 @@
  * each packet, so what is lost is at most the open cluster; the Duration and
  * Cues are written only by a clean close (players then seek by scanning).
  * Ogg: pages are flushed at least every second. An interrupted file lacks
- * nothing a decoder needs.
+ * nothing a decoder needs. Fragmented MP4 (movflags
+ * frag_keyframe+empty_moov+default_base_moof, frag_duration 1 s): the moov
+ * (with the avcC from the first keyframe) is written first and holds no
+ * samples; each fragment (moof + mdat) is written whole at every keyframe and
+ * at least every second, so a kill -9 loses at most the open fragment.
+ * H.264 frames are AVCC access units with SPS and PPS in every keyframe
+ * (media/h264_depay.h); no B-frames (pts = dts: WebRTC senders use none).
  *
  * Timestamps are given in microseconds on the caller's timeline; the file
  * starts at pts 0 at its first frame (the offset of that frame on the shared
@@ -26,8 +33,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { HD_TRACK_CODEC_OPUS = 1, HD_TRACK_CODEC_VP8 = 2 } hd_track_codec_t;
-typedef enum { HD_TRACK_CONTAINER_WEBM = 1, HD_TRACK_CONTAINER_OGG = 2 } hd_track_container_t;
+typedef enum { HD_TRACK_CODEC_OPUS = 1, HD_TRACK_CODEC_VP8 = 2, HD_TRACK_CODEC_H264 = 3 } hd_track_codec_t;
+typedef enum {
+  HD_TRACK_CONTAINER_WEBM = 1,
+  HD_TRACK_CONTAINER_OGG = 2,
+  HD_TRACK_CONTAINER_MP4 = 3 /* fragmented: H.264 only */
+} hd_track_container_t;
 
 typedef struct {
   int64_t start_us;    /* timeline time of the first frame written (-1 before it) */
@@ -43,11 +54,11 @@ typedef struct {
 typedef struct hd_track_file hd_track_file_t;
 
 /* Creates the file at path (overwritten). HD_EINVAL (Ogg holds only Opus,
- * bad codec), HD_EIO (cannot create the file; errno-style reason in the log),
- * HD_ENOMEM. The container is opened at the first usable frame. */
+ * MP4 only H.264 and H.264 only MP4, bad codec), HD_EIO (cannot create the file; errno-style reason in the
+ * log), HD_ENOMEM. The container is opened at the first usable frame. */
 int hd_track_file_open(hd_track_file_t **out, const char *path, hd_track_codec_t codec,
                        hd_track_container_t container);
-/* Writes one encoded frame (a whole VP8 frame or one Opus packet) at
+/* Writes one encoded frame (a whole VP8 frame, an H.264 AVCC access unit, or one Opus packet) at
  * timeline time t_us. Returns 1 written, 0 dropped (waiting for a keyframe),
  * HD_EIO when the muxer fails (the frame is counted as dropped). */
 int hd_track_file_write(hd_track_file_t *f, const uint8_t *data, size_t len, int keyframe, int64_t t_us);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "base/log.h"
@@ -34,6 +36,14 @@ struct hd_rtc_udp {
   int gso_fails;       /* GSO messages refused in a row */
   hd_udp_batch_t batch;
   hd_rtc_udp_tcp_t tcp; /* ICE-TCP connections' share of the tx queue (take = NULL: none) */
+  /* GSO hold (HUDONG_GSO_HOLD_US, off by default): after a receive batch the
+   * send waits up to hold_us for the next batches, so that a viewer's share of
+   * a frame whose packets arrive over a few batches leaves as one GSO message.
+   * A timerfd gives µs resolution (libuv timers have 1 ms). */
+  int hold_us;
+  int hold_fd;      /* timerfd, -1 when the hold is off */
+  int hold_pending; /* a hold is armed: datagrams wait in the queue */
+  uv_poll_t hold_poll;
 };
 
 hd_time_t hd_io_now(uv_loop_t *loop) {
@@ -121,6 +131,24 @@ static void drain(hd_rtc_udp_t *u) {
 }
 
 static void on_timer(uv_timer_t *t);
+static void rearm(hd_rtc_udp_t *u);
+
+static void hold_cancel(hd_rtc_udp_t *u) {
+  if (!u->hold_pending) return;
+  struct itimerspec off = {{0, 0}, {0, 0}};
+  timerfd_settime(u->hold_fd, 0, &off, NULL);
+  u->hold_pending = 0;
+}
+
+static void on_hold(uv_poll_t *p, int status, int events) {
+  hd_rtc_udp_t *u = p->data;
+  uint64_t n;
+  while (read(u->hold_fd, &n, sizeof n) == (ssize_t)sizeof n) {
+  }
+  u->hold_pending = 0;
+  drain(u);
+  rearm(u);
+}
 
 static void rearm(hd_rtc_udp_t *u) {
   if (u->closing) return;
@@ -137,6 +165,7 @@ static void rearm(hd_rtc_udp_t *u) {
 static void on_timer(uv_timer_t *t) {
   hd_rtc_udp_t *u = t->data;
   hd_node_handle_timeout(u->node, hd_io_now(t->loop));
+  hold_cancel(u);
   drain(u);
   rearm(u);
 }
@@ -160,9 +189,25 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
    * when the queue is half full (a large room must not overflow it) */
   hd_txq_t *q = hd_node_txq(u->node);
   if (!(flags & UV_UDP_MMSG_CHUNK)) {
+    if (u->hold_fd >= 0 && u->gso && q->count && q->count < q->cap / 4) {
+      /* the hold: the first batch after a send arms it, later ones join */
+      if (!u->hold_pending) {
+        struct itimerspec at = {{0, 0}, {0, (long)u->hold_us * 1000}};
+        if (timerfd_settime(u->hold_fd, 0, &at, NULL) == 0) {
+          u->hold_pending = 1;
+          rearm(u);
+          return;
+        }
+      } else {
+        rearm(u);
+        return;
+      }
+    }
+    hold_cancel(u);
     drain(u);
     rearm(u);
   } else if (q->count >= q->cap / 2) {
+    hold_cancel(u);
     drain(u);
   }
 }
@@ -170,6 +215,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 int hd_rtc_udp_start(hd_rtc_udp_t **out, uv_loop_t *loop, hd_node_t *node, const char *host, int port) {
   hd_rtc_udp_t *u = calloc(1, sizeof *u);
   if (!u) return HD_ENOMEM;
+  u->hold_fd = -1;
   u->rxbuf = malloc(RECV_BATCH * RX_SLOT);
   if (!u->rxbuf) {
     free(u);
@@ -211,6 +257,26 @@ int hd_rtc_udp_start(hd_rtc_udp_t **out, uv_loop_t *loop, hd_node_t *node, const
   int zero = 0;
   u->gso = !(env && env[0] == '0') && uv_fileno((uv_handle_t *)&u->udp, &fd) == 0 &&
            setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  /* GSO hold, µs (docs/operations.md): 0 = off (the default), at most HD_RTC_GSO_HOLD_MAX_US */
+  const char *hold = getenv("HUDONG_GSO_HOLD_US");
+  u->hold_fd = -1;
+  u->hold_us = hold ? atoi(hold) : 0;
+  if (u->hold_us < 0 || u->hold_us > HD_RTC_GSO_HOLD_MAX_US) {
+    HD_LOGW("rtc", "HUDONG_GSO_HOLD_US=%s is outside 0..%d: the hold stays off", hold,
+            HD_RTC_GSO_HOLD_MAX_US);
+    u->hold_us = 0;
+  }
+  if (u->hold_us > 0 && u->gso) {
+    u->hold_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (u->hold_fd >= 0 && uv_poll_init(loop, &u->hold_poll, u->hold_fd) == 0) {
+      u->hold_poll.data = u;
+      uv_poll_start(&u->hold_poll, UV_READABLE, on_hold);
+    } else {
+      if (u->hold_fd >= 0) close(u->hold_fd);
+      u->hold_fd = -1;
+      HD_LOGW("rtc", "GSO hold unavailable (timerfd): sending at once");
+    }
+  }
   struct sockaddr_storage bound;
   int blen = sizeof bound;
   uv_udp_getsockname(&u->udp, (struct sockaddr *)&bound, &blen);
@@ -232,13 +298,15 @@ void hd_rtc_udp_set_tcp(hd_rtc_udp_t *u, const hd_rtc_udp_tcp_t *hooks) {
 }
 
 void hd_rtc_udp_kick(hd_rtc_udp_t *u) {
+  hold_cancel(u);
   drain(u);
   rearm(u);
 }
 
 static void on_closed(uv_handle_t *h) {
   hd_rtc_udp_t *u = h->data;
-  if (++u->closing == 3) {
+  if (++u->closing == (u->hold_fd >= 0 ? 4 : 3)) {
+    if (u->hold_fd >= 0) close(u->hold_fd);
     free(u->rxbuf);
     free(u);
   }
@@ -246,10 +314,15 @@ static void on_closed(uv_handle_t *h) {
 
 void hd_rtc_udp_stop(hd_rtc_udp_t *u) {
   if (!u) return;
+  hold_cancel(u);
   drain(u);
   u->closing = 1;
   uv_timer_stop(&u->timer);
   uv_udp_recv_stop(&u->udp);
   uv_close((uv_handle_t *)&u->udp, on_closed);
   uv_close((uv_handle_t *)&u->timer, on_closed);
+  if (u->hold_fd >= 0) {
+    uv_poll_stop(&u->hold_poll);
+    uv_close((uv_handle_t *)&u->hold_poll, on_closed);
+  }
 }

@@ -9,6 +9,11 @@
 
 typedef struct hd_rtc_udp hd_rtc_udp_t;
 
+/* Largest GSO hold (env HUDONG_GSO_HOLD_US, default 0 = off): how long the send
+ * after a receive batch may wait for more batches so that a viewer's packets
+ * leave as one GSO message (docs/operations.md "UDP GSO"). */
+#define HD_RTC_GSO_HOLD_MAX_US 2000
+
 /* Binds host:port (port 0 = ephemeral) and starts receiving. */
 int hd_rtc_udp_start(hd_rtc_udp_t **out, uv_loop_t *loop, hd_node_t *node, const char *host, int port);
 /* Bound port. */

@@ -218,6 +218,7 @@ static void estimate(hd_audio_jitter_t *j, hd_time_t now, hd_time_t *min_rel, hd
      * giving up. */
     t += frame_us(j) * (j->red_depth + 1);
   }
+  t += j->sync_extra; /* lip sync: video is later (media/av_sync.h) */
   if (t < j->cfg.min_delay) t = j->cfg.min_delay;
   if (t > j->cfg.max_delay) t = j->cfg.max_delay;
   *target = t;
@@ -448,6 +449,10 @@ int hd_audio_jitter_pull_pcm_cb(hd_audio_jitter_t *j, hd_time_t now, hd_opus_dec
 int hd_audio_jitter_pull_pcm(hd_audio_jitter_t *j, hd_time_t now, hd_opus_dec_t *dec, int16_t *pcm,
                              size_t cap_samples, int *kind) {
   return hd_audio_jitter_pull_pcm_cb(j, now, dec, pcm, cap_samples, kind, NULL, NULL);
+}
+
+void hd_audio_jitter_set_sync_delay(hd_audio_jitter_t *j, hd_time_t extra) {
+  if (j) j->sync_extra = extra > 0 ? extra : 0;
 }
 
 hd_time_t hd_audio_jitter_target(const hd_audio_jitter_t *j) { return j ? j->stats.target_delay : 0; }

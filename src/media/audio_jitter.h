@@ -123,6 +123,7 @@ typedef struct {
   int pcm_mode;            /* hd_audio_jitter_pull_pcm is in use: stretch instead of skip/insert */
   int16_t *pcm;            /* decoded audio not played yet (interleaved, up to 2 channels) */
   int pcm_n;               /* samples per channel in pcm */
+  hd_time_t sync_extra;    /* added to the target for lip sync (hd_audio_jitter_set_sync_delay) */
   hd_audio_jitter_stats_t stats;
 } hd_audio_jitter_t;
 
@@ -170,6 +171,9 @@ int hd_audio_jitter_pull_pcm_cb(hd_audio_jitter_t *j, hd_time_t now, hd_opus_dec
 
 /* Current target playout delay. */
 hd_time_t hd_audio_jitter_target(const hd_audio_jitter_t *j);
+/* Extra delay added to the target (still capped at max_delay), so that audio
+ * waits for the same sender's video (media/av_sync.h). 0 = none. */
+void hd_audio_jitter_set_sync_delay(hd_audio_jitter_t *j, hd_time_t extra);
 
 /* Audio stall rate (DESIGN §6): concealed_ms / played_ms, 0 when nothing played. */
 double hd_audio_jitter_stall_rate(const hd_audio_jitter_t *j);

@@ -80,6 +80,10 @@ void hd_video_jb_set_rtt(hd_video_jb_t *jb, hd_time_t rtt) {
   update_waits(jb);
 }
 
+void hd_video_jb_set_sync_delay(hd_video_jb_t *jb, hd_time_t extra) {
+  if (jb) jb->sync_extra = extra > 0 ? extra : 0;
+}
+
 hd_time_t hd_video_jb_delay(const hd_video_jb_t *jb) { return jb ? jb->delay : 0; }
 
 static int cmp_time(const void *a, const void *b) {
@@ -126,7 +130,8 @@ static hd_time_t schedule(hd_video_jb_t *jb, const hd_frame_asm_frame_t *f, hd_t
   memcpy(sorted, jb->late, jb->n_late * sizeof sorted[0]);
   qsort(sorted, jb->n_late, sizeof sorted[0], cmp_time);
   size_t idx = (size_t)(jb->cfg.percentile * (double)(jb->n_late - 1) + 0.5);
-  hd_time_t target = clampt(sorted[idx], jb->cfg.min_delay, jb->cfg.max_delay);
+  /* plus what lip sync asks for (the same sender's audio is later, media/av_sync.h) */
+  hd_time_t target = clampt(sorted[idx] + jb->sync_extra, jb->cfg.min_delay, jb->cfg.max_delay);
   if (target > jb->delay) {
     jb->delay = target;
   } else {

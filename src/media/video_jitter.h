@@ -88,7 +88,8 @@ typedef struct {
   hd_time_t base_window_start;
   hd_time_t late[HD_VIDEO_JB_LATENESS_WINDOW];
   size_t n_late, late_pos;
-  hd_time_t delay; /* current render delay */
+  hd_time_t delay;      /* current render delay */
+  hd_time_t sync_extra; /* added to the delay target for lip sync */
   hd_video_jb_stats_t st;
 } hd_video_jb_t;
 
@@ -109,5 +110,8 @@ hd_time_t hd_video_jb_next_timeout(const hd_video_jb_t *jb);
 void hd_video_jb_request_keyframe(hd_video_jb_t *jb, hd_time_t now);
 /* The render delay now (W3C jitterBufferTargetDelay). */
 hd_time_t hd_video_jb_delay(const hd_video_jb_t *jb);
+/* Extra render delay added to the target (within max_delay) so that video
+ * waits for the same sender's audio (media/av_sync.h). 0 = none. */
+void hd_video_jb_set_sync_delay(hd_video_jb_t *jb, hd_time_t extra);
 
 #endif

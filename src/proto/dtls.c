@@ -94,6 +94,8 @@ struct hd_dtls {
   hd_time_t deadline;
   hd_time_t rto;
   int retries;
+  int lossy;               /* a flight was retransmitted: handshake datagrams go twice (close_open) */
+  uint64_t dup_sent;       /* datagrams sent twice */
   int timer_fresh;         /* OpenSSL started a timer for a new flight */
   struct timeval *ossl_tv; /* OpenSSL 3.0/3.1: its next-timeout field */
 
@@ -141,19 +143,14 @@ static void free_dgrams(dgram_t *q, size_t cap, size_t *head, size_t *n) {
   *head = 0;
 }
 
-/* Moves the open datagram to the out queue. A full queue drops it, like a full
- * socket buffer would: DTLS retransmission copes. */
-static void close_open(hd_dtls_t *d) {
-  if (!d->open_len) return;
+static void enqueue_open(hd_dtls_t *d) {
   if (d->outq_n == OUTQ_CAP) {
     d->out_dropped++;
-    d->open_len = 0;
     return;
   }
   uint8_t *p = malloc(d->open_len);
   if (!p) {
     d->out_dropped++;
-    d->open_len = 0;
     return;
   }
   memcpy(p, d->open, d->open_len);
@@ -161,6 +158,23 @@ static void close_open(hd_dtls_t *d) {
   d->outq[i].data = p;
   d->outq[i].len = d->open_len;
   d->outq_n++;
+}
+
+/* Moves the open datagram to the out queue. A full queue drops it, like a full
+ * socket buffer would: DTLS retransmission copes. Once a flight of this
+ * session had to be retransmitted (the path loses), handshake and CCS
+ * datagrams go out twice: a round trip then gets through with (1 - p^2)^2
+ * instead of (1 - p)^2 -- 56 % instead of 25 % at 50 % loss each way --
+ * for a few hundred bytes once per session; DTLS drops the copy (RFC 6347
+ * §4.1.2.6 replay detection, §4.2.2 message sequence numbers). */
+static void close_open(hd_dtls_t *d) {
+  if (!d->open_len) return;
+  enqueue_open(d);
+  uint8_t type = d->open[0];
+  if (d->lossy && (type == 20 || type == 22)) { /* change_cipher_spec, handshake (RFC 5246 §6.2.1) */
+    enqueue_open(d);
+    d->dup_sent++;
+  }
   d->open_len = 0;
 }
 
@@ -669,6 +683,7 @@ int hd_dtls_handle_timeout(hd_dtls_t *d, hd_time_t now) {
     return HD_ETIMEDOUT;
   }
   d->retries++;
+  d->lossy = 1;
   d->rto = d->rto * 2 > HD_DTLS_RTO_MAX ? HD_DTLS_RTO_MAX : d->rto * 2;
   d->deadline = now + d->rto;
   /* Make OpenSSL's own timer look expired so it retransmits the flight now. */

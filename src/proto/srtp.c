@@ -2,7 +2,7 @@
  * (RFC 7714), keyed from DTLS-SRTP (RFC 5764 §4.2), as a pure in-place packet
  * transform.
  *
- * AES-GCM runs on our own engine over OpenSSL EVP (proto/srtp_gcm.h) unless
+ * AES-GCM runs on our own engine (proto/srtp_gcm.h, proto/aes_gcm.h) unless
  * HD_SRTP_ENGINE=libsrtp; AES-CM, and GCM with that variable, run on libsrtp2:
  *
  * Two libsrtp sessions per transport: an outbound one with an ssrc_any_outbound

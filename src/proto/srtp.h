@@ -4,10 +4,10 @@
  * One hd_srtp_t holds an outbound session (protect, our local key, any SSRC)
  * and an inbound session (unprotect, the remote key, any SSRC) — one per
  * transport. Replay protection is on, with a 1024-packet window for video.
- * AES-CM runs on libsrtp2; AES-GCM on our own engine over OpenSSL EVP
- * (proto/srtp_gcm.h: SSRCs per direction are capped, see HD_SRTP_GCM_MAX_STREAMS
- * there), or on libsrtp2 when the environment
- * variable HD_SRTP_ENGINE=libsrtp is set at hd_srtp_new.
+ * AES-CM runs on libsrtp2; AES-GCM on our own engine (proto/srtp_gcm.h over
+ * proto/aes_gcm.h: SSRCs per direction are capped, see HD_SRTP_GCM_MAX_STREAMS
+ * there), or on libsrtp2 when the environment variable HD_SRTP_ENGINE=libsrtp
+ * is set at hd_srtp_new (=openssl: our engine sealing through OpenSSL EVP).
  *
  * One hd_srtp_t must be used by one thread at a time; distinct objects may be
  * used from distinct threads. */

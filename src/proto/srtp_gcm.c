@@ -1,12 +1,12 @@
-/* AEAD_AES_128_GCM SRTP/SRTCP (RFC 7714) on OpenSSL EVP, with the stream
- * bookkeeping of RFC 3711 (ROC, index estimation, replay windows).
+/* AEAD_AES_128_GCM SRTP/SRTCP (RFC 7714), with the stream bookkeeping of
+ * RFC 3711 (ROC, index estimation, replay windows), on proto/aes_gcm
+ * (AES-NI/PCLMULQDQ, or OpenSSL EVP as the reference and fallback).
  *
  * Why not libsrtp: Debian's libsrtp2 is built on NSS, which sets up a PK11
  * context and takes mutexes per packet (docs/performance.md). Here each
- * direction keeps one EVP_CIPHER_CTX per key, keyed once; a packet only sets the
- * IV (EVP_*Init_ex with a NULL cipher and key), so there is no allocation or
- * lock per packet. Behaviour (index estimation, replay window, SRTCP index
- * counting) follows libsrtp's so that output is byte-identical to it (tested). */
+ * direction keeps one keyed AEAD object per key, keyed once; a packet only
+ * supplies the IV, so there is no allocation or lock per packet. Behaviour (index estimation, replay window,
+ * SRTCP index counting) follows libsrtp's so that output is byte-identical to it (tested). */
 #include "proto/srtp_gcm.h"
 
 #include <limits.h>
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "proto/aes_gcm.h"
 #include "proto/srtp.h"
 
 #define TAG HD_SRTP_GCM_TAG_LEN
@@ -58,7 +59,7 @@ typedef struct {
 } table_t;
 
 typedef struct {
-  EVP_CIPHER_CTX *rtp, *rtcp; /* keyed with the session keys, IV set per packet */
+  hd_aes_gcm_t *rtp, *rtcp; /* keyed with the session keys, IV given per packet */
   uint8_t rtp_salt[12], rtcp_salt[12];
   table_t t;
 } dir_t;
@@ -68,14 +69,11 @@ struct hd_srtp_gcm {
 };
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static EVP_CIPHER *g_gcm, *g_ecb;
+static EVP_CIPHER *g_ecb;
 
-/* Explicit fetches once per process: no implicit fetch (and its store lock) per
- * context. */
-static void fetch_ciphers(void) {
-  g_gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
-  g_ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
-}
+/* Explicit fetch once per process (key derivation only): no implicit fetch (and
+ * its store lock) per context. */
+static void fetch_ciphers(void) { g_ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL); }
 
 static inline uint32_t rd32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -129,23 +127,18 @@ static int derive(const uint8_t master[HD_SRTP_GCM_MASTER_LEN], hd_srtp_gcm_sess
   return rc;
 }
 
-static int dir_init(dir_t *d, const hd_srtp_gcm_session_keys_t *k, int enc) {
-  d->rtp = EVP_CIPHER_CTX_new();
-  d->rtcp = EVP_CIPHER_CTX_new();
-  if (!d->rtp || !d->rtcp) return HD_ENOMEM;
-  if (EVP_CipherInit_ex(d->rtp, g_gcm, NULL, k->rtp_key, NULL, enc) != 1 ||
-      EVP_CipherInit_ex(d->rtcp, g_gcm, NULL, k->rtcp_key, NULL, enc) != 1 ||
-      EVP_CIPHER_CTX_get_iv_length(d->rtp) !=
-          12) /* GCM's default IV length is the 96 bits of RFC 7714 §8.1 */
-    return HD_ECRYPTO;
+static int dir_init(dir_t *d, const hd_srtp_gcm_session_keys_t *k) {
+  int rc = hd_aes_gcm_new(&d->rtp, k->rtp_key, HD_AES_GCM_AUTO);
+  if (rc == 0) rc = hd_aes_gcm_new(&d->rtcp, k->rtcp_key, HD_AES_GCM_AUTO);
+  if (rc < 0) return rc;
   memcpy(d->rtp_salt, k->rtp_salt, 12);
   memcpy(d->rtcp_salt, k->rtcp_salt, 12);
   return 0;
 }
 
 static void dir_free(dir_t *d) {
-  EVP_CIPHER_CTX_free(d->rtp);
-  EVP_CIPHER_CTX_free(d->rtcp);
+  hd_aes_gcm_free(d->rtp);
+  hd_aes_gcm_free(d->rtcp);
   free(d->t.v);
   free(d->t.r);
   OPENSSL_cleanse(d, sizeof *d); /* salts */
@@ -155,11 +148,11 @@ int hd_srtp_gcm_new_session(hd_srtp_gcm_t **out, const hd_srtp_gcm_session_keys_
                             const hd_srtp_gcm_session_keys_t *remote) {
   if (!out || !local || !remote) return HD_EINVAL;
   *out = NULL;
-  if (pthread_once(&g_once, fetch_ciphers) != 0 || !g_gcm || !g_ecb) return HD_ECRYPTO;
+  if (pthread_once(&g_once, fetch_ciphers) != 0 || !g_ecb) return HD_ECRYPTO;
   hd_srtp_gcm_t *g = calloc(1, sizeof *g);
   if (!g) return HD_ENOMEM;
-  int rc = dir_init(&g->out, local, 1);
-  if (rc == 0) rc = dir_init(&g->in, remote, 0);
+  int rc = dir_init(&g->out, local);
+  if (rc == 0) rc = dir_init(&g->in, remote);
   if (rc < 0) {
     hd_srtp_gcm_free(g);
     return rc;
@@ -172,7 +165,7 @@ int hd_srtp_gcm_new_session(hd_srtp_gcm_t **out, const hd_srtp_gcm_session_keys_
 int hd_srtp_gcm_new(hd_srtp_gcm_t **out, const uint8_t *local_master, const uint8_t *remote_master) {
   if (!out || !local_master || !remote_master) return HD_EINVAL;
   *out = NULL;
-  if (pthread_once(&g_once, fetch_ciphers) != 0 || !g_gcm || !g_ecb) return HD_ECRYPTO;
+  if (pthread_once(&g_once, fetch_ciphers) != 0 || !g_ecb) return HD_ECRYPTO;
   hd_srtp_gcm_session_keys_t lk, rk;
   int rc = derive(local_master, &lk);
   if (rc == 0) rc = derive(remote_master, &rk);
@@ -344,34 +337,6 @@ static uint64_t estimate(uint64_t top, uint16_t seq) {
   return (uint64_t)v << 16 | seq;
 }
 
-/* ---- AEAD (RFC 7714 §5): AAD in up to two parts, data in place, 16-byte tag. */
-static int seal(EVP_CIPHER_CTX *c, const uint8_t iv[12], const uint8_t *a1, size_t a1n, const uint8_t *a2,
-                size_t a2n, uint8_t *data, size_t n, uint8_t *tag) {
-  int outl;
-  uint8_t fin[16];
-  if (EVP_EncryptInit_ex(c, NULL, NULL, NULL, iv) != 1) return HD_ECRYPTO;
-  if (EVP_EncryptUpdate(c, NULL, &outl, a1, (int)a1n) != 1) return HD_ECRYPTO;
-  if (a2n && EVP_EncryptUpdate(c, NULL, &outl, a2, (int)a2n) != 1) return HD_ECRYPTO;
-  if (n && EVP_EncryptUpdate(c, data, &outl, data, (int)n) != 1) return HD_ECRYPTO;
-  if (EVP_EncryptFinal_ex(c, fin, &outl) != 1) return HD_ECRYPTO;
-  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, TAG, tag) != 1) return HD_ECRYPTO;
-  return 0;
-}
-
-/* Decrypts in place and checks the tag: HD_EAUTH on mismatch (data is then
- * garbage; callers drop the packet). */
-static int open_(EVP_CIPHER_CTX *c, const uint8_t iv[12], const uint8_t *a1, size_t a1n, const uint8_t *a2,
-                 size_t a2n, uint8_t *data, size_t n, const uint8_t *tag) {
-  int outl;
-  uint8_t fin[16];
-  if (EVP_DecryptInit_ex(c, NULL, NULL, NULL, iv) != 1) return HD_ECRYPTO;
-  if (EVP_DecryptUpdate(c, NULL, &outl, a1, (int)a1n) != 1) return HD_ECRYPTO;
-  if (a2n && EVP_DecryptUpdate(c, NULL, &outl, a2, (int)a2n) != 1) return HD_ECRYPTO;
-  if (n && EVP_DecryptUpdate(c, data, &outl, data, (int)n) != 1) return HD_ECRYPTO;
-  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, TAG, (void *)tag) != 1) return HD_ECRYPTO;
-  return EVP_DecryptFinal_ex(c, fin, &outl) > 0 ? 0 : HD_EAUTH;
-}
-
 /* RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt. */
 static void rtp_iv(uint8_t iv[12], const uint8_t salt[12], const uint8_t *pkt, uint64_t idx) {
   iv[0] = iv[1] = 0;
@@ -414,7 +379,7 @@ int hd_srtp_gcm_protect(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len, size_t cap) 
   uint8_t iv[12];
   rtp_iv(iv, g->out.rtp_salt, pkt, idx);
   /* RFC 7714 §8.2: AAD is the header through CSRCs and extension. */
-  int rc = seal(g->out.rtp, iv, pkt, (size_t)h, NULL, 0, pkt + h, len - (size_t)h, pkt + len);
+  int rc = hd_aes_gcm_seal(g->out.rtp, iv, pkt, (size_t)h, NULL, 0, pkt + h, len - (size_t)h, pkt + len);
   return rc < 0 ? rc : (int)(len + TAG);
 }
 
@@ -436,7 +401,7 @@ int hd_srtp_gcm_unprotect(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len) {
   if (win_check(v->rtp_bits, RTP_WIN, v->rtp_top, idx) != WIN_NEW) return HD_EREPLAY;
   uint8_t iv[12];
   rtp_iv(iv, g->in.rtp_salt, pkt, idx);
-  int rc = open_(g->in.rtp, iv, pkt, (size_t)h, NULL, 0, pkt + h, n - (size_t)h, pkt + n);
+  int rc = hd_aes_gcm_open(g->in.rtp, iv, pkt, (size_t)h, NULL, 0, pkt + h, n - (size_t)h, pkt + n);
   if (rc < 0) return rc;
   /* Only an authenticated packet creates a stream (forged SSRCs cost nothing). */
   int err = 0;
@@ -462,7 +427,7 @@ int hd_srtp_gcm_protect_rtcp(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len, size_t 
   wr32(trailer, 0x80000000u | idx);
   uint8_t iv[12];
   rtcp_iv(iv, g->out.rtcp_salt, pkt, idx);
-  int rc = seal(g->out.rtcp, iv, pkt, 8, trailer, SRTCP_TRAILER, pkt + 8, len - 8, pkt + len);
+  int rc = hd_aes_gcm_seal(g->out.rtcp, iv, pkt, 8, trailer, SRTCP_TRAILER, pkt + 8, len - 8, pkt + len);
   return rc < 0 ? rc : (int)(len + TAG + SRTCP_TRAILER);
 }
 
@@ -487,7 +452,7 @@ int hd_srtp_gcm_unprotect_rtcp(hd_srtp_gcm_t *g, uint8_t *pkt, size_t len) {
   if (win_check(v->rtcp_bits, RTCP_WIN, v->rtcp_top, idx) != WIN_NEW) return HD_EREPLAY;
   uint8_t iv[12];
   rtcp_iv(iv, g->in.rtcp_salt, pkt, idx);
-  int rc = open_(g->in.rtcp, iv, pkt, 8, trailer, SRTCP_TRAILER, pkt + 8, n - 8, pkt + n);
+  int rc = hd_aes_gcm_open(g->in.rtcp, iv, pkt, 8, trailer, SRTCP_TRAILER, pkt + 8, n - 8, pkt + n);
   if (rc < 0) return rc;
   int err = 0;
   if (!s && !(s = insert(&g->in.t, ssrc, &err))) return err;

@@ -1,7 +1,8 @@
-/* Native AEAD_AES_128_GCM SRTP/SRTCP (RFC 7714) on OpenSSL EVP: the engine
- * behind proto/srtp.h for profile HD_SRTP_AEAD_AES_128_GCM (libsrtp2 stays for
- * AES-CM and as the reference in tests; HD_SRTP_ENGINE=libsrtp selects it for
- * GCM too, see docs/operations.md).
+/* Native AEAD_AES_128_GCM SRTP/SRTCP (RFC 7714) on proto/aes_gcm (AES-NI or
+ * VAES; OpenSSL EVP with HD_SRTP_ENGINE=openssl or on CPUs without them): the
+ * engine behind proto/srtp.h for profile HD_SRTP_AEAD_AES_128_GCM (libsrtp2
+ * stays for AES-CM and as the reference in tests; HD_SRTP_ENGINE=libsrtp
+ * selects it for GCM too, see docs/operations.md).
  *
  * Same contract as the hd_srtp_* functions (in-place transform, same return
  * codes), with per-SSRC stream state kept here: an outbound and an inbound table

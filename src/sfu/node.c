@@ -13,6 +13,7 @@
 #include "base/rand.h"
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
+#include "overlay/link.h"
 #include "proto/stun.h"
 #include "sfu/node_internal.h"
 
@@ -99,6 +100,7 @@ static void room_free(hd_node_t *n, hd_room_t *r) {
   HD_LOGI("room", "room %s/%s closed", r->app, r->name);
   node_fire_room_event(n, HD_WEBHOOK_ROOM_FINISHED, r);
   n->n_rooms--;
+  room_remote_free(r);
   free(r);
 }
 
@@ -214,6 +216,7 @@ void hd_node_free(hd_node_t *n) {
   hd_map_free(&n->by_addr);
   hd_txq_free(&n->txq);
   if (n->own_quota) hd_quota_free(n->quota);
+  node_cluster_free(n);
   free(n);
 }
 
@@ -492,11 +495,35 @@ static hd_session_t *route(hd_node_t *n, const uint8_t *buf, size_t len, const s
   return hd_map_get(&n->by_ufrag, lu, ll);
 }
 
+/* A packet of the publisher's RED audio our leg lost, rebuilt from the next
+ * one's redundancy: cached (a viewer's NACK may ask for it) and forwarded. */
+typedef struct {
+  hd_node_t *n;
+  hd_session_t *s;
+  int in_idx;
+  hd_time_t now;
+} red_fix_ctx_t;
+
+static void red_rebuilt(void *ud, const uint8_t *pkt, size_t len) {
+  red_fix_ctx_t *x = ud;
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(pkt, len, &h) < 0) return;
+  hd_in_track_t *it = &x->s->in[x->in_idx];
+  if (it->have_cache) hd_rtp_cache_put(&it->cache, pkt, len, x->now);
+  x->n->stats.media.red_rebuilt++;
+  for (hd_session_t *v = x->s->room->viewers; v; v = v->next_in_room)
+    if (v->n_out) hd_session_forward(v, x->s, x->in_idx, &h, x->now, &x->n->stats.media);
+}
+
 void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, socklen_t fromlen,
                   hd_time_t now) {
   n->now = now;
   n->stats.packets_in++;
   n->stats.bytes_in += len;
+  if (n->cl && hd_link_is_link(buf, len)) { /* another node (docs/overlay.md): never a client's */
+    room_remote_feed(n, buf, len, from, now);
+    return;
+  }
   hd_session_t *s = route(n, buf, len, from);
   if (!s) {
     n->stats.drop_unknown_source++;
@@ -533,8 +560,15 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
     hd_rtp_hdr_t h; /* parsed once, shared by every viewer */
     int in_idx = hd_session_publisher_rtp(s, buf, len, now, scratch, sizeof scratch, &h, &n->stats.media);
     if (in_idx >= 0) {
+      hd_in_track_t *it = &s->in[in_idx];
+      if (it->kind == HD_TRACK_AUDIO && it->red_pt && h.pt == it->red_pt && !it->muted) {
+        /* our leg's losses rebuilt from RED before this packet goes on (sfu/red_repair.h) */
+        red_fix_ctx_t rc2 = {n, s, in_idx, now};
+        hd_red_repair_feed(&it->red_fix, &h, red_rebuilt, &rc2);
+      }
       for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room)
         if (v->n_out) hd_session_forward(v, s, in_idx, &h, now, &n->stats.media);
+      if (s->room->cl) room_remote_forward(n, s, in_idx, &h, now);
     }
   } else if (rc == HD_PEER_PKT_RTCP) {
     hd_session_rtcp(s, s->kind == HD_SESSION_PUBLISH ? s : pub, buf, len, now, &n->stats.media);
@@ -547,12 +581,13 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
 hd_txq_t *hd_node_txq(hd_node_t *n) { return &n->txq; }
 
 hd_time_t hd_node_next_timeout(hd_node_t *n) {
-  hd_time_t t = HD_TIME_NEVER;
+  hd_time_t t = n->cl ? room_remote_node_next_timeout(n) : HD_TIME_NEVER;
   for (hd_room_t *r = n->rooms; r; r = r->next) {
     if (r->publisher) t = hd_time_min(t, hd_session_next_timeout(r->publisher));
     for (hd_session_t *v = r->viewers; v; v = v->next_in_room)
       t = hd_time_min(t, hd_session_next_timeout(v));
     if (r->participants) t = hd_time_min(t, rooms_next_timeout(n, r));
+    if (r->cl) t = hd_time_min(t, room_remote_next_timeout(n, r));
     t = hd_time_min(t, r->close_at);
   }
   return t;
@@ -560,6 +595,7 @@ hd_time_t hd_node_next_timeout(hd_node_t *n) {
 
 void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
   n->now = now;
+  if (n->cl && room_remote_node_next_timeout(n) <= now) room_remote_node_tick(n, now);
   /* empty rooms whose timeout ran out */
   for (hd_room_t *e = n->rooms, *next; e; e = next) {
     next = e->next;
@@ -592,6 +628,7 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
         node_session_destroy(n, s, s->peer.reason);
     }
     if (r->participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);
+    if (r->cl && room_remote_next_timeout(n, r) <= now) room_remote_tick(n, r, now);
     node_room_unpin(n, r); /* r may be freed now */
     r = next_room;
   }
@@ -762,6 +799,13 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped,
       (unsigned long long)st->udp_gso_sends, (unsigned long long)st->udp_gso_datagrams);
   if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
+  int kr = snprintf(out + len, cap - (size_t)len,
+                    "# HELP hudong_red_rebuilt_total Audio packets a publisher's leg lost, rebuilt from the "
+                    "RED redundancy of the next one and forwarded (issue 13).\n"
+                    "# TYPE hudong_red_rebuilt_total counter\nhudong_red_rebuilt_total %llu\n",
+                    (unsigned long long)m->red_rebuilt);
+  if (kr < 0 || (size_t)kr >= cap - (size_t)len) return HD_ENOSPC;
+  len += kr;
   /* layer selection (issue 11 item 7): estimate histogram, publisher layer changes */
   static const uint64_t bounds[] = HD_ESTIMATE_BOUNDS;
   int k = snprintf(

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "base/time.h"
+#include "overlay/link_meter.h"
 #include "proto/dtls.h"
 #include "proto/token.h"
 #include "sfu/quota.h"
@@ -141,6 +142,33 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
 hd_txq_t *hd_node_txq(hd_node_t *n);
 hd_time_t hd_node_next_timeout(hd_node_t *n);
 void hd_node_handle_timeout(hd_node_t *n, hd_time_t now);
+
+/* ---- cluster: rooms across nodes (room_remote.c, docs/overlay.md) ---- */
+struct hd_cluster_node;
+/* Turns the cluster side on: this node's id, the cluster secret the link
+ * keys derive from, and this process's link epoch (overlay/link.h). Once,
+ * before any peer. HD_EINVAL / HD_ENOMEM. */
+int hd_node_cluster_init(hd_node_t *n, const char *node_id, const uint8_t *secret, size_t secret_len,
+                         uint64_t epoch);
+/* The other nodes as the registry shows them now (ids, media addresses,
+ * rooms). A node missing from the list keeps its link state (a Redis outage
+ * empties the list while the links work on); its rooms' media stop only when
+ * its link goes silent. No-op before hd_node_cluster_init. */
+int hd_node_cluster_set_peers(hd_node_t *n, const struct hd_cluster_node *peers, int count, hd_time_t now);
+/* Makes this worker the node's measuring one (docs/overlay.md "Link
+ * measurement"): it probes every peer node every 100 ms (each worker
+ * answers probes). Call on one worker, after hd_node_cluster_init. */
+void hd_node_cluster_measure(hd_node_t *n);
+#define HD_NODE_LINK_SAMPLES 16 /* recent raw samples copied out per link */
+typedef struct {
+  char peer[64];
+  int listed; /* in the last registry read */
+  hd_link_meter_stats_t st;
+  hd_link_meter_sample_t samples[HD_NODE_LINK_SAMPLES];
+  int n_samples;
+} hd_node_link_t;
+/* The measuring worker's links (0 on any other worker): at most cap. */
+int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);
 
 /* ---- rooms: participants over WebSocket signaling (rooms.c) ---- */
 typedef struct hd_participant hd_participant_t;

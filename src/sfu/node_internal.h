@@ -30,6 +30,7 @@ typedef struct hd_room {
   int pinned;              /* > 0 while code walks the room: it is not freed (node_room_unpin decides) */
   size_t max_participants; /* 0 = the node's cap */
   char metadata[HD_NODE_ROOM_METADATA_MAX];
+  struct room_cluster *cl; /* the other nodes holding this room (room_remote.c); NULL alone */
   struct hd_room *next;
 } hd_room_t;
 
@@ -45,7 +46,8 @@ struct hd_node {
   hd_time_t now; /* time of the event being handled (for code reached without one) */
   int closing;   /* hd_node_close_all: empty rooms are freed at once */
   hd_quota_t *quota;
-  int own_quota; /* created here (no shared one in cfg) */
+  int own_quota;           /* created here (no shared one in cfg) */
+  struct node_cluster *cl; /* the cluster's links (room_remote.c); NULL alone */
 };
 
 size_t node_addr_key(const struct sockaddr *sa, uint8_t key[20]);
@@ -86,6 +88,21 @@ int node_capacity_check(hd_node_t *n, const char *app, const char *identity, cha
 
 /* Reports a room lifecycle event to cfg.on_event (webhooks). */
 void node_fire_room_event(hd_node_t *n, int type, const hd_room_t *r);
+
+/* Cluster (room_remote.c; docs/overlay.md "The link protocol"). */
+/* A link datagram (hd_link_is_link) from `from`. */
+void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, hd_time_t now);
+/* A local publisher's packet (normalised, h as hd_session_publisher_rtp
+ * parsed it) goes to every node that asked for its track. */
+void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h, hd_time_t now);
+hd_time_t room_remote_next_timeout(hd_node_t *n, hd_room_t *r);
+/* Link upkeep of room r (pinned by the caller): state, keepalives, wants, dead nodes. */
+void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now);
+/* Node-wide: the link meters' probes (measuring worker only). */
+hd_time_t room_remote_node_next_timeout(hd_node_t *n);
+void room_remote_node_tick(hd_node_t *n, hd_time_t now);
+void room_remote_free(hd_room_t *r);
+void node_cluster_free(hd_node_t *n);
 
 /* rooms.c hooks called by node.c */
 void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s);

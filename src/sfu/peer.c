@@ -2,6 +2,7 @@
 #include "sfu/peer.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -204,8 +205,24 @@ int hd_peer_set_remote(hd_peer_t *p, const char *remote_ufrag, const char *remot
   return 0;
 }
 
+int hd_peer_set_link(hd_peer_t *p, int (*send)(void *ud, const uint8_t *pkt, size_t len, int is_rtcp),
+                     void *ud, hd_time_t now) {
+  if (!p->link_buf && !(p->link_buf = malloc(HD_DATAGRAM_MAX))) return HD_ENOMEM;
+  hd_dtls_free(p->dtls);
+  p->dtls = NULL;
+  p->link_send = send;
+  p->link_ud = ud;
+  p->state = HD_PEER_CONNECTED;
+  p->connected_at = now;
+  return 0;
+}
+
 uint8_t *hd_peer_tx_begin(hd_peer_t *p, size_t *cap) {
   if (p->state != HD_PEER_CONNECTED) return NULL;
+  if (p->link_send) {
+    *cap = HD_DATAGRAM_MAX - HD_SRTP_MAX_TRAILER;
+    return p->link_buf;
+  }
   hd_datagram_t *d = hd_txq_reserve(p->txq);
   if (!d) return NULL;
   *cap = sizeof d->data - HD_SRTP_MAX_TRAILER;
@@ -213,6 +230,12 @@ uint8_t *hd_peer_tx_begin(hd_peer_t *p, size_t *cap) {
 }
 
 int hd_peer_tx_commit(hd_peer_t *p, size_t len, int is_rtcp) {
+  if (p->link_send) {
+    if (p->state != HD_PEER_CONNECTED) return HD_ESTATE;
+    p->stats.tx_packets++;
+    p->stats.tx_bytes += len;
+    return p->link_send(p->link_ud, p->link_buf, len, is_rtcp);
+  }
   socklen_t tolen;
   const struct sockaddr *to = hd_ice_selected(&p->ice, &tolen);
   if (!to || p->state != HD_PEER_CONNECTED) return HD_ESTATE;
@@ -237,7 +260,7 @@ int hd_peer_send(hd_peer_t *p, const uint8_t *pkt, size_t len, int is_rtcp) {
 }
 
 hd_time_t hd_peer_next_timeout(const hd_peer_t *p) {
-  if (p->state == HD_PEER_FAILED || p->state == HD_PEER_CLOSED) return HD_TIME_NEVER;
+  if (p->state == HD_PEER_FAILED || p->state == HD_PEER_CLOSED || p->link_send) return HD_TIME_NEVER;
   hd_time_t t = hd_ice_next_timeout(&p->ice);
   if (p->dtls && p->state == HD_PEER_NEW) t = hd_time_min(t, hd_dtls_next_timeout(p->dtls));
   if (p->sctp) t = hd_time_min(t, hd_sctp_next_timeout(p->sctp));
@@ -245,7 +268,7 @@ hd_time_t hd_peer_next_timeout(const hd_peer_t *p) {
 }
 
 void hd_peer_handle_timeout(hd_peer_t *p, hd_time_t now) {
-  if (p->state == HD_PEER_FAILED || p->state == HD_PEER_CLOSED) return;
+  if (p->state == HD_PEER_FAILED || p->state == HD_PEER_CLOSED || p->link_send) return;
   hd_ice_handle_timeout(&p->ice, now);
   if (hd_ice_state(&p->ice) == HD_ICE_FAILED) {
     fail(p, p->state == HD_PEER_NEW && !hd_ice_selected(&p->ice, &(socklen_t){0})
@@ -280,6 +303,9 @@ void hd_peer_free(hd_peer_t *p) {
   hd_srtp_free(p->srtp);
   hd_dtls_free(p->dtls);
   hd_ice_free(&p->ice);
+  free(p->link_buf);
+  p->link_buf = NULL;
+  p->link_send = NULL;
   p->srtp = NULL;
   p->dtls = NULL;
 }

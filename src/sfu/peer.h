@@ -49,6 +49,11 @@ typedef struct {
   uint16_t sctp_remote_port;
   uint64_t sctp_remote_max_message;
   hd_sctp_t *sctp;
+  /* link mode (hd_peer_set_link): no ICE/DTLS/SRTP, what the session sends
+   * goes to link_send (a node-to-node link: sfu/room_remote.c) */
+  int (*link_send)(void *ud, const uint8_t *pkt, size_t len, int is_rtcp);
+  void *link_ud;
+  uint8_t *link_buf;
 } hd_peer_t;
 
 /* Creates the transport. remote_fp is the peer's sha-256 fingerprint from SDP. */
@@ -84,6 +89,12 @@ int hd_peer_enable_sctp(hd_peer_t *p, uint16_t remote_port, uint64_t remote_max_
 /* Moves the association's outbound SCTP packets into DTLS records and the
  * DTLS datagrams into the tx queue; call after hd_sctp_send/close_channel. */
 void hd_peer_sctp_flush(hd_peer_t *p);
+/* Turns p into the stand-in transport of a publisher on another node
+ * (docs/overlay.md): connected at once, no ICE/DTLS/SRTP, no timers; every
+ * packet the session sends (RTCP: NACK, PLI, reports) goes to send(ud, ...)
+ * in clear, which carries it over the node link. HD_ENOMEM. */
+int hd_peer_set_link(hd_peer_t *p, int (*send)(void *ud, const uint8_t *pkt, size_t len, int is_rtcp),
+                     void *ud, hd_time_t now);
 /* Sends DTLS close_notify and marks CLOSED. */
 void hd_peer_close(hd_peer_t *p, const char *reason);
 void hd_peer_free(hd_peer_t *p);

@@ -158,6 +158,7 @@ int hd_node_admin_remove(hd_node_t *n, const char *app, const char *room, const 
   n->now = now;
   hd_participant_t *p = find_participant(n, app, room, identity);
   if (!p) return HD_ENOTFOUND;
+  if (p->remote) return room_remote_admin(n, p, NULL, 0); /* its own node acts (docs/overlay.md) */
   rooms_participant_remove(n, p, HD_SIGNAL_LEFT_REMOVED, 1);
   return 0;
 }
@@ -168,6 +169,7 @@ int hd_node_admin_mute(hd_node_t *n, const char *app, const char *room, const ch
   hd_participant_t *p = find_participant(n, app, room, identity);
   pub_track_t *t = p ? rooms_track_by_sid(p, track_sid) : NULL;
   if (!t) return HD_ENOTFOUND;
+  if (p->remote) return room_remote_admin(n, p, t->sid, muted);
   rooms_set_muted(n, p, t, muted, 1);
   return 0;
 }

@@ -76,8 +76,15 @@ static void dc_message(hd_node_t *n, hd_participant_t *p, uint16_t stream, const
     free(buf);
     return;
   }
-  for (hd_participant_t *q = p->room->participants; q; q = q->next) {
-    if (q == p) continue;
+  rooms_dc_deliver(n, p->room, p, k, buf, blen, NULL, NULL);
+  room_remote_data(n, p->room, k, NULL, 0, buf, blen); /* the room's participants on other nodes */
+  free(buf);
+}
+
+void rooms_dc_deliver(hd_node_t *n, hd_room_t *r, const hd_participant_t *except, int k, const char *buf,
+                      int blen, int (*want)(void *ud, const hd_participant_t *q), void *ud) {
+  for (hd_participant_t *q = r->participants; q; q = q->next) {
+    if (q == except || q->remote || (want && !want(ud, q))) continue;
     hd_sctp_t *sc = dc_assoc(q);
     if (sc && q->dc[k] >= 0) {
       int rc = hd_sctp_send(sc, (uint16_t)q->dc[k], buf, (size_t)blen, 0);
@@ -93,7 +100,6 @@ static void dc_message(hd_node_t *n, hd_participant_t *p, uint16_t stream, const
       n->stats.dc_msgs_ws++;
     }
   }
-  free(buf);
 }
 
 void rooms_on_sctp(hd_node_t *n, hd_session_t *s, hd_time_t now) {

@@ -34,7 +34,7 @@
 
 static void fire(hd_node_t *n, hd_webhook_event_type_t type, const hd_participant_t *p,
                  const pub_track_t *t) {
-  if (!n->cfg.on_event) return;
+  if (!n->cfg.on_event || p->remote) return; /* a remote participant's events fire on its own node */
   hd_webhook_event_t ev;
   memset(&ev, 0, sizeof ev);
   ev.type = type;
@@ -54,7 +54,7 @@ static void fire(hd_node_t *n, hd_webhook_event_type_t type, const hd_participan
 /* ---- output ---- */
 
 void rooms_emit(hd_node_t *n, hd_participant_t *p, const char *text, int len) {
-  if (len > 0 && p && !p->leaving && !p->whip && n->cfg.signal_send)
+  if (len > 0 && p && !p->leaving && !p->whip && !p->remote && n->cfg.signal_send)
     n->cfg.signal_send(n->cfg.signal_ud, p->conn, text, (size_t)len);
 }
 
@@ -69,6 +69,7 @@ void rooms_send_error(hd_node_t *n, void *conn, const char *id, hd_signal_errcod
 }
 
 void rooms_broadcast(hd_node_t *n, hd_room_t *r, const hd_participant_t *except, const char *text, int len) {
+  room_remote_changed(n, r); /* what others are told may be what other nodes must be told */
   for (hd_participant_t *q = r->participants; q; q = q->next)
     if (q != except) rooms_emit(n, q, text, len);
 }
@@ -566,6 +567,9 @@ static int handle_publish_offer(hd_node_t *n, hd_participant_t *p, const hd_sign
     free(buf);
   }
   free(answer);
+  free(p->pub_offer); /* what other nodes build this publisher's stand-in from (room_remote.c) */
+  p->pub_offer = strdup(m->publish_offer.sdp);
+  room_remote_changed(n, p->room);
   auto_subscribe_others(n, p, added, nn);
   return 0;
 }
@@ -598,10 +602,14 @@ void rooms_participant_remove(hd_node_t *n, hd_participant_t *p, int left_reason
     fire(n, HD_WEBHOOK_TRACK_UNPUBLISHED, p, &p->tracks[i]);
   fire(n, HD_WEBHOOK_PARTICIPANT_LEFT, p, NULL);
   HD_LOGI("room", "participant %s (%s) left %s/%s", p->sid, p->identity, r->app, r->name);
-  if (close_conn && !p->whip && n->cfg.signal_close) /* 1001 "going away" on shutdown, else 1000 */
+  if (close_conn && !p->whip && !p->remote &&
+      n->cfg.signal_close) /* 1001 "going away" on shutdown, else 1000 */
     n->cfg.signal_close(n->cfg.signal_ud, p->conn,
                         left_reason == HD_SIGNAL_LEFT_SERVER_SHUTDOWN ? 1001 : 1000, "left");
   free(p->offerer);
+  free(p->pub_offer);
+  free(p->remote_link_ud);
+  room_remote_changed(n, r);
   free(p);
   node_room_maybe_delete(n, r);
 }
@@ -861,10 +869,11 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   hd_room_t *r = node_room_find(n, c.key, c.room);
   if (r) /* the newer connection of an identity wins */
     for (hd_participant_t *q = r->participants; q; q = q->next)
-      if (!q->whip && !strcmp(q->identity, c.identity)) {
+      if (!q->whip && !q->remote && !strcmp(q->identity, c.identity)) {
         rooms_participant_remove(n, q, HD_SIGNAL_LEFT_DUPLICATE_IDENTITY, 1);
         break;
       }
+  if (r) room_remote_drop_identity(n, r, c.identity, NULL); /* its stand-in from another node is stale */
   r = node_room_get(n, c.key, c.room, now);
   if (!r) {
     rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
@@ -975,6 +984,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   free(buf);
   broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_JOINED, 0);
   fire(n, HD_WEBHOOK_PARTICIPANT_JOINED, p, NULL);
+  room_remote_changed(n, r); /* hidden joins broadcast nothing but must reach other nodes too */
   HD_LOGI("room", "participant %s (%s) joined %s/%s", p->sid, p->identity, r->app, r->name);
   /* subscribe to what is already published */
   if (p->auto_subscribe) {
@@ -1080,6 +1090,7 @@ static void handle_data(hd_node_t *n, hd_participant_t *p, const hd_signal_msg_t
       to = !strcmp(m->data.to[i], q->identity);
     if (to) rooms_emit(n, q, buf, len);
   }
+  room_remote_data(n, p->room, -1, (const char *const *)m->data.to, m->data.n_to, buf, len);
   free(buf);
 }
 
@@ -1153,4 +1164,46 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
   }
   hd_signal_msg_free(&m);
   return rc;
+}
+
+/* ---- stand-ins of participants on other nodes (room_remote.c) ---- */
+
+void rooms_remote_join(hd_node_t *n, hd_participant_t *p) {
+  hd_room_t *r = p->room;
+  p->next = r->participants;
+  r->participants = p;
+  r->n_participants++;
+  node_room_in_use(r);
+  n->n_participants++;
+  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_JOINED, 0); /* tracks follow as track_published */
+  HD_LOGI("room", "remote participant %s (%s) joined %s/%s", p->sid, p->identity, r->app, r->name);
+}
+
+void rooms_remote_tracks_added(hd_node_t *n, hd_participant_t *p, const int *added, int nt) {
+  char *buf = malloc(OUT_CAP);
+  if (buf && !p->claims.hidden)
+    for (int i = 0; i < nt; i++) {
+      if (!added[i]) continue;
+      hd_signal_track_t ti;
+      track_info(p, &p->tracks[i], &ti);
+      int len = hd_signal_write_track_published(p->sid, &ti, buf, OUT_CAP);
+      rooms_broadcast(n, p->room, p, buf, len);
+    }
+  free(buf);
+  auto_subscribe_others(n, p, added, nt);
+}
+
+void rooms_remote_track_removed(hd_node_t *n, hd_participant_t *p, int i) {
+  char buf[512];
+  int len = hd_signal_write_track_unpublished(p->sid, p->tracks[i].sid, buf, sizeof buf);
+  if (!p->claims.hidden) rooms_broadcast(n, p->room, p, buf, len);
+  char sid[24];
+  snprintf(sid, sizeof sid, "%s", p->tracks[i].sid);
+  unsubscribe_all(n, p, sid);
+  memmove(&p->tracks[i], &p->tracks[i + 1], (size_t)(p->n_tracks - i - 1) * sizeof p->tracks[0]);
+  p->n_tracks--;
+}
+
+void rooms_remote_metadata(hd_node_t *n, hd_participant_t *p) {
+  broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_UPDATED, 0);
 }

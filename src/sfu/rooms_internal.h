@@ -87,6 +87,16 @@ struct hd_participant {
   int dc[2];             /* SCTP stream of our hd-reliable / hd-lossy channel on pub_sess, -1 = none */
   hd_time_t last_dc_err; /* data channel errors go out over the WebSocket at most once a second */
   uint64_t dc_dropped;   /* data channel messages not delivered to us (send buffer full) */
+  /* cluster (sfu/room_remote.c, docs/overlay.md): the SDP offer of our
+   * publisher PC (local participants), what other nodes build our stand-in
+   * from; remote != 0 for the stand-in of a participant on another node (the
+   * hash of that node's id): no connection, its publisher session is fed by
+   * the link, in[] indexes of that node mapped to ours by remote_in */
+  char *pub_offer;
+  uint64_t remote;
+  uint32_t remote_offer_hash;
+  int8_t remote_in[HD_SESSION_MAX_TRACKS];
+  void *remote_link_ud;
 };
 
 /* Shared helpers (rooms.c). */
@@ -100,6 +110,41 @@ void rooms_participant_remove(hd_node_t *n, hd_participant_t *p, int left_reason
 void rooms_set_muted(hd_node_t *n, hd_participant_t *p, pub_track_t *t, int muted, int tell_owner);
 /* The data message rate limit (docs/protocol.md "Limits"): 1 when p may send one now. */
 int rooms_data_rate_ok(hd_participant_t *p, hd_time_t now);
+
+/* Cluster (room_remote.c): r's state changed (a participant, track, mute,
+ * metadata): the other nodes holding r are told at the next tick. Cheap;
+ * nothing without a cluster. */
+void room_remote_changed(hd_node_t *n, hd_room_t *r);
+/* rooms.c's side of a remote participant p (p->remote set, p->room set):
+ * it joins r (participant_joined to the local participants); its tracks
+ * [0, nt) with added[i] set were published (track_published, auto
+ * subscriptions); its track i was unpublished (and removed from p->tracks);
+ * its name or metadata changed. It leaves with rooms_participant_remove. */
+void rooms_remote_join(hd_node_t *n, hd_participant_t *p);
+void rooms_remote_tracks_added(hd_node_t *n, hd_participant_t *p, const int *added, int nt);
+void rooms_remote_track_removed(hd_node_t *n, hd_participant_t *p, int i);
+void rooms_remote_metadata(hd_node_t *n, hd_participant_t *p);
+/* Removes the stand-ins (remote participants) of `identity` in r but keep:
+ * a newer connection of that identity joined (room_remote.c). */
+/* An admin action on remote participant p goes to its node, which acts as
+ * for its own admin API: remove (track_sid NULL) or mute track_sid. 0 (sent),
+ * HD_ENOTFOUND (its node unknown), HD_ENOMEM. */
+int room_remote_admin(hd_node_t *n, hd_participant_t *p, const char *track_sid, int muted);
+void room_remote_drop_identity(hd_node_t *n, hd_room_t *r, const char *identity,
+                               const hd_participant_t *keep);
+/* Data messages across nodes (room_remote.c): a local participant's data
+ * message `text` (the `data` signaling message as receivers get it; dc = -1
+ * over WebSocket, else DC_RELIABLE/DC_LOSSY for a data channel message, which
+ * receivers get on their channel of that kind when they have one) goes to the
+ * room's other nodes, for their participants named in to[0..n_to) (all when
+ * n_to is 0). */
+void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to, size_t n_to,
+                      const char *text, int len);
+/* Delivers a data channel message (text for q's channel of kind dc, or its
+ * WebSocket) to every local participant but `except` accepted by want(ud,
+ * q) (NULL = all) (room_datachannel.c). */
+void rooms_dc_deliver(hd_node_t *n, hd_room_t *r, const hd_participant_t *except, int dc, const char *buf,
+                      int blen, int (*want)(void *ud, const hd_participant_t *q), void *ud);
 
 /* Layer selection, room side (room_layers.c). */
 void rooms_layers_tick(hd_node_t *n, hd_room_t *r, hd_time_t now);

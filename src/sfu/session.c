@@ -39,6 +39,16 @@ static void copy_str(char *dst, size_t cap, const char *src) {
   dst[n] = 0;
 }
 
+/* Codec names the packet path tests, as numbers (RFC 6838 names compare
+ * case-insensitively); any other name is CODEC_OTHER and compared as text. */
+enum { CODEC_OTHER = 0, CODEC_VP8, CODEC_VP9, CODEC_H264, CODEC_AV1, CODEC_OPUS };
+static uint8_t codec_id(const char *name) {
+  static const char *const names[] = {"", "VP8", "VP9", "H264", "AV1", "opus"};
+  for (uint8_t i = 1; i < sizeof names / sizeof names[0]; i++)
+    if (!strcasecmp(name, names[i])) return i;
+  return CODEC_OTHER;
+}
+
 static int kind_of(int sdp_kind) {
   return sdp_kind == HD_SDP_AUDIO ? HD_TRACK_AUDIO : sdp_kind == HD_SDP_VIDEO ? HD_TRACK_VIDEO : -1;
 }
@@ -61,6 +71,7 @@ static int init_in_track(hd_session_t *s, int idx, int i, int k, const char *rid
   t->red_pt = m->red_pt;
   t->clock = m->clock;
   copy_str(t->codec, sizeof t->codec, m->codec);
+  t->codec_id = codec_id(t->codec);
   copy_str(t->fmtp, sizeof t->fmtp, m->fmtp);
   /* a simulcast section's a=ssrc lines (if any) do not say which layer is which */
   t->ssrc = rid[0] ? 0 : m->remote_ssrc;
@@ -140,6 +151,7 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   t->red_pt = m->red_pt;
   t->clock = m->clock;
   copy_str(t->codec, sizeof t->codec, m->codec);
+  t->codec_id = codec_id(t->codec);
   copy_str(t->fmtp, sizeof t->fmtp, m->fmtp);
   copy_str(t->mid, sizeof t->mid, m->mid);
   t->ext_mid = m->ext_mid;
@@ -311,7 +323,7 @@ static void note_keyframe(hd_in_track_t *t, const uint8_t *payload, size_t len) 
   if (!t->last_pkt_key) return;
   t->key_wanted_since = 0;
   hd_vp8_desc_t d;
-  if (!strcasecmp(t->codec, "VP8") && hd_vp8_depay_parse(payload, len, &d) == 0 && d.width > 0) {
+  if (t->codec_id == CODEC_VP8 && hd_vp8_depay_parse(payload, len, &d) == 0 && d.width > 0) {
     t->width = d.width;
     t->height = d.height;
   }
@@ -470,8 +482,9 @@ static int build_out(const hd_session_t *v, const hd_out_track_t *t, const hd_se
 }
 
 static int codec_matches(const hd_out_track_t *o, const hd_in_track_t *i) {
-  if (strcasecmp(o->codec, i->codec) != 0 || o->clock != i->clock) return 0;
-  if (!strcasecmp(o->codec, "H264")) return hd_sdp_h264_same_profile(o->fmtp, i->fmtp);
+  if (o->codec_id != i->codec_id || o->clock != i->clock) return 0;
+  if (o->codec_id == CODEC_OTHER && strcasecmp(o->codec, i->codec) != 0) return 0;
+  if (o->codec_id == CODEC_H264) return hd_sdp_h264_same_profile(o->fmtp, i->fmtp);
   return 1;
 }
 
@@ -650,7 +663,7 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return;
   int n;
-  int vp8 = !strcasecmp(t->codec, "VP8");
+  int vp8 = t->codec_id == CODEC_VP8;
   if (late && t->rtx_enabled) {
     uint8_t tmp[HD_DATAGRAM_MAX];
     n = build_out(v, t, pub, h, seq, ts, now, tmp, sizeof tmp);
@@ -811,8 +824,7 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
   uint8_t tmp[HD_DATAGRAM_MAX];
   int n = build_out(v, t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
   if (n < 0) return n;
-  if (!strcasecmp(t->codec, "VP8"))
-    hd_vp8_rewrite(&t->vp8, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
+  if (t->codec_id == CODEC_VP8) hd_vp8_rewrite(&t->vp8, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
   if (t->rtx_enabled) {
     n = wrap_rtx(t, tmp, (size_t)n, out, cap);
     if (n < 0) return n;

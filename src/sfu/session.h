@@ -22,6 +22,7 @@
 #include "rtc/twcc_recv.h"
 #include "sfu/peer.h"
 #include "sfu/probe.h"
+#include "sfu/red_repair.h"
 #include "sfu/allocator.h"
 #include "sfu/rewriter.h"
 #include "sfu/vp8_rewriter.h"
@@ -100,6 +101,7 @@ typedef struct {
   uint8_t pt, rtx_pt;
   uint8_t red_pt; /* audio: RED (RFC 2198) over pt, as browsers send Opus; 0 = not negotiated */
   char codec[16];
+  uint8_t codec_id; /* codec as a number (session.c codec_id), so the packet path compares no strings */
   char fmtp[256];
   uint32_t clock;
   uint32_t ssrc, rtx_ssrc; /* learned from packets (or SDP) */
@@ -124,6 +126,7 @@ typedef struct {
   uint64_t plis_sent;            /* keyframe requests sent for this track (quality samples, sfu/qsample.h) */
   uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */
   int muted;                     /* not forwarded while set (participant or admin mute) */
+  hd_red_repair_t red_fix;       /* audio RED: packets of our leg's gaps rebuilt (sfu/red_repair.h) */
 } hd_in_track_t;
 
 /* A track we send a viewer. It follows one publisher track: `src`/`src_in`,
@@ -138,6 +141,7 @@ typedef struct {
   uint8_t pt, rtx_pt;
   uint8_t red_pt; /* audio: the viewer takes RED (passed on); 0 = it gets plain Opus (unwrapped) */
   char codec[16];
+  uint8_t codec_id; /* as hd_in_track_t's */
   char fmtp[256];
   uint32_t clock;
   uint32_t ssrc, rtx_ssrc;
@@ -248,6 +252,7 @@ typedef struct {
    * keyframe requests made because a loss could not be repaired in time */
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
   uint64_t repairs_doubled; /* repairs sent a second time to a lossy viewer leg */
+  uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */

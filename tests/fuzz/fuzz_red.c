@@ -6,7 +6,10 @@
  * hd_red_build of them gives the input back byte for byte; the audio jitter
  * buffer takes any RED payload (src/media/audio_jitter) without harm. Also the VP8
  * PictureID rewriter (src/sfu/vp8_rewriter) on the same bytes: it must not
- * write past the descriptor it parsed. And keyframe detection for VP8/H.264. */
+ * write past the descriptor it parsed. And keyframe detection for VP8/H.264.
+ * And the node's RED gap repair (src/sfu/red_repair): the input as the RED
+ * payload of the packet after a gap of 1-15 (from its first byte): whatever
+ * it rebuilds is RTP of the stream, inside the gap, oldest first. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +17,19 @@
 #include "base/err.h"
 #include "media/audio_jitter.h"
 #include "media/rtp_payload.h"
+#include "sfu/red_repair.h"
 #include "sfu/vp8_rewriter.h"
+
+static uint16_t g_rr_seq, g_rr_last;
+
+static void rr_check(void *ud, const uint8_t *pkt, size_t len) {
+  (void)ud;
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(pkt, len, &h) < 0 || h.ssrc != 77 || h.pt != 63) abort();
+  /* inside the gap, ascending */
+  if ((int16_t)(h.seq - g_rr_seq) < 0 || (int16_t)(h.seq - g_rr_last) >= 0) abort();
+  g_rr_seq = (uint16_t)(h.seq + 1);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t pt, pt2;
@@ -52,6 +67,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   static hd_audio_jitter_t j;
   static int j_ok;
+  {
+    hd_red_repair_t rr;
+    hd_red_repair_init(&rr);
+    hd_rtp_hdr_t h = {.version = 2, .pt = 63, .seq = 65530, .ts = 1000, .ssrc = 77};
+    hd_red_repair_feed(&rr, &h, NULL, NULL);
+    uint16_t gap = size ? (uint16_t)(data[0] % 16 + 1) : 1;
+    h.seq = (uint16_t)(65530 + gap);
+    h.ts = 1000 + gap * 960u;
+    h.payload = data;
+    h.payload_len = size;
+    g_rr_seq = (uint16_t)(65530 + 1);
+    g_rr_last = h.seq;
+    int k = hd_red_repair_feed(&rr, &h, rr_check, NULL);
+    if (k < 0 || k >= gap || (uint64_t)k != rr.repaired) abort();
+  }
   if (!j_ok) j_ok = hd_audio_jitter_init(&j, NULL) == 0;
   if (j_ok && size >= 3) {
     uint16_t seq = (uint16_t)(data[0] << 8 | data[1]);

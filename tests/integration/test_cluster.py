@@ -298,9 +298,12 @@ def main():
         ok = wait_until(lambda: any(c["id"] == "n2" and c["participants"] == 3
                                     for c in route(n1.port, "probe")[1]["candidates"]), 4)
         check(ok is not None, "n1 sees n2's 3 participants within a heartbeat or two")
-        st, js, text = route(n1.port, "busy", rtt="n1:1,n3:1,n2:200")
+        st, js, text = route(n1.port, "busy")
         check(st == 200 and js["node"]["id"] == "n2" and js["reason"] == "room",
-              "a room held on n2 is routed to n2 from n1 (whatever the rtt)", text)
+              "a room held on n2 is routed to n2 from n1 (no client RTTs)", text)
+        st, js, text = route(n1.port, "busy", rtt="n1:1,n3:1,n2:200")
+        check(st == 200 and js["node"]["id"] in ("n1", "n3") and js["reason"] == "rtt",
+              "with client RTTs the nearest node wins: rooms span nodes", text)
         got = {}
         for i in range(30):
             nid = route(n3.port, "new%d" % i)[1]["node"]["id"]

@@ -99,6 +99,24 @@ static void test_clean_link(void **state) {
   hd_audio_jitter_free(&j);
 }
 
+/* Lip sync asks audio to wait 100 ms for the sender's video: the target is
+ * the clean link's 20 ms plus 100, and the delay follows it. */
+static void test_sync_delay(void **state) {
+  hd_audio_jitter_t j;
+  assert_int_equal(hd_audio_jitter_init(&j, NULL), 0);
+  hd_audio_jitter_set_sync_delay(&j, HD_MS(100));
+  static hd_time_t delay[1000];
+  static uint8_t lost[1000];
+  for (int i = 0; i < 1000; i++)
+    delay[i] = HD_MS(35);
+  run_result_t r;
+  run(&j, 1000, delay, lost, 0, NULL, NULL, NULL, NULL, &r);
+  assert_int_equal(hd_audio_jitter_target(&j), HD_MS(120));
+  assert_true(j.stats.delay >= HD_MS(100) && j.stats.delay < HD_MS(140));
+  assert_int_equal(j.stats.concealed_ms, 0);
+  hd_audio_jitter_free(&j);
+}
+
 static void test_loss_with_fec(void **state) {
   enum { N = 1500 };
   hd_opus_enc_config_t c;
@@ -519,6 +537,7 @@ static void test_neteq_fec_red_recover(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_clean_link),
+      cmocka_unit_test(test_sync_delay),
       cmocka_unit_test(test_loss_with_fec),
       cmocka_unit_test(test_jitter_converges),
       cmocka_unit_test(test_dtx_and_edges),

@@ -462,6 +462,13 @@ static void test_room_publish_subscribe_lossy(void **st) {
   assert_true(a->rtx_rtp > 0);
   assert_true(ps.tracks[1].nack_received > 0); /* uplink losses: the node NACKs alice */
   assert_true(ps.tracks[1].rtx_sent > 0);
+  /* the node's RRs report alice's uplink loss (~10 %, before repair): her
+   * repairs go twice from the first such report on (a copy is then half of
+   * what she sends as RTX) */
+  printf("alice: %llu RTX sent, %llu of them second copies\n", (unsigned long long)ps.tracks[1].rtx_sent,
+         (unsigned long long)ps.tracks[1].rtx_doubled);
+  assert_true(ps.tracks[1].rtx_doubled > 0);
+  assert_true(ps.tracks[1].rtx_doubled * 5 >= ps.tracks[1].rtx_sent * 2);
   assert_true(ss.tracks[1].sr_received > 0); /* SR from the node */
   assert_true(ps.rtcp_received > 0);
   /* RTT from the node's RR about alice's streams: 2 x 20 ms links each way */
@@ -780,7 +787,76 @@ static void test_errors(void **st) {
   world_free(w);
 }
 
+/* H.264 in an offer (what the node sends a subscriber of an H.264
+ * publisher): accepted only with cfg.accept_h264 (the recorder) and only in
+ * packetization-mode 1 (RFC 6184 §6.3); VP8 stays the choice when offered. */
+static int answer_with(int accept_h264, const char *codecs, const char *pts, char *ans, size_t cap) {
+  hd_pc_config_t cfg = {
+      .cert = g_cert_b, .local_ip = "10.0.0.3", .local_port = 6000, .accept_h264 = accept_h264};
+  hd_pc_t *pc;
+  assert_int_equal(hd_pc_new(&pc, &cfg), 0);
+  char offer[2048];
+  snprintf(offer, sizeof offer,
+           "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+           "m=video 9 UDP/TLS/RTP/SAVPF %s\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\n"
+           "a=ice-pwd:abcdefghijklmnopqrstuv\r\na=fingerprint:sha-256 %s\r\na=setup:actpass\r\n"
+           "a=rtcp-mux\r\na=sendonly\r\n%s",
+           pts, hd_dtls_cert_fingerprint(g_cert_a), codecs);
+  int n = hd_pc_answer_offer(pc, offer, strlen(offer), ans, cap, 0);
+  const char *codec = hd_pc_track_codec(pc, 0);
+  int h264 = !strcmp(codec, "H264") ? 1 : !strcmp(codec, "VP8") ? 2 : 0;
+  hd_pc_free(pc);
+  return n > 0 ? h264 : n;
+}
+
+static void test_h264_answer(void **st) {
+  (void)st;
+  char ans[8192];
+  const char *h264_1 =
+      "a=rtpmap:102 H264/90000\r\n"
+      "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+  const char *h264_0 =
+      "a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=0;profile-level-id=42e01f\r\n";
+  /* without accept_h264: the section is rejected (port 0 in the answer) */
+  assert_int_equal(answer_with(0, h264_1, "102", ans, sizeof ans), 0);
+  assert_non_null(strstr(ans, "m=video 0 "));
+  assert_int_equal(answer_with(1, h264_1, "102", ans, sizeof ans), 1);
+  assert_non_null(strstr(ans, "a=rtpmap:102 H264/90000"));
+  assert_non_null(strstr(ans, "packetization-mode=1"));
+  assert_int_equal(answer_with(1, h264_0, "102", ans, sizeof ans), 0);
+  char both[512];
+  snprintf(both, sizeof both, "a=rtpmap:96 VP8/90000\r\n%s", h264_1);
+  assert_int_equal(answer_with(1, both, "96 102", ans, sizeof ans), 2);
+}
+
 /* ICE never succeeds (nobody answers): FAILED at the connect timeout. */
+/* Consent freshness at 50 % loss each way (issue 13: speech at 50 % loss):
+ * with one check per 5 s interval, six unanswered in a row (p = 0.75^6, ~18 %
+ * per 30 s window) expired consent within the first minutes; an unanswered
+ * check is now repeated after 1 s, so 10 minutes pass connected. */
+static void test_consent_survives_heavy_loss(void **st) {
+  (void)st;
+  world_t *w = world_new();
+  connect_direct(w, 0.0, HD_PC_SENDONLY, 0);
+  run_until(w, w->now + HD_SEC(5));
+  assert_int_equal(hd_pc_state(w->ep[0].pc), HD_PC_CONNECTED);
+  assert_int_equal(hd_pc_state(w->ep[1].pc), HD_PC_CONNECTED);
+  /* 30 % on each endpoint's up and down link: 51 % each way end to end */
+  hd_link_params_t lossy = {.delay = DELAY, .loss = 0.3};
+  for (int i = 0; i < 2; i++) {
+    hd_link_set(&w->ep[i].up, &lossy);
+    hd_link_set(&w->ep[i].down, &lossy);
+  }
+  run_until(w, w->now + HD_SEC(600));
+  assert_int_equal(hd_pc_state(w->ep[0].pc), HD_PC_CONNECTED);
+  assert_int_equal(hd_pc_state(w->ep[1].pc), HD_PC_CONNECTED);
+  /* and no check storm: at most one per second per side */
+  hd_pc_stats_t s;
+  hd_pc_stats(w->ep[0].pc, &s);
+  assert_true(s.stun_checks_sent < 700);
+  world_free(w);
+}
+
 static void test_connect_timeout(void **st) {
   world_t *w = world_new();
   connect_direct(w, 1.0, HD_PC_SENDONLY, 0);
@@ -815,7 +891,9 @@ int main(void) {
       cmocka_unit_test(test_role_conflict),
       cmocka_unit_test(test_simulcast_offer),
       cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_h264_answer),
       cmocka_unit_test(test_connect_timeout),
+      cmocka_unit_test(test_consent_survives_heavy_loss),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

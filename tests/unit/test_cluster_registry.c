@@ -69,6 +69,42 @@ static void test_roundtrip(void **st) {
   free(b);
 }
 
+/* issue 16: the entry carries the node's measured links (docs/overlay.md
+ * "Link measurement"); an entry without them decodes with none, a malformed
+ * one is refused. */
+static void test_links(void **st) {
+  (void)st;
+  hd_cluster_node_t *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+  sample(a, "n1");
+  char buf[8192], why[160];
+  int len = hd_cluster_node_encode(a, NULL, 0, buf, sizeof buf);
+  assert_true(len > 0);
+  assert_null(strstr(buf, "\"links\""));
+  assert_int_equal(hd_cluster_node_decode(buf, (size_t)len, b, why, sizeof why), 0);
+  assert_int_equal(b->n_links, 0);
+  a->n_links = 2;
+  a->links[0] = (hd_cluster_link_t){.peer = "n2", .up = 1, .rtt_ms = 12.5, .loss = 0.01, .jitter_ms = 0.75};
+  a->links[1] = (hd_cluster_link_t){.peer = "n3", .up = 0, .rtt_ms = 0, .loss = 1, .jitter_ms = 0};
+  len = hd_cluster_node_encode(a, NULL, 0, buf, sizeof buf);
+  assert_true(len > 0);
+  assert_int_equal(hd_cluster_node_decode(buf, (size_t)len, b, why, sizeof why), 0);
+  assert_int_equal(b->n_links, 2);
+  assert_string_equal(b->links[0].peer, "n2");
+  assert_int_equal(b->links[0].up, 1);
+  assert_true(b->links[0].rtt_ms > 12.49 && b->links[0].rtt_ms < 12.51);
+  assert_true(b->links[0].loss > 0.0099 && b->links[0].loss < 0.0101);
+  assert_true(b->links[0].jitter_ms > 0.749 && b->links[0].jitter_ms < 0.751);
+  assert_string_equal(b->links[1].peer, "n3");
+  assert_int_equal(b->links[1].up, 0);
+  const char *bad = "{\"v\":1,\"id\":\"x\",\"url\":\"http://x\",\"capacity\":5,\"links\":[{\"peer\":\"y\"}]}";
+  assert_int_equal(hd_cluster_node_decode(bad, strlen(bad), b, why, sizeof why), HD_EPROTO);
+  assert_non_null(strstr(why, "links[0]"));
+  const char *bad2 = "{\"v\":1,\"id\":\"x\",\"url\":\"http://x\",\"capacity\":5,\"links\":3}";
+  assert_int_equal(hd_cluster_node_decode(bad2, strlen(bad2), b, why, sizeof why), HD_EPROTO);
+  free(a);
+  free(b);
+}
+
 static void test_truncated_rooms(void **st) {
   (void)st;
   hd_cluster_node_t *a = malloc(sizeof *a), *b = malloc(sizeof *b);
@@ -235,6 +271,7 @@ int main(void) {
       cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_truncated_rooms),
       cmocka_unit_test(test_bad_entries), cmocka_unit_test(test_load_full_labels),
       cmocka_unit_test(test_peer_table),  cmocka_unit_test(test_redis_url),
+      cmocka_unit_test(test_links),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

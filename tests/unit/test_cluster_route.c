@@ -78,10 +78,16 @@ static void test_room_stays(void **st) {
   setup_nodes();
   N[2].room_hashes[0] = hd_cluster_room_hash("app", "held");
   N[2].n_room_hashes = 1;
-  N[2].participants = 60; /* the most loaded and far: the room still goes there */
+  N[2].participants = 60; /* the most loaded: without client hints the room still goes there */
   const char *reason;
-  assert_int_equal(choose("held", "eu", "", "a:1,c:200", &reason), 2);
+  assert_int_equal(choose("held", "", "", "", &reason), 2);
   assert_string_equal(reason, "room");
+  assert_int_equal(choose("held", "us", "", "", &reason), 2); /* within the region hint */
+  assert_string_equal(reason, "room");
+  /* rooms span nodes: the client's region and RTTs win over the held room */
+  assert_int_equal(choose("held", "eu", "", "", &reason), 0);
+  assert_int_equal(choose("held", "", "", "a:1,c:200", &reason), 0);
+  assert_string_equal(reason, "rtt");
   /* not for another tenant's room of the same name */
   hd_route_req_t r = {.app = "other", .room = "held", .region = "", .labels = ""};
   assert_true(hd_route_choose(N, 4, &r, C, &reason) != 2 || strcmp(reason, "room"));

@@ -33,6 +33,8 @@ typedef struct {
    * a side yields) when bit k of the mask is set; drop_all drops everything. */
   unsigned drop_c2s_mask, drop_s2c_mask;
   int drop_c2s_all, drop_s2c_all;
+  double loss;  /* random loss per datagram, both directions (0 = none) */
+  uint32_t rng; /* its seed (xorshift32, nonzero) */
   int flights_c2s, flights_s2c;
   int sent_c2s, sent_s2c;   /* datagrams put on the wire */
   int feed_rc_c, feed_rc_s; /* first negative feed result on each side */
@@ -60,6 +62,12 @@ static int drain(link_t *l, hd_dtls_t *from, hd_dtls_t *to, int c2s) {
     else
       l->sent_s2c++;
     if (drop) continue;
+    if (l->loss > 0) {
+      l->rng ^= l->rng << 13;
+      l->rng ^= l->rng >> 17;
+      l->rng ^= l->rng << 5;
+      if ((double)l->rng / 4294967296.0 < l->loss) continue;
+    }
     int rc = hd_dtls_feed(to, buf, (size_t)n, l->now);
     int *first = c2s ? &l->feed_rc_s : &l->feed_rc_c;
     if (rc < 0 && !*first) *first = rc;
@@ -390,14 +398,59 @@ static void test_total_loss_fails_after_budget(void **st) {
   drain(&l, c, s, 1);
   assert_int_equal(hd_dtls_state(c), HD_DTLS_FAILED);
   assert_string_equal(hd_dtls_error(c), "handshake timeout");
-  assert_int_equal(l.now, expect); /* ~31.5 s */
-  /* The original ClientHello plus one per retry, each produced on virtual time. */
-  assert_int_equal(l.sent_c2s - sent_before, 1 + HD_DTLS_MAX_RETRIES);
+  assert_int_equal(l.now, expect); /* 12.5 s */
+  /* The original ClientHello, then two per retry (a path that lost a flight
+   * gets handshake datagrams twice), each produced on virtual time. */
+  assert_int_equal(l.sent_c2s - sent_before, 1 + 2 * HD_DTLS_MAX_RETRIES);
   assert_int_equal(hd_dtls_next_timeout(c), HD_TIME_NEVER);
   assert_int_equal(hd_dtls_state(s), HD_DTLS_HANDSHAKING);
   assert_int_equal(hd_dtls_next_timeout(s), HD_TIME_NEVER);
   hd_dtls_free(c);
   hd_dtls_free(s);
+}
+
+/* Handshakes over a link with random loss p both ways, 30 seeds: how many
+ * finish within `limit` of virtual time (the slowest in *worst). */
+static int lossy_handshakes(double p, hd_time_t limit, hd_time_t *worst) {
+  int done = 0;
+  *worst = 0;
+  for (uint32_t seed = 1; seed <= 30; seed++) {
+    hd_dtls_t *c, *s;
+    make_good_pair(&c, &s);
+    link_t l;
+    link_init(&l, c, s);
+    l.loss = p;
+    l.rng = seed * 2654435761u;
+    run(&l, limit);
+    if (hd_dtls_state(c) == HD_DTLS_CONNECTED && hd_dtls_state(s) == HD_DTLS_CONNECTED) {
+      done++;
+      if (l.now > *worst) *worst = l.now;
+    } else {
+      print_message("%.0f%% seed %u: not connected after %.1f s [%s]\n", p * 100, seed, (double)l.now / 1e6,
+                    hd_dtls_error(c));
+    }
+    hd_dtls_free(c);
+    hd_dtls_free(s);
+  }
+  print_message("dtls at %.0f%% loss each way: %d/30 handshakes within %.0f s (slowest %.1f s)\n", p * 100,
+                done, (double)limit / 1e6, (double)*worst / 1e6);
+  return done;
+}
+
+/* Random loss on both directions, as on a weak network (issue 13: video at
+ * 30 %, speech at 50 %): every handshake must finish within 10 s of virtual
+ * time (the SDK gives a connection 15 s, ICE included). Before: the RTO
+ * doubled to 8 s (RFC 6347's schedule), so the retries thinned out just when
+ * most were lost -- 27/30 at 30 % and 11/30 at 50 % within 10 s; with the RTO
+ * capped at 1 s, 30/30 and 23/30 (OpenSSL gives a flight 12 retransmissions:
+ * at 50 % each way a round trip gets through 1 time in 4, and 0.75^12 is
+ * 3 %). Sending handshake datagrams twice once a flight was lost makes that
+ * 1 - 0.75^2 per direction: 30/30 at 50 % too. */
+static void test_random_loss_handshake_completes(void **st) {
+  (void)st;
+  hd_time_t worst;
+  assert_int_equal(lossy_handshakes(0.3, HD_SEC(10), &worst), 30);
+  assert_int_equal(lossy_handshakes(0.5, HD_SEC(10), &worst), 30);
 }
 
 static void test_garbage_is_rejected_without_harm(void **st) {
@@ -568,6 +621,7 @@ int main(void) {
       cmocka_unit_test(test_lost_first_flights_recovered_by_virtual_time),
       cmocka_unit_test(test_lost_last_flight_recovered),
       cmocka_unit_test(test_total_loss_fails_after_budget),
+      cmocka_unit_test(test_random_loss_handshake_completes),
       cmocka_unit_test(test_garbage_is_rejected_without_harm),
       cmocka_unit_test(test_junk_during_handshake_keeps_schedule),
       cmocka_unit_test(test_close_during_handshake),

@@ -5,6 +5,7 @@
  * while still being written (what a kill -9 leaves) opens and decodes. */
 #include "hd_test.h"
 
+#include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "base/err.h"
 #include "egress/track_file.h"
+#include "media/h264_depay.h"
 #include "media/i420.h"
 #include "media/opus_codec.h"
 #include "media/test_signal.h"
@@ -216,13 +218,186 @@ static void test_errors(void **state) {
                    HD_EINVAL);
   assert_int_equal(
       hd_track_file_open(&f, "/nonexistent-dir/x.webm", HD_TRACK_CODEC_VP8, HD_TRACK_CONTAINER_WEBM), HD_EIO);
+  assert_int_equal(hd_track_file_open(&f, "/tmp/x.mp4", HD_TRACK_CODEC_VP8, HD_TRACK_CONTAINER_MP4),
+                   HD_EINVAL);
+  assert_int_equal(hd_track_file_open(&f, "/tmp/x.webm", HD_TRACK_CODEC_H264, HD_TRACK_CONTAINER_WEBM),
+                   HD_EINVAL);
+  /* an H.264 keyframe without SPS/PPS cannot start the file: dropped, the
+   * file waits for one that has them (it does not fail) */
+  char path[128];
+  snprintf(path, sizeof path, "%s/nosps.mp4", dir);
+  assert_int_equal(hd_track_file_open(&f, path, HD_TRACK_CODEC_H264, HD_TRACK_CONTAINER_MP4), 0);
+  const uint8_t idr_only[] = {0, 0, 0, 3, 0x65, 0x88, 0x80};
+  assert_int_equal(hd_track_file_write(f, idr_only, sizeof idr_only, 1, 0), 0);
+  hd_track_file_stats_t st;
+  assert_int_equal(hd_track_file_close(f, &st), 0);
+  assert_int_equal(st.dropped, 1);
   assert_int_equal(hd_track_file_close(NULL, NULL), 0);
+}
+
+/* RTP packets of one Annex-B access unit as a WebRTC sender makes them (RFC
+ * 6184 mode 1): SPS + PPS in one STAP-A, NAL units up to 1000 bytes whole,
+ * bigger ones in FU-A fragments; the marker on the last. */
+typedef struct {
+  uint8_t p[64][1100];
+  size_t len[64];
+  int n;
+} pkts_t;
+
+static void packetize(const uint8_t *au, size_t len, pkts_t *o) {
+  o->n = 0;
+  const uint8_t *nal[64];
+  size_t nl[64];
+  int k = 0;
+  for (size_t i = 0; i + 3 <= len && k < 64;) {
+    if (au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1) {
+      if (k) nl[k - 1] = i - (size_t)(nal[k - 1] - au) - (i > 0 && au[i - 1] == 0 ? 1 : 0);
+      nal[k++] = au + i + 3;
+      i += 3;
+    } else
+      i++;
+  }
+  assert_true(k > 0);
+  nl[k - 1] = len - (size_t)(nal[k - 1] - au);
+  for (int j = 0; j < k; j++) {
+    int type = nal[j][0] & 0x1f;
+    if (type == 7 && j + 1 < k && (nal[j + 1][0] & 0x1f) == 8) {
+      uint8_t *p = o->p[o->n];
+      size_t w = 0;
+      p[w++] = 0x78;
+      for (int m = j; m <= j + 1; m++) {
+        p[w++] = (uint8_t)(nl[m] >> 8);
+        p[w++] = (uint8_t)nl[m];
+        memcpy(p + w, nal[m], nl[m]);
+        w += nl[m];
+      }
+      o->len[o->n++] = w;
+      j++;
+    } else if (nl[j] <= 1000) {
+      memcpy(o->p[o->n], nal[j], nl[j]);
+      o->len[o->n++] = nl[j];
+    } else {
+      for (size_t off = 1; off < nl[j] && o->n < 64; off += 1000) {
+        size_t n = nl[j] - off < 1000 ? nl[j] - off : 1000;
+        uint8_t *p = o->p[o->n];
+        p[0] = (uint8_t)((nal[j][0] & 0xe0) | 28);
+        p[1] = (uint8_t)((off == 1 ? 0x80 : 0) | (off + n == nl[j] ? 0x40 : 0) | type);
+        memcpy(p + 2, nal[j] + off, n);
+        o->len[o->n++] = n + 2;
+      }
+    }
+  }
+}
+
+/* H.264 (libx264, a keyframe every 30 frames) through RTP packets and the
+ * depacketiser into fragmented MP4: joined after the first IDR (frames 5..29
+ * dropped), a packet of frame 70 lost (dropped until the IDR at 90), a copy
+ * after frame 95 stands for a kill -9. */
+static void test_h264_mp4_and_crash_copy(void **state) {
+  const AVCodec *vc = avcodec_find_encoder_by_name("libx264");
+  if (!vc) skip();
+  av_log_set_level(AV_LOG_ERROR);
+  char path[128], crash[128];
+  snprintf(path, sizeof path, "%s/v.mp4", dir);
+  snprintf(crash, sizeof crash, "%s/v_killed.mp4", dir);
+  AVCodecContext *cc = avcodec_alloc_context3(vc);
+  cc->width = 320;
+  cc->height = 240;
+  cc->pix_fmt = AV_PIX_FMT_YUV420P;
+  cc->time_base = (AVRational){1, 30};
+  cc->gop_size = 30;
+  cc->max_b_frames = 0;
+  AVDictionary *o = NULL;
+  av_dict_set(&o, "preset", "ultrafast", 0);
+  av_dict_set(&o, "tune", "zerolatency", 0);
+  av_dict_set(&o, "profile", "baseline", 0);
+  assert_int_equal(avcodec_open2(cc, vc, &o), 0);
+  av_dict_free(&o);
+  AVFrame *fr = av_frame_alloc();
+  fr->width = 320;
+  fr->height = 240;
+  fr->format = AV_PIX_FMT_YUV420P;
+  assert_int_equal(av_frame_get_buffer(fr, 0), 0);
+  hd_i420_t pic;
+  assert_int_equal(hd_i420_alloc(&pic, 320, 240), 0);
+  hd_h264_depay_t d;
+  assert_int_equal(hd_h264_depay_init(&d, 0), 0);
+  hd_track_file_t *f;
+  assert_int_equal(hd_track_file_open(&f, path, HD_TRACK_CODEC_H264, HD_TRACK_CONTAINER_MP4), 0);
+  AVPacket *pkt = av_packet_alloc();
+  static pkts_t ps;
+  uint16_t seq = 100;
+  int written = 0, key_requests = 0;
+  for (int i = 0; i < 155; i++) {
+    hd_test_pattern_draw(&pic, (uint32_t)i);
+    assert_int_equal(av_frame_make_writable(fr), 0);
+    for (int y = 0; y < 240; y++)
+      memcpy(fr->data[0] + y * fr->linesize[0], pic.plane[0] + y * pic.stride[0], 320);
+    for (int y = 0; y < 120; y++) {
+      memcpy(fr->data[1] + y * fr->linesize[1], pic.plane[1] + y * pic.stride[1], 160);
+      memcpy(fr->data[2] + y * fr->linesize[2], pic.plane[2] + y * pic.stride[2], 160);
+    }
+    fr->pts = i;
+    assert_int_equal(avcodec_send_frame(cc, fr), 0);
+    assert_int_equal(avcodec_receive_packet(cc, pkt), 0); /* zerolatency: one out per frame */
+    packetize(pkt->data, (size_t)pkt->size, &ps);
+    av_packet_unref(pkt);
+    if (i < 5) { /* before the recorder joined */
+      seq = (uint16_t)(seq + ps.n);
+      continue;
+    }
+    uint32_t ts = (uint32_t)i * 3000;
+    for (int j = 0; j < ps.n; j++) {
+      if (i == 70 && j == 0) { /* lost */
+        seq++;
+        continue;
+      }
+      hd_h264_au_t au;
+      int rc = hd_h264_depay_push(&d, seq++, ts, j == ps.n - 1, ps.p[j], ps.len[j], &au);
+      assert_true(rc == 0 || rc == 1);
+      key_requests += hd_h264_depay_take_key_request(&d);
+      if (rc == 1) {
+        assert_int_equal(au.ts, ts);
+        assert_int_equal(hd_track_file_write(f, au.data, au.len, au.keyframe, (int64_t)au.ts * 100 / 9), 1);
+        written++;
+      }
+    }
+    if (i == 95) copy_file(path, crash);
+  }
+  assert_int_equal(written, 40 + 65); /* 30..69 and 90..154 */
+  assert_true(key_requests >= 2);     /* at the start (mid-GOP) and after the loss */
+  hd_track_file_stats_t st;
+  assert_int_equal(hd_track_file_close(f, &st), 0);
+  assert_int_equal(st.frames, 105);
+  assert_int_equal(st.width, 320);
+  assert_int_equal(st.height, 240);
+  probe_t p;
+  assert_int_equal(probe(path, &p), 0);
+  assert_int_equal(p.codec, AV_CODEC_ID_H264);
+  assert_int_equal(p.width, 320);
+  assert_int_equal(p.height, 240);
+  assert_int_equal(p.packets, 105);
+  assert_int_equal(p.keyframes, 5);                      /* IDRs at 30, 60, 90, 120, 150 */
+  assert_true(p.duration_s > 4.0 && p.duration_s < 4.3); /* 30 .. 154 at 30 fps */
+  probe_t k;
+  assert_int_equal(probe(crash, &k), 0);
+  assert_int_equal(k.codec, AV_CODEC_ID_H264);
+  assert_true(k.packets >= 40); /* the fragments closed before the copy */
+  assert_true(k.last_pts_s > 1.0);
+  av_packet_free(&pkt);
+  av_frame_free(&fr);
+  avcodec_free_context(&cc);
+  hd_h264_depay_free(&d);
+  hd_i420_free(&pic);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_opus_ogg),        cmocka_unit_test(test_opus_webm),
-      cmocka_unit_test(test_opus_gap_filled), cmocka_unit_test(test_vp8_webm_and_crash_copy),
+      cmocka_unit_test(test_opus_ogg),
+      cmocka_unit_test(test_opus_webm),
+      cmocka_unit_test(test_opus_gap_filled),
+      cmocka_unit_test(test_vp8_webm_and_crash_copy),
+      cmocka_unit_test(test_h264_mp4_and_crash_copy),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -31,6 +31,7 @@ typedef struct {
   int seconds;      /* simulated duration */
   int old_pipeline; /* 1: the SDK's receive path before the jitter buffer */
   int no_nack_tl;   /* 1: the sender never retransmits TID > 0 packets */
+  hd_time_t sync;   /* lip-sync extra delay asked of the buffer (hd_video_jb_set_sync_delay) */
 } sim_cfg_t;
 
 typedef struct {
@@ -74,6 +75,7 @@ static void run(const sim_cfg_t *cfg, sim_res_t *res) {
   hd_video_jb_t jb;
   hd_frame_asm_t fa;
   assert_int_equal(hd_video_jb_init(&jb, NULL), 0);
+  hd_video_jb_set_sync_delay(&jb, cfg->sync);
   assert_int_equal(hd_frame_asm_init(&fa, NULL), 0);
   hd_frame_asm_set_waits(&fa, -1, -1, HD_SEC(3600)); /* the old assembler knew no temporal layers */
   hd_freeze_t fz;
@@ -292,6 +294,21 @@ static void test_render_pacing(void **state) {
   assert_int_equal(jbr.plis, 0);
 }
 
+/* Lip sync asks the buffer to hold video 100 ms longer (the sender's audio is
+ * that much later): the frames wait ~100 ms more, still evenly paced. */
+static void test_sync_delay(void **state) {
+  sim_cfg_t c = {.loss = 0, .jitter = HD_MS(15), .seconds = 20};
+  sim_res_t base, held;
+  run(&c, &base);
+  c.sync = HD_MS(100);
+  run(&c, &held);
+  print_res("no loss, sync 0:     ", &base);
+  print_res("no loss, sync 100 ms:", &held);
+  assert_true(held.avg_jb_ms > base.avg_jb_ms + 80 && held.avg_jb_ms < base.avg_jb_ms + 120);
+  assert_true(held.off_pace < 0.01);
+  assert_int_equal(held.freezes, 0);
+}
+
 /* TID > 0 packets never repaired: the stream continues on TL0 without a
  * keyframe request per loss. */
 static void test_temporal_layer_gaps(void **state) {
@@ -329,9 +346,8 @@ static void test_config_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_holds_for_rtx),
-      cmocka_unit_test(test_render_pacing),
-      cmocka_unit_test(test_temporal_layer_gaps),
+      cmocka_unit_test(test_holds_for_rtx), cmocka_unit_test(test_render_pacing),
+      cmocka_unit_test(test_sync_delay),    cmocka_unit_test(test_temporal_layer_gaps),
       cmocka_unit_test(test_config_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,1150 @@
+/* A room across nodes (issue 15 items 2 and 3; docs/overlay.md "A room
+ * across nodes" and "The link protocol").
+ *
+ * Every node that holds participants of a room keeps the room's other nodes
+ * up to date over the node link (overlay/link.h), directly, not through Redis:
+ *  - its room state (its local participants with their tracks, mutes,
+ *    metadata and publisher SDP offer) as a JSON message, sent when it
+ *    changes, with a version that every keepalive (HELLO, each
+ *    CL_HELLO_INTERVAL) repeats so a lost state message is asked for again;
+ *  - in each HELLO, the tracks it wants (those its local participants
+ *    subscribe to): the publisher's node then sends each wanted track's RTP
+ *    once to that node, whatever the number of subscribers there.
+ * On the receiving node each remote participant is a stand-in participant
+ * (p->remote) whose publisher session is built from the same SDP offer and
+ * is fed by the link instead of a transport (hd_peer_set_link): local
+ * subscribers subscribe to it as to any local publisher, so layer selection,
+ * NACK/RTX towards them and lip sync work unchanged. The stand-in's own
+ * RTCP (its NACKs and keyframe requests, as for any publisher) is turned into
+ * FEEDBACK messages for the publisher's node, which answers NACKs from its
+ * retransmission cache and passes keyframe requests to the publisher.
+ *
+ * Which nodes hold a room comes from the registry (the room hashes in each
+ * entry) and from any link message about it. A node whose link is silent for
+ * CL_DEAD_AFTER takes its participants with it (they leave). Redis is not on
+ * this path: a Redis outage stops new nodes from finding a room, nothing
+ * else. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "cluster/registry.h"
+#include "overlay/link.h"
+#include "overlay/link_meter.h"
+#include "proto/rtcp.h"
+#include "proto/sdp.h"
+#include "proto/sdp_negotiate.h"
+#include "sfu/node_internal.h"
+#include "sfu/rooms_internal.h"
+
+#define CL_TICK HD_MS(100)
+#define CL_HELLO_INTERVAL HD_MS(250)
+#define CL_DEAD_AFTER HD_MS(1500)
+#define CL_WANTS_TTL HD_SEC(2)
+#define CL_REQ_INTERVAL HD_MS(300)
+#define CL_MAX_RNODES 32 /* other nodes per room */
+
+typedef struct {
+  int used;
+  char id[HD_LINK_ID_MAX];
+  int listed; /* in the last registry read */
+  hd_link_peer_t link;
+  hd_link_reasm_t reasm;
+  struct sockaddr_storage addr[HD_CLUSTER_MAX_MEDIA];
+  socklen_t addr_len[HD_CLUSTER_MAX_MEDIA];
+  int n_addr;
+  uint64_t *rooms;
+  int n_rooms;
+  /* the link's measurement (docs/overlay.md "Link measurement"): every
+   * worker answers probes, the measuring worker also sends them */
+  hd_link_meter_t meter;
+} cl_peer_t;
+
+struct node_cluster {
+  hd_link_self_t self;
+  int measure;          /* this worker probes every peer (one worker per node) */
+  hd_time_t meter_next; /* the earliest meter deadline (0: recompute at the next tick) */
+  cl_peer_t peers[HD_CLUSTER_MAX_NODES];
+  uint64_t rx_dropped, tx_dropped;
+};
+
+typedef struct {
+  uint64_t peer;      /* id hash */
+  hd_time_t last_rx;  /* last message about this room from it (0 = none yet) */
+  uint32_t their_ver; /* version of its state we applied (0 = none) */
+  hd_time_t req_at;
+  hd_link_want_t wants[HD_LINK_MAX_WANTS]; /* what it wants from our publishers */
+  int n_wants;
+  hd_time_t wants_at;
+  hd_link_want_t sent_wants[HD_LINK_MAX_WANTS]; /* what we asked it for last */
+  int n_sent_wants;
+} rnode_t;
+
+struct room_cluster {
+  uint64_t hash;
+  rnode_t nodes[CL_MAX_RNODES];
+  int n_nodes;
+  int dirty;
+  uint32_t version;
+  uint64_t state_hash;
+  char *state; /* our last state JSON */
+  size_t state_len;
+  uint32_t msg_id;
+  hd_time_t next_tick, next_hello;
+};
+
+typedef struct {
+  hd_node_t *n;
+  hd_participant_t *p;
+} link_ud_t;
+
+static uint64_t fnv64(const char *s, size_t len) {
+  uint64_t h = 14695981039346656037ull;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+  return h;
+}
+
+/* ---- peers ---- */
+
+static cl_peer_t *peer_by_hash(struct node_cluster *c, uint64_t h) {
+  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++)
+    if (c->peers[i].used && c->peers[i].link.id_hash == h) return &c->peers[i];
+  return NULL;
+}
+
+int hd_node_cluster_init(hd_node_t *n, const char *node_id, const uint8_t *secret, size_t secret_len,
+                         uint64_t epoch) {
+  if (n->cl) return HD_ESTATE;
+  struct node_cluster *c = calloc(1, sizeof *c);
+  if (!c) return HD_ENOMEM;
+  int rc = hd_link_self_init(&c->self, node_id, secret, secret_len, epoch);
+  if (rc < 0) {
+    free(c);
+    return rc;
+  }
+  n->cl = c;
+  return 0;
+}
+
+static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len) {
+  char host[HD_CLUSTER_ADDR_MAX];
+  snprintf(host, sizeof host, "%s", s);
+  char *colon = strrchr(host, ':');
+  if (!colon) return HD_EINVAL;
+  *colon = 0;
+  int port = atoi(colon + 1);
+  if (port <= 0 || port > 65535) return HD_EINVAL;
+  char *h = host;
+  if (h[0] == '[') { /* [v6]:port */
+    h++;
+    char *e = strchr(h, ']');
+    if (e) *e = 0;
+  }
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *len = sizeof *a4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    *len = sizeof *a6;
+    return 0;
+  }
+  return HD_EINVAL;
+}
+
+int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int count, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  if (!c) return 0;
+  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++)
+    c->peers[i].listed = 0;
+  for (int k = 0; k < count; k++) {
+    const hd_cluster_node_t *e = &peers[k];
+    if (!strcmp(e->id, c->self.id)) continue;
+    cl_peer_t *p = peer_by_hash(c, hd_link_id_hash(e->id));
+    if (!p) {
+      for (int i = 0; i < HD_CLUSTER_MAX_NODES && !p; i++)
+        if (!c->peers[i].used) p = &c->peers[i];
+      if (!p) break;
+      memset(p, 0, sizeof *p);
+      if (hd_link_peer_init(&p->link, &c->self, e->id) < 0) continue;
+      hd_link_reasm_init(&p->reasm);
+      hd_link_meter_init(&p->meter, 0, now);
+      snprintf(p->id, sizeof p->id, "%s", e->id);
+      p->used = 1;
+      HD_LOGI("link", "peer node %s: link up (%d media addresses)", e->id, e->n_media);
+    }
+    p->listed = 1;
+    int na = 0;
+    for (int j = 0; j < e->n_media && na < HD_CLUSTER_MAX_MEDIA; j++)
+      if (parse_addr(e->media[j], &p->addr[na], &p->addr_len[na]) == 0) na++;
+    p->n_addr = na;
+    uint64_t *rooms = realloc(p->rooms, sizeof *rooms * (size_t)(e->n_room_hashes ? e->n_room_hashes : 1));
+    if (rooms) {
+      p->rooms = rooms;
+      memcpy(rooms, e->room_hashes, sizeof *rooms * (size_t)e->n_room_hashes);
+      p->n_rooms = e->n_room_hashes;
+    }
+  }
+  c->meter_next = 0; /* new or re-listed peers: their meters are due now */
+  return 0;
+}
+
+void node_cluster_free(hd_node_t *n) {
+  struct node_cluster *c = n->cl;
+  if (!c) return;
+  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++)
+    if (c->peers[i].used) {
+      hd_link_peer_free(&c->peers[i].link);
+      hd_link_reasm_free(&c->peers[i].reasm);
+      free(c->peers[i].rooms);
+    }
+  free(c);
+  n->cl = NULL;
+}
+
+/* ---- sending ---- */
+
+/* Seals body (written by the caller at the returned pointer) to peer p, at
+ * the address of the worker that holds room r there. */
+static uint8_t *send_begin(hd_node_t *n, size_t *cap) {
+  hd_datagram_t *d = hd_txq_reserve(&n->txq);
+  if (!d) {
+    n->cl->tx_dropped++;
+    return NULL;
+  }
+  *cap = sizeof d->data - HD_LINK_OVERHEAD;
+  return d->data + HD_LINK_HDR_LEN;
+}
+
+static void send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len) {
+  if (!p->n_addr) return;
+  hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
+  /* the peer's worker for the room, as io/media_workers.c places rooms (hd_media_room_worker) */
+  int w = (int)(hd_fnv1a_pair(r->app, 0xff, r->name) % (uint32_t)p->n_addr);
+  int len = hd_link_seal(&n->cl->self, &p->link, type, d->data + HD_LINK_HDR_LEN, body_len, d->data,
+                         sizeof d->data);
+  if (len < 0) return;
+  hd_txq_commit(&n->txq, (size_t)len, (const struct sockaddr *)&p->addr[w], p->addr_len[w]);
+}
+
+/* One small message to an explicit address: meter probes (to the peer's
+ * first media address) and echoes (back where the probe came from). */
+static void send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, const uint8_t *body,
+                    size_t body_len) {
+  size_t cap;
+  uint8_t *b = send_begin(n, &cap);
+  if (!b || body_len > cap) return;
+  memcpy(b, body, body_len);
+  hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
+  int len = hd_link_seal(&n->cl->self, &p->link, type, b, body_len, d->data, sizeof d->data);
+  if (len < 0) return;
+  socklen_t tl = to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  hd_txq_commit(&n->txq, (size_t)len, to, tl);
+}
+
+static void send_small(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, const uint8_t *body,
+                       size_t len) {
+  size_t cap;
+  uint8_t *b = send_begin(n, &cap);
+  if (!b || len > cap) return;
+  memcpy(b, body, len);
+  send_commit(n, p, r, type, len);
+}
+
+/* One JSON message (room state, or a data message) to peer p, in fragments. */
+static void send_msg(hd_node_t *n, hd_room_t *r, cl_peer_t *p, const char *msg, size_t msg_len) {
+  struct room_cluster *rc = r->cl;
+  size_t count = (msg_len + HD_LINK_FRAG_DATA - 1) / HD_LINK_FRAG_DATA;
+  if (!count) count = 1;
+  if (count > HD_LINK_FRAG_MAX) {
+    HD_LOGW("link", "room %s/%s: a message of %zu bytes exceeds the link's %d; not sent", r->app, r->name,
+            msg_len, HD_LINK_MSG_MAX);
+    return;
+  }
+  uint32_t id = ++rc->msg_id;
+  for (size_t i = 0; i < count; i++) {
+    size_t off = i * HD_LINK_FRAG_DATA, l = msg_len - off;
+    if (l > HD_LINK_FRAG_DATA) l = HD_LINK_FRAG_DATA;
+    hd_link_frag_t f = {.room = rc->hash,
+                        .msg_id = id,
+                        .idx = (uint16_t)i,
+                        .count = (uint16_t)count,
+                        .data = (const uint8_t *)msg + off,
+                        .len = l};
+    size_t cap;
+    uint8_t *b = send_begin(n, &cap);
+    if (!b) return;
+    int bl = hd_link_frag_write(&f, b, cap);
+    if (bl < 0) return;
+    send_commit(n, p, r, HD_LINK_STATE, (size_t)bl);
+  }
+}
+
+static void send_state(hd_node_t *n, hd_room_t *r, cl_peer_t *p) {
+  if (r->cl->state) send_msg(n, r, p, r->cl->state, r->cl->state_len);
+}
+
+/* ---- room state: ours as JSON ---- */
+
+static int is_local(const hd_participant_t *p) { return !p->remote && !p->whip && !p->leaving; }
+
+static char *state_json(hd_room_t *r, size_t *len) {
+  json_t *ps = json_array();
+  for (hd_participant_t *p = r->participants; p; p = p->next) {
+    if (!is_local(p)) continue;
+    json_t *tr = json_array(), *ins = json_array();
+    for (int i = 0; i < p->n_tracks; i++) {
+      const pub_track_t *t = &p->tracks[i];
+      json_array_append_new(tr,
+                            json_pack("{s:s, s:s, s:s, s:i, s:i, s:b, s:i, s:i, s:i}", "sid", t->sid, "cid",
+                                      t->cid, "mid", t->mid, "kind", t->kind, "source", t->source, "muted",
+                                      t->muted, "width", t->width, "height", t->height, "in", t->in_idx));
+    }
+    if (p->pub_sess)
+      for (int i = 0; i < p->pub_sess->n_in; i++) {
+        const hd_in_track_t *in = &p->pub_sess->in[i];
+        if (in->active) json_array_append_new(ins, json_pack("[i, i, s]", i, in->media_index, in->rid));
+      }
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:b, s:o, s:o}", "sid", p->sid, "identity", p->identity,
+                  "name", p->name, "metadata", p->metadata, "joined_at", (json_int_t)p->joined_at, "hidden",
+                  p->claims.hidden, "subscribe", p->claims.can_subscribe, "tracks", tr, "ins", ins);
+    if (o && p->pub_sess && p->pub_offer) json_object_set_new(o, "offer", json_string(p->pub_offer));
+    if (o) json_array_append_new(ps, o);
+  }
+  json_t *root =
+      json_pack("{s:i, s:s, s:s, s:o}", "v", 1, "app", r->app, "room", r->name, "participants", ps);
+  char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
+  json_decref(root);
+  *len = s ? strlen(s) : 0;
+  return s;
+}
+
+/* ---- remote participants ---- */
+
+static hd_participant_t *remote_find(hd_room_t *r, uint64_t node, uint32_t pub_hash, const char *sid) {
+  for (hd_participant_t *p = r->participants; p; p = p->next)
+    if (p->remote == node && !p->leaving &&
+        (sid ? !strcmp(p->sid, sid) : hd_link_sid_hash(p->sid) == pub_hash))
+      return p;
+  return NULL;
+}
+
+static rnode_t *rnode_find(hd_room_t *r, uint64_t peer) {
+  for (int i = 0; i < r->cl->n_nodes; i++)
+    if (r->cl->nodes[i].peer == peer) return &r->cl->nodes[i];
+  return NULL;
+}
+
+static rnode_t *rnode_get(hd_room_t *r, uint64_t peer) {
+  rnode_t *x = rnode_find(r, peer);
+  if (x || r->cl->n_nodes >= CL_MAX_RNODES) return x;
+  x = &r->cl->nodes[r->cl->n_nodes++];
+  memset(x, 0, sizeof *x);
+  x->peer = peer;
+  r->cl->next_hello = 0; /* introduce ourselves at once */
+  r->cl->next_tick = 0;
+  return x;
+}
+
+/* The stand-in's RTCP (as to any publisher): NACKs and keyframe requests go
+ * to the publisher's node as FEEDBACK; reports and bandwidth feedback stay
+ * here (the link's own loss is repaired, its rate is not estimated). */
+static int link_rtcp(void *ud, const uint8_t *pkt, size_t len, int is_rtcp) {
+  link_ud_t *u = ud;
+  hd_node_t *n = u->n;
+  hd_participant_t *p = u->p;
+  if (!is_rtcp || !p->pub_sess || !n->cl) return (int)len;
+  cl_peer_t *peer = peer_by_hash(n->cl, p->remote);
+  if (!peer) return (int)len;
+  hd_session_t *s = p->pub_sess;
+  hd_rtcp_iter_t it;
+  hd_rtcp_pkt_t rp;
+  hd_rtcp_iter_init(&it, pkt, len);
+  while (hd_rtcp_next(&it, &rp) == 1) {
+    if (rp.pt != HD_RTCP_RTPFB && rp.pt != HD_RTCP_PSFB) continue;
+    hd_rtcp_fb_t fb;
+    if (hd_rtcp_parse_fb(&rp, &fb) < 0) continue;
+    uint32_t ssrcs[8];
+    int ns = 0, kind = 0;
+    hd_link_feedback_t f;
+    memset(&f, 0, sizeof f);
+    if (rp.pt == HD_RTCP_RTPFB && rp.count == HD_RTCP_FMT_NACK) {
+      int k = hd_rtcp_nack_expand(&fb, f.seqs, HD_LINK_MAX_NACK);
+      if (k <= 0) continue;
+      f.n_seqs = (uint16_t)k;
+      kind = HD_LINK_FB_NACK;
+      ssrcs[ns++] = fb.media_ssrc;
+    } else if (rp.pt == HD_RTCP_PSFB && rp.count == HD_RTCP_FMT_PLI) {
+      kind = HD_LINK_FB_KEYFRAME;
+      ssrcs[ns++] = fb.media_ssrc;
+    } else if (rp.pt == HD_RTCP_PSFB && rp.count == HD_RTCP_FMT_FIR) {
+      hd_rtcp_fir_entry_t e[8];
+      int k = hd_rtcp_fir_parse(&fb, e, 8);
+      for (int i = 0; i < k; i++)
+        ssrcs[ns++] = e[i].ssrc;
+      kind = HD_LINK_FB_KEYFRAME;
+    } else
+      continue;
+    for (int j = 0; j < ns; j++) {
+      int a_idx = -1;
+      for (int b = 0; b < s->n_in && a_idx < 0; b++)
+        if (s->in[b].have_ssrc && s->in[b].ssrc == ssrcs[j])
+          for (int a = 0; a < HD_SESSION_MAX_TRACKS; a++)
+            if (p->remote_in[a] == b) a_idx = a;
+      if (a_idx < 0) continue;
+      f.room = p->room->cl->hash;
+      f.pub = hd_link_sid_hash(p->sid);
+      f.in_idx = (uint8_t)a_idx;
+      f.kind = (uint8_t)kind;
+      if (kind == HD_LINK_FB_KEYFRAME) f.n_seqs = 0;
+      size_t cap;
+      uint8_t *b = send_begin(n, &cap);
+      if (!b) continue;
+      int bl = hd_link_feedback_write(&f, b, cap);
+      if (bl > 0) send_commit(n, peer, p->room, HD_LINK_FEEDBACK, (size_t)bl);
+    }
+  }
+  return (int)len;
+}
+
+/* Builds or renegotiates the stand-in's publisher session from the SDP offer
+ * the publisher's node answered (the same negotiation gives the same media
+ * sections and tracks), and maps that node's in[] indexes to ours. */
+static int remote_pub_session(hd_node_t *n, hd_participant_t *p, const char *offer, json_t *ins,
+                              hd_time_t now) {
+  uint32_t oh = (uint32_t)fnv64(offer, strlen(offer));
+  if (p->pub_sess && oh == p->remote_offer_hash) return 0;
+  hd_sdp_t *osdp = malloc(sizeof *osdp), *asdp = malloc(sizeof *asdp);
+  hd_sdp_negotiated_t *neg = malloc(sizeof *neg);
+  char err[256] = "";
+  int rc = HD_ENOMEM;
+  if (!osdp || !asdp || !neg) goto out;
+  rc = hd_sdp_parse(osdp, offer, strlen(offer), err, sizeof err);
+  if (rc < 0) goto out;
+  char ufrag[24], pwd[40];
+  hd_random_token(ufrag, 16);
+  hd_random_token(pwd, 32);
+  hd_sdp_answer_params_t ap = {.ice_ufrag = ufrag,
+                               .ice_pwd = pwd,
+                               .fingerprint_sha256 = hd_dtls_cert_fingerprint(n->cert),
+                               .cand_ip = n->rtc_ip,
+                               .cand_port = n->cfg.rtc_port,
+                               .direction = HD_SDP_RECVONLY,
+                               .cname = "hudong",
+                               .stream_id = p->sid,
+                               .datachannel = 1};
+  rc = hd_sdp_negotiate(osdp, &ap, asdp, neg, err, sizeof err);
+  if (rc < 0) goto out;
+  hd_session_t *s = p->pub_sess;
+  if (!s) {
+    s = node_session_new(n, HD_SESSION_PUBLISH, ufrag, pwd, neg, NULL, 0, now, &rc);
+    if (!s) goto out;
+    link_ud_t *u = p->remote_link_ud;
+    if (!u && !(u = p->remote_link_ud = calloc(1, sizeof *u))) {
+      node_session_discard(s);
+      rc = HD_ENOMEM;
+      goto out;
+    }
+    u->n = n;
+    u->p = p;
+    if ((rc = hd_peer_set_link(&s->peer, link_rtcp, u, now)) < 0) {
+      node_session_discard(s);
+      goto out;
+    }
+    s->ext_twcc = 0; /* the link is not congestion-controlled per packet: no TWCC feedback to send */
+    s->remb_bps = 0;
+    s->owner = p;
+    if ((rc = node_session_register(n, s, p->room, NULL)) < 0) {
+      node_session_discard(s);
+      goto out;
+    }
+    p->pub_sess = s;
+  } else {
+    s->neg = *neg;
+    for (int i = 0; i < s->n_in; i++)
+      if (s->in[i].active && !s->neg.media[s->in[i].media_index].active) s->in[i].active = 0;
+    for (int i = 0; i < s->neg.n_media; i++) {
+      const hd_sdp_media_negotiated_t *mm = &s->neg.media[i];
+      if (mm->active && (mm->kind == HD_SDP_AUDIO || mm->kind == HD_SDP_VIDEO) &&
+          hd_session_track_by_mid(s, mm->mid) < 0)
+        hd_session_add_in_track(s, i);
+    }
+    s->ext_twcc = 0;
+  }
+  p->remote_offer_hash = oh;
+  rc = 0;
+out:
+  if (rc < 0)
+    HD_LOGW("link", "remote participant %s: cannot build its publisher stand-in: %s", p->sid,
+            err[0] ? err : hd_strerror(rc));
+  free(osdp);
+  free(asdp);
+  free(neg);
+  if (rc == 0 && p->pub_sess) {
+    memset(p->remote_in, -1, sizeof p->remote_in);
+    size_t i;
+    json_t *e;
+    json_array_foreach(ins, i, e) {
+      int a = (int)json_integer_value(json_array_get(e, 0)),
+          mi = (int)json_integer_value(json_array_get(e, 1));
+      const char *rid = json_string_value(json_array_get(e, 2));
+      if (a < 0 || a >= HD_SESSION_MAX_TRACKS || !rid) continue;
+      for (int b = 0; b < p->pub_sess->n_in; b++)
+        if (p->pub_sess->in[b].active && p->pub_sess->in[b].media_index == mi &&
+            !strcmp(p->pub_sess->in[b].rid, rid))
+          p->remote_in[a] = (int8_t)b;
+    }
+  }
+  return rc;
+}
+
+static void copy_json_str(char *dst, size_t cap, json_t *o, const char *key) {
+  const char *v = json_string_value(json_object_get(o, key));
+  snprintf(dst, cap, "%s", v ? v : "");
+}
+
+/* Applies one participant of node `node`'s state. */
+static void apply_participant(hd_node_t *n, hd_room_t *r, uint64_t node, json_t *o, hd_time_t now) {
+  const char *sid = json_string_value(json_object_get(o, "sid"));
+  if (!sid || !sid[0] || strlen(sid) >= 24) return;
+  hd_participant_t *p = remote_find(r, node, 0, sid);
+  int fresh = !p;
+  if (fresh) {
+    /* the same participant (sid) may be known from another node: a stale stand-in wins nothing */
+    if (!(p = calloc(1, sizeof *p))) return;
+    snprintf(p->sid, sizeof p->sid, "%s", sid);
+    p->remote = node;
+    p->room = r;
+    p->dc[DC_RELIABLE] = p->dc[DC_LOSSY] = -1;
+    memset(p->remote_in, -1, sizeof p->remote_in);
+    copy_json_str(p->identity, sizeof p->identity, o, "identity");
+    snprintf(p->claims.identity, sizeof p->claims.identity, "%s", p->identity);
+    snprintf(p->claims.key, sizeof p->claims.key, "%s", r->app);
+    p->claims.room_join = p->claims.can_publish = 1;
+    p->claims.hidden = json_is_true(json_object_get(o, "hidden"));
+  }
+  char name[sizeof p->name], meta[sizeof p->metadata];
+  copy_json_str(name, sizeof name, o, "name");
+  copy_json_str(meta, sizeof meta, o, "metadata");
+  int meta_changed = !fresh && (strcmp(name, p->name) || strcmp(meta, p->metadata));
+  snprintf(p->name, sizeof p->name, "%s", name);
+  snprintf(p->metadata, sizeof p->metadata, "%s", meta);
+  p->joined_at = (int64_t)json_integer_value(json_object_get(o, "joined_at"));
+  if (fresh) {
+    /* the newer connection of an identity wins (as on one node): a stand-in
+     * of it from another node is stale (that node died or the client moved),
+     * so it goes now rather than when that node's link falls silent */
+    room_remote_drop_identity(n, r, p->identity, NULL);
+    rooms_remote_join(n, p);
+  } else if (meta_changed)
+    rooms_remote_metadata(n, p);
+  const char *offer = json_string_value(json_object_get(o, "offer"));
+  if (offer) remote_pub_session(n, p, offer, json_object_get(o, "ins"), now);
+  /* tracks: removed, then changed (mutes), then added */
+  json_t *tr = json_object_get(o, "tracks");
+  for (int i = p->n_tracks - 1; i >= 0; i--) {
+    int kept = 0;
+    size_t k;
+    json_t *t;
+    json_array_foreach(tr, k, t) {
+      const char *ts = json_string_value(json_object_get(t, "sid"));
+      if (ts && !strcmp(ts, p->tracks[i].sid)) kept = 1;
+    }
+    if (!kept) rooms_remote_track_removed(n, p, i);
+  }
+  int added[MAX_PUB_TRACKS] = {0};
+  size_t k;
+  json_t *t;
+  json_array_foreach(tr, k, t) {
+    const char *ts = json_string_value(json_object_get(t, "sid"));
+    if (!ts || strlen(ts) >= 24) continue;
+    int a_in = (int)json_integer_value(json_object_get(t, "in"));
+    int b_in = a_in >= 0 && a_in < HD_SESSION_MAX_TRACKS ? p->remote_in[a_in] : -1;
+    if (!p->pub_sess || b_in < 0) continue; /* no media for it here (yet) */
+    int muted = json_is_true(json_object_get(t, "muted"));
+    pub_track_t *x = rooms_track_by_sid(p, ts);
+    if (x) {
+      x->width = (int)json_integer_value(json_object_get(t, "width"));
+      x->height = (int)json_integer_value(json_object_get(t, "height"));
+      if (x->muted != muted) rooms_set_muted(n, p, x, muted, 0);
+      continue;
+    }
+    if (p->n_tracks >= MAX_PUB_TRACKS) continue;
+    x = &p->tracks[p->n_tracks];
+    memset(x, 0, sizeof *x);
+    snprintf(x->sid, sizeof x->sid, "%s", ts);
+    copy_json_str(x->cid, sizeof x->cid, t, "cid");
+    copy_json_str(x->mid, sizeof x->mid, t, "mid");
+    x->kind = (int)json_integer_value(json_object_get(t, "kind")) ? HD_TRACK_VIDEO : HD_TRACK_AUDIO;
+    x->source = (int)json_integer_value(json_object_get(t, "source"));
+    x->muted = muted;
+    x->width = (int)json_integer_value(json_object_get(t, "width"));
+    x->height = (int)json_integer_value(json_object_get(t, "height"));
+    x->in_idx = b_in;
+    p->pub_sess->in[b_in].muted = muted;
+    added[p->n_tracks++] = 1;
+  }
+  int any = 0;
+  for (int i = 0; i < p->n_tracks; i++)
+    any |= added[i];
+  if (any) rooms_remote_tracks_added(n, p, added, p->n_tracks);
+}
+
+void room_remote_drop_identity(hd_node_t *n, hd_room_t *r, const char *identity,
+                               const hd_participant_t *keep) {
+  for (;;) {
+    hd_participant_t *q = r->participants;
+    while (q && !(q->remote && !q->leaving && q != keep && !strcmp(q->identity, identity)))
+      q = q->next;
+    if (!q) return;
+    HD_LOGI("link", "remote participant %s (%s) replaced by a newer connection of its identity", q->sid,
+            q->identity);
+    rooms_participant_remove(n, q, -1, 0);
+  }
+}
+
+/* Removes node's participants not in keep (NULL: all of them). */
+static void remove_missing(hd_node_t *n, hd_room_t *r, uint64_t node, json_t *keep) {
+  for (;;) {
+    hd_participant_t *gone = NULL;
+    for (hd_participant_t *p = r->participants; p && !gone; p = p->next) {
+      if (p->remote != node || p->leaving) continue;
+      int kept = 0;
+      size_t k;
+      json_t *o;
+      json_array_foreach(keep, k, o) {
+        const char *sid = json_string_value(json_object_get(o, "sid"));
+        if (sid && !strcmp(sid, p->sid)) kept = 1;
+      }
+      if (!kept) gone = p;
+    }
+    if (!gone) return;
+    HD_LOGI("link", "remote participant %s (%s) left %s/%s", gone->sid, gone->identity, r->app, r->name);
+    rooms_participant_remove(n, gone, -1, 0);
+  }
+}
+
+static void apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t *msg, size_t len,
+                        hd_time_t now) {
+  json_error_t je;
+  json_t *root = json_loadb((const char *)msg, len, 0, &je);
+  if (!root) {
+    n->cl->rx_dropped++;
+    return;
+  }
+  const char *admin = json_string_value(json_object_get(root, "admin"));
+  if (admin) { /* an admin action another node took on one of our participants */
+    const char *sid = json_string_value(json_object_get(root, "sid"));
+    hd_participant_t *q = r->participants;
+    while (q && !(sid && !q->remote && !q->leaving && !strcmp(q->sid, sid)))
+      q = q->next;
+    if (q && !strcmp(admin, "remove")) {
+      HD_LOGI("link", "participant %s (%s) removed by an admin action on another node", q->sid, q->identity);
+      node_room_pin(r);
+      rooms_participant_remove(n, q, HD_SIGNAL_LEFT_REMOVED, 1);
+      node_room_unpin(n, r);
+    } else if (q && !strcmp(admin, "mute")) {
+      const char *ts = json_string_value(json_object_get(root, "track_sid"));
+      pub_track_t *t = ts ? rooms_track_by_sid(q, ts) : NULL;
+      if (t) rooms_set_muted(n, q, t, json_is_true(json_object_get(root, "muted")), 1);
+    }
+    json_decref(root);
+    return;
+  }
+  const char *text = json_string_value(json_object_get(root, "data"));
+  if (text) { /* a data message for our participants (room_remote_data) */
+    json_t *to = json_object_get(root, "to");
+    int dc = (int)json_integer_value(json_object_get(root, "dc"));
+    if (!json_is_integer(json_object_get(root, "dc"))) dc = -1;
+    int tl = (int)strlen(text);
+    for (hd_participant_t *q = r->participants; q && dc < 0; q = q->next) {
+      if (q->remote || q->leaving) continue;
+      int want = json_array_size(to) == 0;
+      size_t k;
+      json_t *e;
+      json_array_foreach(to, k, e) {
+        const char *id = json_string_value(e);
+        if (id && !strcmp(id, q->identity)) want = 1;
+      }
+      if (want) rooms_emit(n, q, text, tl);
+    }
+    if (dc == DC_RELIABLE || dc == DC_LOSSY) rooms_dc_deliver(n, r, NULL, dc, text, tl, NULL, NULL);
+    json_decref(root);
+    return;
+  }
+  json_t *ps = json_object_get(root, "participants");
+  uint32_t ver = (uint32_t)json_integer_value(json_object_get(root, "version"));
+  if (json_is_array(ps)) {
+    node_room_pin(r);
+    remove_missing(n, r, node, ps);
+    size_t k;
+    json_t *o;
+    json_array_foreach(ps, k, o) apply_participant(n, r, node, o, now);
+    rnode_t *x = rnode_find(r, node);
+    if (x) x->their_ver = ver;
+    node_room_unpin(n, r);
+  }
+  json_decref(root);
+}
+
+static int has_local(const hd_room_t *r);
+
+/* ---- receiving ---- */
+
+static hd_room_t *room_by_hash(hd_node_t *n, uint64_t h) {
+  for (hd_room_t *r = n->rooms; r; r = r->next)
+    if (r->cl && r->cl->hash == h) return r;
+  return NULL;
+}
+
+static void on_media(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, hd_link_media_t *m, hd_time_t now) {
+  hd_participant_t *p = remote_find(r, peer->link.id_hash, m->pub, NULL);
+  if (!p || !p->pub_sess || m->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[m->in_idx] < 0) return;
+  hd_session_t *s = p->pub_sess;
+  hd_in_track_t *t = &s->in[p->remote_in[m->in_idx]];
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(m->rtp, m->rtp_len, &h) < 0) return;
+  if (!t->have_ssrc || t->ssrc != h.ssrc) { /* the link names the track: no demux by rid/mid needed */
+    t->ssrc = h.ssrc;
+    t->have_ssrc = 1;
+    hd_rtp_recv_stats_init(&t->stats, h.ssrc);
+    if (t->have_cache) hd_rtp_cache_clear(&t->cache);
+    if (t->nack_enabled) hd_nack_gen_reset(&t->nack);
+    /* keyframe requests made before the stream reached this node (a subscriber
+     * connecting) named no SSRC and went nowhere: ask once more now */
+    if (t->kind == HD_TRACK_VIDEO) t->pli_pending = 1;
+  }
+  uint8_t scratch[HD_DATAGRAM_MAX];
+  int in_idx = hd_session_publisher_rtp(s, (uint8_t *)m->rtp, m->rtp_len, now, scratch, sizeof scratch, &h,
+                                        &n->stats.media);
+  if (in_idx < 0) return;
+  for (hd_session_t *v = r->viewers; v; v = v->next_in_room)
+    if (v->n_out) hd_session_forward(v, s, in_idx, &h, now, &n->stats.media);
+}
+
+static hd_participant_t *local_by_hash(hd_room_t *r, uint32_t pub) {
+  for (hd_participant_t *p = r->participants; p; p = p->next)
+    if (!p->remote && !p->leaving && hd_link_sid_hash(p->sid) == pub) return p;
+  return NULL;
+}
+
+static void on_feedback(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, const hd_link_feedback_t *f,
+                        hd_time_t now) {
+  hd_participant_t *p = local_by_hash(r, f->pub);
+  if (!p || !p->pub_sess || f->in_idx >= p->pub_sess->n_in) return;
+  hd_session_t *s = p->pub_sess;
+  hd_in_track_t *t = &s->in[f->in_idx];
+  if (f->kind == HD_LINK_FB_KEYFRAME) {
+    hd_session_request_keyframe_track(s, t->head, now, &n->stats.media);
+    return;
+  }
+  if (!t->have_cache) return;
+  for (int i = 0; i < f->n_seqs; i++) {
+    const uint8_t *pkt;
+    size_t len;
+    if (hd_rtp_cache_get(&t->cache, f->seqs[i], now, &pkt, &len) < 0) continue;
+    size_t cap;
+    uint8_t *b = send_begin(n, &cap);
+    if (!b) return;
+    hd_link_media_t m = {
+        .room = r->cl->hash, .pub = f->pub, .in_idx = f->in_idx, .flags = HD_LINK_MEDIA_REPAIR};
+    int hl = hd_link_media_hdr_write(&m, b, cap);
+    if (hl < 0 || len > cap - (size_t)hl) continue;
+    memcpy(b + hl, pkt, len);
+    send_commit(n, peer, r, HD_LINK_MEDIA, (size_t)hl + len);
+  }
+}
+
+void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, hd_time_t now) {
+  /* a peer is known by its key, not its address (NAT, several workers);
+   * `from` only says where to send a meter echo back */
+  struct node_cluster *c = n->cl;
+  uint64_t h;
+  if (hd_link_sender(buf, len, &h) < 0) {
+    c->rx_dropped++;
+    return;
+  }
+  cl_peer_t *peer = peer_by_hash(c, h);
+  uint8_t type;
+  const uint8_t *pl;
+  size_t pl_len;
+  if (!peer || hd_link_open(&c->self, &peer->link, buf, len, now, &type, &pl, &pl_len) < 0) {
+    c->rx_dropped++;
+    return;
+  }
+  hd_room_t *r;
+  switch (type) {
+  case HD_LINK_MEDIA: {
+    hd_link_media_t m;
+    if (hd_link_media_parse(pl, pl_len, &m) < 0 || !(r = room_by_hash(n, m.room))) break;
+    rnode_t *x = rnode_get(r, h);
+    if (x) x->last_rx = now;
+    on_media(n, r, peer, &m, now);
+    break;
+  }
+  case HD_LINK_FEEDBACK: {
+    hd_link_feedback_t f;
+    if (hd_link_feedback_parse(pl, pl_len, &f) < 0 || !(r = room_by_hash(n, f.room))) break;
+    rnode_t *x = rnode_get(r, h);
+    if (x) x->last_rx = now;
+    on_feedback(n, r, peer, &f, now);
+    break;
+  }
+  case HD_LINK_HELLO: {
+    hd_link_hello_t hh;
+    if (hd_link_hello_parse(pl, pl_len, &hh) < 0 || !(r = room_by_hash(n, hh.room))) break;
+    rnode_t *x = rnode_get(r, h);
+    if (!x) break;
+    x->last_rx = now;
+    /* a track newly wanted there starts with a keyframe (its subscribers' requests went nowhere until now) */
+    for (int i = 0; i < hh.n_wants; i++) {
+      uint16_t before = 0;
+      for (int j = 0; j < x->n_wants; j++)
+        if (x->wants[j].pub == hh.wants[i].pub) before = x->wants[j].mask;
+      uint16_t fresh = hh.wants[i].mask & (uint16_t)~before;
+      hd_participant_t *lp = fresh ? local_by_hash(r, hh.wants[i].pub) : NULL;
+      for (int k = 0; lp && lp->pub_sess && k < lp->pub_sess->n_in && k < 16; k++)
+        if ((fresh >> k) & 1 && lp->pub_sess->in[k].kind == HD_TRACK_VIDEO)
+          hd_session_request_keyframe_track(lp->pub_sess, k, now, &n->stats.media);
+    }
+    memcpy(x->wants, hh.wants, sizeof hh.wants[0] * hh.n_wants);
+    x->n_wants = hh.n_wants;
+    x->wants_at = now;
+    if (hh.version != x->their_ver && now - x->req_at >= CL_REQ_INTERVAL && has_local(r)) {
+      x->req_at = now;
+      uint8_t b[8];
+      hd_link_room_write(r->cl->hash, b, sizeof b);
+      send_small(n, peer, r, HD_LINK_STATE_REQ, b, 8);
+    }
+    break;
+  }
+  case HD_LINK_METER: {
+    uint8_t echo[HD_LINK_METER_ECHO_LEN];
+    int el = hd_link_meter_feed(&peer->meter, pl, pl_len, now, echo, sizeof echo);
+    if (el > 0 && from)
+      send_to(n, peer, from, HD_LINK_METER, echo, (size_t)el); /* answered at once */
+    else if (el < 0)
+      c->rx_dropped++;
+    break;
+  }
+  case HD_LINK_STATE_REQ: {
+    uint64_t room;
+    if (hd_link_room_parse(pl, pl_len, &room) < 0 || !(r = room_by_hash(n, room))) break;
+    rnode_t *x = rnode_get(r, h);
+    if (x) x->last_rx = now;
+    send_state(n, r, peer);
+    break;
+  }
+  case HD_LINK_STATE: {
+    hd_link_frag_t f;
+    if (hd_link_frag_parse(pl, pl_len, &f) < 0) break;
+    const uint8_t *msg;
+    size_t ml;
+    uint64_t room;
+    if (hd_link_reasm_add(&peer->reasm, &f, now, &msg, &ml, &room) != 1 || !(r = room_by_hash(n, room)))
+      break;
+    if (!has_local(r)) break; /* stand-ins serve local participants only: none here, none needed */
+    rnode_t *x = rnode_get(r, h);
+    if (x) x->last_rx = now;
+    apply_state(n, r, h, msg, ml, now);
+    break;
+  }
+  default: c->rx_dropped++;
+  }
+}
+
+/* ---- sending media ---- */
+
+void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h, hd_time_t now) {
+  hd_room_t *r = pub->room;
+  hd_participant_t *p = pub->owner;
+  if (!p || p->remote || !n->cl || in_idx >= 16) return;
+  int head = pub->in[in_idx].head;
+  uint32_t ph = 0;
+  const uint8_t *pkt = h->payload - h->hdr_len;
+  size_t len = h->hdr_len + h->payload_len + h->pad_len;
+  for (int i = 0; i < r->cl->n_nodes; i++) {
+    rnode_t *x = &r->cl->nodes[i];
+    if (!x->n_wants || now - x->wants_at > CL_WANTS_TTL) continue;
+    if (!ph) ph = hd_link_sid_hash(p->sid);
+    int want = 0;
+    for (int j = 0; j < x->n_wants && !want; j++)
+      want = x->wants[j].pub == ph && ((x->wants[j].mask >> head) & 1);
+    if (!want) continue;
+    cl_peer_t *peer = peer_by_hash(n->cl, x->peer);
+    if (!peer) continue;
+    size_t cap;
+    uint8_t *b = send_begin(n, &cap);
+    if (!b) return;
+    hd_link_media_t m = {.room = r->cl->hash, .pub = ph, .in_idx = (uint8_t)in_idx};
+    int hl = hd_link_media_hdr_write(&m, b, cap);
+    if (hl < 0 || len > cap - (size_t)hl) continue;
+    memcpy(b + hl, pkt, len);
+    send_commit(n, peer, r, HD_LINK_MEDIA, (size_t)hl + len);
+  }
+}
+
+/* ---- data messages ---- */
+
+void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to, size_t n_to,
+                      const char *text, int len) {
+  if (!n->cl || !r->cl || !r->cl->n_nodes || len <= 0) return;
+  json_t *root = json_pack("{s:i, s:s%, s:i}", "v", 1, "data", text, (size_t)len, "dc", dc);
+  json_t *ta = json_array();
+  for (size_t i = 0; i < n_to; i++)
+    json_array_append_new(ta, json_string(to[i]));
+  if (root)
+    json_object_set_new(root, "to", ta);
+  else
+    json_decref(ta);
+  char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
+  json_decref(root);
+  if (!s) return;
+  size_t sl = strlen(s);
+  for (int i = 0; i < r->cl->n_nodes; i++) {
+    cl_peer_t *p = peer_by_hash(n->cl, r->cl->nodes[i].peer);
+    if (p) send_msg(n, r, p, s, sl);
+  }
+  free(s);
+}
+
+/* ---- admin actions ---- */
+
+int room_remote_admin(hd_node_t *n, hd_participant_t *p, const char *track_sid, int muted) {
+  hd_room_t *r = p->room;
+  cl_peer_t *peer = n->cl && r->cl ? peer_by_hash(n->cl, p->remote) : NULL;
+  if (!peer) return HD_ENOTFOUND;
+  json_t *o = track_sid ? json_pack("{s:i, s:s, s:s, s:s, s:b}", "v", 1, "admin", "mute", "sid", p->sid,
+                                    "track_sid", track_sid, "muted", muted)
+                        : json_pack("{s:i, s:s, s:s}", "v", 1, "admin", "remove", "sid", p->sid);
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!s) return HD_ENOMEM;
+  send_msg(n, r, peer, s, strlen(s));
+  free(s);
+  return 0;
+}
+
+/* ---- upkeep ---- */
+
+void room_remote_changed(hd_node_t *n, hd_room_t *r) {
+  if (!n->cl || !r) return;
+  if (!r->cl) {
+    if (!(r->cl = calloc(1, sizeof *r->cl))) return;
+    r->cl->hash = hd_cluster_room_hash(r->app, r->name);
+  }
+  r->cl->dirty = 1;
+  r->cl->next_tick = 0;
+}
+
+void room_remote_free(hd_room_t *r) {
+  if (!r->cl) return;
+  free(r->cl->state);
+  free(r->cl);
+  r->cl = NULL;
+}
+
+hd_time_t room_remote_next_timeout(hd_node_t *n, hd_room_t *r) {
+  (void)n;
+  return r->cl ? r->cl->next_tick : HD_TIME_NEVER;
+}
+
+static int has_local(const hd_room_t *r) {
+  for (const hd_participant_t *p = r->participants; p; p = p->next)
+    if (is_local(p)) return 1;
+  return 0;
+}
+
+/* What we want from node x: the tracks of its participants that ours subscribe to. */
+static int wants_of(hd_room_t *r, uint64_t node, hd_link_want_t *w) {
+  int nw = 0;
+  for (hd_participant_t *p = r->participants; p; p = p->next) {
+    if (p->remote != node || p->leaving || !p->pub_sess) continue;
+    uint16_t mask = 0;
+    for (hd_participant_t *q = r->participants; q; q = q->next) {
+      if (q->remote || q->leaving) continue;
+      for (int i = 0; i < q->n_subs; i++) {
+        if (q->subs[i].pub != p) continue;
+        pub_track_t *t = rooms_track_by_sid(p, q->subs[i].track_sid);
+        if (!t || t->in_idx < 0) continue;
+        for (int a = 0; a < HD_SESSION_MAX_TRACKS; a++)
+          if (p->remote_in[a] == t->in_idx) mask |= (uint16_t)(1u << a);
+      }
+    }
+    if (mask && nw < HD_LINK_MAX_WANTS) {
+      w[nw].pub = hd_link_sid_hash(p->sid);
+      w[nw].mask = mask;
+      nw++;
+    }
+  }
+  return nw;
+}
+
+void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
+  struct room_cluster *rc = r->cl;
+  struct node_cluster *c = n->cl;
+  rc->next_tick = now + CL_TICK;
+  if (!c) return;
+  int local = has_local(r);
+  /* the nodes holding the room, as the registry tells */
+  if (local)
+    for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
+      cl_peer_t *p = &c->peers[i];
+      if (!p->used || !p->listed) continue;
+      for (int j = 0; j < p->n_rooms; j++)
+        if (p->rooms[j] == rc->hash) {
+          rnode_get(r, p->link.id_hash);
+          break;
+        }
+    }
+  /* silent nodes: their participants leave; nodes gone from the registry too are forgotten */
+  for (int i = 0; i < rc->n_nodes; i++) {
+    rnode_t *x = &rc->nodes[i];
+    cl_peer_t *p = peer_by_hash(c, x->peer);
+    int silent = x->last_rx ? now - x->last_rx > CL_DEAD_AFTER : 0;
+    if (silent && x->their_ver) {
+      HD_LOGI("link", "room %s/%s: node %s silent for %lld ms; its participants leave", r->app, r->name,
+              p ? p->id : "?", (long long)((now - x->last_rx) / 1000));
+      remove_missing(n, r, x->peer, NULL);
+      x->their_ver = 0;
+      x->n_wants = 0;
+    }
+    int listed = p && p->listed;
+    if (!p || (!listed && (silent || !x->last_rx))) {
+      remove_missing(n, r, x->peer, NULL);
+      rc->nodes[i] = rc->nodes[--rc->n_nodes];
+      i--;
+    }
+  }
+  /* our state, when it changed */
+  if (rc->dirty) {
+    rc->dirty = 0;
+    size_t len;
+    char *s = state_json(r, &len);
+    if (s) {
+      uint64_t hsh = fnv64(s, len);
+      if (hsh != rc->state_hash || !rc->state) {
+        rc->state_hash = hsh;
+        rc->version++;
+        /* the version goes inside, so a receiver knows which one it applied */
+        json_t *root = json_loads(s, 0, NULL);
+        free(s);
+        s = NULL;
+        if (root) {
+          json_object_set_new(root, "version", json_integer(rc->version));
+          s = json_dumps(root, JSON_COMPACT);
+          json_decref(root);
+        }
+        if (s) {
+          free(rc->state);
+          rc->state = s;
+          rc->state_len = strlen(s);
+          s = NULL;
+          for (int i = 0; i < rc->n_nodes; i++) {
+            cl_peer_t *p = peer_by_hash(c, rc->nodes[i].peer);
+            if (p) send_state(n, r, p);
+          }
+        }
+      }
+      free(s);
+    }
+  }
+  if (!local && !rc->n_nodes) {
+    rc->next_tick = HD_TIME_NEVER; /* woken by the next change */
+    return;
+  }
+  if (!local) {
+    /* nobody here needs the others: their stand-ins go, the room empties */
+    for (int i = 0; i < rc->n_nodes; i++)
+      remove_missing(n, r, rc->nodes[i].peer, NULL);
+    rc->n_nodes = 0;
+    rc->next_tick = HD_TIME_NEVER;
+    return;
+  }
+  /* keepalive + wants to every node of the room */
+  for (int i = 0; i < rc->n_nodes; i++) {
+    rnode_t *x = &rc->nodes[i];
+    hd_link_hello_t hh;
+    memset(&hh, 0, sizeof hh);
+    hh.room = rc->hash;
+    hh.version = rc->version;
+    hh.n_wants = (uint16_t)wants_of(r, x->peer, hh.wants);
+    int changed = hh.n_wants != x->n_sent_wants ||
+                  memcmp(hh.wants, x->sent_wants, sizeof hh.wants[0] * hh.n_wants) != 0;
+    if (!changed && now < rc->next_hello) continue;
+    memcpy(x->sent_wants, hh.wants, sizeof hh.wants[0] * hh.n_wants);
+    x->n_sent_wants = hh.n_wants;
+    cl_peer_t *p = peer_by_hash(c, x->peer);
+    if (!p) continue;
+    size_t cap;
+    uint8_t *b = send_begin(n, &cap);
+    if (!b) continue;
+    int bl = hd_link_hello_write(&hh, b, cap);
+    if (bl > 0) send_commit(n, p, r, HD_LINK_HELLO, (size_t)bl);
+  }
+  if (now >= rc->next_hello) rc->next_hello = now + CL_HELLO_INTERVAL;
+}
+
+/* ---- link measurement (issue 16 item 1; docs/overlay.md "Link measurement") ---- */
+
+void hd_node_cluster_measure(hd_node_t *n) {
+  if (n->cl) n->cl->measure = 1;
+}
+
+/* O(1): asked after every packet batch; the tick recomputes it (an echo
+ * only moves a deadline later, so a stale value means one early tick). */
+hd_time_t room_remote_node_next_timeout(hd_node_t *n) {
+  struct node_cluster *c = n->cl;
+  return c && c->measure ? c->meter_next : HD_TIME_NEVER;
+}
+
+void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  if (!c || !c->measure) return;
+  hd_time_t t = HD_TIME_NEVER;
+  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
+    cl_peer_t *p = &c->peers[i];
+    /* a node gone from the registry is not probed (a Redis outage leaves
+     * the table as it was: push_peers skips an empty read) */
+    if (!p->used || !p->n_addr || !p->listed) continue;
+    uint8_t probe[HD_LINK_METER_PROBE_LEN];
+    int l = hd_link_meter_poll(&p->meter, now, probe, sizeof probe);
+    /* to the peer's first worker: the one that measures there too, so both
+     * directions of a pair are probed by the same two sockets */
+    if (l > 0) send_to(n, p, (const struct sockaddr *)&p->addr[0], HD_LINK_METER, probe, (size_t)l);
+    t = hd_time_min(t, hd_link_meter_next_timeout(&p->meter));
+  }
+  c->meter_next = t;
+}
+
+int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  int k = 0;
+  if (!c || !c->measure) return 0;
+  for (int i = 0; i < HD_CLUSTER_MAX_NODES && k < cap; i++) {
+    cl_peer_t *p = &c->peers[i];
+    if (!p->used) continue;
+    hd_node_link_t *o = &out[k++];
+    snprintf(o->peer, sizeof o->peer, "%s", p->id);
+    o->listed = p->listed;
+    hd_link_meter_stats(&p->meter, now, &o->st);
+    o->n_samples = (int)hd_link_meter_samples(&p->meter, o->samples, HD_NODE_LINK_SAMPLES);
+  }
+  return k;
+}

@@ -1,0 +1,268 @@
+/* The node link's core (src/overlay/link): sealing and opening between two
+ * nodes sharing a cluster secret, tampering, replays and peer restarts
+ * (epochs), the message bodies, and putting fragmented room state together
+ * in virtual time (docs/overlay.md "The link protocol"). */
+#include "hd_test.h"
+
+#include <string.h>
+
+#include "base/err.h"
+#include "overlay/link.h"
+
+static const uint8_t SECRET[] = "cluster-secret-0123456789abcdef";
+static hd_link_self_t A, B;
+static hd_link_peer_t A_B, B_A; /* A's view of B, B's view of A */
+
+static void setup(uint64_t epoch_a, uint64_t epoch_b) {
+  hd_link_peer_free(&A_B);
+  hd_link_peer_free(&B_A);
+  assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, epoch_a), 0);
+  assert_int_equal(hd_link_self_init(&B, "node-b", SECRET, sizeof SECRET - 1, epoch_b), 0);
+  assert_int_equal(hd_link_peer_init(&A_B, &A, "node-b"), 0);
+  assert_int_equal(hd_link_peer_init(&B_A, &B, "node-a"), 0);
+}
+
+static int seal_ab(const char *text, uint8_t *out) {
+  return hd_link_seal(&A, &A_B, HD_LINK_HELLO, (const uint8_t *)text, strlen(text), out, 1500);
+}
+
+static int open_at_b(uint8_t *buf, size_t len, hd_time_t now) {
+  uint8_t type;
+  const uint8_t *pl;
+  size_t pl_len;
+  return hd_link_open(&B, &B_A, buf, len, now, &type, &pl, &pl_len);
+}
+
+static void test_roundtrip(void **st) {
+  (void)st;
+  setup(1000, 2000);
+  uint8_t d[1500];
+  int n = seal_ab("hello over the link", d);
+  assert_int_equal(n, HD_LINK_OVERHEAD + 19);
+  assert_true(hd_link_is_link(d, (size_t)n));
+  assert_int_equal(d[0], 0xE1);                  /* outside RFC 7983's ranges: shares the media port */
+  assert_null(memmem(d, (size_t)n, "hello", 5)); /* encrypted */
+  uint64_t h;
+  assert_int_equal(hd_link_sender(d, (size_t)n, &h), 0);
+  assert_true(h == hd_link_id_hash("node-a"));
+  uint8_t type;
+  const uint8_t *pl;
+  size_t pl_len;
+  assert_int_equal(hd_link_open(&B, &B_A, d, (size_t)n, HD_MS(5), &type, &pl, &pl_len), 0);
+  assert_int_equal(type, HD_LINK_HELLO);
+  assert_int_equal(pl_len, 19);
+  assert_memory_equal(pl, "hello over the link", 19);
+  assert_int_equal(B_A.last_rx, HD_MS(5));
+  /* the other direction has its own key and works too */
+  n = hd_link_seal(&B, &B_A, HD_LINK_STATE_REQ, (const uint8_t *)"x", 1, d, sizeof d);
+  assert_true(n > 0);
+  assert_int_equal(hd_link_open(&A, &A_B, d, (size_t)n, 0, &type, &pl, &pl_len), 0);
+  assert_int_equal(type, HD_LINK_STATE_REQ);
+}
+
+static void test_tamper_and_wrong_secret(void **st) {
+  (void)st;
+  setup(1000, 2000);
+  uint8_t d[1500], c[1500];
+  int n = seal_ab("media bytes", d);
+  for (int i = 1; i < n; i++) {     /* every byte after the magic is covered: header as AAD, body, tag */
+    if (i == 2 || i == 3) continue; /* reserved bytes: refused as malformed */
+    memcpy(c, d, (size_t)n);
+    c[i] ^= 0x01;
+    int rc = open_at_b(c, (size_t)n, 0);
+    assert_true(rc == HD_EAUTH || rc == HD_EPROTO || rc == HD_EREPLAY);
+  }
+  assert_int_equal(open_at_b(d, (size_t)n, 0), 0); /* the original still opens */
+  /* a node with another secret cannot speak to B */
+  hd_link_self_t X;
+  hd_link_peer_t X_B;
+  assert_int_equal(hd_link_self_init(&X, "node-a", (const uint8_t *)"other", 5, 1000), 0);
+  assert_int_equal(hd_link_peer_init(&X_B, &X, "node-b"), 0);
+  X.next_seq = 100;
+  n = hd_link_seal(&X, &X_B, HD_LINK_HELLO, (const uint8_t *)"x", 1, d, sizeof d);
+  hd_link_peer_free(&X_B);
+  uint64_t fails = B_A.rx_auth_fail;
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EAUTH);
+  assert_int_equal(B_A.rx_auth_fail, fails + 1);
+  /* reflection: A's datagram sent back to A as if B had sent it fails (per-direction keys) */
+  n = seal_ab("reflect me", d);
+  uint8_t type;
+  const uint8_t *pl;
+  size_t pl_len;
+  assert_int_equal(hd_link_open(&A, &A_B, d, (size_t)n, 0, &type, &pl, &pl_len), HD_EPROTO);
+  uint64_t hb = hd_link_id_hash("node-b");
+  for (int i = 0; i < 8; i++)
+    d[4 + i] = (uint8_t)(hb >> (56 - 8 * i));
+  assert_int_equal(hd_link_open(&A, &A_B, d, (size_t)n, 0, &type, &pl, &pl_len), HD_EAUTH);
+  /* too short, wrong magic */
+  assert_int_equal(open_at_b(d, 10, 0), HD_EPROTO);
+  d[0] = 0x80;
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
+  assert_int_equal(hd_link_seal(&A, &A_B, 1, d, 100, d, 120), HD_ENOSPC);
+}
+
+static void test_replay_window(void **st) {
+  (void)st;
+  setup(1000, 2000);
+  uint8_t d[80][200];
+  int len[80];
+  for (int i = 0; i < 80; i++)
+    len[i] = seal_ab("p", d[i]);
+  uint8_t c[200];
+  memcpy(c, d[0], (size_t)len[0]);
+  assert_int_equal(open_at_b(d[0], (size_t)len[0], 0), 0);
+  assert_int_equal(open_at_b(c, (size_t)len[0], 0), HD_EREPLAY); /* the same datagram again */
+  assert_int_equal(open_at_b(d[10], (size_t)len[10], 0), 0);
+  assert_int_equal(open_at_b(d[5], (size_t)len[5], 0), 0); /* late but within the window */
+  memcpy(c, d[5], (size_t)len[5]);
+  assert_int_equal(open_at_b(d[79], (size_t)len[79], 0), 0);
+  assert_int_equal(open_at_b(d[6], (size_t)len[6], 0), HD_EREPLAY); /* 73 behind: too old */
+  assert_int_equal(open_at_b(d[70], (size_t)len[70], 0), 0);
+  assert_int_equal(B_A.rx_replay, 2);
+}
+
+static void test_epochs(void **st) {
+  (void)st;
+  setup(1000, 2000);
+  uint8_t old[200], d[200];
+  int ol = seal_ab("before restart", old);
+  int n = seal_ab("before restart 2", d);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), 0);
+  /* A restarts: a newer epoch, its sequence starts over, B follows */
+  assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, 5000), 0);
+  hd_link_peer_free(&A_B);
+  assert_int_equal(hd_link_peer_init(&A_B, &A, "node-b"), 0);
+  n = seal_ab("after restart", d);
+  assert_int_equal(open_at_b(d, (size_t)n, HD_SEC(1)), 0);
+  assert_true(B_A.rx_epoch == 5000);
+  /* the old epoch's datagrams cannot be replayed any more */
+  assert_int_equal(open_at_b(old, (size_t)ol, HD_SEC(1)), HD_EREPLAY);
+  assert_int_equal(B_A.rx_old_epoch, 1);
+  /* a forged newer epoch does not move B: only an authenticated datagram does */
+  n = seal_ab("x", d);
+  d[12] = 0x7f;
+  assert_int_equal(open_at_b(d, (size_t)n, HD_SEC(1)), HD_EAUTH);
+  assert_true(B_A.rx_epoch == 5000);
+  n = seal_ab("still fine", d);
+  assert_int_equal(open_at_b(d, (size_t)n, HD_SEC(1)), 0);
+}
+
+static void test_bodies(void **st) {
+  (void)st;
+  uint8_t b[1500];
+  hd_link_media_t m = {
+      .room = 0x1122334455667788ull, .pub = 0xdeadbeef, .in_idx = 3, .flags = HD_LINK_MEDIA_REPAIR};
+  int hl = hd_link_media_hdr_write(&m, b, sizeof b);
+  assert_int_equal(hl, 14);
+  memset(b + hl, 0x80, 12); /* an RTP header's worth */
+  hd_link_media_t m2;
+  assert_int_equal(hd_link_media_parse(b, (size_t)hl + 12, &m2), 0);
+  assert_true(m2.room == m.room && m2.pub == m.pub && m2.in_idx == 3 && m2.flags == 1 && m2.rtp_len == 12);
+  assert_int_equal(hd_link_media_parse(b, (size_t)hl + 11, &m2), HD_EPROTO);
+
+  hd_link_feedback_t f = {
+      .room = 7, .pub = 9, .in_idx = 1, .kind = HD_LINK_FB_NACK, .n_seqs = 3, .seqs = {65535, 0, 4}};
+  int fl = hd_link_feedback_write(&f, b, sizeof b);
+  hd_link_feedback_t f2;
+  assert_int_equal(hd_link_feedback_parse(b, (size_t)fl, &f2), 0);
+  assert_int_equal(f2.n_seqs, 3);
+  assert_int_equal(f2.seqs[0], 65535);
+  assert_int_equal(hd_link_feedback_parse(b, (size_t)fl - 1, &f2), HD_EPROTO);
+  b[13] = 9; /* unknown kind */
+  assert_int_equal(hd_link_feedback_parse(b, (size_t)fl, &f2), HD_EPROTO);
+  f.n_seqs = HD_LINK_MAX_NACK + 1;
+  assert_int_equal(hd_link_feedback_write(&f, b, sizeof b), HD_EINVAL);
+
+  hd_link_hello_t h = {.room = 5, .version = 42, .n_wants = 2};
+  h.wants[0].pub = 1;
+  h.wants[0].mask = 0x3;
+  h.wants[1].pub = 2;
+  h.wants[1].mask = 0x8000;
+  int l = hd_link_hello_write(&h, b, sizeof b);
+  hd_link_hello_t h2;
+  assert_int_equal(hd_link_hello_parse(b, (size_t)l, &h2), 0);
+  assert_int_equal(h2.version, 42);
+  assert_int_equal(h2.wants[1].mask, 0x8000);
+  b[12] = 0xff; /* a want count past the cap */
+  assert_int_equal(hd_link_hello_parse(b, (size_t)l, &h2), HD_EPROTO);
+
+  uint64_t room;
+  assert_int_equal(hd_link_room_write(99, b, sizeof b), 8);
+  assert_int_equal(hd_link_room_parse(b, 8, &room), 0);
+  assert_true(room == 99);
+  assert_int_equal(hd_link_room_parse(b, 9, &room), HD_EPROTO);
+
+  hd_link_frag_t fr = {.room = 1, .msg_id = 2, .idx = 0, .count = 2, .data = b, .len = 100};
+  assert_int_equal(hd_link_frag_write(&fr, b + 200, 1300), 116);
+  hd_link_frag_t fr2;
+  /* a fragment before the last must be full: offsets are idx * HD_LINK_FRAG_DATA */
+  assert_int_equal(hd_link_frag_parse(b + 200, 116, &fr2), HD_EPROTO);
+  fr.idx = 1;
+  assert_int_equal(hd_link_frag_write(&fr, b + 200, 1300), 116);
+  assert_int_equal(hd_link_frag_parse(b + 200, 116, &fr2), 0);
+  fr.idx = 2; /* idx >= count */
+  assert_int_equal(hd_link_frag_write(&fr, b + 200, 1300), HD_EINVAL);
+}
+
+static uint8_t MSG[HD_LINK_FRAG_DATA * 3 + 17];
+
+static hd_link_frag_t frag_of(uint32_t id, int i, int count, size_t total) {
+  size_t off = (size_t)i * HD_LINK_FRAG_DATA, l = total - off;
+  if (l > HD_LINK_FRAG_DATA) l = HD_LINK_FRAG_DATA;
+  hd_link_frag_t f = {
+      .room = 77, .msg_id = id, .idx = (uint16_t)i, .count = (uint16_t)count, .data = MSG + off, .len = l};
+  return f;
+}
+
+static void test_reassembly(void **st) {
+  (void)st;
+  for (size_t i = 0; i < sizeof MSG; i++)
+    MSG[i] = (uint8_t)(i * 7);
+  hd_link_reasm_t r;
+  hd_link_reasm_init(&r);
+  const uint8_t *msg;
+  size_t len;
+  uint64_t room;
+  /* out of order, with a duplicate */
+  int order[] = {3, 1, 1, 0, 2};
+  int rc = 0;
+  for (int k = 0; k < 5; k++) {
+    hd_link_frag_t f = frag_of(1, order[k], 4, sizeof MSG);
+    rc = hd_link_reasm_add(&r, &f, HD_MS(k), &msg, &len, &room);
+    assert_int_equal(rc, k == 4 ? 1 : 0);
+  }
+  assert_int_equal(len, sizeof MSG);
+  assert_memory_equal(msg, MSG, sizeof MSG);
+  assert_true(room == 77);
+  /* a message missing a fragment is given up after HD_LINK_REASM_TIMEOUT (virtual time) */
+  hd_link_frag_t f = frag_of(2, 0, 4, sizeof MSG);
+  assert_int_equal(hd_link_reasm_add(&r, &f, HD_SEC(10), &msg, &len, &room), 0);
+  f = frag_of(3, 0, 1, 50); /* a one-fragment message later on */
+  assert_int_equal(hd_link_reasm_add(&r, &f, HD_SEC(10) + HD_LINK_REASM_TIMEOUT + 1, &msg, &len, &room), 1);
+  assert_int_equal(len, 50);
+  assert_int_equal(r.dropped, 1);
+  f = frag_of(2, 1, 4, sizeof MSG); /* message 2 starts over: its first fragment is gone */
+  assert_int_equal(hd_link_reasm_add(&r, &f, HD_SEC(13), &msg, &len, &room), 0);
+  /* more messages at once than slots: the oldest is evicted and counted */
+  for (uint32_t id = 10; id < 10 + HD_LINK_REASM_SLOTS; id++) {
+    f = frag_of(id, 0, 2, sizeof MSG);
+    assert_int_equal(hd_link_reasm_add(&r, &f, HD_SEC(14), &msg, &len, &room), 0);
+  }
+  assert_int_equal(r.dropped, 2);
+  /* a fragment whose count disagrees with its message's */
+  f = frag_of(10, 1, 3, sizeof MSG);
+  assert_int_equal(hd_link_reasm_add(&r, &f, HD_SEC(14), &msg, &len, &room), HD_EPROTO);
+  hd_link_reasm_free(&r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_tamper_and_wrong_secret),
+      cmocka_unit_test(test_replay_window), cmocka_unit_test(test_epochs),
+      cmocka_unit_test(test_bodies),        cmocka_unit_test(test_reassembly),
+  };
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  hd_link_peer_free(&A_B);
+  hd_link_peer_free(&B_A);
+  return rc;
+}
