@@ -261,6 +261,9 @@ typedef struct {
   int width, height, fps; /* default 640x360 @ 30 */
   unsigned bitrate_bps;   /* start bitrate; default 300000, then the send-side estimate on the node's
                              transport-wide feedback (or its REMB), capped by max_video_bps */
+  int simulcast;          /* 1 = on, 0 (default) / -1 = off. On: the track is sent as 2 layers "h","f" (half,
+                             full size) from 360p, 3 "q","h","f" from 540p, each its own VP8 encoder; the node
+                             pauses layers nobody watches (docs/sdk.md "Simulcast") */
 } hd_client_publish_t;
 
 /* Creates the client and starts its loop thread (not yet connected).

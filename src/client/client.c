@@ -189,7 +189,14 @@ static void pc_event(cl_session_t *s, int which, const hd_pc_event_t *ev) {
   case HD_PC_EV_KEYFRAME:
     if (which == 0)
       for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++)
-        if (c->local[i].used && c->local[i].pc_track == ev->track) c->local[i].force_key = 1;
+        if (c->local[i].used && c->local[i].pc_track == ev->track) {
+          if (c->local[i].sim_n > 1 && ev->layer > 0 && ev->layer < c->local[i].sim_n)
+            c->local[i].sim[ev->layer].force_key = 1; /* that layer alone */
+          else if (c->local[i].sim_n > 1 && hd_pc_track_layers(s->pc[0], ev->track) > 1)
+            c->local[i].sim[0].force_key = 1;
+          else
+            c->local[i].force_key = 1;
+        }
     break;
   case HD_PC_EV_SEND_RATE:
     if (which == 0) cl_apply_send_rate(c, ev->bitrate_bps);
@@ -226,6 +233,9 @@ static void do_publish(hd_client_t *c, hd_time_t now) {
         continue;
       }
       l->pc_track = t;
+      int rc;
+      if (l->sim_n > 1 && (rc = hd_pc_set_simulcast(s->pc[0], t, l->sim_n, cl_sim_rids(l))) < 0)
+        HD_LOGW("client", "simulcast off for %s: %s", l->source, hd_strerror(rc));
     }
     list[n++] =
         (hd_rtc_signal_pub_t){.cid = l->cid, .track = l->pc_track, .source = l->source, .muted = l->muted};
@@ -360,6 +370,16 @@ static void handle_sig_events(hd_client_t *c, hd_time_t now) {
         mark_dead(s, HD_ECLOSED, 0, "left the room: %s", ev.reason);
       break;
     case HD_RTC_SIGNAL_EV_PONG: c->sig_rtt = ev.rtt; break;
+    case HD_RTC_SIGNAL_EV_PUBLISH_LAYERS:
+      for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++) {
+        cl_local_t *l = &c->local[i];
+        const char *sid = l->used && l->sim_n > 1 ? hd_rtc_signal_pub_sid(s->sig, l->cid) : NULL;
+        if (sid && !strcmp(sid, ev.track_sid)) {
+          cl_sim_set_active(l, ev.rids, ev.n_rids);
+          HD_LOGI("client", "publish_layers %s: %d of %d layers", l->source, ev.n_rids, l->sim_n);
+        }
+      }
+      break;
     case HD_RTC_SIGNAL_EV_TIMEOUT: mark_dead(s, HD_EIO, 1, "signaling timeout (no ping answer)"); break;
     default: break;
     }

@@ -70,6 +70,17 @@ typedef struct cl_local {
   int half_res, half_fps;
   hd_time_t adapt_at; /* last resolution switch (each one costs a keyframe) */
   uint64_t frames_skipped, counter_in;
+  /* simulcast (issue 11 items 1, 4): sim_n layers offered, lowest first, each
+   * its own encoder on a 1/2^k scaled picture; `active` follows publish_layers */
+  int sim_n;
+  struct cl_sim {
+    hd_vp8_enc_t enc;
+    int enc_ok, active, force_key;
+    int starved; /* its floor does not fit the target: not encoded (cl_sim_split) */
+    hd_vp8_pay_t pay;
+    hd_i420_t pic; /* scaled input (unused for the top layer) */
+    uint64_t bps, frames;
+  } sim[HD_PC_MAX_LAYERS];
   /* built-in sources */
   hd_time_t next_frame;
   /* stats */
@@ -181,6 +192,10 @@ void cl_local_push_audio(hd_client_t *c, cl_local_t *l, const int16_t *pcm, size
 void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now);
 void cl_local_sources(hd_client_t *c, hd_time_t now);
 void cl_apply_send_rate(hd_client_t *c, uint64_t bps);
+/* Simulcast: the rids of l's layers (lowest first), and publish_layers. */
+const char *const *cl_sim_rids(const cl_local_t *l);
+void cl_sim_set_active(cl_local_t *l, const char *const *rids, int n);
+void cl_sim_split(cl_local_t *l);
 void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *r, hd_time_t now);
 void cl_remote_tick(hd_client_t *c, hd_time_t now);
 void cl_remote_free(cl_remote_t *r);

@@ -92,6 +92,16 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
         (rc = hd_i420_alloc(&l->pattern, l->opt.width, l->opt.height)) < 0)
       goto fail;
     l->ts_base = hd_random_u32();
+    /* off by default for now: a Chromium viewer of an SDK simulcast stops
+     * receiving once the node pauses the top layer (docs/sdk.md "Simulcast") */
+    if (l->opt.simulcast > 0 && l->opt.width >= 64 && l->opt.height >= 64)
+      l->sim_n = l->opt.height >= 540 ? 3 : 2;
+    for (int k = 0; k < l->sim_n; k++) {
+      struct cl_sim *y = &l->sim[k];
+      y->active = y->force_key = 1;
+      if ((rc = hd_vp8_pay_init(&y->pay, HD_PC_MAX_PAYLOAD, (uint16_t)hd_random_u32())) < 0) goto fail;
+    }
+    cl_sim_split(l);
   }
   l->used = 1;
   l->pc_track = -1;
@@ -104,6 +114,10 @@ fail:
 }
 
 void cl_local_free(cl_local_t *l) {
+  for (int k = 0; k < HD_PC_MAX_LAYERS; k++) {
+    if (l->sim[k].enc_ok) hd_vp8_enc_free(&l->sim[k].enc);
+    hd_i420_free(&l->sim[k].pic);
+  }
   hd_opus_enc_free(&l->opus);
   if (l->venc_ok) hd_vp8_enc_free(&l->vp8);
   free(l->vout);
@@ -225,9 +239,103 @@ static void adapt_video(cl_local_t *l, hd_time_t now) {
   }
 }
 
+static const char *const SIM_RIDS3[] = {"q", "h", "f"}, *const SIM_RIDS2[] = {"h", "f"};
+const char *const *cl_sim_rids(const cl_local_t *l) { return l->sim_n == 3 ? SIM_RIDS3 : SIM_RIDS2; }
+
+void cl_sim_set_active(cl_local_t *l, const char *const *rids, int n) {
+  const char *const *mine = cl_sim_rids(l);
+  for (int k = 0; k < l->sim_n; k++) {
+    int on = 0;
+    for (int i = 0; i < n && !on; i++)
+      on = !strcmp(rids[i], mine[k]);
+    if (on && !l->sim[k].active) l->sim[k].force_key = 1; /* a resumed layer starts decodable */
+    l->sim[k].active = on;
+  }
+  cl_sim_split(l);
+}
+
+static void send_frame(hd_client_t *c, cl_local_t *l, hd_vp8_pay_t *pay, const uint8_t *frame, size_t n,
+                       int layer, hd_time_t now) {
+  if (!l->t0) l->t0 = now;
+  uint32_t ts = l->ts_base + (uint32_t)((uint64_t)(now - l->t0) * 9 / 100);
+  if (hd_vp8_pay_begin(pay, frame, n) < 0) return;
+  uint8_t buf[HD_PC_MAX_PAYLOAD];
+  int marker, len;
+  while ((len = hd_vp8_pay_next(pay, buf, sizeof buf, &marker)) > 0) {
+    hd_pc_rtp_send_t p = {.track = l->pc_track,
+                          .marker = marker,
+                          .ts = ts,
+                          .payload = buf,
+                          .len = (size_t)len,
+                          .audio_level = -1,
+                          .layer = layer};
+    hd_pc_send_rtp(c->s->pc[0], &p, now);
+  }
+}
+
+/* Simulcast: layer k (of n, lowest first) gets the picture halved n-1-k
+ * times and its share of the target (cl_apply_send_rate); a paused layer
+ * costs no encoding at all. The single-stream adaptation (half resolution /
+ * frame rate) does not apply: the node picks a lower layer instead. */
+static void push_simulcast(hd_client_t *c, cl_local_t *l, const hd_i420_t *full, hd_time_t now) {
+  const hd_i420_t *src[HD_PC_MAX_LAYERS];
+  src[l->sim_n - 1] = full;
+  for (int k = l->sim_n - 2; k >= 0; k--) {
+    struct cl_sim *y = &l->sim[k];
+    const hd_i420_t *up = src[k + 1];
+    src[k] = NULL;
+    if (!up || up->width < 32 || up->height < 32) continue;
+    if (y->pic.width != up->width / 2 || y->pic.height != up->height / 2) {
+      hd_i420_free(&y->pic);
+      if (hd_i420_alloc(&y->pic, up->width / 2, up->height / 2) < 0) continue;
+    }
+    if (hd_i420_half(&y->pic, up) == 0) src[k] = &y->pic;
+  }
+  int64_t pts = l->pts++;
+  for (int k = 0; k < l->sim_n; k++) {
+    struct cl_sim *y = &l->sim[k];
+    const hd_i420_t *pic = src[k];
+    if (!pic || !y->active || y->starved) continue;
+    if (y->enc_ok && (y->enc.width != pic->width || y->enc.height != pic->height)) {
+      hd_vp8_enc_free(&y->enc);
+      y->enc_ok = 0;
+    }
+    if (!y->enc_ok) {
+      hd_vp8_enc_config_t vc;
+      hd_vp8_enc_config_default(&vc);
+      vc.width = pic->width;
+      vc.height = pic->height;
+      vc.fps = l->opt.fps;
+      vc.bitrate = (int)(y->bps > VIDEO_MIN_BPS ? y->bps : VIDEO_MIN_BPS);
+      vc.keyframe_max = l->opt.fps * 10;
+      int rc = hd_vp8_enc_init(&y->enc, &vc);
+      if (rc < 0) {
+        HD_LOGW("client", "vp8 encoder %dx%d: %s", pic->width, pic->height, hd_strerror(rc));
+        continue;
+      }
+      y->enc_ok = 1;
+      y->force_key = 1;
+    }
+    if (y->force_key || l->force_key) hd_vp8_enc_force_keyframe(&y->enc);
+    y->force_key = 0;
+    int key = 0;
+    int n = hd_vp8_encode(&y->enc, pic, pts, l->vout, CL_VIDEO_OUT_MAX, &key);
+    if (n <= 0) continue;
+    send_frame(c, l, &y->pay, l->vout, (size_t)n, k, now);
+    y->frames++;
+    l->keyframes += key != 0;
+  }
+  l->force_key = 0;
+  l->frames++;
+}
+
 void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now) {
   if (!sendable(c, l)) {
     l->force_key = 1;
+    return;
+  }
+  if (l->sim_n > 1 && hd_pc_track_layers(c->s->pc[0], l->pc_track) == l->sim_n) {
+    push_simulcast(c, l, pic, now);
     return;
   }
   adapt_video(l, now);
@@ -307,6 +415,52 @@ void cl_local_sources(hd_client_t *c, hd_time_t now) {
   }
 }
 
+/* Simulcast: the track's target split over its active layers. First each
+ * layer, lowest first, gets its floor (30 kbit/s up to 320x240, else 150):
+ * below it VP8 cannot hold its rate at that size, so a layer whose floor
+ * does not fit is not encoded (starved, as browsers drop their top layers;
+ * the lowest always runs). Then the rest goes lowest first up to each
+ * layer's cap by its size (200 kbit/s up to 320x240, 700 up to 640x360,
+ * 1200 above: about what browsers give those sizes), the top layer taking
+ * what remains. A layer keeps its cap while the layers above it are paused:
+ * the node's allocator picks layers by their measured bitrate, and a low
+ * layer grown to the whole estimate would no longer fit a narrow viewer. */
+void cl_sim_split(cl_local_t *l) {
+  uint64_t cap[HD_PC_MAX_LAYERS], min[HD_PC_MAX_LAYERS];
+  for (int k = 0; k < l->sim_n; k++) {
+    int shift = l->sim_n - 1 - k;
+    long px = (long)(l->opt.width >> shift) * (l->opt.height >> shift);
+    cap[k] = px <= 320 * 240 ? 200000 : px <= 640 * 360 ? 700000 : 1200000;
+    min[k] = px <= 320 * 240 ? 30000 : 150000;
+  }
+  uint64_t left = l->target_bps, b[HD_PC_MAX_LAYERS] = {0};
+  int top = -1;
+  for (int k = 0; k < l->sim_n; k++) {
+    struct cl_sim *y = &l->sim[k];
+    int was = y->starved;
+    /* 10 % above the floor to come back: a keyframe each time */
+    uint64_t need = was ? min[k] + min[k] / 10 : min[k];
+    y->starved = y->active && top >= 0 && left < need;
+    if (!y->active || y->starved) continue;
+    if (was) y->force_key = 1;
+    b[k] = min[k];
+    left = left > min[k] ? left - min[k] : 0;
+    top = k;
+  }
+  for (int k = 0; k <= top; k++) {
+    if (!b[k]) continue;
+    uint64_t more = k == top ? left : (left < cap[k] - b[k] ? left : cap[k] - b[k]);
+    b[k] += more;
+    left -= more;
+  }
+  for (int k = 0; k < l->sim_n; k++) {
+    struct cl_sim *y = &l->sim[k];
+    if (!b[k] || b[k] == y->bps) continue;
+    y->bps = b[k];
+    if (y->enc_ok) hd_vp8_enc_set_bitrate(&y->enc, (int)b[k]);
+  }
+}
+
 void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
   c->send_rate_bps = bps;
   int nv = 0;
@@ -332,6 +486,7 @@ void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
     if (t == l->target_bps || (t * 20 > l->target_bps * 19 && t * 20 < l->target_bps * 21)) continue;
     l->target_bps = t;
     if (l->venc_ok) hd_vp8_enc_set_bitrate(&l->vp8, (int)t);
+    cl_sim_split(l);
   }
 }
 

@@ -72,6 +72,19 @@ void pc_trx_init(hd_pc_t *pc, pc_trx_t *t, int kind, const char *mid) {
 void pc_trx_free(pc_trx_t *t) {
   if (t->have_cache) hd_rtp_cache_free(&t->cache);
   t->have_cache = 0;
+  for (int l = 0; l < HD_PC_MAX_LAYERS; l++) {
+    if (t->lay[l].have_cache) hd_rtp_cache_free(&t->lay[l].cache);
+    t->lay[l].have_cache = 0;
+  }
+}
+
+void pc_layer_swap(pc_trx_t *t, int L) {
+  if (L <= 0 || L >= HD_PC_MAX_LAYERS) return;
+  pc_layer_t *y = &t->lay[L], tmp = *y;
+  y->ssrc = t->ssrc, y->rtx_ssrc = t->rtx_ssrc, y->seq = t->seq, y->rtx_seq = t->rtx_seq;
+  y->sst = t->sst, y->cache = t->cache, y->have_cache = t->have_cache;
+  t->ssrc = tmp.ssrc, t->rtx_ssrc = tmp.rtx_ssrc, t->seq = tmp.seq, t->rtx_seq = tmp.rtx_seq;
+  t->sst = tmp.sst, t->cache = tmp.cache, t->have_cache = tmp.have_cache;
 }
 
 int hd_pc_new(hd_pc_t **out, const hd_pc_config_t *cfg) {

@@ -45,6 +45,8 @@
 #define HD_PC_MAX_TRANSCEIVERS 16 /* m= sections (= HD_SDP_MAX_MEDIA) */
 #define HD_PC_MAX_REMOTE_CANDS 8  /* remote addresses checked (SDP + trickle + prflx) */
 #define HD_PC_MID_MAX 32
+#define HD_PC_MAX_LAYERS 3 /* simulcast layers per video track (RFC 8853) */
+#define HD_PC_RID_MAX 8    /* rid length + 1 */
 #define HD_PC_TXQ_CAP 1024 /* outgoing datagrams queued before hd_pc_poll drains them */
 
 /* Default payload types of our offers. */
@@ -103,6 +105,7 @@ typedef struct {
   int state;            /* STATE: new state */
   const char *reason;   /* STATE FAILED/CLOSED: why; "" otherwise */
   int track;            /* KEYFRAME, REMOTE_SSRC: transceiver index */
+  int layer;            /* KEYFRAME: the simulcast layer asked for (0 without simulcast) */
   uint64_t bitrate_bps; /* SEND_RATE */
   hd_pc_rtp_t rtp;      /* RTP, REMOTE_SSRC */
 } hd_pc_event_t;
@@ -194,6 +197,18 @@ int hd_pc_add_transceiver(hd_pc_t *pc, int kind, int direction);
 /* Writes an offer with every transceiver (NUL-terminated). A later call (after
  * the answer) is a renegotiation: same ICE credentials and DTLS role. Returns the
  * length, HD_ESTATE (no transceiver, or an offer is pending), HD_ENOSPC. */
+/* Offers video track `track` as n (2..HD_PC_MAX_LAYERS) simulcast layers
+ * named rids (1-7 letters/digits, lowest resolution first): a=rid send lines,
+ * a=simulcast:send and the rid header extension (RFC 8851, 8853, 8852). Each
+ * layer has its own SSRC, sequence numbers, RTX and NACK cache; the rid
+ * extension on every packet names it. Call before hd_pc_create_offer.
+ * Returns 0, HD_EINVAL (bad track / not video / bad n or rid), HD_ESTATE
+ * (answerer). */
+int hd_pc_set_simulcast(hd_pc_t *pc, int track, int n, const char *const *rids);
+/* Simulcast layers negotiated on a track: the offered count when the answer
+ * accepted them (a=simulcast:recv), else 1. */
+int hd_pc_track_layers(const hd_pc_t *pc, int track);
+
 int hd_pc_create_offer(hd_pc_t *pc, char *out, size_t cap, hd_time_t now);
 
 /* Applies the answer to our pending offer: ICE credentials and candidates,
@@ -266,6 +281,7 @@ typedef struct {
   size_t len;      /* <= HD_PC_MAX_PAYLOAD */
   int audio_level; /* RFC 6464 0..127 (-dBov) for audio, -1 = do not send the extension */
   int voice;       /* V flag of the audio level */
+  int layer;       /* simulcast layer (hd_pc_set_simulcast order), 0 without simulcast */
 } hd_pc_rtp_send_t;
 
 #define HD_PC_MAX_PAYLOAD 1100

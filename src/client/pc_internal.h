@@ -39,6 +39,16 @@ typedef struct {
   uint8_t data[PC_DGRAM_MAX];
 } pc_dgram_t;
 
+/* The send state of one simulcast layer beyond the first (layer 0 lives in
+ * pc_trx_t's own fields; pc_layer_swap exchanges them for one send). */
+typedef struct {
+  uint32_t ssrc, rtx_ssrc;
+  uint16_t seq, rtx_seq;
+  hd_rtp_send_stats_t sst;
+  hd_rtp_cache_t cache;
+  int have_cache;
+} pc_layer_t;
+
 typedef struct {
   int kind;     /* HD_PC_AUDIO / HD_PC_VIDEO */
   int want_dir; /* what the app asked for (offerer) / what the offer allows (answerer) */
@@ -62,6 +72,12 @@ typedef struct {
   hd_rtp_send_stats_t sst;
   hd_rtp_cache_t cache;
   int have_cache;
+  /* simulcast (RFC 8853): n_rids layers offered (hd_pc_set_simulcast), sim =
+   * layers negotiated (0 = one stream); layer L > 0 sends from lay[L] */
+  int n_rids, sim;
+  char rids[HD_PC_MAX_LAYERS][HD_PC_RID_MAX];
+  uint8_t ext_rid;
+  pc_layer_t lay[HD_PC_MAX_LAYERS];
   hd_time_t rtx_twice_until; /* repairs go twice until then (a lossy report, PC_RTX_TWICE_LOSS) */
   /* receiving */
   uint32_t r_ssrc, r_rtx_ssrc; /* from the remote SDP, or learned */
@@ -155,6 +171,10 @@ int pc_start_transport(hd_pc_t *pc, int remote_setup, hd_time_t now);
 int pc_add_cand(hd_pc_t *pc, const struct sockaddr *a, socklen_t len);
 void pc_trx_init(hd_pc_t *pc, pc_trx_t *t, int kind, const char *mid);
 void pc_trx_free(pc_trx_t *t);
+/* Exchanges layer L's send state (ssrc, seqs, stats, cache) with the
+ * transceiver's own fields, so the single-stream send path serves it; call
+ * again to restore. L = 0 does nothing. */
+void pc_layer_swap(pc_trx_t *t, int L);
 
 /* pc_media.c */
 /* The pacer (a leaky bucket drained at the estimate's pacing rate): its rate

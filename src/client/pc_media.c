@@ -94,6 +94,8 @@ static int protect_and_send(hd_pc_t *pc, uint8_t *pkt, size_t len, size_t cap, i
   return pc_send_dgram(pc, pkt, (size_t)n);
 }
 
+static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time_t now);
+
 int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now) {
   if (!pc || !p || p->track < 0 || p->track >= pc->n_tr || p->len > HD_PC_MAX_PAYLOAD ||
       (p->len && !p->payload))
@@ -102,9 +104,22 @@ int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now) {
   if (pc->state != HD_PC_CONNECTED || !t->negotiated || t->rejected ||
       !(t->dir == HD_PC_SENDONLY || t->dir == HD_PC_SENDRECV))
     return HD_ESTATE;
-  uint8_t mid[HD_PC_MID_MAX], ast[3], tw[2], lvl[1];
-  hd_rtp_ext_t exts[4];
+  if (p->layer < 0 || p->layer >= (t->sim > 1 ? t->sim : 1)) return HD_EINVAL;
+  pc_layer_swap(t, p->layer);
+  int rc = send_rtp(pc, t, p, now);
+  pc_layer_swap(t, p->layer);
+  return rc;
+}
+
+static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time_t now) {
+  uint8_t mid[HD_PC_MID_MAX], ast[3], tw[2], lvl[1], rid[HD_PC_RID_MAX];
+  hd_rtp_ext_t exts[5];
   size_t ne = 0;
+  if (t->sim > 1) { /* RFC 8852 §3.1: the rid names the layer */
+    size_t rl = strlen(t->rids[p->layer]);
+    memcpy(rid, t->rids[p->layer], rl);
+    exts[ne++] = (hd_rtp_ext_t){t->ext_rid, (uint8_t)rl, rid};
+  }
   if (t->ext_mid) {
     size_t ml = strlen(t->mid);
     memcpy(mid, t->mid, ml);
@@ -263,6 +278,10 @@ static void send_reports(hd_pc_t *pc, hd_time_t now) {
     if ((n = hd_rtcp_build_sr(&sr, buf + off, sizeof buf - off - 200)) < 0) break;
     off += (size_t)n;
     first = 0;
+    for (int l = 1; l < t->sim; l++) /* each simulcast layer is a stream of its own (RFC 3550 §6.4.1) */
+      if (t->lay[l].sst.ssrc && hd_rtp_send_stats_sr(&t->lay[l].sst, now, pc->cfg.wall_offset, &sr) == 0 &&
+          (n = hd_rtcp_build_sr(&sr, buf + off, sizeof buf - off - 200)) > 0)
+        off += (size_t)n;
   }
   if (first) {
     if (!n_rb) return; /* nothing sent, nothing received: no report yet */
@@ -510,13 +529,21 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
 
 /* ---- receiving RTCP ---- */
 
-static pc_trx_t *by_send_ssrc(hd_pc_t *pc, uint32_t ssrc, int *idx) {
-  for (int i = 0; i < pc->n_tr; i++)
-    if (pc->tr[i].ssrc == ssrc && pc->tr[i].negotiated) {
-      if (idx) *idx = i;
-      return &pc->tr[i];
-    }
+static pc_trx_t *by_send_ssrc_layer(hd_pc_t *pc, uint32_t ssrc, int *idx, int *layer) {
+  for (int i = 0; i < pc->n_tr; i++) {
+    pc_trx_t *t = &pc->tr[i];
+    if (!t->negotiated) continue;
+    for (int l = 0; l < (t->sim > 1 ? t->sim : 1); l++)
+      if ((l ? t->lay[l].ssrc : t->ssrc) == ssrc) {
+        if (idx) *idx = i;
+        if (layer) *layer = l;
+        return t;
+      }
+  }
   return NULL;
+}
+static pc_trx_t *by_send_ssrc(hd_pc_t *pc, uint32_t ssrc, int *idx) {
+  return by_send_ssrc_layer(pc, ssrc, idx, NULL);
 }
 
 static void on_report_blocks(hd_pc_t *pc, const hd_rtcp_rb_t *rb, int n, hd_time_t now) {
@@ -542,13 +569,16 @@ static void on_feedback(hd_pc_t *pc, const hd_rtcp_pkt_t *p, hd_time_t now) {
   if (hd_rtcp_parse_fb(p, &fb) < 0) return;
   int idx = -1;
   if (fb.pt == HD_RTCP_RTPFB && fb.fmt == HD_RTCP_FMT_NACK) {
-    pc_trx_t *t = by_send_ssrc(pc, fb.media_ssrc, NULL);
+    int layer = 0;
+    pc_trx_t *t = by_send_ssrc_layer(pc, fb.media_ssrc, NULL, &layer);
     uint16_t seqs[256];
     int n = hd_rtcp_nack_expand(&fb, seqs, 256);
     if (!t || n < 0) return;
     t->st.nack_received++;
+    pc_layer_swap(t, layer); /* that layer's cache and RTX stream */
     for (int i = 0; i < n; i++)
       resend(pc, t, seqs[i], now);
+    pc_layer_swap(t, layer);
   } else if (fb.pt == HD_RTCP_PSFB && (fb.fmt == HD_RTCP_FMT_PLI || fb.fmt == HD_RTCP_FMT_FIR)) {
     uint32_t ssrc = fb.media_ssrc;
     if (fb.fmt == HD_RTCP_FMT_FIR) {
@@ -558,10 +588,11 @@ static void on_feedback(hd_pc_t *pc, const hd_rtcp_pkt_t *p, hd_time_t now) {
       for (int i = 0; i < n && !ssrc; i++)
         if (by_send_ssrc(pc, e[i].ssrc, NULL)) ssrc = e[i].ssrc;
     }
-    pc_trx_t *t = by_send_ssrc(pc, ssrc, &idx);
+    int layer = 0;
+    pc_trx_t *t = by_send_ssrc_layer(pc, ssrc, &idx, &layer);
     if (!t) return;
     t->st.keyframe_requests++;
-    hd_pc_event_t ev = {.type = HD_PC_EV_KEYFRAME, .track = idx};
+    hd_pc_event_t ev = {.type = HD_PC_EV_KEYFRAME, .track = idx, .layer = layer};
     pc_emit(pc, &ev);
   } else if (fb.pt == HD_RTCP_PSFB && fb.fmt == HD_RTCP_FMT_AFB) {
     hd_rtcp_remb_t r;

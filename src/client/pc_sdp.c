@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "base/err.h"
+#include "base/rand.h"
 #include "client/pc_internal.h"
 #include "proto/sdp_negotiate.h"
 
@@ -22,6 +23,7 @@
 #define EXT_AST 2
 #define EXT_TWCC 3
 #define EXT_MID 4
+#define EXT_RID 5
 
 enum { DIR_SEND = 1, DIR_RECV = 2 };
 
@@ -56,6 +58,39 @@ int hd_pc_add_transceiver(hd_pc_t *pc, int kind, int direction) {
   t->want_dir = direction;
   t->dir = HD_PC_INACTIVE; /* until negotiated */
   return pc->n_tr++;
+}
+
+int hd_pc_set_simulcast(hd_pc_t *pc, int track, int n, const char *const *rids) {
+  if (!pc || track < 0 || track >= pc->n_tr || n < 2 || n > HD_PC_MAX_LAYERS || !rids) return HD_EINVAL;
+  if (pc->answerer) return HD_ESTATE;
+  pc_trx_t *t = &pc->tr[track];
+  if (t->kind != HD_PC_VIDEO) return HD_EINVAL;
+  for (int i = 0; i < n; i++) {
+    size_t len = rids[i] ? strlen(rids[i]) : 0;
+    if (!len || len >= HD_PC_RID_MAX) return HD_EINVAL;
+    for (size_t k = 0; k < len; k++) /* RFC 8851 §10: rid-id = 1*(alpha-numeric / "-" / "_") */
+      if (!((rids[i][k] >= 'a' && rids[i][k] <= 'z') || (rids[i][k] >= 'A' && rids[i][k] <= 'Z') ||
+            (rids[i][k] >= '0' && rids[i][k] <= '9')))
+        return HD_EINVAL;
+    for (int j = 0; j < i; j++)
+      if (!strcmp(rids[i], rids[j])) return HD_EINVAL;
+  }
+  for (int i = 0; i < n; i++) {
+    snprintf(t->rids[i], sizeof t->rids[i], "%s", rids[i]);
+    if (i && !t->lay[i].ssrc) {
+      t->lay[i].ssrc = hd_random_u32() | 1;
+      t->lay[i].rtx_ssrc = hd_random_u32() | 1;
+      t->lay[i].seq = (uint16_t)hd_random_u32();
+      t->lay[i].rtx_seq = (uint16_t)hd_random_u32();
+    }
+  }
+  t->n_rids = n;
+  return 0;
+}
+
+int hd_pc_track_layers(const hd_pc_t *pc, int track) {
+  if (!pc || track < 0 || track >= pc->n_tr) return HD_EINVAL;
+  return pc->tr[track].sim > 1 ? pc->tr[track].sim : 1;
 }
 
 /* ---- writing ---- */
@@ -148,7 +183,19 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
       if (rtx)
         out(&w, "a=rtpmap:%u rtx/90000\r\na=fmtp:%u apt=%u\r\n", HD_PC_PT_VP8_RTX, HD_PC_PT_VP8_RTX, pt);
     }
-    if (dir_bits(t->want_dir) & DIR_SEND) write_ssrcs(pc, &w, t, rtx);
+    if ((dir_bits(t->want_dir) & DIR_SEND) && !audio && t->n_rids > 1) {
+      /* RID simulcast (RFC 8853 §5.1): the layers are named by the rid header
+       * extension, not by a=ssrc lines (the answerer learns the SSRCs) */
+      out(&w, "a=extmap:%d %s\r\na=msid:%s %s-%s\r\n", EXT_RID, HD_SDP_EXT_RID, pc->cname, t->media, t->mid);
+      for (int l = 0; l < t->n_rids; l++)
+        out(&w, "a=rid:%s send\r\n", t->rids[l]);
+      out(&w, "a=simulcast:send ");
+      for (int l = 0; l < t->n_rids; l++)
+        out(&w, "%s%s", l ? ";" : "", t->rids[l]);
+      out(&w, "\r\n");
+    } else if (dir_bits(t->want_dir) & DIR_SEND) {
+      write_ssrcs(pc, &w, t, rtx);
+    }
     write_candidate(pc, &w);
   }
   if (w.err) {
@@ -288,6 +335,14 @@ static int read_codec(hd_pc_t *pc, pc_trx_t *t, const hd_sdp_media_t *m) {
   if (t->ext_ast > 14) t->ext_ast = 0;
   if (t->ext_twcc > 14) t->ext_twcc = 0;
   if (t->ext_level > 14) t->ext_level = 0;
+  /* simulcast: only when the answer receives every layer we offered and the
+   * rid extension names them; otherwise layer 0 alone is the stream */
+  t->ext_rid = (e = hd_sdp_extmap_by_uri(m, HD_SDP_EXT_RID)) >= 0 && m->extmaps[e].id <= 14
+                   ? (uint8_t)m->extmaps[e].id
+                   : 0;
+  t->sim = 0;
+  if (t->n_rids > 1 && t->ext_rid && !strncmp(m->simulcast, "recv", 4) && m->n_rids == t->n_rids)
+    t->sim = t->n_rids;
   /* the remote's SSRCs: FID group first (media, rtx), else the first a=ssrc */
   uint32_t ssrc = 0, rtx = 0;
   for (int g = 0; g < m->n_ssrc_groups; g++)

@@ -395,6 +395,15 @@ int hd_rtc_signal_feed(hd_rtc_signal_t *s, const char *text, size_t len, hd_time
       ev->message = jstr(m, "message");
       ev->redirect = jstr(m, "redirect");
     }
+  } else if (!strcmp(type, "publish_layers")) {
+    json_t *a = json_object_get(m, "active_rids");
+    if (json_is_array(a) && json_is_string(json_object_get(m, "track_sid")) &&
+        (ev = push_ev(s, HD_RTC_SIGNAL_EV_PUBLISH_LAYERS, m))) {
+      ev->track_sid = jstr(m, "track_sid");
+      for (size_t i = 0; i < json_array_size(a) && ev->n_rids < HD_PC_MAX_LAYERS; i++)
+        if (json_is_string(json_array_get(a, i)))
+          ev->rids[ev->n_rids++] = json_string_value(json_array_get(a, i));
+    }
   } /* else: active_speakers and future types are ignored */
   json_decref(m);
   return 0;

@@ -55,6 +55,7 @@ enum {
   HD_RTC_SIGNAL_EV_ERROR,            /* code, reason, message, id */
   HD_RTC_SIGNAL_EV_LEFT,             /* reason, message: the node ended the session */
   HD_RTC_SIGNAL_EV_TIMEOUT,          /* nothing heard for ping_timeout: consider the connection dead */
+  HD_RTC_SIGNAL_EV_PUBLISH_LAYERS,   /* track_sid (ours), rids/n_rids: the simulcast layers to send */
 };
 
 typedef struct {
@@ -64,10 +65,12 @@ typedef struct {
   int muted;
   const char *sdp;
   const char *payload;
-  int code;                          /* ERROR: 400...; PUBLISH_ANSWER / SUBSCRIBER_OFFER: pc result */
-  const char *reason, *message, *id; /* ERROR / LEFT ("" when absent) */
-  const char *redirect;              /* ERROR / LEFT node_draining: the node to go to ("" = none) */
-  hd_time_t rtt;                     /* PONG */
+  int code;                           /* ERROR: 400...; PUBLISH_ANSWER / SUBSCRIBER_OFFER: pc result */
+  const char *reason, *message, *id;  /* ERROR / LEFT ("" when absent) */
+  const char *redirect;               /* ERROR / LEFT node_draining: the node to go to ("" = none) */
+  hd_time_t rtt;                      /* PONG */
+  const char *rids[HD_PC_MAX_LAYERS]; /* PUBLISH_LAYERS: active_rids (others are paused) */
+  int n_rids;
 } hd_rtc_signal_event_t;
 
 typedef struct {

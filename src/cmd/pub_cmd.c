@@ -35,7 +35,8 @@ static void on_sig(int s) { g_stop = 1; }
 static void usage(FILE *f) {
   fprintf(f, "usage: hudong pub (--url U | --cluster C) --token T [--audio FILE.wav | --tone HZ]\n"
              "                  [--video FILE.y4m | --pattern WxH@FPS] [--loop] [--duration S]\n"
-             "                  [--name N] [--max-bitrate BPS] [--quiet] [--fallback U2,U3,...]\n"
+             "                  [--name N] [--max-bitrate BPS] [--simulcast | --no-simulcast] [--quiet]\n"
+             "                  [--fallback U2,U3,...]\n"
              "  --fallback: other nodes of a cluster, rejoined in turn when the connection to U is lost\n"
              "  (with --cluster, the route's other nodes are added)\n"
              "       hudong pub --write-pattern FILE.y4m [--pattern WxH@FPS] [--duration S]\n"
@@ -44,6 +45,8 @@ static void usage(FILE *f) {
              "  or wss://, /rtc optional) and publishes; exits 1 if the node does not accept the tracks.\n"
              "  --cluster C: any node of a cluster (http://host:port): the node is chosen by its\n"
              "  /api/route with the RTTs measured to the candidates (docs/overlay.md)\n"
+             "  --simulcast / --no-simulcast: send the video as 2 (from 360p) or 3 (from 540p) layers,\n"
+             "  or as one stream (the default; docs/sdk.md \"Simulcast\")\n"
              "  WAV must be\n"
              "  48 kHz 16-bit mono/stereo; the pattern burns a 16-bit frame counter into the picture.\n");
 }
@@ -186,7 +189,7 @@ int hd_cmd_pub(int argc, char **argv) {
              *fallback = NULL;
   const char *wpattern = NULL, *wtone = NULL;
   double tone = 0, duration = 0;
-  int w = 640, h = 360, fps = 30, pattern = 0, loop = 0, quiet = 0;
+  int w = 640, h = 360, fps = 30, pattern = 0, loop = 0, quiet = 0, simulcast = 0;
   unsigned max_bps = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -196,6 +199,9 @@ int hd_cmd_pub(int argc, char **argv) {
       takes = 0;
     } else if (!strcmp(a, "--quiet")) {
       quiet = 1;
+      takes = 0;
+    } else if (!strcmp(a, "--simulcast") || !strcmp(a, "--no-simulcast")) {
+      simulcast = a[2] == 'n' ? -1 : 1;
       takes = 0;
     } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage(stdout);
@@ -361,7 +367,8 @@ int hd_cmd_pub(int argc, char **argv) {
                              .width = video ? yi.width : w,
                              .height = video ? yi.height : h,
                              .fps =
-                                 video ? (yi.fps_num + yi.fps_den / 2) / (yi.fps_den ? yi.fps_den : 1) : fps};
+                                 video ? (yi.fps_num + yi.fps_den / 2) / (yi.fps_den ? yi.fps_den : 1) : fps,
+                             .simulcast = simulcast};
     if (p.fps < 1) p.fps = 30;
     vt = hd_client_publish(c, &p);
   }

@@ -18,6 +18,7 @@
 #include "client/pc.h"
 #include "proto/stun.h"
 #include "media/rtp_payload.h"
+#include "proto/sdp_negotiate.h"
 #include "proto/sdp_offer.h"
 #include "proto/token.h"
 #include "sfu/node.h"
@@ -685,6 +686,72 @@ static void test_role_conflict(void **st) {
 }
 
 /* Errors: state rules, malformed SDP, garbage datagrams. */
+/* Simulcast offer (issue 11 item 1, RFC 8851/8853): a=rid send lines, the
+ * a=simulcast:send list and the rid extension, no a=ssrc lines in the video
+ * section; the node's negotiator answers a=simulcast:recv and the track has 2
+ * layers; an answer without simulcast leaves it one stream. */
+static int layers_after_answer(world_t *w, hd_pc_t *a, int strip_simulcast) {
+  char offer[8192], answer[8192], err[128];
+  int n = hd_pc_create_offer(a, offer, sizeof offer, w->now);
+  assert_true(n > 0);
+  assert_non_null(strstr(offer, "a=rid:h send\r\na=rid:f send\r\na=simulcast:send h;f\r\n"));
+  assert_non_null(strstr(offer, "a=extmap:5 " HD_SDP_EXT_RID "\r\n"));
+  const char *audio = strstr(offer, "m=audio");
+  assert_non_null(audio);
+  char *ssrc = strstr(offer, "a=ssrc:");
+  assert_true(ssrc && ssrc > audio); /* only the audio section lists SSRCs */
+  hd_sdp_t *o = calloc(1, sizeof *o), *an = calloc(1, sizeof *an);
+  hd_sdp_negotiated_t *neg = calloc(1, sizeof *neg);
+  assert_int_equal(hd_sdp_parse(o, offer, (size_t)n, err, sizeof err), 0);
+  assert_int_equal(o->media[0].n_rids, 2);
+  hd_sdp_answer_params_t p = {.ice_ufrag = "nodeufrag",
+                              .ice_pwd = "nodepassword0123456789ab",
+                              .fingerprint_sha256 = hd_dtls_cert_fingerprint(g_node_cert),
+                              .cand_ip = "10.0.0.1",
+                              .cand_port = 7000,
+                              .direction = HD_SDP_RECVONLY};
+  assert_int_equal(hd_sdp_negotiate(o, &p, an, neg, err, sizeof err), 0);
+  assert_int_equal(neg->media[0].n_rids, 2);
+  if (strip_simulcast) {
+    an->media[0].simulcast[0] = 0;
+    an->media[0].n_rids = 0;
+  }
+  int len = hd_sdp_write(an, answer, sizeof answer);
+  assert_true(len > 0);
+  assert_int_equal(hd_pc_set_remote_answer(a, answer, (size_t)len, w->now), 0);
+  free(o);
+  free(an);
+  free(neg);
+  return hd_pc_track_layers(a, 0);
+}
+
+static void test_simulcast_offer(void **st) {
+  world_t *w = world_new();
+  ep_init(w, 0, "10.0.0.2", 5000, 0, g_cert_a);
+  ep_init(w, 1, "10.0.0.3", 6000, 0, g_cert_b);
+  const char *hf[] = {"h", "f"}, *dup[] = {"h", "h"}, *bad[] = {"h", "f g"}, *longr[] = {"h", "abcdefgh"};
+  for (int k = 0; k < 2; k++) {
+    hd_pc_t *a = w->ep[k].pc;
+    assert_int_equal(hd_pc_add_transceiver(a, HD_PC_VIDEO, HD_PC_SENDONLY), 0);
+    assert_int_equal(hd_pc_add_transceiver(a, HD_PC_AUDIO, HD_PC_SENDONLY), 1);
+    assert_int_equal(hd_pc_set_simulcast(a, 1, 2, hf), HD_EINVAL); /* audio */
+    assert_int_equal(hd_pc_set_simulcast(a, 0, 1, hf), HD_EINVAL);
+    assert_int_equal(hd_pc_set_simulcast(a, 0, 4, hf), HD_EINVAL);
+    assert_int_equal(hd_pc_set_simulcast(a, 0, 2, dup), HD_EINVAL);
+    assert_int_equal(hd_pc_set_simulcast(a, 0, 2, bad), HD_EINVAL);
+    assert_int_equal(hd_pc_set_simulcast(a, 0, 2, longr), HD_EINVAL);
+    assert_int_equal(hd_pc_set_simulcast(a, 0, 2, hf), 0);
+  }
+  assert_int_equal(layers_after_answer(w, w->ep[0].pc, 0), 2);
+  assert_int_equal(layers_after_answer(w, w->ep[1].pc, 1), 1);
+  /* a layer the answer did not take is refused */
+  uint8_t pl[10] = {0};
+  hd_pc_rtp_send_t sp = {.track = 0, .payload = pl, .len = sizeof pl, .audio_level = -1, .layer = 2};
+  assert_int_equal(hd_pc_send_rtp(w->ep[0].pc, &sp, w->now), HD_ESTATE); /* not connected yet */
+  world_free(w);
+  (void)st;
+}
+
 static void test_errors(void **st) {
   world_t *w = world_new();
   ep_init(w, 0, "10.0.0.2", 5000, 0, g_cert_a);
@@ -822,6 +889,7 @@ int main(void) {
       cmocka_unit_test(test_publisher_follows_twcc),
       cmocka_unit_test(test_direct_full_agents),
       cmocka_unit_test(test_role_conflict),
+      cmocka_unit_test(test_simulcast_offer),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_h264_answer),
       cmocka_unit_test(test_connect_timeout),
