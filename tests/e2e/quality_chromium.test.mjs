@@ -232,7 +232,10 @@ test('quality data: API matches the page, failed joins, alert webhook, /metrics,
   assert.equal(drawn.sid, callId);
   const apiRttPoints = client[0].points.filter((p) => p[client[0].columns.indexOf('rtt_ms')] !== null).length +
     nr.length;
-  assert.equal(drawn.rtt.points, apiRttPoints, 'the RTT plot draws every RTT point of the API');
+  // the call is still live: reports that arrived between our API read and the
+  // dashboard's own (one per report interval per participant) add points, never remove any
+  assert.ok(drawn.rtt.points >= apiRttPoints && drawn.rtt.points <= apiRttPoints + 4,
+    `the RTT plot draws every RTT point of the API: ${drawn.rtt.points} drawn, ${apiRttPoints} read a moment before`);
   assert.ok(drawn.colored > 50, `coloured pixels in the RTT plot: ${drawn.colored}`);
   assert.ok(drawn.stall.points > 0, 'the stall-rate-over-time plot has points');
   const shot = path.join(tmp, 'dashboard.png');
