@@ -70,9 +70,20 @@ int hd_alloc_run(hd_alloc_track_t *t, size_t n, uint64_t budget_bps, hd_time_t n
   for (size_t i = 0; i < n; i++) {
     hd_alloc_track_t *a = &t[i];
     int next = a->cur;
-    int fresh = a->switches == 0 && a->cur < 0; /* first choice: no reason to wait */
+    int any = 0;
+    for (int l = 0; l < a->n_layers && !any; l++)
+      any = live(a, l);
+    if (!any) a->idle = 1; /* nothing to send: no layer choice this says anything about */
+    /* first choice (or the first since its publisher sent nothing, e.g. a
+     * track newly bound before its first packet came over a node link):
+     * no reason to wait, nothing flapped */
+    int fresh = (a->switches == 0 || a->idle) && a->cur < 0;
     if (full[i] >= a->cur) a->down_held = 0;
-    if (fresh || (a->cur >= 0 && !live(a, a->cur)) || slack[i] < a->cur) {
+    if (!any && a->cur >= 0) { /* its publisher went quiet: nothing flows, no bandwidth pause */
+      next = -1;
+      a->up_target = -1;
+      a->down_held = 0;
+    } else if (fresh || (a->cur >= 0 && !live(a, a->cur)) || slack[i] < a->cur) {
       next = full[i]; /* down (or pause) at once: the budget really fell */
       a->up_target = -1;
       if (next >= 0 || fresh || !live(a, a->cur) || !a->visible) { /* hidden: paused at once */
@@ -119,8 +130,9 @@ int hd_alloc_run(hd_alloc_track_t *t, size_t n, uint64_t budget_bps, hd_time_t n
     } else {
       a->up_target = -1;
     }
+    if (any && next >= 0) a->idle = 0;
     if (next != a->cur) {
-      if (next < 0) a->pauses++;
+      if (next < 0 && any) a->pauses++;
       a->switches++;
       a->cur = next;
       changed++;

@@ -46,7 +46,11 @@ typedef struct {
   hd_time_t up_since; /* since when it has fitted */
   int down_held;      /* 1: the budget is (slightly) short since down_since */
   hd_time_t down_since;
-  uint64_t switches, pauses;
+  /* 1: paused since none of its layers was live (not bound to media yet,
+   * or the publisher stopped): when media comes, the next choice is a
+   * first choice, not an upgrade held HD_ALLOC_UP_HOLD */
+  int idle;
+  uint64_t switches, pauses; /* pauses: for lack of bandwidth */
 } hd_alloc_track_t;
 
 void hd_alloc_track_init(hd_alloc_track_t *t);

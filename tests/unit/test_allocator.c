@@ -131,6 +131,57 @@ static void test_invisible_dead_layers_and_tile_size(void **st) {
   assert_int_equal(hd_alloc_used(t, 3), 300000);
 }
 
+/* issue 15 item 6: a subscription bound to a track whose media has not come
+ * yet (a remote participant's new track, its first packets still on the node
+ * link) starts with no live layer. That is no bandwidth pause, and once media
+ * comes the layer that fits is taken at once: it was held HD_ALLOC_UP_HOLD as
+ * an upgrade, and a failover's new video reached the other pages 2.5-3 s
+ * after the kill (bench/cluster_failover.mjs). Likewise after a publisher
+ * that went quiet comes back. */
+static void test_media_not_live_yet_is_no_pause(void **st) {
+  (void)st;
+  hd_alloc_track_t t;
+  three_layers(&t, 0, 0, 0); /* bound, nothing received yet */
+  t.cur = 0;                 /* started from its head (a single-layer track gated at once) */
+  hd_alloc_run(&t, 1, 2000000, 0);
+  assert_int_equal(t.cur, -1);
+  assert_int_equal(t.pauses, 0); /* not for lack of bandwidth */
+  t.bps[0] = 150000;             /* its first packets */
+  hd_alloc_run(&t, 1, 2000000, HD_MS(100));
+  assert_int_equal(t.cur, 0); /* at once, not HD_ALLOC_UP_HOLD later */
+  /* upgrades from there are held as always */
+  t.bps[2] = 1500000;
+  hd_alloc_run(&t, 1, 2000000, HD_MS(200));
+  assert_int_equal(t.cur, 0);
+  hd_alloc_run(&t, 1, 2000000, HD_MS(200) + HD_ALLOC_UP_HOLD);
+  assert_int_equal(t.cur, 2);
+  /* the publisher goes quiet (no layer live) and comes back: back at once */
+  t.bps[0] = t.bps[2] = 0;
+  hd_alloc_run(&t, 1, 2000000, HD_SEC(5));
+  assert_int_equal(t.cur, -1);
+  t.bps[0] = 150000;
+  t.bps[2] = 1500000;
+  hd_alloc_run(&t, 1, 2000000, HD_SEC(6));
+  assert_int_equal(t.cur, 2);
+  assert_int_equal(t.pauses, 0);
+  /* a track that truly does not fit still pauses (after the hold)... */
+  hd_alloc_run(&t, 1, 50000, HD_SEC(7));
+  assert_int_equal(t.cur, 0);
+  hd_alloc_run(&t, 1, 50000, HD_SEC(7) + HD_ALLOC_DOWN_HOLD);
+  assert_int_equal(t.cur, -1);
+  assert_int_equal(t.pauses, 1);
+  /* ... and comes back only after the up-hold */
+  hd_alloc_run(&t, 1, 2000000, HD_SEC(10));
+  assert_int_equal(t.cur, -1);
+  hd_alloc_run(&t, 1, 2000000, HD_SEC(10) + HD_ALLOC_UP_HOLD);
+  assert_int_equal(t.cur, 2);
+  /* a new track whose lowest layer does not fit: paused, as before */
+  hd_alloc_track_t u;
+  three_layers(&u, 150000, 500000, 1500000);
+  hd_alloc_run(&u, 1, 100000, 0);
+  assert_int_equal(u.cur, -1);
+}
+
 /* A meeting of 10: one large tile, nine small ones, against no layer choice. */
 static void test_meeting_large_and_small_tiles(void **st) {
   (void)st;
@@ -175,6 +226,7 @@ int main(void) {
       cmocka_unit_test(test_down_at_once_up_after_hold),
       cmocka_unit_test(test_short_dip_waited_out),
       cmocka_unit_test(test_invisible_dead_layers_and_tile_size),
+      cmocka_unit_test(test_media_not_live_yet_is_no_pause),
       cmocka_unit_test(test_meeting_large_and_small_tiles),
       cmocka_unit_test(test_tile_layer),
   };
