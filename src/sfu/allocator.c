@@ -86,7 +86,18 @@ int hd_alloc_run(hd_alloc_track_t *t, size_t n, uint64_t budget_bps, hd_time_t n
     } else if (fresh || (a->cur >= 0 && !live(a, a->cur)) || slack[i] < a->cur) {
       next = full[i]; /* down (or pause) at once: the budget really fell */
       a->up_target = -1;
-      if (next >= 0 || fresh || !live(a, a->cur) || !a->visible) { /* hidden: paused at once */
+      if (fresh && next < 0 && slack[i] >= 0 && a->visible) {
+        /* a new track only slightly short of its lowest layer: the estimate
+         * is often application-limited (bwe.c: at most 2x what is sent), and
+         * after a failover the dead publisher's track no longer counts there
+         * (issue 15 item 6). Its lowest layer at once, as a flowing track
+         * keeps it: paused only if the budget stays short for
+         * HD_ALLOC_DOWN_HOLD; what it sends and the probe lift the estimate */
+        for (int l = 0; next < 0 && l < a->n_layers; l++)
+          if (live(a, l)) next = l;
+        a->down_held = 1;
+        a->down_since = now;
+      } else if (next >= 0 || fresh || !live(a, a->cur) || !a->visible) { /* hidden: paused at once */
         a->down_held = 0;
       } else {
         /* ... but not into a pause: its way back needs a probe and a

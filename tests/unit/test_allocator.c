@@ -182,6 +182,44 @@ static void test_media_not_live_yet_is_no_pause(void **st) {
   assert_int_equal(u.cur, -1);
 }
 
+/* issue 15 item 6: a new track whose lowest layer misses the budget by less
+ * than HD_ALLOC_DOWN_SLACK (an application-limited estimate after a failover)
+ * gets that layer at once, and is paused only if the budget stays short for
+ * HD_ALLOC_DOWN_HOLD; one further short still pauses at once. */
+static void test_new_track_slightly_short_gets_lowest(void **st) {
+  (void)st;
+  hd_alloc_track_t t[2];
+  three_layers(&t[0], 140000, 0, 0); /* flowing */
+  hd_alloc_run(t, 1, 230000, 0);
+  assert_int_equal(t[0].cur, 0);
+  three_layers(&t[1], 140000, 0, 0); /* the new one: 280 kbit/s for 230 */
+  hd_alloc_run(t, 2, 230000, HD_SEC(1));
+  assert_int_equal(t[1].cur, 0);
+  assert_int_equal(t[0].cur, 0);
+  hd_alloc_run(t, 2, 300000, HD_SEC(2)); /* the estimate climbs: kept */
+  hd_alloc_run(t, 2, 300000, HD_SEC(1) + HD_ALLOC_DOWN_HOLD);
+  assert_int_equal(t[1].cur, 0);
+  assert_int_equal(t[1].pauses, 0);
+  /* it stays short: paused after the hold */
+  hd_alloc_track_t u[2];
+  three_layers(&u[0], 140000, 0, 0);
+  hd_alloc_run(u, 1, 230000, 0);
+  three_layers(&u[1], 140000, 0, 0);
+  hd_alloc_run(u, 2, 230000, HD_SEC(1));
+  assert_int_equal(u[1].cur, 0);
+  hd_alloc_run(u, 2, 230000, HD_SEC(1) + HD_ALLOC_DOWN_HOLD);
+  assert_int_equal(u[1].cur, -1);
+  assert_int_equal(u[1].pauses, 1);
+  assert_int_equal(u[0].cur, 0);
+  /* far short (more than the slack): paused at once */
+  hd_alloc_track_t v[2];
+  three_layers(&v[0], 140000, 0, 0);
+  hd_alloc_run(v, 1, 180000, 0);
+  three_layers(&v[1], 140000, 0, 0);
+  hd_alloc_run(v, 2, 180000, HD_SEC(1));
+  assert_int_equal(v[1].cur, -1);
+}
+
 /* A meeting of 10: one large tile, nine small ones, against no layer choice. */
 static void test_meeting_large_and_small_tiles(void **st) {
   (void)st;
@@ -227,6 +265,7 @@ int main(void) {
       cmocka_unit_test(test_short_dip_waited_out),
       cmocka_unit_test(test_invisible_dead_layers_and_tile_size),
       cmocka_unit_test(test_media_not_live_yet_is_no_pause),
+      cmocka_unit_test(test_new_track_slightly_short_gets_lowest),
       cmocka_unit_test(test_meeting_large_and_small_tiles),
       cmocka_unit_test(test_tile_layer),
   };
