@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "cmd/serve_internal.h"
 #include "cmd/serve_board.h"
 #include "cmd/serve_quality.h"
 #include "cmd/serve_cluster.h"
@@ -37,39 +38,11 @@
 #include "sfu/node.h"
 #include "sfu/signal.h"
 
-typedef struct {
-  hd_config_t cfg;
-  uv_loop_t *loop;
-  hd_media_workers_t *workers;
-  hd_map_t rtc_conns; /* /rtc connection id -> hd_ws_conn_t (worker output finds its socket) */
-  hd_http_server_t *http;
-  hd_dtls_cert_t *cert;
-  uv_signal_t sigint, sigterm;
-  uint64_t http_requests, http_errors;
-  uint64_t auth_failures;
-  hd_webhook_sender_t *webhooks; /* NULL when no webhook URL is configured */
-  /* /rtm: the messaging broker, its store, its timer and conn id -> connection */
-  hd_rtm_store_t *rtm_store;
-  hd_rtm_broker_t *rtm;
-  hd_rtm_redis_t *rtm_redis; /* RTM across nodes (--redis; docs/overlay.md), else NULL */
-  hd_map_t rtm_conns;
-  uv_timer_t rtm_timer;
-  hd_serve_quality_t *quality; /* quality data (docs/quality.md) */
-  hd_serve_board_t *board;     /* whiteboards (docs/whiteboard.md) */
-  hd_serve_cluster_t *cluster; /* registry + /api/route (docs/overlay.md) */
-  hd_serve_egress_t *egress;   /* recordings: /admin/egress (docs/egress.md) */
-  /* draining (docs/overlay.md "Draining"): joins refused with a redirect,
-   * participants told to move; the node stops when empty or at the deadline */
-  int draining;
-  hd_time_t drain_deadline, drain_linger_until;
-  uv_timer_t drain_timer;
-} server_t;
-
 static const char *secret_lookup(void *ud, const char *key) {
   return hd_config_secret(&((server_t *)ud)->cfg, key);
 }
 
-static int valid_room(const char *r, size_t n) {
+int serve_valid_room(const char *r, size_t n) {
   if (n == 0 || n > 64) return 0;
   for (size_t i = 0; i < n; i++) {
     char c = r[i];
@@ -83,7 +56,7 @@ static int valid_room(const char *r, size_t n) {
 /* 1 if the Content-Type header names media type `mt` (case-insensitive),
  * optionally followed by parameters: "application/sdp; charset=utf-8" matches,
  * "application/sdpx" does not (RFC 9110 §8.3). */
-static int media_type_is(const char *ct, const char *mt) {
+int serve_media_type_is(const char *ct, const char *mt) {
   while (*ct == ' ' || *ct == '\t')
     ct++;
   size_t n = strlen(mt);
@@ -91,7 +64,7 @@ static int media_type_is(const char *ct, const char *mt) {
   return ct[n] == 0 || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
 }
 
-static void add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
+void serve_add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
   if (!req->origin[0]) return;
   int ok = s->cfg.dev;
   for (int i = 0; !ok && i < s->cfg.n_origins; i++)
@@ -107,8 +80,8 @@ static void add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp
 /* Verifies the bearer token for `room` with grant `needed`. On failure fills
  * resp (401 for a missing/invalid/expired token, 403 for a wrong room or
  * missing grant) and returns -1. */
-static int authorize(server_t *s, const hd_http_req_t *req, const char *room, int needed,
-                     hd_token_claims_t *claims, hd_http_resp_t *resp) {
+int serve_authorize(server_t *s, const hd_http_req_t *req, const char *room, int needed,
+                    hd_token_claims_t *claims, hd_http_resp_t *resp) {
   const char *tok;
   size_t tl;
   char why[256];
@@ -138,167 +111,6 @@ unauth:
   return -1;
 }
 
-static void handle_options(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
-  resp->status = 204;
-  add_cors(s, req, resp);
-  if (req->origin[0] && resp->n_headers) {
-    hd_http_resp_header(resp, "Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS");
-    hd_http_resp_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match");
-    hd_http_resp_header(resp, "Access-Control-Max-Age", "600");
-  }
-  hd_http_resp_header(resp, "Accept-Post", "application/sdp");
-  hd_http_resp_header(resp, "Allow", "POST, PATCH, DELETE, OPTIONS");
-}
-
-/* ---- jobs run on the media worker that owns the room ---- */
-
-/* One WHIP/WHEP resource operation: create (offer -> answer), delete, or look
- * up for a trickle PATCH (the remote ufrag is copied out for the check). */
-typedef struct {
-  int kind;
-  const char *app, *room, *id;
-  const char *identity; /* create: the token's identity (per-identity session cap) */
-  const char *body;
-  size_t body_len;
-  char *answer;
-  size_t answer_cap;
-  char err[512], sid[HD_SESSION_ID_LEN + 1];
-  char remote_ufrag[128];
-  int rc;
-} wish_job_t;
-
-static void create_session_job(hd_node_t *node, void *arg, hd_time_t now) {
-  wish_job_t *j = arg;
-  j->rc = hd_node_create_session_as(node, j->kind, j->app, j->identity, j->room, j->body, j->body_len, now,
-                                    j->answer, j->answer_cap, j->sid, j->err, sizeof j->err);
-}
-
-static void delete_session_job(hd_node_t *node, void *arg, hd_time_t now) {
-  wish_job_t *j = arg;
-  j->rc = hd_node_delete_session(node, j->kind, j->app, j->room, j->id, now);
-}
-
-static void find_session_job(hd_node_t *node, void *arg, hd_time_t now) {
-  (void)now;
-  wish_job_t *j = arg;
-  hd_session_t *sess = hd_node_find_session(node, j->kind, j->app, j->room, j->id);
-  j->rc = sess ? 0 : HD_ENOTFOUND;
-  if (sess) snprintf(j->remote_ufrag, sizeof j->remote_ufrag, "%s", sess->neg.remote_ufrag);
-}
-
-static int room_worker(server_t *s, const char *app, const char *room) {
-  return hd_media_workers_for_room(s->workers, app, room);
-}
-
-/* /whip/{room}[/{id}] and /whep/{room}[/{id}] (RFC 9725 §4). */
-static void handle_wish(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp, int kind,
-                        const char *rest) {
-  char room[80] = "", id[64] = "";
-  const char *slash = strchr(rest, '/');
-  size_t rl = slash ? (size_t)(slash - rest) : strlen(rest);
-  if (!valid_room(rest, rl)) {
-    add_cors(s, req, resp); /* so that a page can read the reason */
-    hd_http_resp_text(resp, 400, "bad room name (1-64 characters of A-Z a-z 0-9 - _ .)\n");
-    return;
-  }
-  memcpy(room, rest, rl);
-  if (slash) snprintf(id, sizeof id, "%s", slash + 1);
-  const char *ep = kind == HD_SESSION_PUBLISH ? "whip" : "whep";
-  int grant = kind == HD_SESSION_PUBLISH ? HD_GRANT_PUBLISH : HD_GRANT_SUBSCRIBE;
-
-  if (!strcmp(req->method, "OPTIONS")) {
-    handle_options(s, req, resp);
-    return;
-  }
-  add_cors(s, req, resp);
-  hd_token_claims_t claims;
-  if (!strcmp(req->method, "POST") && !id[0]) {
-    if (!media_type_is(req->content_type, "application/sdp")) {
-      hd_http_resp_text(resp, 415, "Content-Type must be application/sdp\n");
-      return;
-    }
-    if (authorize(s, req, room, grant, &claims, resp) < 0) return;
-    char *answer = malloc(65536);
-    char err[512] = "", sid[HD_SESSION_ID_LEN + 1];
-    if (!answer) {
-      hd_http_resp_text(resp, 500, "out of memory\n");
-      return;
-    }
-    wish_job_t j = {.kind = kind,
-                    .app = claims.key,
-                    .identity = claims.identity,
-                    .room = room,
-                    .body = req->body,
-                    .body_len = req->body_len,
-                    .answer = answer,
-                    .answer_cap = 65536};
-    hd_media_workers_call(s->workers, room_worker(s, claims.key, room), create_session_job, &j);
-    int rc = j.rc;
-    snprintf(err, sizeof err, "%s", j.err);
-    snprintf(sid, sizeof sid, "%s", j.sid);
-    if (rc < 0) {
-      int status = rc == HD_ENOTFOUND ? 404 : rc == HD_ESTATE ? 409 : rc == HD_ENOSPC ? 503 : 400;
-      if (rc == HD_ENOMEM) status = 500;
-      hd_http_resp_text(resp, status, "%s\n", err[0] ? err : hd_strerror(rc));
-      if (status == 503) { /* every capacity refusal says when to come back (RFC 9110 §10.2.3) */
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", HD_NODE_RETRY_AFTER_S);
-        hd_http_resp_header(resp, "Retry-After", ra);
-      }
-      free(answer);
-      return;
-    }
-    char loc[256];
-    snprintf(loc, sizeof loc, "/%s/%s/%s", ep, room, sid);
-    hd_http_resp_body(resp, 201, "application/sdp", answer, strlen(answer));
-    hd_http_resp_header(resp, "Location", loc);
-    hd_http_resp_header(resp, "ETag", "\"1\"");
-    hd_http_resp_header(resp, "Accept-Patch", "application/trickle-ice-sdpfrag");
-    free(answer);
-    return;
-  }
-  if (!id[0]) {
-    hd_http_resp_header(resp, "Allow", "POST, OPTIONS");
-    hd_http_resp_text(resp, 405, "%s on /%s/{room} is not allowed\n", req->method, ep);
-    return;
-  }
-  if (!strcmp(req->method, "DELETE")) {
-    if (authorize(s, req, room, grant, &claims, resp) < 0) return;
-    wish_job_t j = {.kind = kind, .app = claims.key, .room = room, .id = id};
-    hd_media_workers_call(s->workers, room_worker(s, claims.key, room), delete_session_job, &j);
-    if (j.rc < 0) {
-      hd_http_resp_text(resp, 404, "no such session\n");
-      return;
-    }
-    hd_http_resp_text(resp, 200, "session ended\n");
-    return;
-  }
-  if (!strcmp(req->method, "PATCH")) {
-    /* Trickle ICE (RFC 9725 §4.3): as an ICE-lite server we learn the client's
-     * address from its checks, so remote candidates need no action. */
-    if (authorize(s, req, room, grant, &claims, resp) < 0) return;
-    /* scoped to the token's tenant and room, and to WHIP vs WHEP */
-    wish_job_t j = {.kind = kind, .app = claims.key, .room = room, .id = id};
-    hd_media_workers_call(s->workers, room_worker(s, claims.key, room), find_session_job, &j);
-    if (j.rc < 0) {
-      hd_http_resp_text(resp, 404, "no such session\n");
-      return;
-    }
-    if (!media_type_is(req->content_type, "application/trickle-ice-sdpfrag")) {
-      hd_http_resp_text(resp, 415, "Content-Type must be application/trickle-ice-sdpfrag\n");
-      return;
-    }
-    if (strstr(req->body, "a=ice-ufrag:") && !strstr(req->body, j.remote_ufrag)) {
-      hd_http_resp_text(resp, 422, "ICE restart is not supported; create a new session\n");
-      return;
-    }
-    resp->status = 204;
-    return;
-  }
-  hd_http_resp_header(resp, "Allow", "PATCH, DELETE, OPTIONS");
-  hd_http_resp_text(resp, 405, "%s on a session is not allowed\n", req->method);
-}
-
 /* GET /api/dev-token?room=R&identity=U — only with --dev: mints a token with
  * publish+subscribe for the demo pages. */
 static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
@@ -318,7 +130,7 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
   }
   /* admin=1: an app-wide roomAdmin token for the quality dashboard (docs/quality.md) */
   int admin = strstr(req->query, "admin=1") != NULL;
-  if (!admin && !valid_room(c.room, strlen(c.room))) {
+  if (!admin && !serve_valid_room(c.room, strlen(c.room))) {
     hd_http_resp_text(resp, 400, "query needs room=<name> (or admin=1 for the dashboard)\n");
     return;
   }
@@ -340,7 +152,7 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
   }
   char body[HD_TOKEN_MAX + 64];
   int n = snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok);
-  add_cors(s, req, resp);
+  serve_add_cors(s, req, resp);
   hd_http_resp_body(resp, 200, "application/json", body, (size_t)n);
 }
 
@@ -348,7 +160,7 @@ static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp
  * client should use for room R (docs/overlay.md "Routing"); any valid token
  * for the room. */
 static void handle_route(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
-  add_cors(s, req, resp);
+  serve_add_cors(s, req, resp);
   if (!strcmp(req->method, "OPTIONS")) { /* CORS preflight: the request carries Authorization */
     resp->status = 204;
     if (req->origin[0] && resp->n_headers) {
@@ -371,12 +183,12 @@ static void handle_route(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
     if (l > 5 && !strncmp(p, "room=", 5) && l - 5 < sizeof room) memcpy(room, p + 5, l - 5);
     p += l + (e ? 1 : 0);
   }
-  if (!valid_room(room, strlen(room))) {
+  if (!serve_valid_room(room, strlen(room))) {
     hd_http_resp_text(resp, 400, "query needs room=<name> (1-64 characters of A-Z a-z 0-9 - _ .)\n");
     return;
   }
   hd_token_claims_t claims;
-  if (authorize(s, req, room, 0, &claims, resp) < 0) return;
+  if (serve_authorize(s, req, room, 0, &claims, resp) < 0) return;
   hd_serve_cluster_route(s->cluster, claims.key, room, req->query, resp);
 }
 
@@ -385,254 +197,6 @@ static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
   server_t *s = ud;
   if (s->webhooks) hd_webhook_sender_push(s->webhooks, ev);
   if (s->quality) hd_serve_quality_event(s->quality, ev);
-}
-
-static void admin_create_room(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp,
-                              const hd_token_claims_t *claims);
-
-/* One /admin operation on the worker that owns the room (or, for the room
- * list, on each worker in turn). */
-enum { ADMIN_LIST, ADMIN_CLOSE, ADMIN_PARTICIPANTS, ADMIN_REMOVE, ADMIN_CREATE, ADMIN_MUTE };
-typedef struct {
-  int op;
-  const char *app, *room, *identity, *track_sid;
-  int muted;
-  const hd_room_opts_t *opts;
-  int64_t unix_now;
-  char *json;
-  int rc;
-} admin_job_t;
-
-static void admin_job(hd_node_t *node, void *arg, hd_time_t now) {
-  admin_job_t *j = arg;
-  switch (j->op) {
-  case ADMIN_LIST: j->json = hd_node_admin_rooms_json(node, j->app); break;
-  case ADMIN_CLOSE: j->rc = hd_node_admin_close_room(node, j->app, j->room, now); break;
-  case ADMIN_PARTICIPANTS:
-    j->json = hd_node_admin_participants_json(node, j->app, j->room);
-    if (!j->json) j->rc = HD_ENOTFOUND;
-    break;
-  case ADMIN_REMOVE: j->rc = hd_node_admin_remove(node, j->app, j->room, j->identity, now); break;
-  case ADMIN_CREATE:
-    j->rc = hd_node_admin_create_room(node, j->app, j->room, j->opts, j->unix_now, now, &j->json);
-    break;
-  case ADMIN_MUTE:
-    j->rc = hd_node_admin_mute(node, j->app, j->room, j->identity, j->track_sid, j->muted, now);
-    break;
-  }
-}
-
-static void admin_call(server_t *s, admin_job_t *j) {
-  hd_media_workers_call(s->workers, room_worker(s, j->app, j->room), admin_job, j);
-}
-
-/* GET /admin/rooms: every worker's rooms of the app, as one {"rooms": [...]};
- * for a token scoped to one room (only_room non-empty), that room alone (from
- * the one worker that owns it): a room's admin never sees the tenant's other
- * rooms. */
-static char *admin_list_rooms(server_t *s, const char *app, const char *only_room) {
-  json_t *all = json_array();
-  int scoped = only_room && only_room[0];
-  int first = scoped ? room_worker(s, app, only_room) : 0;
-  int last = scoped ? first + 1 : hd_media_workers_count(s->workers);
-  for (int i = first; i < last; i++) {
-    admin_job_t j = {.op = ADMIN_LIST, .app = app};
-    hd_media_workers_call(s->workers, i, admin_job, &j);
-    json_t *part = j.json ? json_loads(j.json, 0, NULL) : NULL;
-    json_t *rooms = json_object_get(part, "rooms");
-    size_t k;
-    json_t *r;
-    json_array_foreach(rooms, k, r) {
-      const char *name = json_string_value(json_object_get(r, "name"));
-      if (!scoped || (name && !strcmp(name, only_room))) json_array_append(all, r);
-    }
-    json_decref(part);
-    free(j.json);
-  }
-  json_t *o = json_pack("{s:o}", "rooms", all);
-  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  return text;
-}
-
-/* ---- /admin: room administration with a roomAdmin token ----
- *   GET    /admin/rooms
- *   POST   /admin/rooms      {"name", "empty_timeout_s"?, "max_participants"?, "metadata"?}
- *   GET    /admin/rooms/{room}/participants
- *   DELETE /admin/rooms/{room}/participants/{identity}
- *   POST   /admin/rooms/{room}/participants/{identity}/mute   {"track_sid": "...", "muted": true}
- *   DELETE /admin/rooms/{room}                                                                 */
-static void handle_admin(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
-  char parts[4][130];
-  int np = 0;
-  const char *q = req->path + strlen("/admin/");
-  while (*q && np < 4) {
-    const char *e = strchr(q, '/');
-    size_t l = e ? (size_t)(e - q) : strlen(q);
-    if (l == 0 || l >= sizeof parts[0]) break;
-    memcpy(parts[np], q, l);
-    parts[np][l] = 0;
-    np++;
-    q = e ? e + 1 : q + l;
-  }
-  if (np == 0 || strcmp(parts[0], "rooms") || *q) {
-    hd_http_resp_text(resp, 404, "not found: %s\n", req->path);
-    return;
-  }
-  add_cors(s, req, resp);
-  const char *room = np >= 2 ? parts[1] : "";
-  if (np >= 2 && !valid_room(room, strlen(room))) {
-    hd_http_resp_text(resp, 400, "bad room name\n");
-    return;
-  }
-  hd_token_claims_t claims;
-  if (authorize(s, req, room[0] ? room : NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
-  char *json = NULL;
-  int rc = 0;
-  admin_job_t j = {.app = claims.key, .room = room, .identity = np >= 4 ? parts[3] : NULL};
-  if (np == 1 && !strcmp(req->method, "GET")) {
-    json = admin_list_rooms(s, claims.key, claims.room);
-    if (!json) rc = HD_ENOMEM;
-  } else if (np == 1 && !strcmp(req->method, "POST")) {
-    admin_create_room(s, req, resp, &claims);
-    return;
-  } else if (np == 2 && !strcmp(req->method, "DELETE")) {
-    j.op = ADMIN_CLOSE;
-    admin_call(s, &j);
-    rc = j.rc;
-  } else if (np == 3 && !strcmp(parts[2], "participants") && !strcmp(req->method, "GET")) {
-    j.op = ADMIN_PARTICIPANTS;
-    admin_call(s, &j);
-    rc = j.rc;
-    json = j.json;
-  } else if (np == 4 && !strcmp(parts[2], "participants") && !strcmp(req->method, "DELETE")) {
-    j.op = ADMIN_REMOVE;
-    admin_call(s, &j);
-    rc = j.rc;
-  } else {
-    hd_http_resp_text(resp, 405, "%s is not allowed on %s\n", req->method, req->path);
-    return;
-  }
-  if (rc == HD_ENOTFOUND)
-    hd_http_resp_text(resp, 404, "no such room or participant\n");
-  else if (rc < 0)
-    hd_http_resp_text(resp, 400, "%s\n", hd_strerror(rc));
-  else if (json)
-    hd_http_resp_body(resp, 200, "application/json", json, strlen(json));
-  else
-    hd_http_resp_body(resp, 200, "application/json", "{\"ok\":true}", 11);
-  free(json);
-}
-
-/* POST /admin/rooms: creates a room ahead of the first join (201 with the
- * room's JSON; 409 if it exists; 400 on a bad body). */
-static void admin_create_room(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp,
-                              const hd_token_claims_t *claims) {
-  json_error_t je;
-  json_t *b = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
-  static const char *const keys[] = {"name", "empty_timeout_s", "max_participants", "metadata"};
-  const char *bad = NULL;
-  if (!json_is_object(b)) bad = "body must be a JSON object";
-  const char *k;
-  json_t *kv;
-  if (!bad) json_object_foreach(b, k, kv) {
-      size_t i = 0;
-      while (i < sizeof keys / sizeof keys[0] && strcmp(k, keys[i]))
-        i++;
-      if (i == sizeof keys / sizeof keys[0])
-        bad = "unknown member (allowed: name, empty_timeout_s, max_participants, metadata)";
-    }
-  json_t *nm = b ? json_object_get(b, "name") : NULL, *to = b ? json_object_get(b, "empty_timeout_s") : NULL;
-  json_t *mp = b ? json_object_get(b, "max_participants") : NULL,
-         *md = b ? json_object_get(b, "metadata") : NULL;
-  if (!bad && (!json_is_string(nm) || !valid_room(json_string_value(nm), json_string_length(nm))))
-    bad = "\"name\" must be a room name (1-64 characters of A-Z a-z 0-9 - _ .)";
-  if (!bad && to && (!json_is_integer(to) || json_integer_value(to) < 1 || json_integer_value(to) > 86400))
-    bad = "\"empty_timeout_s\" must be an integer in [1, 86400]";
-  if (!bad && mp && (!json_is_integer(mp) || json_integer_value(mp) < 1 || json_integer_value(mp) > 100000))
-    bad = "\"max_participants\" must be an integer in [1, 100000]";
-  if (!bad && md && (!json_is_string(md) || json_string_length(md) >= HD_NODE_ROOM_METADATA_MAX))
-    bad = "\"metadata\" must be a string shorter than 1024 bytes";
-  if (bad) {
-    hd_http_resp_text(resp, 400, "%s\n", bad);
-    json_decref(b);
-    return;
-  }
-  const char *name = json_string_value(nm);
-  char why[256];
-  if (hd_token_authorize(claims, name, HD_GRANT_ADMIN, why, sizeof why) < 0) {
-    s->auth_failures++;
-    hd_http_resp_text(resp, 403, "forbidden: %s\n", why);
-    json_decref(b);
-    return;
-  }
-  hd_room_opts_t o = {.empty_timeout = to ? HD_SEC(json_integer_value(to)) : -1,
-                      .max_participants = mp ? (size_t)json_integer_value(mp) : 0,
-                      .metadata = md ? json_string_value(md) : NULL};
-  admin_job_t j = {.op = ADMIN_CREATE, .app = claims->key, .room = name, .opts = &o, .unix_now = time(NULL)};
-  admin_call(s, &j);
-  char *json = j.json;
-  int rc = j.rc;
-  if (rc == HD_ESTATE)
-    hd_http_resp_text(resp, 409, "room '%s' already exists\n", name);
-  else if (rc == HD_EINVAL)
-    hd_http_resp_text(resp, 400,
-                      "the room would close at once: give \"empty_timeout_s\" (the node's "
-                      "room_empty_timeout_s is 0)\n");
-  else if (rc < 0)
-    hd_http_resp_text(resp, 500, "%s\n", hd_strerror(rc));
-  else
-    hd_http_resp_body(resp, 201, "application/json", json, strlen(json));
-  free(json);
-  json_decref(b);
-}
-
-/* POST /admin/rooms/{room}/participants/{identity}/mute */
-static void handle_admin_mute(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
-  char room[80] = "", identity[130] = "";
-  const char *p = req->path + strlen("/admin/rooms/");
-  const char *e = strchr(p, '/');
-  if (!e || (size_t)(e - p) >= sizeof room || strncmp(e, "/participants/", 14)) {
-    hd_http_resp_text(resp, 404, "not found\n");
-    return;
-  }
-  memcpy(room, p, (size_t)(e - p));
-  const char *id = e + 14;
-  const char *e2 = strstr(id, "/mute");
-  if (!e2 || strcmp(e2, "/mute") || (size_t)(e2 - id) >= sizeof identity || e2 == id) {
-    hd_http_resp_text(resp, 404, "not found\n");
-    return;
-  }
-  memcpy(identity, id, (size_t)(e2 - id));
-  add_cors(s, req, resp);
-  if (!valid_room(room, strlen(room))) {
-    hd_http_resp_text(resp, 400, "bad room name\n");
-    return;
-  }
-  hd_token_claims_t claims;
-  if (authorize(s, req, room, HD_GRANT_ADMIN, &claims, resp) < 0) return;
-  json_error_t je;
-  json_t *b = json_loadb(req->body, req->body_len, 0, &je);
-  json_t *ts = b ? json_object_get(b, "track_sid") : NULL;
-  json_t *mu = b ? json_object_get(b, "muted") : NULL;
-  if (!json_is_string(ts) || (mu && !json_is_boolean(mu))) {
-    json_decref(b);
-    hd_http_resp_text(resp, 400, "body must be {\"track_sid\": string, \"muted\": boolean}\n");
-    return;
-  }
-  admin_job_t j = {.op = ADMIN_MUTE,
-                   .app = claims.key,
-                   .room = room,
-                   .identity = identity,
-                   .track_sid = json_string_value(ts),
-                   .muted = mu ? json_is_true(mu) : 1};
-  admin_call(s, &j);
-  int rc = j.rc;
-  json_decref(b);
-  if (rc < 0)
-    hd_http_resp_text(resp, 404, "no such participant or track\n");
-  else
-    hd_http_resp_body(resp, 200, "application/json", "{\"ok\":true}", 11);
 }
 
 /* ---- /rtc: room signaling over WebSocket (docs/protocol.md "Rooms") ---- */
@@ -670,7 +234,7 @@ static int join_worker(server_t *s, const char *text, size_t len) {
       hd_token_verify(m.join.token, strlen(m.join.token), secret_lookup, s, (int64_t)time(NULL),
                       s->cfg.token_leeway, &c, why, sizeof why) == 0 &&
       c.room[0])
-    w = room_worker(s, c.key, c.room);
+    w = serve_room_worker(s, c.key, c.room);
   hd_signal_msg_free(&m);
   return w;
 }
@@ -915,28 +479,12 @@ static void rtm_ws_close(void *ud, hd_ws_conn_t *c, int code) {
   rtm_arm(s);
 }
 
-/* GET /admin/quality/...: quality data of the token's app (docs/quality.md);
- * needs an app-wide roomAdmin token (room ""), as a call spans rooms and users. */
-static void handle_admin_quality(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
-  add_cors(s, req, resp);
-  hd_token_claims_t claims;
-  if (authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
-  if (claims.room[0]) {
-    s->auth_failures++;
-    hd_http_resp_text(resp, 403,
-                      "forbidden: quality data needs an app-wide roomAdmin token (no room grant)\n");
-    return;
-  }
-  hd_serve_quality_http(s->quality, claims.key, req, resp);
-}
-
 static void handle_drain(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp);
-static void handle_cluster_links(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp);
 
 /* /api/board...: the room's whiteboards (docs/whiteboard.md "HTTP API"); any
  * token valid for ?room=R (uploads need canPublishData); images by hash need none. */
 static void handle_board(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
-  add_cors(s, req, resp);
+  serve_add_cors(s, req, resp);
   if (!strcmp(req->method, "OPTIONS")) {
     resp->status = 204;
     if (req->origin[0] && resp->n_headers) {
@@ -953,12 +501,12 @@ static void handle_board(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
     if (l > 5 && !strncmp(p, "room=", 5) && l - 5 < sizeof room) memcpy(room, p + 5, l - 5);
     p += l + (e ? 1 : 0);
   }
-  if (!valid_room(room, strlen(room))) {
+  if (!serve_valid_room(room, strlen(room))) {
     hd_http_resp_text(resp, 400, "query needs room=<name> (1-64 characters of A-Z a-z 0-9 - _ .)\n");
     return;
   }
   hd_token_claims_t claims;
-  if (authorize(s, req, room, 0, &claims, resp) < 0) return;
+  if (serve_authorize(s, req, room, 0, &claims, resp) < 0) return;
   hd_serve_board_http(s->board, &claims, room, req, resp);
 }
 
@@ -966,9 +514,9 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   server_t *s = ud;
   s->http_requests++;
   if (!strncmp(req->path, "/whip/", 6))
-    handle_wish(s, req, resp, HD_SESSION_PUBLISH, req->path + 6);
+    serve_handle_wish(s, req, resp, HD_SESSION_PUBLISH, req->path + 6);
   else if (!strncmp(req->path, "/whep/", 6))
-    handle_wish(s, req, resp, HD_SESSION_PLAY, req->path + 6);
+    serve_handle_wish(s, req, resp, HD_SESSION_PLAY, req->path + 6);
   else if (!strcmp(req->path, "/healthz"))
     hd_http_resp_text(resp, 200, "ok\n");
   else if (!strcmp(req->path, "/api/ping")) {
@@ -999,22 +547,23 @@ static void handler(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
     free(buf);
   } else if (!strncmp(req->path, "/admin/rooms/", 13) && strstr(req->path, "/mute") &&
              !strcmp(req->method, "POST"))
-    handle_admin_mute(s, req, resp);
+    serve_handle_admin_mute(s, req, resp);
   else if (!strncmp(req->path, "/admin/quality/", 15))
-    handle_admin_quality(s, req, resp);
+    serve_handle_admin_quality(s, req, resp);
   else if (!strcmp(req->path, "/admin/drain"))
     handle_drain(s, req, resp);
   else if (!strcmp(req->path, "/admin/cluster/links"))
-    handle_cluster_links(s, req, resp);
+    serve_handle_cluster_links(s, req, resp);
   else if (!strncmp(req->path, "/api/rtmp/", 10))
     hd_serve_egress_rtmp_http(s->egress, req, resp);
   else if ((!strncmp(req->path, "/admin/egress", 13) && (!req->path[13] || req->path[13] == '/')) ||
            !strcmp(req->path, "/admin/ingress")) {
     hd_token_claims_t claims; /* the grant is checked per room by serve_egress */
-    add_cors(s, req, resp);
-    if (authorize(s, req, NULL, 0, &claims, resp) == 0) hd_serve_egress_http(s->egress, &claims, req, resp);
+    serve_add_cors(s, req, resp);
+    if (serve_authorize(s, req, NULL, 0, &claims, resp) == 0)
+      hd_serve_egress_http(s->egress, &claims, req, resp);
   } else if (!strncmp(req->path, "/admin/", 7))
-    handle_admin(s, req, resp);
+    serve_handle_admin(s, req, resp);
   else if (!strcmp(req->path, "/dashboard") && !strcmp(req->method, "GET")) {
     char loc[300];
     snprintf(loc, sizeof loc, "/dashboard.html%s%.280s", req->query[0] ? "?" : "", req->query);
@@ -1077,38 +626,17 @@ static void drain_start(server_t *s, long grace_s, const char *why) {
   uv_timer_start(&s->drain_timer, drain_tick, 100, 100);
 }
 
-/* GET /admin/cluster/links: the node links' measurements and routes (issue
- * 16 item 3; docs/overlay.md "Link measurement"): operator data, so an
- * app-wide roomAdmin token, as /admin/drain. */
-static void handle_cluster_links(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
-  add_cors(s, req, resp);
-  if (strcmp(req->method, "GET")) {
-    hd_http_resp_header(resp, "Allow", "GET");
-    hd_http_resp_text(resp, 405, "use GET /admin/cluster/links\n");
-    return;
-  }
-  hd_token_claims_t claims;
-  if (authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
-  if (claims.room[0]) {
-    s->auth_failures++;
-    hd_http_resp_text(resp, 403,
-                      "forbidden: the cluster's links need an app-wide roomAdmin token (no room grant)\n");
-    return;
-  }
-  hd_serve_cluster_links(s->cluster, resp);
-}
-
 /* POST /admin/drain[?grace=S]: drain this node (an operator action: any
  * app-wide roomAdmin token of a configured app; docs/operations.md). */
 static void handle_drain(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
-  add_cors(s, req, resp);
+  serve_add_cors(s, req, resp);
   if (strcmp(req->method, "POST")) {
     hd_http_resp_header(resp, "Allow", "POST");
     hd_http_resp_text(resp, 405, "use POST /admin/drain[?grace=SECONDS]\n");
     return;
   }
   hd_token_claims_t claims;
-  if (authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
+  if (serve_authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
   if (claims.room[0]) {
     s->auth_failures++;
     hd_http_resp_text(resp, 403,
