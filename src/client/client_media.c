@@ -93,7 +93,7 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
       goto fail;
     l->ts_base = hd_random_u32();
     /* off by default for now: a Chromium viewer of an SDK simulcast whose
-     * first (REMB) estimates are below "h" is paused for bandwidth for
+     * first estimates are below "h" is paused for bandwidth for
      * ~15-25 s (docs/sdk.md "Limits"); once fixed, the default is on for
      * cameras from 640x360 */
     if (l->opt.simulcast > 0 && l->opt.width >= 64 && l->opt.height >= 64)
