@@ -92,8 +92,10 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
         (rc = hd_i420_alloc(&l->pattern, l->opt.width, l->opt.height)) < 0)
       goto fail;
     l->ts_base = hd_random_u32();
-    /* off by default for now: a Chromium viewer of an SDK simulcast stops
-     * receiving once the node pauses the top layer (docs/sdk.md "Simulcast") */
+    /* off by default for now: a Chromium viewer of an SDK simulcast whose
+     * first estimates are below "h" is paused for bandwidth for
+     * ~15-25 s (docs/sdk.md "Limits"); once fixed, the default is on for
+     * cameras from 640x360 */
     if (l->opt.simulcast > 0 && l->opt.width >= 64 && l->opt.height >= 64)
       l->sim_n = l->opt.height >= 540 ? 3 : 2;
     for (int k = 0; k < l->sim_n; k++) {
@@ -421,8 +423,8 @@ void cl_local_sources(hd_client_t *c, hd_time_t now) {
  * does not fit is not encoded (starved, as browsers drop their top layers;
  * the lowest always runs). Then the rest goes lowest first up to each
  * layer's cap by its size (200 kbit/s up to 320x240, 700 up to 640x360,
- * 1200 above: about what browsers give those sizes), the top layer taking
- * what remains. A layer keeps its cap while the layers above it are paused:
+ * 1200 above: about what browsers give those sizes), the track's top
+ * layer taking what remains. A layer keeps its cap while the layers above it are paused:
  * the node's allocator picks layers by their measured bitrate, and a low
  * layer grown to the whole estimate would no longer fit a narrow viewer. */
 void cl_sim_split(cl_local_t *l) {
@@ -449,7 +451,11 @@ void cl_sim_split(cl_local_t *l) {
   }
   for (int k = 0; k <= top; k++) {
     if (!b[k]) continue;
-    uint64_t more = k == top ? left : (left < cap[k] - b[k] ? left : cap[k] - b[k]);
+    /* only the track's own top layer goes past its cap: a lower layer that
+     * is the highest sent (the ones above paused or starved) taking the
+     * whole target grew past the budget of the narrow viewers it was left
+     * for, and the node paused them (e2e/sdk_chromium) */
+    uint64_t more = k == l->sim_n - 1 ? left : (left < cap[k] - b[k] ? left : cap[k] - b[k]);
     b[k] += more;
     left -= more;
   }

@@ -304,6 +304,10 @@ def main():
         st, js, text = route(n1.port, "busy", rtt="n1:1,n3:1,n2:200")
         check(st == 200 and js["node"]["id"] in ("n1", "n3") and js["reason"] == "rtt",
               "with client RTTs the nearest node wins: rooms span nodes", text)
+        # the spread is asked of n3, whose registry read may lag n1's by a heartbeat
+        ok = wait_until(lambda: any(c["id"] == "n2" and c["participants"] == 3
+                                    for c in route(n3.port, "probe")[1]["candidates"]), 4)
+        check(ok is not None, "n3 sees n2's 3 participants too")
         got = {}
         for i in range(30):
             nid = route(n3.port, "new%d" % i)[1]["node"]["id"]
