@@ -50,7 +50,18 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   apt_update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # the tests start their own coturn/nginx/redis on free ports: keep the
+  # packages' system services from starting (port 80 may be taken, and a failed
+  # start would fail the install); policy-rc.d exit 101 = "action forbidden"
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod +x "$policy" && own_policy=1
+  fi
+  rc=0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+  [ "$own_policy" = 1 ] && $SUDO rm -f "$policy"
+  [ "$rc" = 0 ] || exit "$rc"
 fi
 
 # Node.js is needed for the browser tests (playwright-core drives Debian's chromium).
