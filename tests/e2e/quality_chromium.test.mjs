@@ -230,12 +230,20 @@ test('quality data: API matches the page, failed joins, alert webhook, /metrics,
     return { k, rtt: d.plotted[`call-${k}-rtt`], stall: d.plotted['plot-stall'], colored, sid: d.call.room_sid };
   }, { psid });
   assert.equal(drawn.sid, callId);
-  const apiRttPoints = client[0].points.filter((p) => p[client[0].columns.indexOf('rtt_ms')] !== null).length +
-    nr.length;
-  // the call is still live: reports that arrived between our API read and the
-  // dashboard's own (one per report interval per participant) add points, never remove any
-  assert.ok(drawn.rtt.points >= apiRttPoints && drawn.rtt.points <= apiRttPoints + 4,
-    `the RTT plot draws every RTT point of the API: ${drawn.rtt.points} drawn, ${apiRttPoints} read a moment before`);
+  // RTT points of the bad participant in a call view: client reports + node samples
+  const rttPoints = (view) => {
+    const m = view.participants.find((p) => p.sid === psid);
+    const c0 = m.tracks.filter((t) => t.source === 'client')[0];
+    const nd = m.tracks.find((t) => t.source === 'node' && t.dir === 'down');
+    const n = (t) => t.points.filter((p) => p[t.columns.indexOf('rtt_ms')] !== null).length;
+    return n(c0) + n(nd);
+  };
+  const apiRttPoints = rttPoints(call);
+  // the call is still live, so the dashboard's own read falls between ours
+  // before and after it: it draws every point the API had then, no more, no less
+  const apiRttAfter = rttPoints(await api(`/admin/quality/calls/${callId}`));
+  assert.ok(drawn.rtt.points >= apiRttPoints && drawn.rtt.points <= apiRttAfter,
+    `the RTT plot draws every RTT point of the API: ${drawn.rtt.points} drawn, API ${apiRttPoints} before and ${apiRttAfter} after`);
   assert.ok(drawn.colored > 50, `coloured pixels in the RTT plot: ${drawn.colored}`);
   assert.ok(drawn.stall.points > 0, 'the stall-rate-over-time plot has points');
   const shot = path.join(tmp, 'dashboard.png');

@@ -76,3 +76,14 @@ def webhook_sink(events):
 
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     return srv, srv.server_address[1]
+
+
+def jwt_hs256(secret, claims):
+    """A token (RFC 7519, HS256) for `claims`, signed with the app's secret."""
+    import hashlib
+    import hmac
+    import json
+    head = b64u(b'{"alg":"HS256","typ":"JWT"}')
+    body = b64u(json.dumps(claims, separators=(",", ":")).encode())
+    sig = b64u(hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest())
+    return head + "." + body + "." + sig

@@ -9,10 +9,6 @@ gets it resumed. `--no-simulcast` publishes one stream (no layers listed).
 
 usage: test_simulcast_sdk.py /path/to/hudong
 """
-import base64
-import hashlib
-import hmac
-import http.client
 import json
 import os
 import subprocess
@@ -21,38 +17,24 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hdtest import FAILS, check, free_port  # noqa: E402
+from hdtest import FAILS, check, cli_token, free_port, http_json, jwt_hs256  # noqa: E402
 
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 KEY, SECRET = "appS", "secretS"
 
 
 def api(port, path, token):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("GET", path, headers={"Authorization": "Bearer " + token})
-    r = c.getresponse()
-    body = r.read().decode(errors="replace")
-    try:
-        return r.status, json.loads(body), body
-    except ValueError:
-        return r.status, None, body
+    return http_json(port, "GET", path, token)
 
 
 def token(*args):
-    p = subprocess.run([HUDONG, "token", "--key", KEY, "--secret", SECRET] + list(args),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
-    return p.stdout.decode().strip().split()[-1]
+    return cli_token(HUDONG, KEY, SECRET, *args)
 
 
 def admin_token():
-    def b64u(b):
-        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
     now = int(time.time())
-    claims = {"iss": KEY, "sub": "ops", "iat": now, "exp": now + 600, "grants": {"roomAdmin": True}}
-    head = b64u(b'{"alg":"HS256","typ":"JWT"}')
-    body = b64u(json.dumps(claims, separators=(",", ":")).encode())
-    sig = b64u(hmac.new(SECRET.encode(), (head + "." + body).encode(), hashlib.sha256).digest())
-    return head + "." + body + "." + sig
+    return jwt_hs256(SECRET, {"iss": KEY, "sub": "ops", "iat": now, "exp": now + 600,
+                              "grants": {"roomAdmin": True}})
 
 
 def video_track(port, room, identity):
