@@ -9,6 +9,7 @@ gets it resumed. `--no-simulcast` publishes one stream (no layers listed).
 
 usage: test_simulcast_sdk.py /path/to/hudong
 """
+import http.client
 import json
 import os
 import subprocess
