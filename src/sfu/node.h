@@ -173,6 +173,7 @@ typedef struct {
   uint64_t relay_received;  /* relayed datagrams received from it */
   uint64_t hop_repaired, hop_lost, hop_resent; /* per-hop repair: holes filled / given up; resent to it */
   uint64_t dedup_dropped;                      /* media from this origin dropped as a duplicate */
+  uint64_t dedup_video;                        /* of which video (duplicated only while a route changes) */
 } hd_node_link_t;
 /* The measuring worker's links (0 on any other worker): at most cap. */
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);

@@ -85,7 +85,7 @@ typedef struct {
   hd_relay_route_t route;
   hd_hop_tx_t hop_tx;
   hop_in_t *hop_in; /* [CL_HOP_STREAMS] */
-  uint64_t relay_sent, relay_forwarded, relay_received, dedup_dropped;
+  uint64_t relay_sent, relay_forwarded, relay_received, dedup_dropped, dedup_video;
 } cl_peer_t;
 
 struct node_cluster {
@@ -818,6 +818,7 @@ static void on_media(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, hd_link_media_
   if (hd_rtp_parse(m->rtp, m->rtp_len, &h) < 0) return;
   if (!dedup_pass(r, peer->link.id_hash, m, &h)) {
     peer->dedup_dropped++;
+    peer->dedup_video += t->kind == HD_TRACK_VIDEO; /* video is duplicated only while a route changes */
     return;
   }
   if (!t->have_ssrc || t->ssrc != h.ssrc) { /* the link names the track: no demux by rid/mid needed */
@@ -1433,6 +1434,7 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
       o->hop_lost += p->hop_in[j].rx.lost;
     }
     o->dedup_dropped = p->dedup_dropped;
+    o->dedup_video = p->dedup_video;
   }
   return k;
 }

@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""Relaying along the overlay's routes (issue 16 item 3; docs/overlay.md
+"Relaying"): a real redis-server and three `hudong serve --redis` nodes on
+free 127.0.0.1 ports.
+
+n1 reaches n3 and n2 through two `hudong netem` relays (HUDONG_LINK_ADDR on
+n1 only, so only n1's side of those pairs is impaired): n1 -> n3 gets 40 ms
+each way and 2% loss, n1 -> n2 5% loss and no delay, n2 <-> n3 is direct. So
+the route n1 -> n3 goes through n2.
+
+ 1. n1's route to n3 goes through n2 before any media flows.
+ 2. A publisher on n1 (tone + video pattern) and a subscriber on n3: n2 (which
+    does not hold the room) relays n1's datagrams to n3 (its relay counters),
+    n2 repairs the first hop's 5% loss from n1's per-hop cache; the path's
+    loss before repair is above 2%, so audio also goes on the second path
+    (direct) and n3 drops the copies.
+ 3. n1 -> n2 gets 60 ms more each way and n1 -> n3 loses its loss: the
+    direct path is now cheaper and the route moves back to it,
+    make-before-break: n3 drops the overlap's duplicates (dedup counter) and
+    the subscriber, over the whole run, sees no freeze, sends no keyframe
+    request and loses ~nothing after repair.
+
+usage: test_cluster_relay.py /path/to/hudong
+"""
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_cluster as tc  # noqa: E402
+from test_cluster import Node, Redis, check, free_port, section, view, wait_until  # noqa: E402
+from test_cluster_links import admin_token, by_peer, links  # noqa: E402
+from test_cluster_room import ROOM, pub, sub, summary  # noqa: E402
+
+
+def netem(tmp, name, listen, to, ctl):
+    return subprocess.Popen([tc.HUDONG, "netem", "--listen", "127.0.0.1:%d" % listen, "--to",
+                             "127.0.0.1:%d" % to, "--control", "127.0.0.1:%d" % ctl],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, name + ".log"), "wb"))
+
+
+def impair(ctl, body):
+    end = time.time() + 5
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", ctl, timeout=5)
+            c.request("POST", "/impair", body=json.dumps(body))
+            r = c.getresponse()
+            text = r.read()
+            c.close()
+            return r.status, text
+        except OSError:
+            if time.time() > end:
+                raise
+            time.sleep(0.1)
+
+
+def route(node, to):
+    for r in links(node).get("routes", []):
+        if r.get("to") == to:
+            return r
+    return {}
+
+
+def relay(node, peer):
+    return by_peer(links(node)).get(peer, {}).get("relay", {})
+
+
+def main():
+    tc.HUDONG = sys.argv[1]
+    if not shutil.which("redis-server"):
+        print("redis-server is not installed: run tools/install-deps.sh")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="hd-relay-")
+    redis = Redis(tmp, free_port())
+    nodes, procs, relays = [], [], []
+    try:
+        redis.start()
+        p2, p3 = free_port(), free_port()
+        r2, r3, c2, c3 = free_port(), free_port(), free_port(), free_port()
+        relays.append(netem(tmp, "netem-n3", r3, p3, c3))
+        relays.append(netem(tmp, "netem-n2", r2, p2, c2))
+        st, text = impair(c3, {"both": {"delay": 40}, "up": {"loss": 2}})
+        check(st == 200, "the n1 -> n3 relay takes 40 ms each way and 2% loss", text)
+        st, text = impair(c2, {"up": {"loss": 5}})
+        check(st == 200, "the n1 -> n2 relay takes 5% loss", text)
+        n2 = Node(tmp, "n2", redis.port, extra=["--rtc-port", str(p2)])
+        n3 = Node(tmp, "n3", redis.port, extra=["--rtc-port", str(p3)])
+        for n in (n2, n3):
+            n.start()
+            nodes.append(n)
+        os.environ["HUDONG_LINK_ADDR"] = "n3=127.0.0.1:%d,n2=127.0.0.1:%d" % (r3, r2)
+        try:
+            n1 = Node(tmp, "n1", redis.port)
+            n1.start()
+            nodes.insert(0, n1)
+        finally:
+            del os.environ["HUDONG_LINK_ADDR"]
+        check(wait_until(lambda: all(view(n.port) == ["n1", "n2", "n3"] for n in nodes), 6) is not None,
+              "the three nodes see each other")
+
+        section("1. n1's route to n3 goes through n2")
+        ok = wait_until(lambda: route(n1, "n3").get("via") == ["n2"], 15, step=0.25)
+        check(ok is not None, "n1 -> n3 is routed through n2 (direct: 80 ms RTT and 2% loss)", links(n1))
+        print("# n1 routes:", json.dumps(links(n1).get("routes")))
+
+        section("2. a publisher on n1, a subscriber on n3: n2 relays")
+        secs = 18
+        s3 = sub(tmp, n3, "sub3", secs)
+        procs.append(s3)
+        time.sleep(0.5)
+        p1 = pub(tmp, n1, "pub1", secs + 2)
+        procs.append(p1)
+        ok = wait_until(lambda: relay(n2, "n3").get("forwarded", 0) > 200, 10, step=0.25)
+        check(ok is not None, "n2 forwards n1's relayed datagrams to n3 (n2 does not hold the room)",
+              (relay(n2, "n3"), relay(n1, "n2")))
+        check(relay(n1, "n2").get("sent", 0) > 200 and relay(n3, "n2").get("received", 0) > 200,
+              "n1 sends them to n2 and n3 receives them from n2", (relay(n1, "n2"), relay(n3, "n2")))
+        ok = wait_until(lambda: relay(n2, "n1").get("hop_repaired", 0) > 5, 8, step=0.25)
+        check(ok is not None and relay(n1, "n2").get("hop_resent", 0) > 5,
+              "the first hop's losses are repaired per hop (n2 asks, n1 resends from its hop cache)",
+              (relay(n2, "n1"), relay(n1, "n2")))
+        r1 = route(n1, "n3")
+        check(r1.get("dup_audio") is True and r1.get("alt") == [],
+              "the route through n2 loses 5% before repair: audio is duplicated on the direct path", r1)
+        ok = wait_until(lambda: relay(n3, "n1").get("dedup_dropped", 0) > 20, 5, step=0.25)
+        check(ok is not None, "n3 drops the audio copies", relay(n3, "n1"))
+        time.sleep(1)
+        # video is duplicated only by a route change's overlap, or when the
+        # end-to-end NACK of n3's stand-in races the hop repair (a few)
+        before = relay(n3, "n1").get("dedup_video", 0)
+        print("# relay counters: n1 about n2 %s\n#   n2 about n1 %s\n#   n2 about n3 %s\n#   n3 about n1 %s" %
+              (relay(n1, "n2"), relay(n2, "n1"), relay(n2, "n3"), relay(n3, "n1")))
+
+        section("3. n1 -> n2 gets 60 ms each way, n1 -> n3 no loss: the route moves back to the direct path")
+        st, text = impair(c2, {"both": {"delay": 60}})
+        check(st == 200, "the n1 -> n2 relay takes 60 ms each way", text)
+        st, text = impair(c3, {"up": {"loss": 0}})
+        check(st == 200, "the n1 -> n3 relay stops losing", text)
+        t0 = time.time()
+        ok = wait_until(lambda: route(n1, "n3").get("via") == [], 12, step=0.25)
+        check(ok is not None, "n1 -> n3 goes direct again", links(n1))
+        print("# route moved %.1f s after the impairment: %s" % (time.time() - t0, json.dumps(route(n1, "n3"))))
+        ok = wait_until(lambda: relay(n3, "n1").get("dedup_video", 0) >= before + 5, 5, step=0.25)
+        check(ok is not None, "n3 dropped the video duplicates of the overlap (old and new path at once)",
+              (before, relay(n3, "n1")))
+        print("# video duplicates dropped at n3: %d before the change, %d after" %
+              (before, relay(n3, "n1").get("dedup_video", 0)))
+        s = summary(s3)
+        got = {t["kind"]: t for t in s.get("tracks", []) if t.get("identity") == "pub1"}
+        a, v = got.get("audio", {}), got.get("video", {})
+        check(a.get("packets", 0) > 500 and v.get("framesDecoded", 0) > 150,
+              "sub3 on n3 received pub1's audio and video all along", json.dumps(s)[:1500])
+        check(v.get("freezeCount", 1) == 0 and v.get("pliCount", 1) == 0,
+              "no freeze and no keyframe request at the subscriber across the route changes", json.dumps(v)[:1500])
+        check(v.get("lossAfterRepairPct", 100) < 0.5 and a.get("lossAfterRepairPct", 100) < 0.5,
+              "~0 loss after repair (audio and video)", (a.get("lossAfterRepairPct"), v.get("lossAfterRepairPct")))
+        check(a.get("longest_gap_ms", 1000) < 200, "no audio gap", a.get("longest_gap_ms"))
+        print("# sub3 <- pub1: audio %d packets (loss after repair %.2f%%, longest gap %s ms), video %d frames "
+              "(loss after repair %.2f%%, freezes %d, PLIs %d), dedup dropped %d" %
+              (a.get("packets", 0), a.get("lossAfterRepairPct", -1), a.get("longest_gap_ms"),
+               v.get("framesDecoded", 0), v.get("lossAfterRepairPct", -1), v.get("freezeCount", -1),
+               v.get("pliCount", -1), relay(n3, "n1").get("dedup_dropped", 0)))
+        p1.wait(15)
+        for ln in n1.log().splitlines():
+            if "overlay" in ln:
+                print("# n1:", ln)
+    finally:
+        for p in procs + relays:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for n in nodes:
+            if n.proc and n.proc.poll() is None:
+                n.proc.kill()
+                n.proc.wait()
+        redis.stop()
+    if tc.FAILS:
+        for n in nodes:
+            print("---- %s log tail\n%s" % (n.name, n.log()[-3000:] if n.proc else ""))
+        print("FAILED: %s" % tc.FAILS)
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
