@@ -286,7 +286,8 @@ static void relay_send(hd_node_t *n, const hd_relay_path_t *ps, int w, uint8_t t
   cl_peer_t *h1 = peer_by_hash(c, ps->hop[0]);
   size_t cap;
   uint8_t *b = h1 && h1->n_addr ? send_begin(n, &cap) : NULL;
-  if (!b) return;
+  /* too long for the datagram: not sent (and no hop sequence number spent, so no hole) */
+  if (!b || HD_RELAY_FIXED_LEN + 8 * (size_t)ps->n + len > cap) return;
   hd_relay_hdr_t h = {.origin = c->self.id_hash,
                       .n_hops = ps->n,
                       .dst_worker = (uint8_t)w,
