@@ -4,7 +4,7 @@
 free 127.0.0.1 ports.
 
 n1 reaches n3 and n2 through two `hudong netem` relays (HUDONG_LINK_ADDR on
-n1 only, so only n1's side of those pairs is impaired): n1 -> n3 gets 40 ms
+n1 only, so only n1's side of those pairs is impaired): n1 -> n3 gets 80 ms
 each way and 2% loss, n1 -> n2 20 ms each way and 5% loss, n2 <-> n3 is
 direct. So the route n1 -> n3 goes through n2.
 
@@ -130,8 +130,8 @@ def main():
         r2, r3, c2, c3 = free_port(), free_port(), free_port(), free_port()
         relays.append(netem(tmp, "netem-n3", r3, p3, c3))
         relays.append(netem(tmp, "netem-n2", r2, p2, c2))
-        st, text = impair(c3, {"both": {"delay": 40}, "up": {"loss": 2}})
-        check(st == 200, "the n1 -> n3 relay takes 40 ms each way and 2% loss", text)
+        st, text = impair(c3, {"both": {"delay": 80}, "up": {"loss": 2}})
+        check(st == 200, "the n1 -> n3 relay takes 80 ms each way and 2% loss", text)
         st, text = impair(c2, {"both": {"delay": 20}, "up": {"loss": 5}})
         check(st == 200, "the n1 -> n2 relay takes 20 ms each way and 5% loss", text)
         n2 = Node(tmp, "n2", redis.port, extra=["--rtc-port", str(p2)])
@@ -151,7 +151,7 @@ def main():
 
         section("1. n1's route to n3 goes through n2")
         ok = wait_until(lambda: route(n1, "n3").get("via") == ["n2"], 15, step=0.25)
-        check(ok is not None, "n1 -> n3 is routed through n2 (direct: 80 ms RTT and 2% loss; via n2: 40 + ~0 ms)",
+        check(ok is not None, "n1 -> n3 is routed through n2 (direct: 160 ms RTT and 2% loss; via n2: 40 + ~0 ms)",
               links(n1))
         print("# n1 routes:", json.dumps(links(n1).get("routes")))
 
