@@ -233,6 +233,8 @@ typedef struct {
   int no_decode;               /* 1: do not decode (on_audio/on_video never called) */
   int accept_h264;             /* 1 (with no_decode + encoded_frames): receive H.264 video too,
                                   handed over as AVCC access units (codec "H264") */
+  unsigned h264_reorder_ms;    /* accept_h264: how long a gap waits for its NACK repair before the
+                                  AU is dropped to the next IDR (media/h264_reorder.h); 0 = 500 */
   unsigned join_timeout_ms;    /* 0 = 10000 */
   unsigned reconnect_max_ms;   /* give up reconnecting after this; 0 = 30000 */
   unsigned stats_interval_ms;  /* 0 = 1000 */

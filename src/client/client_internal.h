@@ -16,7 +16,7 @@
 #include "io/ws_client.h"
 #include "media/audio_jitter.h"
 #include "media/av_sync.h"
-#include "media/h264_depay.h"
+#include "media/h264_reorder.h"
 #include "media/video_jitter.h"
 #include "media/i420.h"
 #include "media/opus_codec.h"
@@ -106,7 +106,7 @@ typedef struct cl_remote {
   hd_video_jb_t vjb;
   hd_vp8_dec_t vdec;
   int video_ok;
-  hd_h264_depay_t *h264; /* H.264 track (cfg.accept_h264): its depacketiser, instead of vjb */
+  hd_h264_reorder_t *h264; /* H.264 track (cfg.accept_h264): reorder window + depacketiser, instead of vjb */
   int width, height;
   hd_freeze_t freeze;
   /* stats */

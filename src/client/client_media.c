@@ -506,7 +506,7 @@ void cl_remote_free(cl_remote_t *r) {
   } else {
     hd_video_jb_free(&r->vjb);
     if (r->video_ok) hd_vp8_dec_free(&r->vdec);
-    if (r->h264) hd_h264_depay_free(r->h264);
+    if (r->h264) hd_h264_reorder_free(r->h264);
     free(r->h264);
   }
   memset(r, 0, sizeof *r);
@@ -689,38 +689,46 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
   }
 }
 
-/* An H.264 track (cfg.accept_h264, the recorder): RFC 6184 depacketising
- * straight to on_encoded, no decoder and no VP8 jitter buffer; a loss waits
- * for the next IDR and asks for it (media/h264_depay.h). */
+/* An H.264 track (cfg.accept_h264, the recorder): a reorder window that
+ * puts late NACK repairs in place, then RFC 6184 depacketising straight to
+ * on_encoded, no decoder and no VP8 jitter buffer; a loss the window gives up
+ * on waits for the next IDR and asks for it (media/h264_reorder.h). */
+static void h264_drain(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
+  hd_h264_au_t au;
+  for (;;) {
+    int rc = hd_h264_reorder_poll(r->h264, now, &au);
+    if (hd_h264_reorder_take_key_request(r->h264) && c->s &&
+        hd_pc_request_keyframe(c->s->pc[1], r->pc_track, now) == 0)
+      r->keyframe_requests++;
+    if (rc != 1) return;
+    r->frames_decoded++; /* handed over whole (nothing decodes here) */
+    rendered(r, now);
+    const hd_client_callbacks_t *cb = &c->cfg.cb;
+    if (!c->cfg.encoded_frames || !cb->on_encoded) continue;
+    hd_client_encoded_frame_t f = {.track_sid = r->track_sid,
+                                   .identity = r->identity,
+                                   .kind = HD_CLIENT_VIDEO,
+                                   .data = au.data,
+                                   .len = au.len,
+                                   .rtp_timestamp = au.ts,
+                                   .keyframe = au.keyframe,
+                                   .codec = "H264"};
+    if (c->s) f.have_sr = hd_pc_track_sr(c->s->pc[1], r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
+    cb->on_encoded(cb->ud, &f);
+  }
+}
+
 static void h264_rtp(hd_client_t *c, cl_remote_t *r, const hd_pc_rtp_t *p, hd_time_t now) {
   if (!r->h264) {
     r->h264 = calloc(1, sizeof *r->h264);
-    if (!r->h264 || hd_h264_depay_init(r->h264, 0) < 0) {
+    if (!r->h264 || hd_h264_reorder_init(r->h264, HD_MS(c->cfg.h264_reorder_ms), 0) < 0) {
       free(r->h264);
       r->h264 = NULL;
       return;
     }
   }
-  hd_h264_au_t au;
-  int rc = hd_h264_depay_push(r->h264, p->seq, p->ts, p->marker, p->payload, p->payload_len, &au);
-  if (hd_h264_depay_take_key_request(r->h264) && c->s &&
-      hd_pc_request_keyframe(c->s->pc[1], r->pc_track, now) == 0)
-    r->keyframe_requests++;
-  if (rc != 1) return;
-  r->frames_decoded++; /* handed over whole (nothing decodes here) */
-  rendered(r, now);
-  const hd_client_callbacks_t *cb = &c->cfg.cb;
-  if (!c->cfg.encoded_frames || !cb->on_encoded) return;
-  hd_client_encoded_frame_t f = {.track_sid = r->track_sid,
-                                 .identity = r->identity,
-                                 .kind = HD_CLIENT_VIDEO,
-                                 .data = au.data,
-                                 .len = au.len,
-                                 .rtp_timestamp = au.ts,
-                                 .keyframe = au.keyframe,
-                                 .codec = "H264"};
-  if (c->s) f.have_sr = hd_pc_track_sr(c->s->pc[1], r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
-  cb->on_encoded(cb->ud, &f);
+  hd_h264_reorder_push(r->h264, p->seq, p->ts, p->marker, p->payload, p->payload_len, now);
+  h264_drain(c, r, now);
 }
 
 void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
@@ -802,6 +810,7 @@ void cl_remote_tick(hd_client_t *c, hd_time_t now) {
     cl_remote_t *r = &c->remote[i];
     if (!r->used) continue;
     if (r->kind == HD_PC_VIDEO) {
+      if (r->h264 && hd_h264_reorder_next_timeout(r->h264) <= now) h264_drain(c, r, now);
       if (hd_video_jb_next_timeout(&r->vjb) <= now) drain_video(c, r, now);
       av_sync(c, r, now);
       continue;
