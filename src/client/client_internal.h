@@ -16,6 +16,7 @@
 #include "io/ws_client.h"
 #include "media/audio_jitter.h"
 #include "media/av_sync.h"
+#include "media/h264_pay.h"
 #include "media/h264_reorder.h"
 #include "media/video_jitter.h"
 #include "media/i420.h"
@@ -81,6 +82,11 @@ typedef struct cl_local {
     hd_i420_t pic; /* scaled input (unused for the top layer) */
     uint64_t bps, frames;
   } sim[HD_PC_MAX_LAYERS];
+  /* H.264 pushed encoded (opt.h264): packetiser, first pts, PLIs not answerable */
+  hd_h264_pay_t *hpay;
+  int64_t h264_pts0;
+  int h264_have_pts0;
+  uint64_t h264_pli;
   /* built-in sources */
   hd_time_t next_frame;
   /* stats */
@@ -161,7 +167,7 @@ struct hd_client {
   size_t q_n, q_bytes;
   int stopped; /* no more commands accepted */
   int slot_taken[HD_CLIENT_MAX_LOCAL_TRACKS];
-  int slot_channels[HD_CLIENT_MAX_LOCAL_TRACKS]; /* audio tracks: channels; video 0 */
+  int slot_channels[HD_CLIENT_MAX_LOCAL_TRACKS]; /* audio tracks: channels; video 0; H.264 push -1 */
   hd_client_stats_t snap;
   hd_client_state_t state_pub;
   /* loop thread */
@@ -190,6 +196,8 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o);
 void cl_local_free(cl_local_t *l);
 void cl_local_push_audio(hd_client_t *c, cl_local_t *l, const int16_t *pcm, size_t samples, hd_time_t now);
 void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now);
+void cl_local_push_h264(hd_client_t *c, cl_local_t *l, const uint8_t *au, size_t len, int64_t pts_us,
+                        hd_time_t now);
 void cl_local_sources(hd_client_t *c, hd_time_t now);
 void cl_apply_send_rate(hd_client_t *c, uint64_t bps);
 /* Simulcast: the rids of l's layers (lowest first), and publish_layers. */

@@ -88,6 +88,13 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
       goto fail;
     }
     if ((rc = hd_vp8_pay_init(&l->vpay, HD_PC_MAX_PAYLOAD, (uint16_t)hd_random_u32())) < 0) goto fail;
+    if (o->h264) {
+      if (!(l->hpay = malloc(sizeof *l->hpay))) {
+        rc = HD_ENOMEM;
+        goto fail;
+      }
+      if ((rc = hd_h264_pay_init(l->hpay, HD_PC_MAX_PAYLOAD)) < 0) goto fail;
+    }
     if (o->from == HD_CLIENT_SOURCE_PATTERN &&
         (rc = hd_i420_alloc(&l->pattern, l->opt.width, l->opt.height)) < 0)
       goto fail;
@@ -96,7 +103,7 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
      * first estimates are below "h" is paused for bandwidth for
      * ~15-25 s (docs/sdk.md "Limits"); once fixed, the default is on for
      * cameras from 640x360 */
-    if (l->opt.simulcast > 0 && l->opt.width >= 64 && l->opt.height >= 64)
+    if (l->opt.simulcast > 0 && !o->h264 && l->opt.width >= 64 && l->opt.height >= 64)
       l->sim_n = l->opt.height >= 540 ? 3 : 2;
     for (int k = 0; k < l->sim_n; k++) {
       struct cl_sim *y = &l->sim[k];
@@ -123,6 +130,7 @@ void cl_local_free(cl_local_t *l) {
   hd_opus_enc_free(&l->opus);
   if (l->venc_ok) hd_vp8_enc_free(&l->vp8);
   free(l->vout);
+  free(l->hpay);
   hd_i420_free(&l->pattern);
   hd_i420_free(&l->half);
   memset(l, 0, sizeof *l);
@@ -331,7 +339,42 @@ static void push_simulcast(hd_client_t *c, cl_local_t *l, const hd_i420_t *full,
   l->frames++;
 }
 
+/* An H.264 access unit the application encoded (opt.h264): RFC 6184
+ * packets (media/h264_pay.h) on the RTP clock of its pts, sent as is. No
+ * keyframe can be forced: the receivers wait for the source's next IDR. */
+void cl_local_push_h264(hd_client_t *c, cl_local_t *l, const uint8_t *au, size_t len, int64_t pts_us,
+                        hd_time_t now) {
+  if (!l->hpay || !sendable(c, l)) return;
+  int key = hd_h264_annexb_has_idr(au, len);
+  int n = key < 0 ? key : hd_h264_pay_begin(l->hpay, au, len);
+  if (n < 0) {
+    l->frames_skipped++;
+    if (l->frames_skipped == 1) HD_LOGW("client", "H.264 push: access unit refused: %s", hd_strerror(n));
+    return;
+  }
+  if (pts_us < 0) pts_us = now;
+  if (!l->h264_have_pts0) {
+    l->h264_have_pts0 = 1;
+    l->h264_pts0 = pts_us;
+  }
+  uint32_t ts = l->ts_base + (uint32_t)((uint64_t)(pts_us - l->h264_pts0) * 9 / 100);
+  uint8_t buf[HD_PC_MAX_PAYLOAD];
+  int marker, plen;
+  while ((plen = hd_h264_pay_next(l->hpay, buf, sizeof buf, &marker)) > 0) {
+    hd_pc_rtp_send_t p = {.track = l->pc_track,
+                          .marker = marker,
+                          .ts = ts,
+                          .payload = buf,
+                          .len = (size_t)plen,
+                          .audio_level = -1};
+    hd_pc_send_rtp(c->s->pc[0], &p, now);
+  }
+  l->frames++;
+  l->keyframes += key == 1;
+}
+
 void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now) {
+  if (l->opt.h264) return; /* its frames come encoded (hd_client_push_h264) */
   if (!sendable(c, l)) {
     l->force_key = 1;
     return;
