@@ -119,6 +119,9 @@ int hd_h264_reorder_poll(hd_h264_reorder_t *r, hd_time_t now, hd_h264_au_t *au) 
         r->stats.skipped++; /* nothing older left: the window moves to it */
         r->next = r->pend_seq;
         r->gap_seen = 0;
+        /* the depacketiser sees the jump as a gap (drop to the next IDR),
+         * also a jump back, which it would otherwise take for late packets */
+        if (r->depay.have_seq) r->depay.next_seq = (uint16_t)(r->pend_seq - 1);
         d = 0;
       }
       if (d >= 0 && d < HD_H264_REORDER_SLOTS) {
