@@ -269,7 +269,7 @@ typedef struct {
   int h264;               /* video, SOURCE_PUSH: 1 = the app pushes H.264 it encoded itself
                              (hd_client_push_h264), sent as is (RFC 6184 mode 1, offered as constrained
                              baseline 42e01f): no VP8 encoder, no simulcast, no rate adaptation; the
-                             node's keyframe requests are counted, not answered (keep the GOP short) */
+                             node's keyframe requests cannot be answered (keep the GOP short) */
 } hd_client_publish_t;
 
 /* Creates the client and starts its loop thread (not yet connected).

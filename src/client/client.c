@@ -191,9 +191,7 @@ static void pc_event(cl_session_t *s, int which, const hd_pc_event_t *ev) {
     if (which == 0)
       for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++)
         if (c->local[i].used && c->local[i].pc_track == ev->track) {
-          if (c->local[i].opt.h264)
-            c->local[i].h264_pli++; /* pushed encoded: nothing to force */
-          else if (c->local[i].sim_n > 1 && ev->layer > 0 && ev->layer < c->local[i].sim_n)
+          if (c->local[i].sim_n > 1 && ev->layer > 0 && ev->layer < c->local[i].sim_n)
             c->local[i].sim[ev->layer].force_key = 1; /* that layer alone */
           else if (c->local[i].sim_n > 1 && hd_pc_track_layers(s->pc[0], ev->track) > 1)
             c->local[i].sim[0].force_key = 1;

@@ -82,11 +82,10 @@ typedef struct cl_local {
     hd_i420_t pic; /* scaled input (unused for the top layer) */
     uint64_t bps, frames;
   } sim[HD_PC_MAX_LAYERS];
-  /* H.264 pushed encoded (opt.h264): packetiser, first pts, PLIs not answerable */
+  /* H.264 pushed encoded (opt.h264): packetiser, first pts */
   hd_h264_pay_t *hpay;
   int64_t h264_pts0;
   int h264_have_pts0;
-  uint64_t h264_pli;
   /* built-in sources */
   hd_time_t next_frame;
   /* stats */
