@@ -905,6 +905,9 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     if (l->venc_ok) {
       t->width = l->vp8.width;
       t->height = l->vp8.height;
+    } else if (l->opt.h264) { /* pushed encoded: the size it was published with */
+      t->width = l->opt.width;
+      t->height = l->opt.height;
     }
     if (!s || l->pc_track < 0 || l->pc_track >= ps[0].n_tracks) continue;
     const char *sid = hd_rtc_signal_pub_sid(s->sig, l->cid);
