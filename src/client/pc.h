@@ -91,7 +91,7 @@ typedef struct {
   int64_t ext_seq;        /* extended (unwrapped) sequence number */
   uint32_t ts;            /* RTP timestamp */
   int marker;             /* M bit */
-  int rtx;                /* 1: recovered from an RTX packet */
+  int rtx;                /* 1: recovered from an RTX packet; audio under NACK: came after a newer seq (a repair) */
   int red;                /* 1: the payload is RED (RFC 2198) whose blocks are codec_pt */
   uint8_t codec_pt;       /* the negotiated codec's payload type */
   int audio_level;        /* RFC 6464 level 0..127, -1 if absent */
@@ -121,7 +121,7 @@ typedef struct {
   hd_time_t consent_interval; /* 0 = 5 s */
   hd_time_t connect_timeout;  /* ICE+DTLS must finish within this; 0 = 20 s */
   hd_time_t rtcp_interval;    /* 0 = 1 s */
-  int no_nack;                /* 1: do not NACK received video */
+  int no_nack;                /* 1: do not NACK received media, nor offer NACK for audio */
   int no_rtx;                 /* 1: offer/accept video without RTX */
   int no_red;                 /* 1: offer/accept audio without RED (RFC 2198) */
   int no_twcc;                /* 1: leave transport-cc out of our offer */
@@ -296,6 +296,22 @@ const char *hd_pc_track_codec(const hd_pc_t *pc, int track);
  * *count, the report blocks received so far (a new report when it changes).
  * 0, or HD_ENOTFOUND before the first report / for a bad track. */
 int hd_pc_track_loss_report(const hd_pc_t *pc, int track, double *fraction_lost, uint64_t *count);
+
+/* Audio NACK (RFC 4585 generic NACK on Opus, negotiated with
+ * "a=rtcp-fb:<opus pt> nack"; the sender resends the same packet, no RTX):
+ * a lost audio packet is only worth asking for if its repair can arrive
+ * before the jitter buffer plays its slot. window: how long after a hole is
+ * noticed a repair is still played (the audio buffer's current delay minus
+ * one frame, media/audio_jitter.h hd_audio_jitter_repair_window); a request
+ * is sent only while window - RTT has not passed since the hole was noticed,
+ * so with window <= RTT nothing is asked. Until the app sets a window no
+ * audio NACK is sent. Returns 0, HD_EINVAL (bad track), HD_ESTATE (not an
+ * audio track receiving with NACK negotiated). */
+int hd_pc_set_nack_window(hd_pc_t *pc, int track, hd_time_t window);
+/* The NACK -> repair round trip known for a receiving track: learned from
+ * its own repairs, else from the other tracks', else the RTT from report
+ * blocks; 0 when none is known yet; HD_ESTATE/HD_EINVAL as above (any kind). */
+hd_time_t hd_pc_track_repair_rtt(const hd_pc_t *pc, int track);
 
 /* Sends one RTP packet (SSRC, seq, extensions and SRTP done here). Returns 0,
  * HD_ESTATE (not CONNECTED, or the track does not send), HD_EINVAL (bad track,

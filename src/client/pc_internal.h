@@ -21,7 +21,8 @@
 #define PC_TXID_RING 16
 #define PC_SEEN_WINDOW 1024    /* received seqs remembered per stream, for duplicate drops */
 #define PC_RTX_TWICE_LOSS 0.02 /* the peer reports this much loss on a stream we send: repairs go twice */
-#define PC_RTX_TWICE_HOLD HD_SEC(10) /* ... for this long after the last such report */
+#define PC_AUDIO_NACK_LEARN HD_MS(250) /* audio NACK give-up age while no RTT is known */
+#define PC_RTX_TWICE_HOLD HD_SEC(10)   /* ... for this long after the last such report */
 
 typedef struct {
   size_t len;
@@ -87,6 +88,7 @@ typedef struct {
   uint32_t r_sr_rtp;
   int r_have_sr;
   hd_nack_gen_t ng;
+  hd_time_t nack_window; /* audio: hd_pc_set_nack_window, 0 = not set (no audio NACK) */
   int64_t r_max_ext;
   uint8_t seen[PC_SEEN_WINDOW / 8];
   /* stats */

@@ -154,7 +154,7 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
   uint8_t pkt[PC_DGRAM_MAX];
   int n = hd_rtp_build(&b, p->payload, p->len, pkt, sizeof pkt - HD_SRTP_MAX_TRAILER);
   if (n < 0) return n;
-  if (t->kind == HD_PC_VIDEO && t->nack) {
+  if (t->nack) { /* video for RTX, audio for plain resends */
     if (!t->have_cache && hd_rtp_cache_init(&t->cache, pc->cfg.send_cache) == 0) t->have_cache = 1;
     if (t->have_cache) hd_rtp_cache_put(&t->cache, pkt, (size_t)n, now);
   }
@@ -180,6 +180,17 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
 static void resend(hd_pc_t *pc, pc_trx_t *t, uint16_t seq, hd_time_t now) {
   const uint8_t *orig;
   size_t olen;
+  if (t->kind == HD_PC_AUDIO && t->have_cache && hd_rtp_cache_get(&t->cache, seq, now, &orig, &olen) == 0) {
+    /* Audio NACK has no RTX (RFC 4588 is not negotiated for Opus): the same
+     * packet goes again, byte for byte; SRTP re-protects an index already
+     * sent only with identical bytes (same IV), so nothing in it is
+     * rewritten, not even its transport-wide seq (not reported again). */
+    uint8_t pkt[PC_DGRAM_MAX];
+    if (olen + HD_SRTP_MAX_TRAILER > sizeof pkt) return;
+    memcpy(pkt, orig, olen);
+    if (protect_and_send(pc, pkt, olen, sizeof pkt, 0) == 0) t->st.rtx_sent++;
+    return;
+  }
   if (!t->have_cache || !t->rtx_pt || hd_rtp_cache_get(&t->cache, seq, now, &orig, &olen) < 0) return;
   /* On a leg the peer reports lossy, a lost repair costs another round trip
    * and, after a few, the receiver's hold (a keyframe request, a freeze): the
@@ -219,6 +230,11 @@ static int send_rtcp(hd_pc_t *pc, const uint8_t *buf, size_t len) {
 
 static int receiving(const pc_trx_t *t) {
   return t->negotiated && !t->rejected && (t->dir == HD_PC_RECVONLY || t->dir == HD_PC_SENDRECV);
+}
+/* A receiving track we NACK: video with nack negotiated; audio too once the
+ * app has said how long a repair stays useful (hd_pc_set_nack_window). */
+static int nacking(const pc_trx_t *t) {
+  return receiving(t) && t->nack && (t->kind == HD_PC_VIDEO || t->nack_window > 0);
 }
 static int sending(const pc_trx_t *t) {
   return t->negotiated && !t->rejected && (t->dir == HD_PC_SENDONLY || t->dir == HD_PC_SENDRECV) &&
@@ -312,9 +328,42 @@ hd_time_t pc_media_next_timeout(const hd_pc_t *pc) {
   if (pc->twcc_rx && pc->twcc_rx->n) t = hd_time_min(t, pc->next_twcc_fb);
   if (pc->cfg.no_nack) return t;
   for (int i = 0; i < pc->n_tr; i++)
-    if (receiving(&pc->tr[i]) && pc->tr[i].kind == HD_PC_VIDEO && pc->tr[i].nack)
-      t = hd_time_min(t, hd_nack_gen_next_timeout(&pc->tr[i].ng));
+    if (nacking(&pc->tr[i])) t = hd_time_min(t, hd_nack_gen_next_timeout(&pc->tr[i].ng));
   return t;
+}
+
+/* The repair round trip for t: its own learned one, else another track's
+ * (same path to the same peer), else the report blocks' RTT; 0 = unknown. */
+static hd_time_t repair_rtt(const hd_pc_t *pc, const pc_trx_t *t) {
+  if (t->ng.rtt_samples) return t->ng.rtt;
+  for (int i = 0; i < pc->n_tr; i++)
+    if (pc->tr[i].ng.rtt_samples) return pc->tr[i].ng.rtt;
+  return pc->rtt > 0 ? pc->rtt : 0;
+}
+
+hd_time_t hd_pc_track_repair_rtt(const hd_pc_t *pc, int track) {
+  if (!pc || track < 0 || track >= pc->n_tr) return HD_EINVAL;
+  const pc_trx_t *t = &pc->tr[track];
+  if (!receiving(t) || !t->nack || pc->cfg.no_nack) return HD_ESTATE;
+  return repair_rtt(pc, t);
+}
+
+int hd_pc_set_nack_window(hd_pc_t *pc, int track, hd_time_t window) {
+  if (!pc || track < 0 || track >= pc->n_tr || window < 0) return HD_EINVAL;
+  pc_trx_t *t = &pc->tr[track];
+  if (t->kind != HD_PC_AUDIO || !receiving(t) || !t->nack || pc->cfg.no_nack) return HD_ESTATE;
+  t->nack_window = window;
+  /* NetEQ's rule: ask only while the answer can still be played. A hole is
+   * noticed when the next packet arrives; asking at `first + age` brings the
+   * repair at `first + age + rtt`, which must be before the slot plays
+   * (`first + window`). With no room left, give up at once (max_age 1 us:
+   * the generator drops the seq before its first request). Before any RTT
+   * is known, at least PC_AUDIO_NACK_LEARN: the first repairs teach it (a
+   * request given up before its answer arrives teaches nothing). */
+  hd_time_t rtt = repair_rtt(pc, t);
+  hd_time_t age = rtt ? window - rtt : window > PC_AUDIO_NACK_LEARN ? window : PC_AUDIO_NACK_LEARN;
+  t->ng.max_age = age > 0 ? age : 1;
+  return 0;
 }
 
 void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
@@ -326,9 +375,14 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
   if (pc->cfg.no_nack) return;
   for (int i = 0; i < pc->n_tr; i++) {
     pc_trx_t *t = &pc->tr[i];
-    if (!receiving(t) || t->kind != HD_PC_VIDEO || !t->nack || !t->r_ssrc) continue;
+    if (!nacking(t) || !t->r_ssrc) continue;
     if (hd_nack_gen_next_timeout(&t->ng) > now) continue;
-    if (pc->rtt > 0 && !t->ng.rtt_samples) hd_nack_gen_set_rtt(&t->ng, pc->rtt);
+    if (t->kind == HD_PC_AUDIO) {
+      hd_time_t r = repair_rtt(pc, t);
+      if (r > 0 && !t->ng.rtt_samples) hd_nack_gen_set_rtt(&t->ng, r);
+    } else if (pc->rtt > 0 && !t->ng.rtt_samples) {
+      hd_nack_gen_set_rtt(&t->ng, pc->rtt);
+    }
     uint16_t seqs[NACK_BATCH];
     size_t n = hd_nack_gen_poll(&t->ng, now, seqs, NACK_BATCH);
     if (!n) continue;
@@ -482,19 +536,31 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
     hd_nack_gen_reset(&t->ng);
   }
   int64_t ext = hd_seq_extend(t->r_max_ext, h.seq);
+  /* Audio under NACK: a packet older than the newest one seen filled a hole
+   * (our repair, the node's repair from the publisher, a second answer):
+   * it is flagged as a repair so that the jitter buffer does not read its
+   * lateness as network jitter (NetEQ keeps reordered packets out of its
+   * delay estimate too); without that, at 20% loss the few repairs that come
+   * after the give-up pushed the target to 200 ms. */
+  int repaired = t->kind == HD_PC_AUDIO && t->nack_window > 0 && t->r_started && ext < t->r_max_ext;
   if (!mark_seen(t, ext)) {
     t->st.duplicates++;
     return;
   }
   if (is_rtx) t->st.rtx_recovered++;
   hd_rtp_recv_stats_update(&t->rst, h.seq, h.ts, now, t->clock ? t->clock : 90000);
-  if (t->kind == HD_PC_VIDEO && t->nack && !pc->cfg.no_nack) {
+  if (t->nack && !pc->cfg.no_nack && (t->kind == HD_PC_VIDEO || t->nack_window)) {
     /* only a retransmission is a round-trip sample: an original that was
      * merely late (reordered, or queued behind a burst) would read as a
-     * 1 ms RTT and make the retries a NACK storm */
+     * 1 ms RTT and make the retries a NACK storm. Audio repairs are the
+     * packet itself (no RTX): a hole filled after its request counts (a
+     * request waits reorder_wait first, so plain reordering is not one). */
     int learn = t->ng.learn_rtt;
-    if (!is_rtx) t->ng.learn_rtt = 0;
-    hd_nack_gen_on_packet(&t->ng, h.seq, now);
+    if (!is_rtx && t->kind == HD_PC_VIDEO) t->ng.learn_rtt = 0;
+    if (hd_nack_gen_on_packet(&t->ng, h.seq, now) && t->kind == HD_PC_AUDIO) {
+      t->st.rtx_received++; /* the answer to our NACK */
+      t->st.rtx_recovered++;
+    }
     t->ng.learn_rtt = learn;
   }
   t->st.packets_received++;
@@ -510,7 +576,7 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   r->ext_seq = ext;
   r->ts = h.ts;
   r->marker = h.marker;
-  r->rtx = is_rtx;
+  r->rtx = is_rtx || repaired;
   r->red = t->red_pt && h.pt == t->red_pt;
   r->codec_pt = t->pt;
   r->audio_level = -1;

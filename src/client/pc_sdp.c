@@ -173,6 +173,10 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
     if (audio) {
       out(&w, "a=rtpmap:%u opus/48000/2\r\n", pt);
       if (twcc) out(&w, "a=rtcp-fb:%u transport-cc\r\n", pt);
+      /* audio NACK (RFC 4585 §4.2): a lost packet is resent as is (no RTX
+       * for audio) and the receiver asks only when the repair can arrive
+       * before playout (hd_pc_set_nack_window) */
+      if (!pc->cfg.no_nack) out(&w, "a=rtcp-fb:%u nack\r\n", pt);
       out(&w, "a=fmtp:%u minptime=10;useinbandfec=1\r\n", pt);
       if (!pc->cfg.no_red)
         out(&w, "a=rtpmap:%u red/48000/2\r\na=fmtp:%u %u/%u\r\n", HD_PC_PT_RED, HD_PC_PT_RED, pt, pt);
