@@ -82,19 +82,19 @@ enum {
 
 /* One received RTP packet (RTX already unwrapped to the original seq/ssrc/pt). */
 typedef struct {
-  int track;        /* transceiver index */
-  const char *mid;  /* its mid */
-  int kind;         /* HD_PC_AUDIO / HD_PC_VIDEO */
-  uint32_t ssrc;    /* media SSRC */
-  uint8_t pt;       /* media payload type */
-  uint16_t seq;     /* original sequence number */
-  int64_t ext_seq;  /* extended (unwrapped) sequence number */
-  uint32_t ts;      /* RTP timestamp */
-  int marker;       /* M bit */
-  int rtx;          /* 1: recovered from an RTX packet; audio under NACK: came after a newer seq (a repair) */
-  int red;          /* 1: the payload is RED (RFC 2198) whose blocks are codec_pt */
-  uint8_t codec_pt; /* the negotiated codec's payload type */
-  int audio_level;  /* RFC 6464 level 0..127, -1 if absent */
+  int track;              /* transceiver index */
+  const char *mid;        /* its mid */
+  int kind;               /* HD_PC_AUDIO / HD_PC_VIDEO */
+  uint32_t ssrc;          /* media SSRC */
+  uint8_t pt;             /* media payload type */
+  uint16_t seq;           /* original sequence number */
+  int64_t ext_seq;        /* extended (unwrapped) sequence number */
+  uint32_t ts;            /* RTP timestamp */
+  int marker;             /* M bit */
+  int rtx;                /* 1: recovered from an RTX packet; audio under NACK: came after a newer seq (a repair) */
+  int red;                /* 1: the payload is RED (RFC 2198) whose blocks are codec_pt */
+  uint8_t codec_pt;       /* the negotiated codec's payload type */
+  int audio_level;        /* RFC 6464 level 0..127, -1 if absent */
   const uint8_t *payload; /* lent for the callback */
   size_t payload_len;
   hd_time_t arrival;
