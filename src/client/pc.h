@@ -91,7 +91,7 @@ typedef struct {
   int64_t ext_seq;        /* extended (unwrapped) sequence number */
   uint32_t ts;            /* RTP timestamp */
   int marker;             /* M bit */
-  int rtx;                /* 1: recovered from an RTX packet; audio under NACK: came after a newer seq (a repair) */
+  int rtx;                /* 1: from RTX; audio under NACK: came after a newer seq (a repair) */
   int red;                /* 1: the payload is RED (RFC 2198) whose blocks are codec_pt */
   uint8_t codec_pt;       /* the negotiated codec's payload type */
   int audio_level;        /* RFC 6464 level 0..127, -1 if absent */
