@@ -54,6 +54,7 @@
 #define HD_PC_PT_RED 63 /* red/48000/2 over Opus (RFC 2198), as Chrome numbers it */
 #define HD_PC_PT_VP8 96
 #define HD_PC_PT_VP8_RTX 97
+#define HD_PC_PT_FLEXFEC 118 /* flexfec/90000 (RFC 8627 §5.1.1) protecting VP8 */
 
 enum { HD_PC_AUDIO = 1, HD_PC_VIDEO = 2 }; /* = HD_SDP_AUDIO / HD_SDP_VIDEO */
 
@@ -127,6 +128,7 @@ typedef struct {
   int no_twcc;                /* 1: leave transport-cc out of our offer */
   int accept_h264;            /* 1: as answerer, accept H.264 (packetization-mode 1) video too */
   int no_pacing;              /* 1: send RTP at once instead of at the estimate's pacing rate */
+  int no_fec;                 /* 1: offer/accept video without FlexFEC (RFC 8627) */
   size_t send_cache;          /* video packets kept for NACK/RTX per track, power of 2; 0 = 512 */
   hd_pc_event_fn on_event;    /* may be NULL */
   void *ud;
@@ -158,6 +160,10 @@ typedef struct {
   uint64_t sr_received;
   uint64_t missing;     /* seqs found missing on arrival, before any repair (video with NACK) */
   hd_time_t repair_rtt; /* NACK -> repair round trip learned by the NACK generator, -1 none */
+  /* FlexFEC (RFC 8627, video): repair packets sent / received, media
+   * packets rebuilt from them, current packets per repair packet (0 = off) */
+  uint64_t fec_sent, fec_received, fec_recovered;
+  int fec_group;
 } hd_pc_track_stats_t;
 
 typedef struct {

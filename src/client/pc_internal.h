@@ -21,6 +21,7 @@
 #define PC_TXID_RING 16
 #define PC_SEEN_WINDOW 1024    /* received seqs remembered per stream, for duplicate drops */
 #define PC_RTX_TWICE_LOSS 0.02 /* the peer reports this much loss on a stream we send: repairs go twice */
+#define PC_FEC_REPAIR_WINDOW_US 4000000u /* FlexFEC a=fmtp repair-window we announce (RFC 8627 §5.1.1) */
 #define PC_AUDIO_NACK_LEARN HD_MS(250) /* audio NACK give-up age while no RTT is known */
 #define PC_RTX_TWICE_HOLD HD_SEC(10)   /* ... for this long after the last such report */
 
@@ -79,6 +80,12 @@ typedef struct {
   char rids[HD_PC_MAX_LAYERS][HD_PC_RID_MAX];
   uint8_t ext_rid;
   pc_layer_t lay[HD_PC_MAX_LAYERS];
+  /* FlexFEC (RFC 8627, client/pc_fec.h): fec_pt negotiated = 0 none; we send
+   * repair packets on fec_ssrc, the peer's come on r_fec_ssrc */
+  uint8_t fec_pt;
+  uint32_t fec_ssrc, r_fec_ssrc;
+  uint16_t fec_seq;
+  struct pc_fec *fec; /* allocated when used */
   hd_time_t rtx_twice_until; /* repairs go twice until then (a lossy report, PC_RTX_TWICE_LOSS) */
   /* receiving */
   uint32_t r_ssrc, r_rtx_ssrc; /* from the remote SDP, or learned */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "client/pc_fec.h"
 #include "client/pc_internal.h"
 #include "proto/rtcp.h"
 
@@ -68,6 +69,15 @@ hd_time_t pc_pace_due(const hd_pc_t *pc) {
 
 static void emit_send_rate(hd_pc_t *pc) {
   uint64_t bps = pc->bwe ? hd_bwe_target(pc->bwe) : pc->remb_bps;
+  /* FlexFEC is inside the estimate: with one repair packet per N media
+   * packets the encoder gets N/(N+1) of it */
+  for (int i = 0; i < pc->n_tr; i++) {
+    int g = pc->tr[i].kind == HD_PC_VIDEO ? pc_fec_group(pc, &pc->tr[i]) : 0;
+    if (g > 0) {
+      bps = bps * (uint64_t)g / (uint64_t)(g + 1);
+      break;
+    }
+  }
   hd_pc_event_t ev = {.type = HD_PC_EV_SEND_RATE, .bitrate_bps = bps, .track = -1};
   pc_emit(pc, &ev);
 }
@@ -158,6 +168,11 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
     if (!t->have_cache && hd_rtp_cache_init(&t->cache, pc->cfg.send_cache) == 0) t->have_cache = 1;
     if (t->have_cache) hd_rtp_cache_put(&t->cache, pkt, (size_t)n, now);
   }
+  /* FlexFEC: the group's repair packet follows this one (layer 0 only) */
+  uint8_t fpk[PC_DGRAM_MAX];
+  int fl = t->fec_pt && t->kind == HD_PC_VIDEO && p->layer == 0
+               ? pc_fec_sent(pc, t, pkt, (size_t)n, p->marker, fpk, sizeof fpk - HD_SRTP_MAX_TRAILER)
+               : 0;
   if (!t->sst.ssrc) hd_rtp_send_stats_init(&t->sst, t->ssrc, t->clock ? t->clock : 90000);
   hd_rtp_send_stats_update(&t->sst, p->ts, p->len, now);
   t->seq++;
@@ -171,6 +186,12 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
   if (rc < 0) return rc;
   t->st.packets_sent++;
   t->st.bytes_sent += p->len;
+  if (fl > 0) { /* paced behind the media, no transport-wide seq of its own */
+    pc->tx_paced = 1;
+    pc->tx_rtp_len = (size_t)fl;
+    if (protect_and_send(pc, fpk, (size_t)fl, sizeof fpk, 0) == 0) t->st.fec_sent++;
+    pc->tx_paced = 0;
+  }
   return 0;
 }
 
@@ -399,6 +420,7 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
 
 void pc_trx_recv_reset(pc_trx_t *t, uint32_t ssrc) {
   t->r_ssrc = ssrc;
+  if (t->fec && t->fec->dec) hd_flexfec_dec_init(t->fec->dec, ssrc); /* it protects the old stream */
   t->r_started = 0;
   t->r_have_sr = 0;
   hd_nack_gen_reset(&t->ng);
@@ -427,6 +449,10 @@ static int demux(hd_pc_t *pc, const hd_rtp_hdr_t *h, int *is_rtx) {
     if (!receiving(t)) continue;
     if (t->r_ssrc && h->ssrc == t->r_ssrc) return *is_rtx = 0, i;
     if (t->r_rtx_ssrc && h->ssrc == t->r_rtx_ssrc) return *is_rtx = 1, i;
+    if (t->fec_pt && h->pt == t->fec_pt && (!t->r_fec_ssrc || h->ssrc == t->r_fec_ssrc)) {
+      t->r_fec_ssrc = h->ssrc; /* FlexFEC repair stream (no mid extension on it) */
+      return *is_rtx = 2, i;
+    }
   }
   int i = find_by_mid(pc, h);
   if (i < 0) {
@@ -503,7 +529,26 @@ static void twcc_record(hd_pc_t *pc, const pc_trx_t *t, const hd_rtp_hdr_t *h, h
   hd_twcc_recv_add(pc->twcc_rx, seq, now);
 }
 
+typedef struct {
+  hd_pc_t *pc;
+  hd_time_t now;
+} fec_ctx_t;
+
+static void on_rtp_pkt(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now, int recovered);
+
+/* A media packet rebuilt from FlexFEC: delivered like a received one. */
+static void on_recovered(void *ud, const uint8_t *pkt, size_t len) {
+  fec_ctx_t *x = ud;
+  on_rtp_pkt(x->pc, pkt, len, x->now, 1);
+}
+
 static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
+  on_rtp_pkt(pc, buf, len, now, 0);
+}
+
+/* recovered: rebuilt from FlexFEC (not on the wire: no transport-wide
+ * report, not counted as received in our reports, not fed back to FEC) */
+static void on_rtp_pkt(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now, int recovered) {
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(buf, len, &h) < 0) {
     pc->st.drop_malformed++;
@@ -511,12 +556,20 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   }
   int is_rtx = 0;
   int i = demux(pc, &h, &is_rtx);
-  if (i < 0) {
+  if (i < 0 || (recovered && is_rtx)) {
     pc->st.drop_unknown++;
     return;
   }
   pc_trx_t *t = &pc->tr[i];
-  twcc_record(pc, t, &h, now); /* every stamped packet, probe padding included */
+  if (is_rtx == 2) { /* a FlexFEC repair packet */
+    t->st.fec_received++;
+    fec_ctx_t x = {pc, now};
+    pc_fec_repair(t, buf, len, on_recovered, &x);
+    return;
+  }
+  if (!recovered) twcc_record(pc, t, &h, now); /* every stamped packet, probe padding included */
+  const uint8_t *plain = buf; /* the media packet, RTX unwrapped */
+  size_t plain_len = len;
   uint8_t orig[PC_DGRAM_MAX];
   if (is_rtx) {
     t->st.rtx_received++;
@@ -527,6 +580,8 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
       pc->st.drop_malformed++; /* padding-only probes end here too */
       return;
     }
+    plain = orig;
+    plain_len = (size_t)n;
   }
   if (!t->r_started) {
     t->r_started = 1;
@@ -548,7 +603,10 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
     return;
   }
   if (is_rtx) t->st.rtx_recovered++;
-  hd_rtp_recv_stats_update(&t->rst, h.seq, h.ts, now, t->clock ? t->clock : 90000);
+  if (recovered)
+    t->st.fec_recovered++;
+  else
+    hd_rtp_recv_stats_update(&t->rst, h.seq, h.ts, now, t->clock ? t->clock : 90000);
   if (t->nack && !pc->cfg.no_nack && (t->kind == HD_PC_VIDEO || t->nack_window)) {
     /* only a retransmission is a round-trip sample: an original that was
      * merely late (reordered, or queued behind a burst) would read as a
@@ -576,7 +634,7 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   r->ext_seq = ext;
   r->ts = h.ts;
   r->marker = h.marker;
-  r->rtx = is_rtx || repaired;
+  r->rtx = is_rtx || repaired || recovered;
   r->red = t->red_pt && h.pt == t->red_pt;
   r->codec_pt = t->pt;
   r->audio_level = -1;
@@ -591,6 +649,10 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   r->payload_len = h.payload_len;
   r->arrival = now;
   pc_emit(pc, &ev);
+  if (t->fec_pt && !recovered) {
+    fec_ctx_t x = {pc, now};
+    pc_fec_media(t, plain, plain_len, on_recovered, &x);
+  }
 }
 
 /* ---- receiving RTCP ---- */
