@@ -13,7 +13,8 @@ static pc_fec_t *fec_of(pc_trx_t *t) {
 
 int pc_fec_group(const hd_pc_t *pc, const pc_trx_t *t) {
   if (!t->fec_pt || t->st.fraction_lost < 0) return 0;
-  hd_time_t rtt = t->st.rtt > 0 ? t->st.rtt : pc->rtt;
+  /* without NACK from the peer FEC is the only repair: no RTT exemption */
+  hd_time_t rtt = !t->nack ? 0 : t->st.rtt > 0 ? t->st.rtt : pc->rtt;
   return hd_flexfec_plan(t->st.fraction_lost, rtt);
 }
 
@@ -32,7 +33,9 @@ int pc_fec_sent(const hd_pc_t *pc, pc_trx_t *t, const uint8_t *pkt, size_t len, 
   hd_flexfec_zero_ext(f->pkts[f->n], len, t->ext_twcc);
   f->lens[f->n] = len;
   f->n++;
-  if (f->n < group && !(marker && f->n >= 2) && f->n < PC_FEC_GROUP_MAX) return 0;
+  /* a frame end closes a group at least half full (its repair is not held
+   * for the next frame), a smaller one carries over */
+  if (f->n < group && !(marker && f->n >= 2 && 2 * f->n >= group)) return 0;
   const uint8_t *p[PC_FEC_GROUP_MAX];
   for (int i = 0; i < f->n; i++)
     p[i] = f->pkts[i];

@@ -4,11 +4,13 @@
  *
  * Send: each video packet of layer 0 joins the current group; the group is
  * closed with one repair packet on the track's FEC SSRC when it holds
- * hd_flexfec_plan(loss, rtt) packets, or at the end of a frame once it holds
- * two (a frame's repair is not held back for the next frame). The loss is the
+ * hd_flexfec_plan(loss, rtt) packets, or at the end of a frame once it is at
+ * least half full and holds two (a frame's repair is not held back for the
+ * next frame; a smaller group carries over into it). The loss is the
  * peer's latest report on the media stream (the node's receiver reports
- * count the media SSRC only: loss before repair), the RTT the pc's. Group 0
- * (little loss, or a round trip short enough for NACK): nothing is sent.
+ * count the media SSRC only: loss before repair), the RTT the pc's (none
+ * when the peer does not NACK: FEC is then the only repair). Group 0 (little
+ * loss, or a round trip short enough for NACK): nothing is sent.
  *
  * Receive: every media packet of the protected stream (original, RTX
  * unwrapped) goes into the decoder; a repair packet that leaves exactly one

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "client/pc.h"
 #include "proto/stun.h"
+#include "rtc/flexfec.h"
 #include "media/audio_jitter.h"
 #include "media/rtp_payload.h"
 #include "netem/link.h"
@@ -77,7 +78,7 @@ typedef struct {
   hd_time_t up_busy;
   uint64_t up_drops, up_sent;
   int adapt;                     /* endpoint 0 sizes its video frames from the SEND_RATE target */
-  int no_red, no_nack, no_video; /* pc config / what alice publishes */
+  int no_red, no_nack, no_video, no_fec; /* pc config / what alice publishes */
   /* set: datagrams from -> to go through the netem link model (src/netem)
    * instead of the support/link pair */
   hd_netem_link_t *nl[NEP][NEP];
@@ -161,6 +162,7 @@ static void ep_init(world_t *w, int i, const char *ip, uint16_t port, double los
                         .wall_offset = HD_SEC(1700000000),
                         .no_red = w->no_red,
                         .no_nack = w->no_nack,
+                        .no_fec = w->no_fec,
                         .on_event = on_event,
                         .ud = e};
   assert_int_equal(hd_pc_new(&e->pc, &cfg), 0);
@@ -718,6 +720,55 @@ static void connect_direct(world_t *w, double loss, int a_dir, int b_audio) {
   assert_true(hd_pc_dtls_client(b->pc));
 }
 
+/* FlexFEC between two SDK pcs (issue 13 item 2): a sends 20 s of video to b
+ * with `loss` on each of the four link directions; NACK off, so what FEC
+ * does not rebuild stays lost. */
+static void direct_fec(double loss, int fec, int64_t *lost, hd_pc_track_stats_t *as, hd_pc_track_stats_t *bs) {
+  world_t *w = world_new();
+  w->no_nack = 1;
+  w->no_fec = !fec;
+  connect_direct(w, loss, HD_PC_SENDONLY, 0);
+  ep_t *a = &w->ep[0], *b = &w->ep[1];
+  char line[64];
+  snprintf(line, sizeof line, "a=rtpmap:%u flexfec/90000\r\n", HD_PC_PT_FLEXFEC);
+  assert_int_equal(strstr(w->offer, line) != NULL, fec);
+  assert_int_equal(strstr(w->answer, line) != NULL, fec);
+  assert_int_equal(strstr(w->offer, "a=ssrc-group:FEC-FR ") != NULL, fec);
+  a->sending = 1;
+  run_until(w, w->now + HD_SEC(20));
+  *lost = holes(&b->app, HD_PC_VIDEO, 50);
+  hd_pc_stats_t s;
+  hd_pc_stats(a->pc, &s);
+  *as = s.tracks[0];
+  hd_pc_stats(b->pc, &s);
+  *bs = s.tracks[0];
+  printf("%.0f%% per link, FEC %s: %llu video packets sent, %lld lost after FEC (%.2f%%), repair packets %llu "
+         "sent / %llu received, %llu rebuilt, group %d (reported loss %.3f)\n",
+         loss * 100, fec ? "on" : "off", (unsigned long long)as->packets_sent, (long long)*lost,
+         100.0 * (double)*lost / (double)as->packets_sent, (unsigned long long)as->fec_sent,
+         (unsigned long long)bs->fec_received, (unsigned long long)bs->fec_recovered, as->fec_group,
+         as->fraction_lost);
+  world_free(w);
+}
+
+static void test_flexfec_direct(void **st) {
+  const double losses[] = {0.07, 0.10}; /* 13.5% and 19% a -> b */
+  for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+    int64_t off, on;
+    hd_pc_track_stats_t as_off, bs_off, as_on, bs_on;
+    direct_fec(losses[i], 0, &off, &as_off, &bs_off);
+    direct_fec(losses[i], 1, &on, &as_on, &bs_on);
+    assert_int_equal(as_off.fec_sent, 0);
+    assert_int_equal(bs_off.fec_recovered, 0);
+    assert_true(as_on.fec_sent > 0 && bs_on.fec_received > 0);
+    assert_true(as_on.fec_group >= 2 && as_on.fec_group <= HD_FLEXFEC_MAX_GROUP);
+    assert_true(bs_on.fec_recovered > 0);
+    /* residual loss at least halved */
+    assert_true(off > 0);
+    assert_true(on * 2 <= off);
+  }
+}
+
 static void test_direct_full_agents(void **st) {
   world_t *w = world_new();
   connect_direct(w, 0.05, HD_PC_SENDRECV, 1);
@@ -1072,6 +1123,7 @@ int main(void) {
       cmocka_unit_test(test_h264_answer),
       cmocka_unit_test(test_connect_timeout),
       cmocka_unit_test(test_consent_survives_heavy_loss),
+      cmocka_unit_test(test_flexfec_direct),
       cmocka_unit_test(test_audio_nack_sdp),
       cmocka_unit_test(test_audio_nack_conceals_less),
   };
