@@ -21,9 +21,12 @@
 #define PC_TXID_RING 16
 #define PC_SEEN_WINDOW 1024    /* received seqs remembered per stream, for duplicate drops */
 #define PC_RTX_TWICE_LOSS 0.02 /* the peer reports this much loss on a stream we send: repairs go twice */
+#define PC_RTX_TWICE_HOLD HD_SEC(10) /* ... for this long after the last such report */
+
+/* issue 13: FlexFEC and audio NACK */
 #define PC_FEC_REPAIR_WINDOW_US 4000000u /* FlexFEC a=fmtp repair-window we announce (RFC 8627 §5.1.1) */
-#define PC_AUDIO_NACK_LEARN HD_MS(250) /* audio NACK give-up age while no RTT is known */
-#define PC_RTX_TWICE_HOLD HD_SEC(10)   /* ... for this long after the last such report */
+#define PC_FEC_NACK_WAIT HD_MS(35)       /* with FlexFEC coming, a hole waits this long before its NACK */
+#define PC_AUDIO_NACK_LEARN HD_MS(250)   /* audio NACK give-up age while no RTT is known */
 
 typedef struct {
   size_t len;
@@ -85,7 +88,7 @@ typedef struct {
   uint8_t fec_pt;
   uint32_t fec_ssrc, r_fec_ssrc;
   uint16_t fec_seq;
-  struct pc_fec *fec; /* allocated when used */
+  struct pc_fec *fec;        /* allocated when used */
   hd_time_t rtx_twice_until; /* repairs go twice until then (a lossy report, PC_RTX_TWICE_LOSS) */
   /* receiving */
   uint32_t r_ssrc, r_rtx_ssrc; /* from the remote SDP, or learned */

@@ -563,12 +563,14 @@ static void on_rtp_pkt(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t no
   pc_trx_t *t = &pc->tr[i];
   if (is_rtx == 2) { /* a FlexFEC repair packet */
     t->st.fec_received++;
+    /* a hole waits for its group's repair packet before it is NACKed */
+    if (t->ng.reorder_wait < PC_FEC_NACK_WAIT) t->ng.reorder_wait = PC_FEC_NACK_WAIT;
     fec_ctx_t x = {pc, now};
     pc_fec_repair(t, buf, len, on_recovered, &x);
     return;
   }
   if (!recovered) twcc_record(pc, t, &h, now); /* every stamped packet, probe padding included */
-  const uint8_t *plain = buf; /* the media packet, RTX unwrapped */
+  const uint8_t *plain = buf;                  /* the media packet, RTX unwrapped */
   size_t plain_len = len;
   uint8_t orig[PC_DGRAM_MAX];
   if (is_rtx) {

@@ -77,7 +77,7 @@ typedef struct {
   uint64_t up_rate;
   hd_time_t up_busy;
   uint64_t up_drops, up_sent;
-  int adapt;                     /* endpoint 0 sizes its video frames from the SEND_RATE target */
+  int adapt;                             /* endpoint 0 sizes its video frames from the SEND_RATE target */
   int no_red, no_nack, no_video, no_fec; /* pc config / what alice publishes */
   /* set: datagrams from -> to go through the netem link model (src/netem)
    * instead of the support/link pair */
@@ -723,7 +723,8 @@ static void connect_direct(world_t *w, double loss, int a_dir, int b_audio) {
 /* FlexFEC between two SDK pcs (issue 13 item 2): a sends 20 s of video to b
  * with `loss` on each of the four link directions; NACK off, so what FEC
  * does not rebuild stays lost. */
-static void direct_fec(double loss, int fec, int64_t *lost, hd_pc_track_stats_t *as, hd_pc_track_stats_t *bs) {
+static void direct_fec(double loss, int fec, int64_t *lost, hd_pc_track_stats_t *as,
+                       hd_pc_track_stats_t *bs) {
   world_t *w = world_new();
   w->no_nack = 1;
   w->no_fec = !fec;
@@ -742,12 +743,13 @@ static void direct_fec(double loss, int fec, int64_t *lost, hd_pc_track_stats_t 
   *as = s.tracks[0];
   hd_pc_stats(b->pc, &s);
   *bs = s.tracks[0];
-  printf("%.0f%% per link, FEC %s: %llu video packets sent, %lld lost after FEC (%.2f%%), repair packets %llu "
-         "sent / %llu received, %llu rebuilt, group %d (reported loss %.3f)\n",
-         loss * 100, fec ? "on" : "off", (unsigned long long)as->packets_sent, (long long)*lost,
-         100.0 * (double)*lost / (double)as->packets_sent, (unsigned long long)as->fec_sent,
-         (unsigned long long)bs->fec_received, (unsigned long long)bs->fec_recovered, as->fec_group,
-         as->fraction_lost);
+  printf(
+      "%.0f%% per link, FEC %s: %llu video packets sent, %lld lost after FEC (%.2f%%), repair packets %llu "
+      "sent / %llu received, %llu rebuilt, group %d (reported loss %.3f)\n",
+      loss * 100, fec ? "on" : "off", (unsigned long long)as->packets_sent, (long long)*lost,
+      100.0 * (double)*lost / (double)as->packets_sent, (unsigned long long)as->fec_sent,
+      (unsigned long long)bs->fec_received, (unsigned long long)bs->fec_recovered, as->fec_group,
+      as->fraction_lost);
   world_free(w);
 }
 
@@ -766,6 +768,61 @@ static void test_flexfec_direct(void **st) {
     /* residual loss at least halved */
     assert_true(off > 0);
     assert_true(on * 2 <= off);
+  }
+}
+
+/* FlexFEC through the node (issue 13 item 2): alice publishes video with
+ * `loss` on both directions of her leg, bob's leg is clean; the node rebuilds
+ * from alice's repair packets what her leg lost before (or instead of)
+ * NACKing her. Returns alice's video stats, bob's holes, the node's counters. */
+static void node_fec(double loss, int fec, hd_pc_track_stats_t *ps, int64_t *holes_out, int *keyframes,
+                     hd_session_counters_t *nc) {
+  world_t *w = world_new();
+  w->no_fec = !fec;
+  hd_netem_params_t np, clean;
+  hd_netem_params_init(&np);
+  hd_netem_params_init(&clean);
+  np.delay = clean.delay = HD_MS(25);
+  np.loss = loss;
+  assert_int_equal(hd_netem_link_new(&w->nl[0][NODE_EP], &np, 7100, w->now), 0);
+  assert_int_equal(hd_netem_link_new(&w->nl[NODE_EP][0], &np, 7101, w->now), 0);
+  assert_int_equal(hd_netem_link_new(&w->nl[1][NODE_EP], &clean, 7102, w->now), 0);
+  assert_int_equal(hd_netem_link_new(&w->nl[NODE_EP][1], &clean, 7103, w->now), 0);
+  room_start(w, 0, 20);
+  hd_pc_stats_t s;
+  hd_pc_stats(w->ep[0].pc, &s);
+  *ps = s.tracks[1];
+  *holes_out = holes(&w->ep[1].app, HD_PC_VIDEO, 100);
+  *keyframes = w->ep[0].app.keyframes;
+  *nc = hd_node_stats(w->node)->media;
+  printf(
+      "alice's leg %.0f%% each way, FEC %s: video %llu sent, node NACKed %llu, alice resent %llu, FEC %llu "
+      "sent (group %d), node rebuilt %llu of %llu repair packets, keyframe requests %d, bob's holes %lld\n",
+      loss * 100, fec ? "on" : "off", (unsigned long long)ps->packets_sent,
+      (unsigned long long)ps->nack_received, (unsigned long long)ps->rtx_sent,
+      (unsigned long long)ps->fec_sent, ps->fec_group, (unsigned long long)nc->fec_recovered,
+      (unsigned long long)nc->fec_received, *keyframes, (long long)*holes_out);
+  world_free(w);
+}
+
+static void test_flexfec_through_node(void **st) {
+  const double losses[] = {0.10, 0.20};
+  for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+    hd_pc_track_stats_t off, on;
+    int64_t h_off, h_on;
+    int k_off, k_on;
+    hd_session_counters_t c_off, c_on;
+    node_fec(losses[i], 0, &off, &h_off, &k_off, &c_off);
+    node_fec(losses[i], 1, &on, &h_on, &k_on, &c_on);
+    assert_int_equal(off.fec_sent, 0);
+    assert_int_equal(c_off.fec_recovered, 0);
+    /* the node negotiated FlexFEC with alice, got her repair packets and rebuilt */
+    assert_true(on.fec_sent > 0 && c_on.fec_received > 0 && c_on.fec_recovered > 0);
+    assert_true(c_on.fec_received <= on.fec_sent);
+    /* what FEC rebuilt is not asked for again: fewer repairs cross alice's leg */
+    assert_true(on.rtx_sent * 10 < off.rtx_sent * 8);
+    /* and bob misses no more than without it */
+    assert_true(h_on <= h_off);
   }
 }
 
@@ -1124,6 +1181,7 @@ int main(void) {
       cmocka_unit_test(test_connect_timeout),
       cmocka_unit_test(test_consent_survives_heavy_loss),
       cmocka_unit_test(test_flexfec_direct),
+      cmocka_unit_test(test_flexfec_through_node),
       cmocka_unit_test(test_audio_nack_sdp),
       cmocka_unit_test(test_audio_nack_conceals_less),
   };
