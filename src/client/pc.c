@@ -101,6 +101,11 @@ int hd_pc_new(hd_pc_t **out, const hd_pc_config_t *cfg) {
   if (!pc->cfg.connect_timeout) pc->cfg.connect_timeout = CONNECT_TIMEOUT;
   if (!pc->cfg.rtcp_interval) pc->cfg.rtcp_interval = HD_SEC(1);
   if (!pc->cfg.send_cache) pc->cfg.send_cache = 512;
+  /* issue 13 A/B switches for measurements (bench/weak_network) */
+  const char *e = getenv("HUDONG_FEC");
+  if (e && !strcmp(e, "0")) pc->cfg.no_fec = 1;
+  e = getenv("HUDONG_AUDIO_NACK");
+  if (e && !strcmp(e, "0")) pc->cfg.no_audio_nack = 1;
   pc->cfg.local_ip = NULL; /* copied below */
   pc->cfg.cname = NULL;
   pc->q_cap = PC_TXQ_CAP;

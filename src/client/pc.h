@@ -128,7 +128,8 @@ typedef struct {
   int no_twcc;                /* 1: leave transport-cc out of our offer */
   int accept_h264;            /* 1: as answerer, accept H.264 (packetization-mode 1) video too */
   int no_pacing;              /* 1: send RTP at once instead of at the estimate's pacing rate */
-  int no_fec;                 /* 1: offer/accept video without FlexFEC (RFC 8627) */
+  int no_fec;                 /* 1: offer/accept video without FlexFEC (RFC 8627); env HUDONG_FEC=0 */
+  int no_audio_nack;          /* 1: no NACK for audio (offer, requests); env HUDONG_AUDIO_NACK=0 */
   size_t send_cache;          /* video packets kept for NACK/RTX per track, power of 2; 0 = 512 */
   hd_pc_event_fn on_event;    /* may be NULL */
   void *ud;

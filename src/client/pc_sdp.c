@@ -190,7 +190,7 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
       /* audio NACK (RFC 4585 §4.2): a lost packet is resent as is (no RTX
        * for audio) and the receiver asks only when the repair can arrive
        * before playout (hd_pc_set_nack_window) */
-      if (!pc->cfg.no_nack) out(&w, "a=rtcp-fb:%u nack\r\n", pt);
+      if (!pc->cfg.no_nack && !pc->cfg.no_audio_nack) out(&w, "a=rtcp-fb:%u nack\r\n", pt);
       out(&w, "a=fmtp:%u minptime=10;useinbandfec=1\r\n", pt);
       if (!pc->cfg.no_red)
         out(&w, "a=rtpmap:%u red/48000/2\r\na=fmtp:%u %u/%u\r\n", HD_PC_PT_RED, HD_PC_PT_RED, pt, pt);
@@ -344,7 +344,7 @@ static int read_codec(hd_pc_t *pc, pc_trx_t *t, const hd_sdp_media_t *m) {
     for (int f = 0; f < m->n_fmt; f++)
       if (atoi(m->fmt[f]) == k->pt) t->fec_pt = k->pt;
   }
-  t->nack = hd_sdp_codec_has_fb(m, c, "nack");
+  t->nack = hd_sdp_codec_has_fb(m, c, "nack") && !(t->kind == HD_PC_AUDIO && pc->cfg.no_audio_nack);
   t->pli = hd_sdp_codec_has_fb(m, c, "nack pli");
   t->fir = hd_sdp_codec_has_fb(m, c, "ccm fir");
   t->remb = hd_sdp_codec_has_fb(m, c, "goog-remb");
