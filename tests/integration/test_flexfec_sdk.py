@@ -120,8 +120,7 @@ def run(env_extra, tmp, tag):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="hd-fec-")
-    if True:
+    with tempfile.TemporaryDirectory(prefix="hd-fec-") as tmp:
         on = run({}, tmp, "on")
         check(on["frames"] > SECONDS * 5, "defaults: video decoded", on)
         check((on["fec_received"] or 0) > 0, "defaults: the node received FlexFEC repair packets", on)
