@@ -165,6 +165,7 @@ typedef struct {
    * packets rebuilt from them, current packets per repair packet (0 = off) */
   uint64_t fec_sent, fec_received, fec_recovered;
   int fec_group;
+  uint64_t nack_doubled; /* NACK messages sent twice (our receive loss >= 10% before repair) */
 } hd_pc_track_stats_t;
 
 typedef struct {

@@ -27,6 +27,7 @@
 #define PC_FEC_REPAIR_WINDOW_US 4000000u /* FlexFEC a=fmtp repair-window we announce (RFC 8627 §5.1.1) */
 #define PC_FEC_NACK_WAIT HD_MS(35)       /* with FlexFEC coming, a hole waits this long before its NACK */
 #define PC_AUDIO_NACK_LEARN HD_MS(250)   /* audio NACK give-up age while no RTT is known */
+#define PC_NACK_TWICE_Q8 26              /* our receive loss (x/256, 10%) from which NACKs go twice */
 
 typedef struct {
   size_t len;
@@ -99,6 +100,10 @@ typedef struct {
   int r_have_sr;
   hd_nack_gen_t ng;
   hd_time_t nack_window; /* audio: hd_pc_set_nack_window, 0 = not set (no audio NACK) */
+  /* loss before repair on what we receive (seqs found missing / packets), per
+   * report interval, smoothed x/256: our NACKs go twice at PC_NACK_TWICE_Q8 */
+  unsigned r_loss_q8;
+  uint64_t r_loss_noticed, r_loss_packets;
   int64_t r_max_ext;
   uint8_t seen[PC_SEEN_WINDOW / 8];
   /* stats */

@@ -298,6 +298,13 @@ static void send_reports(hd_pc_t *pc, hd_time_t now) {
   for (int i = 0; i < pc->n_tr && n_rb < HD_RTCP_MAX_RB; i++) {
     pc_trx_t *t = &pc->tr[i];
     if (receiving(t) && t->r_started && hd_rtp_recv_stats_report(&t->rst, now, &rbs[n_rb]) == 0) n_rb++;
+    uint64_t dn = t->ng.noticed - t->r_loss_noticed, dp = t->st.packets_received - t->r_loss_packets;
+    if (dp >= 20) { /* loss before repair this interval (our reports count repairs as received) */
+      unsigned q8 = dn >= dp ? 255u : (unsigned)(dn * 256 / dp);
+      t->r_loss_q8 = t->r_loss_q8 ? (t->r_loss_q8 * 3 + q8) / 4 : q8;
+      t->r_loss_noticed = t->ng.noticed;
+      t->r_loss_packets = t->st.packets_received;
+    }
   }
   uint8_t buf[1200];
   size_t off = 0;
@@ -412,6 +419,10 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
     if (len > 0 && send_rtcp(pc, buf, (size_t)len) == 0) {
       t->st.nack_sent++;
       t->st.nack_seqs_sent += n;
+      /* a lossy leg: a repair round needs the NACK and a repair through; the
+       * node sends repairs twice there, the NACK goes twice too (as the node
+       * does towards a lossy publisher, sfu/session.c send_nacks) */
+      if (t->r_loss_q8 >= PC_NACK_TWICE_Q8 && send_rtcp(pc, buf, (size_t)len) == 0) t->st.nack_doubled++;
     }
   }
 }

@@ -61,6 +61,8 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_KEY_RETRY HD_MS(500)
 /* A viewer whose RRs report at least this loss (x/256, ~2%) gets every repair twice. */
 #define HD_SESSION_LOSSY_Q8 5
+/* a publisher leg our reports show losing >= 10% (x/256): our NACKs to it go twice */
+#define HD_SESSION_NACK_TWICE_Q8 26
 /* Playout delay (the playout-delay header extension, where the viewer
  * negotiated it): a browser sizes its jitter buffer from its own leg, but a
  * packet lost on the publisher's leg is repaired over that leg first. When
@@ -132,6 +134,7 @@ typedef struct {
   uint8_t fec_pt;
   uint32_t fec_ssrc;
   struct hd_fec_in *fec;
+  uint16_t leg_loss_q8; /* loss our RRs report on this stream (before repair), smoothed (x/256) */
 } hd_in_track_t;
 
 /* A track we send a viewer. It follows one publisher track: `src`/`src_in`,
@@ -259,6 +262,7 @@ typedef struct {
   uint64_t repairs_doubled; /* repairs sent a second time to a lossy viewer leg */
   uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
   uint64_t fec_received, fec_recovered; /* FlexFEC repair packets from publishers, media packets rebuilt */
+  uint64_t nacks_doubled;               /* NACK messages sent twice to a publisher whose leg loses >= 10% */
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */

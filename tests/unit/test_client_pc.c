@@ -652,6 +652,8 @@ static void test_audio_nack_conceals_less(void **st) {
     /* with it bob asks, the node answers (it also asks alice, who resends) */
     assert_true(ss_on.nack_sent > 0);
     assert_true(ps_on.nack_received > 0 && ps_on.rtx_sent > 0);
+    /* bob's leg loses > 10% before repair: his NACKs go twice */
+    assert_true(ss_on.nack_doubled > 0);
     /* request -> repair: <= one 50 ms round trip to the node, shorter when
      * the node was already repairing the packet from alice */
     assert_true(ss_on.repair_rtt > 0 && ss_on.repair_rtt <= HD_MS(120));
@@ -824,6 +826,25 @@ static void test_flexfec_through_node(void **st) {
     /* and bob misses no more than without it */
     assert_true(h_on <= h_off);
   }
+}
+
+/* Video at 50% loss on the publisher's leg (issue 13 item 3): a repair
+ * round succeeds only when both the NACK and a copy of the repair get
+ * through; the node gives up on a hole after 500 ms and asks for a keyframe. */
+static void test_video_half_loss_publisher_leg(void **st) {
+  hd_pc_track_stats_t ps;
+  int64_t h;
+  int k;
+  hd_session_counters_t nc;
+  node_fec(0.5, 0, &ps, &h, &k, &nc);
+  printf("50%%: %llu NACK messages sent twice; holes given up (keyframe asked) %llu, keyframe requests %d\n",
+         (unsigned long long)nc.nacks_doubled, (unsigned long long)nc.pli_unrepairable, k);
+  /* the node's NACKs go twice on this leg (its reports show ~50% loss) */
+  assert_true(nc.nacks_doubled > 0);
+  /* holes given up at the 500 ms deadline: 82 with single NACKs, 29 now;
+   * bob misses nothing (12 packets before) */
+  assert_true(nc.pli_unrepairable < 50);
+  assert_int_equal(h, 0);
 }
 
 static void test_direct_full_agents(void **st) {
@@ -1182,6 +1203,7 @@ int main(void) {
       cmocka_unit_test(test_consent_survives_heavy_loss),
       cmocka_unit_test(test_flexfec_direct),
       cmocka_unit_test(test_flexfec_through_node),
+      cmocka_unit_test(test_video_half_loss_publisher_leg),
       cmocka_unit_test(test_audio_nack_sdp),
       cmocka_unit_test(test_audio_nack_conceals_less),
   };

@@ -153,7 +153,8 @@ static void test_flexfec_from_publisher(void **st) {
   replace_all("m=video 9 UDP/TLS/RTP/SAVPF 96 97 102", "m=video 9 UDP/TLS/RTP/SAVPF 96 97 35 102");
   replace_all("a=rtpmap:97 rtx/90000\r\n",
               "a=rtpmap:97 rtx/90000\r\na=rtpmap:35 flexfec/90000\r\na=fmtp:35 repair-window=4000000\r\n");
-  replace_all("a=ssrc-group:FID 2001 2002\r\n", "a=ssrc-group:FID 2001 2002\r\na=ssrc-group:FEC-FR 2001 2003\r\n");
+  replace_all("a=ssrc-group:FID 2001 2002\r\n",
+              "a=ssrc-group:FID 2001 2002\r\na=ssrc-group:FEC-FR 2001 2003\r\n");
   parse_text(&g_offer);
   hd_sdp_answer_params_t p = whip_params();
   assert_int_equal(negotiate(&p), 0);
