@@ -415,10 +415,13 @@ static int publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t no
         if (t->have_sr && t->kind == HD_TRACK_VIDEO) t->pli_pending = 1;
         t->have_sr = 0;
       }
-      if (t->nack_enabled && hd_nack_gen_on_packet(&t->nack, h.seq, now)) t->repairs++;
-      /* a rebuilt packet was not received: our reports keep the leg's loss
-       * (the publisher sizes its FEC from it) */
-      if (!recovered) hd_rtp_recv_stats_update(&t->stats, h.seq, h.ts, now, t->clock);
+      int resent = t->nack_enabled && hd_nack_gen_on_packet(&t->nack, h.seq, now);
+      if (resent) t->repairs++;
+      /* Neither a packet rebuilt from FEC nor one resent on the media SSRC
+       * (audio NACK has no RTX) was received in RFC 3550's sense: our reports
+       * keep the leg's loss before repair, as for RTX (RFC 4588 §8), since
+       * the publisher sizes its FEC, RED depth and Opus FEC from them. */
+      if (!recovered && !resent) hd_rtp_recv_stats_update(&t->stats, h.seq, h.ts, now, t->clock);
       if (t->kind == HD_TRACK_AUDIO && s->ext_audio_level_in) {
         const uint8_t *d;
         size_t dl;

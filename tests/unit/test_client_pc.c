@@ -654,6 +654,11 @@ static void test_audio_nack_conceals_less(void **st) {
     assert_true(ps_on.nack_received > 0 && ps_on.rtx_sent > 0);
     /* bob's leg loses > 10% before repair: his NACKs go twice */
     assert_true(ss_on.nack_doubled > 0);
+    /* the node's reports on alice's audio keep her leg's loss before repair
+     * (she sizes RED and Opus FEC from them): resends are not "received" */
+    printf("node's report on alice's audio: NACK off %.3f, on %.3f\n", ps_off.fraction_lost,
+           ps_on.fraction_lost);
+    assert_true(ps_on.fraction_lost > losses[i] / 2);
     /* request -> repair: <= one 50 ms round trip to the node, shorter when
      * the node was already repairing the packet from alice */
     assert_true(ss_on.repair_rtt > 0 && ss_on.repair_rtt <= HD_MS(120));
