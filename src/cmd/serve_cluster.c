@@ -17,6 +17,7 @@
 #include "cluster/route.h"
 #include "io/cluster_redis.h"
 #include "io/rtc_udp.h"
+#include "cluster/peer_addrs.h"
 #include "overlay/path_select.h"
 #include "sfu/node.h"
 
@@ -44,6 +45,7 @@ struct hd_serve_cluster {
   int ovl_n;
   hd_ovl_graph_t graph;
   hd_ovl_router_t router;
+  hd_peer_addrs_t peer_addrs; /* --peer-addr / "peer_addrs": per-pair overrides (issue 16 item 5) */
 };
 
 /* ---- this node's entry, from its media workers ---- */
@@ -122,6 +124,7 @@ typedef struct {
   size_t secret_len;
   uint64_t epoch;
   int measure; /* the first worker measures the links */
+  const hd_peer_addrs_t *over;
 } link_job_t;
 
 static void link_init_job(hd_node_t *node, void *arg, hd_time_t now) {
@@ -138,6 +141,11 @@ static void link_init_job(hd_node_t *node, void *arg, hd_time_t now) {
 static void link_peers_job(hd_node_t *node, void *arg, hd_time_t now) {
   link_job_t *j = arg;
   hd_node_cluster_set_peers(node, j->peers->nodes, j->peers->n, now);
+  for (int k = 0; j->over && k < j->peers->n; k++) {
+    const char *a[HD_CLUSTER_MAX_MEDIA];
+    int na = hd_peer_addrs_get(j->over, j->peers->nodes[k].id, a, HD_CLUSTER_MAX_MEDIA);
+    if (na) hd_node_cluster_peer_addr(node, j->peers->nodes[k].id, a, na);
+  }
 }
 
 /* The link keys derive from the cluster secret: SHA-256 over every app's key
@@ -159,7 +167,7 @@ static int cluster_secret(const hd_config_t *cfg, uint8_t out[32]) {
 
 static void push_peers(hd_serve_cluster_t *c) {
   if (!c->link || !c->link_on) return;
-  link_job_t j = {.peers = hd_cluster_redis_peers(c->link)};
+  link_job_t j = {.peers = hd_cluster_redis_peers(c->link), .over = c->peer_addrs.n ? &c->peer_addrs : NULL};
   /* an empty table (Redis unreachable past the TTL) tells nothing: the links keep what they know */
   if (!j.peers || !j.peers->n) return;
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
@@ -307,6 +315,10 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     snprintf(n->media[n->n_media++], HD_CLUSTER_ADDR_MAX, "%.46s:%d", cfg->rtc_ip, port & 0xffff);
   }
   c->last_cpu_s = -1;
+  if (hd_peer_addrs_parse(&c->peer_addrs, cfg->peer_addrs, err, errcap) < 0) goto fail;
+  for (int i = 0; i < c->peer_addrs.n; i++)
+    HD_LOGI("cluster", "node link to %s goes to %s (peer_addrs override, not its announced address)",
+            c->peer_addrs.e[i].id, c->peer_addrs.e[i].addr);
   if (cfg->redis[0]) {
     hd_cluster_redis_config_t rc = {.node_id = cfg->node_id, .entry = entry_cb, .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
