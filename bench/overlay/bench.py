@@ -162,6 +162,12 @@ def phase_failure(bed, seconds):
             state["b"] = relay_bytes(bed)
         elif "killed" in state and "moved" not in state:
             r = bed.route("A", "C")[0]
+            uses = (extra["route_before"] or [None])[0] == "B" if state["pair"] == "A-B" else extra["route_before"] == []
+            if not uses:  # the router was not using the killed link: nothing to move
+                state["moved"] = time.time()
+                extra["route_moved_s"] = None
+                extra["route_note"] = "the route did not use the killed %s link" % state["pair"]
+                return
             first = (r or [None])[0] if r is not None else None
             dead_first = "B" if state["pair"] == "A-B" else None
             if r is not None and first != dead_first:
