@@ -190,6 +190,13 @@ def phase_schedule(bed, seconds):
         if "s" not in sched:
             sched["s"] = testbed.Schedule(bed, ev, t0=t0, log=lambda m: print("   " + m, flush=True))
         sched["s"].poll()
+        # the first event kills A-B: how long until A's route to C stops starting on it
+        done = sched["s"].applied
+        if done and done[0]["pair"] == "A-B" and "route_moved_s" not in extra:
+            r = bed.route("A", "C")[0]
+            if r is not None and (r or [None])[0] != "B":
+                extra["route_moved_s"] = round(time.time() - done[0]["wall"], 3)
+                extra["route_after"] = r
 
     row = media_run(bed, "schedule", seconds, during)
     row["route_changes_A"] = bed.route("A", "C")[1] - changes0
