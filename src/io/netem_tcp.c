@@ -27,7 +27,7 @@ typedef struct {
   int d; /* 0 up (client -> target), 1 down */
   chunk_t *head, *tail;
   size_t queued;
-  int paused, eof_sent;
+  int paused;
   uv_timer_t timer;
 } dir_t;
 
@@ -35,7 +35,7 @@ struct conn {
   hd_netem_tcp_t *r;
   uv_tcp_t sock[2]; /* [0] client side, [1] upstream */
   dir_t dir[2];     /* dir[d] reads sock[d], writes sock[1 - d] */
-  int connected, closing, open_handles;
+  int connected, closing, open_handles, shut_done;
   struct conn *next;
 };
 
@@ -129,9 +129,12 @@ static void on_written(uv_write_t *req, int status) {
   if (status < 0 && status != UV_ECANCELED) conn_close(c);
 }
 
+/* A write half is shut once the writes queued before it are flushed; the
+ * connection closes when both halves are (or at once on an error). */
 static void on_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
+  conn_t *c = req->data;
   free(req);
+  if (status < 0 || ++c->shut_done == 2) conn_close(c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -148,13 +151,12 @@ static void on_timer(uv_timer_t *t) {
     if (!ch->len) { /* EOF: shut the other side's write half */
       free(ch);
       uv_shutdown_t *sr = malloc(sizeof *sr);
+      if (sr) sr->data = c;
       if (!sr || uv_shutdown(sr, out, on_shutdown) < 0) {
         free(sr);
         conn_close(c);
         return;
       }
-      x->eof_sent = 1;
-      if (c->dir[0].eof_sent && c->dir[1].eof_sent) conn_close(c);
       continue;
     }
     x->queued -= ch->len;
