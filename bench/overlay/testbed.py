@@ -122,7 +122,19 @@ class Bed:
             imp["jitter"] = self.jitter
         return imp
 
-    def start(self):
+    def start(self, attempts=3):
+        """Starts everything; a port picked free and then taken by another job
+        before a node or relay bound it (shared machine) starts over on new ports."""
+        for i in range(attempts):
+            try:
+                return self._start()
+            except RuntimeError:
+                if i == attempts - 1:
+                    raise
+                self.stop(keep=True)
+                self.redis, self.nodes, self.relays = None, {}, {}
+
+    def _start(self):
         if not shutil.which("redis-server"):
             raise RuntimeError("redis-server is not installed: run tools/install-deps.sh")
         self.redis = tc.Redis(self.tmp, tc.free_port())
