@@ -50,8 +50,6 @@ struct hd_serve_cluster {
   /* relaying (issue 16 item 3): the routes the workers were given */
   hd_node_route_t routes[HD_OVL_MAX_NODES];
   int n_routes;
-  /* HUDONG_LINK_ADDR (docs/overlay.md "Relaying"): peers reached at another address */
-  hd_cluster_node_t *peers_copy;
 };
 
 /* ---- this node's entry, from its media workers ---- */
@@ -171,44 +169,11 @@ static int cluster_secret(const hd_config_t *cfg, uint8_t out[32]) {
   return ok ? 0 : HD_ECRYPTO;
 }
 
-/* HUDONG_LINK_ADDR="n3=127.0.0.1:9000,n2=10.0.0.2:7882|10.0.0.2:7883": this
- * node reaches those peers' links at these addresses (one per media worker,
- * in order) instead of the ones they announce: a private network between
- * nodes, or a test bed that puts an impaired relay on one node pair only. */
-static void link_addr_override(hd_cluster_node_t *e) {
-  const char *env = getenv("HUDONG_LINK_ADDR");
-  size_t idl = strlen(e->id);
-  for (const char *s = env; s && *s;) {
-    const char *end = strchr(s, ',');
-    size_t l = end ? (size_t)(end - s) : strlen(s);
-    if (l > idl && !strncmp(s, e->id, idl) && s[idl] == '=') {
-      e->n_media = 0;
-      for (const char *a = s + idl + 1; a < s + l && e->n_media < HD_CLUSTER_MAX_MEDIA;) {
-        const char *bar = memchr(a, '|', (size_t)(s + l - a));
-        size_t al = bar ? (size_t)(bar - a) : (size_t)(s + l - a);
-        snprintf(e->media[e->n_media++], HD_CLUSTER_ADDR_MAX, "%.*s", (int)al, a);
-        a += al + (bar ? 1 : 0);
-      }
-    }
-    s = end ? end + 1 : NULL;
-  }
-}
-
 static void push_peers(hd_serve_cluster_t *c) {
   if (!c->link || !c->link_on) return;
   link_job_t j = {.peers = hd_cluster_redis_peers(c->link), .over = c->peer_addrs.n ? &c->peer_addrs : NULL};
   /* an empty table (Redis unreachable past the TTL) tells nothing: the links keep what they know */
   if (!j.peers || !j.peers->n) return;
-  hd_cluster_peers_t over;
-  if (getenv("HUDONG_LINK_ADDR")) {
-    if (!c->peers_copy && !(c->peers_copy = calloc(HD_CLUSTER_MAX_NODES, sizeof *c->peers_copy))) return;
-    over = *j.peers;
-    over.nodes = c->peers_copy;
-    memcpy(c->peers_copy, j.peers->nodes, sizeof *c->peers_copy * (size_t)j.peers->n);
-    for (int i = 0; i < j.peers->n; i++)
-      link_addr_override(&c->peers_copy[i]);
-    j.peers = &over;
-  }
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
     hd_media_workers_call(c->workers, i, link_peers_job, &j);
 }
@@ -445,7 +410,6 @@ void hd_serve_cluster_stop(hd_serve_cluster_t *c) {
   if (!c) return;
   hd_cluster_redis_stop(c->link);
   free(c->self);
-  free(c->peers_copy);
   free(c->names);
   free(c->cands);
   free(c->views);
