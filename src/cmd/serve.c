@@ -334,22 +334,11 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
     w = join_worker(s, text, len);
     hd_ws_set_user(c, (void *)(intptr_t)(w + 1));
   }
-  int was = 0;
-  int rc = hd_media_workers_rtc_message(s->workers, w, hd_ws_id(c), text, len, secret_lookup, s,
-                                        (int64_t)time(NULL), &was);
-  /* a joined participant that sent leave (p now NULL) closes normally; a refused
-   * join is 1008, a full room 1013 (try again later), an internal failure 1011
-   * (docs/protocol.md "Connection") */
-  if (rc < 0) {
-    if (was)
-      hd_ws_close(c, HD_WS_CLOSE_NORMAL, "left");
-    else if (rc == HD_ENOSPC)
-      hd_ws_close(c, HD_WS_CLOSE_TRY_LATER, "full, try again later");
-    else if (rc == HD_ENOMEM)
-      hd_ws_close(c, HD_WS_CLOSE_INTERNAL, "internal error");
-    else
-      hd_ws_close(c, HD_WS_CLOSE_POLICY, "join failed");
-  }
+  /* posted, not waited for: the worker answers (and closes a refused
+   * connection) through its outbox, so a busy worker never stalls this loop */
+  if (hd_media_workers_rtc_post(s->workers, w, hd_ws_id(c), text, len, secret_lookup, s,
+                                (int64_t)time(NULL)) < 0)
+    hd_ws_close(c, HD_WS_CLOSE_INTERNAL, "internal error");
 }
 
 static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
@@ -359,7 +348,7 @@ static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
   hd_ws_set_user(c, NULL);
   hd_map_del(&s->rtc_conns, &id, sizeof id);
   if (s->quality) hd_serve_quality_rtc_closed(s->quality, id);
-  if (w >= 0) hd_media_workers_rtc_closed(s->workers, w, id);
+  if (w >= 0) hd_media_workers_rtc_post_closed(s->workers, w, id);
 }
 
 /* Webhook delivery counters (sfu/webhook.h hd_webhook_stats_t); all 0 when no
