@@ -301,7 +301,9 @@ static void send_state(hd_node_t *n, hd_room_t *r, cl_peer_t *p) {
 
 /* ---- room state: ours as JSON ---- */
 
-static int is_local(const hd_participant_t *p) { return !p->remote && !p->whip && !p->leaving; }
+/* Participants of this node: /rtc ones and WHIP publishers (shown on the
+ * other nodes too, built from their WHIP offer). */
+static int is_local(const hd_participant_t *p) { return !p->remote && !p->leaving; }
 
 static char *state_json(hd_room_t *r, size_t *len) {
   json_t *ps = json_array();

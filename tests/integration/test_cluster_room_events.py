@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""Room events and WHIP publishers across nodes (issue 15 item 2; docs/overlay.md
+"Room events"): a real redis-server and two `hudong serve --redis` nodes on free
+127.0.0.1 ports, both sending webhooks to one receiver.
+
+ 1. One room, participants joining on n1 then on n2: room_started fires once
+    for the cluster (not once per node), every webhook and both nodes' admin
+    API name the room by one sid, and a participant joining n2 later gets that
+    sid in its `joined`.
+ 2. A WHIP publisher on n2 (an SDP offer POSTed to /whip) appears to the
+    participant on n1: participant_joined and its track_published there, and
+    participant_left when the WHIP resource is deleted.
+ 3. Everyone leaves both nodes: room_finished fires once, after the last node
+    let the room go, with the same sid.
+
+usage: test_cluster_room_events.py /path/to/hudong
+"""
+import http.client
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_cluster as tc  # noqa: E402
+from hdtest import FAILS, check, free_port, http_json, webhook_sink  # noqa: E402
+from test_cluster import Node, Redis, section, view, wait_until  # noqa: E402
+from wsclient import WS  # noqa: E402
+
+ROOM = "evroom"
+OFFER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "chrome_offer.sdp")
+
+
+def mint(identity, **grants):
+    g = {"canPublish": True, "canSubscribe": True}
+    g.update(grants)
+    return tc.mint(ROOM, identity, grants=g)
+
+
+def join(node, identity):
+    ws = WS(node.port, "/rtc")
+    ws.send_text(json.dumps({"type": "join", "id": "j", "token": mint(identity)}))
+    end = time.time() + 5
+    while time.time() < end:
+        r = ws.recv()
+        if r[0] == "text" and json.loads(r[1]).get("type") == "joined":
+            return ws, json.loads(r[1])
+        if r[0] in ("close", "eof"):
+            break
+    raise RuntimeError("join %s on %s failed" % (identity, node.name))
+
+
+def recv_until(ws, pred, timeout):
+    end = time.time() + timeout
+    seen = []
+    while time.time() < end:
+        ws.sock.settimeout(max(0.05, end - time.time()))
+        try:
+            r = ws.recv()
+        except OSError:  # the time is up (socket.timeout)
+            break
+        if r[0] == "text":
+            m = json.loads(r[1])
+            seen.append(m)
+            if pred(m):
+                return m, seen
+        elif r[0] in ("close", "eof"):
+            break
+    return None, seen
+
+
+def room_sids(node):
+    st, js, text = http_json(node.port, "GET", "/admin/rooms", tc.mint("", "ops", join=False,
+                                                                      grants={"roomAdmin": True}))
+    return [r.get("sid") for r in (js or {}).get("rooms", []) if r.get("name") == ROOM] if st == 200 else text
+
+
+def main():
+    tc.HUDONG = sys.argv[1]
+    if not shutil.which("redis-server"):
+        print("redis-server is not installed: run tools/install-deps.sh")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="hd-xroom-ev-")
+    events = []
+    sink, sink_port = webhook_sink(events)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    redis = Redis(tmp, free_port())
+    nodes = []
+    try:
+        redis.start()
+        cfg = {"webhooks": {"urls": ["http://127.0.0.1:%d/hook" % sink_port]}, "room_empty_timeout_s": 0}
+        for name in ("n1", "n2"):
+            n = Node(tmp, name, redis.port, config=cfg)
+            n.start()
+            nodes.append(n)
+        n1, n2 = nodes
+        check(wait_until(lambda: all(view(n.port) == ["n1", "n2"] for n in nodes), 6) is not None,
+              "the two nodes see each other")
+
+        section("1. one room on two nodes: room_started once, one sid")
+        a, ja = join(n1, "alice")
+        time.sleep(0.3)
+        b, jb = join(n2, "bob")
+        m, _ = recv_until(a, lambda m: m.get("type") == "participant_joined" and
+                          m.get("participant", {}).get("identity") == "bob", 5)
+        check(m is not None, "alice (n1) sees bob (n2) join")
+        sid = ja.get("room", {}).get("sid")
+        s1, s2 = room_sids(n1), room_sids(n2)
+        check(s1 == [sid] and s2 == [sid], "both nodes' admin API give the room alice's sid %s" % sid, (s1, s2))
+        c, jc = join(n2, "carol")
+        check(jc.get("room", {}).get("sid") == sid, "carol joining n2 later gets the same room sid in `joined`",
+              (jc.get("room"), sid))
+
+        section("2. a WHIP publisher on n2 appears on n1")
+        conn = http.client.HTTPConnection("127.0.0.1", n2.port, timeout=5)
+        conn.request("POST", "/whip/" + ROOM, body=open(OFFER, "rb").read(),
+                     headers={"Authorization": "Bearer " + mint("whipper"), "Content-Type": "application/sdp"})
+        r = conn.getresponse()
+        r.read()
+        loc = r.getheader("Location")
+        check(r.status == 201 and loc, "the WHIP offer on n2 is answered (201 with a Location)", (r.status, loc))
+        tracks = []
+        m, seen = recv_until(a, lambda m: m.get("type") == "track_published" and
+                             tracks.append(m) is None and len(tracks) == 2, 5)
+        joined = [x for x in seen if x.get("type") == "participant_joined" and
+                  x.get("participant", {}).get("identity") == "whipper"]
+        check(len(joined) == 1, "alice on n1 sees the WHIP publisher of n2 join", seen[-6:])
+        kinds = sorted(t.get("track", {}).get("kind", "") for t in tracks)
+        check(kinds == ["audio", "video"], "and its audio and video tracks published", tracks)
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", n2.port, timeout=5)
+        conn.request("DELETE", loc, headers={"Authorization": "Bearer " + mint("whipper")})
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        m, seen = recv_until(a, lambda m: m.get("type") == "participant_left", 5)
+        check(m is not None, "and sees it leave when the WHIP resource is deleted", seen[-4:])
+
+        section("3. everyone leaves: room_finished once")
+        for ws in (b, c):
+            ws.close()
+        time.sleep(0.5)
+        a.close()
+        done = wait_until(lambda: any(e.get("event") == "room_finished" for e in events), 8)
+        time.sleep(1.5)  # a second room_finished (the bug: one per node) would come by now
+        kinds = [e.get("event") for e in events]
+        print("# webhooks: %s" % kinds)
+        check(done is not None and kinds.count("room_finished") == 1,
+              "room_finished fires once for the cluster", kinds)
+        check(kinds.count("room_started") == 1, "room_started fired once for the cluster", kinds)
+        if "room_started" in kinds and "participant_joined" in kinds:
+            check(kinds.index("room_started") < kinds.index("participant_joined"),
+                  "room_started came before the first participant_joined", kinds)
+        joins = sorted(e.get("participant", {}).get("identity", "") for e in events
+                       if e.get("event") == "participant_joined")
+        check(joins == ["alice", "bob", "carol", "whipper"], "participant_joined once per participant", joins)
+        sids = {e.get("room", {}).get("sid") for e in events}
+        check(sids == {sid}, "every webhook names the room by the one sid %s" % sid, sids)
+    finally:
+        sink.shutdown()
+        for n in nodes:
+            if n.proc and n.proc.poll() is None:
+                n.proc.terminate()
+                try:
+                    n.proc.wait(10)
+                except Exception:  # noqa: BLE001
+                    n.proc.kill()
+        redis.stop()
+        for n in nodes:
+            bad = [ln for ln in n.log().splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
+            check(not bad, "no sanitizer report in %s's log" % n.name, "\n".join(bad[:5]))
+        if FAILS:
+            for n in nodes:
+                print("# ---- %s.log (tail)\n%s" % (n.name, n.log()[-3000:]))
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failure(s)" % len(FAILS))
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
