@@ -39,6 +39,7 @@
 #include "cluster/registry.h"
 #include "overlay/link.h"
 #include "overlay/link_meter.h"
+#include "overlay/link_rel.h"
 #include "proto/rtcp.h"
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
@@ -86,6 +87,9 @@ typedef struct {
   hd_time_t wants_at;
   hd_link_want_t sent_wants[HD_LINK_MAX_WANTS]; /* what we asked it for last */
   int n_sent_wants;
+  /* reliable data messages to and from it (overlay/link_rel.h), set up on first use */
+  int rel_on;
+  hd_link_rel_t rel;
 } rnode_t;
 
 struct room_cluster {
@@ -99,6 +103,7 @@ struct room_cluster {
   size_t state_len;
   uint32_t msg_id;
   hd_time_t next_tick, next_hello;
+  uint64_t data_dropped; /* reliable data messages the link's window could not take */
 };
 
 typedef struct {
@@ -362,6 +367,41 @@ static rnode_t *rnode_get(hd_room_t *r, uint64_t peer) {
   r->cl->next_hello = 0; /* introduce ourselves at once */
   r->cl->next_tick = 0;
   return x;
+}
+
+/* ---- reliable data messages (docs/overlay.md "Reliable data over the link") ---- */
+
+/* A stream id that grows across process restarts (wall-clock ms), so the
+ * receiver takes a restarted sender's stream as newer (link_rel.h). */
+static uint32_t rel_stream_id(const hd_node_t *n, hd_time_t now) {
+  uint32_t id = (uint32_t)((uint64_t)(now + n->cfg.wall_offset) / 1000);
+  return id ? id : 1;
+}
+
+static hd_link_rel_t *rel_of(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
+  if (!x->rel_on) {
+    hd_link_rel_init(&x->rel, r->cl->hash, rel_stream_id(n, now));
+    x->rel_on = 1;
+  }
+  return &x->rel;
+}
+
+/* Sends what x's stream has due (segments, retransmissions, an ack) and
+ * makes the room's tick come back for the next retransmission. */
+static void rel_flush(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
+  if (!x->rel_on) return;
+  cl_peer_t *peer = peer_by_hash(n->cl, x->peer);
+  uint8_t b[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
+  int is_ack, len;
+  while ((len = hd_link_rel_poll(&x->rel, now, rel_stream_id(n, now), b, sizeof b, &is_ack)) > 0)
+    if (peer) send_small(n, peer, r, is_ack ? HD_LINK_DATA_ACK : HD_LINK_DATA, b, (size_t)len);
+  r->cl->next_tick = hd_time_min(r->cl->next_tick, hd_link_rel_next_timeout(&x->rel));
+}
+
+/* Forgets node i of the room (its stream's buffers go). */
+static void rnode_drop(struct room_cluster *rc, int i) {
+  if (rc->nodes[i].rel_on) hd_link_rel_free(&rc->nodes[i].rel);
+  rc->nodes[i] = rc->nodes[--rc->n_nodes];
 }
 
 /* The stand-in's RTCP (as to any publisher): NACKs and keyframe requests go
@@ -709,6 +749,19 @@ static int has_local(const hd_room_t *r);
 
 /* ---- receiving ---- */
 
+typedef struct {
+  hd_node_t *n;
+  hd_room_t *r;
+  uint64_t node;
+  hd_time_t now;
+} rel_ctx_t;
+
+/* A reliable message from a node, complete and in order: a data message. */
+static void rel_deliver(void *ud, const uint8_t *msg, size_t len) {
+  rel_ctx_t *c = ud;
+  apply_state(c->n, c->r, c->node, msg, len, c->now);
+}
+
 static hd_room_t *room_by_hash(hd_node_t *n, uint64_t h) {
   for (hd_room_t *r = n->rooms; r; r = r->next)
     if (r->cl && r->cl->hash == h) return r;
@@ -845,6 +898,27 @@ void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct socka
       c->rx_dropped++;
     break;
   }
+  case HD_LINK_DATA:
+  case HD_LINK_DATA_ACK: {
+    uint64_t room;
+    if (hd_link_rel_room(pl, pl_len, &room) < 0 || !(r = room_by_hash(n, room))) break;
+    rnode_t *x = rnode_get(r, h);
+    if (!x) break;
+    x->last_rx = now;
+    hd_link_rel_t *rel = rel_of(n, r, x, now);
+    if (type == HD_LINK_DATA) {
+      rel_ctx_t ctx = {.n = n, .r = r, .node = h, .now = now};
+      node_room_pin(r);
+      if (hd_link_rel_on_data(rel, pl, pl_len, rel_deliver, &ctx) < 0) c->rx_dropped++;
+      x = rnode_find(r, h); /* delivery may have changed the room's node list */
+      if (x) rel_flush(n, r, x, now);
+      node_room_unpin(n, r);
+    } else {
+      if (hd_link_rel_on_ack(rel, pl, pl_len, now) < 0) c->rx_dropped++;
+      rel_flush(n, r, x, now);
+    }
+    break;
+  }
   case HD_LINK_STATE_REQ: {
     uint64_t room;
     if (hd_link_room_parse(pl, pl_len, &room) < 0 || !(r = room_by_hash(n, room))) break;
@@ -920,8 +994,21 @@ void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to,
   if (!s) return;
   size_t sl = strlen(s);
   for (int i = 0; i < r->cl->n_nodes; i++) {
-    cl_peer_t *p = peer_by_hash(n->cl, r->cl->nodes[i].peer);
-    if (p) send_msg(n, r, p, s, sl);
+    rnode_t *x = &r->cl->nodes[i];
+    cl_peer_t *p = peer_by_hash(n->cl, x->peer);
+    if (!p) continue;
+    if (dc == DC_LOSSY) { /* lossy stays lossy: once, in fragments */
+      send_msg(n, r, p, s, sl);
+      continue;
+    }
+    /* WebSocket and reliable data channel messages: acknowledged, resent, in order */
+    int rc = hd_link_rel_send(rel_of(n, r, x, n->now), (const uint8_t *)s, sl);
+    if (rc < 0 && !r->cl->data_dropped++)
+      HD_LOGW("link",
+              "room %s/%s: a data message for node %s dropped (%s): more than %d segments of %d bytes "
+              "wait for that node's acknowledgement (is it reachable?); counted, logged once per room",
+              r->app, r->name, p->id, hd_strerror(rc), HD_LINK_REL_WINDOW, HD_LINK_REL_SEG);
+    rel_flush(n, r, x, n->now);
   }
   free(s);
 }
@@ -957,6 +1044,8 @@ void room_remote_changed(hd_node_t *n, hd_room_t *r) {
 
 void room_remote_free(hd_room_t *r) {
   if (!r->cl) return;
+  for (int i = 0; i < r->cl->n_nodes; i++)
+    if (r->cl->nodes[i].rel_on) hd_link_rel_free(&r->cl->nodes[i].rel);
   free(r->cl->state);
   free(r->cl);
   r->cl = NULL;
@@ -1030,7 +1119,7 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     int listed = p && p->listed;
     if (!p || (!listed && (silent || !x->last_rx))) {
       remove_missing(n, r, x->peer, NULL);
-      rc->nodes[i] = rc->nodes[--rc->n_nodes];
+      rnode_drop(rc, i);
       i--;
     }
   }
@@ -1075,7 +1164,8 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     /* nobody here needs the others: their stand-ins go, the room empties */
     for (int i = 0; i < rc->n_nodes; i++)
       remove_missing(n, r, rc->nodes[i].peer, NULL);
-    rc->n_nodes = 0;
+    while (rc->n_nodes)
+      rnode_drop(rc, rc->n_nodes - 1);
     rc->next_tick = HD_TIME_NEVER;
     return;
   }
@@ -1101,6 +1191,9 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     if (bl > 0) send_commit(n, p, r, HD_LINK_HELLO, (size_t)bl);
   }
   if (now >= rc->next_hello) rc->next_hello = now + CL_HELLO_INTERVAL;
+  /* reliable data: retransmissions due */
+  for (int i = 0; i < rc->n_nodes; i++)
+    rel_flush(n, r, &rc->nodes[i], now);
 }
 
 /* ---- link measurement (issue 16 item 1; docs/overlay.md "Link measurement") ---- */

@@ -12,6 +12,9 @@
     participant_left when the WHIP resource is deleted.
  3. Everyone leaves both nodes: room_finished fires once, after the last node
     let the room go, with the same sid.
+ 4. n2's media port sits behind a `hudong netem` relay; with 30% loss on it,
+    60 data messages from a participant on n1 all reach one on n2, once each
+    and in order (reliable data over the node link: acknowledged and resent).
 
 usage: test_cluster_room_events.py /path/to/hudong
 """
@@ -19,6 +22,7 @@ import http.client
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +39,7 @@ OFFER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "chrome
 
 
 def mint(identity, **grants):
-    g = {"canPublish": True, "canSubscribe": True}
+    g = {"canPublish": True, "canSubscribe": True, "canPublishData": True}
     g.update(grants)
     return tc.mint(ROOM, identity, grants=g)
 
@@ -89,11 +93,18 @@ def main():
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     redis = Redis(tmp, free_port())
     nodes = []
+    relay = None
     try:
         redis.start()
+        # n2's media port is announced as a relay's, which can impair what n1 sends it (section 4)
+        n2_port, relay_port, ctl_port = free_port(True), free_port(True), free_port()
+        relay = subprocess.Popen([tc.HUDONG, "netem", "--listen", "127.0.0.1:%d" % relay_port, "--to",
+                                  "127.0.0.1:%d" % n2_port, "--control", "127.0.0.1:%d" % ctl_port, "--seed", "7"],
+                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "netem.log"), "wb"))
         cfg = {"webhooks": {"urls": ["http://127.0.0.1:%d/hook" % sink_port]}, "room_empty_timeout_s": 0}
         for name in ("n1", "n2"):
-            n = Node(tmp, name, redis.port, config=cfg)
+            extra = ["--rtc-port", str(n2_port), "--rtc-announce-port", str(relay_port)] if name == "n2" else []
+            n = Node(tmp, name, redis.port, config=cfg, extra=extra)
             n.start()
             nodes.append(n)
         n1, n2 = nodes
@@ -159,8 +170,35 @@ def main():
         check(joins == ["alice", "bob", "carol", "whipper"], "participant_joined once per participant", joins)
         sids = {e.get("room", {}).get("sid") for e in events}
         check(sids == {sid}, "every webhook names the room by the one sid %s" % sid, sids)
+
+        section("4. reliable data messages through 30% loss between the nodes")
+        st, _, text = http_json(ctl_port, "POST", "/impair", body={"both": {"loss": 30}})
+        check(st == 200, "the relay in front of n2 takes 30% loss", text)
+        x1, _ = join(n1, "xena")
+        time.sleep(0.3)
+        x2, _ = join(n2, "yuri")
+        m, _ = recv_until(x1, lambda m: m.get("type") == "participant_joined" and
+                          m.get("participant", {}).get("identity") == "yuri", 8)
+        m2, _ = recv_until(x2, lambda m: m.get("type") == "participant_joined" and
+                           m.get("participant", {}).get("identity") == "xena", 8)
+        check(m is not None and m2 is not None, "xena (n1) and yuri (n2) see each other through the loss")
+        n_msgs = 60
+        for i in range(n_msgs):
+            x1.send_text(json.dumps({"type": "data", "payload": "m%03d %s" % (i, "x" * (i * 37 % 1500))}))
+            time.sleep(0.01)
+        got = []
+        recv_until(x2, lambda m: m.get("type") == "data" and got.append(m.get("payload", "")[:4]) is None and
+                   len(got) == n_msgs, 15)
+        want = ["m%03d" % i for i in range(n_msgs)]
+        check(got == want, "yuri (n2) gets all %d data messages of xena (n1), once each and in order" % n_msgs,
+              "got %d: %s" % (len(got), got[:80]))
+        print("# measured: %d of %d data messages across 30%% loss" % (len(got), n_msgs))
+        x1.close()
+        x2.close()
     finally:
         sink.shutdown()
+        if relay:
+            relay.kill()
         for n in nodes:
             if n.proc and n.proc.poll() is None:
                 n.proc.terminate()
