@@ -746,6 +746,7 @@ static void apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t
 }
 
 static int has_local(const hd_room_t *r);
+static void on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now);
 
 /* ---- receiving ---- */
 
@@ -773,6 +774,7 @@ static void on_media(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, hd_link_media_
   if (!p || !p->pub_sess || m->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[m->in_idx] < 0) return;
   hd_session_t *s = p->pub_sess;
   hd_in_track_t *t = &s->in[p->remote_in[m->in_idx]];
+  p->remote_rx_at[m->in_idx] = now;
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(m->rtp, m->rtp_len, &h) < 0) return;
   if (!t->have_ssrc || t->ssrc != h.ssrc) { /* the link names the track: no demux by rid/mid needed */
@@ -805,8 +807,8 @@ static void on_feedback(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, const hd_li
   if (!p || !p->pub_sess || f->in_idx >= p->pub_sess->n_in) return;
   hd_session_t *s = p->pub_sess;
   hd_in_track_t *t = &s->in[f->in_idx];
-  if (f->kind == HD_LINK_FB_KEYFRAME) {
-    hd_session_request_keyframe_track(s, t->head, now, &n->stats.media);
+  if (f->kind == HD_LINK_FB_KEYFRAME) { /* of the layer asked for (a simulcast layer has its own) */
+    hd_session_request_keyframe_track(s, f->in_idx, now, &n->stats.media);
     return;
   }
   if (!t->have_cache) return;
@@ -898,6 +900,17 @@ void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct socka
       c->rx_dropped++;
     break;
   }
+  case HD_LINK_LAYERS: {
+    hd_link_layers_t lm;
+    if (hd_link_layers_parse(pl, pl_len, &lm) < 0)
+      c->rx_dropped++;
+    else if ((r = room_by_hash(n, lm.room))) {
+      rnode_t *x = rnode_get(r, h);
+      if (x) x->last_rx = now;
+      on_layers(r, h, &lm, now);
+    }
+    break;
+  }
   case HD_LINK_DATA:
   case HD_LINK_DATA_ACK: {
     uint64_t room;
@@ -951,7 +964,6 @@ void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_r
   hd_room_t *r = pub->room;
   hd_participant_t *p = pub->owner;
   if (!p || p->remote || !n->cl || in_idx >= 16) return;
-  int head = pub->in[in_idx].head;
   uint32_t ph = 0;
   const uint8_t *pkt = h->payload - h->hdr_len;
   size_t len = h->hdr_len + h->payload_len + h->pad_len;
@@ -961,7 +973,7 @@ void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_r
     if (!ph) ph = hd_link_sid_hash(p->sid);
     int want = 0;
     for (int j = 0; j < x->n_wants && !want; j++)
-      want = x->wants[j].pub == ph && ((x->wants[j].mask >> head) & 1);
+      want = x->wants[j].pub == ph && ((x->wants[j].mask >> in_idx) & 1); /* this layer is taken there */
     if (!want) continue;
     cl_peer_t *peer = peer_by_hash(n->cl, x->peer);
     if (!peer) continue;
@@ -1062,7 +1074,88 @@ static int has_local(const hd_room_t *r) {
   return 0;
 }
 
-/* What we want from node x: the tracks of its participants that ours subscribe to. */
+/* The live simulcast layers of our publishers (rate, size), so that the
+ * other nodes' allocators can choose a layer that does not cross the link
+ * now (only the layers taken there do). NULL when there are none. */
+static hd_link_layers_t *layers_of(hd_room_t *r, hd_time_t now, hd_link_layers_t *buf) {
+  hd_link_layers_t *m = NULL;
+  for (hd_participant_t *p = r->participants; p; p = p->next) {
+    if (!is_local(p) || !p->pub_sess) continue;
+    const hd_session_t *s = p->pub_sess;
+    uint32_t ph = 0;
+    for (int i = 0; i < s->n_in && i < 16; i++) {
+      const hd_in_track_t *t = &s->in[i];
+      if (!t->active || s->in[t->head].n_layers <= 1 || !t->last_packet_at ||
+          now - t->last_packet_at > HD_SESSION_LAYER_TIMEOUT)
+        continue;
+      if (!m) {
+        m = buf;
+        m->n = 0;
+      }
+      if (m->n == HD_LINK_MAX_LAYERS) break;
+      if (!ph) ph = hd_link_sid_hash(p->sid);
+      hd_link_layer_t *l = &m->l[m->n++];
+      l->pub = ph;
+      l->in_idx = (uint8_t)i;
+      l->bps = t->bps ? t->bps : 1;
+      l->width = (uint16_t)(t->width > 0 && t->width < 65536 ? t->width : 0);
+      l->height = (uint16_t)(t->height > 0 && t->height < 65536 ? t->height : 0);
+    }
+  }
+  if (m) m->room = r->cl->hash;
+  return m;
+}
+
+/* A node's LAYERS report: its publisher's simulcast layers that do not cross
+ * the link now look live here with their reported rate and size (as if
+ * their media came), so our allocators may choose them; a layer whose media
+ * does come is measured here as any. */
+static void on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now) {
+  for (int i = 0; i < m->n; i++) {
+    const hd_link_layer_t *l = &m->l[i];
+    hd_participant_t *p = remote_find(r, node, l->pub, NULL);
+    if (!p || !p->pub_sess || l->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[l->in_idx] < 0) continue;
+    if (p->remote_rx_at[l->in_idx] && now - p->remote_rx_at[l->in_idx] < HD_MS(500)) continue; /* flowing */
+    hd_in_track_t *t = &p->pub_sess->in[p->remote_in[l->in_idx]];
+    t->last_packet_at = now;
+    t->bps = l->bps;
+    t->rate_start = now;
+    t->rate_bytes = 0;
+    if (l->width && l->height) {
+      t->width = l->width;
+      t->height = l->height;
+    }
+  }
+}
+
+int room_remote_track_wanted(const hd_room_t *r, const hd_participant_t *p, int head, hd_time_t now) {
+  if (!r->cl || !r->cl->n_nodes || !p->pub_sess || head < 0 || head >= p->pub_sess->n_in) return 0;
+  const hd_in_track_t *h = &p->pub_sess->in[head];
+  uint16_t bits = 0;
+  for (int l = 0; l < (h->n_layers > 1 ? h->n_layers : 1); l++) {
+    int i = h->n_layers > 1 ? h->layers[l] : head;
+    if (i < 16) bits |= (uint16_t)(1u << i);
+  }
+  uint32_t ph = hd_link_sid_hash(p->sid);
+  for (int k = 0; k < r->cl->n_nodes; k++) {
+    const rnode_t *x = &r->cl->nodes[k];
+    if (now - x->wants_at > CL_WANTS_TTL) continue;
+    for (int j = 0; j < x->n_wants; j++)
+      if (x->wants[j].pub == ph && (x->wants[j].mask & bits)) return 1;
+  }
+  return 0;
+}
+
+/* The wants bit of stand-in p's in[] index b: that of its publisher node's index. */
+static uint16_t remote_bit(const hd_participant_t *p, int b) {
+  if (b < 0) return 0;
+  for (int a = 0; a < 16 && a < HD_SESSION_MAX_TRACKS; a++)
+    if (p->remote_in[a] == b) return (uint16_t)(1u << a);
+  return 0;
+}
+
+/* What we want from node x: the tracks of its participants that ours
+ * subscribe to, and of a simulcast track only the layers they take. */
 static int wants_of(hd_room_t *r, uint64_t node, hd_link_want_t *w) {
   int nw = 0;
   for (hd_participant_t *p = r->participants; p; p = p->next) {
@@ -1073,9 +1166,18 @@ static int wants_of(hd_room_t *r, uint64_t node, hd_link_want_t *w) {
       for (int i = 0; i < q->n_subs; i++) {
         if (q->subs[i].pub != p) continue;
         pub_track_t *t = rooms_track_by_sid(p, q->subs[i].track_sid);
-        if (!t || t->in_idx < 0) continue;
-        for (int a = 0; a < HD_SESSION_MAX_TRACKS; a++)
-          if (p->remote_in[a] == t->in_idx) mask |= (uint16_t)(1u << a);
+        if (!t || t->in_idx < 0 || t->in_idx >= p->pub_sess->n_in) continue;
+        const hd_in_track_t *head = &p->pub_sess->in[t->in_idx];
+        if (head->n_layers <= 1) { /* one stream: the track */
+          mask |= remote_bit(p, t->in_idx);
+          continue;
+        }
+        /* simulcast: the layer q's allocator forwards now and the one it
+         * switches to (nothing while it is paused) */
+        int oi = q->sub_sess ? hd_session_track_by_mid(q->sub_sess, q->subs[i].mid) : -1;
+        const hd_out_track_t *o = oi >= 0 ? &q->sub_sess->out[oi] : NULL;
+        if (!o || o->src != p->pub_sess) continue;
+        mask |= remote_bit(p, o->cur_in) | remote_bit(p, o->want_in);
       }
     }
     if (mask && nw < HD_LINK_MAX_WANTS) {
@@ -1169,7 +1271,9 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     rc->next_tick = HD_TIME_NEVER;
     return;
   }
-  /* keepalive + wants to every node of the room */
+  /* keepalive + wants to every node of the room, with our simulcast layers (at the hello interval) */
+  hd_link_layers_t lbuf;
+  hd_link_layers_t *lm = now >= rc->next_hello ? layers_of(r, now, &lbuf) : NULL;
   for (int i = 0; i < rc->n_nodes; i++) {
     rnode_t *x = &rc->nodes[i];
     hd_link_hello_t hh;
@@ -1189,6 +1293,8 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     if (!b) continue;
     int bl = hd_link_hello_write(&hh, b, cap);
     if (bl > 0) send_commit(n, p, r, HD_LINK_HELLO, (size_t)bl);
+    if (lm && lm->n && (b = send_begin(n, &cap)) && (bl = hd_link_layers_write(lm, b, cap)) > 0)
+      send_commit(n, p, r, HD_LINK_LAYERS, (size_t)bl);
   }
   if (now >= rc->next_hello) rc->next_hello = now + CL_HELLO_INTERVAL;
   /* reliable data: retransmissions due */

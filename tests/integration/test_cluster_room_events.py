@@ -15,6 +15,11 @@
  4. n2's media port sits behind a `hudong netem` relay; with 30% loss on it,
     60 data messages from a participant on n1 all reach one on n2, once each
     and in order (reliable data over the node link: acknowledged and resent).
+ 5. A 3-layer simulcast publisher on n1 (`hudong pub --simulcast`, 540p)
+    and two subscribers on n2: they get the layer n2's allocator chooses
+    (not only the lowest: n1 keeps every layer published while another node
+    watches); then with a viewer on n1 too, only the layer n2 takes crosses
+    the link (the relay counts what n1 sends n2: well under all the layers).
 
 usage: test_cluster_room_events.py /path/to/hudong
 """
@@ -195,6 +200,71 @@ def main():
         print("# measured: %d of %d data messages across 30%% loss" % (len(got), n_msgs))
         x1.close()
         x2.close()
+
+        section("5. only the simulcast layers taken on n2 cross the link")
+        st, _, text = http_json(ctl_port, "POST", "/impair", body={"reset": True})
+        check(st == 200, "the relay in front of n2 impairs nothing now (it counts what n1 sends n2)", text)
+        url1, url2 = "http://127.0.0.1:%d" % n1.port, "http://127.0.0.1:%d" % n2.port
+        secs = 17
+        subs = [subprocess.Popen([tc.HUDONG, "sub", "--url", url2, "--token", mint("far%d" % k), "--out",
+                                  os.path.join(tmp, "far%d" % k), "--duration", str(secs), "--json", "--quiet"],
+                                 stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "far%d.log" % k), "wb"))
+                for k in (1, 2)]
+        time.sleep(0.5)
+        pub = subprocess.Popen([tc.HUDONG, "pub", "--url", url1, "--token", mint("simpub"), "--simulcast",
+                                "--pattern", "960x540@15", "--tone", "440", "--duration", str(secs + 2), "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "simpub.log"), "wb"))
+        admin = tc.mint(ROOM, "ops", join=False, grants={"roomAdmin": True})
+
+        def up_bytes():
+            _, js, _ = http_json(ctl_port, "GET", "/stats")
+            return (js or {}).get("up", {}).get("bytes_in", 0)
+
+        def pub_layers():  # the publisher's layers as n1 measures them
+            _, js, _ = http_json(n1.port, "GET", "/admin/rooms/%s/participants" % ROOM, admin)
+            for p in (js or {}).get("participants", []):
+                for t in p.get("tracks", []) if p.get("identity") == "simpub" else []:
+                    if t.get("layers"):
+                        return {x["rid"]: x.get("bps", 0) for x in t["layers"]}
+            return {}
+
+        def taken():  # the layer each subscriber on n2 gets now
+            _, js, _ = http_json(n2.port, "GET", "/admin/rooms/%s/participants" % ROOM, admin)
+            return sorted(sb.get("layer") for p in (js or {}).get("participants", [])
+                          for sb in ((p.get("downlink") or {}).get("subscriptions") or []) if sb.get("kind") == "video")
+        time.sleep(10)  # the publisher's rate ramps up, its layers go live, n2's allocators choose
+        first = taken()
+        check(len(first) == 2 and "q" not in first,
+              "with viewers on n2 only, they get above the lowest layer (n1 keeps every layer published "
+              "while another node watches)", first)
+        # a viewer on n1 too (it keeps every layer published whatever the version): still only the
+        # layer n2 takes crosses
+        near = subprocess.Popen([tc.HUDONG, "sub", "--url", url1, "--token", mint("near1"), "--out",
+                                 os.path.join(tmp, "near1"), "--duration", "6", "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "near1.log"), "wb"))
+        time.sleep(1.5)
+        b0, t0 = up_bytes(), time.time()
+        time.sleep(3.5)
+        link_kbps = (up_bytes() - b0) * 8 / (time.time() - t0) / 1000
+        layers, on_n2 = pub_layers(), taken()
+        near.wait(15)
+        got = []
+        for sp in subs:
+            out, _ = sp.communicate(timeout=30)
+            lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("{")]
+            sm = json.loads(lines[-1]) if lines else {}
+            v = [t for t in sm.get("tracks", []) if t.get("identity") == "simpub" and t.get("kind") == "video"]
+            got.append((v[0].get("width"), v[0].get("height"), v[0].get("framesDecoded", 0)) if v else None)
+        pub.wait(20)
+        all_kbps = sum(layers.values()) / 1000 + 48  # every layer, and the Opus tone
+        print("# measured: publisher's layers on n1 %s bit/s; n2's subscribers take %s, decoded %s; n1 -> n2 "
+              "%.0f kbit/s through the relay (every layer and audio: %.0f)" % (layers, on_n2, got, link_kbps, all_kbps))
+        check(len(layers) == 3 and all(layers.values()), "the publisher sends 3 live layers to n1", layers)
+        check(all(x and x[2] > 30 and x[1] and x[1] >= 270 for x in got),
+              "both subscribers on n2 decode the publisher on n1, above its lowest layer", got)
+        check(len(set(on_n2)) == 1 and 0 < link_kbps < 0.8 * all_kbps,
+              "only the layer they take crosses: n1 sends n2 %.0f kbit/s, under 80%% of all layers' %.0f"
+              % (link_kbps, all_kbps), (on_n2, layers))
     finally:
         sink.shutdown()
         if relay:
