@@ -25,7 +25,7 @@ static int after(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
 void hd_link_rel_init(hd_link_rel_t *r, uint64_t room, uint32_t stream_id) {
   memset(r, 0, sizeof *r);
   r->room = room;
-  r->tx_stream = stream_id ? stream_id : 1;
+  r->tx_stream = r->instance = stream_id ? stream_id : 1;
   r->next_seq = r->una = 1;
   r->rto = HD_LINK_REL_RTO_INIT;
 }
@@ -81,6 +81,30 @@ static void reset_stream(hd_link_rel_t *r, uint32_t new_stream_id) {
   r->resets++;
 }
 
+/* The receiver lost its state: what is unacknowledged goes again, numbered
+ * from 1 under a newer stream id. */
+static void restart_for_peer(hd_link_rel_t *r) {
+  uint32_t n = r->next_seq - r->una;
+  hd_link_rel_seg_t *old = r->tx;
+  hd_link_rel_seg_t *fresh = calloc(HD_LINK_REL_WINDOW, sizeof *fresh);
+  if (!fresh) return; /* kept as is: the tries cap resets it later */
+  for (uint32_t k = 0; k < n; k++) {
+    hd_link_rel_seg_t *s = &old[(r->una + k) % HD_LINK_REL_WINDOW], *d = &fresh[(1 + k) % HD_LINK_REL_WINDOW];
+    *d = *s;
+    d->seq = 1 + k;
+    d->tries = 0;
+    d->due = 0;
+    d->acked = d->sacked_past = 0;
+  }
+  free(old);
+  r->tx = fresh;
+  r->una = 1;
+  r->next_seq = 1 + n;
+  r->tx_stream++;
+  if (!r->tx_stream) r->tx_stream = 1;
+  r->peer_restarts++;
+}
+
 static int write_ack(hd_link_rel_t *r, uint8_t *out) {
   uint32_t map = 0;
   for (uint32_t i = 0; r->rx && i < 32 && i + 1 < HD_LINK_REL_WINDOW; i++) {
@@ -92,6 +116,7 @@ static int write_ack(hd_link_rel_t *r, uint8_t *out) {
   put32(out + 8, r->rx_stream);
   put32(out + 12, r->rx_next);
   put32(out + 16, map);
+  put32(out + 20, r->instance);
   r->ack_due = 0;
   return HD_LINK_REL_ACK_LEN;
 }
@@ -164,8 +189,14 @@ static void mark_acked(hd_link_rel_t *r, hd_link_rel_seg_t *s, hd_time_t now) {
 
 int hd_link_rel_on_ack(hd_link_rel_t *r, const uint8_t *pl, size_t len, hd_time_t now) {
   if (len != HD_LINK_REL_ACK_LEN) return HD_EPROTO;
-  uint32_t stream = get32(pl + 8), cum = get32(pl + 12), map = get32(pl + 16);
-  if (stream != r->tx_stream || !r->tx) return 0;              /* about an older stream */
+  uint32_t stream = get32(pl + 8), cum = get32(pl + 12), map = get32(pl + 16), inst = get32(pl + 20);
+  if (stream != r->tx_stream || !r->tx) return 0;     /* about an older stream */
+  if (r->peer_instance && inst != r->peer_instance) { /* a new receiver: it knows nothing of ours */
+    r->peer_instance = inst;
+    restart_for_peer(r);
+    return 0;
+  }
+  r->peer_instance = inst;
   if (after(cum, r->next_seq) || after(r->una, cum)) return 0; /* outside what was sent: stale */
   for (; r->una != cum; r->una++) {
     hd_link_rel_seg_t *s = &r->tx[r->una % HD_LINK_REL_WINDOW];

@@ -20,7 +20,13 @@
  * is still unacknowledged after that (the peer is gone or the link down for
  * seconds) ends the stream: the sender drops what is queued (counted) and
  * starts a new stream (a new 32-bit stream id), which the receiver takes as a
- * fresh start, so later messages are not held back forever by a lost one. */
+ * fresh start, so later messages are not held back forever by a lost one.
+ *
+ * A receiver that lost its state (its end was set up again: the room emptied
+ * there and filled again) says so: every ack names the receiver's instance
+ * (its init's id). A sender that sees the instance change numbers what is
+ * still unacknowledged again from 1 under a new stream id and sends it again,
+ * so the new receiver is not left waiting for segments it never saw. */
 #ifndef HD_OVERLAY_LINK_REL_H
 #define HD_OVERLAY_LINK_REL_H
 #include <stddef.h>
@@ -36,7 +42,7 @@
 #define HD_LINK_REL_RTO_INIT HD_MS(200)
 #define HD_LINK_REL_MSG_MAX (HD_LINK_REL_SEG * HD_LINK_REL_WINDOW) /* largest message */
 #define HD_LINK_REL_DATA_HDR 17                                    /* room 8, stream 4, seq 4, flags 1 */
-#define HD_LINK_REL_ACK_LEN 20                                     /* room 8, stream 4, cumulative 4, map 4 */
+#define HD_LINK_REL_ACK_LEN 24 /* room 8, stream 4, cumulative 4, map 4, receiver instance 4 */
 
 enum { HD_LINK_REL_MORE = 1 }; /* DATA flags: the message goes on in the next segment */
 
@@ -53,11 +59,13 @@ typedef struct {
   uint64_t room;
   /* sending */
   uint32_t tx_stream;
-  uint32_t next_seq;     /* next new segment's number */
-  uint32_t una;          /* oldest unacknowledged */
-  hd_link_rel_seg_t *tx; /* HD_LINK_REL_WINDOW slots (seq % window), allocated on first send */
+  uint32_t next_seq;      /* next new segment's number */
+  uint32_t peer_instance; /* the receiver's instance its acks name (0 = none heard yet) */
+  uint32_t una;           /* oldest unacknowledged */
+  hd_link_rel_seg_t *tx;  /* HD_LINK_REL_WINDOW slots (seq % window), allocated on first send */
   hd_time_t srtt, rttvar, rto;
   /* receiving */
+  uint32_t instance;  /* this end's id, in its acks */
   uint32_t rx_stream; /* 0: none yet */
   uint32_t rx_next;   /* next segment to hand over */
   hd_link_rel_seg_t *rx;
@@ -66,11 +74,12 @@ typedef struct {
   int ack_due; /* a DATA came: acknowledge it */
   /* counters */
   uint64_t msgs_sent, msgs_delivered, segs_sent, retransmits, fast_retransmits, dropped_full, resets,
-      dropped_reset, rx_dup, rx_out_of_window;
+      dropped_reset, rx_dup, rx_out_of_window, peer_restarts;
 } hd_link_rel_t;
 
-/* stream_id: nonzero, different at each init between the same two ends
- * (random: a restarted node must not look like its old stream). */
+/* stream_id: nonzero, larger at each init between the same two ends (the
+ * wall clock in ms: a restarted node's stream must look newer); it is also
+ * this end's instance id in its acks. */
 void hd_link_rel_init(hd_link_rel_t *r, uint64_t room, uint32_t stream_id);
 void hd_link_rel_free(hd_link_rel_t *r);
 /* Queues a message. HD_ENOSPC: the window cannot take it (dropped, counted),
