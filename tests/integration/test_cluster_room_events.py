@@ -81,6 +81,22 @@ def recv_until(ws, pred, timeout):
     return None, seen
 
 
+def free_rtc_port():
+    """A port free for UDP (media) and TCP (ICE-TCP listens on the same number)."""
+    import socket
+    for _ in range(50):
+        p = free_port(True)
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            t.close()
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
 def room_sids(node):
     st, js, text = http_json(node.port, "GET", "/admin/rooms", tc.mint("", "ops", join=False,
                                                                       grants={"roomAdmin": True}))
@@ -102,7 +118,7 @@ def main():
     try:
         redis.start()
         # n2's media port is announced as a relay's, which can impair what n1 sends it (section 4)
-        n2_port, relay_port, ctl_port = free_port(True), free_port(True), free_port()
+        n2_port, relay_port, ctl_port = free_rtc_port(), free_port(True), free_port()
         relay = subprocess.Popen([tc.HUDONG, "netem", "--listen", "127.0.0.1:%d" % relay_port, "--to",
                                   "127.0.0.1:%d" % n2_port, "--control", "127.0.0.1:%d" % ctl_port, "--seed", "7"],
                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "netem.log"), "wb"))
