@@ -49,9 +49,11 @@ enum {
   HD_LINK_HELLO = 4,     /* keepalive per room: the sender's state version and the tracks it wants */
   HD_LINK_STATE_REQ = 5, /* "send me your state of this room" */
   HD_LINK_METER = 6,     /* a link_meter probe or echo (overlay/link_meter.h), per node pair */
-  HD_LINK_DATA = 7,      /* a segment of a reliable, ordered message stream (overlay/link_rel.h) */
-  HD_LINK_DATA_ACK = 8,  /* its acknowledgement */
-  HD_LINK_LAYERS = 9,    /* the live simulcast layers of the sender's publishers (rate, size) */
+  HD_LINK_RELAY = 7, /* a message of types 1-5 or 9-11 on a source route through relays (overlay/relay.h) */
+  HD_LINK_HOP_NACK = 8,  /* "resend these relay datagrams of this hop" (overlay/relay.h) */
+  HD_LINK_DATA = 9,      /* a segment of a reliable, ordered message stream (overlay/link_rel.h) */
+  HD_LINK_DATA_ACK = 10, /* its acknowledgement */
+  HD_LINK_LAYERS = 11,   /* the live simulcast layers of the sender's publishers (rate, size) */
 };
 enum { HD_LINK_FB_NACK = 1, HD_LINK_FB_KEYFRAME = 2 };
 enum { HD_LINK_MEDIA_REPAIR = 1 }; /* media flags: a retransmission answering a NACK */
