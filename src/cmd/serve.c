@@ -211,10 +211,17 @@ static void handle_route(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
 }
 
 /* ---- webhooks: node lifecycle events to the configured URLs ---- */
-static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
+static void emit_event(void *ud, const hd_webhook_event_t *ev) {
   server_t *s = ud;
   if (s->webhooks) hd_webhook_sender_push(s->webhooks, ev);
   if (s->quality) hd_serve_quality_event(s->quality, ev);
+}
+
+static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
+  server_t *s = ud;
+  /* in a cluster, room_started / room_finished once for all nodes */
+  if (hd_serve_cluster_event(s->cluster, ev, emit_event, s)) return;
+  emit_event(s, ev);
 }
 
 /* ---- /rtc: room signaling over WebSocket (docs/protocol.md "Rooms") ---- */
@@ -1238,6 +1245,7 @@ int hd_cmd_serve(int argc, char **argv) {
   s.egress = NULL;
   /* out of the registry first: the other nodes stop routing clients here */
   hd_serve_cluster_stop(s.cluster);
+  s.cluster = NULL; /* the rooms' last events go out as each node's own */
   /* participants get "left", then their sockets close */
   hd_media_workers_close_all(s.workers, "node shutdown");
   hd_rtm_shutdown(s.rtm); /* RTM clients get 4010 and resume elsewhere/later */
