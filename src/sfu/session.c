@@ -25,6 +25,7 @@
 static int g_twcc = 1, g_adapt = 1, g_pacer = 1, g_playout = 1;
 static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
 void hd_session_set_twcc(int on) { g_twcc = on ? 1 : 0; }
+int hd_session_twcc_enabled(void) { return g_twcc; }
 void hd_session_set_pacer(int on, unsigned factor_pct) {
   g_pacer = on ? 1 : 0;
   g_pacer_factor = factor_pct >= 100 ? factor_pct : HD_PACER_DEFAULT_FACTOR_PCT;
@@ -1184,6 +1185,22 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   if (v->estimate_bps && g_adapt) {
     uint64_t usable = v->estimate_bps * 9 / 10; /* headroom for RTX and RTCP */
     budget = usable > fixed ? usable - fixed : 0;
+  }
+  if (!settled && budget < UINT64_MAX / 4) {
+    /* the same start-up settle a single-layer track gets: a first estimate
+     * (REMB from Chromium starts near 80 kbit/s) says little for
+     * HD_SESSION_SINGLE_SETTLE, so no visible simulcast track is paused for
+     * it: each keeps at least its lowest live layer meanwhile */
+    uint64_t lowest = 0;
+    for (size_t k = 0; k < n; k++) {
+      if (!a[k].visible) continue;
+      for (int l = 0; l < a[k].n_layers; l++)
+        if (a[k].bps[l]) {
+          lowest += a[k].bps[l];
+          break;
+        }
+    }
+    if (budget < lowest) budget = lowest;
   }
   hd_alloc_run(a, n, budget, now);
   /* held back by the estimate? probe for the next step of the first track

@@ -295,6 +295,8 @@ void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, co
  * = viewers that negotiate transport-cc get the send-side estimator, 0 = they
  * are treated as REMB-only. */
 void hd_session_set_twcc(int on);
+/* 1 while transport-wide CC is on (rooms offer it to their subscribers then). */
+int hd_session_twcc_enabled(void);
 /* Process-wide pacing switch (set once at start): on (default) = every
  * subscriber's packets go through a pacer at factor_pct percent of its
  * estimate (rtc/pacer.h); off = sent as they are forwarded, as before issue 11

@@ -325,6 +325,78 @@ static void test_single_layer_video_gated(void **st) {
   free(v);
 }
 
+/* A publisher of one simulcast video track, layers "h" (~160 kbit/s) and "f"
+ * (~800 kbit/s), named by the rid extension (id 2; mid id 1). */
+static hd_session_t *simulcast_pub(void) {
+  hd_session_t *p = calloc(1, sizeof *p);
+  p->kind = HD_SESSION_PUBLISH;
+  add_media(p, HD_SDP_VIDEO, "0", 96, 0, 0);
+  hd_sdp_media_negotiated_t *m = &p->neg.media[0];
+  m->n_rids = 2;
+  snprintf(m->rids[0], sizeof m->rids[0], "h");
+  snprintf(m->rids[1], sizeof m->rids[1], "f");
+  m->ext_rid = 2;
+  assert_int_equal(hd_session_setup_tracks(p, 0), 0);
+  assert_int_equal(p->n_in, 2);
+  return p;
+}
+
+static uint16_t g_sc_seq[2] = {100, 5000};
+
+/* Both layers send 100 packets a second until `until`. */
+static void simulcast_sends(hd_session_t *p, hd_time_t from, hd_time_t until) {
+  uint8_t buf[1500], scratch[1500], payload[1000] = {0};
+  for (hd_time_t t = from; t < until; t += HD_MS(10))
+    for (int l = 0; l < 2; l++) {
+      const char *rid = l ? "f" : "h";
+      hd_rtp_ext_t ext[2] = {{1, 1, (const uint8_t *)"0"}, {2, 1, (const uint8_t *)rid}};
+      hd_rtp_build_t b = {.pt = 96,
+                          .seq = g_sc_seq[l]++,
+                          .ts = (uint32_t)(t / 11),
+                          .ssrc = l ? 0xF0F0u : 0xE0E0u,
+                          .exts = ext,
+                          .ext_count = 2};
+      int n = hd_rtp_build(&b, payload, l ? 1000 : 200, buf, sizeof buf);
+      hd_rtp_hdr_t out;
+      hd_session_counters_t c = {0};
+      assert_int_equal(hd_session_publisher_rtp(p, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c), l);
+    }
+}
+
+/* A simulcast track gets the start-up settle a single-layer one gets
+ * (HD_SESSION_SINGLE_SETTLE, issue 11): a first estimate far below its lowest
+ * layer (Chromium's REMB starts near 80 kbit/s) does not pause it; only when
+ * the estimate stays that low past the settle time does the allocator pause it. */
+static void test_simulcast_settle(void **st) {
+  (void)st;
+  hd_session_t *p = simulcast_pub();
+  hd_session_t *v = video_viewer();
+  hd_out_track_t *t = &v->out[0];
+  t->src = p;
+  t->src_in = 0;
+  hd_session_counters_t c = {0};
+  simulcast_sends(p, HD_SEC(1), HD_SEC(2));
+  v->estimate_bps = 80000; /* just measured */
+  v->estimate_first_at = HD_SEC(2);
+  hd_time_t now = HD_SEC(2);
+  for (; now < HD_MS(4800); now += HD_MS(100)) {
+    simulcast_sends(p, now, now + HD_MS(100));
+    hd_session_allocate(v, NULL, now + HD_MS(100), &c);
+    assert_int_equal(t->want_in, 0); /* the low layer, not a pause */
+  }
+  assert_int_equal(c.layer_pauses, 0);
+  for (; now < HD_SEC(5) + HD_ALLOC_DOWN_HOLD + HD_MS(500); now += HD_MS(100)) {
+    simulcast_sends(p, now, now + HD_MS(100));
+    hd_session_allocate(v, NULL, now + HD_MS(100), &c);
+  }
+  assert_int_equal(t->want_in, -1); /* settled, and still short: paused */
+  assert_int_equal(c.layer_pauses, 1);
+  hd_session_free_tracks(v);
+  free(v);
+  hd_session_free_tracks(p);
+  free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_demux),
@@ -332,6 +404,7 @@ int main(void) {
       cmocka_unit_test(test_rtx_duplicate_dropped_and_rr_counts_network_loss),
       cmocka_unit_test(test_viewer_rtt_from_rr),
       cmocka_unit_test(test_single_layer_video_gated),
+      cmocka_unit_test(test_simulcast_settle),
       cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
