@@ -45,8 +45,8 @@ static void usage(FILE *f) {
              "  or wss://, /rtc optional) and publishes; exits 1 if the node does not accept the tracks.\n"
              "  --cluster C: any node of a cluster (http://host:port): the node is chosen by its\n"
              "  /api/route with the RTTs measured to the candidates (docs/overlay.md)\n"
-             "  --simulcast / --no-simulcast: send the video as 2 (from 360p) or 3 (from 540p) layers,\n"
-             "  or as one stream (the default; docs/sdk.md \"Simulcast\")\n"
+             "  --simulcast / --no-simulcast: send the video as 2 (from 360p) or 3 (from 540p) layers\n"
+             "  (the default), or as one stream (docs/sdk.md \"Simulcast\")\n"
              "  WAV must be\n"
              "  48 kHz 16-bit mono/stereo; the pattern burns a 16-bit frame counter into the picture.\n");
 }
@@ -189,7 +189,7 @@ int hd_cmd_pub(int argc, char **argv) {
              *fallback = NULL;
   const char *wpattern = NULL, *wtone = NULL;
   double tone = 0, duration = 0;
-  int w = 640, h = 360, fps = 30, pattern = 0, loop = 0, quiet = 0, simulcast = 0;
+  int w = 640, h = 360, fps = 30, pattern = 0, loop = 0, quiet = 0, simulcast = 1;
   unsigned max_bps = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
