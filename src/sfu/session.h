@@ -25,6 +25,7 @@
 #include "sfu/red_repair.h"
 #include "sfu/allocator.h"
 #include "sfu/rewriter.h"
+#include "sfu/temporal.h"
 #include "sfu/vp8_rewriter.h"
 
 /* PUBLISH: client offers, we receive (WHIP, or a room participant's publisher
@@ -36,11 +37,11 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_ID_LEN 16
 #define HD_SESSION_MAX_TRACKS                                                                                \
   12 /* tracks a session receives (mic, camera, screen, ...; a simulcast layer counts as one) */
-#define HD_SESSION_MAX_LAYERS HD_ALLOC_MAX_LAYERS /* simulcast layers of one track (RFC 8853) */
-#define HD_SESSION_RATE_WINDOW HD_MS(500)         /* a layer's bitrate is measured over this */
-#define HD_SESSION_LAYER_TIMEOUT HD_SEC(1)        /* a layer that sent nothing this long is not live */
-#define HD_SESSION_CUR_LAYER_TIMEOUT HD_MS(2500)  /* ... except for a subscriber that gets it now */
-#define HD_SESSION_ALLOC_INTERVAL HD_MS(500)      /* the allocator runs at least this often per subscriber */
+#define HD_SESSION_MAX_LAYERS 3                  /* simulcast layers of one track (RFC 8853) */
+#define HD_SESSION_RATE_WINDOW HD_MS(500)        /* a layer's bitrate is measured over this */
+#define HD_SESSION_LAYER_TIMEOUT HD_SEC(1)       /* a layer that sent nothing this long is not live */
+#define HD_SESSION_CUR_LAYER_TIMEOUT HD_MS(2500) /* ... except for a subscriber that gets it now */
+#define HD_SESSION_ALLOC_INTERVAL HD_MS(500)     /* the allocator runs at least this often per subscriber */
 #define HD_SESSION_START_BPS 1000000 /* the allocator's budget before a subscriber's first estimate */
 /* A single-layer video track has no lower layer to fall back to: the
  * allocator may pause it only once the subscriber's estimate has had this
@@ -93,6 +94,12 @@ typedef struct {
   uint32_t bps;
   hd_time_t rate_start, last_packet_at;
   uint64_t rate_bytes;
+  /* VP8 temporal layers (RFC 7741 TID): bytes per TID in the rate window,
+   * their smoothed bitrates, and the highest TID of the last window (-1 =
+   * the stream has no temporal layers) */
+  uint64_t tid_bytes[HD_TL_ALL + 1];
+  uint32_t tid_bps[HD_TL_ALL + 1];
+  int max_tid;
   int width, height; /* VP8: from the last keyframe */
   int last_pkt_key;  /* the packet just handed out starts a keyframe */
   int kind;          /* HD_TRACK_AUDIO / HD_TRACK_VIDEO */
@@ -165,6 +172,10 @@ typedef struct {
    * HD_SESSION_SINGLE_SETTLE); simulcast tracks always are */
   int gated;
   hd_vp8_rewriter_t vp8;
+  /* VP8 temporal layers: the highest TID the allocator wants (HD_TL_ALL =
+   * all), and the filter dropping the others (created when first needed) */
+  int want_tid;
+  hd_tl_filter_t *tl;
   hd_rewriter_t rw;
   hd_rtp_send_stats_t sstats;
   int nack, rtx_enabled;
@@ -255,6 +266,7 @@ typedef struct {
   uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
+  uint64_t temporal_dropped; /* VP8 packets of temporal layers a viewer does not get (sfu/temporal.h) */
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */
   uint64_t twcc_received;               /* transport-wide feedback from subscribers */
   uint64_t publisher_layer_changes; /* publish_layers sent: simulcast layers paused/resumed at publishers */

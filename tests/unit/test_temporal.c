@@ -125,11 +125,11 @@ static void test_drop_and_come_back(void **st) {
   /* up to TL1 (15 fps): not at the TL2 sync frame, at the TL1 one */
   hd_tl_filter_set_target(&s.f, 1);
   assert_int_equal(s.frame % 4, 0);
-  assert_int_equal(send_frame(&s, 0), 1);  /* TL0 */
-  assert_int_equal(send_frame(&s, 0), 0);  /* TL2, sync: above the target */
-  assert_int_equal(send_frame(&s, 0), 1);  /* TL1, sync: the switch */
+  assert_int_equal(send_frame(&s, 0), 1); /* TL0 */
+  assert_int_equal(send_frame(&s, 0), 0); /* TL2, sync: above the target */
+  assert_int_equal(send_frame(&s, 0), 1); /* TL1, sync: the switch */
   assert_int_equal(s.f.cur, 1);
-  assert_int_equal(send_frame(&s, 0), 0);  /* TL2 */
+  assert_int_equal(send_frame(&s, 0), 0); /* TL2 */
   /* up to all (30 fps) just before a TL2 frame that is not a sync frame: it
    * references the TL1 frame, so it waits for the next TL2 sync frame */
   assert_int_equal(send_frame(&s, 0), 1); /* TL0 */
