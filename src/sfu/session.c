@@ -1267,8 +1267,14 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
           now - lt->last_packet_at <= HD_SESSION_CUR_LAYER_TIMEOUT)
         lb = lt->bps ? lt->bps : 1;
       /* VP8 temporal layers: each TID's share of the layer's rate, measured
-       * (the lower ones cost what their frames cost, not a fixed fraction) */
-      int mt = lt->max_tid > 0 && lt->max_tid < HD_TL_ALL ? lt->max_tid : 0;
+       * (the lower ones cost what their frames cost, not a fixed fraction).
+       * Only the lowest spatial layer is split: a smaller picture at the full
+       * frame rate watches better than a bigger one at 7-15 fps (with the
+       * larger layers split too, the 600 kbit/s phase of
+       * e2e/simulcast_chromium got 540p at 7 fps instead of 270p at 18), so
+       * a lower frame rate is the step before a pause, not before a smaller
+       * layer */
+      int mt = l == 0 && lt->max_tid > 0 && lt->max_tid < HD_TL_ALL ? lt->max_tid : 0;
       uint64_t tot = 0, cum = 0;
       for (int k = 0; k <= mt; k++)
         tot += lt->tid_bps[k];
