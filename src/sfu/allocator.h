@@ -27,8 +27,8 @@
 
 #include "base/time.h"
 
-/* layers of one track: up to 3 spatial (simulcast) x 3 temporal (VP8 TID),
- * in ascending bitrate */
+/* layers of one track in ascending bitrate: up to 3 spatial (simulcast),
+ * the lowest split by VP8 temporal layer (TID, sfu/temporal.h) */
 #define HD_ALLOC_MAX_LAYERS 9
 #define HD_ALLOC_UP_MARGIN 0.85 /* an upgrade must fit 85% of the budget */
 #define HD_ALLOC_UP_HOLD HD_MS(1500)
