@@ -314,7 +314,10 @@ static void layer_rate_update(hd_in_track_t *t, size_t len, int tid, hd_time_t n
   t->last_packet_at = now;
   if (!t->rate_start) t->rate_start = now;
   t->rate_bytes += len;
-  if (tid >= 0 && tid <= HD_TL_ALL) t->tid_bytes[tid] += len;
+  if (tid >= 0 && tid <= HD_TL_ALL) {
+    t->tid_bytes[tid] += len;
+    t->tid_seen_at[tid] = now;
+  }
   hd_time_t el = now - t->rate_start;
   if (el >= HD_SESSION_RATE_WINDOW) {
     /* smoothed over ~2 s: keyframes make single windows jump, and the
@@ -325,7 +328,7 @@ static void layer_rate_update(hd_in_track_t *t, size_t len, int tid, hd_time_t n
     for (int k = 0; k <= HD_TL_ALL; k++) {
       uint32_t wk = (uint32_t)(t->tid_bytes[k] * 8 * 1000000 / (uint64_t)el);
       t->tid_bps[k] = t->tid_bps[k] ? (uint32_t)((t->tid_bps[k] * 3ull + wk) / 4) : wk;
-      if (t->tid_bytes[k]) t->max_tid = k;
+      if (t->tid_seen_at[k] && now - t->tid_seen_at[k] <= HD_SESSION_LAYER_TIMEOUT) t->max_tid = k;
       t->tid_bytes[k] = 0;
     }
     t->rate_start = now;

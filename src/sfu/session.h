@@ -95,11 +95,13 @@ typedef struct {
   hd_time_t rate_start, last_packet_at;
   uint64_t rate_bytes;
   /* VP8 temporal layers (RFC 7741 TID): bytes per TID in the rate window,
-   * their smoothed bitrates, and the highest TID of the last window (-1 =
-   * the stream has no temporal layers) */
+   * their smoothed bitrates, and the highest TID lately (-1 = the stream
+   * has no temporal layers; an encoder that skips frames under load may
+   * send a window without its top TID: that does not merge the layers) */
   uint64_t tid_bytes[HD_TL_ALL + 1];
   uint32_t tid_bps[HD_TL_ALL + 1];
-  int max_tid;
+  hd_time_t tid_seen_at[HD_TL_ALL + 1]; /* last packet of each TID */
+  int max_tid; /* highest TID seen within HD_SESSION_LAYER_TIMEOUT */
   int width, height; /* VP8: from the last keyframe */
   int last_pkt_key;  /* the packet just handed out starts a keyframe */
   int kind;          /* HD_TRACK_AUDIO / HD_TRACK_VIDEO */
