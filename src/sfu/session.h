@@ -101,11 +101,11 @@ typedef struct {
   uint64_t tid_bytes[HD_TL_ALL + 1];
   uint32_t tid_bps[HD_TL_ALL + 1];
   hd_time_t tid_seen_at[HD_TL_ALL + 1]; /* last packet of each TID */
-  int max_tid; /* highest TID seen within HD_SESSION_LAYER_TIMEOUT */
-  int width, height; /* VP8: from the last keyframe */
-  int last_pkt_key;  /* the packet just handed out starts a keyframe */
-  int kind;          /* HD_TRACK_AUDIO / HD_TRACK_VIDEO */
-  int media_index;   /* into negotiated.media */
+  int max_tid;                          /* highest TID seen within HD_SESSION_LAYER_TIMEOUT */
+  int width, height;                    /* VP8: from the last keyframe */
+  int last_pkt_key;                     /* the packet just handed out starts a keyframe */
+  int kind;                             /* HD_TRACK_AUDIO / HD_TRACK_VIDEO */
+  int media_index;                      /* into negotiated.media */
   char mid[32];
   uint8_t pt, rtx_pt;
   uint8_t red_pt; /* audio: RED (RFC 2198) over pt, as browsers send Opus; 0 = not negotiated */
