@@ -227,6 +227,9 @@ typedef struct {
   const char *token;           /* JWT from the app's backend (copied) */
   const char *name, *metadata; /* NULL = the token's */
   int no_auto_subscribe;       /* 1: subscribe explicitly (hd_client_subscribe) */
+  int view_width, view_height; /* the size remote video is shown at, pixels; 0 x 0 = not given (full
+                                  size). Told to the node for each remote video track (track_settings):
+                                  it sends the smallest simulcast layer covering it */
   int no_quality_reports;      /* 1: send the node no quality_join / quality_report (docs/quality.md) */
   int no_reconnect;            /* 1: a lost connection ends in FAILED */
   int encoded_frames;          /* 1: also call on_encoded */

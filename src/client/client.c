@@ -451,6 +451,8 @@ static int session_start(hd_client_t *c, hd_time_t now) {
   }
   hd_rtc_signal_config_t scfg = {.token = c->token,
                                  .no_auto_subscribe = c->cfg.no_auto_subscribe,
+                                 .view_width = c->cfg.view_width,
+                                 .view_height = c->cfg.view_height,
                                  .name = c->name,
                                  .metadata = c->metadata,
                                  .pub_pc = s->pc[0],

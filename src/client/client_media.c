@@ -99,10 +99,7 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
         (rc = hd_i420_alloc(&l->pattern, l->opt.width, l->opt.height)) < 0)
       goto fail;
     l->ts_base = hd_random_u32();
-    /* off by default for now: a Chromium viewer of an SDK simulcast whose
-     * first estimates are below "h" is paused for bandwidth for
-     * ~15-25 s (docs/sdk.md "Limits"); once fixed, the default is on for
-     * cameras from 640x360 */
+    /* off unless asked (hudong pub asks from 360p, docs/sdk.md "Simulcast") */
     if (l->opt.simulcast > 0 && !o->h264 && l->opt.width >= 64 && l->opt.height >= 64)
       l->sim_n = l->opt.height >= 540 ? 3 : 2;
     for (int k = 0; k < l->sim_n; k++) {

@@ -249,8 +249,32 @@ static void on_publish_answer(hd_rtc_signal_t *s, json_t *m, hd_time_t now) {
   }
 }
 
+/* 1 if a track_settings for sub track x was sent under an earlier offer. */
+static int told_before(const hd_rtc_signal_sub_track_t *old, int n_old, const char *track_sid) {
+  for (int i = 0; i < n_old; i++)
+    if (old[i].told && !strcmp(old[i].track_sid, track_sid)) return 1;
+  return 0;
+}
+
+/* Each video track this offer newly carries gets one track_settings (the
+ * view size of the config), as a page does for a new tile. */
+static void tell_new_tiles(hd_rtc_signal_t *s) {
+  for (int i = 0; i < s->n_subs; i++) {
+    hd_rtc_signal_sub_track_t *x = &s->subs[i];
+    if (x->told) continue;
+    const hd_rtc_signal_track_t *t = find_track(find_part(s, x->participant_sid, NULL), x->track_sid, NULL);
+    if (!t || t->kind != HD_PC_VIDEO) continue;
+    const char *sid = x->track_sid;
+    if (hd_rtc_signal_track_settings(s, &sid, 1, 1, s->cfg.view_width, s->cfg.view_height, 0) == 0)
+      x->told = 1;
+  }
+}
+
 static void on_subscriber_offer(hd_rtc_signal_t *s, json_t *m, hd_time_t now) {
   const char *sdp = jstr(m, "sdp");
+  hd_rtc_signal_sub_track_t *old = malloc(sizeof *old * (size_t)(s->n_subs ? s->n_subs : 1));
+  int n_old = old ? s->n_subs : 0;
+  if (old && n_old) memcpy(old, s->subs, sizeof *old * (size_t)n_old);
   s->n_subs = 0;
   size_t i;
   json_t *t;
@@ -260,13 +284,16 @@ static void on_subscriber_offer(hd_rtc_signal_t *s, json_t *m, hd_time_t now) {
     snprintf(x->mid, sizeof x->mid, "%s", jstr(t, "mid"));
     snprintf(x->track_sid, sizeof x->track_sid, "%s", jstr(t, "track_sid"));
     snprintf(x->participant_sid, sizeof x->participant_sid, "%s", jstr(t, "participant_sid"));
+    x->told = told_before(old, n_old, x->track_sid);
   }
+  free(old);
   int rc = 0;
   if (s->cfg.sub_pc) {
     char *ans = malloc(SDP_MAX);
     rc = ans ? hd_pc_answer_offer(s->cfg.sub_pc, sdp, strlen(sdp), ans, SDP_MAX, now) : HD_ENOMEM;
     if (rc >= 0) rc = hd_rtc_signal_subscriber_answer(s, ans);
     free(ans);
+    if (rc >= 0) tell_new_tiles(s);
   }
   hd_rtc_signal_event_t *ev = push_ev(s, HD_RTC_SIGNAL_EV_SUBSCRIBER_OFFER, m);
   if (ev) {
@@ -513,6 +540,24 @@ int hd_rtc_signal_subscribe(hd_rtc_signal_t *s, int subscribe, const char *const
     }
   return send_json(
       s, json_pack("{s:s, s:o}", "type", subscribe ? "subscribe" : "unsubscribe", "track_sids", arr), 1);
+}
+
+int hd_rtc_signal_track_settings(hd_rtc_signal_t *s, const char *const *track_sids, size_t n, int visible,
+                                 int width, int height, int pinned) {
+  if (!s || !track_sids || n < 1 || n > 100 || width < 0 || height < 0 || width > 16384 || height > 16384)
+    return HD_EINVAL;
+  if (s->state != HD_RTC_SIGNAL_JOINED) return HD_ESTATE;
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n && arr; i++)
+    if (!track_sids[i] || json_array_append_new(arr, json_string(track_sids[i])) < 0) {
+      json_decref(arr);
+      return HD_EINVAL;
+    }
+  json_t *m = json_pack("{s:s, s:o, s:b}", "type", "track_settings", "track_sids", arr, "visible", visible);
+  if (m && width > 0) json_object_set_new(m, "width", json_integer(width));
+  if (m && height > 0) json_object_set_new(m, "height", json_integer(height));
+  if (m && pinned) json_object_set_new(m, "pinned", json_true());
+  return send_json(s, m, 1);
 }
 
 int hd_rtc_signal_mute(hd_rtc_signal_t *s, const char *track_sid, int muted) {

@@ -93,6 +93,7 @@ typedef struct {
   char mid[HD_PC_MID_MAX];
   char track_sid[HD_RTC_SIGNAL_SID_MAX];
   char participant_sid[HD_RTC_SIGNAL_SID_MAX];
+  int told; /* video: track_settings sent for it (once per subscription) */
 } hd_rtc_signal_sub_track_t;
 
 /* A track we publish. */
@@ -108,6 +109,12 @@ typedef struct {
   int no_auto_subscribe;
   const char *name, *metadata; /* NULL = the token's */
   hd_pc_t *pub_pc, *sub_pc;    /* borrowed, may be NULL (see file comment) */
+  /* The size the application shows remote video at, in pixels (0 x 0 = not
+   * given: the node sends the top layer). With a sub pc, every newly
+   * subscribed video track is announced with track_settings (visible, this
+   * size) once its subscriber offer is answered, as web/rtc.js does for each
+   * tile: the node then sends the smallest simulcast layer covering it. */
+  int view_width, view_height;
 } hd_rtc_signal_config_t;
 
 typedef struct hd_rtc_signal hd_rtc_signal_t;
@@ -136,6 +143,12 @@ int hd_rtc_signal_poll_event(hd_rtc_signal_t *s, hd_rtc_signal_event_t *ev);
  * ping_timeout without any message from the node. */
 hd_time_t hd_rtc_signal_next_timeout(const hd_rtc_signal_t *s);
 void hd_rtc_signal_handle_timeout(hd_rtc_signal_t *s, hd_time_t now);
+
+/* track_settings (docs/protocol.md "Layer selection") for remote tracks:
+ * visible 0 = send nothing, width/height = tile in pixels (0 = not given),
+ * pinned = bandwidth goes to it first. HD_EINVAL for no/too many sids. */
+int hd_rtc_signal_track_settings(hd_rtc_signal_t *s, const char *const *track_sids, size_t n, int visible,
+                                 int width, int height, int pinned);
 
 /* ---- requests (JOINED only: HD_ESTATE otherwise; HD_ENOSPC when the out queue is full) ---- */
 

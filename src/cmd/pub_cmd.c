@@ -45,8 +45,8 @@ static void usage(FILE *f) {
              "  or wss://, /rtc optional) and publishes; exits 1 if the node does not accept the tracks.\n"
              "  --cluster C: any node of a cluster (http://host:port): the node is chosen by its\n"
              "  /api/route with the RTTs measured to the candidates (docs/overlay.md)\n"
-             "  --simulcast / --no-simulcast: send the video as 2 (from 360p) or 3 (from 540p) layers,\n"
-             "  or as one stream (the default; docs/sdk.md \"Simulcast\")\n"
+             "  --simulcast / --no-simulcast: send the video as 2 (from 360p) or 3 (from 540p) layers\n"
+             "  (the default from 360p), or as one stream (the default below; docs/sdk.md \"Simulcast\")\n"
              "  WAV must be\n"
              "  48 kHz 16-bit mono/stereo; the pattern burns a 16-bit frame counter into the picture.\n");
 }
@@ -368,7 +368,11 @@ int hd_cmd_pub(int argc, char **argv) {
                              .height = video ? yi.height : h,
                              .fps =
                                  video ? (yi.fps_num + yi.fps_den / 2) / (yi.fps_den ? yi.fps_den : 1) : fps,
-                             .simulcast = simulcast};
+                             /* by default a camera-sized picture goes as simulcast (the
+                              * layers h, f from 360p), a small one as one stream */
+                             .simulcast = simulcast                        ? simulcast
+                                          : (video ? yi.height : h) >= 360 ? 1
+                                                                           : -1};
     if (p.fps < 1) p.fps = 30;
     vt = hd_client_publish(c, &p);
   }

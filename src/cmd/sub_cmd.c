@@ -65,7 +65,9 @@ typedef struct {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: hudong sub (--url U | --cluster C) --token T --out DIR [--duration S] [--json] [--ivf]\n"
-             "                  [--name N] [--quiet] [--fallback U2,U3,...]\n"
+             "                  [--name N] [--quiet] [--fallback U2,U3,...] [--view WxH]\n"
+             "  --view: the size video is shown at (default: full size); told to the node per video track\n"
+             "  (track_settings), which then sends the smallest simulcast layer covering it\n"
              "  --fallback: other nodes of a cluster, rejoined in turn when the connection to U is lost\n"
              "  (with --cluster, the route's other nodes are added)\n"
              "  joins the room of token T at U (http://host:port, https://, ws:// or wss://; /rtc\n"
@@ -380,6 +382,7 @@ int hd_cmd_sub(int argc, char **argv) {
   static sub_t s; /* big (per-track estimate buffers); one per process */
   const char *url = NULL, *token = NULL, *name = NULL, *cluster = NULL, *fallback = NULL;
   double duration = 0;
+  int view_w = 0, view_h = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--json"))
@@ -408,7 +411,14 @@ int hd_cmd_sub(int argc, char **argv) {
         s.out = v;
       else if (!strcmp(a, "--name"))
         name = v;
-      else if (!strcmp(a, "--duration")) {
+      else if (!strcmp(a, "--view")) {
+        char x;
+        if (sscanf(v, "%d%c%d", &view_w, &x, &view_h) != 3 || (x != 'x' && x != 'X') || view_w < 1 ||
+            view_h < 1 || view_w > 16384 || view_h > 16384) {
+          fprintf(stderr, "hudong sub: --view wants WIDTHxHEIGHT in pixels (1..16384 each), e.g. 320x180\n");
+          return 2;
+        }
+      } else if (!strcmp(a, "--duration")) {
         duration = atof(v);
         if (duration < 0) {
           fprintf(stderr, "hudong sub: --duration must be >= 0\n");
@@ -468,6 +478,8 @@ int hd_cmd_sub(int argc, char **argv) {
                             .n_fallback_urls = n_fb,
                             .token = token,
                             .name = name,
+                            .view_width = view_w,
+                            .view_height = view_h,
                             .encoded_frames = s.ivf,
                             .cb = {.on_state = on_state,
                                    .on_track = on_track,

@@ -27,7 +27,9 @@
 
 #include "base/time.h"
 
-#define HD_ALLOC_MAX_LAYERS 3
+/* layers of one track in ascending bitrate: up to 3 spatial (simulcast),
+ * the lowest split by VP8 temporal layer (TID, sfu/temporal.h) */
+#define HD_ALLOC_MAX_LAYERS 9
 #define HD_ALLOC_UP_MARGIN 0.85 /* an upgrade must fit 85% of the budget */
 #define HD_ALLOC_UP_HOLD HD_MS(1500)
 /* a budget short of the current layers by at most this factor is waited out

@@ -19,8 +19,16 @@ static json_t *layers_json(const hd_session_t *s, int head, hd_time_t now) {
   for (int l = 0; l < h->n_layers; l++) {
     const hd_in_track_t *x = &s->in[h->layers[l]];
     int live = x->last_packet_at && now - x->last_packet_at <= HD_SESSION_LAYER_TIMEOUT;
-    json_array_append_new(a, json_pack("{s:s, s:I, s:i, s:i, s:b}", "rid", x->rid, "bps", (json_int_t)x->bps,
-                                       "width", x->width, "height", x->height, "live", live));
+    json_t *o = json_pack("{s:s, s:I, s:i, s:i, s:b}", "rid", x->rid, "bps", (json_int_t)x->bps, "width",
+                          x->width, "height", x->height, "live", live);
+    if (o && x->max_tid >= 0) { /* VP8 temporal layers (RFC 7741 TID): how many, and each one's rate */
+      json_t *tb = json_array();
+      for (int k = 0; k <= x->max_tid; k++)
+        json_array_append_new(tb, json_integer((json_int_t)x->tid_bps[k]));
+      json_object_set_new(o, "temporal_layers", json_integer(x->max_tid + 1));
+      json_object_set_new(o, "temporal_bps", tb);
+    }
+    json_array_append_new(a, o);
   }
   return a;
 }
@@ -34,7 +42,7 @@ static json_t *tracks_json(const hd_participant_t *p, hd_time_t now) {
                           hd_signal_source_name((hd_signal_source_t)t->source), "muted", t->muted, "codec",
                           rooms_track_codec(p, t));
     if (o && p->pub_sess && t->in_idx >= 0 && t->in_idx < p->pub_sess->n_in &&
-        p->pub_sess->in[t->in_idx].n_layers > 1)
+        (p->pub_sess->in[t->in_idx].n_layers > 1 || p->pub_sess->in[t->in_idx].max_tid > 0))
       json_object_set_new(o, "layers", layers_json(p->pub_sess, t->in_idx, now));
     json_array_append_new(a, o);
   }

@@ -147,7 +147,12 @@ static int ensure_offerer(hd_node_t *n, hd_participant_t *q) {
                                 .cand_port = n->cfg.rtc_port,
                                 .cand_tcp_port = n->cfg.rtc_tcp_port,
                                 .cname = "hudong",
-                                .twcc = 0};
+                                /* transport-wide CC (issue 11 item 2): the
+                                 * subscriber's feedback drives the node's
+                                 * send-side estimator; without it only REMB
+                                 * (starting near 80 kbit/s in Chromium) was
+                                 * left to the allocator */
+                                .twcc = hd_session_twcc_enabled()};
   int rc = hd_sdp_offerer_init(q->offerer, &op);
   if (rc < 0) {
     free(q->offerer);

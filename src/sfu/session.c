@@ -26,6 +26,7 @@
 static int g_twcc = 1, g_adapt = 1, g_pacer = 1, g_playout = 1;
 static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
 void hd_session_set_twcc(int on) { g_twcc = on ? 1 : 0; }
+int hd_session_twcc_enabled(void) { return g_twcc; }
 void hd_session_set_pacer(int on, unsigned factor_pct) {
   g_pacer = on ? 1 : 0;
   g_pacer_factor = factor_pct >= 100 ? factor_pct : HD_PACER_DEFAULT_FACTOR_PCT;
@@ -73,6 +74,7 @@ static int init_in_track(hd_session_t *s, int idx, int i, int k, const char *rid
   t->clock = m->clock;
   copy_str(t->codec, sizeof t->codec, m->codec);
   t->codec_id = codec_id(t->codec);
+  t->max_tid = -1;
   copy_str(t->fmtp, sizeof t->fmtp, m->fmtp);
   /* a simulcast section's a=ssrc lines (if any) do not say which layer is which */
   t->ssrc = rid[0] ? 0 : m->remote_ssrc;
@@ -141,6 +143,7 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
     idx = s->n_out++;
   }
   hd_out_track_t *t = &s->out[idx];
+  free(t->tl); /* a reused slot's (a fresh one is zero) */
   memset(t, 0, sizeof *t);
   t->active = 1;
   t->kind = k;
@@ -171,6 +174,7 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   t->cur_in = t->want_in = -1;
   hd_alloc_track_init(&t->alloc);
   hd_vp8_rewriter_init(&t->vp8);
+  t->want_tid = HD_TL_ALL;
   s->next_alloc = 0; /* a new track: choose its layer at the next timer */
   hd_rewriter_init(&t->rw, t->ssrc, t->clock);
   hd_rtp_send_stats_init(&t->sstats, t->ssrc, t->clock);
@@ -229,6 +233,10 @@ int hd_session_setup_tracks(hd_session_t *s, hd_time_t now) {
 void hd_session_free_tracks(hd_session_t *s) {
   free(s->bwe);
   s->bwe = NULL;
+  for (int i = 0; i < s->n_out; i++) {
+    free(s->out[i].tl);
+    s->out[i].tl = NULL;
+  }
   if (s->pacer) {
     hd_pacer_free(s->pacer);
     free(s->pacer);
@@ -312,20 +320,39 @@ static int in_track_for(hd_session_t *s, const hd_rtp_hdr_t *h, int *is_rtx) {
   return found;
 }
 
-/* A layer's bitrate over HD_SESSION_RATE_WINDOW windows, for the allocator. */
-static void layer_rate_update(hd_in_track_t *t, size_t len, hd_time_t now) {
+/* A layer's bitrate over HD_SESSION_RATE_WINDOW windows, for the allocator;
+ * with VP8 temporal layers (tid >= 0) also each TID's. */
+static void layer_rate_update(hd_in_track_t *t, size_t len, int tid, hd_time_t now) {
   t->last_packet_at = now;
   if (!t->rate_start) t->rate_start = now;
   t->rate_bytes += len;
+  if (tid >= 0 && tid <= HD_TL_ALL) {
+    t->tid_bytes[tid] += len;
+    t->tid_seen_at[tid] = now;
+  }
   hd_time_t el = now - t->rate_start;
   if (el >= HD_SESSION_RATE_WINDOW) {
     /* smoothed over ~2 s: keyframes make single windows jump, and the
      * allocator must not flap on them */
     uint32_t w = (uint32_t)(t->rate_bytes * 8 * 1000000 / (uint64_t)el);
     t->bps = t->bps ? (uint32_t)((t->bps * 3ull + w) / 4) : w;
+    t->max_tid = -1;
+    for (int k = 0; k <= HD_TL_ALL; k++) {
+      uint32_t wk = (uint32_t)(t->tid_bytes[k] * 8 * 1000000 / (uint64_t)el);
+      t->tid_bps[k] = t->tid_bps[k] ? (uint32_t)((t->tid_bps[k] * 3ull + wk) / 4) : wk;
+      if (t->tid_seen_at[k] && now - t->tid_seen_at[k] <= HD_SESSION_LAYER_TIMEOUT) t->max_tid = k;
+      t->tid_bytes[k] = 0;
+    }
     t->rate_start = now;
     t->rate_bytes = 0;
   }
+}
+
+/* The TID of a VP8 packet (-1: none, or not VP8). */
+static int packet_tid(const hd_in_track_t *t, const uint8_t *payload, size_t len) {
+  hd_vp8_desc_t d;
+  if (t->codec_id != CODEC_VP8 || hd_vp8_depay_parse(payload, len, &d) < 0) return -1;
+  return d.tid;
 }
 
 /* Whether this packet starts a keyframe (kept for the viewers' layer switches),
@@ -435,7 +462,8 @@ static int publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t no
       }
       t->packets++;
       t->bytes += len;
-      layer_rate_update(t, len, now);
+      layer_rate_update(t, len, t->kind == HD_TRACK_VIDEO ? packet_tid(t, h.payload, h.payload_len) : -1,
+                        now);
       if (h.payload_len == 0) return HD_EAGAIN; /* padding-only probe: nothing to forward */
       note_keyframe(t, h.payload, h.payload_len);
       if (t->have_cache) hd_rtp_cache_put(&t->cache, buf, len, now);
@@ -707,14 +735,68 @@ static void pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c)
   v->cluster_id = saved_cluster;
 }
 
+/* A padding-only packet on t's media stream as out seq `seq` (a seq the
+ * temporal filter kept for a packet of a layer this viewer does not get,
+ * sfu/temporal.h): fills the viewer's sequence without a payload. */
+static int send_media_padding(hd_session_t *v, hd_out_track_t *t, uint16_t seq, uint32_t ts, hd_time_t now,
+                              hd_session_counters_t *c) {
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+  if (!out) return HD_ENOSPC;
+  hd_rtp_ext_t ext[1];
+  uint8_t tw[2];
+  size_t ne = 0;
+  if (t->ext_twcc) {
+    hd_rtp_twcc_seq_write(tw, v->tw_seq);
+    ext[ne++] = (hd_rtp_ext_t){t->ext_twcc, 2, tw};
+  }
+  hd_rtp_build_t b = {
+      .pt = t->pt, .seq = seq, .ts = ts, .ssrc = t->ssrc, .exts = ext, .ext_count = ne, .pad_len = 4};
+  int n = hd_rtp_build(&b, NULL, 0, out, cap);
+  if (n < 0) return n;
+  return pace_send(v, t, out, (size_t)n, HD_PACE_RTX, now, c);
+}
+
+/* The temporal layer filter's verdict on a VP8 packet for t (HD_TL_*), with
+ * the seq to hand to the rewriter in *seq. Without temporal layers in the
+ * stream, or all of them wanted and none dropped so far: forwarded as is. */
+static int temporal_pass(hd_out_track_t *t, const hd_rtp_hdr_t *h, uint16_t *seq) {
+  *seq = h->seq;
+  if (t->codec_id != CODEC_VP8 || (!t->tl && t->want_tid >= HD_TL_ALL)) return HD_TL_FORWARD;
+  hd_tl_pkt_t k;
+  if (hd_tl_pkt_from_vp8(h->payload, h->payload_len, &k) < 0 || (!t->tl && k.tid < 0)) return HD_TL_FORWARD;
+  if (!t->tl) {
+    t->tl = malloc(sizeof *t->tl);
+    if (!t->tl) return HD_TL_FORWARD;
+    hd_tl_filter_init(t->tl);
+    hd_tl_filter_set_target(t->tl, t->want_tid);
+  }
+  return hd_tl_filter_feed(t->tl, h->ssrc, h->seq, &k, seq);
+}
+
+/* The PictureID and TL0PICIDX the viewer sees, in the packet built at out. */
+static void vp8_out(hd_out_track_t *t, uint32_t src_ssrc, uint8_t *payload, size_t len, int advance) {
+  if (t->tl) hd_tl_filter_rewrite_pid(t->tl, payload, len);
+  hd_vp8_rewrite(&t->vp8, src_ssrc, payload, len, advance);
+}
+
 static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
                         const hd_rtp_hdr_t *h, hd_time_t now, hd_session_counters_t *c) {
   if (!codec_matches(t, &pub->in[in_idx])) return;
   if (!layer_pass(t, pub, in_idx, c)) return;
-  uint16_t seq, newest = t->rw.last_out_seq;
+  uint16_t seq, newest = t->rw.last_out_seq, src_seq;
   uint32_t ts;
   int sent_before = t->rw.started && t->rw.packets > 0;
-  if (hd_rewriter_map(&t->rw, h->ssrc, h->seq, h->ts, now, &seq, &ts) < 0) return;
+  int tv = temporal_pass(t, h, &src_seq);
+  if (tv == HD_TL_DROP) {
+    if (c) c->temporal_dropped++;
+    return;
+  }
+  if (hd_rewriter_map(&t->rw, h->ssrc, src_seq, h->ts, now, &seq, &ts) < 0) return;
+  if (tv == HD_TL_PAD) { /* a late packet of a dropped layer: its kept seq goes out empty */
+    send_media_padding(v, t, seq, ts, now, c);
+    return;
+  }
   /* Older than what this viewer already got: it saw the gap and is waiting
    * for exactly this packet (it came late, or as the publisher's repair).
    * Sent as RTX where negotiated, so the viewer counts it as a repair and not
@@ -729,11 +811,11 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
   if (late && t->rtx_enabled) {
     uint8_t tmp[HD_DATAGRAM_MAX];
     n = build_out(v, t, pub, h, seq, ts, now, tmp, sizeof tmp);
-    if (n >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, tmp + n - h->payload_len, h->payload_len, 1);
+    if (n >= 0 && vp8) vp8_out(t, h->ssrc, tmp + n - h->payload_len, h->payload_len, 1);
     if (n >= 0) n = wrap_rtx(t, tmp, (size_t)n, out, cap);
   } else {
     n = build_out(v, t, pub, h, seq, ts, now, out, cap);
-    if (n >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, out + n - h->payload_len, h->payload_len, 1);
+    if (n >= 0 && vp8) vp8_out(t, h->ssrc, out + n - h->payload_len, h->payload_len, 1);
   }
   if (n < 0) return;
   int cls = late ? HD_PACE_RTX : t->kind == HD_TRACK_AUDIO ? HD_PACE_AUDIO : HD_PACE_VIDEO;
@@ -745,7 +827,7 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
     uint8_t *o2 = hd_peer_tx_begin(&v->peer, &cap);
     uint8_t tmp[HD_DATAGRAM_MAX];
     int m = o2 ? build_out(v, t, pub, h, seq, ts, now, tmp, sizeof tmp) : -1;
-    if (m >= 0 && vp8) hd_vp8_rewrite(&t->vp8, h->ssrc, tmp + m - h->payload_len, h->payload_len, 0);
+    if (m >= 0 && vp8) vp8_out(t, h->ssrc, tmp + m - h->payload_len, h->payload_len, 0);
     if (m >= 0) m = wrap_rtx(t, tmp, (size_t)m, o2, cap);
     if (m >= 0 && pace_send(v, t, o2, (size_t)m, HD_PACE_RTX, now, c) >= 0 && c) c->repairs_doubled++;
   }
@@ -838,6 +920,19 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
     c->nack_unrepairable++;
     return;
   }
+  if (t->tl) { /* through the temporal filter's history (sfu/temporal.h) */
+    uint16_t kept = src_seq;
+    int tv = hd_tl_filter_unmap(t->tl, kept, &src_seq);
+    if (tv == HD_TL_PAD) { /* went out as padding: again */
+      send_media_padding(v, t, out_seq, t->rw.last_out_ts, now, c);
+      return;
+    }
+    if (tv < 0) {
+      t->nacks_unanswered++;
+      c->nack_unrepairable++;
+      return;
+    }
+  }
   size_t slot = out_seq & (HD_OUT_RTX_HIST - 1);
   if (t->rtx_hist_seq[slot] == out_seq && t->rtx_hist_at[slot] != 0 &&
       now - t->rtx_hist_at[slot] < resend_interval(v))
@@ -886,7 +981,7 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
   uint8_t tmp[HD_DATAGRAM_MAX];
   int n = build_out(v, t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
   if (n < 0) return n;
-  if (t->codec_id == CODEC_VP8) hd_vp8_rewrite(&t->vp8, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
+  if (t->codec_id == CODEC_VP8) vp8_out(t, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
   if (t->rtx_enabled) {
     n = wrap_rtx(t, tmp, (size_t)n, out, cap);
     if (n < 0) return n;
@@ -948,10 +1043,11 @@ static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd
       if (ext < t->rw.src_base_ext) continue;
       const uint8_t *orig;
       size_t olen;
-      uint16_t src_seq = (uint16_t)ext;
+      /* the rewriter's input seq; under the temporal filter not the source's */
+      uint16_t kept = (uint16_t)ext, src_seq = kept;
+      if (t->tl && hd_tl_filter_unmap(t->tl, kept, &src_seq) != HD_TL_FORWARD) continue;
       if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
-      int n =
-          send_copy(v, t, pub, orig, olen, (uint16_t)(src_seq + t->rw.seq_offset), HD_PACE_PADDING, now, c);
+      int n = send_copy(v, t, pub, orig, olen, (uint16_t)(kept + t->rw.seq_offset), HD_PACE_PADDING, now, c);
       if (n == HD_ENOSPC) return; /* the tx queue or the pacer is full */
       if (n > 0) {
         sent += (uint64_t)n;
@@ -1184,7 +1280,11 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
     update_playout_delay(v, t, &pub->in[cur]);
   }
   hd_alloc_track_t a[HD_SESSION_MAX_OUT];
-  int order[HD_SESSION_MAX_OUT][HD_SESSION_MAX_LAYERS], which[HD_SESSION_MAX_OUT];
+  /* the allocator's layers of each track: (in[] index, highest TID) pairs,
+   * spatial layers in ascending size, each split into its temporal layers
+   * (VP8 TID) when it has them */
+  int order[HD_SESSION_MAX_OUT][HD_ALLOC_MAX_LAYERS], tids[HD_SESSION_MAX_OUT][HD_ALLOC_MAX_LAYERS],
+      which[HD_SESSION_MAX_OUT];
   size_t n = 0;
   uint64_t fixed = 0; /* audio and single-layer video not (yet) gated: forwarded whatever the estimate */
   int settled = g_adapt && v->estimate_bps && v->estimate_first_at &&
@@ -1211,28 +1311,53 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       t->gated = 1;
       t->cur_in = t->want_in = h;
     }
-    int nl = hd_session_layer_order(pub, h, now, order[n]);
+    int sp[HD_SESSION_MAX_LAYERS];
+    int ns = hd_session_layer_order(pub, h, now, sp);
     hd_alloc_track_t *x = &a[n];
     *x = t->alloc;
-    x->n_layers = nl;
     x->cur = -1;
     int w[HD_SESSION_MAX_LAYERS], hh[HD_SESSION_MAX_LAYERS];
-    for (int l = 0; l < nl; l++) {
-      const hd_in_track_t *lt = &pub->in[order[n][l]];
-      x->bps[l] = layer_bps(lt, now);
-      w[l] = lt->width;
-      hh[l] = lt->height;
-      if (order[n][l] == t->want_in) {
-        x->cur = l;
-        /* the layer this subscriber gets stays live through a short gap (an
-         * overloaded encoder skipping frames of its top layer): leaving it
-         * costs a keyframe of the lower layer now and of this one after */
-        if (!x->bps[l] && lt->active && lt->last_packet_at &&
-            now - lt->last_packet_at <= HD_SESSION_CUR_LAYER_TIMEOUT)
-          x->bps[l] = lt->bps ? lt->bps : 1;
-      }
+    for (int l = 0; l < ns; l++) {
+      w[l] = pub->in[sp[l]].width;
+      hh[l] = pub->in[sp[l]].height;
     }
-    x->max_layer = hd_alloc_tile_layer(w, hh, nl, t->tile_w, t->tile_h);
+    int tile = hd_alloc_tile_layer(w, hh, ns, t->tile_w, t->tile_h), nl = 0;
+    for (int l = 0; l < ns; l++) {
+      const hd_in_track_t *lt = &pub->in[sp[l]];
+      uint32_t lb = layer_bps(lt, now);
+      /* the layer this subscriber gets stays live through a short gap (an
+       * overloaded encoder skipping frames of its top layer): leaving it
+       * costs a keyframe of the lower layer now and of this one after */
+      if (sp[l] == t->want_in && !lb && lt->active && lt->last_packet_at &&
+          now - lt->last_packet_at <= HD_SESSION_CUR_LAYER_TIMEOUT)
+        lb = lt->bps ? lt->bps : 1;
+      /* VP8 temporal layers: each TID's share of the layer's rate, measured
+       * (the lower ones cost what their frames cost, not a fixed fraction).
+       * Only the lowest spatial layer is split: a smaller picture at the full
+       * frame rate watches better than a bigger one at 7-15 fps (with the
+       * larger layers split too, the 600 kbit/s phase of
+       * e2e/simulcast_chromium got 540p at 7 fps instead of 270p at 18), so
+       * a lower frame rate is the step before a pause, not before a smaller
+       * layer */
+      int mt = l == 0 && lt->max_tid > 0 && lt->max_tid < HD_TL_ALL ? lt->max_tid : 0;
+      uint64_t tot = 0, cum = 0;
+      for (int k = 0; k <= mt; k++)
+        tot += lt->tid_bps[k];
+      if (!tot || nl + mt + 1 > HD_ALLOC_MAX_LAYERS - (ns - 1 - l)) mt = 0;
+      for (int k = 0; k <= mt; k++) {
+        cum += lt->tid_bps[k];
+        order[n][nl] = sp[l];
+        tids[n][nl] = k == mt ? HD_TL_ALL : k;
+        x->bps[nl] = k == mt || !lb ? lb : (uint32_t)((uint64_t)lb * cum / tot) + 1;
+        /* the current choice: the first of its layer's entries that gives
+         * at least the TIDs it gets now */
+        if (sp[l] == t->want_in && x->cur < 0 && tids[n][nl] >= t->want_tid) x->cur = nl;
+        nl++;
+      }
+      if (l == tile) x->max_layer = nl - 1;
+    }
+    if (nl != x->n_layers) x->up_target = -1; /* the layers were split or merged since */
+    x->n_layers = nl;
     if (x->up_target >= nl) x->up_target = -1;
     which[n++] = i;
   }
@@ -1246,6 +1371,22 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   if (v->estimate_bps && g_adapt) {
     uint64_t usable = v->estimate_bps * 9 / 10; /* headroom for RTX and RTCP */
     budget = usable > fixed ? usable - fixed : 0;
+  }
+  if (!settled && budget < UINT64_MAX / 4) {
+    /* the same start-up settle a single-layer track gets: a first estimate
+     * (REMB from Chromium starts near 80 kbit/s) says little for
+     * HD_SESSION_SINGLE_SETTLE, so no visible simulcast track is paused for
+     * it: each keeps at least its lowest live layer meanwhile */
+    uint64_t lowest = 0;
+    for (size_t k = 0; k < n; k++) {
+      if (!a[k].visible) continue;
+      for (int l = 0; l < a[k].n_layers; l++)
+        if (a[k].bps[l]) {
+          lowest += a[k].bps[l];
+          break;
+        }
+    }
+    if (budget < lowest) budget = lowest;
   }
   hd_alloc_run(a, n, budget, now);
   /* held back by the estimate? probe for the next step of the first track
@@ -1278,6 +1419,13 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
     t->alloc = a[k];
     if (c && a[k].pauses > pauses && a[k].visible) c->layer_pauses++; /* for lack of bandwidth */
     int want = a[k].cur >= 0 ? order[k][a[k].cur] : -1;
+    int want_tid = a[k].cur >= 0 ? tids[k][a[k].cur] : HD_TL_ALL;
+    if (want_tid != t->want_tid) { /* a frame rate change: no keyframe needed (sfu/temporal.h) */
+      HD_LOGD("sfu", "session %s: track %s temporal layers <= %d -> <= %d", v->id, t->mid, t->want_tid,
+              want_tid);
+      t->want_tid = want_tid;
+      if (t->tl) hd_tl_filter_set_target(t->tl, want_tid);
+    }
     if (want == t->want_in) continue;
     HD_LOGD("sfu",
             "session %s: track %s layer %d -> %d (estimate %llu bps, budget %llu, layers %u/%u/%u bps)",

@@ -25,6 +25,7 @@
 #include "sfu/red_repair.h"
 #include "sfu/allocator.h"
 #include "sfu/rewriter.h"
+#include "sfu/temporal.h"
 #include "sfu/vp8_rewriter.h"
 
 /* PUBLISH: client offers, we receive (WHIP, or a room participant's publisher
@@ -36,11 +37,11 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_ID_LEN 16
 #define HD_SESSION_MAX_TRACKS                                                                                \
   12 /* tracks a session receives (mic, camera, screen, ...; a simulcast layer counts as one) */
-#define HD_SESSION_MAX_LAYERS HD_ALLOC_MAX_LAYERS /* simulcast layers of one track (RFC 8853) */
-#define HD_SESSION_RATE_WINDOW HD_MS(500)         /* a layer's bitrate is measured over this */
-#define HD_SESSION_LAYER_TIMEOUT HD_SEC(1)        /* a layer that sent nothing this long is not live */
-#define HD_SESSION_CUR_LAYER_TIMEOUT HD_MS(2500)  /* ... except for a subscriber that gets it now */
-#define HD_SESSION_ALLOC_INTERVAL HD_MS(500)      /* the allocator runs at least this often per subscriber */
+#define HD_SESSION_MAX_LAYERS 3                  /* simulcast layers of one track (RFC 8853) */
+#define HD_SESSION_RATE_WINDOW HD_MS(500)        /* a layer's bitrate is measured over this */
+#define HD_SESSION_LAYER_TIMEOUT HD_SEC(1)       /* a layer that sent nothing this long is not live */
+#define HD_SESSION_CUR_LAYER_TIMEOUT HD_MS(2500) /* ... except for a subscriber that gets it now */
+#define HD_SESSION_ALLOC_INTERVAL HD_MS(500)     /* the allocator runs at least this often per subscriber */
 #define HD_SESSION_START_BPS 1000000 /* the allocator's budget before a subscriber's first estimate */
 /* A single-layer video track has no lower layer to fall back to: the
  * allocator may pause it only once the subscriber's estimate has had this
@@ -95,10 +96,18 @@ typedef struct {
   uint32_t bps;
   hd_time_t rate_start, last_packet_at;
   uint64_t rate_bytes;
-  int width, height; /* VP8: from the last keyframe */
-  int last_pkt_key;  /* the packet just handed out starts a keyframe */
-  int kind;          /* HD_TRACK_AUDIO / HD_TRACK_VIDEO */
-  int media_index;   /* into negotiated.media */
+  /* VP8 temporal layers (RFC 7741 TID): bytes per TID in the rate window,
+   * their smoothed bitrates, and the highest TID lately (-1 = the stream
+   * has no temporal layers; an encoder that skips frames under load may
+   * send a window without its top TID: that does not merge the layers) */
+  uint64_t tid_bytes[HD_TL_ALL + 1];
+  uint32_t tid_bps[HD_TL_ALL + 1];
+  hd_time_t tid_seen_at[HD_TL_ALL + 1]; /* last packet of each TID */
+  int max_tid;                          /* highest TID seen within HD_SESSION_LAYER_TIMEOUT */
+  int width, height;                    /* VP8: from the last keyframe */
+  int last_pkt_key;                     /* the packet just handed out starts a keyframe */
+  int kind;                             /* HD_TRACK_AUDIO / HD_TRACK_VIDEO */
+  int media_index;                      /* into negotiated.media */
   char mid[32];
   uint8_t pt, rtx_pt;
   uint8_t red_pt; /* audio: RED (RFC 2198) over pt, as browsers send Opus; 0 = not negotiated */
@@ -173,6 +182,10 @@ typedef struct {
    * HD_SESSION_SINGLE_SETTLE); simulcast tracks always are */
   int gated;
   hd_vp8_rewriter_t vp8;
+  /* VP8 temporal layers: the highest TID the allocator wants (HD_TL_ALL =
+   * all), and the filter dropping the others (created when first needed) */
+  int want_tid;
+  hd_tl_filter_t *tl;
   hd_rewriter_t rw;
   hd_rtp_send_stats_t sstats;
   int nack, rtx_enabled;
@@ -265,6 +278,7 @@ typedef struct {
   uint64_t nacks_doubled;               /* NACK messages sent twice to a publisher whose leg loses >= 10% */
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
+  uint64_t temporal_dropped; /* VP8 packets of temporal layers a viewer does not get (sfu/temporal.h) */
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */
   uint64_t twcc_received;               /* transport-wide feedback from subscribers */
   uint64_t publisher_layer_changes; /* publish_layers sent: simulcast layers paused/resumed at publishers */
@@ -312,6 +326,8 @@ void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, co
  * = viewers that negotiate transport-cc get the send-side estimator, 0 = they
  * are treated as REMB-only. */
 void hd_session_set_twcc(int on);
+/* 1 while transport-wide CC is on (rooms offer it to their subscribers then). */
+int hd_session_twcc_enabled(void);
 /* Process-wide pacing switch (set once at start): on (default) = every
  * subscriber's packets go through a pacer at factor_pct percent of its
  * estimate (rtc/pacer.h); off = sent as they are forwarded, as before issue 11

@@ -47,9 +47,13 @@ after(async () => {
 async function startRelay(toPort, args) {
   for (let attempt = 1; ; attempt++) {
     const r = await startRelayOnce(toPort, args);
-    try {
-      if ((await fetch(`${r.controlUrl}/stats`)).ok) return r;
-    } catch { /* not ours */ }
+    // a loaded machine may take a while to start it: ask for up to 3 s
+    for (let i = 0; i < 15; i++) {
+      try {
+        if ((await fetch(`${r.controlUrl}/stats`)).ok) return r;
+      } catch { /* not up yet, or not ours */ }
+      await sleep(200);
+    }
     await r.stop();
     assert.ok(attempt < 4, 'hudong netem control endpoint never answered');
   }

@@ -278,6 +278,10 @@ static void test_publish_subscribe_flow(void **st) {
   assert_int_equal(hd_signal_parse(g_conn[1].msgs[o], strlen(g_conn[1].msgs[o]), HD_SIGNAL_FROM_NODE, &m, &e),
                    0);
   assert_int_equal(m.subscriber_offer.n_tracks, 2);
+  /* transport-wide CC is offered to room subscribers (issue 11 item 2): the
+   * rtcp-fb on the video codec and the transport sequence number extension */
+  assert_non_null(strstr(m.subscriber_offer.sdp, " transport-cc\r\n"));
+  assert_non_null(strstr(m.subscriber_offer.sdp, "transport-wide-cc-extensions-01"));
   /* answer it as a receive-only client would (our own answerer, recvonly) */
   hd_sdp_t *offer = malloc(sizeof *offer), *ans = malloc(sizeof *ans);
   hd_sdp_negotiated_t *neg = malloc(sizeof *neg);

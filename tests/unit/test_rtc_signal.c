@@ -64,9 +64,16 @@ static const char *JOINED =
     "20,"
     "\"protocol\":1,\"future_member\":{\"x\":1}}";
 
+static int g_view_w, g_view_h; /* the view size joined_client configures */
+
 static hd_rtc_signal_t *joined_client(hd_pc_t *pub, hd_pc_t *sub, hd_time_t now) {
   hd_rtc_signal_t *s;
-  hd_rtc_signal_config_t cfg = {.token = "tok.en.x", .name = "Me", .pub_pc = pub, .sub_pc = sub};
+  hd_rtc_signal_config_t cfg = {.token = "tok.en.x",
+                                .name = "Me",
+                                .pub_pc = pub,
+                                .sub_pc = sub,
+                                .view_width = g_view_w,
+                                .view_height = g_view_h};
   assert_int_equal(hd_rtc_signal_new(&s, &cfg), 0);
   assert_int_equal(hd_rtc_signal_state(s), HD_RTC_SIGNAL_IDLE);
   assert_int_equal(hd_rtc_signal_next_timeout(s), HD_TIME_NEVER);
@@ -320,7 +327,10 @@ static void test_pc_flows(void **st) {
   assert_int_equal(hd_pc_new(&sub, &pcfg), 0);
   assert_int_equal(hd_pc_new(&node_pub, &pcfg), 0);
   assert_int_equal(hd_pc_new(&node_sub, &pcfg), 0);
+  g_view_w = 320;
+  g_view_h = 180;
   hd_rtc_signal_t *s = joined_client(pub, sub, now);
+  g_view_w = g_view_h = 0;
   hd_rtc_signal_event_t ev;
   hd_signal_msg_t m;
   static char sdp[65536], msg[200000];
@@ -384,6 +394,29 @@ static void test_pc_flows(void **st) {
       hd_pc_set_remote_answer(node_sub, m.subscriber_answer.sdp, strlen(m.subscriber_answer.sdp), now), 0);
   hd_signal_msg_free(&m);
   assert_int_equal(hd_pc_track_direction(sub, 0), HD_PC_RECVONLY);
+  /* the new video track's tile goes to the node (track_settings, as a page
+   * does), once: a later offer still carrying it says nothing more */
+  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
+  assert_int_equal(m.track_settings.n_track_sids, 1);
+  assert_string_equal(m.track_settings.track_sids[0], "TR_bv");
+  assert_int_equal(m.track_settings.visible, 1);
+  assert_int_equal(m.track_settings.width, 320);
+  assert_int_equal(m.track_settings.height, 180);
+  hd_signal_msg_free(&m);
+  assert_int_equal(hd_rtc_signal_peek_len(s), 0);
+  q = jquote(sdp);
+  snprintf(msg, sizeof msg,
+           "{\"type\":\"subscriber_offer\",\"sdp\":%s,\"tracks\":[{\"mid\":\"0\",\"track_sid\":\"TR_bv\","
+           "\"participant_sid\":\"PA_bob\"}]}",
+           q);
+  free(q);
+  assert_int_equal(feed(s, msg, now), 0);
+  assert_int_equal(next_ev(s, &ev), 1);
+  if (ev.code >= 0) {
+    next_out(s, HD_SIGNAL_SUBSCRIBER_ANSWER, &m);
+    hd_signal_msg_free(&m);
+  }
+  assert_int_equal(hd_rtc_signal_peek_len(s), 0);
   /* an offer the pc cannot answer: the event carries the error, no answer goes out */
   assert_int_equal(feed(s, "{\"type\":\"subscriber_offer\",\"sdp\":\"v=0\",\"tracks\":[]}", now), 0);
   assert_int_equal(next_ev(s, &ev), 1);

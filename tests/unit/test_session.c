@@ -5,6 +5,8 @@
 #include "hd_test.h"
 
 #include "base/err.h"
+#include "media/rtp_payload.h"
+#include "proto/rtcp.h"
 #include "proto/rtp.h"
 #include "sfu/session.h"
 
@@ -325,6 +327,235 @@ static void test_single_layer_video_gated(void **st) {
   free(v);
 }
 
+/* A publisher of one simulcast video track, layers "h" (~160 kbit/s) and "f"
+ * (~800 kbit/s), named by the rid extension (id 2; mid id 1). */
+static hd_session_t *simulcast_pub(void) {
+  hd_session_t *p = calloc(1, sizeof *p);
+  p->kind = HD_SESSION_PUBLISH;
+  add_media(p, HD_SDP_VIDEO, "0", 96, 0, 0);
+  hd_sdp_media_negotiated_t *m = &p->neg.media[0];
+  m->n_rids = 2;
+  snprintf(m->rids[0], sizeof m->rids[0], "h");
+  snprintf(m->rids[1], sizeof m->rids[1], "f");
+  m->ext_rid = 2;
+  assert_int_equal(hd_session_setup_tracks(p, 0), 0);
+  assert_int_equal(p->n_in, 2);
+  return p;
+}
+
+static uint16_t g_sc_seq[2] = {100, 5000};
+
+/* Both layers send 100 packets a second until `until`. */
+static void simulcast_sends(hd_session_t *p, hd_time_t from, hd_time_t until) {
+  uint8_t buf[1500], scratch[1500], payload[1000] = {0};
+  for (hd_time_t t = from; t < until; t += HD_MS(10))
+    for (int l = 0; l < 2; l++) {
+      const char *rid = l ? "f" : "h";
+      hd_rtp_ext_t ext[2] = {{1, 1, (const uint8_t *)"0"}, {2, 1, (const uint8_t *)rid}};
+      hd_rtp_build_t b = {.pt = 96,
+                          .seq = g_sc_seq[l]++,
+                          .ts = (uint32_t)(t / 11),
+                          .ssrc = l ? 0xF0F0u : 0xE0E0u,
+                          .exts = ext,
+                          .ext_count = 2};
+      int n = hd_rtp_build(&b, payload, l ? 1000 : 200, buf, sizeof buf);
+      hd_rtp_hdr_t out;
+      hd_session_counters_t c = {0};
+      assert_int_equal(hd_session_publisher_rtp(p, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c), l);
+    }
+}
+
+/* A simulcast track gets the start-up settle a single-layer one gets
+ * (HD_SESSION_SINGLE_SETTLE, issue 11): a first estimate far below its lowest
+ * layer (Chromium's REMB starts near 80 kbit/s) does not pause it; only when
+ * the estimate stays that low past the settle time does the allocator pause it. */
+static void test_simulcast_settle(void **st) {
+  (void)st;
+  hd_session_t *p = simulcast_pub();
+  hd_session_t *v = video_viewer();
+  hd_out_track_t *t = &v->out[0];
+  t->src = p;
+  t->src_in = 0;
+  hd_session_counters_t c = {0};
+  simulcast_sends(p, HD_SEC(1), HD_SEC(2));
+  v->estimate_bps = 80000; /* just measured */
+  v->estimate_first_at = HD_SEC(2);
+  hd_time_t now = HD_SEC(2);
+  for (; now < HD_MS(4800); now += HD_MS(100)) {
+    simulcast_sends(p, now, now + HD_MS(100));
+    hd_session_allocate(v, NULL, now + HD_MS(100), &c);
+    assert_int_equal(t->want_in, 0); /* the low layer, not a pause */
+  }
+  assert_int_equal(c.layer_pauses, 0);
+  for (; now < HD_SEC(5) + HD_ALLOC_DOWN_HOLD + HD_MS(500); now += HD_MS(100)) {
+    simulcast_sends(p, now, now + HD_MS(100));
+    hd_session_allocate(v, NULL, now + HD_MS(100), &c);
+  }
+  assert_int_equal(t->want_in, -1); /* settled, and still short: paused */
+  assert_int_equal(c.layer_pauses, 1);
+  hd_session_free_tracks(v);
+  free(v);
+  hd_session_free_tracks(p);
+  free(p);
+}
+
+/* ---- VP8 temporal layers through the forwarding path ---- */
+
+typedef struct {
+  uint8_t pkt[64][1500]; /* what the viewer got (in clear: the link stand-in) */
+  size_t len[64];
+  int n;
+} capture_t;
+
+static int capture_send(void *ud, const uint8_t *pkt, size_t len, int is_rtcp) {
+  capture_t *k = ud;
+  if (is_rtcp) return 0;
+  int i = k->n % 64;
+  memcpy(k->pkt[i], pkt, len);
+  k->len[i] = len;
+  k->n++;
+  return 0;
+}
+
+static const int L1T3_TIDS[4] = {0, 2, 1, 2};
+static const int L1T3_SYNC[4] = {0, 1, 1, 0};
+static int g_l1t3_frame;
+
+/* The camera of g_s (in[1]) sends one L1T3 frame (two packets) at `at`:
+ * TL0 frames 600-byte payloads, TL1 400, TL2 300; PictureID = frame number. */
+static void l1t3_frame(hd_session_t *v, hd_time_t at, int key) {
+  int f = g_l1t3_frame++, tid = key ? 0 : L1T3_TIDS[f % 4];
+  for (int k = 0; k < 2; k++) {
+    uint8_t payload[700] = {0}, buf[1500], scratch[1500];
+    hd_vp8_desc_t d;
+    memset(&d, 0, sizeof d);
+    d.start = (uint8_t)(k == 0);
+    d.picture_id = f & 0x7fff;
+    d.picture_id_bits = 15;
+    d.tl0picidx = (f / 4) & 0xff;
+    d.tid = tid;
+    d.layer_sync = (uint8_t)(!key && L1T3_SYNC[f % 4]);
+    d.keyidx = -1;
+    int dl = hd_vp8_desc_write(&d, payload, sizeof payload);
+    payload[dl] = key ? 0x00 : 0x01;
+    size_t plen = tid == 0 ? 600 : tid == 1 ? 400 : 300;
+    hd_rtp_ext_t ext = {1, 1, (const uint8_t *)"1"};
+    hd_rtp_build_t b = {.pt = 96,
+                        .marker = (uint8_t)(k == 1),
+                        .seq = g_cam_seq++,
+                        .ts = (uint32_t)(f * 3000),
+                        .ssrc = 0x2222,
+                        .exts = &ext,
+                        .ext_count = 1};
+    int n = hd_rtp_build(&b, payload, plen, buf, sizeof buf);
+    hd_rtp_hdr_t out;
+    hd_session_counters_t c = {0};
+    assert_int_equal(hd_session_publisher_rtp(g_s, buf, (size_t)n, at, scratch, sizeof scratch, &out, &c), 1);
+    if (v) hd_session_forward(v, g_s, 1, &out, at, &c);
+  }
+}
+
+/* A viewer of a single-layer VP8 camera with three temporal layers (L1T3)
+ * whose downlink fits TL0+TL1 only gets 15 of the 30 fps, with no keyframe
+ * asked of the publisher; its sequence numbers and PictureIDs have no gaps;
+ * a NACK of one of its seqs is answered with the right source packet; and
+ * when the estimate allows, all three layers come back at a layer-sync frame
+ * (issue 11 items 1 and 3, sfu/temporal.h). */
+static void test_vp8_temporal_layers(void **st) {
+  (void)st;
+  hd_session_set_pacer(0, 0);
+  capture_t *cap = calloc(1, sizeof *cap);
+  hd_session_t *v = camera_viewer();
+  hd_out_track_t *t = &v->out[0];
+  t->nack = 1;
+  assert_int_equal(hd_peer_set_link(&v->peer, capture_send, cap, 0), 0);
+  hd_session_counters_t c = {0};
+  hd_time_t now = HD_SEC(40);
+  uint64_t plis = g_s->in[1].plis_sent;
+  l1t3_frame(v, now, 1);
+  v->estimate_bps = 150000; /* L1T3 here: TL0 ~76, +TL1 ~128, all ~207 kbit/s */
+  v->estimate_first_at = now - HD_SEC(10);
+  int frames_out = 0, frames_from = -1;
+  uint16_t last_seq = 0;
+  int last_pid = -1, have = 0;
+  for (int i = 1; i < 30 * 6; i++) {
+    now += HD_MS(33);
+    int before = cap->n;
+    l1t3_frame(v, now, 0);
+    if (i % 3 == 0) hd_session_allocate(v, NULL, now, &c);
+    for (int k = before; k < cap->n; k++) {
+      hd_rtp_hdr_t h;
+      assert_int_equal(hd_rtp_parse(cap->pkt[k % 64], cap->len[k % 64], &h), 0);
+      if (have) assert_int_equal(h.seq, (uint16_t)(last_seq + 1)); /* no seq gap, ever */
+      last_seq = h.seq;
+      hd_vp8_desc_t d;
+      assert_int_equal(hd_vp8_depay_parse(h.payload, h.payload_len, &d), 0);
+      if (d.frame_start) {
+        if (last_pid >= 0) assert_int_equal(d.picture_id, (last_pid + 1) & 0x7fff); /* nor PictureID gap */
+        last_pid = d.picture_id;
+        if (frames_from >= 0) frames_out++;
+      }
+      have = 1;
+    }
+    if (i == 30 * 3) frames_from = i; /* the last 3 s: settled at TL0+TL1 */
+  }
+  assert_int_equal(t->want_tid, 1);
+  assert_int_equal(t->want_in, 1);
+  assert_true(frames_out >= 43 && frames_out <= 47); /* 15 fps x 3 s */
+  assert_true(t->tl && t->tl->dropped > 0);
+  assert_int_equal(g_s->in[1].plis_sent, plis); /* no keyframe for it */
+  assert_true(g_s->in[1].max_tid == 2 && g_s->in[1].tid_bps[2] > 0);
+
+  /* the viewer lost the newest packet: its NACK gets that packet again */
+  hd_rtp_hdr_t lost;
+  int li = (cap->n - 1) % 64;
+  uint8_t lost_pkt[1500];
+  size_t lost_len = cap->len[li];
+  memcpy(lost_pkt, cap->pkt[li], lost_len);
+  assert_int_equal(hd_rtp_parse(lost_pkt, lost_len, &lost), 0);
+  uint8_t rtcp[64];
+  int rn = hd_rtcp_build_nack(0x77, 0xAAAA, &lost.seq, 1, rtcp, sizeof rtcp);
+  int before = cap->n;
+  hd_session_rtcp(v, NULL, rtcp, (size_t)rn, now + HD_MS(20), &c);
+  assert_int_equal(cap->n, before + 1);
+  hd_rtp_hdr_t again;
+  assert_int_equal(hd_rtp_parse(cap->pkt[before % 64], cap->len[before % 64], &again), 0);
+  assert_int_equal(again.seq, lost.seq);
+  assert_int_equal(again.payload_len, lost.payload_len);
+  assert_memory_equal(again.payload, lost.payload, lost.payload_len); /* same descriptor, same PictureID */
+
+  /* room for all: back to 30 fps at a layer-sync frame, still no keyframe */
+  v->estimate_bps = 400000;
+  frames_out = 0;
+  for (int i = 0; i < 30 * 4; i++) {
+    now += HD_MS(33);
+    int b2 = cap->n;
+    l1t3_frame(v, now, 0);
+    if (i % 3 == 0) hd_session_allocate(v, NULL, now, &c);
+    for (int k = b2; k < cap->n; k++) {
+      hd_rtp_hdr_t h;
+      assert_int_equal(hd_rtp_parse(cap->pkt[k % 64], cap->len[k % 64], &h), 0);
+      assert_int_equal(h.seq, (uint16_t)(last_seq + 1));
+      last_seq = h.seq;
+      hd_vp8_desc_t d;
+      assert_int_equal(hd_vp8_depay_parse(h.payload, h.payload_len, &d), 0);
+      if (d.frame_start) {
+        assert_int_equal(d.picture_id, (last_pid + 1) & 0x7fff);
+        last_pid = d.picture_id;
+        if (i >= 30 * 3) frames_out++;
+      }
+    }
+  }
+  assert_int_equal(t->want_tid, HD_TL_ALL);
+  assert_int_equal(frames_out, 30);
+  assert_int_equal(g_s->in[1].plis_sent, plis);
+  free(v->peer.link_buf);
+  hd_session_free_tracks(v);
+  free(v);
+  free(cap);
+  hd_session_set_pacer(1, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_demux),
@@ -332,6 +563,8 @@ int main(void) {
       cmocka_unit_test(test_rtx_duplicate_dropped_and_rr_counts_network_loss),
       cmocka_unit_test(test_viewer_rtt_from_rr),
       cmocka_unit_test(test_single_layer_video_gated),
+      cmocka_unit_test(test_simulcast_settle),
+      cmocka_unit_test(test_vp8_temporal_layers),
       cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
