@@ -1035,7 +1035,8 @@ int hd_cmd_serve(int argc, char **argv) {
                                     .on_event = on_node_event,
                                     .ud = &s};
   wcfg.ice_tcp = s.cfg.ice_tcp; /* docs/operations.md "ICE-TCP" */
-  wcfg.shard_min_room = (size_t)s.cfg.media_shard_min_room; /* docs/performance.md "A room across every core" */
+  wcfg.shard_min_room =
+      (size_t)s.cfg.media_shard_min_room; /* docs/performance.md "A room across every core" */
   wcfg.shard_ring = (size_t)s.cfg.media_shard_ring;
   wcfg.ice_tcp_cfg = (hd_ice_tcp_config_t){.max_conns = (size_t)s.cfg.ice_tcp_max_conns,
                                            .check_timeout = (hd_time_t)s.cfg.ice_tcp_check_timeout * 1000,

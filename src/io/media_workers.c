@@ -442,7 +442,8 @@ static int shard_metrics(const metrics_job_t *per, int n, char *out, size_t cap,
        "RTP packets dropped because the ring to the shard worker was full (media_shard_ring)."},
       {"hudong_shard_sent_total", "counter", "Packets a worker sealed and sent for other workers' rooms."},
       {"hudong_shard_seal_errors_total", "counter", "Handed packets the shard worker could not seal."},
-      {"hudong_shard_streams", "gauge", "Viewers each worker seals and sends for (its own rooms' and others')."}};
+      {"hudong_shard_streams", "gauge",
+       "Viewers each worker seals and sends for (its own rooms' and others')."}};
   int rc = 0;
   for (int f = 0; f < 5 && !rc; f++) {
     rc = appendf(out, cap, len, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
@@ -753,7 +754,7 @@ void hd_media_workers_stop(hd_media_workers_t *w) {
     }
   }
   uv_close((uv_handle_t *)w->ctl_wake, free_handle);
-  hd_quota_free(w->quota); /* after the nodes, which give their sessions back to it */
+  hd_quota_free(w->quota);   /* after the nodes, which give their sessions back to it */
   hd_shards_free(w->shards); /* after the nodes, whose viewers retire their streams */
   free(w->workers);
   free(w);

@@ -100,7 +100,8 @@ void hd_udp_send_queue(int fd, hd_txq_t *q, hd_udp_batch_t *b, int *gso, int *gs
       unsigned k = hd_udp_batch_segs(b, 0);
       if (k > 1 && gso_refused(errno)) { /* e.g. EIO: no checksum offload on the route */
         if (++*gso_fails >= GSO_MAX_FAILS) {
-          HD_LOGW("rtc", "UDP GSO refused %d times (%s): sending plain datagrams", *gso_fails, strerror(errno));
+          HD_LOGW("rtc", "UDP GSO refused %d times (%s): sending plain datagrams", *gso_fails,
+                  strerror(errno));
           *gso = 0;
         }
         plain = 1;
@@ -131,7 +132,8 @@ static void drain(hd_rtc_udp_t *u) {
   hd_node_stats_t *st = hd_node_stats(u->node);
   if (u->tcp.take && *u->tcp.n_conns && q->count) drain_tcp(u, q, st);
   uv_os_fd_t fd;
-  if (uv_fileno((uv_handle_t *)&u->udp, &fd) == 0) hd_udp_send_queue(fd, q, &u->batch, &u->gso, &u->gso_fails, &u->send_calls, st);
+  if (uv_fileno((uv_handle_t *)&u->udp, &fd) == 0)
+    hd_udp_send_queue(fd, q, &u->batch, &u->gso, &u->gso_fails, &u->send_calls, st);
   if (u->on_flush) u->on_flush(u->on_flush_ud);
 }
 

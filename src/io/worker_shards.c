@@ -42,7 +42,7 @@ typedef struct {
   /* load: viewers this worker seals for (any thread reads, attach/retire write) */
   atomic_size_t streams;
   /* producer-owned (this worker as a room worker) */
-  unsigned *since_wake;             /* [n] packets handed to worker i since it was woken */
+  unsigned *since_wake;              /* [n] packets handed to worker i since it was woken */
   hd_shard_stream_t *pending_retire; /* retirements waiting for room in their ring */
   /* consumer-owned (this worker as a shard) */
   hd_txq_t txq;
@@ -60,7 +60,9 @@ struct hd_shards {
   _Atomic(hd_spsc_t *) *rings; /* [from * n + to], created by `from` at first use */
 };
 
-static void add(atomic_uint_least64_t *c, uint64_t v) { atomic_fetch_add_explicit(c, v, memory_order_relaxed); }
+static void add(atomic_uint_least64_t *c, uint64_t v) {
+  atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
 
 int hd_shards_new(hd_shards_t **out, int n, size_t min_room, size_t ring_cap) {
   if (n < 1 || min_room < 1 || ring_cap < 1 || ring_cap > HD_SHARDS_RING_MAX) return HD_EINVAL;
@@ -155,7 +157,8 @@ int hd_shards_send(void *h, const uint8_t *pkt, size_t len, const struct sockadd
   hd_shard_stream_t *st = h;
   hd_shards_t *s = st->s;
   shard_worker_t *k = &s->w[st->from];
-  if (len > HD_DATAGRAM_MAX - HD_SRTP_MAX_TRAILER || tolen > sizeof(struct sockaddr_storage)) return HD_EINVAL;
+  if (len > HD_DATAGRAM_MAX - HD_SRTP_MAX_TRAILER || tolen > sizeof(struct sockaddr_storage))
+    return HD_EINVAL;
   hd_spsc_t *q = atomic_load_explicit(&s->rings[st->from * s->n + st->to], memory_order_relaxed);
   slot_t *sl = q ? hd_spsc_reserve(q) : NULL;
   if (!sl) {
@@ -211,12 +214,16 @@ void hd_shards_detach(hd_shard_stream_t *st) {
   }
 }
 
-void hd_shards_flush(hd_shards_t *s, int from) {
+int hd_shards_flush(hd_shards_t *s, int from) {
   shard_worker_t *k = &s->w[from];
   while (k->pending_retire && push_retire(k->pending_retire) == 0)
     k->pending_retire = k->pending_retire->next_retire;
   for (int to = 0; to < s->n; to++)
     if (k->since_wake[to]) wake(s, from, to);
+  int left = 0;
+  for (hd_shard_stream_t *st = k->pending_retire; st; st = st->next_retire)
+    left++;
+  return left;
 }
 
 /* Sends consumer c's queue on producer `from`'s socket. */

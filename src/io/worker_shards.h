@@ -80,8 +80,9 @@ int hd_shards_send(void *h, const uint8_t *pkt, size_t len, const struct sockadd
 /* The viewer is gone: its stream is retired after the packets already handed. */
 void hd_shards_detach(hd_shard_stream_t *st);
 /* Producer `from` after each send of its own queue: wakes the workers it
- * handed packets to, and re-tries retirements that found a ring full. */
-void hd_shards_flush(hd_shards_t *s, int from);
+ * handed packets to, and re-tries retirements that found a ring full.
+ * Returns the retirements still waiting. */
+int hd_shards_flush(hd_shards_t *s, int from);
 /* Worker c: seals and sends what the other workers handed it. Returns the
  * packets taken; if a ring still holds more, c is woken again. */
 int hd_shards_run(hd_shards_t *s, int c);

@@ -374,7 +374,8 @@ int main(int argc, char **argv) {
   if (metric(r.body, "hudong_rooms ") != 0) die("room left after DELETE");
   if (metric(r.body, "hudong_sessions_created_total ") != 3) die("sessions_created_total != 3");
   int nz;
-  if (shards && metric_workers(r.body, "hudong_shard_streams", &nz) != 0) die("shard streams left after DELETE");
+  if (shards && metric_workers(r.body, "hudong_shard_streams", &nz) != 0)
+    die("shard streams left after DELETE");
   free(r.body);
 
   for (int i = 0; i < N_CLIENTS; i++)
