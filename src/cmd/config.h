@@ -35,7 +35,7 @@ typedef struct {
   /* One room across media workers (io/worker_shards.h, docs/performance.md):
    * viewers joining a room of at least this many subscribers are sealed and
    * sent by the least-loaded worker; 0 = off (the default). media_shard_ring:
-   * slots per worker-pair ring (0 = 8192). */
+   * slots per worker-pair ring (0 = 16384). */
   long media_shard_min_room, media_shard_ring;
   char web_root[512];
   int dev;

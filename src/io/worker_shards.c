@@ -2,6 +2,7 @@
  * seal-and-send on the shard worker, stream retirement. */
 #include "io/worker_shards.h"
 
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,12 @@ typedef struct {
   uint16_t len;
   socklen_t tolen;
   hd_shard_stream_t *st;
-  struct sockaddr_storage to;
-  uint8_t data[HD_DATAGRAM_MAX];
+  union { /* an ICE-selected address: IPv4 or IPv6 (not a whole sockaddr_storage: 100 bytes a slot) */
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+  } to;
+  uint8_t data[HD_DATAGRAM_MAX - HD_SRTP_MAX_TRAILER];
 } slot_t;
 
 struct hd_shard_stream {
@@ -180,14 +185,15 @@ int hd_shards_send(void *h, const uint8_t *pkt, size_t len, const struct sockadd
 
 static int push_retire(hd_shard_stream_t *st) {
   hd_shards_t *s = st->s;
-  hd_spsc_t *q = atomic_load_explicit(&s->rings[st->from * s->n + st->to], memory_order_relaxed);
+  int from = st->from, to = st->to; /* st is the shard's to free once committed */
+  hd_spsc_t *q = atomic_load_explicit(&s->rings[from * s->n + to], memory_order_relaxed);
   slot_t *sl = hd_spsc_reserve(q);
   if (!sl) return HD_ENOSPC;
   sl->type = SLOT_RETIRE;
   sl->len = 0;
   sl->st = st;
   hd_spsc_commit(q);
-  s->w[st->from].since_wake[st->to]++;
+  s->w[from].since_wake[to]++;
   return 0;
 }
 
@@ -216,8 +222,11 @@ void hd_shards_detach(hd_shard_stream_t *st) {
 
 int hd_shards_flush(hd_shards_t *s, int from) {
   shard_worker_t *k = &s->w[from];
-  while (k->pending_retire && push_retire(k->pending_retire) == 0)
-    k->pending_retire = k->pending_retire->next_retire;
+  while (k->pending_retire) {
+    hd_shard_stream_t *next = k->pending_retire->next_retire; /* read before the shard may free it */
+    if (push_retire(k->pending_retire) < 0) break;
+    k->pending_retire = next;
+  }
   for (int to = 0; to < s->n; to++)
     if (k->since_wake[to]) wake(s, from, to);
   int left = 0;
@@ -269,7 +278,7 @@ int hd_shards_run(hd_shards_t *s, int c) {
         if (n < 0)
           seal_err++;
         else
-          hd_txq_commit(&k->txq, (size_t)n, (const struct sockaddr *)&sl->to, sl->tolen);
+          hd_txq_commit(&k->txq, (size_t)n, &sl->to.sa, sl->tolen);
       }
       hd_spsc_pop(q);
       taken++;

@@ -38,8 +38,9 @@
 #include "proto/srtp.h"
 
 /* Slots per ring (per ordered worker pair), config media_shard_ring. Each slot
- * holds one datagram (~1.6 KB): 8192 slots = 13 MiB per pair that is used. */
-#define HD_SHARDS_RING_DEFAULT 8192
+ * holds one datagram (~1.5 KB): 16384 slots = 24 MiB per pair that is used
+ * (a keyframe of ~50 packets to 300 viewers on the other worker is 15,000). */
+#define HD_SHARDS_RING_DEFAULT 16384
 #define HD_SHARDS_RING_MAX 65536
 /* A consumer takes at most this many packets from one ring per run before it
  * lets its own loop work (it comes back at once). */
