@@ -1,6 +1,6 @@
 /* Unit tests for the bounded SPSC ring (src/base/spsc.h): cap rounding, full
  * and empty, FIFO order across the wrap, and one producer and one consumer
- * thread handing over 200,000 slots with every slot's bytes intact and in
+ * thread handing over 50,000 slots with every slot's bytes intact and in
  * order (run under TSan by tools/test.sh). */
 #include "hd_test.h"
 
@@ -68,7 +68,7 @@ static void test_full_empty_order_wrap(void **st) {
   hd_spsc_free(&q);
 }
 
-#define N_ITEMS 200000u
+#define N_ITEMS 50000u
 #define SLOT_WORDS 8
 static hd_spsc_t g_q;
 static uint64_t g_full; /* producer only */
