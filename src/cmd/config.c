@@ -236,22 +236,36 @@ static int get_urls(json_t *arr, const char *what, char (*dst)[HD_CONFIG_URL_MAX
   return 0;
 }
 
-static int load_webhooks(hd_config_t *c, json_t *w, char *err, size_t errcap) {
-  if (!json_is_object(w)) {
-    snprintf(err, errcap, "config: 'webhooks' must be an object");
+/* Refuses o unless it is an object whose keys are all in keys[0..n); the
+ * error names what (e.g. "rtm") and the page that lists the keys. */
+static int check_keys_doc(json_t *o, const char *what, const char *const *keys, size_t n, const char *doc,
+                          char *err, size_t errcap) {
+  if (!json_is_object(o)) {
+    snprintf(err, errcap, "config: '%s' must be an object", what);
     return HD_EINVAL;
   }
   const char *k;
   json_t *kv;
-  json_object_foreach(w, k, kv) {
+  json_object_foreach(o, k, kv) {
     size_t i = 0;
-    while (i < sizeof webhook_keys / sizeof webhook_keys[0] && strcmp(k, webhook_keys[i]))
+    while (i < n && strcmp(k, keys[i]))
       i++;
-    if (i == sizeof webhook_keys / sizeof webhook_keys[0]) {
-      snprintf(err, errcap, "config: unknown key 'webhooks.%.64s' (see docs/operations.md)", k);
+    if (i == n) {
+      snprintf(err, errcap, "config: unknown key '%s.%.64s' (see %s)", what, k, doc);
       return HD_EINVAL;
     }
   }
+  return 0;
+}
+
+static int check_keys(json_t *o, const char *what, const char *const *keys, size_t n, char *err,
+                      size_t errcap) {
+  return check_keys_doc(o, what, keys, n, "docs/operations.md", err, errcap);
+}
+
+static int load_webhooks(hd_config_t *c, json_t *w, char *err, size_t errcap) {
+  if (check_keys(w, "webhooks", webhook_keys, sizeof webhook_keys / sizeof webhook_keys[0], err, errcap))
+    return HD_EINVAL;
   json_t *urls = json_object_get(w, "urls");
   if (urls &&
       get_urls(urls, "webhooks.urls", c->webhook_urls, HD_MAX_WEBHOOK_URLS, &c->n_webhook_urls, err, errcap))
@@ -280,21 +294,7 @@ static const char *const rtm_keys[] = {"db",
                                        "cluster_log"};
 
 static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
-  if (!json_is_object(w)) {
-    snprintf(err, errcap, "config: 'rtm' must be an object");
-    return HD_EINVAL;
-  }
-  const char *k;
-  json_t *kv;
-  json_object_foreach(w, k, kv) {
-    size_t i = 0;
-    while (i < sizeof rtm_keys / sizeof rtm_keys[0] && strcmp(k, rtm_keys[i]))
-      i++;
-    if (i == sizeof rtm_keys / sizeof rtm_keys[0]) {
-      snprintf(err, errcap, "config: unknown key 'rtm.%.64s' (see docs/operations.md)", k);
-      return HD_EINVAL;
-    }
-  }
+  if (check_keys(w, "rtm", rtm_keys, sizeof rtm_keys / sizeof rtm_keys[0], err, errcap)) return HD_EINVAL;
   if (get_str(w, "db", c->rtm_db, sizeof c->rtm_db, err, errcap)) return HD_EINVAL;
   if (!c->rtm_db[0]) {
     snprintf(err, errcap, "config: 'rtm.db' must not be empty (\":memory:\" for no file)");
@@ -324,21 +324,9 @@ static const char *const board_keys[] = {"max_pages",  "max_elements",   "max_po
 
 /* "board": whiteboard caps (docs/whiteboard.md "Limits"). */
 static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
-  if (!json_is_object(w)) {
-    snprintf(err, errcap, "config: 'board' must be an object");
+  if (check_keys_doc(w, "board", board_keys, sizeof board_keys / sizeof board_keys[0], "docs/whiteboard.md",
+                     err, errcap))
     return HD_EINVAL;
-  }
-  const char *k;
-  json_t *kv;
-  json_object_foreach(w, k, kv) {
-    size_t i = 0;
-    while (i < sizeof board_keys / sizeof board_keys[0] && strcmp(k, board_keys[i]))
-      i++;
-    if (i == sizeof board_keys / sizeof board_keys[0]) {
-      snprintf(err, errcap, "config: unknown key 'board.%.64s' (see docs/whiteboard.md)", k);
-      return HD_EINVAL;
-    }
-  }
   if (get_int(w, "max_pages", 1, 10000, &c->board_max_pages, err, errcap) ||
       get_int(w, "max_elements", 1, 1000000, &c->board_max_elements, err, errcap) ||
       get_int(w, "max_points", 2, 100000, &c->board_max_points, err, errcap) ||
@@ -348,27 +336,6 @@ static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
       get_int(w, "max_entry_kb", 16, 1 << 20, &c->board_max_entry_kb, err, errcap) ||
       get_int(w, "max_board_mb", 1, 65536, &c->board_max_board_mb, err, errcap))
     return HD_EINVAL;
-  return 0;
-}
-
-/* Refuses any key of object o (named what) not in keys[0..n). */
-static int check_keys(json_t *o, const char *what, const char *const *keys, size_t n, char *err,
-                      size_t errcap) {
-  if (!json_is_object(o)) {
-    snprintf(err, errcap, "config: '%s' must be an object", what);
-    return HD_EINVAL;
-  }
-  const char *k;
-  json_t *kv;
-  json_object_foreach(o, k, kv) {
-    size_t i = 0;
-    while (i < n && strcmp(k, keys[i]))
-      i++;
-    if (i == n) {
-      snprintf(err, errcap, "config: unknown key '%s.%.64s' (see docs/operations.md)", what, k);
-      return HD_EINVAL;
-    }
-  }
   return 0;
 }
 
@@ -447,21 +414,7 @@ static const char *const http_keys[] = {"max_connections",   "max_connections_pe
                                         "tls_cert",          "tls_key"};
 
 static int load_http(hd_config_t *c, json_t *w, char *err, size_t errcap) {
-  if (!json_is_object(w)) {
-    snprintf(err, errcap, "config: 'http' must be an object");
-    return HD_EINVAL;
-  }
-  const char *k;
-  json_t *kv;
-  json_object_foreach(w, k, kv) {
-    size_t i = 0;
-    while (i < sizeof http_keys / sizeof http_keys[0] && strcmp(k, http_keys[i]))
-      i++;
-    if (i == sizeof http_keys / sizeof http_keys[0]) {
-      snprintf(err, errcap, "config: unknown key 'http.%.64s' (see docs/operations.md)", k);
-      return HD_EINVAL;
-    }
-  }
+  if (check_keys(w, "http", http_keys, sizeof http_keys / sizeof http_keys[0], err, errcap)) return HD_EINVAL;
   if (get_int(w, "max_connections", 16, 1000000, &c->http_max_conns, err, errcap)) return HD_EINVAL;
   if (get_int(w, "max_connections_per_ip", 1, 1000000, &c->http_max_conns_per_ip, err, errcap))
     return HD_EINVAL;
@@ -479,10 +432,6 @@ static const char *const alert_keys[] = {"name",    "metric",    "threshold", "w
                                          "windows", "silence_s", "below",     "min_samples"};
 
 static int load_quality(hd_config_t *c, json_t *q, char *err, size_t errcap) {
-  if (!json_is_object(q)) {
-    snprintf(err, errcap, "config: 'quality' must be an object");
-    return HD_EINVAL;
-  }
   if (check_keys(q, "quality", quality_keys, sizeof quality_keys / sizeof quality_keys[0], err, errcap))
     return HD_EINVAL;
   if (get_int(q, "retention_days", 0, 3650, &c->quality_retention_days, err, errcap) ||

@@ -111,6 +111,36 @@ unauth:
   return -1;
 }
 
+int serve_authorize_operator(server_t *s, const hd_http_req_t *req, const char *what,
+                             hd_token_claims_t *claims, hd_http_resp_t *resp) {
+  if (serve_authorize(s, req, NULL, HD_GRANT_ADMIN, claims, resp) < 0) return -1;
+  if (!claims->room[0]) return 0;
+  s->auth_failures++;
+  char msg[200];
+  snprintf(msg, sizeof msg, "forbidden: %s an app-wide roomAdmin token (no room grant)\n", what);
+  hd_http_resp_text(resp, 403, msg);
+  return -1;
+}
+
+int serve_authorize_room_query(server_t *s, const hd_http_req_t *req, char *room, size_t room_cap,
+                               hd_token_claims_t *claims, hd_http_resp_t *resp) {
+  room[0] = 0;
+  for (const char *p = req->query; *p;) {
+    const char *e = strchr(p, '&');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l > 5 && !strncmp(p, "room=", 5) && l - 5 < room_cap) {
+      memcpy(room, p + 5, l - 5);
+      room[l - 5] = 0;
+    }
+    p += l + (e ? 1 : 0);
+  }
+  if (!serve_valid_room(room, strlen(room))) {
+    hd_http_resp_text(resp, 400, "query needs room=<name> (1-64 characters of A-Z a-z 0-9 - _ .)\n");
+    return -1;
+  }
+  return serve_authorize(s, req, room, 0, claims, resp);
+}
+
 /* GET /api/dev-token?room=R&identity=U — only with --dev: mints a token with
  * publish+subscribe for the demo pages. */
 static void handle_dev_token(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
@@ -176,19 +206,9 @@ static void handle_route(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
     hd_http_resp_text(resp, 405, "use GET /api/route?room=<name>\n");
     return;
   }
-  char room[80] = "";
-  for (const char *p = req->query; *p;) {
-    const char *e = strchr(p, '&');
-    size_t l = e ? (size_t)(e - p) : strlen(p);
-    if (l > 5 && !strncmp(p, "room=", 5) && l - 5 < sizeof room) memcpy(room, p + 5, l - 5);
-    p += l + (e ? 1 : 0);
-  }
-  if (!serve_valid_room(room, strlen(room))) {
-    hd_http_resp_text(resp, 400, "query needs room=<name> (1-64 characters of A-Z a-z 0-9 - _ .)\n");
-    return;
-  }
+  char room[80];
   hd_token_claims_t claims;
-  if (serve_authorize(s, req, room, 0, &claims, resp) < 0) return;
+  if (serve_authorize_room_query(s, req, room, sizeof room, &claims, resp) < 0) return;
   hd_serve_cluster_route(s->cluster, claims.key, room, req->query, resp);
 }
 
@@ -494,19 +514,9 @@ static void handle_board(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
     return;
   }
   if (hd_serve_board_image_get(s->board, req, resp)) return;
-  char room[80] = "";
-  for (const char *p = req->query; *p;) {
-    const char *e = strchr(p, '&');
-    size_t l = e ? (size_t)(e - p) : strlen(p);
-    if (l > 5 && !strncmp(p, "room=", 5) && l - 5 < sizeof room) memcpy(room, p + 5, l - 5);
-    p += l + (e ? 1 : 0);
-  }
-  if (!serve_valid_room(room, strlen(room))) {
-    hd_http_resp_text(resp, 400, "query needs room=<name> (1-64 characters of A-Z a-z 0-9 - _ .)\n");
-    return;
-  }
+  char room[80];
   hd_token_claims_t claims;
-  if (serve_authorize(s, req, room, 0, &claims, resp) < 0) return;
+  if (serve_authorize_room_query(s, req, room, sizeof room, &claims, resp) < 0) return;
   hd_serve_board_http(s->board, &claims, room, req, resp);
 }
 
@@ -636,13 +646,7 @@ static void handle_drain(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
     return;
   }
   hd_token_claims_t claims;
-  if (serve_authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
-  if (claims.room[0]) {
-    s->auth_failures++;
-    hd_http_resp_text(resp, 403,
-                      "forbidden: draining a node needs an app-wide roomAdmin token (no room grant)\n");
-    return;
-  }
+  if (serve_authorize_operator(s, req, "draining a node needs", &claims, resp) < 0) return;
   long grace = s->cfg.drain_grace_s > 0 ? s->cfg.drain_grace_s : 30;
   const char *g = strstr(req->query, "grace=");
   if (g && (g == req->query || g[-1] == '&')) {

@@ -265,13 +265,7 @@ void serve_handle_admin_mute(server_t *s, const hd_http_req_t *req, hd_http_resp
 void serve_handle_admin_quality(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp) {
   serve_add_cors(s, req, resp);
   hd_token_claims_t claims;
-  if (serve_authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
-  if (claims.room[0]) {
-    s->auth_failures++;
-    hd_http_resp_text(resp, 403,
-                      "forbidden: quality data needs an app-wide roomAdmin token (no room grant)\n");
-    return;
-  }
+  if (serve_authorize_operator(s, req, "quality data needs", &claims, resp) < 0) return;
   hd_serve_quality_http(s->quality, claims.key, req, resp);
 }
 
@@ -286,12 +280,6 @@ void serve_handle_cluster_links(server_t *s, const hd_http_req_t *req, hd_http_r
     return;
   }
   hd_token_claims_t claims;
-  if (serve_authorize(s, req, NULL, HD_GRANT_ADMIN, &claims, resp) < 0) return;
-  if (claims.room[0]) {
-    s->auth_failures++;
-    hd_http_resp_text(resp, 403,
-                      "forbidden: the cluster's links need an app-wide roomAdmin token (no room grant)\n");
-    return;
-  }
+  if (serve_authorize_operator(s, req, "the cluster's links need", &claims, resp) < 0) return;
   hd_serve_cluster_links(s->cluster, resp);
 }

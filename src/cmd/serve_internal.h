@@ -55,6 +55,15 @@ void serve_add_cors(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp)
  * on failure answers resp (401/403) and returns < 0. */
 int serve_authorize(server_t *s, const hd_http_req_t *req, const char *room, int needed,
                     hd_token_claims_t *claims, hd_http_resp_t *resp);
+/* serve_authorize for operator data (drain, quality, cluster links): an
+ * app-wide roomAdmin token; a room-scoped one gets 403 "forbidden: <what>
+ * an app-wide roomAdmin token" (what: "draining a node needs"). */
+int serve_authorize_operator(server_t *s, const hd_http_req_t *req, const char *what,
+                             hd_token_claims_t *claims, hd_http_resp_t *resp);
+/* Reads room=<name> from the query into room[room_cap] and authorizes a
+ * token for it; on failure answers resp (400/401/403) and returns < 0. */
+int serve_authorize_room_query(server_t *s, const hd_http_req_t *req, char *room, size_t room_cap,
+                               hd_token_claims_t *claims, hd_http_resp_t *resp);
 /* 1 when r[0..n) is a valid room name (docs/api.md). */
 int serve_valid_room(const char *r, size_t n);
 int serve_media_type_is(const char *ct, const char *mt);

@@ -40,6 +40,7 @@
 #include "base/log.h"
 #include "base/rand.h"
 #include "io/redis_uv.h"
+#include "io/rtm_redis_scripts.h"
 #include "io/rtc_udp.h"
 
 #define P "hudong:rtm:"
@@ -54,281 +55,7 @@
 #define PURGE_EVERY 10      /* ticks: a dead node's presence, every 2 s */
 #define WATCH_BUCKETS 1024
 #define MAX_PENDING 1024
-
-/* ---------------------------------------------------------------- scripts */
-
-/* Every log entry is written twice in the same script: to the channel's log
- * (positions, catch-up, moving sessions) and to one of FAN_SHARDS fan-in
- * streams (shard = byte sum of the cid mod 16) that every node reads. A node
- * thus reads 16 streams whatever the number of channels: one XREAD over all
- * its channels' logs cost O(channels) per call, and with one entry per call
- * at low rates that was O(channels) per message (55 µs more per publish with
- * 180 channels at fan-out 10). The price: every node reads every channel's
- * entries (it skips those of channels it does not follow). */
-#define FAN_SHARDS 16
-#define FAN_MAXLEN "100000"
-#define LUA_LOGX                                                                                             \
-  "local function logx(key, cid, maxlen, j, c)\n"                                                            \
-  "  local id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'j', j, 'c', c)\n"                       \
-  "  local s = 0\n"                                                                                          \
-  "  for i = 1, #cid do s = s + string.byte(cid, i) end\n"                                                   \
-  "  redis.call('XADD', 'hudong:rtm:fan:' .. (s % 16), 'MAXLEN', '~', " FAN_MAXLEN                           \
-  ", '*', 'k', cid, 'p', id, 'j', j, 'c', c)\n"                                                              \
-  "  return id\n"                                                                                            \
-  "end\n"
-
-static const char *LUA_OPEN = "local c = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-                              "local l = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)\n"
-                              "local id = '0-0'\n"
-                              "if l[1] then id = l[1][1] end\n"
-                              "return {c, id}\n";
-
-/* KEYS seq log hist; ARGV pre post floor maxlen store keep from ts data cid */
-static const char *LUA_PUB =
-    LUA_LOGX "local c = redis.call('INCR', KEYS[1])\n"
-             "local f = tonumber(ARGV[3])\n"
-             "if c <= f then c = f + 1; redis.call('SET', KEYS[1], c) end\n"
-             "local id = logx(KEYS[2], ARGV[10], ARGV[4], ARGV[1] .. c .. ARGV[2], c)\n"
-             "if ARGV[5] == '1' then\n"
-             "  local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)\n"
-             "  if not last[1] or tonumber(string.match(last[1][1], '^(%d+)')) < c then\n"
-             "    redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[6], c .. '-1', 'f', ARGV[7], "
-             "'t', ARGV[8], 'd', ARGV[9])\n"
-             "  end\n"
-             "end\n"
-             "return {c, id}\n";
-
-/* KEYS m mn st log nch pnodes; ARGV user node op state body maxlen cid presence_max */
-static const char *LUA_PRES =
-    LUA_LOGX "local f = ARGV[2] .. '\\n' .. ARGV[1]\n"
-             "local uch = 'hudong:rtm:uch:' .. string.match(ARGV[7], '^(.*)/') .. '/' .. ARGV[1]\n"
-             "local op = ARGV[3]\n"
-             "local ev = false\n"
-             "if op == '1' then\n"
-             "  if redis.call('HSETNX', KEYS[2], f, 1) == 1 then\n"
-             "    redis.call('SADD', KEYS[5], ARGV[7]); redis.call('SADD', KEYS[6], ARGV[2])\n"
-             "    if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then\n"
-             "      ev = true; redis.call('SADD', uch, string.match(ARGV[7], '/([^/]*)$'))\n"
-             "    end\n"
-             "  end\n"
-             "elseif op == '4' then\n"
-             "  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]); ev = true\n"
-             "else\n"
-             "  if redis.call('HDEL', KEYS[2], f) == 1 then\n"
-             "    if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then\n"
-             "      redis.call('HDEL', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[3], ARGV[1]); ev = true\n"
-             "      redis.call('SREM', uch, string.match(ARGV[7], '/([^/]*)$'))\n"
-             "    end\n"
-             "  end\n"
-             "end\n"
-             "local cap = tonumber(ARGV[8])\n"
-             "if ev and cap > 0 then\n"
-             "  local n = redis.call('HLEN', KEYS[1])\n"
-             "  if op == '2' or op == '3' then n = n + 1 end\n"
-             "  if n > cap then ev = false end\n"
-             "end\n"
-             "if ev then logx(KEYS[4], ARGV[7], ARGV[6], ARGV[5], 0) end\n"
-             "return ev and 1 or 0\n";
-
-/* KEYS m st; -> {user, state or false, ...} */
-static const char *LUA_WHO = "local u = redis.call('HKEYS', KEYS[1])\n"
-                             "table.sort(u)\n"
-                             "local out = {}\n"
-                             "for _, x in ipairs(u) do\n"
-                             "  out[#out + 1] = x\n"
-                             "  out[#out + 1] = redis.call('HGET', KEYS[2], x) or ''\n"
-                             "  out[#out + 1] = redis.call('HEXISTS', KEYS[2], x)\n"
-                             "end\n"
-                             "return out\n";
-
-/* KEYS vals revs log; ARGV key value del expect maxkeys pre post maxlen haslog cid */
-static const char *LUA_ATTR = LUA_LOGX
-    "local exists = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1\n"
-    "local cur = 0\n"
-    "if exists then cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') end\n"
-    "local expect = tonumber(ARGV[4])\n"
-    "if expect >= 0 and expect ~= cur then return {-1, cur} end\n"
-    "if ARGV[3] == '1' then\n"
-    "  if not exists then return {-2, 0} end\n"
-    "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
-    "else\n"
-    "  if not exists and tonumber(ARGV[5]) > 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then\n"
-    "    return {-3, 0}\n"
-    "  end\n"
-    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
-    "end\n"
-    "local rev = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)\n"
-    "if ARGV[9] == '1' then\n"
-    "  logx(KEYS[3], ARGV[10], ARGV[8], ARGV[6] .. rev .. ARGV[7], 0)\n"
-    "end\n"
-    "return {0, rev}\n";
-
-/* KEYS vals revs; -> {key, value, rev, ...} ascending key */
-static const char *LUA_ATTRS = "local k = redis.call('HKEYS', KEYS[1])\n"
-                               "table.sort(k)\n"
-                               "local out = {}\n"
-                               "for _, x in ipairs(k) do\n"
-                               "  out[#out + 1] = x\n"
-                               "  out[#out + 1] = redis.call('HGET', KEYS[1], x)\n"
-                               "  out[#out + 1] = tonumber(redis.call('HGET', KEYS[2], x) or '0')\n"
-                               "end\n"
-                               "return out\n";
-
-/* KEYS lock lockexp log; ARGV op name user ttl admin cid maxlen ch
- * -> {code, prev owner, exp}: 0 ok, -1 held, -2 none, -4 someone else's */
-static const char *LUA_LOCK =
-    LUA_LOGX "local t = redis.call('TIME')\n"
-             "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-             "local cur = redis.call('HGET', KEYS[1], ARGV[2])\n"
-             "local owner = false\n"
-             "if cur then local d = cjson.decode(cur); if d.e > now then owner = d.o end end\n"
-             "local m = ARGV[6] .. '\\n' .. ARGV[2]\n"
-             "local function ev(e, o)\n"
-             "  logx(KEYS[3], ARGV[6], ARGV[7],\n"
-             "    cjson.encode({type = 'lock', ch = ARGV[8], name = ARGV[2], ev = e, owner = o}), 0)\n"
-             "end\n"
-             "if ARGV[1] == 'r' then\n"
-             "  if not owner then return {-2, '', 0} end\n"
-             "  if owner ~= ARGV[3] and ARGV[5] ~= '1' then return {-4, owner, 0} end\n"
-             "  redis.call('HDEL', KEYS[1], ARGV[2]); redis.call('ZREM', KEYS[2], m)\n"
-             "  ev('released', ARGV[3])\n"
-             "  return {0, owner, 0}\n"
-             "end\n"
-             "if owner and owner ~= ARGV[3] and ARGV[1] ~= 's' then return {-1, owner, 0} end\n"
-             "local e = now + tonumber(ARGV[4])\n"
-             "redis.call('HSET', KEYS[1], ARGV[2], cjson.encode({o = ARGV[3], e = e}))\n"
-             "redis.call('ZADD', KEYS[2], e, m)\n"
-             "if owner ~= ARGV[3] then\n"
-             "  if ARGV[1] == 's' and owner then ev('stolen', ARGV[3]) else ev('acquired', ARGV[3]) end\n"
-             "end\n"
-             "return {0, owner or '', e}\n";
-
-/* KEYS lock; -> {name, owner, exp, ...} of live locks */
-static const char *LUA_LOCKS = "local t = redis.call('TIME')\n"
-                               "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-                               "local all = redis.call('HGETALL', KEYS[1])\n"
-                               "local out = {}\n"
-                               "for i = 1, #all, 2 do\n"
-                               "  local d = cjson.decode(all[i + 1])\n"
-                               "  if d.e > now then\n"
-                               "    out[#out + 1] = all[i]; out[#out + 1] = d.o; out[#out + 1] = d.e\n"
-                               "  end\n"
-                               "end\n"
-                               "return out\n";
-
-/* KEYS lockexp; ARGV maxlen. Expires due locks once, cluster-wide. */
-static const char *LUA_LOCK_EXPIRE =
-    LUA_LOGX "local t = redis.call('TIME')\n"
-             "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-             "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)\n"
-             "for _, m in ipairs(due) do\n"
-             "  redis.call('ZREM', KEYS[1], m)\n"
-             "  local cid, name = string.match(m, '^(.*)\\n(.*)$')\n"
-             "  if cid then\n"
-             "    local h = 'hudong:rtm:lock:' .. cid\n"
-             "    local cur = redis.call('HGET', h, name)\n"
-             "    if cur then\n"
-             "      local d = cjson.decode(cur)\n"
-             "      if d.e <= now then\n"
-             "        redis.call('HDEL', h, name)\n"
-             "        logx('hudong:rtm:log:' .. cid, cid, ARGV[1],\n"
-             "          cjson.encode({type = 'lock', ch = string.match(cid, '/([^/]*)$'), name = name, ev = "
-             "'expired',\n"
-             "                        owner = d.o}), 0)\n"
-             "      end\n"
-             "    end\n"
-             "  end\n"
-             "end\n"
-             "return #due\n";
-
-/* ARGV node maxlen: a dead node's members time out (once). */
-static const char *LUA_PURGE = LUA_LOGX
-    "local node = ARGV[1]\n"
-    "local p = node .. '\\n'\n"
-    "for _, cid in ipairs(redis.call('SMEMBERS', 'hudong:rtm:nch:' .. node)) do\n"
-    "  local mn, m, st = 'hudong:rtm:mn:' .. cid, 'hudong:rtm:m:' .. cid, 'hudong:rtm:st:' .. cid\n"
-    "  local ch = string.match(cid, '/([^/]*)$')\n"
-    "  for _, f in ipairs(redis.call('HKEYS', mn)) do\n"
-    "    if string.sub(f, 1, #p) == p then\n"
-    "      local user = string.sub(f, #p + 1)\n"
-    "      redis.call('HDEL', mn, f)\n"
-    "      if redis.call('HINCRBY', m, user, -1) <= 0 then\n"
-    "        redis.call('HDEL', m, user); redis.call('HDEL', st, user)\n"
-    "        redis.call('SREM', 'hudong:rtm:uch:' .. string.match(cid, '^(.*)/') .. '/' .. user, ch)\n"
-    "        logx('hudong:rtm:log:' .. cid, cid, ARGV[2],\n"
-    "          cjson.encode({type = 'pres', ch = ch, ev = 'timeout', user = user}), 0)\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "redis.call('DEL', 'hudong:rtm:nch:' .. node)\n"
-    "for _, au in ipairs(redis.call('SMEMBERS', 'hudong:rtm:nu:' .. node)) do\n"
-    "  redis.call('SREM', 'hudong:rtm:un:' .. au, node)\n"
-    "end\n"
-    "redis.call('DEL', 'hudong:rtm:nu:' .. node)\n"
-    "redis.call('SREM', 'hudong:rtm:pnodes', node)\n"
-    "return 1\n";
-
-/* KEYS un nu pnodes; ARGV node "<app>/<user>" here: where peer messages
- * find the user's sessions (the node joins pnodes so that its death purges
- * it here too). */
-static const char *LUA_UHERE =
-    "if ARGV[3] == '1' then\n"
-    "  redis.call('SADD', KEYS[1], ARGV[1]); redis.call('SADD', KEYS[2], ARGV[2])\n"
-    "  redis.call('SADD', KEYS[3], ARGV[1])\n"
-    "else\n"
-    "  redis.call('SREM', KEYS[1], ARGV[1]); redis.call('SREM', KEYS[2], ARGV[2])\n"
-    "end\n"
-    "return 1\n";
-
-/* KEYS un; ARGV node msg: the peer message to every other live node holding
- * the user (a node whose registry entry is gone is skipped: dead, or Redis
- * lost its data; the purge removes it). -> how many nodes took it. */
-static const char *LUA_PEER = "local n = 0\n"
-                              "for _, x in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
-                              "  if x ~= ARGV[1] and redis.call('EXISTS', 'hudong:node:' .. x) == 1 and\n"
-                              "     redis.call('PUBLISH', 'hudong:rtm:ctl:' .. x, ARGV[2]) > 0 then\n"
-                              "    n = n + 1\n"
-                              "  end\n"
-                              "end\n"
-                              "return n\n";
-
-/* KEYS uch; ARGV node app user body: a user event to every node with the
- * channels where the user is present. -> those channels. */
-static const char *LUA_UEV =
-    "local c = redis.call('SMEMBERS', KEYS[1])\n"
-    "local m = cjson.encode({n = ARGV[1], a = ARGV[2], u = ARGV[3], b = ARGV[4], c = c})\n"
-    "redis.call('PUBLISH', 'hudong:rtm:ctl', 'uev\\n' .. m)\n"
-    "return c\n";
-
-/* KEYS own; ARGV node: the node owning a hooked channel's state (a board):
- * '' = this node (claimed now if nobody live held it), else the owner. */
-static const char *LUA_OWN = "local o = redis.call('GET', KEYS[1])\n"
-                             "if o == ARGV[1] then return '' end\n"
-                             "if o and redis.call('EXISTS', 'hudong:node:' .. o) == 1 then return o end\n"
-                             "redis.call('SET', KEYS[1], ARGV[1])\n"
-                             "return ''\n";
-
-enum {
-  S_OPEN,
-  S_PUB,
-  S_PRES,
-  S_WHO,
-  S_ATTR,
-  S_ATTRS,
-  S_LOCK,
-  S_LOCKS,
-  S_LOCK_EXPIRE,
-  S_PURGE,
-  S_UHERE,
-  S_PEER,
-  S_UEV,
-  S_OWN,
-  S_COUNT
-};
-static const char **SCRIPTS[S_COUNT] = {&LUA_OPEN,  &LUA_PUB,  &LUA_PRES,  &LUA_WHO,         &LUA_ATTR,
-                                        &LUA_ATTRS, &LUA_LOCK, &LUA_LOCKS, &LUA_LOCK_EXPIRE, &LUA_PURGE,
-                                        &LUA_UHERE, &LUA_PEER, &LUA_UEV,   &LUA_OWN};
+#define FAN_SHARDS HD_RTM_FAN_SHARDS
 
 /* ---------------------------------------------------------------- state */
 
@@ -366,7 +93,7 @@ struct hd_rtm_redis {
   redisContext *sc;
   hd_time_t sync_retry_at;
   int sync_failing, reasserting;
-  char sha[S_COUNT][41];
+  char sha[RS_COUNT][41];
   /* the log reader: the fan-in streams */
   aconn_t rd;
   int reading, fan_ready;
@@ -452,7 +179,7 @@ static redisContext *sync_ctx(hd_rtm_redis_t *r) {
   if (was_failing) HD_LOGW("rtm", "cluster: Redis at %s:%d answers again", r->cfg.url.host, r->cfg.url.port);
   r->sync_failing = 0;
   r->sc = c;
-  for (int i = 0; i < S_COUNT; i++) /* scripts by SHA from here on (EVALSHA) */
+  for (int i = 0; i < RS_COUNT; i++) /* scripts by SHA from here on (EVALSHA) */
     r->sha[i][0] = 0;
   /* a Redis back from a restart may have lost the members: write ours again
    * (nothing is logged for a user that is still there) */
@@ -488,7 +215,7 @@ static redisReply *run(hd_rtm_redis_t *r, int script, int nkeys, const char **ke
   for (int attempt = 0; attempt < 2; attempt++) {
     if (!sync_ctx(r)) return NULL;
     if (!r->sha[script][0]) {
-      const char *la[3] = {"SCRIPT", "LOAD", *SCRIPTS[script]};
+      const char *la[3] = {"SCRIPT", "LOAD", hd_rtm_redis_scripts[script]};
       redisReply *l = sync_argv(r, 3, la, NULL);
       if (!l) return NULL;
       if (l->type != REDIS_REPLY_STRING || l->len != 40) {
@@ -551,7 +278,7 @@ static int c_chan_open(void *ud, const char *app, const char *ch, int64_t *cseq,
   snprintf(k1, sizeof k1, P "seq:%s", cid);
   snprintf(k2, sizeof k2, P "log:%s", cid);
   const char *keys[2] = {k1, k2};
-  redisReply *rep = run(r, S_OPEN, 2, keys, 0, NULL, NULL);
+  redisReply *rep = run(r, RS_OPEN, 2, keys, 0, NULL, NULL);
   if (!rep) return HD_EIO;
   int rc = HD_EIO;
   if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING &&
@@ -606,7 +333,7 @@ static int c_publish(void *ud, const char *app, const char *ch, const char *pre,
   snprintf(ts, sizeof ts, "%lld", (long long)m->ts_ms);
   const char *keys[3] = {k1, k2, k3};
   const char *args[10] = {pre, post, fl, r->maxlen, store ? "1" : "0", kp, m->from, ts, m->data, cid};
-  redisReply *rep = run(r, S_PUB, 3, keys, 10, args, NULL);
+  redisReply *rep = run(r, RS_PUB, 3, keys, 10, args, NULL);
   if (!rep) return HD_EIO;
   int rc = HD_EIO;
   if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
@@ -758,7 +485,7 @@ static int c_presence(void *ud, const char *app, const char *ch, const char *use
   const char *keys[6] = {k[0], k[1], k[2], k[3], k[4], k[5]};
   snprintf(pm, sizeof pm, "%d", presence_max);
   const char *args[8] = {user, nd, o, state ? state : "", body, r->maxlen, cid, pm};
-  redisReply *rep = run(r, S_PRES, 6, keys, 8, args, NULL);
+  redisReply *rep = run(r, RS_PRES, 6, keys, 8, args, NULL);
   if (!rep) return HD_EIO;
   int rc = (int)rep_int(rep);
   freeReplyObject(rep);
@@ -772,7 +499,7 @@ static int c_who(void *ud, const char *app, const char *ch, hd_rtm_who_fn fn, vo
   snprintf(k1, sizeof k1, P "m:%s", cid);
   snprintf(k2, sizeof k2, P "st:%s", cid);
   const char *keys[2] = {k1, k2};
-  redisReply *rep = run(r, S_WHO, 2, keys, 0, NULL, NULL);
+  redisReply *rep = run(r, RS_WHO, 2, keys, 0, NULL, NULL);
   if (!rep) return HD_EIO;
   int n = 0;
   for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 2 < rep->elements; i += 3) {
@@ -812,7 +539,7 @@ static int c_attr_cas(void *ud, const char *app, hd_rtm_scope_t sc, const char *
                           r->maxlen,
                           sc == HD_RTM_SCOPE_CHANNEL ? "1" : "0",
                           cid};
-  redisReply *rep = run(r, S_ATTR, 3, keys, 10, args, NULL);
+  redisReply *rep = run(r, RS_ATTR, 3, keys, 10, args, NULL);
   if (!rep) return HD_EIO;
   int rc = HD_EIO;
   if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
@@ -830,7 +557,7 @@ static int c_attr_list(void *ud, const char *app, hd_rtm_scope_t sc, const char 
   char k1[256], k2[256];
   attr_keys(k1, k2, sizeof k1, app, sc, name);
   const char *keys[2] = {k1, k2};
-  redisReply *rep = run(r, S_ATTRS, 2, keys, 0, NULL, NULL);
+  redisReply *rep = run(r, RS_ATTRS, 2, keys, 0, NULL, NULL);
   if (!rep) return HD_EIO;
   int n = 0;
   for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 2 < rep->elements; i += 3) {
@@ -854,7 +581,7 @@ static int c_lock(void *ud, int op, const char *app, const char *ch, const char 
   snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
   const char *keys[3] = {k1, P "lockexp", k3};
   const char *args[8] = {o, name, user, ttl, admin ? "1" : "0", cid, r->maxlen, ch};
-  redisReply *rep = run(r, S_LOCK, 3, keys, 8, args, NULL);
+  redisReply *rep = run(r, RS_LOCK, 3, keys, 8, args, NULL);
   if (!rep) return HD_EIO;
   int rc = HD_EIO;
   if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
@@ -873,7 +600,7 @@ static int c_lock_list(void *ud, const char *app, const char *ch, hd_rtm_lockl_f
   cid_of(cid, sizeof cid, app, ch);
   snprintf(k1, sizeof k1, P "lock:%s", cid);
   const char *keys[1] = {k1};
-  redisReply *rep = run(r, S_LOCKS, 1, keys, 0, NULL, NULL);
+  redisReply *rep = run(r, RS_LOCKS, 1, keys, 0, NULL, NULL);
   if (!rep) return HD_EIO;
   int n = 0;
   for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 2 < rep->elements; i += 3) {
@@ -915,7 +642,7 @@ static void c_user_here(void *ud, const char *app, const char *user, int here) {
   snprintf(k2, sizeof k2, P "nu:%s", r->node);
   const char *keys[3] = {k1, k2, P "pnodes"};
   const char *args[3] = {r->node, au, here ? "1" : "0"};
-  redisReply *rep = run(r, S_UHERE, 3, keys, 3, args, NULL);
+  redisReply *rep = run(r, RS_UHERE, 3, keys, 3, args, NULL);
   if (rep)
     freeReplyObject(rep);
   else if (here) /* written again by hd_rtm_cluster_reassert when Redis answers */
@@ -944,7 +671,7 @@ static int c_peer(void *ud, const char *app, const char *to, const char *sid, co
   snprintf(k, sizeof k, P "un:%s", au);
   const char *keys[1] = {k};
   const char *args[2] = {r->node, msg};
-  redisReply *rep = run(r, S_PEER, 1, keys, 2, args, NULL);
+  redisReply *rep = run(r, RS_PEER, 1, keys, 2, args, NULL);
   free(msg);
   if (!rep) return HD_EIO;
   *nodes = (int)rep_int(rep);
@@ -976,7 +703,7 @@ static int c_user_event(void *ud, const char *app, const char *user, const char 
   snprintf(k, sizeof k, P "uch:%s/%s", app, user);
   const char *keys[1] = {k};
   const char *args[4] = {r->node, app, user, body};
-  redisReply *rep = run(r, S_UEV, 1, keys, 4, args, NULL);
+  redisReply *rep = run(r, RS_UEV, 1, keys, 4, args, NULL);
   if (!rep) {
     HD_LOGW("rtm", "cluster: a user attribute event of %s/%s reached only this node (Redis did not take it)",
             app, user);
@@ -994,7 +721,7 @@ static int c_hook_owner(void *ud, const char *app, const char *ch, char owner[12
   snprintf(k, sizeof k, P "own:%s/%s", app, ch);
   const char *keys[1] = {k};
   const char *args[1] = {r->node};
-  redisReply *rep = run(r, S_OWN, 1, keys, 1, args, NULL);
+  redisReply *rep = run(r, RS_OWN, 1, keys, 1, args, NULL);
   if (!rep) return HD_EIO;
   int rc = rep->type == REDIS_REPLY_STRING && rep->len > 0 ? 1 : 0;
   if (rc) snprintf(owner, 128, "%s", rep->str);
@@ -1327,7 +1054,7 @@ static void purge_dead(hd_rtm_redis_t *r) {
       before |= !strcmp(r->dead[k], id);
     if (before) {
       const char *args[2] = {id, r->maxlen};
-      redisReply *p = run(r, S_PURGE, 0, NULL, 2, args, NULL);
+      redisReply *p = run(r, RS_PURGE, 0, NULL, 2, args, NULL);
       if (p) {
         HD_LOGI("rtm", "cluster: node %s is gone: its RTM members timed out", id);
         freeReplyObject(p);
@@ -1356,7 +1083,7 @@ static void on_tick(uv_timer_t *t) {
   if (!r->b || (!r->sc && now < r->sync_retry_at)) return;
   const char *keys[1] = {P "lockexp"};
   const char *args[1] = {r->maxlen};
-  redisReply *rep = run(r, S_LOCK_EXPIRE, 1, keys, 1, args, NULL);
+  redisReply *rep = run(r, RS_LOCK_EXPIRE, 1, keys, 1, args, NULL);
   if (rep) freeReplyObject(rep);
   if (++r->ticks % PURGE_EVERY == 0) purge_dead(r);
 }

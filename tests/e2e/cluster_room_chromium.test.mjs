@@ -14,41 +14,20 @@
 //     everyone again), and checks pages 1 and 2 never stopped decoding each
 //     other.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort, launchChromium, sleep, startServer, stopServer, waitFor } from './lib.mjs';
+import { launchChromium, sleep, startRedis, startServer, stopServer, waitFor } from './lib.mjs';
 
 const ROOM = 'e2e-xroom';
 const names = ['pa', 'pb', 'pc'];
-let redis, tmp, browser;
+let redis, browser;
 const nodes = [];
 const pages = [];
 const problems = [];
 
-async function startRedis() {
-  tmp = mkdtempSync(path.join(tmpdir(), 'hd-e2e-xroom-'));
-  const port = await freePort();
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp],
-    { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((r) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.end(); r(true); });
-      s.on('error', () => r(false));
-    });
-    if (ok) return port;
-    await sleep(50);
-  }
-  throw new Error('redis-server did not start');
-}
-
 before(async () => {
-  const port = await startRedis();
+  redis = await startRedis();
   for (let i = 0; i < 3; i++)
-    nodes.push(await startServer(['--redis', `redis://127.0.0.1:${port}`, '--node-id', `n${i + 1}`, '--region', `r${i + 1}`]));
+    nodes.push(await startServer(['--redis', redis.url, '--node-id', `n${i + 1}`, '--region', `r${i + 1}`]));
   browser = await launchChromium();
   const tok = (await (await fetch(`${nodes[0].base}/api/dev-token?room=probe&identity=x`)).json()).token;
   for (let i = 0; ; i++) {
@@ -62,8 +41,7 @@ before(async () => {
 after(async () => {
   if (browser) await browser.close().catch(() => {});
   for (const n of nodes) await stopServer(n).catch(() => {});
-  if (redis) redis.kill('SIGTERM');
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  if (redis) redis.stop();
 });
 
 const remoteTracks = () => window.hudong.stats().then((s) => (s ? s.tracks : []));

@@ -17,16 +17,12 @@
 //    with a redirect, rejoins through the route on n1, and n2 exits 0 once
 //    empty. The test prints the gap (left -> joined again).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort, launchChromium, sleep, startServer, stopServer, waitFor } from './lib.mjs';
+import { launchChromium, sleep, startRedis, startServer, stopServer, waitFor } from './lib.mjs';
 
 const DELAY_MS = 80;
-let redis, redisPort, tmp, proxy, proxyPort, n1, n2, browser;
+let redis, proxy, proxyPort, n1, n2, browser;
 
 // A TCP relay that delays each chunk by DELAY_MS per direction (order kept:
 // every chunk waits the same time).
@@ -46,22 +42,6 @@ function delayProxy(getTarget) {
   return srv;
 }
 
-async function startRedis() {
-  tmp = mkdtempSync(path.join(tmpdir(), 'hd-e2e-redis-'));
-  redisPort = await freePort();
-  redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp],
-    { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((r) => {
-      const s = net.connect(redisPort, '127.0.0.1', () => { s.end(); r(true); });
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error('redis-server did not start');
-}
-
 async function routeJson(base, room, token, q = '') {
   const r = await fetch(`${base}/api/route?room=${room}${q}`, { headers: { Authorization: `Bearer ${token}` } });
   return r.json();
@@ -73,11 +53,11 @@ async function devToken(base, room, identity) {
 }
 
 before(async () => {
-  await startRedis();
+  redis = await startRedis();
   proxy = delayProxy(() => n1.httpPort);
   await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
   proxyPort = proxy.address().port;
-  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const redisUrl = redis.url;
   n1 = await startServer(['--redis', redisUrl, '--node-id', 'n1', '--announce-url', `http://127.0.0.1:${proxyPort}`]);
   n2 = await startServer(['--redis', redisUrl, '--node-id', 'n2']);
   browser = await launchChromium();
@@ -94,8 +74,7 @@ after(async () => {
   await stopServer(n1);
   await stopServer(n2);
   if (proxy) proxy.close();
-  if (redis) redis.kill('SIGTERM');
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  if (redis) redis.stop();
 });
 
 test('a page given a cluster URL measures RTTs and joins the nearer node; draining moves it', async () => {

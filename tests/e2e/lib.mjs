@@ -2,6 +2,7 @@
 // launch Debian's Chromium with fake media, poll page state.
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,6 +60,45 @@ async function startServerOnce(extraArgs, ports) {
   }
   proc.kill('SIGKILL');
   throw new Error(`hudong serve did not start:\n${log}`);
+}
+
+// A real redis-server (Debian's) on a free port for the cluster tests, in a
+// fresh temporary directory with persistence off. A free UDP port can still
+// be taken on TCP (another process's outgoing connection uses the same
+// ephemeral range), so a server that exits at once is retried on a new port;
+// its own log says why in the error. Returns {proc, port, url, dir, stop()}.
+export async function startRedis() {
+  let lastLog = '';
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hd-e2e-redis-'));
+    const port = await freePort();
+    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    proc.stdout.on('data', (d) => { log += d; });
+    proc.stderr.on('data', (d) => { log += d; });
+    let spawnError = null;
+    proc.on('error', (e) => { spawnError = e; });
+    const stop = () => {
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    };
+    for (let i = 0; i < 300 && proc.exitCode === null && !spawnError; i++) {
+      const ok = await new Promise((r) => {
+        const s = net.connect(port, '127.0.0.1', () => { s.end(); r(true); });
+        s.on('error', () => r(false));
+      });
+      if (ok && proc.exitCode === null) return { proc, port, url: `redis://127.0.0.1:${port}`, dir, stop };
+      await sleep(50);
+    }
+    if (spawnError) {
+      stop();
+      throw new Error(`cannot run redis-server (${spawnError.message}): install Debian's redis-server (tools/install-deps.sh does)`);
+    }
+    lastLog = log;
+    stop();
+  }
+  throw new Error(`redis-server did not start in 5 attempts; its last log:\n${lastLog}`);
 }
 
 export async function stopServer(srv) {

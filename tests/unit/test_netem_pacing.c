@@ -17,133 +17,12 @@
 #include "netem/profile.h"
 #include "sfu/node.h"
 #include "sfu/session.h"
+#include "support/netem_world.h"
+#include "support/node_world.h"
 #include "support/rtc_client.h"
 
 #define NV 4 /* viewers */
 #define NP (NV + 1)
-
-static hd_dtls_cert_t *g_node_cert, *g_client_cert;
-
-typedef struct {
-  hd_rtc_client_t *c;
-  struct sockaddr_in addr;
-  hd_netem_link_t *link[2]; /* [HD_NETEM_UP] client -> node, [HD_NETEM_DOWN] node -> client */
-  char id[64];
-} peer_t;
-
-typedef struct {
-  hd_node_t *node;
-  struct sockaddr_in node_addr;
-  peer_t p[NP]; /* 0 publisher, 1.. viewers */
-  hd_time_t now;
-} world_t;
-
-static void mkaddr(struct sockaddr_in *a, const char *ip, uint16_t port) {
-  memset(a, 0, sizeof *a);
-  a->sin_family = AF_INET;
-  a->sin_port = htons(port);
-  inet_pton(AF_INET, ip, &a->sin_addr);
-}
-
-/* `hudong netem` options ("--delay", "25", ...) into fresh options. */
-static void opts_from(hd_netem_opts_t *o, const char *const *argv, size_t argc) {
-  hd_netem_opts_init(o);
-  const char *names[16], *values[16];
-  size_t n = 0;
-  for (size_t i = 0; i < argc; n++) {
-    names[n] = argv[i];
-    int ar = hd_netem_opt_arity(argv[i]);
-    assert_true(ar >= 0);
-    values[n] = ar ? argv[i + 1] : NULL;
-    i += 1 + (size_t)ar;
-  }
-  char err[256];
-  assert_int_equal(hd_netem_opts_apply(o, names, values, n, err, sizeof err), 0);
-}
-
-static int addr_eq(const struct sockaddr_storage *ss, const struct sockaddr_in *a) {
-  const struct sockaddr_in *b = (const struct sockaddr_in *)ss;
-  return b->sin_family == AF_INET && b->sin_port == a->sin_port && b->sin_addr.s_addr == a->sin_addr.s_addr;
-}
-
-static void drain(world_t *w) {
-  hd_txq_t *q = hd_node_txq(w->node);
-  hd_datagram_t *d;
-  while ((d = hd_txq_peek(q)) != NULL) {
-    for (int i = 0; i < NP; i++)
-      if (w->p[i].c && addr_eq(&d->to, &w->p[i].addr))
-        assert_true(hd_netem_link_send(w->p[i].link[HD_NETEM_DOWN], d->data, d->len, w->now) >= 0);
-    hd_txq_pop(q);
-  }
-  for (int i = 0; i < NP; i++) {
-    uint8_t buf[HD_NETEM_MAX_PKT];
-    struct sockaddr_storage to;
-    socklen_t tolen;
-    int n;
-    while (w->p[i].c && (n = hd_rtc_client_poll(w->p[i].c, buf, sizeof buf, &to, &tolen)) > 0)
-      assert_true(hd_netem_link_send(w->p[i].link[HD_NETEM_UP], buf, (size_t)n, w->now) >= 0);
-  }
-}
-
-static void run_until(world_t *w, hd_time_t end) {
-  for (long guard = 0;; guard++) {
-    assert_true(guard < 50000000);
-    drain(w);
-    hd_time_t t = hd_node_next_timeout(w->node);
-    for (int i = 0; i < NP; i++) {
-      if (!w->p[i].c) continue;
-      t = hd_time_min(t, hd_rtc_client_next_timeout(w->p[i].c));
-      for (int d = 0; d < 2; d++)
-        t = hd_time_min(t, hd_netem_link_next_timeout(w->p[i].link[d]));
-    }
-    if (t > end) break;
-    if (t > w->now) w->now = t;
-    for (int i = 0; i < NP; i++) {
-      const uint8_t *pkt;
-      int n;
-      uint8_t tmp[HD_NETEM_MAX_PKT];
-      while (w->p[i].c && (n = hd_netem_link_poll(w->p[i].link[HD_NETEM_UP], w->now, &pkt)) > 0) {
-        memcpy(tmp, pkt, (size_t)n); /* the node decrypts in place */
-        hd_node_feed(w->node, tmp, (size_t)n, (struct sockaddr *)&w->p[i].addr, sizeof w->p[i].addr, w->now);
-        drain(w);
-      }
-      while (w->p[i].c && (n = hd_netem_link_poll(w->p[i].link[HD_NETEM_DOWN], w->now, &pkt)) > 0) {
-        memcpy(tmp, pkt, (size_t)n);
-        hd_rtc_client_feed(w->p[i].c, tmp, (size_t)n, (struct sockaddr *)&w->node_addr, sizeof w->node_addr,
-                           w->now);
-        drain(w);
-      }
-    }
-    if (hd_node_next_timeout(w->node) <= w->now) hd_node_handle_timeout(w->node, w->now);
-    for (int i = 0; i < NP; i++)
-      if (w->p[i].c && hd_rtc_client_next_timeout(w->p[i].c) <= w->now)
-        hd_rtc_client_handle_timeout(w->p[i].c, w->now);
-  }
-  w->now = end;
-}
-
-static void join(world_t *w, int i, int kind, const hd_netem_opts_t *o, const hd_rtc_client_config_t *base) {
-  peer_t *p = &w->p[i];
-  char ip[32];
-  snprintf(ip, sizeof ip, "10.0.1.%d", i + 2);
-  mkaddr(&p->addr, ip, (uint16_t)(5000 + i));
-  hd_rtc_client_config_t cfg = *base;
-  cfg.kind = kind == HD_SESSION_PUBLISH ? HD_RTC_CLIENT_PUBLISH : HD_RTC_CLIENT_PLAY;
-  cfg.cert = g_client_cert;
-  assert_int_equal(hd_rtc_client_new(&p->c, &cfg), 0);
-  for (int d = 0; d < 2; d++) {
-    uint64_t seed = hd_netem_opts_seed(o, d) * 0x9E3779B97F4A7C15ull + (uint64_t)(i + 1) * 2 + (uint64_t)d;
-    assert_int_equal(hd_netem_link_new(&p->link[d], &o->dir[d], seed, w->now), 0);
-  }
-  char offer[8192], *answer = malloc(65536), err[256] = "";
-  assert_non_null(answer);
-  assert_true(hd_rtc_client_offer(p->c, offer, sizeof offer) > 0);
-  assert_int_equal(hd_node_create_session(w->node, kind, "app", "r", offer, strlen(offer), w->now, answer,
-                                          65536, p->id, err, sizeof err),
-                   0);
-  assert_int_equal(hd_rtc_client_apply_answer(p->c, answer, strlen(answer), w->now), 0);
-  free(answer);
-}
 
 typedef struct {
   hd_netem_stats_t down[NP]; /* each viewer's downlink over the measured part */
@@ -165,31 +44,21 @@ static void keyframe_bursts(int pacer, pace_result_t *r) {
   hd_session_set_twcc(0); /* the estimate is each viewer's REMB, exactly its capacity */
   hd_session_set_pacer(pacer, 150);
   memset(r, 0, sizeof *r);
-  world_t *w = calloc(1, sizeof *w);
+  netem_world_t *w = calloc(1, sizeof *w);
   assert_non_null(w);
-  hd_node_config_t ncfg = {.rtc_ip = "10.0.0.1", .rtc_port = 7881, .wall_offset = HD_SEC(1700000000)};
-  assert_int_equal(hd_node_new(&w->node, &ncfg, g_node_cert), 0);
-  mkaddr(&w->node_addr, "10.0.0.1", 7881);
-  w->now = HD_SEC(1000);
+  netem_world_init(w);
   static const char *const pub_args[] = {"--delay", "25", "--seed", "1"};
   hd_netem_opts_t o;
-  opts_from(&o, pub_args, 4);
+  netem_opts_from(&o, pub_args, 4);
   /* ~500 kbit/s of video (2 x 1000-byte packets, 30 fps) and keyframes of 18 packets (~19 kB) */
   hd_rtc_client_config_t pub = {.video_payload = 1000, .video_pkts_per_frame = 2, .key_factor = 9};
-  join(w, 0, HD_SESSION_PUBLISH, &o, &pub);
+  netem_world_join(w, 0, HD_SESSION_PUBLISH, &o, &pub);
   hd_rtc_client_config_t view = {.auto_nack = 1, .nack_interval = HD_MS(60)};
   for (int v = 0; v < NV; v++) {
-    opts_from(&o, g_view_args[v], g_view_args[v][4] ? 8 : 4);
-    join(w, 1 + v, HD_SESSION_PLAY, &o, &view);
+    netem_opts_from(&o, g_view_args[v], g_view_args[v][4] ? 8 : 4);
+    netem_world_join(w, 1 + v, HD_SESSION_PLAY, &o, &view);
   }
-  int up = 0;
-  for (int k = 0; k < 100 && !up; k++) {
-    run_until(w, w->now + HD_MS(100));
-    up = 1;
-    for (int i = 0; i < NP; i++)
-      up = up && hd_rtc_client_connected(w->p[i].c);
-  }
-  assert_true(up);
+  assert_true(netem_world_connect(w, NP));
   hd_netem_stats_t d0[NP];
   /* 20 s: every viewer reports its capacity every 250 ms (as REMB), the
    * widest one asks for a keyframe every 2 s */
@@ -200,10 +69,10 @@ static void keyframe_bursts(int pacer, pace_result_t *r) {
     if (tick == 8) /* measured from 2 s on: the estimates are in */
       for (int v = 1; v < NP; v++)
         hd_netem_link_stats(w->p[v].link[HD_NETEM_DOWN], &d0[v]);
-    run_until(w, w->now + HD_MS(250));
+    netem_world_run_until(w, w->now + HD_MS(250));
   }
   hd_rtc_client_set_sending(w->p[0].c, 0);
-  run_until(w, w->now + HD_SEC(2));
+  netem_world_run_until(w, w->now + HD_SEC(2));
   for (int v = 1; v < NP; v++) {
     hd_netem_link_stats(w->p[v].link[HD_NETEM_DOWN], &r->down[v]);
     r->down[v].drop_queue -= d0[v].drop_queue;
@@ -215,12 +84,7 @@ static void keyframe_bursts(int pacer, pace_result_t *r) {
   hd_node_metrics_t nm;
   hd_node_metrics(w->node, &nm);
   r->m = nm.stats.media;
-  hd_node_free(w->node);
-  for (int i = 0; i < NP; i++) {
-    hd_rtc_client_free(w->p[i].c);
-    for (int d = 0; d < 2; d++)
-      hd_netem_link_free(w->p[i].link[d]);
-  }
+  netem_world_free(w);
   free(w);
   hd_session_set_pacer(1, 150);
   hd_session_set_twcc(1);
@@ -283,26 +147,22 @@ static void test_keyframe_bursts_paced(void **st) {
 static void test_transport_seq_in_send_order(void **st) {
   (void)st;
   hd_session_set_pacer(1, 150);
-  world_t *w = calloc(1, sizeof *w);
+  netem_world_t *w = calloc(1, sizeof *w);
   assert_non_null(w);
-  hd_node_config_t ncfg = {.rtc_ip = "10.0.0.1", .rtc_port = 7881, .wall_offset = HD_SEC(1700000000)};
-  assert_int_equal(hd_node_new(&w->node, &ncfg, g_node_cert), 0);
-  mkaddr(&w->node_addr, "10.0.0.1", 7881);
-  w->now = HD_SEC(1000);
+  netem_world_init(w);
   static const char *const args[] = {"--delay", "25", "--seed", "7"};
   hd_netem_opts_t o;
-  opts_from(&o, args, 4);
+  netem_opts_from(&o, args, 4);
   hd_rtc_client_config_t pub = {.video_payload = 1000, .video_pkts_per_frame = 2, .key_factor = 9};
   hd_rtc_client_config_t view = {.auto_nack = 1, .nack_interval = HD_MS(60)};
-  join(w, 0, HD_SESSION_PUBLISH, &o, &pub);
-  join(w, 1, HD_SESSION_PLAY, &o, &view);
-  for (int k = 0; k < 100 && !(hd_rtc_client_connected(w->p[0].c) && hd_rtc_client_connected(w->p[1].c)); k++)
-    run_until(w, w->now + HD_MS(100));
+  netem_world_join(w, 0, HD_SESSION_PUBLISH, &o, &pub);
+  netem_world_join(w, 1, HD_SESSION_PLAY, &o, &view);
+  netem_world_connect(w, 2);
   assert_true(hd_rtc_client_connected(w->p[1].c));
   for (int tick = 0; tick < 40; tick++) {
     hd_rtc_client_send_remb(w->p[1].c, 1000000);
     if (tick % 8 == 4) hd_rtc_client_send_pli(w->p[1].c);
-    run_until(w, w->now + HD_MS(250));
+    netem_world_run_until(w, w->now + HD_MS(250));
   }
   const hd_rtc_client_stats_t *vs = hd_rtc_client_stats(w->p[1].c);
   hd_node_metrics_t nm;
@@ -315,27 +175,8 @@ static void test_transport_seq_in_send_order(void **st) {
   assert_true(nm.stats.media.paced > 100);
   assert_true(vs->tw_rx > 1000);
   assert_int_equal(vs->tw_not_next, 0);
-  hd_node_free(w->node);
-  for (int i = 0; i < 2; i++) {
-    hd_rtc_client_free(w->p[i].c);
-    for (int d = 0; d < 2; d++)
-      hd_netem_link_free(w->p[i].link[d]);
-  }
+  netem_world_free(w);
   free(w);
-}
-
-static int setup_all(void **st) {
-  (void)st;
-  hd_log_set_level(HD_LOG_WARN);
-  if (hd_dtls_cert_generate(&g_node_cert) < 0 || hd_dtls_cert_generate(&g_client_cert) < 0) return -1;
-  return 0;
-}
-
-static int teardown_all(void **st) {
-  (void)st;
-  hd_dtls_cert_free(g_node_cert);
-  hd_dtls_cert_free(g_client_cert);
-  return 0;
 }
 
 int main(void) {
@@ -343,5 +184,5 @@ int main(void) {
       cmocka_unit_test(test_keyframe_bursts_paced),
       cmocka_unit_test(test_transport_seq_in_send_order),
   };
-  return cmocka_run_group_tests(tests, setup_all, teardown_all);
+  return cmocka_run_group_tests(tests, node_world_setup_all, node_world_teardown_all);
 }
