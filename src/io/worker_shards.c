@@ -36,8 +36,10 @@ struct hd_shard_stream {
   hd_shard_stream_t *next_retire; /* producer's list of retirements that found the ring full */
 };
 
-/* Wakes the consumer after this many packets handed to it since the last
- * wake, so it works while the room worker is still fanning out. */
+/* Wakes the consumer at the first packet handed to it after a wake and then
+ * after every this many, so it starts at once (the time a packet waits here
+ * is queueing delay to the viewer's transport-wide estimator, which took the
+ * send time at hand-off) and works while the room worker is still fanning out. */
 #define WAKE_EVERY 32
 
 typedef struct {
@@ -123,9 +125,13 @@ static hd_spsc_t *ring_get(hd_shards_t *s, int from, int to) {
   return q;
 }
 
+static void ping(hd_shards_t *s, int to) {
+  if (s->w[to].wake && !atomic_load_explicit(&s->closing, memory_order_acquire)) uv_async_send(s->w[to].wake);
+}
+
 static void wake(hd_shards_t *s, int from, int to) {
   s->w[from].since_wake[to] = 0;
-  if (s->w[to].wake && !atomic_load_explicit(&s->closing, memory_order_acquire)) uv_async_send(s->w[to].wake);
+  ping(s, to);
 }
 
 int hd_shards_attach(hd_shards_t *s, int from, size_t room_size, hd_srtp_t *rtp_tx, hd_shard_stream_t **out) {
@@ -168,7 +174,7 @@ int hd_shards_send(void *h, const uint8_t *pkt, size_t len, const struct sockadd
   slot_t *sl = q ? hd_spsc_reserve(q) : NULL;
   if (!sl) {
     add(&k->dropped_full, 1);
-    wake(s, st->from, st->to); /* it is behind: make sure it runs */
+    ping(s, st->to); /* it is behind: make sure it runs */
     return HD_ENOSPC;
   }
   sl->type = SLOT_PKT;
@@ -179,7 +185,7 @@ int hd_shards_send(void *h, const uint8_t *pkt, size_t len, const struct sockadd
   memcpy(sl->data, pkt, len);
   hd_spsc_commit(q);
   add(&k->handed, 1);
-  if (++k->since_wake[st->to] >= WAKE_EVERY) wake(s, st->from, st->to);
+  if (k->since_wake[st->to]++ % WAKE_EVERY == 0) ping(s, st->to); /* the 1st, 33rd, ... since the flush */
   return 0;
 }
 
@@ -286,7 +292,7 @@ int hd_shards_run(hd_shards_t *s, int c) {
     send_out(s, c, from);
   }
   if (seal_err) add(&k->seal_errors, seal_err);
-  if (more && k->wake && !atomic_load_explicit(&s->closing, memory_order_acquire)) uv_async_send(k->wake);
+  if (more) ping(s, c);
   return taken;
 }
 
