@@ -3,6 +3,7 @@
 #include "io/worker_shards.h"
 
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ typedef struct {
   atomic_size_t streams;
   /* producer-owned (this worker as a room worker) */
   unsigned *since_wake;              /* [n] packets handed to worker i since it was woken */
+  uint8_t *gave_up;                  /* [n] the ring to worker i stayed full this flush: drop at once */
   hd_shard_stream_t *pending_retire; /* retirements waiting for room in their ring */
   /* consumer-owned (this worker as a shard) */
   hd_txq_t txq;
@@ -87,9 +89,11 @@ int hd_shards_new(hd_shards_t **out, int n, size_t min_room, size_t ring_cap) {
     k->fd = -1;
     atomic_init(&k->streams, 0);
     k->since_wake = calloc((size_t)n, sizeof *k->since_wake);
+    k->gave_up = calloc((size_t)n, 1);
     k->gso = calloc((size_t)n, sizeof *k->gso);
     k->gso_fails = calloc((size_t)n, sizeof *k->gso_fails);
-    if (!k->since_wake || !k->gso || !k->gso_fails || hd_txq_init(&k->txq, HD_UDP_BATCH_WINDOW) < 0)
+    if (!k->since_wake || !k->gave_up || !k->gso || !k->gso_fails ||
+        hd_txq_init(&k->txq, HD_UDP_BATCH_WINDOW) < 0)
       rc = HD_ENOMEM;
   }
   if (s->rings)
@@ -168,10 +172,20 @@ int hd_shards_send(void *h, const uint8_t *pkt, size_t len, const struct sockadd
   hd_shard_stream_t *st = h;
   hd_shards_t *s = st->s;
   shard_worker_t *k = &s->w[st->from];
-  if (len > HD_DATAGRAM_MAX - HD_SRTP_MAX_TRAILER || tolen > sizeof(struct sockaddr_storage))
-    return HD_EINVAL;
+  if (len > sizeof((slot_t *)0)->data || tolen > sizeof((slot_t *)0)->to) return HD_EINVAL;
   hd_spsc_t *q = atomic_load_explicit(&s->rings[st->from * s->n + st->to], memory_order_relaxed);
   slot_t *sl = q ? hd_spsc_reserve(q) : NULL;
+  if (!sl && q && !k->gave_up[st->to]) {
+    /* full (a keyframe to many viewers, or the shard was not scheduled):
+     * wait for it a little, as sending here would have taken that long, but
+     * at most HD_SHARDS_FULL_WAIT_US per flush: a shard that does not move
+     * costs drops, not the room worker's time */
+    ping(s, st->to);
+    uint64_t t0 = uv_hrtime();
+    while (!(sl = hd_spsc_reserve(q)) && uv_hrtime() - t0 < (uint64_t)HD_SHARDS_FULL_WAIT_US * 1000)
+      sched_yield();
+    if (!sl) k->gave_up[st->to] = 1;
+  }
   if (!sl) {
     add(&k->dropped_full, 1);
     ping(s, st->to); /* it is behind: make sure it runs */
@@ -233,8 +247,10 @@ int hd_shards_flush(hd_shards_t *s, int from) {
     if (push_retire(k->pending_retire) < 0) break;
     k->pending_retire = next;
   }
-  for (int to = 0; to < s->n; to++)
+  for (int to = 0; to < s->n; to++) {
+    k->gave_up[to] = 0;
     if (k->since_wake[to]) wake(s, from, to);
+  }
   int left = 0;
   for (hd_shard_stream_t *st = k->pending_retire; st; st = st->next_retire)
     left++;
@@ -335,6 +351,7 @@ void hd_shards_free(hd_shards_t *s) {
       }
       hd_txq_free(&k->txq);
       free(k->since_wake);
+      free(k->gave_up);
       free(k->gso);
       free(k->gso_fails);
     }

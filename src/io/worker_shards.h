@@ -12,8 +12,10 @@
  * SRTP session of the viewer's transport, sfu/peer.h hd_peer_clone_rtp_tx,
  * used by that thread alone) and sends it from the room worker's socket (the
  * 5-tuple the viewer's ICE chose). One ring per ordered worker pair, created
- * at its first packet; a full ring drops the packet and counts it (the
- * viewer's NACK repairs it like any loss). No lock on the packet path.
+ * at its first packet; a full ring is waited on for at most
+ * HD_SHARDS_FULL_WAIT_US per flush (yielding the CPU), then drops the packet
+ * and counts it (the viewer's NACK repairs it like any loss). No lock on the
+ * packet path.
  *
  * Feedback does not move: the viewer's RTCP (NACK, PLI, REMB, TWCC) reaches
  * the room worker's socket and is handled there, with the publisher.
@@ -42,6 +44,9 @@
  * (a keyframe of ~50 packets to 300 viewers on the other worker is 15,000). */
 #define HD_SHARDS_RING_DEFAULT 16384
 #define HD_SHARDS_RING_MAX 65536
+/* A full ring: the room worker waits up to this long per flush (yielding)
+ * for the shard to make room before it drops what does not fit. */
+#define HD_SHARDS_FULL_WAIT_US 2000
 /* A consumer takes at most this many packets from one ring per run before it
  * lets its own loop work (it comes back at once). */
 #define HD_SHARDS_RUN_BUDGET 2048

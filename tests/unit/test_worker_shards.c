@@ -2,7 +2,8 @@
  * (small rooms stay, large ones go to the least-loaded worker, ties away from
  * the room's worker), packets handed in clear and sealed by the shard with the
  * viewer's own outbound session (a receiver keyed like the viewer decrypts
- * every one, in order), a full ring dropping and counting, a stream retired
+ * every one, in order), a full ring dropping and counting (after its bounded
+ * wait, once per flush), a stream retired
  * only after its packets (and after room came free in a full ring), and a
  * producer and a consumer thread at once (run under TSan by tools/test.sh).
  * The shard sends on a real UDP socket to a receiver, both on 127.0.0.1 with
