@@ -17,6 +17,7 @@
 #include "cluster/route.h"
 #include "io/cluster_redis.h"
 #include "io/rtc_udp.h"
+#include "overlay/link.h"
 #include "overlay/path_select.h"
 #include "sfu/node.h"
 
@@ -44,6 +45,11 @@ struct hd_serve_cluster {
   int ovl_n;
   hd_ovl_graph_t graph;
   hd_ovl_router_t router;
+  /* relaying (issue 16 item 3): the routes the workers were given */
+  hd_node_route_t routes[HD_OVL_MAX_NODES];
+  int n_routes;
+  /* HUDONG_LINK_ADDR (docs/overlay.md "Relaying"): peers reached at another address */
+  hd_cluster_node_t *peers_copy;
 };
 
 /* ---- this node's entry, from its media workers ---- */
@@ -157,11 +163,44 @@ static int cluster_secret(const hd_config_t *cfg, uint8_t out[32]) {
   return ok ? 0 : HD_ECRYPTO;
 }
 
+/* HUDONG_LINK_ADDR="n3=127.0.0.1:9000,n2=10.0.0.2:7882|10.0.0.2:7883": this
+ * node reaches those peers' links at these addresses (one per media worker,
+ * in order) instead of the ones they announce: a private network between
+ * nodes, or a test bed that puts an impaired relay on one node pair only. */
+static void link_addr_override(hd_cluster_node_t *e) {
+  const char *env = getenv("HUDONG_LINK_ADDR");
+  size_t idl = strlen(e->id);
+  for (const char *s = env; s && *s;) {
+    const char *end = strchr(s, ',');
+    size_t l = end ? (size_t)(end - s) : strlen(s);
+    if (l > idl && !strncmp(s, e->id, idl) && s[idl] == '=') {
+      e->n_media = 0;
+      for (const char *a = s + idl + 1; a < s + l && e->n_media < HD_CLUSTER_MAX_MEDIA;) {
+        const char *bar = memchr(a, '|', (size_t)(s + l - a));
+        size_t al = bar ? (size_t)(bar - a) : (size_t)(s + l - a);
+        snprintf(e->media[e->n_media++], HD_CLUSTER_ADDR_MAX, "%.*s", (int)al, a);
+        a += al + (bar ? 1 : 0);
+      }
+    }
+    s = end ? end + 1 : NULL;
+  }
+}
+
 static void push_peers(hd_serve_cluster_t *c) {
   if (!c->link || !c->link_on) return;
   link_job_t j = {.peers = hd_cluster_redis_peers(c->link)};
   /* an empty table (Redis unreachable past the TTL) tells nothing: the links keep what they know */
   if (!j.peers || !j.peers->n) return;
+  hd_cluster_peers_t over;
+  if (getenv("HUDONG_LINK_ADDR")) {
+    if (!c->peers_copy && !(c->peers_copy = calloc(HD_CLUSTER_MAX_NODES, sizeof *c->peers_copy))) return;
+    over = *j.peers;
+    over.nodes = c->peers_copy;
+    memcpy(c->peers_copy, j.peers->nodes, sizeof *c->peers_copy * (size_t)j.peers->n);
+    for (int i = 0; i < j.peers->n; i++)
+      link_addr_override(&c->peers_copy[i]);
+    j.peers = &over;
+  }
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
     hd_media_workers_call(c->workers, i, link_peers_job, &j);
 }
@@ -192,6 +231,53 @@ static void gather_links(hd_serve_cluster_t *c) {
     o->loss = l->st.loss_fwd;
     o->jitter_ms = l->st.jitter_ms;
   }
+}
+
+/* ---- relaying (issue 16 item 3; docs/overlay.md "Relaying") ---- */
+
+static void to_relay_path(const hd_serve_cluster_t *c, const hd_ovl_path_t *o, hd_relay_path_t *p) {
+  p->n = 0;
+  for (int h = 1; h <= o->n_hops && h <= HD_RELAY_MAX_HOPS; h++)
+    p->hop[p->n++] = hd_link_id_hash(c->ovl_ids[o->node[h]]);
+}
+
+/* The loss of a path before repair: what duplicate audio is for. */
+static double path_loss(const hd_ovl_graph_t *g, const hd_ovl_path_t *p) {
+  double ok = 1;
+  for (int h = 0; h < p->n_hops; h++)
+    ok *= 1 - g->link[p->node[h]][p->node[h + 1]].loss;
+  return 1 - ok;
+}
+
+static void routes_job(hd_node_t *node, void *arg, hd_time_t now) {
+  hd_serve_cluster_t *c = arg;
+  hd_node_cluster_set_routes(node, c->routes, c->n_routes, now);
+}
+
+/* Hands every media worker the route to each destination, with a disjoint
+ * second path; audio goes on both while the best path loses more than
+ * HD_RELAY_DUP_LOSS. A destination without a route (no measurement yet)
+ * stays direct. */
+static void push_routes(hd_serve_cluster_t *c) {
+  if (!c->link_on) return;
+  c->n_routes = 0;
+  for (int d = 1; d < c->ovl_n; d++) {
+    const hd_ovl_path_t *r = &c->router.cur[d];
+    hd_node_route_t *x = &c->routes[c->n_routes++];
+    memset(x, 0, sizeof *x);
+    x->dst = hd_link_id_hash(c->ovl_ids[d]);
+    x->path.n = 1;
+    x->path.hop[0] = x->dst;
+    if (!r->n_hops) continue;
+    to_relay_path(c, r, &x->path);
+    hd_ovl_path_t alt;
+    if (hd_ovl_best_path(&c->graph, 0, d, HD_OVL_MAX_RELAYS, r, &alt) == 0) {
+      to_relay_path(c, &alt, &x->alt);
+      x->dup_audio = path_loss(&c->graph, r) > HD_RELAY_DUP_LOSS;
+    }
+  }
+  for (int i = 0; i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, routes_job, c);
 }
 
 static int ovl_index(const hd_serve_cluster_t *c, const char *id) {
@@ -244,6 +330,7 @@ static void update_routes(hd_serve_cluster_t *c) {
     const hd_ovl_path_t *r = &c->router.cur[d];
     if (r->n_hops > 1) HD_LOGI("overlay", "route to %s goes through %s", ids[d], ids[r->node[1]]);
   }
+  push_routes(c);
 }
 
 static int entry_cb(void *ud, char *out, size_t cap) {
@@ -346,6 +433,7 @@ void hd_serve_cluster_stop(hd_serve_cluster_t *c) {
   if (!c) return;
   hd_cluster_redis_stop(c->link);
   free(c->self);
+  free(c->peers_copy);
   free(c->names);
   free(c->cands);
   free(c->views);
@@ -561,12 +649,29 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                          "loss_rtt", l->st.loss_rtt, "jitter_ms", l->st.jitter_ms, "downs", l->st.downs,
                          "probes_sent", (json_int_t)l->st.probes_sent, "echoes_received",
                          (json_int_t)l->st.echoes_received, "samples_rtt_ms", samples));
+    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "relay",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent",
+                                  (json_int_t)l->relay_sent, "forwarded", (json_int_t)l->relay_forwarded,
+                                  "received", (json_int_t)l->relay_received, "hop_repaired",
+                                  (json_int_t)l->hop_repaired, "hop_lost", (json_int_t)l->hop_lost,
+                                  "hop_resent", (json_int_t)l->hop_resent, "dedup_dropped",
+                                  (json_int_t)l->dedup_dropped, "dedup_video", (json_int_t)l->dedup_video));
   }
   for (int d = 1; d < c->ovl_n; d++) {
     const hd_ovl_path_t *r = &c->router.cur[d];
     json_t *o = r->n_hops ? path_json(c, r) : json_pack("{s:n}", "via");
     json_object_set_new(o, "to", json_string(c->ovl_ids[d]));
     json_object_set_new(o, "up", json_boolean(r->n_hops > 0));
+    for (int k = 0; k < c->n_routes; k++) /* what the workers were given for media */
+      if (c->routes[k].dst == hd_link_id_hash(c->ovl_ids[d])) {
+        json_t *alt = json_array();
+        for (int h = 0; h + 1 < c->routes[k].alt.n; h++)
+          for (int m = 1; m < c->ovl_n; m++)
+            if (hd_link_id_hash(c->ovl_ids[m]) == c->routes[k].alt.hop[h])
+              json_array_append_new(alt, json_string(c->ovl_ids[m]));
+        json_object_set_new(o, "alt", c->routes[k].alt.n ? alt : (json_decref(alt), json_null()));
+        json_object_set_new(o, "dup_audio", json_boolean(c->routes[k].dup_audio));
+      }
     json_array_append_new(routes, o);
   }
   json_t *body = json_pack("{s:s, s:b, s:o, s:o, s:I}", "self", c->self->id, "measuring", c->link_on, "links",

@@ -49,6 +49,8 @@ enum {
   HD_LINK_HELLO = 4,     /* keepalive per room: the sender's state version and the tracks it wants */
   HD_LINK_STATE_REQ = 5, /* "send me your state of this room" */
   HD_LINK_METER = 6,     /* a link_meter probe or echo (overlay/link_meter.h), per node pair */
+  HD_LINK_RELAY = 7,     /* a message of types 1-5 on a source route through relays (overlay/relay.h) */
+  HD_LINK_HOP_NACK = 8,  /* "resend these relay datagrams of this hop" (overlay/relay.h) */
 };
 enum { HD_LINK_FB_NACK = 1, HD_LINK_FB_KEYFRAME = 2 };
 enum { HD_LINK_MEDIA_REPAIR = 1 }; /* media flags: a retransmission answering a NACK */

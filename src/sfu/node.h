@@ -12,6 +12,7 @@
 
 #include "base/time.h"
 #include "overlay/link_meter.h"
+#include "overlay/relay.h"
 #include "proto/dtls.h"
 #include "proto/token.h"
 #include "sfu/quota.h"
@@ -177,9 +178,26 @@ typedef struct {
   hd_link_meter_stats_t st;
   hd_link_meter_sample_t samples[HD_NODE_LINK_SAMPLES];
   int n_samples;
+  /* relaying (issue 16 item 3), this worker's counts for this peer */
+  uint64_t relay_sent;      /* relayed datagrams this node sent to it (its own and forwarded) */
+  uint64_t relay_forwarded; /* of which forwarded for another node (this node as a relay) */
+  uint64_t relay_received;  /* relayed datagrams received from it */
+  uint64_t hop_repaired, hop_lost, hop_resent; /* per-hop repair: holes filled / given up; resent to it */
+  uint64_t dedup_dropped;                      /* media from this origin dropped as a duplicate */
+  uint64_t dedup_video;                        /* of which video (duplicated only while a route changes) */
 } hd_node_link_t;
 /* The measuring worker's links (0 on any other worker): at most cap. */
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);
+/* The route to each destination node (docs/overlay.md "Relaying"): the path
+ * (id hashes after this node; n = 1 direct), a disjoint second path (n = 0:
+ * none) and whether audio is duplicated on it. A path through a node this
+ * worker does not know is replaced by the direct link. */
+typedef struct {
+  uint64_t dst;
+  hd_relay_path_t path, alt;
+  int dup_audio;
+} hd_node_route_t;
+void hd_node_cluster_set_routes(hd_node_t *n, const hd_node_route_t *routes, int count, hd_time_t now);
 
 /* ---- rooms: participants over WebSocket signaling (rooms.c) ---- */
 typedef struct hd_participant hd_participant_t;

@@ -50,7 +50,20 @@
 #define CL_DEAD_AFTER HD_MS(1500)
 #define CL_WANTS_TTL HD_SEC(2)
 #define CL_REQ_INTERVAL HD_MS(300)
-#define CL_MAX_RNODES 32 /* other nodes per room */
+#define CL_MAX_RNODES 32      /* other nodes per room */
+#define CL_HOP_STREAMS 4      /* relay streams (sending workers) received per peer at once */
+#define CL_HOP_IDLE HD_SEC(5) /* a relay stream silent this long may be replaced */
+#define CL_DEDUP 64           /* sources (publisher x track) de-duplicated per room */
+
+/* One relay stream arriving from a peer (a hop's sending worker): its
+ * per-hop repair state and where to send its HOP_NACKs. */
+typedef struct {
+  int used;
+  uint16_t stream;
+  hd_hop_rx_t rx;
+  struct sockaddr_storage from;
+  int have_from;
+} hop_in_t;
 
 typedef struct {
   int used;
@@ -66,6 +79,13 @@ typedef struct {
   /* the link's measurement (docs/overlay.md "Link measurement"): every
    * worker answers probes, the measuring worker also sends them */
   hd_link_meter_t meter;
+  /* relaying (docs/overlay.md "Relaying"): how messages to this node travel,
+   * what this worker sent to it as a next hop (for its HOP_NACKs) and the
+   * relay streams it sends here (allocated at the first one) */
+  hd_relay_route_t route;
+  hd_hop_tx_t hop_tx;
+  hop_in_t *hop_in; /* [CL_HOP_STREAMS] */
+  uint64_t relay_sent, relay_forwarded, relay_received, dedup_dropped, dedup_video;
 } cl_peer_t;
 
 struct node_cluster {
@@ -74,6 +94,8 @@ struct node_cluster {
   hd_time_t meter_next; /* the earliest meter deadline (0: recompute at the next tick) */
   cl_peer_t peers[HD_CLUSTER_MAX_NODES];
   uint64_t rx_dropped, tx_dropped;
+  uint16_t stream;    /* this worker's relay stream id (per-hop sequence numbers are per stream) */
+  hd_time_t hop_next; /* the earliest HOP_NACK deadline of any relay stream */
 };
 
 typedef struct {
@@ -99,6 +121,15 @@ struct room_cluster {
   size_t state_len;
   uint32_t msg_id;
   hd_time_t next_tick, next_hello;
+  /* media that may arrive twice (a route change, duplicate audio, a repair
+   * racing its original) reaches the room once: per origin x publisher x track */
+  struct {
+    uint64_t origin;
+    uint32_t pub;
+    uint8_t in_idx;
+    hd_dedup_t d;
+  } dd[CL_DEDUP];
+  int n_dd, dd_next;
 };
 
 typedef struct {
@@ -131,6 +162,8 @@ int hd_node_cluster_init(hd_node_t *n, const char *node_id, const uint8_t *secre
     free(c);
     return rc;
   }
+  c->stream = (uint16_t)(hd_random_u32() | 1);
+  c->hop_next = HD_TIME_NEVER;
   n->cl = c;
   return 0;
 }
@@ -184,6 +217,7 @@ int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int 
       if (hd_link_peer_init(&p->link, &c->self, e->id) < 0) continue;
       hd_link_reasm_init(&p->reasm);
       hd_link_meter_init(&p->meter, 0, now);
+      hd_relay_route_init(&p->route, p->link.id_hash);
       snprintf(p->id, sizeof p->id, "%s", e->id);
       p->used = 1;
       HD_LOGI("link", "peer node %s: link up (%d media addresses)", e->id, e->n_media);
@@ -211,6 +245,8 @@ void node_cluster_free(hd_node_t *n) {
     if (c->peers[i].used) {
       hd_link_peer_free(&c->peers[i].link);
       hd_link_reasm_free(&c->peers[i].reasm);
+      hd_hop_tx_free(&c->peers[i].hop_tx);
+      free(c->peers[i].hop_in);
       free(c->peers[i].rooms);
     }
   free(c);
@@ -231,15 +267,74 @@ static uint8_t *send_begin(hd_node_t *n, size_t *cap) {
   return d->data + HD_LINK_HDR_LEN;
 }
 
-static void send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len) {
-  if (!p->n_addr) return;
+/* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p and queues it to `to`. */
+static void seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type,
+                        size_t body_len) {
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
-  /* the peer's worker for the room, as io/media_workers.c places rooms (hd_media_room_worker) */
-  int w = (int)(hd_fnv1a_pair(r->app, 0xff, r->name) % (uint32_t)p->n_addr);
   int len = hd_link_seal(&n->cl->self, &p->link, type, d->data + HD_LINK_HDR_LEN, body_len, d->data,
                          sizeof d->data);
   if (len < 0) return;
-  hd_txq_commit(&n->txq, (size_t)len, (const struct sockaddr *)&p->addr[w], p->addr_len[w]);
+  hd_txq_commit(&n->txq, (size_t)len, to,
+                to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+}
+
+/* One message on a path through relays (docs/overlay.md "Relaying"): a
+ * RELAY body around it, to the first relay, kept for that hop's repair. */
+static void relay_send(hd_node_t *n, const hd_relay_path_t *ps, int w, uint8_t type, const uint8_t *body,
+                       size_t len) {
+  struct node_cluster *c = n->cl;
+  cl_peer_t *h1 = peer_by_hash(c, ps->hop[0]);
+  size_t cap;
+  uint8_t *b = h1 && h1->n_addr ? send_begin(n, &cap) : NULL;
+  /* too long for the datagram: not sent (and no hop sequence number spent, so no hole) */
+  if (!b || HD_RELAY_FIXED_LEN + 8 * (size_t)ps->n + len > cap) return;
+  hd_relay_hdr_t h = {.origin = c->self.id_hash,
+                      .n_hops = ps->n,
+                      .dst_worker = (uint8_t)w,
+                      .stream = c->stream,
+                      .hop_seq = hd_hop_tx_seq(&h1->hop_tx),
+                      .inner_type = type};
+  memcpy(h.hops, ps->hop, sizeof h.hops);
+  int hl = hd_relay_hdr_write(&h, b, cap);
+  if (hl < 0 || len > cap - (size_t)hl) return;
+  memcpy(b + hl, body, len);
+  hd_hop_tx_keep(&h1->hop_tx, h.hop_seq, b, (size_t)hl + len, n->now);
+  h1->relay_sent++;
+  seal_commit(n, h1, (const struct sockaddr *)&h1->addr[0], HD_LINK_RELAY, (size_t)hl + len);
+}
+
+/* Sends the message whose body is in the reserved datagram to peer p, along
+ * p's route: directly, through relays, or (media while a route changes,
+ * duplicated audio) on two or three paths at once. */
+static void send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len,
+                              int audio) {
+  if (!p->n_addr) return;
+  /* the peer's worker for the room, as io/media_workers.c places rooms (hd_media_room_worker) */
+  int w = (int)(hd_fnv1a_pair(r->app, 0xff, r->name) % (uint32_t)p->n_addr);
+  hd_relay_path_t ps[3];
+  int k = hd_relay_route_paths(&p->route, n->now, type == HD_LINK_MEDIA, audio, ps);
+  if (k == 1 && ps[0].n <= 1) { /* the direct link, the common case: no copy */
+    seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
+    return;
+  }
+  hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
+  uint8_t body[sizeof d->data];
+  memcpy(body, d->data + HD_LINK_HDR_LEN, body_len);
+  for (int i = 0; i < k; i++) {
+    if (ps[i].n > 1) {
+      relay_send(n, &ps[i], w, type, body, body_len);
+      continue;
+    }
+    size_t cap;
+    uint8_t *b = send_begin(n, &cap);
+    if (!b || body_len > cap) return;
+    memcpy(b, body, body_len);
+    seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
+  }
+}
+
+static void send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len) {
+  send_commit_route(n, p, r, type, body_len, 0);
 }
 
 /* One small message to an explicit address: meter probes (to the peer's
@@ -713,6 +808,8 @@ static hd_room_t *room_by_hash(hd_node_t *n, uint64_t h) {
   return NULL;
 }
 
+static int dedup_pass(hd_room_t *r, uint64_t origin, const hd_link_media_t *m, const hd_rtp_hdr_t *h);
+
 static void on_media(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, hd_link_media_t *m, hd_time_t now) {
   hd_participant_t *p = remote_find(r, peer->link.id_hash, m->pub, NULL);
   if (!p || !p->pub_sess || m->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[m->in_idx] < 0) return;
@@ -720,6 +817,11 @@ static void on_media(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, hd_link_media_
   hd_in_track_t *t = &s->in[p->remote_in[m->in_idx]];
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(m->rtp, m->rtp_len, &h) < 0) return;
+  if (!dedup_pass(r, peer->link.id_hash, m, &h)) {
+    peer->dedup_dropped++;
+    peer->dedup_video += t->kind == HD_TRACK_VIDEO; /* video is duplicated only while a route changes */
+    return;
+  }
   if (!t->have_ssrc || t->ssrc != h.ssrc) { /* the link names the track: no demux by rid/mid needed */
     t->ssrc = h.ssrc;
     t->have_ssrc = 1;
@@ -771,6 +873,166 @@ static void on_feedback(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, const hd_li
   }
 }
 
+static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *pl, size_t pl_len,
+                   const struct sockaddr *from, hd_time_t now);
+
+/* ---- relaying (docs/overlay.md "Relaying") ---- */
+
+static hop_in_t *hop_in_get(cl_peer_t *peer, uint16_t stream, hd_time_t now) {
+  if (!peer->hop_in && !(peer->hop_in = calloc(CL_HOP_STREAMS, sizeof *peer->hop_in))) return NULL;
+  hop_in_t *free_one = NULL;
+  for (int i = 0; i < CL_HOP_STREAMS; i++) {
+    hop_in_t *x = &peer->hop_in[i];
+    if (x->used && x->stream == stream) return x;
+    if (!free_one && (!x->used || now - x->rx.last_rx > CL_HOP_IDLE)) free_one = x;
+  }
+  if (!free_one) return NULL;
+  memset(free_one, 0, sizeof *free_one);
+  free_one->used = 1;
+  free_one->stream = stream;
+  hd_hop_rx_init(&free_one->rx);
+  return free_one;
+}
+
+static socklen_t sa_len(const struct sockaddr *a) {
+  return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* A RELAY datagram from `peer` (the previous hop): repaired per hop, then
+ * passed on to the next hop of its source route or, here at its
+ * destination, handled as a message from its origin. */
+static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, const struct sockaddr *from,
+                     hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  hd_relay_hdr_t h;
+  if (hd_relay_parse(pl, len, &h) < 0 || h.hops[h.hop] != c->self.id_hash || h.inner_type < HD_LINK_MEDIA ||
+      h.inner_type > HD_LINK_STATE_REQ) {
+    c->rx_dropped++;
+    return;
+  }
+  hop_in_t *x = hop_in_get(peer, h.stream, now);
+  if (!x) {
+    c->rx_dropped++;
+    return;
+  }
+  if (!hd_hop_rx_feed(&x->rx, h.hop_seq, now)) return; /* this hop had it already */
+  if (from) {
+    memcpy(&x->from, from, sa_len(from));
+    x->have_from = 1;
+  }
+  c->hop_next = hd_time_min(c->hop_next, hd_hop_rx_next_timeout(&x->rx));
+  peer->relay_received++;
+  if (h.hop + 1 < h.n_hops) { /* a relay: on to the next hop, as a new datagram of that hop */
+    cl_peer_t *nx = peer_by_hash(c, h.hops[h.hop + 1]);
+    size_t cap;
+    uint8_t *b = nx && nx->n_addr ? send_begin(n, &cap) : NULL;
+    if (!b || len > cap) return;
+    memcpy(b, pl, len);
+    uint32_t seq = hd_hop_tx_seq(&nx->hop_tx);
+    hd_relay_set_hop(b, (uint8_t)(h.hop + 1), c->stream, seq, 0);
+    hd_hop_tx_keep(&nx->hop_tx, seq, b, len, now);
+    /* the destination's worker for the room; a further relay's first worker */
+    int a = h.hop + 2 == h.n_hops ? h.dst_worker % nx->n_addr : 0;
+    nx->relay_sent++;
+    nx->relay_forwarded++;
+    seal_commit(n, nx, (const struct sockaddr *)&nx->addr[a], HD_LINK_RELAY, len);
+    return;
+  }
+  cl_peer_t *o = peer_by_hash(c, h.origin);
+  if (!o) {
+    c->rx_dropped++;
+    return;
+  }
+  on_msg(n, o, h.inner_type, h.inner, h.inner_len, NULL, now);
+}
+
+/* The next hop asks for relay datagrams of this worker's stream again. */
+static void on_hop_nack(hd_node_t *n, cl_peer_t *peer, const uint8_t *pl, size_t len,
+                        const struct sockaddr *from, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  uint16_t stream;
+  uint32_t seqs[HD_HOP_NACK_MAX];
+  int k = hd_hop_nack_parse(pl, len, &stream, seqs, HD_HOP_NACK_MAX);
+  if (k < 0 || stream != c->stream || !from) {
+    c->rx_dropped++;
+    return;
+  }
+  for (int i = 0; i < k; i++) {
+    uint8_t *kept;
+    size_t kl, cap;
+    if (hd_hop_tx_get(&peer->hop_tx, seqs[i], now, &kept, &kl) < 0) continue;
+    uint8_t *b = send_begin(n, &cap);
+    if (!b || kl > cap) return;
+    memcpy(b, kept, kl);
+    hd_relay_set_hop(b, b[9], c->stream, seqs[i], HD_RELAY_RETX);
+    seal_commit(n, peer, from, HD_LINK_RELAY, kl); /* to the worker that asked: it got the others */
+  }
+}
+
+/* HOP_NACKs due on every relay stream; returns the next deadline. */
+static hd_time_t hop_tick(hd_node_t *n, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  hd_time_t t = HD_TIME_NEVER;
+  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
+    cl_peer_t *p = &c->peers[i];
+    if (!p->used || !p->hop_in) continue;
+    for (int j = 0; j < CL_HOP_STREAMS; j++) {
+      hop_in_t *x = &p->hop_in[j];
+      if (!x->used) continue;
+      uint32_t seqs[HD_HOP_NACK_MAX];
+      int k = hd_hop_rx_poll(&x->rx, now, seqs, HD_HOP_NACK_MAX);
+      if (k > 0 && x->have_from) {
+        uint8_t b[4 + 4 * HD_HOP_NACK_MAX];
+        int bl = hd_hop_nack_write(x->stream, seqs, k, b, sizeof b);
+        if (bl > 0) send_to(n, p, (const struct sockaddr *)&x->from, HD_LINK_HOP_NACK, b, (size_t)bl);
+      }
+      t = hd_time_min(t, hd_hop_rx_next_timeout(&x->rx));
+    }
+  }
+  return t;
+}
+
+static int path_known(struct node_cluster *c, const hd_relay_path_t *p, uint64_t dst) {
+  if (p->n < 1 || p->n > HD_RELAY_MAX_HOPS || p->hop[p->n - 1] != dst) return 0;
+  for (int i = 0; i + 1 < p->n; i++)
+    if (p->hop[i] == c->self.id_hash || !peer_by_hash(c, p->hop[i])) return 0;
+  return 1;
+}
+
+void hd_node_cluster_set_routes(hd_node_t *n, const hd_node_route_t *routes, int count, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  if (!c) return;
+  for (int i = 0; i < count; i++) {
+    const hd_node_route_t *x = &routes[i];
+    cl_peer_t *p = peer_by_hash(c, x->dst);
+    if (!p) continue;
+    hd_relay_path_t direct = {.n = 1, .hop = {x->dst}};
+    const hd_relay_path_t *path = path_known(c, &x->path, x->dst) ? &x->path : &direct;
+    const hd_relay_path_t *alt = path_known(c, &x->alt, x->dst) ? &x->alt : NULL;
+    if (hd_relay_route_set(&p->route, path, alt, x->dup_audio, now) && c->measure)
+      HD_LOGI("overlay", "media to %s now goes %s (the old path carries it %d ms more)", p->id,
+              path->n > 1 ? "through relays" : "directly", (int)(HD_RELAY_OVERLAP / 1000));
+  }
+}
+
+static int dedup_pass(hd_room_t *r, uint64_t origin, const hd_link_media_t *m, const hd_rtp_hdr_t *h) {
+  struct room_cluster *rc = r->cl;
+  int i;
+  for (i = 0; i < rc->n_dd; i++)
+    if (rc->dd[i].origin == origin && rc->dd[i].pub == m->pub && rc->dd[i].in_idx == m->in_idx) break;
+  if (i == rc->n_dd) { /* a new source: a free entry, or the next one in turn */
+    if (rc->n_dd < CL_DEDUP)
+      i = rc->n_dd++;
+    else
+      i = rc->dd_next++ % CL_DEDUP;
+    memset(&rc->dd[i], 0, sizeof rc->dd[i]);
+    rc->dd[i].origin = origin;
+    rc->dd[i].pub = m->pub;
+    rc->dd[i].in_idx = m->in_idx;
+  }
+  return hd_dedup_check(&rc->dd[i].d, h->ssrc, h->seq);
+}
+
 void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, hd_time_t now) {
   /* a peer is known by its key, not its address (NAT, several workers);
    * `from` only says where to send a meter echo back */
@@ -788,6 +1050,20 @@ void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct socka
     c->rx_dropped++;
     return;
   }
+  if (type == HD_LINK_RELAY)
+    on_relay(n, peer, (uint8_t *)pl, pl_len, from, now);
+  else if (type == HD_LINK_HOP_NACK)
+    on_hop_nack(n, peer, pl, pl_len, from, now);
+  else
+    on_msg(n, peer, type, pl, pl_len, from, now);
+}
+
+/* One message from `peer` (directly, or the inner message of a relayed one
+ * whose origin it is; `from` is NULL then). */
+static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *pl, size_t pl_len,
+                   const struct sockaddr *from, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  uint64_t h = peer->link.id_hash;
   hd_room_t *r;
   switch (type) {
   case HD_LINK_MEDIA: {
@@ -835,6 +1111,7 @@ void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct socka
     break;
   }
   case HD_LINK_METER: {
+    if (!from) break; /* measures a link: never relayed */
     uint8_t echo[HD_LINK_METER_ECHO_LEN];
     int el = hd_link_meter_feed(&peer->meter, pl, pl_len, now, echo, sizeof echo);
     if (el > 0 && from)
@@ -896,7 +1173,7 @@ void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_r
     int hl = hd_link_media_hdr_write(&m, b, cap);
     if (hl < 0 || len > cap - (size_t)hl) continue;
     memcpy(b + hl, pkt, len);
-    send_commit(n, peer, r, HD_LINK_MEDIA, (size_t)hl + len);
+    send_commit_route(n, peer, r, HD_LINK_MEDIA, (size_t)hl + len, pub->in[in_idx].kind == HD_TRACK_AUDIO);
   }
 }
 
@@ -1111,12 +1388,15 @@ void hd_node_cluster_measure(hd_node_t *n) {
  * only moves a deadline later, so a stale value means one early tick). */
 hd_time_t room_remote_node_next_timeout(hd_node_t *n) {
   struct node_cluster *c = n->cl;
-  return c && c->measure ? c->meter_next : HD_TIME_NEVER;
+  if (!c) return HD_TIME_NEVER;
+  return hd_time_min(c->measure ? c->meter_next : HD_TIME_NEVER, c->hop_next);
 }
 
 void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
   struct node_cluster *c = n->cl;
-  if (!c || !c->measure) return;
+  if (!c) return;
+  if (c->hop_next <= now) c->hop_next = hop_tick(n, now);
+  if (!c->measure) return;
   hd_time_t t = HD_TIME_NEVER;
   for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
     cl_peer_t *p = &c->peers[i];
@@ -1145,6 +1425,17 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
     o->listed = p->listed;
     hd_link_meter_stats(&p->meter, now, &o->st);
     o->n_samples = (int)hd_link_meter_samples(&p->meter, o->samples, HD_NODE_LINK_SAMPLES);
+    o->relay_sent = p->relay_sent;
+    o->relay_forwarded = p->relay_forwarded;
+    o->relay_received = p->relay_received;
+    o->hop_resent = p->hop_tx.resent;
+    o->hop_repaired = o->hop_lost = 0;
+    for (int j = 0; p->hop_in && j < CL_HOP_STREAMS; j++) {
+      o->hop_repaired += p->hop_in[j].rx.repaired;
+      o->hop_lost += p->hop_in[j].rx.lost;
+    }
+    o->dedup_dropped = p->dedup_dropped;
+    o->dedup_video = p->dedup_video;
   }
   return k;
 }

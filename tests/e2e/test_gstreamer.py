@@ -128,30 +128,41 @@ def http(method, url, body=None, headers=None, timeout=5.0):
 
 
 def start_server():
-    http_port = free_port(socket.SOCK_STREAM)
-    rtc_port = free_port(socket.SOCK_DGRAM)
-    fd, path = tempfile.mkstemp(prefix="hudong-gst-", suffix=".log")
-    _server["log"] = path
-    env = dict(os.environ)
-    env.setdefault("HUDONG_LOG", "debug")
-    args = [HUDONG_BIN, "serve", "--dev", "--listen", f"127.0.0.1:{http_port}", "--rtc-port", str(rtc_port)]
-    log("starting " + " ".join(args))
-    proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env)
-    os.close(fd)
-    _server["proc"] = proc
-    base = f"http://127.0.0.1:{http_port}"
-    _server["base"] = base
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            fail(f"hudong serve exited early with {proc.returncode}")
-        try:
-            if http("GET", base + "/healthz", timeout=1)[0] == 200:
-                return base
-        except OSError:
-            pass
-        time.sleep(0.1)
-    fail("hudong serve did not answer /healthz within 10 s")
+    """Starts `hudong serve --dev` on free ports. A free UDP port can still be
+    taken on TCP (ICE-TCP listens on the same number, and another process's
+    outgoing connection may hold it), so a start refused with "already in use"
+    is tried again on new ports."""
+    for attempt in range(4):
+        http_port = free_port(socket.SOCK_STREAM)
+        rtc_port = free_port(socket.SOCK_DGRAM)
+        fd, path = tempfile.mkstemp(prefix="hudong-gst-", suffix=".log")
+        _server["log"] = path
+        env = dict(os.environ)
+        env.setdefault("HUDONG_LOG", "debug")
+        args = [HUDONG_BIN, "serve", "--dev", "--listen", f"127.0.0.1:{http_port}", "--rtc-port", str(rtc_port)]
+        log("starting " + " ".join(args))
+        proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env)
+        os.close(fd)
+        _server["proc"] = proc
+        base = f"http://127.0.0.1:{http_port}"
+        _server["base"] = base
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                with open(path, errors="replace") as f:
+                    taken = "already in use" in f.read()
+                if taken and attempt < 3:
+                    log("a port was taken; trying other ports")
+                    break
+                fail(f"hudong serve exited early with {proc.returncode}")
+            try:
+                if http("GET", base + "/healthz", timeout=1)[0] == 200:
+                    return base
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            fail("hudong serve did not answer /healthz within 10 s")
 
 
 def dev_token(base, identity):

@@ -1,0 +1,355 @@
+/* Relaying along the overlay's routes (see relay.h). */
+#include "overlay/relay.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+
+static void put16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+static void put32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+static void put64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint64_t get64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | p[i];
+  return v;
+}
+
+/* ---- the RELAY body ----
+ * origin (8) | n_hops (1) | hop (1) | dst_worker (1) | flags (1) | stream (2) |
+ * hop_seq (4) | inner_type (1) | n_hops x node (8) | inner message */
+
+int hd_relay_hdr_write(const hd_relay_hdr_t *h, uint8_t *out, size_t cap) {
+  if (h->n_hops < 1 || h->n_hops > HD_RELAY_MAX_HOPS || h->hop >= h->n_hops) return HD_EINVAL;
+  size_t len = HD_RELAY_FIXED_LEN + 8 * (size_t)h->n_hops;
+  if (cap < len) return HD_ENOSPC;
+  put64(out, h->origin);
+  out[8] = h->n_hops;
+  out[9] = h->hop;
+  out[10] = h->dst_worker;
+  out[11] = h->flags;
+  put16(out + 12, h->stream);
+  put32(out + 14, h->hop_seq);
+  out[18] = h->inner_type;
+  for (int i = 0; i < h->n_hops; i++)
+    put64(out + HD_RELAY_FIXED_LEN + 8 * i, h->hops[i]);
+  return (int)len;
+}
+
+int hd_relay_parse(const uint8_t *pl, size_t len, hd_relay_hdr_t *h) {
+  if (len < HD_RELAY_FIXED_LEN) return HD_EPROTO;
+  memset(h, 0, sizeof *h);
+  h->origin = get64(pl);
+  h->n_hops = pl[8];
+  h->hop = pl[9];
+  h->dst_worker = pl[10];
+  h->flags = pl[11];
+  h->stream = get16(pl + 12);
+  h->hop_seq = get32(pl + 14);
+  h->inner_type = pl[18];
+  if (h->n_hops < 1 || h->n_hops > HD_RELAY_MAX_HOPS || h->hop >= h->n_hops) return HD_EPROTO;
+  size_t hl = HD_RELAY_FIXED_LEN + 8 * (size_t)h->n_hops;
+  if (len < hl) return HD_EPROTO;
+  for (int i = 0; i < h->n_hops; i++)
+    h->hops[i] = get64(pl + HD_RELAY_FIXED_LEN + 8 * i);
+  h->inner = pl + hl;
+  h->inner_len = len - hl;
+  return 0;
+}
+
+void hd_relay_set_hop(uint8_t *body, uint8_t hop, uint16_t stream, uint32_t hop_seq, uint8_t flags) {
+  body[9] = hop;
+  body[11] = flags;
+  put16(body + 12, stream);
+  put32(body + 14, hop_seq);
+}
+
+/* ---- per-hop repair: sender ---- */
+
+void hd_hop_tx_init(hd_hop_tx_t *t) { memset(t, 0, sizeof *t); }
+
+void hd_hop_tx_free(hd_hop_tx_t *t) {
+  free(t->slot);
+  memset(t, 0, sizeof *t);
+}
+
+uint32_t hd_hop_tx_seq(hd_hop_tx_t *t) {
+  if (++t->next_seq == 0) t->next_seq = 1; /* 0 is never used: a zeroed slot holds nothing */
+  return t->next_seq;
+}
+
+int hd_hop_tx_keep(hd_hop_tx_t *t, uint32_t seq, const uint8_t *body, size_t len, hd_time_t now) {
+  t->sent++;
+  if (len > HD_HOP_PKT_MAX) return HD_ENOSPC;
+  if (!t->slot && !(t->slot = calloc(HD_HOP_CACHE, sizeof *t->slot))) return HD_ENOMEM;
+  hd_hop_slot_t *s = &t->slot[seq % HD_HOP_CACHE];
+  s->seq = seq;
+  s->len = (uint16_t)len;
+  s->at = now;
+  memcpy(s->data, body, len);
+  return 0;
+}
+
+int hd_hop_tx_get(hd_hop_tx_t *t, uint32_t seq, hd_time_t now, uint8_t **body, size_t *len) {
+  hd_hop_slot_t *s = t->slot ? &t->slot[seq % HD_HOP_CACHE] : NULL;
+  if (!s || !seq || s->seq != seq || now - s->at > HD_HOP_CACHE_AGE) {
+    t->miss++;
+    return HD_ENOTFOUND;
+  }
+  t->resent++;
+  *body = s->data;
+  *len = s->len;
+  return 0;
+}
+
+/* ---- per-hop repair: receiver ---- */
+
+void hd_hop_rx_init(hd_hop_rx_t *r) {
+  memset(r, 0, sizeof *r);
+  r->rtt = HD_HOP_RTT_INIT;
+}
+
+static int seen_get(const hd_hop_rx_t *r, uint32_t s) {
+  return (int)((r->seen[(s % HD_HOP_WIN) / 64] >> (s % 64)) & 1);
+}
+static void seen_set(hd_hop_rx_t *r, uint32_t s, int v) {
+  uint64_t bit = 1ull << (s % 64);
+  if (v)
+    r->seen[(s % HD_HOP_WIN) / 64] |= bit;
+  else
+    r->seen[(s % HD_HOP_WIN) / 64] &= ~bit;
+}
+
+static void miss_remove(hd_hop_rx_t *r, int i) { r->miss[i] = r->miss[--r->n_miss]; }
+
+static void miss_add(hd_hop_rx_t *r, uint32_t s, hd_time_t now) {
+  if (r->n_miss == HD_HOP_MAX_MISSING) { /* give up the oldest hole */
+    int o = 0;
+    for (int i = 1; i < r->n_miss; i++)
+      if ((int32_t)(r->miss[i].seq - r->miss[o].seq) < 0) o = i;
+    miss_remove(r, o);
+    r->lost++;
+  }
+  r->miss[r->n_miss++] = (hd_hop_miss_t){.seq = s, .first = now, .next = now + HD_HOP_REORDER};
+  r->holes++;
+}
+
+int hd_hop_rx_feed(hd_hop_rx_t *r, uint32_t seq, hd_time_t now) {
+  r->last_rx = now;
+  if (!r->started) {
+    r->started = 1;
+    r->max = seq;
+    seen_set(r, seq, 1);
+    r->received++;
+    return 1;
+  }
+  int32_t d = (int32_t)(seq - r->max);
+  if (d > 0) {
+    if (d >= HD_HOP_WIN) {
+      memset(r->seen, 0, sizeof r->seen);
+      r->lost += (uint64_t)r->n_miss; /* every hole left the window */
+      r->n_miss = 0;
+    } else {
+      for (uint32_t s = r->max + 1; s != seq; s++)
+        seen_set(r, s, 0);
+    }
+    /* the holes: only the newest HD_HOP_MAX_MISSING of a huge gap are asked for */
+    uint32_t first = (uint32_t)d - 1 > HD_HOP_MAX_MISSING ? seq - HD_HOP_MAX_MISSING : r->max + 1;
+    if ((uint32_t)d - 1 > HD_HOP_MAX_MISSING) r->lost += (uint32_t)d - 1 - HD_HOP_MAX_MISSING;
+    for (uint32_t s = first; s != seq; s++)
+      miss_add(r, s, now);
+    r->max = seq;
+    seen_set(r, seq, 1);
+    /* holes that fell out of the window can no longer be told from duplicates */
+    for (int i = 0; i < r->n_miss;)
+      if ((uint32_t)(r->max - r->miss[i].seq) >= HD_HOP_WIN) {
+        miss_remove(r, i);
+        r->lost++;
+      } else {
+        i++;
+      }
+    r->received++;
+    return 1;
+  }
+  if ((uint32_t)-d >= HD_HOP_WIN || seen_get(r, seq)) {
+    r->dup++;
+    return 0;
+  }
+  seen_set(r, seq, 1);
+  r->received++;
+  for (int i = 0; i < r->n_miss; i++)
+    if (r->miss[i].seq == seq) {
+      if (r->miss[i].tries) {
+        r->repaired++;
+        if (r->miss[i].tries == 1) { /* a clean sample: one NACK, one answer */
+          hd_time_t sample = now - r->miss[i].asked;
+          r->rtt = (7 * r->rtt + sample) / 8;
+        }
+      }
+      miss_remove(r, i);
+      break;
+    }
+  return 1;
+}
+
+int hd_hop_rx_poll(hd_hop_rx_t *r, hd_time_t now, uint32_t *seqs, int cap) {
+  int k = 0;
+  for (int i = 0; i < r->n_miss;) {
+    hd_hop_miss_t *m = &r->miss[i];
+    if (m->next > now) {
+      i++;
+      continue;
+    }
+    if (m->tries >= HD_HOP_MAX_TRIES || now - m->first > HD_HOP_GIVE_UP) {
+      miss_remove(r, i);
+      r->lost++;
+      continue;
+    }
+    if (k == cap) break;
+    seqs[k++] = m->seq;
+    m->tries++;
+    m->asked = now;
+    hd_time_t wait = r->rtt * 3 / 2;
+    m->next = now + (wait > HD_HOP_MIN_RETRY ? wait : HD_HOP_MIN_RETRY);
+    r->nacked++;
+    i++;
+  }
+  return k;
+}
+
+hd_time_t hd_hop_rx_next_timeout(const hd_hop_rx_t *r) {
+  hd_time_t t = HD_TIME_NEVER;
+  for (int i = 0; i < r->n_miss; i++)
+    if (r->miss[i].next < t) t = r->miss[i].next;
+  return t;
+}
+
+int hd_hop_nack_write(uint16_t stream, const uint32_t *seqs, int n, uint8_t *out, size_t cap) {
+  if (n < 1 || n > HD_HOP_NACK_MAX) return HD_EINVAL;
+  size_t len = 4 + 4 * (size_t)n;
+  if (cap < len) return HD_ENOSPC;
+  put16(out, stream);
+  put16(out + 2, (uint16_t)n);
+  for (int i = 0; i < n; i++)
+    put32(out + 4 + 4 * i, seqs[i]);
+  return (int)len;
+}
+
+int hd_hop_nack_parse(const uint8_t *pl, size_t len, uint16_t *stream, uint32_t *seqs, int cap) {
+  if (len < 4) return HD_EPROTO;
+  int n = get16(pl + 2);
+  if (n < 1 || n > HD_HOP_NACK_MAX || n > cap || len != 4 + 4 * (size_t)n) return HD_EPROTO;
+  *stream = get16(pl);
+  for (int i = 0; i < n; i++)
+    seqs[i] = get32(pl + 4 + 4 * i);
+  return n;
+}
+
+/* ---- de-duplication ---- */
+
+static int dd_get(const hd_dedup_t *d, uint16_t s) {
+  return (int)((d->seen[(s % HD_DEDUP_WIN) / 64] >> (s % 64)) & 1);
+}
+static void dd_set(hd_dedup_t *d, uint16_t s, int v) {
+  uint64_t bit = 1ull << (s % 64);
+  if (v)
+    d->seen[(s % HD_DEDUP_WIN) / 64] |= bit;
+  else
+    d->seen[(s % HD_DEDUP_WIN) / 64] &= ~bit;
+}
+
+int hd_dedup_check(hd_dedup_t *d, uint32_t ssrc, uint16_t seq) {
+  if (!d->started || d->ssrc != ssrc) {
+    memset(d->seen, 0, sizeof d->seen);
+    d->started = 1;
+    d->ssrc = ssrc;
+    d->max = seq;
+    dd_set(d, seq, 1);
+    d->passed++;
+    return 1;
+  }
+  int16_t diff = (int16_t)(uint16_t)(seq - d->max);
+  if (diff > 0) {
+    if (diff >= HD_DEDUP_WIN)
+      memset(d->seen, 0, sizeof d->seen);
+    else
+      for (uint16_t s = (uint16_t)(d->max + 1); s != seq; s++)
+        dd_set(d, s, 0);
+    d->max = seq;
+    dd_set(d, seq, 1);
+    d->passed++;
+    return 1;
+  }
+  if (-diff >= HD_DEDUP_WIN) { /* too old to know: the session judges it */
+    d->passed++;
+    return 1;
+  }
+  if (dd_get(d, seq)) {
+    d->dropped++;
+    return 0;
+  }
+  dd_set(d, seq, 1);
+  d->passed++;
+  return 1;
+}
+
+/* ---- routes ---- */
+
+int hd_relay_path_same(const hd_relay_path_t *a, const hd_relay_path_t *b) {
+  if (a->n != b->n) return 0;
+  for (int i = 0; i < a->n; i++)
+    if (a->hop[i] != b->hop[i]) return 0;
+  return 1;
+}
+
+void hd_relay_route_init(hd_relay_route_t *r, uint64_t dst) {
+  memset(r, 0, sizeof *r);
+  r->cur.n = 1;
+  r->cur.hop[0] = dst;
+}
+
+int hd_relay_route_set(hd_relay_route_t *r, const hd_relay_path_t *path, const hd_relay_path_t *alt,
+                       int dup_audio, hd_time_t now) {
+  int changed = 0;
+  if (path->n >= 1 && path->n <= HD_RELAY_MAX_HOPS && !hd_relay_path_same(path, &r->cur)) {
+    r->old = r->cur;
+    r->old_until = now + HD_RELAY_OVERLAP;
+    r->cur = *path;
+    r->changes++;
+    changed = 1;
+  }
+  if (alt && alt->n >= 1 && alt->n <= HD_RELAY_MAX_HOPS)
+    r->alt = *alt;
+  else
+    r->alt.n = 0;
+  r->dup_audio = dup_audio && r->alt.n;
+  return changed;
+}
+
+int hd_relay_route_paths(const hd_relay_route_t *r, hd_time_t now, int media, int audio,
+                         hd_relay_path_t *out) {
+  int k = 0;
+  out[k++] = r->cur;
+  if (media && r->old.n && now < r->old_until && !hd_relay_path_same(&r->old, &r->cur)) out[k++] = r->old;
+  if (media && audio && r->dup_audio) {
+    int dup = 0;
+    for (int i = 0; i < k; i++)
+      dup |= hd_relay_path_same(&out[i], &r->alt);
+    if (!dup) out[k++] = r->alt;
+  }
+  return k;
+}
