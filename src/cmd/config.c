@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "cluster/peer_addrs.h"
 #include "cluster/redis_url.h"
 #include "io/http_client.h"
 #include "io/webhook_sender.h"
@@ -98,6 +99,12 @@ int hd_config_check_cluster(const hd_config_t *c, char *err, size_t errcap) {
   if (c->redis[0] && hd_redis_url_parse(c->redis, &u, err, errcap) < 0) return HD_EINVAL;
   if (c->node_id[0] && !token_chars(c->node_id, "-_.:")) {
     snprintf(err, errcap, "config: 'node_id' must be 1-63 characters of A-Z a-z 0-9 - _ . :");
+    return HD_EINVAL;
+  }
+  hd_peer_addrs_t pa = {.n = 0};
+  char why[256];
+  if (hd_peer_addrs_parse(&pa, c->peer_addrs, why, sizeof why) < 0) {
+    snprintf(err, errcap, "config: 'peer_addrs' (--peer-addr): %s", why);
     return HD_EINVAL;
   }
   if (c->region[0] && !token_chars(c->region, "-_.")) {
@@ -192,6 +199,7 @@ static const char *const known_keys[] = {"listen",
                                          "node_id",
                                          "region",
                                          "labels",
+                                         "peer_addrs",
                                          "announce_url",
                                          "drain_grace_s",
                                          "egress_dir",
@@ -637,6 +645,7 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
       get_str(root, "region", c->region, sizeof c->region, err, errcap) ||
       get_str(root, "labels", c->labels, sizeof c->labels, err, errcap) ||
       get_str(root, "announce_url", c->announce_url, sizeof c->announce_url, err, errcap) ||
+      get_str(root, "peer_addrs", c->peer_addrs, sizeof c->peer_addrs, err, errcap) ||
       hd_config_check_cluster(c, err, errcap))
     goto out;
   if (get_int(root, "drain_grace_s", 0, 3600, &c->drain_grace_s, err, errcap)) goto out;

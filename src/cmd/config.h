@@ -107,6 +107,9 @@ typedef struct {
   char region[32];        /* "" = none */
   char labels[256];       /* "k=v,k=v" */
   char announce_url[256]; /* "" = http(s)://listen_host:listen_port */
+  /* "ID=IP:PORT,...": node-link addresses used for those peers instead of their
+   * announced ones (cluster/peer_addrs.h; a test-bed / ops knob) */
+  char peer_addrs[1024];
   /* SIGTERM drains the node (docs/overlay.md "Draining") for up to this many
    * seconds before it stops; 0 (default) = stop at once, as before */
   long drain_grace_s;

@@ -15,6 +15,7 @@
 #include "cmd/config.h"
 #include "io/http.h"
 #include "io/netem_relay.h"
+#include "io/netem_tcp.h"
 #include "netem/profile.h"
 
 #define MAX_NETEM_ARGS 128
@@ -30,6 +31,10 @@ typedef struct {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: hudong netem --listen HOST:PORT --to HOST:PORT [impairments] [--control HOST:PORT]\n"
+             "       hudong netem --tcp --listen HOST:PORT --to HOST:PORT [--delay MS | --up-delay MS "
+             "--down-delay MS]\n"
+             "  --tcp: relay TCP connections (HTTP, WebSocket) holding every chunk --delay ms each way\n"
+             "         (order kept; no loss, jitter or rate: TCP would hide them)\n"
              "                    [--stats-interval S] [--max-sessions N] [--idle-timeout S]\n"
              "impairments (unprefixed: both directions; --up-X: client->target, --down-X: target->client):\n"
              "  --delay MS  --jitter MS  --jitter-dist uniform|normal|pareto  --keep-order\n"
@@ -149,6 +154,73 @@ static void control(void *ud, const hd_http_req_t *req, hd_http_resp_t *resp) {
   }
 }
 
+static void on_tcp_signal(uv_signal_t *h, int sig) {
+  HD_LOGI("netem", "signal %d: shutting down", sig);
+  uv_stop(h->loop);
+}
+
+/* --tcp: a fixed delay per direction, nothing else (netem_tcp.h) */
+static int run_tcp(const char *listen_host, int listen_port, const char *to_host, int to_port, int ctl_port,
+                   const char **names, const char **values, size_t n) {
+  hd_netem_tcp_config_t tc = {
+      .listen_host = listen_host, .listen_port = listen_port, .to_host = to_host, .to_port = to_port};
+  if (ctl_port >= 0) {
+    fprintf(stderr,
+            "hudong netem: --control is for the UDP relay; a --tcp relay's delay is fixed at start\n");
+    return 2;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int d = !strcmp(names[i], "--delay")        ? 2
+            : !strcmp(names[i], "--up-delay")   ? 0
+            : !strcmp(names[i], "--down-delay") ? 1
+                                                : -1;
+    char *end;
+    double ms = values[i] ? strtod(values[i], &end) : -1;
+    if (d < 0) {
+      fprintf(stderr, "hudong netem: %s does not apply with --tcp (only --delay, --up-delay, --down-delay)\n",
+              names[i]);
+      return 2;
+    }
+    if (!values[i] || *end || ms < 0 || ms > 60000) {
+      fprintf(stderr, "hudong netem: %s: want milliseconds in 0..60000, got '%s'\n", names[i],
+              values[i] ? values[i] : "");
+      return 2;
+    }
+    for (int k = 0; k < 2; k++)
+      if (d == 2 || d == k) tc.delay[k] = (hd_time_t)(ms * 1000);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t *loop = uv_default_loop();
+  hd_netem_tcp_t *r;
+  int rc = hd_netem_tcp_start(&r, loop, &tc);
+  if (rc < 0) {
+    fprintf(stderr, "hudong netem: cannot relay tcp %s:%d -> %s:%d: %s\n", listen_host, listen_port, to_host,
+            to_port, rc == HD_EINVAL ? "bad address (want an IP literal)" : "cannot listen on that port");
+    uv_run(loop, UV_RUN_NOWAIT);
+    return 1;
+  }
+  uv_signal_t sigint, sigterm;
+  uv_signal_init(loop, &sigint);
+  uv_signal_init(loop, &sigterm);
+  uv_signal_start(&sigint, on_tcp_signal, SIGINT);
+  uv_signal_start(&sigterm, on_tcp_signal, SIGTERM);
+  fprintf(stderr, "hudong netem: relaying tcp %s:%d -> %s:%d, delay up %.1f ms, down %.1f ms\n", listen_host,
+          hd_netem_tcp_port(r), to_host, to_port, (double)tc.delay[0] / 1000, (double)tc.delay[1] / 1000);
+  fflush(stderr);
+  uv_run(loop, UV_RUN_DEFAULT);
+  size_t conns;
+  uint64_t bytes[2];
+  hd_netem_tcp_stats(r, &conns, bytes);
+  fprintf(stderr, "hudong netem: %zu connection(s), %llu bytes up, %llu bytes down\n", conns,
+          (unsigned long long)bytes[0], (unsigned long long)bytes[1]);
+  hd_netem_tcp_stop(r);
+  uv_close((uv_handle_t *)&sigint, NULL);
+  uv_close((uv_handle_t *)&sigterm, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  return 0;
+}
+
 int hd_cmd_netem(int argc, char **argv) {
   netem_app_t a;
   memset(&a, 0, sizeof a);
@@ -159,6 +231,7 @@ int hd_cmd_netem(int argc, char **argv) {
   int listen_port = -1, to_port = -1, ctl_port = -1;
   double stats_interval = 0, idle = 60;
   long max_sessions = 64;
+  int tcp = 0;
   const char *names[MAX_NETEM_ARGS], *values[MAX_NETEM_ARGS];
   size_t n = 0;
   for (int i = 1; i < argc; i++) {
@@ -166,6 +239,10 @@ int hd_cmd_netem(int argc, char **argv) {
     if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
       usage(stdout);
       return 0;
+    }
+    if (!strcmp(o, "--tcp")) {
+      tcp = 1;
+      continue;
     }
     if (!strcmp(o, "--listen") || !strcmp(o, "--to") || !strcmp(o, "--control")) {
       char *h = !strcmp(o, "--listen") ? listen_host : !strcmp(o, "--to") ? to_host : ctl_host;
@@ -222,6 +299,7 @@ int hd_cmd_netem(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  if (tcp) return run_tcp(listen_host, listen_port, to_host, to_port, ctl_port, names, values, n);
   char err[512];
   if (hd_netem_opts_apply(&cfg.opts, names, values, n, err, sizeof err) < 0) {
     fprintf(stderr, "hudong netem: %s\n", err);

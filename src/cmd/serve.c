@@ -116,9 +116,7 @@ int serve_authorize_operator(server_t *s, const hd_http_req_t *req, const char *
   if (serve_authorize(s, req, NULL, HD_GRANT_ADMIN, claims, resp) < 0) return -1;
   if (!claims->room[0]) return 0;
   s->auth_failures++;
-  char msg[200];
-  snprintf(msg, sizeof msg, "forbidden: %s an app-wide roomAdmin token (no room grant)\n", what);
-  hd_http_resp_text(resp, 403, msg);
+  hd_http_resp_text(resp, 403, "forbidden: %s an app-wide roomAdmin token (no room grant)\n", what);
   return -1;
 }
 
@@ -720,7 +718,7 @@ static void usage_serve(FILE *f) {
       "                    [--max-connections N] [--max-connections-per-ip N] [--max-token-lifetime S]\n"
       "                    [--tls-cert FILE --tls-key FILE] [--tls]\n"
       "                    [--redis URL] [--node-id ID] [--region R] [--labels K=V,..] [--announce-url URL]\n"
-      "                    [--drain-grace S]\n"
+      "                    [--peer-addr ID=IP:PORT]... [--drain-grace S]\n"
       "                    [--config FILE] [--dev]\n"
       "  --rtm-db  messaging store (SQLite file, default ./hudong-rtm.db; :memory: keeps nothing)\n"
       "  --quality-db  quality store: SQLite file (default hudong-quality.db next to the RTM database)\n"
@@ -747,6 +745,8 @@ static void usage_serve(FILE *f) {
       "            that Redis (docs/overlay.md); without it the node runs alone\n"
       "  --node-id ID (default hostname:port), --region R, --labels k=v,k=v, --announce-url URL\n"
       "            (default http(s)://listen-host:port): this node in the cluster registry\n"
+      "  --peer-addr ID=IP:PORT (repeatable; config peer_addrs): send the node link to peer ID at\n"
+      "            this address instead of the one it announces (a netem relay on one pair: test beds)\n"
       "  --dev     development mode: API key devkey / secret devsecret, any CORS origin,\n"
       "            and a token endpoint for the demo pages (GET /api/dev-token)\n");
 }
@@ -799,6 +799,7 @@ int hd_cmd_serve(int argc, char **argv) {
   const char *tls_cert = NULL, *tls_key = NULL;
   int tls_flag = 0;
   const char *cl_redis = NULL, *cl_id = NULL, *cl_region = NULL, *cl_labels = NULL, *cl_url = NULL;
+  char cl_peer[sizeof s.cfg.peer_addrs] = "";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
       config = argv[++i];
@@ -846,7 +847,16 @@ int hd_cmd_serve(int argc, char **argv) {
       cl_labels = argv[++i];
     else if (!strcmp(argv[i], "--announce-url") && i + 1 < argc)
       cl_url = argv[++i];
-    else if (!strcmp(argv[i], "--dev"))
+    else if (!strcmp(argv[i], "--peer-addr") && i + 1 < argc) {
+      /* repeatable; appended to the config's "peer_addrs" once the file is read */
+      size_t l = strlen(cl_peer);
+      if (snprintf(cl_peer + l, sizeof cl_peer - l, "%s%s", l ? "," : "", argv[++i]) >=
+          (int)(sizeof cl_peer - l)) {
+        fprintf(stderr, "hudong serve: --peer-addr values are longer than %zu bytes together\n",
+                sizeof cl_peer - 1);
+        return 2;
+      }
+    } else if (!strcmp(argv[i], "--dev"))
       s.cfg.dev = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage_serve(stdout);
@@ -940,6 +950,15 @@ int hd_cmd_serve(int argc, char **argv) {
       return 2;
     }
     snprintf(cl[i].dst, cl[i].cap, "%s", cl[i].v);
+  }
+  if (cl_peer[0]) {
+    size_t l = strlen(s.cfg.peer_addrs);
+    if (snprintf(s.cfg.peer_addrs + l, sizeof s.cfg.peer_addrs - l, "%s%s", l ? "," : "", cl_peer) >=
+        (int)(sizeof s.cfg.peer_addrs - l)) {
+      fprintf(stderr, "hudong serve: peer_addrs and --peer-addr are longer than %zu bytes together\n",
+              sizeof s.cfg.peer_addrs - 1);
+      return 2;
+    }
   }
   if (hd_config_check_cluster(&s.cfg, err, sizeof err) < 0) {
     fprintf(stderr, "hudong serve: %s\n", err);

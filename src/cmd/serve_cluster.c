@@ -17,6 +17,7 @@
 #include "cluster/route.h"
 #include "io/cluster_redis.h"
 #include "io/rtc_udp.h"
+#include "cluster/peer_addrs.h"
 #include "overlay/link.h"
 #include "overlay/path_select.h"
 #include "sfu/node.h"
@@ -45,11 +46,10 @@ struct hd_serve_cluster {
   int ovl_n;
   hd_ovl_graph_t graph;
   hd_ovl_router_t router;
+  hd_peer_addrs_t peer_addrs; /* --peer-addr / "peer_addrs": per-pair overrides (issue 16 item 5) */
   /* relaying (issue 16 item 3): the routes the workers were given */
   hd_node_route_t routes[HD_OVL_MAX_NODES];
   int n_routes;
-  /* HUDONG_LINK_ADDR (docs/overlay.md "Relaying"): peers reached at another address */
-  hd_cluster_node_t *peers_copy;
 };
 
 /* ---- this node's entry, from its media workers ---- */
@@ -128,6 +128,7 @@ typedef struct {
   size_t secret_len;
   uint64_t epoch;
   int measure; /* the first worker measures the links */
+  const hd_peer_addrs_t *over;
 } link_job_t;
 
 static void link_init_job(hd_node_t *node, void *arg, hd_time_t now) {
@@ -144,6 +145,11 @@ static void link_init_job(hd_node_t *node, void *arg, hd_time_t now) {
 static void link_peers_job(hd_node_t *node, void *arg, hd_time_t now) {
   link_job_t *j = arg;
   hd_node_cluster_set_peers(node, j->peers->nodes, j->peers->n, now);
+  for (int k = 0; j->over && k < j->peers->n; k++) {
+    const char *a[HD_CLUSTER_MAX_MEDIA];
+    int na = hd_peer_addrs_get(j->over, j->peers->nodes[k].id, a, HD_CLUSTER_MAX_MEDIA);
+    if (na) hd_node_cluster_peer_addr(node, j->peers->nodes[k].id, a, na);
+  }
 }
 
 /* The link keys derive from the cluster secret: SHA-256 over every app's key
@@ -163,44 +169,11 @@ static int cluster_secret(const hd_config_t *cfg, uint8_t out[32]) {
   return ok ? 0 : HD_ECRYPTO;
 }
 
-/* HUDONG_LINK_ADDR="n3=127.0.0.1:9000,n2=10.0.0.2:7882|10.0.0.2:7883": this
- * node reaches those peers' links at these addresses (one per media worker,
- * in order) instead of the ones they announce: a private network between
- * nodes, or a test bed that puts an impaired relay on one node pair only. */
-static void link_addr_override(hd_cluster_node_t *e) {
-  const char *env = getenv("HUDONG_LINK_ADDR");
-  size_t idl = strlen(e->id);
-  for (const char *s = env; s && *s;) {
-    const char *end = strchr(s, ',');
-    size_t l = end ? (size_t)(end - s) : strlen(s);
-    if (l > idl && !strncmp(s, e->id, idl) && s[idl] == '=') {
-      e->n_media = 0;
-      for (const char *a = s + idl + 1; a < s + l && e->n_media < HD_CLUSTER_MAX_MEDIA;) {
-        const char *bar = memchr(a, '|', (size_t)(s + l - a));
-        size_t al = bar ? (size_t)(bar - a) : (size_t)(s + l - a);
-        snprintf(e->media[e->n_media++], HD_CLUSTER_ADDR_MAX, "%.*s", (int)al, a);
-        a += al + (bar ? 1 : 0);
-      }
-    }
-    s = end ? end + 1 : NULL;
-  }
-}
-
 static void push_peers(hd_serve_cluster_t *c) {
   if (!c->link || !c->link_on) return;
-  link_job_t j = {.peers = hd_cluster_redis_peers(c->link)};
+  link_job_t j = {.peers = hd_cluster_redis_peers(c->link), .over = c->peer_addrs.n ? &c->peer_addrs : NULL};
   /* an empty table (Redis unreachable past the TTL) tells nothing: the links keep what they know */
   if (!j.peers || !j.peers->n) return;
-  hd_cluster_peers_t over;
-  if (getenv("HUDONG_LINK_ADDR")) {
-    if (!c->peers_copy && !(c->peers_copy = calloc(HD_CLUSTER_MAX_NODES, sizeof *c->peers_copy))) return;
-    over = *j.peers;
-    over.nodes = c->peers_copy;
-    memcpy(c->peers_copy, j.peers->nodes, sizeof *c->peers_copy * (size_t)j.peers->n);
-    for (int i = 0; i < j.peers->n; i++)
-      link_addr_override(&c->peers_copy[i]);
-    j.peers = &over;
-  }
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
     hd_media_workers_call(c->workers, i, link_peers_job, &j);
 }
@@ -394,6 +367,10 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     snprintf(n->media[n->n_media++], HD_CLUSTER_ADDR_MAX, "%.46s:%d", cfg->rtc_ip, port & 0xffff);
   }
   c->last_cpu_s = -1;
+  if (hd_peer_addrs_parse(&c->peer_addrs, cfg->peer_addrs, err, errcap) < 0) goto fail;
+  for (int i = 0; i < c->peer_addrs.n; i++)
+    HD_LOGI("cluster", "node link to %s goes to %s (peer_addrs override, not its announced address)",
+            c->peer_addrs.e[i].id, c->peer_addrs.e[i].addr);
   if (cfg->redis[0]) {
     hd_cluster_redis_config_t rc = {.node_id = cfg->node_id, .entry = entry_cb, .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
@@ -433,7 +410,6 @@ void hd_serve_cluster_stop(hd_serve_cluster_t *c) {
   if (!c) return;
   hd_cluster_redis_stop(c->link);
   free(c->self);
-  free(c->peers_copy);
   free(c->names);
   free(c->cands);
   free(c->views);

@@ -167,6 +167,12 @@ int hd_node_cluster_init(hd_node_t *n, const char *node_id, const uint8_t *secre
  * empties the list while the links work on); its rooms' media stop only when
  * its link goes silent. No-op before hd_node_cluster_init. */
 int hd_node_cluster_set_peers(hd_node_t *n, const struct hd_cluster_node *peers, int count, hd_time_t now);
+/* Per-pair override (cluster/peer_addrs.h, docs/overlay.md "Per-pair
+ * addresses"): node id's link datagrams go to addrs[0..count) instead of the
+ * addresses its registry entry announces. Call after each
+ * hd_node_cluster_set_peers (which puts the announced ones back). Returns the
+ * addresses taken (unparsable ones skipped), 0 if id is not a peer yet. */
+int hd_node_cluster_peer_addr(hd_node_t *n, const char *id, const char *const *addrs, int count);
 /* Makes this worker the node's measuring one (docs/overlay.md "Link
  * measurement"): it probes every peer node every 100 ms (each worker
  * answers probes). Call on one worker, after hd_node_cluster_init. */

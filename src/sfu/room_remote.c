@@ -1439,3 +1439,14 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
   }
   return k;
 }
+
+int hd_node_cluster_peer_addr(hd_node_t *n, const char *id, const char *const *addrs, int count) {
+  struct node_cluster *c = n->cl;
+  cl_peer_t *p = c ? peer_by_hash(c, hd_link_id_hash(id)) : NULL;
+  if (!p || !count) return 0;
+  int na = 0;
+  for (int j = 0; j < count && na < HD_CLUSTER_MAX_MEDIA; j++)
+    if (parse_addr(addrs[j], &p->addr[na], &p->addr_len[na]) == 0) na++;
+  if (na) p->n_addr = na;
+  return na;
+}

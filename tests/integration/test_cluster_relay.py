@@ -3,7 +3,7 @@
 "Relaying"): a real redis-server and three `hudong serve --redis` nodes on
 free 127.0.0.1 ports.
 
-n1 reaches n3 and n2 through two `hudong netem` relays (HUDONG_LINK_ADDR on
+n1 reaches n3 and n2 through two `hudong netem` relays (--peer-addr on
 n1 only, so only n1's side of those pairs is impaired): n1 -> n3 gets 80 ms
 each way and 2% loss, n1 -> n2 20 ms each way and 5% loss, n2 <-> n3 is
 direct. So the route n1 -> n3 goes through n2.
@@ -139,13 +139,10 @@ def main():
         for n in (n2, n3):
             n.start()
             nodes.append(n)
-        os.environ["HUDONG_LINK_ADDR"] = "n3=127.0.0.1:%d,n2=127.0.0.1:%d" % (r3, r2)
-        try:
-            n1 = Node(tmp, "n1", redis.port)
-            n1.start()
-            nodes.insert(0, n1)
-        finally:
-            del os.environ["HUDONG_LINK_ADDR"]
+        n1 = Node(tmp, "n1", redis.port,
+                  extra=["--peer-addr", "n3=127.0.0.1:%d" % r3, "--peer-addr", "n2=127.0.0.1:%d" % r2])
+        n1.start()
+        nodes.insert(0, n1)
         check(wait_until(lambda: all(view(n.port) == ["n1", "n2", "n3"] for n in nodes), 6) is not None,
               "the three nodes see each other")
 

@@ -3,9 +3,10 @@
 "Routing: the client side"): a real redis-server and two `hudong serve
 --redis` nodes on free 127.0.0.1 ports (helpers from test_cluster.py).
 
-n1's HTTP goes through a TCP proxy in this test that holds every chunk 80 ms
-in each direction (`hudong netem` relays UDP only; it cannot delay HTTP over
-TCP), and n1 announces the proxy's URL. The room is one that /api/route
+n1's HTTP goes through `hudong netem --tcp --delay 80` (every chunk held
+80 ms in each direction; issue 15 item 7: "with hudong netem adding 80 ms to
+one node's path, the client is sent to the other"), and n1 announces the
+relay's URL. The room is one that /api/route
 without client RTTs sends to n1, so only the RTTs the CLI measures can send
 it to n2. Checks: `hudong sub --cluster <n1 via proxy>` prints its choice
 (n2, reason rtt, n1's RTT >= 160 ms) and joins n2 (n2's log); `hudong pub
@@ -16,84 +17,16 @@ usage: test_cluster_route.py /path/to/hudong
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster as tc  # noqa: E402
-from test_cluster import Node, Redis, check, free_port, mint, route, view, wait_until  # noqa: E402
+from test_cluster import Node, Redis, check, free_port, get, mint, route, view, wait_until  # noqa: E402
 
-DELAY = 0.080
-
-
-class DelayProxy:
-    """TCP relay adding DELAY per chunk in each direction (order kept)."""
-
-    def __init__(self):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
-        self.target = None
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                c.close()
-                continue
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def pump(src, dst):
-        q = []
-        cv = threading.Condition()
-        done = [False]
-
-        def writer():
-            while True:
-                with cv:
-                    while not q and not done[0]:
-                        cv.wait()
-                    if not q and done[0]:
-                        break
-                    due, data = q.pop(0)
-                wait = due - time.time()
-                if wait > 0:
-                    time.sleep(wait)
-                try:
-                    dst.sendall(data)
-                except OSError:
-                    break
-            try:
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-        threading.Thread(target=writer, daemon=True).start()
-        while True:
-            try:
-                d = src.recv(65536)
-            except OSError:
-                d = b""
-            with cv:
-                if not d:
-                    done[0] = True
-                    cv.notify()
-                    return
-                q.append((time.time() + DELAY, d))
-                cv.notify()
+DELAY_MS = 80
 
 
 def main():
@@ -103,14 +36,24 @@ def main():
         return 1
     tmp = tempfile.mkdtemp(prefix="hd-route-")
     redis = Redis(tmp, free_port())
-    proxy = DelayProxy()
+    relay_port = free_port()
+    relay = None
     nodes = []
     try:
         redis.start()
-        n1 = Node(tmp, "n1", redis.port, extra=["--announce-url", "http://127.0.0.1:%d" % proxy.port])
+        n1 = Node(tmp, "n1", redis.port, extra=["--announce-url", "http://127.0.0.1:%d" % relay_port])
         n2 = Node(tmp, "n2", redis.port)
         n1.start()
-        proxy.target = n1.port
+        relay = subprocess.Popen([tc.HUDONG, "netem", "--tcp", "--listen", "127.0.0.1:%d" % relay_port, "--to",
+                                  "127.0.0.1:%d" % n1.port, "--delay", str(DELAY_MS)],
+                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "netem.log"), "wb"))
+        def healthy():
+            try:
+                return get(relay_port, "/healthz", timeout=2)[0] == 200
+            except OSError:
+                return False
+        check(wait_until(healthy, 5, step=0.1) is not None,
+              "n1 answers through the hudong netem --tcp relay")
         n2.start()
         nodes += [n1, n2]
         check(wait_until(lambda: view(n1.port) == ["n1", "n2"] and view(n2.port) == ["n1", "n2"], 5) is not None,
@@ -122,7 +65,7 @@ def main():
                 rooms.append("cli-route-%d" % i)
         check(len(rooms) >= 2, "two rooms that /api/route without rtt sends to n1", rooms)
         room, room2 = rooms[0], rooms[1]
-        cluster = "http://127.0.0.1:%d" % proxy.port
+        cluster = "http://127.0.0.1:%d" % relay_port
         out = os.path.join(tmp, "sub")
         t0 = time.time()
         p = subprocess.run([tc.HUDONG, "sub", "--cluster", cluster, "--token", mint(room, "cli-sub"), "--out", out,
@@ -156,6 +99,9 @@ def main():
             e = p.stderr.decode(errors="replace")
             check(p.returncode != 0 and want in e, "sub %s: refused saying '%s'" % (args[:2], want), e[-500:])
     finally:
+        if relay:
+            relay.kill()
+            relay.wait()
         for n in nodes:
             if n.proc and n.proc.poll() is None:
                 n.proc.terminate()
