@@ -197,10 +197,13 @@ static void on_wake(uv_async_t *a) {
 
 /* ---- shards (io/worker_shards.h) ---- */
 
-static int w_shard_attach(void *ud, size_t room_size, hd_srtp_t *rtp_tx, void **stream) {
+static int w_shard_attach(void *ud, size_t room_size, const struct sockaddr *to, hd_srtp_t *rtp_tx,
+                          void **stream) {
   worker_t *k = ud;
   hd_shard_stream_t *st = NULL;
-  int rc = hd_shards_attach(k->w->shards, k->idx, room_size, rtp_tx, &st);
+  /* a viewer reached over ICE-TCP stays here: only this worker's connection can send to it */
+  int tcp = hd_ice_tcp_has_peer(k->tcp, to);
+  int rc = hd_shards_attach(k->w->shards, k->idx, room_size, tcp ? NULL : rtp_tx, &st);
   if (rc >= 0) *stream = st;
   return rc;
 }

@@ -191,10 +191,13 @@ static void node_shard_attach(hd_node_t *n, hd_session_t *s) {
   if (!n->cfg.shard_attach || (s->kind != HD_SESSION_PLAY && s->kind != HD_SESSION_SUBSCRIBE) || !s->room ||
       s->peer.link_send || s->peer.rtp_out_h)
     return;
+  socklen_t tolen;
+  const struct sockaddr *to = hd_ice_selected(&s->peer.ice, &tolen);
   hd_srtp_t *tx = NULL;
-  if (hd_peer_clone_rtp_tx(&s->peer, &tx) < 0) return;
+  if (!to || hd_peer_clone_rtp_tx(&s->peer, &tx) < 0) return;
   void *stream = NULL;
-  int rc = n->cfg.shard_attach(n->cfg.shard_ud, s->room->n_viewers + s->room->n_participants, tx, &stream);
+  int rc =
+      n->cfg.shard_attach(n->cfg.shard_ud, s->room->n_viewers + s->room->n_participants, to, tx, &stream);
   if (rc != 1) hd_srtp_free(tx);
   if (rc < 0) return;
   hd_peer_set_rtp_out(&s->peer, rc == 1 ? n->cfg.shard_send : NULL, stream);
