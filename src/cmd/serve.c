@@ -211,10 +211,17 @@ static void handle_route(server_t *s, const hd_http_req_t *req, hd_http_resp_t *
 }
 
 /* ---- webhooks: node lifecycle events to the configured URLs ---- */
-static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
+static void emit_event(void *ud, const hd_webhook_event_t *ev) {
   server_t *s = ud;
   if (s->webhooks) hd_webhook_sender_push(s->webhooks, ev);
   if (s->quality) hd_serve_quality_event(s->quality, ev);
+}
+
+static void on_node_event(void *ud, const hd_webhook_event_t *ev) {
+  server_t *s = ud;
+  /* in a cluster, room_started / room_finished once for all nodes */
+  if (hd_serve_cluster_event(s->cluster, ev, emit_event, s)) return;
+  emit_event(s, ev);
 }
 
 /* ---- /rtc: room signaling over WebSocket (docs/protocol.md "Rooms") ---- */
@@ -334,22 +341,11 @@ static void rtc_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len)
     w = join_worker(s, text, len);
     hd_ws_set_user(c, (void *)(intptr_t)(w + 1));
   }
-  int was = 0;
-  int rc = hd_media_workers_rtc_message(s->workers, w, hd_ws_id(c), text, len, secret_lookup, s,
-                                        (int64_t)time(NULL), &was);
-  /* a joined participant that sent leave (p now NULL) closes normally; a refused
-   * join is 1008, a full room 1013 (try again later), an internal failure 1011
-   * (docs/protocol.md "Connection") */
-  if (rc < 0) {
-    if (was)
-      hd_ws_close(c, HD_WS_CLOSE_NORMAL, "left");
-    else if (rc == HD_ENOSPC)
-      hd_ws_close(c, HD_WS_CLOSE_TRY_LATER, "full, try again later");
-    else if (rc == HD_ENOMEM)
-      hd_ws_close(c, HD_WS_CLOSE_INTERNAL, "internal error");
-    else
-      hd_ws_close(c, HD_WS_CLOSE_POLICY, "join failed");
-  }
+  /* posted, not waited for: the worker answers (and closes a refused
+   * connection) through its outbox, so a busy worker never stalls this loop */
+  if (hd_media_workers_rtc_post(s->workers, w, hd_ws_id(c), text, len, secret_lookup, s,
+                                (int64_t)time(NULL)) < 0)
+    hd_ws_close(c, HD_WS_CLOSE_INTERNAL, "internal error");
 }
 
 static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
@@ -359,7 +355,7 @@ static void rtc_close(void *ud, hd_ws_conn_t *c, int code) {
   hd_ws_set_user(c, NULL);
   hd_map_del(&s->rtc_conns, &id, sizeof id);
   if (s->quality) hd_serve_quality_rtc_closed(s->quality, id);
-  if (w >= 0) hd_media_workers_rtc_closed(s->workers, w, id);
+  if (w >= 0) hd_media_workers_rtc_post_closed(s->workers, w, id);
 }
 
 /* Webhook delivery counters (sfu/webhook.h hd_webhook_stats_t); all 0 when no
@@ -1261,6 +1257,7 @@ int hd_cmd_serve(int argc, char **argv) {
   s.egress = NULL;
   /* out of the registry first: the other nodes stop routing clients here */
   hd_serve_cluster_stop(s.cluster);
+  s.cluster = NULL; /* the rooms' last events go out as each node's own */
   /* participants get "left", then their sockets close */
   hd_media_workers_close_all(s.workers, "node shutdown");
   hd_rtm_shutdown(s.rtm); /* RTM clients get 4010 and resume elsewhere/later */

@@ -50,7 +50,10 @@ struct hd_serve_cluster {
   /* relaying (issue 16 item 3): the routes the workers were given */
   hd_node_route_t routes[HD_OVL_MAX_NODES];
   int n_routes;
+  struct room_events *rev; /* room_started / room_finished once per cluster */
 };
+
+static void rev_stop(hd_serve_cluster_t *c);
 
 /* ---- this node's entry, from its media workers ---- */
 
@@ -408,12 +411,225 @@ fail:
 
 void hd_serve_cluster_stop(hd_serve_cluster_t *c) {
   if (!c) return;
+  rev_stop(c);
   hd_cluster_redis_stop(c->link);
   free(c->self);
   free(c->names);
   free(c->cands);
   free(c->views);
   free(c);
+}
+
+/* ---- room events once per cluster (docs/overlay.md "Room events") ----
+ *
+ * room_started / room_finished of a room go through Redis
+ * (hd_cluster_redis_room_event): only the first node to hold a room fires
+ * room_started, only the last to let it go fires room_finished, and every
+ * node learns the sid the first one gave the room (the node's own room then
+ * takes it, so joins, the admin API and webhooks name the room alike). While
+ * that answer is awaited the room's later events wait behind it, so a
+ * webhook receiver still sees room_started before participant_joined; they
+ * carry the cluster's sid. Redis down: the node decides alone (once per node,
+ * as without a cluster). */
+
+#define REV_MAX_QUEUED 4096 /* events waiting for Redis answers, all rooms; beyond, sent at once */
+
+typedef struct rev_item {
+  struct rev_item *next;
+  int gate;     /* room_started / room_finished: waits for its answer */
+  int resolved; /* its answer came (fire, sid) */
+  int fire;
+  char sid[24];
+  struct rev_room *room;
+  struct room_events *ctx;
+  hd_webhook_event_type_t type;
+  char f[6][HD_WEBHOOK_FIELD_MAX]; /* participant_sid, identity, track sid/kind/source, room_sid */
+  unsigned has;
+} rev_item_t;
+
+typedef struct rev_room {
+  struct rev_room *next;
+  char app[HD_WEBHOOK_FIELD_MAX], name[HD_WEBHOOK_FIELD_MAX];
+  char sid[HD_WEBHOOK_FIELD_MAX]; /* the cluster's sid of the current instance */
+  rev_item_t *head, *tail;
+} rev_room_t;
+
+typedef struct room_events {
+  hd_serve_cluster_t *c; /* NULL once the cluster side stopped */
+  hd_serve_event_fn emit;
+  void *ud;
+  rev_room_t *rooms;
+  int queued;
+  int refs; /* Redis answers outstanding + the cluster side itself */
+} room_events_t;
+
+static void rev_unref(room_events_t *e) {
+  if (--e->refs > 0) return;
+  while (e->rooms) {
+    rev_room_t *r = e->rooms;
+    e->rooms = r->next;
+    while (r->head) {
+      rev_item_t *it = r->head;
+      r->head = it->next;
+      free(it);
+    }
+    free(r);
+  }
+  free(e);
+}
+
+static const char *fld(const rev_item_t *it, int i) { return it->has & (1u << i) ? it->f[i] : NULL; }
+
+static void rev_emit(room_events_t *e, const rev_room_t *r, const rev_item_t *it, const char *sid) {
+  hd_webhook_event_t ev = {.type = it->type,
+                           .app = r->app,
+                           .room_name = r->name,
+                           .room_sid = sid[0] ? sid : fld(it, 5),
+                           .participant_sid = fld(it, 0),
+                           .participant_identity = fld(it, 1),
+                           .track_sid = fld(it, 2),
+                           .track_kind = fld(it, 3),
+                           .track_source = fld(it, 4)};
+  e->emit(e->ud, &ev);
+}
+
+typedef struct {
+  const char *app, *room, *was, *sid;
+} sid_job_t;
+
+static void sid_job(hd_node_t *node, void *arg, hd_time_t now) {
+  sid_job_t *j = arg;
+  (void)now;
+  hd_node_room_set_sid(node, j->app, j->room, j->was, j->sid);
+}
+
+/* Emits what can go now: the head's answered gates and the events after them. */
+static void rev_pump(room_events_t *e, rev_room_t *r) {
+  while (r->head && (!r->head->gate || r->head->resolved)) {
+    rev_item_t *it = r->head;
+    if (it->gate && it->type == HD_WEBHOOK_ROOM_STARTED) {
+      const char *local = fld(it, 5) ? fld(it, 5) : "";
+      snprintf(r->sid, sizeof r->sid, "%s", it->sid[0] ? it->sid : local);
+      if (strcmp(r->sid, local) && e->c) { /* the room here takes the cluster's sid */
+        sid_job_t j = {.app = r->app, .room = r->name, .was = local, .sid = r->sid};
+        hd_media_workers_call(e->c->workers,
+                              hd_media_room_worker(r->app, r->name, hd_media_workers_count(e->c->workers)),
+                              sid_job, &j);
+      }
+    }
+    if (!it->gate || it->fire) rev_emit(e, r, it, r->sid);
+    r->head = it->next;
+    if (!r->head) r->tail = NULL;
+    e->queued--;
+    free(it);
+  }
+  if (!r->head) { /* nothing waits: the room's entry goes (its sid is in the room itself) */
+    for (rev_room_t **pp = &e->rooms; *pp; pp = &(*pp)->next)
+      if (*pp == r) {
+        *pp = r->next;
+        break;
+      }
+    free(r);
+  }
+}
+
+static void rev_answer(void *ud, int fire, const char *sid) {
+  rev_item_t *it = ud;
+  room_events_t *e = it->ctx;
+  it->resolved = 1;
+  it->fire = fire < 0 ? 1 : fire; /* no answer: decided here alone */
+  if (sid) snprintf(it->sid, sizeof it->sid, "%s", sid);
+  if (e->c) rev_pump(e, it->room);
+  rev_unref(e);
+}
+
+static void copy_fld(rev_item_t *it, int i, const char *v) {
+  if (!v) return;
+  snprintf(it->f[i], sizeof it->f[i], "%s", v);
+  it->has |= 1u << i;
+}
+
+int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, hd_serve_event_fn emit,
+                           void *ud) {
+  if (!c || !c->link || !ev->app || !ev->room_name) return 0;
+  room_events_t *e = c->rev;
+  if (!e) {
+    if (!(e = c->rev = calloc(1, sizeof *e))) return 0;
+    e->c = c;
+    e->refs = 1;
+  }
+  e->emit = emit;
+  e->ud = ud;
+  int gate = ev->type == HD_WEBHOOK_ROOM_STARTED || ev->type == HD_WEBHOOK_ROOM_FINISHED;
+  rev_room_t *r = e->rooms;
+  while (r && (strcmp(r->app, ev->app) || strcmp(r->name, ev->room_name)))
+    r = r->next;
+  if (!r && !gate) return 0; /* nothing waits: as it is (the room here has the cluster's sid) */
+  if (e->queued >= REV_MAX_QUEUED) {
+    HD_LOGW("cluster", "%d room events wait for Redis answers: this one goes out at once", e->queued);
+    return 0;
+  }
+  rev_item_t *it = calloc(1, sizeof *it);
+  if (!r) {
+    r = calloc(1, sizeof *r);
+    if (r) {
+      snprintf(r->app, sizeof r->app, "%s", ev->app);
+      snprintf(r->name, sizeof r->name, "%s", ev->room_name);
+      r->next = e->rooms;
+      e->rooms = r;
+    }
+  }
+  if (!it || !r) {
+    free(it);
+    if (r && !r->head) rev_pump(e, r); /* frees the empty entry */
+    return 0;
+  }
+  it->type = ev->type;
+  it->gate = gate;
+  it->room = r;
+  it->ctx = e;
+  copy_fld(it, 0, ev->participant_sid);
+  copy_fld(it, 1, ev->participant_identity);
+  copy_fld(it, 2, ev->track_sid);
+  copy_fld(it, 3, ev->track_kind);
+  copy_fld(it, 4, ev->track_source);
+  copy_fld(it, 5, ev->room_sid);
+  if (r->tail)
+    r->tail->next = it;
+  else
+    r->head = it;
+  r->tail = it;
+  e->queued++;
+  if (gate) {
+    e->refs++;
+    int rc = hd_cluster_redis_room_event(c->link, ev->app, ev->room_name, ev->room_sid ? ev->room_sid : "",
+                                         ev->type == HD_WEBHOOK_ROOM_STARTED, rev_answer, it);
+    if (rc < 0) rev_answer(it, -1, NULL); /* Redis away: this node decides alone */
+    return 1;
+  }
+  rev_pump(e, r);
+  return 1;
+}
+
+/* The cluster side stops (node shutdown): what still waits goes out as it is
+ * (each node for itself), later answers are only freed. */
+static void rev_stop(hd_serve_cluster_t *c) {
+  room_events_t *e = c->rev;
+  if (!e) return;
+  for (rev_room_t *r = e->rooms; r; r = r->next)
+    for (rev_item_t *it = r->head; it; it = it->next)
+      if (!it->gate || !it->resolved || it->fire)
+        rev_emit(e, r, it, it->gate && it->sid[0] ? it->sid : r->sid);
+  for (rev_room_t *r = e->rooms; r; r = r->next) /* emitted: only freed from now on */
+    while (r->head) {
+      rev_item_t *it = r->head;
+      if (it->gate && !it->resolved) break; /* its answer's callback still holds it */
+      r->head = it->next;
+      free(it);
+    }
+  e->c = NULL;
+  c->rev = NULL;
+  rev_unref(e);
 }
 
 /* ---- GET /api/route ---- */

@@ -9,6 +9,7 @@
 #include "cmd/config.h"
 #include "io/http.h"
 #include "io/media_workers.h"
+#include "sfu/webhook.h"
 
 typedef struct hd_serve_cluster hd_serve_cluster_t;
 
@@ -41,6 +42,14 @@ void hd_serve_cluster_redirect(hd_serve_cluster_t *c, const char *app, const cha
 int hd_serve_cluster_drain_error(hd_serve_cluster_t *c, const char *id, const char *app, const char *room,
                                  char *out, size_t cap);
 int hd_serve_cluster_drain_left(hd_serve_cluster_t *c, char *out, size_t cap);
+/* Room events once per cluster (docs/overlay.md "Room events"): a node's
+ * webhook event ev goes through here first. 0: not taken, emit it as it is
+ * (no --redis, or no room event of ev's room waits). 1: taken; emit(ud, ...)
+ * gets it later, or never for a room_started / room_finished another node of
+ * the cluster fires, and with the room's cluster-wide sid. */
+typedef void (*hd_serve_event_fn)(void *ud, const hd_webhook_event_t *ev);
+int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, hd_serve_event_fn emit,
+                           void *ud);
 /* /metrics lines (nothing without --redis); returns the length written. */
 int hd_serve_cluster_metrics_text(hd_serve_cluster_t *c, char *out, size_t cap);
 /* GET /admin/cluster/links: this node's measured links and its route per

@@ -483,3 +483,77 @@ int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap) 
       r->registered, p->n, (unsigned long long)r->failures);
   return n > 0 && (size_t)n < cap ? n : 0;
 }
+
+/* ---- room events once per cluster (docs/overlay.md "Room events") ----
+ *
+ * hudong:room:<app>/<room>:nodes  SET of the node ids holding the room
+ * hudong:room:<app>/<room>:sid    STRING, the room's sid while any node holds it
+ * One script, so that deciding "first" or "last" and changing the set are one
+ * step however many nodes race. Members whose registry key is gone (a killed
+ * node, once its TTL ran out) are dropped first, so a dead node does not keep a
+ * room from finishing or from starting afresh. */
+static const char room_script[] =
+    "for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "  if m ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. m) == 0 then redis.call('SREM', KEYS[1], m) end "
+    "end "
+    "if ARGV[3] == 'start' then "
+    "  local first = redis.call('SCARD', KEYS[1]) == 0 "
+    "  redis.call('SADD', KEYS[1], ARGV[1]) "
+    "  local sid = redis.call('GET', KEYS[2]) "
+    "  if first or not sid then redis.call('SET', KEYS[2], ARGV[2]) sid = ARGV[2] end "
+    "  return {first and 1 or 0, sid} "
+    "end "
+    "redis.call('SREM', KEYS[1], ARGV[1]) "
+    "local sid = redis.call('GET', KEYS[2]) or ARGV[2] "
+    "if redis.call('SCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) return {1, sid} end "
+    "return {0, sid}";
+
+typedef struct {
+  hd_cluster_room_cb cb;
+  void *ud;
+} room_op_t;
+
+static void on_room_reply(redisAsyncContext *ac, void *reply, void *priv) {
+  (void)ac;
+  room_op_t *op = priv;
+  redisReply *rep = reply;
+  int fire = -1;
+  const char *sid = NULL;
+  if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+      rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[1]->type == REDIS_REPLY_STRING) {
+    fire = rep->element[0]->integer ? 1 : 0;
+    sid = rep->element[1]->str;
+  } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+    HD_LOGW("cluster", "room event script refused by Redis: %s; this node fires the event itself", rep->str);
+  }
+  /* a reply NULL: the connection went (hiredis calls every pending callback) */
+  op->cb(op->ud, fire, sid);
+  free(op);
+}
+
+int hd_cluster_redis_room_event(hd_cluster_redis_t *r, const char *app, const char *room, const char *sid,
+                                int started, hd_cluster_room_cb cb, void *ud) {
+  if (!r || !r->ac || r->state != ST_UP || !r->registered || r->stopping) return HD_ESTATE;
+  char k1[HD_CLUSTER_ID_MAX + 400], k2[HD_CLUSTER_ID_MAX + 400];
+  int l1 = snprintf(k1, sizeof k1, HD_CLUSTER_KEY_PREFIX "room:%s/%s:nodes", app, room);
+  int l2 = snprintf(k2, sizeof k2, HD_CLUSTER_KEY_PREFIX "room:%s/%s:sid", app, room);
+  if (l1 < 0 || (size_t)l1 >= sizeof k1 || l2 < 0 || (size_t)l2 >= sizeof k2) return HD_EINVAL;
+  room_op_t *op = malloc(sizeof *op);
+  if (!op) return HD_ENOMEM;
+  op->cb = cb;
+  op->ud = ud;
+  const char *argv[9] = {"EVAL",
+                         room_script,
+                         "2",
+                         k1,
+                         k2,
+                         r->id,
+                         sid ? sid : "",
+                         started ? "start" : "finish",
+                         HD_CLUSTER_NODE_KEY};
+  if (redisAsyncCommandArgv(r->ac, on_room_reply, op, 9, argv, NULL) != REDIS_OK) {
+    free(op);
+    return HD_EIO;
+  }
+  return 0;
+}

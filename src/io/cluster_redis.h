@@ -54,6 +54,16 @@ const hd_cluster_peers_t *hd_cluster_redis_peers(hd_cluster_redis_t *r);
 void hd_cluster_redis_beat_now(hd_cluster_redis_t *r);
 /* 1 while registered (the last heartbeat was answered). */
 int hd_cluster_redis_up(const hd_cluster_redis_t *r);
+/* Room events once per cluster (docs/overlay.md "Room events"): this node
+ * starts (started = 1) or stops holding room app/room whose local sid is
+ * `sid`. cb runs once, later, with fire = 1 when this node is the first
+ * (start) or the last (stop) node holding the room, 0 when not, -1 when Redis
+ * gave no answer (connection lost: the caller decides alone); sid is the
+ * room's cluster-wide sid (the first node's), lent for the call. HD_ESTATE
+ * when not registered in Redis now (cb will not run), HD_ENOMEM, HD_EIO. */
+typedef void (*hd_cluster_room_cb)(void *ud, int fire, const char *sid);
+int hd_cluster_redis_room_event(hd_cluster_redis_t *r, const char *app, const char *room, const char *sid,
+                                int started, hd_cluster_room_cb cb, void *ud);
 /* Prometheus lines (hudong_cluster_*); returns the length written. */
 int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap);
 

@@ -47,6 +47,16 @@
 
 typedef struct gate_conn gate_conn_t;
 
+/* The vhost's retry and idle policy: no lws "validity" timer. By default lws
+ * 4.1 gives every connection a 300 s validity timer and re-inserts it into
+ * its sorted timer list (lws_dll2_add_sorted, a walk over every other
+ * connection's timer) on every received WebSocket message, so a node with N
+ * connections spent O(N) per message: ~7-15% of the node's CPU in the RTM
+ * benchmark at 2,000-4,000 connections (issue 17). io/ws.c does its own idle
+ * timeout and pings with one sweep timer, and io/http.c its own head/body
+ * deadlines, so the lws timer only duplicated them. */
+static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0};
+
 /* Who a counted connection belongs to (value in the wsi map). */
 typedef struct {
   uint8_t ip[16];
@@ -1014,6 +1024,7 @@ int hd_http_server_start(hd_http_server_t **out, uv_loop_t *loop, const hd_http_
   }
   info.max_http_header_data = 8192;
   info.vhost_name = "hudong";
+  info.retry_and_idle_policy = &no_validity;
   s->ctx = lws_create_context(&info);
   s->cfg.tls_cert_pem = s->cfg.tls_key_pem = NULL; /* lent for the creation only */
   if (!s->ctx) {

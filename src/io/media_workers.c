@@ -16,6 +16,15 @@
 #include "base/map.h"
 #include "io/rtc_udp.h"
 #include "io/worker_shards.h"
+#include "io/ws.h"
+
+/* Inbox: messages a worker takes per wake-up before it lets its loop turn
+ * (packets, timers) run again, and the outbox level at which it stops taking
+ * /rtc messages until the control thread has drained the outbox (each join
+ * in a room of N queues N messages: back-pressure instead of dropping). */
+#define INBOX_BATCH 64
+#define OUTBOX_HIGH_MSGS (HD_MEDIA_OUTBOX_MAX_MSGS / 2)
+#define OUTBOX_HIGH_BYTES (HD_MEDIA_OUTBOX_MAX_BYTES / 2)
 
 /* ---- outbox items (worker -> control) ---- */
 enum { OUT_SEND, OUT_CLOSE, OUT_EVENT };
@@ -44,6 +53,25 @@ typedef struct {
   int done;
 } job_t;
 
+/* ---- inbox items (control -> worker): /rtc messages and closes, posted
+ * without waiting (hd_media_workers_rtc_post). The control thread used to wait
+ * for a worker's loop turn per /rtc message: with a worker busy forwarding a
+ * large room, every ping, answer and join then cost the control thread a
+ * whole packet batch of that worker (plus its scheduling delay on a loaded
+ * machine), the control loop stopped reading its sockets, and in a join storm
+ * (bench/forwarding live 800) clients were closed as idle and signaling to
+ * them was dropped. ---- */
+enum { IN_MSG, IN_CLOSED };
+
+typedef struct in_item {
+  struct in_item *next;
+  int type;
+  uint64_t conn;
+  int64_t unix_now;
+  size_t len;
+  char text[]; /* IN_MSG: the message, NUL-terminated */
+} in_item_t;
+
 typedef struct worker {
   struct hd_media_workers *w;
   int idx;
@@ -66,6 +94,9 @@ typedef struct worker {
   out_item_t *out_head, *out_tail;
   size_t out_n, out_bytes;
   uint64_t out_dropped;
+  in_item_t *in_head, *in_tail;
+  size_t in_n, in_bytes;
+  uint64_t in_held; /* times the inbox waited for the outbox to drain (back-pressure) */
 } worker_t;
 
 struct hd_media_workers {
@@ -76,6 +107,10 @@ struct hd_media_workers {
   atomic_size_t sessions; /* the node-wide session count behind max_sessions */
   hd_quota_t *quota;      /* per-app / per-identity session counts, shared by the nodes */
   hd_shards_t *shards;    /* one room across workers; NULL when off */
+  /* what posted /rtc messages verify tokens with (the same on every post;
+   * the secrets it reads do not change while the node runs) */
+  hd_token_secret_fn lookup;
+  void *lookup_ud;
 };
 
 /* marks a connection whose participant the node removed: its close is on the
@@ -169,13 +204,17 @@ static void w_on_event(void *ud, const hd_webhook_event_t *ev) {
   out_push(k, it);
 }
 
-/* Runs the pending job or the stop request (worker thread). */
+static void run_inbox(worker_t *k);
+
+/* Runs posted /rtc messages, then the pending job or the stop request
+ * (worker thread). */
 static void on_wake(uv_async_t *a) {
   worker_t *k = a->data;
   pthread_mutex_lock(&k->mu);
   job_t *job = k->job;
   int stop = k->stop;
   pthread_mutex_unlock(&k->mu);
+  if (!stop) run_inbox(k);
   if (job) {
     job->fn(k->node, job->arg, hd_io_now(&k->loop));
     hd_rtc_udp_kick(k->udp); /* what the job queued goes out; the timer follows new deadlines */
@@ -251,15 +290,19 @@ static void deliver(hd_media_workers_t *w, out_item_t *it) {
   }
 }
 
-/* Delivers every worker's outbox, in order per worker. */
+/* Delivers every worker's outbox, in order per worker. A worker that held
+ * its inbox for a full outbox is woken to go on. */
 static void drain_outboxes(hd_media_workers_t *w) {
   for (int i = 0; i < w->n; i++) {
     worker_t *k = &w->workers[i];
     pthread_mutex_lock(&k->mu);
     out_item_t *it = k->out_head;
+    int was_full = k->out_n >= OUTBOX_HIGH_MSGS || k->out_bytes >= OUTBOX_HIGH_BYTES;
+    int more = k->in_head != NULL && !k->stop;
     k->out_head = k->out_tail = NULL;
     k->out_n = k->out_bytes = 0;
     pthread_mutex_unlock(&k->mu);
+    if (more && was_full) uv_async_send(&k->wake);
     while (it) {
       out_item_t *next = it->next;
       deliver(w, it);
@@ -349,6 +392,129 @@ int hd_media_workers_rtc_message(hd_media_workers_t *w, int i, uint64_t conn, co
   hd_media_workers_call(w, i, rtc_message_job, &j);
   if (was_joined) *was_joined = j.was_joined;
   return j.rc;
+}
+
+static void rtc_closed_job(hd_node_t *node, void *arg, hd_time_t now);
+static void noop_job(hd_node_t *node, void *arg, hd_time_t now) {
+  (void)node;
+  (void)arg;
+  (void)now;
+}
+
+/* ---- /rtc without waiting: the inbox ---- */
+
+/* A posted message the node refused (rc < 0) closes its connection, as
+ * docs/protocol.md "Connection" says: a joined participant that left 1000, a
+ * full room or node 1013 (try again later), an internal failure 1011, any
+ * other refused join 1008. Later messages already posted on it are ignored. */
+static void refuse_conn(worker_t *k, uint64_t conn, int rc, int was_joined) {
+  int code = HD_WS_CLOSE_POLICY;
+  const char *why = "join failed";
+  if (was_joined) {
+    code = HD_WS_CLOSE_NORMAL;
+    why = "left";
+  } else if (rc == HD_ENOSPC) {
+    code = HD_WS_CLOSE_TRY_LATER;
+    why = "full, try again later";
+  } else if (rc == HD_ENOMEM) {
+    code = HD_WS_CLOSE_INTERNAL;
+    why = "internal error";
+  }
+  (void)hd_map_put(&k->conns, &conn, sizeof conn, &g_closed);
+  out_item_t *it = item_new(OUT_CLOSE, conn, why, strlen(why));
+  if (!it) return;
+  it->code = code;
+  out_push(k, it);
+}
+
+/* Takes up to INBOX_BATCH posted items, in order, while the outbox is below
+ * its high-water mark; asks for another wake-up (after this loop turn's
+ * packets) when more are waiting. Worker thread. */
+static void run_inbox(worker_t *k) {
+  hd_media_workers_t *w = k->w;
+  int ran = 0, more = 0;
+  for (;;) {
+    pthread_mutex_lock(&k->mu);
+    in_item_t *it = k->in_head;
+    int hold = it && (k->out_n >= OUTBOX_HIGH_MSGS || k->out_bytes >= OUTBOX_HIGH_BYTES);
+    if (hold) k->in_held++;
+    if (it && !hold && ran < INBOX_BATCH) {
+      k->in_head = it->next;
+      if (!k->in_head) k->in_tail = NULL;
+      k->in_n--;
+      k->in_bytes -= it->len;
+    } else {
+      more = it && !hold; /* held: the control thread wakes us when it drained */
+      it = NULL;
+    }
+    pthread_mutex_unlock(&k->mu);
+    if (!it) break;
+    hd_time_t now = hd_io_now(&k->loop);
+    rtc_job_t j = {.conn = it->conn,
+                   .text = it->text,
+                   .len = it->len,
+                   .lookup = w->lookup,
+                   .lookup_ud = w->lookup_ud,
+                   .unix_now = it->unix_now,
+                   .k = k};
+    if (it->type == IN_MSG) {
+      rtc_message_job(k->node, &j, now);
+      if (j.rc < 0) refuse_conn(k, it->conn, j.rc, j.was_joined);
+    } else {
+      rtc_closed_job(k->node, &j, now);
+    }
+    free(it);
+    ran++;
+  }
+  if (ran) hd_rtc_udp_kick(k->udp); /* what the messages queued goes out; the timer follows */
+  if (more) uv_async_send(&k->wake);
+}
+
+static int in_post(hd_media_workers_t *w, int i, int type, uint64_t conn, const char *text, size_t len,
+                   int64_t unix_now) {
+  worker_t *k = &w->workers[i];
+  in_item_t *it = malloc(sizeof *it + len + 1);
+  if (!it) return HD_ENOMEM;
+  it->next = NULL;
+  it->type = type;
+  it->conn = conn;
+  it->unix_now = unix_now;
+  it->len = len;
+  if (len) memcpy(it->text, text, len);
+  it->text[len] = 0;
+  for (;;) {
+    pthread_mutex_lock(&k->mu);
+    int room = k->in_n < HD_MEDIA_INBOX_MAX_MSGS && k->in_bytes + len <= HD_MEDIA_INBOX_MAX_BYTES;
+    if (room) {
+      if (k->in_tail)
+        k->in_tail->next = it;
+      else
+        k->in_head = it;
+      k->in_tail = it;
+      k->in_n++;
+      k->in_bytes += len;
+    }
+    pthread_mutex_unlock(&k->mu);
+    if (room) break;
+    /* Full: the worker is behind by HD_MEDIA_INBOX_MAX_MSGS messages. Wait for
+     * it (back-pressure on the control loop, as before the inbox existed)
+     * rather than drop a signaling message: a job runs after the worker's
+     * next batch and drains the outboxes, which lets a held inbox go on. */
+    hd_media_workers_call(w, i, noop_job, NULL);
+  }
+  uv_async_send(&k->wake);
+  return 0;
+}
+
+int hd_media_workers_rtc_post(hd_media_workers_t *w, int i, uint64_t conn, const char *text, size_t len,
+                              hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now) {
+  w->lookup = lookup;
+  w->lookup_ud = lookup_ud;
+  return in_post(w, i, IN_MSG, conn, text, len, unix_now);
+}
+
+void hd_media_workers_rtc_post_closed(hd_media_workers_t *w, int i, uint64_t conn) {
+  if (in_post(w, i, IN_CLOSED, conn, NULL, 0, 0) < 0) hd_media_workers_rtc_closed(w, i, conn);
 }
 
 static void rtc_closed_job(hd_node_t *node, void *arg, hd_time_t now) {
@@ -537,6 +703,10 @@ static void free_handle(uv_handle_t *h) { free(h); }
 static void worker_free(worker_t *k) {
   if (k->node) hd_node_free(k->node);
   hd_map_free(&k->conns);
+  for (in_item_t *it = k->in_head, *next; it; it = next) {
+    next = it->next;
+    free(it);
+  }
   for (out_item_t *it = k->out_head, *next; it; it = next) {
     next = it->next;
     free(it->ev);

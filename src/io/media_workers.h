@@ -8,9 +8,10 @@
  * the packet path takes no lock.
  *
  * The control thread (HTTP API, /rtc signaling, RTM, webhooks) reaches a
- * worker only through hd_media_workers_call: a function run on the worker's
+ * worker through hd_media_workers_call: a function run on the worker's
  * loop between two packet batches while the caller waits (one job at a time per
- * worker: the control thread is single). A worker reaches the control thread
+ * worker: the control thread is single), and through its inbox of /rtc
+ * messages, posted without waiting (hd_media_workers_rtc_post). A worker reaches the control thread
  * only through its outbox (signaling text, closes, webhook events), bounded in
  * messages and bytes and drained on the control loop. Neither side ever waits
  * on a worker's packets: a job waits at most for the batch in progress. */
@@ -30,6 +31,10 @@
  * stalls for a long time. */
 #define HD_MEDIA_OUTBOX_MAX_MSGS 65536
 #define HD_MEDIA_OUTBOX_MAX_BYTES (64u << 20)
+/* Inbox caps per worker (posted /rtc messages not yet handled): beyond either
+ * the control thread waits for the worker (nothing is dropped). */
+#define HD_MEDIA_INBOX_MAX_MSGS 8192
+#define HD_MEDIA_INBOX_MAX_BYTES (16u << 20)
 
 typedef struct hd_media_workers hd_media_workers_t;
 
@@ -95,6 +100,20 @@ int hd_media_workers_rtc_message(hd_media_workers_t *w, int i, uint64_t conn, co
                                  int *was_joined);
 /* The connection closed: its participant (if any) leaves. */
 void hd_media_workers_rtc_closed(hd_media_workers_t *w, int i, uint64_t conn);
+
+/* The same without waiting for worker i (what the node's /rtc endpoint uses):
+ * the message is copied into the worker's inbox and handled in order with
+ * the connection's other posted messages and its close, after the worker's
+ * current packet batch; replies come through the outbox. A message the node
+ * refuses closes the connection through signal_close (1000 "left" after a
+ * leave, 1013 full, 1011 internal error, 1008 any other refused join). The
+ * worker stops taking messages while its outbox is half full until the
+ * control loop has drained it, and a full inbox (HD_MEDIA_INBOX_MAX_*) makes
+ * the poster wait: back-pressure, no drops. 0 or HD_ENOMEM. Control thread
+ * only; lookup must stay valid and give the same answers while the node runs. */
+int hd_media_workers_rtc_post(hd_media_workers_t *w, int i, uint64_t conn, const char *text, size_t len,
+                              hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now);
+void hd_media_workers_rtc_post_closed(hd_media_workers_t *w, int i, uint64_t conn);
 
 /* Prometheus text: the nodes' metrics summed over workers (hd_node_metrics_t,
  * packets other workers sent for them included), then per-worker packets,

@@ -330,6 +330,39 @@ int hd_link_frag_parse(const uint8_t *pl, size_t len, hd_link_frag_t *f) {
   return 0;
 }
 
+int hd_link_layers_write(const hd_link_layers_t *m, uint8_t *out, size_t cap) {
+  if (m->n > HD_LINK_MAX_LAYERS) return HD_EINVAL;
+  size_t n = 10 + 13u * m->n;
+  if (cap < n) return HD_ENOSPC;
+  put64(out, m->room);
+  put16(out + 8, m->n);
+  for (int i = 0; i < m->n; i++) {
+    uint8_t *e = out + 10 + 13 * i;
+    put32(e, m->l[i].pub);
+    e[4] = m->l[i].in_idx;
+    put32(e + 5, m->l[i].bps);
+    put16(e + 9, m->l[i].width);
+    put16(e + 11, m->l[i].height);
+  }
+  return (int)n;
+}
+
+int hd_link_layers_parse(const uint8_t *pl, size_t len, hd_link_layers_t *m) {
+  if (len < 10) return HD_EPROTO;
+  m->room = get64(pl);
+  m->n = get16(pl + 8);
+  if (m->n > HD_LINK_MAX_LAYERS || len != 10 + 13u * m->n) return HD_EPROTO;
+  for (int i = 0; i < m->n; i++) {
+    const uint8_t *e = pl + 10 + 13 * i;
+    m->l[i].pub = get32(e);
+    m->l[i].in_idx = e[4];
+    m->l[i].bps = get32(e + 5);
+    m->l[i].width = get16(e + 9);
+    m->l[i].height = get16(e + 11);
+  }
+  return 0;
+}
+
 int hd_link_room_write(uint64_t room, uint8_t *out, size_t cap) {
   if (cap < 8) return HD_ENOSPC;
   put64(out, room);

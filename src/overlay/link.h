@@ -49,8 +49,11 @@ enum {
   HD_LINK_HELLO = 4,     /* keepalive per room: the sender's state version and the tracks it wants */
   HD_LINK_STATE_REQ = 5, /* "send me your state of this room" */
   HD_LINK_METER = 6,     /* a link_meter probe or echo (overlay/link_meter.h), per node pair */
-  HD_LINK_RELAY = 7,     /* a message of types 1-5 on a source route through relays (overlay/relay.h) */
+  HD_LINK_RELAY = 7, /* a message of types 1-5 or 9-11 on a source route through relays (overlay/relay.h) */
   HD_LINK_HOP_NACK = 8,  /* "resend these relay datagrams of this hop" (overlay/relay.h) */
+  HD_LINK_DATA = 9,      /* a segment of a reliable, ordered message stream (overlay/link_rel.h) */
+  HD_LINK_DATA_ACK = 10, /* its acknowledgement */
+  HD_LINK_LAYERS = 11,   /* the live simulcast layers of the sender's publishers (rate, size) */
 };
 enum { HD_LINK_FB_NACK = 1, HD_LINK_FB_KEYFRAME = 2 };
 enum { HD_LINK_MEDIA_REPAIR = 1 }; /* media flags: a retransmission answering a NACK */
@@ -125,7 +128,9 @@ typedef struct {
 } hd_link_feedback_t;
 typedef struct {
   uint32_t pub;
-  uint16_t mask; /* bit i: the publisher's track (in[] head index) i */
+  /* bit i: the publisher's in[] index i: a track's head, or one simulcast
+   * layer of it (only the layers the receiver's subscribers take cross) */
+  uint16_t mask;
 } hd_link_want_t;
 typedef struct {
   uint64_t room;
@@ -141,6 +146,19 @@ typedef struct {
   size_t len;
 } hd_link_frag_t;
 
+#define HD_LINK_MAX_LAYERS 96 /* layer reports in one LAYERS message */
+typedef struct {
+  uint32_t pub;
+  uint8_t in_idx;         /* the layer's in[] index at the publisher's node */
+  uint32_t bps;           /* its measured rate */
+  uint16_t width, height; /* 0 = not known */
+} hd_link_layer_t;
+typedef struct {
+  uint64_t room;
+  uint16_t n;
+  hd_link_layer_t l[HD_LINK_MAX_LAYERS];
+} hd_link_layers_t;
+
 uint32_t hd_link_sid_hash(const char *sid);
 /* Header of a media body; the RTP packet follows (write it at out + the returned length). */
 int hd_link_media_hdr_write(const hd_link_media_t *m, uint8_t *out, size_t cap);
@@ -151,6 +169,8 @@ int hd_link_hello_write(const hd_link_hello_t *h, uint8_t *out, size_t cap);
 int hd_link_hello_parse(const uint8_t *pl, size_t len, hd_link_hello_t *h);
 int hd_link_frag_write(const hd_link_frag_t *f, uint8_t *out, size_t cap);
 int hd_link_frag_parse(const uint8_t *pl, size_t len, hd_link_frag_t *f);
+int hd_link_layers_write(const hd_link_layers_t *m, uint8_t *out, size_t cap);
+int hd_link_layers_parse(const uint8_t *pl, size_t len, hd_link_layers_t *m);
 /* STATE_REQ: the room hash alone. */
 int hd_link_room_write(uint64_t room, uint8_t *out, size_t cap);
 int hd_link_room_parse(const uint8_t *pl, size_t len, uint64_t *room);

@@ -90,6 +90,13 @@ hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_tim
   return r;
 }
 
+int hd_node_room_set_sid(hd_node_t *n, const char *app, const char *room, const char *was, const char *sid) {
+  hd_room_t *r = node_room_find(n, app, room);
+  if (!r || strcmp(r->sid, was)) return HD_ENOTFOUND;
+  snprintf(r->sid, sizeof r->sid, "%s", sid);
+  return 0;
+}
+
 static void room_free(hd_node_t *n, hd_room_t *r) {
   for (hd_room_t **pp = &n->rooms; *pp; pp = &(*pp)->next) {
     if (*pp == r) {
@@ -407,7 +414,9 @@ int hd_node_create_session_as(hd_node_t *n, int kind, const char *app, const cha
   if (kind == HD_SESSION_PUBLISH) {
     snprintf(r->publisher_identity, sizeof r->publisher_identity, "%s", identity ? identity : "");
     r->publisher_last_rx = now;
-    rooms_on_whip_publish(n, r, s, identity, now); /* /rtc participants see and receive it */
+    /* /rtc participants see and receive it; other nodes of the room too,
+     * through a stand-in built from its offer (room_remote.c) */
+    rooms_on_whip_publish(n, r, s, identity, offer, offer_len, now);
   } else if (play_src != r->publisher) {
     /* WHEP in a room without WHIP: play the participant rooms_play_source chose */
     for (int i = 0; i < s->n_out; i++) {

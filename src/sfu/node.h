@@ -262,6 +262,10 @@ size_t hd_node_room_count(const hd_node_t *n);
  * room list of the cluster registry entry (io/cluster_redis.h). */
 typedef void (*hd_node_room_fn)(void *ud, const char *app, const char *room);
 size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud);
+/* Gives room app/room the sid `sid` (the cluster's, decided by the first node
+ * holding it: docs/overlay.md "Room events") if its sid is still `was` (a room
+ * closed and made again meanwhile keeps its own). 0, or HD_ENOTFOUND. */
+int hd_node_room_set_sid(hd_node_t *n, const char *app, const char *room, const char *was, const char *sid);
 /* Prometheus text exposition of all counters; returns length or HD_ENOSPC. */
 int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap);
 

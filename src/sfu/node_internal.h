@@ -115,7 +115,8 @@ void rooms_close_all(hd_node_t *n, hd_room_t *r);
 /* A WHIP session s became room r's publisher: a stand-in participant (identity
  * = the token's, or "whip-<session id>") with its tracks joins the room, so
  * /rtc participants see and receive it; it leaves when s ends. */
-void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const char *identity, hd_time_t now);
+void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const char *identity,
+                           const char *offer, size_t offer_len, hd_time_t now);
 /* What a WHEP viewer plays when the room has no WHIP publisher: the publisher
  * session of the participant who joined first among those publishing a
  * camera or microphone; NULL if none. */

@@ -125,7 +125,8 @@ static void update_publish_layers(hd_node_t *n, hd_room_t *r, hd_participant_t *
       sized &= w[l] > 0 && h[l] > 0;
     }
     int need = 0; /* highest layer (ascending size) some tile needs */
-    if (!sized || r->n_viewers) need = nl - 1;
+    /* viewers on other nodes: their allocators pick among the live layers */
+    if (!sized || r->n_viewers || room_remote_track_wanted(r, p, t->in_idx, now)) need = nl - 1;
     for (hd_participant_t *q = r->participants; q && need < nl - 1; q = q->next)
       for (int j = 0; j < q->n_subs; j++) {
         const sub_t *sub = &q->subs[j];

@@ -39,6 +39,7 @@
 #include "cluster/registry.h"
 #include "overlay/link.h"
 #include "overlay/link_meter.h"
+#include "overlay/link_rel.h"
 #include "proto/rtcp.h"
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
@@ -108,6 +109,9 @@ typedef struct {
   hd_time_t wants_at;
   hd_link_want_t sent_wants[HD_LINK_MAX_WANTS]; /* what we asked it for last */
   int n_sent_wants;
+  /* reliable data messages to and from it (overlay/link_rel.h), set up on first use */
+  int rel_on;
+  hd_link_rel_t rel;
 } rnode_t;
 
 struct room_cluster {
@@ -130,6 +134,7 @@ struct room_cluster {
     hd_dedup_t d;
   } dd[CL_DEDUP];
   int n_dd, dd_next;
+  uint64_t data_dropped; /* reliable data messages the link's window could not take */
 };
 
 typedef struct {
@@ -396,7 +401,9 @@ static void send_state(hd_node_t *n, hd_room_t *r, cl_peer_t *p) {
 
 /* ---- room state: ours as JSON ---- */
 
-static int is_local(const hd_participant_t *p) { return !p->remote && !p->whip && !p->leaving; }
+/* Participants of this node: /rtc ones and WHIP publishers (shown on the
+ * other nodes too, built from their WHIP offer). */
+static int is_local(const hd_participant_t *p) { return !p->remote && !p->leaving; }
 
 static char *state_json(hd_room_t *r, size_t *len) {
   json_t *ps = json_array();
@@ -455,6 +462,41 @@ static rnode_t *rnode_get(hd_room_t *r, uint64_t peer) {
   r->cl->next_hello = 0; /* introduce ourselves at once */
   r->cl->next_tick = 0;
   return x;
+}
+
+/* ---- reliable data messages (docs/overlay.md "Reliable data over the link") ---- */
+
+/* A stream id that grows across process restarts (wall-clock ms), so the
+ * receiver takes a restarted sender's stream as newer (link_rel.h). */
+static uint32_t rel_stream_id(const hd_node_t *n, hd_time_t now) {
+  uint32_t id = (uint32_t)((uint64_t)(now + n->cfg.wall_offset) / 1000);
+  return id ? id : 1;
+}
+
+static hd_link_rel_t *rel_of(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
+  if (!x->rel_on) {
+    hd_link_rel_init(&x->rel, r->cl->hash, rel_stream_id(n, now));
+    x->rel_on = 1;
+  }
+  return &x->rel;
+}
+
+/* Sends what x's stream has due (segments, retransmissions, an ack) and
+ * makes the room's tick come back for the next retransmission. */
+static void rel_flush(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
+  if (!x->rel_on) return;
+  cl_peer_t *peer = peer_by_hash(n->cl, x->peer);
+  uint8_t b[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
+  int is_ack, len;
+  while ((len = hd_link_rel_poll(&x->rel, now, rel_stream_id(n, now), b, sizeof b, &is_ack)) > 0)
+    if (peer) send_small(n, peer, r, is_ack ? HD_LINK_DATA_ACK : HD_LINK_DATA, b, (size_t)len);
+  r->cl->next_tick = hd_time_min(r->cl->next_tick, hd_link_rel_next_timeout(&x->rel));
+}
+
+/* Forgets node i of the room (its stream's buffers go). */
+static void rnode_drop(struct room_cluster *rc, int i) {
+  if (rc->nodes[i].rel_on) hd_link_rel_free(&rc->nodes[i].rel);
+  rc->nodes[i] = rc->nodes[--rc->n_nodes];
 }
 
 /* The stand-in's RTCP (as to any publisher): NACKs and keyframe requests go
@@ -799,8 +841,22 @@ static void apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t
 }
 
 static int has_local(const hd_room_t *r);
+static void on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now);
 
 /* ---- receiving ---- */
+
+typedef struct {
+  hd_node_t *n;
+  hd_room_t *r;
+  uint64_t node;
+  hd_time_t now;
+} rel_ctx_t;
+
+/* A reliable message from a node, complete and in order: a data message. */
+static void rel_deliver(void *ud, const uint8_t *msg, size_t len) {
+  rel_ctx_t *c = ud;
+  apply_state(c->n, c->r, c->node, msg, len, c->now);
+}
 
 static hd_room_t *room_by_hash(hd_node_t *n, uint64_t h) {
   for (hd_room_t *r = n->rooms; r; r = r->next)
@@ -815,6 +871,7 @@ static void on_media(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, hd_link_media_
   if (!p || !p->pub_sess || m->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[m->in_idx] < 0) return;
   hd_session_t *s = p->pub_sess;
   hd_in_track_t *t = &s->in[p->remote_in[m->in_idx]];
+  p->remote_rx_at[m->in_idx] = now;
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(m->rtp, m->rtp_len, &h) < 0) return;
   if (!dedup_pass(r, peer->link.id_hash, m, &h)) {
@@ -852,8 +909,8 @@ static void on_feedback(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, const hd_li
   if (!p || !p->pub_sess || f->in_idx >= p->pub_sess->n_in) return;
   hd_session_t *s = p->pub_sess;
   hd_in_track_t *t = &s->in[f->in_idx];
-  if (f->kind == HD_LINK_FB_KEYFRAME) {
-    hd_session_request_keyframe_track(s, t->head, now, &n->stats.media);
+  if (f->kind == HD_LINK_FB_KEYFRAME) { /* of the layer asked for (a simulcast layer has its own) */
+    hd_session_request_keyframe_track(s, f->in_idx, now, &n->stats.media);
     return;
   }
   if (!t->have_cache) return;
@@ -905,8 +962,10 @@ static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, con
                      hd_time_t now) {
   struct node_cluster *c = n->cl;
   hd_relay_hdr_t h;
-  if (hd_relay_parse(pl, len, &h) < 0 || h.hops[h.hop] != c->self.id_hash || h.inner_type < HD_LINK_MEDIA ||
-      h.inner_type > HD_LINK_STATE_REQ) {
+  int ok = hd_relay_parse(pl, len, &h) == 0 && h.hops[h.hop] == c->self.id_hash;
+  /* room messages only: 1-5 and the reliable data and layer reports (9-11) */
+  if (!ok || !((h.inner_type >= HD_LINK_MEDIA && h.inner_type <= HD_LINK_STATE_REQ) ||
+               (h.inner_type >= HD_LINK_DATA && h.inner_type <= HD_LINK_LAYERS))) {
     c->rx_dropped++;
     return;
   }
@@ -1120,6 +1179,38 @@ static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *p
       c->rx_dropped++;
     break;
   }
+  case HD_LINK_LAYERS: {
+    hd_link_layers_t lm;
+    if (hd_link_layers_parse(pl, pl_len, &lm) < 0)
+      c->rx_dropped++;
+    else if ((r = room_by_hash(n, lm.room))) {
+      rnode_t *x = rnode_get(r, h);
+      if (x) x->last_rx = now;
+      on_layers(r, h, &lm, now);
+    }
+    break;
+  }
+  case HD_LINK_DATA:
+  case HD_LINK_DATA_ACK: {
+    uint64_t room;
+    if (hd_link_rel_room(pl, pl_len, &room) < 0 || !(r = room_by_hash(n, room))) break;
+    rnode_t *x = rnode_get(r, h);
+    if (!x) break;
+    x->last_rx = now;
+    hd_link_rel_t *rel = rel_of(n, r, x, now);
+    if (type == HD_LINK_DATA) {
+      rel_ctx_t ctx = {.n = n, .r = r, .node = h, .now = now};
+      node_room_pin(r);
+      if (hd_link_rel_on_data(rel, pl, pl_len, rel_deliver, &ctx) < 0) c->rx_dropped++;
+      x = rnode_find(r, h); /* delivery may have changed the room's node list */
+      if (x) rel_flush(n, r, x, now);
+      node_room_unpin(n, r);
+    } else {
+      if (hd_link_rel_on_ack(rel, pl, pl_len, now) < 0) c->rx_dropped++;
+      rel_flush(n, r, x, now);
+    }
+    break;
+  }
   case HD_LINK_STATE_REQ: {
     uint64_t room;
     if (hd_link_room_parse(pl, pl_len, &room) < 0 || !(r = room_by_hash(n, room))) break;
@@ -1152,7 +1243,6 @@ void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_r
   hd_room_t *r = pub->room;
   hd_participant_t *p = pub->owner;
   if (!p || p->remote || !n->cl || in_idx >= 16) return;
-  int head = pub->in[in_idx].head;
   uint32_t ph = 0;
   const uint8_t *pkt = h->payload - h->hdr_len;
   size_t len = h->hdr_len + h->payload_len + h->pad_len;
@@ -1162,7 +1252,7 @@ void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_r
     if (!ph) ph = hd_link_sid_hash(p->sid);
     int want = 0;
     for (int j = 0; j < x->n_wants && !want; j++)
-      want = x->wants[j].pub == ph && ((x->wants[j].mask >> head) & 1);
+      want = x->wants[j].pub == ph && ((x->wants[j].mask >> in_idx) & 1); /* this layer is taken there */
     if (!want) continue;
     cl_peer_t *peer = peer_by_hash(n->cl, x->peer);
     if (!peer) continue;
@@ -1195,8 +1285,21 @@ void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to,
   if (!s) return;
   size_t sl = strlen(s);
   for (int i = 0; i < r->cl->n_nodes; i++) {
-    cl_peer_t *p = peer_by_hash(n->cl, r->cl->nodes[i].peer);
-    if (p) send_msg(n, r, p, s, sl);
+    rnode_t *x = &r->cl->nodes[i];
+    cl_peer_t *p = peer_by_hash(n->cl, x->peer);
+    if (!p) continue;
+    if (dc == DC_LOSSY) { /* lossy stays lossy: once, in fragments */
+      send_msg(n, r, p, s, sl);
+      continue;
+    }
+    /* WebSocket and reliable data channel messages: acknowledged, resent, in order */
+    int rc = hd_link_rel_send(rel_of(n, r, x, n->now), (const uint8_t *)s, sl);
+    if (rc < 0 && !r->cl->data_dropped++)
+      HD_LOGW("link",
+              "room %s/%s: a data message for node %s dropped (%s): more than %d segments of %d bytes "
+              "wait for that node's acknowledgement (is it reachable?); counted, logged once per room",
+              r->app, r->name, p->id, hd_strerror(rc), HD_LINK_REL_WINDOW, HD_LINK_REL_SEG);
+    rel_flush(n, r, x, n->now);
   }
   free(s);
 }
@@ -1232,6 +1335,8 @@ void room_remote_changed(hd_node_t *n, hd_room_t *r) {
 
 void room_remote_free(hd_room_t *r) {
   if (!r->cl) return;
+  for (int i = 0; i < r->cl->n_nodes; i++)
+    if (r->cl->nodes[i].rel_on) hd_link_rel_free(&r->cl->nodes[i].rel);
   free(r->cl->state);
   free(r->cl);
   r->cl = NULL;
@@ -1248,7 +1353,88 @@ static int has_local(const hd_room_t *r) {
   return 0;
 }
 
-/* What we want from node x: the tracks of its participants that ours subscribe to. */
+/* The live simulcast layers of our publishers (rate, size), so that the
+ * other nodes' allocators can choose a layer that does not cross the link
+ * now (only the layers taken there do). NULL when there are none. */
+static hd_link_layers_t *layers_of(hd_room_t *r, hd_time_t now, hd_link_layers_t *buf) {
+  hd_link_layers_t *m = NULL;
+  for (hd_participant_t *p = r->participants; p; p = p->next) {
+    if (!is_local(p) || !p->pub_sess) continue;
+    const hd_session_t *s = p->pub_sess;
+    uint32_t ph = 0;
+    for (int i = 0; i < s->n_in && i < 16; i++) {
+      const hd_in_track_t *t = &s->in[i];
+      if (!t->active || s->in[t->head].n_layers <= 1 || !t->last_packet_at ||
+          now - t->last_packet_at > HD_SESSION_LAYER_TIMEOUT)
+        continue;
+      if (!m) {
+        m = buf;
+        m->n = 0;
+      }
+      if (m->n == HD_LINK_MAX_LAYERS) break;
+      if (!ph) ph = hd_link_sid_hash(p->sid);
+      hd_link_layer_t *l = &m->l[m->n++];
+      l->pub = ph;
+      l->in_idx = (uint8_t)i;
+      l->bps = t->bps ? t->bps : 1;
+      l->width = (uint16_t)(t->width > 0 && t->width < 65536 ? t->width : 0);
+      l->height = (uint16_t)(t->height > 0 && t->height < 65536 ? t->height : 0);
+    }
+  }
+  if (m) m->room = r->cl->hash;
+  return m;
+}
+
+/* A node's LAYERS report: its publisher's simulcast layers that do not cross
+ * the link now look live here with their reported rate and size (as if
+ * their media came), so our allocators may choose them; a layer whose media
+ * does come is measured here as any. */
+static void on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now) {
+  for (int i = 0; i < m->n; i++) {
+    const hd_link_layer_t *l = &m->l[i];
+    hd_participant_t *p = remote_find(r, node, l->pub, NULL);
+    if (!p || !p->pub_sess || l->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[l->in_idx] < 0) continue;
+    if (p->remote_rx_at[l->in_idx] && now - p->remote_rx_at[l->in_idx] < HD_MS(500)) continue; /* flowing */
+    hd_in_track_t *t = &p->pub_sess->in[p->remote_in[l->in_idx]];
+    t->last_packet_at = now;
+    t->bps = l->bps;
+    t->rate_start = now;
+    t->rate_bytes = 0;
+    if (l->width && l->height) {
+      t->width = l->width;
+      t->height = l->height;
+    }
+  }
+}
+
+int room_remote_track_wanted(const hd_room_t *r, const hd_participant_t *p, int head, hd_time_t now) {
+  if (!r->cl || !r->cl->n_nodes || !p->pub_sess || head < 0 || head >= p->pub_sess->n_in) return 0;
+  const hd_in_track_t *h = &p->pub_sess->in[head];
+  uint16_t bits = 0;
+  for (int l = 0; l < (h->n_layers > 1 ? h->n_layers : 1); l++) {
+    int i = h->n_layers > 1 ? h->layers[l] : head;
+    if (i < 16) bits |= (uint16_t)(1u << i);
+  }
+  uint32_t ph = hd_link_sid_hash(p->sid);
+  for (int k = 0; k < r->cl->n_nodes; k++) {
+    const rnode_t *x = &r->cl->nodes[k];
+    if (now - x->wants_at > CL_WANTS_TTL) continue;
+    for (int j = 0; j < x->n_wants; j++)
+      if (x->wants[j].pub == ph && (x->wants[j].mask & bits)) return 1;
+  }
+  return 0;
+}
+
+/* The wants bit of stand-in p's in[] index b: that of its publisher node's index. */
+static uint16_t remote_bit(const hd_participant_t *p, int b) {
+  if (b < 0) return 0;
+  for (int a = 0; a < 16 && a < HD_SESSION_MAX_TRACKS; a++)
+    if (p->remote_in[a] == b) return (uint16_t)(1u << a);
+  return 0;
+}
+
+/* What we want from node x: the tracks of its participants that ours
+ * subscribe to, and of a simulcast track only the layers they take. */
 static int wants_of(hd_room_t *r, uint64_t node, hd_link_want_t *w) {
   int nw = 0;
   for (hd_participant_t *p = r->participants; p; p = p->next) {
@@ -1259,9 +1445,18 @@ static int wants_of(hd_room_t *r, uint64_t node, hd_link_want_t *w) {
       for (int i = 0; i < q->n_subs; i++) {
         if (q->subs[i].pub != p) continue;
         pub_track_t *t = rooms_track_by_sid(p, q->subs[i].track_sid);
-        if (!t || t->in_idx < 0) continue;
-        for (int a = 0; a < HD_SESSION_MAX_TRACKS; a++)
-          if (p->remote_in[a] == t->in_idx) mask |= (uint16_t)(1u << a);
+        if (!t || t->in_idx < 0 || t->in_idx >= p->pub_sess->n_in) continue;
+        const hd_in_track_t *head = &p->pub_sess->in[t->in_idx];
+        if (head->n_layers <= 1) { /* one stream: the track */
+          mask |= remote_bit(p, t->in_idx);
+          continue;
+        }
+        /* simulcast: the layer q's allocator forwards now and the one it
+         * switches to (nothing while it is paused) */
+        int oi = q->sub_sess ? hd_session_track_by_mid(q->sub_sess, q->subs[i].mid) : -1;
+        const hd_out_track_t *o = oi >= 0 ? &q->sub_sess->out[oi] : NULL;
+        if (!o || o->src != p->pub_sess) continue;
+        mask |= remote_bit(p, o->cur_in) | remote_bit(p, o->want_in);
       }
     }
     if (mask && nw < HD_LINK_MAX_WANTS) {
@@ -1305,7 +1500,7 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     int listed = p && p->listed;
     if (!p || (!listed && (silent || !x->last_rx))) {
       remove_missing(n, r, x->peer, NULL);
-      rc->nodes[i] = rc->nodes[--rc->n_nodes];
+      rnode_drop(rc, i);
       i--;
     }
   }
@@ -1350,11 +1545,14 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     /* nobody here needs the others: their stand-ins go, the room empties */
     for (int i = 0; i < rc->n_nodes; i++)
       remove_missing(n, r, rc->nodes[i].peer, NULL);
-    rc->n_nodes = 0;
+    while (rc->n_nodes)
+      rnode_drop(rc, rc->n_nodes - 1);
     rc->next_tick = HD_TIME_NEVER;
     return;
   }
-  /* keepalive + wants to every node of the room */
+  /* keepalive + wants to every node of the room, with our simulcast layers (at the hello interval) */
+  hd_link_layers_t lbuf;
+  hd_link_layers_t *lm = now >= rc->next_hello ? layers_of(r, now, &lbuf) : NULL;
   for (int i = 0; i < rc->n_nodes; i++) {
     rnode_t *x = &rc->nodes[i];
     hd_link_hello_t hh;
@@ -1374,8 +1572,13 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     if (!b) continue;
     int bl = hd_link_hello_write(&hh, b, cap);
     if (bl > 0) send_commit(n, p, r, HD_LINK_HELLO, (size_t)bl);
+    if (lm && lm->n && (b = send_begin(n, &cap)) && (bl = hd_link_layers_write(lm, b, cap)) > 0)
+      send_commit(n, p, r, HD_LINK_LAYERS, (size_t)bl);
   }
   if (now >= rc->next_hello) rc->next_hello = now + CL_HELLO_INTERVAL;
+  /* reliable data: retransmissions due */
+  for (int i = 0; i < rc->n_nodes; i++)
+    rel_flush(n, r, &rc->nodes[i], now);
 }
 
 /* ---- link measurement (issue 16 item 1; docs/overlay.md "Link measurement") ---- */

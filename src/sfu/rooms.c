@@ -661,6 +661,7 @@ static void whip_participant_gone(hd_node_t *n, hd_participant_t *p) {
   fire(n, HD_WEBHOOK_PARTICIPANT_LEFT, p, NULL);
   HD_LOGI("room", "whip publisher %s (%s) left %s/%s", p->sid, p->identity, r->app, r->name);
   free(p->offerer);
+  free(p->pub_offer);
   free(p);
 }
 
@@ -755,7 +756,8 @@ void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now) {
 /* ---- WHIP publishers and WHEP viewers in the room (docs/protocol.md
  * "WHIP/WHEP and /rtc rooms") ---- */
 
-void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const char *identity, hd_time_t now) {
+void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const char *identity,
+                           const char *offer, size_t offer_len, hd_time_t now) {
   hd_participant_t *p = calloc(1, sizeof *p);
   if (!p) {
     HD_LOGW("room", "whip publisher in %s/%s not shown to participants: out of memory", r->app, r->name);
@@ -777,6 +779,8 @@ void rooms_on_whip_publish(hd_node_t *n, hd_room_t *r, hd_session_t *s, const ch
   p->claims.room_join = p->claims.can_publish = 1;
   p->pub_sess = s;
   s->owner = p;
+  /* the room's other nodes build its stand-in from the offer (room_remote.c) */
+  p->pub_offer = offer ? strndup(offer, offer_len) : NULL;
   if (!r->created_unix) {
     r->created_unix = unix_now;
     r->next_speakers = now + SPEAKER_INTERVAL;

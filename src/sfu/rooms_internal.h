@@ -96,6 +96,9 @@ struct hd_participant {
   uint64_t remote;
   uint32_t remote_offer_hash;
   int8_t remote_in[HD_SESSION_MAX_TRACKS];
+  /* when media of that node's in[] index i last came over the link (a
+   * simulcast layer not crossing is kept live from that node's LAYERS reports) */
+  hd_time_t remote_rx_at[HD_SESSION_MAX_TRACKS];
   void *remote_link_ud;
 };
 
@@ -140,6 +143,10 @@ void room_remote_drop_identity(hd_node_t *n, hd_room_t *r, const char *identity,
  * n_to is 0). */
 void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to, size_t n_to,
                       const char *text, int len);
+/* 1 when another node of r has subscribers for local publisher p's track
+ * whose head is in[] index `head` (its simulcast layers must keep flowing
+ * there: the publisher does not pause them for lack of local tiles). */
+int room_remote_track_wanted(const hd_room_t *r, const hd_participant_t *p, int head, hd_time_t now);
 /* Delivers a data channel message (text for q's channel of kind dc, or its
  * WebSocket) to every local participant but `except` accepted by want(ud,
  * q) (NULL = all) (room_datachannel.c). */

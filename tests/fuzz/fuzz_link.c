@@ -52,6 +52,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (hd_link_frag_parse(pl, pl_len, &fr) == 0 && (fr.len > HD_LINK_FRAG_DATA || fr.idx >= fr.count))
       abort();
     hd_link_room_parse(pl, pl_len, &room);
+    hd_link_layers_t ly;
+    if (hd_link_layers_parse(pl, pl_len, &ly) == 0 &&
+        (ly.n > HD_LINK_MAX_LAYERS || 10u + 13u * ly.n != pl_len))
+      abort();
     break;
   }
   default: { /* a run of fragments: [len byte][fragment body] ... */

@@ -14,9 +14,7 @@
 
 usage: test_board.py /path/to/hudong
 """
-import base64
 import hashlib
-import hmac
 import json
 import os
 import signal
@@ -31,21 +29,11 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsclient import WS  # noqa: E402
 
-FAILS = []
+from hdtest import FAILS, check, free_port, jwt_hs256  # noqa: E402  (shared helpers)
+
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 ROOM = "lesson1"
 CH = "wb:%s:main" % ROOM
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:600]))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
 def mint(identity, room=ROOM, writer=True):
@@ -53,19 +41,7 @@ def mint(identity, room=ROOM, writer=True):
     grants = {"rtm": True, "room": room, "roomJoin": True, "canSubscribe": True}
     if writer:
         grants["canPublishData"] = True
-    claims = {"iss": "devkey", "sub": identity, "iat": now, "exp": now + 3600, "grants": grants}
-    head = b64u(b'{"alg":"HS256","typ":"JWT"}')
-    body = b64u(json.dumps(claims, separators=(",", ":")).encode())
-    sig = b64u(hmac.new(b"devsecret", (head + "." + body).encode(), hashlib.sha256).digest())
-    return head + "." + body + "." + sig
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return jwt_hs256("devsecret", {"iss": "devkey", "sub": identity, "iat": now, "exp": now + 3600, "grants": grants})
 
 
 def start(port, db):

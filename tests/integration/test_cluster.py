@@ -19,9 +19,6 @@ three `hudong serve --redis ...` nodes on free 127.0.0.1 ports.
 
 usage: test_cluster.py /path/to/hudong
 """
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -36,45 +33,25 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsclient import WS  # noqa: E402
 
-FAILS = []
+from hdtest import FAILS, b64u, check, free_port, jwt_hs256  # noqa: E402,F401  (shared helpers)
+
 APP, SECRET = "appA", "secret-of-app-A-0123456789"
 HUDONG = None
 T0 = time.time()
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:1500]))
-    if not cond:
-        FAILS.append(what)
-    return cond
 
 
 def section(name):
     print("# ---- %s (t=%.1f s)" % (name, time.time() - T0))
 
 
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def mint(room, identity="u", secret=SECRET, join=True):
+def mint(room, identity="u", secret=SECRET, join=True, grants=None):
+    """A token of APP for `room` (roomJoin unless join=False; more grants merged in)."""
     now = int(time.time())
-    grants = {"room": room}
+    g = {"room": room}
     if join:
-        grants["roomJoin"] = True
-    claims = {"iss": APP, "sub": identity, "exp": now + 600, "iat": now, "grants": grants}
-    head = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64u(json.dumps(claims).encode())
-    sig = b64u(hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest())
-    return head + "." + body + "." + sig
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+        g["roomJoin"] = True
+    g.update(grants or {})
+    return jwt_hs256(secret, {"iss": APP, "sub": identity, "exp": now + 600, "iat": now, "grants": g})
 
 
 def get(port, path, token=None, timeout=5):
@@ -160,8 +137,9 @@ class Redis:
 # ---------------------------------------------------------------- nodes
 
 class Node:
-    def __init__(self, tmp, name, redis_port=None, capacity=10, region="", labels="", extra=None):
+    def __init__(self, tmp, name, redis_port=None, capacity=10, region="", labels="", extra=None, config=None):
         self.tmp, self.name = tmp, name
+        self.config = config or {}  # more config keys (e.g. "webhooks")
         self.redis_port, self.capacity, self.region, self.labels = redis_port, capacity, region, labels
         self.extra = extra or []
         self.proc = None
@@ -172,6 +150,7 @@ class Node:
             cfg = {"listen": "127.0.0.1:%d" % self.port, "rtc_port": 0, "media_workers": 1,
                    "max_sessions": self.capacity, "rtm": {"db": ":memory:"},
                    "apps": [{"key": APP, "secret": SECRET}], "node_id": self.name}
+            cfg.update(self.config)
             if self.region:
                 cfg["region"] = self.region
             if self.labels:

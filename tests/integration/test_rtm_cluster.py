@@ -40,15 +40,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster as tc  # noqa: E402  (Redis, Node, mint helpers)
 from wsclient import WS  # noqa: E402
 
-FAILS = []
+from hdtest import FAILS, check, jwt_hs256  # noqa: E402,F401  (shared helpers)
+
 T0 = time.time()
-
-
-def check(cond, what, detail=""):
-    print(("ok   - " if cond else "FAIL - ") + what + ("" if cond or detail == "" else ": " + str(detail)[:1500]))
-    if not cond:
-        FAILS.append(what)
-    return cond
 
 
 def section(name):
@@ -56,19 +50,13 @@ def section(name):
 
 
 def rtm_token(user, admin=False, room=None):
-    import base64, hashlib, hmac  # noqa: E401
     now = int(time.time())
     grants = {"rtm": True}
     if admin:
         grants["roomAdmin"] = True
     if room:
         grants["room"] = room
-    claims = {"iss": tc.APP, "sub": user, "exp": now + 600, "iat": now, "grants": grants}
-    b64 = tc.b64u
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = b64(hmac.new(tc.SECRET.encode(), (head + "." + body).encode(), hashlib.sha256).digest())
-    return head + "." + body + "." + sig
+    return jwt_hs256(tc.SECRET, {"iss": tc.APP, "sub": user, "exp": now + 600, "iat": now, "grants": grants})
 
 
 class Client:

@@ -108,6 +108,56 @@ static void remove_job(hd_node_t *node, void *arg, hd_time_t now) {
   j->rc = hd_node_admin_remove(node, "k", j->room, "alice", now);
 }
 
+/* A job that keeps its worker busy (as a large room's packet batch does) until
+ * the control thread says so or 5 s pass; it records which came first. */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int release, released_by_control;
+  hd_media_workers_t *w;
+} busy_t;
+
+static void busy_job(hd_node_t *node, void *arg, hd_time_t now) {
+  (void)node;
+  (void)now;
+  busy_t *b = arg;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 5;
+  pthread_mutex_lock(&b->mu);
+  while (!b->release)
+    if (pthread_cond_timedwait(&b->cv, &b->mu, &until) != 0) break;
+  b->released_by_control = b->release;
+  pthread_mutex_unlock(&b->mu);
+}
+
+/* The poster: a second thread standing in for the control loop's /rtc
+ * handler while the main thread waits in hd_media_workers_call (outputs are
+ * then still delivered on the main thread). It posts once the job runs and
+ * releases the job only after its posts returned. */
+typedef struct {
+  busy_t *b;
+  const char *join, *ping, *bad;
+  int rc[3];
+} poster_t;
+
+static void *poster_thread(void *arg) {
+  poster_t *p = arg;
+  busy_t *b = p->b;
+  uv_sleep(50); /* the job is running (it holds the worker until released) */
+  p->rc[0] =
+      hd_media_workers_rtc_post(b->w, 1, 9, p->join, strlen(p->join), lookup, NULL, (int64_t)time(NULL));
+  p->rc[1] =
+      hd_media_workers_rtc_post(b->w, 1, 9, p->ping, strlen(p->ping), lookup, NULL, (int64_t)time(NULL));
+  p->rc[2] =
+      hd_media_workers_rtc_post(b->w, 1, 10, p->bad, strlen(p->bad), lookup, NULL, (int64_t)time(NULL));
+  pthread_mutex_lock(&b->mu);
+  b->release = 1;
+  pthread_cond_signal(&b->cv);
+  pthread_mutex_unlock(&b->mu);
+  return NULL;
+}
+
 static void join_msg(const char *room, const char *identity, char *out, size_t cap) {
   hd_token_claims_t c;
   memset(&c, 0, sizeof c);
@@ -206,6 +256,40 @@ int main(void) {
   CHECK(rc == 0 && sink.sends == sends, "message after removal answered: %s", sink.log);
   hd_media_workers_rtc_closed(w, 1, 7);
   hd_media_workers_rtc_closed(w, 0, 8);
+
+  /* Posting does not wait for the worker (a join storm into a room whose
+   * worker is busy forwarding stalled the control loop, which then read no
+   * socket: clients closed as idle, signaling dropped). While worker 1 is
+   * held by a job, bob's join and a ping are posted; the job is released by
+   * this thread only after both posts returned, so a post that waited for
+   * the worker would leave the job to time out instead. Replies come through
+   * the outbox in order; a refused join closes its connection with 1008. */
+  busy_t b = {.w = w};
+  pthread_mutex_init(&b.mu, NULL);
+  pthread_cond_init(&b.cv, NULL);
+  join_msg(rooms[1], "bob", msg, sizeof msg);
+  poster_t po = {.b = &b, .join = msg, .ping = "{\"type\":\"ping\",\"id\":\"p9\",\"t\":1}", .bad = bad};
+  pthread_t pt;
+  CHECK(pthread_create(&pt, NULL, poster_thread, &po) == 0, "poster thread");
+  hd_media_workers_call(w, 1, busy_job, &b);
+  pthread_join(pt, NULL);
+  CHECK(po.rc[0] == 0 && po.rc[1] == 0 && po.rc[2] == 0, "posts %d %d %d", po.rc[0], po.rc[1], po.rc[2]);
+  CHECK(b.released_by_control, "a post waited for the busy worker");
+  uint64_t t1 = uv_hrtime();
+  while ((!strstr(sink.log, "send 9 {\"type\":\"pong\"") || !strstr(sink.log, "close 10 ")) &&
+         uv_hrtime() - t1 < 3000000000ull) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_sleep(5);
+  }
+  const char *jd = strstr(sink.log, "send 9 {\"type\":\"joined\"");
+  const char *pg = strstr(sink.log, "send 9 {\"type\":\"pong\"");
+  CHECK(jd && pg && jd < pg, "posted join then ping answered in order: %s", sink.log);
+  CHECK(strstr(sink.log, "close 10 1008 join failed") != NULL, "refused posted join closed 1008: %s",
+        sink.log);
+  hd_media_workers_rtc_post_closed(w, 1, 9);
+  hd_media_workers_rtc_post_closed(w, 1, 10);
+  pthread_mutex_destroy(&b.mu);
+  pthread_cond_destroy(&b.cv);
 
   /* metrics: rooms summed over the workers, one per worker */
   char *text = malloc(65536);
