@@ -173,6 +173,8 @@ static const char *const known_keys[] = {"listen",
                                          "rtc_port",
                                          "rtc_announce_port",
                                          "media_workers",
+                                         "media_shard_min_room",
+                                         "media_shard_ring",
                                          "web_root",
                                          "max_sessions",
                                          "max_sessions_per_app",
@@ -545,6 +547,9 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   v = c->media_workers;
   if (get_int(root, "media_workers", 0, 64, &v, err, errcap)) goto out;
   c->media_workers = (int)v;
+  if (get_int(root, "media_shard_min_room", 0, 1000000, &c->media_shard_min_room, err, errcap) ||
+      get_int(root, "media_shard_ring", 0, 65536, &c->media_shard_ring, err, errcap))
+    goto out;
   v = (long)c->max_sessions;
   if (get_int(root, "max_sessions", 1, 1000000, &v, err, errcap)) goto out;
   c->max_sessions = (size_t)v;

@@ -32,6 +32,11 @@ typedef struct {
   /* Media worker threads (io/media_workers.h); 0 = one per CPU core. Worker i
    * binds rtc_port + i (and announces rtc_announce_port + i when that is set). */
   int media_workers;
+  /* One room across media workers (io/worker_shards.h, docs/performance.md):
+   * viewers joining a room of at least this many subscribers are sealed and
+   * sent by the least-loaded worker; 0 = off (the default). media_shard_ring:
+   * slots per worker-pair ring (0 = 16384). */
+  long media_shard_min_room, media_shard_ring;
   char web_root[512];
   int dev;
   hd_app_t apps[HD_MAX_APPS];

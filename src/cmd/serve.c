@@ -710,7 +710,7 @@ static void usage_serve(FILE *f) {
       f,
       "usage: hudong serve [--listen HOST:PORT] [--rtc-port PORT] [--rtc-ip IP] [--rtc-announce-port PORT]\n"
       "                    [--room-empty-timeout S] [--max-publish-bitrate KBPS] [--rtm-db FILE]\n"
-      "                    [--media-workers N]\n"
+      "                    [--media-workers N] [--media-shard-min N]\n"
       "                    [--max-connections N] [--max-connections-per-ip N] [--max-token-lifetime S]\n"
       "                    [--tls-cert FILE --tls-key FILE] [--tls]\n"
       "                    [--redis URL] [--node-id ID] [--region R] [--labels K=V,..] [--announce-url URL]\n"
@@ -727,6 +727,8 @@ static void usage_serve(FILE *f) {
       "  --max-publish-bitrate KBPS: bitrate cap sent to publishers as REMB (default 0 = no cap)\n"
       "  --media-workers N: media threads (default 0 = one per CPU core); worker i uses UDP port\n"
       "            rtc-port + i (and announces rtc-announce-port + i when that is set)\n"
+      "  --media-shard-min N: viewers joining a room of >= N subscribers are sealed and sent by the\n"
+      "            least-loaded media worker (default 0 = off; config media_shard_min_room)\n"
       "  --max-connections N / --max-connections-per-ip N: open HTTP/WebSocket connections,\n"
       "            over either cap a connection gets 503 (defaults 10000, lowered to fit the\n"
       "            open-file limit, and 2048)\n"
@@ -787,7 +789,7 @@ int hd_cmd_serve(int argc, char **argv) {
   hd_config_defaults(&s.cfg);
   const char *config = NULL, *listen = NULL, *rtc_ip = NULL, *rtm_db = NULL, *quality_db = NULL;
   int rtc_port = -1, announce_port = -1;
-  long workers = -1;
+  long workers = -1, shard_min = -1;
   long empty_timeout = -1, max_pub_kbps = -1;
   long max_conns = -1, max_conns_ip = -1, max_token_life = -1, drain_grace = -1;
   const char *tls_cert = NULL, *tls_key = NULL;
@@ -815,6 +817,8 @@ int hd_cmd_serve(int argc, char **argv) {
       max_pub_kbps = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--media-workers") && i + 1 < argc)
       workers = nonneg_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--media-shard-min") && i + 1 < argc)
+      shard_min = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--max-connections") && i + 1 < argc)
       max_conns = nonneg_arg(argv[++i]);
     else if (!strcmp(argv[i], "--max-connections-per-ip") && i + 1 < argc)
@@ -880,6 +884,11 @@ int hd_cmd_serve(int argc, char **argv) {
             HD_MEDIA_WORKERS_MAX);
     return 2;
   }
+  if (shard_min == -2 || shard_min > 1000000) {
+    fprintf(stderr, "hudong serve: --media-shard-min is an integer in 0..1000000 (0 = off)\n");
+    return 2;
+  }
+  if (shard_min >= 0) s.cfg.media_shard_min_room = shard_min;
   if (workers >= 0) s.cfg.media_workers = (int)workers;
   if (empty_timeout >= 0) s.cfg.room_empty_timeout = empty_timeout;
   if (max_pub_kbps >= 0) s.cfg.max_publish_bitrate_kbps = max_pub_kbps;
@@ -1045,6 +1054,9 @@ int hd_cmd_serve(int argc, char **argv) {
                                     .on_event = on_node_event,
                                     .ud = &s};
   wcfg.ice_tcp = s.cfg.ice_tcp; /* docs/operations.md "ICE-TCP" */
+  wcfg.shard_min_room =
+      (size_t)s.cfg.media_shard_min_room; /* docs/performance.md "A room across every core" */
+  wcfg.shard_ring = (size_t)s.cfg.media_shard_ring;
   wcfg.ice_tcp_cfg = (hd_ice_tcp_config_t){.max_conns = (size_t)s.cfg.ice_tcp_max_conns,
                                            .check_timeout = (hd_time_t)s.cfg.ice_tcp_check_timeout * 1000,
                                            .idle_timeout = HD_SEC(s.cfg.ice_tcp_idle_timeout),

@@ -135,6 +135,12 @@ static void write_next(conn_t *c) {
   }
 }
 
+int hd_ice_tcp_has_peer(hd_ice_tcp_t *t, const struct sockaddr *addr) {
+  uint8_t key[20];
+  size_t kl = t && addr ? addr_key(addr, key) : 0;
+  return kl && hd_map_get(&t->by_addr, key, kl) != NULL;
+}
+
 static int tcp_take(void *ud, const hd_datagram_t *d) {
   hd_ice_tcp_t *t = ud;
   uint8_t key[20];

@@ -55,6 +55,8 @@ int hd_ice_tcp_start(hd_ice_tcp_t **out, uv_loop_t *loop, hd_node_t *node, hd_rt
                      const char *host, int port, const hd_ice_tcp_config_t *cfg);
 int hd_ice_tcp_port(const hd_ice_tcp_t *t);
 void hd_ice_tcp_stats(const hd_ice_tcp_t *t, hd_ice_tcp_stats_t *st);
+/* 1 if a connection of t comes from addr (datagrams to it go over TCP). NULL t: 0. */
+int hd_ice_tcp_has_peer(hd_ice_tcp_t *t, const struct sockaddr *addr);
 /* Closes the listener and every connection; frees itself once libuv has closed
  * them (run the loop). Unregisters from the UDP drain at once. NULL ok. */
 void hd_ice_tcp_stop(hd_ice_tcp_t *t);

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/map.h"
 #include "io/rtc_udp.h"
+#include "io/worker_shards.h"
 #include "io/ws.h"
 
 /* Inbox: messages a worker takes per wake-up before it lets its loop turn
@@ -79,6 +80,7 @@ typedef struct worker {
   uv_loop_t loop;
   int loop_inited;
   uv_async_t wake;
+  uv_async_t shard_wake; /* other workers handed it packets (io/worker_shards.h); with shards only */
   hd_node_t *node;
   hd_rtc_udp_t *udp;
   hd_ice_tcp_t *tcp; /* NULL without ICE-TCP */
@@ -104,6 +106,7 @@ struct hd_media_workers {
   uv_async_t *ctl_wake;   /* on the control loop: some outbox has items (freed by its close) */
   atomic_size_t sessions; /* the node-wide session count behind max_sessions */
   hd_quota_t *quota;      /* per-app / per-identity session counts, shared by the nodes */
+  hd_shards_t *shards;    /* one room across workers; NULL when off */
   /* what posted /rtc messages verify tokens with (the same on every post;
    * the secrets it reads do not change while the node runs) */
   hd_token_secret_fn lookup;
@@ -226,8 +229,34 @@ static void on_wake(uv_async_t *a) {
     k->tcp = NULL;
     hd_rtc_udp_stop(k->udp); /* sends what is queued (close_notify alerts) first */
     k->udp = NULL;
+    if (k->w->shards) uv_close((uv_handle_t *)&k->shard_wake, NULL);
     uv_close((uv_handle_t *)&k->wake, NULL); /* the loop ends with its last handle */
   }
+}
+
+/* ---- shards (io/worker_shards.h) ---- */
+
+static int w_shard_attach(void *ud, size_t room_size, const struct sockaddr *to, hd_srtp_t *rtp_tx,
+                          void **stream) {
+  worker_t *k = ud;
+  hd_shard_stream_t *st = NULL;
+  /* a viewer reached over ICE-TCP stays here: only this worker's connection can send to it */
+  int tcp = hd_ice_tcp_has_peer(k->tcp, to);
+  int rc = hd_shards_attach(k->w->shards, k->idx, room_size, tcp ? NULL : rtp_tx, &st);
+  if (rc >= 0) *stream = st;
+  return rc;
+}
+
+static void w_shard_detach(void *stream) { hd_shards_detach(stream); }
+
+static void w_shard_flush(void *ud) {
+  worker_t *k = ud;
+  hd_shards_flush(k->w->shards, k->idx);
+}
+
+static void on_shard_wake(uv_async_t *a) {
+  worker_t *k = a->data;
+  hd_shards_run(k->w->shards, k->idx);
 }
 
 static void *worker_main(void *arg) {
@@ -506,6 +535,7 @@ typedef struct {
   hd_node_metrics_t m;
   uint64_t send_calls, out_dropped;
   hd_ice_tcp_stats_t tcp;
+  hd_shards_stats_t sh;
   worker_t *k;
 } metrics_job_t;
 
@@ -570,6 +600,32 @@ static int appendf(char *out, size_t cap, size_t *len, const char *fmt, ...) {
   return 0;
 }
 
+/* One room across workers (io/worker_shards.h), per worker. */
+static int shard_metrics(const metrics_job_t *per, int n, char *out, size_t cap, size_t *len) {
+  static const struct {
+    const char *name, *type, *help;
+  } fam[] = {
+      {"hudong_shard_handed_total", "counter",
+       "RTP packets a worker handed to another worker to seal and send (its rooms' viewers placed there)."},
+      {"hudong_shard_dropped_total", "counter",
+       "RTP packets dropped because the ring to the shard worker was full (media_shard_ring)."},
+      {"hudong_shard_sent_total", "counter", "Packets a worker sealed and sent for other workers' rooms."},
+      {"hudong_shard_seal_errors_total", "counter", "Handed packets the shard worker could not seal."},
+      {"hudong_shard_streams", "gauge",
+       "Viewers each worker seals and sends for (its own rooms' and others')."}};
+  int rc = 0;
+  for (int f = 0; f < 5 && !rc; f++) {
+    rc = appendf(out, cap, len, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+                 fam[f].type);
+    for (int i = 0; i < n && !rc; i++) {
+      const hd_shards_stats_t *t = &per[i].sh;
+      const uint64_t v[] = {t->handed, t->dropped_full, t->sent, t->seal_errors, t->streams};
+      rc = appendf(out, cap, len, "%s{worker=\"%d\"} %llu\n", fam[f].name, i, (unsigned long long)v[f]);
+    }
+  }
+  return rc;
+}
+
 int hd_media_workers_metrics_text(hd_media_workers_t *w, char *out, size_t cap) {
   metrics_job_t *per = calloc((size_t)w->n, sizeof *per);
   if (!per) return HD_ENOMEM;
@@ -585,6 +641,13 @@ int hd_media_workers_metrics_text(hd_media_workers_t *w, char *out, size_t cap) 
     hd_node_metrics_add(&sum, &per[i].m);
     send_calls += per[i].send_calls;
     dropped += per[i].out_dropped;
+    if (w->shards) { /* what worker i sealed and sent for the others is the node's output too */
+      hd_shards_stats(w->shards, i, &per[i].sh);
+      sum.stats.packets_out += per[i].sh.sent;
+      sum.stats.bytes_out += per[i].sh.bytes;
+      sum.stats.drop_send_error += per[i].sh.send_errors;
+      send_calls += per[i].sh.send_calls;
+    }
   }
   int n = hd_node_metrics_format(&sum, out, cap);
   size_t len = n > 0 ? (size_t)n : 0;
@@ -618,6 +681,7 @@ int hd_media_workers_metrics_text(hd_media_workers_t *w, char *out, size_t cap) 
     }
   }
   if (!rc) rc = ice_tcp_metrics(per, w->n, out, cap, &len);
+  if (!rc && w->shards) rc = shard_metrics(per, w->n, out, cap, &len);
   free(per);
   return rc < 0 ? rc : (int)len;
 }
@@ -708,6 +772,14 @@ static int worker_init(hd_media_workers_t *w, int i, char *err, size_t errcap) {
   nc.event_ud = k;
   nc.shared_sessions = &w->sessions;
   nc.quota = w->quota;
+  if (w->shards) {
+    uv_async_init(&k->loop, &k->shard_wake, on_shard_wake);
+    k->shard_wake.data = k;
+    nc.shard_attach = w_shard_attach;
+    nc.shard_send = hd_shards_send;
+    nc.shard_detach = w_shard_detach;
+    nc.shard_ud = k;
+  }
   if ((rc = hd_node_new(&k->node, &nc, c->cert)) < 0) {
     snprintf(err, errcap, "worker %d: node init failed: %s", i, hd_strerror(rc));
     return rc;
@@ -720,7 +792,12 @@ static int worker_init(hd_media_workers_t *w, int i, char *err, size_t errcap) {
   }
   int announce = c->announce_port ? c->announce_port + i : hd_rtc_udp_port(k->udp);
   hd_node_set_rtc_port(k->node, (uint16_t)announce);
-  return c->ice_tcp ? worker_ice_tcp_init(w, k, announce, err, errcap) : 0;
+  if (c->ice_tcp && (rc = worker_ice_tcp_init(w, k, announce, err, errcap)) < 0) return rc;
+  if (w->shards) { /* after ICE-TCP, which may have traded the UDP socket */
+    hd_shards_set_worker(w->shards, i, hd_rtc_udp_fd(k->udp), hd_rtc_udp_gso(k->udp), &k->shard_wake);
+    hd_rtc_udp_set_on_flush(k->udp, w_shard_flush, k);
+  }
+  return 0;
 }
 
 /* Frees a worker whose thread never ran (start failed part way). */
@@ -730,6 +807,7 @@ static void worker_abort(worker_t *k) {
     k->tcp = NULL;
     if (k->udp) hd_rtc_udp_stop(k->udp);
     k->udp = NULL;
+    if (k->w->shards) uv_close((uv_handle_t *)&k->shard_wake, NULL);
     uv_close((uv_handle_t *)&k->wake, NULL);
     uv_run(&k->loop, UV_RUN_DEFAULT);
     uv_loop_close(&k->loop);
@@ -768,6 +846,17 @@ int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_conf
     snprintf(err, errcap, "out of memory");
     return HD_ENOMEM;
   }
+  if (cfg->shard_min_room && cfg->n > 1 &&
+      hd_shards_new(&w->shards, cfg->n, cfg->shard_min_room,
+                    cfg->shard_ring ? cfg->shard_ring : HD_SHARDS_RING_DEFAULT) < 0) {
+    free(w->ctl_wake);
+    hd_quota_free(w->quota);
+    free(w->workers);
+    free(w);
+    snprintf(err, errcap, "media shards: ring of %zu slots refused (1..%d) or out of memory", cfg->shard_ring,
+             HD_SHARDS_RING_MAX);
+    return HD_EINVAL;
+  }
   uv_async_init(cfg->control_loop, w->ctl_wake, on_ctl_wake);
   w->ctl_wake->data = w;
   (void)hd_log_level(); /* read HUDONG_LOG once, before any thread logs */
@@ -779,6 +868,7 @@ int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_conf
       worker_abort(&w->workers[i]);
     uv_close((uv_handle_t *)w->ctl_wake, free_handle);
     hd_quota_free(w->quota);
+    hd_shards_free(w->shards);
     free(w->workers);
     free(w);
     return rc;
@@ -799,8 +889,21 @@ int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_conf
   return 0;
 }
 
+static void quiet_job(hd_node_t *node, void *arg, hd_time_t now) {
+  (void)node;
+  (void)arg;
+  (void)now;
+}
+
 void hd_media_workers_stop(hd_media_workers_t *w) {
   if (!w) return;
+  if (w->shards) {
+    /* no worker wakes or sends for another any more; after one job each
+     * (between two batches) none is still doing so: sockets may close */
+    hd_shards_stop(w->shards);
+    for (int i = 0; i < w->n; i++)
+      if (w->workers[i].thread_started) hd_media_workers_call(w, i, quiet_job, NULL);
+  }
   /* stop and join every thread before freeing any worker: draining the
    * outboxes touches them all */
   for (int i = 0; i < w->n; i++) {
@@ -824,7 +927,8 @@ void hd_media_workers_stop(hd_media_workers_t *w) {
     }
   }
   uv_close((uv_handle_t *)w->ctl_wake, free_handle);
-  hd_quota_free(w->quota); /* after the nodes, which give their sessions back to it */
+  hd_quota_free(w->quota);   /* after the nodes, which give their sessions back to it */
+  hd_shards_free(w->shards); /* after the nodes, whose viewers retire their streams */
   free(w->workers);
   free(w);
 }

@@ -52,6 +52,12 @@ typedef struct {
    * announce_port is set); ice_tcp_cfg holds its caps (zeros = defaults). */
   int ice_tcp;
   hd_ice_tcp_config_t ice_tcp_cfg;
+  /* One room across workers (io/worker_shards.h): a viewer that connects in
+   * a room of at least shard_min_room subscribers is sealed and sent by the
+   * least-loaded worker. 0 = off (every room's viewers on its worker), also
+   * with one worker. shard_ring: slots per worker-pair ring (0 =
+   * HD_SHARDS_RING_DEFAULT). */
+  size_t shard_min_room, shard_ring;
   uv_loop_t *control_loop;
   /* Worker output, called on the control loop. conn is the id the control side
    * gave hd_media_workers_rtc_message. */
@@ -109,8 +115,9 @@ int hd_media_workers_rtc_post(hd_media_workers_t *w, int i, uint64_t conn, const
                               hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now);
 void hd_media_workers_rtc_post_closed(hd_media_workers_t *w, int i, uint64_t conn);
 
-/* Prometheus text: the nodes' metrics summed over workers (hd_node_metrics_t),
- * then per-worker packets, rooms and sendmmsg calls. Length or HD_ENOSPC. */
+/* Prometheus text: the nodes' metrics summed over workers (hd_node_metrics_t,
+ * packets other workers sent for them included), then per-worker packets,
+ * rooms, sendmmsg calls and shard hand-offs. Length or HD_ENOSPC. */
 int hd_media_workers_metrics_text(hd_media_workers_t *w, char *out, size_t cap);
 
 /* Ends every session and participant on every worker (hd_node_close_all) and

@@ -44,6 +44,8 @@ struct hd_rtc_udp {
   int hold_fd;      /* timerfd, -1 when the hold is off */
   int hold_pending; /* a hold is armed: datagrams wait in the queue */
   uv_poll_t hold_poll;
+  void (*on_flush)(void *ud); /* after every drain (hd_rtc_udp_set_on_flush) */
+  void *on_flush_ud;
 };
 
 hd_time_t hd_io_now(uv_loop_t *loop) {
@@ -82,16 +84,11 @@ static void drain_tcp(hd_rtc_udp_t *u, hd_txq_t *q, hd_node_stats_t *st) {
   u->tcp.flush(u->tcp.ud);
 }
 
-static void drain(hd_rtc_udp_t *u) {
-  hd_txq_t *q = hd_node_txq(u->node);
-  hd_node_stats_t *st = hd_node_stats(u->node);
-  if (u->tcp.take && *u->tcp.n_conns && q->count) drain_tcp(u, q, st);
-  hd_udp_batch_t *b = &u->batch;
-  uv_os_fd_t fd;
-  if (uv_fileno((uv_handle_t *)&u->udp, &fd) != 0) return;
+void hd_udp_send_queue(int fd, hd_txq_t *q, hd_udp_batch_t *b, int *gso, int *gso_fails, uint64_t *send_calls,
+                       hd_node_stats_t *st) {
   int plain = 0; /* next plan without GSO (after a refused GSO message) */
   while (q->count) {
-    unsigned n = hd_udp_batch_plan(b, q, u->gso && !plain);
+    unsigned n = hd_udp_batch_plan(b, q, *gso && !plain);
     plain = 0;
     if (n == 0) {
       hd_udp_batch_pop_sent(q);
@@ -102,10 +99,10 @@ static void drain(hd_rtc_udp_t *u) {
     if (sent <= 0) {
       unsigned k = hd_udp_batch_segs(b, 0);
       if (k > 1 && gso_refused(errno)) { /* e.g. EIO: no checksum offload on the route */
-        if (++u->gso_fails >= GSO_MAX_FAILS) {
-          HD_LOGW("rtc", "UDP GSO refused %d times (%s): sending plain datagrams", u->gso_fails,
+        if (++*gso_fails >= GSO_MAX_FAILS) {
+          HD_LOGW("rtc", "UDP GSO refused %d times (%s): sending plain datagrams", *gso_fails,
                   strerror(errno));
-          u->gso = 0;
+          *gso = 0;
         }
         plain = 1;
         continue;
@@ -115,7 +112,7 @@ static void drain(hd_rtc_udp_t *u) {
       hd_udp_batch_pop_sent(q);
       continue;
     }
-    u->send_calls++;
+    (*send_calls)++;
     for (int i = 0; i < sent; i++) {
       unsigned k = hd_udp_batch_segs(b, (unsigned)i);
       st->packets_out += k;
@@ -123,11 +120,21 @@ static void drain(hd_rtc_udp_t *u) {
       if (k > 1) {
         st->udp_gso_sends++;
         st->udp_gso_datagrams += k;
-        u->gso_fails = 0;
+        *gso_fails = 0;
       }
     }
     hd_udp_batch_pop_sent(q);
   }
+}
+
+static void drain(hd_rtc_udp_t *u) {
+  hd_txq_t *q = hd_node_txq(u->node);
+  hd_node_stats_t *st = hd_node_stats(u->node);
+  if (u->tcp.take && *u->tcp.n_conns && q->count) drain_tcp(u, q, st);
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&u->udp, &fd) == 0)
+    hd_udp_send_queue(fd, q, &u->batch, &u->gso, &u->gso_fails, &u->send_calls, st);
+  if (u->on_flush) u->on_flush(u->on_flush_ud);
 }
 
 static void on_timer(uv_timer_t *t);
@@ -295,6 +302,18 @@ void hd_rtc_udp_set_tcp(hd_rtc_udp_t *u, const hd_rtc_udp_tcp_t *hooks) {
     u->tcp = *hooks;
   else
     memset(&u->tcp, 0, sizeof u->tcp);
+}
+
+int hd_rtc_udp_fd(const hd_rtc_udp_t *u) {
+  uv_os_fd_t fd;
+  return uv_fileno((const uv_handle_t *)&u->udp, &fd) == 0 ? fd : -1;
+}
+
+int hd_rtc_udp_gso(const hd_rtc_udp_t *u) { return u->gso; }
+
+void hd_rtc_udp_set_on_flush(hd_rtc_udp_t *u, void (*fn)(void *ud), void *ud) {
+  u->on_flush = fn;
+  u->on_flush_ud = ud;
 }
 
 void hd_rtc_udp_kick(hd_rtc_udp_t *u) {

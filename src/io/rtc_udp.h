@@ -5,6 +5,7 @@
 #define HD_IO_RTC_UDP_H
 #include <uv.h>
 
+#include "io/udp_batch.h"
 #include "sfu/node.h"
 
 typedef struct hd_rtc_udp hd_rtc_udp_t;
@@ -36,6 +37,19 @@ typedef struct {
   const size_t *n_conns;
 } hd_rtc_udp_tcp_t;
 void hd_rtc_udp_set_tcp(hd_rtc_udp_t *u, const hd_rtc_udp_tcp_t *hooks);
+/* The socket's descriptor (for io/worker_shards.c, which sends on it from
+ * other threads: sendmmsg on one UDP socket from two threads is safe), and
+ * whether UDP GSO was usable on it at start. */
+int hd_rtc_udp_fd(const hd_rtc_udp_t *u);
+int hd_rtc_udp_gso(const hd_rtc_udp_t *u);
+/* fn(ud) runs after every send of the tx queue (end of a receive batch, a
+ * timer, a kick), on the loop's thread. */
+void hd_rtc_udp_set_on_flush(hd_rtc_udp_t *u, void (*fn)(void *ud), void *ud);
+/* Sends every datagram of q on fd with sendmmsg(2) (GSO where *gso, turned
+ * off after repeated refusals as described in rtc_udp.c), counting into st
+ * (packets_out, bytes_out, drop_send_error, udp_gso_*) and *send_calls. */
+void hd_udp_send_queue(int fd, hd_txq_t *q, hd_udp_batch_t *b, int *gso, int *gso_fails, uint64_t *send_calls,
+                       hd_node_stats_t *st);
 /* Monotonic time in µs as the cores expect it. */
 hd_time_t hd_io_now(uv_loop_t *loop);
 

@@ -176,6 +176,7 @@ void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
   }
   if (s->peer.state == HD_PEER_FAILED) n->stats.sessions_failed++;
   hd_peer_close(&s->peer, why);
+  if (s->peer.rtp_out_h && n->cfg.shard_detach) n->cfg.shard_detach(s->peer.rtp_out_h);
   hd_peer_free(&s->peer);
   hd_session_free_tracks(s);
   if (s->kind == HD_SESSION_PUBLISH)
@@ -188,6 +189,25 @@ void node_session_destroy(hd_node_t *n, hd_session_t *s, const char *why) {
   hd_quota_release(n->quota, s->id);
   free(s);
   if (r) node_room_maybe_delete(n, r);
+}
+
+/* A viewer transport just connected, before it sent any RTP: its sealing
+ * may go to another worker (hd_node_config_t.shard_attach). On any failure
+ * it stays here. */
+static void node_shard_attach(hd_node_t *n, hd_session_t *s) {
+  if (!n->cfg.shard_attach || (s->kind != HD_SESSION_PLAY && s->kind != HD_SESSION_SUBSCRIBE) || !s->room ||
+      s->peer.link_send || s->peer.rtp_out_h)
+    return;
+  socklen_t tolen;
+  const struct sockaddr *to = hd_ice_selected(&s->peer.ice, &tolen);
+  hd_srtp_t *tx = NULL;
+  if (!to || hd_peer_clone_rtp_tx(&s->peer, &tx) < 0) return;
+  void *stream = NULL;
+  int rc =
+      n->cfg.shard_attach(n->cfg.shard_ud, s->room->n_viewers + s->room->n_participants, to, tx, &stream);
+  if (rc != 1) hd_srtp_free(tx);
+  if (rc < 0) return;
+  hd_peer_set_rtp_out(&s->peer, rc == 1 ? n->cfg.shard_send : NULL, stream);
 }
 
 void hd_node_set_rtc_port(hd_node_t *n, uint16_t port) { n->cfg.rtc_port = port; }
@@ -566,6 +586,7 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
     s->room->publisher_last_rx = now;
   if (!was_connected && s->peer.state == HD_PEER_CONNECTED) {
     HD_LOGI("sfu", "session %s connected", s->id);
+    node_shard_attach(n, s);
     if (s->kind == HD_SESSION_PLAY && pub) hd_session_request_keyframe(pub, now, &n->stats.media);
     if (s->kind == HD_SESSION_PLAY && !pub) /* playing a participant (explicit sources) */
       for (int i = 0; i < s->n_out; i++)

@@ -69,6 +69,19 @@ typedef struct {
   /* Room and participant lifecycle events (for webhooks); may be NULL. */
   void (*on_event)(void *ud, const hd_webhook_event_t *ev);
   void *event_ud;
+  /* Viewers sealed and sent by another media worker (io/worker_shards.h);
+   * NULL = every packet sealed here. When a WHEP or subscriber transport
+   * connects, shard_attach gets the room's size (WHEP viewers + participants),
+   * the transport's selected address and a second outbound RTP session of
+   * the transport: it returns 1 if it
+   * took that session (the transport's RTP then goes to shard_send, see
+   * hd_peer_set_rtp_out), 0 if not (freed here), negative on failure; *stream
+   * is set on >= 0 and given to shard_detach when the session ends. */
+  int (*shard_attach)(void *ud, size_t room_size, const struct sockaddr *to, hd_srtp_t *rtp_tx,
+                      void **stream);
+  int (*shard_send)(void *stream, const uint8_t *pkt, size_t len, const struct sockaddr *to, socklen_t tolen);
+  void (*shard_detach)(void *stream);
+  void *shard_ud;
 } hd_node_config_t;
 
 /* Node-wide counters (monotonic unless noted). Every field, including those

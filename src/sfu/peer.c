@@ -241,6 +241,13 @@ int hd_peer_tx_commit(hd_peer_t *p, size_t len, int is_rtcp) {
   if (!to || p->state != HD_PEER_CONNECTED) return HD_ESTATE;
   hd_datagram_t *d = hd_txq_reserve(p->txq);
   if (!d) return HD_ENOSPC;
+  if (!is_rtcp && p->rtp_out) { /* sealed and sent by another worker (io/worker_shards.h) */
+    int rc = p->rtp_out(p->rtp_out_h, d->data, len, to, tolen);
+    if (rc < 0) return rc;
+    p->stats.tx_packets++;
+    p->stats.tx_bytes += len + 16; /* + the GCM tag (10 for CM): what leaves, near enough */
+    return (int)len;
+  }
   int n = is_rtcp ? hd_srtp_protect_rtcp(p->srtp, d->data, len, sizeof d->data)
                   : hd_srtp_protect(p->srtp, d->data, len, sizeof d->data);
   if (n < 0) return n;
@@ -248,6 +255,23 @@ int hd_peer_tx_commit(hd_peer_t *p, size_t len, int is_rtcp) {
   p->stats.tx_packets++;
   p->stats.tx_bytes += (size_t)n;
   return n;
+}
+
+int hd_peer_clone_rtp_tx(hd_peer_t *p, hd_srtp_t **out) {
+  if (p->state != HD_PEER_CONNECTED || !p->dtls || !p->srtp || p->link_send) return HD_ESTATE;
+  hd_dtls_srtp_keys_t k;
+  int rc = hd_dtls_srtp_keys(p->dtls, &k);
+  if (rc == 0) rc = hd_srtp_new(out, k.profile, k.local_key, k.remote_key, k.key_len);
+  memset(&k, 0, sizeof k);
+  return rc;
+}
+
+void hd_peer_set_rtp_out(hd_peer_t *p,
+                         int (*out)(void *h, const uint8_t *pkt, size_t len, const struct sockaddr *to,
+                                    socklen_t tolen),
+                         void *h) {
+  p->rtp_out = out;
+  p->rtp_out_h = h;
 }
 
 int hd_peer_send(hd_peer_t *p, const uint8_t *pkt, size_t len, int is_rtcp) {
@@ -306,6 +330,8 @@ void hd_peer_free(hd_peer_t *p) {
   free(p->link_buf);
   p->link_buf = NULL;
   p->link_send = NULL;
+  p->rtp_out = NULL;
+  p->rtp_out_h = NULL;
   p->srtp = NULL;
   p->dtls = NULL;
 }

@@ -54,6 +54,11 @@ typedef struct {
   int (*link_send)(void *ud, const uint8_t *pkt, size_t len, int is_rtcp);
   void *link_ud;
   uint8_t *link_buf;
+  /* RTP sent by another thread (hd_peer_set_rtp_out, io/worker_shards.h):
+   * outgoing RTP goes to rtp_out in clear with its destination, sealed there
+   * with a second outbound SRTP session of this transport; RTCP stays here. */
+  int (*rtp_out)(void *h, const uint8_t *pkt, size_t len, const struct sockaddr *to, socklen_t tolen);
+  void *rtp_out_h;
 } hd_peer_t;
 
 /* Creates the transport. remote_fp is the peer's sha-256 fingerprint from SDP. */
@@ -95,6 +100,21 @@ void hd_peer_sctp_flush(hd_peer_t *p);
  * in clear, which carries it over the node link. HD_ENOMEM. */
 int hd_peer_set_link(hd_peer_t *p, int (*send)(void *ud, const uint8_t *pkt, size_t len, int is_rtcp),
                      void *ud, hd_time_t now);
+/* A second outbound SRTP session of this connected transport, keyed as its
+ * own (RFC 5764 §4.2 keys exported again), for RTP protect on another thread:
+ * the transport then protects only RTCP itself, so the two sessions share no
+ * state (RTP and SRTCP keep separate per-SSRC counters, RFC 3711 §3.2.3 /
+ * §3.4). The caller owns *out. HD_ESTATE (not connected, or link mode),
+ * hd_dtls_srtp_keys / hd_srtp_new errors. */
+int hd_peer_clone_rtp_tx(hd_peer_t *p, hd_srtp_t **out);
+/* From now on outgoing RTP goes to out(h, ...) in clear (the receiver of h
+ * seals it with the hd_peer_clone_rtp_tx session) instead of being protected
+ * into the tx queue; counted in tx stats at hand-off. out NULL = back to
+ * sealing here (only valid if nothing was handed off). */
+void hd_peer_set_rtp_out(hd_peer_t *p,
+                         int (*out)(void *h, const uint8_t *pkt, size_t len, const struct sockaddr *to,
+                                    socklen_t tolen),
+                         void *h);
 /* Sends DTLS close_notify and marks CLOSED. */
 void hd_peer_close(hd_peer_t *p, const char *reason);
 void hd_peer_free(hd_peer_t *p);

@@ -43,7 +43,10 @@ export async function startServer(extraArgs = [], ports = null) {
 async function startServerOnce(extraArgs, ports) {
   const httpPort = ports ? ports.httpPort : await freePort();
   const rtcPort = ports ? ports.rtcPort : await freePort();
-  const proc = spawn(hudongBin, ['serve', '--dev', '--listen', `127.0.0.1:${httpPort}`, '--rtc-port', String(rtcPort), ...extraArgs], {
+  // HUDONG_E2E_SERVE_ARGS: extra `hudong serve` arguments for every test's node
+  // (e.g. "--media-workers 2 --media-shard-min 1" to run a test with shards)
+  const envArgs = (process.env.HUDONG_E2E_SERVE_ARGS || '').split(' ').filter(Boolean);
+  const proc = spawn(hudongBin, ['serve', '--dev', '--listen', `127.0.0.1:${httpPort}`, '--rtc-port', String(rtcPort), ...envArgs, ...extraArgs], {
     cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';

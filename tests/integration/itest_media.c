@@ -3,7 +3,15 @@
  * HUDONG_RTC). One publisher (WHIP, RFC 9725) and two viewers (WHEP) built from
  * our own client cores (tests/support/rtc_client.h); each viewer must receive
  * ≥ 300 video packets in order, then DELETE ends every session and /metrics
- * reports none left. */
+ * reports none left.
+ *
+ * With --shards (server run with --media-workers 2 --media-shard-min 1,
+ * io/worker_shards.h) the two viewers' packets are sealed and sent by both
+ * workers (one by the room's, one by the other): besides the same in-order,
+ * hole-free check, each viewer's NACK must be answered with RTX and its PLI
+ * must reach the publisher and bring a keyframe to it, and /metrics must
+ * show packets handed between the workers, none dropped, and every stream
+ * retired after DELETE. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -219,7 +227,66 @@ static long metric(const char *text, const char *name) {
   return strtol(p + strlen(key), NULL, 10);
 }
 
-int main(void) {
+/* Sum of the samples of a per-worker family ("name{worker=..."), and how many are non-zero. */
+static long metric_workers(const char *text, const char *name, int *nonzero) {
+  char key[128];
+  snprintf(key, sizeof key, "\n%s{worker=\"", name);
+  long sum = 0;
+  *nonzero = 0;
+  for (const char *p = strstr(text, key); p; p = strstr(p + 1, key)) {
+    const char *v = strchr(p, '}');
+    if (!v) break;
+    long x = strtol(v + 1, NULL, 10);
+    sum += x;
+    if (x) (*nonzero)++;
+  }
+  return sum;
+}
+
+static int g_want_who;
+static uint64_t g_want_pli, g_want_rtx, g_want_key;
+static int pli_reached(client_t *cls, int n) {
+  (void)n;
+  return hd_rtc_client_stats(cls[0].c)->pli_rx >= g_want_pli &&
+         hd_rtc_client_rx(cls[g_want_who].c, HD_RTC_VIDEO)->keyframes >= g_want_key;
+}
+static int rtx_reached(client_t *cls, int n) {
+  (void)n;
+  return hd_rtc_client_rx(cls[g_want_who].c, HD_RTC_VIDEO)->rtx_packets >= g_want_rtx;
+}
+
+/* Both viewers, one after the other: NACK of three packets it has -> RTX;
+ * PLI -> the publisher gets it and a new keyframe reaches the viewer. */
+static void check_feedback(client_t *cls) {
+  for (int i = 1; i < N_CLIENTS; i++) {
+    g_want_who = i;
+    const hd_rtc_stream_stats_t *v = hd_rtc_client_rx(cls[i].c, HD_RTC_VIDEO);
+    uint16_t seqs[3];
+    for (int j = 0; j < 3; j++)
+      seqs[j] = (uint16_t)(v->max_ext - 4 + j);
+    g_want_rtx = v->rtx_packets + 3;
+    if (hd_rtc_client_send_nack(cls[i].c, HD_RTC_VIDEO, seqs, 3) < 0) die("viewer %d: NACK not sent", i);
+    pump(cls, N_CLIENTS, HD_SEC(3), rtx_reached);
+    if (v->rtx_packets < g_want_rtx)
+      die("viewer %d: NACK of 3 packets answered with %llu RTX", i,
+          (unsigned long long)(v->rtx_packets - (g_want_rtx - 3)));
+    g_want_pli = hd_rtc_client_stats(cls[0].c)->pli_rx + 1;
+    g_want_key = v->keyframes + 1;
+    /* the node limits keyframe requests per publisher: ask again until one passes */
+    for (int tries = 0; tries < 6 && !pli_reached(cls, N_CLIENTS); tries++) {
+      if (hd_rtc_client_send_pli(cls[i].c) < 0) die("viewer %d: PLI not sent", i);
+      pump(cls, N_CLIENTS, HD_MS(700), pli_reached);
+    }
+    if (!pli_reached(cls, N_CLIENTS))
+      die("viewer %d: PLI did not bring a keyframe (publisher PLIs %llu, want %llu; keyframes %llu)", i,
+          (unsigned long long)hd_rtc_client_stats(cls[0].c)->pli_rx, (unsigned long long)g_want_pli,
+          (unsigned long long)v->keyframes);
+    printf("viewer %d: NACK -> %llu RTX, PLI -> keyframe\n", i, (unsigned long long)v->rtx_packets);
+  }
+}
+
+int main(int argc, char **argv) {
+  int shards = argc > 1 && !strcmp(argv[1], "--shards");
   const char *hp = getenv("HUDONG_HTTP"), *rp = getenv("HUDONG_RTC");
   if (!hp || !rp) die("HUDONG_HTTP / HUDONG_RTC not set (run through run_with_server.sh)");
   g_http_port = atoi(hp);
@@ -269,6 +336,23 @@ int main(void) {
     if (v->keyframes < 1) die("viewer %d: no keyframe", i);
     if (a->packets < 50) die("viewer %d: audio missing", i);
   }
+  if (shards) {
+    check_feedback(cls);
+    http("GET", "/metrics", NULL, NULL, NULL, &r);
+    int nz_streams, nz_handed, nz_sent, nz;
+    long streams = metric_workers(r.body, "hudong_shard_streams", &nz_streams);
+    long handed = metric_workers(r.body, "hudong_shard_handed_total", &nz_handed);
+    long sent = metric_workers(r.body, "hudong_shard_sent_total", &nz_sent);
+    long dropped = metric_workers(r.body, "hudong_shard_dropped_total", &nz);
+    long seal = metric_workers(r.body, "hudong_shard_seal_errors_total", &nz);
+    printf("shards: streams %ld on %d workers, handed %ld, sent %ld, dropped %ld\n", streams, nz_streams,
+           handed, sent, dropped);
+    if (streams != 2 || nz_streams != 2) die("want one viewer stream on each of 2 workers:\n%s", r.body);
+    if (handed < WANT_VIDEO || nz_handed != 1 || sent < WANT_VIDEO || nz_sent != 1)
+      die("want packets handed by the room's worker and sent by the other");
+    if (dropped || seal) die("shard packets dropped (%ld) or unsealed (%ld)", dropped, seal);
+    free(r.body);
+  }
 
   /* DELETE ends the sessions */
   for (int i = N_CLIENTS - 1; i >= 0; i--) {
@@ -289,6 +373,9 @@ int main(void) {
     die("sessions left after DELETE:\n%s", r.body);
   if (metric(r.body, "hudong_rooms ") != 0) die("room left after DELETE");
   if (metric(r.body, "hudong_sessions_created_total ") != 3) die("sessions_created_total != 3");
+  int nz;
+  if (shards && metric_workers(r.body, "hudong_shard_streams", &nz) != 0)
+    die("shard streams left after DELETE");
   free(r.body);
 
   for (int i = 0; i < N_CLIENTS; i++)

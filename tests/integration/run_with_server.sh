@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs one integration test against a fresh `hudong serve --dev`.
 # usage: run_with_server.sh <hudong binary> <test binary> [test args...]
+# HUDONG_SERVE_ARGS: extra `hudong serve` arguments (split on spaces).
 # Picks free ports, passes them to the test as HUDONG_HTTP / HUDONG_RTC, waits
 # for /healthz, runs the test, then stops the server with SIGTERM. Fails if the
 # test fails, if the server does not exit 0, or if a sanitizer reported.
@@ -41,7 +42,7 @@ for attempt in 1 2 3 4 5 6 7 8 9 10; do
   HTTP=$(free_port) || HTTP=
   RTC=$(free_port 3) || RTC=
   if [ -z "$HTTP" ] || [ -z "$RTC" ] || [ "$HTTP" = "$RTC" ]; then continue; fi
-  HUDONG_LOG=${HUDONG_LOG:-info} "$HUDONG" serve --dev --room-empty-timeout 0 --listen "127.0.0.1:$HTTP" --rtc-port "$RTC" >"$LOG" 2>&1 &
+  HUDONG_LOG=${HUDONG_LOG:-info} "$HUDONG" serve --dev --room-empty-timeout 0 --listen "127.0.0.1:$HTTP" --rtc-port "$RTC" ${HUDONG_SERVE_ARGS:-} >"$LOG" 2>&1 &
   SRV=$!
   i=0
   while [ $i -lt 100 ]; do
