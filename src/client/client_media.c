@@ -99,7 +99,7 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
         (rc = hd_i420_alloc(&l->pattern, l->opt.width, l->opt.height)) < 0)
       goto fail;
     l->ts_base = hd_random_u32();
-    /* off unless asked (hudong pub asks from 360p, docs/sdk.md "Simulcast") */
+    /* off unless asked (hudong pub asks from 540p, docs/sdk.md "Simulcast") */
     if (l->opt.simulcast > 0 && !o->h264 && l->opt.width >= 64 && l->opt.height >= 64)
       l->sim_n = l->opt.height >= 540 ? 3 : 2;
     for (int k = 0; k < l->sim_n; k++) {

@@ -46,7 +46,8 @@ static void usage(FILE *f) {
              "  --cluster C: any node of a cluster (http://host:port): the node is chosen by its\n"
              "  /api/route with the RTTs measured to the candidates (docs/overlay.md)\n"
              "  --simulcast / --no-simulcast: send the video as 2 (from 360p) or 3 (from 540p) layers\n"
-             "  (the default from 360p), or as one stream (the default below; docs/sdk.md \"Simulcast\")\n"
+             "  (the default from 540p), or as one stream with FlexFEC (the default below; docs/sdk.md\n"
+             "  \"Simulcast\")\n"
              "  WAV must be\n"
              "  48 kHz 16-bit mono/stereo; the pattern burns a 16-bit frame counter into the picture.\n");
 }
@@ -368,10 +369,11 @@ int hd_cmd_pub(int argc, char **argv) {
                              .height = video ? yi.height : h,
                              .fps =
                                  video ? (yi.fps_num + yi.fps_den / 2) / (yi.fps_den ? yi.fps_den : 1) : fps,
-                             /* by default a camera-sized picture goes as simulcast (the
-                              * layers h, f from 360p), a small one as one stream */
+                             /* by default a picture from 540p goes as simulcast (layers q,
+                              * h, f); a smaller one as one stream, which keeps FlexFEC on
+                              * its uplink (a simulcast offer has none, docs/sdk.md) */
                              .simulcast = simulcast                        ? simulcast
-                                          : (video ? yi.height : h) >= 360 ? 1
+                                          : (video ? yi.height : h) >= 540 ? 1
                                                                            : -1};
     if (p.fps < 1) p.fps = 30;
     vt = hd_client_publish(c, &p);
