@@ -9,7 +9,7 @@ one node's path, the client is sent to the other"), and n1 announces the
 relay's URL. The room is one that /api/route
 without client RTTs sends to n1, so only the RTTs the CLI measures can send
 it to n2. Checks: `hudong sub --cluster <n1 via proxy>` prints its choice
-(n2, reason rtt, n1's RTT >= 160 ms) and joins n2 (n2's log); `hudong pub
+(n2, reason rtt, n1's RTT >= 150 ms) and joins n2 (n2's log); `hudong pub
 --cluster` likewise; errors: https, a token with no room, a dead cluster URL.
 
 usage: test_cluster_route.py /path/to/hudong
@@ -78,7 +78,8 @@ def main():
             print("# measured: hudong sub --cluster RTTs %s (n1 behind +80 ms each way); route+join+%.1f s run "
                   "took %.2f s" % (rtts, 1.5, time.time() - t0))
             check(m.group(2) == "n2" and m.group(4) == "rtt", "sent to n2 by its RTT", m.group(0))
-            check(rtts.get("n1", 0) >= 160 and 0 <= rtts.get("n2", -1) < 80, "n1 measured >= 160 ms, n2 < 80 ms",
+            # 2 x 80 ms added; the RTT is printed to 0.1 ms and a timer may fire a hair early (159.9 seen)
+            check(rtts.get("n1", 0) >= 150 and 0 <= rtts.get("n2", -1) < 80, "n1 measured >= 150 ms, n2 < 80 ms",
                   rtts)
         check("(cli-sub) joined appA/%s" % room in n2.log(), "the subscriber joined on n2", n2.log()[-800:])
         check("(cli-sub) joined" not in n1.log(), "and not on n1")
