@@ -452,6 +452,7 @@ typedef struct rev_room {
   char app[HD_WEBHOOK_FIELD_MAX], name[HD_WEBHOOK_FIELD_MAX];
   char sid[HD_WEBHOOK_FIELD_MAX]; /* the cluster's sid of the current instance */
   rev_item_t *head, *tail;
+  int pumping; /* rev_pump is running for this room (see there) */
 } rev_room_t;
 
 typedef struct room_events {
@@ -503,10 +504,20 @@ static void sid_job(hd_node_t *node, void *arg, hd_time_t now) {
   hd_node_room_set_sid(node, j->app, j->room, j->was, j->sid);
 }
 
-/* Emits what can go now: the head's answered gates and the events after them. */
+/* Emits what can go now: the head's answered gates and the events after them.
+ * The sid job below waits for a media worker and then delivers the workers'
+ * outboxes, whose events (a participant joining this room, say) come back
+ * into hd_serve_cluster_event and append to this room's queue: such a nested
+ * call only appends (pumping), this loop takes the new items, and each item
+ * leaves the queue before the job runs, so nothing is emitted or freed twice. */
 static void rev_pump(room_events_t *e, rev_room_t *r) {
+  if (r->pumping) return;
+  r->pumping = 1;
   while (r->head && (!r->head->gate || r->head->resolved)) {
     rev_item_t *it = r->head;
+    r->head = it->next;
+    if (!r->head) r->tail = NULL;
+    e->queued--;
     if (it->gate && it->type == HD_WEBHOOK_ROOM_STARTED) {
       const char *local = fld(it, 5) ? fld(it, 5) : "";
       snprintf(r->sid, sizeof r->sid, "%s", it->sid[0] ? it->sid : local);
@@ -518,11 +529,9 @@ static void rev_pump(room_events_t *e, rev_room_t *r) {
       }
     }
     if (!it->gate || it->fire) rev_emit(e, r, it, r->sid);
-    r->head = it->next;
-    if (!r->head) r->tail = NULL;
-    e->queued--;
     free(it);
   }
+  r->pumping = 0;
   if (!r->head) { /* nothing waits: the room's entry goes (its sid is in the room itself) */
     for (rev_room_t **pp = &e->rooms; *pp; pp = &(*pp)->next)
       if (*pp == r) {
