@@ -738,8 +738,8 @@ static void pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c)
 /* A padding-only packet on t's media stream as out seq `seq` (a seq the
  * temporal filter kept for a packet of a layer this viewer does not get,
  * sfu/temporal.h): fills the viewer's sequence without a payload. */
-static int send_media_padding(hd_session_t *v, hd_out_track_t *t, uint16_t seq, uint32_t ts, hd_time_t now,
-                              hd_session_counters_t *c) {
+static int send_media_padding(hd_session_t *v, hd_out_track_t *t, uint16_t seq, uint32_t ts, int again,
+                              hd_time_t now, hd_session_counters_t *c) {
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return HD_ENOSPC;
@@ -752,8 +752,15 @@ static int send_media_padding(hd_session_t *v, hd_out_track_t *t, uint16_t seq, 
   }
   hd_rtp_build_t b = {
       .pt = t->pt, .seq = seq, .ts = ts, .ssrc = t->ssrc, .exts = ext, .ext_count = ne, .pad_len = 4};
-  int n = hd_rtp_build(&b, NULL, 0, out, cap);
-  if (n < 0) return n;
+  uint8_t tmp[64];
+  int n = hd_rtp_build(&b, NULL, 0, again ? tmp : out, again ? sizeof tmp : cap);
+  if (n < 0 || !again) return n < 0 ? n : pace_send(v, t, out, (size_t)n, HD_PACE_RTX, now, c);
+  /* again: only as RTX. The same seq on the media SSRC is the same SRTP index
+   * and these bytes differ from the first send (a new transport-wide seq):
+   * under AES-GCM one IV for two plaintexts gives the tag key away (RFC 7714
+   * §8.3); without RTX the placeholder is not sent again */
+  if (!t->rtx_enabled) return HD_EPROTO;
+  if ((n = wrap_rtx(t, tmp, (size_t)n, out, cap)) < 0) return n;
   return pace_send(v, t, out, (size_t)n, HD_PACE_RTX, now, c);
 }
 
@@ -794,7 +801,7 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
   }
   if (hd_rewriter_map(&t->rw, h->ssrc, src_seq, h->ts, now, &seq, &ts) < 0) return;
   if (tv == HD_TL_PAD) { /* a late packet of a dropped layer: its kept seq goes out empty */
-    send_media_padding(v, t, seq, ts, now, c);
+    send_media_padding(v, t, seq, ts, 0, now, c);
     return;
   }
   /* Older than what this viewer already got: it saw the gap and is waiting
@@ -923,8 +930,11 @@ static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pu
   if (t->tl) { /* through the temporal filter's history (sfu/temporal.h) */
     uint16_t kept = src_seq;
     int tv = hd_tl_filter_unmap(t->tl, kept, &src_seq);
-    if (tv == HD_TL_PAD) { /* went out as padding: again */
-      send_media_padding(v, t, out_seq, t->rw.last_out_ts, now, c);
+    if (tv == HD_TL_PAD) { /* went out as padding: again (as RTX) */
+      if (send_media_padding(v, t, out_seq, t->rw.last_out_ts, 1, now, c) < 0) {
+        t->nacks_unanswered++;
+        c->nack_unrepairable++;
+      }
       return;
     }
     if (tv < 0) {
