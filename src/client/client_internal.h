@@ -84,7 +84,7 @@ typedef struct cl_local {
   } sim[HD_PC_MAX_LAYERS];
   /* H.264 pushed encoded (opt.h264): packetiser, first pts */
   hd_h264_pay_t *hpay;
-  int64_t h264_pts0;
+  int64_t h264_pts0, h264_last_pts; /* first and last pushed pts (µs) */
   int h264_have_pts0;
   /* built-in sources */
   hd_time_t next_frame;

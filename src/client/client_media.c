@@ -354,7 +354,12 @@ void cl_local_push_h264(hd_client_t *c, cl_local_t *l, const uint8_t *au, size_t
     l->h264_have_pts0 = 1;
     l->h264_pts0 = pts_us;
   }
-  uint32_t ts = l->ts_base + (uint32_t)((uint64_t)(pts_us - l->h264_pts0) * 9 / 100);
+  if (pts_us < l->h264_pts0) { /* the source's clock went back (an RTMP reconnect): go on from here */
+    l->ts_base += (uint32_t)((l->h264_last_pts - l->h264_pts0) * 9 / 100) + 3000;
+    l->h264_pts0 = pts_us;
+  }
+  l->h264_last_pts = pts_us;
+  uint32_t ts = l->ts_base + (uint32_t)((pts_us - l->h264_pts0) * 9 / 100);
   uint8_t buf[HD_PC_MAX_PAYLOAD];
   int marker, plen;
   while ((plen = hd_h264_pay_next(l->hpay, buf, sizeof buf, &marker)) > 0) {

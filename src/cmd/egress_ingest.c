@@ -76,9 +76,13 @@ static int h264_passthrough_ok(const AVCodecParameters *cp, char *why, size_t ca
     flags = cp->extradata[2];
   } else if (cp->profile != FF_PROFILE_UNKNOWN) {
     idc = cp->profile & 0xff;
-    flags = cp->profile & FF_PROFILE_H264_CONSTRAINED ? 0x40 : 0;
+    flags = cp->profile & FF_PROFILE_H264_CONSTRAINED ? 0xC0 : 0; /* FFmpeg's flag: set0 and set1 */
   }
-  if (idc != 66 && !(flags & 0x40)) {
+  /* constrained-baseline compatible (RFC 6184 §8.1 profile-iop): Baseline
+   * (66), or Main/Extended (77/88) with constraint_set0 (0x80, "obeys the
+   * Baseline constraints"); set1 alone only says Main, which x264 sets on
+   * every Main stream, CABAC included, that Baseline decoders cannot read */
+  if (idc != 66 && !((idc == 77 || idc == 88) && (flags & 0x80))) {
     snprintf(why, cap, "H.264 profile_idc %d is not constrained-baseline compatible: transcoded to VP8", idc);
     return 0;
   }

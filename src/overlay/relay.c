@@ -185,7 +185,7 @@ int hd_hop_rx_feed(hd_hop_rx_t *r, uint32_t seq, hd_time_t now) {
     r->received++;
     return 1;
   }
-  if ((uint32_t)-d >= HD_HOP_WIN || seen_get(r, seq)) {
+  if ((uint32_t)(r->max - seq) >= HD_HOP_WIN || seen_get(r, seq)) {
     r->dup++;
     return 0;
   }

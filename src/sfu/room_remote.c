@@ -51,10 +51,10 @@
 #define CL_DEAD_AFTER HD_MS(1500)
 #define CL_WANTS_TTL HD_SEC(2)
 #define CL_REQ_INTERVAL HD_MS(300)
-#define CL_MAX_RNODES 32      /* other nodes per room */
-#define CL_HOP_STREAMS 4      /* relay streams (sending workers) received per peer at once */
-#define CL_HOP_IDLE HD_SEC(5) /* a relay stream silent this long may be replaced */
-#define CL_DEDUP 64           /* sources (publisher x track) de-duplicated per room */
+#define CL_MAX_RNODES 32                    /* other nodes per room */
+#define CL_HOP_STREAMS HD_CLUSTER_MAX_MEDIA /* relay streams received per peer: one per sending worker */
+#define CL_HOP_IDLE HD_SEC(5)               /* a relay stream silent this long may be replaced */
+#define CL_DEDUP 64                         /* sources (publisher x track) de-duplicated per room */
 
 /* One relay stream arriving from a peer (a hop's sending worker): its
  * per-hop repair state and where to send its HOP_NACKs. */
