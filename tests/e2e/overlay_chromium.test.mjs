@@ -21,7 +21,11 @@
 //     (requestVideoFrameCallback) and samples framesDecoded every 100 ms; the
 //     longest gaps before and after the cut are printed (not judged: the
 //     machine is shared; the issue's < 500 ms goal is measured by
-//     bench/overlay), frames must keep coming after the cut.
+//     bench/overlay), frames must keep coming after the cut, to the end.
+// Also printed: n3's route to n1 and n1's route to n3 sampled every 250 ms
+// (a timeline of their changes), the video's RTP counters in the page
+// (received, lost, NACKs, PLIs) and the relay counters of each hop.
+// OVL_DEBUG=1 prints the nodes' logs at the end.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
@@ -182,7 +186,7 @@ test('a page on n1 watches a publisher on n3 through n2; the n3-n2 leg dies and 
   console.log(`routes after ${Date.now() - t0} ms: n1 -> n3 ${JSON.stringify(route(l1, 'n3'))}; n3 -> n1 ${JSON.stringify(route(l3, 'n1'))}`);
   console.log(`n3's links: n1 rtt ${link(l3, 'n1').rtt_ms} ms loss ${link(l3, 'n1').loss_fwd}; n2 rtt ${link(l3, 'n2').rtt_ms} ms`);
 
-  // n3's route to n1 and its links, sampled every 250 ms (printed: when did the route move, and why)
+  // n3's route to n1 and its links (and n1's route back, for the feedback), sampled every 250 ms (printed: when did the route move, and why)
   const timeline = [];
   let watching = true;
   const watch = (async () => {
@@ -190,7 +194,9 @@ test('a page on n1 watches a publisher on n3 through n2; the n3-n2 leg dies and 
     while (watching) {
       const js = await links(n3).catch(() => ({}));
       const r = route(js, 'n1');
-      const key = `via ${JSON.stringify(r.via)} n2 ${link(js, 'n2').up ? 'up' : 'down'} n1 ${link(js, 'n1').up ? 'up' : 'down'}`;
+      const back = route(await links(n1).catch(() => ({})), 'n3');
+      const key = `via ${JSON.stringify(r.via)} n2 ${link(js, 'n2').up ? 'up' : 'down'} n1 ${link(js, 'n1').up ? 'up' : 'down'}` +
+        ` (n1 -> n3 via ${JSON.stringify(back.via)})`;
       if (key !== lastKey) timeline.push(`+${Date.now() - t0} ms: ${key} (cost ${Math.round(r.cost_ms)} ms, route_changes ${js.route_changes})`);
       lastKey = key;
       await sleep(250);
@@ -243,6 +249,10 @@ test('a page on n1 watches a publisher on n3 through n2; the n3-n2 leg dies and 
   console.log(`last 2 s: ${JSON.stringify(gLast)}`);
   const r2 = await (await fetch(`http://127.0.0.1:${relays.r32.ctl}/stats`)).json();
   console.log(`n3 -> n2 relay after the cut: ${JSON.stringify(r2).slice(0, 400)}`);
+  // relay counters per next / previous hop: the media n3 -> n2 -> n1, the feedback n1 -> n2 -> n3
+  const [e1, e2, e3] = [await links(n1), await links(n2), await links(n3)];
+  for (const [who, js, peer] of [['n3', e3, 'n2'], ['n2', e2, 'n1'], ['n2', e2, 'n3'], ['n1', e1, 'n2']])
+    console.log(`relay counters of ${who} about ${peer}: ${JSON.stringify(link(js, peer).relay)}`);
   watching = false;
   await watch;
   console.log(`n3's route to n1 (cut at +${tCutAbs} ms):\n${timeline.join('\n')}`);
