@@ -233,6 +233,8 @@ typedef struct {
   int no_decode;               /* 1: do not decode (on_audio/on_video never called) */
   int accept_h264;             /* 1 (with no_decode + encoded_frames): receive H.264 video too,
                                   handed over as AVCC access units (codec "H264") */
+  unsigned h264_reorder_ms;    /* accept_h264: how long a gap waits for its NACK repair before the
+                                  AU is dropped to the next IDR (media/h264_reorder.h); 0 = 500 */
   unsigned join_timeout_ms;    /* 0 = 10000 */
   unsigned reconnect_max_ms;   /* give up reconnecting after this; 0 = 30000 */
   unsigned stats_interval_ms;  /* 0 = 1000 */
@@ -264,6 +266,10 @@ typedef struct {
   int simulcast;          /* 1 = on, 0 (default) / -1 = off. On: the track is sent as 2 layers "h","f" (half,
                              full size) from 360p, 3 "q","h","f" from 540p, each its own VP8 encoder; the node
                              pauses layers nobody watches (docs/sdk.md "Simulcast") */
+  int h264;               /* video, SOURCE_PUSH: 1 = the app pushes H.264 it encoded itself
+                             (hd_client_push_h264), sent as is (RFC 6184 mode 1, offered as constrained
+                             baseline 42e01f): no VP8 encoder, no simulcast, no rate adaptation; the
+                             node's keyframe requests cannot be answered (keep the GOP short) */
 } hd_client_publish_t;
 
 /* Creates the client and starts its loop thread (not yet connected).
@@ -291,6 +297,14 @@ int hd_client_push_audio(hd_client_t *c, int local_track, const int16_t *pcm, si
  * 4096x4096 (the encoder is re-created if the size changes). Copied. */
 int hd_client_push_video(hd_client_t *c, int local_track, int width, int height,
                          const uint8_t *const plane[3], const int stride[3]);
+/* Pushes one H.264 access unit for a video track published with h264 = 1:
+ * Annex B (start codes; SPS and PPS in front of each IDR, as encoders and
+ * FFmpeg's h264_mp4toannexb write them), constrained-baseline compatible (no
+ * B-frames: frames go out in the order pushed). pts_us: its capture time in
+ * microseconds on any clock that does not go back (sets the 90 kHz RTP
+ * timestamp), < 0 = now. Copied. HD_CLIENT_EINVAL: not such a track, empty,
+ * or over 4 MiB. */
+int hd_client_push_h264(hd_client_t *c, int local_track, const uint8_t *au, size_t len, int64_t pts_us);
 /* Forces the next encoded video frame of a local track to be a keyframe. */
 int hd_client_request_keyframe(hd_client_t *c, int local_track);
 

@@ -37,6 +37,7 @@ enum {
   CMD_MUTE,
   CMD_AUDIO,
   CMD_VIDEO,
+  CMD_H264,
   CMD_KEYFRAME,
   CMD_SUBSCRIBE,
   CMD_DATA,
@@ -234,6 +235,8 @@ static void do_publish(hd_client_t *c, hd_time_t now) {
       }
       l->pc_track = t;
       int rc;
+      if (l->opt.h264 && (rc = hd_pc_set_h264(s->pc[0], t)) < 0)
+        HD_LOGW("client", "H.264 offer for %s: %s", l->source, hd_strerror(rc));
       if (l->sim_n > 1 && (rc = hd_pc_set_simulcast(s->pc[0], t, l->sim_n, cl_sim_rids(l))) < 0)
         HD_LOGW("client", "simulcast off for %s: %s", l->source, hd_strerror(rc));
     }
@@ -696,6 +699,13 @@ static void handle_cmd(hd_client_t *c, cl_cmd_t *m, hd_time_t now) {
       if (hd_i420_wrap(&pic, m->data, m->len, m->w, m->h) == 0) cl_local_push_video(c, l, &pic, now);
     }
     break;
+  case CMD_H264:
+    if (l && l->used && l->opt.kind == HD_CLIENT_VIDEO && l->opt.h264 && m->len > sizeof(int64_t)) {
+      int64_t pts;
+      memcpy(&pts, m->data, sizeof pts);
+      cl_local_push_h264(c, l, m->data + sizeof pts, m->len - sizeof pts, pts, now);
+    }
+    break;
   case CMD_KEYFRAME:
     if (l) l->force_key = 1;
     break;
@@ -880,12 +890,14 @@ int hd_client_publish(hd_client_t *c, const hd_client_publish_t *o) {
   if (o->from == HD_CLIENT_SOURCE_PATTERN && o->width && o->width < HD_TEST_PATTERN_MIN_WIDTH)
     return HD_EINVAL;
   if (o->source && strlen(o->source) >= 16) return HD_EINVAL;
+  if (o->h264 && (o->kind != HD_CLIENT_VIDEO || o->from != HD_CLIENT_SOURCE_PUSH || o->simulcast > 0))
+    return HD_EINVAL; /* H.264 is pushed encoded: no built-in source, no simulcast */
   uv_mutex_lock(&c->mu);
   int idx = HD_ENOSPC;
   for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++)
     if (!c->slot_taken[i]) {
       c->slot_taken[i] = 1;
-      c->slot_channels[i] = o->kind == HD_CLIENT_AUDIO ? (o->channels ? o->channels : 1) : 0;
+      c->slot_channels[i] = o->kind == HD_CLIENT_AUDIO ? (o->channels ? o->channels : 1) : o->h264 ? -1 : 0;
       idx = i;
       break;
     }
@@ -974,6 +986,21 @@ int hd_client_push_video(hd_client_t *c, int t, int w, int h, const uint8_t *con
   }
   hd_i420_wrap(&dst, m->data, sz, w, h);
   hd_i420_copy(&dst, &src);
+  return enqueue(c, m, 0);
+}
+
+int hd_client_push_h264(hd_client_t *c, int t, const uint8_t *au, size_t len, int64_t pts_us) {
+  int rc = check_track(c, t);
+  if (rc < 0) return rc;
+  if (!au || !len || len > CL_VIDEO_OUT_MAX * 4) return HD_EINVAL;
+  uv_mutex_lock(&c->mu);
+  int h264 = c->slot_channels[t] == -1;
+  uv_mutex_unlock(&c->mu);
+  if (!h264) return HD_EINVAL; /* not a track published with h264 = 1 */
+  cl_cmd_t *m = cmd_new(CMD_H264, t, sizeof pts_us + len);
+  if (!m) return HD_ENOMEM;
+  memcpy(m->data, &pts_us, sizeof pts_us);
+  memcpy(m->data + sizeof pts_us, au, len);
   return enqueue(c, m, 0);
 }
 

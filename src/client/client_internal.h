@@ -16,7 +16,8 @@
 #include "io/ws_client.h"
 #include "media/audio_jitter.h"
 #include "media/av_sync.h"
-#include "media/h264_depay.h"
+#include "media/h264_pay.h"
+#include "media/h264_reorder.h"
 #include "media/video_jitter.h"
 #include "media/i420.h"
 #include "media/opus_codec.h"
@@ -81,6 +82,10 @@ typedef struct cl_local {
     hd_i420_t pic; /* scaled input (unused for the top layer) */
     uint64_t bps, frames;
   } sim[HD_PC_MAX_LAYERS];
+  /* H.264 pushed encoded (opt.h264): packetiser, first pts */
+  hd_h264_pay_t *hpay;
+  int64_t h264_pts0;
+  int h264_have_pts0;
   /* built-in sources */
   hd_time_t next_frame;
   /* stats */
@@ -106,7 +111,7 @@ typedef struct cl_remote {
   hd_video_jb_t vjb;
   hd_vp8_dec_t vdec;
   int video_ok;
-  hd_h264_depay_t *h264; /* H.264 track (cfg.accept_h264): its depacketiser, instead of vjb */
+  hd_h264_reorder_t *h264; /* H.264 track (cfg.accept_h264): reorder window + depacketiser, instead of vjb */
   int width, height;
   hd_freeze_t freeze;
   /* stats */
@@ -161,7 +166,7 @@ struct hd_client {
   size_t q_n, q_bytes;
   int stopped; /* no more commands accepted */
   int slot_taken[HD_CLIENT_MAX_LOCAL_TRACKS];
-  int slot_channels[HD_CLIENT_MAX_LOCAL_TRACKS]; /* audio tracks: channels; video 0 */
+  int slot_channels[HD_CLIENT_MAX_LOCAL_TRACKS]; /* audio tracks: channels; video 0; H.264 push -1 */
   hd_client_stats_t snap;
   hd_client_state_t state_pub;
   /* loop thread */
@@ -190,6 +195,8 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o);
 void cl_local_free(cl_local_t *l);
 void cl_local_push_audio(hd_client_t *c, cl_local_t *l, const int16_t *pcm, size_t samples, hd_time_t now);
 void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now);
+void cl_local_push_h264(hd_client_t *c, cl_local_t *l, const uint8_t *au, size_t len, int64_t pts_us,
+                        hd_time_t now);
 void cl_local_sources(hd_client_t *c, hd_time_t now);
 void cl_apply_send_rate(hd_client_t *c, uint64_t bps);
 /* Simulcast: the rids of l's layers (lowest first), and publish_layers. */

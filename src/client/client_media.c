@@ -88,6 +88,13 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
       goto fail;
     }
     if ((rc = hd_vp8_pay_init(&l->vpay, HD_PC_MAX_PAYLOAD, (uint16_t)hd_random_u32())) < 0) goto fail;
+    if (o->h264) {
+      if (!(l->hpay = malloc(sizeof *l->hpay))) {
+        rc = HD_ENOMEM;
+        goto fail;
+      }
+      if ((rc = hd_h264_pay_init(l->hpay, HD_PC_MAX_PAYLOAD)) < 0) goto fail;
+    }
     if (o->from == HD_CLIENT_SOURCE_PATTERN &&
         (rc = hd_i420_alloc(&l->pattern, l->opt.width, l->opt.height)) < 0)
       goto fail;
@@ -96,7 +103,7 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
      * first estimates are below "h" is paused for bandwidth for
      * ~15-25 s (docs/sdk.md "Limits"); once fixed, the default is on for
      * cameras from 640x360 */
-    if (l->opt.simulcast > 0 && l->opt.width >= 64 && l->opt.height >= 64)
+    if (l->opt.simulcast > 0 && !o->h264 && l->opt.width >= 64 && l->opt.height >= 64)
       l->sim_n = l->opt.height >= 540 ? 3 : 2;
     for (int k = 0; k < l->sim_n; k++) {
       struct cl_sim *y = &l->sim[k];
@@ -123,6 +130,7 @@ void cl_local_free(cl_local_t *l) {
   hd_opus_enc_free(&l->opus);
   if (l->venc_ok) hd_vp8_enc_free(&l->vp8);
   free(l->vout);
+  free(l->hpay);
   hd_i420_free(&l->pattern);
   hd_i420_free(&l->half);
   memset(l, 0, sizeof *l);
@@ -331,7 +339,42 @@ static void push_simulcast(hd_client_t *c, cl_local_t *l, const hd_i420_t *full,
   l->frames++;
 }
 
+/* An H.264 access unit the application encoded (opt.h264): RFC 6184
+ * packets (media/h264_pay.h) on the RTP clock of its pts, sent as is. No
+ * keyframe can be forced: the receivers wait for the source's next IDR. */
+void cl_local_push_h264(hd_client_t *c, cl_local_t *l, const uint8_t *au, size_t len, int64_t pts_us,
+                        hd_time_t now) {
+  if (!l->hpay || !sendable(c, l)) return;
+  int key = hd_h264_annexb_has_idr(au, len);
+  int n = key < 0 ? key : hd_h264_pay_begin(l->hpay, au, len);
+  if (n < 0) {
+    l->frames_skipped++;
+    if (l->frames_skipped == 1) HD_LOGW("client", "H.264 push: access unit refused: %s", hd_strerror(n));
+    return;
+  }
+  if (pts_us < 0) pts_us = now;
+  if (!l->h264_have_pts0) {
+    l->h264_have_pts0 = 1;
+    l->h264_pts0 = pts_us;
+  }
+  uint32_t ts = l->ts_base + (uint32_t)((uint64_t)(pts_us - l->h264_pts0) * 9 / 100);
+  uint8_t buf[HD_PC_MAX_PAYLOAD];
+  int marker, plen;
+  while ((plen = hd_h264_pay_next(l->hpay, buf, sizeof buf, &marker)) > 0) {
+    hd_pc_rtp_send_t p = {.track = l->pc_track,
+                          .marker = marker,
+                          .ts = ts,
+                          .payload = buf,
+                          .len = (size_t)plen,
+                          .audio_level = -1};
+    hd_pc_send_rtp(c->s->pc[0], &p, now);
+  }
+  l->frames++;
+  l->keyframes += key == 1;
+}
+
 void cl_local_push_video(hd_client_t *c, cl_local_t *l, const hd_i420_t *pic, hd_time_t now) {
+  if (l->opt.h264) return; /* its frames come encoded (hd_client_push_h264) */
   if (!sendable(c, l)) {
     l->force_key = 1;
     return;
@@ -506,7 +549,7 @@ void cl_remote_free(cl_remote_t *r) {
   } else {
     hd_video_jb_free(&r->vjb);
     if (r->video_ok) hd_vp8_dec_free(&r->vdec);
-    if (r->h264) hd_h264_depay_free(r->h264);
+    if (r->h264) hd_h264_reorder_free(r->h264);
     free(r->h264);
   }
   memset(r, 0, sizeof *r);
@@ -689,38 +732,46 @@ static void drain_video(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
   }
 }
 
-/* An H.264 track (cfg.accept_h264, the recorder): RFC 6184 depacketising
- * straight to on_encoded, no decoder and no VP8 jitter buffer; a loss waits
- * for the next IDR and asks for it (media/h264_depay.h). */
+/* An H.264 track (cfg.accept_h264, the recorder): a reorder window that
+ * puts late NACK repairs in place, then RFC 6184 depacketising straight to
+ * on_encoded, no decoder and no VP8 jitter buffer; a loss the window gives up
+ * on waits for the next IDR and asks for it (media/h264_reorder.h). */
+static void h264_drain(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
+  hd_h264_au_t au;
+  for (;;) {
+    int rc = hd_h264_reorder_poll(r->h264, now, &au);
+    if (hd_h264_reorder_take_key_request(r->h264) && c->s &&
+        hd_pc_request_keyframe(c->s->pc[1], r->pc_track, now) == 0)
+      r->keyframe_requests++;
+    if (rc != 1) return;
+    r->frames_decoded++; /* handed over whole (nothing decodes here) */
+    rendered(r, now);
+    const hd_client_callbacks_t *cb = &c->cfg.cb;
+    if (!c->cfg.encoded_frames || !cb->on_encoded) continue;
+    hd_client_encoded_frame_t f = {.track_sid = r->track_sid,
+                                   .identity = r->identity,
+                                   .kind = HD_CLIENT_VIDEO,
+                                   .data = au.data,
+                                   .len = au.len,
+                                   .rtp_timestamp = au.ts,
+                                   .keyframe = au.keyframe,
+                                   .codec = "H264"};
+    if (c->s) f.have_sr = hd_pc_track_sr(c->s->pc[1], r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
+    cb->on_encoded(cb->ud, &f);
+  }
+}
+
 static void h264_rtp(hd_client_t *c, cl_remote_t *r, const hd_pc_rtp_t *p, hd_time_t now) {
   if (!r->h264) {
     r->h264 = calloc(1, sizeof *r->h264);
-    if (!r->h264 || hd_h264_depay_init(r->h264, 0) < 0) {
+    if (!r->h264 || hd_h264_reorder_init(r->h264, HD_MS(c->cfg.h264_reorder_ms), 0) < 0) {
       free(r->h264);
       r->h264 = NULL;
       return;
     }
   }
-  hd_h264_au_t au;
-  int rc = hd_h264_depay_push(r->h264, p->seq, p->ts, p->marker, p->payload, p->payload_len, &au);
-  if (hd_h264_depay_take_key_request(r->h264) && c->s &&
-      hd_pc_request_keyframe(c->s->pc[1], r->pc_track, now) == 0)
-    r->keyframe_requests++;
-  if (rc != 1) return;
-  r->frames_decoded++; /* handed over whole (nothing decodes here) */
-  rendered(r, now);
-  const hd_client_callbacks_t *cb = &c->cfg.cb;
-  if (!c->cfg.encoded_frames || !cb->on_encoded) return;
-  hd_client_encoded_frame_t f = {.track_sid = r->track_sid,
-                                 .identity = r->identity,
-                                 .kind = HD_CLIENT_VIDEO,
-                                 .data = au.data,
-                                 .len = au.len,
-                                 .rtp_timestamp = au.ts,
-                                 .keyframe = au.keyframe,
-                                 .codec = "H264"};
-  if (c->s) f.have_sr = hd_pc_track_sr(c->s->pc[1], r->pc_track, &f.sr_ntp, &f.sr_rtp) == 0;
-  cb->on_encoded(cb->ud, &f);
+  hd_h264_reorder_push(r->h264, p->seq, p->ts, p->marker, p->payload, p->payload_len, now);
+  h264_drain(c, r, now);
 }
 
 void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
@@ -802,6 +853,7 @@ void cl_remote_tick(hd_client_t *c, hd_time_t now) {
     cl_remote_t *r = &c->remote[i];
     if (!r->used) continue;
     if (r->kind == HD_PC_VIDEO) {
+      if (r->h264 && hd_h264_reorder_next_timeout(r->h264) <= now) h264_drain(c, r, now);
       if (hd_video_jb_next_timeout(&r->vjb) <= now) drain_video(c, r, now);
       av_sync(c, r, now);
       continue;
@@ -853,6 +905,9 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
     if (l->venc_ok) {
       t->width = l->vp8.width;
       t->height = l->vp8.height;
+    } else if (l->opt.h264) { /* pushed encoded: the size it was published with */
+      t->width = l->opt.width;
+      t->height = l->opt.height;
     }
     if (!s || l->pc_track < 0 || l->pc_track >= ps[0].n_tracks) continue;
     const char *sid = hd_rtc_signal_pub_sid(s->sig, l->cid);

@@ -54,6 +54,8 @@
 #define HD_PC_PT_RED 63 /* red/48000/2 over Opus (RFC 2198), as Chrome numbers it */
 #define HD_PC_PT_VP8 96
 #define HD_PC_PT_VP8_RTX 97
+#define HD_PC_PT_H264 102 /* hd_pc_set_h264 */
+#define HD_PC_PT_H264_RTX 103
 
 enum { HD_PC_AUDIO = 1, HD_PC_VIDEO = 2 }; /* = HD_SDP_AUDIO / HD_SDP_VIDEO */
 
@@ -208,6 +210,13 @@ int hd_pc_set_simulcast(hd_pc_t *pc, int track, int n, const char *const *rids);
 /* Simulcast layers negotiated on a track: the offered count when the answer
  * accepted them (a=simulcast:recv), else 1. */
 int hd_pc_track_layers(const hd_pc_t *pc, int track);
+
+/* Offers H.264 instead of VP8 on video track `track`: the application sends
+ * H.264 it encoded itself (RFC 6184 packetization-mode 1, media/h264_pay.h),
+ * offered as constrained baseline (profile-level-id 42e01f), what every
+ * WebRTC receiver decodes. Call before hd_pc_create_offer. Returns 0,
+ * HD_EINVAL (bad track / not video), HD_ESTATE (answerer). */
+int hd_pc_set_h264(hd_pc_t *pc, int track);
 
 int hd_pc_create_offer(hd_pc_t *pc, char *out, size_t cap, hd_time_t now);
 

@@ -60,6 +60,13 @@ int hd_pc_add_transceiver(hd_pc_t *pc, int kind, int direction) {
   return pc->n_tr++;
 }
 
+int hd_pc_set_h264(hd_pc_t *pc, int track) {
+  if (!pc || track < 0 || track >= pc->n_tr || pc->tr[track].kind != HD_PC_VIDEO) return HD_EINVAL;
+  if (pc->answerer) return HD_ESTATE;
+  pc->tr[track].send_h264 = 1;
+  return 0;
+}
+
 int hd_pc_set_simulcast(hd_pc_t *pc, int track, int n, const char *const *rids) {
   if (!pc || track < 0 || track >= pc->n_tr || n < 2 || n > HD_PC_MAX_LAYERS || !rids) return HD_EINVAL;
   if (pc->answerer) return HD_ESTATE;
@@ -157,9 +164,10 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
   for (int i = 0; i < pc->n_tr; i++) {
     pc_trx_t *t = &pc->tr[i];
     int audio = t->kind == HD_PC_AUDIO, rtx = !audio && !pc->cfg.no_rtx, twcc = !pc->cfg.no_twcc;
-    uint8_t pt = audio ? HD_PC_PT_OPUS : HD_PC_PT_VP8;
+    uint8_t pt = audio ? HD_PC_PT_OPUS : t->send_h264 ? HD_PC_PT_H264 : HD_PC_PT_VP8;
+    uint8_t rtx_pt = t->send_h264 ? HD_PC_PT_H264_RTX : HD_PC_PT_VP8_RTX;
     if (rtx)
-      out(&w, "m=video 9 UDP/TLS/RTP/SAVPF %u %u\r\n", pt, HD_PC_PT_VP8_RTX);
+      out(&w, "m=video 9 UDP/TLS/RTP/SAVPF %u %u\r\n", pt, rtx_pt);
     else if (audio && !pc->cfg.no_red) /* RED first: we prefer to send it (RFC 2198, issue 11 item 6) */
       out(&w, "m=audio 9 UDP/TLS/RTP/SAVPF %u %u\r\n", HD_PC_PT_RED, pt);
     else
@@ -177,11 +185,16 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
       if (!pc->cfg.no_red)
         out(&w, "a=rtpmap:%u red/48000/2\r\na=fmtp:%u %u/%u\r\n", HD_PC_PT_RED, HD_PC_PT_RED, pt, pt);
     } else {
-      out(&w, "a=rtpmap:%u VP8/90000\r\na=rtcp-fb:%u goog-remb\r\n", pt, pt);
+      if (t->send_h264) /* RFC 6184 §8.1; 42e01f: constrained baseline, level 3.1 */
+        out(&w,
+            "a=rtpmap:%u H264/90000\r\na=fmtp:%u level-asymmetry-allowed=1;packetization-mode=1;"
+            "profile-level-id=42e01f\r\na=rtcp-fb:%u goog-remb\r\n",
+            pt, pt, pt);
+      else
+        out(&w, "a=rtpmap:%u VP8/90000\r\na=rtcp-fb:%u goog-remb\r\n", pt, pt);
       if (twcc) out(&w, "a=rtcp-fb:%u transport-cc\r\n", pt);
       out(&w, "a=rtcp-fb:%u ccm fir\r\na=rtcp-fb:%u nack\r\na=rtcp-fb:%u nack pli\r\n", pt, pt, pt);
-      if (rtx)
-        out(&w, "a=rtpmap:%u rtx/90000\r\na=fmtp:%u apt=%u\r\n", HD_PC_PT_VP8_RTX, HD_PC_PT_VP8_RTX, pt);
+      if (rtx) out(&w, "a=rtpmap:%u rtx/90000\r\na=fmtp:%u apt=%u\r\n", rtx_pt, rtx_pt, pt);
     }
     if ((dir_bits(t->want_dir) & DIR_SEND) && !audio && t->n_rids > 1) {
       /* RID simulcast (RFC 8853 §5.1): the layers are named by the rid header
@@ -282,10 +295,11 @@ static int read_codec(hd_pc_t *pc, pc_trx_t *t, const hd_sdp_media_t *m) {
     if (t->kind == HD_PC_AUDIO && !strcasecmp(k->name, "opus") && k->clock == 48000) c = k;
     if (t->kind == HD_PC_VIDEO && !strcasecmp(k->name, "VP8") && k->clock == 90000) c = k;
     char mode[4];
-    /* H.264 for a receiver that asked for it (the recorder): only the
-     * non-interleaved mode 1 the depacketiser handles (RFC 6184 §6.3) */
-    if (t->kind == HD_PC_VIDEO && pc->cfg.accept_h264 && !strcasecmp(k->name, "H264") && k->clock == 90000 &&
-        hd_sdp_fmtp_param(k->fmtp, "packetization-mode", mode, sizeof mode) > 0 && !strcmp(mode, "1"))
+    /* H.264 for a receiver that asked for it (the recorder) or a sender that
+     * offered it: only the non-interleaved mode 1 (RFC 6184 §6.3) */
+    if (t->kind == HD_PC_VIDEO && (pc->cfg.accept_h264 || t->send_h264) && !strcasecmp(k->name, "H264") &&
+        k->clock == 90000 && hd_sdp_fmtp_param(k->fmtp, "packetization-mode", mode, sizeof mode) > 0 &&
+        !strcmp(mode, "1"))
       c = k;
   }
   if (!c) return HD_EUNSUPPORTED;

@@ -199,10 +199,26 @@ void hd_egress_emit_composite(json_t *st, int final, int failed) {
   emit(o);
 }
 
+static const char *g_ing_codec;
+static int g_ing_passthrough;
+static char g_ing_why[160];
+
+void hd_egress_ingest_video_mode(const char *codec, int passthrough, const char *why) {
+  g_ing_codec = codec;
+  g_ing_passthrough = passthrough;
+  snprintf(g_ing_why, sizeof g_ing_why, "%s", why ? why : "");
+}
+
 void hd_egress_emit_ingest(const char *type, const char *reason, unsigned long long vframes,
                            unsigned long long audio_ms, int failed) {
   json_t *o = json_pack("{s:s,s:{s:I,s:I}}", "type", type, "ingest", "video_frames", (json_int_t)vframes,
                         "audio_ms", (json_int_t)audio_ms);
+  if (g_ing_codec) { /* what the room gets, and why (docs/egress.md "H.264 passthrough") */
+    json_t *i = json_object_get(o, "ingest");
+    json_object_set_new(i, "video_codec", json_string(g_ing_codec));
+    json_object_set_new(i, "passthrough", json_boolean(g_ing_passthrough));
+    if (g_ing_why[0]) json_object_set_new(i, "video_mode", json_string(g_ing_why));
+  }
   if (reason) json_object_set_new(o, "reason", json_string(reason));
   if (failed) json_object_set_new(o, "failed", json_true());
   emit(o);
@@ -302,6 +318,7 @@ static void close_track(eg_t *e, eg_track_t *t) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: hudong egress --url U --token T --out DIR [--audio ogg|webm] [--status-interval MS]\n"
+          "       hudong egress --ingest rtmp://... --url U --token T [--ingest-video auto|transcode]\n"
           "       hudong egress --composite --url U --token T --output O [--output O ...] [--layout L]\n"
           "                     [--size WxH] [--fps N] [--video-kbps K] [--backoff-ms MS] [--stdin-control]\n"
           "  --composite: decodes every track, lays the videos out (L: grid (default), speaker, or a\n"
@@ -327,7 +344,14 @@ int hd_cmd_egress(int argc, char **argv) {
       composite = 1;
     else if (!strcmp(argv[i], "--ingest") && i + 1 < argc)
       ca.ingest = argv[++i];
-    else if (!strcmp(argv[i], "--layout") && i + 1 < argc)
+    else if (!strcmp(argv[i], "--ingest-video") && i + 1 < argc) {
+      const char *v = argv[++i];
+      if (strcmp(v, "auto") && strcmp(v, "transcode")) {
+        fprintf(stderr, "hudong egress: --ingest-video is auto or transcode, not '%s'\n", v);
+        return 2;
+      }
+      ca.ingest_transcode = !strcmp(v, "transcode");
+    } else if (!strcmp(argv[i], "--layout") && i + 1 < argc)
       ca.layout = argv[++i];
     else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
       if (sscanf(argv[++i], "%dx%d", &ca.width, &ca.height) != 2) ca.width = 0;

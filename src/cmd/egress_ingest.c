@@ -2,14 +2,19 @@
  * "RTMP ingest"). An OBS-like encoder publishes H.264 + AAC over RTMP to the
  * RTMP front (nginx with libnginx-mod-rtmp), which asks the node whether the
  * stream key is good (on_publish); the node then starts this process, which
- * plays the stream from the front (libavformat), decodes it (libavcodec),
- * and publishes it into the room as a participant with the native SDK:
- * pictures re-encoded to VP8 (the SDK's publisher has no H.264 passthrough
- * yet), AAC resampled to 48 kHz mono and encoded to Opus.
+ * plays the stream from the front (libavformat) and publishes it into the
+ * room as a participant with the native SDK:
+ * - video: H.264 that every WebRTC receiver decodes as sent (constrained
+ *   baseline compatible, no B-frames) is passed through without decoding
+ *   (Annex B via h264_mp4toannexb, hd_client_push_h264: RFC 6184 packets);
+ *   anything else, or a key made with "video": "transcode", is decoded
+ *   (libavcodec) and re-encoded to VP8 by the SDK;
+ * - audio: AAC decoded, resampled to 48 kHz mono and encoded to Opus.
  * The stream's timing drives the pushes: frames are pushed when their
  * timestamps come due (as OBS sends in real time, this is its pace). */
 #include <jansson.h>
 #include <libavcodec/avcodec.h>
+#include <libavcodec/bsf.h>
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/imgutils.h>
@@ -53,6 +58,38 @@ static AVCodecContext *open_dec(AVFormatContext *ic, int idx) {
   return d;
 }
 
+/* Whether H.264 can go into the room as sent: what a WebRTC receiver
+ * decodes is constrained baseline (RFC 6184 profile-level-id 42e0xx, the
+ * profile the SDK offers); a stream is compatible when its SPS says baseline
+ * (profile_idc 66: x264 never uses baseline's FMO/ASO/redundant slices) or
+ * sets constraint_set1_flag (H.264 A.2.1.1: decodable by a constrained
+ * baseline decoder, e.g. main/high constrained), and it has no B-frames
+ * (frames leave in decode order with pts = dts). *why says which. */
+static int h264_passthrough_ok(const AVCodecParameters *cp, char *why, size_t cap) {
+  if (cp->codec_id != AV_CODEC_ID_H264) {
+    snprintf(why, cap, "video is %s, not H.264: transcoded to VP8", avcodec_get_name(cp->codec_id));
+    return 0;
+  }
+  int idc = -1, flags = 0;
+  if (cp->extradata_size >= 4 && cp->extradata[0] == 1) { /* avcC (ISO/IEC 14496-15 §5.3.3.1) */
+    idc = cp->extradata[1];
+    flags = cp->extradata[2];
+  } else if (cp->profile != FF_PROFILE_UNKNOWN) {
+    idc = cp->profile & 0xff;
+    flags = cp->profile & FF_PROFILE_H264_CONSTRAINED ? 0x40 : 0;
+  }
+  if (idc != 66 && !(flags & 0x40)) {
+    snprintf(why, cap, "H.264 profile_idc %d is not constrained-baseline compatible: transcoded to VP8", idc);
+    return 0;
+  }
+  if (cp->video_delay > 0) {
+    snprintf(why, cap, "H.264 with B-frames: transcoded to VP8");
+    return 0;
+  }
+  snprintf(why, cap, "H.264 profile_idc %d%s: passed through", idc, flags & 0x40 ? " constrained" : "");
+  return 1;
+}
+
 int hd_egress_ingest(const hd_egress_args_t *a) {
   AVFormatContext *ic = avformat_alloc_context();
   if (!ic) return 1;
@@ -71,9 +108,26 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
   if (avformat_find_stream_info(ic, NULL) < 0) fprintf(stderr, "hudong egress: no stream info\n");
   ing_stream_t v = {.stream = av_find_best_stream(ic, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0), .local = -1};
   ing_stream_t au = {.stream = av_find_best_stream(ic, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0), .local = -1};
-  if (v.stream >= 0) v.dec = open_dec(ic, v.stream);
+  AVBSFContext *bsf = NULL; /* passthrough: AVCC (FLV) -> Annex B with SPS/PPS at each IDR */
+  char vwhy[160] = "";
+  if (v.stream >= 0) {
+    const AVCodecParameters *cp = ic->streams[v.stream]->codecpar;
+    if (a->ingest_transcode)
+      snprintf(vwhy, sizeof vwhy, "transcoded to VP8 (the stream key asks for it)");
+    else if (h264_passthrough_ok(cp, vwhy, sizeof vwhy)) {
+      const AVBitStreamFilter *f = av_bsf_get_by_name("h264_mp4toannexb");
+      if (!f || av_bsf_alloc(f, &bsf) < 0 || avcodec_parameters_copy(bsf->par_in, cp) < 0 ||
+          (bsf->time_base_in = ic->streams[v.stream]->time_base, av_bsf_init(bsf)) < 0) {
+        av_bsf_free(&bsf);
+        snprintf(vwhy, sizeof vwhy, "no h264_mp4toannexb filter: transcoded to VP8");
+      }
+    }
+    if (!bsf) v.dec = open_dec(ic, v.stream);
+    if (bsf || v.dec) hd_egress_ingest_video_mode(bsf ? "H264" : "VP8", bsf != NULL, vwhy);
+    fprintf(stderr, "hudong egress: ingest video: %s\n", vwhy);
+  }
   if (au.stream >= 0) au.dec = open_dec(ic, au.stream);
-  if (!v.dec && !au.dec) {
+  if (!v.dec && !bsf && !au.dec) {
     fprintf(stderr, "hudong egress: the RTMP stream has no audio or video we can decode\n");
     hd_egress_emit_ingest("ended", "no decodable audio or video", 0, 0, 1);
     avformat_close_input(&ic);
@@ -89,13 +143,15 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
     avformat_close_input(&ic);
     return 1;
   }
-  if (v.dec) {
+  if (v.dec || bsf) {
+    const AVCodecParameters *cp = ic->streams[v.stream]->codecpar;
     hd_client_publish_t p = {.kind = HD_CLIENT_VIDEO,
                              .from = HD_CLIENT_SOURCE_PUSH,
-                             .width = v.dec->width > 0 ? v.dec->width : 640,
-                             .height = v.dec->height > 0 ? v.dec->height : 360,
+                             .width = cp->width > 0 ? cp->width : 640,
+                             .height = cp->height > 0 ? cp->height : 360,
                              .fps = 30,
-                             .bitrate_bps = 800000};
+                             .bitrate_bps = 800000,
+                             .h264 = bsf != NULL};
     v.local = hd_client_publish(cl, &p);
   }
   if (au.dec) {
@@ -127,7 +183,7 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
       break;
     }
     ing_stream_t *s = pkt->stream_index == v.stream ? &v : pkt->stream_index == au.stream ? &au : NULL;
-    if (!s || !s->dec || s->local < 0) {
+    if (!s || (!s->dec && !(s == &v && bsf)) || s->local < 0) {
       av_packet_unref(pkt);
       continue;
     }
@@ -143,6 +199,17 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
       }
       int64_t due = t0 + (pts_us - ts0), now = now_us();
       if (due > now && due - now < 2000000) usleep((useconds_t)(due - now));
+    }
+    if (s == &v && bsf) { /* passthrough: no decoder, no encoder */
+      if (av_bsf_send_packet(bsf, pkt) < 0) {
+        av_packet_unref(pkt);
+        continue;
+      }
+      while (av_bsf_receive_packet(bsf, pkt) == 0) {
+        if (hd_client_push_h264(cl, v.local, pkt->data, (size_t)pkt->size, pts_us) == 0) vframes++;
+        av_packet_unref(pkt);
+      }
+      continue;
     }
     if (avcodec_send_packet(s->dec, pkt) < 0) {
       av_packet_unref(pkt);
@@ -198,6 +265,7 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
   swr_free(&swr);
   av_freep(&yuv[0]);
   free(pcm);
+  av_bsf_free(&bsf);
   avcodec_free_context(&v.dec);
   avcodec_free_context(&au.dec);
   avformat_close_input(&ic);

@@ -16,7 +16,8 @@ typedef struct {
   int backoff_ms;    /* first RTMP retry delay */
   int stdin_control; /* read {"layout": ...} lines on stdin */
   /* ingest */
-  const char *ingest; /* rtmp:// URL to play and publish into the room */
+  const char *ingest;   /* rtmp:// URL to play and publish into the room */
+  int ingest_transcode; /* 1: always re-encode video to VP8 (no H.264 passthrough) */
 } hd_egress_args_t;
 
 /* 1 once SIGTERM/SIGINT arrived: finish the outputs and exit. */
@@ -25,9 +26,11 @@ int hd_egress_stopping(void);
  * consumed; NULL = an empty object). */
 void hd_egress_emit_composite(json_t *st, int final, int failed);
 int hd_egress_composite(const hd_egress_args_t *a);
-/* Prints {"type": type, "ingest": {"video_frames", "audio_ms"}, "reason"?}. */
+/* Prints {"type": type, "ingest": {"video_frames", "audio_ms", "video_codec"?,
+ * "passthrough"?, "video_mode"?}, "reason"?}; video_codec NULL = no video. */
 void hd_egress_emit_ingest(const char *type, const char *reason, unsigned long long vframes,
                            unsigned long long audio_ms, int failed);
+void hd_egress_ingest_video_mode(const char *codec, int passthrough, const char *why);
 int hd_egress_ingest(const hd_egress_args_t *a);
 
 #endif

@@ -53,6 +53,7 @@ typedef struct eg {
   int64_t started_ms, ended_ms; /* unix ms */
   int composite;
   int ingest;                  /* an RTMP ingest: the process publishes into the room */
+  int transcode;               /* ingest: its key asks for VP8 always (no H.264 passthrough) */
   char identity[72], key[300]; /* ingest: who it publishes as; its stream key */
   char layout[HD_EGRESS_LAYOUT_MAX], size[16];
   int fps;
@@ -373,6 +374,10 @@ static int spawn(hd_serve_egress_t *e, eg_t *g, const char *token, char *err, si
     snprintf(ingest_url, sizeof ingest_url, "%s/%s", c->ingest_rtmp_url, g->key);
     args[na++] = "--ingest";
     args[na++] = ingest_url;
+    if (g->transcode) {
+      args[na++] = "--ingest-video";
+      args[na++] = "transcode";
+    }
   } else if (g->composite) {
     char *extra[] = {"--composite", "--stdin-control", "--layout", g->layout,
                      "--size",      g->size,           "--fps",    fps};
@@ -705,13 +710,16 @@ static int key_chars(const char *v, int dots) {
 }
 
 /* The stream key: <app>~<room>~<identity>~<mac>, mac = the first 32 hex
- * digits of HMAC-SHA256(app secret, "hudong-ingest|app|room|identity"). Any
+ * digits of HMAC-SHA256(app secret, "hudong-ingest|app|room|identity"); with
+ * "video": "transcode" <app>~<room>~<identity>~t~<mac> and "|transcode"
+ * appended to the MAC input, so the policy cannot be taken off the key. Any
  * node with the app's secret checks it without state; a new secret revokes
  * every key. */
-static int ingest_key(const char *secret, const char *app, const char *room, const char *identity, char *out,
-                      size_t cap) {
+static int ingest_key(const char *secret, const char *app, const char *room, const char *identity,
+                      int transcode, char *out, size_t cap) {
   char msg[400];
-  int n = snprintf(msg, sizeof msg, "hudong-ingest|%s|%s|%s", app, room, identity);
+  int n = snprintf(msg, sizeof msg, "hudong-ingest|%s|%s|%s%s", app, room, identity,
+                   transcode ? "|transcode" : "");
   if (n < 0 || (size_t)n >= sizeof msg) return HD_EINVAL;
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int ml = 0;
@@ -720,21 +728,29 @@ static int ingest_key(const char *secret, const char *app, const char *room, con
   char hex[33];
   for (int i = 0; i < 16; i++)
     snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-  n = snprintf(out, cap, "%s~%s~%s~%s", app, room, identity, hex);
+  n = snprintf(out, cap, "%s~%s~%s~%s%s", app, room, identity, transcode ? "t~" : "", hex);
   return n > 0 && (size_t)n < cap ? 0 : HD_ENOSPC;
 }
 
-/* POST /admin/ingress {"room", "identity"}: a stream key for OBS (roomAdmin). */
+/* POST /admin/ingress {"room", "identity", "video"?}: a stream key for OBS
+ * (roomAdmin). video: "auto" (default: H.264 constrained-baseline
+ * compatible passes through, the rest is transcoded to VP8) or "transcode"
+ * (always VP8, for rooms whose viewers cannot decode H.264). */
 static void ingress_create(hd_serve_egress_t *e, const hd_token_claims_t *claims, const hd_http_req_t *req,
                            hd_http_resp_t *resp) {
   const hd_config_t *c = e->cfg.cfg;
   json_t *b = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
   const char *room = json_string_value(json_object_get(b, "room"));
   const char *id = json_string_value(json_object_get(b, "identity"));
-  if (!json_is_object(b) || json_object_size(b) != 2 || !room || !valid_room(room) || !id ||
-      strlen(id) > 64 || !key_chars(id, 0)) {
+  json_t *jv = json_object_get(b, "video");
+  const char *video = jv ? json_string_value(jv) : "auto";
+  if (!json_is_object(b) || json_object_size(b) != 2u + (jv != NULL) || !room || !valid_room(room) || !id ||
+      strlen(id) > 64 || !key_chars(id, 0) || !video ||
+      (strcmp(video, "auto") && strcmp(video, "transcode"))) {
     hd_http_resp_text(resp, 400,
-                      "body must be {\"room\": <room name>, \"identity\": <1-64 of A-Z a-z 0-9 - _>}\n");
+                      "body must be {\"room\": <room name>, \"identity\": <1-64 of A-Z a-z 0-9 - _>, "
+                      "\"video\"?: \"auto\" (default: H.264 baseline passes through) or \"transcode\" "
+                      "(always VP8)}\n");
     json_decref(b);
     return;
   }
@@ -750,11 +766,12 @@ static void ingress_create(hd_serve_egress_t *e, const hd_token_claims_t *claims
     hd_http_resp_text(resp, 501, "RTMP ingest is off: set ingest_rtmp_url in the config (docs/egress.md)\n");
   } else if (!key_chars(claims->key, 0)) {
     hd_http_resp_text(resp, 400, "RTMP ingest needs an app key of A-Z a-z 0-9 - _ only\n");
-  } else if (!secret || ingest_key(secret, claims->key, room, id, key, sizeof key) < 0) {
+  } else if (!secret ||
+             ingest_key(secret, claims->key, room, id, !strcmp(video, "transcode"), key, sizeof key) < 0) {
     hd_http_resp_text(resp, 500, "cannot make a stream key\n");
   } else {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s++}", "room", room, "identity", id, "stream_key", key,
-                          "server", c->ingest_rtmp_url, "url", c->ingest_rtmp_url, "/", key);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s++,s:s}", "room", room, "identity", id, "stream_key", key,
+                          "server", c->ingest_rtmp_url, "url", c->ingest_rtmp_url, "/", key, "video", video);
     reply_json(resp, 201, o);
   }
   json_decref(b);
@@ -790,19 +807,20 @@ static int form_value(const char *body, size_t len, const char *name, char *out,
  * 2xx lets the publisher in, 403 refuses it. */
 static void rtmp_callback(hd_serve_egress_t *e, const hd_http_req_t *req, hd_http_resp_t *resp) {
   const hd_config_t *c = e->cfg.cfg;
-  char key[300], parts[4][130] = {{0}};
+  char key[300], parts[5][130] = {{0}};
   if (strcmp(req->method, "POST") || form_value(req->body, req->body_len, "name", key, sizeof key) < 0) {
     hd_http_resp_text(resp, 400, "want a POST form with name=<stream key> (nginx-rtmp on_publish)\n");
     return;
   }
   int np = 0;
-  for (char *save = NULL, *t = strtok_r(strcpy((char[300]){0}, key), "~", &save); t && np < 4;
+  for (char *save = NULL, *t = strtok_r(strcpy((char[300]){0}, key), "~", &save); t && np < 5;
        t = strtok_r(NULL, "~", &save))
     snprintf(parts[np++], sizeof parts[0], "%s", t);
   char want[300];
-  const char *secret = np == 4 ? secret_of(c, parts[0]) : NULL;
+  int transcode = np == 5 && !strcmp(parts[3], "t"); /* <app>~<room>~<identity>~t~<mac> */
+  const char *secret = np == 4 || transcode ? secret_of(c, parts[0]) : NULL;
   int ok = secret && valid_room(parts[1]) && key_chars(parts[2], 0) && strlen(parts[2]) <= 64 &&
-           ingest_key(secret, parts[0], parts[1], parts[2], want, sizeof want) == 0 &&
+           ingest_key(secret, parts[0], parts[1], parts[2], transcode, want, sizeof want) == 0 &&
            CRYPTO_memcmp(want, key, strlen(want) + 1) == 0;
   int done = !strcmp(req->path, "/api/rtmp/on_publish_done");
   if (!ok) {
@@ -839,6 +857,7 @@ static void rtmp_callback(hd_serve_egress_t *e, const hd_http_req_t *req, hd_htt
   g->owner = e;
   g->used = 1;
   g->ingest = 1;
+  g->transcode = transcode;
   snprintf(g->id, sizeof g->id, "IN_");
   hd_random_token(g->id + 3, 12);
   snprintf(g->app, sizeof g->app, "%.63s", parts[0]);

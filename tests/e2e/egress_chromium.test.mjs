@@ -172,23 +172,37 @@ rtmp { server { listen 127.0.0.1:${rport};
   const room = 'stage';
   const k = await api('POST', '/admin/ingress', token(room, 'ops', '--admin'), { room, identity: 'obs' });
   assert.equal(k.status, 201, k.text);
-  const ff = proc('ffmpeg', ['-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30', '-f', 'lavfi', '-i',
+  const k2 = await api('POST', '/admin/ingress', token(room, 'ops', '--admin'), { room, identity: 'obs2' });
+  assert.equal(k2.status, 201, k2.text);
+  // obs: x264's default (High, B-frames): transcoded to VP8; obs2: x264
+  // baseline: passed through as H.264 (docs/egress.md "RTMP ingest")
+  const ffArgs = (url, prof) => ['-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30', '-f', 'lavfi', '-i',
     'sine=frequency=1000:sample_rate=48000', '-t', '40', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-preset', 'veryfast',
-    '-g', '60', '-c:a', 'aac', '-f', 'flv', k.json.url]);
+    '-g', '60', ...prof, '-c:a', 'aac', '-f', 'flv', url];
+  const ff = proc('ffmpeg', ffArgs(k.json.url, []));
+  const ff2 = proc('ffmpeg', ffArgs(k2.json.url, ['-profile:v', 'baseline']));
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   await page.goto(`${srv.base}/room.html?room=${room}&name=viewer&autojoin=1&w=320&h=180&fps=15`);
   let tracks;
   try {
     tracks = await waitFor(page, () => window.hudong.stats().then((s) => (s ? s.tracks : [])),
-      (t) => t.some((x) => x.kind === 'video' && x.framesDecoded > 30) && t.some((x) => x.kind === 'audio' && x.packetsReceived > 50),
-      30000, 'Chromium decoding the RTMP ingest');
+      (t) => ['obs', 'obs2'].every((id) => t.some((x) => x.identity === id && x.kind === 'video' && x.framesDecoded > 30) &&
+        t.some((x) => x.identity === id && x.kind === 'audio' && x.packetsReceived > 50)),
+      30000, 'Chromium decoding both RTMP ingests');
   } catch (e) {
-    throw new Error(`${e.message}\nffmpeg: ${ff.log()}\nserver log:\n${srv.log().split('\n').slice(-30).join('\n')}`);
+    throw new Error(`${e.message}\nffmpeg: ${ff.log()} ${ff2.log()}\nserver log:\n${srv.log().split('\n').slice(-30).join('\n')}`);
   }
-  const v = tracks.find((x) => x.kind === 'video');
-  console.log(`Chromium decoded ${v.framesDecoded} frames of the RTMP ingest`);
+  const v = tracks.find((x) => x.identity === 'obs' && x.kind === 'video');
+  const v2 = tracks.find((x) => x.identity === 'obs2' && x.kind === 'video');
+  console.log(`Chromium decoded ${v.framesDecoded} frames of the transcoded ingest, ${v2.framesDecoded} of the H.264 passthrough`);
+  const parts = await api('GET', `/admin/rooms/${room}/participants`, token(room, 'ops', '--admin'));
+  const codecs = {};
+  for (const p of parts.json.participants) for (const t of p.tracks) codecs[`${p.identity}/${t.kind}`] = t.codec;
+  assert.equal(codecs['obs2/video'], 'H264', JSON.stringify(codecs));
+  assert.equal(codecs['obs/video'], 'VP8', JSON.stringify(codecs));
   ff.kill('SIGINT');
+  ff2.kill('SIGINT');
   nginx.kill('SIGTERM');
   await ctx.close();
 });

@@ -11,10 +11,23 @@ shift 2
 LOG=$(mktemp "${TMPDIR:-/tmp}/hudong-itest.XXXXXX")
 SRV=
 
-free_port() { # a port the kernel just gave out and released (TCP and UDP)
-  python3 -c 'import socket
-s=socket.socket(); s.bind(("127.0.0.1",0)); p=s.getsockname()[1]
-u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("127.0.0.1",p)); print(p)' 2>/dev/null
+# A port the kernel just gave out and released, free on TCP and UDP, with the
+# next $1 ports free too: media worker i listens on rtc_port + i (UDP and
+# ICE-TCP). The kernel hands bind(0) odd ports and outgoing connections even
+# ones, so port + 1 is exactly where another process's connection sits.
+# SO_REUSEADDR as libuv binds (a connection in TIME_WAIT does not block).
+free_port() {
+  python3 -c 'import socket, sys
+n = int(sys.argv[1])
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+held = [s]
+for q in range(p, p + n + 1):
+    if q != p:
+        t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        t.bind(("127.0.0.1", q)); held.append(t)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", q)); held.append(u)
+print(p)' "${1:-0}" 2>/dev/null
 }
 
 cleanup() {
@@ -24,9 +37,9 @@ cleanup() {
 trap cleanup EXIT
 
 started=0
-for attempt in 1 2 3 4 5; do
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
   HTTP=$(free_port) || HTTP=
-  RTC=$(free_port) || RTC=
+  RTC=$(free_port 3) || RTC=
   if [ -z "$HTTP" ] || [ -z "$RTC" ] || [ "$HTTP" = "$RTC" ]; then continue; fi
   HUDONG_LOG=${HUDONG_LOG:-info} "$HUDONG" serve --dev --room-empty-timeout 0 --listen "127.0.0.1:$HTTP" --rtc-port "$RTC" >"$LOG" 2>&1 &
   SRV=$!

@@ -6,10 +6,20 @@ on_publish asks the node; with a good stream key the node starts an ingest
 process that publishes into the room, watched by `hudong sub`.
 
 Checks: POST /admin/ingress gives a stream key and URL (400 for a bad
-identity, 403 without roomAdmin); a made-up key is refused by on_publish
-(ffmpeg cannot publish); with the real key the room gets participant "obs"
-with video (frames decoded) and audio (dominant frequency ~1000 Hz); GET
-/admin/egress lists the ingest; on_publish_done ends it (complete, webhook).
+identity or video policy, 403 without roomAdmin); a made-up key is refused by
+on_publish (ffmpeg cannot publish); with the real key the room gets
+participant "obs" with video (frames decoded) and audio (dominant frequency
+~1000 Hz); GET /admin/egress lists the ingest; on_publish_done ends it
+(complete, webhook).
+
+H.264 passthrough: "obs" sends libx264's default (High, B-frames): it is
+transcoded to VP8. "obs2" sends the same picture as x264 baseline at the
+same time: it goes into the room as H.264 without decoding (GET /admin/egress
+says passthrough, the room's participant list says codec H264), a track
+recording of the room writes it to an MP4 that ffprobe reads as h264
+320x240 and decodes, and the obs2 ingest process uses less CPU than obs's
+over the same seconds (both printed). "obs3" sends baseline with a key made
+with "video": "transcode": VP8.
 
 usage: test_egress_ingest.py /path/to/hudong
 """
@@ -38,12 +48,28 @@ def req(port, method, path, token=None, body=None):
     return http_json(port, method, path, token, body)
 
 
-def publish(url, seconds):
+def publish(url, seconds, baseline=False):
+    prof = ["-profile:v", "baseline"] if baseline else []
     return subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
                              "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100", "-t", str(seconds),
-                             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-g", "30",
-                             "-c:a", "aac", "-f", "flv", url], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-g", "30"] + prof +
+                            ["-c:a", "aac", "-f", "flv", url], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
+
+
+def cpu_s(pid):
+    """user + system CPU seconds of a process (/proc/PID/stat fields 14, 15)"""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def ingests(port, tok):
+    st, j, _ = http_json(port, "GET", "/admin/egress", tok)
+    return {e.get("identity"): e for e in (j or {}).get("egresses", []) if e.get("kind") == "ingest"}
 
 
 def main():
@@ -83,7 +109,7 @@ rtmp {
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     nginx = subprocess.Popen(["nginx", "-c", ncfg, "-p", tmp, "-e", os.path.join(tmp, "nginx.log")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    pub = None
+    pub = pub2 = None
     try:
         for _ in range(100):
             try:
@@ -112,8 +138,23 @@ rtmp {
             bad.kill()
             bad.wait()
         check(bad.returncode != 0, "a made-up stream key is refused", bad.stderr.read().decode(errors="replace")[-300:])
+        st, _, text = req(port, "POST", "/admin/ingress", admin, {"room": "stage", "identity": "x", "video": "h265"})
+        check(st == 400 and "transcode" in text, "a bad video policy: 400", (st, text))
+        st, ing2, text = req(port, "POST", "/admin/ingress", admin, {"room": "stage", "identity": "obs2"})
+        check(st == 201 and (ing2 or {}).get("video") == "auto", "obs2's key: video auto", (st, text))
+        st, ing3, text = req(port, "POST", "/admin/ingress", admin,
+                             {"room": "stage", "identity": "obs3", "video": "transcode"})
+        check(st == 201 and "~obs3~t~" in (ing3 or {}).get("stream_key", ""), "obs3's key carries the transcode policy",
+              (st, text))
+        rec_tok = token("--room", "stage", "--identity", "ops", "--record")
         pub = publish(ing["url"], 20)
+        pub2 = publish((ing2 or {}).get("url", "rtmp://127.0.0.1:1/none"), 20, baseline=True)
         time.sleep(2)
+        st, rec, text = req(port, "POST", "/admin/egress", rec_tok, {"room": "stage", "kind": "track"})
+        check(st == 201, "a track recording of the room starts", (st, text))
+        ins = ingests(port, rec_tok)
+        pids = {k: ins[k].get("pid") for k in ("obs", "obs2") if k in ins and ins[k].get("pid")}
+        cpu0 = {k: cpu_s(p) for k, p in pids.items()}
         out = os.path.join(tmp, "sub")
         os.makedirs(out)
         sub = subprocess.run([HUDONG, "sub", "--url", "http://127.0.0.1:%d" % port, "--token",
@@ -132,24 +173,85 @@ rtmp {
               sub.stdout.decode()[-800:])
         check(len(a) == 1 and abs(a[0].get("tone_hz", 0) - 1000) < 30,
               "the room hears obs's 1 kHz tone (%s Hz)" % (a[0].get("tone_hz") if a else "no"), a)
-        st, j, _ = req(port, "GET", "/admin/egress", token("--room", "stage", "--identity", "ops", "--record"))
-        ins = [e for e in (j or {}).get("egresses", []) if e.get("kind") == "ingest"]
-        check(len(ins) == 1 and ins[0]["state"] == "active" and ins[0]["identity"] == "obs" and
-              ins[0]["ingest"].get("video_frames", 0) > 30, "GET /admin/egress lists the ingest, active", j)
-        pub.terminate()  # the publisher stops: on_publish_done ends the ingest
-        pub.wait()
+        cpu1 = {k: cpu_s(p) for k, p in pids.items()}
+        used = {k: (cpu1[k] - cpu0[k]) if cpu0.get(k) is not None and cpu1.get(k) is not None else None
+                for k in pids}
+        ins = ingests(port, rec_tok)
+        o1, o2 = ins.get("obs", {}), ins.get("obs2", {})
+        check(o1.get("state") == "active" and o1.get("ingest", {}).get("video_frames", 0) > 30,
+              "GET /admin/egress lists the ingest, active", ins)
+        i1, i2 = o1.get("ingest", {}), o2.get("ingest", {})
+        check(i1.get("video_codec") == "VP8" and i1.get("passthrough") is False and
+              "profile_idc 100" in i1.get("video_mode", ""),
+              "obs (x264 High, B-frames) is transcoded to VP8: %s" % i1.get("video_mode"), i1)
+        check(o2.get("state") == "active" and i2.get("video_codec") == "H264" and i2.get("passthrough") is True and
+              i2.get("video_frames", 0) > 30,
+              "obs2 (x264 baseline) passes through as H.264: %s" % i2.get("video_mode"), i2)
+        print("ingest CPU over the same %s s: transcode (obs) %s s, passthrough (obs2) %s s; load %s" %
+              (7, used.get("obs"), used.get("obs2"), open("/proc/loadavg").read().split()[:3]))
+        check(used.get("obs") is not None and used.get("obs2") is not None and used["obs2"] < used["obs"],
+              "the passthrough ingest uses less CPU than the transcoding one", used)
+        st, parts, _ = req(port, "GET", "/admin/rooms/stage/participants", admin)
+        codecs = {(p["identity"], t["kind"]): t.get("codec") for p in (parts or {}).get("participants", [])
+                  for t in p.get("tracks", [])}
+        check(codecs.get(("obs2", "video")) == "H264" and codecs.get(("obs", "video")) == "VP8",
+              "the room lists obs2's video as H264, obs's as VP8", codecs)
+        time.sleep(1)
+        st, done, text = req(port, "DELETE", "/admin/egress/" + (rec or {}).get("egress_id", "x"), rec_tok)
         end = time.time() + 15
-        while time.time() < end and ins:
-            st, j, _ = req(port, "GET", "/admin/egress", token("--room", "stage", "--identity", "ops", "--record"))
-            ins = [e for e in (j or {}).get("egresses", []) if e.get("kind") == "ingest"]
-            if ins and ins[0]["state"] in ("complete", "failed"):
+        while time.time() < end:
+            st, done, _ = req(port, "GET", "/admin/egress/" + (rec or {}).get("egress_id", "x"), rec_tok)
+            if (done or {}).get("state") in ("complete", "failed"):
                 break
             time.sleep(0.3)
-        check(ins and ins[0]["state"] == "complete", "the publisher stopped: the ingest is complete", ins)
+        f2 = [f for f in (done or {}).get("files", []) if f.get("identity") == "obs2" and f.get("kind") == "video"]
+        check(len(f2) == 1 and f2[0].get("codec") == "h264" and f2[0]["path"].endswith(".mp4"),
+              "the recording has obs2's video as H.264 MP4", (done or {}).get("files"))
+        if f2:
+            path = f2[0]["path"] if os.path.isabs(f2[0]["path"]) else os.path.join(tmp, f2[0]["path"])
+            pr = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                                 "stream=codec_name,width,height,nb_read_frames", "-of", "json", path],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            try:
+                vs = json.loads(pr.stdout.decode()).get("streams", [{}])[0]
+            except (ValueError, IndexError):
+                vs = {}
+            check(vs.get("codec_name") == "h264" and vs.get("width") == 320 and vs.get("height") == 240 and
+                  int(vs.get("nb_read_frames") or 0) > 60,
+                  "ffprobe decodes obs2's recording: h264 320x240, %s frames" % vs.get("nb_read_frames"),
+                  (vs, pr.stderr.decode(errors="replace")[-300:]))
+        pub.terminate()  # the publisher stops: on_publish_done ends the ingest
+        pub.wait()
+        pub2.terminate()
+        pub2.wait()
+        end = time.time() + 15
+        while time.time() < end:
+            ins = ingests(port, rec_tok)
+            if all(ins.get(k, {}).get("state") in ("complete", "failed") for k in ("obs", "obs2")):
+                break
+            time.sleep(0.3)
+        check(all(ins.get(k, {}).get("state") == "complete" for k in ("obs", "obs2")),
+              "the publishers stopped: the ingests are complete", ins)
+        # the key's policy: baseline H.264 under a "transcode" key is re-encoded
+        pub3 = publish((ing3 or {}).get("url", "rtmp://127.0.0.1:1/none"), 4, baseline=True)
+        end = time.time() + 15
+        i3 = {}
+        while time.time() < end:
+            i3 = ingests(port, rec_tok).get("obs3", {})
+            if i3.get("ingest", {}).get("video_codec"):
+                break
+            time.sleep(0.3)
+        check(i3.get("ingest", {}).get("video_codec") == "VP8" and i3["ingest"].get("passthrough") is False,
+              "obs3 (baseline, key says transcode) is transcoded to VP8", i3)
+        try:
+            pub3.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pub3.kill()
     finally:
-        if pub and pub.poll() is None:
-            pub.kill()
-            pub.wait()
+        for p in (pub, pub2):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
         nginx.terminate()
         try:
             nginx.wait(timeout=5)

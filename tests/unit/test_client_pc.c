@@ -829,6 +829,51 @@ static void test_h264_answer(void **st) {
   assert_int_equal(answer_with(1, both, "96 102", ans, sizeof ans), 2);
 }
 
+/* An H.264 sender (hd_pc_set_h264, the RTMP ingest's passthrough): the
+ * offer names H.264 mode 1 constrained baseline (no VP8) with its RTX; the
+ * node's negotiator answers H.264 and the track's codec is H264. */
+static void test_h264_offer(void **st) {
+  (void)st;
+  world_t *w = world_new();
+  ep_init(w, 0, "10.0.0.2", 5000, 0, g_cert_a);
+  hd_pc_t *a = w->ep[0].pc;
+  assert_int_equal(hd_pc_add_transceiver(a, HD_PC_AUDIO, HD_PC_SENDONLY), 0);
+  assert_int_equal(hd_pc_add_transceiver(a, HD_PC_VIDEO, HD_PC_SENDONLY), 1);
+  assert_int_equal(hd_pc_set_h264(a, 0), HD_EINVAL); /* audio */
+  assert_int_equal(hd_pc_set_h264(a, 5), HD_EINVAL);
+  assert_int_equal(hd_pc_set_h264(a, 1), 0);
+  static char offer[8192], answer[8192];
+  char err[128];
+  int n = hd_pc_create_offer(a, offer, sizeof offer, w->now);
+  assert_true(n > 0);
+  const char *video = strstr(offer, "m=video");
+  assert_non_null(video);
+  assert_non_null(strstr(video, "m=video 9 UDP/TLS/RTP/SAVPF 102 103\r\n"));
+  assert_non_null(strstr(video, "a=rtpmap:102 H264/90000\r\n"));
+  assert_non_null(strstr(video, "packetization-mode=1;profile-level-id=42e01f"));
+  assert_non_null(strstr(video, "a=fmtp:103 apt=102\r\n"));
+  assert_null(strstr(offer, "VP8"));
+  hd_sdp_t *o = calloc(1, sizeof *o), *an = calloc(1, sizeof *an);
+  hd_sdp_negotiated_t *neg = calloc(1, sizeof *neg);
+  assert_int_equal(hd_sdp_parse(o, offer, (size_t)n, err, sizeof err), 0);
+  hd_sdp_answer_params_t p = {.ice_ufrag = "nodeufrag",
+                              .ice_pwd = "nodepassword0123456789ab",
+                              .fingerprint_sha256 = hd_dtls_cert_fingerprint(g_node_cert),
+                              .cand_ip = "10.0.0.1",
+                              .cand_port = 7000,
+                              .direction = HD_SDP_RECVONLY};
+  assert_int_equal(hd_sdp_negotiate(o, &p, an, neg, err, sizeof err), 0);
+  int len = hd_sdp_write(an, answer, sizeof answer);
+  assert_true(len > 0);
+  assert_int_equal(hd_pc_set_remote_answer(a, answer, (size_t)len, w->now), 0);
+  assert_string_equal(hd_pc_track_codec(a, 1), "H264");
+  assert_string_equal(hd_pc_track_codec(a, 0), "opus");
+  free(o);
+  free(an);
+  free(neg);
+  world_free(w);
+}
+
 /* ICE never succeeds (nobody answers): FAILED at the connect timeout. */
 /* Consent freshness at 50 % loss each way (issue 13: speech at 50 % loss):
  * with one check per 5 s interval, six unanswered in a row (p = 0.75^6, ~18 %
@@ -892,6 +937,7 @@ int main(void) {
       cmocka_unit_test(test_simulcast_offer),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_h264_answer),
+      cmocka_unit_test(test_h264_offer),
       cmocka_unit_test(test_connect_timeout),
       cmocka_unit_test(test_consent_survives_heavy_loss),
   };
