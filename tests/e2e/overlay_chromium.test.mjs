@@ -146,7 +146,7 @@ function installMeter() {
       const s = await window.hudong.stats();
       const v = (s ? s.tracks : []).find((t) => t.kind === 'video');
       if (v) m.decoded.push([performance.now(), v.framesDecodedTotal || v.framesDecoded || 0, v.freezeCount || 0,
-        v.packetsReceived || 0, v.packetsLost || 0, v.nackCount || 0, v.pliCount || 0]);
+        v.packetsReceived || 0, v.packetsLost || 0, v.nackCount || 0, v.pliCount || 0, v.bytesReceived || 0]);
     } finally { busy = false; }
   }, 100);
 }
@@ -172,6 +172,7 @@ function gaps(from, to) {
     // the video's RTP counters over the window: received, lost (after repair), NACKs and PLIs sent
     packets: first && last ? last[3] - first[3] : 0, lost: first && last ? last[4] - first[4] : 0,
     nacks: first && last ? last[5] - first[5] : 0, plis: first && last ? last[6] - first[6] : 0,
+    bytes: first && last ? last[7] - first[7] : 0,
   };
 }
 
