@@ -783,7 +783,10 @@ void cl_remote_rtp(hd_client_t *c, const hd_pc_rtp_t *p, hd_time_t now) {
     return;
   }
   if (r->kind == HD_PC_AUDIO) {
-    if (p->red)
+    if (p->rtx) /* a NACK repair (pc.h): fills its hole, does not teach the delay */
+      hd_audio_jitter_push_repair(&r->jb, p->seq, p->ts, p->payload, p->payload_len, p->red, p->codec_pt,
+                                  now);
+    else if (p->red)
       hd_audio_jitter_push_red(&r->jb, p->seq, p->ts, p->payload, p->payload_len, p->codec_pt, now);
     else
       hd_audio_jitter_push(&r->jb, p->seq, p->ts, p->payload, p->payload_len, now);
@@ -815,9 +818,21 @@ static void on_audio_packet(void *ud, const hd_audio_jitter_out_t *o) {
   cb->on_encoded(cb->ud, &f);
 }
 
+/* Audio NACK (NetEQ's coupling of NACK and buffer): the buffer makes room
+ * for one repair round trip while losses are seen, and the pc asks for a
+ * lost packet only while its repair can still be played. */
+static void audio_nack(hd_client_t *c, cl_remote_t *r) {
+  if (!c->s) return;
+  hd_time_t rtt = hd_pc_track_repair_rtt(c->s->pc[1], r->pc_track);
+  if (rtt < 0) return; /* no NACK negotiated on this track */
+  hd_audio_jitter_set_repair_rtt(&r->jb, rtt);
+  hd_pc_set_nack_window(c->s->pc[1], r->pc_track, hd_audio_jitter_repair_window(&r->jb));
+}
+
 static void play_audio(hd_client_t *c, cl_remote_t *r, hd_time_t now) {
   const hd_client_callbacks_t *cb = &c->cfg.cb;
   int want_encoded = c->cfg.encoded_frames && cb->on_encoded;
+  audio_nack(c, r);
   if (c->cfg.no_decode) {
     /* no PCM to stretch: the buffer steers by whole frames */
     hd_audio_jitter_out_t o;

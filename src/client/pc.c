@@ -11,6 +11,7 @@
 
 #include "base/err.h"
 #include "base/rand.h"
+#include "client/pc_fec.h"
 #include "client/pc_internal.h"
 
 #define CHECK_PACE HD_MS(50)       /* RFC 8445 §14.2 Ta for one agent */
@@ -57,6 +58,7 @@ void pc_trx_init(hd_pc_t *pc, pc_trx_t *t, int kind, const char *mid) {
   snprintf(t->media, sizeof t->media, "%s", kind == HD_PC_AUDIO ? "audio" : "video");
   t->ssrc = hd_random_u32() | 1;
   t->rtx_ssrc = hd_random_u32() | 1;
+  t->fec_ssrc = hd_random_u32() | 1;
   t->seq = (uint16_t)hd_random_u32();
   t->rtx_seq = (uint16_t)hd_random_u32();
   hd_nack_gen_init(&t->ng);
@@ -70,6 +72,7 @@ void pc_trx_init(hd_pc_t *pc, pc_trx_t *t, int kind, const char *mid) {
 }
 
 void pc_trx_free(pc_trx_t *t) {
+  pc_fec_free(t);
   if (t->have_cache) hd_rtp_cache_free(&t->cache);
   t->have_cache = 0;
   for (int l = 0; l < HD_PC_MAX_LAYERS; l++) {
@@ -98,6 +101,11 @@ int hd_pc_new(hd_pc_t **out, const hd_pc_config_t *cfg) {
   if (!pc->cfg.connect_timeout) pc->cfg.connect_timeout = CONNECT_TIMEOUT;
   if (!pc->cfg.rtcp_interval) pc->cfg.rtcp_interval = HD_SEC(1);
   if (!pc->cfg.send_cache) pc->cfg.send_cache = 512;
+  /* issue 13 A/B switches for measurements (bench/weak_network) */
+  const char *e = getenv("HUDONG_FEC");
+  if (e && !strcmp(e, "0")) pc->cfg.no_fec = 1;
+  e = getenv("HUDONG_AUDIO_NACK");
+  if (e && !strcmp(e, "0")) pc->cfg.no_audio_nack = 1;
   pc->cfg.local_ip = NULL; /* copied below */
   pc->cfg.cname = NULL;
   pc->q_cap = PC_TXQ_CAP;
@@ -627,5 +635,6 @@ void hd_pc_stats(const hd_pc_t *pc, hd_pc_stats_t *out) {
     s->nack_gave_up = t->ng.gave_up;
     s->missing = t->ng.noticed;
     s->repair_rtt = t->ng.rtt_samples ? t->ng.rtt : -1;
+    s->fec_group = pc_fec_group(pc, t);
   }
 }

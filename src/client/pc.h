@@ -56,6 +56,7 @@
 #define HD_PC_PT_VP8_RTX 97
 #define HD_PC_PT_H264 102 /* hd_pc_set_h264 */
 #define HD_PC_PT_H264_RTX 103
+#define HD_PC_PT_FLEXFEC 118 /* flexfec/90000 (RFC 8627 §5.1.1) protecting the video */
 
 enum { HD_PC_AUDIO = 1, HD_PC_VIDEO = 2 }; /* = HD_SDP_AUDIO / HD_SDP_VIDEO */
 
@@ -93,7 +94,7 @@ typedef struct {
   int64_t ext_seq;        /* extended (unwrapped) sequence number */
   uint32_t ts;            /* RTP timestamp */
   int marker;             /* M bit */
-  int rtx;                /* 1: recovered from an RTX packet */
+  int rtx;                /* 1: from RTX; audio under NACK: came after a newer seq (a repair) */
   int red;                /* 1: the payload is RED (RFC 2198) whose blocks are codec_pt */
   uint8_t codec_pt;       /* the negotiated codec's payload type */
   int audio_level;        /* RFC 6464 level 0..127, -1 if absent */
@@ -123,12 +124,14 @@ typedef struct {
   hd_time_t consent_interval; /* 0 = 5 s */
   hd_time_t connect_timeout;  /* ICE+DTLS must finish within this; 0 = 20 s */
   hd_time_t rtcp_interval;    /* 0 = 1 s */
-  int no_nack;                /* 1: do not NACK received video */
+  int no_nack;                /* 1: do not NACK received media, nor offer NACK for audio */
   int no_rtx;                 /* 1: offer/accept video without RTX */
   int no_red;                 /* 1: offer/accept audio without RED (RFC 2198) */
   int no_twcc;                /* 1: leave transport-cc out of our offer */
   int accept_h264;            /* 1: as answerer, accept H.264 (packetization-mode 1) video too */
   int no_pacing;              /* 1: send RTP at once instead of at the estimate's pacing rate */
+  int no_fec;                 /* 1: offer/accept video without FlexFEC (RFC 8627); env HUDONG_FEC=0 */
+  int no_audio_nack;          /* 1: no NACK for audio (offer, requests); env HUDONG_AUDIO_NACK=0 */
   size_t send_cache;          /* video packets kept for NACK/RTX per track, power of 2; 0 = 512 */
   hd_pc_event_fn on_event;    /* may be NULL */
   void *ud;
@@ -160,6 +163,11 @@ typedef struct {
   uint64_t sr_received;
   uint64_t missing;     /* seqs found missing on arrival, before any repair (video with NACK) */
   hd_time_t repair_rtt; /* NACK -> repair round trip learned by the NACK generator, -1 none */
+  /* FlexFEC (RFC 8627, video): repair packets sent / received, media
+   * packets rebuilt from them, current packets per repair packet (0 = off) */
+  uint64_t fec_sent, fec_received, fec_recovered;
+  int fec_group;
+  uint64_t nack_doubled; /* NACK messages sent twice (our receive loss >= 10% before repair) */
 } hd_pc_track_stats_t;
 
 typedef struct {
@@ -305,6 +313,22 @@ const char *hd_pc_track_codec(const hd_pc_t *pc, int track);
  * *count, the report blocks received so far (a new report when it changes).
  * 0, or HD_ENOTFOUND before the first report / for a bad track. */
 int hd_pc_track_loss_report(const hd_pc_t *pc, int track, double *fraction_lost, uint64_t *count);
+
+/* Audio NACK (RFC 4585 generic NACK on Opus, negotiated with
+ * "a=rtcp-fb:<opus pt> nack"; the sender resends the same packet, no RTX):
+ * a lost audio packet is only worth asking for if its repair can arrive
+ * before the jitter buffer plays its slot. window: how long after a hole is
+ * noticed a repair is still played (the audio buffer's current delay minus
+ * one frame, media/audio_jitter.h hd_audio_jitter_repair_window); a request
+ * is sent only while window - RTT has not passed since the hole was noticed,
+ * so with window <= RTT nothing is asked. Until the app sets a window no
+ * audio NACK is sent. Returns 0, HD_EINVAL (bad track), HD_ESTATE (not an
+ * audio track receiving with NACK negotiated). */
+int hd_pc_set_nack_window(hd_pc_t *pc, int track, hd_time_t window);
+/* The NACK -> repair round trip known for a receiving track: learned from
+ * its own repairs, else from the other tracks', else the RTT from report
+ * blocks; 0 when none is known yet; HD_ESTATE/HD_EINVAL as above (any kind). */
+hd_time_t hd_pc_track_repair_rtt(const hd_pc_t *pc, int track);
 
 /* Sends one RTP packet (SSRC, seq, extensions and SRTP done here). Returns 0,
  * HD_ESTATE (not CONNECTED, or the track does not send), HD_EINVAL (bad track,

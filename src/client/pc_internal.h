@@ -23,6 +23,12 @@
 #define PC_RTX_TWICE_LOSS 0.02 /* the peer reports this much loss on a stream we send: repairs go twice */
 #define PC_RTX_TWICE_HOLD HD_SEC(10) /* ... for this long after the last such report */
 
+/* issue 13: FlexFEC and audio NACK */
+#define PC_FEC_REPAIR_WINDOW_US 4000000u /* FlexFEC a=fmtp repair-window we announce (RFC 8627 §5.1.1) */
+#define PC_FEC_NACK_WAIT HD_MS(35)       /* with FlexFEC coming, a hole waits this long before its NACK */
+#define PC_AUDIO_NACK_LEARN HD_MS(250)   /* audio NACK give-up age while no RTT is known */
+#define PC_NACK_TWICE_Q8 26              /* our receive loss (x/256, 10%) from which NACKs go twice */
+
 typedef struct {
   size_t len;
   int twcc;         /* transport-wide seq to report to the estimator when it leaves, -1 none */
@@ -79,6 +85,12 @@ typedef struct {
   char rids[HD_PC_MAX_LAYERS][HD_PC_RID_MAX];
   uint8_t ext_rid;
   pc_layer_t lay[HD_PC_MAX_LAYERS];
+  /* FlexFEC (RFC 8627, client/pc_fec.h): fec_pt negotiated = 0 none; we send
+   * repair packets on fec_ssrc, the peer's come on r_fec_ssrc */
+  uint8_t fec_pt;
+  uint32_t fec_ssrc, r_fec_ssrc;
+  uint16_t fec_seq;
+  struct pc_fec *fec;        /* allocated when used */
   hd_time_t rtx_twice_until; /* repairs go twice until then (a lossy report, PC_RTX_TWICE_LOSS) */
   /* receiving */
   uint32_t r_ssrc, r_rtx_ssrc; /* from the remote SDP, or learned */
@@ -88,6 +100,11 @@ typedef struct {
   uint32_t r_sr_rtp;
   int r_have_sr;
   hd_nack_gen_t ng;
+  hd_time_t nack_window; /* audio: hd_pc_set_nack_window, 0 = not set (no audio NACK) */
+  /* loss before repair on what we receive (seqs found missing / packets), per
+   * report interval, smoothed x/256: our NACKs go twice at PC_NACK_TWICE_Q8 */
+  unsigned r_loss_q8;
+  uint64_t r_loss_noticed, r_loss_packets;
   int64_t r_max_ext;
   uint8_t seen[PC_SEEN_WINDOW / 8];
   /* stats */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "client/pc_fec.h"
 #include "client/pc_internal.h"
 #include "proto/rtcp.h"
 
@@ -68,6 +69,15 @@ hd_time_t pc_pace_due(const hd_pc_t *pc) {
 
 static void emit_send_rate(hd_pc_t *pc) {
   uint64_t bps = pc->bwe ? hd_bwe_target(pc->bwe) : pc->remb_bps;
+  /* FlexFEC is inside the estimate: with one repair packet per N media
+   * packets the encoder gets N/(N+1) of it */
+  for (int i = 0; i < pc->n_tr; i++) {
+    int g = pc->tr[i].kind == HD_PC_VIDEO ? pc_fec_group(pc, &pc->tr[i]) : 0;
+    if (g > 0) {
+      bps = bps * (uint64_t)g / (uint64_t)(g + 1);
+      break;
+    }
+  }
   hd_pc_event_t ev = {.type = HD_PC_EV_SEND_RATE, .bitrate_bps = bps, .track = -1};
   pc_emit(pc, &ev);
 }
@@ -154,10 +164,15 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
   uint8_t pkt[PC_DGRAM_MAX];
   int n = hd_rtp_build(&b, p->payload, p->len, pkt, sizeof pkt - HD_SRTP_MAX_TRAILER);
   if (n < 0) return n;
-  if (t->kind == HD_PC_VIDEO && t->nack) {
+  if (t->nack) { /* video for RTX, audio for plain resends */
     if (!t->have_cache && hd_rtp_cache_init(&t->cache, pc->cfg.send_cache) == 0) t->have_cache = 1;
     if (t->have_cache) hd_rtp_cache_put(&t->cache, pkt, (size_t)n, now);
   }
+  /* FlexFEC: the group's repair packet follows this one (layer 0 only) */
+  uint8_t fpk[PC_DGRAM_MAX];
+  int fl = t->fec_pt && t->kind == HD_PC_VIDEO && p->layer == 0
+               ? pc_fec_sent(pc, t, pkt, (size_t)n, p->marker, fpk, sizeof fpk - HD_SRTP_MAX_TRAILER)
+               : 0;
   if (!t->sst.ssrc) hd_rtp_send_stats_init(&t->sst, t->ssrc, t->clock ? t->clock : 90000);
   hd_rtp_send_stats_update(&t->sst, p->ts, p->len, now);
   t->seq++;
@@ -171,6 +186,12 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
   if (rc < 0) return rc;
   t->st.packets_sent++;
   t->st.bytes_sent += p->len;
+  if (fl > 0) { /* paced behind the media, no transport-wide seq of its own */
+    pc->tx_paced = 1;
+    pc->tx_rtp_len = (size_t)fl;
+    if (protect_and_send(pc, fpk, (size_t)fl, sizeof fpk, 0) == 0) t->st.fec_sent++;
+    pc->tx_paced = 0;
+  }
   return 0;
 }
 
@@ -180,6 +201,17 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
 static void resend(hd_pc_t *pc, pc_trx_t *t, uint16_t seq, hd_time_t now) {
   const uint8_t *orig;
   size_t olen;
+  if (t->kind == HD_PC_AUDIO && t->have_cache && hd_rtp_cache_get(&t->cache, seq, now, &orig, &olen) == 0) {
+    /* Audio NACK has no RTX (RFC 4588 is not negotiated for Opus): the same
+     * packet goes again, byte for byte; SRTP re-protects an index already
+     * sent only with identical bytes (same IV), so nothing in it is
+     * rewritten, not even its transport-wide seq (not reported again). */
+    uint8_t pkt[PC_DGRAM_MAX];
+    if (olen + HD_SRTP_MAX_TRAILER > sizeof pkt) return;
+    memcpy(pkt, orig, olen);
+    if (protect_and_send(pc, pkt, olen, sizeof pkt, 0) == 0) t->st.rtx_sent++;
+    return;
+  }
   if (!t->have_cache || !t->rtx_pt || hd_rtp_cache_get(&t->cache, seq, now, &orig, &olen) < 0) return;
   /* On a leg the peer reports lossy, a lost repair costs another round trip
    * and, after a few, the receiver's hold (a keyframe request, a freeze): the
@@ -219,6 +251,11 @@ static int send_rtcp(hd_pc_t *pc, const uint8_t *buf, size_t len) {
 
 static int receiving(const pc_trx_t *t) {
   return t->negotiated && !t->rejected && (t->dir == HD_PC_RECVONLY || t->dir == HD_PC_SENDRECV);
+}
+/* A receiving track we NACK: video with nack negotiated; audio too once the
+ * app has said how long a repair stays useful (hd_pc_set_nack_window). */
+static int nacking(const pc_trx_t *t) {
+  return receiving(t) && t->nack && (t->kind == HD_PC_VIDEO || t->nack_window > 0);
 }
 static int sending(const pc_trx_t *t) {
   return t->negotiated && !t->rejected && (t->dir == HD_PC_SENDONLY || t->dir == HD_PC_SENDRECV) &&
@@ -261,6 +298,13 @@ static void send_reports(hd_pc_t *pc, hd_time_t now) {
   for (int i = 0; i < pc->n_tr && n_rb < HD_RTCP_MAX_RB; i++) {
     pc_trx_t *t = &pc->tr[i];
     if (receiving(t) && t->r_started && hd_rtp_recv_stats_report(&t->rst, now, &rbs[n_rb]) == 0) n_rb++;
+    uint64_t dn = t->ng.noticed - t->r_loss_noticed, dp = t->st.packets_received - t->r_loss_packets;
+    if (dp >= 20) { /* loss before repair this interval (our reports count repairs as received) */
+      unsigned q8 = dn >= dp ? 255u : (unsigned)(dn * 256 / dp);
+      t->r_loss_q8 = t->r_loss_q8 ? (t->r_loss_q8 * 3 + q8) / 4 : q8;
+      t->r_loss_noticed = t->ng.noticed;
+      t->r_loss_packets = t->st.packets_received;
+    }
   }
   uint8_t buf[1200];
   size_t off = 0;
@@ -312,9 +356,42 @@ hd_time_t pc_media_next_timeout(const hd_pc_t *pc) {
   if (pc->twcc_rx && pc->twcc_rx->n) t = hd_time_min(t, pc->next_twcc_fb);
   if (pc->cfg.no_nack) return t;
   for (int i = 0; i < pc->n_tr; i++)
-    if (receiving(&pc->tr[i]) && pc->tr[i].kind == HD_PC_VIDEO && pc->tr[i].nack)
-      t = hd_time_min(t, hd_nack_gen_next_timeout(&pc->tr[i].ng));
+    if (nacking(&pc->tr[i])) t = hd_time_min(t, hd_nack_gen_next_timeout(&pc->tr[i].ng));
   return t;
+}
+
+/* The repair round trip for t: its own learned one, else another track's
+ * (same path to the same peer), else the report blocks' RTT; 0 = unknown. */
+static hd_time_t repair_rtt(const hd_pc_t *pc, const pc_trx_t *t) {
+  if (t->ng.rtt_samples) return t->ng.rtt;
+  for (int i = 0; i < pc->n_tr; i++)
+    if (pc->tr[i].ng.rtt_samples) return pc->tr[i].ng.rtt;
+  return pc->rtt > 0 ? pc->rtt : 0;
+}
+
+hd_time_t hd_pc_track_repair_rtt(const hd_pc_t *pc, int track) {
+  if (!pc || track < 0 || track >= pc->n_tr) return HD_EINVAL;
+  const pc_trx_t *t = &pc->tr[track];
+  if (!receiving(t) || !t->nack || pc->cfg.no_nack) return HD_ESTATE;
+  return repair_rtt(pc, t);
+}
+
+int hd_pc_set_nack_window(hd_pc_t *pc, int track, hd_time_t window) {
+  if (!pc || track < 0 || track >= pc->n_tr || window < 0) return HD_EINVAL;
+  pc_trx_t *t = &pc->tr[track];
+  if (t->kind != HD_PC_AUDIO || !receiving(t) || !t->nack || pc->cfg.no_nack) return HD_ESTATE;
+  t->nack_window = window;
+  /* NetEQ's rule: ask only while the answer can still be played. A hole is
+   * noticed when the next packet arrives; asking at `first + age` brings the
+   * repair at `first + age + rtt`, which must be before the slot plays
+   * (`first + window`). With no room left, give up at once (max_age 1 us:
+   * the generator drops the seq before its first request). Before any RTT
+   * is known, at least PC_AUDIO_NACK_LEARN: the first repairs teach it (a
+   * request given up before its answer arrives teaches nothing). */
+  hd_time_t rtt = repair_rtt(pc, t);
+  hd_time_t age = rtt ? window - rtt : window > PC_AUDIO_NACK_LEARN ? window : PC_AUDIO_NACK_LEARN;
+  t->ng.max_age = age > 0 ? age : 1;
+  return 0;
 }
 
 void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
@@ -326,9 +403,14 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
   if (pc->cfg.no_nack) return;
   for (int i = 0; i < pc->n_tr; i++) {
     pc_trx_t *t = &pc->tr[i];
-    if (!receiving(t) || t->kind != HD_PC_VIDEO || !t->nack || !t->r_ssrc) continue;
+    if (!nacking(t) || !t->r_ssrc) continue;
     if (hd_nack_gen_next_timeout(&t->ng) > now) continue;
-    if (pc->rtt > 0 && !t->ng.rtt_samples) hd_nack_gen_set_rtt(&t->ng, pc->rtt);
+    if (t->kind == HD_PC_AUDIO) {
+      hd_time_t r = repair_rtt(pc, t);
+      if (r > 0 && !t->ng.rtt_samples) hd_nack_gen_set_rtt(&t->ng, r);
+    } else if (pc->rtt > 0 && !t->ng.rtt_samples) {
+      hd_nack_gen_set_rtt(&t->ng, pc->rtt);
+    }
     uint16_t seqs[NACK_BATCH];
     size_t n = hd_nack_gen_poll(&t->ng, now, seqs, NACK_BATCH);
     if (!n) continue;
@@ -337,6 +419,10 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
     if (len > 0 && send_rtcp(pc, buf, (size_t)len) == 0) {
       t->st.nack_sent++;
       t->st.nack_seqs_sent += n;
+      /* a lossy leg: a repair round needs the NACK and a repair through; the
+       * node sends repairs twice there, the NACK goes twice too (as the node
+       * does towards a lossy publisher, sfu/session.c send_nacks) */
+      if (t->r_loss_q8 >= PC_NACK_TWICE_Q8 && send_rtcp(pc, buf, (size_t)len) == 0) t->st.nack_doubled++;
     }
   }
 }
@@ -345,6 +431,7 @@ void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
 
 void pc_trx_recv_reset(pc_trx_t *t, uint32_t ssrc) {
   t->r_ssrc = ssrc;
+  if (t->fec && t->fec->dec) hd_flexfec_dec_init(t->fec->dec, ssrc); /* it protects the old stream */
   t->r_started = 0;
   t->r_have_sr = 0;
   hd_nack_gen_reset(&t->ng);
@@ -373,6 +460,10 @@ static int demux(hd_pc_t *pc, const hd_rtp_hdr_t *h, int *is_rtx) {
     if (!receiving(t)) continue;
     if (t->r_ssrc && h->ssrc == t->r_ssrc) return *is_rtx = 0, i;
     if (t->r_rtx_ssrc && h->ssrc == t->r_rtx_ssrc) return *is_rtx = 1, i;
+    if (t->fec_pt && h->pt == t->fec_pt && (!t->r_fec_ssrc || h->ssrc == t->r_fec_ssrc)) {
+      t->r_fec_ssrc = h->ssrc; /* FlexFEC repair stream (no mid extension on it) */
+      return *is_rtx = 2, i;
+    }
   }
   int i = find_by_mid(pc, h);
   if (i < 0) {
@@ -449,7 +540,26 @@ static void twcc_record(hd_pc_t *pc, const pc_trx_t *t, const hd_rtp_hdr_t *h, h
   hd_twcc_recv_add(pc->twcc_rx, seq, now);
 }
 
+typedef struct {
+  hd_pc_t *pc;
+  hd_time_t now;
+} fec_ctx_t;
+
+static void on_rtp_pkt(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now, int recovered);
+
+/* A media packet rebuilt from FlexFEC: delivered like a received one. */
+static void on_recovered(void *ud, const uint8_t *pkt, size_t len) {
+  fec_ctx_t *x = ud;
+  on_rtp_pkt(x->pc, pkt, len, x->now, 1);
+}
+
 static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
+  on_rtp_pkt(pc, buf, len, now, 0);
+}
+
+/* recovered: rebuilt from FlexFEC (not on the wire: no transport-wide
+ * report, not counted as received in our reports, not fed back to FEC) */
+static void on_rtp_pkt(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now, int recovered) {
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(buf, len, &h) < 0) {
     pc->st.drop_malformed++;
@@ -457,12 +567,22 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   }
   int is_rtx = 0;
   int i = demux(pc, &h, &is_rtx);
-  if (i < 0) {
+  if (i < 0 || (recovered && is_rtx)) {
     pc->st.drop_unknown++;
     return;
   }
   pc_trx_t *t = &pc->tr[i];
-  twcc_record(pc, t, &h, now); /* every stamped packet, probe padding included */
+  if (is_rtx == 2) { /* a FlexFEC repair packet */
+    t->st.fec_received++;
+    /* a hole waits for its group's repair packet before it is NACKed */
+    if (t->ng.reorder_wait < PC_FEC_NACK_WAIT) t->ng.reorder_wait = PC_FEC_NACK_WAIT;
+    fec_ctx_t x = {pc, now};
+    pc_fec_repair(t, buf, len, on_recovered, &x);
+    return;
+  }
+  if (!recovered) twcc_record(pc, t, &h, now); /* every stamped packet, probe padding included */
+  const uint8_t *plain = buf;                  /* the media packet, RTX unwrapped */
+  size_t plain_len = len;
   uint8_t orig[PC_DGRAM_MAX];
   if (is_rtx) {
     t->st.rtx_received++;
@@ -473,6 +593,8 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
       pc->st.drop_malformed++; /* padding-only probes end here too */
       return;
     }
+    plain = orig;
+    plain_len = (size_t)n;
   }
   if (!t->r_started) {
     t->r_started = 1;
@@ -482,19 +604,34 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
     hd_nack_gen_reset(&t->ng);
   }
   int64_t ext = hd_seq_extend(t->r_max_ext, h.seq);
+  /* Audio under NACK: a packet older than the newest one seen filled a hole
+   * (our repair, the node's repair from the publisher, a second answer):
+   * it is flagged as a repair so that the jitter buffer does not read its
+   * lateness as network jitter (NetEQ keeps reordered packets out of its
+   * delay estimate too); without that, at 20% loss the few repairs that come
+   * after the give-up pushed the target to 200 ms. */
+  int repaired = t->kind == HD_PC_AUDIO && t->nack_window > 0 && t->r_started && ext < t->r_max_ext;
   if (!mark_seen(t, ext)) {
     t->st.duplicates++;
     return;
   }
   if (is_rtx) t->st.rtx_recovered++;
-  hd_rtp_recv_stats_update(&t->rst, h.seq, h.ts, now, t->clock ? t->clock : 90000);
-  if (t->kind == HD_PC_VIDEO && t->nack && !pc->cfg.no_nack) {
+  if (recovered)
+    t->st.fec_recovered++;
+  else
+    hd_rtp_recv_stats_update(&t->rst, h.seq, h.ts, now, t->clock ? t->clock : 90000);
+  if (t->nack && !pc->cfg.no_nack && (t->kind == HD_PC_VIDEO || t->nack_window)) {
     /* only a retransmission is a round-trip sample: an original that was
      * merely late (reordered, or queued behind a burst) would read as a
-     * 1 ms RTT and make the retries a NACK storm */
+     * 1 ms RTT and make the retries a NACK storm. Audio repairs are the
+     * packet itself (no RTX): a hole filled after its request counts (a
+     * request waits reorder_wait first, so plain reordering is not one). */
     int learn = t->ng.learn_rtt;
-    if (!is_rtx) t->ng.learn_rtt = 0;
-    hd_nack_gen_on_packet(&t->ng, h.seq, now);
+    if (!is_rtx && t->kind == HD_PC_VIDEO) t->ng.learn_rtt = 0;
+    if (hd_nack_gen_on_packet(&t->ng, h.seq, now) && t->kind == HD_PC_AUDIO) {
+      t->st.rtx_received++; /* the answer to our NACK */
+      t->st.rtx_recovered++;
+    }
     t->ng.learn_rtt = learn;
   }
   t->st.packets_received++;
@@ -510,7 +647,7 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   r->ext_seq = ext;
   r->ts = h.ts;
   r->marker = h.marker;
-  r->rtx = is_rtx;
+  r->rtx = is_rtx || repaired || recovered;
   r->red = t->red_pt && h.pt == t->red_pt;
   r->codec_pt = t->pt;
   r->audio_level = -1;
@@ -525,6 +662,10 @@ static void on_rtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now) {
   r->payload_len = h.payload_len;
   r->arrival = now;
   pc_emit(pc, &ev);
+  if (t->fec_pt && !recovered) {
+    fec_ctx_t x = {pc, now};
+    pc_fec_media(t, plain, plain_len, on_recovered, &x);
+  }
 }
 
 /* ---- receiving RTCP ---- */

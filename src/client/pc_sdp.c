@@ -147,12 +147,20 @@ static void write_candidate(hd_pc_t *pc, wbuf_t *w) {
 }
 
 /* a=ssrc lines of a sending section (RFC 5576), msid (RFC 8830). */
-static void write_ssrcs(hd_pc_t *pc, wbuf_t *w, const pc_trx_t *t, int rtx) {
+static void write_ssrcs(hd_pc_t *pc, wbuf_t *w, const pc_trx_t *t, int rtx, int fec) {
   out(w, "a=msid:%s %s-%s\r\n", pc->cname, t->media, t->mid);
   if (rtx) out(w, "a=ssrc-group:FID %u %u\r\n", t->ssrc, t->rtx_ssrc);
+  if (fec) out(w, "a=ssrc-group:FEC-FR %u %u\r\n", t->ssrc, t->fec_ssrc); /* RFC 8627 §5.1.3 */
   out(w, "a=ssrc:%u cname:%s\r\na=ssrc:%u msid:%s %s-%s\r\n", t->ssrc, pc->cname, t->ssrc, pc->cname,
       t->media, t->mid);
   if (rtx) out(w, "a=ssrc:%u cname:%s\r\n", t->rtx_ssrc, pc->cname);
+  if (fec) out(w, "a=ssrc:%u cname:%s\r\n", t->fec_ssrc, pc->cname);
+}
+
+/* FlexFEC's rtpmap and its required repair window (RFC 8627 §5.1.1: in
+ * microseconds; ours is the decoder's reach, about 4 s of 30 fps video). */
+static void write_fec_codec(wbuf_t *w, uint8_t pt) {
+  out(w, "a=rtpmap:%u flexfec/90000\r\na=fmtp:%u repair-window=%u\r\n", pt, pt, PC_FEC_REPAIR_WINDOW_US);
 }
 
 int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
@@ -164,9 +172,15 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
   for (int i = 0; i < pc->n_tr; i++) {
     pc_trx_t *t = &pc->tr[i];
     int audio = t->kind == HD_PC_AUDIO, rtx = !audio && !pc->cfg.no_rtx, twcc = !pc->cfg.no_twcc;
+    /* FlexFEC on a single-stream video (a simulcast offer leaves it out) */
+    int fec = !audio && !pc->cfg.no_fec && t->n_rids <= 1;
     uint8_t pt = audio ? HD_PC_PT_OPUS : t->send_h264 ? HD_PC_PT_H264 : HD_PC_PT_VP8;
     uint8_t rtx_pt = t->send_h264 ? HD_PC_PT_H264_RTX : HD_PC_PT_VP8_RTX;
-    if (rtx)
+    if (rtx && fec)
+      out(&w, "m=video 9 UDP/TLS/RTP/SAVPF %u %u %u\r\n", pt, rtx_pt, HD_PC_PT_FLEXFEC);
+    else if (fec)
+      out(&w, "m=video 9 UDP/TLS/RTP/SAVPF %u %u\r\n", pt, HD_PC_PT_FLEXFEC);
+    else if (rtx)
       out(&w, "m=video 9 UDP/TLS/RTP/SAVPF %u %u\r\n", pt, rtx_pt);
     else if (audio && !pc->cfg.no_red) /* RED first: we prefer to send it (RFC 2198, issue 11 item 6) */
       out(&w, "m=audio 9 UDP/TLS/RTP/SAVPF %u %u\r\n", HD_PC_PT_RED, pt);
@@ -181,6 +195,10 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
     if (audio) {
       out(&w, "a=rtpmap:%u opus/48000/2\r\n", pt);
       if (twcc) out(&w, "a=rtcp-fb:%u transport-cc\r\n", pt);
+      /* audio NACK (RFC 4585 §4.2): a lost packet is resent as is (no RTX
+       * for audio) and the receiver asks only when the repair can arrive
+       * before playout (hd_pc_set_nack_window) */
+      if (!pc->cfg.no_nack && !pc->cfg.no_audio_nack) out(&w, "a=rtcp-fb:%u nack\r\n", pt);
       out(&w, "a=fmtp:%u minptime=10;useinbandfec=1\r\n", pt);
       if (!pc->cfg.no_red)
         out(&w, "a=rtpmap:%u red/48000/2\r\na=fmtp:%u %u/%u\r\n", HD_PC_PT_RED, HD_PC_PT_RED, pt, pt);
@@ -195,6 +213,7 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
       if (twcc) out(&w, "a=rtcp-fb:%u transport-cc\r\n", pt);
       out(&w, "a=rtcp-fb:%u ccm fir\r\na=rtcp-fb:%u nack\r\na=rtcp-fb:%u nack pli\r\n", pt, pt, pt);
       if (rtx) out(&w, "a=rtpmap:%u rtx/90000\r\na=fmtp:%u apt=%u\r\n", rtx_pt, rtx_pt, pt);
+      if (fec) write_fec_codec(&w, HD_PC_PT_FLEXFEC);
     }
     if ((dir_bits(t->want_dir) & DIR_SEND) && !audio && t->n_rids > 1) {
       /* RID simulcast (RFC 8853 §5.1): the layers are named by the rid header
@@ -207,7 +226,7 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
         out(&w, "%s%s", l ? ";" : "", t->rids[l]);
       out(&w, "\r\n");
     } else if (dir_bits(t->want_dir) & DIR_SEND) {
-      write_ssrcs(pc, &w, t, rtx);
+      write_ssrcs(pc, &w, t, rtx, fec);
     }
     write_candidate(pc, &w);
   }
@@ -330,7 +349,16 @@ static int read_codec(hd_pc_t *pc, pc_trx_t *t, const hd_sdp_media_t *m) {
         hd_sdp_fmtp_param(m->codecs[i].fmtp, "apt", apt, sizeof apt) > 0 && atoi(apt) == c->pt)
       t->rtx_pt = m->codecs[i].pt;
   }
-  t->nack = hd_sdp_codec_has_fb(m, c, "nack");
+  /* FlexFEC (RFC 8627 §5.1.1, the final format; Chromium's field-trial
+   * "flexfec-03" is the draft layout and is not taken) */
+  t->fec_pt = 0;
+  for (int i = 0; i < m->n_codecs && t->kind == HD_PC_VIDEO && !pc->cfg.no_fec && t->n_rids <= 1; i++) {
+    const hd_sdp_codec_t *k = &m->codecs[i];
+    if (strcasecmp(k->name, "flexfec") || k->clock != 90000) continue;
+    for (int f = 0; f < m->n_fmt; f++)
+      if (atoi(m->fmt[f]) == k->pt) t->fec_pt = k->pt;
+  }
+  t->nack = hd_sdp_codec_has_fb(m, c, "nack") && !(t->kind == HD_PC_AUDIO && pc->cfg.no_audio_nack);
   t->pli = hd_sdp_codec_has_fb(m, c, "nack pli");
   t->fir = hd_sdp_codec_has_fb(m, c, "ccm fir");
   t->remb = hd_sdp_codec_has_fb(m, c, "goog-remb");
@@ -366,6 +394,9 @@ static int read_codec(hd_pc_t *pc, pc_trx_t *t, const hd_sdp_media_t *m) {
       break;
     }
   if (!ssrc && m->n_ssrcs) ssrc = m->ssrcs[0].ssrc;
+  for (int g = 0; g < m->n_ssrc_groups && t->fec_pt; g++)
+    if (!strcmp(m->ssrc_groups[g].semantics, "FEC-FR") && m->ssrc_groups[g].n_ssrcs >= 2)
+      t->r_fec_ssrc = m->ssrc_groups[g].ssrcs[1];
   if (ssrc && ssrc != t->r_ssrc) pc_trx_recv_reset(t, ssrc);
   if (rtx) t->r_rtx_ssrc = rtx;
   t->negotiated = 1;
@@ -432,7 +463,11 @@ static void write_answer_section(hd_pc_t *pc, wbuf_t *w, const pc_trx_t *t, cons
         m->n_fmt ? m->fmt[0] : "0", t->mid);
     return;
   }
-  if (t->rtx_pt)
+  if (t->rtx_pt && t->fec_pt)
+    out(w, "m=%s 9 UDP/TLS/RTP/SAVPF %u %u %u\r\n", t->media, t->pt, t->rtx_pt, t->fec_pt);
+  else if (t->fec_pt)
+    out(w, "m=%s 9 UDP/TLS/RTP/SAVPF %u %u\r\n", t->media, t->pt, t->fec_pt);
+  else if (t->rtx_pt)
     out(w, "m=%s 9 UDP/TLS/RTP/SAVPF %u %u\r\n", t->media, t->pt, t->rtx_pt);
   else if (t->red_pt)
     out(w, "m=%s 9 UDP/TLS/RTP/SAVPF %u %u\r\n", t->media, t->red_pt, t->pt);
@@ -457,7 +492,8 @@ static void write_answer_section(hd_pc_t *pc, wbuf_t *w, const pc_trx_t *t, cons
   if (t->fmtp[0]) out(w, "a=fmtp:%u %s\r\n", t->pt, t->fmtp);
   if (t->rtx_pt) out(w, "a=rtpmap:%u rtx/90000\r\na=fmtp:%u apt=%u\r\n", t->rtx_pt, t->rtx_pt, t->pt);
   if (t->red_pt) out(w, "a=rtpmap:%u red/48000/2\r\na=fmtp:%u %u/%u\r\n", t->red_pt, t->red_pt, t->pt, t->pt);
-  if (dir_bits(t->dir) & DIR_SEND) write_ssrcs(pc, w, t, t->rtx_pt != 0);
+  if (t->fec_pt) write_fec_codec(w, t->fec_pt);
+  if (dir_bits(t->dir) & DIR_SEND) write_ssrcs(pc, w, t, t->rtx_pt != 0, t->fec_pt != 0);
   write_candidate(pc, w);
 }
 

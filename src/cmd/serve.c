@@ -116,9 +116,7 @@ int serve_authorize_operator(server_t *s, const hd_http_req_t *req, const char *
   if (serve_authorize(s, req, NULL, HD_GRANT_ADMIN, claims, resp) < 0) return -1;
   if (!claims->room[0]) return 0;
   s->auth_failures++;
-  char msg[200];
-  snprintf(msg, sizeof msg, "forbidden: %s an app-wide roomAdmin token (no room grant)\n", what);
-  hd_http_resp_text(resp, 403, msg);
+  hd_http_resp_text(resp, 403, "forbidden: %s an app-wide roomAdmin token (no room grant)\n", what);
   return -1;
 }
 

@@ -134,10 +134,15 @@ static int store(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, const uint8_t 
       return 1;
     }
     /* Every packet, late ones included, teaches the delay estimate: a late
-     * packet is exactly the evidence that the target must grow. */
-    j->rel[j->rel_pos] = now - ticks_us(ext - j->first_ext);
-    j->rel_pos = (j->rel_pos + 1) % HD_AUDIO_JITTER_WINDOW;
-    if (j->rel_n < HD_AUDIO_JITTER_WINDOW) j->rel_n++;
+     * packet is exactly the evidence that the target must grow. Not a NACK
+     * repair: it is late by a round trip on purpose (the repair floor in
+     * estimate() covers it), and at 30% loss a third of the packets would
+     * push the target to the repair time (NetEQ leaves them out too). */
+    if (!j->pushing_repair) {
+      j->rel[j->rel_pos] = now - ticks_us(ext - j->first_ext);
+      j->rel_pos = (j->rel_pos + 1) % HD_AUDIO_JITTER_WINDOW;
+      if (j->rel_n < HD_AUDIO_JITTER_WINDOW) j->rel_n++;
+    }
     if (j->started && ext < j->play_ts) {
       j->stats.late++;
       return 1;
@@ -195,6 +200,17 @@ int hd_audio_jitter_push_red(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, co
   return rc;
 }
 
+int hd_audio_jitter_push_repair(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, const uint8_t *payload,
+                                size_t len, int red, uint8_t opus_pt, hd_time_t now) {
+  if (!j) return HD_EINVAL;
+  j->pushing_repair = 1;
+  int rc = red ? hd_audio_jitter_push_red(j, seq, ts, payload, len, opus_pt, now)
+               : hd_audio_jitter_push(j, seq, ts, payload, len, now);
+  j->pushing_repair = 0;
+  if (rc == 0) j->stats.repairs++;
+  return rc;
+}
+
 static int cmp_time(const void *a, const void *b) {
   hd_time_t x = *(const hd_time_t *)a, y = *(const hd_time_t *)b;
   return x < y ? -1 : x > y;
@@ -217,6 +233,9 @@ static void estimate(hd_audio_jitter_t *j, hd_time_t now, hd_time_t *min_rel, hd
      * of the frame after it, which may itself come from a RED block) before
      * giving up. */
     t += frame_us(j) * (j->red_depth + 1);
+    /* NACK repairs (RFC 4585): room for a request and its answer */
+    hd_time_t nack = j->repair_rtt + 2 * frame_us(j) + HD_MS(10);
+    if (j->repair_rtt > 0 && nack <= HD_AUDIO_JITTER_NACK_MAX && t < nack) t = nack;
   }
   t += j->sync_extra; /* lip sync: video is later (media/av_sync.h) */
   if (t < j->cfg.min_delay) t = j->cfg.min_delay;
@@ -456,6 +475,17 @@ void hd_audio_jitter_set_sync_delay(hd_audio_jitter_t *j, hd_time_t extra) {
 }
 
 hd_time_t hd_audio_jitter_target(const hd_audio_jitter_t *j) { return j ? j->stats.target_delay : 0; }
+
+void hd_audio_jitter_set_repair_rtt(hd_audio_jitter_t *j, hd_time_t rtt) {
+  if (j) j->repair_rtt = rtt > 0 ? rtt : 0;
+}
+
+hd_time_t hd_audio_jitter_repair_window(const hd_audio_jitter_t *j) {
+  if (!j) return 0;
+  hd_time_t d = j->started ? j->stats.delay : j->stats.target_delay;
+  d -= frame_us(j);
+  return d > 0 ? d : 0;
+}
 
 double hd_audio_jitter_stall_rate(const hd_audio_jitter_t *j) {
   if (!j || j->stats.played_ms == 0) return 0.0;

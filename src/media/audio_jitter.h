@@ -45,6 +45,7 @@
 #define HD_AUDIO_JITTER_WINDOW 250             /* relative-delay samples kept (5 s of 20 ms packets) */
 #define HD_AUDIO_JITTER_ACCEL_MARGIN HD_MS(20) /* PCM mode: accelerate above target + this */
 #define HD_AUDIO_JITTER_LOSS_HOLD HD_SEC(10)   /* redundancy floor kept this long after a loss */
+#define HD_AUDIO_JITTER_NACK_MAX HD_MS(200)    /* NACK floor (RTT + 2 frames + 10 ms) applied up to this */
 /* decoded PCM held between pulls (per channel): a frame, a stretch, a frame */
 #define HD_AUDIO_JITTER_PCM_CAP (2 * HD_OPUS_FRAME_SAMPLES + 2 * 480)
 
@@ -83,6 +84,7 @@ typedef struct {
   uint64_t resets;               /* timestamp jumps treated as a new stream */
   uint64_t red_blocks;           /* redundant RED blocks that filled a hole */
   uint64_t red_ms;               /* frames played from a RED block */
+  uint64_t repairs;              /* NACK repairs stored (hd_audio_jitter_push_repair) */
   uint64_t max_concealed_run_ms; /* longest run of consecutive PLC frames (a speech gap) */
   hd_time_t target_delay;        /* current target */
   hd_time_t delay;               /* actual playout delay at the last pull */
@@ -124,6 +126,8 @@ typedef struct {
   int16_t *pcm;            /* decoded audio not played yet (interleaved, up to 2 channels) */
   int pcm_n;               /* samples per channel in pcm */
   hd_time_t sync_extra;    /* added to the target for lip sync (hd_audio_jitter_set_sync_delay) */
+  hd_time_t repair_rtt;    /* NACK round trip (hd_audio_jitter_set_repair_rtt), 0 = no NACK */
+  int pushing_repair;      /* inside hd_audio_jitter_push_repair */
   hd_audio_jitter_stats_t stats;
 } hd_audio_jitter_t;
 
@@ -150,6 +154,13 @@ int hd_audio_jitter_push(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, const 
 int hd_audio_jitter_push_red(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, const uint8_t *red, size_t len,
                              uint8_t opus_pt, hd_time_t now);
 
+/* Feeds a packet that answers our NACK (client/pc.h: hd_pc_rtp_t.rtx), as
+ * hd_audio_jitter_push (red = 0) or hd_audio_jitter_push_red (red = 1), but
+ * its arrival does not teach the delay estimate: it is late by the repair
+ * round trip, which hd_audio_jitter_set_repair_rtt accounts for. */
+int hd_audio_jitter_push_repair(hd_audio_jitter_t *j, uint16_t seq, uint32_t ts, const uint8_t *payload,
+                                size_t len, int red, uint8_t opus_pt, hd_time_t now);
+
 /* One playout step at `now` (call every frame_samples / 48 ms). Fills *out
  * and returns its kind (>= 0). */
 int hd_audio_jitter_pull(hd_audio_jitter_t *j, hd_time_t now, hd_audio_jitter_out_t *out);
@@ -174,6 +185,19 @@ hd_time_t hd_audio_jitter_target(const hd_audio_jitter_t *j);
 /* Extra delay added to the target (still capped at max_delay), so that audio
  * waits for the same sender's video (media/av_sync.h). 0 = none. */
 void hd_audio_jitter_set_sync_delay(hd_audio_jitter_t *j, hd_time_t extra);
+
+/* The stream is repaired by NACK with this round trip (0 = it is not, or
+ * unknown). While losses are being seen the target is then at least
+ * rtt + 2 frames + 10 ms (a hole is noticed a frame after its slot, pulls
+ * come a frame apart), so a repair asked for at once is played: NetEQ's
+ * reason to keep NACK and jitter buffer together. Only while that floor is
+ * <= HD_AUDIO_JITTER_NACK_MAX (and max_delay): on a longer round trip the
+ * delay is not raised for repairs that would cost more than they bring. */
+void hd_audio_jitter_set_repair_rtt(hd_audio_jitter_t *j, hd_time_t rtt);
+/* How long after a hole is noticed a repair is still played: the current
+ * playout delay minus one frame (the target before playout starts). This is
+ * the window client/pc.h hd_pc_set_nack_window takes. */
+hd_time_t hd_audio_jitter_repair_window(const hd_audio_jitter_t *j);
 
 /* Audio stall rate (DESIGN §6): concealed_ms / played_ms, 0 when nothing played. */
 double hd_audio_jitter_stall_rate(const hd_audio_jitter_t *j);

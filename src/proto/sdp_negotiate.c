@@ -167,6 +167,17 @@ static const hd_sdp_codec_t *find_rtx(const hd_sdp_media_t *m, uint8_t pt) {
   return NULL;
 }
 
+/* FlexFEC (RFC 8627 §5.1.1 "flexfec"), NULL if not offered. Chromium's
+ * field-trial "flexfec-03" is the draft's packet layout, which the decoder
+ * (rtc/flexfec.h) does not read: not taken. */
+static const hd_sdp_codec_t *find_fec(const hd_sdp_media_t *m) {
+  for (int i = 0; i < m->n_fmt; i++) {
+    const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(m, small_num(m->fmt[i]));
+    if (c && !strcasecmp(c->name, "flexfec") && c->clock == 90000) return c;
+  }
+  return NULL;
+}
+
 /* RED for Opus (RFC 2198; how browsers protect audio): the offered
  * red/48000/2 whose fmtp lists only the Opus pt ("111/111"), NULL if none.
  * *first is set when it comes before Opus on the m= line (the offerer prefers
@@ -434,6 +445,16 @@ static int answer_section(nctx_t *n, int i) {
   nm->twcc_fb = hd_sdp_codec_has_fb(om, codec, "transport-cc");
   nm->remb = hd_sdp_codec_has_fb(om, codec, "goog-remb");
   remote_ssrcs(om, nm);
+  /* FlexFEC from a publisher (one stream, not simulcast): we recover its
+   * leg's losses before NACKing (sfu/fec_in.h); viewers are not offered it */
+  const hd_sdp_codec_t *fec =
+      om->kind == HD_SDP_VIDEO && !n->whep && om->n_rids == 0 && nm->direction == HD_SDP_RECVONLY
+          ? find_fec(om)
+          : NULL;
+  nm->fec_pt = fec ? fec->pt : 0;
+  for (int g = 0; g < om->n_ssrc_groups && fec; g++)
+    if (!strcmp(om->ssrc_groups[g].semantics, "FEC-FR") && om->ssrc_groups[g].n_ssrcs >= 2)
+      nm->remote_fec_ssrc = om->ssrc_groups[g].ssrcs[1];
 
   am->port = p->cand_port;
   am->n_fmt = 0;
@@ -443,6 +464,7 @@ static int answer_section(nctx_t *n, int i) {
   add_fmt(am, codec->pt);
   if (red && !red_first) add_fmt(am, red->pt);
   if (rtx) add_fmt(am, rtx->pt);
+  if (fec) add_fmt(am, fec->pt);
   int v6 = strchr(p->cand_ip, ':') != NULL;
   strcpy(am->conn_addrtype, v6 ? "IP6" : "IP4");
   snprintf(am->conn_addr, sizeof am->conn_addr, "%s", p->cand_ip);
@@ -497,6 +519,13 @@ static int answer_section(nctx_t *n, int i) {
     memcpy(ar->name, rtx->name, sizeof ar->name);
     ar->clock = rtx->clock;
     snprintf(ar->fmtp, sizeof ar->fmtp, "apt=%u", codec->pt);
+  }
+  if (fec) {
+    hd_sdp_codec_t *af = &am->codecs[am->n_codecs++];
+    af->pt = fec->pt;
+    memcpy(af->name, fec->name, sizeof af->name);
+    af->clock = fec->clock;
+    memcpy(af->fmtp, fec->fmtp, sizeof af->fmtp); /* repair-window as offered (RFC 8627 §5.1.1) */
   }
 
   if (!n->whep) answer_simulcast(om, am, nm);

@@ -44,6 +44,10 @@ typedef struct {
   uint8_t ext_playout_delay; /* video we send: bounds on the receiver's playout delay, 0 = absent */
   uint32_t remote_ssrc, remote_rtx_ssrc; /* from a=ssrc / FID group, 0 if absent */
   int n_rids;                            /* simulcast layers the remote sends (WHIP), in a=simulcast order */
+  /* FlexFEC (RFC 8627, "flexfec/90000") on video a publisher sends us, 0 if
+   * not offered (or simulcast, WHEP); its repair SSRC from a=ssrc-group:FEC-FR */
+  uint8_t fec_pt;
+  uint32_t remote_fec_ssrc;
   char rids[HD_SDP_MAX_RIDS][HD_SDP_TOKEN_MAX];
 } hd_sdp_media_negotiated_t;
 

@@ -298,7 +298,8 @@ static const char *const video_exts[] = {HD_SDP_EXT_ABS_SEND_TIME, HD_SDP_EXT_TW
 static const uint8_t video_ext_ids[] = {HD_SDP_OFFER_EXTID_ABS_SEND_TIME, HD_SDP_OFFER_EXTID_TWCC,
                                         HD_SDP_OFFER_EXTID_MID, HD_SDP_OFFER_EXTID_PLAYOUT_DELAY};
 
-/* The rtcp-fb values we offer for a kind (RFC 4585 nack/pli, RFC 5104 fir, TWCC).
+/* The rtcp-fb values we offer for a kind (RFC 4585 nack/pli, RFC 5104 fir, TWCC;
+ * audio: nack and TWCC).
  * goog-remb lets a receiver without transport-cc still give us an estimate. */
 static int offered_fb(const hd_sdp_offerer_t *o, int kind, const char *out[8]) {
   int n = 0;
@@ -308,8 +309,12 @@ static int offered_fb(const hd_sdp_offerer_t *o, int kind, const char *out[8]) {
     out[n++] = "ccm fir";
     out[n++] = "nack";
     out[n++] = "nack pli";
-  } else if (o->twcc) {
-    out[n++] = "transport-cc";
+  } else {
+    if (o->twcc) out[n++] = "transport-cc";
+    /* audio NACK: the node answers it from the publisher's cache when the
+     * publisher negotiated it too (the packet again, no RTX); a viewer that
+     * does not list it in its answer gets none */
+    out[n++] = "nack";
   }
   return n;
 }

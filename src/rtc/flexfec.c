@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "proto/rtp.h"
 
 #define FEC_FIXED 8 /* FEC header: P X CC, M PT, length recovery, TS recovery (RFC 8627 §4.2.2.1) */
 
@@ -156,6 +157,14 @@ int hd_flexfec_encode(const uint8_t *const *pkts, const size_t *lens, size_t n, 
 }
 
 /* ---- receiver ---- */
+
+void hd_flexfec_zero_ext(uint8_t *pkt, size_t len, uint8_t ext_id) {
+  hd_rtp_hdr_t h;
+  const uint8_t *d;
+  size_t dl;
+  if (!pkt || !ext_id || hd_rtp_parse(pkt, len, &h) < 0 || hd_rtp_ext_find(&h, ext_id, &d, &dl) < 0) return;
+  memset(pkt + (d - pkt), 0, dl);
+}
 
 void hd_flexfec_dec_init(hd_flexfec_dec_t *d, uint32_t ssrc) {
   memset(d, 0, sizeof *d);

@@ -62,6 +62,15 @@ int hd_flexfec_covers(const hd_flexfec_hdr_t *h, uint16_t seq);
 int hd_flexfec_encode(const uint8_t *const *pkts, const size_t *lens, size_t n, uint8_t pt, uint16_t seq,
                       uint32_t ts, uint32_t ssrc, uint8_t *out, size_t cap);
 
+/* Zeroes the value of the one-byte header extension `ext_id` (RFC 8285) of
+ * RTP packet pkt in place (nothing when id is 0 or absent). Between Hudong
+ * endpoints FlexFEC protects each media packet with its transport-wide
+ * sequence number zeroed: the sender's pacer stamps that number after the
+ * repair packet is computed, so sender and receiver both zero it before the
+ * XOR (a recovered packet then carries 0 there; it was never received, so
+ * it is not reported to the sender's estimator anyway). */
+void hd_flexfec_zero_ext(uint8_t *pkt, size_t len, uint8_t ext_id);
+
 /* ---- receiver ---- */
 
 typedef struct {

@@ -515,6 +515,15 @@ static void red_rebuilt(void *ud, const uint8_t *pkt, size_t len) {
     if (v->n_out) hd_session_forward(v, x->s, x->in_idx, &h, x->now, &x->n->stats.media);
 }
 
+/* One normalised packet of publisher s's track in_idx to its viewers here
+ * and to the other nodes that want it. */
+static void forward_publisher_pkt(hd_node_t *n, hd_session_t *s, int in_idx, const hd_rtp_hdr_t *h,
+                                  hd_time_t now) {
+  for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room)
+    if (v->n_out) hd_session_forward(v, s, in_idx, h, now, &n->stats.media);
+  if (s->room->cl) room_remote_forward(n, s, in_idx, h, now);
+}
+
 void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, socklen_t fromlen,
                   hd_time_t now) {
   n->now = now;
@@ -566,10 +575,13 @@ void hd_node_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr 
         red_fix_ctx_t rc2 = {n, s, in_idx, now};
         hd_red_repair_feed(&it->red_fix, &h, red_rebuilt, &rc2);
       }
-      for (hd_session_t *v = s->room->viewers; v; v = v->next_in_room)
-        if (v->n_out) hd_session_forward(v, s, in_idx, &h, now, &n->stats.media);
-      if (s->room->cl) room_remote_forward(n, s, in_idx, &h, now);
+      forward_publisher_pkt(n, s, in_idx, &h, now);
     }
+    /* video our leg lost, rebuilt from the publisher's FlexFEC (sfu/fec_in.h) */
+    uint8_t rec[HD_DATAGRAM_MAX];
+    while ((in_idx = hd_session_publisher_recovered(s, rec, sizeof rec, now, scratch, sizeof scratch, &h,
+                                                    &n->stats.media)) >= 0)
+      forward_publisher_pkt(n, s, in_idx, &h, now);
   } else if (rc == HD_PEER_PKT_RTCP) {
     hd_session_rtcp(s, s->kind == HD_SESSION_PUBLISH ? s : pub, buf, len, now, &n->stats.media);
   }
@@ -799,11 +811,18 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped,
       (unsigned long long)st->udp_gso_sends, (unsigned long long)st->udp_gso_datagrams);
   if (len < 0 || (size_t)len >= cap) return HD_ENOSPC;
-  int kr = snprintf(out + len, cap - (size_t)len,
-                    "# HELP hudong_red_rebuilt_total Audio packets a publisher's leg lost, rebuilt from the "
-                    "RED redundancy of the next one and forwarded (issue 13).\n"
-                    "# TYPE hudong_red_rebuilt_total counter\nhudong_red_rebuilt_total %llu\n",
-                    (unsigned long long)m->red_rebuilt);
+  int kr =
+      snprintf(out + len, cap - (size_t)len,
+               "# HELP hudong_red_rebuilt_total Audio packets a publisher's leg lost, rebuilt from the "
+               "RED redundancy of the next one and forwarded (issue 13).\n"
+               "# TYPE hudong_red_rebuilt_total counter\nhudong_red_rebuilt_total %llu\n"
+               "# HELP hudong_fec_received_total FlexFEC repair packets received from publishers.\n"
+               "# TYPE hudong_fec_received_total counter\nhudong_fec_received_total %llu\n"
+               "# HELP hudong_fec_recovered_total Video packets a publisher's leg lost, rebuilt from its "
+               "FlexFEC and forwarded (issue 13).\n"
+               "# TYPE hudong_fec_recovered_total counter\nhudong_fec_recovered_total %llu\n",
+               (unsigned long long)m->red_rebuilt, (unsigned long long)m->fec_received,
+               (unsigned long long)m->fec_recovered);
   if (kr < 0 || (size_t)kr >= cap - (size_t)len) return HD_ENOSPC;
   len += kr;
   /* layer selection (issue 11 item 7): estimate histogram, publisher layer changes */

@@ -12,6 +12,7 @@
 #include "media/rtp_payload.h"
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
+#include "sfu/fec_in.h"
 
 #define RTCP_INTERVAL HD_SEC(1)
 #define TWCC_INTERVAL HD_MS(100)
@@ -87,6 +88,8 @@ static int init_in_track(hd_session_t *s, int idx, int i, int k, const char *rid
     t->nack.learn_rtt = 1;
     if (k == HD_TRACK_VIDEO) t->nack.max_age = HD_SESSION_REPAIR_DEADLINE;
   }
+  t->fec_pt = k == HD_TRACK_VIDEO && !rid[0] ? m->fec_pt : 0;
+  t->fec_ssrc = t->fec_pt ? m->remote_fec_ssrc : 0;
   if (k == HD_TRACK_VIDEO || m->nack) {
     int rc = hd_rtp_cache_init(&t->cache, RTX_CACHE_SLOTS);
     if (rc) return rc;
@@ -231,11 +234,14 @@ void hd_session_free_tracks(hd_session_t *s) {
     free(s->pacer);
     s->pacer = NULL;
   }
-  for (int i = 0; i < s->n_in; i++)
+  for (int i = 0; i < s->n_in; i++) {
     if (s->in[i].have_cache) {
       hd_rtp_cache_free(&s->in[i].cache);
       s->in[i].have_cache = 0;
     }
+    hd_fec_in_free(s->in[i].fec);
+    s->in[i].fec = NULL;
+  }
 }
 
 int hd_session_first_in(const hd_session_t *pub, int kind) {
@@ -258,6 +264,12 @@ static int in_track_for(hd_session_t *s, const hd_rtp_hdr_t *h, int *is_rtx) {
     if (t->have_ssrc && t->ssrc == h->ssrc && media_pt(t, h->pt)) return i;
     if (t->rtx_pt && h->pt == t->rtx_pt && t->rtx_ssrc && t->rtx_ssrc == h->ssrc) {
       *is_rtx = 1;
+      return i;
+    }
+    /* FlexFEC repair stream (no mid on it): its own pt, one per section */
+    if (t->fec_pt && h->pt == t->fec_pt && (!t->fec_ssrc || t->fec_ssrc == h->ssrc)) {
+      t->fec_ssrc = h->ssrc;
+      *is_rtx = 2;
       return i;
     }
   }
@@ -329,14 +341,36 @@ static void note_keyframe(hd_in_track_t *t, const uint8_t *payload, size_t len) 
   }
 }
 
+/* recovered: a packet rebuilt from FlexFEC, not one from the wire */
+static int publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
+                         size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c, int recovered);
+
 int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
                              size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c) {
+  return publisher_rtp(s, buf, len, now, scratch, scratch_cap, out, c, 0);
+}
+
+int hd_session_publisher_recovered(hd_session_t *s, uint8_t *buf, size_t cap, hd_time_t now, uint8_t *scratch,
+                                   size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c) {
+  for (int i = 0; i < s->n_in; i++) {
+    int n;
+    while (s->in[i].fec && (n = hd_fec_in_pop(s->in[i].fec, buf, cap)) != 0) {
+      if (n < 0) continue;
+      int k = publisher_rtp(s, buf, (size_t)n, now, scratch, scratch_cap, out, c, 1);
+      if (k >= 0) return k;
+    }
+  }
+  return -1;
+}
+
+static int publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
+                         size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c, int recovered) {
   hd_rtp_hdr_t h;
   if (hd_rtp_parse(buf, len, &h) < 0) {
     c->drop_malformed_rtp++;
     return HD_EPROTO;
   }
-  if (s->ext_twcc) {
+  if (s->ext_twcc && !recovered) {
     const uint8_t *d;
     size_t dl;
     uint16_t tseq;
@@ -347,6 +381,26 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
   int k = in_track_for(s, &h, &is_rtx);
   if (k >= 0) {
     hd_in_track_t *t = &s->in[k];
+    if (is_rtx == 2) { /* a FlexFEC repair packet: rebuilds into the queue */
+      if (recovered) return HD_EAGAIN;
+      if (!t->fec) {
+        t->fec = hd_fec_in_new(t->have_ssrc ? t->ssrc : 0, s->ext_twcc);
+        /* a hole waits for its group's repair packet (sent at the group's or
+         * the frame's end) before we NACK it */
+        if (t->fec && t->nack_enabled && t->nack.reorder_wait < HD_FEC_IN_NACK_WAIT)
+          t->nack.reorder_wait = HD_FEC_IN_NACK_WAIT;
+      }
+      if (t->fec && hd_fec_in_repair(t->fec, buf, len) >= 0) c->fec_received++;
+      return HD_EAGAIN;
+    }
+    if (recovered) {
+      const uint8_t *have;
+      size_t have_len;
+      if (!t->have_ssrc || h.ssrc != t->ssrc ||
+          (t->have_cache && hd_rtp_cache_peek(&t->cache, h.seq, now, &have, &have_len) == 0))
+        return HD_EAGAIN; /* another stream's, or here already */
+      c->fec_recovered++;
+    }
     if (!is_rtx) {
       if (!t->have_ssrc || t->ssrc != h.ssrc) {
         if (t->have_ssrc)
@@ -356,12 +410,18 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
         hd_rtp_recv_stats_init(&t->stats, h.ssrc);
         if (t->have_cache) hd_rtp_cache_clear(&t->cache);
         if (t->nack_enabled) hd_nack_gen_reset(&t->nack);
+        if (t->fec) hd_flexfec_dec_init(&t->fec->dec, h.ssrc); /* it protected the old stream */
         /* a new source (encoder restart): make sure viewers get a keyframe of it */
         if (t->have_sr && t->kind == HD_TRACK_VIDEO) t->pli_pending = 1;
         t->have_sr = 0;
       }
-      if (t->nack_enabled && hd_nack_gen_on_packet(&t->nack, h.seq, now)) t->repairs++;
-      hd_rtp_recv_stats_update(&t->stats, h.seq, h.ts, now, t->clock);
+      int resent = t->nack_enabled && hd_nack_gen_on_packet(&t->nack, h.seq, now);
+      if (resent) t->repairs++;
+      /* Neither a packet rebuilt from FEC nor one resent on the media SSRC
+       * (audio NACK has no RTX) was received in RFC 3550's sense: our reports
+       * keep the leg's loss before repair, as for RTX (RFC 4588 §8), since
+       * the publisher sizes its FEC, RED depth and Opus FEC from them. */
+      if (!recovered && !resent) hd_rtp_recv_stats_update(&t->stats, h.seq, h.ts, now, t->clock);
       if (t->kind == HD_TRACK_AUDIO && s->ext_audio_level_in) {
         const uint8_t *d;
         size_t dl;
@@ -379,6 +439,7 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
       if (h.payload_len == 0) return HD_EAGAIN; /* padding-only probe: nothing to forward */
       note_keyframe(t, h.payload, h.payload_len);
       if (t->have_cache) hd_rtp_cache_put(&t->cache, buf, len, now);
+      if (t->fec && !recovered) hd_fec_in_media(t->fec, buf, len);
       *out = h;
       return k;
     }
@@ -404,6 +465,7 @@ int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_
      * retransmission stream has its own SSRC and reports). */
     if (t->nack_enabled && hd_nack_gen_on_packet(&t->nack, oh.seq, now)) t->repairs++;
     if (t->have_cache) hd_rtp_cache_put(&t->cache, scratch, (size_t)n, now);
+    if (t->fec) hd_fec_in_media(t->fec, scratch, (size_t)n);
     note_keyframe(t, oh.payload, oh.payload_len);
     *out = oh;
     return k;
@@ -1352,8 +1414,11 @@ static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_t
     for (int i = 0; i < s->n_in && rr.rb_count < HD_RTCP_MAX_RB; i++) {
       hd_in_track_t *t = &s->in[i];
       if (t->active && t->have_ssrc && t->packets > 0 &&
-          hd_rtp_recv_stats_report(&t->stats, now, &rr.rb[rr.rb_count]) == 0)
+          hd_rtp_recv_stats_report(&t->stats, now, &rr.rb[rr.rb_count]) == 0) {
+        uint8_t q8 = rr.rb[rr.rb_count].fraction_lost;
+        t->leg_loss_q8 = (uint16_t)(t->leg_loss_q8 ? (t->leg_loss_q8 * 3u + q8) / 4 : q8);
         rr.rb_count++;
+      }
     }
     n = hd_rtcp_build_rr(&rr, out, cap);
     if (n < 0) return;
@@ -1414,6 +1479,18 @@ static void send_nacks(hd_session_t *s, hd_in_track_t *t, hd_time_t now, hd_sess
   int len = hd_rtcp_build_nack(s->rtcp_ssrc, t->ssrc, seqs, n, out, cap);
   if (len < 0 || hd_peer_tx_commit(&s->peer, (size_t)len, 1) < 0) return;
   c->nack_sent += n;
+  /* On a publisher leg that loses HD_SESSION_NACK_TWICE_Q8 or more, a repair
+   * round needs the NACK and a repair to get through: at 50% each way with
+   * the repair sent twice (as the SDK does on a lossy leg) one round works
+   * 37.5% of the time, and seven rounds in the 500 ms repair deadline all fail
+   * for 3.7% of the lost packets (a keyframe request each). The NACK goes
+   * twice too (a few dozen bytes): 56% a round, 0.3% all fail. */
+  if (t->leg_loss_q8 < HD_SESSION_NACK_TWICE_Q8) return;
+  uint8_t *again = hd_peer_tx_begin(&s->peer, &cap);
+  if (!again || (size_t)len > cap) return;
+  if (hd_rtcp_build_nack(s->rtcp_ssrc, t->ssrc, seqs, n, again, cap) == len &&
+      hd_peer_tx_commit(&s->peer, (size_t)len, 1) >= 0)
+    c->nacks_doubled++;
 }
 
 void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_time_t wall,

@@ -61,6 +61,8 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_KEY_RETRY HD_MS(500)
 /* A viewer whose RRs report at least this loss (x/256, ~2%) gets every repair twice. */
 #define HD_SESSION_LOSSY_Q8 5
+/* a publisher leg our reports show losing >= 10% (x/256): our NACKs to it go twice */
+#define HD_SESSION_NACK_TWICE_Q8 26
 /* Playout delay (the playout-delay header extension, where the viewer
  * negotiated it): a browser sizes its jitter buffer from its own leg, but a
  * packet lost on the publisher's leg is repaired over that leg first. When
@@ -127,6 +129,12 @@ typedef struct {
   uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */
   int muted;                     /* not forwarded while set (participant or admin mute) */
   hd_red_repair_t red_fix;       /* audio RED: packets of our leg's gaps rebuilt (sfu/red_repair.h) */
+  /* video FlexFEC from the publisher (RFC 8627, sfu/fec_in.h): negotiated pt
+   * (0 = none), repair SSRC (from SDP or the first repair packet), receiver */
+  uint8_t fec_pt;
+  uint32_t fec_ssrc;
+  struct hd_fec_in *fec;
+  uint16_t leg_loss_q8; /* loss our RRs report on this stream (before repair), smoothed (x/256) */
 } hd_in_track_t;
 
 /* A track we send a viewer. It follows one publisher track: `src`/`src_in`,
@@ -253,6 +261,8 @@ typedef struct {
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
   uint64_t repairs_doubled; /* repairs sent a second time to a lossy viewer leg */
   uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
+  uint64_t fec_received, fec_recovered; /* FlexFEC repair packets from publishers, media packets rebuilt */
+  uint64_t nacks_doubled;               /* NACK messages sent twice to a publisher whose leg loses >= 10% */
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;
   uint64_t probes_started, probe_bytes; /* probing for headroom (sfu/probe.h, rtc/bwe.h clusters) */
@@ -287,6 +297,13 @@ void hd_session_unbind_source(hd_session_t *s, const hd_session_t *src);
  * may point into `scratch`), or a negative error for a packet to drop. */
 int hd_session_publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
                              size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c);
+/* After hd_session_publisher_rtp: the next media packet rebuilt from the
+ * publisher's FlexFEC (sfu/fec_in.h), copied into buf (HD_DATAGRAM_MAX) and
+ * handled like a received repair (not counted as received in our reports,
+ * no transport-wide feedback). Returns its track index with *out as
+ * hd_session_publisher_rtp, or -1 when none is waiting. Call until -1. */
+int hd_session_publisher_recovered(hd_session_t *s, uint8_t *buf, size_t cap, hd_time_t now, uint8_t *scratch,
+                                   size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c);
 /* Sends a packet of publisher `pub`'s track `in_idx` to every track of viewer v
  * that follows it. */
 void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h,

@@ -17,7 +17,10 @@
 #include "base/log.h"
 #include "client/pc.h"
 #include "proto/stun.h"
+#include "rtc/flexfec.h"
+#include "media/audio_jitter.h"
 #include "media/rtp_payload.h"
+#include "netem/link.h"
 #include "proto/sdp_negotiate.h"
 #include "proto/sdp_offer.h"
 #include "proto/token.h"
@@ -55,6 +58,8 @@ typedef struct {
   uint32_t frame, audio_n;
   hd_time_t next_video, next_audio;
   int vtrack, atrack;
+  hd_audio_jitter_t *jb; /* set: received audio goes into a jitter buffer pulled every 20 ms */
+  hd_time_t next_pull;
 } ep_t;
 
 typedef struct {
@@ -72,7 +77,11 @@ typedef struct {
   uint64_t up_rate;
   hd_time_t up_busy;
   uint64_t up_drops, up_sent;
-  int adapt; /* endpoint 0 sizes its video frames from the SEND_RATE target */
+  int adapt;                             /* endpoint 0 sizes its video frames from the SEND_RATE target */
+  int no_red, no_nack, no_video, no_fec; /* pc config / what alice publishes */
+  /* set: datagrams from -> to go through the netem link model (src/netem)
+   * instead of the support/link pair */
+  hd_netem_link_t *nl[NEP][NEP];
 } world_t;
 
 static world_t *W;
@@ -101,6 +110,18 @@ static void on_event(void *ud, const hd_pc_event_t *ev) {
     int64_t i = ev->rtp.ext_seq - a->first_ext[k];
     if (i >= 0 && i < MAXSEQ) a->got[k][i]++;
     if (ev->rtp.ext_seq > a->max_ext[k]) a->max_ext[k] = ev->rtp.ext_seq;
+    if (k == HD_PC_AUDIO && e->jb) {
+      if (ev->rtp.rtx)
+        hd_audio_jitter_push_repair(e->jb, ev->rtp.seq, ev->rtp.ts, ev->rtp.payload, ev->rtp.payload_len,
+                                    ev->rtp.red, ev->rtp.codec_pt, ev->rtp.arrival);
+      else if (ev->rtp.red)
+        hd_audio_jitter_push_red(e->jb, ev->rtp.seq, ev->rtp.ts, ev->rtp.payload, ev->rtp.payload_len,
+                                 ev->rtp.codec_pt, ev->rtp.arrival);
+      else
+        hd_audio_jitter_push(e->jb, ev->rtp.seq, ev->rtp.ts, ev->rtp.payload, ev->rtp.payload_len,
+                             ev->rtp.arrival);
+      if (!e->next_pull) e->next_pull = ev->rtp.arrival;
+    }
     if (ev->rtp.red) {
       /* RED passed on by the node: the primary is what alice sent */
       uint8_t pt;
@@ -139,6 +160,9 @@ static void ep_init(world_t *w, int i, const char *ip, uint16_t port, double los
                         .local_ip = ip,
                         .local_port = port,
                         .wall_offset = HD_SEC(1700000000),
+                        .no_red = w->no_red,
+                        .no_nack = w->no_nack,
+                        .no_fec = w->no_fec,
                         .on_event = on_event,
                         .ud = e};
   assert_int_equal(hd_pc_new(&e->pc, &cfg), 0);
@@ -155,6 +179,10 @@ static int ep_of(world_t *w, const struct sockaddr_storage *ss) {
 static void push(world_t *w, int from, int to, const uint8_t *data, size_t len) {
   hd_time_t at;
   if (to < 0) return;
+  if (w->nl[from][to]) {
+    hd_netem_link_send(w->nl[from][to], data, len, w->now);
+    return;
+  }
   hd_time_t dep = w->now;
   if (from == 0 && w->up_rate) {
     dep = (w->up_busy > w->now ? w->up_busy : w->now) + (hd_time_t)((len + 28) * 8 * 1000000 / w->up_rate);
@@ -193,7 +221,27 @@ static void drain(world_t *w) {
 
 /* Synthetic encoder: audio 50 packets/s, video 30 fps x 3 packets (6 on a
  * keyframe). Payload byte 7 = 0x5A as a check mark. */
+/* The app's side of audio NACK, as client/client_media.c does it: the
+ * buffer makes room for a repair round trip, the pc asks only while a repair
+ * can still be played; then one 20 ms playout step. */
+static void pull_audio(world_t *w, ep_t *e) {
+  while (e->jb && e->next_pull && e->next_pull <= w->now) {
+    int at = -1;
+    for (int i = 0; i < hd_pc_track_count(e->pc) && at < 0; i++)
+      if (hd_pc_track_kind(e->pc, i) == HD_PC_AUDIO) at = i;
+    hd_time_t rtt = at >= 0 ? hd_pc_track_repair_rtt(e->pc, at) : -1;
+    if (rtt >= 0) {
+      hd_audio_jitter_set_repair_rtt(e->jb, rtt);
+      assert_int_equal(hd_pc_set_nack_window(e->pc, at, hd_audio_jitter_repair_window(e->jb)), 0);
+    }
+    hd_audio_jitter_out_t o;
+    hd_audio_jitter_pull(e->jb, e->next_pull, &o);
+    e->next_pull += HD_MS(20);
+  }
+}
+
 static void media(world_t *w, ep_t *e) {
+  pull_audio(w, e);
   if (!e->sending || hd_pc_state(e->pc) != HD_PC_CONNECTED) return;
   uint8_t pl[600];
   memset(pl, 0x5A, sizeof pl);
@@ -247,8 +295,8 @@ static void media(world_t *w, ep_t *e) {
 }
 
 static hd_time_t media_due(const ep_t *e) {
-  if (!e->sending || !e->pc || hd_pc_state(e->pc) != HD_PC_CONNECTED) return HD_TIME_NEVER;
-  hd_time_t t = HD_TIME_NEVER;
+  hd_time_t t = e->jb && e->next_pull ? e->next_pull : HD_TIME_NEVER;
+  if (!e->sending || !e->pc || hd_pc_state(e->pc) != HD_PC_CONNECTED) return t;
   if (e->atrack >= 0) t = hd_time_min(t, e->next_audio);
   if (e->vtrack >= 0) t = hd_time_min(t, e->next_video);
   return t;
@@ -264,8 +312,20 @@ static void run_until(world_t *w, hd_time_t end) {
     if (w->node) t = hd_time_min(t, hd_node_next_timeout(w->node));
     for (int i = 0; i < 2; i++)
       if (w->ep[i].pc) t = hd_time_min(t, hd_time_min(hd_pc_next_timeout(w->ep[i].pc), media_due(&w->ep[i])));
+    for (int f = 0; f < NEP; f++)
+      for (int d = 0; d < NEP; d++)
+        if (w->nl[f][d]) t = hd_time_min(t, hd_netem_link_next_timeout(w->nl[f][d]));
     if (t > end) break;
     if (t > w->now) w->now = t;
+    for (int f = 0; f < NEP; f++)
+      for (int d = 0; d < NEP; d++) {
+        const uint8_t *data;
+        int n;
+        while (w->nl[f][d] && (n = hd_netem_link_poll(w->nl[f][d], w->now, &data)) > 0)
+          assert_int_equal(hd_wire_push(&w->wire, w->now, d, (struct sockaddr *)&w->ep[f].addr,
+                                        sizeof w->ep[f].addr, data, (size_t)n),
+                           0);
+      }
     while (hd_wire_pop(&w->wire, w->now, pkt)) {
       if (pkt->dst == NODE_EP)
         hd_node_feed(w->node, pkt->data, pkt->len, (struct sockaddr *)&pkt->from, pkt->fromlen, w->now);
@@ -295,8 +355,14 @@ static world_t *world_new(void) {
 }
 
 static void world_free(world_t *w) {
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < 2; i++) {
     hd_pc_free(w->ep[i].pc);
+    if (w->ep[i].jb) hd_audio_jitter_free(w->ep[i].jb);
+    free(w->ep[i].jb);
+  }
+  for (int f = 0; f < NEP; f++)
+    for (int d = 0; d < NEP; d++)
+      hd_netem_link_free(w->nl[f][d]);
   hd_node_free(w->node);
   for (int c = 0; c < 2; c++)
     for (int i = 0; i < w->n_msgs[c]; i++)
@@ -360,10 +426,18 @@ static void join_room(world_t *w, int c, const char *identity) {
 }
 
 /* alice publishes, bob subscribes, through the node; runs `secs` seconds */
+static void room_start(world_t *w, double loss, int secs);
+
 static world_t *room_run(double loss, int secs, uint64_t up_rate) {
   world_t *w = world_new();
   w->up_rate = up_rate;
   w->adapt = up_rate != 0;
+  room_start(w, loss, secs);
+  return w;
+}
+
+/* room_run on a world set up by the caller (w->no_video: audio only) */
+static void room_start(world_t *w, double loss, int secs) {
   hd_node_config_t ncfg = {.rtc_ip = "10.0.0.1",
                            .rtc_port = 7881,
                            .wall_offset = HD_SEC(1700000000),
@@ -378,10 +452,11 @@ static world_t *room_run(double loss, int secs, uint64_t up_rate) {
 
   /* alice publishes microphone + camera */
   ep_t *pub = &w->ep[0], *sub = &w->ep[1];
+  int nt = w->no_video ? 1 : 2;
   pub->atrack = hd_pc_add_transceiver(pub->pc, HD_PC_AUDIO, HD_PC_SENDONLY);
-  pub->vtrack = hd_pc_add_transceiver(pub->pc, HD_PC_VIDEO, HD_PC_SENDONLY);
+  if (!w->no_video) pub->vtrack = hd_pc_add_transceiver(pub->pc, HD_PC_VIDEO, HD_PC_SENDONLY);
   assert_int_equal(pub->atrack, 0);
-  assert_int_equal(pub->vtrack, 1);
+  if (!w->no_video) assert_int_equal(pub->vtrack, 1);
   static char sdp[32768], msg[65536];
   assert_true(hd_pc_create_offer(pub->pc, sdp, sizeof sdp, w->now) > 0);
   assert_int_equal(hd_pc_create_offer(pub->pc, sdp, sizeof sdp, w->now), HD_ESTATE); /* one pending */
@@ -390,10 +465,10 @@ static world_t *room_run(double loss, int secs, uint64_t up_rate) {
                                   .kind = HD_SIGNAL_KIND_AUDIO,
                                   .source = HD_SIGNAL_SOURCE_MICROPHONE},
                                  {.cid = "cam",
-                                  .mid = hd_pc_track_mid(pub->pc, 1),
+                                  .mid = w->no_video ? "" : hd_pc_track_mid(pub->pc, 1),
                                   .kind = HD_SIGNAL_KIND_VIDEO,
                                   .source = HD_SIGNAL_SOURCE_CAMERA}};
-  assert_true(hd_signal_write_publish_offer("p1", sdp, tr, 2, msg, sizeof msg) > 0);
+  assert_true(hd_signal_write_publish_offer("p1", sdp, tr, (size_t)nt, msg, sizeof msg) > 0);
   assert_int_equal(rtc_msg(w, 0, msg), 0);
   hd_signal_msg_t m;
   assert_int_equal(take(w, 0, HD_SIGNAL_PUBLISH_ANSWER, &m), 0);
@@ -407,20 +482,19 @@ static world_t *room_run(double loss, int secs, uint64_t up_rate) {
 
   /* bob answers the node's subscriber offer */
   assert_int_equal(take(w, 1, HD_SIGNAL_SUBSCRIBER_OFFER, &m), 0);
-  assert_int_equal(m.subscriber_offer.n_tracks, 2);
+  assert_int_equal(m.subscriber_offer.n_tracks, nt);
   int n = hd_pc_answer_offer(sub->pc, m.subscriber_offer.sdp, strlen(m.subscriber_offer.sdp), sdp, sizeof sdp,
                              w->now);
   hd_signal_msg_free(&m);
   assert_true(n > 0);
   assert_true(hd_pc_ice_controlling(sub->pc)); /* lite offerer: we control */
-  assert_int_equal(hd_pc_track_count(sub->pc), 2);
+  assert_int_equal(hd_pc_track_count(sub->pc), nt);
   assert_int_equal(hd_pc_track_direction(sub->pc, 0), HD_PC_RECVONLY);
   assert_true(hd_signal_write_subscriber_answer(NULL, sdp, msg, sizeof msg) > 0);
   assert_int_equal(rtc_msg(w, 1, msg), 0);
   assert_int_equal(take(w, 1, HD_SIGNAL_ERROR, &m), HD_ENOTFOUND);
 
   run_until(w, w->now + HD_SEC(secs));
-  return w;
 }
 
 static void test_room_publish_subscribe_lossy(void **st) {
@@ -488,6 +562,119 @@ static void test_room_publish_subscribe_lossy(void **st) {
   world_free(w);
 }
 
+/* Audio NACK (issue 13): alice publishes Opus only, bob plays it through the
+ * audio jitter buffer; both legs through the netem link model at `loss` each
+ * way, 25 ms one way. Returns bob's buffer stats and his audio track's pc
+ * stats; alice's in *ps. */
+static void audio_room(double loss, int nack, int red, hd_audio_jitter_stats_t *js, hd_pc_track_stats_t *ss,
+                       hd_pc_track_stats_t *ps) {
+  world_t *w = world_new();
+  w->no_video = 1;
+  w->no_red = !red;
+  w->no_nack = !nack;
+  hd_netem_params_t np;
+  hd_netem_params_init(&np);
+  np.delay = HD_MS(25);
+  np.loss = loss;
+  const int pairs[4][2] = {{0, NODE_EP}, {NODE_EP, 0}, {1, NODE_EP}, {NODE_EP, 1}};
+  for (int k = 0; k < 4; k++)
+    assert_int_equal(hd_netem_link_new(&w->nl[pairs[k][0]][pairs[k][1]], &np, 4200 + (uint64_t)k, w->now), 0);
+  w->ep[1].jb = calloc(1, sizeof *w->ep[1].jb);
+  assert_non_null(w->ep[1].jb);
+  assert_int_equal(hd_audio_jitter_init(w->ep[1].jb, NULL), 0);
+  room_start(w, 0, 30);
+  assert_int_equal(hd_pc_state(w->ep[1].pc), HD_PC_CONNECTED);
+  *js = w->ep[1].jb->stats;
+  hd_pc_stats_t s;
+  hd_pc_stats(w->ep[1].pc, &s);
+  *ss = s.tracks[0];
+  hd_pc_stats(w->ep[0].pc, &s);
+  *ps = s.tracks[0];
+  world_free(w);
+}
+
+/* The SDK offers audio NACK on Opus unless told not to NACK (cfg.no_nack),
+ * and an answerer echoes it only when the offer has it. */
+static void test_audio_nack_sdp(void **st) {
+  for (int no_nack = 0; no_nack <= 1; no_nack++) {
+    hd_pc_config_t cfg = {.cert = g_cert_a, .no_nack = no_nack};
+    hd_pc_t *a, *b;
+    assert_int_equal(hd_pc_new(&a, &cfg), 0);
+    cfg.cert = g_cert_b;
+    cfg.no_nack = 0;
+    assert_int_equal(hd_pc_new(&b, &cfg), 0);
+    assert_int_equal(hd_pc_add_transceiver(a, HD_PC_AUDIO, HD_PC_SENDRECV), 0);
+    static char offer[16384], answer[16384];
+    assert_true(hd_pc_create_offer(a, offer, sizeof offer, 0) > 0);
+    char line[64];
+    snprintf(line, sizeof line, "a=rtcp-fb:%u nack\r\n", HD_PC_PT_OPUS);
+    assert_int_equal(strstr(offer, line) != NULL, !no_nack);
+    assert_true(hd_pc_answer_offer(b, offer, strlen(offer), answer, sizeof answer, 0) > 0);
+    assert_int_equal(strstr(answer, line) != NULL, !no_nack);
+    assert_int_equal(hd_pc_set_remote_answer(a, answer, strlen(answer), 0), 0);
+    /* a window only for a receiving audio track with NACK negotiated */
+    assert_int_equal(hd_pc_set_nack_window(b, 0, HD_MS(100)), no_nack ? HD_ESTATE : 0);
+    assert_int_equal(hd_pc_set_nack_window(b, 0, -1), HD_EINVAL);
+    assert_int_equal(hd_pc_set_nack_window(b, 5, HD_MS(100)), HD_EINVAL);
+    assert_int_equal(hd_pc_track_repair_rtt(a, 0), no_nack ? HD_ESTATE : 0); /* none known yet */
+    hd_pc_free(a);
+    hd_pc_free(b);
+  }
+}
+
+/* Lost audio is asked for again when the repair can still be played, and
+ * fewer frames are concealed: at 20% and 30% loss on every link (about 36%
+ * and 51% end to end before repair), Opus without RED, NACK on vs off. */
+static void test_audio_nack_conceals_less(void **st) {
+  const double losses[] = {0.20, 0.30};
+  for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+    hd_audio_jitter_stats_t off, on;
+    hd_pc_track_stats_t ss_off, ss_on, ps_off, ps_on;
+    audio_room(losses[i], 0, 0, &off, &ss_off, &ps_off);
+    audio_room(losses[i], 1, 0, &on, &ss_on, &ps_on);
+    printf(
+        "%.0f%% loss per link: NACK off: played %llu ms, concealed %llu ms (%.1f%%), FEC %llu ms, target "
+        "%lld "
+        "ms; NACK on: played %llu ms, concealed %llu ms (%.1f%%), FEC %llu ms, target %lld ms, %llu NACKs of "
+        "%llu seqs, %llu repairs (%llu too late), bob's repair RTT %lld ms, alice resent %llu\n",
+        losses[i] * 100, (unsigned long long)off.played_ms, (unsigned long long)off.concealed_ms,
+        100.0 * (double)off.concealed_ms / (double)off.played_ms, (unsigned long long)off.fec_ms,
+        (long long)(off.target_delay / 1000), (unsigned long long)on.played_ms,
+        (unsigned long long)on.concealed_ms, 100.0 * (double)on.concealed_ms / (double)on.played_ms,
+        (unsigned long long)on.fec_ms, (long long)(on.target_delay / 1000),
+        (unsigned long long)ss_on.nack_sent, (unsigned long long)ss_on.nack_seqs_sent,
+        (unsigned long long)ss_on.rtx_recovered, (unsigned long long)on.late,
+        (long long)(ss_on.repair_rtt / 1000), (unsigned long long)ps_on.rtx_sent);
+    assert_true(off.played_ms > 20000 && on.played_ms > 20000);
+    /* without NACK nothing is asked for or resent */
+    assert_int_equal(ss_off.nack_sent, 0);
+    assert_int_equal(ps_off.rtx_sent, 0);
+    /* with it bob asks, the node answers (it also asks alice, who resends) */
+    assert_true(ss_on.nack_sent > 0);
+    assert_true(ps_on.nack_received > 0 && ps_on.rtx_sent > 0);
+    /* bob's leg loses > 10% before repair: his NACKs go twice */
+    assert_true(ss_on.nack_doubled > 0);
+    /* the node's reports on alice's audio keep her leg's loss before repair
+     * (she sizes RED and Opus FEC from them): resends are not "received" */
+    printf("node's report on alice's audio: NACK off %.3f, on %.3f\n", ps_off.fraction_lost,
+           ps_on.fraction_lost);
+    assert_true(ps_on.fraction_lost > losses[i] / 2);
+    /* request -> repair: <= one 50 ms round trip to the node, shorter when
+     * the node was already repairing the packet from alice */
+    assert_true(ss_on.repair_rtt > 0 && ss_on.repair_rtt <= HD_MS(120));
+    assert_true(ss_on.rtx_recovered > 0 && on.repairs > 0);
+    /* repairs do not push the buffer to the repair time: its target stays
+     * at the NACK floor (RTT + 2 frames + 10 ms) or the jitter's need */
+    assert_true(on.target_delay <= HD_MS(120));
+    /* concealment (PLC) drops by more than a third, and the frames not
+     * played from their own packet (PLC, and Opus FEC from the next one) by
+     * more than a quarter (measured: PLC 14.1% -> 3.7% at 20%, 26.8% ->
+     * 13.6% at 30%) */
+    assert_true(on.concealed_ms * 3 < off.concealed_ms * 2);
+    assert_true((on.concealed_ms + on.fec_ms) * 4 < (off.concealed_ms + off.fec_ms) * 3);
+  }
+}
+
 /* The node's transport-wide feedback drives the publisher's send-side
  * estimate (rtc/bwe.h, issue 13 item 3): behind a 300 kbit/s uplink the
  * target settles under the capacity, the pacer spreads the packets, and the
@@ -538,6 +725,131 @@ static void connect_direct(world_t *w, double loss, int a_dir, int b_audio) {
   assert_false(hd_pc_ice_controlling(b->pc)); /* answerer of a full agent: controlled */
   assert_false(hd_pc_dtls_client(a->pc));     /* b answered active */
   assert_true(hd_pc_dtls_client(b->pc));
+}
+
+/* FlexFEC between two SDK pcs (issue 13 item 2): a sends 20 s of video to b
+ * with `loss` on each of the four link directions; NACK off, so what FEC
+ * does not rebuild stays lost. */
+static void direct_fec(double loss, int fec, int64_t *lost, hd_pc_track_stats_t *as,
+                       hd_pc_track_stats_t *bs) {
+  world_t *w = world_new();
+  w->no_nack = 1;
+  w->no_fec = !fec;
+  connect_direct(w, loss, HD_PC_SENDONLY, 0);
+  ep_t *a = &w->ep[0], *b = &w->ep[1];
+  char line[64];
+  snprintf(line, sizeof line, "a=rtpmap:%u flexfec/90000\r\n", HD_PC_PT_FLEXFEC);
+  assert_int_equal(strstr(w->offer, line) != NULL, fec);
+  assert_int_equal(strstr(w->answer, line) != NULL, fec);
+  assert_int_equal(strstr(w->offer, "a=ssrc-group:FEC-FR ") != NULL, fec);
+  a->sending = 1;
+  run_until(w, w->now + HD_SEC(20));
+  *lost = holes(&b->app, HD_PC_VIDEO, 50);
+  hd_pc_stats_t s;
+  hd_pc_stats(a->pc, &s);
+  *as = s.tracks[0];
+  hd_pc_stats(b->pc, &s);
+  *bs = s.tracks[0];
+  printf(
+      "%.0f%% per link, FEC %s: %llu video packets sent, %lld lost after FEC (%.2f%%), repair packets %llu "
+      "sent / %llu received, %llu rebuilt, group %d (reported loss %.3f)\n",
+      loss * 100, fec ? "on" : "off", (unsigned long long)as->packets_sent, (long long)*lost,
+      100.0 * (double)*lost / (double)as->packets_sent, (unsigned long long)as->fec_sent,
+      (unsigned long long)bs->fec_received, (unsigned long long)bs->fec_recovered, as->fec_group,
+      as->fraction_lost);
+  world_free(w);
+}
+
+static void test_flexfec_direct(void **st) {
+  const double losses[] = {0.07, 0.10}; /* 13.5% and 19% a -> b */
+  for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+    int64_t off, on;
+    hd_pc_track_stats_t as_off, bs_off, as_on, bs_on;
+    direct_fec(losses[i], 0, &off, &as_off, &bs_off);
+    direct_fec(losses[i], 1, &on, &as_on, &bs_on);
+    assert_int_equal(as_off.fec_sent, 0);
+    assert_int_equal(bs_off.fec_recovered, 0);
+    assert_true(as_on.fec_sent > 0 && bs_on.fec_received > 0);
+    assert_true(as_on.fec_group >= 2 && as_on.fec_group <= HD_FLEXFEC_MAX_GROUP);
+    assert_true(bs_on.fec_recovered > 0);
+    /* residual loss at least halved */
+    assert_true(off > 0);
+    assert_true(on * 2 <= off);
+  }
+}
+
+/* FlexFEC through the node (issue 13 item 2): alice publishes video with
+ * `loss` on both directions of her leg, bob's leg is clean; the node rebuilds
+ * from alice's repair packets what her leg lost before (or instead of)
+ * NACKing her. Returns alice's video stats, bob's holes, the node's counters. */
+static void node_fec(double loss, int fec, hd_pc_track_stats_t *ps, int64_t *holes_out, int *keyframes,
+                     hd_session_counters_t *nc) {
+  world_t *w = world_new();
+  w->no_fec = !fec;
+  hd_netem_params_t np, clean;
+  hd_netem_params_init(&np);
+  hd_netem_params_init(&clean);
+  np.delay = clean.delay = HD_MS(25);
+  np.loss = loss;
+  assert_int_equal(hd_netem_link_new(&w->nl[0][NODE_EP], &np, 7100, w->now), 0);
+  assert_int_equal(hd_netem_link_new(&w->nl[NODE_EP][0], &np, 7101, w->now), 0);
+  assert_int_equal(hd_netem_link_new(&w->nl[1][NODE_EP], &clean, 7102, w->now), 0);
+  assert_int_equal(hd_netem_link_new(&w->nl[NODE_EP][1], &clean, 7103, w->now), 0);
+  room_start(w, 0, 20);
+  hd_pc_stats_t s;
+  hd_pc_stats(w->ep[0].pc, &s);
+  *ps = s.tracks[1];
+  *holes_out = holes(&w->ep[1].app, HD_PC_VIDEO, 100);
+  *keyframes = w->ep[0].app.keyframes;
+  *nc = hd_node_stats(w->node)->media;
+  printf(
+      "alice's leg %.0f%% each way, FEC %s: video %llu sent, node NACKed %llu, alice resent %llu, FEC %llu "
+      "sent (group %d), node rebuilt %llu of %llu repair packets, keyframe requests %d, bob's holes %lld\n",
+      loss * 100, fec ? "on" : "off", (unsigned long long)ps->packets_sent,
+      (unsigned long long)ps->nack_received, (unsigned long long)ps->rtx_sent,
+      (unsigned long long)ps->fec_sent, ps->fec_group, (unsigned long long)nc->fec_recovered,
+      (unsigned long long)nc->fec_received, *keyframes, (long long)*holes_out);
+  world_free(w);
+}
+
+static void test_flexfec_through_node(void **st) {
+  const double losses[] = {0.10, 0.20};
+  for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+    hd_pc_track_stats_t off, on;
+    int64_t h_off, h_on;
+    int k_off, k_on;
+    hd_session_counters_t c_off, c_on;
+    node_fec(losses[i], 0, &off, &h_off, &k_off, &c_off);
+    node_fec(losses[i], 1, &on, &h_on, &k_on, &c_on);
+    assert_int_equal(off.fec_sent, 0);
+    assert_int_equal(c_off.fec_recovered, 0);
+    /* the node negotiated FlexFEC with alice, got her repair packets and rebuilt */
+    assert_true(on.fec_sent > 0 && c_on.fec_received > 0 && c_on.fec_recovered > 0);
+    assert_true(c_on.fec_received <= on.fec_sent);
+    /* what FEC rebuilt is not asked for again: fewer repairs cross alice's leg */
+    assert_true(on.rtx_sent * 10 < off.rtx_sent * 8);
+    /* and bob misses no more than without it */
+    assert_true(h_on <= h_off);
+  }
+}
+
+/* Video at 50% loss on the publisher's leg (issue 13 item 3): a repair
+ * round succeeds only when both the NACK and a copy of the repair get
+ * through; the node gives up on a hole after 500 ms and asks for a keyframe. */
+static void test_video_half_loss_publisher_leg(void **st) {
+  hd_pc_track_stats_t ps;
+  int64_t h;
+  int k;
+  hd_session_counters_t nc;
+  node_fec(0.5, 0, &ps, &h, &k, &nc);
+  printf("50%%: %llu NACK messages sent twice; holes given up (keyframe asked) %llu, keyframe requests %d\n",
+         (unsigned long long)nc.nacks_doubled, (unsigned long long)nc.pli_unrepairable, k);
+  /* the node's NACKs go twice on this leg (its reports show ~50% loss) */
+  assert_true(nc.nacks_doubled > 0);
+  /* holes given up at the 500 ms deadline: 82 with single NACKs, 29 now;
+   * bob misses nothing (12 packets before) */
+  assert_true(nc.pli_unrepairable < 50);
+  assert_int_equal(h, 0);
 }
 
 static void test_direct_full_agents(void **st) {
@@ -848,7 +1160,9 @@ static void test_h264_offer(void **st) {
   assert_true(n > 0);
   const char *video = strstr(offer, "m=video");
   assert_non_null(video);
-  assert_non_null(strstr(video, "m=video 9 UDP/TLS/RTP/SAVPF 102 103\r\n"));
+  /* RTX and FlexFEC (issue 13 item 2) protect H.264 as they do VP8 */
+  assert_non_null(strstr(video, "m=video 9 UDP/TLS/RTP/SAVPF 102 103 118\r\n"));
+  assert_non_null(strstr(video, "a=rtpmap:118 flexfec/90000\r\n"));
   assert_non_null(strstr(video, "a=rtpmap:102 H264/90000\r\n"));
   assert_non_null(strstr(video, "packetization-mode=1;profile-level-id=42e01f"));
   assert_non_null(strstr(video, "a=fmtp:103 apt=102\r\n"));
@@ -940,6 +1254,11 @@ int main(void) {
       cmocka_unit_test(test_h264_offer),
       cmocka_unit_test(test_connect_timeout),
       cmocka_unit_test(test_consent_survives_heavy_loss),
+      cmocka_unit_test(test_flexfec_direct),
+      cmocka_unit_test(test_flexfec_through_node),
+      cmocka_unit_test(test_video_half_loss_publisher_leg),
+      cmocka_unit_test(test_audio_nack_sdp),
+      cmocka_unit_test(test_audio_nack_conceals_less),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -143,6 +143,37 @@ static void test_red_first(void **st) {
   HASNT(t, "red/");
 }
 
+/* FlexFEC from a publisher (issue 13 item 2): "flexfec/90000" with its
+ * FEC-FR group is taken (pt, repair SSRC, echoed with its repair-window);
+ * Chromium's field-trial "flexfec-03" (the draft layout) is not, nor is FEC
+ * on what we send (WHEP). */
+static void test_flexfec_from_publisher(void **st) {
+  (void)st;
+  load("chrome_vp8.sdp", g_text, sizeof g_text);
+  replace_all("m=video 9 UDP/TLS/RTP/SAVPF 96 97 102", "m=video 9 UDP/TLS/RTP/SAVPF 96 97 35 102");
+  replace_all("a=rtpmap:97 rtx/90000\r\n",
+              "a=rtpmap:97 rtx/90000\r\na=rtpmap:35 flexfec/90000\r\na=fmtp:35 repair-window=4000000\r\n");
+  replace_all("a=ssrc-group:FID 2001 2002\r\n",
+              "a=ssrc-group:FID 2001 2002\r\na=ssrc-group:FEC-FR 2001 2003\r\n");
+  parse_text(&g_offer);
+  hd_sdp_answer_params_t p = whip_params();
+  assert_int_equal(negotiate(&p), 0);
+  assert_int_equal(g_neg.media[1].fec_pt, 35);
+  assert_int_equal(g_neg.media[1].remote_fec_ssrc, 2003);
+  assert_int_equal(g_neg.media[0].fec_pt, 0); /* audio */
+  const char *t = answer_text();
+  HAS(t, "m=video 7881 UDP/TLS/RTP/SAVPF 96 97 35\r\n");
+  HAS(t, "a=rtpmap:35 flexfec/90000\r\n");
+  HAS(t, "a=fmtp:35 repair-window=4000000\r\n");
+  /* the draft format under Chromium's name: not taken */
+  replace_all("flexfec/90000", "flexfec-03/90000");
+  parse_text(&g_offer);
+  assert_int_equal(negotiate(&p), 0);
+  assert_int_equal(g_neg.media[1].fec_pt, 0);
+  assert_int_equal(g_neg.media[1].remote_fec_ssrc, 0);
+  HASNT(answer_text(), "flexfec");
+}
+
 static void test_whip_chrome_vp8(void **st) {
   (void)st;
   parse_file("chrome_vp8.sdp", &g_offer);
@@ -752,6 +783,7 @@ static void test_ice_tcp_candidate(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ice_tcp_candidate),
+      cmocka_unit_test(test_flexfec_from_publisher),
       cmocka_unit_test(test_whip_chrome_vp8),
       cmocka_unit_test(test_red_first),
       cmocka_unit_test(test_whip_chrome_h264_only),

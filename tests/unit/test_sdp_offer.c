@@ -349,6 +349,28 @@ static void test_red_passed_on(void **st) {
   HASNT(t, "red/48000");
 }
 
+/* Audio NACK (issue 13): offered on Opus, in effect only when the viewer's
+ * answer lists it too (RFC 4585 §4.2); with transport-cc off it is still
+ * offered. */
+static void test_audio_nack_offered(void **st) {
+  (void)st;
+  for (int twcc = 0; twcc <= 1; twcc++) {
+    publish("chrome_vp8.sdp");
+    offerer_init(twcc);
+    char mid[HD_SDP_TOKEN_MAX];
+    hd_sdp_out_track_t a = track(HD_SDP_AUDIO, 1111, 0, "alice", "alice-mic");
+    assert_int_equal(add(&a, mid), 0);
+    const char *t = offer_text();
+    HAS(t, "a=rtcp-fb:111 nack\r\n");
+    HASNT(t, "a=rtcp-fb:111 nack pli");
+    if (apply_text(chrome_answer("active", NULL, NULL)) != 0) fail_msg("apply: %s", g_err);
+    assert_int_equal(g_neg.media[0].nack, 1); /* the answer echoed it */
+  }
+  /* Chrome's real answer lists only transport-cc for Opus: no audio NACK */
+  first_round(1);
+  assert_int_equal(g_neg.media[0].nack, 0);
+}
+
 static void test_apply_chrome_answer(void **st) {
   (void)st;
   first_round(1);
@@ -953,6 +975,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_first_offer_audio_video),
       cmocka_unit_test(test_offer_ice_tcp_candidate),
+      cmocka_unit_test(test_audio_nack_offered),
       cmocka_unit_test(test_apply_chrome_answer),
       cmocka_unit_test(test_red_passed_on),
       cmocka_unit_test(test_answer_keeps_subset),
