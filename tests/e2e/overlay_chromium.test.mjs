@@ -231,6 +231,8 @@ test('a page on n1 watches a publisher on n3 through n2; the n3-n2 leg dies and 
   await page.evaluate(installMeter);
   await sleep(3000);
   await until(() => links(n3), (js) => JSON.stringify(route(js, 'n1').via) === '["n2"]', 10000, 'the media going through n2 before the cut');
+  const upOf = async (name) => (await (await fetch(`http://127.0.0.1:${relays[name].ctl}/stats`)).json()).up || {};
+  const direct0 = await upOf('r31');
   const tCut = await page.evaluate(() => performance.now());
   const cut = await fetch(`http://127.0.0.1:${relays.r32.ctl}/impair`, { method: 'POST', body: JSON.stringify({ both: { blackout_now_ms: 120000 } }) });
   assert.equal(cut.status, 200, `the n3 -> n2 relay blacks out: ${await cut.text()}`);
@@ -248,8 +250,9 @@ test('a page on n1 watches a publisher on n3 through n2; the n3-n2 leg dies and 
   console.log(`longest gap seen by the viewer across the cut: ${gAfter.shownGap} ms between frames shown, ` +
     `${gAfter.decodedGap} ms between framesDecoded increases (100 ms samples); route moved after ${tMoved} ms`);
   console.log(`last 2 s: ${JSON.stringify(gLast)}`);
-  const r2 = await (await fetch(`http://127.0.0.1:${relays.r32.ctl}/stats`)).json();
-  console.log(`n3 -> n2 relay after the cut: ${JSON.stringify(r2).slice(0, 400)}`);
+  const direct1 = await upOf('r31');
+  console.log(`the direct n3 -> n1 relay carried ${direct1.pkts_in - direct0.pkts_in} datagrams (${direct1.bytes_in - direct0.bytes_in} B) ` +
+    `from the cut to the end (${Math.round((tEnd - tCut) / 1000)} s); n3 -> n2 relay: ${JSON.stringify(await upOf('r32')).slice(0, 200)}`);
   // relay counters per next / previous hop: the media n3 -> n2 -> n1, the feedback n1 -> n2 -> n3
   const [e1, e2, e3] = [await links(n1), await links(n2), await links(n3)];
   for (const [who, js, peer] of [['n3', e3, 'n2'], ['n2', e2, 'n1'], ['n2', e2, 'n3'], ['n1', e1, 'n2']])
