@@ -4,7 +4,7 @@
 //
 // A real redis-server and three `hudong serve --redis` nodes (one media
 // worker each) on 127.0.0.1. Three `hudong netem` relays, used through
-// HUDONG_LINK_ADDR (only the node that names a relay sends through it):
+// --peer-addr (only the node that names a relay sends through it):
 //   n3 -> n1: 80 ms each way, 2% loss up    (the bad direct link, n3's side)
 //   n1 -> n3: 80 ms each way, 2% loss up    (the bad direct link, n1's side)
 //   n3 -> n2: clean                         (the leg that is cut)
@@ -93,18 +93,14 @@ function logs() {
 before(async () => {
   redis = await startRedis();
   const via = { r31: await freePort(), r13: await freePort(), r32: await freePort() };
-  const env = {
-    n1: `n3=127.0.0.1:${via.r13}`,
-    n2: '',
-    n3: `n1=127.0.0.1:${via.r31},n2=127.0.0.1:${via.r32}`,
+  const peerAddr = {
+    n1: [`n3=127.0.0.1:${via.r13}`],
+    n2: [],
+    n3: [`n1=127.0.0.1:${via.r31}`, `n2=127.0.0.1:${via.r32}`],
   };
   for (const n of ['n2', 'n1', 'n3']) {
-    if (env[n]) process.env.HUDONG_LINK_ADDR = env[n];
-    try {
-      nodes[n] = await startServer(['--redis', redis.url, '--node-id', n, '--media-workers', '1']);
-    } finally {
-      delete process.env.HUDONG_LINK_ADDR;
-    }
+    nodes[n] = await startServer(['--redis', redis.url, '--node-id', n, '--media-workers', '1',
+      ...peerAddr[n].flatMap((a) => ['--peer-addr', a])]);
     nodes[n].admin = await adminToken(nodes[n]);
   }
   const bad = ['--delay', '80', '--up-loss', '2'];
