@@ -9,7 +9,12 @@
 //   n1 -> n3: 80 ms each way, 2% loss up    (the bad direct link, n1's side)
 //   n3 -> n2: clean                         (the leg that is cut)
 // n2 <-> n1 and n2 -> n3 are direct. So both n1 -> n3 and n3 -> n1 go
-// through n2. A `hudong pub` on n3 publishes (tone + 30 fps pattern); a
+// through n2. A `hudong pub --simulcast` on n3 publishes (tone + 30 fps
+// pattern as two simulcast layers: only the one n1's allocator takes crosses
+// the link, the other is kept live at n1 by n3's LAYERS reports; before those
+// and per-layer keyframe requests (748eeda), the viewer's only live layer was
+// paused for bandwidth after the cut and the page got padding probes only;
+// OVL_SINGLE=1 publishes one stream instead); a
 // Chromium page (web/room.html, receive-only) on n1 watches it. The media
 // follows n3's route to n1 (n3 -> n2 -> n1).
 //
@@ -202,7 +207,8 @@ test('a page on n1 watches a publisher on n3 through n2; the n3-n2 leg dies and 
   const tok = async (id) => (await (await fetch(`${n1.base}/api/dev-token?room=${ROOM}&identity=${id}`)).json()).token;
   let pubLog = '';
   pubProc = spawn(hudongBin, ['pub', '--url', n3.base, '--token', await tok('pub3'), '--tone', '440',
-    '--pattern', '160x120@30', '--duration', '60', '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    '--pattern', '160x120@30', '--duration', '60', '--quiet',
+    ...(process.env.OVL_SINGLE ? [] : ['--simulcast'])], { stdio: ['ignore', 'ignore', 'pipe'] });
   pubProc.stderr.on('data', (d) => { pubLog += d; });
 
   const ctx = await browser.newContext();
