@@ -508,8 +508,13 @@ static int in_post(hd_media_workers_t *w, int i, int type, uint64_t conn, const 
 
 int hd_media_workers_rtc_post(hd_media_workers_t *w, int i, uint64_t conn, const char *text, size_t len,
                               hd_token_secret_fn lookup, void *lookup_ud, int64_t unix_now) {
-  w->lookup = lookup;
-  w->lookup_ud = lookup_ud;
+  if (w->lookup != lookup || w->lookup_ud != lookup_ud) {
+    /* written once in practice (the same lookup every call), before the post
+     * that publishes it to the worker (the inbox mutex orders the two): a
+     * write on every call raced with the workers' reads */
+    w->lookup = lookup;
+    w->lookup_ud = lookup_ud;
+  }
   return in_post(w, i, IN_MSG, conn, text, len, unix_now);
 }
 
