@@ -48,12 +48,15 @@ static int pic_find(const hd_tl_filter_t *f, int pid) {
 }
 
 /* The layer switch a frame start allows (temporal.h), then whether a packet
- * of layer p->tid passes. */
-static int decide(hd_tl_filter_t *f, const hd_tl_pkt_t *p) {
+ * of layer p->tid passes. A late packet (its seq was reserved while newer
+ * pictures went on) neither switches layers (frames after it were judged
+ * already) nor counts as a dropped PictureID (later pictures are numbered:
+ * the viewer sees a gap in PictureIDs instead of a PictureID twice). */
+static int decide(hd_tl_filter_t *f, const hd_tl_pkt_t *p, int late) {
   if (p->tid < 0) return 1;
   int k = pic_find(f, p->picture_id);
   if (k >= 0) return !f->pic_drop[k];
-  if (p->frame_start) {
+  if (p->frame_start && !late) {
     if (p->keyframe) {
       if (f->cur != f->target) (f->target > f->cur ? f->up_switches++ : f->down_switches++);
       f->cur = f->target;
@@ -72,7 +75,7 @@ static int decide(hd_tl_filter_t *f, const hd_tl_pkt_t *p) {
     f->pic_pid[i] = p->picture_id;
     f->pic_drop[i] = (uint8_t)!pass;
     f->pic_out[i] = (uint16_t)(p->picture_id - f->pid_drops);
-    if (!pass) f->pid_drops++;
+    if (!pass && !late) f->pid_drops++;
   }
   return pass;
 }
@@ -102,7 +105,7 @@ int hd_tl_filter_feed(hd_tl_filter_t *f, uint32_t src_ssrc, uint16_t src_seq, co
     int needed = p && p->tid >= 0 && (f->target < f->cur || p->tid > f->cur);
     if (!needed) {
       if (ext > f->max_ext) f->max_ext = ext;
-      if (p && p->tid >= 0) decide(f, p); /* keeps the picture verdicts for what follows */
+      if (p && p->tid >= 0) decide(f, p, 0); /* keeps the picture verdicts for what follows */
       *out_seq = src_seq;
       return HD_TL_FORWARD;
     }
@@ -116,7 +119,7 @@ int hd_tl_filter_feed(hd_tl_filter_t *f, uint32_t src_ssrc, uint16_t src_seq, co
     for (int64_t e = from; e < ext; e++)
       record(f, e, S_RESERVED, (uint16_t)(e - f->drops));
     f->max_ext = ext;
-    if (!decide(f, p)) {
+    if (!decide(f, p, 0)) {
       record(f, ext, S_DROP, 0);
       f->drops++;
       f->dropped++;
@@ -137,7 +140,7 @@ int hd_tl_filter_feed(hd_tl_filter_t *f, uint32_t src_ssrc, uint16_t src_seq, co
   case S_FWD: *out_seq = s->out; return HD_TL_FORWARD;
   case S_RESERVED:
     *out_seq = s->out;
-    if (decide(f, p)) {
+    if (decide(f, p, 1)) {
       record(f, ext, S_FWD, s->out);
       return HD_TL_FORWARD;
     }

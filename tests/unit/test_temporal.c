@@ -240,11 +240,46 @@ static void test_new_source_and_no_tid(void **st) {
   assert_true(hd_tl_filter_rewrite_pid(&f, bad, sizeof bad) < 0 || !f.engaged);
 }
 
+/* A late first packet of a picture of a dropped layer (review finding): it
+ * fills its reserved seq as padding but must not count as a dropped PictureID
+ * after later pictures were numbered, or a later picture would get the
+ * PictureID an earlier one already went out with. */
+static void test_late_dropped_picture_keeps_pids_unique(void **st) {
+  (void)st;
+  hd_tl_filter_t f;
+  hd_tl_filter_init(&f);
+  hd_tl_filter_set_target(&f, 1);
+  uint8_t p[32], q[32];
+  uint16_t out;
+  size_t n;
+  n = payload(p, 8, 1, 0, 0, 1, 1); /* TL0 keyframe */
+  assert_int_equal(feed(&f, 1, 96, p, n, &out), HD_TL_FORWARD);
+  n = payload(p, 9, 1, 2, 1, 1, 0); /* TL2: dropped, the filter engages */
+  assert_int_equal(feed(&f, 1, 97, p, n, &out), HD_TL_DROP);
+  n = payload(p, 10, 2, 0, 0, 1, 0);
+  assert_int_equal(feed(&f, 1, 98, p, n, &out), HD_TL_FORWARD);
+  /* 99 (pic 11, TL2) is late: 100 (pic 12, TL1) goes first */
+  n = payload(q, 12, 2, 1, 1, 1, 0);
+  assert_int_equal(feed(&f, 1, 100, q, n, &out), HD_TL_FORWARD);
+  n = payload(p, 13, 2, 2, 0, 1, 0);
+  assert_int_equal(feed(&f, 1, 101, p, n, &out), HD_TL_DROP);
+  n = payload(p, 11, 2, 2, 1, 1, 0); /* the late one: padding in its place */
+  assert_int_equal(feed(&f, 1, 99, p, n, &out), HD_TL_PAD);
+  n = payload(p, 14, 3, 0, 0, 1, 0);
+  assert_int_equal(feed(&f, 1, 102, p, n, &out), HD_TL_FORWARD);
+  assert_int_equal(hd_tl_filter_rewrite_pid(&f, q, sizeof q), 0);
+  assert_int_equal(hd_tl_filter_rewrite_pid(&f, p, n), 0);
+  /* pic 12 and pic 14 go out with different PictureIDs, in order */
+  assert_true(pid_of(p) != pid_of(q));
+  assert_true(pid_of(p) > pid_of(q));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_all_layers_is_identity),
       cmocka_unit_test(test_drop_and_come_back),
       cmocka_unit_test(test_late_packets),
+      cmocka_unit_test(test_late_dropped_picture_keeps_pids_unique),
       cmocka_unit_test(test_new_source_and_no_tid),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
