@@ -8,25 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "base/err.h"
-
-static void put16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
 
 uint64_t hd_link_id_hash(const char *id) {
   uint64_t h = 14695981039346656037ull;
@@ -57,7 +40,7 @@ static int derive(const hd_link_self_t *s, const char *from, const char *to, uin
   memcpy(msg + n, to, tl);
   n += tl;
   msg[n++] = 0;
-  put64(msg + n, epoch);
+  hd_put_be64(msg + n, epoch);
   n += 8;
   uint8_t md[32];
   unsigned mdlen = 0;
@@ -113,7 +96,7 @@ void hd_link_peer_free(hd_link_peer_t *p) {
 
 static void nonce_of(uint64_t seq, uint8_t iv[12]) {
   memset(iv, 0, 4);
-  put64(iv + 4, seq);
+  hd_put_be64(iv + 4, seq);
 }
 
 /* AES-128-GCM over data in place with c (keyed once: keyed()); aad = the
@@ -146,9 +129,9 @@ int hd_link_seal(hd_link_self_t *s, hd_link_peer_t *p, uint8_t type, const uint8
   out[0] = HD_LINK_MAGIC;
   out[1] = type;
   out[2] = out[3] = 0;
-  put64(out + 4, s->id_hash);
-  put64(out + 12, s->epoch);
-  put64(out + 20, seq);
+  hd_put_be64(out + 4, s->id_hash);
+  hd_put_be64(out + 12, s->epoch);
+  hd_put_be64(out + 20, seq);
   if (pl_len) memmove(out + HD_LINK_HDR_LEN, pl, pl_len);
   if (!p->tx_ctx) return HD_ESTATE;
   int rc = gcm(1, p->tx_ctx, seq, out, HD_LINK_HDR_LEN, out + HD_LINK_HDR_LEN, pl_len,
@@ -160,7 +143,7 @@ int hd_link_seal(hd_link_self_t *s, hd_link_peer_t *p, uint8_t type, const uint8
 
 int hd_link_sender(const uint8_t *buf, size_t len, uint64_t *id_hash) {
   if (len < HD_LINK_OVERHEAD || buf[0] != HD_LINK_MAGIC || buf[2] || buf[3]) return HD_EPROTO;
-  *id_hash = get64(buf + 4);
+  *id_hash = hd_get_be64(buf + 4);
   return 0;
 }
 
@@ -168,7 +151,7 @@ int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_
                  uint8_t *type, const uint8_t **pl, size_t *pl_len) {
   uint64_t h;
   if (hd_link_sender(buf, len, &h) < 0 || h != p->id_hash) return HD_EPROTO;
-  uint64_t epoch = get64(buf + 12), seq = get64(buf + 20);
+  uint64_t epoch = hd_get_be64(buf + 12), seq = hd_get_be64(buf + 20);
   if (p->rx_epoch && epoch < p->rx_epoch) {
     p->rx_old_epoch++;
     return HD_EREPLAY;
@@ -230,8 +213,8 @@ int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_
 
 int hd_link_media_hdr_write(const hd_link_media_t *m, uint8_t *out, size_t cap) {
   if (cap < 14) return HD_ENOSPC;
-  put64(out, m->room);
-  put32(out + 8, m->pub);
+  hd_put_be64(out, m->room);
+  hd_put_be32(out + 8, m->pub);
   out[12] = m->in_idx;
   out[13] = m->flags;
   return 14;
@@ -239,8 +222,8 @@ int hd_link_media_hdr_write(const hd_link_media_t *m, uint8_t *out, size_t cap) 
 
 int hd_link_media_parse(const uint8_t *pl, size_t len, hd_link_media_t *m) {
   if (len < 14 + 12) return HD_EPROTO;
-  m->room = get64(pl);
-  m->pub = get32(pl + 8);
+  m->room = hd_get_be64(pl);
+  m->pub = hd_get_be32(pl + 8);
   m->in_idx = pl[12];
   m->flags = pl[13];
   m->rtp = pl + 14;
@@ -252,27 +235,27 @@ int hd_link_feedback_write(const hd_link_feedback_t *f, uint8_t *out, size_t cap
   if (f->n_seqs > HD_LINK_MAX_NACK) return HD_EINVAL;
   size_t n = 16 + 2u * f->n_seqs;
   if (cap < n) return HD_ENOSPC;
-  put64(out, f->room);
-  put32(out + 8, f->pub);
+  hd_put_be64(out, f->room);
+  hd_put_be32(out + 8, f->pub);
   out[12] = f->in_idx;
   out[13] = f->kind;
-  put16(out + 14, f->n_seqs);
+  hd_put_be16(out + 14, f->n_seqs);
   for (int i = 0; i < f->n_seqs; i++)
-    put16(out + 16 + 2 * i, f->seqs[i]);
+    hd_put_be16(out + 16 + 2 * i, f->seqs[i]);
   return (int)n;
 }
 
 int hd_link_feedback_parse(const uint8_t *pl, size_t len, hd_link_feedback_t *f) {
   if (len < 16) return HD_EPROTO;
-  f->room = get64(pl);
-  f->pub = get32(pl + 8);
+  f->room = hd_get_be64(pl);
+  f->pub = hd_get_be32(pl + 8);
   f->in_idx = pl[12];
   f->kind = pl[13];
-  f->n_seqs = get16(pl + 14);
+  f->n_seqs = hd_get_be16(pl + 14);
   if (f->kind != HD_LINK_FB_NACK && f->kind != HD_LINK_FB_KEYFRAME) return HD_EPROTO;
   if (f->n_seqs > HD_LINK_MAX_NACK || len != 16 + 2u * f->n_seqs) return HD_EPROTO;
   for (int i = 0; i < f->n_seqs; i++)
-    f->seqs[i] = get16(pl + 16 + 2 * i);
+    f->seqs[i] = hd_get_be16(pl + 16 + 2 * i);
   return 0;
 }
 
@@ -280,25 +263,25 @@ int hd_link_hello_write(const hd_link_hello_t *h, uint8_t *out, size_t cap) {
   if (h->n_wants > HD_LINK_MAX_WANTS) return HD_EINVAL;
   size_t n = 14 + 6u * h->n_wants;
   if (cap < n) return HD_ENOSPC;
-  put64(out, h->room);
-  put32(out + 8, h->version);
-  put16(out + 12, h->n_wants);
+  hd_put_be64(out, h->room);
+  hd_put_be32(out + 8, h->version);
+  hd_put_be16(out + 12, h->n_wants);
   for (int i = 0; i < h->n_wants; i++) {
-    put32(out + 14 + 6 * i, h->wants[i].pub);
-    put16(out + 18 + 6 * i, h->wants[i].mask);
+    hd_put_be32(out + 14 + 6 * i, h->wants[i].pub);
+    hd_put_be16(out + 18 + 6 * i, h->wants[i].mask);
   }
   return (int)n;
 }
 
 int hd_link_hello_parse(const uint8_t *pl, size_t len, hd_link_hello_t *h) {
   if (len < 14) return HD_EPROTO;
-  h->room = get64(pl);
-  h->version = get32(pl + 8);
-  h->n_wants = get16(pl + 12);
+  h->room = hd_get_be64(pl);
+  h->version = hd_get_be32(pl + 8);
+  h->n_wants = hd_get_be16(pl + 12);
   if (h->n_wants > HD_LINK_MAX_WANTS || len != 14 + 6u * h->n_wants) return HD_EPROTO;
   for (int i = 0; i < h->n_wants; i++) {
-    h->wants[i].pub = get32(pl + 14 + 6 * i);
-    h->wants[i].mask = get16(pl + 18 + 6 * i);
+    h->wants[i].pub = hd_get_be32(pl + 14 + 6 * i);
+    h->wants[i].mask = hd_get_be16(pl + 18 + 6 * i);
   }
   return 0;
 }
@@ -307,20 +290,20 @@ int hd_link_frag_write(const hd_link_frag_t *f, uint8_t *out, size_t cap) {
   if (f->len > HD_LINK_FRAG_DATA || !f->count || f->count > HD_LINK_FRAG_MAX || f->idx >= f->count)
     return HD_EINVAL;
   if (cap < 16 + f->len) return HD_ENOSPC;
-  put64(out, f->room);
-  put32(out + 8, f->msg_id);
-  put16(out + 12, f->idx);
-  put16(out + 14, f->count);
+  hd_put_be64(out, f->room);
+  hd_put_be32(out + 8, f->msg_id);
+  hd_put_be16(out + 12, f->idx);
+  hd_put_be16(out + 14, f->count);
   if (f->len) memcpy(out + 16, f->data, f->len);
   return (int)(16 + f->len);
 }
 
 int hd_link_frag_parse(const uint8_t *pl, size_t len, hd_link_frag_t *f) {
   if (len < 16) return HD_EPROTO;
-  f->room = get64(pl);
-  f->msg_id = get32(pl + 8);
-  f->idx = get16(pl + 12);
-  f->count = get16(pl + 14);
+  f->room = hd_get_be64(pl);
+  f->msg_id = hd_get_be32(pl + 8);
+  f->idx = hd_get_be16(pl + 12);
+  f->count = hd_get_be16(pl + 14);
   f->data = pl + 16;
   f->len = len - 16;
   if (!f->count || f->count > HD_LINK_FRAG_MAX || f->idx >= f->count || f->len > HD_LINK_FRAG_DATA)
@@ -334,44 +317,44 @@ int hd_link_layers_write(const hd_link_layers_t *m, uint8_t *out, size_t cap) {
   if (m->n > HD_LINK_MAX_LAYERS) return HD_EINVAL;
   size_t n = 10 + 13u * m->n;
   if (cap < n) return HD_ENOSPC;
-  put64(out, m->room);
-  put16(out + 8, m->n);
+  hd_put_be64(out, m->room);
+  hd_put_be16(out + 8, m->n);
   for (int i = 0; i < m->n; i++) {
     uint8_t *e = out + 10 + 13 * i;
-    put32(e, m->l[i].pub);
+    hd_put_be32(e, m->l[i].pub);
     e[4] = m->l[i].in_idx;
-    put32(e + 5, m->l[i].bps);
-    put16(e + 9, m->l[i].width);
-    put16(e + 11, m->l[i].height);
+    hd_put_be32(e + 5, m->l[i].bps);
+    hd_put_be16(e + 9, m->l[i].width);
+    hd_put_be16(e + 11, m->l[i].height);
   }
   return (int)n;
 }
 
 int hd_link_layers_parse(const uint8_t *pl, size_t len, hd_link_layers_t *m) {
   if (len < 10) return HD_EPROTO;
-  m->room = get64(pl);
-  m->n = get16(pl + 8);
+  m->room = hd_get_be64(pl);
+  m->n = hd_get_be16(pl + 8);
   if (m->n > HD_LINK_MAX_LAYERS || len != 10 + 13u * m->n) return HD_EPROTO;
   for (int i = 0; i < m->n; i++) {
     const uint8_t *e = pl + 10 + 13 * i;
-    m->l[i].pub = get32(e);
+    m->l[i].pub = hd_get_be32(e);
     m->l[i].in_idx = e[4];
-    m->l[i].bps = get32(e + 5);
-    m->l[i].width = get16(e + 9);
-    m->l[i].height = get16(e + 11);
+    m->l[i].bps = hd_get_be32(e + 5);
+    m->l[i].width = hd_get_be16(e + 9);
+    m->l[i].height = hd_get_be16(e + 11);
   }
   return 0;
 }
 
 int hd_link_room_write(uint64_t room, uint8_t *out, size_t cap) {
   if (cap < 8) return HD_ENOSPC;
-  put64(out, room);
+  hd_put_be64(out, room);
   return 8;
 }
 
 int hd_link_room_parse(const uint8_t *pl, size_t len, uint64_t *room) {
   if (len != 8) return HD_EPROTO;
-  *room = get64(pl);
+  *room = hd_get_be64(pl);
   return 0;
 }
 

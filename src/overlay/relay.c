@@ -4,30 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "base/err.h"
-
-static void put16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static uint64_t get64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = v << 8 | p[i];
-  return v;
-}
 
 /* ---- the RELAY body ----
  * origin (8) | n_hops (1) | hop (1) | dst_worker (1) | flags (1) | stream (2) |
@@ -37,35 +15,35 @@ int hd_relay_hdr_write(const hd_relay_hdr_t *h, uint8_t *out, size_t cap) {
   if (h->n_hops < 1 || h->n_hops > HD_RELAY_MAX_HOPS || h->hop >= h->n_hops) return HD_EINVAL;
   size_t len = HD_RELAY_FIXED_LEN + 8 * (size_t)h->n_hops;
   if (cap < len) return HD_ENOSPC;
-  put64(out, h->origin);
+  hd_put_be64(out, h->origin);
   out[8] = h->n_hops;
   out[9] = h->hop;
   out[10] = h->dst_worker;
   out[11] = h->flags;
-  put16(out + 12, h->stream);
-  put32(out + 14, h->hop_seq);
+  hd_put_be16(out + 12, h->stream);
+  hd_put_be32(out + 14, h->hop_seq);
   out[18] = h->inner_type;
   for (int i = 0; i < h->n_hops; i++)
-    put64(out + HD_RELAY_FIXED_LEN + 8 * i, h->hops[i]);
+    hd_put_be64(out + HD_RELAY_FIXED_LEN + 8 * i, h->hops[i]);
   return (int)len;
 }
 
 int hd_relay_parse(const uint8_t *pl, size_t len, hd_relay_hdr_t *h) {
   if (len < HD_RELAY_FIXED_LEN) return HD_EPROTO;
   memset(h, 0, sizeof *h);
-  h->origin = get64(pl);
+  h->origin = hd_get_be64(pl);
   h->n_hops = pl[8];
   h->hop = pl[9];
   h->dst_worker = pl[10];
   h->flags = pl[11];
-  h->stream = get16(pl + 12);
-  h->hop_seq = get32(pl + 14);
+  h->stream = hd_get_be16(pl + 12);
+  h->hop_seq = hd_get_be32(pl + 14);
   h->inner_type = pl[18];
   if (h->n_hops < 1 || h->n_hops > HD_RELAY_MAX_HOPS || h->hop >= h->n_hops) return HD_EPROTO;
   size_t hl = HD_RELAY_FIXED_LEN + 8 * (size_t)h->n_hops;
   if (len < hl) return HD_EPROTO;
   for (int i = 0; i < h->n_hops; i++)
-    h->hops[i] = get64(pl + HD_RELAY_FIXED_LEN + 8 * i);
+    h->hops[i] = hd_get_be64(pl + HD_RELAY_FIXED_LEN + 8 * i);
   h->inner = pl + hl;
   h->inner_len = len - hl;
   return 0;
@@ -74,8 +52,8 @@ int hd_relay_parse(const uint8_t *pl, size_t len, hd_relay_hdr_t *h) {
 void hd_relay_set_hop(uint8_t *body, uint8_t hop, uint16_t stream, uint32_t hop_seq, uint8_t flags) {
   body[9] = hop;
   body[11] = flags;
-  put16(body + 12, stream);
-  put32(body + 14, hop_seq);
+  hd_put_be16(body + 12, stream);
+  hd_put_be32(body + 14, hop_seq);
 }
 
 /* ---- per-hop repair: sender ---- */
@@ -242,20 +220,20 @@ int hd_hop_nack_write(uint16_t stream, const uint32_t *seqs, int n, uint8_t *out
   if (n < 1 || n > HD_HOP_NACK_MAX) return HD_EINVAL;
   size_t len = 4 + 4 * (size_t)n;
   if (cap < len) return HD_ENOSPC;
-  put16(out, stream);
-  put16(out + 2, (uint16_t)n);
+  hd_put_be16(out, stream);
+  hd_put_be16(out + 2, (uint16_t)n);
   for (int i = 0; i < n; i++)
-    put32(out + 4 + 4 * i, seqs[i]);
+    hd_put_be32(out + 4 + 4 * i, seqs[i]);
   return (int)len;
 }
 
 int hd_hop_nack_parse(const uint8_t *pl, size_t len, uint16_t *stream, uint32_t *seqs, int cap) {
   if (len < 4) return HD_EPROTO;
-  int n = get16(pl + 2);
+  int n = hd_get_be16(pl + 2);
   if (n < 1 || n > HD_HOP_NACK_MAX || n > cap || len != 4 + 4 * (size_t)n) return HD_EPROTO;
-  *stream = get16(pl);
+  *stream = hd_get_be16(pl);
   for (int i = 0; i < n; i++)
-    seqs[i] = get32(pl + 4 + 4 * i);
+    seqs[i] = hd_get_be32(pl + 4 + 4 * i);
   return n;
 }
 
