@@ -25,6 +25,24 @@ def free_port(udp=False):
     return p
 
 
+def free_media_port():
+    """A port free for UDP and TCP: a node's media port is also its ICE-TCP
+    listener, so a number free on UDP alone may still fail to start it."""
+    for _ in range(50):
+        p = free_port(udp=True)
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind)
+                try:
+                    s.bind(("127.0.0.1", p))
+                finally:
+                    s.close()
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
 def b64u(b):
     """base64url without padding (RFC 7515 section 2), as tokens use it."""
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()

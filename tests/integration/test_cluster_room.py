@@ -34,7 +34,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster as tc  # noqa: E402
 from test_cluster import Node, Redis, check, free_port, section, view, wait_until  # noqa: E402
-from wsclient import WS  # noqa: E402
+from wsclient import WS, recv_until  # noqa: E402
 
 ROOM = "xroom"
 
@@ -82,21 +82,6 @@ def summary(p):
     out, _ = p.communicate(timeout=30)
     lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("{")]
     return json.loads(lines[-1]) if lines else {}
-
-
-def recv_until(ws, pred, timeout):
-    end = time.time() + timeout
-    seen = []
-    while time.time() < end:
-        r = ws.recv()
-        if r[0] == "text":
-            m = json.loads(r[1])
-            seen.append(m)
-            if pred(m):
-                return m, seen
-        elif r[0] in ("close", "eof"):
-            break
-    return None, seen
 
 
 def main():

@@ -35,9 +35,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster as tc  # noqa: E402
-from hdtest import FAILS, check, free_port, http_json, webhook_sink  # noqa: E402
+from hdtest import FAILS, check, free_media_port, free_port, http_json, webhook_sink  # noqa: E402
 from test_cluster import Node, Redis, section, view, wait_until  # noqa: E402
-from wsclient import WS  # noqa: E402
+from wsclient import WS, recv_until  # noqa: E402
 
 ROOM = "evroom"
 OFFER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "chrome_offer.sdp")
@@ -62,41 +62,6 @@ def join(node, identity):
     raise RuntimeError("join %s on %s failed" % (identity, node.name))
 
 
-def recv_until(ws, pred, timeout):
-    end = time.time() + timeout
-    seen = []
-    while time.time() < end:
-        ws.sock.settimeout(max(0.05, end - time.time()))
-        try:
-            r = ws.recv()
-        except OSError:  # the time is up (socket.timeout)
-            break
-        if r[0] == "text":
-            m = json.loads(r[1])
-            seen.append(m)
-            if pred(m):
-                return m, seen
-        elif r[0] in ("close", "eof"):
-            break
-    return None, seen
-
-
-def free_rtc_port():
-    """A port free for UDP (media) and TCP (ICE-TCP listens on the same number)."""
-    import socket
-    for _ in range(50):
-        p = free_port(True)
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", p))
-            return p
-        except OSError:
-            continue
-        finally:
-            t.close()
-    raise RuntimeError("no port free for both UDP and TCP")
-
-
 def room_sids(node):
     st, js, text = http_json(node.port, "GET", "/admin/rooms", tc.mint("", "ops", join=False,
                                                                       grants={"roomAdmin": True}))
@@ -118,7 +83,7 @@ def main():
     try:
         redis.start()
         # n2's media port is announced as a relay's, which can impair what n1 sends it (section 4)
-        n2_port, relay_port, ctl_port = free_rtc_port(), free_port(True), free_port()
+        n2_port, relay_port, ctl_port = free_media_port(), free_port(True), free_port()
         relay = subprocess.Popen([tc.HUDONG, "netem", "--listen", "127.0.0.1:%d" % relay_port, "--to",
                                   "127.0.0.1:%d" % n2_port, "--control", "127.0.0.1:%d" % ctl_port, "--seed", "7"],
                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "netem.log"), "wb"))

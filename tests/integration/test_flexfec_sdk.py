@@ -23,28 +23,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hdtest import FAILS, check, cli_token, free_port  # noqa: E402
+from hdtest import FAILS, check, cli_token, free_media_port, free_port  # noqa: E402
 
 HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
 SECONDS = 9
-
-
-def free_udp_tcp():
-    """A port free for UDP and TCP (the node's media port is also its ICE-TCP listener)."""
-    import socket
-    for _ in range(50):
-        p = free_port(udp=True)
-        try:
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                s = socket.socket(socket.AF_INET, kind)
-                try:
-                    s.bind(("127.0.0.1", p))
-                finally:
-                    s.close()
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no free UDP port")
 
 
 def wait_port(port, timeout=10):
@@ -65,7 +47,7 @@ def metric(text, name):
 
 
 def run(env_extra, tmp, tag):
-    hport, rtc, relay = free_port(), free_udp_tcp(), free_udp_tcp()
+    hport, rtc, relay = free_port(), free_media_port(), free_media_port()
     env = dict(os.environ, **env_extra)
     procs, logs = [], []
 

@@ -8,6 +8,7 @@ Sending is serialised by a lock so that one thread may read (and answer pings)
 while another sends."""
 import base64
 import hashlib
+import json
 import os
 import select
 import socket
@@ -161,3 +162,28 @@ class WS:
             self.sock.close()
         except OSError:
             pass
+
+
+def recv_until(ws, pred, timeout):
+    """Reads text messages as JSON until pred(message) holds or `timeout`
+    seconds pass; returns (that message or None, every message seen). Waits
+    with select() between messages, so a message is never cut by a timeout."""
+    end = time.time() + timeout
+    seen = []
+    while True:
+        left = end - time.time()
+        if left <= 0:
+            break
+        if not ws.buf:
+            rd, _, _ = select.select([ws.sock], [], [], left)
+            if not rd:
+                break
+        r = ws.recv()
+        if r[0] == "text":
+            m = json.loads(r[1])
+            seen.append(m)
+            if pred(m):
+                return m, seen
+        elif r[0] in ("close", "eof"):
+            break
+    return None, seen
