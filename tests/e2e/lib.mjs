@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,20 +16,50 @@ export const hudongBin = process.env.HUDONG_BIN || path.join(root, 'build/hudong
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Picks a free UDP+TCP port pair by binding port 0.
-export async function freePort() {
-  const s = createSocket('udp4');
-  await new Promise((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  s.close();
-  return p;
+// The kernel's ephemeral range: bind(0) and outgoing connections take theirs from it.
+function ephemeralRange() {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch { /* not Linux: the usual default */ }
+  return [32768, 60999];
+}
+
+function freeOn(host, port) {
+  return new Promise((resolve) => {
+    const t = net.createServer();
+    t.once('error', () => resolve(false));
+    t.listen(port, host, () => {
+      const u = createSocket('udp4');
+      u.once('error', () => { u.close(); t.close(() => resolve(false)); });
+      u.bind(port, host, () => u.close(() => t.close(() => resolve(true))));
+    });
+  });
+}
+
+// A port free on TCP and UDP at host, with the next span ports free too (media
+// worker i listens on rtc_port + i), picked at random outside the kernel's
+// ephemeral range: a number bind(0) handed out and we released can go to
+// another process's bind(0) or outgoing connection before the server binds it
+// (tests/integration/hdtest.py free_port, the same rule for the Python tests).
+export async function freePort(host = '127.0.0.1', span = 0) {
+  const [lo, hi] = ephemeralRange();
+  const ranges = [[10000, lo - 1], [hi + 1, 65535]].map(([a, b]) => [a, b - span]).filter(([a, b]) => b > a);
+  if (!ranges.length) ranges.push([1024, 65535 - span]);
+  for (let i = 0; i < 500; i++) {
+    const [a, b] = ranges[Math.floor(Math.random() * ranges.length)];
+    const p = a + Math.floor(Math.random() * (b - a + 1));
+    let ok = true;
+    for (let q = p; q <= p + span && ok; q++) ok = await freeOn(host, q);
+    if (ok) return p;
+  }
+  throw new Error(`no free port outside the ephemeral range ${lo}-${hi}`);
 }
 
 // ports: {httpPort, rtcPort} to start again on the ports of an earlier server
 // (a node restart, tests/e2e/room_reconnect_chromium.test.mjs); fresh ones otherwise.
-// Fresh ports are retried: each media worker also takes rtc_port + i on UDP
-// and TCP (ICE-TCP), numbers freePort() did not check, so another test's
-// server may hold one.
+// Fresh ports are retried on "already in use" all the same: another test may
+// have picked the same number a moment before.
 export async function startServer(extraArgs = [], ports = null) {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -42,7 +72,7 @@ export async function startServer(extraArgs = [], ports = null) {
 
 async function startServerOnce(extraArgs, ports) {
   const httpPort = ports ? ports.httpPort : await freePort();
-  const rtcPort = ports ? ports.rtcPort : await freePort();
+  const rtcPort = ports ? ports.rtcPort : await freePort('127.0.0.1', 3);
   // HUDONG_E2E_SERVE_ARGS: extra `hudong serve` arguments for every test's node
   // (e.g. "--media-workers 2 --media-shard-min 1" to run a test with shards)
   const envArgs = (process.env.HUDONG_E2E_SERVE_ARGS || '').split(' ').filter(Boolean);

@@ -18,7 +18,6 @@ import ctypes
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,9 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstSdp", "1.0")
 gi.require_version("GstWebRTC", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from hdtest import free_media_port, free_port  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HUDONG_BIN = os.environ.get("HUDONG_BIN") or os.path.join(ROOT, "build", "hudong")
@@ -109,14 +111,6 @@ def watchdog():
 
 # ---------------------------------------------------------------- server + HTTP
 
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def http(method, url, body=None, headers=None, timeout=5.0):
     """Returns (status, headers, body_text); HTTP errors are returned, not raised."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
@@ -133,8 +127,8 @@ def start_server():
     outgoing connection may hold it), so a start refused with "already in use"
     is tried again on new ports."""
     for attempt in range(4):
-        http_port = free_port(socket.SOCK_STREAM)
-        rtc_port = free_port(socket.SOCK_DGRAM)
+        http_port = free_port()
+        rtc_port = free_media_port()
         fd, path = tempfile.mkstemp(prefix="hudong-gst-", suffix=".log")
         _server["log"] = path
         env = dict(os.environ)

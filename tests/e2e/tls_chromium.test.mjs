@@ -9,24 +9,15 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { launchChromium, sleep, waitFor } from './lib.mjs';
-import net from 'node:net';
+import { freePort, launchChromium, sleep, waitFor } from './lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const hudongBin = process.env.HUDONG_BIN || path.join(root, 'build', 'hudong');
 let proc, log = '', base, browser, port;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-    s.on('error', reject);
-  });
-}
-
 before(async () => {
   port = await freePort();
-  const rtc = await freePort();
+  const rtc = await freePort('127.0.0.1', 3);
   proc = spawn(hudongBin, ['serve', '--dev', '--tls', '--listen', `127.0.0.1:${port}`, '--rtc-port', String(rtc),
     '--rtm-db', ':memory:'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.on('data', (d) => { log += d; });

@@ -13,12 +13,12 @@
 // (tools/install-deps.sh); without root or netns support it skips, saying why.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { hudongBin, launchChromium, metrics, root, sleep, waitFor } from './lib.mjs';
+import { freePort as freePortOn, hudongBin, launchChromium, metrics, root, sleep, waitFor } from './lib.mjs';
 
 const tag = String(process.pid % 100000);
 const NS = `hdudp${tag}`;
@@ -83,18 +83,9 @@ function udpDropped() {
   return line ? Number(line.trim().split(/\s+/)[0]) : 0;
 }
 
-// A free TCP port on HOST_IP (UDP of the same number is checked by the server's bind).
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, HOST_IP, () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
 async function startNode(config) {
-  const httpPort = await freePort();
-  const rtcPort = await freePort();
+  const httpPort = await freePortOn(HOST_IP);
+  const rtcPort = await freePortOn(HOST_IP, 1);
   const cfgPath = path.join(tmp, `node-${httpPort}.json`);
   writeFileSync(cfgPath, JSON.stringify({ listen: `${HOST_IP}:${httpPort}`, rtc_port: rtcPort, media_workers: 1, ...config }));
   const proc = spawn(hudongBin, ['serve', '--dev', '--config', cfgPath], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -237,8 +228,8 @@ async function startCoturn(secret) {
   const key = path.join(tmp, 'turn-key.pem');
   run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
     '-keyout', key, '-out', cert, '-subj', `/CN=${HOST_IP}`, '-addext', `subjectAltName=IP:${HOST_IP}`]);
-  const plain = await freePort();
-  const tls = await freePort();
+  const plain = await freePortOn(HOST_IP);
+  const tls = await freePortOn(HOST_IP);
   const relay = 40000 + (process.pid % 200) * 100; // 100 relay ports of our own
   const args = ['-n', '-v', '--no-cli', '--listening-ip', HOST_IP, '--relay-ip', HOST_IP, '--listening-port', String(plain),
     '--tls-listening-port', String(tls), '--min-port', String(relay), '--max-port', String(relay + 99),

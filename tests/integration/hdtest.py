@@ -16,31 +16,55 @@ def check(cond, what, detail=""):
     return cond
 
 
-def free_port(udp=False):
-    """A port nothing listens on now (TCP by default, UDP with udp=True)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def _ephemeral_range():
+    """The kernel's ephemeral port range: bind(0) and every outgoing
+    connection on this machine take their port from it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
-def free_media_port():
-    """A port free for UDP and TCP: a node's media port is also its ICE-TCP
-    listener, so a number free on UDP alone may still fail to start it."""
-    for _ in range(50):
-        p = free_port(udp=True)
+def _free_now(port):
+    """True if nothing holds port on 127.0.0.1 for TCP or UDP."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
         try:
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                s = socket.socket(socket.AF_INET, kind)
-                try:
-                    s.bind(("127.0.0.1", p))
-                finally:
-                    s.close()
-            return p
+            s.bind(("127.0.0.1", port))
         except OSError:
-            continue
-    raise RuntimeError("no port free for both UDP and TCP")
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def free_port(udp=False, span=0):
+    """A port free for TCP and UDP on 127.0.0.1, with the next span ports free
+    too (media worker i listens on rtc_port + i). Picked at random outside the
+    kernel's ephemeral range: a number the kernel handed out and we released
+    can be handed to another process's bind(0) or outgoing connection before
+    the server binds it (CI failed on exactly that three times); numbers
+    outside the range are only taken by explicit binds like ours. udp is
+    kept for callers; both protocols are always checked."""
+    import random
+    lo, hi = _ephemeral_range()
+    ranges = [(r0, r1 - span) for r0, r1 in ((10000, lo - 1), (hi + 1, 65535)) if r1 - span > r0]
+    if not ranges:
+        ranges = [(1024, 65535 - span)]
+    for _ in range(500):
+        r0, r1 = random.choice(ranges)
+        p = random.randint(r0, r1)
+        if all(_free_now(q) for q in range(p, p + span + 1)):
+            return p
+    raise RuntimeError("no free port outside the ephemeral range %d-%d" % (lo, hi))
+
+
+def free_media_port(workers=4):
+    """A media port (rtc_port) for a node with up to workers media workers:
+    each listens on rtc_port + i for UDP and ICE-TCP."""
+    return free_port(span=workers - 1)
 
 
 def b64u(b):

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "support/free_port.h"
+
 static int failures;
 #define CHECK(cond, ...)                                                                                     \
   do {                                                                                                       \
@@ -71,16 +73,6 @@ static int udp_socket(int port) {
     exit(1);
   }
   return fd;
-}
-
-/* a port the kernel just gave out (UDP and TCP free right now) */
-static int free_port(int type) {
-  int fd = socket(AF_INET, type, 0);
-  struct sockaddr_in a = lo(0);
-  bind(fd, (struct sockaddr *)&a, sizeof a);
-  int p = bound_port(fd);
-  close(fd);
-  return p;
 }
 
 /* ---- echo peer ---- */
@@ -247,8 +239,8 @@ int main(int argc, char **argv) {
   pthread_t echo_thr;
   pthread_create(&echo_thr, NULL, echo_main, NULL);
 
-  int relay_port = free_port(SOCK_DGRAM);
-  ctl_port = free_port(SOCK_STREAM);
+  int relay_port = hd_test_free_port(0);
+  ctl_port = hd_test_free_port(0);
   char listen[64], to[64], ctl[64];
   snprintf(listen, sizeof listen, "127.0.0.1:%d", relay_port);
   snprintf(to, sizeof to, "127.0.0.1:%d", echo_port);

@@ -12,23 +12,14 @@ shift 2
 LOG=$(mktemp "${TMPDIR:-/tmp}/hudong-itest.XXXXXX")
 SRV=
 
-# A port the kernel just gave out and released, free on TCP and UDP, with the
-# next $1 ports free too: media worker i listens on rtc_port + i (UDP and
-# ICE-TCP). The kernel hands bind(0) odd ports and outgoing connections even
-# ones, so port + 1 is exactly where another process's connection sits.
-# SO_REUSEADDR as libuv binds (a connection in TIME_WAIT does not block).
+# A port free on TCP and UDP with the next $1 ports free too (media worker i
+# listens on rtc_port + i, UDP and ICE-TCP), picked outside the kernel's
+# ephemeral range so no other process's bind(0) or outgoing connection is
+# handed it before the server binds (tests/integration/hdtest.py free_port).
+HERE=$(cd "$(dirname "$0")" && pwd)
 free_port() {
-  python3 -c 'import socket, sys
-n = int(sys.argv[1])
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-held = [s]
-for q in range(p, p + n + 1):
-    if q != p:
-        t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        t.bind(("127.0.0.1", q)); held.append(t)
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", q)); held.append(u)
-print(p)' "${1:-0}" 2>/dev/null
+  python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import hdtest; print(hdtest.free_port(span=int(sys.argv[2])))' \
+    "$HERE" "${1:-0}" 2>/dev/null
 }
 
 cleanup() {

@@ -44,19 +44,11 @@ command -v curl >/dev/null || { echo "curl is required"; exit 1; }
 
 # ---------------------------------------------------------------- helpers
 
-# Picks a port in 20000..59999 that nothing on 127.0.0.1 accepts TCP on. UDP
-# cannot be probed from bash; a clash shows up as a failed start, which is
-# retried with new ports.
+# A port free on TCP and UDP (with the next $1 free too), outside the kernel's
+# ephemeral range: tests/integration/hdtest.py free_port says why.
 free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
+  python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import hdtest; print(hdtest.free_port(span=int(sys.argv[2])))' \
+    "$(cd "$(dirname "$0")" && pwd)" "${1:-0}" 2>/dev/null
 }
 
 # start_server LOGFILE ARGS... : starts `hudong serve ARGS --listen/--rtc-port`
@@ -66,7 +58,7 @@ start_server() {
   shift
   local try hp rp
   for try in 1 2 3 4 5; do
-    hp=$(free_port) && rp=$(free_port) || continue
+    hp=$(free_port) && rp=$(free_port 3) || continue
     [ "$hp" = "$rp" ] && continue
     "$HUDONG" serve "$@" --listen "127.0.0.1:$hp" --rtc-port "$rp" >"$log" 2>&1 &
     SRV_PID=$!

@@ -35,7 +35,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hdtest import CHECKS, FAILS, b64u, check  # noqa: E402
+from hdtest import CHECKS, FAILS, b64u, check, free_media_port, free_port  # noqa: E402
 
 SECRET = "secret-of-ice-tcp-app-0123456789"
 OFFER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "chrome_offer.sdp")
@@ -52,14 +52,6 @@ def mint(room):
     body = b64u(json.dumps(claims).encode())
     sig = b64u(hmac.new(SECRET.encode(), (head + "." + body).encode(), hashlib.sha256).digest())
     return head + "." + body + "." + sig
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 # ---------------------------------------------------------------- STUN
@@ -143,7 +135,7 @@ def closed_within(s, seconds):
 
 def start(tmp):
     for _ in range(5):
-        port, rtc = free_port(), free_port()
+        port, rtc = free_port(), free_media_port()
         cfg = {"listen": "127.0.0.1:%d" % port, "rtc_port": rtc, "media_workers": 1,
                "apps": [{"key": "tcpapp", "secret": SECRET}],
                "ice_tcp": {"max_connections": MAX_CONNS, "check_timeout_ms": CHECK_TIMEOUT_MS,

@@ -22,6 +22,7 @@
 
 #include "base/err.h"
 #include "io/webhook_sender.h"
+#include "support/free_port.h"
 
 static int failures;
 #define CHECK(cond, ...)                                                                                     \
@@ -203,17 +204,6 @@ static int rx_listen(receiver_t *rx, int port) {
   return 0;
 }
 
-/* A port nothing listens on: bound, read back, closed. */
-static int free_port(uv_loop_t *loop) {
-  receiver_t tmp;
-  memset(&tmp, 0, sizeof tmp);
-  tmp.loop = loop;
-  if (rx_listen(&tmp, 0)) return -1;
-  uv_close((uv_handle_t *)&tmp.srv, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return tmp.port;
-}
-
 /* ---- checks ---- */
 
 static void check_sig(const rx_req_t *r) {
@@ -348,11 +338,7 @@ static void scenario_fail_twice(void) {
 }
 
 static void scenario_refused(void) {
-  uv_loop_t tmp;
-  uv_loop_init(&tmp);
-  int port = free_port(&tmp);
-  uv_run(&tmp, UV_RUN_DEFAULT);
-  uv_loop_close(&tmp);
+  int port = hd_test_free_port(0); /* nothing listens there */
   CHECK(port > 0, "no free port");
   scen_t s;
   scen_begin(&s, MODE_OK, "127.0.0.1", port, 0, 0);

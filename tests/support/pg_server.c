@@ -1,6 +1,8 @@
 /* A throwaway PostgreSQL server (pg_server.h). */
 #include "pg_server.h"
 
+#include "free_port.h"
+
 #include <glob.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -9,18 +11,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static int free_tcp_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t l = sizeof a;
-  int port = -1;
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-    port = ntohs(a.sin_port);
-  if (fd >= 0) close(fd);
-  return port;
-}
 
 static int run(const hd_pg_server_t *pg, const char *cmd) {
   char full[2200];
@@ -68,7 +58,7 @@ int hd_pg_server_start(hd_pg_server_t *pg, char *why, size_t whycap) {
     return -1;
   }
   for (int attempt = 0; attempt < 4; attempt++) {
-    pg->port = free_tcp_port();
+    pg->port = hd_test_free_port(0);
     snprintf(
         cmd, sizeof cmd,
         "%s/pg_ctl -D %s/data -l %s/server.log -w -t 30 -o \"-p %d -k %s -c listen_addresses=127.0.0.1 -c "
