@@ -446,12 +446,9 @@ static int session_start(hd_client_t *c, hd_time_t now) {
                            .ud = s,
                            .wall_offset = c->wall_offset,
                            .accept_h264 = i && c->cfg.accept_h264 && c->cfg.no_decode,
-                           /* the subscriber declines transport-cc: with it, the node's
-                            * estimate of an SDK viewer's leg stalled SDK -> SDK at
-                            * 300 kbit/s (integration/weak_network: 20-36% vs 0%
-                            * without; cause not found yet), so SDK viewers keep the
-                            * behaviour they had: no downlink estimate at the node */
-                           .no_twcc = i == 1,
+                           /* both pcs keep transport-cc: the subscriber's feedback gives
+                            * the node its estimate of our downlink (layer choice, pacing;
+                            * unit/test_client_downlink) */
                            .connect_timeout = 15000000};
     if ((rc = hd_pc_new(&s->pc[i], &pcfg)) < 0) goto fail;
   }
