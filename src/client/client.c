@@ -40,6 +40,7 @@ enum {
   CMD_H264,
   CMD_KEYFRAME,
   CMD_SUBSCRIBE,
+  CMD_TRACK_SETTINGS,
   CMD_DATA,
   CMD_STOP
 };
@@ -721,6 +722,16 @@ static void handle_cmd(hd_client_t *c, cl_cmd_t *m, hd_time_t now) {
       if (rc < 0) HD_LOGW("client", "subscribe: %s", hd_strerror(rc));
     }
     break;
+  case CMD_TRACK_SETTINGS:
+    if (s && s->joined) {
+      const char *sid = m->str;
+      hd_client_track_settings_t ts;
+      memcpy(&ts, m->data, sizeof ts);
+      int rc = hd_rtc_signal_track_settings_max(s->sig, &sid, 1, ts.visible, ts.width, ts.height, 0,
+                                                ts.max_spatial_layer, ts.max_temporal_layer);
+      if (rc < 0) HD_LOGW("client", "track settings: %s", hd_strerror(rc));
+    }
+    break;
   case CMD_DATA:
     if (s && s->joined) {
       const char *to[64];
@@ -1015,6 +1026,19 @@ int hd_client_subscribe(hd_client_t *c, const char *track_sid, int subscribe) {
   if (m) {
     snprintf(m->str, sizeof m->str, "%s", track_sid);
     m->arg = !!subscribe;
+  }
+  return enqueue(c, m, 0);
+}
+
+int hd_client_set_track_settings(hd_client_t *c, const char *track_sid, const hd_client_track_settings_t *s) {
+  if (!c || !s || !track_sid || !track_sid[0] || strlen(track_sid) >= HD_RTC_SIGNAL_SID_MAX || s->width < 0 ||
+      s->height < 0 || s->width > 16384 || s->height > 16384 || s->max_spatial_layer < -1 ||
+      s->max_spatial_layer > 2 || s->max_temporal_layer < -1 || s->max_temporal_layer > 2)
+    return HD_EINVAL;
+  cl_cmd_t *m = cmd_new(CMD_TRACK_SETTINGS, -1, sizeof *s);
+  if (m) {
+    snprintf(m->str, sizeof m->str, "%s", track_sid);
+    memcpy(m->data, s, sizeof *s);
   }
   return enqueue(c, m, 0);
 }

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "client/client_quality.h"
 #include "client/pc.h"
+#include "client/rtc_signal.h"
 #include "media/rtp_payload.h"
 #include "media/video_jitter.h"
 #include "netem/link.h"
@@ -71,6 +72,8 @@ typedef struct {
   int n_msgs[2];
   hd_participant_t *part[2];
   hd_netem_link_t *nl[3][3]; /* [from][to], NODE_EP = 2 */
+  char *joined_text;         /* the node's "joined" to the subscriber, as sent */
+  char cam_sid[64];          /* the camera's track sid, as the subscriber knows it */
 } world_t;
 
 static world_t *W;
@@ -341,6 +344,8 @@ static void join_room(world_t *w, int c, const char *identity) {
   assert_true(hd_token_mint(&cl, "secret", tok, sizeof tok) > 0);
   assert_true(hd_signal_write_join("j", tok, 1, NULL, NULL, msg, sizeof msg) > 0);
   assert_int_equal(rtc_msg(w, c, msg), 0);
+  for (int i = 0; c == 1 && i < w->n_msgs[c]; i++)
+    if (strstr(w->msgs[c][i], "\"type\":\"joined\"")) w->joined_text = strdup(w->msgs[c][i]);
   hd_signal_msg_t m;
   assert_int_equal(take(w, c, HD_SIGNAL_JOINED, &m), 0);
   hd_signal_msg_free(&m);
@@ -436,6 +441,9 @@ static world_t *room_new(const room_cfg_t *rc) {
   pub->sending = 1;
 
   assert_int_equal(take(w, 1, HD_SIGNAL_SUBSCRIBER_OFFER, &m), 0);
+  for (size_t i = 0; i < m.subscriber_offer.n_tracks; i++)
+    if (!strcmp(m.subscriber_offer.tracks[i].mid, "1") || i == 1)
+      snprintf(w->cam_sid, sizeof w->cam_sid, "%s", m.subscriber_offer.tracks[i].track_sid);
   int n = hd_pc_answer_offer(sub->pc, m.subscriber_offer.sdp, strlen(m.subscriber_offer.sdp), sdp, sizeof sdp,
                              w->now);
   hd_signal_msg_free(&m);
@@ -457,6 +465,7 @@ static void world_free(world_t *w) {
     for (int d = 0; d < 3; d++)
       hd_netem_link_free(w->nl[f][d]);
   hd_node_free(w->node);
+  free(w->joined_text);
   for (int c = 0; c < 2; c++)
     for (int i = 0; i < w->n_msgs[c]; i++)
       free(w->msgs[c][i]);
@@ -476,6 +485,10 @@ static void watch(world_t *w, int secs, int watch_from_s, outcome_t *o, const ch
   ep_t *sub = &w->ep[1];
   hd_time_t t0 = w->now;
   sub->watch_from = t0 + HD_SEC(watch_from_s);
+  sub->rendered = 0; /* each watch counts afresh */
+  memset(sub->layer_frames, 0, sizeof sub->layer_frames);
+  memset(&sub->fz, 0, sizeof sub->fz);
+  sub->first_frame_at = sub->last_frame_at = 0;
   memset(o, 0, sizeof *o);
   o->est_min = UINT64_MAX;
   int trace = getenv("HD_TEST_TRACE") != NULL;
@@ -622,6 +635,63 @@ static void test_sdk_to_sdk_300k(void **st) {
   world_free(w);
 }
 
+/* The subscriber's track_settings caps as the SDK sends them
+ * (hd_rtc_signal_track_settings_max, what hd_client_set_track_settings
+ * queues), handed to the node as they would go over the WebSocket. */
+static void send_caps(world_t *w, int max_spatial, int max_temporal) {
+  hd_rtc_signal_config_t sc = {.token = "t"};
+  hd_rtc_signal_t *sig;
+  assert_int_equal(hd_rtc_signal_new(&sig, &sc), 0);
+  assert_int_equal(hd_rtc_signal_join(sig, w->now), 0);
+  char text[4096];
+  assert_true(hd_rtc_signal_poll(sig, text, sizeof text) > 0); /* the join */
+  assert_non_null(w->joined_text);
+  assert_int_equal(hd_rtc_signal_feed(sig, w->joined_text, strlen(w->joined_text), w->now), 0);
+  const char *sid = w->cam_sid;
+  assert_int_equal(hd_rtc_signal_track_settings_max(sig, &sid, 1, 1, 0, 0, 0, 3, -1), HD_EINVAL);
+  assert_int_equal(hd_rtc_signal_track_settings_max(sig, &sid, 1, 1, 0, 0, 0, max_spatial, max_temporal), 0);
+  assert_true(hd_rtc_signal_poll(sig, text, sizeof text) > 0);
+  hd_rtc_signal_free(sig);
+  assert_int_equal(rtc_msg(w, 1, text), 0);
+  hd_signal_msg_t m;
+  assert_int_equal(take(w, 1, HD_SIGNAL_ERROR, &m), HD_ENOTFOUND);
+}
+
+/* A subscriber caps a track at its lowest simulcast layer (LiveKit
+ * setTrackSettings / Agora setRemoteVideoStreamType low) on a path that
+ * carries all three: the node sends that layer from its next keyframe on,
+ * and the middle one when the cap is raised to it. A cap the protocol does
+ * not know (3) is refused with bad_request. */
+static void test_track_settings_caps_layer(void **st) {
+  (void)st;
+  room_cfg_t rc = {.n_layers = NLAYERS};
+  world_t *w = room_new(&rc);
+  outcome_t o;
+  watch(w, 8, 5, &o, "no cap");
+  assert_int_equal(o.layer_end, 2);
+  send_caps(w, 0, -1);
+  watch(w, 6, 3, &o, "max_spatial_layer 0");
+  assert_int_equal(o.layer_end, 0);
+  assert_true(o.layer_frames[0] > 60);
+  assert_int_equal(o.layer_frames[1] + o.layer_frames[2], 0);
+  assert_true(o.stall_pct < 2.0);
+  send_caps(w, 1, 2);
+  watch(w, 6, 3, &o, "max_spatial_layer 1");
+  assert_int_equal(o.layer_end, 1);
+  assert_int_equal(o.layer_frames[2], 0);
+  assert_true(o.layer_frames[1] > 60);
+  char bad[256];
+  snprintf(bad, sizeof bad,
+           "{\"type\":\"track_settings\",\"id\":\"b\",\"track_sids\":[\"%s\"],\"max_spatial_layer\":3}",
+           w->cam_sid);
+  rtc_msg(w, 1, bad);
+  hd_signal_msg_t m;
+  assert_int_equal(take(w, 1, HD_SIGNAL_ERROR, &m), 0);
+  assert_non_null(strstr(m.error.message, "max_spatial_layer"));
+  hd_signal_msg_free(&m);
+  world_free(w);
+}
+
 static int group_setup(void **st) {
   (void)st;
   hd_log_set_level(HD_LOG_ERROR);
@@ -643,6 +713,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sdk_viewer_narrow_downlink),
       cmocka_unit_test(test_sdk_to_sdk_300k),
+      cmocka_unit_test(test_track_settings_caps_layer),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
