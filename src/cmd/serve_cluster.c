@@ -500,8 +500,7 @@ typedef struct {
 
 static void sid_job(hd_node_t *node, void *arg, hd_time_t now) {
   sid_job_t *j = arg;
-  (void)now;
-  hd_node_room_set_sid(node, j->app, j->room, j->was, j->sid);
+  hd_node_room_set_sid(node, j->app, j->room, j->was, j->sid, now);
 }
 
 /* Emits what can go now: the head's answered gates and the events after them.
@@ -521,7 +520,9 @@ static void rev_pump(room_events_t *e, rev_room_t *r) {
     if (it->gate && it->type == HD_WEBHOOK_ROOM_STARTED) {
       const char *local = fld(it, 5) ? fld(it, 5) : "";
       snprintf(r->sid, sizeof r->sid, "%s", it->sid[0] ? it->sid : local);
-      if (strcmp(r->sid, local) && e->c) { /* the room here takes the cluster's sid */
+      /* the room here takes the cluster's sid (or keeps its own): the joins
+       * waiting for it go on either way (rooms_sid_settled) */
+      if (e->c) {
         sid_job_t j = {.app = r->app, .room = r->name, .was = local, .sid = r->sid};
         hd_media_workers_call(e->c->workers,
                               hd_media_room_worker(r->app, r->name, hd_media_workers_count(e->c->workers)),

@@ -20,6 +20,8 @@
     (not only the lowest: n1 keeps every layer published while another node
     watches); then with a viewer on n1 too, only the layer n2 takes crosses
     the link (the relay counts what n1 sends n2: well under all the layers).
+ 6. Redis stalled (SIGSTOP): a join into a room new to the node waits for
+    the cluster's room sid at most 2 s, then gets 503 cluster_unavailable.
 
 usage: test_cluster_room_events.py /path/to/hudong
 """
@@ -27,6 +29,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -105,6 +108,9 @@ def main():
                           m.get("participant", {}).get("identity") == "bob", 5)
         check(m is not None, "alice (n1) sees bob (n2) join")
         sid = ja.get("room", {}).get("sid")
+        check(jb.get("room", {}).get("sid") == sid,
+              "bob, the first on n2, gets the cluster's room sid in his own `joined` (not n2's provisional one)",
+              (jb.get("room"), sid))
         s1, s2 = room_sids(n1), room_sids(n2)
         check(s1 == [sid] and s2 == [sid], "both nodes' admin API give the room alice's sid %s" % sid, (s1, s2))
         c, jc = join(n2, "carol")
@@ -246,6 +252,30 @@ def main():
         check(len(set(on_n2)) == 1 and 0 < link_kbps < 0.8 * all_kbps,
               "only the layer they take crosses: n1 sends n2 %.0f kbit/s, under 80%% of all layers' %.0f"
               % (link_kbps, all_kbps), (on_n2, layers))
+
+        section("6. Redis stalled: a join into a new room gets a clear error, not a provisional sid")
+        redis.proc.send_signal(signal.SIGSTOP)  # connected but silent: the room event script is not answered
+        try:
+            t0 = time.time()
+            ws = WS(n1.port, "/rtc")
+            ws.send_text(json.dumps({"type": "join", "id": "s1", "token": tc.mint(
+                "stallroom", "stella", grants={"canPublish": True, "canSubscribe": True})}))
+            err, seen = recv_until(ws, lambda m: m.get("type") in ("error", "joined"), 6)
+            waited = time.time() - t0
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+        print("# measured: the join waited %.2f s for Redis, then: %s" % (waited, err))
+        check(err is not None and err.get("type") == "error" and err.get("code") == 503 and
+              err.get("reason") == "cluster_unavailable" and err.get("id") == "s1" and err.get("retry_after"),
+              "the join is refused with 503 cluster_unavailable (and retry_after) after the bounded wait", seen)
+        ws.close()
+        def rejoin():
+            try:
+                tc.join(n1, "stallroom", "stella").close()
+                return True
+            except Exception:  # noqa: BLE001 (refused again while the node reconnects)
+                return False
+        check(wait_until(rejoin, 10) is not None, "Redis back: the same join succeeds")
     finally:
         sink.shutdown()
         if relay:
