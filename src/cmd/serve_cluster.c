@@ -51,6 +51,8 @@ struct hd_serve_cluster {
   hd_node_route_t routes[HD_OVL_MAX_NODES];
   int n_routes;
   struct room_events *rev; /* room_started / room_finished once per cluster */
+  hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
+  void *emit_ud;
 };
 
 static void rev_stop(hd_serve_cluster_t *c);
@@ -321,7 +323,27 @@ static int entry_cb(void *ud, char *out, size_t cap) {
   /* more rooms than listed happens only with the list full (add_room): the
    * entry lists HD_CLUSTER_MAX_ROOMS and says "rooms_truncated" */
   int total = c->self->rooms > c->n_names ? (int)c->self->rooms : c->n_names;
+  hd_cluster_redis_rooms_alive(c->link, names, c->n_names); /* their Redis keys live on */
   return hd_cluster_node_encode(c->self, names, total, out, cap);
+}
+
+void hd_serve_cluster_set_emit(hd_serve_cluster_t *c, hd_serve_event_fn emit, void *ud) {
+  if (!c) return;
+  c->emit = emit;
+  c->emit_ud = ud;
+}
+
+/* A room finished with the killed node that last held it (io/cluster_redis.h):
+ * this node, the one that noticed, fires its room_finished. */
+static void room_gone(void *ud, const char *room, const char *sid) {
+  hd_serve_cluster_t *c = ud;
+  const char *slash = strchr(room, '/');
+  if (!c->emit || !slash || slash == room) return;
+  char app[HD_WEBHOOK_FIELD_MAX];
+  snprintf(app, sizeof app, "%.*s", (int)(slash - room), room);
+  hd_webhook_event_t ev = {
+      .type = HD_WEBHOOK_ROOM_FINISHED, .app = app, .room_name = slash + 1, .room_sid = sid};
+  c->emit(c->emit_ud, &ev);
 }
 
 void hd_serve_cluster_defaults(hd_config_t *cfg, const char *scheme) {
@@ -375,7 +397,8 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     HD_LOGI("cluster", "node link to %s goes to %s (peer_addrs override, not its announced address)",
             c->peer_addrs.e[i].id, c->peer_addrs.e[i].addr);
   if (cfg->redis[0]) {
-    hd_cluster_redis_config_t rc = {.node_id = cfg->node_id, .entry = entry_cb, .ud = c};
+    hd_cluster_redis_config_t rc = {
+        .node_id = cfg->node_id, .entry = entry_cb, .room_gone = room_gone, .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
     int r = hd_cluster_redis_start(&c->link, loop, &rc);
     if (r < 0) {
