@@ -14,7 +14,9 @@
     let the room go, with the same sid.
  4. n2's media port sits behind a `hudong netem` relay; with 30% loss on it,
     60 data messages from a participant on n1 all reach one on n2, once each
-    and in order (reliable data over the node link: acknowledged and resent).
+    and in order (reliable data over the node link: acknowledged and resent),
+    and 15 admin removes through n1's admin API of participants on n2 all
+    reach them (admin actions ride the same reliable stream).
  5. A 3-layer simulcast publisher on n1 (`hudong pub --simulcast`, 540p)
     and two subscribers on n2: they get the layer n2's allocator chooses
     (not only the lowest: n1 keeps every layer published while another node
@@ -185,6 +187,31 @@ def main():
         check(got == want, "yuri (n2) gets all %d data messages of xena (n1), once each and in order" % n_msgs,
               "got %d: %s" % (len(got), got[:80]))
         print("# measured: %d of %d data messages across 30%% loss" % (len(got), n_msgs))
+        # admin actions on participants of n2 taken through n1's admin API cross the same loss: each is
+        # one small message, which unacknowledged would be lost 30% of the time (15 of them: 0.5% chance
+        # that all would arrive)
+        admin = tc.mint(ROOM, "ops", join=False, grants={"roomAdmin": True})
+        removed, tried = 0, 0
+        for rnd in range(3):
+            ids = ["rm%d_%d" % (rnd, k) for k in range(5)]
+            wss = [join(n2, i)[0] for i in ids]
+
+            def listed():
+                _, js, _ = http_json(n1.port, "GET", "/admin/rooms/%s/participants" % ROOM, admin)
+                have = {p.get("identity") for p in (js or {}).get("participants", [])}
+                return all(i in have for i in ids)
+            check(wait_until(listed, 10) is not None, "round %d: n1 lists the 5 participants of n2" % rnd)
+            for i in ids:
+                st, _, text = http_json(n1.port, "DELETE", "/admin/rooms/%s/participants/%s" % (ROOM, i), admin)
+                check(st in (200, 204), "DELETE of %s (on n2) through n1's admin API is accepted" % i, (st, text))
+            for i, ws in zip(ids, wss):
+                tried += 1
+                m, _ = recv_until(ws, lambda m: m.get("type") == "left", 8)
+                removed += m is not None and m.get("reason") == "removed"
+                ws.close()
+        print("# measured: %d of %d admin removes reached n2 across 30%% loss" % (removed, tried))
+        check(removed == tried, "every admin remove taken on n1 reaches its participant on n2 through 30% loss "
+              "(acknowledged and resent on the node link)", "%d of %d" % (removed, tried))
         x1.close()
         x2.close()
 
