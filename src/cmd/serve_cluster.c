@@ -582,12 +582,24 @@ static void copy_fld(rev_item_t *it, int i, const char *v) {
   it->has |= 1u << i;
 }
 
+/* A room_started that goes out at once, without asking Redis (the queue is
+ * full, out of memory): the joins waiting for the room's sid go on with the
+ * node's own (rooms_sid_settled), not after HD_ROOM_SID_WAIT with an error. */
+static int rev_release(hd_serve_cluster_t *c, const hd_webhook_event_t *ev) {
+  if (ev->type != HD_WEBHOOK_ROOM_STARTED || !ev->room_sid) return 0;
+  sid_job_t j = {.app = ev->app, .room = ev->room_name, .was = ev->room_sid, .sid = ev->room_sid};
+  hd_media_workers_call(c->workers,
+                        hd_media_room_worker(ev->app, ev->room_name, hd_media_workers_count(c->workers)),
+                        sid_job, &j);
+  return 0;
+}
+
 int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, hd_serve_event_fn emit,
                            void *ud) {
   if (!c || !c->link || !ev->app || !ev->room_name) return 0;
   room_events_t *e = c->rev;
   if (!e) {
-    if (!(e = c->rev = calloc(1, sizeof *e))) return 0;
+    if (!(e = c->rev = calloc(1, sizeof *e))) return rev_release(c, ev);
     e->c = c;
     e->refs = 1;
   }
@@ -600,7 +612,7 @@ int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, 
   if (!r && !gate) return 0; /* nothing waits: as it is (the room here has the cluster's sid) */
   if (e->queued >= REV_MAX_QUEUED) {
     HD_LOGW("cluster", "%d room events wait for Redis answers: this one goes out at once", e->queued);
-    return 0;
+    return rev_release(c, ev);
   }
   rev_item_t *it = calloc(1, sizeof *it);
   if (!r) {
@@ -615,7 +627,7 @@ int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, 
   if (!it || !r) {
     free(it);
     if (r && !r->head) rev_pump(e, r); /* frees the empty entry */
-    return 0;
+    return rev_release(c, ev);
   }
   it->type = ev->type;
   it->gate = gate;

@@ -944,13 +944,22 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     return -1;
   }
   hd_room_t *r = node_room_find(n, c.key, c.room);
-  if (r) /* the newer connection of an identity wins */
+  if (r) {            /* the newer connection of an identity wins */
+    node_room_pin(r); /* r stays while we look at it */
     for (hd_participant_t *q = r->participants; q; q = q->next)
       if (!q->whip && !q->remote && !strcmp(q->identity, c.identity)) {
         rooms_participant_remove(n, q, HD_SIGNAL_LEFT_DUPLICATE_IDENTITY, 1);
         break;
       }
-  if (r) room_remote_drop_identity(n, r, c.identity, NULL); /* its stand-in from another node is stale */
+    for (hd_participant_t *q = r->joining; q; q = q->next)
+      if (!strcmp(q->identity, c.identity)) { /* an older join still waiting for the room's sid */
+        if (n->cfg.signal_close) n->cfg.signal_close(n->cfg.signal_ud, q->conn, 1000, "duplicate_identity");
+        join_pending_drop(n, q);
+        break;
+      }
+    room_remote_drop_identity(n, r, c.identity, NULL); /* its stand-in from another node is stale */
+    node_room_unpin(n, r);                             /* may free r: found (or made) again below */
+  }
   r = node_room_get(n, c.key, c.room, now);
   if (!r) {
     rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");

@@ -283,14 +283,21 @@ def main():
         section("6. Redis stalled: a join into a new room gets a clear error, not a provisional sid")
         redis.proc.send_signal(signal.SIGSTOP)  # connected but silent: the room event script is not answered
         try:
+            stella = tc.mint("stallroom", "stella", grants={"canPublish": True, "canSubscribe": True})
+            old = WS(n1.port, "/rtc")  # a first connection of stella, waiting too
+            old.send_text(json.dumps({"type": "join", "id": "s0", "token": stella}))
+            time.sleep(0.3)
             t0 = time.time()
             ws = WS(n1.port, "/rtc")
-            ws.send_text(json.dumps({"type": "join", "id": "s1", "token": tc.mint(
-                "stallroom", "stella", grants={"canPublish": True, "canSubscribe": True})}))
+            ws.send_text(json.dumps({"type": "join", "id": "s1", "token": stella}))
+            ended = old.recv()
             err, seen = recv_until(ws, lambda m: m.get("type") in ("error", "joined"), 6)
             waited = time.time() - t0
         finally:
             redis.proc.send_signal(signal.SIGCONT)
+        check(ended[0] in ("close", "eof"), "the older waiting connection of the same "
+              "identity is closed when the newer one joins (the newer connection wins)", ended)
+        old.close()
         print("# measured: the join waited %.2f s for Redis, then: %s" % (waited, err))
         check(err is not None and err.get("type") == "error" and err.get("code") == 503 and
               err.get("reason") == "cluster_unavailable" and err.get("id") == "s1" and err.get("retry_after"),
