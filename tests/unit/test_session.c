@@ -8,6 +8,9 @@
 #include "media/rtp_payload.h"
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
+#include "rtc/flexfec.h"
+#include "rtc/nack_gen.h"
+#include "sfu/fec_in.h"
 #include "sfu/node.h"
 #include "sfu/session.h"
 
@@ -571,6 +574,67 @@ static void test_vp8_temporal_layers(void **st) {
   hd_session_set_pacer(1, 0);
 }
 
+/* FlexFEC on the publisher's leg (issue 13): while repair packets come, a
+ * hole waits for its group's repair before the node NACKs it; the wait ends
+ * HD_NACK_FEC_HOLD after the last repair packet (it used to stay 35 ms for
+ * good once one had come); holes a repair packet covered but could not
+ * rebuild are due at once. */
+static void test_fec_nack_hold(void **st) {
+  (void)st;
+  hd_session_t *s = calloc(1, sizeof *s);
+  s->kind = HD_SESSION_PUBLISH;
+  hd_session_t *saved = g_s;
+  g_s = s;
+  add_media(s, HD_SDP_VIDEO, "0", 96, 97, 0x2222);
+  s->neg.media[0].fec_pt = 118;
+  s->neg.media[0].remote_fec_ssrc = 0x3333;
+  assert_int_equal(hd_session_setup_tracks(s, 0), 0);
+  hd_in_track_t *t = &s->in[0];
+  assert_true(t->nack_enabled);
+  uint8_t pkts[5][1500], buf[1500], scratch[1500];
+  size_t lens[5];
+  const uint8_t *ptrs[5];
+  hd_time_t now = HD_MS(1000);
+  hd_rtp_hdr_t out;
+  hd_session_counters_t c = {0};
+  for (uint16_t q = 0; q < 5; q++) { /* a group of 5, all received, then its repair packet */
+    lens[q] = (size_t)pkt(pkts[q], 96, 0x2222, q, NULL);
+    ptrs[q] = pkts[q];
+    hd_session_publisher_rtp(s, pkts[q], lens[q], now, scratch, sizeof scratch, &out, &c);
+  }
+  assert_int_equal(hd_nack_gen_first_wait(&t->nack, now), t->nack.reorder_wait);
+  int n = hd_flexfec_encode(ptrs, lens, 5, 118, 0, 0, 0x3333, buf, sizeof buf);
+  assert_true(n > 0);
+  hd_session_publisher_rtp(s, buf, (size_t)n, now, scratch, sizeof scratch, &out, &c);
+  assert_int_equal(c.fec_received, 1);
+  assert_int_equal(hd_nack_gen_first_wait(&t->nack, now), HD_FEC_IN_NACK_WAIT);
+
+  /* the next group 5..9 loses 7 and 8: the repair cannot rebuild two, so
+   * both are due as soon as it has come, not 35 ms later */
+  now += HD_MS(10);
+  for (uint16_t q = 5; q < 10; q++) {
+    lens[q - 5] = (size_t)pkt(pkts[q - 5], 96, 0x2222, q, NULL);
+    ptrs[q - 5] = pkts[q - 5];
+    if (q != 7 && q != 8)
+      hd_session_publisher_rtp(s, pkts[q - 5], lens[q - 5], now, scratch, sizeof scratch, &out, &c);
+  }
+  uint16_t asked[64];
+  assert_int_equal(hd_nack_gen_poll(&t->nack, now + HD_MS(6), asked, 64), 0); /* waiting for the repair */
+  n = hd_flexfec_encode(ptrs, lens, 5, 118, 1, 0, 0x3333, buf, sizeof buf);
+  hd_session_publisher_rtp(s, buf, (size_t)n, now + HD_MS(6), scratch, sizeof scratch, &out, &c);
+  assert_int_equal(hd_nack_gen_poll(&t->nack, now + HD_MS(6), asked, 64), 2);
+  assert_int_equal(asked[0], 7);
+  assert_int_equal(asked[1], 8);
+
+  /* the publisher stops FEC: after the hold a hole waits only reorder_wait */
+  now += HD_NACK_FEC_HOLD + HD_MS(100);
+  assert_int_equal(hd_nack_gen_first_wait(&t->nack, now), t->nack.reorder_wait);
+  assert_true(t->nack.reorder_wait < HD_FEC_IN_NACK_WAIT);
+  g_s = saved;
+  hd_session_free_tracks(s);
+  free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_demux),
@@ -581,6 +645,7 @@ int main(void) {
       cmocka_unit_test(test_simulcast_settle),
       cmocka_unit_test(test_vp8_temporal_layers),
       cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
+      cmocka_unit_test(test_fec_nack_hold),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
