@@ -961,7 +961,8 @@ int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap)
   size_t k = 0;
   if (!c || !c->n_links) return 0;
   static const char *const head =
-      "# HELP hudong_link_rtt_seconds Smoothed RTT of the node link to a peer node (probes every 100 ms).\n"
+      "# HELP hudong_link_rtt_seconds Smoothed RTT of the node link to a peer node (probes every "
+      "overlay.probe_interval_ms, 50 ms by default).\n"
       "# TYPE hudong_link_rtt_seconds gauge\n"
       "# HELP hudong_link_loss_ratio Forward loss of the node link's probes to a peer node, 0..1.\n"
       "# TYPE hudong_link_loss_ratio gauge\n"

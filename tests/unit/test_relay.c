@@ -478,7 +478,7 @@ static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_
   assert_int_equal(f->router.cur[C].n_hops, 2); /* through B */
   hd_relay_path_t via = path(2, B, C, 0);
   hd_relay_route_set(&r, &via, NULL, 0, n->now - HD_SEC(10));
-  hd_time_t t_pkt = n->now, t_dead = 0, next = n->now;
+  hd_time_t t_dead = 0, next = n->now;
   for (int s = 0; s < PKTS;) {
     if (n->now >= next) {
       blackout_ab(n, s);
@@ -496,7 +496,6 @@ static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_
   }
   for (end = n->now + HD_SEC(2); n->now < end; n->now += HD_MS(1))
     step(n);
-  (void)t_pkt;
   assert_once(n);
   assert_true(f->moved_at > t_dead);
   *moved_after = f->moved_at - t_dead;
