@@ -44,7 +44,7 @@
 #define HD_LINK_METER_DOWN_PROBES 3              /* overlay.down_probes */
 #define HD_LINK_METER_UP_ECHOES 3                /* overlay.up_echoes */
 #define HD_LINK_METER_PROBE_TIMEOUT HD_SEC(1)    /* an echo later than this counts as lost */
-#define HD_LINK_METER_LOSS_WINDOW 100            /* probes the loss averages cover (~10 s at 100 ms) */
+#define HD_LINK_METER_LOSS_WINDOW 100            /* probes the loss averages cover (~5 s at 50 ms) */
 #define HD_LINK_METER_SAMPLES 64                 /* raw samples kept */
 #define HD_LINK_METER_OUTSTANDING 64             /* probes tracked at once (>= timeout / interval) */
 

@@ -72,8 +72,8 @@ void hd_relay_set_hop(uint8_t *body, uint8_t hop, uint16_t stream, uint32_t hop_
 /* Defaults; the process's values are overlay_params.h's (config "overlay"). */
 #define HD_HOP_CACHE 512    /* hop datagrams kept for repair, per next hop and worker: overlay.hop_cache */
 #define HD_HOP_PKT_MAX 1472 /* largest relay body kept */
-#define HD_HOP_CACHE_AGE                                                                                     \
-  HD_SEC(1) /* older ones are not resent (the end-to-end NACK takes over): overlay.hop_cache_age_ms */
+/* older ones are not resent (the end-to-end NACK takes over): overlay.hop_cache_age_ms */
+#define HD_HOP_CACHE_AGE HD_SEC(1)
 
 typedef struct {
   uint32_t seq;
