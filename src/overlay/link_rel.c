@@ -37,7 +37,16 @@ void hd_link_rel_init(hd_link_rel_t *r, uint64_t room, uint32_t instance) {
   while (!instance)
     instance = hd_random_u32();
   r->instance = instance;
-  uint32_t tag = instance >> 8;
+  /* the tag mixes all 32 bits (MurmurHash3's fmix32), so two ids that differ
+   * only in their low bits (a caller's clock in ms, read 100 ms apart) still
+   * tag their streams apart */
+  uint32_t h = instance;
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  uint32_t tag = h >> 8;
   r->tx_stream = (tag ? tag : 1) << 8 | 1;
   r->next_seq = r->una = 1;
   r->rto = HD_LINK_REL_RTO_INIT;

@@ -22,9 +22,9 @@
  * starts a new stream (a new 32-bit stream id), which the receiver takes as a
  * fresh start, so later messages are not held back forever by a lost one.
  *
- * Stream ids: the high 24 bits are the sending end's instance tag (from its
- * init's id: a random number, so a restarted end never looks like an older
- * one, whatever the wall clock did), the low 8 bits count the streams of that
+ * Stream ids: the high 24 bits are the sending end's instance tag (a hash of
+ * its init's id, which should be random: a restarted end then never looks
+ * like an older one, whatever the wall clock did), the low 8 bits count the streams of that
  * instance (1..255, serial order as RFC 1982). A receiver takes a stream of a
  * new tag as a fresh start and remembers the last HD_LINK_REL_OLD_TAGS tags it
  * left, so a late segment of a replaced instance is ignored; within one tag a
@@ -97,9 +97,9 @@ typedef struct {
 } hd_link_rel_t;
 
 /* instance: this end's id, different at each init between the same two ends
- * (a random number: hd_random_u32(); 0 = draw one here). Its high 24 bits tag
- * this end's streams (a tag of 0 becomes 1), the whole value names this end
- * in its acks. Nothing is ordered by it: a wall clock stepping back cannot
+ * (a random number: hd_random_u32(); 0 = draw one here). A 24-bit hash of it
+ * tags this end's streams (a tag of 0 becomes 1), the whole value names this
+ * end in its acks. Nothing is ordered by it: a wall clock stepping back cannot
  * make a restarted end look old. */
 void hd_link_rel_init(hd_link_rel_t *r, uint64_t room, uint32_t instance);
 void hd_link_rel_free(hd_link_rel_t *r);

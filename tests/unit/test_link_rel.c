@@ -259,7 +259,9 @@ static void test_window_cap(void **state) {
 static void test_streams_and_bad_input(void **state) {
   (void)state;
   hd_link_rel_t tx, rx;
-  hd_link_rel_init(&tx, 9, 0x12345600); /* tag 0x123456, stream count 1 */
+  hd_link_rel_init(&tx, 9, 0x12345600);
+  uint32_t st = tx.tx_stream; /* a tag, stream count 1 */
+  assert_int_equal(st & 0xff, 1);
   hd_link_rel_init(&rx, 9, 1);
   uint8_t m[3] = {'a', 'b', 'c'}, out[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
   int is_ack;
@@ -272,12 +274,12 @@ static void test_streams_and_bad_input(void **state) {
   assert_int_equal(room, 9);
   assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
   assert_int_equal(rx.msgs_delivered, 1);
-  assert_int_equal(rx.rx_stream, 0x12345601);
+  assert_int_equal(rx.rx_stream, st);
   /* the same segment under an older stream of that sender (count 0 < 1): ignored */
   out[11] = 0;
   assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
   assert_int_equal(rx.msgs_delivered, 1);
-  assert_int_equal(rx.rx_stream, 0x12345601);
+  assert_int_equal(rx.rx_stream, st);
   /* a newer one: a fresh start, delivered */
   out[11] = 2;
   assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
@@ -431,6 +433,13 @@ static void test_restarted_sender_with_lower_id(void **state) {
   assert_int_equal(p->n_got, 2); /* the replaced sender's late segment: ignored */
   assert_int_equal(rx.rx_stream, tx2.tx_stream);
   assert_int_equal(p->bad, 0);
+  /* ids a caller's ms clock gives 100 ms apart: streams tagged apart */
+  hd_link_rel_t c1, c2;
+  hd_link_rel_init(&c1, 1, 1000000000u);
+  hd_link_rel_init(&c2, 1, 1000000100u);
+  assert_true(c1.tx_stream >> 8 != c2.tx_stream >> 8);
+  hd_link_rel_free(&c1);
+  hd_link_rel_free(&c2);
   /* 0 draws a random id; two draws differ */
   hd_link_rel_t a, b;
   hd_link_rel_init(&a, 1, 0);
