@@ -56,6 +56,7 @@ typedef struct {
   int hidden, tile_w, tile_h, pinned;
   /* last stream_state told: reason (HD_SIGNAL_PAUSE_*) and in[] index of the layer sent (-1 none) */
   int told_reason, told_layer;
+  int refused_told; /* the viewer's answer refused this track and its publisher was told (track_refused) */
 } sub_t;
 
 struct hd_participant {
