@@ -70,10 +70,11 @@ static AVCodecContext *open_dec(AVFormatContext *ic, int idx) {
  * constraint_set0, H.264 A.2.1.1) are offered as constrained baseline 42e01f,
  * what every WebRTC receiver decodes. Main (77) and High (100, also
  * "constrained high" with set4/set5) are offered with the stream's own
- * profile_idc, constraint flags and level (e.g. 64001f): browsers decode them
- * (Chromium offers 4d001f, 64001f, 640c1f), a viewer that does not refuses
+ * profile_idc, constraint flags and level (e.g. 64001f): browsers receive
+ * Main (Chromium lists 4d001f) and most High (Google Chrome and Safari list
+ * 64001f/640c1f; Debian's Chromium does not); a viewer that cannot refuses
  * the track and the ingest then transcodes. High 10, 4:2:2, 4:4:4 and other
- * profiles no browser decodes are transcoded from the start. B-frames: the
+ * profiles are transcoded from the start. B-frames: the
  * frames leave in decode order and WebRTC receivers expect pts = dts, so a
  * stream that declares reordering (video_delay) is transcoded, and one that
  * shows a composition time offset later switches (below). *why says which. */
