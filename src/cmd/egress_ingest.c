@@ -119,12 +119,36 @@ static int h264_passthrough_ok(const AVCodecParameters *cp, uint32_t *plid, char
   return 1;
 }
 
+/* Video of the stream: passed through (*bsf: AVCC -> Annex B) or decoded
+ * for VP8 (v->dec), and why (*vwhy, also in the status). */
+static void open_video(AVFormatContext *ic, ing_stream_t *v, const hd_egress_args_t *a, AVBSFContext **bsf,
+                       uint32_t *plid, char *vwhy, size_t cap) {
+  const AVCodecParameters *cp = ic->streams[v->stream]->codecpar;
+  if (a->ingest_transcode)
+    snprintf(vwhy, cap, "transcoded to VP8 (the stream key asks for it)");
+  else if (h264_passthrough_ok(cp, plid, vwhy, cap)) {
+    const AVBitStreamFilter *f = av_bsf_get_by_name("h264_mp4toannexb");
+    if (!f || av_bsf_alloc(f, bsf) < 0 || avcodec_parameters_copy((*bsf)->par_in, cp) < 0 ||
+        ((*bsf)->time_base_in = ic->streams[v->stream]->time_base, av_bsf_init(*bsf)) < 0) {
+      av_bsf_free(bsf);
+      snprintf(vwhy, cap, "no h264_mp4toannexb filter: transcoded to VP8");
+    }
+  }
+  if (!*bsf) v->dec = open_dec(ic, v->stream);
+  if (*bsf || v->dec) hd_egress_ingest_video_mode(*bsf ? "H264" : "VP8", *bsf != NULL, vwhy);
+  fprintf(stderr, "hudong egress: ingest video: %s\n", vwhy);
+}
+
+typedef struct ing_refusal ing_refusal_t;
+static void publish_video(hd_client_t *cl, AVFormatContext *ic, ing_stream_t *v, const AVBSFContext *bsf,
+                          uint32_t plid, hd_client_publish_t *vpub, ing_refusal_t *refusal);
+
 /* A viewer refused the passed-through track (on_track_refused, SDK thread). */
-typedef struct {
+struct ing_refusal {
   atomic_int video_local; /* the passthrough track's index, -1 none */
   atomic_int claimed, refused;
   char who[128], codec[16];
-} ing_refusal_t;
+};
 
 static void on_track_refused(void *ud, int local, const char *codec, const char *identity) {
   ing_refusal_t *r = ud;
@@ -132,6 +156,23 @@ static void on_track_refused(void *ud, int local, const char *codec, const char 
   snprintf(r->who, sizeof r->who, "%s", identity ? identity : "?");
   snprintf(r->codec, sizeof r->codec, "%s", codec ? codec : "?");
   atomic_store(&r->refused, 1);
+}
+
+/* Publishes the video track: H.264 with the stream's profile (passthrough)
+ * or VP8 pushed as I420; the size is the stream's (640x360 if unknown). */
+static void publish_video(hd_client_t *cl, AVFormatContext *ic, ing_stream_t *v, const AVBSFContext *bsf,
+                          uint32_t plid, hd_client_publish_t *vpub, ing_refusal_t *refusal) {
+  const AVCodecParameters *cp = ic->streams[v->stream]->codecpar;
+  *vpub = (hd_client_publish_t){.kind = HD_CLIENT_VIDEO,
+                                .from = HD_CLIENT_SOURCE_PUSH,
+                                .width = cp->width > 0 ? cp->width : 640,
+                                .height = cp->height > 0 ? cp->height : 360,
+                                .fps = 30,
+                                .bitrate_bps = 800000,
+                                .h264 = bsf != NULL,
+                                .h264_profile_level_id = bsf ? plid : 0};
+  v->local = hd_client_publish(cl, vpub);
+  if (bsf) atomic_store(&refusal->video_local, v->local);
 }
 
 /* The FLV packets since the last IDR while passing through: fed to the
@@ -190,22 +231,7 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
   AVBSFContext *bsf = NULL; /* passthrough: AVCC (FLV) -> Annex B with SPS/PPS at each IDR */
   char vwhy[200] = "";
   uint32_t plid = 0;
-  if (v.stream >= 0) {
-    const AVCodecParameters *cp = ic->streams[v.stream]->codecpar;
-    if (a->ingest_transcode)
-      snprintf(vwhy, sizeof vwhy, "transcoded to VP8 (the stream key asks for it)");
-    else if (h264_passthrough_ok(cp, &plid, vwhy, sizeof vwhy)) {
-      const AVBitStreamFilter *f = av_bsf_get_by_name("h264_mp4toannexb");
-      if (!f || av_bsf_alloc(f, &bsf) < 0 || avcodec_parameters_copy(bsf->par_in, cp) < 0 ||
-          (bsf->time_base_in = ic->streams[v.stream]->time_base, av_bsf_init(bsf)) < 0) {
-        av_bsf_free(&bsf);
-        snprintf(vwhy, sizeof vwhy, "no h264_mp4toannexb filter: transcoded to VP8");
-      }
-    }
-    if (!bsf) v.dec = open_dec(ic, v.stream);
-    if (bsf || v.dec) hd_egress_ingest_video_mode(bsf ? "H264" : "VP8", bsf != NULL, vwhy);
-    fprintf(stderr, "hudong egress: ingest video: %s\n", vwhy);
-  }
+  if (v.stream >= 0) open_video(ic, &v, a, &bsf, &plid, vwhy, sizeof vwhy);
   if (au.stream >= 0) au.dec = open_dec(ic, au.stream);
   if (!v.dec && !bsf && !au.dec) {
     fprintf(stderr, "hudong egress: the RTMP stream has no audio or video we can decode\n");
@@ -229,19 +255,7 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
     return 1;
   }
   hd_client_publish_t vpub = {0};
-  if (v.dec || bsf) {
-    const AVCodecParameters *cp = ic->streams[v.stream]->codecpar;
-    vpub = (hd_client_publish_t){.kind = HD_CLIENT_VIDEO,
-                                 .from = HD_CLIENT_SOURCE_PUSH,
-                                 .width = cp->width > 0 ? cp->width : 640,
-                                 .height = cp->height > 0 ? cp->height : 360,
-                                 .fps = 30,
-                                 .bitrate_bps = 800000,
-                                 .h264 = bsf != NULL,
-                                 .h264_profile_level_id = bsf ? plid : 0};
-    v.local = hd_client_publish(cl, &vpub);
-    if (bsf) atomic_store(&refusal.video_local, v.local);
-  }
+  if (v.dec || bsf) publish_video(cl, ic, &v, bsf, plid, &vpub, &refusal);
   if (au.dec) {
     hd_client_publish_t p = {.kind = HD_CLIENT_AUDIO, .from = HD_CLIENT_SOURCE_PUSH, .channels = 1};
     au.local = hd_client_publish(cl, &p);
@@ -272,6 +286,18 @@ int hd_egress_ingest(const hd_egress_args_t *a) {
     if (rc < 0) {
       why = rc == AVERROR_EOF ? "the publisher stopped" : "the RTMP stream broke";
       break;
+    }
+    if (v.stream < 0 && pkt->stream_index >= 0 && pkt->stream_index < (int)ic->nb_streams &&
+        ic->streams[pkt->stream_index]->codecpar->codec_type == AVMEDIA_TYPE_VIDEO) {
+      /* video that started after the stream probe (5 s): nginx-rtmp sends a
+       * player that joined mid-GOP no video until the next IDR, so a long GOP
+       * and an ingest that started after the publisher's first IDR look
+       * audio-only at first */
+      v.stream = pkt->stream_index;
+      open_video(ic, &v, a, &bsf, &plid, vwhy, sizeof vwhy);
+      if (v.dec || bsf) publish_video(cl, ic, &v, bsf, plid, &vpub, &refusal);
+      last_key_us = AV_NOPTS_VALUE;
+      hd_egress_emit_ingest("status", NULL, vframes, asamples / 48, 0);
     }
     ing_stream_t *s = pkt->stream_index == v.stream ? &v : pkt->stream_index == au.stream ? &au : NULL;
     if (!s || (!s->dec && !(s == &v && bsf)) || s->local < 0) {

@@ -26,7 +26,10 @@ decodes obs2's video too. "obs3" sends baseline with a key made with
 "video": "transcode": VP8. "obs4" sends baseline with a keyframe every 4 s:
 passed through at first, then transcoded once 2.5 s pass without an IDR
 (ingest_max_keyframe_interval_ms: a viewer of a passed-through stream waits
-for the next IDR).
+for the next IDR). "obs5" sends its first video 7 s after its audio (what the
+ingest sees when it starts playing after the publisher's first IDR of a long
+GOP: nginx-rtmp sends no video until the next): the video is taken up when it
+comes, after the ingest's 5 s stream probe.
 
 usage: test_egress_ingest.py /path/to/hudong
 """
@@ -55,9 +58,10 @@ def req(port, method, path, token=None, body=None):
     return http_json(port, method, path, token, body)
 
 
-def publish(url, seconds, baseline=False, high_no_b=False, gop=30):
+def publish(url, seconds, baseline=False, high_no_b=False, gop=30, video_after=0):
     prof = ["-profile:v", "baseline"] if baseline else ["-profile:v", "high", "-bf", "0"] if high_no_b else []
-    return subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+    late = ["-itsoffset", str(video_after)] if video_after else []
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-re"] + late + ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
                              "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100", "-t", str(seconds),
                              "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-g", str(gop)] + prof +
                             ["-c:a", "aac", "-f", "flv", url], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -254,7 +258,9 @@ rtmp {
         # IDR sees no video from nginx-rtmp until the next, and its stream
         # probe gives up on video after 5 s)
         st, ing4, text = req(port, "POST", "/admin/ingress", admin, {"room": "stage", "identity": "obs4"})
-        pub4 = publish((ing4 or {}).get("url", "rtmp://127.0.0.1:1/none"), 10, baseline=True, gop=120)
+        pub4 = publish((ing4 or {}).get("url", "rtmp://127.0.0.1:1/none"), 20, baseline=True, gop=120)
+        st, ing5, text = req(port, "POST", "/admin/ingress", admin, {"room": "stage", "identity": "obs5"})
+        pub5 = publish((ing5 or {}).get("url", "rtmp://127.0.0.1:1/none"), 20, baseline=True, video_after=7)
         pub3 = publish((ing3 or {}).get("url", "rtmp://127.0.0.1:1/none"), 4, baseline=True)
         end = time.time() + 15
         i3 = {}
@@ -265,7 +271,7 @@ rtmp {
             time.sleep(0.3)
         check(i3.get("ingest", {}).get("video_codec") == "VP8" and i3["ingest"].get("passthrough") is False,
               "obs3 (baseline, key says transcode) is transcoded to VP8", i3)
-        end = time.time() + 20
+        end = time.time() + 25
         seen, i4 = set(), {}
         while time.time() < end:
             i4 = ingests(port, admin).get("obs4", {}).get("ingest", {})
@@ -276,10 +282,20 @@ rtmp {
             time.sleep(0.2)
         check(seen == {"H264", "VP8"} and "keyframes more than 2500 ms apart" in i4.get("video_mode", ""),
               "obs4 (an IDR every 4 s) passed through, then transcoded: %s" % i4.get("video_mode"), (seen, i4))
-        try:
-            pub4.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pub4.kill()
+        i5 = {}
+        end = time.time() + 25
+        while time.time() < end:
+            i5 = ingests(port, admin).get("obs5", {}).get("ingest", {})
+            if i5.get("video_frames", 0) > 30:
+                break
+            time.sleep(0.3)
+        check(i5.get("video_codec") == "H264" and i5.get("video_frames", 0) > 30,
+              "obs5 (video 7 s after audio) gets its video into the room (%s frames, %s)" %
+              (i5.get("video_frames"), i5.get("video_codec")), i5)
+        pub5.kill()
+        pub5.wait()
+        pub4.kill()  # 20 s leaves a slow (ASan) ingest that starts late two IDR gaps; no need to wait
+        pub4.wait()
         try:
             pub3.wait(timeout=15)
         except subprocess.TimeoutExpired:
