@@ -59,7 +59,8 @@ static int probe(const char *path, probe_t *p) {
   AVPacket *pkt = av_packet_alloc();
   int64_t last_dts = AV_NOPTS_VALUE;
   while (av_read_frame(ic, pkt) >= 0) {
-    if (pkt->dts != AV_NOPTS_VALUE && last_dts != AV_NOPTS_VALUE && pkt->dts <= last_dts) p->dts_not_increasing++;
+    if (pkt->dts != AV_NOPTS_VALUE && last_dts != AV_NOPTS_VALUE && pkt->dts <= last_dts)
+      p->dts_not_increasing++;
     if (pkt->dts != AV_NOPTS_VALUE) last_dts = pkt->dts;
     p->packets++;
     p->keyframes += (pkt->flags & AV_PKT_FLAG_KEY) != 0;
