@@ -781,6 +781,7 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       hh[l] = pub->in[sp[l]].height;
     }
     int tile = hd_alloc_tile_layer(w, hh, ns, t->tile_w, t->tile_h), nl = 0;
+    if (t->lim_spatial && tile > t->lim_spatial - 1) tile = t->lim_spatial - 1; /* track_settings cap */
     for (int l = 0; l < ns; l++) {
       const hd_in_track_t *lt = &pub->in[sp[l]];
       uint32_t lb = layer_bps(lt, now);
@@ -879,6 +880,7 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
     if (c && a[k].pauses > pauses && a[k].visible) c->layer_pauses++; /* for lack of bandwidth */
     int want = a[k].cur >= 0 ? order[k][a[k].cur] : -1;
     int want_tid = a[k].cur >= 0 ? tids[k][a[k].cur] : HD_TL_ALL;
+    if (t->lim_tid && want_tid > t->lim_tid - 1) want_tid = t->lim_tid - 1; /* track_settings cap */
     if (want_tid != t->want_tid) { /* a frame rate change: no keyframe needed (sfu/temporal.h) */
       HD_LOGD("sfu", "session %s: track %s temporal layers <= %d -> <= %d", v->id, t->mid, t->want_tid,
               want_tid);

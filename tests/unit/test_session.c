@@ -8,6 +8,7 @@
 #include "media/rtp_payload.h"
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
+#include "sfu/node.h"
 #include "sfu/session.h"
 
 static hd_session_t *g_s;
@@ -420,6 +421,7 @@ static int capture_send(void *ud, const uint8_t *pkt, size_t len, int is_rtcp) {
 static const int L1T3_TIDS[4] = {0, 2, 1, 2};
 static const int L1T3_SYNC[4] = {0, 1, 1, 0};
 static int g_l1t3_frame;
+static hd_session_counters_t g_fwd_c; /* what forwarding the frames counted */
 
 /* The camera of g_s (in[1]) sends one L1T3 frame (two packets) at `at`:
  * TL0 frames 600-byte payloads, TL1 400, TL2 300; PictureID = frame number. */
@@ -451,7 +453,7 @@ static void l1t3_frame(hd_session_t *v, hd_time_t at, int key) {
     hd_rtp_hdr_t out;
     hd_session_counters_t c = {0};
     assert_int_equal(hd_session_publisher_rtp(g_s, buf, (size_t)n, at, scratch, sizeof scratch, &out, &c), 1);
-    if (v) hd_session_forward(v, g_s, 1, &out, at, &c);
+    if (v) hd_session_forward(v, g_s, 1, &out, at, &g_fwd_c);
   }
 }
 
@@ -503,6 +505,19 @@ static void test_vp8_temporal_layers(void **st) {
   assert_int_equal(t->want_in, 1);
   assert_true(frames_out >= 43 && frames_out <= 47); /* 15 fps x 3 s */
   assert_true(t->tl && t->tl->dropped > 0);
+  /* counted, and exported in /metrics (hudong_temporal_dropped_total) */
+  assert_true(g_fwd_c.temporal_dropped > 0);
+  hd_node_metrics_t *mm = calloc(1, sizeof *mm);
+  char *text = malloc(65536), line[96];
+  assert_true(mm && text);
+  mm->stats.media = g_fwd_c;
+  assert_true(hd_node_metrics_format(mm, text, 65536) > 0);
+  snprintf(line, sizeof line, "\nhudong_temporal_dropped_total %llu\n",
+           (unsigned long long)g_fwd_c.temporal_dropped);
+  assert_non_null(strstr(text, line));
+  assert_non_null(strstr(text, "# TYPE hudong_temporal_dropped_total counter\n"));
+  free(mm);
+  free(text);
   assert_int_equal(g_s->in[1].plis_sent, plis); /* no keyframe for it */
   assert_true(g_s->in[1].max_tid == 2 && g_s->in[1].tid_bps[2] > 0);
 
