@@ -43,7 +43,7 @@
 #include "rtm_bench_proto.h"
 
 #define MAX_FANOUTS 8
-#define MAX_TARGETS 4
+#define MAX_TARGETS 6
 #define MAX_REPEATS 9
 #define MAX_STEPS 16
 #define HIST_BUCKETS 200000 /* 10 µs each: 0..2 s */
@@ -726,7 +726,7 @@ static int has(const char *list, const char *name) {
 int main(int argc, char **argv) {
   int fanouts[MAX_FANOUTS] = {10, 100, 1000}, n_fan = 3;
   const char *hudong = "./build/hudong", *mosq = "/usr/sbin/mosquitto", *nats = "/usr/sbin/nats-server",
-             *only = NULL, *json = "bench/results/rtm.json";
+             *only = NULL, *json = "bench/results/rtm.json", *base = NULL;
   n_conns = 10000;
   payload_bytes = 64;
   for (int i = 1; i < argc; i++) {
@@ -741,6 +741,8 @@ int main(int argc, char **argv) {
       mosq = argv[++i];
     else if (!strcmp(a, "--nats") && v)
       nats = argv[++i];
+    else if (!strcmp(a, "--base") && v)
+      base = argv[++i];
     else if (!strcmp(a, "--only") && v)
       only = argv[++i];
     else if (!strcmp(a, "--json") && v)
@@ -772,6 +774,8 @@ int main(int argc, char **argv) {
                       "[--secs S (2)]\n"
                       "                 [--rates R1,R2,.. (fixed ladder)] [--hudong PATH] [--mosquitto PATH] "
                       "[--nats PATH]\n"
+                      "                 [--base PATH (a second hudong binary, e.g. before a change: target "
+                      "hudong-base)]\n"
                       "                 [--only hudong,mosquitto,nats-tcp,nats-ws,hudong-2n (two cluster "
                       "nodes + redis)]\n"
                       "                 [--json FILE]\n");
@@ -790,7 +794,7 @@ int main(int argc, char **argv) {
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
   int want_t = has(only, "hudong") + has(only, "mosquitto") + has(only, "nats-tcp") + has(only, "nats-ws") +
-               (only && has(only, "hudong-2n"));
+               (only && has(only, "hudong-2n")) + (base != NULL);
   if ((rlim_t)n_conns * (rlim_t)want_t + 64 > rl.rlim_cur) {
     fprintf(stderr, "rtm_bench: %d connections per target need more than the %llu open files allowed\n",
             n_conns, (unsigned long long)rl.rlim_cur);
@@ -816,6 +820,17 @@ int main(int argc, char **argv) {
     if (add_target(&bench_proto_hudong,
                    "JSON over WebSocket; every delivery acked, kept until acked, resumable (exactly-once)",
                    args, port, port, log) < 0)
+      return 1;
+  }
+  if (base) { /* the same load on another build of hudong, alternating with the first */
+    int port = free_port();
+    char cfg[256], log[256], listen[64];
+    snprintf(cfg, sizeof cfg, "%s/hudong-base.json", tmp);
+    snprintf(log, sizeof log, "%s/hudong-base.log", tmp);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    if (bench_hudong_write_config(cfg, listen) < 0) return 1;
+    char *args[] = {(char *)base, "serve", "--config", cfg, NULL};
+    if (add_target(&bench_proto_hudong_base, "as hudong, another build (--base)", args, port, port, log) < 0)
       return 1;
   }
   if (has(only, "mosquitto")) {

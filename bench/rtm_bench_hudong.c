@@ -230,3 +230,14 @@ const bench_proto_t bench_proto_hudong_2n = {
     .subscribe = hd_subscribe,
     .publish = hd_publish,
 };
+
+/* The same client against a second hudong binary (rtm_bench --base PATH):
+ * a build before a change, alternating with the new one step by step. */
+const bench_proto_t bench_proto_hudong_base = {
+    .name = "hudong-base",
+    .hello = hd_hello,
+    .parse = hd_parse,
+    .after_read = hd_after_read,
+    .subscribe = hd_subscribe,
+    .publish = hd_publish,
+};

@@ -34,8 +34,8 @@ typedef struct bench_proto {
   void (*publish)(bench_conn_t *c, int ch, int fanout, const char *payload, size_t n);
 } bench_proto_t;
 
-extern const bench_proto_t bench_proto_mqtt, bench_proto_hudong, bench_proto_hudong_2n, bench_proto_nats,
-    bench_proto_nats_ws;
+extern const bench_proto_t bench_proto_mqtt, bench_proto_hudong, bench_proto_hudong_2n,
+    bench_proto_hudong_base, bench_proto_nats, bench_proto_nats_ws;
 
 /* the server's port (the WebSocket Host header wants it) */
 void bench_proto_set_port(int port);
