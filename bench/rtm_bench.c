@@ -139,6 +139,8 @@ static void flush(bench_conn_t *c) {
   }
 }
 
+void bench_flush(bench_conn_t *c) { flush(c); }
+
 int bench_write(bench_conn_t *c, const void *p, size_t n) {
   if (c->fd < 0) return -1;
   if (c->wlen + n > c->wcap) {
@@ -281,6 +283,7 @@ static void run_until(int64_t deadline, int (*done)(void), void (*tick)(int64_t)
   for (;;) {
     int64_t t = now_ns();
     if (tick) tick(t);
+    if (proto && proto->poll) proto->poll(t);
     if (done && done()) return;
     if (t >= deadline) return;
     int n = epoll_wait(ep, evs, 512, 1);
@@ -727,6 +730,7 @@ int main(int argc, char **argv) {
   int fanouts[MAX_FANOUTS] = {10, 100, 1000}, n_fan = 3;
   const char *hudong = "./build/hudong", *mosq = "/usr/sbin/mosquitto", *nats = "/usr/sbin/nats-server",
              *only = NULL, *json = "bench/results/rtm.json", *base = NULL;
+  int ack_ms = 100; /* the shipped clients' ack delay (web/rtm.js, src/rtm/client.h) */
   n_conns = 10000;
   payload_bytes = 64;
   for (int i = 1; i < argc; i++) {
@@ -743,6 +747,8 @@ int main(int argc, char **argv) {
       nats = argv[++i];
     else if (!strcmp(a, "--base") && v)
       base = argv[++i];
+    else if (!strcmp(a, "--ack-ms") && v)
+      ack_ms = atoi(argv[++i]);
     else if (!strcmp(a, "--only") && v)
       only = argv[++i];
     else if (!strcmp(a, "--json") && v)
@@ -769,24 +775,29 @@ int main(int argc, char **argv) {
         if (*s == ',') s++;
       }
     } else {
-      fprintf(stderr, "usage: rtm_bench [--conns N] [--fanout 10,100,1000] [--payload B] [--repeat R (3)]\n"
-                      "                 [--start DELIVERIES/S (10000)] [--factor F (1.5)] [--steps N (10)] "
-                      "[--secs S (2)]\n"
-                      "                 [--rates R1,R2,.. (fixed ladder)] [--hudong PATH] [--mosquitto PATH] "
-                      "[--nats PATH]\n"
-                      "                 [--base PATH (a second hudong binary, e.g. before a change: target "
-                      "hudong-base)]\n"
-                      "                 [--only hudong,mosquitto,nats-tcp,nats-ws,hudong-2n (two cluster "
-                      "nodes + redis)]\n"
-                      "                 [--json FILE]\n");
+      fprintf(stderr,
+              "usage: rtm_bench [--conns N] [--fanout 10,100,1000] [--payload B] [--repeat R (3)]\n"
+              "                 [--start DELIVERIES/S (10000)] [--factor F (1.5)] [--steps N (10)] "
+              "[--secs S (2)]\n"
+              "                 [--rates R1,R2,.. (fixed ladder)] [--hudong PATH] [--mosquitto PATH] "
+              "[--nats PATH]\n"
+              "                 [--base PATH (a second hudong binary, e.g. before a change: target "
+              "hudong-base)]\n"
+              "                 [--ack-ms MS (hudong clients ack every 32 messages or MS after the first "
+              "unacked, 100 as the shipped clients; 0 = once per read burst)]\n"
+              "                 [--only hudong,mosquitto,nats-tcp,nats-ws,hudong-2n (two cluster "
+              "nodes + redis)]\n"
+              "                 [--json FILE]\n");
       return 2;
     }
   }
   if (payload_bytes < 24 || payload_bytes > 4000 || n_conns < 2 || repeats < 1 || repeats > MAX_REPEATS ||
-      max_steps < 1 || max_steps > MAX_STEPS || ladder_factor <= 1) {
-    fprintf(stderr,
-            "rtm_bench: --payload 24..4000, --conns >= 2, --repeat 1..%d, --steps 1..%d, --factor > 1\n",
-            MAX_REPEATS, MAX_STEPS);
+      max_steps < 1 || max_steps > MAX_STEPS || ladder_factor <= 1 || ack_ms < 0 || ack_ms > 10000) {
+    fprintf(
+        stderr,
+        "rtm_bench: --payload 24..4000, --conns >= 2, --repeat 1..%d, --steps 1..%d, --factor > 1, --ack-ms "
+        "0..10000\n",
+        MAX_REPEATS, MAX_STEPS);
     return 2;
   }
   struct rlimit rl;
@@ -801,6 +812,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  bench_hudong_set_ack(32, ack_ms);
+  if (ack_ms)
+    printf("== hudong clients ack every 32 messages or %d ms after the first unacked (--ack-ms)\n", ack_ms);
+  else
+    printf("== hudong clients ack once per read burst (--ack-ms 0)\n");
   ep = epoll_create1(0);
   t0_ns = now_ns();
   char tmp[] = "/tmp/rtm_bench.XXXXXX";
