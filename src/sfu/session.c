@@ -1,4 +1,7 @@
-/* Per-session media handling for the forwarding node (see session.h). */
+/* Per-session media handling for the forwarding node (see session.h): tracks,
+ * the publisher's packets in, RTCP, the allocator and timers. The forward
+ * path is session_forward.c, repairs and probes session_resend.c, pacing
+ * session_pace.c. */
 #include "sfu/session.h"
 
 #include <stdint.h>
@@ -13,6 +16,10 @@
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
 #include "sfu/fec_in.h"
+#include "sfu/session_forward.h"
+#include "sfu/session_internal.h"
+#include "sfu/session_pace.h"
+#include "sfu/session_resend.h"
 
 #define RTCP_INTERVAL HD_SEC(1)
 #define TWCC_INTERVAL HD_MS(100)
@@ -23,14 +30,9 @@
 /* a cluster waits at most this many ticks for its padding to leave the pacer */
 #define CLUSTER_DRAIN_TICKS 50
 
-static int g_twcc = 1, g_adapt = 1, g_pacer = 1, g_playout = 1;
-static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
+static int g_twcc = 1, g_adapt = 1, g_playout = 1;
 void hd_session_set_twcc(int on) { g_twcc = on ? 1 : 0; }
 int hd_session_twcc_enabled(void) { return g_twcc; }
-void hd_session_set_pacer(int on, unsigned factor_pct) {
-  g_pacer = on ? 1 : 0;
-  g_pacer_factor = factor_pct >= 100 ? factor_pct : HD_PACER_DEFAULT_FACTOR_PCT;
-}
 void hd_session_set_adapt(int on) { g_adapt = on ? 1 : 0; }
 void hd_session_set_playout_delay(int on) { g_playout = on ? 1 : 0; }
 
@@ -41,9 +43,7 @@ static void copy_str(char *dst, size_t cap, const char *src) {
   dst[n] = 0;
 }
 
-/* Codec names the packet path tests, as numbers (RFC 6838 names compare
- * case-insensitively); any other name is CODEC_OTHER and compared as text. */
-enum { CODEC_OTHER = 0, CODEC_VP8, CODEC_VP9, CODEC_H264, CODEC_AV1, CODEC_OPUS };
+/* Codec names as numbers (CODEC_*, session_internal.h). */
 static uint8_t codec_id(const char *name) {
   static const char *const names[] = {"", "VP8", "VP9", "H264", "AV1", "opus"};
   for (uint8_t i = 1; i < sizeof names / sizeof names[0]; i++)
@@ -502,359 +502,6 @@ static int publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t no
   return HD_ENOTFOUND;
 }
 
-/* Builds the viewer's version of a source packet with the given out seq/ts. */
-static int build_out(const hd_session_t *v, const hd_out_track_t *t, const hd_session_t *pub,
-                     const hd_rtp_hdr_t *h, uint16_t seq, uint32_t ts, hd_time_t now, uint8_t *out,
-                     size_t cap) {
-  hd_rtp_ext_t exts[5];
-  size_t n = 0;
-  uint8_t ast[3], lvl[1], tw[2], pd[3];
-  if (t->ext_twcc) { /* the seq of this packet: tw_sent() counts it once it is committed */
-    hd_rtp_twcc_seq_write(tw, v->tw_seq);
-    exts[n].id = t->ext_twcc;
-    exts[n].len = 2;
-    exts[n].data = tw;
-    n++;
-  }
-  if (t->ext_mid && t->mid[0]) {
-    exts[n].id = t->ext_mid;
-    exts[n].len = (uint8_t)strlen(t->mid);
-    exts[n].data = (const uint8_t *)t->mid;
-    n++;
-  }
-  if (t->ext_abs_send_time) {
-    hd_rtp_abs_send_time_write(ast, hd_rtp_abs_send_time_from_us(now));
-    exts[n].id = t->ext_abs_send_time;
-    exts[n].len = 3;
-    exts[n].data = ast;
-    n++;
-  }
-  if (t->ext_playout_delay && t->playout_on) { /* see update_playout_delay */
-    hd_rtp_playout_delay_write(pd, t->playout_min_ms, HD_SEC(10) / 1000);
-    exts[n].id = t->ext_playout_delay;
-    exts[n].len = 3;
-    exts[n].data = pd;
-    n++;
-  }
-  if (t->ext_audio_level && pub && pub->ext_audio_level_in) {
-    const uint8_t *d;
-    size_t dl;
-    if (hd_rtp_ext_find(h, pub->ext_audio_level_in, &d, &dl) == 0 && dl >= 1) {
-      lvl[0] = d[0];
-      exts[n].id = t->ext_audio_level;
-      exts[n].len = 1;
-      exts[n].data = lvl;
-      n++;
-    }
-  }
-  /* RED from the publisher (RFC 2198): passed on to a viewer that negotiated
-   * it (block payload types in the viewer's numbering), else unwrapped to its
-   * primary block, plain Opus */
-  uint8_t pt = t->pt;
-  const uint8_t *pl = h->payload;
-  size_t plen = h->payload_len;
-  const hd_in_track_t *red_src = NULL;
-  for (int i = 0; t->kind == HD_TRACK_AUDIO && pub && i < pub->n_in; i++)
-    if (pub->in[i].red_pt && h->pt == pub->in[i].red_pt && pub->in[i].ssrc == h->ssrc) red_src = &pub->in[i];
-  int red_in = red_src != NULL;
-  if (red_in && t->red_pt) {
-    pt = t->red_pt;
-  } else if (red_in) {
-    uint8_t bpt;
-    if (hd_red_primary(h->payload, h->payload_len, &bpt, &pl, &plen) < 0 || plen == 0) return HD_EPROTO;
-  }
-  hd_rtp_build_t b = {
-      .pt = pt, .marker = h->marker, .seq = seq, .ts = ts, .ssrc = t->ssrc, .exts = exts, .ext_count = n};
-  int len = hd_rtp_build(&b, pl, plen, out, cap);
-  if (len > 0 && red_in && t->red_pt && red_src->pt != t->pt)
-    hd_red_rewrite_pt(out + len - plen, plen, red_src->pt, t->pt);
-  return len;
-}
-
-static int codec_matches(const hd_out_track_t *o, const hd_in_track_t *i) {
-  if (o->codec_id != i->codec_id || o->clock != i->clock) return 0;
-  if (o->codec_id == CODEC_OTHER && strcasecmp(o->codec, i->codec) != 0) return 0;
-  if (o->codec_id == CODEC_H264) return hd_sdp_h264_same_profile(o->fmtp, i->fmtp);
-  return 1;
-}
-
-/* 1 if viewer track t follows publisher pub's track in_idx (any layer of it). */
-static int follows(const hd_out_track_t *t, const hd_session_t *pub, int in_idx) {
-  if (!t->active) return 0;
-  int head = pub->in[in_idx].head;
-  if (t->src) return t->src == pub && t->src_in == head;
-  if (!t->follow_room_pub || !pub->room_publisher) return 0;
-  return pub->in[in_idx].kind == t->kind && hd_session_first_in(pub, t->kind) == head;
-}
-
-/* The group head an out track follows in pub (src_in, or for WHEP the room
- * publisher's first track of its kind), or -1. */
-static int followed_head(const hd_out_track_t *t, const hd_session_t *pub) {
-  if (!pub) return -1;
-  int idx = t->src ? t->src_in : hd_session_first_in(pub, t->kind);
-  return idx >= 0 && idx < pub->n_in ? idx : -1;
-}
-
-/* Layer gate of a simulcast source: 1 if in_idx's packet goes to t now. A
- * switch to the wanted layer happens on its keyframe (the subscriber's decoder
- * cannot start a VP8/H.264 stream anywhere else). */
-static int layer_pass(hd_out_track_t *t, const hd_session_t *pub, int in_idx, hd_session_counters_t *c) {
-  const hd_in_track_t *head = &pub->in[pub->in[in_idx].head];
-  if (head->n_layers <= 1 && !t->gated) return 1;
-  if (t->cur_in >= 0 && (t->cur_in >= pub->n_in || pub->in[t->cur_in].head != pub->in[in_idx].head))
-    t->cur_in = -1;     /* bound to another source since */
-  if (t->want_in < 0) { /* paused: nothing fits */
-    t->cur_in = -1;
-    return 0;
-  }
-  if (in_idx == t->cur_in) return 1;
-  if (in_idx != t->want_in || !pub->in[in_idx].last_pkt_key) return 0;
-  t->cur_in = in_idx;
-  if (c) c->layer_switches++;
-  return 1;
-}
-
-static void rtx_hist_mark(hd_out_track_t *t, uint16_t out_seq, hd_time_t now) {
-  size_t i = out_seq & (HD_OUT_RTX_HIST - 1);
-  t->rtx_hist_seq[i] = out_seq;
-  t->rtx_hist_at[i] = now;
-}
-
-/* Wraps an RTP packet (already in the viewer's numbering) as RTX (RFC 4588 §4)
- * into out. Returns the length or a negative error. */
-static int wrap_rtx(hd_out_track_t *t, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap) {
-  int n = hd_rtp_rtx_build(pkt, len, t->rtx_ssrc, t->rtx_pt, t->rtx_seq, out, cap);
-  if (n >= 0) t->rtx_seq++;
-  return n;
-}
-
-/* A packet carrying v->tw_seq went out on track t: report it to the
- * estimator (created on the first one) and move to the next seq. */
-static void tw_sent(hd_session_t *v, const hd_out_track_t *t, size_t len, hd_time_t now) {
-  if (!t->ext_twcc) return;
-  if (!v->bwe) {
-    v->bwe = calloc(1, sizeof *v->bwe);
-    if (!v->bwe || hd_bwe_init(v->bwe, NULL, now) < 0) {
-      free(v->bwe);
-      v->bwe = NULL;
-    }
-  }
-  if (v->bwe) hd_bwe_on_packet_sent(v->bwe, v->tw_seq, len, now, v->cluster_id);
-  v->tw_seq++;
-}
-
-/* ---- pacing (rtc/pacer.h) ----
- * A packet is built in the tx queue slot as before; the viewer's pacer then
- * says whether it goes now (committed: SRTP and the tx queue) or waits (the
- * pacer keeps a copy and the slot is left uncommitted). A packet that waited
- * gets its transport-wide seq and abs-send-time when it really leaves, so the
- * estimators on both ends see the send time, not the forwarding time. */
-
-static hd_pacer_t *viewer_pacer(hd_session_t *v, hd_time_t now) {
-  if (!v->pacer && g_pacer) {
-    hd_pacer_cfg_t cfg;
-    hd_pacer_cfg_default(&cfg);
-    cfg.factor_pct = g_pacer_factor;
-    v->pacer = calloc(1, sizeof *v->pacer);
-    if (v->pacer && hd_pacer_init(v->pacer, &cfg, now) < 0) {
-      free(v->pacer);
-      v->pacer = NULL;
-    }
-    if (v->pacer && v->cluster.id) hd_pacer_set_probe_rate(v->pacer, v->cluster.rate_bps);
-  }
-  if (v->pacer) hd_pacer_set_estimate(v->pacer, v->estimate_bps);
-  return v->pacer;
-}
-
-/* Sends (or queues) the n-byte packet built at `out` in v's tx queue slot
- * for track t. Returns n when sent or queued, a negative error when the
- * pacer or the queue refused it (not sent, nothing to undo). */
-static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
-                     hd_session_counters_t *c) {
-  /* no estimate yet (and nothing waiting): not paced, and not a cycle spent on it */
-  hd_pacer_t *pc =
-      g_pacer && (v->estimate_bps || (v->pacer && v->pacer->queued_packets)) ? viewer_pacer(v, now) : NULL;
-  if (pc) {
-    int rc = hd_pacer_enqueue(pc, cls, out, n, (uint32_t)(t - v->out), now);
-    if (rc == 0) {
-      if (c) c->paced++;
-      return (int)n;
-    }
-    if (rc < 0) {
-      if (c && cls == HD_PACE_PADDING) c->pacer_padding_refused++;
-      if (c && cls != HD_PACE_PADDING) c->pacer_dropped++;
-      return rc;
-    }
-  }
-  int rc = hd_peer_tx_commit(&v->peer, n, 0);
-  if (rc < 0) return rc;
-  tw_sent(v, t, n, now);
-  return (int)n;
-}
-
-/* Writes the send-time header extensions of a packet leaving the pacer. */
-static void restamp(const hd_session_t *v, const hd_out_track_t *t, uint8_t *pkt, size_t len, hd_time_t now) {
-  if (!t->ext_twcc && !t->ext_abs_send_time) return;
-  hd_rtp_hdr_t h;
-  const uint8_t *d;
-  size_t dl;
-  if (hd_rtp_parse(pkt, len, &h) < 0) return;
-  if (t->ext_twcc && hd_rtp_ext_find(&h, t->ext_twcc, &d, &dl) == 0 && dl == 2)
-    hd_rtp_twcc_seq_write(pkt + (d - pkt), v->tw_seq);
-  if (t->ext_abs_send_time && hd_rtp_ext_find(&h, t->ext_abs_send_time, &d, &dl) == 0 && dl == 3)
-    hd_rtp_abs_send_time_write(pkt + (d - pkt), hd_rtp_abs_send_time_from_us(now));
-}
-
-/* Releases what v's pacer lets go at `now` into the tx queue. During a probe
- * cluster what leaves (media first, then the cluster's padding) leaves at the
- * cluster's rate and is the probe: tagged with its id. */
-static void pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c) {
-  const hd_pacer_pkt_t *k;
-  hd_pacer_set_estimate(v->pacer, v->estimate_bps);
-  int saved_cluster = v->cluster_id;
-  v->cluster_id = v->cluster.id;
-  while ((k = hd_pacer_peek(v->pacer, now))) {
-    size_t cap;
-    uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
-    if (!out) break; /* tx queue full: the rest after it drains (the deadline stays due) */
-    if (k->tag >= (uint32_t)v->n_out || !v->out[k->tag].active || k->len > cap) { /* its track is gone */
-      hd_pacer_sent(v->pacer, now);
-      continue;
-    }
-    hd_out_track_t *t = &v->out[k->tag];
-    size_t len = k->len;
-    memcpy(out, k->data, len);
-    restamp(v, t, out, len, now);
-    hd_pacer_sent(v->pacer, now);
-    if (hd_peer_tx_commit(&v->peer, len, 0) < 0) {
-      if (c) c->pacer_dropped++;
-      continue;
-    }
-    tw_sent(v, t, len, now);
-  }
-  v->cluster_id = saved_cluster;
-}
-
-/* A padding-only packet on t's media stream as out seq `seq` (a seq the
- * temporal filter kept for a packet of a layer this viewer does not get,
- * sfu/temporal.h): fills the viewer's sequence without a payload. */
-static int send_media_padding(hd_session_t *v, hd_out_track_t *t, uint16_t seq, uint32_t ts, int again,
-                              hd_time_t now, hd_session_counters_t *c) {
-  size_t cap;
-  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
-  if (!out) return HD_ENOSPC;
-  hd_rtp_ext_t ext[1];
-  uint8_t tw[2];
-  size_t ne = 0;
-  if (t->ext_twcc) {
-    hd_rtp_twcc_seq_write(tw, v->tw_seq);
-    ext[ne++] = (hd_rtp_ext_t){t->ext_twcc, 2, tw};
-  }
-  hd_rtp_build_t b = {
-      .pt = t->pt, .seq = seq, .ts = ts, .ssrc = t->ssrc, .exts = ext, .ext_count = ne, .pad_len = 4};
-  uint8_t tmp[64];
-  int n = hd_rtp_build(&b, NULL, 0, again ? tmp : out, again ? sizeof tmp : cap);
-  if (n < 0 || !again) return n < 0 ? n : pace_send(v, t, out, (size_t)n, HD_PACE_RTX, now, c);
-  /* again: only as RTX. The same seq on the media SSRC is the same SRTP index
-   * and these bytes differ from the first send (a new transport-wide seq):
-   * under AES-GCM one IV for two plaintexts gives the tag key away (RFC 7714
-   * §8.3); without RTX the placeholder is not sent again */
-  if (!t->rtx_enabled) return HD_EPROTO;
-  if ((n = wrap_rtx(t, tmp, (size_t)n, out, cap)) < 0) return n;
-  return pace_send(v, t, out, (size_t)n, HD_PACE_RTX, now, c);
-}
-
-/* The temporal layer filter's verdict on a VP8 packet for t (HD_TL_*), with
- * the seq to hand to the rewriter in *seq. Without temporal layers in the
- * stream, or all of them wanted and none dropped so far: forwarded as is. */
-static int temporal_pass(hd_out_track_t *t, const hd_rtp_hdr_t *h, uint16_t *seq) {
-  *seq = h->seq;
-  if (t->codec_id != CODEC_VP8 || (!t->tl && t->want_tid >= HD_TL_ALL)) return HD_TL_FORWARD;
-  hd_tl_pkt_t k;
-  if (hd_tl_pkt_from_vp8(h->payload, h->payload_len, &k) < 0 || (!t->tl && k.tid < 0)) return HD_TL_FORWARD;
-  if (!t->tl) {
-    t->tl = malloc(sizeof *t->tl);
-    if (!t->tl) return HD_TL_FORWARD;
-    hd_tl_filter_init(t->tl);
-    hd_tl_filter_set_target(t->tl, t->want_tid);
-  }
-  return hd_tl_filter_feed(t->tl, h->ssrc, h->seq, &k, seq);
-}
-
-/* The PictureID and TL0PICIDX the viewer sees, in the packet built at out. */
-static void vp8_out(hd_out_track_t *t, uint32_t src_ssrc, uint8_t *payload, size_t len, int advance) {
-  if (t->tl) hd_tl_filter_rewrite_pid(t->tl, payload, len);
-  hd_vp8_rewrite(&t->vp8, src_ssrc, payload, len, advance);
-}
-
-static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *pub, int in_idx,
-                        const hd_rtp_hdr_t *h, hd_time_t now, hd_session_counters_t *c) {
-  if (!codec_matches(t, &pub->in[in_idx])) return;
-  if (!layer_pass(t, pub, in_idx, c)) return;
-  uint16_t seq, newest = t->rw.last_out_seq, src_seq;
-  uint32_t ts;
-  int sent_before = t->rw.started && t->rw.packets > 0;
-  int tv = temporal_pass(t, h, &src_seq);
-  if (tv == HD_TL_DROP) {
-    if (c) c->temporal_dropped++;
-    return;
-  }
-  if (hd_rewriter_map(&t->rw, h->ssrc, src_seq, h->ts, now, &seq, &ts) < 0) return;
-  if (tv == HD_TL_PAD) { /* a late packet of a dropped layer: its kept seq goes out empty */
-    send_media_padding(v, t, seq, ts, 0, now, c);
-    return;
-  }
-  /* Older than what this viewer already got: it saw the gap and is waiting
-   * for exactly this packet (it came late, or as the publisher's repair).
-   * Sent as RTX where negotiated, so the viewer counts it as a repair and not
-   * as network reordering (a receiver that thinks the path reorders delays
-   * its own NACKs). */
-  int late = sent_before && (int16_t)(seq - newest) < 0;
-  size_t cap;
-  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
-  if (!out) return;
-  int n;
-  int vp8 = t->codec_id == CODEC_VP8;
-  if (late && t->rtx_enabled) {
-    uint8_t tmp[HD_DATAGRAM_MAX];
-    n = build_out(v, t, pub, h, seq, ts, now, tmp, sizeof tmp);
-    if (n >= 0 && vp8) vp8_out(t, h->ssrc, tmp + n - h->payload_len, h->payload_len, 1);
-    if (n >= 0) n = wrap_rtx(t, tmp, (size_t)n, out, cap);
-  } else {
-    n = build_out(v, t, pub, h, seq, ts, now, out, cap);
-    if (n >= 0 && vp8) vp8_out(t, h->ssrc, out + n - h->payload_len, h->payload_len, 1);
-  }
-  if (n < 0) return;
-  int cls = late ? HD_PACE_RTX : t->kind == HD_TRACK_AUDIO ? HD_PACE_AUDIO : HD_PACE_VIDEO;
-  if (pace_send(v, t, out, (size_t)n, cls, now, c) < 0) return;
-  t->packets++;
-  t->bytes += (size_t)n;
-  if (late && t->rtx_enabled && v->loss_q8 >= HD_SESSION_LOSSY_Q8) {
-    /* the publisher's repair, sent twice on a lossy viewer leg (see retransmit) */
-    uint8_t *o2 = hd_peer_tx_begin(&v->peer, &cap);
-    uint8_t tmp[HD_DATAGRAM_MAX];
-    int m = o2 ? build_out(v, t, pub, h, seq, ts, now, tmp, sizeof tmp) : -1;
-    if (m >= 0 && vp8) vp8_out(t, h->ssrc, tmp + m - h->payload_len, h->payload_len, 0);
-    if (m >= 0) m = wrap_rtx(t, tmp, (size_t)m, o2, cap);
-    if (m >= 0 && pace_send(v, t, o2, (size_t)m, HD_PACE_RTX, now, c) >= 0 && c) c->repairs_doubled++;
-  }
-  if (late) {
-    rtx_hist_mark(t, seq, now);
-    t->repairs_forwarded++;
-    if (c) c->repair_forwarded++;
-    return; /* the SR's packet/octet counts are the media SSRC's first transmissions */
-  }
-  hd_rtp_send_stats_update(&t->sstats, ts, h->payload_len, now);
-}
-
-void hd_session_forward(hd_session_t *v, const hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h,
-                        hd_time_t now, hd_session_counters_t *c) {
-  if (v->peer.state != HD_PEER_CONNECTED || v->closing || in_idx < 0 || in_idx >= pub->n_in) return;
-  if (pub->in[pub->in[in_idx].head].muted) return;
-  for (int i = 0; i < v->n_out; i++)
-    if (follows(&v->out[i], pub, in_idx)) forward_one(v, &v->out[i], pub, in_idx, h, now, c);
-}
-
 void hd_session_request_keyframe(hd_session_t *pub, hd_time_t now, hd_session_counters_t *c) {
   for (int i = 0; i < pub->n_in; i++)
     if (pub->in[i].kind == HD_TRACK_VIDEO) hd_session_request_keyframe_track(pub, i, now, c);
@@ -886,210 +533,12 @@ void hd_session_request_keyframe_track(hd_session_t *pub, int in_idx, hd_time_t 
   c->pli_forwarded++;
 }
 
-/* Answers one NACKed seq of viewer track `t` from the publisher's cache. */
-/* The publisher session and track an out track follows right now (src may be NULL). */
-static hd_in_track_t *source_of(const hd_out_track_t *t, hd_session_t *room_pub, hd_session_t **pub_out) {
-  hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
-  int idx = followed_head(t, pub);
-  /* a simulcast source: the layer being forwarded */
-  if (idx >= 0 && t->cur_in >= 0 && t->cur_in < pub->n_in && pub->in[t->cur_in].head == idx) idx = t->cur_in;
-  *pub_out = pub;
-  return pub && idx >= 0 && idx < pub->n_in ? &pub->in[idx] : NULL;
-}
-
-static hd_out_track_t *out_by_ssrc(hd_session_t *s, uint32_t ssrc) {
-  for (int i = 0; i < s->n_out; i++)
-    if (s->out[i].active && s->out[i].ssrc == ssrc) return &s->out[i];
-  return NULL;
-}
-
-/* How soon the same seq may be resent to one viewer: a repeated NACK inside
- * about one round trip crossed our answer in flight. */
-static hd_time_t resend_interval(const hd_session_t *v) {
-  if (v->rtt <= 0) return HD_RTP_CACHE_DEFAULT_RESEND;
-  hd_time_t iv = v->rtt * 3 / 4;
-  return iv < HD_MS(5) ? HD_MS(5) : iv;
-}
-
-static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
-                     uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c);
-
-/* The viewer reports more than ~2% loss (HD_SESSION_LOSSY_Q8): repairs go twice. */
-static int lossy_leg(const hd_session_t *v) { return v->loss_q8 >= HD_SESSION_LOSSY_Q8; }
-
-static void retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
-                       hd_time_t now, hd_session_counters_t *c) {
-  uint16_t src_seq;
-  hd_session_t *pub;
-  hd_in_track_t *src = source_of(t, room_pub, &pub);
-  if (!src || !src->have_cache || hd_rewriter_unmap_seq(&t->rw, out_seq, &src_seq) < 0) {
-    t->nacks_unanswered++;
-    c->nack_unrepairable++;
-    return;
-  }
-  if (t->tl) { /* through the temporal filter's history (sfu/temporal.h) */
-    uint16_t kept = src_seq;
-    int tv = hd_tl_filter_unmap(t->tl, kept, &src_seq);
-    if (tv == HD_TL_PAD) { /* went out as padding: again (as RTX) */
-      if (send_media_padding(v, t, out_seq, t->rw.last_out_ts, 1, now, c) < 0) {
-        t->nacks_unanswered++;
-        c->nack_unrepairable++;
-      }
-      return;
-    }
-    if (tv < 0) {
-      t->nacks_unanswered++;
-      c->nack_unrepairable++;
-      return;
-    }
-  }
-  size_t slot = out_seq & (HD_OUT_RTX_HIST - 1);
-  if (t->rtx_hist_seq[slot] == out_seq && t->rtx_hist_at[slot] != 0 &&
-      now - t->rtx_hist_at[slot] < resend_interval(v))
-    return; /* just sent: the answer is on its way */
-  const uint8_t *orig;
-  size_t olen;
-  /* per viewer, not per cache: one viewer's repair must not hold back another's */
-  if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) {
-    t->nacks_unanswered++;
-    if (src->nack_enabled && hd_nack_gen_is_missing(&src->nack, src_seq)) {
-      /* lost on the publisher's leg too and being repaired there: the repair
-       * goes to this viewer as RTX the moment it arrives (forward_one) */
-      t->nacks_deferred++;
-      c->nack_deferred++;
-    } else {
-      c->nack_unrepairable++;
-    }
-    return;
-  }
-  int n = send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c);
-  if (n == HD_EPROTO) {
-    t->nacks_unanswered++;
-    c->nack_unrepairable++;
-  }
-  if (n < 0) return;
-  /* on a lossy viewer leg a lost repair costs the viewer another round trip
-   * (and a freeze): send it twice (two losses in a row are p^2) */
-  if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c) > 0)
-    c->repairs_doubled++;
-  rtx_hist_mark(t, out_seq, now);
-  t->retransmits++;
-  c->retransmitted++;
-}
-
-/* Sends the viewer its copy of the cached source packet orig as out_seq: RTX
- * where negotiated (RFC 4588 §4), else the packet again. Returns the bytes
- * sent, HD_EPROTO when the packet is not of the stream being sent, or another
- * negative error. */
-static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
-                     uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c) {
-  hd_rtp_hdr_t h;
-  if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) return HD_EPROTO;
-  size_t cap;
-  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
-  if (!out) return HD_ENOSPC;
-  uint8_t tmp[HD_DATAGRAM_MAX];
-  int n = build_out(v, t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
-  if (n < 0) return n;
-  if (t->codec_id == CODEC_VP8) vp8_out(t, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
-  if (t->rtx_enabled) {
-    n = wrap_rtx(t, tmp, (size_t)n, out, cap);
-    if (n < 0) return n;
-  } else {
-    if ((size_t)n > cap) return HD_ENOSPC;
-    memcpy(out, tmp, (size_t)n);
-  }
-  return pace_send(v, t, out, (size_t)n, cls, now, c);
-}
-
-/* One padding-only packet on t's RTX stream: the largest padding RTP allows
- * (a 1-byte count, so 255 bytes), with abs-send-time for the receiver's
- * estimator. Returns the bytes sent or a negative error. */
-static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now, hd_session_counters_t *c) {
-  size_t cap;
-  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
-  if (!out) return HD_ENOSPC;
-  hd_rtp_ext_t ext[2];
-  uint8_t ast[3], tw[2];
-  size_t ne = 0;
-  if (t->ext_twcc) {
-    hd_rtp_twcc_seq_write(tw, v->tw_seq);
-    ext[ne++] = (hd_rtp_ext_t){t->ext_twcc, 2, tw};
-  }
-  if (t->ext_abs_send_time) {
-    hd_rtp_abs_send_time_write(ast, hd_rtp_abs_send_time_from_us(now));
-    ext[ne++] = (hd_rtp_ext_t){t->ext_abs_send_time, 3, ast};
-  }
-  hd_rtp_build_t b = {.pt = t->rtx_pt,
-                      .seq = t->rtx_seq,
-                      .ts = t->rw.last_out_ts,
-                      .ssrc = t->rtx_ssrc,
-                      .exts = ext,
-                      .ext_count = ne,
-                      .pad_len = 255};
-  int n = hd_rtp_build(&b, NULL, 0, out, cap);
-  if (n < 0) return n;
-  int rc = pace_send(v, t, out, (size_t)n, HD_PACE_PADDING, now, c);
-  if (rc < 0) return rc;
-  t->rtx_seq++;
-  return n;
-}
-
-/* Probe bytes (sfu/probe.h): RTX copies of the newest packets of the video
- * the viewer receives, cycling back through the last 64. */
-static void send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd_time_t now,
-                       hd_session_counters_t *c) {
-  uint64_t sent = 0;
-  for (int round = 0; round < 64 && sent < due; round++) {
-    int any = 0;
-    for (int i = 0; i < v->n_out && sent < due; i++) {
-      hd_out_track_t *t = &v->out[i];
-      hd_session_t *pub;
-      hd_in_track_t *src = t->active && t->kind == HD_TRACK_VIDEO && t->rtx_enabled && t->packets
-                               ? source_of(t, room_pub, &pub)
-                               : NULL;
-      if (!src || !src->have_cache) continue;
-      int64_t ext = t->rw.src_max_ext - (int64_t)((v->probe_cursor + (unsigned)round) % 64);
-      if (ext < t->rw.src_base_ext) continue;
-      const uint8_t *orig;
-      size_t olen;
-      /* the rewriter's input seq; under the temporal filter not the source's */
-      uint16_t kept = (uint16_t)ext, src_seq = kept;
-      if (t->tl && hd_tl_filter_unmap(t->tl, kept, &src_seq) != HD_TL_FORWARD) continue;
-      if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
-      int n = send_copy(v, t, pub, orig, olen, (uint16_t)(kept + t->rw.seq_offset), HD_PACE_PADDING, now, c);
-      if (n == HD_ENOSPC) return; /* the tx queue or the pacer is full */
-      if (n > 0) {
-        sent += (uint64_t)n;
-        any = 1;
-      }
-    }
-    if (!any && round > 0 && sent == 0) break;
-  }
-  /* nothing to copy (the track is paused, or nothing sent yet): padding-only
-   * RTX packets (RFC 3550 §5.1 padding, RFC 4588 RTX SSRC), which receivers
-   * count toward their estimate and otherwise drop */
-  for (int i = 0; i < v->n_out && sent < due; i++) {
-    hd_out_track_t *t = &v->out[i];
-    if (!t->active || t->kind != HD_TRACK_VIDEO || !t->rtx_enabled) continue;
-    for (int k = 0; k < 64 && sent < due; k++) {
-      int n = send_padding(v, t, now, c);
-      if (n <= 0) break;
-      sent += (uint64_t)n;
-    }
-    break;
-  }
-  v->probe_cursor++;
-  v->probe.bytes_sent += sent;
-  c->probe_bytes += sent;
-}
-
 /* RTT to a viewer from a report block about one of our streams (RFC 3550
  * §6.4.1): arrival - send time of the SR it names - DLSR. The SR's NTP may be
  * the publisher's clock (lip sync), so we match it by value and use our own
  * send time rather than comparing clocks. */
 static void viewer_rtt_sample(hd_session_t *v, const hd_rtcp_rb_t *rb, hd_time_t now) {
-  hd_out_track_t *t = out_by_ssrc(v, rb->ssrc);
+  hd_out_track_t *t = hd_session_out_by_ssrc(v, rb->ssrc);
   if (!t) return;
   if (t->kind == HD_TRACK_VIDEO) /* the viewer leg's loss, smoothed (fraction of 256) */
     v->loss_q8 = v->loss_q8 ? (v->loss_q8 * 3 + rb->fraction_lost) / 4 : rb->fraction_lost;
@@ -1143,13 +592,13 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
       hd_rtcp_fb_t fb;
       if (hd_rtcp_parse_fb(&p, &fb) < 0) continue;
       if (fb.pt == HD_RTCP_RTPFB && fb.fmt == 1) { /* generic NACK, RFC 4585 §6.2.1 */
-        hd_out_track_t *t = out_by_ssrc(s, fb.media_ssrc);
+        hd_out_track_t *t = hd_session_out_by_ssrc(s, fb.media_ssrc);
         uint16_t seqs[256];
         int n = hd_rtcp_nack_expand(&fb, seqs, 256);
         if (!t || n < 0) continue;
         c->nack_received += (uint64_t)n;
         for (int i = 0; i < n; i++)
-          retransmit(s, t, pub, seqs[i], now, c);
+          hd_session_retransmit(s, t, pub, seqs[i], now, c);
       } else if (fb.pt == HD_RTCP_RTPFB && fb.fmt == HD_RTCP_FMT_TWCC && s->bwe) {
         /* transport-wide feedback on what we sent this viewer: the send-side estimate */
         hd_rtcp_twcc_t tw;
@@ -1188,9 +637,9 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
           hd_rtcp_fir_entry_t fe[4];
           if (hd_rtcp_fir_parse(&fb, fe, 4) > 0) media = fe[0].ssrc;
         }
-        hd_out_track_t *t = out_by_ssrc(s, media);
+        hd_out_track_t *t = hd_session_out_by_ssrc(s, media);
         hd_session_t *src_pub;
-        hd_in_track_t *src = t ? source_of(t, pub, &src_pub) : NULL;
+        hd_in_track_t *src = t ? hd_session_source_of(t, pub, &src_pub) : NULL;
         if (src)
           hd_session_request_keyframe_track(src_pub, (int)(src - src_pub->in), now, c);
         else if (pub)
@@ -1284,7 +733,7 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   for (int i = 0; i < v->n_out; i++) {
     hd_out_track_t *t = &v->out[i];
     hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
-    int h = t->active && t->kind == HD_TRACK_VIDEO ? followed_head(t, pub) : -1;
+    int h = t->active && t->kind == HD_TRACK_VIDEO ? hd_session_followed_head(t, pub) : -1;
     if (h < 0) continue;
     int cur = t->cur_in >= 0 && t->cur_in < pub->n_in && pub->in[t->cur_in].head == h ? t->cur_in : h;
     update_playout_delay(v, t, &pub->in[cur]);
@@ -1302,7 +751,7 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   for (int i = 0; i < v->n_out; i++) {
     hd_out_track_t *t = &v->out[i];
     hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
-    int h = t->active ? followed_head(t, pub) : -1;
+    int h = t->active ? hd_session_followed_head(t, pub) : -1;
     if (h < 0) continue;
     const hd_in_track_t *head = &pub->in[h];
     if (t->want_in >= 0 && (t->want_in >= pub->n_in || pub->in[t->want_in].head != h)) {
@@ -1485,7 +934,7 @@ static void run_clusters(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   uint64_t due = (uint64_t)v->cluster.credit;
   uint64_t before = c->probe_bytes;
   v->cluster_id = v->cluster.id;
-  send_probe(v, room_pub, due, now, c);
+  hd_session_send_probe(v, room_pub, due, now, c);
   v->cluster_id = 0;
   uint64_t sent = c->probe_bytes - before;
   v->cluster.credit -= (double)sent;
@@ -1589,7 +1038,7 @@ static void send_reports(hd_session_t *s, hd_session_t *pub, hd_time_t now, hd_t
       hd_rtcp_sr_t sr;
       memset(&sr, 0, sizeof sr);
       hd_session_t *src_pub;
-      const hd_in_track_t *src = source_of(t, pub, &src_pub);
+      const hd_in_track_t *src = hd_session_source_of(t, pub, &src_pub);
       if (src && src->have_sr && src->ssrc == t->rw.src_ssrc) {
         /* Extrapolate the publisher's own NTP<->RTP mapping (RFC 3550 §6.4.1) so
          * the viewer syncs audio and video exactly as the publisher stamped them. */
@@ -1687,14 +1136,14 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
       }
     }
   }
-  if (s->pacer) pace_flush(s, now, c); /* due media first: a probe behind it is refused */
+  if (s->pacer) hd_session_pace_flush(s, now, c); /* due media first: a probe behind it is refused */
   if (s->kind != HD_SESSION_PUBLISH && s->n_out && now >= s->next_alloc) {
     hd_session_allocate(s, pub, now, c);
     s->next_alloc = now + HD_SESSION_ALLOC_INTERVAL;
   }
   if (s->kind != HD_SESSION_PUBLISH && s->probe.active) {
     uint64_t due = hd_probe_due(&s->probe, now);
-    if (due) send_probe(s, pub, due, now, c);
+    if (due) hd_session_send_probe(s, pub, due, now, c);
   }
   if (s->bwe) run_clusters(s, pub, now, c);
   if (now >= s->next_rtcp) {

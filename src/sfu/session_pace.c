@@ -1,0 +1,121 @@
+/* Pacing of what the node sends a viewer (see session_pace.h). */
+#include "sfu/session_pace.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+
+static int g_pacer = 1;
+static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
+void hd_session_set_pacer(int on, unsigned factor_pct) {
+  g_pacer = on ? 1 : 0;
+  g_pacer_factor = factor_pct >= 100 ? factor_pct : HD_PACER_DEFAULT_FACTOR_PCT;
+}
+
+/* A packet carrying v->tw_seq went out on track t: report it to the
+ * estimator (created on the first one) and move to the next seq. */
+static void tw_sent(hd_session_t *v, const hd_out_track_t *t, size_t len, hd_time_t now) {
+  if (!t->ext_twcc) return;
+  if (!v->bwe) {
+    v->bwe = calloc(1, sizeof *v->bwe);
+    if (!v->bwe || hd_bwe_init(v->bwe, NULL, now) < 0) {
+      free(v->bwe);
+      v->bwe = NULL;
+    }
+  }
+  if (v->bwe) hd_bwe_on_packet_sent(v->bwe, v->tw_seq, len, now, v->cluster_id);
+  v->tw_seq++;
+}
+
+/* ---- pacing (rtc/pacer.h) ----
+ * A packet is built in the tx queue slot as before; the viewer's pacer then
+ * says whether it goes now (committed: SRTP and the tx queue) or waits (the
+ * pacer keeps a copy and the slot is left uncommitted). A packet that waited
+ * gets its transport-wide seq and abs-send-time when it really leaves, so the
+ * estimators on both ends see the send time, not the forwarding time. */
+
+static hd_pacer_t *viewer_pacer(hd_session_t *v, hd_time_t now) {
+  if (!v->pacer && g_pacer) {
+    hd_pacer_cfg_t cfg;
+    hd_pacer_cfg_default(&cfg);
+    cfg.factor_pct = g_pacer_factor;
+    v->pacer = calloc(1, sizeof *v->pacer);
+    if (v->pacer && hd_pacer_init(v->pacer, &cfg, now) < 0) {
+      free(v->pacer);
+      v->pacer = NULL;
+    }
+    if (v->pacer && v->cluster.id) hd_pacer_set_probe_rate(v->pacer, v->cluster.rate_bps);
+  }
+  if (v->pacer) hd_pacer_set_estimate(v->pacer, v->estimate_bps);
+  return v->pacer;
+}
+
+/* Sends (or queues) the n-byte packet built at `out` in v's tx queue slot
+ * for track t. Returns n when sent or queued, a negative error when the
+ * pacer or the queue refused it (not sent, nothing to undo). */
+int hd_session_pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
+                         hd_session_counters_t *c) {
+  /* no estimate yet (and nothing waiting): not paced, and not a cycle spent on it */
+  hd_pacer_t *pc =
+      g_pacer && (v->estimate_bps || (v->pacer && v->pacer->queued_packets)) ? viewer_pacer(v, now) : NULL;
+  if (pc) {
+    int rc = hd_pacer_enqueue(pc, cls, out, n, (uint32_t)(t - v->out), now);
+    if (rc == 0) {
+      if (c) c->paced++;
+      return (int)n;
+    }
+    if (rc < 0) {
+      if (c && cls == HD_PACE_PADDING) c->pacer_padding_refused++;
+      if (c && cls != HD_PACE_PADDING) c->pacer_dropped++;
+      return rc;
+    }
+  }
+  int rc = hd_peer_tx_commit(&v->peer, n, 0);
+  if (rc < 0) return rc;
+  tw_sent(v, t, n, now);
+  return (int)n;
+}
+
+/* Writes the send-time header extensions of a packet leaving the pacer. */
+static void restamp(const hd_session_t *v, const hd_out_track_t *t, uint8_t *pkt, size_t len, hd_time_t now) {
+  if (!t->ext_twcc && !t->ext_abs_send_time) return;
+  hd_rtp_hdr_t h;
+  const uint8_t *d;
+  size_t dl;
+  if (hd_rtp_parse(pkt, len, &h) < 0) return;
+  if (t->ext_twcc && hd_rtp_ext_find(&h, t->ext_twcc, &d, &dl) == 0 && dl == 2)
+    hd_rtp_twcc_seq_write(pkt + (d - pkt), v->tw_seq);
+  if (t->ext_abs_send_time && hd_rtp_ext_find(&h, t->ext_abs_send_time, &d, &dl) == 0 && dl == 3)
+    hd_rtp_abs_send_time_write(pkt + (d - pkt), hd_rtp_abs_send_time_from_us(now));
+}
+
+/* Releases what v's pacer lets go at `now` into the tx queue. During a probe
+ * cluster what leaves (media first, then the cluster's padding) leaves at the
+ * cluster's rate and is the probe: tagged with its id. */
+void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c) {
+  const hd_pacer_pkt_t *k;
+  hd_pacer_set_estimate(v->pacer, v->estimate_bps);
+  int saved_cluster = v->cluster_id;
+  v->cluster_id = v->cluster.id;
+  while ((k = hd_pacer_peek(v->pacer, now))) {
+    size_t cap;
+    uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+    if (!out) break; /* tx queue full: the rest after it drains (the deadline stays due) */
+    if (k->tag >= (uint32_t)v->n_out || !v->out[k->tag].active || k->len > cap) { /* its track is gone */
+      hd_pacer_sent(v->pacer, now);
+      continue;
+    }
+    hd_out_track_t *t = &v->out[k->tag];
+    size_t len = k->len;
+    memcpy(out, k->data, len);
+    restamp(v, t, out, len, now);
+    hd_pacer_sent(v->pacer, now);
+    if (hd_peer_tx_commit(&v->peer, len, 0) < 0) {
+      if (c) c->pacer_dropped++;
+      continue;
+    }
+    tw_sent(v, t, len, now);
+  }
+  v->cluster_id = saved_cluster;
+}

@@ -1,0 +1,18 @@
+/* Pacing of what the node sends a viewer (rtc/pacer.h): a packet built in the
+ * tx queue slot goes now or waits in the viewer's pacer; one that waited gets
+ * its transport-wide seq (draft-holmer-rmcat-transport-wide-cc-extensions-01)
+ * and abs-send-time when it really leaves. Internal to the session files. */
+#ifndef HD_SFU_SESSION_PACE_H
+#define HD_SFU_SESSION_PACE_H
+#include "sfu/session_internal.h"
+
+/* Sends (or queues) the n-byte packet built at `out` in v's tx queue slot
+ * for track t, pacer class cls (HD_PACE_*). Returns n when sent or queued, a
+ * negative error when the pacer or the queue refused it (not sent, nothing
+ * to undo). */
+int hd_session_pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
+                         hd_session_counters_t *c);
+/* Releases what v's pacer (non-NULL) lets go at `now` into the tx queue. */
+void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c);
+
+#endif

@@ -1,0 +1,220 @@
+/* Repairs and probe bytes a node sends a viewer (see session_resend.h). */
+#include "sfu/session_resend.h"
+
+#include <string.h>
+
+#include "base/err.h"
+#include "sfu/session_forward.h"
+#include "sfu/session_pace.h"
+
+void hd_session_rtx_hist_mark(hd_out_track_t *t, uint16_t out_seq, hd_time_t now) {
+  size_t i = out_seq & (HD_OUT_RTX_HIST - 1);
+  t->rtx_hist_seq[i] = out_seq;
+  t->rtx_hist_at[i] = now;
+}
+
+/* Wraps an RTP packet (already in the viewer's numbering) as RTX (RFC 4588 §4)
+ * into out. Returns the length or a negative error. */
+int hd_session_wrap_rtx(hd_out_track_t *t, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap) {
+  int n = hd_rtp_rtx_build(pkt, len, t->rtx_ssrc, t->rtx_pt, t->rtx_seq, out, cap);
+  if (n >= 0) t->rtx_seq++;
+  return n;
+}
+
+/* The publisher session and track an out track follows right now (src may be NULL). */
+hd_in_track_t *hd_session_source_of(const hd_out_track_t *t, hd_session_t *room_pub, hd_session_t **pub_out) {
+  hd_session_t *pub = t->src ? t->src : (t->follow_room_pub ? room_pub : NULL);
+  int idx = hd_session_followed_head(t, pub);
+  /* a simulcast source: the layer being forwarded */
+  if (idx >= 0 && t->cur_in >= 0 && t->cur_in < pub->n_in && pub->in[t->cur_in].head == idx) idx = t->cur_in;
+  *pub_out = pub;
+  return pub && idx >= 0 && idx < pub->n_in ? &pub->in[idx] : NULL;
+}
+
+hd_out_track_t *hd_session_out_by_ssrc(hd_session_t *s, uint32_t ssrc) {
+  for (int i = 0; i < s->n_out; i++)
+    if (s->out[i].active && s->out[i].ssrc == ssrc) return &s->out[i];
+  return NULL;
+}
+
+/* How soon the same seq may be resent to one viewer: a repeated NACK inside
+ * about one round trip crossed our answer in flight. */
+static hd_time_t resend_interval(const hd_session_t *v) {
+  if (v->rtt <= 0) return HD_RTP_CACHE_DEFAULT_RESEND;
+  hd_time_t iv = v->rtt * 3 / 4;
+  return iv < HD_MS(5) ? HD_MS(5) : iv;
+}
+
+static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
+                     uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c);
+
+/* The viewer reports more than ~2% loss (HD_SESSION_LOSSY_Q8): repairs go twice. */
+static int lossy_leg(const hd_session_t *v) { return v->loss_q8 >= HD_SESSION_LOSSY_Q8; }
+
+void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
+                           hd_time_t now, hd_session_counters_t *c) {
+  uint16_t src_seq;
+  hd_session_t *pub;
+  hd_in_track_t *src = hd_session_source_of(t, room_pub, &pub);
+  if (!src || !src->have_cache || hd_rewriter_unmap_seq(&t->rw, out_seq, &src_seq) < 0) {
+    t->nacks_unanswered++;
+    c->nack_unrepairable++;
+    return;
+  }
+  if (t->tl) { /* through the temporal filter's history (sfu/temporal.h) */
+    uint16_t kept = src_seq;
+    int tv = hd_tl_filter_unmap(t->tl, kept, &src_seq);
+    if (tv == HD_TL_PAD) { /* went out as padding: again (as RTX) */
+      if (hd_session_send_media_padding(v, t, out_seq, t->rw.last_out_ts, 1, now, c) < 0) {
+        t->nacks_unanswered++;
+        c->nack_unrepairable++;
+      }
+      return;
+    }
+    if (tv < 0) {
+      t->nacks_unanswered++;
+      c->nack_unrepairable++;
+      return;
+    }
+  }
+  size_t slot = out_seq & (HD_OUT_RTX_HIST - 1);
+  if (t->rtx_hist_seq[slot] == out_seq && t->rtx_hist_at[slot] != 0 &&
+      now - t->rtx_hist_at[slot] < resend_interval(v))
+    return; /* just sent: the answer is on its way */
+  const uint8_t *orig;
+  size_t olen;
+  /* per viewer, not per cache: one viewer's repair must not hold back another's */
+  if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) {
+    t->nacks_unanswered++;
+    if (src->nack_enabled && hd_nack_gen_is_missing(&src->nack, src_seq)) {
+      /* lost on the publisher's leg too and being repaired there: the repair
+       * goes to this viewer as RTX the moment it arrives (forward_one) */
+      t->nacks_deferred++;
+      c->nack_deferred++;
+    } else {
+      c->nack_unrepairable++;
+    }
+    return;
+  }
+  int n = send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c);
+  if (n == HD_EPROTO) {
+    t->nacks_unanswered++;
+    c->nack_unrepairable++;
+  }
+  if (n < 0) return;
+  /* on a lossy viewer leg a lost repair costs the viewer another round trip
+   * (and a freeze): send it twice (two losses in a row are p^2) */
+  if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c) > 0)
+    c->repairs_doubled++;
+  hd_session_rtx_hist_mark(t, out_seq, now);
+  t->retransmits++;
+  c->retransmitted++;
+}
+
+/* Sends the viewer its copy of the cached source packet orig as out_seq: RTX
+ * where negotiated (RFC 4588 §4), else the packet again. Returns the bytes
+ * sent, HD_EPROTO when the packet is not of the stream being sent, or another
+ * negative error. */
+static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
+                     uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c) {
+  hd_rtp_hdr_t h;
+  if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) return HD_EPROTO;
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+  if (!out) return HD_ENOSPC;
+  uint8_t tmp[HD_DATAGRAM_MAX];
+  int n =
+      hd_session_build_out(v, t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
+  if (n < 0) return n;
+  if (t->codec_id == CODEC_VP8) hd_session_vp8_out(t, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
+  if (t->rtx_enabled) {
+    n = hd_session_wrap_rtx(t, tmp, (size_t)n, out, cap);
+    if (n < 0) return n;
+  } else {
+    if ((size_t)n > cap) return HD_ENOSPC;
+    memcpy(out, tmp, (size_t)n);
+  }
+  return hd_session_pace_send(v, t, out, (size_t)n, cls, now, c);
+}
+
+/* One padding-only packet on t's RTX stream: the largest padding RTP allows
+ * (a 1-byte count, so 255 bytes), with abs-send-time for the receiver's
+ * estimator. Returns the bytes sent or a negative error. */
+static int send_padding(hd_session_t *v, hd_out_track_t *t, hd_time_t now, hd_session_counters_t *c) {
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+  if (!out) return HD_ENOSPC;
+  hd_rtp_ext_t ext[2];
+  uint8_t ast[3], tw[2];
+  size_t ne = 0;
+  if (t->ext_twcc) {
+    hd_rtp_twcc_seq_write(tw, v->tw_seq);
+    ext[ne++] = (hd_rtp_ext_t){t->ext_twcc, 2, tw};
+  }
+  if (t->ext_abs_send_time) {
+    hd_rtp_abs_send_time_write(ast, hd_rtp_abs_send_time_from_us(now));
+    ext[ne++] = (hd_rtp_ext_t){t->ext_abs_send_time, 3, ast};
+  }
+  hd_rtp_build_t b = {.pt = t->rtx_pt,
+                      .seq = t->rtx_seq,
+                      .ts = t->rw.last_out_ts,
+                      .ssrc = t->rtx_ssrc,
+                      .exts = ext,
+                      .ext_count = ne,
+                      .pad_len = 255};
+  int n = hd_rtp_build(&b, NULL, 0, out, cap);
+  if (n < 0) return n;
+  int rc = hd_session_pace_send(v, t, out, (size_t)n, HD_PACE_PADDING, now, c);
+  if (rc < 0) return rc;
+  t->rtx_seq++;
+  return n;
+}
+
+/* Probe bytes (sfu/probe.h): RTX copies of the newest packets of the video
+ * the viewer receives, cycling back through the last 64. */
+void hd_session_send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd_time_t now,
+                           hd_session_counters_t *c) {
+  uint64_t sent = 0;
+  for (int round = 0; round < 64 && sent < due; round++) {
+    int any = 0;
+    for (int i = 0; i < v->n_out && sent < due; i++) {
+      hd_out_track_t *t = &v->out[i];
+      hd_session_t *pub;
+      hd_in_track_t *src = t->active && t->kind == HD_TRACK_VIDEO && t->rtx_enabled && t->packets
+                               ? hd_session_source_of(t, room_pub, &pub)
+                               : NULL;
+      if (!src || !src->have_cache) continue;
+      int64_t ext = t->rw.src_max_ext - (int64_t)((v->probe_cursor + (unsigned)round) % 64);
+      if (ext < t->rw.src_base_ext) continue;
+      const uint8_t *orig;
+      size_t olen;
+      /* the rewriter's input seq; under the temporal filter not the source's */
+      uint16_t kept = (uint16_t)ext, src_seq = kept;
+      if (t->tl && hd_tl_filter_unmap(t->tl, kept, &src_seq) != HD_TL_FORWARD) continue;
+      if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
+      int n = send_copy(v, t, pub, orig, olen, (uint16_t)(kept + t->rw.seq_offset), HD_PACE_PADDING, now, c);
+      if (n == HD_ENOSPC) return; /* the tx queue or the pacer is full */
+      if (n > 0) {
+        sent += (uint64_t)n;
+        any = 1;
+      }
+    }
+    if (!any && round > 0 && sent == 0) break;
+  }
+  /* nothing to copy (the track is paused, or nothing sent yet): padding-only
+   * RTX packets (RFC 3550 §5.1 padding, RFC 4588 RTX SSRC), which receivers
+   * count toward their estimate and otherwise drop */
+  for (int i = 0; i < v->n_out && sent < due; i++) {
+    hd_out_track_t *t = &v->out[i];
+    if (!t->active || t->kind != HD_TRACK_VIDEO || !t->rtx_enabled) continue;
+    for (int k = 0; k < 64 && sent < due; k++) {
+      int n = send_padding(v, t, now, c);
+      if (n <= 0) break;
+      sent += (uint64_t)n;
+    }
+    break;
+  }
+  v->probe_cursor++;
+  v->probe.bytes_sent += sent;
+  c->probe_bytes += sent;
+}
