@@ -368,7 +368,7 @@ static int start_server(char *const argv[], int port, const char *log) {
     execv(argv[0], argv);
     _exit(127);
   }
-  for (int i = 0; i < 200; i++) {
+  for (int i = 0; i < 1200; i++) { /* 30 s: a server under valgrind starts slowly */
     if (port_open(port)) return 0;
     usleep(25000);
   }
@@ -730,7 +730,7 @@ int main(int argc, char **argv) {
   int fanouts[MAX_FANOUTS] = {10, 100, 1000}, n_fan = 3;
   const char *hudong = "./build/hudong", *mosq = "/usr/sbin/mosquitto", *nats = "/usr/sbin/nats-server",
              *only = NULL, *json = "bench/results/rtm.json", *base = NULL;
-  int ack_ms = 100; /* the shipped clients' ack delay (web/rtm.js, src/rtm/client.h) */
+  int ack_ms = 0; /* one ack per read burst; 100 = the shipped clients (docs/performance.md "RTM, round 3") */
   n_conns = 10000;
   payload_bytes = 64;
   for (int i = 1; i < argc; i++) {

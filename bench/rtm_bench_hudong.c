@@ -1,9 +1,9 @@
 /* rtm_bench driver: Hudong RTM (docs/rtm.md) over a WebSocket client written
  * here (RFC 6455: upgrade §4.1, masked client frames §5.3). Login with a
  * minted rtm-grant token, subscribe, publish (the node acks each publish),
- * and cumulative acks for the deliveries (docs/rtm.md "Reliability"): by
- * default as the shipped clients send them (every 32 messages or 100 ms after
- * the first unacked one), or one per read burst (--ack-ms 0). */
+ * and cumulative acks for the deliveries (docs/rtm.md "Reliability"): one
+ * per read burst by default, or as the shipped clients send them (every 32
+ * messages or 100 ms after the first unacked one: --ack-ms 100). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +43,7 @@ typedef struct {
   int64_t qtime;         /* unacked_since when it was queued (it moved: requeue) */
 } ws_state_t;
 
-static int g_ack_every = 32, g_ack_ms = 100;
+static int g_ack_every = 32, g_ack_ms = 0;
 void bench_hudong_set_ack(int every, int delay_ms) {
   g_ack_every = every;
   g_ack_ms = delay_ms;
