@@ -146,8 +146,13 @@ static int ent_tail(const body_t *bd, int64_t seq, char *tail, size_t cap) {
   return n;
 }
 
-/* Sends window entry e to conn: body + tail, built in the scratch buffer. */
+/* Sends window entry e to conn: body + tail, built in the scratch buffer;
+ * tail/tl: e's tail when the caller has it already (push_ent), else NULL. */
+static void ent_send_tail(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e, const char *tail, int tl);
 static void ent_send(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e) {
+  ent_send_tail(b, conn, e, NULL, 0);
+}
+static void ent_send_tail(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e, const char *tail, int tl) {
   if (e->len + 32 > b->scratch_cap) { /* room for ent_tail's worst case */
     size_t cap = b->scratch_cap ? b->scratch_cap : 4096;
     while (cap < e->len + 32)
@@ -158,7 +163,10 @@ static void ent_send(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e) {
     b->scratch_cap = cap;
   }
   memcpy(b->scratch, e->body->text, e->body->len);
-  ent_tail(e->body, e->s, b->scratch + e->body->len, b->scratch_cap - e->body->len);
+  if (tail)
+    memcpy(b->scratch + e->body->len, tail, (size_t)tl);
+  else
+    ent_tail(e->body, e->s, b->scratch + e->body->len, b->scratch_cap - e->body->len);
   raw_send(b, conn, b->scratch, e->len);
 }
 
@@ -217,7 +225,7 @@ static void push_ent(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc, i
   e->t0 = b->now;
   s->win_n++;
   s->win_bytes += n;
-  if (s->conn) ent_send(b, s->conn, e);
+  if (s->conn) ent_send_tail(b, s->conn, e, tail, tl); /* the tail once per delivery, not twice */
 }
 
 void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc) { push_ent(b, s, bd, rc, 0); }
