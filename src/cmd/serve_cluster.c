@@ -51,6 +51,8 @@ struct hd_serve_cluster {
   hd_node_route_t routes[HD_OVL_MAX_NODES];
   int n_routes;
   struct room_events *rev; /* room_started / room_finished once per cluster */
+  hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
+  void *emit_ud;
 };
 
 static void rev_stop(hd_serve_cluster_t *c);
@@ -321,7 +323,27 @@ static int entry_cb(void *ud, char *out, size_t cap) {
   /* more rooms than listed happens only with the list full (add_room): the
    * entry lists HD_CLUSTER_MAX_ROOMS and says "rooms_truncated" */
   int total = c->self->rooms > c->n_names ? (int)c->self->rooms : c->n_names;
+  hd_cluster_redis_rooms_alive(c->link, names, c->n_names); /* their Redis keys live on */
   return hd_cluster_node_encode(c->self, names, total, out, cap);
+}
+
+void hd_serve_cluster_set_emit(hd_serve_cluster_t *c, hd_serve_event_fn emit, void *ud) {
+  if (!c) return;
+  c->emit = emit;
+  c->emit_ud = ud;
+}
+
+/* A room finished with the killed node that last held it (io/cluster_redis.h):
+ * this node, the one that noticed, fires its room_finished. */
+static void room_gone(void *ud, const char *room, const char *sid) {
+  hd_serve_cluster_t *c = ud;
+  const char *slash = strchr(room, '/');
+  if (!c->emit || !slash || slash == room) return;
+  char app[HD_WEBHOOK_FIELD_MAX];
+  snprintf(app, sizeof app, "%.*s", (int)(slash - room), room);
+  hd_webhook_event_t ev = {
+      .type = HD_WEBHOOK_ROOM_FINISHED, .app = app, .room_name = slash + 1, .room_sid = sid};
+  c->emit(c->emit_ud, &ev);
 }
 
 void hd_serve_cluster_defaults(hd_config_t *cfg, const char *scheme) {
@@ -375,7 +397,8 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     HD_LOGI("cluster", "node link to %s goes to %s (peer_addrs override, not its announced address)",
             c->peer_addrs.e[i].id, c->peer_addrs.e[i].addr);
   if (cfg->redis[0]) {
-    hd_cluster_redis_config_t rc = {.node_id = cfg->node_id, .entry = entry_cb, .ud = c};
+    hd_cluster_redis_config_t rc = {
+        .node_id = cfg->node_id, .entry = entry_cb, .room_gone = room_gone, .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
     int r = hd_cluster_redis_start(&c->link, loop, &rc);
     if (r < 0) {
@@ -500,8 +523,7 @@ typedef struct {
 
 static void sid_job(hd_node_t *node, void *arg, hd_time_t now) {
   sid_job_t *j = arg;
-  (void)now;
-  hd_node_room_set_sid(node, j->app, j->room, j->was, j->sid);
+  hd_node_room_set_sid(node, j->app, j->room, j->was, j->sid, now);
 }
 
 /* Emits what can go now: the head's answered gates and the events after them.
@@ -521,7 +543,9 @@ static void rev_pump(room_events_t *e, rev_room_t *r) {
     if (it->gate && it->type == HD_WEBHOOK_ROOM_STARTED) {
       const char *local = fld(it, 5) ? fld(it, 5) : "";
       snprintf(r->sid, sizeof r->sid, "%s", it->sid[0] ? it->sid : local);
-      if (strcmp(r->sid, local) && e->c) { /* the room here takes the cluster's sid */
+      /* the room here takes the cluster's sid (or keeps its own): the joins
+       * waiting for it go on either way (rooms_sid_settled) */
+      if (e->c) {
         sid_job_t j = {.app = r->app, .room = r->name, .was = local, .sid = r->sid};
         hd_media_workers_call(e->c->workers,
                               hd_media_room_worker(r->app, r->name, hd_media_workers_count(e->c->workers)),
@@ -558,12 +582,24 @@ static void copy_fld(rev_item_t *it, int i, const char *v) {
   it->has |= 1u << i;
 }
 
+/* A room_started that goes out at once, without asking Redis (the queue is
+ * full, out of memory): the joins waiting for the room's sid go on with the
+ * node's own (rooms_sid_settled), not after HD_ROOM_SID_WAIT with an error. */
+static int rev_release(hd_serve_cluster_t *c, const hd_webhook_event_t *ev) {
+  if (ev->type != HD_WEBHOOK_ROOM_STARTED || !ev->room_sid) return 0;
+  sid_job_t j = {.app = ev->app, .room = ev->room_name, .was = ev->room_sid, .sid = ev->room_sid};
+  hd_media_workers_call(c->workers,
+                        hd_media_room_worker(ev->app, ev->room_name, hd_media_workers_count(c->workers)),
+                        sid_job, &j);
+  return 0;
+}
+
 int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, hd_serve_event_fn emit,
                            void *ud) {
   if (!c || !c->link || !ev->app || !ev->room_name) return 0;
   room_events_t *e = c->rev;
   if (!e) {
-    if (!(e = c->rev = calloc(1, sizeof *e))) return 0;
+    if (!(e = c->rev = calloc(1, sizeof *e))) return rev_release(c, ev);
     e->c = c;
     e->refs = 1;
   }
@@ -576,7 +612,7 @@ int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, 
   if (!r && !gate) return 0; /* nothing waits: as it is (the room here has the cluster's sid) */
   if (e->queued >= REV_MAX_QUEUED) {
     HD_LOGW("cluster", "%d room events wait for Redis answers: this one goes out at once", e->queued);
-    return 0;
+    return rev_release(c, ev);
   }
   rev_item_t *it = calloc(1, sizeof *it);
   if (!r) {
@@ -591,7 +627,7 @@ int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, 
   if (!it || !r) {
     free(it);
     if (r && !r->head) rev_pump(e, r); /* frees the empty entry */
-    return 0;
+    return rev_release(c, ev);
   }
   it->type = ev->type;
   it->gate = gate;

@@ -100,6 +100,11 @@ struct hd_participant {
    * simulcast layer not crossing is kept live from that node's LAYERS reports) */
   hd_time_t remote_rx_at[HD_SESSION_MAX_TRACKS];
   void *remote_link_ud;
+  /* a join waiting for the room's cluster sid (hd_room_t.joining): not in
+   * the room yet; join_id is its request id, join_at when it came */
+  int join_pending;
+  char join_id[HD_SIGNAL_MAX_ID + 1];
+  hd_time_t join_at;
 };
 
 /* Shared helpers (rooms.c). */

@@ -71,6 +71,7 @@ const hd_sig_err_info_t hd_sig_errs[HD_SIGNAL_ERR_COUNT] = {
     [HD_SIGNAL_ERR_ROOM_FULL] = {503, "room_full"},
     [HD_SIGNAL_ERR_NODE_FULL] = {503, "node_full"},
     [HD_SIGNAL_ERR_NODE_DRAINING] = {503, "node_draining"},
+    [HD_SIGNAL_ERR_CLUSTER_UNAVAILABLE] = {503, "cluster_unavailable"},
 };
 
 const char *const hd_sig_kinds[] = {"audio", "video"};

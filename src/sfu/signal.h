@@ -116,6 +116,7 @@ typedef enum {
   HD_SIGNAL_ERR_ROOM_FULL,     /* 503 room_full */
   HD_SIGNAL_ERR_NODE_FULL,     /* 503 node_full */
   HD_SIGNAL_ERR_NODE_DRAINING, /* 503 node_draining: go to "redirect" (cluster, docs/overlay.md) */
+  HD_SIGNAL_ERR_CLUSTER_UNAVAILABLE, /* 503 cluster_unavailable: Redis did not name a new room in time */
   HD_SIGNAL_ERR_COUNT
 } hd_signal_errcode_t;
 

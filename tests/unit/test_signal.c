@@ -1006,6 +1006,7 @@ static void test_names(void **state) {
       {HD_SIGNAL_ERR_ROOM_FULL, 503, "room_full"},
       {HD_SIGNAL_ERR_NODE_FULL, 503, "node_full"},
       {HD_SIGNAL_ERR_NODE_DRAINING, 503, "node_draining"},
+      {HD_SIGNAL_ERR_CLUSTER_UNAVAILABLE, 503, "cluster_unavailable"},
   };
   hd_signal_msg_t m;
   assert_int_equal(sizeof want / sizeof want[0], HD_SIGNAL_ERR_COUNT - 1);
