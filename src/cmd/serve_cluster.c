@@ -19,6 +19,7 @@
 #include "io/rtc_udp.h"
 #include "cluster/peer_addrs.h"
 #include "overlay/link.h"
+#include "overlay/overlay_params.h"
 #include "overlay/path_select.h"
 #include "sfu/node.h"
 
@@ -51,6 +52,8 @@ struct hd_serve_cluster {
   hd_node_route_t routes[HD_OVL_MAX_NODES];
   int n_routes;
   struct room_events *rev; /* room_started / room_finished once per cluster */
+  struct fast_check *fast; /* the fast reroute check between heartbeats (issue 16 item 1) */
+  uint64_t fast_reroutes;  /* route evaluations it triggered */
   hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
   void *emit_ud;
 };
@@ -234,7 +237,7 @@ static void routes_job(hd_node_t *node, void *arg, hd_time_t now) {
 
 /* Hands every media worker the route to each destination, with a disjoint
  * second path; audio goes on both while the best path loses more than
- * HD_RELAY_DUP_LOSS. A destination without a route (no measurement yet)
+ * overlay.dup_audio_loss (HD_RELAY_DUP_LOSS). A destination without a route (no measurement yet)
  * stays direct. */
 static void push_routes(hd_serve_cluster_t *c) {
   if (!c->link_on) return;
@@ -251,7 +254,7 @@ static void push_routes(hd_serve_cluster_t *c) {
     hd_ovl_path_t alt;
     if (hd_ovl_best_path(&c->graph, 0, d, HD_OVL_MAX_RELAYS, r, &alt) == 0) {
       to_relay_path(c, &alt, &x->alt);
-      x->dup_audio = path_loss(&c->graph, r) > HD_RELAY_DUP_LOSS;
+      x->dup_audio = path_loss(&c->graph, r) > hd_overlay_params()->dup_audio_loss;
     }
   }
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
@@ -309,6 +312,69 @@ static void update_routes(hd_serve_cluster_t *c) {
     if (r->n_hops > 1) HD_LOGI("overlay", "route to %s goes through %s", ids[d], ids[r->node[1]]);
   }
   push_routes(c);
+}
+
+/* ---- fast reroute (issue 16 item 1; docs/overlay.md "Fast reroute") ----
+ *
+ * The heartbeat re-runs the router once a second; a link that dies between
+ * two would cost up to a second more of lost media. So every
+ * overlay.check_interval_ms (25 ms) the control thread reads the measuring
+ * worker's link states (a worker job, as the heartbeat's: no lock on the
+ * packet path) and, when one of this node's links went up or down, re-runs
+ * the router and hands the workers the new routes at once. The router
+ * replaces a route with a down link without its hold, and takes a recovered
+ * link back only after the hold (no flapping); the link meter's own
+ * hysteresis (up_echoes) keeps a flaky link down. A link that went down
+ * also publishes this node's entry at once, so the other nodes' routes
+ * through it move at their next read of the registry. */
+
+struct fast_check {
+  uv_timer_t timer;
+  hd_serve_cluster_t *c; /* NULL once the cluster side stopped */
+};
+
+static void fast_closed(uv_handle_t *h) { free(h->data); }
+
+static void fast_cb(uv_timer_t *t) {
+  struct fast_check *f = t->data;
+  hd_serve_cluster_t *c = f->c;
+  if (!c || !c->link || !c->link_on || c->ovl_n < 2) return;
+  hd_cluster_link_t before[HD_CLUSTER_MAX_LINKS];
+  int n_before = c->self->n_links;
+  memcpy(before, c->self->links, sizeof before[0] * (size_t)n_before);
+  gather_links(c);
+  int changed = n_before != c->self->n_links, went_down = 0;
+  for (int i = 0; i < c->self->n_links; i++) {
+    const hd_cluster_link_t *l = &c->self->links[i];
+    int was = -1;
+    for (int k = 0; k < n_before && was < 0; k++)
+      if (!strcmp(before[k].peer, l->peer)) was = before[k].up;
+    if (was != l->up) changed = 1;
+    if (was == 1 && !l->up) went_down = 1;
+  }
+  if (!changed) return;
+  c->fast_reroutes++;
+  update_routes(c);
+  if (went_down) hd_cluster_redis_beat_now(c->link);
+}
+
+static void fast_start(hd_serve_cluster_t *c) {
+  struct fast_check *f = calloc(1, sizeof *f);
+  if (!f) return; /* routes move at the heartbeat only */
+  f->c = c;
+  uv_timer_init(c->loop, &f->timer);
+  f->timer.data = f;
+  uint64_t ms = (uint64_t)(hd_overlay_params()->check_interval / 1000);
+  uv_timer_start(&f->timer, fast_cb, ms, ms ? ms : 1);
+  c->fast = f;
+}
+
+static void fast_stop(hd_serve_cluster_t *c) {
+  if (!c->fast) return;
+  c->fast->c = NULL;
+  uv_timer_stop(&c->fast->timer);
+  uv_close((uv_handle_t *)&c->fast->timer, fast_closed);
+  c->fast = NULL;
 }
 
 static int entry_cb(void *ud, char *out, size_t cap) {
@@ -392,6 +458,8 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     snprintf(n->media[n->n_media++], HD_CLUSTER_ADDR_MAX, "%.46s:%d", cfg->rtc_ip, port & 0xffff);
   }
   c->last_cpu_s = -1;
+  /* before any link exists: every overlay object copies its values when it is set up */
+  if (hd_overlay_params_set(&cfg->overlay, err, errcap) < 0) goto fail;
   if (hd_peer_addrs_parse(&c->peer_addrs, cfg->peer_addrs, err, errcap) < 0) goto fail;
   for (int i = 0; i < c->peer_addrs.n; i++)
     HD_LOGI("cluster", "node link to %s goes to %s (peer_addrs override, not its announced address)",
@@ -421,6 +489,7 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
         hd_media_workers_call(workers, i, link_init_job, &j);
       }
       c->link_on = 1;
+      fast_start(c);
     }
   }
   *out = c;
@@ -434,6 +503,7 @@ fail:
 
 void hd_serve_cluster_stop(hd_serve_cluster_t *c) {
   if (!c) return;
+  fast_stop(c);
   rev_stop(c);
   hd_cluster_redis_stop(c->link);
   free(c->self);
@@ -913,6 +983,7 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
   }
   json_t *body = json_pack("{s:s, s:b, s:o, s:o, s:I}", "self", c->self->id, "measuring", c->link_on, "links",
                            links, "routes", routes, "route_changes", (json_int_t)c->router.changes);
+  if (body) json_object_set_new(body, "fast_reroutes", json_integer((json_int_t)c->fast_reroutes));
   char *t = body ? json_dumps(body, JSON_COMPACT) : NULL;
   if (t)
     hd_http_resp_body(resp, 200, "application/json", t, strlen(t));
@@ -926,7 +997,8 @@ int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap)
   size_t k = 0;
   if (!c || !c->n_links) return 0;
   static const char *const head =
-      "# HELP hudong_link_rtt_seconds Smoothed RTT of the node link to a peer node (probes every 100 ms).\n"
+      "# HELP hudong_link_rtt_seconds Smoothed RTT of the node link to a peer node (probes every "
+      "overlay.probe_interval_ms, 50 ms by default).\n"
       "# TYPE hudong_link_rtt_seconds gauge\n"
       "# HELP hudong_link_loss_ratio Forward loss of the node link's probes to a peer node, 0..1.\n"
       "# TYPE hudong_link_loss_ratio gauge\n"

@@ -867,9 +867,12 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
                "# TYPE hudong_fec_received_total counter\nhudong_fec_received_total %llu\n"
                "# HELP hudong_fec_recovered_total Video packets a publisher's leg lost, rebuilt from its "
                "FlexFEC and forwarded (issue 13).\n"
-               "# TYPE hudong_fec_recovered_total counter\nhudong_fec_recovered_total %llu\n",
+               "# TYPE hudong_fec_recovered_total counter\nhudong_fec_recovered_total %llu\n"
+               "# HELP hudong_temporal_dropped_total VP8 packets of temporal layers not forwarded to a "
+               "subscriber whose estimate holds it to a lower frame rate (sfu/temporal.h).\n"
+               "# TYPE hudong_temporal_dropped_total counter\nhudong_temporal_dropped_total %llu\n",
                (unsigned long long)m->red_rebuilt, (unsigned long long)m->fec_received,
-               (unsigned long long)m->fec_recovered);
+               (unsigned long long)m->fec_recovered, (unsigned long long)m->temporal_dropped);
   if (kr < 0 || (size_t)kr >= cap - (size_t)len) return HD_ENOSPC;
   len += kr;
   /* layer selection (issue 11 item 7): estimate histogram, publisher layer changes */

@@ -54,6 +54,7 @@ typedef struct {
   uint32_t ssrc, rtx_ssrc;
   /* track_settings from the subscriber (defaults: visible, any size, not pinned) */
   int hidden, tile_w, tile_h, pinned;
+  int lim_spatial, lim_temporal; /* track_settings max_*_layer + 1; 0 = no cap */
   /* last stream_state told: reason (HD_SIGNAL_PAUSE_*) and in[] index of the layer sent (-1 none) */
   int told_reason, told_layer;
 } sub_t;

@@ -562,7 +562,9 @@ static int v_track_settings(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
       vbool(v, o, "", "visible", 0, 1, &m->track_settings.visible) < 0 ||
       vint32(v, o, "", "width", 0, 0, HD_SIGNAL_MAX_DIMENSION, 0, &m->track_settings.width) < 0 ||
       vint32(v, o, "", "height", 0, 0, HD_SIGNAL_MAX_DIMENSION, 0, &m->track_settings.height) < 0 ||
-      vbool(v, o, "", "pinned", 0, 0, &m->track_settings.pinned) < 0)
+      vbool(v, o, "", "pinned", 0, 0, &m->track_settings.pinned) < 0 ||
+      vint32(v, o, "", "max_spatial_layer", 0, 0, 2, -1, &m->track_settings.max_spatial_layer) < 0 ||
+      vint32(v, o, "", "max_temporal_layer", 0, 0, 2, -1, &m->track_settings.max_temporal_layer) < 0)
     return -1;
   return 0;
 }
