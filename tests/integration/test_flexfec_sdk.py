@@ -98,7 +98,8 @@ def run(env_extra, tmp, tag):
          "fec_recovered": metric(metrics, "hudong_fec_recovered_total"),
          "frames": v.get("frames_decoded", 0), "audio_nacks": a.get("nacks"),
          "audio_repairs": a.get("retransmits"),
-         "concealed_pct": a.get("concealed_pct"), "stall_ms": v.get("freeze_ms")}
+         "concealed_pct": a.get("concealed_pct"), "stall_ms": v.get("freeze_ms"),
+         "sub_fec_received": v.get("fecPacketsReceived"), "sub_fec_recovered": v.get("fec_packets_recovered")}
     print(f"# {tag}: {r}")
     return r
 
@@ -111,6 +112,10 @@ def main():
         check((on["fec_recovered"] or 0) > 0, "defaults: the node rebuilt video from them", on)
         check((on["audio_nacks"] or 0) > 0, "defaults: the subscriber NACKed lost audio", on)
         check((on["audio_repairs"] or 0) > 0, "defaults: the node answered the subscriber's audio NACKs", on)
+        # sub's JSON carries the SDK receiver's FlexFEC counters; through the
+        # node they are 0 (it sends viewers no FEC, src/sfu/fec_in.h)
+        check(on["sub_fec_received"] == 0 and on["sub_fec_recovered"] == 0,
+              "defaults: sub --json reports its FlexFEC counters (none through the node)", on)
         off = run({"HUDONG_FEC": "0", "HUDONG_AUDIO_NACK": "0"}, tmp, "off")
         check(off["frames"] > SECONDS * 5, "switched off: video decoded", off)
         check(off["fec_received"] == 0 and off["fec_recovered"] == 0, "switched off: no FlexFEC", off)
