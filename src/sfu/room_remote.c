@@ -43,104 +43,8 @@
 #include "proto/rtcp.h"
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
-#include "sfu/node_internal.h"
-#include "sfu/rooms_internal.h"
-
-#define CL_TICK HD_MS(100)
-#define CL_HELLO_INTERVAL HD_MS(250)
-#define CL_DEAD_AFTER HD_MS(1500)
-#define CL_WANTS_TTL HD_SEC(2)
-#define CL_REQ_INTERVAL HD_MS(300)
-#define CL_MAX_RNODES 32                    /* other nodes per room */
-#define CL_HOP_STREAMS HD_CLUSTER_MAX_MEDIA /* relay streams received per peer: one per sending worker */
-#define CL_HOP_IDLE HD_SEC(5)               /* a relay stream silent this long may be replaced */
-#define CL_DEDUP 64                         /* sources (publisher x track) de-duplicated per room */
-
-/* One relay stream arriving from a peer (a hop's sending worker): its
- * per-hop repair state and where to send its HOP_NACKs. */
-typedef struct {
-  int used;
-  uint16_t stream;
-  hd_hop_rx_t rx;
-  struct sockaddr_storage from;
-  int have_from;
-} hop_in_t;
-
-typedef struct {
-  int used;
-  char id[HD_LINK_ID_MAX];
-  int listed; /* in the last registry read */
-  hd_link_peer_t link;
-  hd_link_reasm_t reasm;
-  struct sockaddr_storage addr[HD_CLUSTER_MAX_MEDIA];
-  socklen_t addr_len[HD_CLUSTER_MAX_MEDIA];
-  int n_addr;
-  uint64_t *rooms;
-  int n_rooms;
-  /* the link's measurement (docs/overlay.md "Link measurement"): every
-   * worker answers probes, the measuring worker also sends them */
-  hd_link_meter_t meter;
-  /* relaying (docs/overlay.md "Relaying"): how messages to this node travel,
-   * what this worker sent to it as a next hop (for its HOP_NACKs) and the
-   * relay streams it sends here (allocated at the first one) */
-  hd_relay_route_t route;
-  hd_hop_tx_t hop_tx;
-  hop_in_t *hop_in; /* [CL_HOP_STREAMS] */
-  uint64_t relay_sent, relay_forwarded, relay_received, dedup_dropped, dedup_video;
-} cl_peer_t;
-
-struct node_cluster {
-  hd_link_self_t self;
-  int measure;          /* this worker probes every peer (one worker per node) */
-  hd_time_t meter_next; /* the earliest meter deadline (0: recompute at the next tick) */
-  cl_peer_t peers[HD_CLUSTER_MAX_NODES];
-  uint64_t rx_dropped, tx_dropped;
-  uint16_t stream;    /* this worker's relay stream id (per-hop sequence numbers are per stream) */
-  hd_time_t hop_next; /* the earliest HOP_NACK deadline of any relay stream */
-};
-
-typedef struct {
-  uint64_t peer;      /* id hash */
-  hd_time_t last_rx;  /* last message about this room from it (0 = none yet) */
-  uint32_t their_ver; /* version of its state we applied (0 = none) */
-  hd_time_t req_at;
-  hd_link_want_t wants[HD_LINK_MAX_WANTS]; /* what it wants from our publishers */
-  int n_wants;
-  hd_time_t wants_at;
-  hd_link_want_t sent_wants[HD_LINK_MAX_WANTS]; /* what we asked it for last */
-  int n_sent_wants;
-  /* reliable data messages to and from it (overlay/link_rel.h), set up on first use */
-  int rel_on;
-  hd_link_rel_t rel;
-} rnode_t;
-
-struct room_cluster {
-  uint64_t hash;
-  rnode_t nodes[CL_MAX_RNODES];
-  int n_nodes;
-  int dirty;
-  uint32_t version;
-  uint64_t state_hash;
-  char *state; /* our last state JSON */
-  size_t state_len;
-  uint32_t msg_id;
-  hd_time_t next_tick, next_hello;
-  /* media that may arrive twice (a route change, duplicate audio, a repair
-   * racing its original) reaches the room once: per origin x publisher x track */
-  struct {
-    uint64_t origin;
-    uint32_t pub;
-    uint8_t in_idx;
-    hd_dedup_t d;
-  } dd[CL_DEDUP];
-  int n_dd, dd_next;
-  uint64_t data_dropped; /* reliable data messages the link's window could not take */
-};
-
-typedef struct {
-  hd_node_t *n;
-  hd_participant_t *p;
-} link_ud_t;
+#include "sfu/room_relay.h"
+#include "sfu/room_remote_internal.h"
 
 static uint64_t fnv64(const char *s, size_t len) {
   uint64_t h = 14695981039346656037ull;
@@ -150,13 +54,6 @@ static uint64_t fnv64(const char *s, size_t len) {
 }
 
 /* ---- peers ---- */
-
-static cl_peer_t *peer_by_hash(struct node_cluster *c, uint64_t h) {
-  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++)
-    if (c->peers[i].used && c->peers[i].link.id_hash == h) return &c->peers[i];
-  return NULL;
-}
-
 int hd_node_cluster_init(hd_node_t *n, const char *node_id, const uint8_t *secret, size_t secret_len,
                          uint64_t epoch) {
   if (n->cl) return HD_ESTATE;
@@ -213,7 +110,7 @@ int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int 
   for (int k = 0; k < count; k++) {
     const hd_cluster_node_t *e = &peers[k];
     if (!strcmp(e->id, c->self.id)) continue;
-    cl_peer_t *p = peer_by_hash(c, hd_link_id_hash(e->id));
+    cl_peer_t *p = rr_peer_by_hash(c, hd_link_id_hash(e->id));
     if (!p) {
       for (int i = 0; i < HD_CLUSTER_MAX_NODES && !p; i++)
         if (!c->peers[i].used) p = &c->peers[i];
@@ -262,7 +159,7 @@ void node_cluster_free(hd_node_t *n) {
 
 /* Seals body (written by the caller at the returned pointer) to peer p, at
  * the address of the worker that holds room r there. */
-static uint8_t *send_begin(hd_node_t *n, size_t *cap) {
+uint8_t *rr_send_begin(hd_node_t *n, size_t *cap) {
   hd_datagram_t *d = hd_txq_reserve(&n->txq);
   if (!d) {
     n->cl->tx_dropped++;
@@ -273,8 +170,7 @@ static uint8_t *send_begin(hd_node_t *n, size_t *cap) {
 }
 
 /* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p and queues it to `to`. */
-static void seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type,
-                        size_t body_len) {
+void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, size_t body_len) {
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
   int len = hd_link_seal(&n->cl->self, &p->link, type, d->data + HD_LINK_HDR_LEN, body_len, d->data,
                          sizeof d->data);
@@ -283,43 +179,18 @@ static void seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, u
                 to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 }
 
-/* One message on a path through relays (docs/overlay.md "Relaying"): a
- * RELAY body around it, to the first relay, kept for that hop's repair. */
-static void relay_send(hd_node_t *n, const hd_relay_path_t *ps, int w, uint8_t type, const uint8_t *body,
-                       size_t len) {
-  struct node_cluster *c = n->cl;
-  cl_peer_t *h1 = peer_by_hash(c, ps->hop[0]);
-  size_t cap;
-  uint8_t *b = h1 && h1->n_addr ? send_begin(n, &cap) : NULL;
-  /* too long for the datagram: not sent (and no hop sequence number spent, so no hole) */
-  if (!b || HD_RELAY_FIXED_LEN + 8 * (size_t)ps->n + len > cap) return;
-  hd_relay_hdr_t h = {.origin = c->self.id_hash,
-                      .n_hops = ps->n,
-                      .dst_worker = (uint8_t)w,
-                      .stream = c->stream,
-                      .hop_seq = hd_hop_tx_seq(&h1->hop_tx),
-                      .inner_type = type};
-  memcpy(h.hops, ps->hop, sizeof h.hops);
-  int hl = hd_relay_hdr_write(&h, b, cap);
-  if (hl < 0 || len > cap - (size_t)hl) return;
-  memcpy(b + hl, body, len);
-  hd_hop_tx_keep(&h1->hop_tx, h.hop_seq, b, (size_t)hl + len, n->now);
-  h1->relay_sent++;
-  seal_commit(n, h1, (const struct sockaddr *)&h1->addr[0], HD_LINK_RELAY, (size_t)hl + len);
-}
-
 /* Sends the message whose body is in the reserved datagram to peer p, along
  * p's route: directly, through relays, or (media while a route changes,
  * duplicated audio) on two or three paths at once. */
-static void send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len,
-                              int audio) {
+void rr_send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len,
+                          int audio) {
   if (!p->n_addr) return;
   /* the peer's worker for the room, as io/media_workers.c places rooms (hd_media_room_worker) */
   int w = (int)(hd_fnv1a_pair(r->app, 0xff, r->name) % (uint32_t)p->n_addr);
   hd_relay_path_t ps[3];
   int k = hd_relay_route_paths(&p->route, n->now, type == HD_LINK_MEDIA, audio, ps);
   if (k == 1 && ps[0].n <= 1) { /* the direct link, the common case: no copy */
-    seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
+    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
     return;
   }
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
@@ -327,27 +198,27 @@ static void send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, ui
   memcpy(body, d->data + HD_LINK_HDR_LEN, body_len);
   for (int i = 0; i < k; i++) {
     if (ps[i].n > 1) {
-      relay_send(n, &ps[i], w, type, body, body_len);
+      rr_relay_send(n, &ps[i], w, type, body, body_len);
       continue;
     }
     size_t cap;
-    uint8_t *b = send_begin(n, &cap);
+    uint8_t *b = rr_send_begin(n, &cap);
     if (!b || body_len > cap) return;
     memcpy(b, body, body_len);
-    seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
+    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
   }
 }
 
-static void send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len) {
-  send_commit_route(n, p, r, type, body_len, 0);
+void rr_send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len) {
+  rr_send_commit_route(n, p, r, type, body_len, 0);
 }
 
 /* One small message to an explicit address: meter probes (to the peer's
  * first media address) and echoes (back where the probe came from). */
-static void send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, const uint8_t *body,
-                    size_t body_len) {
+void rr_send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, const uint8_t *body,
+                size_t body_len) {
   size_t cap;
-  uint8_t *b = send_begin(n, &cap);
+  uint8_t *b = rr_send_begin(n, &cap);
   if (!b || body_len > cap) return;
   memcpy(b, body, body_len);
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
@@ -357,13 +228,13 @@ static void send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8
   hd_txq_commit(&n->txq, (size_t)len, to, tl);
 }
 
-static void send_small(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, const uint8_t *body,
-                       size_t len) {
+void rr_send_small(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, const uint8_t *body,
+                   size_t len) {
   size_t cap;
-  uint8_t *b = send_begin(n, &cap);
+  uint8_t *b = rr_send_begin(n, &cap);
   if (!b || len > cap) return;
   memcpy(b, body, len);
-  send_commit(n, p, r, type, len);
+  rr_send_commit(n, p, r, type, len);
 }
 
 /* One JSON message (room state, or a data message) to peer p, in fragments. */
@@ -387,15 +258,15 @@ static void send_msg(hd_node_t *n, hd_room_t *r, cl_peer_t *p, const char *msg, 
                         .data = (const uint8_t *)msg + off,
                         .len = l};
     size_t cap;
-    uint8_t *b = send_begin(n, &cap);
+    uint8_t *b = rr_send_begin(n, &cap);
     if (!b) return;
     int bl = hd_link_frag_write(&f, b, cap);
     if (bl < 0) return;
-    send_commit(n, p, r, HD_LINK_STATE, (size_t)bl);
+    rr_send_commit(n, p, r, HD_LINK_STATE, (size_t)bl);
   }
 }
 
-static void send_state(hd_node_t *n, hd_room_t *r, cl_peer_t *p) {
+void rr_send_state(hd_node_t *n, hd_room_t *r, cl_peer_t *p) {
   if (r->cl->state) send_msg(n, r, p, r->cl->state, r->cl->state_len);
 }
 
@@ -439,7 +310,7 @@ static char *state_json(hd_room_t *r, size_t *len) {
 
 /* ---- remote participants ---- */
 
-static hd_participant_t *remote_find(hd_room_t *r, uint64_t node, uint32_t pub_hash, const char *sid) {
+hd_participant_t *rr_remote_find(hd_room_t *r, uint64_t node, uint32_t pub_hash, const char *sid) {
   for (hd_participant_t *p = r->participants; p; p = p->next)
     if (p->remote == node && !p->leaving &&
         (sid ? !strcmp(p->sid, sid) : hd_link_sid_hash(p->sid) == pub_hash))
@@ -447,14 +318,14 @@ static hd_participant_t *remote_find(hd_room_t *r, uint64_t node, uint32_t pub_h
   return NULL;
 }
 
-static rnode_t *rnode_find(hd_room_t *r, uint64_t peer) {
+rnode_t *rr_rnode_find(hd_room_t *r, uint64_t peer) {
   for (int i = 0; i < r->cl->n_nodes; i++)
     if (r->cl->nodes[i].peer == peer) return &r->cl->nodes[i];
   return NULL;
 }
 
-static rnode_t *rnode_get(hd_room_t *r, uint64_t peer) {
-  rnode_t *x = rnode_find(r, peer);
+rnode_t *rr_rnode_get(hd_room_t *r, uint64_t peer) {
+  rnode_t *x = rr_rnode_find(r, peer);
   if (x || r->cl->n_nodes >= CL_MAX_RNODES) return x;
   x = &r->cl->nodes[r->cl->n_nodes++];
   memset(x, 0, sizeof *x);
@@ -473,7 +344,7 @@ static uint32_t rel_stream_id(const hd_node_t *n, hd_time_t now) {
   return id ? id : 1;
 }
 
-static hd_link_rel_t *rel_of(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
+hd_link_rel_t *rr_rel_of(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
   if (!x->rel_on) {
     hd_link_rel_init(&x->rel, r->cl->hash, rel_stream_id(n, now));
     x->rel_on = 1;
@@ -483,13 +354,13 @@ static hd_link_rel_t *rel_of(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t n
 
 /* Sends what x's stream has due (segments, retransmissions, an ack) and
  * makes the room's tick come back for the next retransmission. */
-static void rel_flush(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
+void rr_rel_flush(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
   if (!x->rel_on) return;
-  cl_peer_t *peer = peer_by_hash(n->cl, x->peer);
+  cl_peer_t *peer = rr_peer_by_hash(n->cl, x->peer);
   uint8_t b[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
   int is_ack, len;
   while ((len = hd_link_rel_poll(&x->rel, now, rel_stream_id(n, now), b, sizeof b, &is_ack)) > 0)
-    if (peer) send_small(n, peer, r, is_ack ? HD_LINK_DATA_ACK : HD_LINK_DATA, b, (size_t)len);
+    if (peer) rr_send_small(n, peer, r, is_ack ? HD_LINK_DATA_ACK : HD_LINK_DATA, b, (size_t)len);
   r->cl->next_tick = hd_time_min(r->cl->next_tick, hd_link_rel_next_timeout(&x->rel));
 }
 
@@ -507,7 +378,7 @@ static int link_rtcp(void *ud, const uint8_t *pkt, size_t len, int is_rtcp) {
   hd_node_t *n = u->n;
   hd_participant_t *p = u->p;
   if (!is_rtcp || !p->pub_sess || !n->cl) return (int)len;
-  cl_peer_t *peer = peer_by_hash(n->cl, p->remote);
+  cl_peer_t *peer = rr_peer_by_hash(n->cl, p->remote);
   if (!peer) return (int)len;
   hd_session_t *s = p->pub_sess;
   hd_rtcp_iter_t it;
@@ -551,10 +422,10 @@ static int link_rtcp(void *ud, const uint8_t *pkt, size_t len, int is_rtcp) {
       f.kind = (uint8_t)kind;
       if (kind == HD_LINK_FB_KEYFRAME) f.n_seqs = 0;
       size_t cap;
-      uint8_t *b = send_begin(n, &cap);
+      uint8_t *b = rr_send_begin(n, &cap);
       if (!b) continue;
       int bl = hd_link_feedback_write(&f, b, cap);
-      if (bl > 0) send_commit(n, peer, p->room, HD_LINK_FEEDBACK, (size_t)bl);
+      if (bl > 0) rr_send_commit(n, peer, p->room, HD_LINK_FEEDBACK, (size_t)bl);
     }
   }
   return (int)len;
@@ -660,7 +531,7 @@ static void copy_json_str(char *dst, size_t cap, json_t *o, const char *key) {
 static void apply_participant(hd_node_t *n, hd_room_t *r, uint64_t node, json_t *o, hd_time_t now) {
   const char *sid = json_string_value(json_object_get(o, "sid"));
   if (!sid || !sid[0] || strlen(sid) >= 24) return;
-  hd_participant_t *p = remote_find(r, node, 0, sid);
+  hd_participant_t *p = rr_remote_find(r, node, 0, sid);
   int fresh = !p;
   if (fresh) {
     /* the same participant (sid) may be known from another node: a stale stand-in wins nothing */
@@ -777,8 +648,8 @@ static void remove_missing(hd_node_t *n, hd_room_t *r, uint64_t node, json_t *ke
   }
 }
 
-static void apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t *msg, size_t len,
-                        hd_time_t now) {
+void rr_apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t *msg, size_t len,
+                    hd_time_t now) {
   json_error_t je;
   json_t *root = json_loadb((const char *)msg, len, 0, &je);
   if (!root) {
@@ -833,438 +704,11 @@ static void apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t
     size_t k;
     json_t *o;
     json_array_foreach(ps, k, o) apply_participant(n, r, node, o, now);
-    rnode_t *x = rnode_find(r, node);
+    rnode_t *x = rr_rnode_find(r, node);
     if (x) x->their_ver = ver;
     node_room_unpin(n, r);
   }
   json_decref(root);
-}
-
-static int has_local(const hd_room_t *r);
-static void on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now);
-
-/* ---- receiving ---- */
-
-typedef struct {
-  hd_node_t *n;
-  hd_room_t *r;
-  uint64_t node;
-  hd_time_t now;
-} rel_ctx_t;
-
-/* A reliable message from a node, complete and in order: a data message. */
-static void rel_deliver(void *ud, const uint8_t *msg, size_t len) {
-  rel_ctx_t *c = ud;
-  apply_state(c->n, c->r, c->node, msg, len, c->now);
-}
-
-static hd_room_t *room_by_hash(hd_node_t *n, uint64_t h) {
-  for (hd_room_t *r = n->rooms; r; r = r->next)
-    if (r->cl && r->cl->hash == h) return r;
-  return NULL;
-}
-
-static int dedup_pass(hd_room_t *r, uint64_t origin, const hd_link_media_t *m, const hd_rtp_hdr_t *h);
-
-static void on_media(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, hd_link_media_t *m, hd_time_t now) {
-  hd_participant_t *p = remote_find(r, peer->link.id_hash, m->pub, NULL);
-  if (!p || !p->pub_sess || m->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[m->in_idx] < 0) return;
-  hd_session_t *s = p->pub_sess;
-  hd_in_track_t *t = &s->in[p->remote_in[m->in_idx]];
-  p->remote_rx_at[m->in_idx] = now;
-  hd_rtp_hdr_t h;
-  if (hd_rtp_parse(m->rtp, m->rtp_len, &h) < 0) return;
-  if (!dedup_pass(r, peer->link.id_hash, m, &h)) {
-    peer->dedup_dropped++;
-    peer->dedup_video += t->kind == HD_TRACK_VIDEO; /* video is duplicated only while a route changes */
-    return;
-  }
-  if (!t->have_ssrc || t->ssrc != h.ssrc) { /* the link names the track: no demux by rid/mid needed */
-    t->ssrc = h.ssrc;
-    t->have_ssrc = 1;
-    hd_rtp_recv_stats_init(&t->stats, h.ssrc);
-    if (t->have_cache) hd_rtp_cache_clear(&t->cache);
-    if (t->nack_enabled) hd_nack_gen_reset(&t->nack);
-    /* keyframe requests made before the stream reached this node (a subscriber
-     * connecting) named no SSRC and went nowhere: ask once more now */
-    if (t->kind == HD_TRACK_VIDEO) t->pli_pending = 1;
-  }
-  uint8_t scratch[HD_DATAGRAM_MAX];
-  int in_idx = hd_session_publisher_rtp(s, (uint8_t *)m->rtp, m->rtp_len, now, scratch, sizeof scratch, &h,
-                                        &n->stats.media);
-  if (in_idx < 0) return;
-  for (hd_session_t *v = r->viewers; v; v = v->next_in_room)
-    if (v->n_out) hd_session_forward(v, s, in_idx, &h, now, &n->stats.media);
-}
-
-static hd_participant_t *local_by_hash(hd_room_t *r, uint32_t pub) {
-  for (hd_participant_t *p = r->participants; p; p = p->next)
-    if (!p->remote && !p->leaving && hd_link_sid_hash(p->sid) == pub) return p;
-  return NULL;
-}
-
-static void on_feedback(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, const hd_link_feedback_t *f,
-                        hd_time_t now) {
-  hd_participant_t *p = local_by_hash(r, f->pub);
-  if (!p || !p->pub_sess || f->in_idx >= p->pub_sess->n_in) return;
-  hd_session_t *s = p->pub_sess;
-  hd_in_track_t *t = &s->in[f->in_idx];
-  if (f->kind == HD_LINK_FB_KEYFRAME) { /* of the layer asked for (a simulcast layer has its own) */
-    hd_session_request_keyframe_track(s, f->in_idx, now, &n->stats.media);
-    return;
-  }
-  if (!t->have_cache) return;
-  for (int i = 0; i < f->n_seqs; i++) {
-    const uint8_t *pkt;
-    size_t len;
-    if (hd_rtp_cache_get(&t->cache, f->seqs[i], now, &pkt, &len) < 0) continue;
-    size_t cap;
-    uint8_t *b = send_begin(n, &cap);
-    if (!b) return;
-    hd_link_media_t m = {
-        .room = r->cl->hash, .pub = f->pub, .in_idx = f->in_idx, .flags = HD_LINK_MEDIA_REPAIR};
-    int hl = hd_link_media_hdr_write(&m, b, cap);
-    if (hl < 0 || len > cap - (size_t)hl) continue;
-    memcpy(b + hl, pkt, len);
-    send_commit(n, peer, r, HD_LINK_MEDIA, (size_t)hl + len);
-  }
-}
-
-static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *pl, size_t pl_len,
-                   const struct sockaddr *from, hd_time_t now);
-
-/* ---- relaying (docs/overlay.md "Relaying") ---- */
-
-static hop_in_t *hop_in_get(cl_peer_t *peer, uint16_t stream, hd_time_t now) {
-  if (!peer->hop_in && !(peer->hop_in = calloc(CL_HOP_STREAMS, sizeof *peer->hop_in))) return NULL;
-  hop_in_t *free_one = NULL;
-  for (int i = 0; i < CL_HOP_STREAMS; i++) {
-    hop_in_t *x = &peer->hop_in[i];
-    if (x->used && x->stream == stream) return x;
-    if (!free_one && (!x->used || now - x->rx.last_rx > CL_HOP_IDLE)) free_one = x;
-  }
-  if (!free_one) return NULL;
-  memset(free_one, 0, sizeof *free_one);
-  free_one->used = 1;
-  free_one->stream = stream;
-  hd_hop_rx_init(&free_one->rx);
-  return free_one;
-}
-
-static socklen_t sa_len(const struct sockaddr *a) {
-  return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-}
-
-/* A RELAY datagram from `peer` (the previous hop): repaired per hop, then
- * passed on to the next hop of its source route or, here at its
- * destination, handled as a message from its origin. */
-static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, const struct sockaddr *from,
-                     hd_time_t now) {
-  struct node_cluster *c = n->cl;
-  hd_relay_hdr_t h;
-  int ok = hd_relay_parse(pl, len, &h) == 0 && h.hops[h.hop] == c->self.id_hash;
-  /* room messages only: 1-5 and the reliable data and layer reports (9-11) */
-  if (!ok || !((h.inner_type >= HD_LINK_MEDIA && h.inner_type <= HD_LINK_STATE_REQ) ||
-               (h.inner_type >= HD_LINK_DATA && h.inner_type <= HD_LINK_LAYERS))) {
-    c->rx_dropped++;
-    return;
-  }
-  hop_in_t *x = hop_in_get(peer, h.stream, now);
-  if (!x) {
-    c->rx_dropped++;
-    return;
-  }
-  if (!hd_hop_rx_feed(&x->rx, h.hop_seq, now)) return; /* this hop had it already */
-  if (from) {
-    memcpy(&x->from, from, sa_len(from));
-    x->have_from = 1;
-  }
-  c->hop_next = hd_time_min(c->hop_next, hd_hop_rx_next_timeout(&x->rx));
-  peer->relay_received++;
-  if (h.hop + 1 < h.n_hops) { /* a relay: on to the next hop, as a new datagram of that hop */
-    cl_peer_t *nx = peer_by_hash(c, h.hops[h.hop + 1]);
-    size_t cap;
-    uint8_t *b = nx && nx->n_addr ? send_begin(n, &cap) : NULL;
-    if (!b || len > cap) return;
-    memcpy(b, pl, len);
-    uint32_t seq = hd_hop_tx_seq(&nx->hop_tx);
-    hd_relay_set_hop(b, (uint8_t)(h.hop + 1), c->stream, seq, 0);
-    hd_hop_tx_keep(&nx->hop_tx, seq, b, len, now);
-    /* the destination's worker for the room; a further relay's first worker */
-    int a = h.hop + 2 == h.n_hops ? h.dst_worker % nx->n_addr : 0;
-    nx->relay_sent++;
-    nx->relay_forwarded++;
-    seal_commit(n, nx, (const struct sockaddr *)&nx->addr[a], HD_LINK_RELAY, len);
-    return;
-  }
-  cl_peer_t *o = peer_by_hash(c, h.origin);
-  if (!o) {
-    c->rx_dropped++;
-    return;
-  }
-  on_msg(n, o, h.inner_type, h.inner, h.inner_len, NULL, now);
-}
-
-/* The next hop asks for relay datagrams of this worker's stream again. */
-static void on_hop_nack(hd_node_t *n, cl_peer_t *peer, const uint8_t *pl, size_t len,
-                        const struct sockaddr *from, hd_time_t now) {
-  struct node_cluster *c = n->cl;
-  uint16_t stream;
-  uint32_t seqs[HD_HOP_NACK_MAX];
-  int k = hd_hop_nack_parse(pl, len, &stream, seqs, HD_HOP_NACK_MAX);
-  if (k < 0 || stream != c->stream || !from) {
-    c->rx_dropped++;
-    return;
-  }
-  for (int i = 0; i < k; i++) {
-    uint8_t *kept;
-    size_t kl, cap;
-    if (hd_hop_tx_get(&peer->hop_tx, seqs[i], now, &kept, &kl) < 0) continue;
-    uint8_t *b = send_begin(n, &cap);
-    if (!b || kl > cap) return;
-    memcpy(b, kept, kl);
-    hd_relay_set_hop(b, b[9], c->stream, seqs[i], HD_RELAY_RETX);
-    seal_commit(n, peer, from, HD_LINK_RELAY, kl); /* to the worker that asked: it got the others */
-  }
-}
-
-/* HOP_NACKs due on every relay stream; returns the next deadline. */
-static hd_time_t hop_tick(hd_node_t *n, hd_time_t now) {
-  struct node_cluster *c = n->cl;
-  hd_time_t t = HD_TIME_NEVER;
-  for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
-    cl_peer_t *p = &c->peers[i];
-    if (!p->used || !p->hop_in) continue;
-    for (int j = 0; j < CL_HOP_STREAMS; j++) {
-      hop_in_t *x = &p->hop_in[j];
-      if (!x->used) continue;
-      uint32_t seqs[HD_HOP_NACK_MAX];
-      int k = hd_hop_rx_poll(&x->rx, now, seqs, HD_HOP_NACK_MAX);
-      if (k > 0 && x->have_from) {
-        uint8_t b[4 + 4 * HD_HOP_NACK_MAX];
-        int bl = hd_hop_nack_write(x->stream, seqs, k, b, sizeof b);
-        if (bl > 0) send_to(n, p, (const struct sockaddr *)&x->from, HD_LINK_HOP_NACK, b, (size_t)bl);
-      }
-      t = hd_time_min(t, hd_hop_rx_next_timeout(&x->rx));
-    }
-  }
-  return t;
-}
-
-static int path_known(struct node_cluster *c, const hd_relay_path_t *p, uint64_t dst) {
-  if (p->n < 1 || p->n > HD_RELAY_MAX_HOPS || p->hop[p->n - 1] != dst) return 0;
-  for (int i = 0; i + 1 < p->n; i++)
-    if (p->hop[i] == c->self.id_hash || !peer_by_hash(c, p->hop[i])) return 0;
-  return 1;
-}
-
-void hd_node_cluster_set_routes(hd_node_t *n, const hd_node_route_t *routes, int count, hd_time_t now) {
-  struct node_cluster *c = n->cl;
-  if (!c) return;
-  for (int i = 0; i < count; i++) {
-    const hd_node_route_t *x = &routes[i];
-    cl_peer_t *p = peer_by_hash(c, x->dst);
-    if (!p) continue;
-    hd_relay_path_t direct = {.n = 1, .hop = {x->dst}};
-    const hd_relay_path_t *path = path_known(c, &x->path, x->dst) ? &x->path : &direct;
-    const hd_relay_path_t *alt = path_known(c, &x->alt, x->dst) ? &x->alt : NULL;
-    if (hd_relay_route_set(&p->route, path, alt, x->dup_audio, now) && c->measure)
-      HD_LOGI("overlay", "media to %s now goes %s (the old path carries it %d ms more)", p->id,
-              path->n > 1 ? "through relays" : "directly", (int)(HD_RELAY_OVERLAP / 1000));
-  }
-}
-
-static int dedup_pass(hd_room_t *r, uint64_t origin, const hd_link_media_t *m, const hd_rtp_hdr_t *h) {
-  struct room_cluster *rc = r->cl;
-  int i;
-  for (i = 0; i < rc->n_dd; i++)
-    if (rc->dd[i].origin == origin && rc->dd[i].pub == m->pub && rc->dd[i].in_idx == m->in_idx) break;
-  if (i == rc->n_dd) { /* a new source: a free entry, or the next one in turn */
-    if (rc->n_dd < CL_DEDUP)
-      i = rc->n_dd++;
-    else
-      i = rc->dd_next++ % CL_DEDUP;
-    memset(&rc->dd[i], 0, sizeof rc->dd[i]);
-    rc->dd[i].origin = origin;
-    rc->dd[i].pub = m->pub;
-    rc->dd[i].in_idx = m->in_idx;
-  }
-  return hd_dedup_check(&rc->dd[i].d, h->ssrc, h->seq);
-}
-
-void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct sockaddr *from, hd_time_t now) {
-  /* a peer is known by its key, not its address (NAT, several workers);
-   * `from` only says where to send a meter echo back */
-  struct node_cluster *c = n->cl;
-  uint64_t h;
-  if (hd_link_sender(buf, len, &h) < 0) {
-    c->rx_dropped++;
-    return;
-  }
-  cl_peer_t *peer = peer_by_hash(c, h);
-  uint8_t type;
-  const uint8_t *pl;
-  size_t pl_len;
-  if (!peer || hd_link_open(&c->self, &peer->link, buf, len, now, &type, &pl, &pl_len) < 0) {
-    c->rx_dropped++;
-    return;
-  }
-  if (type == HD_LINK_RELAY)
-    on_relay(n, peer, (uint8_t *)pl, pl_len, from, now);
-  else if (type == HD_LINK_HOP_NACK)
-    on_hop_nack(n, peer, pl, pl_len, from, now);
-  else
-    on_msg(n, peer, type, pl, pl_len, from, now);
-}
-
-/* One message from `peer` (directly, or the inner message of a relayed one
- * whose origin it is; `from` is NULL then). */
-static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *pl, size_t pl_len,
-                   const struct sockaddr *from, hd_time_t now) {
-  struct node_cluster *c = n->cl;
-  uint64_t h = peer->link.id_hash;
-  hd_room_t *r;
-  switch (type) {
-  case HD_LINK_MEDIA: {
-    hd_link_media_t m;
-    if (hd_link_media_parse(pl, pl_len, &m) < 0 || !(r = room_by_hash(n, m.room))) break;
-    rnode_t *x = rnode_get(r, h);
-    if (x) x->last_rx = now;
-    on_media(n, r, peer, &m, now);
-    break;
-  }
-  case HD_LINK_FEEDBACK: {
-    hd_link_feedback_t f;
-    if (hd_link_feedback_parse(pl, pl_len, &f) < 0 || !(r = room_by_hash(n, f.room))) break;
-    rnode_t *x = rnode_get(r, h);
-    if (x) x->last_rx = now;
-    on_feedback(n, r, peer, &f, now);
-    break;
-  }
-  case HD_LINK_HELLO: {
-    hd_link_hello_t hh;
-    if (hd_link_hello_parse(pl, pl_len, &hh) < 0 || !(r = room_by_hash(n, hh.room))) break;
-    rnode_t *x = rnode_get(r, h);
-    if (!x) break;
-    x->last_rx = now;
-    /* a track newly wanted there starts with a keyframe (its subscribers' requests went nowhere until now) */
-    for (int i = 0; i < hh.n_wants; i++) {
-      uint16_t before = 0;
-      for (int j = 0; j < x->n_wants; j++)
-        if (x->wants[j].pub == hh.wants[i].pub) before = x->wants[j].mask;
-      uint16_t fresh = hh.wants[i].mask & (uint16_t)~before;
-      hd_participant_t *lp = fresh ? local_by_hash(r, hh.wants[i].pub) : NULL;
-      for (int k = 0; lp && lp->pub_sess && k < lp->pub_sess->n_in && k < 16; k++)
-        if ((fresh >> k) & 1 && lp->pub_sess->in[k].kind == HD_TRACK_VIDEO)
-          hd_session_request_keyframe_track(lp->pub_sess, k, now, &n->stats.media);
-    }
-    memcpy(x->wants, hh.wants, sizeof hh.wants[0] * hh.n_wants);
-    x->n_wants = hh.n_wants;
-    x->wants_at = now;
-    if (hh.version != x->their_ver && now - x->req_at >= CL_REQ_INTERVAL && has_local(r)) {
-      x->req_at = now;
-      uint8_t b[8];
-      hd_link_room_write(r->cl->hash, b, sizeof b);
-      send_small(n, peer, r, HD_LINK_STATE_REQ, b, 8);
-    }
-    break;
-  }
-  case HD_LINK_METER: {
-    if (!from) break; /* measures a link: never relayed */
-    uint8_t echo[HD_LINK_METER_ECHO_LEN];
-    int el = hd_link_meter_feed(&peer->meter, pl, pl_len, now, echo, sizeof echo);
-    if (el > 0 && from)
-      send_to(n, peer, from, HD_LINK_METER, echo, (size_t)el); /* answered at once */
-    else if (el < 0)
-      c->rx_dropped++;
-    break;
-  }
-  case HD_LINK_LAYERS: {
-    hd_link_layers_t lm;
-    if (hd_link_layers_parse(pl, pl_len, &lm) < 0)
-      c->rx_dropped++;
-    else if ((r = room_by_hash(n, lm.room))) {
-      rnode_t *x = rnode_get(r, h);
-      if (x) x->last_rx = now;
-      on_layers(r, h, &lm, now);
-    }
-    break;
-  }
-  case HD_LINK_DATA:
-  case HD_LINK_DATA_ACK: {
-    uint64_t room;
-    if (hd_link_rel_room(pl, pl_len, &room) < 0 || !(r = room_by_hash(n, room))) break;
-    rnode_t *x = rnode_get(r, h);
-    if (!x) break;
-    x->last_rx = now;
-    hd_link_rel_t *rel = rel_of(n, r, x, now);
-    if (type == HD_LINK_DATA) {
-      rel_ctx_t ctx = {.n = n, .r = r, .node = h, .now = now};
-      node_room_pin(r);
-      if (hd_link_rel_on_data(rel, pl, pl_len, rel_deliver, &ctx) < 0) c->rx_dropped++;
-      x = rnode_find(r, h); /* delivery may have changed the room's node list */
-      if (x) rel_flush(n, r, x, now);
-      node_room_unpin(n, r);
-    } else {
-      if (hd_link_rel_on_ack(rel, pl, pl_len, now) < 0) c->rx_dropped++;
-      rel_flush(n, r, x, now);
-    }
-    break;
-  }
-  case HD_LINK_STATE_REQ: {
-    uint64_t room;
-    if (hd_link_room_parse(pl, pl_len, &room) < 0 || !(r = room_by_hash(n, room))) break;
-    rnode_t *x = rnode_get(r, h);
-    if (x) x->last_rx = now;
-    send_state(n, r, peer);
-    break;
-  }
-  case HD_LINK_STATE: {
-    hd_link_frag_t f;
-    if (hd_link_frag_parse(pl, pl_len, &f) < 0) break;
-    const uint8_t *msg;
-    size_t ml;
-    uint64_t room;
-    if (hd_link_reasm_add(&peer->reasm, &f, now, &msg, &ml, &room) != 1 || !(r = room_by_hash(n, room)))
-      break;
-    if (!has_local(r)) break; /* stand-ins serve local participants only: none here, none needed */
-    rnode_t *x = rnode_get(r, h);
-    if (x) x->last_rx = now;
-    apply_state(n, r, h, msg, ml, now);
-    break;
-  }
-  default: c->rx_dropped++;
-  }
-}
-
-/* ---- sending media ---- */
-
-void room_remote_forward(hd_node_t *n, hd_session_t *pub, int in_idx, const hd_rtp_hdr_t *h, hd_time_t now) {
-  hd_room_t *r = pub->room;
-  hd_participant_t *p = pub->owner;
-  if (!p || p->remote || !n->cl || in_idx >= 16) return;
-  uint32_t ph = 0;
-  const uint8_t *pkt = h->payload - h->hdr_len;
-  size_t len = h->hdr_len + h->payload_len + h->pad_len;
-  for (int i = 0; i < r->cl->n_nodes; i++) {
-    rnode_t *x = &r->cl->nodes[i];
-    if (!x->n_wants || now - x->wants_at > CL_WANTS_TTL) continue;
-    if (!ph) ph = hd_link_sid_hash(p->sid);
-    int want = 0;
-    for (int j = 0; j < x->n_wants && !want; j++)
-      want = x->wants[j].pub == ph && ((x->wants[j].mask >> in_idx) & 1); /* this layer is taken there */
-    if (!want) continue;
-    cl_peer_t *peer = peer_by_hash(n->cl, x->peer);
-    if (!peer) continue;
-    size_t cap;
-    uint8_t *b = send_begin(n, &cap);
-    if (!b) return;
-    hd_link_media_t m = {.room = r->cl->hash, .pub = ph, .in_idx = (uint8_t)in_idx};
-    int hl = hd_link_media_hdr_write(&m, b, cap);
-    if (hl < 0 || len > cap - (size_t)hl) continue;
-    memcpy(b + hl, pkt, len);
-    send_commit_route(n, peer, r, HD_LINK_MEDIA, (size_t)hl + len, pub->in[in_idx].kind == HD_TRACK_AUDIO);
-  }
 }
 
 /* ---- data messages ---- */
@@ -1286,20 +730,20 @@ void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to,
   size_t sl = strlen(s);
   for (int i = 0; i < r->cl->n_nodes; i++) {
     rnode_t *x = &r->cl->nodes[i];
-    cl_peer_t *p = peer_by_hash(n->cl, x->peer);
+    cl_peer_t *p = rr_peer_by_hash(n->cl, x->peer);
     if (!p) continue;
     if (dc == DC_LOSSY) { /* lossy stays lossy: once, in fragments */
       send_msg(n, r, p, s, sl);
       continue;
     }
     /* WebSocket and reliable data channel messages: acknowledged, resent, in order */
-    int rc = hd_link_rel_send(rel_of(n, r, x, n->now), (const uint8_t *)s, sl);
+    int rc = hd_link_rel_send(rr_rel_of(n, r, x, n->now), (const uint8_t *)s, sl);
     if (rc < 0 && !r->cl->data_dropped++)
       HD_LOGW("link",
               "room %s/%s: a data message for node %s dropped (%s): more than %d segments of %d bytes "
               "wait for that node's acknowledgement (is it reachable?); counted, logged once per room",
               r->app, r->name, p->id, hd_strerror(rc), HD_LINK_REL_WINDOW, HD_LINK_REL_SEG);
-    rel_flush(n, r, x, n->now);
+    rr_rel_flush(n, r, x, n->now);
   }
   free(s);
 }
@@ -1308,7 +752,7 @@ void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to,
 
 int room_remote_admin(hd_node_t *n, hd_participant_t *p, const char *track_sid, int muted) {
   hd_room_t *r = p->room;
-  cl_peer_t *peer = n->cl && r->cl ? peer_by_hash(n->cl, p->remote) : NULL;
+  cl_peer_t *peer = n->cl && r->cl ? rr_peer_by_hash(n->cl, p->remote) : NULL;
   if (!peer) return HD_ENOTFOUND;
   json_t *o = track_sid ? json_pack("{s:i, s:s, s:s, s:s, s:b}", "v", 1, "admin", "mute", "sid", p->sid,
                                     "track_sid", track_sid, "muted", muted)
@@ -1347,7 +791,7 @@ hd_time_t room_remote_next_timeout(hd_node_t *n, hd_room_t *r) {
   return r->cl ? r->cl->next_tick : HD_TIME_NEVER;
 }
 
-static int has_local(const hd_room_t *r) {
+int rr_has_local(const hd_room_t *r) {
   for (const hd_participant_t *p = r->participants; p; p = p->next)
     if (is_local(p)) return 1;
   return 0;
@@ -1389,10 +833,10 @@ static hd_link_layers_t *layers_of(hd_room_t *r, hd_time_t now, hd_link_layers_t
  * the link now look live here with their reported rate and size (as if
  * their media came), so our allocators may choose them; a layer whose media
  * does come is measured here as any. */
-static void on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now) {
+void rr_on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now) {
   for (int i = 0; i < m->n; i++) {
     const hd_link_layer_t *l = &m->l[i];
-    hd_participant_t *p = remote_find(r, node, l->pub, NULL);
+    hd_participant_t *p = rr_remote_find(r, node, l->pub, NULL);
     if (!p || !p->pub_sess || l->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[l->in_idx] < 0) continue;
     if (p->remote_rx_at[l->in_idx] && now - p->remote_rx_at[l->in_idx] < HD_MS(500)) continue; /* flowing */
     hd_in_track_t *t = &p->pub_sess->in[p->remote_in[l->in_idx]];
@@ -1473,7 +917,7 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
   struct node_cluster *c = n->cl;
   rc->next_tick = now + CL_TICK;
   if (!c) return;
-  int local = has_local(r);
+  int local = rr_has_local(r);
   /* the nodes holding the room, as the registry tells */
   if (local)
     for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
@@ -1481,14 +925,14 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
       if (!p->used || !p->listed) continue;
       for (int j = 0; j < p->n_rooms; j++)
         if (p->rooms[j] == rc->hash) {
-          rnode_get(r, p->link.id_hash);
+          rr_rnode_get(r, p->link.id_hash);
           break;
         }
     }
   /* silent nodes: their participants leave; nodes gone from the registry too are forgotten */
   for (int i = 0; i < rc->n_nodes; i++) {
     rnode_t *x = &rc->nodes[i];
-    cl_peer_t *p = peer_by_hash(c, x->peer);
+    cl_peer_t *p = rr_peer_by_hash(c, x->peer);
     int silent = x->last_rx ? now - x->last_rx > CL_DEAD_AFTER : 0;
     if (silent && x->their_ver) {
       HD_LOGI("link", "room %s/%s: node %s silent for %lld ms; its participants leave", r->app, r->name,
@@ -1529,8 +973,8 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
           rc->state_len = strlen(s);
           s = NULL;
           for (int i = 0; i < rc->n_nodes; i++) {
-            cl_peer_t *p = peer_by_hash(c, rc->nodes[i].peer);
-            if (p) send_state(n, r, p);
+            cl_peer_t *p = rr_peer_by_hash(c, rc->nodes[i].peer);
+            if (p) rr_send_state(n, r, p);
           }
         }
       }
@@ -1565,20 +1009,20 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     if (!changed && now < rc->next_hello) continue;
     memcpy(x->sent_wants, hh.wants, sizeof hh.wants[0] * hh.n_wants);
     x->n_sent_wants = hh.n_wants;
-    cl_peer_t *p = peer_by_hash(c, x->peer);
+    cl_peer_t *p = rr_peer_by_hash(c, x->peer);
     if (!p) continue;
     size_t cap;
-    uint8_t *b = send_begin(n, &cap);
+    uint8_t *b = rr_send_begin(n, &cap);
     if (!b) continue;
     int bl = hd_link_hello_write(&hh, b, cap);
-    if (bl > 0) send_commit(n, p, r, HD_LINK_HELLO, (size_t)bl);
-    if (lm && lm->n && (b = send_begin(n, &cap)) && (bl = hd_link_layers_write(lm, b, cap)) > 0)
-      send_commit(n, p, r, HD_LINK_LAYERS, (size_t)bl);
+    if (bl > 0) rr_send_commit(n, p, r, HD_LINK_HELLO, (size_t)bl);
+    if (lm && lm->n && (b = rr_send_begin(n, &cap)) && (bl = hd_link_layers_write(lm, b, cap)) > 0)
+      rr_send_commit(n, p, r, HD_LINK_LAYERS, (size_t)bl);
   }
   if (now >= rc->next_hello) rc->next_hello = now + CL_HELLO_INTERVAL;
   /* reliable data: retransmissions due */
   for (int i = 0; i < rc->n_nodes; i++)
-    rel_flush(n, r, &rc->nodes[i], now);
+    rr_rel_flush(n, r, &rc->nodes[i], now);
 }
 
 /* ---- link measurement (issue 16 item 1; docs/overlay.md "Link measurement") ---- */
@@ -1598,7 +1042,7 @@ hd_time_t room_remote_node_next_timeout(hd_node_t *n) {
 void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
   struct node_cluster *c = n->cl;
   if (!c) return;
-  if (c->hop_next <= now) c->hop_next = hop_tick(n, now);
+  if (c->hop_next <= now) c->hop_next = rr_hop_tick(n, now);
   if (!c->measure) return;
   hd_time_t t = HD_TIME_NEVER;
   for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
@@ -1610,7 +1054,7 @@ void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
     int l = hd_link_meter_poll(&p->meter, now, probe, sizeof probe);
     /* to the peer's first worker: the one that measures there too, so both
      * directions of a pair are probed by the same two sockets */
-    if (l > 0) send_to(n, p, (const struct sockaddr *)&p->addr[0], HD_LINK_METER, probe, (size_t)l);
+    if (l > 0) rr_send_to(n, p, (const struct sockaddr *)&p->addr[0], HD_LINK_METER, probe, (size_t)l);
     t = hd_time_min(t, hd_link_meter_next_timeout(&p->meter));
   }
   c->meter_next = t;
@@ -1645,7 +1089,7 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
 
 int hd_node_cluster_peer_addr(hd_node_t *n, const char *id, const char *const *addrs, int count) {
   struct node_cluster *c = n->cl;
-  cl_peer_t *p = c ? peer_by_hash(c, hd_link_id_hash(id)) : NULL;
+  cl_peer_t *p = c ? rr_peer_by_hash(c, hd_link_id_hash(id)) : NULL;
   if (!p || !count) return 0;
   int na = 0;
   for (int j = 0; j < count && na < HD_CLUSTER_MAX_MEDIA; j++)

@@ -207,3 +207,116 @@ export async function metrics(base) {
   }
   return out;
 }
+
+// A dev token (hudong serve --dev) for identity in room.
+export async function devToken(base, room, identity) {
+  const r = await fetch(`${base}/api/dev-token?room=${room}&identity=${identity}`);
+  return (await r.json()).token;
+}
+
+// `hudong netem` in front of toPort with a control endpoint: {port, controlUrl,
+// impair(body), log(), stop()}. Up when its control endpoint answers; started
+// again on fresh ports if it does not within 3 s (another process may have
+// taken a port meanwhile, or the machine is loaded).
+export async function startNetem(toPort, args) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const control = await freePort();
+    const proc = spawn(hudongBin, ['netem', '--listen', `127.0.0.1:${port}`, '--to', `127.0.0.1:${toPort}`,
+      '--control', `127.0.0.1:${control}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    proc.stdout.on('data', (d) => { log += d; });
+    proc.stderr.on('data', (d) => { log += d; });
+    const relay = {
+      port,
+      controlUrl: `http://127.0.0.1:${control}`,
+      log: () => log,
+      impair: async (body) => {
+        const r = await fetch(`http://127.0.0.1:${control}/impair`, { method: 'POST', body: JSON.stringify(body) });
+        if (r.status !== 200) throw new Error(`hudong netem /impair: ${r.status} ${await r.text()}`);
+      },
+      stop: () => new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.on('exit', resolve);
+        proc.kill('SIGTERM');
+      }),
+    };
+    for (let i = 0; i < 15 && proc.exitCode === null; i++) {
+      try {
+        if ((await fetch(`${relay.controlUrl}/stats`)).ok) return relay;
+      } catch { /* not up yet */ }
+      await sleep(200);
+    }
+    await relay.stop();
+    if (attempt >= 4) throw new Error(`hudong netem never answered on its control endpoint: ${log.slice(-500)}`);
+  }
+}
+
+// One WHIP publisher or WHEP viewer of video in a fresh page of browser, on
+// the node at base; relayPort: the node's candidate is pointed at that relay
+// instead. publish (WHIP only): {width, height, sendEncodings, codec} where
+// codec is a mimeType pattern to prefer (e.g. 'vp8'). Returns {ctx, page,
+// snap()} where snap() reads the page's video stats: inbound (framesDecoded,
+// keyFramesDecoded, frameHeight, freezeCount, totalFreezesDuration,
+// bytesReceived, pliCount) and outbound (layers by rid; scalabilityMode,
+// framesEncoded of the last encoding).
+export async function videoSession(browser, base, kind, room, relayPort, publish = {}) {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(`${base}/index.html`);
+  const token = await devToken(base, room, `${kind}-${Math.random().toString(36).slice(2, 8)}`);
+  await page.evaluate(async ({ kind, room, token, relayPort, publish }) => {
+    const pc = new RTCPeerConnection();
+    window.pc = pc;
+    if (kind === 'whip') {
+      const ms = await navigator.mediaDevices.getUserMedia({
+        video: { width: publish.width || 640, height: publish.height || 360, frameRate: 30 },
+      });
+      const tr = pc.addTransceiver(ms.getVideoTracks()[0], { direction: 'sendonly', sendEncodings: publish.sendEncodings });
+      if (publish.codec) {
+        const re = new RegExp(publish.codec, 'i');
+        tr.setCodecPreferences(RTCRtpSender.getCapabilities('video').codecs.filter((c) => re.test(c.mimeType)));
+      }
+    } else {
+      pc.ontrack = (e) => {
+        const v = document.createElement('video');
+        v.autoplay = true;
+        v.muted = true;
+        v.srcObject = new MediaStream([e.track]);
+        document.body.appendChild(v);
+      };
+      pc.addTransceiver('video', { direction: 'recvonly' });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      const t = setTimeout(resolve, 3000);
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+      });
+    });
+    const r = await fetch(`/${kind}/${room}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+      body: pc.localDescription.sdp,
+    });
+    const answer = await r.text();
+    if (r.status !== 201) throw new Error(`${kind}: ${r.status} ${answer}`);
+    const sdp = relayPort ? answer.replace(/(a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 )\d+/gi, `$1${relayPort}`) : answer;
+    await pc.setRemoteDescription({ type: 'answer', sdp });
+    window.snap = async () => {
+      const out = { t: performance.now() };
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video')
+          Object.assign(out, { framesDecoded: s.framesDecoded, keyFramesDecoded: s.keyFramesDecoded,
+            frameHeight: s.frameHeight, freezeCount: s.freezeCount, totalFreezesDuration: s.totalFreezesDuration,
+            bytesReceived: s.bytesReceived, pliCount: s.pliCount });
+        if (s.type === 'outbound-rtp' && s.kind === 'video') {
+          (out.layers = out.layers || {})[s.rid] = { height: s.frameHeight, bytesSent: s.bytesSent, active: s.active };
+          Object.assign(out, { scalabilityMode: s.scalabilityMode, framesEncoded: s.framesEncoded });
+        }
+      });
+      return out;
+    };
+  }, { kind, room, token, relayPort, publish });
+  return { ctx, page, snap: () => page.evaluate(() => window.snap()) };
+}

@@ -12,12 +12,11 @@
 // writes the rows to a file; SIMULCAST_MEASURE_ONLY=1 prints without asserting
 // (bench/downlink runs it so, with HUDONG_ADAPT=0 for the side-by-side baseline).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort, hudongBin, launchChromium, metrics, noiseY4m, sleep, startServer, stopServer } from './lib.mjs';
+import { launchChromium, metrics, noiseY4m, sleep, startNetem, startServer, stopServer, videoSession } from './lib.mjs';
 
 const PHASE_S = Number(process.env.SIMULCAST_PHASE_S || 20);
 
@@ -42,112 +41,18 @@ after(async () => {
   assert.equal(code, 0, 'hudong serve exits cleanly');
 });
 
-// A relay whose control endpoint answers (fresh ports again if another
-// process took one of them meanwhile).
-async function startRelay(toPort, args) {
-  for (let attempt = 1; ; attempt++) {
-    const r = await startRelayOnce(toPort, args);
-    // a loaded machine may take a while to start it: ask for up to 3 s
-    for (let i = 0; i < 15; i++) {
-      try {
-        if ((await fetch(`${r.controlUrl}/stats`)).ok) return r;
-      } catch { /* not up yet, or not ours */ }
-      await sleep(200);
-    }
-    await r.stop();
-    assert.ok(attempt < 4, 'hudong netem control endpoint never answered');
-  }
-}
-
-async function startRelayOnce(toPort, args) {
-  const port = await freePort();
-  const control = await freePort();
-  const proc = spawn(hudongBin, ['netem', '--listen', `127.0.0.1:${port}`, '--to', `127.0.0.1:${toPort}`,
-    '--control', `127.0.0.1:${control}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  proc.stdout.on('data', (d) => { log += d; });
-  proc.stderr.on('data', (d) => { log += d; });
-  await sleep(200);
-  return {
-    port,
-    controlUrl: `http://127.0.0.1:${control}`,
-    impair: async (body) => {
-      const r = await fetch(`http://127.0.0.1:${control}/impair`, { method: 'POST', body: JSON.stringify(body) });
-      assert.equal(r.status, 200, await r.text());
-    },
-    stop: () => new Promise((resolve) => {
-      if (proc.exitCode !== null) return resolve();
-      proc.on('exit', resolve);
-      proc.kill('SIGTERM');
-    }),
-  };
-}
-
-async function devToken(room, identity) {
-  const r = await fetch(`${srv.base}/api/dev-token?room=${room}&identity=${identity}`);
-  return (await r.json()).token;
-}
-
+// The publisher's three layers (the viewers' layer choice is what is tested).
+const SIMULCAST = {
+  width: 960, height: 540, sendEncodings: [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+    { rid: 'f', maxBitrate: 1500000 },
+  ],
+};
 // One WHIP (simulcast) or WHEP session in a fresh page; relayPort: the node's
 // candidate is pointed at that relay instead.
-async function session(kind, room, relayPort) {
-  const ctx = await browser.newContext();
-  const page = await ctx.newPage();
-  await page.goto(`${srv.base}/index.html`);
-  const token = await devToken(room, `${kind}-${Math.random().toString(36).slice(2, 8)}`);
-  await page.evaluate(async ({ kind, room, token, relayPort }) => {
-    const pc = new RTCPeerConnection();
-    window.pc = pc;
-    if (kind === 'whip') {
-      const ms = await navigator.mediaDevices.getUserMedia({ video: { width: 960, height: 540, frameRate: 30 } });
-      pc.addTransceiver(ms.getVideoTracks()[0], {
-        direction: 'sendonly',
-        sendEncodings: [
-          { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
-          { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
-          { rid: 'f', maxBitrate: 1500000 },
-        ],
-      });
-    } else {
-      pc.ontrack = (e) => {
-        const v = document.createElement('video');
-        v.autoplay = true;
-        v.muted = true;
-        v.srcObject = new MediaStream([e.track]);
-        document.body.appendChild(v);
-      };
-      pc.addTransceiver('video', { direction: 'recvonly' });
-    }
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      const t = setTimeout(resolve, 3000);
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
-      });
-    });
-    const r = await fetch(`/${kind}/${room}`, {
-      method: 'POST', headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
-      body: pc.localDescription.sdp,
-    });
-    const answer = await r.text();
-    if (r.status !== 201) throw new Error(`${kind}: ${r.status} ${answer}`);
-    const sdp = relayPort ? answer.replace(/(a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 )\d+/gi, `$1${relayPort}`) : answer;
-    await pc.setRemoteDescription({ type: 'answer', sdp });
-    window.snap = async () => {
-      const out = { t: performance.now() };
-      (await pc.getStats()).forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video')
-          Object.assign(out, { framesDecoded: s.framesDecoded, frameHeight: s.frameHeight, freezeCount: s.freezeCount,
-            totalFreezesDuration: s.totalFreezesDuration, bytesReceived: s.bytesReceived });
-        if (s.type === 'outbound-rtp' && s.kind === 'video')
-          (out.layers = out.layers || {})[s.rid] = { height: s.frameHeight, bytesSent: s.bytesSent, active: s.active };
-      });
-      return out;
-    };
-  }, { kind, room, token, relayPort });
-  return { ctx, page, snap: () => page.evaluate(() => window.snap()) };
-}
+const session = (kind, room, relayPort) => videoSession(browser, srv.base, kind, room, relayPort, SIMULCAST);
+const startRelay = startNetem;
 
 test('simulcast: a viewer on a collapsing link gets a lower layer and keeps watching; a clean viewer keeps the top layer', async () => {
   const room = 'simulcast';

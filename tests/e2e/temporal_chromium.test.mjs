@@ -6,12 +6,12 @@
 // relay whose downlink carries about TL0+TL1 but not TL2: the node drops TL2
 // for B (a lower frame rate) without keyframes, and B keeps decoding.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort, hudongBin, launchChromium, noiseY4m, sleep, startServer, stopServer } from './lib.mjs';
+import { hudongBin, launchChromium, noiseY4m, sleep, startNetem, startServer, stopServer, videoSession } from './lib.mjs';
 
 let srv, browser, relay, dir;
 before(async () => {
@@ -29,84 +29,11 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function startRelay(toPort, args) {
-  const port = await freePort();
-  const control = await freePort();
-  const proc = spawn(hudongBin, ['netem', '--listen', `127.0.0.1:${port}`, '--to', `127.0.0.1:${toPort}`,
-    '--control', `127.0.0.1:${control}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await sleep(300);
-  return {
-    port,
-    stop: () => new Promise((resolve) => {
-      if (proc.exitCode !== null) return resolve();
-      proc.on('exit', resolve);
-      proc.kill('SIGTERM');
-    }),
-  };
-}
-
-async function devToken(room, identity) {
-  const r = await fetch(`${srv.base}/api/dev-token?room=${room}&identity=${identity}`);
-  return (await r.json()).token;
-}
-
-// One WHIP (L1T3) or WHEP session in a fresh page; relayPort: the node's
-// candidate is pointed at that relay instead.
-async function session(kind, room, relayPort) {
-  const ctx = await browser.newContext();
-  const page = await ctx.newPage();
-  await page.goto(`${srv.base}/index.html`);
-  const token = await devToken(room, `${kind}-${Math.random().toString(36).slice(2, 8)}`);
-  await page.evaluate(async ({ kind, room, token, relayPort }) => {
-    const pc = new RTCPeerConnection();
-    window.pc = pc;
-    if (kind === 'whip') {
-      const ms = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 30 } });
-      const tr = pc.addTransceiver(ms.getVideoTracks()[0], {
-        direction: 'sendonly', sendEncodings: [{ scalabilityMode: 'L1T3', maxBitrate: 800000 }],
-      });
-      const vp8 = RTCRtpSender.getCapabilities('video').codecs.filter((c) => /vp8/i.test(c.mimeType));
-      tr.setCodecPreferences(vp8);
-    } else {
-      pc.ontrack = (e) => {
-        const v = document.createElement('video');
-        v.autoplay = true;
-        v.muted = true;
-        v.srcObject = new MediaStream([e.track]);
-        document.body.appendChild(v);
-      };
-      pc.addTransceiver('video', { direction: 'recvonly' });
-    }
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      const t = setTimeout(resolve, 3000);
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
-      });
-    });
-    const r = await fetch(`/${kind}/${room}`, {
-      method: 'POST', headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
-      body: pc.localDescription.sdp,
-    });
-    const answer = await r.text();
-    if (r.status !== 201) throw new Error(`${kind}: ${r.status} ${answer}`);
-    const sdp = relayPort ? answer.replace(/(a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 )\d+/gi, `$1${relayPort}`) : answer;
-    await pc.setRemoteDescription({ type: 'answer', sdp });
-    window.snap = async () => {
-      const out = { t: performance.now() };
-      (await pc.getStats()).forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video')
-          Object.assign(out, { framesDecoded: s.framesDecoded, keyFramesDecoded: s.keyFramesDecoded,
-            freezeCount: s.freezeCount, totalFreezesDuration: s.totalFreezesDuration, pliCount: s.pliCount });
-        if (s.type === 'outbound-rtp' && s.kind === 'video')
-          Object.assign(out, { scalabilityMode: s.scalabilityMode, framesEncoded: s.framesEncoded });
-      });
-      return out;
-    };
-  }, { kind, room, token, relayPort });
-  return { ctx, page, snap: () => page.evaluate(() => window.snap()) };
-}
+// One WHIP (one VP8 stream, L1T3) or WHEP session in a fresh page;
+// relayPort: the node's candidate is pointed at that relay instead.
+const L1T3 = { width: 640, height: 360, sendEncodings: [{ scalabilityMode: 'L1T3', maxBitrate: 800000 }], codec: 'vp8' };
+const session = (kind, room, relayPort) => videoSession(browser, srv.base, kind, room, relayPort, L1T3);
+const startRelay = startNetem;
 
 async function layersOf(room) {
   const t = spawnSync(hudongBin, ['token', '--key', 'devkey', '--secret', 'devsecret', '--room', room, '--identity',
