@@ -315,6 +315,25 @@ int hd_client_request_keyframe(hd_client_t *c, int local_track);
 
 /* Explicit subscription (when no_auto_subscribe) to a remote track. */
 int hd_client_subscribe(hd_client_t *c, const char *track_sid, int subscribe);
+
+/* How this app shows a remote video track it subscribed to (LiveKit's
+ * setTrackSettings, Agora's setRemoteVideoStreamType): sent to the node as a
+ * track_settings message (docs/protocol.md "Layer selection"), which then
+ * sends no layer above these caps, whatever the downlink estimate allows. */
+typedef struct {
+  int visible;           /* 0: shown nowhere: the node sends nothing for it */
+  int width, height;     /* the size it is shown at, pixels (0 x 0 = any): the smallest layer covering it */
+  int max_spatial_layer; /* highest simulcast layer, 0 = lowest (low / medium / high = 0 / 1 / 2); -1 = no cap
+                          */
+  int max_temporal_layer; /* highest VP8 temporal layer (TID 0..2, e.g. 7.5 / 15 / 30 fps of an L1T3
+                             stream; no effect on a stream without temporal layers); -1 = no cap */
+} hd_client_track_settings_t;
+/* Applies s to remote track track_sid (after it was subscribed). Returns 0
+ * (queued), HD_CLIENT_EINVAL (no sid, a size outside 0..16384, a cap outside
+ * -1..2). A track not subscribed is answered by the node with a not_found
+ * error (logged). Replaces what was set before for it, the SDK's own view
+ * size (view_width/view_height) included. */
+int hd_client_set_track_settings(hd_client_t *c, const char *track_sid, const hd_client_track_settings_t *s);
 /* Sends a text data message to everyone (to == NULL) or to identities. Copied. */
 int hd_client_send_data(hd_client_t *c, const char *payload, const char *const *to, size_t n_to);
 

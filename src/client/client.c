@@ -40,6 +40,7 @@ enum {
   CMD_H264,
   CMD_KEYFRAME,
   CMD_SUBSCRIBE,
+  CMD_TRACK_SETTINGS,
   CMD_DATA,
   CMD_STOP
 };
@@ -446,12 +447,9 @@ static int session_start(hd_client_t *c, hd_time_t now) {
                            .ud = s,
                            .wall_offset = c->wall_offset,
                            .accept_h264 = i && c->cfg.accept_h264 && c->cfg.no_decode,
-                           /* the subscriber declines transport-cc: with it, the node's
-                            * estimate of an SDK viewer's leg stalled SDK -> SDK at
-                            * 300 kbit/s (integration/weak_network: 20-36% vs 0%
-                            * without; cause not found yet), so SDK viewers keep the
-                            * behaviour they had: no downlink estimate at the node */
-                           .no_twcc = i == 1,
+                           /* both pcs keep transport-cc: the subscriber's feedback gives
+                            * the node its estimate of our downlink (layer choice, pacing;
+                            * unit/test_client_downlink) */
                            .connect_timeout = 15000000};
     if ((rc = hd_pc_new(&s->pc[i], &pcfg)) < 0) goto fail;
   }
@@ -722,6 +720,16 @@ static void handle_cmd(hd_client_t *c, cl_cmd_t *m, hd_time_t now) {
       const char *sid = m->str;
       int rc = hd_rtc_signal_subscribe(s->sig, m->arg, &sid, 1);
       if (rc < 0) HD_LOGW("client", "subscribe: %s", hd_strerror(rc));
+    }
+    break;
+  case CMD_TRACK_SETTINGS:
+    if (s && s->joined) {
+      const char *sid = m->str;
+      hd_client_track_settings_t ts;
+      memcpy(&ts, m->data, sizeof ts);
+      int rc = hd_rtc_signal_track_settings_max(s->sig, &sid, 1, ts.visible, ts.width, ts.height, 0,
+                                                ts.max_spatial_layer, ts.max_temporal_layer);
+      if (rc < 0) HD_LOGW("client", "track settings: %s", hd_strerror(rc));
     }
     break;
   case CMD_DATA:
@@ -1018,6 +1026,19 @@ int hd_client_subscribe(hd_client_t *c, const char *track_sid, int subscribe) {
   if (m) {
     snprintf(m->str, sizeof m->str, "%s", track_sid);
     m->arg = !!subscribe;
+  }
+  return enqueue(c, m, 0);
+}
+
+int hd_client_set_track_settings(hd_client_t *c, const char *track_sid, const hd_client_track_settings_t *s) {
+  if (!c || !s || !track_sid || !track_sid[0] || strlen(track_sid) >= HD_RTC_SIGNAL_SID_MAX || s->width < 0 ||
+      s->height < 0 || s->width > 16384 || s->height > 16384 || s->max_spatial_layer < -1 ||
+      s->max_spatial_layer > 2 || s->max_temporal_layer < -1 || s->max_temporal_layer > 2)
+    return HD_EINVAL;
+  cl_cmd_t *m = cmd_new(CMD_TRACK_SETTINGS, -1, sizeof *s);
+  if (m) {
+    snprintf(m->str, sizeof m->str, "%s", track_sid);
+    memcpy(m->data, s, sizeof *s);
   }
   return enqueue(c, m, 0);
 }

@@ -199,6 +199,9 @@ void cl_local_push_h264(hd_client_t *c, cl_local_t *l, const uint8_t *au, size_t
                         hd_time_t now);
 void cl_local_sources(hd_client_t *c, hd_time_t now);
 void cl_apply_send_rate(hd_client_t *c, uint64_t bps);
+/* The Opus rate audio protection plans from: the configured one, capped so
+ * that audio and its RED copies stay within a share of the send estimate. */
+uint64_t cl_audio_base_bps(const hd_client_t *c);
 /* Simulcast: the rids of l's layers (lowest first), and publish_layers. */
 const char *const *cl_sim_rids(const cl_local_t *l);
 void cl_sim_set_active(cl_local_t *l, const char *const *rids, int n);

@@ -39,6 +39,9 @@
 #define CL_HALF_FPS_BPS 100000
 #define CL_ADAPT_UP 1.3
 #define CL_ADAPT_HOLD_US 5000000
+/* Audio with all its RED copies takes at most this share of the send
+ * estimate (cl_audio_base_bps) */
+#define CL_AUDIO_SHARE_MAX 0.4
 
 /* ---- local tracks ---- */
 
@@ -166,6 +169,17 @@ static int red_wrap(cl_local_t *l, const uint8_t *pkt, size_t n, uint32_t ts, ui
   return len;
 }
 
+uint64_t cl_audio_base_bps(const hd_client_t *c) {
+  /* audio_protect keeps all RED copies within 4x this: at most
+   * CL_AUDIO_SHARE_MAX of the estimate. At 20% loss (RED depth 4) the
+   * configured 32 kbit/s made 128 kbit/s of audio out of a ~200 kbit/s
+   * estimate and left video at its floor, 15 fps (bench/weak_network) */
+  uint64_t b = c->cfg.audio_bps;
+  uint64_t cap = (uint64_t)((double)c->send_rate_bps * CL_AUDIO_SHARE_MAX / 4);
+  if (c->send_rate_bps && cap < b) b = cap;
+  return b < HD_AUDIO_PROTECT_MIN_BPS ? HD_AUDIO_PROTECT_MIN_BPS : b;
+}
+
 /* The receiver's report on what we send sets the Opus FEC's expected loss,
  * the RED depth and the Opus bitrate (rtc/audio_protect.h). */
 static void audio_adapt(cl_local_t *l, double fraction_lost, uint64_t base_bps) {
@@ -200,7 +214,7 @@ static void encode_audio(hd_client_t *c, cl_local_t *l, hd_time_t now) {
   uint64_t reports;
   if (hd_pc_track_loss_report(c->s->pc[0], l->pc_track, &fl, &reports) == 0 && reports != l->reports_seen) {
     l->reports_seen = reports; /* a new receiver report: adapt at once, not at the next stats tick */
-    audio_adapt(l, fl, c->cfg.audio_bps);
+    audio_adapt(l, fl, cl_audio_base_bps(c));
   }
   uint8_t red[HD_PC_MAX_PAYLOAD];
   uint8_t red_pt = hd_pc_track_red_pt(c->s->pc[0], l->pc_track);
@@ -520,8 +534,11 @@ void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
     if (c->local[i].used && !c->local[i].muted) {
       if (c->local[i].opt.kind == HD_CLIENT_VIDEO)
         nv++;
-      else /* each RED copy costs the frame again (RFC 2198) */
-        audio += (int64_t)c->cfg.audio_bps * (1 + (c->local[i].red_depth > 0 ? c->local[i].red_depth : 0));
+      else /* each RED copy costs the frame again (RFC 2198), at the Opus rate set now
+            * (audio_adapt lowers it from RED depth 3: counting the configured
+            * rate left video at its floor at 20% loss) */
+        audio += (int64_t)(c->local[i].target_bps ? c->local[i].target_bps : c->cfg.audio_bps) *
+                 (1 + (c->local[i].red_depth > 0 ? c->local[i].red_depth : 0));
     }
   if (!nv) return;
   /* leave ~10 % for RTP/SRTP headers, RTX and RTCP */

@@ -7,15 +7,28 @@
 #include "base/err.h"
 
 static pc_fec_t *fec_of(pc_trx_t *t) {
-  if (!t->fec) t->fec = calloc(1, sizeof *t->fec);
+  if (!t->fec && (t->fec = calloc(1, sizeof *t->fec)) != NULL) t->fec->loss = -1; /* no report yet */
   return t->fec;
 }
 
+void pc_fec_on_report(pc_trx_t *t, double loss) {
+  if (!t->fec_pt) return;
+  pc_fec_t *f = fec_of(t);
+  if (!f) return;
+  /* from 0: the first report covers a few packets and may read anything */
+  if (f->loss < 0) f->loss = 0;
+  f->loss += PC_FEC_LOSS_GAIN * (loss - f->loss);
+}
+
 int pc_fec_group(const hd_pc_t *pc, const pc_trx_t *t) {
-  if (!t->fec_pt || t->st.fraction_lost < 0) return 0;
+  if (!t->fec_pt || !t->fec || t->fec->loss < 0) return 0;
   /* without NACK from the peer FEC is the only repair: no RTT exemption */
   hd_time_t rtt = !t->nack ? 0 : t->st.rtt > 0 ? t->st.rtt : pc->rtt;
-  return hd_flexfec_plan(t->st.fraction_lost, rtt);
+  /* with NACK, FEC waits for a measured round trip (the first reports came
+   * before one and turned FEC on at 5% loss for a moment: a node that saw
+   * repair packets once waits for them before every NACK) */
+  if (t->nack && rtt <= 0) return 0;
+  return hd_flexfec_plan(t->fec->loss, rtt);
 }
 
 int pc_fec_sent(const hd_pc_t *pc, pc_trx_t *t, const uint8_t *pkt, size_t len, int marker, uint8_t *out,

@@ -7,10 +7,12 @@
  * hd_flexfec_plan(loss, rtt) packets, or at the end of a frame once it is at
  * least half full and holds two (a frame's repair is not held back for the
  * next frame; a smaller group carries over into it). The loss is the
- * peer's latest report on the media stream (the node's receiver reports
- * count the media SSRC only: loss before repair), the RTT the pc's (none
- * when the peer does not NACK: FEC is then the only repair). Group 0 (little
- * loss, or a round trip short enough for NACK): nothing is sent.
+ * peer's reports on the media stream smoothed (PC_FEC_LOSS_GAIN per report:
+ * the loss of one ~1 s report swings by several points, and one unlucky
+ * report turned FEC on at 5% loss; the node's receiver reports count the
+ * media SSRC only: loss before repair), the RTT the pc's (none when the peer
+ * does not NACK: FEC is then the only repair). Group 0 (little loss, or a
+ * round trip short enough for NACK): nothing is sent.
  *
  * Receive: every media packet of the protected stream (original, RTX
  * unwrapped) goes into the decoder; a repair packet that leaves exactly one
@@ -34,8 +36,9 @@ typedef struct pc_fec {
   /* send */
   uint8_t pkts[PC_FEC_GROUP_MAX][HD_FLEXFEC_PKT_MAX];
   size_t lens[PC_FEC_GROUP_MAX];
-  int n;     /* packets in the open group */
-  int group; /* current plan: packets per repair packet, 0 = none */
+  int n;       /* packets in the open group */
+  int group;   /* current plan: packets per repair packet, 0 = none */
+  double loss; /* the peer's reported loss, smoothed; < 0 none yet */
   /* receive (allocated with the first repair packet) */
   hd_flexfec_dec_t *dec;
 } pc_fec_t;
@@ -46,8 +49,12 @@ typedef struct pc_fec {
  * negative error. */
 int pc_fec_sent(const hd_pc_t *pc, pc_trx_t *t, const uint8_t *pkt, size_t len, int marker, uint8_t *out,
                 size_t cap);
+#define PC_FEC_LOSS_GAIN 0.5
+/* The peer reported `loss` (0..1) on t's media stream (a FEC-protected
+ * track): it goes into the smoothed loss FEC is planned from. */
+void pc_fec_on_report(pc_trx_t *t, double loss);
 /* Current packets per repair packet on t (0 = none): from its peer's
- * loss report and the RTT. */
+ * smoothed loss reports and the RTT. */
 int pc_fec_group(const hd_pc_t *pc, const pc_trx_t *t);
 /* A media packet (plain RTP) of a FEC-protected receiving track arrived /
  * a repair packet for it arrived. Each packet rebuilt is given to fn.

@@ -25,9 +25,10 @@
 
 /* issue 13: FlexFEC and audio NACK */
 #define PC_FEC_REPAIR_WINDOW_US 4000000u /* FlexFEC a=fmtp repair-window we announce (RFC 8627 §5.1.1) */
-#define PC_FEC_NACK_WAIT HD_MS(35)       /* with FlexFEC coming, a hole waits this long before its NACK */
-#define PC_AUDIO_NACK_LEARN HD_MS(250)   /* audio NACK give-up age while no RTT is known */
-#define PC_NACK_TWICE_Q8 26              /* our receive loss (x/256, 10%) from which NACKs go twice */
+#define PC_FEC_NACK_WAIT                                                                                     \
+  HD_MS(35) /* with FlexFEC coming, a hole waits at most this (and rtt/2) before its NACK */
+#define PC_AUDIO_NACK_LEARN HD_MS(250) /* audio NACK give-up age while no RTT is known */
+#define PC_NACK_TWICE_Q8 26            /* our receive loss (x/256, 10%) from which NACKs go twice */
 
 typedef struct {
   size_t len;

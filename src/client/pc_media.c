@@ -574,10 +574,24 @@ static void on_rtp_pkt(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t no
   pc_trx_t *t = &pc->tr[i];
   if (is_rtx == 2) { /* a FlexFEC repair packet */
     t->st.fec_received++;
-    /* a hole waits for its group's repair packet before it is NACKed */
-    if (t->ng.reorder_wait < PC_FEC_NACK_WAIT) t->ng.reorder_wait = PC_FEC_NACK_WAIT;
+    /* While repair packets come, a hole waits for its group's repair packet
+     * before it is NACKed: at most PC_FEC_NACK_WAIT and half a round trip
+     * (a NACK round is cheap on a short path), and only for
+     * HD_NACK_FEC_HOLD after the last one (a sender that stopped FEC costs
+     * no NACK delay; rtc/nack_gen.h) */
+    hd_time_t rtt = t->ng.rtt_samples ? t->ng.rtt : pc->rtt;
+    hd_time_t wait = rtt > 0 && rtt / 2 < PC_FEC_NACK_WAIT ? rtt / 2 : PC_FEC_NACK_WAIT;
+    hd_nack_gen_fec_seen(&t->ng, wait, now);
     fec_ctx_t x = {pc, now};
     pc_fec_repair(t, buf, len, on_recovered, &x);
+    /* what this repair packet covers and could not rebuild is asked for now */
+    hd_flexfec_hdr_t fh;
+    if (hd_flexfec_parse(buf, len, &fh) == 0) {
+      int last = -1;
+      for (int b = 0; b < fh.mask_bits; b++)
+        if (hd_flexfec_covers(&fh, (uint16_t)(fh.sn_base + b))) last = b;
+      if (last >= 0) hd_nack_gen_fec_covered(&t->ng, (uint16_t)(fh.sn_base + last), now);
+    }
     return;
   }
   if (!recovered) twcc_record(pc, t, &h, now); /* every stamped packet, probe padding included */
@@ -693,6 +707,7 @@ static void on_report_blocks(hd_pc_t *pc, const hd_rtcp_rb_t *rb, int n, hd_time
     pc_trx_t *t = by_send_ssrc(pc, rb[k].ssrc, NULL);
     if (!t) continue;
     t->st.fraction_lost = rb[k].fraction_lost / 256.0;
+    pc_fec_on_report(t, t->st.fraction_lost);
     if (t->st.fraction_lost >= PC_RTX_TWICE_LOSS) t->rtx_twice_until = now + PC_RTX_TWICE_HOLD;
     t->st.reports_received++;
     t->st.remote_lost = rb[k].cumulative_lost;

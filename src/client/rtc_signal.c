@@ -544,7 +544,13 @@ int hd_rtc_signal_subscribe(hd_rtc_signal_t *s, int subscribe, const char *const
 
 int hd_rtc_signal_track_settings(hd_rtc_signal_t *s, const char *const *track_sids, size_t n, int visible,
                                  int width, int height, int pinned) {
-  if (!s || !track_sids || n < 1 || n > 100 || width < 0 || height < 0 || width > 16384 || height > 16384)
+  return hd_rtc_signal_track_settings_max(s, track_sids, n, visible, width, height, pinned, -1, -1);
+}
+
+int hd_rtc_signal_track_settings_max(hd_rtc_signal_t *s, const char *const *track_sids, size_t n, int visible,
+                                     int width, int height, int pinned, int max_spatial, int max_temporal) {
+  if (!s || !track_sids || n < 1 || n > 100 || width < 0 || height < 0 || width > 16384 || height > 16384 ||
+      max_spatial < -1 || max_spatial > 2 || max_temporal < -1 || max_temporal > 2)
     return HD_EINVAL;
   if (s->state != HD_RTC_SIGNAL_JOINED) return HD_ESTATE;
   json_t *arr = json_array();
@@ -557,6 +563,8 @@ int hd_rtc_signal_track_settings(hd_rtc_signal_t *s, const char *const *track_si
   if (m && width > 0) json_object_set_new(m, "width", json_integer(width));
   if (m && height > 0) json_object_set_new(m, "height", json_integer(height));
   if (m && pinned) json_object_set_new(m, "pinned", json_true());
+  if (m && max_spatial >= 0) json_object_set_new(m, "max_spatial_layer", json_integer(max_spatial));
+  if (m && max_temporal >= 0) json_object_set_new(m, "max_temporal_layer", json_integer(max_temporal));
   return send_json(s, m, 1);
 }
 

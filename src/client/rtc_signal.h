@@ -149,6 +149,10 @@ void hd_rtc_signal_handle_timeout(hd_rtc_signal_t *s, hd_time_t now);
  * pinned = bandwidth goes to it first. HD_EINVAL for no/too many sids. */
 int hd_rtc_signal_track_settings(hd_rtc_signal_t *s, const char *const *track_sids, size_t n, int visible,
                                  int width, int height, int pinned);
+/* The same with caps: the highest simulcast layer (0 = lowest .. 2) and VP8
+ * temporal layer (0..2) the node may send; -1 = no cap. HD_EINVAL outside. */
+int hd_rtc_signal_track_settings_max(hd_rtc_signal_t *s, const char *const *track_sids, size_t n, int visible,
+                                     int width, int height, int pinned, int max_spatial, int max_temporal);
 
 /* ---- requests (JOINED only: HD_ESTATE otherwise; HD_ENOSPC when the out queue is full) ---- */
 

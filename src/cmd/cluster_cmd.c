@@ -18,6 +18,27 @@ static void usage(FILE *f) {
 
 static double num(json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
 
+/* A counter of object x (0 when absent: an older node). */
+static long long cnt(json_t *x, const char *k) {
+  return (long long)json_integer_value(json_object_get(x, k));
+}
+
+/* A path's relays as text: "direct" for [], "-" for null (no such path). */
+static void path_text(json_t *a, char *out, size_t cap) {
+  out[0] = 0;
+  if (!json_is_array(a)) {
+    snprintf(out, cap, "-");
+    return;
+  }
+  size_t k;
+  json_t *v;
+  json_array_foreach(a, k, v) {
+    size_t u = strlen(out);
+    snprintf(out + u, cap - u, "%s%s", u ? "," : "", json_string_value(v) ? json_string_value(v) : "?");
+  }
+  if (!out[0]) snprintf(out, cap, "direct");
+}
+
 int hd_cmd_cluster(int argc, char **argv) {
   const char *url = NULL, *token = NULL;
   int as_json = 0;
@@ -98,22 +119,35 @@ int hd_cmd_cluster(int argc, char **argv) {
            (long long)json_integer_value(json_object_get(l, "probes_sent")),
            (long long)json_integer_value(json_object_get(l, "downs")));
   }
-  printf("\n%-24s %-30s %9s %9s\n", "route to", "via", "delay_ms", "cost_ms");
+  /* the relay counters of each link (this node's measuring worker's; docs/overlay.md "Relaying") */
+  printf("\n%-24s %9s %9s %9s %9s %9s %9s %9s %9s\n", "relay with", "sent", "forwarded", "received",
+         "hop_rep", "hop_lost", "hop_resnt", "dup_drop", "dup_video");
+  json_array_foreach(json_object_get(o, "links"), i, l) {
+    json_t *x = json_object_get(l, "relay");
+    printf("%-24s %9lld %9lld %9lld %9lld %9lld %9lld %9lld %9lld\n",
+           json_string_value(json_object_get(l, "peer")), cnt(x, "sent"), cnt(x, "forwarded"),
+           cnt(x, "received"), cnt(x, "hop_repaired"), cnt(x, "hop_lost"), cnt(x, "hop_resent"),
+           cnt(x, "dedup_dropped"), cnt(x, "dedup_video"));
+  }
+  printf("\n%-24s %-30s %9s %9s %-30s %-9s\n", "route to", "via", "delay_ms", "cost_ms", "alt (2nd path)",
+         "dup_audio");
   json_t *r;
   json_array_foreach(json_object_get(o, "routes"), i, r) {
-    char via[256] = "";
-    size_t k;
-    json_t *v;
-    json_array_foreach(json_object_get(r, "via"), k, v) {
-      size_t u = strlen(via);
-      snprintf(via + u, sizeof via - u, "%s%s", u ? "," : "", json_string_value(v));
-    }
+    char via[256], alt[256];
+    path_text(json_object_get(r, "via"), via, sizeof via);
+    path_text(json_object_get(r, "alt"), alt, sizeof alt);
+    json_t *dup = json_object_get(r, "dup_audio");
+    const char *dups = json_is_boolean(dup) ? (json_is_true(dup) ? "yes" : "no") : "-";
     if (!json_is_true(json_object_get(r, "up")))
-      printf("%-24s %-30s\n", json_string_value(json_object_get(r, "to")), "(no path up)");
+      printf("%-24s %-30s %9s %9s %-30s %-9s\n", json_string_value(json_object_get(r, "to")), "(no path up)",
+             "-", "-", alt, dups);
     else
-      printf("%-24s %-30s %9.2f %9.2f\n", json_string_value(json_object_get(r, "to")),
-             via[0] ? via : "direct", num(r, "delay_ms"), num(r, "cost_ms"));
+      printf("%-24s %-30s %9.2f %9.2f %-30s %-9s\n", json_string_value(json_object_get(r, "to")), via,
+             num(r, "delay_ms"), num(r, "cost_ms"), alt, dups);
   }
+  printf("\nroute changes %lld, route evaluations between heartbeats (a link went up or down) %lld\n",
+         (long long)json_integer_value(json_object_get(o, "route_changes")),
+         (long long)json_integer_value(json_object_get(o, "fast_reroutes")));
   json_decref(o);
   return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ void hd_config_defaults(hd_config_t *c) {
   c->listen_port = 7880;
   c->rtc_port = 7881;
   c->max_sessions = 1000;
+  hd_overlay_params_default(&c->overlay);
   c->max_sessions_per_app = 0; /* 0: max_sessions with one app, half of it with two or more */
   c->max_sessions_per_identity = 20;
   c->max_viewers = 500;
@@ -200,6 +202,7 @@ static const char *const known_keys[] = {"listen",
                                          "region",
                                          "labels",
                                          "peer_addrs",
+                                         "overlay",
                                          "announce_url",
                                          "drain_grace_s",
                                          "egress_dir",
@@ -282,6 +285,68 @@ static int load_webhooks(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (get_int(w, "max_attempts", 1, 100, &c->webhook_max_attempts, err, errcap)) return HD_EINVAL;
   if (get_int(w, "max_age_seconds", 1, 86400, &c->webhook_max_age, err, errcap)) return HD_EINVAL;
   if (get_int(w, "timeout_ms", 100, 120000, &c->webhook_timeout_ms, err, errcap)) return HD_EINVAL;
+  return 0;
+}
+
+/* "overlay": every key is optional; its default is overlay_params.h's. */
+static const struct {
+  const char *key;
+  int kind; /* 0: ms (hd_time_t), 1: int, 2: number */
+  size_t off;
+} overlay_keys[] = {
+    {"probe_interval_ms", 0, offsetof(hd_overlay_params_t, probe_interval)},
+    {"down_probes", 1, offsetof(hd_overlay_params_t, down_probes)},
+    {"up_echoes", 1, offsetof(hd_overlay_params_t, up_echoes)},
+    {"check_interval_ms", 0, offsetof(hd_overlay_params_t, check_interval)},
+    {"relay_overlap_ms", 0, offsetof(hd_overlay_params_t, relay_overlap)},
+    {"dup_audio_loss", 2, offsetof(hd_overlay_params_t, dup_audio_loss)},
+    {"hop_cache", 1, offsetof(hd_overlay_params_t, hop_cache)},
+    {"hop_cache_age_ms", 0, offsetof(hd_overlay_params_t, hop_cache_age)},
+    {"hop_reorder_ms", 0, offsetof(hd_overlay_params_t, hop_reorder)},
+    {"hop_min_retry_ms", 0, offsetof(hd_overlay_params_t, hop_min_retry)},
+    {"hop_give_up_ms", 0, offsetof(hd_overlay_params_t, hop_give_up)},
+    {"hop_max_tries", 1, offsetof(hd_overlay_params_t, hop_max_tries)},
+    {"hysteresis_fraction", 2, offsetof(hd_overlay_params_t, hyst_frac)},
+    {"hysteresis_ms", 2, offsetof(hd_overlay_params_t, hyst_ms)},
+    {"hold_ms", 0, offsetof(hd_overlay_params_t, hold)},
+};
+#define N_OVERLAY_KEYS (sizeof overlay_keys / sizeof overlay_keys[0])
+
+static int load_overlay(hd_config_t *c, json_t *o, char *err, size_t errcap) {
+  const char *names[N_OVERLAY_KEYS];
+  for (size_t i = 0; i < N_OVERLAY_KEYS; i++)
+    names[i] = overlay_keys[i].key;
+  if (check_keys_doc(o, "overlay", names, N_OVERLAY_KEYS, "docs/overlay.md \"Tuning the overlay\"", err,
+                     errcap))
+    return HD_EINVAL;
+  hd_overlay_params_t p = c->overlay;
+  for (size_t i = 0; i < N_OVERLAY_KEYS; i++) {
+    json_t *v = json_object_get(o, overlay_keys[i].key);
+    if (!v) continue;
+    char *dst = (char *)&p + overlay_keys[i].off;
+    if (overlay_keys[i].kind == 2 ? !json_is_number(v) : !json_is_integer(v)) {
+      snprintf(err, errcap, "config: 'overlay.%s' must be %s (see docs/overlay.md \"Tuning the overlay\")",
+               overlay_keys[i].key, overlay_keys[i].kind == 2 ? "a number" : "an integer");
+      return HD_EINVAL;
+    }
+    if (overlay_keys[i].kind == 0) {
+      json_int_t ms = json_integer_value(v);
+      *(hd_time_t *)dst = ms < 0         ? -HD_MS(1)
+                          : ms > 3600000 ? HD_SEC(3600) + 1
+                                         : HD_MS(ms); /* the check says the range */
+    } else if (overlay_keys[i].kind == 1) {
+      json_int_t x = json_integer_value(v);
+      *(int *)dst = x < -1 ? -1 : x > 1000000 ? 1000000 : (int)x;
+    } else {
+      *(double *)dst = json_number_value(v);
+    }
+  }
+  char why[200];
+  if (hd_overlay_params_check(&p, why, sizeof why) < 0) {
+    snprintf(err, errcap, "config: %s (see docs/overlay.md \"Tuning the overlay\")", why);
+    return HD_EINVAL;
+  }
+  c->overlay = p;
   return 0;
 }
 
@@ -649,6 +714,8 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
       hd_config_check_cluster(c, err, errcap))
     goto out;
   if (get_int(root, "drain_grace_s", 0, 3600, &c->drain_grace_s, err, errcap)) goto out;
+  json_t *ovl = json_object_get(root, "overlay");
+  if (ovl && load_overlay(c, ovl, err, errcap)) goto out;
   rc = 0;
 out:
   json_decref(root);

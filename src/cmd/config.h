@@ -4,6 +4,7 @@
 #define HD_CMD_CONFIG_H
 #include <stddef.h>
 
+#include "overlay/overlay_params.h"
 #include "quality/alerts.h"
 
 #define HD_MAX_APPS 32
@@ -113,6 +114,9 @@ typedef struct {
   /* SIGTERM drains the node (docs/overlay.md "Draining") for up to this many
    * seconds before it stops; 0 (default) = stop at once, as before */
   long drain_grace_s;
+  /* "overlay": link probes, fast reroute, relaying and route hysteresis
+   * (overlay/overlay_params.h; docs/overlay.md "Tuning the overlay") */
+  hd_overlay_params_t overlay;
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

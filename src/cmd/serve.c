@@ -1091,6 +1091,7 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: %s\n", err);
     return 1;
   }
+  hd_serve_cluster_set_emit(s.cluster, emit_event, &s); /* room_finished of a room a killed node held */
   hd_http_config_t hcfg = {.host = s.cfg.listen_host,
                            .port = s.cfg.listen_port,
                            .web_root = s.cfg.web_root[0] ? s.cfg.web_root : NULL,

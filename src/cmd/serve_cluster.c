@@ -19,6 +19,7 @@
 #include "io/rtc_udp.h"
 #include "cluster/peer_addrs.h"
 #include "overlay/link.h"
+#include "overlay/overlay_params.h"
 #include "overlay/path_select.h"
 #include "sfu/node.h"
 
@@ -51,6 +52,10 @@ struct hd_serve_cluster {
   hd_node_route_t routes[HD_OVL_MAX_NODES];
   int n_routes;
   struct room_events *rev; /* room_started / room_finished once per cluster */
+  struct fast_check *fast; /* the fast reroute check between heartbeats (issue 16 item 1) */
+  uint64_t fast_reroutes;  /* route evaluations it triggered */
+  hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
+  void *emit_ud;
 };
 
 static void rev_stop(hd_serve_cluster_t *c);
@@ -232,7 +237,7 @@ static void routes_job(hd_node_t *node, void *arg, hd_time_t now) {
 
 /* Hands every media worker the route to each destination, with a disjoint
  * second path; audio goes on both while the best path loses more than
- * HD_RELAY_DUP_LOSS. A destination without a route (no measurement yet)
+ * overlay.dup_audio_loss (HD_RELAY_DUP_LOSS). A destination without a route (no measurement yet)
  * stays direct. */
 static void push_routes(hd_serve_cluster_t *c) {
   if (!c->link_on) return;
@@ -249,7 +254,7 @@ static void push_routes(hd_serve_cluster_t *c) {
     hd_ovl_path_t alt;
     if (hd_ovl_best_path(&c->graph, 0, d, HD_OVL_MAX_RELAYS, r, &alt) == 0) {
       to_relay_path(c, &alt, &x->alt);
-      x->dup_audio = path_loss(&c->graph, r) > HD_RELAY_DUP_LOSS;
+      x->dup_audio = path_loss(&c->graph, r) > hd_overlay_params()->dup_audio_loss;
     }
   }
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
@@ -309,6 +314,69 @@ static void update_routes(hd_serve_cluster_t *c) {
   push_routes(c);
 }
 
+/* ---- fast reroute (issue 16 item 1; docs/overlay.md "Fast reroute") ----
+ *
+ * The heartbeat re-runs the router once a second; a link that dies between
+ * two would cost up to a second more of lost media. So every
+ * overlay.check_interval_ms (25 ms) the control thread reads the measuring
+ * worker's link states (a worker job, as the heartbeat's: no lock on the
+ * packet path) and, when one of this node's links went up or down, re-runs
+ * the router and hands the workers the new routes at once. The router
+ * replaces a route with a down link without its hold, and takes a recovered
+ * link back only after the hold (no flapping); the link meter's own
+ * hysteresis (up_echoes) keeps a flaky link down. A link that went down
+ * also publishes this node's entry at once, so the other nodes' routes
+ * through it move at their next read of the registry. */
+
+struct fast_check {
+  uv_timer_t timer;
+  hd_serve_cluster_t *c; /* NULL once the cluster side stopped */
+};
+
+static void fast_closed(uv_handle_t *h) { free(h->data); }
+
+static void fast_cb(uv_timer_t *t) {
+  struct fast_check *f = t->data;
+  hd_serve_cluster_t *c = f->c;
+  if (!c || !c->link || !c->link_on || c->ovl_n < 2) return;
+  hd_cluster_link_t before[HD_CLUSTER_MAX_LINKS];
+  int n_before = c->self->n_links;
+  memcpy(before, c->self->links, sizeof before[0] * (size_t)n_before);
+  gather_links(c);
+  int changed = n_before != c->self->n_links, went_down = 0;
+  for (int i = 0; i < c->self->n_links; i++) {
+    const hd_cluster_link_t *l = &c->self->links[i];
+    int was = -1;
+    for (int k = 0; k < n_before && was < 0; k++)
+      if (!strcmp(before[k].peer, l->peer)) was = before[k].up;
+    if (was != l->up) changed = 1;
+    if (was == 1 && !l->up) went_down = 1;
+  }
+  if (!changed) return;
+  c->fast_reroutes++;
+  update_routes(c);
+  if (went_down) hd_cluster_redis_beat_now(c->link);
+}
+
+static void fast_start(hd_serve_cluster_t *c) {
+  struct fast_check *f = calloc(1, sizeof *f);
+  if (!f) return; /* routes move at the heartbeat only */
+  f->c = c;
+  uv_timer_init(c->loop, &f->timer);
+  f->timer.data = f;
+  uint64_t ms = (uint64_t)(hd_overlay_params()->check_interval / 1000);
+  uv_timer_start(&f->timer, fast_cb, ms, ms ? ms : 1);
+  c->fast = f;
+}
+
+static void fast_stop(hd_serve_cluster_t *c) {
+  if (!c->fast) return;
+  c->fast->c = NULL;
+  uv_timer_stop(&c->fast->timer);
+  uv_close((uv_handle_t *)&c->fast->timer, fast_closed);
+  c->fast = NULL;
+}
+
 static int entry_cb(void *ud, char *out, size_t cap) {
   hd_serve_cluster_t *c = ud;
   push_peers(c);
@@ -321,7 +389,27 @@ static int entry_cb(void *ud, char *out, size_t cap) {
   /* more rooms than listed happens only with the list full (add_room): the
    * entry lists HD_CLUSTER_MAX_ROOMS and says "rooms_truncated" */
   int total = c->self->rooms > c->n_names ? (int)c->self->rooms : c->n_names;
+  hd_cluster_redis_rooms_alive(c->link, names, c->n_names); /* their Redis keys live on */
   return hd_cluster_node_encode(c->self, names, total, out, cap);
+}
+
+void hd_serve_cluster_set_emit(hd_serve_cluster_t *c, hd_serve_event_fn emit, void *ud) {
+  if (!c) return;
+  c->emit = emit;
+  c->emit_ud = ud;
+}
+
+/* A room finished with the killed node that last held it (io/cluster_redis.h):
+ * this node, the one that noticed, fires its room_finished. */
+static void room_gone(void *ud, const char *room, const char *sid) {
+  hd_serve_cluster_t *c = ud;
+  const char *slash = strchr(room, '/');
+  if (!c->emit || !slash || slash == room) return;
+  char app[HD_WEBHOOK_FIELD_MAX];
+  snprintf(app, sizeof app, "%.*s", (int)(slash - room), room);
+  hd_webhook_event_t ev = {
+      .type = HD_WEBHOOK_ROOM_FINISHED, .app = app, .room_name = slash + 1, .room_sid = sid};
+  c->emit(c->emit_ud, &ev);
 }
 
 void hd_serve_cluster_defaults(hd_config_t *cfg, const char *scheme) {
@@ -370,12 +458,15 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     snprintf(n->media[n->n_media++], HD_CLUSTER_ADDR_MAX, "%.46s:%d", cfg->rtc_ip, port & 0xffff);
   }
   c->last_cpu_s = -1;
+  /* before any link exists: every overlay object copies its values when it is set up */
+  if (hd_overlay_params_set(&cfg->overlay, err, errcap) < 0) goto fail;
   if (hd_peer_addrs_parse(&c->peer_addrs, cfg->peer_addrs, err, errcap) < 0) goto fail;
   for (int i = 0; i < c->peer_addrs.n; i++)
     HD_LOGI("cluster", "node link to %s goes to %s (peer_addrs override, not its announced address)",
             c->peer_addrs.e[i].id, c->peer_addrs.e[i].addr);
   if (cfg->redis[0]) {
-    hd_cluster_redis_config_t rc = {.node_id = cfg->node_id, .entry = entry_cb, .ud = c};
+    hd_cluster_redis_config_t rc = {
+        .node_id = cfg->node_id, .entry = entry_cb, .room_gone = room_gone, .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
     int r = hd_cluster_redis_start(&c->link, loop, &rc);
     if (r < 0) {
@@ -398,6 +489,7 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
         hd_media_workers_call(workers, i, link_init_job, &j);
       }
       c->link_on = 1;
+      fast_start(c);
     }
   }
   *out = c;
@@ -411,6 +503,7 @@ fail:
 
 void hd_serve_cluster_stop(hd_serve_cluster_t *c) {
   if (!c) return;
+  fast_stop(c);
   rev_stop(c);
   hd_cluster_redis_stop(c->link);
   free(c->self);
@@ -500,8 +593,7 @@ typedef struct {
 
 static void sid_job(hd_node_t *node, void *arg, hd_time_t now) {
   sid_job_t *j = arg;
-  (void)now;
-  hd_node_room_set_sid(node, j->app, j->room, j->was, j->sid);
+  hd_node_room_set_sid(node, j->app, j->room, j->was, j->sid, now);
 }
 
 /* Emits what can go now: the head's answered gates and the events after them.
@@ -521,7 +613,9 @@ static void rev_pump(room_events_t *e, rev_room_t *r) {
     if (it->gate && it->type == HD_WEBHOOK_ROOM_STARTED) {
       const char *local = fld(it, 5) ? fld(it, 5) : "";
       snprintf(r->sid, sizeof r->sid, "%s", it->sid[0] ? it->sid : local);
-      if (strcmp(r->sid, local) && e->c) { /* the room here takes the cluster's sid */
+      /* the room here takes the cluster's sid (or keeps its own): the joins
+       * waiting for it go on either way (rooms_sid_settled) */
+      if (e->c) {
         sid_job_t j = {.app = r->app, .room = r->name, .was = local, .sid = r->sid};
         hd_media_workers_call(e->c->workers,
                               hd_media_room_worker(r->app, r->name, hd_media_workers_count(e->c->workers)),
@@ -558,12 +652,24 @@ static void copy_fld(rev_item_t *it, int i, const char *v) {
   it->has |= 1u << i;
 }
 
+/* A room_started that goes out at once, without asking Redis (the queue is
+ * full, out of memory): the joins waiting for the room's sid go on with the
+ * node's own (rooms_sid_settled), not after HD_ROOM_SID_WAIT with an error. */
+static int rev_release(hd_serve_cluster_t *c, const hd_webhook_event_t *ev) {
+  if (ev->type != HD_WEBHOOK_ROOM_STARTED || !ev->room_sid) return 0;
+  sid_job_t j = {.app = ev->app, .room = ev->room_name, .was = ev->room_sid, .sid = ev->room_sid};
+  hd_media_workers_call(c->workers,
+                        hd_media_room_worker(ev->app, ev->room_name, hd_media_workers_count(c->workers)),
+                        sid_job, &j);
+  return 0;
+}
+
 int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, hd_serve_event_fn emit,
                            void *ud) {
   if (!c || !c->link || !ev->app || !ev->room_name) return 0;
   room_events_t *e = c->rev;
   if (!e) {
-    if (!(e = c->rev = calloc(1, sizeof *e))) return 0;
+    if (!(e = c->rev = calloc(1, sizeof *e))) return rev_release(c, ev);
     e->c = c;
     e->refs = 1;
   }
@@ -576,7 +682,7 @@ int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, 
   if (!r && !gate) return 0; /* nothing waits: as it is (the room here has the cluster's sid) */
   if (e->queued >= REV_MAX_QUEUED) {
     HD_LOGW("cluster", "%d room events wait for Redis answers: this one goes out at once", e->queued);
-    return 0;
+    return rev_release(c, ev);
   }
   rev_item_t *it = calloc(1, sizeof *it);
   if (!r) {
@@ -591,7 +697,7 @@ int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, 
   if (!it || !r) {
     free(it);
     if (r && !r->head) rev_pump(e, r); /* frees the empty entry */
-    return 0;
+    return rev_release(c, ev);
   }
   it->type = ev->type;
   it->gate = gate;
@@ -877,6 +983,7 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
   }
   json_t *body = json_pack("{s:s, s:b, s:o, s:o, s:I}", "self", c->self->id, "measuring", c->link_on, "links",
                            links, "routes", routes, "route_changes", (json_int_t)c->router.changes);
+  if (body) json_object_set_new(body, "fast_reroutes", json_integer((json_int_t)c->fast_reroutes));
   char *t = body ? json_dumps(body, JSON_COMPACT) : NULL;
   if (t)
     hd_http_resp_body(resp, 200, "application/json", t, strlen(t));
@@ -890,7 +997,8 @@ int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap)
   size_t k = 0;
   if (!c || !c->n_links) return 0;
   static const char *const head =
-      "# HELP hudong_link_rtt_seconds Smoothed RTT of the node link to a peer node (probes every 100 ms).\n"
+      "# HELP hudong_link_rtt_seconds Smoothed RTT of the node link to a peer node (probes every "
+      "overlay.probe_interval_ms, 50 ms by default).\n"
       "# TYPE hudong_link_rtt_seconds gauge\n"
       "# HELP hudong_link_loss_ratio Forward loss of the node link's probes to a peer node, 0..1.\n"
       "# TYPE hudong_link_loss_ratio gauge\n"

@@ -50,6 +50,9 @@ int hd_serve_cluster_drain_left(hd_serve_cluster_t *c, char *out, size_t cap);
 typedef void (*hd_serve_event_fn)(void *ud, const hd_webhook_event_t *ev);
 int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, hd_serve_event_fn emit,
                            void *ud);
+/* Where the cluster side sends events of its own: room_finished of a room
+ * whose last node was killed (noticed by this node in Redis). */
+void hd_serve_cluster_set_emit(hd_serve_cluster_t *c, hd_serve_event_fn emit, void *ud);
 /* /metrics lines (nothing without --redis); returns the length written. */
 int hd_serve_cluster_metrics_text(hd_serve_cluster_t *c, char *out, size_t cap);
 /* GET /admin/cluster/links: this node's measured links and its route per

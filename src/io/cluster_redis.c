@@ -57,7 +57,8 @@ struct hd_cluster_redis {
   int entry_len;
   char *prev; /* the entry SET by the heartbeat before */
   int prev_len;
-  uint64_t dup_warned; /* another node with our id seen (logged once) */
+  uint64_t dup_warned;  /* another node with our id seen (logged once) */
+  hd_time_t touched_at; /* the last refresh of our rooms' key TTLs */
   hd_cluster_peers_t peers;
   hd_cluster_node_t *scratch; /* decode buffer, HD_CLUSTER_MAX_NODES */
   uint64_t heartbeats, failures, bad_entries;
@@ -66,6 +67,7 @@ struct hd_cluster_redis {
 };
 
 static void try_connect(hd_cluster_redis_t *r);
+static void reap(hd_cluster_redis_t *r, const char *id);
 
 static hd_time_t now_of(hd_cluster_redis_t *r) { return hd_io_now(r->loop); }
 
@@ -129,9 +131,10 @@ static void on_mget(redisAsyncContext *ac, void *reply, void *priv) {
   int n = 0;
   for (size_t i = 0; i < rep->elements && ids[i]; i++) {
     redisReply *e = rep->element[i];
-    if (e->type != REDIS_REPLY_STRING) { /* expired: clean the index */
+    if (e->type != REDIS_REPLY_STRING) { /* expired: clean the index, and the rooms it held */
       const char *argv[3] = {"SREM", HD_CLUSTER_NODES_KEY, ids[i]};
       redisAsyncCommandArgv(ac, NULL, NULL, 3, argv, NULL);
+      if (strcmp(ids[i], r->id)) reap(r, ids[i]);
       continue;
     }
     if (!strcmp(ids[i], r->id)) continue; /* ourselves */
@@ -488,10 +491,17 @@ int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap) 
  *
  * hudong:room:<app>/<room>:nodes  SET of the node ids holding the room
  * hudong:room:<app>/<room>:sid    STRING, the room's sid while any node holds it
- * One script, so that deciding "first" or "last" and changing the set are one
+ * hudong:noderooms:<id>           SET of the "<app>/<room>" node <id> holds
+ * One script, so that deciding "first" or "last" and changing the sets are one
  * step however many nodes race. Members whose registry key is gone (a killed
  * node, once its TTL ran out) are dropped first, so a dead node does not keep a
- * room from finishing or from starting afresh. */
+ * room from finishing or from starting afresh; a dead node still within its
+ * TTL when the last live node leaves is dropped by room_reap_script once its
+ * key is gone, which then finishes the room. Every key has a TTL
+ * (HD_CLUSTER_ROOM_TTL_MS), refreshed while a node holds the room
+ * (hd_cluster_redis_rooms_alive): a crashed cluster leaves nothing behind.
+ * ARGV: 1 node id, 2 local sid, 3 start|finish, 4 node key prefix,
+ * 5 "<app>/<room>", 6 TTL (ms). KEYS: 1 nodes, 2 sid, 3 noderooms:<id>. */
 static const char room_script[] =
     "for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
     "  if m ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. m) == 0 then redis.call('SREM', KEYS[1], m) end "
@@ -501,12 +511,96 @@ static const char room_script[] =
     "  redis.call('SADD', KEYS[1], ARGV[1]) "
     "  local sid = redis.call('GET', KEYS[2]) "
     "  if first or not sid then redis.call('SET', KEYS[2], ARGV[2]) sid = ARGV[2] end "
+    "  redis.call('SADD', KEYS[3], ARGV[5]) "
+    "  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end "
     "  return {first and 1 or 0, sid} "
     "end "
     "redis.call('SREM', KEYS[1], ARGV[1]) "
+    "redis.call('SREM', KEYS[3], ARGV[5]) "
     "local sid = redis.call('GET', KEYS[2]) or ARGV[2] "
     "if redis.call('SCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) return {1, sid} end "
     "return {0, sid}";
+
+/* A node's registry key is gone (killed: its TTL ran out): its rooms lose it,
+ * and each room it leaves empty is finished here (its sid key deleted, so
+ * the room finishes once however many nodes notice). Returns {room, sid, ...}
+ * of those rooms. KEYS: 1 noderooms:<id>. ARGV: 1 id, 2 node key prefix,
+ * 3 room key prefix. Nothing if the node is back. */
+static const char room_reap_script[] =
+    "if redis.call('EXISTS', ARGV[2] .. ARGV[1]) == 1 then return {} end "
+    "local out = {} "
+    "for _, ar in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "  local kn, ks = ARGV[3] .. ar .. ':nodes', ARGV[3] .. ar .. ':sid' "
+    "  redis.call('SREM', kn, ARGV[1]) "
+    "  for _, m in ipairs(redis.call('SMEMBERS', kn)) do "
+    "    if redis.call('EXISTS', ARGV[2] .. m) == 0 then redis.call('SREM', kn, m) end "
+    "  end "
+    "  if redis.call('SCARD', kn) == 0 then "
+    "    local sid = redis.call('GET', ks) "
+    "    if sid then redis.call('DEL', ks) out[#out + 1] = ar out[#out + 1] = sid end "
+    "  end "
+    "end "
+    "redis.call('DEL', KEYS[1]) "
+    "return out";
+
+/* The rooms this node holds: their keys live another TTL. ARGV: 1 TTL (ms),
+ * 2 room key prefix, 3.. "<app>/<room>". KEYS: 1 noderooms:<id>. */
+static const char room_touch_script[] = "redis.call('PEXPIRE', KEYS[1], ARGV[1]) "
+                                        "for i = 3, #ARGV do "
+                                        "  redis.call('PEXPIRE', ARGV[2] .. ARGV[i] .. ':nodes', ARGV[1]) "
+                                        "  redis.call('PEXPIRE', ARGV[2] .. ARGV[i] .. ':sid', ARGV[1]) "
+                                        "end "
+                                        "return 1";
+
+static void on_reaped(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_cluster_redis_t *r = ac->data;
+  redisReply *rep = reply;
+  char *id = priv;
+  if (r && ac == r->ac && rep && rep->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+      redisReply *a = rep->element[i], *s = rep->element[i + 1];
+      if (a->type != REDIS_REPLY_STRING || s->type != REDIS_REPLY_STRING) continue;
+      HD_LOGI("cluster", "room %s: node %s, gone, was the last holding it: the room finishes", a->str, id);
+      if (r->cfg.room_gone) r->cfg.room_gone(r->cfg.ud, a->str, s->str);
+    }
+  } else if (r && rep && rep->type == REDIS_REPLY_ERROR) {
+    HD_LOGW("cluster", "room clean-up script for gone node %s refused by Redis: %s", id, rep->str);
+  }
+  free(id);
+}
+
+/* Node `id`'s registry key is gone: its rooms are cleaned up (room_reap_script). */
+static void reap(hd_cluster_redis_t *r, const char *id) {
+  char k[HD_CLUSTER_ID_MAX + 40];
+  snprintf(k, sizeof k, HD_CLUSTER_NODEROOMS_KEY "%s", id);
+  char *dup = strdup(id);
+  if (!dup) return;
+  const char *argv[7] = {"EVAL", room_reap_script, "1", k, id, HD_CLUSTER_NODE_KEY, HD_CLUSTER_ROOM_KEY};
+  if (redisAsyncCommandArgv(r->ac, on_reaped, dup, 7, argv, NULL) != REDIS_OK) free(dup);
+}
+
+void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *const *rooms, int n) {
+  if (!r || !r->ac || r->state != ST_UP || !r->registered || r->stopping) return;
+  hd_time_t now = now_of(r);
+  if (r->touched_at && now - r->touched_at < (hd_time_t)HD_CLUSTER_ROOM_TOUCH_MS * 1000) return;
+  r->touched_at = now;
+  const char **argv = malloc(sizeof *argv * (size_t)(n + 6));
+  if (!argv) return;
+  char k[HD_CLUSTER_ID_MAX + 40], ttl[24];
+  snprintf(k, sizeof k, HD_CLUSTER_NODEROOMS_KEY "%s", r->id);
+  snprintf(ttl, sizeof ttl, "%d", HD_CLUSTER_ROOM_TTL_MS);
+  int a = 0;
+  argv[a++] = "EVAL";
+  argv[a++] = room_touch_script;
+  argv[a++] = "1";
+  argv[a++] = k;
+  argv[a++] = ttl;
+  argv[a++] = HD_CLUSTER_ROOM_KEY;
+  for (int i = 0; i < n; i++)
+    argv[a++] = rooms[i];
+  redisAsyncCommandArgv(r->ac, NULL, NULL, a, argv, NULL);
+  free(argv);
+}
 
 typedef struct {
   hd_cluster_room_cb cb;
@@ -534,24 +628,32 @@ static void on_room_reply(redisAsyncContext *ac, void *reply, void *priv) {
 int hd_cluster_redis_room_event(hd_cluster_redis_t *r, const char *app, const char *room, const char *sid,
                                 int started, hd_cluster_room_cb cb, void *ud) {
   if (!r || !r->ac || r->state != ST_UP || !r->registered || r->stopping) return HD_ESTATE;
-  char k1[HD_CLUSTER_ID_MAX + 400], k2[HD_CLUSTER_ID_MAX + 400];
-  int l1 = snprintf(k1, sizeof k1, HD_CLUSTER_KEY_PREFIX "room:%s/%s:nodes", app, room);
-  int l2 = snprintf(k2, sizeof k2, HD_CLUSTER_KEY_PREFIX "room:%s/%s:sid", app, room);
-  if (l1 < 0 || (size_t)l1 >= sizeof k1 || l2 < 0 || (size_t)l2 >= sizeof k2) return HD_EINVAL;
+  char k1[HD_CLUSTER_ID_MAX + 400], k2[HD_CLUSTER_ID_MAX + 400], k3[HD_CLUSTER_ID_MAX + 40], ar[400], ttl[24];
+  int l1 = snprintf(k1, sizeof k1, HD_CLUSTER_ROOM_KEY "%s/%s:nodes", app, room);
+  int l2 = snprintf(k2, sizeof k2, HD_CLUSTER_ROOM_KEY "%s/%s:sid", app, room);
+  int l3 = snprintf(ar, sizeof ar, "%s/%s", app, room);
+  if (l1 < 0 || (size_t)l1 >= sizeof k1 || l2 < 0 || (size_t)l2 >= sizeof k2 || l3 < 0 ||
+      (size_t)l3 >= sizeof ar)
+    return HD_EINVAL;
+  snprintf(k3, sizeof k3, HD_CLUSTER_NODEROOMS_KEY "%s", r->id);
+  snprintf(ttl, sizeof ttl, "%d", HD_CLUSTER_ROOM_TTL_MS);
   room_op_t *op = malloc(sizeof *op);
   if (!op) return HD_ENOMEM;
   op->cb = cb;
   op->ud = ud;
-  const char *argv[9] = {"EVAL",
-                         room_script,
-                         "2",
-                         k1,
-                         k2,
-                         r->id,
-                         sid ? sid : "",
-                         started ? "start" : "finish",
-                         HD_CLUSTER_NODE_KEY};
-  if (redisAsyncCommandArgv(r->ac, on_room_reply, op, 9, argv, NULL) != REDIS_OK) {
+  const char *argv[12] = {"EVAL",
+                          room_script,
+                          "3",
+                          k1,
+                          k2,
+                          k3,
+                          r->id,
+                          sid ? sid : "",
+                          started ? "start" : "finish",
+                          HD_CLUSTER_NODE_KEY,
+                          ar,
+                          ttl};
+  if (redisAsyncCommandArgv(r->ac, on_room_reply, op, 12, argv, NULL) != REDIS_OK) {
     free(op);
     return HD_EIO;
   }

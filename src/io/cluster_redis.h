@@ -23,6 +23,10 @@ typedef struct hd_cluster_redis hd_cluster_redis_t;
 /* Writes this node's current registry entry (hd_cluster_node_encode) into
  * out; returns its length or a negative HD_E*. Called once per heartbeat. */
 typedef int (*hd_cluster_entry_fn)(void *ud, char *out, size_t cap);
+/* A room finished because the node that last held it is gone (killed, its
+ * registry key expired: docs/overlay.md "Room events"): room is
+ * "<app>/<room>", sid its cluster-wide sid. One node of the cluster gets it. */
+typedef void (*hd_cluster_room_gone_fn)(void *ud, const char *room, const char *sid);
 
 typedef struct {
   hd_redis_url_t url;
@@ -30,6 +34,7 @@ typedef struct {
   int heartbeat_ms; /* default 1000 */
   int ttl_ms;       /* default 3000: a node silent this long is gone */
   hd_cluster_entry_fn entry;
+  hd_cluster_room_gone_fn room_gone; /* may be NULL */
   void *ud;
 } hd_cluster_redis_config_t;
 
@@ -37,6 +42,14 @@ typedef struct {
 #define HD_CLUSTER_KEY_PREFIX "hudong:"
 #define HD_CLUSTER_NODES_KEY HD_CLUSTER_KEY_PREFIX "nodes"
 #define HD_CLUSTER_NODE_KEY HD_CLUSTER_KEY_PREFIX "node:"
+#define HD_CLUSTER_ROOM_KEY HD_CLUSTER_KEY_PREFIX "room:"
+#define HD_CLUSTER_NODEROOMS_KEY HD_CLUSTER_KEY_PREFIX "noderooms:"
+/* The room keys (hudong:room:*, hudong:noderooms:*) expire this long after
+ * the last node holding the room stopped refreshing them (a crashed cluster
+ * leaves nothing behind); each node refreshes its rooms' keys every
+ * HD_CLUSTER_ROOM_TOUCH_MS. Fixed (docs/overlay.md "Key layout"). */
+#define HD_CLUSTER_ROOM_TTL_MS 30000
+#define HD_CLUSTER_ROOM_TOUCH_MS 5000
 
 /* Starts the link (the first connect is attempted at once; failing to reach
  * Redis is not an error here). HD_ENOMEM or HD_EINVAL. */
@@ -64,6 +77,9 @@ int hd_cluster_redis_up(const hd_cluster_redis_t *r);
 typedef void (*hd_cluster_room_cb)(void *ud, int fire, const char *sid);
 int hd_cluster_redis_room_event(hd_cluster_redis_t *r, const char *app, const char *room, const char *sid,
                                 int started, hd_cluster_room_cb cb, void *ud);
+/* The rooms ("<app>/<room>") this node holds now: their Redis keys' TTLs are
+ * refreshed (at most every HD_CLUSTER_ROOM_TOUCH_MS; call it every heartbeat). */
+void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *const *rooms, int n);
 /* Prometheus lines (hudong_cluster_*); returns the length written. */
 int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap);
 

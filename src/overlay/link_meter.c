@@ -6,10 +6,14 @@
 
 #include "base/bytes.h"
 #include "base/err.h"
+#include "overlay/overlay_params.h"
 
 void hd_link_meter_init(hd_link_meter_t *m, hd_time_t interval, hd_time_t now) {
   memset(m, 0, sizeof *m);
-  m->interval = interval > 0 ? interval : HD_LINK_METER_DEFAULT_INTERVAL;
+  const hd_overlay_params_t *op = hd_overlay_params();
+  m->interval = interval > 0 ? interval : op->probe_interval;
+  m->down_probes = op->down_probes > 0 ? op->down_probes : HD_LINK_METER_DOWN_PROBES;
+  m->up_echoes = op->up_echoes > 0 ? op->up_echoes : HD_LINK_METER_UP_ECHOES;
   m->next_probe = now;
 }
 
@@ -30,15 +34,15 @@ static void loss_update(double *avg, uint64_t *n, double outcome, uint64_t weigh
   *avg += (outcome - *avg) * a;
 }
 
-/* Down when echoes stopped: longer than HD_LINK_METER_DOWN_AFTER (or three probe
- * intervals, on a slow prober) plus the RTT since the last one. */
+/* Down when echoes stopped: down_probes probe intervals plus SRTT + 4 RTTVAR
+ * (the RTO margin of RFC 6298 section 2.3) since the last one. */
 static void eval_down(hd_link_meter_t *m, hd_time_t now) {
   if (!m->st.up) return;
-  hd_time_t quiet = HD_LINK_METER_DOWN_AFTER > 3 * m->interval ? HD_LINK_METER_DOWN_AFTER : 3 * m->interval;
-  quiet += (hd_time_t)(m->st.srtt_ms * 1000);
+  hd_time_t quiet = m->down_probes * m->interval + (hd_time_t)((m->st.srtt_ms + 4 * m->st.rttvar_ms) * 1000);
   if (now - m->st.last_echo > quiet) {
     m->st.up = 0;
     m->st.downs++;
+    m->up_streak = 0;
   }
 }
 
@@ -157,7 +161,15 @@ int hd_link_meter_feed(hd_link_meter_t *m, const uint8_t *buf, size_t len, hd_ti
   if (r.err || hd_rd_left(&r)) return HD_EINVAL;
   m->st.echoes_received++;
   m->st.last_echo = now;
-  if (!m->st.up) m->st.up = 1;
+  if (!m->st.up) {
+    /* the first echo ever brings the link up; after a down, up_echoes of consecutive probes do */
+    m->up_streak = m->up_streak && seq == m->up_last_seq + 1 ? m->up_streak + 1 : 1;
+    m->up_last_seq = seq;
+    if (!m->st.downs || m->up_streak >= (uint32_t)m->up_echoes) {
+      m->st.up = 1;
+      m->up_streak = 0;
+    }
+  }
   take_echo(m, seq, t_send, hold, rx, jit, now);
   return 0;
 }

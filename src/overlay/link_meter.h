@@ -14,9 +14,14 @@
  *  - jitter, forward: the far end keeps the RFC 3550 section 6.4.1
  *    interarrival jitter of our probes (no clock sync needed: it uses
  *    differences of differences) and puts it in every echo.
- *  - up/down: down when no echo came for HD_LINK_METER_DOWN_AFTER while probes were
- *    outstanding (fast, so that the router moves streams off a dead link in
- *    well under a second); up again at the first echo.
+ *  - up/down: down when no echo came for down_probes probe intervals plus
+ *    SRTT + 4 RTTVAR (RFC 6298's margin: a jittery link is not a dead one),
+ *    i.e. when about down_probes probes in a row went unanswered: at 50 ms
+ *    probes and 3, ~200 ms on a 40 ms link, so that the control thread's
+ *    fast check (serve_cluster.c) moves routes off a dead link in well under
+ *    half a second. Up at the first echo ever; after a down, only after
+ *    up_echoes echoes of consecutive probes (hysteresis: a link that answers
+ *    one probe in three is not back).
  * Raw RTT/loss samples are kept in a small ring for the dashboard.
  *
  * Wire format (big-endian; carried inside the authenticated node link):
@@ -35,12 +40,13 @@
 #define HD_LINK_METER_ECHO 2
 #define HD_LINK_METER_PROBE_LEN 13
 #define HD_LINK_METER_ECHO_LEN 25
-#define HD_LINK_METER_DEFAULT_INTERVAL HD_MS(100)
-#define HD_LINK_METER_DOWN_AFTER HD_MS(300)   /* no echo this long (with probes out): down */
-#define HD_LINK_METER_PROBE_TIMEOUT HD_SEC(1) /* an echo later than this counts as lost */
-#define HD_LINK_METER_LOSS_WINDOW 100         /* probes the loss averages cover (~10 s at 100 ms) */
-#define HD_LINK_METER_SAMPLES 64              /* raw samples kept */
-#define HD_LINK_METER_OUTSTANDING 64          /* probes tracked at once (>= timeout / interval) */
+#define HD_LINK_METER_DEFAULT_INTERVAL HD_MS(50) /* overlay.probe_interval_ms */
+#define HD_LINK_METER_DOWN_PROBES 3              /* overlay.down_probes */
+#define HD_LINK_METER_UP_ECHOES 3                /* overlay.up_echoes */
+#define HD_LINK_METER_PROBE_TIMEOUT HD_SEC(1)    /* an echo later than this counts as lost */
+#define HD_LINK_METER_LOSS_WINDOW 100            /* probes the loss averages cover (~5 s at 50 ms) */
+#define HD_LINK_METER_SAMPLES 64                 /* raw samples kept */
+#define HD_LINK_METER_OUTSTANDING 64             /* probes tracked at once (>= timeout / interval) */
 
 typedef struct {
   hd_time_t at; /* when the sample was taken */
@@ -60,7 +66,9 @@ typedef struct {
 
 typedef struct {
   hd_time_t interval, next_probe;
-  uint32_t seq; /* next probe's */
+  int down_probes, up_echoes;      /* the link-down rule and its hysteresis (overlay_params.h) */
+  uint32_t up_streak, up_last_seq; /* while down: echoes of consecutive probes so far */
+  uint32_t seq;                    /* next probe's */
   /* outstanding probes by seq % HD_LINK_METER_OUTSTANDING */
   struct {
     uint32_t seq;
@@ -81,7 +89,9 @@ typedef struct {
   uint32_t n_samples; /* total ever taken; the ring holds the last HD_LINK_METER_SAMPLES */
 } hd_link_meter_t;
 
-/* interval 0 = HD_LINK_METER_DEFAULT_INTERVAL. The first probe goes out at `now`. */
+/* interval 0 = the process's overlay.probe_interval_ms (overlay_params.h,
+ * default HD_LINK_METER_DEFAULT_INTERVAL); down_probes and up_echoes come
+ * from there too. The first probe goes out at `now`. */
 void hd_link_meter_init(hd_link_meter_t *m, hd_time_t interval, hd_time_t now);
 
 /* When a probe is due: writes it to out (cap >= HD_LINK_METER_PROBE_LEN) and

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/rand.h"
 
 static void put32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++)
@@ -22,10 +23,31 @@ static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get3
 /* serial number order (RFC 1982): a after b */
 static int after(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
 
-void hd_link_rel_init(hd_link_rel_t *r, uint64_t room, uint32_t stream_id) {
+/* A stream id: the sending instance's tag (24 bits) and its stream count (8 bits, never 0). */
+static uint32_t tag_of(uint32_t stream) { return stream >> 8; }
+static int count_after(uint32_t a, uint32_t b) { return (int8_t)(uint8_t)(a - b) > 0; }
+static uint32_t next_stream(uint32_t stream) {
+  uint32_t c = (stream + 1) & 0xff;
+  return (stream & ~0xffu) | (c ? c : 1);
+}
+
+void hd_link_rel_init(hd_link_rel_t *r, uint64_t room, uint32_t instance) {
   memset(r, 0, sizeof *r);
   r->room = room;
-  r->tx_stream = r->instance = stream_id ? stream_id : 1;
+  while (!instance)
+    instance = hd_random_u32();
+  r->instance = instance;
+  /* the tag mixes all 32 bits (MurmurHash3's fmix32), so two ids that differ
+   * only in their low bits (a caller's clock in ms, read 100 ms apart) still
+   * tag their streams apart */
+  uint32_t h = instance;
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  uint32_t tag = h >> 8;
+  r->tx_stream = (tag ? tag : 1) << 8 | 1;
   r->next_seq = r->una = 1;
   r->rto = HD_LINK_REL_RTO_INIT;
 }
@@ -57,6 +79,7 @@ int hd_link_rel_send(hd_link_rel_t *r, const uint8_t *msg, size_t len) {
     s->seq = r->next_seq++;
     s->len = (uint16_t)l;
     s->flags = i + 1 < nseg ? HD_LINK_REL_MORE : 0;
+    s->head = i == 0;
     s->tries = 0;
     s->due = 0; /* now */
     s->used = 1;
@@ -75,21 +98,28 @@ static void reset_stream(hd_link_rel_t *r, uint32_t new_stream_id) {
     if (s->used && !(s->flags & HD_LINK_REL_MORE)) r->dropped_reset++;
     s->used = 0;
   }
-  r->tx_stream = after(new_stream_id, r->tx_stream) ? new_stream_id : r->tx_stream + 1;
-  if (!r->tx_stream) r->tx_stream = 1;
+  (void)new_stream_id; /* the next count of this end's tag: ordered whatever the clock does */
+  r->tx_stream = next_stream(r->tx_stream);
   r->next_seq = r->una = 1;
   r->resets++;
 }
 
 /* The receiver lost its state: what is unacknowledged goes again, numbered
- * from 1 under a newer stream id. */
+ * from 1 under a newer stream id. A message whose head the old receiver
+ * acknowledged cannot be completed at the new one: its remaining segments
+ * are dropped (the new receiver would take them for a whole message). */
 static void restart_for_peer(hd_link_rel_t *r) {
-  uint32_t n = r->next_seq - r->una;
   hd_link_rel_seg_t *old = r->tx;
   hd_link_rel_seg_t *fresh = calloc(HD_LINK_REL_WINDOW, sizeof *fresh);
   if (!fresh) return; /* kept as is: the tries cap resets it later */
+  uint32_t from = r->una;
+  while (from != r->next_seq && !old[from % HD_LINK_REL_WINDOW].head) {
+    if (!(old[from % HD_LINK_REL_WINDOW].flags & HD_LINK_REL_MORE)) r->dropped_reset++; /* its tail */
+    from++;
+  }
+  uint32_t n = r->next_seq - from;
   for (uint32_t k = 0; k < n; k++) {
-    hd_link_rel_seg_t *s = &old[(r->una + k) % HD_LINK_REL_WINDOW], *d = &fresh[(1 + k) % HD_LINK_REL_WINDOW];
+    hd_link_rel_seg_t *s = &old[(from + k) % HD_LINK_REL_WINDOW], *d = &fresh[(1 + k) % HD_LINK_REL_WINDOW];
     *d = *s;
     d->seq = 1 + k;
     d->tries = 0;
@@ -100,8 +130,7 @@ static void restart_for_peer(hd_link_rel_t *r) {
   r->tx = fresh;
   r->una = 1;
   r->next_seq = 1 + n;
-  r->tx_stream++;
-  if (!r->tx_stream) r->tx_stream = 1;
+  r->tx_stream = next_stream(r->tx_stream);
   r->peer_restarts++;
 }
 
@@ -238,7 +267,16 @@ int hd_link_rel_on_data(hd_link_rel_t *r, const uint8_t *pl, size_t len, hd_link
   uint32_t stream = get32(pl + 8), seq = get32(pl + 12);
   uint8_t flags = pl[16];
   if (!stream || !seq) return HD_EPROTO;
-  if (r->rx_stream && stream != r->rx_stream && !after(stream, r->rx_stream)) return 0; /* an old stream's */
+  if (r->rx_stream && stream != r->rx_stream) { /* an old stream's segment, or a new stream */
+    uint32_t tag = tag_of(stream), cur = tag_of(r->rx_stream);
+    if (tag == cur && !count_after(stream, r->rx_stream)) return 0;
+    for (int i = 0; tag != cur && i < HD_LINK_REL_OLD_TAGS; i++)
+      if (r->old_tags[i] == tag) return 0; /* a replaced instance's late segment */
+    if (tag != cur) { /* a new instance of the sender (restarted): the current one is replaced */
+      memmove(r->old_tags + 1, r->old_tags, sizeof r->old_tags - sizeof r->old_tags[0]);
+      r->old_tags[0] = cur;
+    }
+  }
   if (!r->rx && !(r->rx = calloc(HD_LINK_REL_WINDOW, sizeof *r->rx))) return HD_ENOMEM;
   if (!r->msg && !(r->msg = malloc(HD_LINK_REL_MSG_MAX))) return HD_ENOMEM;
   if (stream != r->rx_stream) { /* a new stream (first, restarted sender, or reset after a loss) */
@@ -246,6 +284,7 @@ int hd_link_rel_on_data(hd_link_rel_t *r, const uint8_t *pl, size_t len, hd_link
     r->rx_stream = stream;
     r->rx_next = 1;
     r->msg_len = 0;
+    r->msg_skip = 0;
   }
   r->ack_due = 1;
   if (after(r->rx_next, seq)) { /* had it already */
@@ -266,20 +305,29 @@ int hd_link_rel_on_data(hd_link_rel_t *r, const uint8_t *pl, size_t len, hd_link
   s->flags = flags;
   s->len = (uint16_t)(len - HD_LINK_REL_DATA_HDR);
   memcpy(s->data, pl + HD_LINK_REL_DATA_HDR, s->len);
+  int rc = 0;
   for (;;) {
     hd_link_rel_seg_t *h = &r->rx[r->rx_next % HD_LINK_REL_WINDOW];
     if (!h->used || h->seq != r->rx_next) break;
-    if (r->msg_len + h->len <= HD_LINK_REL_MSG_MAX) {
+    if (r->msg_len + h->len > HD_LINK_REL_MSG_MAX && !r->msg_skip) { /* never delivered cut */
+      r->msg_skip = 1;
+      r->rx_too_long++;
+      rc = HD_EPROTO;
+    }
+    if (!r->msg_skip) {
       memcpy(r->msg + r->msg_len, h->data, h->len);
       r->msg_len += h->len;
     }
     h->used = 0;
     r->rx_next++;
     if (!(h->flags & HD_LINK_REL_MORE)) {
-      r->msgs_delivered++;
-      if (deliver) deliver(ud, r->msg, r->msg_len);
+      if (!r->msg_skip) {
+        r->msgs_delivered++;
+        if (deliver) deliver(ud, r->msg, r->msg_len);
+      }
       r->msg_len = 0;
+      r->msg_skip = 0;
     }
   }
-  return 0;
+  return rc;
 }

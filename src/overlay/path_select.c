@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "overlay/overlay_params.h"
 
 void hd_ovl_graph_init(hd_ovl_graph_t *g, int n) {
   memset(g, 0, sizeof *g);
@@ -86,6 +87,10 @@ int hd_ovl_best_path(const hd_ovl_graph_t *g, int src, int dst, int max_relays, 
 void hd_ovl_router_init(hd_ovl_router_t *r, int self) {
   memset(r, 0, sizeof *r);
   r->self = self;
+  const hd_overlay_params_t *op = hd_overlay_params();
+  r->hyst_frac = op->hyst_frac;
+  r->hyst_ms = op->hyst_ms;
+  r->hold = op->hold;
 }
 
 static int route_one(hd_ovl_router_t *r, const hd_ovl_graph_t *g, int dst, hd_time_t now) {
@@ -104,7 +109,7 @@ static int route_one(hd_ovl_router_t *r, const hd_ovl_graph_t *g, int dst, hd_ti
     return 1;
   }
   if (hd_ovl_path_same(&best, cur) ||
-      !(best.cost < cur->cost * (1.0 - HD_OVL_HYST_FRAC) && best.cost < cur->cost - HD_OVL_HYST_MS)) {
+      !(best.cost < cur->cost * (1.0 - r->hyst_frac) && best.cost < cur->cost - r->hyst_ms)) {
     r->cand[dst].n_hops = 0; /* nothing clearly better: the watch restarts */
     return 0;
   }
@@ -113,7 +118,7 @@ static int route_one(hd_ovl_router_t *r, const hd_ovl_graph_t *g, int dst, hd_ti
     r->cand_since[dst] = now;
     return 0;
   }
-  if (now - r->cand_since[dst] < HD_OVL_HOLD) return 0;
+  if (now - r->cand_since[dst] < r->hold) return 0;
   *cur = best;
   r->cand[dst].n_hops = 0;
   return 1;

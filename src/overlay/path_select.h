@@ -33,12 +33,17 @@
 #define HD_OVL_REPAIR_TRIES 2
 #define HD_OVL_MS_PER_LOSS_PCT 50.0 /* 1% residual loss weighs as 50 ms of delay */
 #define HD_OVL_RELAY_MS 1.0
-#define HD_OVL_LOAD_KNEE 0.7  /* relay load (0..1) above which a relay costs more ... */
-#define HD_OVL_LOAD_MS 100.0  /* ... up to this many ms at full load */
-#define HD_OVL_LOAD_MAX 0.95  /* never relay through a node this loaded */
-#define HD_OVL_HYST_FRAC 0.10 /* a challenger must be 10% cheaper ... */
-#define HD_OVL_HYST_MS 5.0    /* ... and 5 ms cheaper ... */
-#define HD_OVL_HOLD HD_SEC(1) /* ... for this long */
+#define HD_OVL_LOAD_KNEE 0.7 /* relay load (0..1) above which a relay costs more ... */
+#define HD_OVL_LOAD_MS 100.0 /* ... up to this many ms at full load */
+#define HD_OVL_LOAD_MAX 0.95 /* never relay through a node this loaded */
+/* Defaults; the process's values are overlay_params.h's (config "overlay"). */
+#define HD_OVL_HYST_FRAC 0.10 /* a challenger must be 10% cheaper (overlay.hysteresis_fraction) ... */
+#define HD_OVL_HYST_MS 5.0    /* ... and 5 ms cheaper (overlay.hysteresis_ms) ... */
+#define HD_OVL_HOLD HD_SEC(1) /* ... for this long (overlay.hold_ms) */
+/* How often the control thread reads the measuring worker's link states
+ * between heartbeats, to move routes off a link that went down at once
+ * (overlay.check_interval_ms; cmd/serve_cluster.c). */
+#define HD_OVL_CHECK_INTERVAL HD_MS(25)
 
 typedef struct {
   int up;           /* measured and answering */
@@ -80,6 +85,8 @@ int hd_ovl_path_same(const hd_ovl_path_t *a, const hd_ovl_path_t *b);
 
 typedef struct {
   int self;
+  double hyst_frac, hyst_ms; /* overlay_params.h, taken at init */
+  hd_time_t hold;
   hd_ovl_path_t cur[HD_OVL_MAX_NODES];  /* the route in use per destination (n_hops 0: none) */
   hd_ovl_path_t cand[HD_OVL_MAX_NODES]; /* a cheaper path being watched */
   hd_time_t cand_since[HD_OVL_MAX_NODES];

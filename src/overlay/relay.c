@@ -6,6 +6,7 @@
 
 #include "base/bytes.h"
 #include "base/err.h"
+#include "overlay/overlay_params.h"
 
 /* ---- the RELAY body ----
  * origin (8) | n_hops (1) | hop (1) | dst_worker (1) | flags (1) | stream (2) |
@@ -58,7 +59,10 @@ void hd_relay_set_hop(uint8_t *body, uint8_t hop, uint16_t stream, uint32_t hop_
 
 /* ---- per-hop repair: sender ---- */
 
-void hd_hop_tx_init(hd_hop_tx_t *t) { memset(t, 0, sizeof *t); }
+void hd_hop_tx_init(hd_hop_tx_t *t) {
+  memset(t, 0, sizeof *t);
+  t->max_age = hd_overlay_params()->hop_cache_age;
+}
 
 void hd_hop_tx_free(hd_hop_tx_t *t) {
   free(t->slot);
@@ -73,8 +77,13 @@ uint32_t hd_hop_tx_seq(hd_hop_tx_t *t) {
 int hd_hop_tx_keep(hd_hop_tx_t *t, uint32_t seq, const uint8_t *body, size_t len, hd_time_t now) {
   t->sent++;
   if (len > HD_HOP_PKT_MAX) return HD_ENOSPC;
-  if (!t->slot && !(t->slot = calloc(HD_HOP_CACHE, sizeof *t->slot))) return HD_ENOMEM;
-  hd_hop_slot_t *s = &t->slot[seq % HD_HOP_CACHE];
+  if (!t->slot) { /* a zeroed t (never init) takes the process's values here */
+    int n = hd_overlay_params()->hop_cache;
+    if (!(t->slot = calloc((size_t)n, sizeof *t->slot))) return HD_ENOMEM;
+    t->n_slots = n;
+    if (!t->max_age) t->max_age = hd_overlay_params()->hop_cache_age;
+  }
+  hd_hop_slot_t *s = &t->slot[seq % (uint32_t)t->n_slots];
   s->seq = seq;
   s->len = (uint16_t)len;
   s->at = now;
@@ -83,8 +92,8 @@ int hd_hop_tx_keep(hd_hop_tx_t *t, uint32_t seq, const uint8_t *body, size_t len
 }
 
 int hd_hop_tx_get(hd_hop_tx_t *t, uint32_t seq, hd_time_t now, uint8_t **body, size_t *len) {
-  hd_hop_slot_t *s = t->slot ? &t->slot[seq % HD_HOP_CACHE] : NULL;
-  if (!s || !seq || s->seq != seq || now - s->at > HD_HOP_CACHE_AGE) {
+  hd_hop_slot_t *s = t->slot ? &t->slot[seq % (uint32_t)t->n_slots] : NULL;
+  if (!s || !seq || s->seq != seq || now - s->at > t->max_age) {
     t->miss++;
     return HD_ENOTFOUND;
   }
@@ -99,6 +108,11 @@ int hd_hop_tx_get(hd_hop_tx_t *t, uint32_t seq, hd_time_t now, uint8_t **body, s
 void hd_hop_rx_init(hd_hop_rx_t *r) {
   memset(r, 0, sizeof *r);
   r->rtt = HD_HOP_RTT_INIT;
+  const hd_overlay_params_t *op = hd_overlay_params();
+  r->reorder = op->hop_reorder;
+  r->min_retry = op->hop_min_retry;
+  r->give_up = op->hop_give_up;
+  r->max_tries = op->hop_max_tries;
 }
 
 static int seen_get(const hd_hop_rx_t *r, uint32_t s) {
@@ -122,7 +136,7 @@ static void miss_add(hd_hop_rx_t *r, uint32_t s, hd_time_t now) {
     miss_remove(r, o);
     r->lost++;
   }
-  r->miss[r->n_miss++] = (hd_hop_miss_t){.seq = s, .first = now, .next = now + HD_HOP_REORDER};
+  r->miss[r->n_miss++] = (hd_hop_miss_t){.seq = s, .first = now, .next = now + r->reorder};
   r->holes++;
 }
 
@@ -192,7 +206,7 @@ int hd_hop_rx_poll(hd_hop_rx_t *r, hd_time_t now, uint32_t *seqs, int cap) {
       i++;
       continue;
     }
-    if (m->tries >= HD_HOP_MAX_TRIES || now - m->first > HD_HOP_GIVE_UP) {
+    if (m->tries >= r->max_tries || now - m->first > r->give_up) {
       miss_remove(r, i);
       r->lost++;
       continue;
@@ -202,7 +216,7 @@ int hd_hop_rx_poll(hd_hop_rx_t *r, hd_time_t now, uint32_t *seqs, int cap) {
     m->tries++;
     m->asked = now;
     hd_time_t wait = r->rtt * 3 / 2;
-    m->next = now + (wait > HD_HOP_MIN_RETRY ? wait : HD_HOP_MIN_RETRY);
+    m->next = now + (wait > r->min_retry ? wait : r->min_retry);
     r->nacked++;
     i++;
   }
@@ -296,6 +310,7 @@ int hd_relay_path_same(const hd_relay_path_t *a, const hd_relay_path_t *b) {
 
 void hd_relay_route_init(hd_relay_route_t *r, uint64_t dst) {
   memset(r, 0, sizeof *r);
+  r->overlap = hd_overlay_params()->relay_overlap;
   r->cur.n = 1;
   r->cur.hop[0] = dst;
 }
@@ -305,7 +320,7 @@ int hd_relay_route_set(hd_relay_route_t *r, const hd_relay_path_t *path, const h
   int changed = 0;
   if (path->n >= 1 && path->n <= HD_RELAY_MAX_HOPS && !hd_relay_path_same(path, &r->cur)) {
     r->old = r->cur;
-    r->old_until = now + HD_RELAY_OVERLAP;
+    r->old_until = now + r->overlap;
     r->cur = *path;
     r->changes++;
     changed = 1;

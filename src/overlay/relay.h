@@ -69,9 +69,11 @@ void hd_relay_set_hop(uint8_t *body, uint8_t hop, uint16_t stream, uint32_t hop_
 
 /* ---- per-hop repair: the sending side ---- */
 
-#define HD_HOP_CACHE 512           /* hop datagrams kept for repair, per next hop and worker */
-#define HD_HOP_PKT_MAX 1472        /* largest relay body kept */
-#define HD_HOP_CACHE_AGE HD_SEC(1) /* older ones are not resent (the end-to-end NACK takes over) */
+/* Defaults; the process's values are overlay_params.h's (config "overlay"). */
+#define HD_HOP_CACHE 512    /* hop datagrams kept for repair, per next hop and worker: overlay.hop_cache */
+#define HD_HOP_PKT_MAX 1472 /* largest relay body kept */
+/* older ones are not resent (the end-to-end NACK takes over): overlay.hop_cache_age_ms */
+#define HD_HOP_CACHE_AGE HD_SEC(1)
 
 typedef struct {
   uint32_t seq;
@@ -82,7 +84,9 @@ typedef struct {
 
 typedef struct {
   uint32_t next_seq;   /* the last one given out */
-  hd_hop_slot_t *slot; /* HD_HOP_CACHE, allocated on first use */
+  hd_hop_slot_t *slot; /* n_slots, allocated on first use */
+  int n_slots;         /* overlay.hop_cache when it was allocated */
+  hd_time_t max_age;   /* overlay.hop_cache_age_ms, taken at init */
   uint64_t sent, resent, miss;
 } hd_hop_tx_t;
 
@@ -94,17 +98,19 @@ uint32_t hd_hop_tx_seq(hd_hop_tx_t *t);
  * HD_ENOMEM, HD_ENOSPC (longer than HD_HOP_PKT_MAX: not kept). */
 int hd_hop_tx_keep(hd_hop_tx_t *t, uint32_t seq, const uint8_t *body, size_t len, hd_time_t now);
 /* The body kept for seq; HD_ENOTFOUND when it was overwritten or is older
- * than HD_HOP_CACHE_AGE. */
+ * than max_age (overlay.hop_cache_age_ms). */
 int hd_hop_tx_get(hd_hop_tx_t *t, uint32_t seq, hd_time_t now, uint8_t **body, size_t *len);
 
 /* ---- per-hop repair: the receiving side ---- */
 
-#define HD_HOP_WIN 1024            /* sequence numbers remembered (duplicates, late repairs) */
-#define HD_HOP_MAX_MISSING 128     /* holes being repaired at once; a larger gap gives up its oldest */
-#define HD_HOP_MAX_TRIES 3         /* NACKs per missing datagram */
-#define HD_HOP_REORDER HD_MS(5)    /* wait this long before the first NACK (reordering) */
-#define HD_HOP_MIN_RETRY HD_MS(20) /* at least this long between two NACKs of one hole */
-#define HD_HOP_GIVE_UP HD_MS(1000) /* a hole older than this is lost for this hop */
+#define HD_HOP_WIN 1024        /* sequence numbers remembered (duplicates, late repairs) */
+#define HD_HOP_MAX_MISSING 128 /* holes being repaired at once; a larger gap gives up its oldest */
+#define HD_HOP_MAX_TRIES 3     /* NACKs per missing datagram: overlay.hop_max_tries */
+#define HD_HOP_REORDER                                                                                       \
+  HD_MS(5) /* wait this long before the first NACK (reordering): overlay.hop_reorder_ms */
+#define HD_HOP_MIN_RETRY                                                                                     \
+  HD_MS(20) /* at least this long between two NACKs of one hole: overlay.hop_min_retry_ms */
+#define HD_HOP_GIVE_UP HD_MS(1000) /* a hole older than this is lost for this hop: overlay.hop_give_up_ms */
 #define HD_HOP_RTT_INIT HD_MS(50)  /* the hop RTT before any repair measured it */
 #define HD_HOP_NACK_MAX 64         /* sequence numbers in one HOP_NACK */
 
@@ -122,6 +128,8 @@ typedef struct {
   int n_miss;
   hd_time_t rtt; /* smoothed from repairs (time from a first NACK to its answer) */
   hd_time_t last_rx;
+  hd_time_t reorder, min_retry, give_up; /* overlay_params.h, taken at init */
+  int max_tries;
   uint64_t received, dup, holes, nacked, repaired, lost;
 } hd_hop_rx_t;
 
@@ -157,12 +165,15 @@ int hd_dedup_check(hd_dedup_t *d, uint32_t ssrc, uint16_t seq);
 
 /* ---- routes: make-before-break and duplicate audio ---- */
 
-#define HD_RELAY_OVERLAP HD_MS(1000) /* the old path keeps carrying media this long after a change */
-#define HD_RELAY_DUP_LOSS 0.02       /* duplicate audio on the second path above this path loss */
+#define HD_RELAY_OVERLAP                                                                                     \
+  HD_MS(1000) /* the old path keeps carrying media this long: overlay.relay_overlap_ms */
+#define HD_RELAY_DUP_LOSS                                                                                    \
+  0.02 /* duplicate audio on the second path above this loss: overlay.dup_audio_loss */
 
 typedef struct {
   hd_relay_path_t cur, old, alt;
   hd_time_t old_until;
+  hd_time_t overlap; /* overlay.relay_overlap_ms, taken at init */
   int dup_audio;
   uint64_t changes;
 } hd_relay_route_t;

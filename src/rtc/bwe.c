@@ -507,3 +507,10 @@ void hd_bwe_stats(const hd_bwe_t *b, hd_bwe_stats_t *out) {
   out->probes_succeeded = b->probes.succeeded;
   out->probes_failed = b->probes.failed;
 }
+
+int hd_bwe_congested(const hd_bwe_t *b) {
+  if (!b || !b->twcc_seen) return 0;
+  if (b->st.usage == HD_BWE_OVERUSE) return 1;
+  double sent = rate_get(&b->sent_rate, ACKED_WINDOW);
+  return sent > 0 && sent > HD_BWE_OVERSEND * b->target_bps;
+}

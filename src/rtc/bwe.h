@@ -179,5 +179,15 @@ int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out);
  * ask again after each. A time in the past means "now" (a probe is due). */
 hd_time_t hd_bwe_next_timeout(const hd_bwe_t *b);
 void hd_bwe_stats(const hd_bwe_t *b, hd_bwe_stats_t *out);
+/* 1 when what this receiver loses now is more likely congestion than random
+ * loss: the delay-based detector sees the bottleneck queue growing
+ * (over-use), or more has left for it over the last 300 ms than
+ * HD_BWE_OVERSEND x the estimate (its queue can only fill and drop). A sender
+ * that protects repairs against random loss (a second copy) must not do so
+ * then: on a full queue the copy is one more packet lost, and the losses it
+ * causes ask for more repairs (an SDK viewer behind 300 kbit/s drowned in
+ * doubled RTX: test_client_downlink). 0 before any feedback. */
+#define HD_BWE_OVERSEND 1.2
+int hd_bwe_congested(const hd_bwe_t *b);
 
 #endif

@@ -74,13 +74,36 @@ int hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now) {
       hd_nack_entry_t *e = &g->missing[g->n_missing++];
       e->ext_seq = s;
       e->first = now;
-      e->next_ask = now + g->reorder_wait;
+      e->next_ask = now + hd_nack_gen_first_wait(g, now);
       e->tries = 0;
       g->noticed++;
     }
   }
   g->max_ext = ext;
   return 0;
+}
+
+void hd_nack_gen_fec_seen(hd_nack_gen_t *g, hd_time_t wait, hd_time_t now) {
+  g->fec_wait = wait;
+  g->fec_until = now + HD_NACK_FEC_HOLD;
+}
+
+hd_time_t hd_nack_gen_first_wait(const hd_nack_gen_t *g, hd_time_t now) {
+  if (now < g->fec_until && g->fec_wait > g->reorder_wait) return g->fec_wait;
+  return g->reorder_wait;
+}
+
+size_t hd_nack_gen_fec_covered(hd_nack_gen_t *g, uint16_t last_seq, hd_time_t now) {
+  if (!g->started) return 0;
+  int64_t last = hd_seq_extend(g->max_ext, last_seq);
+  size_t n = 0;
+  for (size_t i = 0; i < g->n_missing; i++) {
+    hd_nack_entry_t *e = &g->missing[i];
+    if (e->ext_seq > last || e->tries || e->next_ask <= now) continue;
+    e->next_ask = now;
+    n++;
+  }
+  return n;
 }
 
 int hd_nack_gen_is_missing(const hd_nack_gen_t *g, uint16_t seq) {

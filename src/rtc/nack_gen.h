@@ -10,7 +10,15 @@
  * from a seq's first request to its repair is a sample of "NACK out, RTX back"
  * (only seqs asked once count, so a repair is never matched to the wrong
  * request), smoothed like RFC 6298 §2 SRTT (1/8 gain). A forwarding node that
- * only receives from a sender has no other RTT source on that leg. */
+ * only receives from a sender has no other RTT source on that leg.
+ *
+ * FlexFEC hold (hd_nack_gen_fec_seen / hd_nack_gen_fec_covered): while the
+ * sender's repair packets keep coming, a new hole waits `fec_wait` (instead
+ * of reorder_wait) for the repair packet of its group; the hold ends
+ * HD_NACK_FEC_HOLD after the last repair packet (a sender that stopped FEC
+ * costs nothing from then on), and a hole that a repair packet has already
+ * covered without rebuilding it (two of its group lost) is asked for at
+ * once: FEC can no longer repair it. */
 #ifndef HD_RTC_NACK_GEN_H
 #define HD_RTC_NACK_GEN_H
 #include <stddef.h>
@@ -19,6 +27,7 @@
 #include "base/time.h"
 
 #define HD_NACK_MAX_MISSING 256
+#define HD_NACK_FEC_HOLD HD_SEC(1) /* FEC hold ends this long after the last repair packet */
 
 typedef struct {
   int64_t ext_seq;    /* extended sequence number */
@@ -39,6 +48,8 @@ typedef struct {
   uint8_t max_tries;      /* default 10 */
   hd_time_t reorder_wait; /* first request waits this long, for plain reordering (default 5 ms) */
   int learn_rtt;          /* measure rtt from request -> repair (see above); default off */
+  hd_time_t fec_wait;     /* first request waits this long while FEC comes (0: no hold) */
+  hd_time_t fec_until;    /* ... until then (hd_nack_gen_fec_seen) */
   uint64_t rtt_samples;
   uint64_t requested, recovered, gave_up, resets;
   uint64_t noticed; /* seqs found missing (loss before repair, reordering included) */
@@ -53,6 +64,16 @@ void hd_nack_gen_set_rtt(hd_nack_gen_t *g, hd_time_t rtt);
 int hd_nack_gen_on_packet(hd_nack_gen_t *g, uint16_t seq, hd_time_t now);
 /* 1 if seq is currently missing (noticed and neither received nor given up). */
 int hd_nack_gen_is_missing(const hd_nack_gen_t *g, uint16_t seq);
+/* A FlexFEC repair packet of this stream arrived at `now`: for the next
+ * HD_NACK_FEC_HOLD a new hole's first request waits `wait` (never less than
+ * reorder_wait) for its group's repair packet. */
+void hd_nack_gen_fec_seen(hd_nack_gen_t *g, hd_time_t wait, hd_time_t now);
+/* The wait a hole noticed at `now` gets before its first request. */
+hd_time_t hd_nack_gen_first_wait(const hd_nack_gen_t *g, hd_time_t now);
+/* A repair packet protecting seqs up to `last_seq` was used (what it could
+ * rebuild has been fed back through hd_nack_gen_on_packet): the holes up to
+ * last_seq not yet requested are now due. Returns how many were advanced. */
+size_t hd_nack_gen_fec_covered(hd_nack_gen_t *g, uint16_t last_seq, hd_time_t now);
 /* Writes up to cap seqs due for a request at `now` (ascending RTP order) and
  * marks them asked. Returns the count. */
 size_t hd_nack_gen_poll(hd_nack_gen_t *g, hd_time_t now, uint16_t *seqs, size_t cap);

@@ -18,9 +18,13 @@ static int64_t ext_of(const hd_twcc_recv_t *r, size_t i) {
 
 void hd_twcc_recv_add(hd_twcc_recv_t *r, uint16_t seq, hd_time_t arrival) {
   int64_t ext = hd_seq_unwrap(&r->unwrap, seq);
-  if (r->n && ext <= r->last_ext) {
-    /* reordered: insert in order if it is still inside the pending window */
-    if (ext < ext_of(r, 0) || r->n >= HD_TWCC_RECV_MAX) {
+  if (r->last_ext >= 0 && ext <= r->last_ext) {
+    /* reordered: insert in order if it is still inside the pending window.
+     * With nothing pending it came after the feedback that covered its
+     * place (or is a duplicate of a reported one): dropped. Appended, it
+     * took last_ext back and the next feedback reported every packet after
+     * it again, as not received. */
+    if (!r->n || ext < ext_of(r, 0) || r->n >= HD_TWCC_RECV_MAX) {
       r->dropped++;
       return;
     }

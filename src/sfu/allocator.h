@@ -14,12 +14,13 @@
  * on that dip flapped layers (up, keyframe, down, keyframe, up 4 s later:
  * bench/downlink). A pause likewise waits HD_ALLOC_DOWN_HOLD (at the lowest
  * layer) however short the budget falls: resuming costs a probe and a
- * keyframe. A new track (or one whose publisher sent nothing until now)
- * that misses its lowest layer by less than HD_ALLOC_DOWN_SLACK gets that
- * layer at once under the same hold; further short, it starts paused.
- * Upward moves only when the upgrade also fits the budget less
- * HD_ALLOC_UP_MARGIN and has kept fitting for HD_ALLOC_UP_HOLD, so a noisy
- * estimate does not flap layers. */
+ * keyframe; and a lowest layer that fits the budget with HD_ALLOC_DOWN_SLACK
+ * is never paused (a one-stream publisher fills a path as wide as the
+ * viewer's: pausing it there froze SDK viewers behind 300 kbit/s). A new track (or one whose publisher sent
+ * nothing until now) that misses its lowest layer by less than HD_ALLOC_DOWN_SLACK gets that layer at once
+ * under the same hold; further short, it starts paused. Upward moves only when the upgrade also fits the
+ * budget less HD_ALLOC_UP_MARGIN and has kept fitting for HD_ALLOC_UP_HOLD, so a noisy estimate does not flap
+ * layers. */
 #ifndef HD_SFU_ALLOCATOR_H
 #define HD_SFU_ALLOCATOR_H
 #include <stddef.h>

@@ -85,15 +85,24 @@ hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_tim
   char tok[13];
   hd_random_token(tok, 12);
   snprintf(r->sid, sizeof r->sid, "RM_%s", tok);
+  /* in a cluster, room_started goes through Redis, whose answer names the
+   * room's cluster-wide sid (hd_node_room_set_sid): joins wait for it */
+  if (n->cl && n->cfg.on_event) {
+    r->sid_pending = 1;
+    r->sid_wait_until = now + HD_ROOM_SID_WAIT;
+  }
   node_fire_room_event(n, HD_WEBHOOK_ROOM_STARTED, r);
   HD_LOGI("room", "room %s/%s created", app, name);
   return r;
 }
 
-int hd_node_room_set_sid(hd_node_t *n, const char *app, const char *room, const char *was, const char *sid) {
+int hd_node_room_set_sid(hd_node_t *n, const char *app, const char *room, const char *was, const char *sid,
+                         hd_time_t now) {
+  n->now = now;
   hd_room_t *r = node_room_find(n, app, room);
   if (!r || strcmp(r->sid, was)) return HD_ENOTFOUND;
   snprintf(r->sid, sizeof r->sid, "%s", sid);
+  rooms_sid_settled(n, r, 1, now);
   return 0;
 }
 
@@ -118,7 +127,7 @@ void node_room_unpin(hd_node_t *n, hd_room_t *r) {
 }
 
 void node_room_maybe_delete(hd_node_t *n, hd_room_t *r) {
-  if (r->publisher || r->viewers || r->participants || r->pinned) return;
+  if (r->publisher || r->viewers || r->participants || r->joining || r->pinned) return;
   if (r->closing || n->closing || r->empty_timeout <= 0) {
     room_free(n, r);
     return;
@@ -223,7 +232,7 @@ void hd_node_close_all(hd_node_t *n, const char *why) {
   n->closing = 1; /* an emptied room is freed at once, whatever its timeout */
   while (n->rooms) {
     hd_room_t *r = n->rooms;
-    if (r->participants)
+    if (r->participants || r->joining)
       rooms_close_all(n, r); /* frees the room once it is empty */
     else if (r->publisher)
       node_session_destroy(n, r->publisher, why);
@@ -631,6 +640,7 @@ hd_time_t hd_node_next_timeout(hd_node_t *n) {
     if (r->participants) t = hd_time_min(t, rooms_next_timeout(n, r));
     if (r->cl) t = hd_time_min(t, room_remote_next_timeout(n, r));
     t = hd_time_min(t, r->close_at);
+    if (r->sid_pending) t = hd_time_min(t, r->sid_wait_until);
   }
   return t;
 }
@@ -641,7 +651,8 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
   /* empty rooms whose timeout ran out */
   for (hd_room_t *e = n->rooms, *next; e; e = next) {
     next = e->next;
-    if (e->close_at <= now && !e->publisher && !e->viewers && !e->participants) room_free(n, e);
+    if (e->close_at <= now && !e->publisher && !e->viewers && !e->participants && !e->joining)
+      room_free(n, e);
   }
   hd_room_t *r = n->rooms;
   while (r) {
@@ -668,6 +679,12 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
       hd_session_t *s = list[i];
       if (s->peer.state == HD_PEER_FAILED || s->peer.state == HD_PEER_CLOSED)
         node_session_destroy(n, s, s->peer.reason);
+    }
+    if (r->sid_pending && r->sid_wait_until <= now) {
+      HD_LOGW("cluster",
+              "room %s/%s: Redis gave no cluster sid within %d ms; the joins waiting for it are refused",
+              r->app, r->name, (int)(HD_ROOM_SID_WAIT / 1000));
+      rooms_sid_settled(n, r, 0, now);
     }
     if (r->participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);
     if (r->cl && room_remote_next_timeout(n, r) <= now) room_remote_tick(n, r, now);
@@ -850,9 +867,12 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
                "# TYPE hudong_fec_received_total counter\nhudong_fec_received_total %llu\n"
                "# HELP hudong_fec_recovered_total Video packets a publisher's leg lost, rebuilt from its "
                "FlexFEC and forwarded (issue 13).\n"
-               "# TYPE hudong_fec_recovered_total counter\nhudong_fec_recovered_total %llu\n",
+               "# TYPE hudong_fec_recovered_total counter\nhudong_fec_recovered_total %llu\n"
+               "# HELP hudong_temporal_dropped_total VP8 packets of temporal layers not forwarded to a "
+               "subscriber whose estimate holds it to a lower frame rate (sfu/temporal.h).\n"
+               "# TYPE hudong_temporal_dropped_total counter\nhudong_temporal_dropped_total %llu\n",
                (unsigned long long)m->red_rebuilt, (unsigned long long)m->fec_received,
-               (unsigned long long)m->fec_recovered);
+               (unsigned long long)m->fec_recovered, (unsigned long long)m->temporal_dropped);
   if (kr < 0 || (size_t)kr >= cap - (size_t)len) return HD_ENOSPC;
   len += kr;
   /* layer selection (issue 11 item 7): estimate histogram, publisher layer changes */

@@ -264,8 +264,15 @@ typedef void (*hd_node_room_fn)(void *ud, const char *app, const char *room);
 size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud);
 /* Gives room app/room the sid `sid` (the cluster's, decided by the first node
  * holding it: docs/overlay.md "Room events") if its sid is still `was` (a room
- * closed and made again meanwhile keeps its own). 0, or HD_ENOTFOUND. */
-int hd_node_room_set_sid(hd_node_t *n, const char *app, const char *room, const char *was, const char *sid);
+ * closed and made again meanwhile keeps its own), and completes the joins
+ * that waited for it (their `joined` names it). Call it with sid == was when
+ * the room keeps its own sid (Redis down, or this node was first). 0, or
+ * HD_ENOTFOUND. */
+int hd_node_room_set_sid(hd_node_t *n, const char *app, const char *room, const char *was, const char *sid,
+                         hd_time_t now);
+/* How long a join into a room new on a clustered node waits for that answer
+ * before it is refused (503 cluster_unavailable, docs/protocol.md). */
+#define HD_ROOM_SID_WAIT HD_SEC(2)
 /* Prometheus text exposition of all counters; returns length or HD_ENOSPC. */
 int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap);
 

@@ -31,6 +31,12 @@ typedef struct hd_room {
   size_t max_participants; /* 0 = the node's cap */
   char metadata[HD_NODE_ROOM_METADATA_MAX];
   struct room_cluster *cl; /* the other nodes holding this room (room_remote.c); NULL alone */
+  /* In a cluster a room new on this node has its own sid until Redis gives
+   * the cluster's (hd_node_room_set_sid): joins wait for it in `joining`
+   * (rooms.c), at most until sid_wait_until (HD_ROOM_SID_WAIT). */
+  int sid_pending;
+  hd_time_t sid_wait_until;
+  struct hd_participant *joining;
   struct hd_room *next;
 } hd_room_t;
 
@@ -109,6 +115,10 @@ void rooms_on_session_destroyed(hd_node_t *n, hd_session_t *s);
 void rooms_on_connected(hd_node_t *n, hd_session_t *s, hd_time_t now);
 /* Drains the data channel events of a participant's session (s->peer.sctp). */
 void rooms_on_sctp(hd_node_t *n, hd_session_t *s, hd_time_t now);
+/* The room's cluster sid is settled (named: Redis answered, the sid is
+ * r->sid now) or the wait for it ran out: the joins waiting for it complete,
+ * or are refused with a clear error. */
+void rooms_sid_settled(hd_node_t *n, hd_room_t *r, int named, hd_time_t now);
 hd_time_t rooms_next_timeout(hd_node_t *n, hd_room_t *r);
 void rooms_handle_timeout(hd_node_t *n, hd_room_t *r, hd_time_t now);
 void rooms_close_all(hd_node_t *n, hd_room_t *r);

@@ -31,8 +31,10 @@ static void apply_sub_settings(hd_participant_t *q, sub_t *sub) {
   if (!t) return; /* not negotiated yet: the next tick applies them */
   int vis = !sub->hidden, prio = sub_priority(sub);
   if (t->alloc.visible == vis && t->tile_w == sub->tile_w && t->tile_h == sub->tile_h &&
-      t->alloc.priority == prio)
+      t->alloc.priority == prio && t->lim_spatial == sub->lim_spatial && t->lim_tid == sub->lim_temporal)
     return;
+  t->lim_spatial = sub->lim_spatial;
+  t->lim_tid = sub->lim_temporal;
   t->alloc.visible = vis;
   t->alloc.priority = prio;
   t->tile_w = sub->tile_w;
@@ -57,6 +59,8 @@ void rooms_handle_track_settings(hd_node_t *n, hd_participant_t *p, const hd_sig
     sub->tile_w = ms->track_settings.width;
     sub->tile_h = ms->track_settings.height;
     sub->pinned = ms->track_settings.pinned;
+    sub->lim_spatial = ms->track_settings.max_spatial_layer + 1;
+    sub->lim_temporal = ms->track_settings.max_temporal_layer + 1;
     apply_sub_settings(p, sub);
   }
 }
@@ -132,6 +136,7 @@ static void update_publish_layers(hd_node_t *n, hd_room_t *r, hd_participant_t *
         const sub_t *sub = &q->subs[j];
         if (sub->pub != p || strcmp(sub->track_sid, t->sid) || sub->hidden) continue;
         int l = hd_alloc_tile_layer(w, h, nl, sub->tile_w, sub->tile_h);
+        if (sub->lim_spatial && l > sub->lim_spatial - 1) l = sub->lim_spatial - 1;
         if (l > need) need = l;
       }
     unsigned off = t->layers_off;

@@ -750,18 +750,31 @@ void room_remote_data(hd_node_t *n, hd_room_t *r, int dc, const char *const *to,
 
 /* ---- admin actions ---- */
 
+/* An admin action on a participant of another node goes to that node on the
+ * room's reliable stream (docs/overlay.md "Reliable data over the link"):
+ * acknowledged, resent and in order with the data messages, so a lost
+ * datagram does not lose a remove or a mute. */
 int room_remote_admin(hd_node_t *n, hd_participant_t *p, const char *track_sid, int muted) {
   hd_room_t *r = p->room;
   cl_peer_t *peer = n->cl && r->cl ? rr_peer_by_hash(n->cl, p->remote) : NULL;
-  if (!peer) return HD_ENOTFOUND;
+  rnode_t *x = peer ? rr_rnode_get(r, p->remote) : NULL;
+  if (!x) return HD_ENOTFOUND;
   json_t *o = track_sid ? json_pack("{s:i, s:s, s:s, s:s, s:b}", "v", 1, "admin", "mute", "sid", p->sid,
                                     "track_sid", track_sid, "muted", muted)
                         : json_pack("{s:i, s:s, s:s}", "v", 1, "admin", "remove", "sid", p->sid);
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (!s) return HD_ENOMEM;
-  send_msg(n, r, peer, s, strlen(s));
+  int rc = hd_link_rel_send(rr_rel_of(n, r, x, n->now), (const uint8_t *)s, strlen(s));
   free(s);
+  if (rc < 0) {
+    HD_LOGW("link",
+            "room %s/%s: an admin action for node %s not sent (%s): its reliable stream is full "
+            "(is that node reachable?); try again",
+            r->app, r->name, peer->id, hd_strerror(rc));
+    return rc;
+  }
+  rr_rel_flush(n, r, x, n->now);
   return 0;
 }
 

@@ -619,9 +619,66 @@ void rooms_participant_remove(hd_node_t *n, hd_participant_t *p, int left_reason
   node_room_maybe_delete(n, r);
 }
 
+static int join_finish(hd_node_t *n, hd_participant_t *p, const char *id, int64_t unix_now, hd_time_t now);
+
+/* A join still waiting for the room's cluster sid goes (its connection
+ * closed, or the wait given up): it was never in the room, nobody is told. */
+static void join_pending_drop(hd_node_t *n, hd_participant_t *p) {
+  hd_room_t *r = p->room;
+  for (hd_participant_t **pp = &r->joining; *pp; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      break;
+    }
+  free(p);
+  node_room_maybe_delete(n, r);
+}
+
 void hd_node_rtc_closed(hd_node_t *n, hd_participant_t *p, hd_time_t now) {
   n->now = now;
-  if (p) rooms_participant_remove(n, p, -1, 0);
+  if (p && p->join_pending)
+    join_pending_drop(n, p);
+  else if (p)
+    rooms_participant_remove(n, p, -1, 0);
+}
+
+void rooms_sid_settled(hd_node_t *n, hd_room_t *r, int named, hd_time_t now) {
+  if (!r->sid_pending) return;
+  r->sid_pending = 0;
+  /* the waiting joins, in the order they came (the list is newest first) */
+  hd_participant_t *list = NULL;
+  while (r->joining) {
+    hd_participant_t *p = r->joining;
+    r->joining = p->next;
+    p->next = list;
+    list = p;
+  }
+  node_room_pin(r);
+  while (list) {
+    hd_participant_t *p = list;
+    list = p->next;
+    p->next = NULL;
+    p->join_pending = 0;
+    void *conn = p->conn;
+    if (named) {
+      int64_t unix_now = p->joined_at + (int64_t)((now - p->join_at) / HD_SEC(1));
+      if (join_finish(n, p, p->join_id, unix_now, now) == 0) continue;
+    } else {
+      char why[512];
+      snprintf(why, sizeof why,
+               "the cluster's Redis did not name room %s within %d ms (its sid is shared by every node); "
+               "join again in a moment",
+               r->name, (int)(HD_ROOM_SID_WAIT / 1000));
+      char buf[1024];
+      int len = hd_signal_write_error_retry(p->join_id, HD_SIGNAL_ERR_CLUSTER_UNAVAILABLE, why,
+                                            HD_NODE_RETRY_AFTER_S, buf, sizeof buf);
+      emit_conn(n, conn, buf, len);
+      free(p);
+    }
+    /* p is gone (join_finish freed it on failure): its connection ends */
+    if (n->cfg.signal_close) n->cfg.signal_close(n->cfg.signal_ud, conn, named ? 1011 : 1013, "join failed");
+  }
+  node_room_unpin(n, r);
 }
 
 /* 1 if the room holds sessions that belong to no participant (WHEP; a WHIP
@@ -634,6 +691,17 @@ static int has_plain_sessions(const hd_room_t *r) {
 }
 
 void rooms_close_all(hd_node_t *n, hd_room_t *r) {
+  while (r->joining) { /* joins still waiting for the cluster's sid: closed as they are */
+    hd_participant_t *p = r->joining;
+    r->joining = p->next;
+    if (n->cfg.signal_close) n->cfg.signal_close(n->cfg.signal_ud, p->conn, 1001, "left");
+    free(p);
+  }
+  r->sid_pending = 0;
+  if (!r->participants) {
+    node_room_maybe_delete(n, r); /* may free r */
+    return;
+  }
   while (r->participants) {
     int last = r->participants->next == NULL && !has_plain_sessions(r);
     rooms_participant_remove(n, r->participants, HD_SIGNAL_LEFT_SERVER_SHUTDOWN, 1);
@@ -876,13 +944,22 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     return -1;
   }
   hd_room_t *r = node_room_find(n, c.key, c.room);
-  if (r) /* the newer connection of an identity wins */
+  if (r) {            /* the newer connection of an identity wins */
+    node_room_pin(r); /* r stays while we look at it */
     for (hd_participant_t *q = r->participants; q; q = q->next)
       if (!q->whip && !q->remote && !strcmp(q->identity, c.identity)) {
         rooms_participant_remove(n, q, HD_SIGNAL_LEFT_DUPLICATE_IDENTITY, 1);
         break;
       }
-  if (r) room_remote_drop_identity(n, r, c.identity, NULL); /* its stand-in from another node is stale */
+    for (hd_participant_t *q = r->joining; q; q = q->next)
+      if (!strcmp(q->identity, c.identity)) { /* an older join still waiting for the room's sid */
+        if (n->cfg.signal_close) n->cfg.signal_close(n->cfg.signal_ud, q->conn, 1000, "duplicate_identity");
+        join_pending_drop(n, q);
+        break;
+      }
+    room_remote_drop_identity(n, r, c.identity, NULL); /* its stand-in from another node is stale */
+    node_room_unpin(n, r);                             /* may free r: found (or made) again below */
+  }
   r = node_room_get(n, c.key, c.room, now);
   if (!r) {
     rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
@@ -913,10 +990,6 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     node_room_maybe_delete(n, r);
     return HD_ENOMEM;
   }
-  if (!r->created_unix) {
-    r->created_unix = unix_now;
-    r->next_speakers = now + SPEAKER_INTERVAL;
-  }
   random_sid(p->sid, "PA_");
   p->dc[DC_RELIABLE] = p->dc[DC_LOSSY] = -1;
   p->claims = c;
@@ -932,11 +1005,41 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   snprintf(p->identity, sizeof p->identity, "%s", c.identity);
   snprintf(p->name, sizeof p->name, "%s", m->join.name ? m->join.name : c.name);
   snprintf(p->metadata, sizeof p->metadata, "%s", m->join.metadata ? m->join.metadata : c.metadata);
+  if (r->sid_pending) {
+    /* a room new on this node of a cluster: its `joined` names the cluster's
+     * sid, which Redis gives (hd_node_room_set_sid); until then the join
+     * waits, bounded by HD_ROOM_SID_WAIT (rooms_sid_timeout) */
+    p->join_pending = 1;
+    p->join_at = now;
+    snprintf(p->join_id, sizeof p->join_id, "%s", m->id ? m->id : "");
+    p->next = r->joining;
+    r->joining = p;
+    node_room_in_use(r);
+    *pp = p;
+    return 0;
+  }
+  rc = join_finish(n, p, m->id, unix_now, now);
+  if (rc == 0) *pp = p;
+  return rc;
+}
+
+/* The second half of a join: the participant enters the room and gets its
+ * `joined`. On failure it gets an error and is freed. */
+static int join_finish(hd_node_t *n, hd_participant_t *p, const char *id, int64_t unix_now, hd_time_t now) {
+  hd_room_t *r = p->room;
+  void *conn = p->conn;
+  size_t cap = r->max_participants       ? r->max_participants
+               : n->cfg.max_participants ? n->cfg.max_participants
+                                         : 100;
+  if (!r->created_unix) {
+    r->created_unix = unix_now;
+    r->next_speakers = now + SPEAKER_INTERVAL;
+  }
   /* joined: self, room, everyone else visible */
   hd_signal_msg_t j;
   memset(&j, 0, sizeof j);
   j.type = HD_SIGNAL_JOINED;
-  j.id = m->id;
+  j.id = id;
   hd_signal_track_t self_tracks[1];
   participant_info(p, &j.joined.participant, self_tracks, 1);
   j.joined.room.name = r->name;
@@ -954,7 +1057,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
     free(tracks);
     free(buf);
     free(p);
-    rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
+    rooms_send_error(n, conn, id, HD_SIGNAL_ERR_INTERNAL, "out of memory");
     node_room_maybe_delete(n, r);
     return HD_ENOMEM;
   }
@@ -979,7 +1082,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   if (len < 0) {
     free(buf);
     free(p);
-    rooms_send_error(n, conn, m->id, HD_SIGNAL_ERR_INTERNAL, "cannot describe the room");
+    rooms_send_error(n, conn, id, HD_SIGNAL_ERR_INTERNAL, "cannot describe the room");
     node_room_maybe_delete(n, r);
     return HD_ENOMEM;
   }
@@ -988,7 +1091,6 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   r->n_participants++;
   node_room_in_use(r);
   n->n_participants++;
-  *pp = p;
   rooms_emit(n, p, buf, len);
   free(buf);
   broadcast_participant(n, p, HD_SIGNAL_PARTICIPANT_JOINED, 0);
@@ -1123,6 +1225,18 @@ int hd_node_rtc_message(hd_node_t *n, void *conn, hd_participant_t **pp, const c
   }
   int rc = 0;
   hd_participant_t *p = *pp;
+  if (p && p->join_pending) { /* joined not sent yet: only leave is taken */
+    if (m.type == HD_SIGNAL_LEAVE) {
+      *pp = NULL;
+      join_pending_drop(n, p);
+      rc = -1;
+    } else {
+      rooms_send_error(n, conn, m.id, HD_SIGNAL_ERR_CONFLICT,
+                       "the join is not complete: wait for `joined` (the cluster names the room)");
+    }
+    hd_signal_msg_free(&m);
+    return rc;
+  }
   if (!p) {
     if (m.type != HD_SIGNAL_JOIN) {
       rooms_send_error(n, conn, m.id, HD_SIGNAL_ERR_UNAUTHORIZED, "first message must be join");

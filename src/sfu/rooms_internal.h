@@ -54,6 +54,7 @@ typedef struct {
   uint32_t ssrc, rtx_ssrc;
   /* track_settings from the subscriber (defaults: visible, any size, not pinned) */
   int hidden, tile_w, tile_h, pinned;
+  int lim_spatial, lim_temporal; /* track_settings max_*_layer + 1; 0 = no cap */
   /* last stream_state told: reason (HD_SIGNAL_PAUSE_*) and in[] index of the layer sent (-1 none) */
   int told_reason, told_layer;
 } sub_t;
@@ -100,6 +101,11 @@ struct hd_participant {
    * simulcast layer not crossing is kept live from that node's LAYERS reports) */
   hd_time_t remote_rx_at[HD_SESSION_MAX_TRACKS];
   void *remote_link_ud;
+  /* a join waiting for the room's cluster sid (hd_room_t.joining): not in
+   * the room yet; join_id is its request id, join_at when it came */
+  int join_pending;
+  char join_id[HD_SIGNAL_MAX_ID + 1];
+  hd_time_t join_at;
 };
 
 /* Shared helpers (rooms.c). */

@@ -373,6 +373,25 @@ static void note_keyframe(hd_in_track_t *t, const uint8_t *payload, size_t len) 
   }
 }
 
+/* While the publisher's repair packets come, a hole waits for its group's
+ * repair packet (sent at the group's or the frame's end) before it is NACKed:
+ * at most HD_FEC_IN_NACK_WAIT and half the leg's round trip, and only until
+ * HD_NACK_FEC_HOLD after the last one (a publisher that stopped FEC costs no
+ * NACK delay; rtc/nack_gen.h). What this repair packet covers and could not
+ * rebuild is due at once: FEC can no longer repair it. The packets it did
+ * rebuild are fed back (hd_session_publisher_recovered) before the NACK
+ * timer runs, so they are not asked for. */
+static void fec_hold(hd_in_track_t *t, const uint8_t *buf, size_t len, hd_time_t now) {
+  hd_time_t wait = t->nack.rtt / 2 < HD_FEC_IN_NACK_WAIT ? t->nack.rtt / 2 : HD_FEC_IN_NACK_WAIT;
+  hd_nack_gen_fec_seen(&t->nack, wait, now);
+  hd_flexfec_hdr_t fh;
+  if (hd_flexfec_parse(buf, len, &fh) < 0) return;
+  int last = -1;
+  for (int b = 0; b < fh.mask_bits; b++)
+    if (hd_flexfec_covers(&fh, (uint16_t)(fh.sn_base + b))) last = b;
+  if (last >= 0) hd_nack_gen_fec_covered(&t->nack, (uint16_t)(fh.sn_base + last), now);
+}
+
 /* recovered: a packet rebuilt from FlexFEC, not one from the wire */
 static int publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t now, uint8_t *scratch,
                          size_t scratch_cap, hd_rtp_hdr_t *out, hd_session_counters_t *c, int recovered);
@@ -415,14 +434,11 @@ static int publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t no
     hd_in_track_t *t = &s->in[k];
     if (is_rtx == 2) { /* a FlexFEC repair packet: rebuilds into the queue */
       if (recovered) return HD_EAGAIN;
-      if (!t->fec) {
-        t->fec = hd_fec_in_new(t->have_ssrc ? t->ssrc : 0, s->ext_twcc);
-        /* a hole waits for its group's repair packet (sent at the group's or
-         * the frame's end) before we NACK it */
-        if (t->fec && t->nack_enabled && t->nack.reorder_wait < HD_FEC_IN_NACK_WAIT)
-          t->nack.reorder_wait = HD_FEC_IN_NACK_WAIT;
+      if (!t->fec) t->fec = hd_fec_in_new(t->have_ssrc ? t->ssrc : 0, s->ext_twcc);
+      if (t->fec && hd_fec_in_repair(t->fec, buf, len) >= 0) {
+        c->fec_received++;
+        if (t->nack_enabled) fec_hold(t, buf, len, now);
       }
-      if (t->fec && hd_fec_in_repair(t->fec, buf, len) >= 0) c->fec_received++;
       return HD_EAGAIN;
     }
     if (recovered) {
@@ -796,6 +812,7 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       hh[l] = pub->in[sp[l]].height;
     }
     int tile = hd_alloc_tile_layer(w, hh, ns, t->tile_w, t->tile_h), nl = 0;
+    if (t->lim_spatial && tile > t->lim_spatial - 1) tile = t->lim_spatial - 1; /* track_settings cap */
     for (int l = 0; l < ns; l++) {
       const hd_in_track_t *lt = &pub->in[sp[l]];
       uint32_t lb = layer_bps(lt, now);
@@ -894,6 +911,7 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
     if (c && a[k].pauses > pauses && a[k].visible) c->layer_pauses++; /* for lack of bandwidth */
     int want = a[k].cur >= 0 ? order[k][a[k].cur] : -1;
     int want_tid = a[k].cur >= 0 ? tids[k][a[k].cur] : HD_TL_ALL;
+    if (t->lim_tid && want_tid > t->lim_tid - 1) want_tid = t->lim_tid - 1; /* track_settings cap */
     if (want_tid != t->want_tid) { /* a frame rate change: no keyframe needed (sfu/temporal.h) */
       HD_LOGD("sfu", "session %s: track %s temporal layers <= %d -> <= %d", v->id, t->mid, t->want_tid,
               want_tid);

@@ -179,6 +179,7 @@ typedef struct {
   hd_alloc_track_t alloc; /* rooms set alloc.visible / alloc.priority (track_settings, speakers) */
   /* the subscriber's tile for this track in device pixels (track_settings), 0 = not given */
   int tile_w, tile_h;
+  int lim_spatial, lim_tid; /* the subscriber's caps (track_settings max_*_layer) + 1; 0 = none */
   /* single-layer video under the allocator: paused when it does not fit (see
    * HD_SESSION_SINGLE_SETTLE); simulcast tracks always are */
   int gated;

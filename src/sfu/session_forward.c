@@ -216,7 +216,7 @@ static void forward_one(hd_session_t *v, hd_out_track_t *t, const hd_session_t *
   if (hd_session_pace_send(v, t, out, (size_t)n, cls, now, c) < 0) return;
   t->packets++;
   t->bytes += (size_t)n;
-  if (late && t->rtx_enabled && v->loss_q8 >= HD_SESSION_LOSSY_Q8) {
+  if (late && t->rtx_enabled && v->loss_q8 >= HD_SESSION_LOSSY_Q8 && !hd_bwe_congested(v->bwe)) {
     /* the publisher's repair, sent twice on a lossy viewer leg (see retransmit) */
     uint8_t *o2 = hd_peer_tx_begin(&v->peer, &cap);
     uint8_t tmp[HD_DATAGRAM_MAX];

@@ -48,8 +48,11 @@ static hd_time_t resend_interval(const hd_session_t *v) {
 static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
                      uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c);
 
-/* The viewer reports more than ~2% loss (HD_SESSION_LOSSY_Q8): repairs go twice. */
-static int lossy_leg(const hd_session_t *v) { return v->loss_q8 >= HD_SESSION_LOSSY_Q8; }
+/* The viewer reports more than ~2% loss (HD_SESSION_LOSSY_Q8): repairs go twice
+ * -- unless it loses because it is sent more than it carries (hd_bwe_congested). */
+static int lossy_leg(const hd_session_t *v) {
+  return v->loss_q8 >= HD_SESSION_LOSSY_Q8 && !hd_bwe_congested(v->bwe);
+}
 
 /* 1 if out seq `out_seq` of t is a packet the publisher's leg lost and the
  * node is still asking the publisher for (its repair is forwarded to t the

@@ -71,6 +71,7 @@ const hd_sig_err_info_t hd_sig_errs[HD_SIGNAL_ERR_COUNT] = {
     [HD_SIGNAL_ERR_ROOM_FULL] = {503, "room_full"},
     [HD_SIGNAL_ERR_NODE_FULL] = {503, "node_full"},
     [HD_SIGNAL_ERR_NODE_DRAINING] = {503, "node_draining"},
+    [HD_SIGNAL_ERR_CLUSTER_UNAVAILABLE] = {503, "cluster_unavailable"},
 };
 
 const char *const hd_sig_kinds[] = {"audio", "video"};
@@ -561,7 +562,9 @@ static int v_track_settings(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
       vbool(v, o, "", "visible", 0, 1, &m->track_settings.visible) < 0 ||
       vint32(v, o, "", "width", 0, 0, HD_SIGNAL_MAX_DIMENSION, 0, &m->track_settings.width) < 0 ||
       vint32(v, o, "", "height", 0, 0, HD_SIGNAL_MAX_DIMENSION, 0, &m->track_settings.height) < 0 ||
-      vbool(v, o, "", "pinned", 0, 0, &m->track_settings.pinned) < 0)
+      vbool(v, o, "", "pinned", 0, 0, &m->track_settings.pinned) < 0 ||
+      vint32(v, o, "", "max_spatial_layer", 0, 0, 2, -1, &m->track_settings.max_spatial_layer) < 0 ||
+      vint32(v, o, "", "max_temporal_layer", 0, 0, 2, -1, &m->track_settings.max_temporal_layer) < 0)
     return -1;
   return 0;
 }

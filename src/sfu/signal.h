@@ -116,6 +116,7 @@ typedef enum {
   HD_SIGNAL_ERR_ROOM_FULL,     /* 503 room_full */
   HD_SIGNAL_ERR_NODE_FULL,     /* 503 node_full */
   HD_SIGNAL_ERR_NODE_DRAINING, /* 503 node_draining: go to "redirect" (cluster, docs/overlay.md) */
+  HD_SIGNAL_ERR_CLUSTER_UNAVAILABLE, /* 503 cluster_unavailable: Redis did not name a new room in time */
   HD_SIGNAL_ERR_COUNT
 } hd_signal_errcode_t;
 
@@ -263,6 +264,10 @@ typedef struct {
       int visible;       /* default 1; 0: shown nowhere, the node sends nothing */
       int width, height; /* the tile in device pixels; 0 = not given (any layer) */
       int pinned;        /* default 0; pinned tracks get bandwidth first */
+      /* caps (LiveKit setTrackSettings, Agora setRemoteVideoStreamType): the
+       * highest simulcast layer (0 = lowest) and VP8 temporal layer (TID)
+       * to send; -1 = not given (no cap) */
+      int max_spatial_layer, max_temporal_layer;
     } track_settings;
     /* node -> client */
     struct {
@@ -439,6 +444,10 @@ int hd_signal_write_left(hd_signal_left_reason_t reason, const char *message, ch
 /* Layer selection (docs/protocol.md "Layer selection"). */
 int hd_signal_write_track_settings(const char *id, const char *const *track_sids, size_t n, int visible,
                                    int width, int height, int pinned, char *out, size_t cap);
+/* The same with the layer caps (max_spatial 0..2, max_temporal 0..2; -1 = none). */
+int hd_signal_write_track_settings_max(const char *id, const char *const *track_sids, size_t n, int visible,
+                                       int width, int height, int pinned, int max_spatial, int max_temporal,
+                                       char *out, size_t cap);
 /* paused NONE = "active" (with rid/width/height when known), else "paused" with that reason. */
 int hd_signal_write_stream_state(const char *participant_sid, const char *track_sid,
                                  hd_signal_pause_reason_t paused, const char *rid, int width, int height,

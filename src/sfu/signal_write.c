@@ -308,6 +308,10 @@ static void build_body(bctx_t *b, json_t *o, const hd_signal_msg_t *m) {
     if (m->track_settings.width) bint(b, o, "width", m->track_settings.width);
     if (m->track_settings.height) bint(b, o, "height", m->track_settings.height);
     if (m->track_settings.pinned) bbool(b, o, "pinned", 1);
+    if (m->track_settings.max_spatial_layer >= 0)
+      bint(b, o, "max_spatial_layer", m->track_settings.max_spatial_layer);
+    if (m->track_settings.max_temporal_layer >= 0)
+      bint(b, o, "max_temporal_layer", m->track_settings.max_temporal_layer);
     break;
   case HD_SIGNAL_STREAM_STATE:
     bstr(b, o, "participant_sid", m->stream_state.participant_sid);
@@ -622,7 +626,16 @@ int hd_signal_write_left(hd_signal_left_reason_t reason, const char *message, ch
 
 int hd_signal_write_track_settings(const char *id, const char *const *track_sids, size_t n, int visible,
                                    int width, int height, int pinned, char *out, size_t cap) {
+  return hd_signal_write_track_settings_max(id, track_sids, n, visible, width, height, pinned, -1, -1, out,
+                                            cap);
+}
+
+int hd_signal_write_track_settings_max(const char *id, const char *const *track_sids, size_t n, int visible,
+                                       int width, int height, int pinned, int max_spatial, int max_temporal,
+                                       char *out, size_t cap) {
   MSG(HD_SIGNAL_TRACK_SETTINGS);
+  m.track_settings.max_spatial_layer = max_spatial;
+  m.track_settings.max_temporal_layer = max_temporal;
   m.id = id;
   m.track_settings.track_sids = track_sids;
   m.track_settings.n_track_sids = n;

@@ -179,6 +179,23 @@ def main():
         before = relay(n3, "n1").get("dedup_video", 0)
         print("# relay counters: n1 about n2 %s\n#   n2 about n1 %s\n#   n2 about n3 %s\n#   n3 about n1 %s" %
               (relay(n1, "n2"), relay(n2, "n1"), relay(n2, "n3"), relay(n3, "n1")))
+        # issue 16 item 3: the text output shows the relay counters and each route's alt / dup_audio
+        out = subprocess.run([tc.HUDONG, "cluster", "links", "--url", "http://127.0.0.1:%d" % n2.port, "--token",
+                              admin_token()], capture_output=True, text=True, timeout=10)
+        rows = {ln.split()[0]: ln.split() for ln in out.stdout.splitlines() if ln.strip()}
+        check(out.returncode == 0 and "relay with" in out.stdout and "n3" in rows and
+              any(r[0] == "n3" and len(r) == 9 and r[2].isdigit() and int(r[2]) > 200 for r in
+                  [ln.split() for ln in out.stdout.split("relay with", 1)[-1].splitlines()[1:] if ln.strip()]),
+              "hudong cluster links (text) on n2: a relay table whose n3 row says > 200 forwarded",
+              out.stdout + out.stderr)
+        out = subprocess.run([tc.HUDONG, "cluster", "links", "--url", "http://127.0.0.1:%d" % n1.port, "--token",
+                              admin_token()], capture_output=True, text=True, timeout=10)
+        route_rows = [ln.split() for ln in out.stdout.split("route to", 1)[-1].splitlines()[1:] if ln.strip()]
+        check(out.returncode == 0 and "alt (2nd path)" in out.stdout and
+              any(r[:2] == ["n3", "n2"] and r[-2:] == ["direct", "yes"] for r in route_rows),
+              "hudong cluster links (text) on n1: route to n3 via n2, alt path direct, dup_audio yes",
+              out.stdout + out.stderr)
+        print(out.stdout)
 
         section("3. n1 -> n3 is clean again: the route moves to the direct path")
         st, text = impair(c3, {"both": {"delay": 0}, "up": {"loss": 0}})

@@ -14,12 +14,16 @@
     let the room go, with the same sid.
  4. n2's media port sits behind a `hudong netem` relay; with 30% loss on it,
     60 data messages from a participant on n1 all reach one on n2, once each
-    and in order (reliable data over the node link: acknowledged and resent).
+    and in order (reliable data over the node link: acknowledged and resent),
+    and 15 admin removes through n1's admin API of participants on n2 all
+    reach them (admin actions ride the same reliable stream).
  5. A 3-layer simulcast publisher on n1 (`hudong pub --simulcast`, 540p)
     and two subscribers on n2: they get the layer n2's allocator chooses
     (not only the lowest: n1 keeps every layer published while another node
     watches); then with a viewer on n1 too, only the layer n2 takes crosses
     the link (the relay counts what n1 sends n2: well under all the layers).
+ 6. Redis stalled (SIGSTOP): a join into a room new to the node waits for
+    the cluster's room sid at most 2 s, then gets 503 cluster_unavailable.
 
 usage: test_cluster_room_events.py /path/to/hudong
 """
@@ -27,6 +31,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -105,6 +110,9 @@ def main():
                           m.get("participant", {}).get("identity") == "bob", 5)
         check(m is not None, "alice (n1) sees bob (n2) join")
         sid = ja.get("room", {}).get("sid")
+        check(jb.get("room", {}).get("sid") == sid,
+              "bob, the first on n2, gets the cluster's room sid in his own `joined` (not n2's provisional one)",
+              (jb.get("room"), sid))
         s1, s2 = room_sids(n1), room_sids(n2)
         check(s1 == [sid] and s2 == [sid], "both nodes' admin API give the room alice's sid %s" % sid, (s1, s2))
         c, jc = join(n2, "carol")
@@ -179,6 +187,31 @@ def main():
         check(got == want, "yuri (n2) gets all %d data messages of xena (n1), once each and in order" % n_msgs,
               "got %d: %s" % (len(got), got[:80]))
         print("# measured: %d of %d data messages across 30%% loss" % (len(got), n_msgs))
+        # admin actions on participants of n2 taken through n1's admin API cross the same loss: each is
+        # one small message, which unacknowledged would be lost 30% of the time (15 of them: 0.5% chance
+        # that all would arrive)
+        admin = tc.mint(ROOM, "ops", join=False, grants={"roomAdmin": True})
+        removed, tried = 0, 0
+        for rnd in range(3):
+            ids = ["rm%d_%d" % (rnd, k) for k in range(5)]
+            wss = [join(n2, i)[0] for i in ids]
+
+            def listed():
+                _, js, _ = http_json(n1.port, "GET", "/admin/rooms/%s/participants" % ROOM, admin)
+                have = {p.get("identity") for p in (js or {}).get("participants", [])}
+                return all(i in have for i in ids)
+            check(wait_until(listed, 10) is not None, "round %d: n1 lists the 5 participants of n2" % rnd)
+            for i in ids:
+                st, _, text = http_json(n1.port, "DELETE", "/admin/rooms/%s/participants/%s" % (ROOM, i), admin)
+                check(st in (200, 204), "DELETE of %s (on n2) through n1's admin API is accepted" % i, (st, text))
+            for i, ws in zip(ids, wss):
+                tried += 1
+                m, _ = recv_until(ws, lambda m: m.get("type") == "left", 8)
+                removed += m is not None and m.get("reason") == "removed"
+                ws.close()
+        print("# measured: %d of %d admin removes reached n2 across 30%% loss" % (removed, tried))
+        check(removed == tried, "every admin remove taken on n1 reaches its participant on n2 through 30% loss "
+              "(acknowledged and resent on the node link)", "%d of %d" % (removed, tried))
         x1.close()
         x2.close()
 
@@ -246,6 +279,37 @@ def main():
         check(len(set(on_n2)) == 1 and 0 < link_kbps < 0.8 * all_kbps,
               "only the layer they take crosses: n1 sends n2 %.0f kbit/s, under 80%% of all layers' %.0f"
               % (link_kbps, all_kbps), (on_n2, layers))
+
+        section("6. Redis stalled: a join into a new room gets a clear error, not a provisional sid")
+        redis.proc.send_signal(signal.SIGSTOP)  # connected but silent: the room event script is not answered
+        try:
+            stella = tc.mint("stallroom", "stella", grants={"canPublish": True, "canSubscribe": True})
+            old = WS(n1.port, "/rtc")  # a first connection of stella, waiting too
+            old.send_text(json.dumps({"type": "join", "id": "s0", "token": stella}))
+            time.sleep(0.3)
+            t0 = time.time()
+            ws = WS(n1.port, "/rtc")
+            ws.send_text(json.dumps({"type": "join", "id": "s1", "token": stella}))
+            ended = old.recv()
+            err, seen = recv_until(ws, lambda m: m.get("type") in ("error", "joined"), 6)
+            waited = time.time() - t0
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+        check(ended[0] in ("close", "eof"), "the older waiting connection of the same "
+              "identity is closed when the newer one joins (the newer connection wins)", ended)
+        old.close()
+        print("# measured: the join waited %.2f s for Redis, then: %s" % (waited, err))
+        check(err is not None and err.get("type") == "error" and err.get("code") == 503 and
+              err.get("reason") == "cluster_unavailable" and err.get("id") == "s1" and err.get("retry_after"),
+              "the join is refused with 503 cluster_unavailable (and retry_after) after the bounded wait", seen)
+        ws.close()
+        def rejoin():
+            try:
+                tc.join(n1, "stallroom", "stella").close()
+                return True
+            except Exception:  # noqa: BLE001 (refused again while the node reconnects)
+                return False
+        check(wait_until(rejoin, 10) is not None, "Redis back: the same join succeeds")
     finally:
         sink.shutdown()
         if relay:

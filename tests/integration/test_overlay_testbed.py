@@ -17,6 +17,8 @@ A-B and B-C 20 ms and 0.5%, A-D and D-C 45 ms and 1%, B-D 30 ms.
 usage: test_overlay_testbed.py /path/to/hudong
 """
 import os
+import json
+import tempfile
 import subprocess
 import sys
 import time
@@ -37,6 +39,19 @@ def main():
                           "C=localhost:9000"], capture_output=True, text=True, timeout=10)
     check(out.returncode == 2 and "NODE_ID=IP:PORT" in out.stderr and "C=localhost:9000" in out.stderr,
           "exit 2 with the entry and the expected form", (out.returncode, out.stderr[-500:]))
+    # the overlay's tunables (config "overlay", docs/overlay.md "Tuning the overlay"): a value out of
+    # range or an unknown key stops the node at start with the key, the range and the page
+    for cfg, want in (({"overlay": {"probe_interval_ms": 5}}, "overlay.probe_interval_ms must be in [20, 1000] ms"),
+                      ({"overlay": {"probe_intervall_ms": 50}}, "unknown key 'overlay.probe_intervall_ms'"),
+                      ({"overlay": {"dup_audio_loss": "2%"}}, "'overlay.dup_audio_loss' must be a number"),
+                      ({"overlay": {"hop_cache": 100000}}, "overlay.hop_cache must be an integer in [16, 8192]")):
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(cfg, f)
+        out = subprocess.run([hudong, "serve", "--listen", "127.0.0.1:%d" % tc.free_port(), "--config", f.name],
+                             capture_output=True, text=True, timeout=10)
+        os.unlink(f.name)
+        check(out.returncode != 0 and want in out.stderr and "Tuning the overlay" in out.stderr,
+              "config %s is refused: %s" % (json.dumps(cfg), want), (out.returncode, out.stderr[-500:]))
 
     bed = testbed.Bed(hudong)
     t_start = time.time()

@@ -78,8 +78,48 @@ static void test_starved_top(void **st) {
   assert_int_equal(l.sim[0].bps, 150000);
 }
 
+/* The video target beside audio with RED (issue 13, bench/weak_network at
+ * 20% loss): RED depth 4 counted at the configured 32 kbit/s took 160 kbit/s
+ * of a 215 kbit/s estimate and left video at its 50 kbit/s floor (half frame
+ * rate below 100). Audio is counted at its Opus rate now, and its plan is
+ * capped at 40% of the estimate. */
+static void test_video_beside_red_audio(void **st) {
+  (void)st;
+  hd_client_t *c = calloc(1, sizeof *c);
+  assert_non_null(c);
+  c->cfg.audio_bps = 32000;
+  c->cfg.max_video_bps = 1500000;
+  cl_local_t *a = &c->local[0], *v = &c->local[1];
+  a->used = v->used = 1;
+  a->opt.kind = HD_CLIENT_AUDIO;
+  v->opt.kind = HD_CLIENT_VIDEO;
+  v->opt.width = 640;
+  v->opt.height = 360;
+  cl_apply_send_rate(c, 215000);
+  /* the audio plan at 20% loss on both legs (depth 4) from the capped base */
+  uint64_t base = cl_audio_base_bps(c);
+  assert_int_equal(base, 21500); /* 40% of 215 kbit/s over 4 */
+  hd_audio_protect_t p;
+  hd_audio_protect_init(&p, base);
+  for (int k = 0; k < 5; k++)
+    hd_audio_protect_report(&p, 0.20, base);
+  assert_int_equal(p.red_depth, 4);
+  a->red_depth = p.red_depth;
+  a->target_bps = p.bps;
+  assert_true(p.bps * 5 <= 215000 * 4 / 10);
+  cl_apply_send_rate(c, 215000);
+  printf("215 kbit/s estimate, RED depth %d at %llu bit/s: video %llu bit/s\n", p.red_depth,
+         (unsigned long long)p.bps, (unsigned long long)v->target_bps);
+  assert_true(v->target_bps >= 100000); /* full frame rate (client_media.c CL_HALF_FPS_BPS) */
+  /* no estimate yet: the configured rate */
+  c->send_rate_bps = 0;
+  assert_int_equal(cl_audio_base_bps(c), 32000);
+  free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_video_beside_red_audio),
       cmocka_unit_test(test_split_two_layers),
       cmocka_unit_test(test_paused_top_keeps_lower_cap),
       cmocka_unit_test(test_three_layers_paused),

@@ -16,10 +16,13 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "client/pc.h"
+#include "client/pc_internal.h" /* the NACK hold of a track (test_fec_nack_hold_ends) */
 #include "proto/stun.h"
 #include "rtc/flexfec.h"
 #include "media/audio_jitter.h"
 #include "media/rtp_payload.h"
+#include "media/video_jitter.h"
+#include "client/client_quality.h"
 #include "netem/link.h"
 #include "proto/sdp_negotiate.h"
 #include "proto/sdp_offer.h"
@@ -58,8 +61,18 @@ typedef struct {
   uint32_t frame, audio_n;
   hd_time_t next_video, next_audio;
   int vtrack, atrack;
+  int half_fps;          /* w->adapt: every other frame skipped (the SDK's rule below 100 kbit/s of video) */
   hd_audio_jitter_t *jb; /* set: received audio goes into a jitter buffer pulled every 20 ms */
   hd_time_t next_pull;
+  /* set: received video goes through the SDK's video jitter buffer
+   * (media/video_jitter.h) as client/client_media.c drives it: repair RTT
+   * from the pc, PLI on KEYFRAME_NEEDED; what it renders is measured */
+  hd_video_jb_t *vjb;
+  hd_freeze_t freeze;
+  uint64_t v_out, v_rendered, v_plis;
+  uint64_t v_delay_n;
+  hd_time_t v_delay[4096]; /* capture -> render of rendered frames (ms granularity kept in us) */
+  hd_time_t v_first_render, v_last_render, v_drained;
 } ep_t;
 
 typedef struct {
@@ -79,12 +92,43 @@ typedef struct {
   uint64_t up_drops, up_sent;
   int adapt;                             /* endpoint 0 sizes its video frames from the SEND_RATE target */
   int no_red, no_nack, no_video, no_fec; /* pc config / what alice publishes */
+  int vp8; /* video payloads carry a VP8 payload descriptor (RFC 7741 §4.2) and header, so that a
+            * receiver's frame assembler takes them; frame n is captured at sent_at[n] */
+  hd_time_t sent_at[4096];
   /* set: datagrams from -> to go through the netem link model (src/netem)
    * instead of the support/link pair */
   hd_netem_link_t *nl[NEP][NEP];
 } world_t;
 
 static world_t *W;
+
+/* The receiver's video jitter buffer, driven as client/client_media.c
+ * drain_video does: the hold deadline from the pc's measured repair RTT,
+ * a PLI on KEYFRAME_NEEDED; rendered frames are timed from capture. */
+static void vjb_drain(world_t *w, ep_t *e, hd_time_t now) {
+  int vt = -1;
+  for (int i = 0; i < hd_pc_track_count(e->pc) && vt < 0; i++)
+    if (hd_pc_track_kind(e->pc, i) == HD_PC_VIDEO) vt = i;
+  if (vt < 0) return;
+  hd_time_t rtt = hd_pc_track_repair_rtt(e->pc, vt);
+  if (rtt > 0) hd_video_jb_set_rtt(e->vjb, rtt);
+  hd_video_jb_event_t ev;
+  e->v_drained = now;
+  while (hd_video_jb_poll(e->vjb, now, &ev) == 1) {
+    if (ev.type == HD_VIDEO_JB_KEYFRAME_NEEDED) {
+      if (hd_pc_request_keyframe(e->pc, vt, now) == 0) e->v_plis++;
+      continue;
+    }
+    e->v_out++;
+    if (!ev.render) continue;
+    e->v_rendered++;
+    if (!e->v_first_render) e->v_first_render = now;
+    e->v_last_render = now;
+    hd_freeze_frame(&e->freeze, now);
+    uint32_t n = ev.frame.ts / 3000;
+    if (n < 4096 && w->sent_at[n] && e->v_delay_n < 4096) e->v_delay[e->v_delay_n++] = now - w->sent_at[n];
+  }
+}
 
 static void on_event(void *ud, const hd_pc_event_t *ev) {
   ep_t *e = ud;
@@ -135,6 +179,15 @@ static void on_event(void *ud, const hd_pc_event_t *ev) {
       break;
     }
     if (ev->rtp.payload_len < 8 || ev->rtp.payload[7] != 0x5A) a->bad_payload++;
+    if (k == HD_PC_VIDEO && e->vjb) {
+      hd_frame_asm_pkt_t p = {.seq = ev->rtp.seq,
+                              .ts = ev->rtp.ts,
+                              .marker = ev->rtp.marker,
+                              .payload = ev->rtp.payload,
+                              .len = ev->rtp.payload_len};
+      hd_video_jb_push(e->vjb, &p, ev->rtp.arrival);
+      vjb_drain(W, e, ev->rtp.arrival);
+    }
     break;
   }
   default: break;
@@ -242,6 +295,7 @@ static void pull_audio(world_t *w, ep_t *e) {
 
 static void media(world_t *w, ep_t *e) {
   pull_audio(w, e);
+  if (e->vjb && hd_video_jb_next_timeout(e->vjb) <= w->now) vjb_drain(w, e, w->now);
   if (!e->sending || hd_pc_state(e->pc) != HD_PC_CONNECTED) return;
   uint8_t pl[600];
   memset(pl, 0x5A, sizeof pl);
@@ -269,10 +323,19 @@ static void media(world_t *w, ep_t *e) {
     size_t plen = sizeof pl;
     if (w->adapt) {
       /* an encoder at the target: 90% of it minus audio (24 kbit/s of
-       * payload, twice that as RED with one copy), 30 fps */
+       * payload, twice that as RED with one copy), 30 fps; under 100 kbit/s
+       * of video 15 fps, back at 130 (client/client_media.c adapt_video) */
       int64_t target = e->app.last_remb ? (int64_t)e->app.last_remb : 300000; /* the estimator's start */
       int64_t audio = hd_pc_track_red_pt(e->pc, e->atrack) ? 48000 : 24000;
-      int64_t bytes = (target * 9 / 10 - audio) / 8 / 30;
+      int64_t vbps = target * 9 / 10 - audio;
+      if (!e->half_fps && vbps < 100000) e->half_fps = 1;
+      if (e->half_fps && vbps > 130000) e->half_fps = 0;
+      if (e->half_fps && !key && (e->frame & 1)) {
+        e->frame++;
+        e->next_video += HD_MS(33);
+        continue;
+      }
+      int64_t bytes = vbps / 8 / (e->half_fps ? 15 : 30);
       if (bytes < 300) bytes = 300;
       n = (int)((bytes + sizeof pl - 1) / sizeof pl) * (key ? 2 : 1);
       plen = (size_t)(bytes * (key ? 2 : 1) / n);
@@ -280,7 +343,10 @@ static void media(world_t *w, ep_t *e) {
     }
     e->force_key = 0;
     pl[0] = (uint8_t)key;
+    pl[1] = (uint8_t)!key; /* VP8 payload header P bit (RFC 7741 §4.3) when w->vp8 */
+    if (e->frame < 4096) w->sent_at[e->frame] = w->now;
     for (int i = 0; i < n; i++) {
+      if (w->vp8) pl[0] = i == 0 ? 0x10 : 0x00; /* S=1 PartID=0 on a frame's first packet */
       hd_pc_rtp_send_t p = {.track = e->vtrack,
                             .ts = e->frame * 3000,
                             .marker = i == n - 1,
@@ -296,6 +362,10 @@ static void media(world_t *w, ep_t *e) {
 
 static hd_time_t media_due(const ep_t *e) {
   hd_time_t t = e->jb && e->next_pull ? e->next_pull : HD_TIME_NEVER;
+  if (e->vjb) { /* a deadline the buffer has just been polled at waits for news (1 ms steps) */
+    hd_time_t v = hd_video_jb_next_timeout(e->vjb);
+    t = hd_time_min(t, v > e->v_drained ? v : e->v_drained + HD_MS(1));
+  }
   if (!e->sending || !e->pc || hd_pc_state(e->pc) != HD_PC_CONNECTED) return t;
   if (e->atrack >= 0) t = hd_time_min(t, e->next_audio);
   if (e->vtrack >= 0) t = hd_time_min(t, e->next_video);
@@ -359,6 +429,8 @@ static void world_free(world_t *w) {
     hd_pc_free(w->ep[i].pc);
     if (w->ep[i].jb) hd_audio_jitter_free(w->ep[i].jb);
     free(w->ep[i].jb);
+    if (w->ep[i].vjb) hd_video_jb_free(w->ep[i].vjb);
+    free(w->ep[i].vjb);
   }
   for (int f = 0; f < NEP; f++)
     for (int d = 0; d < NEP; d++)
@@ -763,7 +835,10 @@ static void direct_fec(double loss, int fec, int64_t *lost, hd_pc_track_stats_t 
 }
 
 static void test_flexfec_direct(void **st) {
-  const double losses[] = {0.07, 0.10}; /* 13.5% and 19% a -> b */
+  /* 36% and 43% a -> b: b's answer still lists video NACK and the path's
+   * round trip is short (80 ms), so a plans FEC only from
+   * HD_FLEXFEC_NACK_LOSS (30%) */
+  const double losses[] = {0.20, 0.25};
   for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
     int64_t off, on;
     hd_pc_track_stats_t as_off, bs_off, as_on, bs_on;
@@ -774,9 +849,11 @@ static void test_flexfec_direct(void **st) {
     assert_true(as_on.fec_sent > 0 && bs_on.fec_received > 0);
     assert_true(as_on.fec_group >= 2 && as_on.fec_group <= HD_FLEXFEC_MAX_GROUP);
     assert_true(bs_on.fec_recovered > 0);
-    /* residual loss at least halved */
+    /* residual loss cut by at least a fifth (FEC starts once the smoothed
+     * reports pass 30%, and two of a small group lost is frequent at these
+     * losses: 610 -> 466 at 36%) */
     assert_true(off > 0);
-    assert_true(on * 2 <= off);
+    assert_true(on * 5 <= off * 4);
   }
 }
 
@@ -784,14 +861,15 @@ static void test_flexfec_direct(void **st) {
  * `loss` on both directions of her leg, bob's leg is clean; the node rebuilds
  * from alice's repair packets what her leg lost before (or instead of)
  * NACKing her. Returns alice's video stats, bob's holes, the node's counters. */
-static void node_fec(double loss, int fec, hd_pc_track_stats_t *ps, int64_t *holes_out, int *keyframes,
-                     hd_session_counters_t *nc) {
+static void node_fec(double loss, hd_time_t delay, int fec, hd_pc_track_stats_t *ps, int64_t *holes_out,
+                     int *keyframes, hd_session_counters_t *nc) {
   world_t *w = world_new();
   w->no_fec = !fec;
   hd_netem_params_t np, clean;
   hd_netem_params_init(&np);
   hd_netem_params_init(&clean);
-  np.delay = clean.delay = HD_MS(25);
+  np.delay = delay;
+  clean.delay = HD_MS(25);
   np.loss = loss;
   assert_int_equal(hd_netem_link_new(&w->nl[0][NODE_EP], &np, 7100, w->now), 0);
   assert_int_equal(hd_netem_link_new(&w->nl[NODE_EP][0], &np, 7101, w->now), 0);
@@ -821,16 +899,17 @@ static void test_flexfec_through_node(void **st) {
     int64_t h_off, h_on;
     int k_off, k_on;
     hd_session_counters_t c_off, c_on;
-    node_fec(losses[i], 0, &off, &h_off, &k_off, &c_off);
-    node_fec(losses[i], 1, &on, &h_on, &k_on, &c_on);
+    /* 60 ms each way on alice's leg: a round trip too long for NACK alone
+     * (rtc/flexfec.h hd_flexfec_plan), so her FEC is on from 2% loss */
+    node_fec(losses[i], HD_MS(60), 0, &off, &h_off, &k_off, &c_off);
+    node_fec(losses[i], HD_MS(60), 1, &on, &h_on, &k_on, &c_on);
     assert_int_equal(off.fec_sent, 0);
     assert_int_equal(c_off.fec_recovered, 0);
     /* the node negotiated FlexFEC with alice, got her repair packets and rebuilt */
     assert_true(on.fec_sent > 0 && c_on.fec_received > 0 && c_on.fec_recovered > 0);
     assert_true(c_on.fec_received <= on.fec_sent);
     /* what FEC rebuilt is not asked for again: fewer repairs cross alice's
-     * leg (10%: 915 -> 777, 20%: see the output; before room subscribers
-     * negotiated transport-cc the cut was larger, 1111 -> 599) */
+     * leg (60 ms each way: 10% 688 -> 324, 20% 1468 -> 756) */
     assert_true(on.rtx_sent * 10 < off.rtx_sent * 9);
     /* and bob misses no more than without it */
     assert_true(h_on <= h_off);
@@ -845,7 +924,7 @@ static void test_video_half_loss_publisher_leg(void **st) {
   int64_t h;
   int k;
   hd_session_counters_t nc;
-  node_fec(0.5, 0, &ps, &h, &k, &nc);
+  node_fec(0.5, HD_MS(25), 0, &ps, &h, &k, &nc);
   printf("50%%: %llu NACK messages sent twice; holes given up (keyframe asked) %llu, keyframe requests %d\n",
          (unsigned long long)nc.nacks_doubled, (unsigned long long)nc.pli_unrepairable, k);
   /* the node's NACKs go twice on this leg (its reports show ~50% loss) */
@@ -855,6 +934,138 @@ static void test_video_half_loss_publisher_leg(void **st) {
    * room subscribers negotiated transport-cc and got a pacer, 4 since) */
   assert_true(nc.pli_unrepairable < 50);
   assert_true(h <= 6);
+}
+
+/* The weak-network bench's path in virtual time (issue 13): alice publishes
+ * audio and VP8-framed video sized by her send-rate target, bob receives it
+ * through the node into the SDK's video jitter buffer; random `loss` on all
+ * four link directions, 25 ms each way. What bob's renderer sees: */
+typedef struct {
+  double fps, stall_pct;
+  hd_time_t delay_p50, delay_p95;
+  uint64_t plis, fec_sent, rtx_sent, target_bps, bytes_sent;
+  int fec_group;
+} vq_t;
+
+static int cmp_time(const void *a, const void *b) {
+  hd_time_t x = *(const hd_time_t *)a, y = *(const hd_time_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void room_video_quality(double loss, int fec, int secs, uint64_t seed, vq_t *q) {
+  world_t *w = world_new();
+  w->no_fec = !fec;
+  w->adapt = 1;
+  w->vp8 = 1;
+  hd_netem_params_t np;
+  hd_netem_params_init(&np);
+  np.delay = HD_MS(25);
+  np.loss = loss;
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(hd_netem_link_new(&w->nl[i][NODE_EP], &np, seed * 10 + 7200 + (uint64_t)i, w->now), 0);
+    assert_int_equal(hd_netem_link_new(&w->nl[NODE_EP][i], &np, seed * 10 + 7300 + (uint64_t)i, w->now), 0);
+  }
+  ep_t *bob = &w->ep[1];
+  bob->vjb = calloc(1, sizeof *bob->vjb);
+  assert_non_null(bob->vjb);
+  assert_int_equal(hd_video_jb_init(bob->vjb, NULL), 0);
+  room_start(w, 0, secs);
+  memset(q, 0, sizeof *q);
+  hd_time_t span = bob->v_last_render - bob->v_first_render;
+  q->fps = span > 0 ? (double)bob->v_rendered * 1e6 / (double)HD_SEC(secs) : 0;
+  q->stall_pct = span > 0 ? 100.0 * bob->freeze.freeze_us / (double)span : 100;
+  if (bob->v_delay_n) {
+    qsort(bob->v_delay, bob->v_delay_n, sizeof bob->v_delay[0], cmp_time);
+    q->delay_p50 = bob->v_delay[bob->v_delay_n / 2];
+    q->delay_p95 = bob->v_delay[bob->v_delay_n * 95 / 100];
+  }
+  q->plis = bob->v_plis;
+  hd_pc_stats_t s;
+  hd_pc_stats(w->ep[0].pc, &s);
+  q->fec_sent = s.tracks[1].fec_sent;
+  q->rtx_sent = s.tracks[1].rtx_sent;
+  q->fec_group = s.tracks[1].fec_group;
+  q->bytes_sent = s.tracks[1].bytes_sent;
+  q->target_bps = w->ep[0].app.last_remb;
+  printf(
+      "%4.0f%% loss all legs, FEC %-3s: %5.1f fps rendered, stall %5.2f%%, capture->render p50 %3lld ms p95 "
+      "%3lld ms, PLIs %llu; alice: video %llu kbit/s, target %llu kbit/s, FEC %llu (group now %d), RTX "
+      "%llu\n",
+      loss * 100, fec ? "on" : "off", q->fps, q->stall_pct, (long long)(q->delay_p50 / 1000),
+      (long long)(q->delay_p95 / 1000), (unsigned long long)q->plis,
+      (unsigned long long)(q->bytes_sent * 8 / 1000 / (uint64_t)secs),
+      (unsigned long long)(q->target_bps / 1000), (unsigned long long)q->fec_sent, q->fec_group,
+      (unsigned long long)q->rtx_sent);
+  world_free(w);
+}
+
+/* The regression of issue 13 after FlexFEC landed (bench/weak_network, SDK
+ * -> node -> SDK at 25 ms each way): FEC from 10% loss cost the publisher's
+ * estimate its repair packets' share and its video half the frame rate at
+ * 20% (mean of 4 seeds: 27.4 fps without FEC, 19.2 with), and at 5% an
+ * unlucky loss report turned it on and delayed every later repair (p50 191
+ * -> 212 ms). On this path NACK repairs in time: FEC stays off, and
+ * allowing it costs nothing. */
+static void test_room_video_weak(void **st) {
+  const double losses[] = {0.05, 0.20};
+  const int seeds = 4;
+  for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+    double fps[2] = {0, 0}, d50[2] = {0, 0};
+    uint64_t fec_sent = 0;
+    for (int fec = 0; fec < 2; fec++)
+      for (int k = 0; k < seeds; k++) {
+        vq_t q;
+        room_video_quality(losses[i], fec, 20, (uint64_t)k, &q);
+        fps[fec] += q.fps / seeds;
+        d50[fec] += (double)q.delay_p50 / 1000 / seeds;
+        if (fec) fec_sent += q.fec_sent;
+      }
+    printf("%.0f%% loss, mean of %d seeds: FEC off %.1f fps, p50 %.0f ms; FEC allowed %.1f fps, p50 %.0f ms, "
+           "%llu "
+           "repair packets\n",
+           losses[i] * 100, seeds, fps[0], d50[0], fps[1], d50[1], (unsigned long long)fec_sent);
+    assert_true(fps[0] > 20);
+    assert_true(fps[1] >= fps[0] - 0.5);
+    assert_true(d50[1] <= d50[0] + 5);
+  }
+}
+
+/* The SDK receiver's wait for FEC before NACKing (review of issue 13):
+ * while repair packets come, a hole waits up to min(35 ms, rtt/2) for its
+ * group's repair; once the sender stops FEC the wait ends within
+ * HD_NACK_FEC_HOLD (it used to stay at 35 ms for good). */
+static void test_fec_nack_hold_ends(void **st) {
+  world_t *w = world_new();
+  w->no_nack = 1;                             /* b's reports then show the loss before repair */
+  connect_direct(w, 0.20, HD_PC_SENDONLY, 0); /* 36% a -> b: a plans FEC (rtc/flexfec.h) */
+  ep_t *a = &w->ep[0], *b = &w->ep[1];
+  a->sending = 1;
+  run_until(w, w->now + HD_SEC(15));
+  pc_trx_t *bt = &b->pc->tr[0], *at = &a->pc->tr[0];
+  assert_int_equal(bt->kind, HD_PC_VIDEO);
+  hd_pc_stats_t s;
+  hd_pc_stats(a->pc, &s);
+  printf("a: FEC %llu sent, group %d, reported loss %.3f, rtt %lld\n",
+         (unsigned long long)s.tracks[0].fec_sent, s.tracks[0].fec_group, s.tracks[0].fraction_lost,
+         (long long)a->pc->rtt);
+  hd_pc_stats(b->pc, &s);
+  assert_true(s.tracks[0].fec_received > 0);
+  hd_time_t hold = hd_nack_gen_first_wait(&bt->ng, w->now);
+  hd_time_t rtt = bt->ng.rtt_samples ? bt->ng.rtt : b->pc->rtt;
+  printf("FEC coming: a hole waits %lld ms (rtt %lld ms)\n", (long long)(hold / 1000),
+         (long long)(rtt / 1000));
+  assert_true(hold > HD_MS(5) && hold <= PC_FEC_NACK_WAIT && (rtt <= 0 || hold <= rtt / 2 + 1));
+  /* the sender stops FEC */
+  at->fec_pt = 0;
+  run_until(w, w->now + HD_MS(500)); /* what was in flight arrives */
+  hd_pc_stats(b->pc, &s);
+  uint64_t fec_before = s.tracks[0].fec_received;
+  run_until(w, w->now + HD_MS(1500));
+  hd_pc_stats(b->pc, &s);
+  assert_int_equal(s.tracks[0].fec_received, fec_before);
+  assert_int_equal(bt->ng.reorder_wait, HD_MS(5));
+  assert_int_equal(hd_nack_gen_first_wait(&bt->ng, w->now), HD_MS(5));
+  world_free(w);
 }
 
 static void test_direct_full_agents(void **st) {
@@ -1261,6 +1472,8 @@ int main(void) {
       cmocka_unit_test(test_consent_survives_heavy_loss),
       cmocka_unit_test(test_flexfec_direct),
       cmocka_unit_test(test_flexfec_through_node),
+      cmocka_unit_test(test_room_video_weak),
+      cmocka_unit_test(test_fec_nack_hold_ends),
       cmocka_unit_test(test_video_half_loss_publisher_leg),
       cmocka_unit_test(test_audio_nack_sdp),
       cmocka_unit_test(test_audio_nack_conceals_less),

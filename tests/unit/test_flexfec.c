@@ -247,7 +247,9 @@ static void test_plan(void **st) {
   assert_int_equal(hd_flexfec_plan(0.01, HD_MS(300)), 0);  /* NACK copes */
   assert_int_equal(hd_flexfec_plan(0.05, HD_MS(50)), 0);   /* short RTT: NACK alone */
   assert_int_equal(hd_flexfec_plan(0.05, HD_MS(300)), 10); /* long RTT: 1 in 10 */
-  assert_int_equal(hd_flexfec_plan(0.20, HD_MS(50)), 3);   /* heavy loss: FEC whatever the RTT */
+  assert_int_equal(hd_flexfec_plan(0.20, HD_MS(50)), 0);   /* short RTT: NACK alone up to 30% */
+  assert_int_equal(hd_flexfec_plan(0.20, HD_MS(150)), 3);  /* long RTT: FEC */
+  assert_int_equal(hd_flexfec_plan(0.35, HD_MS(50)), 2);   /* heavy loss: FEC whatever the RTT */
   assert_int_equal(hd_flexfec_plan(0.03, HD_MS(300)), HD_FLEXFEC_MAX_GROUP);
   assert_int_equal(hd_flexfec_plan(0.5, 0), 2);
 }

@@ -120,8 +120,9 @@ static void test_lossy_direction(void **st) {
   pair_free(&p);
 }
 
-/* A blackout of both directions for 2 s: down within HD_LINK_METER_DOWN_AFTER + RTT
- * + one probe interval of its start, up within RTT + one interval of its end. */
+/* A blackout of both directions for 2 s (100 ms probes): down within
+ * HD_LINK_METER_DOWN_PROBES intervals + RTT + one interval of its start, up
+ * within RTT + HD_LINK_METER_UP_ECHOES intervals of its end. */
 static void test_blackout_down_up(void **st) {
   (void)st;
   hd_netem_params_t ab, ba;
@@ -145,8 +146,9 @@ static void test_blackout_down_up(void **st) {
   hd_time_t down_after = down_at - (t0 + HD_SEC(5)), up_after = up_at - (t0 + HD_SEC(7));
   print_message("down %.0f ms after the blackout began, up %.0f ms after it ended\n", down_after / 1000.0,
                 up_after / 1000.0);
-  assert_true(down_after > 0 && down_after <= HD_LINK_METER_DOWN_AFTER + HD_MS(40) + HD_MS(100) + HD_MS(10));
-  assert_true(up_after >= 0 && up_after <= HD_MS(40) + HD_MS(100) + HD_MS(10));
+  assert_true(down_after > 0 &&
+              down_after <= HD_LINK_METER_DOWN_PROBES * HD_MS(100) + HD_MS(40) + HD_MS(100) + HD_MS(10));
+  assert_true(up_after >= 0 && up_after <= HD_MS(40) + HD_LINK_METER_UP_ECHOES * HD_MS(100) + HD_MS(10));
   assert_int_equal(s.downs, 1);
   /* the probes lost in the dark count as round-trip loss */
   assert_true(s.loss_rtt > 0.05);
@@ -167,6 +169,84 @@ static void test_no_false_down(void **st) {
   assert_true(s.up);
   assert_int_equal(s.downs, 0);
   assert_true(s.loss_fwd < 0.04);
+  pair_free(&p);
+}
+
+/* Issue 16 item 1: with the default probes (50 ms, down after 3 unanswered)
+ * a dead 20 ms link (+-5 ms jitter) is down within 250 ms of the blackout's
+ * start, where the 100 ms / 300 ms rule before took ~340-440 ms; a link
+ * answering one probe in two while down does not come back (hysteresis);
+ * 2% loss each way with +-10 ms jitter for 10 minutes never marks it down. */
+static void test_fast_down_default_probes(void **st) {
+  (void)st;
+  hd_netem_params_t ab, ba;
+  params(&ab, 20, 0, 5);
+  params(&ba, 20, 0, 5);
+  ab.blackouts[0] = (hd_netem_blackout_t){.start = HD_SEC(5), .duration = HD_SEC(2)};
+  ab.n_blackouts = 1;
+  ba.blackouts[0] = ab.blackouts[0];
+  ba.n_blackouts = 1;
+  pair_t p;
+  memset(&p, 0, sizeof p);
+  p.now = HD_SEC(1000);
+  hd_link_meter_init(&p.m[0], 0, p.now); /* 0: the default probe interval */
+  hd_link_meter_init(&p.m[1], 0, p.now + HD_MS(17));
+  assert_int_equal(p.m[0].interval, HD_LINK_METER_DEFAULT_INTERVAL);
+  assert_int_equal(hd_netem_link_new(&p.dir[0], &ab, 11, p.now), 0);
+  assert_int_equal(hd_netem_link_new(&p.dir[1], &ba, 22, p.now), 0);
+  hd_time_t t0 = p.now, down_at = 0, up_at = 0;
+  hd_link_meter_stats_t s;
+  while (p.now < t0 + HD_SEC(9)) {
+    run_until(&p, p.now + HD_MS(1));
+    hd_link_meter_stats(&p.m[0], p.now, &s);
+    if (!s.up && !down_at && p.now > t0 + HD_SEC(1)) down_at = p.now;
+    if (s.up && down_at && !up_at) up_at = p.now;
+  }
+  assert_true(down_at && up_at);
+  hd_time_t down_after = down_at - (t0 + HD_SEC(5)), up_after = up_at - (t0 + HD_SEC(7));
+  print_message("50 ms probes: down %.0f ms after the blackout began, up %.0f ms after it ended\n",
+                down_after / 1000.0, up_after / 1000.0);
+  assert_true(down_after > 0 && down_after <= HD_MS(250));
+  assert_true(up_after >= HD_MS(40) + (HD_LINK_METER_UP_ECHOES - 1) * HD_MS(50) - HD_MS(15));
+  assert_true(up_after <= HD_MS(40) + HD_LINK_METER_UP_ECHOES * HD_MS(50) + HD_MS(20));
+  assert_int_equal(s.downs, 1);
+  /* down, then every other probe answered: it stays down */
+  hd_link_meter_t m;
+  hd_link_meter_init(&m, 0, HD_SEC(1));
+  uint8_t out[64], echo[64];
+  hd_link_meter_t far;
+  hd_link_meter_init(&far, 0, HD_SEC(1));
+  hd_time_t t = HD_SEC(1);
+  int ups_while_flaky = 0;
+  for (int i = 0; i < 200; i++, t += HD_MS(50)) {
+    int n = hd_link_meter_poll(&m, t, out, sizeof out);
+    assert_true(n > 0);
+    int answered = i < 20 || (i >= 40 && i % 2 == 0); /* clean, then dead for 1 s, then every other one */
+    if (answered) {
+      int e = hd_link_meter_feed(&far, out, (size_t)n, t + HD_MS(10), echo, sizeof echo);
+      assert_true(e > 0);
+      assert_int_equal(hd_link_meter_feed(&m, echo, (size_t)e, t + HD_MS(20), NULL, 0), 0);
+    }
+    hd_link_meter_stats(&m, t + HD_MS(20), &s);
+    if (i >= 40) ups_while_flaky += s.up;
+  }
+  assert_int_equal(s.downs, 1);
+  assert_int_equal(ups_while_flaky, 0);
+  pair_free(&p);
+  /* 2% loss each way, +-10 ms jitter, 10 minutes: no down */
+  params(&ab, 20, 0.02, 10);
+  params(&ba, 20, 0.02, 10);
+  memset(&p, 0, sizeof p);
+  p.now = HD_SEC(1000);
+  hd_link_meter_init(&p.m[0], 0, p.now);
+  hd_link_meter_init(&p.m[1], 0, p.now + HD_MS(17));
+  assert_int_equal(hd_netem_link_new(&p.dir[0], &ab, 33, p.now), 0);
+  assert_int_equal(hd_netem_link_new(&p.dir[1], &ba, 44, p.now), 0);
+  run_until(&p, p.now + HD_SEC(600));
+  hd_link_meter_stats(&p.m[0], p.now, &s);
+  print_message("2%% loss each way, +-10 ms, 10 min of 50 ms probes: %d down(s)\n", s.downs);
+  assert_true(s.up);
+  assert_int_equal(s.downs, 0);
   pair_free(&p);
 }
 
@@ -213,7 +293,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_clean_link),       cmocka_unit_test(test_lossy_direction),
       cmocka_unit_test(test_blackout_down_up), cmocka_unit_test(test_no_false_down),
-      cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_bad_input),        cmocka_unit_test(test_fast_down_default_probes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -259,7 +259,9 @@ static void test_window_cap(void **state) {
 static void test_streams_and_bad_input(void **state) {
   (void)state;
   hd_link_rel_t tx, rx;
-  hd_link_rel_init(&tx, 9, 100);
+  hd_link_rel_init(&tx, 9, 0x12345600);
+  uint32_t st = tx.tx_stream; /* a tag, stream count 1 */
+  assert_int_equal(st & 0xff, 1);
   hd_link_rel_init(&rx, 9, 1);
   uint8_t m[3] = {'a', 'b', 'c'}, out[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
   int is_ack;
@@ -272,13 +274,14 @@ static void test_streams_and_bad_input(void **state) {
   assert_int_equal(room, 9);
   assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
   assert_int_equal(rx.msgs_delivered, 1);
-  /* the same segment under an older stream id: ignored */
-  out[11] = 99; /* stream 100 -> 99 */
+  assert_int_equal(rx.rx_stream, st);
+  /* the same segment under an older stream of that sender (count 0 < 1): ignored */
+  out[11] = 0;
   assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
   assert_int_equal(rx.msgs_delivered, 1);
-  assert_int_equal(rx.rx_stream, 100);
+  assert_int_equal(rx.rx_stream, st);
   /* a newer one: a fresh start, delivered */
-  out[11] = 101;
+  out[11] = 2;
   assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
   assert_int_equal(rx.msgs_delivered, 2);
   /* malformed */
@@ -289,6 +292,167 @@ static void test_streams_and_bad_input(void **state) {
   hd_link_rel_free(&rx);
 }
 
+/* Sends what r has due to `to` (DATA) or back into `back` (ACK): a direct
+ * wire without loss, for the hand-driven cases below. */
+static int pump(hd_link_rel_t *from, hd_link_rel_t *to, hd_time_t now, void *ud) {
+  uint8_t out[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
+  int is_ack, n, k = 0;
+  while ((n = hd_link_rel_poll(from, now, 0, out, sizeof out, &is_ack)) > 0) {
+    if (is_ack)
+      hd_link_rel_on_ack(to, out, (size_t)n, now);
+    else
+      hd_link_rel_on_data(to, out, (size_t)n, on_msg, ud);
+    k++;
+  }
+  return k;
+}
+
+/* Review finding (a): the receiver is set up again after it acknowledged the
+ * first segment of a 3-segment message. The sender renumbers what is
+ * unacknowledged for the new receiver: the message's tail alone must not
+ * arrive there as a message; the message after it arrives whole. */
+static void test_restart_drops_headless_tail(void **state) {
+  (void)state;
+  pair_t *p = calloc(1, sizeof *p); /* only for on_msg's bookkeeping */
+  hd_link_rel_t tx, rx1, rx2;
+  hd_link_rel_init(&tx, 5, 0x11111100);
+  hd_link_rel_init(&rx1, 5, 0x22222200);
+  hd_link_rel_init(&rx2, 5, 0x33333300);
+  uint8_t m[HD_LINK_REL_MSG_MAX];
+  uint32_t big = 0;
+  while (msg_size(big) <= 2 * HD_LINK_REL_SEG) /* a message of 3 segments */
+    big++;
+  fill(big, m, msg_size(big));
+  assert_int_equal(hd_link_rel_send(&tx, m, msg_size(big)), 0);
+  fill(7, m, msg_size(7));
+  assert_int_equal(hd_link_rel_send(&tx, m, msg_size(7)), 0);
+  hd_time_t now = HD_SEC(1);
+  uint8_t seg[4][HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
+  int len[4], is_ack;
+  for (int i = 0; i < 4; i++)
+    assert_true((len[i] = hd_link_rel_poll(&tx, now, 0, seg[i], sizeof seg[i], &is_ack)) > 0);
+  /* the old receiver gets the head only, and acknowledges it */
+  assert_int_equal(hd_link_rel_on_data(&rx1, seg[0], (size_t)len[0], on_msg, p), 0);
+  pump(&rx1, &tx, now, p);
+  assert_int_equal(tx.una, 2);
+  /* the new receiver hears the second segment and acknowledges under its instance */
+  assert_int_equal(hd_link_rel_on_data(&rx2, seg[1], (size_t)len[1], on_msg, p), 0);
+  pump(&rx2, &tx, now, p);
+  assert_int_equal(tx.peer_restarts, 1);
+  /* what the sender sends now reaches the new receiver */
+  for (int round = 0; round < 5; round++) {
+    now += HD_MS(10);
+    pump(&tx, &rx2, now, p);
+    pump(&rx2, &tx, now, p);
+  }
+  assert_int_equal(p->bad, 0);     /* no message was delivered cut (the tail alone) */
+  assert_int_equal(p->n_got, 1);   /* only the message after it */
+  assert_int_equal(p->got[0], 7u); /* whole */
+  assert_int_equal(tx.dropped_reset, 1);
+  assert_int_equal(tx.una, tx.next_seq);
+  hd_link_rel_free(&tx);
+  hd_link_rel_free(&rx1);
+  hd_link_rel_free(&rx2);
+  free(p);
+}
+
+/* Review finding (b): a peer that sends a message longer than
+ * HD_LINK_REL_MSG_MAX (our sender refuses one) gets it dropped whole with an
+ * error, not delivered cut to the maximum; the stream goes on. */
+static void test_too_long_message_rejected(void **state) {
+  (void)state;
+  pair_t *p = calloc(1, sizeof *p);
+  hd_link_rel_t rx;
+  hd_link_rel_init(&rx, 3, 0x44444400);
+  uint8_t b[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
+  memset(b, 0, sizeof b);
+  b[7] = 3;                                          /* room */
+  b[8] = 0x55, b[9] = 0x55, b[10] = 0x55, b[11] = 1; /* stream */
+  uint32_t seq = 1;
+  int errors = 0;
+  for (int i = 0; i <= HD_LINK_REL_WINDOW; i++, seq++) { /* WINDOW + 1 full segments, the last ends it */
+    b[12] = (uint8_t)(seq >> 24), b[13] = (uint8_t)(seq >> 16), b[14] = (uint8_t)(seq >> 8),
+    b[15] = (uint8_t)seq;
+    b[16] = i < HD_LINK_REL_WINDOW ? HD_LINK_REL_MORE : 0;
+    int rc = hd_link_rel_on_data(&rx, b, sizeof b, on_msg, p);
+    assert_true(rc == 0 || rc == HD_EPROTO);
+    errors += rc == HD_EPROTO;
+  }
+  assert_int_equal(errors, 1);
+  assert_int_equal(rx.rx_too_long, 1);
+  assert_int_equal(rx.msgs_delivered, 0);
+  assert_int_equal(p->n_got + p->bad, 0); /* nothing delivered, cut or not */
+  /* a good message after it arrives */
+  size_t ml = msg_size(11);
+  b[12] = (uint8_t)(seq >> 24), b[13] = (uint8_t)(seq >> 16), b[14] = (uint8_t)(seq >> 8),
+  b[15] = (uint8_t)seq;
+  b[16] = 0;
+  fill(11, b + HD_LINK_REL_DATA_HDR, ml > HD_LINK_REL_SEG ? HD_LINK_REL_SEG : ml);
+  assert_true(ml <= HD_LINK_REL_SEG);
+  assert_int_equal(hd_link_rel_on_data(&rx, b, HD_LINK_REL_DATA_HDR + ml, on_msg, p), 0);
+  assert_int_equal(p->n_got, 1);
+  assert_int_equal(p->got[0], 11u);
+  assert_int_equal(p->bad, 0);
+  hd_link_rel_free(&rx);
+  free(p);
+}
+
+/* Review finding (c): a sender set up again (its node restarted) whose id is
+ * lower than the previous one (the wall clock stepped back, or a random id)
+ * is a new stream to the receiver, not an old one; a late segment of the
+ * replaced sender is then ignored. */
+static void test_restarted_sender_with_lower_id(void **state) {
+  (void)state;
+  pair_t *p = calloc(1, sizeof *p);
+  hd_link_rel_t tx1, tx2, rx;
+  hd_link_rel_init(&tx1, 8, 0x5F000000);
+  hd_link_rel_init(&tx2, 8, 0x4F000000); /* the same end after a restart, a lower id */
+  hd_link_rel_init(&rx, 8, 0x01020300);
+  uint8_t m[HD_LINK_REL_SEG];
+  hd_time_t now = HD_SEC(1);
+  fill(2, m, msg_size(2));
+  assert_int_equal(hd_link_rel_send(&tx1, m, msg_size(2)), 0);
+  fill(5, m, msg_size(5));
+  assert_int_equal(hd_link_rel_send(&tx1, m, msg_size(5)), 0);
+  uint8_t late[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
+  int is_ack;
+  assert_true(msg_size(2) <= HD_LINK_REL_SEG && msg_size(5) <= HD_LINK_REL_SEG &&
+              msg_size(8) <= HD_LINK_REL_SEG);
+  int n = hd_link_rel_poll(&tx1, now, 0, late, sizeof late, &is_ack);
+  assert_true(n > 0);
+  assert_int_equal(hd_link_rel_on_data(&rx, late, (size_t)n, on_msg, p), 0);
+  assert_int_equal(p->n_got, 1);
+  n = hd_link_rel_poll(&tx1, now, 0, late, sizeof late, &is_ack); /* message 5: held back, arrives late */
+  assert_true(n > 0);
+  fill(8, m, msg_size(8));
+  assert_int_equal(hd_link_rel_send(&tx2, m, msg_size(8)), 0);
+  pump(&tx2, &rx, now, p);
+  assert_int_equal(p->n_got, 2); /* the restarted sender's message was taken */
+  assert_int_equal(p->got[1], 8u);
+  assert_int_equal(hd_link_rel_on_data(&rx, late, (size_t)n, on_msg, p), 0);
+  assert_int_equal(p->n_got, 2); /* the replaced sender's late segment: ignored */
+  assert_int_equal(rx.rx_stream, tx2.tx_stream);
+  assert_int_equal(p->bad, 0);
+  /* ids a caller's ms clock gives 100 ms apart: streams tagged apart */
+  hd_link_rel_t c1, c2;
+  hd_link_rel_init(&c1, 1, 1000000000u);
+  hd_link_rel_init(&c2, 1, 1000000100u);
+  assert_true(c1.tx_stream >> 8 != c2.tx_stream >> 8);
+  hd_link_rel_free(&c1);
+  hd_link_rel_free(&c2);
+  /* 0 draws a random id; two draws differ */
+  hd_link_rel_t a, b;
+  hd_link_rel_init(&a, 1, 0);
+  hd_link_rel_init(&b, 1, 0);
+  assert_true(a.instance != 0 && b.instance != 0 && a.instance != b.instance);
+  hd_link_rel_free(&a);
+  hd_link_rel_free(&b);
+  hd_link_rel_free(&tx1);
+  hd_link_rel_free(&tx2);
+  hd_link_rel_free(&rx);
+  free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lossy_reordering),
@@ -297,6 +461,9 @@ int main(void) {
       cmocka_unit_test(test_receiver_restart),
       cmocka_unit_test(test_window_cap),
       cmocka_unit_test(test_streams_and_bad_input),
+      cmocka_unit_test(test_restart_drops_headless_tail),
+      cmocka_unit_test(test_too_long_message_rejected),
+      cmocka_unit_test(test_restarted_sender_with_lower_id),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,11 +133,40 @@ static void test_expiry_at_deadline(void **st) {
   assert_int_equal(hd_nack_gen_next_timeout(&g), HD_TIME_NEVER);
 }
 
+/* FlexFEC hold: a hole waits fec_wait while repair packets come, the normal
+ * reorder wait HD_NACK_FEC_HOLD after the last one; a hole its repair packet
+ * could not rebuild is due at once. */
+static void test_fec_hold(void **st) {
+  hd_nack_gen_t g;
+  hd_nack_gen_init(&g);
+  hd_time_t t = HD_SEC(10);
+  assert_int_equal(hd_nack_gen_first_wait(&g, t), HD_MS(5));
+  hd_nack_gen_fec_seen(&g, HD_MS(25), t);
+  assert_int_equal(hd_nack_gen_first_wait(&g, t), HD_MS(25));
+  uint16_t seqs[8];
+  hd_nack_gen_on_packet(&g, 100, t);
+  hd_nack_gen_on_packet(&g, 103, t); /* 101, 102 missing */
+  assert_int_equal(hd_nack_gen_poll(&g, t + HD_MS(10), seqs, 8), 0);
+  /* a repair packet over 100..102 rebuilt nothing: both are due now */
+  assert_int_equal(hd_nack_gen_fec_covered(&g, 102, t + HD_MS(12)), 2);
+  assert_int_equal(hd_nack_gen_poll(&g, t + HD_MS(12), seqs, 8), 2);
+  /* no repair packet for a second: back to the reorder wait */
+  hd_time_t later = t + HD_NACK_FEC_HOLD + HD_MS(1);
+  assert_int_equal(hd_nack_gen_first_wait(&g, later), HD_MS(5));
+  hd_nack_gen_on_packet(&g, 105, later); /* 104 missing */
+  assert_int_equal(hd_nack_gen_poll(&g, later + HD_MS(5), seqs, 8), 1);
+  assert_int_equal(seqs[0], 104);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_learns_rtt_from_repairs),  cmocka_unit_test(test_expiry_at_deadline),
-      cmocka_unit_test(test_gap_and_recovery),         cmocka_unit_test(test_reordered_packet_not_requested),
-      cmocka_unit_test(test_give_up_by_tries_and_age), cmocka_unit_test(test_wrap_restart_and_cap),
+      cmocka_unit_test(test_fec_hold),
+      cmocka_unit_test(test_learns_rtt_from_repairs),
+      cmocka_unit_test(test_expiry_at_deadline),
+      cmocka_unit_test(test_gap_and_recovery),
+      cmocka_unit_test(test_reordered_packet_not_requested),
+      cmocka_unit_test(test_give_up_by_tries_and_age),
+      cmocka_unit_test(test_wrap_restart_and_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,13 +7,17 @@
  * lossy hops with per-hop repair vs none; a route change from the direct
  * path to A -> B -> C (make-before-break) delivers every packet exactly once
  * and leaves no gap; duplicate audio over a second path rides out a
- * blackout of the best one. Deterministic (fixed seeds). */
+ * blackout of the best one; a blackout of the path in use is seen by the
+ * link meter and the route moves at the next fast check (issue 16 item 1),
+ * not at the next heartbeat. Deterministic (fixed seeds). */
 #include "hd_test.h"
 
 #include <string.h>
 
 #include "base/err.h"
 #include "netem/link.h"
+#include "overlay/link_meter.h"
+#include "overlay/path_select.h"
 #include "overlay/relay.h"
 
 #define N 3
@@ -378,6 +382,146 @@ static void test_duplicate_audio(void **st) {
   }
 }
 
+/* Issue 16 item 1: the route A -> B -> C (2 x 10 ms; the direct A -> C is
+ * 40 ms) carries the stream when A -> B and B -> A black out. A's link meter
+ * on A-B (its probes on links of their own, blacked out with A-B) marks the
+ * link down; the control thread reads it every `check` and re-runs the
+ * router, which replaces a route with a down link at once; the worker's
+ * route then sends on the direct path. The gap C sees: with the defaults
+ * (50 ms probes, down after 3 unanswered, checked every 25 ms) well under
+ * 500 ms; the same with the earlier rule (100 ms probes, the route looked at
+ * only at the 1 s heartbeat) over 500 ms. */
+typedef struct {
+  hd_link_meter_t m[2]; /* A's meter of A-B, B's */
+  hd_netem_link_t *dir[2];
+  hd_ovl_graph_t g;
+  hd_ovl_router_t router;
+  hd_relay_route_t *route;
+  hd_time_t check, next_check, moved_at, dead_at;
+  int routing; /* the meters settled: the control thread's check runs */
+} fast_t;
+static fast_t *g_fast;
+
+static void fast_step(net_t *n) {
+  fast_t *f = g_fast;
+  uint8_t buf[64], reply[64];
+  for (int i = 0; i < 2; i++) {
+    int k = hd_link_meter_poll(&f->m[i], n->now, buf, sizeof buf);
+    if (k > 0) hd_netem_link_send(f->dir[i], buf, (size_t)k, n->now);
+  }
+  for (int d = 0; d < 2; d++) {
+    const uint8_t *pkt;
+    int k;
+    while ((k = hd_netem_link_poll(f->dir[d], n->now, &pkt)) > 0) {
+      int r = hd_link_meter_feed(&f->m[1 - d], pkt, (size_t)k, n->now, reply, sizeof reply);
+      if (r > 0) hd_netem_link_send(f->dir[1 - d], reply, (size_t)r, n->now);
+    }
+  }
+  if (!f->routing || n->now < f->next_check) return;
+  f->next_check = n->now + f->check;
+  hd_link_meter_stats_t st;
+  hd_link_meter_stats(&f->m[0], n->now, &st);
+  f->g.link[A][B].up = st.up;
+  if (hd_ovl_router_update(&f->router, &f->g, n->now) > 0) {
+    const hd_ovl_path_t *o = &f->router.cur[C];
+    hd_relay_path_t p = {.n = 0};
+    for (int h = 1; h <= o->n_hops; h++)
+      p.hop[p.n++] = id(o->node[h]);
+    if (hd_relay_route_set(f->route, &p, NULL, 0, n->now) && f->dead_at && !f->moved_at) f->moved_at = n->now;
+  }
+}
+
+static void blackout_ab(net_t *n, int s) {
+  if (s != 1000) return;
+  hd_netem_params_t dead;
+  params(&dead, 10, 1.0);
+  set_link(n, A, B, 10, 1.0);
+  set_link(n, B, A, 10, 1.0);
+  assert_int_equal(hd_netem_link_set(g_fast->dir[0], &dead, n->now), 0);
+  assert_int_equal(hd_netem_link_set(g_fast->dir[1], &dead, n->now), 0);
+}
+
+static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_after) {
+  net_t *n = test_malloc(sizeof *n);
+  net_init(n, 1);
+  fast_t *f = test_calloc(1, sizeof *f);
+  g_fast = f;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++)
+      if (i != j) set_link(n, i, j, (i == A && j == C) || (i == C && j == A) ? 40 : 10, 0);
+  hd_netem_params_t p10;
+  params(&p10, 10, 0);
+  assert_int_equal(hd_netem_link_new(&f->dir[0], &p10, 91, n->now), 0);
+  assert_int_equal(hd_netem_link_new(&f->dir[1], &p10, 92, n->now), 0);
+  hd_link_meter_init(&f->m[0], probe, n->now);
+  hd_link_meter_init(&f->m[1], probe, n->now + HD_MS(7));
+  /* the graph as the others' published tables say; A-B's state is A's meter's */
+  hd_ovl_graph_init(&f->g, N);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++)
+      if (i != j) {
+        int far = (i == A && j == C) || (i == C && j == A);
+        f->g.link[i][j] = (hd_ovl_link_t){.up = 1, .owd_ms = far ? 40 : 10, .rtt_ms = far ? 80 : 20};
+      }
+  /* 2 s for the meters to settle, then the routes and the stream; A-B dies at packet 1000 */
+  hd_time_t end = n->now + HD_SEC(2);
+  for (; n->now < end; n->now += HD_MS(1))
+    fast_step(n);
+  hd_ovl_router_init(&f->router, A);
+  hd_relay_route_t r;
+  hd_relay_route_init(&r, id(C));
+  f->route = &r;
+  f->check = check;
+  f->routing = 1;
+  f->next_check = n->now + check;
+  hd_ovl_router_update(&f->router, &f->g, n->now);
+  assert_int_equal(f->router.cur[C].n_hops, 2); /* through B */
+  hd_relay_path_t via = path(2, B, C, 0);
+  hd_relay_route_set(&r, &via, NULL, 0, n->now - HD_SEC(10));
+  hd_time_t t_dead = 0, next = n->now;
+  for (int s = 0; s < PKTS;) {
+    if (n->now >= next) {
+      blackout_ab(n, s);
+      if (s == 1000) t_dead = f->dead_at = n->now;
+      hd_relay_path_t ps[3];
+      int k = hd_relay_route_paths(&r, n->now, 1, 1, ps);
+      for (int i = 0; i < k; i++)
+        send_path(n, &ps[i], (uint16_t)s, 1);
+      s++;
+      next += HD_MS(20);
+    }
+    fast_step(n);
+    step(n);
+    n->now += HD_MS(1);
+  }
+  for (end = n->now + HD_SEC(2); n->now < end; n->now += HD_MS(1))
+    step(n);
+  assert_once(n);
+  assert_true(f->moved_at > t_dead);
+  *moved_after = f->moved_at - t_dead;
+  hd_time_t gap = max_gap(n, 900, 1500);
+  assert_int_equal(r.cur.n, 1); /* now direct */
+  hd_netem_link_free(f->dir[0]);
+  hd_netem_link_free(f->dir[1]);
+  net_free(n);
+  test_free(n);
+  test_free(f);
+  return gap;
+}
+
+static void test_fast_reroute_on_blackout(void **st) {
+  (void)st;
+  hd_time_t moved_fast, moved_slow;
+  hd_time_t fast = reroute_gap(0, HD_OVL_CHECK_INTERVAL, &moved_fast);
+  hd_time_t slow = reroute_gap(HD_MS(100), HD_SEC(1), &moved_slow);
+  print_message("A-B dies under A -> B -> C: route moved after %d ms, gap at C %d ms (50 ms probes, "
+                "checked every 25 ms); %d ms / %d ms with 100 ms probes and the 1 s heartbeat only\n",
+                (int)(moved_fast / 1000), (int)(fast / 1000), (int)(moved_slow / 1000), (int)(slow / 1000));
+  assert_true(fast < HD_MS(500));
+  assert_true(moved_fast <= HD_MS(250));
+  assert_true(slow > fast);
+}
+
 /* The receiving side alone: a duplicate is dropped, a hole asked for after
  * the reorder wait, again after 1.5 RTT, given up after HD_HOP_MAX_TRIES;
  * a jump larger than the window starts over. Dedupe wraps at 2^16. */
@@ -430,6 +574,7 @@ int main(void) {
       cmocka_unit_test(test_make_before_break),
       cmocka_unit_test(test_old_path_dies),
       cmocka_unit_test(test_duplicate_audio),
+      cmocka_unit_test(test_fast_reroute_on_blackout),
       cmocka_unit_test(test_rx_and_dedup_edges),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,10 @@
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
 #include "proto/srtp.h"
+#include "rtc/flexfec.h"
+#include "rtc/nack_gen.h"
+#include "sfu/fec_in.h"
+#include "sfu/node.h"
 #include "sfu/session.h"
 #include "sfu/session_pace.h"
 
@@ -422,6 +426,7 @@ static int capture_send(void *ud, const uint8_t *pkt, size_t len, int is_rtcp) {
 static const int L1T3_TIDS[4] = {0, 2, 1, 2};
 static const int L1T3_SYNC[4] = {0, 1, 1, 0};
 static int g_l1t3_frame;
+static hd_session_counters_t g_fwd_c; /* what forwarding the frames counted */
 
 /* The camera of g_s (in[1]) sends one L1T3 frame (two packets) at `at`:
  * TL0 frames 600-byte payloads, TL1 400, TL2 300; PictureID = frame number. */
@@ -453,7 +458,7 @@ static void l1t3_frame(hd_session_t *v, hd_time_t at, int key) {
     hd_rtp_hdr_t out;
     hd_session_counters_t c = {0};
     assert_int_equal(hd_session_publisher_rtp(g_s, buf, (size_t)n, at, scratch, sizeof scratch, &out, &c), 1);
-    if (v) hd_session_forward(v, g_s, 1, &out, at, &c);
+    if (v) hd_session_forward(v, g_s, 1, &out, at, &g_fwd_c);
   }
 }
 
@@ -505,6 +510,19 @@ static void test_vp8_temporal_layers(void **st) {
   assert_int_equal(t->want_in, 1);
   assert_true(frames_out >= 43 && frames_out <= 47); /* 15 fps x 3 s */
   assert_true(t->tl && t->tl->dropped > 0);
+  /* counted, and exported in /metrics (hudong_temporal_dropped_total) */
+  assert_true(g_fwd_c.temporal_dropped > 0);
+  hd_node_metrics_t *mm = calloc(1, sizeof *mm);
+  char *text = malloc(65536), line[96];
+  assert_true(mm && text);
+  mm->stats.media = g_fwd_c;
+  assert_true(hd_node_metrics_format(mm, text, 65536) > 0);
+  snprintf(line, sizeof line, "\nhudong_temporal_dropped_total %llu\n",
+           (unsigned long long)g_fwd_c.temporal_dropped);
+  assert_non_null(strstr(text, line));
+  assert_non_null(strstr(text, "# TYPE hudong_temporal_dropped_total counter\n"));
+  free(mm);
+  free(text);
   assert_int_equal(g_s->in[1].plis_sent, plis); /* no keyframe for it */
   assert_true(g_s->in[1].max_tid == 2 && g_s->in[1].tid_bps[2] > 0);
 
@@ -722,6 +740,67 @@ static void test_viewer_audio_nack_answered(void **st) {
   hd_session_set_pacer(1, 0);
 }
 
+/* FlexFEC on the publisher's leg (issue 13): while repair packets come, a
+ * hole waits for its group's repair before the node NACKs it; the wait ends
+ * HD_NACK_FEC_HOLD after the last repair packet (it used to stay 35 ms for
+ * good once one had come); holes a repair packet covered but could not
+ * rebuild are due at once. */
+static void test_fec_nack_hold(void **st) {
+  (void)st;
+  hd_session_t *s = calloc(1, sizeof *s);
+  s->kind = HD_SESSION_PUBLISH;
+  hd_session_t *saved = g_s;
+  g_s = s;
+  add_media(s, HD_SDP_VIDEO, "0", 96, 97, 0x2222);
+  s->neg.media[0].fec_pt = 118;
+  s->neg.media[0].remote_fec_ssrc = 0x3333;
+  assert_int_equal(hd_session_setup_tracks(s, 0), 0);
+  hd_in_track_t *t = &s->in[0];
+  assert_true(t->nack_enabled);
+  uint8_t pkts[5][1500], buf[1500], scratch[1500];
+  size_t lens[5];
+  const uint8_t *ptrs[5];
+  hd_time_t now = HD_MS(1000);
+  hd_rtp_hdr_t out;
+  hd_session_counters_t c = {0};
+  for (uint16_t q = 0; q < 5; q++) { /* a group of 5, all received, then its repair packet */
+    lens[q] = (size_t)pkt(pkts[q], 96, 0x2222, q, NULL);
+    ptrs[q] = pkts[q];
+    hd_session_publisher_rtp(s, pkts[q], lens[q], now, scratch, sizeof scratch, &out, &c);
+  }
+  assert_int_equal(hd_nack_gen_first_wait(&t->nack, now), t->nack.reorder_wait);
+  int n = hd_flexfec_encode(ptrs, lens, 5, 118, 0, 0, 0x3333, buf, sizeof buf);
+  assert_true(n > 0);
+  hd_session_publisher_rtp(s, buf, (size_t)n, now, scratch, sizeof scratch, &out, &c);
+  assert_int_equal(c.fec_received, 1);
+  assert_int_equal(hd_nack_gen_first_wait(&t->nack, now), HD_FEC_IN_NACK_WAIT);
+
+  /* the next group 5..9 loses 7 and 8: the repair cannot rebuild two, so
+   * both are due as soon as it has come, not 35 ms later */
+  now += HD_MS(10);
+  for (uint16_t q = 5; q < 10; q++) {
+    lens[q - 5] = (size_t)pkt(pkts[q - 5], 96, 0x2222, q, NULL);
+    ptrs[q - 5] = pkts[q - 5];
+    if (q != 7 && q != 8)
+      hd_session_publisher_rtp(s, pkts[q - 5], lens[q - 5], now, scratch, sizeof scratch, &out, &c);
+  }
+  uint16_t asked[64];
+  assert_int_equal(hd_nack_gen_poll(&t->nack, now + HD_MS(6), asked, 64), 0); /* waiting for the repair */
+  n = hd_flexfec_encode(ptrs, lens, 5, 118, 1, 0, 0x3333, buf, sizeof buf);
+  hd_session_publisher_rtp(s, buf, (size_t)n, now + HD_MS(6), scratch, sizeof scratch, &out, &c);
+  assert_int_equal(hd_nack_gen_poll(&t->nack, now + HD_MS(6), asked, 64), 2);
+  assert_int_equal(asked[0], 7);
+  assert_int_equal(asked[1], 8);
+
+  /* the publisher stops FEC: after the hold a hole waits only reorder_wait */
+  now += HD_NACK_FEC_HOLD + HD_MS(100);
+  assert_int_equal(hd_nack_gen_first_wait(&t->nack, now), t->nack.reorder_wait);
+  assert_true(t->nack.reorder_wait < HD_FEC_IN_NACK_WAIT);
+  g_s = saved;
+  hd_session_free_tracks(s);
+  free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_demux),
@@ -734,6 +813,7 @@ int main(void) {
       cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
       cmocka_unit_test(test_resend_same_index_is_byte_identical),
       cmocka_unit_test(test_viewer_audio_nack_answered),
+      cmocka_unit_test(test_fec_nack_hold),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

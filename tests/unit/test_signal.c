@@ -1006,6 +1006,7 @@ static void test_names(void **state) {
       {HD_SIGNAL_ERR_ROOM_FULL, 503, "room_full"},
       {HD_SIGNAL_ERR_NODE_FULL, 503, "node_full"},
       {HD_SIGNAL_ERR_NODE_DRAINING, 503, "node_draining"},
+      {HD_SIGNAL_ERR_CLUSTER_UNAVAILABLE, 503, "cluster_unavailable"},
   };
   hd_signal_msg_t m;
   assert_int_equal(sizeof want / sizeof want[0], HD_SIGNAL_ERR_COUNT - 1);
@@ -1065,7 +1066,19 @@ static void test_layer_selection(void **state) {
   assert_int_equal(b.track_settings.visible, 1);
   assert_int_equal(b.track_settings.width, 0);
   assert_int_equal(b.track_settings.pinned, 0);
+  assert_int_equal(b.track_settings.max_spatial_layer, -1); /* no caps */
+  assert_int_equal(b.track_settings.max_temporal_layer, -1);
   hd_signal_msg_free(&b);
+  /* layer caps (hd_client_set_track_settings) */
+  assert_true(hd_signal_write_track_settings_max("8", sids, 1, 1, 0, 0, 0, 0, 1, out, sizeof out) > 0);
+  assert_string_equal(out, "{\"type\":\"track_settings\",\"id\":\"8\",\"track_sids\":[\"TR_1\"],"
+                           "\"visible\":true,\"max_spatial_layer\":0,\"max_temporal_layer\":1}");
+  parse_ok(C, out, &b);
+  assert_int_equal(b.track_settings.max_spatial_layer, 0);
+  assert_int_equal(b.track_settings.max_temporal_layer, 1);
+  hd_signal_msg_free(&b);
+  pfail(C, "{\"type\":\"track_settings\",\"track_sids\":[\"TR\"],\"max_temporal_layer\":3}",
+        HD_SIGNAL_ERR_BAD_REQUEST, "field \"max_temporal_layer\" must be in 0..");
   pfail(C, "{\"type\":\"track_settings\",\"track_sids\":[]}", HD_SIGNAL_ERR_BAD_REQUEST,
         "field \"track_sids\" must not be empty");
   pfail(C, "{\"type\":\"track_settings\",\"track_sids\":[\"TR\"],\"width\":-1}", HD_SIGNAL_ERR_BAD_REQUEST,

@@ -54,6 +54,26 @@ static void test_reorder_duplicates_and_wrap(void **st) {
   assert_int_equal(r.dropped, 1);
 }
 
+/* A packet that arrives after the feedback covering its place went out (or
+ * a duplicate of one reported) is dropped: the next feedback starts after
+ * what was reported, not back at it. */
+static void test_late_after_feedback(void **st) {
+  (void)st;
+  static hd_twcc_recv_t r;
+  static hd_rtcp_twcc_pkt_t pk[64];
+  hd_twcc_recv_init(&r);
+  for (uint16_t s = 100; s < 110; s++)
+    if (s != 105) hd_twcc_recv_add(&r, s, HD_MS(s));
+  assert_int_equal(drain(&r, pk, 64), 10); /* 100..109, 105 not received */
+  hd_twcc_recv_add(&r, 105, HD_MS(120));   /* late */
+  hd_twcc_recv_add(&r, 109, HD_MS(121));   /* duplicate */
+  assert_int_equal(r.n, 0);
+  assert_int_equal(r.dropped, 2);
+  hd_twcc_recv_add(&r, 110, HD_MS(122));
+  assert_int_equal(drain(&r, pk, 64), 1);
+  assert_int_equal(pk[0].seq, 110);
+}
+
 static void test_cap(void **st) {
   (void)st;
   static hd_twcc_recv_t r;
@@ -76,6 +96,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reorder_duplicates_and_wrap),
       cmocka_unit_test(test_cap),
+      cmocka_unit_test(test_late_after_feedback),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
