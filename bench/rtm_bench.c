@@ -43,7 +43,7 @@
 #include "rtm_bench_proto.h"
 
 #define MAX_FANOUTS 8
-#define MAX_TARGETS 4
+#define MAX_TARGETS 6
 #define MAX_REPEATS 9
 #define MAX_STEPS 16
 #define HIST_BUCKETS 200000 /* 10 µs each: 0..2 s */
@@ -138,6 +138,8 @@ static void flush(bench_conn_t *c) {
     update_events(c);
   }
 }
+
+void bench_flush(bench_conn_t *c) { flush(c); }
 
 int bench_write(bench_conn_t *c, const void *p, size_t n) {
   if (c->fd < 0) return -1;
@@ -281,6 +283,7 @@ static void run_until(int64_t deadline, int (*done)(void), void (*tick)(int64_t)
   for (;;) {
     int64_t t = now_ns();
     if (tick) tick(t);
+    if (proto && proto->poll) proto->poll(t);
     if (done && done()) return;
     if (t >= deadline) return;
     int n = epoll_wait(ep, evs, 512, 1);
@@ -365,7 +368,7 @@ static int start_server(char *const argv[], int port, const char *log) {
     execv(argv[0], argv);
     _exit(127);
   }
-  for (int i = 0; i < 200; i++) {
+  for (int i = 0; i < 1200; i++) { /* 30 s: a server under valgrind starts slowly */
     if (port_open(port)) return 0;
     usleep(25000);
   }
@@ -726,7 +729,8 @@ static int has(const char *list, const char *name) {
 int main(int argc, char **argv) {
   int fanouts[MAX_FANOUTS] = {10, 100, 1000}, n_fan = 3;
   const char *hudong = "./build/hudong", *mosq = "/usr/sbin/mosquitto", *nats = "/usr/sbin/nats-server",
-             *only = NULL, *json = "bench/results/rtm.json";
+             *only = NULL, *json = "bench/results/rtm.json", *base = NULL;
+  int ack_ms = 0; /* one ack per read burst; 100 = the shipped clients (docs/performance.md "RTM, round 3") */
   n_conns = 10000;
   payload_bytes = 64;
   for (int i = 1; i < argc; i++) {
@@ -741,6 +745,10 @@ int main(int argc, char **argv) {
       mosq = argv[++i];
     else if (!strcmp(a, "--nats") && v)
       nats = argv[++i];
+    else if (!strcmp(a, "--base") && v)
+      base = argv[++i];
+    else if (!strcmp(a, "--ack-ms") && v)
+      ack_ms = atoi(argv[++i]);
     else if (!strcmp(a, "--only") && v)
       only = argv[++i];
     else if (!strcmp(a, "--json") && v)
@@ -767,22 +775,29 @@ int main(int argc, char **argv) {
         if (*s == ',') s++;
       }
     } else {
-      fprintf(stderr, "usage: rtm_bench [--conns N] [--fanout 10,100,1000] [--payload B] [--repeat R (3)]\n"
-                      "                 [--start DELIVERIES/S (10000)] [--factor F (1.5)] [--steps N (10)] "
-                      "[--secs S (2)]\n"
-                      "                 [--rates R1,R2,.. (fixed ladder)] [--hudong PATH] [--mosquitto PATH] "
-                      "[--nats PATH]\n"
-                      "                 [--only hudong,mosquitto,nats-tcp,nats-ws,hudong-2n (two cluster "
-                      "nodes + redis)]\n"
-                      "                 [--json FILE]\n");
+      fprintf(stderr,
+              "usage: rtm_bench [--conns N] [--fanout 10,100,1000] [--payload B] [--repeat R (3)]\n"
+              "                 [--start DELIVERIES/S (10000)] [--factor F (1.5)] [--steps N (10)] "
+              "[--secs S (2)]\n"
+              "                 [--rates R1,R2,.. (fixed ladder)] [--hudong PATH] [--mosquitto PATH] "
+              "[--nats PATH]\n"
+              "                 [--base PATH (a second hudong binary, e.g. before a change: target "
+              "hudong-base)]\n"
+              "                 [--ack-ms MS (hudong clients ack every 32 messages or MS after the first "
+              "unacked, 100 as the shipped clients; 0 = once per read burst)]\n"
+              "                 [--only hudong,mosquitto,nats-tcp,nats-ws,hudong-2n (two cluster "
+              "nodes + redis)]\n"
+              "                 [--json FILE]\n");
       return 2;
     }
   }
   if (payload_bytes < 24 || payload_bytes > 4000 || n_conns < 2 || repeats < 1 || repeats > MAX_REPEATS ||
-      max_steps < 1 || max_steps > MAX_STEPS || ladder_factor <= 1) {
-    fprintf(stderr,
-            "rtm_bench: --payload 24..4000, --conns >= 2, --repeat 1..%d, --steps 1..%d, --factor > 1\n",
-            MAX_REPEATS, MAX_STEPS);
+      max_steps < 1 || max_steps > MAX_STEPS || ladder_factor <= 1 || ack_ms < 0 || ack_ms > 10000) {
+    fprintf(
+        stderr,
+        "rtm_bench: --payload 24..4000, --conns >= 2, --repeat 1..%d, --steps 1..%d, --factor > 1, --ack-ms "
+        "0..10000\n",
+        MAX_REPEATS, MAX_STEPS);
     return 2;
   }
   struct rlimit rl;
@@ -790,13 +805,18 @@ int main(int argc, char **argv) {
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
   int want_t = has(only, "hudong") + has(only, "mosquitto") + has(only, "nats-tcp") + has(only, "nats-ws") +
-               (only && has(only, "hudong-2n"));
+               (only && has(only, "hudong-2n")) + (base != NULL);
   if ((rlim_t)n_conns * (rlim_t)want_t + 64 > rl.rlim_cur) {
     fprintf(stderr, "rtm_bench: %d connections per target need more than the %llu open files allowed\n",
             n_conns, (unsigned long long)rl.rlim_cur);
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  bench_hudong_set_ack(32, ack_ms);
+  if (ack_ms)
+    printf("== hudong clients ack every 32 messages or %d ms after the first unacked (--ack-ms)\n", ack_ms);
+  else
+    printf("== hudong clients ack once per read burst (--ack-ms 0)\n");
   ep = epoll_create1(0);
   t0_ns = now_ns();
   char tmp[] = "/tmp/rtm_bench.XXXXXX";
@@ -816,6 +836,17 @@ int main(int argc, char **argv) {
     if (add_target(&bench_proto_hudong,
                    "JSON over WebSocket; every delivery acked, kept until acked, resumable (exactly-once)",
                    args, port, port, log) < 0)
+      return 1;
+  }
+  if (base) { /* the same load on another build of hudong, alternating with the first */
+    int port = free_port();
+    char cfg[256], log[256], listen[64];
+    snprintf(cfg, sizeof cfg, "%s/hudong-base.json", tmp);
+    snprintf(log, sizeof log, "%s/hudong-base.log", tmp);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    if (bench_hudong_write_config(cfg, listen) < 0) return 1;
+    char *args[] = {(char *)base, "serve", "--config", cfg, NULL};
+    if (add_target(&bench_proto_hudong_base, "as hudong, another build (--base)", args, port, port, log) < 0)
       return 1;
   }
   if (has(only, "mosquitto")) {

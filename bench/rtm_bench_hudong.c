@@ -1,8 +1,9 @@
 /* rtm_bench driver: Hudong RTM (docs/rtm.md) over a WebSocket client written
  * here (RFC 6455: upgrade §4.1, masked client frames §5.3). Login with a
  * minted rtm-grant token, subscribe, publish (the node acks each publish),
- * and one cumulative ack per read burst for the deliveries (docs/rtm.md
- * "Reliability"). */
+ * and cumulative acks for the deliveries (docs/rtm.md "Reliability"): one
+ * per read burst by default, or as the shipped clients send them (every 32
+ * messages or 100 ms after the first unacked one: --ack-ms 100). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,37 @@ typedef struct {
   int upgraded;
   unsigned long long last_s, acked_s; /* highest delivery "s" seen / acked */
   unsigned req;
+  int64_t unacked_since; /* ns of the first message after the last ack; 0 = all acked */
+  int queued;            /* on the ack queue */
+  int64_t qtime;         /* unacked_since when it was queued (it moved: requeue) */
 } ws_state_t;
+
+static int g_ack_every = 32, g_ack_ms = 0;
+void bench_hudong_set_ack(int every, int delay_ms) {
+  g_ack_every = every;
+  g_ack_ms = delay_ms;
+}
+/* connections with unacked messages, by the time of their first (so by
+ * deadline): a ring of pointers (a connection is on it at most once) */
+static bench_conn_t **g_q;
+static size_t g_q_cap, g_q_head, g_q_n;
+
+static void q_push(bench_conn_t *c, ws_state_t *st) {
+  if (g_q_n == g_q_cap) {
+    size_t cap = g_q_cap ? g_q_cap * 2 : 1024;
+    bench_conn_t **n = malloc(cap * sizeof *n);
+    if (!n) return; /* not queued: acked at its next read burst with 32 */
+    for (size_t i = 0; i < g_q_n; i++)
+      n[i] = g_q[(g_q_head + i) % g_q_cap];
+    free(g_q);
+    g_q = n;
+    g_q_cap = cap;
+    g_q_head = 0;
+  }
+  g_q[(g_q_head + g_q_n++) % g_q_cap] = c;
+  st->queued = 1;
+  st->qtime = st->unacked_since;
+}
 
 static ws_state_t *st_of(bench_conn_t *c) {
   if (!c->pstate) c->pstate = calloc(1, sizeof(ws_state_t));
@@ -128,6 +159,12 @@ static void on_text(bench_conn_t *c, const char *s, size_t n) {
   if (sv) {
     unsigned long long v = strtoull(sv, NULL, 10);
     if (v > st->last_s) st->last_s = v;
+    if (g_ack_ms && !st->unacked_since) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      st->unacked_since = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+      if (!st->queued) q_push(c, st);
+    }
   }
   if (!strncmp(t, "\"msg\"", 5)) {
     const char *p = field(s, n, "data");
@@ -201,14 +238,42 @@ static int hd_parse(bench_conn_t *c, size_t *used) {
   return 0;
 }
 
-/* one cumulative ack per read burst (docs/rtm.md: acks are cumulative) */
-static void hd_after_read(bench_conn_t *c) {
-  ws_state_t *st = st_of(c);
+static void send_ack(bench_conn_t *c, ws_state_t *st) {
   if (st->last_s > st->acked_s) {
     char msg[64];
     int n = snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"s\":%llu}", st->last_s);
     ws_text(c, msg, (size_t)n);
     st->acked_s = st->last_s;
+  }
+  st->unacked_since = 0;
+}
+
+/* after a read burst: one cumulative ack (docs/rtm.md: acks are cumulative)
+ * now, or once 32 are unacked; else hd_poll sends it when its delay is over */
+static void hd_after_read(bench_conn_t *c) {
+  ws_state_t *st = st_of(c);
+  if (!g_ack_ms || st->last_s - st->acked_s >= (unsigned long long)g_ack_every) send_ack(c, st);
+}
+
+static void hd_poll(int64_t now) {
+  int64_t delay = (int64_t)g_ack_ms * 1000000;
+  while (g_q_n) {
+    bench_conn_t *c = g_q[g_q_head];
+    ws_state_t *st = c->pstate; /* NULL: closed since */
+    if (st && st->unacked_since == st->qtime && st->unacked_since && now - st->unacked_since < delay)
+      break; /* the rest are later */
+    g_q_head = (g_q_head + 1) % g_q_cap;
+    g_q_n--;
+    if (!st) continue;
+    st->queued = 0;
+    if (st->unacked_since && now - st->unacked_since < delay) { /* acked at 32 since, then more came */
+      q_push(c, st);
+      continue;
+    }
+    if (st->unacked_since && c->fd >= 0) {
+      send_ack(c, st);
+      bench_flush(c);
+    }
   }
 }
 
@@ -217,6 +282,7 @@ const bench_proto_t bench_proto_hudong = {
     .hello = hd_hello,
     .parse = hd_parse,
     .after_read = hd_after_read,
+    .poll = hd_poll,
     .subscribe = hd_subscribe,
     .publish = hd_publish,
 };
@@ -227,6 +293,19 @@ const bench_proto_t bench_proto_hudong_2n = {
     .hello = hd_hello,
     .parse = hd_parse,
     .after_read = hd_after_read,
+    .poll = hd_poll,
+    .subscribe = hd_subscribe,
+    .publish = hd_publish,
+};
+
+/* The same client against a second hudong binary (rtm_bench --base PATH):
+ * a build before a change, alternating with the new one step by step. */
+const bench_proto_t bench_proto_hudong_base = {
+    .name = "hudong-base",
+    .hello = hd_hello,
+    .parse = hd_parse,
+    .after_read = hd_after_read,
+    .poll = hd_poll,
     .subscribe = hd_subscribe,
     .publish = hd_publish,
 };

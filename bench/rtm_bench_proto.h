@@ -28,24 +28,33 @@ typedef struct bench_proto {
   int (*parse)(bench_conn_t *c, size_t *used);
   /* optional: after a read burst (e.g. send one cumulative ack) */
   void (*after_read)(bench_conn_t *c);
+  /* optional: called every turn of the event loop (at least every 1 ms) with
+   * the monotonic time in ns (e.g. send the acks whose delay is over) */
+  void (*poll)(int64_t now_ns);
   /* subscribe to channel ch of the fan-out run `fanout` */
   void (*subscribe)(bench_conn_t *c, int ch, int fanout);
   /* publish payload (printable ASCII) to channel ch */
   void (*publish)(bench_conn_t *c, int ch, int fanout, const char *payload, size_t n);
 } bench_proto_t;
 
-extern const bench_proto_t bench_proto_mqtt, bench_proto_hudong, bench_proto_hudong_2n, bench_proto_nats,
-    bench_proto_nats_ws;
+extern const bench_proto_t bench_proto_mqtt, bench_proto_hudong, bench_proto_hudong_2n,
+    bench_proto_hudong_base, bench_proto_nats, bench_proto_nats_ws;
 
 /* the server's port (the WebSocket Host header wants it) */
 void bench_proto_set_port(int port);
 /* nats-server's WebSocket port (the Host header) */
 void bench_nats_set_ws_port(int port);
+/* Hudong's ack policy: a cumulative ack once `every` messages are unacked or
+ * delay_ms after the first unacked one, as the shipped clients do (web/rtm.js,
+ * src/rtm/client.h: 32 and 100 ms); delay_ms 0 = one ack per read burst. */
+void bench_hudong_set_ack(int every, int delay_ms);
 /* writes a `hudong serve` config for the benchmark; 0 or -1 */
 int bench_hudong_write_config(const char *path, const char *listen);
 
 /* provided by rtm_bench.c */
 int bench_write(bench_conn_t *c, const void *p, size_t n);
+/* sends what bench_write queued (as far as the socket takes it) */
+void bench_flush(bench_conn_t *c);
 void bench_fail(bench_conn_t *c, const char *fmt, ...);
 void bench_on_ready(bench_conn_t *c);
 void bench_on_subscribed(bench_conn_t *c);

@@ -221,6 +221,10 @@ typedef struct {
   void (*on_encoded)(void *ud, const hd_client_encoded_frame_t *f); /* only with cfg.encoded_frames */
   void (*on_data)(void *ud, const char *from_identity, const char *payload, size_t len);
   void (*on_stats)(void *ud, const hd_client_stats_t *s); /* every stats_interval_ms */
+  /* a subscriber in the room cannot decode local track `local_track` (its
+   * answer refused the codec/profile, e.g. H.264 to a VP8-only viewer): the
+   * node says so once per viewer ("track_refused"); identity is the viewer's */
+  void (*on_track_refused)(void *ud, int local_track, const char *codec, const char *identity);
   void *ud;
 } hd_client_callbacks_t;
 
@@ -275,6 +279,9 @@ typedef struct {
                              (hd_client_push_h264), sent as is (RFC 6184 mode 1, offered as constrained
                              baseline 42e01f): no VP8 encoder, no simulcast, no rate adaptation; the
                              node's keyframe requests cannot be answered (keep the GOP short) */
+  unsigned h264_profile_level_id; /* h264: the stream's RFC 6184 profile-level-id (its SPS's profile_idc,
+                             constraint flags, level_idc), e.g. 0x64001f High 3.1; 0 = 0x42e01f.
+                             Viewers that cannot decode that profile refuse the track (on_track_refused) */
 } hd_client_publish_t;
 
 /* Creates the client and starts its loop thread (not yet connected).

@@ -236,7 +236,9 @@ static void do_publish(hd_client_t *c, hd_time_t now) {
       }
       l->pc_track = t;
       int rc;
-      if (l->opt.h264 && (rc = hd_pc_set_h264(s->pc[0], t)) < 0)
+      if (l->opt.h264 && (rc = l->opt.h264_profile_level_id
+                                   ? hd_pc_set_h264_profile(s->pc[0], t, l->opt.h264_profile_level_id)
+                                   : hd_pc_set_h264(s->pc[0], t)) < 0)
         HD_LOGW("client", "H.264 offer for %s: %s", l->source, hd_strerror(rc));
       if (l->sim_n > 1 && (rc = hd_pc_set_simulcast(s->pc[0], t, l->sim_n, cl_sim_rids(l))) < 0)
         HD_LOGW("client", "simulcast off for %s: %s", l->source, hd_strerror(rc));
@@ -382,6 +384,15 @@ static void handle_sig_events(hd_client_t *c, hd_time_t now) {
           cl_sim_set_active(l, ev.rids, ev.n_rids);
           HD_LOGI("client", "publish_layers %s: %d of %d layers", l->source, ev.n_rids, l->sim_n);
         }
+      }
+      break;
+    case HD_RTC_SIGNAL_EV_TRACK_REFUSED:
+      for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++) {
+        cl_local_t *l = &c->local[i];
+        const char *sid = l->used ? hd_rtc_signal_pub_sid(s->sig, l->cid) : NULL;
+        if (!sid || strcmp(sid, ev.track_sid)) continue;
+        HD_LOGI("client", "%s cannot decode our %s track (%s)", ev.identity, l->source, ev.reason);
+        if (c->cfg.cb.on_track_refused) c->cfg.cb.on_track_refused(c->cfg.cb.ud, i, ev.reason, ev.identity);
       }
       break;
     case HD_RTC_SIGNAL_EV_TIMEOUT: mark_dead(s, HD_EIO, 1, "signaling timeout (no ping answer)"); break;

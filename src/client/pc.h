@@ -225,6 +225,12 @@ int hd_pc_track_layers(const hd_pc_t *pc, int track);
  * WebRTC receiver decodes. Call before hd_pc_create_offer. Returns 0,
  * HD_EINVAL (bad track / not video), HD_ESTATE (answerer). */
 int hd_pc_set_h264(hd_pc_t *pc, int track);
+/* Offers H.264 on `track` with the stream's own profile-level-id (RFC 6184
+ * §8.1: profile_idc, constraint flags, level_idc, e.g. 0x64001f High 3.1),
+ * for a sender that passes through what another encoder made (the RTMP
+ * ingest): receivers that cannot decode that profile refuse the section.
+ * Returns as hd_pc_set_h264, and HD_EINVAL for a value over 24 bits or 0. */
+int hd_pc_set_h264_profile(hd_pc_t *pc, int track, uint32_t profile_level_id);
 
 int hd_pc_create_offer(hd_pc_t *pc, char *out, size_t cap, hd_time_t now);
 

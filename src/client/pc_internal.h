@@ -72,7 +72,8 @@ typedef struct {
   char codec[HD_SDP_TOKEN_MAX];
   char fmtp[HD_SDP_FMTP_MAX];
   int nack, pli, fir, remb, twcc_fb, rsize;
-  int send_h264; /* offerer: H.264 instead of VP8 (hd_pc_set_h264) */
+  int send_h264;      /* offerer: H.264 instead of VP8 (hd_pc_set_h264) */
+  uint32_t h264_plid; /* its RFC 6184 profile-level-id (hd_pc_set_h264_profile; 0 = 42e01f) */
   uint8_t ext_mid, ext_ast, ext_twcc, ext_level;
   /* sending */
   uint32_t ssrc, rtx_ssrc;

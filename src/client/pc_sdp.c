@@ -67,6 +67,13 @@ int hd_pc_set_h264(hd_pc_t *pc, int track) {
   return 0;
 }
 
+int hd_pc_set_h264_profile(hd_pc_t *pc, int track, uint32_t profile_level_id) {
+  if (profile_level_id == 0 || profile_level_id > 0xffffff) return HD_EINVAL;
+  int rc = hd_pc_set_h264(pc, track);
+  if (rc == 0) pc->tr[track].h264_plid = profile_level_id;
+  return rc;
+}
+
 int hd_pc_set_simulcast(hd_pc_t *pc, int track, int n, const char *const *rids) {
   if (!pc || track < 0 || track >= pc->n_tr || n < 2 || n > HD_PC_MAX_LAYERS || !rids) return HD_EINVAL;
   if (pc->answerer) return HD_ESTATE;
@@ -206,8 +213,8 @@ int hd_pc_create_offer(hd_pc_t *pc, char *buf, size_t cap, hd_time_t now) {
       if (t->send_h264) /* RFC 6184 §8.1; 42e01f: constrained baseline, level 3.1 */
         out(&w,
             "a=rtpmap:%u H264/90000\r\na=fmtp:%u level-asymmetry-allowed=1;packetization-mode=1;"
-            "profile-level-id=42e01f\r\na=rtcp-fb:%u goog-remb\r\n",
-            pt, pt, pt);
+            "profile-level-id=%06x\r\na=rtcp-fb:%u goog-remb\r\n",
+            pt, pt, (unsigned)(t->h264_plid ? t->h264_plid : 0x42e01f), pt);
       else
         out(&w, "a=rtpmap:%u VP8/90000\r\na=rtcp-fb:%u goog-remb\r\n", pt, pt);
       if (twcc) out(&w, "a=rtcp-fb:%u transport-cc\r\n", pt);

@@ -431,6 +431,13 @@ int hd_rtc_signal_feed(hd_rtc_signal_t *s, const char *text, size_t len, hd_time
         if (json_is_string(json_array_get(a, i)))
           ev->rids[ev->n_rids++] = json_string_value(json_array_get(a, i));
     }
+  } else if (!strcmp(type, "track_refused")) {
+    if (json_is_string(json_object_get(m, "track_sid")) &&
+        (ev = push_ev(s, HD_RTC_SIGNAL_EV_TRACK_REFUSED, m))) {
+      ev->track_sid = jstr(m, "track_sid");
+      ev->reason = jstr(m, "codec");
+      ev->identity = jstr(m, "identity");
+    }
   } /* else: active_speakers and future types are ignored */
   json_decref(m);
   return 0;

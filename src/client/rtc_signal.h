@@ -56,6 +56,7 @@ enum {
   HD_RTC_SIGNAL_EV_LEFT,             /* reason, message: the node ended the session */
   HD_RTC_SIGNAL_EV_TIMEOUT,          /* nothing heard for ping_timeout: consider the connection dead */
   HD_RTC_SIGNAL_EV_PUBLISH_LAYERS,   /* track_sid (ours), rids/n_rids: the simulcast layers to send */
+  HD_RTC_SIGNAL_EV_TRACK_REFUSED, /* track_sid (ours), reason = codec, identity: a viewer cannot decode it */
 };
 
 typedef struct {

@@ -31,6 +31,7 @@ void hd_config_defaults(hd_config_t *c) {
   c->webhook_max_queue = 1000;
   snprintf(c->egress_dir, sizeof c->egress_dir, "egress");
   c->egress_max = 16;
+  c->ingest_max_keyframe_interval_ms = 2500; /* docs/egress.md "RTMP ingest": passthrough GOP limit */
   c->egress_min_free_mb = 1024;
   c->webhook_max_attempts = 8;
   c->webhook_max_age = 600;
@@ -208,7 +209,8 @@ static const char *const known_keys[] = {"listen",
                                          "egress_dir",
                                          "egress_max",
                                          "egress_min_free_mb",
-                                         "ingest_rtmp_url"};
+                                         "ingest_rtmp_url",
+                                         "ingest_max_keyframe_interval_ms"};
 
 /* Keys of the "webhooks" object, refused otherwise for the same reason. */
 static const char *const webhook_keys[] = {"urls", "max_queue", "max_attempts", "max_age_seconds",
@@ -639,7 +641,9 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (get_str(root, "egress_dir", c->egress_dir, sizeof c->egress_dir, err, errcap) ||
       get_int(root, "egress_max", 0, 1000, &c->egress_max, err, errcap) ||
       get_int(root, "egress_min_free_mb", 0, 1 << 30, &c->egress_min_free_mb, err, errcap) ||
-      get_str(root, "ingest_rtmp_url", c->ingest_rtmp_url, sizeof c->ingest_rtmp_url, err, errcap))
+      get_str(root, "ingest_rtmp_url", c->ingest_rtmp_url, sizeof c->ingest_rtmp_url, err, errcap) ||
+      get_int(root, "ingest_max_keyframe_interval_ms", 0, 600000, &c->ingest_max_keyframe_interval_ms, err,
+              errcap))
     goto out;
   if (c->ingest_rtmp_url[0] && strncmp(c->ingest_rtmp_url, "rtmp://", 7)) {
     snprintf(err, errcap, "config: 'ingest_rtmp_url' must be an rtmp:// URL (the RTMP front's application)");

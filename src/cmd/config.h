@@ -56,6 +56,7 @@ typedef struct {
   char egress_dir[512];
   long egress_max, egress_min_free_mb;
   char ingest_rtmp_url[256]; /* RTMP front's application URL, e.g. rtmp://127.0.0.1:1935/live; "" = off */
+  long ingest_max_keyframe_interval_ms; /* H.264 passthrough only while IDRs come this often; 0 = no limit */
   /* "webhooks": receivers of every app's events, and the delivery limits */
   char webhook_urls[HD_MAX_WEBHOOK_URLS][HD_CONFIG_URL_MAX];
   int n_webhook_urls;

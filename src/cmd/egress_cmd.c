@@ -201,7 +201,7 @@ void hd_egress_emit_composite(json_t *st, int final, int failed) {
 
 static const char *g_ing_codec;
 static int g_ing_passthrough;
-static char g_ing_why[160];
+static char g_ing_why[320];
 
 void hd_egress_ingest_video_mode(const char *codec, int passthrough, const char *why) {
   g_ing_codec = codec;
@@ -319,6 +319,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: hudong egress --url U --token T --out DIR [--audio ogg|webm] [--status-interval MS]\n"
           "       hudong egress --ingest rtmp://... --url U --token T [--ingest-video auto|transcode]\n"
+          "                     [--ingest-max-keyframe-ms MS (default 2500, 0 = no limit)]\n"
           "       hudong egress --composite --url U --token T --output O [--output O ...] [--layout L]\n"
           "                     [--size WxH] [--fps N] [--video-kbps K] [--backoff-ms MS] [--stdin-control]\n"
           "  --composite: decodes every track, lays the videos out (L: grid (default), speaker, or a\n"
@@ -337,8 +338,13 @@ int hd_cmd_egress(int argc, char **argv) {
   const char *url = NULL, *token = NULL, *out = NULL, *audio = "ogg";
   long interval = 1000;
   int composite = 0;
-  hd_egress_args_t ca = {
-      .layout = "grid", .width = 1280, .height = 720, .fps = 30, .video_kbps = 2000, .backoff_ms = 1000};
+  hd_egress_args_t ca = {.layout = "grid",
+                         .width = 1280,
+                         .height = 720,
+                         .fps = 30,
+                         .video_kbps = 2000,
+                         .backoff_ms = 1000,
+                         .ingest_max_key_ms = 2500};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--composite"))
       composite = 1;
@@ -351,6 +357,15 @@ int hd_cmd_egress(int argc, char **argv) {
         return 2;
       }
       ca.ingest_transcode = !strcmp(v, "transcode");
+    } else if (!strcmp(argv[i], "--ingest-max-keyframe-ms") && i + 1 < argc) {
+      char *end;
+      ca.ingest_max_key_ms = strtol(argv[++i], &end, 10);
+      if (*end || ca.ingest_max_key_ms < 0) {
+        fprintf(stderr,
+                "hudong egress: --ingest-max-keyframe-ms is a number of milliseconds >= 0, not '%s'\n",
+                argv[i]);
+        return 2;
+      }
     } else if (!strcmp(argv[i], "--layout") && i + 1 < argc)
       ca.layout = argv[++i];
     else if (!strcmp(argv[i], "--size") && i + 1 < argc) {

@@ -16,8 +16,9 @@ typedef struct {
   int backoff_ms;    /* first RTMP retry delay */
   int stdin_control; /* read {"layout": ...} lines on stdin */
   /* ingest */
-  const char *ingest;   /* rtmp:// URL to play and publish into the room */
-  int ingest_transcode; /* 1: always re-encode video to VP8 (no H.264 passthrough) */
+  const char *ingest;     /* rtmp:// URL to play and publish into the room */
+  int ingest_transcode;   /* 1: always re-encode video to VP8 (no H.264 passthrough) */
+  long ingest_max_key_ms; /* passthrough only while IDRs come at least this often (ms); 0 = no limit */
 } hd_egress_args_t;
 
 /* 1 once SIGTERM/SIGINT arrived: finish the outputs and exit. */

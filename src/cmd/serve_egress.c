@@ -369,7 +369,7 @@ static int spawn(hd_serve_egress_t *e, eg_t *g, const char *token, char *err, si
   int na = 6;
   char fps[16];
   snprintf(fps, sizeof fps, "%d", g->fps);
-  char ingest_url[900];
+  char ingest_url[900], gop_ms[24];
   if (g->ingest) {
     snprintf(ingest_url, sizeof ingest_url, "%s/%s", c->ingest_rtmp_url, g->key);
     args[na++] = "--ingest";
@@ -378,6 +378,9 @@ static int spawn(hd_serve_egress_t *e, eg_t *g, const char *token, char *err, si
       args[na++] = "--ingest-video";
       args[na++] = "transcode";
     }
+    snprintf(gop_ms, sizeof gop_ms, "%ld", c->ingest_max_keyframe_interval_ms);
+    args[na++] = "--ingest-max-keyframe-ms";
+    args[na++] = gop_ms;
   } else if (g->composite) {
     char *extra[] = {"--composite", "--stdin-control", "--layout", g->layout,
                      "--size",      g->size,           "--fps",    fps};

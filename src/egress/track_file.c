@@ -24,6 +24,7 @@ struct hd_track_file {
   int opened; /* header written */
   int failed; /* the muxer failed: further frames are dropped */
   int64_t first_us, last_us, last_end_us;
+  int64_t last_dts; /* in the stream's time base; INT64_MIN before the first packet */
   hd_track_file_stats_t st_out;
 };
 
@@ -38,6 +39,7 @@ int hd_track_file_open(hd_track_file_t **out, const char *path, hd_track_codec_t
     return HD_EINVAL;
   hd_track_file_t *f = calloc(1, sizeof *f);
   if (!f) return HD_ENOMEM;
+  f->last_dts = INT64_MIN;
   f->path = strdup(path);
   if (!f->path) {
     free(f);
@@ -186,7 +188,8 @@ static int64_t frame_dur_us(const hd_track_file_t *f, const uint8_t *data, size_
 #define SILENCE_MAX 180000 /* one hour of 20 ms frames in one gap */
 
 /* one packet into the muxer at timeline time t_us */
-static int put(hd_track_file_t *f, const uint8_t *data, size_t len, int keyframe, int64_t t_us, int64_t dur) {
+static int put(hd_track_file_t *f, const uint8_t *data, size_t len, int keyframe, int64_t t_us, int64_t dur,
+               int counted) {
   AVPacket *pkt = av_packet_alloc();
   if (!pkt) return HD_ENOMEM;
   if (av_new_packet(pkt, (int)len) < 0) {
@@ -197,12 +200,20 @@ static int put(hd_track_file_t *f, const uint8_t *data, size_t len, int keyframe
   AVRational us = {1, 1000000};
   int64_t rel = t_us - f->first_us;
   pkt->pts = pkt->dts = av_rescale_q(rel, us, f->st->time_base);
+  /* later in microseconds is not always later in the stream's ticks (1/90000
+   * for H.264): the muxer refuses an equal dts, so move it one tick on */
+  if (pkt->dts <= f->last_dts) {
+    pkt->pts = pkt->dts = f->last_dts + 1;
+    if (!counted) f->st_out.adjusted++;
+  }
   pkt->duration = av_rescale_q(dur, us, f->st->time_base);
   pkt->stream_index = 0;
   if (keyframe || f->codec == HD_TRACK_CODEC_OPUS) pkt->flags |= AV_PKT_FLAG_KEY;
+  int64_t dts = pkt->dts;
   int rc = av_write_frame(f->oc, pkt);
   av_packet_free(&pkt);
   if (rc < 0) return HD_EIO;
+  f->last_dts = dts;
   f->last_us = t_us;
   int64_t end = t_us + dur;
   if (end > f->last_end_us) f->last_end_us = end;
@@ -239,7 +250,8 @@ int hd_track_file_write(hd_track_file_t *f, const uint8_t *data, size_t len, int
     f->st_out.start_us = t_us;
     f->last_us = t_us - 1;
   }
-  if (t_us <= f->last_us) {
+  int adjusted = t_us <= f->last_us;
+  if (adjusted) {
     t_us = f->last_us + 1;
     f->st_out.adjusted++;
   }
@@ -248,9 +260,9 @@ int hd_track_file_write(hd_track_file_t *f, const uint8_t *data, size_t len, int
     static const uint8_t silence[3] = {0xf8, 0xff, 0xfe};
     int64_t t = f->last_end_us;
     for (int k = 0; t + 20000 <= t_us + 5000 && k < SILENCE_MAX; k++, t += 20000)
-      if (put(f, silence, sizeof silence, 0, t, 20000) == 0) f->st_out.silence++;
+      if (put(f, silence, sizeof silence, 0, t, 20000, 0) == 0) f->st_out.silence++;
   }
-  int rc = put(f, data, len, keyframe, t_us, frame_dur_us(f, data, len));
+  int rc = put(f, data, len, keyframe, t_us, frame_dur_us(f, data, len), adjusted);
   if (rc < 0) {
     f->st_out.dropped++;
     return rc;

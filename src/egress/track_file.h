@@ -21,8 +21,9 @@
  * starts at pts 0 at its first frame (the offset of that frame on the shared
  * timeline is what the caller records, hd_track_file_stats_t.start_us). A
  * video file starts at a keyframe: earlier frames are dropped (counted). A
- * frame whose time does not advance is moved just after the previous one
- * (counted as adjusted), since a muxer rejects non-increasing timestamps.
+ * frame whose time does not advance (in microseconds, or in the stream's
+ * ticks: 1/90000 for H.264) is moved just after the previous one (counted as
+ * adjusted), since a muxer rejects non-increasing timestamps.
  * Opus gaps (DTX sends a packet every 400 ms in silence; a muted or lost
  * stretch sends none) are filled with 20 ms silence frames: Ogg and WebM
  * readers play audio packets back to back, so without them the audio

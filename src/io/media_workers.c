@@ -851,16 +851,21 @@ int hd_media_workers_start(hd_media_workers_t **out, const hd_media_workers_conf
     snprintf(err, errcap, "out of memory");
     return HD_ENOMEM;
   }
-  if (cfg->shard_min_room && cfg->n > 1 &&
-      hd_shards_new(&w->shards, cfg->n, cfg->shard_min_room,
-                    cfg->shard_ring ? cfg->shard_ring : HD_SHARDS_RING_DEFAULT) < 0) {
+  size_t ring = cfg->shard_ring ? cfg->shard_ring : HD_SHARDS_RING_DEFAULT; /* 0 = the default */
+  int src =
+      cfg->shard_min_room && cfg->n > 1 ? hd_shards_new(&w->shards, cfg->n, cfg->shard_min_room, ring) : 0;
+  if (src < 0) {
     free(w->ctl_wake);
     hd_quota_free(w->quota);
     free(w->workers);
     free(w);
-    snprintf(err, errcap, "media shards: ring of %zu slots refused (1..%d) or out of memory", cfg->shard_ring,
-             HD_SHARDS_RING_MAX);
-    return HD_EINVAL;
+    if (src == HD_EINVAL)
+      snprintf(err, errcap, "media shards: media_shard_ring %zu is out of range: give 1..%d slots (0 = %d)",
+               ring, HD_SHARDS_RING_MAX, HD_SHARDS_RING_DEFAULT);
+    else
+      snprintf(err, errcap, "media shards (%d workers, rings of %zu slots): %s", cfg->n,
+               hd_shards_ring_slots(ring), hd_strerror(src));
+    return src;
   }
   uv_async_init(cfg->control_loop, w->ctl_wake, on_ctl_wake);
   w->ctl_wake->data = w;

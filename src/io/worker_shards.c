@@ -58,7 +58,7 @@ typedef struct {
   hd_udp_batch_t batch;
   int *gso, *gso_fails; /* [n]: per producer socket */
   /* counters (relaxed atomics: the control thread reads them) */
-  atomic_uint_least64_t handed, dropped_full, sent, bytes, send_errors, seal_errors, send_calls;
+  atomic_uint_least64_t handed, dropped_full, full_waits, sent, bytes, send_errors, seal_errors, send_calls;
 } shard_worker_t;
 
 struct hd_shards {
@@ -71,6 +71,14 @@ struct hd_shards {
 
 static void add(atomic_uint_least64_t *c, uint64_t v) {
   atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+size_t hd_shards_ring_slots(size_t ring_cap) {
+  if (ring_cap < 1 || ring_cap > HD_SHARDS_RING_MAX) return 0;
+  size_t c = 1;
+  while (c < ring_cap) /* as hd_spsc_init rounds */
+    c <<= 1;
+  return c;
 }
 
 int hd_shards_new(hd_shards_t **out, int n, size_t min_room, size_t ring_cap) {
@@ -175,14 +183,18 @@ int hd_shards_send(void *h, const uint8_t *pkt, size_t len, const struct sockadd
   if (len > sizeof((slot_t *)0)->data || tolen > sizeof((slot_t *)0)->to) return HD_EINVAL;
   hd_spsc_t *q = atomic_load_explicit(&s->rings[st->from * s->n + st->to], memory_order_relaxed);
   slot_t *sl = q ? hd_spsc_reserve(q) : NULL;
-  if (!sl && q && !k->gave_up[st->to]) {
+  if (!sl && q && !k->gave_up[st->to] && !atomic_load_explicit(&s->closing, memory_order_acquire)) {
     /* full (a keyframe to many viewers, or the shard was not scheduled):
      * wait for it a little, as sending here would have taken that long, but
      * at most HD_SHARDS_FULL_WAIT_US per flush: a shard that does not move
-     * costs drops, not the room worker's time */
+     * costs drops, not the room worker's time. Not once hd_shards_stop was
+     * called: the shards run no more, the ring never drains, and every flush
+     * of the shutdown would spin for the whole wait. */
     ping(s, st->to);
+    add(&k->full_waits, 1);
     uint64_t t0 = uv_hrtime();
-    while (!(sl = hd_spsc_reserve(q)) && uv_hrtime() - t0 < (uint64_t)HD_SHARDS_FULL_WAIT_US * 1000)
+    while (!(sl = hd_spsc_reserve(q)) && uv_hrtime() - t0 < (uint64_t)HD_SHARDS_FULL_WAIT_US * 1000 &&
+           !atomic_load_explicit(&s->closing, memory_order_acquire))
       sched_yield();
     if (!sl) k->gave_up[st->to] = 1;
   }
@@ -318,6 +330,7 @@ void hd_shards_stats(hd_shards_t *s, int i, hd_shards_stats_t *out) {
   shard_worker_t *k = &s->w[i];
   out->handed = atomic_load_explicit(&k->handed, memory_order_relaxed);
   out->dropped_full = atomic_load_explicit(&k->dropped_full, memory_order_relaxed);
+  out->full_waits = atomic_load_explicit(&k->full_waits, memory_order_relaxed);
   out->sent = atomic_load_explicit(&k->sent, memory_order_relaxed);
   out->bytes = atomic_load_explicit(&k->bytes, memory_order_relaxed);
   out->send_errors = atomic_load_explicit(&k->send_errors, memory_order_relaxed);

@@ -39,9 +39,11 @@
 
 #include "proto/srtp.h"
 
-/* Slots per ring (per ordered worker pair), config media_shard_ring. Each slot
- * holds one datagram (~1.5 KB): 16384 slots = 24 MiB per pair that is used
- * (a keyframe of ~50 packets to 300 viewers on the other worker is 15,000). */
+/* Slots per ring (per ordered worker pair), config media_shard_ring, rounded
+ * up to a power of two (base/spsc.h indexes with a mask): 10000 gives 16384
+ * (hd_shards_ring_slots). Each slot holds one datagram (~1.5 KB): 16384 slots
+ * = 24 MiB per pair that is used (a keyframe of ~50 packets to 300 viewers on
+ * the other worker is 15,000). */
 #define HD_SHARDS_RING_DEFAULT 16384
 #define HD_SHARDS_RING_MAX 65536
 /* A full ring: the room worker waits up to this long per flush (yielding)
@@ -57,6 +59,7 @@ typedef struct hd_shard_stream hd_shard_stream_t;
 typedef struct {
   uint64_t handed;       /* packets this worker handed to other workers */
   uint64_t dropped_full; /* ... dropped because the ring to that worker was full */
+  uint64_t full_waits;   /* bounded waits (<= HD_SHARDS_FULL_WAIT_US) this worker made for a full ring */
   uint64_t sent;         /* packets this worker sealed and sent for other workers */
   uint64_t bytes;        /* their bytes (sealed) */
   uint64_t send_errors;  /* ... refused by the kernel (full socket buffer) */
@@ -66,8 +69,12 @@ typedef struct {
 } hd_shards_stats_t;
 
 /* n workers; min_room: the room size from which new viewers are placed
- * (>= 1); ring_cap: slots per ring (1..HD_SHARDS_RING_MAX). HD_EINVAL / HD_ENOMEM. */
+ * (>= 1); ring_cap: slots per ring (1..HD_SHARDS_RING_MAX), rounded up to a
+ * power of two. HD_EINVAL / HD_ENOMEM. */
 int hd_shards_new(hd_shards_t **out, int n, size_t min_room, size_t ring_cap);
+/* The slots a ring of ring_cap (1..HD_SHARDS_RING_MAX) really has: the next
+ * power of two; 0 for a value out of range. */
+size_t hd_shards_ring_slots(size_t ring_cap);
 /* Worker i's socket (viewers of its rooms are reached from it), whether GSO
  * works on it, and the async handle that makes worker i call hd_shards_run. */
 void hd_shards_set_worker(hd_shards_t *s, int i, int fd, int gso, uv_async_t *wake);
@@ -92,9 +99,11 @@ int hd_shards_flush(hd_shards_t *s, int from);
 /* Worker c: seals and sends what the other workers handed it. Returns the
  * packets taken; if a ring still holds more, c is woken again. */
 int hd_shards_run(hd_shards_t *s, int c);
-/* From now on no worker wakes another or seals for another (any thread).
- * Once every worker has been through a job after this (io/media_workers.c),
- * none touches another's async handle or socket: they may close them. */
+/* From now on no worker wakes another or seals for another (any thread), and
+ * a producer no longer waits for a full ring (nobody drains it any more:
+ * hd_shards_send drops at once). Once every worker has been through a job
+ * after this (io/media_workers.c), none touches another's async handle or
+ * socket: they may close them. */
 void hd_shards_stop(hd_shards_t *s);
 void hd_shards_stats(hd_shards_t *s, int i, hd_shards_stats_t *out);
 /* With no worker running: frees the rings and every stream still in them. */

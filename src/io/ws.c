@@ -37,6 +37,11 @@
  * buffer is freed when drained, so an idle connection holds none. */
 #define WRITE_BATCH (64 * 1024)
 #define OBUF_MIN 1024
+/* Drained OBUF_MIN buffers kept by the hub for the next connection that
+ * queues a frame, instead of a malloc + free per delivery when each
+ * connection gets about one message per loop turn (RTM fan-out, issue 17):
+ * at most OBUF_POOL (1 MiB), whatever the number of connections. */
+#define OBUF_POOL 1024
 
 typedef struct {
   hd_ws_endpoint_config_t cfg;
@@ -72,6 +77,7 @@ struct hd_ws_conn {
   int wr_req;             /* a SERVER_WRITEABLE was requested and has not come yet */
   int dirty;              /* on the hub's flush list */
   int write_failed;       /* a direct write failed: close on the next SERVER_WRITEABLE */
+  int tls;                /* lws_is_ssl, read once (flush_turn asks per message) */
   hd_ws_conn_t *dirty_next;
   /* liveness */
   uint64_t last_rx;
@@ -96,8 +102,15 @@ struct hd_ws_hub {
   uint64_t min_quiet; /* smallest positive ping interval / idle timeout of the endpoints (ms) */
   uint64_t next_id;
   int shutting_down;
-  uv_check_t *flush;        /* after each loop turn's I/O: write what the turn queued */
-  hd_ws_conn_t *dirty_head; /* connections with frames queued this turn */
+  uv_check_t *flush;              /* after each loop turn's I/O: write what the turn queued */
+  hd_ws_conn_t *dirty_head;       /* connections with frames queued this turn */
+  unsigned char *pool[OBUF_POOL]; /* drained OBUF_MIN output buffers */
+  int n_pool;
+  /* a message that arrives whole in one RECEIVE (nearly all: acks, requests)
+   * is handed to on_message from here, not from a per-connection buffer
+   * allocated and freed per message; grows up to the largest max_message + 1 */
+  char *rx;
+  size_t rx_cap;
 };
 
 static const char *const cr_names[HD_WS_CR_COUNT] = {"peer", "app",  "too_big",  "binary",
@@ -115,8 +128,16 @@ static hd_ws_hub_t *hub_of(struct lws *wsi) {
   return s ? hd_http__hub(s) : NULL;
 }
 
+/* Gives an output buffer back: an OBUF_MIN one to the hub's pool. */
+static void obuf_release(hd_ws_hub_t *h, unsigned char *b, size_t cap) {
+  if (b && cap == OBUF_MIN && h->n_pool < OBUF_POOL)
+    h->pool[h->n_pool++] = b;
+  else
+    free(b);
+}
+
 static void queue_free(hd_ws_conn_t *c) {
-  free(c->ob);
+  obuf_release(c->hub, c->ob, c->ob_cap);
   c->ob = NULL;
   c->ob_off = c->ob_len = c->ob_cap = 0;
   c->ep->st.queued_bytes -= c->q_bytes;
@@ -381,6 +402,9 @@ void hd_ws__hub_free(hd_ws_hub_t *h) {
     uv_close((uv_handle_t *)h->kick, timer_closed);
     uv_close((uv_handle_t *)h->flush, timer_closed);
   }
+  while (h->n_pool)
+    free(h->pool[--h->n_pool]);
+  free(h->rx);
   free(h);
 }
 
@@ -528,6 +552,7 @@ int hd_ws__confirm_upgrade(hd_ws_hub_t *h, struct lws *wsi, const char *upgrade)
   }
   free(resp.body);
   c->wsi = wsi;
+  c->tls = lws_is_ssl(wsi);
   c->last_rx = uv_now(h->loop);
   list_push_tail(c);
   c->tokens = ep->cfg.msg_burst;
@@ -559,6 +584,8 @@ static void run_closer(uv_timer_t *t) {
   }
 }
 
+static void deliver(hd_ws_conn_t *c, const char *text, size_t n);
+
 static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t len) {
   endpoint_t *ep = c->ep;
   if (c->state != ST_OPEN) return 0; /* closing: input is discarded */
@@ -570,6 +597,21 @@ static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
     char why[64];
     snprintf(why, sizeof why, "message exceeds %zu bytes", ep->cfg.max_message);
     return fail_input(c, HD_WS_CLOSE_TOO_BIG, HD_WS_CR_TOO_BIG, why);
+  }
+  hd_ws_hub_t *h = c->hub;
+  if (!c->in_len && !rest && lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi)) {
+    /* whole in this callback: through the hub's buffer (never re-entered:
+     * on_message cannot make lws call us for another connection) */
+    if (len + 1 > h->rx_cap) {
+      char *n = realloc(h->rx, len + 1 > 1024 ? len + 1 : 1024);
+      if (!n) return fail_input(c, HD_WS_CLOSE_INTERNAL, HD_WS_CR_ABNORMAL, "out of memory");
+      h->rx = n;
+      h->rx_cap = len + 1 > 1024 ? len + 1 : 1024;
+    }
+    if (len) memcpy(h->rx, in, len);
+    h->rx[len] = 0;
+    deliver(c, h->rx, len);
+    return 0;
   }
   if (c->in_len + len + 1 > c->in_cap) {
     size_t cap = c->in_cap ? c->in_cap : 1024;
@@ -587,9 +629,22 @@ static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
   c->in[c->in_len] = 0;
   size_t n = c->in_len;
   c->in_len = 0;
+  deliver(c, c->in, n);
+  /* An idle connection keeps no receive buffer (memory per idle connection). */
+  free(c->in);
+  c->in = NULL;
+  c->in_cap = 0;
+  return 0;
+}
+
+/* One complete message (text[n] == 0): counted, rate-limited, handed to the
+ * endpoint. c is still valid afterwards: on_close only runs from lws
+ * callbacks, never re-entrantly. */
+static void deliver(hd_ws_conn_t *c, const char *text, size_t n) {
+  endpoint_t *ep = c->ep;
   ep->st.msgs_in++;
   ep->st.bytes_in += n;
-  int deliver = 1;
+  int pass = 1;
   if (ep->cfg.msg_rate > 0) {
     /* Every message counts, valid or not, before the endpoint parses it: a
      * flood of invalid /rtc messages used to get 100,000 error replies. */
@@ -598,19 +653,13 @@ static int on_receive(hd_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
     if (c->tokens > ep->cfg.msg_burst) c->tokens = ep->cfg.msg_burst;
     c->tokens_at = now;
     if (c->tokens < 1.0) {
-      deliver = 0;
+      pass = 0;
       ep->st.rate_dropped++;
     } else {
       c->tokens -= 1.0;
     }
   }
-  if (deliver && ep->cfg.on_message) ep->cfg.on_message(ep->cfg.ud, c, c->in, n);
-  /* c is still valid: on_close only runs from lws callbacks, never re-entrantly.
-   * An idle connection keeps no receive buffer (memory per idle connection). */
-  free(c->in);
-  c->in = NULL;
-  c->in_cap = 0;
-  return 0;
+  if (pass && ep->cfg.on_message) ep->cfg.on_message(ep->cfg.ud, c, text, n);
 }
 
 /* Size of the frame starting at p (we built it: well-formed, FIN, unmasked);
@@ -647,7 +696,7 @@ static int write_frames(hd_ws_conn_t *c, struct lws *wsi) {
   int n = lws_write(wsi, c->ob + c->ob_off, chunk, LWS_WRITE_RAW);
   c->ob_off += chunk;
   if (c->ob_off == c->ob_len) { /* drained: an idle connection keeps no buffer */
-    free(c->ob);
+    obuf_release(c->hub, c->ob, c->ob_cap);
     c->ob = NULL;
     c->ob_off = c->ob_len = c->ob_cap = 0;
   }
@@ -678,8 +727,7 @@ static void flush_turn(uv_check_t *chk) {
     c->dirty = 0;
     c->dirty_next = NULL;
     if (c->ob_len <= c->ob_off || !c->wsi) continue;
-    if (c->state != ST_OPEN || c->wr_req || c->ping_due || lws_is_ssl(c->wsi) ||
-        lws_partial_buffered(c->wsi)) {
+    if (c->state != ST_OPEN || c->wr_req || c->ping_due || c->tls || lws_partial_buffered(c->wsi)) {
       want_write(c);
       continue;
     }
@@ -802,8 +850,11 @@ int hd_ws_send(hd_ws_conn_t *c, const char *text, size_t len) {
       size_t cap = c->ob_cap ? c->ob_cap : OBUF_MIN;
       while (cap < c->ob_len + hl + len)
         cap *= 2;
-      unsigned char *nb = realloc(c->ob, cap);
-      if (!nb) return HD_ENOMEM;
+      unsigned char *nb;
+      if (!c->ob && cap == OBUF_MIN && c->hub->n_pool)
+        nb = c->hub->pool[--c->hub->n_pool];
+      else if (!(nb = realloc(c->ob, cap)))
+        return HD_ENOMEM;
       c->ob = nb;
       c->ob_cap = cap;
     }

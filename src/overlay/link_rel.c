@@ -92,13 +92,12 @@ int hd_link_rel_send(hd_link_rel_t *r, const uint8_t *msg, size_t len) {
 
 /* A segment ran out of tries: what is queued is dropped and a new stream
  * starts, so the receiver does not wait for the lost one forever. */
-static void reset_stream(hd_link_rel_t *r, uint32_t new_stream_id) {
+static void reset_stream(hd_link_rel_t *r) {
   for (uint32_t q = r->una; q != r->next_seq; q++) {
     hd_link_rel_seg_t *s = &r->tx[q % HD_LINK_REL_WINDOW];
     if (s->used && !(s->flags & HD_LINK_REL_MORE)) r->dropped_reset++;
     s->used = 0;
   }
-  (void)new_stream_id; /* the next count of this end's tag: ordered whatever the clock does */
   r->tx_stream = next_stream(r->tx_stream);
   r->next_seq = r->una = 1;
   r->resets++;
@@ -150,8 +149,7 @@ static int write_ack(hd_link_rel_t *r, uint8_t *out) {
   return HD_LINK_REL_ACK_LEN;
 }
 
-int hd_link_rel_poll(hd_link_rel_t *r, hd_time_t now, uint32_t new_stream_id, uint8_t *out, size_t cap,
-                     int *is_ack) {
+int hd_link_rel_poll(hd_link_rel_t *r, hd_time_t now, uint8_t *out, size_t cap, int *is_ack) {
   if (cap < HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG) return HD_ENOSPC;
   *is_ack = 0;
   if (r->ack_due) {
@@ -162,7 +160,7 @@ int hd_link_rel_poll(hd_link_rel_t *r, hd_time_t now, uint32_t new_stream_id, ui
     hd_link_rel_seg_t *s = &r->tx[q % HD_LINK_REL_WINDOW];
     if (!s->used || s->acked || s->due > now) continue;
     if (s->tries >= HD_LINK_REL_MAX_TRIES) {
-      reset_stream(r, new_stream_id);
+      reset_stream(r);
       return 0;
     }
     if (s->tries) r->retransmits++;

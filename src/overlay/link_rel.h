@@ -108,11 +108,9 @@ void hd_link_rel_free(hd_link_rel_t *r);
 int hd_link_rel_send(hd_link_rel_t *r, const uint8_t *msg, size_t len);
 /* The next link body to send now: an ACK (*is_ack = 1) or a DATA segment,
  * new or retransmitted. Returns its length, 0 when nothing is due, HD_ENOSPC
- * if cap < HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG. new_stream_id: not used
- * any more (a reset stream takes the next count of this end's tag); kept so
- * that callers need not change. */
-int hd_link_rel_poll(hd_link_rel_t *r, hd_time_t now, uint32_t new_stream_id, uint8_t *out, size_t cap,
-                     int *is_ack);
+ * if cap < HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG. A stream reset after
+ * HD_LINK_REL_MAX_TRIES takes the next count of this end's tag. */
+int hd_link_rel_poll(hd_link_rel_t *r, hd_time_t now, uint8_t *out, size_t cap, int *is_ack);
 /* When hd_link_rel_poll has something to send next (HD_TIME_NEVER: nothing). */
 hd_time_t hd_link_rel_next_timeout(const hd_link_rel_t *r);
 

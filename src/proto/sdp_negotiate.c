@@ -114,17 +114,28 @@ static int is_codec(const hd_sdp_codec_t *c, const char *name, uint32_t clock) {
 }
 
 /* H.264 preference for what we ingest: packetization-mode=1 first (FU-A lets the
- * encoder use large slices), then 42e01f > other constrained baseline > baseline.
- * Only profile_idc 0x42 is acceptable (what every WebRTC decoder can take).
- * 0 = not acceptable. */
+ * encoder use large slices), then 42e01f > other constrained baseline > baseline
+ * > constrained high / high / main. Baseline is what every WebRTC decoder takes,
+ * so an offer that has it (every browser's) gets it; Main and High (profile_idc
+ * 0x4d, 0x64 without the 10-bit/4:2:2/4:4:4 variants) are taken only from an
+ * offer without baseline: a sender passing through another encoder's stream
+ * (the RTMP ingest) offers exactly its stream's profile, and the node then
+ * offers viewers that profile (those that cannot decode it refuse the track
+ * and the publisher is told: sfu/rooms.c "track_refused"). 0 = not acceptable. */
 static int h264_score(const hd_sdp_codec_t *c) {
   h264_info_t h;
   if (!is_codec(c, "H264", 90000) || h264_info(c->fmtp, &h) < 0) return 0;
-  if (h.idc != 0x42 || (h.pmode != 0 && h.pmode != 1)) return 0;
+  if (h.pmode != 0 && h.pmode != 1) return 0;
   int s = h.pmode == 1 ? 10 : 0;
-  if (h.iop == 0xe0 && h.level == 0x1f) return s + 3;
-  if (h.profile == H264_CB) return s + 2;
-  return s + 1;
+  if (h.idc == 0x42) {
+    if (h.iop == 0xe0 && h.level == 0x1f) return s + 6;
+    if (h.profile == H264_CB) return s + 5;
+    return s + 4;
+  }
+  if (h.profile == H264_CHIGH) return s + 3;
+  if (h.profile == H264_HIGH) return s + 2;
+  if (h.profile == H264_MAIN) return s + 1;
+  return 0;
 }
 
 /* Picks by our preference over the offer's m= line order; NULL if nothing fits. */
@@ -416,7 +427,7 @@ static int answer_section(nctx_t *n, int i) {
     codec = pick_codec(om);
     if (!codec) {
       note(n, om, "no supported %s codec offered (need %s)", kname,
-           om->kind == HD_SDP_AUDIO ? "opus/48000/2" : "VP8 or H264 constrained baseline");
+           om->kind == HD_SDP_AUDIO ? "opus/48000/2" : "VP8 or H264 (constrained baseline, main or high)");
       return 0;
     }
   }

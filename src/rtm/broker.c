@@ -86,15 +86,22 @@ static void direct_err(hd_rtm_broker_t *b, uint64_t conn, const char *id, hd_rtm
   send_direct(b, conn, err_obj(id, code, msg, NULL));
 }
 
+/* The window ring's capacity is a power of two (16, 32, ... up to the first
+ * at or above max; the count cap, window_msgs, is checked by the callers), so
+ * a slot is (head + i) & (cap - 1): a division per delivery and per ack was
+ * visible in the fan-out profile (issue 17). */
+#define WIN_AT(s, i) ((s)->win[((s)->win_head + (i)) & ((s)->win_cap - 1)])
 static int win_grow(sess_t *s, size_t max) {
   if (s->win_n < s->win_cap) return 0;
-  if (s->win_cap >= max) return HD_ENOSPC;
+  size_t lim = 16;
+  while (lim < max)
+    lim <<= 1;
+  if (s->win_cap >= lim) return HD_ENOSPC;
   size_t nc = s->win_cap ? s->win_cap * 2 : 16;
-  if (nc > max) nc = max;
   out_ent_t *w = malloc(nc * sizeof *w);
   if (!w) return HD_ENOMEM;
   for (size_t i = 0; i < s->win_n; i++)
-    w[i] = s->win[(s->win_head + i) % s->win_cap];
+    w[i] = WIN_AT(s, i);
   free(s->win);
   s->win = w;
   s->win_cap = nc;
@@ -139,8 +146,13 @@ static int ent_tail(const body_t *bd, int64_t seq, char *tail, size_t cap) {
   return n;
 }
 
-/* Sends window entry e to conn: body + tail, built in the scratch buffer. */
+/* Sends window entry e to conn: body + tail, built in the scratch buffer;
+ * tail/tl: e's tail when the caller has it already (push_ent), else NULL. */
+static void ent_send_tail(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e, const char *tail, int tl);
 static void ent_send(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e) {
+  ent_send_tail(b, conn, e, NULL, 0);
+}
+static void ent_send_tail(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e, const char *tail, int tl) {
   if (e->len + 32 > b->scratch_cap) { /* room for ent_tail's worst case */
     size_t cap = b->scratch_cap ? b->scratch_cap : 4096;
     while (cap < e->len + 32)
@@ -151,7 +163,10 @@ static void ent_send(hd_rtm_broker_t *b, uint64_t conn, const out_ent_t *e) {
     b->scratch_cap = cap;
   }
   memcpy(b->scratch, e->body->text, e->body->len);
-  ent_tail(e->body, e->s, b->scratch + e->body->len, b->scratch_cap - e->body->len);
+  if (tail)
+    memcpy(b->scratch + e->body->len, tail, (size_t)tl);
+  else
+    ent_tail(e->body, e->s, b->scratch + e->body->len, b->scratch_cap - e->body->len);
   raw_send(b, conn, b->scratch, e->len);
 }
 
@@ -199,7 +214,7 @@ static void push_ent(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc, i
     return;
   }
   s->next_s++;
-  out_ent_t *e = &s->win[(s->win_head + s->win_n) % s->win_cap];
+  out_ent_t *e = &WIN_AT(s, s->win_n);
   e->s = seq;
   e->body = bd;
   bd->refs++;
@@ -210,7 +225,7 @@ static void push_ent(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc, i
   e->t0 = b->now;
   s->win_n++;
   s->win_bytes += n;
-  if (s->conn) ent_send(b, s->conn, e);
+  if (s->conn) ent_send_tail(b, s->conn, e, tail, tl); /* the tail once per delivery, not twice */
 }
 
 void rtm_push_body(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc) { push_ent(b, s, bd, rc, 0); }
@@ -277,7 +292,7 @@ void rtm_err(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t cod
   int64_t seq = s->next_s;
   rtm_err_result(b, s, id, code, msg, extra);
   if (s->next_s > seq && s->win_n) { /* it went into the window: the newest entry */
-    s->win[(s->win_head + s->win_n - 1) % s->win_cap].err = 1;
+    WIN_AT(s, s->win_n - 1).err = 1;
     s->win_errs++;
   }
 }
@@ -300,7 +315,7 @@ static void win_release(hd_rtm_broker_t *b, sess_t *s, int64_t upto, int how) {
     if (e->err) s->win_errs--;
     s->win_bytes -= e->len;
     rtm_body_unref(e->body);
-    s->win_head = (s->win_head + 1) % s->win_cap;
+    s->win_head = (s->win_head + 1) & (s->win_cap - 1);
     s->win_n--;
   }
   if (!s->win_n && s->win_cap > 64) { /* a burst is over: give its ring back */
@@ -653,7 +668,7 @@ static int resume_on(hd_rtm_broker_t *b, sess_t *s, conn_t *c, int64_t l, const 
   b->st.resumes++;
   send_direct(b, c->id, welcome(b, s, id, 1, l));
   for (size_t i = 0; i < s->win_n; i++) {
-    out_ent_t *e = &s->win[(s->win_head + i) % s->win_cap];
+    out_ent_t *e = &WIN_AT(s, i);
     b->st.replayed++;
     ent_send(b, c->id, e);
   }
@@ -789,7 +804,7 @@ void hd_rtm_broker_free(hd_rtm_broker_t *b) {
     sess_t *s = b->sessions;
     b->sessions = s->next;
     for (size_t i = 0; i < s->win_n; i++) {
-      out_ent_t *e = &s->win[(s->win_head + i) % s->win_cap];
+      out_ent_t *e = &WIN_AT(s, i);
       rtm_body_unref(e->body);
       /* a settled receipt lives as long as window entries hold it */
       if (e->rc && --e->rc->refs <= 0 && e->rc->done) free(e->rc);
@@ -1145,7 +1160,7 @@ int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to
     return HD_ENOMEM;
   }
   for (size_t i = 0; i < s->win_n; i++) {
-    out_ent_t *e = &s->win[(s->win_head + i) % s->win_cap];
+    out_ent_t *e = &WIN_AT(s, i);
     json_array_append_new(w, json_pack("{s:I,s:s%,s:b,s:b}", "s", (json_int_t)e->s, "b", e->body->text,
                                        e->body->len, "d", e->dlv, "e", e->err));
   }
@@ -1174,7 +1189,7 @@ int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to
     if (e->err) s->win_errs--;
     s->win_bytes -= e->len;
     rtm_body_unref(e->body);
-    s->win_head = (s->win_head + 1) % s->win_cap;
+    s->win_head = (s->win_head + 1) & (s->win_cap - 1);
     s->win_n--;
   }
   if (s->conn) {
@@ -1238,7 +1253,7 @@ static sess_t *import_session(hd_rtm_broker_t *b, json_t *o, char *why, size_t c
       rtm_body_unref(bd);
       break; /* cannot happen within the same window caps; the gap ends the session at the client */
     }
-    out_ent_t *e = &s->win[(s->win_head + s->win_n) % s->win_cap];
+    out_ent_t *e = &WIN_AT(s, s->win_n);
     memset(e, 0, sizeof *e);
     e->s = json_integer_value(json_object_get(x, "s"));
     e->body = bd;

@@ -266,7 +266,7 @@ void hd_node_cluster_set_routes(hd_node_t *n, const hd_node_route_t *routes, int
     const hd_relay_path_t *alt = path_known(c, &x->alt, x->dst) ? &x->alt : NULL;
     if (hd_relay_route_set(&p->route, path, alt, x->dup_audio, now) && c->measure)
       HD_LOGI("overlay", "media to %s now goes %s (the old path carries it %d ms more)", p->id,
-              path->n > 1 ? "through relays" : "directly", (int)(HD_RELAY_OVERLAP / 1000));
+              path->n > 1 ? "through relays" : "directly", (int)(p->route.overlap / 1000));
   }
 }
 

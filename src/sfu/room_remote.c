@@ -337,16 +337,9 @@ rnode_t *rr_rnode_get(hd_room_t *r, uint64_t peer) {
 
 /* ---- reliable data messages (docs/overlay.md "Reliable data over the link") ---- */
 
-/* A stream id that grows across process restarts (wall-clock ms), so the
- * receiver takes a restarted sender's stream as newer (link_rel.h). */
-static uint32_t rel_stream_id(const hd_node_t *n, hd_time_t now) {
-  uint32_t id = (uint32_t)((uint64_t)(now + n->cfg.wall_offset) / 1000);
-  return id ? id : 1;
-}
-
 hd_link_rel_t *rr_rel_of(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
   if (!x->rel_on) {
-    hd_link_rel_init(&x->rel, r->cl->hash, rel_stream_id(n, now));
+    hd_link_rel_init(&x->rel, r->cl->hash, 0); /* a random instance (link_rel.h) */
     x->rel_on = 1;
   }
   return &x->rel;
@@ -359,7 +352,7 @@ void rr_rel_flush(hd_node_t *n, hd_room_t *r, rnode_t *x, hd_time_t now) {
   cl_peer_t *peer = rr_peer_by_hash(n->cl, x->peer);
   uint8_t b[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
   int is_ack, len;
-  while ((len = hd_link_rel_poll(&x->rel, now, rel_stream_id(n, now), b, sizeof b, &is_ack)) > 0)
+  while ((len = hd_link_rel_poll(&x->rel, now, b, sizeof b, &is_ack)) > 0)
     if (peer) rr_send_small(n, peer, r, is_ack ? HD_LINK_DATA_ACK : HD_LINK_DATA, b, (size_t)len);
   r->cl->next_tick = hd_time_min(r->cl->next_tick, hd_link_rel_next_timeout(&x->rel));
 }

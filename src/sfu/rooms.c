@@ -313,6 +313,25 @@ pub_track_t *rooms_track_by_sid(hd_participant_t *p, const char *sid) {
   return NULL;
 }
 
+/* The viewer q's answer refused (port 0) the section of a track it is
+ * subscribed to: it cannot decode that codec/profile (e.g. a native SDK viewer
+ * offered H.264, a browser offered an H.264 profile it lacks). The publisher is
+ * told once per viewer and track ("track_refused", docs/protocol.md), so a
+ * sender that can change what it sends does: the RTMP ingest stops passing
+ * H.264 through and transcodes to VP8 (docs/egress.md "RTMP ingest"). */
+static void tell_refused(hd_node_t *n, hd_participant_t *q, sub_t *sub) {
+  sub->refused_told = 1;
+  pub_track_t *t = sub->pub ? rooms_track_by_sid(sub->pub, sub->track_sid) : NULL;
+  hd_session_t *ps = sub->pub ? sub->pub->pub_sess : NULL;
+  if (!t || !ps || t->in_idx < 0 || t->in_idx >= ps->n_in) return;
+  char buf[768];
+  int len = hd_signal_write_track_refused(t->sid, ps->in[t->in_idx].codec, ps->in[t->in_idx].fmtp,
+                                          q->identity, buf, sizeof buf);
+  rooms_emit(n, sub->pub, buf, len);
+  HD_LOGI("room", "participant %s refused track %s (%s %s) of %s", q->identity, t->sid,
+          ps->in[t->in_idx].codec, ps->in[t->in_idx].fmtp, sub->pub->identity);
+}
+
 /* Binds the subscriber PC's out tracks to their sources after an answer. */
 static void sync_out_tracks(hd_node_t *n, hd_participant_t *q, hd_time_t now) {
   hd_session_t *ss = q->sub_sess;
@@ -322,6 +341,7 @@ static void sync_out_tracks(hd_node_t *n, hd_participant_t *q, hd_time_t now) {
     sub_t *sub = NULL;
     for (int j = 0; j < q->n_subs; j++)
       if (!strcmp(q->subs[j].mid, m->mid)) sub = &q->subs[j];
+    if (!m->active && sub && !sub->refused_told) tell_refused(n, q, sub);
     if (!m->active || !sub) {
       if (oi >= 0) {
         ss->out[oi].active = 0;

@@ -57,6 +57,7 @@ typedef struct {
   int lim_spatial, lim_temporal; /* track_settings max_*_layer + 1; 0 = no cap */
   /* last stream_state told: reason (HD_SIGNAL_PAUSE_*) and in[] index of the layer sent (-1 none) */
   int told_reason, told_layer;
+  int refused_told; /* the viewer's answer refused this track and its publisher was told (track_refused) */
 } sub_t;
 
 struct hd_participant {

@@ -55,6 +55,7 @@ const hd_sig_type_info_t hd_sig_types[HD_SIGNAL_TYPE_COUNT] = {
     [HD_SIGNAL_STREAM_STATE] = {"stream_state", HD_SIGNAL_FROM_NODE},
     [HD_SIGNAL_PUBLISH_LAYERS] = {"publish_layers", HD_SIGNAL_FROM_NODE},
     [HD_SIGNAL_CONNECTION_QUALITY] = {"connection_quality", HD_SIGNAL_FROM_NODE},
+    [HD_SIGNAL_TRACK_REFUSED] = {"track_refused", HD_SIGNAL_FROM_NODE},
 };
 
 const hd_sig_err_info_t hd_sig_errs[HD_SIGNAL_ERR_COUNT] = {
@@ -785,6 +786,15 @@ static int v_publish_layers(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
   return 0;
 }
 
+static int v_track_refused(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
+  if (vstr(v, o, "", "track_sid", 1, 1, HD_SIGNAL_MAX_SID, &m->track_refused.track_sid) < 0 ||
+      vstr(v, o, "", "codec", 1, 0, HD_SIGNAL_MAX_CODEC, &m->track_refused.codec) < 0 ||
+      vstr(v, o, "", "fmtp", 1, 0, HD_SIGNAL_MAX_TEXT, &m->track_refused.fmtp) < 0 ||
+      vstr(v, o, "", "identity", 1, 1, HD_SIGNAL_MAX_IDENTITY, &m->track_refused.identity) < 0)
+    return -1;
+  return 0;
+}
+
 static int v_connection_quality(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
   json_t *arr;
   char ep[FIELD_MAX];
@@ -837,6 +847,7 @@ static const vfn_t VALIDATORS[HD_SIGNAL_TYPE_COUNT] = {
     [HD_SIGNAL_STREAM_STATE] = v_stream_state,
     [HD_SIGNAL_PUBLISH_LAYERS] = v_publish_layers,
     [HD_SIGNAL_CONNECTION_QUALITY] = v_connection_quality,
+    [HD_SIGNAL_TRACK_REFUSED] = v_track_refused,
 };
 
 /* Validates a whole message object sent by `from` into m. */

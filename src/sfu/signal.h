@@ -88,6 +88,7 @@ typedef enum {
   HD_SIGNAL_STREAM_STATE,        /* "stream_state" */
   HD_SIGNAL_PUBLISH_LAYERS,      /* "publish_layers" */
   HD_SIGNAL_CONNECTION_QUALITY,  /* "connection_quality" */
+  HD_SIGNAL_TRACK_REFUSED,       /* "track_refused" */
   HD_SIGNAL_TYPE_COUNT
 } hd_signal_type_t;
 
@@ -338,6 +339,12 @@ typedef struct {
       const char *const *active_rids; /* the layers someone needs; the others may be paused */
       size_t n_active_rids;           /* 0..HD_SIGNAL_MAX_LAYERS */
     } publish_layers;
+    struct {                 /* a subscriber cannot decode one of the receiver's tracks */
+      const char *track_sid; /* one of the receiver's published tracks */
+      const char *codec;     /* as published, e.g. "H264" */
+      const char *fmtp;      /* its format parameters (the H.264 profile), "" if none */
+      const char *identity;  /* who refused it */
+    } track_refused;
     struct {
       const hd_signal_quality_update_t *updates; /* 1..HD_SIGNAL_MAX_TRACK_SIDS */
       size_t n_updates;
@@ -454,6 +461,8 @@ int hd_signal_write_stream_state(const char *participant_sid, const char *track_
                                  char *out, size_t cap);
 int hd_signal_write_publish_layers(const char *track_sid, const char *const *active_rids, size_t n, char *out,
                                    size_t cap);
+int hd_signal_write_track_refused(const char *track_sid, const char *codec, const char *fmtp,
+                                  const char *identity, char *out, size_t cap);
 int hd_signal_write_connection_quality(const hd_signal_quality_update_t *u, size_t n, char *out, size_t cap);
 
 /* ---- names ---- */

@@ -333,6 +333,12 @@ static void build_body(bctx_t *b, json_t *o, const hd_signal_msg_t *m) {
     bstr_array(b, o, "active_rids", m->publish_layers.active_rids, m->publish_layers.n_active_rids,
                HD_SIGNAL_MAX_LAYERS);
     break;
+  case HD_SIGNAL_TRACK_REFUSED:
+    bstr(b, o, "track_sid", m->track_refused.track_sid);
+    bstr(b, o, "codec", m->track_refused.codec ? m->track_refused.codec : "");
+    bstr(b, o, "fmtp", m->track_refused.fmtp ? m->track_refused.fmtp : "");
+    bstr(b, o, "identity", m->track_refused.identity);
+    break;
   case HD_SIGNAL_CONNECTION_QUALITY:
     a = barr(b, "updates", m->connection_quality.updates, m->connection_quality.n_updates,
              HD_SIGNAL_MAX_TRACK_SIDS);
@@ -666,6 +672,16 @@ int hd_signal_write_publish_layers(const char *track_sid, const char *const *act
   m.publish_layers.track_sid = track_sid;
   m.publish_layers.active_rids = active_rids;
   m.publish_layers.n_active_rids = n;
+  return hd_signal_write(&m, out, cap);
+}
+
+int hd_signal_write_track_refused(const char *track_sid, const char *codec, const char *fmtp,
+                                  const char *identity, char *out, size_t cap) {
+  MSG(HD_SIGNAL_TRACK_REFUSED);
+  m.track_refused.track_sid = track_sid;
+  m.track_refused.codec = codec;
+  m.track_refused.fmtp = fmtp;
+  m.track_refused.identity = identity;
   return hd_signal_write(&m, out, cap);
 }
 

@@ -7,7 +7,16 @@
 //     regions and the empty fourth cell in the background colour.
 //  2. RTMP ingest: an OBS-like `ffmpeg -f flv` publish (H.264 + AAC) to nginx
 //     with libnginx-mod-rtmp (on_publish asks the node) is watched in a
-//     Chromium room: video frames decoded and audio received from "obs".
+//     Chromium room: video frames decoded and audio received from "obs" and
+//     "obs2", both x264 without B-frames, a keyframe every 2 s. obs2 is Main
+//     profile: passed through as H.264 4dxxxx, which Chromium takes and
+//     decodes (the time from opening the page to its first decoded frame is
+//     printed: a new viewer of a passthrough waits for the next IDR). obs is
+//     High: passed through as 64xxxx, but Debian's Chromium receives no High
+//     (its H.264 receive profiles are 42001f, 42e01f, 4d001f, f4001f), so its
+//     answer refuses the track, the node tells the ingest (track_refused) and
+//     the ingest switches obs to VP8, which Chromium then decodes (with a
+//     Chromium that receives High, obs stays passed through).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -174,16 +183,22 @@ rtmp { server { listen 127.0.0.1:${rport};
   assert.equal(k.status, 201, k.text);
   const k2 = await api('POST', '/admin/ingress', token(room, 'ops', '--admin'), { room, identity: 'obs2' });
   assert.equal(k2.status, 201, k2.text);
-  // obs: x264's default (High, B-frames): transcoded to VP8; obs2: x264
-  // baseline: passed through as H.264 (docs/egress.md "RTMP ingest")
+  // obs: x264 High without B-frames: passed through, refused by Chromium,
+  // switched to VP8; obs2: x264 Main without B-frames: passed through as
+  // H.264 Main (docs/egress.md "RTMP ingest")
   const ffArgs = (url, prof) => ['-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30', '-f', 'lavfi', '-i',
     'sine=frequency=1000:sample_rate=48000', '-t', '40', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-preset', 'veryfast',
     '-g', '60', ...prof, '-c:a', 'aac', '-f', 'flv', url];
-  const ff = proc('ffmpeg', ffArgs(k.json.url, []));
-  const ff2 = proc('ffmpeg', ffArgs(k2.json.url, ['-profile:v', 'baseline']));
+  const ff = proc('ffmpeg', ffArgs(k.json.url, ['-profile:v', 'high', '-bf', '0']));
+  const ff2 = proc('ffmpeg', ffArgs(k2.json.url, ['-profile:v', 'main', '-bf', '0']));
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   await page.goto(`${srv.base}/room.html?room=${room}&name=viewer&autojoin=1&w=320&h=180&fps=15`);
+  const t0 = Date.now();
+  let firstFrameMs = -1;
+  waitFor(page, () => window.hudong.stats().then((s) => (s ? s.tracks : [])),
+    (t) => t.some((x) => x.identity === 'obs2' && x.kind === 'video' && x.framesDecoded > 0), 30000, 'first frame')
+    .then(() => { firstFrameMs = Date.now() - t0; }, () => {});
   let tracks;
   try {
     tracks = await waitFor(page, () => window.hudong.stats().then((s) => (s ? s.tracks : [])),
@@ -195,7 +210,22 @@ rtmp { server { listen 127.0.0.1:${rport};
   }
   const v = tracks.find((x) => x.identity === 'obs' && x.kind === 'video');
   const v2 = tracks.find((x) => x.identity === 'obs2' && x.kind === 'video');
-  console.log(`Chromium decoded ${v.framesDecoded} frames of the transcoded ingest, ${v2.framesDecoded} of the H.264 passthrough`);
+  console.log(`Chromium decoded ${v.framesDecoded} frames of the High ingest switched to VP8, ${v2.framesDecoded} of ` +
+    `the H.264 Main passthrough (first frame ${firstFrameMs} ms after the page was opened)`);
+  const eg = await api('GET', '/admin/egress', token(room, 'ops', '--admin'));
+  const in1 = eg.json.egresses.find((e) => e.kind === 'ingest' && e.identity === 'obs');
+  const in2 = eg.json.egresses.find((e) => e.kind === 'ingest' && e.identity === 'obs2');
+  assert.equal(in2?.ingest?.passthrough, true, JSON.stringify(in2?.ingest)); // Chromium took Main: no switch
+  assert.match(in2.ingest.video_mode, /Main \(profile-level-id 4d/);
+  // obs (High): switched to VP8 by this Chromium's refusal, unless it receives High
+  const recvHigh = await page.evaluate(() => RTCRtpReceiver.getCapabilities('video').codecs
+    .some((c) => /h264/i.test(c.mimeType) && /profile-level-id=64/i.test(c.sdpFmtpLine || '')));
+  if (recvHigh) {
+    assert.equal(in1?.ingest?.passthrough, true, JSON.stringify(in1?.ingest));
+  } else {
+    assert.equal(in1?.ingest?.passthrough, false, JSON.stringify(in1?.ingest));
+    assert.match(in1.ingest.video_mode, /cannot decode H\.264 64/);
+  }
   const parts = await api('GET', `/admin/rooms/${room}/participants`, token(room, 'ops', '--admin'));
   const codecs = {};
   for (const p of parts.json.participants) for (const t of p.tracks) codecs[`${p.identity}/${t.kind}`] = t.codec;

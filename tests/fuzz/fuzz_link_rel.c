@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     default: { /* time passes, what is due goes out */
       now += (hd_time_t)l * HD_MS(10);
       int is_ack, n;
-      while ((n = hd_link_rel_poll(&r, now, (uint32_t)(now / 1000), out, sizeof out, &is_ack)) > 0)
+      while ((n = hd_link_rel_poll(&r, now, out, sizeof out, &is_ack)) > 0)
         if ((size_t)n > sizeof out) abort();
       break;
     }

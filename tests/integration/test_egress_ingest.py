@@ -13,13 +13,23 @@ participant "obs" with video (frames decoded) and audio (dominant frequency
 (complete, webhook).
 
 H.264 passthrough: "obs" sends libx264's default (High, B-frames): it is
-transcoded to VP8. "obs2" sends the same picture as x264 baseline at the
-same time: it goes into the room as H.264 without decoding (GET /admin/egress
-says passthrough, the room's participant list says codec H264), a track
-recording of the room writes it to an MP4 that ffprobe reads as h264
-320x240 and decodes, and the obs2 ingest process uses less CPU than obs's
-over the same seconds (both printed). "obs3" sends baseline with a key made
-with "video": "transcode": VP8.
+transcoded to VP8. "obs2" sends the same picture as x264 High without
+B-frames (-bf 0) at the same time: it goes into the room as H.264 High
+without decoding (GET /admin/egress says passthrough, the room's participant
+list says codec H264), a track recording of the room (a viewer that takes
+H.264) writes it to an MP4 that ffprobe reads as h264 High 320x240 and
+decodes, and the obs2 ingest process uses less CPU than obs's over the same
+seconds (both printed). Then `hudong sub` joins, a viewer that decodes no
+H.264: its answer refuses obs2's track, the node tells the ingest
+(track_refused), which switches obs2 to VP8 mid-stream, and the viewer
+decodes obs2's video too. "obs3" sends baseline with a key made with
+"video": "transcode": VP8. "obs4" sends baseline with a keyframe every 4 s:
+passed through at first, then transcoded once 2.5 s pass without an IDR
+(ingest_max_keyframe_interval_ms: a viewer of a passed-through stream waits
+for the next IDR). "obs5" sends its first video 7 s after its audio (what the
+ingest sees when it starts playing after the publisher's first IDR of a long
+GOP: nginx-rtmp sends no video until the next): the video is taken up when it
+comes, after the ingest's 5 s stream probe.
 
 usage: test_egress_ingest.py /path/to/hudong
 """
@@ -48,11 +58,12 @@ def req(port, method, path, token=None, body=None):
     return http_json(port, method, path, token, body)
 
 
-def publish(url, seconds, baseline=False):
-    prof = ["-profile:v", "baseline"] if baseline else []
-    return subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+def publish(url, seconds, baseline=False, high_no_b=False, gop=30, video_after=0):
+    prof = ["-profile:v", "baseline"] if baseline else ["-profile:v", "high", "-bf", "0"] if high_no_b else []
+    late = ["-itsoffset", str(video_after)] if video_after else []
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-re"] + late + ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
                              "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100", "-t", str(seconds),
-                             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-g", "30"] + prof +
+                             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-g", str(gop)] + prof +
                             ["-c:a", "aac", "-f", "flv", url], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
 
@@ -148,31 +159,14 @@ rtmp {
               (st, text))
         rec_tok = token("--room", "stage", "--identity", "ops", "--record")
         pub = publish(ing["url"], 20)
-        pub2 = publish((ing2 or {}).get("url", "rtmp://127.0.0.1:1/none"), 20, baseline=True)
+        pub2 = publish((ing2 or {}).get("url", "rtmp://127.0.0.1:1/none"), 25, high_no_b=True)
         time.sleep(2)
         st, rec, text = req(port, "POST", "/admin/egress", rec_tok, {"room": "stage", "kind": "track"})
         check(st == 201, "a track recording of the room starts", (st, text))
         ins = ingests(port, rec_tok)
         pids = {k: ins[k].get("pid") for k in ("obs", "obs2") if k in ins and ins[k].get("pid")}
         cpu0 = {k: cpu_s(p) for k, p in pids.items()}
-        out = os.path.join(tmp, "sub")
-        os.makedirs(out)
-        sub = subprocess.run([HUDONG, "sub", "--url", "http://127.0.0.1:%d" % port, "--token",
-                              token("--room", "stage", "--identity", "viewer", "--subscribe"), "--out", out,
-                              "--duration", "7", "--json", "--quiet"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, timeout=60)
-        try:
-            summary = json.loads(sub.stdout.decode())
-        except ValueError:
-            summary = {}
-        tracks = [t for t in summary.get("tracks", []) if t.get("identity") == "obs"]
-        v = [t for t in tracks if t.get("kind") == "video"]
-        a = [t for t in tracks if t.get("kind") == "audio"]
-        check(len(v) == 1 and v[0].get("frames_decoded", 0) > 30,
-              "the room sees obs's video (%s frames decoded)" % (v[0].get("frames_decoded") if v else "no"),
-              sub.stdout.decode()[-800:])
-        check(len(a) == 1 and abs(a[0].get("tone_hz", 0) - 1000) < 30,
-              "the room hears obs's 1 kHz tone (%s Hz)" % (a[0].get("tone_hz") if a else "no"), a)
+        time.sleep(7)  # only the recorder watches: it takes H.264 High, so obs2 stays passed through
         cpu1 = {k: cpu_s(p) for k, p in pids.items()}
         used = {k: (cpu1[k] - cpu0[k]) if cpu0.get(k) is not None and cpu1.get(k) is not None else None
                 for k in pids}
@@ -182,11 +176,11 @@ rtmp {
               "GET /admin/egress lists the ingest, active", ins)
         i1, i2 = o1.get("ingest", {}), o2.get("ingest", {})
         check(i1.get("video_codec") == "VP8" and i1.get("passthrough") is False and
-              "profile_idc 100" in i1.get("video_mode", ""),
+              "B-frames" in i1.get("video_mode", ""),
               "obs (x264 High, B-frames) is transcoded to VP8: %s" % i1.get("video_mode"), i1)
         check(o2.get("state") == "active" and i2.get("video_codec") == "H264" and i2.get("passthrough") is True and
-              i2.get("video_frames", 0) > 30,
-              "obs2 (x264 baseline) passes through as H.264: %s" % i2.get("video_mode"), i2)
+              "High" in i2.get("video_mode", "") and i2.get("video_frames", 0) > 30,
+              "obs2 (x264 High, no B-frames) passes through as H.264: %s" % i2.get("video_mode"), i2)
         print("ingest CPU over the same %s s: transcode (obs) %s s, passthrough (obs2) %s s; load %s" %
               (7, used.get("obs"), used.get("obs2"), open("/proc/loadavg").read().split()[:3]))
         check(used.get("obs") is not None and used.get("obs2") is not None and used["obs2"] < used["obs"],
@@ -210,16 +204,42 @@ rtmp {
         if f2:
             path = f2[0]["path"] if os.path.isabs(f2[0]["path"]) else os.path.join(tmp, f2[0]["path"])
             pr = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                                 "stream=codec_name,width,height,nb_read_frames", "-of", "json", path],
+                                 "stream=codec_name,profile,width,height,nb_read_frames", "-of", "json", path],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
             try:
                 vs = json.loads(pr.stdout.decode()).get("streams", [{}])[0]
             except (ValueError, IndexError):
                 vs = {}
-            check(vs.get("codec_name") == "h264" and vs.get("width") == 320 and vs.get("height") == 240 and
-                  int(vs.get("nb_read_frames") or 0) > 60,
-                  "ffprobe decodes obs2's recording: h264 320x240, %s frames" % vs.get("nb_read_frames"),
-                  (vs, pr.stderr.decode(errors="replace")[-300:]))
+            check(vs.get("codec_name") == "h264" and vs.get("profile") == "High" and vs.get("width") == 320 and
+                  vs.get("height") == 240 and int(vs.get("nb_read_frames") or 0) > 60,
+                  "ffprobe decodes obs2's recording: h264 %s 320x240, %s frames" %
+                  (vs.get("profile"), vs.get("nb_read_frames")), (vs, pr.stderr.decode(errors="replace")[-300:]))
+        # a viewer that decodes no H.264 (the native SDK decodes VP8): it refuses
+        # obs2's track, the ingest is told and switches obs2 to VP8
+        out = os.path.join(tmp, "sub")
+        os.makedirs(out)
+        sub = subprocess.run([HUDONG, "sub", "--url", "http://127.0.0.1:%d" % port, "--token",
+                              token("--room", "stage", "--identity", "viewer", "--subscribe"), "--out", out,
+                              "--duration", "8", "--json", "--quiet"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=60)
+        try:
+            summary = json.loads(sub.stdout.decode())
+        except ValueError:
+            summary = {}
+        for who in ("obs", "obs2"):
+            tracks = [t for t in summary.get("tracks", []) if t.get("identity") == who]
+            v = [t for t in tracks if t.get("kind") == "video" and t.get("frames_decoded", 0) > 0]
+            check(len(v) >= 1 and max(t.get("frames_decoded", 0) for t in v) > 30,
+                  "the VP8-only viewer sees %s's video (%s frames decoded)" %
+                  (who, [t.get("frames_decoded") for t in v]), sub.stdout.decode()[-800:])
+            if who == "obs":
+                a = [t for t in tracks if t.get("kind") == "audio"]
+                check(len(a) == 1 and abs(a[0].get("tone_hz", 0) - 1000) < 30,
+                      "the room hears obs's 1 kHz tone (%s Hz)" % (a[0].get("tone_hz") if a else "no"), a)
+        i2 = ingests(port, rec_tok).get("obs2", {}).get("ingest", {})
+        check(i2.get("video_codec") == "VP8" and i2.get("passthrough") is False and
+              "viewer cannot decode" in i2.get("video_mode", ""),
+              "a viewer refused obs2's H.264: switched to VP8: %s" % i2.get("video_mode"), i2)
         pub.terminate()  # the publisher stops: on_publish_done ends the ingest
         pub.wait()
         pub2.terminate()
@@ -232,7 +252,15 @@ rtmp {
             time.sleep(0.3)
         check(all(ins.get(k, {}).get("state") == "complete" for k in ("obs", "obs2")),
               "the publishers stopped: the ingests are complete", ins)
-        # the key's policy: baseline H.264 under a "transcode" key is re-encoded
+        # the key's policy: baseline H.264 under a "transcode" key is re-encoded;
+        # keyframes 4 s apart: passed through until 2.5 s pass without one (4 s,
+        # not more: an ingest that starts playing after the publisher's first
+        # IDR sees no video from nginx-rtmp until the next, and its stream
+        # probe gives up on video after 5 s)
+        st, ing4, text = req(port, "POST", "/admin/ingress", admin, {"room": "stage", "identity": "obs4"})
+        pub4 = publish((ing4 or {}).get("url", "rtmp://127.0.0.1:1/none"), 20, baseline=True, gop=120)
+        st, ing5, text = req(port, "POST", "/admin/ingress", admin, {"room": "stage", "identity": "obs5"})
+        pub5 = publish((ing5 or {}).get("url", "rtmp://127.0.0.1:1/none"), 20, baseline=True, video_after=7)
         pub3 = publish((ing3 or {}).get("url", "rtmp://127.0.0.1:1/none"), 4, baseline=True)
         end = time.time() + 15
         i3 = {}
@@ -243,6 +271,31 @@ rtmp {
             time.sleep(0.3)
         check(i3.get("ingest", {}).get("video_codec") == "VP8" and i3["ingest"].get("passthrough") is False,
               "obs3 (baseline, key says transcode) is transcoded to VP8", i3)
+        end = time.time() + 25
+        seen, i4 = set(), {}
+        while time.time() < end:
+            i4 = ingests(port, admin).get("obs4", {}).get("ingest", {})
+            if i4.get("video_codec"):
+                seen.add(i4["video_codec"])
+            if i4.get("video_codec") == "VP8":
+                break
+            time.sleep(0.2)
+        check(seen == {"H264", "VP8"} and "keyframes more than 2500 ms apart" in i4.get("video_mode", ""),
+              "obs4 (an IDR every 4 s) passed through, then transcoded: %s" % i4.get("video_mode"), (seen, i4))
+        i5 = {}
+        end = time.time() + 25
+        while time.time() < end:
+            i5 = ingests(port, admin).get("obs5", {}).get("ingest", {})
+            if i5.get("video_frames", 0) > 30:
+                break
+            time.sleep(0.3)
+        check(i5.get("video_codec") == "H264" and i5.get("video_frames", 0) > 30,
+              "obs5 (video 7 s after audio) gets its video into the room (%s frames, %s)" %
+              (i5.get("video_frames"), i5.get("video_codec")), i5)
+        pub5.kill()
+        pub5.wait()
+        pub4.kill()  # 20 s leaves a slow (ASan) ingest that starts late two IDR gaps; no need to wait
+        pub4.wait()
         try:
             pub3.wait(timeout=15)
         except subprocess.TimeoutExpired:

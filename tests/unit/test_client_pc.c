@@ -1404,6 +1404,47 @@ static void test_h264_offer(void **st) {
   world_free(w);
 }
 
+/* An H.264 sender passing another encoder's High-profile stream through
+ * (hd_pc_set_h264_profile, the RTMP ingest): the offer names the stream's
+ * own profile-level-id, and the node's negotiator takes it (it offers no
+ * baseline) with that fmtp, so viewers are offered High. */
+static void test_h264_high_offer(void **st) {
+  (void)st;
+  world_t *w = world_new();
+  ep_init(w, 0, "10.0.0.2", 5000, 0, g_cert_a);
+  hd_pc_t *a = w->ep[0].pc;
+  assert_int_equal(hd_pc_add_transceiver(a, HD_PC_VIDEO, HD_PC_SENDONLY), 0);
+  assert_int_equal(hd_pc_set_h264_profile(a, 0, 0), HD_EINVAL);
+  assert_int_equal(hd_pc_set_h264_profile(a, 0, 0x1000000), HD_EINVAL);
+  assert_int_equal(hd_pc_set_h264_profile(a, 0, 0x64001f), 0);
+  static char offer[8192], answer[8192];
+  char err[128];
+  int n = hd_pc_create_offer(a, offer, sizeof offer, w->now);
+  assert_true(n > 0);
+  assert_non_null(strstr(offer, "packetization-mode=1;profile-level-id=64001f\r\n"));
+  assert_null(strstr(offer, "42e01f"));
+  hd_sdp_t *o = calloc(1, sizeof *o), *an = calloc(1, sizeof *an);
+  hd_sdp_negotiated_t *neg = calloc(1, sizeof *neg);
+  assert_int_equal(hd_sdp_parse(o, offer, (size_t)n, err, sizeof err), 0);
+  hd_sdp_answer_params_t p = {.ice_ufrag = "nodeufrag",
+                              .ice_pwd = "nodepassword0123456789ab",
+                              .fingerprint_sha256 = hd_dtls_cert_fingerprint(g_node_cert),
+                              .cand_ip = "10.0.0.1",
+                              .cand_port = 7000,
+                              .direction = HD_SDP_RECVONLY};
+  assert_int_equal(hd_sdp_negotiate(o, &p, an, neg, err, sizeof err), 0);
+  assert_int_equal(neg->media[0].active, 1);
+  assert_non_null(strstr(neg->media[0].fmtp, "profile-level-id=64001f"));
+  int len = hd_sdp_write(an, answer, sizeof answer);
+  assert_true(len > 0);
+  assert_int_equal(hd_pc_set_remote_answer(a, answer, (size_t)len, w->now), 0);
+  assert_string_equal(hd_pc_track_codec(a, 0), "H264");
+  free(o);
+  free(an);
+  free(neg);
+  world_free(w);
+}
+
 /* ICE never succeeds (nobody answers): FAILED at the connect timeout. */
 /* Consent freshness at 50 % loss each way (issue 13: speech at 50 % loss):
  * with one check per 5 s interval, six unanswered in a row (p = 0.75^6, ~18 %
@@ -1468,6 +1509,7 @@ int main(void) {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_h264_answer),
       cmocka_unit_test(test_h264_offer),
+      cmocka_unit_test(test_h264_high_offer),
       cmocka_unit_test(test_connect_timeout),
       cmocka_unit_test(test_consent_survives_heavy_loss),
       cmocka_unit_test(test_flexfec_direct),

@@ -71,8 +71,7 @@ static void flush(pair_t *p) {
   for (int e = 0; e < 2; e++) {
     uint8_t out[1 + HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
     int is_ack, n;
-    while ((n = hd_link_rel_poll(&p->end[e], p->now, (uint32_t)(p->now / 1000), out + 1, sizeof out - 1,
-                                 &is_ack)) > 0) {
+    while ((n = hd_link_rel_poll(&p->end[e], p->now, out + 1, sizeof out - 1, &is_ack)) > 0) {
       out[0] = (uint8_t)is_ack;
       hd_netem_link_send(p->dir[e], out, (size_t)n + 1, p->now);
     }
@@ -266,7 +265,7 @@ static void test_streams_and_bad_input(void **state) {
   uint8_t m[3] = {'a', 'b', 'c'}, out[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
   int is_ack;
   assert_int_equal(hd_link_rel_send(&tx, m, 3), 0);
-  int n = hd_link_rel_poll(&tx, HD_SEC(1), 0, out, sizeof out, &is_ack);
+  int n = hd_link_rel_poll(&tx, HD_SEC(1), out, sizeof out, &is_ack);
   assert_int_equal(n, HD_LINK_REL_DATA_HDR + 3);
   assert_int_equal(is_ack, 0);
   uint64_t room = 0;
@@ -287,7 +286,7 @@ static void test_streams_and_bad_input(void **state) {
   /* malformed */
   assert_int_equal(hd_link_rel_on_data(&rx, out, 5, NULL, NULL), HD_EPROTO);
   assert_int_equal(hd_link_rel_on_ack(&tx, out, 7, HD_SEC(1)), HD_EPROTO);
-  assert_int_equal(hd_link_rel_poll(&tx, HD_SEC(1), 0, out, 10, &is_ack), HD_ENOSPC);
+  assert_int_equal(hd_link_rel_poll(&tx, HD_SEC(1), out, 10, &is_ack), HD_ENOSPC);
   hd_link_rel_free(&tx);
   hd_link_rel_free(&rx);
 }
@@ -297,7 +296,7 @@ static void test_streams_and_bad_input(void **state) {
 static int pump(hd_link_rel_t *from, hd_link_rel_t *to, hd_time_t now, void *ud) {
   uint8_t out[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
   int is_ack, n, k = 0;
-  while ((n = hd_link_rel_poll(from, now, 0, out, sizeof out, &is_ack)) > 0) {
+  while ((n = hd_link_rel_poll(from, now, out, sizeof out, &is_ack)) > 0) {
     if (is_ack)
       hd_link_rel_on_ack(to, out, (size_t)n, now);
     else
@@ -330,7 +329,7 @@ static void test_restart_drops_headless_tail(void **state) {
   uint8_t seg[4][HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
   int len[4], is_ack;
   for (int i = 0; i < 4; i++)
-    assert_true((len[i] = hd_link_rel_poll(&tx, now, 0, seg[i], sizeof seg[i], &is_ack)) > 0);
+    assert_true((len[i] = hd_link_rel_poll(&tx, now, seg[i], sizeof seg[i], &is_ack)) > 0);
   /* the old receiver gets the head only, and acknowledges it */
   assert_int_equal(hd_link_rel_on_data(&rx1, seg[0], (size_t)len[0], on_msg, p), 0);
   pump(&rx1, &tx, now, p);
@@ -418,11 +417,11 @@ static void test_restarted_sender_with_lower_id(void **state) {
   int is_ack;
   assert_true(msg_size(2) <= HD_LINK_REL_SEG && msg_size(5) <= HD_LINK_REL_SEG &&
               msg_size(8) <= HD_LINK_REL_SEG);
-  int n = hd_link_rel_poll(&tx1, now, 0, late, sizeof late, &is_ack);
+  int n = hd_link_rel_poll(&tx1, now, late, sizeof late, &is_ack);
   assert_true(n > 0);
   assert_int_equal(hd_link_rel_on_data(&rx, late, (size_t)n, on_msg, p), 0);
   assert_int_equal(p->n_got, 1);
-  n = hd_link_rel_poll(&tx1, now, 0, late, sizeof late, &is_ack); /* message 5: held back, arrives late */
+  n = hd_link_rel_poll(&tx1, now, late, sizeof late, &is_ack); /* message 5: held back, arrives late */
   assert_true(n > 0);
   fill(8, m, msg_size(8));
   assert_int_equal(hd_link_rel_send(&tx2, m, msg_size(8)), 0);

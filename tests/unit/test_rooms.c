@@ -350,6 +350,76 @@ static void test_publish_subscribe_flow(void **st) {
   assert_int_equal(g_events[HD_WEBHOOK_TRACK_UNPUBLISHED], 2);
 }
 
+/* A viewer that cannot decode a track refuses its section (port 0 in the
+ * subscriber answer): the publisher is told once with "track_refused" (the
+ * RTMP ingest then stops passing H.264 through, docs/egress.md), nobody else
+ * is, and the viewer's other tracks flow. */
+static void test_track_refused(void **st) {
+  (void)st;
+  assert_int_equal(join(0, token("appA", "r", "alice", 1, 1, 0, 0, 0)), 0);
+  assert_int_equal(join(1, token("appA", "r", "bob", 1, 1, 0, 0, 0)), 0);
+  static char msg[40000], sdpj[32000], text[32000];
+  json_str(load_offer(), sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg,
+           "{\"type\":\"publish_offer\",\"id\":\"p1\",\"sdp\":%s,\"tracks\":["
+           "{\"cid\":\"mic\",\"mid\":\"0\",\"kind\":\"audio\",\"source\":\"microphone\",\"muted\":false},"
+           "{\"cid\":\"cam\",\"mid\":\"1\",\"kind\":\"video\",\"source\":\"camera\",\"muted\":false}]}",
+           sdpj);
+  assert_int_equal(send_msg(0, msg), 0);
+  hd_signal_msg_t m;
+  hd_signal_error_t e;
+  int a = find(0, "publish_answer", 0);
+  assert_true(a >= 0);
+  assert_int_equal(hd_signal_parse(g_conn[0].msgs[a], strlen(g_conn[0].msgs[a]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  char cam_sid[64];
+  snprintf(cam_sid, sizeof cam_sid, "%s", m.publish_answer.tracks[1].sid);
+  hd_signal_msg_free(&m);
+  int o = find(1, "subscriber_offer", 0);
+  assert_true(o >= 0);
+  assert_int_equal(hd_signal_parse(g_conn[1].msgs[o], strlen(g_conn[1].msgs[o]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  /* bob decodes no VP8: his answerer finds no codec in the video section */
+  snprintf(text, sizeof text, "%s", m.subscriber_offer.sdp);
+  hd_signal_msg_free(&m);
+  for (char *p = text; (p = strstr(p, "VP8/90000"));)
+    memcpy(p, "XYZ", 3);
+  hd_sdp_t *offer = malloc(sizeof *offer), *ans = malloc(sizeof *ans);
+  hd_sdp_negotiated_t *neg = malloc(sizeof *neg);
+  char err[256];
+  assert_int_equal(hd_sdp_parse(offer, text, strlen(text), err, sizeof err), 0);
+  hd_sdp_answer_params_t ap = {.ice_ufrag = "bobufrag",
+                               .ice_pwd = "bobpasswordbobpassword",
+                               .fingerprint_sha256 = hd_dtls_cert_fingerprint(g_cert),
+                               .cand_ip = "127.0.0.1",
+                               .cand_port = 50000,
+                               .direction = HD_SDP_RECVONLY};
+  assert_int_equal(hd_sdp_negotiate(offer, &ap, ans, neg, err, sizeof err), 0);
+  assert_int_equal(neg->media[1].active, 0); /* video refused */
+  static char ans_text[32000];
+  assert_true(hd_sdp_write(ans, ans_text, sizeof ans_text) > 0);
+  json_str(ans_text, sdpj, sizeof sdpj);
+  snprintf(msg, sizeof msg, "{\"type\":\"subscriber_answer\",\"sdp\":%s}", sdpj);
+  clear(&g_conn[0]);
+  clear(&g_conn[1]);
+  assert_int_equal(send_msg(1, msg), 0);
+  assert_int_equal(find(1, "error", 0), -1);
+  int r = find(0, "track_refused", 0);
+  assert_true(r >= 0);
+  assert_int_equal(hd_signal_parse(g_conn[0].msgs[r], strlen(g_conn[0].msgs[r]), HD_SIGNAL_FROM_NODE, &m, &e),
+                   0);
+  assert_string_equal(m.track_refused.track_sid, cam_sid);
+  assert_string_equal(m.track_refused.codec, "VP8");
+  assert_string_equal(m.track_refused.identity, "bob");
+  hd_signal_msg_free(&m);
+  assert_int_equal(find(0, "track_refused", r + 1), -1);                    /* once */
+  assert_int_equal(find(1, "track_refused", 0), -1);                        /* only to the publisher */
+  assert_int_equal(hd_node_session_count(g_node, HD_SESSION_SUBSCRIBE), 1); /* bob still gets audio */
+  free(offer);
+  free(ans);
+  free(neg);
+}
+
 /* Data channels on the publisher PC (docs/protocol.md "Data channels"): the
  * m=application section is accepted; without canPublish a data-only offer is
  * still served, but one with audio/video is refused with 403. */
@@ -683,6 +753,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_join_presence_and_tokens, setup, teardown),
       cmocka_unit_test_setup_teardown(test_join_ice_servers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_publish_subscribe_flow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_track_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_datachannel_offers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_limits_duplicates, setup, teardown),
       cmocka_unit_test_setup_teardown(test_session_caps, setup_caps, teardown),

@@ -280,6 +280,64 @@ static void test_order_and_ack(void **st) {
   hd_rtm_broker_free(b);
 }
 
+/* The window ring's capacity is a power of two (broker.c WIN_AT, issue 17):
+ * with window_messages 20 it grows 16 -> 32, but the cap stays 20 unacked;
+ * a session acking in steps of 7 wraps the ring many times and still gets
+ * every message in order, and a resume replays exactly the unacked ones. */
+static void test_window_ring_cap_and_wrap(void **st) {
+  hd_rtm_broker_t *b = mk(20, 0);
+  login(b, 1, "alice", 0);
+  login(b, 2, "bob", 0);                    /* never acks */
+  const char *rc = login(b, 3, "carol", 0); /* acks every 7 */
+  for (int c = 1; c <= 3; c++)
+    feed(b, (uint64_t)c, "{\"type\":\"sub\",\"ch\":\"c\"}"); /* each: an ok with "s" 1 in its window */
+  ack_all(b, 1);
+  int w0 = 0; /* bob's window before the messages: his sub's ok, carol's presence join */
+  json_t *o;
+  for (int i = 0; (o = nth(2, NULL, i)); i++) {
+    w0 += json_object_get(o, "s") != NULL;
+    json_decref(o);
+  }
+  assert_true(w0 >= 1 && w0 < 20);
+  int64_t carol_acked = 0;
+  for (int i = 1; i <= 60; i++) {
+    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"c\",\"data\":\"m%d\"}", i);
+    ack_all(b, 1);
+    /* bob's window: w0 + i entries; the 20th unacked entry is the cap, one
+     * more ends the session with 4008 */
+    assert_int_equal(closed_with(2, HD_RTM_CLOSE_OVERFLOW), w0 + i > 20);
+    o = last_out(3);
+    if (i % 7 == 0 && o) {
+      carol_acked = ival(o, "s");
+      feed(b, 3, "{\"type\":\"ack\",\"s\":%lld}", (long long)carol_acked);
+    }
+    json_decref(o);
+  }
+  assert_int_equal(count(2, "msg"), 20 - w0);
+  assert_int_equal(count(3, "msg"), 60);
+  for (int i = 0; i < 60; i++) {
+    json_t *m = nth(3, "msg", i);
+    assert_int_equal(ival(m, "cseq"), i + 1);
+    json_decref(m);
+  }
+  /* carol acked up to message 56: 4 unacked, replayed in order on resume */
+  json_t *m56 = nth(3, "msg", 55);
+  assert_int_equal(carol_acked, ival(m56, "s"));
+  json_decref(m56);
+  hd_rtm_conn_closed(b, 3, now);
+  reset_out();
+  assert_int_equal(hd_rtm_conn_open(b, 4, now), 0);
+  feed(b, 4, "{\"type\":\"login\",\"id\":\"r\",\"resume\":\"%s\",\"last\":%lld}", rc, (long long)carol_acked);
+  assert_int_equal(count(4, "msg"), 4);
+  for (int i = 0; i < 4; i++) {
+    json_t *m = nth(4, "msg", i);
+    assert_int_equal(ival(m, "cseq"), 57 + i);
+    assert_int_equal(ival(m, "s"), carol_acked + 1 + i);
+    json_decref(m);
+  }
+  hd_rtm_broker_free(b);
+}
+
 static void test_resume_replay_dedupe(void **st) {
   hd_rtm_broker_t *b = mk(0, 0);
   login(b, 1, "alice", 0);
@@ -1436,6 +1494,7 @@ static void test_delivery_exactly_once(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_order_and_ack, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_window_ring_cap_and_wrap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resume_replay_dedupe, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pub_dedupe, setup, teardown),
       cmocka_unit_test_setup_teardown(test_overflow_and_timeout, setup, teardown),

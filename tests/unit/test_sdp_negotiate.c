@@ -307,9 +307,22 @@ static void test_h264_preference(void **st) {
   assert_int_equal(g_neg.media[1].pt, 102);
   assert_int_equal(g_neg.media[1].rtx_pt, 103);
 
-  /* only main / high profile: video is rejected, audio still served */
+  /* only main / high profile (an RTMP ingest passing its stream through
+   * offers exactly that): taken, High (112, 64001f pm=1) over Main */
   load("chrome_h264.sdp", g_text, sizeof g_text);
   replace_all("profile-level-id=42", "profile-level-id=4d");
+  parse_text(&g_offer);
+  assert_int_equal(negotiate(&p), 0);
+  assert_int_equal(g_neg.media[1].active, 1);
+  assert_int_equal(g_neg.media[1].pt, 112);
+  assert_string_equal(g_neg.media[1].fmtp,
+                      "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f");
+
+  /* only High 10 (no browser decodes it): video is rejected, audio still served */
+  load("chrome_h264.sdp", g_text, sizeof g_text);
+  replace_all("profile-level-id=42", "profile-level-id=6e");
+  replace_all("profile-level-id=4d", "profile-level-id=6e");
+  replace_all("profile-level-id=64", "profile-level-id=6e");
   parse_text(&g_offer);
   assert_int_equal(negotiate(&p), 0);
   assert_int_equal(g_neg.media[0].active, 1);

@@ -1120,6 +1120,24 @@ static void test_layer_selection(void **state) {
   hd_signal_msg_free(&b);
   const char *four[] = {"a", "b", "c", "d"};
   assert_int_equal(hd_signal_write_publish_layers("TR", four, 4, out, sizeof out), HD_EINVAL);
+  /* track_refused (node -> publisher): a viewer cannot decode one of its tracks */
+  assert_true(hd_signal_write_track_refused("TR_1", "H264", "packetization-mode=1;profile-level-id=64001f",
+                                            "bob", out, sizeof out) > 0);
+  assert_string_equal(out, "{\"type\":\"track_refused\",\"track_sid\":\"TR_1\",\"codec\":\"H264\","
+                           "\"fmtp\":\"packetization-mode=1;profile-level-id=64001f\",\"identity\":\"bob\"}");
+  {
+    hd_signal_msg_t tr;
+    hd_signal_error_t te;
+    assert_int_equal(hd_signal_parse(out, strlen(out), HD_SIGNAL_FROM_NODE, &tr, &te), 0);
+    assert_int_equal(tr.type, HD_SIGNAL_TRACK_REFUSED);
+    assert_string_equal(tr.track_refused.codec, "H264");
+    assert_string_equal(tr.track_refused.identity, "bob");
+    hd_signal_msg_free(&tr);
+    /* a client may not send it; the track and who are required */
+    assert_int_equal(hd_signal_parse(out, strlen(out), HD_SIGNAL_FROM_CLIENT, &tr, &te), HD_EPROTO);
+    const char *bad = "{\"type\":\"track_refused\",\"codec\":\"H264\",\"identity\":\"bob\"}";
+    assert_int_equal(hd_signal_parse(bad, strlen(bad), HD_SIGNAL_FROM_NODE, &tr, &te), HD_EPROTO);
+  }
 
   hd_signal_quality_update_t u[2] = {{"PA_1", HD_SIGNAL_QUALITY_GOOD}, {"PA_2", HD_SIGNAL_QUALITY_LOST}};
   assert_true(hd_signal_write_connection_quality(u, 2, out, sizeof out) > 0);

@@ -38,6 +38,7 @@ typedef struct {
   int packets, keyframes;
   double duration_s; /* container duration, -1 if none */
   double last_pts_s;
+  int dts_not_increasing; /* packets whose dts is not above the one before (an invalid MP4) */
   enum AVCodecID codec;
   int width, height;
 } probe_t;
@@ -56,7 +57,11 @@ static int probe(const char *path, probe_t *p) {
   p->height = st->codecpar->height;
   p->duration_s = ic->duration == AV_NOPTS_VALUE ? -1 : ic->duration / (double)AV_TIME_BASE;
   AVPacket *pkt = av_packet_alloc();
+  int64_t last_dts = AV_NOPTS_VALUE;
   while (av_read_frame(ic, pkt) >= 0) {
+    if (pkt->dts != AV_NOPTS_VALUE && last_dts != AV_NOPTS_VALUE && pkt->dts <= last_dts)
+      p->dts_not_increasing++;
+    if (pkt->dts != AV_NOPTS_VALUE) last_dts = pkt->dts;
     p->packets++;
     p->keyframes += (pkt->flags & AV_PKT_FLAG_KEY) != 0;
     if (pkt->pts != AV_NOPTS_VALUE) p->last_pts_s = pkt->pts * av_q2d(st->time_base);
@@ -360,6 +365,12 @@ static void test_h264_mp4_and_crash_copy(void **state) {
         assert_int_equal(au.ts, ts);
         assert_int_equal(hd_track_file_write(f, au.data, au.len, au.keyframe, (int64_t)au.ts * 100 / 9), 1);
         written++;
+        /* an access unit that maps to (nearly) the same time as the one before
+         * (a second AU with the same RTP timestamp; found by
+         * e2e/egress_h264_loss_chromium): it must still get a later dts in
+         * the 90 kHz stream, not just a later microsecond */
+        if (i == 100)
+          assert_int_equal(hd_track_file_write(f, au.data, au.len, 0, (int64_t)au.ts * 100 / 9 + 2), 1);
       }
     }
     if (i == 95) copy_file(path, crash);
@@ -368,7 +379,7 @@ static void test_h264_mp4_and_crash_copy(void **state) {
   assert_true(key_requests >= 2);     /* at the start (mid-GOP) and after the loss */
   hd_track_file_stats_t st;
   assert_int_equal(hd_track_file_close(f, &st), 0);
-  assert_int_equal(st.frames, 105);
+  assert_int_equal(st.frames, 106);
   assert_int_equal(st.width, 320);
   assert_int_equal(st.height, 240);
   probe_t p;
@@ -376,7 +387,8 @@ static void test_h264_mp4_and_crash_copy(void **state) {
   assert_int_equal(p.codec, AV_CODEC_ID_H264);
   assert_int_equal(p.width, 320);
   assert_int_equal(p.height, 240);
-  assert_int_equal(p.packets, 105);
+  assert_int_equal(p.packets, 106);
+  assert_int_equal(p.dts_not_increasing, 0);
   assert_int_equal(p.keyframes, 5);                      /* IDRs at 30, 60, 90, 120, 150 */
   assert_true(p.duration_s > 4.0 && p.duration_s < 4.3); /* 30 .. 154 at 30 fps */
   probe_t k;

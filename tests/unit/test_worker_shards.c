@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "io/media_workers.h"
 #include "io/worker_shards.h"
 #include "proto/srtp.h"
 
@@ -292,12 +293,90 @@ static void test_threads(void **st) {
   net_close(&g_n);
 }
 
+/* Shutdown (review finding): once hd_shards_stop is called no shard drains
+ * its rings, so a producer that met a full ring waited the whole
+ * HD_SHARDS_FULL_WAIT_US at every flush of the shutdown. Now it drops at once. */
+static void test_stop_drops_without_waiting(void **st) {
+  (void)st;
+  net_t n;
+  net_open(&n);
+  hd_shards_t *s;
+  assert_int_equal(hd_shards_new(&s, 2, 1, 8), 0);
+  hd_shards_set_worker(s, 1, n.tx, 0, NULL);
+  hd_shard_stream_t *v;
+  assert_int_equal(hd_shards_attach(s, 1, 2, rtp_tx(), &v), 1);
+  for (uint16_t i = 0; i < 8; i++)
+    assert_int_equal(send_seq(v, &n, i), 0);
+  hd_shards_stats_t t;
+  assert_int_equal(send_seq(v, &n, 8), HD_ENOSPC); /* running: one bounded wait, then the drop */
+  hd_shards_stats(s, 1, &t);
+  assert_int_equal(t.full_waits, 1);
+  hd_shards_flush(s, 1);
+  hd_shards_stop(s);
+  for (int flush = 0; flush < 3; flush++) { /* every flush of a shutdown */
+    assert_int_equal(send_seq(v, &n, (uint16_t)(9 + flush)), HD_ENOSPC);
+    hd_shards_flush(s, 1);
+  }
+  hd_shards_stats(s, 1, &t);
+  assert_int_equal(t.full_waits, 1); /* no wait after the stop */
+  assert_int_equal(t.dropped_full, 4);
+  assert_int_equal(hd_shards_run(s, 0), 0); /* stopped: the shard takes nothing */
+  hd_shards_detach(v);
+  hd_shards_free(s);
+  net_close(&n);
+}
+
+/* media_shard_ring is rounded up to a power of two (docs/operations.md). */
+static void test_ring_rounds_to_power_of_two(void **st) {
+  (void)st;
+  assert_int_equal(hd_shards_ring_slots(5), 8);
+  assert_int_equal(hd_shards_ring_slots(8), 8);
+  assert_int_equal(hd_shards_ring_slots(10000), 16384);
+  assert_int_equal(hd_shards_ring_slots(HD_SHARDS_RING_MAX), HD_SHARDS_RING_MAX);
+  assert_int_equal(hd_shards_ring_slots(0), 0);
+  assert_int_equal(hd_shards_ring_slots(HD_SHARDS_RING_MAX + 1), 0);
+  net_t n;
+  net_open(&n);
+  hd_shards_t *s;
+  assert_int_equal(hd_shards_new(&s, 2, 1, 5), 0);
+  hd_shards_set_worker(s, 1, n.tx, 0, NULL);
+  hd_shard_stream_t *v;
+  assert_int_equal(hd_shards_attach(s, 1, 2, rtp_tx(), &v), 1);
+  for (uint16_t i = 0; i < 9; i++) /* a ring of 5 holds 8 */
+    assert_int_equal(send_seq(v, &n, i), i < 8 ? 0 : HD_ENOSPC);
+  hd_shards_detach(v);
+  hd_shards_free(s);
+  net_close(&n);
+}
+
+/* A ring size the shards refuse: the start-up error names the config key,
+ * the value given and the range (it said "ring of 0 slots" for the default
+ * and never the error). */
+static void test_start_error_names_ring(void **st) {
+  (void)st;
+  hd_media_workers_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.n = 2;
+  cfg.bind_host = "127.0.0.1";
+  cfg.shard_min_room = 1;
+  cfg.shard_ring = HD_SHARDS_RING_MAX + 1;
+  hd_media_workers_t *w = NULL;
+  char err[256] = "";
+  assert_int_equal(hd_media_workers_start(&w, &cfg, err, sizeof err), HD_EINVAL);
+  assert_null(w);
+  assert_non_null(strstr(err, "media_shard_ring 65537"));
+  assert_non_null(strstr(err, "1..65536"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_placement),
       cmocka_unit_test(test_handoff_sealed_in_order),
       cmocka_unit_test(test_full_ring_drops_and_retire_waits),
       cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_stop_drops_without_waiting),
+      cmocka_unit_test(test_ring_rounds_to_power_of_two),
+      cmocka_unit_test(test_start_error_names_ring),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
