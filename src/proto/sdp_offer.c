@@ -227,6 +227,18 @@ int hd_sdp_offerer_add_track(hd_sdp_offerer_t *o, const hd_sdp_out_track_t *t, c
   hd_sdp_offer_slot_t *s;
   if (idx < 0) {
     idx = o->n_slots++;
+    /* Before the first offer an audio section goes before the video ones: m-line 0
+     * becomes the offerer-tagged BUNDLE section (RFC 9143 §7.2), and a client may
+     * refuse a video section it cannot decode (Debian's Chromium has no H.264
+     * High); Chromium then fails the whole answer ("Failed to setup RTCP mux" on
+     * every other section). Nothing was offered yet, so no m-line moves. */
+    if (t->kind == HD_SDP_AUDIO && o->version == 0)
+      for (int i = 0; i < idx; i++)
+        if (o->slots[i].kind == HD_SDP_VIDEO) {
+          memmove(&o->slots[i + 1], &o->slots[i], (size_t)(idx - i) * sizeof o->slots[0]);
+          idx = i;
+          break;
+        }
     s = &o->slots[idx];
     memset(s, 0, sizeof *s);
     s->kind = t->kind;

@@ -15,6 +15,10 @@
  * - No offer until the first track: a description with no m= section cannot carry
  *   ICE/DTLS, so create_offer returns HD_EAGAIN while there is no slot at all.
  * - Mids are "0", "1", "2"... assigned by us, never changed for a live m= section.
+ * - Before the first offer, an audio track's section goes before the video ones, so
+ *   m-line 0 (the BUNDLE tag) is one every client accepts: a client may refuse a
+ *   video section it cannot decode (Debian's Chromium has no H.264 High), and
+ *   Chromium fails the whole answer when the tag section is refused.
  * - Removing a track: the offerer-tagged BUNDLE section (RFC 9143 §7.2: the first m=
  *   section not rejected, normally m-line 0) is never rejected by us — it becomes
  *   a=inactive with its port and stays in BUNDLE, so the tag never moves and the

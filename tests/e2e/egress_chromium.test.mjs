@@ -193,6 +193,9 @@ rtmp { server { listen 127.0.0.1:${rport};
   const ff2 = proc('ffmpeg', ffArgs(k2.json.url, ['-profile:v', 'main', '-bf', '0']));
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
+  const pageLog = [];
+  page.on('console', (msg) => pageLog.push(`${msg.type()}: ${msg.text()}`));
+  page.on('pageerror', (e) => pageLog.push(`pageerror: ${e.message}`));
   await page.goto(`${srv.base}/room.html?room=${room}&name=viewer&autojoin=1&w=320&h=180&fps=15`);
   const t0 = Date.now();
   let firstFrameMs = -1;
@@ -206,7 +209,13 @@ rtmp { server { listen 127.0.0.1:${rport};
         t.some((x) => x.identity === id && x.kind === 'audio' && x.packetsReceived > 50)),
       30000, 'Chromium decoding both RTMP ingests');
   } catch (e) {
-    throw new Error(`${e.message}\nffmpeg: ${ff.log()} ${ff2.log()}\nserver log:\n${srv.log().split('\n').slice(-30).join('\n')}`);
+    const diag = await page.evaluate(() => JSON.stringify({ error: window.hudong.error, state: window.hudong.state,
+      events: window.hudong.events, timings: window.hudong.room && window.hudong.room.timings,
+      sub: window.hudong.room && window.hudong.room.sub && window.hudong.room.sub.signalingState,
+      subConn: window.hudong.room && window.hudong.room.sub && window.hudong.room.sub.connectionState,
+      subMids: window.hudong.room && [...window.hudong.room._subMids.keys()],
+      trs: window.hudong.room && window.hudong.room.sub && window.hudong.room.sub.getTransceivers().map((t) => [t.mid, t.currentDirection, t.direction]) })).catch((x) => String(x));
+    throw new Error(`${e.message}\npage: ${diag}\npage console:\n${pageLog.join('\n')}\nffmpeg: ${ff.log()} ${ff2.log()}\nserver log:\n${srv.log().split('\n').slice(-80).join('\n')}`);
   }
   const v = tracks.find((x) => x.identity === 'obs' && x.kind === 'video');
   const v2 = tracks.find((x) => x.identity === 'obs2' && x.kind === 'video');

@@ -607,6 +607,36 @@ static void test_recycle_then_remove_before_offer(void **st) {
   assert_string_equal(mid, "4");
 }
 
+/* Before the first offer an audio track goes before the video (an RTMP ingest
+ * publishes video, then audio), so m-line 0, the BUNDLE tag, is the audio:
+ * Chromium refuses a video profile it cannot decode (H.264 High on Debian), and a
+ * refused tag made it fail the whole answer ("Failed to setup RTCP mux" on mid 1).
+ * After the first offer, m-lines never move. */
+static void test_first_offer_audio_tag(void **st) {
+  (void)st;
+  publish("chrome_vp8.sdp");
+  offerer_init(1);
+  char mid[HD_SDP_TOKEN_MAX];
+  hd_sdp_out_track_t v = track(HD_SDP_VIDEO, 2222, 2223, "obs", "obs-cam");
+  hd_sdp_out_track_t a = track(HD_SDP_AUDIO, 1111, 0, "obs", "obs-mic");
+  assert_int_equal(add(&v, mid), 0);
+  assert_string_equal(mid, "0");
+  assert_int_equal(add(&a, mid), 0);
+  assert_string_equal(mid, "1");
+  const char *t = offer_text();
+  HAS(t, "a=group:BUNDLE 1 0\r\n");
+  assert_true(strstr(t, "m=audio") < strstr(t, "m=video"));
+  /* the viewer refuses the video section: the audio keeps the transport */
+  assert_int_equal(apply_text(chrome_answer("active", NULL, "0")), 0);
+  assert_int_equal(g_neg.media[0].active, 1);
+  assert_int_equal(g_neg.media[1].active, 0);
+  assert_string_equal(g_neg.remote_ufrag, CHROME_UFRAG);
+  /* later: a new audio track is appended after the video */
+  hd_sdp_out_track_t a2 = track(HD_SDP_AUDIO, 3333, 0, "obs2", "obs2-mic");
+  assert_int_equal(add(&a2, mid), 2);
+  assert_string_equal(mid, "2");
+}
+
 static void test_answer_refuses_and_inactive(void **st) {
   (void)st;
   publish("chrome_vp8.sdp");
@@ -984,6 +1014,7 @@ int main(void) {
       cmocka_unit_test(test_remove_and_recycle),
       cmocka_unit_test(test_recycle_then_remove_before_offer),
       cmocka_unit_test(test_answer_refuses_and_inactive),
+      cmocka_unit_test(test_first_offer_audio_tag),
       cmocka_unit_test(test_reject_wrong_mid_order),
       cmocka_unit_test(test_reject_bad_answers),
       cmocka_unit_test(test_h264_source),
