@@ -166,6 +166,8 @@ typedef struct {
   double jitter_buffer_target_delay;    /* [W3C jitterBufferTargetDelay] seconds, summed */
   uint64_t jitter_buffer_emitted_count; /* [W3C jitterBufferEmittedCount] */
   uint64_t keyframe_requests_sent;      /* [W3C pliCount] (remote) */
+  uint64_t fec_packets_received;        /* [W3C fecPacketsReceived] FlexFEC repair packets (RFC 8627) */
+  uint64_t fec_packets_recovered;       /* media packets rebuilt from them (before any NACK) */
   /* remote, both kinds: capture (on the sender's clock, from its RTCP sender
    * reports) to play-out / render, median over the session, ms; -1 until an
    * SR came. It includes the offset between the sender's clock and ours: an

@@ -988,6 +988,8 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       t->nack_count = p->nack_sent;
       t->retransmitted_packets = p->rtx_received;
       t->packets_lost_before_repair = p->missing;
+      t->fec_packets_received = p->fec_received; /* FlexFEC: video only */
+      t->fec_packets_recovered = p->fec_recovered;
       t->loss_before_repair_pct = exp ? 100.0 * (double)p->missing / (double)exp : 0;
       t->loss_after_repair_pct = t->loss_pct;
       if (p->repair_rtt > 0) t->rtt_ms = (double)p->repair_rtt / 1000.0;

@@ -29,11 +29,14 @@ struct hd_serve_cluster {
   uv_loop_t *loop;
   const hd_config_t *cfg;
   hd_media_workers_t *workers;
-  hd_cluster_redis_t *link; /* NULL without --redis */
-  int link_on;              /* the media workers run the node link (room_remote.c) */
-  hd_cluster_node_t *self;  /* the last gathered entry */
-  char (*names)[ROOM_NAME_MAX];
+  hd_cluster_redis_t *link;     /* NULL without --redis */
+  int link_on;                  /* the media workers run the node link (room_remote.c) */
+  hd_cluster_node_t *self;      /* the last gathered entry */
+  char (*names)[ROOM_NAME_MAX]; /* the entry's list: the first HD_CLUSTER_MAX_ROOMS */
   int n_names;
+  char (*held)[ROOM_NAME_MAX]; /* every room held, for their Redis keys' TTLs (grows) */
+  int n_held, cap_held;
+  int held_warned;
   hd_cluster_node_t *cands; /* self + peers, for a route */
   hd_route_cand_t *views;
   /* for the rates of the entry */
@@ -68,8 +71,31 @@ typedef struct {
   size_t rooms;
 } gather_job_t;
 
+/* Rooms a node refreshes in Redis at most (13 MB of names); beyond, a room's
+ * keys expire HD_CLUSTER_ROOM_TTL_MS after its start (logged once). */
+#define HELD_MAX 65536
+
+static void add_held(hd_serve_cluster_t *c, const char *app, const char *room) {
+  if (c->n_held == c->cap_held) {
+    int cap = c->cap_held ? c->cap_held * 2 : 256;
+    void *p = cap <= HELD_MAX ? realloc(c->held, (size_t)cap * sizeof *c->held) : NULL;
+    if (!p) {
+      if (!c->held_warned++)
+        HD_LOGW("cluster",
+                "more than %d rooms on this node: the Redis keys of the rest are not refreshed "
+                "and expire %d s after their start",
+                c->n_held, HD_CLUSTER_ROOM_TTL_MS / 1000);
+      return;
+    }
+    c->held = p;
+    c->cap_held = cap;
+  }
+  snprintf(c->held[c->n_held++], ROOM_NAME_MAX, "%s/%s", app, room);
+}
+
 static void add_room(void *ud, const char *app, const char *room) {
   hd_serve_cluster_t *c = ud;
+  add_held(c, app, room);
   if (c->n_names == HD_CLUSTER_MAX_ROOMS) return;
   snprintf(c->names[c->n_names], ROOM_NAME_MAX, "%s/%s", app, room);
   c->self->room_hashes[c->n_names++] = hd_cluster_room_hash(app, room);
@@ -93,7 +119,7 @@ static double cpu_seconds(void) {
  * thread), the rates since the last call when `rates` is set. */
 static void gather(hd_serve_cluster_t *c, int rates) {
   hd_cluster_node_t *n = c->self;
-  c->n_names = 0;
+  c->n_names = c->n_held = 0;
   n->sessions = n->participants = n->rooms = 0;
   uint64_t bytes_out = 0;
   for (int i = 0; i < hd_media_workers_count(c->workers); i++) {
@@ -389,7 +415,8 @@ static int entry_cb(void *ud, char *out, size_t cap) {
   /* more rooms than listed happens only with the list full (add_room): the
    * entry lists HD_CLUSTER_MAX_ROOMS and says "rooms_truncated" */
   int total = c->self->rooms > c->n_names ? (int)c->self->rooms : c->n_names;
-  hd_cluster_redis_rooms_alive(c->link, names, c->n_names); /* their Redis keys live on */
+  hd_cluster_redis_rooms_alive(c->link, (const char *)c->held, ROOM_NAME_MAX,
+                               c->n_held); /* their keys live on */
   return hd_cluster_node_encode(c->self, names, total, out, cap);
 }
 
@@ -508,6 +535,7 @@ void hd_serve_cluster_stop(hd_serve_cluster_t *c) {
   hd_cluster_redis_stop(c->link);
   free(c->self);
   free(c->names);
+  free(c->held);
   free(c->cands);
   free(c->views);
   free(c);

@@ -256,9 +256,10 @@ static void on_stats(void *ud, const hd_client_stats_t *st) {
     if (x->kind == HD_CLIENT_VIDEO)
       fprintf(stderr,
               "sub %s video %7.1f kb/s loss %4.1f%% jitter %5.1f ms rtt %4.0f ms frames %llu %dx%d freezes "
-              "%llu\n",
+              "%llu fec %llu rebuilt %llu\n",
               t->sid, x->bitrate_kbps, x->loss_pct, x->jitter_ms, x->rtt_ms, (unsigned long long)x->frames,
-              x->width, x->height, (unsigned long long)x->freezes);
+              x->width, x->height, (unsigned long long)x->freezes,
+              (unsigned long long)x->fec_packets_received, (unsigned long long)x->fec_packets_recovered);
     else
       fprintf(stderr, "sub %s audio %7.1f kb/s loss %4.1f%% jitter %5.1f ms rtt %4.0f ms concealed %.2f%%\n",
               t->sid, x->bitrate_kbps, x->loss_pct, x->jitter_ms, x->rtt_ms, x->concealed_pct);
@@ -317,7 +318,8 @@ static void summary(sub_t *s, double secs, FILE *o) {
           ",\"framesDecoded\":%llu,\"framesDropped\":%llu,\"framesRendered\":%llu,\"freezeCount\":%llu,"
           "\"totalFreezesDuration\":%.3f,\"watched_ms\":%.0f,\"stall_pct\":%.2f,\"jitterBufferDelay\":%.3f,"
           "\"jitterBufferTargetDelay\":%.3f,\"jitterBufferEmittedCount\":%llu,"
-          "\"jitter_buffer_delay_ms\":%.1f,\"pliCount\":%llu",
+          "\"jitter_buffer_delay_ms\":%.1f,\"pliCount\":%llu,\"fecPacketsReceived\":%llu,"
+          "\"fec_packets_recovered\":%llu",
           (unsigned long long)x->frames_decoded, (unsigned long long)x->frames_dropped,
           (unsigned long long)x->frames_rendered, (unsigned long long)x->freeze_count,
           x->total_freezes_duration, x->total_watched * 1000,
@@ -327,7 +329,8 @@ static void summary(sub_t *s, double secs, FILE *o) {
           x->jitter_buffer_emitted_count
               ? 1000.0 * x->jitter_buffer_delay / (double)x->jitter_buffer_emitted_count
               : 0,
-          (unsigned long long)x->keyframe_requests_sent);
+          (unsigned long long)x->keyframe_requests_sent, (unsigned long long)x->fec_packets_received,
+          (unsigned long long)x->fec_packets_recovered);
       fprintf(o,
               ",\"frames_decoded\":%llu,\"frames_written\":%llu,\"width\":%d,\"height\":%d,\"freezes\":%llu,"
               "\"freeze_ms\":%.0f,\"keyframe_requests\":%llu,\"counter\":{\"read\":%llu,\"unreadable\":%llu,"

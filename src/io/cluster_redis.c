@@ -59,6 +59,11 @@ struct hd_cluster_redis {
   int prev_len;
   uint64_t dup_warned;  /* another node with our id seen (logged once) */
   hd_time_t touched_at; /* the last refresh of our rooms' key TTLs */
+  struct {
+    char id[HD_CLUSTER_ID_MAX];
+    hd_time_t since; /* when its key was first seen gone */
+  } gone[HD_CLUSTER_MAX_NODES];
+  int n_gone;
   hd_cluster_peers_t peers;
   hd_cluster_node_t *scratch; /* decode buffer, HD_CLUSTER_MAX_NODES */
   uint64_t heartbeats, failures, bad_entries;
@@ -118,6 +123,31 @@ static void peer_changed(void *ud, const char *id, int joined) {
   HD_LOGI("cluster", "%s: peer %s %s", r->id, id, joined ? "joined" : "left");
 }
 
+/* Node id's key is gone: 1 once it has stayed gone HD_CLUSTER_REAP_GRACE_MS
+ * (its rooms are then reaped and it leaves the index), 0 before. A node
+ * seen alive again is forgotten (gone_clear). Past the table's cap a node is
+ * reaped at once, as before the grace existed. */
+static int gone_long_enough(hd_cluster_redis_t *r, const char *id, hd_time_t now) {
+  for (int i = 0; i < r->n_gone; i++) {
+    if (strcmp(r->gone[i].id, id)) continue;
+    if (now - r->gone[i].since < (hd_time_t)HD_CLUSTER_REAP_GRACE_MS * 1000) return 0;
+    r->gone[i] = r->gone[--r->n_gone];
+    return 1;
+  }
+  if (r->n_gone == HD_CLUSTER_MAX_NODES) return 1;
+  snprintf(r->gone[r->n_gone].id, sizeof r->gone[r->n_gone].id, "%s", id);
+  r->gone[r->n_gone++].since = now;
+  return 0;
+}
+
+static void gone_clear(hd_cluster_redis_t *r, const char *id) {
+  for (int i = 0; i < r->n_gone; i++)
+    if (!strcmp(r->gone[i].id, id)) {
+      r->gone[i] = r->gone[--r->n_gone];
+      return;
+    }
+}
+
 /* MGET reply: the entries of the ids in the set, in order (nil = expired). */
 static void on_mget(redisAsyncContext *ac, void *reply, void *priv) {
   hd_cluster_redis_t *r = ac->data;
@@ -131,12 +161,14 @@ static void on_mget(redisAsyncContext *ac, void *reply, void *priv) {
   int n = 0;
   for (size_t i = 0; i < rep->elements && ids[i]; i++) {
     redisReply *e = rep->element[i];
-    if (e->type != REDIS_REPLY_STRING) { /* expired: clean the index, and the rooms it held */
+    if (e->type != REDIS_REPLY_STRING) { /* expired: not a peer now; its rooms after a grace */
+      if (strcmp(ids[i], r->id) && !gone_long_enough(r, ids[i], now_of(r))) continue;
       const char *argv[3] = {"SREM", HD_CLUSTER_NODES_KEY, ids[i]};
       redisAsyncCommandArgv(ac, NULL, NULL, 3, argv, NULL);
       if (strcmp(ids[i], r->id)) reap(r, ids[i]);
       continue;
     }
+    gone_clear(r, ids[i]);
     if (!strcmp(ids[i], r->id)) continue; /* ourselves */
     if (n == HD_CLUSTER_MAX_NODES) break;
     char why[160];
@@ -579,27 +611,30 @@ static void reap(hd_cluster_redis_t *r, const char *id) {
   if (redisAsyncCommandArgv(r->ac, on_reaped, dup, 7, argv, NULL) != REDIS_OK) free(dup);
 }
 
-void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *const *rooms, int n) {
+#define TOUCH_CHUNK 512 /* rooms per touch script: one EVAL stays short */
+
+void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *rooms, size_t stride, int n) {
   if (!r || !r->ac || r->state != ST_UP || !r->registered || r->stopping) return;
   hd_time_t now = now_of(r);
   if (r->touched_at && now - r->touched_at < (hd_time_t)HD_CLUSTER_ROOM_TOUCH_MS * 1000) return;
   r->touched_at = now;
-  const char **argv = malloc(sizeof *argv * (size_t)(n + 6));
-  if (!argv) return;
+  const char *argv[TOUCH_CHUNK + 6];
   char k[HD_CLUSTER_ID_MAX + 40], ttl[24];
   snprintf(k, sizeof k, HD_CLUSTER_NODEROOMS_KEY "%s", r->id);
   snprintf(ttl, sizeof ttl, "%d", HD_CLUSTER_ROOM_TTL_MS);
-  int a = 0;
-  argv[a++] = "EVAL";
-  argv[a++] = room_touch_script;
-  argv[a++] = "1";
-  argv[a++] = k;
-  argv[a++] = ttl;
-  argv[a++] = HD_CLUSTER_ROOM_KEY;
-  for (int i = 0; i < n; i++)
-    argv[a++] = rooms[i];
-  redisAsyncCommandArgv(r->ac, NULL, NULL, a, argv, NULL);
-  free(argv);
+  argv[0] = "EVAL";
+  argv[1] = room_touch_script;
+  argv[2] = "1";
+  argv[3] = k;
+  argv[4] = ttl;
+  argv[5] = HD_CLUSTER_ROOM_KEY;
+  int i = 0;
+  do { /* at least once: noderooms:<id> itself lives on */
+    int a = 6;
+    for (; i < n && a < TOUCH_CHUNK + 6; i++)
+      argv[a++] = rooms + (size_t)i * stride;
+    redisAsyncCommandArgv(r->ac, NULL, NULL, a, argv, NULL);
+  } while (i < n);
 }
 
 typedef struct {

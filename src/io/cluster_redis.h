@@ -50,6 +50,12 @@ typedef struct {
  * HD_CLUSTER_ROOM_TOUCH_MS. Fixed (docs/overlay.md "Key layout"). */
 #define HD_CLUSTER_ROOM_TTL_MS 30000
 #define HD_CLUSTER_ROOM_TOUCH_MS 5000
+/* A node whose registry key has expired is no longer a peer at once (routes,
+ * media), but its rooms are cleaned up (and those it leaves empty finished)
+ * only when the key has stayed gone this much longer, as seen by the node
+ * that reaps: a live node whose Redis link blipped past the 3 s key TTL
+ * re-registers within it and keeps its rooms. */
+#define HD_CLUSTER_REAP_GRACE_MS 5000
 
 /* Starts the link (the first connect is attempted at once; failing to reach
  * Redis is not an error here). HD_ENOMEM or HD_EINVAL. */
@@ -77,9 +83,11 @@ int hd_cluster_redis_up(const hd_cluster_redis_t *r);
 typedef void (*hd_cluster_room_cb)(void *ud, int fire, const char *sid);
 int hd_cluster_redis_room_event(hd_cluster_redis_t *r, const char *app, const char *room, const char *sid,
                                 int started, hd_cluster_room_cb cb, void *ud);
-/* The rooms ("<app>/<room>") this node holds now: their Redis keys' TTLs are
- * refreshed (at most every HD_CLUSTER_ROOM_TOUCH_MS; call it every heartbeat). */
-void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *const *rooms, int n);
+/* The rooms ("<app>/<room>", n strings `stride` bytes apart from `rooms`)
+ * this node holds now: their Redis keys' TTLs are refreshed, all of them, in
+ * scripts of up to 512 rooms (at most every HD_CLUSTER_ROOM_TOUCH_MS; call it
+ * every heartbeat). */
+void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *rooms, size_t stride, int n);
 /* Prometheus lines (hudong_cluster_*); returns the length written. */
 int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap);
 

@@ -299,7 +299,7 @@ static const uint8_t video_ext_ids[] = {HD_SDP_OFFER_EXTID_ABS_SEND_TIME, HD_SDP
                                         HD_SDP_OFFER_EXTID_MID, HD_SDP_OFFER_EXTID_PLAYOUT_DELAY};
 
 /* The rtcp-fb values we offer for a kind (RFC 4585 nack/pli, RFC 5104 fir, TWCC;
- * audio: TWCC).
+ * audio: nack and TWCC).
  * goog-remb lets a receiver without transport-cc still give us an estimate. */
 static int offered_fb(const hd_sdp_offerer_t *o, int kind, const char *out[8]) {
   int n = 0;
@@ -311,12 +311,12 @@ static int offered_fb(const hd_sdp_offerer_t *o, int kind, const char *out[8]) {
     out[n++] = "nack pli";
   } else {
     if (o->twcc) out[n++] = "transport-cc";
-    /* no audio NACK to viewers: Opus has no RTX, so a repair is the packet
-     * again under its own SRTP index, and the node rebuilds its header (a new
-     * abs-send-time and transport-wide seq): other bytes under the same
-     * AES-GCM IV give the tag key away (RFC 7714 §8.3). Offered again once a
-     * resend is byte for byte the first send. Publishers still get audio
-     * NACKs from the node (their resends are the cached packet itself). */
+    /* audio NACK: Opus has no RTX, so the node's repair is the packet again
+     * under its SRTP index: the first send's exact bytes, kept per viewer
+     * track (sfu/resend_cache.h; a rebuilt header would put other bytes under
+     * the same AES-GCM IV, RFC 7714 §8.3). A viewer that does not list it in
+     * its answer gets none. */
+    out[n++] = "nack";
   }
   return n;
 }

@@ -989,7 +989,10 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   size_t cap = r->max_participants       ? r->max_participants
                : n->cfg.max_participants ? n->cfg.max_participants
                                          : 100;
-  if (r->n_participants >= cap) {
+  size_t waiting = 0; /* joins waiting for the cluster's sid hold a place too */
+  for (hd_participant_t *q = r->joining; q; q = q->next)
+    waiting++;
+  if (r->n_participants + waiting >= cap) {
     char buf[512];
     int len = hd_signal_write_error_retry(m->id, HD_SIGNAL_ERR_ROOM_FULL, "room is full",
                                           HD_NODE_RETRY_AFTER_S, buf, sizeof buf);

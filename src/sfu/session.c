@@ -144,6 +144,8 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   }
   hd_out_track_t *t = &s->out[idx];
   free(t->tl); /* a reused slot's (a fresh one is zero) */
+  if (t->sent) hd_resend_cache_free(t->sent);
+  free(t->sent);
   memset(t, 0, sizeof *t);
   t->active = 1;
   t->kind = k;
@@ -236,6 +238,9 @@ void hd_session_free_tracks(hd_session_t *s) {
   for (int i = 0; i < s->n_out; i++) {
     free(s->out[i].tl);
     s->out[i].tl = NULL;
+    if (s->out[i].sent) hd_resend_cache_free(s->out[i].sent);
+    free(s->out[i].sent);
+    s->out[i].sent = NULL;
   }
   if (s->pacer) {
     hd_pacer_free(s->pacer);
@@ -481,6 +486,16 @@ static int publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t no
       layer_rate_update(t, len, t->kind == HD_TRACK_VIDEO ? packet_tid(t, h.payload, h.payload_len) : -1,
                         now);
       if (h.payload_len == 0) return HD_EAGAIN; /* padding-only probe: nothing to forward */
+      const uint8_t *have;
+      size_t have_len;
+      if (!recovered && t->have_cache && hd_rtp_cache_peek(&t->cache, h.seq, now, &have, &have_len) == 0) {
+        /* here already (the publisher's resend on the media SSRC crossed the
+         * original, or a duplicate): forwarded again, a viewer's copy would
+         * go out under the seq (SRTP index) it already used, with other
+         * bytes (a new transport-wide seq): RFC 7714 §8.3 */
+        t->rtx_duplicates++;
+        return HD_EAGAIN;
+      }
       note_keyframe(t, h.payload, h.payload_len);
       if (t->have_cache) hd_rtp_cache_put(&t->cache, buf, len, now);
       if (t->fec && !recovered) hd_fec_in_media(t->fec, buf, len);

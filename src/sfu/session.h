@@ -23,6 +23,7 @@
 #include "sfu/peer.h"
 #include "sfu/probe.h"
 #include "sfu/red_repair.h"
+#include "sfu/resend_cache.h"
 #include "sfu/allocator.h"
 #include "sfu/rewriter.h"
 #include "sfu/temporal.h"
@@ -190,6 +191,11 @@ typedef struct {
   hd_rewriter_t rw;
   hd_rtp_send_stats_t sstats;
   int nack, rtx_enabled;
+  /* what went out on the media SSRC, byte for byte (sfu/resend_cache.h), for
+   * tracks whose repairs go on it (nack without RTX: Opus, or video to a
+   * viewer without RTX); created on the first packet, NULL otherwise. A
+   * resend under the same SRTP index is this copy or nothing. */
+  hd_resend_cache_t *sent;
   /* per-viewer resend limit: out seq -> when last retransmitted (slot seq & mask) */
   uint16_t rtx_hist_seq[HD_OUT_RTX_HIST];
   hd_time_t rtx_hist_at[HD_OUT_RTX_HIST];
@@ -290,6 +296,10 @@ typedef struct {
   /* pacing (issue 11 item 5): packets that waited in a subscriber's pacer,
    * video dropped to its caps, probe padding dropped to them */
   uint64_t paced, pacer_dropped, pacer_padding_refused;
+  /* repairs on the media SSRC sent as the first send's exact bytes, and
+   * packets refused because their seq already went out with other bytes
+   * (one SRTP index, two plaintexts: sfu/resend_cache.h) */
+  uint64_t resent_exact, same_index_refused;
 } hd_session_counters_t;
 #define HD_ESTIMATE_BOUNDS                                                                                   \
   { 100000, 250000, 500000, 1000000, 1500000, 2500000, 5000000, 10000000 }

@@ -51,16 +51,63 @@ static hd_pacer_t *viewer_pacer(hd_session_t *v, hd_time_t now) {
   return v->pacer;
 }
 
-/* Sends (or queues) the n-byte packet built at `out` in v's tx queue slot
- * for track t. Returns n when sent or queued, a negative error when the
- * pacer or the queue refused it (not sent, nothing to undo). */
-int hd_session_pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
+/* Pacer tag bit of a resend that is the first send's exact bytes
+ * (hd_session_pace_send_exact): left as it is when it leaves. */
+#define TAG_EXACT 0x80000000u
+
+/* Repairs of t go on its media SSRC (no RTX): what goes out there is recorded. */
+static int records(const hd_out_track_t *t) { return t->nack && !t->rtx_enabled; }
+
+/* 1 if pkt is on t's media SSRC (not its RTX stream). */
+static int on_media_ssrc(const hd_out_track_t *t, const uint8_t *pkt, size_t len) {
+  return len >= 12 &&
+         ((uint32_t)pkt[8] << 24 | (uint32_t)pkt[9] << 16 | (uint32_t)pkt[10] << 8 | pkt[11]) == t->ssrc;
+}
+
+/* 1 if pkt is a first send on t's media SSRC of a seq that already went out. */
+static int seq_taken(const hd_out_track_t *t, const uint8_t *pkt, size_t len, hd_time_t now) {
+  return t->sent && on_media_ssrc(t, pkt, len) &&
+         hd_resend_cache_sent(t->sent, (uint16_t)(pkt[2] << 8 | pkt[3]), now);
+}
+
+/* The last step before the packet pkt of track t is committed (sealed):
+ * a packet on t's media SSRC whose seq already went out is refused (one SRTP
+ * index, RFC 3711 §3.3.1, must never seal two plaintexts: RFC 7714 §8.3),
+ * else recorded where t's repairs need its exact bytes. A resend of those
+ * exact bytes (exact) passes. Returns 0 or HD_EREPLAY. */
+static int before_commit(hd_out_track_t *t, const uint8_t *pkt, size_t len, int exact, hd_time_t now,
                          hd_session_counters_t *c) {
+  if (exact || !records(t) || !on_media_ssrc(t, pkt, len)) return 0;
+  if (!t->sent) {
+    t->sent = malloc(sizeof *t->sent);
+    int audio = t->kind == HD_TRACK_AUDIO;
+    if (t->sent && hd_resend_cache_init(t->sent, audio ? HD_RESEND_AUDIO_SLOTS : HD_RESEND_VIDEO_SLOTS,
+                                        audio ? HD_RESEND_AUDIO_BYTES : HD_RESEND_VIDEO_BYTES) < 0) {
+      free(t->sent);
+      t->sent = NULL;
+    }
+    if (!t->sent) return 0; /* no memory: sent, and never resent (retransmit finds nothing) */
+  }
+  if (seq_taken(t, pkt, len, now)) {
+    if (c) c->same_index_refused++;
+    return HD_EREPLAY;
+  }
+  hd_resend_cache_put(t->sent, (uint16_t)(pkt[2] << 8 | pkt[3]), pkt, len, now);
+  return 0;
+}
+
+static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, int exact,
+                     hd_time_t now, hd_session_counters_t *c) {
   /* no estimate yet (and nothing waiting): not paced, and not a cycle spent on it */
   hd_pacer_t *pc =
       g_pacer && (v->estimate_bps || (v->pacer && v->pacer->queued_packets)) ? viewer_pacer(v, now) : NULL;
   if (pc) {
-    int rc = hd_pacer_enqueue(pc, cls, out, n, (uint32_t)(t - v->out), now);
+    /* a seq already sent is refused here too, so that it does not take a place in the queue */
+    if (!exact && seq_taken(t, out, n, now)) {
+      if (c) c->same_index_refused++;
+      return HD_EREPLAY;
+    }
+    int rc = hd_pacer_enqueue(pc, cls, out, n, (uint32_t)(t - v->out) | (exact ? TAG_EXACT : 0), now);
     if (rc == 0) {
       if (c) c->paced++;
       return (int)n;
@@ -71,10 +118,22 @@ int hd_session_pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_
       return rc;
     }
   }
-  int rc = hd_peer_tx_commit(&v->peer, n, 0);
+  int rc = before_commit(t, out, n, exact, now, c);
   if (rc < 0) return rc;
-  tw_sent(v, t, n, now);
+  rc = hd_peer_tx_commit(&v->peer, n, 0);
+  if (rc < 0) return rc;
+  if (!exact) tw_sent(v, t, n, now); /* an exact resend carries the first send's transport-wide seq */
   return (int)n;
+}
+
+int hd_session_pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
+                         hd_session_counters_t *c) {
+  return pace_send(v, t, out, n, cls, 0, now, c);
+}
+
+int hd_session_pace_send_exact(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, hd_time_t now,
+                               hd_session_counters_t *c) {
+  return pace_send(v, t, out, n, HD_PACE_RTX, 1, now, c);
 }
 
 /* Writes the send-time header extensions of a packet leaving the pacer. */
@@ -102,20 +161,22 @@ void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t
     size_t cap;
     uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
     if (!out) break; /* tx queue full: the rest after it drains (the deadline stays due) */
-    if (k->tag >= (uint32_t)v->n_out || !v->out[k->tag].active || k->len > cap) { /* its track is gone */
+    uint32_t idx = k->tag & ~TAG_EXACT;
+    int exact = (k->tag & TAG_EXACT) != 0;
+    if (idx >= (uint32_t)v->n_out || !v->out[idx].active || k->len > cap) { /* its track is gone */
       hd_pacer_sent(v->pacer, now);
       continue;
     }
-    hd_out_track_t *t = &v->out[k->tag];
+    hd_out_track_t *t = &v->out[idx];
     size_t len = k->len;
     memcpy(out, k->data, len);
-    restamp(v, t, out, len, now);
+    if (!exact) restamp(v, t, out, len, now);
     hd_pacer_sent(v->pacer, now);
-    if (hd_peer_tx_commit(&v->peer, len, 0) < 0) {
+    if (before_commit(t, out, len, exact, now, c) < 0 || hd_peer_tx_commit(&v->peer, len, 0) < 0) {
       if (c) c->pacer_dropped++;
       continue;
     }
-    tw_sent(v, t, len, now);
+    if (!exact) tw_sent(v, t, len, now);
   }
   v->cluster_id = saved_cluster;
 }

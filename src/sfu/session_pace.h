@@ -9,9 +9,17 @@
 /* Sends (or queues) the n-byte packet built at `out` in v's tx queue slot
  * for track t, pacer class cls (HD_PACE_*). Returns n when sent or queued, a
  * negative error when the pacer or the queue refused it (not sent, nothing
- * to undo). */
+ * to undo): HD_EREPLAY for a packet on t's media SSRC whose seq already
+ * went out (with other bytes; see hd_session_pace_send_exact). */
 int hd_session_pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
                          hd_session_counters_t *c);
+/* Sends (or queues, as a repair) the n bytes at `out` in v's tx queue slot
+ * as they are: a resend of a packet on t's media SSRC that is the first
+ * send's exact bytes (sfu/resend_cache.h), so it is neither re-stamped
+ * (transport-wide seq, abs-send-time) nor counted as a new packet. Returns
+ * as hd_session_pace_send. */
+int hd_session_pace_send_exact(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, hd_time_t now,
+                               hd_session_counters_t *c);
 /* Releases what v's pacer (non-NULL) lets go at `now` into the tx queue. */
 void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c);
 

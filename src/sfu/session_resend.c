@@ -54,8 +54,63 @@ static int lossy_leg(const hd_session_t *v) {
   return v->loss_q8 >= HD_SESSION_LOSSY_Q8 && !hd_bwe_congested(v->bwe);
 }
 
+/* 1 if out seq `out_seq` of t is a packet the publisher's leg lost and the
+ * node is still asking the publisher for (its repair is forwarded to t the
+ * moment it arrives, forward_one). */
+static int repairing_upstream(hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq) {
+  uint16_t src_seq;
+  hd_session_t *pub;
+  hd_in_track_t *src = hd_session_source_of(t, room_pub, &pub);
+  if (!src || !src->nack_enabled || hd_rewriter_unmap_seq(&t->rw, out_seq, &src_seq) < 0) return 0;
+  if (t->tl && hd_tl_filter_unmap(t->tl, src_seq, &src_seq) != HD_TL_FORWARD) return 0;
+  return hd_nack_gen_is_missing(&src->nack, src_seq);
+}
+
+/* A repair on t's media SSRC (no RTX): the same seq is the same SRTP index,
+ * so it is the first send's exact bytes (sfu/resend_cache.h) or nothing. */
+static void resend_exact(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
+                         hd_time_t now, hd_session_counters_t *c) {
+  const uint8_t *pkt;
+  size_t len;
+  if (!t->sent || hd_resend_cache_get(t->sent, out_seq, now, &pkt, &len) < 0) {
+    t->nacks_unanswered++;
+    if (!(t->sent && hd_resend_cache_sent(t->sent, out_seq, now)) &&
+        repairing_upstream(t, room_pub, out_seq)) {
+      t->nacks_deferred++;
+      c->nack_deferred++;
+    } else { /* never sent, or its bytes are gone: nothing may go under that seq */
+      c->nack_unrepairable++;
+    }
+    return;
+  }
+  /* on a lossy viewer leg twice, as retransmit does (the same bytes again) */
+  int copies = lossy_leg(v) ? 2 : 1, sent = 0;
+  for (int i = 0; i < copies; i++) {
+    size_t cap;
+    uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+    if (!out || len > cap) break;
+    memcpy(out, pkt, len);
+    if (hd_session_pace_send_exact(v, t, out, len, now, c) < 0) break;
+    sent++;
+  }
+  if (!sent) return;
+  if (sent == 2) c->repairs_doubled++;
+  hd_session_rtx_hist_mark(t, out_seq, now);
+  t->retransmits++;
+  c->retransmitted++;
+  c->resent_exact++;
+}
+
 void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
                            hd_time_t now, hd_session_counters_t *c) {
+  size_t slot = out_seq & (HD_OUT_RTX_HIST - 1);
+  if (t->rtx_hist_seq[slot] == out_seq && t->rtx_hist_at[slot] != 0 &&
+      now - t->rtx_hist_at[slot] < resend_interval(v))
+    return; /* just sent: the answer is on its way */
+  if (!t->rtx_enabled) {
+    resend_exact(v, t, room_pub, out_seq, now, c);
+    return;
+  }
   uint16_t src_seq;
   hd_session_t *pub;
   hd_in_track_t *src = hd_session_source_of(t, room_pub, &pub);
@@ -80,10 +135,6 @@ void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *roo
       return;
     }
   }
-  size_t slot = out_seq & (HD_OUT_RTX_HIST - 1);
-  if (t->rtx_hist_seq[slot] == out_seq && t->rtx_hist_at[slot] != 0 &&
-      now - t->rtx_hist_at[slot] < resend_interval(v))
-    return; /* just sent: the answer is on its way */
   const uint8_t *orig;
   size_t olen;
   /* per viewer, not per cache: one viewer's repair must not hold back another's */
@@ -114,14 +165,15 @@ void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *roo
   c->retransmitted++;
 }
 
-/* Sends the viewer its copy of the cached source packet orig as out_seq: RTX
- * where negotiated (RFC 4588 §4), else the packet again. Returns the bytes
- * sent, HD_EPROTO when the packet is not of the stream being sent, or another
- * negative error. */
+/* Sends the viewer its copy of the cached source packet orig as out_seq, as
+ * RTX (RFC 4588 §4: its own SSRC and seq, so a new SRTP index). Without RTX
+ * a copy would be rebuilt under the first send's index: see resend_exact.
+ * Returns the bytes sent, HD_EPROTO when the packet is not of the stream
+ * being sent or t has no RTX, or another negative error. */
 static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
                      uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c) {
   hd_rtp_hdr_t h;
-  if (hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) return HD_EPROTO;
+  if (!t->rtx_enabled || hd_rtp_parse(orig, olen, &h) < 0 || h.ssrc != t->rw.src_ssrc) return HD_EPROTO;
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return HD_ENOSPC;
@@ -130,13 +182,8 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
       hd_session_build_out(v, t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);
   if (n < 0) return n;
   if (t->codec_id == CODEC_VP8) hd_session_vp8_out(t, h.ssrc, tmp + n - h.payload_len, h.payload_len, 0);
-  if (t->rtx_enabled) {
-    n = hd_session_wrap_rtx(t, tmp, (size_t)n, out, cap);
-    if (n < 0) return n;
-  } else {
-    if ((size_t)n > cap) return HD_ENOSPC;
-    memcpy(out, tmp, (size_t)n);
-  }
+  n = hd_session_wrap_rtx(t, tmp, (size_t)n, out, cap);
+  if (n < 0) return n;
   return hd_session_pace_send(v, t, out, (size_t)n, cls, now, c);
 }
 

@@ -42,7 +42,12 @@ static void on_close(void *ud, void *c, int code, const char *reason) {
   k->closed = code;
   k->p = NULL; /* what the shell does: the participant is gone */
 }
-static void on_event(void *ud, const hd_webhook_event_t *ev) { g_events[ev->type]++; }
+static char g_room_sid[64]; /* the room sid of the last room_started */
+static void on_event(void *ud, const hd_webhook_event_t *ev) {
+  g_events[ev->type]++;
+  if (ev->type == HD_WEBHOOK_ROOM_STARTED && ev->room_sid)
+    snprintf(g_room_sid, sizeof g_room_sid, "%s", ev->room_sid);
+}
 
 static const char *lookup(void *ud, const char *key) {
   if (!strcmp(key, "appA")) return "secretA";
@@ -748,6 +753,34 @@ static void test_whip_participant_timeout(void **st) {
   hd_node_close_all(g_node, "end");
 }
 
+/* A room new on a clustered node: joins wait for the cluster's sid, and the
+ * waiting ones hold places (max_participants 4 here): the 5th and 6th are
+ * refused room_full at once, the 4 waiting enter when the sid comes (the
+ * cap was bypassed before: all 6 entered). */
+static void test_cluster_sid_wait_counts_against_cap(void **st) {
+  (void)st;
+  uint8_t secret[32] = {1};
+  assert_int_equal(hd_node_cluster_init(g_node, "n1", secret, sizeof secret, 1), 0);
+  char id[16];
+  for (int i = 0; i < 6; i++) {
+    snprintf(id, sizeof id, "u%d", i);
+    join(i, token("appA", "capped", id, 0, 0, 0, 0, 0));
+  }
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(find(i, "joined", 0), -1); /* waiting for the sid */
+  for (int i = 4; i < 6; i++) {
+    int m = find(i, "error", 0);
+    assert_true(m >= 0);
+    assert_non_null(strstr(g_conn[i].msgs[m], "room_full"));
+  }
+  assert_int_equal(hd_node_room_set_sid(g_node, "appA", "capped", g_room_sid, "RM_cluster", g_now), 0);
+  for (int i = 0; i < 4; i++) {
+    int m = find(i, "joined", 0);
+    assert_true(m >= 0);
+    assert_non_null(strstr(g_conn[i].msgs[m], "RM_cluster"));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_join_presence_and_tokens, setup, teardown),
@@ -760,6 +793,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_removal_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_whip_whep_in_rtc_room, setup, teardown),
       cmocka_unit_test_setup_teardown(test_whip_participant_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cluster_sid_wait_counts_against_cap, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   hd_dtls_cert_free(g_cert);

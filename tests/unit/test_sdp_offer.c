@@ -351,9 +351,8 @@ static void test_red_passed_on(void **st) {
 
 /* Audio NACK (issue 13): offered on Opus, in effect only when the viewer's
  * answer lists it too (RFC 4585 §4.2); with transport-cc off it is still
- * offered. */
-/* Audio NACK is not offered to viewers (sdp_offer.c offered_fb: a plain
- * resend with a rebuilt header would reuse an AES-GCM IV for other bytes). */
+ * offered. (The node's repair is the first send's exact bytes,
+ * sfu/resend_cache.h.) */
 static void test_audio_nack_offered(void **st) {
   (void)st;
   for (int twcc = 0; twcc <= 1; twcc++) {
@@ -363,8 +362,14 @@ static void test_audio_nack_offered(void **st) {
     hd_sdp_out_track_t a = track(HD_SDP_AUDIO, 1111, 0, "alice", "alice-mic");
     assert_int_equal(add(&a, mid), 0);
     const char *t = offer_text();
-    HASNT(t, "a=rtcp-fb:111 nack");
+    HAS(t, "a=rtcp-fb:111 nack\r\n");
+    HASNT(t, "a=rtcp-fb:111 nack pli");
+    if (apply_text(chrome_answer("active", NULL, NULL)) != 0) fail_msg("apply: %s", g_err);
+    assert_int_equal(g_neg.media[0].nack, 1); /* the answer echoed it */
   }
+  /* Chrome's real answer lists only transport-cc for Opus: no audio NACK */
+  first_round(1);
+  assert_int_equal(g_neg.media[0].nack, 0);
 }
 
 static void test_apply_chrome_answer(void **st) {

@@ -8,11 +8,13 @@
 #include "media/rtp_payload.h"
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
+#include "proto/srtp.h"
 #include "rtc/flexfec.h"
 #include "rtc/nack_gen.h"
 #include "sfu/fec_in.h"
 #include "sfu/node.h"
 #include "sfu/session.h"
+#include "sfu/session_pace.h"
 
 static hd_session_t *g_s;
 
@@ -574,6 +576,170 @@ static void test_vp8_temporal_layers(void **st) {
   hd_session_set_pacer(1, 0);
 }
 
+/* A viewer of g_s's track in_idx (kind HD_SDP_AUDIO: Opus from the mic;
+ * HD_SDP_VIDEO: VP8 from the camera) that negotiated NACK but no RTX, with
+ * the header extensions the node stamps per send (transport-wide seq and
+ * abs-send-time): its repairs go on the media SSRC 0xAAAA. */
+static hd_session_t *no_rtx_viewer(int kind, capture_t *cap) {
+  hd_session_t *v = calloc(1, sizeof *v);
+  v->kind = HD_SESSION_SUBSCRIBE;
+  hd_sdp_media_negotiated_t *m = &v->neg.media[v->neg.n_media++];
+  m->kind = kind;
+  m->active = 1;
+  snprintf(m->codec, sizeof m->codec, "%s", kind == HD_SDP_AUDIO ? "opus" : "VP8");
+  m->clock = kind == HD_SDP_AUDIO ? 48000 : 90000;
+  m->pt = kind == HD_SDP_AUDIO ? 111 : 96;
+  m->nack = 1;
+  m->twcc_fb = 1;
+  m->ext_twcc = 3;
+  m->ext_abs_send_time = 2;
+  assert_int_equal(hd_session_setup_tracks(v, 0), 0);
+  assert_int_equal(hd_session_add_out_track(v, 0, 0xAAAA, 0), 0);
+  v->out[0].src = g_s;
+  v->out[0].src_in = kind == HD_SDP_AUDIO ? 0 : 1;
+  assert_int_equal(hd_peer_set_link(&v->peer, capture_send, cap, 0), 0);
+  return v;
+}
+
+static void free_viewer(hd_session_t *v) {
+  free(v->peer.link_buf);
+  hd_session_free_tracks(v);
+  free(v);
+}
+
+/* The publisher's track in_idx sends seq `seq` at `now`, forwarded to v. */
+static void send_one(hd_session_t *v, int in_idx, uint16_t seq, hd_time_t now, hd_session_counters_t *c) {
+  uint8_t buf[1500], scratch[1500];
+  int n = in_idx == 0 ? pkt(buf, 111, 0x1111, seq, "0") : pkt(buf, 96, 0x2222, seq, "1");
+  hd_rtp_hdr_t out;
+  assert_int_equal(hd_session_publisher_rtp(g_s, buf, (size_t)n, now, scratch, sizeof scratch, &out, c),
+                   in_idx);
+  hd_session_forward(v, g_s, in_idx, &out, now, c);
+}
+
+/* The captured packet with seq on SSRC 0xAAAA sent after capture index from, or -1. */
+static int captured(const capture_t *cap, int from, uint16_t seq) {
+  for (int k = from; k < cap->n; k++) {
+    hd_rtp_hdr_t h;
+    if (hd_rtp_parse(cap->pkt[k % 64], cap->len[k % 64], &h) == 0 && h.ssrc == 0xAAAA && h.seq == seq)
+      return k;
+  }
+  return -1;
+}
+
+/* a and b sealed by one AES-GCM SRTP session (the viewer's): the same bytes? */
+static int sealed_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  static const uint8_t key[28] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
+                                  15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28};
+  hd_srtp_t *srtp;
+  assert_int_equal(hd_srtp_new(&srtp, HD_SRTP_AEAD_AES_128_GCM, key, key, sizeof key), 0);
+  uint8_t x[1600], y[1600];
+  memcpy(x, a, alen);
+  memcpy(y, b, blen);
+  int nx = hd_srtp_protect(srtp, x, alen, sizeof x), ny = hd_srtp_protect(srtp, y, blen, sizeof y);
+  hd_srtp_free(srtp);
+  assert_true(nx > 0 && ny > 0);
+  return nx == ny && memcmp(x, y, (size_t)nx) == 0;
+}
+
+/* Security (RFC 7714 §8.3, RFC 3711 §9.1): a repair on the media SSRC (a
+ * viewer without RTX) has the first send's seq, so SRTP seals it under the
+ * same index (same AES-GCM IV); it must be the first send byte for byte,
+ * although the node stamps a new transport-wide seq and abs-send-time on
+ * everything else it sends, sent at once or after waiting in the pacer. */
+static void test_resend_same_index_is_byte_identical(void **st) {
+  (void)st;
+  for (int paced = 0; paced < 2; paced++) {
+    hd_session_set_pacer(1, 0);
+    capture_t *cap = calloc(1, sizeof *cap);
+    hd_session_t *v = no_rtx_viewer(HD_SDP_VIDEO, cap);
+    hd_session_counters_t c = {0};
+    hd_time_t now = HD_SEC(200 + 10 * paced);
+    if (paced) v->estimate_bps = 20000; /* ~46 kbit/s of video: it waits in the pacer */
+    uint16_t first = g_cam_seq;
+    for (int i = 0; i < 30; i++, now += HD_MS(10)) {
+      send_one(v, 1, g_cam_seq++, now, &c);
+      if (v->pacer) hd_session_pace_flush(v, now, &c);
+    }
+    for (int i = 0; i < 100 && v->pacer && v->pacer->queued_packets; i++, now += HD_MS(10))
+      hd_session_pace_flush(v, now, &c);
+    if (paced) assert_true(c.paced > 0);
+    uint16_t lost = (uint16_t)(first + 20); /* its out seq: the source's (no switch) */
+    int k1 = captured(cap, 0, lost);
+    assert_true(k1 >= 0);
+    uint8_t firstsend[1500];
+    size_t flen = cap->len[k1 % 64];
+    memcpy(firstsend, cap->pkt[k1 % 64], flen);
+    /* the viewer NACKs it 100 ms later */
+    uint8_t rtcp[64];
+    int rn = hd_rtcp_build_nack(0x77, 0xAAAA, &lost, 1, rtcp, sizeof rtcp);
+    int before = cap->n;
+    now += HD_MS(100);
+    hd_session_rtcp(v, g_s, rtcp, (size_t)rn, now, &c);
+    for (int i = 0; i < 100 && v->pacer && v->pacer->queued_packets; i++, now += HD_MS(10))
+      hd_session_pace_flush(v, now, &c);
+    int k2 = captured(cap, before, lost);
+    assert_true(k2 >= 0);
+    assert_int_equal(cap->len[k2 % 64], flen);
+    assert_memory_equal(cap->pkt[k2 % 64], firstsend, flen);
+    assert_true(sealed_equal(firstsend, flen, cap->pkt[k2 % 64], cap->len[k2 % 64]));
+    assert_int_equal(c.resent_exact, 1);
+    assert_int_equal(v->out[0].retransmits, 1);
+    /* a publisher's packet the node already has (its resend crossed the
+     * original) is not forwarded again */
+    uint8_t buf[1500], scratch[1500];
+    int n = pkt(buf, 96, 0x2222, (uint16_t)(first + 29), "1");
+    hd_rtp_hdr_t h;
+    assert_int_equal(hd_session_publisher_rtp(g_s, buf, (size_t)n, now, scratch, sizeof scratch, &h, &c),
+                     HD_EAGAIN);
+    /* the same out seq never goes out again with other bytes: a second
+     * forward of that source packet (bypassing the publisher's duplicate
+     * check) is refused */
+    assert_int_equal(hd_rtp_parse(buf, (size_t)n, &h), 0);
+    before = cap->n;
+    hd_session_forward(v, g_s, 1, &h, now, &c);
+    for (int i = 0; i < 100 && v->pacer && v->pacer->queued_packets; i++, now += HD_MS(10))
+      hd_session_pace_flush(v, now, &c);
+    assert_int_equal(captured(cap, before, (uint16_t)(first + 29)), -1);
+    assert_int_equal(c.same_index_refused, 1);
+    free_viewer(v);
+    free(cap);
+  }
+}
+
+/* Audio NACK to viewers (Opus has no RTX): the node answers a viewer's NACK
+ * with the first send's exact bytes from its own record, as long as it has
+ * them (HD_RESEND_AUDIO_*); a seq it never sent gets nothing. */
+static void test_viewer_audio_nack_answered(void **st) {
+  (void)st;
+  hd_session_set_pacer(0, 0);
+  capture_t *cap = calloc(1, sizeof *cap);
+  hd_session_t *v = no_rtx_viewer(HD_SDP_AUDIO, cap);
+  hd_session_counters_t c = {0};
+  hd_time_t now = HD_SEC(300);
+  uint16_t seq = 5000;
+  for (int i = 0; i < 25; i++, now += HD_MS(20))
+    send_one(v, 0, seq++, now, &c);
+  uint16_t asked[2] = {5010, 6000}; /* one sent, one never */
+  int k1 = captured(cap, 0, 5010);
+  assert_true(k1 >= 0);
+  uint8_t firstsend[1500];
+  size_t flen = cap->len[k1 % 64];
+  memcpy(firstsend, cap->pkt[k1 % 64], flen);
+  uint8_t rtcp[64];
+  int rn = hd_rtcp_build_nack(0x77, 0xAAAA, asked, 2, rtcp, sizeof rtcp);
+  int before = cap->n;
+  hd_session_rtcp(v, g_s, rtcp, (size_t)rn, now + HD_MS(60), &c);
+  assert_int_equal(cap->n, before + 1);
+  assert_int_equal(cap->len[before % 64], flen);
+  assert_memory_equal(cap->pkt[before % 64], firstsend, flen);
+  assert_int_equal(c.resent_exact, 1);
+  assert_int_equal(v->out[0].nacks_unanswered, 1);
+  free_viewer(v);
+  free(cap);
+  hd_session_set_pacer(1, 0);
+}
+
 /* FlexFEC on the publisher's leg (issue 13): while repair packets come, a
  * hole waits for its group's repair before the node NACKs it; the wait ends
  * HD_NACK_FEC_HOLD after the last repair packet (it used to stay 35 ms for
@@ -645,6 +811,8 @@ int main(void) {
       cmocka_unit_test(test_simulcast_settle),
       cmocka_unit_test(test_vp8_temporal_layers),
       cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
+      cmocka_unit_test(test_resend_same_index_is_byte_identical),
+      cmocka_unit_test(test_viewer_audio_nack_answered),
       cmocka_unit_test(test_fec_nack_hold),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
