@@ -590,7 +590,7 @@ static void on_rtp_pkt(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t no
       int last = -1;
       for (int b = 0; b < fh.mask_bits; b++)
         if (hd_flexfec_covers(&fh, (uint16_t)(fh.sn_base + b))) last = b;
-      if (last >= 0) hd_nack_gen_fec_covered(&t->ng, (uint16_t)(fh.sn_base + last), now);
+      if (last >= 0) hd_nack_gen_fec_covered(&t->ng, fh.sn_base, (uint16_t)(fh.sn_base + last), now);
     }
     return;
   }

@@ -29,6 +29,10 @@ struct hd_rtc_signal {
   int n_parts;
   hd_rtc_signal_sub_track_t *subs; /* HD_RTC_SIGNAL_MAX_SUB_TRACKS */
   int n_subs;
+  /* tracks the app gave settings before the subscriber offer carried them:
+   * no automatic view-size message replaces theirs (a ring, the newest kept) */
+  char app_set[HD_RTC_SIGNAL_MAX_SUB_TRACKS][HD_RTC_SIGNAL_SID_MAX];
+  int n_app_set, app_set_next;
   struct {
     char cid[HD_RTC_SIGNAL_SID_MAX], sid[HD_RTC_SIGNAL_SID_MAX];
   } pubs[HD_RTC_SIGNAL_MAX_TRACKS];
@@ -249,12 +253,35 @@ static void on_publish_answer(hd_rtc_signal_t *s, json_t *m, hd_time_t now) {
   }
 }
 
-/* 1 if a track_settings for sub track x was sent under an earlier offer. */
-static int told_before(const hd_rtc_signal_sub_track_t *old, int n_old, const char *track_sid) {
+/* 1 if a track_settings for sub track x was sent under an earlier offer, or
+ * by the app before any offer carried it. */
+static int told_before(const hd_rtc_signal_t *s, const hd_rtc_signal_sub_track_t *old, int n_old,
+                       const char *track_sid) {
   for (int i = 0; i < n_old; i++)
     if (old[i].told && !strcmp(old[i].track_sid, track_sid)) return 1;
+  for (int i = 0; i < s->n_app_set; i++)
+    if (!strcmp(s->app_set[i], track_sid)) return 1;
   return 0;
 }
+
+/* The app sent settings for these tracks: the automatic message is not sent
+ * for them (it would replace the app's, the node takes each as a whole). */
+static void app_told(hd_rtc_signal_t *s, const char *const *track_sids, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    int found = 0;
+    for (int i = 0; i < s->n_subs; i++)
+      if (!strcmp(s->subs[i].track_sid, track_sids[k])) s->subs[i].told = found = 1;
+    for (int i = 0; !found && i < s->n_app_set; i++)
+      found = !strcmp(s->app_set[i], track_sids[k]);
+    if (found) continue;
+    snprintf(s->app_set[s->app_set_next], sizeof s->app_set[0], "%s", track_sids[k]);
+    s->app_set_next = (s->app_set_next + 1) % HD_RTC_SIGNAL_MAX_SUB_TRACKS;
+    if (s->n_app_set < HD_RTC_SIGNAL_MAX_SUB_TRACKS) s->n_app_set++;
+  }
+}
+
+static int send_track_settings(hd_rtc_signal_t *s, const char *const *track_sids, size_t n, int visible,
+                               int width, int height, int pinned, int max_spatial, int max_temporal);
 
 /* Each video track this offer newly carries gets one track_settings (the
  * view size of the config), as a page does for a new tile. */
@@ -265,7 +292,7 @@ static void tell_new_tiles(hd_rtc_signal_t *s) {
     const hd_rtc_signal_track_t *t = find_track(find_part(s, x->participant_sid, NULL), x->track_sid, NULL);
     if (!t || t->kind != HD_PC_VIDEO) continue;
     const char *sid = x->track_sid;
-    if (hd_rtc_signal_track_settings(s, &sid, 1, 1, s->cfg.view_width, s->cfg.view_height, 0) == 0)
+    if (send_track_settings(s, &sid, 1, 1, s->cfg.view_width, s->cfg.view_height, 0, -1, -1) == 0)
       x->told = 1;
   }
 }
@@ -284,7 +311,7 @@ static void on_subscriber_offer(hd_rtc_signal_t *s, json_t *m, hd_time_t now) {
     snprintf(x->mid, sizeof x->mid, "%s", jstr(t, "mid"));
     snprintf(x->track_sid, sizeof x->track_sid, "%s", jstr(t, "track_sid"));
     snprintf(x->participant_sid, sizeof x->participant_sid, "%s", jstr(t, "participant_sid"));
-    x->told = told_before(old, n_old, x->track_sid);
+    x->told = told_before(s, old, n_old, x->track_sid);
   }
   free(old);
   int rc = 0;
@@ -556,6 +583,13 @@ int hd_rtc_signal_track_settings(hd_rtc_signal_t *s, const char *const *track_si
 
 int hd_rtc_signal_track_settings_max(hd_rtc_signal_t *s, const char *const *track_sids, size_t n, int visible,
                                      int width, int height, int pinned, int max_spatial, int max_temporal) {
+  int rc = send_track_settings(s, track_sids, n, visible, width, height, pinned, max_spatial, max_temporal);
+  if (rc == 0) app_told(s, track_sids, n);
+  return rc;
+}
+
+static int send_track_settings(hd_rtc_signal_t *s, const char *const *track_sids, size_t n, int visible,
+                               int width, int height, int pinned, int max_spatial, int max_temporal) {
   if (!s || !track_sids || n < 1 || n > 100 || width < 0 || height < 0 || width > 16384 || height > 16384 ||
       max_spatial < -1 || max_spatial > 2 || max_temporal < -1 || max_temporal > 2)
     return HD_EINVAL;

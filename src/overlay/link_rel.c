@@ -25,7 +25,6 @@ static int after(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
 
 /* A stream id: the sending instance's tag (24 bits) and its stream count (8 bits, never 0). */
 static uint32_t tag_of(uint32_t stream) { return stream >> 8; }
-static int count_after(uint32_t a, uint32_t b) { return (int8_t)(uint8_t)(a - b) > 0; }
 static uint32_t next_stream(uint32_t stream) {
   uint32_t c = (stream + 1) & 0xff;
   return (stream & ~0xffu) | (c ? c : 1);
@@ -267,12 +266,16 @@ int hd_link_rel_on_data(hd_link_rel_t *r, const uint8_t *pl, size_t len, hd_link
   if (!stream || !seq) return HD_EPROTO;
   if (r->rx_stream && stream != r->rx_stream) { /* an old stream's segment, or a new stream */
     uint32_t tag = tag_of(stream), cur = tag_of(r->rx_stream);
-    if (tag == cur && !count_after(stream, r->rx_stream)) return 0;
-    for (int i = 0; tag != cur && i < HD_LINK_REL_OLD_TAGS; i++)
-      if (r->old_tags[i] == tag) return 0; /* a replaced instance's late segment */
+    for (int i = 0; i < HD_LINK_REL_OLD_TAGS; i++)
+      if (tag == cur ? r->old_streams[i] == stream : r->old_tags[i] == tag)
+        return 0;     /* a late segment of a stream (or instance) left behind */
     if (tag != cur) { /* a new instance of the sender (restarted): the current one is replaced */
       memmove(r->old_tags + 1, r->old_tags, sizeof r->old_tags - sizeof r->old_tags[0]);
       r->old_tags[0] = cur;
+      memset(r->old_streams, 0, sizeof r->old_streams);
+    } else { /* the sender reset its stream: the current one is left behind */
+      memmove(r->old_streams + 1, r->old_streams, sizeof r->old_streams - sizeof r->old_streams[0]);
+      r->old_streams[0] = r->rx_stream;
     }
   }
   if (!r->rx && !(r->rx = calloc(HD_LINK_REL_WINDOW, sizeof *r->rx))) return HD_ENOMEM;

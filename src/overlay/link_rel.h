@@ -27,8 +27,11 @@
  * like an older one, whatever the wall clock did), the low 8 bits count the streams of that
  * instance (1..255, serial order as RFC 1982). A receiver takes a stream of a
  * new tag as a fresh start and remembers the last HD_LINK_REL_OLD_TAGS tags it
- * left, so a late segment of a replaced instance is ignored; within one tag a
- * lower count is an older stream, ignored.
+ * left, so a late segment of a replaced instance is ignored; within one tag
+ * the last HD_LINK_REL_OLD_TAGS streams it left are old (their late segments
+ * ignored) and any other count is a newer stream: counts wrap after 255
+ * resets, so "lower" cannot mean older (a receiver cut off through 128 resets
+ * would otherwise refuse every later stream).
  *
  * A message longer than HD_LINK_REL_MSG_MAX is refused by the sender
  * (HD_EINVAL); one that arrives anyway (a buggy peer) is dropped whole, never
@@ -88,9 +91,10 @@ typedef struct {
   hd_link_rel_seg_t *rx;
   uint8_t *msg; /* the message being put together (HD_LINK_REL_MSG_MAX) */
   size_t msg_len;
-  int msg_skip;                            /* the message in progress is too long: its rest is dropped */
-  uint32_t old_tags[HD_LINK_REL_OLD_TAGS]; /* sender instance tags replaced, newest first */
-  int ack_due;                             /* a DATA came: acknowledge it */
+  int msg_skip;                               /* the message in progress is too long: its rest is dropped */
+  uint32_t old_tags[HD_LINK_REL_OLD_TAGS];    /* sender instance tags replaced, newest first */
+  uint32_t old_streams[HD_LINK_REL_OLD_TAGS]; /* streams of the current tag left, newest first */
+  int ack_due;                                /* a DATA came: acknowledge it */
   /* counters */
   uint64_t msgs_sent, msgs_delivered, segs_sent, retransmits, fast_retransmits, dropped_full, resets,
       dropped_reset, rx_dup, rx_out_of_window, peer_restarts, rx_too_long;

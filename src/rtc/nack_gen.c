@@ -93,13 +93,13 @@ hd_time_t hd_nack_gen_first_wait(const hd_nack_gen_t *g, hd_time_t now) {
   return g->reorder_wait;
 }
 
-size_t hd_nack_gen_fec_covered(hd_nack_gen_t *g, uint16_t last_seq, hd_time_t now) {
+size_t hd_nack_gen_fec_covered(hd_nack_gen_t *g, uint16_t first_seq, uint16_t last_seq, hd_time_t now) {
   if (!g->started) return 0;
-  int64_t last = hd_seq_extend(g->max_ext, last_seq);
+  int64_t first = hd_seq_extend(g->max_ext, first_seq), last = hd_seq_extend(g->max_ext, last_seq);
   size_t n = 0;
   for (size_t i = 0; i < g->n_missing; i++) {
     hd_nack_entry_t *e = &g->missing[i];
-    if (e->ext_seq > last || e->tries || e->next_ask <= now) continue;
+    if (e->ext_seq < first || e->ext_seq > last || e->tries || e->next_ask <= now) continue;
     e->next_ask = now;
     n++;
   }

@@ -70,10 +70,11 @@ int hd_nack_gen_is_missing(const hd_nack_gen_t *g, uint16_t seq);
 void hd_nack_gen_fec_seen(hd_nack_gen_t *g, hd_time_t wait, hd_time_t now);
 /* The wait a hole noticed at `now` gets before its first request. */
 hd_time_t hd_nack_gen_first_wait(const hd_nack_gen_t *g, hd_time_t now);
-/* A repair packet protecting seqs up to `last_seq` was used (what it could
- * rebuild has been fed back through hd_nack_gen_on_packet): the holes up to
- * last_seq not yet requested are now due. Returns how many were advanced. */
-size_t hd_nack_gen_fec_covered(hd_nack_gen_t *g, uint16_t last_seq, hd_time_t now);
+/* A repair packet protecting seqs first_seq..last_seq (its SN base and last
+ * mask bit) was used (what it could rebuild has been fed back through
+ * hd_nack_gen_on_packet): the holes in that range not yet requested are now
+ * due. Returns how many were advanced. */
+size_t hd_nack_gen_fec_covered(hd_nack_gen_t *g, uint16_t first_seq, uint16_t last_seq, hd_time_t now);
 /* Writes up to cap seqs due for a request at `now` (ascending RTP order) and
  * marks them asked. Returns the count. */
 size_t hd_nack_gen_poll(hd_nack_gen_t *g, hd_time_t now, uint16_t *seqs, size_t cap);

@@ -1249,7 +1249,8 @@ static sess_t *import_session(hd_rtm_broker_t *b, json_t *o, char *why, size_t c
       bd = rtm_body_new(full, bl + 1);
       free(full);
     }
-    if (!bd || win_grow(s, b->cfg.window_msgs) < 0) {
+    /* the ring may hold up to a power of two: the count cap is window_msgs */
+    if (!bd || s->win_n >= (size_t)b->cfg.window_msgs || win_grow(s, b->cfg.window_msgs) < 0) {
       rtm_body_unref(bd);
       break; /* cannot happen within the same window caps; the gap ends the session at the client */
     }

@@ -324,9 +324,15 @@ static void tell_refused(hd_node_t *n, hd_participant_t *q, sub_t *sub) {
   pub_track_t *t = sub->pub ? rooms_track_by_sid(sub->pub, sub->track_sid) : NULL;
   hd_session_t *ps = sub->pub ? sub->pub->pub_sess : NULL;
   if (!t || !ps || t->in_idx < 0 || t->in_idx >= ps->n_in) return;
-  char buf[768];
+  /* an identity of control characters escapes to 6 bytes each (768 for the
+   * longest), the fmtp as much: 4 KiB holds the worst */
+  char buf[4096];
   int len = hd_signal_write_track_refused(t->sid, ps->in[t->in_idx].codec, ps->in[t->in_idx].fmtp,
                                           q->identity, buf, sizeof buf);
+  if (len < 0) {
+    HD_LOGW("room", "track_refused for %s not sent: %s", t->sid, hd_strerror(len));
+    return;
+  }
   rooms_emit(n, sub->pub, buf, len);
   HD_LOGI("room", "participant %s refused track %s (%s %s) of %s", q->identity, t->sid,
           ps->in[t->in_idx].codec, ps->in[t->in_idx].fmtp, sub->pub->identity);

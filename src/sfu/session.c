@@ -389,7 +389,7 @@ static void fec_hold(hd_in_track_t *t, const uint8_t *buf, size_t len, hd_time_t
   int last = -1;
   for (int b = 0; b < fh.mask_bits; b++)
     if (hd_flexfec_covers(&fh, (uint16_t)(fh.sn_base + b))) last = b;
-  if (last >= 0) hd_nack_gen_fec_covered(&t->nack, (uint16_t)(fh.sn_base + last), now);
+  if (last >= 0) hd_nack_gen_fec_covered(&t->nack, fh.sn_base, (uint16_t)(fh.sn_base + last), now);
 }
 
 /* recovered: a packet rebuilt from FlexFEC, not one from the wire */

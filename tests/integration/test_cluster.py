@@ -181,6 +181,37 @@ class Node:
             return f.read()
 
 
+def stop_cluster(nodes, redis, tmp, procs=()):
+    """The end of a cluster test: other processes (clients, relays) killed,
+    each node stopped cleanly (a sanitizer build checks for leaks at exit),
+    Redis stopped, a sanitizer report in any node's log counted as a failure;
+    the nodes' log tails printed if anything failed, else tmp removed."""
+    for p in procs:
+        if p and p.poll() is None:
+            p.kill()
+            p.wait()
+    for n in nodes:
+        if n.proc and n.proc.poll() is None:
+            n.proc.terminate()
+            try:
+                n.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                n.proc.kill()
+                n.proc.wait()
+    redis.stop()
+    for n in nodes:
+        if not n.proc:
+            continue
+        bad = [ln for ln in n.log().splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
+        check(not bad, "no sanitizer report in %s's log" % n.name, "\n".join(bad[:5]))
+    if FAILS:
+        for n in nodes:
+            if n.proc:
+                print("# ---- %s.log (tail)\n%s" % (n.name, n.log()[-3000:]))
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def wait_until(pred, timeout, step=0.05):
     t0 = time.time()
     while time.time() - t0 < timeout:

@@ -244,28 +244,10 @@ def main():
             if "overlay" in ln:
                 print("# n1:", ln)
     finally:
-        for p in procs + relays:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for n in nodes:
-            if n.proc and n.proc.poll() is None:
-                n.proc.terminate()  # a clean exit: a sanitizer build checks for leaks
-                try:
-                    n.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    n.proc.kill()
-                    n.proc.wait()
-        redis.stop()
-    for n in nodes:  # sanitizer builds: a report in a node's log is a failure
-        bad = [ln for ln in n.log().splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
-        check(not bad, "no sanitizer report in %s's log" % n.name, "\n".join(bad[:5]))
+        tc.stop_cluster(nodes, redis, tmp, procs + relays)
     if tc.FAILS:
-        for n in nodes:
-            print("---- %s log tail\n%s" % (n.name, n.log()[-3000:] if n.proc else ""))
         print("FAILED: %s" % tc.FAILS)
         return 1
-    shutil.rmtree(tmp, ignore_errors=True)
     print("PASS")
     return 0
 

@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster as tc  # noqa: E402
 from hdtest import FAILS, check, free_port, webhook_sink  # noqa: E402
-from test_cluster import Node, Redis, section, view, wait_until  # noqa: E402
+from test_cluster import Node, Redis, section, stop_cluster, view, wait_until  # noqa: E402
 from wsclient import recv_until  # noqa: E402
 
 ROOM = "finroom"
@@ -96,22 +96,7 @@ def main():
         check(not left, "the room's keys are gone from Redis", left)
     finally:
         sink.shutdown()
-        for n in nodes:
-            if n.proc and n.proc.poll() is None:
-                n.proc.terminate()
-                try:
-                    n.proc.wait(10)
-                except Exception:  # noqa: BLE001
-                    n.proc.kill()
-        redis.stop()
-        for n in nodes:
-            bad = [ln for ln in n.log().splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
-            check(not bad, "no sanitizer report in %s's log" % n.name, "\n".join(bad[:5]))
-        if FAILS:
-            for n in nodes:
-                print("# ---- %s.log (tail)\n%s" % (n.name, n.log()[-3000:]))
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        stop_cluster(nodes, redis, tmp)
     print("%d failure(s)" % len(FAILS))
     return 1 if FAILS else 0
 

@@ -30,6 +30,7 @@
 #include "sfu/node.h"
 #include "sfu/signal.h"
 #include "support/link.h"
+#include "support/signal_capture.h"
 
 #define NEP 3
 #define NODE_EP 2
@@ -467,30 +468,12 @@ static int rtc_msg(world_t *w, int c, const char *text) {
 
 /* Parses the first captured node message of `type` for connection c (and drops it). */
 static int take(world_t *w, int c, hd_signal_type_t type, hd_signal_msg_t *m) {
-  for (int i = 0; i < w->n_msgs[c]; i++) {
-    hd_signal_error_t e;
-    if (hd_signal_parse(w->msgs[c][i], strlen(w->msgs[c][i]), HD_SIGNAL_FROM_NODE, m, &e) < 0) continue;
-    if (m->type == type) {
-      free(w->msgs[c][i]);
-      memmove(&w->msgs[c][i], &w->msgs[c][i + 1], (size_t)(w->n_msgs[c] - i - 1) * sizeof(char *));
-      w->n_msgs[c]--;
-      return 0;
-    }
-    hd_signal_msg_free(m);
-  }
-  return HD_ENOTFOUND;
+  return hd_test_take_signal(w->msgs[c], &w->n_msgs[c], type, m);
 }
 
 static void join_room(world_t *w, int c, const char *identity) {
-  hd_token_claims_t cl = {0};
-  snprintf(cl.key, sizeof cl.key, "app");
-  snprintf(cl.room, sizeof cl.room, "room1");
-  snprintf(cl.identity, sizeof cl.identity, "%s", identity);
-  cl.room_join = cl.can_publish = cl.can_subscribe = cl.can_publish_data = 1;
-  cl.exp = UNIX_NOW + 3600;
-  char tok[HD_TOKEN_MAX], msg[HD_TOKEN_MAX + 256];
-  assert_true(hd_token_mint(&cl, "secret", tok, sizeof tok) > 0);
-  assert_true(hd_signal_write_join("j", tok, 1, NULL, NULL, msg, sizeof msg) > 0);
+  char msg[HD_TOKEN_MAX + 256];
+  assert_true(hd_test_join_msg(identity, UNIX_NOW, msg, sizeof msg) > 0);
   assert_int_equal(rtc_msg(w, c, msg), 0);
   hd_signal_msg_t m;
   assert_int_equal(take(w, c, HD_SIGNAL_JOINED, &m), 0);

@@ -274,15 +274,15 @@ static void test_streams_and_bad_input(void **state) {
   assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
   assert_int_equal(rx.msgs_delivered, 1);
   assert_int_equal(rx.rx_stream, st);
-  /* the same segment under an older stream of that sender (count 0 < 1): ignored */
-  out[11] = 0;
-  assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
-  assert_int_equal(rx.msgs_delivered, 1);
-  assert_int_equal(rx.rx_stream, st);
-  /* a newer one: a fresh start, delivered */
+  /* a newer stream of that sender (count 2, after a reset): a fresh start, delivered */
   out[11] = 2;
   assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
   assert_int_equal(rx.msgs_delivered, 2);
+  /* the same segment under the stream it left (count 1): late, ignored */
+  out[11] = 1;
+  assert_int_equal(hd_link_rel_on_data(&rx, out, (size_t)n, NULL, NULL), 0);
+  assert_int_equal(rx.msgs_delivered, 2);
+  assert_int_equal(rx.rx_stream & 0xff, 2);
   /* malformed */
   assert_int_equal(hd_link_rel_on_data(&rx, out, 5, NULL, NULL), HD_EPROTO);
   assert_int_equal(hd_link_rel_on_ack(&tx, out, 7, HD_SEC(1)), HD_EPROTO);
@@ -396,6 +396,66 @@ static void test_too_long_message_rejected(void **state) {
   free(p);
 }
 
+/* Review finding: stream counts wrap (8 bits): a receiver cut off while the
+ * sender reset its stream 130 times still takes the next stream (it used to
+ * take every later one for older and drop it); a late segment of the stream
+ * it left is still ignored. */
+static void test_many_missed_resets(void **state) {
+  (void)state;
+  pair_t *p = calloc(1, sizeof *p);
+  hd_link_rel_t tx, rx;
+  hd_link_rel_init(&tx, 9, 0x11111111);
+  hd_link_rel_init(&rx, 9, 0x22222222);
+  uint8_t m[HD_LINK_REL_SEG], late[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
+  int is_ack;
+  hd_time_t now = HD_SEC(1);
+  fill(5, m, msg_size(5));
+  assert_int_equal(hd_link_rel_send(&tx, m, msg_size(5)), 0);
+  assert_true(msg_size(5) <= HD_LINK_REL_SEG && msg_size(8) <= HD_LINK_REL_SEG &&
+              msg_size(11) <= HD_LINK_REL_SEG);
+  pump(&tx, &rx, now, p);
+  assert_int_equal(p->n_got, 1);
+  uint32_t first = rx.rx_stream;
+  fill(8, m, msg_size(8));
+  assert_int_equal(hd_link_rel_send(&tx, m, msg_size(8)), 0);
+  int n_late = hd_link_rel_poll(&tx, now, late, sizeof late, &is_ack); /* of the first stream, late */
+  assert_true(n_late > 0);
+  /* the link is cut: every segment times out, 130 resets */
+  for (int resets = 0; tx.resets < 130 && resets < 100000; resets++) {
+    now += HD_SEC(1);
+    uint8_t out[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
+    while (hd_link_rel_poll(&tx, now, out, sizeof out, &is_ack) > 0) {
+    }
+    if (tx.una == tx.next_seq) { /* the reset dropped it: another message to lose */
+      fill(11, m, msg_size(11));
+      hd_link_rel_send(&tx, m, msg_size(11));
+    }
+  }
+  assert_true(tx.resets >= 130);
+  /* healed: the next message arrives */
+  now += HD_SEC(1);
+  uint8_t out[HD_LINK_REL_DATA_HDR + HD_LINK_REL_SEG];
+  while (hd_link_rel_poll(&tx, now, out, sizeof out, &is_ack) > 0) { /* what is queued now goes */
+  }
+  fill(11, m, msg_size(11));
+  assert_int_equal(hd_link_rel_send(&tx, m, msg_size(11)), 0);
+  int got = p->n_got;
+  for (int k = 0; k < 20 && p->n_got == got; k++) {
+    now += HD_MS(50);
+    pump(&tx, &rx, now, p);
+    pump(&rx, &tx, now, p);
+  }
+  assert_true(p->n_got > got);
+  assert_int_not_equal(rx.rx_stream, first);
+  /* a late segment of the stream it left is ignored */
+  got = p->n_got;
+  assert_int_equal(hd_link_rel_on_data(&rx, late, (size_t)n_late, on_msg, p), 0);
+  assert_int_equal(p->n_got, got);
+  hd_link_rel_free(&tx);
+  hd_link_rel_free(&rx);
+  free(p);
+}
+
 /* Review finding (c): a sender set up again (its node restarted) whose id is
  * lower than the previous one (the wall clock stepped back, or a random id)
  * is a new stream to the receiver, not an old one; a late segment of the
@@ -463,6 +523,7 @@ int main(void) {
       cmocka_unit_test(test_restart_drops_headless_tail),
       cmocka_unit_test(test_too_long_message_rejected),
       cmocka_unit_test(test_restarted_sender_with_lower_id),
+      cmocka_unit_test(test_many_missed_resets),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

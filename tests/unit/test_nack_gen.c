@@ -146,16 +146,21 @@ static void test_fec_hold(void **st) {
   uint16_t seqs[8];
   hd_nack_gen_on_packet(&g, 100, t);
   hd_nack_gen_on_packet(&g, 103, t); /* 101, 102 missing */
+  hd_nack_gen_on_packet(&g, 106, t); /* 104, 105 missing: another group's */
   assert_int_equal(hd_nack_gen_poll(&g, t + HD_MS(10), seqs, 8), 0);
+  /* a repair packet of the second group (104..106) cannot advance the first's */
+  assert_int_equal(hd_nack_gen_fec_covered(&g, 104, 106, t + HD_MS(11)), 2);
+  assert_int_equal(hd_nack_gen_poll(&g, t + HD_MS(11), seqs, 8), 2);
+  assert_int_equal(seqs[0], 104);
   /* a repair packet over 100..102 rebuilt nothing: both are due now */
-  assert_int_equal(hd_nack_gen_fec_covered(&g, 102, t + HD_MS(12)), 2);
+  assert_int_equal(hd_nack_gen_fec_covered(&g, 100, 102, t + HD_MS(12)), 2);
   assert_int_equal(hd_nack_gen_poll(&g, t + HD_MS(12), seqs, 8), 2);
   /* no repair packet for a second: back to the reorder wait */
   hd_time_t later = t + HD_NACK_FEC_HOLD + HD_MS(1);
   assert_int_equal(hd_nack_gen_first_wait(&g, later), HD_MS(5));
-  hd_nack_gen_on_packet(&g, 105, later); /* 104 missing */
+  hd_nack_gen_on_packet(&g, 108, later); /* 107 missing */
   assert_int_equal(hd_nack_gen_poll(&g, later + HD_MS(5), seqs, 8), 1);
-  assert_int_equal(seqs[0], 104);
+  assert_int_equal(seqs[0], 107);
 }
 
 int main(void) {
