@@ -984,13 +984,13 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                          "loss_rtt", l->st.loss_rtt, "jitter_ms", l->st.jitter_ms, "downs", l->st.downs,
                          "probes_sent", (json_int_t)l->st.probes_sent, "echoes_received",
                          (json_int_t)l->st.echoes_received, "samples_rtt_ms", samples));
-    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "relay",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent",
-                                  (json_int_t)l->relay_sent, "forwarded", (json_int_t)l->relay_forwarded,
-                                  "received", (json_int_t)l->relay_received, "hop_repaired",
-                                  (json_int_t)l->hop_repaired, "hop_lost", (json_int_t)l->hop_lost,
-                                  "hop_resent", (json_int_t)l->hop_resent, "dedup_dropped",
-                                  (json_int_t)l->dedup_dropped, "dedup_video", (json_int_t)l->dedup_video));
+    json_object_set_new(
+        json_array_get(links, json_array_size(links) - 1), "relay",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent", (json_int_t)l->relay_sent,
+                  "forwarded", (json_int_t)l->relay_forwarded, "detoured", (json_int_t)l->relay_detoured,
+                  "received", (json_int_t)l->relay_received, "hop_repaired", (json_int_t)l->hop_repaired,
+                  "hop_lost", (json_int_t)l->hop_lost, "hop_resent", (json_int_t)l->hop_resent,
+                  "dedup_dropped", (json_int_t)l->dedup_dropped, "dedup_video", (json_int_t)l->dedup_video));
   }
   for (int d = 1; d < c->ovl_n; d++) {
     const hd_ovl_path_t *r = &c->router.cur[d];

@@ -57,6 +57,23 @@ void hd_relay_set_hop(uint8_t *body, uint8_t hop, uint16_t stream, uint32_t hop_
   hd_put_be32(body + 14, hop_seq);
 }
 
+int hd_relay_detour(const hd_relay_hdr_t *h, uint64_t self, uint64_t dead, const hd_relay_path_t *own,
+                    hd_relay_hdr_t *out) {
+  if (h->n_hops < 1 || h->n_hops > HD_RELAY_MAX_HOPS || h->hop >= h->n_hops || own->n < 1 ||
+      own->n > HD_RELAY_MAX_HOPS || own->hop[own->n - 1] != h->hops[h->n_hops - 1] || own->hop[0] == dead)
+    return HD_EINVAL;
+  for (int i = 0; i < own->n; i++)
+    if (own->hop[i] == self) return HD_EINVAL;
+  if (h->hop + 1 + own->n > HD_RELAY_MAX_HOPS) return HD_ENOSPC;
+  *out = *h;
+  out->n_hops = (uint8_t)(h->hop + 1 + own->n);
+  out->hop = (uint8_t)(h->hop + 1);
+  out->flags = 0;
+  for (int i = 0; i < own->n; i++)
+    out->hops[h->hop + 1 + i] = own->hop[i];
+  return 0;
+}
+
 /* ---- per-hop repair: sender ---- */
 
 void hd_hop_tx_init(hd_hop_tx_t *t) {

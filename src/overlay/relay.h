@@ -66,6 +66,17 @@ int hd_relay_parse(const uint8_t *pl, size_t len, hd_relay_hdr_t *h);
 /* Rewrites, in a body already written, the per-hop fields for the next hop:
  * hop index, stream, sequence number and flags. */
 void hd_relay_set_hop(uint8_t *body, uint8_t hop, uint16_t stream, uint32_t hop_seq, uint8_t flags);
+/* A detour at a relay whose link to the next hop is down (docs/overlay.md
+ * "Relaying"): h arrived at this node (h->hops[h->hop]); `own` is this
+ * node's own path to the destination (after itself). Writes to out the
+ * header to send on: the hops travelled so far, then `own`, hop index at
+ * own's first node. HD_EINVAL when own does not end at the destination,
+ * passes this node or starts on `dead` (the route has not moved off the dead
+ * link yet); HD_ENOSPC when the whole path would exceed HD_RELAY_MAX_HOPS.
+ * No loop is possible: every hop moves the index on and the path never grows
+ * past HD_RELAY_MAX_HOPS, so a datagram is sent at most that many times. */
+int hd_relay_detour(const hd_relay_hdr_t *h, uint64_t self, uint64_t dead, const hd_relay_path_t *own,
+                    hd_relay_hdr_t *out);
 
 /* ---- per-hop repair: the sending side ---- */
 

@@ -285,6 +285,14 @@ static void rate_control(hd_bwe_t *b, hd_bwe_usage_t usage, hd_time_t now) {
 static void probe_result(hd_bwe_t *b, double result, double target, int saturated, hd_time_t now) {
   double media = media_rate(b);
   double v = result;
+  if (b->initial_wait) {
+    /* the 3x start-up cluster's result: no 6x cluster into a path that
+     * carried less than a quarter of it (a narrow path whose queue the 6x
+     * burst would overflow); on a shared wide path the 6x cluster still goes,
+     * it earns a late-starting flow its share (RFC 8867 5.2) */
+    b->initial_wait = 0;
+    if (saturated && b->n_pending && 4.0 * result < b->pending[0]) b->n_pending = 0, b->pending_initial = 0;
+  }
 
   if (!b->last_probe_initial && media > 0) {
     /* app-limited: no more than twice what is sent, unless the sender holds
@@ -457,6 +465,13 @@ static hd_time_t periodic_due(const hd_bwe_t *b) {
 int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {
   double rate = 0;
   int initial = 0;
+  if (b->initial_wait) {
+    int done = b->probes.succeeded + b->probes.failed != b->initial_mark;
+    if (!done && now < b->last_probe + HD_BWE_CLUSTER_TIMEOUT) return 0;
+    /* failed (no result) or timed out: no 6x cluster after it */
+    b->initial_wait = 0;
+    b->n_pending = 0, b->pending_initial = 0;
+  }
   if (b->n_pending && now >= b->next_probe_at) {
     rate = b->pending[0];
     initial = b->pending_initial;
@@ -482,11 +497,17 @@ int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {
   b->last_probe = now;
   b->probe_guard_until = now + HD_BWE_PROBE_DURATION + b->rtt + HD_MS(150);
   b->last_probe_initial = initial;
+  if (initial && b->n_pending &&
+      b->cfg.initial_probes == HD_BWE_PROBES_GATED) { /* the 3x cluster is out; the 6x one waits for it */
+    b->initial_wait = 1;
+    b->initial_mark = b->probes.succeeded + b->probes.failed;
+  }
   b->st.probes_started++;
   return 1;
 }
 
 hd_time_t hd_bwe_next_timeout(const hd_bwe_t *b) {
+  if (b->initial_wait) return b->last_probe + HD_BWE_CLUSTER_TIMEOUT; /* feedback may end it earlier */
   if (b->n_pending) return b->next_probe_at;
   return periodic_due(b);
 }

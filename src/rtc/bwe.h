@@ -16,13 +16,15 @@
  *    does not earn an estimate it never used (the start-up probes are
  *    exempt: they measure the path before any media rate exists);
  *  - probing (bwe_probe.h): at the start two clusters at 3x and 6x the start
- *    rate; then, while the target is under what the sender wants
- *    (hd_bwe_set_desired) and the path looks clear, one cluster at 1.5x the
- *    target every probe_interval (again at once while clusters come back
- *    unsaturated); the target jumps to the result of an unsaturated cluster
- *    (a saturated one measured its share of a queue it built itself, more
- *    than a fair share when other flows are there). A cluster sent
- *    above the capacity builds a short queue of its own: over-use reported
+ *    rate (HD_BWE_PROBES_GATED: the 6x one only once the 3x one came back,
+ *    and not when that measured a path under a quarter of 6x: on a
+ *    300 kbit/s viewer leg with a 200 ms queue the 6x cluster alone
+ *    overflowed the queue, the losses and their repairs kept it full for
+ *    seconds and the viewer's jitter buffer grew to ~500 ms); then, while the target is under what the sender
+ * wants (hd_bwe_set_desired) and the path looks clear, one cluster at 1.5x the target every probe_interval
+ * (again at once while clusters come back unsaturated); the target jumps to the result of an unsaturated
+ * cluster (a saturated one measured its share of a queue it built itself, more than a fair share when other
+ * flows are there). A cluster sent above the capacity builds a short queue of its own: over-use reported
  *    until its feedback is in and the queue drained (cluster + rtt + 150 ms)
  *    holds the rate instead of cutting it;
  *  - no feedback for 1 s after a packet went out (once feedback was seen):
@@ -52,6 +54,7 @@
 #define HD_BWE_HISTORY 2048    /* sent packets remembered for feedback (power of two) */
 #define HD_BWE_RATE_BUCKETS 50 /* acked/sent rate windows: 50 x 20 ms */
 #define HD_BWE_RATE_BUCKET_US 20000
+#define HD_BWE_PROBES_GATED 2 /* hd_bwe_config_t.initial_probes */
 
 typedef struct {
   uint64_t min_bps;         /* floor of the target; default 30 kbit/s */
@@ -59,7 +62,9 @@ typedef struct {
   uint64_t max_bps;         /* ceiling; default 20 Mbit/s */
   double pacing_factor;     /* pacing rate = target * this; default 1.5, 1..10 */
   hd_time_t probe_interval; /* periodic probing; default 2 s, 0 = off */
-  int initial_probes;       /* 3x / 6x start probes; default 1 */
+  int initial_probes;       /* 3x / 6x start probes; default 1; HD_BWE_PROBES_GATED: the 6x one
+                               only after the 3x one's result, and not into a path under a quarter
+                               of 6x (the node's viewer legs, session_pace.c) */
 } hd_bwe_config_t;
 
 /* A probe cluster the caller should send now: padding (or RTX of recent
@@ -135,6 +140,8 @@ typedef struct {
   hd_time_t next_probe_at, last_probe;
   hd_time_t probe_guard_until; /* over-use until then is the probe's own queue */
   int last_probe_initial;
+  int initial_wait;      /* the 6x start-up cluster waits for the 3x one's result */
+  uint64_t initial_mark; /* probes succeeded + failed when the 3x cluster left */
   hd_bwe_stats_t st;
 } hd_bwe_t;
 

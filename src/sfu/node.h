@@ -190,6 +190,7 @@ typedef struct {
   uint64_t relay_sent;      /* relayed datagrams this node sent to it (its own and forwarded) */
   uint64_t relay_forwarded; /* of which forwarded for another node (this node as a relay) */
   uint64_t relay_received;  /* relayed datagrams received from it */
+  uint64_t relay_detoured;  /* to be relayed to it while its link was down: sent round it instead */
   uint64_t hop_repaired, hop_lost, hop_resent; /* per-hop repair: holes filled / given up; resent to it */
   uint64_t dedup_dropped;                      /* media from this origin dropped as a duplicate */
   uint64_t dedup_video;                        /* of which video (duplicated only while a route changes) */

@@ -151,6 +151,43 @@ static socklen_t sa_len(const struct sockaddr *a) {
   return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
+/* Whether this node's link to p is down, as its meter says (the measuring
+ * worker, which also relays): it answered once and has stopped. */
+static int link_down(const struct node_cluster *c, const cl_peer_t *p) {
+  return c->measure && !p->meter.st.up && p->meter.st.last_echo;
+}
+
+/* A datagram whose next hop's link is down goes on along this node's own
+ * route to its destination (issue 16: the origin learns of the dead link
+ * only from its own meter or the registry, up to a second later, and its
+ * NACKs, feedback and HELLOs would go into the dead link until then). This
+ * node's route moved off the dead link at its fast check. Back through the
+ * node it came from is allowed (with three nodes it is the only way round);
+ * hd_relay_detour keeps the path within HD_RELAY_MAX_HOPS, so no loop. */
+static int detour(struct node_cluster *c, const hd_relay_hdr_t *h, const cl_peer_t *nx, hd_relay_hdr_t *d) {
+  cl_peer_t *dst = rr_peer_by_hash(c, h->hops[h->n_hops - 1]);
+  return dst && hd_relay_detour(h, c->self.id_hash, nx->link.id_hash, &dst->route.cur, d) == 0;
+}
+
+static void relay_detour(hd_node_t *n, const hd_relay_hdr_t *h, hd_relay_hdr_t *d, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  cl_peer_t *nx = rr_peer_by_hash(c, d->hops[d->hop]);
+  size_t cap;
+  uint8_t *b = nx && nx->n_addr ? rr_send_begin(n, &cap) : NULL;
+  if (!b) return;
+  d->stream = c->stream;
+  d->hop_seq = hd_hop_tx_seq(&nx->hop_tx);
+  int hl = hd_relay_hdr_write(d, b, cap);
+  if (hl < 0 || h->inner_len > cap - (size_t)hl) return;
+  memcpy(b + hl, h->inner, h->inner_len);
+  size_t len = (size_t)hl + h->inner_len;
+  hd_hop_tx_keep(&nx->hop_tx, d->hop_seq, b, len, now);
+  int a = d->hop + 1 == d->n_hops ? d->dst_worker % nx->n_addr : 0;
+  nx->relay_sent++;
+  nx->relay_forwarded++;
+  rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[a], HD_LINK_RELAY, len);
+}
+
 /* A RELAY datagram from `peer` (the previous hop): repaired per hop, then
  * passed on to the next hop of its source route or, here at its
  * destination, handled as a message from its origin. */
@@ -179,6 +216,12 @@ static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, con
   peer->relay_received++;
   if (h.hop + 1 < h.n_hops) { /* a relay: on to the next hop, as a new datagram of that hop */
     cl_peer_t *nx = rr_peer_by_hash(c, h.hops[h.hop + 1]);
+    hd_relay_hdr_t d;
+    if (nx && link_down(c, nx) && detour(c, &h, nx, &d)) {
+      nx->relay_detoured++;
+      relay_detour(n, &h, &d, now);
+      return;
+    }
     size_t cap;
     uint8_t *b = nx && nx->n_addr ? rr_send_begin(n, &cap) : NULL;
     if (!b || len > cap) return;

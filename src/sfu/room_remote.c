@@ -1080,6 +1080,7 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
     o->n_samples = (int)hd_link_meter_samples(&p->meter, o->samples, HD_NODE_LINK_SAMPLES);
     o->relay_sent = p->relay_sent;
     o->relay_forwarded = p->relay_forwarded;
+    o->relay_detoured = p->relay_detoured;
     o->relay_received = p->relay_received;
     o->hop_resent = p->hop_tx.resent;
     o->hop_repaired = o->hop_lost = 0;

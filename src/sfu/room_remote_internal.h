@@ -56,6 +56,7 @@ typedef struct {
   hd_hop_tx_t hop_tx;
   hop_in_t *hop_in; /* [CL_HOP_STREAMS] */
   uint64_t relay_sent, relay_forwarded, relay_received, dedup_dropped, dedup_video;
+  uint64_t relay_detoured; /* forwarded round a down link to it, on this node's own route */
 } cl_peer_t;
 
 struct node_cluster {

@@ -19,7 +19,10 @@ static void tw_sent(hd_session_t *v, const hd_out_track_t *t, size_t len, hd_tim
   if (!t->ext_twcc) return;
   if (!v->bwe) {
     v->bwe = calloc(1, sizeof *v->bwe);
-    if (!v->bwe || hd_bwe_init(v->bwe, NULL, now) < 0) {
+    hd_bwe_config_t bc;
+    hd_bwe_config_init(&bc);
+    bc.initial_probes = HD_BWE_PROBES_GATED; /* a narrow viewer leg's queue takes no 6x burst */
+    if (!v->bwe || hd_bwe_init(v->bwe, &bc, now) < 0) {
       free(v->bwe);
       v->bwe = NULL;
     }

@@ -201,6 +201,41 @@ static void test_remb(void **st) {
   assert_int_equal(hd_bwe_target(&b), 200000);
 }
 
+/* HD_BWE_PROBES_GATED (the node's viewer legs): the 6x start-up cluster
+ * waits for the 3x one's result; a 3x cluster that a 300 kbit/s path
+ * carried at ~300 kbit/s stops it (its 9 KB burst would overflow a
+ * 200 ms queue on such a path), one that came back at its rate lets it go. */
+static int gated_second(int arrival_spacing_us) {
+  static hd_bwe_t b;
+  hd_bwe_config_t c;
+  hd_bwe_config_init(&c);
+  c.initial_probes = HD_BWE_PROBES_GATED;
+  assert_int_equal(hd_bwe_init(&b, &c, HD_SEC(1)), 0);
+  hd_bwe_probe_t p;
+  assert_int_equal(hd_bwe_next_probe(&b, HD_SEC(1), &p), 1);
+  assert_int_equal(p.bitrate_bps, 900000);
+  hd_time_t due = hd_bwe_next_timeout(&b);
+  assert_true(due > HD_SEC(2)); /* no 6x cluster before the 3x one's result */
+  assert_int_equal(hd_bwe_next_probe(&b, HD_SEC(1) + HD_MS(100), &p), 0);
+  hd_rtcp_twcc_recv_t r[10];
+  for (int i = 0; i < 10; i++) { /* 1000 bytes every 8.9 ms: 900 kbit/s */
+    hd_time_t t = HD_SEC(1) + i * 8889;
+    hd_bwe_on_packet_sent(&b, (uint16_t)(1 + i), 1000, t, p.id);
+    r[i].seq = (uint16_t)(1 + i);
+    r[i].arrival = t + HD_MS(25) + (hd_time_t)i * (arrival_spacing_us - 8889);
+  }
+  hd_time_t now = HD_SEC(1) + HD_MS(400);
+  assert_int_equal(feed_twcc(&b, 0, r, 10, now), 10);
+  if (!hd_bwe_next_probe(&b, hd_bwe_next_timeout(&b) > now ? now : hd_bwe_next_timeout(&b), &p)) return 0;
+  return p.bitrate_bps == 1800000;
+}
+
+static void test_probe_gated_initial(void **st) {
+  (void)st;
+  assert_int_equal(gated_second(26667), 0); /* arrived at 300 kbit/s */
+  assert_int_equal(gated_second(8889), 1);  /* arrived at 900 kbit/s */
+}
+
 /* The probe schedule as a caller's timer sees it: never a deadline in the
  * past that hd_bwe_next_probe then refuses (a busy loop). */
 static void test_probe_schedule(void **st) {
@@ -454,6 +489,7 @@ int main(void) {
       cmocka_unit_test(test_lone_overuse_app_limited),
       cmocka_unit_test(test_feedback_timeout),
       cmocka_unit_test(test_probe_schedule),
+      cmocka_unit_test(test_probe_gated_initial),
       cmocka_unit_test(test_rfc8867_5_1),
       cmocka_unit_test(test_rfc8867_5_2),
       cmocka_unit_test(test_rfc8867_5_3),

@@ -35,6 +35,11 @@ typedef struct {
   hd_time_t got_at[PKTS];      /* when C delivered each sequence number (0 = never) */
   int delivered[PKTS];         /* times delivered (must be 0 or 1) */
   uint64_t relayed;            /* datagrams B forwarded */
+  /* detours at a relay whose next hop's link is down (room_relay.c on_relay) */
+  int detour;             /* relays take them */
+  int down[N][N];         /* node i's meter says its link to j is down */
+  hd_relay_path_t own[N]; /* node i's own route to C (after its fast check) */
+  uint64_t detoured;
 } net_t;
 
 static uint64_t id(int i) { return 100 + (uint64_t)i; }
@@ -130,6 +135,18 @@ static void on_dgram(net_t *n, int at, const uint8_t *d, size_t len) {
   assert_int_equal(idx(h.hops[h.hop]), at);
   if (!hd_hop_rx_feed(&n->rx[at][from], h.hop_seq, n->now)) return;
   if (h.hop + 1 < h.n_hops) { /* a relay: on to the next hop */
+    int nx = idx(h.hops[h.hop + 1]);
+    hd_relay_hdr_t dh;
+    if (n->detour && n->down[at][nx] && hd_relay_detour(&h, id(at), id(nx), &n->own[at], &dh) == 0) {
+      uint8_t copy[1600];
+      int hl = hd_relay_hdr_write(&dh, copy, sizeof copy);
+      assert_true(hl > 0);
+      memcpy(copy + hl, h.inner, h.inner_len);
+      hop_send(n, at, idx(dh.hops[dh.hop]), copy, (size_t)hl + h.inner_len);
+      n->detoured++;
+      n->relayed++;
+      return;
+    }
     uint8_t copy[1600];
     memcpy(copy, d + 2, len - 2);
     copy[9] = (uint8_t)(h.hop + 1);
@@ -522,6 +539,116 @@ static void test_fast_reroute_on_blackout(void **st) {
   assert_true(slow > fast);
 }
 
+/* The return direction of a blackout (issue 16): A's route to C is
+ * A -> B -> C and B-C dies both ways. B's meter sees it and B's own route
+ * moves to B -> A -> C at its fast check; A hears of it only from the
+ * registry, a second later. Relays that take the detour (on_relay) carry
+ * A's datagrams round the dead link from B's check on: the gap C sees is
+ * B's detection time; without the detour it is A's registry delay. */
+static hd_time_t detour_gap(int detour, uint64_t *detoured) {
+  net_t *n = test_malloc(sizeof *n);
+  net_init(n, 1);
+  n->detour = detour;
+  fast_t *f = test_calloc(1, sizeof *f);
+  g_fast = f; /* its meters are B's and C's of B-C; no router (routing = 0) */
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++)
+      if (i != j) set_link(n, i, j, (i == A && j == C) || (i == C && j == A) ? 40 : 10, 0);
+  hd_netem_params_t p10, dead;
+  params(&p10, 10, 0);
+  params(&dead, 10, 1.0);
+  assert_int_equal(hd_netem_link_new(&f->dir[0], &p10, 93, n->now), 0); /* B -> C */
+  assert_int_equal(hd_netem_link_new(&f->dir[1], &p10, 94, n->now), 0); /* C -> B */
+  hd_link_meter_init(&f->m[0], 0, n->now);
+  hd_link_meter_init(&f->m[1], 0, n->now + HD_MS(7));
+  hd_time_t end = n->now + HD_SEC(2);
+  for (; n->now < end; n->now += HD_MS(1))
+    fast_step(n);
+  hd_relay_route_t r;
+  hd_relay_route_init(&r, id(C));
+  hd_relay_path_t via = path(2, B, C, 0), direct = path(1, C, 0, 0);
+  hd_relay_route_set(&r, &via, NULL, 0, n->now - HD_SEC(10));
+  n->own[B] = direct;
+  hd_time_t t_dead = 0, next = n->now, next_check = n->now;
+  for (int s = 0; s < PKTS;) {
+    if (n->now >= next) {
+      if (s == 1000) {
+        t_dead = n->now;
+        set_link(n, B, C, 10, 1.0);
+        set_link(n, C, B, 10, 1.0);
+        assert_int_equal(hd_netem_link_set(f->dir[0], &dead, n->now), 0);
+        assert_int_equal(hd_netem_link_set(f->dir[1], &dead, n->now), 0);
+      }
+      if (t_dead && n->now - t_dead >= HD_SEC(1)) /* A reads B's link table in the registry */
+        hd_relay_route_set(&r, &direct, NULL, 0, n->now);
+      hd_relay_path_t ps[3];
+      int k = hd_relay_route_paths(&r, n->now, 1, 1, ps);
+      for (int i = 0; i < k; i++)
+        send_path(n, &ps[i], (uint16_t)s, 1);
+      s++;
+      next += HD_MS(20);
+    }
+    fast_step(n);
+    if (n->now >= next_check) { /* B's fast check (serve_cluster.c) */
+      next_check += HD_OVL_CHECK_INTERVAL;
+      hd_link_meter_stats_t st;
+      hd_link_meter_stats(&f->m[0], n->now, &st);
+      n->down[B][C] = !st.up && st.last_echo;
+      if (n->down[B][C]) n->own[B] = path(2, A, C, 0);
+    }
+    step(n);
+    n->now += HD_MS(1);
+  }
+  for (end = n->now + HD_SEC(2); n->now < end; n->now += HD_MS(1))
+    step(n);
+  assert_once(n);
+  hd_time_t gap = max_gap(n, 900, 1500);
+  *detoured = n->detoured;
+  hd_netem_link_free(f->dir[0]);
+  hd_netem_link_free(f->dir[1]);
+  net_free(n);
+  test_free(n);
+  test_free(f);
+  return gap;
+}
+
+static void test_relay_detours_round_dead_link(void **st) {
+  (void)st;
+  uint64_t with_n, without_n;
+  hd_time_t with = detour_gap(1, &with_n), without = detour_gap(0, &without_n);
+  print_message("B-C dies under A -> B -> C, A told 1 s later: gap at C %d ms with B's detour "
+                "(%d datagrams round it), %d ms without\n",
+                (int)(with / 1000), (int)with_n, (int)(without / 1000));
+  assert_true(with_n > 0);
+  assert_true(with < HD_MS(500));
+  assert_int_equal(without_n, 0);
+  assert_true(without > HD_MS(900));
+}
+
+/* hd_relay_detour's rules: the new path keeps the hops travelled, never
+ * starts on the dead link, never passes this node, and stays within
+ * HD_RELAY_MAX_HOPS (so a datagram cannot loop). */
+static void test_detour_rules(void **st) {
+  (void)st;
+  hd_relay_hdr_t h = {.origin = id(C), .n_hops = 2, .hop = 0, .dst_worker = 3, .hops = {id(B), id(A)}}, d;
+  hd_relay_path_t back = path(2, C, A, 0);
+  assert_int_equal(hd_relay_detour(&h, id(B), id(A), &back, &d), 0); /* back through C: C -> B -> C -> A */
+  assert_int_equal(d.n_hops, 3);
+  assert_int_equal(d.hop, 1);
+  assert_int_equal(d.dst_worker, 3);
+  assert_true(d.hops[0] == id(B) && d.hops[1] == id(C) && d.hops[2] == id(A));
+  hd_relay_path_t stale = path(1, A, 0, 0), self = path(2, B, A, 0), elsewhere = path(1, C, 0, 0);
+  assert_int_equal(hd_relay_detour(&h, id(B), id(A), &stale, &d), HD_EINVAL);     /* route not moved yet */
+  assert_int_equal(hd_relay_detour(&h, id(B), id(A), &self, &d), HD_EINVAL);      /* through itself */
+  assert_int_equal(hd_relay_detour(&h, id(B), id(A), &elsewhere, &d), HD_EINVAL); /* not to A */
+  /* at the second relay of a full path, or a detour of a detour: too long */
+  hd_relay_hdr_t h2 = d;
+  hd_relay_path_t again = path(2, B, A, 0);
+  assert_int_equal(hd_relay_detour(&h2, id(C), id(A), &again, &d), HD_ENOSPC);
+  hd_relay_path_t none = {.n = 0};
+  assert_int_equal(hd_relay_detour(&h, id(B), id(A), &none, &d), HD_EINVAL);
+}
+
 /* The receiving side alone: a duplicate is dropped, a hole asked for after
  * the reorder wait, again after 1.5 RTT, given up after HD_HOP_MAX_TRIES;
  * a jump larger than the window starts over. Dedupe wraps at 2^16. */
@@ -575,6 +702,8 @@ int main(void) {
       cmocka_unit_test(test_old_path_dies),
       cmocka_unit_test(test_duplicate_audio),
       cmocka_unit_test(test_fast_reroute_on_blackout),
+      cmocka_unit_test(test_relay_detours_round_dead_link),
+      cmocka_unit_test(test_detour_rules),
       cmocka_unit_test(test_rx_and_dedup_edges),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
