@@ -15,33 +15,23 @@
 //     other.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchChromium, sleep, startRedis, startServer, stopServer, waitFor } from './lib.mjs';
+import { launchChromium, sleep, startCluster, stopCluster, waitFor } from './lib.mjs';
 
 const ROOM = 'e2e-xroom';
 const names = ['pa', 'pb', 'pc'];
 let redis, browser;
-const nodes = [];
+let nodes = [];
 const pages = [];
 const problems = [];
 
 before(async () => {
-  redis = await startRedis();
-  for (let i = 0; i < 3; i++)
-    nodes.push(await startServer(['--redis', redis.url, '--node-id', `n${i + 1}`, '--region', `r${i + 1}`]));
+  ({ redis, nodes } = await startCluster(3, (i) => ['--region', `r${i + 1}`]));
   browser = await launchChromium();
-  const tok = (await (await fetch(`${nodes[0].base}/api/dev-token?room=probe&identity=x`)).json()).token;
-  for (let i = 0; ; i++) {
-    const js = await (await fetch(`${nodes[0].base}/api/route?room=probe`, { headers: { Authorization: `Bearer ${tok}` } })).json();
-    if (js.candidates.length === 3) break;
-    if (i > 60) throw new Error('the nodes do not see each other');
-    await sleep(100);
-  }
 });
 
 after(async () => {
   if (browser) await browser.close().catch(() => {});
-  for (const n of nodes) await stopServer(n).catch(() => {});
-  if (redis) redis.stop();
+  await stopCluster({ redis, nodes });
 });
 
 const remoteTracks = () => window.hudong.stats().then((s) => (s ? s.tracks : []));

@@ -10,29 +10,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { hudongBin, launchChromium, sleep, startRedis, startServer, stopServer, waitFor } from './lib.mjs';
+import { hudongBin, launchChromium, sleep, startCluster, stopCluster, waitFor } from './lib.mjs';
 
 const ROOM = 'e2e-xwhip';
 let redis, browser;
-const nodes = [];
+let nodes = [];
 
 before(async () => {
-  redis = await startRedis();
-  for (let i = 0; i < 2; i++) nodes.push(await startServer(['--redis', redis.url, '--node-id', `n${i + 1}`]));
+  ({ redis, nodes } = await startCluster(2));
   browser = await launchChromium();
-  const tok = (await (await fetch(`${nodes[0].base}/api/dev-token?room=probe&identity=x`)).json()).token;
-  for (let i = 0; ; i++) {
-    const js = await (await fetch(`${nodes[0].base}/api/route?room=probe`, { headers: { Authorization: `Bearer ${tok}` } })).json();
-    if (js.candidates.length === 2) break;
-    if (i > 60) throw new Error('the nodes do not see each other');
-    await sleep(100);
-  }
 });
 
 after(async () => {
   if (browser) await browser.close().catch(() => {});
-  for (const n of nodes) await stopServer(n).catch(() => {});
-  if (redis) redis.stop();
+  await stopCluster({ redis, nodes });
 });
 
 // `hudong sub` on url for secs: its last JSON summary line

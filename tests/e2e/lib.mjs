@@ -320,3 +320,30 @@ export async function videoSession(browser, base, kind, room, relayPort, publish
   }, { kind, room, token, relayPort, publish });
   return { ctx, page, snap: () => page.evaluate(() => window.snap()) };
 }
+
+// n nodes of one cluster on a fresh redis-server, started and waiting until
+// node 1 routes to all n: {redis, nodes}. extra(i): more `hudong serve`
+// arguments for node i (0-based). stopCluster undoes it.
+export async function startCluster(n, extra = () => []) {
+  const redis = await startRedis();
+  const nodes = [];
+  try {
+    for (let i = 0; i < n; i++) nodes.push(await startServer(['--redis', redis.url, '--node-id', `n${i + 1}`, ...extra(i)]));
+    const tok = await devToken(nodes[0].base, 'probe', 'x');
+    for (let i = 0; ; i++) {
+      const js = await (await fetch(`${nodes[0].base}/api/route?room=probe`, { headers: { Authorization: `Bearer ${tok}` } })).json();
+      if (js.candidates.length === n) break;
+      if (i > 60) throw new Error('the nodes do not see each other');
+      await sleep(100);
+    }
+  } catch (e) {
+    await stopCluster({ redis, nodes });
+    throw e;
+  }
+  return { redis, nodes };
+}
+
+export async function stopCluster(c) {
+  for (const n of c.nodes) await stopServer(n).catch(() => {});
+  if (c.redis) c.redis.stop();
+}
