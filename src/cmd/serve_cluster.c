@@ -162,13 +162,14 @@ typedef struct {
   size_t secret_len;
   uint64_t epoch;
   int measure; /* the first worker measures the links */
+  int worker;  /* the worker's index: its link lane */
   const hd_peer_addrs_t *over;
 } link_job_t;
 
 static void link_init_job(hd_node_t *node, void *arg, hd_time_t now) {
   link_job_t *j = arg;
   (void)now;
-  if (hd_node_cluster_init(node, j->id, j->secret, j->secret_len, j->epoch) < 0)
+  if (hd_node_cluster_init(node, j->id, j->secret, j->secret_len, j->epoch, j->worker) < 0)
     HD_LOGW("cluster", "node link not started on a media worker");
   else if (j->measure)
     hd_node_cluster_measure(node);
@@ -513,6 +514,7 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
                       .epoch = ((uint64_t)wall_ms() << 16) | (hd_random_u32() & 0xffff)};
       for (int i = 0; i < hd_media_workers_count(workers); i++) {
         j.measure = i == 0;
+        j.worker = i;
         hd_media_workers_call(workers, i, link_init_job, &j);
       }
       c->link_on = 1;
@@ -964,12 +966,21 @@ static json_t *path_json(const hd_serve_cluster_t *c, const hd_ovl_path_t *r) {
                    r->delay_ms, "residual_loss", r->residual_loss);
 }
 
+/* The other workers' refused-datagram counts (admin only: not on the fast check's path). */
+static void links_add_job(hd_node_t *node, void *arg, hd_time_t now) {
+  hd_serve_cluster_t *c = arg;
+  (void)now;
+  hd_node_cluster_links_add(node, c->links, c->n_links);
+}
+
 void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
   if (!c->link) {
     hd_http_resp_text(resp, 404, "this node runs alone (no --redis): it has no node links\n");
     return;
   }
   gather_links(c); /* the links as of now; the routes are the last heartbeat's */
+  for (int i = 1; c->link_on && i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, links_add_job, c);
   json_t *links = json_array(), *routes = json_array();
   for (int i = 0; i < c->n_links; i++) {
     const hd_node_link_t *l = &c->links[i];
@@ -991,6 +1002,10 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                   "received", (json_int_t)l->relay_received, "hop_repaired", (json_int_t)l->hop_repaired,
                   "hop_lost", (json_int_t)l->hop_lost, "hop_resent", (json_int_t)l->hop_resent,
                   "dedup_dropped", (json_int_t)l->dedup_dropped, "dedup_video", (json_int_t)l->dedup_video));
+    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_replay",
+                        json_integer((json_int_t)l->rx_replay));
+    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_auth_fail",
+                        json_integer((json_int_t)l->rx_auth_fail));
   }
   for (int d = 1; d < c->ovl_n; d++) {
     const hd_ovl_path_t *r = &c->router.cur[d];
