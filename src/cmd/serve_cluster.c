@@ -57,6 +57,7 @@ struct hd_serve_cluster {
   struct room_events *rev; /* room_started / room_finished once per cluster */
   struct fast_check *fast; /* the fast reroute check between heartbeats (issue 16 item 1) */
   uint64_t fast_reroutes;  /* route evaluations it triggered */
+  int beat_soon;           /* a room started here: publish the entry at the next fast check */
   hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
   void *emit_ud;
 };
@@ -203,6 +204,13 @@ static int cluster_secret(const hd_config_t *cfg, uint8_t out[32]) {
   EVP_MD_CTX_free(m);
   return ok ? 0 : HD_ECRYPTO;
 }
+
+static void push_peers(hd_serve_cluster_t *c);
+
+/* A fresh registry read goes to the workers at once, not at the next
+ * heartbeat (docs/overlay.md "A room across nodes": a room that another node
+ * started is found within one read). */
+static void peers_read_cb(void *ud) { push_peers(ud); }
 
 static void push_peers(hd_serve_cluster_t *c) {
   if (!c->link || !c->link_on) return;
@@ -365,7 +373,12 @@ static void fast_closed(uv_handle_t *h) { free(h->data); }
 static void fast_cb(uv_timer_t *t) {
   struct fast_check *f = t->data;
   hd_serve_cluster_t *c = f->c;
-  if (!c || !c->link || !c->link_on || c->ovl_n < 2) return;
+  if (!c || !c->link || !c->link_on) return;
+  if (c->beat_soon) { /* here, not in the event's call: the beat calls into the workers */
+    c->beat_soon = 0;
+    hd_cluster_redis_beat_now(c->link);
+  }
+  if (c->ovl_n < 2) return;
   hd_cluster_link_t before[HD_CLUSTER_MAX_LINKS];
   int n_before = c->self->n_links;
   memcpy(before, c->self->links, sizeof before[0] * (size_t)n_before);
@@ -493,8 +506,11 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     HD_LOGI("cluster", "node link to %s goes to %s (peer_addrs override, not its announced address)",
             c->peer_addrs.e[i].id, c->peer_addrs.e[i].addr);
   if (cfg->redis[0]) {
-    hd_cluster_redis_config_t rc = {
-        .node_id = cfg->node_id, .entry = entry_cb, .room_gone = room_gone, .ud = c};
+    hd_cluster_redis_config_t rc = {.node_id = cfg->node_id,
+                                    .entry = entry_cb,
+                                    .room_gone = room_gone,
+                                    .peers_read = peers_read_cb,
+                                    .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
     int r = hd_cluster_redis_start(&c->link, loop, &rc);
     if (r < 0) {
@@ -697,6 +713,11 @@ static int rev_release(hd_serve_cluster_t *c, const hd_webhook_event_t *ev) {
 int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, hd_serve_event_fn emit,
                            void *ud) {
   if (!c || !c->link || !ev->app || !ev->room_name) return 0;
+  /* a room started here (a client moved from a killed node, say): the other
+   * nodes that hold it find it in the registry within one read, and this
+   * node finds theirs with the same beat's read, instead of up to a
+   * heartbeat each later */
+  if (ev->type == HD_WEBHOOK_ROOM_STARTED) c->beat_soon = 1;
   room_events_t *e = c->rev;
   if (!e) {
     if (!(e = c->rev = calloc(1, sizeof *e))) return rev_release(c, ev);

@@ -35,6 +35,9 @@ typedef struct {
   int ttl_ms;       /* default 3000: a node silent this long is gone */
   hd_cluster_entry_fn entry;
   hd_cluster_room_gone_fn room_gone; /* may be NULL */
+  /* may be NULL: the peer table was read again (hd_cluster_redis_peers is
+   * fresh now, e.g. a room another node started; not a heartbeat later) */
+  void (*peers_read)(void *ud);
   void *ud;
 } hd_cluster_redis_config_t;
 

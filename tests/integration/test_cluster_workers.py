@@ -21,6 +21,12 @@ crossed the link.
     video; and the other way round (publisher on n1, subscriber on n2).
  2. The link counters: neither node dropped the other's datagrams as
     replays (`hudong cluster links --json`'s rx_replay).
+ 3. A room that starts on two nodes at once (the clients of a killed node
+    that held all of a room moving to two others): each node's participant
+    is seen on the other (measured: a node publishes its registry entry and
+    reads the others' at once when a room starts there, and hands a fresh
+    read to its workers at once, not a heartbeat later; before, the two
+    found each other 1-3 s later).
 
 usage: test_cluster_workers.py /path/to/hudong
 """
@@ -37,6 +43,7 @@ import test_cluster as tc  # noqa: E402
 from test_cluster import Node, Redis, check, free_port, section, stop_cluster, view, wait_until  # noqa: E402
 from test_cluster_links import admin_token  # noqa: E402
 import test_cluster_room as tr  # noqa: E402
+from wsclient import recv_until  # noqa: E402
 
 
 def fnv1a_pair(a, b):
@@ -121,6 +128,18 @@ def main():
             counts = {x.get("peer"): x.get("rx_replay") for x in ls}
             check(ls and all(v == 0 for v in counts.values()),
                   "%s's links count no replays %s" % (n.name, counts), json.dumps(js)[:800])
+
+        section("3. a room started on two nodes at once")
+        t0 = time.time()
+        a = tr.join(n2, "later", "a")
+        b = tr.join(n1, "later", "b")
+        for (ws, other, where) in ((a, "b", "n2"), (b, "a", "n1")):
+            m, _ = recv_until(ws, lambda m: m.get("type") == "participant_joined" and
+                              m.get("participant", {}).get("identity") == other, 6)
+            check(m is not None, "the participant on %s sees %s, who joined on the other node" % (where, other), m)
+            print("# measured: %s sees %s %.0f ms after the first join" % (where, other, (time.time() - t0) * 1000))
+        a.close()
+        b.close()
     finally:
         stop_cluster(nodes, redis, tmp, procs)
     print("# %d failure(s)" % len(tc.FAILS))
