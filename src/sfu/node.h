@@ -263,6 +263,12 @@ size_t hd_node_room_count(const hd_node_t *n);
  * room list of the cluster registry entry (io/cluster_redis.h). */
 typedef void (*hd_node_room_fn)(void *ud, const char *app, const char *room);
 size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud);
+/* Calls fn for every room whose sid is settled (not waiting for the
+ * cluster's: hd_node_room_set_sid), with that sid: what a clustered node
+ * re-announces in Redis after an outage (io/cluster_redis.h
+ * hd_cluster_redis_reconcile). Returns how many. */
+typedef void (*hd_node_room_sid_fn)(void *ud, const char *app, const char *room, const char *sid);
+size_t hd_node_room_sids(hd_node_t *n, hd_node_room_sid_fn fn, void *ud);
 /* Gives room app/room the sid `sid` (the cluster's, decided by the first node
  * holding it: docs/overlay.md "Room events") if its sid is still `was` (a room
  * closed and made again meanwhile keeps its own), and completes the joins

@@ -1,0 +1,250 @@
+#!/usr/bin/python3
+"""A node cut off from Redis long enough to be taken for dead comes back and
+re-announces the rooms it still holds (issue 15 item 6; docs/overlay.md
+"Coming back after an outage"): a real redis-server, two `hudong serve
+--redis` nodes on free 127.0.0.1 ports, n1 reaching Redis through a small TCP
+relay of this test that can cut n1's connections (close them and refuse new
+ones) without touching n2's or Redis itself. Both nodes send webhooks to one
+receiver.
+
+Two rooms while n1 is cut off past its registry TTL plus the reap grace (n2
+then reaps n1's rooms in Redis):
+ - "both": alice on n1, bob on n2. n1 leaves the room's node set in Redis;
+   the room lives on (bob). On n1's return it is listed again with the same
+   sid; n2 still lists alice; bob leaving n2 fires no room_finished (alice is
+   still there), carol joining n2 then gets the room's sid; the room ends once,
+   with its last participant.
+ - "solo": dave on n1 alone. n2 finishes the room in Redis (room_finished:
+   n1 looks dead, documented); on n1's return it starts again under its sid
+   (room_started), erin joining n2 gets that sid, and the room ends once more
+   when both leave. Webhooks: started, finished, started, finished.
+
+usage: test_cluster_rejoin.py /path/to/hudong
+"""
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_cluster as tc  # noqa: E402
+from hdtest import FAILS, check, free_port, http_json, webhook_sink  # noqa: E402
+from test_cluster import Node, Redis, section, stop_cluster, view, wait_until  # noqa: E402
+from wsclient import WS  # noqa: E402
+
+
+class CutRelay:
+    """127.0.0.1:port -> Redis; cut() closes every relayed connection and
+    closes new ones at once until restore()."""
+
+    def __init__(self, to_port):
+        self.to_port, self.cut_on, self.pairs, self.lock = to_port, False, [], threading.Lock()
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for _ in range(20):
+            self.port = free_port()
+            try:
+                self.srv.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                continue
+        self.srv.listen(16)
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            if self.cut_on:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.to_port), timeout=2)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.pairs.append((c, u))
+            threading.Thread(target=self.pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self.pump, args=(u, c), daemon=True).start()
+
+    @staticmethod
+    def pump(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.cut_on = True
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for c, u in pairs:
+            for s in (c, u):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+
+    def restore(self):
+        self.cut_on = False
+
+    def close(self):
+        self.cut()
+        self.srv.close()
+
+
+def join(node, room, identity):
+    ws = WS(node.port, "/rtc")
+    ws.send_text(json.dumps({"type": "join", "id": "j", "token": tc.mint(room, identity)}))
+    end = time.time() + 5
+    while time.time() < end:
+        r = ws.recv()
+        if r[0] == "text" and json.loads(r[1]).get("type") == "joined":
+            return ws, json.loads(r[1]).get("room", {}).get("sid")
+        if r[0] in ("close", "eof"):
+            break
+    raise RuntimeError("join %s/%s on %s failed" % (room, identity, node.name))
+
+
+def identities(node, room):
+    """The identities node's admin API lists in room (remote ones included)."""
+    tok = tc.mint("", "ops", join=False, grants={"roomAdmin": True})
+    st, js, text = http_json(node.port, "GET", "/admin/rooms/%s/participants" % room, tok)
+    if st != 200:
+        return "HTTP %d %s" % (st, text[:200])
+    return sorted(p.get("identity") for p in (js or {}).get("participants", []))
+
+
+def hooks(events, room, kind):
+    return [e.get("room", {}).get("sid") for e in list(events)
+            if e.get("event") == kind and e.get("room", {}).get("name") == room]
+
+
+def main():
+    tc.HUDONG = sys.argv[1]
+    if not shutil.which("redis-server"):
+        print("redis-server is not installed: run tools/install-deps.sh")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="hd-rejoin-")
+    events = []
+    sink, sink_port = webhook_sink(events)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    redis = Redis(tmp, free_port())
+    nodes, relay = [], None
+    try:
+        redis.start()
+        relay = CutRelay(redis.port)
+        cfg = {"webhooks": {"urls": ["http://127.0.0.1:%d/hook" % sink_port]}, "room_empty_timeout_s": 0}
+        for name, port in (("n1", relay.port), ("n2", redis.port)):
+            n = Node(tmp, name, port, config=cfg)
+            n.start()
+            nodes.append(n)
+        n1, n2 = nodes
+        check(wait_until(lambda: all(view(n.port) == ["n1", "n2"] for n in nodes), 6) is not None,
+              "the two nodes see each other")
+
+        section("1. rooms on n1: 'both' (n2 too) and 'solo' (n1 alone)")
+        alice, sid_both = join(n1, "both", "alice")
+        time.sleep(0.3)
+        bob, sid_bob = join(n2, "both", "bob")
+        dave, sid_solo = join(n1, "solo", "dave")
+        check(sid_bob == sid_both, "bob (n2) gets the room's sid %s" % sid_both, sid_bob)
+        check(wait_until(lambda: identities(n2, "both") == ["alice", "bob"], 5) is not None,
+              "n2 lists alice (n1) and bob", identities(n2, "both"))
+        nodes_key = lambda room: "hudong:room:%s/%s:nodes" % (tc.APP, room)  # noqa: E731
+
+        section("2. n1 cut off from Redis until n2 reaps it")
+        t_cut = time.time()
+        relay.cut()
+        # n1's registry key lapses 3 s after its last heartbeat; n2 reaps its
+        # rooms the reap grace (5 s) after it saw the key gone
+        reaped = wait_until(lambda: not redis.cmd("EXISTS", "hudong:noderooms:n1")
+                            and "n1" not in (redis.cmd("SMEMBERS", nodes_key("both")) or []), 25, 0.2)
+        print("# measured: n1's rooms reaped in Redis %s s after the cut"
+              % ("%.1f" % (time.time() - t_cut) if reaped is not None else "never"))
+        check(reaped is not None, "n2 reaped n1's rooms (n1 looked dead)")
+        fin_solo = wait_until(lambda: hooks(events, "solo", "room_finished"), 5)
+        check(fin_solo is not None and hooks(events, "solo", "room_finished") == [sid_solo],
+              "'solo' was finished by the cluster, once, with its sid (n1 looked dead: documented)",
+              hooks(events, "solo", "room_finished"))
+        check(not hooks(events, "both", "room_finished"), "'both' was not finished (bob holds it on n2)")
+
+        section("3. n1 back: it re-announces the rooms it holds")
+        t_back = time.time()
+        relay.restore()
+        listed = wait_until(lambda: "n1" in (redis.cmd("SMEMBERS", nodes_key("both")) or [])
+                            and "n1" in (redis.cmd("SMEMBERS", nodes_key("solo")) or []), 10, 0.1)
+        print("# measured: n1 listed again in its rooms %s s after Redis came back"
+              % ("%.1f" % listed if listed is not None else "never"))
+        check(listed is not None, "n1 is listed again in the node sets of 'both' and 'solo'",
+              [redis.cmd("SMEMBERS", nodes_key(r)) for r in ("both", "solo")])
+        held = sorted(redis.cmd("SMEMBERS", "hudong:noderooms:n1") or [])
+        check(held == ["%s/both" % tc.APP, "%s/solo" % tc.APP], "hudong:noderooms:n1 lists both rooms", held)
+        sids = [redis.cmd("GET", "hudong:room:%s/%s:sid" % (tc.APP, r)) for r in ("both", "solo")]
+        check(sids == [sid_both, sid_solo], "each room keeps its sid in Redis (n1's)", (sids, sid_both, sid_solo))
+        ttls = [redis.cmd("PTTL", k) for k in (nodes_key("both"), "hudong:noderooms:n1")]
+        check(all(isinstance(t, int) and 0 < t <= 30000 for t in ttls), "with their TTL", ttls)
+        started = wait_until(lambda: len(hooks(events, "solo", "room_started")) == 2, 5)
+        print("# measured: 'solo' room_started again %s s after Redis came back"
+              % ("%.1f" % (time.time() - t_back) if started is not None else "never"))
+        check(hooks(events, "solo", "room_started") == [sid_solo, sid_solo],
+              "'solo' starts again under its sid (room_started, the cluster had finished it)",
+              hooks(events, "solo", "room_started"))
+        check(identities(n2, "both") == ["alice", "bob"], "n2 still lists alice (n1) in 'both'",
+              identities(n2, "both"))
+
+        section("4. the cluster agrees again")
+        bob.close()
+        time.sleep(2.5)  # a room_finished would have come by now
+        check(not hooks(events, "both", "room_finished"),
+              "bob leaving n2 does not finish 'both' (alice is still in it on n1)",
+              hooks(events, "both", "room_finished"))
+        carol, sid_carol = join(n2, "both", "carol")
+        check(sid_carol == sid_both, "carol joining n2 later gets the room's sid %s" % sid_both, sid_carol)
+        erin, sid_erin = join(n2, "solo", "erin")
+        check(sid_erin == sid_solo, "erin joining 'solo' on n2 gets its sid %s" % sid_solo, sid_erin)
+        check(len(hooks(events, "both", "room_started")) == 1, "'both' started once",
+              hooks(events, "both", "room_started"))
+        for ws in (alice, carol, dave, erin):
+            ws.close()
+        wait_until(lambda: hooks(events, "both", "room_finished") and len(hooks(events, "solo", "room_finished")) == 2,
+                   10)
+        time.sleep(1.5)  # a second one would come by now
+        check(hooks(events, "both", "room_finished") == [sid_both], "'both' finishes once, with its sid",
+              hooks(events, "both", "room_finished"))
+        seq = [e.get("event") for e in list(events) if e.get("room", {}).get("name") == "solo"
+               and e.get("event") in ("room_started", "room_finished")]
+        check(seq == ["room_started", "room_finished", "room_started", "room_finished"]
+              and hooks(events, "solo", "room_finished") == [sid_solo, sid_solo],
+              "'solo': started, finished (n1 looked dead), started (n1 back), finished; one sid", seq)
+        left = [k for r in ("both", "solo") for k in (nodes_key(r), "hudong:room:%s/%s:sid" % (tc.APP, r))
+                if redis.cmd("EXISTS", k)]
+        check(not left, "the rooms' keys are gone from Redis", left)
+    finally:
+        sink.shutdown()
+        if relay:
+            relay.close()
+        stop_cluster(nodes, redis, tmp)
+    print("%d failure(s)" % len(FAILS))
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
