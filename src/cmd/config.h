@@ -118,6 +118,13 @@ typedef struct {
   /* "overlay": link probes, fast reroute, relaying and route hysteresis
    * (overlay/overlay_params.h; docs/overlay.md "Tuning the overlay") */
   hd_overlay_params_t overlay;
+  /* "cluster": room timing in a cluster (docs/operations.md "Cluster timing"):
+   * how long a join into a room new on this node waits for Redis to name
+   * its cluster-wide sid, the TTL of the room keys in Redis, and how long a
+   * node's registry key stays gone before its rooms are reaped */
+  long cluster_sid_wait_ms;   /* "sid_wait_ms", default 2000 */
+  long cluster_room_ttl_ms;   /* "room_ttl_ms", default 30000 */
+  long cluster_reap_grace_ms; /* "reap_grace_ms", default 5000 */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

@@ -76,7 +76,7 @@ typedef struct {
 } gather_job_t;
 
 /* Rooms a node refreshes in Redis at most (13 MB of names); beyond, a room's
- * keys expire HD_CLUSTER_ROOM_TTL_MS after its start (logged once). */
+ * keys expire the room TTL (cluster.room_ttl_ms) after its start (logged once). */
 #define HELD_MAX 65536
 
 static void add_held(hd_serve_cluster_t *c, const char *app, const char *room) {
@@ -88,7 +88,7 @@ static void add_held(hd_serve_cluster_t *c, const char *app, const char *room) {
         HD_LOGW("cluster",
                 "more than %d rooms on this node: the Redis keys of the rest are not refreshed "
                 "and expire %d s after their start",
-                c->n_held, HD_CLUSTER_ROOM_TTL_MS / 1000);
+                c->n_held, (int)(c->cfg->cluster_room_ttl_ms / 1000));
       return;
     }
     c->held = p;
@@ -566,7 +566,8 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
                                     .room_gone = room_gone,
                                     .registered = registered,
                                     .room_back = room_back,
-                                    .reap_grace_ms = -1,
+                                    .room_ttl_ms = (int)cfg->cluster_room_ttl_ms,
+                                    .reap_grace_ms = (int)cfg->cluster_reap_grace_ms,
                                     .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
     int r = hd_cluster_redis_start(&c->link, loop, &rc);

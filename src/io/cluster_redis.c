@@ -123,7 +123,7 @@ static void peer_changed(void *ud, const char *id, int joined) {
   HD_LOGI("cluster", "%s: peer %s %s", r->id, id, joined ? "joined" : "left");
 }
 
-/* Node id's key is gone: 1 once it has stayed gone HD_CLUSTER_REAP_GRACE_MS
+/* Node id's key is gone: 1 once it has stayed gone the reap grace
  * (its rooms are then reaped and it leaves the index), 0 before. A node
  * seen alive again is forgotten (gone_clear). Past the table's cap a node is
  * reaped at once, as before the grace existed. */
@@ -536,7 +536,7 @@ int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap) 
  * room from finishing or from starting afresh; a dead node still within its
  * TTL when the last live node leaves is dropped by room_reap_script once its
  * key is gone, which then finishes the room. Every key has a TTL
- * (HD_CLUSTER_ROOM_TTL_MS), refreshed while a node holds the room
+ * (the room TTL, cluster.room_ttl_ms), refreshed while a node holds the room
  * (hd_cluster_redis_rooms_alive): a crashed cluster leaves nothing behind.
  * A room finished because a dead member was dropped leaves its sid in
  * hudong:room:<app>/<room>:finished for HD_CLUSTER_FINISHED_TTL_MS: that

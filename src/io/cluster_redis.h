@@ -51,8 +51,8 @@ typedef struct {
   const char *node_id;
   int heartbeat_ms;  /* default 1000 */
   int ttl_ms;        /* default 3000: a node silent this long is gone */
-  int room_ttl_ms;   /* room keys' TTL, default HD_CLUSTER_ROOM_TTL_MS */
-  int reap_grace_ms; /* default HD_CLUSTER_REAP_GRACE_MS; 0 = reap at once */
+  int room_ttl_ms;   /* room keys' TTL; <= 0: HD_CLUSTER_ROOM_TTL_MS */
+  int reap_grace_ms; /* < 0: HD_CLUSTER_REAP_GRACE_MS; 0 = reap at once */
   hd_cluster_entry_fn entry;
   hd_cluster_room_gone_fn room_gone;   /* may be NULL */
   hd_cluster_registered_fn registered; /* may be NULL */
@@ -68,10 +68,10 @@ typedef struct {
 #define HD_CLUSTER_NODEROOMS_KEY HD_CLUSTER_KEY_PREFIX "noderooms:"
 /* The room keys (hudong:room:*, hudong:noderooms:*) expire this long after
  * the last node holding the room stopped refreshing them (a crashed cluster
- * leaves nothing behind); each node refreshes its rooms' keys every
- * HD_CLUSTER_ROOM_TOUCH_MS. Fixed (docs/overlay.md "Key layout"). */
+ * leaves nothing behind); each node refreshes its rooms' keys every sixth
+ * of it (5 s of the default). The default; config "cluster.room_ttl_ms"
+ * (docs/overlay.md "Key layout", docs/operations.md "Cluster timing"). */
 #define HD_CLUSTER_ROOM_TTL_MS 30000
-#define HD_CLUSTER_ROOM_TOUCH_MS 5000
 /* A room finished because a node was taken for dead leaves
  * hudong:room:<app>/<room>:finished = its sid this long, so that the node,
  * if it was only cut off from Redis and comes back still holding the room,
@@ -87,7 +87,9 @@ typedef struct {
  * media), but its rooms are cleaned up (and those it leaves empty finished)
  * only when the key has stayed gone this much longer, as seen by the node
  * that reaps: a live node whose Redis link blipped past the 3 s key TTL
- * re-registers within it and keeps its rooms. */
+ * re-registers within it and keeps its rooms (one cut off longer comes
+ * back through hd_cluster_redis_reconcile). The default; config
+ * "cluster.reap_grace_ms". */
 #define HD_CLUSTER_REAP_GRACE_MS 5000
 
 /* Starts the link (the first connect is attempted at once; failing to reach
@@ -118,7 +120,7 @@ int hd_cluster_redis_room_event(hd_cluster_redis_t *r, const char *app, const ch
                                 int started, hd_cluster_room_cb cb, void *ud);
 /* The rooms ("<app>/<room>", n strings `stride` bytes apart from `rooms`)
  * this node holds now: their Redis keys' TTLs are refreshed, all of them, in
- * scripts of up to 512 rooms (at most every HD_CLUSTER_ROOM_TOUCH_MS; call it
+ * scripts of up to 512 rooms (at most every sixth of the room TTL; call it
  * every heartbeat). */
 void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *rooms, size_t stride, int n);
 /* Reconciles Redis with the rooms this node holds (rooms[0..n), each with

@@ -19,12 +19,18 @@ then reaps n1's rooms in Redis):
    (room_started), erin joining n2 gets that sid, and the room ends once more
    when both leave. Webhooks: started, finished, started, finished.
 
+The nodes run with config "cluster": {"reap_grace_ms": 1000, "room_ttl_ms":
+12000} (docs/operations.md "Cluster timing"), which the test checks too (the
+room keys' TTL, the reap within a few seconds); a value out of range or an
+unknown key under "cluster" stops `hudong serve` with the range.
+
 usage: test_cluster_rejoin.py /path/to/hudong
 """
 import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +45,9 @@ from wsclient import WS  # noqa: E402
 
 class CutRelay:
     """127.0.0.1:port -> Redis; cut() closes every relayed connection and
-    closes new ones at once until restore()."""
+    closes new ones at once until restore(); stall(True) keeps them up but
+    drops what they carry (Redis connected but silent)."""
+    stalled_all = False
 
     def __init__(self, to_port):
         self.to_port, self.cut_on, self.pairs, self.lock = to_port, False, [], threading.Lock()
@@ -81,7 +89,8 @@ class CutRelay:
                 d = a.recv(65536)
                 if not d:
                     break
-                b.sendall(d)
+                if not CutRelay.stalled_all:
+                    b.sendall(d)
         except OSError:
             pass
         for s in (a, b):
@@ -104,6 +113,9 @@ class CutRelay:
 
     def restore(self):
         self.cut_on = False
+
+    def stall(self, on):
+        CutRelay.stalled_all = on
 
     def close(self):
         self.cut()
@@ -149,11 +161,26 @@ def main():
     redis = Redis(tmp, free_port())
     nodes, relay = [], None
     try:
+        section("0. config 'cluster': a bad value stops the start with its range")
+        for bad, want in (({"sid_wait_ms": 50}, "'cluster.sid_wait_ms' must be an integer in [100, 60000]"),
+                          ({"room_ttl_ms": 1000}, "'cluster.room_ttl_ms' must be an integer in [6000, 86400000]"),
+                          ({"reap_grace_ms": -1}, "'cluster.reap_grace_ms' must be an integer in [0, 600000]"),
+                          ({"reap_grace": 1}, "unknown key 'cluster.reap_grace'")):
+            path = os.path.join(tmp, "bad.json")
+            with open(path, "w") as f:
+                json.dump({"apps": [{"key": tc.APP, "secret": tc.SECRET}], "cluster": bad}, f)
+            out = subprocess.run([tc.HUDONG, "serve", "--listen", "127.0.0.1:%d" % free_port(), "--config", path],
+                                 capture_output=True, text=True, timeout=10)
+            check(out.returncode != 0 and want in out.stderr and "Cluster timing" in out.stderr,
+                  "config %s is refused: %s" % (json.dumps(bad), want), (out.returncode, out.stderr[-300:]))
         redis.start()
         relay = CutRelay(redis.port)
-        cfg = {"webhooks": {"urls": ["http://127.0.0.1:%d/hook" % sink_port]}, "room_empty_timeout_s": 0}
+        cfg = {"webhooks": {"urls": ["http://127.0.0.1:%d/hook" % sink_port]}, "room_empty_timeout_s": 0,
+               "cluster": {"reap_grace_ms": 1000, "room_ttl_ms": 12000}}
         for name, port in (("n1", relay.port), ("n2", redis.port)):
-            n = Node(tmp, name, port, config=cfg)
+            # n1: a join waits 700 ms for the room's sid (cluster.sid_wait_ms; section 5)
+            n = Node(tmp, name, port, config=dict(cfg, cluster=dict(cfg["cluster"], sid_wait_ms=700))
+                     if name == "n1" else cfg)
             n.start()
             nodes.append(n)
         n1, n2 = nodes
@@ -174,7 +201,7 @@ def main():
         t_cut = time.time()
         relay.cut()
         # n1's registry key lapses 3 s after its last heartbeat; n2 reaps its
-        # rooms the reap grace (5 s) after it saw the key gone
+        # rooms the reap grace (cluster.reap_grace_ms: 1 s here) after it saw the key gone
         reaped = wait_until(lambda: not redis.cmd("EXISTS", "hudong:noderooms:n1")
                             and "n1" not in (redis.cmd("SMEMBERS", nodes_key("both")) or []), 25, 0.2)
         print("# measured: n1's rooms reaped in Redis %s s after the cut"
@@ -200,7 +227,8 @@ def main():
         sids = [redis.cmd("GET", "hudong:room:%s/%s:sid" % (tc.APP, r)) for r in ("both", "solo")]
         check(sids == [sid_both, sid_solo], "each room keeps its sid in Redis (n1's)", (sids, sid_both, sid_solo))
         ttls = [redis.cmd("PTTL", k) for k in (nodes_key("both"), "hudong:noderooms:n1")]
-        check(all(isinstance(t, int) and 0 < t <= 30000 for t in ttls), "with their TTL", ttls)
+        check(all(isinstance(t, int) and 0 < t <= 12000 for t in ttls),
+              "with their TTL (cluster.room_ttl_ms: at most 12 s)", ttls)
         started = wait_until(lambda: len(hooks(events, "solo", "room_started")) == 2, 5)
         print("# measured: 'solo' room_started again %s s after Redis came back"
               % ("%.1f" % (time.time() - t_back) if started is not None else "never"))
@@ -237,6 +265,32 @@ def main():
         left = [k for r in ("both", "solo") for k in (nodes_key(r), "hudong:room:%s/%s:sid" % (tc.APP, r))
                 if redis.cmd("EXISTS", k)]
         check(not left, "the rooms' keys are gone from Redis", left)
+
+        section("5. Redis silent for n1: a join into a new room there waits cluster.sid_wait_ms (700 ms)")
+        relay.stall(True)
+        try:
+            t0 = time.time()
+            ws = WS(n1.port, "/rtc")
+            ws.send_text(json.dumps({"type": "join", "id": "f", "token": tc.mint("fresh", "frank")}))
+            err = None
+            end = time.time() + 5
+            while time.time() < end and err is None:
+                r = ws.recv()
+                if r[0] in ("close", "eof"):
+                    break
+                m = json.loads(r[1]) if r[0] == "text" else {}
+                if m.get("type") in ("error", "joined"):
+                    err = m
+            waited = time.time() - t0
+            ws.close()
+        finally:
+            relay.stall(False)
+            relay.cut()  # the stalled connection's stream is broken: n1 connects afresh
+            relay.restore()
+        print("# measured: the join waited %.2f s, then: %s" % (waited, err))
+        check(err is not None and err.get("code") == 503 and err.get("reason") == "cluster_unavailable"
+              and "within 700 ms" in err.get("message", ""),
+              "refused with 503 cluster_unavailable, naming the configured 700 ms wait", err)
     finally:
         sink.shutdown()
         if relay:
