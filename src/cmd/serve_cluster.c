@@ -478,7 +478,8 @@ static void registered(void *ud, int first) {
   held_list_t l = {0};
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
     hd_media_workers_call(c->workers, i, held_sids_job, &l);
-  int rc = hd_cluster_redis_reconcile(c->link, l.rooms, l.n, first);
+  (void)first;
+  int rc = hd_cluster_redis_reconcile(c->link, l.rooms, l.n);
   if (rc < 0) HD_LOGW("cluster", "cannot re-announce this node's rooms in Redis: %s", hd_strerror(rc));
   free(l.rooms);
 }
@@ -499,12 +500,8 @@ static void room_back(void *ud, const char *room, const char *local, const char 
                           sid_job, &j);
     return;
   }
-  if (!c->emit || (status != HD_CLUSTER_BACK_RESTARTED && status != HD_CLUSTER_BACK_PRUNED)) return;
-  hd_webhook_event_t ev = {.type = status == HD_CLUSTER_BACK_RESTARTED ? HD_WEBHOOK_ROOM_STARTED
-                                                                       : HD_WEBHOOK_ROOM_FINISHED,
-                           .app = app,
-                           .room_name = name,
-                           .room_sid = sid};
+  if (!c->emit || status != HD_CLUSTER_BACK_RESTARTED) return;
+  hd_webhook_event_t ev = {.type = HD_WEBHOOK_ROOM_STARTED, .app = app, .room_name = name, .room_sid = sid};
   c->emit(c->emit_ud, &ev);
 }
 

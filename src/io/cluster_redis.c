@@ -770,8 +770,10 @@ static const char reconcile_script[] =
 /* The rooms Redis lists for this node that it does not hold (it let them go
  * while cut off, deciding alone, or a former process with its id held
  * them): it leaves them; a room left empty loses its sid key and comes back
- * as {room, sid} (fired by the caller only for a former process's rooms: a
- * room let go during the outage had its room_finished then). KEYS: 1
+ * as {room, sid}, only logged: a room let go during the outage had its
+ * room_finished then, and so had a former process's rooms if it stopped
+ * with SIGTERM (a killed process restarted with the same id before its
+ * registry key lapsed: nobody fires it, as without this). KEYS: 1
  * noderooms:<id>. ARGV: 1 id, 2 room key prefix, 3.. the rooms held. */
 static const char prune_script[] =
     "local held = {} "
@@ -817,7 +819,7 @@ static void on_reconciled(redisAsyncContext *ac, void *reply, void *priv) {
 static void on_pruned(redisAsyncContext *ac, void *reply, void *priv) {
   hd_cluster_redis_t *r = ac->data;
   redisReply *rep = reply;
-  int first = priv != NULL;
+  (void)priv;
   if (!r || ac != r->ac || !rep) return;
   if (rep->type != REDIS_REPLY_ARRAY) {
     if (rep->type == REDIS_REPLY_ERROR)
@@ -828,13 +830,12 @@ static void on_pruned(redisAsyncContext *ac, void *reply, void *priv) {
   for (size_t i = 0; i + 1 < rep->elements; i += 2) {
     redisReply *a = rep->element[i], *s = rep->element[i + 1];
     if (!str_el(a) || !str_el(s)) continue;
-    HD_LOGI("cluster", "room %s: node %s no longer holds it and was the last listed: the room ends%s", a->str,
-            r->id, first ? " (held by a former process with this node id)" : "");
-    if (first && r->cfg.room_back) r->cfg.room_back(r->cfg.ud, a->str, "", s->str, HD_CLUSTER_BACK_PRUNED);
+    HD_LOGI("cluster", "room %s (sid %s): node %s no longer holds it and was the last listed: its keys go",
+            a->str, s->str, r->id);
   }
 }
 
-int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *rooms, int n, int first) {
+int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *rooms, int n) {
   if (!r || !r->ac || r->state != ST_UP || !r->registered || r->stopping) return HD_ESTATE;
   if (n < 0) n = 0;
   char k[HD_CLUSTER_ID_MAX + 40], ttl[24];
@@ -869,8 +870,7 @@ int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *r
   argv[a++] = HD_CLUSTER_ROOM_KEY;
   for (int i = 0; i < n; i++)
     argv[a++] = rooms[i].room;
-  if (redisAsyncCommandArgv(r->ac, on_pruned, first ? (void *)r : NULL, a, argv, NULL) != REDIS_OK)
-    rc = HD_EIO;
+  if (redisAsyncCommandArgv(r->ac, on_pruned, NULL, a, argv, NULL) != REDIS_OK) rc = HD_EIO;
   free(argv);
   if (n) HD_LOGI("cluster", "node %s re-announces the %d room(s) it holds in Redis", r->id, n);
   return rc;

@@ -40,8 +40,6 @@ enum {
                                     data): listed again; take `sid` if it is not `local` */
   HD_CLUSTER_BACK_RESTARTED = 2, /* the cluster had finished this room (room_finished fired while this
                                     node was cut off): it runs again under `local`: fire room_started */
-  HD_CLUSTER_BACK_PRUNED = 3,    /* first registration: a room a former process with this node id held,
-                                    left empty now: fire room_finished (local is "") */
 };
 typedef void (*hd_cluster_room_back_fn)(void *ud, const char *room, const char *local, const char *sid,
                                         int status);
@@ -129,10 +127,10 @@ void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *rooms, size
  * hudong:noderooms:<id> (a node cut off longer than the registry TTL plus
  * the reap grace was reaped by the others), a room without a sid key takes
  * this node's, and it leaves the rooms Redis still lists for it that it no
- * longer holds. What needs the caller (a sid to take, a room_started or
- * room_finished to fire) comes back through room_back. HD_ESTATE when not
+ * longer holds. What needs the caller (a sid to take, a room_started to
+ * fire) comes back through room_back. HD_ESTATE when not
  * registered, HD_ENOMEM, HD_EIO. */
-int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *rooms, int n, int first);
+int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *rooms, int n);
 /* Prometheus lines (hudong_cluster_*); returns the length written. */
 int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap);
 

@@ -7,6 +7,12 @@ relay of this test that can cut n1's connections (close them and refuse new
 ones) without touching n2's or Redis itself. Both nodes send webhooks to one
 receiver.
 
+Then a short cut (within n1's registry TTL: not reaped) while n1's last
+participant of room "brief" leaves: n1 fires its room_finished alone and, on
+its return, leaves the room in Redis, so a joiner on n2 starts it afresh. And
+a join on n1 while Redis is connected but silent for it waits
+cluster.sid_wait_ms (700 ms on n1) before 503 cluster_unavailable.
+
 Two rooms while n1 is cut off past its registry TTL plus the reap grace (n2
 then reaps n1's rooms in Redis):
  - "both": alice on n1, bob on n2. n1 leaves the room's node set in Redis;
@@ -266,7 +272,28 @@ def main():
                 if redis.cmd("EXISTS", k)]
         check(not left, "the rooms' keys are gone from Redis", left)
 
-        section("5. Redis silent for n1: a join into a new room there waits cluster.sid_wait_ms (700 ms)")
+        section("5. a short cut: n1 lets a room go meanwhile, and leaves it in Redis on its return")
+        frank, sid_brief = join(n1, "brief", "frank")
+        check(wait_until(lambda: "n1" in (redis.cmd("SMEMBERS", nodes_key("brief")) or []), 5) is not None,
+              "'brief' lists n1 in Redis")
+        relay.cut()
+        time.sleep(0.3)
+        frank.close()  # n1 cannot ask Redis: it decides the room's end alone (documented)
+        check(wait_until(lambda: hooks(events, "brief", "room_finished") == [sid_brief], 5) is not None,
+              "n1 fires 'brief' room_finished alone", hooks(events, "brief", "room_finished"))
+        relay.restore()  # within n1's 3 s registry TTL: not reaped
+        gone = wait_until(lambda: not redis.cmd("EXISTS", nodes_key("brief"))
+                          and not redis.cmd("EXISTS", "hudong:room:%s/brief:sid" % tc.APP), 10, 0.1)
+        check(gone is not None, "back, n1 leaves 'brief' in Redis: its keys are gone",
+              (redis.cmd("SMEMBERS", nodes_key("brief")), redis.cmd("GET", "hudong:room:%s/brief:sid" % tc.APP)))
+        check("no longer holds it" in n1.log(), "n1 logged that it left the room it no longer holds")
+        gina, sid_gina = join(n2, "brief", "gina")
+        check(sid_gina != sid_brief and wait_until(lambda: len(hooks(events, "brief", "room_started")) == 2, 5),
+              "gina on n2 starts 'brief' afresh: a new sid and a room_started",
+              (sid_gina, sid_brief, hooks(events, "brief", "room_started")))
+        gina.close()
+
+        section("6. Redis silent for n1: a join into a new room there waits cluster.sid_wait_ms (700 ms)")
         relay.stall(True)
         try:
             t0 = time.time()
