@@ -21,6 +21,9 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtc_port = 7881;
   c->max_sessions = 1000;
   hd_overlay_params_default(&c->overlay);
+  c->board_share_every_ms = 1000; /* docs/whiteboard.md "Multi-node" */
+  c->board_share_max_kb = 1024;
+  c->board_share_ttl_s = 86400;
   c->cluster_sid_wait_ms = 2000;   /* HD_ROOM_SID_WAIT */
   c->cluster_room_ttl_ms = 30000;  /* HD_CLUSTER_ROOM_TTL_MS */
   c->cluster_reap_grace_ms = 5000; /* HD_CLUSTER_REAP_GRACE_MS */
@@ -430,8 +433,9 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   return 0;
 }
 
-static const char *const board_keys[] = {"max_pages",  "max_elements",   "max_points",   "max_image_kb",
-                                         "max_boards", "snapshot_every", "max_entry_kb", "max_board_mb"};
+static const char *const board_keys[] = {"max_pages",      "max_elements",   "max_points",   "max_image_kb",
+                                         "max_boards",     "snapshot_every", "max_entry_kb", "max_board_mb",
+                                         "share_every_ms", "share_max_kb",   "share_ttl_s"};
 
 /* "board": whiteboard caps (docs/whiteboard.md "Limits"). */
 static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
@@ -445,7 +449,10 @@ static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
       get_int(w, "max_boards", 1, 1000000, &c->board_max_boards, err, errcap) ||
       get_int(w, "snapshot_every", 1, 1000000, &c->board_snapshot_every, err, errcap) ||
       get_int(w, "max_entry_kb", 16, 1 << 20, &c->board_max_entry_kb, err, errcap) ||
-      get_int(w, "max_board_mb", 1, 65536, &c->board_max_board_mb, err, errcap))
+      get_int(w, "max_board_mb", 1, 65536, &c->board_max_board_mb, err, errcap) ||
+      get_int(w, "share_every_ms", 100, 60000, &c->board_share_every_ms, err, errcap) ||
+      get_int(w, "share_max_kb", 16, 65536, &c->board_share_max_kb, err, errcap) ||
+      get_int(w, "share_ttl_s", 60, 2592000, &c->board_share_ttl_s, err, errcap))
     return HD_EINVAL;
   return 0;
 }

@@ -89,6 +89,8 @@ typedef struct {
   /* "board": whiteboard caps (docs/whiteboard.md "Limits"); 0 = defaults */
   long board_max_pages, board_max_elements, board_max_points, board_max_image_kb, board_snapshot_every,
       board_max_boards, board_max_entry_kb, board_max_board_mb;
+  /* cluster: a board's state shared through Redis (docs/whiteboard.md "Multi-node") */
+  long board_share_every_ms, board_share_max_kb, board_share_ttl_s;
   /* "http": connection limits and TLS (io/http.h; docs/operations.md "HTTP limits") */
   long http_max_conns, http_max_conns_per_ip; /* 0 = defaults */
   long http_header_timeout_ms, http_body_timeout_ms;

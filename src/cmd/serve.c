@@ -1162,6 +1162,10 @@ int hd_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "hudong serve: whiteboard store: %s\n", err);
     return 1;
   }
+  if ((rc = hd_serve_board_share_start(s.board, s.loop, &s.cfg, err, sizeof err)) < 0) {
+    fprintf(stderr, "hudong serve: whiteboard sharing: %s\n", err);
+    return 1;
+  }
   hd_rtm_config_t rcfg = {.send = rtm_send,
                           .hook_prefix = HD_BOARD_PREFIX,
                           .pub_hook = hd_board_server_pub_hook,
