@@ -254,10 +254,9 @@ void hd_board_server_share_flush(hd_board_server_t *s, int64_t wall_ms) {
 static void share_check(hd_board_server_t *s, slot_t *t, int64_t wall_ms) {
   if (!s->cfg.share.get || (t->checked_at_ms && wall_ms - t->checked_at_ms < HD_BOARD_SHARE_CHECK_MS)) return;
   t->checked_at_ms = wall_ms;
-  int64_t seq = 0;
+  int64_t seq = 0, mine = hd_board_seq(t->b);
   char *text = NULL;
-  if (s->cfg.share.get(s->cfg.share.ud, t->app, t->ch, &seq, &text) < 0) return;
-  int64_t mine = hd_board_seq(t->b);
+  if (s->cfg.share.get(s->cfg.share.ud, t->app, t->ch, mine, &seq, &text) < 0) return;
   hd_board_t *b = NULL;
   if (seq > mine && hd_board_new(&b, &s->cfg.lim) == 0 &&
       hd_board_load_snapshot(b, text, strlen(text)) == 0 && hd_board_seq(b) == seq) {

@@ -20,11 +20,12 @@
 
 /* In a cluster (docs/whiteboard.md "Multi-node"), a board's state shared
  * with the other nodes (io/board_redis.h), so that the node taking a board
- * over from a dead owner starts from it. get: 0 with the newest shared
- * snapshot (text malloc'd) and its seq, HD_ENOTFOUND, or < 0; put: shares
- * text at seq (>= 0 done or refused as older, < 0 failed). */
+ * over from a dead owner starts from it. get: 0 with the shared snapshot
+ * (text malloc'd) and its seq when it is newer than `have`, HD_ENOTFOUND
+ * when there is none newer, or < 0; put: shares text at seq (>= 0 done or
+ * refused as older, < 0 failed). */
 typedef struct {
-  int (*get)(void *ud, const char *app, const char *ch, int64_t *seq, char **text);
+  int (*get)(void *ud, const char *app, const char *ch, int64_t have, int64_t *seq, char **text);
   int (*put)(void *ud, const char *app, const char *ch, int64_t seq, const char *text, size_t len);
   void *ud;
   int every_ms;     /* a changed board is shared at most this often (board.share_every_ms) */

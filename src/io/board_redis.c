@@ -100,11 +100,23 @@ bad:;
   return NULL;
 }
 
-int hd_board_redis_get(void *ud, const char *app, const char *ch, int64_t *seq, char **text) {
+int hd_board_redis_get(void *ud, const char *app, const char *ch, int64_t have, int64_t *seq, char **text) {
   hd_board_redis_t *r = ud;
   redisContext *c = conn(r);
   if (!c) return HD_EIO;
-  redisReply *rep = redisCommand(c, "HMGET " HD_BOARD_REDIS_KEY "%s/%s seq snap", app, ch);
+  /* the seq first: the snapshot (up to board.share_max_kb) crosses only when newer */
+  redisReply *rep = redisCommand(c, "HGET " HD_BOARD_REDIS_KEY "%s/%s seq", app, ch);
+  if (!rep || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)) {
+    char why[160];
+    snprintf(why, sizeof why, "%s", rep && rep->type == REDIS_REPLY_ERROR ? rep->str : c->errstr);
+    if (rep) freeReplyObject(rep);
+    fail(r, why);
+    return HD_EIO;
+  }
+  int newer = rep->type == REDIS_REPLY_STRING && strtoll(rep->str, NULL, 10) > have;
+  freeReplyObject(rep);
+  if (!newer) return HD_ENOTFOUND;
+  rep = redisCommand(c, "HMGET " HD_BOARD_REDIS_KEY "%s/%s seq snap", app, ch);
   if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
     char why[160];
     snprintf(why, sizeof why, "%s", rep && rep->type == REDIS_REPLY_ERROR ? rep->str : c->errstr);

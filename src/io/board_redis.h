@@ -25,9 +25,10 @@ typedef struct hd_board_redis hd_board_redis_t;
 /* ttl_ms: how long a shared snapshot outlives its last write. HD_ENOMEM. */
 int hd_board_redis_new(hd_board_redis_t **out, const hd_redis_url_t *url, int ttl_ms);
 void hd_board_redis_free(hd_board_redis_t *r);
-/* The shared snapshot of (app, ch): its text (malloc'd, the caller frees)
- * and seq. 0, HD_ENOTFOUND (none), HD_EIO (Redis unreachable or refused). */
-int hd_board_redis_get(void *r, const char *app, const char *ch, int64_t *seq, char **text);
+/* The shared snapshot of (app, ch) if its seq is above `have`: its text
+ * (malloc'd, the caller frees) and seq. 0, HD_ENOTFOUND (none newer: only
+ * the seq crossed), HD_EIO (Redis unreachable or refused). */
+int hd_board_redis_get(void *r, const char *app, const char *ch, int64_t have, int64_t *seq, char **text);
 /* Shares the snapshot text of (app, ch) at seq, unless Redis holds a newer
  * one (a node that lost the board must not overwrite its new owner's): 1
  * written, 0 not (newer there), HD_EIO. */

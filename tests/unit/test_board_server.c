@@ -183,10 +183,10 @@ static struct {
   int puts, refused, gets;
 } shared = {-1, NULL, 0, 0, 0};
 
-static int sh_get(void *ud, const char *app, const char *ch, int64_t *seq, char **text) {
+static int sh_get(void *ud, const char *app, const char *ch, int64_t have, int64_t *seq, char **text) {
   (void)ud, (void)app, (void)ch;
   shared.gets++;
-  if (!shared.text) return HD_ENOTFOUND;
+  if (!shared.text || shared.seq <= have) return HD_ENOTFOUND;
   *seq = shared.seq;
   *text = strdup(shared.text);
   return 0;
