@@ -783,6 +783,81 @@ static void test_delivery_exactly_once(void **st) {
   hd_rtm_broker_free(b);
 }
 
+/* The shell's part of a resume this node cannot answer: it asks the other
+ * nodes; here the test hands the other node's export to hd_rtm_cluster_import. */
+static int cl_resume(void *ud, uint64_t conn, const char *resume) { return 0; }
+
+/* A session that moves across nodes (hd_rtm_cluster_export on A, import on
+ * B) brings its window of unacked messages; B keeps at most its own
+ * window_messages of them (broker.c import_session: the ring may be up to the
+ * next power of two, the count cap is window_messages). Below and at the cap
+ * all are replayed; above it the oldest window_messages are, the rest is not,
+ * and the next message shows the client a gap in "s" (docs/rtm.md: a gap is
+ * session loss, the client logs in again). */
+static void test_import_window_cap(void **st) {
+  hd_rtm_cluster_t ca = {.node = "node-a"}, cb = {.node = "node-b", .resume = cl_resume};
+  const int cap = 20, unacked[3] = {12, 20, 25}; /* below, at, above B's cap */
+  for (int k = 0; k < 3; k++) {
+    int n = unacked[k], want = n < cap ? n : cap;
+    hd_rtm_broker_t *a =
+        mk_cfg((hd_rtm_config_t){.window_msgs = 64, .rate = 1000, .burst = 1000, .cluster = &ca});
+    hd_rtm_broker_t *b =
+        mk_cfg((hd_rtm_config_t){.window_msgs = (size_t)cap, .rate = 1000, .burst = 1000, .cluster = &cb});
+    login(a, 1, "alice", 0);
+    char rb[64];
+    snprintf(rb, sizeof rb, "%s", login(a, 2, "bob", 0));
+    for (int i = 1; i <= n; i++)
+      feed(a, 1, "{\"type\":\"peer\",\"id\":\"q%d\",\"to\":\"bob\",\"data\":\"m%d\"}", i, i);
+    assert_int_equal(count(2, "peer"), n);
+    assert_int_equal(last_s(2), n); /* bob's window on A: s 1..n, none acked */
+    hd_rtm_conn_closed(a, 2, now);
+    /* bob resumes on B, which asks the cluster; A's export is the answer */
+    assert_int_equal(hd_rtm_conn_open(b, 3, now), 0);
+    feed(b, 3, "{\"type\":\"login\",\"id\":\"r\",\"resume\":\"%s\",\"last\":0}", rb);
+    assert_int_equal(count(3, NULL), 0);
+    char *state;
+    size_t len;
+    assert_int_equal(hd_rtm_cluster_export(a, rb, "node-b", &state, &len, now), 0);
+    assert_int_equal(hd_rtm_cluster_import(b, 3, state, len, now), 0);
+    free(state);
+    json_t *w = nth(3, "welcome", 0);
+    assert_non_null(w);
+    assert_true(json_is_true(json_object_get(w, "resumed")));
+    json_decref(w);
+    hd_rtm_client_t cl;
+    hd_rtm_client_init(&cl);
+    assert_int_equal(count(3, "peer"), want);
+    for (int i = 0; i < want; i++) {
+      json_t *m = nth(3, "peer", i);
+      assert_int_equal(ival(m, "s"), i + 1);
+      char d[16];
+      snprintf(d, sizeof d, "m%d", i + 1);
+      assert_string_equal(sval(m, "data"), d);
+      assert_int_equal(hd_rtm_client_on_seq(&cl, ival(m, "s"), now), HD_RTM_DELIVER);
+      json_decref(m);
+    }
+    hd_rtm_stats_t sst;
+    hd_rtm_stats(b, &sst);
+    assert_int_equal(sst.resumes, 1);
+    assert_int_equal(sst.sessions, 1);
+    /* bob acks what he got; the next message (from carol on B) continues
+     * the session's "s": contiguous within the cap, a gap above it */
+    feed(b, 3, "{\"type\":\"ack\",\"s\":%d}", want);
+    login(b, 4, "carol", 0);
+    feed(b, 4, "{\"type\":\"peer\",\"id\":\"c1\",\"to\":\"bob\",\"data\":\"next\"}");
+    json_t *m = nth(3, "peer", want);
+    assert_non_null(m);
+    assert_string_equal(sval(m, "data"), "next");
+    assert_int_equal(ival(m, "s"), n + 1);
+    assert_int_equal(hd_rtm_client_on_seq(&cl, ival(m, "s"), now), n > cap ? HD_RTM_GAP : HD_RTM_DELIVER);
+    json_decref(m);
+    assert_false(closed_with(3, HD_RTM_CLOSE_OVERFLOW));
+    hd_rtm_broker_free(a);
+    hd_rtm_broker_free(b);
+    reset_out();
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_order_and_ack, rtm_world_setup, rtm_world_teardown),
@@ -799,6 +874,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_room_scope, rtm_world_setup, rtm_world_teardown),
       cmocka_unit_test_setup_teardown(test_error_flood_not_closed, rtm_world_setup, rtm_world_teardown),
       cmocka_unit_test_setup_teardown(test_delivery_exactly_once, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_import_window_cap, rtm_world_setup, rtm_world_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
