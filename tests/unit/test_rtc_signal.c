@@ -429,6 +429,83 @@ static void test_pc_flows(void **st) {
   hd_pc_free(node_sub);
 }
 
+/* The node offers bob's video track TR_bv to s (made by node_sub); the
+ * client's answer is taken and checked. */
+static void offer_bob_video(hd_rtc_signal_t *s, hd_pc_t *node_sub, hd_time_t now) {
+  static char sdp[65536], msg[200000];
+  assert_int_equal(hd_pc_add_transceiver(node_sub, HD_PC_VIDEO, HD_PC_SENDONLY), 0);
+  assert_true(hd_pc_create_offer(node_sub, sdp, sizeof sdp, now) > 0);
+  char *q = jquote(sdp);
+  snprintf(msg, sizeof msg,
+           "{\"type\":\"subscriber_offer\",\"sdp\":%s,\"tracks\":[{\"mid\":\"0\",\"track_sid\":\"TR_bv\","
+           "\"participant_sid\":\"PA_bob\"}]}",
+           q);
+  free(q);
+  assert_int_equal(feed(s, msg, now), 0);
+  hd_rtc_signal_event_t ev;
+  assert_int_equal(next_ev(s, &ev), 1);
+  assert_int_equal(ev.type, HD_RTC_SIGNAL_EV_SUBSCRIBER_OFFER);
+  assert_true(ev.code >= 0);
+  hd_signal_msg_t m;
+  next_out(s, HD_SIGNAL_SUBSCRIBER_ANSWER, &m);
+  hd_signal_msg_free(&m);
+}
+
+/* Settings the app gives a track before the subscriber offer carries it
+ * (rtc_signal.c app_told) are the ones the node keeps: the automatic
+ * view-size message for the new tile is not sent for that track (the node
+ * takes each track_settings whole, so it would replace the app's). A track
+ * the app said nothing about still gets the automatic message. */
+static void test_app_track_settings_not_replaced(void **st) {
+  hd_time_t now = HD_SEC(10);
+  hd_pc_t *pub, *sub, *node_sub;
+  hd_pc_config_t pcfg = {.cert = g_cert};
+  hd_signal_msg_t m;
+  g_view_w = 320;
+  g_view_h = 180;
+  /* the app hides bob's video before it is offered */
+  assert_int_equal(hd_pc_new(&pub, &pcfg), 0);
+  assert_int_equal(hd_pc_new(&sub, &pcfg), 0);
+  assert_int_equal(hd_pc_new(&node_sub, &pcfg), 0);
+  hd_rtc_signal_t *s = joined_client(pub, sub, now);
+  const char *bv = "TR_bv";
+  assert_int_equal(hd_rtc_signal_track_settings(s, &bv, 1, 0, 0, 0, 0), 0);
+  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
+  assert_string_equal(m.track_settings.track_sids[0], "TR_bv");
+  assert_int_equal(m.track_settings.visible, 0);
+  hd_signal_msg_free(&m);
+  offer_bob_video(s, node_sub, now);
+  assert_int_equal(hd_rtc_signal_peek_len(s), 0); /* no visible 320x180 over the app's hidden */
+  hd_rtc_signal_free(s);
+  hd_pc_free(pub);
+  hd_pc_free(sub);
+  hd_pc_free(node_sub);
+
+  /* the app set another track only: bob's video gets the view size */
+  assert_int_equal(hd_pc_new(&pub, &pcfg), 0);
+  assert_int_equal(hd_pc_new(&sub, &pcfg), 0);
+  assert_int_equal(hd_pc_new(&node_sub, &pcfg), 0);
+  s = joined_client(pub, sub, now);
+  const char *other = "TR_other";
+  assert_int_equal(hd_rtc_signal_track_settings(s, &other, 1, 1, 1280, 720, 1), 0);
+  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
+  hd_signal_msg_free(&m);
+  offer_bob_video(s, node_sub, now);
+  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
+  assert_int_equal(m.track_settings.n_track_sids, 1);
+  assert_string_equal(m.track_settings.track_sids[0], "TR_bv");
+  assert_int_equal(m.track_settings.visible, 1);
+  assert_int_equal(m.track_settings.width, 320);
+  assert_int_equal(m.track_settings.height, 180);
+  hd_signal_msg_free(&m);
+  assert_int_equal(hd_rtc_signal_peek_len(s), 0);
+  g_view_w = g_view_h = 0;
+  hd_rtc_signal_free(s);
+  hd_pc_free(pub);
+  hd_pc_free(sub);
+  hd_pc_free(node_sub);
+}
+
 static int group_setup(void **st) { return hd_dtls_cert_generate(&g_cert) < 0 ? -1 : 0; }
 static int group_teardown(void **st) {
   hd_dtls_cert_free(g_cert);
@@ -441,6 +518,7 @@ int main(void) {
       cmocka_unit_test(test_join_refused_and_timeout),
       cmocka_unit_test(test_big_room_keeps_publishers),
       cmocka_unit_test(test_pc_flows),
+      cmocka_unit_test(test_app_track_settings_not_replaced),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
