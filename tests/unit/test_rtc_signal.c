@@ -317,6 +317,33 @@ static void test_join_refused_and_timeout(void **st) {
   hd_rtc_signal_free(s);
 }
 
+/* The node's subscriber_offer of bob's video TR_bv into msg: node_sub gets a
+ * video transceiver and makes the offer. */
+static void bob_video_offer(hd_pc_t *node_sub, hd_time_t now, char *msg, size_t cap) {
+  static char sdp[65536];
+  assert_int_equal(hd_pc_add_transceiver(node_sub, HD_PC_VIDEO, HD_PC_SENDONLY), 0);
+  assert_true(hd_pc_create_offer(node_sub, sdp, sizeof sdp, now) > 0);
+  char *q = jquote(sdp);
+  snprintf(msg, cap,
+           "{\"type\":\"subscriber_offer\",\"sdp\":%s,\"tracks\":[{\"mid\":\"0\",\"track_sid\":\"TR_bv\","
+           "\"participant_sid\":\"PA_bob\"}]}",
+           q);
+  free(q);
+}
+
+/* The next message out is the automatic track_settings of bob's new video
+ * tile: visible, the configured view size w x h. */
+static void expect_bob_tile(hd_rtc_signal_t *s, int w, int h) {
+  hd_signal_msg_t m;
+  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
+  assert_int_equal(m.track_settings.n_track_sids, 1);
+  assert_string_equal(m.track_settings.track_sids[0], "TR_bv");
+  assert_int_equal(m.track_settings.visible, 1);
+  assert_int_equal(m.track_settings.width, w);
+  assert_int_equal(m.track_settings.height, h);
+  hd_signal_msg_free(&m);
+}
+
 /* The publish and subscribe flows drive the pcs: a "node" is played by two
  * more pcs that answer our offer and make the subscriber offer. */
 static void test_pc_flows(void **st) {
@@ -375,14 +402,7 @@ static void test_pc_flows(void **st) {
   assert_null(hd_rtc_signal_pub_sid(s, "nope"));
 
   /* subscribe: the node's offer is answered by the sub pc and the answer sent */
-  assert_int_equal(hd_pc_add_transceiver(node_sub, HD_PC_VIDEO, HD_PC_SENDONLY), 0);
-  assert_true(hd_pc_create_offer(node_sub, sdp, sizeof sdp, now) > 0);
-  q = jquote(sdp);
-  snprintf(msg, sizeof msg,
-           "{\"type\":\"subscriber_offer\",\"sdp\":%s,\"tracks\":[{\"mid\":\"0\",\"track_sid\":\"TR_bv\","
-           "\"participant_sid\":\"PA_bob\"}]}",
-           q);
-  free(q);
+  bob_video_offer(node_sub, now, msg, sizeof msg);
   assert_int_equal(feed(s, msg, now), 0);
   assert_int_equal(next_ev(s, &ev), 1);
   assert_int_equal(ev.type, HD_RTC_SIGNAL_EV_SUBSCRIBER_OFFER);
@@ -396,21 +416,9 @@ static void test_pc_flows(void **st) {
   assert_int_equal(hd_pc_track_direction(sub, 0), HD_PC_RECVONLY);
   /* the new video track's tile goes to the node (track_settings, as a page
    * does), once: a later offer still carrying it says nothing more */
-  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
-  assert_int_equal(m.track_settings.n_track_sids, 1);
-  assert_string_equal(m.track_settings.track_sids[0], "TR_bv");
-  assert_int_equal(m.track_settings.visible, 1);
-  assert_int_equal(m.track_settings.width, 320);
-  assert_int_equal(m.track_settings.height, 180);
-  hd_signal_msg_free(&m);
+  expect_bob_tile(s, 320, 180);
   assert_int_equal(hd_rtc_signal_peek_len(s), 0);
-  q = jquote(sdp);
-  snprintf(msg, sizeof msg,
-           "{\"type\":\"subscriber_offer\",\"sdp\":%s,\"tracks\":[{\"mid\":\"0\",\"track_sid\":\"TR_bv\","
-           "\"participant_sid\":\"PA_bob\"}]}",
-           q);
-  free(q);
-  assert_int_equal(feed(s, msg, now), 0);
+  assert_int_equal(feed(s, msg, now), 0); /* the same offer again */
   assert_int_equal(next_ev(s, &ev), 1);
   if (ev.code >= 0) {
     next_out(s, HD_SIGNAL_SUBSCRIBER_ANSWER, &m);
@@ -430,17 +438,10 @@ static void test_pc_flows(void **st) {
 }
 
 /* The node offers bob's video track TR_bv to s (made by node_sub); the
- * client's answer is taken and checked. */
+ * client's answer is taken. */
 static void offer_bob_video(hd_rtc_signal_t *s, hd_pc_t *node_sub, hd_time_t now) {
-  static char sdp[65536], msg[200000];
-  assert_int_equal(hd_pc_add_transceiver(node_sub, HD_PC_VIDEO, HD_PC_SENDONLY), 0);
-  assert_true(hd_pc_create_offer(node_sub, sdp, sizeof sdp, now) > 0);
-  char *q = jquote(sdp);
-  snprintf(msg, sizeof msg,
-           "{\"type\":\"subscriber_offer\",\"sdp\":%s,\"tracks\":[{\"mid\":\"0\",\"track_sid\":\"TR_bv\","
-           "\"participant_sid\":\"PA_bob\"}]}",
-           q);
-  free(q);
+  static char msg[200000];
+  bob_video_offer(node_sub, now, msg, sizeof msg);
   assert_int_equal(feed(s, msg, now), 0);
   hd_rtc_signal_event_t ev;
   assert_int_equal(next_ev(s, &ev), 1);
@@ -491,13 +492,7 @@ static void test_app_track_settings_not_replaced(void **st) {
   next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
   hd_signal_msg_free(&m);
   offer_bob_video(s, node_sub, now);
-  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
-  assert_int_equal(m.track_settings.n_track_sids, 1);
-  assert_string_equal(m.track_settings.track_sids[0], "TR_bv");
-  assert_int_equal(m.track_settings.visible, 1);
-  assert_int_equal(m.track_settings.width, 320);
-  assert_int_equal(m.track_settings.height, 180);
-  hd_signal_msg_free(&m);
+  expect_bob_tile(s, 320, 180);
   assert_int_equal(hd_rtc_signal_peek_len(s), 0);
   g_view_w = g_view_h = 0;
   hd_rtc_signal_free(s);
