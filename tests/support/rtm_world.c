@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proto/token.h"
+#include "check.h"
 
 out_t outs[MAXOUT];
 int n_out;
@@ -15,15 +16,6 @@ struct rtm_world_close closes[64];
 int n_close;
 hd_rtm_store_t *store;
 hd_time_t now;
-
-/* A broken harness invariant: no recovery in a test. */
-#define CHECK(x)                                                                                             \
-  do {                                                                                                       \
-    if (!(x)) {                                                                                              \
-      fprintf(stderr, "%s:%d: rtm_world: check failed: %s\n", __FILE__, __LINE__, #x);                       \
-      abort();                                                                                               \
-    }                                                                                                        \
-  } while (0)
 
 static void cb_send(void *ud, uint64_t conn, const char *t, size_t len) {
   CHECK(n_out < MAXOUT);
