@@ -268,6 +268,18 @@ static void test_history_exact_cap(void **st) {
   hd_rtm_store_free(sq);
 }
 
+/* Removes the SQLite database at path (with its -wal and -shm files) and
+ * its folder dir. */
+static void rm_db(const char *dir, const char *path) {
+  char p[300];
+  unlink(path);
+  snprintf(p, sizeof p, "%s-wal", path);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", path);
+  unlink(p);
+  rmdir(dir);
+}
+
 /* Issue 12 item 6: the SQLite store refuses stored appends under the disk floor and
  * keeps the usage it reports in step with trims. */
 static void test_sqlite_floor_and_usage(void **st) {
@@ -299,13 +311,7 @@ static void test_sqlite_floor_and_usage(void **st) {
   assert_int_equal(u.channels, 1);
   assert_int_equal(u.bytes, 30);
   hd_rtm_store_free(sq);
-  unlink(path);
-  char p2[300];
-  snprintf(p2, sizeof p2, "%s-wal", path);
-  unlink(p2);
-  snprintf(p2, sizeof p2, "%s-shm", path);
-  unlink(p2);
-  rmdir(dir);
+  rm_db(dir, path);
 }
 
 /* Issue 12 item 10 on an existing database: one written before the exact cap (1019
@@ -347,13 +353,7 @@ static void test_sqlite_upgrade(void **st) {
   assert_int_equal(sqlite3_column_int(stt, 1), 21);
   sqlite3_finalize(stt);
   sqlite3_close(db);
-  char p2[300];
-  unlink(path);
-  snprintf(p2, sizeof p2, "%s-wal", path);
-  unlink(p2);
-  snprintf(p2, sizeof p2, "%s-shm", path);
-  unlink(p2);
-  rmdir(dir);
+  rm_db(dir, path);
 }
 
 int main(void) {
