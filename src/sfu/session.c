@@ -580,7 +580,7 @@ static void viewer_rtt_sample(hd_session_t *v, const hd_rtcp_rb_t *rb, hd_time_t
   if (!t) return;
   if (t->kind == HD_TRACK_VIDEO) /* the viewer leg's loss, smoothed (fraction of 256) */
     v->loss_q8 = v->loss_q8 ? (v->loss_q8 * 3 + rb->fraction_lost) / 4 : rb->fraction_lost;
-  hd_session_fec_on_report(t, rb->fraction_lost); /* its FlexFEC plan (sfu/session_fec.h) */
+  hd_session_fec_on_report(v, t, rb->fraction_lost); /* its FlexFEC plan (sfu/session_fec.h) */
   if (rb->lsr == 0) return;
   for (int i = 0; i < HD_OUT_SR_HIST; i++) {
     if (t->sr_sent_at[i] == 0 || t->sr_mid32[i] != rb->lsr) continue;

@@ -16,10 +16,13 @@ static hd_flexfec_send_t *sender(hd_out_track_t *t) {
   return t->fec;
 }
 
-void hd_session_fec_on_report(hd_out_track_t *t, uint8_t fraction_lost) {
+void hd_session_fec_on_report(const hd_session_t *v, hd_out_track_t *t, uint8_t fraction_lost) {
   if (!t->fec_pt) return;
   hd_flexfec_send_t *f = sender(t);
-  if (f) hd_flexfec_send_on_report(f, fraction_lost / 256.0);
+  if (!f) return;
+  double loss = fraction_lost / 256.0;
+  if (v->bwe && v->bwe->loss.last_loss > loss) loss = v->bwe->loss.last_loss;
+  hd_flexfec_send_on_report(f, loss);
 }
 
 int hd_session_fec_group(const hd_session_t *v, const hd_out_track_t *t) {

@@ -23,8 +23,12 @@
 #define HD_SFU_SESSION_FEC_H
 #include "sfu/session_internal.h"
 
-/* The viewer reported fraction_lost (of 256, RFC 3550 §6.4.1) on t's media SSRC. */
-void hd_session_fec_on_report(hd_out_track_t *t, uint8_t fraction_lost);
+/* The viewer reported fraction_lost (of 256, RFC 3550 §6.4.1) on t's media
+ * SSRC. An SDK viewer's reports count packets repaired by RTX as received
+ * (loss after repair, client/pc_media.c), so where transport-wide feedback
+ * runs, the loss of its last interval (rtc/bwe_loss.h: every packet of the
+ * leg, before repair) is taken when it is higher. */
+void hd_session_fec_on_report(const hd_session_t *v, hd_out_track_t *t, uint8_t fraction_lost);
 /* Media packets per repair packet on t now, 0 = no FEC. */
 int hd_session_fec_group(const hd_session_t *v, const hd_out_track_t *t);
 /* The smallest group over v's video tracks sending FEC (the largest
