@@ -1,8 +1,6 @@
-#!/ usr / bin / python3
-""
-    "FlexFEC and audio NACK end to end (issue 13 items 1 and 2, docs/sdk.md
-    "FlexFEC" and
-    "Audio NACK"; item 4: FlexFEC from the node to viewers):
+#!/usr/bin/python3
+"""FlexFEC and audio NACK end to end (issue 13 items 1 and 2, docs/sdk.md
+"FlexFEC" and "Audio NACK"; item 4: FlexFEC from the node to viewers):
 `hudong pub` (tone + 640x360 pattern) ->
 `hudong serve` -> `hudong sub`, both legs through `hudong netem` at 15%
 random loss each way, 60 ms (a round trip too long for NACK alone: on a
@@ -13,55 +11,66 @@ publisher's FlexFEC repair packets and rebuilds video from them
 node protects what it sends the subscriber with FlexFEC of its own
 (hudong_fec_sent_total; `sub --json` fecPacketsReceived), the subscriber
 NACKs lost audio and the node answers (the first send's exact
-bytes, sfu/resend_cache.h);
-with HUDONG_FEC = 0 HUDONG_AUDIO_NACK =
-    0(the A / B switches) neither happens.Media flows in both
-        runs.
+bytes, sfu/resend_cache.h); with HUDONG_FEC=0 HUDONG_AUDIO_NACK=0 (the A/B
+switches) neither happens. Media flows in both runs.
 
-    usage : test_flexfec_sdk.py /
-    path / to /
-    hudong ""
-           "
-    import http
-        .client import json import os import re import signal import subprocess import sys import tempfile
-            import time
+usage: test_flexfec_sdk.py /path/to/hudong
+"""
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 
-                sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))) from hdtest import FAILS,
-     check, cli_token, free_media_port,
-     free_port #noqa : E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hdtest import FAILS, check, cli_token, free_media_port, free_port  # noqa: E402
 
-                           HUDONG = sys.argv[1] if len (sys.argv) > 1 else "build/hudong" SECONDS = 9
+HUDONG = sys.argv[1] if len(sys.argv) > 1 else "build/hudong"
+SECONDS = 9
 
-                       def
-                       wait_port(port, timeout = 10)
-    : import socket end = time.time() + timeout while time.time() < end : try : socket
-  .create_connection(("127.0.0.1", port), 0.2)
-      .close() return True except OSError : time.sleep(0.1) return False
 
-                                            def metric(text, name)
-      : m = re.search(r "^" + name + r " (\d+)$", text, re.M) return int(m.group(1)) if m else None
+def wait_port(port, timeout=10):
+    import socket
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
-            def run(env_extra, tmp, tag)
-      : hport,
-        rtc, relay = free_port(), free_media_port(),
-        free_media_port() env = dict(os.environ, **env_extra) procs, logs = [],
-        []
 
-        def start(name, args, out = None)
-      : f = open(os.path.join(tmp, f "{tag}-{name}.log"), "w") logs.append(f) p =
-            subprocess.Popen(args, stdout = out or f, stderr = f, text = True,
-                             env = env) procs.append(p) return p
+def metric(text, name):
+    m = re.search(r"^" + name + r" (\d+)$", text, re.M)
+    return int(m.group(1)) if m else None
 
-            def tok(ident, pub)
-      : return cli_token(HUDONG, "devkey", "devsecret", "--room", "fec" + tag, "--identity", ident,
+
+def run(env_extra, tmp, tag):
+    hport, rtc, relay = free_port(), free_media_port(), free_media_port()
+    env = dict(os.environ, **env_extra)
+    procs, logs = [], []
+
+    def start(name, args, out=None):
+        f = open(os.path.join(tmp, f"{tag}-{name}.log"), "w")
+        logs.append(f)
+        p = subprocess.Popen(args, stdout=out or f, stderr=f, text=True, env=env)
+        procs.append(p)
+        return p
+
+    def tok(ident, pub):
+        return cli_token(HUDONG, "devkey", "devsecret", "--room", "fec" + tag, "--identity", ident,
                          "--publish" if pub else "--subscribe")
 
-            try
-      : start("serve", [
-          HUDONG, "serve", "--dev", "--listen", f "127.0.0.1:{hport}", "--rtc-port", str(rtc), "--rtc-ip",
-          "127.0.0.1", "--rtc-announce-port", str(relay), "--media-workers", "1", "--rtm-db", ":memory:"
-        ])
-    if not wait_port(hport):
+    try:
+        start("serve", [HUDONG, "serve", "--dev", "--listen", f"127.0.0.1:{hport}", "--rtc-port", str(rtc),
+                        "--rtc-ip", "127.0.0.1", "--rtc-announce-port", str(relay), "--media-workers", "1",
+                        "--rtm-db", ":memory:"])
+        if not wait_port(hport):
             raise RuntimeError(f"node did not start, see {tmp}/{tag}-serve.log")
         start("netem", [HUDONG, "netem", "--listen", f"127.0.0.1:{relay}", "--to", f"127.0.0.1:{rtc}",
                         "--delay", "60", "--loss", "15", "--seed", "13"])
@@ -111,12 +120,12 @@ def main():
         check((on["fec_recovered"] or 0) > 0, "defaults: the node rebuilt video from them", on)
         check((on["audio_nacks"] or 0) > 0, "defaults: the subscriber NACKed lost audio", on)
         check((on["audio_repairs"] or 0) > 0, "defaults: the node answered the subscriber's audio NACKs", on)
-#audio repairs go on the media SSRC as the first send's exact bytes
+        # audio repairs go on the media SSRC as the first send's exact bytes
         check((on["resent_exact"] or 0) > 0, "defaults: /metrics hudong_resent_exact_total counts them", on)
         check(on["same_index_refused"] is not None, "defaults: /metrics has hudong_same_index_refused_total", on)
-#the node protects what it sends the subscriber with its own FlexFEC
-#(sub joined with "flexfec", src / sfu / session_fec.h) : sub -- json
-#counts the repair packets it received
+        # the node protects what it sends the subscriber with its own FlexFEC
+        # (sub joined with "flexfec", src/sfu/session_fec.h): sub --json
+        # counts the repair packets it received
         check((on["fec_sent"] or 0) > 0, "defaults: the node sent the subscriber FlexFEC", on)
         check((on["sub_fec_received"] or 0) > 0, "defaults: sub --json fecPacketsReceived > 0", on)
         check(on["sub_fec_received"] <= on["fec_sent"], "defaults: sub received at most what the node sent", on)
