@@ -442,8 +442,9 @@ typedef struct {
   uint64_t node_fec_sent, fec_received, fec_recovered, nack_seqs, keyreqs, rendered, video_pkts;
   int64_t holes; /* video seqs never delivered (after repair and FEC), the last second left out */
   double stall_pct, fps;
-  int group;    /* the node's FEC plan for the viewer at the end */
-  uint64_t est; /* the node's estimate of the viewer's downlink at the end */
+  int group;                 /* the node's FEC plan for the viewer at the end */
+  long long metric_fec_sent; /* hudong_fec_sent_total on the node's /metrics, -1 absent */
+  uint64_t est;              /* the node's estimate of the viewer's downlink at the end */
 } outcome_t;
 
 /* Runs `secs` seconds (the first 3 not watched) and collects the outcome. */
@@ -464,6 +465,15 @@ static void run_watch(world_t *w, int secs, outcome_t *o, const char *label) {
     }
   free(ps);
   o->node_fec_sent = hd_node_stats(w->node)->media.fec_sent;
+  char *text = malloc(1 << 17);
+  assert_non_null(text);
+  assert_true(hd_node_metrics_text(w->node, text, 1 << 17) > 0);
+  const char *mline = strstr(text, "\nhudong_fec_sent_total ");
+  o->metric_fec_sent = mline ? atoll(mline + strlen("\nhudong_fec_sent_total ")) : -1;
+  assert_non_null(strstr(text, "# TYPE hudong_fec_sent_total counter\n"));
+  assert_non_null(strstr(text, "\nhudong_resent_exact_total "));
+  assert_non_null(strstr(text, "\nhudong_same_index_refused_total "));
+  free(text);
   hd_out_track_t *vt = viewer_video(w);
   o->video_pkts = vt ? vt->packets : 0;
   hd_session_t *ss = w->part[1]->sub_sess;
@@ -548,6 +558,7 @@ static void test_viewer_fec_recovers(void **st) {
     assert_true(on.fec_received > 0 && on.fec_received <= on.node_fec_sent);
     assert_true(on.fec_recovered > 0);
     assert_true(on.group >= 2 && on.group <= HD_FLEXFEC_MAX_GROUP);
+    assert_true(on.metric_fec_sent == (long long)on.node_fec_sent); /* on /metrics as hudong_fec_sent_total */
     /* what FEC rebuilt is not asked for again */
     assert_true(on.nack_seqs < off.nack_seqs);
     sum_nack_off += off.nack_seqs, sum_nack_on += on.nack_seqs;
