@@ -604,8 +604,10 @@ static void watch_audio(world_t *w, int secs, int watch_from_s, aud_outcome_t *o
       hd_netem_stats_t a, b2;
       hd_netem_link_stats(w->nl[0][NODE_EP], &a);
       hd_netem_link_stats(w->nl[NODE_EP][1], &b2);
-      printf("   in up %llu B down %llu B; node est %llu\n", (unsigned long long)a.bytes_in,
-             (unsigned long long)b2.bytes_in, (unsigned long long)est);
+      printf("   in up %llu B down %llu B; node est %llu; pub RED depth %d, video %llu\n",
+             (unsigned long long)a.bytes_in, (unsigned long long)b2.bytes_in, (unsigned long long)est,
+             w->ep[0].sdk ? w->ep[0].sdk->local[0].red_depth : -1,
+             (unsigned long long)(w->ep[0].sdk ? w->ep[0].sdk->local[1].target_bps : 0));
       if (w->ep[0].pc->bwe) {
         hd_bwe_stats_t bs;
         hd_bwe_stats(w->ep[0].pc->bwe, &bs);
