@@ -7,8 +7,12 @@
  * plays audio through the NetEQ-class buffer (media/audio_jitter.h) on a
  * 20 ms clock as client_media.c does, and measures each audio packet's
  * capture -> arrival delay. Audio goes around every pacer queue; what it must
- * not do is wait behind video in the link's own queue, which only the
- * senders' pacing rates decide. The harness is test_client_downlink.c's. */
+ * not do is wait behind video in the link's own queue, which only what the
+ * senders put on the wire decides. The publisher's rates come from the SDK's
+ * own policy (client_media.c: cl_local_init's start plan, cl_apply_send_rate
+ * on each estimate, cl_audio_adapt on each receiver report), its payloads are
+ * synthetic. The world (node, links, signaling) is test_client_downlink.c's,
+ * with audio added. */
 #include "hd_test.h"
 
 #include <arpa/inet.h>
