@@ -152,7 +152,8 @@ typedef struct {
   uint64_t retransmitted_packets;      /* [W3C retransmittedPacketsReceived / ...Sent] RTX packets */
   uint64_t packets_lost_before_repair; /* remote video: seqs found missing on arrival (before NACK) */
   double loss_before_repair_pct;       /* ... over packets expected */
-  double loss_after_repair_pct;        /* remote: lost after repair over expected (= packetsLost) */
+  double loss_after_repair_pct;        /* remote: lost after NACK and FEC repair over expected (packetsLost
+                                        * less fec_packets_recovered: rebuilt packets are not received ones) */
   /* video, remote */
   uint64_t frames_decoded;              /* [W3C framesDecoded] */
   uint64_t frames_dropped;              /* [W3C framesDropped] dropped before decode, or decoded but due

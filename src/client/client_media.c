@@ -1012,7 +1012,10 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       t->fec_packets_received = p->fec_received; /* FlexFEC: video only */
       t->fec_packets_recovered = p->fec_recovered;
       t->loss_before_repair_pct = exp ? 100.0 * (double)p->missing / (double)exp : 0;
-      t->loss_after_repair_pct = t->loss_pct;
+      /* after NACK and FlexFEC repair: a packet rebuilt from FEC is missing
+       * from the RTP statistics (our reports give the loss before it) */
+      int64_t left = t->packets_lost - (int64_t)p->fec_recovered;
+      t->loss_after_repair_pct = exp && left > 0 ? 100.0 * (double)left / (double)exp : 0;
       if (p->repair_rtt > 0) t->rtt_ms = (double)p->repair_rtt / 1000.0;
     }
     t->round_trip_time = t->rtt_ms >= 0 ? t->rtt_ms / 1000 : -1;
