@@ -14,7 +14,7 @@
 #include "netem_world.h"
 #include "signal_capture.h"
 
-static hd_dtls_cert_t *g_cert_a, *g_cert_b, *g_cert_n;
+hd_dtls_cert_t *cw_cert_a, *cw_cert_b, *cw_cert_n;
 static const int64_t UNIX_NOW = 1800000000;
 static const char *const RIDS[CW_LAYERS] = {"q", "h", "f"};
 /* layer bitrates of the synthetic encoder (payload bit/s) and picture sizes */
@@ -27,17 +27,17 @@ static cw_t *g_world;
 int cw_setup_all(void **st) {
   (void)st;
   hd_log_set_level(HD_LOG_ERROR);
-  CHECK(hd_dtls_cert_generate(&g_cert_a) == 0);
-  CHECK(hd_dtls_cert_generate(&g_cert_b) == 0);
-  CHECK(hd_dtls_cert_generate(&g_cert_n) == 0);
+  CHECK(hd_dtls_cert_generate(&cw_cert_a) == 0);
+  CHECK(hd_dtls_cert_generate(&cw_cert_b) == 0);
+  CHECK(hd_dtls_cert_generate(&cw_cert_n) == 0);
   return 0;
 }
 
 int cw_teardown_all(void **st) {
   (void)st;
-  hd_dtls_cert_free(g_cert_a);
-  hd_dtls_cert_free(g_cert_b);
-  hd_dtls_cert_free(g_cert_n);
+  hd_dtls_cert_free(cw_cert_a);
+  hd_dtls_cert_free(cw_cert_b);
+  hd_dtls_cert_free(cw_cert_n);
   return 0;
 }
 
@@ -423,7 +423,7 @@ cw_t *cw_new(const cw_cfg_t *cfg) {
                            .wall_offset = HD_SEC(1700000000),
                            .signal_send = sig_send,
                            .signal_close = sig_close};
-  CHECK(hd_node_new(&w->node, &ncfg, g_cert_n) == 0);
+  CHECK(hd_node_new(&w->node, &ncfg, cw_cert_n) == 0);
   mkaddr(&w->node_addr, "10.0.0.1", 7881);
   set_link(w, 0, CW_NODE, rc->up, rc->nup);
   set_link(w, CW_NODE, 0, rc->pdown, rc->npdown);
@@ -436,7 +436,7 @@ cw_t *cw_new(const cw_cfg_t *cfg) {
     snprintf(ip, sizeof ip, "10.0.0.%d", i + 2);
     mkaddr(&e->addr, ip, (uint16_t)(5000 + i));
     e->vtrack = e->atrack = e->rtrack = e->last_layer = -1;
-    hd_pc_config_t pcfg = {.cert = i ? g_cert_b : g_cert_a,
+    hd_pc_config_t pcfg = {.cert = i ? cw_cert_b : cw_cert_a,
                            .local_ip = ip,
                            .local_port = (uint16_t)(5000 + i),
                            .wall_offset = HD_SEC(1700000000),

@@ -109,7 +109,9 @@ typedef struct cw {
   uint64_t pt_bytes[256], pt_pkts[256]; /* node -> subscriber RTP by payload type (255: RTCP) */
 } cw_t;
 
-/* cmocka group setup/teardown: quiet logs, the three certificates. */
+/* cmocka group setup/teardown: quiet logs, the three certificates (the
+ * publisher's, the subscriber's, the node's; pc_world.h uses them too). */
+extern hd_dtls_cert_t *cw_cert_a, *cw_cert_b, *cw_cert_n;
 int cw_setup_all(void **st);
 int cw_teardown_all(void **st);
 
