@@ -211,21 +211,34 @@ static void push(cw_t *w, int from, int to, const uint8_t *data, size_t len) {
   hd_netem_link_send(w->nl[from][to], data, len, w->now);
 }
 
-static void drain(cw_t *w) {
-  hd_txq_t *q = hd_node_txq(w->node);
-  hd_datagram_t *d;
-  while ((d = hd_txq_peek(q)) != NULL) {
-    push(w, CW_NODE, ep_of(w, &d->to), d->data, d->len);
-    hd_txq_pop(q);
+void cw_pump(hd_node_t *node, int node_index, hd_pc_t *const pcs[2], hd_time_t now, cw_send_fn send,
+             void *ctx) {
+  if (node) {
+    hd_txq_t *q = hd_node_txq(node);
+    hd_datagram_t *d;
+    while ((d = hd_txq_peek(q)) != NULL) {
+      send(ctx, node_index, &d->to, d->data, d->len);
+      hd_txq_pop(q);
+    }
   }
   for (int i = 0; i < 2; i++) {
     uint8_t buf[1500];
     struct sockaddr_storage to;
     socklen_t tl;
     int n;
-    while ((n = hd_pc_poll(w->ep[i].pc, buf, sizeof buf, &to, &tl, w->now)) > 0)
-      push(w, i, ep_of(w, &to), buf, (size_t)n);
+    while (pcs[i] && (n = hd_pc_poll(pcs[i], buf, sizeof buf, &to, &tl, now)) > 0)
+      send(ctx, i, &to, buf, (size_t)n);
   }
+}
+
+static void send_to(void *ctx, int from, const struct sockaddr_storage *to, const uint8_t *data, size_t len) {
+  cw_t *w = ctx;
+  push(w, from, ep_of(w, to), data, len);
+}
+
+static void drain(cw_t *w) {
+  hd_pc_t *const pcs[2] = {w->ep[0].pc, w->ep[1].pc};
+  cw_pump(w->node, CW_NODE, pcs, w->now, send_to, w);
 }
 
 /* The publisher's synthetic encoder: audio 50 packets/s (with the SDK's

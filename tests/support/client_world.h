@@ -131,6 +131,13 @@ uint64_t cw_estimate(cw_t *w, int *paused);
 /* Percent of the watched time (since ep[1].watch_from) the subscriber's video
  * was frozen; a gap still open at the end counts too. */
 double cw_stall_pct(cw_t *w);
+/* Hands every datagram the node (node_index; node may be NULL) and the pcs
+ * pcs[0..1] (NULL: none) want to send now to send(ctx, from, to, data, len),
+ * the node's first: the wire of both client worlds (this one, pc_world.h). */
+typedef void (*cw_send_fn)(void *ctx, int from, const struct sockaddr_storage *to, const uint8_t *data,
+                           size_t len);
+void cw_pump(hd_node_t *node, int node_index, hd_pc_t *const pcs[2], hd_time_t now, cw_send_fn send,
+             void *ctx);
 /* The p-th percentile of v[0..n) (sorts v); 0 when empty. */
 hd_time_t cw_pctl(hd_time_t *v, size_t n, int p);
 

@@ -167,23 +167,14 @@ static void push(pw_t *w, int from, int to, const uint8_t *data, size_t len) {
                       len)) == (0));
 }
 
+static void send_to(void *ctx, int from, const struct sockaddr_storage *to, const uint8_t *data, size_t len) {
+  pw_t *w = ctx;
+  push(w, from, ep_of(w, to), data, len);
+}
+
 static void drain(pw_t *w) {
-  if (w->node) {
-    hd_txq_t *q = hd_node_txq(w->node);
-    hd_datagram_t *d;
-    while ((d = hd_txq_peek(q)) != NULL) {
-      push(w, PW_NODE, ep_of(w, &d->to), d->data, d->len);
-      hd_txq_pop(q);
-    }
-  }
-  for (int i = 0; i < 2; i++) {
-    uint8_t buf[1500];
-    struct sockaddr_storage to;
-    socklen_t tl;
-    int n;
-    while (w->ep[i].pc && (n = hd_pc_poll(w->ep[i].pc, buf, sizeof buf, &to, &tl, w->now)) > 0)
-      push(w, i, ep_of(w, &to), buf, (size_t)n);
-  }
+  hd_pc_t *const pcs[2] = {w->ep[0].pc, w->ep[1].pc};
+  cw_pump(w->node, PW_NODE, pcs, w->now, send_to, w);
 }
 
 /* Synthetic encoder: audio 50 packets/s, video 30 fps x 3 packets (6 on a
