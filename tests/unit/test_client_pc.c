@@ -1,5 +1,5 @@
 /* Unit tests for the client PeerConnection (src/client/pc.h) on a virtual
- * clock with the in-process link model (tests/support/link.h):
+ * clock (the world: tests/support/pc_world.h):
  * (a) a publisher pc (offerer) and a subscriber pc (answerer of the node's
  *     subscriber offer) in one room of an in-process hd_node, driven over the
  *     node's /rtc JSON API, with 5 % loss on every link: media arrives complete
@@ -7,28 +7,17 @@
  * (b) two pcs, both full ICE agents, offerer controlling and answerer
  *     controlled (RFC 8445 §6.1.1), connect directly; PLI becomes an event,
  *     REMB a send-rate event;
- * plus ICE role conflicts (§7.3.1.1), bad input and state errors. */
+ * plus ICE role conflicts (§7.3.1.1), simulcast and H.264 negotiation, bad
+ * input and state errors. Audio NACK: test_client_pc_audio.c; FlexFEC and
+ * video repair: test_client_pc_fec.c. */
 #include "hd_test.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include "base/err.h"
-#include "base/log.h"
-#include "client/pc.h"
-#include "client/pc_internal.h" /* the NACK hold of a track (test_fec_nack_hold_ends) */
-#include "proto/stun.h"
-#include "rtc/flexfec.h"
-#include "media/audio_jitter.h"
-#include "media/rtp_payload.h"
-#include "media/video_jitter.h"
-#include "client/client_quality.h"
-#include "netem/link.h"
 #include "proto/sdp_negotiate.h"
 #include "proto/sdp_offer.h"
-#include "proto/token.h"
-#include "sfu/node.h"
-#include "sfu/signal.h"
+#include "proto/stun.h"
 #include "support/pc_world.h"
 
 static void test_room_publish_subscribe_lossy(void **st) {

@@ -4,25 +4,7 @@
  * audio jitter buffer conceals with and without it. */
 #include "hd_test.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include "base/err.h"
-#include "base/log.h"
-#include "client/pc.h"
-#include "client/pc_internal.h" /* the NACK hold of a track (test_fec_nack_hold_ends) */
-#include "proto/stun.h"
-#include "rtc/flexfec.h"
-#include "media/audio_jitter.h"
-#include "media/rtp_payload.h"
-#include "media/video_jitter.h"
-#include "client/client_quality.h"
-#include "netem/link.h"
-#include "proto/sdp_negotiate.h"
-#include "proto/sdp_offer.h"
-#include "proto/token.h"
-#include "sfu/node.h"
-#include "sfu/signal.h"
 #include "support/pc_world.h"
 
 /* Audio NACK (issue 13): alice publishes Opus only, bob plays it through the

@@ -5,25 +5,10 @@
  * weak-network bench's path; the NACK hold ends. */
 #include "hd_test.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <stdlib.h>
 
-#include "base/err.h"
-#include "base/log.h"
-#include "client/pc.h"
 #include "client/pc_internal.h" /* the NACK hold of a track (test_fec_nack_hold_ends) */
-#include "proto/stun.h"
 #include "rtc/flexfec.h"
-#include "media/audio_jitter.h"
-#include "media/rtp_payload.h"
-#include "media/video_jitter.h"
-#include "client/client_quality.h"
-#include "netem/link.h"
-#include "proto/sdp_negotiate.h"
-#include "proto/sdp_offer.h"
-#include "proto/token.h"
-#include "sfu/node.h"
-#include "sfu/signal.h"
 #include "support/pc_world.h"
 
 /* FlexFEC between two SDK pcs (issue 13 item 2): a sends 20 s of video to b
