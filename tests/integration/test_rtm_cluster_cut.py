@@ -9,9 +9,11 @@ A real redis-server on a free port and three `hudong serve --redis` nodes:
     the same id, as docs/rtm.md tells a client), subscribers on n2 and n3.
     In the middle: `CLIENT KILL TYPE pubsub`, `CLIENT KILL TYPE normal` (the
     nodes' log readers and their synchronous connections) and Redis stopped
-    (SIGSTOP) for 1.5 s, longer than a node's call timeout, so a publish is
-    cut after Redis took it. Every subscriber gets every message exactly
-    once, in cseq order, and each published text appears under one cseq only.
+    (SIGSTOP) with a publish on its way, longer than a node's call timeout (the
+    publisher gets 503, then Redis runs the call it had taken, and the
+    publisher retries the same id). Every subscriber (and the publisher,
+    subscribed on n1) gets every message exactly once, in cseq order, and
+    each published text appears under one cseq only.
  2. peer messages n1 -> n2 while the nodes' pub/sub (control) connections
     are killed: each arrives once and its sender gets one receipt (no 504).
  3. a user attribute event made on n3 right after the kill reaches its
@@ -25,7 +27,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -83,22 +84,27 @@ def main():
             check(r and r["type"] == "ok", "%s subscribed on %s" % (c.user, c.node.name), r)
         p = Client(n1, "p1")
         clients.append(p)
+        r = p.req({"type": "sub", "ch": "feed"})  # n1 follows the channel too (its publish is one call)
+        check(r and r["type"] == "ok", "p1 subscribed on n1", r)
         N = 240
         sent = {}  # cseq -> data
         texts = {}  # data -> cseq of its ok
         retried = 0
-        cuts = {60: lambda: kill_type(redis, "pubsub"), 120: lambda: kill_type(redis, "normal")}
+        cuts = {120: lambda: kill_type(redis, "pubsub"), 180: lambda: kill_type(redis, "normal")}
         t0 = time.time()
         for i in range(N):
             if i in cuts:
                 cuts[i]()
-            if i == 180:
-                def stop_cont():
-                    redis.proc.send_signal(signal.SIGSTOP)
-                    time.sleep(1.5)
-                    redis.proc.send_signal(signal.SIGCONT)
-                threading.Thread(target=stop_cont, daemon=True).start()
-                time.sleep(0.05)
+            if i == 60:  # Redis stops with this publish on its way: the node's call times out (503)
+                redis.proc.send_signal(signal.SIGSTOP)
+                p.send({"type": "pub", "ch": "feed", "data": "m-%d" % i, "id": "p%d" % i})
+                check(p.wait(lambda c: "p%d" % i in c.replies, 5) and p.replies["p%d" % i]["code"] == 503,
+                      "a publish while Redis is stopped: 503", p.replies.get("p%d" % i))
+                time.sleep(1.0)
+                redis.proc.send_signal(signal.SIGCONT)  # ... and Redis runs the call it had taken
+                time.sleep(0.5)
+                with p.lock:
+                    p.replies.pop("p%d" % i, None)
             data = "m-%d" % i
             r, tries = publish_until_ok(p, "feed", data, "p%d" % i)
             retried += tries > 1
@@ -112,7 +118,7 @@ def main():
             time.sleep(0.004)
         print("# %d publishes in %.1f s, %d of them needed a retry" % (len(texts), time.time() - t0, retried))
         want = sorted(sent)
-        for c in (s2, s3):
+        for c in (s2, s3, p):
             ok = c.wait(lambda c: len(c.msgs) >= len(want), 15)
             time.sleep(0.5)  # anything extra (a duplicate) arrives by now
             got = [x[1] for x in c.msgs if x[0] == "feed"]
