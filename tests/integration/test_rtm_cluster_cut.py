@@ -8,15 +8,16 @@ A real redis-server on a free port and three `hudong serve --redis` nodes:
  1. channel stream: a publisher on n1 sends N messages (a 503 is retried with
     the same id, as docs/rtm.md tells a client), subscribers on n2 and n3.
     In the middle: `CLIENT KILL TYPE pubsub`, `CLIENT KILL TYPE normal` (the
-    nodes' log readers and their synchronous connections) and Redis stopped
+    nodes' stream readers and their request connections) and Redis stopped
     (SIGSTOP) with a publish on its way, longer than a node's call timeout (the
     publisher gets 503, then Redis runs the call it had taken, and the
     publisher retries the same id). Every subscriber (and the publisher,
     subscribed on n1) gets every message exactly once, in cseq order, and
     each published text appears under one cseq only.
- 2. peer messages n1 -> n2 while the nodes' pub/sub (control) connections
-    are killed: each arrives once and its sender gets one receipt (no 504).
- 3. a user attribute event made on n3 right after the kill reaches its
+ 2. peer messages n1 -> n2 while the connections on which the nodes wait
+    for each other (pub/sub, blocked XREAD) are killed, twice: each arrives
+    once and its sender gets one receipt (no 504).
+ 3. a user attribute event made on n3 right after such a kill reaches its
     co-member on n2, once.
 
 usage: test_rtm_cluster_cut.py /path/to/hudong
@@ -40,6 +41,40 @@ def kill_type(redis, typ):
     r = redis.cmd("CLIENT", "KILL", "TYPE", typ, "SKIPME", "yes")
     print("# CLIENT KILL TYPE %s: %s connection(s)" % (typ, r))
     return r
+
+
+def kill_readers(redis):
+    """Cuts every connection on which a node waits for what other nodes send:
+    pub/sub subscribers and blocked stream readers (XREAD), not the nodes'
+    request connections."""
+    ids = []
+    for line in redis.cmd("CLIENT", "LIST").splitlines():
+        f = dict(x.split("=", 1) for x in line.split() if "=" in x)
+        if f.get("cmd") in ("subscribe", "psubscribe", "ssubscribe", "xread") or f.get("sub", "0") != "0":
+            ids.append(f["id"])
+    for i in ids:
+        redis.cmd("CLIENT", "KILL", "ID", i)
+    print("# cut %d subscriber/reader connection(s)" % len(ids))
+    return len(ids)
+
+
+def peer_until_sent(c, to, data, pid, deadline=20):
+    """One peer message, sent again with the same id after a 503."""
+    end = time.time() + deadline
+    while time.time() < end:
+        c.send({"type": "peer", "id": pid, "to": to, "data": data})
+        t = time.time() + 0.15
+        with c.lock:
+            while pid not in c.replies and time.time() < t:
+                c.lock.wait(0.02)
+            r = c.replies.get(pid)
+            if r and r.get("code") == 503:
+                c.replies.pop(pid)
+                r = None
+            else:
+                return r
+        time.sleep(0.1)
+    return None
 
 
 def publish_until_ok(c, ch, data, pid, deadline=20):
@@ -137,10 +172,9 @@ def main():
         clients += [alice, bob]
         K = 40
         for k in range(K):
-            if k == 10:
-                kill_type(redis, "pubsub")
-            alice.send({"type": "peer", "id": "pm%d" % k, "to": "bob", "data": "hello %d" % k})
-            time.sleep(0.02)
+            if k in (10, 25):
+                kill_readers(redis)
+            peer_until_sent(alice, "bob", "hello %d" % k, "pm%d" % k)
             if k % 8 == 7:
                 bob.ack()
         got = bob.wait(lambda c: len(ev(c, type="peer")) >= K, 10)
@@ -162,7 +196,7 @@ def main():
         for c in (dan, carol):
             c.req({"type": "sub", "ch": "room"})
         check(dan.wait(lambda c: ev(c, type="pres", ev="join", user="carol")), "dan (n2) sees carol (n3) join")
-        kill_type(redis, "pubsub")
+        kill_readers(redis)
         r = carol.req({"type": "attr_set", "user": "carol", "key": "mood", "value": "cut"})
         check(r and r["type"] == "ok", "carol sets a user attribute on n3", r)
         check(dan.wait(lambda c: ev(c, type="attr", user="carol", key="mood"), 5),
