@@ -440,6 +440,38 @@ static int log_entry(const redisReply *e, hd_rtm_entry_t *out) {
   return out->json ? 0 : -1;
 }
 
+/* Whether entries after pos may have been trimmed from stream key (MAXLEN)
+ * before this node read them: 1, 0, or HD_EIO. XINFO's max-deleted-entry-id
+ * does not move on a MAXLEN trim (Redis 7.0), so: pos itself still there =
+ * nothing after it is gone (trims remove from the head); pos 0-0 (the stream
+ * was empty) = gone if anything was ever removed; pos gone = maybe (the
+ * callers' catch-up skips what was read: assuming a gap costs a read, never
+ * a duplicate). */
+static int trimmed_past(hd_rtm_redis_t *r, const char *key, hd_rtm_pos_t pos) {
+  if (pos.ms || pos.seq) {
+    char p[48];
+    hd_rtm_pos_str(pos, p);
+    const char *a[6] = {"XRANGE", key, p, p, "COUNT", "1"};
+    redisReply *x = sync_argv(r, 6, a, NULL);
+    if (!x) return HD_EIO;
+    int there = x->type == REDIS_REPLY_ARRAY && x->elements == 1;
+    freeReplyObject(x);
+    return !there;
+  }
+  const char *xa[3] = {"XINFO", "STREAM", key};
+  redisReply *x = sync_argv(r, 3, xa, NULL);
+  if (!x) return HD_EIO;
+  long long added = -1, len = -1;
+  for (size_t i = 0; x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2) {
+    const redisReply *kk = x->element[i], *v = x->element[i + 1];
+    if (kk->type != REDIS_REPLY_STRING) continue;
+    if (!strcmp(kk->str, "entries-added")) added = rep_int(v);
+    if (!strcmp(kk->str, "length")) len = rep_int(v);
+  }
+  freeReplyObject(x); /* no such stream (an error reply): nothing was ever there */
+  return added > len && len >= 0;
+}
+
 static int c_range(void *ud, const char *app, const char *ch, hd_rtm_pos_t after, hd_rtm_pos_t upto,
                    hd_rtm_entry_fn fn, void *fud) {
   hd_rtm_redis_t *r = ud;
@@ -447,22 +479,9 @@ static int c_range(void *ud, const char *app, const char *ch, hd_rtm_pos_t after
   cid_of(cid, sizeof cid, app, ch);
   snprintf(k, sizeof k, P "log:%s", cid);
   hd_rtm_pos_str(upto, s1);
-  if (after.ms || after.seq) { /* trimmed past `after` (MAXLEN): entries are gone, never a silent gap */
-    const char *xa[3] = {"XINFO", "STREAM", k};
-    redisReply *x = sync_argv(r, 3, xa, NULL);
-    if (!x) return HD_EIO;
-    for (size_t i = 0; x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2) {
-      hd_rtm_pos_t del;
-      const redisReply *kk = x->element[i], *v = x->element[i + 1];
-      if (kk->type == REDIS_REPLY_STRING && !strcmp(kk->str, "max-deleted-entry-id") &&
-          v->type == REDIS_REPLY_STRING && hd_rtm_pos_parse(v->str, v->len, &del) == 0 &&
-          hd_rtm_pos_cmp(del, after) > 0) {
-        freeReplyObject(x);
-        return HD_ENOSPC;
-      }
-    }
-    freeReplyObject(x); /* no such stream (an error reply): nothing was ever trimmed */
-  }
+  int t = trimmed_past(r, k, after); /* trimmed past `after` (MAXLEN): entries are gone, never a silent gap */
+  if (t < 0) return t;
+  if (t) return HD_ENOSPC;
   for (;;) { /* in pages of 1000 */
     char p[48];
     hd_rtm_pos_str(after, p);
@@ -1010,22 +1029,6 @@ typedef struct {
   char app[64], ch[HD_RTM_MAX_CHANNEL + 1];
 } catch_t;
 
-static int trimmed_past(hd_rtm_redis_t *r, const char *key, hd_rtm_pos_t pos) {
-  const char *xa[3] = {"XINFO", "STREAM", key};
-  redisReply *x = sync_argv(r, 3, xa, NULL);
-  int past = 0;
-  for (size_t i = 0; x && x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2) {
-    hd_rtm_pos_t del;
-    const redisReply *kk = x->element[i], *v = x->element[i + 1];
-    if (kk->type == REDIS_REPLY_STRING && !strcmp(kk->str, "max-deleted-entry-id") &&
-        v->type == REDIS_REPLY_STRING && hd_rtm_pos_parse(v->str, v->len, &del) == 0 &&
-        hd_rtm_pos_cmp(del, pos) > 0)
-      past = 1;
-  }
-  if (x) freeReplyObject(x);
-  return past;
-}
-
 static int catch_up_cb(void *ud, const hd_rtm_entry_t *e) {
   catch_t *c = ud;
   hd_rtm_redis_t *r = c->r;
@@ -1045,7 +1048,7 @@ static void reader_check_gaps(hd_rtm_redis_t *r) {
   for (int i = 0; i < N_STREAMS; i++) {
     char k[200];
     stream_key(r, i, k);
-    if (!trimmed_past(r, k, r->fan_pos[i])) continue;
+    if (trimmed_past(r, k, r->fan_pos[i]) != 1) continue;
     if (i < FAN_SHARDS) {
       fan_gap = 1;
     } else {
@@ -1167,10 +1170,8 @@ static void on_xread(redisAsyncContext *ac, void *reply, void *priv) {
   if ((inbox_read.ms || inbox_read.seq) && r->rd.up) { /* read: the inbox need not keep it (a moved
                                                         * session can be MiBs); pipelined before the
                                                         * next read, no wait */
-    char id[48];
-    hd_rtm_pos_t next = inbox_read;
-    next.seq++;
-    hd_rtm_pos_str(next, id);
+    char id[48]; /* MINID keeps the last entry read: the reconnect's gap check looks for it */
+    hd_rtm_pos_str(inbox_read, id);
     const char *a[4] = {"XTRIM", r->inbox, "MINID", id};
     redisAsyncCommandArgv(r->rd.ac, NULL, NULL, 4, a, NULL);
   }
