@@ -23,6 +23,9 @@ A real redis-server on a free port and three `hudong serve --redis` nodes:
     n1 and the fan-in streams the nodes read trimmed to nothing before they
     read them: on reconnect each node catches the channel up from its own
     log; every subscriber (n1, n2, n3) gets the 20 once, in order.
+ 5. a client resumes on n3 while its node n1 is frozen: 410 after 1 s;
+    n1, thawed, reads n3's stale request and keeps the session (resumable
+    on n1), rather than sending it to a node that gave up on it.
 
 usage: test_rtm_cluster_cut.py /path/to/hudong
 """
@@ -237,6 +240,28 @@ def main():
         st, _, met = tc.get(n2.port, "/metrics")
         check("hudong_rtm_cluster_gaps_total 0" in met, "n2 counted no loss (the channel log had it all)",
               [x for x in met.splitlines() if "gaps" in x])
+
+        section("5. a resume request read late does not take the session away")
+        mv = Client(n1, "mv")
+        clients.append(mv)
+        mv.req({"type": "sub", "ch": "feed2"})
+        mv.cut()
+        n1.proc.send_signal(signal.SIGSTOP)  # the holder cannot answer n3 in time
+        try:
+            try:
+                mv.connect(n3, resume=True)
+                check(False, "resume on n3 while n1 is frozen: 410")
+            except RuntimeError as e:
+                check("410" in str(e), "resume on n3 while n1 is frozen: 410 (nobody answered in 1 s)", str(e))
+            time.sleep(0.3)
+        finally:
+            n1.proc.send_signal(signal.SIGCONT)  # n1 now reads n3's request, too late
+        time.sleep(0.5)
+        try:
+            m = mv.connect(n1, resume=True)
+        except RuntimeError as e:  # 410: n1 sent the session to n3, which had given up on it: lost
+            m = {"error": str(e)}
+        check(m.get("resumed") is True, "the session is still on n1: resumed there", m)
 
         for c in clients:
             c.close()
