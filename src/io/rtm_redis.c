@@ -23,7 +23,8 @@
  *   hudong:rtm:bc          STREAM  to every node: resume requests (want), user events (uev)
  *   hudong:rtm:in:<node>   STREAM  to one node: sessions (give), peer messages (peer) and
  *                                  their outcomes (prc); trimmed by its reader as it reads
- *   hudong:rtm:pid:<sid>:<id>  STRING  a publish's cseq for a retried id (EX 60)
+ *   hudong:rtm:pids:<app>/<sid>  HASH  publish id -> cseq, the session's last 64 (":o" LIST
+ *                                  their order); expire 120 s after its last publish
  * The control streams replaced pub/sub (at-most-once: a node whose pub/sub
  * connection was down lost what was published meanwhile): the reader reads
  * them in the same XREAD as the fan-in streams and continues from its
@@ -66,7 +67,7 @@
 #define ST_BC FAN_SHARDS       /* reader stream index of hudong:rtm:bc */
 #define ST_IN (FAN_SHARDS + 1) /* ... of this node's inbox */
 #define N_STREAMS (FAN_SHARDS + 2)
-#define PUB_ID_TTL "60" /* s a retried publish id is recognised in Redis (> the client's 15 s timeout) */
+#define PUB_ID_TTL "120" /* s a session's publish ids stay in Redis after its last publish */
 
 /* ---------------------------------------------------------------- state */
 
@@ -337,8 +338,14 @@ static int c_publish(void *ud, const char *app, const char *ch, const char *pre,
                      int64_t floor, const hd_rtm_stored_msg_t *m, int store, int keep, const char *pid,
                      int64_t *cseq) {
   hd_rtm_redis_t *r = ud;
-  char cid[200], k1[256], k2[256], k3[256], fl[24], kp[16], ts[24], pk[320] = "";
-  if (pid) snprintf(pk, sizeof pk, P "pid:%s/%s", app, pid);
+  char cid[200], k1[256], k2[256], k3[256], fl[24], kp[16], ts[24], pk[200] = "", nd[16];
+  const char *pid_id = "";
+  const char *colon = pid ? strchr(pid, ':') : NULL; /* "<session>:<id>" */
+  if (colon) {
+    snprintf(pk, sizeof pk, P "pids:%s/%.*s", app, (int)(colon - pid), pid);
+    pid_id = colon + 1;
+  }
+  snprintf(nd, sizeof nd, "%d", HD_RTM_PUB_DEDUPE);
   cid_of(cid, sizeof cid, app, ch);
   snprintf(k1, sizeof k1, P "seq:%s", cid);
   snprintf(k2, sizeof k2, P "log:%s", cid);
@@ -347,9 +354,9 @@ static int c_publish(void *ud, const char *app, const char *ch, const char *pre,
   snprintf(kp, sizeof kp, "%d", keep > 0 ? keep : 1000);
   snprintf(ts, sizeof ts, "%lld", (long long)m->ts_ms);
   const char *keys[3] = {k1, k2, k3};
-  const char *args[12] = {pre, post,    fl,  r->maxlen, store ? "1" : "0", kp, m->from,
-                          ts,  m->data, cid, pk,        PUB_ID_TTL};
-  redisReply *rep = run(r, RS_PUB, 3, keys, 12, args, NULL);
+  const char *args[14] = {pre,     post, fl, r->maxlen, store ? "1" : "0", kp, m->from, ts,
+                          m->data, cid,  pk, pid_id,    PUB_ID_TTL,        nd};
+  redisReply *rep = run(r, RS_PUB, 3, keys, 14, args, NULL);
   if (!rep) return HD_EIO;
   int rc = HD_EIO;
   if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {

@@ -26,14 +26,17 @@ static const char LUA_OPEN[] = "local c = tonumber(redis.call('GET', KEYS[1]) or
                                "if l[1] then id = l[1][1] end\n"
                                "return {c, id}\n";
 
-/* KEYS seq log hist; ARGV pre post floor maxlen store keep from ts data cid pidkey ttl.
- * pidkey (a retried publish's "<session>:<id>", '' = none): a publish whose
- * answer was lost (the node's call timed out after Redis took it) and that
- * the client sends again gets the first cseq back ({cseq, '', 1}), not a
- * second entry. */
+/* KEYS seq log hist; ARGV pre post floor maxlen store keep from ts data cid
+ * ids id ttl n. ids (the session's publish ids, '' = the publish has no id):
+ * a hash id -> cseq of the session's last n publishes (ids .. ':o' lists
+ * them oldest first), kept ttl s after the last one, like the node's own
+ * per-session dedupe (docs/rtm.md "pub": its last 64). A publish whose answer
+ * was lost (the node's call timed out after Redis took it) and that the
+ * client sends again gets the first cseq back ({cseq, '', 1}), not a second
+ * entry. */
 static const char LUA_PUB[] =
     LUA_LOGX "if ARGV[11] ~= '' then\n"
-             "  local old = redis.call('GET', ARGV[11])\n"
+             "  local old = redis.call('HGET', ARGV[11], ARGV[12])\n"
              "  if old then return {tonumber(old), '', 1} end\n"
              "end\n"
              "local c = redis.call('INCR', KEYS[1])\n"
@@ -47,7 +50,14 @@ static const char LUA_PUB[] =
              "'t', ARGV[8], 'd', ARGV[9])\n"
              "  end\n"
              "end\n"
-             "if ARGV[11] ~= '' then redis.call('SET', ARGV[11], c, 'EX', ARGV[12]) end\n"
+             "if ARGV[11] ~= '' then\n"
+             "  local o = ARGV[11] .. ':o'\n"
+             "  redis.call('HSET', ARGV[11], ARGV[12], c)\n"
+             "  if redis.call('RPUSH', o, ARGV[12]) > tonumber(ARGV[14]) then\n"
+             "    redis.call('HDEL', ARGV[11], redis.call('LPOP', o))\n"
+             "  end\n"
+             "  redis.call('EXPIRE', ARGV[11], ARGV[13]); redis.call('EXPIRE', o, ARGV[13])\n"
+             "end\n"
              "return {c, id}\n";
 
 /* KEYS m mn st log nch pnodes; ARGV user node op state body maxlen cid presence_max */

@@ -174,6 +174,17 @@ def main():
                   "missing %s" % sorted(set(texts) - set(datas))[:10])
             check(not c.gaps, "%s: no gap in its session sequence" % c.user, c.gaps[:3])
 
+        p.send({"type": "pub", "ch": "feed", "data": "again", "id": "p%d" % (N - 1)})
+        p.wait(lambda c: "p%d" % (N - 1) in c.replies, 5)
+        r = p.replies.pop("p%d" % (N - 1), None)
+        check(r and r.get("dup") is True and r["cseq"] == texts["m-%d" % (N - 1)],
+              "the last id sent again: dup, its first cseq", r)
+        p.send({"type": "pub", "ch": "feed", "data": "new", "id": "p0"})
+        p.wait(lambda c: "p0" in c.replies, 5)
+        r = p.replies.pop("p0", None)
+        check(r and r["type"] == "ok" and not r.get("dup") and r["cseq"] > max(want),
+              "an id last used more than 64 publishes ago is a new publish (docs/rtm.md)", r)
+
         section("2. peer messages while the control connections are cut")
         alice, bob = Client(n1, "alice"), Client(n2, "bob")
         clients += [alice, bob]
