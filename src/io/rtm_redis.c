@@ -111,7 +111,7 @@ struct hd_rtm_redis {
   int reading, fan_ready;
   hd_rtm_pos_t fan_pos[N_STREAMS]; /* fan-in shards, then bc and the inbox */
   char inbox[200];                 /* hudong:rtm:in:<node> */
-  hd_rtm_seen_t seen;              /* peer messages taken in (origin node, session, id) */
+  hd_rtm_seen_t seen;              /* peer messages taken in (sender's session, id) */
   watch_t *wb[WATCH_BUCKETS];
   size_t n_watch;
   pending_t pend[MAX_PENDING];
@@ -736,8 +736,14 @@ static int c_peer(void *ud, const char *app, const char *to, const char *sid, co
   return 0;
 }
 
+/* The de-duplication key of a peer message: its sender's session and id. The
+ * session id is unique in the cluster and moves with the session, so a
+ * retry sent from the node the session moved to is recognised too; the
+ * origin node is only where the answer goes (the node each copy came
+ * from). */
 static size_t peer_key(char *out, size_t cap, const char *node, const char *sid, const char *id) {
-  int n = snprintf(out, cap, "%s\n%s\n%s", node, sid, id);
+  (void)node;
+  int n = snprintf(out, cap, "%s\n%s", sid, id);
   return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 

@@ -15,8 +15,8 @@
  * - Between nodes (resume requests, moved sessions, peer messages and their
  *   outcomes, user events): control streams (one to every node, one inbox
  *   per node) read in the same XREAD from kept positions, so a reader that
- *   reconnects loses nothing; peer messages are de-duplicated on (origin
- *   node, session, id) (rtm/seen.h), publishes on (session, id) in Redis.
+ *   reconnects loses nothing; peer messages are de-duplicated on (sender's
+ *   session, id) (rtm/seen.h), publishes on (session, id) in Redis.
  *   A client resuming on another node: that node asks the others; the
  *   holder exports the session (hd_rtm_cluster_export) and the asker
  *   imports it.

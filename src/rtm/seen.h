@@ -3,7 +3,8 @@
  * "RTM across nodes", "Exactly-once between nodes"). A message handed to Redis
  * can be handed over twice — a sender whose call timed out after Redis took it
  * answers 503 and its client sends the same id again — so the receiving node
- * de-duplicates on (origin node, session, message id): the first copy is
+ * de-duplicates on (sender's session, message id; a session id is unique in
+ * the cluster and moves with its session): the first copy is
  * delivered, a later one is dropped and, when the first one's outcome is known
  * already, that outcome is answered again (the sender's retry waits for it).
  *
