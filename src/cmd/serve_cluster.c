@@ -293,6 +293,17 @@ static int ovl_index(const hd_serve_cluster_t *c, const char *id) {
   return -1;
 }
 
+/* "direct", "via B", "via B,D" or "none", for the log. */
+static void path_text(const hd_serve_cluster_t *c, const hd_ovl_path_t *p, char *out, size_t cap) {
+  if (!p->n_hops) {
+    snprintf(out, cap, "none");
+    return;
+  }
+  size_t k = (size_t)snprintf(out, cap, "%s", p->n_hops == 1 ? "direct" : "via ");
+  for (int h = 1; h < p->n_hops && k < cap; h++)
+    k += (size_t)snprintf(out + k, cap - k, "%s%s", h > 1 ? "," : "", c->ovl_ids[p->node[h]]);
+}
+
 static void ovl_set_link(hd_ovl_graph_t *g, int from, int to, const hd_cluster_link_t *l) {
   if (from < 0 || to < 0 || from == to) return;
   hd_ovl_link_t *x = &g->link[from][to];
@@ -332,10 +343,24 @@ static void update_routes(hd_serve_cluster_t *c) {
     for (int k = 0; k < e->n_links; k++)
       ovl_set_link(&c->graph, i, ovl_index(c, e->links[k].peer), &e->links[k]);
   }
+  hd_ovl_path_t was[HD_OVL_MAX_NODES];
+  memcpy(was, c->router.cur, sizeof was);
   int changed = hd_ovl_router_update(&c->router, &c->graph, hd_io_now(c->loop));
   for (int d = 1; changed > 0 && d < n; d++) {
     const hd_ovl_path_t *r = &c->router.cur[d];
-    if (r->n_hops > 1) HD_LOGI("overlay", "route to %s goes through %s", ids[d], ids[r->node[1]]);
+    if (hd_ovl_path_same(r, &was[d]) && r->n_hops) continue;
+    if (!r->n_hops && !was[d].n_hops) continue;
+    char from[64], to[64], why[96] = "";
+    path_text(c, &was[d], from, sizeof from);
+    path_text(c, r, to, sizeof to);
+    /* which link of the old path is down: what an operator looks at first */
+    for (int h = 0; h < was[d].n_hops && c->router.last_why[d] == HD_OVL_WHY_BROKEN; h++)
+      if (!c->graph.link[was[d].node[h]][was[d].node[h + 1]].up) {
+        snprintf(why, sizeof why, ", link %s>%s down", ids[was[d].node[h]], ids[was[d].node[h + 1]]);
+        break;
+      }
+    HD_LOGI("overlay", "route to %s: %s -> %s (%s%s; cost %.1f -> %.1f ms)", ids[d], from, to,
+            hd_ovl_why_name(c->router.last_why[d]), why, was[d].cost, r->cost);
   }
   push_routes(c);
 }
@@ -376,7 +401,16 @@ static void fast_cb(uv_timer_t *t) {
     for (int k = 0; k < n_before && was < 0; k++)
       if (!strcmp(before[k].peer, l->peer)) was = before[k].up;
     if (was != l->up) changed = 1;
-    if (was == 1 && !l->up) went_down = 1;
+    if (was == 1 && !l->up) {
+      went_down = 1;
+      for (int k = 0; k < c->n_links; k++)
+        if (!strcmp(c->links[k].peer, l->peer)) {
+          const hd_link_meter_stats_t *st = &c->links[k].st;
+          HD_LOGI("overlay", "link to %s down: no echo for %.0f ms (srtt %.1f ms, rttvar %.1f ms)", l->peer,
+                  (double)(hd_io_now(c->loop) - st->last_echo) / 1000.0, st->srtt_ms, st->rttvar_ms);
+        }
+    }
+    if (was == 0 && l->up) HD_LOGI("overlay", "link to %s up again", l->peer);
   }
   if (!changed) return;
   c->fast_reroutes++;
@@ -1012,6 +1046,12 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
   json_t *body = json_pack("{s:s, s:b, s:o, s:o, s:I}", "self", c->self->id, "measuring", c->link_on, "links",
                            links, "routes", routes, "route_changes", (json_int_t)c->router.changes);
   if (body) json_object_set_new(body, "fast_reroutes", json_integer((json_int_t)c->fast_reroutes));
+  if (body)
+    json_object_set_new(body, "route_changes_by",
+                        json_pack("{s:I, s:I, s:I, s:I}", "broken", (json_int_t)c->router.changes_broken,
+                                  "cost", (json_int_t)c->router.changes_cost, "new",
+                                  (json_int_t)c->router.changes_new, "gone",
+                                  (json_int_t)c->router.changes_gone));
   char *t = body ? json_dumps(body, JSON_COMPACT) : NULL;
   if (t)
     hd_http_resp_body(resp, 200, "application/json", t, strlen(t));
