@@ -1018,6 +1018,9 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                          "loss_rtt", l->st.loss_rtt, "jitter_ms", l->st.jitter_ms, "downs", l->st.downs,
                          "probes_sent", (json_int_t)l->st.probes_sent, "echoes_received",
                          (json_int_t)l->st.echoes_received, "samples_rtt_ms", samples));
+    /* this node's own lateness as the prober (not counted as the link's silence) */
+    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "late_max_ms",
+                        json_real((double)l->st.late_max / 1000.0));
     json_object_set_new(
         json_array_get(links, json_array_size(links) - 1), "relay",
         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent", (json_int_t)l->relay_sent,

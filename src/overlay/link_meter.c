@@ -34,12 +34,24 @@ static void loss_update(double *avg, uint64_t *n, double outcome, uint64_t weigh
   *avg += (outcome - *avg) * a;
 }
 
+/* How long the meter's owner has been late since the last echo: the probe
+ * that was due at next_probe is only being sent (or looked at) now, so the
+ * owner's loop did not run in between (a scheduling stall, a long batch),
+ * and echoes that came meanwhile may still sit unread in its socket. Only
+ * the part after the last echo counts. */
+static hd_time_t late_part(const hd_link_meter_t *m, hd_time_t now) {
+  hd_time_t from = m->next_probe > m->st.last_echo ? m->next_probe : m->st.last_echo;
+  return now > from ? now - from : 0;
+}
+
 /* Down when echoes stopped: down_probes probe intervals plus SRTT + 4 RTTVAR
- * (the RTO margin of RFC 6298 section 2.3) since the last one. */
+ * (the RTO margin of RFC 6298 section 2.3) since the last one, not counting
+ * the time this end itself was late (late_part): a silence we caused by not
+ * running is not the link's. */
 static void eval_down(hd_link_meter_t *m, hd_time_t now) {
   if (!m->st.up) return;
   hd_time_t quiet = m->down_probes * m->interval + (hd_time_t)((m->st.srtt_ms + 4 * m->st.rttvar_ms) * 1000);
-  if (now - m->st.last_echo > quiet) {
+  if (now - m->st.last_echo - m->late - late_part(m, now) > quiet) {
     m->st.up = 0;
     m->st.downs++;
     m->up_streak = 0;
@@ -56,6 +68,10 @@ int hd_link_meter_poll(hd_link_meter_t *m, hd_time_t now, uint8_t *out, size_t c
   eval_down(m, now);
   if (now < m->next_probe) return 0;
   if (cap < HD_LINK_METER_PROBE_LEN) return HD_ENOSPC;
+  hd_time_t late = now - m->next_probe; /* >= 0 here */
+  if (late > m->st.late_max) m->st.late_max = late;
+  m->st.late_total += late;
+  m->late += late_part(m, now);
   uint32_t seq = m->seq++;
   int slot = (int)(seq % HD_LINK_METER_OUTSTANDING);
   if (m->out[slot].live) { /* overwritten before it timed out: a very short interval */
@@ -161,6 +177,7 @@ int hd_link_meter_feed(hd_link_meter_t *m, const uint8_t *buf, size_t len, hd_ti
   if (r.err || hd_rd_left(&r)) return HD_EINVAL;
   m->st.echoes_received++;
   m->st.last_echo = now;
+  m->late = 0;
   if (!m->st.up) {
     /* the first echo ever brings the link up; after a down, up_echoes of consecutive probes do */
     m->up_streak = m->up_streak && seq == m->up_last_seq + 1 ? m->up_streak + 1 : 1;

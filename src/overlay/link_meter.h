@@ -16,6 +16,10 @@
  *    differences of differences) and puts it in every echo.
  *  - up/down: down when no echo came for down_probes probe intervals plus
  *    SRTT + 4 RTTVAR (RFC 6298's margin: a jittery link is not a dead one),
+ *    not counting the time this end was late (a probe sent after its due
+ *    time means the owner's loop did not run, e.g. a scheduling stall on a
+ *    busy machine: echoes may be waiting unread in its socket, and on a
+ *    shared 2-core machine such 100-200 ms stalls made links flap),
  *    i.e. when about down_probes probes in a row went unanswered: at 50 ms
  *    probes and 3, ~200 ms on a 40 ms link, so that the control thread's
  *    fast check (serve_cluster.c) moves routes off a dead link in well under
@@ -62,10 +66,15 @@ typedef struct {
   uint64_t probes_sent, echoes_received, probes_answered;
   hd_time_t last_echo; /* 0: none yet */
   int downs;           /* up -> down transitions */
+  /* this end's own lateness: how long after its due time a probe went out
+   * (the owner's loop did not run: not the link's fault, not counted as
+   * silence), the largest and the sum */
+  hd_time_t late_max, late_total;
 } hd_link_meter_stats_t;
 
 typedef struct {
   hd_time_t interval, next_probe;
+  hd_time_t late;                  /* this end's lateness since the last echo (excused from the silence) */
   int down_probes, up_echoes;      /* the link-down rule and its hysteresis (overlay_params.h) */
   uint32_t up_streak, up_last_seq; /* while down: echoes of consecutive probes so far */
   uint32_t seq;                    /* next probe's */
