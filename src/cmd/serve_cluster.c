@@ -57,6 +57,8 @@ struct hd_serve_cluster {
   struct room_events *rev; /* room_started / room_finished once per cluster */
   struct fast_check *fast; /* the fast reroute check between heartbeats (issue 16 item 1) */
   uint64_t fast_reroutes;  /* route evaluations it triggered */
+  uint64_t suspect_mask;   /* c->links[i] suspect at the last fast check */
+  uint64_t suspect_pushes; /* routes handed to the workers because a link became or stopped being suspect */
   hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
   void *emit_ud;
 };
@@ -256,6 +258,15 @@ static double path_loss(const hd_ovl_graph_t *g, const hd_ovl_path_t *p) {
   return 1 - ok;
 }
 
+/* Whether this node's link to `peer` is suspect (link_meter.h: silent past
+ * the fast rule, not yet down): media to a route starting on it also takes
+ * the second path. */
+static int link_suspect(const hd_serve_cluster_t *c, const char *peer) {
+  for (int i = 0; i < c->n_links; i++)
+    if (!strcmp(c->links[i].peer, peer)) return c->links[i].st.up && c->links[i].st.suspect;
+  return 0;
+}
+
 static void routes_job(hd_node_t *node, void *arg, hd_time_t now) {
   hd_serve_cluster_t *c = arg;
   hd_node_cluster_set_routes(node, c->routes, c->n_routes, now);
@@ -281,6 +292,7 @@ static void push_routes(hd_serve_cluster_t *c) {
     if (hd_ovl_best_path(&c->graph, 0, d, HD_OVL_MAX_RELAYS, r, &alt) == 0) {
       to_relay_path(c, &alt, &x->alt);
       x->dup_audio = path_loss(&c->graph, r) > hd_overlay_params()->dup_audio_loss;
+      x->dup_all = link_suspect(c, c->ovl_ids[r->node[1]]);
     }
   }
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
@@ -395,6 +407,20 @@ static void fast_cb(uv_timer_t *t) {
   memcpy(before, c->self->links, sizeof before[0] * (size_t)n_before);
   gather_links(c);
   int changed = n_before != c->self->n_links, went_down = 0;
+  /* suspect links (link_meter.h): the routes stay, the media also takes
+   * the second path while one lasts (push_routes' dup_all) */
+  uint64_t suspect = 0;
+  for (int i = 0; i < c->n_links && i < 64; i++)
+    if (c->links[i].listed && c->links[i].st.up && c->links[i].st.suspect) suspect |= 1ull << i;
+  if (suspect != c->suspect_mask) {
+    for (int i = 0; i < c->n_links && i < 64; i++)
+      if ((suspect >> i & 1) && !(c->suspect_mask >> i & 1))
+        HD_LOGI("overlay", "link to %s suspect: no echo for %.0f ms; media also takes the second path",
+                c->links[i].peer, (double)(hd_io_now(c->loop) - c->links[i].st.last_echo) / 1000.0);
+    c->suspect_mask = suspect;
+    c->suspect_pushes++;
+    push_routes(c);
+  }
   for (int i = 0; i < c->self->n_links; i++) {
     const hd_cluster_link_t *l = &c->self->links[i];
     int was = -1;
@@ -1019,8 +1045,10 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                          "probes_sent", (json_int_t)l->st.probes_sent, "echoes_received",
                          (json_int_t)l->st.echoes_received, "samples_rtt_ms", samples));
     /* this node's own lateness as the prober (not counted as the link's silence) */
-    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "late_max_ms",
-                        json_real((double)l->st.late_max / 1000.0));
+    json_t *lo = json_array_get(links, json_array_size(links) - 1);
+    json_object_set_new(lo, "late_max_ms", json_real((double)l->st.late_max / 1000.0));
+    json_object_set_new(lo, "suspect", json_boolean(l->st.up && l->st.suspect));
+    json_object_set_new(lo, "suspects", json_integer(l->st.suspects));
     json_object_set_new(
         json_array_get(links, json_array_size(links) - 1), "relay",
         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent", (json_int_t)l->relay_sent,
@@ -1043,12 +1071,14 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
               json_array_append_new(alt, json_string(c->ovl_ids[m]));
         json_object_set_new(o, "alt", c->routes[k].alt.n ? alt : (json_decref(alt), json_null()));
         json_object_set_new(o, "dup_audio", json_boolean(c->routes[k].dup_audio));
+        json_object_set_new(o, "dup_all", json_boolean(c->routes[k].dup_all));
       }
     json_array_append_new(routes, o);
   }
   json_t *body = json_pack("{s:s, s:b, s:o, s:o, s:I}", "self", c->self->id, "measuring", c->link_on, "links",
                            links, "routes", routes, "route_changes", (json_int_t)c->router.changes);
   if (body) json_object_set_new(body, "fast_reroutes", json_integer((json_int_t)c->fast_reroutes));
+  if (body) json_object_set_new(body, "suspect_pushes", json_integer((json_int_t)c->suspect_pushes));
   if (body)
     json_object_set_new(body, "route_changes_by",
                         json_pack("{s:I, s:I, s:I, s:I}", "broken", (json_int_t)c->router.changes_broken,

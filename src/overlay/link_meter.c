@@ -14,6 +14,7 @@ void hd_link_meter_init(hd_link_meter_t *m, hd_time_t interval, hd_time_t now) {
   m->interval = interval > 0 ? interval : op->probe_interval;
   m->down_probes = op->down_probes > 0 ? op->down_probes : HD_LINK_METER_DOWN_PROBES;
   m->up_echoes = op->up_echoes > 0 ? op->up_echoes : HD_LINK_METER_UP_ECHOES;
+  m->confirm = op->down_confirm >= 0 ? op->down_confirm : HD_LINK_METER_DOWN_CONFIRM;
   m->next_probe = now;
 }
 
@@ -44,15 +45,21 @@ static hd_time_t late_part(const hd_link_meter_t *m, hd_time_t now) {
   return now > from ? now - from : 0;
 }
 
-/* Down when echoes stopped: down_probes probe intervals plus SRTT + 4 RTTVAR
- * (the RTO margin of RFC 6298 section 2.3) since the last one, not counting
- * the time this end itself was late (late_part): a silence we caused by not
- * running is not the link's. */
+/* Suspect when echoes stopped for down_probes probe intervals plus SRTT +
+ * 4 RTTVAR (the RTO margin of RFC 6298 section 2.3); down when they stay
+ * away confirm longer. Neither counts the time this end itself was late
+ * (late_part): a silence we caused by not running is not the link's. */
 static void eval_down(hd_link_meter_t *m, hd_time_t now) {
   if (!m->st.up) return;
   hd_time_t quiet = m->down_probes * m->interval + (hd_time_t)((m->st.srtt_ms + 4 * m->st.rttvar_ms) * 1000);
-  if (now - m->st.last_echo - m->late - late_part(m, now) > quiet) {
+  hd_time_t silence = now - m->st.last_echo - m->late - late_part(m, now);
+  if (silence > quiet && !m->st.suspect) {
+    m->st.suspect = 1;
+    m->st.suspects++;
+  }
+  if (silence > quiet + m->confirm) {
     m->st.up = 0;
+    m->st.suspect = 0;
     m->st.downs++;
     m->up_streak = 0;
   }
@@ -177,6 +184,7 @@ int hd_link_meter_feed(hd_link_meter_t *m, const uint8_t *buf, size_t len, hd_ti
   if (r.err || hd_rd_left(&r)) return HD_EINVAL;
   m->st.echoes_received++;
   m->st.last_echo = now;
+  m->st.suspect = 0;
   m->late = 0;
   if (!m->st.up) {
     /* the first echo ever brings the link up; after a down, up_echoes of consecutive probes do */
