@@ -14,31 +14,20 @@
 # valgrind hides VAES/AVX-512, so AES-GCM runs OpenSSL's AES-NI path here.
 set -u
 cd "$(dirname "$0")/../.."
+. bench/lib/callgrind.sh
 SIZES="100 1000"
 PACKETS=4000
 BUILD=build
-while [ $# -gt 0 ]; do
-  case "$1" in
-  --sizes) SIZES=$2; shift ;;
-  --packets) PACKETS=$2; shift ;;
-  -*) echo "usage: bench/overlay/relay_instr.sh [--sizes \"100 1000\"] [--packets N] [BUILD_DIR]" >&2; exit 2 ;;
-  *) BUILD=$1 ;;
-  esac
-  shift
-done
-command -v valgrind >/dev/null || { echo "relay_instr.sh: needs valgrind (apt-get install valgrind)" >&2; exit 2; }
-[ -x "$BUILD/relay_bench" ] || { echo "relay_instr.sh: $BUILD/relay_bench missing: build it first (cmake --build $BUILD --target relay_bench)" >&2; exit 2; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/hd-rinstr.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+instr_args 'bench/overlay/relay_instr.sh [--sizes "100 1000"] [--packets N] [BUILD_DIR]' \
+  --sizes=SIZES --packets=PACKETS -- "$@"
+instr_setup relay_instr.sh relay_bench
 mkdir -p bench/results
 printf "%-9s %-16s %12s %10s %10s\n" rtp_bytes part "Ir / packet" "vs direct" "ns/packet"
 rows=""
 for s in $SIZES; do
-  valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.$s" "$BUILD/relay_bench" --packets "$PACKETS" --size "$s" \
-    >/dev/null 2>"$TMP/err.$s" || { echo "relay_bench failed under valgrind:"; tail -5 "$TMP/err.$s"; exit 1; }
-  callgrind_annotate --inclusive=yes "$TMP/cg.$s" >"$TMP/ann.$s" 2>/dev/null
+  instr_callgrind "$TMP/cg.$s" "$TMP/err.$s" -- "$BUILD/relay_bench" --packets "$PACKETS" --size "$s" >/dev/null
   "$BUILD/relay_bench" --packets 20000 --warmup 5000 --size "$s" --json "$TMP/ns.$s.json" >/dev/null || exit 1
-  ir() { awk -v f="relay_bench.c:$1 " 'index($0, f) { gsub(",", "", $1); print $1; exit }' "$TMP/ann.$s"; }
+  ir() { instr_inclusive "$TMP/cg.$s" relay_bench.c "$1"; }
   d=$(ir direct_forward); h=$(ir relay_hop); e=$(ir relay_ends)
   [ -n "$d" ] && [ -n "$h" ] && [ -n "$e" ] || { echo "relay_instr.sh: no counts in callgrind's output"; exit 1; }
   for part in direct_forward relay_hop relay_ends; do

@@ -64,6 +64,10 @@ struct hd_serve_cluster {
 };
 
 static void rev_stop(hd_serve_cluster_t *c);
+typedef struct {
+  const char *app, *room, *was, *sid;
+} sid_job_t;
+static void sid_job(hd_node_t *node, void *arg, hd_time_t now);
 
 /* ---- this node's entry, from its media workers ---- */
 
@@ -74,7 +78,7 @@ typedef struct {
 } gather_job_t;
 
 /* Rooms a node refreshes in Redis at most (13 MB of names); beyond, a room's
- * keys expire HD_CLUSTER_ROOM_TTL_MS after its start (logged once). */
+ * keys expire the room TTL (cluster.room_ttl_ms) after its start (logged once). */
 #define HELD_MAX 65536
 
 static void add_held(hd_serve_cluster_t *c, const char *app, const char *room) {
@@ -86,7 +90,7 @@ static void add_held(hd_serve_cluster_t *c, const char *app, const char *room) {
         HD_LOGW("cluster",
                 "more than %d rooms on this node: the Redis keys of the rest are not refreshed "
                 "and expire %d s after their start",
-                c->n_held, HD_CLUSTER_ROOM_TTL_MS / 1000);
+                c->n_held, (int)(c->cfg->cluster_room_ttl_ms / 1000));
       return;
     }
     c->held = p;
@@ -499,6 +503,68 @@ static void room_gone(void *ud, const char *room, const char *sid) {
   c->emit(c->emit_ud, &ev);
 }
 
+/* ---- coming back after an outage (io/cluster_redis.h hd_cluster_redis_reconcile) ---- */
+
+typedef struct {
+  hd_cluster_held_t *rooms;
+  int n, cap;
+} held_list_t;
+
+static void add_held_sid(void *ud, const char *app, const char *room, const char *sid) {
+  held_list_t *l = ud;
+  if (l->n == l->cap) {
+    int cap = l->cap ? l->cap * 2 : 64;
+    void *p = cap <= HELD_MAX ? realloc(l->rooms, (size_t)cap * sizeof *l->rooms) : NULL;
+    if (!p) return; /* past HELD_MAX: as add_held, the rest is not re-announced */
+    l->rooms = p;
+    l->cap = cap;
+  }
+  hd_cluster_held_t *h = &l->rooms[l->n];
+  int len = snprintf(h->room, sizeof h->room, "%s/%s", app, room);
+  if (len < 0 || (size_t)len >= sizeof h->room) return;
+  snprintf(h->sid, sizeof h->sid, "%s", sid);
+  l->n++;
+}
+
+static void held_sids_job(hd_node_t *node, void *arg, hd_time_t now) {
+  (void)now;
+  hd_node_room_sids(node, add_held_sid, arg);
+}
+
+/* This node (re-)registered in Redis: it re-announces every room it holds,
+ * gathered from its media workers as the heartbeat gathers its entry. */
+static void registered(void *ud, int first) {
+  hd_serve_cluster_t *c = ud;
+  held_list_t l = {0};
+  for (int i = 0; i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, held_sids_job, &l);
+  (void)first;
+  int rc = hd_cluster_redis_reconcile(c->link, l.rooms, l.n);
+  if (rc < 0) HD_LOGW("cluster", "cannot re-announce this node's rooms in Redis: %s", hd_strerror(rc));
+  free(l.rooms);
+}
+
+/* What the re-announce found for a room: it takes the cluster's sid, or
+ * the room's start or end goes out (docs/overlay.md "Coming back after an
+ * outage"). */
+static void room_back(void *ud, const char *room, const char *local, const char *sid, int status) {
+  hd_serve_cluster_t *c = ud;
+  const char *slash = strchr(room, '/');
+  if (!slash || slash == room) return;
+  char app[HD_WEBHOOK_FIELD_MAX];
+  snprintf(app, sizeof app, "%.*s", (int)(slash - room), room);
+  const char *name = slash + 1;
+  if (status == HD_CLUSTER_BACK_READDED && strcmp(local, sid)) {
+    sid_job_t j = {.app = app, .room = name, .was = local, .sid = sid};
+    hd_media_workers_call(c->workers, hd_media_room_worker(app, name, hd_media_workers_count(c->workers)),
+                          sid_job, &j);
+    return;
+  }
+  if (!c->emit || status != HD_CLUSTER_BACK_RESTARTED) return;
+  hd_webhook_event_t ev = {.type = HD_WEBHOOK_ROOM_STARTED, .app = app, .room_name = name, .room_sid = sid};
+  c->emit(c->emit_ud, &ev);
+}
+
 void hd_serve_cluster_defaults(hd_config_t *cfg, const char *scheme) {
   if (!cfg->node_id[0]) {
     char host[64] = "";
@@ -552,8 +618,14 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     HD_LOGI("cluster", "node link to %s goes to %s (peer_addrs override, not its announced address)",
             c->peer_addrs.e[i].id, c->peer_addrs.e[i].addr);
   if (cfg->redis[0]) {
-    hd_cluster_redis_config_t rc = {
-        .node_id = cfg->node_id, .entry = entry_cb, .room_gone = room_gone, .ud = c};
+    hd_cluster_redis_config_t rc = {.node_id = cfg->node_id,
+                                    .entry = entry_cb,
+                                    .room_gone = room_gone,
+                                    .registered = registered,
+                                    .room_back = room_back,
+                                    .room_ttl_ms = (int)cfg->cluster_room_ttl_ms,
+                                    .reap_grace_ms = (int)cfg->cluster_reap_grace_ms,
+                                    .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
     int r = hd_cluster_redis_start(&c->link, loop, &rc);
     if (r < 0) {
@@ -674,10 +746,6 @@ static void rev_emit(room_events_t *e, const rev_room_t *r, const rev_item_t *it
                            .track_source = fld(it, 4)};
   e->emit(e->ud, &ev);
 }
-
-typedef struct {
-  const char *app, *room, *was, *sid;
-} sid_job_t;
 
 static void sid_job(hd_node_t *node, void *arg, hd_time_t now) {
   sid_job_t *j = arg;

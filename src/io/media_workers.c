@@ -614,17 +614,19 @@ static int shard_metrics(const metrics_job_t *per, int n, char *out, size_t cap,
        "RTP packets a worker handed to another worker to seal and send (its rooms' viewers placed there)."},
       {"hudong_shard_dropped_total", "counter",
        "RTP packets dropped because the ring to the shard worker was full (media_shard_ring)."},
+      {"hudong_shard_full_waits_total", "counter",
+       "Waits (at most 2 ms each) a worker made for a full ring to a shard worker before dropping."},
       {"hudong_shard_sent_total", "counter", "Packets a worker sealed and sent for other workers' rooms."},
       {"hudong_shard_seal_errors_total", "counter", "Handed packets the shard worker could not seal."},
       {"hudong_shard_streams", "gauge",
        "Viewers each worker seals and sends for (its own rooms' and others')."}};
   int rc = 0;
-  for (int f = 0; f < 5 && !rc; f++) {
+  for (size_t f = 0; f < sizeof fam / sizeof fam[0] && !rc; f++) {
     rc = appendf(out, cap, len, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
                  fam[f].type);
     for (int i = 0; i < n && !rc; i++) {
       const hd_shards_stats_t *t = &per[i].sh;
-      const uint64_t v[] = {t->handed, t->dropped_full, t->sent, t->seal_errors, t->streams};
+      const uint64_t v[] = {t->handed, t->dropped_full, t->full_waits, t->sent, t->seal_errors, t->streams};
       rc = appendf(out, cap, len, "%s{worker=\"%d\"} %llu\n", fam[f].name, i, (unsigned long long)v[f]);
     }
   }

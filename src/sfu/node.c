@@ -89,7 +89,7 @@ hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_tim
    * room's cluster-wide sid (hd_node_room_set_sid): joins wait for it */
   if (n->cl && n->cfg.on_event) {
     r->sid_pending = 1;
-    r->sid_wait_until = now + HD_ROOM_SID_WAIT;
+    r->sid_wait_until = now + (n->cfg.sid_wait > 0 ? n->cfg.sid_wait : HD_ROOM_SID_WAIT);
   }
   node_fire_room_event(n, HD_WEBHOOK_ROOM_STARTED, r);
   HD_LOGI("room", "room %s/%s created", app, name);
@@ -683,7 +683,7 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
     if (r->sid_pending && r->sid_wait_until <= now) {
       HD_LOGW("cluster",
               "room %s/%s: Redis gave no cluster sid within %d ms; the joins waiting for it are refused",
-              r->app, r->name, (int)(HD_ROOM_SID_WAIT / 1000));
+              r->app, r->name, (int)((n->cfg.sid_wait > 0 ? n->cfg.sid_wait : HD_ROOM_SID_WAIT) / 1000));
       rooms_sid_settled(n, r, 0, now);
     }
     if (r->participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);

@@ -46,6 +46,10 @@ typedef struct {
    * a join or session within that time reuses it. 0 = closed at once. A room
    * created by the admin API may carry its own value (hd_room_opts_t). */
   hd_time_t room_empty_timeout;
+  /* In a cluster, how long a join into a room new on this node waits for
+   * Redis to name the room's sid (config "cluster.sid_wait_ms"); 0 =
+   * HD_ROOM_SID_WAIT. */
+  hd_time_t sid_wait;
   /* Bitrate cap (bits/s) sent to every publisher PeerConnection as REMB
    * (draft-alvestrand-rmcat-remb) about once a second; 0 = no REMB is sent
    * (the publisher's own TWCC-driven estimate rules). */
@@ -264,6 +268,12 @@ size_t hd_node_room_count(const hd_node_t *n);
  * room list of the cluster registry entry (io/cluster_redis.h). */
 typedef void (*hd_node_room_fn)(void *ud, const char *app, const char *room);
 size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud);
+/* Calls fn for every room whose sid is settled (not waiting for the
+ * cluster's: hd_node_room_set_sid), with that sid: what a clustered node
+ * re-announces in Redis after an outage (io/cluster_redis.h
+ * hd_cluster_redis_reconcile). Returns how many. */
+typedef void (*hd_node_room_sid_fn)(void *ud, const char *app, const char *room, const char *sid);
+size_t hd_node_room_sids(hd_node_t *n, hd_node_room_sid_fn fn, void *ud);
 /* Gives room app/room the sid `sid` (the cluster's, decided by the first node
  * holding it: docs/overlay.md "Room events") if its sid is still `was` (a room
  * closed and made again meanwhile keeps its own), and completes the joins
@@ -273,7 +283,8 @@ size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud);
 int hd_node_room_set_sid(hd_node_t *n, const char *app, const char *room, const char *was, const char *sid,
                          hd_time_t now);
 /* How long a join into a room new on a clustered node waits for that answer
- * before it is refused (503 cluster_unavailable, docs/protocol.md). */
+ * before it is refused (503 cluster_unavailable, docs/protocol.md), unless
+ * hd_node_config_t.sid_wait says otherwise. */
 #define HD_ROOM_SID_WAIT HD_SEC(2)
 /* Prometheus text exposition of all counters; returns length or HD_ENOSPC. */
 int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap);

@@ -694,7 +694,7 @@ void rooms_sid_settled(hd_node_t *n, hd_room_t *r, int named, hd_time_t now) {
       snprintf(why, sizeof why,
                "the cluster's Redis did not name room %s within %d ms (its sid is shared by every node); "
                "join again in a moment",
-               r->name, (int)(HD_ROOM_SID_WAIT / 1000));
+               r->name, (int)((n->cfg.sid_wait > 0 ? n->cfg.sid_wait : HD_ROOM_SID_WAIT) / 1000));
       char buf[1024];
       int len = hd_signal_write_error_retry(p->join_id, HD_SIGNAL_ERR_CLUSTER_UNAVAILABLE, why,
                                             HD_NODE_RETRY_AFTER_S, buf, sizeof buf);

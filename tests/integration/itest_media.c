@@ -345,8 +345,17 @@ int main(int argc, char **argv) {
     long sent = metric_workers(r.body, "hudong_shard_sent_total", &nz_sent);
     long dropped = metric_workers(r.body, "hudong_shard_dropped_total", &nz);
     long seal = metric_workers(r.body, "hudong_shard_seal_errors_total", &nz);
-    printf("shards: streams %ld on %d workers, handed %ld, sent %ld, dropped %ld\n", streams, nz_streams,
-           handed, sent, dropped);
+    /* issue 17: the waits for a full ring are exported per worker too (how
+     * many depends on the machine's load: only their presence is checked) */
+    long waits = metric_workers(r.body, "hudong_shard_full_waits_total", &nz);
+    int waits_lines = 0;
+    for (const char *p = strstr(r.body, "\nhudong_shard_full_waits_total{worker=\""); p;
+         p = strstr(p + 1, "\nhudong_shard_full_waits_total{worker=\""))
+      waits_lines++;
+    if (waits_lines != 2 || !strstr(r.body, "# TYPE hudong_shard_full_waits_total counter\n"))
+      die("want hudong_shard_full_waits_total for each of 2 workers:\n%s", r.body);
+    printf("shards: streams %ld on %d workers, handed %ld, sent %ld, dropped %ld, full waits %ld\n", streams,
+           nz_streams, handed, sent, dropped, waits);
     if (streams != 2 || nz_streams != 2) die("want one viewer stream on each of 2 workers:\n%s", r.body);
     if (handed < WANT_VIDEO || nz_handed != 1 || sent < WANT_VIDEO || nz_sent != 1)
       die("want packets handed by the room's worker and sent by the other");

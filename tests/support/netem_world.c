@@ -8,14 +8,7 @@
 #include <string.h>
 
 #include "node_world.h" /* g_node_cert, g_client_cert */
-
-#define CHECK(x)                                                                                             \
-  do {                                                                                                       \
-    if (!(x)) {                                                                                              \
-      fprintf(stderr, "%s:%d: netem_world: check failed: %s\n", __FILE__, __LINE__, #x);                     \
-      abort();                                                                                               \
-    }                                                                                                        \
-  } while (0)
+#include "check.h"
 
 void netem_opts_from(hd_netem_opts_t *o, const char *const *argv, size_t argc) {
   hd_netem_opts_init(o);

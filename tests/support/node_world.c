@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "check.h"
 
 hd_dtls_cert_t *g_node_cert, *g_client_cert;
 
@@ -24,15 +25,6 @@ int node_world_teardown_all(void **st) {
   hd_dtls_cert_free(g_client_cert);
   return 0;
 }
-
-/* A broken harness invariant: no recovery in a test. */
-#define CHECK(x)                                                                                             \
-  do {                                                                                                       \
-    if (!(x)) {                                                                                              \
-      fprintf(stderr, "%s:%d: node_world: check failed: %s\n", __FILE__, __LINE__, #x);                      \
-      abort();                                                                                               \
-    }                                                                                                        \
-  } while (0)
 
 void mkaddr(struct sockaddr_in *a, const char *ip, uint16_t port) {
   memset(a, 0, sizeof *a);

@@ -317,6 +317,33 @@ static void test_join_refused_and_timeout(void **st) {
   hd_rtc_signal_free(s);
 }
 
+/* The node's subscriber_offer of bob's video TR_bv into msg: node_sub gets a
+ * video transceiver and makes the offer. */
+static void bob_video_offer(hd_pc_t *node_sub, hd_time_t now, char *msg, size_t cap) {
+  static char sdp[65536];
+  assert_int_equal(hd_pc_add_transceiver(node_sub, HD_PC_VIDEO, HD_PC_SENDONLY), 0);
+  assert_true(hd_pc_create_offer(node_sub, sdp, sizeof sdp, now) > 0);
+  char *q = jquote(sdp);
+  snprintf(msg, cap,
+           "{\"type\":\"subscriber_offer\",\"sdp\":%s,\"tracks\":[{\"mid\":\"0\",\"track_sid\":\"TR_bv\","
+           "\"participant_sid\":\"PA_bob\"}]}",
+           q);
+  free(q);
+}
+
+/* The next message out is the automatic track_settings of bob's new video
+ * tile: visible, the configured view size w x h. */
+static void expect_bob_tile(hd_rtc_signal_t *s, int w, int h) {
+  hd_signal_msg_t m;
+  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
+  assert_int_equal(m.track_settings.n_track_sids, 1);
+  assert_string_equal(m.track_settings.track_sids[0], "TR_bv");
+  assert_int_equal(m.track_settings.visible, 1);
+  assert_int_equal(m.track_settings.width, w);
+  assert_int_equal(m.track_settings.height, h);
+  hd_signal_msg_free(&m);
+}
+
 /* The publish and subscribe flows drive the pcs: a "node" is played by two
  * more pcs that answer our offer and make the subscriber offer. */
 static void test_pc_flows(void **st) {
@@ -375,14 +402,7 @@ static void test_pc_flows(void **st) {
   assert_null(hd_rtc_signal_pub_sid(s, "nope"));
 
   /* subscribe: the node's offer is answered by the sub pc and the answer sent */
-  assert_int_equal(hd_pc_add_transceiver(node_sub, HD_PC_VIDEO, HD_PC_SENDONLY), 0);
-  assert_true(hd_pc_create_offer(node_sub, sdp, sizeof sdp, now) > 0);
-  q = jquote(sdp);
-  snprintf(msg, sizeof msg,
-           "{\"type\":\"subscriber_offer\",\"sdp\":%s,\"tracks\":[{\"mid\":\"0\",\"track_sid\":\"TR_bv\","
-           "\"participant_sid\":\"PA_bob\"}]}",
-           q);
-  free(q);
+  bob_video_offer(node_sub, now, msg, sizeof msg);
   assert_int_equal(feed(s, msg, now), 0);
   assert_int_equal(next_ev(s, &ev), 1);
   assert_int_equal(ev.type, HD_RTC_SIGNAL_EV_SUBSCRIBER_OFFER);
@@ -396,21 +416,9 @@ static void test_pc_flows(void **st) {
   assert_int_equal(hd_pc_track_direction(sub, 0), HD_PC_RECVONLY);
   /* the new video track's tile goes to the node (track_settings, as a page
    * does), once: a later offer still carrying it says nothing more */
-  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
-  assert_int_equal(m.track_settings.n_track_sids, 1);
-  assert_string_equal(m.track_settings.track_sids[0], "TR_bv");
-  assert_int_equal(m.track_settings.visible, 1);
-  assert_int_equal(m.track_settings.width, 320);
-  assert_int_equal(m.track_settings.height, 180);
-  hd_signal_msg_free(&m);
+  expect_bob_tile(s, 320, 180);
   assert_int_equal(hd_rtc_signal_peek_len(s), 0);
-  q = jquote(sdp);
-  snprintf(msg, sizeof msg,
-           "{\"type\":\"subscriber_offer\",\"sdp\":%s,\"tracks\":[{\"mid\":\"0\",\"track_sid\":\"TR_bv\","
-           "\"participant_sid\":\"PA_bob\"}]}",
-           q);
-  free(q);
-  assert_int_equal(feed(s, msg, now), 0);
+  assert_int_equal(feed(s, msg, now), 0); /* the same offer again */
   assert_int_equal(next_ev(s, &ev), 1);
   if (ev.code >= 0) {
     next_out(s, HD_SIGNAL_SUBSCRIBER_ANSWER, &m);
@@ -429,6 +437,70 @@ static void test_pc_flows(void **st) {
   hd_pc_free(node_sub);
 }
 
+/* The node offers bob's video track TR_bv to s (made by node_sub); the
+ * client's answer is taken. */
+static void offer_bob_video(hd_rtc_signal_t *s, hd_pc_t *node_sub, hd_time_t now) {
+  static char msg[200000];
+  bob_video_offer(node_sub, now, msg, sizeof msg);
+  assert_int_equal(feed(s, msg, now), 0);
+  hd_rtc_signal_event_t ev;
+  assert_int_equal(next_ev(s, &ev), 1);
+  assert_int_equal(ev.type, HD_RTC_SIGNAL_EV_SUBSCRIBER_OFFER);
+  assert_true(ev.code >= 0);
+  hd_signal_msg_t m;
+  next_out(s, HD_SIGNAL_SUBSCRIBER_ANSWER, &m);
+  hd_signal_msg_free(&m);
+}
+
+/* Settings the app gives a track before the subscriber offer carries it
+ * (rtc_signal.c app_told) are the ones the node keeps: the automatic
+ * view-size message for the new tile is not sent for that track (the node
+ * takes each track_settings whole, so it would replace the app's). A track
+ * the app said nothing about still gets the automatic message. */
+static void test_app_track_settings_not_replaced(void **st) {
+  hd_time_t now = HD_SEC(10);
+  hd_pc_t *pub, *sub, *node_sub;
+  hd_pc_config_t pcfg = {.cert = g_cert};
+  hd_signal_msg_t m;
+  g_view_w = 320;
+  g_view_h = 180;
+  /* the app hides bob's video before it is offered */
+  assert_int_equal(hd_pc_new(&pub, &pcfg), 0);
+  assert_int_equal(hd_pc_new(&sub, &pcfg), 0);
+  assert_int_equal(hd_pc_new(&node_sub, &pcfg), 0);
+  hd_rtc_signal_t *s = joined_client(pub, sub, now);
+  const char *bv = "TR_bv";
+  assert_int_equal(hd_rtc_signal_track_settings(s, &bv, 1, 0, 0, 0, 0), 0);
+  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
+  assert_string_equal(m.track_settings.track_sids[0], "TR_bv");
+  assert_int_equal(m.track_settings.visible, 0);
+  hd_signal_msg_free(&m);
+  offer_bob_video(s, node_sub, now);
+  assert_int_equal(hd_rtc_signal_peek_len(s), 0); /* no visible 320x180 over the app's hidden */
+  hd_rtc_signal_free(s);
+  hd_pc_free(pub);
+  hd_pc_free(sub);
+  hd_pc_free(node_sub);
+
+  /* the app set another track only: bob's video gets the view size */
+  assert_int_equal(hd_pc_new(&pub, &pcfg), 0);
+  assert_int_equal(hd_pc_new(&sub, &pcfg), 0);
+  assert_int_equal(hd_pc_new(&node_sub, &pcfg), 0);
+  s = joined_client(pub, sub, now);
+  const char *other = "TR_other";
+  assert_int_equal(hd_rtc_signal_track_settings(s, &other, 1, 1, 1280, 720, 1), 0);
+  next_out(s, HD_SIGNAL_TRACK_SETTINGS, &m);
+  hd_signal_msg_free(&m);
+  offer_bob_video(s, node_sub, now);
+  expect_bob_tile(s, 320, 180);
+  assert_int_equal(hd_rtc_signal_peek_len(s), 0);
+  g_view_w = g_view_h = 0;
+  hd_rtc_signal_free(s);
+  hd_pc_free(pub);
+  hd_pc_free(sub);
+  hd_pc_free(node_sub);
+}
+
 static int group_setup(void **st) { return hd_dtls_cert_generate(&g_cert) < 0 ? -1 : 0; }
 static int group_teardown(void **st) {
   hd_dtls_cert_free(g_cert);
@@ -441,6 +513,7 @@ int main(void) {
       cmocka_unit_test(test_join_refused_and_timeout),
       cmocka_unit_test(test_big_room_keeps_publishers),
       cmocka_unit_test(test_pc_flows),
+      cmocka_unit_test(test_app_track_settings_not_replaced),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

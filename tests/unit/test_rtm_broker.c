@@ -1,230 +1,15 @@
-/* RTM broker (src/rtm/broker.h) on a virtual clock with the in-memory store:
- * ordering, acks and the window, resume + replay, client-side dedupe, overflow
- * policy, presence timeout, attribute CAS, lock TTL, peer receipts, bad input,
- * flood. Outputs are captured per connection and parsed back with jansson. */
+/* RTM broker (src/rtm/broker.h), sessions and delivery, on a virtual clock
+ * with the in-memory store (tests/support/rtm_world.h): ordering, acks and
+ * the window, resume + replay, client-side dedupe, overflow policy, peer
+ * receipts, timers, bad input, flood, session caps, room-scoped tokens and
+ * the delivery counters. Channel state (presence, attributes, locks) is in
+ * test_rtm_broker_state.c, history and its stores in test_rtm_broker_history.c. */
 #include "hd_test.h"
-
-#include <jansson.h>
-#include <sqlite3.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include "base/err.h"
 #include "rtm/broker.h"
 #include "rtm/client.h"
-
-#define SECRET "test-secret-0123456789"
-#define MAXOUT 16384
-
-typedef struct {
-  uint64_t conn;
-  char *text;
-} out_t;
-
-static out_t outs[MAXOUT];
-static int n_out;
-static struct {
-  uint64_t conn;
-  int code;
-} closes[64];
-static int n_close;
-
-static void cb_send(void *ud, uint64_t conn, const char *t, size_t len) {
-  assert_true(n_out < MAXOUT);
-  outs[n_out].conn = conn;
-  outs[n_out].text = strndup(t, len);
-  n_out++;
-}
-static void cb_close(void *ud, uint64_t conn, int code, const char *reason) {
-  if (n_close < 64) {
-    closes[n_close].conn = conn;
-    closes[n_close].code = code;
-    n_close++;
-  }
-}
-static const char *lookup(void *ud, const char *key) {
-  return strcmp(key, "app") && strcmp(key, "app2") ? NULL : SECRET;
-}
-
-static void reset_out(void) {
-  for (int i = 0; i < n_out; i++)
-    free(outs[i].text);
-  n_out = 0;
-  n_close = 0;
-}
-
-static hd_rtm_store_t *store;
-static hd_time_t now;
-
-static hd_rtm_broker_t *mk(size_t window, double rate) {
-  hd_rtm_config_t c = {.send = cb_send,
-                       .close = cb_close,
-                       .secret_lookup = lookup,
-                       .store = store,
-                       .wall_offset = HD_SEC(1700000000),
-                       .window_msgs = window,
-                       .rate = rate,
-                       .burst = rate};
-  hd_rtm_broker_t *b;
-  assert_int_equal(hd_rtm_broker_new(&b, &c, now), 0);
-  return b;
-}
-
-static char *token(const char *user, int rtm, int admin, int64_t exp_in) {
-  hd_token_claims_t c;
-  memset(&c, 0, sizeof c);
-  strcpy(c.key, "app");
-  strcpy(c.identity, user);
-  c.rtm = rtm;
-  c.room_admin = admin;
-  c.exp = 1700000000 + now / 1000000 + exp_in;
-  static char buf[8][HD_TOKEN_MAX];
-  static int k;
-  char *o = buf[k++ % 8];
-  assert_true(hd_token_mint(&c, SECRET, o, HD_TOKEN_MAX) > 0);
-  return o;
-}
-
-/* A token of any app / room (room "" = not room-scoped). */
-static char *token_x(const char *app, const char *user, const char *room, int admin) {
-  hd_token_claims_t c;
-  memset(&c, 0, sizeof c);
-  strcpy(c.key, app);
-  strcpy(c.identity, user);
-  strcpy(c.room, room);
-  c.rtm = 1;
-  c.room_admin = admin;
-  c.exp = 1700000000 + now / 1000000 + 600;
-  static char buf[8][HD_TOKEN_MAX];
-  static int k;
-  char *o = buf[k++ % 8];
-  assert_true(hd_token_mint(&c, SECRET, o, HD_TOKEN_MAX) > 0);
-  return o;
-}
-
-/* A broker with the defaults except what over sets (callbacks are filled in). */
-static hd_rtm_broker_t *mk_cfg(hd_rtm_config_t over) {
-  over.send = cb_send;
-  over.close = cb_close;
-  over.secret_lookup = lookup;
-  if (!over.store) over.store = store;
-  over.wall_offset = HD_SEC(1700000000);
-  hd_rtm_broker_t *b;
-  assert_int_equal(hd_rtm_broker_new(&b, &over, now), 0);
-  return b;
-}
-
-static void feed(hd_rtm_broker_t *b, uint64_t conn, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void feed(hd_rtm_broker_t *b, uint64_t conn, const char *fmt, ...) {
-  char t[40000];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(t, sizeof t, fmt, ap);
-  va_end(ap);
-  assert_int_equal(hd_rtm_conn_message(b, conn, t, strlen(t), now), 0);
-}
-
-/* The i-th output to conn whose type is `type` (NULL: any), parsed; NULL if none. */
-static json_t *nth(uint64_t conn, const char *type, int i) {
-  for (int k = 0; k < n_out; k++) {
-    if (outs[k].conn != conn) continue;
-    json_t *o = json_loads(outs[k].text, 0, NULL);
-    assert_non_null(o);
-    if (!type || !strcmp(json_string_value(json_object_get(o, "type")), type)) {
-      if (i-- == 0) return o;
-    }
-    json_decref(o);
-  }
-  return NULL;
-}
-__attribute__((unused)) static void dump(uint64_t conn) {
-  for (int k = 0; k < n_out; k++)
-    if (outs[k].conn == conn) fprintf(stderr, "  %llu: %s\n", (unsigned long long)conn, outs[k].text);
-}
-static int count(uint64_t conn, const char *type) {
-  int n = 0;
-  json_t *o;
-  while ((o = nth(conn, type, n))) {
-    json_decref(o);
-    n++;
-  }
-  return n;
-}
-static int64_t ival(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
-static const char *sval(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
-
-/* Opens conn, logs in as user; returns the welcome's resume token (static). */
-static const char *login(hd_rtm_broker_t *b, uint64_t conn, const char *user, int admin) {
-  static char resume[8][64];
-  static int k;
-  assert_int_equal(hd_rtm_conn_open(b, conn, now), 0);
-  feed(b, conn, "{\"type\":\"login\",\"id\":\"L\",\"token\":\"%s\"}", token(user, 1, admin, 600));
-  json_t *w = nth(conn, "welcome", count(conn, "welcome") - 1);
-  assert_non_null(w);
-  char *r = resume[k++ % 8];
-  strcpy(r, sval(w, "resume"));
-  json_decref(w);
-  return r;
-}
-
-/* The last output to conn, parsed (NULL if none). */
-static json_t *last_out(uint64_t conn) {
-  for (int k = n_out - 1; k >= 0; k--)
-    if (outs[k].conn == conn) return json_loads(outs[k].text, 0, NULL);
-  return NULL;
-}
-
-static int closed_with(uint64_t conn, int code) {
-  for (int i = 0; i < n_close; i++)
-    if (closes[i].conn == conn && closes[i].code == code) return 1;
-  return 0;
-}
-
-/* Opens conn and logs in with token tk; returns the reply (welcome or error). */
-static json_t *login_tok(hd_rtm_broker_t *b, uint64_t conn, const char *tk) {
-  assert_int_equal(hd_rtm_conn_open(b, conn, now), 0);
-  feed(b, conn, "{\"type\":\"login\",\"id\":\"L\",\"token\":\"%s\"}", tk);
-  json_t *o = last_out(conn);
-  assert_non_null(o);
-  return o;
-}
-
-/* A request on conn; returns its reply (the last output), parsed. */
-static json_t *req(hd_rtm_broker_t *b, uint64_t conn, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static json_t *req(hd_rtm_broker_t *b, uint64_t conn, const char *fmt, ...) {
-  static char t[40000];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(t, sizeof t, fmt, ap);
-  va_end(ap);
-  int before = n_out;
-  assert_int_equal(hd_rtm_conn_message(b, conn, t, strlen(t), now), 0);
-  for (int k = before; k < n_out; k++) /* the reply: ok/error, not an event */
-    if (outs[k].conn == conn &&
-        (strstr(outs[k].text, "\"type\":\"ok\"") || strstr(outs[k].text, "\"type\":\"error\"")))
-      return json_loads(outs[k].text, 0, NULL);
-  return NULL;
-}
-
-static void ack_all(hd_rtm_broker_t *b, uint64_t conn) {
-  json_t *o = last_out(conn);
-  if (o && json_object_get(o, "s")) feed(b, conn, "{\"type\":\"ack\",\"s\":%lld}", (long long)ival(o, "s"));
-  json_decref(o);
-}
-
-static int setup(void **st) {
-  now = HD_SEC(1000);
-  assert_int_equal(hd_rtm_store_mem_new(&store), 0);
-  reset_out();
-  return 0;
-}
-static int teardown(void **st) {
-  reset_out();
-  hd_rtm_store_free(store);
-  return 0;
-}
+#include "support/rtm_world.h"
 
 static void test_order_and_ack(void **st) {
   hd_rtm_broker_t *b = mk(0, 0);
@@ -476,154 +261,6 @@ static void test_overflow_and_timeout(void **st) {
   hd_rtm_broker_free(b);
 }
 
-static void test_presence_who_state(void **st) {
-  hd_rtm_broker_t *b = mk(0, 0);
-  login(b, 1, "alice", 0);
-  login(b, 2, "bob", 0);
-  login(b, 3, "bob", 0); /* a second device of bob */
-  feed(b, 1, "{\"type\":\"sub\",\"ch\":\"c\"}");
-  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"c\"}");
-  feed(b, 3, "{\"type\":\"sub\",\"ch\":\"c\"}");
-  assert_int_equal(count(1, "pres"), 2); /* alice, bob once */
-  feed(b, 2, "{\"type\":\"state\",\"ch\":\"c\",\"state\":\"mic=on\"}");
-  feed(b, 1, "{\"type\":\"who\",\"id\":\"w\",\"ch\":\"c\"}");
-  json_t *ok = nth(1, "ok", 1);
-  json_t *users = json_object_get(ok, "users");
-  assert_int_equal(json_array_size(users), 2);
-  int found = 0;
-  for (size_t i = 0; i < 2; i++) {
-    json_t *u = json_array_get(users, i);
-    if (!strcmp(sval(u, "user"), "bob")) found = !strcmp(sval(u, "state"), "mic=on");
-  }
-  assert_true(found);
-  json_decref(ok);
-  feed(b, 2, "{\"type\":\"unsub\",\"ch\":\"c\"}");
-  assert_int_equal(count(1, "pres"), 3); /* state event; bob still present on device 2 */
-  feed(b, 3, "{\"type\":\"logout\"}");
-  json_t *p = nth(1, "pres", 3);
-  assert_string_equal(sval(p, "ev"), "leave");
-  assert_string_equal(sval(p, "user"), "bob");
-  json_decref(p);
-  hd_rtm_broker_free(b);
-}
-
-/* rtm.presence_max (docs/rtm.md "Presence"): join/leave events only while
- * the channel has at most that many members; who still lists everyone. */
-static void test_presence_max(void **st) {
-  hd_rtm_broker_t *b = mk_cfg((hd_rtm_config_t){.presence_max = 3});
-  const char *users[5] = {"u1", "u2", "u3", "u4", "u5"};
-  for (int i = 0; i < 5; i++) {
-    login(b, (uint64_t)(i + 1), users[i], 0);
-    feed(b, (uint64_t)(i + 1), "{\"type\":\"sub\",\"ch\":\"big\"}");
-  }
-  assert_int_equal(count(1, "pres"), 3); /* u1..u3 joined while the channel had <= 3 members */
-  assert_int_equal(count(5, "pres"), 0); /* u4, u5 joined a channel of 4, 5: no event */
-  feed(b, 1, "{\"type\":\"who\",\"id\":\"w\",\"ch\":\"big\"}");
-  json_t *ok = nth(1, "ok", 1);
-  assert_int_equal(json_array_size(json_object_get(ok, "users")), 5);
-  json_decref(ok);
-  feed(b, 5, "{\"type\":\"unsub\",\"ch\":\"big\"}"); /* 5 -> 4 members: quiet */
-  feed(b, 4, "{\"type\":\"unsub\",\"ch\":\"big\"}"); /* 4 -> 3: quiet (it had 4) */
-  assert_int_equal(count(1, "pres"), 3);
-  feed(b, 3, "{\"type\":\"unsub\",\"ch\":\"big\"}"); /* 3 -> 2: "leave" */
-  assert_int_equal(count(1, "pres"), 4);
-  json_t *p = nth(1, "pres", 3);
-  assert_string_equal(sval(p, "ev"), "leave");
-  assert_string_equal(sval(p, "user"), "u3");
-  json_decref(p);
-  hd_rtm_stats_t sst;
-  hd_rtm_stats(b, &sst);
-  assert_true(sst.presence_quiet >= 4);
-  hd_rtm_broker_free(b);
-}
-
-static void test_attrs_cas(void **st) {
-  hd_rtm_broker_t *b = mk(0, 0);
-  login(b, 1, "alice", 0);
-  login(b, 2, "bob", 0);
-  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"c\"}");
-  feed(b, 1, "{\"type\":\"attr_set\",\"ch\":\"c\",\"key\":\"topic\",\"value\":\"a\",\"rev\":0}");
-  feed(b, 1, "{\"type\":\"attr_set\",\"ch\":\"c\",\"key\":\"topic\",\"value\":\"b\",\"rev\":0}");
-  json_t *e = nth(1, "error", 0);
-  assert_int_equal(ival(e, "code"), 409);
-  assert_int_equal(ival(e, "rev"), 1);
-  json_decref(e);
-  feed(b, 1, "{\"type\":\"attr_set\",\"ch\":\"c\",\"key\":\"topic\",\"value\":\"b\",\"rev\":1}");
-  feed(b, 1, "{\"type\":\"attr_del\",\"ch\":\"c\",\"key\":\"topic\",\"rev\":2}");
-  feed(b, 1, "{\"type\":\"attr_set\",\"ch\":\"c\",\"key\":\"topic\",\"value\":\"c\",\"rev\":0}");
-  json_t *ok = nth(1, "ok", 3);
-  assert_int_equal(ival(ok, "rev"), 4); /* revisions keep counting across a delete */
-  json_decref(ok);
-  assert_int_equal(count(2, "attr"), 4);
-  json_t *ev = nth(2, "attr", 2);
-  assert_true(json_is_null(json_object_get(ev, "value")));
-  json_decref(ev);
-  feed(b, 1, "{\"type\":\"attr_get\",\"id\":\"g\",\"ch\":\"c\"}");
-  ok = nth(1, "ok", 4);
-  json_t *a = json_array_get(json_object_get(ok, "attrs"), 0);
-  assert_string_equal(sval(a, "value"), "c");
-  json_decref(ok);
-  /* user attributes: own yes, others' no (without admin) */
-  feed(b, 1, "{\"type\":\"attr_set\",\"user\":\"alice\",\"key\":\"k\",\"value\":\"v\"}");
-  feed(b, 1, "{\"type\":\"attr_set\",\"user\":\"bob\",\"key\":\"k\",\"value\":\"v\"}");
-  e = nth(1, "error", 1);
-  assert_int_equal(ival(e, "code"), 403);
-  json_decref(e);
-  feed(b, 1, "{\"type\":\"attr_del\",\"ch\":\"c\",\"key\":\"nokey\"}");
-  e = nth(1, "error", 2);
-  assert_int_equal(ival(e, "code"), 404);
-  json_decref(e);
-  hd_rtm_broker_free(b);
-}
-
-static void test_lock_ttl(void **st) {
-  hd_rtm_broker_t *b = mk(0, 0);
-  login(b, 1, "alice", 0);
-  login(b, 2, "bob", 0);
-  login(b, 3, "admin", 1);
-  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"c\"}");
-  feed(b, 1, "{\"type\":\"lock_acquire\",\"ch\":\"c\",\"name\":\"seat1\",\"ttl\":1000}");
-  feed(b, 2, "{\"type\":\"lock_acquire\",\"ch\":\"c\",\"name\":\"seat1\",\"ttl\":1000}");
-  json_t *e = nth(2, "error", 0);
-  assert_int_equal(ival(e, "code"), 409);
-  assert_string_equal(sval(e, "owner"), "alice");
-  json_decref(e);
-  assert_int_equal(hd_rtm_next_timeout(b), now + HD_MS(1000));
-  now += HD_MS(999);
-  hd_rtm_tick(b, now);
-  assert_int_equal(count(2, "lock"), 1);
-  now += HD_MS(1);
-  hd_rtm_tick(b, now);
-  json_t *ev = nth(2, "lock", 1);
-  assert_string_equal(sval(ev, "ev"), "expired");
-  json_decref(ev);
-  feed(b, 2, "{\"type\":\"lock_acquire\",\"ch\":\"c\",\"name\":\"seat1\",\"ttl\":5000}");
-  feed(b, 1, "{\"type\":\"lock_steal\",\"ch\":\"c\",\"name\":\"seat1\"}");
-  e = nth(1, "error", 0);
-  assert_int_equal(ival(e, "code"), 403);
-  json_decref(e);
-  feed(b, 1, "{\"type\":\"lock_release\",\"ch\":\"c\",\"name\":\"seat1\"}");
-  e = nth(1, "error", 1);
-  assert_int_equal(ival(e, "code"), 403);
-  json_decref(e);
-  feed(b, 3, "{\"type\":\"lock_steal\",\"ch\":\"c\",\"name\":\"seat1\"}");
-  ev = nth(2, "lock", 3);
-  assert_string_equal(sval(ev, "ev"), "stolen");
-  assert_string_equal(sval(ev, "owner"), "admin");
-  json_decref(ev);
-  feed(b, 2, "{\"type\":\"lock_get\",\"id\":\"g\",\"ch\":\"c\"}");
-  json_t *ok = nth(2, "ok", 2);
-  assert_string_equal(sval(json_array_get(json_object_get(ok, "locks"), 0), "owner"), "admin");
-  json_decref(ok);
-  hd_rtm_broker_free(b);
-  /* locks come back from the store in a new broker (a restart) */
-  b = mk(0, 0);
-  hd_rtm_stats_t s;
-  hd_rtm_stats(b, &s);
-  assert_int_equal(s.locks, 1);
-  hd_rtm_broker_free(b);
-}
-
 static void test_peer(void **st) {
   hd_rtm_broker_t *b = mk(0, 0);
   login(b, 1, "alice", 0);
@@ -795,45 +432,6 @@ static void test_flood(void **st) {
   hd_rtm_broker_free(b);
 }
 
-static void test_history(void **st) {
-  hd_rtm_broker_t *b = mk(0, 0);
-  login(b, 1, "alice", 0);
-  for (int i = 0; i < 10; i++) {
-    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"h\",\"data\":\"%d\",\"store\":%s}", i, i % 2 ? "true" : "false");
-    now += HD_SEC(1);
-  }
-  feed(b, 1, "{\"type\":\"hist\",\"id\":\"a\",\"ch\":\"h\",\"limit\":3}");
-  json_t *ok = nth(1, "ok", 10);
-  json_t *m = json_object_get(ok, "msgs");
-  assert_int_equal(json_array_size(m), 3);
-  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 6);
-  assert_int_equal(ival(json_array_get(m, 2), "cseq"), 10);
-  json_decref(ok);
-  feed(b, 1, "{\"type\":\"hist\",\"id\":\"b\",\"ch\":\"h\",\"after\":4,\"limit\":2}");
-  ok = nth(1, "ok", 11);
-  m = json_object_get(ok, "msgs");
-  assert_int_equal(json_array_size(m), 2);
-  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 6);
-  assert_true(json_is_true(json_object_get(ok, "more")));
-  json_decref(ok);
-  int64_t t0 = 1700000000LL * 1000 + 1000 * 1000 + 8000; /* wall ms of the 9th publish (not stored) */
-  feed(b, 1, "{\"type\":\"hist\",\"id\":\"c\",\"ch\":\"h\",\"since\":%lld}", (long long)t0);
-  ok = nth(1, "ok", 12);
-  m = json_object_get(ok, "msgs");
-  assert_int_equal(json_array_size(m), 1);
-  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 10);
-  json_decref(ok);
-  hd_rtm_broker_free(b);
-  /* the channel sequence continues above everything assigned before a restart */
-  b = mk(0, 0);
-  login(b, 2, "alice", 0);
-  feed(b, 2, "{\"type\":\"pub\",\"ch\":\"h\",\"data\":\"after\"}");
-  ok = nth(2, "ok", 0);
-  assert_true(ival(ok, "cseq") > 10);
-  json_decref(ok);
-  hd_rtm_broker_free(b);
-}
-
 static void test_client_helper(void **st) {
   hd_rtm_client_t c;
   hd_rtm_client_init(&c);
@@ -857,131 +455,7 @@ static void test_client_helper(void **st) {
 
 /* ---- issue 12 hardening ---- */
 
-/* Item 5: after:0 is a cursor (from the first message), not "not given". */
-static void test_hist_after_zero(void **st) {
-  hd_rtm_broker_t *b = mk(0, 1000);
-  login(b, 1, "alice", 0);
-  for (int i = 1; i <= 150; i++) {
-    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"g\",\"data\":\"m%d\",\"store\":true}", i);
-    if (i % 50 == 0) ack_all(b, 1);
-  }
-  ack_all(b, 1);
-  json_t *ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h\",\"ch\":\"g\",\"after\":0,\"limit\":100}");
-  json_t *m = json_object_get(ok, "msgs");
-  assert_int_equal(json_array_size(m), 100);
-  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 1);
-  assert_int_equal(ival(json_array_get(m, 99), "cseq"), 100);
-  assert_true(json_is_true(json_object_get(ok, "more")));
-  assert_int_equal(ival(ok, "next"), 100);
-  json_decref(ok);
-  ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h2\",\"ch\":\"g\",\"after\":100,\"limit\":100}");
-  m = json_object_get(ok, "msgs");
-  assert_int_equal(json_array_size(m), 50);
-  assert_int_equal(ival(json_array_get(m, 0), "cseq"), 101);
-  assert_false(json_is_true(json_object_get(ok, "more")));
-  json_decref(ok);
-  /* since:0 is a cursor too: from the oldest; no cursor: the newest */
-  ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h3\",\"ch\":\"g\",\"since\":0,\"limit\":10}");
-  assert_int_equal(ival(json_array_get(json_object_get(ok, "msgs"), 0), "cseq"), 1);
-  json_decref(ok);
-  ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h4\",\"ch\":\"g\",\"limit\":10}");
-  assert_int_equal(ival(json_array_get(json_object_get(ok, "msgs"), 0), "cseq"), 141);
-  json_decref(ok);
-  ok = req(b, 1, "{\"type\":\"hist\",\"id\":\"h5\",\"ch\":\"g\",\"after\":0,\"since\":0}");
-  assert_int_equal(ival(ok, "code"), 400);
-  json_decref(ok);
-  hd_rtm_broker_free(b);
-}
-
-/* Follows the pages of a refill from after = 0 as the bundled clients do
- * (ack, then ask with "next"); returns the messages received. */
-static int follow_pages(hd_rtm_broker_t *b, uint64_t conn, const char *ch, int limit, int64_t *cseqs,
-                        int cap) {
-  int64_t after = 0;
-  int got = 0, pages = 0;
-  for (;;) {
-    ack_all(b, conn);
-    json_t *ok = req(b, conn, "{\"type\":\"hist\",\"id\":\"p%d\",\"ch\":\"%s\",\"after\":%lld,\"limit\":%d}",
-                     pages++, ch, (long long)after, limit);
-    assert_non_null(ok);
-    assert_string_equal(sval(ok, "type"), "ok");
-    json_t *m = json_object_get(ok, "msgs");
-    for (size_t i = 0; i < json_array_size(m) && got < cap; i++)
-      cseqs[got++] = ival(json_array_get(m, i), "cseq");
-    int more = json_is_true(json_object_get(ok, "more"));
-    if (more) after = ival(ok, "next");
-    json_decref(ok);
-    if (!more || pages > 50) break;
-  }
-  return got;
-}
-
-/* Item 4: 100 stored 30 KB messages, hist limit 100 / 70: paged replies that
- * fit the window (no 4008), and following the pages gets all 100 in order. */
-static void test_hist_pages_fit_window(void **st) {
-  hd_rtm_broker_t *b = mk(0, 1000);
-  login(b, 1, "alice", 0);
-  static char big[30 * 1024 + 1];
-  memset(big, 'x', sizeof big - 1);
-  for (int i = 0; i < 100; i++) {
-    big[0] = (char)('a' + i % 26);
-    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"big\",\"data\":\"%s\",\"store\":true}", big);
-    ack_all(b, 1);
-  }
-  int limits[2] = {100, 70};
-  for (int k = 0; k < 2; k++) {
-    reset_out();
-    int64_t cs[200];
-    int n = follow_pages(b, 1, "big", limits[k], cs, 200);
-    assert_int_equal(n_close, 0); /* never 4008 */
-    assert_int_equal(n, 100);
-    for (int i = 0; i < n; i++)
-      assert_int_equal(cs[i], i + 1);
-    for (int i = 0; i < n_out; i++) /* each reply at most half the window */
-      assert_true(strlen(outs[i].text) <= HD_RTM_DEFAULT_WINDOW_BYTES / 2);
-  }
-  /* a window full of unacked messages: an empty page, more, next = the same cursor */
-  login(b, 2, "bob", 0);
-  feed(b, 2, "{\"type\":\"sub\",\"ch\":\"big\"}");
-  for (int i = 0; i < 55; i++) /* 55 x 30 KB unacked in bob's window: 1.6 of 2 MiB */
-    feed(b, 1, "{\"type\":\"pub\",\"ch\":\"big\",\"data\":\"%s\"}", big);
-  json_t *ok = req(b, 2, "{\"type\":\"hist\",\"id\":\"f\",\"ch\":\"big\",\"after\":10}");
-  assert_string_equal(sval(ok, "type"), "ok");
-  assert_int_equal(json_array_size(json_object_get(ok, "msgs")), 0);
-  assert_true(json_is_true(json_object_get(ok, "more")));
-  assert_int_equal(ival(ok, "next"), 10);
-  json_decref(ok);
-  assert_false(closed_with(2, HD_RTM_CLOSE_OVERFLOW));
-  ack_all(b, 2);
-  ok = req(b, 2, "{\"type\":\"hist\",\"id\":\"g\",\"ch\":\"big\",\"after\":10}");
-  assert_true(json_array_size(json_object_get(ok, "msgs")) > 0);
-  assert_int_equal(ival(json_array_get(json_object_get(ok, "msgs"), 0), "cseq"), 11);
-  json_decref(ok);
-  hd_rtm_broker_free(b);
-  /* a stored message no page of a small window can carry (control characters
-   * escape to 6 bytes): 413 with next, and the page after it is served */
-  hd_rtm_config_t c = {.window_bytes = 65536, .max_msg = 65536, .rate = 1000, .burst = 1000};
-  b = mk_cfg(c);
-  login(b, 3, "carol", 0);
-  static char esc[6 * 6000 + 1];
-  for (int i = 0; i < 6000; i++)
-    memcpy(esc + 6 * i, "\\u0001", 6);
-  feed(b, 3, "{\"type\":\"pub\",\"ch\":\"odd\",\"data\":\"%s\",\"store\":true}", esc);
-  feed(b, 3, "{\"type\":\"pub\",\"ch\":\"odd\",\"data\":\"plain\",\"store\":true}");
-  ack_all(b, 3);
-  ok = req(b, 3, "{\"type\":\"hist\",\"id\":\"o\",\"ch\":\"odd\",\"after\":0}");
-  assert_int_equal(ival(ok, "code"), 413);
-  assert_int_equal(ival(ok, "next"), 1);
-  assert_non_null(strstr(sval(ok, "message"), "after=1"));
-  json_decref(ok);
-  ok = req(b, 3, "{\"type\":\"hist\",\"id\":\"p\",\"ch\":\"odd\",\"after\":1}");
-  assert_string_equal(sval(json_array_get(json_object_get(ok, "msgs"), 0), "data"), "plain");
-  json_decref(ok);
-  assert_int_equal(n_close, 0);
-  hd_rtm_broker_free(b);
-}
-
-/* Item 3: an identity looping login + cut holds at most its cap (each new
+/* Issue 12 item 3: an identity looping login + cut holds at most its cap (each new
  * login replaces its oldest resumable session); a tenant holds at most its
  * cap; the other tenant logs in all along; clear 503 messages. */
 static void test_session_caps(void **st) {
@@ -1059,75 +533,7 @@ static void test_session_caps(void **st) {
   hd_rtm_broker_free(b);
 }
 
-/* Item 6: per-app quotas on stored history stop growth; others unaffected. */
-static void test_store_quota(void **st) {
-  hd_rtm_config_t c = {.quota_channels = 5, .quota_bytes = 20000, .history_keep = 10};
-  hd_rtm_broker_t *b = mk_cfg(c);
-  login(b, 1, "alice", 0);
-  json_t *e = login_tok(b, 2, token_x("app2", "bob", "", 0));
-  json_decref(e);
-  int refused = 0;
-  for (int i = 0; i < 20; i++) { /* stored messages across channels: 5 get history, then 507 */
-    json_t *r =
-        req(b, 1, "{\"type\":\"pub\",\"id\":\"c%d\",\"ch\":\"ch%d\",\"data\":\"x\",\"store\":true}", i, i);
-    if (!strcmp(sval(r, "type"), "error")) {
-      assert_int_equal(ival(r, "code"), 507);
-      assert_string_equal(sval(r, "reason"), "storage_full");
-      assert_non_null(strstr(sval(r, "message"), "rtm.quota_channels"));
-      refused++;
-    }
-    json_decref(r);
-    ack_all(b, 1);
-  }
-  assert_int_equal(refused, 15);
-  hd_rtm_usage_t u;
-  assert_int_equal(store->ops->usage(store, "app", &u), 0);
-  assert_int_equal(u.channels, 5);
-  /* a refused publish is not published; without store it is */
-  json_t *r = req(b, 1, "{\"type\":\"pub\",\"id\":\"ns\",\"ch\":\"ch9\",\"data\":\"x\"}");
-  assert_string_equal(sval(r, "type"), "ok");
-  json_decref(r);
-  /* bytes: 1 KB messages into an existing channel until 20000 bytes */
-  static char kb[1001];
-  memset(kb, 'k', 1000);
-  refused = 0;
-  for (int i = 0; i < 40; i++) {
-    r = req(b, 1, "{\"type\":\"pub\",\"id\":\"b%d\",\"ch\":\"ch%d\",\"data\":\"%s\",\"store\":true}", i,
-            i % 5, kb);
-    if (!strcmp(sval(r, "type"), "error")) {
-      assert_int_equal(ival(r, "code"), 507);
-      assert_non_null(strstr(sval(r, "message"), "rtm.quota_mb"));
-      refused++;
-    }
-    json_decref(r);
-    ack_all(b, 1);
-  }
-  assert_true(refused > 0);
-  assert_int_equal(store->ops->usage(store, "app", &u), 0);
-  assert_true(u.bytes <= 20000);
-  int64_t stuck = u.bytes;
-  for (int i = 0; i < 10; i++) {
-    r = req(b, 1, "{\"type\":\"pub\",\"id\":\"z%d\",\"ch\":\"ch1\",\"data\":\"%s\",\"store\":true}", i, kb);
-    json_decref(r);
-    ack_all(b, 1);
-  }
-  assert_int_equal(store->ops->usage(store, "app", &u), 0);
-  assert_int_equal(u.bytes, stuck); /* growth stopped */
-  /* the other app stores as usual */
-  for (int i = 0; i < 5; i++) {
-    r = req(b, 2, "{\"type\":\"pub\",\"id\":\"o%d\",\"ch\":\"o%d\",\"data\":\"%s\",\"store\":true}", i, i,
-            kb);
-    assert_string_equal(sval(r, "type"), "ok");
-    json_decref(r);
-    ack_all(b, 2);
-  }
-  hd_rtm_stats_t sst;
-  hd_rtm_stats(b, &sst);
-  assert_true(sst.store_refused >= 16);
-  hd_rtm_broker_free(b);
-}
-
-/* Item 8: a room-scoped token (grants.room = "stage") with rtm and roomAdmin
+/* Issue 12 item 8: a room-scoped token (grants.room = "stage") with rtm and roomAdmin
  * acts only on its room's channels and its own user. */
 static void test_room_scope(void **st) {
   hd_rtm_broker_t *b = mk(0, 1000);
@@ -1208,7 +614,7 @@ static void test_room_scope(void **st) {
   hd_rtm_broker_free(b);
 }
 
-/* Item 10: a client flooding bad input without acking is never closed
+/* Issue 12 item 10: a client flooding bad input without acking is never closed
  * (its error replies are capped in the window, the rest suppressed). */
 static void test_error_flood_not_closed(void **st) {
   hd_rtm_broker_t *b = mk(0, 100);
@@ -1240,120 +646,6 @@ static void test_error_flood_not_closed(void **st) {
   assert_non_null((o = nth(2, "msg", 0)));
   json_decref(o);
   hd_rtm_broker_free(b);
-}
-
-/* Item 10: history keeps exactly history_keep messages per channel, in both stores. */
-static void test_history_exact_cap(void **st) {
-  hd_rtm_store_t *sq;
-  char err[200];
-  assert_int_equal(hd_rtm_store_sqlite_new(&sq, ":memory:", err, sizeof err), 0);
-  hd_rtm_store_t *stores[2] = {store, sq};
-  for (int k = 0; k < 2; k++) {
-    hd_rtm_config_t c = {.store = stores[k], .rate = 100000, .burst = 100000};
-    hd_rtm_broker_t *b = mk_cfg(c);
-    login(b, 1, "alice", 0);
-    for (int i = 1; i <= 1100; i++) {
-      feed(b, 1, "{\"type\":\"pub\",\"ch\":\"cap\",\"data\":\"m%d\",\"store\":true}", i);
-      ack_all(b, 1);
-      if (n_out > MAXOUT - 100) reset_out();
-    }
-    int64_t cs[1200];
-    int n = follow_pages(b, 1, "cap", 100, cs, 1200);
-    assert_int_equal(n, HD_RTM_DEFAULT_HISTORY_KEEP);
-    assert_int_equal(cs[0], 101);
-    assert_int_equal(cs[n - 1], 1100);
-    hd_rtm_broker_free(b);
-    reset_out();
-  }
-  hd_rtm_store_free(sq);
-}
-
-/* Item 6: the SQLite store refuses stored appends under the disk floor and
- * keeps the usage it reports in step with trims. */
-static void test_sqlite_floor_and_usage(void **st) {
-  char dir[] = "/tmp/hd-rtm-floor-XXXXXX", path[256], err[200];
-  assert_non_null(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/rtm.db", dir);
-  hd_rtm_store_t *sq;
-  assert_int_equal(hd_rtm_store_sqlite_new(&sq, path, err, sizeof err), 0);
-  hd_rtm_stored_msg_t m = {1, 1, "al", "12345678"};
-  hd_rtm_store_limits_t lim = {3, 0, 0, 0};
-  hd_rtm_usage_t u;
-  for (int i = 1; i <= 5; i++) {
-    m.cseq = i;
-    assert_int_equal(sq->ops->msg_append(sq, "app", "c", &m, &lim, &u), 0);
-  }
-  assert_int_equal(u.channels, 1);
-  assert_int_equal(u.bytes, 3 * 10); /* exactly 3 kept, 10 bytes each */
-  lim.min_free_bytes = INT64_MAX;    /* no disk has that much free */
-  m.cseq = 6;
-  assert_int_equal(sq->ops->msg_append(sq, "app", "c", &m, &lim, &u), HD_ENOSPC);
-  assert_int_equal(u.refused, HD_RTM_STORE_DISK_FLOOR);
-  assert_true(u.disk_free > 0);
-  lim.min_free_bytes = 1;
-  assert_int_equal(sq->ops->msg_append(sq, "app", "c", &m, &lim, &u), 0);
-  hd_rtm_store_free(sq);
-  /* the usage survives a reopen */
-  assert_int_equal(hd_rtm_store_sqlite_new(&sq, path, err, sizeof err), 0);
-  assert_int_equal(sq->ops->usage(sq, "app", &u), 0);
-  assert_int_equal(u.channels, 1);
-  assert_int_equal(u.bytes, 30);
-  hd_rtm_store_free(sq);
-  unlink(path);
-  char p2[300];
-  snprintf(p2, sizeof p2, "%s-wal", path);
-  unlink(p2);
-  snprintf(p2, sizeof p2, "%s-shm", path);
-  unlink(p2);
-  rmdir(dir);
-}
-
-/* Item 10 on an existing database: one written before the exact cap (1019
- * messages in a channel, no chan_stat table) gets its usage from the messages
- * at open, and the next append trims the channel to exactly 1000. */
-static void test_sqlite_upgrade(void **st) {
-  char dir[] = "/tmp/hd-rtm-upg-XXXXXX", path[256], err[200];
-  assert_non_null(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/rtm.db", dir);
-  sqlite3 *db;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(
-      sqlite3_exec(db,
-                   "CREATE TABLE msg(app TEXT, ch TEXT, cseq INTEGER, ts INTEGER, sender TEXT, data "
-                   "TEXT, PRIMARY KEY(app,ch,cseq));"
-                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<1019) "
-                   "INSERT INTO msg SELECT 'app','old',i,i,'al','12345678' FROM n;",
-                   NULL, NULL, NULL),
-      SQLITE_OK);
-  sqlite3_close(db);
-  hd_rtm_store_t *sq;
-  assert_int_equal(hd_rtm_store_sqlite_new(&sq, path, err, sizeof err), 0);
-  hd_rtm_usage_t u;
-  assert_int_equal(sq->ops->usage(sq, "app", &u), 0);
-  assert_int_equal(u.channels, 1);
-  assert_int_equal(u.bytes, 1019 * 10);
-  hd_rtm_stored_msg_t m = {1020, 1020, "al", "12345678"};
-  hd_rtm_store_limits_t lim = {1000, 0, 0, 0};
-  assert_int_equal(sq->ops->msg_append(sq, "app", "old", &m, &lim, &u), 0);
-  assert_int_equal(u.bytes, 1000 * 10);
-  hd_rtm_store_free(sq);
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_stmt *stt;
-  assert_int_equal(
-      sqlite3_prepare_v2(db, "SELECT count(*), min(cseq) FROM msg WHERE ch='old'", -1, &stt, NULL),
-      SQLITE_OK);
-  assert_int_equal(sqlite3_step(stt), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(stt, 0), 1000);
-  assert_int_equal(sqlite3_column_int(stt, 1), 21);
-  sqlite3_finalize(stt);
-  sqlite3_close(db);
-  char p2[300];
-  unlink(path);
-  snprintf(p2, sizeof p2, "%s-wal", path);
-  unlink(p2);
-  snprintf(p2, sizeof p2, "%s-shm", path);
-  unlink(p2);
-  rmdir(dir);
 }
 
 /* The delivery counters of app (broker.h hd_rtm_delivery_t); zeros if unseen. */
@@ -1491,33 +783,98 @@ static void test_delivery_exactly_once(void **st) {
   hd_rtm_broker_free(b);
 }
 
+/* The shell's part of a resume this node cannot answer: it asks the other
+ * nodes; here the test hands the other node's export to hd_rtm_cluster_import. */
+static int cl_resume(void *ud, uint64_t conn, const char *resume) { return 0; }
+
+/* A session that moves across nodes (hd_rtm_cluster_export on A, import on
+ * B) brings its window of unacked messages; B keeps at most its own
+ * window_messages of them (broker.c import_session: the ring may be up to the
+ * next power of two, the count cap is window_messages). Below and at the cap
+ * all are replayed; above it the oldest window_messages are, the rest is not,
+ * and the next message shows the client a gap in "s" (docs/rtm.md: a gap is
+ * session loss, the client logs in again). */
+static void test_import_window_cap(void **st) {
+  hd_rtm_cluster_t ca = {.node = "node-a"}, cb = {.node = "node-b", .resume = cl_resume};
+  const int cap = 20, unacked[3] = {12, 20, 25}; /* below, at, above B's cap */
+  for (int k = 0; k < 3; k++) {
+    int n = unacked[k], want = n < cap ? n : cap;
+    hd_rtm_broker_t *a =
+        mk_cfg((hd_rtm_config_t){.window_msgs = 64, .rate = 1000, .burst = 1000, .cluster = &ca});
+    hd_rtm_broker_t *b =
+        mk_cfg((hd_rtm_config_t){.window_msgs = (size_t)cap, .rate = 1000, .burst = 1000, .cluster = &cb});
+    login(a, 1, "alice", 0);
+    char rb[64];
+    snprintf(rb, sizeof rb, "%s", login(a, 2, "bob", 0));
+    for (int i = 1; i <= n; i++)
+      feed(a, 1, "{\"type\":\"peer\",\"id\":\"q%d\",\"to\":\"bob\",\"data\":\"m%d\"}", i, i);
+    assert_int_equal(count(2, "peer"), n);
+    assert_int_equal(last_s(2), n); /* bob's window on A: s 1..n, none acked */
+    hd_rtm_conn_closed(a, 2, now);
+    /* bob resumes on B, which asks the cluster; A's export is the answer */
+    assert_int_equal(hd_rtm_conn_open(b, 3, now), 0);
+    feed(b, 3, "{\"type\":\"login\",\"id\":\"r\",\"resume\":\"%s\",\"last\":0}", rb);
+    assert_int_equal(count(3, NULL), 0);
+    char *state;
+    size_t len;
+    assert_int_equal(hd_rtm_cluster_export(a, rb, "node-b", &state, &len, now), 0);
+    assert_int_equal(hd_rtm_cluster_import(b, 3, state, len, now), 0);
+    free(state);
+    json_t *w = nth(3, "welcome", 0);
+    assert_non_null(w);
+    assert_true(json_is_true(json_object_get(w, "resumed")));
+    json_decref(w);
+    hd_rtm_client_t cl;
+    hd_rtm_client_init(&cl);
+    assert_int_equal(count(3, "peer"), want);
+    for (int i = 0; i < want; i++) {
+      json_t *m = nth(3, "peer", i);
+      assert_int_equal(ival(m, "s"), i + 1);
+      char d[16];
+      snprintf(d, sizeof d, "m%d", i + 1);
+      assert_string_equal(sval(m, "data"), d);
+      assert_int_equal(hd_rtm_client_on_seq(&cl, ival(m, "s"), now), HD_RTM_DELIVER);
+      json_decref(m);
+    }
+    hd_rtm_stats_t sst;
+    hd_rtm_stats(b, &sst);
+    assert_int_equal(sst.resumes, 1);
+    assert_int_equal(sst.sessions, 1);
+    /* bob acks what he got; the next message (from carol on B) continues
+     * the session's "s": contiguous within the cap, a gap above it */
+    feed(b, 3, "{\"type\":\"ack\",\"s\":%d}", want);
+    login(b, 4, "carol", 0);
+    feed(b, 4, "{\"type\":\"peer\",\"id\":\"c1\",\"to\":\"bob\",\"data\":\"next\"}");
+    json_t *m = nth(3, "peer", want);
+    assert_non_null(m);
+    assert_string_equal(sval(m, "data"), "next");
+    assert_int_equal(ival(m, "s"), n + 1);
+    assert_int_equal(hd_rtm_client_on_seq(&cl, ival(m, "s"), now), n > cap ? HD_RTM_GAP : HD_RTM_DELIVER);
+    json_decref(m);
+    assert_false(closed_with(3, HD_RTM_CLOSE_OVERFLOW));
+    hd_rtm_broker_free(a);
+    hd_rtm_broker_free(b);
+    reset_out();
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_order_and_ack, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_window_ring_cap_and_wrap, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_resume_replay_dedupe, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_pub_dedupe, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_overflow_and_timeout, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_presence_who_state, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_presence_max, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_attrs_cas, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_lock_ttl, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_peer, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_flood, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_history, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_timers_and_user_index, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_order_and_ack, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_window_ring_cap_and_wrap, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_resume_replay_dedupe, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_pub_dedupe, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_overflow_and_timeout, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_peer, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_bad_input, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_flood, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_timers_and_user_index, rtm_world_setup, rtm_world_teardown),
       cmocka_unit_test(test_client_helper),
-      cmocka_unit_test_setup_teardown(test_hist_after_zero, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_hist_pages_fit_window, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_session_caps, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_store_quota, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_room_scope, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_error_flood_not_closed, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_history_exact_cap, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sqlite_floor_and_usage, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sqlite_upgrade, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_delivery_exactly_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_session_caps, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_room_scope, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_error_flood_not_closed, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_delivery_exactly_once, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_import_window_cap, rtm_world_setup, rtm_world_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
