@@ -213,14 +213,17 @@ def phase_flaps(hudong, seconds, jitter):
     l0 = load()
     try:
         bed.start()
-        # settle: every node has a route to every other and none changed for 3 s
-        end = time.time() + 20
+        # settle: every node has a route to every other and no node's route_changes moved for 10 s
+        # (3 s of the same routes was too short: the first move of A->C from direct to via B, once
+        # B's and C's tables are in the registry and the hold has passed, was sometimes counted)
+        end = time.time() + 60
         last, stable_since = None, time.time()
         while time.time() < end:
             cur = [bed.route(a, b)[0] for a in bed.names for b in bed.names if a != b]
+            cur.append([bed.links(a).get("route_changes", 0) for a in bed.names])
             if cur != last:
                 last, stable_since = cur, time.time()
-            elif time.time() - stable_since > 3 and None not in cur:
+            elif time.time() - stable_since > 10 and None not in cur:
                 break
             time.sleep(0.5)
         def counts():
