@@ -59,6 +59,7 @@ struct hd_serve_cluster {
   uint64_t fast_reroutes;  /* route evaluations it triggered */
   uint64_t suspect_mask;   /* c->links[i] suspect at the last fast check */
   uint64_t suspect_pushes; /* routes handed to the workers because a link became or stopped being suspect */
+  int beat_soon;           /* a room started here: publish the entry at the next fast check */
   hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
   void *emit_ud;
 };
@@ -168,13 +169,14 @@ typedef struct {
   size_t secret_len;
   uint64_t epoch;
   int measure; /* the first worker measures the links */
+  int worker;  /* the worker's index: its link lane */
   const hd_peer_addrs_t *over;
 } link_job_t;
 
 static void link_init_job(hd_node_t *node, void *arg, hd_time_t now) {
   link_job_t *j = arg;
   (void)now;
-  if (hd_node_cluster_init(node, j->id, j->secret, j->secret_len, j->epoch) < 0)
+  if (hd_node_cluster_init(node, j->id, j->secret, j->secret_len, j->epoch, j->worker) < 0)
     HD_LOGW("cluster", "node link not started on a media worker");
   else if (j->measure)
     hd_node_cluster_measure(node);
@@ -208,6 +210,13 @@ static int cluster_secret(const hd_config_t *cfg, uint8_t out[32]) {
   EVP_MD_CTX_free(m);
   return ok ? 0 : HD_ECRYPTO;
 }
+
+static void push_peers(hd_serve_cluster_t *c);
+
+/* A fresh registry read goes to the workers at once, not at the next
+ * heartbeat (docs/overlay.md "A room across nodes": a room that another node
+ * started is found within one read). */
+static void peers_read_cb(void *ud) { push_peers(ud); }
 
 static void push_peers(hd_serve_cluster_t *c) {
   if (!c->link || !c->link_on) return;
@@ -405,7 +414,12 @@ static void fast_closed(uv_handle_t *h) { free(h->data); }
 static void fast_cb(uv_timer_t *t) {
   struct fast_check *f = t->data;
   hd_serve_cluster_t *c = f->c;
-  if (!c || !c->link || !c->link_on || c->ovl_n < 2) return;
+  if (!c || !c->link || !c->link_on) return;
+  if (c->beat_soon) { /* here, not in the event's call: the beat calls into the workers */
+    c->beat_soon = 0;
+    hd_cluster_redis_beat_now(c->link);
+  }
+  if (c->ovl_n < 2) return;
   hd_cluster_link_t before[HD_CLUSTER_MAX_LINKS];
   int n_before = c->self->n_links;
   memcpy(before, c->self->links, sizeof before[0] * (size_t)n_before);
@@ -625,6 +639,7 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
                                     .room_back = room_back,
                                     .room_ttl_ms = (int)cfg->cluster_room_ttl_ms,
                                     .reap_grace_ms = (int)cfg->cluster_reap_grace_ms,
+                                    .peers_read = peers_read_cb,
                                     .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
     int r = hd_cluster_redis_start(&c->link, loop, &rc);
@@ -645,6 +660,7 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
                       .epoch = ((uint64_t)wall_ms() << 16) | (hd_random_u32() & 0xffff)};
       for (int i = 0; i < hd_media_workers_count(workers); i++) {
         j.measure = i == 0;
+        j.worker = i;
         hd_media_workers_call(workers, i, link_init_job, &j);
       }
       c->link_on = 1;
@@ -823,6 +839,11 @@ static int rev_release(hd_serve_cluster_t *c, const hd_webhook_event_t *ev) {
 int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, hd_serve_event_fn emit,
                            void *ud) {
   if (!c || !c->link || !ev->app || !ev->room_name) return 0;
+  /* a room started here (a client moved from a killed node, say): the other
+   * nodes that hold it find it in the registry within one read, and this
+   * node finds theirs with the same beat's read, instead of up to a
+   * heartbeat each later */
+  if (ev->type == HD_WEBHOOK_ROOM_STARTED) c->beat_soon = 1;
   room_events_t *e = c->rev;
   if (!e) {
     if (!(e = c->rev = calloc(1, sizeof *e))) return rev_release(c, ev);
@@ -1092,12 +1113,21 @@ static json_t *path_json(const hd_serve_cluster_t *c, const hd_ovl_path_t *r) {
                    r->delay_ms, "residual_loss", r->residual_loss);
 }
 
+/* The other workers' refused-datagram counts (admin only: not on the fast check's path). */
+static void links_add_job(hd_node_t *node, void *arg, hd_time_t now) {
+  hd_serve_cluster_t *c = arg;
+  (void)now;
+  hd_node_cluster_links_add(node, c->links, c->n_links);
+}
+
 void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
   if (!c->link) {
     hd_http_resp_text(resp, 404, "this node runs alone (no --redis): it has no node links\n");
     return;
   }
   gather_links(c); /* the links as of now; the routes are the last heartbeat's */
+  for (int i = 1; c->link_on && i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, links_add_job, c);
   json_t *links = json_array(), *routes = json_array();
   for (int i = 0; i < c->n_links; i++) {
     const hd_node_link_t *l = &c->links[i];
@@ -1124,6 +1154,10 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                   "received", (json_int_t)l->relay_received, "hop_repaired", (json_int_t)l->hop_repaired,
                   "hop_lost", (json_int_t)l->hop_lost, "hop_resent", (json_int_t)l->hop_resent,
                   "dedup_dropped", (json_int_t)l->dedup_dropped, "dedup_video", (json_int_t)l->dedup_video));
+    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_replay",
+                        json_integer((json_int_t)l->rx_replay));
+    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_auth_fail",
+                        json_integer((json_int_t)l->rx_auth_fail));
   }
   for (int d = 1; d < c->ovl_n; d++) {
     const hd_ovl_path_t *r = &c->router.cur[d];

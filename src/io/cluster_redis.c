@@ -185,6 +185,7 @@ static void on_mget(redisAsyncContext *ac, void *reply, void *priv) {
   }
   hd_cluster_peers_update(&r->peers, r->scratch, n, r->id, now_of(r), peer_changed, r);
   r->awaiting = 0;
+  if (r->cfg.peers_read) r->cfg.peers_read(r->cfg.ud);
 out:
   if (ids)
     for (char **p = ids; *p; p++)

@@ -55,6 +55,9 @@ typedef struct {
   hd_cluster_room_gone_fn room_gone;   /* may be NULL */
   hd_cluster_registered_fn registered; /* may be NULL */
   hd_cluster_room_back_fn room_back;   /* may be NULL */
+  /* may be NULL: the peer table was read again (hd_cluster_redis_peers is
+   * fresh now, e.g. a room another node started; not a heartbeat later) */
+  void (*peers_read)(void *ud);
   void *ud;
 } hd_cluster_redis_config_t;
 

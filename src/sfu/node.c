@@ -868,11 +868,22 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
                "# HELP hudong_fec_recovered_total Video packets a publisher's leg lost, rebuilt from its "
                "FlexFEC and forwarded (issue 13).\n"
                "# TYPE hudong_fec_recovered_total counter\nhudong_fec_recovered_total %llu\n"
+               "# HELP hudong_fec_sent_total FlexFEC repair packets the node computed over what it sent "
+               "subscribers that negotiated FlexFEC, and sent them (sfu/session_fec.h).\n"
+               "# TYPE hudong_fec_sent_total counter\nhudong_fec_sent_total %llu\n"
+               "# HELP hudong_resent_exact_total Repairs on a media SSRC (no RTX) sent as the first send's "
+               "exact bytes (sfu/resend_cache.h).\n"
+               "# TYPE hudong_resent_exact_total counter\nhudong_resent_exact_total %llu\n"
+               "# HELP hudong_same_index_refused_total Packets not sent because their seq (SRTP index) "
+               "already went out with other bytes (RFC 7714 section 8.3).\n"
+               "# TYPE hudong_same_index_refused_total counter\nhudong_same_index_refused_total %llu\n"
                "# HELP hudong_temporal_dropped_total VP8 packets of temporal layers not forwarded to a "
                "subscriber whose estimate holds it to a lower frame rate (sfu/temporal.h).\n"
                "# TYPE hudong_temporal_dropped_total counter\nhudong_temporal_dropped_total %llu\n",
                (unsigned long long)m->red_rebuilt, (unsigned long long)m->fec_received,
-               (unsigned long long)m->fec_recovered, (unsigned long long)m->temporal_dropped);
+               (unsigned long long)m->fec_recovered, (unsigned long long)m->fec_sent,
+               (unsigned long long)m->resent_exact, (unsigned long long)m->same_index_refused,
+               (unsigned long long)m->temporal_dropped);
   if (kr < 0 || (size_t)kr >= cap - (size_t)len) return HD_ENOSPC;
   len += kr;
   /* layer selection (issue 11 item 7): estimate histogram, publisher layer changes */

@@ -164,10 +164,12 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now);
 /* ---- cluster: rooms across nodes (room_remote.c, docs/overlay.md) ---- */
 struct hd_cluster_node;
 /* Turns the cluster side on: this node's id, the cluster secret the link
- * keys derive from, and this process's link epoch (overlay/link.h). Once,
- * before any peer. HD_EINVAL / HD_ENOMEM. */
+ * keys derive from, this process's link epoch and this media worker's index
+ * (its link lane: every worker seals with the node's keys, each in a
+ * sequence space of its own; overlay/link.h). Once, before any peer.
+ * HD_EINVAL / HD_ENOMEM. */
 int hd_node_cluster_init(hd_node_t *n, const char *node_id, const uint8_t *secret, size_t secret_len,
-                         uint64_t epoch);
+                         uint64_t epoch, int worker);
 /* The other nodes as the registry shows them now (ids, media addresses,
  * rooms). A node missing from the list keeps its link state (a Redis outage
  * empties the list while the links work on); its rooms' media stop only when
@@ -198,9 +200,14 @@ typedef struct {
   uint64_t hop_repaired, hop_lost, hop_resent; /* per-hop repair: holes filled / given up; resent to it */
   uint64_t dedup_dropped;                      /* media from this origin dropped as a duplicate */
   uint64_t dedup_video;                        /* of which video (duplicated only while a route changes) */
+  /* its datagrams this node's workers refused (all workers: hd_node_cluster_links_add) */
+  uint64_t rx_replay, rx_auth_fail;
 } hd_node_link_t;
 /* The measuring worker's links (0 on any other worker): at most cap. */
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);
+/* Adds this (non-measuring) worker's refused-datagram counts to the links
+ * hd_node_cluster_links gave (matched by peer id). */
+void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count);
 /* The route to each destination node (docs/overlay.md "Relaying"): the path
  * (id hashes after this node; n = 1 direct), a disjoint second path (n = 0:
  * none) and whether audio is duplicated on it. A path through a node this
