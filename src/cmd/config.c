@@ -307,6 +307,7 @@ static const struct {
     {"probe_interval_ms", 0, offsetof(hd_overlay_params_t, probe_interval)},
     {"down_probes", 1, offsetof(hd_overlay_params_t, down_probes)},
     {"up_echoes", 1, offsetof(hd_overlay_params_t, up_echoes)},
+    {"down_confirm_ms", 0, offsetof(hd_overlay_params_t, down_confirm)},
     {"check_interval_ms", 0, offsetof(hd_overlay_params_t, check_interval)},
     {"relay_overlap_ms", 0, offsetof(hd_overlay_params_t, relay_overlap)},
     {"dup_audio_loss", 2, offsetof(hd_overlay_params_t, dup_audio_loss)},
