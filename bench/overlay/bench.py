@@ -213,25 +213,45 @@ def phase_flaps(hudong, seconds, jitter):
     l0 = load()
     try:
         bed.start()
-        # settle: every node has a route to every other and none changed for 3 s
-        end = time.time() + 20
+        # settle: every node has a route to every other and no node's route_changes moved for 10 s
+        # (3 s of the same routes was too short: the first move of A->C from direct to via B, once
+        # B's and C's tables are in the registry and the hold has passed, was sometimes counted)
+        end = time.time() + 60
         last, stable_since = None, time.time()
         while time.time() < end:
             cur = [bed.route(a, b)[0] for a in bed.names for b in bed.names if a != b]
+            cur.append([bed.links(a).get("route_changes", 0) for a in bed.names])
             if cur != last:
                 last, stable_since = cur, time.time()
-            elif time.time() - stable_since > 3 and None not in cur:
+            elif time.time() - stable_since > 10 and None not in cur:
                 break
             time.sleep(0.5)
-        c0 = {a: bed.links(a).get("route_changes", 0) for a in bed.names}
+        def counts():
+            # route changes, by why (builds with route_changes_by), and the links' downs/suspects
+            out = {}
+            for a in bed.names:
+                js = bed.links(a)
+                ls = js.get("links", [])
+                out[a] = {"changes": js.get("route_changes", 0), "by": js.get("route_changes_by") or {},
+                          "downs": sum(l.get("downs", 0) for l in ls),
+                          "suspects": sum(l.get("suspects", 0) for l in ls)}
+            return out
+        k0 = counts()
+        l1 = load()
         routes0 = {a: {b: bed.route(a, b)[0] for b in bed.names if b != a} for a in bed.names}
         time.sleep(seconds)
-        c1 = {a: bed.links(a).get("route_changes", 0) for a in bed.names}
+        k1 = counts()
         routes1 = {a: {b: bed.route(a, b)[0] for b in bed.names if b != a} for a in bed.names}
-        per = {a: c1[a] - c0[a] for a in bed.names}
-        return {"phase": "flaps", "seconds": seconds, "jitter_ms": jitter, "load": [l0, load()],
-                "route_changes": sum(per.values()), "per_node": per, "routes_start": routes0,
-                "routes_end": routes1}
+        per = {a: k1[a]["changes"] - k0[a]["changes"] for a in bed.names}
+        why = {}
+        for a in bed.names:
+            for w, v in k1[a]["by"].items():
+                why[w] = why.get(w, 0) + v - k0[a]["by"].get(w, 0)
+        return {"phase": "flaps", "seconds": seconds, "jitter_ms": jitter, "load": [l0, l1, load()],
+                "route_changes": sum(per.values()), "per_node": per, "route_changes_by": why,
+                "link_downs": sum(k1[a]["downs"] - k0[a]["downs"] for a in bed.names),
+                "link_suspects": sum(k1[a]["suspects"] - k0[a]["suspects"] for a in bed.names),
+                "routes_start": routes0, "routes_end": routes1}
     finally:
         bed.stop()
 
@@ -303,7 +323,9 @@ def main():
     for r in rows:
         if r["phase"] == "flaps":
             print("| flaps (%.0f s, +-%g ms jitter) | routes only | %s | - | - | - | - | - | - | - | - | - | %d |" % (
-                r["seconds"], r["jitter_ms"], "%s-%s" % tuple(r["load"]), r["route_changes"]))
+                r["seconds"], r["jitter_ms"], "%s-%s" % (r["load"][0], r["load"][-1]), r["route_changes"]))
+            print("  (by why: %s; link downs %d, suspects %d)" % (r["route_changes_by"] or "-", r["link_downs"],
+                                                                r["link_suspects"]))
             continue
         if r.get("error"):
             print("| %s | error: %s | %s-%s |" % (r["phase"], r["error"], r["load"][0], r["load"][1]))

@@ -148,6 +148,14 @@ int hd_cmd_cluster(int argc, char **argv) {
   printf("\nroute changes %lld, route evaluations between heartbeats (a link went up or down) %lld\n",
          (long long)json_integer_value(json_object_get(o, "route_changes")),
          (long long)json_integer_value(json_object_get(o, "fast_reroutes")));
+  json_t *by = json_object_get(o, "route_changes_by");
+  if (json_is_object(by))
+    printf("route changes by why: broken (a link down) %lld, cost (a cheaper path, after the hold) %lld, new "
+           "%lld, gone %lld\n",
+           (long long)json_integer_value(json_object_get(by, "broken")),
+           (long long)json_integer_value(json_object_get(by, "cost")),
+           (long long)json_integer_value(json_object_get(by, "new")),
+           (long long)json_integer_value(json_object_get(by, "gone")));
   json_decref(o);
   return 0;
 }

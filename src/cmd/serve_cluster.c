@@ -57,6 +57,8 @@ struct hd_serve_cluster {
   struct room_events *rev; /* room_started / room_finished once per cluster */
   struct fast_check *fast; /* the fast reroute check between heartbeats (issue 16 item 1) */
   uint64_t fast_reroutes;  /* route evaluations it triggered */
+  uint64_t suspect_mask;   /* c->links[i] suspect at the last fast check */
+  uint64_t suspect_pushes; /* routes handed to the workers because a link became or stopped being suspect */
   int beat_soon;           /* a room started here: publish the entry at the next fast check */
   hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
   void *emit_ud;
@@ -269,6 +271,15 @@ static double path_loss(const hd_ovl_graph_t *g, const hd_ovl_path_t *p) {
   return 1 - ok;
 }
 
+/* Whether this node's link to `peer` is suspect (link_meter.h: silent past
+ * the fast rule, not yet down): media to a route starting on it also takes
+ * the second path. */
+static int link_suspect(const hd_serve_cluster_t *c, const char *peer) {
+  for (int i = 0; i < c->n_links; i++)
+    if (!strcmp(c->links[i].peer, peer)) return c->links[i].st.up && c->links[i].st.suspect;
+  return 0;
+}
+
 static void routes_job(hd_node_t *node, void *arg, hd_time_t now) {
   hd_serve_cluster_t *c = arg;
   hd_node_cluster_set_routes(node, c->routes, c->n_routes, now);
@@ -294,6 +305,7 @@ static void push_routes(hd_serve_cluster_t *c) {
     if (hd_ovl_best_path(&c->graph, 0, d, HD_OVL_MAX_RELAYS, r, &alt) == 0) {
       to_relay_path(c, &alt, &x->alt);
       x->dup_audio = path_loss(&c->graph, r) > hd_overlay_params()->dup_audio_loss;
+      x->dup_all = link_suspect(c, c->ovl_ids[r->node[1]]);
     }
   }
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
@@ -304,6 +316,17 @@ static int ovl_index(const hd_serve_cluster_t *c, const char *id) {
   for (int i = 0; i < c->ovl_n; i++)
     if (!strcmp(c->ovl_ids[i], id)) return i;
   return -1;
+}
+
+/* "direct", "via B", "via B,D" or "none", for the log. */
+static void path_text(const hd_serve_cluster_t *c, const hd_ovl_path_t *p, char *out, size_t cap) {
+  if (!p->n_hops) {
+    snprintf(out, cap, "none");
+    return;
+  }
+  size_t k = (size_t)snprintf(out, cap, "%s", p->n_hops == 1 ? "direct" : "via ");
+  for (int h = 1; h < p->n_hops && k < cap; h++)
+    k += (size_t)snprintf(out + k, cap - k, "%s%s", h > 1 ? "," : "", c->ovl_ids[p->node[h]]);
 }
 
 static void ovl_set_link(hd_ovl_graph_t *g, int from, int to, const hd_cluster_link_t *l) {
@@ -345,10 +368,24 @@ static void update_routes(hd_serve_cluster_t *c) {
     for (int k = 0; k < e->n_links; k++)
       ovl_set_link(&c->graph, i, ovl_index(c, e->links[k].peer), &e->links[k]);
   }
+  hd_ovl_path_t was[HD_OVL_MAX_NODES];
+  memcpy(was, c->router.cur, sizeof was);
   int changed = hd_ovl_router_update(&c->router, &c->graph, hd_io_now(c->loop));
   for (int d = 1; changed > 0 && d < n; d++) {
     const hd_ovl_path_t *r = &c->router.cur[d];
-    if (r->n_hops > 1) HD_LOGI("overlay", "route to %s goes through %s", ids[d], ids[r->node[1]]);
+    if (hd_ovl_path_same(r, &was[d]) && r->n_hops) continue;
+    if (!r->n_hops && !was[d].n_hops) continue;
+    char from[64], to[64], why[96] = "";
+    path_text(c, &was[d], from, sizeof from);
+    path_text(c, r, to, sizeof to);
+    /* which link of the old path is down: what an operator looks at first */
+    for (int h = 0; h < was[d].n_hops && c->router.last_why[d] == HD_OVL_WHY_BROKEN; h++)
+      if (!c->graph.link[was[d].node[h]][was[d].node[h + 1]].up) {
+        snprintf(why, sizeof why, ", link %s>%s down", ids[was[d].node[h]], ids[was[d].node[h + 1]]);
+        break;
+      }
+    HD_LOGI("overlay", "route to %s: %s -> %s (%s%s; cost %.1f -> %.1f ms)", ids[d], from, to,
+            hd_ovl_why_name(c->router.last_why[d]), why, was[d].cost, r->cost);
   }
   push_routes(c);
 }
@@ -388,13 +425,36 @@ static void fast_cb(uv_timer_t *t) {
   memcpy(before, c->self->links, sizeof before[0] * (size_t)n_before);
   gather_links(c);
   int changed = n_before != c->self->n_links, went_down = 0;
+  /* suspect links (link_meter.h): the routes stay, the media also takes
+   * the second path while one lasts (push_routes' dup_all) */
+  uint64_t suspect = 0;
+  for (int i = 0; i < c->n_links && i < 64; i++)
+    if (c->links[i].listed && c->links[i].st.up && c->links[i].st.suspect) suspect |= 1ull << i;
+  if (suspect != c->suspect_mask) {
+    for (int i = 0; i < c->n_links && i < 64; i++)
+      if ((suspect >> i & 1) && !(c->suspect_mask >> i & 1))
+        HD_LOGI("overlay", "link to %s suspect: no echo for %.0f ms; media also takes the second path",
+                c->links[i].peer, (double)(hd_io_now(c->loop) - c->links[i].st.last_echo) / 1000.0);
+    c->suspect_mask = suspect;
+    c->suspect_pushes++;
+    push_routes(c);
+  }
   for (int i = 0; i < c->self->n_links; i++) {
     const hd_cluster_link_t *l = &c->self->links[i];
     int was = -1;
     for (int k = 0; k < n_before && was < 0; k++)
       if (!strcmp(before[k].peer, l->peer)) was = before[k].up;
     if (was != l->up) changed = 1;
-    if (was == 1 && !l->up) went_down = 1;
+    if (was == 1 && !l->up) {
+      went_down = 1;
+      for (int k = 0; k < c->n_links; k++)
+        if (!strcmp(c->links[k].peer, l->peer)) {
+          const hd_link_meter_stats_t *st = &c->links[k].st;
+          HD_LOGI("overlay", "link to %s down: no echo for %.0f ms (srtt %.1f ms, rttvar %.1f ms)", l->peer,
+                  (double)(hd_io_now(c->loop) - st->last_echo) / 1000.0, st->srtt_ms, st->rttvar_ms);
+        }
+    }
+    if (was == 0 && l->up) HD_LOGI("overlay", "link to %s up again", l->peer);
   }
   if (!changed) return;
   c->fast_reroutes++;
@@ -1082,6 +1142,11 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                          "loss_rtt", l->st.loss_rtt, "jitter_ms", l->st.jitter_ms, "downs", l->st.downs,
                          "probes_sent", (json_int_t)l->st.probes_sent, "echoes_received",
                          (json_int_t)l->st.echoes_received, "samples_rtt_ms", samples));
+    /* this node's own lateness as the prober (not counted as the link's silence) */
+    json_t *lo = json_array_get(links, json_array_size(links) - 1);
+    json_object_set_new(lo, "late_max_ms", json_real((double)l->st.late_max / 1000.0));
+    json_object_set_new(lo, "suspect", json_boolean(l->st.up && l->st.suspect));
+    json_object_set_new(lo, "suspects", json_integer(l->st.suspects));
     json_object_set_new(
         json_array_get(links, json_array_size(links) - 1), "relay",
         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent", (json_int_t)l->relay_sent,
@@ -1108,12 +1173,20 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
               json_array_append_new(alt, json_string(c->ovl_ids[m]));
         json_object_set_new(o, "alt", c->routes[k].alt.n ? alt : (json_decref(alt), json_null()));
         json_object_set_new(o, "dup_audio", json_boolean(c->routes[k].dup_audio));
+        json_object_set_new(o, "dup_all", json_boolean(c->routes[k].dup_all));
       }
     json_array_append_new(routes, o);
   }
   json_t *body = json_pack("{s:s, s:b, s:o, s:o, s:I}", "self", c->self->id, "measuring", c->link_on, "links",
                            links, "routes", routes, "route_changes", (json_int_t)c->router.changes);
   if (body) json_object_set_new(body, "fast_reroutes", json_integer((json_int_t)c->fast_reroutes));
+  if (body) json_object_set_new(body, "suspect_pushes", json_integer((json_int_t)c->suspect_pushes));
+  if (body)
+    json_object_set_new(body, "route_changes_by",
+                        json_pack("{s:I, s:I, s:I, s:I}", "broken", (json_int_t)c->router.changes_broken,
+                                  "cost", (json_int_t)c->router.changes_cost, "new",
+                                  (json_int_t)c->router.changes_new, "gone",
+                                  (json_int_t)c->router.changes_gone));
   char *t = body ? json_dumps(body, JSON_COMPACT) : NULL;
   if (t)
     hd_http_resp_body(resp, 200, "application/json", t, strlen(t));

@@ -14,6 +14,7 @@ void hd_link_meter_init(hd_link_meter_t *m, hd_time_t interval, hd_time_t now) {
   m->interval = interval > 0 ? interval : op->probe_interval;
   m->down_probes = op->down_probes > 0 ? op->down_probes : HD_LINK_METER_DOWN_PROBES;
   m->up_echoes = op->up_echoes > 0 ? op->up_echoes : HD_LINK_METER_UP_ECHOES;
+  m->confirm = op->down_confirm >= 0 ? op->down_confirm : HD_LINK_METER_DOWN_CONFIRM;
   m->next_probe = now;
 }
 
@@ -34,13 +35,31 @@ static void loss_update(double *avg, uint64_t *n, double outcome, uint64_t weigh
   *avg += (outcome - *avg) * a;
 }
 
-/* Down when echoes stopped: down_probes probe intervals plus SRTT + 4 RTTVAR
- * (the RTO margin of RFC 6298 section 2.3) since the last one. */
+/* How long the meter's owner has been late since the last echo: the probe
+ * that was due at next_probe is only being sent (or looked at) now, so the
+ * owner's loop did not run in between (a scheduling stall, a long batch),
+ * and echoes that came meanwhile may still sit unread in its socket. Only
+ * the part after the last echo counts. */
+static hd_time_t late_part(const hd_link_meter_t *m, hd_time_t now) {
+  hd_time_t from = m->next_probe > m->st.last_echo ? m->next_probe : m->st.last_echo;
+  return now > from ? now - from : 0;
+}
+
+/* Suspect when echoes stopped for down_probes probe intervals plus SRTT +
+ * 4 RTTVAR (the RTO margin of RFC 6298 section 2.3); down when they stay
+ * away confirm longer. Neither counts the time this end itself was late
+ * (late_part): a silence we caused by not running is not the link's. */
 static void eval_down(hd_link_meter_t *m, hd_time_t now) {
   if (!m->st.up) return;
   hd_time_t quiet = m->down_probes * m->interval + (hd_time_t)((m->st.srtt_ms + 4 * m->st.rttvar_ms) * 1000);
-  if (now - m->st.last_echo > quiet) {
+  hd_time_t silence = now - m->st.last_echo - m->late - late_part(m, now);
+  if (silence > quiet && !m->st.suspect) {
+    m->st.suspect = 1;
+    m->st.suspects++;
+  }
+  if (silence > quiet + m->confirm) {
     m->st.up = 0;
+    m->st.suspect = 0;
     m->st.downs++;
     m->up_streak = 0;
   }
@@ -56,6 +75,10 @@ int hd_link_meter_poll(hd_link_meter_t *m, hd_time_t now, uint8_t *out, size_t c
   eval_down(m, now);
   if (now < m->next_probe) return 0;
   if (cap < HD_LINK_METER_PROBE_LEN) return HD_ENOSPC;
+  hd_time_t late = now - m->next_probe; /* >= 0 here */
+  if (late > m->st.late_max) m->st.late_max = late;
+  m->st.late_total += late;
+  m->late += late_part(m, now);
   uint32_t seq = m->seq++;
   int slot = (int)(seq % HD_LINK_METER_OUTSTANDING);
   if (m->out[slot].live) { /* overwritten before it timed out: a very short interval */
@@ -161,6 +184,8 @@ int hd_link_meter_feed(hd_link_meter_t *m, const uint8_t *buf, size_t len, hd_ti
   if (r.err || hd_rd_left(&r)) return HD_EINVAL;
   m->st.echoes_received++;
   m->st.last_echo = now;
+  m->st.suspect = 0;
+  m->late = 0;
   if (!m->st.up) {
     /* the first echo ever brings the link up; after a down, up_echoes of consecutive probes do */
     m->up_streak = m->up_streak && seq == m->up_last_seq + 1 ? m->up_streak + 1 : 1;

@@ -14,14 +14,22 @@
  *  - jitter, forward: the far end keeps the RFC 3550 section 6.4.1
  *    interarrival jitter of our probes (no clock sync needed: it uses
  *    differences of differences) and puts it in every echo.
- *  - up/down: down when no echo came for down_probes probe intervals plus
- *    SRTT + 4 RTTVAR (RFC 6298's margin: a jittery link is not a dead one),
- *    i.e. when about down_probes probes in a row went unanswered: at 50 ms
- *    probes and 3, ~200 ms on a 40 ms link, so that the control thread's
- *    fast check (serve_cluster.c) moves routes off a dead link in well under
- *    half a second. Up at the first echo ever; after a down, only after
+ *  - suspect/down: suspect when no echo came for down_probes probe
+ *    intervals plus SRTT + 4 RTTVAR (RFC 6298's margin: a jittery link is
+ *    not a dead one), i.e. when about down_probes probes in a row went
+ *    unanswered: at 50 ms probes and 3, ~200 ms on a 40 ms link. Media then
+ *    also takes a second path at once (serve_cluster.c's fast check, the
+ *    relay route's dup_all), so a dead link costs the subscriber well under
+ *    half a second, but the route itself does not change yet. Down, and
+ *    routes move, only when the silence lasts `confirm` (overlay.
+ *    down_confirm_ms) longer: a link whose far end or relay was not
+ *    scheduled for a few hundred ms on a busy machine is back before that,
+ *    and a route change and its return (a flap) are saved. The time this end
+ *    was late itself (a probe sent after its due time means the owner's loop
+ *    did not run: echoes may be waiting unread in its socket) is not counted
+ *    as silence at all. Up at the first echo ever; after a down, only after
  *    up_echoes echoes of consecutive probes (hysteresis: a link that answers
- *    one probe in three is not back).
+ *    one probe in three is not back); a suspect link is cleared by any echo.
  * Raw RTT/loss samples are kept in a small ring for the dashboard.
  *
  * Wire format (big-endian; carried inside the authenticated node link):
@@ -43,6 +51,7 @@
 #define HD_LINK_METER_DEFAULT_INTERVAL HD_MS(50) /* overlay.probe_interval_ms */
 #define HD_LINK_METER_DOWN_PROBES 3              /* overlay.down_probes */
 #define HD_LINK_METER_UP_ECHOES 3                /* overlay.up_echoes */
+#define HD_LINK_METER_DOWN_CONFIRM HD_MS(500)    /* suspect -> down: overlay.down_confirm_ms */
 #define HD_LINK_METER_PROBE_TIMEOUT HD_SEC(1)    /* an echo later than this counts as lost */
 #define HD_LINK_METER_LOSS_WINDOW 100            /* probes the loss averages cover (~5 s at 50 ms) */
 #define HD_LINK_METER_SAMPLES 64                 /* raw samples kept */
@@ -54,7 +63,8 @@ typedef struct {
 } hd_link_meter_sample_t;
 
 typedef struct {
-  int up; /* 1 when echoes arrive (0 until the first) */
+  int up;      /* 1 when echoes arrive (0 until the first) */
+  int suspect; /* up, but silent past the fast rule: media also takes a second path */
   double srtt_ms, rttvar_ms, min_rtt_ms;
   double loss_fwd;  /* probes we sent that the far end did not get, 0..1 */
   double loss_rtt;  /* probes with no echo (either direction), 0..1 */
@@ -62,11 +72,18 @@ typedef struct {
   uint64_t probes_sent, echoes_received, probes_answered;
   hd_time_t last_echo; /* 0: none yet */
   int downs;           /* up -> down transitions */
+  int suspects;        /* times it became suspect (a down was one first, unless confirm is 0) */
+  /* this end's own lateness: how long after its due time a probe went out
+   * (the owner's loop did not run: not the link's fault, not counted as
+   * silence), the largest and the sum */
+  hd_time_t late_max, late_total;
 } hd_link_meter_stats_t;
 
 typedef struct {
   hd_time_t interval, next_probe;
+  hd_time_t late;                  /* this end's lateness since the last echo (excused from the silence) */
   int down_probes, up_echoes;      /* the link-down rule and its hysteresis (overlay_params.h) */
+  hd_time_t confirm;               /* suspect this much longer before down */
   uint32_t up_streak, up_last_seq; /* while down: echoes of consecutive probes so far */
   uint32_t seq;                    /* next probe's */
   /* outstanding probes by seq % HD_LINK_METER_OUTSTANDING */

@@ -11,11 +11,12 @@
 #define DEFAULTS                                                                                             \
   {                                                                                                          \
     .probe_interval = HD_LINK_METER_DEFAULT_INTERVAL, .down_probes = HD_LINK_METER_DOWN_PROBES,              \
-    .up_echoes = HD_LINK_METER_UP_ECHOES, .check_interval = HD_OVL_CHECK_INTERVAL,                           \
-    .relay_overlap = HD_RELAY_OVERLAP, .dup_audio_loss = HD_RELAY_DUP_LOSS, .hop_cache = HD_HOP_CACHE,       \
-    .hop_cache_age = HD_HOP_CACHE_AGE, .hop_reorder = HD_HOP_REORDER, .hop_min_retry = HD_HOP_MIN_RETRY,     \
-    .hop_give_up = HD_HOP_GIVE_UP, .hop_max_tries = HD_HOP_MAX_TRIES, .hyst_frac = HD_OVL_HYST_FRAC,         \
-    .hyst_ms = HD_OVL_HYST_MS, .hold = HD_OVL_HOLD                                                           \
+    .up_echoes = HD_LINK_METER_UP_ECHOES, .down_confirm = HD_LINK_METER_DOWN_CONFIRM,                        \
+    .check_interval = HD_OVL_CHECK_INTERVAL, .relay_overlap = HD_RELAY_OVERLAP,                              \
+    .dup_audio_loss = HD_RELAY_DUP_LOSS, .hop_cache = HD_HOP_CACHE, .hop_cache_age = HD_HOP_CACHE_AGE,       \
+    .hop_reorder = HD_HOP_REORDER, .hop_min_retry = HD_HOP_MIN_RETRY, .hop_give_up = HD_HOP_GIVE_UP,         \
+    .hop_max_tries = HD_HOP_MAX_TRIES, .hyst_frac = HD_OVL_HYST_FRAC, .hyst_ms = HD_OVL_HYST_MS,             \
+    .hold = HD_OVL_HOLD                                                                                      \
   }
 
 void hd_overlay_params_default(hd_overlay_params_t *p) { *p = (hd_overlay_params_t)DEFAULTS; }
@@ -44,6 +45,7 @@ int hd_overlay_params_check(const hd_overlay_params_t *p, char *err, size_t cap)
   if (range_ms("probe_interval_ms", p->probe_interval, 20, 1000, err, cap) ||
       range_int("down_probes", p->down_probes, 2, 20, err, cap) ||
       range_int("up_echoes", p->up_echoes, 1, 20, err, cap) ||
+      range_ms("down_confirm_ms", p->down_confirm, 0, 10000, err, cap) ||
       range_ms("check_interval_ms", p->check_interval, 5, 1000, err, cap) ||
       range_ms("relay_overlap_ms", p->relay_overlap, 0, 10000, err, cap) ||
       range_f("dup_audio_loss", p->dup_audio_loss, 0, 1, err, cap) ||

@@ -19,8 +19,9 @@
 typedef struct {
   /* link measurement (link_meter.h) */
   hd_time_t probe_interval; /* probe period per link: probe_interval_ms, default 50 */
-  int down_probes; /* probes in a row without an echo (plus RTT + 4 RTTVAR) before a link is down: 3 */
-  int up_echoes;   /* echoes of probes in a row before a down link is up again: 3 */
+  int down_probes;        /* probes in a row without an echo (plus RTT + 4 RTTVAR) before a link is down: 3 */
+  int up_echoes;          /* echoes of probes in a row before a down link is up again: 3 */
+  hd_time_t down_confirm; /* a suspect link is down after this much more silence: 500 ms */
   hd_time_t check_interval; /* the control thread reads the links this often for a fast reroute: 25 ms */
   /* relaying (relay.h) */
   hd_time_t relay_overlap; /* make-before-break: the old path keeps carrying media this long: 1000 ms */

@@ -93,6 +93,24 @@ void hd_ovl_router_init(hd_ovl_router_t *r, int self) {
   r->hold = op->hold;
 }
 
+const char *hd_ovl_why_name(int why) {
+  switch (why) {
+  case HD_OVL_WHY_BROKEN: return "broken";
+  case HD_OVL_WHY_COST: return "cost";
+  case HD_OVL_WHY_NEW: return "new";
+  case HD_OVL_WHY_GONE: return "gone";
+  default: return "";
+  }
+}
+
+static void count(hd_ovl_router_t *r, int dst, int why) {
+  r->last_why[dst] = why;
+  r->changes_broken += why == HD_OVL_WHY_BROKEN;
+  r->changes_cost += why == HD_OVL_WHY_COST;
+  r->changes_new += why == HD_OVL_WHY_NEW;
+  r->changes_gone += why == HD_OVL_WHY_GONE;
+}
+
 static int route_one(hd_ovl_router_t *r, const hd_ovl_graph_t *g, int dst, hd_time_t now) {
   hd_ovl_path_t best;
   hd_ovl_path_t *cur = &r->cur[dst];
@@ -100,10 +118,12 @@ static int route_one(hd_ovl_router_t *r, const hd_ovl_graph_t *g, int dst, hd_ti
     int had = cur->n_hops != 0;
     memset(cur, 0, sizeof *cur);
     r->cand[dst].n_hops = 0;
+    if (had) count(r, dst, HD_OVL_WHY_GONE);
     return had;
   }
   /* no route, or the current one is broken: take the best at once */
   if (!cur->n_hops || hd_ovl_path_price(g, cur) != 0) {
+    count(r, dst, cur->n_hops ? HD_OVL_WHY_BROKEN : HD_OVL_WHY_NEW);
     *cur = best;
     r->cand[dst].n_hops = 0;
     return 1;
@@ -119,6 +139,7 @@ static int route_one(hd_ovl_router_t *r, const hd_ovl_graph_t *g, int dst, hd_ti
     return 0;
   }
   if (now - r->cand_since[dst] < r->hold) return 0;
+  count(r, dst, HD_OVL_WHY_COST);
   *cur = best;
   r->cand[dst].n_hops = 0;
   return 1;

@@ -91,7 +91,17 @@ typedef struct {
   hd_ovl_path_t cand[HD_OVL_MAX_NODES]; /* a cheaper path being watched */
   hd_time_t cand_since[HD_OVL_MAX_NODES];
   uint64_t changes; /* routes replaced, all destinations */
+  /* the same changes by why (they add up to changes): */
+  uint64_t changes_broken;        /* the route's path lost a link (down) or its relay got too loaded */
+  uint64_t changes_cost;          /* a cheaper path held its lead for the hold (hysteresis) */
+  uint64_t changes_new;           /* a route appeared where there was none */
+  uint64_t changes_gone;          /* no path left at all */
+  int last_why[HD_OVL_MAX_NODES]; /* HD_OVL_WHY_* of each destination's last change */
 } hd_ovl_router_t;
+
+enum { HD_OVL_WHY_NONE, HD_OVL_WHY_BROKEN, HD_OVL_WHY_COST, HD_OVL_WHY_NEW, HD_OVL_WHY_GONE };
+/* "broken", "cost", "new", "gone" ("" for none). */
+const char *hd_ovl_why_name(int why);
 
 void hd_ovl_router_init(hd_ovl_router_t *r, int self);
 

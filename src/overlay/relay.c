@@ -350,12 +350,14 @@ int hd_relay_route_set(hd_relay_route_t *r, const hd_relay_path_t *path, const h
   return changed;
 }
 
+void hd_relay_route_dup_all(hd_relay_route_t *r, int on) { r->dup_all = on && r->alt.n; }
+
 int hd_relay_route_paths(const hd_relay_route_t *r, hd_time_t now, int media, int audio,
                          hd_relay_path_t *out) {
   int k = 0;
   out[k++] = r->cur;
   if (media && r->old.n && now < r->old_until && !hd_relay_path_same(&r->old, &r->cur)) out[k++] = r->old;
-  if (media && audio && r->dup_audio) {
+  if (media && ((audio && r->dup_audio) || (r->dup_all && r->alt.n))) {
     int dup = 0;
     for (int i = 0; i < k; i++)
       dup |= hd_relay_path_same(&out[i], &r->alt);

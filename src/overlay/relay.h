@@ -186,6 +186,7 @@ typedef struct {
   hd_time_t old_until;
   hd_time_t overlap; /* overlay.relay_overlap_ms, taken at init */
   int dup_audio;
+  int dup_all; /* all media on alt too (the path's first link is suspect) */
   uint64_t changes;
 } hd_relay_route_t;
 
@@ -196,8 +197,15 @@ void hd_relay_route_init(hd_relay_route_t *r, uint64_t dst);
  * overlap. Returns 1 when the path changed. */
 int hd_relay_route_set(hd_relay_route_t *r, const hd_relay_path_t *path, const hd_relay_path_t *alt,
                        int dup_audio, hd_time_t now);
+/* While on: all media goes on alt too (when there is one). The control
+ * thread turns it on while the path's first link is suspect (link_meter.h:
+ * silent past the fast rule, not down yet), so a dying link costs no more
+ * than the fast rule's time, and a link that was only late (its far end not
+ * scheduled for a while) changes no route. */
+void hd_relay_route_dup_all(hd_relay_route_t *r, int on);
 /* The paths a message goes on now: always the current one; media also on the
- * old one during the overlap; audio also on alt when duplicating. Returns
+ * old one during the overlap; audio also on alt when duplicating; all media
+ * on alt while dup_all. Returns
  * how many (1..3) were written to out. */
 int hd_relay_route_paths(const hd_relay_route_t *r, hd_time_t now, int media, int audio,
                          hd_relay_path_t *out);

@@ -216,6 +216,7 @@ typedef struct {
   uint64_t dst;
   hd_relay_path_t path, alt;
   int dup_audio;
+  int dup_all; /* all media on alt too: path's first link is suspect (overlay/link_meter.h) */
 } hd_node_route_t;
 void hd_node_cluster_set_routes(hd_node_t *n, const hd_node_route_t *routes, int count, hd_time_t now);
 

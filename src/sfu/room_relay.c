@@ -154,7 +154,7 @@ static socklen_t sa_len(const struct sockaddr *a) {
 /* Whether this node's link to p is down, as its meter says (the measuring
  * worker, which also relays): it answered once and has stopped. */
 static int link_down(const struct node_cluster *c, const cl_peer_t *p) {
-  return c->measure && !p->meter.st.up && p->meter.st.last_echo;
+  return c->measure && (!p->meter.st.up || p->meter.st.suspect) && p->meter.st.last_echo;
 }
 
 /* A datagram whose next hop's link is down goes on along this node's own
@@ -166,7 +166,11 @@ static int link_down(const struct node_cluster *c, const cl_peer_t *p) {
  * hd_relay_detour keeps the path within HD_RELAY_MAX_HOPS, so no loop. */
 static int detour(struct node_cluster *c, const hd_relay_hdr_t *h, const cl_peer_t *nx, hd_relay_hdr_t *d) {
   cl_peer_t *dst = rr_peer_by_hash(c, h->hops[h->n_hops - 1]);
-  return dst && hd_relay_detour(h, c->self.id_hash, nx->link.id_hash, &dst->route.cur, d) == 0;
+  if (!dst) return 0;
+  /* the route, or while it still starts on the link (suspect: routes move
+   * only when it is down) the second path */
+  return hd_relay_detour(h, c->self.id_hash, nx->link.id_hash, &dst->route.cur, d) == 0 ||
+         (dst->route.alt.n && hd_relay_detour(h, c->self.id_hash, nx->link.id_hash, &dst->route.alt, d) == 0);
 }
 
 static void relay_detour(hd_node_t *n, const hd_relay_hdr_t *h, hd_relay_hdr_t *d, hd_time_t now) {
@@ -310,6 +314,7 @@ void hd_node_cluster_set_routes(hd_node_t *n, const hd_node_route_t *routes, int
     if (hd_relay_route_set(&p->route, path, alt, x->dup_audio, now) && c->measure)
       HD_LOGI("overlay", "media to %s now goes %s (the old path carries it %d ms more)", p->id,
               path->n > 1 ? "through relays" : "directly", (int)(p->route.overlap / 1000));
+    hd_relay_route_dup_all(&p->route, x->dup_all);
   }
 }
 

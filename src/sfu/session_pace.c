@@ -23,6 +23,8 @@ static void tw_sent(hd_session_t *v, const hd_out_track_t *t, size_t len, hd_tim
     hd_bwe_config_t bc;
     hd_bwe_config_init(&bc);
     bc.initial_probes = HD_BWE_PROBES_GATED; /* a narrow viewer leg's queue takes no 6x burst */
+    /* headroom above what a viewer gets is probed for (held back), not assumed */
+    bc.app_limit_factor = HD_BWE_APP_LIMIT_PROBING;
     if (!v->bwe || hd_bwe_init(v->bwe, &bc, now) < 0) {
       free(v->bwe);
       v->bwe = NULL;

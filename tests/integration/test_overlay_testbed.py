@@ -44,7 +44,8 @@ def main():
     for cfg, want in (({"overlay": {"probe_interval_ms": 5}}, "overlay.probe_interval_ms must be in [20, 1000] ms"),
                       ({"overlay": {"probe_intervall_ms": 50}}, "unknown key 'overlay.probe_intervall_ms'"),
                       ({"overlay": {"dup_audio_loss": "2%"}}, "'overlay.dup_audio_loss' must be a number"),
-                      ({"overlay": {"hop_cache": 100000}}, "overlay.hop_cache must be an integer in [16, 8192]")):
+                      ({"overlay": {"hop_cache": 100000}}, "overlay.hop_cache must be an integer in [16, 8192]"),
+                      ({"overlay": {"down_confirm_ms": 20000}}, "overlay.down_confirm_ms must be in [0, 10000] ms")):
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(cfg, f)
         out = subprocess.run([hudong, "serve", "--listen", "127.0.0.1:%d" % tc.free_port(), "--config", f.name],

@@ -163,6 +163,8 @@ static void test_router_hysteresis(void **st) {
     }
   }
   assert_int_equal(r.changes, 3);
+  assert_int_equal(r.changes_new, 3); /* each change is counted by why */
+  assert_int_equal(r.changes_broken + r.changes_cost + r.changes_gone, 0);
   assert_int_equal(r.cur[C].node[1], first);
   /* the first path's second link dies */
   int other = first == B ? D : B;
@@ -171,6 +173,9 @@ static void test_router_hysteresis(void **st) {
   assert_int_equal(hd_ovl_router_update(&r, &g, now), 1);
   assert_int_equal(r.cur[C].n_hops, 2);
   assert_int_equal(r.cur[C].node[1], other);
+  assert_int_equal(r.changes_broken, 1);
+  assert_int_equal(r.last_why[C], HD_OVL_WHY_BROKEN);
+  assert_string_equal(hd_ovl_why_name(r.last_why[C]), "broken");
   /* it comes back much better: held for HD_OVL_HOLD before switching back */
   g = base;
   set_link(&g, first, C, 5, 0, 0);
@@ -181,11 +186,15 @@ static void test_router_hysteresis(void **st) {
   assert_int_equal(r.cur[C].node[1], other);
   assert_true(hd_ovl_router_update(&r, &g, back + HD_OVL_HOLD) >= 1);
   assert_int_equal(r.cur[C].node[1], first);
+  assert_int_equal(r.last_why[C], HD_OVL_WHY_COST);
+  assert_true(r.changes_cost >= 1);
   /* everything to C dies: the route is gone */
   for (int i = 0; i < g.n; i++)
     g.link[i][C].up = 0;
   assert_true(hd_ovl_router_update(&r, &g, back + 2 * HD_OVL_HOLD) >= 1);
   assert_int_equal(r.cur[C].n_hops, 0);
+  assert_int_equal(r.last_why[C], HD_OVL_WHY_GONE);
+  assert_int_equal(r.changes, r.changes_broken + r.changes_cost + r.changes_new + r.changes_gone);
 }
 
 int main(void) {

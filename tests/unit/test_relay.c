@@ -39,6 +39,7 @@ typedef struct {
   int detour;             /* relays take them */
   int down[N][N];         /* node i's meter says its link to j is down */
   hd_relay_path_t own[N]; /* node i's own route to C (after its fast check) */
+  hd_relay_path_t alt[N]; /* node i's second path to C (n = 0: none) */
   uint64_t detoured;
 } net_t;
 
@@ -137,7 +138,11 @@ static void on_dgram(net_t *n, int at, const uint8_t *d, size_t len) {
   if (h.hop + 1 < h.n_hops) { /* a relay: on to the next hop */
     int nx = idx(h.hops[h.hop + 1]);
     hd_relay_hdr_t dh;
-    if (n->detour && n->down[at][nx] && hd_relay_detour(&h, id(at), id(nx), &n->own[at], &dh) == 0) {
+    /* as room_relay.c detour(): the own route, or while it still starts on
+     * the link (suspect: routes move only when it is down) the second path */
+    if (n->detour && n->down[at][nx] &&
+        (hd_relay_detour(&h, id(at), id(nx), &n->own[at], &dh) == 0 ||
+         (n->alt[at].n && hd_relay_detour(&h, id(at), id(nx), &n->alt[at], &dh) == 0))) {
       uint8_t copy[1600];
       int hl = hd_relay_hdr_write(&dh, copy, sizeof copy);
       assert_true(hl > 0);
@@ -415,7 +420,9 @@ typedef struct {
   hd_ovl_router_t router;
   hd_relay_route_t *route;
   hd_time_t check, next_check, moved_at, dead_at;
-  int routing; /* the meters settled: the control thread's check runs */
+  hd_time_t dup_at; /* media also on the second path (A-B suspect) */
+  int suspect;      /* at the last check */
+  int routing;      /* the meters settled: the control thread's check runs */
 } fast_t;
 static fast_t *g_fast;
 
@@ -439,12 +446,24 @@ static void fast_step(net_t *n) {
   hd_link_meter_stats_t st;
   hd_link_meter_stats(&f->m[0], n->now, &st);
   f->g.link[A][B].up = st.up;
-  if (hd_ovl_router_update(&f->router, &f->g, n->now) > 0) {
+  int suspect = st.up && st.suspect;
+  /* as serve_cluster.c: a route change, or a link becoming or ceasing to be
+   * suspect, hands the worker the route with its disjoint second path, and
+   * all media on that one too while the route's first link is suspect */
+  if (hd_ovl_router_update(&f->router, &f->g, n->now) > 0 || suspect != f->suspect) {
+    f->suspect = suspect;
     const hd_ovl_path_t *o = &f->router.cur[C];
-    hd_relay_path_t p = {.n = 0};
+    hd_relay_path_t p = {.n = 0}, alt = {.n = 0};
     for (int h = 1; h <= o->n_hops; h++)
       p.hop[p.n++] = id(o->node[h]);
-    if (hd_relay_route_set(f->route, &p, NULL, 0, n->now) && f->dead_at && !f->moved_at) f->moved_at = n->now;
+    hd_ovl_path_t a;
+    if (hd_ovl_best_path(&f->g, A, C, HD_OVL_MAX_RELAYS, o, &a) == 0)
+      for (int h = 1; h <= a.n_hops; h++)
+        alt.hop[alt.n++] = id(a.node[h]);
+    if (hd_relay_route_set(f->route, &p, alt.n ? &alt : NULL, 0, n->now) && f->dead_at && !f->moved_at)
+      f->moved_at = n->now;
+    hd_relay_route_dup_all(f->route, suspect && o->node[1] == B);
+    if (suspect && f->dead_at && !f->dup_at) f->dup_at = n->now;
   }
 }
 
@@ -458,7 +477,7 @@ static void blackout_ab(net_t *n, int s) {
   assert_int_equal(hd_netem_link_set(g_fast->dir[1], &dead, n->now), 0);
 }
 
-static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_after) {
+static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_after, hd_time_t *dup_after) {
   net_t *n = test_malloc(sizeof *n);
   net_init(n, 1);
   fast_t *f = test_calloc(1, sizeof *f);
@@ -516,6 +535,7 @@ static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_
   assert_once(n);
   assert_true(f->moved_at > t_dead);
   *moved_after = f->moved_at - t_dead;
+  *dup_after = f->dup_at ? f->dup_at - t_dead : -1;
   hd_time_t gap = max_gap(n, 900, 1500);
   assert_int_equal(r.cur.n, 1); /* now direct */
   hd_netem_link_free(f->dir[0]);
@@ -528,14 +548,19 @@ static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_
 
 static void test_fast_reroute_on_blackout(void **st) {
   (void)st;
-  hd_time_t moved_fast, moved_slow;
-  hd_time_t fast = reroute_gap(0, HD_OVL_CHECK_INTERVAL, &moved_fast);
-  hd_time_t slow = reroute_gap(HD_MS(100), HD_SEC(1), &moved_slow);
-  print_message("A-B dies under A -> B -> C: route moved after %d ms, gap at C %d ms (50 ms probes, "
-                "checked every 25 ms); %d ms / %d ms with 100 ms probes and the 1 s heartbeat only\n",
-                (int)(moved_fast / 1000), (int)(fast / 1000), (int)(moved_slow / 1000), (int)(slow / 1000));
+  hd_time_t moved_fast, moved_slow, dup_fast, dup_slow;
+  hd_time_t fast = reroute_gap(0, HD_OVL_CHECK_INTERVAL, &moved_fast, &dup_fast);
+  hd_time_t slow = reroute_gap(HD_MS(100), HD_SEC(1), &moved_slow, &dup_slow);
+  print_message("A-B dies under A -> B -> C: media also on the direct path after %d ms (A-B suspect), "
+                "route moved after %d ms (down), gap at C %d ms (50 ms probes, checked every 25 ms); "
+                "%d ms / %d ms with 100 ms probes and the 1 s heartbeat only\n",
+                (int)(dup_fast / 1000), (int)(moved_fast / 1000), (int)(fast / 1000),
+                (int)(moved_slow / 1000), (int)(slow / 1000));
   assert_true(fast < HD_MS(500));
-  assert_true(moved_fast <= HD_MS(250));
+  assert_true(dup_fast > 0 && dup_fast <= HD_MS(250));
+  /* the route itself moves only once the suspect link is confirmed down */
+  assert_true(moved_fast >= dup_fast + HD_LINK_METER_DOWN_CONFIRM - HD_MS(50));
+  assert_true(moved_fast <= HD_MS(250) + HD_LINK_METER_DOWN_CONFIRM + HD_MS(50));
   assert_true(slow > fast);
 }
 
@@ -593,8 +618,11 @@ static hd_time_t detour_gap(int detour, uint64_t *detoured) {
       next_check += HD_OVL_CHECK_INTERVAL;
       hd_link_meter_stats_t st;
       hd_link_meter_stats(&f->m[0], n->now, &st);
-      n->down[B][C] = !st.up && st.last_echo;
-      if (n->down[B][C]) n->own[B] = path(2, A, C, 0);
+      /* B's fast check: suspect already takes the detour, on B's second
+       * path; down moves B's own route */
+      n->down[B][C] = (!st.up || st.suspect) && st.last_echo;
+      n->alt[B] = path(2, A, C, 0);
+      if (!st.up && st.last_echo) n->own[B] = path(2, A, C, 0);
     }
     step(n);
     n->now += HD_MS(1);
