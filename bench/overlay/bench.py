@@ -172,6 +172,8 @@ def phase_failure(bed, seconds):
             r0 = next((r for r in bed.links("A").get("routes", []) if r.get("to") == "C"), {})
             extra["alt_before"] = r0.get("alt")
             extra["dup_audio_before"] = r0.get("dup_audio")
+            # C's counts for media from A (dedup_dropped: copies that came twice)
+            extra["c_relay_from_a_at_kill"] = bed.link("C", "A").get("relay")
         elif "killed" not in state and now >= 4 and "b" not in state:
             state["b"] = relay_bytes(bed)
         elif "killed" in state and "moved" not in state:
@@ -188,6 +190,7 @@ def phase_failure(bed, seconds):
                 state["moved"] = time.time()
                 extra["route_moved_s"] = round(state["moved"] - state["killed"], 3)
                 extra["route_after"] = r
+                extra["c_relay_from_a_at_move"] = bed.link("C", "A").get("relay")
 
     row = media_run(bed, "failure", seconds, during)
     row.setdefault("route_moved_s", None)
@@ -211,6 +214,7 @@ def phase_schedule(bed, seconds):
             if r is not None and (r or [None])[0] != "B":
                 extra["route_moved_s"] = round(time.time() - done[0]["wall"], 3)
                 extra["route_after"] = r
+                extra["c_relay_from_a_at_move"] = bed.link("C", "A").get("relay")
 
     row = media_run(bed, "schedule", seconds, during)
     row["route_changes_A"] = bed.route("A", "C")[1] - changes0
