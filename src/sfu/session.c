@@ -725,7 +725,8 @@ int hd_session_layer_order(const hd_session_t *pub, int head, hd_time_t now, int
 
 /* The playout delay asked of a viewer for video track t (HD_SESSION_PLAYOUT_*):
  * from the share of the source's packets that arrived as repairs since the
- * last evaluation, and the round trips of both legs. */
+ * last evaluation and the loss the viewer reports on its own leg, and the
+ * round trips of both legs: long enough for one repair on either leg. */
 static void update_playout_delay(const hd_session_t *v, hd_out_track_t *t, const hd_in_track_t *src) {
   if (!t->ext_playout_delay || !src) return;
   if (src->packets < t->pd_packets || src->repairs < t->pd_repairs) { /* another source since */
@@ -739,12 +740,16 @@ static void update_playout_delay(const hd_session_t *v, hd_out_track_t *t, const
     t->pd_packets = src->packets;
     t->pd_repairs = src->repairs;
   }
-  hd_time_t want = 0;
-  if (g_playout && t->pd_loss_q8 >= HD_SESSION_PLAYOUT_LOSSY_Q8) {
+  hd_time_t want = 0, own_rtt = v->rtt > 0 ? v->rtt : HD_MS(100);
+  if (g_playout && t->pd_loss_q8 >= HD_SESSION_PLAYOUT_LOSSY_Q8) { /* the publisher's leg */
     hd_time_t up = src->nack_enabled ? src->nack.rtt : HD_MS(100);
-    want = up + (v->rtt > 0 ? v->rtt : HD_MS(100)) + HD_SESSION_PLAYOUT_SLACK;
-    if (want > HD_SESSION_PLAYOUT_MAX) want = HD_SESSION_PLAYOUT_MAX;
+    want = up + own_rtt + HD_SESSION_PLAYOUT_SLACK;
   }
+  if (g_playout && v->loss_q8 >= HD_SESSION_PLAYOUT_LOSSY_Q8) { /* the viewer's own */
+    hd_time_t own = own_rtt + HD_SESSION_PLAYOUT_DETECT + HD_SESSION_PLAYOUT_SLACK;
+    if (own > want) want = own;
+  }
+  if (want > HD_SESSION_PLAYOUT_MAX) want = HD_SESSION_PLAYOUT_MAX;
   unsigned ms = (unsigned)(want / 1000);
   /* in 10 ms steps (the extension's unit), and only when it moved by more
    * than one: each change makes the receiver re-time its buffer. Once
@@ -752,8 +757,10 @@ static void update_playout_delay(const hd_session_t *v, hd_out_track_t *t, const
    * bounds it saw; min 0 lifts the floor again) */
   unsigned cur = t->playout_min_ms / 10u;
   if ((ms == 0 || ms / 10 > cur + 1 || ms / 10 + 1 < cur) && t->playout_min_ms != ms / 10 * 10) {
-    HD_LOGD("sfu", "session %s: track %s playout delay %u -> %u ms (repaired %u/256 of the source)", v->id,
-            t->mid, (unsigned)t->playout_min_ms, ms / 10 * 10, (unsigned)t->pd_loss_q8);
+    HD_LOGD(
+        "sfu",
+        "session %s: track %s playout delay %u -> %u ms (repaired %u/256 of the source, own leg lost %u/256)",
+        v->id, t->mid, (unsigned)t->playout_min_ms, ms / 10 * 10, (unsigned)t->pd_loss_q8, v->loss_q8);
     t->playout_min_ms = (uint16_t)(ms / 10 * 10);
   }
   if (t->playout_min_ms) t->playout_on = 1;

@@ -66,8 +66,8 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 /* a publisher leg our reports show losing >= 10% (x/256): our NACKs to it go twice */
 #define HD_SESSION_NACK_TWICE_Q8 26
 /* Playout delay (the playout-delay header extension, where the viewer
- * negotiated it): a browser sizes its jitter buffer from its own leg, but a
- * packet lost on the publisher's leg is repaired over that leg first. When
+ * negotiated it): a packet lost on the publisher's leg is repaired over
+ * that leg first, which the viewer's jitter buffer knows nothing of. When
  * at least this share (x/256, ~8%) of a video source's packets arrive as
  * repairs, the viewer is asked to wait at least both legs' round trips plus
  * HD_SESSION_PLAYOUT_SLACK (capped at HD_SESSION_PLAYOUT_MAX) before it
@@ -77,6 +77,20 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_PLAYOUT_LOSSY_Q8 20
 #define HD_SESSION_PLAYOUT_SLACK HD_MS(30)
 #define HD_SESSION_PLAYOUT_MAX HD_MS(400)
+/* The viewer's own leg: Chrome as a receive-only viewer behaves as if it
+ * knew no RTT (measured: NACK retries every ~100 ms, its default, and a jitter
+ * buffer target of 12-40 ms), so a frame that waits for a repair of a packet
+ * lost on the viewer's leg comes late; Chrome then drops it, and the frames
+ * that reference it, once a newer frame can be decoded (framesDropped 32-43
+ * per 25 s), and that gap is a freeze (7-12% stall at 20% loss with a clean
+ * publisher, docs/performance.md). So when the viewer's own reports (RR
+ * fraction lost, counted before repair) show at least
+ * HD_SESSION_PLAYOUT_LOSSY_Q8, it is asked for at least its leg's RTT +
+ * HD_SESSION_PLAYOUT_DETECT + HD_SESSION_PLAYOUT_SLACK: the time one repair
+ * takes from the moment the receiver can see the gap. The lost last packet
+ * of a frame shows only when the next frame starts: one frame interval,
+ * 67 ms at 15 fps. */
+#define HD_SESSION_PLAYOUT_DETECT HD_MS(70)
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
  * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
