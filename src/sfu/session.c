@@ -1001,6 +1001,7 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
       if (s->bwe && s->bwe->twcc_seen)
         t = hd_time_min(t, s->cluster.id ? s->cluster.next_tick : hd_bwe_next_timeout(s->bwe));
       if (s->pacer) t = hd_time_min(t, hd_pacer_next_timeout(s->pacer));
+      t = hd_time_min(t, hd_session_tail_probe_at(s));
     }
     for (int i = 0; i < s->n_in; i++) {
       const hd_in_track_t *in = &s->in[i];
@@ -1177,6 +1178,7 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
     }
   }
   if (s->pacer) hd_session_pace_flush(s, now, c); /* due media first: a probe behind it is refused */
+  if (s->kind != HD_SESSION_PUBLISH && s->n_out) hd_session_tail_probe(s, pub, now, c);
   if (s->kind != HD_SESSION_PUBLISH && s->n_out && now >= s->next_alloc) {
     hd_session_allocate(s, pub, now, c);
     s->next_alloc = now + HD_SESSION_ALLOC_INTERVAL;

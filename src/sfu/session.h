@@ -91,6 +91,14 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
  * of a frame shows only when the next frame starts: one frame interval,
  * 67 ms at 15 fps. */
 #define HD_SESSION_PLAYOUT_DETECT HD_MS(70)
+/* Tail-loss probe (as TCP's, RFC 8985 §7): the lost last packet of a frame
+ * shows only when the next packet arrives, and a publisher whose encoder
+ * skips frames (a loaded host: 150-290 ms gaps measured) leaves the viewer
+ * without one. When nothing follows the last packet of a video frame within
+ * HD_SESSION_PLAYOUT_DETECT on a lossy viewer leg, the node resends it (as a
+ * NACK would have it), so that detection never takes longer than the playout
+ * floor above allows for. */
+#define HD_SESSION_TAIL_PROBE HD_SESSION_PLAYOUT_DETECT
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
  * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
@@ -210,6 +218,10 @@ typedef struct {
    * viewer without RTX); created on the first packet, NULL otherwise. A
    * resend under the same SRTP index is this copy or nothing. */
   hd_resend_cache_t *sent;
+  /* the last packet sent on the media SSRC ended a frame (RTP marker): its seq
+   * and when it left, 0 when something followed (HD_SESSION_TAIL_PROBE) */
+  uint16_t tail_seq;
+  hd_time_t tail_at;
   /* per-viewer resend limit: out seq -> when last retransmitted (slot seq & mask) */
   uint16_t rtx_hist_seq[HD_OUT_RTX_HIST];
   hd_time_t rtx_hist_at[HD_OUT_RTX_HIST];
@@ -294,6 +306,7 @@ typedef struct {
    * keyframe requests made because a loss could not be repaired in time */
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
   uint64_t repairs_doubled; /* repairs sent a second time to a lossy viewer leg */
+  uint64_t tail_probes;     /* last packets of frames resent unasked (HD_SESSION_TAIL_PROBE) */
   uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
   uint64_t fec_received, fec_recovered; /* FlexFEC repair packets from publishers, media packets rebuilt */
   uint64_t nacks_doubled;               /* NACK messages sent twice to a publisher whose leg loses >= 10% */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "sfu/session_resend.h"
 
 static int g_pacer = 1;
 static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
@@ -123,6 +124,7 @@ static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n,
   }
   int rc = before_commit(t, out, n, exact, now, c);
   if (rc < 0) return rc;
+  hd_session_note_sent(t, out, n, now); /* before SRTP seals it */
   rc = hd_peer_tx_commit(&v->peer, n, 0);
   if (rc < 0) return rc;
   if (!exact) tw_sent(v, t, n, now); /* an exact resend carries the first send's transport-wide seq */
@@ -175,7 +177,12 @@ void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t
     memcpy(out, k->data, len);
     if (!exact) restamp(v, t, out, len, now);
     hd_pacer_sent(v->pacer, now);
-    if (before_commit(t, out, len, exact, now, c) < 0 || hd_peer_tx_commit(&v->peer, len, 0) < 0) {
+    if (before_commit(t, out, len, exact, now, c) < 0) {
+      if (c) c->pacer_dropped++;
+      continue;
+    }
+    hd_session_note_sent(t, out, len, now);
+    if (hd_peer_tx_commit(&v->peer, len, 0) < 0) {
       if (c) c->pacer_dropped++;
       continue;
     }
