@@ -119,6 +119,10 @@ try {
 } catch (e) {
   console.error(String(e.message).slice(0, 3000));
   for (const n of allNodes) console.error(`---- ${n.id} log (tail)\n${n.log().split('\n').filter((l) => !/quality|http:/.test(l)).slice(-40).join('\n')}`);
+  if (process.env.FAILOVER_LOGS) { /* every node's whole log, to see which side lacks what */
+    mkdirSync(process.env.FAILOVER_LOGS, { recursive: true });
+    for (const n of allNodes) writeFileSync(path.join(process.env.FAILOVER_LOGS, `${n.id}.log`), n.log());
+  }
   process.exitCode = 1;
 } finally {
   await browser.close().catch(() => {});

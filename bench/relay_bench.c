@@ -55,7 +55,7 @@ static void setup(bench_t *b, size_t size) {
   static const uint8_t secret[32] = "relay bench cluster secret......";
   memset(b, 0, sizeof *b);
   for (int i = 0; i < 3; i++)
-    if (hd_link_self_init(&b->self[i], names[i], secret, sizeof secret, 1000 + (uint64_t)i) < 0) exit(1);
+    if (hd_link_self_init(&b->self[i], names[i], secret, sizeof secret, 1000 + (uint64_t)i, 0) < 0) exit(1);
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++)
       if (i != j && hd_link_peer_init(&b->peer[i][j], &b->self[i], names[j]) < 0) exit(1);

@@ -152,7 +152,8 @@ typedef struct {
   uint64_t retransmitted_packets;      /* [W3C retransmittedPacketsReceived / ...Sent] RTX packets */
   uint64_t packets_lost_before_repair; /* remote video: seqs found missing on arrival (before NACK) */
   double loss_before_repair_pct;       /* ... over packets expected */
-  double loss_after_repair_pct;        /* remote: lost after repair over expected (= packetsLost) */
+  double loss_after_repair_pct;        /* remote: lost after NACK and FEC repair over expected (packetsLost
+                                        * less fec_packets_recovered: rebuilt packets are not received ones) */
   /* video, remote */
   uint64_t frames_decoded;              /* [W3C framesDecoded] */
   uint64_t frames_dropped;              /* [W3C framesDropped] dropped before decode, or decoded but due
@@ -270,7 +271,8 @@ typedef struct {
   double tone_hz; /* SOURCE_TONE: frequency (default 440) */
   /* video */
   int width, height, fps; /* default 640x360 @ 30 */
-  unsigned bitrate_bps;   /* start bitrate; default 300000, then the send-side estimate on the node's
+  unsigned bitrate_bps;   /* start bitrate; default 300000 (at most what 90% of the estimator's 300 kbit/s
+                             start rate leaves after audio), then the send-side estimate on the node's
                              transport-wide feedback (or its REMB), capped by max_video_bps */
   int simulcast;          /* 1 = on, 0 (default) / -1 = off. On: the track is sent as 2 layers "h","f" (half,
                              full size) from 360p, 3 "q","h","f" from 540p, each its own VP8 encoder; the node

@@ -18,6 +18,11 @@ typedef struct {
   char **tail; /* entries after the snapshot, in order */
   size_t n_tail, cap_tail;
   uint64_t used; /* LRU stamp */
+  /* cluster sharing (hd_board_share_t) */
+  int dirty;             /* changed since its last share */
+  int64_t shared_at_ms;  /* wall ms of the last share */
+  int64_t checked_at_ms; /* wall ms of the last look at the shared snapshot */
+  int too_big;           /* its snapshot was over share.max_bytes (logged once) */
 } slot_t;
 
 struct hd_board_server {
@@ -204,6 +209,83 @@ int hd_board_channel(char *out, size_t cap, const char *room, const char *board)
   return n < 0 || (size_t)n >= cap || n > HD_RTM_MAX_CHANNEL ? HD_EINVAL : 0;
 }
 
+/* ---- sharing with the cluster (docs/whiteboard.md "Multi-node") ---- */
+
+/* Shares t's board now (its newest snapshot text). */
+static void share_now(hd_board_server_t *s, slot_t *t, int64_t wall_ms) {
+  int64_t seq = hd_board_seq(t->b);
+  char *text = t->snap_seq == seq && t->snap ? NULL : hd_board_snapshot(t->b);
+  const char *snap = text ? text : t->snap;
+  t->dirty = 0;
+  t->shared_at_ms = wall_ms;
+  if (!snap) {
+    t->dirty = 1; /* out of memory: next time */
+    return;
+  }
+  size_t len = strlen(snap);
+  if (len > s->cfg.share.max_bytes) {
+    if (!t->too_big++)
+      HD_LOGW("board",
+              "board %s: its state (%zu bytes) is over board.share_max_kb (%zu KiB): not shared with the "
+              "cluster, so a node taking it over would start from its own store",
+              t->ch, len, s->cfg.share.max_bytes / 1024);
+  } else if (s->cfg.share.put(s->cfg.share.ud, t->app, t->ch, seq, snap, len) >= 0) {
+    s->st.shared++;
+  } else {
+    t->dirty = 1; /* Redis away: again at the next flush */
+  }
+  free(text);
+}
+
+void hd_board_server_set_share(hd_board_server_t *s, const hd_board_share_t *share) { s->cfg.share = *share; }
+
+void hd_board_server_share_flush(hd_board_server_t *s, int64_t wall_ms) {
+  if (!s->cfg.share.put) return;
+  for (size_t i = 0; i < s->n_slots; i++) {
+    slot_t *t = s->slots[i];
+    if (t->dirty && wall_ms - t->shared_at_ms >= s->cfg.share.every_ms) share_now(s, t, wall_ms);
+  }
+}
+
+/* Before an operation on t (this node owns the board now): if the cluster's
+ * shared snapshot is newer than t's state, another node held the board
+ * meanwhile (this node takes it over from a dead owner): t starts from that
+ * snapshot, stored here as t's newest. */
+static void share_check(hd_board_server_t *s, slot_t *t, int64_t wall_ms) {
+  if (!s->cfg.share.get || (t->checked_at_ms && wall_ms - t->checked_at_ms < HD_BOARD_SHARE_CHECK_MS)) return;
+  t->checked_at_ms = wall_ms;
+  int64_t seq = 0, mine = hd_board_seq(t->b);
+  char *text = NULL;
+  if (s->cfg.share.get(s->cfg.share.ud, t->app, t->ch, mine, &seq, &text) < 0) return;
+  hd_board_t *b = NULL;
+  if (seq > mine && hd_board_new(&b, &s->cfg.lim) == 0 &&
+      hd_board_load_snapshot(b, text, strlen(text)) == 0 && hd_board_seq(b) == seq) {
+    hd_board_free(t->b);
+    t->b = b;
+    b = NULL;
+    if (snapshot(s, t) < 0) { /* the store lacks it; the board in memory is right */
+      char *snap = hd_board_snapshot(t->b);
+      if (snap) {
+        free(t->snap);
+        t->snap = snap;
+        t->snap_seq = seq;
+        tail_clear(t);
+      }
+    }
+    s->st.adopted++;
+    HD_LOGI("board",
+            "board %s: taken over from the cluster's shared snapshot at seq %" PRId64
+            " (this node had %" PRId64 ")",
+            t->ch, seq, mine);
+  } else if (seq > mine) {
+    HD_LOGW("board",
+            "board %s: the cluster's shared snapshot (seq %" PRId64 ") is unreadable; kept this node's",
+            t->ch, seq);
+  }
+  hd_board_free(b);
+  free(text);
+}
+
 int hd_board_server_pub_hook(void *ud, const hd_rtm_hook_pub_t *p, char **out, char *msg, size_t msgcap) {
   hd_board_server_t *s = ud;
   const char *rest = p->ch + strlen(HD_BOARD_PREFIX), *colon = strrchr(rest, ':');
@@ -221,6 +303,7 @@ int hd_board_server_pub_hook(void *ud, const hd_rtm_hook_pub_t *p, char **out, c
                               : "cannot load the board: store failure");
     return err == HD_ENOSPC ? HD_RTM_ERR_FULL : HD_RTM_ERR_INTERNAL;
   }
+  share_check(s, t, p->wall_ms);
   hd_board_err_t e = {0};
   char *entry = NULL;
   int rc = hd_board_op(t->b, p->user, p->writer, p->data, p->len, p->wall_ms, &entry, &e);
@@ -241,6 +324,10 @@ int hd_board_server_pub_hook(void *ud, const hd_rtm_hook_pub_t *p, char **out, c
             hd_board_seq(t->b), t->ch);
   }
   if (tail_push(t, entry) < 0 || t->n_tail >= (size_t)s->cfg.snapshot_every) snapshot(s, t);
+  if (s->cfg.share.put) {
+    t->dirty = 1;
+    if (p->wall_ms - t->shared_at_ms >= s->cfg.share.every_ms) share_now(s, t, p->wall_ms);
+  }
   *out = entry;
   return 0;
 }

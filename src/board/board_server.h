@@ -18,17 +18,37 @@
 #define HD_BOARD_DEFAULT_MAX_IMAGE (1 << 20) /* uploaded image bytes */
 #define HD_BOARD_LOG_MAX 1000                /* entries per replay page */
 
+/* In a cluster (docs/whiteboard.md "Multi-node"), a board's state shared
+ * with the other nodes (io/board_redis.h), so that the node taking a board
+ * over from a dead owner starts from it. get: 0 with the shared snapshot
+ * (text malloc'd) and its seq when it is newer than `have`, HD_ENOTFOUND
+ * when there is none newer, or < 0; put: shares text at seq (>= 0 done or
+ * refused as older, < 0 failed). */
+typedef struct {
+  int (*get)(void *ud, const char *app, const char *ch, int64_t have, int64_t *seq, char **text);
+  int (*put)(void *ud, const char *app, const char *ch, int64_t seq, const char *text, size_t len);
+  void *ud;
+  int every_ms;     /* a changed board is shared at most this often (board.share_every_ms) */
+  size_t max_bytes; /* a bigger snapshot is not shared (board.share_max_kb) */
+} hd_board_share_t;
+/* The owner checks the shared snapshot at most this often per board, before
+ * an operation: a node that takes a board over (the owner's registry entry
+ * gone, >= 3 s without its heartbeat) so sees the newest state first. */
+#define HD_BOARD_SHARE_CHECK_MS 1000
+
 typedef struct {
   hd_board_store_t *store; /* required; not owned */
   hd_board_limits_t lim;
   int snapshot_every, max_boards; /* 0 = default */
+  hd_board_share_t share;         /* .get NULL: a node alone */
 } hd_board_server_config_t;
 
 typedef struct hd_board_server hd_board_server_t;
 
 typedef struct {
   uint64_t ops, ephemeral, refused, store_errors, loads, evictions, snapshots;
-  uint64_t boards; /* gauge */
+  uint64_t shared, adopted; /* snapshots shared with the cluster; boards taken over from one */
+  uint64_t boards;          /* gauge */
 } hd_board_stats_t;
 
 int hd_board_server_new(hd_board_server_t **out, const hd_board_server_config_t *cfg);
@@ -51,6 +71,11 @@ int hd_board_server_log(hd_board_server_t *s, const char *app, const char *ch, i
 int hd_board_channel(char *out, size_t cap, const char *room, const char *board);
 
 void hd_board_server_stats(const hd_board_server_t *s, hd_board_stats_t *out);
+/* Shares the boards changed since their last share and due (share.every_ms)
+ * at wall_ms; call it about every share.every_ms. */
+void hd_board_server_share_flush(hd_board_server_t *s, int64_t wall_ms);
+/* Turns sharing on (once, before the first operation). */
+void hd_board_server_set_share(hd_board_server_t *s, const hd_board_share_t *share);
 int hd_board_server_metrics_text(const hd_board_server_t *s, char *buf, size_t cap);
 
 #endif

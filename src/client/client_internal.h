@@ -202,6 +202,9 @@ void cl_apply_send_rate(hd_client_t *c, uint64_t bps);
 /* The Opus rate audio protection plans from: the configured one, capped so
  * that audio and its RED copies stay within a share of the send estimate. */
 uint64_t cl_audio_base_bps(const hd_client_t *c);
+/* A receiver report on audio track l: its FEC, RED depth and Opus rate
+ * follow (rtc/audio_protect.h) from base_bps (cl_audio_base_bps). */
+void cl_audio_adapt(cl_local_t *l, double fraction_lost, uint64_t base_bps);
 /* Simulcast: the rids of l's layers (lowest first), and publish_layers. */
 const char *const *cl_sim_rids(const cl_local_t *l);
 void cl_sim_set_active(cl_local_t *l, const char *const *rids, int n);

@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/rand.h"
 #include "client/client_internal.h"
+#include "rtc/bwe.h"
 #include "proto/rtcp.h"
 
 #define VIDEO_MIN_BPS 50000
@@ -44,6 +45,8 @@
 #define CL_AUDIO_SHARE_MAX 0.4
 
 /* ---- local tracks ---- */
+
+static void budget_video(hd_client_t *c, uint64_t bps);
 
 int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
   cl_local_t *l = &c->local[i];
@@ -115,6 +118,18 @@ int cl_local_init(hd_client_t *c, int i, const hd_client_publish_t *o) {
   l->used = 1;
   l->pc_track = -1;
   l->force_key = 1;
+  if (!c->send_rate_bps) {
+    /* Before the first estimate the pc's estimator assumes its start rate
+     * (rtc/bwe.h): video gets what that leaves after audio, as it will once
+     * the estimate comes. The configured video bitrate (300 kbit/s) beside
+     * audio at its start-up RED depth (5 x ~26 kbit/s) put ~430 kbit/s on
+     * the wire for the first feedback round trips; on a 300 kbit/s path that
+     * filled the bottleneck queue and the first seconds of audio waited
+     * behind it (unit/test_client_narrow_audio). */
+    hd_bwe_config_t bc;
+    hd_bwe_config_init(&bc);
+    budget_video(c, bc.start_bps);
+  }
   return 0;
 fail:
   HD_LOGW("client", "publish: cannot set up the %s track: %s", l->source, hd_strerror(rc));
@@ -182,7 +197,7 @@ uint64_t cl_audio_base_bps(const hd_client_t *c) {
 
 /* The receiver's report on what we send sets the Opus FEC's expected loss,
  * the RED depth and the Opus bitrate (rtc/audio_protect.h). */
-static void audio_adapt(cl_local_t *l, double fraction_lost, uint64_t base_bps) {
+void cl_audio_adapt(cl_local_t *l, double fraction_lost, uint64_t base_bps) {
   if (hd_audio_protect_report(&l->protect, fraction_lost, base_bps) != 1) return;
   const hd_audio_protect_t *p = &l->protect;
   l->red_depth = p->red_depth;
@@ -214,7 +229,7 @@ static void encode_audio(hd_client_t *c, cl_local_t *l, hd_time_t now) {
   uint64_t reports;
   if (hd_pc_track_loss_report(c->s->pc[0], l->pc_track, &fl, &reports) == 0 && reports != l->reports_seen) {
     l->reports_seen = reports; /* a new receiver report: adapt at once, not at the next stats tick */
-    audio_adapt(l, fl, cl_audio_base_bps(c));
+    cl_audio_adapt(l, fl, cl_audio_base_bps(c));
   }
   uint8_t red[HD_PC_MAX_PAYLOAD];
   uint8_t red_pt = hd_pc_track_red_pt(c->s->pc[0], l->pc_track);
@@ -526,8 +541,9 @@ void cl_sim_split(cl_local_t *l) {
   }
 }
 
-void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
-  c->send_rate_bps = bps;
+/* Shares bps (the send estimate) between the video tracks, after audio with
+ * its RED copies. */
+static void budget_video(hd_client_t *c, uint64_t bps) {
   int nv = 0;
   int64_t audio = 0;
   for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++)
@@ -556,6 +572,11 @@ void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
     if (l->venc_ok) hd_vp8_enc_set_bitrate(&l->vp8, (int)t);
     cl_sim_split(l);
   }
+}
+
+void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
+  c->send_rate_bps = bps;
+  budget_video(c, bps);
 }
 
 /* ---- remote tracks ---- */
@@ -991,7 +1012,10 @@ void cl_stats(hd_client_t *c, hd_time_t now, int emit) {
       t->fec_packets_received = p->fec_received; /* FlexFEC: video only */
       t->fec_packets_recovered = p->fec_recovered;
       t->loss_before_repair_pct = exp ? 100.0 * (double)p->missing / (double)exp : 0;
-      t->loss_after_repair_pct = t->loss_pct;
+      /* after NACK and FlexFEC repair: a packet rebuilt from FEC is missing
+       * from the RTP statistics (our reports give the loss before it) */
+      int64_t left = t->packets_lost - (int64_t)p->fec_recovered;
+      t->loss_after_repair_pct = exp && left > 0 ? 100.0 * (double)left / (double)exp : 0;
       if (p->repair_rtt > 0) t->rtt_ms = (double)p->repair_rtt / 1000.0;
     }
     t->round_trip_time = t->rtt_ms >= 0 ? t->rtt_ms / 1000 : -1;

@@ -570,6 +570,7 @@ const char *hd_pc_error(const hd_pc_t *pc) {
 }
 int hd_pc_ice_controlling(const hd_pc_t *pc) { return pc->controlling; }
 int hd_pc_dtls_client(const hd_pc_t *pc) { return pc->dtls_client; }
+int hd_pc_fec_enabled(const hd_pc_t *pc) { return pc && !pc->cfg.no_fec; }
 uint64_t hd_pc_send_rate_target(const hd_pc_t *pc) { return pc->remb_bps; }
 const struct sockaddr *hd_pc_remote_addr(const hd_pc_t *pc, socklen_t *len) {
   if (pc->selected < 0) return NULL;

@@ -369,6 +369,8 @@ const char *hd_pc_error(const hd_pc_t *pc);
 int hd_pc_ice_controlling(const hd_pc_t *pc);
 /* 1 if we are the DTLS client (meaningful once the remote description is applied). */
 int hd_pc_dtls_client(const hd_pc_t *pc);
+/* 1 if this pc offers/accepts FlexFEC on video (not no_fec, not HUDONG_FEC=0). */
+int hd_pc_fec_enabled(const hd_pc_t *pc);
 /* The selected remote address (NULL until ICE found one). */
 const struct sockaddr *hd_pc_remote_addr(const hd_pc_t *pc, socklen_t *len);
 /* Fills *out at `now`. */

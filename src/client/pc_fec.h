@@ -2,17 +2,13 @@
  * grouping and the receive-side recovery around the sans-IO core in
  * rtc/flexfec.h. Not a public interface (pc.c / pc_sdp.c / pc_media.c).
  *
- * Send: each video packet of layer 0 joins the current group; the group is
- * closed with one repair packet on the track's FEC SSRC when it holds
- * hd_flexfec_plan(loss, rtt) packets, or at the end of a frame once it is at
- * least half full and holds two (a frame's repair is not held back for the
- * next frame; a smaller group carries over into it). The loss is the
- * peer's reports on the media stream smoothed (PC_FEC_LOSS_GAIN per report:
- * the loss of one ~1 s report swings by several points, and one unlucky
- * report turned FEC on at 5% loss; the node's receiver reports count the
- * media SSRC only: loss before repair), the RTT the pc's (none when the peer
- * does not NACK: FEC is then the only repair). Group 0 (little loss, or a
- * round trip short enough for NACK): nothing is sent.
+ * Send: each video packet of layer 0 goes to the shared sender
+ * (rtc/flexfec_send.h: the plan from the peer's smoothed reports and the
+ * RTT, the grouping, the repair packet with a transport-wide seq extension
+ * for the pacer to stamp); its repair packets go on the track's FEC SSRC.
+ * The node protects its viewers' video with the same sender
+ * (sfu/session_fec.h). The node's receiver reports count the media SSRC
+ * only: loss before repair.
  *
  * Receive: every media packet of the protected stream (original, RTX
  * unwrapped) goes into the decoder; a repair packet that leaves exactly one
@@ -29,27 +25,23 @@
 #include "base/time.h"
 #include "client/pc_internal.h"
 #include "rtc/flexfec.h"
+#include "rtc/flexfec_send.h"
 
 #define PC_FEC_GROUP_MAX HD_FLEXFEC_MAX_GROUP
 
 typedef struct pc_fec {
-  /* send */
-  uint8_t pkts[PC_FEC_GROUP_MAX][HD_FLEXFEC_PKT_MAX];
-  size_t lens[PC_FEC_GROUP_MAX];
-  int n;       /* packets in the open group */
-  int group;   /* current plan: packets per repair packet, 0 = none */
-  double loss; /* the peer's reported loss, smoothed; < 0 none yet */
+  hd_flexfec_send_t send;
   /* receive (allocated with the first repair packet) */
   hd_flexfec_dec_t *dec;
 } pc_fec_t;
 
 /* Media packet pkt (plain RTP, before SRTP) of a FEC-protected track is
  * being sent; marker: the frame's last packet. Returns the length of a
- * repair packet written to out (to send on t's FEC SSRC), 0 for none, or a
+ * repair packet written to out (to send on t's FEC SSRC; it carries t's
+ * transport-wide seq extension, zero, when negotiated), 0 for none, or a
  * negative error. */
 int pc_fec_sent(const hd_pc_t *pc, pc_trx_t *t, const uint8_t *pkt, size_t len, int marker, uint8_t *out,
                 size_t cap);
-#define PC_FEC_LOSS_GAIN 0.5
 /* The peer reported `loss` (0..1) on t's media stream (a FEC-protected
  * track): it goes into the smoothed loss FEC is planned from. */
 void pc_fec_on_report(pc_trx_t *t, double loss);

@@ -186,11 +186,22 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
   if (rc < 0) return rc;
   t->st.packets_sent++;
   t->st.bytes_sent += p->len;
-  if (fl > 0) { /* paced behind the media, no transport-wide seq of its own */
+  if (fl > 0) {
+    /* paced behind the media, with a transport-wide seq of its own: the
+     * estimator must see the repair bytes acknowledged, or it reads the
+     * link's rate low by their share (issue 13 item 4) */
     pc->tx_paced = 1;
     pc->tx_rtp_len = (size_t)fl;
+    uint16_t off = twcc_offset(t, fpk, (size_t)fl);
+    if (off && pc_pace_rate(pc)) {
+      pc->tx_twcc_off = off; /* stamped as it leaves */
+    } else if (off) {
+      pc->tx_twcc = pc->bwe ? pc->twcc_seq : -1;
+      hd_rtp_twcc_seq_write(fpk + off, pc->twcc_seq++);
+    }
     if (protect_and_send(pc, fpk, (size_t)fl, sizeof fpk, 0) == 0) t->st.fec_sent++;
     pc->tx_paced = 0;
+    pc->tx_twcc = -1;
   }
   return 0;
 }
@@ -572,6 +583,8 @@ static void on_rtp_pkt(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t no
     return;
   }
   pc_trx_t *t = &pc->tr[i];
+  /* every stamped packet, probe padding and FlexFEC repair packets included */
+  if (!recovered) twcc_record(pc, t, &h, now);
   if (is_rtx == 2) { /* a FlexFEC repair packet */
     t->st.fec_received++;
     /* While repair packets come, a hole waits for its group's repair packet
@@ -594,8 +607,7 @@ static void on_rtp_pkt(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t no
     }
     return;
   }
-  if (!recovered) twcc_record(pc, t, &h, now); /* every stamped packet, probe padding included */
-  const uint8_t *plain = buf;                  /* the media packet, RTX unwrapped */
+  const uint8_t *plain = buf; /* the media packet, RTX unwrapped */
   size_t plain_len = len;
   uint8_t orig[PC_DGRAM_MAX];
   if (is_rtx) {

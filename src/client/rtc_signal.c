@@ -499,6 +499,8 @@ int hd_rtc_signal_join(hd_rtc_signal_t *s, hd_time_t now) {
                         !s->cfg.no_auto_subscribe);
   if (m && s->name) json_object_set_new(m, "name", json_string(s->name));
   if (m && s->metadata) json_object_set_new(m, "metadata", json_string(s->metadata));
+  /* our subscriber pc decodes FlexFEC: the node then offers it on video (issue 13 item 4) */
+  if (m && s->cfg.sub_pc && hd_pc_fec_enabled(s->cfg.sub_pc)) json_object_set_new(m, "flexfec", json_true());
   int rc = send_json(s, m, 1);
   if (rc == 0) {
     s->state = HD_RTC_SIGNAL_JOINING;

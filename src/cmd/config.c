@@ -21,7 +21,13 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtc_port = 7881;
   c->max_sessions = 1000;
   hd_overlay_params_default(&c->overlay);
-  c->max_sessions_per_app = 0; /* 0: max_sessions with one app, half of it with two or more */
+  c->board_share_every_ms = 1000; /* docs/whiteboard.md "Multi-node" */
+  c->board_share_max_kb = 1024;
+  c->board_share_ttl_s = 86400;
+  c->cluster_sid_wait_ms = 2000;   /* HD_ROOM_SID_WAIT */
+  c->cluster_room_ttl_ms = 30000;  /* HD_CLUSTER_ROOM_TTL_MS */
+  c->cluster_reap_grace_ms = 5000; /* HD_CLUSTER_REAP_GRACE_MS */
+  c->max_sessions_per_app = 0;     /* 0: max_sessions with one app, half of it with two or more */
   c->max_sessions_per_identity = 20;
   c->max_viewers = 500;
   c->body_cap = 64 * 1024;
@@ -204,6 +210,7 @@ static const char *const known_keys[] = {"listen",
                                          "labels",
                                          "peer_addrs",
                                          "overlay",
+                                         "cluster",
                                          "announce_url",
                                          "drain_grace_s",
                                          "egress_dir",
@@ -352,6 +359,38 @@ static int load_overlay(hd_config_t *c, json_t *o, char *err, size_t errcap) {
   return 0;
 }
 
+/* "cluster": room timing in a cluster (docs/operations.md "Cluster timing"). */
+static const char *const cluster_keys[] = {"sid_wait_ms", "room_ttl_ms", "reap_grace_ms"};
+
+static int load_cluster(hd_config_t *c, json_t *o, char *err, size_t errcap) {
+  static const char doc[] = "docs/operations.md \"Cluster timing\"";
+  if (check_keys_doc(o, "cluster", cluster_keys, sizeof cluster_keys / sizeof cluster_keys[0], doc, err,
+                     errcap))
+    return HD_EINVAL;
+  static const struct {
+    const char *key;
+    long lo, hi;
+    const char *why;
+  } k[] = {
+      {"sid_wait_ms", 100, 60000, "a join waits this long for Redis to name its room"},
+      {"room_ttl_ms", 6000, 86400000, "room keys are refreshed every sixth of it, at least every second"},
+      {"reap_grace_ms", 0, 600000, "0 reaps a node's rooms as soon as its registry key is gone"},
+  };
+  long *dst[] = {&c->cluster_sid_wait_ms, &c->cluster_room_ttl_ms, &c->cluster_reap_grace_ms};
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+    json_t *v = json_object_get(o, k[i].key);
+    if (!v) continue;
+    if (!json_is_integer(v) || json_integer_value(v) < k[i].lo || json_integer_value(v) > k[i].hi) {
+      snprintf(err, errcap,
+               "config: 'cluster.%s' must be an integer in [%ld, %ld] (milliseconds; %s; see %s)", k[i].key,
+               k[i].lo, k[i].hi, k[i].why, doc);
+      return HD_EINVAL;
+    }
+    *dst[i] = (long)json_integer_value(v);
+  }
+  return 0;
+}
+
 static const char *const rtm_keys[] = {"db",
                                        "max_message",
                                        "rate",
@@ -394,8 +433,9 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   return 0;
 }
 
-static const char *const board_keys[] = {"max_pages",  "max_elements",   "max_points",   "max_image_kb",
-                                         "max_boards", "snapshot_every", "max_entry_kb", "max_board_mb"};
+static const char *const board_keys[] = {"max_pages",      "max_elements",   "max_points",   "max_image_kb",
+                                         "max_boards",     "snapshot_every", "max_entry_kb", "max_board_mb",
+                                         "share_every_ms", "share_max_kb",   "share_ttl_s"};
 
 /* "board": whiteboard caps (docs/whiteboard.md "Limits"). */
 static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
@@ -409,7 +449,10 @@ static int load_board(hd_config_t *c, json_t *w, char *err, size_t errcap) {
       get_int(w, "max_boards", 1, 1000000, &c->board_max_boards, err, errcap) ||
       get_int(w, "snapshot_every", 1, 1000000, &c->board_snapshot_every, err, errcap) ||
       get_int(w, "max_entry_kb", 16, 1 << 20, &c->board_max_entry_kb, err, errcap) ||
-      get_int(w, "max_board_mb", 1, 65536, &c->board_max_board_mb, err, errcap))
+      get_int(w, "max_board_mb", 1, 65536, &c->board_max_board_mb, err, errcap) ||
+      get_int(w, "share_every_ms", 100, 60000, &c->board_share_every_ms, err, errcap) ||
+      get_int(w, "share_max_kb", 16, 65536, &c->board_share_max_kb, err, errcap) ||
+      get_int(w, "share_ttl_s", 60, 2592000, &c->board_share_ttl_s, err, errcap))
     return HD_EINVAL;
   return 0;
 }
@@ -720,6 +763,8 @@ int hd_config_load(hd_config_t *c, const char *path, char *err, size_t errcap) {
   if (get_int(root, "drain_grace_s", 0, 3600, &c->drain_grace_s, err, errcap)) goto out;
   json_t *ovl = json_object_get(root, "overlay");
   if (ovl && load_overlay(c, ovl, err, errcap)) goto out;
+  json_t *cl = json_object_get(root, "cluster");
+  if (cl && load_cluster(c, cl, err, errcap)) goto out;
   rc = 0;
 out:
   json_decref(root);

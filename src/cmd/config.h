@@ -89,6 +89,8 @@ typedef struct {
   /* "board": whiteboard caps (docs/whiteboard.md "Limits"); 0 = defaults */
   long board_max_pages, board_max_elements, board_max_points, board_max_image_kb, board_snapshot_every,
       board_max_boards, board_max_entry_kb, board_max_board_mb;
+  /* cluster: a board's state shared through Redis (docs/whiteboard.md "Multi-node") */
+  long board_share_every_ms, board_share_max_kb, board_share_ttl_s;
   /* "http": connection limits and TLS (io/http.h; docs/operations.md "HTTP limits") */
   long http_max_conns, http_max_conns_per_ip; /* 0 = defaults */
   long http_header_timeout_ms, http_body_timeout_ms;
@@ -118,6 +120,13 @@ typedef struct {
   /* "overlay": link probes, fast reroute, relaying and route hysteresis
    * (overlay/overlay_params.h; docs/overlay.md "Tuning the overlay") */
   hd_overlay_params_t overlay;
+  /* "cluster": room timing in a cluster (docs/operations.md "Cluster timing"):
+   * how long a join into a room new on this node waits for Redis to name
+   * its cluster-wide sid, the TTL of the room keys in Redis, and how long a
+   * node's registry key stays gone before its rooms are reaped */
+  long cluster_sid_wait_ms;   /* "sid_wait_ms", default 2000 */
+  long cluster_room_ttl_ms;   /* "room_ttl_ms", default 30000 */
+  long cluster_reap_grace_ms; /* "reap_grace_ms", default 5000 */
 } hd_config_t;
 
 void hd_config_defaults(hd_config_t *c);

@@ -1012,6 +1012,7 @@ int hd_cmd_serve(int argc, char **argv) {
                            .max_viewers = s.cfg.max_viewers,
                            .wall_offset = wall_now - hd_io_now(s.loop),
                            .room_empty_timeout = HD_SEC(s.cfg.room_empty_timeout),
+                           .sid_wait = HD_MS(s.cfg.cluster_sid_wait_ms),
                            .max_publish_bitrate = (uint64_t)s.cfg.max_publish_bitrate_kbps * 1000,
                            .token_leeway = s.cfg.token_leeway};
   const char *turn_urls[HD_MAX_TURN_URLS]; /* docs/turn.md */
@@ -1159,6 +1160,10 @@ int hd_cmd_serve(int argc, char **argv) {
   }
   if ((rc = hd_serve_board_start(&s.board, &s.cfg, err, sizeof err)) < 0) {
     fprintf(stderr, "hudong serve: whiteboard store: %s\n", err);
+    return 1;
+  }
+  if ((rc = hd_serve_board_share_start(s.board, s.loop, &s.cfg, err, sizeof err)) < 0) {
+    fprintf(stderr, "hudong serve: whiteboard sharing: %s\n", err);
     return 1;
   }
   hd_rtm_config_t rcfg = {.send = rtm_send,

@@ -5,13 +5,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <uv.h>
 
 #include "base/err.h"
+#include "io/board_redis.h"
+
+/* The share timer, apart from sb: it closes after sb is gone. */
+typedef struct {
+  uv_timer_t timer;
+  hd_board_server_t *srv; /* NULL once stopped */
+} share_timer_t;
 
 struct hd_serve_board {
   hd_board_store_t *store;
   hd_board_server_t *srv;
   size_t max_image;
+  hd_board_redis_t *redis; /* cluster: shared snapshots */
+  share_timer_t *share;
 };
 
 int hd_serve_board_start(hd_serve_board_t **out, const hd_config_t *cfg, char *err, size_t errcap) {
@@ -42,9 +53,48 @@ int hd_serve_board_start(hd_serve_board_t **out, const hd_config_t *cfg, char *e
   return 0;
 }
 
+static void share_closed(uv_handle_t *h) { free(h->data); }
+
+static void share_cb(uv_timer_t *t) {
+  share_timer_t *st = t->data;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts); /* the clock of the publish hook's wall_ms */
+  if (st->srv) hd_board_server_share_flush(st->srv, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+int hd_serve_board_share_start(hd_serve_board_t *sb, uv_loop_t *loop, const hd_config_t *cfg, char *err,
+                               size_t errcap) {
+  if (!cfg->redis[0]) return 0;
+  hd_redis_url_t url;
+  if (hd_redis_url_parse(cfg->redis, &url, err, errcap) < 0) return HD_EINVAL;
+  if (hd_board_redis_new(&sb->redis, &url, (int)(cfg->board_share_ttl_s * 1000)) < 0 ||
+      !(sb->share = calloc(1, sizeof *sb->share))) {
+    snprintf(err, errcap, "board sharing: out of memory");
+    return HD_ENOMEM;
+  }
+  hd_board_server_set_share(sb->srv,
+                            &(hd_board_share_t){.get = hd_board_redis_get,
+                                                .put = hd_board_redis_put,
+                                                .ud = sb->redis,
+                                                .every_ms = (int)cfg->board_share_every_ms,
+                                                .max_bytes = (size_t)cfg->board_share_max_kb * 1024});
+  sb->share->srv = sb->srv;
+  uv_timer_init(loop, &sb->share->timer);
+  sb->share->timer.data = sb->share;
+  uv_timer_start(&sb->share->timer, share_cb, (uint64_t)cfg->board_share_every_ms,
+                 (uint64_t)cfg->board_share_every_ms);
+  return 0;
+}
+
 void hd_serve_board_stop(hd_serve_board_t *sb) {
   if (!sb) return;
+  if (sb->share) {
+    sb->share->srv = NULL;
+    uv_timer_stop(&sb->share->timer);
+    uv_close((uv_handle_t *)&sb->share->timer, share_closed);
+  }
   hd_board_server_free(sb->srv);
+  hd_board_redis_free(sb->redis);
   hd_board_store_free(sb->store);
   free(sb);
 }

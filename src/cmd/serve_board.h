@@ -11,12 +11,19 @@
 #include "io/http.h"
 #include "proto/token.h"
 
+struct uv_loop_s;
 typedef struct hd_serve_board hd_serve_board_t;
 
 /* Opens the store next to the RTM store (cfg->rtm_db). err says why not. */
 int hd_serve_board_start(hd_serve_board_t **out, const hd_config_t *cfg, char *err, size_t errcap);
 void hd_serve_board_stop(hd_serve_board_t *sb); /* NULL ok */
 hd_board_server_t *hd_serve_board_server(hd_serve_board_t *sb);
+/* In a cluster (cfg->redis): boards are shared through Redis so that a node
+ * taking a board over starts from its state (docs/whiteboard.md
+ * "Multi-node"); a timer on loop shares the changed ones. Nothing without
+ * redis. HD_ENOMEM, HD_EINVAL (err says why). */
+int hd_serve_board_share_start(hd_serve_board_t *sb, struct uv_loop_s *loop, const hd_config_t *cfg,
+                               char *err, size_t errcap);
 
 /* GET /api/board/image/<sha256>: no token (the hash is the capability). 1 if handled. */
 int hd_serve_board_image_get(hd_serve_board_t *sb, const hd_http_req_t *req, hd_http_resp_t *resp);

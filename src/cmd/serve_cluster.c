@@ -57,11 +57,16 @@ struct hd_serve_cluster {
   struct room_events *rev; /* room_started / room_finished once per cluster */
   struct fast_check *fast; /* the fast reroute check between heartbeats (issue 16 item 1) */
   uint64_t fast_reroutes;  /* route evaluations it triggered */
+  int beat_soon;           /* a room started here: publish the entry at the next fast check */
   hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
   void *emit_ud;
 };
 
 static void rev_stop(hd_serve_cluster_t *c);
+typedef struct {
+  const char *app, *room, *was, *sid;
+} sid_job_t;
+static void sid_job(hd_node_t *node, void *arg, hd_time_t now);
 
 /* ---- this node's entry, from its media workers ---- */
 
@@ -72,7 +77,7 @@ typedef struct {
 } gather_job_t;
 
 /* Rooms a node refreshes in Redis at most (13 MB of names); beyond, a room's
- * keys expire HD_CLUSTER_ROOM_TTL_MS after its start (logged once). */
+ * keys expire the room TTL (cluster.room_ttl_ms) after its start (logged once). */
 #define HELD_MAX 65536
 
 static void add_held(hd_serve_cluster_t *c, const char *app, const char *room) {
@@ -84,7 +89,7 @@ static void add_held(hd_serve_cluster_t *c, const char *app, const char *room) {
         HD_LOGW("cluster",
                 "more than %d rooms on this node: the Redis keys of the rest are not refreshed "
                 "and expire %d s after their start",
-                c->n_held, HD_CLUSTER_ROOM_TTL_MS / 1000);
+                c->n_held, (int)(c->cfg->cluster_room_ttl_ms / 1000));
       return;
     }
     c->held = p;
@@ -162,13 +167,14 @@ typedef struct {
   size_t secret_len;
   uint64_t epoch;
   int measure; /* the first worker measures the links */
+  int worker;  /* the worker's index: its link lane */
   const hd_peer_addrs_t *over;
 } link_job_t;
 
 static void link_init_job(hd_node_t *node, void *arg, hd_time_t now) {
   link_job_t *j = arg;
   (void)now;
-  if (hd_node_cluster_init(node, j->id, j->secret, j->secret_len, j->epoch) < 0)
+  if (hd_node_cluster_init(node, j->id, j->secret, j->secret_len, j->epoch, j->worker) < 0)
     HD_LOGW("cluster", "node link not started on a media worker");
   else if (j->measure)
     hd_node_cluster_measure(node);
@@ -202,6 +208,13 @@ static int cluster_secret(const hd_config_t *cfg, uint8_t out[32]) {
   EVP_MD_CTX_free(m);
   return ok ? 0 : HD_ECRYPTO;
 }
+
+static void push_peers(hd_serve_cluster_t *c);
+
+/* A fresh registry read goes to the workers at once, not at the next
+ * heartbeat (docs/overlay.md "A room across nodes": a room that another node
+ * started is found within one read). */
+static void peers_read_cb(void *ud) { push_peers(ud); }
 
 static void push_peers(hd_serve_cluster_t *c) {
   if (!c->link || !c->link_on) return;
@@ -364,7 +377,12 @@ static void fast_closed(uv_handle_t *h) { free(h->data); }
 static void fast_cb(uv_timer_t *t) {
   struct fast_check *f = t->data;
   hd_serve_cluster_t *c = f->c;
-  if (!c || !c->link || !c->link_on || c->ovl_n < 2) return;
+  if (!c || !c->link || !c->link_on) return;
+  if (c->beat_soon) { /* here, not in the event's call: the beat calls into the workers */
+    c->beat_soon = 0;
+    hd_cluster_redis_beat_now(c->link);
+  }
+  if (c->ovl_n < 2) return;
   hd_cluster_link_t before[HD_CLUSTER_MAX_LINKS];
   int n_before = c->self->n_links;
   memcpy(before, c->self->links, sizeof before[0] * (size_t)n_before);
@@ -439,6 +457,68 @@ static void room_gone(void *ud, const char *room, const char *sid) {
   c->emit(c->emit_ud, &ev);
 }
 
+/* ---- coming back after an outage (io/cluster_redis.h hd_cluster_redis_reconcile) ---- */
+
+typedef struct {
+  hd_cluster_held_t *rooms;
+  int n, cap;
+} held_list_t;
+
+static void add_held_sid(void *ud, const char *app, const char *room, const char *sid) {
+  held_list_t *l = ud;
+  if (l->n == l->cap) {
+    int cap = l->cap ? l->cap * 2 : 64;
+    void *p = cap <= HELD_MAX ? realloc(l->rooms, (size_t)cap * sizeof *l->rooms) : NULL;
+    if (!p) return; /* past HELD_MAX: as add_held, the rest is not re-announced */
+    l->rooms = p;
+    l->cap = cap;
+  }
+  hd_cluster_held_t *h = &l->rooms[l->n];
+  int len = snprintf(h->room, sizeof h->room, "%s/%s", app, room);
+  if (len < 0 || (size_t)len >= sizeof h->room) return;
+  snprintf(h->sid, sizeof h->sid, "%s", sid);
+  l->n++;
+}
+
+static void held_sids_job(hd_node_t *node, void *arg, hd_time_t now) {
+  (void)now;
+  hd_node_room_sids(node, add_held_sid, arg);
+}
+
+/* This node (re-)registered in Redis: it re-announces every room it holds,
+ * gathered from its media workers as the heartbeat gathers its entry. */
+static void registered(void *ud, int first) {
+  hd_serve_cluster_t *c = ud;
+  held_list_t l = {0};
+  for (int i = 0; i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, held_sids_job, &l);
+  (void)first;
+  int rc = hd_cluster_redis_reconcile(c->link, l.rooms, l.n);
+  if (rc < 0) HD_LOGW("cluster", "cannot re-announce this node's rooms in Redis: %s", hd_strerror(rc));
+  free(l.rooms);
+}
+
+/* What the re-announce found for a room: it takes the cluster's sid, or
+ * the room's start or end goes out (docs/overlay.md "Coming back after an
+ * outage"). */
+static void room_back(void *ud, const char *room, const char *local, const char *sid, int status) {
+  hd_serve_cluster_t *c = ud;
+  const char *slash = strchr(room, '/');
+  if (!slash || slash == room) return;
+  char app[HD_WEBHOOK_FIELD_MAX];
+  snprintf(app, sizeof app, "%.*s", (int)(slash - room), room);
+  const char *name = slash + 1;
+  if (status == HD_CLUSTER_BACK_READDED && strcmp(local, sid)) {
+    sid_job_t j = {.app = app, .room = name, .was = local, .sid = sid};
+    hd_media_workers_call(c->workers, hd_media_room_worker(app, name, hd_media_workers_count(c->workers)),
+                          sid_job, &j);
+    return;
+  }
+  if (!c->emit || status != HD_CLUSTER_BACK_RESTARTED) return;
+  hd_webhook_event_t ev = {.type = HD_WEBHOOK_ROOM_STARTED, .app = app, .room_name = name, .room_sid = sid};
+  c->emit(c->emit_ud, &ev);
+}
+
 void hd_serve_cluster_defaults(hd_config_t *cfg, const char *scheme) {
   if (!cfg->node_id[0]) {
     char host[64] = "";
@@ -492,8 +572,15 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
     HD_LOGI("cluster", "node link to %s goes to %s (peer_addrs override, not its announced address)",
             c->peer_addrs.e[i].id, c->peer_addrs.e[i].addr);
   if (cfg->redis[0]) {
-    hd_cluster_redis_config_t rc = {
-        .node_id = cfg->node_id, .entry = entry_cb, .room_gone = room_gone, .ud = c};
+    hd_cluster_redis_config_t rc = {.node_id = cfg->node_id,
+                                    .entry = entry_cb,
+                                    .room_gone = room_gone,
+                                    .registered = registered,
+                                    .room_back = room_back,
+                                    .room_ttl_ms = (int)cfg->cluster_room_ttl_ms,
+                                    .reap_grace_ms = (int)cfg->cluster_reap_grace_ms,
+                                    .peers_read = peers_read_cb,
+                                    .ud = c};
     if (hd_redis_url_parse(cfg->redis, &rc.url, err, errcap) < 0) goto fail;
     int r = hd_cluster_redis_start(&c->link, loop, &rc);
     if (r < 0) {
@@ -513,6 +600,7 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
                       .epoch = ((uint64_t)wall_ms() << 16) | (hd_random_u32() & 0xffff)};
       for (int i = 0; i < hd_media_workers_count(workers); i++) {
         j.measure = i == 0;
+        j.worker = i;
         hd_media_workers_call(workers, i, link_init_job, &j);
       }
       c->link_on = 1;
@@ -615,10 +703,6 @@ static void rev_emit(room_events_t *e, const rev_room_t *r, const rev_item_t *it
   e->emit(e->ud, &ev);
 }
 
-typedef struct {
-  const char *app, *room, *was, *sid;
-} sid_job_t;
-
 static void sid_job(hd_node_t *node, void *arg, hd_time_t now) {
   sid_job_t *j = arg;
   hd_node_room_set_sid(node, j->app, j->room, j->was, j->sid, now);
@@ -695,6 +779,11 @@ static int rev_release(hd_serve_cluster_t *c, const hd_webhook_event_t *ev) {
 int hd_serve_cluster_event(hd_serve_cluster_t *c, const hd_webhook_event_t *ev, hd_serve_event_fn emit,
                            void *ud) {
   if (!c || !c->link || !ev->app || !ev->room_name) return 0;
+  /* a room started here (a client moved from a killed node, say): the other
+   * nodes that hold it find it in the registry within one read, and this
+   * node finds theirs with the same beat's read, instead of up to a
+   * heartbeat each later */
+  if (ev->type == HD_WEBHOOK_ROOM_STARTED) c->beat_soon = 1;
   room_events_t *e = c->rev;
   if (!e) {
     if (!(e = c->rev = calloc(1, sizeof *e))) return rev_release(c, ev);
@@ -964,12 +1053,21 @@ static json_t *path_json(const hd_serve_cluster_t *c, const hd_ovl_path_t *r) {
                    r->delay_ms, "residual_loss", r->residual_loss);
 }
 
+/* The other workers' refused-datagram counts (admin only: not on the fast check's path). */
+static void links_add_job(hd_node_t *node, void *arg, hd_time_t now) {
+  hd_serve_cluster_t *c = arg;
+  (void)now;
+  hd_node_cluster_links_add(node, c->links, c->n_links);
+}
+
 void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
   if (!c->link) {
     hd_http_resp_text(resp, 404, "this node runs alone (no --redis): it has no node links\n");
     return;
   }
   gather_links(c); /* the links as of now; the routes are the last heartbeat's */
+  for (int i = 1; c->link_on && i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, links_add_job, c);
   json_t *links = json_array(), *routes = json_array();
   for (int i = 0; i < c->n_links; i++) {
     const hd_node_link_t *l = &c->links[i];
@@ -991,6 +1089,10 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                   "received", (json_int_t)l->relay_received, "hop_repaired", (json_int_t)l->hop_repaired,
                   "hop_lost", (json_int_t)l->hop_lost, "hop_resent", (json_int_t)l->hop_resent,
                   "dedup_dropped", (json_int_t)l->dedup_dropped, "dedup_video", (json_int_t)l->dedup_video));
+    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_replay",
+                        json_integer((json_int_t)l->rx_replay));
+    json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_auth_fail",
+                        json_integer((json_int_t)l->rx_auth_fail));
   }
   for (int d = 1; d < c->ovl_n; d++) {
     const hd_ovl_path_t *r = &c->router.cur[d];

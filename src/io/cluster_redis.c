@@ -123,18 +123,18 @@ static void peer_changed(void *ud, const char *id, int joined) {
   HD_LOGI("cluster", "%s: peer %s %s", r->id, id, joined ? "joined" : "left");
 }
 
-/* Node id's key is gone: 1 once it has stayed gone HD_CLUSTER_REAP_GRACE_MS
+/* Node id's key is gone: 1 once it has stayed gone the reap grace
  * (its rooms are then reaped and it leaves the index), 0 before. A node
  * seen alive again is forgotten (gone_clear). Past the table's cap a node is
  * reaped at once, as before the grace existed. */
 static int gone_long_enough(hd_cluster_redis_t *r, const char *id, hd_time_t now) {
   for (int i = 0; i < r->n_gone; i++) {
     if (strcmp(r->gone[i].id, id)) continue;
-    if (now - r->gone[i].since < (hd_time_t)HD_CLUSTER_REAP_GRACE_MS * 1000) return 0;
+    if (now - r->gone[i].since < (hd_time_t)r->cfg.reap_grace_ms * 1000) return 0;
     r->gone[i] = r->gone[--r->n_gone];
     return 1;
   }
-  if (r->n_gone == HD_CLUSTER_MAX_NODES) return 1;
+  if (r->n_gone == HD_CLUSTER_MAX_NODES || r->cfg.reap_grace_ms == 0) return 1;
   snprintf(r->gone[r->n_gone].id, sizeof r->gone[r->n_gone].id, "%s", id);
   r->gone[r->n_gone++].since = now;
   return 0;
@@ -185,6 +185,7 @@ static void on_mget(redisAsyncContext *ac, void *reply, void *priv) {
   }
   hd_cluster_peers_update(&r->peers, r->scratch, n, r->id, now_of(r), peer_changed, r);
   r->awaiting = 0;
+  if (r->cfg.peers_read) r->cfg.peers_read(r->cfg.ud);
 out:
   if (ids)
     for (char **p = ids; *p; p++)
@@ -270,10 +271,14 @@ static void on_set(redisAsyncContext *ac, void *reply, void *priv) {
     else
       HD_LOGI("cluster", "node %s registered in Redis at %s:%d", r->id, r->cfg.url.host, r->cfg.url.port);
   }
+  int back = !r->registered, first = !r->ever_registered;
   r->registered = r->ever_registered = 1;
   r->failing = 0;
   r->attempts = 0;
   r->backoff_ms = BACKOFF_MIN_MS;
+  /* (re-)registered: the rooms this node holds are put back in Redis
+   * (hd_cluster_redis_reconcile), queued behind this SET on this connection */
+  if (back && r->cfg.registered) r->cfg.registered(r->cfg.ud, first);
 }
 
 static void heartbeat(hd_cluster_redis_t *r) {
@@ -414,6 +419,8 @@ int hd_cluster_redis_start(hd_cluster_redis_t **out, uv_loop_t *loop, const hd_c
   r->cfg = *cfg;
   if (r->cfg.heartbeat_ms <= 0) r->cfg.heartbeat_ms = 1000;
   if (r->cfg.ttl_ms <= 0) r->cfg.ttl_ms = 3000;
+  if (r->cfg.room_ttl_ms <= 0) r->cfg.room_ttl_ms = HD_CLUSTER_ROOM_TTL_MS;
+  if (r->cfg.reap_grace_ms < 0) r->cfg.reap_grace_ms = HD_CLUSTER_REAP_GRACE_MS;
   snprintf(r->id, sizeof r->id, "%s", cfg->node_id);
   snprintf(r->key, sizeof r->key, HD_CLUSTER_NODE_KEY "%s", r->id);
   r->backoff_ms = BACKOFF_MIN_MS;
@@ -530,13 +537,20 @@ int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap) 
  * room from finishing or from starting afresh; a dead node still within its
  * TTL when the last live node leaves is dropped by room_reap_script once its
  * key is gone, which then finishes the room. Every key has a TTL
- * (HD_CLUSTER_ROOM_TTL_MS), refreshed while a node holds the room
+ * (the room TTL, cluster.room_ttl_ms), refreshed while a node holds the room
  * (hd_cluster_redis_rooms_alive): a crashed cluster leaves nothing behind.
+ * A room finished because a dead member was dropped leaves its sid in
+ * hudong:room:<app>/<room>:finished for HD_CLUSTER_FINISHED_TTL_MS: that
+ * member may have been only cut off from Redis (reconcile_script).
  * ARGV: 1 node id, 2 local sid, 3 start|finish, 4 node key prefix,
- * 5 "<app>/<room>", 6 TTL (ms). KEYS: 1 nodes, 2 sid, 3 noderooms:<id>. */
+ * 5 "<app>/<room>", 6 TTL (ms), 7 finished TTL (ms). KEYS: 1 nodes, 2 sid,
+ * 3 noderooms:<id>, 4 finished. */
 static const char room_script[] =
+    "local dropped = false "
     "for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
-    "  if m ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. m) == 0 then redis.call('SREM', KEYS[1], m) end "
+    "  if m ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. m) == 0 then "
+    "    redis.call('SREM', KEYS[1], m) dropped = true "
+    "  end "
     "end "
     "if ARGV[3] == 'start' then "
     "  local first = redis.call('SCARD', KEYS[1]) == 0 "
@@ -550,14 +564,19 @@ static const char room_script[] =
     "redis.call('SREM', KEYS[1], ARGV[1]) "
     "redis.call('SREM', KEYS[3], ARGV[5]) "
     "local sid = redis.call('GET', KEYS[2]) or ARGV[2] "
-    "if redis.call('SCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) return {1, sid} end "
+    "if redis.call('SCARD', KEYS[1]) == 0 then "
+    "  redis.call('DEL', KEYS[2]) "
+    "  if dropped then redis.call('SET', KEYS[4], sid, 'PX', ARGV[7]) end "
+    "  return {1, sid} "
+    "end "
     "return {0, sid}";
 
 /* A node's registry key is gone (killed: its TTL ran out): its rooms lose it,
  * and each room it leaves empty is finished here (its sid key deleted, so
  * the room finishes once however many nodes notice). Returns {room, sid, ...}
- * of those rooms. KEYS: 1 noderooms:<id>. ARGV: 1 id, 2 node key prefix,
- * 3 room key prefix. Nothing if the node is back. */
+ * of those rooms; each leaves its sid in ...:finished (reconcile_script).
+ * KEYS: 1 noderooms:<id>. ARGV: 1 id, 2 node key prefix, 3 room key prefix,
+ * 4 finished TTL (ms). Nothing if the node is back. */
 static const char room_reap_script[] =
     "if redis.call('EXISTS', ARGV[2] .. ARGV[1]) == 1 then return {} end "
     "local out = {} "
@@ -569,7 +588,10 @@ static const char room_reap_script[] =
     "  end "
     "  if redis.call('SCARD', kn) == 0 then "
     "    local sid = redis.call('GET', ks) "
-    "    if sid then redis.call('DEL', ks) out[#out + 1] = ar out[#out + 1] = sid end "
+    "    if sid then "
+    "      redis.call('DEL', ks) redis.call('SET', ARGV[3] .. ar .. ':finished', sid, 'PX', ARGV[4]) "
+    "      out[#out + 1] = ar out[#out + 1] = sid "
+    "    end "
     "  end "
     "end "
     "redis.call('DEL', KEYS[1]) "
@@ -607,8 +629,11 @@ static void reap(hd_cluster_redis_t *r, const char *id) {
   snprintf(k, sizeof k, HD_CLUSTER_NODEROOMS_KEY "%s", id);
   char *dup = strdup(id);
   if (!dup) return;
-  const char *argv[7] = {"EVAL", room_reap_script, "1", k, id, HD_CLUSTER_NODE_KEY, HD_CLUSTER_ROOM_KEY};
-  if (redisAsyncCommandArgv(r->ac, on_reaped, dup, 7, argv, NULL) != REDIS_OK) free(dup);
+  char fttl[24];
+  snprintf(fttl, sizeof fttl, "%d", HD_CLUSTER_FINISHED_TTL_MS);
+  const char *argv[8] = {"EVAL", room_reap_script, "1", k, id, HD_CLUSTER_NODE_KEY, HD_CLUSTER_ROOM_KEY,
+                         fttl};
+  if (redisAsyncCommandArgv(r->ac, on_reaped, dup, 8, argv, NULL) != REDIS_OK) free(dup);
 }
 
 #define TOUCH_CHUNK 512 /* rooms per touch script: one EVAL stays short */
@@ -616,12 +641,13 @@ static void reap(hd_cluster_redis_t *r, const char *id) {
 void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *rooms, size_t stride, int n) {
   if (!r || !r->ac || r->state != ST_UP || !r->registered || r->stopping) return;
   hd_time_t now = now_of(r);
-  if (r->touched_at && now - r->touched_at < (hd_time_t)HD_CLUSTER_ROOM_TOUCH_MS * 1000) return;
+  /* six refreshes per TTL (5 s of the default 30 s): a slow Redis round trip never lets a key lapse */
+  if (r->touched_at && now - r->touched_at < (hd_time_t)r->cfg.room_ttl_ms * 1000 / 6) return;
   r->touched_at = now;
   const char *argv[TOUCH_CHUNK + 6];
   char k[HD_CLUSTER_ID_MAX + 40], ttl[24];
   snprintf(k, sizeof k, HD_CLUSTER_NODEROOMS_KEY "%s", r->id);
-  snprintf(ttl, sizeof ttl, "%d", HD_CLUSTER_ROOM_TTL_MS);
+  snprintf(ttl, sizeof ttl, "%d", r->cfg.room_ttl_ms);
   argv[0] = "EVAL";
   argv[1] = room_touch_script;
   argv[2] = "1";
@@ -664,33 +690,189 @@ int hd_cluster_redis_room_event(hd_cluster_redis_t *r, const char *app, const ch
                                 int started, hd_cluster_room_cb cb, void *ud) {
   if (!r || !r->ac || r->state != ST_UP || !r->registered || r->stopping) return HD_ESTATE;
   char k1[HD_CLUSTER_ID_MAX + 400], k2[HD_CLUSTER_ID_MAX + 400], k3[HD_CLUSTER_ID_MAX + 40], ar[400], ttl[24];
+  char k4[HD_CLUSTER_ID_MAX + 400], fttl[24];
   int l1 = snprintf(k1, sizeof k1, HD_CLUSTER_ROOM_KEY "%s/%s:nodes", app, room);
   int l2 = snprintf(k2, sizeof k2, HD_CLUSTER_ROOM_KEY "%s/%s:sid", app, room);
   int l3 = snprintf(ar, sizeof ar, "%s/%s", app, room);
+  int l4 = snprintf(k4, sizeof k4, HD_CLUSTER_ROOM_KEY "%s/%s:finished", app, room);
   if (l1 < 0 || (size_t)l1 >= sizeof k1 || l2 < 0 || (size_t)l2 >= sizeof k2 || l3 < 0 ||
-      (size_t)l3 >= sizeof ar)
+      (size_t)l3 >= sizeof ar || l4 < 0 || (size_t)l4 >= sizeof k4)
     return HD_EINVAL;
   snprintf(k3, sizeof k3, HD_CLUSTER_NODEROOMS_KEY "%s", r->id);
-  snprintf(ttl, sizeof ttl, "%d", HD_CLUSTER_ROOM_TTL_MS);
+  snprintf(ttl, sizeof ttl, "%d", r->cfg.room_ttl_ms);
+  snprintf(fttl, sizeof fttl, "%d", HD_CLUSTER_FINISHED_TTL_MS);
   room_op_t *op = malloc(sizeof *op);
   if (!op) return HD_ENOMEM;
   op->cb = cb;
   op->ud = ud;
-  const char *argv[12] = {"EVAL",
+  const char *argv[14] = {"EVAL",
                           room_script,
-                          "3",
+                          "4",
                           k1,
                           k2,
                           k3,
+                          k4,
                           r->id,
                           sid ? sid : "",
                           started ? "start" : "finish",
                           HD_CLUSTER_NODE_KEY,
                           ar,
-                          ttl};
-  if (redisAsyncCommandArgv(r->ac, on_room_reply, op, 12, argv, NULL) != REDIS_OK) {
+                          ttl,
+                          fttl};
+  if (redisAsyncCommandArgv(r->ac, on_room_reply, op, 14, argv, NULL) != REDIS_OK) {
     free(op);
     return HD_EIO;
   }
   return 0;
+}
+
+/* ---- coming back after an outage (docs/overlay.md "Coming back after an outage") ----
+ *
+ * A node cut off from Redis longer than its registry TTL plus the reap grace
+ * was taken for dead: another node took it out of its rooms' node sets (and
+ * finished the rooms it was the last to hold), its noderooms key is gone, and
+ * past the room TTL its rooms' keys may have lapsed too; a Redis restarted
+ * without its data lost them all. The node itself went on serving those
+ * rooms. When it registers again it puts them back, so that the cluster
+ * agrees again on who holds what: a room's room_finished waits for its last
+ * participant, and a later joiner elsewhere gets the room's sid.
+ *
+ * reconcile_script, per room this node holds (ARGV pairs "<app>/<room>",
+ * local sid): lists the node in the room's node set and its noderooms again,
+ * and answers for the rooms where something changed {room, local sid,
+ * cluster sid, status} (HD_CLUSTER_BACK_*): the sid rule is that the sid in
+ * Redis wins (another node started the room afresh meanwhile: this node's
+ * room takes that sid); a room without one takes this node's sid, and if
+ * the room's :finished marker names that sid, the cluster had fired
+ * room_finished for it: status RESTARTED (the caller fires room_started).
+ * KEYS: 1 noderooms:<id>. ARGV: 1 id, 2 room key prefix, 3 TTL (ms), 4..
+ * pairs. */
+static const char reconcile_script[] =
+    "local out = {} "
+    "for i = 4, #ARGV - 1, 2 do "
+    "  local ar, mine = ARGV[i], ARGV[i + 1] "
+    "  local kn, ks, kf = ARGV[2] .. ar .. ':nodes', ARGV[2] .. ar .. ':sid', ARGV[2] .. ar .. ':finished' "
+    "  local st = 0 "
+    "  if redis.call('SADD', kn, ARGV[1]) == 1 then st = 1 end "
+    "  local sid = redis.call('GET', ks) "
+    "  if not sid then "
+    "    sid = mine "
+    "    redis.call('SET', ks, mine) "
+    "    if redis.call('GET', kf) == mine then st = 2 redis.call('DEL', kf) elseif st == 0 then st = 1 end "
+    "  elseif sid ~= mine and st == 0 then st = 1 end "
+    "  redis.call('SADD', KEYS[1], ar) "
+    "  redis.call('PEXPIRE', kn, ARGV[3]) "
+    "  redis.call('PEXPIRE', ks, ARGV[3]) "
+    "  if st ~= 0 then out[#out + 1] = ar out[#out + 1] = mine out[#out + 1] = sid out[#out + 1] = st end "
+    "end "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[3]) "
+    "return out";
+
+/* The rooms Redis lists for this node that it does not hold (it let them go
+ * while cut off, deciding alone, or a former process with its id held
+ * them): it leaves them; a room left empty loses its sid key and comes back
+ * as {room, sid}, only logged: a room let go during the outage had its
+ * room_finished then, and so had a former process's rooms if it stopped
+ * with SIGTERM (a killed process restarted with the same id before its
+ * registry key lapsed: nobody fires it, as without this). KEYS: 1
+ * noderooms:<id>. ARGV: 1 id, 2 room key prefix, 3.. the rooms held. */
+static const char prune_script[] =
+    "local held = {} "
+    "for i = 3, #ARGV do held[ARGV[i]] = true end "
+    "local out = {} "
+    "for _, ar in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "  if not held[ar] then "
+    "    local kn, ks = ARGV[2] .. ar .. ':nodes', ARGV[2] .. ar .. ':sid' "
+    "    redis.call('SREM', KEYS[1], ar) "
+    "    redis.call('SREM', kn, ARGV[1]) "
+    "    if redis.call('SCARD', kn) == 0 then "
+    "      local sid = redis.call('GET', ks) "
+    "      if sid then redis.call('DEL', ks) out[#out + 1] = ar out[#out + 1] = sid end "
+    "    end "
+    "  end "
+    "end "
+    "return out";
+
+static int str_el(const redisReply *e) { return e->type == REDIS_REPLY_STRING; }
+
+static void on_reconciled(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_cluster_redis_t *r = ac->data;
+  redisReply *rep = reply;
+  (void)priv;
+  if (!r || ac != r->ac || !rep) return;
+  if (rep->type != REDIS_REPLY_ARRAY) {
+    if (rep->type == REDIS_REPLY_ERROR)
+      HD_LOGW("cluster", "re-announcing this node's rooms: Redis refused the script: %s", rep->str);
+    return;
+  }
+  for (size_t i = 0; i + 3 < rep->elements; i += 4) {
+    redisReply **e = rep->element + i;
+    if (!str_el(e[0]) || !str_el(e[1]) || !str_el(e[2]) || e[3]->type != REDIS_REPLY_INTEGER) continue;
+    int st = (int)e[3]->integer;
+    HD_LOGI("cluster", "room %s: listed again for node %s in Redis (%s)", e[0]->str, r->id,
+            st == HD_CLUSTER_BACK_RESTARTED ? "the cluster had finished it: it starts again"
+            : strcmp(e[1]->str, e[2]->str)  ? "it takes the cluster's sid"
+                                            : "with its sid");
+    if (r->cfg.room_back) r->cfg.room_back(r->cfg.ud, e[0]->str, e[1]->str, e[2]->str, st);
+  }
+}
+
+static void on_pruned(redisAsyncContext *ac, void *reply, void *priv) {
+  hd_cluster_redis_t *r = ac->data;
+  redisReply *rep = reply;
+  (void)priv;
+  if (!r || ac != r->ac || !rep) return;
+  if (rep->type != REDIS_REPLY_ARRAY) {
+    if (rep->type == REDIS_REPLY_ERROR)
+      HD_LOGW("cluster", "leaving the rooms this node no longer holds: Redis refused the script: %s",
+              rep->str);
+    return;
+  }
+  for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+    redisReply *a = rep->element[i], *s = rep->element[i + 1];
+    if (!str_el(a) || !str_el(s)) continue;
+    HD_LOGI("cluster", "room %s (sid %s): node %s no longer holds it and was the last listed: its keys go",
+            a->str, s->str, r->id);
+  }
+}
+
+int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *rooms, int n) {
+  if (!r || !r->ac || r->state != ST_UP || !r->registered || r->stopping) return HD_ESTATE;
+  if (n < 0) n = 0;
+  char k[HD_CLUSTER_ID_MAX + 40], ttl[24];
+  snprintf(k, sizeof k, HD_CLUSTER_NODEROOMS_KEY "%s", r->id);
+  snprintf(ttl, sizeof ttl, "%d", r->cfg.room_ttl_ms);
+  /* the prune script takes every held room at once (it must know them all);
+   * the re-announce goes TOUCH_CHUNK rooms per script, each stays short */
+  const char **argv = malloc(sizeof *argv * ((size_t)n * 2 + 8));
+  if (!argv) return HD_ENOMEM;
+  int rc = 0;
+  for (int i = 0; i < n;) {
+    int a = 0;
+    argv[a++] = "EVAL";
+    argv[a++] = reconcile_script;
+    argv[a++] = "1";
+    argv[a++] = k;
+    argv[a++] = r->id;
+    argv[a++] = HD_CLUSTER_ROOM_KEY;
+    argv[a++] = ttl;
+    for (int m = 0; i < n && m < TOUCH_CHUNK; i++, m++) {
+      argv[a++] = rooms[i].room;
+      argv[a++] = rooms[i].sid;
+    }
+    if (redisAsyncCommandArgv(r->ac, on_reconciled, NULL, a, argv, NULL) != REDIS_OK) rc = HD_EIO;
+  }
+  int a = 0;
+  argv[a++] = "EVAL";
+  argv[a++] = prune_script;
+  argv[a++] = "1";
+  argv[a++] = k;
+  argv[a++] = r->id;
+  argv[a++] = HD_CLUSTER_ROOM_KEY;
+  for (int i = 0; i < n; i++)
+    argv[a++] = rooms[i].room;
+  if (redisAsyncCommandArgv(r->ac, on_pruned, NULL, a, argv, NULL) != REDIS_OK) rc = HD_EIO;
+  free(argv);
+  if (n) HD_LOGI("cluster", "node %s re-announces the %d room(s) it holds in Redis", r->id, n);
+  return rc;
 }

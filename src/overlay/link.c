@@ -51,16 +51,17 @@ static int derive(const hd_link_self_t *s, const char *from, const char *to, uin
 }
 
 int hd_link_self_init(hd_link_self_t *s, const char *id, const uint8_t *secret, size_t secret_len,
-                      uint64_t epoch) {
+                      uint64_t epoch, int lane) {
   memset(s, 0, sizeof *s);
-  if (!id || !id[0] || strlen(id) >= HD_LINK_ID_MAX || !secret_len || secret_len > HD_LINK_SECRET_MAX)
+  if (!id || !id[0] || strlen(id) >= HD_LINK_ID_MAX || !secret_len || secret_len > HD_LINK_SECRET_MAX ||
+      lane < 0 || lane >= HD_LINK_LANES)
     return HD_EINVAL;
   snprintf(s->id, sizeof s->id, "%s", id);
   s->id_hash = hd_link_id_hash(id);
   s->epoch = epoch;
   memcpy(s->secret, secret, secret_len);
   s->secret_len = secret_len;
-  s->next_seq = 1;
+  s->next_seq = ((uint64_t)lane << HD_LINK_LANE_SHIFT) | 1;
   return 0;
 }
 
@@ -152,6 +153,8 @@ int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_
   uint64_t h;
   if (hd_link_sender(buf, len, &h) < 0 || h != p->id_hash) return HD_EPROTO;
   uint64_t epoch = hd_get_be64(buf + 12), seq = hd_get_be64(buf + 20);
+  uint64_t lane = seq >> HD_LINK_LANE_SHIFT;
+  if (lane >= HD_LINK_LANES) return HD_EPROTO;
   if (p->rx_epoch && epoch < p->rx_epoch) {
     p->rx_old_epoch++;
     return HD_EREPLAY;
@@ -163,10 +166,11 @@ int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_
     if (rc < 0) return rc;
   } else {
     memcpy(key, p->rx_key, sizeof key);
-    /* replay window (RFC 3711 §3.3.2), 64 packets */
-    if (seq <= p->rx_max) {
-      uint64_t d = p->rx_max - seq;
-      if (d >= 64 || (p->rx_win >> d) & 1) {
+    /* replay window (RFC 3711 §3.3.2), 64 packets, per lane: each sender of
+     * the node counts on its own */
+    if (seq <= p->rx_lane[lane].max) {
+      uint64_t d = p->rx_lane[lane].max - seq;
+      if (d >= 64 || (p->rx_lane[lane].win >> d) & 1) {
         p->rx_replay++;
         return HD_EREPLAY;
       }
@@ -192,14 +196,15 @@ int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_
     p->rx_ctx = c;
     p->rx_epoch = epoch;
     memcpy(p->rx_key, key, sizeof key);
-    p->rx_max = seq;
-    p->rx_win = 1;
-  } else if (seq > p->rx_max) {
-    uint64_t d = seq - p->rx_max;
-    p->rx_win = d >= 64 ? 1 : (p->rx_win << d) | 1;
-    p->rx_max = seq;
+    memset(p->rx_lane, 0, sizeof p->rx_lane); /* every lane starts over */
+    p->rx_lane[lane].max = seq;
+    p->rx_lane[lane].win = 1;
+  } else if (seq > p->rx_lane[lane].max) {
+    uint64_t d = seq - p->rx_lane[lane].max;
+    p->rx_lane[lane].win = d >= 64 ? 1 : (p->rx_lane[lane].win << d) | 1;
+    p->rx_lane[lane].max = seq;
   } else {
-    p->rx_win |= 1ull << (p->rx_max - seq);
+    p->rx_lane[lane].win |= 1ull << (p->rx_lane[lane].max - seq);
   }
   p->last_rx = now;
   p->rx_ok++;

@@ -6,10 +6,14 @@
  * its direction (sender -> receiver) derived with HMAC-SHA256 from the
  * cluster secret, both node ids and the sender's epoch (one per process
  * start). The 28-byte header is the AEAD's associated data; the 96-bit nonce
- * is the sender's 64-bit sequence number, never reused under one key. A
- * receiver keeps a 64-packet replay window per peer (as SRTP's, RFC 3711
- * §3.3.2) and accepts a new epoch of a peer only when it is newer than the one
- * it knows (a restarted node), so an old epoch's datagrams cannot be replayed.
+ * is the sender's 64-bit sequence number, never reused under one key: every
+ * media worker of a node seals with the same key, so each has a lane of its
+ * own, the sequence number's top byte (the worker's index), and counts in
+ * the low 56 bits. A receiver keeps a 64-packet replay window per peer and
+ * lane (as SRTP's, RFC 3711 §3.3.2: one window shared by two workers would
+ * take the one that sealed more datagrams for the other's replays) and
+ * accepts a new epoch of a peer only when it is newer than the one it knows
+ * (a restarted node), so an old epoch's datagrams cannot be replayed.
  *
  * The first byte is 0xE1: outside every range RFC 7983 §7 assigns (STUN,
  * DTLS, TURN, RTP/RTCP), so link datagrams share a media worker's UDP port
@@ -41,6 +45,10 @@
 #define HD_LINK_REASM_TIMEOUT HD_SEC(2) /* a message missing fragments this long is dropped */
 #define HD_LINK_MAX_WANTS 64            /* publishers one hello can ask for */
 #define HD_LINK_MAX_NACK 64             /* sequence numbers in one feedback message */
+/* Lanes (senders sharing a node's keys: its media workers, at most
+ * HD_MEDIA_WORKERS_MAX); a datagram of a higher lane is dropped as malformed. */
+#define HD_LINK_LANES 64
+#define HD_LINK_LANE_SHIFT 56 /* the lane is the sequence number's top byte */
 
 enum {
   HD_LINK_MEDIA = 1,     /* a publisher's RTP packet (normalised: RTX unwrapped) */
@@ -62,8 +70,8 @@ enum { HD_LINK_MEDIA_REPAIR = 1 }; /* media flags: a retransmission answering a 
 typedef struct {
   char id[HD_LINK_ID_MAX];
   uint64_t id_hash;
-  uint64_t epoch; /* (start time ms << 16) | 16 random bits */
-  uint64_t next_seq;
+  uint64_t epoch;    /* (start time ms << 16) | 16 random bits */
+  uint64_t next_seq; /* lane << HD_LINK_LANE_SHIFT | count (from 1) */
   uint8_t secret[HD_LINK_SECRET_MAX];
   size_t secret_len;
 } hd_link_self_t;
@@ -76,8 +84,10 @@ typedef struct {
   /* receive side: the peer's epoch seen (0 = none yet), its key, replay window */
   uint64_t rx_epoch;
   uint8_t rx_key[HD_LINK_KEY_LEN];
-  uint64_t rx_max; /* highest seq accepted */
-  uint64_t rx_win; /* bit i: rx_max - i accepted */
+  struct {
+    uint64_t max; /* highest seq of the lane accepted (0: none yet) */
+    uint64_t win; /* bit i: max - i accepted */
+  } rx_lane[HD_LINK_LANES];
   hd_time_t last_rx;
   uint64_t rx_ok, rx_auth_fail, rx_replay, rx_old_epoch, tx;
   /* AES-GCM contexts keyed once (tx_key, rx_key): a datagram only sets its nonce */
@@ -86,9 +96,12 @@ typedef struct {
 
 /* FNV-1a 64 of a node id: how a datagram names its sender. */
 uint64_t hd_link_id_hash(const char *id);
-/* HD_EINVAL: empty id or secret, or too long. */
+/* lane: which of the node's senders this is (its media worker's index,
+ * 0..HD_LINK_LANES-1); every sender of a node has the same id, secret and
+ * epoch and a lane of its own. HD_EINVAL: empty id or secret, too long, or a
+ * lane out of range. */
 int hd_link_self_init(hd_link_self_t *s, const char *id, const uint8_t *secret, size_t secret_len,
-                      uint64_t epoch);
+                      uint64_t epoch, int lane);
 /* Sets up p (any earlier state must have been freed with hd_link_peer_free).
  * HD_EINVAL, HD_ECRYPTO, HD_ENOMEM. */
 int hd_link_peer_init(hd_link_peer_t *p, const hd_link_self_t *s, const char *peer_id);
@@ -105,8 +118,9 @@ static inline int hd_link_is_link(const uint8_t *buf, size_t len) {
 /* The sender's id hash of a datagram (to find its peer): 0 or HD_EPROTO. */
 int hd_link_sender(const uint8_t *buf, size_t len, uint64_t *id_hash);
 /* Opens a datagram from peer p in place: *type and the body (*pl points into
- * buf). HD_EPROTO malformed, HD_EAUTH (wrong key, altered), HD_EREPLAY (seen,
- * too old, or an older epoch of the peer). */
+ * buf). HD_EPROTO malformed (or a lane >= HD_LINK_LANES), HD_EAUTH (wrong
+ * key, altered), HD_EREPLAY (seen, too old within its lane, or an older
+ * epoch of the peer). */
 int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_t len, hd_time_t now,
                  uint8_t *type, const uint8_t **pl, size_t *pl_len);
 

@@ -45,7 +45,9 @@ typedef struct {
   uint32_t remote_ssrc, remote_rtx_ssrc; /* from a=ssrc / FID group, 0 if absent */
   int n_rids;                            /* simulcast layers the remote sends (WHIP), in a=simulcast order */
   /* FlexFEC (RFC 8627, "flexfec/90000") on video a publisher sends us, 0 if
-   * not offered (or simulcast, WHEP); its repair SSRC from a=ssrc-group:FEC-FR */
+   * not offered (or simulcast, WHEP); its repair SSRC from a=ssrc-group:FEC-FR.
+   * In a subscriber answer (proto/sdp_offer.h): the FlexFEC the viewer takes
+   * from us, and OUR repair SSRC (the offer's FEC-FR group) */
   uint8_t fec_pt;
   uint32_t remote_fec_ssrc;
   char rids[HD_SDP_MAX_RIDS][HD_SDP_TOKEN_MAX];

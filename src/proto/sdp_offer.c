@@ -62,6 +62,8 @@ static int check_track(const hd_sdp_out_track_t *t) {
     return HD_EINVAL;
   if (t->kind == HD_SDP_AUDIO && t->rtx_ssrc) return HD_EINVAL;
   if (t->rtx_ssrc == t->ssrc) return HD_EINVAL;
+  if (t->fec_ssrc && (t->kind != HD_SDP_VIDEO || t->fec_ssrc == t->ssrc || t->fec_ssrc == t->rtx_ssrc))
+    return HD_EINVAL;
   if (!valid_token(t->stream_id, sizeof t->stream_id) || !valid_token(t->track_id, sizeof t->track_id))
     return HD_EINVAL;
   if (!valid_text(t->fmtp, sizeof t->fmtp)) return HD_EINVAL;
@@ -153,7 +155,7 @@ static int pt_used(const hd_sdp_offerer_t *o, int pt) {
 static int free_pt(const hd_sdp_offerer_t *o, int avoid) {
   for (int pt = 96; pt <= 127; pt++)
     if (pt != avoid && !pt_used(o, pt)) return pt;
-  for (int pt = 35; pt < HD_SDP_OFFER_PT_RED; pt++)
+  for (int pt = 35; pt < HD_SDP_OFFER_PT_FLEXFEC; pt++)
     if (pt != avoid && !pt_used(o, pt)) return pt;
   return -1;
 }
@@ -343,6 +345,12 @@ static int offers_red(const hd_sdp_offer_slot_t *s) {
   return s->kind == HD_SDP_AUDIO && s->track.red && s->pt != HD_SDP_OFFER_PT_RED;
 }
 
+/* FlexFEC is offered with a video track whose subscriber asked for it. */
+static int offers_fec(const hd_sdp_offer_slot_t *s) {
+  return s->kind == HD_SDP_VIDEO && s->track.fec_ssrc != 0 && s->pt != HD_SDP_OFFER_PT_FLEXFEC &&
+         s->rtx_pt != HD_SDP_OFFER_PT_FLEXFEC;
+}
+
 static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *s, int setup,
                           hd_sdp_media_t *m) {
   memset(m, 0, sizeof *m);
@@ -413,6 +421,14 @@ static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
     r->clock = t->clock;
     snprintf(r->fmtp, sizeof r->fmtp, "apt=%u", s->pt);
   }
+  if (offers_fec(s)) { /* RFC 8627 §5.1.1 */
+    add_fmt(m, HD_SDP_OFFER_PT_FLEXFEC);
+    hd_sdp_codec_t *r = &m->codecs[m->n_codecs++];
+    r->pt = HD_SDP_OFFER_PT_FLEXFEC;
+    hd_scpy(r->name, sizeof r->name, "flexfec");
+    r->clock = 90000;
+    snprintf(r->fmtp, sizeof r->fmtp, "repair-window=%u", HD_SDP_OFFER_FEC_REPAIR_WINDOW_US);
+  }
 
   if (s->state == HD_SDP_SLOT_ACTIVE) {
     m->has_msid = 1;
@@ -426,9 +442,19 @@ static void build_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
       g->ssrcs[1] = ssrcs[1];
       g->n_ssrcs = 2;
     }
-    for (int i = 0; i < 2 && ssrcs[i]; i++) {
+    if (offers_fec(s)) { /* RFC 8627 §5.1.3: the protected SSRC, then the repair SSRC */
+      hd_sdp_ssrc_group_t *g = &m->ssrc_groups[m->n_ssrc_groups++];
+      hd_scpy(g->semantics, sizeof g->semantics, "FEC-FR");
+      g->ssrcs[0] = t->ssrc;
+      g->ssrcs[1] = t->fec_ssrc;
+      g->n_ssrcs = 2;
+    }
+    uint32_t fec_ssrc = offers_fec(s) ? t->fec_ssrc : 0;
+    for (int i = 0; i < 3; i++) {
+      uint32_t q = i < 2 ? ssrcs[i] : fec_ssrc;
+      if (!q) continue;
       hd_sdp_ssrc_t *x = &m->ssrcs[m->n_ssrcs++];
-      x->ssrc = ssrcs[i];
+      x->ssrc = q;
       hd_scpy(x->cname, sizeof x->cname, o->cname);
       snprintf(x->msid, sizeof x->msid, "%s %s", t->stream_id, t->track_id);
     }
@@ -489,11 +515,20 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
                           hd_sdp_media_negotiated_t *nm, char *err, size_t errcap) {
   const hd_sdp_media_t *am = &ans->media[i];
   const hd_sdp_out_track_t *t = &s->track;
-  int has_pt = 0, has_rtx = 0, has_red = 0;
+  int has_pt = 0, has_rtx = 0, has_red = 0, has_fec = 0;
   for (int f = 0; f < am->n_fmt; f++) {
     int pt = small_num(am->fmt[f]);
     if (pt == HD_SDP_OFFER_PT_RED && offers_red(s)) {
       has_red = 1;
+      continue;
+    }
+    if (pt == HD_SDP_OFFER_PT_FLEXFEC && offers_fec(s)) {
+      const hd_sdp_codec_t *c = hd_sdp_codec_by_pt(am, pt);
+      if (c && c->name[0] && (strcasecmp(c->name, "flexfec") || c->clock != 90000))
+        return hd_errf(err, errcap, HD_EPROTO,
+                       "mid %s: answer maps payload type %d to %s/%u, offer had flexfec/90000", s->mid, pt,
+                       c->name, c->clock);
+      has_fec = 1;
       continue;
     }
     if (pt < 0 || (pt != s->pt && (!s->rtx_pt || pt != s->rtx_pt)))
@@ -531,6 +566,9 @@ static int answer_section(const hd_sdp_offerer_t *o, const hd_sdp_offer_slot_t *
   hd_scpy(nm->fmtp, sizeof nm->fmtp, t->fmtp);
   nm->rtx_pt = has_rtx ? s->rtx_pt : 0;
   nm->red_pt = has_red ? HD_SDP_OFFER_PT_RED : 0;
+  /* FlexFEC the viewer takes: our repair SSRC (the offer's FEC-FR group) */
+  nm->fec_pt = has_fec ? HD_SDP_OFFER_PT_FLEXFEC : 0;
+  nm->remote_fec_ssrc = has_fec ? t->fec_ssrc : 0;
   /* rtcp-fb is only in effect if both sides list it (RFC 4585 §4.2); a missing codec
    * entry in the answer means none */
   const char *fb[8];

@@ -59,6 +59,11 @@
  * RED, so that a viewer that takes it gets the redundancy passed on (kept out
  * of the free-PT pool). */
 #define HD_SDP_OFFER_PT_RED 63
+/* FlexFEC (RFC 8627 §5.1.1 "flexfec/90000"), offered with a video track when
+ * the subscriber asked for it (its join's "flexfec"): the node then protects
+ * what it sends that viewer (sfu/session_fec.h). Kept out of the free-PT pool. */
+#define HD_SDP_OFFER_PT_FLEXFEC 62
+#define HD_SDP_OFFER_FEC_REPAIR_WINDOW_US 200000 /* a=fmtp repair-window (RFC 8627 §5.1.1) */
 
 /* Our header extension ids (one-byte form, RFC 8285 §4.2). */
 #define HD_SDP_OFFER_EXTID_AUDIO_LEVEL 1
@@ -82,6 +87,7 @@ typedef struct {
   char stream_id[HD_SDP_OFFER_ID_MAX]; /* msid stream id = publisher participant id */
   char track_id[HD_SDP_OFFER_ID_MAX];  /* msid track id */
   int red;                             /* audio: offer RED too (the source sends it) */
+  uint32_t fec_ssrc;                   /* video: our FlexFEC SSRC (offer flexfec, FEC-FR), 0 = none */
 } hd_sdp_out_track_t;
 
 /* Fills *t from the publisher's negotiated section (codec, clock, channels, fmtp;

@@ -12,7 +12,7 @@
 #define MULT_INCREASE 1.08         /* §5.5 eta: 8% per second far from the link capacity */
 #define ACKED_WINDOW HD_MS(300)    /* window of the acknowledged-rate estimate */
 #define MEDIA_WINDOW HD_SEC(1)     /* window of the media rate for the app-limited bounds */
-#define APP_LIMIT_INC 1.5          /* increase bound: 1.5 x acked + 10 kbit/s */
+#define APP_LIMIT_ADD 10000.0      /* increase bound: app_limit_factor x acked + this */
 #define APP_LIMIT_PROBE 2.0        /* probe result bound: 2 x acked */
 #define PROBE_FACTOR 1.5           /* periodic and follow-up probes, x target */
 #define STALE_STATE HD_SEC(2)      /* over-use / loss no feedback confirmed for this long is stale */
@@ -30,6 +30,7 @@ void hd_bwe_config_init(hd_bwe_config_t *c) {
   c->pacing_factor = 1.5;
   c->probe_interval = HD_SEC(2);
   c->initial_probes = 1;
+  c->app_limit_factor = 1.5;
 }
 
 /* ---- rate windows (bytes per 20 ms bucket) ---- */
@@ -80,7 +81,8 @@ int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now) {
   else
     hd_bwe_config_init(&c);
   if (!b || c.min_bps == 0 || c.min_bps > c.start_bps || c.start_bps > c.max_bps || c.pacing_factor < 1 ||
-      c.pacing_factor > 10 || c.probe_interval < 0)
+      c.pacing_factor > 10 || c.probe_interval < 0 ||
+      !(c.app_limit_factor >= 1.05 && c.app_limit_factor <= 4))
     return HD_EINVAL;
   memset(b, 0, sizeof *b);
   b->cfg = c;
@@ -176,6 +178,11 @@ static double media_rate(const hd_bwe_t *b) {
   return a > c ? a : c;
 }
 
+/* The application-limited increase bound for a media rate. */
+static double app_limit(const hd_bwe_t *b, double media) {
+  return b->cfg.app_limit_factor * media + APP_LIMIT_ADD;
+}
+
 /* ---- AIMD (§5.5) ---- */
 
 static double link_std_kbps(const hd_bwe_t *b) { return sqrt(b->link_var * b->link_avg_kbps); }
@@ -233,7 +240,7 @@ static void rate_control(hd_bwe_t *b, hd_bwe_usage_t usage, hd_time_t now) {
     }
     double media = media_rate(b);
     if (media > 0) { /* application-limited bound */
-      double limit = APP_LIMIT_INC * media + 10000;
+      double limit = app_limit(b, media);
       if (next > limit) next = limit > b->delay_bps ? limit : b->delay_bps;
     }
     b->delay_bps = clamp_bps(b, next);
@@ -441,11 +448,11 @@ static hd_time_t periodic_due(const hd_bwe_t *b) {
   hd_time_t iv = b->cfg.probe_interval;
   if (b->link_avg_kbps >= 0) {
     /* ... except when the sender is application-limited: AIMD never climbs
-     * past 1.5x the media it sends, so a capacity that came back (or a
+     * past the app-limited bound, so a capacity that came back (or a
      * bigger simulcast layer that would fit) shows only to a probe; those
      * come at twice the interval */
     double media = rate_get(&b->media_rate, ACKED_WINDOW);
-    if (!(media <= 0 || b->target_bps >= 1.4 * media)) blocked = 1;
+    if (!(media <= 0 || b->target_bps >= (b->cfg.app_limit_factor - 0.1) * media)) blocked = 1;
     iv *= 2;
   }
   /* With nothing sent there is no feedback, and what the last one said (over-

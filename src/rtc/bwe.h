@@ -9,12 +9,15 @@
  *    average of the rates seen at decreases, §5.5), by about one packet per
  *    response time (rtt + 100 ms) so it creeps up to where it fell before;
  *  - loss-based (§6): bwe_loss.h; the target is the minimum of the two;
- *  - application-limited: an increase never goes past 1.5x the acknowledged
+ *  - application-limited: an increase never goes past app_limit_factor
+ *    (1.5 by default, 1.25 on the node's viewer legs) x the acknowledged
  *    media rate (packets outside probe clusters, the larger of its rate over
- *    300 ms and over 1 s) + 10 kbit/s, and
- *    a periodic probe's result past 2x it, so a sender that sends little
+ *    300 ms and over 1 s) + 10 kbit/s, and a periodic probe's result past 2x
+ *    it, so a sender that sends little
  *    does not earn an estimate it never used (the start-up probes are
- *    exempt: they measure the path before any media rate exists);
+ *    exempt: they measure the path before any media rate exists). Headroom
+ *    above that is shown by a probe, not assumed: the estimate is at most
+ *    max(bound, the last probe's result);
  *  - probing (bwe_probe.h): at the start two clusters at 3x and 6x the start
  *    rate (HD_BWE_PROBES_GATED: the 6x one only once the 3x one came back,
  *    and not when that measured a path under a quarter of 6x: on a
@@ -54,7 +57,8 @@
 #define HD_BWE_HISTORY 2048    /* sent packets remembered for feedback (power of two) */
 #define HD_BWE_RATE_BUCKETS 50 /* acked/sent rate windows: 50 x 20 ms */
 #define HD_BWE_RATE_BUCKET_US 20000
-#define HD_BWE_PROBES_GATED 2 /* hd_bwe_config_t.initial_probes */
+#define HD_BWE_PROBES_GATED 2         /* hd_bwe_config_t.initial_probes */
+#define HD_BWE_APP_LIMIT_PROBING 1.25 /* hd_bwe_config_t.app_limit_factor of a sender that probes */
 
 typedef struct {
   uint64_t min_bps;         /* floor of the target; default 30 kbit/s */
@@ -65,6 +69,13 @@ typedef struct {
   int initial_probes;       /* 3x / 6x start probes; default 1; HD_BWE_PROBES_GATED: the 6x one
                                only after the 3x one's result, and not into a path under a quarter
                                of 6x (the node's viewer legs, session_pace.c) */
+  double app_limit_factor;  /* increase bound: this x the acknowledged media rate + 10 kbit/s;
+                               default 1.5 (libwebrtc's), 1.05..4. A sender that cannot probe (the
+                               SDK) needs that room above what its encoder undershoots. The node's
+                               viewer legs use HD_BWE_APP_LIMIT_PROBING: at 1.5 the estimate for a
+                               viewer sat at ~1.5x what the node sent it, enough for the allocator
+                               to take a wider layer no probe had shown to fit; it probes (held
+                               back) for headroom instead */
 } hd_bwe_config_t;
 
 /* A probe cluster the caller should send now: padding (or RTX of recent
@@ -148,7 +159,7 @@ typedef struct {
 /* Defaults as documented on hd_bwe_config_t. */
 void hd_bwe_config_init(hd_bwe_config_t *c);
 /* 0, or HD_EINVAL (min > start, start > max, min == 0, pacing factor outside
- * 1..10, negative probe interval). */
+ * 1..10, negative probe interval, app_limit_factor outside 1.05..4). */
 int hd_bwe_init(hd_bwe_t *b, const hd_bwe_config_t *cfg, hd_time_t now);
 /* The bitrate the sender would use if it could (sum of the layers it wants
  * to send); probing stops once the target reaches it. Default: max_bps. */

@@ -8,11 +8,11 @@
  *
  * Both ends zero the transport-wide seq extension before the XOR (the
  * sender's pacer stamps it after the repair packet is computed; see
- * hd_flexfec_zero_ext). Viewers are not sent FEC: a repair packet covers the
- * publisher's packets as they were on its leg, which the node rewrites per
- * viewer (SSRC, seq, timestamps, header extensions, VP8 picture ids), so it
- * could not rebuild what a viewer lost; protecting a viewer's leg needs the
- * node to compute repair packets over what it sends that viewer. */
+ * hd_flexfec_zero_ext). The publisher's repair packets are not passed on: one
+ * covers the publisher's packets as they were on its leg, which the node
+ * rewrites per viewer (SSRC, seq, timestamps, header extensions, VP8 picture
+ * ids), so it could not rebuild what a viewer lost; the node protects a
+ * viewer's leg with repair packets of its own (sfu/session_fec.h). */
 #ifndef HD_SFU_FEC_IN_H
 #define HD_SFU_FEC_IN_H
 #include <stddef.h>

@@ -89,7 +89,7 @@ hd_room_t *node_room_get(hd_node_t *n, const char *app, const char *name, hd_tim
    * room's cluster-wide sid (hd_node_room_set_sid): joins wait for it */
   if (n->cl && n->cfg.on_event) {
     r->sid_pending = 1;
-    r->sid_wait_until = now + HD_ROOM_SID_WAIT;
+    r->sid_wait_until = now + (n->cfg.sid_wait > 0 ? n->cfg.sid_wait : HD_ROOM_SID_WAIT);
   }
   node_fire_room_event(n, HD_WEBHOOK_ROOM_STARTED, r);
   HD_LOGI("room", "room %s/%s created", app, name);
@@ -683,7 +683,7 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now) {
     if (r->sid_pending && r->sid_wait_until <= now) {
       HD_LOGW("cluster",
               "room %s/%s: Redis gave no cluster sid within %d ms; the joins waiting for it are refused",
-              r->app, r->name, (int)(HD_ROOM_SID_WAIT / 1000));
+              r->app, r->name, (int)((n->cfg.sid_wait > 0 ? n->cfg.sid_wait : HD_ROOM_SID_WAIT) / 1000));
       rooms_sid_settled(n, r, 0, now);
     }
     if (r->participants && rooms_next_timeout(n, r) <= now) rooms_handle_timeout(n, r, now);
@@ -872,11 +872,22 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
                "# HELP hudong_fec_recovered_total Video packets a publisher's leg lost, rebuilt from its "
                "FlexFEC and forwarded (issue 13).\n"
                "# TYPE hudong_fec_recovered_total counter\nhudong_fec_recovered_total %llu\n"
+               "# HELP hudong_fec_sent_total FlexFEC repair packets the node computed over what it sent "
+               "subscribers that negotiated FlexFEC, and sent them (sfu/session_fec.h).\n"
+               "# TYPE hudong_fec_sent_total counter\nhudong_fec_sent_total %llu\n"
+               "# HELP hudong_resent_exact_total Repairs on a media SSRC (no RTX) sent as the first send's "
+               "exact bytes (sfu/resend_cache.h).\n"
+               "# TYPE hudong_resent_exact_total counter\nhudong_resent_exact_total %llu\n"
+               "# HELP hudong_same_index_refused_total Packets not sent because their seq (SRTP index) "
+               "already went out with other bytes (RFC 7714 section 8.3).\n"
+               "# TYPE hudong_same_index_refused_total counter\nhudong_same_index_refused_total %llu\n"
                "# HELP hudong_temporal_dropped_total VP8 packets of temporal layers not forwarded to a "
                "subscriber whose estimate holds it to a lower frame rate (sfu/temporal.h).\n"
                "# TYPE hudong_temporal_dropped_total counter\nhudong_temporal_dropped_total %llu\n",
                (unsigned long long)m->red_rebuilt, (unsigned long long)m->fec_received,
-               (unsigned long long)m->fec_recovered, (unsigned long long)m->temporal_dropped);
+               (unsigned long long)m->fec_recovered, (unsigned long long)m->fec_sent,
+               (unsigned long long)m->resent_exact, (unsigned long long)m->same_index_refused,
+               (unsigned long long)m->temporal_dropped);
   if (kr < 0 || (size_t)kr >= cap - (size_t)len) return HD_ENOSPC;
   len += kr;
   /* layer selection (issue 11 item 7): estimate histogram, publisher layer changes */

@@ -46,6 +46,10 @@ typedef struct {
    * a join or session within that time reuses it. 0 = closed at once. A room
    * created by the admin API may carry its own value (hd_room_opts_t). */
   hd_time_t room_empty_timeout;
+  /* In a cluster, how long a join into a room new on this node waits for
+   * Redis to name the room's sid (config "cluster.sid_wait_ms"); 0 =
+   * HD_ROOM_SID_WAIT. */
+  hd_time_t sid_wait;
   /* Bitrate cap (bits/s) sent to every publisher PeerConnection as REMB
    * (draft-alvestrand-rmcat-remb) about once a second; 0 = no REMB is sent
    * (the publisher's own TWCC-driven estimate rules). */
@@ -160,10 +164,12 @@ void hd_node_handle_timeout(hd_node_t *n, hd_time_t now);
 /* ---- cluster: rooms across nodes (room_remote.c, docs/overlay.md) ---- */
 struct hd_cluster_node;
 /* Turns the cluster side on: this node's id, the cluster secret the link
- * keys derive from, and this process's link epoch (overlay/link.h). Once,
- * before any peer. HD_EINVAL / HD_ENOMEM. */
+ * keys derive from, this process's link epoch and this media worker's index
+ * (its link lane: every worker seals with the node's keys, each in a
+ * sequence space of its own; overlay/link.h). Once, before any peer.
+ * HD_EINVAL / HD_ENOMEM. */
 int hd_node_cluster_init(hd_node_t *n, const char *node_id, const uint8_t *secret, size_t secret_len,
-                         uint64_t epoch);
+                         uint64_t epoch, int worker);
 /* The other nodes as the registry shows them now (ids, media addresses,
  * rooms). A node missing from the list keeps its link state (a Redis outage
  * empties the list while the links work on); its rooms' media stop only when
@@ -194,9 +200,14 @@ typedef struct {
   uint64_t hop_repaired, hop_lost, hop_resent; /* per-hop repair: holes filled / given up; resent to it */
   uint64_t dedup_dropped;                      /* media from this origin dropped as a duplicate */
   uint64_t dedup_video;                        /* of which video (duplicated only while a route changes) */
+  /* its datagrams this node's workers refused (all workers: hd_node_cluster_links_add) */
+  uint64_t rx_replay, rx_auth_fail;
 } hd_node_link_t;
 /* The measuring worker's links (0 on any other worker): at most cap. */
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);
+/* Adds this (non-measuring) worker's refused-datagram counts to the links
+ * hd_node_cluster_links gave (matched by peer id). */
+void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count);
 /* The route to each destination node (docs/overlay.md "Relaying"): the path
  * (id hashes after this node; n = 1 direct), a disjoint second path (n = 0:
  * none) and whether audio is duplicated on it. A path through a node this
@@ -263,6 +274,12 @@ size_t hd_node_room_count(const hd_node_t *n);
  * room list of the cluster registry entry (io/cluster_redis.h). */
 typedef void (*hd_node_room_fn)(void *ud, const char *app, const char *room);
 size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud);
+/* Calls fn for every room whose sid is settled (not waiting for the
+ * cluster's: hd_node_room_set_sid), with that sid: what a clustered node
+ * re-announces in Redis after an outage (io/cluster_redis.h
+ * hd_cluster_redis_reconcile). Returns how many. */
+typedef void (*hd_node_room_sid_fn)(void *ud, const char *app, const char *room, const char *sid);
+size_t hd_node_room_sids(hd_node_t *n, hd_node_room_sid_fn fn, void *ud);
 /* Gives room app/room the sid `sid` (the cluster's, decided by the first node
  * holding it: docs/overlay.md "Room events") if its sid is still `was` (a room
  * closed and made again meanwhile keeps its own), and completes the joins
@@ -272,7 +289,8 @@ size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud);
 int hd_node_room_set_sid(hd_node_t *n, const char *app, const char *room, const char *was, const char *sid,
                          hd_time_t now);
 /* How long a join into a room new on a clustered node waits for that answer
- * before it is refused (503 cluster_unavailable, docs/protocol.md). */
+ * before it is refused (503 cluster_unavailable, docs/protocol.md), unless
+ * hd_node_config_t.sid_wait says otherwise. */
 #define HD_ROOM_SID_WAIT HD_SEC(2)
 /* Prometheus text exposition of all counters; returns length or HD_ENOSPC. */
 int hd_node_metrics_text(hd_node_t *n, char *out, size_t cap);

@@ -112,6 +112,16 @@ size_t hd_node_room_names(hd_node_t *n, hd_node_room_fn fn, void *ud) {
   return k;
 }
 
+size_t hd_node_room_sids(hd_node_t *n, hd_node_room_sid_fn fn, void *ud) {
+  size_t k = 0;
+  for (hd_room_t *r = n->rooms; r; r = r->next)
+    if (!r->sid_pending) {
+      fn(ud, r->app, r->name, r->sid);
+      k++;
+    }
+  return k;
+}
+
 char *hd_node_admin_rooms_json(hd_node_t *n, const char *app) {
   json_t *rooms = json_array();
   for (hd_room_t *r = n->rooms; r; r = r->next) {

@@ -55,11 +55,11 @@ static uint64_t fnv64(const char *s, size_t len) {
 
 /* ---- peers ---- */
 int hd_node_cluster_init(hd_node_t *n, const char *node_id, const uint8_t *secret, size_t secret_len,
-                         uint64_t epoch) {
+                         uint64_t epoch, int worker) {
   if (n->cl) return HD_ESTATE;
   struct node_cluster *c = calloc(1, sizeof *c);
   if (!c) return HD_ENOMEM;
-  int rc = hd_link_self_init(&c->self, node_id, secret, secret_len, epoch);
+  int rc = hd_link_self_init(&c->self, node_id, secret, secret_len, epoch, worker);
   if (rc < 0) {
     free(c);
     return rc;
@@ -1090,8 +1090,21 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
     }
     o->dedup_dropped = p->dedup_dropped;
     o->dedup_video = p->dedup_video;
+    o->rx_replay = p->link.rx_replay + p->link.rx_old_epoch;
+    o->rx_auth_fail = p->link.rx_auth_fail;
   }
   return k;
+}
+
+void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count) {
+  struct node_cluster *c = n->cl;
+  if (!c || c->measure) return;
+  for (int i = 0; i < count; i++) {
+    cl_peer_t *p = rr_peer_by_hash(c, hd_link_id_hash(links[i].peer));
+    if (!p) continue;
+    links[i].rx_replay += p->link.rx_replay + p->link.rx_old_epoch;
+    links[i].rx_auth_fail += p->link.rx_auth_fail;
+  }
 }
 
 int hd_node_cluster_peer_addr(hd_node_t *n, const char *id, const char *const *addrs, int count) {

@@ -182,10 +182,14 @@ static int sub_add(hd_node_t *n, hd_participant_t *q, hd_participant_t *p, const
   snprintf(s->track_sid, sizeof s->track_sid, "%s", t->sid);
   s->ssrc = hd_random_u32() | 1;
   s->rtx_ssrc = in->kind == HD_TRACK_VIDEO ? (hd_random_u32() | 1) : 0;
+  /* FlexFEC only to a client that said it decodes it (Chromium does not by default) */
+  s->fec_ssrc = in->kind == HD_TRACK_VIDEO && q->flexfec ? (hd_random_u32() | 1) : 0;
+  if (s->fec_ssrc && (s->fec_ssrc == s->ssrc || s->fec_ssrc == s->rtx_ssrc)) s->fec_ssrc ^= 2;
   hd_sdp_out_track_t ot;
   rc = hd_sdp_out_track_from_negotiated(&ot, &p->pub_sess->neg.media[in->media_index], s->ssrc, s->rtx_ssrc,
                                         p->sid, t->sid);
   if (rc < 0) return rc;
+  ot.fec_ssrc = s->fec_ssrc;
   rc = hd_sdp_offerer_add_track(q->offerer, &ot, s->mid, sizeof s->mid);
   if (rc < 0) return rc;
   q->n_subs++;
@@ -694,7 +698,7 @@ void rooms_sid_settled(hd_node_t *n, hd_room_t *r, int named, hd_time_t now) {
       snprintf(why, sizeof why,
                "the cluster's Redis did not name room %s within %d ms (its sid is shared by every node); "
                "join again in a moment",
-               r->name, (int)(HD_ROOM_SID_WAIT / 1000));
+               r->name, (int)((n->cfg.sid_wait > 0 ? n->cfg.sid_wait : HD_ROOM_SID_WAIT) / 1000));
       char buf[1024];
       int len = hd_signal_write_error_retry(p->join_id, HD_SIGNAL_ERR_CLUSTER_UNAVAILABLE, why,
                                             HD_NODE_RETRY_AFTER_S, buf, sizeof buf);
@@ -1026,6 +1030,7 @@ static int do_join(hd_node_t *n, void *conn, hd_participant_t **pp, const hd_sig
   p->room = r;
   p->joined_at = unix_now;
   p->auto_subscribe = m->join.auto_subscribe;
+  p->flexfec = m->join.flexfec;
   p->data_tokens = DATA_BURST;
   p->data_last = now;
   p->msg_tokens = MSG_BURST;

@@ -52,6 +52,7 @@ typedef struct {
   char track_sid[24];
   char mid[32];
   uint32_t ssrc, rtx_ssrc;
+  uint32_t fec_ssrc; /* video to a participant that joined with "flexfec": our FlexFEC SSRC, else 0 */
   /* track_settings from the subscriber (defaults: visible, any size, not pinned) */
   int hidden, tile_w, tile_h, pinned;
   int lim_spatial, lim_temporal; /* track_settings max_*_layer + 1; 0 = no cap */
@@ -69,7 +70,8 @@ struct hd_participant {
   struct hd_participant *next;
   int64_t joined_at;
   int auto_subscribe, leaving;
-  int whip; /* stands for a WHIP publisher (no WebSocket; pub_sess is the WHIP session) */
+  int flexfec; /* join's "flexfec": video subscriptions are offered FlexFEC (sfu/session_fec.h) */
+  int whip;    /* stands for a WHIP publisher (no WebSocket; pub_sess is the WHIP session) */
   hd_session_t *pub_sess, *sub_sess;
   hd_sdp_offerer_t *offerer;
   char sub_ufrag[24], sub_pwd[40];

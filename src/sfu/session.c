@@ -16,6 +16,7 @@
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
 #include "sfu/fec_in.h"
+#include "sfu/session_fec.h"
 #include "sfu/session_forward.h"
 #include "sfu/session_internal.h"
 #include "sfu/session_pace.h"
@@ -146,6 +147,7 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   free(t->tl); /* a reused slot's (a fresh one is zero) */
   if (t->sent) hd_resend_cache_free(t->sent);
   free(t->sent);
+  free(t->fec);
   memset(t, 0, sizeof *t);
   t->active = 1;
   t->kind = k;
@@ -173,6 +175,9 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   t->pd_packets = t->pd_repairs = 0;
   t->nack = m->nack;
   t->rtx_enabled = m->rtx_pt != 0 && t->rtx_ssrc != 0;
+  /* FlexFEC the viewer's answer took (proto/sdp_offer.h: our repair SSRC) */
+  t->fec_pt = k == HD_TRACK_VIDEO && m->remote_fec_ssrc && m->remote_fec_ssrc != ssrc ? m->fec_pt : 0;
+  t->fec_ssrc = t->fec_pt ? m->remote_fec_ssrc : 0;
   t->cur_in = t->want_in = -1;
   hd_alloc_track_init(&t->alloc);
   hd_vp8_rewriter_init(&t->vp8);
@@ -241,6 +246,8 @@ void hd_session_free_tracks(hd_session_t *s) {
     if (s->out[i].sent) hd_resend_cache_free(s->out[i].sent);
     free(s->out[i].sent);
     s->out[i].sent = NULL;
+    free(s->out[i].fec);
+    s->out[i].fec = NULL;
   }
   if (s->pacer) {
     hd_pacer_free(s->pacer);
@@ -573,6 +580,7 @@ static void viewer_rtt_sample(hd_session_t *v, const hd_rtcp_rb_t *rb, hd_time_t
   if (!t) return;
   if (t->kind == HD_TRACK_VIDEO) /* the viewer leg's loss, smoothed (fraction of 256) */
     v->loss_q8 = v->loss_q8 ? (v->loss_q8 * 3 + rb->fraction_lost) / 4 : rb->fraction_lost;
+  hd_session_fec_on_report(v, t, rb->fraction_lost); /* its FlexFEC plan (sfu/session_fec.h) */
   if (rb->lsr == 0) return;
   for (int i = 0; i < HD_OUT_SR_HIST; i++) {
     if (t->sr_sent_at[i] == 0 || t->sr_mid32[i] != rb->lsr) continue;
@@ -869,6 +877,10 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
   if (v->estimate_bps && g_adapt) {
     uint64_t usable = v->estimate_bps * 9 / 10; /* headroom for RTX and RTCP */
     budget = usable > fixed ? usable - fixed : 0;
+    /* FlexFEC to this viewer is inside the estimate: with one repair packet
+     * per g video packets the layers get g/(g+1) of the video budget */
+    int g = hd_session_fec_min_group(v);
+    if (g > 0) budget = budget * (uint64_t)g / (uint64_t)(g + 1);
   }
   if (!settled && budget < UINT64_MAX / 4) {
     /* the same start-up settle a single-layer track gets: a first estimate

@@ -230,6 +230,12 @@ typedef struct {
   hd_time_t sr_sent_at[HD_OUT_SR_HIST];
   uint8_t sr_next;
   uint64_t packets, bytes, retransmits, nacks_unanswered, nacks_deferred, repairs_forwarded;
+  /* FlexFEC (RFC 8627) to this viewer (sfu/session_fec.h): negotiated pt
+   * (0 = none) and our repair SSRC; the sender is allocated on first use */
+  uint8_t fec_pt;
+  uint32_t fec_ssrc;
+  struct hd_flexfec_send *fec;
+  uint64_t fec_sent;
 } hd_out_track_t;
 
 typedef struct hd_session hd_session_t;
@@ -309,6 +315,7 @@ typedef struct {
   uint64_t tail_probes;     /* last packets of frames resent unasked (HD_SESSION_TAIL_PROBE) */
   uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
   uint64_t fec_received, fec_recovered; /* FlexFEC repair packets from publishers, media packets rebuilt */
+  uint64_t fec_sent;                    /* FlexFEC repair packets the node sent viewers (sfu/session_fec.h) */
   uint64_t nacks_doubled;               /* NACK messages sent twice to a publisher whose leg loses >= 10% */
   /* layer selection: layer switches done, tracks paused for lack of bandwidth, estimates received */
   uint64_t layer_switches, layer_pauses, remb_received;

@@ -6,6 +6,7 @@
 
 #include "base/err.h"
 #include "sfu/session_resend.h"
+#include "sfu/session_fec.h"
 
 static int g_pacer = 1;
 static unsigned g_pacer_factor = HD_PACER_DEFAULT_FACTOR_PCT;
@@ -23,6 +24,8 @@ static void tw_sent(hd_session_t *v, const hd_out_track_t *t, size_t len, hd_tim
     hd_bwe_config_t bc;
     hd_bwe_config_init(&bc);
     bc.initial_probes = HD_BWE_PROBES_GATED; /* a narrow viewer leg's queue takes no 6x burst */
+    /* headroom above what a viewer gets is probed for (held back), not assumed */
+    bc.app_limit_factor = HD_BWE_APP_LIMIT_PROBING;
     if (!v->bwe || hd_bwe_init(v->bwe, &bc, now) < 0) {
       free(v->bwe);
       v->bwe = NULL;
@@ -100,6 +103,12 @@ static int before_commit(hd_out_track_t *t, const uint8_t *pkt, size_t len, int 
   return 0;
 }
 
+/* 1 if pkt, committed now, is one FlexFEC to this viewer protects: a first
+ * send on t's media SSRC (sfu/session_fec.h), in its final bytes. */
+static int protects(const hd_out_track_t *t, const uint8_t *pkt, size_t len, int exact) {
+  return t->fec_pt && !exact && on_media_ssrc(t, pkt, len);
+}
+
 static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, int exact,
                      hd_time_t now, hd_session_counters_t *c) {
   /* no estimate yet (and nothing waiting): not paced, and not a cycle spent on it */
@@ -125,9 +134,12 @@ static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n,
   int rc = before_commit(t, out, n, exact, now, c);
   if (rc < 0) return rc;
   hd_session_note_sent(t, out, n, now); /* before SRTP seals it */
+  uint8_t rep[HD_DATAGRAM_MAX];         /* its FlexFEC repair packet, if it closes a group */
+  int rn = protects(t, out, n, exact) ? hd_session_fec_protect(v, t, out, n, rep, sizeof rep) : 0;
   rc = hd_peer_tx_commit(&v->peer, n, 0);
   if (rc < 0) return rc;
   if (!exact) tw_sent(v, t, n, now); /* an exact resend carries the first send's transport-wide seq */
+  if (rn > 0) hd_session_fec_send(v, t, rep, (size_t)rn, now, c);
   return (int)n;
 }
 
@@ -159,6 +171,7 @@ static void restamp(const hd_session_t *v, const hd_out_track_t *t, uint8_t *pkt
  * cluster's rate and is the probe: tagged with its id. */
 void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c) {
   const hd_pacer_pkt_t *k;
+  uint8_t rep[HD_DATAGRAM_MAX]; /* a FlexFEC repair packet a released packet completes */
   hd_pacer_set_estimate(v->pacer, v->estimate_bps);
   int saved_cluster = v->cluster_id;
   v->cluster_id = v->cluster.id;
@@ -182,11 +195,14 @@ void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t
       continue;
     }
     hd_session_note_sent(t, out, len, now);
+    int rn = protects(t, out, len, exact) ? hd_session_fec_protect(v, t, out, len, rep, sizeof rep) : 0;
     if (hd_peer_tx_commit(&v->peer, len, 0) < 0) {
       if (c) c->pacer_dropped++;
       continue;
     }
     if (!exact) tw_sent(v, t, len, now);
+    /* queued behind what is due now (the pacer's retransmission class) */
+    if (rn > 0) hd_session_fec_send(v, t, rep, (size_t)rn, now, c);
   }
   v->cluster_id = saved_cluster;
 }

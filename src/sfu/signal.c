@@ -469,7 +469,8 @@ static int v_join(vctx_t *v, json_t *o, hd_signal_msg_t *m) {
       vbool(v, o, "", "auto_subscribe", 0, 1, &m->join.auto_subscribe) < 0 ||
       vstr(v, o, "", "name", 0, 0, HD_SIGNAL_MAX_NAME, &m->join.name) < 0 ||
       vstr(v, o, "", "metadata", 0, 0, HD_SIGNAL_MAX_METADATA, &m->join.metadata) < 0 ||
-      vint(v, o, "", "protocol", 0, 1, 1000000, HD_SIGNAL_PROTOCOL_VERSION, &proto) < 0)
+      vint(v, o, "", "protocol", 0, 1, 1000000, HD_SIGNAL_PROTOCOL_VERSION, &proto) < 0 ||
+      vbool(v, o, "", "flexfec", 0, 0, &m->join.flexfec) < 0)
     return -1;
   if (proto != HD_SIGNAL_PROTOCOL_VERSION)
     return vfail(v, HD_SIGNAL_ERR_BAD_REQUEST, "unsupported protocol %lld (this node speaks %d)",

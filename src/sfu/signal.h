@@ -231,6 +231,8 @@ typedef struct {
       const char *name;   /* NULL = absent (use the token's) */
       const char *metadata;
       int protocol; /* default HD_SIGNAL_PROTOCOL_VERSION */
+      int flexfec;  /* 1: the client decodes FlexFEC (RFC 8627 "flexfec") on the video it
+                     * receives: the node offers it (sfu/session_fec.h); default 0 */
     } join;
     struct {
       const char *sdp;

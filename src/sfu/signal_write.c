@@ -158,6 +158,7 @@ static void build_body(bctx_t *b, json_t *o, const hd_signal_msg_t *m) {
     bstr(b, o, "name", m->join.name);
     bstr(b, o, "metadata", m->join.metadata);
     bint(b, o, "protocol", m->join.protocol ? m->join.protocol : HD_SIGNAL_PROTOCOL_VERSION);
+    if (m->join.flexfec) bbool(b, o, "flexfec", 1);
     break;
   case HD_SIGNAL_PUBLISH_OFFER:
     bstr(b, o, "sdp", m->publish_offer.sdp);

@@ -19,8 +19,8 @@ static int g_init;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!g_init) {
-    hd_link_self_init(&g_self, "fuzz-b", (const uint8_t *)"secret", 6, 1);
-    hd_link_self_init(&g_other, "fuzz-a", (const uint8_t *)"secret", 6, 1);
+    hd_link_self_init(&g_self, "fuzz-b", (const uint8_t *)"secret", 6, 1, 0);
+    hd_link_self_init(&g_other, "fuzz-a", (const uint8_t *)"secret", 6, 1, 0);
     hd_link_peer_init(&g_peer, &g_self, "fuzz-a");
     hd_link_peer_init(&g_other_peer, &g_other, "fuzz-b");
     hd_link_reasm_init(&g_reasm);

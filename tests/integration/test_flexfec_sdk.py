@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 """FlexFEC and audio NACK end to end (issue 13 items 1 and 2, docs/sdk.md
-"FlexFEC" and "Audio NACK"): `hudong pub` (tone + 640x360 pattern) ->
+"FlexFEC" and "Audio NACK"; item 4: FlexFEC from the node to viewers):
+`hudong pub` (tone + 640x360 pattern) ->
 `hudong serve` -> `hudong sub`, both legs through `hudong netem` at 15%
 random loss each way, 60 ms (a round trip too long for NACK alone: on a
 short one the SDK sends FEC only from 30% loss, rtc/flexfec.h
 hd_flexfec_plan). With the defaults the node receives the
 publisher's FlexFEC repair packets and rebuilds video from them
 (hudong_fec_received_total, hudong_fec_recovered_total on /metrics), the
-subscriber NACKs lost audio and the node answers (the first send's exact
+node protects what it sends the subscriber with FlexFEC of its own
+(hudong_fec_sent_total; `sub --json` fecPacketsReceived), the subscriber
+NACKs lost audio and the node answers (the first send's exact
 bytes, sfu/resend_cache.h); with HUDONG_FEC=0 HUDONG_AUDIO_NACK=0 (the A/B
 switches) neither happens. Media flows in both runs.
 
@@ -98,6 +101,9 @@ def run(env_extra, tmp, tag):
     a = next((t for t in d["tracks"] if t["kind"] == "audio"), {})
     r = {"fec_received": metric(metrics, "hudong_fec_received_total"),
          "fec_recovered": metric(metrics, "hudong_fec_recovered_total"),
+         "fec_sent": metric(metrics, "hudong_fec_sent_total"),
+         "resent_exact": metric(metrics, "hudong_resent_exact_total"),
+         "same_index_refused": metric(metrics, "hudong_same_index_refused_total"),
          "frames": v.get("frames_decoded", 0), "audio_nacks": a.get("nacks"),
          "audio_repairs": a.get("retransmits"),
          "concealed_pct": a.get("concealed_pct"), "stall_ms": v.get("freeze_ms"),
@@ -114,13 +120,20 @@ def main():
         check((on["fec_recovered"] or 0) > 0, "defaults: the node rebuilt video from them", on)
         check((on["audio_nacks"] or 0) > 0, "defaults: the subscriber NACKed lost audio", on)
         check((on["audio_repairs"] or 0) > 0, "defaults: the node answered the subscriber's audio NACKs", on)
-        # sub's JSON carries the SDK receiver's FlexFEC counters; through the
-        # node they are 0 (it sends viewers no FEC, src/sfu/fec_in.h)
-        check(on["sub_fec_received"] == 0 and on["sub_fec_recovered"] == 0,
-              "defaults: sub --json reports its FlexFEC counters (none through the node)", on)
+        # audio repairs go on the media SSRC as the first send's exact bytes
+        check((on["resent_exact"] or 0) > 0, "defaults: /metrics hudong_resent_exact_total counts them", on)
+        check(on["same_index_refused"] is not None, "defaults: /metrics has hudong_same_index_refused_total", on)
+        # the node protects what it sends the subscriber with its own FlexFEC
+        # (sub joined with "flexfec", src/sfu/session_fec.h): sub --json
+        # counts the repair packets it received
+        check((on["fec_sent"] or 0) > 0, "defaults: the node sent the subscriber FlexFEC", on)
+        check((on["sub_fec_received"] or 0) > 0, "defaults: sub --json fecPacketsReceived > 0", on)
+        check(on["sub_fec_received"] <= on["fec_sent"], "defaults: sub received at most what the node sent", on)
         off = run({"HUDONG_FEC": "0", "HUDONG_AUDIO_NACK": "0"}, tmp, "off")
         check(off["frames"] > SECONDS * 5, "switched off: video decoded", off)
         check(off["fec_received"] == 0 and off["fec_recovered"] == 0, "switched off: no FlexFEC", off)
+        check(off["fec_sent"] == 0 and off["sub_fec_received"] == 0, "switched off: no FlexFEC to the subscriber",
+              off)
         check(off["audio_nacks"] == 0, "switched off: no audio NACK", off)
     sys.exit(1 if FAILS else 0)
 

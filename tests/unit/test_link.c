@@ -16,8 +16,8 @@ static hd_link_peer_t A_B, B_A; /* A's view of B, B's view of A */
 static void setup(uint64_t epoch_a, uint64_t epoch_b) {
   hd_link_peer_free(&A_B);
   hd_link_peer_free(&B_A);
-  assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, epoch_a), 0);
-  assert_int_equal(hd_link_self_init(&B, "node-b", SECRET, sizeof SECRET - 1, epoch_b), 0);
+  assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, epoch_a, 0), 0);
+  assert_int_equal(hd_link_self_init(&B, "node-b", SECRET, sizeof SECRET - 1, epoch_b, 0), 0);
   assert_int_equal(hd_link_peer_init(&A_B, &A, "node-b"), 0);
   assert_int_equal(hd_link_peer_init(&B_A, &B, "node-a"), 0);
 }
@@ -76,7 +76,7 @@ static void test_tamper_and_wrong_secret(void **st) {
   /* a node with another secret cannot speak to B */
   hd_link_self_t X;
   hd_link_peer_t X_B;
-  assert_int_equal(hd_link_self_init(&X, "node-a", (const uint8_t *)"other", 5, 1000), 0);
+  assert_int_equal(hd_link_self_init(&X, "node-a", (const uint8_t *)"other", 5, 1000, 0), 0);
   assert_int_equal(hd_link_peer_init(&X_B, &X, "node-b"), 0);
   X.next_seq = 100;
   n = hd_link_seal(&X, &X_B, HD_LINK_HELLO, (const uint8_t *)"x", 1, d, sizeof d);
@@ -129,7 +129,7 @@ static void test_epochs(void **st) {
   int n = seal_ab("before restart 2", d);
   assert_int_equal(open_at_b(d, (size_t)n, 0), 0);
   /* A restarts: a newer epoch, its sequence starts over, B follows */
-  assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, 5000), 0);
+  assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, 5000, 0), 0);
   hd_link_peer_free(&A_B);
   assert_int_equal(hd_link_peer_init(&A_B, &A, "node-b"), 0);
   n = seal_ab("after restart", d);
@@ -145,6 +145,60 @@ static void test_epochs(void **st) {
   assert_true(B_A.rx_epoch == 5000);
   n = seal_ab("still fine", d);
   assert_int_equal(open_at_b(d, (size_t)n, HD_SEC(1)), 0);
+}
+
+/* A node's media workers all seal with its keys (one id, one epoch): each
+ * in its own lane, so no nonce is used twice and the receiver's replay
+ * window keeps them apart. Two workers reaching one worker of the peer is
+ * common (a relay's first worker, the measuring worker's probes next to a
+ * room's messages, nodes with different worker counts); with one window a
+ * busy worker's datagrams pushed the other's out of it for good. */
+static void test_lanes(void **st) {
+  (void)st;
+  setup(1000, 2000); /* A is worker 0 of node-a */
+  hd_link_self_t A1; /* worker 1 of node-a */
+  hd_link_peer_t A1_B;
+  assert_int_equal(hd_link_self_init(&A1, "node-a", SECRET, sizeof SECRET - 1, 1000, 1), 0);
+  assert_int_equal(hd_link_peer_init(&A1_B, &A1, "node-b"), 0);
+  assert_int_equal(hd_link_self_init(&A1, "node-a", SECRET, sizeof SECRET - 1, 1000, HD_LINK_LANES),
+                   HD_EINVAL);
+  assert_int_equal(hd_link_self_init(&A1, "node-a", SECRET, sizeof SECRET - 1, 1000, 1), 0);
+  uint8_t d0[200], d1[200], c[200];
+  int n0 = seal_ab("w0", d0);
+  int n1 = hd_link_seal(&A1, &A1_B, HD_LINK_HELLO, (const uint8_t *)"w1", 2, d1, sizeof d1);
+  assert_true(n0 > 0 && n1 > 0);
+  /* same key, different nonces: the sequence numbers differ in their top byte */
+  assert_int_equal(d0[20], 0);
+  assert_int_equal(d1[20], 1);
+  assert_memory_not_equal(d0 + 20, d1 + 20, 8);
+  assert_int_equal(open_at_b(d1, (size_t)n1, 0), 0);
+  assert_int_equal(open_at_b(d0, (size_t)n0, 0), 0);
+  /* worker 1 sends a lot (media), worker 0 a little (probes): both get through */
+  for (int i = 0; i < 200; i++) {
+    n1 = hd_link_seal(&A1, &A1_B, HD_LINK_MEDIA, (const uint8_t *)"m", 1, d1, sizeof d1);
+    assert_int_equal(open_at_b(d1, (size_t)n1, 0), 0);
+  }
+  n0 = seal_ab("probe", d0);
+  memcpy(c, d0, (size_t)n0);
+  assert_int_equal(open_at_b(d0, (size_t)n0, 0), 0);
+  assert_int_equal(open_at_b(c, (size_t)n0, 0), HD_EREPLAY); /* each lane still drops its replays */
+  assert_int_equal(B_A.rx_replay, 1);
+  /* a lane past HD_LINK_LANES is malformed */
+  n0 = seal_ab("x", d0);
+  d0[20] = HD_LINK_LANES;
+  assert_int_equal(open_at_b(d0, (size_t)n0, 0), HD_EPROTO);
+  /* node-a restarts (a newer epoch): every lane starts over */
+  assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, 5000, 0), 0);
+  assert_int_equal(hd_link_self_init(&A1, "node-a", SECRET, sizeof SECRET - 1, 5000, 1), 0);
+  hd_link_peer_free(&A_B);
+  hd_link_peer_free(&A1_B);
+  assert_int_equal(hd_link_peer_init(&A_B, &A, "node-b"), 0);
+  assert_int_equal(hd_link_peer_init(&A1_B, &A1, "node-b"), 0);
+  n1 = hd_link_seal(&A1, &A1_B, HD_LINK_HELLO, (const uint8_t *)"w1", 2, d1, sizeof d1);
+  assert_int_equal(open_at_b(d1, (size_t)n1, HD_SEC(1)), 0);
+  n0 = seal_ab("w0 again", d0);
+  assert_int_equal(open_at_b(d0, (size_t)n0, HD_SEC(1)), 0);
+  hd_link_peer_free(&A1_B);
 }
 
 static void test_bodies(void **st) {
@@ -259,7 +313,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_tamper_and_wrong_secret),
       cmocka_unit_test(test_replay_window), cmocka_unit_test(test_epochs),
-      cmocka_unit_test(test_bodies),        cmocka_unit_test(test_reassembly),
+      cmocka_unit_test(test_lanes),         cmocka_unit_test(test_bodies),
+      cmocka_unit_test(test_reassembly),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   hd_link_peer_free(&A_B);

@@ -760,7 +760,7 @@ static void test_whip_participant_timeout(void **st) {
 static void test_cluster_sid_wait_counts_against_cap(void **st) {
   (void)st;
   uint8_t secret[32] = {1};
-  assert_int_equal(hd_node_cluster_init(g_node, "n1", secret, sizeof secret, 1), 0);
+  assert_int_equal(hd_node_cluster_init(g_node, "n1", secret, sizeof secret, 1, 0), 0);
   char id[16];
   for (int i = 0; i < 6; i++) {
     snprintf(id, sizeof id, "u%d", i);

@@ -372,6 +372,64 @@ static void test_audio_nack_offered(void **st) {
   assert_int_equal(g_neg.media[0].nack, 0);
 }
 
+/* Replaces the first `from` in src by `to` into out. */
+static void subst(const char *src, const char *from, const char *to, char *out, size_t cap) {
+  const char *p = strstr(src, from);
+  assert_non_null(p);
+  snprintf(out, cap, "%.*s%s%s", (int)(p - src), src, to, p + strlen(from));
+}
+
+/* FlexFEC to a viewer (issue 13 item 4, sfu/session_fec.h): offered with a
+ * video track that has a repair SSRC (flexfec/90000 on our pt 62, FEC-FR
+ * media repair, RFC 8627 §5.1), in effect only when the answer keeps it
+ * (Chromium's drops it: it knows only "flexfec-03"); then the result names
+ * our repair SSRC. Not for audio; an answer mapping 62 to another codec is
+ * refused. */
+static void test_flexfec_offered(void **st) {
+  (void)st;
+  publish("chrome_vp8.sdp");
+  offerer_init(1);
+  char mid[HD_SDP_TOKEN_MAX];
+  hd_sdp_out_track_t a = track(HD_SDP_AUDIO, 1111, 0, "alice", "alice-mic");
+  hd_sdp_out_track_t v = track(HD_SDP_VIDEO, 2222, 2223, "alice", "alice-cam");
+  a.fec_ssrc = 1112;
+  assert_int_equal(add(&a, mid), HD_EINVAL);
+  a.fec_ssrc = 0;
+  v.fec_ssrc = 2222; /* the media SSRC itself */
+  assert_int_equal(add(&v, mid), HD_EINVAL);
+  v.fec_ssrc = 2224;
+  assert_int_equal(add(&a, mid), 0);
+  assert_int_equal(add(&v, mid), 1);
+  const char *t = offer_text();
+  HAS(t, "m=video 7881 UDP/TLS/RTP/SAVPF 96 97 62\r\n");
+  HAS(t, "a=rtpmap:62 flexfec/90000\r\n");
+  HAS(t, "a=fmtp:62 repair-window=200000\r\n");
+  HAS(t, "a=ssrc-group:FEC-FR 2222 2224\r\n");
+  HAS(t, "a=ssrc:2224 cname:hudong-sub\r\n");
+  HASNT(t, "m=audio 7881 UDP/TLS/RTP/SAVPF 111 63 62");
+  /* Chromium's answer drops it */
+  if (apply_text(chrome_answer_av) != 0) fail_msg("apply: %s", g_err);
+  assert_int_equal(g_neg.media[1].fec_pt, 0);
+  assert_int_equal(g_neg.media[1].remote_fec_ssrc, 0);
+  /* an answer that keeps it (as the C SDK's does) */
+  static char ans[8192], ans2[8192];
+  subst(chrome_answer_av, "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n", "m=video 9 UDP/TLS/RTP/SAVPF 96 97 62\r\n",
+        ans, sizeof ans);
+  subst(ans, "a=rtpmap:97 rtx/90000\r\n", "a=rtpmap:97 rtx/90000\r\na=rtpmap:62 flexfec/90000\r\n", ans2,
+        sizeof ans2);
+  offer_text();
+  if (apply_text(ans2) != 0) fail_msg("apply: %s", g_err);
+  assert_int_equal(g_neg.media[1].fec_pt, HD_SDP_OFFER_PT_FLEXFEC);
+  assert_int_equal(g_neg.media[1].remote_fec_ssrc, 2224);
+  assert_int_equal(g_neg.media[0].fec_pt, 0);
+  /* 62 mapped to another codec */
+  subst(ans, "a=rtpmap:97 rtx/90000\r\n", "a=rtpmap:97 rtx/90000\r\na=rtpmap:62 ulpfec/90000\r\n", ans2,
+        sizeof ans2);
+  offer_text();
+  assert_int_equal(apply_text(ans2), HD_EPROTO);
+  ERR_HAS("offer had flexfec/90000");
+}
+
 static void test_apply_chrome_answer(void **st) {
   (void)st;
   first_round(1);
@@ -1009,6 +1067,7 @@ int main(void) {
       cmocka_unit_test(test_audio_nack_offered),
       cmocka_unit_test(test_apply_chrome_answer),
       cmocka_unit_test(test_red_passed_on),
+      cmocka_unit_test(test_flexfec_offered),
       cmocka_unit_test(test_answer_keeps_subset),
       cmocka_unit_test(test_renegotiate_screen_share),
       cmocka_unit_test(test_remove_and_recycle),

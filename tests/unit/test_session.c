@@ -14,6 +14,7 @@
 #include "sfu/fec_in.h"
 #include "sfu/node.h"
 #include "sfu/session.h"
+#include "sfu/session_fec.h"
 #include "sfu/session_pace.h"
 
 static hd_session_t *g_s;
@@ -801,6 +802,51 @@ static void test_fec_nack_hold(void **st) {
   free(s);
 }
 
+/* FlexFEC to a viewer is inside its estimate (issue 13 item 4, sfu/session_fec.h):
+ * with one repair packet per g video packets the allocator gives the layers
+ * g/(g+1) of the budget. A camera whose rate the budget just carries keeps
+ * flowing without FEC; with the viewer's FEC at g = 2 (25% loss reported,
+ * 200 ms RTT) the same estimate leaves it 2/3 of that, short by more than
+ * HD_ALLOC_DOWN_SLACK: paused after HD_ALLOC_DOWN_HOLD. */
+static void test_viewer_fec_inside_budget(void **st) {
+  (void)st;
+  for (int fec = 0; fec < 2; fec++) {
+    hd_session_t *v = camera_viewer();
+    hd_out_track_t *t = &v->out[0];
+    hd_session_counters_t c = {0};
+    hd_time_t t0 = HD_SEC(100 + 20 * fec);
+    if (fec) { /* negotiated, and planned from the viewer's reports and RTT */
+      t->fec_pt = 62;
+      t->fec_ssrc = 0xCCCC;
+      v->rtt = HD_MS(200);
+      v->rtt_samples = 1;
+      for (int i = 0; i < 8; i++)
+        hd_session_fec_on_report(v, t, 64); /* 25% */
+      assert_int_equal(hd_session_fec_group(v, t), 2);
+      assert_int_equal(hd_session_fec_min_group(v), 2);
+    } else {
+      assert_int_equal(hd_session_fec_min_group(v), 0);
+    }
+    camera_sends(t0, t0 + HD_SEC(1));
+    hd_session_allocate(v, NULL, t0 + HD_SEC(1), &c);
+    uint64_t bps = g_s->in[1].bps ? g_s->in[1].bps : 1;
+    /* the usable 90% of the estimate carries the camera with 5% to spare */
+    v->estimate_bps = bps * 10 / 9 * 105 / 100;
+    v->estimate_first_at = t0 + HD_SEC(1);
+    camera_sends(t0 + HD_SEC(1), t0 + HD_MS(4100));
+    hd_session_allocate(v, NULL, t0 + HD_MS(4100), &c); /* settled: under the allocator */
+    assert_int_equal(t->gated, 1);
+    camera_sends(t0 + HD_MS(4100), t0 + HD_MS(4100) + HD_ALLOC_DOWN_HOLD);
+    hd_session_allocate(v, NULL, t0 + HD_MS(4100) + HD_ALLOC_DOWN_HOLD, &c);
+    print_message("camera %llu bit/s, estimate %llu, FEC group %d: %s\n", (unsigned long long)bps,
+                  (unsigned long long)v->estimate_bps, hd_session_fec_min_group(v),
+                  t->want_in < 0 ? "paused" : "sent");
+    assert_int_equal(t->want_in, fec ? -1 : 1);
+    hd_session_free_tracks(v);
+    free(v);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_demux),
@@ -814,6 +860,7 @@ int main(void) {
       cmocka_unit_test(test_resend_same_index_is_byte_identical),
       cmocka_unit_test(test_viewer_audio_nack_answered),
       cmocka_unit_test(test_fec_nack_hold),
+      cmocka_unit_test(test_viewer_fec_inside_budget),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

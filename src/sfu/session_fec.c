@@ -1,0 +1,69 @@
+/* FlexFEC from the node to its viewers: see session_fec.h. */
+#include "sfu/session_fec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/rand.h"
+#include "proto/rtp.h"
+#include "rtc/flexfec_send.h"
+#include "sfu/session_pace.h"
+
+static hd_flexfec_send_t *sender(hd_out_track_t *t) {
+  if (!t->fec && (t->fec = malloc(sizeof *t->fec)) != NULL)
+    hd_flexfec_send_init(t->fec, (uint16_t)hd_random_u32());
+  return t->fec;
+}
+
+void hd_session_fec_on_report(const hd_session_t *v, hd_out_track_t *t, uint8_t fraction_lost) {
+  if (!t->fec_pt) return;
+  hd_flexfec_send_t *f = sender(t);
+  if (!f) return;
+  double loss = fraction_lost / 256.0;
+  if (v->bwe && v->bwe->loss.last_loss > loss) loss = v->bwe->loss.last_loss;
+  hd_flexfec_send_on_report(f, loss);
+}
+
+int hd_session_fec_group(const hd_session_t *v, const hd_out_track_t *t) {
+  if (!t->active || !t->fec_pt || !t->fec) return 0;
+  return hd_flexfec_send_group(t->fec, v->rtt_samples ? v->rtt : 0, t->nack);
+}
+
+int hd_session_fec_min_group(const hd_session_t *v) {
+  int g = 0;
+  for (int i = 0; i < v->n_out; i++) {
+    int k = hd_session_fec_group(v, &v->out[i]);
+    if (k > 0 && (g == 0 || k < g)) g = k;
+  }
+  return g;
+}
+
+int hd_session_fec_protect(hd_session_t *v, hd_out_track_t *t, const uint8_t *pkt, size_t len, uint8_t *out,
+                           size_t cap) {
+  if (!t->fec_pt || t->kind != HD_TRACK_VIDEO) return 0;
+  int group = hd_session_fec_group(v, t);
+  if (!group && !t->fec) return 0;
+  hd_flexfec_send_t *f = sender(t);
+  if (!f) return HD_ENOMEM;
+  int marker = len >= 2 && (pkt[1] & 0x80);
+  return hd_flexfec_send_add(f, group, pkt, len, marker, t->ext_twcc, t->fec_pt, t->fec_ssrc, out, cap);
+}
+
+void hd_session_fec_send(hd_session_t *v, hd_out_track_t *t, const uint8_t *rep, size_t rn, hd_time_t now,
+                         hd_session_counters_t *c) {
+  size_t cap;
+  uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
+  if (!out || rn > cap) return;
+  memcpy(out, rep, rn);
+  if (t->ext_twcc) { /* its transport-wide seq if it goes now (the pacer restamps it if it waits) */
+    uint8_t tw[2];
+    hd_rtp_twcc_seq_write(tw, v->tw_seq);
+    hd_rtp_ext_rewrite(out, rn, t->ext_twcc, tw, sizeof tw);
+  }
+  /* a retransmission's class: it leaves right behind the group it repairs,
+   * before video queued after that group */
+  if (hd_session_pace_send(v, t, out, rn, HD_PACE_RTX, now, c) < 0) return;
+  t->fec_sent++;
+  if (c) c->fec_sent++;
+}
