@@ -189,7 +189,9 @@ void hd_session_tail_probe(hd_session_t *v, hd_session_t *room_pub, hd_time_t no
   for (int i = 0; i < v->n_out; i++) {
     hd_out_track_t *t = &v->out[i];
     if (!t->active || !t->tail_at || now - t->tail_at < HD_SESSION_TAIL_PROBE) continue;
+    hd_time_t waited = now - t->tail_at;
     t->tail_at = 0;
+    if (waited > HD_RTP_CACHE_DEFAULT_MAX_AGE) continue; /* the leg turned lossy since: stale */
     uint64_t before = c->retransmitted;
     /* as if the viewer had NACKed it: its cache, RTX, twice on this leg */
     hd_session_retransmit(v, t, room_pub, t->tail_seq, now, c);
