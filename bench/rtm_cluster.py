@@ -6,6 +6,8 @@ on n2). A real redis-server on a free port; all on 127.0.0.1.
 
  - latency: publish -> delivery of one message at a time (the next once the
    last arrived), N samples, p50/p90/p99 in ms;
+ - peer messages (issue 15 item 5): send -> arrival and send -> receipt
+   (the recipient acks at once), samples/3 per repeat, p50;
  - cost: a publisher at a fixed rate into a channel of F subscribers for T s;
    server CPU (hudong processes + redis-server, from /proc) per delivered
    message, in microseconds.
@@ -65,7 +67,7 @@ def latency(pub, sub, ch, n):
     for i in range(n):
         k = len(sub.msgs)
         t = time.perf_counter()
-        pub.send({"type": "pub", "ch": ch, "data": "m%d" % i})
+        pub.send({"type": "pub", "ch": ch, "data": "m%d" % i, "id": "l%d" % i})  # ids, as the clients send
         if not sub.wait(lambda c: len(c.msgs) > k, 5):
             break
         out.append((time.perf_counter() - t) * 1000)
@@ -74,6 +76,26 @@ def latency(pub, sub, ch, n):
             sub.ack()
         time.sleep(0.002)
     return out
+
+
+def peer_latency(a, b, n):
+    """Peer message a -> b: send -> arrival, and send -> receipt (b acks at once)."""
+    arr, rec = [], []
+    for i in range(n):
+        k = len(trc.ev(b, type="peer"))
+        t = time.perf_counter()
+        a.send({"type": "peer", "id": "pl%d" % i, "to": b.user, "data": "p%d" % i})
+        if not b.wait(lambda c: len(trc.ev(c, type="peer")) > k, 5):
+            break
+        arr.append((time.perf_counter() - t) * 1000)
+        b.ack()
+        if not a.wait(lambda c: trc.ev(c, type="receipt", id="pl%d" % i), 5):
+            break
+        rec.append((time.perf_counter() - t) * 1000)
+        if i % 16 == 15:
+            a.ack()
+        time.sleep(0.002)
+    return arr, rec
 
 
 def cost(pub, subs, ch, rate, secs, pids):
@@ -85,7 +107,7 @@ def cost(pub, subs, ch, rate, secs, pids):
     n = int(rate * secs)
     t0 = time.time()
     for i in range(n):
-        pub.send({"type": "pub", "ch": ch, "data": "x" * 64})
+        pub.send({"type": "pub", "ch": ch, "data": "x" * 64, "id": "c%d" % i})
         if i % 32 == 31:
             pub.ack()
         dt = t0 + (i + 1) / rate - time.time()
@@ -125,11 +147,14 @@ def main():
                  "cluster, same node": (n1, n1, [n1.proc.pid, n2.proc.pid, redis.proc.pid]),
                  "cluster, across nodes": (n1, n2, [n1.proc.pid, n2.proc.pid, redis.proc.pid])}
         for name, (pn, sn, pids) in cases.items():
-            lats, costs = [], []
+            lats, costs, parr, prec = [], [], [], []
             for r in range(a.repeat):
                 pub = trc.Client(pn, "p%d" % r)
                 sub = trc.Client(sn, "s%d" % r)
                 lats.append(latency(pub, sub, "lat-%s-%d" % (pn.name + sn.name, r), a.samples))
+                pa, pr = peer_latency(pub, sub, a.samples // 3)
+                parr.append(pct(pa, 0.5))
+                prec.append(pct(pr, 0.5))
                 subs = [trc.Client(sn, "f%d-%d" % (r, i)) for i in range(a.fanout)]
                 ok, got, c = cost(pub, subs, "cost-%s-%d" % (pn.name + sn.name, r), a.rate, a.secs, pids)
                 costs.append(c)
@@ -140,11 +165,15 @@ def main():
             p99 = [pct(x, 0.99) for x in lats]
             res["latency_ms"][name] = {"p50": sorted(p50), "p99": sorted(p99)}
             res["cpu_us_per_delivery"][name] = sorted(costs)
+            res.setdefault("peer_ms", {})[name] = {"arrival_p50": sorted(parr), "receipt_p50": sorted(prec)}
             print("%-24s latency p50 %.2f ms (%.2f..%.2f), p99 %.2f ms (%.2f..%.2f); server CPU per delivery "
                   "%.1f us (%.1f..%.1f) at %d msg/s x %d subscribers" % (
                       name, sorted(p50)[len(p50) // 2], min(p50), max(p50), sorted(p99)[len(p99) // 2],
                       min(p99), max(p99), sorted(costs)[len(costs) // 2], min(costs), max(costs), a.rate,
                       a.fanout), flush=True)
+            print("%-24s peer message p50: arrival %.2f ms (%.2f..%.2f), receipt %.2f ms (%.2f..%.2f)" % (
+                name, sorted(parr)[len(parr) // 2], min(parr), max(parr), sorted(prec)[len(prec) // 2], min(prec),
+                max(prec)), flush=True)
     finally:
         for n in nodes:
             if n.proc and n.proc.poll() is None:

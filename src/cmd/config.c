@@ -49,6 +49,7 @@ void hd_config_defaults(hd_config_t *c) {
   c->rtm_window_messages = 1024;
   c->rtm_presence_max = 500;  /* docs/rtm.md "Presence" */
   c->rtm_cluster_log = 10000; /* docs/overlay.md "RTM across nodes" */
+  c->rtm_cluster_dedupe = 4096;
   c->rtm_window_bytes = 2 << 20;
   c->rtm_resume_grace = 30;
   c->ice_tcp = 1;
@@ -405,7 +406,8 @@ static const char *const rtm_keys[] = {"db",
                                        "quota_mb",
                                        "min_free_mb",
                                        "presence_max",
-                                       "cluster_log"};
+                                       "cluster_log",
+                                       "cluster_dedupe"};
 
 static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (check_keys(w, "rtm", rtm_keys, sizeof rtm_keys / sizeof rtm_keys[0], err, errcap)) return HD_EINVAL;
@@ -428,6 +430,7 @@ static int load_rtm(hd_config_t *c, json_t *w, char *err, size_t errcap) {
   if (get_int(w, "quota_channels", 0, 100000000, &c->rtm_quota_channels, err, errcap)) return HD_EINVAL;
   if (get_int(w, "presence_max", 0, 1000000, &c->rtm_presence_max, err, errcap)) return HD_EINVAL;
   if (get_int(w, "cluster_log", 1000, 10000000, &c->rtm_cluster_log, err, errcap)) return HD_EINVAL;
+  if (get_int(w, "cluster_dedupe", 64, 10000000, &c->rtm_cluster_dedupe, err, errcap)) return HD_EINVAL;
   if (get_int(w, "quota_mb", 0, 100000000, &c->rtm_quota_mb, err, errcap)) return HD_EINVAL;
   if (get_int(w, "min_free_mb", 0, 100000000, &c->rtm_min_free_mb, err, errcap)) return HD_EINVAL;
   return 0;

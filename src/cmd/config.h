@@ -72,6 +72,7 @@ typedef struct {
   long rtm_resume_grace;                      /* seconds a session waits for a resume */
   long rtm_presence_max;                      /* presence events only in channels up to this many members */
   long rtm_cluster_log;                       /* entries kept per channel log in Redis (cluster) */
+  long rtm_cluster_dedupe;                    /* peer messages from other nodes remembered (cluster) */
   /* "ice_tcp": passive ICE-TCP candidates on the media ports (io/ice_tcp.h) */
   int ice_tcp;                /* 1 = on (default) */
   long ice_tcp_max_conns;     /* per media worker */

@@ -1192,7 +1192,9 @@ int hd_cmd_serve(int argc, char **argv) {
                           .min_free_bytes = s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1,
                           .presence_max = s.cfg.rtm_presence_max ? (int)s.cfg.rtm_presence_max : -1};
   if (s.cfg.redis[0]) { /* RTM channels, presence, attributes and locks shared by the cluster */
-    hd_rtm_redis_config_t rr = {.node_id = s.cfg.node_id, .log_max = (int)s.cfg.rtm_cluster_log};
+    hd_rtm_redis_config_t rr = {.node_id = s.cfg.node_id,
+                                .log_max = (int)s.cfg.rtm_cluster_log,
+                                .dedupe_max = (int)s.cfg.rtm_cluster_dedupe};
     if (hd_redis_url_parse(s.cfg.redis, &rr.url, err, sizeof err) < 0 ||
         (rc = hd_rtm_redis_new(&s.rtm_redis, s.loop, &rr)) < 0) {
       fprintf(stderr, "hudong serve: rtm cluster: %s\n", err);

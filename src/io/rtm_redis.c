@@ -20,8 +20,15 @@
  *   hudong:rtm:nu:<node>   SET     "<app>/<user>" the node holds (for purge)
  *   hudong:rtm:uch:<app>/<user> SET channels where the user is present (user events)
  *   hudong:rtm:own:<cid>   STRING  the node holding a board channel's state
- *   pub/sub hudong:rtm:ctl (resume requests, user events), hudong:rtm:ctl:<node>
- *           (answers, peer messages and their outcomes)
+ *   hudong:rtm:bc          STREAM  to every node: resume requests (want), user events (uev)
+ *   hudong:rtm:in:<node>   STREAM  to one node: sessions (give), peer messages (peer) and
+ *                                  their outcomes (prc); trimmed by its reader as it reads
+ *   hudong:rtm:pids:<app>/<sid>  HASH  publish id -> cseq, the session's last 64 (":o" LIST
+ *                                  their order); expire 120 s after its last publish
+ * The control streams replaced pub/sub (at-most-once: a node whose pub/sub
+ * connection was down lost what was published meanwhile): the reader reads
+ * them in the same XREAD as the fan-in streams and continues from its
+ * positions after a reconnect (docs/overlay.md "Exactly-once between nodes").
  * The scripts touch keys they compute themselves (the lock expiry and the
  * purge walk several channels): fine for one Redis, not for Redis Cluster. */
 #include "io/rtm_redis.h"
@@ -42,6 +49,7 @@
 #include "io/redis_uv.h"
 #include "io/rtm_redis_scripts.h"
 #include "io/rtc_udp.h"
+#include "rtm/seen.h"
 
 #define P "hudong:rtm:"
 #define SYNC_TIMEOUT_MS 1000 /* one call of the broker; Redis is on the LAN */
@@ -56,6 +64,10 @@
 #define WATCH_BUCKETS 1024
 #define MAX_PENDING 1024
 #define FAN_SHARDS HD_RTM_FAN_SHARDS
+#define ST_BC FAN_SHARDS       /* reader stream index of hudong:rtm:bc */
+#define ST_IN (FAN_SHARDS + 1) /* ... of this node's inbox */
+#define N_STREAMS (FAN_SHARDS + 2)
+#define PUB_ID_TTL "120" /* s a session's publish ids stay in Redis after its last publish */
 
 /* ---------------------------------------------------------------- state */
 
@@ -97,11 +109,11 @@ struct hd_rtm_redis {
   /* the log reader: the fan-in streams */
   aconn_t rd;
   int reading, fan_ready;
-  hd_rtm_pos_t fan_pos[FAN_SHARDS];
+  hd_rtm_pos_t fan_pos[N_STREAMS]; /* fan-in shards, then bc and the inbox */
+  char inbox[200];                 /* hudong:rtm:in:<node> */
+  hd_rtm_seen_t seen;              /* peer messages taken in (sender's session, id) */
   watch_t *wb[WATCH_BUCKETS];
   size_t n_watch;
-  /* pub/sub for session moves */
-  aconn_t ps;
   pending_t pend[MAX_PENDING];
   int n_pend;
   uint64_t next_rid;
@@ -112,6 +124,8 @@ struct hd_rtm_redis {
   int closing, open_handles;
   uint64_t appended, entries, moves_out, moves_in, resume_misses, failures;
   uint64_t peers_in, uevents_in; /* peer messages and user events from other nodes */
+  uint64_t gaps, pub_dups;       /* stream entries trimmed before this node read them; publishes
+                                    answered from the retried-id key */
 };
 
 static hd_time_t now_of(hd_rtm_redis_t *r) { return hd_io_now(r->loop); }
@@ -321,9 +335,17 @@ static void c_chan_close(void *ud, const char *app, const char *ch) {
 }
 
 static int c_publish(void *ud, const char *app, const char *ch, const char *pre, const char *post,
-                     int64_t floor, const hd_rtm_stored_msg_t *m, int store, int keep, int64_t *cseq) {
+                     int64_t floor, const hd_rtm_stored_msg_t *m, int store, int keep, const char *pid,
+                     int64_t *cseq) {
   hd_rtm_redis_t *r = ud;
-  char cid[200], k1[256], k2[256], k3[256], fl[24], kp[16], ts[24];
+  char cid[200], k1[256], k2[256], k3[256], fl[24], kp[16], ts[24], pk[200] = "", nd[16];
+  const char *pid_id = "";
+  const char *colon = pid ? strchr(pid, ':') : NULL; /* "<session>:<id>" */
+  if (colon) {
+    snprintf(pk, sizeof pk, P "pids:%s/%.*s", app, (int)(colon - pid), pid);
+    pid_id = colon + 1;
+  }
+  snprintf(nd, sizeof nd, "%d", HD_RTM_PUB_DEDUPE);
   cid_of(cid, sizeof cid, app, ch);
   snprintf(k1, sizeof k1, P "seq:%s", cid);
   snprintf(k2, sizeof k2, P "log:%s", cid);
@@ -332,14 +354,19 @@ static int c_publish(void *ud, const char *app, const char *ch, const char *pre,
   snprintf(kp, sizeof kp, "%d", keep > 0 ? keep : 1000);
   snprintf(ts, sizeof ts, "%lld", (long long)m->ts_ms);
   const char *keys[3] = {k1, k2, k3};
-  const char *args[10] = {pre, post, fl, r->maxlen, store ? "1" : "0", kp, m->from, ts, m->data, cid};
-  redisReply *rep = run(r, RS_PUB, 3, keys, 10, args, NULL);
+  const char *args[14] = {pre,     post, fl, r->maxlen, store ? "1" : "0", kp, m->from, ts,
+                          m->data, cid,  pk, pid_id,    PUB_ID_TTL,        nd};
+  redisReply *rep = run(r, RS_PUB, 3, keys, 14, args, NULL);
   if (!rep) return HD_EIO;
   int rc = HD_EIO;
   if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
     *cseq = rep_int(rep->element[0]);
     rc = 0;
     r->appended++;
+  } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) { /* a retried id: logged already */
+    *cseq = rep_int(rep->element[0]);
+    rc = 1;
+    r->pub_dups++;
   }
   freeReplyObject(rep);
   return rc;
@@ -420,6 +447,38 @@ static int log_entry(const redisReply *e, hd_rtm_entry_t *out) {
   return out->json ? 0 : -1;
 }
 
+/* Whether entries after pos may have been trimmed from stream key (MAXLEN)
+ * before this node read them: 1, 0, or HD_EIO. XINFO's max-deleted-entry-id
+ * does not move on a MAXLEN trim (Redis 7.0), so: pos itself still there =
+ * nothing after it is gone (trims remove from the head); pos 0-0 (the stream
+ * was empty) = gone if anything was ever removed; pos gone = maybe (the
+ * callers' catch-up skips what was read: assuming a gap costs a read, never
+ * a duplicate). */
+static int trimmed_past(hd_rtm_redis_t *r, const char *key, hd_rtm_pos_t pos) {
+  if (pos.ms || pos.seq) {
+    char p[48];
+    hd_rtm_pos_str(pos, p);
+    const char *a[6] = {"XRANGE", key, p, p, "COUNT", "1"};
+    redisReply *x = sync_argv(r, 6, a, NULL);
+    if (!x) return HD_EIO;
+    int there = x->type == REDIS_REPLY_ARRAY && x->elements == 1;
+    freeReplyObject(x);
+    return !there;
+  }
+  const char *xa[3] = {"XINFO", "STREAM", key};
+  redisReply *x = sync_argv(r, 3, xa, NULL);
+  if (!x) return HD_EIO;
+  long long added = -1, len = -1;
+  for (size_t i = 0; x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2) {
+    const redisReply *kk = x->element[i], *v = x->element[i + 1];
+    if (kk->type != REDIS_REPLY_STRING) continue;
+    if (!strcmp(kk->str, "entries-added")) added = rep_int(v);
+    if (!strcmp(kk->str, "length")) len = rep_int(v);
+  }
+  freeReplyObject(x); /* no such stream (an error reply): nothing was ever there */
+  return added > len && len >= 0;
+}
+
 static int c_range(void *ud, const char *app, const char *ch, hd_rtm_pos_t after, hd_rtm_pos_t upto,
                    hd_rtm_entry_fn fn, void *fud) {
   hd_rtm_redis_t *r = ud;
@@ -427,22 +486,9 @@ static int c_range(void *ud, const char *app, const char *ch, hd_rtm_pos_t after
   cid_of(cid, sizeof cid, app, ch);
   snprintf(k, sizeof k, P "log:%s", cid);
   hd_rtm_pos_str(upto, s1);
-  if (after.ms || after.seq) { /* trimmed past `after` (MAXLEN): entries are gone, never a silent gap */
-    const char *xa[3] = {"XINFO", "STREAM", k};
-    redisReply *x = sync_argv(r, 3, xa, NULL);
-    if (!x) return HD_EIO;
-    for (size_t i = 0; x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2) {
-      hd_rtm_pos_t del;
-      const redisReply *kk = x->element[i], *v = x->element[i + 1];
-      if (kk->type == REDIS_REPLY_STRING && !strcmp(kk->str, "max-deleted-entry-id") &&
-          v->type == REDIS_REPLY_STRING && hd_rtm_pos_parse(v->str, v->len, &del) == 0 &&
-          hd_rtm_pos_cmp(del, after) > 0) {
-        freeReplyObject(x);
-        return HD_ENOSPC;
-      }
-    }
-    freeReplyObject(x); /* no such stream (an error reply): nothing was ever trimmed */
-  }
+  int t = trimmed_past(r, k, after); /* trimmed past `after` (MAXLEN): entries are gone, never a silent gap */
+  if (t < 0) return t;
+  if (t) return HD_ENOSPC;
   for (;;) { /* in pages of 1000 */
     char p[48];
     hd_rtm_pos_str(after, p);
@@ -613,19 +659,30 @@ static int c_lock_list(void *ud, const char *app, const char *ch, hd_rtm_lockl_f
   return n;
 }
 
-/* A resume this node cannot serve: ask every node on the control channel;
- * the holder answers on ours (ps_message), or nobody within RESUME_WAIT_MS. */
+/* One control message into a stream (the broadcast stream or a node's
+ * inbox), kept there for the readers: 0 or HD_EIO. */
+static int ctl_send(hd_rtm_redis_t *r, const char *key, const char *msg, size_t len) {
+  const char *a[8] = {"XADD", key, "MAXLEN", "~", r->maxlen, "*", "m", msg};
+  size_t l[8] = {4, strlen(key), 6, 1, strlen(r->maxlen), 1, 1, len};
+  redisReply *rep = sync_argv(r, 8, a, l);
+  if (!rep) return HD_EIO;
+  int rc = rep->type == REDIS_REPLY_ERROR ? HD_EIO : 0;
+  if (rc < 0) HD_LOGW("rtm", "cluster: XADD %s: %s", key, rep->str);
+  freeReplyObject(rep);
+  return rc;
+}
+
+/* A resume this node cannot serve: ask every node on the broadcast stream;
+ * the holder answers in our inbox (ctl_message), or nobody within
+ * RESUME_WAIT_MS. */
 static int c_resume(void *ud, uint64_t conn, const char *resume) {
   hd_rtm_redis_t *r = ud;
-  if (!r->ps.up || r->n_pend >= MAX_PENDING) return HD_EAGAIN;
+  if (!r->rd.up || r->n_pend >= MAX_PENDING) return HD_EAGAIN;
   pending_t *p = &r->pend[r->n_pend];
   snprintf(p->rid, sizeof p->rid, "%llu", (unsigned long long)++r->next_rid);
   char msg[400];
   snprintf(msg, sizeof msg, "want\n%s\n%s\n%s", r->node, p->rid, resume);
-  const char *a[3] = {"PUBLISH", P "ctl", msg};
-  redisReply *rep = sync_argv(r, 3, a, NULL);
-  if (!rep) return HD_EIO;
-  freeReplyObject(rep);
+  if (ctl_send(r, P "bc", msg, strlen(msg)) < 0) return HD_EIO;
   p->conn = conn;
   p->deadline = now_of(r) + (hd_time_t)RESUME_WAIT_MS * 1000;
   r->n_pend++;
@@ -670,8 +727,8 @@ static int c_peer(void *ud, const char *app, const char *to, const char *sid, co
   snprintf(au, sizeof au, "%s/%s", app, to);
   snprintf(k, sizeof k, P "un:%s", au);
   const char *keys[1] = {k};
-  const char *args[2] = {r->node, msg};
-  redisReply *rep = run(r, RS_PEER, 1, keys, 2, args, NULL);
+  const char *args[3] = {r->node, msg, r->maxlen};
+  redisReply *rep = run(r, RS_PEER, 1, keys, 3, args, NULL);
   free(msg);
   if (!rep) return HD_EIO;
   *nodes = (int)rep_int(rep);
@@ -679,18 +736,33 @@ static int c_peer(void *ud, const char *app, const char *to, const char *sid, co
   return 0;
 }
 
+/* The de-duplication key of a peer message: its sender's session and id. The
+ * session id is unique in the cluster and moves with the session, so a
+ * retry sent from the node the session moved to is recognised too; the
+ * origin node is only where the answer goes (the node each copy came
+ * from). */
+static size_t peer_key(char *out, size_t cap, const char *node, const char *sid, const char *id) {
+  (void)node;
+  int n = snprintf(out, cap, "%s\n%s", sid, id);
+  return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
 static void c_peer_result(void *ud, const char *node, const char *sid, const char *id, int delivered) {
   hd_rtm_redis_t *r = ud;
+  char key[HD_RTM_SEEN_KEY_MAX + 1];
+  size_t kl = peer_key(key, sizeof key, node, sid, id);
+  if (kl) /* a copy of it that comes again gets this answer again */
+    hd_rtm_seen_settle(&r->seen, key, kl, delivered ? HD_RTM_SEEN_DELIVERED : HD_RTM_SEEN_FAILED);
   json_t *o = json_pack("{s:s,s:s,s:b}", "s", sid, "i", id, "d", delivered);
   char *j = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   char ch[200], *msg = j ? malloc(strlen(j) + 5) : NULL;
   if (msg) {
     snprintf(msg, strlen(j) + 5, "prc\n%s", j);
-    snprintf(ch, sizeof ch, P "ctl:%s", node);
-    const char *a[3] = {"PUBLISH", ch, msg};
-    redisReply *rep = sync_argv(r, 3, a, NULL);
-    if (rep) freeReplyObject(rep); /* lost: the sender's own deadline answers 504 */
+    snprintf(ch, sizeof ch, P "in:%s", node);
+    if (ctl_send(r, ch, msg, strlen(msg)) < 0) /* the sender's own deadline answers 504 */
+      HD_LOGW("rtm", "cluster: the outcome of a peer message for node %s is lost (Redis did not take it)",
+              node);
   }
   free(msg);
   free(j);
@@ -701,9 +773,9 @@ static int c_user_event(void *ud, const char *app, const char *user, const char 
   hd_rtm_redis_t *r = ud;
   char k[256];
   snprintf(k, sizeof k, P "uch:%s/%s", app, user);
-  const char *keys[1] = {k};
-  const char *args[4] = {r->node, app, user, body};
-  redisReply *rep = run(r, RS_UEV, 1, keys, 4, args, NULL);
+  const char *keys[2] = {k, P "bc"};
+  const char *args[5] = {r->node, app, user, body, r->maxlen};
+  redisReply *rep = run(r, RS_UEV, 2, keys, 5, args, NULL);
   if (!rep) {
     HD_LOGW("rtm", "cluster: a user attribute event of %s/%s reached only this node (Redis did not take it)",
             app, user);
@@ -745,8 +817,17 @@ static void ps_other(hd_rtm_redis_t *r, const char *m, size_t len) {
              *body = json_string_value(json_object_get(o, "b"));
   hd_time_t now = now_of(r);
   if (kind == 1 && n && sid && id && app && u && body) {
-    r->peers_in++;
-    hd_rtm_cluster_peer_in(r->b, n, sid, id, app, u, body, now);
+    char key[HD_RTM_SEEN_KEY_MAX + 1];
+    size_t kl = peer_key(key, sizeof key, n, sid, id);
+    int outcome = HD_RTM_SEEN_PENDING;
+    if (kl && hd_rtm_seen_check(&r->seen, key, kl, &outcome) == 1) {
+      /* a second copy (the sender's retry after a lost answer): delivered
+       * once; a known outcome is answered again, a pending one comes later */
+      if (outcome != HD_RTM_SEEN_PENDING) c_peer_result(r, n, sid, id, outcome == HD_RTM_SEEN_DELIVERED);
+    } else {
+      r->peers_in++;
+      hd_rtm_cluster_peer_in(r->b, n, sid, id, app, u, body, now);
+    }
   } else if (kind == 2 && sid && id) {
     hd_rtm_cluster_peer_result(r->b, sid, id, json_is_true(json_object_get(o, "d")), now);
   } else if (kind == 3 && n && strcmp(n, r->node) && app && u && body) {
@@ -848,17 +929,94 @@ static void aconn_connect(aconn_t *a) {
   redisAsyncSetDisconnectCallback(ac, aconn_on_disconnect);
 }
 
+/* ---------------------------------------------------------------- session moves */
+
+static void give(hd_rtm_redis_t *r, const char *to, const char *rid, const char *resume) {
+  char *state = NULL;
+  size_t len = 0;
+  if (!r->b || hd_rtm_cluster_export(r->b, resume, to, &state, &len, now_of(r)) < 0) return;
+  r->moves_out++;
+  size_t hl = strlen(rid) + 8, total = hl + len;
+  char *msg = malloc(total + 1), ch[200];
+  if (msg) {
+    int n = snprintf(msg, hl + 1, "give\n%s\n", rid);
+    memcpy(msg + n, state, len);
+    snprintf(ch, sizeof ch, P "in:%s", to);
+    if (ctl_send(r, ch, msg, (size_t)n + len) < 0)
+      HD_LOGW("rtm",
+              "cluster: a session moving to node %s is lost (Redis did not take it): its client logs "
+              "in again",
+              to);
+  }
+  free(msg);
+  free(state);
+}
+
+static void taken(hd_rtm_redis_t *r, const char *rid, const char *state, size_t len) {
+  for (int i = 0; i < r->n_pend; i++)
+    if (!strcmp(r->pend[i].rid, rid)) {
+      uint64_t conn = r->pend[i].conn;
+      r->pend[i] = r->pend[--r->n_pend];
+      r->moves_in++;
+      if (r->b) hd_rtm_cluster_import(r->b, conn, state, len, now_of(r));
+      return;
+    }
+}
+
+/* Redis's clock in ms (the clock of stream ids), or 0. */
+static uint64_t redis_ms(hd_rtm_redis_t *r) {
+  const char *a[1] = {"TIME"};
+  redisReply *rep = sync_argv(r, 1, a, NULL);
+  uint64_t ms = 0;
+  if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+    ms = (uint64_t)rep_int(rep->element[0]) * 1000 + (uint64_t)rep_int(rep->element[1]) / 1000;
+  if (rep) freeReplyObject(rep);
+  return ms;
+}
+
+/* One control message (an entry of the broadcast stream or of this node's
+ * inbox, at position at). */
+static void ctl_message(hd_rtm_redis_t *r, const char *m, size_t len, hd_rtm_pos_t at) {
+  if (len > 5 && !memcmp(m, "want\n", 5)) { /* want\n<from>\n<rid>\n<resume> */
+    char from[128], rid[24], resume[64];
+    if (sscanf(m + 5, "%127[^\n]\n%23[^\n]\n%63s", from, rid, resume) != 3 || !strcmp(from, r->node)) return;
+    /* read late (this reader was reconnecting): the asker has answered its
+     * client 410 by now, and a session given to it would be lost */
+    uint64_t now = redis_ms(r);
+    if (!now || now > at.ms + RESUME_WAIT_MS * 8 / 10) return;
+    give(r, from, rid, resume);
+  } else if (len > 5 && !memcmp(m, "give\n", 5)) { /* give\n<rid>\n<state> */
+    const char *nl = memchr(m + 5, '\n', len - 5);
+    if (!nl || nl - (m + 5) >= 24) return;
+    char rid[24];
+    memcpy(rid, m + 5, (size_t)(nl - (m + 5)));
+    rid[nl - (m + 5)] = 0;
+    taken(r, rid, nl + 1, len - (size_t)(nl + 1 - m));
+  } else {
+    ps_other(r, m, len);
+  }
+}
+
 /* ---------------------------------------------------------------- the log reader */
 
 static void reader_issue(hd_rtm_redis_t *r);
 
-/* Where the reader starts in each fan-in stream: its last entry now (an
- * empty stream: its start). Never "$": a shard with no entry for a while
- * would then skip what arrives between two reads. 0, or -1 to retry. */
+static void stream_key(hd_rtm_redis_t *r, int i, char out[200]) {
+  if (i < FAN_SHARDS)
+    snprintf(out, 200, P "fan:%d", i);
+  else
+    snprintf(out, 200, "%s", i == ST_BC ? P "bc" : r->inbox);
+}
+
+/* Where the reader starts in each stream it reads (the fan-in shards, the
+ * broadcast stream, this node's inbox): its last entry now (an empty
+ * stream: its start). Never "$": a stream with no entry for a while would
+ * then skip what arrives between two reads. 0, or -1 to retry. After a
+ * reconnect the reader goes on from where it was instead. */
 static int fan_init(hd_rtm_redis_t *r) {
-  for (int i = 0; i < FAN_SHARDS; i++) {
-    char k[64];
-    snprintf(k, sizeof k, P "fan:%d", i);
+  for (int i = 0; i < N_STREAMS; i++) {
+    char k[200];
+    stream_key(r, i, k);
     const char *a[6] = {"XREVRANGE", k, "+", "-", "COUNT", "1"};
     redisReply *rep = sync_argv(r, 6, a, NULL);
     if (!rep) return -1;
@@ -871,6 +1029,81 @@ static int fan_init(hd_rtm_redis_t *r) {
   }
   r->fan_ready = 1;
   return 0;
+}
+
+/* After a reconnect: entries trimmed (MAXLEN) before this node read them.
+ * A fan-in shard: each followed channel catches up from its own log (which
+ * keeps rtm.cluster_log entries per channel, not shared); the broker skips
+ * what it fanned out already (positions). A control stream: counted and
+ * logged (a peer message there ends as 504 at its sender's deadline). */
+static int catch_up_cb(void *ud, const hd_rtm_entry_t *e);
+typedef struct {
+  hd_rtm_redis_t *r;
+  char app[64], ch[HD_RTM_MAX_CHANNEL + 1];
+} catch_t;
+
+static int catch_up_cb(void *ud, const hd_rtm_entry_t *e) {
+  catch_t *c = ud;
+  hd_rtm_redis_t *r = c->r;
+  if (!r->b) return -1;
+  char key[256];
+  snprintf(key, sizeof key, P "log:%s/%s", c->app, c->ch);
+  watch_t *w = *watch_slot(r, key);
+  if (!w) return -1; /* its last subscriber left meanwhile */
+  if (hd_rtm_pos_cmp(e->pos, w->pos) > 0) w->pos = e->pos;
+  r->entries++;
+  hd_rtm_cluster_entry(r->b, c->app, c->ch, e, now_of(r));
+  return 0;
+}
+
+static void reader_check_gaps(hd_rtm_redis_t *r) {
+  int fan_gap = 0;
+  for (int i = 0; i < N_STREAMS; i++) {
+    char k[200];
+    stream_key(r, i, k);
+    if (trimmed_past(r, k, r->fan_pos[i]) != 1) continue;
+    if (i < FAN_SHARDS) {
+      fan_gap = 1;
+    } else {
+      r->gaps++;
+      HD_LOGW("rtm",
+              "cluster: %s was trimmed past this node's position while its reader was away (more than "
+              "rtm.cluster_log entries): peer messages there end as 504 at their senders' deadline, "
+              "user events and resume requests there are lost",
+              k);
+    }
+  }
+  if (!fan_gap || !r->b) return;
+  size_t n = r->n_watch, k = 0;
+  catch_t *cs = n ? calloc(n, sizeof *cs) : NULL;
+  for (int b = 0; cs && b < WATCH_BUCKETS; b++)
+    for (watch_t *w = r->wb[b]; w && k < n; w = w->next) {
+      cs[k].r = r;
+      snprintf(cs[k].app, sizeof cs[k].app, "%s", w->app);
+      snprintf(cs[k].ch, sizeof cs[k].ch, "%s", w->ch);
+      k++;
+    }
+  hd_rtm_pos_t end = {UINT64_MAX, UINT64_MAX};
+  for (size_t i = 0; i < k; i++) {
+    char key[256];
+    snprintf(key, sizeof key, P "log:%s/%s", cs[i].app, cs[i].ch);
+    watch_t *w = *watch_slot(r, key);
+    if (!w) continue;
+    int rc = c_range(r, cs[i].app, cs[i].ch, w->pos, end, catch_up_cb, &cs[i]);
+    if (rc == HD_ENOSPC) {
+      r->gaps++;
+      HD_LOGW("rtm",
+              "cluster: channel %s/%s: its log was trimmed past what this node had read (more than "
+              "rtm.cluster_log entries while its reader was away): its subscribers here miss those; "
+              "they refill with hist",
+              cs[i].app, cs[i].ch);
+    }
+  }
+  free(cs);
+  HD_LOGW("rtm",
+          "cluster: fan-in streams trimmed while the reader was away: %zu channel(s) caught up from "
+          "their logs",
+          k);
 }
 
 /* One fan-in entry: k (cid), p (its id in the channel's log), j, c. */
@@ -907,13 +1140,21 @@ static void on_xread(redisAsyncContext *ac, void *reply, void *priv) {
   r->reading = 0;
   if (!rep) return; /* disconnecting: the reconnect reads again */
   hd_time_t now = now_of(r);
+  hd_rtm_pos_t inbox_read = {0, 0};
   if (rep->type == REDIS_REPLY_ARRAY) {
     for (size_t i = 0; i < rep->elements; i++) {
       const redisReply *st = rep->element[i];
       if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 || st->element[0]->type != REDIS_REPLY_STRING)
         continue;
-      int shard = atoi(st->element[0]->str + sizeof(P "fan:") - 1);
-      if (shard < 0 || shard >= FAN_SHARDS) continue;
+      const char *name = st->element[0]->str;
+      int idx = -1;
+      if (!strncmp(name, P "fan:", sizeof(P "fan:") - 1))
+        idx = atoi(name + sizeof(P "fan:") - 1);
+      else if (!strcmp(name, P "bc"))
+        idx = ST_BC;
+      else if (!strcmp(name, r->inbox))
+        idx = ST_IN;
+      if (idx < 0 || idx >= N_STREAMS) continue;
       const redisReply *es = st->element[1];
       for (size_t j = 0; j < es->elements; j++) {
         const redisReply *e = es->element[j];
@@ -922,112 +1163,60 @@ static void on_xread(redisAsyncContext *ac, void *reply, void *priv) {
             e->element[1]->type != REDIS_REPLY_ARRAY ||
             hd_rtm_pos_parse(e->element[0]->str, e->element[0]->len, &id) < 0)
           continue;
-        r->fan_pos[shard] = id;
-        if (r->b) fan_entry(r, e, now);
+        r->fan_pos[idx] = id;
+        if (!r->b) continue;
+        if (idx < FAN_SHARDS) {
+          fan_entry(r, e, now);
+          continue;
+        }
+        if (idx == ST_IN) inbox_read = id;
+        const redisReply *f = e->element[1];
+        for (size_t k = 0; k + 1 < f->elements; k += 2)
+          if (f->element[k]->type == REDIS_REPLY_STRING && f->element[k]->len == 1 &&
+              f->element[k]->str[0] == 'm' && f->element[k + 1]->type == REDIS_REPLY_STRING)
+            ctl_message(r, f->element[k + 1]->str, f->element[k + 1]->len, id);
       }
     }
   } else if (rep->type == REDIS_REPLY_ERROR) {
     HD_LOGW("rtm", "cluster: XREAD: %s", rep->str);
   }
+  if ((inbox_read.ms || inbox_read.seq) && r->rd.up) { /* read: the inbox need not keep it (a moved
+                                                        * session can be MiBs); pipelined before the
+                                                        * next read, no wait */
+    char id[48]; /* MINID keeps the last entry read: the reconnect's gap check looks for it */
+    hd_rtm_pos_str(inbox_read, id);
+    const char *a[4] = {"XTRIM", r->inbox, "MINID", id};
+    redisAsyncCommandArgv(r->rd.ac, NULL, NULL, 4, a, NULL);
+  }
   reader_issue(r);
 }
 
-/* One blocking read of the FAN_SHARDS fan-in streams from where the reader
- * is: the same command whatever channels the node follows. */
+/* One blocking read of the fan-in streams, the broadcast stream and this
+ * node's inbox from where the reader is: the same command whatever
+ * channels the node follows. */
 static void reader_issue(hd_rtm_redis_t *r) {
   if (!r->rd.up || r->reading || !r->b) return;
   if (!r->fan_ready && fan_init(r) < 0) return; /* Redis away: the reconnect comes back here */
-  const char *argv[6 + 2 * FAN_SHARDS];
-  char keys[FAN_SHARDS][32], ids[FAN_SHARDS][48];
+  const char *argv[6 + 2 * N_STREAMS];
+  char keys[N_STREAMS][200], ids[N_STREAMS][48];
   size_t k = 0;
   argv[k++] = "XREAD", argv[k++] = "COUNT", argv[k++] = XREAD_COUNT, argv[k++] = "BLOCK",
   argv[k++] = XREAD_BLOCK_MS, argv[k++] = "STREAMS";
-  for (int i = 0; i < FAN_SHARDS; i++) {
-    snprintf(keys[i], sizeof keys[i], P "fan:%d", i);
+  for (int i = 0; i < N_STREAMS; i++) {
+    stream_key(r, i, keys[i]);
     hd_rtm_pos_str(r->fan_pos[i], ids[i]);
     argv[k + (size_t)i] = keys[i];
-    argv[k + FAN_SHARDS + (size_t)i] = ids[i];
+    argv[k + N_STREAMS + (size_t)i] = ids[i];
   }
-  if (redisAsyncCommandArgv(r->rd.ac, on_xread, r, 6 + 2 * FAN_SHARDS, argv, NULL) == REDIS_OK)
-    r->reading = 1;
+  if (redisAsyncCommandArgv(r->rd.ac, on_xread, r, 6 + 2 * N_STREAMS, argv, NULL) == REDIS_OK) r->reading = 1;
 }
 
 static void reader_kick(hd_rtm_redis_t *r) { reader_issue(r); }
 
 static void reader_up(hd_rtm_redis_t *r) {
   r->reading = 0;
+  if (r->fan_ready && r->b) reader_check_gaps(r); /* a reconnect: read on from the positions */
   reader_issue(r);
-}
-
-/* ---------------------------------------------------------------- session moves */
-
-static void give(hd_rtm_redis_t *r, const char *to, const char *rid, const char *resume) {
-  char *state = NULL;
-  size_t len = 0;
-  if (!r->b || hd_rtm_cluster_export(r->b, resume, to, &state, &len, now_of(r)) < 0) return;
-  r->moves_out++;
-  size_t hl = strlen(rid) + 8, total = hl + len;
-  char *msg = malloc(total + 1), ch[200];
-  if (msg) {
-    int n = snprintf(msg, hl + 1, "give\n%s\n", rid);
-    memcpy(msg + n, state, len);
-    snprintf(ch, sizeof ch, P "ctl:%s", to);
-    const char *a[3] = {"PUBLISH", ch, msg};
-    size_t l[3] = {7, strlen(ch), (size_t)n + len};
-    redisReply *rep = sync_argv(r, 3, a, l);
-    if (rep)
-      freeReplyObject(rep);
-    else
-      HD_LOGW("rtm",
-              "cluster: a session moving to node %s is lost (Redis did not take it): its client logs "
-              "in again",
-              to);
-  }
-  free(msg);
-  free(state);
-}
-
-static void taken(hd_rtm_redis_t *r, const char *rid, const char *state, size_t len) {
-  for (int i = 0; i < r->n_pend; i++)
-    if (!strcmp(r->pend[i].rid, rid)) {
-      uint64_t conn = r->pend[i].conn;
-      r->pend[i] = r->pend[--r->n_pend];
-      r->moves_in++;
-      if (r->b) hd_rtm_cluster_import(r->b, conn, state, len, now_of(r));
-      return;
-    }
-}
-
-static void on_ps(redisAsyncContext *ac, void *reply, void *priv) {
-  hd_rtm_redis_t *r = priv;
-  redisReply *rep = reply;
-  if (r->ps.ac != ac || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) return;
-  if (rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") ||
-      rep->element[2]->type != REDIS_REPLY_STRING)
-    return;
-  const char *m = rep->element[2]->str;
-  size_t len = rep->element[2]->len;
-  if (len > 5 && !memcmp(m, "want\n", 5)) { /* want\n<from>\n<rid>\n<resume> */
-    char from[128], rid[24], resume[64];
-    if (sscanf(m + 5, "%127[^\n]\n%23[^\n]\n%63s", from, rid, resume) == 3 && strcmp(from, r->node))
-      give(r, from, rid, resume);
-  } else if (len > 5 && !memcmp(m, "give\n", 5)) { /* give\n<rid>\n<state> */
-    const char *nl = memchr(m + 5, '\n', len - 5);
-    if (!nl || nl - (m + 5) >= 24) return;
-    char rid[24];
-    memcpy(rid, m + 5, (size_t)(nl - (m + 5)));
-    rid[nl - (m + 5)] = 0;
-    taken(r, rid, nl + 1, len - (size_t)(nl + 1 - m));
-  } else {
-    ps_other(r, m, len);
-  }
-}
-
-static void ps_up(hd_rtm_redis_t *r) {
-  char mine[200];
-  snprintf(mine, sizeof mine, P "ctl:%s", r->node);
-  const char *a[3] = {"SUBSCRIBE", P "ctl", mine};
-  redisAsyncCommandArgv(r->ps.ac, on_ps, r, 3, a, NULL);
 }
 
 /* ---------------------------------------------------------------- timers */
@@ -1119,10 +1308,15 @@ int hd_rtm_redis_new(hd_rtm_redis_t **out, uv_loop_t *loop, const hd_rtm_redis_c
                               .peer_result = c_peer_result,
                               .user_event = c_user_event,
                               .hook_owner = c_hook_owner};
-  aconn_t *as[2] = {&r->rd, &r->ps};
-  const char *names[2] = {"log reader", "pub/sub"};
-  void (*ups[2])(hd_rtm_redis_t *) = {reader_up, ps_up};
-  for (int i = 0; i < 2; i++) {
+  snprintf(r->inbox, sizeof r->inbox, P "in:%s", r->node);
+  if (hd_rtm_seen_init(&r->seen, cfg->dedupe_max > 0 ? (size_t)cfg->dedupe_max : HD_RTM_SEEN_DEFAULT) < 0) {
+    free(r);
+    return HD_ENOMEM;
+  }
+  aconn_t *as[1] = {&r->rd};
+  const char *names[1] = {"log reader"};
+  void (*ups[1])(hd_rtm_redis_t *) = {reader_up};
+  for (int i = 0; i < 1; i++) {
     as[i]->r = r;
     as[i]->what = names[i];
     as[i]->on_up = ups[i];
@@ -1132,7 +1326,7 @@ int hd_rtm_redis_new(hd_rtm_redis_t **out, uv_loop_t *loop, const hd_rtm_redis_c
   }
   uv_timer_init(loop, &r->tick);
   r->tick.data = r;
-  r->open_handles = 3;
+  r->open_handles = 2;
   *out = r;
   return 0;
 }
@@ -1142,7 +1336,6 @@ const hd_rtm_cluster_t *hd_rtm_redis_ops(hd_rtm_redis_t *r) { return &r->ops; }
 void hd_rtm_redis_start(hd_rtm_redis_t *r, hd_rtm_broker_t *b) {
   r->b = b;
   aconn_connect(&r->rd);
-  aconn_connect(&r->ps);
   uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
 }
 
@@ -1155,6 +1348,7 @@ static void closed(hd_rtm_redis_t *r) {
         free(w->key);
         free(w);
       }
+    hd_rtm_seen_free(&r->seen);
     free(r);
   }
 }
@@ -1166,8 +1360,8 @@ void hd_rtm_redis_free(hd_rtm_redis_t *r) {
   if (!r) return;
   r->closing = 1;
   r->b = NULL;
-  aconn_t *as[2] = {&r->rd, &r->ps};
-  for (int i = 0; i < 2; i++) {
+  aconn_t *as[1] = {&r->rd};
+  for (int i = 0; i < 1; i++) {
     redisAsyncContext *ac = as[i]->ac;
     as[i]->ac = NULL;
     if (ac) redisAsyncFree(ac);
@@ -1199,9 +1393,16 @@ int hd_rtm_redis_metrics_text(hd_rtm_redis_t *r, char *out, size_t cap) {
       "# TYPE hudong_rtm_cluster_peer_in_total counter\nhudong_rtm_cluster_peer_in_total %llu\n"
       "# HELP hudong_rtm_cluster_user_events_in_total RTM user attribute events made on other nodes.\n"
       "# TYPE hudong_rtm_cluster_user_events_in_total counter\nhudong_rtm_cluster_user_events_in_total "
-      "%llu\n",
+      "%llu\n"
+      "# HELP hudong_rtm_cluster_dups_total RTM cross-node copies taken once: publishes answered from a "
+      "retried id, peer messages seen before.\n"
+      "# TYPE hudong_rtm_cluster_dups_total counter\n"
+      "hudong_rtm_cluster_dups_total{kind=\"pub\"} %llu\nhudong_rtm_cluster_dups_total{kind=\"peer\"} %llu\n"
+      "# HELP hudong_rtm_cluster_gaps_total RTM stream entries trimmed before this node read them.\n"
+      "# TYPE hudong_rtm_cluster_gaps_total counter\nhudong_rtm_cluster_gaps_total %llu\n",
       (unsigned long long)r->appended, (unsigned long long)r->entries, r->n_watch,
       (unsigned long long)r->moves_in, (unsigned long long)r->moves_out, (unsigned long long)r->resume_misses,
-      (unsigned long long)r->failures, (unsigned long long)r->peers_in, (unsigned long long)r->uevents_in);
+      (unsigned long long)r->failures, (unsigned long long)r->peers_in, (unsigned long long)r->uevents_in,
+      (unsigned long long)r->pub_dups, r->seen.dropped, (unsigned long long)r->gaps);
   return n < 0 || (size_t)n >= cap ? HD_ENOSPC : n;
 }

@@ -12,9 +12,14 @@
  *   locally (hd_rtm_cluster_entry): no node-to-node link, one copy per node.
  * - Members, attributes (compare-and-set) and locks are hashes changed by
  *   Lua scripts (atomic; lock times by Redis's clock).
- * - A client resuming on another node: that node asks the others on a Redis
- *   pub/sub channel; the holder exports the session (hd_rtm_cluster_export)
- *   and the asker imports it.
+ * - Between nodes (resume requests, moved sessions, peer messages and their
+ *   outcomes, user events): control streams (one to every node, one inbox
+ *   per node) read in the same XREAD from kept positions, so a reader that
+ *   reconnects loses nothing; peer messages are de-duplicated on (sender's
+ *   session, id) (rtm/seen.h), publishes on (session, id) in Redis.
+ *   A client resuming on another node: that node asks the others; the
+ *   holder exports the session (hd_rtm_cluster_export) and the asker
+ *   imports it.
  *
  * The broker's calls (append, CAS, locks, who, history) are synchronous on a
  * hiredis connection with short timeouts (like the SQLite store they stand in
@@ -37,7 +42,8 @@ typedef struct hd_rtm_redis hd_rtm_redis_t;
 typedef struct {
   hd_redis_url_t url;
   const char *node_id;
-  int log_max; /* 0 = HD_RTM_REDIS_DEFAULT_LOG */
+  int log_max;    /* 0 = HD_RTM_REDIS_DEFAULT_LOG */
+  int dedupe_max; /* peer messages remembered for de-duplication; 0 = HD_RTM_SEEN_DEFAULT (rtm/seen.h) */
 } hd_rtm_redis_config_t;
 
 /* Creates the link (connects lazily). HD_EINVAL, HD_ENOMEM. */

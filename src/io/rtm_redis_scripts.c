@@ -26,9 +26,20 @@ static const char LUA_OPEN[] = "local c = tonumber(redis.call('GET', KEYS[1]) or
                                "if l[1] then id = l[1][1] end\n"
                                "return {c, id}\n";
 
-/* KEYS seq log hist; ARGV pre post floor maxlen store keep from ts data cid */
+/* KEYS seq log hist; ARGV pre post floor maxlen store keep from ts data cid
+ * ids id ttl n. ids (the session's publish ids, '' = the publish has no id):
+ * a hash id -> cseq of the session's last n publishes (ids .. ':o' lists
+ * them oldest first), kept ttl s after the last one, like the node's own
+ * per-session dedupe (docs/rtm.md "pub": its last 64). A publish whose answer
+ * was lost (the node's call timed out after Redis took it) and that the
+ * client sends again gets the first cseq back ({cseq, '', 1}), not a second
+ * entry. */
 static const char LUA_PUB[] =
-    LUA_LOGX "local c = redis.call('INCR', KEYS[1])\n"
+    LUA_LOGX "if ARGV[11] ~= '' then\n"
+             "  local old = redis.call('HGET', ARGV[11], ARGV[12])\n"
+             "  if old then return {tonumber(old), '', 1} end\n"
+             "end\n"
+             "local c = redis.call('INCR', KEYS[1])\n"
              "local f = tonumber(ARGV[3])\n"
              "if c <= f then c = f + 1; redis.call('SET', KEYS[1], c) end\n"
              "local id = logx(KEYS[2], ARGV[10], ARGV[4], ARGV[1] .. c .. ARGV[2], c)\n"
@@ -38,6 +49,14 @@ static const char LUA_PUB[] =
              "    redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[6], c .. '-1', 'f', ARGV[7], "
              "'t', ARGV[8], 'd', ARGV[9])\n"
              "  end\n"
+             "end\n"
+             "if ARGV[11] ~= '' then\n"
+             "  local o = ARGV[11] .. ':o'\n"
+             "  redis.call('HSET', ARGV[11], ARGV[12], c)\n"
+             "  if redis.call('RPUSH', o, ARGV[12]) > tonumber(ARGV[14]) then\n"
+             "    redis.call('HDEL', ARGV[11], redis.call('LPOP', o))\n"
+             "  end\n"
+             "  redis.call('EXPIRE', ARGV[11], ARGV[13]); redis.call('EXPIRE', o, ARGV[13])\n"
              "end\n"
              "return {c, id}\n";
 
@@ -224,24 +243,28 @@ static const char LUA_UHERE[] =
     "end\n"
     "return 1\n";
 
-/* KEYS un; ARGV node msg: the peer message to every other live node holding
- * the user (a node whose registry entry is gone is skipped: dead, or Redis
- * lost its data; the purge removes it). -> how many nodes took it. */
-static const char LUA_PEER[] = "local n = 0\n"
-                               "for _, x in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
-                               "  if x ~= ARGV[1] and redis.call('EXISTS', 'hudong:node:' .. x) == 1 and\n"
-                               "     redis.call('PUBLISH', 'hudong:rtm:ctl:' .. x, ARGV[2]) > 0 then\n"
-                               "    n = n + 1\n"
-                               "  end\n"
-                               "end\n"
-                               "return n\n";
+/* KEYS un; ARGV node msg maxlen: the peer message into the inbox stream of
+ * every other live node holding the user (a node whose registry entry is
+ * gone is skipped: dead, or Redis lost its data; the purge removes it). A
+ * stream, not pub/sub: a node whose reader is reconnecting reads it on from
+ * its position. -> how many nodes took it. */
+static const char LUA_PEER[] =
+    "local n = 0\n"
+    "for _, x in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  if x ~= ARGV[1] and redis.call('EXISTS', 'hudong:node:' .. x) == 1 then\n"
+    "    redis.call('XADD', 'hudong:rtm:in:' .. x, 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[2])\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
 
-/* KEYS uch; ARGV node app user body: a user event to every node with the
- * channels where the user is present. -> those channels. */
+/* KEYS uch bc; ARGV node app user body maxlen: a user event to every node
+ * (the broadcast stream) with the channels where the user is present. ->
+ * those channels. */
 static const char LUA_UEV[] =
     "local c = redis.call('SMEMBERS', KEYS[1])\n"
     "local m = cjson.encode({n = ARGV[1], a = ARGV[2], u = ARGV[3], b = ARGV[4], c = c})\n"
-    "redis.call('PUBLISH', 'hudong:rtm:ctl', 'uev\\n' .. m)\n"
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'm', 'uev\\n' .. m)\n"
     "return c\n";
 
 /* KEYS own; ARGV node: the node owning a hooked channel's state (a board):

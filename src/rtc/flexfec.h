@@ -121,7 +121,7 @@ int hd_flexfec_dec_fec(hd_flexfec_dec_t *d, const uint8_t *pkt, size_t len, hd_f
  * retransmission comes back well within the receiver's hold time: below
  * HD_FLEXFEC_MIN_LOSS loss, or with an RTT under HD_FLEXFEC_NACK_RTT and loss
  * under HD_FLEXFEC_NACK_LOSS. (Measured SDK -> node -> SDK in virtual time,
- * 25 ms each way, random loss on both legs, unit/test_client_pc
+ * 25 ms each way, random loss on both legs, unit/test_client_pc_fec
  * test_room_video_weak: with FEC from 10% the publisher's estimate fell
  * with the repair packets' share and its video to half the frame rate at
  * 20% loss, 27 -> 19 fps, for no gain in delay; NACK alone held 27 fps and

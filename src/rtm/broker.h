@@ -137,9 +137,12 @@ typedef struct {
   /* Sequences a channel message: cseq = the channel's next (> floor: the
    * highest this node has seen, so a Redis that lost its data never goes
    * back), the entry is pre + cseq + post; stored (m->cseq is ignored) in
-   * the channel's history when store. */
+   * the channel's history when store. pid ("<session>:<id>", NULL = none)
+   * makes it idempotent: a publish whose call failed after the log took it
+   * (a timeout) and is sent again with the same id gets the first cseq back
+   * (returns 1) instead of a second entry. */
   int (*publish)(void *ud, const char *app, const char *ch, const char *pre, const char *post, int64_t floor,
-                 const hd_rtm_stored_msg_t *m, int store, int keep, int64_t *cseq);
+                 const hd_rtm_stored_msg_t *m, int store, int keep, const char *pid, int64_t *cseq);
   int (*hist)(void *ud, const char *app, const char *ch, const hd_rtm_hist_query_t *q, hd_rtm_msg_fn fn,
               void *fud);
   /* Entries of a channel after `after` up to and including `upto`, ascending. */

@@ -441,18 +441,22 @@ static void pub_shared(hd_rtm_broker_t *b, sess_t *s, const req_t *r, chan_t *c,
   hd_rtm_stored_msg_t m = {0, rtm_wall_ms(b, now), s->user, data};
   int rc = splice_parts(json_pack("{s:s,s:s}", "type", "msg", "ch", c->name), "cseq",
                         json_pack("{s:s,s:s}", "from", s->user, "data", data), &pre, &post);
+  char pid[HD_RTM_MAX_ID + 80];
+  if (r->id) snprintf(pid, sizeof pid, "%s:%s", s->sid, r->id);
   if (rc == 0)
-    rc =
-        b->cl->publish(b->cl->ud, s->app, c->name, pre, post, c->cseq, &m, store, b->cfg.history_keep, &cseq);
+    rc = b->cl->publish(b->cl->ud, s->app, c->name, pre, post, c->cseq, &m, store, b->cfg.history_keep,
+                        r->id ? pid : NULL, &cseq);
   free(pre);
   free(post);
   if (rc < 0) {
     unavailable(b, s, r, "not published");
   } else {
-    b->st.published++;
+    b->st.published++; /* rc 1: an earlier try, whose answer was lost, was published: counted now */
     s->ac->dl.sent++;
     if (r->id) dedupe_add(s, r->id, cseq);
-    rtm_ok(b, s, r, json_pack("{s:s,s:I}", "ch", c->name, "cseq", (json_int_t)cseq));
+    rtm_ok(b, s, r,
+           rc == 1 ? json_pack("{s:s,s:I,s:b}", "ch", c->name, "cseq", (json_int_t)cseq, "dup", 1)
+                   : json_pack("{s:s,s:I}", "ch", c->name, "cseq", (json_int_t)cseq));
   }
   rtm_chan_maybe_free(b, c);
 }

@@ -1,6 +1,6 @@
 /* signal_capture: the node's signaling messages a test captured for one
  * connection, and the join a test client sends (tests that drive a node in
- * process: unit/test_client_pc, unit/test_client_downlink). */
+ * process: tests/support/pc_world.c, tests/support/client_world.c). */
 #ifndef HD_TEST_SIGNAL_CAPTURE_H
 #define HD_TEST_SIGNAL_CAPTURE_H
 #include <stddef.h>

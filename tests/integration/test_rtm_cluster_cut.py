@@ -1,0 +1,307 @@
+#!/usr/bin/python3
+"""RTM across nodes stays exactly-once when a node's connections to Redis are
+cut (issue 15 item 5, goal "RTM delivery 100% exactly-once across node
+changes"; docs/overlay.md "RTM across nodes", docs/rtm.md "Multi-node").
+
+A real redis-server on a free port and three `hudong serve --redis` nodes:
+
+ 1. channel stream: a publisher on n1 sends N messages (a 503 is retried with
+    the same id, as docs/rtm.md tells a client), subscribers on n2 and n3.
+    In the middle: `CLIENT KILL TYPE pubsub`, `CLIENT KILL TYPE normal` (the
+    nodes' stream readers and their request connections) and Redis stopped
+    (SIGSTOP) with a publish on its way, longer than a node's call timeout (the
+    publisher gets 503, then Redis runs the call it had taken, and the
+    publisher retries the same id). Every subscriber (and the publisher,
+    subscribed on n1) gets every message exactly once, in cseq order, and
+    each published text appears under one cseq only.
+ 2. peer messages n1 -> n2 while the connections on which the nodes wait
+    for each other (pub/sub, blocked XREAD) are killed, twice: each arrives
+    once and its sender gets one receipt (no 504).
+ 3. a user attribute event made on n3 right after such a kill reaches its
+    co-member on n2, once.
+ 4. n2 and n3 frozen (SIGSTOP), the readers cut, 20 messages published on
+    n1 and the fan-in streams the nodes read trimmed to nothing before they
+    read them: on reconnect each node catches the channel up from its own
+    log; every subscriber (n1, n2, n3) gets the 20 once, in order.
+ 5. a client resumes on n3 while its node n1 is frozen: 410 after 1 s;
+    n1, thawed, reads n3's stale request and keeps the session (resumable
+    on n1), rather than sending it to a node that gave up on it.
+
+usage: test_rtm_cluster_cut.py /path/to/hudong
+"""
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_cluster as tc  # noqa: E402  (Redis, Node)
+from test_rtm_cluster import Client, ev, section  # noqa: E402  (the reliability rules of docs/rtm.md)
+
+from hdtest import FAILS, check  # noqa: E402
+
+
+def kill_type(redis, typ):
+    r = redis.cmd("CLIENT", "KILL", "TYPE", typ, "SKIPME", "yes")
+    print("# CLIENT KILL TYPE %s: %s connection(s)" % (typ, r))
+    return r
+
+
+def kill_readers(redis):
+    """Cuts every connection on which a node waits for what other nodes send:
+    pub/sub subscribers and blocked stream readers (XREAD), not the nodes'
+    request connections."""
+    ids = []
+    for line in redis.cmd("CLIENT", "LIST").splitlines():
+        f = dict(x.split("=", 1) for x in line.split() if "=" in x)
+        if f.get("cmd") in ("subscribe", "psubscribe", "ssubscribe", "xread") or f.get("sub", "0") != "0":
+            ids.append(f["id"])
+    for i in ids:
+        redis.cmd("CLIENT", "KILL", "ID", i)
+    print("# cut %d subscriber/reader connection(s)" % len(ids))
+    return len(ids)
+
+
+def peer_until_sent(c, to, data, pid, deadline=20):
+    """One peer message, sent again with the same id after a 503."""
+    end = time.time() + deadline
+    while time.time() < end:
+        c.send({"type": "peer", "id": pid, "to": to, "data": data})
+        t = time.time() + 0.15
+        with c.lock:
+            while pid not in c.replies and time.time() < t:
+                c.lock.wait(0.02)
+            r = c.replies.get(pid)
+            if r and r.get("code") == 503:
+                c.replies.pop(pid)
+                r = None
+            else:
+                return r
+        time.sleep(0.1)
+    return None
+
+
+def publish_until_ok(c, ch, data, pid, deadline=20):
+    """One publish with a fixed id, sent again after a 503 or no answer."""
+    end = time.time() + deadline
+    tries = 0
+    while time.time() < end:
+        tries += 1
+        c.send({"type": "pub", "ch": ch, "data": data, "id": pid})
+        t = time.time() + 3
+        with c.lock:
+            while pid not in c.replies and time.time() < t:
+                c.lock.wait(0.05)
+            r = c.replies.pop(pid, None)
+        if r and r["type"] == "ok":
+            return r, tries
+        time.sleep(0.1)
+    return None, tries
+
+
+def main():
+    tc.HUDONG = sys.argv[1]
+    if not shutil.which("redis-server"):
+        print("redis-server is not installed: run tools/install-deps.sh")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="hd-rtmcut-")
+    redis = tc.Redis(tmp, tc.free_port())
+    nodes, clients = [], []
+    try:
+        redis.start()
+        n1, n2, n3 = (tc.Node(tmp, n, redis.port) for n in ("n1", "n2", "n3"))
+        for n in (n1, n2, n3):
+            n.start()
+            nodes.append(n)
+        tc.wait_until(lambda: all(tc.view(n.port) == ["n1", "n2", "n3"] for n in nodes), 5)
+
+        section("1. a channel stream while the nodes' Redis connections are cut")
+        s2, s3 = Client(n2, "s2"), Client(n3, "s3")
+        clients += [s2, s3]
+        for c in (s2, s3):
+            r = c.req({"type": "sub", "ch": "feed"})
+            check(r and r["type"] == "ok", "%s subscribed on %s" % (c.user, c.node.name), r)
+        p = Client(n1, "p1")
+        clients.append(p)
+        r = p.req({"type": "sub", "ch": "feed"})  # n1 follows the channel too (its publish is one call)
+        check(r and r["type"] == "ok", "p1 subscribed on n1", r)
+        N = 240
+        sent = {}  # cseq -> data
+        texts = {}  # data -> cseq of its ok
+        retried = 0
+        cuts = {120: lambda: kill_type(redis, "pubsub"), 180: lambda: kill_type(redis, "normal")}
+        t0 = time.time()
+        for i in range(N):
+            if i in cuts:
+                cuts[i]()
+            if i == 60:  # Redis stops with this publish on its way: the node's call times out (503)
+                redis.proc.send_signal(signal.SIGSTOP)
+                p.send({"type": "pub", "ch": "feed", "data": "m-%d" % i, "id": "p%d" % i})
+                check(p.wait(lambda c: "p%d" % i in c.replies, 5) and p.replies["p%d" % i]["code"] == 503,
+                      "a publish while Redis is stopped: 503", p.replies.get("p%d" % i))
+                time.sleep(1.0)
+                redis.proc.send_signal(signal.SIGCONT)  # ... and Redis runs the call it had taken
+                time.sleep(0.5)
+                with p.lock:
+                    p.replies.pop("p%d" % i, None)
+            data = "m-%d" % i
+            r, tries = publish_until_ok(p, "feed", data, "p%d" % i)
+            retried += tries > 1
+            if not r:
+                check(False, "publish %d got ok (retrying 503 with the same id)" % i)
+                break
+            sent[r["cseq"]] = data
+            texts[data] = r["cseq"]
+            if i % 16 == 15:
+                p.ack()
+            time.sleep(0.004)
+        print("# %d publishes in %.1f s, %d of them needed a retry" % (len(texts), time.time() - t0, retried))
+        want = sorted(sent)
+        for c in (s2, s3, p):
+            ok = c.wait(lambda c: len(c.msgs) >= len(want), 15)
+            time.sleep(0.5)  # anything extra (a duplicate) arrives by now
+            got = [x[1] for x in c.msgs if x[0] == "feed"]
+            check(got == sorted(got) and len(set(got)) == len(got),
+                  "%s (%s): cseqs in order, none twice" % (c.user, c.node.name), got[:20])
+            datas = [x[3] for x in c.msgs if x[0] == "feed"]
+            dups = sorted(d for d in set(datas) if datas.count(d) > 1)
+            check(not dups, "%s: each published text delivered once (none under two cseqs)" % c.user, dups[:5])
+            check(ok and set(datas) == set(texts),
+                  "%s: every one of the %d messages arrived" % (c.user, len(texts)),
+                  "missing %s" % sorted(set(texts) - set(datas))[:10])
+            check(not c.gaps, "%s: no gap in its session sequence" % c.user, c.gaps[:3])
+
+        p.send({"type": "pub", "ch": "feed", "data": "again", "id": "p%d" % (N - 1)})
+        p.wait(lambda c: "p%d" % (N - 1) in c.replies, 5)
+        r = p.replies.pop("p%d" % (N - 1), None)
+        check(r and r.get("dup") is True and r["cseq"] == texts["m-%d" % (N - 1)],
+              "the last id sent again: dup, its first cseq", r)
+        p.send({"type": "pub", "ch": "feed", "data": "new", "id": "p0"})
+        p.wait(lambda c: "p0" in c.replies, 5)
+        r = p.replies.pop("p0", None)
+        check(r and r["type"] == "ok" and not r.get("dup") and r["cseq"] > max(want),
+              "an id last used more than 64 publishes ago is a new publish (docs/rtm.md)", r)
+
+        section("2. peer messages while the control connections are cut")
+        alice, bob = Client(n1, "alice"), Client(n2, "bob")
+        clients += [alice, bob]
+        K = 40
+        for k in range(K):
+            if k in (10, 25):
+                kill_readers(redis)
+            peer_until_sent(alice, "bob", "hello %d" % k, "pm%d" % k)
+            if k % 8 == 7:
+                bob.ack()
+        got = bob.wait(lambda c: len(ev(c, type="peer")) >= K, 10)
+        bob.ack()
+        pids = [e["pid"] for e in ev(bob, type="peer")]
+        check(got and sorted(set(pids)) == sorted("pm%d" % k for k in range(K)),
+              "bob (n2) got every one of alice's (n1) %d peer messages" % K,
+              "missing %s" % sorted(set("pm%d" % k for k in range(K)) - set(pids)))
+        check(len(pids) == len(set(pids)), "... each once", pids)
+        check(alice.wait(lambda c: len(ev(c, type="receipt")) >= K, 10),
+              "alice got a receipt for each", len(ev(alice, type="receipt")))
+        rids = [e["id"] for e in ev(alice, type="receipt")]
+        check(len(rids) == len(set(rids)) and not any(m.get("code") == 504 for m in alice.replies.values()),
+              "one receipt each, no 504", (rids, alice.replies))
+
+        section("3. a user attribute event right after the kill")
+        carol, dan = Client(n3, "carol"), Client(n2, "dan")
+        clients += [carol, dan]
+        for c in (dan, carol):
+            c.req({"type": "sub", "ch": "room"})
+        check(dan.wait(lambda c: ev(c, type="pres", ev="join", user="carol")), "dan (n2) sees carol (n3) join")
+        kill_readers(redis)
+        r = carol.req({"type": "attr_set", "user": "carol", "key": "mood", "value": "cut"})
+        check(r and r["type"] == "ok", "carol sets a user attribute on n3", r)
+        check(dan.wait(lambda c: ev(c, type="attr", user="carol", key="mood"), 5),
+              "dan (n2) gets carol's user attribute event although n2's control connection was cut")
+        time.sleep(0.3)
+        check(len(ev(dan, type="attr", user="carol")) == 1, "once", ev(dan, type="attr", user="carol"))
+
+        section("4. the fan-in streams trimmed while the readers were away")
+        f2, f3, f1 = Client(n2, "f2"), Client(n3, "f3"), Client(n1, "f1")
+        clients += [f2, f3, f1]
+        for c in (f2, f3, f1):
+            r = c.req({"type": "sub", "ch": "feed2"})
+            check(r and r["type"] == "ok", "%s subscribed to feed2 on %s" % (c.user, c.node.name), r)
+        for n in (n2, n3):  # frozen: they cannot read until the trim is done
+            n.proc.send_signal(signal.SIGSTOP)
+        try:
+            kill_readers(redis)
+            M = 20
+            for i in range(M):
+                r, _ = publish_until_ok(f1, "feed2", "g-%d" % i, "g%d" % i)
+                check(r is not None, "publish g-%d" % i)
+            trimmed = sum(redis.cmd("XTRIM", "hudong:rtm:fan:%d" % i, "MAXLEN", "0") for i in range(16))
+            print("# removed %d entries from the fan-in streams before the nodes read them" % trimmed)
+        finally:
+            for n in (n2, n3):
+                n.proc.send_signal(signal.SIGCONT)
+        for c in (f2, f3, f1):
+            ok = c.wait(lambda c: len([x for x in c.msgs if x[0] == "feed2"]) >= M, 10)
+            time.sleep(0.3)
+            got = [x[3] for x in c.msgs if x[0] == "feed2"]
+            check(ok and got == ["g-%d" % i for i in range(M)],
+                  "%s (%s): all %d messages once, in order, caught up from the channel's log" % (
+                      c.user, c.node.name, M), got)
+        st, _, met = tc.get(n2.port, "/metrics")
+        check("hudong_rtm_cluster_gaps_total 0" in met, "n2 counted no loss (the channel log had it all)",
+              [x for x in met.splitlines() if "gaps" in x])
+
+        section("5. a resume request read late does not take the session away")
+        mv = Client(n1, "mv")
+        clients.append(mv)
+        mv.req({"type": "sub", "ch": "feed2"})
+        mv.cut()
+        n1.proc.send_signal(signal.SIGSTOP)  # the holder cannot answer n3 in time
+        try:
+            try:
+                mv.connect(n3, resume=True)
+                check(False, "resume on n3 while n1 is frozen: 410")
+            except RuntimeError as e:
+                check("410" in str(e), "resume on n3 while n1 is frozen: 410 (nobody answered in 1 s)", str(e))
+            time.sleep(0.3)
+        finally:
+            n1.proc.send_signal(signal.SIGCONT)  # n1 now reads n3's request, too late
+        time.sleep(0.5)
+        try:
+            m = mv.connect(n1, resume=True)
+        except RuntimeError as e:  # 410: n1 sent the session to n3, which had given up on it: lost
+            m = {"error": str(e)}
+        check(m.get("resumed") is True, "the session is still on n1: resumed there", m)
+
+        for c in clients:
+            c.close()
+        for n in nodes:  # a clean stop, so that a sanitizer build reports leaks too
+            n.proc.send_signal(signal.SIGTERM)
+            n.proc.wait(20)
+            log = n.log()
+            check("Sanitizer" not in log and "runtime error" not in log,
+                  "%s stopped with no sanitizer report" % n.name, log[-2000:])
+    finally:
+        for c in clients:
+            c.close()
+        for n in nodes:
+            if n.proc and n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGTERM)
+                try:
+                    n.proc.wait(10)
+                except Exception:
+                    n.proc.kill()
+        if redis.proc and redis.proc.poll() is None:
+            redis.proc.send_signal(signal.SIGCONT)
+        redis.stop()
+        if FAILS:
+            for n in nodes:
+                print("# ---- %s log tail\n%s" % (n.name, n.log()[-4000:]))
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failure(s)" % len(FAILS))
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
