@@ -790,13 +790,16 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "# HELP hudong_repair_total Loss repair across the publisher's and the viewer's legs, by event: "
       "publisher repairs passed on to viewers that had seen the gap (as RTX where negotiated), viewer NACKs "
       "waiting for such a repair, viewer NACKs that could not be answered, keyframe requests made because a "
-      "loss could not be repaired in time, keyframe requests repeated because no keyframe came.\n"
+      "loss could not be repaired in time, keyframe requests repeated because no keyframe came, repairs sent "
+      "twice to a lossy viewer leg, last packets of frames resent unasked when nothing followed them (tail "
+      "probes).\n"
       "# TYPE hudong_repair_total counter\n"
       "hudong_repair_total{event=\"forwarded\"} %llu\nhudong_repair_total{event=\"nack_deferred\"} %llu\n"
       "hudong_repair_total{event=\"nack_unrepairable\"} "
       "%llu\nhudong_repair_total{event=\"keyframe_request\"} %llu\n"
       "hudong_repair_total{event=\"keyframe_request_repeated\"} %llu\n"
       "hudong_repair_total{event=\"sent_twice\"} %llu\n"
+      "hudong_repair_total{event=\"tail_probe\"} %llu\n"
       "# HELP hudong_layer_switches_total Simulcast layer switches made for subscribers.\n"
       "# TYPE hudong_layer_switches_total counter\nhudong_layer_switches_total %llu\n"
       "# HELP hudong_layer_pauses_total Video tracks paused for a subscriber because not even their lowest "
@@ -848,12 +851,13 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)m->repair_forwarded, (unsigned long long)m->nack_deferred,
       (unsigned long long)m->nack_unrepairable, (unsigned long long)m->pli_unrepairable,
       (unsigned long long)m->pli_retried, (unsigned long long)m->repairs_doubled,
-      (unsigned long long)m->layer_switches, (unsigned long long)m->layer_pauses,
-      (unsigned long long)m->probes_started, (unsigned long long)m->probe_bytes, (unsigned long long)m->paced,
-      (unsigned long long)m->pacer_dropped, (unsigned long long)m->pacer_padding_refused,
-      (unsigned long long)m->twcc_received, (unsigned long long)m->remb_received,
-      (unsigned long long)m->pli_forwarded, (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent,
-      (unsigned long long)m->twcc_sent, (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
+      (unsigned long long)m->tail_probes, (unsigned long long)m->layer_switches,
+      (unsigned long long)m->layer_pauses, (unsigned long long)m->probes_started,
+      (unsigned long long)m->probe_bytes, (unsigned long long)m->paced, (unsigned long long)m->pacer_dropped,
+      (unsigned long long)m->pacer_padding_refused, (unsigned long long)m->twcc_received,
+      (unsigned long long)m->remb_received, (unsigned long long)m->pli_forwarded,
+      (unsigned long long)m->rr_sent, (unsigned long long)m->sr_sent, (unsigned long long)m->twcc_sent,
+      (unsigned long long)m->remb_sent, (unsigned long long)st->dc_msgs_in,
       (unsigned long long)st->dc_msgs_out, (unsigned long long)st->dc_msgs_ws,
       (unsigned long long)st->dc_msgs_refused, (unsigned long long)st->dc_msgs_dropped,
       (unsigned long long)st->udp_gso_sends, (unsigned long long)st->udp_gso_datagrams);

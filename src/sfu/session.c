@@ -733,7 +733,8 @@ int hd_session_layer_order(const hd_session_t *pub, int head, hd_time_t now, int
 
 /* The playout delay asked of a viewer for video track t (HD_SESSION_PLAYOUT_*):
  * from the share of the source's packets that arrived as repairs since the
- * last evaluation, and the round trips of both legs. */
+ * last evaluation and the loss the viewer reports on its own leg, and the
+ * round trips of both legs: long enough for one repair on either leg. */
 static void update_playout_delay(const hd_session_t *v, hd_out_track_t *t, const hd_in_track_t *src) {
   if (!t->ext_playout_delay || !src) return;
   if (src->packets < t->pd_packets || src->repairs < t->pd_repairs) { /* another source since */
@@ -747,12 +748,16 @@ static void update_playout_delay(const hd_session_t *v, hd_out_track_t *t, const
     t->pd_packets = src->packets;
     t->pd_repairs = src->repairs;
   }
-  hd_time_t want = 0;
-  if (g_playout && t->pd_loss_q8 >= HD_SESSION_PLAYOUT_LOSSY_Q8) {
+  hd_time_t want = 0, own_rtt = v->rtt > 0 ? v->rtt : HD_MS(100);
+  if (g_playout && t->pd_loss_q8 >= HD_SESSION_PLAYOUT_LOSSY_Q8) { /* the publisher's leg */
     hd_time_t up = src->nack_enabled ? src->nack.rtt : HD_MS(100);
-    want = up + (v->rtt > 0 ? v->rtt : HD_MS(100)) + HD_SESSION_PLAYOUT_SLACK;
-    if (want > HD_SESSION_PLAYOUT_MAX) want = HD_SESSION_PLAYOUT_MAX;
+    want = up + own_rtt + HD_SESSION_PLAYOUT_SLACK;
   }
+  if (g_playout && v->loss_q8 >= HD_SESSION_PLAYOUT_LOSSY_Q8) { /* the viewer's own */
+    hd_time_t own = own_rtt + HD_SESSION_PLAYOUT_DETECT + HD_SESSION_PLAYOUT_SLACK;
+    if (own > want) want = own;
+  }
+  if (want > HD_SESSION_PLAYOUT_MAX) want = HD_SESSION_PLAYOUT_MAX;
   unsigned ms = (unsigned)(want / 1000);
   /* in 10 ms steps (the extension's unit), and only when it moved by more
    * than one: each change makes the receiver re-time its buffer. Once
@@ -760,8 +765,10 @@ static void update_playout_delay(const hd_session_t *v, hd_out_track_t *t, const
    * bounds it saw; min 0 lifts the floor again) */
   unsigned cur = t->playout_min_ms / 10u;
   if ((ms == 0 || ms / 10 > cur + 1 || ms / 10 + 1 < cur) && t->playout_min_ms != ms / 10 * 10) {
-    HD_LOGD("sfu", "session %s: track %s playout delay %u -> %u ms (repaired %u/256 of the source)", v->id,
-            t->mid, (unsigned)t->playout_min_ms, ms / 10 * 10, (unsigned)t->pd_loss_q8);
+    HD_LOGD(
+        "sfu",
+        "session %s: track %s playout delay %u -> %u ms (repaired %u/256 of the source, own leg lost %u/256)",
+        v->id, t->mid, (unsigned)t->playout_min_ms, ms / 10 * 10, (unsigned)t->pd_loss_q8, v->loss_q8);
     t->playout_min_ms = (uint16_t)(ms / 10 * 10);
   }
   if (t->playout_min_ms) t->playout_on = 1;
@@ -1006,6 +1013,7 @@ hd_time_t hd_session_next_timeout(const hd_session_t *s) {
       if (s->bwe && s->bwe->twcc_seen)
         t = hd_time_min(t, s->cluster.id ? s->cluster.next_tick : hd_bwe_next_timeout(s->bwe));
       if (s->pacer) t = hd_time_min(t, hd_pacer_next_timeout(s->pacer));
+      t = hd_time_min(t, hd_session_tail_probe_at(s));
     }
     for (int i = 0; i < s->n_in; i++) {
       const hd_in_track_t *in = &s->in[i];
@@ -1182,6 +1190,7 @@ void hd_session_handle_timeout(hd_session_t *s, hd_session_t *pub, hd_time_t now
     }
   }
   if (s->pacer) hd_session_pace_flush(s, now, c); /* due media first: a probe behind it is refused */
+  if (s->kind != HD_SESSION_PUBLISH && s->n_out) hd_session_tail_probe(s, pub, now, c);
   if (s->kind != HD_SESSION_PUBLISH && s->n_out && now >= s->next_alloc) {
     hd_session_allocate(s, pub, now, c);
     s->next_alloc = now + HD_SESSION_ALLOC_INTERVAL;

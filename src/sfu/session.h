@@ -66,8 +66,8 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 /* a publisher leg our reports show losing >= 10% (x/256): our NACKs to it go twice */
 #define HD_SESSION_NACK_TWICE_Q8 26
 /* Playout delay (the playout-delay header extension, where the viewer
- * negotiated it): a browser sizes its jitter buffer from its own leg, but a
- * packet lost on the publisher's leg is repaired over that leg first. When
+ * negotiated it): a packet lost on the publisher's leg is repaired over
+ * that leg first, which the viewer's jitter buffer knows nothing of. When
  * at least this share (x/256, ~8%) of a video source's packets arrive as
  * repairs, the viewer is asked to wait at least both legs' round trips plus
  * HD_SESSION_PLAYOUT_SLACK (capped at HD_SESSION_PLAYOUT_MAX) before it
@@ -77,6 +77,28 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
 #define HD_SESSION_PLAYOUT_LOSSY_Q8 20
 #define HD_SESSION_PLAYOUT_SLACK HD_MS(30)
 #define HD_SESSION_PLAYOUT_MAX HD_MS(400)
+/* The viewer's own leg: Chrome as a receive-only viewer behaves as if it
+ * knew no RTT (measured: NACK retries every ~100 ms, its default, and a jitter
+ * buffer target of 12-40 ms), so a frame that waits for a repair of a packet
+ * lost on the viewer's leg comes late; Chrome then drops it, and the frames
+ * that reference it, once a newer frame can be decoded (framesDropped 32-43
+ * per 25 s), and that gap is a freeze (7-12% stall at 20% loss with a clean
+ * publisher, docs/performance.md). So when the viewer's own reports (RR
+ * fraction lost, counted before repair) show at least
+ * HD_SESSION_PLAYOUT_LOSSY_Q8, it is asked for at least its leg's RTT +
+ * HD_SESSION_PLAYOUT_DETECT + HD_SESSION_PLAYOUT_SLACK: the time one repair
+ * takes from the moment the receiver can see the gap. The lost last packet
+ * of a frame shows only when the next frame starts: one frame interval,
+ * 67 ms at 15 fps. */
+#define HD_SESSION_PLAYOUT_DETECT HD_MS(70)
+/* Tail-loss probe (as TCP's, RFC 8985 §7): the lost last packet of a frame
+ * shows only when the next packet arrives, and a publisher whose encoder
+ * skips frames (a loaded host: 150-290 ms gaps measured) leaves the viewer
+ * without one. When nothing follows the last packet of a video frame within
+ * HD_SESSION_PLAYOUT_DETECT on a lossy viewer leg, the node resends it (as a
+ * NACK would have it), so that detection never takes longer than the playout
+ * floor above allows for. */
+#define HD_SESSION_TAIL_PROBE HD_SESSION_PLAYOUT_DETECT
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
  * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
@@ -196,6 +218,10 @@ typedef struct {
    * viewer without RTX); created on the first packet, NULL otherwise. A
    * resend under the same SRTP index is this copy or nothing. */
   hd_resend_cache_t *sent;
+  /* the last packet sent on the media SSRC ended a frame (RTP marker): its seq
+   * and when it left, 0 when something followed (HD_SESSION_TAIL_PROBE) */
+  uint16_t tail_seq;
+  hd_time_t tail_at;
   /* per-viewer resend limit: out seq -> when last retransmitted (slot seq & mask) */
   uint16_t rtx_hist_seq[HD_OUT_RTX_HIST];
   hd_time_t rtx_hist_at[HD_OUT_RTX_HIST];
@@ -286,6 +312,7 @@ typedef struct {
    * keyframe requests made because a loss could not be repaired in time */
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
   uint64_t repairs_doubled; /* repairs sent a second time to a lossy viewer leg */
+  uint64_t tail_probes;     /* last packets of frames resent unasked (HD_SESSION_TAIL_PROBE) */
   uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
   uint64_t fec_received, fec_recovered; /* FlexFEC repair packets from publishers, media packets rebuilt */
   uint64_t fec_sent;                    /* FlexFEC repair packets the node sent viewers (sfu/session_fec.h) */

@@ -165,6 +165,40 @@ void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *roo
   c->retransmitted++;
 }
 
+void hd_session_note_sent(hd_out_track_t *t, const uint8_t *pkt, size_t len, hd_time_t now) {
+  if (t->kind != HD_TRACK_VIDEO || len < 12) return;
+  uint32_t ssrc = (uint32_t)pkt[8] << 24 | (uint32_t)pkt[9] << 16 | (uint32_t)pkt[10] << 8 | pkt[11];
+  uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
+  /* RTX fills a gap and reveals none; the same seq again is a resend (no RTX) */
+  if (ssrc != t->ssrc || seq == t->tail_seq) return;
+  t->tail_at = pkt[1] & 0x80 ? now : 0;
+  t->tail_seq = seq;
+}
+
+hd_time_t hd_session_tail_probe_at(const hd_session_t *v) {
+  hd_time_t at = HD_TIME_NEVER;
+  if (!lossy_leg(v)) return at;
+  for (int i = 0; i < v->n_out; i++)
+    if (v->out[i].active && v->out[i].tail_at)
+      at = hd_time_min(at, v->out[i].tail_at + HD_SESSION_TAIL_PROBE);
+  return at;
+}
+
+void hd_session_tail_probe(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c) {
+  if (!lossy_leg(v)) return;
+  for (int i = 0; i < v->n_out; i++) {
+    hd_out_track_t *t = &v->out[i];
+    if (!t->active || !t->tail_at || now - t->tail_at < HD_SESSION_TAIL_PROBE) continue;
+    hd_time_t waited = now - t->tail_at;
+    t->tail_at = 0;
+    if (waited > HD_RTP_CACHE_DEFAULT_MAX_AGE) continue; /* the leg turned lossy since: stale */
+    uint64_t before = c->retransmitted;
+    /* as if the viewer had NACKed it: its cache, RTX, twice on this leg */
+    hd_session_retransmit(v, t, room_pub, t->tail_seq, now, c);
+    if (c->retransmitted != before) c->tail_probes++;
+  }
+}
+
 /* Sends the viewer its copy of the cached source packet orig as out_seq, as
  * RTX (RFC 4588 §4: its own SSRC and seq, so a new SRTP index). Without RTX
  * a copy would be rebuilt under the first send's index: see resend_exact.

@@ -18,6 +18,13 @@ hd_out_track_t *hd_session_out_by_ssrc(hd_session_t *s, uint32_t ssrc);
 /* Answers one NACKed seq of viewer track t. */
 void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
                            hd_time_t now, hd_session_counters_t *c);
+/* Notes packet pkt of video track t leaving for the viewer (tail-loss probe:
+ * HD_SESSION_TAIL_PROBE). */
+void hd_session_note_sent(hd_out_track_t *t, const uint8_t *pkt, size_t len, hd_time_t now);
+/* When viewer v's next tail-loss probe is due (HD_TIME_NEVER: none). */
+hd_time_t hd_session_tail_probe_at(const hd_session_t *v);
+/* Resends the last packet of a frame nothing followed within HD_SESSION_TAIL_PROBE. */
+void hd_session_tail_probe(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c);
 /* Sends `due` probe bytes to viewer v. */
 void hd_session_send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due, hd_time_t now,
                            hd_session_counters_t *c);

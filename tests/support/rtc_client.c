@@ -31,6 +31,7 @@
 #define EXT_MID 1
 #define EXT_AST 2
 #define EXT_TWCC 3
+#define EXT_PLAYOUT 4 /* playout-delay, player only (cfg.playout_ext) */
 
 typedef struct {
   uint16_t seq;
@@ -86,8 +87,9 @@ struct hd_rtc_client {
   /* player: video frame log, index frame - first_frame */
   struct frame_log {
     hd_time_t sent, complete;
-    uint64_t got; /* bit i: packet i of the frame received */
-    int8_t npk;   /* packets in the frame, from the marker packet; 0 = unknown */
+    hd_time_t floor; /* the playout-delay floor its packets carried (cfg.playout_ext) */
+    uint64_t got;    /* bit i: packet i of the frame received */
+    int8_t npk;      /* packets in the frame, from the marker packet; 0 = unknown */
     uint8_t key;
   } * frames;
   int have_first_frame;
@@ -215,6 +217,8 @@ int hd_rtc_client_offer(hd_rtc_client_t *c, char *out, size_t cap) {
         c->ufrag, c->pwd, fp, k);
     OUT("a=extmap:%d %s\r\na=extmap:%d %s\r\na=extmap:%d %s\r\n", EXT_MID, HD_SDP_EXT_MID, EXT_AST,
         HD_SDP_EXT_ABS_SEND_TIME, EXT_TWCC, HD_SDP_EXT_TWCC);
+    if (!pub && k == HD_RTC_VIDEO && c->cfg.playout_ext)
+      OUT("a=extmap:%d %s\r\n", EXT_PLAYOUT, HD_SDP_EXT_PLAYOUT_DELAY);
     OUT("a=%s\r\n", dir);
     if (pub) OUT("a=msid:stream %s\r\n", k ? "video0" : "audio0");
     OUT("a=rtcp-mux\r\na=rtcp-rsize\r\n");
@@ -471,6 +475,7 @@ static void log_frame(hd_rtc_client_t *c, const uint8_t *pl, hd_time_t now) {
   for (int b = 9; b < 17; b++)
     sent = sent << 8 | pl[b];
   e->sent = sent;
+  e->floor = c->st.playout_min_last;
   e->key = pl[0] & 1;
   e->got |= 1ull << idx;
   if (pl[0] & 2) e->npk = (int8_t)(idx + 1); /* bit 1: last packet of the frame */
@@ -491,6 +496,10 @@ int hd_rtc_client_video_quality(const hd_rtc_client_t *c, hd_time_t playout_dela
     if (c->frames[i].got) last = i;
   hd_time_t *delays = calloc(last + 1, sizeof *delays);
   if (!delays) return HD_ENOMEM;
+  hd_time_t path = -1; /* the lowest complete - sent: the path's one-way delay, where a floor counts from */
+  for (size_t i = 0; i < last; i++)
+    if (c->frames[i].complete && (path < 0 || c->frames[i].complete - c->frames[i].sent < path))
+      path = c->frames[i].complete - c->frames[i].sent;
   hd_freeze_t fz = {0};
   hd_time_t render = 0, first_render = 0;
   int chain = 0; /* the previous frame was decoded */
@@ -506,7 +515,8 @@ int hd_rtc_client_video_quality(const hd_rtc_client_t *c, hd_time_t playout_dela
     delays[q->complete++] = e->complete - e->sent;
     if (!e->key && !chain) continue; /* its reference is missing */
     chain = 1;
-    hd_time_t due = e->sent + playout_delay, at = e->complete > due ? e->complete : due;
+    hd_time_t wait = e->floor && path + e->floor > playout_delay ? path + e->floor : playout_delay;
+    hd_time_t due = e->sent + wait, at = e->complete > due ? e->complete : due;
     if (e->complete > due) q->late++;
     if (at < render) at = render;
     render = at;
@@ -596,6 +606,15 @@ static void on_rtp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_t
     if (c->st.tw_rx && tws != (uint16_t)(c->st.tw_last + 1)) c->st.tw_not_next++;
     c->st.tw_last = tws;
     c->st.tw_rx++;
+  }
+  const uint8_t *pd;
+  size_t pdl;
+  unsigned pmin, pmax;
+  if (c->cfg.playout_ext && h.pt == pt_of(c, HD_RTC_VIDEO) &&
+      hd_rtp_ext_find(&h, EXT_PLAYOUT, &pd, &pdl) == 0 &&
+      hd_rtp_playout_delay_parse(pd, pdl, &pmin, &pmax) == 0) {
+    c->st.playout_min_last = HD_MS(pmin);
+    if (c->st.playout_min_last > c->st.playout_min_max) c->st.playout_min_max = c->st.playout_min_last;
   }
   for (int k = 0; k < 2; k++) {
     if (h.pt != pt_of(c, k)) continue;

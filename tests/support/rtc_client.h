@@ -53,6 +53,8 @@ typedef struct {
   const char *cname;                  /* NULL = "client" */
   uint8_t tag;                        /* publisher: written in payload byte 8 (receivers record it) */
   int datachannel;                    /* offer a data channel section (RFC 8841); SCTP once DTLS is up */
+  int playout_ext;                    /* play: offer the playout-delay header extension, as Chrome does, and
+                                         honour the floor it carries (hd_rtc_client_video_quality) */
 } hd_rtc_client_config_t;
 
 /* What a received stream (one payload type family) looked like. */
@@ -100,6 +102,8 @@ typedef struct {
    * stamped seqs out of send order) */
   uint64_t tw_rx, tw_not_next;
   uint16_t tw_last;
+  hd_time_t playout_min_last,
+      playout_min_max;         /* player: the playout-delay floor the node asks (last, highest) */
   hd_time_t last_consent_sent; /* time of the last ICE check we sent */
   hd_time_t connected_at;      /* DTLS+SRTP ready */
 } hd_rtc_client_stats_t;
@@ -150,7 +154,10 @@ const hd_rtc_client_stats_t *hd_rtc_client_stats(const hd_rtc_client_t *c);
  * decoded in order once complete (all packets, original or RTX), a frame after
  * an incomplete one only from the next keyframe on (VP8-style references);
  * each is rendered at max(complete, sent + playout_delay, previous render),
- * and the gaps between renders go through the W3C freeze rule (DESIGN §6). */
+ * and the gaps between renders go through the W3C freeze rule (DESIGN §6).
+ * With playout_ext, a frame that came with a playout-delay floor F from the
+ * node is due no sooner than sent + the path's delay (the lowest complete -
+ * sent of the run) + F, as a browser renders it. */
 typedef struct {
   uint64_t frames;   /* frames seen (first to last frame number logged) */
   uint64_t complete; /* frames whose every packet arrived */
