@@ -8,6 +8,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "cluster/registry.h"
 #include "cmd/serve_internal.h"
 #include "sfu/node.h"
 #include "sfu/signal.h"
@@ -80,6 +81,44 @@ static char *admin_list_rooms(server_t *s, const char *app, const char *only_roo
   return text;
 }
 
+/* A room-scoped /admin request that found no such room here (issue 15 item
+ * 2: "the admin API answers for the whole cluster from any node"; docs/
+ * overlay.md "A room across nodes", *Admin API*): with --redis, 307 to the
+ * same path and query on a node that holds the room (307, unlike 302, keeps
+ * the method and body: a DELETE stays a DELETE), or 404 saying no node holds
+ * it. Returns 1 if it answered, 0 if the caller gives its own 404 (no
+ * cluster, or this node holds the room and the participant is what is
+ * missing). */
+static int admin_elsewhere(server_t *s, const hd_http_req_t *req, hd_http_resp_t *resp, const char *app,
+                           const char *room) {
+  char url[HD_CLUSTER_URL_MAX], loc[HD_CLUSTER_URL_MAX + 1024];
+  int n = 0;
+  int rc = hd_serve_cluster_holder(s->cluster, app, room, url, sizeof url, &n);
+  if (rc == HD_ENOTFOUND) {
+    hd_http_resp_text(resp, 404,
+                      "no such room: no node of the cluster holds room '%s' (%d node(s) in the registry); "
+                      "create it with POST /admin/rooms or join it first\n",
+                      room, n);
+    return 1;
+  }
+  if (rc != 0) return 0;
+  size_t ul = strlen(url);
+  while (ul > 0 && url[ul - 1] == '/')
+    url[--ul] = 0;
+  int l = snprintf(loc, sizeof loc, "%s%s%s%s", url, req->path, req->query && req->query[0] ? "?" : "",
+                   req->query ? req->query : "");
+  if (l < 0 || (size_t)l >= sizeof loc || (size_t)l >= sizeof resp->header_values[0]) {
+    hd_http_resp_text(resp, 404, "room '%s' is held by the node at %s: send the request there\n", room, url);
+    return 1;
+  }
+  hd_http_resp_header(resp, "Location", loc);
+  hd_http_resp_text(resp, 307,
+                    "room '%s' is held by another node: repeat the request (same method, body and "
+                    "Authorization header) at %s\n",
+                    room, loc);
+  return 1;
+}
+
 /* ---- /admin: room administration with a roomAdmin token ----
  *   GET    /admin/rooms
  *   POST   /admin/rooms      {"name", "empty_timeout_s"?, "max_participants"?, "metadata"?}
@@ -138,7 +177,9 @@ void serve_handle_admin(server_t *s, const hd_http_req_t *req, hd_http_resp_t *r
     hd_http_resp_text(resp, 405, "%s is not allowed on %s\n", req->method, req->path);
     return;
   }
-  if (rc == HD_ENOTFOUND)
+  if (rc == HD_ENOTFOUND && room[0] && admin_elsewhere(s, req, resp, claims.key, room)) {
+    /* answered: 307 to a holder, or 404 held nowhere */
+  } else if (rc == HD_ENOTFOUND)
     hd_http_resp_text(resp, 404, "no such room or participant\n");
   else if (rc < 0)
     hd_http_resp_text(resp, 400, "%s\n", hd_strerror(rc));
@@ -254,7 +295,9 @@ void serve_handle_admin_mute(server_t *s, const hd_http_req_t *req, hd_http_resp
   admin_call(s, &j);
   int rc = j.rc;
   json_decref(b);
-  if (rc < 0)
+  if (rc == HD_ENOTFOUND && admin_elsewhere(s, req, resp, claims.key, room)) {
+    /* answered: 307 to a holder, or 404 held nowhere */
+  } else if (rc < 0)
     hd_http_resp_text(resp, 404, "no such participant or track\n");
   else
     hd_http_resp_body(resp, 200, "application/json", "{\"ok\":true}", 11);

@@ -1061,6 +1061,25 @@ void hd_serve_cluster_redirect(hd_serve_cluster_t *c, const char *app, const cha
   if (best > 0) snprintf(url, cap, "%s", c->cands[best].url);
 }
 
+int hd_serve_cluster_holder(hd_serve_cluster_t *c, const char *app, const char *room, char *url, size_t cap,
+                            int *n_nodes) {
+  url[0] = 0;
+  *n_nodes = 0;
+  if (!c || !c->link) return HD_EUNSUPPORTED;
+  int n = collect(c);
+  *n_nodes = n;
+  uint64_t rh = hd_cluster_room_hash(app, room);
+  if (hd_cluster_node_has_room(&c->cands[0], rh)) return 1;
+  int best = -1;
+  for (int i = 1; i < n; i++)
+    if (hd_cluster_node_has_room(&c->cands[i], rh) &&
+        (best < 0 || hd_cluster_node_load(&c->cands[i]) < hd_cluster_node_load(&c->cands[best])))
+      best = i;
+  if (best < 0) return HD_ENOTFOUND;
+  snprintf(url, cap, "%s", c->cands[best].url);
+  return 0;
+}
+
 static int dump(json_t *o, char *out, size_t cap) {
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);

@@ -35,6 +35,16 @@ void hd_serve_cluster_set_draining(hd_serve_cluster_t *c);
  * known (no --redis, or every other node full or draining). */
 void hd_serve_cluster_redirect(hd_serve_cluster_t *c, const char *app, const char *room, char *url,
                                size_t cap);
+/* The admin API for a room this node does not hold (issue 15 item 2;
+ * docs/overlay.md "A room across nodes", *Admin API*): from the registry this
+ * node already keeps in memory (its peers' entries, refreshed by every
+ * heartbeat read, so no blocking Redis call on the HTTP thread). Returns 1 if
+ * this node holds the room, 0 with url = the announced URL of a peer that
+ * holds it (the least loaded one), HD_ENOTFOUND if no node of the registry
+ * does (*n_nodes = how many nodes were looked at), HD_EUNSUPPORTED without
+ * --redis. */
+int hd_serve_cluster_holder(hd_serve_cluster_t *c, const char *app, const char *room, char *url, size_t cap,
+                            int *n_nodes);
 /* The /rtc messages of a draining node (docs/protocol.md): the `error` 503
  * node_draining refusing a join (id = the join's id or NULL) and the `left`
  * node_draining telling a participant to move, both with `redirect` when
