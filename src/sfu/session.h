@@ -100,11 +100,13 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
  * floor above allows for. */
 #define HD_SESSION_TAIL_PROBE HD_SESSION_PLAYOUT_DETECT
 /* The probe waits max(HD_SESSION_TAIL_PROBE, HD_SESSION_TAIL_PROBE_RTT_PCT %
- * of the viewer's RTT): RFC 8985 §7.2 arms it at ~2*SRTT, the time a receiver's
- * ACK takes to come back; 1.5*RTT (a transport-wide feedback report, sent
- * every ~50-100 ms, covers the rest) keeps it inside the playout floor's
- * HD_SESSION_PLAYOUT_DETECT + slack on short legs and out of the way of the
- * ACK (feedback saying it arrived cancels it) on long ones. */
+ * of the viewer's RTT). RFC 8985 §7.2 waits ~2*SRTT: long enough for the
+ * ACK of the tail to come back, which cancels the probe. Our ACK is the
+ * viewer's transport-wide feedback (hd_session_tail_acked): on a long leg a
+ * fixed 70 ms would probe every tail before its feedback could arrive. 1.5
+ * rather than 2 x RTT: on short legs the 70 ms floor governs anyway, and on
+ * long ones the repair still has to land within the playout floor the node
+ * asked for (RTT + HD_SESSION_PLAYOUT_DETECT + slack). */
 #define HD_SESSION_TAIL_PROBE_RTT_PCT 150
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the

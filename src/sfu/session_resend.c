@@ -197,7 +197,7 @@ void hd_session_tail_acked(hd_session_t *v, const hd_rtcp_twcc_t *fb, const hd_r
     if (!t->active || !t->tail_at || !t->tail_tw_known) continue;
     size_t k = (uint16_t)(t->tail_tw - fb->base_seq); /* pkts[k] reports base_seq + k */
     if (k >= n || pkts[k].seq != t->tail_tw || pkts[k].status == HD_TWCC_NOT_RECEIVED) continue;
-    t->tail_at = 0; /* it arrived: nothing to probe (RFC 8985 §7.3: an ACK cancels the probe) */
+    t->tail_at = 0; /* it arrived: nothing to probe (an ACK cancels a pending probe, RFC 8985 §7) */
     c->tail_probes_acked++;
   }
 }

@@ -153,7 +153,7 @@ static void test_tail_loss_probed(void **st) {
 
 /* The same skips, with a viewer that sends transport-wide feedback every
  * 20 ms: a tail packet it has reported received is not probed (RFC 8985
- * §7.3: the ACK cancels the probe), so only the ~20% of tails the leg lost
+ * §7: the ACK cancels a pending probe), so only the ~20% of tails the leg lost
  * (and those whose report came after the probe was due) are resent, not
  * every one. Before, every frame before a skip had its last packet resent
  * (twice) whatever the feedback said. */
