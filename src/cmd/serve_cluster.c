@@ -375,7 +375,7 @@ static void update_routes(hd_serve_cluster_t *c) {
     const hd_ovl_path_t *r = &c->router.cur[d];
     if (hd_ovl_path_same(r, &was[d]) && r->n_hops) continue;
     if (!r->n_hops && !was[d].n_hops) continue;
-    char from[64], to[64], why[96] = "";
+    char from[64], to[64], why[192] = "";
     path_text(c, &was[d], from, sizeof from);
     path_text(c, r, to, sizeof to);
     /* which link of the old path is down: what an operator looks at first */
