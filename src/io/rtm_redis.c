@@ -22,7 +22,8 @@
  *   hudong:rtm:own:<cid>   STRING  the node holding a board channel's state
  *   hudong:rtm:bc          STREAM  to every node: resume requests (want), user events (uev)
  *   hudong:rtm:in:<node>   STREAM  to one node: sessions (give), peer messages (peer) and
- *                                  their outcomes (prc); trimmed by its reader as it reads
+ *                                  their outcomes (prc); trimmed by its reader as it reads;
+ *                                  expires 1 h after its last write, deleted by the purge
  *   hudong:rtm:pids:<app>/<sid>  HASH  publish id -> cseq, the session's last 64 (":o" LIST
  *                                  their order); expire 120 s after its last publish
  * The control streams replaced pub/sub (at-most-once: a node whose pub/sub
@@ -660,11 +661,19 @@ static int c_lock_list(void *ud, const char *app, const char *ch, hd_rtm_lockl_f
 }
 
 /* One control message into a stream (the broadcast stream or a node's
- * inbox), kept there for the readers: 0 or HD_EIO. */
+ * inbox), kept there for the readers: 0 or HD_EIO. A node's inbox gets a TTL
+ * on every write (RS_INBOX): the node may be dead and its inbox purged. */
 static int ctl_send(hd_rtm_redis_t *r, const char *key, const char *msg, size_t len) {
-  const char *a[8] = {"XADD", key, "MAXLEN", "~", r->maxlen, "*", "m", msg};
-  size_t l[8] = {4, strlen(key), 6, 1, strlen(r->maxlen), 1, 1, len};
-  redisReply *rep = sync_argv(r, 8, a, l);
+  redisReply *rep;
+  if (strcmp(key, P "bc")) {
+    const char *keys[1] = {key}, *args[2] = {r->maxlen, msg};
+    size_t al[2] = {strlen(r->maxlen), len};
+    rep = run(r, RS_INBOX, 1, keys, 2, args, al);
+  } else {
+    const char *a[8] = {"XADD", key, "MAXLEN", "~", r->maxlen, "*", "m", msg};
+    size_t l[8] = {4, strlen(key), 6, 1, strlen(r->maxlen), 1, 1, len};
+    rep = sync_argv(r, 8, a, l);
+  }
   if (!rep) return HD_EIO;
   int rc = rep->type == REDIS_REPLY_ERROR ? HD_EIO : 0;
   if (rc < 0) HD_LOGW("rtm", "cluster: XADD %s: %s", key, rep->str);

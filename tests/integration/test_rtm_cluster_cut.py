@@ -26,6 +26,8 @@ A real redis-server on a free port and three `hudong serve --redis` nodes:
  5. a client resumes on n3 while its node n1 is frozen: 410 after 1 s;
     n1, thawed, reads n3's stale request and keeps the session (resumable
     on n1), rather than sending it to a node that gave up on it.
+ 6. n2 killed (SIGKILL): once a surviving node purged it, n2's inbox stream
+    hudong:rtm:in:n2 is gone (before: it stayed, with no TTL).
 
 usage: test_rtm_cluster_cut.py /path/to/hudong
 """
@@ -273,6 +275,20 @@ def main():
         except RuntimeError as e:  # 410: n1 sent the session to n3, which had given up on it: lost
             m = {"error": str(e)}
         check(m.get("resumed") is True, "the session is still on n1: resumed there", m)
+
+        section("6. a dead node's inbox does not stay in Redis forever")
+        inbox = "hudong:rtm:in:n2"  # n2 took the peer messages of section 2
+        check(redis.cmd("EXISTS", inbox) == 1, "n2's inbox stream exists while n2 runs", redis.cmd("EXISTS", inbox))
+        n2.proc.send_signal(signal.SIGKILL)
+        n2.proc.wait()
+        purged = tc.wait_until(lambda: "node n2 is gone" in n1.log() + n3.log(), 20)
+        check(purged is not None, "n2's RTM state is purged by a surviving node")
+        ex, ttl = redis.cmd("EXISTS", inbox), redis.cmd("PTTL", inbox)
+        print("# measured: n2's inbox after the purge: EXISTS %s, PTTL %s" % (ex, ttl))
+        # before: the purge left it (no TTL: PTTL -1), and messages sent to n2
+        # afterwards (peer outcomes, moved sessions) kept it in Redis forever
+        check(ex == 0 or (isinstance(ttl, int) and ttl > 0), "n2's inbox is deleted by the purge (or expires)",
+              (ex, ttl))
 
         for c in clients:
             c.close()
