@@ -28,6 +28,12 @@ topology (A-C 150 ms one way and 10% loss; A-B-C 2 x 20 ms and 0.5%; A-D-C
 
     bench/overlay/bench.py [--bin build/hudong] [--seconds 20] [--flap-seconds 120] [--jitter 10]
                            [--only steady,reference,failure,schedule,flaps] [--json FILE]
+                           [--overlay KEY=VALUE ...]
+
+--overlay KEY=VALUE (repeatable) puts KEY in every node's "overlay" config
+object (docs/overlay.md "Tuning the overlay"; VALUE is read as JSON, e.g.
+--overlay dup_audio_loss=0 duplicates audio on the second path whenever the
+best path shows any loss). A key a node rejects stops it at start.
 
 Prints one table (and the MODE it measured) and writes
 bench/results/overlay.json. Not in `make test`. Note the machine load
@@ -162,6 +168,12 @@ def phase_failure(bed, seconds):
             state["killed"] = time.time()
             extra["killed_link"] = pair
             extra["route_before"] = bed.route("A", "C")[0]
+            # A's route entry at the kill: the second path and whether audio also took it
+            r0 = next((r for r in bed.links("A").get("routes", []) if r.get("to") == "C"), {})
+            extra["alt_before"] = r0.get("alt")
+            extra["dup_audio_before"] = r0.get("dup_audio")
+            # C's counts for media from A (dedup_dropped: copies that came twice)
+            extra["c_relay_from_a_at_kill"] = bed.link("C", "A").get("relay")
         elif "killed" not in state and now >= 4 and "b" not in state:
             state["b"] = relay_bytes(bed)
         elif "killed" in state and "moved" not in state:
@@ -178,6 +190,7 @@ def phase_failure(bed, seconds):
                 state["moved"] = time.time()
                 extra["route_moved_s"] = round(state["moved"] - state["killed"], 3)
                 extra["route_after"] = r
+                extra["c_relay_from_a_at_move"] = bed.link("C", "A").get("relay")
 
     row = media_run(bed, "failure", seconds, during)
     row.setdefault("route_moved_s", None)
@@ -201,6 +214,7 @@ def phase_schedule(bed, seconds):
             if r is not None and (r or [None])[0] != "B":
                 extra["route_moved_s"] = round(time.time() - done[0]["wall"], 3)
                 extra["route_after"] = r
+                extra["c_relay_from_a_at_move"] = bed.link("C", "A").get("relay")
 
     row = media_run(bed, "schedule", seconds, during)
     row["route_changes_A"] = bed.route("A", "C")[1] - changes0
@@ -208,8 +222,8 @@ def phase_schedule(bed, seconds):
     return row
 
 
-def phase_flaps(hudong, seconds, jitter):
-    bed = testbed.Bed(hudong, jitter=jitter, seed=7)
+def phase_flaps(hudong, seconds, jitter, overlay=None):
+    bed = testbed.Bed(hudong, jitter=jitter, seed=7, overlay=overlay)
     l0 = load()
     try:
         bed.start()
@@ -264,6 +278,17 @@ def fmt(x, nd=1):
     return str(x)
 
 
+def overlay_kv(arg):
+    """KEY=VALUE for --overlay: VALUE as JSON (a number), else as a string."""
+    key, eq, val = arg.partition("=")
+    if not eq or not key:
+        raise argparse.ArgumentTypeError("--overlay wants KEY=VALUE (e.g. dup_audio_loss=0), got %r" % arg)
+    try:
+        return key, json.loads(val)
+    except ValueError:
+        return key, val
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "hudong"))
@@ -272,11 +297,14 @@ def main():
     ap.add_argument("--jitter", type=float, default=10)
     ap.add_argument("--only", default="steady,reference,failure,schedule,flaps")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results", "overlay.json"))
+    ap.add_argument("--overlay", type=overlay_kv, action="append", default=[], metavar="KEY=VALUE",
+                    help="a key of every node's \"overlay\" config object (repeatable)")
     a = ap.parse_args()
+    overlay = dict(a.overlay)
     hudong = os.path.abspath(a.bin)
     only = a.only.split(",")
     rows = []
-    bed = testbed.Bed(hudong)
+    bed = testbed.Bed(hudong, overlay=overlay)
     try:
         bed.start()
         time.sleep(4)  # links measured, routes computed
@@ -305,7 +333,7 @@ def main():
         bed.stop()
     if "flaps" in only:
         try:
-            rows.append(phase_flaps(hudong, a.flap_seconds, a.jitter))
+            rows.append(phase_flaps(hudong, a.flap_seconds, a.jitter, overlay))
             print("flaps: %s" % json.dumps(rows[-1]), flush=True)
         except RuntimeError as e:  # keep the other phases' results
             print("flaps: the second bed did not start: %s" % str(e)[:300], flush=True)
@@ -341,7 +369,7 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
     with open(a.json, "w") as f:
         json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "bin": hudong, "modes": modes,
-                   "topology": testbed.TOPOLOGY, "rows": rows}, f, indent=1)
+                   "topology": testbed.TOPOLOGY, "overlay": overlay, "rows": rows}, f, indent=1)
     print("\nwrote %s" % a.json)
     return 0
 

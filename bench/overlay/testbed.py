@@ -103,8 +103,10 @@ def netem_args(imp):
 class Bed:
     """The nodes, Redis and relays; bed.nodes["A"] is a test_cluster.Node."""
 
-    def __init__(self, hudong, tmp=None, topology=None, jitter=0.0, seed=1, nodes=None):
+    def __init__(self, hudong, tmp=None, topology=None, jitter=0.0, seed=1, nodes=None, overlay=None):
         tc.HUDONG = hudong
+        # keys of every node's "overlay" config object (docs/overlay.md "Tuning the overlay")
+        self.overlay = dict(overlay or {})
         self.hudong = hudong
         self.tmp = tmp or tempfile.mkdtemp(prefix="hd-overlay-bed-")
         self.topology = dict(TOPOLOGY if topology is None else topology)
@@ -161,7 +163,8 @@ class Bed:
                 raise RuntimeError("a hudong netem relay did not start; see %s/netem-*.log" % self.tmp)
         for n in self.names:
             node = tc.Node(self.tmp, n, self.redis.port, capacity=100,
-                           extra=["--rtc-port", str(self.media[n])] + peer_flags[n])
+                           extra=["--rtc-port", str(self.media[n])] + peer_flags[n],
+                           config={"overlay": self.overlay} if self.overlay else None)
             node.start()
             self.nodes[n] = node
         want = sorted(self.names)

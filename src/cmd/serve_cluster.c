@@ -287,8 +287,8 @@ static void routes_job(hd_node_t *node, void *arg, hd_time_t now) {
 }
 
 /* Hands every media worker the route to each destination, with a disjoint
- * second path; audio goes on both while the best path loses more than
- * overlay.dup_audio_loss (HD_RELAY_DUP_LOSS). A destination without a route (no measurement yet)
+ * second path; audio goes on both while the best path loses at least
+ * overlay.dup_audio_loss (HD_RELAY_DUP_LOSS; 0: always). A destination without a route (no measurement yet)
  * stays direct. */
 static void push_routes(hd_serve_cluster_t *c) {
   if (!c->link_on) return;
@@ -305,7 +305,7 @@ static void push_routes(hd_serve_cluster_t *c) {
     hd_ovl_path_t alt;
     if (hd_ovl_best_path(&c->graph, 0, d, HD_OVL_MAX_RELAYS, r, &alt) == 0) {
       to_relay_path(c, &alt, &x->alt);
-      x->dup_audio = path_loss(&c->graph, r) > hd_overlay_params()->dup_audio_loss;
+      x->dup_audio = hd_relay_dup_audio_on(path_loss(&c->graph, r), hd_overlay_params()->dup_audio_loss);
       x->dup_all = link_suspect(c, c->ovl_ids[r->node[1]]);
     }
   }

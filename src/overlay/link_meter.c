@@ -48,11 +48,13 @@ static hd_time_t late_part(const hd_link_meter_t *m, hd_time_t now) {
 /* Suspect when echoes stopped for down_probes probe intervals plus SRTT +
  * 4 RTTVAR (the RTO margin of RFC 6298 section 2.3); down when they stay
  * away confirm longer. Neither counts the time this end itself was late
- * (late_part): a silence we caused by not running is not the link's. */
+ * (the longest single stall since the last echo, or the current one): a
+ * silence we caused by not running is not the link's. */
 static void eval_down(hd_link_meter_t *m, hd_time_t now) {
   if (!m->st.up) return;
   hd_time_t quiet = m->down_probes * m->interval + (hd_time_t)((m->st.srtt_ms + 4 * m->st.rttvar_ms) * 1000);
-  hd_time_t silence = now - m->st.last_echo - m->late - late_part(m, now);
+  hd_time_t cur = late_part(m, now);
+  hd_time_t silence = now - m->st.last_echo - (cur > m->late ? cur : m->late);
   if (silence > quiet && !m->st.suspect) {
     m->st.suspect = 1;
     m->st.suspects++;
@@ -78,7 +80,12 @@ int hd_link_meter_poll(hd_link_meter_t *m, hd_time_t now, uint8_t *out, size_t c
   hd_time_t late = now - m->next_probe; /* >= 0 here */
   if (late > m->st.late_max) m->st.late_max = late;
   m->st.late_total += late;
-  m->late += late_part(m, now);
+  /* the largest stall since the last echo, not the sum: a steady lateness L
+   * holds echoes unread for about L, once; summing it per probe would excuse
+   * the same delay again at every probe, and a busy owner would hardly ever
+   * see a dead link (silence growing by interval - L per probe) */
+  hd_time_t lp = late_part(m, now);
+  if (lp > m->late) m->late = lp;
   uint32_t seq = m->seq++;
   int slot = (int)(seq % HD_LINK_METER_OUTSTANDING);
   if (m->out[slot].live) { /* overwritten before it timed out: a very short interval */

@@ -27,9 +27,11 @@
  *    and a route change and its return (a flap) are saved. The time this end
  *    was late itself (a probe sent after its due time means the owner's loop
  *    did not run: echoes may be waiting unread in its socket) is not counted
- *    as silence at all. Up at the first echo ever; after a down, only after
- *    up_echoes echoes of consecutive probes (hysteresis: a link that answers
- *    one probe in three is not back); a suspect link is cleared by any echo.
+ *    as silence (the longest single lateness since the last echo, not the
+ *    sum: a steady lateness holds echoes unread only once). Up at the first
+ *    echo ever; after a down, only after up_echoes echoes of consecutive
+ *    probes (hysteresis: a link that answers one probe in three is not
+ *    back); a suspect link is cleared by any echo.
  * Raw RTT/loss samples are kept in a small ring for the dashboard.
  *
  * Wire format (big-endian; carried inside the authenticated node link):
@@ -81,7 +83,7 @@ typedef struct {
 
 typedef struct {
   hd_time_t interval, next_probe;
-  hd_time_t late;                  /* this end's lateness since the last echo (excused from the silence) */
+  hd_time_t late;                  /* longest lateness since the last echo (excused from the silence) */
   int down_probes, up_echoes;      /* the link-down rule and its hysteresis (overlay_params.h) */
   hd_time_t confirm;               /* suspect this much longer before down */
   uint32_t up_streak, up_last_seq; /* while down: echoes of consecutive probes so far */

@@ -325,6 +325,8 @@ int hd_relay_path_same(const hd_relay_path_t *a, const hd_relay_path_t *b) {
   return 1;
 }
 
+int hd_relay_dup_audio_on(double path_loss, double threshold) { return path_loss >= threshold; }
+
 void hd_relay_route_init(hd_relay_route_t *r, uint64_t dst) {
   memset(r, 0, sizeof *r);
   r->overlap = hd_overlay_params()->relay_overlap;

@@ -179,7 +179,7 @@ int hd_dedup_check(hd_dedup_t *d, uint32_t ssrc, uint16_t seq);
 #define HD_RELAY_OVERLAP                                                                                     \
   HD_MS(1000) /* the old path keeps carrying media this long: overlay.relay_overlap_ms */
 #define HD_RELAY_DUP_LOSS                                                                                    \
-  0.02 /* duplicate audio on the second path above this loss: overlay.dup_audio_loss */
+  0.02 /* duplicate audio on the second path at or above this loss: overlay.dup_audio_loss */
 
 typedef struct {
   hd_relay_path_t cur, old, alt;
@@ -189,6 +189,15 @@ typedef struct {
   int dup_all; /* all media on alt too (the path's first link is suspect) */
   uint64_t changes;
 } hd_relay_route_t;
+
+/* Whether audio also goes on the second path: the best path's loss before
+ * repair (0..1, averaged over the last ~100 probes of each link) is at or
+ * above `threshold` (overlay.dup_audio_loss). At, not above: a path whose
+ * probes lost nothing in the window measures exactly 0 (two 0.5% links do
+ * about one time in three), so with "above" even a threshold of 0 turned
+ * duplicate audio off and on from one heartbeat to the next; 0 now means
+ * always (when a disjoint second path exists). */
+int hd_relay_dup_audio_on(double path_loss, double threshold);
 
 /* A route to a node starts direct (path {1, {dst}}). */
 void hd_relay_route_init(hd_relay_route_t *r, uint64_t dst);

@@ -360,6 +360,98 @@ static void test_stalls_are_not_downs(void **st) {
   pair_free(&p);
 }
 
+/* A's meter (default 50 ms probes) on a 20 ms-each-way link to B, A's owner
+ * handling every event (a due probe, an echo in its socket) `late_ms` after
+ * it happens, B answering at once. At t0 the link dies (nothing sent from
+ * then on arrives). Returns the real silence (from when the last echo landed
+ * in A's socket) at which A's stats first said suspect and down. */
+static void run_dead_link_late(int late_ms, hd_time_t *suspect_at, hd_time_t *down_at) {
+  hd_time_t now = HD_SEC(1000), L = HD_MS(late_ms), owd = HD_MS(20);
+  hd_link_meter_t a, b;
+  hd_link_meter_init(&a, 0, now);
+  hd_link_meter_init(&b, 0, now);
+  struct {
+    hd_time_t at;
+    uint8_t buf[HD_LINK_METER_ECHO_LEN];
+    int n;
+  } q[2][32]; /* q[0]: probes on their way to B, q[1]: echoes on their way to A (FIFO, fixed delay) */
+  int head[2] = {0, 0}, tail[2] = {0, 0};
+  hd_time_t t0 = now + HD_SEC(2), last_landed = 0;
+  *suspect_at = *down_at = 0;
+  for (; now < t0 + HD_SEC(10) && !*down_at; now += HD_MS(1)) {
+    while (head[0] != tail[0] && q[0][head[0] % 32].at <= now) { /* B answers at once */
+      uint8_t reply[64];
+      int r = hd_link_meter_feed(&b, q[0][head[0] % 32].buf, (size_t)q[0][head[0] % 32].n, now, reply,
+                                 sizeof reply);
+      head[0]++;
+      assert_int_equal(r, HD_LINK_METER_ECHO_LEN);
+      if (now >= t0) continue; /* the echo is lost */
+      assert_true(tail[1] - head[1] < 32);
+      q[1][tail[1] % 32].at = last_landed = now + owd;
+      memcpy(q[1][tail[1] % 32].buf, reply, (size_t)r);
+      q[1][tail[1] % 32].n = r;
+      tail[1]++;
+    }
+    /* A runs only L after something happened for it */
+    int wake =
+        hd_link_meter_next_timeout(&a) + L <= now || (head[1] != tail[1] && q[1][head[1] % 32].at + L <= now);
+    if (!wake) continue;
+    while (head[1] != tail[1] && q[1][head[1] % 32].at <= now) { /* the socket holds all that arrived */
+      assert_int_equal(
+          hd_link_meter_feed(&a, q[1][head[1] % 32].buf, (size_t)q[1][head[1] % 32].n, now, NULL, 0), 0);
+      head[1]++;
+    }
+    uint8_t out[64];
+    int n = hd_link_meter_poll(&a, now, out, sizeof out);
+    assert_true(n >= 0);
+    if (n > 0 && now < t0) {
+      assert_true(tail[0] - head[0] < 32);
+      q[0][tail[0] % 32].at = now + owd;
+      memcpy(q[0][tail[0] % 32].buf, out, (size_t)n);
+      q[0][tail[0] % 32].n = n;
+      tail[0]++;
+    }
+    hd_link_meter_stats_t s;
+    hd_link_meter_stats(&a, now, &s);
+    if (now < t0) {
+      if (now >= t0 - HD_SEC(1)) assert_true(s.up && !s.suspect); /* up after the first echo */
+      continue;
+    }
+    if (s.suspect && !*suspect_at) *suspect_at = now;
+    if (!s.up) *down_at = now;
+  }
+  if (*suspect_at) *suspect_at -= last_landed;
+  if (*down_at) *down_at -= last_landed;
+}
+
+/* Review finding: every late probe added its lateness to the excused time
+ * and all of it was taken off the silence until the next echo, though a
+ * steady lateness L only holds echoes unread for about L, once. On a dead
+ * link the silence then grew by only interval - L per probe: with L = 20,
+ * 35, 45 ms A suspected after 320, 635, 1800 ms and went down after 1.2,
+ * 2.3, 6.8 s (150 and 650 ms at L = 0). Now at most the longest single
+ * lateness is excused: suspect within about 2 L of the L = 0 time (L
+ * excused, L for reading the last echo late), down HD_LINK_METER_DOWN_CONFIRM
+ * after the suspect. */
+static void test_steady_lateness_still_sees_dead_link(void **st) {
+  (void)st;
+  hd_time_t s0, d0;
+  run_dead_link_late(0, &s0, &d0);
+  assert_true(s0 && d0);
+  print_message("late 0 ms: suspect %.0f ms, down %.0f ms after the last echo\n", s0 / 1000.0, d0 / 1000.0);
+  const hd_time_t step = HD_LINK_METER_DEFAULT_INTERVAL / 2; /* A only looks at its probe times */
+  int lates[] = {20, 35, 45};
+  for (size_t i = 0; i < sizeof lates / sizeof lates[0]; i++) {
+    hd_time_t s, d;
+    run_dead_link_late(lates[i], &s, &d);
+    print_message("late %d ms: suspect %.0f ms, down %.0f ms after the last echo\n", lates[i], s / 1000.0,
+                  d / 1000.0);
+    /* L reading the last echo late (A stamps it when it reads it), L excused */
+    assert_true(s && s <= s0 + 2 * HD_MS(lates[i]) + step);
+    assert_true(d && d - s <= HD_LINK_METER_DOWN_CONFIRM + step);
+  }
+}
+
 /* Malformed input is refused; a forged or late echo changes no RTT. */
 static void test_bad_input(void **st) {
   (void)st;
@@ -408,6 +500,7 @@ int main(void) {
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_fast_down_default_probes),
       cmocka_unit_test(test_stalls_are_not_downs),
+      cmocka_unit_test(test_steady_lateness_still_sees_dead_link),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

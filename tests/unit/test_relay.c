@@ -375,6 +375,20 @@ static void cut_direct(net_t *n, int s) {
   if (s == 1000) set_link(n, A, C, 10, 1.0);
   if (s == 1150) set_link(n, A, C, 10, 0);
 }
+/* The threshold rule (overlay.dup_audio_loss): 0 means always, a path
+ * measured clean included (its probes' loss average is exactly 0 whenever
+ * the window saw no loss); otherwise at or above the threshold. */
+static void test_dup_audio_threshold(void **st) {
+  (void)st;
+  assert_int_equal(hd_relay_dup_audio_on(0.0, 0.0), 1);
+  assert_int_equal(hd_relay_dup_audio_on(0.005, 0.0), 1);
+  assert_int_equal(hd_relay_dup_audio_on(0.0, HD_RELAY_DUP_LOSS), 0);
+  assert_int_equal(hd_relay_dup_audio_on(0.0199, HD_RELAY_DUP_LOSS), 0);
+  assert_int_equal(hd_relay_dup_audio_on(0.02, 0.02), 1);
+  assert_int_equal(hd_relay_dup_audio_on(0.05, HD_RELAY_DUP_LOSS), 1);
+  assert_int_equal(hd_relay_dup_audio_on(0.99, 1.0), 0);
+}
+
 static void test_duplicate_audio(void **st) {
   (void)st;
   for (int dup = 0; dup < 2; dup++) {
@@ -728,6 +742,7 @@ int main(void) {
       cmocka_unit_test(test_per_hop_repair),
       cmocka_unit_test(test_make_before_break),
       cmocka_unit_test(test_old_path_dies),
+      cmocka_unit_test(test_dup_audio_threshold),
       cmocka_unit_test(test_duplicate_audio),
       cmocka_unit_test(test_fast_reroute_on_blackout),
       cmocka_unit_test(test_relay_detours_round_dead_link),
