@@ -800,6 +800,8 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       "hudong_repair_total{event=\"keyframe_request_repeated\"} %llu\n"
       "hudong_repair_total{event=\"sent_twice\"} %llu\n"
       "hudong_repair_total{event=\"tail_probe\"} %llu\n"
+      "hudong_repair_total{event=\"tail_probe_acked\"} %llu\n"
+      "hudong_repair_total{event=\"tail_probe_failed\"} %llu\n"
       "# HELP hudong_layer_switches_total Simulcast layer switches made for subscribers.\n"
       "# TYPE hudong_layer_switches_total counter\nhudong_layer_switches_total %llu\n"
       "# HELP hudong_layer_pauses_total Video tracks paused for a subscriber because not even their lowest "
@@ -851,7 +853,8 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
       (unsigned long long)m->repair_forwarded, (unsigned long long)m->nack_deferred,
       (unsigned long long)m->nack_unrepairable, (unsigned long long)m->pli_unrepairable,
       (unsigned long long)m->pli_retried, (unsigned long long)m->repairs_doubled,
-      (unsigned long long)m->tail_probes, (unsigned long long)m->layer_switches,
+      (unsigned long long)m->tail_probes, (unsigned long long)m->tail_probes_acked,
+      (unsigned long long)m->tail_probes_failed, (unsigned long long)m->layer_switches,
       (unsigned long long)m->layer_pauses, (unsigned long long)m->probes_started,
       (unsigned long long)m->probe_bytes, (unsigned long long)m->paced, (unsigned long long)m->pacer_dropped,
       (unsigned long long)m->pacer_padding_refused, (unsigned long long)m->twcc_received,

@@ -648,6 +648,7 @@ void hd_session_rtcp(hd_session_t *s, hd_session_t *pub, const uint8_t *buf, siz
           continue;
         }
         hd_bwe_on_twcc(s->bwe, &tw, pkts, (size_t)np, now);
+        hd_session_tail_acked(s, &tw, pkts, (size_t)np, c);
         c->twcc_received++;
         s->estimate_bps = hd_bwe_target(s->bwe);
         s->estimate_at = now;

@@ -99,6 +99,15 @@ enum { HD_TRACK_AUDIO = 0, HD_TRACK_VIDEO = 1, HD_TRACK_KINDS = 2 };
  * NACK would have it), so that detection never takes longer than the playout
  * floor above allows for. */
 #define HD_SESSION_TAIL_PROBE HD_SESSION_PLAYOUT_DETECT
+/* The probe waits max(HD_SESSION_TAIL_PROBE, HD_SESSION_TAIL_PROBE_RTT_PCT %
+ * of the viewer's RTT). RFC 8985 §7.2 waits ~2*SRTT: long enough for the
+ * ACK of the tail to come back, which cancels the probe. Our ACK is the
+ * viewer's transport-wide feedback (hd_session_tail_acked): on a long leg a
+ * fixed 70 ms would probe every tail before its feedback could arrive. 1.5
+ * rather than 2 x RTT: on short legs the 70 ms floor governs anyway, and on
+ * long ones the repair still has to land within the playout floor the node
+ * asked for (RTT + HD_SESSION_PLAYOUT_DETECT + slack). */
+#define HD_SESSION_TAIL_PROBE_RTT_PCT 150
 
 /* A track a publisher sends us. Packets are matched to it by SSRC (from the
  * SDP or learned), else by the mid header extension (RFC 9143 §15), else by a
@@ -219,8 +228,11 @@ typedef struct {
    * resend under the same SRTP index is this copy or nothing. */
   hd_resend_cache_t *sent;
   /* the last packet sent on the media SSRC ended a frame (RTP marker): its seq
-   * and when it left, 0 when something followed (HD_SESSION_TAIL_PROBE) */
-  uint16_t tail_seq;
+   * and when it left, 0 when something followed or transport-wide feedback
+   * said it arrived (HD_SESSION_TAIL_PROBE); its transport-wide seq, when it
+   * carried one (tail_tw_known) */
+  uint16_t tail_seq, tail_tw;
+  int tail_tw_known;
   hd_time_t tail_at;
   /* per-viewer resend limit: out seq -> when last retransmitted (slot seq & mask) */
   uint16_t rtx_hist_seq[HD_OUT_RTX_HIST];
@@ -313,7 +325,11 @@ typedef struct {
   uint64_t repair_forwarded, nack_deferred, nack_unrepairable, pli_unrepairable, pli_retried;
   uint64_t repairs_doubled; /* repairs sent a second time to a lossy viewer leg */
   uint64_t tail_probes;     /* last packets of frames resent unasked (HD_SESSION_TAIL_PROBE) */
-  uint64_t red_rebuilt;     /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
+  /* tail-loss probes not sent: feedback had reported the packet received
+   * before the probe was due; or it could not be resent (bytes gone, just
+   * resent for a NACK); kept apart from the NACK counters above */
+  uint64_t tail_probes_acked, tail_probes_failed;
+  uint64_t red_rebuilt; /* audio packets our publisher leg lost, rebuilt from RED (sfu/red_repair.h) */
   uint64_t fec_received, fec_recovered; /* FlexFEC repair packets from publishers, media packets rebuilt */
   uint64_t fec_sent;                    /* FlexFEC repair packets the node sent viewers (sfu/session_fec.h) */
   uint64_t nacks_doubled;               /* NACK messages sent twice to a publisher whose leg loses >= 10% */

@@ -133,8 +133,8 @@ static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n,
   }
   int rc = before_commit(t, out, n, exact, now, c);
   if (rc < 0) return rc;
-  hd_session_note_sent(t, out, n, now); /* before SRTP seals it */
-  uint8_t rep[HD_DATAGRAM_MAX];         /* its FlexFEC repair packet, if it closes a group */
+  hd_session_note_sent(t, out, n, !exact && t->ext_twcc ? v->tw_seq : -1, now); /* before SRTP seals it */
+  uint8_t rep[HD_DATAGRAM_MAX]; /* its FlexFEC repair packet, if it closes a group */
   int rn = protects(t, out, n, exact) ? hd_session_fec_protect(v, t, out, n, rep, sizeof rep) : 0;
   rc = hd_peer_tx_commit(&v->peer, n, 0);
   if (rc < 0) return rc;
@@ -194,7 +194,7 @@ void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t
       if (c) c->pacer_dropped++;
       continue;
     }
-    hd_session_note_sent(t, out, len, now);
+    hd_session_note_sent(t, out, len, !exact && t->ext_twcc ? v->tw_seq : -1, now);
     int rn = protects(t, out, len, exact) ? hd_session_fec_protect(v, t, out, len, rep, sizeof rep) : 0;
     if (hd_peer_tx_commit(&v->peer, len, 0) < 0) {
       if (c) c->pacer_dropped++;

@@ -68,11 +68,12 @@ static int repairing_upstream(hd_out_track_t *t, hd_session_t *room_pub, uint16_
 
 /* A repair on t's media SSRC (no RTX): the same seq is the same SRTP index,
  * so it is the first send's exact bytes (sfu/resend_cache.h) or nothing. */
-static void resend_exact(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
-                         hd_time_t now, hd_session_counters_t *c) {
+static int resend_exact(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
+                        int probe, hd_time_t now, hd_session_counters_t *c) {
   const uint8_t *pkt;
   size_t len;
   if (!t->sent || hd_resend_cache_get(t->sent, out_seq, now, &pkt, &len) < 0) {
+    if (probe) return 0; /* unasked: no NACK went unanswered */
     t->nacks_unanswered++;
     if (!(t->sent && hd_resend_cache_sent(t->sent, out_seq, now)) &&
         repairing_upstream(t, room_pub, out_seq)) {
@@ -81,7 +82,7 @@ static void resend_exact(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_
     } else { /* never sent, or its bytes are gone: nothing may go under that seq */
       c->nack_unrepairable++;
     }
-    return;
+    return 0;
   }
   /* on a lossy viewer leg twice, as retransmit does (the same bytes again) */
   int copies = lossy_leg(v) ? 2 : 1, sent = 0;
@@ -93,52 +94,61 @@ static void resend_exact(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_
     if (hd_session_pace_send_exact(v, t, out, len, now, c) < 0) break;
     sent++;
   }
-  if (!sent) return;
+  if (!sent) return 0;
   if (sent == 2) c->repairs_doubled++;
-  hd_session_rtx_hist_mark(t, out_seq, now);
+  if (!probe) hd_session_rtx_hist_mark(t, out_seq, now);
   t->retransmits++;
   c->retransmitted++;
   c->resent_exact++;
+  return 1;
 }
 
-void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
-                           hd_time_t now, hd_session_counters_t *c) {
+/* A NACK that could not be answered (probe: a tail-loss probe, which no
+ * NACK asked for, so none went unanswered). */
+static void unanswered(hd_out_track_t *t, int probe, hd_session_counters_t *c) {
+  if (probe) return;
+  t->nacks_unanswered++;
+  c->nack_unrepairable++;
+}
+
+/* Resends out seq out_seq of viewer track t, for a NACK or (probe) as a
+ * tail-loss probe. A probe's resend is not noted in the resend history: a
+ * NACK for the seq right after it (the probe may be lost as well, and the
+ * NACK is the real repair) is answered. Returns 1 when it went out. */
+static int resend(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq, int probe,
+                  hd_time_t now, hd_session_counters_t *c) {
   size_t slot = out_seq & (HD_OUT_RTX_HIST - 1);
   if (t->rtx_hist_seq[slot] == out_seq && t->rtx_hist_at[slot] != 0 &&
       now - t->rtx_hist_at[slot] < resend_interval(v))
-    return; /* just sent: the answer is on its way */
-  if (!t->rtx_enabled) {
-    resend_exact(v, t, room_pub, out_seq, now, c);
-    return;
-  }
+    return 0; /* just sent: the answer is on its way */
+  if (!t->rtx_enabled) return resend_exact(v, t, room_pub, out_seq, probe, now, c);
   uint16_t src_seq;
   hd_session_t *pub;
   hd_in_track_t *src = hd_session_source_of(t, room_pub, &pub);
   if (!src || !src->have_cache || hd_rewriter_unmap_seq(&t->rw, out_seq, &src_seq) < 0) {
-    t->nacks_unanswered++;
-    c->nack_unrepairable++;
-    return;
+    unanswered(t, probe, c);
+    return 0;
   }
   if (t->tl) { /* through the temporal filter's history (sfu/temporal.h) */
     uint16_t kept = src_seq;
     int tv = hd_tl_filter_unmap(t->tl, kept, &src_seq);
     if (tv == HD_TL_PAD) { /* went out as padding: again (as RTX) */
       if (hd_session_send_media_padding(v, t, out_seq, t->rw.last_out_ts, 1, now, c) < 0) {
-        t->nacks_unanswered++;
-        c->nack_unrepairable++;
+        unanswered(t, probe, c);
+        return 0;
       }
-      return;
+      return 1;
     }
     if (tv < 0) {
-      t->nacks_unanswered++;
-      c->nack_unrepairable++;
-      return;
+      unanswered(t, probe, c);
+      return 0;
     }
   }
   const uint8_t *orig;
   size_t olen;
   /* per viewer, not per cache: one viewer's repair must not hold back another's */
   if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) {
+    if (probe) return 0;
     t->nacks_unanswered++;
     if (src->nack_enabled && hd_nack_gen_is_missing(&src->nack, src_seq)) {
       /* lost on the publisher's leg too and being repaired there: the repair
@@ -148,24 +158,27 @@ void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *roo
     } else {
       c->nack_unrepairable++;
     }
-    return;
+    return 0;
   }
   int n = send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c);
-  if (n == HD_EPROTO) {
-    t->nacks_unanswered++;
-    c->nack_unrepairable++;
-  }
-  if (n < 0) return;
+  if (n == HD_EPROTO) unanswered(t, probe, c);
+  if (n < 0) return 0;
   /* on a lossy viewer leg a lost repair costs the viewer another round trip
    * (and a freeze): send it twice (two losses in a row are p^2) */
   if (lossy_leg(v) && send_copy(v, t, pub, orig, olen, out_seq, HD_PACE_RTX, now, c) > 0)
     c->repairs_doubled++;
-  hd_session_rtx_hist_mark(t, out_seq, now);
+  if (!probe) hd_session_rtx_hist_mark(t, out_seq, now);
   t->retransmits++;
   c->retransmitted++;
+  return 1;
 }
 
-void hd_session_note_sent(hd_out_track_t *t, const uint8_t *pkt, size_t len, hd_time_t now) {
+void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
+                           hd_time_t now, hd_session_counters_t *c) {
+  resend(v, t, room_pub, out_seq, 0, now, c);
+}
+
+void hd_session_note_sent(hd_out_track_t *t, const uint8_t *pkt, size_t len, int32_t tw_seq, hd_time_t now) {
   if (t->kind != HD_TRACK_VIDEO || len < 12) return;
   uint32_t ssrc = (uint32_t)pkt[8] << 24 | (uint32_t)pkt[9] << 16 | (uint32_t)pkt[10] << 8 | pkt[11];
   uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
@@ -173,29 +186,51 @@ void hd_session_note_sent(hd_out_track_t *t, const uint8_t *pkt, size_t len, hd_
   if (ssrc != t->ssrc || seq == t->tail_seq) return;
   t->tail_at = pkt[1] & 0x80 ? now : 0;
   t->tail_seq = seq;
+  t->tail_tw_known = tw_seq >= 0;
+  t->tail_tw = (uint16_t)(tw_seq >= 0 ? tw_seq : 0);
+}
+
+void hd_session_tail_acked(hd_session_t *v, const hd_rtcp_twcc_t *fb, const hd_rtcp_twcc_pkt_t *pkts,
+                           size_t n, hd_session_counters_t *c) {
+  for (int i = 0; i < v->n_out; i++) {
+    hd_out_track_t *t = &v->out[i];
+    if (!t->active || !t->tail_at || !t->tail_tw_known) continue;
+    size_t k = (uint16_t)(t->tail_tw - fb->base_seq); /* pkts[k] reports base_seq + k */
+    if (k >= n || pkts[k].seq != t->tail_tw || pkts[k].status == HD_TWCC_NOT_RECEIVED) continue;
+    t->tail_at = 0; /* it arrived: nothing to probe (an ACK cancels a pending probe, RFC 8985 §7) */
+    c->tail_probes_acked++;
+  }
+}
+
+/* How long a tail packet waits for what follows it (HD_SESSION_TAIL_PROBE_RTT_PCT). */
+static hd_time_t tail_delay(const hd_session_t *v) {
+  hd_time_t d = v->rtt > 0 ? v->rtt * HD_SESSION_TAIL_PROBE_RTT_PCT / 100 : 0;
+  return d > HD_SESSION_TAIL_PROBE ? d : HD_SESSION_TAIL_PROBE;
 }
 
 hd_time_t hd_session_tail_probe_at(const hd_session_t *v) {
   hd_time_t at = HD_TIME_NEVER;
   if (!lossy_leg(v)) return at;
+  hd_time_t d = tail_delay(v);
   for (int i = 0; i < v->n_out; i++)
-    if (v->out[i].active && v->out[i].tail_at)
-      at = hd_time_min(at, v->out[i].tail_at + HD_SESSION_TAIL_PROBE);
+    if (v->out[i].active && v->out[i].tail_at) at = hd_time_min(at, v->out[i].tail_at + d);
   return at;
 }
 
 void hd_session_tail_probe(hd_session_t *v, hd_session_t *room_pub, hd_time_t now, hd_session_counters_t *c) {
   if (!lossy_leg(v)) return;
+  hd_time_t d = tail_delay(v);
   for (int i = 0; i < v->n_out; i++) {
     hd_out_track_t *t = &v->out[i];
-    if (!t->active || !t->tail_at || now - t->tail_at < HD_SESSION_TAIL_PROBE) continue;
+    if (!t->active || !t->tail_at || now - t->tail_at < d) continue;
     hd_time_t waited = now - t->tail_at;
     t->tail_at = 0;
     if (waited > HD_RTP_CACHE_DEFAULT_MAX_AGE) continue; /* the leg turned lossy since: stale */
-    uint64_t before = c->retransmitted;
-    /* as if the viewer had NACKed it: its cache, RTX, twice on this leg */
-    hd_session_retransmit(v, t, room_pub, t->tail_seq, now, c);
-    if (c->retransmitted != before) c->tail_probes++;
+    /* from its cache, RTX, twice on this leg -- as for a NACK, but counted apart */
+    if (resend(v, t, room_pub, t->tail_seq, 1, now, c))
+      c->tail_probes++;
+    else
+      c->tail_probes_failed++;
   }
 }
 

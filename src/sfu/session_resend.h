@@ -19,8 +19,13 @@ hd_out_track_t *hd_session_out_by_ssrc(hd_session_t *s, uint32_t ssrc);
 void hd_session_retransmit(hd_session_t *v, hd_out_track_t *t, hd_session_t *room_pub, uint16_t out_seq,
                            hd_time_t now, hd_session_counters_t *c);
 /* Notes packet pkt of video track t leaving for the viewer (tail-loss probe:
- * HD_SESSION_TAIL_PROBE). */
-void hd_session_note_sent(hd_out_track_t *t, const uint8_t *pkt, size_t len, hd_time_t now);
+ * HD_SESSION_TAIL_PROBE), with the transport-wide seq it carries (-1: none,
+ * or the first send's). */
+void hd_session_note_sent(hd_out_track_t *t, const uint8_t *pkt, size_t len, int32_t tw_seq, hd_time_t now);
+/* Transport-wide feedback fb (its n packets pkts) from viewer v: a tail packet
+ * it reports received needs no probe. */
+void hd_session_tail_acked(hd_session_t *v, const hd_rtcp_twcc_t *fb, const hd_rtcp_twcc_pkt_t *pkts,
+                           size_t n, hd_session_counters_t *c);
 /* When viewer v's next tail-loss probe is due (HD_TIME_NEVER: none). */
 hd_time_t hd_session_tail_probe_at(const hd_session_t *v);
 /* Resends the last packet of a frame nothing followed within HD_SESSION_TAIL_PROBE. */

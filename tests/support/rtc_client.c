@@ -22,6 +22,7 @@
 #include "proto/stun.h"
 #include "rtc/rtp_cache.h"
 #include "rtc/rtp_stats.h"
+#include "rtc/twcc_recv.h"
 #include "sfu/txq.h"
 
 #define TXQ_CAP 1024
@@ -84,6 +85,9 @@ struct hd_rtc_client {
   hd_rtp_recv_stats_t rr_stats;
   int rr_started;
   hd_time_t next_rr;
+  /* player: transport-wide arrivals for feedback (cfg.twcc_fb_interval), allocated on the first */
+  hd_twcc_recv_t *twfb;
+  hd_time_t next_twfb;
   /* player: video frame log, index frame - first_frame */
   struct frame_log {
     hd_time_t sent, complete;
@@ -160,6 +164,7 @@ int hd_rtc_client_new(hd_rtc_client_t **out, const hd_rtc_client_config_t *cfg) 
 
 void hd_rtc_client_free(hd_rtc_client_t *c) {
   if (!c) return;
+  free(c->twfb);
   hd_sctp_free(c->sctp);
   hd_srtp_free(c->srtp);
   hd_dtls_free(c->dtls);
@@ -606,6 +611,11 @@ static void on_rtp(hd_rtc_client_t *c, const uint8_t *buf, size_t len, hd_time_t
     if (c->st.tw_rx && tws != (uint16_t)(c->st.tw_last + 1)) c->st.tw_not_next++;
     c->st.tw_last = tws;
     c->st.tw_rx++;
+    if (c->cfg.twcc_fb_interval && !c->twfb && (c->twfb = malloc(sizeof *c->twfb))) {
+      hd_twcc_recv_init(c->twfb);
+      c->next_twfb = now + c->cfg.twcc_fb_interval;
+    }
+    if (c->twfb) hd_twcc_recv_add(c->twfb, tws, now);
   }
   const uint8_t *pd;
   size_t pdl;
@@ -919,6 +929,7 @@ hd_time_t hd_rtc_client_next_timeout(const hd_rtc_client_t *c) {
   }
   if (c->sctp) t = hd_time_min(t, hd_sctp_next_timeout(c->sctp));
   if (c->rr_started && c->srtp) t = hd_time_min(t, c->next_rr);
+  if (c->twfb && c->srtp) t = hd_time_min(t, c->next_twfb);
   return hd_time_min(t, nack_due(c));
 }
 
@@ -976,6 +987,14 @@ void hd_rtc_client_handle_timeout(hd_rtc_client_t *c, hd_time_t now) {
     int n = hd_rtcp_build_rr(&rr, buf, sizeof buf);
     if (n > 0) send_rtcp(c, buf, (size_t)n);
     c->next_rr = now + HD_SEC(1);
+  }
+  if (c->twfb && c->srtp && now >= c->next_twfb) {
+    uint8_t buf[1200];
+    int n;
+    while ((n = hd_twcc_recv_build(c->twfb, c->rtcp_ssrc, media_ssrc_of(c, HD_RTC_VIDEO), buf, sizeof buf)) >
+           0)
+      send_rtcp(c, buf, (size_t)n);
+    c->next_twfb = now + c->cfg.twcc_fb_interval;
   }
   if (c->sctp && hd_sctp_next_timeout(c->sctp) <= now) {
     hd_sctp_handle_timeout(c->sctp, now);

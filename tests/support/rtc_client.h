@@ -55,6 +55,8 @@ typedef struct {
   int datachannel;                    /* offer a data channel section (RFC 8841); SCTP once DTLS is up */
   int playout_ext;                    /* play: offer the playout-delay header extension, as Chrome does, and
                                          honour the floor it carries (hd_rtc_client_video_quality) */
+  hd_time_t twcc_fb_interval;         /* play: send transport-wide feedback (rtc/twcc_recv.h) this often on
+                                         what arrived; 0 = none */
 } hd_rtc_client_config_t;
 
 /* What a received stream (one payload type family) looked like. */

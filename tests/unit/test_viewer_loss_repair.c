@@ -29,14 +29,14 @@
 typedef struct {
   hd_rtc_video_quality_t q;
   hd_time_t floor_max, floor_last; /* the playout-delay floor the node asked */
-  uint64_t lost_down, nacks, retransmitted, doubled, tail_probes;
+  uint64_t lost_down, nacks, retransmitted, doubled, tail_probes, tail_acked, nack_unrepairable;
 } result_t;
 
 /* Both connect on clean 25 ms legs; then the viewer's downlink loses 20% at
  * random for `secs` of media (~30 fps, 4 packets a frame: ~1 Mbit/s). With
  * `skips`, the publisher's encoder skips frames for 250 ms every second, as
  * Chrome's did on a loaded host. */
-static void viewer_at_20pct(int secs, int skips, result_t *r) {
+static void viewer_at_20pct_fb(int secs, int skips, hd_time_t twcc_fb, result_t *r) {
   static const char *const clean_args[] = {"--delay", "25", "--seed", "1"};
   static const char *const lossy_args[] = {"--delay", "25", "--down-loss", "20", "--seed", "7"};
   hd_netem_opts_t clean, lossy;
@@ -46,8 +46,11 @@ static void viewer_at_20pct(int secs, int skips, result_t *r) {
   assert_non_null(w);
   netem_world_init(w);
   hd_rtc_client_config_t pub = {.video_payload = 1000, .video_pkts_per_frame = 4};
-  hd_rtc_client_config_t view = {
-      .auto_nack = 1, .nack_interval = HD_MS(100), .nack_max_tries = 10, .playout_ext = 1};
+  hd_rtc_client_config_t view = {.auto_nack = 1,
+                                 .nack_interval = HD_MS(100),
+                                 .nack_max_tries = 10,
+                                 .playout_ext = 1,
+                                 .twcc_fb_interval = twcc_fb};
   netem_world_join(w, 0, HD_SESSION_PUBLISH, &clean, &pub);
   netem_world_join(w, 1, HD_SESSION_PLAY, &clean, &view);
   netem_world_connect(w, 2);
@@ -76,11 +79,15 @@ static void viewer_at_20pct(int secs, int skips, result_t *r) {
   r->nacks = nm.stats.media.nack_received;
   r->retransmitted = nm.stats.media.retransmitted;
   r->tail_probes = nm.stats.media.tail_probes;
+  r->tail_acked = nm.stats.media.tail_probes_acked;
+  r->nack_unrepairable = nm.stats.media.nack_unrepairable;
   r->doubled = nm.stats.media.repairs_doubled;
   assert_int_equal(hd_rtc_client_rx(w->p[1].c, HD_RTC_VIDEO)->rtx_bad, 0);
   netem_world_free(w);
   free(w);
 }
+
+static void viewer_at_20pct(int secs, int skips, result_t *r) { viewer_at_20pct_fb(secs, skips, 0, r); }
 
 static void print_result(const char *what, const result_t *r) {
   print_message("%-30s lost %4llu, NACKed %4llu, resent %4llu (twice %llu, tail probes %llu) | floor asked "
@@ -139,15 +146,35 @@ static void test_tail_loss_probed(void **st) {
   print_result("20% down, 250 ms skips:", &r);
   assert_true(r.tail_probes > 0);
   assert_int_equal(r.q.complete, r.q.frames);
-  /* path 50 ms + probe 70 ms + a round trip 50 ms (+ a retry for the few
+  /* path 50 ms + probe 75 ms (1.5 x the 50 ms RTT) + a round trip 50 ms (+ a retry for the few
    * whose repair was lost twice), not the gap */
   assert_true(r.q.delay_p99 < HD_MS(250));
+}
+
+/* The same skips, with a viewer that sends transport-wide feedback every
+ * 20 ms: a tail packet it has reported received is not probed (RFC 8985
+ * §7: the ACK cancels a pending probe), so only the ~20% of tails the leg lost
+ * (and those whose report came after the probe was due) are resent, not
+ * every one. Before, every frame before a skip had its last packet resent
+ * (twice) whatever the feedback said. */
+static void test_tail_probe_skipped_when_acked(void **st) {
+  (void)st;
+  result_t fb, nofb;
+  viewer_at_20pct_fb(15, 1, HD_MS(20), &fb);
+  viewer_at_20pct(15, 1, &nofb);
+  print_result("20% down, skips, feedback:", &fb);
+  print_result("20% down, skips, none:", &nofb);
+  assert_true(nofb.tail_probes > 5); /* the leg is lossy and probes go without feedback */
+  assert_true(fb.tail_acked > 0);
+  assert_true(fb.tail_probes * 2 < nofb.tail_probes);
+  assert_int_equal(fb.q.complete, fb.q.frames);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_viewer_leg_loss_gets_playout_floor),
       cmocka_unit_test(test_tail_loss_probed),
+      cmocka_unit_test(test_tail_probe_skipped_when_acked),
   };
   return cmocka_run_group_tests(tests, node_world_setup_all, node_world_teardown_all);
 }
