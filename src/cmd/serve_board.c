@@ -67,7 +67,7 @@ int hd_serve_board_share_start(hd_serve_board_t *sb, uv_loop_t *loop, const hd_c
   if (!cfg->redis[0]) return 0;
   hd_redis_url_t url;
   if (hd_redis_url_parse(cfg->redis, &url, err, errcap) < 0) return HD_EINVAL;
-  if (hd_board_redis_new(&sb->redis, &url, (int)(cfg->board_share_ttl_s * 1000)) < 0 ||
+  if (hd_board_redis_new(&sb->redis, &url, (int64_t)cfg->board_share_ttl_s * 1000) < 0 ||
       !(sb->share = calloc(1, sizeof *sb->share))) {
     snprintf(err, errcap, "board sharing: out of memory");
     return HD_ENOMEM;

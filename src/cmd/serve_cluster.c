@@ -37,6 +37,7 @@ struct hd_serve_cluster {
   char (*held)[ROOM_NAME_MAX]; /* every room held, for their Redis keys' TTLs (grows) */
   int n_held, cap_held;
   int held_warned;
+  int prune_warned;         /* a reconcile skipped its prune (too many rooms): logged once */
   hd_cluster_node_t *cands; /* self + peers, for a route */
   hd_route_cand_t *views;
   /* for the rates of the entry */
@@ -522,6 +523,7 @@ static void room_gone(void *ud, const char *room, const char *sid) {
 typedef struct {
   hd_cluster_held_t *rooms;
   int n, cap;
+  int truncated; /* a room was left out (past HELD_MAX, or no memory) */
 } held_list_t;
 
 static void add_held_sid(void *ud, const char *app, const char *room, const char *sid) {
@@ -529,7 +531,10 @@ static void add_held_sid(void *ud, const char *app, const char *room, const char
   if (l->n == l->cap) {
     int cap = l->cap ? l->cap * 2 : 64;
     void *p = cap <= HELD_MAX ? realloc(l->rooms, (size_t)cap * sizeof *l->rooms) : NULL;
-    if (!p) return; /* past HELD_MAX: as add_held, the rest is not re-announced */
+    if (!p) { /* past HELD_MAX: as add_held, the rest is not re-announced */
+      l->truncated = 1;
+      return;
+    }
     l->rooms = p;
     l->cap = cap;
   }
@@ -553,7 +558,16 @@ static void registered(void *ud, int first) {
   for (int i = 0; i < hd_media_workers_count(c->workers); i++)
     hd_media_workers_call(c->workers, i, held_sids_job, &l);
   (void)first;
-  int rc = hd_cluster_redis_reconcile(c->link, l.rooms, l.n);
+  /* A list missing rooms must not drive the prune: it would take every room
+   * left out for one this node let go (out of its rooms' node sets, their
+   * sid keys deleted) while the room is live here. */
+  if (l.truncated && !c->prune_warned++)
+    HD_LOGW("cluster",
+            "more than %d rooms on this node: after a Redis outage only the first %d are "
+            "re-announced, and the rooms it let go meanwhile stay listed for it in Redis "
+            "until their keys expire (cluster.room_ttl_ms)",
+            HELD_MAX, l.n);
+  int rc = hd_cluster_redis_reconcile(c->link, l.rooms, l.n, !l.truncated);
   if (rc < 0) HD_LOGW("cluster", "cannot re-announce this node's rooms in Redis: %s", hd_strerror(rc));
   free(l.rooms);
 }

@@ -14,7 +14,7 @@
 
 struct hd_board_redis {
   hd_redis_url_t url;
-  int ttl_ms;
+  int64_t ttl_ms; /* up to 30 days in ms: does not fit an int */
   redisContext *c;
   int64_t down_until_ms; /* no connect before this (monotonic ms) */
   int failing;           /* in a streak of failures (logged once) */
@@ -34,7 +34,7 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int hd_board_redis_new(hd_board_redis_t **out, const hd_redis_url_t *url, int ttl_ms) {
+int hd_board_redis_new(hd_board_redis_t **out, const hd_redis_url_t *url, int64_t ttl_ms) {
   hd_board_redis_t *r = calloc(1, sizeof *r);
   if (!r) return HD_ENOMEM;
   r->url = *url;
@@ -146,7 +146,7 @@ int hd_board_redis_put(void *ud, const char *app, const char *ch, int64_t seq, c
   char key[400], sq[24], ttl[24];
   snprintf(key, sizeof key, HD_BOARD_REDIS_KEY "%s/%s", app, ch);
   snprintf(sq, sizeof sq, "%" PRId64, seq);
-  snprintf(ttl, sizeof ttl, "%d", r->ttl_ms);
+  snprintf(ttl, sizeof ttl, "%" PRId64, r->ttl_ms);
   const char *argv[7] = {"EVAL", put_script, "1", key, sq, text, ttl};
   size_t lens[7] = {4, strlen(put_script), 1, strlen(key), strlen(sq), len, strlen(ttl)};
   redisReply *rep = redisCommandArgv(c, 7, argv, lens);

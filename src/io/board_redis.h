@@ -22,8 +22,9 @@
 
 typedef struct hd_board_redis hd_board_redis_t;
 
-/* ttl_ms: how long a shared snapshot outlives its last write. HD_ENOMEM. */
-int hd_board_redis_new(hd_board_redis_t **out, const hd_redis_url_t *url, int ttl_ms);
+/* ttl_ms: how long a shared snapshot outlives its last write (board.share_ttl_s
+ * reaches 2592000 s, past INT_MAX ms). HD_ENOMEM. */
+int hd_board_redis_new(hd_board_redis_t **out, const hd_redis_url_t *url, int64_t ttl_ms);
 void hd_board_redis_free(hd_board_redis_t *r);
 /* The shared snapshot of (app, ch) if its seq is above `have`: its text
  * (malloc'd, the caller frees) and seq. 0, HD_ENOTFOUND (none newer: only

@@ -836,7 +836,7 @@ static void on_pruned(redisAsyncContext *ac, void *reply, void *priv) {
   }
 }
 
-int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *rooms, int n) {
+int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *rooms, int n, int complete) {
   if (!r || !r->ac || r->state != ST_UP || !r->registered || r->stopping) return HD_ESTATE;
   if (n < 0) n = 0;
   char k[HD_CLUSTER_ID_MAX + 40], ttl[24];
@@ -862,16 +862,18 @@ int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *r
     }
     if (redisAsyncCommandArgv(r->ac, on_reconciled, NULL, a, argv, NULL) != REDIS_OK) rc = HD_EIO;
   }
-  int a = 0;
-  argv[a++] = "EVAL";
-  argv[a++] = prune_script;
-  argv[a++] = "1";
-  argv[a++] = k;
-  argv[a++] = r->id;
-  argv[a++] = HD_CLUSTER_ROOM_KEY;
-  for (int i = 0; i < n; i++)
-    argv[a++] = rooms[i].room;
-  if (redisAsyncCommandArgv(r->ac, on_pruned, NULL, a, argv, NULL) != REDIS_OK) rc = HD_EIO;
+  if (complete) {
+    int a = 0;
+    argv[a++] = "EVAL";
+    argv[a++] = prune_script;
+    argv[a++] = "1";
+    argv[a++] = k;
+    argv[a++] = r->id;
+    argv[a++] = HD_CLUSTER_ROOM_KEY;
+    for (int i = 0; i < n; i++)
+      argv[a++] = rooms[i].room;
+    if (redisAsyncCommandArgv(r->ac, on_pruned, NULL, a, argv, NULL) != REDIS_OK) rc = HD_EIO;
+  }
   free(argv);
   if (n) HD_LOGI("cluster", "node %s re-announces the %d room(s) it holds in Redis", r->id, n);
   return rc;

@@ -131,9 +131,11 @@ void hd_cluster_redis_rooms_alive(hd_cluster_redis_t *r, const char *rooms, size
  * the reap grace was reaped by the others), a room without a sid key takes
  * this node's, and it leaves the rooms Redis still lists for it that it no
  * longer holds. What needs the caller (a sid to take, a room_started to
- * fire) comes back through room_back. HD_ESTATE when not
+ * fire) comes back through room_back. complete = 0: rooms is not every room
+ * held (the caller's list was capped): no pruning then, since a room left
+ * out would be taken for one let go. HD_ESTATE when not
  * registered, HD_ENOMEM, HD_EIO. */
-int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *rooms, int n);
+int hd_cluster_redis_reconcile(hd_cluster_redis_t *r, const hd_cluster_held_t *rooms, int n, int complete);
 /* Prometheus lines (hudong_cluster_*); returns the length written. */
 int hd_cluster_redis_metrics_text(hd_cluster_redis_t *r, char *out, size_t cap);
 

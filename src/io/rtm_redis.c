@@ -22,7 +22,8 @@
  *   hudong:rtm:own:<cid>   STRING  the node holding a board channel's state
  *   hudong:rtm:bc          STREAM  to every node: resume requests (want), user events (uev)
  *   hudong:rtm:in:<node>   STREAM  to one node: sessions (give), peer messages (peer) and
- *                                  their outcomes (prc); trimmed by its reader as it reads
+ *                                  their outcomes (prc); trimmed by its reader as it reads;
+ *                                  expires 1 h after its last write, deleted by the purge
  *   hudong:rtm:pids:<app>/<sid>  HASH  publish id -> cseq, the session's last 64 (":o" LIST
  *                                  their order); expire 120 s after its last publish
  * The control streams replaced pub/sub (at-most-once: a node whose pub/sub
@@ -109,6 +110,11 @@ struct hd_rtm_redis {
   /* the log reader: the fan-in streams */
   aconn_t rd;
   int reading, fan_ready;
+  /* Redis's clock for the resume requests of one XREAD reply: asked at the
+   * first one (TIME), then reused, so that a batch of N of them (a node died
+   * with N clients) costs one round trip, not N of up to SYNC_TIMEOUT_MS. */
+  uint64_t batch_redis_ms;
+  int batch_timed;
   hd_rtm_pos_t fan_pos[N_STREAMS]; /* fan-in shards, then bc and the inbox */
   char inbox[200];                 /* hudong:rtm:in:<node> */
   hd_rtm_seen_t seen;              /* peer messages taken in (sender's session, id) */
@@ -660,11 +666,19 @@ static int c_lock_list(void *ud, const char *app, const char *ch, hd_rtm_lockl_f
 }
 
 /* One control message into a stream (the broadcast stream or a node's
- * inbox), kept there for the readers: 0 or HD_EIO. */
+ * inbox), kept there for the readers: 0 or HD_EIO. A node's inbox gets a TTL
+ * on every write (RS_INBOX): the node may be dead and its inbox purged. */
 static int ctl_send(hd_rtm_redis_t *r, const char *key, const char *msg, size_t len) {
-  const char *a[8] = {"XADD", key, "MAXLEN", "~", r->maxlen, "*", "m", msg};
-  size_t l[8] = {4, strlen(key), 6, 1, strlen(r->maxlen), 1, 1, len};
-  redisReply *rep = sync_argv(r, 8, a, l);
+  redisReply *rep;
+  if (strcmp(key, P "bc")) {
+    const char *keys[1] = {key}, *args[2] = {r->maxlen, msg};
+    size_t al[2] = {strlen(r->maxlen), len};
+    rep = run(r, RS_INBOX, 1, keys, 2, args, al);
+  } else {
+    const char *a[8] = {"XADD", key, "MAXLEN", "~", r->maxlen, "*", "m", msg};
+    size_t l[8] = {4, strlen(key), 6, 1, strlen(r->maxlen), 1, 1, len};
+    rep = sync_argv(r, 8, a, l);
+  }
   if (!rep) return HD_EIO;
   int rc = rep->type == REDIS_REPLY_ERROR ? HD_EIO : 0;
   if (rc < 0) HD_LOGW("rtm", "cluster: XADD %s: %s", key, rep->str);
@@ -982,7 +996,11 @@ static void ctl_message(hd_rtm_redis_t *r, const char *m, size_t len, hd_rtm_pos
     if (sscanf(m + 5, "%127[^\n]\n%23[^\n]\n%63s", from, rid, resume) != 3 || !strcmp(from, r->node)) return;
     /* read late (this reader was reconnecting): the asker has answered its
      * client 410 by now, and a session given to it would be lost */
-    uint64_t now = redis_ms(r);
+    if (!r->batch_timed) { /* once per XREAD reply (on_xread resets it) */
+      r->batch_redis_ms = redis_ms(r);
+      r->batch_timed = 1;
+    }
+    uint64_t now = r->batch_redis_ms;
     if (!now || now > at.ms + RESUME_WAIT_MS * 8 / 10) return;
     give(r, from, rid, resume);
   } else if (len > 5 && !memcmp(m, "give\n", 5)) { /* give\n<rid>\n<state> */
@@ -1141,6 +1159,7 @@ static void on_xread(redisAsyncContext *ac, void *reply, void *priv) {
   if (!rep) return; /* disconnecting: the reconnect reads again */
   hd_time_t now = now_of(r);
   hd_rtm_pos_t inbox_read = {0, 0};
+  r->batch_timed = 0; /* Redis's clock is asked again for this reply's resume requests */
   if (rep->type == REDIS_REPLY_ARRAY) {
     for (size_t i = 0; i < rep->elements; i++) {
       const redisReply *st = rep->element[i];

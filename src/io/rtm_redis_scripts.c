@@ -228,6 +228,7 @@ static const char LUA_PURGE[] = LUA_LOGX
     "  redis.call('SREM', 'hudong:rtm:un:' .. au, node)\n"
     "end\n"
     "redis.call('DEL', 'hudong:rtm:nu:' .. node)\n"
+    "redis.call('DEL', 'hudong:rtm:in:' .. node)\n"
     "redis.call('SREM', 'hudong:rtm:pnodes', node)\n"
     "return 1\n";
 
@@ -253,6 +254,7 @@ static const char LUA_PEER[] =
     "for _, x in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
     "  if x ~= ARGV[1] and redis.call('EXISTS', 'hudong:node:' .. x) == 1 then\n"
     "    redis.call('XADD', 'hudong:rtm:in:' .. x, 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[2])\n"
+    "    redis.call('PEXPIRE', 'hudong:rtm:in:' .. x, " HD_RTM_INBOX_TTL_MS ")\n"
     "    n = n + 1\n"
     "  end\n"
     "end\n"
@@ -275,10 +277,17 @@ static const char LUA_OWN[] = "local o = redis.call('GET', KEYS[1])\n"
                               "redis.call('SET', KEYS[1], ARGV[1])\n"
                               "return ''\n";
 
+/* KEYS in; ARGV maxlen msg: a control message into one node's inbox, which
+ * then expires HD_RTM_INBOX_TTL_MS after this last write (the node may be
+ * dead and purged: the XADD recreates its inbox). */
+static const char LUA_INBOX[] = "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'm', ARGV[2])\n"
+                                "redis.call('PEXPIRE', KEYS[1], " HD_RTM_INBOX_TTL_MS ")\n"
+                                "return 1\n";
+
 const char *const hd_rtm_redis_scripts[RS_COUNT] = {
     [RS_OPEN] = LUA_OPEN,   [RS_PUB] = LUA_PUB,     [RS_PRES] = LUA_PRES,
     [RS_WHO] = LUA_WHO,     [RS_ATTR] = LUA_ATTR,   [RS_ATTRS] = LUA_ATTRS,
     [RS_LOCK] = LUA_LOCK,   [RS_LOCKS] = LUA_LOCKS, [RS_LOCK_EXPIRE] = LUA_LOCK_EXPIRE,
     [RS_PURGE] = LUA_PURGE, [RS_UHERE] = LUA_UHERE, [RS_PEER] = LUA_PEER,
-    [RS_UEV] = LUA_UEV,     [RS_OWN] = LUA_OWN,
+    [RS_UEV] = LUA_UEV,     [RS_OWN] = LUA_OWN,     [RS_INBOX] = LUA_INBOX,
 };

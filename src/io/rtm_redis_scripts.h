@@ -11,6 +11,14 @@
  * node reads; the scripts compute the shard themselves. */
 #define HD_RTM_FAN_SHARDS 16
 
+/* A node's inbox (hudong:rtm:in:<node>) expires this long after the last
+ * message put in it: a dead node's inbox, recreated by a message sent to it
+ * after the purge deleted it (a peer outcome, a moved session), does not stay
+ * in Redis forever. A live node reads its inbox within seconds, so an hour
+ * loses only what a reader that has been away that long would have read
+ * (docs/overlay.md, key table). */
+#define HD_RTM_INBOX_TTL_MS "3600000"
+
 typedef enum {
   RS_OPEN,
   RS_PUB,
@@ -26,6 +34,7 @@ typedef enum {
   RS_PEER,
   RS_UEV,
   RS_OWN,
+  RS_INBOX,
   RS_COUNT,
 } hd_rtm_script_t;
 

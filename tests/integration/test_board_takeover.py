@@ -118,7 +118,10 @@ def main():
             check(out.returncode != 0 and want in out.stderr, "config board %s is refused: %s" % (json.dumps(bad), want),
                   (out.returncode, out.stderr[-300:]))
         redis.start()
-        cfg = {"board": {"share_every_ms": 200}}
+        # share_ttl_s at its maximum (30 days = 2592000000 ms, past INT_MAX): the TTL
+        # used to be cut to an int, PEXPIRE got a negative value and the snapshot was
+        # deleted at once.
+        cfg = {"board": {"share_every_ms": 200, "share_ttl_s": 2592000}}
         for name in ("n1", "n2"):
             n = Node(tmp, name, redis.port, config=cfg)
             n.start()
@@ -137,7 +140,8 @@ def main():
         shared = wait_until(lambda: redis.cmd("HGET", key, "seq") == "5", 5)
         check(shared is not None, "the board's state at seq 5 is in Redis (%s)" % key, redis.cmd("HGET", key, "seq"))
         ttl = redis.cmd("PTTL", key)
-        check(isinstance(ttl, int) and 0 < ttl <= 86400000, "with a TTL (board.share_ttl_s, 1 day)", ttl)
+        check(isinstance(ttl, int) and 86400000 < ttl <= 2592000000,
+              "with a TTL of board.share_ttl_s (30 days here)", ttl)
         check(board(n1) == (5, ["r0", "r1", "r2", "r3", "r4"]), "n1's board: seq 5, five rectangles", board(n1))
 
         section("2. n1 killed: n2 takes the board over with its state")

@@ -26,6 +26,10 @@ A real redis-server on a free port and three `hudong serve --redis` nodes:
  5. a client resumes on n3 while its node n1 is frozen: 410 after 1 s;
     n1, thawed, reads n3's stale request and keeps the session (resumable
     on n1), rather than sending it to a node that gave up on it.
+ 5b. six resume requests n2 reads late, in one go (n2 frozen meanwhile),
+    cost it one Redis TIME round trip per XREAD reply, not one per request.
+ 6. n2 killed (SIGKILL): once a surviving node purged it, n2's inbox stream
+    hudong:rtm:in:n2 is gone (before: it stayed, with no TTL).
 
 usage: test_rtm_cluster_cut.py /path/to/hudong
 """
@@ -33,6 +37,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -273,6 +278,69 @@ def main():
         except RuntimeError as e:  # 410: n1 sent the session to n3, which had given up on it: lost
             m = {"error": str(e)}
         check(m.get("resumed") is True, "the session is still on n1: resumed there", m)
+
+        section("5b. resume requests read in one batch cost one Redis TIME, not one each")
+
+        def monitor():
+            """A MONITOR connection: every command Redis runs from now on."""
+            m = socket.create_connection(("127.0.0.1", redis.port), timeout=2)
+            m.sendall(b"MONITOR\r\n")
+            m.recv(16)  # +OK
+            return m
+
+        def direct_time_calls(m):
+            """The TIME commands a client sent itself (the lock scripts' own
+            redis.call('TIME') show as "[0 lua]": not counted)."""
+            data = b""
+            m.settimeout(0.2)
+            end = time.time() + 0.5  # what Redis ran up to now (the stream never pauses)
+            try:
+                while time.time() < end:
+                    chunk = m.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except socket.timeout:
+                pass
+            m.close()
+            return sum(1 for line in data.decode(errors="replace").splitlines()
+                       if '"TIME"' in line and "lua]" not in line)
+
+        movers = [Client(n1, "mb%d" % i) for i in range(6)]
+        clients.extend(movers)
+        for c in movers:
+            c.req({"type": "sub", "ch": "feed2"})
+            c.cut()
+        n2.proc.send_signal(signal.SIGSTOP)  # n2 reads the 6 requests later, together
+        try:
+            for c in movers:  # n1 (live) hands each session to n3 at once
+                m = c.connect(n3, resume=True)
+                check(m.get("resumed") is True, "%s resumed on n3 (from n1)" % c.user, m)
+            time.sleep(0.3)  # n1 and n3 are done with the requests
+            mon = monitor()
+        finally:
+            n2.proc.send_signal(signal.SIGCONT)
+        tc.wait_until(lambda: False, 1.5)  # n2 reads the 6 stale requests
+        spent = direct_time_calls(mon)
+        print("# measured: Redis TIME calls while n2 read 6 queued resume requests: %d" % spent)
+        # before: one TIME (a blocking round trip of up to 1 s) per request;
+        # now one per XREAD reply (the first request woke n2's blocked read
+        # alone, the other 5 come in the next reply): 2
+        check(spent < len(movers), "n2 asked Redis's clock once per batch, not once per request (%d)" % spent)
+
+        section("6. a dead node's inbox does not stay in Redis forever")
+        inbox = "hudong:rtm:in:n2"  # n2 took the peer messages of section 2
+        check(redis.cmd("EXISTS", inbox) == 1, "n2's inbox stream exists while n2 runs", redis.cmd("EXISTS", inbox))
+        n2.proc.send_signal(signal.SIGKILL)
+        n2.proc.wait()
+        purged = tc.wait_until(lambda: "node n2 is gone" in n1.log() + n3.log(), 20)
+        check(purged is not None, "n2's RTM state is purged by a surviving node")
+        ex, ttl = redis.cmd("EXISTS", inbox), redis.cmd("PTTL", inbox)
+        print("# measured: n2's inbox after the purge: EXISTS %s, PTTL %s" % (ex, ttl))
+        # before: the purge left it (no TTL: PTTL -1), and messages sent to n2
+        # afterwards (peer outcomes, moved sessions) kept it in Redis forever
+        check(ex == 0 or (isinstance(ttl, int) and ttl > 0), "n2's inbox is deleted by the purge (or expires)",
+              (ex, ttl))
 
         for c in clients:
             c.close()
