@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wsclient import WS  # noqa: E402
+from wsclient import RtmClient  # noqa: E402
 
 from hdtest import FAILS, check, free_port, jwt_hs256  # noqa: E402  (shared helpers)
 
@@ -67,41 +67,8 @@ def stop(p):
           "the node exits cleanly (exit %s, no sanitizer report)" % p.returncode, err[-1500:])
 
 
-class Rtm:
-    def __init__(self, port, token):
-        self.ws = WS(port, "/rtm")
-        self.n = 0
-        self.ws.send_text(json.dumps({"type": "login", "id": "l", "token": token}))
-        w = self.next()
-        assert w["type"] == "welcome", w
-
-    def next(self):
-        while True:
-            r = self.ws.recv()
-            if r[0] != "text":
-                raise ConnectionError(str(r))
-            m = json.loads(r[1])
-            if "s" in m:
-                self.ws.send_text(json.dumps({"type": "ack", "s": m["s"]}))
-            return m
-
-    def req(self, **kw):
-        self.n += 1
-        kw["id"] = "r%d" % self.n
-        self.ws.send_text(json.dumps(kw))
-        while True:
-            m = self.next()
-            if m.get("id") == kw["id"]:
-                return m
-
-    def pub(self, op):
-        return self.req(type="pub", ch=CH, data=json.dumps(op))
-
-    def wait_msg(self):
-        while True:
-            m = self.next()
-            if m["type"] == "msg":
-                return m
+def Rtm(port, token):
+    return RtmClient(port, token, CH)
 
 
 def http(port, path, token=None, data=None, ctype=None):

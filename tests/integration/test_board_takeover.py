@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster as tc  # noqa: E402
 from hdtest import FAILS, check, free_port, http_json  # noqa: E402
 from test_cluster import Node, Redis, section, stop_cluster, view, wait_until  # noqa: E402
-from wsclient import WS  # noqa: E402
+from wsclient import RtmClient  # noqa: E402
 
 ROOM = "lesson"
 CH = "wb:%s:main" % ROOM
@@ -37,37 +37,8 @@ def token(identity):
     return tc.mint(ROOM, identity, grants={"rtm": True, "canSubscribe": True, "canPublishData": True})
 
 
-class Rtm:
-    def __init__(self, node, identity):
-        self.ws = WS(node.port, "/rtm")
-        self.n = 0
-        self.ws.send_text(json.dumps({"type": "login", "id": "l", "token": token(identity)}))
-        w = self.next()
-        assert w["type"] == "welcome", w
-
-    def next(self):
-        while True:
-            r = self.ws.recv()
-            if r[0] != "text":
-                raise ConnectionError(str(r))
-            m = json.loads(r[1])
-            if "s" in m:
-                self.ws.send_text(json.dumps({"type": "ack", "s": m["s"]}))
-            return m
-
-    def req(self, **kw):
-        self.n += 1
-        kw["id"] = "r%d" % self.n
-        self.ws.send_text(json.dumps(kw))
-        end = time.time() + 10
-        while time.time() < end:
-            m = self.next()
-            if m.get("id") == kw["id"]:
-                return m
-        return None
-
-    def pub(self, op):
-        return self.req(type="pub", ch=CH, data=json.dumps(op))
+def Rtm(node, identity):
+    return RtmClient(node.port, token(identity), CH, req_timeout=10)
 
 
 def rect(i):

@@ -187,3 +187,49 @@ def recv_until(ws, pred, timeout):
         elif r[0] in ("close", "eof"):
             break
     return None, seen
+
+
+class RtmClient:
+    """An RTM session over /rtm (docs/rtm.md) for tests: logs in with token,
+    acks every delivery with an "s", and matches answers to requests by id.
+    req_timeout (s): how long req() waits for its answer (None: for ever)."""
+
+    def __init__(self, port, token, ch, req_timeout=None):
+        self.ws = WS(port, "/rtm")
+        self.ch = ch
+        self.req_timeout = req_timeout
+        self.n = 0
+        self.ws.send_text(json.dumps({"type": "login", "id": "l", "token": token}))
+        w = self.next()
+        assert w["type"] == "welcome", w
+
+    def next(self):
+        while True:
+            r = self.ws.recv()
+            if r[0] != "text":
+                raise ConnectionError(str(r))
+            m = json.loads(r[1])
+            if "s" in m:
+                self.ws.send_text(json.dumps({"type": "ack", "s": m["s"]}))
+            return m
+
+    def req(self, **kw):
+        """Sends kw as a request; its answer, or None after req_timeout."""
+        self.n += 1
+        kw["id"] = "r%d" % self.n
+        self.ws.send_text(json.dumps(kw))
+        end = None if self.req_timeout is None else time.time() + self.req_timeout
+        while end is None or time.time() < end:
+            m = self.next()
+            if m.get("id") == kw["id"]:
+                return m
+        return None
+
+    def pub(self, op):
+        return self.req(type="pub", ch=self.ch, data=json.dumps(op))
+
+    def wait_msg(self):
+        while True:
+            m = self.next()
+            if m["type"] == "msg":
+                return m
