@@ -11,6 +11,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "io/redis_sync.h"
 
 struct hd_board_redis {
   hd_redis_url_t url;
@@ -60,44 +61,19 @@ static void fail(hd_board_redis_t *r, const char *why) {
   r->down_until_ms = mono_ms() + HD_BOARD_REDIS_RETRY_MS;
 }
 
-static int ok_reply(redisReply *rep) { return rep && rep->type != REDIS_REPLY_ERROR; }
-
 /* The connection, (re)made when needed; NULL while Redis is away. */
 static redisContext *conn(hd_board_redis_t *r) {
   if (r->c) return r->c;
   if (mono_ms() < r->down_until_ms) return NULL;
-  struct timeval tv = {0, HD_BOARD_REDIS_TIMEOUT_MS * 1000};
-  redisContext *c = redisConnectWithTimeout(r->url.host, r->url.port, tv);
-  if (!c || c->err) {
-    char why[128];
-    snprintf(why, sizeof why, "%s", c ? c->errstr : "out of memory");
-    if (c) redisFree(c);
+  char why[300];
+  r->c = hd_redis_sync_connect(&r->url, HD_BOARD_REDIS_TIMEOUT_MS, why, sizeof why);
+  if (!r->c) {
     fail(r, why);
     return NULL;
   }
-  redisSetTimeout(c, tv);
-  r->c = c;
-  redisReply *rep = NULL;
-  if (r->url.password[0]) {
-    rep = r->url.user[0] ? redisCommand(c, "AUTH %s %s", r->url.user, r->url.password)
-                         : redisCommand(c, "AUTH %s", r->url.password);
-    if (!ok_reply(rep)) goto bad;
-    freeReplyObject(rep);
-  }
-  if (r->url.db) {
-    rep = redisCommand(c, "SELECT %d", r->url.db);
-    if (!ok_reply(rep)) goto bad;
-    freeReplyObject(rep);
-  }
   if (r->failing) HD_LOGI("board", "cluster: board snapshots reach Redis again");
   r->failing = 0;
-  return c;
-bad:;
-  char why[160];
-  snprintf(why, sizeof why, "%s", rep && rep->type == REDIS_REPLY_ERROR ? rep->str : c->errstr);
-  if (rep) freeReplyObject(rep);
-  fail(r, why);
-  return NULL;
+  return r->c;
 }
 
 int hd_board_redis_get(void *ud, const char *app, const char *ch, int64_t have, int64_t *seq, char **text) {

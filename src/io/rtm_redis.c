@@ -47,6 +47,7 @@
 #include "base/hash.h"
 #include "base/log.h"
 #include "base/rand.h"
+#include "io/redis_sync.h"
 #include "io/redis_uv.h"
 #include "io/rtm_redis_scripts.h"
 #include "io/rtc_udp.h"
@@ -156,42 +157,12 @@ static void sync_fail(hd_rtm_redis_t *r, const char *why) {
   r->sync_retry_at = now_of(r) + (hd_time_t)SYNC_RETRY_MS * 1000;
 }
 
-/* AUTH and SELECT on a fresh synchronous context; 0 or -1 with why. */
-static int sync_setup(hd_rtm_redis_t *r, redisContext *c, char *why, size_t cap) {
-  redisReply *rep = NULL;
-  if (r->cfg.url.password[0]) {
-    rep = r->cfg.url.user[0] ? redisCommand(c, "AUTH %s %s", r->cfg.url.user, r->cfg.url.password)
-                             : redisCommand(c, "AUTH %s", r->cfg.url.password);
-    if (!rep || rep->type == REDIS_REPLY_ERROR) goto bad;
-    freeReplyObject(rep);
-  }
-  if (r->cfg.url.db) {
-    rep = redisCommand(c, "SELECT %d", r->cfg.url.db);
-    if (!rep || rep->type == REDIS_REPLY_ERROR) goto bad;
-    freeReplyObject(rep);
-  }
-  return 0;
-bad:
-  snprintf(why, cap, "%s", rep ? rep->str : c->errstr);
-  if (rep) freeReplyObject(rep);
-  return -1;
-}
-
 static redisContext *sync_ctx(hd_rtm_redis_t *r) {
   if (r->sc) return r->sc;
   if (now_of(r) < r->sync_retry_at) return NULL;
-  struct timeval tv = {SYNC_TIMEOUT_MS / 1000, (SYNC_TIMEOUT_MS % 1000) * 1000};
-  redisContext *c = redisConnectWithTimeout(r->cfg.url.host, r->cfg.url.port, tv);
-  char why[200];
-  if (!c || c->err) {
-    snprintf(why, sizeof why, "%s", c ? c->errstr : "out of memory");
-    if (c) redisFree(c);
-    sync_fail(r, why);
-    return NULL;
-  }
-  redisSetTimeout(c, tv);
-  if (sync_setup(r, c, why, sizeof why) < 0) {
-    redisFree(c);
+  char why[300];
+  redisContext *c = hd_redis_sync_connect(&r->cfg.url, SYNC_TIMEOUT_MS, why, sizeof why);
+  if (!c) {
     sync_fail(r, why);
     return NULL;
   }
