@@ -270,6 +270,7 @@ void hd_link_bwe_stats(const hd_link_bwe_t *b, hd_time_t now, hd_link_bwe_stats_
      * which climbs from its start at 8%/s and is cut by loss (link_bwe.h) */
     uint64_t est = st.target_bps > st.acked_bps ? st.target_bps : st.acked_bps;
     out->estimate_bps += est;
+    out->target_bps += st.target_bps;
     out->acked_bps += st.acked_bps;
     out->sent_bps += st.sent_bps;
     /* the queue grows, or more leaves than arrives (bwe.h's HD_BWE_OVERSEND

@@ -61,7 +61,7 @@
 #define HD_LINK_BWE_RX_IDLE HD_SEC(5)      /* a lane silent this long gives its slot to another */
 #define HD_LINK_BWE_STALE HD_SEC(5)        /* a flow without feedback this long: not in the estimate */
 #define HD_LINK_BWE_RET_MAX 28             /* bytes of a return address kept (sockaddr_in6) */
-#define HD_LINK_BWE_START_BPS 1000000      /* the estimator's start (before any feedback: not shown) */
+#define HD_LINK_BWE_START_BPS 30000        /* the estimator's start = its floor (link_bwe.h) */
 #define HD_LINK_BWE_MAX_BPS 10000000000ull /* its ceiling, 10 Gbit/s */
 #define HD_LINK_BWE_CHUNK 512              /* reports passed to the estimator per call */
 
@@ -111,6 +111,7 @@ typedef struct {
 
 typedef struct {
   uint64_t estimate_bps;         /* sum over live flows of max(the estimator's target, acked); 0: none */
+  uint64_t target_bps;           /* the estimator's own target, summed (without the floor) */
   uint64_t acked_bps;            /* what arrived at the peer over the last 300 ms (its clock) */
   uint64_t sent_bps;             /* what left for it over the last 300 ms */
   int flows;                     /* flows with feedback within HD_LINK_BWE_STALE */

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "base/time.h"
+#include "overlay/link_bwe.h"
 #include "overlay/link_meter.h"
 #include "overlay/relay.h"
 #include "proto/dtls.h"
@@ -202,6 +203,8 @@ typedef struct {
   uint64_t dedup_video;                        /* of which video (duplicated only while a route changes) */
   /* its datagrams this node's workers refused (all workers: hd_node_cluster_links_add) */
   uint64_t rx_replay, rx_auth_fail;
+  /* bandwidth of the link (overlay/link_bwe.h), all workers' flows summed (hd_node_cluster_links_add) */
+  hd_link_bwe_stats_t bw;
 } hd_node_link_t;
 /* The measuring worker's links (0 on any other worker): at most cap. */
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);

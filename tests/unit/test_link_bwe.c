@@ -120,6 +120,10 @@ static void test_limited_link_converges(void **st) {
     hd_link_bwe_stats_t bs;
     hd_link_bwe_stats(t.a, t.now, &bs);
     double e = (double)bs.estimate_bps;
+    if (s == 19)
+      print_message("  at 30 s: estimate %.0f, estimator's target %.0f, acked %.0f, sent %.0f kbit/s\n",
+                    e / 1000, (double)bs.target_bps / 1000, (double)bs.acked_bps / 1000,
+                    (double)bs.sent_bps / 1000);
     if (e < lo) lo = e;
     if (e > hi) hi = e;
     sum += e;
@@ -155,7 +159,12 @@ static void test_wide_link_not_low(void **st) {
     assert_int_equal(bs.congested, 0);
     assert_int_equal(bs.lost, 0);
   }
-  print_message("100 Mbit/s link, 3 Mbit/s sent: lowest estimate %.0f kbit/s\n", lo / 1000);
+  hd_link_bwe_stats_t bs;
+  hd_link_bwe_stats(t.a, t.now, &bs);
+  print_message(
+      "100 Mbit/s link, 3 Mbit/s sent: lowest estimate %.0f kbit/s; at 31 s the estimator's target is "
+      "%.0f kbit/s\n",
+      lo / 1000, (double)bs.target_bps / 1000);
   assert_true(lo >= 3000000);
   /* caps: reports of at most HD_LINK_BWE_FB_MAX, about one per 50 ms */
   assert_true(t.fb_max_n <= HD_LINK_BWE_FB_MAX);
