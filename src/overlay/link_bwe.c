@@ -15,7 +15,7 @@
 /* ---- wire ---- */
 
 int hd_link_bwe_fb_write(const hd_link_bwe_fb_t *f, uint8_t *out, size_t cap) {
-  if (!f->n || f->n > HD_LINK_BWE_FB_MAX) return HD_EINVAL;
+  if (!f->n || f->n > HD_LINK_BWE_FB_MAX || f->lane >= HD_LINK_LANES) return HD_EINVAL;
   size_t len = HD_LINK_BWE_FB_HDR + (size_t)f->n * HD_LINK_BWE_FB_ENTRY;
   if (cap < len) return HD_ENOSPC;
   out[0] = f->lane;
@@ -175,6 +175,10 @@ static hd_link_bwe_rx_t *rx_slot(hd_link_bwe_t *b, uint8_t lane, hd_time_t now) 
 }
 
 int hd_link_bwe_on_received(hd_link_bwe_t *b, uint64_t lseq, hd_time_t now, const void *ret, size_t ret_len) {
+  if (LANE_OF(lseq) >= HD_LINK_LANES) { /* hd_link_open refuses those: not a link number */
+    b->rx_unnoted++;
+    return 0;
+  }
   hd_link_bwe_rx_t *r = rx_slot(b, LANE_OF(lseq), now);
   if (!r || r->n >= HD_LINK_BWE_FB_MAX) { /* full: the caller polls when told; a lost note is a loss */
     b->rx_unnoted++;

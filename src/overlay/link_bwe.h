@@ -77,7 +77,8 @@ typedef struct {
 
 /* Writes f (n entries ascending in seq, arrivals >= ref_us) and returns its
  * length; HD_EINVAL for n outside 1..HD_LINK_BWE_FB_MAX, entries not
- * ascending, a delta or offset that does not fit, or a seq of another lane;
+ * ascending, a delta or offset that does not fit, a seq of another lane or
+ * a lane past HD_LINK_LANES;
  * HD_ENOSPC for a short buffer. */
 int hd_link_bwe_fb_write(const hd_link_bwe_fb_t *f, uint8_t *out, size_t cap);
 /* HD_EPROTO for a malformed body (wrong length, n outside 1..max, a zero
@@ -125,7 +126,7 @@ typedef struct {
 } hd_link_bwe_stats_t;
 
 /* Both sides of one peer, as seen by one worker of this node. Flows are
- * allocated at their first datagram (~84 kB each), the rest is fixed. */
+ * allocated at their first datagram (~60 kB each), the rest (~8.5 kB) is fixed. */
 typedef struct {
   int lane; /* this worker's lane (= its index): the rx_worker it reports as */
   hd_link_bwe_flow_t *flow[HD_LINK_BWE_FLOWS];
