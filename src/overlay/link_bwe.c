@@ -98,9 +98,9 @@ int hd_link_bwe_on_sent(hd_link_bwe_t *b, int dst, uint64_t lseq, size_t size, h
     b->alloc_fail++;
     return HD_ENOMEM;
   }
-  uint16_t t = f->next_tseq++;
+  uint64_t t = f->next_tseq++;
   f->lseq[t & (HD_BWE_HISTORY - 1)] = lseq;
-  hd_bwe_on_packet_sent(&f->bwe, t, size, now, 0);
+  hd_bwe_on_packet_sent(&f->bwe, (uint16_t)t, size, now, 0);
   return 0;
 }
 
@@ -113,9 +113,9 @@ static void flush(hd_link_bwe_flow_t *f, size_t *n, hd_time_t now) {
   *n = 0;
 }
 
-static void add(hd_link_bwe_flow_t *f, size_t *n, uint16_t tseq, int64_t arrival, hd_time_t now) {
+static void add(hd_link_bwe_flow_t *f, size_t *n, uint64_t tseq, int64_t arrival, hd_time_t now) {
   hd_rtcp_twcc_pkt_t *p = &f->pkts[(*n)++];
-  p->seq = tseq;
+  p->seq = (uint16_t)tseq;
   p->status = arrival >= 0 ? HD_TWCC_SMALL_DELTA : HD_TWCC_NOT_RECEIVED;
   p->delta_us = 0;
   p->recv_us = arrival >= 0 ? arrival : 0;
@@ -133,12 +133,17 @@ int hd_link_bwe_on_feedback(hd_link_bwe_t *b, const uint8_t *pl, size_t len, hd_
   b->feedbacks++;
   f->last_fb = now;
   /* what the history no longer holds is forgotten, not lost */
-  if ((uint16_t)(f->next_tseq - f->cursor) > HD_BWE_HISTORY)
-    f->cursor = (uint16_t)(f->next_tseq - HD_BWE_HISTORY);
+  if (f->next_tseq - f->cursor > HD_BWE_HISTORY) f->cursor = f->next_tseq - HD_BWE_HISTORY;
+  if (f->cursor == f->next_tseq) return 0; /* everything sent was reported */
+  uint64_t top = f->lseq[(f->next_tseq - 1) & (HD_BWE_HISTORY - 1)];
   size_t n = 0;
   int matched = 0;
   for (int i = 0; i < fb.n; i++) {
     uint64_t s = fb.e[i].seq;
+    if (s > top) { /* never sent to this flow: a previous run of this node (its numbers started over) */
+      f->late++;
+      continue;
+    }
     /* sent to this flow before s and not reported: skipped over, lost */
     while (f->cursor != f->next_tseq && f->lseq[f->cursor & (HD_BWE_HISTORY - 1)] < s) {
       add(f, &n, f->cursor, -1, now);

@@ -90,7 +90,10 @@ int hd_link_bwe_fb_parse(const uint8_t *pl, size_t len, hd_link_bwe_fb_t *f);
 typedef struct {
   hd_bwe_t bwe;
   uint64_t lseq[HD_BWE_HISTORY];
-  uint16_t next_tseq, cursor; /* cursor: the oldest tseq not reported yet */
+  /* datagrams sent (the transport-wide seq is its low 16 bits) and the oldest
+   * not reported yet, counted in 64 bits: a peer silent for 65536 datagrams
+   * does not wrap them */
+  uint64_t next_tseq, cursor;
   uint8_t fb_count;
   hd_time_t last_fb; /* 0: none yet */
   uint64_t late;     /* reports of datagrams already counted lost (reordered) or forgotten */

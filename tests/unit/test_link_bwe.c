@@ -356,10 +356,56 @@ static void test_caps(void **st) {
   test_free(b);
 }
 
+/* Reports that do not fit the flow: numbers above anything sent (the
+ * reporter still held notes of this node's previous run, whose numbers were
+ * higher) are not losses; after 70000 datagrams with no report (a peer that
+ * does not report) one report counts at most the history as lost, and the
+ * 16-bit transport-wide numbers do not wrap into old entries. */
+static void test_reports_out_of_flow(void **st) {
+  (void)st;
+  hd_link_bwe_t *b = test_malloc(sizeof *b);
+  hd_link_bwe_init(b, 0);
+  hd_time_t now = HD_SEC(10);
+  for (uint64_t s = 1; s <= 100; s++)
+    assert_int_equal(hd_link_bwe_on_sent(b, 0, s, 1000, now), 0);
+  hd_link_bwe_fb_t f;
+  memset(&f, 0, sizeof f);
+  f.n = 2;
+  f.ref_us = 5;
+  f.e[0].seq = 5000;
+  f.e[1].seq = 5001;
+  f.e[0].arrival_us = f.e[1].arrival_us = 5;
+  uint8_t out[HD_LINK_BWE_FB_HDR + HD_LINK_BWE_FB_MAX * HD_LINK_BWE_FB_ENTRY];
+  int l = hd_link_bwe_fb_write(&f, out, sizeof out);
+  assert_int_equal(hd_link_bwe_on_feedback(b, out, (size_t)l, now + HD_MS(30)), 0);
+  hd_link_bwe_stats_t bs;
+  hd_link_bwe_stats(b, now + HD_MS(30), &bs);
+  assert_int_equal(bs.lost, 0);
+  assert_int_equal(bs.late, 2);
+  /* number 50 reported: 1..49 are lost, 50 matched */
+  f.n = 1;
+  f.e[0].seq = 50;
+  l = hd_link_bwe_fb_write(&f, out, sizeof out);
+  assert_int_equal(hd_link_bwe_on_feedback(b, out, (size_t)l, now + HD_MS(40)), 1);
+  hd_link_bwe_stats(b, now + HD_MS(40), &bs);
+  assert_int_equal(bs.lost, 49);
+  /* 70000 more without a report, then the last one reported */
+  for (uint64_t s = 101; s <= 70100; s++)
+    hd_link_bwe_on_sent(b, 0, s, 1000, now + HD_MS(50) + (hd_time_t)s);
+  f.e[0].seq = 70100;
+  l = hd_link_bwe_fb_write(&f, out, sizeof out);
+  assert_int_equal(hd_link_bwe_on_feedback(b, out, (size_t)l, now + HD_SEC(1)), 1);
+  hd_link_bwe_stats(b, now + HD_SEC(1), &bs);
+  assert_true(bs.lost >= 49 + HD_BWE_HISTORY - 1 && bs.lost <= 49 + HD_BWE_HISTORY);
+  hd_link_bwe_free(b);
+  test_free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wire),
       cmocka_unit_test(test_caps),
+      cmocka_unit_test(test_reports_out_of_flow),
       cmocka_unit_test(test_limited_link_converges),
       cmocka_unit_test(test_wide_link_not_low),
       cmocka_unit_test(test_random_loss_not_low),
