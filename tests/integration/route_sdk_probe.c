@@ -4,7 +4,10 @@
  *       error as one JSON line on stdout; exit 0 on success, 1 on an error.
  *   route_sdk_probe join CLUSTER TOKEN    an hd_client with cfg.cluster_url
  *       joins; prints every state change ("state joined 0 ..."); exit 0 once
- *       JOINED, 1 on FAILED or after 20 s. */
+ *       JOINED, 1 on FAILED or after 20 s.
+ *   route_sdk_probe free CLUSTER TOKEN    the same client freed 100 ms after
+ *       hd_client_join, while it routes: prints "freed" once
+ *       hd_client_free returned (it waits for the route), exit 0. */
 #include <hudong/client.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -71,10 +74,22 @@ static int do_join(const char *cluster, const char *token) {
   return ok ? 0 : 1;
 }
 
+static int do_free(const char *cluster, const char *token) {
+  hd_client_config_t cfg = {.cluster_url = cluster, .token = token, .cb = {.on_state = on_state}};
+  hd_client_t *c;
+  if (hd_client_new(&c, &cfg) < 0) return 1;
+  hd_client_join(c);
+  usleep(100000);
+  hd_client_free(c);
+  printf("freed\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 4 || (strcmp(argv[1], "route") && strcmp(argv[1], "join"))) {
-    fprintf(stderr, "usage: route_sdk_probe route|join CLUSTER_URL TOKEN\n");
+  if (argc != 4 || (strcmp(argv[1], "route") && strcmp(argv[1], "join") && strcmp(argv[1], "free"))) {
+    fprintf(stderr, "usage: route_sdk_probe route|join|free CLUSTER_URL TOKEN\n");
     return 2;
   }
+  if (!strcmp(argv[1], "free")) return do_free(argv[2], argv[3]);
   return !strcmp(argv[1], "route") ? do_route(argv[2], argv[3]) : do_join(argv[2], argv[3]);
 }

@@ -13,8 +13,8 @@ route_sdk_probe (tests/integration/route_sdk_probe.c) calls the library:
     signed with another secret (401), a token with no room, a cluster URL
     where nothing listens, https;
   - an hd_client with cfg.cluster_url (no url) joins, and n2's log shows the
-    join (n1's does not); with a dead cluster URL the client ends FAILED
-    with the route's sentence.
+    join (n1's does not); freed while it routes, it joins nothing; with a
+    dead cluster URL the client ends FAILED with the route's sentence.
 
 usage: test_cluster_route_sdk.py /path/to/hudong /path/to/route_sdk_probe
 """
@@ -128,6 +128,11 @@ def main():
         check(wait_until(lambda: "(sdk-join) joined appA/%s" % room2 in n2.log(), 5) is not None,
               "on n2, the node its route chose", n2.log()[-800:])
         check("(sdk-join) joined" not in n1.log(), "and not on n1")
+        rc, out, err = probe("free", cluster, mint(room2, "sdk-free"))
+        check(rc == 0 and "freed" in out and "state joined" not in out,
+              "hd_client_free while the client routes waits for the route and joins nothing", (out + err)[-800:])
+        time.sleep(0.3)
+        check("(sdk-free) joined" not in n1.log() + n2.log(), "no node saw that client join")
         rc, out, err = probe("join", dead, mint(room2, "sdk-dead"))
         check(rc == 1 and "state failed" in out and "no answer from" in out and "route via" in out,
               "a dead cluster URL: FAILED with the route's sentence", (out + err)[-800:])
