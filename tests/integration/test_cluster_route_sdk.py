@@ -36,7 +36,10 @@ PROBE = None
 
 def probe(*args):
     p = subprocess.run([PROBE] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=40)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    bad = [ln for ln in err.splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
+    check(not bad, "no sanitizer report from route_sdk_probe %s" % args[0], "\n".join(bad[:5]))
+    return p.returncode, p.stdout.decode(errors="replace"), err
 
 
 def route_api(cluster, token):
