@@ -23,14 +23,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster as tc  # noqa: E402
-from test_cluster import Node, Redis, check, free_port, get, mint, route, view, wait_until  # noqa: E402
-
-DELAY_MS = 80
+import test_cluster_route as tcr  # noqa: E402
+from test_cluster import check, free_port, mint, route, wait_until  # noqa: E402
 PROBE = None
 
 
@@ -56,38 +54,12 @@ def main():
     if not shutil.which("redis-server"):
         print("redis-server is not installed: run tools/install-deps.sh")
         return 1
-    tmp = tempfile.mkdtemp(prefix="hd-route-sdk-")
-    redis = Redis(tmp, free_port())
-    relay_port = free_port()
-    relay = None
-    nodes = []
+    env = tcr.SlowN1("hd-route-sdk-", "sdk-route")
     try:
-        redis.start()
-        n1 = Node(tmp, "n1", redis.port, extra=["--announce-url", "http://127.0.0.1:%d" % relay_port])
-        n2 = Node(tmp, "n2", redis.port)
-        n1.start()
-        relay = subprocess.Popen([tc.HUDONG, "netem", "--tcp", "--listen", "127.0.0.1:%d" % relay_port, "--to",
-                                  "127.0.0.1:%d" % n1.port, "--delay", str(DELAY_MS)],
-                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "netem.log"), "wb"))
-
-        def healthy():
-            try:
-                return get(relay_port, "/healthz", timeout=2)[0] == 200
-            except OSError:
-                return False
-        check(wait_until(healthy, 5, step=0.1) is not None, "n1 answers through the hudong netem --tcp relay")
-        n2.start()
-        nodes += [n1, n2]
-        check(wait_until(lambda: view(n1.port) == ["n1", "n2"] and view(n2.port) == ["n1", "n2"], 5) is not None,
-              "both nodes see each other")
-        rooms = []
-        for i in range(60):
-            st, js, _ = route(n2.port, "sdk-route-%d" % i)
-            if st == 200 and js["node"]["id"] == "n1" and js["reason"] == "load":
-                rooms.append("sdk-route-%d" % i)
-        check(len(rooms) >= 2, "two rooms that /api/route without rtt sends to n1", rooms)
+        if not env.start():
+            return 1
+        n1, n2, rooms, cluster = env.n1, env.n2, env.rooms, env.cluster
         room, room2 = rooms[0], rooms[1]
-        cluster = "http://127.0.0.1:%d" % relay_port
 
         tc.section("hd_client_route")
         t0 = time.time()
@@ -104,7 +76,7 @@ def main():
             check(rtts.get("n1", 0) >= 150 and 0 <= rtts.get("n2", -1) < 80, "n1 measured >= 150 ms, n2 < 80 ms",
                   rtts)
             check([o["id"] for o in r["others"]] == ["n1"] and
-                  r["fallback_urls"] == ["ws://127.0.0.1:%d/rtc" % relay_port], "n1 is the fallback", r)
+                  r["fallback_urls"] == ["ws://127.0.0.1:%d/rtc" % env.relay_port], "n1 is the fallback", r)
             # the node the route endpoint itself picks for those RTTs
             q = "n1%%3A%d%%2Cn2%%3A%d" % (round(rtts["n1"]), round(rtts["n2"]))
             st, js, _ = route(n1.port, room, rtt=q)
@@ -140,20 +112,7 @@ def main():
         check(rc == 1 and "state failed" in out and "no answer from" in out and "route via" in out,
               "a dead cluster URL: FAILED with the route's sentence", (out + err)[-800:])
     finally:
-        if relay:
-            relay.kill()
-            relay.wait()
-        for n in nodes:
-            if n.proc and n.proc.poll() is None:
-                n.proc.terminate()
-                n.proc.wait(10)
-        redis.stop()
-        if tc.FAILS:
-            for n in ("n1", "n2"):
-                p = os.path.join(tmp, n + ".log")
-                if os.path.exists(p):
-                    print("# ---- %s.log (tail)\n%s" % (n, open(p, errors="replace").read()[-3000:]))
-        shutil.rmtree(tmp, ignore_errors=True)
+        env.stop()
     print("%d failure(s)" % len(tc.FAILS))
     return 1 if tc.FAILS else 0
 
