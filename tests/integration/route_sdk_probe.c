@@ -48,12 +48,9 @@ static int do_route(const char *cluster, const char *token) {
   return rc < 0;
 }
 
-static volatile int g_state = HD_CLIENT_DISCONNECTED;
-
 static void on_state(void *ud, hd_client_state_t st, int err, const char *reason) {
   printf("state %s %d %s\n", hd_client_state_name(st), err, reason ? reason : "");
   fflush(stdout);
-  g_state = st;
 }
 
 static int do_join(const char *cluster, const char *token) {
@@ -66,9 +63,10 @@ static int do_join(const char *cluster, const char *token) {
     return 1;
   }
   hd_client_join(c);
-  for (int i = 0; i < 400 && g_state != HD_CLIENT_JOINED && g_state != HD_CLIENT_FAILED; i++)
+  hd_client_state_t st = HD_CLIENT_CONNECTING; /* hd_client_state is thread-safe */
+  for (int i = 0; i < 400 && (st = hd_client_state(c)) != HD_CLIENT_JOINED && st != HD_CLIENT_FAILED; i++)
     usleep(50000);
-  int ok = g_state == HD_CLIENT_JOINED;
+  int ok = st == HD_CLIENT_JOINED;
   if (ok) usleep(300000); /* the node logs the join */
   hd_client_free(c);
   return ok ? 0 : 1;
