@@ -86,8 +86,10 @@ def main():
         print("# n1 -> n2: %s" % json.dumps(bw))
         check(isinstance(est, (int, float)) and est >= 0.9 * bw.get("acked_kbps", 1e9) and 30 < est < 1e7,
               "bw_estimate_kbps is plausible: at least ~what arrives, under 10 Gbit/s", bw)
-        check(not bw.get("congested") and bw.get("feedbacks", 0) > 20 and bw.get("bad", 1) == 0,
-              "a clean link: not congested, reports taken, none refused", bw)
+        # one read may catch a keyframe's burst (sent over 300 ms vs what arrived): clear within 5 s
+        ok = wait_until(lambda: not link(n1, "n2").get("bw", {}).get("congested"), 5, step=0.25)
+        check(ok is not None and bw.get("feedbacks", 0) > 20 and bw.get("bad", 1) == 0,
+              "a clean link: not congested, reports taken, none refused", link(n1, "n2").get("bw"))
         back = link(n2, "n1").get("bw", {})
         check(back.get("reports_sent", 0) > 20 and back.get("unnoted", 1) == 0,
               "n2 reports what arrives from n1 and drops no note", back)
