@@ -19,11 +19,16 @@
  * sender keeps one estimator per receiving worker. The estimator is the
  * node's downlink estimator, rtc/bwe.h (GCC, delay- and loss-based), fed with
  * the per-flow feedback converted to its transport-wide form: nothing is
- * estimated twice. It does not probe here (no padding is sent on the link):
- * the estimate of a link that is not full is application-limited, about
- * 1.5x what it carries (bwe.h's app_limit_factor), and it only falls below
- * what is sent when the link's queue grows or it loses more than its usual
- * random loss.
+ * estimated twice. It does not probe here (no padding is sent on the link)
+ * and starts at its floor. The figure is max(its target, what arrived over
+ * the last 300 ms): the link's sender does not obey the estimate (media goes
+ * at the publishers' rates), so on a full link GCC's loss-based part keeps
+ * cutting its target under the persistent loss while what arrives is what
+ * the link carries. It reads "the link carries at least this": what it
+ * carries when not full (up to bwe.h's app-limited 1.5x once the target has
+ * climbed), what gets through when full; `congested` says which (the
+ * delay-based detector sees the queue grow, or more than HD_BWE_OVERSEND x
+ * the figure leaves). docs/overlay.md "Bandwidth per link".
  *
  * Receiver: every datagram of the peer except METER and BWE_FB (so that two
  * idle nodes do not report their reports to each other forever) is noted

@@ -208,8 +208,8 @@ typedef struct {
 } hd_node_link_t;
 /* The measuring worker's links (0 on any other worker): at most cap. */
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);
-/* Adds this (non-measuring) worker's refused-datagram counts to the links
- * hd_node_cluster_links gave (matched by peer id). */
+/* Adds this (non-measuring) worker's refused-datagram counts and bandwidth
+ * flows to the links hd_node_cluster_links gave (matched by peer id). */
 void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count);
 /* The route to each destination node (docs/overlay.md "Relaying"): the path
  * (id hashes after this node; n = 1 direct), a disjoint second path (n = 0:
