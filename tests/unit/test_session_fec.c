@@ -281,9 +281,58 @@ static void test_rebuilt_from_rtx_member_is_first_send(void **st) {
   hd_session_set_pacer(1, 0);
 }
 
+/* A viewer's track ends while its packets wait in the viewer's pacer, and a
+ * new track (a re-subscription: new SSRCs) takes its out-track slot before
+ * they leave: what waited for the old track (media, RTX, its FlexFEC repair
+ * packets) is dropped, not sent under SSRCs the viewer's current offer no
+ * longer has. Before, the pacer knew a packet's track only by slot index and
+ * sent them once the slot was active again. */
+static void test_pacer_drops_ended_track(void **st) {
+  (void)st;
+  hd_session_set_pacer(1, 0);
+  capture_t *cap = calloc(1, sizeof *cap);
+  assert_non_null(cap);
+  hd_session_t *pub = camera(), *v = fec_viewer(pub, cap);
+  hd_session_counters_t c = {0};
+  hd_time_t now = HD_SEC(300);
+  v->estimate_bps = 40000; /* far below the video: most of it waits */
+  for (uint16_t q = 2000; q < 2024; q++, now += HD_MS(10)) {
+    camera_sends(pub, v, q, now, &c);
+    hd_session_pace_flush(v, now, &c);
+  }
+  assert_true(v->pacer && v->pacer->queued_packets > 4);
+  assert_true(c.fec_sent > 0);
+  /* the subscription ends (rooms.c sub_remove_at) and a new one is answered
+   * into the same slot, with SSRCs of its own */
+  v->out[0].active = 0;
+  v->out[0].src = NULL;
+  v->neg.media[0].remote_fec_ssrc = 0xFFFF;
+  assert_int_equal(hd_session_add_out_track(v, 0, 0xDDDD, 0xEEEE), 0);
+  assert_int_equal(v->out[0].fec_ssrc, 0xFFFF);
+  v->out[0].src = pub;
+  v->out[0].src_in = 0;
+  int before = cap->n;
+  v->estimate_bps = 5000000;
+  for (int i = 0; i < 200 && v->pacer->queued_packets; i++, now += HD_MS(5))
+    hd_session_pace_flush(v, now, &c);
+  assert_int_equal(v->pacer->queued_packets, 0);
+  int old = 0;
+  for (int k = before; k < cap->n; k++) {
+    uint32_t s = ssrc_of(cap->pkt[k]);
+    old += s == V_SSRC || s == V_RTX || s == V_FEC;
+  }
+  print_message("after the slot was reused: %d packets sent, %d of them on the ended track's SSRCs\n",
+                cap->n - before, old);
+  assert_int_equal(old, 0);
+  free_session(v);
+  free_session(pub);
+  free(cap);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rebuilt_from_rtx_member_is_first_send),
+      cmocka_unit_test(test_pacer_drops_ended_track),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
