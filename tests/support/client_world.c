@@ -418,19 +418,23 @@ static void join_room(cw_t *w, int c, const char *identity, int flexfec) {
 
 /* The publisher's (re)negotiation: an offer from its pc naming the
  * microphone and, with cam_cid, the camera; the node's answer applied. */
-static void publish(cw_t *w, const char *cam_cid) {
+static void publish(cw_t *w, const char *mic_cid, const char *cam_cid) {
   static char sdp[32768], msg[65536];
   hd_pc_t *pc = w->ep[0].pc;
   CHECK(hd_pc_create_offer(pc, sdp, sizeof sdp, w->now) > 0);
-  hd_signal_pub_track_t tr[2] = {{.cid = "mic",
-                                  .mid = hd_pc_track_mid(pc, 0),
-                                  .kind = HD_SIGNAL_KIND_AUDIO,
-                                  .source = HD_SIGNAL_SOURCE_MICROPHONE},
-                                 {.cid = cam_cid,
-                                  .mid = hd_pc_track_mid(pc, 1),
-                                  .kind = HD_SIGNAL_KIND_VIDEO,
-                                  .source = HD_SIGNAL_SOURCE_CAMERA}};
-  CHECK(hd_signal_write_publish_offer("p1", sdp, tr, cam_cid ? 2 : 1, msg, sizeof msg) > 0);
+  hd_signal_pub_track_t tr[2];
+  size_t nt = 0;
+  if (mic_cid)
+    tr[nt++] = (hd_signal_pub_track_t){.cid = mic_cid,
+                                       .mid = hd_pc_track_mid(pc, 0),
+                                       .kind = HD_SIGNAL_KIND_AUDIO,
+                                       .source = HD_SIGNAL_SOURCE_MICROPHONE};
+  if (cam_cid)
+    tr[nt++] = (hd_signal_pub_track_t){.cid = cam_cid,
+                                       .mid = hd_pc_track_mid(pc, 1),
+                                       .kind = HD_SIGNAL_KIND_VIDEO,
+                                       .source = HD_SIGNAL_SOURCE_CAMERA};
+  CHECK(hd_signal_write_publish_offer("p1", sdp, tr, nt, msg, sizeof msg) > 0);
   CHECK(cw_rtc_msg(w, 0, msg) == 0);
   hd_signal_msg_t m;
   CHECK(cw_take(w, 0, HD_SIGNAL_PUBLISH_ANSWER, &m) == 0);
@@ -438,9 +442,32 @@ static void publish(cw_t *w, const char *cam_cid) {
   hd_signal_msg_free(&m);
 }
 
-void cw_publish(cw_t *w, const char *cam_cid) {
-  publish(w, cam_cid);
+void cw_publish(cw_t *w, const char *cam_cid) { cw_publish2(w, "mic", cam_cid); }
+
+void cw_publish2(cw_t *w, const char *mic_cid, const char *cam_cid) {
+  publish(w, mic_cid, cam_cid);
   cw_answer_subscriber(w);
+}
+
+/* Takes FlexFEC out of SDP text sdp (in place): its payload type from the
+ * m= lines, its rtpmap/fmtp lines. */
+static void drop_fec(char *sdp) {
+  char pt[8], *p;
+  snprintf(pt, sizeof pt, " %d", HD_SDP_OFFER_PT_FLEXFEC);
+  for (char *m = sdp; (m = strstr(m, "m=video ")) != NULL; m++) {
+    char *eol = strstr(m, "\r\n");
+    if (eol && (p = strstr(m, pt)) && p < eol && (p[3] == '\r' || p[3] == ' '))
+      memmove(p, p + 3, strlen(p + 3) + 1);
+  }
+  char key[32];
+  for (int k = 0; k < 2; k++) {
+    snprintf(key, sizeof key, k ? "a=fmtp:%d " : "a=rtpmap:%d ", HD_SDP_OFFER_PT_FLEXFEC);
+    while ((p = strstr(sdp, key)) != NULL) {
+      char *eol = strstr(p, "\r\n");
+      CHECK(eol);
+      memmove(p, eol + 2, strlen(eol + 2) + 1);
+    }
+  }
 }
 
 int cw_answer_subscriber(cw_t *w) {
@@ -453,6 +480,7 @@ int cw_answer_subscriber(cw_t *w) {
                                sizeof sdp, w->now);
     hd_signal_msg_free(&m);
     CHECK(n > 0);
+    if (w->answer_drop_fec) drop_fec(sdp);
     snprintf(w->answer, sizeof w->answer, "%s", sdp);
     CHECK(hd_signal_write_subscriber_answer(NULL, sdp, msg, sizeof msg) > 0);
     CHECK(cw_rtc_msg(w, 1, msg) == 0);
@@ -544,7 +572,7 @@ cw_t *cw_new(const cw_cfg_t *cfg) {
     CHECK(cl_local_init(pub->sdk, 1, &v) == 0);
   }
   static char sdp[32768], msg[65536];
-  publish(w, rc->mic_only_first ? NULL : "cam");
+  publish(w, "mic", rc->mic_only_first ? NULL : "cam");
   CHECK(hd_pc_track_layers(pub->pc, pub->vtrack) == rc->n_layers);
   pub->sending = 1;
   hd_signal_msg_t m;

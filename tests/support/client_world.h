@@ -117,6 +117,7 @@ typedef struct cw {
     hd_time_t last;
   } fec_out[CW_MAX_FEC_SSRCS];
   int n_fec_out;
+  int answer_drop_fec; /* cw_answer_subscriber takes FlexFEC out of the answers it sends (not the pc's) */
 } cw_t;
 
 /* cmocka group setup/teardown: quiet logs, the three certificates (the
@@ -134,6 +135,8 @@ void cw_free(cw_t *w);
  * client id (NULL: the camera is unpublished). Then the subscriber answers
  * every subscriber offer the node sends it (cw_answer_subscriber). */
 void cw_publish(cw_t *w, const char *cam_cid);
+/* The same with the microphone under mic_cid (NULL: unpublished). */
+void cw_publish2(cw_t *w, const char *mic_cid, const char *cam_cid);
 /* The subscriber answers the node's pending subscriber offer(s) with its pc
  * (the last offer and answer kept in w->offer / w->answer). Returns how many
  * it answered. */

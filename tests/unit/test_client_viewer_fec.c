@@ -274,7 +274,10 @@ static void assert_fec_negotiated(cw_t *w, uint32_t ssrc, uint32_t fec) {
  * packets stop with it (none for an SSRC no longer sent); published again
  * (a recycled m= section, new SSRCs, a fresh transceiver at the viewer), it
  * gets FlexFEC afresh and repair packets go on the new repair SSRC only,
- * from which the viewer rebuilds. Lossy long downlink as in
+ * from which the viewer rebuilds; a later answer that drops FlexFEC from the
+ * kept camera section stops its repair packets, and the next one that takes
+ * it turns them on again (before, a kept track had FlexFEC as its first
+ * answer said, whatever later answers did). Lossy long downlink as in
  * test_viewer_fec_recovers. */
 static void test_viewer_fec_renegotiated(void **st) {
   (void)st;
@@ -326,6 +329,36 @@ static void test_viewer_fec_renegotiated(void **st) {
   assert_true(rec2 > rec1);
   for (int k = 0; k < w->n_fec_out; k++) /* repair packets on these two SSRCs only */
     assert_true(w->fec_out[k].ssrc == fec1 || w->fec_out[k].ssrc == fec2);
+
+  /* 4. a re-offer that keeps the camera (the microphone unpublished) whose
+   * answer drops FlexFEC from the camera's section (RFC 3264 §8: an answer
+   * may take fewer formats): the node stops its repair packets */
+  w->answer_drop_fec = 1;
+  cw_publish2(w, NULL, "cam");
+  w->answer_drop_fec = 0;
+  assert_null(strstr(w->answer, line));
+  uint32_t media4, fec4 = viewer_fec_ssrc(w, &media4);
+  assert_int_equal(media4, media2); /* the same track */
+  assert_int_equal(fec4, 0);
+  uint64_t at_drop = cw_fec_out(w, fec2);
+  cw_run_until(w, w->now + HD_SEC(8));
+  printf("answer without FlexFEC: %llu repair packets on %08x after it\n",
+         (unsigned long long)(cw_fec_out(w, fec2) - at_drop), fec2);
+  assert_int_equal(cw_fec_out(w, fec2), at_drop);
+
+  /* 5. the next re-offer (the microphone back) answered with it: taken up again */
+  cw_publish2(w, "mic", "cam");
+  assert_non_null(strstr(w->answer, line));
+  uint32_t media5, fec5 = viewer_fec_ssrc(w, &media5);
+  assert_int_equal(media5, media2);
+  assert_int_equal(fec5, fec2);
+  uint64_t rec5 = viewer_recovered(w);
+  cw_run_until(w, w->now + HD_SEC(12));
+  printf("answer with FlexFEC again: %llu repair packets on %08x, viewer rebuilt %llu\n",
+         (unsigned long long)(cw_fec_out(w, fec2) - at_drop), fec2,
+         (unsigned long long)(viewer_recovered(w) - rec5));
+  assert_true(cw_fec_out(w, fec2) > at_drop);
+  assert_true(viewer_recovered(w) > rec5);
   cw_free(w);
 }
 
