@@ -72,7 +72,8 @@ static hd_pacer_t *viewer_pacer(hd_session_t *v, hd_time_t now) {
  * where FlexFEC protects it (an RTX copy must unwrap to the bytes the repair
  * packets covered, hd_session_pace_send_rtx_copy). */
 static int records(const hd_out_track_t *t) {
-  return t->nack && (!t->rtx_enabled || (t->fec_pt && t->kind == HD_TRACK_VIDEO));
+  /* RTX copies go without NACK too: probe bytes (sfu/probe.h) */
+  return (t->nack && !t->rtx_enabled) || (t->rtx_enabled && t->fec_pt && t->kind == HD_TRACK_VIDEO);
 }
 
 /* 1 if pkt is on one of t's SSRCs (media, RTX, FlexFEC): a packet queued for

@@ -21,6 +21,7 @@
 #include "sfu/session.h"
 #include "sfu/session_fec.h"
 #include "sfu/session_pace.h"
+#include "sfu/session_resend.h"
 
 #define CAP_N 512
 #define EXT_AST 2
@@ -329,10 +330,55 @@ static void test_pacer_drops_ended_track(void **st) {
   free(cap);
 }
 
+/* Probe bytes (sfu/probe.h) go as RTX copies of recent packets, and the
+ * viewer unwraps and keeps them like any RTX (one may stand in for a lost
+ * original in a FlexFEC group): on a FEC track each is the first send's
+ * bytes but for its own transport-wide seq, even with playout-delay switched
+ * on since. */
+static void test_probe_copies_are_first_sends(void **st) {
+  (void)st;
+  hd_session_set_pacer(0, 0);
+  capture_t *cap = calloc(1, sizeof *cap);
+  assert_non_null(cap);
+  hd_session_t *pub = camera(), *v = fec_viewer(pub, cap);
+  hd_session_counters_t c = {0};
+  hd_time_t now = HD_SEC(400);
+  for (uint16_t q = 3000; q < 3010; q++, now += HD_MS(10))
+    camera_sends(pub, v, q, now, &c);
+  v->out[0].playout_on = 1;
+  v->out[0].playout_min_ms = 200;
+  now += HD_MS(300);
+  int before = cap->n;
+  hd_session_send_probe(v, pub, 3000, now, &c);
+  int copies = 0;
+  for (int k = before; k < cap->n; k++) {
+    if (ssrc_of(cap->pkt[k]) != V_RTX || (cap->pkt[k][0] & 0x20)) continue; /* padding-only probes */
+    uint8_t un[1500];
+    int ul = hd_rtp_rtx_decode(cap->pkt[k], cap->len[k], V_SSRC, 96, un, sizeof un, NULL);
+    assert_true(ul > 0);
+    int kf = find(cap, 0, V_SSRC, seq_of(un));
+    assert_true(kf >= 0 && kf < before);
+    uint8_t want[1500];
+    memcpy(want, cap->pkt[kf], cap->len[kf]);
+    hd_flexfec_zero_ext(want, cap->len[kf], EXT_TWCC);
+    hd_flexfec_zero_ext(un, (size_t)ul, EXT_TWCC);
+    assert_int_equal((size_t)ul, cap->len[kf]);
+    assert_memory_equal(un, want, cap->len[kf]);
+    copies++;
+  }
+  print_message("%d probe copies, each the first send's bytes\n", copies);
+  assert_true(copies >= 5);
+  free_session(v);
+  free_session(pub);
+  free(cap);
+  hd_session_set_pacer(1, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rebuilt_from_rtx_member_is_first_send),
       cmocka_unit_test(test_pacer_drops_ended_track),
+      cmocka_unit_test(test_probe_copies_are_first_sends),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
