@@ -362,10 +362,42 @@ static void test_viewer_fec_renegotiated(void **st) {
   cw_free(w);
 }
 
+/* A layer change is no renegotiation: a simulcast camera (three layers) to a
+ * FlexFEC viewer on a lossy long downlink; the node switches layers on the
+ * same out track (its SSRC, its seq continued), whose repair packets go on
+ * across each switch on the one repair SSRC and keep rebuilding. */
+static void test_viewer_fec_across_layer_switches(void **st) {
+  (void)st;
+  const char *down[] = {"--delay", "100", "--loss", "15"};
+  const char *vup[] = {"--delay", "100"};
+  cw_cfg_t rc = {
+      .down = down, .ndown = 4, .vup = vup, .nvup = 2, .sub_fec = 1, .seed = 6, .n_layers = CW_LAYERS};
+  cw_t *w = cw_new(&rc);
+  cw_run_until(w, w->now + HD_SEC(20));
+  uint32_t media, fec = viewer_fec_ssrc(w, &media);
+  uint64_t switches = hd_node_stats(w->node)->media.layer_switches;
+  const cw_ep_t *sub = &w->ep[1];
+  printf("simulcast to a FlexFEC viewer: %llu layer switches, frames by layer %llu/%llu/%llu, %llu repair "
+         "packets "
+         "on %08x, viewer rebuilt %llu\n",
+         (unsigned long long)switches, (unsigned long long)sub->layer_frames[0],
+         (unsigned long long)sub->layer_frames[1], (unsigned long long)sub->layer_frames[2],
+         (unsigned long long)cw_fec_out(w, fec), fec, (unsigned long long)viewer_recovered(w));
+  assert_true(fec != 0);
+  assert_true(switches >= 1);
+  assert_int_equal(w->n_fec_out, 1); /* one repair SSRC throughout */
+  assert_true(cw_fec_out(w, fec) > 0);
+  assert_true(viewer_recovered(w) > 0);
+  cw_free(w);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_viewer_fec_negotiated),         cmocka_unit_test(test_viewer_fec_recovers),
-      cmocka_unit_test(test_viewer_fec_only_where_it_pays), cmocka_unit_test(test_viewer_fec_renegotiated),
+      cmocka_unit_test(test_viewer_fec_negotiated),
+      cmocka_unit_test(test_viewer_fec_recovers),
+      cmocka_unit_test(test_viewer_fec_only_where_it_pays),
+      cmocka_unit_test(test_viewer_fec_renegotiated),
+      cmocka_unit_test(test_viewer_fec_across_layer_switches),
       cmocka_unit_test(test_publisher_fec_estimate_holds),
   };
   return cmocka_run_group_tests(tests, cw_setup_all, cw_teardown_all);
