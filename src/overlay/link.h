@@ -104,8 +104,8 @@ typedef struct {
    * and may send 0 (unspecified) itself */
   int ver;
   uint64_t rx_ok, rx_auth_fail, rx_replay, rx_old_epoch, tx;
-  uint64_t
-      rx_misaddressed; /* addressed to another worker of this node (or unaddressed from a version-2 peer) */
+  /* addressed to another worker of this node, or unaddressed from a version-2 peer */
+  uint64_t rx_misaddressed;
   /* AES-GCM contexts keyed once (tx_key, rx_key): a datagram only sets its nonce */
   void *tx_ctx, *rx_ctx;
 } hd_link_peer_t;
