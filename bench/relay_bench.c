@@ -133,7 +133,7 @@ static void bw_received(bench_t *b, int at, int from, const uint8_t *dg, hd_time
 __attribute__((noinline)) void direct_forward(bench_t *b, uint32_t k, hd_time_t now) {
   uint8_t body[1600], dg[1600];
   size_t bl = media_body(b, k, body);
-  int n = hd_link_seal(&b->self[A], &b->peer[A][C], HD_LINK_MEDIA, body, bl, dg, sizeof dg);
+  int n = hd_link_seal(&b->self[A], &b->peer[A][C], 0, HD_LINK_MEDIA, body, bl, dg, sizeof dg);
   uint8_t type;
   const uint8_t *pl;
   size_t pl_len;
@@ -156,7 +156,7 @@ __attribute__((noinline)) int relay_origin(bench_t *b, uint32_t k, hd_time_t now
   int hl = hd_relay_hdr_write(&h, body, sizeof body);
   size_t bl = (size_t)hl + media_body(b, k, body + hl);
   hd_hop_tx_keep(&b->tx_ab, h.hop_seq, body, bl, now);
-  int n = hd_link_seal(&b->self[A], &b->peer[A][B], HD_LINK_RELAY, body, bl, dg, cap);
+  int n = hd_link_seal(&b->self[A], &b->peer[A][B], 0, HD_LINK_RELAY, body, bl, dg, cap);
   if (n > 0) bw_sent(b, A, B, dg, (size_t)n, now);
   return n;
 }
@@ -178,7 +178,7 @@ __attribute__((noinline)) int relay_hop(bench_t *b, uint8_t *dg, size_t len, hd_
   uint32_t seq = hd_hop_tx_seq(&b->tx_bc);
   hd_relay_set_hop(body, (uint8_t)(h.hop + 1), 2, seq, 0);
   hd_hop_tx_keep(&b->tx_bc, seq, body, pl_len, now);
-  int n = hd_link_seal(&b->self[B], &b->peer[B][C], HD_LINK_RELAY, body, pl_len, out, cap);
+  int n = hd_link_seal(&b->self[B], &b->peer[B][C], 0, HD_LINK_RELAY, body, pl_len, out, cap);
   if (n > 0) bw_sent(b, B, C, out, (size_t)n, now);
   return n;
 }

@@ -47,7 +47,8 @@ static void flush(hd_node_t *n, cl_peer_t *p, hd_time_t now) {
     if (rl < sizeof(struct sockaddr_in) || rl > sizeof to) continue;
     memset(&to, 0, sizeof to);
     memcpy(&to, ret, rl);
-    rr_send_to(n, p, (const struct sockaddr *)&to, HD_LINK_BWE_FB, out, (size_t)len);
+    /* to the worker that sealed the reported datagrams: the report's lane (its first byte) */
+    rr_send_to(n, p, (const struct sockaddr *)&to, out[0], HD_LINK_BWE_FB, out, (size_t)len);
   }
 }
 
