@@ -93,6 +93,10 @@ def main():
         back = link(n2, "n1").get("bw", {})
         check(back.get("reports_sent", 0) > 20 and back.get("unnoted", 1) == 0,
               "n2 reports what arrives from n1 and drops no note", back)
+        # the reports go to the worker that sealed what they report (link version 2 names it)
+        check(l.get("rx_replay") == 0 and link(n2, "n1").get("rx_replay") == 0,
+              "no datagram refused as a replay or misaddressed on either side",
+              (l.get("rx_replay"), link(n2, "n1").get("rx_replay")))
         st, _, text = get(n1.port, "/metrics")
         gauge = [ln for ln in text.splitlines() if ln.startswith('hudong_link_bw_estimate_bps{peer="n2"}')]
         check(st == 200 and len(gauge) == 1 and float(gauge[0].split()[-1]) > 30000,
