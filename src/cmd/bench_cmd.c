@@ -630,6 +630,19 @@ static int subs_settled(bl_part_t *p) {
   return 1;
 }
 
+/* How far a leg that is not receiving got: joined the room (signaling), its
+ * PeerConnection's state (ICE/DTLS), connected (DTLS done). */
+static const char *leg_stage(const bl_leg_t *l) {
+  static __thread char b[160];
+  hd_pc_stats_t st = {0};
+  if (l->pc) hd_pc_stats(l->pc, &st);
+  snprintf(b, sizeof b, "%s, pc %s, ice checks %llu, responses %llu, datagrams in %llu",
+           l->joined ? "joined" : "not joined", l->pc ? hd_pc_state_name(st.state) : "none",
+           (unsigned long long)st.stun_checks_sent, (unsigned long long)st.stun_responses,
+           (unsigned long long)st.datagrams_in);
+  return b;
+}
+
 /* Starts the part's pending subscriber legs while fewer than its ramp are in
  * progress and, with a join rate, no faster than that rate (the first at
  * once). Checked at most once a millisecond (it walks the part's legs). */
@@ -644,7 +657,7 @@ static int ramp_subs(bl_part_t *p) {
     if (l->started && !l->failed && !(l->connected && l->ready)) {
       inflight++;
       if (now - l->t_start > HD_SEC(r->o.join_timeout_s))
-        bl_leg_fail(l, "not receiving after %d s", r->o.join_timeout_s);
+        bl_leg_fail(l, "not receiving after %d s (%s)", r->o.join_timeout_s, leg_stage(l));
     }
     if (l->failed && r->o.fail_fast) atomic_store_explicit(&r->sub_failed, 1, memory_order_relaxed);
   }
@@ -692,7 +705,7 @@ static void part_join(bl_part_t *p) {
   for (int i = p->lo; i < p->hi; i++) {
     bl_leg_t *l = &r->subs[i];
     if (!l->failed && !(l->connected && l->ready))
-      bl_leg_fail(l, l->started ? "not receiving" : "never started");
+      bl_leg_fail(l, l->started ? "not receiving (%s)" : "never started%s", l->started ? leg_stage(l) : "");
     ok += !l->failed;
     started += l->started;
   }
@@ -989,10 +1002,12 @@ static void usage(FILE *f) {
           "  --threads T: generator threads, 1..%d (default: online CPUs, at most %d; Janus: 1).\n"
           "            Subscriber legs are split over them, each thread with its own loop, sockets\n"
           "            and counts (merged at the end); publishers run on the first. 1 = one loop.\n"
-          "  --ramp N: subscriber legs connecting at once, over all threads (default 20)\n"
-          "  --join-rate R: start at most R subscriber legs per second over all threads\n"
-          "            (default 0 = as fast as --ramp allows); the join phase then lasts at least\n"
-          "            legs / R seconds, and the report says how long it took\n",
+          "  --ramp N: subscriber legs connecting at once, over all threads (default 20;\n"
+          "            no cap with --join-rate unless given)\n"
+          "  --join-rate R: start R subscriber legs per second over all threads, however many are\n"
+          "            still connecting (default 0 = as fast as --ramp allows); the join phase\n"
+          "            ends when every leg is up or has failed (its --join-timeout), at the latest\n"
+          "            1.5 x legs / R + --join-timeout s; the report says how long it took\n",
           BL_MAX_PARTS, BL_DEFAULT_THREADS);
 }
 
@@ -1007,6 +1022,7 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
   o->ramp = 20;
   o->join_timeout_s = 20;
   o->local_ip = "127.0.0.1";
+  int ramp_set = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEEDV                                                                                                \
@@ -1063,6 +1079,7 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
       NEEDV o->warmup = atof(v);
     } else if (!strcmp(a, "--ramp")) {
       NEEDV o->ramp = atoi(v);
+      ramp_set = 1;
     } else if (!strcmp(a, "--join-timeout")) {
       NEEDV o->join_timeout_s = atoi(v);
     } else if (!strcmp(a, "--server-pid")) {
@@ -1124,6 +1141,9 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
     }
     o->url = rtc_url;
   }
+  /* paced joins: the rate alone decides when a leg starts (legs that hang do
+   * not hold the others back) unless --ramp caps them as well */
+  if (o->join_rate > 0 && !ramp_set) o->ramp = 1000000;
   if (o->target == BL_JANUS && o->threads > 1) {
     fprintf(stderr,
             "hudong bench load: --threads %d: the Janus target runs on one thread (one HTTP session and "
@@ -1387,9 +1407,11 @@ static int cmd_load(int argc, char **argv) {
                                        : "; reported to the node (quality_join)");
   char pace[48] = "unpaced";
   if (o->join_rate > 0) snprintf(pace, sizeof pace, "paced at %g legs/s", o->join_rate);
-  printf("  join ramp: %d subscriber legs over %d thread%s, %d connecting at once, %s; first start -> last "
-         "leg up or failed %.1f s (%.1f legs/s)\n",
-         r.n_subs, nt, nt == 1 ? "" : "s", o->ramp, pace, sub_join_s,
+  char cap[48] = "no cap on legs connecting at once";
+  if (o->ramp < 1000000) snprintf(cap, sizeof cap, "%d connecting at once", o->ramp);
+  printf("  join ramp: %d subscriber legs over %d thread%s, %s, %s; first start -> last leg up or failed "
+         "%.1f s (%.1f legs/s)\n",
+         r.n_subs, nt, nt == 1 ? "" : "s", cap, pace, sub_join_s,
          sub_join_s > 0 ? r.n_subs / sub_join_s : 0.0);
   printf("  window %.1f s: sent %llu, expected %llu, received %llu, loss %.3f%%, forwarded %.0f pkt/s\n",
          win_s, (unsigned long long)sent_w, (unsigned long long)expected, (unsigned long long)received,
@@ -1449,7 +1471,8 @@ static int cmd_load(int argc, char **argv) {
     json_object_set_new(j, "loss", json_real(loss));
     json_object_set_new(j, "forwarded_pps", json_real((double)received / win_s));
     json_object_set_new(j, "threads", json_integer(nt));
-    json_object_set_new(j, "ramp", json_integer(o->ramp));
+    json_object_set_new(j, "ramp",
+                        o->ramp < 1000000 ? json_integer(o->ramp) : json_null()); /* null: no cap */
     json_object_set_new(j, "join_rate", json_real(o->join_rate));
     json_object_set_new(j, "sub_join_s", json_real(sub_join_s));
     json_t *gt = json_array();
