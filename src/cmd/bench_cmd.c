@@ -3,14 +3,15 @@
  * decode: publishers send the synthetic pattern of client/load.h (audio 50
  * packets/s, video ~1 Mbps with keyframe bursts), each payload carrying its
  * publisher, sequence and send time; subscribers account loss and one-way
- * added latency per stream. One process, one libuv loop, one UDP socket per
- * PeerConnection.
+ * added latency per stream. One process; one UDP socket per PeerConnection;
+ * the subscriber legs split over --threads threads, each with its own libuv
+ * loop and counts (bench_load.h "Threads"), the publishers on the main one.
  *
  * Targets: Hudong rooms (/rtc signaling, client/rtc_signal.h, tokens minted
  * here) and the Janus VideoRoom plugin over its HTTP API (bench_janus.c).
  *
- * Phases: publishers join and connect; subscriber legs join `ramp` at a time;
- * a warm-up; the measurement window [w0, w1) on send time; a grace second for
+ * Phases: publishers join and connect; subscriber legs join `ramp` at a time
+ * or at --join-rate legs/s (each thread its share); a warm-up; the measurement window [w0, w1) on send time; a grace second for
  * late packets. Loss = 1 - received / expected over the window, where expected
  * counts, for every subscriber leg, the packets its publishers sent in the
  * window (a subscriber that never connected counts as total loss). With
