@@ -11,10 +11,10 @@
  * here) and the Janus VideoRoom plugin over its HTTP API (bench_janus.c).
  *
  * Phases: publishers join and connect; subscriber legs join `ramp` at a time
- * or at --join-rate legs/s (each thread its share); a warm-up; the measurement window [w0, w1) on send time; a grace second for
- * late packets. Loss = 1 - received / expected over the window, where expected
- * counts, for every subscriber leg, the packets its publishers sent in the
- * window (a subscriber that never connected counts as total loss). With
+ * or at --join-rate legs/s (each thread its share); a warm-up; the measurement window [w0, w1) on send time;
+ * a grace second for late packets. Loss = 1 - received / expected over the window, where expected counts, for
+ * every subscriber leg, the packets its publishers sent in the window (a subscriber that never connected
+ * counts as total loss). With
  * --server-pid, the server's CPU time (utime + stime, /proc/PID/stat) over the
  * window and its RSS before the subscribers and at the end are reported too.
  *
