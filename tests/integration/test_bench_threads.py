@@ -6,7 +6,7 @@ threads, paced at --join-rate. Checks that every leg comes up, that the
 report's per-thread counts add up to the totals (expected and received, legs
 up), that each thread counted something (both loops ran legs), that a quiet
 small run loses nothing, and that the join ramp and the threads' CPU are
-reported. Bad values of --threads / --join-rate are refused with a message.
+reported. TSan runs it too (tools/test.sh). Bad values of --threads / --join-rate are refused with a message.
 
 usage: test_bench_threads.py /path/to/hudong
 """
@@ -57,7 +57,15 @@ def check_run(name, rc, js, text, subs):
           gt)
     check(all(t["cpu_pct"] >= 0 for t in gt) and "generator threads (% of a core" in text,
           name + ": each thread's CPU reported", gt)
-    check(js.get("loss") == 0, name + ": no loss on a quiet small run", js.get("loss"))
+    if js.get("mode") == "count_only":
+        # no gap in any stream; the arrivals are marked on arrival by each
+        # thread, so a packet in flight at a mark may fall either side of it
+        streams = subs * 2
+        check(js.get("seq_loss") == 0 and js.get("received", 0) >= js.get("expected", 0) - 2 * streams,
+              name + ": no loss on a quiet small run (no sequence gap, arrivals within the marks' slack)",
+              (js.get("seq_loss"), js.get("expected"), js.get("received")))
+    else:
+        check(js.get("loss") == 0, name + ": no loss on a quiet small run", js.get("loss"))
     check(js.get("join_rate") == 20 and js.get("sub_join_s", 0) > 0 and "join ramp: %d subscriber legs over 2 "
           "threads" % subs in text, name + ": the join ramp and its duration are reported",
           (js.get("join_rate"), js.get("sub_join_s")))
