@@ -283,6 +283,13 @@ struct hd_session {
   hd_time_t rtt;
   uint64_t rtt_samples;
   unsigned loss_q8; /* viewer: loss its RRs report on our video, smoothed (x/256) */
+  /* viewer: the transport-wide loss its FlexFEC is planned from
+   * (sfu/session_fec.h): the estimator's acked/lost counts where the open
+   * interval began, and the loss of the last closed interval (valid when
+   * fec_tw_have) */
+  uint64_t fec_tw_acked0, fec_tw_lost0;
+  double fec_tw_loss;
+  int fec_tw_have;
   /* viewer: downlink estimate (REMB from the viewer for now), 0 = none yet; the
    * allocator runs on each new estimate and every HD_SESSION_ALLOC_INTERVAL */
   uint64_t estimate_bps;
