@@ -99,7 +99,7 @@ static int deliver(hd_dedup_t *d, const uint8_t *pl, size_t len) {
 __attribute__((noinline)) void direct_forward(bench_t *b, uint32_t k, hd_time_t now) {
   uint8_t body[1600], dg[1600];
   size_t bl = media_body(b, k, body);
-  int n = hd_link_seal(&b->self[A], &b->peer[A][C], HD_LINK_MEDIA, body, bl, dg, sizeof dg);
+  int n = hd_link_seal(&b->self[A], &b->peer[A][C], 0, HD_LINK_MEDIA, body, bl, dg, sizeof dg);
   uint8_t type;
   const uint8_t *pl;
   size_t pl_len;
@@ -119,7 +119,7 @@ __attribute__((noinline)) int relay_origin(bench_t *b, uint32_t k, hd_time_t now
   int hl = hd_relay_hdr_write(&h, body, sizeof body);
   size_t bl = (size_t)hl + media_body(b, k, body + hl);
   hd_hop_tx_keep(&b->tx_ab, h.hop_seq, body, bl, now);
-  return hd_link_seal(&b->self[A], &b->peer[A][B], HD_LINK_RELAY, body, bl, dg, cap);
+  return hd_link_seal(&b->self[A], &b->peer[A][B], 0, HD_LINK_RELAY, body, bl, dg, cap);
 }
 
 /* B: the relay hop (on_relay's work, without the socket). */
@@ -138,7 +138,7 @@ __attribute__((noinline)) int relay_hop(bench_t *b, uint8_t *dg, size_t len, hd_
   uint32_t seq = hd_hop_tx_seq(&b->tx_bc);
   hd_relay_set_hop(body, (uint8_t)(h.hop + 1), 2, seq, 0);
   hd_hop_tx_keep(&b->tx_bc, seq, body, pl_len, now);
-  return hd_link_seal(&b->self[B], &b->peer[B][C], HD_LINK_RELAY, body, pl_len, out, cap);
+  return hd_link_seal(&b->self[B], &b->peer[B][C], 0, HD_LINK_RELAY, body, pl_len, out, cap);
 }
 
 /* C: the destination of a relayed packet. */

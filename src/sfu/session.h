@@ -370,6 +370,12 @@ int hd_session_add_in_track(hd_session_t *s, int mi);
 /* Adds a track we send for negotiated media section `mi` with our SSRCs;
  * returns its index. */
 int hd_session_add_out_track(hd_session_t *s, int mi, uint32_t ssrc, uint32_t rtx_ssrc);
+/* The viewer answered a re-offer that kept out track idx (same mid, same
+ * SSRCs) in negotiated media section `mi`: the track takes FlexFEC as that
+ * answer says (dropped, taken up, another repair SSRC), its sender state
+ * starting afresh when it changes (sfu/session_fec.h). Returns 1 if FlexFEC
+ * changed, 0 if not, HD_EINVAL for a bad index. */
+int hd_session_out_track_renegotiated(hd_session_t *s, int idx, int mi);
 /* Index of the track (in or out, by session kind) carried in media section `mid`, or -1. */
 int hd_session_track_by_mid(const hd_session_t *s, const char *mid);
 /* Stops forwarding from `src` into any track of s (src is going away). */

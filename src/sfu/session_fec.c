@@ -59,6 +59,25 @@ int hd_session_fec_min_group(const hd_session_t *v) {
   return g;
 }
 
+int hd_session_fec_renegotiated(hd_out_track_t *t, const hd_sdp_media_negotiated_t *m) {
+  /* the rule of hd_session_add_out_track */
+  uint8_t pt =
+      t->kind == HD_TRACK_VIDEO && m->remote_fec_ssrc && m->remote_fec_ssrc != t->ssrc ? m->fec_pt : 0;
+  uint32_t ssrc = pt ? m->remote_fec_ssrc : 0;
+  if (pt == t->fec_pt && ssrc == t->fec_ssrc) return 0;
+  t->fec_pt = pt;
+  t->fec_ssrc = ssrc;
+  if (t->fec) {
+    /* the open group and the plan go; the repair seq goes on: a repair
+     * stream on the same SSRC that restarted at a random seq would reuse
+     * SRTP indices already sent, and SRTP refuses those (RFC 3711 §3.3.1) */
+    uint64_t sent = t->fec->sent;
+    hd_flexfec_send_init(t->fec, t->fec->seq);
+    t->fec->sent = sent;
+  }
+  return 1;
+}
+
 int hd_session_fec_protect(hd_session_t *v, hd_out_track_t *t, const uint8_t *pkt, size_t len, uint8_t *out,
                            size_t cap) {
   if (!t->fec_pt || t->kind != HD_TRACK_VIDEO) return 0;

@@ -44,6 +44,13 @@ int hd_session_fec_group(const hd_session_t *v, const hd_out_track_t *t);
 /* The smallest group over v's video tracks sending FEC (the largest
  * overhead), 0 = none. */
 int hd_session_fec_min_group(const hd_session_t *v);
+/* The viewer answered a re-offer: t keeps its SSRCs, and takes FlexFEC as
+ * that answer says (m: its section, as hd_session_add_out_track reads it).
+ * When that changes (dropped, taken up, another repair SSRC) the sender's
+ * open group and plan go (the plan starts again from the next reports); its
+ * repair seq goes on (the same repair SSRC under SRTP must not go back to
+ * indices it sent). Returns 1 if it changed, else 0. */
+int hd_session_fec_renegotiated(hd_out_track_t *t, const hd_sdp_media_negotiated_t *m);
 /* Packet pkt (plain RTP, its final bytes) is about to be committed on t's
  * media SSRC as a first send. Returns the length of a repair packet written
  * to out (cap bytes) to send after it, 0 for none, or a negative error. */
