@@ -227,6 +227,14 @@ typedef struct {
    * viewer without RTX); created on the first packet, NULL otherwise. A
    * resend under the same SRTP index is this copy or nothing. */
   hd_resend_cache_t *sent;
+  /* first sends on the media SSRC as wrap-aware extended seqs: the newest
+   * (media_last_ext, media_any once one left) and the oldest of the run that
+   * is being recorded in `sent` (rec_from_ext, rec_any; a send not recorded
+   * ends the run). On a FlexFEC track an RTX copy may be rebuilt only for a
+   * seq older than the run: a newer one is the first send's bytes, or none
+   * (hd_session_retransmit, hd_session_send_probe). */
+  int64_t media_last_ext, rec_from_ext;
+  int media_any, rec_any;
   /* the last packet sent on the media SSRC ended a frame (RTP marker): its seq
    * and when it left, 0 when something followed or transport-wide feedback
    * said it arrived (HD_SESSION_TAIL_PROBE); its transport-wide seq, when it
@@ -357,6 +365,9 @@ typedef struct {
    * packets refused because their seq already went out with other bytes
    * (one SRTP index, two plaintexts: sfu/resend_cache.h) */
   uint64_t resent_exact, same_index_refused;
+  /* RTX copies not sent on a FlexFEC track: the first send's bytes are gone
+   * and a rebuilt copy could differ from what the repair packets covered */
+  uint64_t fec_copy_refused;
 } hd_session_counters_t;
 #define HD_ESTIMATE_BOUNDS                                                                                   \
   { 100000, 250000, 500000, 1000000, 1500000, 2500000, 5000000, 10000000 }
