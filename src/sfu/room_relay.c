@@ -36,7 +36,7 @@ void rr_relay_send(hd_node_t *n, const hd_relay_path_t *ps, int w, uint8_t type,
   memcpy(b + hl, body, len);
   hd_hop_tx_keep(&h1->hop_tx, h.hop_seq, b, (size_t)hl + len, n->now);
   h1->relay_sent++;
-  rr_seal_commit(n, h1, (const struct sockaddr *)&h1->addr[0], HD_LINK_RELAY, (size_t)hl + len);
+  rr_seal_commit(n, h1, (const struct sockaddr *)&h1->addr[0], 0, HD_LINK_RELAY, (size_t)hl + len);
 }
 
 /* ---- receiving ---- */
@@ -127,7 +127,7 @@ static void on_feedback(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, const hd_li
 }
 
 static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *pl, size_t pl_len,
-                   const struct sockaddr *from, hd_time_t now);
+                   const struct sockaddr *from, int from_lane, hd_time_t now);
 
 /* ---- relaying (docs/overlay.md "Relaying") ---- */
 
@@ -189,14 +189,14 @@ static void relay_detour(hd_node_t *n, const hd_relay_hdr_t *h, hd_relay_hdr_t *
   int a = d->hop + 1 == d->n_hops ? d->dst_worker % nx->n_addr : 0;
   nx->relay_sent++;
   nx->relay_forwarded++;
-  rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[a], HD_LINK_RELAY, len);
+  rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[a], a, HD_LINK_RELAY, len);
 }
 
 /* A RELAY datagram from `peer` (the previous hop): repaired per hop, then
  * passed on to the next hop of its source route or, here at its
  * destination, handled as a message from its origin. */
 static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, const struct sockaddr *from,
-                     hd_time_t now) {
+                     int from_lane, hd_time_t now) {
   struct node_cluster *c = n->cl;
   hd_relay_hdr_t h;
   int ok = hd_relay_parse(pl, len, &h) == 0 && h.hops[h.hop] == c->self.id_hash;
@@ -215,6 +215,7 @@ static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, con
   if (from) {
     memcpy(&x->from, from, sa_len(from));
     x->have_from = 1;
+    x->from_lane = from_lane;
   }
   c->hop_next = hd_time_min(c->hop_next, hd_hop_rx_next_timeout(&x->rx));
   peer->relay_received++;
@@ -237,7 +238,7 @@ static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, con
     int a = h.hop + 2 == h.n_hops ? h.dst_worker % nx->n_addr : 0;
     nx->relay_sent++;
     nx->relay_forwarded++;
-    rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[a], HD_LINK_RELAY, len);
+    rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[a], a, HD_LINK_RELAY, len);
     return;
   }
   cl_peer_t *o = rr_peer_by_hash(c, h.origin);
@@ -245,12 +246,12 @@ static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, con
     c->rx_dropped++;
     return;
   }
-  on_msg(n, o, h.inner_type, h.inner, h.inner_len, NULL, now);
+  on_msg(n, o, h.inner_type, h.inner, h.inner_len, NULL, 0, now);
 }
 
 /* The next hop asks for relay datagrams of this worker's stream again. */
 static void on_hop_nack(hd_node_t *n, cl_peer_t *peer, const uint8_t *pl, size_t len,
-                        const struct sockaddr *from, hd_time_t now) {
+                        const struct sockaddr *from, int from_lane, hd_time_t now) {
   struct node_cluster *c = n->cl;
   uint16_t stream;
   uint32_t seqs[HD_HOP_NACK_MAX];
@@ -267,7 +268,8 @@ static void on_hop_nack(hd_node_t *n, cl_peer_t *peer, const uint8_t *pl, size_t
     if (!b || kl > cap) return;
     memcpy(b, kept, kl);
     hd_relay_set_hop(b, b[9], c->stream, seqs[i], HD_RELAY_RETX);
-    rr_seal_commit(n, peer, from, HD_LINK_RELAY, kl); /* to the worker that asked: it got the others */
+    rr_seal_commit(n, peer, from, from_lane, HD_LINK_RELAY,
+                   kl); /* to the worker that asked: it got the others */
   }
 }
 
@@ -286,7 +288,8 @@ hd_time_t rr_hop_tick(hd_node_t *n, hd_time_t now) {
       if (k > 0 && x->have_from) {
         uint8_t b[4 + 4 * HD_HOP_NACK_MAX];
         int bl = hd_hop_nack_write(x->stream, seqs, k, b, sizeof b);
-        if (bl > 0) rr_send_to(n, p, (const struct sockaddr *)&x->from, HD_LINK_HOP_NACK, b, (size_t)bl);
+        if (bl > 0)
+          rr_send_to(n, p, (const struct sockaddr *)&x->from, x->from_lane, HD_LINK_HOP_NACK, b, (size_t)bl);
       }
       t = hd_time_min(t, hd_hop_rx_next_timeout(&x->rx));
     }
@@ -353,18 +356,20 @@ void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct socka
     c->rx_dropped++;
     return;
   }
+  if (rr_bwe_received(n, peer, type, buf, pl, pl_len, from, now)) return; /* bandwidth per link */
+  int lane = hd_link_src_lane(buf); /* the sending worker: where answers to it go (echoes, HOP_NACKs) */
   if (type == HD_LINK_RELAY)
-    on_relay(n, peer, (uint8_t *)pl, pl_len, from, now);
+    on_relay(n, peer, (uint8_t *)pl, pl_len, from, lane, now);
   else if (type == HD_LINK_HOP_NACK)
-    on_hop_nack(n, peer, pl, pl_len, from, now);
+    on_hop_nack(n, peer, pl, pl_len, from, lane, now);
   else
-    on_msg(n, peer, type, pl, pl_len, from, now);
+    on_msg(n, peer, type, pl, pl_len, from, lane, now);
 }
 
 /* One message from `peer` (directly, or the inner message of a relayed one
- * whose origin it is; `from` is NULL then). */
+ * whose origin it is; `from` is NULL then), sent by its worker from_lane. */
 static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *pl, size_t pl_len,
-                   const struct sockaddr *from, hd_time_t now) {
+                   const struct sockaddr *from, int from_lane, hd_time_t now) {
   struct node_cluster *c = n->cl;
   uint64_t h = peer->link.id_hash;
   hd_room_t *r;
@@ -418,7 +423,7 @@ static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *p
     uint8_t echo[HD_LINK_METER_ECHO_LEN];
     int el = hd_link_meter_feed(&peer->meter, pl, pl_len, now, echo, sizeof echo);
     if (el > 0 && from)
-      rr_send_to(n, peer, from, HD_LINK_METER, echo, (size_t)el); /* answered at once */
+      rr_send_to(n, peer, from, from_lane, HD_LINK_METER, echo, (size_t)el); /* answered at once */
     else if (el < 0)
       c->rx_dropped++;
     break;

@@ -125,6 +125,9 @@ int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int 
       HD_LOGI("link", "peer node %s: link up (%d media addresses)", e->id, e->n_media);
     }
     p->listed = 1;
+    /* its link version, re-read with every entry (a node upgraded in place
+     * announces 2 from its restart on): what goes in the destination bytes */
+    p->link.ver = e->link_ver > 0 ? e->link_ver : HD_LINK_VERSION;
     int na = 0;
     for (int j = 0; j < e->n_media && na < HD_CLUSTER_MAX_MEDIA; j++)
       if (parse_addr(e->media[j], &p->addr[na], &p->addr_len[na]) == 0) na++;
@@ -149,6 +152,7 @@ void node_cluster_free(hd_node_t *n) {
       hd_link_reasm_free(&c->peers[i].reasm);
       hd_hop_tx_free(&c->peers[i].hop_tx);
       free(c->peers[i].hop_in);
+      rr_bwe_free(&c->peers[i]);
       free(c->peers[i].rooms);
     }
   free(c);
@@ -169,12 +173,15 @@ uint8_t *rr_send_begin(hd_node_t *n, size_t *cap) {
   return d->data + HD_LINK_HDR_LEN;
 }
 
-/* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p and queues it to `to`. */
-void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, size_t body_len) {
+/* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p's
+ * worker dst and queues it to `to`. */
+void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, int dst, uint8_t type,
+                    size_t body_len) {
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
-  int len = hd_link_seal(&n->cl->self, &p->link, type, d->data + HD_LINK_HDR_LEN, body_len, d->data,
+  int len = hd_link_seal(&n->cl->self, &p->link, dst, type, d->data + HD_LINK_HDR_LEN, body_len, d->data,
                          sizeof d->data);
   if (len < 0) return;
+  rr_bwe_sent(n, p, to, d->data, (size_t)len);
   hd_txq_commit(&n->txq, (size_t)len, to,
                 to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 }
@@ -190,7 +197,7 @@ void rr_send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_
   hd_relay_path_t ps[3];
   int k = hd_relay_route_paths(&p->route, n->now, type == HD_LINK_MEDIA, audio, ps);
   if (k == 1 && ps[0].n <= 1) { /* the direct link, the common case: no copy */
-    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
+    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], w, type, body_len);
     return;
   }
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
@@ -205,7 +212,7 @@ void rr_send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_
     uint8_t *b = rr_send_begin(n, &cap);
     if (!b || body_len > cap) return;
     memcpy(b, body, body_len);
-    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
+    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], w, type, body_len);
   }
 }
 
@@ -215,14 +222,14 @@ void rr_send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type
 
 /* One small message to an explicit address: meter probes (to the peer's
  * first media address) and echoes (back where the probe came from). */
-void rr_send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, const uint8_t *body,
-                size_t body_len) {
+void rr_send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, int dst, uint8_t type,
+                const uint8_t *body, size_t body_len) {
   size_t cap;
   uint8_t *b = rr_send_begin(n, &cap);
   if (!b || body_len > cap) return;
   memcpy(b, body, body_len);
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
-  int len = hd_link_seal(&n->cl->self, &p->link, type, b, body_len, d->data, sizeof d->data);
+  int len = hd_link_seal(&n->cl->self, &p->link, dst, type, b, body_len, d->data, sizeof d->data);
   if (len < 0) return;
   socklen_t tl = to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
   hd_txq_commit(&n->txq, (size_t)len, to, tl);
@@ -1042,13 +1049,14 @@ void hd_node_cluster_measure(hd_node_t *n) {
 hd_time_t room_remote_node_next_timeout(hd_node_t *n) {
   struct node_cluster *c = n->cl;
   if (!c) return HD_TIME_NEVER;
-  return hd_time_min(c->measure ? c->meter_next : HD_TIME_NEVER, c->hop_next);
+  return hd_time_min(hd_time_min(c->measure ? c->meter_next : HD_TIME_NEVER, c->hop_next), c->bwe_next);
 }
 
 void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
   struct node_cluster *c = n->cl;
   if (!c) return;
   if (c->hop_next <= now) c->hop_next = rr_hop_tick(n, now);
+  if (c->bwe_next <= now) c->bwe_next = rr_bwe_tick(n, now);
   if (!c->measure) return;
   hd_time_t t = HD_TIME_NEVER;
   for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
@@ -1060,7 +1068,7 @@ void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
     int l = hd_link_meter_poll(&p->meter, now, probe, sizeof probe);
     /* to the peer's first worker: the one that measures there too, so both
      * directions of a pair are probed by the same two sockets */
-    if (l > 0) rr_send_to(n, p, (const struct sockaddr *)&p->addr[0], HD_LINK_METER, probe, (size_t)l);
+    if (l > 0) rr_send_to(n, p, (const struct sockaddr *)&p->addr[0], 0, HD_LINK_METER, probe, (size_t)l);
     t = hd_time_min(t, hd_link_meter_next_timeout(&p->meter));
   }
   c->meter_next = t;
@@ -1090,8 +1098,10 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
     }
     o->dedup_dropped = p->dedup_dropped;
     o->dedup_video = p->dedup_video;
-    o->rx_replay = p->link.rx_replay + p->link.rx_old_epoch;
+    o->rx_replay = p->link.rx_replay + p->link.rx_old_epoch + p->link.rx_misaddressed;
     o->rx_auth_fail = p->link.rx_auth_fail;
+    memset(&o->bw, 0, sizeof o->bw);
+    rr_bwe_stats_add(p, now, &o->bw);
   }
   return k;
 }
@@ -1102,8 +1112,9 @@ void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count) {
   for (int i = 0; i < count; i++) {
     cl_peer_t *p = rr_peer_by_hash(c, hd_link_id_hash(links[i].peer));
     if (!p) continue;
-    links[i].rx_replay += p->link.rx_replay + p->link.rx_old_epoch;
+    links[i].rx_replay += p->link.rx_replay + p->link.rx_old_epoch + p->link.rx_misaddressed;
     links[i].rx_auth_fail += p->link.rx_auth_fail;
+    rr_bwe_stats_add(p, n->now, &links[i].bw);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "cluster/registry.h"
 #include "overlay/link.h"
+#include "overlay/link_bwe.h"
 #include "overlay/link_meter.h"
 #include "overlay/link_rel.h"
 #include "overlay/relay.h"
@@ -33,6 +34,7 @@ typedef struct {
   hd_hop_rx_t rx;
   struct sockaddr_storage from;
   int have_from;
+  int from_lane; /* the sending worker there (its lane): the HOP_NACKs' destination worker */
 } hop_in_t;
 
 typedef struct {
@@ -57,6 +59,7 @@ typedef struct {
   hop_in_t *hop_in; /* [CL_HOP_STREAMS] */
   uint64_t relay_sent, relay_forwarded, relay_received, dedup_dropped, dedup_video;
   uint64_t relay_detoured; /* forwarded round a down link to it, on this node's own route */
+  hd_link_bwe_t *bwe;      /* bandwidth of the link (room_link_bwe.c), allocated at its first datagram */
 } cl_peer_t;
 
 struct node_cluster {
@@ -67,6 +70,7 @@ struct node_cluster {
   uint64_t rx_dropped, tx_dropped;
   uint16_t stream;    /* this worker's relay stream id (per-hop sequence numbers are per stream) */
   hd_time_t hop_next; /* the earliest HOP_NACK deadline of any relay stream */
+  hd_time_t bwe_next; /* the earliest arrival report due (room_link_bwe.c) */
 };
 
 typedef struct {
@@ -122,15 +126,18 @@ static inline cl_peer_t *rr_peer_by_hash(struct node_cluster *c, uint64_t h) {
 
 /* Reserves a datagram and returns where its body goes (NULL: the queue is full, counted). */
 uint8_t *rr_send_begin(hd_node_t *n, size_t *cap);
-/* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p and queues it to `to`. */
-void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, size_t body_len);
+/* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p's
+ * worker dst and queues it to `to` (that worker's address). */
+void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, int dst, uint8_t type,
+                    size_t body_len);
 /* Sends the reserved datagram's body to p along p's route (directly, relayed or duplicated). */
 void rr_send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len,
                           int audio);
 void rr_send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len);
-/* One small message to an explicit address (meter probes and echoes, HOP_NACKs). */
-void rr_send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, const uint8_t *body,
-                size_t body_len);
+/* One small message to an explicit address (meter probes and echoes,
+ * HOP_NACKs), that of p's worker dst. */
+void rr_send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, int dst, uint8_t type,
+                const uint8_t *body, size_t body_len);
 void rr_send_small(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, const uint8_t *body,
                    size_t len);
 /* Our room state JSON to p (fragments, unacknowledged: HELLO versions repair a loss). */
@@ -149,5 +156,18 @@ void rr_apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t *ms
 /* Whether r has participants connected to this node. */
 int rr_has_local(const hd_room_t *r);
 void rr_on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now);
+
+/* ---- bandwidth per link (room_link_bwe.c; overlay/link_bwe.h) ---- */
+
+/* dg (len bytes) was sealed for p and queued to `to`. */
+void rr_bwe_sent(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, const uint8_t *dg, size_t len);
+/* A datagram from p opened (dg: its header, pl: its body). 1 when it was a
+ * BWE_FB (taken here), 0 for the caller to handle. */
+int rr_bwe_received(hd_node_t *n, cl_peer_t *p, uint8_t type, const uint8_t *dg, const uint8_t *pl,
+                    size_t pl_len, const struct sockaddr *from, hd_time_t now);
+/* Sends the due arrival reports; returns the next deadline. */
+hd_time_t rr_bwe_tick(hd_node_t *n, hd_time_t now);
+void rr_bwe_stats_add(const cl_peer_t *p, hd_time_t now, hd_link_bwe_stats_t *acc);
+void rr_bwe_free(cl_peer_t *p);
 
 #endif
