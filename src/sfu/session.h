@@ -227,14 +227,11 @@ typedef struct {
    * viewer without RTX); created on the first packet, NULL otherwise. A
    * resend under the same SRTP index is this copy or nothing. */
   hd_resend_cache_t *sent;
-  /* first sends on the media SSRC as wrap-aware extended seqs: the newest
-   * (media_last_ext, media_any once one left) and the oldest of the run that
-   * is being recorded in `sent` (rec_from_ext, rec_any; a send not recorded
-   * ends the run). On a FlexFEC track an RTX copy may be rebuilt only for a
-   * seq older than the run: a newer one is the first send's bytes, or none
-   * (hd_session_retransmit, hd_session_send_probe). */
-  int64_t media_last_ext, rec_from_ext;
-  int media_any, rec_any;
+  /* the newest first send on the media SSRC as a wrap-aware extended seq
+   * (media_any once one left): on a FlexFEC track a seq past it still waits
+   * in the pacer, and an RTX copy of it waits too (hd_session_send_probe) */
+  int64_t media_last_ext;
+  int media_any;
   /* the last packet sent on the media SSRC ended a frame (RTP marker): its seq
    * and when it left, 0 when something followed or transport-wide feedback
    * said it arrived (HD_SESSION_TAIL_PROBE); its transport-wide seq, when it

@@ -101,17 +101,11 @@ int64_t hd_session_out_seq_ext(const hd_out_track_t *t, uint16_t seq) {
   return t->media_last_ext + (int16_t)(uint16_t)(seq - (uint16_t)t->media_last_ext);
 }
 
-/* Notes the first send of seq on t's media SSRC, recorded in t->sent or not. */
-static void first_sent(hd_out_track_t *t, uint16_t seq, int recorded) {
+/* Notes the first send of seq on t's media SSRC. */
+static void first_sent(hd_out_track_t *t, uint16_t seq) {
   int64_t ext = hd_session_out_seq_ext(t, seq);
   if (!t->media_any || ext > t->media_last_ext) t->media_last_ext = ext;
   t->media_any = 1;
-  if (!recorded)
-    t->rec_any = 0;
-  else if (!t->rec_any) {
-    t->rec_from_ext = ext;
-    t->rec_any = 1;
-  }
 }
 
 /* The last step before the packet pkt of track t is committed (sealed):
@@ -124,7 +118,7 @@ static int before_commit(hd_out_track_t *t, const uint8_t *pkt, size_t len, int 
   if (exact || !on_media_ssrc(t, pkt, len)) return 0;
   uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
   if (!records(t)) {
-    first_sent(t, seq, 0);
+    first_sent(t, seq);
     return 0;
   }
   if (!t->sent) {
@@ -136,7 +130,7 @@ static int before_commit(hd_out_track_t *t, const uint8_t *pkt, size_t len, int 
       t->sent = NULL;
     }
     if (!t->sent) { /* no memory: sent, and never resent (retransmit finds nothing) */
-      first_sent(t, seq, 0);
+      first_sent(t, seq);
       return 0;
     }
   }
@@ -144,7 +138,12 @@ static int before_commit(hd_out_track_t *t, const uint8_t *pkt, size_t len, int 
     if (c) c->same_index_refused++;
     return HD_EREPLAY;
   }
-  first_sent(t, seq, hd_resend_cache_put(t->sent, seq, pkt, len, now) == 0);
+  /* FlexFEC: which seqs went out at all, so that a copy of one whose bytes
+   * are gone is refused and one that never left is rebuilt (send_copy;
+   * without memory for it copies are rebuilt, as before) */
+  if (t->fec_pt && !t->sent->went) hd_resend_cache_keep_seqs(t->sent);
+  hd_resend_cache_put(t->sent, seq, pkt, len, now);
+  first_sent(t, seq);
   return 0;
 }
 

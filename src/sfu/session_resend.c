@@ -266,13 +266,15 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
      * header state of then): its final bytes do not exist yet; it is on its
      * way, so a NACK needs no answer and a probe takes another packet */
     if (!t->media_any || ext > t->media_last_ext) return HD_EAGAIN;
-    /* recorded when it went out, and the record is gone (evicted by newer
-     * seqs, the arena wrapped, or too old): those bytes cannot be made again */
-    if (t->rec_any && ext >= t->rec_from_ext) {
+    /* it went out and its record is gone (its slot taken by a newer seq,
+     * the arena wrapped, or too old): those bytes cannot be made again */
+    if (hd_resend_cache_went_out(t->sent, out_seq)) {
       if (c) c->fec_copy_refused++;
       return HD_EPROTO;
     }
-    /* sent before its bytes were recorded: FlexFEC never covered it */
+    /* it never left on the media SSRC (dropped from the pacer or the tx
+     * queue) or left before its bytes were recorded: FlexFEC never covered
+     * it, a rebuilt copy is the only one */
   }
   uint8_t tmp[HD_DATAGRAM_MAX];
   int n =
