@@ -30,6 +30,7 @@
 #define CW_LAYERS 3     /* simulcast layers of the synthetic encoder */
 #define CW_MAXSEQ 32768 /* video packets tracked by ext seq (cw_ep_t.got) */
 #define CW_MAXDELAYS 8192
+#define CW_RAND_SEED 0x6875646f6e67ull /* hd_test_rand_seed of the worlds (seeded_rand.h) */
 
 struct cw;
 
@@ -118,6 +119,8 @@ typedef struct cw {
   } fec_out[CW_MAX_FEC_SSRCS];
   int n_fec_out;
   int answer_drop_fec; /* cw_answer_subscriber takes FlexFEC out of the answers it sends (not the pc's) */
+  /* every datagram put on a link: count and cw_trace_mix hash (determinism check) */
+  uint64_t trace_n, trace_hash;
 } cw_t;
 
 /* cmocka group setup/teardown: quiet logs, the three certificates (the
@@ -162,6 +165,10 @@ typedef void (*cw_send_fn)(void *ctx, int from, const struct sockaddr_storage *t
                            size_t len);
 void cw_pump(hd_node_t *node, int node_index, hd_pc_t *const pcs[2], hd_time_t now, cw_send_fn send,
              void *ctx);
+/* Folds one datagram (virtual send time, from, to, length) into an FNV-1a
+ * hash h (start from 0): two runs of a world with equal hashes sent the same
+ * sizes between the same parties at the same virtual times. */
+uint64_t cw_trace_mix(uint64_t h, hd_time_t now, int from, int to, size_t len);
 /* The p-th percentile of v[0..n) (sorts v); 0 when empty. */
 hd_time_t cw_pctl(hd_time_t *v, size_t n, int p);
 
