@@ -2,7 +2,9 @@
  * publisher and an SDK subscriber PeerConnection (client/pc.h) in one room,
  * every leg a `hudong netem` link model (netem/link.h) configured with the
  * options the command line takes, run sans-IO on a virtual clock (fixed
- * seeds: a result is reproducible bit for bit). The publisher is a synthetic
+ * seeds for the links, for hd_random_* and OpenSSL (seeded_rand.h) and fixed
+ * certificate dates: a result is reproducible bit for bit, docs/testing.md
+ * "Determinism"). The publisher is a synthetic
  * encoder (audio 50 packets/s, VP8 at 30 fps in one stream or three simulcast
  * layers); the subscriber's frames go through the SDK's video jitter buffer
  * (media/video_jitter.h) and the W3C freeze rule (client/client_quality.h)
