@@ -182,9 +182,10 @@ static json_t *ask(const hd_http_url_t *u, const char *room, const char *token, 
     FAIL(HD_EPROTO, "/api/route at %s:%d answered %d without a JSON object: is it a hudong node?", u->host,
          u->port, st);
   json_t *node = json_object_get(o, "node");
-  if (!json_is_array(json_object_get(o, "candidates")) ||
-      (st == 200 &&
-       !(json_is_string(json_object_get(node, "id")) && json_is_string(json_object_get(node, "url")))))
+  /* a 503 may come without candidates (its "error" is what counts) */
+  if (st == 200 &&
+      !(json_is_array(json_object_get(o, "candidates")) && json_is_string(json_object_get(node, "id")) &&
+        json_is_string(json_object_get(node, "url"))))
     FAIL(HD_EPROTO,
          "%s:%d answered %d with JSON that is not an /api/route answer (no node / candidates): give a hudong "
          "node's base URL (http://host:port), not another service's",

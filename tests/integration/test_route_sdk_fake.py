@@ -154,6 +154,7 @@ def main():
     global PROBE
     PROBE = sys.argv[1]
     port = free_port()
+    ThreadingHTTPServer.request_queue_size = 64  # 8 ping connections at once (the default backlog is 5)
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
     FAKE.base = "http://127.0.0.1:%d" % port
