@@ -15,6 +15,10 @@ route_sdk_probe (route_sdk_probe.c) calls the library.
   - 10 candidates: the first answer's node is probed first, and the second
     answer's node, never probed (past the cap of 8), is joined, not
     replaced by "ping";
+  - one deadline per /api/route ask: a connect that takes ~1 s (the
+    listen queue full: the kernel drops the SYN, which is resent after its
+    1 s timeout) and an answer 2.5 s after the request is past the ask's 3 s
+    (separate deadlines for connect and request let it through at 3.5 s);
   - a 200 JSON that is not a route answer, a token too large to send, a node
     URL too long: each says so; HTTP:// in capitals is a node URL too.
 
@@ -22,6 +26,7 @@ usage: test_route_sdk_fake.py /path/to/route_sdk_probe
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -132,6 +137,67 @@ def token(room="r1", pad=0):
     return "%s.%s.%s" % (h, p, "s" * (43 + pad))
 
 
+def slow_connect_ask():
+    """A cluster URL whose connect takes ~1 s and whose first answer comes
+    2.5 s after the request: what hd_client_route says."""
+    port = free_port()
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(1)  # accept queue: 2 connections; then SYNs are dropped
+    fillers = []
+    for _ in range(2):
+        f = socket.socket()
+        f.settimeout(0.5)
+        try:
+            f.connect(("127.0.0.1", port))
+        except OSError:
+            pass
+        fillers.append(f)
+    seen = {"accepted": None}
+    t0 = time.time()
+
+    def run():
+        time.sleep(0.5)  # the probe's SYN meanwhile: dropped
+        for _ in range(2):
+            c, _ = ls.accept()
+            c.close()
+        ls.settimeout(10)
+        first = True
+        try:
+            while True:
+                c, _ = ls.accept()
+                if seen["accepted"] is None:
+                    seen["accepted"] = time.time() - t0
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    buf += d
+                if first:
+                    time.sleep(2.5)
+                    first = False
+                body = json.dumps({"node": cand(0), "reason": "load", "candidates": [cand(0)]}).encode()
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                          % (len(body), body))
+                c.close()
+        except OSError:
+            pass
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    FAKE.reset("upper")
+    rc, out, err = probe("route", "http://127.0.0.1:%d" % port, token())
+    ls.close()
+    for f in fillers:
+        f.close()
+    try:
+        return json.loads(out.strip().splitlines()[-1]), seen["accepted"]
+    except (ValueError, IndexError):
+        return {"rc": 0, "err": "no JSON: " + (out + err)[-600:]}, seen["accepted"]
+
+
 def probe(*args, timeout=60):
     p = subprocess.run([PROBE] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=timeout)
@@ -188,6 +254,13 @@ def main():
               "a chosen node past the probe cap (never probed) is joined, not replaced by 'ping'", r)
         pinged = sorted(set(p.split("/")[1] for p in FAKE.pings))
         check("c9" in pinged and len(pinged) == 8, "8 probed, the first answer's node (c9) among them", pinged)
+
+        r, acc = slow_connect_ask()
+        print("# connect accepted after %s s" % ("%.2f" % acc if acc else "-"))
+        check(acc is not None and acc >= 0.9, "(the setup: the connect took ~1 s)", acc)
+        check(r["rc"] < 0 and r.get("code") == "timed out" and "within 3000 ms" in r.get("err", ""),
+              "connect ~1 s + answer 2.5 s later: past the ask's one 3 s deadline", r)
+        print("#   -> %s: %s" % (r.get("code"), r.get("err")))
 
         r = route("notroute")
         check(r["rc"] < 0 and r.get("code") == "malformed input" and "not an /api/route answer" in r.get("err", ""),
