@@ -20,6 +20,13 @@
  * counts its instructions alone (bench/overlay/relay_instr.sh does that for
  * all three and divides by the packet count). Without valgrind it prints ns
  * per packet (machine-load dependent: compare the ratios, not the figures).
+ * Each also does the bandwidth-per-link work of its datagrams (issue 16 item
+ * 1; overlay/link_bwe.h, as sfu/room_link_bwe.c does it): the sealing node
+ * records the datagram for its flow, the opening node notes its arrival and,
+ * when a report is due (every 50 ms of the bench's clock, 100 us per packet),
+ * makes it, and the sending node takes it into its estimator (that share is
+ * counted where the datagram is opened; sealing and opening the report
+ * datagram itself, one per 500 packets, is not).
  * UDP send/receive system calls are not included (they are the same for
  * each datagram a node sends or receives: a relay hop adds one receive and
  * one send, a direct forward has one of each too).
@@ -33,8 +40,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/bytes.h"
 #include "base/err.h"
 #include "overlay/link.h"
+#include "overlay/link_bwe.h"
 #include "overlay/relay.h"
 
 typedef struct {
@@ -43,6 +52,7 @@ typedef struct {
   hd_hop_tx_t tx_ab, tx_bc;
   hd_hop_rx_t rx_ba, rx_cb;
   hd_dedup_t dd_direct, dd_relay;
+  hd_link_bwe_t bwe[3][3]; /* [node][other]: bandwidth per link */
   uint8_t rtp[1500];
   size_t rtp_len;
   uint64_t sink; /* keeps the compiler from dropping work */
@@ -59,6 +69,9 @@ static void setup(bench_t *b, size_t size) {
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++)
       if (i != j && hd_link_peer_init(&b->peer[i][j], &b->self[i], names[j]) < 0) exit(1);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++)
+      hd_link_bwe_init(&b->bwe[i][j], 0);
   hd_hop_tx_init(&b->tx_ab);
   hd_hop_tx_init(&b->tx_bc);
   hd_hop_rx_init(&b->rx_ba);
@@ -74,6 +87,9 @@ static void teardown(bench_t *b) {
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++)
       if (i != j) hd_link_peer_free(&b->peer[i][j]);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++)
+      hd_link_bwe_free(&b->bwe[i][j]);
   hd_hop_tx_free(&b->tx_ab);
   hd_hop_tx_free(&b->tx_bc);
 }
@@ -95,6 +111,24 @@ static int deliver(hd_dedup_t *d, const uint8_t *pl, size_t len) {
   return hd_dedup_check(d, 0x11223344, seq);
 }
 
+/* Bandwidth per link: node `from` sealed dg to `to` (its worker 0). */
+static void bw_sent(bench_t *b, int from, int to, const uint8_t *dg, size_t len, hd_time_t now) {
+  if (hd_link_bwe_on_sent(&b->bwe[from][to], 0, hd_get_be64(dg + 20), len, now) < 0) exit(11);
+}
+
+/* ... and `at` opened it: noted, reported when due, the report taken by `from`. */
+static void bw_received(bench_t *b, int at, int from, const uint8_t *dg, hd_time_t now) {
+  hd_link_bwe_t *x = &b->bwe[at][from];
+  hd_link_bwe_on_received(x, hd_get_be64(dg + 20), now, "r", 1);
+  if (hd_link_bwe_next_timeout(x) > now) return;
+  uint8_t rep[HD_LINK_BWE_FB_HDR + HD_LINK_BWE_FB_MAX * HD_LINK_BWE_FB_ENTRY];
+  const void *ret;
+  size_t rl;
+  int n;
+  while ((n = hd_link_bwe_poll(x, now, rep, sizeof rep, &ret, &rl)) > 0)
+    if (hd_link_bwe_on_feedback(&b->bwe[from][at], rep, (size_t)n, now) < 0) exit(12);
+}
+
 /* A -> C directly: seal at A, open and de-duplicate at C. */
 __attribute__((noinline)) void direct_forward(bench_t *b, uint32_t k, hd_time_t now) {
   uint8_t body[1600], dg[1600];
@@ -103,7 +137,10 @@ __attribute__((noinline)) void direct_forward(bench_t *b, uint32_t k, hd_time_t 
   uint8_t type;
   const uint8_t *pl;
   size_t pl_len;
-  if (n < 0 || hd_link_open(&b->self[C], &b->peer[C][A], dg, (size_t)n, now, &type, &pl, &pl_len) < 0) exit(3);
+  if (n > 0) bw_sent(b, A, C, dg, (size_t)n, now);
+  if (n < 0 || hd_link_open(&b->self[C], &b->peer[C][A], dg, (size_t)n, now, &type, &pl, &pl_len) < 0)
+    exit(3);
+  bw_received(b, C, A, dg, now);
   b->sink += (uint64_t)deliver(&b->dd_direct, pl, pl_len);
 }
 
@@ -119,7 +156,9 @@ __attribute__((noinline)) int relay_origin(bench_t *b, uint32_t k, hd_time_t now
   int hl = hd_relay_hdr_write(&h, body, sizeof body);
   size_t bl = (size_t)hl + media_body(b, k, body + hl);
   hd_hop_tx_keep(&b->tx_ab, h.hop_seq, body, bl, now);
-  return hd_link_seal(&b->self[A], &b->peer[A][B], 0, HD_LINK_RELAY, body, bl, dg, cap);
+  int n = hd_link_seal(&b->self[A], &b->peer[A][B], 0, HD_LINK_RELAY, body, bl, dg, cap);
+  if (n > 0) bw_sent(b, A, B, dg, (size_t)n, now);
+  return n;
 }
 
 /* B: the relay hop (on_relay's work, without the socket). */
@@ -129,6 +168,7 @@ __attribute__((noinline)) int relay_hop(bench_t *b, uint8_t *dg, size_t len, hd_
   const uint8_t *pl;
   size_t pl_len;
   if (hd_link_open(&b->self[B], &b->peer[B][A], dg, len, now, &type, &pl, &pl_len) < 0) exit(4);
+  bw_received(b, B, A, dg, now);
   hd_relay_hdr_t h;
   if (type != HD_LINK_RELAY || hd_relay_parse(pl, pl_len, &h) < 0 || h.hops[h.hop] != b->self[B].id_hash)
     exit(5);
@@ -138,7 +178,9 @@ __attribute__((noinline)) int relay_hop(bench_t *b, uint8_t *dg, size_t len, hd_
   uint32_t seq = hd_hop_tx_seq(&b->tx_bc);
   hd_relay_set_hop(body, (uint8_t)(h.hop + 1), 2, seq, 0);
   hd_hop_tx_keep(&b->tx_bc, seq, body, pl_len, now);
-  return hd_link_seal(&b->self[B], &b->peer[B][C], 0, HD_LINK_RELAY, body, pl_len, out, cap);
+  int n = hd_link_seal(&b->self[B], &b->peer[B][C], 0, HD_LINK_RELAY, body, pl_len, out, cap);
+  if (n > 0) bw_sent(b, B, C, out, (size_t)n, now);
+  return n;
 }
 
 /* C: the destination of a relayed packet. */
@@ -147,6 +189,7 @@ __attribute__((noinline)) void relay_dest(bench_t *b, uint8_t *dg, size_t len, h
   const uint8_t *pl;
   size_t pl_len;
   if (hd_link_open(&b->self[C], &b->peer[C][B], dg, len, now, &type, &pl, &pl_len) < 0) exit(6);
+  bw_received(b, C, B, dg, now);
   hd_relay_hdr_t h;
   if (hd_relay_parse(pl, pl_len, &h) < 0 || !hd_hop_rx_feed(&b->rx_cb, h.hop_seq, now)) exit(7);
   b->sink += (uint64_t)deliver(&b->dd_relay, h.inner, h.inner_len);
@@ -183,7 +226,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--json") && i + 1 < argc)
       json = argv[++i];
     else {
-      fprintf(stderr, "usage: relay_bench [--packets N] [--size BYTES (12..1200)] [--warmup N] [--json FILE]\n");
+      fprintf(stderr,
+              "usage: relay_bench [--packets N] [--size BYTES (12..1200)] [--warmup N] [--json FILE]\n");
       return 2;
     }
   }
@@ -227,8 +271,8 @@ int main(int argc, char **argv) {
     return 10;
   }
   double ns_direct = t_direct / packets, ns_hop = t_hop / packets, ns_ends = t_ends / packets;
-  printf("%-16s %10s %12s   (%d packets of %zu RTP bytes; wall time, machine-load dependent)\n", "part", "ns/pkt",
-         "vs direct", packets, b->rtp_len);
+  printf("%-16s %10s %12s   (%d packets of %zu RTP bytes; wall time, machine-load dependent)\n", "part",
+         "ns/pkt", "vs direct", packets, b->rtp_len);
   printf("%-16s %10.0f %11.2fx\n", "direct_forward", ns_direct, 1.0);
   printf("%-16s %10.0f %11.2fx\n", "relay_hop", ns_hop, ns_hop / ns_direct);
   printf("%-16s %10.0f %11.2fx\n", "relay_ends", ns_ends, ns_ends / ns_direct);
@@ -238,10 +282,11 @@ int main(int argc, char **argv) {
       fprintf(stderr, "relay_bench: cannot write %s\n", json);
       return 1;
     }
-    fprintf(f,
-            "{\"packets\": %d, \"rtp_bytes\": %zu, \"ns_per_packet\": {\"direct_forward\": %.0f, \"relay_hop\": "
-            "%.0f, \"relay_ends\": %.0f}}\n",
-            packets, b->rtp_len, ns_direct, ns_hop, ns_ends);
+    fprintf(
+        f,
+        "{\"packets\": %d, \"rtp_bytes\": %zu, \"ns_per_packet\": {\"direct_forward\": %.0f, \"relay_hop\": "
+        "%.0f, \"relay_ends\": %.0f}}\n",
+        packets, b->rtp_len, ns_direct, ns_hop, ns_ends);
     fclose(f);
   }
   teardown(b);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "base/time.h"
+#include "overlay/link_bwe.h"
 #include "overlay/link_meter.h"
 #include "overlay/relay.h"
 #include "proto/dtls.h"
@@ -202,11 +203,13 @@ typedef struct {
   uint64_t dedup_video;                        /* of which video (duplicated only while a route changes) */
   /* its datagrams this node's workers refused (all workers: hd_node_cluster_links_add) */
   uint64_t rx_replay, rx_auth_fail;
+  /* bandwidth of the link (overlay/link_bwe.h), all workers' flows summed (hd_node_cluster_links_add) */
+  hd_link_bwe_stats_t bw;
 } hd_node_link_t;
 /* The measuring worker's links (0 on any other worker): at most cap. */
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);
-/* Adds this (non-measuring) worker's refused-datagram counts to the links
- * hd_node_cluster_links gave (matched by peer id). */
+/* Adds this (non-measuring) worker's refused-datagram counts and bandwidth
+ * flows to the links hd_node_cluster_links gave (matched by peer id). */
 void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count);
 /* The route to each destination node (docs/overlay.md "Relaying"): the path
  * (id hashes after this node; n = 1 direct), a disjoint second path (n = 0:
