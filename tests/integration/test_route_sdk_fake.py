@@ -239,9 +239,11 @@ def main():
         rc, out, err = probe("manyfree", 6, FAKE.base, token())
         took = time.time() - t0
         print("# " + out.strip() + " (probe %.2f s)" % took)
-        ms = int(out.split(" in ")[1].split()[0]) if "freed 6 in " in out else 10 ** 9
-        check(rc == 0 and ms <= ROUTE_MAX_MS,
-              "freeing 6 clients while they route returns within HD_CLIENT_ROUTE_MAX_MS", (out + err)[-600:])
+        # No timed assert (DESIGN: none in tests): freeing must return, and
+        # the time is printed next to the documented bound (HD_CLIENT_ROUTE_MAX_MS).
+        check(rc == 0 and "freed 6 in " in out,
+              "freeing 6 clients while they route returns (bound %d ms, printed above)" % ROUTE_MAX_MS,
+              (out + err)[-600:])
 
         r = route("second503")
         check(r["rc"] < 0 and "retry" in r.get("err", "") and "503" in r.get("err", ""),
