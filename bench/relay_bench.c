@@ -5,15 +5,18 @@
  * Three nodes A, B, C with real link keys (overlay/link.h). For each packet
  * (an RTP packet of --size bytes in a MEDIA body):
  *  - direct_forward: what a direct node-to-node forward costs the two ends:
- *    A seals the MEDIA datagram to C, C opens it and checks it against its
- *    de-duplication window (the node's on_media before the room);
+ *    A keeps a copy for a rescue (sfu/room_relay.c rr_keep_direct: when the
+ *    route has a second path, what went into a link that dies goes again on
+ *    it), seals the MEDIA datagram to C, C opens it and checks it against
+ *    its de-duplication window (the node's on_media before the room);
  *  - relay_hop: what the relay B does with a RELAY datagram from A bound for
- *    C (sfu/room_remote.c on_relay): opens it, parses the source route, feeds
- *    its hop receiver, copies the body into a new datagram, takes the next
- *    hop sequence number, rewrites the hop fields, keeps it for hop repair
- *    and seals it to C;
+ *    C (sfu/room_relay.c on_relay): opens it, parses the source route, feeds
+ *    its hop receiver, copies the body into a new datagram, picks C's worker
+ *    (the lane), takes the lane's next hop sequence number, rewrites the hop
+ *    fields, keeps it for hop repair and seals it to C;
  *  - relay_ends: the rest of the relayed path: A wraps the message in a
- *    RELAY body, keeps it for hop repair and seals it to B; C opens the
+ *    RELAY body, picks B's worker by the flow hash (hd_relay_worker; B has
+ *    WORKERS of them), keeps it for hop repair and seals it to B; C opens the
  *    datagram from B, parses it, feeds its hop receiver, de-duplicates.
  * Each runs in a function of its own, so that
  *   valgrind --tool=callgrind --toggle-collect=relay_hop build/relay_bench
@@ -40,7 +43,7 @@
 typedef struct {
   hd_link_self_t self[3];
   hd_link_peer_t peer[3][3]; /* [node][other] */
-  hd_hop_tx_t tx_ab, tx_bc;
+  hd_hop_tx_t tx_ab, tx_bc, tx_direct;
   hd_hop_rx_t rx_ba, rx_cb;
   hd_dedup_t dd_direct, dd_relay;
   uint8_t rtp[1500];
@@ -49,6 +52,7 @@ typedef struct {
 } bench_t;
 
 enum { A, B, C };
+#define WORKERS 2 /* media workers of each node (relaying spreads over them) */
 static const char *const names[3] = {"node-a", "node-b", "node-c"};
 
 static void setup(bench_t *b, size_t size) {
@@ -61,6 +65,7 @@ static void setup(bench_t *b, size_t size) {
       if (i != j && hd_link_peer_init(&b->peer[i][j], &b->self[i], names[j]) < 0) exit(1);
   hd_hop_tx_init(&b->tx_ab);
   hd_hop_tx_init(&b->tx_bc);
+  hd_hop_tx_init_n(&b->tx_direct, HD_RELAY_RESCUE_MAX);
   hd_hop_rx_init(&b->rx_ba);
   hd_hop_rx_init(&b->rx_cb);
   b->rtp_len = size < 12 ? 12 : size > 1200 ? 1200 : size;
@@ -76,6 +81,7 @@ static void teardown(bench_t *b) {
       if (i != j) hd_link_peer_free(&b->peer[i][j]);
   hd_hop_tx_free(&b->tx_ab);
   hd_hop_tx_free(&b->tx_bc);
+  hd_hop_tx_free(&b->tx_direct);
 }
 
 /* The MEDIA body of packet k (RTP sequence number k). */
@@ -95,15 +101,21 @@ static int deliver(hd_dedup_t *d, const uint8_t *pl, size_t len) {
   return hd_dedup_check(d, 0x11223344, seq);
 }
 
-/* A -> C directly: seal at A, open and de-duplicate at C. */
+/* A -> C directly: keep for a rescue and seal at A, open and de-duplicate at C. */
 __attribute__((noinline)) void direct_forward(bench_t *b, uint32_t k, hd_time_t now) {
   uint8_t body[1600], dg[1600];
   size_t bl = media_body(b, k, body);
+  hd_relay_hdr_t rh = {
+      .origin = b->self[A].id_hash, .n_hops = 1, .inner_type = HD_LINK_MEDIA, .hops = {b->self[C].id_hash}};
+  uint8_t hdr[HD_RELAY_HDR_MAX];
+  int rl = hd_relay_hdr_write(&rh, hdr, sizeof hdr);
+  hd_hop_tx_keep2(&b->tx_direct, 0, hd_hop_tx_seq(&b->tx_direct, 0), hdr, (size_t)rl, body, bl, now);
   int n = hd_link_seal(&b->self[A], &b->peer[A][C], HD_LINK_MEDIA, body, bl, dg, sizeof dg);
   uint8_t type;
   const uint8_t *pl;
   size_t pl_len;
-  if (n < 0 || hd_link_open(&b->self[C], &b->peer[C][A], dg, (size_t)n, now, &type, &pl, &pl_len) < 0) exit(3);
+  if (n < 0 || hd_link_open(&b->self[C], &b->peer[C][A], dg, (size_t)n, now, &type, &pl, &pl_len) < 0)
+    exit(3);
   b->sink += (uint64_t)deliver(&b->dd_direct, pl, pl_len);
 }
 
@@ -112,13 +124,17 @@ __attribute__((noinline)) int relay_origin(bench_t *b, uint32_t k, hd_time_t now
   uint8_t body[1600];
   hd_relay_hdr_t h = {.origin = b->self[A].id_hash,
                       .n_hops = 2,
-                      .stream = 1,
-                      .hop_seq = hd_hop_tx_seq(&b->tx_ab),
                       .inner_type = HD_LINK_MEDIA,
                       .hops = {b->self[B].id_hash, b->self[C].id_hash}};
-  int hl = hd_relay_hdr_write(&h, body, sizeof body);
-  size_t bl = (size_t)hl + media_body(b, k, body + hl);
-  hd_hop_tx_keep(&b->tx_ab, h.hop_seq, body, bl, now);
+  size_t hl = HD_RELAY_FIXED_LEN + 8 * (size_t)h.n_hops;
+  size_t bl = hl + media_body(b, k, body + hl);
+  h.inner = body + hl;
+  h.inner_len = bl - hl;
+  int lane = hd_relay_worker(&h, WORKERS);
+  h.stream = (uint16_t)(1 + lane);
+  h.hop_seq = hd_hop_tx_seq(&b->tx_ab, lane);
+  hd_relay_hdr_write(&h, body, sizeof body);
+  hd_hop_tx_keep(&b->tx_ab, lane, h.hop_seq, body, bl, now);
   return hd_link_seal(&b->self[A], &b->peer[A][B], HD_LINK_RELAY, body, bl, dg, cap);
 }
 
@@ -135,9 +151,11 @@ __attribute__((noinline)) int relay_hop(bench_t *b, uint8_t *dg, size_t len, hd_
   if (!hd_hop_rx_feed(&b->rx_ba, h.hop_seq, now)) return 0;
   uint8_t *body = out + HD_LINK_HDR_LEN; /* written where the seal wants it, as send_begin does */
   memcpy(body, pl, pl_len);
-  uint32_t seq = hd_hop_tx_seq(&b->tx_bc);
-  hd_relay_set_hop(body, (uint8_t)(h.hop + 1), 2, seq, 0);
-  hd_hop_tx_keep(&b->tx_bc, seq, body, pl_len, now);
+  h.hop++;
+  int lane = h.hop + 1 == h.n_hops ? h.dst_worker % WORKERS : hd_relay_worker(&h, WORKERS);
+  uint32_t seq = hd_hop_tx_seq(&b->tx_bc, lane);
+  hd_relay_set_hop(body, h.hop, (uint16_t)(2 + lane), seq, 0);
+  hd_hop_tx_keep(&b->tx_bc, lane, seq, body, pl_len, now);
   return hd_link_seal(&b->self[B], &b->peer[B][C], HD_LINK_RELAY, body, pl_len, out, cap);
 }
 
@@ -183,7 +201,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--json") && i + 1 < argc)
       json = argv[++i];
     else {
-      fprintf(stderr, "usage: relay_bench [--packets N] [--size BYTES (12..1200)] [--warmup N] [--json FILE]\n");
+      fprintf(stderr,
+              "usage: relay_bench [--packets N] [--size BYTES (12..1200)] [--warmup N] [--json FILE]\n");
       return 2;
     }
   }
@@ -227,8 +246,8 @@ int main(int argc, char **argv) {
     return 10;
   }
   double ns_direct = t_direct / packets, ns_hop = t_hop / packets, ns_ends = t_ends / packets;
-  printf("%-16s %10s %12s   (%d packets of %zu RTP bytes; wall time, machine-load dependent)\n", "part", "ns/pkt",
-         "vs direct", packets, b->rtp_len);
+  printf("%-16s %10s %12s   (%d packets of %zu RTP bytes; wall time, machine-load dependent)\n", "part",
+         "ns/pkt", "vs direct", packets, b->rtp_len);
   printf("%-16s %10.0f %11.2fx\n", "direct_forward", ns_direct, 1.0);
   printf("%-16s %10.0f %11.2fx\n", "relay_hop", ns_hop, ns_hop / ns_direct);
   printf("%-16s %10.0f %11.2fx\n", "relay_ends", ns_ends, ns_ends / ns_direct);
@@ -238,10 +257,11 @@ int main(int argc, char **argv) {
       fprintf(stderr, "relay_bench: cannot write %s\n", json);
       return 1;
     }
-    fprintf(f,
-            "{\"packets\": %d, \"rtp_bytes\": %zu, \"ns_per_packet\": {\"direct_forward\": %.0f, \"relay_hop\": "
-            "%.0f, \"relay_ends\": %.0f}}\n",
-            packets, b->rtp_len, ns_direct, ns_hop, ns_ends);
+    fprintf(
+        f,
+        "{\"packets\": %d, \"rtp_bytes\": %zu, \"ns_per_packet\": {\"direct_forward\": %.0f, \"relay_hop\": "
+        "%.0f, \"relay_ends\": %.0f}}\n",
+        packets, b->rtp_len, ns_direct, ns_hop, ns_ends);
     fclose(f);
   }
   teardown(b);

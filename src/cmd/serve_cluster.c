@@ -281,6 +281,21 @@ static int link_suspect(const hd_serve_cluster_t *c, const char *peer) {
   return 0;
 }
 
+/* This node's link to `peer` is suspect or down after having answered
+ * (relays detour round it on every worker; what went into it shortly before
+ * is sent again round it: relay.h "rescue"), and since when sends into it
+ * may be lost. */
+static int link_bad(const hd_serve_cluster_t *c, const char *peer, hd_time_t *since) {
+  for (int i = 0; i < c->n_links; i++)
+    if (!strcmp(c->links[i].peer, peer)) {
+      const hd_link_meter_stats_t *st = &c->links[i].st;
+      if (!st->last_echo || (st->up && !st->suspect)) return 0;
+      *since = hd_relay_rescue_since(st->last_echo, st->srtt_ms, st->rttvar_ms);
+      return 1;
+    }
+  return 0;
+}
+
 static void routes_job(hd_node_t *node, void *arg, hd_time_t now) {
   hd_serve_cluster_t *c = arg;
   hd_node_cluster_set_routes(node, c->routes, c->n_routes, now);
@@ -300,6 +315,7 @@ static void push_routes(hd_serve_cluster_t *c) {
     x->dst = hd_link_id_hash(c->ovl_ids[d]);
     x->path.n = 1;
     x->path.hop[0] = x->dst;
+    x->link_bad = link_bad(c, c->ovl_ids[d], &x->rescue_since);
     if (!r->n_hops) continue;
     to_relay_path(c, r, &x->path);
     hd_ovl_path_t alt;
@@ -1146,7 +1162,7 @@ static json_t *path_json(const hd_serve_cluster_t *c, const hd_ovl_path_t *r) {
                    r->delay_ms, "residual_loss", r->residual_loss);
 }
 
-/* The other workers' refused-datagram counts (admin only: not on the fast check's path). */
+/* The other workers' refused-datagram and relay counts (admin only: not on the fast check's path). */
 static void links_add_job(hd_node_t *node, void *arg, hd_time_t now) {
   hd_serve_cluster_t *c = arg;
   (void)now;
@@ -1187,6 +1203,16 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                   "received", (json_int_t)l->relay_received, "hop_repaired", (json_int_t)l->hop_repaired,
                   "hop_lost", (json_int_t)l->hop_lost, "hop_resent", (json_int_t)l->hop_resent,
                   "dedup_dropped", (json_int_t)l->dedup_dropped, "dedup_video", (json_int_t)l->dedup_video));
+    /* every worker's share (relaying spreads over the workers: docs/overlay.md "Relaying on every worker") */
+    json_t *rel = json_object_get(json_array_get(links, json_array_size(links) - 1), "relay");
+    json_t *bw = json_array();
+    for (int w = 0; w < l->n_workers; w++)
+      json_array_append_new(bw, json_pack("{s:i, s:I, s:I, s:I}", "worker", w, "sent",
+                                          (json_int_t)l->by_worker[w].sent, "forwarded",
+                                          (json_int_t)l->by_worker[w].forwarded, "received",
+                                          (json_int_t)l->by_worker[w].received));
+    json_object_set_new(rel, "by_worker", bw);
+    json_object_set_new(rel, "rescued", json_integer((json_int_t)l->relay_rescued));
     json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_replay",
                         json_integer((json_int_t)l->rx_replay));
     json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_auth_fail",

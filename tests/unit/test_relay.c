@@ -92,9 +92,9 @@ static void send_dgram(net_t *n, int from, int to, uint8_t type, const uint8_t *
 
 /* Node `from` sends a relay body (hop index already set) to `to` as a new hop datagram. */
 static void hop_send(net_t *n, int from, int to, uint8_t *body, size_t len) {
-  uint32_t seq = hd_hop_tx_seq(&n->tx[from][to]);
+  uint32_t seq = hd_hop_tx_seq(&n->tx[from][to], 0);
   hd_relay_set_hop(body, body[9], (uint16_t)(from + 1), seq, 0);
-  assert_int_equal(hd_hop_tx_keep(&n->tx[from][to], seq, body, len, n->now), 0);
+  assert_int_equal(hd_hop_tx_keep(&n->tx[from][to], 0, seq, body, len, n->now), 0);
   send_dgram(n, from, to, T_RELAY, body, len);
 }
 
@@ -123,7 +123,7 @@ static void on_dgram(net_t *n, int at, const uint8_t *d, size_t len) {
     for (int i = 0; i < k; i++) {
       uint8_t *b;
       size_t bl;
-      if (hd_hop_tx_get(&n->tx[at][from], seqs[i], n->now, &b, &bl) < 0) continue;
+      if (hd_hop_tx_get(&n->tx[at][from], 0, seqs[i], n->now, &b, &bl) < 0) continue;
       uint8_t copy[1600];
       memcpy(copy, b, bl);
       hd_relay_set_hop(copy, copy[9], (uint16_t)(at + 1), seqs[i], HD_RELAY_RETX);
@@ -728,11 +728,11 @@ static void test_rx_and_dedup_edges(void **st) {
   hd_hop_tx_init(&tx);
   uint8_t *b;
   size_t bl;
-  uint32_t q = hd_hop_tx_seq(&tx);
-  assert_int_equal(hd_hop_tx_keep(&tx, q, (const uint8_t *)"abc", 3, t), 0);
-  assert_int_equal(hd_hop_tx_get(&tx, q, t, &b, &bl), 0);
-  assert_int_equal(hd_hop_tx_get(&tx, q, t + HD_HOP_CACHE_AGE + 1, &b, &bl), HD_ENOTFOUND);
-  assert_int_equal(hd_hop_tx_get(&tx, q + HD_HOP_CACHE, t, &b, &bl), HD_ENOTFOUND);
+  uint32_t q = hd_hop_tx_seq(&tx, 0);
+  assert_int_equal(hd_hop_tx_keep(&tx, 0, q, (const uint8_t *)"abc", 3, t), 0);
+  assert_int_equal(hd_hop_tx_get(&tx, 0, q, t, &b, &bl), 0);
+  assert_int_equal(hd_hop_tx_get(&tx, 0, q, t + HD_HOP_CACHE_AGE + 1, &b, &bl), HD_ENOTFOUND);
+  assert_int_equal(hd_hop_tx_get(&tx, 0, q + HD_HOP_CACHE, t, &b, &bl), HD_ENOTFOUND);
   hd_hop_tx_free(&tx);
 }
 
