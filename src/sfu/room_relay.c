@@ -62,8 +62,8 @@ void rr_relay_send(hd_node_t *n, const hd_relay_path_t *ps, int w, uint8_t type,
   hd_relay_hdr_t h = {
       .origin = c->self.id_hash, .n_hops = ps->n, .dst_worker = (uint8_t)w, .inner_type = type};
   memcpy(h.hops, ps->hop, sizeof h.hops);
-  send_hdr(n, &h, body,
-           len); /* too long for the datagram: not sent (no hop sequence number spent, no hole) */
+  /* too long for the datagram: not sent (no hop sequence number spent, no hole) */
+  send_hdr(n, &h, body, len);
 }
 
 void rr_keep_direct(hd_node_t *n, cl_peer_t *p, int w, uint8_t type, const uint8_t *body, size_t len) {

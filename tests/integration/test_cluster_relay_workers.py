@@ -4,8 +4,9 @@
 --redis` nodes on free 127.0.0.1 ports; n2, the relay, runs two media
 workers.
 
-n1 reaches n3 through a `hudong netem` relay adding 80 ms each way
-(--peer-addr on n1 only), so n1's route to n3 goes through n2. Two rooms,
+n1 reaches n3 through a `hudong netem` relay adding 80 ms each way, and
+each of n2's two workers through a clean netem relay (--peer-addr on n1
+only), so n1's route to n3 goes through n2. Two rooms,
 named so that their streams hash to different workers of n2 (the flow hash
 of src/overlay/relay.c hd_relay_worker, computed here the same way): a
 publisher (audio) on n1 and a subscriber on n3 in each.
@@ -14,8 +15,12 @@ publisher (audio) on n1 and a subscriber on n3 in each.
  2. n2 forwards the relayed datagrams on both of its workers (the per-worker
     relay counters of /admin/cluster/links: before, every relayed datagram
     went to the relay's first worker), each room's stream on the worker its
-    hash names; both subscribers receive their publisher's audio with ~0
-    loss after repair.
+    hash names.
+ 3. n1's link to n2 blacks out (both relays, both ways): when n1 finds it
+    suspect it sends the datagrams it had sent into it in the last RTT +
+    silence again, on its second path (direct to n3): n1's `rescued` count
+    for n2 (docs/overlay.md "Rescue at a link's death"); both subscribers
+    received their publisher's audio all along.
 
 usage: test_cluster_relay_workers.py /path/to/hudong
 """
@@ -28,6 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster as tc  # noqa: E402
+from hdtest import free_media_port  # noqa: E402
 from test_cluster import Node, Redis, check, free_port, section, view, wait_until  # noqa: E402
 from test_cluster_links import by_peer, links  # noqa: E402
 from test_cluster_relay import impair, netem, route  # noqa: E402
@@ -101,12 +107,18 @@ def main():
         relays.append(netem(tmp, "netem-n3", r3, p3, c3))
         st, text = impair(c3, {"both": {"delay": 80}})
         check(st == 200, "the n1 -> n3 relay takes 80 ms each way", text)
-        n2 = Node(tmp, "n2", redis.port, config={"media_workers": 2})
+        p2 = free_media_port(2)
+        r2 = [free_port(), free_port()]
+        c2 = [free_port(), free_port()]
+        for w in (0, 1):  # one clean relay per worker of n2: what step 3 blacks out
+            relays.append(netem(tmp, "netem-n2w%d" % w, r2[w], p2 + w, c2[w]))
+        n2 = Node(tmp, "n2", redis.port, config={"media_workers": 2}, extra=["--rtc-port", str(p2)])
         n3 = Node(tmp, "n3", redis.port, extra=["--rtc-port", str(p3)])
         for n in (n2, n3):
             n.start()
             nodes.append(n)
-        n1 = Node(tmp, "n1", redis.port, extra=["--peer-addr", "n3=127.0.0.1:%d" % r3])
+        n1 = Node(tmp, "n1", redis.port, extra=["--peer-addr", "n3=127.0.0.1:%d" % r3, "--peer-addr",
+                                                "n2=127.0.0.1:%d" % r2[0], "--peer-addr", "n2=127.0.0.1:%d" % r2[1]])
         n1.start()
         nodes.insert(0, n1)
         check(wait_until(lambda: all(view(n.port) == ["n1", "n2", "n3"] for n in nodes), 6) is not None,
@@ -117,7 +129,7 @@ def main():
         check(ok is not None, "n1 -> n3 is routed through n2 (direct: 160 ms RTT; via n2: ~0)", links(n1))
 
         section("2. two rooms relayed through n2: one on each of its workers")
-        secs = 10
+        secs = 16
         subs = {}
         for w, room in sorted(rooms.items()):
             subs[room] = sub(tmp, n3, room, "sub-" + room, secs)
@@ -133,13 +145,28 @@ def main():
         check(ok is not None, "n2 forwards n1's relayed datagrams to n3 on both of its workers", bw3)
         check(all(bw1.get(w, {}).get("received", 0) > 100 for w in (0, 1)),
               "n2 receives them from n1 on both workers (n1 sends each room's to the worker its hash names)", bw1)
+
+        section("3. n1's link to n2 blacks out: n1 rescues what it had sent into it")
+        for w in (0, 1):
+            st, text = impair(c2[w], {"both": {"loss": 100}})
+            check(st == 200, "the n1 -> n2 relay of n2's worker %d loses everything" % w, text)
+        t0 = time.time()
+        ok = wait_until(lambda: by_peer(links(n1)).get("n2", {}).get("relay", {}).get("rescued", 0) > 0, 5,
+                        step=0.1)
+        rel = by_peer(links(n1)).get("n2", {}).get("relay", {})
+        print("# n1 rescued %s datagrams sent into n1-n2 (%.1f s after the blackout); route to n3 now %s" %
+              (rel.get("rescued"), time.time() - t0, route(n1, "n3")))
+        check(ok is not None, "n1 sent again, round the dead link, what it had sent into it", rel)
+        for ln in n1.log().splitlines():
+            if "went bad" in ln or "suspect" in ln:
+                print("# n1:", ln)
         for w, room in sorted(rooms.items()):
             s = summary(subs[room])
             a = {t["kind"]: t for t in s.get("tracks", []) if t.get("identity") == "pub-" + room}.get("audio", {})
             print("# %s (n2 worker %d): audio %d packets, loss after repair %.2f%%" %
                   (room, w, a.get("packets", 0), a.get("lossAfterRepairPct", -1)))
-            check(a.get("packets", 0) > 200, "the subscriber of %s on n3 receives its audio through n2" % room, s)
-            check(a.get("lossAfterRepairPct", 100) < 0.5, "%s: ~0 loss after repair" % room, a)
+            check(a.get("packets", 0) > 500, "the subscriber of %s on n3 received its audio all along" % room, s)
+            check(a.get("lossAfterRepairPct", 100) < 1, "%s: ~0 loss after repair" % room, a)
     finally:
         tc.stop_cluster(nodes, redis, tmp, procs + relays)
     if tc.FAILS:
