@@ -230,7 +230,7 @@ typedef struct {
 } hd_client_callbacks_t;
 
 typedef struct {
-  const char *url;             /* "ws://host:port/rtc" (copied) */
+  const char *url;             /* "ws://host:port/rtc" (copied); NULL with cluster_url */
   const char *token;           /* JWT from the app's backend (copied) */
   const char *name, *metadata; /* NULL = the token's */
   int no_auto_subscribe;       /* 1: subscribe explicitly (hd_client_subscribe) */
@@ -257,6 +257,15 @@ typedef struct {
    * it was on may have died; the others are up). NULL/0 = url only. */
   const char *const *fallback_urls;
   int n_fallback_urls;
+  /* Any node of a cluster, "http://host:port" (copied), instead of url (url
+   * must then be NULL): each hd_client_join first routes (hd_client_route,
+   * run in libuv's thread pool, never on the client's loop thread; state
+   * CONNECTING meanwhile, at most HD_CLIENT_ROUTE_MAX_MS), then joins the
+   * chosen node; the route's other nodes follow fallback_urls in the
+   * reconnect ring (at most HD_CLIENT_MAX_FALLBACK_URLS in all). A route
+   * that fails ends in FAILED with hd_client_route's code and sentence.
+   * hd_client_free waits for a route under way to end. */
+  const char *cluster_url;
   hd_client_callbacks_t cb;
 } hd_client_config_t;
 #define HD_CLIENT_MAX_FALLBACK_URLS 8
@@ -287,7 +296,8 @@ typedef struct {
 } hd_client_publish_t;
 
 /* Creates the client and starts its loop thread (not yet connected).
- * Returns 0, HD_CLIENT_EINVAL (no url/token), HD_CLIENT_ENOMEM. */
+ * Returns 0, HD_CLIENT_EINVAL (no token, or not exactly one of url and
+ * cluster_url), HD_CLIENT_ENOMEM. */
 int hd_client_new(hd_client_t **out, const hd_client_config_t *cfg);
 
 /* Connects and joins. The outcome is on_state JOINED, or FAILED with an error
@@ -356,6 +366,69 @@ int hd_client_leave(hd_client_t *c);
 /* Leaves if needed, stops the loop thread and frees everything; no callback
  * after it returns. Must not be called from a callback. NULL is a no-op. */
 void hd_client_free(hd_client_t *c);
+
+/* ---- Cluster routing (docs/overlay.md "Routing: the client side") ----
+ *
+ * hd_client_route asks any node of a cluster which node this client should
+ * join, the same steps as web/route.js and `hudong pub|sub --cluster`:
+ *   1. GET <cluster_url>/api/route?room=R with the token (R is the token's
+ *      grants.room): the candidate nodes;
+ *   2. the RTT to each eligible candidate (at most HD_CLIENT_ROUTE_MAX_PROBES,
+ *      all at once, one thread each): 3 x GET <node>/api/ping on one
+ *      kept-alive connection, the smallest time;
+ *   3. GET /api/route again with the RTTs: the node's choice (RTT weighed
+ *      against load);
+ *   4. that node if it answered a ping, else the fastest that did.
+ *
+ * BLOCKING: it returns after at most HD_CLIENT_ROUTE_MAX_MS (8 s: 3 s per
+ * /api/route call, 2 s for all the pings; a host name's DNS lookup comes on
+ * top, bounded by the system resolver) and typically after 2 RTTs to the
+ * cluster URL plus 4 RTTs to the slowest candidate. Call it from a thread
+ * that may block, or let the client do it off its loop thread: set
+ * hd_client_config_t.cluster_url. Thread-safe (no global state).
+ *
+ * http:// only (the lookup speaks no TLS): for an https cluster, route in
+ * the application (GET /api/route, docs/overlay.md) and give the node's
+ * wss:// URL as url. */
+#define HD_CLIENT_ROUTE_MAX_MS 8000
+#define HD_CLIENT_ROUTE_MAX_PROBES 8
+#define HD_CLIENT_ROUTE_URL_MAX 512
+
+typedef struct {
+  char id[128];                          /* the node's id in the cluster */
+  char url[HD_CLIENT_ROUTE_URL_MAX];     /* its http(s):// URL as it announces it */
+  char rtc_url[HD_CLIENT_ROUTE_URL_MAX]; /* the same as ws(s)://.../rtc: for hd_client_config_t.url */
+  double rtt_ms;                         /* smallest /api/ping time; -1 = not measured or no answer */
+} hd_client_route_node_t;
+
+typedef struct {
+  char room[128];              /* the token's room */
+  char reason[16];             /* why: "rtt", "room", "load" (the route's rule, docs/overlay.md), or
+                                  "ping" (the route's choice did not answer our pings: the fastest
+                                  node that did) */
+  hd_client_route_node_t node; /* the node to join */
+  /* The other eligible nodes, in the order to try them after node: the
+   * measured ones fastest first, then the rest (never a draining or full
+   * one). fallback_urls[i] is others[i].rtc_url: give fallback_urls and
+   * n_others as hd_client_config_t.fallback_urls / n_fallback_urls (the
+   * pointers point into this struct: keep it where it is while used). */
+  int n_others;
+  hd_client_route_node_t others[HD_CLIENT_MAX_FALLBACK_URLS];
+  const char *fallback_urls[HD_CLIENT_MAX_FALLBACK_URLS];
+} hd_client_route_result_t;
+
+/* Routes the token's room through cluster_url (any node of the cluster,
+ * "http://host:port", a proxy path prefix allowed). Returns 0 with *out
+ * filled, or a negative code with a sentence in err (errcap bytes; err may
+ * be NULL) that says what to do: HD_CLIENT_EINVAL (malformed URL, a token
+ * without grants.room), HD_CLIENT_EUNSUPP (https:// or another scheme),
+ * HD_CLIENT_EIO (no answer from cluster_url, or no node answered and none
+ * can be joined), HD_CLIENT_ETIMEDOUT (cluster_url did not answer in time),
+ * HD_CLIENT_EAUTH / HD_CLIENT_EEXPIRED / HD_CLIENT_EFORBIDDEN (the token was
+ * refused: 401, or 403 for another room), HD_CLIENT_EPROTO (not a hudong
+ * node's answer). */
+int hd_client_route(const char *cluster_url, const char *token, hd_client_route_result_t *out, char *err,
+                    size_t errcap);
 
 /* Name of an error code / a state, never NULL. */
 const char *hd_client_strerror(int err);

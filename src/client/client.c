@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "base/rand.h"
 #include "client/client_internal.h"
+#include "client/client_route.h"
 #include "client/join_report.h"
 #include "client/quality_report.h"
 
@@ -269,23 +270,14 @@ static int map_join_error(int code, const char *reason) {
  * "Leaving and reconnecting"): its http(s) URL becomes this client's
  * ws(s)://.../rtc, used from the next connection attempt on. */
 static void follow_redirect(hd_client_t *c, const char *redirect) {
-  static const char *const from[] = {"http://", "https://"}, *const to[] = {"ws://", "wss://"};
-  for (int i = 0; redirect && i < 2; i++) {
-    size_t n = strlen(from[i]);
-    if (strncmp(redirect, from[i], n)) continue;
-    size_t l = strlen(redirect + n);
-    while (l > 0 && redirect[n + l - 1] == '/')
-      l--;
-    char *u = malloc(l + 16);
-    if (!u) return;
-    snprintf(u, l + 16, "%s%.*s/rtc", to[i], (int)l, redirect + n);
-    HD_LOGI("client", "the node is draining: rejoining through %s", u);
-    free(c->url);
-    c->url = u;
-    c->cfg.url = u;
-    c->redirected = 1;
-    return;
-  }
+  char buf[HD_CLIENT_ROUTE_URL_MAX + 64];
+  char *u = redirect && cl_rtc_url_of(redirect, buf, sizeof buf) == 0 ? strdup(buf) : NULL;
+  if (!u) return;
+  HD_LOGI("client", "the node is draining: rejoining through %s", u);
+  free(c->url);
+  c->url = u;
+  c->cfg.url = u;
+  c->redirected = 1;
 }
 
 static void handle_sig_events(hd_client_t *c, hd_time_t now) {
@@ -652,25 +644,98 @@ static void on_tick(uv_timer_t *t) {
   if (c->stopping && !c->s) finish_stop(c);
 }
 
+static void join_failed(hd_client_t *c, int rc) {
+  c->want_joined = 0;
+  set_state(c, HD_CLIENT_FAILED, rc,
+            rc == HD_EUNSUPPORTED ? "unsupported url (only ws://<address or localhost>:port/path)"
+            : rc == HD_EINVAL     ? "malformed url"
+                                  : "cannot start the connection");
+}
+
+/* cfg.cluster_url: hd_client_route, blocking, on a thread-pool thread; only
+ * it touches c->route* until route_done runs on the loop thread. */
+static void route_work(uv_work_t *w) {
+  hd_client_t *c = w->data;
+  c->route_rc = hd_client_route(c->cluster, c->token, &c->route, c->route_err, sizeof c->route_err);
+}
+
+/* The ring of URLs after a route: the chosen node, the app's fallbacks, the
+ * route's other nodes (up to 1 + HD_CLIENT_MAX_FALLBACK_URLS in all). */
+static int apply_route(hd_client_t *c) {
+  char *first = strdup(c->route.node.rtc_url);
+  if (!first) return HD_ENOMEM;
+  free(c->urls[0]);
+  c->urls[0] = first;
+  for (int i = c->n_fixed; i < c->n_urls; i++) {
+    free(c->urls[i]);
+    c->urls[i] = NULL;
+  }
+  c->n_urls = c->n_fixed;
+  for (int i = 0; i < c->route.n_others && c->n_urls < 1 + HD_CLIENT_MAX_FALLBACK_URLS; i++) {
+    char *u = strdup(c->route.fallback_urls[i]);
+    if (u) c->urls[c->n_urls++] = u;
+  }
+  char *u = strdup(first);
+  if (!u) return HD_ENOMEM;
+  free(c->url);
+  c->url = u;
+  c->cfg.url = u;
+  c->url_idx = 0;
+  return 0;
+}
+
+static void route_done(uv_work_t *w, int status) {
+  hd_client_t *c = w->data;
+  c->routing = 0;
+  if (c->stopping || !c->want_joined) return; /* freed or left meanwhile (leave said DISCONNECTED) */
+  if (status < 0) {
+    c->want_joined = 0;
+    set_state(c, HD_CLIENT_FAILED, HD_EIO, "the route lookup did not run");
+    return;
+  }
+  if (c->route_rc < 0) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "route via %s: %s", c->cluster, c->route_err);
+    c->want_joined = 0;
+    set_state(c, HD_CLIENT_FAILED, c->route_rc, msg);
+    return;
+  }
+  int rc = apply_route(c);
+  if (rc == 0) {
+    HD_LOGI("client", "route: room %s -> node %s (%s), reason %s, %d other node(s)", c->route.room,
+            c->route.node.id, c->url, c->route.reason, c->route.n_others);
+    rc = session_start(c, cl_now());
+  }
+  if (rc < 0) {
+    join_failed(c, rc);
+    return;
+  }
+  cl_flush(c);
+}
+
 static void handle_cmd(hd_client_t *c, cl_cmd_t *m, hd_time_t now) {
   cl_session_t *s = c->s;
   cl_local_t *l = m->track >= 0 && m->track < HD_CLIENT_MAX_LOCAL_TRACKS ? &c->local[m->track] : NULL;
   switch (m->type) {
   case CMD_JOIN: {
-    if (c->s || c->state == HD_CLIENT_JOINED || c->state == HD_CLIENT_RECONNECTING) {
+    if (c->s || c->state == HD_CLIENT_JOINED || c->state == HD_CLIENT_RECONNECTING ||
+        (c->routing && c->want_joined)) {
       HD_LOGW("client", "join: already %s", hd_client_state_name(c->state));
       break;
     }
     c->want_joined = 1;
     set_state(c, HD_CLIENT_CONNECTING, 0, "");
-    int rc = session_start(c, now);
-    if (rc < 0) {
-      c->want_joined = 0;
-      set_state(c, HD_CLIENT_FAILED, rc,
-                rc == HD_EUNSUPPORTED ? "unsupported url (only ws://<address or localhost>:port/path)"
-                : rc == HD_EINVAL     ? "malformed url"
-                                      : "cannot start the connection");
+    if (c->routing) break; /* left while routing, joined again: that route goes on */
+    if (c->cluster) {      /* route first, off this thread (route_work) */
+      c->route_work.data = c;
+      if (uv_queue_work(&c->loop, &c->route_work, route_work, route_done) == 0)
+        c->routing = 1;
+      else
+        join_failed(c, HD_EIO);
+      break;
     }
+    int rc = session_start(c, now);
+    if (rc < 0) join_failed(c, rc);
     break;
   }
   case CMD_LEAVE:
@@ -836,7 +901,7 @@ static int enqueue(hd_client_t *c, cl_cmd_t *m, int force) {
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 int hd_client_new(hd_client_t **out, const hd_client_config_t *cfg) {
-  if (!out || !cfg || !cfg->url || !cfg->token || !cfg->token[0]) return HD_EINVAL;
+  if (!out || !cfg || !cfg->token || !cfg->token[0] || !cfg->url == !cfg->cluster_url) return HD_EINVAL;
   hd_client_t *c = calloc(1, sizeof *c);
   if (!c) return HD_ENOMEM;
   c->cfg = *cfg;
@@ -845,12 +910,15 @@ int hd_client_new(hd_client_t **out, const hd_client_config_t *cfg) {
   if (!c->cfg.stats_interval_ms) c->cfg.stats_interval_ms = 1000;
   if (!c->cfg.max_video_bps) c->cfg.max_video_bps = 1500000;
   if (!c->cfg.audio_bps) c->cfg.audio_bps = 32000;
-  c->url = strdup(cfg->url);
+  /* with a cluster URL, url and urls[0] are the routed node's: a placeholder until then */
+  c->cluster = dup_or_null(cfg->cluster_url);
+  c->url = strdup(cfg->url ? cfg->url : cfg->cluster_url);
   c->token = strdup(cfg->token);
-  c->urls[c->n_urls++] = cfg->url ? strdup(cfg->url) : NULL;
+  c->urls[c->n_urls++] = strdup(cfg->url ? cfg->url : cfg->cluster_url);
   for (int i = 0; cfg->fallback_urls && i < cfg->n_fallback_urls && i < HD_CLIENT_MAX_FALLBACK_URLS; i++)
     if (cfg->fallback_urls[i] && cfg->fallback_urls[i][0])
       c->urls[c->n_urls++] = strdup(cfg->fallback_urls[i]);
+  c->n_fixed = c->n_urls;
   c->cfg.fallback_urls = NULL; /* not kept: the copies above are */
   c->cfg.n_fallback_urls = 0;
   for (int i = 0; i < c->n_urls; i++)
@@ -868,7 +936,9 @@ int hd_client_new(hd_client_t **out, const hd_client_config_t *cfg) {
   c->wall_offset = (hd_time_t)tv.tv_sec * 1000000 + tv.tv_usec - cl_now();
   c->snap.rtt_ms = -1;
   int rc = HD_ENOMEM;
-  if (!c->url || !c->token || (cfg->name && !c->name) || (cfg->metadata && !c->metadata) || !c->n_urls)
+  c->cfg.cluster_url = c->cluster;
+  if (!c->url || !c->token || (cfg->name && !c->name) || (cfg->metadata && !c->metadata) || !c->n_urls ||
+      (cfg->cluster_url && !c->cluster))
     goto fail_mem;
   if ((rc = hd_dtls_cert_generate(&c->cert)) < 0) goto fail_mem;
   uv_mutex_init(&c->mu);
@@ -895,6 +965,7 @@ fail_mem:
   for (int i = 0; i < 1 + HD_CLIENT_MAX_FALLBACK_URLS; i++)
     free(c->urls[i]);
   free(c->url);
+  free(c->cluster);
   free(c->token);
   free(c->name);
   free(c->metadata);
@@ -1112,6 +1183,7 @@ void hd_client_free(hd_client_t *c) {
   for (int i = 0; i < c->n_urls; i++)
     free(c->urls[i]);
   free(c->url);
+  free(c->cluster);
   free(c->token);
   free(c->name);
   free(c->metadata);

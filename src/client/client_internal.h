@@ -155,6 +155,16 @@ struct hd_client {
   /* url then the cluster's fallback URLs (cfg.fallback_urls), tried in turn after a lost connection */
   char *urls[1 + HD_CLIENT_MAX_FALLBACK_URLS];
   int n_urls, url_idx;
+  /* cfg.cluster_url: each join routes first (client_route.c) in libuv's
+   * thread pool; urls[0] is then the chosen node, urls[1..n_fixed) the
+   * app's fallback_urls, the route's other nodes after them */
+  char *cluster;
+  int n_fixed;
+  int routing; /* route_work queued and not done: the worker writes route*, nothing else does */
+  uv_work_t route_work;
+  hd_client_route_result_t route;
+  int route_rc;
+  char route_err[512];
   uv_loop_t loop;
   uv_thread_t thread;
   uv_async_t async;

@@ -51,3 +51,18 @@ int hd_cli_rtc_url(const char *in, char *out, size_t cap, char *err, size_t errc
   }
   return 0;
 }
+
+int hd_cli_url_list(const char *list, char (*out)[1024], int max, char *err, size_t errcap) {
+  char buf[8192];
+  snprintf(buf, sizeof buf, "%s", list ? list : "");
+  int n = 0;
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (n == max) {
+      snprintf(err, errcap, "at most %d fallback URLs", max);
+      return -1;
+    }
+    if (hd_cli_rtc_url(t, out[n], sizeof out[0], err, errcap) < 0) return -1;
+    n++;
+  }
+  return n;
+}

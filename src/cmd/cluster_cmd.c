@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "io/http_sync.h"
 
 static void usage(FILE *f) {
   fprintf(f, "usage: hudong cluster links --url http://HOST:PORT --token ADMIN_TOKEN [--json]\n"
@@ -82,7 +83,7 @@ int hd_cmd_cluster(int argc, char **argv) {
   size_t cap = 1 << 20;
   char *body = malloc(cap);
   if (!body) return 1;
-  int st = hd_cli_http("GET", url, "/admin/cluster/links", token, body, cap, err, sizeof err);
+  int st = hd_http_sync("GET", url, "/admin/cluster/links", token, body, cap, 3000, err, sizeof err);
   if (st < 0) {
     fprintf(stderr, "hudong cluster links: %s\n", err);
     free(body);

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "hudong/client.h"
+
 /* The release `hudong --version` prints (bumped with each issue milestone). */
 #define HD_VERSION "0.12.0"
 
@@ -24,20 +26,12 @@ int hd_cmd_egress(int argc, char **argv);
  * with a reason in err (unknown scheme, no host, too long). */
 int hd_cli_rtc_url(const char *in, char *out, size_t cap, char *err, size_t errcap);
 
-/* --cluster URL of `hudong pub` / `sub` (cli_route.c; docs/overlay.md
- * "Routing: the client side"): asks that node's /api/route for the token's
- * room, measures the RTT to the candidates (GET /api/ping), asks again with
- * the RTTs, and writes the chosen node's http:// URL into node_url. verbose
- * prints the choice and the RTTs on stderr. 0, or -1 with a reason in err. */
-/* One blocking HTTP/1.1 request (http:// only) to base + path with an
- * optional Bearer token; the body (Content-Length framed) into body. The
- * status, or -1 with a reason in err. */
-int hd_cli_http(const char *method, const char *base, const char *path, const char *token, char *body,
-                size_t cap, char *err, size_t errcap);
-/* others (may be NULL): the other eligible nodes' URLs, comma-separated, for
- * the client's fallbacks (hd_client_config_t.fallback_urls). */
-int hd_cli_route(const char *cluster, const char *token, char *node_url, size_t cap, char *err, size_t errcap,
-                 int verbose, char *others, size_t others_cap);
+/* --cluster URL of `hudong pub` / `sub` (docs/overlay.md "Routing: the
+ * client side"): hd_client_route (include/hudong/client.h), and with verbose
+ * its choice and the RTTs on stderr ("route: room R -> node n2 (URL), reason
+ * rtt; RTT n1 160.6 ms, n2 0.1 ms"). 0, or -1 with "--cluster: <why>" in err. */
+int hd_cli_route(const char *cluster, const char *token, hd_client_route_result_t *out, char *err,
+                 size_t errcap, int verbose);
 /* A comma-separated list of node URLs (http://host:port, ws://.../rtc, ...)
  * into at most max /rtc URLs; the count, or -1 with a reason in err. */
 int hd_cli_url_list(const char *list, char (*out)[1024], int max, char *err, size_t errcap);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "io/http_sync.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -69,7 +70,7 @@ int hd_cmd_drain(int argc, char **argv) {
     snprintf(path, sizeof path, "/admin/drain?grace=%ld", grace);
   else
     snprintf(path, sizeof path, "/admin/drain");
-  int st = hd_cli_http("POST", url, path, token, body, sizeof body, err, sizeof err);
+  int st = hd_http_sync("POST", url, path, token, body, sizeof body, 3000, err, sizeof err);
   if (st < 0) {
     fprintf(stderr, "hudong drain: %s\n", err);
     return 1;
@@ -86,7 +87,7 @@ int hd_cmd_drain(int argc, char **argv) {
   double t0 = mono_s();
   while (mono_s() - t0 < (double)gs + 10) {
     usleep(200000);
-    if (hd_cli_http("GET", url, "/healthz", NULL, body, sizeof body, err, sizeof err) < 0) {
+    if (hd_http_sync("GET", url, "/healthz", NULL, body, sizeof body, 3000, err, sizeof err) < 0) {
       printf("hudong drain: the node stopped %.1f s after the request\n", mono_s() - t0);
       return 0;
     }

@@ -264,18 +264,18 @@ int hd_cmd_pub(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  char rtc_url[1024], uerr[1200], node_url[512], routed_others[4096] = "";
-  if (cluster) { /* the node to use, from the cluster's /api/route and our RTTs */
+  char rtc_url[1024], uerr[1200];
+  static hd_client_route_result_t routed; /* static: large, and fallback_urls point into it */
+  if (cluster) {                          /* the node to use, from the cluster's /api/route and our RTTs */
     if (url) {
       fprintf(stderr, "hudong pub: give --url (one node) or --cluster (any node of a cluster), not both\n");
       return 2;
     }
-    if (hd_cli_route(cluster, token, node_url, sizeof node_url, uerr, sizeof uerr, !quiet, routed_others,
-                     sizeof routed_others) < 0) {
+    if (hd_cli_route(cluster, token, &routed, uerr, sizeof uerr, !quiet) < 0) {
       fprintf(stderr, "hudong pub: %s\n", uerr);
       return 1;
     }
-    url = node_url;
+    url = routed.node.url;
   }
   if (hd_cli_rtc_url(url, rtc_url, sizeof rtc_url, uerr, sizeof uerr) < 0) {
     fprintf(stderr, "hudong pub: %s\n", uerr);
@@ -331,8 +331,7 @@ int hd_cmd_pub(int argc, char **argv) {
   static char fb_urls[HD_CLIENT_MAX_FALLBACK_URLS][1024];
   const char *fb[HD_CLIENT_MAX_FALLBACK_URLS];
   char fb_list[8192];
-  snprintf(fb_list, sizeof fb_list, "%s%s%s", fallback ? fallback : "",
-           fallback && routed_others[0] ? "," : "", routed_others);
+  snprintf(fb_list, sizeof fb_list, "%s", fallback ? fallback : "");
   int n_fb = hd_cli_url_list(fb_list, fb_urls, HD_CLIENT_MAX_FALLBACK_URLS, uerr, sizeof uerr);
   if (n_fb < 0) {
     fprintf(stderr, "hudong pub: --fallback: %s\n", uerr);
@@ -340,6 +339,9 @@ int hd_cmd_pub(int argc, char **argv) {
   }
   for (int i = 0; i < n_fb; i++)
     fb[i] = fb_urls[i];
+  for (int i = 0; i < routed.n_others && n_fb < HD_CLIENT_MAX_FALLBACK_URLS;
+       i++) /* then the route's others */
+    fb[n_fb++] = routed.fallback_urls[i];
   hd_client_config_t cfg = {.url = url,
                             .fallback_urls = fb,
                             .n_fallback_urls = n_fb,

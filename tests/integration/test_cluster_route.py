@@ -24,9 +24,61 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster as tc  # noqa: E402
-from test_cluster import Node, Redis, check, free_port, get, mint, route, view, wait_until  # noqa: E402
+from test_cluster import (Node, Redis, check, free_port, get, mint, route, stop_cluster, view,  # noqa: E402
+                          wait_until)
 
 DELAY_MS = 80
+
+
+class SlowN1:
+    """The set-up of the routing tests (this file, test_cluster_route_sdk.py):
+    redis-server, n1 whose HTTP goes through `hudong netem --tcp --delay 80`
+    and who announces the relay's URL (self.cluster), n2; self.rooms: two
+    rooms that /api/route without client RTTs sends to n1 (by load), so only
+    a client's RTTs can send them to n2. stop() ends it (stop_cluster)."""
+
+    def __init__(self, prefix, room_prefix):
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.redis = Redis(self.tmp, free_port())
+        self.relay_port = free_port()
+        self.cluster = "http://127.0.0.1:%d" % self.relay_port
+        self.relay = None
+        self.nodes = []
+        self.room_prefix = room_prefix
+        self.rooms = []
+
+    def start(self):
+        self.redis.start()
+        self.n1 = n1 = Node(self.tmp, "n1", self.redis.port,
+                            extra=["--announce-url", "http://127.0.0.1:%d" % self.relay_port])
+        self.n2 = n2 = Node(self.tmp, "n2", self.redis.port)
+        n1.start()
+        self.nodes.append(n1)
+        self.relay = subprocess.Popen([tc.HUDONG, "netem", "--tcp", "--listen", "127.0.0.1:%d" % self.relay_port,
+                                       "--to", "127.0.0.1:%d" % n1.port, "--delay", str(DELAY_MS)],
+                                      stdout=subprocess.DEVNULL,
+                                      stderr=open(os.path.join(self.tmp, "netem.log"), "wb"))
+
+        def healthy():
+            try:
+                return get(self.relay_port, "/healthz", timeout=2)[0] == 200
+            except OSError:
+                return False
+        check(wait_until(healthy, 5, step=0.1) is not None,
+              "n1 answers through the hudong netem --tcp relay")
+        n2.start()
+        self.nodes.append(n2)
+        check(wait_until(lambda: view(n1.port) == ["n1", "n2"] and view(n2.port) == ["n1", "n2"], 5) is not None,
+              "both nodes see each other")
+        for i in range(60):
+            st, js, _ = route(n2.port, "%s-%d" % (self.room_prefix, i))
+            if st == 200 and js["node"]["id"] == "n1" and js["reason"] == "load":
+                self.rooms.append("%s-%d" % (self.room_prefix, i))
+        check(len(self.rooms) >= 2, "two rooms that /api/route without rtt sends to n1", self.rooms)
+        return len(self.rooms) >= 2
+
+    def stop(self):
+        stop_cluster(self.nodes, self.redis, self.tmp, procs=[self.relay])
 
 
 def main():
@@ -34,38 +86,12 @@ def main():
     if not shutil.which("redis-server"):
         print("redis-server is not installed: run tools/install-deps.sh")
         return 1
-    tmp = tempfile.mkdtemp(prefix="hd-route-")
-    redis = Redis(tmp, free_port())
-    relay_port = free_port()
-    relay = None
-    nodes = []
+    env = SlowN1("hd-route-", "cli-route")
     try:
-        redis.start()
-        n1 = Node(tmp, "n1", redis.port, extra=["--announce-url", "http://127.0.0.1:%d" % relay_port])
-        n2 = Node(tmp, "n2", redis.port)
-        n1.start()
-        relay = subprocess.Popen([tc.HUDONG, "netem", "--tcp", "--listen", "127.0.0.1:%d" % relay_port, "--to",
-                                  "127.0.0.1:%d" % n1.port, "--delay", str(DELAY_MS)],
-                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "netem.log"), "wb"))
-        def healthy():
-            try:
-                return get(relay_port, "/healthz", timeout=2)[0] == 200
-            except OSError:
-                return False
-        check(wait_until(healthy, 5, step=0.1) is not None,
-              "n1 answers through the hudong netem --tcp relay")
-        n2.start()
-        nodes += [n1, n2]
-        check(wait_until(lambda: view(n1.port) == ["n1", "n2"] and view(n2.port) == ["n1", "n2"], 5) is not None,
-              "both nodes see each other")
-        rooms = []
-        for i in range(60):
-            st, js, _ = route(n2.port, "cli-route-%d" % i)
-            if st == 200 and js["node"]["id"] == "n1" and js["reason"] == "load":
-                rooms.append("cli-route-%d" % i)
-        check(len(rooms) >= 2, "two rooms that /api/route without rtt sends to n1", rooms)
+        if not env.start():
+            return 1
+        n1, n2, rooms, cluster, tmp = env.n1, env.n2, env.rooms, env.cluster, env.tmp
         room, room2 = rooms[0], rooms[1]
-        cluster = "http://127.0.0.1:%d" % relay_port
         out = os.path.join(tmp, "sub")
         t0 = time.time()
         p = subprocess.run([tc.HUDONG, "sub", "--cluster", cluster, "--token", mint(room, "cli-sub"), "--out", out,
@@ -100,20 +126,7 @@ def main():
             e = p.stderr.decode(errors="replace")
             check(p.returncode != 0 and want in e, "sub %s: refused saying '%s'" % (args[:2], want), e[-500:])
     finally:
-        if relay:
-            relay.kill()
-            relay.wait()
-        for n in nodes:
-            if n.proc and n.proc.poll() is None:
-                n.proc.terminate()
-                n.proc.wait(10)
-        redis.stop()
-        if tc.FAILS:
-            for n in ("n1", "n2"):
-                p = os.path.join(tmp, n + ".log")
-                if os.path.exists(p):
-                    print("# ---- %s.log (tail)\n%s" % (n, open(p, errors="replace").read()[-3000:]))
-        shutil.rmtree(tmp, ignore_errors=True)
+        env.stop()
     print("%d failure(s)" % len(tc.FAILS))
     return 1 if tc.FAILS else 0
 
