@@ -25,7 +25,12 @@
  *    media goes on the new path at once *and* on the old one for
  *    HD_RELAY_OVERLAP, so the receiver never waits for the new path to fill
  *    (no gap, no keyframe); the optional second, disjoint path carries a copy
- *    of the audio when the best path's loss is above a threshold. */
+ *    of the audio when the best path's loss is above a threshold.
+ *  - relaying on every worker (hd_relay_worker, hop lanes): a relay node's
+ *    worker for a message is picked by a hash of its flow, and each sender
+ *    keeps one hop stream per worker of the next hop.
+ *  - rescue (hd_relay_rescue): what a node sent into a link shortly before
+ *    finding it suspect or down goes again round it. */
 #ifndef HD_OVERLAY_RELAY_H
 #define HD_OVERLAY_RELAY_H
 #include <stddef.h>
