@@ -59,6 +59,11 @@ struct hd_serve_cluster {
   struct fast_check *fast; /* the fast reroute check between heartbeats (issue 16 item 1) */
   uint64_t fast_reroutes;  /* route evaluations it triggered */
   uint64_t suspect_mask;   /* c->links[i] suspect at the last fast check */
+  /* this node's links as the last fast check saw them (not c->self->links,
+   * which the admin answer and the heartbeat refresh too: a change they saw
+   * first would be missed) */
+  hd_cluster_link_t fast_seen[HD_CLUSTER_MAX_LINKS];
+  int n_fast_seen, fast_primed;
   uint64_t suspect_pushes; /* routes handed to the workers because a link became or stopped being suspect */
   int beat_soon;           /* a room started here: publish the entry at the next fast check */
   hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
@@ -437,9 +442,13 @@ static void fast_cb(uv_timer_t *t) {
     hd_cluster_redis_beat_now(c->link);
   }
   if (c->ovl_n < 2) return;
-  hd_cluster_link_t before[HD_CLUSTER_MAX_LINKS];
-  int n_before = c->self->n_links;
-  memcpy(before, c->self->links, sizeof before[0] * (size_t)n_before);
+  if (!c->fast_primed) { /* the first check compares with the heartbeat's reading */
+    memcpy(c->fast_seen, c->self->links, sizeof c->fast_seen[0] * (size_t)c->self->n_links);
+    c->n_fast_seen = c->self->n_links;
+    c->fast_primed = 1;
+  }
+  const hd_cluster_link_t *before = c->fast_seen;
+  int n_before = c->n_fast_seen;
   gather_links(c);
   int changed = n_before != c->self->n_links, went_down = 0;
   /* suspect links (link_meter.h): the routes stay, the media also takes
@@ -473,6 +482,8 @@ static void fast_cb(uv_timer_t *t) {
     }
     if (was == 0 && l->up) HD_LOGI("overlay", "link to %s up again", l->peer);
   }
+  memcpy(c->fast_seen, c->self->links, sizeof c->fast_seen[0] * (size_t)c->self->n_links);
+  c->n_fast_seen = c->self->n_links;
   if (!changed) return;
   c->fast_reroutes++;
   update_routes(c);
