@@ -1266,6 +1266,58 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
   json_decref(body);
 }
 
+/* The relay counts of every worker, into a copy (c->links is the fast
+ * check's: left alone). */
+typedef struct {
+  hd_node_link_t *l;
+  int n;
+} relay_counts_t;
+
+static void relay_counts_job(hd_node_t *node, void *arg, hd_time_t now) {
+  relay_counts_t *r = arg;
+  if (!r->n)
+    r->n = hd_node_cluster_links(node, r->l, HD_CLUSTER_MAX_LINKS, now);
+  else
+    hd_node_cluster_links_add(node, r->l, r->n);
+}
+
+static int relay_metrics(hd_serve_cluster_t *c, char *out, size_t cap) {
+  relay_counts_t r = {.l = calloc(HD_CLUSTER_MAX_LINKS, sizeof *r.l)};
+  if (!r.l) return HD_ENOMEM;
+  for (int i = 0; c->link_on && i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, relay_counts_job, &r);
+  int w = snprintf(
+      out, cap, "%s",
+      "# HELP hudong_link_relay_forwarded_total Relayed datagrams this node forwarded to a peer node "
+      "for another, per media worker (docs/overlay.md \"Relaying on every worker\").\n"
+      "# TYPE hudong_link_relay_forwarded_total counter\n"
+      "# HELP hudong_link_relay_received_total Relayed datagrams received from a peer node, per "
+      "media worker.\n"
+      "# TYPE hudong_link_relay_received_total counter\n"
+      "# HELP hudong_link_relay_rescued_total Datagrams sent into the link to a peer node shortly "
+      "before it went suspect or down, sent again round it.\n"
+      "# TYPE hudong_link_relay_rescued_total counter\n");
+  size_t k = w < 0 ? cap : (size_t)w;
+  for (int i = 0; i < r.n && k < cap; i++) {
+    const hd_node_link_t *l = &r.l[i];
+    for (int j = 0; j < l->n_workers && k < cap; j++) {
+      w = snprintf(out + k, cap - k,
+                   "hudong_link_relay_forwarded_total{peer=\"%s\",worker=\"%d\"} %llu\n"
+                   "hudong_link_relay_received_total{peer=\"%s\",worker=\"%d\"} %llu\n",
+                   l->peer, j, (unsigned long long)l->by_worker[j].forwarded, l->peer, j,
+                   (unsigned long long)l->by_worker[j].received);
+      k = w < 0 ? cap : k + (size_t)w;
+    }
+    if (k < cap) {
+      w = snprintf(out + k, cap - k, "hudong_link_relay_rescued_total{peer=\"%s\"} %llu\n", l->peer,
+                   (unsigned long long)l->relay_rescued);
+      k = w < 0 ? cap : k + (size_t)w;
+    }
+  }
+  free(r.l);
+  return k >= cap ? HD_ENOSPC : (int)k;
+}
+
 int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap) {
   size_t k = 0;
   if (!c || !c->n_links) return 0;
@@ -1289,5 +1341,7 @@ int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap)
     if (w < 0 || (size_t)w >= cap - k) return HD_ENOSPC;
     k += (size_t)w;
   }
-  return (int)k;
+  w = relay_metrics(c, out + k, cap - k);
+  if (w < 0) return w;
+  return (int)(k + (size_t)w);
 }

@@ -15,7 +15,8 @@ publisher (audio) on n1 and a subscriber on n3 in each.
  2. n2 forwards the relayed datagrams on both of its workers (the per-worker
     relay counters of /admin/cluster/links: before, every relayed datagram
     went to the relay's first worker), each room's stream on the worker its
-    hash names.
+    hash names (also in /metrics: hudong_link_relay_forwarded_total per
+    peer and worker).
  3. n1's link to n2 blacks out (both relays, both ways): when n1 finds it
     suspect it sends the datagrams it had sent into it in the last RTT +
     silence again, on its second path (direct to n3): n1's `rescued` count
@@ -145,6 +146,14 @@ def main():
         check(ok is not None, "n2 forwards n1's relayed datagrams to n3 on both of its workers", bw3)
         check(all(bw1.get(w, {}).get("received", 0) > 100 for w in (0, 1)),
               "n2 receives them from n1 on both workers (n1 sends each room's to the worker its hash names)", bw1)
+        st, _, text = tc.get(n2.port, "/metrics")
+        fw = {}
+        for ln in text.splitlines():
+            for w in (0, 1):
+                if ln.startswith('hudong_link_relay_forwarded_total{peer="n3",worker="%d"}' % w):
+                    fw[w] = int(ln.split()[-1])
+        check(st == 200 and all(fw.get(w, 0) > 100 for w in (0, 1)),
+              "n2's /metrics: hudong_link_relay_forwarded_total to n3 per worker", fw)
 
         section("3. n1's link to n2 blacks out: n1 rescues what it had sent into it")
         for w in (0, 1):
