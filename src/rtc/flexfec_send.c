@@ -62,6 +62,11 @@ int hd_flexfec_send_add(hd_flexfec_send_t *s, int group, const uint8_t *pkt, siz
   if (!pkt || !out || len < 12 || len > HD_FLEXFEC_PKT_MAX || (pkt[0] >> 6) != 2) return HD_EINVAL;
   if (group > HD_FLEXFEC_MAX_GROUP) group = HD_FLEXFEC_MAX_GROUP;
   s->group = group;
+  /* RTP padding (a padding-only placeholder): not protected, the group goes
+   * on. Its RTX copy drops the padding (RFC 4588 §4 carries the payload,
+   * proto/rtp.h hd_rtp_rtx_build), so the receiver's unwrapped copy would not
+   * be the bytes the repair packet covered. */
+  if (pkt[0] & 0x20) return 0;
   if (s->n > 0) { /* the seqs of one group ascend from its first, within the mask */
     uint16_t first = seq_of(s->pkts[0]), last = seq_of(s->pkts[s->n - 1]), q = seq_of(pkt);
     int same = memcmp(pkt + 8, s->pkts[0] + 8, 4) == 0;

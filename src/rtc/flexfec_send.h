@@ -17,6 +17,13 @@
  * frame's repair is not held back for the next frame; a smaller group carries
  * over). Plan 0: an open group is dropped, nothing is sent.
  *
+ * What the receiver XORs back must be the bytes protected, also for a packet
+ * that reaches it as RTX (RFC 4588) and is unwrapped: a packet with RTP
+ * padding is left out of the groups (an RTX copy drops padding), and a
+ * sender's RTX copy of a protected packet must carry the first send's header
+ * extensions (the SDK's is built from its send cache; the node's, see
+ * sfu/session_pace.h hd_session_pace_send_rtx_copy).
+ *
  * Transport-wide seq (draft-holmer-rmcat-transport-wide-cc-extensions-01):
  * the media packets are XORed with theirs zeroed (the sender's pacer stamps
  * it after the repair packet is computed; hd_flexfec_zero_ext), and the

@@ -364,6 +364,10 @@ static void sync_out_tracks(hd_node_t *n, hd_participant_t *q, hd_time_t now) {
     int fresh = oi < 0;
     if (fresh) oi = hd_session_add_out_track(ss, i, sub->ssrc, sub->rtx_ssrc);
     if (oi < 0) continue;
+    /* a kept track takes FlexFEC as this answer says, not as the first one did */
+    if (!fresh && hd_session_out_track_renegotiated(ss, oi, i) > 0)
+      HD_LOGI("room", "participant %s: track %s FlexFEC %s by the answer", q->identity, sub->track_sid,
+              ss->out[oi].fec_pt ? "taken up" : "dropped");
     ss->out[oi].src = sub->pub->pub_sess;
     ss->out[oi].src_in = t->in_idx;
     if (fresh && ss->peer.state == HD_PEER_CONNECTED)

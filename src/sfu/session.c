@@ -189,6 +189,13 @@ int hd_session_add_out_track(hd_session_t *s, int i, uint32_t ssrc, uint32_t rtx
   return idx;
 }
 
+int hd_session_out_track_renegotiated(hd_session_t *s, int idx, int mi) {
+  if (idx < 0 || idx >= s->n_out || mi < 0 || mi >= s->neg.n_media) return HD_EINVAL;
+  hd_out_track_t *t = &s->out[idx];
+  t->media_index = mi;
+  return hd_session_fec_renegotiated(t, &s->neg.media[mi]);
+}
+
 int hd_session_track_by_mid(const hd_session_t *s, const char *mid) {
   if (s->kind == HD_SESSION_PUBLISH) {
     for (int i = 0; i < s->n_in; i++)

@@ -283,6 +283,13 @@ struct hd_session {
   hd_time_t rtt;
   uint64_t rtt_samples;
   unsigned loss_q8; /* viewer: loss its RRs report on our video, smoothed (x/256) */
+  /* viewer: the transport-wide loss its FlexFEC is planned from
+   * (sfu/session_fec.h): the estimator's acked/lost counts where the open
+   * interval began, and the loss of the last closed interval (valid when
+   * fec_tw_have) */
+  uint64_t fec_tw_acked0, fec_tw_lost0;
+  double fec_tw_loss;
+  int fec_tw_have;
   /* viewer: downlink estimate (REMB from the viewer for now), 0 = none yet; the
    * allocator runs on each new estimate and every HD_SESSION_ALLOC_INTERVAL */
   uint64_t estimate_bps;
@@ -363,6 +370,12 @@ int hd_session_add_in_track(hd_session_t *s, int mi);
 /* Adds a track we send for negotiated media section `mi` with our SSRCs;
  * returns its index. */
 int hd_session_add_out_track(hd_session_t *s, int mi, uint32_t ssrc, uint32_t rtx_ssrc);
+/* The viewer answered a re-offer that kept out track idx (same mid, same
+ * SSRCs) in negotiated media section `mi`: the track takes FlexFEC as that
+ * answer says (dropped, taken up, another repair SSRC), its sender state
+ * starting afresh when it changes (sfu/session_fec.h). Returns 1 if FlexFEC
+ * changed, 0 if not, HD_EINVAL for a bad index. */
+int hd_session_out_track_renegotiated(hd_session_t *s, int idx, int mi);
 /* Index of the track (in or out, by session kind) carried in media section `mid`, or -1. */
 int hd_session_track_by_mid(const hd_session_t *s, const char *mid);
 /* Stops forwarding from `src` into any track of s (src is going away). */

@@ -16,12 +16,32 @@ static hd_flexfec_send_t *sender(hd_out_track_t *t) {
   return t->fec;
 }
 
-void hd_session_fec_on_report(const hd_session_t *v, hd_out_track_t *t, uint8_t fraction_lost) {
+/* The leg's loss from transport-wide feedback: the interval open since the
+ * last one closed, if it now holds HD_SESSION_FEC_LOSS_PKTS reported
+ * packets, closes; its loss stays until the next one closes. */
+static void tw_interval(hd_session_t *v) {
+  if (!v->bwe) return;
+  uint64_t acked = v->bwe->st.acked, lost = v->bwe->st.lost;
+  if (acked < v->fec_tw_acked0 || lost < v->fec_tw_lost0) { /* the estimator started afresh */
+    v->fec_tw_acked0 = acked;
+    v->fec_tw_lost0 = lost;
+    return;
+  }
+  uint64_t n = (acked - v->fec_tw_acked0) + (lost - v->fec_tw_lost0);
+  if (n < HD_SESSION_FEC_LOSS_PKTS) return;
+  v->fec_tw_loss = (double)(lost - v->fec_tw_lost0) / (double)n;
+  v->fec_tw_have = 1;
+  v->fec_tw_acked0 = acked;
+  v->fec_tw_lost0 = lost;
+}
+
+void hd_session_fec_on_report(hd_session_t *v, hd_out_track_t *t, uint8_t fraction_lost) {
   if (!t->fec_pt) return;
   hd_flexfec_send_t *f = sender(t);
   if (!f) return;
   double loss = fraction_lost / 256.0;
-  if (v->bwe && v->bwe->loss.last_loss > loss) loss = v->bwe->loss.last_loss;
+  tw_interval(v);
+  if (v->fec_tw_have && v->fec_tw_loss > loss) loss = v->fec_tw_loss;
   hd_flexfec_send_on_report(f, loss);
 }
 
@@ -37,6 +57,25 @@ int hd_session_fec_min_group(const hd_session_t *v) {
     if (k > 0 && (g == 0 || k < g)) g = k;
   }
   return g;
+}
+
+int hd_session_fec_renegotiated(hd_out_track_t *t, const hd_sdp_media_negotiated_t *m) {
+  /* the rule of hd_session_add_out_track */
+  uint8_t pt =
+      t->kind == HD_TRACK_VIDEO && m->remote_fec_ssrc && m->remote_fec_ssrc != t->ssrc ? m->fec_pt : 0;
+  uint32_t ssrc = pt ? m->remote_fec_ssrc : 0;
+  if (pt == t->fec_pt && ssrc == t->fec_ssrc) return 0;
+  t->fec_pt = pt;
+  t->fec_ssrc = ssrc;
+  if (t->fec) {
+    /* the open group and the plan go; the repair seq goes on: a repair
+     * stream on the same SSRC that restarted at a random seq would reuse
+     * SRTP indices already sent, and SRTP refuses those (RFC 3711 §3.3.1) */
+    uint64_t sent = t->fec->sent;
+    hd_flexfec_send_init(t->fec, t->fec->seq);
+    t->fec->sent = sent;
+  }
+  return 1;
 }
 
 int hd_session_fec_protect(hd_session_t *v, hd_out_track_t *t, const uint8_t *pkt, size_t len, uint8_t *out,

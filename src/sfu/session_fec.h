@@ -26,14 +26,31 @@
 /* The viewer reported fraction_lost (of 256, RFC 3550 §6.4.1) on t's media
  * SSRC. An SDK viewer's reports count packets repaired by RTX as received
  * (loss after repair, client/pc_media.c), so where transport-wide feedback
- * runs, the loss of its last interval (rtc/bwe_loss.h: every packet of the
- * leg, before repair) is taken when it is higher. */
-void hd_session_fec_on_report(const hd_session_t *v, hd_out_track_t *t, uint8_t fraction_lost);
+ * runs, the leg's loss from it (every packet of the leg, before repair) is
+ * taken when it is higher: over the last interval of at least
+ * HD_SESSION_FEC_LOSS_PKTS packets the feedback reported, closed at a
+ * report. Not the estimator's loss interval (rtc/bwe_loss.h: 20 packets,
+ * 100 ms): at 20% random loss one such interval reads anything from 5% to
+ * 40%, and the highest of it and the report, smoothed, crossed the 30% at
+ * which FEC goes on even on a short leg (rtc/flexfec.h
+ * HD_FLEXFEC_NACK_LOSS): the node sent FlexFEC to an SDK viewer 25 ms
+ * away, whose NACKs then waited for repair packets (client/pc_media.c),
+ * and its video delay grew (bench/weak_network --losses 20; unit
+ * test_client_lossy_legs). Over 100 packets the spread at 20% is +-4%. */
+#define HD_SESSION_FEC_LOSS_PKTS 100
+void hd_session_fec_on_report(hd_session_t *v, hd_out_track_t *t, uint8_t fraction_lost);
 /* Media packets per repair packet on t now, 0 = no FEC. */
 int hd_session_fec_group(const hd_session_t *v, const hd_out_track_t *t);
 /* The smallest group over v's video tracks sending FEC (the largest
  * overhead), 0 = none. */
 int hd_session_fec_min_group(const hd_session_t *v);
+/* The viewer answered a re-offer: t keeps its SSRCs, and takes FlexFEC as
+ * that answer says (m: its section, as hd_session_add_out_track reads it).
+ * When that changes (dropped, taken up, another repair SSRC) the sender's
+ * open group and plan go (the plan starts again from the next reports); its
+ * repair seq goes on (the same repair SSRC under SRTP must not go back to
+ * indices it sent). Returns 1 if it changed, else 0. */
+int hd_session_fec_renegotiated(hd_out_track_t *t, const hd_sdp_media_negotiated_t *m);
 /* Packet pkt (plain RTP, its final bytes) is about to be committed on t's
  * media SSRC as a first send. Returns the length of a repair packet written
  * to out (cap bytes) to send after it, 0 for none, or a negative error. */

@@ -61,9 +61,28 @@ static hd_pacer_t *viewer_pacer(hd_session_t *v, hd_time_t now) {
 /* Pacer tag bit of a resend that is the first send's exact bytes
  * (hd_session_pace_send_exact): left as it is when it leaves. */
 #define TAG_EXACT 0x80000000u
+/* Pacer tag bit of an RTX copy of a first send's exact bytes
+ * (hd_session_pace_send_rtx_copy): its transport-wide seq is stamped as it
+ * leaves, its abs-send-time is the first send's. */
+#define TAG_KEEP_TIME 0x40000000u
+#define TAG_INDEX 0x3fffffffu
 
-/* Repairs of t go on its media SSRC (no RTX): what goes out there is recorded. */
-static int records(const hd_out_track_t *t) { return t->nack && !t->rtx_enabled; }
+/* What went out on t's media SSRC is recorded, byte for byte: where its
+ * repairs go on that SSRC (no RTX: same SRTP index, sfu/resend_cache.h), and
+ * where FlexFEC protects it (an RTX copy must unwrap to the bytes the repair
+ * packets covered, hd_session_pace_send_rtx_copy). */
+static int records(const hd_out_track_t *t) {
+  /* RTX copies go without NACK too: probe bytes (sfu/probe.h) */
+  return (t->nack && !t->rtx_enabled) || (t->rtx_enabled && t->fec_pt && t->kind == HD_TRACK_VIDEO);
+}
+
+/* 1 if pkt is on one of t's SSRCs (media, RTX, FlexFEC): a packet queued for
+ * a track whose slot was reused by another since is not (hd_session_pace_flush). */
+static int of_track(const hd_out_track_t *t, const uint8_t *pkt, size_t len) {
+  if (len < 12) return 0;
+  uint32_t s = (uint32_t)pkt[8] << 24 | (uint32_t)pkt[9] << 16 | (uint32_t)pkt[10] << 8 | pkt[11];
+  return s == t->ssrc || (t->rtx_ssrc && s == t->rtx_ssrc) || (t->fec_ssrc && s == t->fec_ssrc);
+}
 
 /* 1 if pkt is on t's media SSRC (not its RTX stream). */
 static int on_media_ssrc(const hd_out_track_t *t, const uint8_t *pkt, size_t len) {
@@ -110,7 +129,7 @@ static int protects(const hd_out_track_t *t, const uint8_t *pkt, size_t len, int
 }
 
 static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, int exact,
-                     hd_time_t now, hd_session_counters_t *c) {
+                     int keep_time, hd_time_t now, hd_session_counters_t *c) {
   /* no estimate yet (and nothing waiting): not paced, and not a cycle spent on it */
   hd_pacer_t *pc =
       g_pacer && (v->estimate_bps || (v->pacer && v->pacer->queued_packets)) ? viewer_pacer(v, now) : NULL;
@@ -120,7 +139,8 @@ static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n,
       if (c) c->same_index_refused++;
       return HD_EREPLAY;
     }
-    int rc = hd_pacer_enqueue(pc, cls, out, n, (uint32_t)(t - v->out) | (exact ? TAG_EXACT : 0), now);
+    uint32_t tag = (uint32_t)(t - v->out) | (exact ? TAG_EXACT : 0) | (keep_time ? TAG_KEEP_TIME : 0);
+    int rc = hd_pacer_enqueue(pc, cls, out, n, tag, now);
     if (rc == 0) {
       if (c) c->paced++;
       return (int)n;
@@ -145,16 +165,28 @@ static int pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n,
 
 int hd_session_pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls, hd_time_t now,
                          hd_session_counters_t *c) {
-  return pace_send(v, t, out, n, cls, 0, now, c);
+  return pace_send(v, t, out, n, cls, 0, 0, now, c);
+}
+
+int hd_session_pace_send_rtx_copy(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls,
+                                  hd_time_t now, hd_session_counters_t *c) {
+  if (t->ext_twcc) { /* its transport-wide seq if it goes now (restamped if it waits) */
+    uint8_t tw[2];
+    hd_rtp_twcc_seq_write(tw, v->tw_seq);
+    hd_rtp_ext_rewrite(out, n, t->ext_twcc, tw, sizeof tw);
+  }
+  return pace_send(v, t, out, n, cls, 0, 1, now, c);
 }
 
 int hd_session_pace_send_exact(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, hd_time_t now,
                                hd_session_counters_t *c) {
-  return pace_send(v, t, out, n, HD_PACE_RTX, 1, now, c);
+  return pace_send(v, t, out, n, HD_PACE_RTX, 1, 0, now, c);
 }
 
-/* Writes the send-time header extensions of a packet leaving the pacer. */
-static void restamp(const hd_session_t *v, const hd_out_track_t *t, uint8_t *pkt, size_t len, hd_time_t now) {
+/* Writes the send-time header extensions of a packet leaving the pacer
+ * (keep_time: the transport-wide seq only). */
+static void restamp(const hd_session_t *v, const hd_out_track_t *t, uint8_t *pkt, size_t len, int keep_time,
+                    hd_time_t now) {
   if (!t->ext_twcc && !t->ext_abs_send_time) return;
   hd_rtp_hdr_t h;
   const uint8_t *d;
@@ -162,7 +194,8 @@ static void restamp(const hd_session_t *v, const hd_out_track_t *t, uint8_t *pkt
   if (hd_rtp_parse(pkt, len, &h) < 0) return;
   if (t->ext_twcc && hd_rtp_ext_find(&h, t->ext_twcc, &d, &dl) == 0 && dl == 2)
     hd_rtp_twcc_seq_write(pkt + (d - pkt), v->tw_seq);
-  if (t->ext_abs_send_time && hd_rtp_ext_find(&h, t->ext_abs_send_time, &d, &dl) == 0 && dl == 3)
+  if (!keep_time && t->ext_abs_send_time && hd_rtp_ext_find(&h, t->ext_abs_send_time, &d, &dl) == 0 &&
+      dl == 3)
     hd_rtp_abs_send_time_write(pkt + (d - pkt), hd_rtp_abs_send_time_from_us(now));
 }
 
@@ -179,16 +212,18 @@ void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t
     size_t cap;
     uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
     if (!out) break; /* tx queue full: the rest after it drains (the deadline stays due) */
-    uint32_t idx = k->tag & ~TAG_EXACT;
+    uint32_t idx = k->tag & TAG_INDEX;
     int exact = (k->tag & TAG_EXACT) != 0;
-    if (idx >= (uint32_t)v->n_out || !v->out[idx].active || k->len > cap) { /* its track is gone */
+    /* its track is gone (its slot may carry another track since) */
+    if (idx >= (uint32_t)v->n_out || !v->out[idx].active || k->len > cap ||
+        !of_track(&v->out[idx], k->data, k->len)) {
       hd_pacer_sent(v->pacer, now);
       continue;
     }
     hd_out_track_t *t = &v->out[idx];
     size_t len = k->len;
     memcpy(out, k->data, len);
-    if (!exact) restamp(v, t, out, len, now);
+    if (!exact) restamp(v, t, out, len, (k->tag & TAG_KEEP_TIME) != 0, now);
     hd_pacer_sent(v->pacer, now);
     if (before_commit(t, out, len, exact, now, c) < 0) {
       if (c) c->pacer_dropped++;

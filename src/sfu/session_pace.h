@@ -20,6 +20,16 @@ int hd_session_pace_send(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_
  * as hd_session_pace_send. */
 int hd_session_pace_send_exact(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, hd_time_t now,
                                hd_session_counters_t *c);
+/* Sends (or queues, class cls) the n bytes at `out` in v's tx queue slot: an
+ * RTX copy (RFC 4588 §4) of a first send on t's media SSRC built from that
+ * send's exact bytes (sfu/resend_cache.h), for a track FlexFEC protects: it
+ * gets a transport-wide seq of its own (the receiver zeroes it before the
+ * XOR, rtc/flexfec.h) but keeps every other header extension as the first
+ * send had it (abs-send-time, playout-delay), so that the receiver's
+ * unwrapped copy is the packet the repair packets covered. Returns as
+ * hd_session_pace_send. */
+int hd_session_pace_send_rtx_copy(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls,
+                                  hd_time_t now, hd_session_counters_t *c);
 /* Releases what v's pacer (non-NULL) lets go at `now` into the tx queue. */
 void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c);
 

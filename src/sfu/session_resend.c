@@ -235,8 +235,9 @@ void hd_session_tail_probe(hd_session_t *v, hd_session_t *room_pub, hd_time_t no
 }
 
 /* Sends the viewer its copy of the cached source packet orig as out_seq, as
- * RTX (RFC 4588 §4: its own SSRC and seq, so a new SRTP index). Without RTX
- * a copy would be rebuilt under the first send's index: see resend_exact.
+ * RTX (RFC 4588 §4: its own SSRC and seq, so a new SRTP index); on a track
+ * FlexFEC protects, the first send's exact bytes as RTX. Without RTX a copy
+ * would be rebuilt under the first send's index: see resend_exact.
  * Returns the bytes sent, HD_EPROTO when the packet is not of the stream
  * being sent or t has no RTX, or another negative error. */
 static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
@@ -246,6 +247,21 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return HD_ENOSPC;
+  if (t->fec_pt && t->sent) {
+    /* FlexFEC covered the first send's bytes (sfu/session_fec.h): a copy
+     * rebuilt now would carry another abs-send-time, maybe a playout-delay
+     * element the first send lacked (a longer header), and a repair packet
+     * that counts on the viewer's unwrapped copy would rebuild its missing
+     * packet wrong. The first send's bytes as RTX, or nothing (they are
+     * gone); a seq never sent on the media SSRC was never protected. */
+    const uint8_t *first;
+    size_t flen;
+    if (hd_resend_cache_get(t->sent, out_seq, now, &first, &flen) == 0) {
+      int n = hd_session_wrap_rtx(t, first, flen, out, cap);
+      return n < 0 ? n : hd_session_pace_send_rtx_copy(v, t, out, (size_t)n, cls, now, c);
+    }
+    if (hd_resend_cache_sent(t->sent, out_seq, now)) return HD_EPROTO;
+  }
   uint8_t tmp[HD_DATAGRAM_MAX];
   int n =
       hd_session_build_out(v, t, pub, &h, out_seq, hd_rewriter_map_ts(&t->rw, h.ts), now, tmp, sizeof tmp);

@@ -9,6 +9,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "media/rtp_payload.h"
+#include "proto/sdp_offer.h"
 #include "proto/token.h"
 #include "check.h"
 #include "netem_world.h"
@@ -207,6 +208,17 @@ static void push(cw_t *w, int from, int to, const uint8_t *data, size_t len) {
     int pt = data[1] >= 192 && data[1] <= 223 ? 255 : data[1] & 0x7f;
     w->pt_bytes[pt] += len;
     w->pt_pkts[pt]++;
+    if (pt == HD_SDP_OFFER_PT_FLEXFEC) { /* the RTP header is in clear under SRTP */
+      uint32_t ssrc = (uint32_t)data[8] << 24 | (uint32_t)data[9] << 16 | (uint32_t)data[10] << 8 | data[11];
+      int k = 0;
+      while (k < w->n_fec_out && w->fec_out[k].ssrc != ssrc)
+        k++;
+      if (k == w->n_fec_out && k < CW_MAX_FEC_SSRCS) w->fec_out[w->n_fec_out++].ssrc = ssrc;
+      if (k < w->n_fec_out) {
+        w->fec_out[k].pkts++;
+        w->fec_out[k].last = w->now;
+      }
+    }
   }
   hd_netem_link_send(w->nl[from][to], data, len, w->now);
 }
@@ -404,6 +416,86 @@ static void join_room(cw_t *w, int c, const char *identity, int flexfec) {
   hd_signal_msg_free(&m);
 }
 
+/* The publisher's (re)negotiation: an offer from its pc naming the
+ * microphone and, with cam_cid, the camera; the node's answer applied. */
+static void publish(cw_t *w, const char *mic_cid, const char *cam_cid) {
+  static char sdp[32768], msg[65536];
+  hd_pc_t *pc = w->ep[0].pc;
+  CHECK(hd_pc_create_offer(pc, sdp, sizeof sdp, w->now) > 0);
+  hd_signal_pub_track_t tr[2];
+  size_t nt = 0;
+  if (mic_cid)
+    tr[nt++] = (hd_signal_pub_track_t){.cid = mic_cid,
+                                       .mid = hd_pc_track_mid(pc, 0),
+                                       .kind = HD_SIGNAL_KIND_AUDIO,
+                                       .source = HD_SIGNAL_SOURCE_MICROPHONE};
+  if (cam_cid)
+    tr[nt++] = (hd_signal_pub_track_t){.cid = cam_cid,
+                                       .mid = hd_pc_track_mid(pc, 1),
+                                       .kind = HD_SIGNAL_KIND_VIDEO,
+                                       .source = HD_SIGNAL_SOURCE_CAMERA};
+  CHECK(hd_signal_write_publish_offer("p1", sdp, tr, nt, msg, sizeof msg) > 0);
+  CHECK(cw_rtc_msg(w, 0, msg) == 0);
+  hd_signal_msg_t m;
+  CHECK(cw_take(w, 0, HD_SIGNAL_PUBLISH_ANSWER, &m) == 0);
+  CHECK(hd_pc_set_remote_answer(pc, m.publish_answer.sdp, strlen(m.publish_answer.sdp), w->now) == 0);
+  hd_signal_msg_free(&m);
+}
+
+void cw_publish(cw_t *w, const char *cam_cid) { cw_publish2(w, "mic", cam_cid); }
+
+void cw_publish2(cw_t *w, const char *mic_cid, const char *cam_cid) {
+  publish(w, mic_cid, cam_cid);
+  cw_answer_subscriber(w);
+}
+
+/* Takes FlexFEC out of SDP text sdp (in place): its payload type from the
+ * m= lines, its rtpmap/fmtp lines. */
+static void drop_fec(char *sdp) {
+  char pt[8], *p;
+  snprintf(pt, sizeof pt, " %d", HD_SDP_OFFER_PT_FLEXFEC);
+  for (char *m = sdp; (m = strstr(m, "m=video ")) != NULL; m++) {
+    char *eol = strstr(m, "\r\n");
+    if (eol && (p = strstr(m, pt)) && p < eol && (p[3] == '\r' || p[3] == ' '))
+      memmove(p, p + 3, strlen(p + 3) + 1);
+  }
+  char key[32];
+  for (int k = 0; k < 2; k++) {
+    snprintf(key, sizeof key, k ? "a=fmtp:%d " : "a=rtpmap:%d ", HD_SDP_OFFER_PT_FLEXFEC);
+    while ((p = strstr(sdp, key)) != NULL) {
+      char *eol = strstr(p, "\r\n");
+      CHECK(eol);
+      memmove(p, eol + 2, strlen(eol + 2) + 1);
+    }
+  }
+}
+
+int cw_answer_subscriber(cw_t *w) {
+  static char sdp[32768], msg[65536];
+  int answered = 0;
+  hd_signal_msg_t m;
+  while (cw_take(w, 1, HD_SIGNAL_SUBSCRIBER_OFFER, &m) == 0) {
+    snprintf(w->offer, sizeof w->offer, "%s", m.subscriber_offer.sdp);
+    int n = hd_pc_answer_offer(w->ep[1].pc, m.subscriber_offer.sdp, strlen(m.subscriber_offer.sdp), sdp,
+                               sizeof sdp, w->now);
+    hd_signal_msg_free(&m);
+    CHECK(n > 0);
+    if (w->answer_drop_fec) drop_fec(sdp);
+    snprintf(w->answer, sizeof w->answer, "%s", sdp);
+    CHECK(hd_signal_write_subscriber_answer(NULL, sdp, msg, sizeof msg) > 0);
+    CHECK(cw_rtc_msg(w, 1, msg) == 0);
+    CHECK(cw_take(w, 1, HD_SIGNAL_ERROR, &m) == HD_ENOTFOUND);
+    answered++;
+  }
+  return answered;
+}
+
+uint64_t cw_fec_out(const cw_t *w, uint32_t ssrc) {
+  for (int k = 0; k < w->n_fec_out; k++)
+    if (w->fec_out[k].ssrc == ssrc) return w->fec_out[k].pkts;
+  return 0;
+}
+
 static void mkaddr(struct sockaddr_in *a, const char *ip, uint16_t port) {
   memset(a, 0, sizeof *a);
   a->sin_family = AF_INET;
@@ -480,23 +572,10 @@ cw_t *cw_new(const cw_cfg_t *cfg) {
     CHECK(cl_local_init(pub->sdk, 1, &v) == 0);
   }
   static char sdp[32768], msg[65536];
-  CHECK(hd_pc_create_offer(pub->pc, sdp, sizeof sdp, w->now) > 0);
-  hd_signal_pub_track_t tr[2] = {{.cid = "mic",
-                                  .mid = hd_pc_track_mid(pub->pc, 0),
-                                  .kind = HD_SIGNAL_KIND_AUDIO,
-                                  .source = HD_SIGNAL_SOURCE_MICROPHONE},
-                                 {.cid = "cam",
-                                  .mid = hd_pc_track_mid(pub->pc, 1),
-                                  .kind = HD_SIGNAL_KIND_VIDEO,
-                                  .source = HD_SIGNAL_SOURCE_CAMERA}};
-  CHECK(hd_signal_write_publish_offer("p1", sdp, tr, 2, msg, sizeof msg) > 0);
-  CHECK(cw_rtc_msg(w, 0, msg) == 0);
-  hd_signal_msg_t m;
-  CHECK(cw_take(w, 0, HD_SIGNAL_PUBLISH_ANSWER, &m) == 0);
-  CHECK(hd_pc_set_remote_answer(pub->pc, m.publish_answer.sdp, strlen(m.publish_answer.sdp), w->now) == 0);
-  hd_signal_msg_free(&m);
+  publish(w, "mic", rc->mic_only_first ? NULL : "cam");
   CHECK(hd_pc_track_layers(pub->pc, pub->vtrack) == rc->n_layers);
   pub->sending = 1;
+  hd_signal_msg_t m;
 
   CHECK(cw_take(w, 1, HD_SIGNAL_SUBSCRIBER_OFFER, &m) == 0);
   for (size_t i = 0; i < m.subscriber_offer.n_tracks; i++)

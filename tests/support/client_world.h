@@ -90,7 +90,10 @@ typedef struct {
                        * the audio jitter buffer on a 20 ms clock and records their delay */
   int untagged;       /* VP8 payloads without capture time and layer tag, keyframes 640x360 */
   int rtt_track_only; /* the jitter buffer takes only the track's repair RTT, not the pc's RTT */
+  int mic_only_first; /* the publisher's first publish_offer names only its microphone (cw_publish) */
 } cw_cfg_t;
+
+#define CW_MAX_FEC_SSRCS 16
 
 typedef struct cw {
   cw_cfg_t cfg;
@@ -107,6 +110,14 @@ typedef struct cw {
   char offer[32768];                    /* the node's subscriber offer, as sent */
   char answer[32768];                   /* the subscriber's answer */
   uint64_t pt_bytes[256], pt_pkts[256]; /* node -> subscriber RTP by payload type (255: RTCP) */
+  /* node -> subscriber FlexFEC repair packets (the node's pt) by SSRC, and when the last left */
+  struct {
+    uint32_t ssrc;
+    uint64_t pkts;
+    hd_time_t last;
+  } fec_out[CW_MAX_FEC_SSRCS];
+  int n_fec_out;
+  int answer_drop_fec; /* cw_answer_subscriber takes FlexFEC out of the answers it sends (not the pc's) */
 } cw_t;
 
 /* cmocka group setup/teardown: quiet logs, the three certificates (the
@@ -119,6 +130,19 @@ int cw_teardown_all(void **st);
  * subscribed (the connections still to come up in virtual time). */
 cw_t *cw_new(const cw_cfg_t *cfg);
 void cw_free(cw_t *w);
+/* The publisher renegotiates (a new offer from its pc, the node's answer
+ * applied) naming its microphone and, with cam_cid, its camera under that
+ * client id (NULL: the camera is unpublished). Then the subscriber answers
+ * every subscriber offer the node sends it (cw_answer_subscriber). */
+void cw_publish(cw_t *w, const char *cam_cid);
+/* The same with the microphone under mic_cid (NULL: unpublished). */
+void cw_publish2(cw_t *w, const char *mic_cid, const char *cam_cid);
+/* The subscriber answers the node's pending subscriber offer(s) with its pc
+ * (the last offer and answer kept in w->offer / w->answer). Returns how many
+ * it answered. */
+int cw_answer_subscriber(cw_t *w);
+/* Repair packets the node sent the subscriber on FlexFEC SSRC ssrc. */
+uint64_t cw_fec_out(const cw_t *w, uint32_t ssrc);
 /* Runs the world on the virtual clock until `end`. */
 void cw_run_until(cw_t *w, hd_time_t end);
 /* A signaling message from client c (0, 1) to the node: the node's result. */

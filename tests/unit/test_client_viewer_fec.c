@@ -236,11 +236,168 @@ static void test_publisher_fec_estimate_holds(void **st) {
   assert_true(target[1] * 10 >= target[0] * 9);
 }
 
+/* Viewer video FEC-protected right now: the node's out track's FlexFEC SSRC
+ * (0 = no FlexFEC on its video), its SSRC in *media. */
+static uint32_t viewer_fec_ssrc(cw_t *w, uint32_t *media) {
+  hd_out_track_t *vt = viewer_video(w);
+  if (media) *media = vt ? vt->ssrc : 0;
+  return vt && vt->fec_pt ? vt->fec_ssrc : 0;
+}
+
+/* Packets the viewer rebuilt from FlexFEC, over all its video tracks. */
+static uint64_t viewer_recovered(cw_t *w) {
+  hd_pc_stats_t *ps = malloc(sizeof *ps);
+  assert_non_null(ps);
+  hd_pc_stats(w->ep[1].pc, ps);
+  uint64_t n = 0;
+  for (int i = 0; i < ps->n_tracks; i++)
+    if (hd_pc_track_kind(w->ep[1].pc, i) == HD_PC_VIDEO) n += ps->tracks[i].fec_recovered;
+  free(ps);
+  return n;
+}
+
+/* The subscriber's offer and answer both carry FlexFEC for media SSRC ssrc
+ * with repair SSRC fec (RFC 8627 §5.1.3 FEC-FR group). */
+static void assert_fec_negotiated(cw_t *w, uint32_t ssrc, uint32_t fec) {
+  char line[64], grp[64];
+  snprintf(line, sizeof line, "a=rtpmap:%d flexfec/90000", HD_SDP_OFFER_PT_FLEXFEC);
+  snprintf(grp, sizeof grp, "a=ssrc-group:FEC-FR %u %u", ssrc, fec);
+  assert_non_null(strstr(w->offer, line));
+  assert_non_null(strstr(w->offer, grp));
+  assert_non_null(strstr(w->answer, line));
+}
+
+/* FlexFEC across subscriber renegotiations (the node offers on the viewer's
+ * subscriber pc): the publisher starts with its microphone only, so the
+ * viewer's first offer has no video; the camera published later comes in a
+ * re-offer and gets FlexFEC like a first track; unpublished, its repair
+ * packets stop with it (none for an SSRC no longer sent); published again
+ * (a recycled m= section, new SSRCs, a fresh transceiver at the viewer), it
+ * gets FlexFEC afresh and repair packets go on the new repair SSRC only,
+ * from which the viewer rebuilds; a later answer that drops FlexFEC from the
+ * kept camera section stops its repair packets, and the next one that takes
+ * it turns them on again (before, a kept track had FlexFEC as its first
+ * answer said, whatever later answers did). Lossy long downlink as in
+ * test_viewer_fec_recovers. */
+static void test_viewer_fec_renegotiated(void **st) {
+  (void)st;
+  const char *down[] = {"--delay", "100", "--loss", "15"};
+  const char *vup[] = {"--delay", "100"};
+  cw_cfg_t rc = {
+      .down = down, .ndown = 4, .vup = vup, .nvup = 2, .sub_fec = 1, .seed = 4, .mic_only_first = 1};
+  cw_t *w = fec_world(rc);
+  char line[64];
+  snprintf(line, sizeof line, "a=rtpmap:%d flexfec/90000", HD_SDP_OFFER_PT_FLEXFEC);
+  assert_null(strstr(w->offer, "m=video")); /* audio only so far */
+  assert_null(strstr(w->offer, line));
+  cw_run_until(w, w->now + HD_SEC(2));
+  assert_null(viewer_video(w));
+
+  /* 1. the camera, published later: a re-offer with FlexFEC on its section */
+  cw_publish(w, "cam");
+  uint32_t media1, fec1 = viewer_fec_ssrc(w, &media1);
+  assert_true(fec1 != 0);
+  assert_fec_negotiated(w, media1, fec1);
+  cw_run_until(w, w->now + HD_SEC(12));
+  uint64_t sent1 = cw_fec_out(w, fec1), rec1 = viewer_recovered(w);
+  printf("camera published after the first offer: %llu repair packets on %08x, viewer rebuilt %llu\n",
+         (unsigned long long)sent1, fec1, (unsigned long long)rec1);
+  assert_true(sent1 > 0);
+  assert_true(rec1 > 0);
+
+  /* 2. unpublished: its section rejected in the re-offer, its repair
+   * packets stop at once (what is still on the link arrives) */
+  cw_publish(w, NULL);
+  assert_null(viewer_video(w));
+  uint64_t at_removal = cw_fec_out(w, fec1);
+  cw_run_until(w, w->now + HD_SEC(3));
+  assert_int_equal(cw_fec_out(w, fec1), at_removal);
+
+  /* 3. published again: a recycled section, new SSRCs, FlexFEC afresh */
+  cw_publish(w, "cam");
+  uint32_t media2, fec2 = viewer_fec_ssrc(w, &media2);
+  assert_true(fec2 != 0);
+  assert_true(fec2 != fec1 && media2 != media1);
+  assert_fec_negotiated(w, media2, fec2);
+  cw_run_until(w, w->now + HD_SEC(12));
+  uint64_t sent2 = cw_fec_out(w, fec2), rec2 = viewer_recovered(w);
+  printf("camera published again: %llu repair packets on %08x (%llu on the old %08x), viewer rebuilt %llu\n",
+         (unsigned long long)sent2, fec2, (unsigned long long)cw_fec_out(w, fec1), fec1,
+         (unsigned long long)(rec2 - rec1));
+  assert_true(sent2 > 0);
+  assert_int_equal(cw_fec_out(w, fec1), at_removal); /* nothing more on the old repair SSRC */
+  assert_true(rec2 > rec1);
+  for (int k = 0; k < w->n_fec_out; k++) /* repair packets on these two SSRCs only */
+    assert_true(w->fec_out[k].ssrc == fec1 || w->fec_out[k].ssrc == fec2);
+
+  /* 4. a re-offer that keeps the camera (the microphone unpublished) whose
+   * answer drops FlexFEC from the camera's section (RFC 3264 §8: an answer
+   * may take fewer formats): the node stops its repair packets */
+  w->answer_drop_fec = 1;
+  cw_publish2(w, NULL, "cam");
+  w->answer_drop_fec = 0;
+  assert_null(strstr(w->answer, line));
+  uint32_t media4, fec4 = viewer_fec_ssrc(w, &media4);
+  assert_int_equal(media4, media2); /* the same track */
+  assert_int_equal(fec4, 0);
+  uint64_t at_drop = cw_fec_out(w, fec2);
+  cw_run_until(w, w->now + HD_SEC(8));
+  printf("answer without FlexFEC: %llu repair packets on %08x after it\n",
+         (unsigned long long)(cw_fec_out(w, fec2) - at_drop), fec2);
+  assert_int_equal(cw_fec_out(w, fec2), at_drop);
+
+  /* 5. the next re-offer (the microphone back) answered with it: taken up again */
+  cw_publish2(w, "mic", "cam");
+  assert_non_null(strstr(w->answer, line));
+  uint32_t media5, fec5 = viewer_fec_ssrc(w, &media5);
+  assert_int_equal(media5, media2);
+  assert_int_equal(fec5, fec2);
+  uint64_t rec5 = viewer_recovered(w);
+  cw_run_until(w, w->now + HD_SEC(12));
+  printf("answer with FlexFEC again: %llu repair packets on %08x, viewer rebuilt %llu\n",
+         (unsigned long long)(cw_fec_out(w, fec2) - at_drop), fec2,
+         (unsigned long long)(viewer_recovered(w) - rec5));
+  assert_true(cw_fec_out(w, fec2) > at_drop);
+  assert_true(viewer_recovered(w) > rec5);
+  cw_free(w);
+}
+
+/* A layer change is no renegotiation: a simulcast camera (three layers) to a
+ * FlexFEC viewer on a lossy long downlink; the node switches layers on the
+ * same out track (its SSRC, its seq continued), whose repair packets go on
+ * across each switch on the one repair SSRC and keep rebuilding. */
+static void test_viewer_fec_across_layer_switches(void **st) {
+  (void)st;
+  const char *down[] = {"--delay", "100", "--loss", "15"};
+  const char *vup[] = {"--delay", "100"};
+  cw_cfg_t rc = {
+      .down = down, .ndown = 4, .vup = vup, .nvup = 2, .sub_fec = 1, .seed = 6, .n_layers = CW_LAYERS};
+  cw_t *w = cw_new(&rc);
+  cw_run_until(w, w->now + HD_SEC(20));
+  uint32_t media, fec = viewer_fec_ssrc(w, &media);
+  uint64_t switches = hd_node_stats(w->node)->media.layer_switches;
+  const cw_ep_t *sub = &w->ep[1];
+  printf("simulcast to a FlexFEC viewer: %llu layer switches, frames by layer %llu/%llu/%llu, %llu repair "
+         "packets "
+         "on %08x, viewer rebuilt %llu\n",
+         (unsigned long long)switches, (unsigned long long)sub->layer_frames[0],
+         (unsigned long long)sub->layer_frames[1], (unsigned long long)sub->layer_frames[2],
+         (unsigned long long)cw_fec_out(w, fec), fec, (unsigned long long)viewer_recovered(w));
+  assert_true(fec != 0);
+  assert_true(switches >= 1);
+  assert_int_equal(w->n_fec_out, 1); /* one repair SSRC throughout */
+  assert_true(cw_fec_out(w, fec) > 0);
+  assert_true(viewer_recovered(w) > 0);
+  cw_free(w);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_viewer_fec_negotiated),
       cmocka_unit_test(test_viewer_fec_recovers),
       cmocka_unit_test(test_viewer_fec_only_where_it_pays),
+      cmocka_unit_test(test_viewer_fec_renegotiated),
+      cmocka_unit_test(test_viewer_fec_across_layer_switches),
       cmocka_unit_test(test_publisher_fec_estimate_holds),
   };
   return cmocka_run_group_tests(tests, cw_setup_all, cw_teardown_all);
