@@ -48,6 +48,7 @@ typedef struct {
   hd_dedup_t dd_direct, dd_relay;
   uint8_t rtp[1500];
   size_t rtp_len;
+  int b_worker;  /* B's worker the relayed flow hashes to (hd_relay_worker): the one modelled */
   uint64_t sink; /* keeps the compiler from dropping work */
 } bench_t;
 
@@ -55,11 +56,31 @@ enum { A, B, C };
 #define WORKERS 2 /* media workers of each node (relaying spreads over them) */
 static const char *const names[3] = {"node-a", "node-b", "node-c"};
 
+static size_t media_body(bench_t *b, uint32_t k, uint8_t *out);
+
 static void setup(bench_t *b, size_t size) {
   static const uint8_t secret[32] = "relay bench cluster secret......";
   memset(b, 0, sizeof *b);
+  b->rtp_len = size < 12 ? 12 : size > 1200 ? 1200 : size;
+  b->rtp[0] = 0x80;
+  b->rtp[1] = 96;
+  for (size_t i = 12; i < b->rtp_len; i++)
+    b->rtp[i] = (uint8_t)(i * 7);
+  /* the worker of B that takes the flow A -> C of the room (as relay_origin
+   * picks it): B is that worker, so the destination worker A seals in the
+   * link header (overlay/link.h, version 2) is the one that opens it */
+  uint8_t body[1600];
+  size_t bl = media_body(b, 0, body);
+  hd_relay_hdr_t h = {.origin = hd_link_id_hash(names[A]),
+                      .n_hops = 2,
+                      .inner = body,
+                      .inner_len = bl,
+                      .hops = {hd_link_id_hash(names[B]), hd_link_id_hash(names[C])}};
+  b->b_worker = hd_relay_worker(&h, WORKERS);
   for (int i = 0; i < 3; i++)
-    if (hd_link_self_init(&b->self[i], names[i], secret, sizeof secret, 1000 + (uint64_t)i, 0) < 0) exit(1);
+    if (hd_link_self_init(&b->self[i], names[i], secret, sizeof secret, 1000 + (uint64_t)i,
+                          i == B ? b->b_worker : 0) < 0)
+      exit(1);
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++)
       if (i != j && hd_link_peer_init(&b->peer[i][j], &b->self[i], names[j]) < 0) exit(1);
@@ -68,11 +89,6 @@ static void setup(bench_t *b, size_t size) {
   hd_hop_tx_init_n(&b->tx_direct, HD_RELAY_RESCUE_MAX);
   hd_hop_rx_init(&b->rx_ba);
   hd_hop_rx_init(&b->rx_cb);
-  b->rtp_len = size < 12 ? 12 : size > 1200 ? 1200 : size;
-  b->rtp[0] = 0x80;
-  b->rtp[1] = 96;
-  for (size_t i = 12; i < b->rtp_len; i++)
-    b->rtp[i] = (uint8_t)(i * 7);
 }
 
 static void teardown(bench_t *b) {
@@ -110,7 +126,7 @@ __attribute__((noinline)) void direct_forward(bench_t *b, uint32_t k, hd_time_t 
   uint8_t hdr[HD_RELAY_HDR_MAX];
   int rl = hd_relay_hdr_write(&rh, hdr, sizeof hdr);
   hd_hop_tx_keep2(&b->tx_direct, 0, hd_hop_tx_seq(&b->tx_direct, 0), hdr, (size_t)rl, body, bl, now);
-  int n = hd_link_seal(&b->self[A], &b->peer[A][C], HD_LINK_MEDIA, body, bl, dg, sizeof dg);
+  int n = hd_link_seal(&b->self[A], &b->peer[A][C], 0, HD_LINK_MEDIA, body, bl, dg, sizeof dg);
   uint8_t type;
   const uint8_t *pl;
   size_t pl_len;
@@ -135,7 +151,7 @@ __attribute__((noinline)) int relay_origin(bench_t *b, uint32_t k, hd_time_t now
   h.hop_seq = hd_hop_tx_seq(&b->tx_ab, lane);
   hd_relay_hdr_write(&h, body, sizeof body);
   hd_hop_tx_keep(&b->tx_ab, lane, h.hop_seq, body, bl, now);
-  return hd_link_seal(&b->self[A], &b->peer[A][B], HD_LINK_RELAY, body, bl, dg, cap);
+  return hd_link_seal(&b->self[A], &b->peer[A][B], lane, HD_LINK_RELAY, body, bl, dg, cap);
 }
 
 /* B: the relay hop (on_relay's work, without the socket). */
@@ -156,7 +172,7 @@ __attribute__((noinline)) int relay_hop(bench_t *b, uint8_t *dg, size_t len, hd_
   uint32_t seq = hd_hop_tx_seq(&b->tx_bc, lane);
   hd_relay_set_hop(body, h.hop, (uint16_t)(2 + lane), seq, 0);
   hd_hop_tx_keep(&b->tx_bc, lane, seq, body, pl_len, now);
-  return hd_link_seal(&b->self[B], &b->peer[B][C], HD_LINK_RELAY, body, pl_len, out, cap);
+  return hd_link_seal(&b->self[B], &b->peer[B][C], lane, HD_LINK_RELAY, body, pl_len, out, cap);
 }
 
 /* C: the destination of a relayed packet. */

@@ -50,7 +50,8 @@ int hd_cluster_node_encode(const hd_cluster_node_t *n, const char *const *room_n
       json_object_set_new(o, "draining", json_boolean(n->draining)) ||
       json_object_set_new(o, "ts_ms", json_integer(n->ts_ms)) || json_object_set(o, "room_names", rooms) ||
       json_object_set_new(o, "rooms_truncated", json_boolean(n_rooms > listed)) ||
-      (n->n_links && json_object_set(o, "links", links)))
+      (n->n_links && json_object_set(o, "links", links)) ||
+      (n->link_ver > 0 && json_object_set_new(o, "link", json_integer(n->link_ver))))
     goto out;
   size_t len = json_dumpb(o, out, cap, JSON_COMPACT);
   rc = len == 0 ? HD_ENOMEM : len >= cap ? HD_ENOSPC : (int)len;
@@ -110,8 +111,9 @@ int hd_cluster_node_decode(const char *text, size_t len, hd_cluster_node_t *out,
     snprintf(why, whycap, "'id' is empty");
     goto out;
   }
-  int64_t cpu = -1;
+  int64_t cpu = -1, lv = 1; /* an entry without "link": a node of link version 1 */
   if (int_member(o, "capacity", 1, &out->capacity, why, whycap) ||
+      int_member(o, "link", 1, &lv, why, whycap) ||
       int_member(o, "sessions", 0, &out->sessions, why, whycap) ||
       int_member(o, "participants", 0, &out->participants, why, whycap) ||
       int_member(o, "rooms", 0, &out->rooms, why, whycap) ||
@@ -123,6 +125,7 @@ int hd_cluster_node_decode(const char *text, size_t len, hd_cluster_node_t *out,
     goto out;
   }
   out->cpu_pct = cpu > 100000 ? 100000 : (int)cpu;
+  out->link_ver = lv > 255 ? 255 : (int)lv;
   json_t *d = json_object_get(o, "draining");
   if (d && !json_is_boolean(d)) {
     snprintf(why, whycap, "'draining' must be true or false");

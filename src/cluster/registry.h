@@ -50,6 +50,8 @@ typedef struct hd_cluster_node {
   int64_t bitrate_bps;  /* forwarded (sent) bit rate over the last heartbeat */
   int cpu_pct;          /* process CPU over the last heartbeat, % of one core; -1 unknown */
   int draining;         /* 1: takes no new clients */
+  int link_ver;         /* its node-link protocol version ("link"; 1 when absent: before version 2,
+                           docs/overlay.md "The link protocol"); 0 in an entry to encode = not written */
   int64_t ts_ms;        /* wall clock of the heartbeat (informational) */
   uint64_t room_hashes[HD_CLUSTER_MAX_ROOMS];
   int n_room_hashes;

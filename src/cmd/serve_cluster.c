@@ -661,6 +661,7 @@ int hd_serve_cluster_start(hd_serve_cluster_t **out, uv_loop_t *loop, const hd_c
   snprintf(n->url, sizeof n->url, "%s", cfg->announce_url);
   n->capacity = (int64_t)cfg->max_sessions;
   n->cpu_pct = -1;
+  n->link_ver = HD_LINK_VERSION; /* peers address our workers in the link header (overlay/link.h) */
   for (int i = 0; i < hd_media_workers_count(workers) && i < HD_CLUSTER_MAX_MEDIA; i++) {
     int port = cfg->rtc_announce_port ? cfg->rtc_announce_port + i : hd_media_workers_port(workers, i);
     snprintf(n->media[n->n_media++], HD_CLUSTER_ADDR_MAX, "%.46s:%d", cfg->rtc_ip, port & 0xffff);

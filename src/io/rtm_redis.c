@@ -732,12 +732,9 @@ static size_t peer_key(char *out, size_t cap, const char *node, const char *sid,
   return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
-static void c_peer_result(void *ud, const char *node, const char *sid, const char *id, int delivered) {
-  hd_rtm_redis_t *r = ud;
-  char key[HD_RTM_SEEN_KEY_MAX + 1];
-  size_t kl = peer_key(key, sizeof key, node, sid, id);
-  if (kl) /* a copy of it that comes again gets this answer again */
-    hd_rtm_seen_settle(&r->seen, key, kl, delivered ? HD_RTM_SEEN_DELIVERED : HD_RTM_SEEN_FAILED);
+/* The outcome of a peer message sent by session sid of node `node`, into
+ * that node's inbox. */
+static void send_prc(hd_rtm_redis_t *r, const char *node, const char *sid, const char *id, int delivered) {
   json_t *o = json_pack("{s:s,s:s,s:b}", "s", sid, "i", id, "d", delivered);
   char *j = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
@@ -751,6 +748,31 @@ static void c_peer_result(void *ud, const char *node, const char *sid, const cha
   }
   free(msg);
   free(j);
+}
+
+typedef struct {
+  hd_rtm_redis_t *r;
+  const char *sid, *id;
+  int delivered;
+} prc_ctx_t;
+
+static void prc_waiting(void *ud, const char *origin) {
+  prc_ctx_t *x = ud;
+  send_prc(x->r, origin, x->sid, x->id, x->delivered);
+}
+
+/* The broker's outcome of a peer message it took in: to the node of its
+ * first copy (`node`) and to every other node a later copy came from while
+ * it was pending (a retry from the node the sender's session moved to). */
+static void c_peer_result(void *ud, const char *node, const char *sid, const char *id, int delivered) {
+  hd_rtm_redis_t *r = ud;
+  char key[HD_RTM_SEEN_KEY_MAX + 1];
+  size_t kl = peer_key(key, sizeof key, node, sid, id);
+  prc_ctx_t x = {r, sid, id, delivered};
+  if (kl) /* a copy of it that comes again gets this answer again */
+    hd_rtm_seen_settle(&r->seen, key, kl, delivered ? HD_RTM_SEEN_DELIVERED : HD_RTM_SEEN_FAILED, node,
+                       prc_waiting, &x);
+  send_prc(r, node, sid, id, delivered);
 }
 
 static int c_user_event(void *ud, const char *app, const char *user, const char *body,
@@ -805,10 +827,12 @@ static void ps_other(hd_rtm_redis_t *r, const char *m, size_t len) {
     char key[HD_RTM_SEEN_KEY_MAX + 1];
     size_t kl = peer_key(key, sizeof key, n, sid, id);
     int outcome = HD_RTM_SEEN_PENDING;
-    if (kl && hd_rtm_seen_check(&r->seen, key, kl, &outcome) == 1) {
-      /* a second copy (the sender's retry after a lost answer): delivered
-       * once; a known outcome is answered again, a pending one comes later */
-      if (outcome != HD_RTM_SEEN_PENDING) c_peer_result(r, n, sid, id, outcome == HD_RTM_SEEN_DELIVERED);
+    if (kl && hd_rtm_seen_check(&r->seen, key, kl, n, &outcome) == 1) {
+      /* a second copy (the sender's retry after a lost answer, maybe from
+       * the node its session moved to): delivered once; a known outcome is
+       * answered again to this copy's node, a pending one comes to it later
+       * (c_peer_result answers every node a copy came from) */
+      if (outcome != HD_RTM_SEEN_PENDING) send_prc(r, n, sid, id, outcome == HD_RTM_SEEN_DELIVERED);
     } else {
       r->peers_in++;
       hd_rtm_cluster_peer_in(r->b, n, sid, id, app, u, body, now);

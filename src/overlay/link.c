@@ -86,6 +86,7 @@ int hd_link_peer_init(hd_link_peer_t *p, const hd_link_self_t *s, const char *pe
   int rc = derive(s, s->id, peer_id, s->epoch, p->tx_key);
   if (rc < 0) return rc;
   if (!(p->tx_ctx = keyed(1, p->tx_key))) return HD_ECRYPTO;
+  p->ver = HD_LINK_VERSION;
   return 0;
 }
 
@@ -123,13 +124,17 @@ static int gcm(int enc, EVP_CIPHER_CTX *c, uint64_t seq, const uint8_t *aad, siz
   return rc;
 }
 
-int hd_link_seal(hd_link_self_t *s, hd_link_peer_t *p, uint8_t type, const uint8_t *pl, size_t pl_len,
-                 uint8_t *out, size_t cap) {
+int hd_link_seal(hd_link_self_t *s, hd_link_peer_t *p, int dst, uint8_t type, const uint8_t *pl,
+                 size_t pl_len, uint8_t *out, size_t cap) {
   if (cap < HD_LINK_OVERHEAD || pl_len > cap - HD_LINK_OVERHEAD) return HD_ENOSPC;
+  if (dst < 0 || dst >= HD_LINK_LANES) return HD_EINVAL;
   uint64_t seq = s->next_seq++;
   out[0] = HD_LINK_MAGIC;
   out[1] = type;
-  out[2] = out[3] = 0;
+  /* the destination worker + 1, in the associated data: a copy replayed to
+   * another worker of the peer fails there; 0 to a version-1 peer (it drops
+   * anything else) */
+  hd_put_be16(out + 2, p->ver >= 2 ? (uint16_t)(dst + 1) : 0);
   hd_put_be64(out + 4, s->id_hash);
   hd_put_be64(out + 12, s->epoch);
   hd_put_be64(out + 20, seq);
@@ -143,7 +148,7 @@ int hd_link_seal(hd_link_self_t *s, hd_link_peer_t *p, uint8_t type, const uint8
 }
 
 int hd_link_sender(const uint8_t *buf, size_t len, uint64_t *id_hash) {
-  if (len < HD_LINK_OVERHEAD || buf[0] != HD_LINK_MAGIC || buf[2] || buf[3]) return HD_EPROTO;
+  if (len < HD_LINK_OVERHEAD || buf[0] != HD_LINK_MAGIC) return HD_EPROTO;
   *id_hash = hd_get_be64(buf + 4);
   return 0;
 }
@@ -155,6 +160,16 @@ int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_
   uint64_t epoch = hd_get_be64(buf + 12), seq = hd_get_be64(buf + 20);
   uint64_t lane = seq >> HD_LINK_LANE_SHIFT;
   if (lane >= HD_LINK_LANES) return HD_EPROTO;
+  /* the worker it is for: this one (its lane), else a replay to a sibling
+   * worker (whose windows are its own) or a misrouted datagram; unaddressed
+   * (0) only from a version-1 peer. Checked before the tag: the header is
+   * authenticated, so an altered one fails there anyway. */
+  unsigned dst = hd_get_be16(buf + 2), self_lane = (unsigned)(s->next_seq >> HD_LINK_LANE_SHIFT);
+  if (dst > HD_LINK_LANES) return HD_EPROTO;
+  if (dst ? dst != self_lane + 1 : p->ver >= 2) {
+    p->rx_misaddressed++;
+    return HD_EPROTO;
+  }
   if (p->rx_epoch && epoch < p->rx_epoch) {
     p->rx_old_epoch++;
     return HD_EREPLAY;

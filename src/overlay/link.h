@@ -14,6 +14,12 @@
  * take the one that sealed more datagrams for the other's replays) and
  * accepts a new epoch of a peer only when it is newer than the one it knows
  * (a restarted node), so an old epoch's datagrams cannot be replayed.
+ * Those windows live in each receiving worker (a worker's peers are its
+ * own), so the header also names the worker a datagram is for (bytes 2-3,
+ * authenticated with the rest of the header): a datagram captured on its
+ * way to one worker and replayed to a sibling worker's port is dropped
+ * there, not accepted once more per worker (link version 2; docs/overlay.md
+ * "The link protocol" has the rolling upgrade from version 1).
  *
  * The first byte is 0xE1: outside every range RFC 7983 §7 assigns (STUN,
  * DTLS, TURN, RTP/RTCP), so link datagrams share a media worker's UDP port
@@ -49,6 +55,10 @@
  * HD_MEDIA_WORKERS_MAX); a datagram of a higher lane is dropped as malformed. */
 #define HD_LINK_LANES 64
 #define HD_LINK_LANE_SHIFT 56 /* the lane is the sequence number's top byte */
+/* The link protocol version this build speaks, announced in the registry
+ * entry ("link"): 2 = header bytes 2-3 name the destination worker (its
+ * index + 1). Version 1 nodes send 0 there and drop anything else. */
+#define HD_LINK_VERSION 2
 
 enum {
   HD_LINK_MEDIA = 1,     /* a publisher's RTP packet (normalised: RTX unwrapped) */
@@ -89,7 +99,13 @@ typedef struct {
     uint64_t win; /* bit i: max - i accepted */
   } rx_lane[HD_LINK_LANES];
   hd_time_t last_rx;
+  /* the peer's link version (its registry entry's "link"; hd_link_peer_init
+   * sets HD_LINK_VERSION): below 2 it is sent 0 as the destination worker
+   * and may send 0 (unspecified) itself */
+  int ver;
   uint64_t rx_ok, rx_auth_fail, rx_replay, rx_old_epoch, tx;
+  /* addressed to another worker of this node, or unaddressed from a version-2 peer */
+  uint64_t rx_misaddressed;
   /* AES-GCM contexts keyed once (tx_key, rx_key): a datagram only sets its nonce */
   void *tx_ctx, *rx_ctx;
 } hd_link_peer_t;
@@ -107,22 +123,28 @@ int hd_link_self_init(hd_link_self_t *s, const char *id, const uint8_t *secret, 
 int hd_link_peer_init(hd_link_peer_t *p, const hd_link_self_t *s, const char *peer_id);
 /* Frees p's cipher contexts; p is zeroed. A zeroed p is fine. */
 void hd_link_peer_free(hd_link_peer_t *p);
-/* Seals one message of `type` with body pl into out; returns its length,
- * HD_ENOSPC (cap), HD_ECRYPTO. */
-int hd_link_seal(hd_link_self_t *s, hd_link_peer_t *p, uint8_t type, const uint8_t *pl, size_t pl_len,
-                 uint8_t *out, size_t cap);
+/* Seals one message of `type` with body pl into out, for the peer's media
+ * worker dst (the index of the address it goes to: 0..HD_LINK_LANES-1);
+ * returns its length, HD_ENOSPC (cap), HD_EINVAL (dst), HD_ECRYPTO. */
+int hd_link_seal(hd_link_self_t *s, hd_link_peer_t *p, int dst, uint8_t type, const uint8_t *pl,
+                 size_t pl_len, uint8_t *out, size_t cap);
 /* 1 if buf starts like a link datagram (its first byte). */
 static inline int hd_link_is_link(const uint8_t *buf, size_t len) {
   return len > 0 && buf[0] == HD_LINK_MAGIC;
 }
 /* The sender's id hash of a datagram (to find its peer): 0 or HD_EPROTO. */
 int hd_link_sender(const uint8_t *buf, size_t len, uint64_t *id_hash);
-/* Opens a datagram from peer p in place: *type and the body (*pl points into
- * buf). HD_EPROTO malformed (or a lane >= HD_LINK_LANES), HD_EAUTH (wrong
- * key, altered), HD_EREPLAY (seen, too old within its lane, or an older
- * epoch of the peer). */
+/* Opens a datagram from peer p in place, on the worker whose lane s seals
+ * in: *type and the body (*pl points into buf). HD_EPROTO malformed (or a
+ * lane >= HD_LINK_LANES, or addressed to another worker: counted in
+ * p->rx_misaddressed; 0 = unaddressed is taken from a version-1 peer only),
+ * HD_EAUTH (wrong key, altered), HD_EREPLAY (seen, too old within its lane,
+ * or an older epoch of the peer). */
 int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_t len, hd_time_t now,
                  uint8_t *type, const uint8_t **pl, size_t *pl_len);
+/* The lane (the sending worker's index) of a datagram hd_link_open took:
+ * where an answer to the worker that sent it goes. */
+static inline int hd_link_src_lane(const uint8_t *buf) { return buf[20]; }
 
 /* ---- message bodies ---- */
 

@@ -1154,9 +1154,9 @@ int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to
                         "sid", s->sid, "resume", s->resume, "app", s->app, "user", s->user, "admin", s->admin,
                         "scoped", s->scoped, "scope", s->scope[0], s->scope[1], "next_s",
                         (json_int_t)s->next_s, "to", to ? to : "");
-  json_t *w = json_array(), *dd = json_array(), *subs = json_array();
-  if (!o || !w || !dd || !subs) {
-    json_decref(o), json_decref(w), json_decref(dd), json_decref(subs);
+  json_t *w = json_array(), *dd = json_array(), *subs = json_array(), *rcs = json_array();
+  if (!o || !w || !dd || !subs || !rcs) {
+    json_decref(o), json_decref(w), json_decref(dd), json_decref(subs), json_decref(rcs);
     return HD_ENOMEM;
   }
   for (size_t i = 0; i < s->win_n; i++) {
@@ -1176,9 +1176,12 @@ int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to
     json_object_set_new(x, "left", json_boolean(rtm_chan_move_out(b, s, c))); /* may free c */
     json_array_append_new(subs, x);
   }
+  /* its peer messages still waiting for an outcome: answered on `to` */
+  rtm_receipts_forward(b, s->sid, to, rcs);
   json_object_set_new(o, "win", w);
   json_object_set_new(o, "dd", dd);
   json_object_set_new(o, "subs", subs);
+  json_object_set_new(o, "rc", rcs);
   char *t = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   /* the window leaves with it: not acked, not given up here (owed there) */
@@ -1276,6 +1279,11 @@ static sess_t *import_session(hd_rtm_broker_t *b, json_t *o, char *why, size_t c
       s->dd[s->dd_next].cseq = json_integer_value(json_array_get(x, 1));
       s->dd_next = (s->dd_next + 1) % HD_RTM_PUB_DEDUPE;
     }
+  }
+  json_array_foreach(json_object_get(o, "rc"), i, x) { /* outcomes the old node forwards here */
+    const char *id = json_string_value(json_array_get(x, 0)), *to = json_string_value(json_array_get(x, 1));
+    if (id && to && strlen(id) <= HD_RTM_MAX_ID && strlen(to) <= HD_RTM_MAX_USER)
+      rtm_receipt_adopt(b, s->sid, id, to, b->now);
   }
   const char *from = jstr(o, "node");
   json_array_foreach(json_object_get(o, "subs"), i, x) {

@@ -19,6 +19,8 @@ typedef struct receipt {
   struct receipt *next, *prev; /* pending receipts, by deadline (only while !done) */
   char sender[SID_LEN + 1], id[HD_RTM_MAX_ID + 1], to[HD_RTM_MAX_USER + 1];
   char node[128]; /* cluster: the sender's node when not this one ("" = here) */
+  char fwd[128];  /* cluster: the node the (local) sender's session moved to before the outcome
+                     was known ("" = none): the outcome goes there (hd_rtm_cluster_export) */
   int refs;       /* window entries (and other nodes, for the sender's) still holding it */
   int done;       /* receipt or failure sent */
   hd_time_t deadline;
@@ -203,6 +205,13 @@ void rtm_chan_leave(hd_rtm_broker_t *b, sess_t *s, chan_t *c, const char *ev);
 int rtm_dispatch(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now);
 /* A window entry carrying a receipt was acked (delivered=1) or dropped (0). */
 void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered);
+/* Cluster: session sid is moving to node `to`: its pending peer receipts
+ * answer there from now on (rtm_receipt_adopt on that node waits for it);
+ * each one's id and recipient go into arr as [id, to]. */
+void rtm_receipts_forward(hd_rtm_broker_t *b, const char *sid, const char *to, json_t *arr);
+/* Cluster: a receipt of session sid (just imported) whose outcome its old
+ * node forwards (hd_rtm_cluster_peer_result), due at now + peer_timeout. */
+int rtm_receipt_adopt(hd_rtm_broker_t *b, const char *sid, const char *id, const char *to, hd_time_t now);
 void rtm_receipts_tick(hd_rtm_broker_t *b, hd_time_t now);
 /* Frees a receipt the broker is destroying (no callbacks). */
 void rtm_receipts_free_all(hd_rtm_broker_t *b);

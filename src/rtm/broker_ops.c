@@ -1070,8 +1070,11 @@ void rtm_receipts_free_all(hd_rtm_broker_t *b) {
 
 static void receipt_fail(hd_rtm_broker_t *b, receipt_t *rc, const char *why) {
   receipt_done(b, rc);
-  if (rc->node[0]) { /* the sender is on another node: it decides (its other nodes may still ack) */
-    if (b->cl && b->cl->peer_result) b->cl->peer_result(b->cl->ud, rc->node, rc->sender, rc->id, 0);
+  /* the sender is on another node (or its session moved there since): that
+   * node decides (its other nodes may still ack) */
+  const char *there = rc->node[0] ? rc->node : rc->fwd;
+  if (there[0]) {
+    if (b->cl && b->cl->peer_result) b->cl->peer_result(b->cl->ud, there, rc->sender, rc->id, 0);
     return;
   }
   sess_t *snd = rtm_session_by_sid(b, rc->sender);
@@ -1083,8 +1086,9 @@ void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered) {
   rc->refs--;
   if (!rc->done && delivered) {
     receipt_done(b, rc);
-    if (rc->node[0]) {
-      if (b->cl && b->cl->peer_result) b->cl->peer_result(b->cl->ud, rc->node, rc->sender, rc->id, 1);
+    const char *there = rc->node[0] ? rc->node : rc->fwd;
+    if (there[0]) {
+      if (b->cl && b->cl->peer_result) b->cl->peer_result(b->cl->ud, there, rc->sender, rc->id, 1);
       receipt_free_if_done(rc);
       return;
     }
@@ -1102,6 +1106,30 @@ void rtm_receipts_tick(hd_rtm_broker_t *b, hd_time_t now) {
     receipt_fail(b, rc, "not acknowledged by the recipient in time");
     receipt_free_if_done(rc);
   }
+}
+
+/* Issue 15 review: before, a peer message whose sender's session moved to
+ * another node before its outcome was known lost that outcome (this node
+ * found no session to tell) and the client's retry there was taken as "on
+ * its way": it never heard. */
+void rtm_receipts_forward(hd_rtm_broker_t *b, const char *sid, const char *to, json_t *arr) {
+  for (receipt_t *rc = b->receipts; rc && to && to[0]; rc = rc->next) /* pending only */
+    if (!rc->node[0] && !strcmp(rc->sender, sid)) {
+      hd_scpy(rc->fwd, sizeof rc->fwd, to);
+      json_array_append_new(arr, json_pack("[s,s]", rc->id, rc->to));
+    }
+}
+
+int rtm_receipt_adopt(hd_rtm_broker_t *b, const char *sid, const char *id, const char *to, hd_time_t now) {
+  receipt_t *rc = calloc(1, sizeof *rc);
+  if (!rc) return HD_ENOMEM;
+  hd_scpy(rc->sender, sizeof rc->sender, sid);
+  hd_scpy(rc->id, sizeof rc->id, id);
+  hd_scpy(rc->to, sizeof rc->to, to);
+  rc->deadline = now + b->cfg.peer_timeout; /* after the old node's own: its failure comes first */
+  rc->refs = 1;                             /* the old node's answer */
+  receipt_link(b, rc);
+  return 0;
 }
 
 hd_time_t rtm_receipts_next(const hd_rtm_broker_t *b) {

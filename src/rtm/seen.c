@@ -37,8 +37,10 @@ int hd_rtm_seen_init(hd_rtm_seen_t *s, size_t cap) {
 
 void hd_rtm_seen_free(hd_rtm_seen_t *s) {
   if (!s->ring) return;
-  for (size_t i = 0; i < s->cap; i++)
+  for (size_t i = 0; i < s->cap; i++) {
     free(s->ring[i].key);
+    free(s->ring[i].wait);
+  }
   free(s->ring);
   hd_map_free(&s->map);
   memset(s, 0, sizeof *s);
@@ -51,7 +53,26 @@ static hd_rtm_seen_ent_t *find(hd_rtm_seen_t *s, const uint8_t d[16], const char
   return e->key && e->len == len && !memcmp(e->key, key, len) ? e : NULL;
 }
 
-int hd_rtm_seen_check(hd_rtm_seen_t *s, const char *key, size_t len, int *outcome) {
+/* Adds origin to e's waiting origins unless it is there already. */
+static void wait_add(hd_rtm_seen_t *s, hd_rtm_seen_ent_t *e, const char *origin) {
+  size_t ol = strlen(origin), used = 0;
+  for (size_t i = 0; i < e->n_wait; i++) {
+    const char *w = e->wait + used;
+    if (!strcmp(w, origin)) return;
+    used += strlen(w) + 1;
+  }
+  char *grown =
+      e->n_wait < HD_RTM_SEEN_WAITERS && ol < HD_RTM_SEEN_ORIGIN_MAX ? realloc(e->wait, used + ol + 1) : NULL;
+  if (!grown) {
+    s->unanswered++;
+    return;
+  }
+  memcpy(grown + used, origin, ol + 1);
+  e->wait = grown;
+  e->n_wait++;
+}
+
+int hd_rtm_seen_check(hd_rtm_seen_t *s, const char *key, size_t len, const char *origin, int *outcome) {
   if (!s->ring || len == 0 || len > HD_RTM_SEEN_KEY_MAX) return HD_EINVAL;
   uint8_t d[16];
   digest(key, len, d);
@@ -59,6 +80,7 @@ int hd_rtm_seen_check(hd_rtm_seen_t *s, const char *key, size_t len, int *outcom
   if (e) {
     *outcome = e->outcome;
     s->dropped++;
+    if (e->outcome == HD_RTM_SEEN_PENDING && origin && origin[0]) wait_add(s, e, origin);
     return 1;
   }
   char *copy = malloc(len);
@@ -71,7 +93,10 @@ int hd_rtm_seen_check(hd_rtm_seen_t *s, const char *key, size_t len, int *outcom
     digest(old->key, old->len, od);
     if ((uintptr_t)hd_map_get(&s->map, od, 16) == s->head + 1) hd_map_del(&s->map, od, 16);
     free(old->key);
+    free(old->wait); /* still pending after cap newer messages: those senders answer 504 at their deadline */
     old->key = NULL;
+    old->wait = NULL;
+    old->n_wait = 0;
     slot = s->head;
     s->head = (s->head + 1) % s->cap;
     s->n--;
@@ -80,17 +105,29 @@ int hd_rtm_seen_check(hd_rtm_seen_t *s, const char *key, size_t len, int *outcom
     free(copy);
     return HD_ENOMEM;
   }
-  s->ring[slot] = (hd_rtm_seen_ent_t){copy, len, HD_RTM_SEEN_PENDING};
+  s->ring[slot] = (hd_rtm_seen_ent_t){copy, len, HD_RTM_SEEN_PENDING, NULL, 0};
   s->n++;
   return 0;
 }
 
-int hd_rtm_seen_settle(hd_rtm_seen_t *s, const char *key, size_t len, int outcome) {
+int hd_rtm_seen_settle(hd_rtm_seen_t *s, const char *key, size_t len, int outcome, const char *answered,
+                       hd_rtm_seen_origin_fn fn, void *ud) {
   if (!s->ring || len == 0 || len > HD_RTM_SEEN_KEY_MAX) return 0;
   uint8_t d[16];
   digest(key, len, d);
   hd_rtm_seen_ent_t *e = find(s, d, key, len);
   if (!e) return 0;
   e->outcome = outcome;
+  /* taken off the entry first: fn may add keys (and so evict this one) */
+  char *wait = e->wait;
+  size_t n = e->n_wait;
+  e->wait = NULL;
+  e->n_wait = 0;
+  for (size_t i = 0, off = 0; i < n; i++) {
+    const char *w = wait + off;
+    off += strlen(w) + 1;
+    if (fn && !(answered && !strcmp(w, answered))) fn(ud, w);
+  }
+  free(wait);
   return 1;
 }

@@ -33,7 +33,7 @@ static void hop_commit(hd_node_t *n, cl_peer_t *nx, uint8_t *b, size_t len, uint
   hd_relay_set_hop(b, hop, (uint16_t)(c->stream + lane), seq, 0);
   hd_hop_tx_keep(&nx->hop_tx, lane, seq, b, len, n->now);
   nx->relay_sent++;
-  rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[lane], HD_LINK_RELAY, len);
+  rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[lane], lane, HD_LINK_RELAY, len);
 }
 
 /* A message (inner) with relay header d to d's next hop as a new datagram
@@ -168,7 +168,7 @@ static void on_feedback(hd_node_t *n, hd_room_t *r, cl_peer_t *peer, const hd_li
 }
 
 static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *pl, size_t pl_len,
-                   const struct sockaddr *from, hd_time_t now);
+                   const struct sockaddr *from, int from_lane, hd_time_t now);
 
 /* ---- relaying (docs/overlay.md "Relaying") ---- */
 
@@ -220,7 +220,7 @@ static int detour(struct node_cluster *c, const hd_relay_hdr_t *h, const cl_peer
  * passed on to the next hop of its source route or, here at its
  * destination, handled as a message from its origin. */
 static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, const struct sockaddr *from,
-                     hd_time_t now) {
+                     int from_lane, hd_time_t now) {
   struct node_cluster *c = n->cl;
   hd_relay_hdr_t h;
   int ok = hd_relay_parse(pl, len, &h) == 0 && h.hops[h.hop] == c->self.id_hash;
@@ -239,6 +239,7 @@ static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, con
   if (from) {
     memcpy(&x->from, from, sa_len(from));
     x->have_from = 1;
+    x->from_lane = from_lane;
   }
   c->hop_next = hd_time_min(c->hop_next, hd_hop_rx_next_timeout(&x->rx));
   peer->relay_received++;
@@ -265,12 +266,12 @@ static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, con
     c->rx_dropped++;
     return;
   }
-  on_msg(n, o, h.inner_type, h.inner, h.inner_len, NULL, now);
+  on_msg(n, o, h.inner_type, h.inner, h.inner_len, NULL, 0, now);
 }
 
 /* The next hop asks for relay datagrams of this worker's stream again. */
 static void on_hop_nack(hd_node_t *n, cl_peer_t *peer, const uint8_t *pl, size_t len,
-                        const struct sockaddr *from, hd_time_t now) {
+                        const struct sockaddr *from, int from_lane, hd_time_t now) {
   struct node_cluster *c = n->cl;
   uint16_t stream;
   uint32_t seqs[HD_HOP_NACK_MAX];
@@ -288,7 +289,8 @@ static void on_hop_nack(hd_node_t *n, cl_peer_t *peer, const uint8_t *pl, size_t
     if (!b || kl > cap) return;
     memcpy(b, kept, kl);
     hd_relay_set_hop(b, b[9], stream, seqs[i], HD_RELAY_RETX);
-    rr_seal_commit(n, peer, from, HD_LINK_RELAY, kl); /* to the worker that asked: it got the others */
+    /* to the worker that asked (the address and the lane it sent from): it got the others */
+    rr_seal_commit(n, peer, from, from_lane, HD_LINK_RELAY, kl);
   }
 }
 
@@ -307,7 +309,8 @@ hd_time_t rr_hop_tick(hd_node_t *n, hd_time_t now) {
       if (k > 0 && x->have_from) {
         uint8_t b[4 + 4 * HD_HOP_NACK_MAX];
         int bl = hd_hop_nack_write(x->stream, seqs, k, b, sizeof b);
-        if (bl > 0) rr_send_to(n, p, (const struct sockaddr *)&x->from, HD_LINK_HOP_NACK, b, (size_t)bl);
+        if (bl > 0)
+          rr_send_to(n, p, (const struct sockaddr *)&x->from, x->from_lane, HD_LINK_HOP_NACK, b, (size_t)bl);
       }
       t = hd_time_min(t, hd_hop_rx_next_timeout(&x->rx));
     }
@@ -423,18 +426,19 @@ void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct socka
     c->rx_dropped++;
     return;
   }
+  int lane = hd_link_src_lane(buf); /* the sending worker: where answers to it go (echoes, HOP_NACKs) */
   if (type == HD_LINK_RELAY)
-    on_relay(n, peer, (uint8_t *)pl, pl_len, from, now);
+    on_relay(n, peer, (uint8_t *)pl, pl_len, from, lane, now);
   else if (type == HD_LINK_HOP_NACK)
-    on_hop_nack(n, peer, pl, pl_len, from, now);
+    on_hop_nack(n, peer, pl, pl_len, from, lane, now);
   else
-    on_msg(n, peer, type, pl, pl_len, from, now);
+    on_msg(n, peer, type, pl, pl_len, from, lane, now);
 }
 
 /* One message from `peer` (directly, or the inner message of a relayed one
- * whose origin it is; `from` is NULL then). */
+ * whose origin it is; `from` is NULL then), sent by its worker from_lane. */
 static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *pl, size_t pl_len,
-                   const struct sockaddr *from, hd_time_t now) {
+                   const struct sockaddr *from, int from_lane, hd_time_t now) {
   struct node_cluster *c = n->cl;
   uint64_t h = peer->link.id_hash;
   hd_room_t *r;
@@ -488,7 +492,7 @@ static void on_msg(hd_node_t *n, cl_peer_t *peer, uint8_t type, const uint8_t *p
     uint8_t echo[HD_LINK_METER_ECHO_LEN];
     int el = hd_link_meter_feed(&peer->meter, pl, pl_len, now, echo, sizeof echo);
     if (el > 0 && from)
-      rr_send_to(n, peer, from, HD_LINK_METER, echo, (size_t)el); /* answered at once */
+      rr_send_to(n, peer, from, from_lane, HD_LINK_METER, echo, (size_t)el); /* answered at once */
     else if (el < 0)
       c->rx_dropped++;
     break;

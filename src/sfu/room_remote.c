@@ -130,6 +130,9 @@ int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int 
       HD_LOGI("link", "peer node %s: link up (%d media addresses)", e->id, e->n_media);
     }
     p->listed = 1;
+    /* its link version, re-read with every entry (a node upgraded in place
+     * announces 2 from its restart on): what goes in the destination bytes */
+    p->link.ver = e->link_ver > 0 ? e->link_ver : HD_LINK_VERSION;
     int na = 0;
     for (int j = 0; j < e->n_media && na < HD_CLUSTER_MAX_MEDIA; j++)
       if (parse_addr(e->media[j], &p->addr[na], &p->addr_len[na]) == 0) na++;
@@ -175,10 +178,12 @@ uint8_t *rr_send_begin(hd_node_t *n, size_t *cap) {
   return d->data + HD_LINK_HDR_LEN;
 }
 
-/* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p and queues it to `to`. */
-void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, size_t body_len) {
+/* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p's
+ * worker dst and queues it to `to`. */
+void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, int dst, uint8_t type,
+                    size_t body_len) {
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
-  int len = hd_link_seal(&n->cl->self, &p->link, type, d->data + HD_LINK_HDR_LEN, body_len, d->data,
+  int len = hd_link_seal(&n->cl->self, &p->link, dst, type, d->data + HD_LINK_HDR_LEN, body_len, d->data,
                          sizeof d->data);
   if (len < 0) return;
   hd_txq_commit(&n->txq, (size_t)len, to,
@@ -198,7 +203,7 @@ void rr_send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
   if (k == 1 && ps[0].n <= 1) { /* the direct link, the common case: no copy but the rescue's */
     if (p->route.alt.n) rr_keep_direct(n, p, w, type, d->data + HD_LINK_HDR_LEN, body_len);
-    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
+    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], w, type, body_len);
     return;
   }
   uint8_t body[sizeof d->data];
@@ -213,7 +218,7 @@ void rr_send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_
     if (!b || body_len > cap) return;
     memcpy(b, body, body_len);
     if (p->route.alt.n) rr_keep_direct(n, p, w, type, b, body_len);
-    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], type, body_len);
+    rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], w, type, body_len);
   }
 }
 
@@ -223,14 +228,14 @@ void rr_send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type
 
 /* One small message to an explicit address: meter probes (to the peer's
  * first media address) and echoes (back where the probe came from). */
-void rr_send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, const uint8_t *body,
-                size_t body_len) {
+void rr_send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, int dst, uint8_t type,
+                const uint8_t *body, size_t body_len) {
   size_t cap;
   uint8_t *b = rr_send_begin(n, &cap);
   if (!b || body_len > cap) return;
   memcpy(b, body, body_len);
   hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
-  int len = hd_link_seal(&n->cl->self, &p->link, type, b, body_len, d->data, sizeof d->data);
+  int len = hd_link_seal(&n->cl->self, &p->link, dst, type, b, body_len, d->data, sizeof d->data);
   if (len < 0) return;
   socklen_t tl = to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
   hd_txq_commit(&n->txq, (size_t)len, to, tl);
@@ -1068,7 +1073,7 @@ void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
     int l = hd_link_meter_poll(&p->meter, now, probe, sizeof probe);
     /* to the peer's first worker: the one that measures there too, so both
      * directions of a pair are probed by the same two sockets */
-    if (l > 0) rr_send_to(n, p, (const struct sockaddr *)&p->addr[0], HD_LINK_METER, probe, (size_t)l);
+    if (l > 0) rr_send_to(n, p, (const struct sockaddr *)&p->addr[0], 0, HD_LINK_METER, probe, (size_t)l);
     t = hd_time_min(t, hd_link_meter_next_timeout(&p->meter));
   }
   c->meter_next = t;
@@ -1107,7 +1112,7 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
     }
     o->dedup_dropped = p->dedup_dropped;
     o->dedup_video = p->dedup_video;
-    o->rx_replay = p->link.rx_replay + p->link.rx_old_epoch;
+    o->rx_replay = p->link.rx_replay + p->link.rx_old_epoch + p->link.rx_misaddressed;
     o->rx_auth_fail = p->link.rx_auth_fail;
   }
   return k;
@@ -1120,7 +1125,7 @@ void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count) {
     cl_peer_t *p = rr_peer_by_hash(c, hd_link_id_hash(links[i].peer));
     if (!p) continue;
     hd_node_link_t *o = &links[i];
-    o->rx_replay += p->link.rx_replay + p->link.rx_old_epoch;
+    o->rx_replay += p->link.rx_replay + p->link.rx_old_epoch + p->link.rx_misaddressed;
     o->rx_auth_fail += p->link.rx_auth_fail;
     o->relay_sent += p->relay_sent;
     o->relay_forwarded += p->relay_forwarded;

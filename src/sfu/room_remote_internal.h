@@ -33,6 +33,7 @@ typedef struct {
   hd_hop_rx_t rx;
   struct sockaddr_storage from;
   int have_from;
+  int from_lane; /* the sending worker there (its lane): the HOP_NACKs' destination worker */
 } hop_in_t;
 
 typedef struct {
@@ -131,15 +132,18 @@ static inline cl_peer_t *rr_peer_by_hash(struct node_cluster *c, uint64_t h) {
 
 /* Reserves a datagram and returns where its body goes (NULL: the queue is full, counted). */
 uint8_t *rr_send_begin(hd_node_t *n, size_t *cap);
-/* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p and queues it to `to`. */
-void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, size_t body_len);
+/* Seals the reserved datagram (body written at HD_LINK_HDR_LEN) for peer p's
+ * worker dst and queues it to `to` (that worker's address). */
+void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, int dst, uint8_t type,
+                    size_t body_len);
 /* Sends the reserved datagram's body to p along p's route (directly, relayed or duplicated). */
 void rr_send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len,
                           int audio);
 void rr_send_commit(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, size_t body_len);
-/* One small message to an explicit address (meter probes and echoes, HOP_NACKs). */
-void rr_send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, uint8_t type, const uint8_t *body,
-                size_t body_len);
+/* One small message to an explicit address (meter probes and echoes,
+ * HOP_NACKs), that of p's worker dst. */
+void rr_send_to(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, int dst, uint8_t type,
+                const uint8_t *body, size_t body_len);
 void rr_send_small(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_t type, const uint8_t *body,
                    size_t len);
 /* Our room state JSON to p (fragments, unacknowledged: HELLO versions repair a loss). */

@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (hd_link_open(&g_self, &g_peer, buf, n, 0, &type, &pl, &pl_len) == 0) abort();
     break;
   case 1: { /* sealed by the real peer: opens, then the body parsers */
-    int len = hd_link_seal(&g_other, &g_other_peer, data[0] >> 2, buf, n, buf, sizeof buf);
+    int len = hd_link_seal(&g_other, &g_other_peer, 0, data[0] >> 2, buf, n, buf, sizeof buf);
     if (len < 0) break;
     if (hd_link_open(&g_self, &g_peer, buf, (size_t)len, 0, &type, &pl, &pl_len) != 0 || pl_len != n) abort();
     hd_link_media_t m;

@@ -16,12 +16,14 @@ publisher (audio) on n1 and a subscriber on n3 in each.
     relay counters of /admin/cluster/links: before, every relayed datagram
     went to the relay's first worker), each room's stream on the worker its
     hash names (also in /metrics: hudong_link_relay_forwarded_total per
-    peer and worker).
+    peer and worker). No node drops a link datagram as a replay or as
+    addressed to another of its workers (rx_replay 0: each hop is sealed
+    for the worker it is sent to, link version 2).
  3. n1's link to n2 blacks out (both relays, both ways): when n1 finds it
     suspect it sends the datagrams it had sent into it in the last RTT +
     silence again, on its second path (direct to n3): n1's `rescued` count
     for n2 (docs/overlay.md "Rescue at a link's death"); both subscribers
-    received their publisher's audio all along.
+    received their publisher's audio all along; still no rx_replay.
 
 usage: test_cluster_relay_workers.py /path/to/hudong
 """
@@ -86,6 +88,16 @@ def summary(p):
 
 def by_worker(node, peer):
     return {w["worker"]: w for w in by_peer(links(node)).get(peer, {}).get("relay", {}).get("by_worker", [])}
+
+
+def replays(nodes):
+    """{node: {peer: rx_replay}} where not 0 (a misaddressed destination worker counts there too)."""
+    out = {}
+    for n in nodes:
+        bad = {l["peer"]: l.get("rx_replay") for l in links(n).get("links", []) if l.get("rx_replay", 0) != 0}
+        if bad:
+            out[n.name] = bad
+    return out
 
 
 def main():
@@ -154,6 +166,8 @@ def main():
                     fw[w] = int(ln.split()[-1])
         check(st == 200 and all(fw.get(w, 0) > 100 for w in (0, 1)),
               "n2's /metrics: hudong_link_relay_forwarded_total to n3 per worker", fw)
+        bad = replays(nodes)
+        check(not bad, "no link datagram dropped as a replay or misaddressed (rx_replay 0 on every link)", bad)
 
         section("3. n1's link to n2 blacks out: n1 rescues what it had sent into it")
         for w in (0, 1):
@@ -176,6 +190,8 @@ def main():
                   (room, w, a.get("packets", 0), a.get("lossAfterRepairPct", -1)))
             check(a.get("packets", 0) > 500, "the subscriber of %s on n3 received its audio all along" % room, s)
             check(a.get("lossAfterRepairPct", 100) < 1, "%s: ~0 loss after repair" % room, a)
+        bad = replays(nodes)
+        check(not bad, "after the rescue, still no link datagram dropped as a replay or misaddressed", bad)
     finally:
         tc.stop_cluster(nodes, redis, tmp, procs + relays)
     if tc.FAILS:

@@ -17,6 +17,15 @@ A real redis-server on a free port and three `hudong serve --redis` nodes:
  2. peer messages n1 -> n2 while the connections on which the nodes wait
     for each other (pub/sub, blocked XREAD) are killed, twice: each arrives
     once and its sender gets one receipt (no 504).
+ 2b. a peer message n1 -> n3 whose first attempt got 503 (Redis stopped,
+    the call taken later) is retried with the same id from n2, where the
+    sender's session moved meanwhile, before the recipient acked: the
+    recipient gets it once and the sender one receipt on n2 (before: n3
+    answered only n1, and n2 answered 504 at its 30 s deadline).
+ 2c. the same without the 503: the message taken on n1, the sender's
+    session moves to n2 before the recipient (n3) acks; the receipt follows
+    it to n2 (before: n1 dropped it, no session there; the client never
+    heard, its retry on n2 was taken as "on its way").
  3. a user attribute event made on n3 right after such a kill reaches its
     co-member on n2, once.
  4. n2 and n3 frozen (SIGSTOP), the readers cut, 20 messages published on
@@ -212,6 +221,63 @@ def main():
         rids = [e["id"] for e in ev(alice, type="receipt")]
         check(len(rids) == len(set(rids)) and not any(m.get("code") == 504 for m in alice.replies.values()),
               "one receipt each, no 504", (rids, alice.replies))
+
+        section("2b. a peer message retried from the node the sender's session moved to")
+        mvs, mvr = Client(n1, "mvs"), Client(n3, "mvr")
+        clients += [mvs, mvr]
+        # the first attempt: Redis stops with it on its way, n1's call times
+        # out (503), then Redis runs it: the copy from n1 reaches n3. When
+        # another call of n1 met the stopped Redis first, n1 fails calls at
+        # once for 500 ms and the attempt never reached Redis: sent again.
+        for attempt in range(3):
+            redis.proc.send_signal(signal.SIGSTOP)
+            try:
+                mvs.send({"type": "peer", "id": "mv1", "to": "mvr", "data": "moved"})
+                got = mvs.wait(lambda c: "mv1" in c.replies, 5)
+                with mvs.lock:
+                    r = mvs.replies.pop("mv1", None)
+                check(got and r.get("code") == 503, "a peer message while Redis is stopped: 503", r)
+                time.sleep(1.0)
+            finally:
+                redis.proc.send_signal(signal.SIGCONT)
+            if mvr.wait(lambda c: ev(c, type="peer", pid="mv1"), 3):
+                break
+            print("# attempt %d did not reach Redis (n1 failed it at once): again" % attempt)
+            time.sleep(0.6)
+        check(ev(mvr, type="peer", pid="mv1"), "mvr (n3) got the first copy (from n1); it does not ack yet")
+        # the sender's connection drops; its session moves to n2, whence the
+        # client sends the same id again (docs/rtm.md: retry a 503)
+        mvs.cut()
+        time.sleep(0.6)  # n1's Redis calls fail for 500 ms after the stop
+        m = mvs.connect(n2, resume=True)
+        check(m.get("resumed") is True, "the sender resumed its session on n2", m)
+        mvs.send({"type": "peer", "id": "mv1", "to": "mvr", "data": "moved"})
+        time.sleep(0.5)  # n3 has the copy from n2 while the first one is pending
+        mvr.ack()
+        ok = mvs.wait(lambda c: any(e.get("id") == "mv1" for e in ev(c, type="receipt")) or "mv1" in c.replies, 8)
+        check(ok and ev(mvs, type="receipt", id="mv1") and "mv1" not in mvs.replies,
+              "the sender got the receipt on n2 (no 504)", (ev(mvs, type="receipt"), mvs.replies.get("mv1")))
+        time.sleep(0.3)
+        check(len(ev(mvr, type="peer", pid="mv1")) == 1, "mvr got the message once", ev(mvr, type="peer"))
+        check(len(ev(mvs, type="receipt", id="mv1")) == 1, "one receipt", ev(mvs, type="receipt"))
+
+        section("2c. a peer message's outcome follows its sender's session to another node")
+        fs, fr = Client(n1, "fs"), Client(n3, "fr")
+        clients += [fs, fr]
+        fs.send({"type": "peer", "id": "fw1", "to": "fr", "data": "follow me"})
+        check(fr.wait(lambda c: ev(c, type="peer", pid="fw1"), 5), "fr (n3) got it; it does not ack yet")
+        fs.cut()
+        m = fs.connect(n2, resume=True)
+        check(m.get("resumed") is True, "the sender resumed its session on n2", m)
+        fs.send({"type": "peer", "id": "fw1", "to": "fr", "data": "follow me"})  # its retry: on its way
+        time.sleep(0.3)
+        fr.ack()
+        ok = fs.wait(lambda c: ev(c, type="receipt", id="fw1") or "fw1" in c.replies, 8)
+        check(ok and ev(fs, type="receipt", id="fw1") and "fw1" not in fs.replies,
+              "the sender got the receipt on n2", (ev(fs, type="receipt"), fs.replies.get("fw1")))
+        time.sleep(0.3)
+        check(len(ev(fr, type="peer", pid="fw1")) == 1 and len(ev(fs, type="receipt", id="fw1")) == 1,
+              "delivered once, one receipt", (ev(fr, type="peer"), ev(fs, type="receipt")))
 
         section("3. a user attribute event right after the kill")
         carol, dan = Client(n3, "carol"), Client(n2, "dan")

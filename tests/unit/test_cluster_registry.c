@@ -65,6 +65,16 @@ static void test_roundtrip(void **st) {
   const char *newer = "{\"v\":1,\"id\":\"x\",\"url\":\"http://h:1\",\"capacity\":5,\"future\":[1,2]}";
   assert_int_equal(hd_cluster_node_decode(newer, strlen(newer), b, why, sizeof why), 0);
   assert_int_equal(b->cpu_pct, -1); /* not given: unknown */
+  /* the node-link version (overlay/link.h): absent = a node of version 1,
+   * which gets no destination worker in the link header */
+  assert_int_equal(b->link_ver, 1);
+  a->link_ver = 2;
+  len = hd_cluster_node_encode(a, rooms, 2, buf, sizeof buf);
+  assert_non_null(strstr(buf, "\"link\":2"));
+  assert_int_equal(hd_cluster_node_decode(buf, (size_t)len, b, why, sizeof why), 0);
+  assert_int_equal(b->link_ver, 2);
+  const char *badv = "{\"v\":1,\"id\":\"x\",\"url\":\"http://h:1\",\"capacity\":5,\"link\":0}";
+  assert_int_equal(hd_cluster_node_decode(badv, strlen(badv), b, why, sizeof why), HD_EPROTO);
   free(a);
   free(b);
 }

@@ -23,7 +23,7 @@ static void setup(uint64_t epoch_a, uint64_t epoch_b) {
 }
 
 static int seal_ab(const char *text, uint8_t *out) {
-  return hd_link_seal(&A, &A_B, HD_LINK_HELLO, (const uint8_t *)text, strlen(text), out, 1500);
+  return hd_link_seal(&A, &A_B, 0, HD_LINK_HELLO, (const uint8_t *)text, strlen(text), out, 1500);
 }
 
 static int open_at_b(uint8_t *buf, size_t len, hd_time_t now) {
@@ -54,7 +54,7 @@ static void test_roundtrip(void **st) {
   assert_memory_equal(pl, "hello over the link", 19);
   assert_int_equal(B_A.last_rx, HD_MS(5));
   /* the other direction has its own key and works too */
-  n = hd_link_seal(&B, &B_A, HD_LINK_STATE_REQ, (const uint8_t *)"x", 1, d, sizeof d);
+  n = hd_link_seal(&B, &B_A, 0, HD_LINK_STATE_REQ, (const uint8_t *)"x", 1, d, sizeof d);
   assert_true(n > 0);
   assert_int_equal(hd_link_open(&A, &A_B, d, (size_t)n, 0, &type, &pl, &pl_len), 0);
   assert_int_equal(type, HD_LINK_STATE_REQ);
@@ -65,8 +65,7 @@ static void test_tamper_and_wrong_secret(void **st) {
   setup(1000, 2000);
   uint8_t d[1500], c[1500];
   int n = seal_ab("media bytes", d);
-  for (int i = 1; i < n; i++) {     /* every byte after the magic is covered: header as AAD, body, tag */
-    if (i == 2 || i == 3) continue; /* reserved bytes: refused as malformed */
+  for (int i = 1; i < n; i++) { /* every byte after the magic is covered: header as AAD, body, tag */
     memcpy(c, d, (size_t)n);
     c[i] ^= 0x01;
     int rc = open_at_b(c, (size_t)n, 0);
@@ -79,7 +78,7 @@ static void test_tamper_and_wrong_secret(void **st) {
   assert_int_equal(hd_link_self_init(&X, "node-a", (const uint8_t *)"other", 5, 1000, 0), 0);
   assert_int_equal(hd_link_peer_init(&X_B, &X, "node-b"), 0);
   X.next_seq = 100;
-  n = hd_link_seal(&X, &X_B, HD_LINK_HELLO, (const uint8_t *)"x", 1, d, sizeof d);
+  n = hd_link_seal(&X, &X_B, 0, HD_LINK_HELLO, (const uint8_t *)"x", 1, d, sizeof d);
   hd_link_peer_free(&X_B);
   uint64_t fails = B_A.rx_auth_fail;
   assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EAUTH);
@@ -98,7 +97,7 @@ static void test_tamper_and_wrong_secret(void **st) {
   assert_int_equal(open_at_b(d, 10, 0), HD_EPROTO);
   d[0] = 0x80;
   assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
-  assert_int_equal(hd_link_seal(&A, &A_B, 1, d, 100, d, 120), HD_ENOSPC);
+  assert_int_equal(hd_link_seal(&A, &A_B, 0, 1, d, 100, d, 120), HD_ENOSPC);
 }
 
 static void test_replay_window(void **st) {
@@ -165,7 +164,7 @@ static void test_lanes(void **st) {
   assert_int_equal(hd_link_self_init(&A1, "node-a", SECRET, sizeof SECRET - 1, 1000, 1), 0);
   uint8_t d0[200], d1[200], c[200];
   int n0 = seal_ab("w0", d0);
-  int n1 = hd_link_seal(&A1, &A1_B, HD_LINK_HELLO, (const uint8_t *)"w1", 2, d1, sizeof d1);
+  int n1 = hd_link_seal(&A1, &A1_B, 0, HD_LINK_HELLO, (const uint8_t *)"w1", 2, d1, sizeof d1);
   assert_true(n0 > 0 && n1 > 0);
   /* same key, different nonces: the sequence numbers differ in their top byte */
   assert_int_equal(d0[20], 0);
@@ -175,7 +174,7 @@ static void test_lanes(void **st) {
   assert_int_equal(open_at_b(d0, (size_t)n0, 0), 0);
   /* worker 1 sends a lot (media), worker 0 a little (probes): both get through */
   for (int i = 0; i < 200; i++) {
-    n1 = hd_link_seal(&A1, &A1_B, HD_LINK_MEDIA, (const uint8_t *)"m", 1, d1, sizeof d1);
+    n1 = hd_link_seal(&A1, &A1_B, 0, HD_LINK_MEDIA, (const uint8_t *)"m", 1, d1, sizeof d1);
     assert_int_equal(open_at_b(d1, (size_t)n1, 0), 0);
   }
   n0 = seal_ab("probe", d0);
@@ -194,11 +193,79 @@ static void test_lanes(void **st) {
   hd_link_peer_free(&A1_B);
   assert_int_equal(hd_link_peer_init(&A_B, &A, "node-b"), 0);
   assert_int_equal(hd_link_peer_init(&A1_B, &A1, "node-b"), 0);
-  n1 = hd_link_seal(&A1, &A1_B, HD_LINK_HELLO, (const uint8_t *)"w1", 2, d1, sizeof d1);
+  n1 = hd_link_seal(&A1, &A1_B, 0, HD_LINK_HELLO, (const uint8_t *)"w1", 2, d1, sizeof d1);
   assert_int_equal(open_at_b(d1, (size_t)n1, HD_SEC(1)), 0);
   n0 = seal_ab("w0 again", d0);
   assert_int_equal(open_at_b(d0, (size_t)n0, HD_SEC(1)), 0);
   hd_link_peer_free(&A1_B);
+}
+
+/* Issue 15 review: the replay windows live in each receiving worker, so
+ * before the header named its destination worker a datagram captured on its
+ * way to worker 1 of node-b and replayed to worker 0's port was accepted
+ * there once more (and once per worker) until node-a's epoch changed. Now
+ * the destination (bytes 2-3, worker + 1) is in the authenticated header:
+ * worker 0 drops the copy (counted), the original path still works, the
+ * byte cannot be rewritten (the tag fails), "unaddressed" (0) is taken only
+ * from a peer of link version 1, and a version-1 peer is sent 0 (it drops
+ * anything else there). */
+static void test_destination_worker(void **st) {
+  (void)st;
+  setup(1000, 2000); /* B: worker 0 of node-b */
+  hd_link_self_t B1; /* worker 1 of node-b: its own view of node-a, its own windows */
+  hd_link_peer_t B1_A;
+  assert_int_equal(hd_link_self_init(&B1, "node-b", SECRET, sizeof SECRET - 1, 2000, 1), 0);
+  assert_int_equal(hd_link_peer_init(&B1_A, &B1, "node-a"), 0);
+  uint8_t type, d[200], c[200];
+  const uint8_t *pl;
+  size_t pl_len;
+  int n = hd_link_seal(&A, &A_B, 1, HD_LINK_MEDIA, (const uint8_t *)"for w1", 6, d, sizeof d);
+  assert_true(n > 0);
+  assert_int_equal(d[2], 0);
+  assert_int_equal(d[3], 2); /* worker 1, + 1 */
+  memcpy(c, d, (size_t)n);
+  assert_int_equal(hd_link_open(&B1, &B1_A, d, (size_t)n, 0, &type, &pl, &pl_len), 0);
+  assert_memory_equal(pl, "for w1", 6);
+  /* the copy replayed to worker 0: refused, counted, worker 0's window untouched */
+  memcpy(d, c, (size_t)n);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
+  assert_int_equal(B_A.rx_misaddressed, 1);
+  assert_int_equal(B_A.rx_ok, 0);
+  /* ... and the destination rewritten to worker 0: the tag fails */
+  memcpy(d, c, (size_t)n);
+  d[3] = 1;
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EAUTH);
+  /* ... or to 0 ("unaddressed", as version 1 sends): node-a speaks version 2, refused */
+  memcpy(d, c, (size_t)n);
+  d[3] = 0;
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
+  assert_int_equal(B_A.rx_misaddressed, 2);
+  /* past the last lane: malformed */
+  memcpy(d, c, (size_t)n);
+  d[3] = HD_LINK_LANES + 1;
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
+  /* the normal path to worker 0 still works; a destination out of range is not sealed */
+  n = seal_ab("for w0", d);
+  assert_int_equal(d[3], 1);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), 0);
+  assert_int_equal(hd_link_seal(&A, &A_B, HD_LINK_LANES, HD_LINK_HELLO, d, 1, d, sizeof d), HD_EINVAL);
+  assert_int_equal(hd_link_seal(&A, &A_B, -1, HD_LINK_HELLO, d, 1, d, sizeof d), HD_EINVAL);
+  /* rolling upgrade: node-b known as version 1 is sent 0 there (it drops anything else) */
+  A_B.ver = 1;
+  n = hd_link_seal(&A, &A_B, 1, HD_LINK_HELLO, (const uint8_t *)"old b", 5, d, sizeof d);
+  assert_int_equal(d[2] | d[3], 0);
+  /* ... and node-a known as version 1 (it sends 0) is taken by any worker of node-b */
+  B_A.ver = 1;
+  B1_A.ver = 1;
+  memcpy(c, d, (size_t)n);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), 0);
+  assert_int_equal(hd_link_open(&B1, &B1_A, c, (size_t)n, 0, &type, &pl, &pl_len), 0);
+  /* a version-1 peer that has upgraded meanwhile is still checked when it addresses a worker */
+  A_B.ver = HD_LINK_VERSION;
+  n = hd_link_seal(&A, &A_B, 1, HD_LINK_HELLO, (const uint8_t *)"new a", 5, d, sizeof d);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
+  assert_int_equal(B_A.rx_misaddressed, 3);
+  hd_link_peer_free(&B1_A);
 }
 
 static void test_bodies(void **st) {
@@ -313,8 +380,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_tamper_and_wrong_secret),
       cmocka_unit_test(test_replay_window), cmocka_unit_test(test_epochs),
-      cmocka_unit_test(test_lanes),         cmocka_unit_test(test_bodies),
-      cmocka_unit_test(test_reassembly),
+      cmocka_unit_test(test_lanes),         cmocka_unit_test(test_destination_worker),
+      cmocka_unit_test(test_bodies),        cmocka_unit_test(test_reassembly),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   hd_link_peer_free(&A_B);

@@ -858,6 +858,99 @@ static void test_import_window_cap(void **st) {
   }
 }
 
+/* What the shell of node A was asked to send to other nodes' inboxes. */
+static struct {
+  char node[64], sid[64], id[64];
+  int delivered, n;
+} g_prc;
+
+static void cl_peer_result(void *ud, const char *node, const char *sid, const char *id, int delivered) {
+  (void)ud;
+  snprintf(g_prc.node, sizeof g_prc.node, "%s", node);
+  snprintf(g_prc.sid, sizeof g_prc.sid, "%s", sid);
+  snprintf(g_prc.id, sizeof g_prc.id, "%s", id);
+  g_prc.delivered = delivered;
+  g_prc.n++;
+}
+
+/* Issue 15 review: alice (node A) sends bob a peer message; before bob
+ * acks, alice's connection drops and her session moves to node B. The
+ * outcome follows her: A forwards it to B (peer_result to node-b), where
+ * her session gets the receipt, and her retry of the same id on B is not
+ * sent twice. Before, A settled the receipt, found no session of hers and
+ * dropped it, and B took the retry as "on its way": she never heard. A
+ * failure (bob never acks) reaches her on B as 504 the same way. */
+static void test_outcome_follows_moved_sender(void **st) {
+  hd_rtm_cluster_t ca = {.node = "node-a", .peer_result = cl_peer_result},
+                   cb = {.node = "node-b", .resume = cl_resume, .peer_result = cl_peer_result};
+  for (int acked = 1; acked >= 0; acked--) {
+    memset(&g_prc, 0, sizeof g_prc);
+    hd_rtm_broker_t *a = mk_cfg((hd_rtm_config_t){.rate = 1000, .burst = 1000, .cluster = &ca});
+    hd_rtm_broker_t *b = mk_cfg((hd_rtm_config_t){.rate = 1000, .burst = 1000, .cluster = &cb});
+    char ra[64];
+    snprintf(ra, sizeof ra, "%s", login(a, 1, "alice", 0));
+    json_t *w = nth(1, "welcome", 0);
+    char sid[64];
+    snprintf(sid, sizeof sid, "%s", sval(w, "session"));
+    json_decref(w);
+    login(a, 2, "bob", 0);
+    feed(a, 1, "{\"type\":\"peer\",\"id\":\"q1\",\"to\":\"bob\",\"data\":\"hi\"}");
+    json_t *p = nth(2, "peer", 0);
+    int64_t s = ival(p, "s");
+    json_decref(p);
+    /* alice moves to B before bob acks */
+    hd_rtm_conn_closed(a, 1, now);
+    assert_int_equal(hd_rtm_conn_open(b, 3, now), 0);
+    feed(b, 3, "{\"type\":\"login\",\"id\":\"r\",\"resume\":\"%s\",\"last\":0}", ra);
+    char *state;
+    size_t len;
+    assert_int_equal(hd_rtm_cluster_export(a, ra, "node-b", &state, &len, now), 0);
+    assert_int_equal(hd_rtm_cluster_import(b, 3, state, len, now), 0);
+    free(state);
+    w = nth(3, "welcome", 0);
+    assert_true(json_is_true(json_object_get(w, "resumed")));
+    json_decref(w);
+    /* her retry on B: already on its way, not sent again, no error */
+    feed(b, 3, "{\"type\":\"peer\",\"id\":\"q1\",\"to\":\"bob\",\"data\":\"hi\"}");
+    assert_int_equal(count(3, "error"), 0);
+    if (acked) {
+      feed(a, 2, "{\"type\":\"ack\",\"s\":%lld}", (long long)s);
+    } else {
+      now += HD_RTM_DEFAULT_PEER_TIMEOUT;
+      hd_rtm_tick(a, now);
+    }
+    assert_int_equal(g_prc.n, 1); /* A sends the outcome to B's inbox */
+    assert_string_equal(g_prc.node, "node-b");
+    assert_string_equal(g_prc.sid, sid);
+    assert_string_equal(g_prc.id, "q1");
+    assert_int_equal(g_prc.delivered, acked);
+    assert_int_equal(count(3, "receipt"), 0);
+    hd_rtm_cluster_peer_result(b, g_prc.sid, g_prc.id, g_prc.delivered, now); /* B reads it */
+    if (acked) {
+      json_t *r = nth(3, "receipt", 0);
+      assert_non_null(r);
+      assert_string_equal(sval(r, "id"), "q1");
+      assert_string_equal(sval(r, "to"), "bob");
+      json_decref(r);
+      assert_int_equal(count(3, "error"), 0);
+    } else {
+      json_t *e = nth(3, "error", 0);
+      assert_non_null(e);
+      assert_int_equal(ival(e, "code"), 504);
+      assert_string_equal(sval(e, "id"), "q1");
+      json_decref(e);
+      assert_int_equal(count(3, "receipt"), 0);
+    }
+    /* answered once: B's own deadline passes without a second answer */
+    now += 2 * HD_RTM_DEFAULT_PEER_TIMEOUT;
+    hd_rtm_tick(b, now);
+    assert_int_equal(count(3, "receipt") + count(3, "error"), 1);
+    hd_rtm_broker_free(a);
+    hd_rtm_broker_free(b);
+    reset_out();
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_order_and_ack, rtm_world_setup, rtm_world_teardown),
@@ -875,6 +968,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_error_flood_not_closed, rtm_world_setup, rtm_world_teardown),
       cmocka_unit_test_setup_teardown(test_delivery_exactly_once, rtm_world_setup, rtm_world_teardown),
       cmocka_unit_test_setup_teardown(test_import_window_cap, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_outcome_follows_moved_sender, rtm_world_setup, rtm_world_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
