@@ -23,6 +23,13 @@
  * counts its instructions alone (bench/overlay/relay_instr.sh does that for
  * all three and divides by the packet count). Without valgrind it prints ns
  * per packet (machine-load dependent: compare the ratios, not the figures).
+ * Each also does the bandwidth-per-link work of its datagrams (issue 16 item
+ * 1; overlay/link_bwe.h, as sfu/room_link_bwe.c does it): the sealing node
+ * records the datagram for its flow, the opening node notes its arrival and,
+ * when a report is due (every 50 ms of the bench's clock, 100 us per packet),
+ * makes it, and the sending node takes it into its estimator (that share is
+ * counted where the datagram is opened; sealing and opening the report
+ * datagram itself, one per 500 packets, is not).
  * UDP send/receive system calls are not included (they are the same for
  * each datagram a node sends or receives: a relay hop adds one receive and
  * one send, a direct forward has one of each too).
@@ -36,8 +43,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/bytes.h"
 #include "base/err.h"
 #include "overlay/link.h"
+#include "overlay/link_bwe.h"
 #include "overlay/relay.h"
 
 typedef struct {
@@ -46,6 +55,7 @@ typedef struct {
   hd_hop_tx_t tx_ab, tx_bc, tx_direct;
   hd_hop_rx_t rx_ba, rx_cb;
   hd_dedup_t dd_direct, dd_relay;
+  hd_link_bwe_t bwe[3][3]; /* [node][other]: bandwidth per link */
   uint8_t rtp[1500];
   size_t rtp_len;
   int b_worker;  /* B's worker the relayed flow hashes to (hd_relay_worker): the one modelled */
@@ -84,6 +94,9 @@ static void setup(bench_t *b, size_t size) {
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++)
       if (i != j && hd_link_peer_init(&b->peer[i][j], &b->self[i], names[j]) < 0) exit(1);
+  for (int i = 0; i < 3; i++) /* each node's bandwidth state lives in the worker modelled (its lane) */
+    for (int j = 0; j < 3; j++)
+      hd_link_bwe_init(&b->bwe[i][j], i == B ? b->b_worker : 0);
   hd_hop_tx_init(&b->tx_ab);
   hd_hop_tx_init(&b->tx_bc);
   hd_hop_tx_init_n(&b->tx_direct, HD_RELAY_RESCUE_MAX);
@@ -95,6 +108,9 @@ static void teardown(bench_t *b) {
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++)
       if (i != j) hd_link_peer_free(&b->peer[i][j]);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++)
+      hd_link_bwe_free(&b->bwe[i][j]);
   hd_hop_tx_free(&b->tx_ab);
   hd_hop_tx_free(&b->tx_bc);
   hd_hop_tx_free(&b->tx_direct);
@@ -117,6 +133,24 @@ static int deliver(hd_dedup_t *d, const uint8_t *pl, size_t len) {
   return hd_dedup_check(d, 0x11223344, seq);
 }
 
+/* Bandwidth per link: node `from` sealed dg to `to`'s worker dst. */
+static void bw_sent(bench_t *b, int from, int to, int dst, const uint8_t *dg, size_t len, hd_time_t now) {
+  if (hd_link_bwe_on_sent(&b->bwe[from][to], dst, hd_get_be64(dg + 20), len, now) < 0) exit(11);
+}
+
+/* ... and `at` opened it: noted, reported when due, the report taken by `from`. */
+static void bw_received(bench_t *b, int at, int from, const uint8_t *dg, hd_time_t now) {
+  hd_link_bwe_t *x = &b->bwe[at][from];
+  hd_link_bwe_on_received(x, hd_get_be64(dg + 20), now, "r", 1);
+  if (hd_link_bwe_next_timeout(x) > now) return;
+  uint8_t rep[HD_LINK_BWE_FB_HDR + HD_LINK_BWE_FB_MAX * HD_LINK_BWE_FB_ENTRY];
+  const void *ret;
+  size_t rl;
+  int n;
+  while ((n = hd_link_bwe_poll(x, now, rep, sizeof rep, &ret, &rl)) > 0)
+    if (hd_link_bwe_on_feedback(&b->bwe[from][at], rep, (size_t)n, now) < 0) exit(12);
+}
+
 /* A -> C directly: keep for a rescue and seal at A, open and de-duplicate at C. */
 __attribute__((noinline)) void direct_forward(bench_t *b, uint32_t k, hd_time_t now) {
   uint8_t body[1600], dg[1600];
@@ -130,8 +164,10 @@ __attribute__((noinline)) void direct_forward(bench_t *b, uint32_t k, hd_time_t 
   uint8_t type;
   const uint8_t *pl;
   size_t pl_len;
+  if (n > 0) bw_sent(b, A, C, 0, dg, (size_t)n, now);
   if (n < 0 || hd_link_open(&b->self[C], &b->peer[C][A], dg, (size_t)n, now, &type, &pl, &pl_len) < 0)
     exit(3);
+  bw_received(b, C, A, dg, now);
   b->sink += (uint64_t)deliver(&b->dd_direct, pl, pl_len);
 }
 
@@ -151,7 +187,9 @@ __attribute__((noinline)) int relay_origin(bench_t *b, uint32_t k, hd_time_t now
   h.hop_seq = hd_hop_tx_seq(&b->tx_ab, lane);
   hd_relay_hdr_write(&h, body, sizeof body);
   hd_hop_tx_keep(&b->tx_ab, lane, h.hop_seq, body, bl, now);
-  return hd_link_seal(&b->self[A], &b->peer[A][B], lane, HD_LINK_RELAY, body, bl, dg, cap);
+  int n = hd_link_seal(&b->self[A], &b->peer[A][B], lane, HD_LINK_RELAY, body, bl, dg, cap);
+  if (n > 0) bw_sent(b, A, B, lane, dg, (size_t)n, now);
+  return n;
 }
 
 /* B: the relay hop (on_relay's work, without the socket). */
@@ -161,6 +199,7 @@ __attribute__((noinline)) int relay_hop(bench_t *b, uint8_t *dg, size_t len, hd_
   const uint8_t *pl;
   size_t pl_len;
   if (hd_link_open(&b->self[B], &b->peer[B][A], dg, len, now, &type, &pl, &pl_len) < 0) exit(4);
+  bw_received(b, B, A, dg, now);
   hd_relay_hdr_t h;
   if (type != HD_LINK_RELAY || hd_relay_parse(pl, pl_len, &h) < 0 || h.hops[h.hop] != b->self[B].id_hash)
     exit(5);
@@ -172,7 +211,9 @@ __attribute__((noinline)) int relay_hop(bench_t *b, uint8_t *dg, size_t len, hd_
   uint32_t seq = hd_hop_tx_seq(&b->tx_bc, lane);
   hd_relay_set_hop(body, h.hop, (uint16_t)(2 + lane), seq, 0);
   hd_hop_tx_keep(&b->tx_bc, lane, seq, body, pl_len, now);
-  return hd_link_seal(&b->self[B], &b->peer[B][C], lane, HD_LINK_RELAY, body, pl_len, out, cap);
+  int n = hd_link_seal(&b->self[B], &b->peer[B][C], lane, HD_LINK_RELAY, body, pl_len, out, cap);
+  if (n > 0) bw_sent(b, B, C, lane, out, (size_t)n, now);
+  return n;
 }
 
 /* C: the destination of a relayed packet. */
@@ -181,6 +222,7 @@ __attribute__((noinline)) void relay_dest(bench_t *b, uint8_t *dg, size_t len, h
   const uint8_t *pl;
   size_t pl_len;
   if (hd_link_open(&b->self[C], &b->peer[C][B], dg, len, now, &type, &pl, &pl_len) < 0) exit(6);
+  bw_received(b, C, B, dg, now);
   hd_relay_hdr_t h;
   if (hd_relay_parse(pl, pl_len, &h) < 0 || !hd_hop_rx_feed(&b->rx_cb, h.hop_seq, now)) exit(7);
   b->sink += (uint64_t)deliver(&b->dd_relay, h.inner, h.inner_len);

@@ -54,8 +54,9 @@ fi
 
 step "build (ThreadSanitizer: hudong + the threaded tests)"
 # media workers (src/io/media_workers.c) are the node's threads: a data race
-# there aborts the server (halt_on_error) and fails the test
-TSAN_TESTS='integration/(workers|itest_media|itest_media_shards|rooms|api|ice_tcp|cluster)$|unit/test_(spsc|worker_shards)$'
+# there aborts the server (halt_on_error) and fails the test; bench_threads runs
+# the load generator's own threads (bench load --threads 2) under TSan too
+TSAN_TESTS='integration/(workers|itest_media|itest_media_shards|rooms|api|ice_tcp|cluster|bench_threads)$|unit/test_(spsc|worker_shards)$'
 if cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="-fsanitize=thread -g" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null &&
   cmake --build build-tsan -j"$JOBS" --target hudong workers_itest itest_media test_spsc test_worker_shards; then

@@ -3,17 +3,18 @@
  * decode: publishers send the synthetic pattern of client/load.h (audio 50
  * packets/s, video ~1 Mbps with keyframe bursts), each payload carrying its
  * publisher, sequence and send time; subscribers account loss and one-way
- * added latency per stream. One process, one libuv loop, one UDP socket per
- * PeerConnection.
+ * added latency per stream. One process; one UDP socket per PeerConnection;
+ * the subscriber legs split over --threads threads, each with its own libuv
+ * loop and counts (bench_load.h "Threads"), the publishers on the main one.
  *
  * Targets: Hudong rooms (/rtc signaling, client/rtc_signal.h, tokens minted
  * here) and the Janus VideoRoom plugin over its HTTP API (bench_janus.c).
  *
- * Phases: publishers join and connect; subscriber legs join `ramp` at a time;
- * a warm-up; the measurement window [w0, w1) on send time; a grace second for
- * late packets. Loss = 1 - received / expected over the window, where expected
- * counts, for every subscriber leg, the packets its publishers sent in the
- * window (a subscriber that never connected counts as total loss). With
+ * Phases: publishers join and connect; subscriber legs join `ramp` at a time
+ * or at --join-rate legs/s (each thread its share); a warm-up; the measurement window [w0, w1) on send time;
+ * a grace second for late packets. Loss = 1 - received / expected over the window, where expected counts, for
+ * every subscriber leg, the packets its publishers sent in the window (a subscriber that never connected
+ * counts as total loss). With
  * --server-pid, the server's CPU time (utime + stime, /proc/PID/stat) over the
  * window and its RSS before the subscribers and at the end are reported too.
  *
@@ -44,11 +45,12 @@
 #include "proto/token.h"
 
 #define PKT_BATCH 64
+#define BL_DEFAULT_THREADS 8 /* --threads default: online CPUs, at most this */
 
 hd_time_t bl_now(void) { return (hd_time_t)(uv_hrtime() / 1000); }
 
 static void att_report(bl_leg_t *l);
-static void run_for(bl_run_t *r, hd_time_t until, int (*cond)(bl_run_t *));
+static void run_for(bl_part_t *p, hd_time_t until, int (*cond)(bl_part_t *));
 
 void bl_leg_fail(bl_leg_t *l, const char *fmt, ...) {
   if (l->failed) return;
@@ -58,7 +60,7 @@ void bl_leg_fail(bl_leg_t *l, const char *fmt, ...) {
   vsnprintf(l->why, sizeof l->why, fmt, ap);
   va_end(ap);
   if (!l->run->o.quiet) fprintf(stderr, "bench load: %s: %s\n", l->identity, l->why);
-  if (!l->att_done && l->started && !l->run->stopping) { /* failed before its first media */
+  if (!l->att_done && l->started && !l->part->stopping) { /* failed before its first media */
     l->att_done = 1;
     l->att.ok = 0;
     snprintf(l->att.reason, sizeof l->att.reason, "%.127s", l->why);
@@ -96,7 +98,7 @@ int bl_leg_wants(const bl_leg_t *l, int p) { return p % l->run->sub_legs == l->s
 /* ---- PeerConnection events ---- */
 
 /* The last packet of a keyframe reached one more subscriber. */
-static void key_arrival(bl_run_t *r, const hd_load_hdr_t *h, hd_time_t arrival) {
+static void key_arrival(bl_part_t *r, const hd_load_hdr_t *h, hd_time_t arrival) {
   int i = 0;
   while (i < r->n_keys && (r->keys[i].pub_id != h->pub_id || r->keys[i].seq != h->seq))
     i++;
@@ -169,11 +171,11 @@ static void on_pc_event(void *ud, const hd_pc_event_t *ev) {
     }
     hd_time_t arrival = bl_now();
     if (h.kind == HD_LOAD_VIDEO && (h.flags & HD_LOAD_F_KEY) && (h.flags & HD_LOAD_F_MARKER) &&
-        h.sent >= r->w0 && h.sent < r->w1)
-      key_arrival(r, &h, arrival);
+        h.sent >= l->part->w0 && h.sent < l->part->w1)
+      key_arrival(l->part, &h, arrival);
     for (int i = 0; i < l->n_rx; i++)
       if (l->rx[i].pub_id == h.pub_id && l->rx[i].kind == h.kind) {
-        hd_load_rx_feed(&l->rx[i], &h, arrival, r->w0, r->w1, r->hist);
+        hd_load_rx_feed(&l->rx[i], &h, arrival, l->part->w0, l->part->w1, l->part->hist);
         if (!l->ready) l->ready = 1;
         if (!l->att_done) leg_media(l);
         return;
@@ -199,15 +201,18 @@ static int room_name(const bl_opts_t *o, int rm, char *out, size_t cap) {
 #define RX_SLOT (64 * 1024)
 #define RX_BATCH 16
 
+/* The receive buffers belong to the leg's thread (its part): a datagram is
+ * handled before the next read on that loop, so one buffer per part serves
+ * all its legs. */
 static void udp_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
-  static char buf[2048];
-  *b = uv_buf_init(buf, sizeof buf);
+  bl_part_t *p = ((bl_leg_t *)h->data)->part;
+  *b = uv_buf_init(p->rx_one, sizeof p->rx_one);
 }
 
 static void udp_alloc_batch(uv_handle_t *h, size_t s, uv_buf_t *b) {
-  static char *buf;
-  if (!buf) buf = malloc(RX_BATCH * RX_SLOT);
-  *b = uv_buf_init(buf, buf ? RX_BATCH * RX_SLOT : 0);
+  bl_part_t *p = ((bl_leg_t *)h->data)->part;
+  if (!p->rx_batch) p->rx_batch = malloc(RX_BATCH * RX_SLOT);
+  *b = uv_buf_init((char *)p->rx_batch, p->rx_batch ? RX_BATCH * RX_SLOT : 0);
 }
 
 /* Count-only: an SRTP packet of a connected subscriber is accounted from its
@@ -231,8 +236,8 @@ static int count_rtp(bl_leg_t *l, const uint8_t *p, size_t n) {
     }
     s = &l->seq[l->n_seq++];
     hd_load_seq_init(s, ssrc, pt);
-    if (l->run->window >= 1) hd_load_seq_window_start(s);
-    if (l->run->window >= 2) hd_load_seq_window_end(s);
+    if (l->part->window >= 1) hd_load_seq_window_start(s);
+    if (l->part->window >= 2) hd_load_seq_window_end(s);
   }
   hd_load_seq_feed(s, seq);
   l->ready = 1;
@@ -255,8 +260,8 @@ static int leg_open(bl_leg_t *l) {
   struct sockaddr_in a;
   uv_ip4_addr(r->o.local_ip, 0, &a);
   int batch = l->seq != NULL; /* count-only subscribers read in recvmmsg batches */
-  if ((batch ? uv_udp_init_ex(r->loop, &l->udp, AF_INET | UV_UDP_RECVMMSG) : uv_udp_init(r->loop, &l->udp)) <
-      0)
+  uv_loop_t *loop = l->part->loop;
+  if ((batch ? uv_udp_init_ex(loop, &l->udp, AF_INET | UV_UDP_RECVMMSG) : uv_udp_init(loop, &l->udp)) < 0)
     return HD_EIO;
   l->udp.data = l;
   if (uv_udp_bind(&l->udp, (struct sockaddr *)&a, 0) < 0) return HD_EIO;
@@ -290,7 +295,7 @@ static int leg_open(bl_leg_t *l) {
 
 /* ---- publisher media ---- */
 
-static uint8_t g_pkt_bufs[PKT_BATCH * HD_LOAD_MAX_PAYLOAD];
+static uint8_t g_pkt_bufs[PKT_BATCH * HD_LOAD_MAX_PAYLOAD]; /* publishers run on the main thread only */
 
 static void pub_media(bl_leg_t *l, hd_time_t now) {
   if (!l->connected || l->failed || !l->ready || hd_pc_state(l->pc) != HD_PC_CONNECTED) return;
@@ -396,7 +401,7 @@ static void hd_events(bl_leg_t *l) {
     case HD_RTC_SIGNAL_EV_ERROR:
       if (ev.id &&
           !strcmp(ev.id, "qj")) { /* our quality_join refused (rate, node budget): not the leg's failure */
-        l->run->joins_refused++;
+        l->part->joins_refused++;
         if (!l->run->o.quiet)
           fprintf(stderr, "bench load: %s: quality_join refused: %s\n", l->identity, ev.message);
         break;
@@ -404,7 +409,7 @@ static void hd_events(bl_leg_t *l) {
       bl_leg_fail(l, "signaling error %d %s: %s", ev.code, ev.reason, ev.message);
       break;
     case HD_RTC_SIGNAL_EV_LEFT:
-      if (!l->run->stopping) bl_leg_fail(l, "left: %s", ev.reason);
+      if (!l->part->stopping) bl_leg_fail(l, "left: %s", ev.reason);
       break;
     case HD_RTC_SIGNAL_EV_TIMEOUT: bl_leg_fail(l, "signaling timeout"); break;
     default: break;
@@ -428,7 +433,7 @@ static void hd_ws_close(void *ud, hd_ws_client_t *ws, int code, const char *reas
   bl_leg_t *l = ud;
   hd_sess_t *s = l->t;
   s->closed = 1;
-  if (!l->run->stopping) bl_leg_fail(l, "websocket closed: %d %s", code, reason);
+  if (!l->part->stopping) bl_leg_fail(l, "websocket closed: %d %s", code, reason);
 }
 
 static int hd_start(bl_leg_t *l) {
@@ -461,7 +466,7 @@ static int hd_start(bl_leg_t *l) {
                               .ud = l,
                               .connect_timeout_ms = 15000};
   const char *url = !l->is_pub && r->o.n_sub_urls ? r->o.sub_urls[l->index % r->o.n_sub_urls] : r->o.url;
-  return hd_ws_client_connect(&s->ws, r->loop, url, &wc);
+  return hd_ws_client_connect(&s->ws, l->part->loop, url, &wc);
 }
 
 static void hd_tick(bl_leg_t *l, hd_time_t now) {
@@ -491,39 +496,59 @@ static void hd_free(bl_leg_t *l) {
 
 /* ---- run ---- */
 
+/* Every 2 ms a part's timer runs the publishers' media (part 0) and the
+ * timers of a fifth of its subscriber legs (ICE consent, DTLS retransmits,
+ * RTCP reports, signaling pings), so each subscriber leg is visited every
+ * 10 ms: those timers have far more slack than that, and visiting 800 legs
+ * every 2 ms was a cost of its own. Packets and signaling messages are
+ * handled when they arrive, not here. */
+#define SUB_TICK_SPREAD 5
+
+static void tick_leg(bl_leg_t *l, hd_time_t now) {
+  if (!l->started) return;
+  if (l->run->o.target == BL_HUDONG) hd_tick(l, now);
+  if (hd_pc_next_timeout(l->pc) <= now) hd_pc_handle_timeout(l->pc, now);
+  if (l->is_pub) pub_media(l, now);
+  bl_leg_flush(l);
+}
+
 static void tick_cb(uv_timer_t *t) {
-  bl_run_t *r = t->data;
+  bl_part_t *p = t->data;
+  bl_run_t *r = p->run;
   hd_time_t now = bl_now();
-  bl_leg_t *sets[2] = {r->pubs, r->subs};
-  int ns[2] = {r->n_pubs, r->n_subs};
-  for (int k = 0; k < 2; k++)
-    for (int i = 0; i < ns[k]; i++) {
-      bl_leg_t *l = &sets[k][i];
-      if (!l->started) continue;
-      if (r->o.target == BL_HUDONG) hd_tick(l, now);
-      if (hd_pc_next_timeout(l->pc) <= now) hd_pc_handle_timeout(l->pc, now);
-      if (l->is_pub) pub_media(l, now);
-      bl_leg_flush(l);
-    }
-  if (r->o.target == BL_JANUS) bl_janus_tick(r, now);
+  int k = (int)(p->ticks++ % SUB_TICK_SPREAD);
+  if (p->id == 0)
+    for (int i = 0; i < r->n_pubs; i++)
+      tick_leg(&r->pubs[i], now);
+  for (int i = p->lo + k; i < p->hi; i += SUB_TICK_SPREAD)
+    tick_leg(&r->subs[i], now);
+  if (p->id == 0 && r->o.target == BL_JANUS) bl_janus_tick(r, now);
 }
 
 static int start_leg(bl_leg_t *l) {
   int rc = leg_open(l);
-  if (rc < 0) return rc;
+  if (rc < 0) {
+    bl_leg_fail(l, "cannot open its socket or PeerConnection: %s", hd_strerror(rc));
+    return rc;
+  }
   rc = l->run->o.target == BL_HUDONG ? hd_start(l) : bl_janus_start(l);
   if (rc < 0) bl_leg_fail(l, "start: %s", hd_strerror(rc));
   return rc;
 }
 
-/* Leg i of the run: publishers first, then subscriber legs. */
-static bl_leg_t *leg_at(bl_run_t *r, int i) { return i < r->n_pubs ? &r->pubs[i] : &r->subs[i - r->n_pubs]; }
+/* The legs of part p: publishers first (part 0 only), then its subscriber legs. */
+static int part_legs(const bl_part_t *p) { return (p->id == 0 ? p->run->n_pubs : 0) + p->hi - p->lo; }
+static bl_leg_t *part_leg(bl_part_t *p, int i) {
+  bl_run_t *r = p->run;
+  int np = p->id == 0 ? r->n_pubs : 0;
+  return i < np ? &r->pubs[i] : &r->subs[p->lo + i - np];
+}
 
-/* Sends a batch of attempts through the next leg (from *cursor on) still
- * joined and connected. Returns 1 if sent. */
-static int send_through_other(bl_run_t *r, int *cursor, const hd_join_attempt_t *b, int n) {
-  while (*cursor < r->n_pubs + r->n_subs) {
-    bl_leg_t *x = leg_at(r, (*cursor)++);
+/* Sends a batch of attempts through the next leg of part p (from *cursor on)
+ * still joined and connected. Returns 1 if sent. */
+static int send_through_other(bl_part_t *p, int *cursor, const hd_join_attempt_t *b, int n) {
+  while (*cursor < part_legs(p)) {
+    bl_leg_t *x = part_leg(p, (*cursor)++);
     hd_sess_t *s = x->t;
     if (!x->joined || x->failed || !s || !s->ws || !hd_ws_client_is_open(s->ws)) continue;
     char buf[HD_JOIN_REPORT_MAX * 600];
@@ -533,96 +558,261 @@ static int send_through_other(bl_run_t *r, int *cursor, const hd_join_attempt_t 
   return 0;
 }
 
-/* End of the run: every started leg's attempt gets its outcome (no media by
- * now = failed), and those not yet sent go to the node: a joined leg's on
- * its own connection; the others (never joined: the node takes quality_join
- * only from a joined connection, as a browser reports a failed attempt on its
- * next connection) in batches of up to 20 through legs still joined, one
- * batch per leg (the node takes one quality_join per connection per second;
- * the caller waits a second before if any leg reported recently). Returns
- * the attempts that could not be sent. */
-static int report_pending(bl_run_t *r) {
-  int total = r->n_pubs + r->n_subs;
+/* Runs the part's loop until cond (or the deadline). */
+static void run_for(bl_part_t *p, hd_time_t until, int (*cond)(bl_part_t *)) {
+  while (bl_now() < until && !(cond && cond(p)))
+    uv_run(p->loop, UV_RUN_ONCE);
+}
+
+/* End of the run, on part p's thread: every started leg's attempt gets its
+ * outcome (no media by now = failed), and those not yet sent go to the node:
+ * a joined leg's on its own connection; the others (never joined: the node
+ * takes quality_join only from a joined connection, as a browser reports a
+ * failed attempt on its next connection) in batches of up to 20 through the
+ * part's legs still joined, one batch per leg (the node takes one
+ * quality_join per connection per second; the caller waits a second before
+ * if any leg reported recently). Attempts no leg of the part could carry are
+ * left in p->orphans for the main thread to send through part 0's legs. */
+static void report_pending(bl_part_t *p) {
+  int total = part_legs(p);
   for (int i = 0; i < total; i++) {
-    bl_leg_t *l = leg_at(r, i);
+    bl_leg_t *l = part_leg(p, i);
     if (!l->started || l->att_done) continue;
     l->att_done = 1;
     l->att.ok = 0;
     snprintf(l->att.reason, sizeof l->att.reason, "%.127s", l->failed ? l->why : "no media");
   }
-  if (r->o.target != BL_HUDONG) return 0;
+  if (p->run->o.target != BL_HUDONG) return;
   for (int i = 0; i < total; i++) {
-    bl_leg_t *l = leg_at(r, i);
+    bl_leg_t *l = part_leg(p, i);
     if (l->started && !l->att_sent) att_report(l);
   }
   int pending = 0;
   for (int i = 0; i < total; i++)
-    pending += leg_at(r, i)->started && !leg_at(r, i)->att_sent;
-  if (pending) run_for(r, bl_now() + HD_MS(1100), NULL); /* the reporters' last quality_join is > 1 s old */
+    pending += part_leg(p, i)->started && !part_leg(p, i)->att_sent;
+  if (pending) run_for(p, bl_now() + HD_MS(1100), NULL); /* the reporters' last quality_join is > 1 s old */
   hd_join_attempt_t batch[HD_JOIN_REPORT_MAX];
-  int nb = 0, unsent = 0, cursor = 0;
+  int nb = 0, cursor = 0;
   for (int i = 0; i < total; i++) {
-    bl_leg_t *l = leg_at(r, i);
+    bl_leg_t *l = part_leg(p, i);
     if (l->started && !l->att_sent) {
       batch[nb++] = l->att;
       l->att_sent = 1;
     }
     if (nb && (nb == HD_JOIN_REPORT_MAX || i == total - 1)) {
-      if (!send_through_other(r, &cursor, batch, nb)) unsent += nb;
+      if (!send_through_other(p, &cursor, batch, nb)) {
+        hd_join_attempt_t *o = realloc(p->orphans, (size_t)(p->n_orphans + nb) * sizeof *o);
+        if (o) {
+          memcpy(o + p->n_orphans, batch, (size_t)nb * sizeof *o);
+          p->orphans = o;
+          p->n_orphans += nb;
+        } else {
+          p->tally.unreported += nb;
+        }
+      }
       nb = 0;
     }
   }
-  return unsent;
+  p->report_cursor = cursor;
 }
 
-/* Runs the loop until cond (or the deadline). */
-static void run_for(bl_run_t *r, hd_time_t until, int (*cond)(bl_run_t *)) {
-  while (bl_now() < until && !(cond && cond(r)))
-    uv_run(r->loop, UV_RUN_ONCE);
-}
-
-static int pubs_ready(bl_run_t *r) {
+static int pubs_ready(bl_part_t *p) {
+  bl_run_t *r = p->run;
   for (int i = 0; i < r->n_pubs; i++)
     if (!r->pubs[i].failed && !(r->pubs[i].connected && r->pubs[i].ready)) return 0;
   return 1;
 }
 
-static int subs_settled(bl_run_t *r) {
-  for (int i = 0; i < r->n_subs; i++)
-    if (!r->subs[i].failed && !(r->subs[i].connected && r->subs[i].ready)) return 0;
+static int subs_settled(bl_part_t *p) {
+  for (int i = p->lo; i < p->hi; i++) {
+    bl_leg_t *l = &p->run->subs[i];
+    if (!l->failed && !(l->connected && l->ready)) return 0;
+  }
   return 1;
 }
 
-/* Starts pending subscriber legs while fewer than ramp are in progress. */
-static int ramp_subs(bl_run_t *r) {
-  int inflight = 0, pending = 0;
-  for (int i = 0; i < r->n_subs; i++) {
+/* How far a leg that is not receiving got: joined the room (signaling), its
+ * PeerConnection's state (ICE/DTLS), connected (DTLS done). */
+static const char *leg_stage(const bl_leg_t *l) {
+  static __thread char b[160];
+  hd_pc_stats_t st = {0};
+  if (l->pc) hd_pc_stats(l->pc, &st);
+  snprintf(b, sizeof b, "%s, pc %s, ice checks %llu, responses %llu, datagrams in %llu",
+           l->joined ? "joined" : "not joined", l->pc ? hd_pc_state_name(st.state) : "none",
+           (unsigned long long)st.stun_checks_sent, (unsigned long long)st.stun_responses,
+           (unsigned long long)st.datagrams_in);
+  return b;
+}
+
+/* Starts the part's pending subscriber legs while fewer than its ramp are in
+ * progress and, with a join rate, no faster than that rate (the first at
+ * once). Checked at most once a millisecond (it walks the part's legs). */
+static int ramp_subs(bl_part_t *p) {
+  bl_run_t *r = p->run;
+  hd_time_t now = bl_now();
+  if (now - p->ramp_checked < 1000) return 0;
+  p->ramp_checked = now;
+  int inflight = 0;
+  for (int i = p->lo; i < p->next_start; i++) {
     bl_leg_t *l = &r->subs[i];
     if (l->started && !l->failed && !(l->connected && l->ready)) {
       inflight++;
-      if (bl_now() - l->t_start > HD_SEC(r->o.join_timeout_s))
-        bl_leg_fail(l, "not receiving after %d s", r->o.join_timeout_s);
+      if (now - l->t_start > HD_SEC(r->o.join_timeout_s))
+        bl_leg_fail(l, "not receiving after %d s (%s)", r->o.join_timeout_s, leg_stage(l));
     }
+    if (l->failed && r->o.fail_fast) atomic_store_explicit(&r->sub_failed, 1, memory_order_relaxed);
   }
-  if (r->o.fail_fast)
-    for (int i = 0; i < r->n_subs; i++)
-      if (r->subs[i].failed) return 1; /* the run has failed: no point joining the rest */
-  for (int i = 0; i < r->n_subs && inflight < r->o.ramp; i++)
-    if (!r->subs[i].started) {
-      start_leg(&r->subs[i]);
-      inflight++;
-    }
-  for (int i = 0; i < r->n_subs; i++)
-    pending += !r->subs[i].started;
-  return !pending && subs_settled(r);
+  /* the run has failed: no point joining the rest */
+  if (r->o.fail_fast && atomic_load_explicit(&r->sub_failed, memory_order_relaxed)) return 1;
+  int allowed = p->hi - p->lo;
+  if (p->join_rate > 0) allowed = 1 + (int)((double)(now - p->join_t0) * p->join_rate / 1e6);
+  while (p->next_start < p->hi && inflight < p->ramp && p->n_started < allowed) {
+    bl_leg_t *l = &r->subs[p->next_start++];
+    if (!p->n_started++) p->tally.first_start = now;
+    p->tally.last_start = now;
+    start_leg(l);
+    inflight += !l->failed;
+  }
+  return p->next_start == p->hi && subs_settled(p);
 }
 
-/* Count-only: marks the window start (1) or end (2) on every subscriber stream. */
-static void mark_window(bl_run_t *r, int w) {
-  r->window = w;
-  for (int i = 0; i < r->n_subs; i++)
-    for (int k = 0; k < r->subs[i].n_seq; k++)
-      (w == 1 ? hd_load_seq_window_start : hd_load_seq_window_end)(&r->subs[i].seq[k]);
+/* Count-only: marks the window start (1) or end (2) on every stream of the part. */
+static void mark_window(bl_part_t *p, int w) {
+  p->window = w;
+  for (int i = p->lo; i < p->hi; i++)
+    for (int k = 0; k < p->run->subs[i].n_seq; k++)
+      (w == 1 ? hd_load_seq_window_start : hd_load_seq_window_end)(&p->run->subs[i].seq[k]);
+}
+
+static double thread_cpu_us(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) return 0;
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* Phase 2, on the part's thread: its subscriber legs join; then it tells
+ * the main thread (phase 1). */
+static void part_join(bl_part_t *p) {
+  bl_run_t *r = p->run;
+  int n = p->hi - p->lo;
+  p->join_t0 = bl_now();
+  /* the old window (3 s per ramp's worth of legs) or, paced, the time to start
+   * them all; plus the join timeout of the last one */
+  double span_s = 3.0 * (n / p->ramp + 1);
+  if (p->join_rate > 0 && n / p->join_rate * 1.5 > span_s) span_s = n / p->join_rate * 1.5;
+  p->join_deadline = p->join_t0 + (hd_time_t)(span_s * 1e6) + HD_SEC(r->o.join_timeout_s) + HD_SEC(1);
+  if (n) run_for(p, p->join_deadline, ramp_subs);
+  int ok = 0, started = 0;
+  for (int i = p->lo; i < p->hi; i++) {
+    bl_leg_t *l = &r->subs[i];
+    if (!l->failed && !(l->connected && l->ready))
+      bl_leg_fail(l, l->started ? "not receiving (%s)" : "never started%s", l->started ? leg_stage(l) : "");
+    ok += !l->failed;
+    started += l->started;
+  }
+  p->tally.subs_ok = ok;
+  p->tally.subs_started = started;
+  p->tally.join_done = bl_now();
+  atomic_store_explicit(&p->phase, 1, memory_order_release);
+}
+
+static int window_announced(bl_part_t *p) {
+  return atomic_load_explicit(&p->run->go, memory_order_acquire) >= 1;
+}
+static int stop_announced(bl_part_t *p) {
+  return atomic_load_explicit(&p->run->go, memory_order_acquire) >= 2;
+}
+
+/* What the part counted (on its thread, after the window and the grace). */
+static void part_tally(bl_part_t *p) {
+  bl_run_t *r = p->run;
+  bl_tally_t *t = &p->tally;
+  for (int i = p->lo; i < p->hi; i++) {
+    bl_leg_t *l = &r->subs[i];
+    for (int k = 0; k < l->n_rx; k++) {
+      t->received += l->rx[k].in_window;
+      t->dups += l->rx[k].duplicates;
+    }
+    t->unknown += l->rx_unknown;
+    t->bad += l->rx_bad;
+    for (int k = 0; k < l->n_seq; k++) {
+      const hd_load_seq_t *q = &l->seq[k];
+      t->seq_expected += hd_load_seq_expected(q);
+      t->seq_received += q->in_window;
+      t->arrived += q->arrived;
+      t->dups += q->duplicates;
+      t->too_old += q->too_old;
+    }
+  }
+  for (int i = 0; i < part_legs(p); i++)
+    if (part_leg(p, i)->started) hd_join_tally_add(&t->jt, &part_leg(p, i)->att);
+  t->joins_refused = p->joins_refused;
+}
+
+/* Phase 3, on the part's thread: waits for the window, marks it, then counts
+ * (phase 2). at(ud, w) runs on part 0 right after each mark (the main
+ * thread's server CPU readings). */
+static void part_measure(bl_part_t *p, void (*at)(void *ud, int w), void *ud) {
+  run_for(p, HD_TIME_NEVER, window_announced);
+  p->w0 = p->run->w0;
+  p->w1 = p->run->w1;
+  run_for(p, p->w0, NULL);
+  mark_window(p, 1);
+  if (at) at(ud, 1);
+  double c0 = thread_cpu_us();
+  run_for(p, p->w1, NULL);
+  mark_window(p, 2);
+  if (at) at(ud, 2);
+  p->tally.cpu_us = thread_cpu_us() - c0;
+  run_for(p, p->w1 + HD_SEC(1), NULL);
+  report_pending(p);
+  /* nothing counted from here on: the hist and keyframes are the main thread's to merge */
+  p->w0 = p->w1 = HD_TIME_NEVER;
+  part_tally(p);
+  atomic_store_explicit(&p->phase, 2, memory_order_release);
+}
+
+/* Phase 4: leave, close, free the part's legs (part 0 also the publishers). */
+static void part_stop(bl_part_t *p) {
+  bl_run_t *r = p->run;
+  p->stopping = 1;
+  if (r->o.target == BL_HUDONG) {
+    for (int i = 0; i < part_legs(p); i++)
+      hd_stop(part_leg(p, i));
+    run_for(p, bl_now() + HD_MS(500), NULL);
+  } else if (p->id == 0) {
+    bl_janus_stop(r);
+  }
+  for (int i = 0; i < part_legs(p); i++) {
+    bl_leg_t *l = part_leg(p, i);
+    if (l->pc) {
+      hd_pc_close(l->pc);
+      bl_leg_flush(l);
+    }
+    if (r->o.target == BL_HUDONG) hd_free(l);
+    if (l->started) uv_close((uv_handle_t *)&l->udp, NULL);
+    hd_pc_free(l->pc);
+    l->pc = NULL;
+  }
+  uv_timer_stop(&p->tick);
+  uv_close((uv_handle_t *)&p->tick, NULL);
+  uv_run(p->loop, UV_RUN_DEFAULT);
+}
+
+static void part_start_timer(bl_part_t *p) {
+  uv_timer_init(p->loop, &p->tick);
+  p->tick.data = p;
+  uv_timer_start(&p->tick, tick_cb, 2, 2);
+}
+
+/* A part other than 0: its own loop on its own thread, start to finish. */
+static void part_thread(void *arg) {
+  bl_part_t *p = arg;
+  part_start_timer(p);
+  part_join(p);
+  part_measure(p, NULL, NULL);
+  run_for(p, HD_TIME_NEVER, stop_announced);
+  part_stop(p);
 }
 
 static int read_proc_cpu(int pid, double *cpu_us) {
@@ -711,29 +901,115 @@ static double self_cpu_us(void) {
          (double)ru.ru_stime.tv_usec;
 }
 
+/* The main thread's readings at the window's marks: the server's CPU (whole
+ * and per thread) and RSS, and this process's CPU over all its threads. */
+typedef struct {
+  int pid, have_cpu, n_threads;
+  double cpu0, cpu1, self0, self1;
+  long rss_end;
+  bl_thread_t threads[BL_MAX_THREADS];
+} srv_probe_t;
+
+static void srv_probe(void *ud, int w) {
+  srv_probe_t *sp = ud;
+  if (w == 1) {
+    sp->self0 = self_cpu_us();
+    sp->have_cpu = sp->pid && read_proc_cpu(sp->pid, &sp->cpu0) == 0;
+    sp->n_threads = sp->pid ? read_threads(sp->pid, sp->threads, 0, 0) : 0;
+    return;
+  }
+  sp->have_cpu = sp->have_cpu && read_proc_cpu(sp->pid, &sp->cpu1) == 0;
+  if (sp->n_threads) read_threads(sp->pid, sp->threads, sp->n_threads, 1);
+  sp->self1 = self_cpu_us();
+  sp->rss_end = sp->pid ? read_proc_rss_kb(sp->pid) : -1;
+}
+
+static int all_phase(bl_run_t *r, int want) {
+  for (int k = 1; k < r->n_parts; k++)
+    if (atomic_load_explicit(&r->parts[k].phase, memory_order_acquire) < want) return 0;
+  return 1;
+}
+static int all_joined(bl_part_t *p0) { return all_phase(p0->run, 1); }
+static int all_tallied(bl_part_t *p0) { return all_phase(p0->run, 2); }
+
+/* Attempts a part could not report (none of its legs left joined) go through
+ * part 0's legs, after those that part 0 used itself, a second later (one
+ * quality_join per connection per second). Counts what no leg could carry
+ * as unreported. */
+static void send_orphans(bl_run_t *r) {
+  bl_part_t *p0 = &r->parts[0];
+  int any = 0;
+  for (int k = 0; k < r->n_parts; k++)
+    any += r->parts[k].n_orphans;
+  if (!any) return;
+  if (r->o.target == BL_HUDONG) run_for(p0, bl_now() + HD_MS(1100), NULL);
+  int cursor = p0->report_cursor;
+  for (int k = 0; k < r->n_parts; k++) {
+    bl_part_t *p = &r->parts[k];
+    for (int i = 0; i < p->n_orphans; i += HD_JOIN_REPORT_MAX) {
+      int nb = p->n_orphans - i < HD_JOIN_REPORT_MAX ? p->n_orphans - i : HD_JOIN_REPORT_MAX;
+      if (!send_through_other(p0, &cursor, p->orphans + i, nb)) p->tally.unreported += nb;
+    }
+    free(p->orphans);
+    p->orphans = NULL;
+    p->n_orphans = 0;
+  }
+}
+
+/* Adds part p's keyframe arrivals into the run's (same keyframe: earliest
+ * first, latest last, subscribers summed). */
+static void merge_keys(bl_run_t *r, const bl_part_t *p) {
+  for (int i = 0; i < p->n_keys; i++) {
+    const bl_key_t *k = &p->keys[i];
+    int j = 0;
+    while (j < r->n_keys && (r->keys[j].pub_id != k->pub_id || r->keys[j].seq != k->seq))
+      j++;
+    if (j == r->n_keys) {
+      if (r->n_keys == BL_MAX_KEYS) continue;
+      r->keys[r->n_keys++] = *k;
+      continue;
+    }
+    if (k->first < r->keys[j].first) r->keys[j].first = k->first;
+    if (k->last > r->keys[j].last) r->keys[j].last = k->last;
+    r->keys[j].n += k->n;
+  }
+}
+
 static void usage(FILE *f) {
-  fprintf(f, "usage: hudong bench load --target hudong|janus --url URL [--key K --secret S] [--room R]\n"
-             "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
-             "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
-             "         [--local-ip IP] [--json FILE] [--quiet] [--count-only]\n"
-             "         [--balance-workers W [--list-rooms]] [--fail-fast] [--sub-url U1,U2,...]\n"
-             "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
-             "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
-             "  hudong: --url http://127.0.0.1:7880 (or ws://127.0.0.1:7880/rtc), tokens minted with\n"
-             "          --key/--secret\n"
-             "  janus:  --url http://127.0.0.1:8088/janus (VideoRoom plugin; rooms created here)\n"
-             "  --local-ip: address the clients' UDP sockets bind to (default 127.0.0.1; Janus never\n"
-             "            gathers loopback candidates: give it the host's own address, still local)\n"
-             "  --count-only: subscribers do not decrypt media; they count packets and loss from the\n"
-             "            clear RTP sequence numbers per SSRC (recvmmsg batches). No latency figure.\n"
-             "            Loss = max(sequence-gap loss, shortfall of arrivals against what was sent).\n"
-             "  --balance-workers W: name the rooms so that `hudong serve --media-workers W` puts\n"
-             "            room i on worker i %% W (same FNV-1a of key and room as the server);\n"
-             "            --list-rooms prints those names, one a line, and exits\n"
-             "  --fail-fast: stop joining at the first subscriber leg that fails (a rate search's\n"
-             "            failed step then ends in seconds, not minutes)\n"
-             "  --sub-url U1[,U2,...]: hudong cluster: subscribers join these nodes (subscriber i of a\n"
-             "            room: U(i mod count)), publishers join --url (bench/cluster)\n");
+  fprintf(f,
+          "usage: hudong bench load --target hudong|janus --url URL [--key K --secret S] [--room R]\n"
+          "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
+          "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
+          "         [--local-ip IP] [--json FILE] [--quiet] [--count-only]\n"
+          "         [--balance-workers W [--list-rooms]] [--fail-fast] [--sub-url U1,U2,...]\n"
+          "         [--threads T] [--join-rate LEGS_PER_S]\n"
+          "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
+          "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
+          "  hudong: --url http://127.0.0.1:7880 (or ws://127.0.0.1:7880/rtc), tokens minted with\n"
+          "          --key/--secret\n"
+          "  janus:  --url http://127.0.0.1:8088/janus (VideoRoom plugin; rooms created here)\n"
+          "  --local-ip: address the clients' UDP sockets bind to (default 127.0.0.1; Janus never\n"
+          "            gathers loopback candidates: give it the host's own address, still local)\n"
+          "  --count-only: subscribers do not decrypt media; they count packets and loss from the\n"
+          "            clear RTP sequence numbers per SSRC (recvmmsg batches). No latency figure.\n"
+          "            Loss = max(sequence-gap loss, shortfall of arrivals against what was sent).\n"
+          "  --balance-workers W: name the rooms so that `hudong serve --media-workers W` puts\n"
+          "            room i on worker i %% W (same FNV-1a of key and room as the server);\n"
+          "            --list-rooms prints those names, one a line, and exits\n"
+          "  --fail-fast: stop joining at the first subscriber leg that fails (a rate search's\n"
+          "            failed step then ends in seconds, not minutes)\n"
+          "  --sub-url U1[,U2,...]: hudong cluster: subscribers join these nodes (subscriber i of a\n"
+          "            room: U(i mod count)), publishers join --url (bench/cluster)\n"
+          "  --threads T: generator threads, 1..%d (default: online CPUs, at most %d; Janus: 1).\n"
+          "            Subscriber legs are split over them, each thread with its own loop, sockets\n"
+          "            and counts (merged at the end); publishers run on the first. 1 = one loop.\n"
+          "  --ramp N: subscriber legs connecting at once, over all threads (default 20;\n"
+          "            no cap with --join-rate unless given)\n"
+          "  --join-rate R: start R subscriber legs per second over all threads, however many are\n"
+          "            still connecting (default 0 = as fast as --ramp allows); the join phase\n"
+          "            ends when every leg is up or has failed (its --join-timeout), at the latest\n"
+          "            1.5 x legs / R + --join-timeout s; the report says how long it took\n",
+          BL_MAX_PARTS, BL_DEFAULT_THREADS);
 }
 
 static int parse_opts(int argc, char **argv, bl_opts_t *o) {
@@ -747,6 +1023,7 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
   o->ramp = 20;
   o->join_timeout_s = 20;
   o->local_ip = "127.0.0.1";
+  int ramp_set = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEEDV                                                                                                \
@@ -803,6 +1080,7 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
       NEEDV o->warmup = atof(v);
     } else if (!strcmp(a, "--ramp")) {
       NEEDV o->ramp = atoi(v);
+      ramp_set = 1;
     } else if (!strcmp(a, "--join-timeout")) {
       NEEDV o->join_timeout_s = atoi(v);
     } else if (!strcmp(a, "--server-pid")) {
@@ -815,6 +1093,19 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
       o->count_only = 1;
     } else if (!strcmp(a, "--balance-workers")) {
       NEEDV o->balance_workers = atoi(v);
+    } else if (!strcmp(a, "--threads")) {
+      NEEDV o->threads = atoi(v);
+      if (o->threads < 1 || o->threads > BL_MAX_PARTS) {
+        fprintf(stderr, "hudong bench load: --threads takes 1..%d (got %s)\n", BL_MAX_PARTS, v);
+        return -1;
+      }
+    } else if (!strcmp(a, "--join-rate")) {
+      NEEDV o->join_rate = atof(v);
+      if (!(o->join_rate >= 0 && o->join_rate <= 100000)) {
+        fprintf(stderr,
+                "hudong bench load: --join-rate takes legs per second, 0..100000 (0 = unpaced; got %s)\n", v);
+        return -1;
+      }
     } else if (!strcmp(a, "--fail-fast")) {
       o->fail_fast = 1;
     } else if (!strcmp(a, "--list-rooms")) {
@@ -850,6 +1141,16 @@ static int parse_opts(int argc, char **argv, bl_opts_t *o) {
       return -1;
     }
     o->url = rtc_url;
+  }
+  /* paced joins: the rate alone decides when a leg starts (legs that hang do
+   * not hold the others back) unless --ramp caps them as well */
+  if (o->join_rate > 0 && !ramp_set) o->ramp = 1000000;
+  if (o->target == BL_JANUS && o->threads > 1) {
+    fprintf(stderr,
+            "hudong bench load: --threads %d: the Janus target runs on one thread (one HTTP session and "
+            "long poll); use --threads 1 or leave it out\n",
+            o->threads);
+    return -1;
   }
   if (o->target == BL_HUDONG && (!o->key || !o->secret)) {
     fprintf(stderr, "hudong bench load: --key and --secret are required for hudong\n");
@@ -927,21 +1228,57 @@ static int cmd_load(int argc, char **argv) {
         if (o->count_only && !(l->seq = calloc((size_t)l->n_rx + 2, sizeof *l->seq))) return 1;
       }
 
-  uv_timer_t tick;
-  uv_timer_init(r.loop, &tick);
-  tick.data = &r;
-  uv_timer_start(&tick, tick_cb, 2, 2);
+  /* the parts: contiguous ranges of subscriber legs, one thread each */
+  int nt = o->threads;
+  if (!nt) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    nt = o->target == BL_JANUS       ? 1
+         : cpus < 1                  ? 1
+         : cpus > BL_DEFAULT_THREADS ? BL_DEFAULT_THREADS
+                                     : (int)cpus;
+  }
+  if (nt > r.n_subs) nt = r.n_subs > 0 ? r.n_subs : 1; /* no thread without a leg */
+  r.n_parts = nt;
+  r.parts = calloc((size_t)nt, sizeof *r.parts);
+  if (!r.parts) return 1;
+  for (int k = 0; k < nt; k++) {
+    bl_part_t *p = &r.parts[k];
+    p->run = &r;
+    p->id = k;
+    p->lo = (int)((long)r.n_subs * k / nt);
+    p->hi = (int)((long)r.n_subs * (k + 1) / nt);
+    p->next_start = p->lo;
+    p->ramp = o->ramp / nt > 0 ? o->ramp / nt : 1;
+    p->join_rate = o->join_rate / nt;
+    p->w0 = p->w1 = HD_TIME_NEVER;
+    p->hist = calloc(1, sizeof *p->hist);
+    if (!p->hist) return 1;
+    if (k == 0) {
+      p->loop = r.loop;
+    } else if (uv_loop_init(&p->own_loop) < 0) {
+      fprintf(stderr, "hudong bench load: cannot create an event loop for thread %d\n", k);
+      return 1;
+    } else {
+      p->loop = &p->own_loop;
+    }
+    for (int i = p->lo; i < p->hi; i++)
+      r.subs[i].part = p;
+  }
+  for (int i = 0; i < r.n_pubs; i++)
+    r.pubs[i].part = &r.parts[0];
+  bl_part_t *p0 = &r.parts[0];
+  part_start_timer(p0);
   int rc = 0;
   if (o->target == BL_JANUS && (rc = bl_janus_init(&r)) < 0) {
     fprintf(stderr, "hudong bench load: janus setup failed: %s\n", hd_strerror(rc));
     return 1;
   }
 
-  /* 1. publishers */
+  /* 1. publishers (main thread) */
   hd_time_t t0 = bl_now();
   for (int i = 0; i < r.n_pubs; i++)
     start_leg(&r.pubs[i]);
-  run_for(&r, t0 + HD_SEC(o->join_timeout_s), pubs_ready);
+  run_for(p0, t0 + HD_SEC(o->join_timeout_s), pubs_ready);
   int pubs_ok = 0;
   for (int i = 0; i < r.n_pubs; i++) {
     if (!r.pubs[i].failed && !(r.pubs[i].connected && r.pubs[i].ready)) {
@@ -958,63 +1295,77 @@ static int cmd_load(int argc, char **argv) {
   hd_time_t t_pubs = bl_now();
   long rss_base = o->server_pid ? read_proc_rss_kb(o->server_pid) : -1;
 
-  /* 2. subscribers, ramp at a time */
-  run_for(&r, t_pubs + HD_SEC(o->join_timeout_s) + HD_SEC(1) * (r.n_subs / o->ramp + 1) * 3, ramp_subs);
+  /* 2. subscribers: every part joins its legs on its own thread */
+  for (int k = 1; k < nt; k++)
+    if (uv_thread_create(&r.parts[k].thread, part_thread, &r.parts[k]) < 0) {
+      fprintf(stderr, "hudong bench load: cannot start generator thread %d\n", k);
+      return 1;
+    }
+  part_join(p0);
+  run_for(p0, HD_TIME_NEVER, all_joined);
   int subs_ok = 0;
-  for (int i = 0; i < r.n_subs; i++) {
-    if (!r.subs[i].failed && !(r.subs[i].connected && r.subs[i].ready))
-      bl_leg_fail(&r.subs[i], r.subs[i].started ? "not receiving" : "never started");
-    subs_ok += !r.subs[i].failed;
-  }
+  for (int k = 0; k < nt; k++)
+    subs_ok += r.parts[k].tally.subs_ok;
   hd_time_t t_subs = bl_now();
 
-  /* 3. warm-up, window, grace */
+  /* 3. warm-up, window, grace: announced to the parts, measured by each */
   r.w0 = t_subs + (hd_time_t)(o->warmup * 1e6);
   r.w1 = r.w0 + (hd_time_t)(o->duration * 1e6);
   for (int i = 0; i < r.n_pubs; i++)
     hd_load_source_window(&r.pubs[i].src, r.w0, r.w1);
-  run_for(&r, r.w0, NULL);
-  mark_window(&r, 1);
-  double cpu0 = 0, cpu1 = 0, self0 = self_cpu_us();
-  int have_cpu = o->server_pid && read_proc_cpu(o->server_pid, &cpu0) == 0;
-  static bl_thread_t threads[BL_MAX_THREADS];
-  int n_threads = o->server_pid ? read_threads(o->server_pid, threads, 0, 0) : 0;
-  run_for(&r, r.w1, NULL);
-  mark_window(&r, 2);
-  have_cpu = have_cpu && read_proc_cpu(o->server_pid, &cpu1) == 0;
-  if (n_threads) read_threads(o->server_pid, threads, n_threads, 1);
-  double self1 = self_cpu_us();
-  long rss_end = o->server_pid ? read_proc_rss_kb(o->server_pid) : -1;
-  run_for(&r, r.w1 + HD_SEC(1), NULL);
+  atomic_store_explicit(&r.go, 1, memory_order_release);
+  srv_probe_t sp = {.pid = o->server_pid};
+  part_measure(p0, srv_probe, &sp);
+  run_for(p0, HD_TIME_NEVER, all_tallied);
+  send_orphans(&r);
 
-  /* 4. accounting; join success as the node's API counts it (DESIGN §6) */
-  int unreported = report_pending(&r);
+  /* 4. accounting, merged over the parts; join success as the node's API
+   * counts it (DESIGN §6) */
+  int unreported = 0, joins_refused = 0;
   hd_join_tally_t jt = {0};
-  for (int i = 0; i < r.n_pubs + r.n_subs; i++)
-    if (leg_at(&r, i)->started) hd_join_tally_add(&jt, &leg_at(&r, i)->att);
   uint64_t expected = 0, received = 0, dups = 0, unknown = 0, bad = 0;
-  for (int i = 0; i < r.n_subs; i++) {
-    bl_leg_t *l = &r.subs[i];
-    for (int k = 0; k < l->n_rx; k++) {
-      bl_leg_t *p = &r.pubs[l->room * o->publishers + (int)(l->rx[k].pub_id - (uint32_t)l->room * 1000 - 1)];
-      expected += p->src.sent_in_window[l->rx[k].kind];
-      received += l->rx[k].in_window;
-      dups += l->rx[k].duplicates;
-    }
-    unknown += l->rx_unknown;
-    bad += l->rx_bad;
-  }
-  /* count-only: the sequence-gap view and the arrivals against what was sent */
   uint64_t seq_expected = 0, seq_received = 0, arrived = 0, too_old = 0;
-  for (int i = 0; i < r.n_subs; i++)
-    for (int k = 0; k < r.subs[i].n_seq; k++) {
-      const hd_load_seq_t *q = &r.subs[i].seq[k];
-      seq_expected += hd_load_seq_expected(q);
-      seq_received += q->in_window;
-      arrived += q->arrived;
-      dups += q->duplicates;
-      too_old += q->too_old;
+  uint64_t part_expected[BL_MAX_PARTS] = {0};
+  hd_time_t first_start = HD_TIME_NEVER, last_done = 0;
+  for (int k = 0; k < nt; k++) {
+    bl_part_t *p = &r.parts[k];
+    const bl_tally_t *t = &p->tally;
+    jt.attempts += t->jt.attempts;
+    jt.succeeded_5s += t->jt.succeeded_5s;
+    jt.succeeded_1s += t->jt.succeeded_1s;
+    jt.failed += t->jt.failed;
+    unreported += t->unreported;
+    joins_refused += t->joins_refused;
+    received += t->received;
+    dups += t->dups;
+    unknown += t->unknown;
+    bad += t->bad;
+    seq_expected += t->seq_expected;
+    seq_received += t->seq_received;
+    arrived += t->arrived;
+    too_old += t->too_old;
+    if (t->first_start && t->first_start < first_start) first_start = t->first_start;
+    if (t->join_done > last_done) last_done = t->join_done;
+    hd_load_hist_merge(r.hist, p->hist);
+    merge_keys(&r, p);
+    /* expected: what the publishers sent in the window to each of the part's
+     * streams (the streams a leg expects are fixed at set-up) */
+    for (int i = p->lo; i < p->hi; i++) {
+      bl_leg_t *l = &r.subs[i];
+      for (int q = 0; q < l->n_rx; q++) {
+        bl_leg_t *pb =
+            &r.pubs[l->room * o->publishers + (int)(l->rx[q].pub_id - (uint32_t)l->room * 1000 - 1)];
+        part_expected[k] += pb->src.sent_in_window[l->rx[q].kind];
+      }
     }
+    expected += part_expected[k];
+  }
+  double sub_join_s =
+      first_start < HD_TIME_NEVER && last_done > first_start ? (double)(last_done - first_start) / 1e6 : 0;
+  double cpu0 = sp.cpu0, cpu1 = sp.cpu1, self0 = sp.self0, self1 = sp.self1;
+  int have_cpu = sp.have_cpu, n_threads = sp.n_threads;
+  bl_thread_t *threads = sp.threads;
+  long rss_end = sp.rss_end;
   double seq_loss = hd_load_loss(seq_expected, seq_received), shortfall = hd_load_loss(expected, arrived);
   uint64_t sent_w = 0;
   for (int i = 0; i < r.n_pubs; i++)
@@ -1030,6 +1381,14 @@ static int cmd_load(int argc, char **argv) {
   double server_cpu_us = have_cpu ? cpu1 - cpu0 : -1;
   double us_per_fwd = have_cpu && received ? server_cpu_us / (double)received : -1;
   double gen_cpu = (self1 - self0) / ((double)(r.w1 - r.w0)) * 100.0;
+  /* per generator thread: its CPU over the window, its legs, what it counted */
+  double part_cpu[BL_MAX_PARTS], part_cpu_max = 0;
+  uint64_t part_received[BL_MAX_PARTS];
+  for (int k = 0; k < nt; k++) {
+    part_cpu[k] = r.parts[k].tally.cpu_us / (double)(r.w1 - r.w0) * 100.0;
+    if (part_cpu[k] > part_cpu_max) part_cpu_max = part_cpu[k];
+    part_received[k] = o->count_only ? r.parts[k].tally.arrived : r.parts[k].tally.received;
+  }
   hd_time_t p50 = hd_load_hist_quantile(r.hist, 0.5), p99 = hd_load_hist_quantile(r.hist, 0.99);
   long rss_per_sub = rss_base >= 0 && rss_end >= 0 && o->subscribers
                          ? (rss_end - rss_base) / (o->subscribers * o->rooms)
@@ -1044,10 +1403,17 @@ static int cmd_load(int argc, char **argv) {
   printf("  joins: attempted %d, first media within 5 s %d (%.1f%%), within 1 s %d (%.1f%%), failed %d%s\n",
          jt.attempts, jt.succeeded_5s, jt.attempts ? 100.0 * jt.succeeded_5s / jt.attempts : 0.0,
          jt.succeeded_1s, jt.attempts ? 100.0 * jt.succeeded_1s / jt.attempts : 0.0, jt.failed,
-         o->target != BL_HUDONG ? ""
-         : unreported || r.joins_refused
-             ? "; some not reported to the node (no leg left connected, or refused)"
-             : "; reported to the node (quality_join)");
+         o->target != BL_HUDONG        ? ""
+         : unreported || joins_refused ? "; some not reported to the node (no leg left connected, or refused)"
+                                       : "; reported to the node (quality_join)");
+  char pace[48] = "unpaced";
+  if (o->join_rate > 0) snprintf(pace, sizeof pace, "paced at %g legs/s", o->join_rate);
+  char cap[48] = "no cap on legs connecting at once";
+  if (o->ramp < 1000000) snprintf(cap, sizeof cap, "%d connecting at once", o->ramp);
+  printf("  join ramp: %d subscriber legs over %d thread%s, %s, %s; first start -> last leg up or failed "
+         "%.1f s (%.1f legs/s)\n",
+         r.n_subs, nt, nt == 1 ? "" : "s", cap, pace, sub_join_s,
+         sub_join_s > 0 ? r.n_subs / sub_join_s : 0.0);
   printf("  window %.1f s: sent %llu, expected %llu, received %llu, loss %.3f%%, forwarded %.0f pkt/s\n",
          win_s, (unsigned long long)sent_w, (unsigned long long)expected, (unsigned long long)received,
          loss * 100, (double)received / win_s);
@@ -1082,9 +1448,17 @@ static int cmd_load(int argc, char **argv) {
                (threads[i].cpu1 - threads[i].cpu0) / (double)(r.w1 - r.w0) * 100);
     printf("\n");
   }
-  printf("  generator cpu %.1f%% of a core%s; duplicates %llu, unknown %llu, bad payloads %llu\n", gen_cpu,
-         gen_cpu > 90 ? " (SATURATED: figures are bounded by the generator)" : "", (unsigned long long)dups,
-         (unsigned long long)unknown, (unsigned long long)bad);
+  printf("  generator cpu %.1f%% of a core over %d thread%s%s; duplicates %llu, unknown %llu, bad payloads "
+         "%llu\n",
+         gen_cpu, nt, nt == 1 ? "" : "s",
+         part_cpu_max > 90 ? " (SATURATED: figures are bounded by the generator)" : "",
+         (unsigned long long)dups, (unsigned long long)unknown, (unsigned long long)bad);
+  printf("  generator threads (%% of a core; sub legs up/total; expected -> received):");
+  for (int k = 0; k < nt; k++)
+    printf("%s #%d %.1f%% %d/%d %llu->%llu", k ? "," : "", k, part_cpu[k], r.parts[k].tally.subs_ok,
+           r.parts[k].hi - r.parts[k].lo, (unsigned long long)part_expected[k],
+           (unsigned long long)part_received[k]);
+  printf("\n");
   if (o->json) {
     json_t *j =
         json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:i, s:f, s:i, s:i, s:i, s:i, s:f}", "target", tname,
@@ -1097,6 +1471,19 @@ static int cmd_load(int argc, char **argv) {
     json_object_set_new(j, "received", json_integer((json_int_t)received));
     json_object_set_new(j, "loss", json_real(loss));
     json_object_set_new(j, "forwarded_pps", json_real((double)received / win_s));
+    json_object_set_new(j, "threads", json_integer(nt));
+    json_object_set_new(j, "ramp",
+                        o->ramp < 1000000 ? json_integer(o->ramp) : json_null()); /* null: no cap */
+    json_object_set_new(j, "join_rate", json_real(o->join_rate));
+    json_object_set_new(j, "sub_join_s", json_real(sub_join_s));
+    json_t *gt = json_array();
+    for (int k = 0; k < nt; k++)
+      json_array_append_new(
+          gt, json_pack("{s:i, s:i, s:i, s:I, s:I, s:f, s:f}", "thread", k, "sub_legs",
+                        r.parts[k].hi - r.parts[k].lo, "sub_legs_up", r.parts[k].tally.subs_ok, "expected",
+                        (json_int_t)part_expected[k], "received", (json_int_t)part_received[k], "cpu_pct",
+                        part_cpu[k], "join_done_s", (double)(r.parts[k].tally.join_done - t_pubs) / 1e6));
+    json_object_set_new(j, "generator_threads", gt);
     json_object_set_new(j, "mode", json_string(o->count_only ? "count_only" : "decrypt"));
     json_object_set_new(j, "latency_measured", json_boolean(!o->count_only));
     if (o->count_only) {
@@ -1152,40 +1539,29 @@ static int cmd_load(int argc, char **argv) {
                   jt.attempts ? json_real((double)jt.succeeded_5s / jt.attempts) : json_null(),
                   "success_rate_1s",
                   jt.attempts ? json_real((double)jt.succeeded_1s / jt.attempts) : json_null(), "unreported",
-                  unreported + r.joins_refused));
+                  unreported + joins_refused));
     if (json_dump_file(j, o->json, JSON_INDENT(2)) < 0)
       fprintf(stderr, "hudong bench load: cannot write %s\n", o->json);
     json_decref(j);
   }
 
-  /* 5. leave, close, free */
+  /* 5. leave, close, free: every part its own legs, on its own thread */
   r.stopping = 1;
-  bl_leg_t *sets[2] = {r.subs, r.pubs};
-  int ns[2] = {r.n_subs, r.n_pubs};
-  if (o->target == BL_HUDONG) {
-    for (int k = 0; k < 2; k++)
-      for (int i = 0; i < ns[k]; i++)
-        hd_stop(&sets[k][i]);
-    run_for(&r, bl_now() + HD_MS(500), NULL);
-  } else {
-    bl_janus_stop(&r);
+  atomic_store_explicit(&r.go, 2, memory_order_release);
+  part_stop(p0);
+  for (int k = 1; k < nt; k++)
+    uv_thread_join(&r.parts[k].thread);
+  for (int k = 0; k < nt; k++) {
+    bl_part_t *p = &r.parts[k];
+    if (k > 0) uv_loop_close(&p->own_loop);
+    free(p->hist);
+    free(p->rx_batch);
   }
-  for (int k = 0; k < 2; k++)
-    for (int i = 0; i < ns[k]; i++) {
-      bl_leg_t *l = &sets[k][i];
-      if (l->pc) {
-        hd_pc_close(l->pc);
-        bl_leg_flush(l);
-      }
-      if (o->target == BL_HUDONG) hd_free(l);
-      if (l->started) uv_close((uv_handle_t *)&l->udp, NULL);
-      hd_pc_free(l->pc);
-      free(l->rx);
-      free(l->seq);
-    }
-  uv_timer_stop(&tick);
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(r.loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < r.n_subs; i++) {
+    free(r.subs[i].rx);
+    free(r.subs[i].seq);
+  }
+  free(r.parts);
   free(r.pubs);
   free(r.subs);
   free(r.hist);

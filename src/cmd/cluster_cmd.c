@@ -108,17 +108,24 @@ int hd_cmd_cluster(int argc, char **argv) {
     return 1;
   }
   printf("node %s\n", json_string_value(json_object_get(o, "self")));
-  printf("%-24s %-4s %9s %9s %9s %8s %8s %9s %5s\n", "peer", "up", "rtt_ms", "min_ms", "jit_ms", "loss_fw",
-         "loss_rt", "probes", "downs");
+  printf("%-24s %-4s %9s %9s %9s %8s %8s %9s %5s %10s\n", "peer", "up", "rtt_ms", "min_ms", "jit_ms",
+         "loss_fw", "loss_rt", "probes", "downs", "bw_kbps");
   size_t i;
   json_t *l;
   json_array_foreach(json_object_get(o, "links"), i, l) {
-    printf("%-24s %-4s %9.2f %9.2f %9.2f %7.1f%% %7.1f%% %9lld %5lld\n",
+    /* bandwidth (docs/overlay.md "Bandwidth per link"): "-" while the link carries nothing;
+     * "!" after it: congested (its queue grows, or more leaves than arrives) */
+    char bw[32] = "-";
+    json_t *b = json_object_get(l, "bw_estimate_kbps");
+    if (json_is_number(b))
+      snprintf(bw, sizeof bw, "%.0f%s", json_number_value(b),
+               json_is_true(json_object_get(json_object_get(l, "bw"), "congested")) ? "!" : "");
+    printf("%-24s %-4s %9.2f %9.2f %9.2f %7.1f%% %7.1f%% %9lld %5lld %10s\n",
            json_string_value(json_object_get(l, "peer")),
            json_is_true(json_object_get(l, "up")) ? "up" : "DOWN", num(l, "rtt_ms"), num(l, "min_rtt_ms"),
            num(l, "jitter_ms"), num(l, "loss_fwd") * 100, num(l, "loss_rtt") * 100,
            (long long)json_integer_value(json_object_get(l, "probes_sent")),
-           (long long)json_integer_value(json_object_get(l, "downs")));
+           (long long)json_integer_value(json_object_get(l, "downs")), bw);
   }
   /* the relay counters of each link (this node's measuring worker's; docs/overlay.md "Relaying") */
   printf("\n%-24s %9s %9s %9s %9s %9s %9s %9s %9s\n", "relay with", "sent", "forwarded", "received",

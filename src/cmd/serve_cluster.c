@@ -1181,14 +1181,30 @@ static void links_add_job(hd_node_t *node, void *arg, hd_time_t now) {
   hd_node_cluster_links_add(node, c->links, c->n_links);
 }
 
+/* The measuring worker's links plus the other workers' counts and flows. */
+static void gather_all_links(hd_serve_cluster_t *c) {
+  gather_links(c);
+  for (int i = 1; c->link_on && i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, links_add_job, c);
+}
+
+/* Bandwidth of a link (docs/overlay.md "Bandwidth per link"). */
+static json_t *bw_json(const hd_link_bwe_stats_t *b) {
+  return json_pack("{s:o, s:f, s:f, s:f, s:b, s:f, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "estimate_kbps",
+                   b->flows ? json_real((double)b->estimate_bps / 1000) : json_null(), "target_kbps",
+                   (double)b->target_bps / 1000, "acked_kbps", (double)b->acked_bps / 1000, "sent_kbps",
+                   (double)b->sent_bps / 1000, "congested", b->congested, "loss", b->loss, "flows", b->flows,
+                   "feedbacks", (json_int_t)b->feedbacks, "lost", (json_int_t)b->lost, "late",
+                   (json_int_t)b->late, "reports_sent", (json_int_t)b->fb_sent, "unnoted",
+                   (json_int_t)b->rx_unnoted, "bad", (json_int_t)b->bad);
+}
+
 void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
   if (!c->link) {
     hd_http_resp_text(resp, 404, "this node runs alone (no --redis): it has no node links\n");
     return;
   }
-  gather_links(c); /* the links as of now; the routes are the last heartbeat's */
-  for (int i = 1; c->link_on && i < hd_media_workers_count(c->workers); i++)
-    hd_media_workers_call(c->workers, i, links_add_job, c);
+  gather_all_links(c); /* the links as of now; the routes are the last heartbeat's */
   json_t *links = json_array(), *routes = json_array();
   for (int i = 0; i < c->n_links; i++) {
     const hd_node_link_t *l = &c->links[i];
@@ -1229,6 +1245,10 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                         json_integer((json_int_t)l->rx_replay));
     json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_auth_fail",
                         json_integer((json_int_t)l->rx_auth_fail));
+    /* null: no flow to the peer had arrival reports in the last 5 s (nothing sent, or an older peer) */
+    json_object_set_new(lo, "bw_estimate_kbps",
+                        l->bw.flows ? json_real((double)l->bw.estimate_bps / 1000) : json_null());
+    json_object_set_new(lo, "bw", bw_json(&l->bw));
   }
   for (int d = 1; d < c->ovl_n; d++) {
     const hd_ovl_path_t *r = &c->router.cur[d];
@@ -1319,9 +1339,37 @@ static int relay_metrics(hd_serve_cluster_t *c, char *out, size_t cap) {
   return k >= cap ? HD_ENOSPC : (int)k;
 }
 
+typedef struct {
+  hd_node_link_t *l;
+  int n;
+} links_tmp_t;
+
+static void links_tmp_job(hd_node_t *node, void *arg, hd_time_t now) {
+  links_tmp_t *t = arg;
+  (void)now;
+  hd_node_cluster_links_add(node, t->l, t->n);
+}
+
+static int links_metrics(const links_tmp_t *lt, char *out, size_t cap);
+
 int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap) {
-  size_t k = 0;
   if (!c || !c->n_links) return 0;
+  /* the links as of the last check, with every worker's bandwidth flows
+   * added to a copy (a gather here would move the fast check's "before") */
+  links_tmp_t lt = {.n = c->n_links, .l = malloc(sizeof(hd_node_link_t) * (size_t)c->n_links)};
+  if (!lt.l) return HD_ENOMEM;
+  memcpy(lt.l, c->links, sizeof(hd_node_link_t) * (size_t)c->n_links);
+  for (int i = 1; c->link_on && i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, links_tmp_job, &lt);
+  int rc = links_metrics(&lt, out, cap);
+  free(lt.l);
+  if (rc < 0) return rc;
+  int w = relay_metrics(c, out + rc, cap - (size_t)rc);
+  return w < 0 ? w : rc + w;
+}
+
+static int links_metrics(const links_tmp_t *lt, char *out, size_t cap) {
+  size_t k = 0;
   static const char *const head =
       "# HELP hudong_link_rtt_seconds Smoothed RTT of the node link to a peer node (probes every "
       "overlay.probe_interval_ms, 50 ms by default).\n"
@@ -1329,20 +1377,26 @@ int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap)
       "# HELP hudong_link_loss_ratio Forward loss of the node link's probes to a peer node, 0..1.\n"
       "# TYPE hudong_link_loss_ratio gauge\n"
       "# HELP hudong_link_up 1 while a peer node answers the link's probes.\n"
-      "# TYPE hudong_link_up gauge\n";
+      "# TYPE hudong_link_up gauge\n"
+      "# HELP hudong_link_bw_estimate_bps Available bandwidth to a peer node estimated from the link's "
+      "traffic (absent while the link carries nothing).\n"
+      "# TYPE hudong_link_bw_estimate_bps gauge\n";
   int w = snprintf(out, cap, "%s", head);
   if (w < 0 || (size_t)w >= cap) return HD_ENOSPC;
   k = (size_t)w;
-  for (int i = 0; i < c->n_links; i++) {
-    const hd_node_link_t *l = &c->links[i];
+  for (int i = 0; i < lt->n; i++) {
+    const hd_node_link_t *l = &lt->l[i];
     w = snprintf(out + k, cap - k,
                  "hudong_link_rtt_seconds{peer=\"%s\"} %.6f\nhudong_link_loss_ratio{peer=\"%s\"} %.4f\n"
                  "hudong_link_up{peer=\"%s\"} %d\n",
                  l->peer, l->st.srtt_ms / 1000, l->peer, l->st.loss_fwd, l->peer, l->st.up);
     if (w < 0 || (size_t)w >= cap - k) return HD_ENOSPC;
     k += (size_t)w;
+    if (!l->bw.flows) continue;
+    w = snprintf(out + k, cap - k, "hudong_link_bw_estimate_bps{peer=\"%s\"} %llu\n", l->peer,
+                 (unsigned long long)l->bw.estimate_bps);
+    if (w < 0 || (size_t)w >= cap - k) return HD_ENOSPC;
+    k += (size_t)w;
   }
-  w = relay_metrics(c, out + k, cap - k);
-  if (w < 0) return w;
-  return (int)(k + (size_t)w);
+  return (int)k;
 }

@@ -72,6 +72,7 @@ enum {
   HD_LINK_DATA = 9,      /* a segment of a reliable, ordered message stream (overlay/link_rel.h) */
   HD_LINK_DATA_ACK = 10, /* its acknowledgement */
   HD_LINK_LAYERS = 11,   /* the live simulcast layers of the sender's publishers (rate, size) */
+  HD_LINK_BWE_FB = 12,   /* arrival times of the peer's datagrams, per link (overlay/link_bwe.h) */
 };
 enum { HD_LINK_FB_NACK = 1, HD_LINK_FB_KEYFRAME = 2 };
 enum { HD_LINK_MEDIA_REPAIR = 1 }; /* media flags: a retransmission answering a NACK */

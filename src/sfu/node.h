@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "base/time.h"
+#include "overlay/link_bwe.h"
 #include "overlay/link_meter.h"
 #include "overlay/relay.h"
 #include "proto/dtls.h"
@@ -205,6 +206,8 @@ typedef struct {
   uint64_t relay_rescued; /* sent into its link shortly before it went bad, sent again round it */
   /* its datagrams this node's workers refused (all workers: hd_node_cluster_links_add) */
   uint64_t rx_replay, rx_auth_fail;
+  /* bandwidth of the link (overlay/link_bwe.h), all workers' flows summed (hd_node_cluster_links_add) */
+  hd_link_bwe_stats_t bw;
   /* the relay counts per media worker (relaying spreads over a relay's
    * workers: docs/overlay.md "Relaying on every worker"); the fields above
    * are the measuring worker's until hd_node_cluster_links_add adds the
@@ -216,9 +219,9 @@ typedef struct {
 } hd_node_link_t;
 /* The measuring worker's links (0 on any other worker): at most cap. */
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);
-/* Adds this (non-measuring) worker's refused-datagram and relay counts to
- * the links hd_node_cluster_links gave (matched by peer id), and its relay
- * counts under its own index in by_worker. */
+/* Adds this (non-measuring) worker's refused-datagram and relay counts and
+ * bandwidth flows to the links hd_node_cluster_links gave (matched by peer
+ * id), and its relay counts under its own index in by_worker. */
 void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count);
 /* The route to each destination node (docs/overlay.md "Relaying"): the path
  * (id hashes after this node; n = 1 direct), a disjoint second path (n = 0:

@@ -426,6 +426,7 @@ void room_remote_feed(hd_node_t *n, uint8_t *buf, size_t len, const struct socka
     c->rx_dropped++;
     return;
   }
+  if (rr_bwe_received(n, peer, type, buf, pl, pl_len, from, now)) return; /* bandwidth per link */
   int lane = hd_link_src_lane(buf); /* the sending worker: where answers to it go (echoes, HOP_NACKs) */
   if (type == HD_LINK_RELAY)
     on_relay(n, peer, (uint8_t *)pl, pl_len, from, lane, now);

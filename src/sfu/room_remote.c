@@ -158,6 +158,7 @@ void node_cluster_free(hd_node_t *n) {
       hd_hop_tx_free(&c->peers[i].hop_tx);
       hd_hop_tx_free(&c->peers[i].direct_tx);
       free(c->peers[i].hop_in);
+      rr_bwe_free(&c->peers[i]);
       free(c->peers[i].rooms);
     }
   free(c);
@@ -186,6 +187,7 @@ void rr_seal_commit(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, int d
   int len = hd_link_seal(&n->cl->self, &p->link, dst, type, d->data + HD_LINK_HDR_LEN, body_len, d->data,
                          sizeof d->data);
   if (len < 0) return;
+  rr_bwe_sent(n, p, to, d->data, (size_t)len);
   hd_txq_commit(&n->txq, (size_t)len, to,
                 to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 }
@@ -1055,13 +1057,14 @@ void hd_node_cluster_measure(hd_node_t *n) {
 hd_time_t room_remote_node_next_timeout(hd_node_t *n) {
   struct node_cluster *c = n->cl;
   if (!c) return HD_TIME_NEVER;
-  return hd_time_min(c->measure ? c->meter_next : HD_TIME_NEVER, c->hop_next);
+  return hd_time_min(hd_time_min(c->measure ? c->meter_next : HD_TIME_NEVER, c->hop_next), c->bwe_next);
 }
 
 void room_remote_node_tick(hd_node_t *n, hd_time_t now) {
   struct node_cluster *c = n->cl;
   if (!c) return;
   if (c->hop_next <= now) c->hop_next = rr_hop_tick(n, now);
+  if (c->bwe_next <= now) c->bwe_next = rr_bwe_tick(n, now);
   if (!c->measure) return;
   hd_time_t t = HD_TIME_NEVER;
   for (int i = 0; i < HD_CLUSTER_MAX_NODES; i++) {
@@ -1114,6 +1117,8 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
     o->dedup_video = p->dedup_video;
     o->rx_replay = p->link.rx_replay + p->link.rx_old_epoch + p->link.rx_misaddressed;
     o->rx_auth_fail = p->link.rx_auth_fail;
+    memset(&o->bw, 0, sizeof o->bw);
+    rr_bwe_stats_add(p, now, &o->bw);
   }
   return k;
 }
@@ -1145,6 +1150,7 @@ void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count) {
       o->by_worker[c->worker].received += p->relay_received;
       if (o->n_workers < c->worker + 1) o->n_workers = c->worker + 1;
     }
+    rr_bwe_stats_add(p, n->now, &o->bw);
   }
 }
 

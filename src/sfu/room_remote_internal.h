@@ -9,6 +9,7 @@
 
 #include "cluster/registry.h"
 #include "overlay/link.h"
+#include "overlay/link_bwe.h"
 #include "overlay/link_meter.h"
 #include "overlay/link_rel.h"
 #include "overlay/relay.h"
@@ -64,6 +65,7 @@ typedef struct {
   uint64_t relay_sent, relay_forwarded, relay_received, dedup_dropped, dedup_video;
   uint64_t relay_detoured; /* forwarded round a down link to it, on this node's own route */
   uint64_t relay_rescued;  /* sent into its link shortly before the link went bad, sent again round it */
+  hd_link_bwe_t *bwe;      /* bandwidth of the link (room_link_bwe.c), allocated at its first datagram */
 } cl_peer_t;
 
 struct node_cluster {
@@ -77,6 +79,7 @@ struct node_cluster {
   int worker; /* this worker's index (its link lane) */
   int rescue_max;     /* overlay.rescue_max, taken at init */
   hd_time_t hop_next; /* the earliest HOP_NACK deadline of any relay stream */
+  hd_time_t bwe_next; /* the earliest arrival report due (room_link_bwe.c) */
 };
 
 typedef struct {
@@ -162,5 +165,18 @@ void rr_apply_state(hd_node_t *n, hd_room_t *r, uint64_t node, const uint8_t *ms
 /* Whether r has participants connected to this node. */
 int rr_has_local(const hd_room_t *r);
 void rr_on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now);
+
+/* ---- bandwidth per link (room_link_bwe.c; overlay/link_bwe.h) ---- */
+
+/* dg (len bytes) was sealed for p and queued to `to`. */
+void rr_bwe_sent(hd_node_t *n, cl_peer_t *p, const struct sockaddr *to, const uint8_t *dg, size_t len);
+/* A datagram from p opened (dg: its header, pl: its body). 1 when it was a
+ * BWE_FB (taken here), 0 for the caller to handle. */
+int rr_bwe_received(hd_node_t *n, cl_peer_t *p, uint8_t type, const uint8_t *dg, const uint8_t *pl,
+                    size_t pl_len, const struct sockaddr *from, hd_time_t now);
+/* Sends the due arrival reports; returns the next deadline. */
+hd_time_t rr_bwe_tick(hd_node_t *n, hd_time_t now);
+void rr_bwe_stats_add(const cl_peer_t *p, hd_time_t now, hd_link_bwe_stats_t *acc);
+void rr_bwe_free(cl_peer_t *p);
 
 #endif
