@@ -5,15 +5,18 @@
  * Three nodes A, B, C with real link keys (overlay/link.h). For each packet
  * (an RTP packet of --size bytes in a MEDIA body):
  *  - direct_forward: what a direct node-to-node forward costs the two ends:
- *    A seals the MEDIA datagram to C, C opens it and checks it against its
- *    de-duplication window (the node's on_media before the room);
+ *    A keeps a copy for a rescue (sfu/room_relay.c rr_keep_direct: when the
+ *    route has a second path, what went into a link that dies goes again on
+ *    it), seals the MEDIA datagram to C, C opens it and checks it against
+ *    its de-duplication window (the node's on_media before the room);
  *  - relay_hop: what the relay B does with a RELAY datagram from A bound for
- *    C (sfu/room_remote.c on_relay): opens it, parses the source route, feeds
- *    its hop receiver, copies the body into a new datagram, takes the next
- *    hop sequence number, rewrites the hop fields, keeps it for hop repair
- *    and seals it to C;
+ *    C (sfu/room_relay.c on_relay): opens it, parses the source route, feeds
+ *    its hop receiver, copies the body into a new datagram, picks C's worker
+ *    (the lane), takes the lane's next hop sequence number, rewrites the hop
+ *    fields, keeps it for hop repair and seals it to C;
  *  - relay_ends: the rest of the relayed path: A wraps the message in a
- *    RELAY body, keeps it for hop repair and seals it to B; C opens the
+ *    RELAY body, picks B's worker by the flow hash (hd_relay_worker; B has
+ *    WORKERS of them), keeps it for hop repair and seals it to B; C opens the
  *    datagram from B, parses it, feeds its hop receiver, de-duplicates.
  * Each runs in a function of its own, so that
  *   valgrind --tool=callgrind --toggle-collect=relay_hop build/relay_bench
@@ -49,38 +52,56 @@
 typedef struct {
   hd_link_self_t self[3];
   hd_link_peer_t peer[3][3]; /* [node][other] */
-  hd_hop_tx_t tx_ab, tx_bc;
+  hd_hop_tx_t tx_ab, tx_bc, tx_direct;
   hd_hop_rx_t rx_ba, rx_cb;
   hd_dedup_t dd_direct, dd_relay;
   hd_link_bwe_t bwe[3][3]; /* [node][other]: bandwidth per link */
   uint8_t rtp[1500];
   size_t rtp_len;
+  int b_worker;  /* B's worker the relayed flow hashes to (hd_relay_worker): the one modelled */
   uint64_t sink; /* keeps the compiler from dropping work */
 } bench_t;
 
 enum { A, B, C };
+#define WORKERS 2 /* media workers of each node (relaying spreads over them) */
 static const char *const names[3] = {"node-a", "node-b", "node-c"};
+
+static size_t media_body(bench_t *b, uint32_t k, uint8_t *out);
 
 static void setup(bench_t *b, size_t size) {
   static const uint8_t secret[32] = "relay bench cluster secret......";
   memset(b, 0, sizeof *b);
-  for (int i = 0; i < 3; i++)
-    if (hd_link_self_init(&b->self[i], names[i], secret, sizeof secret, 1000 + (uint64_t)i, 0) < 0) exit(1);
-  for (int i = 0; i < 3; i++)
-    for (int j = 0; j < 3; j++)
-      if (i != j && hd_link_peer_init(&b->peer[i][j], &b->self[i], names[j]) < 0) exit(1);
-  for (int i = 0; i < 3; i++)
-    for (int j = 0; j < 3; j++)
-      hd_link_bwe_init(&b->bwe[i][j], 0);
-  hd_hop_tx_init(&b->tx_ab);
-  hd_hop_tx_init(&b->tx_bc);
-  hd_hop_rx_init(&b->rx_ba);
-  hd_hop_rx_init(&b->rx_cb);
   b->rtp_len = size < 12 ? 12 : size > 1200 ? 1200 : size;
   b->rtp[0] = 0x80;
   b->rtp[1] = 96;
   for (size_t i = 12; i < b->rtp_len; i++)
     b->rtp[i] = (uint8_t)(i * 7);
+  /* the worker of B that takes the flow A -> C of the room (as relay_origin
+   * picks it): B is that worker, so the destination worker A seals in the
+   * link header (overlay/link.h, version 2) is the one that opens it */
+  uint8_t body[1600];
+  size_t bl = media_body(b, 0, body);
+  hd_relay_hdr_t h = {.origin = hd_link_id_hash(names[A]),
+                      .n_hops = 2,
+                      .inner = body,
+                      .inner_len = bl,
+                      .hops = {hd_link_id_hash(names[B]), hd_link_id_hash(names[C])}};
+  b->b_worker = hd_relay_worker(&h, WORKERS);
+  for (int i = 0; i < 3; i++)
+    if (hd_link_self_init(&b->self[i], names[i], secret, sizeof secret, 1000 + (uint64_t)i,
+                          i == B ? b->b_worker : 0) < 0)
+      exit(1);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++)
+      if (i != j && hd_link_peer_init(&b->peer[i][j], &b->self[i], names[j]) < 0) exit(1);
+  for (int i = 0; i < 3; i++) /* each node's bandwidth state lives in the worker modelled (its lane) */
+    for (int j = 0; j < 3; j++)
+      hd_link_bwe_init(&b->bwe[i][j], i == B ? b->b_worker : 0);
+  hd_hop_tx_init(&b->tx_ab);
+  hd_hop_tx_init(&b->tx_bc);
+  hd_hop_tx_init_n(&b->tx_direct, HD_RELAY_RESCUE_MAX);
+  hd_hop_rx_init(&b->rx_ba);
+  hd_hop_rx_init(&b->rx_cb);
 }
 
 static void teardown(bench_t *b) {
@@ -92,6 +113,7 @@ static void teardown(bench_t *b) {
       hd_link_bwe_free(&b->bwe[i][j]);
   hd_hop_tx_free(&b->tx_ab);
   hd_hop_tx_free(&b->tx_bc);
+  hd_hop_tx_free(&b->tx_direct);
 }
 
 /* The MEDIA body of packet k (RTP sequence number k). */
@@ -111,9 +133,9 @@ static int deliver(hd_dedup_t *d, const uint8_t *pl, size_t len) {
   return hd_dedup_check(d, 0x11223344, seq);
 }
 
-/* Bandwidth per link: node `from` sealed dg to `to` (its worker 0). */
-static void bw_sent(bench_t *b, int from, int to, const uint8_t *dg, size_t len, hd_time_t now) {
-  if (hd_link_bwe_on_sent(&b->bwe[from][to], 0, hd_get_be64(dg + 20), len, now) < 0) exit(11);
+/* Bandwidth per link: node `from` sealed dg to `to`'s worker dst. */
+static void bw_sent(bench_t *b, int from, int to, int dst, const uint8_t *dg, size_t len, hd_time_t now) {
+  if (hd_link_bwe_on_sent(&b->bwe[from][to], dst, hd_get_be64(dg + 20), len, now) < 0) exit(11);
 }
 
 /* ... and `at` opened it: noted, reported when due, the report taken by `from`. */
@@ -129,15 +151,20 @@ static void bw_received(bench_t *b, int at, int from, const uint8_t *dg, hd_time
     if (hd_link_bwe_on_feedback(&b->bwe[from][at], rep, (size_t)n, now) < 0) exit(12);
 }
 
-/* A -> C directly: seal at A, open and de-duplicate at C. */
+/* A -> C directly: keep for a rescue and seal at A, open and de-duplicate at C. */
 __attribute__((noinline)) void direct_forward(bench_t *b, uint32_t k, hd_time_t now) {
   uint8_t body[1600], dg[1600];
   size_t bl = media_body(b, k, body);
+  hd_relay_hdr_t rh = {
+      .origin = b->self[A].id_hash, .n_hops = 1, .inner_type = HD_LINK_MEDIA, .hops = {b->self[C].id_hash}};
+  uint8_t hdr[HD_RELAY_HDR_MAX];
+  int rl = hd_relay_hdr_write(&rh, hdr, sizeof hdr);
+  hd_hop_tx_keep2(&b->tx_direct, 0, hd_hop_tx_seq(&b->tx_direct, 0), hdr, (size_t)rl, body, bl, now);
   int n = hd_link_seal(&b->self[A], &b->peer[A][C], 0, HD_LINK_MEDIA, body, bl, dg, sizeof dg);
   uint8_t type;
   const uint8_t *pl;
   size_t pl_len;
-  if (n > 0) bw_sent(b, A, C, dg, (size_t)n, now);
+  if (n > 0) bw_sent(b, A, C, 0, dg, (size_t)n, now);
   if (n < 0 || hd_link_open(&b->self[C], &b->peer[C][A], dg, (size_t)n, now, &type, &pl, &pl_len) < 0)
     exit(3);
   bw_received(b, C, A, dg, now);
@@ -149,15 +176,19 @@ __attribute__((noinline)) int relay_origin(bench_t *b, uint32_t k, hd_time_t now
   uint8_t body[1600];
   hd_relay_hdr_t h = {.origin = b->self[A].id_hash,
                       .n_hops = 2,
-                      .stream = 1,
-                      .hop_seq = hd_hop_tx_seq(&b->tx_ab),
                       .inner_type = HD_LINK_MEDIA,
                       .hops = {b->self[B].id_hash, b->self[C].id_hash}};
-  int hl = hd_relay_hdr_write(&h, body, sizeof body);
-  size_t bl = (size_t)hl + media_body(b, k, body + hl);
-  hd_hop_tx_keep(&b->tx_ab, h.hop_seq, body, bl, now);
-  int n = hd_link_seal(&b->self[A], &b->peer[A][B], 0, HD_LINK_RELAY, body, bl, dg, cap);
-  if (n > 0) bw_sent(b, A, B, dg, (size_t)n, now);
+  size_t hl = HD_RELAY_FIXED_LEN + 8 * (size_t)h.n_hops;
+  size_t bl = hl + media_body(b, k, body + hl);
+  h.inner = body + hl;
+  h.inner_len = bl - hl;
+  int lane = hd_relay_worker(&h, WORKERS);
+  h.stream = (uint16_t)(1 + lane);
+  h.hop_seq = hd_hop_tx_seq(&b->tx_ab, lane);
+  hd_relay_hdr_write(&h, body, sizeof body);
+  hd_hop_tx_keep(&b->tx_ab, lane, h.hop_seq, body, bl, now);
+  int n = hd_link_seal(&b->self[A], &b->peer[A][B], lane, HD_LINK_RELAY, body, bl, dg, cap);
+  if (n > 0) bw_sent(b, A, B, lane, dg, (size_t)n, now);
   return n;
 }
 
@@ -175,11 +206,13 @@ __attribute__((noinline)) int relay_hop(bench_t *b, uint8_t *dg, size_t len, hd_
   if (!hd_hop_rx_feed(&b->rx_ba, h.hop_seq, now)) return 0;
   uint8_t *body = out + HD_LINK_HDR_LEN; /* written where the seal wants it, as send_begin does */
   memcpy(body, pl, pl_len);
-  uint32_t seq = hd_hop_tx_seq(&b->tx_bc);
-  hd_relay_set_hop(body, (uint8_t)(h.hop + 1), 2, seq, 0);
-  hd_hop_tx_keep(&b->tx_bc, seq, body, pl_len, now);
-  int n = hd_link_seal(&b->self[B], &b->peer[B][C], 0, HD_LINK_RELAY, body, pl_len, out, cap);
-  if (n > 0) bw_sent(b, B, C, out, (size_t)n, now);
+  h.hop++;
+  int lane = h.hop + 1 == h.n_hops ? h.dst_worker % WORKERS : hd_relay_worker(&h, WORKERS);
+  uint32_t seq = hd_hop_tx_seq(&b->tx_bc, lane);
+  hd_relay_set_hop(body, h.hop, (uint16_t)(2 + lane), seq, 0);
+  hd_hop_tx_keep(&b->tx_bc, lane, seq, body, pl_len, now);
+  int n = hd_link_seal(&b->self[B], &b->peer[B][C], lane, HD_LINK_RELAY, body, pl_len, out, cap);
+  if (n > 0) bw_sent(b, B, C, lane, out, (size_t)n, now);
   return n;
 }
 

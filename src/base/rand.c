@@ -6,7 +6,16 @@
 
 #include "base/err.h"
 
+/* Test seam (docs/testing.md, "Determinism"): a weak reference that only a test
+ * binary resolves, by linking tests/support/seeded_rand.c (hd_test_rand_seed).
+ * No source under src/ defines it and the production binaries do not link the
+ * test support library (a ctest checks `hudong` has no such symbol), so there
+ * the address is NULL and every byte comes from getrandom(2). It returns 1 when
+ * it filled buf from its seeded generator, 0 to fall through to getrandom. */
+extern int hd_rand_test_override(void *buf, size_t n) __attribute__((weak));
+
 int hd_random_bytes(void *buf, size_t n) {
+  if (hd_rand_test_override && hd_rand_test_override(buf, n)) return 0;
   uint8_t *p = buf;
   while (n > 0) {
     ssize_t r = getrandom(p, n, 0);

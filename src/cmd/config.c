@@ -317,6 +317,7 @@ static const struct {
     {"hop_min_retry_ms", 0, offsetof(hd_overlay_params_t, hop_min_retry)},
     {"hop_give_up_ms", 0, offsetof(hd_overlay_params_t, hop_give_up)},
     {"hop_max_tries", 1, offsetof(hd_overlay_params_t, hop_max_tries)},
+    {"rescue_max", 1, offsetof(hd_overlay_params_t, rescue_max)},
     {"hysteresis_fraction", 2, offsetof(hd_overlay_params_t, hyst_frac)},
     {"hysteresis_ms", 2, offsetof(hd_overlay_params_t, hyst_ms)},
     {"hold_ms", 0, offsetof(hd_overlay_params_t, hold)},

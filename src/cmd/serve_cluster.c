@@ -59,6 +59,11 @@ struct hd_serve_cluster {
   struct fast_check *fast; /* the fast reroute check between heartbeats (issue 16 item 1) */
   uint64_t fast_reroutes;  /* route evaluations it triggered */
   uint64_t suspect_mask;   /* c->links[i] suspect at the last fast check */
+  /* this node's links as the last fast check saw them (not c->self->links,
+   * which the admin answer and the heartbeat refresh too: a change they saw
+   * first would be missed) */
+  hd_cluster_link_t fast_seen[HD_CLUSTER_MAX_LINKS];
+  int n_fast_seen, fast_primed;
   uint64_t suspect_pushes; /* routes handed to the workers because a link became or stopped being suspect */
   int beat_soon;           /* a room started here: publish the entry at the next fast check */
   hd_serve_event_fn emit;  /* events of the cluster side itself (room_gone) */
@@ -281,6 +286,21 @@ static int link_suspect(const hd_serve_cluster_t *c, const char *peer) {
   return 0;
 }
 
+/* This node's link to `peer` is suspect or down after having answered
+ * (relays detour round it on every worker; what went into it shortly before
+ * is sent again round it: relay.h "rescue"), and since when sends into it
+ * may be lost. */
+static int link_bad(const hd_serve_cluster_t *c, const char *peer, hd_time_t *since) {
+  for (int i = 0; i < c->n_links; i++)
+    if (!strcmp(c->links[i].peer, peer)) {
+      const hd_link_meter_stats_t *st = &c->links[i].st;
+      if (!st->last_echo || (st->up && !st->suspect)) return 0;
+      *since = hd_relay_rescue_since(st->last_echo, st->srtt_ms, st->rttvar_ms);
+      return 1;
+    }
+  return 0;
+}
+
 static void routes_job(hd_node_t *node, void *arg, hd_time_t now) {
   hd_serve_cluster_t *c = arg;
   hd_node_cluster_set_routes(node, c->routes, c->n_routes, now);
@@ -300,6 +320,7 @@ static void push_routes(hd_serve_cluster_t *c) {
     x->dst = hd_link_id_hash(c->ovl_ids[d]);
     x->path.n = 1;
     x->path.hop[0] = x->dst;
+    x->link_bad = link_bad(c, c->ovl_ids[d], &x->rescue_since);
     if (!r->n_hops) continue;
     to_relay_path(c, r, &x->path);
     hd_ovl_path_t alt;
@@ -421,9 +442,13 @@ static void fast_cb(uv_timer_t *t) {
     hd_cluster_redis_beat_now(c->link);
   }
   if (c->ovl_n < 2) return;
-  hd_cluster_link_t before[HD_CLUSTER_MAX_LINKS];
-  int n_before = c->self->n_links;
-  memcpy(before, c->self->links, sizeof before[0] * (size_t)n_before);
+  if (!c->fast_primed) { /* the first check compares with the heartbeat's reading */
+    memcpy(c->fast_seen, c->self->links, sizeof c->fast_seen[0] * (size_t)c->self->n_links);
+    c->n_fast_seen = c->self->n_links;
+    c->fast_primed = 1;
+  }
+  const hd_cluster_link_t *before = c->fast_seen;
+  int n_before = c->n_fast_seen;
   gather_links(c);
   int changed = n_before != c->self->n_links, went_down = 0;
   /* suspect links (link_meter.h): the routes stay, the media also takes
@@ -457,6 +482,8 @@ static void fast_cb(uv_timer_t *t) {
     }
     if (was == 0 && l->up) HD_LOGI("overlay", "link to %s up again", l->peer);
   }
+  memcpy(c->fast_seen, c->self->links, sizeof c->fast_seen[0] * (size_t)c->self->n_links);
+  c->n_fast_seen = c->self->n_links;
   if (!changed) return;
   c->fast_reroutes++;
   update_routes(c);
@@ -1147,7 +1174,7 @@ static json_t *path_json(const hd_serve_cluster_t *c, const hd_ovl_path_t *r) {
                    r->delay_ms, "residual_loss", r->residual_loss);
 }
 
-/* The other workers' refused-datagram counts (admin only: not on the fast check's path). */
+/* The other workers' refused-datagram and relay counts (admin only: not on the fast check's path). */
 static void links_add_job(hd_node_t *node, void *arg, hd_time_t now) {
   hd_serve_cluster_t *c = arg;
   (void)now;
@@ -1204,6 +1231,16 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                   "received", (json_int_t)l->relay_received, "hop_repaired", (json_int_t)l->hop_repaired,
                   "hop_lost", (json_int_t)l->hop_lost, "hop_resent", (json_int_t)l->hop_resent,
                   "dedup_dropped", (json_int_t)l->dedup_dropped, "dedup_video", (json_int_t)l->dedup_video));
+    /* every worker's share (relaying spreads over the workers: docs/overlay.md "Relaying on every worker") */
+    json_t *rel = json_object_get(json_array_get(links, json_array_size(links) - 1), "relay");
+    json_t *bw = json_array();
+    for (int w = 0; w < l->n_workers; w++)
+      json_array_append_new(bw, json_pack("{s:i, s:I, s:I, s:I}", "worker", w, "sent",
+                                          (json_int_t)l->by_worker[w].sent, "forwarded",
+                                          (json_int_t)l->by_worker[w].forwarded, "received",
+                                          (json_int_t)l->by_worker[w].received));
+    json_object_set_new(rel, "by_worker", bw);
+    json_object_set_new(rel, "rescued", json_integer((json_int_t)l->relay_rescued));
     json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_replay",
                         json_integer((json_int_t)l->rx_replay));
     json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_auth_fail",
@@ -1251,6 +1288,58 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
   json_decref(body);
 }
 
+/* The relay counts of every worker, into a copy (c->links is the fast
+ * check's: left alone). */
+typedef struct {
+  hd_node_link_t *l;
+  int n;
+} relay_counts_t;
+
+static void relay_counts_job(hd_node_t *node, void *arg, hd_time_t now) {
+  relay_counts_t *r = arg;
+  if (!r->n)
+    r->n = hd_node_cluster_links(node, r->l, HD_CLUSTER_MAX_LINKS, now);
+  else
+    hd_node_cluster_links_add(node, r->l, r->n);
+}
+
+static int relay_metrics(hd_serve_cluster_t *c, char *out, size_t cap) {
+  relay_counts_t r = {.l = calloc(HD_CLUSTER_MAX_LINKS, sizeof *r.l)};
+  if (!r.l) return HD_ENOMEM;
+  for (int i = 0; c->link_on && i < hd_media_workers_count(c->workers); i++)
+    hd_media_workers_call(c->workers, i, relay_counts_job, &r);
+  int w = snprintf(
+      out, cap, "%s",
+      "# HELP hudong_link_relay_forwarded_total Relayed datagrams this node forwarded to a peer node "
+      "for another, per media worker (docs/overlay.md \"Relaying on every worker\").\n"
+      "# TYPE hudong_link_relay_forwarded_total counter\n"
+      "# HELP hudong_link_relay_received_total Relayed datagrams received from a peer node, per "
+      "media worker.\n"
+      "# TYPE hudong_link_relay_received_total counter\n"
+      "# HELP hudong_link_relay_rescued_total Datagrams sent into the link to a peer node shortly "
+      "before it went suspect or down, sent again round it.\n"
+      "# TYPE hudong_link_relay_rescued_total counter\n");
+  size_t k = w < 0 ? cap : (size_t)w;
+  for (int i = 0; i < r.n && k < cap; i++) {
+    const hd_node_link_t *l = &r.l[i];
+    for (int j = 0; j < l->n_workers && k < cap; j++) {
+      w = snprintf(out + k, cap - k,
+                   "hudong_link_relay_forwarded_total{peer=\"%s\",worker=\"%d\"} %llu\n"
+                   "hudong_link_relay_received_total{peer=\"%s\",worker=\"%d\"} %llu\n",
+                   l->peer, j, (unsigned long long)l->by_worker[j].forwarded, l->peer, j,
+                   (unsigned long long)l->by_worker[j].received);
+      k = w < 0 ? cap : k + (size_t)w;
+    }
+    if (k < cap) {
+      w = snprintf(out + k, cap - k, "hudong_link_relay_rescued_total{peer=\"%s\"} %llu\n", l->peer,
+                   (unsigned long long)l->relay_rescued);
+      k = w < 0 ? cap : k + (size_t)w;
+    }
+  }
+  free(r.l);
+  return k >= cap ? HD_ENOSPC : (int)k;
+}
+
 typedef struct {
   hd_node_link_t *l;
   int n;
@@ -1275,7 +1364,9 @@ int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap)
     hd_media_workers_call(c->workers, i, links_tmp_job, &lt);
   int rc = links_metrics(&lt, out, cap);
   free(lt.l);
-  return rc;
+  if (rc < 0) return rc;
+  int w = relay_metrics(c, out + rc, cap - (size_t)rc);
+  return w < 0 ? w : rc + w;
 }
 
 static int links_metrics(const links_tmp_t *lt, char *out, size_t cap) {

@@ -15,8 +15,8 @@
     .check_interval = HD_OVL_CHECK_INTERVAL, .relay_overlap = HD_RELAY_OVERLAP,                              \
     .dup_audio_loss = HD_RELAY_DUP_LOSS, .hop_cache = HD_HOP_CACHE, .hop_cache_age = HD_HOP_CACHE_AGE,       \
     .hop_reorder = HD_HOP_REORDER, .hop_min_retry = HD_HOP_MIN_RETRY, .hop_give_up = HD_HOP_GIVE_UP,         \
-    .hop_max_tries = HD_HOP_MAX_TRIES, .hyst_frac = HD_OVL_HYST_FRAC, .hyst_ms = HD_OVL_HYST_MS,             \
-    .hold = HD_OVL_HOLD                                                                                      \
+    .hop_max_tries = HD_HOP_MAX_TRIES, .rescue_max = HD_RELAY_RESCUE_MAX, .hyst_frac = HD_OVL_HYST_FRAC,     \
+    .hyst_ms = HD_OVL_HYST_MS, .hold = HD_OVL_HOLD                                                           \
   }
 
 void hd_overlay_params_default(hd_overlay_params_t *p) { *p = (hd_overlay_params_t)DEFAULTS; }
@@ -55,6 +55,7 @@ int hd_overlay_params_check(const hd_overlay_params_t *p, char *err, size_t cap)
       range_ms("hop_min_retry_ms", p->hop_min_retry, 1, 1000, err, cap) ||
       range_ms("hop_give_up_ms", p->hop_give_up, 50, 10000, err, cap) ||
       range_int("hop_max_tries", p->hop_max_tries, 1, 10, err, cap) ||
+      range_int("rescue_max", p->rescue_max, 0, HD_OVL_HOP_CACHE_MAX, err, cap) ||
       range_f("hysteresis_fraction", p->hyst_frac, 0, 0.9, err, cap) ||
       range_f("hysteresis_ms", p->hyst_ms, 0, 1000, err, cap) ||
       range_ms("hold_ms", p->hold, 0, 60000, err, cap))

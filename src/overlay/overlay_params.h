@@ -32,6 +32,7 @@ typedef struct {
   hd_time_t hop_min_retry; /* at least this long between two HOP_NACKs of one hole: 20 ms */
   hd_time_t hop_give_up;   /* a hole older than this is lost for the hop: 1000 ms */
   int hop_max_tries;       /* HOP_NACKs per missing datagram: 3 */
+  int rescue_max; /* datagrams re-sent round a link that went suspect, per link and worker (0: off): 256 */
   /* routes (path_select.h) */
   double hyst_frac; /* a challenger path must be this much cheaper (fraction): 0.10 ... */
   double hyst_ms;   /* ... and this many ms cheaper: 5 ... */

@@ -74,6 +74,68 @@ int hd_relay_detour(const hd_relay_hdr_t *h, uint64_t self, uint64_t dead, const
   return 0;
 }
 
+/* ---- relaying on every worker, rescue ---- */
+
+/* splitmix64's finaliser: every input bit moves every output bit, so a
+ * modulo of few workers still spreads. */
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+int hd_relay_worker(const hd_relay_hdr_t *h, int n_workers) {
+  if (n_workers <= 1 || h->n_hops < 1 || h->n_hops > HD_RELAY_MAX_HOPS) return 0;
+  uint64_t room = h->inner && h->inner_len >= 8 ? hd_get_be64(h->inner) : 0;
+  uint64_t k = mix64(room ^ mix64(h->origin ^ mix64(h->hops[h->n_hops - 1])));
+  return (int)(k % (uint64_t)n_workers);
+}
+
+hd_time_t hd_relay_rescue_since(hd_time_t last_echo, double srtt_ms, double rttvar_ms) {
+  double back_ms = srtt_ms + 4 * rttvar_ms;
+  if (back_ms < 0) back_ms = 0;
+  return last_echo - (hd_time_t)(back_ms * 1000);
+}
+
+int hd_relay_rescue(const hd_relay_hdr_t *h, uint64_t self, uint64_t dead, const hd_relay_path_t *own,
+                    const hd_relay_path_t *alt, hd_relay_hdr_t *out) {
+  if (h->n_hops < 1 || h->n_hops > HD_RELAY_MAX_HOPS || h->hop >= h->n_hops || h->hops[h->hop] != dead)
+    return HD_EINVAL;
+  if (h->hop == 0) { /* sent by its origin: a new path from here */
+    if (h->origin != self) return HD_EINVAL;
+    uint64_t dst = h->hops[h->n_hops - 1];
+    const hd_relay_path_t *cand[2] = {own, alt};
+    for (int i = 0; i < 2; i++) {
+      const hd_relay_path_t *p = cand[i];
+      if (!p || p->n < 1 || p->n > HD_RELAY_MAX_HOPS || p->hop[0] == dead || p->hop[p->n - 1] != dst)
+        continue;
+      int through_self = 0;
+      for (int j = 0; j < p->n; j++)
+        through_self |= p->hop[j] == self;
+      if (through_self) continue;
+      *out = *h;
+      out->n_hops = p->n;
+      out->hop = 0;
+      out->flags = 0;
+      memset(out->hops, 0, sizeof out->hops);
+      memcpy(out->hops, p->hop, sizeof p->hop[0] * p->n);
+      return 0;
+    }
+    return HD_EINVAL;
+  }
+  if (h->hops[h->hop - 1] != self) return HD_EINVAL;
+  hd_relay_hdr_t at = *h; /* as it arrived here */
+  at.hop = (uint8_t)(h->hop - 1);
+  int rc = own ? hd_relay_detour(&at, self, dead, own, out) : HD_EINVAL;
+  if (rc < 0 && alt && alt->n) {
+    int rc2 = hd_relay_detour(&at, self, dead, alt, out);
+    rc = rc2 == 0 || rc == HD_EINVAL ? rc2 : rc;
+  }
+  return rc;
+}
+
 /* ---- per-hop repair: sender ---- */
 
 void hd_hop_tx_init(hd_hop_tx_t *t) {
@@ -81,36 +143,66 @@ void hd_hop_tx_init(hd_hop_tx_t *t) {
   t->max_age = hd_overlay_params()->hop_cache_age;
 }
 
+void hd_hop_tx_init_n(hd_hop_tx_t *t, int n_slots) {
+  hd_hop_tx_init(t);
+  t->n_slots = n_slots < 1 ? 1 : n_slots; /* taken at the first keep */
+}
+
 void hd_hop_tx_free(hd_hop_tx_t *t) {
   free(t->slot);
+  free(t->lane_pos);
   memset(t, 0, sizeof *t);
 }
 
-uint32_t hd_hop_tx_seq(hd_hop_tx_t *t) {
-  if (++t->next_seq == 0) t->next_seq = 1; /* 0 is never used: a zeroed slot holds nothing */
-  return t->next_seq;
+uint32_t hd_hop_tx_seq(hd_hop_tx_t *t, int lane) {
+  uint32_t *s = &t->next_seq[(unsigned)lane % HD_HOP_LANES];
+  if (++*s == 0) *s = 1; /* 0 is never used: a zeroed slot holds nothing */
+  return *s;
 }
 
-int hd_hop_tx_keep(hd_hop_tx_t *t, uint32_t seq, const uint8_t *body, size_t len, hd_time_t now) {
+int hd_hop_tx_keep(hd_hop_tx_t *t, int lane, uint32_t seq, const uint8_t *body, size_t len, hd_time_t now) {
+  return hd_hop_tx_keep2(t, lane, seq, body, len, NULL, 0, now);
+}
+
+int hd_hop_tx_keep2(hd_hop_tx_t *t, int lane, uint32_t seq, const uint8_t *a, size_t a_len, const uint8_t *b,
+                    size_t b_len, hd_time_t now) {
+  size_t len = a_len + b_len;
   t->sent++;
+  if (lane < 0 || lane >= HD_HOP_LANES) return HD_EINVAL;
   if (len > HD_HOP_PKT_MAX) return HD_ENOSPC;
   if (!t->slot) { /* a zeroed t (never init) takes the process's values here */
-    int n = hd_overlay_params()->hop_cache;
-    if (!(t->slot = calloc((size_t)n, sizeof *t->slot))) return HD_ENOMEM;
+    int n = t->n_slots ? t->n_slots : hd_overlay_params()->hop_cache;
+    t->slot = calloc((size_t)n, sizeof *t->slot);
+    t->lane_pos = calloc((size_t)n * HD_HOP_LANES, sizeof *t->lane_pos);
+    if (!t->slot || !t->lane_pos) {
+      free(t->slot);
+      free(t->lane_pos);
+      t->slot = NULL;
+      t->lane_pos = NULL;
+      return HD_ENOMEM;
+    }
     t->n_slots = n;
     if (!t->max_age) t->max_age = hd_overlay_params()->hop_cache_age;
   }
-  hd_hop_slot_t *s = &t->slot[seq % (uint32_t)t->n_slots];
+  uint32_t n = (uint32_t)t->n_slots, pos = t->pos++;
+  hd_hop_slot_t *s = &t->slot[pos % n];
   s->seq = seq;
+  s->lane = (uint8_t)lane;
   s->len = (uint16_t)len;
   s->at = now;
-  memcpy(s->data, body, len);
+  memcpy(s->data, a, a_len);
+  if (b_len) memcpy(s->data + a_len, b, b_len);
+  t->lane_pos[(uint32_t)lane * n + seq % n] = pos;
   return 0;
 }
 
-int hd_hop_tx_get(hd_hop_tx_t *t, uint32_t seq, hd_time_t now, uint8_t **body, size_t *len) {
-  hd_hop_slot_t *s = t->slot ? &t->slot[seq % (uint32_t)t->n_slots] : NULL;
-  if (!s || !seq || s->seq != seq || now - s->at > t->max_age) {
+int hd_hop_tx_get(hd_hop_tx_t *t, int lane, uint32_t seq, hd_time_t now, uint8_t **body, size_t *len) {
+  hd_hop_slot_t *s = NULL;
+  if (t->slot && lane >= 0 && lane < HD_HOP_LANES) {
+    uint32_t n = (uint32_t)t->n_slots;
+    s = &t->slot[t->lane_pos[(uint32_t)lane * n + seq % n] % n];
+  }
+  if (!s || !seq || s->seq != seq || s->lane != lane || now - s->at > t->max_age) {
     t->miss++;
     return HD_ENOTFOUND;
   }
@@ -118,6 +210,25 @@ int hd_hop_tx_get(hd_hop_tx_t *t, uint32_t seq, hd_time_t now, uint8_t **body, s
   *body = s->data;
   *len = s->len;
   return 0;
+}
+
+int hd_hop_tx_recent(const hd_hop_tx_t *t, hd_time_t since, hd_time_t now, const hd_hop_slot_t **out,
+                     int cap) {
+  if (!t->slot || cap <= 0) return 0;
+  uint32_t n = (uint32_t)t->n_slots, have = t->pos < n ? t->pos : n;
+  int k = 0;
+  /* newest first (kept in time order) until one is too old */
+  for (uint32_t i = 0; i < have && k < cap; i++) {
+    const hd_hop_slot_t *s = &t->slot[(t->pos - 1 - i) % n];
+    if (s->at < since || now - s->at > t->max_age) break;
+    out[k++] = s;
+  }
+  for (int i = 0; i < k / 2; i++) { /* oldest first */
+    const hd_hop_slot_t *x = out[i];
+    out[i] = out[k - 1 - i];
+    out[k - 1 - i] = x;
+  }
+  return k;
 }
 
 /* ---- per-hop repair: receiver ---- */

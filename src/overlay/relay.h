@@ -25,7 +25,12 @@
  *    media goes on the new path at once *and* on the old one for
  *    HD_RELAY_OVERLAP, so the receiver never waits for the new path to fill
  *    (no gap, no keyframe); the optional second, disjoint path carries a copy
- *    of the audio when the best path's loss is above a threshold. */
+ *    of the audio when the best path's loss is above a threshold.
+ *  - relaying on every worker (hd_relay_worker, hop lanes): a relay node's
+ *    worker for a message is picked by a hash of its flow, and each sender
+ *    keeps one hop stream per worker of the next hop.
+ *  - rescue (hd_relay_rescue): what a node sent into a link shortly before
+ *    finding it suspect or down goes again round it. */
 #ifndef HD_OVERLAY_RELAY_H
 #define HD_OVERLAY_RELAY_H
 #include <stddef.h>
@@ -78,6 +83,38 @@ void hd_relay_set_hop(uint8_t *body, uint8_t hop, uint16_t stream, uint32_t hop_
 int hd_relay_detour(const hd_relay_hdr_t *h, uint64_t self, uint64_t dead, const hd_relay_path_t *own,
                     hd_relay_hdr_t *out);
 
+/* Which media worker of a relay node takes a relayed message (docs/overlay.md
+ * "Relaying on every worker"): by a hash of its origin, destination and room
+ * (the first 8 bytes of every room message body), so relayed streams spread
+ * over the relay's n_workers (1..) while one room's stream from one origin
+ * stays on one worker and keeps its order. The same at every hop, from the
+ * header alone. A last hop goes to dst_worker instead (the room's worker at
+ * the destination). */
+int hd_relay_worker(const hd_relay_hdr_t *h, int n_workers);
+
+/* ---- rescue: what went into a link that went bad ---- */
+
+/* Datagrams re-sent at most per link and worker when the link goes suspect
+ * or down: overlay.rescue_max (0: no rescue). */
+#define HD_RELAY_RESCUE_MAX 256
+/* From when: what was sent into a link from `since` on may be lost. The
+ * link's last echo came back at last_echo; the probe it answered crossed the
+ * link about an RTT before, so sends older than last_echo - (SRTT + 4
+ * RTTVAR) (RFC 6298's margin) got through. */
+hd_time_t hd_relay_rescue_since(hd_time_t last_echo, double srtt_ms, double rttvar_ms);
+/* A relay body `h` this node sent into its link to `dead` (h->hops[h->hop]
+ * == dead: kept for that hop's repair, or a direct message kept as a 1-hop
+ * body) goes again, round the dead link: out is the header to send it with
+ * (out->hops[out->hop] is the new next hop). This node was its origin
+ * (h->hop == 0, h->origin == self): a new path, `own` or else `alt` (this
+ * node's route and second path to the destination), whichever does not
+ * start on `dead`. This node relayed it (h->hops[h->hop - 1] == self): a
+ * detour (hd_relay_detour) on own or alt. HD_EINVAL when neither goes round
+ * the dead link (or h was not sent by this node into it), HD_ENOSPC when the
+ * path would exceed HD_RELAY_MAX_HOPS. */
+int hd_relay_rescue(const hd_relay_hdr_t *h, uint64_t self, uint64_t dead, const hd_relay_path_t *own,
+                    const hd_relay_path_t *alt, hd_relay_hdr_t *out);
+
 /* ---- per-hop repair: the sending side ---- */
 
 /* Defaults; the process's values are overlay_params.h's (config "overlay"). */
@@ -85,32 +122,53 @@ int hd_relay_detour(const hd_relay_hdr_t *h, uint64_t self, uint64_t dead, const
 #define HD_HOP_PKT_MAX 1472 /* largest relay body kept */
 /* older ones are not resent (the end-to-end NACK takes over): overlay.hop_cache_age_ms */
 #define HD_HOP_CACHE_AGE HD_SEC(1)
+/* Hop streams of one sender towards one next hop: one per media worker of
+ * the next hop it sends to (a peer announces at most HD_CLUSTER_MAX_MEDIA =
+ * 16 media addresses). Each lane is a stream of its own on the wire (stream
+ * id = the sending worker's base id + lane) with its own run of sequence
+ * numbers, so a receiving worker sees no holes for datagrams that went to
+ * another worker; the lanes share one ring of kept datagrams. */
+#define HD_HOP_LANES 16
 
 typedef struct {
   uint32_t seq;
   uint16_t len;
+  uint8_t lane;
   hd_time_t at;
   uint8_t data[HD_HOP_PKT_MAX];
 } hd_hop_slot_t;
 
 typedef struct {
-  uint32_t next_seq;   /* the last one given out */
-  hd_hop_slot_t *slot; /* n_slots, allocated on first use */
-  int n_slots;         /* overlay.hop_cache when it was allocated */
-  hd_time_t max_age;   /* overlay.hop_cache_age_ms, taken at init */
+  uint32_t next_seq[HD_HOP_LANES]; /* the last one given out, per lane */
+  uint32_t pos;                    /* datagrams kept so far (the ring's write position) */
+  hd_hop_slot_t *slot;             /* n_slots, allocated on first use */
+  uint32_t *lane_pos;              /* [lane][seq % n_slots]: where that seq was kept */
+  int n_slots;                     /* overlay.hop_cache when it was allocated (or the size init asked for) */
+  hd_time_t max_age;               /* overlay.hop_cache_age_ms, taken at init */
   uint64_t sent, resent, miss;
 } hd_hop_tx_t;
 
 void hd_hop_tx_init(hd_hop_tx_t *t);
+/* As hd_hop_tx_init with a ring of n_slots (16..HD_OVL_HOP_CACHE_MAX) instead of overlay.hop_cache. */
+void hd_hop_tx_init_n(hd_hop_tx_t *t, int n_slots);
 void hd_hop_tx_free(hd_hop_tx_t *t);
-/* The next hop sequence number (from 1). */
-uint32_t hd_hop_tx_seq(hd_hop_tx_t *t);
-/* Keeps body (a whole relay body carrying sequence number seq) for repair.
- * HD_ENOMEM, HD_ENOSPC (longer than HD_HOP_PKT_MAX: not kept). */
-int hd_hop_tx_keep(hd_hop_tx_t *t, uint32_t seq, const uint8_t *body, size_t len, hd_time_t now);
-/* The body kept for seq; HD_ENOTFOUND when it was overwritten or is older
- * than max_age (overlay.hop_cache_age_ms). */
-int hd_hop_tx_get(hd_hop_tx_t *t, uint32_t seq, hd_time_t now, uint8_t **body, size_t *len);
+/* The next hop sequence number of lane (0..HD_HOP_LANES-1; from 1). */
+uint32_t hd_hop_tx_seq(hd_hop_tx_t *t, int lane);
+/* Keeps body (a whole relay body carrying sequence number seq of lane) for
+ * repair. HD_ENOMEM, HD_ENOSPC (longer than HD_HOP_PKT_MAX: not kept),
+ * HD_EINVAL (lane out of range). */
+int hd_hop_tx_keep(hd_hop_tx_t *t, int lane, uint32_t seq, const uint8_t *body, size_t len, hd_time_t now);
+/* The same for a body in two pieces (a header written apart, then the message). */
+int hd_hop_tx_keep2(hd_hop_tx_t *t, int lane, uint32_t seq, const uint8_t *a, size_t a_len, const uint8_t *b,
+                    size_t b_len, hd_time_t now);
+/* The body kept for seq of lane; HD_ENOTFOUND when it was overwritten or is
+ * older than max_age (overlay.hop_cache_age_ms). */
+int hd_hop_tx_get(hd_hop_tx_t *t, int lane, uint32_t seq, hd_time_t now, uint8_t **body, size_t *len);
+/* The datagrams kept at or after `since` (and younger than max_age), oldest
+ * first, every lane: the newest `cap` of them when there are more. Pointers
+ * into the ring, valid until the next keep. Returns how many. */
+int hd_hop_tx_recent(const hd_hop_tx_t *t, hd_time_t since, hd_time_t now, const hd_hop_slot_t **out,
+                     int cap);
 
 /* ---- per-hop repair: the receiving side ---- */
 

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "base/hex.h"
@@ -276,8 +277,11 @@ static int make_ctx(hd_dtls_cert_t *c) {
   return 0;
 }
 
-int hd_dtls_cert_generate(hd_dtls_cert_t **out) {
+int hd_dtls_cert_generate(hd_dtls_cert_t **out) { return hd_dtls_cert_generate_at(out, (int64_t)time(NULL)); }
+
+int hd_dtls_cert_generate_at(hd_dtls_cert_t **out, int64_t unix_now) {
   if (!out) return HD_EINVAL;
+  time_t t = (time_t)unix_now;
   int rc = HD_ECRYPTO;
   hd_dtls_cert_t *c = calloc(1, sizeof *c);
   if (!c) return HD_ENOMEM;
@@ -292,8 +296,8 @@ int hd_dtls_cert_generate(hd_dtls_cert_t **out) {
   ASN1_INTEGER *sn = X509_get_serialNumber(c->x509);
   if (!X509_set_version(c->x509, 2) || !ASN1_INTEGER_set_uint64(sn, serial)) goto fail;
   /* Backdated so peers with skewed clocks do not see a not-yet-valid cert. */
-  if (!X509_gmtime_adj(X509_getm_notBefore(c->x509), -30L * 24 * 3600) ||
-      !X509_gmtime_adj(X509_getm_notAfter(c->x509), 365L * 24 * 3600))
+  if (!X509_time_adj(X509_getm_notBefore(c->x509), -30L * 24 * 3600, &t) ||
+      !X509_time_adj(X509_getm_notAfter(c->x509), 365L * 24 * 3600, &t))
     goto fail;
   X509_NAME *name = X509_get_subject_name(c->x509);
   if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"hudong", -1, -1, 0) ||

@@ -7,7 +7,8 @@
  * module keeps its own RTO schedule (hd_dtls_next_timeout /
  * hd_dtls_handle_timeout) instead of OpenSSL's wall-clock timer (exact with
  * OpenSSL 3.0/3.1; other versions fall back to OpenSSL's timer, see dtls.c).
- * Only certificate generation reads the wall clock (validity dates).
+ * Only certificate generation reads the wall clock (validity dates; see
+ * hd_dtls_cert_generate_at).
  *
  * Peers authenticate with self-signed certificates whose SHA-256 fingerprint
  * travels in SDP (a=fingerprint, RFC 8122 §5); a mismatch fails the session.
@@ -26,6 +27,12 @@ typedef struct hd_dtls_cert hd_dtls_cert_t;
 /* Generates a self-signed ECDSA P-256 certificate and key: random serial, CN "hudong",
  * valid from 30 days ago to 1 year ahead. Returns 0 or HD_ENOMEM/HD_ECRYPTO. */
 int hd_dtls_cert_generate(hd_dtls_cert_t **out);
+/* The same with the validity dates around unix_now (seconds) instead of the wall
+ * clock: the virtual-clock test worlds use a fixed time so the certificate, and
+ * the length of its DER-encoded ECDSA signature (70-72 bytes, it signs the
+ * dates), are the same every run (docs/testing.md, "Determinism"). Peers check
+ * only the fingerprint (RFC 8122 §5), never the dates. */
+int hd_dtls_cert_generate_at(hd_dtls_cert_t **out, int64_t unix_now);
 /* Frees a certificate. Sessions made with it must be freed first. NULL is a no-op. */
 void hd_dtls_cert_free(hd_dtls_cert_t *c);
 /* SHA-256 fingerprint of the certificate as upper-case "AB:CD:..." (95 chars), for

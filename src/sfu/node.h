@@ -187,6 +187,8 @@ int hd_node_cluster_peer_addr(hd_node_t *n, const char *id, const char *const *a
  * answers probes). Call on one worker, after hd_node_cluster_init. */
 void hd_node_cluster_measure(hd_node_t *n);
 #define HD_NODE_LINK_SAMPLES 16 /* recent raw samples copied out per link */
+#define HD_NODE_LINK_WORKERS                                                                                 \
+  16 /* workers counted one by one (a peer reaches at most 16: HD_CLUSTER_MAX_MEDIA) */
 typedef struct {
   char peer[64];
   int listed; /* in the last registry read */
@@ -201,6 +203,7 @@ typedef struct {
   uint64_t hop_repaired, hop_lost, hop_resent; /* per-hop repair: holes filled / given up; resent to it */
   uint64_t dedup_dropped;                      /* media from this origin dropped as a duplicate */
   uint64_t dedup_video;                        /* of which video (duplicated only while a route changes) */
+  uint64_t relay_rescued; /* sent into its link shortly before it went bad, sent again round it */
   /* its datagrams this node's workers refused (all workers: hd_node_cluster_links_add):
    * replays (seen, too old in the window, an older epoch), not authentic, and
    * authentic but addressed to another worker of this node (or unaddressed
@@ -208,11 +211,20 @@ typedef struct {
   uint64_t rx_replay, rx_auth_fail, rx_misaddressed;
   /* bandwidth of the link (overlay/link_bwe.h), all workers' flows summed (hd_node_cluster_links_add) */
   hd_link_bwe_stats_t bw;
+  /* the relay counts per media worker (relaying spreads over a relay's
+   * workers: docs/overlay.md "Relaying on every worker"); the fields above
+   * are the measuring worker's until hd_node_cluster_links_add adds the
+   * others' */
+  int n_workers; /* entries of by_worker filled (the highest worker index seen + 1) */
+  struct {
+    uint64_t sent, forwarded, received;
+  } by_worker[HD_NODE_LINK_WORKERS];
 } hd_node_link_t;
 /* The measuring worker's links (0 on any other worker): at most cap. */
 int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t now);
-/* Adds this (non-measuring) worker's refused-datagram counts and bandwidth
- * flows to the links hd_node_cluster_links gave (matched by peer id). */
+/* Adds this (non-measuring) worker's refused-datagram and relay counts and
+ * bandwidth flows to the links hd_node_cluster_links gave (matched by peer
+ * id), and its relay counts under its own index in by_worker. */
 void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count);
 /* The route to each destination node (docs/overlay.md "Relaying"): the path
  * (id hashes after this node; n = 1 direct), a disjoint second path (n = 0:
@@ -223,6 +235,11 @@ typedef struct {
   hd_relay_path_t path, alt;
   int dup_audio;
   int dup_all; /* all media on alt too: path's first link is suspect (overlay/link_meter.h) */
+  /* this node's own link to dst is suspect or down (it answered once):
+   * relays take a detour round it; when it turns bad, what each worker sent
+   * into it from rescue_since on goes again round it (relay.h "rescue") */
+  int link_bad;
+  hd_time_t rescue_since;
 } hd_node_route_t;
 void hd_node_cluster_set_routes(hd_node_t *n, const hd_node_route_t *routes, int count, hd_time_t now);
 

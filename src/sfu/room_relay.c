@@ -14,29 +14,70 @@
 #include "proto/rtcp.h"
 #include "sfu/room_relay.h"
 
+/* The worker (lane) of next hop nx that takes a datagram with header d
+ * (d->hops[d->hop] is nx): the room's worker at the destination, or at a
+ * relay the one its flow hashes to (hd_relay_worker: relaying spreads over
+ * the relay's workers, one stream stays on one). */
+static int next_lane(const hd_relay_hdr_t *d, const cl_peer_t *nx) {
+  int na = nx->n_addr < HD_HOP_LANES ? nx->n_addr : HD_HOP_LANES;
+  if (na < 1) return 0;
+  return d->hop + 1 == d->n_hops ? d->dst_worker % na : hd_relay_worker(d, na);
+}
+
+/* The relay body in the reserved datagram (len bytes, hop index `hop`) goes
+ * to nx's worker `lane` as the next datagram of this worker's hop stream
+ * for that lane, kept for the hop's repair. */
+static void hop_commit(hd_node_t *n, cl_peer_t *nx, uint8_t *b, size_t len, uint8_t hop, int lane) {
+  struct node_cluster *c = n->cl;
+  uint32_t seq = hd_hop_tx_seq(&nx->hop_tx, lane);
+  hd_relay_set_hop(b, hop, (uint16_t)(c->stream + lane), seq, 0);
+  hd_hop_tx_keep(&nx->hop_tx, lane, seq, b, len, n->now);
+  nx->relay_sent++;
+  rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[lane], lane, HD_LINK_RELAY, len);
+}
+
+/* A message (inner) with relay header d to d's next hop as a new datagram
+ * there (a detour, a rescue). 0, or -1 when it could not go. */
+static int send_hdr(hd_node_t *n, hd_relay_hdr_t *d, const uint8_t *inner, size_t inner_len) {
+  struct node_cluster *c = n->cl;
+  cl_peer_t *nx = rr_peer_by_hash(c, d->hops[d->hop]);
+  size_t cap;
+  uint8_t *b = nx && nx->n_addr ? rr_send_begin(n, &cap) : NULL;
+  if (!b) return -1;
+  d->inner = inner;
+  d->inner_len = inner_len;
+  int lane = next_lane(d, nx);
+  int hl = hd_relay_hdr_write(d, b, cap);
+  if (hl < 0 || inner_len > cap - (size_t)hl) return -1;
+  memcpy(b + hl, inner, inner_len);
+  hop_commit(n, nx, b, (size_t)hl + inner_len, d->hop, lane);
+  return 0;
+}
+
 /* One message on a path through relays (docs/overlay.md "Relaying"): a
  * RELAY body around it, to the first relay, kept for that hop's repair. */
 void rr_relay_send(hd_node_t *n, const hd_relay_path_t *ps, int w, uint8_t type, const uint8_t *body,
                    size_t len) {
   struct node_cluster *c = n->cl;
-  cl_peer_t *h1 = rr_peer_by_hash(c, ps->hop[0]);
-  size_t cap;
-  uint8_t *b = h1 && h1->n_addr ? rr_send_begin(n, &cap) : NULL;
-  /* too long for the datagram: not sent (and no hop sequence number spent, so no hole) */
-  if (!b || HD_RELAY_FIXED_LEN + 8 * (size_t)ps->n + len > cap) return;
-  hd_relay_hdr_t h = {.origin = c->self.id_hash,
-                      .n_hops = ps->n,
-                      .dst_worker = (uint8_t)w,
-                      .stream = c->stream,
-                      .hop_seq = hd_hop_tx_seq(&h1->hop_tx),
-                      .inner_type = type};
+  hd_relay_hdr_t h = {
+      .origin = c->self.id_hash, .n_hops = ps->n, .dst_worker = (uint8_t)w, .inner_type = type};
   memcpy(h.hops, ps->hop, sizeof h.hops);
-  int hl = hd_relay_hdr_write(&h, b, cap);
-  if (hl < 0 || len > cap - (size_t)hl) return;
-  memcpy(b + hl, body, len);
-  hd_hop_tx_keep(&h1->hop_tx, h.hop_seq, b, (size_t)hl + len, n->now);
-  h1->relay_sent++;
-  rr_seal_commit(n, h1, (const struct sockaddr *)&h1->addr[0], 0, HD_LINK_RELAY, (size_t)hl + len);
+  /* too long for the datagram: not sent (no hop sequence number spent, no hole) */
+  send_hdr(n, &h, body, len);
+}
+
+void rr_keep_direct(hd_node_t *n, cl_peer_t *p, int w, uint8_t type, const uint8_t *body, size_t len) {
+  struct node_cluster *c = n->cl;
+  if (c->rescue_max <= 0) return;
+  hd_relay_hdr_t h = {.origin = c->self.id_hash,
+                      .n_hops = 1,
+                      .dst_worker = (uint8_t)w,
+                      .inner_type = type,
+                      .hops = {p->link.id_hash}};
+  uint8_t hdr[HD_RELAY_HDR_MAX];
+  int hl = hd_relay_hdr_write(&h, hdr, sizeof hdr);
+  if (hl > 0)
+    hd_hop_tx_keep2(&p->direct_tx, 0, hd_hop_tx_seq(&p->direct_tx, 0), hdr, (size_t)hl, body, len, n->now);
 }
 
 /* ---- receiving ---- */
@@ -151,10 +192,12 @@ static socklen_t sa_len(const struct sockaddr *a) {
   return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
-/* Whether this node's link to p is down, as its meter says (the measuring
- * worker, which also relays): it answered once and has stopped. */
+/* Whether this node's link to p is down or suspect: as the meter says on the
+ * measuring worker (at once), as the control thread's last routes say on
+ * every worker (hd_node_route_t.link_bad, within overlay.check_interval_ms):
+ * it answered once and has stopped. */
 static int link_down(const struct node_cluster *c, const cl_peer_t *p) {
-  return c->measure && (!p->meter.st.up || p->meter.st.suspect) && p->meter.st.last_echo;
+  return p->link_bad || (c->measure && (!p->meter.st.up || p->meter.st.suspect) && p->meter.st.last_echo);
 }
 
 /* A datagram whose next hop's link is down goes on along this node's own
@@ -171,25 +214,6 @@ static int detour(struct node_cluster *c, const hd_relay_hdr_t *h, const cl_peer
    * only when it is down) the second path */
   return hd_relay_detour(h, c->self.id_hash, nx->link.id_hash, &dst->route.cur, d) == 0 ||
          (dst->route.alt.n && hd_relay_detour(h, c->self.id_hash, nx->link.id_hash, &dst->route.alt, d) == 0);
-}
-
-static void relay_detour(hd_node_t *n, const hd_relay_hdr_t *h, hd_relay_hdr_t *d, hd_time_t now) {
-  struct node_cluster *c = n->cl;
-  cl_peer_t *nx = rr_peer_by_hash(c, d->hops[d->hop]);
-  size_t cap;
-  uint8_t *b = nx && nx->n_addr ? rr_send_begin(n, &cap) : NULL;
-  if (!b) return;
-  d->stream = c->stream;
-  d->hop_seq = hd_hop_tx_seq(&nx->hop_tx);
-  int hl = hd_relay_hdr_write(d, b, cap);
-  if (hl < 0 || h->inner_len > cap - (size_t)hl) return;
-  memcpy(b + hl, h->inner, h->inner_len);
-  size_t len = (size_t)hl + h->inner_len;
-  hd_hop_tx_keep(&nx->hop_tx, d->hop_seq, b, len, now);
-  int a = d->hop + 1 == d->n_hops ? d->dst_worker % nx->n_addr : 0;
-  nx->relay_sent++;
-  nx->relay_forwarded++;
-  rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[a], a, HD_LINK_RELAY, len);
 }
 
 /* A RELAY datagram from `peer` (the previous hop): repaired per hop, then
@@ -224,21 +248,17 @@ static void on_relay(hd_node_t *n, cl_peer_t *peer, uint8_t *pl, size_t len, con
     hd_relay_hdr_t d;
     if (nx && link_down(c, nx) && detour(c, &h, nx, &d)) {
       nx->relay_detoured++;
-      relay_detour(n, &h, &d, now);
+      cl_peer_t *dx = rr_peer_by_hash(c, d.hops[d.hop]);
+      if (send_hdr(n, &d, h.inner, h.inner_len) == 0 && dx) dx->relay_forwarded++;
       return;
     }
     size_t cap;
     uint8_t *b = nx && nx->n_addr ? rr_send_begin(n, &cap) : NULL;
     if (!b || len > cap) return;
     memcpy(b, pl, len);
-    uint32_t seq = hd_hop_tx_seq(&nx->hop_tx);
-    hd_relay_set_hop(b, (uint8_t)(h.hop + 1), c->stream, seq, 0);
-    hd_hop_tx_keep(&nx->hop_tx, seq, b, len, now);
-    /* the destination's worker for the room; a further relay's first worker */
-    int a = h.hop + 2 == h.n_hops ? h.dst_worker % nx->n_addr : 0;
-    nx->relay_sent++;
+    h.hop++; /* as it goes on: the destination's worker for the room, or a further relay's by the flow */
     nx->relay_forwarded++;
-    rr_seal_commit(n, nx, (const struct sockaddr *)&nx->addr[a], a, HD_LINK_RELAY, len);
+    hop_commit(n, nx, b, len, h.hop, next_lane(&h, nx));
     return;
   }
   cl_peer_t *o = rr_peer_by_hash(c, h.origin);
@@ -256,20 +276,21 @@ static void on_hop_nack(hd_node_t *n, cl_peer_t *peer, const uint8_t *pl, size_t
   uint16_t stream;
   uint32_t seqs[HD_HOP_NACK_MAX];
   int k = hd_hop_nack_parse(pl, len, &stream, seqs, HD_HOP_NACK_MAX);
-  if (k < 0 || stream != c->stream || !from) {
+  int lane = (uint16_t)(stream - c->stream); /* which of this worker's hop streams to the peer */
+  if (k < 0 || lane >= HD_HOP_LANES || !from) {
     c->rx_dropped++;
     return;
   }
   for (int i = 0; i < k; i++) {
     uint8_t *kept;
     size_t kl, cap;
-    if (hd_hop_tx_get(&peer->hop_tx, seqs[i], now, &kept, &kl) < 0) continue;
+    if (hd_hop_tx_get(&peer->hop_tx, lane, seqs[i], now, &kept, &kl) < 0) continue;
     uint8_t *b = rr_send_begin(n, &cap);
     if (!b || kl > cap) return;
     memcpy(b, kept, kl);
-    hd_relay_set_hop(b, b[9], c->stream, seqs[i], HD_RELAY_RETX);
-    rr_seal_commit(n, peer, from, from_lane, HD_LINK_RELAY,
-                   kl); /* to the worker that asked: it got the others */
+    hd_relay_set_hop(b, b[9], stream, seqs[i], HD_RELAY_RETX);
+    /* to the worker that asked (the address and the lane it sent from): it got the others */
+    rr_seal_commit(n, peer, from, from_lane, HD_LINK_RELAY, kl);
   }
 }
 
@@ -304,9 +325,55 @@ static int path_known(struct node_cluster *c, const hd_relay_path_t *p, uint64_t
   return 1;
 }
 
+/* p's link went bad (suspect or down): what this worker sent into it from
+ * `since` on (relayed and direct, kept for hop repair or for this) goes
+ * again round it, on the routes just set (relay.h "rescue"), at most
+ * overlay.rescue_max datagrams, the newest. The destination de-duplicates
+ * media and the rest is idempotent (NACKs, HELLOs, state fragments,
+ * reliable data); what had got through costs a duplicate. */
+static void rescue(hd_node_t *n, cl_peer_t *p, hd_time_t since, hd_time_t now) {
+  struct node_cluster *c = n->cl;
+  int cap = c->rescue_max;
+  if (cap <= 0) return;
+  const hd_hop_slot_t **kept = malloc(sizeof *kept * (size_t)cap);
+  if (!kept) return;
+  int sent = 0, k = hd_hop_tx_recent(&p->hop_tx, since, now, kept, cap);
+  k += hd_hop_tx_recent(&p->direct_tx, since, now, kept + k, cap - k);
+  for (int i = 0; i < k; i++) {
+    uint8_t body[HD_HOP_PKT_MAX];
+    memcpy(body, kept[i]->data, kept[i]->len); /* the sends below keep into other rings only, but copy */
+    hd_relay_hdr_t h, d;
+    if (hd_relay_parse(body, kept[i]->len, &h) < 0) continue;
+    cl_peer_t *dst = rr_peer_by_hash(c, h.hops[h.n_hops - 1]);
+    if (!dst || hd_relay_rescue(&h, c->self.id_hash, p->link.id_hash, &dst->route.cur,
+                                dst->route.alt.n ? &dst->route.alt : NULL, &d) < 0)
+      continue;
+    if (send_hdr(n, &d, h.inner, h.inner_len) == 0) sent++;
+  }
+  free(kept);
+  p->relay_rescued += (uint64_t)sent;
+  if (k)
+    HD_LOGI("overlay",
+            "link to %s went bad: worker %d sent %d of the %d datagrams it sent into it in the last %d ms "
+            "again round it",
+            p->id, c->worker, sent, k, (int)((now - since) / 1000));
+}
+
 void hd_node_cluster_set_routes(hd_node_t *n, const hd_node_route_t *routes, int count, hd_time_t now) {
   struct node_cluster *c = n->cl;
   if (!c) return;
+  cl_peer_t *turned_bad[HD_CLUSTER_MAX_NODES];
+  hd_time_t since[HD_CLUSTER_MAX_NODES];
+  int n_bad = 0;
+  for (int i = 0; i < count; i++) {
+    cl_peer_t *p = rr_peer_by_hash(c, routes[i].dst);
+    if (!p) continue;
+    if (routes[i].link_bad && !p->link_bad && routes[i].rescue_since && n_bad < HD_CLUSTER_MAX_NODES) {
+      turned_bad[n_bad] = p;
+      since[n_bad++] = routes[i].rescue_since;
+    }
+    p->link_bad = routes[i].link_bad;
+  }
   for (int i = 0; i < count; i++) {
     const hd_node_route_t *x = &routes[i];
     cl_peer_t *p = rr_peer_by_hash(c, x->dst);
@@ -319,6 +386,9 @@ void hd_node_cluster_set_routes(hd_node_t *n, const hd_node_route_t *routes, int
               path->n > 1 ? "through relays" : "directly", (int)(p->route.overlap / 1000));
     hd_relay_route_dup_all(&p->route, x->dup_all);
   }
+  /* after every route is set: a rescue goes on the new ones */
+  for (int i = 0; i < n_bad; i++)
+    rescue(n, turned_bad[i], since[i], now);
 }
 
 static int dedup_pass(hd_room_t *r, uint64_t origin, const hd_link_media_t *m, const hd_rtp_hdr_t *h) {

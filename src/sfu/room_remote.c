@@ -40,6 +40,7 @@
 #include "overlay/link.h"
 #include "overlay/link_meter.h"
 #include "overlay/link_rel.h"
+#include "overlay/overlay_params.h"
 #include "proto/rtcp.h"
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
@@ -65,6 +66,8 @@ int hd_node_cluster_init(hd_node_t *n, const char *node_id, const uint8_t *secre
     return rc;
   }
   c->stream = (uint16_t)(hd_random_u32() | 1);
+  c->worker = worker;
+  c->rescue_max = hd_overlay_params()->rescue_max;
   c->hop_next = HD_TIME_NEVER;
   n->cl = c;
   return 0;
@@ -120,6 +123,8 @@ int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int 
       hd_link_reasm_init(&p->reasm);
       hd_link_meter_init(&p->meter, 0, now);
       hd_relay_route_init(&p->route, p->link.id_hash);
+      hd_hop_tx_init(&p->hop_tx);
+      hd_hop_tx_init_n(&p->direct_tx, c->rescue_max);
       snprintf(p->id, sizeof p->id, "%s", e->id);
       p->used = 1;
       HD_LOGI("link", "peer node %s: link up (%d media addresses)", e->id, e->n_media);
@@ -153,6 +158,7 @@ void node_cluster_free(hd_node_t *n) {
       hd_link_peer_free(&c->peers[i].link);
       hd_link_reasm_free(&c->peers[i].reasm);
       hd_hop_tx_free(&c->peers[i].hop_tx);
+      hd_hop_tx_free(&c->peers[i].direct_tx);
       free(c->peers[i].hop_in);
       rr_bwe_free(&c->peers[i]);
       free(c->peers[i].rooms);
@@ -198,11 +204,12 @@ void rr_send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_
   int w = (int)(hd_fnv1a_pair(r->app, 0xff, r->name) % (uint32_t)p->n_addr);
   hd_relay_path_t ps[3];
   int k = hd_relay_route_paths(&p->route, n->now, type == HD_LINK_MEDIA, audio, ps);
-  if (k == 1 && ps[0].n <= 1) { /* the direct link, the common case: no copy */
+  hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
+  if (k == 1 && ps[0].n <= 1) { /* the direct link, the common case: no copy but the rescue's */
+    if (p->route.alt.n) rr_keep_direct(n, p, w, type, d->data + HD_LINK_HDR_LEN, body_len);
     rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], w, type, body_len);
     return;
   }
-  hd_datagram_t *d = &n->txq.items[(n->txq.head + n->txq.count) % n->txq.cap];
   uint8_t body[sizeof d->data];
   memcpy(body, d->data + HD_LINK_HDR_LEN, body_len);
   for (int i = 0; i < k; i++) {
@@ -214,6 +221,7 @@ void rr_send_commit_route(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, uint8_
     uint8_t *b = rr_send_begin(n, &cap);
     if (!b || body_len > cap) return;
     memcpy(b, body, body_len);
+    if (p->route.alt.n) rr_keep_direct(n, p, w, type, b, body_len);
     rr_seal_commit(n, p, (const struct sockaddr *)&p->addr[w], w, type, body_len);
   }
 }
@@ -1092,6 +1100,15 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
     o->relay_forwarded = p->relay_forwarded;
     o->relay_detoured = p->relay_detoured;
     o->relay_received = p->relay_received;
+    o->relay_rescued = p->relay_rescued;
+    memset(o->by_worker, 0, sizeof o->by_worker);
+    o->n_workers = 0;
+    if (c->worker < HD_NODE_LINK_WORKERS) {
+      o->by_worker[c->worker].sent = p->relay_sent;
+      o->by_worker[c->worker].forwarded = p->relay_forwarded;
+      o->by_worker[c->worker].received = p->relay_received;
+      o->n_workers = c->worker + 1;
+    }
     o->hop_resent = p->hop_tx.resent;
     o->hop_repaired = o->hop_lost = 0;
     for (int j = 0; p->hop_in && j < CL_HOP_STREAMS; j++) {
@@ -1115,10 +1132,29 @@ void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count) {
   for (int i = 0; i < count; i++) {
     cl_peer_t *p = rr_peer_by_hash(c, hd_link_id_hash(links[i].peer));
     if (!p) continue;
-    links[i].rx_replay += p->link.rx_replay + p->link.rx_old_epoch;
-    links[i].rx_misaddressed += p->link.rx_misaddressed;
-    links[i].rx_auth_fail += p->link.rx_auth_fail;
-    rr_bwe_stats_add(p, n->now, &links[i].bw);
+    hd_node_link_t *o = &links[i];
+    o->rx_replay += p->link.rx_replay + p->link.rx_old_epoch;
+    o->rx_misaddressed += p->link.rx_misaddressed;
+    o->rx_auth_fail += p->link.rx_auth_fail;
+    o->relay_sent += p->relay_sent;
+    o->relay_forwarded += p->relay_forwarded;
+    o->relay_detoured += p->relay_detoured;
+    o->relay_received += p->relay_received;
+    o->relay_rescued += p->relay_rescued;
+    o->hop_resent += p->hop_tx.resent;
+    for (int j = 0; p->hop_in && j < CL_HOP_STREAMS; j++) {
+      o->hop_repaired += p->hop_in[j].rx.repaired;
+      o->hop_lost += p->hop_in[j].rx.lost;
+    }
+    o->dedup_dropped += p->dedup_dropped;
+    o->dedup_video += p->dedup_video;
+    if (c->worker < HD_NODE_LINK_WORKERS) {
+      o->by_worker[c->worker].sent += p->relay_sent;
+      o->by_worker[c->worker].forwarded += p->relay_forwarded;
+      o->by_worker[c->worker].received += p->relay_received;
+      if (o->n_workers < c->worker + 1) o->n_workers = c->worker + 1;
+    }
+    rr_bwe_stats_add(p, n->now, &o->bw);
   }
 }
 

@@ -55,10 +55,16 @@ typedef struct {
    * what this worker sent to it as a next hop (for its HOP_NACKs) and the
    * relay streams it sends here (allocated at the first one) */
   hd_relay_route_t route;
-  hd_hop_tx_t hop_tx;
-  hop_in_t *hop_in; /* [CL_HOP_STREAMS] */
+  hd_hop_tx_t hop_tx; /* one lane (hop stream) per worker of the peer this worker sends to */
+  hop_in_t *hop_in;   /* [CL_HOP_STREAMS] */
+  /* messages this worker sent to it directly, kept (as 1-hop relay bodies,
+   * overlay.rescue_max of them) to go again on the second path if the link
+   * goes bad: only while a second path exists */
+  hd_hop_tx_t direct_tx;
+  int link_bad; /* the control thread's word: this node's link to it is suspect or down */
   uint64_t relay_sent, relay_forwarded, relay_received, dedup_dropped, dedup_video;
   uint64_t relay_detoured; /* forwarded round a down link to it, on this node's own route */
+  uint64_t relay_rescued;  /* sent into its link shortly before the link went bad, sent again round it */
   hd_link_bwe_t *bwe;      /* bandwidth of the link (room_link_bwe.c), allocated at its first datagram */
 } cl_peer_t;
 
@@ -68,7 +74,10 @@ struct node_cluster {
   hd_time_t meter_next; /* the earliest meter deadline (0: recompute at the next tick) */
   cl_peer_t peers[HD_CLUSTER_MAX_NODES];
   uint64_t rx_dropped, tx_dropped;
-  uint16_t stream;    /* this worker's relay stream id (per-hop sequence numbers are per stream) */
+  uint16_t
+      stream; /* this worker's relay stream ids: stream + lane (per-hop sequence numbers are per stream) */
+  int worker; /* this worker's index (its link lane) */
+  int rescue_max;     /* overlay.rescue_max, taken at init */
   hd_time_t hop_next; /* the earliest HOP_NACK deadline of any relay stream */
   hd_time_t bwe_next; /* the earliest arrival report due (room_link_bwe.c) */
 };

@@ -1,6 +1,7 @@
 /* Fuzz target for relaying (src/overlay/relay): a RELAY body either parses
  * into a header that writes back to the same bytes, or is refused; a
- * HOP_NACK likewise; the per-hop receiving side and the de-duplication
+ * HOP_NACK likewise; a relay's worker is in range and a rescue's header
+ * writes and avoids the dead link; the per-hop receiving side and the de-duplication
  * window, fed sequence numbers from the input, keep their caps (holes,
  * NACKs per poll) and never deliver one sequence number twice within the
  * window. */
@@ -17,6 +18,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t out[HD_RELAY_HDR_MAX];
     int l = hd_relay_hdr_write(&h, out, sizeof out);
     if (l < 0 || (size_t)l + h.inner_len != size || memcmp(out, data, (size_t)l) || h.inner != data + l)
+      abort();
+    /* a relay's worker is one of its workers; a rescue gives a header that writes */
+    for (int nw = 0; nw <= HD_HOP_LANES; nw++) {
+      int w = hd_relay_worker(&h, nw);
+      if (w < 0 || (nw > 0 && w >= nw)) abort();
+    }
+    hd_relay_path_t own = {.n = 1, .hop = {h.hops[h.n_hops - 1]}},
+                    alt = {.n = 2, .hop = {7, h.hops[h.n_hops - 1]}};
+    hd_relay_hdr_t d;
+    uint64_t self = h.hop ? h.hops[h.hop - 1] : h.origin;
+    if (hd_relay_rescue(&h, self, h.hops[h.hop], &own, &alt, &d) == 0 &&
+        (hd_relay_hdr_write(&d, out, sizeof out) < 0 || d.hops[d.hop] == h.hops[h.hop]))
       abort();
   }
   uint16_t stream;

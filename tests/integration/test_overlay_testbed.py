@@ -45,6 +45,7 @@ def main():
                       ({"overlay": {"probe_intervall_ms": 50}}, "unknown key 'overlay.probe_intervall_ms'"),
                       ({"overlay": {"dup_audio_loss": "2%"}}, "'overlay.dup_audio_loss' must be a number"),
                       ({"overlay": {"hop_cache": 100000}}, "overlay.hop_cache must be an integer in [16, 8192]"),
+                      ({"overlay": {"rescue_max": -1}}, "overlay.rescue_max must be an integer in [0, 8192]"),
                       ({"overlay": {"down_confirm_ms": 20000}}, "overlay.down_confirm_ms must be in [0, 10000] ms")):
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(cfg, f)

@@ -13,6 +13,7 @@
 #include "proto/token.h"
 #include "check.h"
 #include "netem_world.h"
+#include "seeded_rand.h"
 #include "signal_capture.h"
 
 hd_dtls_cert_t *cw_cert_a, *cw_cert_b, *cw_cert_n;
@@ -28,9 +29,13 @@ static cw_t *g_world;
 int cw_setup_all(void **st) {
   (void)st;
   hd_log_set_level(HD_LOG_ERROR);
-  CHECK(hd_dtls_cert_generate(&cw_cert_a) == 0);
-  CHECK(hd_dtls_cert_generate(&cw_cert_b) == 0);
-  CHECK(hd_dtls_cert_generate(&cw_cert_n) == 0);
+  /* The same three certificates every run (keys, ECDSA nonces, validity dates):
+   * a handshake flight's size depends on the DER length of the signatures in it,
+   * the certificate's own included (docs/testing.md, "Determinism"). */
+  hd_test_rand_seed(CW_RAND_SEED);
+  CHECK(hd_dtls_cert_generate_at(&cw_cert_a, UNIX_NOW) == 0);
+  CHECK(hd_dtls_cert_generate_at(&cw_cert_b, UNIX_NOW) == 0);
+  CHECK(hd_dtls_cert_generate_at(&cw_cert_n, UNIX_NOW) == 0);
   return 0;
 }
 
@@ -202,8 +207,21 @@ static const struct sockaddr_in *addr_of(cw_t *w, int i) {
   return i == CW_NODE ? &w->node_addr : &w->ep[i].addr;
 }
 
+uint64_t cw_trace_mix(uint64_t h, hd_time_t now, int from, int to, size_t len) {
+  uint64_t v[4] = {(uint64_t)now, (uint64_t)from, (uint64_t)to, (uint64_t)len};
+  if (!h) h = 0xcbf29ce484222325ull;
+  for (int i = 0; i < 4; i++)
+    for (int b = 0; b < 8; b++) {
+      h ^= (v[i] >> (8 * b)) & 0xff;
+      h *= 0x100000001b3ull;
+    }
+  return h;
+}
+
 static void push(cw_t *w, int from, int to, const uint8_t *data, size_t len) {
   if (to < 0) return;
+  w->trace_n++;
+  w->trace_hash = cw_trace_mix(w->trace_hash, w->now, from, to, len);
   if (from == CW_NODE && to == 1 && len > 12 && (data[0] & 0xc0) == 0x80) {
     int pt = data[1] >= 192 && data[1] <= 223 ? 255 : data[1] & 0x7f;
     w->pt_bytes[pt] += len;
@@ -520,6 +538,9 @@ cw_t *cw_new(const cw_cfg_t *cfg) {
   CHECK(w);
   g_world = w;
   w->cfg = *cfg;
+  /* every SSRC, ufrag, sequence start, DTLS/SRTP key from one stream per world:
+   * a world is the same whatever ran before it in the process */
+  hd_test_rand_seed(CW_RAND_SEED ^ (cfg->seed * 0x9e3779b97f4a7c15ull));
   if (!w->cfg.n_layers) w->cfg.n_layers = CW_LAYERS;
   const cw_cfg_t *rc = &w->cfg;
   w->now = HD_SEC(500);

@@ -2,7 +2,9 @@
  * publisher and an SDK subscriber PeerConnection (client/pc.h) in one room,
  * every leg a `hudong netem` link model (netem/link.h) configured with the
  * options the command line takes, run sans-IO on a virtual clock (fixed
- * seeds: a result is reproducible bit for bit). The publisher is a synthetic
+ * seeds for the links, for hd_random_* and OpenSSL (seeded_rand.h) and fixed
+ * certificate dates: a result is reproducible bit for bit, docs/testing.md
+ * "Determinism"). The publisher is a synthetic
  * encoder (audio 50 packets/s, VP8 at 30 fps in one stream or three simulcast
  * layers); the subscriber's frames go through the SDK's video jitter buffer
  * (media/video_jitter.h) and the W3C freeze rule (client/client_quality.h)
@@ -30,6 +32,7 @@
 #define CW_LAYERS 3     /* simulcast layers of the synthetic encoder */
 #define CW_MAXSEQ 32768 /* video packets tracked by ext seq (cw_ep_t.got) */
 #define CW_MAXDELAYS 8192
+#define CW_RAND_SEED 0x6875646f6e67ull /* hd_test_rand_seed of the worlds (seeded_rand.h) */
 
 struct cw;
 
@@ -118,6 +121,8 @@ typedef struct cw {
   } fec_out[CW_MAX_FEC_SSRCS];
   int n_fec_out;
   int answer_drop_fec; /* cw_answer_subscriber takes FlexFEC out of the answers it sends (not the pc's) */
+  /* every datagram put on a link: count and cw_trace_mix hash (determinism check) */
+  uint64_t trace_n, trace_hash;
 } cw_t;
 
 /* cmocka group setup/teardown: quiet logs, the three certificates (the
@@ -162,6 +167,10 @@ typedef void (*cw_send_fn)(void *ctx, int from, const struct sockaddr_storage *t
                            size_t len);
 void cw_pump(hd_node_t *node, int node_index, hd_pc_t *const pcs[2], hd_time_t now, cw_send_fn send,
              void *ctx);
+/* Folds one datagram (virtual send time, from, to, length) into an FNV-1a
+ * hash h (start from 0): two runs of a world with equal hashes sent the same
+ * sizes between the same parties at the same virtual times. */
+uint64_t cw_trace_mix(uint64_t h, hd_time_t now, int from, int to, size_t len);
 /* The p-th percentile of v[0..n) (sorts v); 0 when empty. */
 hd_time_t cw_pctl(hd_time_t *v, size_t n, int p);
 

@@ -9,13 +9,19 @@
 
 #include "base/log.h"
 #include "check.h"
+#include "seeded_rand.h"
 
 hd_dtls_cert_t *g_node_cert, *g_client_cert;
+#define NODE_WORLD_RAND_SEED 0x6e6f6465776full
 
 int node_world_setup_all(void **st) {
   (void)st;
   hd_log_set_level(HD_LOG_WARN);
-  if (hd_dtls_cert_generate(&g_node_cert) || hd_dtls_cert_generate(&g_client_cert)) return -1;
+  /* seeded keys and fixed dates: the same certificates every run (docs/testing.md, "Determinism") */
+  hd_test_rand_seed(NODE_WORLD_RAND_SEED);
+  if (hd_dtls_cert_generate_at(&g_node_cert, 1800000000) ||
+      hd_dtls_cert_generate_at(&g_client_cert, 1800000000))
+    return -1;
   return 0;
 }
 
@@ -35,6 +41,7 @@ void mkaddr(struct sockaddr_in *a, const char *ip, uint16_t port) {
 
 void world_init_cfg(world_t *w, const hd_node_config_t *extra) {
   memset(w, 0, sizeof *w);
+  hd_test_rand_seed(NODE_WORLD_RAND_SEED + 1); /* SSRCs, ufrags, DTLS/SRTP keys: the same every run */
   hd_node_config_t cfg = {.rtc_ip = "10.0.0.1", .rtc_port = 7881, .wall_offset = HD_SEC(1700000000)};
   if (extra) {
     cfg.room_empty_timeout = extra->room_empty_timeout;

@@ -11,6 +11,7 @@
 #include "proto/token.h"
 #include "sfu/signal.h"
 #include "check.h"
+#include "seeded_rand.h"
 #include "signal_capture.h"
 
 static const int64_t UNIX_NOW = 1800000000;
@@ -147,6 +148,8 @@ static int ep_of(pw_t *w, const struct sockaddr_storage *ss) {
 static void push(pw_t *w, int from, int to, const uint8_t *data, size_t len) {
   hd_time_t at;
   if (to < 0) return;
+  w->trace_n++;
+  w->trace_hash = cw_trace_mix(w->trace_hash, w->now, from, to, len);
   if (w->nl[from][to]) {
     hd_netem_link_send(w->nl[from][to], data, len, w->now);
     return;
@@ -324,6 +327,7 @@ pw_t *pw_new(void) {
   CHECK(w);
   CHECK((hd_wire_init(&w->wire, 1 << 16)) == (0));
   w->now = HD_SEC(500);
+  hd_test_rand_seed(CW_RAND_SEED + 1); /* as cw_new: the same world every run */
   W = w;
   return w;
 }

@@ -91,6 +91,8 @@ typedef struct {
   /* set: datagrams from -> to go through the netem link model (src/netem)
    * instead of the support/link pair */
   hd_netem_link_t *nl[PW_NEP][PW_NEP];
+  /* every datagram handed to the wire: count and cw_trace_mix hash (determinism check) */
+  uint64_t trace_n, trace_hash;
 } pw_t;
 
 void pw_mkaddr(struct sockaddr_in *a, const char *ip, uint16_t port);

@@ -41,6 +41,10 @@ typedef struct {
   hd_relay_path_t own[N]; /* node i's own route to C (after its fast check) */
   hd_relay_path_t alt[N]; /* node i's second path to C (n = 0: none) */
   uint64_t detoured;
+  /* rescue (relay.h): when a node's link goes bad, what it sent into it
+   * lately goes again round it (room_relay.c rescue) */
+  int rescue;
+  uint64_t rescued;
 } net_t;
 
 static uint64_t id(int i) { return 100 + (uint64_t)i; }
@@ -92,9 +96,9 @@ static void send_dgram(net_t *n, int from, int to, uint8_t type, const uint8_t *
 
 /* Node `from` sends a relay body (hop index already set) to `to` as a new hop datagram. */
 static void hop_send(net_t *n, int from, int to, uint8_t *body, size_t len) {
-  uint32_t seq = hd_hop_tx_seq(&n->tx[from][to]);
+  uint32_t seq = hd_hop_tx_seq(&n->tx[from][to], 0);
   hd_relay_set_hop(body, body[9], (uint16_t)(from + 1), seq, 0);
-  assert_int_equal(hd_hop_tx_keep(&n->tx[from][to], seq, body, len, n->now), 0);
+  assert_int_equal(hd_hop_tx_keep(&n->tx[from][to], 0, seq, body, len, n->now), 0);
   send_dgram(n, from, to, T_RELAY, body, len);
 }
 
@@ -112,6 +116,27 @@ static void send_path(net_t *n, const hd_relay_path_t *p, uint16_t seq, int audi
   hop_send(n, A, idx(p->hop[0]), body, (size_t)hl + 43);
 }
 
+/* Node `at`'s link to `dead` went bad (suspect or down) at its check: as
+ * room_relay.c rescue(), what it sent into it from `since` on goes again,
+ * round it, on its route `own` or second path `alt`. */
+static void rescue_link(net_t *n, int at, int dead, hd_time_t since, const hd_relay_path_t *own,
+                        const hd_relay_path_t *alt) {
+  const hd_hop_slot_t *kept[HD_RELAY_RESCUE_MAX];
+  int k = hd_hop_tx_recent(&n->tx[at][dead], since, n->now, kept, HD_RELAY_RESCUE_MAX);
+  for (int i = 0; i < k; i++) {
+    hd_relay_hdr_t h, d;
+    uint8_t body[1600], out[1600];
+    memcpy(body, kept[i]->data, kept[i]->len);
+    assert_int_equal(hd_relay_parse(body, kept[i]->len, &h), 0);
+    if (hd_relay_rescue(&h, id(at), id(dead), own, alt && alt->n ? alt : NULL, &d) < 0) continue;
+    int hl = hd_relay_hdr_write(&d, out, sizeof out);
+    assert_true(hl > 0);
+    memcpy(out + hl, h.inner, h.inner_len);
+    hop_send(n, at, idx(d.hops[d.hop]), out, (size_t)hl + h.inner_len);
+    n->rescued++;
+  }
+}
+
 static void on_dgram(net_t *n, int at, const uint8_t *d, size_t len) {
   int from = d[1];
   if (d[0] == T_NACK) {
@@ -123,7 +148,7 @@ static void on_dgram(net_t *n, int at, const uint8_t *d, size_t len) {
     for (int i = 0; i < k; i++) {
       uint8_t *b;
       size_t bl;
-      if (hd_hop_tx_get(&n->tx[at][from], seqs[i], n->now, &b, &bl) < 0) continue;
+      if (hd_hop_tx_get(&n->tx[at][from], 0, seqs[i], n->now, &b, &bl) < 0) continue;
       uint8_t copy[1600];
       memcpy(copy, b, bl);
       hd_relay_set_hop(copy, copy[9], (uint16_t)(at + 1), seqs[i], HD_RELAY_RETX);
@@ -436,6 +461,7 @@ typedef struct {
   hd_time_t check, next_check, moved_at, dead_at;
   hd_time_t dup_at; /* media also on the second path (A-B suspect) */
   int suspect;      /* at the last check */
+  int bad;          /* suspect or down (serve_cluster.c link_bad) at the last check */
   int routing;      /* the meters settled: the control thread's check runs */
 } fast_t;
 static fast_t *g_fast;
@@ -479,6 +505,12 @@ static void fast_step(net_t *n) {
     hd_relay_route_dup_all(f->route, suspect && o->node[1] == B);
     if (suspect && f->dead_at && !f->dup_at) f->dup_at = n->now;
   }
+  /* A's link to B went bad: A's rescue, on the routes just set */
+  int bad = st.last_echo && (!st.up || st.suspect);
+  if (bad && !f->bad && n->rescue)
+    rescue_link(n, A, B, hd_relay_rescue_since(st.last_echo, st.srtt_ms, st.rttvar_ms), &f->route->cur,
+                &f->route->alt);
+  f->bad = bad;
 }
 
 static void blackout_ab(net_t *n, int s) {
@@ -491,9 +523,19 @@ static void blackout_ab(net_t *n, int s) {
   assert_int_equal(hd_netem_link_set(g_fast->dir[1], &dead, n->now), 0);
 }
 
-static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_after, hd_time_t *dup_after) {
+/* The first packets the subscriber never got, from packet `from` on (to). */
+static int lost_in(const net_t *n, int from, int to) {
+  int k = 0;
+  for (int s = from; s < to; s++)
+    k += !n->delivered[s];
+  return k;
+}
+
+static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_after, hd_time_t *dup_after,
+                             int rescue, int *lost_out) {
   net_t *n = test_malloc(sizeof *n);
   net_init(n, 1);
+  n->rescue = rescue;
   fast_t *f = test_calloc(1, sizeof *f);
   g_fast = f;
   for (int i = 0; i < N; i++)
@@ -551,6 +593,7 @@ static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_
   *moved_after = f->moved_at - t_dead;
   *dup_after = f->dup_at ? f->dup_at - t_dead : -1;
   hd_time_t gap = max_gap(n, 900, 1500);
+  *lost_out = lost_in(n, 900, 1500);
   assert_int_equal(r.cur.n, 1); /* now direct */
   hd_netem_link_free(f->dir[0]);
   hd_netem_link_free(f->dir[1]);
@@ -563,8 +606,9 @@ static hd_time_t reroute_gap(hd_time_t probe, hd_time_t check, hd_time_t *moved_
 static void test_fast_reroute_on_blackout(void **st) {
   (void)st;
   hd_time_t moved_fast, moved_slow, dup_fast, dup_slow;
-  hd_time_t fast = reroute_gap(0, HD_OVL_CHECK_INTERVAL, &moved_fast, &dup_fast);
-  hd_time_t slow = reroute_gap(HD_MS(100), HD_SEC(1), &moved_slow, &dup_slow);
+  int lost_fast, lost_slow;
+  hd_time_t fast = reroute_gap(0, HD_OVL_CHECK_INTERVAL, &moved_fast, &dup_fast, 0, &lost_fast);
+  hd_time_t slow = reroute_gap(HD_MS(100), HD_SEC(1), &moved_slow, &dup_slow, 0, &lost_slow);
   print_message("A-B dies under A -> B -> C: media also on the direct path after %d ms (A-B suspect), "
                 "route moved after %d ms (down), gap at C %d ms (50 ms probes, checked every 25 ms); "
                 "%d ms / %d ms with 100 ms probes and the 1 s heartbeat only\n",
@@ -584,10 +628,11 @@ static void test_fast_reroute_on_blackout(void **st) {
  * registry, a second later. Relays that take the detour (on_relay) carry
  * A's datagrams round the dead link from B's check on: the gap C sees is
  * B's detection time; without the detour it is A's registry delay. */
-static hd_time_t detour_gap(int detour, uint64_t *detoured) {
+static hd_time_t detour_gap(int detour, uint64_t *detoured, int rescue, int *lost_out) {
   net_t *n = test_malloc(sizeof *n);
   net_init(n, 1);
   n->detour = detour;
+  n->rescue = rescue;
   fast_t *f = test_calloc(1, sizeof *f);
   g_fast = f; /* its meters are B's and C's of B-C; no router (routing = 0) */
   for (int i = 0; i < N; i++)
@@ -634,9 +679,13 @@ static hd_time_t detour_gap(int detour, uint64_t *detoured) {
       hd_link_meter_stats(&f->m[0], n->now, &st);
       /* B's fast check: suspect already takes the detour, on B's second
        * path; down moves B's own route */
-      n->down[B][C] = (!st.up || st.suspect) && st.last_echo;
+      int bad = (!st.up || st.suspect) && st.last_echo;
       n->alt[B] = path(2, A, C, 0);
       if (!st.up && st.last_echo) n->own[B] = path(2, A, C, 0);
+      if (bad && !n->down[B][C] && n->rescue) /* B's rescue, on its routes just set */
+        rescue_link(n, B, C, hd_relay_rescue_since(st.last_echo, st.srtt_ms, st.rttvar_ms), &n->own[B],
+                    &n->alt[B]);
+      n->down[B][C] = bad;
     }
     step(n);
     n->now += HD_MS(1);
@@ -646,6 +695,7 @@ static hd_time_t detour_gap(int detour, uint64_t *detoured) {
   assert_once(n);
   hd_time_t gap = max_gap(n, 900, 1500);
   *detoured = n->detoured;
+  *lost_out = lost_in(n, 900, 1500);
   hd_netem_link_free(f->dir[0]);
   hd_netem_link_free(f->dir[1]);
   net_free(n);
@@ -657,7 +707,9 @@ static hd_time_t detour_gap(int detour, uint64_t *detoured) {
 static void test_relay_detours_round_dead_link(void **st) {
   (void)st;
   uint64_t with_n, without_n;
-  hd_time_t with = detour_gap(1, &with_n), without = detour_gap(0, &without_n);
+  int lost_with, lost_without;
+  hd_time_t with = detour_gap(1, &with_n, 0, &lost_with),
+            without = detour_gap(0, &without_n, 0, &lost_without);
   print_message("B-C dies under A -> B -> C, A told 1 s later: gap at C %d ms with B's detour "
                 "(%d datagrams round it), %d ms without\n",
                 (int)(with / 1000), (int)with_n, (int)(without / 1000));
@@ -665,6 +717,145 @@ static void test_relay_detours_round_dead_link(void **st) {
   assert_true(with < HD_MS(500));
   assert_int_equal(without_n, 0);
   assert_true(without > HD_MS(900));
+}
+
+/* The rescue (relay.h; docs/overlay.md "Rescue at a link's death"): what a
+ * node sent into a link in the ~RTT + suspect time before it found the link
+ * suspect is lost with the link; the node sends it again round the link as
+ * soon as it finds it bad, and the destination de-duplicates. Two deaths:
+ * A-B under A -> B -> C (the origin A rescues onto its second path, the
+ * direct one) and B-C under A -> B -> C (the relay B rescues onto its
+ * detour B -> A -> C). Packets 900-1500 (a 20 ms stream) that C never got,
+ * and C's largest gap between two deliveries, before and after. */
+static void test_rescue_at_link_death(void **st) {
+  (void)st;
+  hd_time_t moved, dup;
+  uint64_t det;
+  int lost_o[2], lost_r[2];
+  hd_time_t gap_o[2], gap_r[2];
+  for (int rescue = 0; rescue < 2; rescue++) {
+    gap_o[rescue] = reroute_gap(0, HD_OVL_CHECK_INTERVAL, &moved, &dup, rescue, &lost_o[rescue]);
+    gap_r[rescue] = detour_gap(1, &det, rescue, &lost_r[rescue]);
+  }
+  print_message(
+      "A-B dies (origin A rescues): %d packets lost, gap %d ms without the rescue; %d lost, gap %d ms "
+      "with it\n",
+      lost_o[0], (int)(gap_o[0] / 1000), lost_o[1], (int)(gap_o[1] / 1000));
+  print_message(
+      "B-C dies (relay B rescues): %d packets lost, gap %d ms without the rescue; %d lost, gap %d ms "
+      "with it\n",
+      lost_r[0], (int)(gap_r[0] / 1000), lost_r[1], (int)(gap_r[1] / 1000));
+  /* without it a link's death costs the ~200 ms before it is found suspect */
+  assert_true(lost_o[0] >= 5 && lost_r[0] >= 5);
+  assert_int_equal(lost_o[1], 0);
+  assert_int_equal(lost_r[1], 0);
+  /* the packets come late (at the suspect time), not never: the gap is no longer */
+  assert_true(gap_o[1] <= gap_o[0] && gap_r[1] <= gap_r[0]);
+}
+
+/* Hop lanes (one hop stream per worker of the next hop) and the ring they
+ * share: each lane counts on its own, a sequence number is found only in
+ * its lane, the ring gives back what was kept since a time, oldest first,
+ * capped to the newest. */
+static void test_hop_lanes(void **st) {
+  (void)st;
+  hd_hop_tx_t tx;
+  hd_hop_tx_init_n(&tx, 16);
+  hd_time_t t = HD_SEC(5);
+  for (int i = 0; i < 10; i++) {
+    int lane = i % 2 ? 3 : 0;
+    uint32_t q = hd_hop_tx_seq(&tx, lane);
+    assert_int_equal(q, (uint32_t)(i / 2 + 1)); /* 1, 1, 2, 2, ...: no holes in either lane */
+    uint8_t body[4] = {(uint8_t)i, 0, 0, 0};
+    assert_int_equal(hd_hop_tx_keep(&tx, lane, q, body, sizeof body, t + HD_MS(10) * i), 0);
+  }
+  uint8_t *b;
+  size_t bl;
+  assert_int_equal(hd_hop_tx_get(&tx, 3, 2, t + HD_MS(100), &b, &bl), 0);
+  assert_int_equal(b[0], 3); /* lane 3's second */
+  assert_int_equal(hd_hop_tx_get(&tx, 0, 2, t + HD_MS(100), &b, &bl), 0);
+  assert_int_equal(b[0], 2);
+  assert_int_equal(hd_hop_tx_get(&tx, 1, 2, t + HD_MS(100), &b, &bl), HD_ENOTFOUND);
+  assert_int_equal(hd_hop_tx_get(&tx, 3, 6, t + HD_MS(100), &b, &bl), HD_ENOTFOUND);
+  assert_int_equal(hd_hop_tx_keep(&tx, HD_HOP_LANES, 1, b, 1, t), HD_EINVAL);
+  const hd_hop_slot_t *r[16];
+  int k = hd_hop_tx_recent(&tx, t + HD_MS(60), t + HD_MS(100), r, 16);
+  assert_int_equal(k, 4); /* sent at 60, 70, 80, 90 ms */
+  assert_int_equal(r[0]->data[0], 6);
+  assert_int_equal(r[3]->data[0], 9);
+  assert_int_equal(hd_hop_tx_recent(&tx, t, t + HD_MS(100), r, 3), 3); /* the newest 3 */
+  assert_int_equal(r[0]->data[0], 7);
+  /* older than the ring's age limit: not given back */
+  assert_int_equal(hd_hop_tx_recent(&tx, t, t + HD_HOP_CACHE_AGE + HD_MS(85), r, 16), 1);
+  /* the ring wraps: 16 slots, the first of 20 are gone from both lookups */
+  for (int i = 10; i < 30; i++) {
+    uint32_t q = hd_hop_tx_seq(&tx, 0);
+    uint8_t body[1] = {(uint8_t)i};
+    assert_int_equal(hd_hop_tx_keep(&tx, 0, q, body, 1, t + HD_MS(10) * i), 0);
+  }
+  assert_int_equal(hd_hop_tx_get(&tx, 3, 5, t + HD_MS(300), &b, &bl), HD_ENOTFOUND); /* overwritten */
+  assert_int_equal(hd_hop_tx_recent(&tx, 0, t + HD_MS(300), r, 16), 16);
+  hd_hop_tx_free(&tx);
+}
+
+/* hd_relay_worker: a relay's worker for a relayed message, by origin,
+ * destination and room. Rooms spread over the workers; one room's messages
+ * take one worker whatever the hop and the message type. */
+static void test_relay_worker_spread(void **st) {
+  (void)st;
+  for (int nw = 2; nw <= 4; nw += 2) {
+    int count[4] = {0};
+    for (uint64_t room = 0; room < 400; room++) {
+      uint8_t inner[16] = {0};
+      for (int i = 0; i < 8; i++)
+        inner[i] = (uint8_t)((room * 0x9E3779B97F4A7C15ull) >> (56 - 8 * i));
+      hd_relay_hdr_t h = {.origin = id(A),
+                          .n_hops = 2,
+                          .hop = 0,
+                          .hops = {id(B), id(C)},
+                          .inner = inner,
+                          .inner_len = sizeof inner};
+      int w = hd_relay_worker(&h, nw);
+      assert_true(w >= 0 && w < nw);
+      count[w]++;
+      /* the same at the relay (hop 1), for another message type of the room */
+      h.hop = 1;
+      h.inner_type = 2; /* FEEDBACK */
+      inner[12] = 0x55;
+      assert_int_equal(hd_relay_worker(&h, nw), w);
+    }
+    for (int w = 0; w < nw; w++)
+      assert_true(count[w] > 400 / nw / 2); /* none starved */
+  }
+  hd_relay_hdr_t h = {.origin = id(A), .n_hops = 2, .hops = {id(B), id(C)}};
+  assert_int_equal(hd_relay_worker(&h, 1), 0);
+  assert_int_equal(hd_relay_worker(&h, 0), 0);
+}
+
+/* hd_relay_rescue's rules: an origin's datagram takes its route or second
+ * path, whichever avoids the dead link; a relayed one a detour; nothing
+ * that was not sent into the dead link by this node. */
+static void test_rescue_rules(void **st) {
+  (void)st;
+  hd_relay_hdr_t h = {.origin = id(A), .n_hops = 2, .hop = 0, .dst_worker = 1, .hops = {id(B), id(C)}}, d;
+  hd_relay_path_t via_b = path(2, B, C, 0), direct = path(1, C, 0, 0);
+  assert_int_equal(hd_relay_rescue(&h, id(A), id(B), &via_b, &direct, &d), 0); /* the origin, alt direct */
+  assert_true(d.n_hops == 1 && d.hop == 0 && d.hops[0] == id(C) && d.dst_worker == 1 && d.origin == id(A));
+  assert_int_equal(hd_relay_rescue(&h, id(A), id(B), &via_b, NULL, &d), HD_EINVAL);    /* no way round */
+  assert_int_equal(hd_relay_rescue(&h, id(A), id(C), &direct, &via_b, &d), HD_EINVAL); /* not sent to C */
+  assert_int_equal(hd_relay_rescue(&h, id(B), id(B), &direct, NULL, &d), HD_EINVAL);   /* not B's */
+  /* a direct message kept as a 1-hop body: onto the second path */
+  hd_relay_hdr_t dm = {.origin = id(A), .n_hops = 1, .hops = {id(C)}};
+  assert_int_equal(hd_relay_rescue(&dm, id(A), id(C), &direct, &via_b, &d), 0);
+  assert_true(d.n_hops == 2 && d.hops[0] == id(B) && d.hops[1] == id(C));
+  /* B relayed it into B-C: a detour back through A */
+  h.hop = 1;
+  hd_relay_path_t back = path(2, A, C, 0);
+  assert_int_equal(hd_relay_rescue(&h, id(B), id(C), &direct, &back, &d), 0);
+  assert_true(d.n_hops == 3 && d.hop == 1 && d.hops[0] == id(B) && d.hops[1] == id(A) && d.hops[2] == id(C));
+  assert_int_equal(hd_relay_rescue(&h, id(A), id(C), &direct, &back, &d), HD_EINVAL); /* A did not send it */
+  /* the window: an RTT and its margin before the last echo */
+  assert_int_equal(hd_relay_rescue_since(HD_SEC(10), 40, 5), HD_SEC(10) - HD_MS(60));
 }
 
 /* hd_relay_detour's rules: the new path keeps the hops travelled, never
@@ -728,11 +919,11 @@ static void test_rx_and_dedup_edges(void **st) {
   hd_hop_tx_init(&tx);
   uint8_t *b;
   size_t bl;
-  uint32_t q = hd_hop_tx_seq(&tx);
-  assert_int_equal(hd_hop_tx_keep(&tx, q, (const uint8_t *)"abc", 3, t), 0);
-  assert_int_equal(hd_hop_tx_get(&tx, q, t, &b, &bl), 0);
-  assert_int_equal(hd_hop_tx_get(&tx, q, t + HD_HOP_CACHE_AGE + 1, &b, &bl), HD_ENOTFOUND);
-  assert_int_equal(hd_hop_tx_get(&tx, q + HD_HOP_CACHE, t, &b, &bl), HD_ENOTFOUND);
+  uint32_t q = hd_hop_tx_seq(&tx, 0);
+  assert_int_equal(hd_hop_tx_keep(&tx, 0, q, (const uint8_t *)"abc", 3, t), 0);
+  assert_int_equal(hd_hop_tx_get(&tx, 0, q, t, &b, &bl), 0);
+  assert_int_equal(hd_hop_tx_get(&tx, 0, q, t + HD_HOP_CACHE_AGE + 1, &b, &bl), HD_ENOTFOUND);
+  assert_int_equal(hd_hop_tx_get(&tx, 0, q + HD_HOP_CACHE, t, &b, &bl), HD_ENOTFOUND);
   hd_hop_tx_free(&tx);
 }
 
@@ -747,6 +938,10 @@ int main(void) {
       cmocka_unit_test(test_fast_reroute_on_blackout),
       cmocka_unit_test(test_relay_detours_round_dead_link),
       cmocka_unit_test(test_detour_rules),
+      cmocka_unit_test(test_rescue_at_link_death),
+      cmocka_unit_test(test_hop_lanes),
+      cmocka_unit_test(test_relay_worker_spread),
+      cmocka_unit_test(test_rescue_rules),
       cmocka_unit_test(test_rx_and_dedup_edges),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
