@@ -264,7 +264,9 @@ typedef struct {
    * chosen node; the route's other nodes follow fallback_urls in the
    * reconnect ring (at most HD_CLIENT_MAX_FALLBACK_URLS in all). A route
    * that fails ends in FAILED with hd_client_route's code and sentence.
-   * hd_client_free waits for a route under way to end. */
+   * Each route runs on a thread of its own (not libuv's shared pool);
+   * hd_client_free waits for a route under way to end (at most
+   * HD_CLIENT_ROUTE_MAX_MS after it began, plus DNS). */
   const char *cluster_url;
   hd_client_callbacks_t cb;
 } hd_client_config_t;
@@ -374,14 +376,16 @@ void hd_client_free(hd_client_t *c);
  *   1. GET <cluster_url>/api/route?room=R with the token (R is the token's
  *      grants.room): the candidate nodes;
  *   2. the RTT to each eligible candidate (at most HD_CLIENT_ROUTE_MAX_PROBES,
- *      all at once, one thread each): 3 x GET <node>/api/ping on one
- *      kept-alive connection, the smallest time;
+ *      the first answer's node first, all at once, one thread each): 3 x GET
+ *      <node>/api/ping on one kept-alive connection, the smallest time;
  *   3. GET /api/route again with the RTTs: the node's choice (RTT weighed
- *      against load);
- *   4. that node if it answered a ping, else the fastest that did.
+ *      against load); a 503 there (every node refused) fails the route;
+ *   4. that node if it answered a ping or was not probed, else the fastest
+ *      that did.
  *
  * BLOCKING: it returns after at most HD_CLIENT_ROUTE_MAX_MS (8 s: 3 s per
- * /api/route call, 2 s for all the pings; a host name's DNS lookup comes on
+ * /api/route call, one deadline for its connect, request and answer; 2 s for
+ * all the pings; a signal does not cut a wait short; a host name's DNS lookup comes on
  * top, bounded by the system resolver) and typically after 2 RTTs to the
  * cluster URL plus 4 RTTs to the slowest candidate. Call it from a thread
  * that may block, or let the client do it off its loop thread: set

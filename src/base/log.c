@@ -2,28 +2,33 @@
 #include "base/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int g_level = -1;
+/* atomic: the loop threads of several SDK clients in one process log at once
+ * (each may be the first to read HUDONG_LOG; they all compute the same level) */
+static _Atomic int g_level = -1;
 
-void hd_log_set_level(int level) { g_level = level; }
+void hd_log_set_level(int level) { atomic_store_explicit(&g_level, level, memory_order_relaxed); }
 
 int hd_log_level(void) {
-  if (g_level < 0) {
+  int l = atomic_load_explicit(&g_level, memory_order_relaxed);
+  if (l < 0) {
     const char *e = getenv("HUDONG_LOG");
-    g_level = HD_LOG_INFO;
+    l = HD_LOG_INFO;
     if (e) {
       if (!strcmp(e, "error"))
-        g_level = HD_LOG_ERROR;
+        l = HD_LOG_ERROR;
       else if (!strcmp(e, "warn"))
-        g_level = HD_LOG_WARN;
+        l = HD_LOG_WARN;
       else if (!strcmp(e, "debug"))
-        g_level = HD_LOG_DEBUG;
+        l = HD_LOG_DEBUG;
     }
+    atomic_store_explicit(&g_level, l, memory_order_relaxed);
   }
-  return g_level;
+  return l;
 }
 
 void hd_log(int level, const char *module, const char *fmt, ...) {

@@ -29,6 +29,9 @@
 
 #define TICK_MS 5
 #define LEAVE_WAIT_US 2000000
+/* a route thread: hd_client_route needs ~16 KiB of buffers plus getaddrinfo and
+ * the sanitizers; not the 8 MiB default */
+#define ROUTE_THREAD_STACK (256 * 1024)
 
 enum {
   CMD_JOIN = 1,
@@ -581,6 +584,9 @@ static void finish_stop(hd_client_t *c) {
     cl_local_free(&c->local[i]);
   cl_remotes_clear(c);
   if (!uv_is_closing((uv_handle_t *)&c->tick)) uv_close((uv_handle_t *)&c->tick, close_noop);
+  uv_mutex_lock(&c->mu);
+  c->async_closed = 1; /* a route thread still running keeps its result: hd_client_free joins it */
+  uv_mutex_unlock(&c->mu);
   if (!uv_is_closing((uv_handle_t *)&c->async)) uv_close((uv_handle_t *)&c->async, close_noop);
 }
 
@@ -652,11 +658,18 @@ static void join_failed(hd_client_t *c, int rc) {
                                   : "cannot start the connection");
 }
 
-/* cfg.cluster_url: hd_client_route, blocking, on a thread-pool thread; only
- * it touches c->route* until route_done runs on the loop thread. */
-static void route_work(uv_work_t *w) {
-  hd_client_t *c = w->data;
-  c->route_rc = hd_client_route(c->cluster, c->token, &c->route, c->route_err, sizeof c->route_err);
+/* cfg.cluster_url: hd_client_route, blocking, on its own thread (at most
+ * HD_CLIENT_ROUTE_MAX_MS); only it touches c->route* until route_ready is
+ * set under mu, then the loop thread takes them (on_async -> route_done).
+ * hd_client_free joins it. */
+static void route_main(void *arg) {
+  hd_client_t *c = arg;
+  int rc = hd_client_route(c->cluster, c->token, &c->route, c->route_err, sizeof c->route_err);
+  uv_mutex_lock(&c->mu);
+  c->route_rc = rc;
+  c->route_ready = 1;
+  if (!c->async_closed) uv_async_send(&c->async);
+  uv_mutex_unlock(&c->mu);
 }
 
 /* The ring of URLs after a route: the chosen node, the app's fallbacks, the
@@ -684,15 +697,9 @@ static int apply_route(hd_client_t *c) {
   return 0;
 }
 
-static void route_done(uv_work_t *w, int status) {
-  hd_client_t *c = w->data;
+static void route_done(hd_client_t *c) {
   c->routing = 0;
   if (c->stopping || !c->want_joined) return; /* freed or left meanwhile (leave said DISCONNECTED) */
-  if (status < 0) {
-    c->want_joined = 0;
-    set_state(c, HD_CLIENT_FAILED, HD_EIO, "the route lookup did not run");
-    return;
-  }
   if (c->route_rc < 0) {
     char msg[600];
     snprintf(msg, sizeof msg, "route via %s: %s", c->cluster, c->route_err);
@@ -725,13 +732,19 @@ static void handle_cmd(hd_client_t *c, cl_cmd_t *m, hd_time_t now) {
     }
     c->want_joined = 1;
     set_state(c, HD_CLIENT_CONNECTING, 0, "");
-    if (c->routing) break; /* left while routing, joined again: that route goes on */
-    if (c->cluster) {      /* route first, off this thread (route_work) */
-      c->route_work.data = c;
-      if (uv_queue_work(&c->loop, &c->route_work, route_work, route_done) == 0)
+    if (c->routing) break;        /* left while routing, joined again: that route goes on */
+    if (c->cluster) {             /* route first, off this thread (route_main) */
+      if (c->route_thread_live) { /* the last route's thread: it has posted its result and ends */
+        uv_thread_join(&c->route_thread);
+        c->route_thread_live = 0;
+      }
+      uv_thread_options_t to = {.flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = ROUTE_THREAD_STACK};
+      if (uv_thread_create_ex(&c->route_thread, &to, route_main, c) == 0) {
         c->routing = 1;
-      else
+        c->route_thread_live = 1;
+      } else {
         join_failed(c, HD_EIO);
+      }
       break;
     }
     int rc = session_start(c, now);
@@ -843,8 +856,11 @@ static void on_async(uv_async_t *a) {
   cl_cmd_t *m = c->q_head;
   c->q_head = c->q_tail = NULL;
   c->q_n = c->q_bytes = 0;
+  int routed = c->route_ready;
+  c->route_ready = 0;
   uv_mutex_unlock(&c->mu);
   hd_time_t now = cl_now();
+  if (routed) route_done(c);
   while (m) {
     cl_cmd_t *next = m->next;
     if (!c->stopping || m->type == CMD_STOP) handle_cmd(c, m, now);
@@ -1171,6 +1187,7 @@ void hd_client_free(hd_client_t *c) {
   c->stopped = 1;
   uv_mutex_unlock(&c->mu);
   uv_thread_join(&c->thread);
+  if (c->route_thread_live) uv_thread_join(&c->route_thread); /* at most HD_CLIENT_ROUTE_MAX_MS */
   uv_loop_close(&c->loop);
   cl_cmd_t *m = c->q_head;
   while (m) {

@@ -155,13 +155,18 @@ struct hd_client {
   /* url then the cluster's fallback URLs (cfg.fallback_urls), tried in turn after a lost connection */
   char *urls[1 + HD_CLIENT_MAX_FALLBACK_URLS];
   int n_urls, url_idx;
-  /* cfg.cluster_url: each join routes first (client_route.c) in libuv's
-   * thread pool; urls[0] is then the chosen node, urls[1..n_fixed) the
-   * app's fallback_urls, the route's other nodes after them */
+  /* cfg.cluster_url: each join routes first (client_route.c) on a thread
+   * of its own (route_thread: not libuv's shared pool of 4, where routes of
+   * several clients would queue behind each other and starve the app's own
+   * work); urls[0] is then the chosen node, urls[1..n_fixed) the app's
+   * fallback_urls, the route's other nodes after them */
   char *cluster;
   int n_fixed;
-  int routing; /* route_work queued and not done: the worker writes route*, nothing else does */
-  uv_work_t route_work;
+  int routing; /* a route thread runs and its result is not taken: it writes route*, nothing else does */
+  uv_thread_t route_thread;
+  int route_thread_live; /* started and not joined yet */
+  int route_ready;       /* under mu: route* are written; the loop takes them (on_async) */
+  int async_closed;      /* under mu: c->async is closing: the route thread must not send to it */
   hd_client_route_result_t route;
   int route_rc;
   char route_err[512];

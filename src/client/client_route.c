@@ -4,13 +4,19 @@
  * the candidates, /api/ping RTTs to each (one thread per candidate, so the
  * slowest bounds the time, not the sum), /api/route again with the RTTs.
  * Used by hd_client_route callers, by the client itself for
- * cfg.cluster_url (in libuv's thread pool) and by `hudong pub|sub
- * --cluster`. */
+ * cfg.cluster_url (on a thread of its own per route, client.c) and by
+ * `hudong pub|sub --cluster`.
+ *
+ * Time: each /api/route call has ONE deadline (ROUTE_ASK_MS from its start)
+ * for its connect, request and answer; all pings share one deadline
+ * (ROUTE_PROBE_MS from before the first thread starts), so the worst case is
+ * 2 x ROUTE_ASK_MS + ROUTE_PROBE_MS = HD_CLIENT_ROUTE_MAX_MS, plus DNS. */
 #include "client/client_route.h"
 
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +24,7 @@
 
 #include "base/base64.h"
 #include "base/err.h"
+#include "proto/token.h"
 #include "hudong/client.h"
 #include "io/http_sync.h"
 
@@ -27,6 +34,9 @@
 #define ROUTE_ASK_MS 3000   /* one /api/route call */
 #define ROUTE_BODY_MAX (256 * 1024)
 #define ROUTE_MAX_CANDS 64 /* candidates read from an answer; more are ignored */
+/* A ping thread's stack: its buffers (~3 KiB), getaddrinfo's and the
+ * sanitizers' needs, far under the 8 MiB default of 8 threads at once. */
+#define ROUTE_PING_STACK (128 * 1024)
 
 _Static_assert(ROUTE_ASK_MS * 2 + ROUTE_PROBE_MS == HD_CLIENT_ROUTE_MAX_MS, "the documented worst case");
 
@@ -34,7 +44,7 @@ int cl_rtc_url_of(const char *http_url, char *out, size_t cap) {
   static const char *const from[] = {"http://", "https://"}, *const to[] = {"ws://", "wss://"};
   for (int i = 0; http_url && i < 2; i++) {
     size_t n = strlen(from[i]);
-    if (strncmp(http_url, from[i], n)) continue;
+    if (strncasecmp(http_url, from[i], n)) continue; /* the scheme is case-insensitive (RFC 3986 §3.1) */
     size_t l = strlen(http_url + n);
     while (l > 0 && http_url[n + l - 1] == '/')
       l--;
@@ -55,8 +65,9 @@ int cl_rtc_url_of(const char *http_url, char *out, size_t cap) {
 typedef struct {
   char id[128];
   char url[HD_CLIENT_ROUTE_URL_MAX];
-  int probed;
-  double rtt; /* ms; < 0 = no answer */
+  int probed;        /* a ping thread ran for it (at most HD_CLIENT_ROUTE_MAX_PROBES do) */
+  int64_t probe_end; /* the pings' common deadline */
+  double rtt;        /* ms; < 0 = no answer or not probed */
 } cand_t;
 
 static double now_ms_f(void) {
@@ -73,8 +84,8 @@ static void *probe_thread(void *arg) {
   char path[HD_HTTPC_PATH_MAX + 16], body[512];
   if (hd_http_url_parse(p->url, &u) < 0 || hd_http_sync_path(&u, "/api/ping", path, sizeof path) < 0)
     return NULL;
-  int64_t start = hd_http_sync_now_ms(), end = start + ROUTE_PROBE_MS;
-  int fd = hd_http_sync_connect(&u, start + ROUTE_PING_MS);
+  int64_t start = hd_http_sync_now_ms(), end = p->probe_end;
+  int fd = hd_http_sync_connect(&u, start + ROUTE_PING_MS < end ? start + ROUTE_PING_MS : end);
   if (fd < 0) return NULL;
   for (int i = 0; i < ROUTE_PING_SAMPLES; i++) {
     int64_t t = hd_http_sync_now_ms();
@@ -118,9 +129,10 @@ static void pct(const char *s, char *out, size_t cap) {
   out[o] = 0;
 }
 
-/* GET /api/route; the JSON of a 200 or 503 answer, else NULL and *rc. */
-static json_t *ask(const hd_http_url_t *u, const char *room, const char *token, const char *rtt, int *out_rc,
-                   char *err, size_t errcap) {
+/* GET /api/route, all of it before deadline; the JSON of a 200 or 503
+ * answer (*status says which), else NULL and *rc. */
+static json_t *ask(const hd_http_url_t *u, const char *room, const char *token, const char *rtt,
+                   int64_t deadline, int *status, int *out_rc, char *err, size_t errcap) {
   int rc = 0;
   char q[HD_HTTPC_PATH_MAX + 1600], enc[400], path[sizeof q + HD_HTTPC_PATH_MAX];
   pct(room, enc, sizeof enc);
@@ -129,18 +141,26 @@ static json_t *ask(const hd_http_url_t *u, const char *room, const char *token, 
   char *body = malloc(ROUTE_BODY_MAX);
   if (!body) FAIL(HD_ENOMEM, "out of memory");
   if (hd_http_sync_path(u, q, path, sizeof path) < 0) FAIL(HD_EINVAL, "the cluster URL's path is too long");
-  int fd = hd_http_sync_connect(u, hd_http_sync_now_ms() + ROUTE_ASK_MS);
+  int fd = hd_http_sync_connect(u, deadline);
   if (fd < 0)
     FAIL(fd == HD_ETIMEDOUT ? HD_ETIMEDOUT : HD_EIO,
          "no answer from %s:%d (%s): is a hudong node running there? Give any live node of the cluster",
          u->host, u->port, hd_http_sync_connect_error(fd));
-  int st = hd_http_sync_request(fd, "GET", u, path, token, body, ROUTE_BODY_MAX,
-                                hd_http_sync_now_ms() + ROUTE_ASK_MS);
+  int st = hd_http_sync_request(fd, "GET", u, path, token, body, ROUTE_BODY_MAX, deadline);
   close(fd);
+  if (st == HD_EINVAL)
+    FAIL(HD_EINVAL,
+         "GET /api/route to %s:%d: request too large (a token over %d bytes?): use a shorter token", u->host,
+         u->port, HD_TOKEN_MAX);
+  if (st == HD_ETIMEDOUT)
+    FAIL(HD_ETIMEDOUT, "%s:%d did not answer GET /api/route within %d ms: is it a hudong node's HTTP port?",
+         u->host, u->port, ROUTE_ASK_MS);
   if (st < 0)
-    FAIL(st == HD_ETIMEDOUT ? HD_ETIMEDOUT : HD_EPROTO,
-         "%s:%d did not answer GET /api/route within %d ms (%s): is it a hudong node's HTTP port?", u->host,
-         u->port, ROUTE_ASK_MS, hd_strerror(st));
+    FAIL(st == HD_ENOMEM ? HD_ENOMEM
+         : st == HD_EIO  ? HD_EIO
+                         : HD_EPROTO,
+         "GET /api/route at %s:%d: %s: is it a hudong node's HTTP port?", u->host, u->port,
+         hd_http_sync_request_error(st));
   size_t bl = strcspn(body, "\r\n");
   if (st == 401)
     FAIL(
@@ -161,6 +181,16 @@ static json_t *ask(const hd_http_url_t *u, const char *room, const char *token, 
   if (!json_is_object(o))
     FAIL(HD_EPROTO, "/api/route at %s:%d answered %d without a JSON object: is it a hudong node?", u->host,
          u->port, st);
+  json_t *node = json_object_get(o, "node");
+  /* a 503 may come without candidates (its "error" is what counts) */
+  if (st == 200 &&
+      !(json_is_array(json_object_get(o, "candidates")) && json_is_string(json_object_get(node, "id")) &&
+        json_is_string(json_object_get(node, "url"))))
+    FAIL(HD_EPROTO,
+         "%s:%d answered %d with JSON that is not an /api/route answer (no node / candidates): give a hudong "
+         "node's base URL (http://host:port), not another service's",
+         u->host, u->port, st);
+  *status = st;
   *out_rc = 0;
   free(body);
   return o;
@@ -202,7 +232,9 @@ int hd_client_route(const char *cluster_url, const char *token, hd_client_route_
   if (token_room(token, out->room, sizeof out->room) < 0)
     FAIL(HD_EINVAL, "the token names no room (grants.room): mint one for the room to join "
                     "(hudong token --room R ...)");
-  if (!(first = ask(&u, out->room, token, "", &rc, err, errcap))) goto done;
+  int st1 = 0, st2 = 0;
+  if (!(first = ask(&u, out->room, token, "", hd_http_sync_now_ms() + ROUTE_ASK_MS, &st1, &rc, err, errcap)))
+    goto done;
   cands = calloc(ROUTE_MAX_CANDS, sizeof *cands);
   if (!cands) FAIL(HD_ENOMEM, "out of memory");
   int nc = 0, np = 0;
@@ -218,12 +250,29 @@ int hd_client_route(const char *cluster_url, const char *token, hd_client_route_
     cands[nc].rtt = -1;
     nc++;
   }
+  /* the first answer's node (the room's holder, or the rule's pick) is
+   * probed first: with more than HD_CLIENT_ROUTE_MAX_PROBES candidates it is
+   * the one the second answer most likely names */
+  const char *first_id = json_string_value(json_object_get(json_object_get(first, "node"), "id"));
+  int porder[ROUTE_MAX_CANDS], npo = 0;
+  for (int k = 0; k < nc; k++)
+    if (first_id && !strcmp(cands[k].id, first_id)) porder[npo++] = k;
+  for (int k = 0; k < nc; k++)
+    if (!first_id || strcmp(cands[k].id, first_id)) porder[npo++] = k;
   pthread_t th[HD_CLIENT_ROUTE_MAX_PROBES];
-  for (int k = 0; k < nc && np < HD_CLIENT_ROUTE_MAX_PROBES; k++)
-    if (pthread_create(&th[np], NULL, probe_thread, &cands[k]) == 0) {
-      cands[k].probed = 1;
+  pthread_attr_t attr;
+  int attr_ok = pthread_attr_init(&attr) == 0;
+  if (attr_ok) pthread_attr_setstacksize(&attr, ROUTE_PING_STACK); /* on failure: the default size */
+  int64_t probe_end = hd_http_sync_now_ms() + ROUTE_PROBE_MS;
+  for (int j = 0; j < npo && np < HD_CLIENT_ROUTE_MAX_PROBES; j++) {
+    cand_t *p = &cands[porder[j]];
+    p->probe_end = probe_end;
+    if (pthread_create(&th[np], attr_ok ? &attr : NULL, probe_thread, p) == 0) {
+      p->probed = 1;
       np++;
     }
+  }
+  if (attr_ok) pthread_attr_destroy(&attr);
   for (int k = 0; k < np; k++)
     pthread_join(th[k], NULL);
   char rtt[1024] = "", enc[400];
@@ -241,7 +290,12 @@ int hd_client_route(const char *cluster_url, const char *token, hd_client_route_
     }
   if (rl) {
     int arc = 0;
-    answer = ask(&u, out->room, token, rtt, &arc, NULL, 0);
+    answer = ask(&u, out->room, token, rtt, hd_http_sync_now_ms() + ROUTE_ASK_MS, &st2, &arc, NULL, 0);
+  }
+  if (answer && st2 == 503) { /* the cluster has just refused every node: joining one would be refused too */
+    const char *e = json_string_value(json_object_get(answer, "error"));
+    FAIL(HD_EIO, "no node of the cluster can be joined now (503: %s): retry in a few seconds, or add nodes",
+         e ? e : "no node named");
   }
   if (!answer) answer = json_incref(first); /* the second call failed: the first's choice */
   const char *nid = json_string_value(json_object_get(json_object_get(answer, "node"), "id"));
@@ -253,7 +307,12 @@ int hd_client_route(const char *cluster_url, const char *token, hd_client_route_
     if (nid && !strcmp(cands[k].id, nid)) chosen = k;
     if (cands[k].rtt >= 0 && (best < 0 || cands[k].rtt < cands[best].rtt)) best = k;
   }
-  if (nurl && (best < 0 || (chosen >= 0 && cands[chosen].rtt >= 0))) {
+  /* a candidate past the probe cap was not measured: not measured is not "did not answer" */
+  if (nurl && strlen(nurl) >= sizeof out->node.url)
+    FAIL(HD_EPROTO,
+         "the cluster named node %s with a URL too long (%zu bytes, at most %d): shorten its --announce-url",
+         nid ? nid : "?", strlen(nurl), HD_CLIENT_ROUTE_URL_MAX - 1);
+  if (nurl && (best < 0 || (chosen >= 0 && (!cands[chosen].probed || cands[chosen].rtt >= 0)))) {
     fill_node(&out->node, nid, nurl, chosen >= 0 ? cands[chosen].rtt : -1);
     snprintf(out->reason, sizeof out->reason, "%s", reason ? reason : "");
   } else if (best >= 0) {

@@ -1,21 +1,23 @@
-/* Blocking HTTP/1.1 client: see http_sync.h. The deadline is applied by
- * setting SO_RCVTIMEO/SO_SNDTIMEO to the time left before each system call
- * (SO_SNDTIMEO also bounds connect() on Linux), so a peer that trickles bytes
- * cannot hold the caller past the deadline. */
+/* Blocking HTTP/1.1 client: see http_sync.h. The socket is non-blocking and
+ * every wait is a poll() on the time left before the deadline, so a peer that
+ * trickles bytes cannot hold the caller past it, and a signal (EINTR) only
+ * costs a retry of the wait, never the request. */
 #include "io/http_sync.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
+#include "proto/token.h"
 
 int64_t hd_http_sync_now_ms(void) {
   struct timespec ts;
@@ -23,18 +25,29 @@ int64_t hd_http_sync_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Arms fd's timeouts with the time left; HD_ETIMEDOUT if none is. */
-static int arm(int fd, int64_t deadline_ms) {
-  int64_t left = deadline_ms - hd_http_sync_now_ms();
-  if (left <= 0) return HD_ETIMEDOUT;
-  struct timeval tv = {.tv_sec = (time_t)(left / 1000), .tv_usec = (suseconds_t)(left % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  return 0;
+/* Waits until fd is ready for events, or the deadline: 0, HD_ETIMEDOUT, or
+ * HD_EIO. A signal retries the wait with the time then left. */
+static int wait_fd(int fd, short events, int64_t deadline_ms) {
+  for (;;) {
+    int64_t left = deadline_ms - hd_http_sync_now_ms();
+    if (left <= 0) return HD_ETIMEDOUT;
+    struct pollfd p = {.fd = fd, .events = events};
+    int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+    if (r > 0) return 0; /* ready, or an error/hang-up the next call reports */
+    if (r < 0 && errno != EINTR) return HD_EIO;
+  }
 }
 
-static int io_err(void) {
-  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS ? HD_ETIMEDOUT : HD_EIO;
+/* connect() of a non-blocking socket within the deadline: 0 or HD_E*. */
+static int connect_by(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline_ms) {
+  if (connect(fd, sa, len) == 0) return 0;
+  if (errno != EINPROGRESS && errno != EINTR) return HD_EIO; /* EINTR: it goes on in the background */
+  int rc = wait_fd(fd, POLLOUT, deadline_ms);
+  if (rc < 0) return rc;
+  int soerr = 0;
+  socklen_t sl = sizeof soerr;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) return HD_EIO;
+  return 0;
 }
 
 int hd_http_sync_connect(const hd_http_url_t *u, int64_t deadline_ms) {
@@ -44,12 +57,12 @@ int hd_http_sync_connect(const hd_http_url_t *u, int64_t deadline_ms) {
   if (getaddrinfo(u->host, port, &hints, &res) != 0) return HD_ENOTFOUND;
   int fd = -1, rc = HD_EIO;
   for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
-    if ((rc = arm(fd, deadline_ms)) == 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
-    if (rc == 0) rc = io_err();
+    if ((rc = connect_by(fd, a->ai_addr, a->ai_addrlen, deadline_ms)) == 0) break;
     close(fd);
     fd = -1;
+    if (rc == HD_ETIMEDOUT) break; /* no time left for the next address */
   }
   freeaddrinfo(res);
   return fd >= 0 ? fd : rc;
@@ -61,6 +74,17 @@ const char *hd_http_sync_connect_error(int rc) {
                               : "connection refused or host unreachable";
 }
 
+const char *hd_http_sync_request_error(int rc) {
+  switch (rc) {
+  case HD_ETIMEDOUT: return "no complete answer before the deadline (the server is slow or is not HTTP)";
+  case HD_EIO: return "the connection closed or failed before a complete answer";
+  case HD_EPROTO: return "the answer is not HTTP/1.x with a Content-Length";
+  case HD_ENOSPC: return "the answer is larger than the buffer for it";
+  case HD_EINVAL: return "the request is too large (an over-long token or path)";
+  }
+  return hd_strerror(rc);
+}
+
 int hd_http_sync_path(const hd_http_url_t *u, const char *path, char *out, size_t cap) {
   size_t pl = strlen(u->path);
   while (pl > 0 && u->path[pl - 1] == '/')
@@ -69,32 +93,47 @@ int hd_http_sync_path(const hd_http_url_t *u, const char *path, char *out, size_
   return n < 0 || (size_t)n >= cap ? HD_ENOSPC : 0;
 }
 
-/* recv with the deadline: > 0 bytes, or a negative HD_E*. */
+/* recv within the deadline: > 0 bytes, or a negative HD_E*. */
 static int recv_some(int fd, char *buf, size_t n, int64_t deadline_ms) {
-  int rc = arm(fd, deadline_ms);
-  if (rc < 0) return rc;
-  ssize_t r = recv(fd, buf, n, 0);
-  if (r > 0) return (int)r;
-  return r == 0 ? HD_EIO : io_err();
+  for (;;) {
+    ssize_t r = recv(fd, buf, n, MSG_DONTWAIT);
+    if (r > 0) return (int)r;
+    if (r == 0) return HD_EIO;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return HD_EIO;
+    int rc = wait_fd(fd, POLLIN, deadline_ms);
+    if (rc < 0) return rc;
+  }
 }
+
+/* The request head: the longest path hd_http_sync_path makes, the host, a
+ * token of up to HD_TOKEN_MAX bytes, the fixed headers. */
+#define REQ_MAX (2 * HD_HTTPC_PATH_MAX + 1024 + HD_HTTPC_HOST_MAX + HD_TOKEN_MAX + 512)
 
 int hd_http_sync_request(int fd, const char *method, const hd_http_url_t *u, const char *path,
                          const char *token, char *body, size_t cap, int64_t deadline_ms) {
-  char req[HD_HTTPC_PATH_MAX + HD_HTTPC_HOST_MAX + 4096];
+  char *req = malloc(REQ_MAX);
+  if (!req) return HD_ENOMEM;
   int is_get = !strcmp(method, "GET");
   int n =
-      snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s%s%s%sConnection: keep-alive\r\n\r\n",
+      snprintf(req, REQ_MAX, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s%s%s%sConnection: keep-alive\r\n\r\n",
                method, path, u->ipv6_literal ? "[" : "", u->host, u->ipv6_literal ? "]" : "", u->port,
                token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
                is_get ? "" : "Content-Length: 0\r\n");
-  if (n < 0 || (size_t)n >= sizeof req || cap < 2) return HD_ENOSPC;
-  for (int sent = 0; sent < n;) {
-    int rc = arm(fd, deadline_ms);
-    if (rc < 0) return rc;
-    ssize_t w = send(fd, req + sent, (size_t)(n - sent), MSG_NOSIGNAL);
-    if (w <= 0) return io_err();
-    sent += (int)w;
+  int rc = n < 0 || n >= REQ_MAX ? HD_EINVAL : cap < 2 ? HD_ENOSPC : 0;
+  for (int sent = 0; rc == 0 && sent < n;) {
+    ssize_t w = send(fd, req + sent, (size_t)(n - sent), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0)
+      sent += (int)w;
+    else if (w < 0 && errno == EINTR)
+      continue;
+    else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      rc = wait_fd(fd, POLLOUT, deadline_ms);
+    else
+      rc = HD_EIO;
   }
+  free(req);
+  if (rc < 0) return rc;
   size_t got = 0;
   char *hend = NULL;
   while (!hend) {
@@ -149,8 +188,10 @@ int hd_http_sync(const char *method, const char *base, const char *path, const c
   }
   int st = hd_http_sync_request(fd, method, &u, full, token, body, cap, deadline);
   close(fd);
-  if (st < 0)
-    snprintf(err, errcap, "%s:%d: no valid HTTP answer within %d ms (%s)", u.host, u.port, timeout_ms,
-             hd_strerror(st));
+  if (st == HD_ETIMEDOUT)
+    snprintf(err, errcap, "%s:%d: no complete HTTP answer within %d ms: is it a hudong node's HTTP port?",
+             u.host, u.port, timeout_ms);
+  else if (st < 0)
+    snprintf(err, errcap, "%s:%d: %s", u.host, u.port, hd_http_sync_request_error(st));
   return st;
 }

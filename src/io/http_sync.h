@@ -3,7 +3,8 @@
  * hd_client_route) and the CLI's admin calls (`hudong drain`, `hudong cluster
  * links`). One request at a time on a kept-alive connection, responses framed
  * by Content-Length (what a hudong node sends), every step bounded by a
- * deadline on the monotonic clock. The event-loop client is io/http_client.h.
+ * deadline on the monotonic clock (non-blocking socket + poll; a signal
+ * retries the wait, it does not fail the request). The event-loop client is io/http_client.h.
  * Host names go through getaddrinfo, whose own timeouts are the resolver's:
  * the deadline bounds connect, send and receive. */
 #ifndef HD_IO_HTTP_SYNC_H
@@ -28,9 +29,13 @@ const char *hd_http_sync_connect_error(int rc);
  * Authorization. The response body, NUL-terminated, into body[0..cap).
  * Returns the status (100..599), or HD_ETIMEDOUT (deadline passed), HD_EIO
  * (connection closed or failed), HD_EPROTO (not an HTTP/1.x response or no
- * Content-Length), HD_ENOSPC (head or body does not fit in cap). */
+ * Content-Length), HD_ENOSPC (head or body does not fit in cap), HD_EINVAL
+ * (the request itself is too large: a token over HD_TOKEN_MAX bytes or an
+ * over-long path), HD_ENOMEM. */
 int hd_http_sync_request(int fd, const char *method, const hd_http_url_t *u, const char *path,
                          const char *token, char *body, size_t cap, int64_t deadline_ms);
+/* What hd_http_sync_request's error means, in words, for messages. */
+const char *hd_http_sync_request_error(int rc);
 
 /* u's own path (a proxy prefix such as /hudong, trailing slashes dropped)
  * followed by path, into out. 0, or HD_ENOSPC. */

@@ -134,6 +134,7 @@ typedef struct {
   hd_time_t rc_last, last_decrease;
   hd_time_t first_unanswered; /* first packet sent since the last feedback; -1 none */
   hd_time_t last_feedback_at; /* local time of the last TWCC feedback, 0 none */
+  hd_time_t reported_send;    /* send time of the latest packet feedback reported (received or lost) */
   hd_time_t last_timeout_cut;
   double link_avg_kbps; /* < 0: unknown */
   double link_var;

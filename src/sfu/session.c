@@ -713,6 +713,42 @@ static uint32_t layer_bps(const hd_in_track_t *t, hd_time_t now) {
   return b ? (uint32_t)b : 1;
 }
 
+/* The layer whose per-TID rates (VP8 temporal layers, RFC 7741 TID) say how
+ * layer `lt` of the group headed by `head` splits by TID: lt itself when it
+ * has them, else another layer of the same track that has (the encoder's
+ * temporal structure is the same in every simulcast layer): a layer of a
+ * remote publisher that does not cross the overlay link now is known here
+ * by its LAYERS report, a rate and a size (room_remote.c), never by its
+ * TIDs. NULL when no layer of the track has them. */
+static const hd_in_track_t *tid_rates_of(const hd_session_t *pub, int head, const hd_in_track_t *lt) {
+  const hd_in_track_t *ht = &pub->in[head];
+  for (int l = -1; l < (ht->n_layers > 1 ? ht->n_layers : 1); l++) {
+    const hd_in_track_t *x = l < 0 ? lt : &pub->in[ht->n_layers > 1 ? ht->layers[l] : head];
+    if (x->max_tid <= 0) continue;
+    for (int k = 0; k <= x->max_tid && k <= HD_TL_ALL; k++)
+      if (x->tid_bps[k]) return x;
+  }
+  return NULL;
+}
+
+/* What layer lt (rate lb) costs a subscriber that gets its TIDs up to
+ * `cap` only (track_settings max_temporal_layer): lb x the share of those
+ * TIDs in its measured per-TID rates. Budgeting the whole layer kept a
+ * subscriber capped to TL0 on a smaller layer whose TL0 alone it had room for
+ * (or paused it). lb when nothing is dropped or no rates say by how much. */
+static uint32_t tid_capped_bps(const hd_session_t *pub, int head, const hd_in_track_t *lt, uint32_t lb,
+                               int cap) {
+  if (cap >= HD_TL_ALL || lb <= 1) return lb;
+  const hd_in_track_t *x = tid_rates_of(pub, head, lt);
+  if (!x || cap >= x->max_tid) return lb;
+  uint64_t all = 0, fwd = 0;
+  for (int k = 0; k <= x->max_tid && k <= HD_TL_ALL; k++) {
+    all += x->tid_bps[k];
+    if (k <= cap) fwd += x->tid_bps[k];
+  }
+  return all ? (uint32_t)((uint64_t)lb * fwd / all) + 1 : lb;
+}
+
 /* pub's layers of the group headed by `head` in ascending size: by the
  * keyframe sizes when every layer has sent one, else by measured bitrate (the
  * a=simulcast order says nothing of size). A paused layer keeps its last size,
@@ -815,9 +851,11 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       t->alloc.cur = t->alloc.up_target = -1;
       t->alloc.switches = 0;
     }
+    int cap = t->lim_tid ? t->lim_tid - 1 : HD_TL_ALL; /* the highest TID it may get */
     if (head->n_layers <= 1 && !t->gated) {
       if (t->kind != HD_TRACK_VIDEO || (!settled && t->alloc.visible)) {
-        fixed += layer_bps(head, now);
+        fixed += t->kind == HD_TRACK_VIDEO ? tid_capped_bps(pub, h, head, layer_bps(head, now), cap)
+                                           : layer_bps(head, now);
         continue;
       }
       /* from now on the allocator decides; it starts from what flows */
@@ -857,12 +895,15 @@ void hd_session_allocate(hd_session_t *v, hd_session_t *room_pub, hd_time_t now,
       uint64_t tot = 0, cum = 0;
       for (int k = 0; k <= mt; k++)
         tot += lt->tid_bps[k];
+      if (mt > cap) mt = cap; /* TIDs above the subscriber's cap are never sent: no entries for them */
       if (!tot || nl + mt + 1 > HD_ALLOC_MAX_LAYERS - (ns - 1 - l)) mt = 0;
+      /* the layer's last entry: what it costs with the TIDs the cap leaves */
+      uint32_t lbc = tid_capped_bps(pub, h, lt, lb, cap);
       for (int k = 0; k <= mt; k++) {
         cum += lt->tid_bps[k];
         order[n][nl] = sp[l];
         tids[n][nl] = k == mt ? HD_TL_ALL : k;
-        x->bps[nl] = k == mt || !lb ? lb : (uint32_t)((uint64_t)lb * cum / tot) + 1;
+        x->bps[nl] = k == mt ? lbc : !lb ? lb : (uint32_t)((uint64_t)lb * cum / tot) + 1;
         /* the current choice: the first of its layer's entries that gives
          * at least the TIDs it gets now */
         if (sp[l] == t->want_in && x->cur < 0 && tids[n][nl] >= t->want_tid) x->cur = nl;

@@ -7,9 +7,17 @@
  *       JOINED, 1 on FAILED or after 20 s.
  *   route_sdk_probe free CLUSTER TOKEN    the same client freed 100 ms after
  *       hd_client_join, while it routes: prints "freed" once
- *       hd_client_free returned (it waits for the route), exit 0. */
+ *       hd_client_free returned (it waits for the route), exit 0.
+ *   route_sdk_probe many N CLUSTER TOKEN  N clients with cfg.cluster_url join
+ *       at once; prints "settled N in MS ms" once each is FAILED or JOINED
+ *       (30 s cap), then frees them (test_route_sdk_fake.py: N routes run at
+ *       once, none waits in a queue).
+ *   route_sdk_probe manyfree N CLUSTER TOKEN  the same, freed one after the
+ *       other 300 ms after hd_client_join, while they route: prints "freed N
+ *       in MS ms" (all the frees together). */
 #include <hudong/client.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,9 +91,53 @@ static int do_free(const char *cluster, const char *token) {
   return 0;
 }
 
+static atomic_int settled;
+
+static void on_state_count(void *ud, hd_client_state_t st, int err, const char *reason) {
+  if (st == HD_CLIENT_FAILED || st == HD_CLIENT_JOINED) atomic_fetch_add(&settled, 1);
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+#define MANY_MAX 16
+
+static int do_many(int n, const char *cluster, const char *token, int free_early) {
+  hd_client_t *c[MANY_MAX];
+  hd_client_config_t cfg = {
+      .cluster_url = cluster, .token = token, .no_reconnect = 1, .cb = {.on_state = on_state_count}};
+  if (n < 1 || n > MANY_MAX) return 2;
+  for (int i = 0; i < n; i++)
+    if (hd_client_new(&c[i], &cfg) < 0) return 1;
+  double t0 = now_ms();
+  for (int i = 0; i < n; i++)
+    hd_client_join(c[i]);
+  if (free_early) {
+    usleep(300000);
+    double f0 = now_ms();
+    for (int i = 0; i < n; i++)
+      hd_client_free(c[i]);
+    printf("freed %d in %.0f ms\n", n, now_ms() - f0);
+    return 0;
+  }
+  while (atomic_load(&settled) < n && now_ms() - t0 < 30000)
+    usleep(10000);
+  printf("settled %d in %.0f ms\n", atomic_load(&settled), now_ms() - t0);
+  fflush(stdout);
+  for (int i = 0; i < n; i++)
+    hd_client_free(c[i]);
+  return atomic_load(&settled) == n ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 5 && (!strcmp(argv[1], "many") || !strcmp(argv[1], "manyfree")))
+    return do_many(atoi(argv[2]), argv[3], argv[4], !strcmp(argv[1], "manyfree"));
   if (argc != 4 || (strcmp(argv[1], "route") && strcmp(argv[1], "join") && strcmp(argv[1], "free"))) {
-    fprintf(stderr, "usage: route_sdk_probe route|join|free CLUSTER_URL TOKEN\n");
+    fprintf(stderr, "usage: route_sdk_probe route|join|free CLUSTER_URL TOKEN\n"
+                    "       route_sdk_probe many|manyfree N CLUSTER_URL TOKEN\n");
     return 2;
   }
   if (!strcmp(argv[1], "free")) return do_free(argv[2], argv[3]);

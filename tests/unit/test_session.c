@@ -577,6 +577,111 @@ static void test_vp8_temporal_layers(void **st) {
   hd_session_set_pacer(1, 0);
 }
 
+/* ---- a subscriber capped to a lower temporal layer ---- */
+
+static uint16_t g_tl_seq[2] = {300, 7000};
+
+/* simulcast_pub()'s two layers send VP8 L1T3 at 30 fps from `from` to
+ * `until`: "h" one packet a frame (TL0 150 bytes of payload, TL1 100, TL2
+ * 75), "f" two (600, 400, 300): ~37 and ~260 kbit/s with headers, TL0 ~37% of each. With
+ * f_rate_only, "f" sends nothing and is kept live with its rate alone, as
+ * room_remote.c keeps a layer of a publisher on another node that does not
+ * cross the overlay link (its LAYERS report: rate and size, no TIDs). */
+static void l1t3_simulcast_sends(hd_session_t *p, hd_time_t from, hd_time_t until, int f_rate_only) {
+  static int frame;
+  for (hd_time_t t = from; t < until; t += HD_MS(33)) {
+    int f = frame++, tid = L1T3_TIDS[f % 4];
+    for (int l = 0; l < 2; l++) {
+      if (l == 1 && f_rate_only) {
+        p->in[1].last_packet_at = t;
+        p->in[1].bps = 200000;
+        continue;
+      }
+      for (int k = 0; k < (l ? 2 : 1); k++) {
+        uint8_t payload[700] = {0}, buf[1500], scratch[1500];
+        hd_vp8_desc_t d;
+        memset(&d, 0, sizeof d);
+        d.start = (uint8_t)(k == 0);
+        d.picture_id = f & 0x7fff;
+        d.picture_id_bits = 15;
+        d.tl0picidx = (f / 4) & 0xff;
+        d.tid = tid;
+        d.layer_sync = (uint8_t)L1T3_SYNC[f % 4];
+        d.keyidx = -1;
+        int dl = hd_vp8_desc_write(&d, payload, sizeof payload);
+        payload[dl] = 0x01;
+        size_t plen = (size_t)(tid == 0 ? 600 : tid == 1 ? 400 : 300) / (l ? 1 : 4);
+        const char *rid = l ? "f" : "h";
+        hd_rtp_ext_t ext[2] = {{1, 1, (const uint8_t *)"0"}, {2, 1, (const uint8_t *)rid}};
+        hd_rtp_build_t b = {.pt = 96,
+                            .marker = (uint8_t)(k == (l ? 1 : 0)),
+                            .seq = g_tl_seq[l]++,
+                            .ts = (uint32_t)(f * 3000),
+                            .ssrc = l ? 0xF1F1u : 0xE1E1u,
+                            .exts = ext,
+                            .ext_count = 2};
+        int n = hd_rtp_build(&b, payload, plen, buf, sizeof buf);
+        hd_rtp_hdr_t out;
+        hd_session_counters_t c = {0};
+        assert_int_equal(hd_session_publisher_rtp(p, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c),
+                         l);
+      }
+    }
+  }
+}
+
+/* The layer a viewer of simulcast_pub() capped to `lim_tid` TIDs
+ * (track_settings max_temporal_layer + 1; 0 = no cap) is given at an
+ * estimate of 150 kbit/s; *f_cost: what the allocator budgets "f" at. */
+static int capped_viewer_layer(int lim_tid, int f_rate_only, uint32_t *f_cost) {
+  hd_session_t *p = simulcast_pub();
+  hd_session_t *v = video_viewer();
+  hd_out_track_t *t = &v->out[0];
+  t->src = p;
+  t->src_in = 0;
+  t->lim_tid = lim_tid;
+  hd_session_counters_t c = {0};
+  hd_time_t now = HD_SEC(1);
+  l1t3_simulcast_sends(p, now, now + HD_SEC(3), f_rate_only);
+  now += HD_SEC(3);
+  v->estimate_bps = 150000;
+  v->estimate_first_at = now - HD_SEC(10);
+  for (hd_time_t end = now + HD_SEC(4); now < end; now += HD_MS(100)) {
+    l1t3_simulcast_sends(p, now, now + HD_MS(100), f_rate_only);
+    hd_session_allocate(v, NULL, now + HD_MS(100), &c);
+  }
+  assert_true(p->in[0].max_tid == 2 && p->in[0].tid_bps[0] > 0);
+  *f_cost = t->alloc.bps[t->alloc.n_layers - 1];
+  int want = t->want_in;
+  print_message("temporal cap %d%s: layer %d (h %u bps, f %u bps budgeted of %u)\n", lim_tid,
+                f_rate_only ? ", f known by its rate only" : "", want, p->in[0].bps, *f_cost, p->in[1].bps);
+  hd_session_free_tracks(v);
+  free(v);
+  hd_session_free_tracks(p);
+  free(p);
+  return want;
+}
+
+/* A subscriber capped to TL0 (track_settings max_temporal_layer 0) gets only
+ * "f"'s TL0 frames, ~96 of its ~260 kbit/s: the allocator budgets "f" at that
+ * (from the per-TID rates measured on the publisher's stream), so at 150
+ * kbit/s it gets "f" at 7.5 fps rather than "h". It budgeted the whole
+ * layer before, and kept it on "h". A layer known by its rate only (a
+ * remote publisher's layer that does not cross the overlay link) is split
+ * as the track's other layer is. Without the cap "f" does not fit. */
+static void test_temporal_cap_budget(void **st) {
+  (void)st;
+  uint32_t cost;
+  assert_int_equal(capped_viewer_layer(0, 0, &cost), 0); /* no cap: f does not fit, h */
+  assert_true(cost > 150000);
+  assert_int_equal(capped_viewer_layer(1, 0, &cost), 1); /* TL0 only: f fits */
+  assert_true(cost > 70000 && cost < 120000);
+  assert_int_equal(capped_viewer_layer(1, 1, &cost), 1); /* f's TIDs inferred from h's */
+  assert_true(cost > 60000 && cost < 90000);
+  assert_int_equal(capped_viewer_layer(2, 0, &cost), 0); /* TL0+TL1: ~160 kbit/s, does not fit */
+  assert_true(cost > 130000 && cost < 190000);
+}
+
 /* A viewer of g_s's track in_idx (kind HD_SDP_AUDIO: Opus from the mic;
  * HD_SDP_VIDEO: VP8 from the camera) that negotiated NACK but no RTX, with
  * the header extensions the node stamps per send (transport-wide seq and
@@ -856,6 +961,7 @@ int main(void) {
       cmocka_unit_test(test_single_layer_video_gated),
       cmocka_unit_test(test_simulcast_settle),
       cmocka_unit_test(test_vp8_temporal_layers),
+      cmocka_unit_test(test_temporal_cap_budget),
       cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
       cmocka_unit_test(test_resend_same_index_is_byte_identical),
       cmocka_unit_test(test_viewer_audio_nack_answered),
