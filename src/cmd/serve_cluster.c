@@ -1351,15 +1351,24 @@ static void links_tmp_job(hd_node_t *node, void *arg, hd_time_t now) {
   hd_node_cluster_links_add(node, t->l, t->n);
 }
 
+/* The measuring worker's links, read afresh into the copy: c->links may
+ * already hold the other workers' flows (an admin request adds them), and
+ * adding them again would count them twice. */
+static void links_tmp_base_job(hd_node_t *node, void *arg, hd_time_t now) {
+  links_tmp_t *t = arg;
+  t->n = hd_node_cluster_links(node, t->l, HD_CLUSTER_MAX_LINKS, now);
+}
+
 static int links_metrics(const links_tmp_t *lt, char *out, size_t cap);
 
 int hd_serve_cluster_links_metrics(hd_serve_cluster_t *c, char *out, size_t cap) {
   if (!c || !c->n_links) return 0;
-  /* the links as of the last check, with every worker's bandwidth flows
-   * added to a copy (a gather here would move the fast check's "before") */
-  links_tmp_t lt = {.n = c->n_links, .l = malloc(sizeof(hd_node_link_t) * (size_t)c->n_links)};
+  /* the links read afresh into a copy, with every worker's bandwidth flows
+   * added (a gather into c->links would move the fast check's "before") */
+  links_tmp_t lt = {.n = 0, .l = malloc(sizeof(hd_node_link_t) * HD_CLUSTER_MAX_LINKS)};
   if (!lt.l) return HD_ENOMEM;
-  memcpy(lt.l, c->links, sizeof(hd_node_link_t) * (size_t)c->n_links);
+  if (c->link_on && hd_media_workers_count(c->workers) > 0)
+    hd_media_workers_call(c->workers, 0, links_tmp_base_job, &lt);
   for (int i = 1; c->link_on && i < hd_media_workers_count(c->workers); i++)
     hd_media_workers_call(c->workers, i, links_tmp_job, &lt);
   int rc = links_metrics(&lt, out, cap);

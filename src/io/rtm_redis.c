@@ -1413,10 +1413,15 @@ int hd_rtm_redis_metrics_text(hd_rtm_redis_t *r, char *out, size_t cap) {
       "# TYPE hudong_rtm_cluster_dups_total counter\n"
       "hudong_rtm_cluster_dups_total{kind=\"pub\"} %llu\nhudong_rtm_cluster_dups_total{kind=\"peer\"} %llu\n"
       "# HELP hudong_rtm_cluster_gaps_total RTM stream entries trimmed before this node read them.\n"
-      "# TYPE hudong_rtm_cluster_gaps_total counter\nhudong_rtm_cluster_gaps_total %llu\n",
+      "# TYPE hudong_rtm_cluster_gaps_total counter\nhudong_rtm_cluster_gaps_total %llu\n"
+      "# HELP hudong_rtm_cluster_peer_unanswered_total RTM repeated peer messages whose node never gets "
+      "the outcome from here (over the waiters per message, or pushed out while pending): its sender "
+      "answers 504 at its deadline.\n"
+      "# TYPE hudong_rtm_cluster_peer_unanswered_total counter\nhudong_rtm_cluster_peer_unanswered_total "
+      "%llu\n",
       (unsigned long long)r->appended, (unsigned long long)r->entries, r->n_watch,
       (unsigned long long)r->moves_in, (unsigned long long)r->moves_out, (unsigned long long)r->resume_misses,
       (unsigned long long)r->failures, (unsigned long long)r->peers_in, (unsigned long long)r->uevents_in,
-      (unsigned long long)r->pub_dups, r->seen.dropped, (unsigned long long)r->gaps);
+      (unsigned long long)r->pub_dups, r->seen.dropped, (unsigned long long)r->gaps, r->seen.unanswered);
   return n < 0 || (size_t)n >= cap ? HD_ENOSPC : n;
 }

@@ -807,7 +807,10 @@ void hd_rtm_broker_free(hd_rtm_broker_t *b) {
       out_ent_t *e = &WIN_AT(s, i);
       rtm_body_unref(e->body);
       /* a settled receipt lives as long as window entries hold it */
-      if (e->rc && --e->rc->refs <= 0 && e->rc->done) free(e->rc);
+      if (e->rc && --e->rc->refs <= 0 && e->rc->done) {
+        free(e->rc);
+        b->st.receipts--;
+      }
     }
     sess_free_mem(s);
   }
@@ -1051,14 +1054,16 @@ int hd_rtm_metrics_text(const hd_rtm_broker_t *b, char *buf, size_t cap) {
       "# HELP hudong_rtm_errors_suppressed_total RTM error replies not sent (too many unacked errors).\n"
       "# TYPE hudong_rtm_errors_suppressed_total counter\nhudong_rtm_errors_suppressed_total %llu\n"
       "# HELP hudong_rtm_presence_quiet_total RTM presence events not sent (channel over rtm.presence_max).\n"
-      "# TYPE hudong_rtm_presence_quiet_total counter\nhudong_rtm_presence_quiet_total %llu\n",
+      "# TYPE hudong_rtm_presence_quiet_total counter\nhudong_rtm_presence_quiet_total %llu\n"
+      "# HELP hudong_rtm_receipts RTM peer receipts in memory (pending, or settled and held by windows).\n"
+      "# TYPE hudong_rtm_receipts gauge\nhudong_rtm_receipts %llu\n",
       (unsigned long long)s.sessions, (unsigned long long)s.connections, (unsigned long long)s.channels,
       (unsigned long long)s.locks, (unsigned long long)s.msgs_in, (unsigned long long)s.msgs_out,
       (unsigned long long)s.published, (unsigned long long)s.errors, (unsigned long long)s.rate_limited,
       (unsigned long long)s.drops, (unsigned long long)s.expired, (unsigned long long)s.resumes,
       (unsigned long long)s.replayed, (unsigned long long)s.replaced, (unsigned long long)s.refused_logins,
       (unsigned long long)s.store_refused, (unsigned long long)s.errors_suppressed,
-      (unsigned long long)s.presence_quiet);
+      (unsigned long long)s.presence_quiet, (unsigned long long)s.receipts);
   if (n < 0 || (size_t)n >= cap) return HD_ENOSPC;
   /* delivery rate (docs/quality.md "Delivery rate"), summed over the apps */
   hd_rtm_delivery_t d = {0};
@@ -1161,8 +1166,12 @@ int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to
   }
   for (size_t i = 0; i < s->win_n; i++) {
     out_ent_t *e = &WIN_AT(s, i);
-    json_array_append_new(w, json_pack("{s:I,s:s%,s:b,s:b}", "s", (json_int_t)e->s, "b", e->body->text,
-                                       e->body->len, "d", e->dlv, "e", e->err));
+    json_t *x = json_pack("{s:I,s:s%,s:b,s:b}", "s", (json_int_t)e->s, "b", e->body->text, e->body->len, "d",
+                          e->dlv, "e", e->err);
+    /* a pending peer receipt goes along: the ack there answers it (rtm_receipt_moves below) */
+    if (x && e->rc && !e->rc->done && b->cl->peer_result)
+      json_object_set_new(x, "r", json_pack("[s,s,s]", e->rc->sender, e->rc->id, e->rc->to));
+    json_array_append_new(w, x);
   }
   for (int i = 0; s->dd && i < HD_RTM_PUB_DEDUPE; i++) {
     const dd_ent_t *d = &s->dd[(s->dd_next + i) % HD_RTM_PUB_DEDUPE]; /* oldest first */
@@ -1188,7 +1197,7 @@ int hd_rtm_cluster_export(hd_rtm_broker_t *b, const char *resume, const char *to
   while (s->win_n) {
     out_ent_t *e = &s->win[s->win_head];
     if (e->dlv && s->ac->dl.owed) s->ac->dl.owed--;
-    if (e->rc) rtm_receipt_settle(b, e->rc, 0);
+    if (e->rc) rtm_receipt_moves(b, e->rc); /* pending: now waits for `to`'s answer */
     if (e->err) s->win_errs--;
     s->win_bytes -= e->len;
     rtm_body_unref(e->body);
@@ -1241,6 +1250,7 @@ static sess_t *import_session(hd_rtm_broker_t *b, json_t *o, char *why, size_t c
   if (s->next_s < 1) s->next_s = 1;
   size_t i;
   json_t *x;
+  const char *from = jstr(o, "node");
   json_array_foreach(json_object_get(o, "win"), i, x) {
     json_t *bt = json_object_get(x, "b");
     size_t bl = json_string_length(bt);
@@ -1268,6 +1278,12 @@ static sess_t *import_session(hd_rtm_broker_t *b, json_t *o, char *why, size_t c
     e->t0 = b->now;
     if (e->dlv) s->ac->dl.owed++;
     if (e->err) s->win_errs++;
+    json_t *r = json_object_get(x, "r"); /* a peer receipt the old node waits for: answered there */
+    const char *rs = json_string_value(json_array_get(r, 0)), *ri = json_string_value(json_array_get(r, 1)),
+               *rt = json_string_value(json_array_get(r, 2));
+    if (rs && ri && rt && from[0] && strlen(rs) == SID_LEN && strlen(ri) <= HD_RTM_MAX_ID &&
+        strlen(rt) <= HD_RTM_MAX_USER && strlen(from) < sizeof e->rc->node)
+      e->rc = rtm_receipt_moved_in(b, from, rs, ri, rt, b->now); /* NULL: the old node's deadline answers */
     s->win_n++;
     s->win_bytes += e->len;
   }
@@ -1285,7 +1301,6 @@ static sess_t *import_session(hd_rtm_broker_t *b, json_t *o, char *why, size_t c
     if (id && to && strlen(id) <= HD_RTM_MAX_ID && strlen(to) <= HD_RTM_MAX_USER)
       rtm_receipt_adopt(b, s->sid, id, to, b->now);
   }
-  const char *from = jstr(o, "node");
   json_array_foreach(json_object_get(o, "subs"), i, x) {
     hd_rtm_pos_t pos;
     const char *ch = jstr(x, "ch");

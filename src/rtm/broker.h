@@ -264,6 +264,7 @@ typedef struct {
   uint64_t store_refused;     /* stored publishes refused by a quota or the disk floor */
   uint64_t errors_suppressed; /* error replies not sent: too many unacked errors (docs/rtm.md) */
   uint64_t presence_quiet;    /* presence events not sent: channel over presence_max members */
+  uint64_t receipts;          /* peer receipts in memory (gauge): pending, or settled and held by windows */
 } hd_rtm_stats_t;
 
 /* Delivery accounting (issue 14 item 1, DESIGN §6 "delivery rate", docs/quality.md

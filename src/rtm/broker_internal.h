@@ -18,11 +18,14 @@
 typedef struct receipt {
   struct receipt *next, *prev; /* pending receipts, by deadline (only while !done) */
   char sender[SID_LEN + 1], id[HD_RTM_MAX_ID + 1], to[HD_RTM_MAX_USER + 1];
-  char node[128]; /* cluster: the sender's node when not this one ("" = here) */
-  char fwd[128];  /* cluster: the node the (local) sender's session moved to before the outcome
-                     was known ("" = none): the outcome goes there (hd_rtm_cluster_export) */
-  int refs;       /* window entries (and other nodes, for the sender's) still holding it */
-  int done;       /* receipt or failure sent */
+  char node[128];    /* cluster: the node the outcome goes to when not this one ("" = here): the
+                        sender's, or the one a recipient's window entry moved from (rtm_receipt_moved_in) */
+  char fwd[128];     /* cluster: the node the (local) sender's session moved to before the outcome
+                        was known ("" = none): the outcome goes there (hd_rtm_cluster_export) */
+  int refs;          /* window entries and nodes_pending still holding it */
+  int nodes_pending; /* of refs: other nodes (or the old node, adopted) yet to answer; dropped when it is
+                        done (their later answers find nothing), so only window entries keep it then */
+  int done;          /* receipt or failure sent */
   hd_time_t deadline;
 } receipt_t;
 
@@ -212,6 +215,17 @@ void rtm_receipts_forward(hd_rtm_broker_t *b, const char *sid, const char *to, j
 /* Cluster: a receipt of session sid (just imported) whose outcome its old
  * node forwards (hd_rtm_cluster_peer_result), due at now + peer_timeout. */
 int rtm_receipt_adopt(hd_rtm_broker_t *b, const char *sid, const char *id, const char *to, hd_time_t now);
+/* Cluster: a recipient's window entry carrying rc leaves with its session for
+ * another node: if rc is still pending, the entry's reference becomes that
+ * node's (its ack there comes back through hd_rtm_cluster_peer_result) and 1
+ * is returned (the entry takes rc's identity along); else the reference is
+ * dropped as for an entry given up and 0 is returned. */
+int rtm_receipt_moves(hd_rtm_broker_t *b, receipt_t *rc);
+/* Cluster: the receipt of a window entry imported from node `from` (see
+ * rtm_receipt_moves): the entry's ack (or loss) here is answered to `from`,
+ * as for a peer message from another node. NULL if out of memory. */
+receipt_t *rtm_receipt_moved_in(hd_rtm_broker_t *b, const char *from, const char *sid, const char *id,
+                                const char *to, hd_time_t now);
 void rtm_receipts_tick(hd_rtm_broker_t *b, hd_time_t now);
 /* Frees a receipt the broker is destroying (no callbacks). */
 void rtm_receipts_free_all(hd_rtm_broker_t *b);

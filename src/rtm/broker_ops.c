@@ -1041,9 +1041,15 @@ static void receipt_link(hd_rtm_broker_t *b, receipt_t *rc) {
     b->receipts = rc;
 }
 
+/* Done: the nodes that have not answered stop holding it (hd_rtm_cluster_peer_result
+ * looks at pending receipts only, so their answers would never drop those
+ * references: before, a receipt leaked per message answered by a local ack or
+ * the deadline while another node still owed its answer). */
 static void receipt_done(hd_rtm_broker_t *b, receipt_t *rc) {
   if (rc->done) return;
   rc->done = 1;
+  rc->refs -= rc->nodes_pending;
+  rc->nodes_pending = 0;
   if (rc->prev)
     rc->prev->next = rc->next;
   else
@@ -1055,15 +1061,29 @@ static void receipt_done(hd_rtm_broker_t *b, receipt_t *rc) {
   rc->next = rc->prev = NULL;
 }
 
-static void receipt_free_if_done(receipt_t *rc) {
-  if (rc->refs <= 0 && rc->done) free(rc);
+static receipt_t *receipt_new(hd_rtm_broker_t *b) {
+  receipt_t *rc = calloc(1, sizeof *rc);
+  if (rc) b->st.receipts++;
+  return rc;
 }
 
+static void receipt_free(hd_rtm_broker_t *b, receipt_t *rc) {
+  if (!rc) return;
+  free(rc);
+  b->st.receipts--;
+}
+
+static void receipt_free_if_done(hd_rtm_broker_t *b, receipt_t *rc) {
+  if (rc->refs <= 0 && rc->done) receipt_free(b, rc);
+}
+
+/* Window entries have dropped theirs (hd_rtm_broker_free), and a done
+ * receipt is held by window entries only: what is left is pending. */
 void rtm_receipts_free_all(hd_rtm_broker_t *b) {
   while (b->receipts) {
     receipt_t *r = b->receipts;
     b->receipts = r->next;
-    free(r);
+    receipt_free(b, r);
   }
   b->receipts_tail = NULL;
 }
@@ -1089,7 +1109,7 @@ void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered) {
     const char *there = rc->node[0] ? rc->node : rc->fwd;
     if (there[0]) {
       if (b->cl && b->cl->peer_result) b->cl->peer_result(b->cl->ud, there, rc->sender, rc->id, 1);
-      receipt_free_if_done(rc);
+      receipt_free_if_done(b, rc);
       return;
     }
     sess_t *snd = rtm_session_by_sid(b, rc->sender);
@@ -1097,14 +1117,14 @@ void rtm_receipt_settle(hd_rtm_broker_t *b, receipt_t *rc, int delivered) {
       rtm_push(b, snd, json_pack("{s:s,s:s,s:s}", "type", "receipt", "id", rc->id, "to", rc->to), NULL);
   } else if (!rc->done && rc->refs <= 0)
     receipt_fail(b, rc, "the recipient's session ended before it acknowledged");
-  receipt_free_if_done(rc);
+  receipt_free_if_done(b, rc);
 }
 
 void rtm_receipts_tick(hd_rtm_broker_t *b, hd_time_t now) {
   while (b->receipts && b->receipts->deadline <= now) {
     receipt_t *rc = b->receipts;
     receipt_fail(b, rc, "not acknowledged by the recipient in time");
-    receipt_free_if_done(rc);
+    receipt_free_if_done(b, rc);
   }
 }
 
@@ -1121,15 +1141,41 @@ void rtm_receipts_forward(hd_rtm_broker_t *b, const char *sid, const char *to, j
 }
 
 int rtm_receipt_adopt(hd_rtm_broker_t *b, const char *sid, const char *id, const char *to, hd_time_t now) {
-  receipt_t *rc = calloc(1, sizeof *rc);
+  receipt_t *rc = receipt_new(b);
   if (!rc) return HD_ENOMEM;
   hd_scpy(rc->sender, sizeof rc->sender, sid);
   hd_scpy(rc->id, sizeof rc->id, id);
   hd_scpy(rc->to, sizeof rc->to, to);
   rc->deadline = now + b->cfg.peer_timeout; /* after the old node's own: its failure comes first */
-  rc->refs = 1;                             /* the old node's answer */
+  rc->refs = rc->nodes_pending = 1;         /* the old node's answer (dropped at the deadline) */
   receipt_link(b, rc);
   return 0;
+}
+
+/* Review 2: before, a recipient's session that moved before it acked took
+ * the message along (replayed and acked on the new node) but its receipt was
+ * settled here as failed: the sender got 504 for a delivered message. */
+int rtm_receipt_moves(hd_rtm_broker_t *b, receipt_t *rc) {
+  if (rc->done || !b->cl || !b->cl->peer_result) {
+    rtm_receipt_settle(b, rc, 0);
+    return 0;
+  }
+  rc->nodes_pending++; /* the entry's reference, now the new node's */
+  return 1;
+}
+
+receipt_t *rtm_receipt_moved_in(hd_rtm_broker_t *b, const char *from, const char *sid, const char *id,
+                                const char *to, hd_time_t now) {
+  receipt_t *rc = receipt_new(b);
+  if (!rc) return NULL;
+  hd_scpy(rc->node, sizeof rc->node, from);
+  hd_scpy(rc->sender, sizeof rc->sender, sid);
+  hd_scpy(rc->id, sizeof rc->id, id);
+  hd_scpy(rc->to, sizeof rc->to, to);
+  rc->deadline = now + b->cfg.peer_timeout; /* after the old node's own: its failure comes first */
+  rc->refs = 1;                             /* the imported window entry */
+  receipt_link(b, rc);
+  return rc;
 }
 
 hd_time_t rtm_receipts_next(const hd_rtm_broker_t *b) {
@@ -1179,12 +1225,12 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   ruser_t *u = rtm_user_get(b, s->app, to);
   for (sess_t *t = u ? u->sessions : NULL; t; t = t->unext)
     n += !t->doomed;
-  receipt_t *rc = calloc(1, sizeof *rc);
+  receipt_t *rc = receipt_new(b);
   json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "type", "peer", "from", s->user, "pid", r->id, "data", data);
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (!rc || !t) {
-    free(rc);
+    receipt_free(b, rc);
     free(t);
     rtm_err(b, s, r->id, HD_RTM_ERR_INTERNAL, "out of memory", NULL);
     return;
@@ -1193,14 +1239,14 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   if (b->cl && b->cl->peer && b->cl->peer(b->cl->ud, s->app, to, s->sid, r->id, t, &nodes) < 0) {
     nodes = 0;
     if (!n) { /* cannot tell whether the user is online elsewhere */
-      free(rc);
+      receipt_free(b, rc);
       free(t);
       unavailable(b, s, r, "not sent");
       return;
     }
   }
   if (!n && !nodes) {
-    free(rc);
+    receipt_free(b, rc);
     free(t);
     rtm_err(b, s, r->id, HD_RTM_ERR_OFFLINE, "the user has no session", json_pack("{s:s}", "to", to));
     return;
@@ -1211,6 +1257,7 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   hd_scpy(rc->to, sizeof rc->to, to);
   rc->deadline = now + b->cfg.peer_timeout;
   rc->refs = n + nodes + 1; /* +1 held while fanning out, so that an early failure cannot free it */
+  rc->nodes_pending = nodes;
   receipt_link(b, rc);
   s->ac->dl.sent++;
   body_t *bd = rtm_body_new(t, strlen(t));
@@ -1229,7 +1276,7 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
   rtm_body_unref(bd);
   rc->refs--;
   if (!rc->done && rc->refs <= 0) receipt_fail(b, rc, "the recipient's window is full");
-  receipt_free_if_done(rc);
+  receipt_free_if_done(b, rc);
 }
 
 /* Cluster: a peer message from another node's session. Its receipt here
@@ -1243,10 +1290,10 @@ void hd_rtm_cluster_peer_in(hd_rtm_broker_t *b, const char *node, const char *si
   int n = 0;
   for (sess_t *t = u ? u->sessions : NULL; t; t = t->unext)
     n += !t->doomed;
-  receipt_t *rc = n ? calloc(1, sizeof *rc) : NULL;
+  receipt_t *rc = n ? receipt_new(b) : NULL;
   body_t *bd = rc ? rtm_body_new(body, strlen(body)) : NULL;
   if (!bd) { /* no session here (any more), or out of memory */
-    free(rc);
+    receipt_free(b, rc);
     b->cl->peer_result(b->cl->ud, node, sid, id, 0);
     return;
   }
@@ -1264,16 +1311,25 @@ void hd_rtm_cluster_peer_in(hd_rtm_broker_t *b, const char *node, const char *si
   rtm_body_unref(bd);
   rc->refs--;
   if (!rc->done && rc->refs <= 0) receipt_fail(b, rc, "the recipient's window is full");
-  receipt_free_if_done(rc);
+  receipt_free_if_done(b, rc);
   rtm_reap(b);
 }
 
 void hd_rtm_cluster_peer_result(hd_rtm_broker_t *b, const char *sid, const char *id, int delivered,
                                 hd_time_t now) {
   b->now = now;
-  for (receipt_t *rc = b->receipts; rc; rc = rc->next) /* pending only: a late answer finds nothing */
-    if (!rc->node[0] && !strcmp(rc->sender, sid) && !strcmp(rc->id, id)) {
-      rtm_receipt_settle(b, rc, delivered); /* drops that node's reference; may free rc */
+  /* pending only: a late answer finds nothing. A receipt standing for
+   * another node's sender waits for answers only when a recipient's window
+   * entry moved on (rtm_receipt_moves). */
+  for (receipt_t *rc = b->receipts; rc; rc = rc->next)
+    if ((!rc->node[0] || rc->nodes_pending > 0) && !strcmp(rc->sender, sid) && !strcmp(rc->id, id)) {
+      if (rc->nodes_pending > 0) {
+        rc->nodes_pending--;
+        rtm_receipt_settle(b, rc, delivered); /* drops that node's reference; may free rc */
+      } else if (delivered) { /* an answer more than the nodes counted: it holds no reference */
+        rc->refs++;
+        rtm_receipt_settle(b, rc, 1);
+      }
       break;
     }
   rtm_reap(b);

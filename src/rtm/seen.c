@@ -39,6 +39,7 @@ void hd_rtm_seen_free(hd_rtm_seen_t *s) {
   if (!s->ring) return;
   for (size_t i = 0; i < s->cap; i++) {
     free(s->ring[i].key);
+    free(s->ring[i].first);
     free(s->ring[i].wait);
   }
   free(s->ring);
@@ -53,9 +54,11 @@ static hd_rtm_seen_ent_t *find(hd_rtm_seen_t *s, const uint8_t d[16], const char
   return e->key && e->len == len && !memcmp(e->key, key, len) ? e : NULL;
 }
 
-/* Adds origin to e's waiting origins unless it is there already. */
+/* Adds origin to e's waiting origins unless it is there already or is the
+ * first copy's (answered by the caller: it must not take a slot). */
 static void wait_add(hd_rtm_seen_t *s, hd_rtm_seen_ent_t *e, const char *origin) {
   size_t ol = strlen(origin), used = 0;
+  if (e->first && !strcmp(e->first, origin)) return;
   for (size_t i = 0; i < e->n_wait; i++) {
     const char *w = e->wait + used;
     if (!strcmp(w, origin)) return;
@@ -93,8 +96,13 @@ int hd_rtm_seen_check(hd_rtm_seen_t *s, const char *key, size_t len, const char 
     digest(old->key, old->len, od);
     if ((uintptr_t)hd_map_get(&s->map, od, 16) == s->head + 1) hd_map_del(&s->map, od, 16);
     free(old->key);
-    free(old->wait); /* still pending after cap newer messages: those senders answer 504 at their deadline */
+    free(old->first);
+    /* still pending after cap newer messages: those senders answer 504 at
+     * their deadline (counted: nobody answers them now) */
+    if (old->outcome == HD_RTM_SEEN_PENDING) s->unanswered += old->n_wait;
+    free(old->wait);
     old->key = NULL;
+    old->first = NULL;
     old->wait = NULL;
     old->n_wait = 0;
     slot = s->head;
@@ -105,7 +113,12 @@ int hd_rtm_seen_check(hd_rtm_seen_t *s, const char *key, size_t len, const char 
     free(copy);
     return HD_ENOMEM;
   }
-  s->ring[slot] = (hd_rtm_seen_ent_t){copy, len, HD_RTM_SEEN_PENDING, NULL, 0};
+  /* no copy of the first origin (too long, no memory): a retry from it then
+   * takes a waiter slot (settle's `answered` still keeps it from a second answer) */
+  size_t fl = origin ? strlen(origin) : 0;
+  char *first = fl && fl < HD_RTM_SEEN_ORIGIN_MAX ? malloc(fl + 1) : NULL;
+  if (first) memcpy(first, origin, fl + 1);
+  s->ring[slot] = (hd_rtm_seen_ent_t){copy, len, HD_RTM_SEEN_PENDING, first, NULL, 0};
   s->n++;
   return 0;
 }
@@ -118,6 +131,8 @@ int hd_rtm_seen_settle(hd_rtm_seen_t *s, const char *key, size_t len, int outcom
   hd_rtm_seen_ent_t *e = find(s, d, key, len);
   if (!e) return 0;
   e->outcome = outcome;
+  free(e->first); /* only needed while pending */
+  e->first = NULL;
   /* taken off the entry first: fn may add keys (and so evict this one) */
   char *wait = e->wait;
   size_t n = e->n_wait;

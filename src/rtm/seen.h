@@ -27,8 +27,11 @@
 #define HD_RTM_SEEN_DEFAULT 4096
 #define HD_RTM_SEEN_KEY_MAX 512 /* node (127) + session + id (64) with separators fit */
 /* Origin nodes of later copies remembered per key while its outcome is
- * pending (a session's retries come from at most a few nodes; one beyond
- * this is counted in `unanswered` and its sender answers 504 at its deadline). */
+ * pending, besides the first copy's own (kept apart: its node is answered by
+ * the caller and takes no slot). A session's retries come from at most a few
+ * nodes; one beyond this is counted in `unanswered` (exported as
+ * hudong_rtm_cluster_peer_unanswered_total) and its sender answers 504 at
+ * its deadline. */
 #define HD_RTM_SEEN_WAITERS 4
 #define HD_RTM_SEEN_ORIGIN_MAX 128 /* an origin node id, NUL included */
 
@@ -38,6 +41,7 @@ typedef struct {
   char *key;
   size_t len;
   int outcome;
+  char *first;   /* the first copy's origin (NULL: none, too long or no memory) */
   char *wait;    /* origins waiting for the outcome: n_wait NUL-terminated ids back to back (NULL: none) */
   size_t n_wait; /* ... their count */
 } hd_rtm_seen_ent_t;
@@ -47,7 +51,8 @@ typedef struct {
   hd_rtm_seen_ent_t *ring;
   size_t cap, head, n;
   unsigned long long dropped;    /* copies recognised as repeats */
-  unsigned long long unanswered; /* repeats whose origin could not be remembered (cap, memory) */
+  unsigned long long unanswered; /* origins of repeats never answered: not remembered (cap, memory) or
+                                  * dropped with their pending key when it was pushed out */
 } hd_rtm_seen_t;
 
 /* Called by hd_rtm_seen_settle for each origin to answer. */
@@ -59,8 +64,9 @@ void hd_rtm_seen_free(hd_rtm_seen_t *s);
 /* First sight of key (a copy from node `origin`): remembers it (pending; the
  * oldest key goes at the cap) and returns 0. Seen before: returns 1 and
  * *outcome (HD_RTM_SEEN_*); while that is HD_RTM_SEEN_PENDING, origin is
- * remembered (once per node) to be answered by hd_rtm_seen_settle — the
- * caller answers a known outcome itself, at once. A key over
+ * remembered (once per node; not the first copy's origin, which the caller
+ * answers) to be answered by hd_rtm_seen_settle — the caller answers a known
+ * outcome itself, at once. A key over
  * HD_RTM_SEEN_KEY_MAX or out of memory: HD_EINVAL / HD_ENOMEM (the caller
  * delivers: never lose a message to the table). */
 int hd_rtm_seen_check(hd_rtm_seen_t *s, const char *key, size_t len, const char *origin, int *outcome);

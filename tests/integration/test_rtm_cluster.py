@@ -16,7 +16,8 @@ real redis-server on a free port and three `hudong serve --redis` nodes.
     CAS increments never lose one.
  3c. peer messages from a node to sessions on others (receipt after the
     ack, every session a copy and one receipt, 504 when the recipient
-    logs out unacked, 404 for nobody); a user attribute event reaches a
+    logs out unacked, the receipt after the ack on the node the recipient's
+    session moved to, 404 for nobody); a user attribute event reaches a
     co-member on another node, once.
  3d. a board operation on n2 for a board n1 holds: 409 naming n1.
  4. locks: held on n1, refused on n2 (409 owner), listed on n3, expiry
@@ -386,6 +387,22 @@ def main():
         check(alice.wait(lambda c: c.replies.get("pm3")) and alice.replies["pm3"]["code"] == 504 and
               not ev(alice, type="receipt", id="pm3"),
               "eve logs out without acking: alice gets 504 not_delivered", alice.replies.get("pm3"))
+        # review 2: the recipient's session moves before it acks: its receipt
+        # goes along (before: 504 at the move although the message was
+        # delivered and acked on the new node)
+        gina = Client(n1, "gina")
+        clients.append(gina)
+        alice.send({"type": "peer", "id": "pm5", "to": "gina", "data": "moves"})
+        check(gina.wait(lambda c: ev(c, type="peer", pid="pm5")), "gina (n1) gets alice's (n1) message, unacked")
+        gina.cut()
+        time.sleep(0.2)
+        m = gina.connect(n2, resume=True)
+        check(m.get("resumed") is True, "gina resumed her session on n2 before acking", m)
+        time.sleep(0.3)
+        check(not alice.replies.get("pm5"), "no 504 for alice at the move", alice.replies.get("pm5"))
+        gina.ack()
+        check(alice.wait(lambda c: ev(c, type="receipt", id="pm5", to="gina")) and not alice.replies.get("pm5"),
+              "gina acks on n2: alice (n1) gets the receipt, no 504", alice.replies.get("pm5"))
         r = alice.req({"type": "peer", "to": "nobody", "data": "x"})
         check(r and r["code"] == 404, "a user with no session on any node: 404 user_offline", r)
         frank = Client(n1, "frank", room="room")  # a token scoped to room "room"

@@ -951,6 +951,195 @@ static void test_outcome_follows_moved_sender(void **st) {
   }
 }
 
+static uint64_t receipts_of(hd_rtm_broker_t *b) {
+  hd_rtm_stats_t st;
+  hd_rtm_stats(b, &st);
+  return st.receipts;
+}
+
+/* Review 2 F2: a receipt adopted from a moved sender's session whose old
+ * node never answers: B's deadline answers 504 and the receipt is freed (it
+ * held the old node's reference, refs 1, forever before: a leak per message;
+ * LeakSanitizer in the ASan build, the hudong_rtm_receipts gauge here). */
+static void test_adopted_receipt_freed_at_deadline(void **st) {
+  hd_rtm_cluster_t ca = {.node = "node-a", .peer_result = cl_peer_result},
+                   cb = {.node = "node-b", .resume = cl_resume, .peer_result = cl_peer_result};
+  memset(&g_prc, 0, sizeof g_prc);
+  hd_rtm_broker_t *a = mk_cfg((hd_rtm_config_t){.rate = 1000, .burst = 1000, .cluster = &ca});
+  hd_rtm_broker_t *b = mk_cfg((hd_rtm_config_t){.rate = 1000, .burst = 1000, .cluster = &cb});
+  char ra[64];
+  snprintf(ra, sizeof ra, "%s", login(a, 1, "alice", 0));
+  login(a, 2, "bob", 0);
+  feed(a, 1, "{\"type\":\"peer\",\"id\":\"q1\",\"to\":\"bob\",\"data\":\"hi\"}");
+  hd_rtm_conn_closed(a, 1, now);
+  assert_int_equal(hd_rtm_conn_open(b, 3, now), 0);
+  feed(b, 3, "{\"type\":\"login\",\"id\":\"r\",\"resume\":\"%s\",\"last\":0}", ra);
+  char *state;
+  size_t len;
+  assert_int_equal(hd_rtm_cluster_export(a, ra, "node-b", &state, &len, now), 0);
+  assert_int_equal(hd_rtm_cluster_import(b, 3, state, len, now), 0);
+  free(state);
+  assert_int_equal(receipts_of(b), 1); /* adopted, waiting for A */
+  /* A's answer is lost (A crashed / Redis did not take it): B's deadline */
+  now += 2 * HD_RTM_DEFAULT_PEER_TIMEOUT;
+  hd_rtm_tick(b, now);
+  json_t *e = nth(3, "error", 0);
+  assert_non_null(e);
+  assert_int_equal(ival(e, "code"), 504);
+  json_decref(e);
+  assert_int_equal(receipts_of(b), 0);
+  /* A's answer after all, late: finds nothing, frees nothing twice */
+  json_t *w = nth(3, "welcome", 0);
+  char sid[64];
+  snprintf(sid, sizeof sid, "%s", sval(w, "session"));
+  json_decref(w);
+  hd_rtm_cluster_peer_result(b, sid, "q1", 1, now);
+  assert_int_equal(count(3, "receipt"), 0);
+  hd_rtm_broker_free(a);
+  hd_rtm_broker_free(b);
+  reset_out();
+}
+
+static int cl_peer_one(void *ud, const char *app, const char *to, const char *sid, const char *id,
+                       const char *body, int *nodes) {
+  (void)ud, (void)app, (void)to, (void)sid, (void)id, (void)body;
+  *nodes = 1;
+  return 0;
+}
+
+/* Review 2 F3: bob has sessions on A and on another node; his session on A
+ * acks first and the receipt is done. The other node's answer comes after and
+ * finds nothing (only pending receipts are looked at): before, its reference
+ * was never dropped and the receipt was never freed (a leak per message to a
+ * multi-device user); now the nodes' references go when it is done. Also a
+ * receipt settled while a window still holds it lives until that entry goes,
+ * and one the deadline ends with a node silent is freed. */
+static void test_receipt_freed_when_done_before_other_nodes_answer(void **st) {
+  hd_rtm_cluster_t ca = {.node = "node-a", .peer = cl_peer_one, .peer_result = cl_peer_result};
+  hd_rtm_broker_t *a = mk_cfg((hd_rtm_config_t){.rate = 1000, .burst = 1000, .cluster = &ca});
+  login(a, 1, "alice", 0);
+  json_t *w = nth(1, "welcome", 0);
+  char sid[64];
+  snprintf(sid, sizeof sid, "%s", sval(w, "session"));
+  json_decref(w);
+  login(a, 2, "bob", 0);
+  feed(a, 1, "{\"type\":\"peer\",\"id\":\"q1\",\"to\":\"bob\",\"data\":\"hi\"}");
+  assert_int_equal(receipts_of(a), 1);
+  json_t *p = nth(2, "peer", 0);
+  int64_t s = ival(p, "s");
+  json_decref(p);
+  feed(a, 2, "{\"type\":\"ack\",\"s\":%lld}", (long long)s);
+  assert_int_equal(count(1, "receipt"), 1);
+  assert_int_equal(receipts_of(a), 0);              /* the other node's reference went with it */
+  hd_rtm_cluster_peer_result(a, sid, "q1", 1, now); /* the other node's answer, after */
+  assert_int_equal(count(1, "receipt"), 1);
+
+  /* the other node answers first: the receipt is done, bob's window entry
+   * still holds it until he acks */
+  feed(a, 1, "{\"type\":\"peer\",\"id\":\"q2\",\"to\":\"bob\",\"data\":\"hi\"}");
+  p = nth(2, "peer", 1);
+  s = ival(p, "s");
+  json_decref(p);
+  hd_rtm_cluster_peer_result(a, sid, "q2", 1, now);
+  assert_int_equal(count(1, "receipt"), 2);
+  assert_int_equal(receipts_of(a), 1);
+  feed(a, 2, "{\"type\":\"ack\",\"s\":%lld}", (long long)s);
+  assert_int_equal(count(1, "receipt"), 2);
+  assert_int_equal(receipts_of(a), 0);
+
+  /* bob does not ack and the other node never answers: the deadline's 504,
+   * then bob's ack drops the last reference */
+  feed(a, 1, "{\"type\":\"peer\",\"id\":\"q3\",\"to\":\"bob\",\"data\":\"hi\"}");
+  p = nth(2, "peer", 2);
+  s = ival(p, "s");
+  json_decref(p);
+  now += 2 * HD_RTM_DEFAULT_PEER_TIMEOUT;
+  hd_rtm_tick(a, now);
+  assert_int_equal(count(1, "error"), 1);
+  assert_int_equal(receipts_of(a), 1);
+  feed(a, 2, "{\"type\":\"ack\",\"s\":%lld}", (long long)s);
+  assert_int_equal(receipts_of(a), 0);
+  assert_int_equal(count(1, "receipt"), 2);
+  hd_rtm_broker_free(a);
+  reset_out();
+}
+
+/* Review 2 (adjacent): the recipient's session moves before it acks: the
+ * message goes with its window and is delivered on B; its receipt goes too.
+ * Before, A settled the receipt as failed at the export and alice got 504
+ * for a message bob had. Now bob's ack on B is answered to A (node A's
+ * inbox), whose receipt then reaches alice; bob never acking on B fails it
+ * the same way (504 once, no leak on either node). */
+static void test_receipt_follows_moved_recipient(void **st) {
+  hd_rtm_cluster_t ca = {.node = "node-a", .peer_result = cl_peer_result},
+                   cb = {.node = "node-b", .resume = cl_resume, .peer_result = cl_peer_result};
+  for (int acked = 1; acked >= 0; acked--) {
+    memset(&g_prc, 0, sizeof g_prc);
+    hd_rtm_broker_t *a = mk_cfg((hd_rtm_config_t){.rate = 1000, .burst = 1000, .cluster = &ca});
+    hd_rtm_broker_t *b = mk_cfg((hd_rtm_config_t){.rate = 1000, .burst = 1000, .cluster = &cb});
+    login(a, 1, "alice", 0);
+    json_t *w = nth(1, "welcome", 0);
+    char sid[64];
+    snprintf(sid, sizeof sid, "%s", sval(w, "session"));
+    json_decref(w);
+    char rb[64];
+    snprintf(rb, sizeof rb, "%s", login(a, 2, "bob", 0));
+    feed(a, 1, "{\"type\":\"peer\",\"id\":\"q1\",\"to\":\"bob\",\"data\":\"hi\"}");
+    hd_rtm_conn_closed(a, 2, now);
+    assert_int_equal(hd_rtm_conn_open(b, 3, now), 0);
+    feed(b, 3, "{\"type\":\"login\",\"id\":\"r\",\"resume\":\"%s\",\"last\":0}", rb);
+    char *state;
+    size_t len;
+    assert_int_equal(hd_rtm_cluster_export(a, rb, "node-b", &state, &len, now), 0);
+    assert_int_equal(hd_rtm_cluster_import(b, 3, state, len, now), 0);
+    free(state);
+    assert_int_equal(count(1, "error"), 0); /* not failed at the export */
+    assert_int_equal(receipts_of(a), 1);
+    assert_int_equal(receipts_of(b), 1);
+    json_t *m = nth(3, "peer", 0);
+    assert_non_null(m);
+    if (acked) {
+      feed(b, 3, "{\"type\":\"ack\",\"s\":%lld}", (long long)ival(m, "s"));
+    } else { /* bob's session on B ends without acking */
+      feed(b, 3, "{\"type\":\"logout\"}");
+      hd_rtm_conn_closed(b, 3, now);
+    }
+    json_decref(m);
+    assert_int_equal(g_prc.n, 1); /* B answers A */
+    assert_string_equal(g_prc.node, "node-a");
+    assert_string_equal(g_prc.sid, sid);
+    assert_string_equal(g_prc.id, "q1");
+    assert_int_equal(g_prc.delivered, acked);
+    assert_int_equal(count(1, "receipt") + count(1, "error"), 0);
+    hd_rtm_cluster_peer_result(a, g_prc.sid, g_prc.id, g_prc.delivered, now); /* A reads it */
+    if (acked) {
+      json_t *r = nth(1, "receipt", 0);
+      assert_non_null(r);
+      assert_string_equal(sval(r, "id"), "q1");
+      assert_string_equal(sval(r, "to"), "bob");
+      json_decref(r);
+      assert_int_equal(count(1, "error"), 0);
+    } else {
+      json_t *e = nth(1, "error", 0);
+      assert_non_null(e);
+      assert_int_equal(ival(e, "code"), 504);
+      json_decref(e);
+      assert_int_equal(count(1, "receipt"), 0);
+    }
+    assert_int_equal(receipts_of(a), 0);
+    assert_int_equal(receipts_of(b), 0);
+    /* answered once: the deadlines pass without a second answer */
+    now += 2 * HD_RTM_DEFAULT_PEER_TIMEOUT;
+    hd_rtm_tick(a, now);
+    hd_rtm_tick(b, now);
+    assert_int_equal(count(1, "receipt") + count(1, "error"), 1);
+    assert_int_equal(g_prc.n, 1);
+    hd_rtm_broker_free(a);
+    hd_rtm_broker_free(b);
+    reset_out();
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_order_and_ack, rtm_world_setup, rtm_world_teardown),
@@ -969,6 +1158,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_delivery_exactly_once, rtm_world_setup, rtm_world_teardown),
       cmocka_unit_test_setup_teardown(test_import_window_cap, rtm_world_setup, rtm_world_teardown),
       cmocka_unit_test_setup_teardown(test_outcome_follows_moved_sender, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_receipt_follows_moved_recipient, rtm_world_setup,
+                                      rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_adopted_receipt_freed_at_deadline, rtm_world_setup,
+                                      rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_receipt_freed_when_done_before_other_nodes_answer, rtm_world_setup,
+                                      rtm_world_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,6 +162,56 @@ static void test_retry_from_another_origin(void **st) {
   a.n = 0;
   assert_int_equal(hd_rtm_seen_settle(&s, k3, strlen(k3), HD_RTM_SEEN_DELIVERED, "n1", answer, &a), 0);
   assert_int_equal(a.n, 0);
+  assert_int_equal(s.unanswered, 3); /* n2 counted: nobody answers it now */
+  hd_rtm_seen_free(&s);
+}
+
+static int g_evict_calls;
+static char g_evict_last[200];
+/* An answer whose sending adds keys: with cap 2, the settled entry itself
+ * is pushed out while its waiters are being answered. */
+static void evicting_fn(void *ud, const char *o) {
+  hd_rtm_seen_t *s = ud;
+  g_evict_calls++;
+  snprintf(g_evict_last, sizeof g_evict_last, "%s", o);
+  int out;
+  char k[32];
+  snprintf(k, sizeof k, "evict-%d", g_evict_calls);
+  hd_rtm_seen_check(s, k, strlen(k), "x", &out);
+}
+
+/* The first copy's origin takes no waiter slot (its retries are answered by
+ * the caller); origins past HD_RTM_SEEN_WAITERS and the waiters of a pending
+ * key pushed out are counted in `unanswered` (exported to /metrics). */
+static void test_waiters_exclude_first_and_count_unanswered(void **st) {
+  (void)st;
+  hd_rtm_seen_t s;
+  assert_int_equal(hd_rtm_seen_init(&s, 2), 0);
+  int out;
+  assert_int_equal(hd_rtm_seen_check(&s, "k", 1, "n0", &out), 0);
+  char o[200];
+  for (int i = 0; i < 8; i++) { /* n0..n5, n0, n1: n1..n4 fit, n5 does not */
+    snprintf(o, sizeof o, "n%d", i % 6);
+    assert_int_equal(hd_rtm_seen_check(&s, "k", 1, o, &out), 1);
+    assert_int_equal(out, HD_RTM_SEEN_PENDING);
+  }
+  assert_int_equal(s.unanswered, 1);
+  memset(o, 'a', HD_RTM_SEEN_ORIGIN_MAX); /* an origin over the limit */
+  o[HD_RTM_SEEN_ORIGIN_MAX] = 0;
+  assert_int_equal(hd_rtm_seen_check(&s, "k", 1, o, &out), 1);
+  assert_int_equal(s.unanswered, 2);
+  g_evict_calls = 0;
+  assert_int_equal(hd_rtm_seen_settle(&s, "k", 1, HD_RTM_SEEN_DELIVERED, "n0", evicting_fn, &s), 1);
+  assert_int_equal(g_evict_calls, HD_RTM_SEEN_WAITERS); /* n1..n4, never n0 */
+  assert_string_equal(g_evict_last, "n4");
+  assert_int_equal(s.unanswered, 2);
+  /* a pending key with a waiter pushed out: that waiter is never answered */
+  assert_int_equal(hd_rtm_seen_check(&s, "p", 1, "n0", &out), 0);
+  assert_int_equal(hd_rtm_seen_check(&s, "p", 1, "n1", &out), 1);
+  assert_int_equal(hd_rtm_seen_check(&s, "q", 1, "n0", &out), 0);
+  assert_int_equal(hd_rtm_seen_check(&s, "r", 1, "n0", &out), 0);
+  assert_int_equal(s.unanswered, 3);
+  assert_int_equal(hd_rtm_seen_settle(&s, "p", 1, HD_RTM_SEEN_DELIVERED, "n0", evicting_fn, &s), 0);
   hd_rtm_seen_free(&s);
 }
 
@@ -171,6 +221,7 @@ int main(void) {
       cmocka_unit_test(test_cap_evicts_oldest),
       cmocka_unit_test(test_bad_keys),
       cmocka_unit_test(test_retry_from_another_origin),
+      cmocka_unit_test(test_waiters_exclude_first_and_count_unanswered),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
