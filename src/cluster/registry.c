@@ -112,8 +112,15 @@ int hd_cluster_node_decode(const char *text, size_t len, hd_cluster_node_t *out,
     goto out;
   }
   int64_t cpu = -1, lv = 1; /* an entry without "link": a node of link version 1 */
+  /* "link" only chooses what goes in the link header's destination bytes: a
+   * value this node cannot read is taken as 1 (flagged for a log line), not a
+   * reason to lose the whole peer (and its rooms) */
+  json_t *lj = json_object_get(o, "link");
+  if (lj && json_is_integer(lj) && json_integer_value(lj) >= 1)
+    lv = json_integer_value(lj);
+  else if (lj)
+    out->link_ver_bad = 1;
   if (int_member(o, "capacity", 1, &out->capacity, why, whycap) ||
-      int_member(o, "link", 1, &lv, why, whycap) ||
       int_member(o, "sessions", 0, &out->sessions, why, whycap) ||
       int_member(o, "participants", 0, &out->participants, why, whycap) ||
       int_member(o, "rooms", 0, &out->rooms, why, whycap) ||

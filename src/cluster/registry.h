@@ -52,6 +52,7 @@ typedef struct hd_cluster_node {
   int draining;         /* 1: takes no new clients */
   int link_ver;         /* its node-link protocol version ("link"; 1 when absent: before version 2,
                            docs/overlay.md "The link protocol"); 0 in an entry to encode = not written */
+  int link_ver_bad;     /* decode: "link" was there but not an integer >= 1 (taken as 1) */
   int64_t ts_ms;        /* wall clock of the heartbeat (informational) */
   uint64_t room_hashes[HD_CLUSTER_MAX_ROOMS];
   int n_room_hashes;

@@ -1245,6 +1245,7 @@ void hd_serve_cluster_links(hd_serve_cluster_t *c, hd_http_resp_t *resp) {
                         json_integer((json_int_t)l->rx_replay));
     json_object_set_new(json_array_get(links, json_array_size(links) - 1), "rx_auth_fail",
                         json_integer((json_int_t)l->rx_auth_fail));
+    json_object_set_new(lo, "rx_misaddressed", json_integer((json_int_t)l->rx_misaddressed));
     /* null: no flow to the peer had arrival reports in the last 5 s (nothing sent, or an older peer) */
     json_object_set_new(lo, "bw_estimate_kbps",
                         l->bw.flows ? json_real((double)l->bw.estimate_bps / 1000) : json_null());

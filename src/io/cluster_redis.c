@@ -66,7 +66,7 @@ struct hd_cluster_redis {
   int n_gone;
   hd_cluster_peers_t peers;
   hd_cluster_node_t *scratch; /* decode buffer, HD_CLUSTER_MAX_NODES */
-  uint64_t heartbeats, failures, bad_entries;
+  uint64_t heartbeats, failures, bad_entries, bad_link_vers;
   int stopping;
   int open_timers; /* freed when both timers have closed */
 };
@@ -181,6 +181,11 @@ static void on_mget(redisAsyncContext *ac, void *reply, void *priv) {
                 ids[i], why);
       continue;
     }
+    if (r->scratch[n].link_ver_bad && !r->bad_link_vers++)
+      HD_LOGW("cluster",
+              "registry entry of node '%s' has a 'link' that is not an integer >= 1; taken as link "
+              "version 1 (unaddressed link datagrams: docs/overlay.md \"The link protocol\")",
+              ids[i]);
     n++;
   }
   hd_cluster_peers_update(&r->peers, r->scratch, n, r->id, now_of(r), peer_changed, r);

@@ -160,16 +160,8 @@ int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_
   uint64_t epoch = hd_get_be64(buf + 12), seq = hd_get_be64(buf + 20);
   uint64_t lane = seq >> HD_LINK_LANE_SHIFT;
   if (lane >= HD_LINK_LANES) return HD_EPROTO;
-  /* the worker it is for: this one (its lane), else a replay to a sibling
-   * worker (whose windows are its own) or a misrouted datagram; unaddressed
-   * (0) only from a version-1 peer. Checked before the tag: the header is
-   * authenticated, so an altered one fails there anyway. */
   unsigned dst = hd_get_be16(buf + 2), self_lane = (unsigned)(s->next_seq >> HD_LINK_LANE_SHIFT);
   if (dst > HD_LINK_LANES) return HD_EPROTO;
-  if (dst ? dst != self_lane + 1 : p->ver >= 2) {
-    p->rx_misaddressed++;
-    return HD_EPROTO;
-  }
   if (p->rx_epoch && epoch < p->rx_epoch) {
     p->rx_old_epoch++;
     return HD_EREPLAY;
@@ -205,6 +197,25 @@ int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_
     if (new_epoch) EVP_CIPHER_CTX_free(c);
     p->rx_auth_fail++;
     return rc;
+  }
+  /* the worker it is for: this one (its lane), else a replay to a sibling
+   * worker (whose windows are its own) or a misrouted datagram; unaddressed
+   * (0) only from a version-1 peer. Checked after the tag, so that only the
+   * peer's own datagrams are counted (a forged one is rx_auth_fail), and
+   * before anything of p moves. */
+  /* an addressed datagram is the peer's own word that it speaks version 2:
+   * addressed answers from now on, not after its registry entry is re-read
+   * (~1 s); an unaddressed one of a new epoch (a restart) voids that word */
+  if (dst) {
+    p->ver_seen = 2;
+    if (p->ver < 2) p->ver = 2;
+  } else if (new_epoch) {
+    p->ver_seen = 0;
+  }
+  if (dst ? dst != self_lane + 1 : p->ver >= 2) {
+    if (new_epoch) EVP_CIPHER_CTX_free(c);
+    p->rx_misaddressed++;
+    return HD_EPROTO;
   }
   if (new_epoch) { /* only an authenticated datagram moves a peer to a newer epoch */
     EVP_CIPHER_CTX_free(p->rx_ctx);

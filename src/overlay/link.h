@@ -102,10 +102,13 @@ typedef struct {
   hd_time_t last_rx;
   /* the peer's link version (its registry entry's "link"; hd_link_peer_init
    * sets HD_LINK_VERSION): below 2 it is sent 0 as the destination worker
-   * and may send 0 (unspecified) itself */
-  int ver;
+   * and may send 0 (unspecified) itself. An authenticated datagram with a
+   * destination raises it to 2 at once (ver_seen: 2 once one arrived in the
+   * peer's current epoch; the registry's "link" never lowers ver below it) */
+  int ver, ver_seen;
   uint64_t rx_ok, rx_auth_fail, rx_replay, rx_old_epoch, tx;
-  /* addressed to another worker of this node, or unaddressed from a version-2 peer */
+  /* authenticated, but addressed to another worker of this node (a copy
+   * replayed to a sibling's port), or unaddressed from a version-2 peer */
   uint64_t rx_misaddressed;
   /* AES-GCM contexts keyed once (tx_key, rx_key): a datagram only sets its nonce */
   void *tx_ctx, *rx_ctx;
@@ -137,8 +140,9 @@ static inline int hd_link_is_link(const uint8_t *buf, size_t len) {
 int hd_link_sender(const uint8_t *buf, size_t len, uint64_t *id_hash);
 /* Opens a datagram from peer p in place, on the worker whose lane s seals
  * in: *type and the body (*pl points into buf). HD_EPROTO malformed (or a
- * lane >= HD_LINK_LANES, or addressed to another worker: counted in
- * p->rx_misaddressed; 0 = unaddressed is taken from a version-1 peer only),
+ * lane >= HD_LINK_LANES, or authenticated but addressed to another worker:
+ * counted in p->rx_misaddressed, buf then decrypted; 0 = unaddressed is
+ * taken from a version-1 peer only; an addressed one sets p->ver to 2),
  * HD_EAUTH (wrong key, altered), HD_EREPLAY (seen, too old within its lane,
  * or an older epoch of the peer). */
 int hd_link_open(const hd_link_self_t *s, hd_link_peer_t *p, uint8_t *buf, size_t len, hd_time_t now,

@@ -884,13 +884,16 @@ int hd_node_metrics_format(const hd_node_metrics_t *mm, char *out, size_t cap) {
                "# HELP hudong_same_index_refused_total Packets not sent because their seq (SRTP index) "
                "already went out with other bytes (RFC 7714 section 8.3).\n"
                "# TYPE hudong_same_index_refused_total counter\nhudong_same_index_refused_total %llu\n"
+               "# HELP hudong_fec_copy_refused_total RTX copies not sent to a FlexFEC subscriber because "
+               "the first send's bytes were gone (a rebuilt copy could differ from what FlexFEC covered).\n"
+               "# TYPE hudong_fec_copy_refused_total counter\nhudong_fec_copy_refused_total %llu\n"
                "# HELP hudong_temporal_dropped_total VP8 packets of temporal layers not forwarded to a "
                "subscriber whose estimate holds it to a lower frame rate (sfu/temporal.h).\n"
                "# TYPE hudong_temporal_dropped_total counter\nhudong_temporal_dropped_total %llu\n",
                (unsigned long long)m->red_rebuilt, (unsigned long long)m->fec_received,
                (unsigned long long)m->fec_recovered, (unsigned long long)m->fec_sent,
                (unsigned long long)m->resent_exact, (unsigned long long)m->same_index_refused,
-               (unsigned long long)m->temporal_dropped);
+               (unsigned long long)m->fec_copy_refused, (unsigned long long)m->temporal_dropped);
   if (kr < 0 || (size_t)kr >= cap - (size_t)len) return HD_ENOSPC;
   len += kr;
   /* layer selection (issue 11 item 7): estimate histogram, publisher layer changes */

@@ -204,8 +204,11 @@ typedef struct {
   uint64_t dedup_dropped;                      /* media from this origin dropped as a duplicate */
   uint64_t dedup_video;                        /* of which video (duplicated only while a route changes) */
   uint64_t relay_rescued; /* sent into its link shortly before it went bad, sent again round it */
-  /* its datagrams this node's workers refused (all workers: hd_node_cluster_links_add) */
-  uint64_t rx_replay, rx_auth_fail;
+  /* its datagrams this node's workers refused (all workers: hd_node_cluster_links_add):
+   * replays (seen, too old in the window, an older epoch), not authentic, and
+   * authentic but addressed to another worker of this node (or unaddressed
+   * from a version-2 peer) */
+  uint64_t rx_replay, rx_auth_fail, rx_misaddressed;
   /* bandwidth of the link (overlay/link_bwe.h), all workers' flows summed (hd_node_cluster_links_add) */
   hd_link_bwe_stats_t bw;
   /* the relay counts per media worker (relaying spreads over a relay's

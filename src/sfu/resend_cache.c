@@ -23,15 +23,32 @@ int hd_resend_cache_init(hd_resend_cache_t *c, size_t n_slots, size_t arena_byte
   return 0;
 }
 
+int hd_resend_cache_keep_seqs(hd_resend_cache_t *c) {
+  if (!c->went) c->went = calloc(65536 / 8, 1);
+  return c->went ? 0 : HD_ENOMEM;
+}
+
+static void went_set(uint8_t *w, uint16_t seq, int on) {
+  if (on)
+    w[seq >> 3] |= (uint8_t)(1u << (seq & 7));
+  else
+    w[seq >> 3] &= (uint8_t) ~(1u << (seq & 7));
+}
+
+int hd_resend_cache_went_out(const hd_resend_cache_t *c, uint16_t seq) {
+  return c && c->went && (c->went[seq >> 3] >> (seq & 7)) & 1;
+}
+
 void hd_resend_cache_free(hd_resend_cache_t *c) {
   if (!c) return;
+  free(c->went);
   free(c->slots);
   free(c->arena);
   memset(c, 0, sizeof *c);
 }
 
 size_t hd_resend_cache_footprint(const hd_resend_cache_t *c) {
-  return c->n_slots * sizeof *c->slots + c->arena_cap;
+  return c->n_slots * sizeof *c->slots + c->arena_cap + (c->went ? 65536 / 8 : 0);
 }
 
 int hd_resend_cache_put(hd_resend_cache_t *c, uint16_t seq, const uint8_t *pkt, size_t len, hd_time_t now) {
@@ -51,6 +68,16 @@ int hd_resend_cache_put(hd_resend_cache_t *c, uint16_t seq, const uint8_t *pkt, 
   s->len = (uint16_t)len;
   c->wpos += len;
   c->stored++;
+  if (c->went) {
+    /* the seqs skipped since the newest put did not go out (this time round) */
+    uint16_t ahead = (uint16_t)(seq - c->last_put);
+    if (c->any_put && ahead > 0 && ahead < 32768)
+      for (uint16_t q = (uint16_t)(c->last_put + 1); q != seq; q++)
+        went_set(c->went, q, 0);
+    went_set(c->went, seq, 1);
+    if (!c->any_put || (ahead > 0 && ahead < 32768)) c->last_put = seq;
+    c->any_put = 1;
+  }
   return 0;
 }
 
@@ -81,4 +108,6 @@ int hd_resend_cache_sent(const hd_resend_cache_t *c, uint16_t seq, hd_time_t now
 void hd_resend_cache_clear(hd_resend_cache_t *c) {
   if (!c || !c->slots) return;
   memset(c->slots, 0, c->n_slots * sizeof *c->slots);
+  if (c->went) memset(c->went, 0, 65536 / 8);
+  c->any_put = 0;
 }

@@ -48,6 +48,11 @@ typedef struct {
   size_t arena_cap;
   uint64_t wpos; /* total bytes written (the ring position is wpos % arena_cap) */
   uint64_t stored, hits, misses;
+  /* optional (hd_resend_cache_keep_seqs): one bit per 16-bit seq, set when
+   * it is put, cleared for the seqs a put skips over (last_put: the newest) */
+  uint8_t *went;
+  uint16_t last_put;
+  int any_put;
 } hd_resend_cache_t;
 
 /* Allocates n_slots (power of two, 1..65536) slots and arena_bytes of arena
@@ -65,6 +70,13 @@ int hd_resend_cache_put(hd_resend_cache_t *c, uint16_t seq, const uint8_t *pkt, 
 int hd_resend_cache_get(hd_resend_cache_t *c, uint16_t seq, hd_time_t now, const uint8_t **pkt, size_t *len);
 /* 1 if seq went out within HD_RESEND_CACHE_MAX_AGE (even if its bytes are gone), else 0. */
 int hd_resend_cache_sent(const hd_resend_cache_t *c, uint16_t seq, hd_time_t now);
+/* Also remembers which of the last 32768 seqs went out at all (8 KiB, once):
+ * hd_resend_cache_went_out then tells a seq whose bytes are gone from one
+ * that was skipped (never put). Returns 0 or HD_ENOMEM. */
+int hd_resend_cache_keep_seqs(hd_resend_cache_t *c);
+/* 1 if seq was put since the newest put was 32768 seqs or less ahead of it
+ * (its bytes may be gone), 0 if it was skipped, or keep_seqs is off. */
+int hd_resend_cache_went_out(const hd_resend_cache_t *c, uint16_t seq);
 /* Forgets everything (keeps the allocation). */
 void hd_resend_cache_clear(hd_resend_cache_t *c);
 

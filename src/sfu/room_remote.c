@@ -133,6 +133,8 @@ int hd_node_cluster_set_peers(hd_node_t *n, const hd_cluster_node_t *peers, int 
     /* its link version, re-read with every entry (a node upgraded in place
      * announces 2 from its restart on): what goes in the destination bytes */
     p->link.ver = e->link_ver > 0 ? e->link_ver : HD_LINK_VERSION;
+    /* ...but not below what its own datagrams proved (an entry not yet re-announced) */
+    if (p->link.ver < p->link.ver_seen) p->link.ver = p->link.ver_seen;
     int na = 0;
     for (int j = 0; j < e->n_media && na < HD_CLUSTER_MAX_MEDIA; j++)
       if (parse_addr(e->media[j], &p->addr[na], &p->addr_len[na]) == 0) na++;
@@ -1115,7 +1117,8 @@ int hd_node_cluster_links(hd_node_t *n, hd_node_link_t *out, int cap, hd_time_t 
     }
     o->dedup_dropped = p->dedup_dropped;
     o->dedup_video = p->dedup_video;
-    o->rx_replay = p->link.rx_replay + p->link.rx_old_epoch + p->link.rx_misaddressed;
+    o->rx_replay = p->link.rx_replay + p->link.rx_old_epoch;
+    o->rx_misaddressed = p->link.rx_misaddressed;
     o->rx_auth_fail = p->link.rx_auth_fail;
     memset(&o->bw, 0, sizeof o->bw);
     rr_bwe_stats_add(p, now, &o->bw);
@@ -1130,7 +1133,8 @@ void hd_node_cluster_links_add(hd_node_t *n, hd_node_link_t *links, int count) {
     cl_peer_t *p = rr_peer_by_hash(c, hd_link_id_hash(links[i].peer));
     if (!p) continue;
     hd_node_link_t *o = &links[i];
-    o->rx_replay += p->link.rx_replay + p->link.rx_old_epoch + p->link.rx_misaddressed;
+    o->rx_replay += p->link.rx_replay + p->link.rx_old_epoch;
+    o->rx_misaddressed += p->link.rx_misaddressed;
     o->rx_auth_fail += p->link.rx_auth_fail;
     o->relay_sent += p->relay_sent;
     o->relay_forwarded += p->relay_forwarded;

@@ -227,6 +227,11 @@ typedef struct {
    * viewer without RTX); created on the first packet, NULL otherwise. A
    * resend under the same SRTP index is this copy or nothing. */
   hd_resend_cache_t *sent;
+  /* the newest first send on the media SSRC as a wrap-aware extended seq
+   * (media_any once one left): on a FlexFEC track a seq past it still waits
+   * in the pacer, and an RTX copy of it waits too (hd_session_send_probe) */
+  int64_t media_last_ext;
+  int media_any;
   /* the last packet sent on the media SSRC ended a frame (RTP marker): its seq
    * and when it left, 0 when something followed or transport-wide feedback
    * said it arrived (HD_SESSION_TAIL_PROBE); its transport-wide seq, when it
@@ -357,6 +362,9 @@ typedef struct {
    * packets refused because their seq already went out with other bytes
    * (one SRTP index, two plaintexts: sfu/resend_cache.h) */
   uint64_t resent_exact, same_index_refused;
+  /* RTX copies not sent on a FlexFEC track: the first send's bytes are gone
+   * and a rebuilt copy could differ from what the repair packets covered */
+  uint64_t fec_copy_refused;
 } hd_session_counters_t;
 #define HD_ESTIMATE_BOUNDS                                                                                   \
   { 100000, 250000, 500000, 1000000, 1500000, 2500000, 5000000, 10000000 }

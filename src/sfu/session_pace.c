@@ -96,6 +96,18 @@ static int seq_taken(const hd_out_track_t *t, const uint8_t *pkt, size_t len, hd
          hd_resend_cache_sent(t->sent, (uint16_t)(pkt[2] << 8 | pkt[3]), now);
 }
 
+int64_t hd_session_out_seq_ext(const hd_out_track_t *t, uint16_t seq) {
+  if (!t->media_any) return seq;
+  return t->media_last_ext + (int16_t)(uint16_t)(seq - (uint16_t)t->media_last_ext);
+}
+
+/* Notes the first send of seq on t's media SSRC. */
+static void first_sent(hd_out_track_t *t, uint16_t seq) {
+  int64_t ext = hd_session_out_seq_ext(t, seq);
+  if (!t->media_any || ext > t->media_last_ext) t->media_last_ext = ext;
+  t->media_any = 1;
+}
+
 /* The last step before the packet pkt of track t is committed (sealed):
  * a packet on t's media SSRC whose seq already went out is refused (one SRTP
  * index, RFC 3711 §3.3.1, must never seal two plaintexts: RFC 7714 §8.3),
@@ -103,7 +115,12 @@ static int seq_taken(const hd_out_track_t *t, const uint8_t *pkt, size_t len, hd
  * exact bytes (exact) passes. Returns 0 or HD_EREPLAY. */
 static int before_commit(hd_out_track_t *t, const uint8_t *pkt, size_t len, int exact, hd_time_t now,
                          hd_session_counters_t *c) {
-  if (exact || !records(t) || !on_media_ssrc(t, pkt, len)) return 0;
+  if (exact || !on_media_ssrc(t, pkt, len)) return 0;
+  uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
+  if (!records(t)) {
+    first_sent(t, seq);
+    return 0;
+  }
   if (!t->sent) {
     t->sent = malloc(sizeof *t->sent);
     int audio = t->kind == HD_TRACK_AUDIO;
@@ -112,13 +129,21 @@ static int before_commit(hd_out_track_t *t, const uint8_t *pkt, size_t len, int 
       free(t->sent);
       t->sent = NULL;
     }
-    if (!t->sent) return 0; /* no memory: sent, and never resent (retransmit finds nothing) */
+    if (!t->sent) { /* no memory: sent, and never resent (retransmit finds nothing) */
+      first_sent(t, seq);
+      return 0;
+    }
   }
   if (seq_taken(t, pkt, len, now)) {
     if (c) c->same_index_refused++;
     return HD_EREPLAY;
   }
-  hd_resend_cache_put(t->sent, (uint16_t)(pkt[2] << 8 | pkt[3]), pkt, len, now);
+  /* FlexFEC: which seqs went out at all, so that a copy of one whose bytes
+   * are gone is refused and one that never left is rebuilt (send_copy;
+   * without memory for it copies are rebuilt, as before) */
+  if (t->fec_pt && !t->sent->went) hd_resend_cache_keep_seqs(t->sent);
+  hd_resend_cache_put(t->sent, seq, pkt, len, now);
+  first_sent(t, seq);
   return 0;
 }
 

@@ -30,6 +30,9 @@ int hd_session_pace_send_exact(hd_session_t *v, hd_out_track_t *t, uint8_t *out,
  * hd_session_pace_send. */
 int hd_session_pace_send_rtx_copy(hd_session_t *v, hd_out_track_t *t, uint8_t *out, size_t n, int cls,
                                   hd_time_t now, hd_session_counters_t *c);
+/* out seq seq of t as an extended seq next to the newest first send on its
+ * media SSRC (t->media_last_ext; within 32768 of it either way). */
+int64_t hd_session_out_seq_ext(const hd_out_track_t *t, uint16_t seq);
 /* Releases what v's pacer (non-NULL) lets go at `now` into the tx queue. */
 void hd_session_pace_flush(hd_session_t *v, hd_time_t now, hd_session_counters_t *c);
 

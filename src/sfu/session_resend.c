@@ -239,7 +239,9 @@ void hd_session_tail_probe(hd_session_t *v, hd_session_t *room_pub, hd_time_t no
  * FlexFEC protects, the first send's exact bytes as RTX. Without RTX a copy
  * would be rebuilt under the first send's index: see resend_exact.
  * Returns the bytes sent, HD_EPROTO when the packet is not of the stream
- * being sent or t has no RTX, or another negative error. */
+ * being sent, t has no RTX or (FlexFEC) the first send's bytes are gone,
+ * HD_EAGAIN (FlexFEC) when out_seq has not gone out on the media SSRC yet,
+ * or another negative error. */
 static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, const uint8_t *orig, size_t olen,
                      uint16_t out_seq, int cls, hd_time_t now, hd_session_counters_t *c) {
   hd_rtp_hdr_t h;
@@ -247,20 +249,32 @@ static int send_copy(hd_session_t *v, hd_out_track_t *t, hd_session_t *pub, cons
   size_t cap;
   uint8_t *out = hd_peer_tx_begin(&v->peer, &cap);
   if (!out) return HD_ENOSPC;
-  if (t->fec_pt && t->sent) {
+  if (t->fec_pt && t->kind == HD_TRACK_VIDEO) {
     /* FlexFEC covered the first send's bytes (sfu/session_fec.h): a copy
      * rebuilt now would carry another abs-send-time, maybe a playout-delay
      * element the first send lacked (a longer header), and a repair packet
      * that counts on the viewer's unwrapped copy would rebuild its missing
-     * packet wrong. The first send's bytes as RTX, or nothing (they are
-     * gone); a seq never sent on the media SSRC was never protected. */
+     * packet wrong. The first send's bytes as RTX, or nothing. */
     const uint8_t *first;
     size_t flen;
-    if (hd_resend_cache_get(t->sent, out_seq, now, &first, &flen) == 0) {
+    if (t->sent && hd_resend_cache_get(t->sent, out_seq, now, &first, &flen) == 0) {
       int n = hd_session_wrap_rtx(t, first, flen, out, cap);
       return n < 0 ? n : hd_session_pace_send_rtx_copy(v, t, out, (size_t)n, cls, now, c);
     }
-    if (hd_resend_cache_sent(t->sent, out_seq, now)) return HD_EPROTO;
+    int64_t ext = hd_session_out_seq_ext(t, out_seq);
+    /* not sent on the media SSRC yet (it waits in the pacer, built with the
+     * header state of then): its final bytes do not exist yet; it is on its
+     * way, so a NACK needs no answer and a probe takes another packet */
+    if (!t->media_any || ext > t->media_last_ext) return HD_EAGAIN;
+    /* it went out and its record is gone (its slot taken by a newer seq,
+     * the arena wrapped, or too old): those bytes cannot be made again */
+    if (hd_resend_cache_went_out(t->sent, out_seq)) {
+      if (c) c->fec_copy_refused++;
+      return HD_EPROTO;
+    }
+    /* it never left on the media SSRC (dropped from the pacer or the tx
+     * queue) or left before its bytes were recorded: FlexFEC never covered
+     * it, a rebuilt copy is the only one */
   }
   uint8_t tmp[HD_DATAGRAM_MAX];
   int n =
@@ -328,7 +342,8 @@ void hd_session_send_probe(hd_session_t *v, hd_session_t *room_pub, uint64_t due
       if (t->tl && hd_tl_filter_unmap(t->tl, kept, &src_seq) != HD_TL_FORWARD) continue;
       if (hd_rtp_cache_peek(&src->cache, src_seq, now, &orig, &olen) < 0) continue;
       int n = send_copy(v, t, pub, orig, olen, (uint16_t)(kept + t->rw.seq_offset), HD_PACE_PADDING, now, c);
-      if (n == HD_ENOSPC) return; /* the tx queue or the pacer is full */
+      if (n == HD_ENOSPC) return;  /* the tx queue or the pacer is full */
+      if (n == HD_EAGAIN) any = 1; /* still in the pacer (FlexFEC): an older one next round */
       if (n > 0) {
         sent += (uint64_t)n;
         any = 1;

@@ -20,7 +20,8 @@ crossed the link.
     have run for a few seconds: the subscriber receives audio and decodes
     video; and the other way round (publisher on n1, subscriber on n2).
  2. The link counters: neither node dropped the other's datagrams as
-    replays (`hudong cluster links --json`'s rx_replay).
+    replays or as addressed to another worker (`hudong cluster links
+    --json`'s rx_replay, rx_misaddressed).
  3. A room that starts on two nodes at once (the clients of a killed node
     that held all of a room moving to two others): each node's participant
     is seen on the other (measured: a node publishes its registry entry and
@@ -128,6 +129,10 @@ def main():
             counts = {x.get("peer"): x.get("rx_replay") for x in ls}
             check(ls and all(v == 0 for v in counts.values()),
                   "%s's links count no replays %s" % (n.name, counts), json.dumps(js)[:800])
+            mis = {x.get("peer"): x.get("rx_misaddressed") for x in ls}
+            check(ls and all(v == 0 for v in mis.values()),
+                  "%s's links count no datagram addressed to another worker %s" % (n.name, mis),
+                  json.dumps(js)[:800])
 
         section("3. a room started on two nodes at once")
         t0 = time.time()

@@ -73,8 +73,20 @@ static void test_roundtrip(void **st) {
   assert_non_null(strstr(buf, "\"link\":2"));
   assert_int_equal(hd_cluster_node_decode(buf, (size_t)len, b, why, sizeof why), 0);
   assert_int_equal(b->link_ver, 2);
-  const char *badv = "{\"v\":1,\"id\":\"x\",\"url\":\"http://h:1\",\"capacity\":5,\"link\":0}";
-  assert_int_equal(hd_cluster_node_decode(badv, strlen(badv), b, why, sizeof why), HD_EPROTO);
+  assert_int_equal(b->link_ver_bad, 0);
+  /* a "link" this node cannot read (0, a string, a fraction, null) is taken
+   * as version 1 and flagged for a log line: the peer entry stays readable */
+  const char *badv[] = {"0", "-3", "\"2\"", "2.5", "null", "true"};
+  for (size_t i = 0; i < sizeof badv / sizeof *badv; i++) {
+    char ent[160];
+    snprintf(ent, sizeof ent, "{\"v\":1,\"id\":\"x\",\"url\":\"http://h:1\",\"capacity\":5,\"link\":%s}",
+             badv[i]);
+    assert_int_equal(hd_cluster_node_decode(ent, strlen(ent), b, why, sizeof why), 0);
+    assert_string_equal(b->id, "x");
+    assert_int_equal(b->capacity, 5);
+    assert_int_equal(b->link_ver, 1);
+    assert_int_equal(b->link_ver_bad, 1);
+  }
   free(a);
   free(b);
 }

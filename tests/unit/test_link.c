@@ -235,9 +235,15 @@ static void test_destination_worker(void **st) {
   memcpy(d, c, (size_t)n);
   d[3] = 1;
   assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EAUTH);
-  /* ... or to 0 ("unaddressed", as version 1 sends): node-a speaks version 2, refused */
+  /* ... or to 0 ("unaddressed", as version 1 sends): the tag fails too */
   memcpy(d, c, (size_t)n);
   d[3] = 0;
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EAUTH);
+  assert_int_equal(B_A.rx_misaddressed, 1);
+  /* a genuinely unaddressed one: node-a speaks version 2, refused */
+  A_B.ver = 1;
+  n = hd_link_seal(&A, &A_B, 0, HD_LINK_HELLO, (const uint8_t *)"unaddr", 6, d, sizeof d);
+  A_B.ver = HD_LINK_VERSION;
   assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
   assert_int_equal(B_A.rx_misaddressed, 2);
   /* past the last lane: malformed */
@@ -266,6 +272,75 @@ static void test_destination_worker(void **st) {
   assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
   assert_int_equal(B_A.rx_misaddressed, 3);
   hd_link_peer_free(&B1_A);
+}
+
+/* Forged datagrams naming another worker (or none) are not the peer's: they
+ * fail the tag and are counted as rx_auth_fail, never as rx_misaddressed
+ * (which, counted before the tag, anyone could inflate). */
+static void test_misaddressed_counted_only_when_authentic(void **st) {
+  (void)st;
+  setup(1000, 2000); /* B: worker 0 of node-b */
+  uint8_t d[200];
+  for (int i = 0; i < 5; i++) {
+    int n = hd_link_seal(&A, &A_B, 0, HD_LINK_HELLO, (const uint8_t *)"hi", 2, d, sizeof d);
+    d[3] = (uint8_t)(i % 2 ? 0 : 3); /* unaddressed, or worker 2 */
+    d[HD_LINK_HDR_LEN] ^= 0x55;      /* and no valid tag (a forger has no key) */
+    assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EAUTH);
+  }
+  assert_int_equal(B_A.rx_misaddressed, 0);
+  assert_int_equal(B_A.rx_auth_fail, 5);
+  /* the peer's own datagram to worker 2, replayed here: counted */
+  int n = hd_link_seal(&A, &A_B, 2, HD_LINK_HELLO, (const uint8_t *)"hi", 2, d, sizeof d);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
+  assert_int_equal(B_A.rx_misaddressed, 1);
+  assert_int_equal(B_A.rx_ok, 0);
+}
+
+/* A peer known as link version 1 (its registry entry, ~1 s stale during a
+ * rolling upgrade) that sends an authenticated datagram with a destination
+ * speaks version 2: it is marked so at once and sent addressed datagrams.
+ * A forged one does not move it; an unaddressed datagram of a new epoch (the
+ * peer restarted) voids what the last run proved (ver_seen), so that its
+ * registry entry decides again. */
+static void test_addressed_datagram_upgrades_peer(void **st) {
+  (void)st;
+  setup(1000, 2000);
+  uint8_t d[200];
+  B_A.ver = 1;
+  int n = seal_ab("v2 now", d); /* A_B.ver is 2: addressed to worker 0 */
+  assert_int_equal(d[3], 1);
+  d[HD_LINK_HDR_LEN] ^= 1; /* forged first: no change */
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EAUTH);
+  assert_int_equal(B_A.ver, 1);
+  assert_int_equal(B_A.ver_seen, 0);
+  n = seal_ab("v2 now", d);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), 0);
+  assert_int_equal(B_A.ver, 2);
+  assert_int_equal(B_A.ver_seen, 2);
+  /* what node-b sends node-a now names node-a's worker */
+  n = hd_link_seal(&B, &B_A, 1, HD_LINK_HELLO, (const uint8_t *)"x", 1, d, sizeof d);
+  assert_int_equal(d[2] << 8 | d[3], 2);
+  /* the same epoch's unaddressed datagrams are now refused */
+  A_B.ver = 1;
+  n = seal_ab("old", d);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
+  assert_int_equal(B_A.rx_misaddressed, 1);
+  assert_int_equal(B_A.ver_seen, 2);
+  /* node-a restarts as version 1 (a new epoch, unaddressed): refused while
+   * node-b still holds it as version 2, but its proof is void */
+  assert_int_equal(hd_link_self_init(&A, "node-a", SECRET, sizeof SECRET - 1, 1001, 0), 0);
+  hd_link_peer_free(&A_B);
+  assert_int_equal(hd_link_peer_init(&A_B, &A, "node-b"), 0);
+  A_B.ver = 1;
+  n = seal_ab("rolled back", d);
+  assert_int_equal(d[2] | d[3], 0);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), HD_EPROTO);
+  assert_int_equal(B_A.ver_seen, 0);
+  /* ... so its registry entry ("link": 1) takes it back to version 1 */
+  B_A.ver = B_A.ver_seen > 1 ? B_A.ver_seen : 1;
+  n = seal_ab("rolled back", d);
+  assert_int_equal(open_at_b(d, (size_t)n, 0), 0);
+  assert_int_equal(B_A.ver, 1);
 }
 
 static void test_bodies(void **st) {
@@ -378,10 +453,16 @@ static void test_reassembly(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_tamper_and_wrong_secret),
-      cmocka_unit_test(test_replay_window), cmocka_unit_test(test_epochs),
-      cmocka_unit_test(test_lanes),         cmocka_unit_test(test_destination_worker),
-      cmocka_unit_test(test_bodies),        cmocka_unit_test(test_reassembly),
+      cmocka_unit_test(test_roundtrip),
+      cmocka_unit_test(test_tamper_and_wrong_secret),
+      cmocka_unit_test(test_replay_window),
+      cmocka_unit_test(test_epochs),
+      cmocka_unit_test(test_lanes),
+      cmocka_unit_test(test_destination_worker),
+      cmocka_unit_test(test_misaddressed_counted_only_when_authentic),
+      cmocka_unit_test(test_addressed_datagram_upgrades_peer),
+      cmocka_unit_test(test_bodies),
+      cmocka_unit_test(test_reassembly),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   hd_link_peer_free(&A_B);

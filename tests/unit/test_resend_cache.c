@@ -81,6 +81,38 @@ static void test_arena_wraps(void **st) {
   hd_resend_cache_free(&c);
 }
 
+/* keep_seqs (FlexFEC tracks): a seq whose bytes are gone (its slot taken by
+ * a newer one) still "went out"; one the sender skipped (dropped before it
+ * left) did not -- across the seq wrap, and after the whole space went round
+ * again with other seqs skipped. */
+static void test_went_out(void **st) {
+  (void)st;
+  hd_resend_cache_t c;
+  assert_int_equal(hd_resend_cache_init(&c, 128, 16384), 0);
+  assert_int_equal(hd_resend_cache_went_out(&c, 1), 0); /* off: 0 */
+  assert_int_equal(hd_resend_cache_keep_seqs(&c), 0);
+  assert_int_equal(hd_resend_cache_footprint(&c), 128 * sizeof(hd_resend_slot_t) + 16384 + 8192);
+  uint8_t p[200];
+  fill(p, sizeof p, 0);
+  for (uint32_t i = 0; i < 65536 + 700; i++) {
+    uint16_t s = (uint16_t)(65000 + i);
+    if ((i < 65536 ? i % 10 : i % 7) == 3) continue; /* skipped: another pattern the second time round */
+    assert_int_equal(hd_resend_cache_put(&c, s, p, sizeof p, HD_SEC(1)), 0);
+  }
+  const uint8_t *b;
+  size_t bl;
+  for (uint32_t i = 65536; i < 65536 + 700; i++) {
+    uint16_t s = (uint16_t)(65000 + i);
+    assert_int_equal(hd_resend_cache_went_out(&c, s), i % 7 != 3);
+  }
+  uint16_t old = (uint16_t)(65000 + 65536 + 10); /* 690 seqs back: its slot taken */
+  assert_int_equal(hd_resend_cache_get(&c, old, HD_SEC(1), &b, &bl), HD_ENOTFOUND);
+  assert_int_equal(hd_resend_cache_went_out(&c, old), 1);
+  hd_resend_cache_clear(&c);
+  assert_int_equal(hd_resend_cache_went_out(&c, old), 0);
+  hd_resend_cache_free(&c);
+}
+
 static void test_bad_arguments(void **st) {
   (void)st;
   hd_resend_cache_t c;
@@ -99,6 +131,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exact_bytes_back),
       cmocka_unit_test(test_arena_wraps),
+      cmocka_unit_test(test_went_out),
       cmocka_unit_test(test_bad_arguments),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

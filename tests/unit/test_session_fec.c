@@ -374,11 +374,119 @@ static void test_probe_copies_are_first_sends(void **st) {
   hd_session_set_pacer(1, 0);
 }
 
+/* Probe copies while the newest packets still wait in the pacer:
+ * the copy of a seq not yet sent on the media SSRC is rebuilt (t->sent has
+ * no record of it yet), so the viewer's unwrapped copy differs from the
+ * first send FlexFEC protects when it leaves later. */
+static void test_probe_skips_copies_of_queued_packets(void **st) {
+  (void)st;
+  hd_session_set_pacer(1, 0);
+  capture_t *cap = calloc(1, sizeof *cap);
+  assert_non_null(cap);
+  hd_session_t *pub = camera(), *v = fec_viewer(pub, cap);
+  hd_session_counters_t c = {0};
+  hd_time_t now = HD_SEC(500);
+  v->estimate_bps = 40000; /* far below the video: most of it waits */
+  for (uint16_t q = 4000; q < 4012; q++, now += HD_MS(10)) {
+    camera_sends(pub, v, q, now, &c);
+    hd_session_pace_flush(v, now, &c);
+  }
+  print_message("queued before the probe: %d\n", (int)v->pacer->queued_packets);
+  v->out[0].playout_on = 1;
+  v->out[0].playout_min_ms = 200;
+  now += HD_MS(20);
+  int before = cap->n;
+  hd_session_send_probe(v, pub, 3000, now, &c);
+  v->estimate_bps = 5000000;
+  for (int i = 0; i < 400 && v->pacer->queued_packets; i++, now += HD_MS(5))
+    hd_session_pace_flush(v, now, &c);
+  int copies = 0, bad = 0;
+  for (int k = before; k < cap->n; k++) {
+    if (ssrc_of(cap->pkt[k]) != V_RTX || (cap->pkt[k][0] & 0x20)) continue;
+    uint8_t un[1500];
+    int ul = hd_rtp_rtx_decode(cap->pkt[k], cap->len[k], V_SSRC, 96, un, sizeof un, NULL);
+    assert_true(ul > 0);
+    int kf = find(cap, 0, V_SSRC, seq_of(un));
+    if (kf < 0) continue;
+    uint8_t want[1500];
+    memcpy(want, cap->pkt[kf], cap->len[kf]);
+    hd_flexfec_zero_ext(want, cap->len[kf], EXT_TWCC);
+    hd_flexfec_zero_ext(un, (size_t)ul, EXT_TWCC);
+    copies++;
+    if ((size_t)ul != cap->len[kf] || memcmp(un, want, cap->len[kf])) {
+      bad++;
+      print_message(
+          "seq %u: RTX copy %d bytes, first send %zu bytes (copy sent at index %d, first send at %d)\n",
+          seq_of(un), ul, cap->len[kf], k, kf);
+    }
+  }
+  print_message("%d probe copies, %d of them not the first send's bytes\n", copies, bad);
+  assert_int_equal(bad, 0);
+  assert_true(copies > 0); /* the packets already sent were copied: the probe moved past the queued ones */
+  free_session(v);
+  free_session(pub);
+  free(cap);
+}
+
+/* A NACK for a seq whose resend-cache slot was taken by a newer seq
+ * (512 slots) while the publisher's cache (1024 slots) still holds it: on a
+ * FEC track the copy is rebuilt, not the first send's bytes. */
+static void test_nack_after_slot_eviction_refused(void **st) {
+  (void)st;
+  hd_session_set_pacer(0, 0);
+  capture_t *cap = calloc(1, sizeof *cap);
+  assert_non_null(cap);
+  hd_session_t *pub = camera(), *v = fec_viewer(pub, cap);
+  hd_out_track_t *t = &v->out[0];
+  hd_session_counters_t c = {0};
+  hd_time_t now = HD_SEC(600);
+  uint16_t first = 65000; /* across the seq wrap too */
+  int first_idx = -1;
+  for (int i = 0; i < 600; i++, now += HD_MS(1)) {
+    camera_sends(pub, v, (uint16_t)(first + i), now, &c);
+    if (i == 0) first_idx = cap->n - 1;
+    if (cap->n >= CAP_N - 8) cap->n = first_idx + 1; /* keep the first send, recycle the rest */
+  }
+  const uint8_t *fs = cap->pkt[first_idx];
+  size_t fl = cap->len[first_idx];
+  uint16_t ask = seq_of(fs);
+  t->playout_on = 1;
+  t->playout_min_ms = 200;
+  now += HD_MS(50);
+  uint8_t rtcp[64];
+  int rn = hd_rtcp_build_nack(0x77, V_SSRC, &ask, 1, rtcp, sizeof rtcp);
+  int before = cap->n;
+  hd_session_rtcp(v, pub, rtcp, (size_t)rn, now, &c);
+  int kr = find(cap, before, V_RTX, -1);
+  print_message("NACK for seq %u (600 packets, 650 ms ago): RTX copy %s\n", ask,
+                kr >= 0 ? "sent" : "not sent");
+  /* its first send's bytes are gone: refused, and counted */
+  assert_true(kr < 0);
+  assert_int_equal(c.fec_copy_refused, 1);
+  assert_int_equal(t->nacks_unanswered, 1);
+  if (kr >= 0) {
+    uint8_t un[1500], want[1500];
+    int ul = hd_rtp_rtx_decode(cap->pkt[kr], cap->len[kr], V_SSRC, 96, un, sizeof un, NULL);
+    memcpy(want, fs, fl);
+    hd_flexfec_zero_ext(want, fl, EXT_TWCC);
+    hd_flexfec_zero_ext(un, (size_t)ul, EXT_TWCC);
+    print_message("unwrapped %d bytes, first send %zu bytes, equal %d\n", ul, fl,
+                  (size_t)ul == fl && !memcmp(un, want, fl));
+    assert_true((size_t)ul == fl && !memcmp(un, want, fl));
+  }
+  free_session(v);
+  free_session(pub);
+  free(cap);
+  hd_session_set_pacer(1, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rebuilt_from_rtx_member_is_first_send),
       cmocka_unit_test(test_pacer_drops_ended_track),
       cmocka_unit_test(test_probe_copies_are_first_sends),
+      cmocka_unit_test(test_probe_skips_copies_of_queued_packets),
+      cmocka_unit_test(test_nack_after_slot_eviction_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
