@@ -521,6 +521,30 @@ static void test_consent_survives_heavy_loss(void **st) {
   pw_free(w);
 }
 
+/* Issue 17: a loaded node answers checks 2 s late while a checks every 50 ms.
+ * Every answer is a valid success response to a check a sent (RFC 8445
+ * §7.2.5.2); a remembered only its last 16 transactions (0.8 s of checks)
+ * and dropped them all: it stayed "checking" and failed at the connect
+ * timeout. Checks of the last 5 s now match, with the RTT of their own send. */
+static void test_late_check_answers(void **st) {
+  (void)st;
+  pw_t *w = pw_new();
+  pw_connect_direct(w, 0.0, HD_PC_SENDONLY, 0);
+  /* everything b sends (its answers to a's checks, its DTLS) takes 2 s */
+  hd_link_params_t slow = {.delay = HD_SEC(2)};
+  hd_link_set(&w->ep[1].up, &slow);
+  pw_run_until(w, w->now + HD_SEC(15));
+  hd_pc_stats_t s;
+  hd_pc_stats(w->ep[0].pc, &s);
+  assert_true(s.stun_checks_sent > 16); /* the answers came after 16 more checks had left */
+  assert_int_equal(hd_pc_state(w->ep[0].pc), HD_PC_CONNECTED);
+  assert_int_equal(hd_pc_state(w->ep[1].pc), HD_PC_CONNECTED);
+  assert_true(s.stun_responses > 0);
+  /* the RTT is that of the check answered: 2 s + a's PW_DELAY links, not 50 ms */
+  assert_true(s.ice_rtt >= HD_SEC(2) && s.ice_rtt < HD_SEC(2) + HD_MS(200));
+  pw_free(w);
+}
+
 static void test_connect_timeout(void **st) {
   pw_t *w = pw_new();
   pw_connect_direct(w, 1.0, HD_PC_SENDONLY, 0);
@@ -545,6 +569,7 @@ int main(void) {
       cmocka_unit_test(test_h264_offer),
       cmocka_unit_test(test_h264_high_offer),
       cmocka_unit_test(test_connect_timeout),
+      cmocka_unit_test(test_late_check_answers),
       cmocka_unit_test(test_consent_survives_heavy_loss),
   };
   return cmocka_run_group_tests(tests, cw_setup_all, cw_teardown_all);
