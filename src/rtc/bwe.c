@@ -67,6 +67,11 @@ static double rate_get_until(const hd_bwe_rate_t *r, hd_time_t window, hd_time_t
   if (from < r->first) from = r->first;
   hd_time_t span = end - from;
   if (span < window / 2) return -1;
+  /* buckets older than the ring (feedback lagging ~0.7 s+) were reused for
+   * newer sends: unknown, not a low rate */
+  hd_time_t oldest = r->latest - r->latest % HD_BWE_RATE_BUCKET_US -
+                     (hd_time_t)(HD_BWE_RATE_BUCKETS - 1) * HD_BWE_RATE_BUCKET_US;
+  if (from - from % HD_BWE_RATE_BUCKET_US < oldest) return -1;
   uint64_t bytes = 0;
   for (size_t i = 0; i < HD_BWE_RATE_BUCKETS; i++)
     if (r->start[i] >= 0 && r->start[i] + HD_BWE_RATE_BUCKET_US > from && r->start[i] <= last_start)
