@@ -10,9 +10,10 @@
  * binary resolves, by linking tests/support/seeded_rand.c (hd_test_rand_seed).
  * No source under src/ defines it and the production binaries do not link the
  * test support library (a ctest checks `hudong` has no such symbol), so there
- * the address is NULL and every byte comes from getrandom(2). It returns 1 when
+ * the address is NULL and every byte comes from getrandom(2); hidden, so the
+ * dynamic loader cannot bind it either (no LD_PRELOAD of a definition). It returns 1 when
  * it filled buf from its seeded generator, 0 to fall through to getrandom. */
-extern int hd_rand_test_override(void *buf, size_t n) __attribute__((weak));
+extern int hd_rand_test_override(void *buf, size_t n) __attribute__((weak, visibility("hidden")));
 
 int hd_random_bytes(void *buf, size_t n) {
   if (hd_rand_test_override && hd_rand_test_override(buf, n)) return 0;

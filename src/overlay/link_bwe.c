@@ -228,6 +228,19 @@ int hd_link_bwe_poll(hd_link_bwe_t *b, hd_time_t now, uint8_t *out, size_t cap, 
         r->e[j] = r->e[j - 1];
         r->e[j - 1] = t;
       }
+    /* a sequence number noted twice (a peer's new epoch restarts its
+     * numbers while the old ones wait here): keep the first, or the report
+     * could never be written and the lane would stay due for ever */
+    int u = 1;
+    for (int j = 1; j < r->n; j++) {
+      if (r->e[j].seq == r->e[u - 1].seq) {
+        b->rx_noted--;
+        b->rx_unnoted++;
+        continue;
+      }
+      r->e[u++] = r->e[j];
+    }
+    r->n = (uint16_t)u;
     hd_link_bwe_fb_t fb;
     fb.lane = r->lane;
     fb.rx_worker = (uint8_t)b->lane;
@@ -246,12 +259,16 @@ int hd_link_bwe_poll(hd_link_bwe_t *b, hd_time_t now, uint8_t *out, size_t cap, 
       fb.e[j].seq = r->e[j].seq;
       fb.e[j].arrival_us = r->e[j].arrival_us;
     }
-    len = hd_link_bwe_fb_write(&fb, out, cap);
-    if (len < 0) return len;
+    int w = hd_link_bwe_fb_write(&fb, out, cap);
     memmove(r->e, r->e + k, sizeof r->e[0] * (size_t)(r->n - k));
     r->n = (uint16_t)(r->n - k);
     r->due = r->n ? now : HD_TIME_NEVER; /* the rest goes in the next message */
     if (r->n) next = now;
+    if (w < 0) { /* not expected after the checks above: drop those notes, never retry them for ever */
+      b->rx_unnoted += (uint64_t)k;
+      continue;
+    }
+    len = w;
     *ret = r->ret;
     *ret_len = r->ret_len;
     b->fb_sent++;

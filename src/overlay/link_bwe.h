@@ -57,12 +57,13 @@
 #include "proto/rtcp.h"
 #include "rtc/bwe.h"
 
-#define HD_LINK_BWE_FB_MAX 128             /* arrivals in one BWE_FB message */
-#define HD_LINK_BWE_FB_HDR 20              /* its fixed part */
-#define HD_LINK_BWE_FB_ENTRY 6             /* bytes per arrival */
-#define HD_LINK_BWE_FB_INTERVAL HD_MS(50)  /* the longest a note waits to be reported */
-#define HD_LINK_BWE_FLOWS 16               /* receiving workers of one peer (HD_CLUSTER_MAX_MEDIA) */
-#define HD_LINK_BWE_RX_LANES 4             /* sending workers of one peer reported at once */
+#define HD_LINK_BWE_FB_MAX 128            /* arrivals in one BWE_FB message */
+#define HD_LINK_BWE_FB_HDR 20             /* its fixed part */
+#define HD_LINK_BWE_FB_ENTRY 6            /* bytes per arrival */
+#define HD_LINK_BWE_FB_INTERVAL HD_MS(50) /* the longest a note waits to be reported */
+#define HD_LINK_BWE_FLOWS 16              /* receiving workers of one peer (HD_CLUSTER_MAX_MEDIA) */
+#define HD_LINK_BWE_RX_LANES                                                                                 \
+  16 /* sending workers of one peer reported at once (= relay lanes, CL_HOP_STREAMS) */
 #define HD_LINK_BWE_RX_IDLE HD_SEC(5)      /* a lane silent this long gives its slot to another */
 #define HD_LINK_BWE_STALE HD_SEC(5)        /* a flow without feedback this long: not in the estimate */
 #define HD_LINK_BWE_RET_MAX 28             /* bytes of a return address kept (sockaddr_in6) */
@@ -129,7 +130,7 @@ typedef struct {
   uint64_t feedbacks;            /* BWE_FB messages taken (sending side) */
   uint64_t lost, late;           /* datagrams reported missing; reports after they were counted missing */
   uint64_t fb_sent;              /* BWE_FB messages made (receiving side) */
-  uint64_t rx_noted, rx_unnoted; /* arrivals noted; not (no lane slot free) */
+  uint64_t rx_noted, rx_unnoted; /* arrivals noted; not (no lane slot free, or a repeated sequence number) */
   uint64_t bad;                  /* BWE_FB refused: malformed or about another lane */
 } hd_link_bwe_stats_t;
 

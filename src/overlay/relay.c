@@ -184,8 +184,8 @@ int hd_hop_tx_keep2(hd_hop_tx_t *t, int lane, uint32_t seq, const uint8_t *a, si
     t->n_slots = n;
     if (!t->max_age) t->max_age = hd_overlay_params()->hop_cache_age;
   }
-  uint32_t n = (uint32_t)t->n_slots, pos = t->pos++;
-  hd_hop_slot_t *s = &t->slot[pos % n];
+  uint32_t n = (uint32_t)t->n_slots, pos = (uint32_t)(t->pos++ % n);
+  hd_hop_slot_t *s = &t->slot[pos];
   s->seq = seq;
   s->lane = (uint8_t)lane;
   s->len = (uint16_t)len;
@@ -215,7 +215,7 @@ int hd_hop_tx_get(hd_hop_tx_t *t, int lane, uint32_t seq, hd_time_t now, uint8_t
 int hd_hop_tx_recent(const hd_hop_tx_t *t, hd_time_t since, hd_time_t now, const hd_hop_slot_t **out,
                      int cap) {
   if (!t->slot || cap <= 0) return 0;
-  uint32_t n = (uint32_t)t->n_slots, have = t->pos < n ? t->pos : n;
+  uint32_t n = (uint32_t)t->n_slots, have = t->pos < n ? (uint32_t)t->pos : n;
   int k = 0;
   /* newest first (kept in time order) until one is too old */
   for (uint32_t i = 0; i < have && k < cap; i++) {

@@ -140,7 +140,7 @@ typedef struct {
 
 typedef struct {
   uint32_t next_seq[HD_HOP_LANES]; /* the last one given out, per lane */
-  uint32_t pos;                    /* datagrams kept so far (the ring's write position) */
+  uint64_t pos;                    /* datagrams kept so far (64 bits: the ring index never wraps) */
   hd_hop_slot_t *slot;             /* n_slots, allocated on first use */
   uint32_t *lane_pos;              /* [lane][seq % n_slots]: where that seq was kept */
   int n_slots;                     /* overlay.hop_cache when it was allocated (or the size init asked for) */

@@ -15,6 +15,7 @@
 #define APP_LIMIT_ADD 10000.0      /* increase bound: app_limit_factor x acked + this */
 #define APP_LIMIT_PROBE 2.0        /* probe result bound: 2 x acked */
 #define PROBE_FACTOR 1.5           /* periodic and follow-up probes, x target */
+#define STARTUP_QUEUE_MS 10.0      /* queue growth (ms) that cancels the start-up clusters */
 #define STALE_STATE HD_SEC(2)      /* over-use / loss no feedback confirmed for this long is stale */
 #define FEEDBACK_TIMEOUT HD_SEC(1) /* no feedback while sending this long: back off */
 #define TIMEOUT_FACTOR 0.8         /* ... by this much every half timeout */
@@ -66,6 +67,11 @@ static double rate_get_until(const hd_bwe_rate_t *r, hd_time_t window, hd_time_t
   if (from < r->first) from = r->first;
   hd_time_t span = end - from;
   if (span < window / 2) return -1;
+  /* buckets older than the ring (feedback lagging ~0.7 s+) were reused for
+   * newer sends: unknown, not a low rate */
+  hd_time_t oldest = r->latest - r->latest % HD_BWE_RATE_BUCKET_US -
+                     (hd_time_t)(HD_BWE_RATE_BUCKETS - 1) * HD_BWE_RATE_BUCKET_US;
+  if (from - from % HD_BWE_RATE_BUCKET_US < oldest) return -1;
   uint64_t bytes = 0;
   for (size_t i = 0; i < HD_BWE_RATE_BUCKETS; i++)
     if (r->start[i] >= 0 && r->start[i] + HD_BWE_RATE_BUCKET_US > from && r->start[i] <= last_start)
@@ -523,6 +529,20 @@ int hd_bwe_next_probe(hd_bwe_t *b, hd_time_t now, hd_bwe_probe_t *out) {
     /* failed (no result) or timed out: no 6x cluster after it */
     b->initial_wait = 0;
     b->n_pending = 0, b->pending_initial = 0;
+  }
+  if (b->n_pending && b->pending_initial && now >= b->next_probe_at && b->delay.acc_ms > STARTUP_QUEUE_MS) {
+    /* the first feedback already shows the queue growing under the media
+     * alone: the leg is full with what is sent (a viewer leg as narrow as the
+     * publisher's uplink), and a start-up cluster above it only adds a queue
+     * that cannot drain (issue 11: 250-336 ms before the jitter buffer in
+     * seconds 1-3 on 300 kbit/s legs). No start-up cluster then; the periodic
+     * probes, gated on over-use and loss, come once the estimate allows.
+     * The same rule as libwebrtc's ProbeController, which sends no probe
+     * while the delay-based estimator reports over-use (RFC 8867 §5.1 case) */
+    b->n_pending = 0, b->pending_initial = 0;
+    b->last_probe = now;
+    b->st.probes_skipped++;
+    return 0;
   }
   if (b->n_pending && now >= b->next_probe_at) {
     rate = b->pending[0];

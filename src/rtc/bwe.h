@@ -97,6 +97,7 @@ typedef struct {
   uint64_t feedbacks, acked, lost, unknown_seq, overuses, decreases;
   uint64_t feedback_timeouts; /* back-offs for lack of feedback */
   uint64_t probes_started, probes_succeeded, probes_failed;
+  uint64_t probes_skipped; /* start-up clusters not sent: the first feedback showed the queue growing */
 } hd_bwe_stats_t;
 
 typedef struct {

@@ -16,6 +16,15 @@ def check(cond, what, detail=""):
     return cond
 
 
+def verdict():
+    """The end of a test script: prints the failed checks or PASS, returns the exit code."""
+    if FAILS:
+        print("FAILED: %s" % FAILS)
+        return 1
+    print("PASS")
+    return 0
+
+
 def _ephemeral_range():
     """The kernel's ephemeral port range: bind(0) and every outgoing
     connection on this machine take their port from it."""

@@ -33,7 +33,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsclient import WS  # noqa: E402
 
-from hdtest import FAILS, b64u, check, free_port, jwt_hs256  # noqa: E402,F401  (shared helpers)
+from hdtest import FAILS, b64u, check, free_port, jwt_hs256, verdict  # noqa: E402,F401  (shared helpers)
 
 APP, SECRET = "appA", "secret-of-app-A-0123456789"
 HUDONG = None

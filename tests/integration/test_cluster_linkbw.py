@@ -134,11 +134,7 @@ def main():
         s2.kill()
     finally:
         tc.stop_cluster(nodes, redis, tmp, procs)
-    if tc.FAILS:
-        print("FAILED: %s" % tc.FAILS)
-        return 1
-    print("PASS")
-    return 0
+    return tc.verdict()
 
 
 if __name__ == "__main__":

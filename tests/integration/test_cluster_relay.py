@@ -245,11 +245,7 @@ def main():
                 print("# n1:", ln)
     finally:
         tc.stop_cluster(nodes, redis, tmp, procs + relays)
-    if tc.FAILS:
-        print("FAILED: %s" % tc.FAILS)
-        return 1
-    print("PASS")
-    return 0
+    return tc.verdict()
 
 
 if __name__ == "__main__":

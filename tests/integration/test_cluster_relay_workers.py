@@ -194,11 +194,7 @@ def main():
         check(not bad, "after the rescue, still no link datagram dropped as a replay or misaddressed", bad)
     finally:
         tc.stop_cluster(nodes, redis, tmp, procs + relays)
-    if tc.FAILS:
-        print("FAILED: %s" % tc.FAILS)
-        return 1
-    print("PASS")
-    return 0
+    return tc.verdict()
 
 
 if __name__ == "__main__":

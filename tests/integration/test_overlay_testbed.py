@@ -101,11 +101,7 @@ def main():
                 print("---- %s log tail\n%s" % (n.name, n.log()[-2000:] if n.proc else ""))
         bed.stop()
     print("took %.1f s" % (time.time() - t_start))
-    if tc.FAILS:
-        print("FAILED: %s" % tc.FAILS)
-        return 1
-    print("PASS")
-    return 0
+    return tc.verdict()
 
 
 if __name__ == "__main__":

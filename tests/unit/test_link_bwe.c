@@ -313,9 +313,9 @@ static void test_caps(void **st) {
   }
   assert_int_equal(total, 1000);
   assert_int_equal(msgs, 8);
-  /* lanes 1 (above), 2, 3, 4 take the slots; lane 5 is not noted */
+  /* lanes 1 (above), 2 .. HD_LINK_BWE_RX_LANES take the slots; the next is not noted */
   now += HD_SEC(1);
-  for (int l = 2; l <= 5; l++)
+  for (int l = 2; l <= HD_LINK_BWE_RX_LANES + 1; l++)
     hd_link_bwe_on_received(b, ((uint64_t)l << HD_LINK_LANE_SHIFT) | 1, now, "x", 1);
   assert_int_equal(b->rx_unnoted, 1);
   /* numbers 70000 apart: two reports */
@@ -329,10 +329,11 @@ static void test_caps(void **st) {
     msgs++;
   }
   assert_int_equal(msgs, 2);
-  /* after lanes 3 and 4 were idle long enough, lane 5 gets a slot */
-  hd_link_bwe_on_received(b, ((uint64_t)5 << HD_LINK_LANE_SHIFT) | 1, now + HD_SEC(9), "x", 1);
+  /* after the other lanes were idle long enough, the refused lane gets a slot */
+  hd_link_bwe_on_received(b, ((uint64_t)(HD_LINK_BWE_RX_LANES + 1) << HD_LINK_LANE_SHIFT) | 1,
+                          now + HD_SEC(9), "x", 1);
   assert_int_equal(b->rx_unnoted, 1);
-  assert_int_equal(b->rx_noted, 1000 + 3 + 2 + 1);
+  assert_int_equal(b->rx_noted, 1000 + (HD_LINK_BWE_RX_LANES - 1) + 2 + 1);
   /* the sending side refuses a report about another lane (this one is 0) */
   hd_link_bwe_fb_t f;
   memset(&f, 0, sizeof f);
@@ -361,6 +362,33 @@ static void test_caps(void **st) {
  * higher) are not losses; after 70000 datagrams with no report (a peer that
  * does not report) one report counts at most the history as lost, and the
  * 16-bit transport-wide numbers do not wrap into old entries. */
+/* A sequence number noted twice (a peer restarted: its new epoch numbers from
+ * 1 again while the old notes wait) is reported once, the report goes out and
+ * the lane is not due for ever (before: every poll failed and the worker's
+ * timer was re-armed at 0 ms in a loop). */
+static void test_repeated_seq_reported_once(void **st) {
+  (void)st;
+  hd_link_bwe_t *b = test_malloc(sizeof *b);
+  hd_link_bwe_init(b, 0);
+  uint8_t out[HD_LINK_BWE_FB_HDR + HD_LINK_BWE_FB_MAX * HD_LINK_BWE_FB_ENTRY];
+  const void *ret;
+  size_t rl;
+  hd_time_t now = HD_SEC(10);
+  uint64_t s = ((uint64_t)1 << HD_LINK_LANE_SHIFT) | 5;
+  hd_link_bwe_on_received(b, s, now, "x", 1);
+  hd_link_bwe_on_received(b, s + 1, now + 1000, "x", 1);
+  hd_link_bwe_on_received(b, s, now + 2000, "x", 1);
+  hd_time_t t = now + HD_LINK_BWE_FB_INTERVAL;
+  int n = hd_link_bwe_poll(b, t, out, sizeof out, &ret, &rl);
+  assert_true(n > 0);
+  assert_int_equal(hd_get_be16(out + 2), 2); /* 5 and 6, 5 once */
+  assert_int_equal(hd_link_bwe_poll(b, t, out, sizeof out, &ret, &rl), 0);
+  assert_true(hd_link_bwe_next_timeout(b) > t); /* nothing due: no busy timer */
+  assert_int_equal(b->rx_unnoted, 1);
+  hd_link_bwe_free(b);
+  test_free(b);
+}
+
 static void test_reports_out_of_flow(void **st) {
   (void)st;
   hd_link_bwe_t *b = test_malloc(sizeof *b);
@@ -406,6 +434,7 @@ int main(void) {
       cmocka_unit_test(test_wire),
       cmocka_unit_test(test_caps),
       cmocka_unit_test(test_reports_out_of_flow),
+      cmocka_unit_test(test_repeated_seq_reported_once),
       cmocka_unit_test(test_limited_link_converges),
       cmocka_unit_test(test_wide_link_not_low),
       cmocka_unit_test(test_random_loss_not_low),

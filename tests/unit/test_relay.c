@@ -757,6 +757,34 @@ static void test_rescue_at_link_death(void **st) {
  * share: each lane counts on its own, a sequence number is found only in
  * its lane, the ring gives back what was kept since a time, oldest first,
  * capped to the newest. */
+/* The ring's write position passing 2^32 with a size that is not a power of
+ * two (overlay.hop_cache / rescue_max take any size): the newest kept are
+ * still found in order (before: recent() stopped at the jump of pos % n). */
+static void test_hop_ring_position_wrap(void **st) {
+  (void)st;
+  hd_hop_tx_t tx;
+  hd_hop_tx_init_n(&tx, 300);
+  hd_time_t t = HD_SEC(5);
+  uint8_t body[4] = {0};
+  assert_int_equal(hd_hop_tx_keep(&tx, 0, hd_hop_tx_seq(&tx, 0), body, sizeof body, t), 0);
+  tx.pos = (uint64_t)UINT32_MAX - 4; /* as after ~4.3e9 datagrams */
+  for (int i = 0; i < 10; i++) {
+    body[0] = (uint8_t)(i + 1);
+    assert_int_equal(hd_hop_tx_keep(&tx, 0, hd_hop_tx_seq(&tx, 0), body, sizeof body, t + HD_MS(1) * (i + 1)),
+                     0);
+  }
+  const hd_hop_slot_t *r[16];
+  int k = hd_hop_tx_recent(&tx, t + HD_MS(1), t + HD_MS(20), r, 16);
+  assert_int_equal(k, 10);
+  for (int i = 0; i < k; i++)
+    assert_int_equal(r[i]->data[0], i + 1);
+  uint8_t *b;
+  size_t bl;
+  assert_int_equal(hd_hop_tx_get(&tx, 0, 11, t + HD_MS(20), &b, &bl), 0);
+  assert_int_equal(b[0], 10);
+  hd_hop_tx_free(&tx);
+}
+
 static void test_hop_lanes(void **st) {
   (void)st;
   hd_hop_tx_t tx;
@@ -940,6 +968,7 @@ int main(void) {
       cmocka_unit_test(test_detour_rules),
       cmocka_unit_test(test_rescue_at_link_death),
       cmocka_unit_test(test_hop_lanes),
+      cmocka_unit_test(test_hop_ring_position_wrap),
       cmocka_unit_test(test_relay_worker_spread),
       cmocka_unit_test(test_rescue_rules),
       cmocka_unit_test(test_rx_and_dedup_edges),
