@@ -133,6 +133,9 @@ int hd_pc_new(hd_pc_t **out, const hd_pc_config_t *cfg) {
   pc->next_check = HD_TIME_NEVER;
   pc->next_rtcp = HD_TIME_NEVER;
   pc->rtt = -1;
+  pc->ice_rtt = -1;
+  for (int i = 0; i < PC_TX_CAP; i++)
+    pc->txs[i].cand = -1;
   pc->controlling = 1;
   if (cfg->local_ip) {
     rc = HD_EINVAL;
@@ -264,7 +267,7 @@ static void select_cand(hd_pc_t *pc, int i, hd_time_t now) {
   flush_dtls(pc);
 }
 
-static void send_check(hd_pc_t *pc, int ci) {
+static void send_check(hd_pc_t *pc, int ci, hd_time_t now) {
   uint8_t buf[256];
   char user[2 * HD_SDP_ICE_MAX + 2];
   int ulen = snprintf(user, sizeof user, "%s:%s", pc->r_ufrag, pc->ufrag);
@@ -280,9 +283,11 @@ static void send_check(hd_pc_t *pc, int ci) {
   }
   int n = hd_stun_build_finish(&b, (const uint8_t *)pc->r_pwd, strlen(pc->r_pwd), 1);
   if (n < 0) return;
-  memcpy(pc->txids[pc->txid_pos].txid, buf + 8, HD_STUN_TXID_LEN);
-  pc->txids[pc->txid_pos].cand = ci;
-  pc->txid_pos = (pc->txid_pos + 1) % PC_TXID_RING;
+  /* the oldest entry makes room: at PC_TX_CAP checks it is past PC_TX_KEEP anyway at our pace */
+  memcpy(pc->txs[pc->tx_pos].txid, buf + 8, HD_STUN_TXID_LEN);
+  pc->txs[pc->tx_pos].cand = ci;
+  pc->txs[pc->tx_pos].sent = now;
+  pc->tx_pos = (pc->tx_pos + 1) % PC_TX_CAP;
   if (enqueue(pc, buf, (size_t)n, &pc->cands[ci].addr, pc->cands[ci].len) == 0) pc->st.stun_checks_sent++;
 }
 
@@ -343,11 +348,17 @@ static int on_stun_request(hd_pc_t *pc, const hd_stun_msg_t *m, const uint8_t *b
 
 static int on_stun_response(hd_pc_t *pc, const hd_stun_msg_t *m, const uint8_t *buf, size_t len,
                             const struct sockaddr *from, socklen_t fromlen, hd_time_t now) {
+  /* §7.2.5.2: a response is to a check we sent (matched by transaction id),
+   * not only to the latest ones: a busy peer may answer seconds late. */
   int ci = -1;
-  for (int i = 0; i < PC_TXID_RING; i++)
-    if (!memcmp(pc->txids[i].txid, m->txid, HD_STUN_TXID_LEN)) {
-      ci = pc->txids[i].cand;
-      memset(pc->txids[i].txid, 0, HD_STUN_TXID_LEN);
+  hd_time_t sent = 0;
+  for (int i = 0; i < PC_TX_CAP; i++)
+    if (pc->txs[i].cand >= 0 && !memcmp(pc->txs[i].txid, m->txid, HD_STUN_TXID_LEN)) {
+      if (now - pc->txs[i].sent <= PC_TX_KEEP) {
+        ci = pc->txs[i].cand;
+        sent = pc->txs[i].sent;
+      }
+      pc->txs[i].cand = -1; /* one answer per transaction; an expired one is forgotten */
       break;
     }
   if (ci < 0 || ci >= pc->n_cands) return HD_ENOTFOUND;
@@ -365,6 +376,7 @@ static int on_stun_response(hd_pc_t *pc, const hd_stun_msg_t *m, const uint8_t *
   /* §7.2.5.2.1: the response must come from where we sent the request */
   if (!addr_eq(&pc->cands[ci].addr, from, fromlen)) return HD_EPROTO;
   pc->st.stun_responses++;
+  pc->ice_rtt = now - sent;
   pc->cands[ci].valid = 1;
   if (pc->selected < 0 || (pc->controlling && !pc->cands[pc->selected].nominated)) {
     if (pc->controlling) pc->cands[ci].nominated = 1; /* USE-CANDIDATE was in it */
@@ -483,11 +495,11 @@ void hd_pc_handle_timeout(hd_pc_t *pc, hd_time_t now) {
     if (pc->selected < 0) {
       if (pc->n_cands > 0 && pc->r_pwd[0]) {
         pc->next_cand %= pc->n_cands;
-        send_check(pc, pc->next_cand++);
+        send_check(pc, pc->next_cand++, now);
       }
       pc->next_check = now + CHECK_PACE;
     } else {
-      send_check(pc, pc->selected); /* consent (RFC 7675 §5.1) */
+      send_check(pc, pc->selected, now); /* consent (RFC 7675 §5.1) */
       /* ±20 % around the interval would be RFC 7675's randomisation; a fixed
        * interval keeps virtual-time runs reproducible. The answer moves the
        * next check to a full interval out; until then it is CONSENT_RETRY. */
@@ -615,6 +627,7 @@ void hd_pc_stats(const hd_pc_t *pc, hd_pc_stats_t *out) {
   out->bwe_bps = pc->bwe ? hd_bwe_target(pc->bwe) : 0;
   out->pacing_bps = pc_pace_rate(pc);
   out->rtt = pc->rtt;
+  out->ice_rtt = pc->ice_rtt;
   out->n_tracks = pc->n_tr;
   for (int i = 0; i < pc->n_tr; i++) {
     const pc_trx_t *t = &pc->tr[i];

@@ -184,6 +184,7 @@ typedef struct {
   uint64_t twcc_sent;     /* transport-wide feedback we sent (as a receiver) */
   uint64_t paced_waits;   /* times the pacer held the queue */
   hd_time_t rtt;          /* latest RTT over all tracks, -1 if none */
+  hd_time_t ice_rtt;      /* latest ICE check -> success response round trip, -1 if none */
   int n_tracks;
   hd_pc_track_stats_t tracks[HD_PC_MAX_TRANSCEIVERS];
 } hd_pc_stats_t;

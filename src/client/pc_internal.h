@@ -18,7 +18,17 @@
 #include "rtc/rtp_stats.h"
 
 #define PC_DGRAM_MAX 1500
-#define PC_TXID_RING 16
+/* Connectivity checks we sent, remembered so that a success response matches
+ * the transaction it answers (RFC 8445 §7.2.5.2) however late it comes, as
+ * long as the check is at most PC_TX_KEEP old (RFC 8489 §6.2.1's default
+ * transaction lifetime is 39.5 s with retransmissions; we never retransmit, a
+ * fresh check goes every 50 ms, so 5 s bounds how late an answer may be) and
+ * among the last PC_TX_CAP sent. At the 50 ms check pace 128 entries span
+ * 6.4 s, so the time bound is the one that applies; 128 x 24 B = 3 KB per pc.
+ * Issue 17: a loaded node answered > 1.6 s late and a ring of 16 (0.8 s of
+ * checks) dropped every answer: the pc never left "checking". */
+#define PC_TX_CAP 128
+#define PC_TX_KEEP HD_SEC(5)
 #define PC_SEEN_WINDOW 1024    /* received seqs remembered per stream, for duplicate drops */
 #define PC_RTX_TWICE_LOSS 0.02 /* the peer reports this much loss on a stream we send: repairs go twice */
 #define PC_RTX_TWICE_HOLD HD_SEC(10) /* ... for this long after the last such report */
@@ -144,9 +154,11 @@ struct hd_pc {
   int selected; /* index into cands, -1 none */
   struct {
     uint8_t txid[HD_STUN_TXID_LEN];
-    int cand;
-  } txids[PC_TXID_RING];
-  int txid_pos;
+    int cand;       /* -1: free (never sent, answered or expired) */
+    hd_time_t sent; /* when the check left: its answer's RTT */
+  } txs[PC_TX_CAP];
+  int tx_pos;
+  hd_time_t ice_rtt; /* check -> success response, latest; -1 none */
   hd_time_t next_check, last_consent;
   /* DTLS / SRTP */
   hd_dtls_t *dtls;

@@ -521,6 +521,84 @@ static void test_consent_survives_heavy_loss(void **st) {
   pw_free(w);
 }
 
+/* Issue 17: a loaded node answers checks 2 s late while a checks every 50 ms.
+ * Every answer is a valid success response to a check a sent (RFC 8445
+ * §7.2.5.2); a remembered only its last 16 transactions (0.8 s of checks)
+ * and dropped them all: it stayed "checking" and failed at the connect
+ * timeout. Checks of the last 5 s now match, with the RTT of their own send.
+ * We impersonate b as an ICE-lite node would behave (it answers, never checks,
+ * so a can learn the path only from the answers). */
+static void test_late_check_answers(void **st) {
+  (void)st;
+  pw_t *w = pw_new();
+  pw_connect_direct(w, 1.0, HD_PC_SENDONLY, 0); /* the wire loses everything: we talk to a by hand */
+  hd_pc_t *a = w->ep[0].pc;
+  char b_pwd[64];
+  sdp_attr(w->answer, "ice-pwd", b_pwd, sizeof b_pwd);
+  struct sockaddr_in from;
+  pw_mkaddr(&from, "10.0.0.3", 6000);
+  enum { PEND = 128 };
+  struct {
+    uint8_t m[256];
+    int n;
+    hd_time_t due;
+  } pend[PEND];
+  int head = 0, tail = 0, late = 0, old = -1;
+  hd_time_t end = w->now + HD_SEC(4);
+  uint8_t buf[1500];
+  while (w->now < end && hd_pc_state(a) == HD_PC_CHECKING) {
+    hd_pc_handle_timeout(a, w->now);
+    struct sockaddr_storage to;
+    socklen_t tl;
+    int n;
+    while ((n = hd_pc_poll(a, buf, sizeof buf, &to, &tl, w->now)) > 0) {
+      hd_stun_msg_t m;
+      if (hd_stun_parse(&m, buf, (size_t)n) < 0 || m.cls != HD_STUN_CLASS_REQUEST) continue;
+      assert_int_equal(hd_stun_check_integrity(&m, buf, (size_t)n, (const uint8_t *)b_pwd, strlen(b_pwd)), 0);
+      assert_true(tail - head < PEND);
+      hd_stun_builder_t b;
+      hd_stun_build_start(&b, pend[tail % PEND].m, sizeof pend[0].m, HD_STUN_BINDING_SUCCESS, m.txid);
+      hd_stun_add_xor_mapped_address(&b, (struct sockaddr *)&to, tl);
+      pend[tail % PEND].n = hd_stun_build_finish(&b, (const uint8_t *)b_pwd, strlen(b_pwd), 1);
+      assert_true(pend[tail % PEND].n > 0);
+      pend[tail % PEND].due = w->now + HD_SEC(2); /* the loaded worker answers 2 s late */
+      tail++;
+    }
+    while (head < tail && pend[head % PEND].due <= w->now) {
+      int rc = hd_pc_feed(a, pend[head % PEND].m, (size_t)pend[head % PEND].n, (struct sockaddr *)&from,
+                          sizeof from, w->now);
+      if (old < 0) old = head; /* the first answer: a has sent ~40 checks since */
+      if (rc == HD_ENOTFOUND) late++;
+      head++;
+    }
+    hd_time_t next = hd_pc_next_timeout(a);
+    if (head < tail && pend[head % PEND].due < next) next = pend[head % PEND].due;
+    w->now = next > w->now ? next : w->now + HD_MS(1);
+  }
+  hd_pc_stats_t s;
+  hd_pc_stats(a, &s);
+  assert_true(s.stun_checks_sent > 16);         /* the first answer came after 16 more checks had left */
+  assert_int_equal(late, 0);                    /* no answer was taken for a stranger's */
+  assert_int_equal(hd_pc_state(a), HD_PC_DTLS); /* ICE done: the path is the answered one */
+  assert_true(s.stun_responses > 0);
+  /* the RTT is that of the check answered (2 s), not of the latest check (0-50 ms) */
+  assert_true(s.ice_rtt >= HD_SEC(2) && s.ice_rtt < HD_SEC(2) + HD_MS(60));
+  /* one answer per transaction: the first answer again is a stranger's */
+  assert_int_equal(hd_pc_feed(a, pend[old % PEND].m, (size_t)pend[old % PEND].n, (struct sockaddr *)&from,
+                              sizeof from, w->now),
+                   HD_ENOTFOUND);
+  /* checks still unanswered: taken while at most 5 s old (PC_TX_KEEP), not after */
+  assert_true(tail - head >= 2);
+  int k = (tail - 2) % PEND;
+  assert_int_equal(hd_pc_feed(a, pend[k].m, (size_t)pend[k].n, (struct sockaddr *)&from, sizeof from, w->now),
+                   0);
+  k = (tail - 1) % PEND;
+  w->now = pend[k].due - HD_SEC(2) + HD_SEC(5) + 1;
+  assert_int_equal(hd_pc_feed(a, pend[k].m, (size_t)pend[k].n, (struct sockaddr *)&from, sizeof from, w->now),
+                   HD_ENOTFOUND);
+  pw_free(w);
+}
+
 static void test_connect_timeout(void **st) {
   pw_t *w = pw_new();
   pw_connect_direct(w, 1.0, HD_PC_SENDONLY, 0);
@@ -545,6 +623,7 @@ int main(void) {
       cmocka_unit_test(test_h264_offer),
       cmocka_unit_test(test_h264_high_offer),
       cmocka_unit_test(test_connect_timeout),
+      cmocka_unit_test(test_late_check_answers),
       cmocka_unit_test(test_consent_survives_heavy_loss),
   };
   return cmocka_run_group_tests(tests, cw_setup_all, cw_teardown_all);
