@@ -33,19 +33,18 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#include <dirent.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "base/err.h"
 #include "client/rtc_signal.h"
 #include "cmd/bench_load.h"
+#include "cmd/bench_proc.h"
 #include "cmd/cmd.h"
 #include "io/ws_client.h"
 #include "proto/token.h"
 
 #define PKT_BATCH 64
-#define BL_DEFAULT_THREADS 8 /* --threads default: online CPUs, at most this */
 
 hd_time_t bl_now(void) { return (hd_time_t)(uv_hrtime() / 1000); }
 
@@ -684,12 +683,6 @@ static void mark_window(bl_part_t *p, int w) {
       (w == 1 ? hd_load_seq_window_start : hd_load_seq_window_end)(&p->run->subs[i].seq[k]);
 }
 
-static double thread_cpu_us(void) {
-  struct timespec ts;
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) return 0;
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 /* Phase 2, on the part's thread: its subscriber legs join; then it tells
  * the main thread (phase 1). */
 static void part_join(bl_part_t *p) {
@@ -759,11 +752,11 @@ static void part_measure(bl_part_t *p, void (*at)(void *ud, int w), void *ud) {
   run_for(p, p->w0, NULL);
   mark_window(p, 1);
   if (at) at(ud, 1);
-  double c0 = thread_cpu_us();
+  double c0 = bl_thread_cpu_us();
   run_for(p, p->w1, NULL);
   mark_window(p, 2);
   if (at) at(ud, 2);
-  p->tally.cpu_us = thread_cpu_us() - c0;
+  p->tally.cpu_us = bl_thread_cpu_us() - c0;
   run_for(p, p->w1 + HD_SEC(1), NULL);
   report_pending(p);
   /* nothing counted from here on: the hist and keyframes are the main thread's to merge */
@@ -815,92 +808,6 @@ static void part_thread(void *arg) {
   part_stop(p);
 }
 
-static int read_proc_cpu(int pid, double *cpu_us) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  if (!p) return -1;
-  unsigned long long ut = 0, st = 0;
-  /* fields after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14)
-   * stime(15) */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
-  *cpu_us = (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
-  return 0;
-}
-
-/* Per-thread CPU of the server (/proc/PID/task/TID/stat), to see how the
- * work splits between the control thread and the media workers (hd-media-i). */
-#define BL_MAX_THREADS 80
-typedef struct {
-  int tid;
-  char name[24];
-  double cpu0, cpu1;
-} bl_thread_t;
-
-static int read_threads(int pid, bl_thread_t *t, int n, int second) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/task", pid);
-  DIR *d = opendir(path);
-  if (!d) return n;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    int tid = atoi(e->d_name);
-    if (tid <= 0) continue;
-    char sp[96], buf[1024];
-    snprintf(sp, sizeof sp, "/proc/%d/task/%d/stat", pid, tid);
-    FILE *f = fopen(sp, "r");
-    if (!f) continue;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = 0;
-    char *o = strchr(buf, '('), *c = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0;
-    if (!o || !c || c < o ||
-        sscanf(c + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-      continue;
-    double us = (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
-    int k = 0;
-    while (k < n && t[k].tid != tid)
-      k++;
-    if (k == n) {
-      if (n == BL_MAX_THREADS || second) continue; /* a thread born in the window is not measured */
-      t[n].tid = tid;
-      snprintf(t[n].name, sizeof t[n].name, "%.*s", (int)(c - o - 1), o + 1);
-      t[n].cpu0 = us;
-      t[n].cpu1 = -1;
-      n++;
-    } else if (second) {
-      t[k].cpu1 = us;
-    }
-  }
-  closedir(d);
-  return n;
-}
-
-static long read_proc_rss_kb(int pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  long kb = -1;
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
-  fclose(f);
-  return kb;
-}
-
-static double self_cpu_us(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec * 1e6 +
-         (double)ru.ru_stime.tv_usec;
-}
-
 /* The main thread's readings at the window's marks: the server's CPU (whole
  * and per thread) and RSS, and this process's CPU over all its threads. */
 typedef struct {
@@ -913,15 +820,15 @@ typedef struct {
 static void srv_probe(void *ud, int w) {
   srv_probe_t *sp = ud;
   if (w == 1) {
-    sp->self0 = self_cpu_us();
-    sp->have_cpu = sp->pid && read_proc_cpu(sp->pid, &sp->cpu0) == 0;
-    sp->n_threads = sp->pid ? read_threads(sp->pid, sp->threads, 0, 0) : 0;
+    sp->self0 = bl_self_cpu_us();
+    sp->have_cpu = sp->pid && bl_proc_cpu_us(sp->pid, &sp->cpu0) == 0;
+    sp->n_threads = sp->pid ? bl_proc_threads(sp->pid, sp->threads, 0, 0) : 0;
     return;
   }
-  sp->have_cpu = sp->have_cpu && read_proc_cpu(sp->pid, &sp->cpu1) == 0;
-  if (sp->n_threads) read_threads(sp->pid, sp->threads, sp->n_threads, 1);
-  sp->self1 = self_cpu_us();
-  sp->rss_end = sp->pid ? read_proc_rss_kb(sp->pid) : -1;
+  sp->have_cpu = sp->have_cpu && bl_proc_cpu_us(sp->pid, &sp->cpu1) == 0;
+  if (sp->n_threads) bl_proc_threads(sp->pid, sp->threads, sp->n_threads, 1);
+  sp->self1 = bl_self_cpu_us();
+  sp->rss_end = sp->pid ? bl_proc_rss_kb(sp->pid) : -1;
 }
 
 static int all_phase(bl_run_t *r, int want) {
@@ -975,196 +882,6 @@ static void merge_keys(bl_run_t *r, const bl_part_t *p) {
   }
 }
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: hudong bench load --target hudong|janus --url URL [--key K --secret S] [--room R]\n"
-          "         [--rooms R] --publishers M --subscribers N [--audio-only] [--video-kbps 1000]\n"
-          "         [--duration S] [--warmup S] [--ramp 20] [--join-timeout S] [--server-pid PID]\n"
-          "         [--local-ip IP] [--json FILE] [--quiet] [--count-only]\n"
-          "         [--balance-workers W [--list-rooms]] [--fail-fast] [--sub-url U1,U2,...]\n"
-          "         [--threads T] [--join-rate LEGS_PER_S]\n"
-          "  M publishers and N subscribers per room over real ICE/DTLS/SRTP; synthetic media\n"
-          "  (audio 50 pkt/s, video ~1 Mbps, keyframe every 2 s); reports loss and added latency.\n"
-          "  hudong: --url http://127.0.0.1:7880 (or ws://127.0.0.1:7880/rtc), tokens minted with\n"
-          "          --key/--secret\n"
-          "  janus:  --url http://127.0.0.1:8088/janus (VideoRoom plugin; rooms created here)\n"
-          "  --local-ip: address the clients' UDP sockets bind to (default 127.0.0.1; Janus never\n"
-          "            gathers loopback candidates: give it the host's own address, still local)\n"
-          "  --count-only: subscribers do not decrypt media; they count packets and loss from the\n"
-          "            clear RTP sequence numbers per SSRC (recvmmsg batches). No latency figure.\n"
-          "            Loss = max(sequence-gap loss, shortfall of arrivals against what was sent).\n"
-          "  --balance-workers W: name the rooms so that `hudong serve --media-workers W` puts\n"
-          "            room i on worker i %% W (same FNV-1a of key and room as the server);\n"
-          "            --list-rooms prints those names, one a line, and exits\n"
-          "  --fail-fast: stop joining at the first subscriber leg that fails (a rate search's\n"
-          "            failed step then ends in seconds, not minutes)\n"
-          "  --sub-url U1[,U2,...]: hudong cluster: subscribers join these nodes (subscriber i of a\n"
-          "            room: U(i mod count)), publishers join --url (bench/cluster)\n"
-          "  --threads T: generator threads, 1..%d (default: online CPUs, at most %d; Janus: 1).\n"
-          "            Subscriber legs are split over them, each thread with its own loop, sockets\n"
-          "            and counts (merged at the end); publishers run on the first. 1 = one loop.\n"
-          "  --ramp N: subscriber legs connecting at once, over all threads (default 20;\n"
-          "            no cap with --join-rate unless given)\n"
-          "  --join-rate R: start R subscriber legs per second over all threads, however many are\n"
-          "            still connecting (default 0 = as fast as --ramp allows); the join phase\n"
-          "            ends when every leg is up or has failed (its --join-timeout), at the latest\n"
-          "            1.5 x legs / R + --join-timeout s; the report says how long it took\n",
-          BL_MAX_PARTS, BL_DEFAULT_THREADS);
-}
-
-static int parse_opts(int argc, char **argv, bl_opts_t *o) {
-  memset(o, 0, sizeof *o);
-  o->room = "bench";
-  o->rooms = 1;
-  o->publishers = 1;
-  o->video_kbps = 1000;
-  o->duration = 10;
-  o->warmup = 2;
-  o->ramp = 20;
-  o->join_timeout_s = 20;
-  o->local_ip = "127.0.0.1";
-  int ramp_set = 0;
-  for (int i = 2; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEEDV                                                                                                \
-  if (!v) {                                                                                                  \
-    fprintf(stderr, "hudong bench load: %s needs a value\n", a);                                             \
-    return -1;                                                                                               \
-  }                                                                                                          \
-  i++;
-    if (!strcmp(a, "--target")) {
-      NEEDV
-      if (!strcmp(v, "hudong"))
-        o->target = BL_HUDONG;
-      else if (!strcmp(v, "janus"))
-        o->target = BL_JANUS;
-      else {
-        fprintf(stderr, "hudong bench load: --target hudong or janus\n");
-        return -1;
-      }
-    } else if (!strcmp(a, "--url")) {
-      NEEDV o->url = v;
-    } else if (!strcmp(a, "--sub-url")) {
-      NEEDV
-      char list[8192];
-      snprintf(list, sizeof list, "%s", v);
-      o->n_sub_urls = 0;
-      for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char uerr[1200];
-        if (o->n_sub_urls == 8 ||
-            hd_cli_rtc_url(t, o->sub_urls[o->n_sub_urls], sizeof o->sub_urls[0], uerr, sizeof uerr) < 0) {
-          fprintf(stderr, "hudong bench load: --sub-url: %s\n", o->n_sub_urls == 8 ? "at most 8 URLs" : uerr);
-          return -1;
-        }
-        o->n_sub_urls++;
-      }
-    } else if (!strcmp(a, "--key")) {
-      NEEDV o->key = v;
-    } else if (!strcmp(a, "--secret")) {
-      NEEDV o->secret = v;
-    } else if (!strcmp(a, "--room")) {
-      NEEDV o->room = v;
-    } else if (!strcmp(a, "--rooms")) {
-      NEEDV o->rooms = atoi(v);
-    } else if (!strcmp(a, "--publishers")) {
-      NEEDV o->publishers = atoi(v);
-    } else if (!strcmp(a, "--subscribers")) {
-      NEEDV o->subscribers = atoi(v);
-    } else if (!strcmp(a, "--audio-only")) {
-      o->audio_only = 1;
-    } else if (!strcmp(a, "--video-kbps")) {
-      NEEDV o->video_kbps = atoi(v);
-    } else if (!strcmp(a, "--duration")) {
-      NEEDV o->duration = atof(v);
-    } else if (!strcmp(a, "--warmup")) {
-      NEEDV o->warmup = atof(v);
-    } else if (!strcmp(a, "--ramp")) {
-      NEEDV o->ramp = atoi(v);
-      ramp_set = 1;
-    } else if (!strcmp(a, "--join-timeout")) {
-      NEEDV o->join_timeout_s = atoi(v);
-    } else if (!strcmp(a, "--server-pid")) {
-      NEEDV o->server_pid = atoi(v);
-    } else if (!strcmp(a, "--json")) {
-      NEEDV o->json = v;
-    } else if (!strcmp(a, "--local-ip")) {
-      NEEDV o->local_ip = v;
-    } else if (!strcmp(a, "--count-only")) {
-      o->count_only = 1;
-    } else if (!strcmp(a, "--balance-workers")) {
-      NEEDV o->balance_workers = atoi(v);
-    } else if (!strcmp(a, "--threads")) {
-      NEEDV o->threads = atoi(v);
-      if (o->threads < 1 || o->threads > BL_MAX_PARTS) {
-        fprintf(stderr, "hudong bench load: --threads takes 1..%d (got %s)\n", BL_MAX_PARTS, v);
-        return -1;
-      }
-    } else if (!strcmp(a, "--join-rate")) {
-      NEEDV o->join_rate = atof(v);
-      if (!(o->join_rate >= 0 && o->join_rate <= 100000)) {
-        fprintf(stderr,
-                "hudong bench load: --join-rate takes legs per second, 0..100000 (0 = unpaced; got %s)\n", v);
-        return -1;
-      }
-    } else if (!strcmp(a, "--fail-fast")) {
-      o->fail_fast = 1;
-    } else if (!strcmp(a, "--list-rooms")) {
-      o->list_rooms = 1;
-    } else if (!strcmp(a, "--quiet")) {
-      o->quiet = 1;
-    } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      return 1;
-    } else {
-      fprintf(stderr, "hudong bench load: unknown option %s\n", a);
-      return -1;
-    }
-#undef NEEDV
-  }
-  if (o->balance_workers < 0 || o->balance_workers > 64) {
-    fprintf(stderr, "hudong bench load: --balance-workers 1..64\n");
-    return -1;
-  }
-  if (o->list_rooms) {
-    if (!o->key) o->key = "devkey";
-    return 0;
-  }
-  if (!o->target || !o->url) {
-    fprintf(stderr, "hudong bench load: --target and --url are required\n");
-    return -1;
-  }
-  if (o->target == BL_HUDONG) { /* the node's address or its /rtc URL (cmd.h hd_cli_rtc_url) */
-    static char rtc_url[1024];
-    char uerr[1200];
-    if (hd_cli_rtc_url(o->url, rtc_url, sizeof rtc_url, uerr, sizeof uerr) < 0) {
-      fprintf(stderr, "hudong bench load: %s\n", uerr);
-      return -1;
-    }
-    o->url = rtc_url;
-  }
-  /* paced joins: the rate alone decides when a leg starts (legs that hang do
-   * not hold the others back) unless --ramp caps them as well */
-  if (o->join_rate > 0 && !ramp_set) o->ramp = 1000000;
-  if (o->target == BL_JANUS && o->threads > 1) {
-    fprintf(stderr,
-            "hudong bench load: --threads %d: the Janus target runs on one thread (one HTTP session and "
-            "long poll); use --threads 1 or leave it out\n",
-            o->threads);
-    return -1;
-  }
-  if (o->target == BL_HUDONG && (!o->key || !o->secret)) {
-    fprintf(stderr, "hudong bench load: --key and --secret are required for hudong\n");
-    return -1;
-  }
-  if (o->rooms < 1 || o->rooms > 100 || o->publishers < 1 || o->publishers > 200 || o->subscribers < 0 ||
-      o->subscribers > 5000 || o->duration <= 0 || o->duration > 3600 || o->warmup < 0 || o->ramp < 1 ||
-      o->video_kbps < 10 || o->video_kbps > 20000 || o->join_timeout_s < 1) {
-    fprintf(stderr, "hudong bench load: a value is out of range\n");
-    return -1;
-  }
-  return 0;
-}
-
 static void raise_fd_limit(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -1176,7 +893,7 @@ static void raise_fd_limit(void) {
 static int cmd_load(int argc, char **argv) {
   bl_run_t r;
   memset(&r, 0, sizeof r);
-  int prc = parse_opts(argc, argv, &r.o);
+  int prc = bl_parse_opts(argc, argv, &r.o);
   if (prc) return prc > 0 ? 0 : 2;
   if (r.o.list_rooms) {
     char name[128];
@@ -1293,7 +1010,7 @@ static int cmd_load(int argc, char **argv) {
     pubs_ok += !r.pubs[i].failed;
   }
   hd_time_t t_pubs = bl_now();
-  long rss_base = o->server_pid ? read_proc_rss_kb(o->server_pid) : -1;
+  long rss_base = o->server_pid ? bl_proc_rss_kb(o->server_pid) : -1;
 
   /* 2. subscribers: every part joins its legs on its own thread */
   for (int k = 1; k < nt; k++)

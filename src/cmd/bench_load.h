@@ -90,7 +90,8 @@ typedef struct bl_leg {
   void *t;
 } bl_leg_t;
 
-#define BL_MAX_PARTS 16 /* --threads cap */
+#define BL_MAX_PARTS 16      /* --threads cap */
+#define BL_DEFAULT_THREADS 8 /* --threads default: online CPUs, at most this */
 
 /* One keyframe followed to every subscriber: when the first and the last got
  * its last packet (the spread a per-subscriber pacer is about). */
@@ -160,6 +161,9 @@ struct bl_run {
 };
 
 hd_time_t bl_now(void);
+/* Parses `hudong bench load` options into o (bench_opts.c): 0, 1 after --help (usage printed), or -1
+ * (what is wrong printed). */
+int bl_parse_opts(int argc, char **argv, bl_opts_t *o);
 /* Called by a target once it has the remote description applied etc. */
 void bl_leg_fail(bl_leg_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends queued datagrams of the leg's pc. */
