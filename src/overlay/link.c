@@ -344,19 +344,28 @@ int hd_link_frag_parse(const uint8_t *pl, size_t len, hd_link_frag_t *f) {
   return 0;
 }
 
-int hd_link_layers_write(const hd_link_layers_t *m, uint8_t *out, size_t cap) {
-  if (m->n > HD_LINK_MAX_LAYERS) return HD_EINVAL;
-  size_t n = 10 + 13u * m->n;
+/* Entry sizes: version 2 (pub 4, in[] index 1, rate 4, width 2, height 2),
+ * version 3 adds n_tids (1) and the three cumulative shares (1 each). */
+#define LAYER_LEN_V2 13u
+#define LAYER_LEN_V3 17u
+
+int hd_link_layers_write(const hd_link_layers_t *m, int ver, uint8_t *out, size_t cap) {
+  size_t el = ver >= 3 ? LAYER_LEN_V3 : LAYER_LEN_V2;
+  if (m->n > (ver >= 3 ? HD_LINK_MAX_LAYERS_V3 : HD_LINK_MAX_LAYERS)) return HD_EINVAL;
+  size_t n = 10 + el * m->n;
   if (cap < n) return HD_ENOSPC;
   hd_put_be64(out, m->room);
   hd_put_be16(out + 8, m->n);
   for (int i = 0; i < m->n; i++) {
-    uint8_t *e = out + 10 + 13 * i;
+    uint8_t *e = out + 10 + el * (size_t)i;
     hd_put_be32(e, m->l[i].pub);
     e[4] = m->l[i].in_idx;
     hd_put_be32(e + 5, m->l[i].bps);
     hd_put_be16(e + 9, m->l[i].width);
     hd_put_be16(e + 11, m->l[i].height);
+    if (ver < 3) continue;
+    e[13] = m->l[i].n_tids;
+    memcpy(e + 14, m->l[i].tid_cum, HD_LINK_TIDS - 1);
   }
   return (int)n;
 }
@@ -365,14 +374,25 @@ int hd_link_layers_parse(const uint8_t *pl, size_t len, hd_link_layers_t *m) {
   if (len < 10) return HD_EPROTO;
   m->room = hd_get_be64(pl);
   m->n = hd_get_be16(pl + 8);
-  if (m->n > HD_LINK_MAX_LAYERS || len != 10 + 13u * m->n) return HD_EPROTO;
+  if (m->n > HD_LINK_MAX_LAYERS) return HD_EPROTO;
+  /* n names the entries, so the length tells the form (n = 0: both are 10 bytes) */
+  size_t el = len == 10 + LAYER_LEN_V2 * m->n ? LAYER_LEN_V2 : LAYER_LEN_V3;
+  if (len != 10 + el * m->n) return HD_EPROTO;
+  m->ver = el == LAYER_LEN_V3 ? 3 : 2;
   for (int i = 0; i < m->n; i++) {
-    const uint8_t *e = pl + 10 + 13 * i;
-    m->l[i].pub = hd_get_be32(e);
-    m->l[i].in_idx = e[4];
-    m->l[i].bps = hd_get_be32(e + 5);
-    m->l[i].width = hd_get_be16(e + 9);
-    m->l[i].height = hd_get_be16(e + 11);
+    const uint8_t *e = pl + 10 + el * (size_t)i;
+    hd_link_layer_t *l = &m->l[i];
+    memset(l, 0, sizeof *l);
+    l->pub = hd_get_be32(e);
+    l->in_idx = e[4];
+    l->bps = hd_get_be32(e + 5);
+    l->width = hd_get_be16(e + 9);
+    l->height = hd_get_be16(e + 11);
+    if (el == LAYER_LEN_V2) continue;
+    l->n_tids = e[13];
+    memcpy(l->tid_cum, e + 14, HD_LINK_TIDS - 1);
+    if (l->n_tids > HD_LINK_TIDS || l->tid_cum[0] > l->tid_cum[1] || l->tid_cum[1] > l->tid_cum[2])
+      return HD_EPROTO;
   }
   return 0;
 }

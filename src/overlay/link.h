@@ -57,8 +57,11 @@
 #define HD_LINK_LANE_SHIFT 56 /* the lane is the sequence number's top byte */
 /* The link protocol version this build speaks, announced in the registry
  * entry ("link"): 2 = header bytes 2-3 name the destination worker (its
- * index + 1). Version 1 nodes send 0 there and drop anything else. */
-#define HD_LINK_VERSION 2
+ * index + 1). Version 1 nodes send 0 there and drop anything else.
+ * 3 = LAYERS entries carry the layer's temporal-layer shares (below);
+ * version 1-2 nodes drop a LAYERS body of any other length than theirs, so
+ * they are sent the old form. */
+#define HD_LINK_VERSION 3
 
 enum {
   HD_LINK_MEDIA = 1,     /* a publisher's RTP packet (normalised: RTX unwrapped) */
@@ -71,7 +74,7 @@ enum {
   HD_LINK_HOP_NACK = 8,  /* "resend these relay datagrams of this hop" (overlay/relay.h) */
   HD_LINK_DATA = 9,      /* a segment of a reliable, ordered message stream (overlay/link_rel.h) */
   HD_LINK_DATA_ACK = 10, /* its acknowledgement */
-  HD_LINK_LAYERS = 11,   /* the live simulcast layers of the sender's publishers (rate, size) */
+  HD_LINK_LAYERS = 11,   /* the live simulcast layers of the sender's publishers (rate, size, TID shares) */
   HD_LINK_BWE_FB = 12,   /* arrival times of the peer's datagrams, per link (overlay/link_bwe.h) */
 };
 enum { HD_LINK_FB_NACK = 1, HD_LINK_FB_KEYFRAME = 2 };
@@ -188,15 +191,25 @@ typedef struct {
 } hd_link_frag_t;
 
 #define HD_LINK_MAX_LAYERS 96 /* layer reports in one LAYERS message */
+/* ...of link version 3 (17 bytes each, not 13): one message stays within a
+ * datagram with the relay header of a 3-hop route */
+#define HD_LINK_MAX_LAYERS_V3 64
+#define HD_LINK_TIDS 4 /* VP8 TIDs are 2 bits (RFC 7741 §4.2) */
 typedef struct {
   uint32_t pub;
   uint8_t in_idx;         /* the layer's in[] index at the publisher's node */
   uint32_t bps;           /* its measured rate */
   uint16_t width, height; /* 0 = not known */
+  /* link version 3: its VP8 temporal layers (RFC 7741 TID), n_tids = the
+   * highest TID + 1 (0 or 1: none, or not known), tid_cum[k] = the share of
+   * TIDs 0..k in bps, in 1/255 (non-decreasing; 255 from the highest on) */
+  uint8_t n_tids;
+  uint8_t tid_cum[HD_LINK_TIDS - 1];
 } hd_link_layer_t;
 typedef struct {
   uint64_t room;
   uint16_t n;
+  int ver; /* parse: the form it came in (2: without TID shares; 3) */
   hd_link_layer_t l[HD_LINK_MAX_LAYERS];
 } hd_link_layers_t;
 
@@ -210,7 +223,12 @@ int hd_link_hello_write(const hd_link_hello_t *h, uint8_t *out, size_t cap);
 int hd_link_hello_parse(const uint8_t *pl, size_t len, hd_link_hello_t *h);
 int hd_link_frag_write(const hd_link_frag_t *f, uint8_t *out, size_t cap);
 int hd_link_frag_parse(const uint8_t *pl, size_t len, hd_link_frag_t *f);
-int hd_link_layers_write(const hd_link_layers_t *m, uint8_t *out, size_t cap);
+/* LAYERS in the form a peer of link version `ver` reads: below 3 without
+ * the TID shares (byte for byte what version 2 sent), else with them (at
+ * most HD_LINK_MAX_LAYERS_V3 entries: HD_EINVAL). The parser takes both
+ * (told apart by the length) and sets m->ver; HD_EPROTO for any other
+ * length, n_tids > 4 or shares that decrease. */
+int hd_link_layers_write(const hd_link_layers_t *m, int ver, uint8_t *out, size_t cap);
 int hd_link_layers_parse(const uint8_t *pl, size_t len, hd_link_layers_t *m);
 /* STATE_REQ: the room hash alone. */
 int hd_link_room_write(uint64_t room, uint8_t *out, size_t cap);

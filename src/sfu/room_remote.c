@@ -44,6 +44,7 @@
 #include "proto/rtcp.h"
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
+#include "sfu/layer_report.h"
 #include "sfu/room_relay.h"
 #include "sfu/room_remote_internal.h"
 
@@ -820,7 +821,7 @@ int rr_has_local(const hd_room_t *r) {
   return 0;
 }
 
-/* The live simulcast layers of our publishers (rate, size), so that the
+/* The live simulcast layers of our publishers (rate, size, TID shares), so that the
  * other nodes' allocators can choose a layer that does not cross the link
  * now (only the layers taken there do). NULL when there are none. */
 static hd_link_layers_t *layers_of(hd_room_t *r, hd_time_t now, hd_link_layers_t *buf) {
@@ -843,9 +844,7 @@ static hd_link_layers_t *layers_of(hd_room_t *r, hd_time_t now, hd_link_layers_t
       hd_link_layer_t *l = &m->l[m->n++];
       l->pub = ph;
       l->in_idx = (uint8_t)i;
-      l->bps = t->bps ? t->bps : 1;
-      l->width = (uint16_t)(t->width > 0 && t->width < 65536 ? t->width : 0);
-      l->height = (uint16_t)(t->height > 0 && t->height < 65536 ? t->height : 0);
+      hd_layer_report_of(t, l);
     }
   }
   if (m) m->room = r->cl->hash;
@@ -853,24 +852,33 @@ static hd_link_layers_t *layers_of(hd_room_t *r, hd_time_t now, hd_link_layers_t
 }
 
 /* A node's LAYERS report: its publisher's simulcast layers that do not cross
- * the link now look live here with their reported rate and size (as if
- * their media came), so our allocators may choose them; a layer whose media
- * does come is measured here as any. */
+ * the link now look live here with their reported rate, size and (link
+ * version 3) TID shares, as if their media came, so our allocators may
+ * choose them; a layer whose media does come is measured here as any. */
 void rr_on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_time_t now) {
   for (int i = 0; i < m->n; i++) {
     const hd_link_layer_t *l = &m->l[i];
     hd_participant_t *p = rr_remote_find(r, node, l->pub, NULL);
     if (!p || !p->pub_sess || l->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[l->in_idx] < 0) continue;
     if (p->remote_rx_at[l->in_idx] && now - p->remote_rx_at[l->in_idx] < HD_MS(500)) continue; /* flowing */
-    hd_in_track_t *t = &p->pub_sess->in[p->remote_in[l->in_idx]];
-    t->last_packet_at = now;
-    t->bps = l->bps;
-    t->rate_start = now;
-    t->rate_bytes = 0;
-    if (l->width && l->height) {
-      t->width = l->width;
-      t->height = l->height;
-    }
+    hd_layer_report_apply(&p->pub_sess->in[p->remote_in[l->in_idx]], l, now);
+  }
+}
+
+/* Our LAYERS report to peer p in the form its link version reads: before
+ * version 3 without the TID shares (and larger entries: at most
+ * HD_LINK_MAX_LAYERS_V3 a message from version 3 on). */
+static void send_layers(hd_node_t *n, cl_peer_t *p, const hd_room_t *r, const hd_link_layers_t *lm) {
+  int per = p->link.ver >= 3 ? HD_LINK_MAX_LAYERS_V3 : HD_LINK_MAX_LAYERS;
+  for (int first = 0; first < lm->n; first += per) {
+    hd_link_layers_t part;
+    part.room = lm->room;
+    part.n = (uint16_t)(lm->n - first < per ? lm->n - first : per);
+    memcpy(part.l, lm->l + first, sizeof part.l[0] * part.n);
+    size_t cap;
+    uint8_t *b = rr_send_begin(n, &cap);
+    int bl = b ? hd_link_layers_write(&part, p->link.ver, b, cap) : -1;
+    if (bl > 0) rr_send_commit(n, p, r, HD_LINK_LAYERS, (size_t)bl);
   }
 }
 
@@ -1039,8 +1047,7 @@ void room_remote_tick(hd_node_t *n, hd_room_t *r, hd_time_t now) {
     if (!b) continue;
     int bl = hd_link_hello_write(&hh, b, cap);
     if (bl > 0) rr_send_commit(n, p, r, HD_LINK_HELLO, (size_t)bl);
-    if (lm && lm->n && (b = rr_send_begin(n, &cap)) && (bl = hd_link_layers_write(lm, b, cap)) > 0)
-      rr_send_commit(n, p, r, HD_LINK_LAYERS, (size_t)bl);
+    if (lm && lm->n) send_layers(n, p, r, lm);
   }
   if (now >= rc->next_hello) rc->next_hello = now + CL_HELLO_INTERVAL;
   /* reliable data: retransmissions due */

@@ -718,8 +718,9 @@ static uint32_t layer_bps(const hd_in_track_t *t, hd_time_t now) {
  * has them, else another layer of the same track that has (the encoder's
  * temporal structure is the same in every simulcast layer): a layer of a
  * remote publisher that does not cross the overlay link now is known here
- * by its LAYERS report, a rate and a size (room_remote.c), never by its
- * TIDs. NULL when no layer of the track has them. */
+ * by its LAYERS report (layer_report.h), with its own TID shares from a
+ * node of link version 3, by its rate and size alone from an older one.
+ * NULL when no layer of the track has them. */
 static const hd_in_track_t *tid_rates_of(const hd_session_t *pub, int head, const hd_in_track_t *lt) {
   const hd_in_track_t *ht = &pub->in[head];
   for (int l = -1; l < (ht->n_layers > 1 ? ht->n_layers : 1); l++) {

@@ -3,8 +3,9 @@
  * peer key; the message bodies after decryption (a peer with the key may
  * still be buggy); and fragment sequences through reassembly. The first byte
  * picks the parser. Checks: nothing opens without the key, a parsed body
- * stays within its caps, a reassembled message is never longer than its
- * fragments allow. */
+ * stays within its caps (LAYERS in both link-version forms, written back
+ * byte for byte), a reassembled message is never longer than its fragments
+ * allow. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,9 +54,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       abort();
     hd_link_room_parse(pl, pl_len, &room);
     hd_link_layers_t ly;
-    if (hd_link_layers_parse(pl, pl_len, &ly) == 0 &&
-        (ly.n > HD_LINK_MAX_LAYERS || 10u + 13u * ly.n != pl_len))
-      abort();
+    if (hd_link_layers_parse(pl, pl_len, &ly) == 0) {
+      /* either form (link version 2: 13 bytes an entry, 3: 17 with the TID
+       * shares), within its caps, and written back byte for byte */
+      if (ly.n > HD_LINK_MAX_LAYERS || (ly.ver != 2 && ly.ver != 3) ||
+          (ly.ver == 2 ? 10u + 13u * ly.n : 10u + 17u * ly.n) != pl_len)
+        abort();
+      for (int i = 0; i < ly.n; i++)
+        if (ly.l[i].n_tids > HD_LINK_TIDS || ly.l[i].tid_cum[0] > ly.l[i].tid_cum[1] ||
+            ly.l[i].tid_cum[1] > ly.l[i].tid_cum[2])
+          abort();
+      static uint8_t again[4096];
+      if ((ly.ver == 2 || ly.n <= HD_LINK_MAX_LAYERS_V3) &&
+          (hd_link_layers_write(&ly, ly.ver, again, sizeof again) != (int)pl_len ||
+           memcmp(again, pl, pl_len) != 0))
+        abort();
+    }
     break;
   }
   default: { /* a run of fragments: [len byte][fragment body] ... */

@@ -400,6 +400,76 @@ static void test_bodies(void **st) {
   assert_int_equal(hd_link_frag_write(&fr, b + 200, 1300), HD_EINVAL);
 }
 
+/* LAYERS (type 11) in both forms: to a peer of link version 1 or 2 the
+ * version-2 bytes exactly (13 per entry: such a node drops any other
+ * length), from version 3 on 17 with the TID shares; the parser takes both,
+ * tells them apart by the length, and refuses what is neither or out of
+ * range. */
+static void test_layers_versions(void **st) {
+  (void)st;
+  hd_link_layers_t m = {.room = 0x0102030405060708ull, .n = 2};
+  m.l[0] = (hd_link_layer_t){.pub = 0xAABBCCDD,
+                             .in_idx = 1,
+                             .bps = 260000,
+                             .width = 640,
+                             .height = 360,
+                             .n_tids = 3,
+                             .tid_cum = {94, 155, 255}};
+  m.l[1] =
+      (hd_link_layer_t){.pub = 0xAABBCCDD, .in_idx = 2, .bps = 1, .n_tids = 0, .tid_cum = {255, 255, 255}};
+  /* the version-2 form: room, count, then per entry pub, in[] index, rate, width, height */
+  static const uint8_t head[10] = {1, 2, 3, 4, 5, 6, 7, 8, 0, 2};
+  static const uint8_t e0[13] = {0xAA, 0xBB, 0xCC, 0xDD, 1, 0, 3, 0xF7, 0xA0, 2, 0x80, 1, 0x68};
+  static const uint8_t e1[13] = {0xAA, 0xBB, 0xCC, 0xDD, 2, 0, 0, 0, 1, 0, 0, 0, 0};
+  uint8_t b[1500], v2[10 + 2 * 13];
+  memcpy(v2, head, 10);
+  memcpy(v2 + 10, e0, 13);
+  memcpy(v2 + 23, e1, 13);
+  for (int ver = 1; ver <= 2; ver++) {
+    assert_int_equal(hd_link_layers_write(&m, ver, b, sizeof b), (int)sizeof v2);
+    assert_memory_equal(b, v2, sizeof v2);
+  }
+  hd_link_layers_t p;
+  assert_int_equal(hd_link_layers_parse(v2, sizeof v2, &p), 0);
+  assert_int_equal(p.ver, 2);
+  assert_int_equal(p.n, 2);
+  assert_true(p.l[0].bps == 260000 && p.l[0].width == 640 && p.l[0].height == 360 && p.l[0].in_idx == 1);
+  assert_int_equal(p.l[0].n_tids, 0); /* a version-2 node says nothing of its TIDs */
+
+  int n = hd_link_layers_write(&m, 3, b, sizeof b);
+  assert_int_equal(n, 10 + 2 * 17);
+  assert_memory_equal(b, v2, 10 + 13); /* the version-2 entry, then the shares */
+  assert_int_equal(b[23], 3);
+  assert_memory_equal(b + 24, m.l[0].tid_cum, 3);
+  assert_int_equal(hd_link_layers_parse(b, (size_t)n, &p), 0);
+  assert_int_equal(p.ver, 3);
+  assert_true(p.l[0].n_tids == 3 && p.l[0].tid_cum[0] == 94 && p.l[0].tid_cum[1] == 155 &&
+              p.l[0].tid_cum[2] == 255);
+  assert_true(p.l[1].pub == 0xAABBCCDD && p.l[1].in_idx == 2 && p.l[1].bps == 1 && p.l[1].n_tids == 0);
+
+  /* neither length, a TID count past 4, shares that decrease: refused */
+  assert_int_equal(hd_link_layers_parse(b, (size_t)n - 1, &p), HD_EPROTO);
+  assert_int_equal(hd_link_layers_parse(b, (size_t)n + 13, &p), HD_EPROTO);
+  b[23] = 5;
+  assert_int_equal(hd_link_layers_parse(b, (size_t)n, &p), HD_EPROTO);
+  b[23] = 3;
+  b[25] = 93; /* TIDs 0-1 less than TID 0 alone */
+  assert_int_equal(hd_link_layers_parse(b, (size_t)n, &p), HD_EPROTO);
+
+  /* caps: 96 entries in the old form, 64 in the new (a relayed datagram of
+   * a 3-hop route still fits: 43 bytes of relay header) */
+  m.n = HD_LINK_MAX_LAYERS;
+  assert_int_equal(hd_link_layers_write(&m, 2, b, sizeof b), 10 + 13 * HD_LINK_MAX_LAYERS);
+  assert_int_equal(hd_link_layers_write(&m, 3, b, sizeof b), HD_EINVAL);
+  m.n = HD_LINK_MAX_LAYERS_V3;
+  n = hd_link_layers_write(&m, 3, b, sizeof b);
+  assert_true(n > 0 && (size_t)n + 43 <= 1500 - HD_LINK_OVERHEAD);
+  assert_int_equal(hd_link_layers_parse(b, (size_t)n, &p), 0);
+  assert_int_equal(p.n, HD_LINK_MAX_LAYERS_V3);
+  m.n = HD_LINK_MAX_LAYERS + 1;
+  assert_int_equal(hd_link_layers_write(&m, 2, b, sizeof b), HD_EINVAL);
+}
+
 static uint8_t MSG[HD_LINK_FRAG_DATA * 3 + 17];
 
 static hd_link_frag_t frag_of(uint32_t id, int i, int count, size_t total) {
@@ -462,6 +532,7 @@ int main(void) {
       cmocka_unit_test(test_misaddressed_counted_only_when_authentic),
       cmocka_unit_test(test_addressed_datagram_upgrades_peer),
       cmocka_unit_test(test_bodies),
+      cmocka_unit_test(test_layers_versions),
       cmocka_unit_test(test_reassembly),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,11 @@
  * connection and parsed with the same codec a client would use. */
 #include "hd_test.h"
 
+#include <arpa/inet.h>
+
 #include "base/err.h"
+#include "cluster/registry.h"
+#include "overlay/link.h"
 #include "proto/dtls.h"
 #include "proto/sdp.h"
 #include "proto/sdp_negotiate.h"
@@ -15,6 +19,7 @@
 #include "sfu/node.h"
 #include "sfu/session.h"
 #include "sfu/signal.h"
+#include "sfu/txq.h"
 
 #define MAX_MSGS 64
 #define NCONN 6
@@ -781,6 +786,80 @@ static void test_cluster_sid_wait_counts_against_cap(void **st) {
   }
 }
 
+/* Link version negotiation for LAYERS (docs/overlay.md "The link protocol",
+ * rolling upgrade to version 3): a node sends its simulcast publisher's
+ * layer report to a peer whose registry entry says "link": 2 in the
+ * version-2 form (13 bytes an entry: such a node drops any other length)
+ * and to one that says 3 with the layers' TID shares. */
+static void test_cluster_layers_by_link_version(void **st) {
+  (void)st;
+  uint8_t secret[32] = {7};
+  assert_int_equal(hd_node_cluster_init(g_node, "n1", secret, sizeof secret, 1, 0), 0);
+  char err[256], wid[HD_SESSION_ID_LEN + 1];
+  static char answer[65536];
+  const char *offer = load_sdp("chrome_simulcast.sdp");
+  assert_int_equal(hd_node_create_session_as(g_node, HD_SESSION_PUBLISH, "appA", "cam", "sc", offer,
+                                             strlen(offer), g_now, answer, sizeof answer, wid, err,
+                                             sizeof err),
+                   0);
+  hd_session_t *s = hd_node_session(g_node, wid);
+  assert_non_null(s);
+  /* two other nodes hold the room: n2 of link version 2, n3 of version 3 */
+  static hd_cluster_node_t peers[2];
+  memset(peers, 0, sizeof peers);
+  for (int i = 0; i < 2; i++) {
+    snprintf(peers[i].id, sizeof peers[i].id, "n%d", i + 2);
+    snprintf(peers[i].media[0], sizeof peers[i].media[0], "127.0.0.1:%d", 40002 + i); /* never opened */
+    peers[i].n_media = 1;
+    peers[i].link_ver = i + 2;
+    peers[i].room_hashes[0] = hd_cluster_room_hash("appA", "sc");
+    peers[i].n_room_hashes = 1;
+  }
+  assert_int_equal(hd_node_cluster_set_peers(g_node, peers, 2, g_now), 0);
+  int got[2] = {0, 0};
+  for (int step = 0; step < 20; step++, g_now += HD_MS(50)) {
+    /* its layers are live, with measured VP8 temporal layers (as media would make them) */
+    for (int i = 0; i < s->n_in; i++) {
+      hd_in_track_t *t = &s->in[i];
+      if (t->kind != HD_TRACK_VIDEO || !t->active) continue;
+      t->last_packet_at = g_now;
+      t->bps = 100000 * (uint32_t)(i + 1);
+      t->max_tid = 2;
+      t->tid_bps[0] = t->bps / 2;
+      t->tid_bps[1] = t->bps / 4;
+      t->tid_bps[2] = t->bps / 4;
+    }
+    hd_node_handle_timeout(g_node, g_now);
+    hd_txq_t *q = hd_node_txq(g_node);
+    for (hd_datagram_t *d; (d = hd_txq_peek(q)); hd_txq_pop(q)) {
+      int port = ntohs(((struct sockaddr_in *)&d->to)->sin_port), k = port - 40002;
+      if (k < 0 || k > 1) continue;
+      hd_link_self_t self;
+      hd_link_peer_t from;
+      assert_int_equal(hd_link_self_init(&self, peers[k].id, secret, sizeof secret, 5, 0), 0);
+      assert_int_equal(hd_link_peer_init(&from, &self, "n1"), 0);
+      uint8_t type;
+      const uint8_t *pl;
+      size_t pl_len;
+      assert_int_equal(hd_link_open(&self, &from, d->data, d->len, g_now, &type, &pl, &pl_len), 0);
+      hd_link_peer_free(&from);
+      if (type != HD_LINK_LAYERS) continue;
+      hd_link_layers_t m;
+      assert_int_equal(hd_link_layers_parse(pl, pl_len, &m), 0);
+      assert_true(m.n >= 2);
+      assert_int_equal(m.ver, k ? 3 : 2);
+      assert_int_equal(pl_len, 10 + (k ? 17u : 13u) * m.n);
+      /* version 3: TIDs 0-2, TID 0 half the rate, 0-1 three quarters */
+      assert_int_equal(m.l[0].n_tids, k ? 3 : 0);
+      if (k) assert_true(m.l[0].tid_cum[0] == 128 && m.l[0].tid_cum[1] == 191 && m.l[0].tid_cum[2] == 255);
+      got[k]++;
+    }
+  }
+  print_message("LAYERS messages: %d to the link-2 peer, %d to the link-3 peer\n", got[0], got[1]);
+  assert_true(got[0] >= 2 && got[1] >= 2);
+  hd_node_close_all(g_node, "end");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_join_presence_and_tokens, setup, teardown),
@@ -794,6 +873,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_whip_whep_in_rtc_room, setup, teardown),
       cmocka_unit_test_setup_teardown(test_whip_participant_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cluster_sid_wait_counts_against_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cluster_layers_by_link_version, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   hd_dtls_cert_free(g_cert);

@@ -6,12 +6,14 @@
 
 #include "base/err.h"
 #include "media/rtp_payload.h"
+#include "overlay/link.h"
 #include "proto/rtcp.h"
 #include "proto/rtp.h"
 #include "proto/srtp.h"
 #include "rtc/flexfec.h"
 #include "rtc/nack_gen.h"
 #include "sfu/fec_in.h"
+#include "sfu/layer_report.h"
 #include "sfu/node.h"
 #include "sfu/session.h"
 #include "sfu/session_fec.h"
@@ -587,7 +589,10 @@ static uint16_t g_tl_seq[2] = {300, 7000};
  * f_rate_only, "f" sends nothing and is kept live with its rate alone, as
  * room_remote.c keeps a layer of a publisher on another node that does not
  * cross the overlay link (its LAYERS report: rate and size, no TIDs). */
-static void l1t3_simulcast_sends(hd_session_t *p, hd_time_t from, hd_time_t until, int f_rate_only) {
+static int g_h_flat; /* "h"'s frames all one size (150 bytes): its TL0 a quarter of its rate */
+
+static void l1t3_simulcast_sends(hd_session_t *p, hd_time_t from, hd_time_t until, int f_rate_only,
+                                 hd_session_t *h_too) {
   static int frame;
   for (hd_time_t t = from; t < until; t += HD_MS(33)) {
     int f = frame++, tid = L1T3_TIDS[f % 4];
@@ -610,7 +615,7 @@ static void l1t3_simulcast_sends(hd_session_t *p, hd_time_t from, hd_time_t unti
         d.keyidx = -1;
         int dl = hd_vp8_desc_write(&d, payload, sizeof payload);
         payload[dl] = 0x01;
-        size_t plen = (size_t)(tid == 0 ? 600 : tid == 1 ? 400 : 300) / (l ? 1 : 4);
+        size_t plen = g_h_flat && !l ? 150 : (size_t)(tid == 0 ? 600 : tid == 1 ? 400 : 300) / (l ? 1 : 4);
         const char *rid = l ? "f" : "h";
         hd_rtp_ext_t ext[2] = {{1, 1, (const uint8_t *)"0"}, {2, 1, (const uint8_t *)rid}};
         hd_rtp_build_t b = {.pt = 96,
@@ -621,10 +626,15 @@ static void l1t3_simulcast_sends(hd_session_t *p, hd_time_t from, hd_time_t unti
                             .exts = ext,
                             .ext_count = 2};
         int n = hd_rtp_build(&b, payload, plen, buf, sizeof buf);
+        uint8_t copy[1500];
+        memcpy(copy, buf, (size_t)n);
         hd_rtp_hdr_t out;
         hd_session_counters_t c = {0};
         assert_int_equal(hd_session_publisher_rtp(p, buf, (size_t)n, t, scratch, sizeof scratch, &out, &c),
                          l);
+        if (!l && h_too) /* the same packet at another node (h crosses the link) */
+          assert_int_equal(
+              hd_session_publisher_rtp(h_too, copy, (size_t)n, t, scratch, sizeof scratch, &out, &c), 0);
       }
     }
   }
@@ -642,12 +652,12 @@ static int capped_viewer_layer(int lim_tid, int f_rate_only, uint32_t *f_cost) {
   t->lim_tid = lim_tid;
   hd_session_counters_t c = {0};
   hd_time_t now = HD_SEC(1);
-  l1t3_simulcast_sends(p, now, now + HD_SEC(3), f_rate_only);
+  l1t3_simulcast_sends(p, now, now + HD_SEC(3), f_rate_only, NULL);
   now += HD_SEC(3);
   v->estimate_bps = 150000;
   v->estimate_first_at = now - HD_SEC(10);
   for (hd_time_t end = now + HD_SEC(4); now < end; now += HD_MS(100)) {
-    l1t3_simulcast_sends(p, now, now + HD_MS(100), f_rate_only);
+    l1t3_simulcast_sends(p, now, now + HD_MS(100), f_rate_only, NULL);
     hd_session_allocate(v, NULL, now + HD_MS(100), &c);
   }
   assert_true(p->in[0].max_tid == 2 && p->in[0].tid_bps[0] > 0);
@@ -680,6 +690,76 @@ static void test_temporal_cap_budget(void **st) {
   assert_true(cost > 60000 && cost < 90000);
   assert_int_equal(capped_viewer_layer(2, 0, &cost), 0); /* TL0+TL1: ~160 kbit/s, does not fit */
   assert_true(cost > 130000 && cost < 190000);
+}
+
+/* Node A's LAYERS report of its publisher pa's "f" to node B at link
+ * version `ver`, through the link's encoder and parser, applied to B's
+ * stand-in pb as room_remote.c applies it. */
+static void report_f(const hd_session_t *pa, hd_session_t *pb, int ver, hd_time_t now) {
+  hd_link_layers_t m = {.room = 1, .n = 1}, got;
+  m.l[0].pub = 7;
+  m.l[0].in_idx = 1;
+  hd_layer_report_of(&pa->in[1], &m.l[0]);
+  uint8_t b[1500];
+  int n = hd_link_layers_write(&m, ver, b, sizeof b);
+  assert_true(n > 0);
+  assert_int_equal(hd_link_layers_parse(b, (size_t)n, &got), 0);
+  assert_int_equal(got.ver, ver >= 3 ? 3 : 2);
+  hd_layer_report_apply(&pb->in[1], &got.l[0], now);
+}
+
+/* A viewer capped to TL0 (track_settings max_temporal_layer 0) on node B of
+ * a publisher on node A whose "f" does not cross the link (only "h" does,
+ * for another viewer of B): B knows "f" by A's LAYERS reports alone. From a
+ * node of link version 3 they carry f's TID shares, and B budgets f as A
+ * does for the same viewer (its TL0, ~37% of its rate); before (and still
+ * from a node of version 2) B took h's shares (a quarter here: h's frames
+ * are all one size), budgeted f's TL0 at ~2/3 of what it costs, and at 92
+ * kbit/s gave the viewer f, which does not fit, where A gives h. */
+static void test_remote_temporal_cap_budget(void **st) {
+  (void)st;
+  g_h_flat = 1;
+  uint32_t cost[3];
+  int layer[3];
+  /* k = 0: the viewer on node A; 1: on B, A of link version 3; 2: on B, A of version 2 */
+  for (int k = 0; k < 3; k++) {
+    hd_session_t *pa = simulcast_pub(), *pb = simulcast_pub(), *v = video_viewer();
+    hd_out_track_t *t = &v->out[0];
+    t->src = k ? pb : pa;
+    t->src_in = 0;
+    t->lim_tid = 1;
+    hd_session_counters_t c = {0};
+    hd_time_t now = HD_SEC(1);
+    for (int step = 0; step < 70; step++, now += HD_MS(100)) {
+      l1t3_simulcast_sends(pa, now, now + HD_MS(100), 0, pb);
+      if (k) report_f(pa, pb, k == 1 ? HD_LINK_VERSION : 2, now + HD_MS(100)); /* a node: every 250 ms */
+      if (step == 30) {
+        v->estimate_bps = 92000;
+        v->estimate_first_at = now - HD_SEC(10);
+      }
+      if (step >= 30) hd_session_allocate(v, NULL, now + HD_MS(100), &c);
+    }
+    assert_true(pa->in[1].max_tid == 2 && pb->in[0].max_tid == 2);
+    cost[k] = t->alloc.bps[t->alloc.n_layers - 1];
+    layer[k] = t->want_in;
+    print_message("TL0-capped viewer %s: f (%u bps at A) budgeted at %u bps, layer %d\n",
+                  k == 0   ? "on A"
+                  : k == 1 ? "on B (A: link 3)"
+                           : "on B (A: link 2)",
+                  pa->in[1].bps, cost[k], layer[k]);
+    hd_session_free_tracks(v);
+    free(v);
+    hd_session_free_tracks(pb);
+    free(pb);
+    hd_session_free_tracks(pa);
+    free(pa);
+  }
+  g_h_flat = 0;
+  assert_int_equal(layer[0], 0); /* f's TL0 does not fit 92 kbit/s: h */
+  assert_true(cost[1] > cost[0] * 95 / 100 && cost[1] < cost[0] * 105 / 100);
+  assert_int_equal(layer[1], 0);
+  assert_true(cost[2] < cost[0] * 80 / 100); /* h's shares: the fallback, as before */
+  assert_int_equal(layer[2], 1);
 }
 
 /* A viewer of g_s's track in_idx (kind HD_SDP_AUDIO: Opus from the mic;
@@ -962,6 +1042,7 @@ int main(void) {
       cmocka_unit_test(test_simulcast_settle),
       cmocka_unit_test(test_vp8_temporal_layers),
       cmocka_unit_test(test_temporal_cap_budget),
+      cmocka_unit_test(test_remote_temporal_cap_budget),
       cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
       cmocka_unit_test(test_resend_same_index_is_byte_identical),
       cmocka_unit_test(test_viewer_audio_nack_answered),
