@@ -9,7 +9,8 @@
  * layers); the subscriber's frames go through the SDK's video jitter buffer
  * (media/video_jitter.h) and the W3C freeze rule (client/client_quality.h)
  * as client_media.c drives them. Shared by test_client_downlink,
- * test_client_narrow_audio and test_client_viewer_fec. Helpers abort on a
+ * test_client_narrow_audio, test_client_viewer_fec and
+ * test_client_publisher_fec. Helpers abort on a
  * broken harness invariant (they are linked without cmocka). */
 #ifndef HD_TEST_CLIENT_WORLD_H
 #define HD_TEST_CLIENT_WORLD_H
