@@ -493,8 +493,8 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
      * tracks keep their media_index; new sections get new tracks. */
     s = p->pub_sess;
     s->neg = *neg;
-    if (hd_session_publisher_renegotiated(s) >
-        0) /* a kept track took FlexFEC up, dropped it, or a new repair SSRC */
+    /* a kept track may take FlexFEC up, drop it, or take a new repair SSRC */
+    if (hd_session_publisher_renegotiated(s) > 0)
       HD_LOGI("room", "participant %s: FlexFEC on a published track changed by its re-offer", p->identity);
   }
   if (neg->sctp && hd_peer_enable_sctp(&s->peer, neg->remote_sctp_port, neg->remote_max_message, now) < 0)
