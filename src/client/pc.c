@@ -521,6 +521,14 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
   if (!pc->q_count && !pc->pq_count && hd_pc_next_timeout(pc) <= now) hd_pc_handle_timeout(pc, now);
   int paced = 0;
   if (!pc->q_count) {
+    /* what an answer applied since it was queued no longer allows leaves
+     * the queue unsent (RFC 3264 §6.1: only formats in the answer) */
+    while (pc->pq_count && !pc_media_may_send(pc, pc->pq[pc->pq_head].data, pc->pq[pc->pq_head].len)) {
+      pc->pq_bytes -= pc->pq[pc->pq_head].len;
+      pc->pq_head = (pc->pq_head + 1) % pc->q_cap;
+      pc->pq_count--;
+      pc->st.drop_unnegotiated++;
+    }
     if (!pc->pq_count) return 0;
     pc_pace_refill(pc, now);
     if (pc->pace_budget < 0 && pc_pace_rate(pc)) {

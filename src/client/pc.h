@@ -177,6 +177,10 @@ typedef struct {
   uint64_t stun_checks_sent, stun_responses, stun_requests_answered, role_conflicts;
   uint64_t rtcp_sent, rtcp_received, remb_received;
   uint64_t drop_srtp, drop_unknown, drop_malformed, drop_txq;
+  /* queued video, RTX or FlexFEC dropped unsent: an answer applied while it
+   * waited in the pacer no longer allows it (FlexFEC declined, the section
+   * no longer sending) */
+  uint64_t drop_unnegotiated;
   uint64_t send_rate_bps; /* latest REMB, 0 if none */
   uint64_t bwe_bps;       /* send-side estimate from transport-wide feedback, 0 if none */
   uint64_t pacing_bps;    /* pacer drain rate, 0 when not pacing */

@@ -13,7 +13,9 @@ static pc_fec_t *fec_of(pc_trx_t *t) {
 }
 
 void pc_fec_on_report(pc_trx_t *t, double loss) {
-  if (!t->fec_pt) return;
+  /* also while an answer has declined FlexFEC (t->fec kept, fec_pt 0): the
+   * answer that takes it again starts from the loss as it is then */
+  if (!t->fec_pt && !t->fec) return;
   pc_fec_t *f = fec_of(t);
   if (f) hd_flexfec_send_on_report(&f->send, loss);
 }

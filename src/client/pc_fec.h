@@ -43,7 +43,8 @@ typedef struct pc_fec {
 int pc_fec_sent(const hd_pc_t *pc, pc_trx_t *t, const uint8_t *pkt, size_t len, int marker, uint8_t *out,
                 size_t cap);
 /* The peer reported `loss` (0..1) on t's media stream (a FEC-protected
- * track): it goes into the smoothed loss FEC is planned from. */
+ * track, or one whose latest answer declined FlexFEC after an earlier one
+ * took it): it goes into the smoothed loss FEC is planned from. */
 void pc_fec_on_report(pc_trx_t *t, double loss);
 /* Current packets per repair packet on t (0 = none): from its peer's
  * smoothed loss reports and the RTT. */

@@ -251,6 +251,22 @@ static void resend(hd_pc_t *pc, pc_trx_t *t, uint16_t seq, hd_time_t now) {
   }
 }
 
+int pc_media_may_send(const hd_pc_t *pc, const uint8_t *pkt, size_t len) {
+  if (len < 12 || (pkt[0] & 0xc0) != 0x80) return 1;
+  uint32_t ssrc = (uint32_t)pkt[8] << 24 | (uint32_t)pkt[9] << 16 | (uint32_t)pkt[10] << 8 | pkt[11];
+  uint8_t pt = pkt[1] & 0x7f;
+  for (int i = 0; i < pc->n_tr; i++) {
+    const pc_trx_t *t = &pc->tr[i];
+    int sends = t->dir == HD_PC_SENDONLY || t->dir == HD_PC_SENDRECV;
+    if (t->kind == HD_PC_VIDEO && ssrc == t->fec_ssrc) return sends && t->fec_pt && pt == t->fec_pt;
+    int mine = ssrc == t->ssrc || ssrc == t->rtx_ssrc;
+    for (int l = 1; l < HD_PC_MAX_LAYERS && !mine; l++)
+      mine = t->lay[l].ssrc && (ssrc == t->lay[l].ssrc || ssrc == t->lay[l].rtx_ssrc);
+    if (mine) return sends;
+  }
+  return 1;
+}
+
 static int send_rtcp(hd_pc_t *pc, const uint8_t *buf, size_t len) {
   uint8_t pkt[PC_DGRAM_MAX];
   if (len + HD_SRTP_MAX_TRAILER > sizeof pkt) return HD_ENOSPC;

@@ -496,14 +496,7 @@ static int remote_pub_session(hd_node_t *n, hd_participant_t *p, const char *off
     p->pub_sess = s;
   } else {
     s->neg = *neg;
-    for (int i = 0; i < s->n_in; i++)
-      if (s->in[i].active && !s->neg.media[s->in[i].media_index].active) s->in[i].active = 0;
-    for (int i = 0; i < s->neg.n_media; i++) {
-      const hd_sdp_media_negotiated_t *mm = &s->neg.media[i];
-      if (mm->active && (mm->kind == HD_SDP_AUDIO || mm->kind == HD_SDP_VIDEO) &&
-          hd_session_track_by_mid(s, mm->mid) < 0)
-        hd_session_add_in_track(s, i);
-    }
+    hd_session_publisher_renegotiated(s);
     s->ext_twcc = 0;
   }
   p->remote_offer_hash = oh;

@@ -493,14 +493,9 @@ static int negotiate_publisher(hd_node_t *n, hd_participant_t *p, const char *of
      * tracks keep their media_index; new sections get new tracks. */
     s = p->pub_sess;
     s->neg = *neg;
-    for (int i = 0; i < s->n_in; i++)
-      if (s->in[i].active && !s->neg.media[s->in[i].media_index].active) s->in[i].active = 0;
-    for (int i = 0; i < s->neg.n_media; i++) {
-      const hd_sdp_media_negotiated_t *mm = &s->neg.media[i];
-      if (mm->active && (mm->kind == HD_SDP_AUDIO || mm->kind == HD_SDP_VIDEO) &&
-          hd_session_track_by_mid(s, mm->mid) < 0)
-        hd_session_add_in_track(s, i);
-    }
+    /* a kept track may take FlexFEC up, drop it, or take a new repair SSRC */
+    if (hd_session_publisher_renegotiated(s) > 0)
+      HD_LOGI("room", "participant %s: FlexFEC on a published track changed by its re-offer", p->identity);
   }
   if (neg->sctp && hd_peer_enable_sctp(&s->peer, neg->remote_sctp_port, neg->remote_max_message, now) < 0)
     HD_LOGW("room", "participant %s: data channels unavailable", p->identity);

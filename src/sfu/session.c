@@ -277,6 +277,40 @@ int hd_session_first_in(const hd_session_t *pub, int kind) {
   return -1;
 }
 
+/* FlexFEC of kept track t as negotiated section m says (the rule of
+ * init_in_track). A repair SSRC the offer does not name stays as learned
+ * from the repair packets. Returns 1 if it changed. */
+static int in_track_fec_renegotiated(hd_in_track_t *t, const hd_sdp_media_negotiated_t *m) {
+  uint8_t pt = t->kind == HD_TRACK_VIDEO && !t->rid[0] ? m->fec_pt : 0;
+  uint32_t ssrc = pt ? m->remote_fec_ssrc : 0;
+  if (pt == t->fec_pt && (!ssrc || ssrc == t->fec_ssrc)) return 0;
+  t->fec_pt = pt;
+  t->fec_ssrc = ssrc;
+  /* another repair stream, or none: what the receiver holds is the old one's */
+  hd_fec_in_free(t->fec);
+  t->fec = NULL;
+  return 1;
+}
+
+int hd_session_publisher_renegotiated(hd_session_t *s) {
+  int changed = 0;
+  for (int i = 0; i < s->n_in; i++) {
+    hd_in_track_t *t = &s->in[i];
+    if (!t->active) continue;
+    if (t->media_index >= s->neg.n_media || !s->neg.media[t->media_index].active)
+      t->active = 0;
+    else
+      changed += in_track_fec_renegotiated(t, &s->neg.media[t->media_index]);
+  }
+  for (int i = 0; i < s->neg.n_media; i++) {
+    const hd_sdp_media_negotiated_t *m = &s->neg.media[i];
+    if (m->active && (m->kind == HD_SDP_AUDIO || m->kind == HD_SDP_VIDEO) &&
+        hd_session_track_by_mid(s, m->mid) < 0)
+      hd_session_add_in_track(s, i);
+  }
+  return changed;
+}
+
 /* The track's media payload types: its codec, and RED over it (RFC 2198) when negotiated. */
 static int media_pt(const hd_in_track_t *t, uint8_t pt) {
   return pt == t->pt || (t->red_pt && pt == t->red_pt);

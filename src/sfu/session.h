@@ -375,6 +375,13 @@ void hd_session_count_estimate(hd_session_counters_t *c, uint64_t bps);
 int hd_session_setup_tracks(hd_session_t *s, hd_time_t now);
 /* Adds a publisher track for negotiated media section `mi`; returns its index. */
 int hd_session_add_in_track(hd_session_t *s, int mi);
+/* The publisher's re-offer was answered and s->neg holds the new result (m=
+ * lines keep their order, JSEP): a track whose section went inactive stops,
+ * a kept track takes FlexFEC as this negotiation says (dropped, taken up, a
+ * new repair SSRC from a=ssrc-group:FEC-FR; its receiver starts afresh when
+ * that changes, sfu/fec_in.h), a new section gets a new track. Returns how
+ * many kept tracks changed FlexFEC. */
+int hd_session_publisher_renegotiated(hd_session_t *s);
 /* Adds a track we send for negotiated media section `mi` with our SSRCs;
  * returns its index. */
 int hd_session_add_out_track(hd_session_t *s, int mi, uint32_t ssrc, uint32_t rtx_ssrc);

@@ -218,6 +218,19 @@ uint64_t cw_trace_mix(uint64_t h, hd_time_t now, int from, int to, size_t len) {
   return h;
 }
 
+/* The pub_fec_out slot of a publisher datagram that is a FlexFEC repair
+ * packet (the SDK's pt; the RTP header is in clear under SRTP), -1 if not
+ * one or no slot is left. */
+static int pub_fec_slot(cw_t *w, const uint8_t *data, size_t len) {
+  if (len <= 12 || (data[0] & 0xc0) != 0x80 || (data[1] & 0x7f) != HD_PC_PT_FLEXFEC) return -1;
+  uint32_t ssrc = (uint32_t)data[8] << 24 | (uint32_t)data[9] << 16 | (uint32_t)data[10] << 8 | data[11];
+  int k = 0;
+  while (k < w->n_pub_fec_out && w->pub_fec_out[k].ssrc != ssrc)
+    k++;
+  if (k == w->n_pub_fec_out && k < CW_MAX_FEC_SSRCS) w->pub_fec_out[w->n_pub_fec_out++].ssrc = ssrc;
+  return k < w->n_pub_fec_out ? k : -1;
+}
+
 static void push(cw_t *w, int from, int to, const uint8_t *data, size_t len) {
   if (to < 0) return;
   w->trace_n++;
@@ -237,6 +250,17 @@ static void push(cw_t *w, int from, int to, const uint8_t *data, size_t len) {
         w->fec_out[k].last = w->now;
       }
     }
+  }
+  int k = from == 0 && to == CW_NODE ? pub_fec_slot(w, data, len) : -1;
+  if (k >= 0) {
+    uint16_t seq = (uint16_t)(data[2] << 8 | data[3]);
+    if (!w->pub_fec_out[k].pkts) w->pub_fec_out[k].max_seq = (uint16_t)(seq - 1);
+    if ((int16_t)(seq - w->pub_fec_out[k].max_seq) > 0)
+      w->pub_fec_out[k].max_seq = seq;
+    else
+      w->pub_fec_out[k].not_ahead++;
+    w->pub_fec_out[k].pkts++;
+    w->pub_fec_out[k].last = w->now;
   }
   hd_netem_link_send(w->nl[from][to], data, len, w->now);
 }
@@ -310,7 +334,7 @@ static void media(cw_t *w, cw_ep_t *e) {
   int tagged = !w->cfg.untagged;
   int64_t adapt_max = w->cfg.adapt_max ? w->cfg.adapt_max : LAYER_BPS[2];
   while (e->next_video <= w->now) {
-    for (int l = 0; l < e->n_layers; l++) {
+    for (int l = 0; l < e->n_layers && !e->video_off; l++) {
       int key = e->frame == 0 || e->force_key[l];
       e->force_key[l] = 0;
       int64_t bps = LAYER_BPS[e->n_layers == 1 ? 1 : l];
@@ -378,6 +402,8 @@ void cw_run_until(cw_t *w, hd_time_t end) {
         while (w->nl[f][d] && (n = hd_netem_link_poll(w->nl[f][d], w->now, &data)) > 0) {
           memcpy(tmp, data, (size_t)n); /* both ends decrypt in place */
           const struct sockaddr_in *from = addr_of(w, f);
+          int k = f == 0 && d == CW_NODE ? pub_fec_slot(w, tmp, (size_t)n) : -1;
+          if (k >= 0) w->pub_fec_out[k].delivered++;
           if (d == CW_NODE)
             hd_node_feed(w->node, tmp, (size_t)n, (const struct sockaddr *)from, sizeof *from, w->now);
           else
@@ -434,30 +460,38 @@ static void join_room(cw_t *w, int c, const char *identity, int flexfec) {
   hd_signal_msg_free(&m);
 }
 
+static void drop_fec(char *sdp, int fec_pt);
+
 /* The publisher's (re)negotiation: an offer from its pc naming the
- * microphone and, with cam_cid, the camera; the node's answer applied. */
+ * microphone and, with cam_cid, the camera (its current transceiver); the
+ * node's answer applied (FlexFEC taken out of either as w says). */
 static void publish(cw_t *w, const char *mic_cid, const char *cam_cid) {
   static char sdp[32768], msg[65536];
-  hd_pc_t *pc = w->ep[0].pc;
+  cw_ep_t *e = &w->ep[0];
+  hd_pc_t *pc = e->pc;
   CHECK(hd_pc_create_offer(pc, sdp, sizeof sdp, w->now) > 0);
+  if (w->pub_offer_drop_fec) drop_fec(sdp, HD_PC_PT_FLEXFEC);
+  snprintf(w->pub_offer, sizeof w->pub_offer, "%s", sdp);
   hd_signal_pub_track_t tr[2];
   size_t nt = 0;
   if (mic_cid)
     tr[nt++] = (hd_signal_pub_track_t){.cid = mic_cid,
-                                       .mid = hd_pc_track_mid(pc, 0),
+                                       .mid = hd_pc_track_mid(pc, e->atrack),
                                        .kind = HD_SIGNAL_KIND_AUDIO,
                                        .source = HD_SIGNAL_SOURCE_MICROPHONE};
   if (cam_cid)
     tr[nt++] = (hd_signal_pub_track_t){.cid = cam_cid,
-                                       .mid = hd_pc_track_mid(pc, 1),
+                                       .mid = hd_pc_track_mid(pc, e->vtrack),
                                        .kind = HD_SIGNAL_KIND_VIDEO,
                                        .source = HD_SIGNAL_SOURCE_CAMERA};
   CHECK(hd_signal_write_publish_offer("p1", sdp, tr, nt, msg, sizeof msg) > 0);
   CHECK(cw_rtc_msg(w, 0, msg) == 0);
   hd_signal_msg_t m;
   CHECK(cw_take(w, 0, HD_SIGNAL_PUBLISH_ANSWER, &m) == 0);
-  CHECK(hd_pc_set_remote_answer(pc, m.publish_answer.sdp, strlen(m.publish_answer.sdp), w->now) == 0);
+  snprintf(w->pub_answer, sizeof w->pub_answer, "%s", m.publish_answer.sdp);
   hd_signal_msg_free(&m);
+  if (w->pub_answer_drop_fec) drop_fec(w->pub_answer, HD_PC_PT_FLEXFEC);
+  CHECK(hd_pc_set_remote_answer(pc, w->pub_answer, strlen(w->pub_answer), w->now) == 0);
 }
 
 void cw_publish(cw_t *w, const char *cam_cid) { cw_publish2(w, "mic", cam_cid); }
@@ -467,19 +501,23 @@ void cw_publish2(cw_t *w, const char *mic_cid, const char *cam_cid) {
   cw_answer_subscriber(w);
 }
 
-/* Takes FlexFEC out of SDP text sdp (in place): its payload type from the
- * m= lines, its rtpmap/fmtp lines. */
-static void drop_fec(char *sdp) {
+/* Takes FlexFEC payload type fec_pt out of SDP text sdp (in place): from the
+ * m= lines, its rtpmap/fmtp lines, and the FEC-FR ssrc-groups (RFC 8627
+ * §5.1.3) with them. */
+static void drop_fec(char *sdp, int fec_pt) {
   char pt[8], *p;
-  snprintf(pt, sizeof pt, " %d", HD_SDP_OFFER_PT_FLEXFEC);
+  int pl = snprintf(pt, sizeof pt, " %d", fec_pt);
   for (char *m = sdp; (m = strstr(m, "m=video ")) != NULL; m++) {
     char *eol = strstr(m, "\r\n");
-    if (eol && (p = strstr(m, pt)) && p < eol && (p[3] == '\r' || p[3] == ' '))
-      memmove(p, p + 3, strlen(p + 3) + 1);
+    if (eol && (p = strstr(m, pt)) && p < eol && (p[pl] == '\r' || p[pl] == ' '))
+      memmove(p, p + pl, strlen(p + pl) + 1);
   }
   char key[32];
-  for (int k = 0; k < 2; k++) {
-    snprintf(key, sizeof key, k ? "a=fmtp:%d " : "a=rtpmap:%d ", HD_SDP_OFFER_PT_FLEXFEC);
+  for (int k = 0; k < 3; k++) {
+    if (k == 2)
+      snprintf(key, sizeof key, "a=ssrc-group:FEC-FR ");
+    else
+      snprintf(key, sizeof key, k ? "a=fmtp:%d " : "a=rtpmap:%d ", fec_pt);
     while ((p = strstr(sdp, key)) != NULL) {
       char *eol = strstr(p, "\r\n");
       CHECK(eol);
@@ -498,7 +536,7 @@ int cw_answer_subscriber(cw_t *w) {
                                sizeof sdp, w->now);
     hd_signal_msg_free(&m);
     CHECK(n > 0);
-    if (w->answer_drop_fec) drop_fec(sdp);
+    if (w->answer_drop_fec) drop_fec(sdp, HD_SDP_OFFER_PT_FLEXFEC);
     snprintf(w->answer, sizeof w->answer, "%s", sdp);
     CHECK(hd_signal_write_subscriber_answer(NULL, sdp, msg, sizeof msg) > 0);
     CHECK(cw_rtc_msg(w, 1, msg) == 0);
@@ -506,6 +544,34 @@ int cw_answer_subscriber(cw_t *w) {
     answered++;
   }
   return answered;
+}
+
+void cw_unpublish_camera(cw_t *w) {
+  w->ep[0].video_off = 1;
+  cw_publish2(w, "mic", NULL);
+}
+
+void cw_republish_camera(cw_t *w, const char *cam_cid) {
+  cw_ep_t *e = &w->ep[0];
+  CHECK(e->n_layers == 1); /* one stream: a simulcast camera would need its rids set again */
+  int t = hd_pc_add_transceiver(e->pc, HD_PC_VIDEO, HD_PC_SENDONLY);
+  CHECK(t >= 0);
+  e->vtrack = t;
+  e->video_off = 0;
+  e->force_key[0] = 1; /* a new stream starts with a keyframe */
+  cw_publish2(w, "mic", cam_cid);
+}
+
+uint64_t cw_pub_fec_out(const cw_t *w, uint32_t ssrc) {
+  for (int k = 0; k < w->n_pub_fec_out; k++)
+    if (w->pub_fec_out[k].ssrc == ssrc) return w->pub_fec_out[k].pkts;
+  return 0;
+}
+
+uint64_t cw_pub_fec_delivered(const cw_t *w, uint32_t ssrc) {
+  for (int k = 0; k < w->n_pub_fec_out; k++)
+    if (w->pub_fec_out[k].ssrc == ssrc) return w->pub_fec_out[k].delivered;
+  return 0;
 }
 
 uint64_t cw_fec_out(const cw_t *w, uint32_t ssrc) {
@@ -593,7 +659,9 @@ cw_t *cw_new(const cw_cfg_t *cfg) {
     CHECK(cl_local_init(pub->sdk, 1, &v) == 0);
   }
   static char sdp[32768], msg[65536];
+  w->pub_offer_drop_fec = rc->pub_fec_later;
   publish(w, "mic", rc->mic_only_first ? NULL : "cam");
+  w->pub_offer_drop_fec = 0;
   CHECK(hd_pc_track_layers(pub->pc, pub->vtrack) == rc->n_layers);
   pub->sending = 1;
   hd_signal_msg_t m;

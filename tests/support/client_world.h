@@ -9,7 +9,8 @@
  * layers); the subscriber's frames go through the SDK's video jitter buffer
  * (media/video_jitter.h) and the W3C freeze rule (client/client_quality.h)
  * as client_media.c drives them. Shared by test_client_downlink,
- * test_client_narrow_audio and test_client_viewer_fec. Helpers abort on a
+ * test_client_narrow_audio, test_client_viewer_fec and
+ * test_client_publisher_fec. Helpers abort on a
  * broken harness invariant (they are linked without cmocka). */
 #ifndef HD_TEST_CLIENT_WORLD_H
 #define HD_TEST_CLIENT_WORLD_H
@@ -42,6 +43,7 @@ typedef struct {
   struct sockaddr_in addr;
   /* publisher */
   int sending, vtrack, atrack;
+  int video_off; /* the camera unpublished (cw_unpublish_camera): no video frames */
   uint32_t frame, audio_n;
   int force_key[CW_LAYERS];
   uint16_t pid[CW_LAYERS];
@@ -94,6 +96,7 @@ typedef struct {
   int untagged;       /* VP8 payloads without capture time and layer tag, keyframes 640x360 */
   int rtt_track_only; /* the jitter buffer takes only the track's repair RTT, not the pc's RTT */
   int mic_only_first; /* the publisher's first publish_offer names only its microphone (cw_publish) */
+  int pub_fec_later;  /* with pub_fec: the publisher's first offer leaves FlexFEC out (pub_offer_drop_fec) */
 } cw_cfg_t;
 
 #define CW_MAX_FEC_SSRCS 16
@@ -121,6 +124,24 @@ typedef struct cw {
   } fec_out[CW_MAX_FEC_SSRCS];
   int n_fec_out;
   int answer_drop_fec; /* cw_answer_subscriber takes FlexFEC out of the answers it sends (not the pc's) */
+  /* publisher -> node FlexFEC repair packets (the SDK's pt, HD_PC_PT_FLEXFEC)
+   * by SSRC as they were put on the link: count, when the last left, the
+   * highest seq and how many did not go past it (a seq sent again: an SRTP
+   * index reused, which the node's replay check drops), and how many the
+   * link delivered to the node */
+  struct {
+    uint32_t ssrc;
+    uint64_t pkts, not_ahead, delivered;
+    uint16_t max_seq;
+    hd_time_t last;
+  } pub_fec_out[CW_MAX_FEC_SSRCS];
+  int n_pub_fec_out;
+  /* the publisher's (re)negotiation (cw_publish*, cw_republish_camera) with
+   * FlexFEC taken out of its offer before the node sees it (a publisher that
+   * does not offer it: the pc then reads an answer without it), or out of the
+   * node's answer before the pc applies it (an answer that declines it) */
+  int pub_offer_drop_fec, pub_answer_drop_fec;
+  char pub_offer[32768], pub_answer[32768]; /* the last publish offer / answer, as the other side got it */
   /* every datagram put on a link: count and cw_trace_mix hash (determinism check) */
   uint64_t trace_n, trace_hash;
 } cw_t;
@@ -142,6 +163,17 @@ void cw_free(cw_t *w);
 void cw_publish(cw_t *w, const char *cam_cid);
 /* The same with the microphone under mic_cid (NULL: unpublished). */
 void cw_publish2(cw_t *w, const char *mic_cid, const char *cam_cid);
+/* The camera as the SDK client unpublishes and publishes it again
+ * (client.c do_publish): its transceiver stops sending and stays in the
+ * offers; published again it is a new sendonly video transceiver (a new mid,
+ * new SSRCs, a new FlexFEC repair SSRC), named under cam_cid in a
+ * renegotiation with the microphone. cw_unpublish_camera renegotiates without it. */
+void cw_unpublish_camera(cw_t *w);
+void cw_republish_camera(cw_t *w, const char *cam_cid);
+/* Repair packets the publisher put on its uplink on FlexFEC SSRC ssrc; and
+ * those of them the link delivered to the node. */
+uint64_t cw_pub_fec_out(const cw_t *w, uint32_t ssrc);
+uint64_t cw_pub_fec_delivered(const cw_t *w, uint32_t ssrc);
 /* The subscriber answers the node's pending subscriber offer(s) with its pc
  * (the last offer and answer kept in w->offer / w->answer). Returns how many
  * it answered. */
