@@ -518,11 +518,17 @@ void hd_pc_handle_timeout(hd_pc_t *pc, hd_time_t now) {
 int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *to, socklen_t *tolen,
                hd_time_t now) {
   if (!pc || !out) return HD_EINVAL;
+  /* what an answer applied since it was queued no longer allows leaves
+   * either queue unsent (RFC 3264 §6.1: only formats in the answer); the
+   * unpaced one holds all with pacing off */
+  while (pc->q_count && !pc_media_may_send(pc, pc->q[pc->q_head].data, pc->q[pc->q_head].len)) {
+    pc->q_head = (pc->q_head + 1) % pc->q_cap;
+    pc->q_count--;
+    pc->st.drop_unnegotiated++;
+  }
   if (!pc->q_count && !pc->pq_count && hd_pc_next_timeout(pc) <= now) hd_pc_handle_timeout(pc, now);
   int paced = 0;
   if (!pc->q_count) {
-    /* what an answer applied since it was queued no longer allows leaves
-     * the queue unsent (RFC 3264 §6.1: only formats in the answer) */
     while (pc->pq_count && !pc_media_may_send(pc, pc->pq[pc->pq_head].data, pc->pq[pc->pq_head].len)) {
       pc->pq_bytes -= pc->pq[pc->pq_head].len;
       pc->pq_head = (pc->pq_head + 1) % pc->q_cap;

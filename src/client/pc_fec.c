@@ -20,6 +20,10 @@ void pc_fec_on_report(pc_trx_t *t, double loss) {
   if (f) hd_flexfec_send_on_report(&f->send, loss);
 }
 
+void pc_fec_off(pc_trx_t *t) {
+  if (t->fec) hd_flexfec_send_add(&t->fec->send, 0, NULL, 0, 0, 0, 0, 0, NULL, 0); /* plan 0 */
+}
+
 int pc_fec_group(const hd_pc_t *pc, const pc_trx_t *t) {
   if (!t->fec_pt || !t->fec) return 0;
   hd_time_t rtt = t->st.rtt > 0 ? t->st.rtt : pc->rtt;

@@ -46,6 +46,11 @@ int pc_fec_sent(const hd_pc_t *pc, pc_trx_t *t, const uint8_t *pkt, size_t len, 
  * track, or one whose latest answer declined FlexFEC after an earlier one
  * took it): it goes into the smoothed loss FEC is planned from. */
 void pc_fec_on_report(pc_trx_t *t, double loss);
+/* FlexFEC on t is off (an answer declined it, RFC 3264 §6.1): the open
+ * group is dropped. Its packets came before the decline; kept, they would
+ * make the first packets after FEC is taken again look late (the seq went
+ * on meanwhile) and leave them unprotected. */
+void pc_fec_off(pc_trx_t *t);
 /* Current packets per repair packet on t (0 = none): from its peer's
  * smoothed loss reports and the RTT. */
 int pc_fec_group(const hd_pc_t *pc, const pc_trx_t *t);

@@ -223,7 +223,7 @@ void pc_trx_recv_reset(pc_trx_t *t, uint32_t ssrc);
 /* 0 if RTP packet pkt (queued before the latest answer; header in clear,
  * SRTP-protected or not) may no longer go: a FlexFEC repair packet of a
  * track whose answer declined FlexFEC, or a packet of a track that no
- * longer sends. 1 otherwise (also what is no track's). */
+ * longer sends. 1 otherwise (also RTCP and what is no track's). */
 int pc_media_may_send(const hd_pc_t *pc, const uint8_t *pkt, size_t len);
 
 #endif

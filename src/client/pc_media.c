@@ -253,6 +253,7 @@ static void resend(hd_pc_t *pc, pc_trx_t *t, uint16_t seq, hd_time_t now) {
 
 int pc_media_may_send(const hd_pc_t *pc, const uint8_t *pkt, size_t len) {
   if (len < 12 || (pkt[0] & 0xc0) != 0x80) return 1;
+  if (pkt[1] >= 192 && pkt[1] <= 223) return 1; /* RTCP (RFC 5761 §4) */
   uint32_t ssrc = (uint32_t)pkt[8] << 24 | (uint32_t)pkt[9] << 16 | (uint32_t)pkt[10] << 8 | pkt[11];
   uint8_t pt = pkt[1] & 0x7f;
   for (int i = 0; i < pc->n_tr; i++) {

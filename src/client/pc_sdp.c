@@ -14,6 +14,7 @@
 
 #include "base/err.h"
 #include "base/rand.h"
+#include "client/pc_fec.h"
 #include "client/pc_internal.h"
 #include "proto/sdp_negotiate.h"
 
@@ -365,6 +366,7 @@ static int read_codec(hd_pc_t *pc, pc_trx_t *t, const hd_sdp_media_t *m) {
     for (int f = 0; f < m->n_fmt; f++)
       if (atoi(m->fmt[f]) == k->pt) t->fec_pt = k->pt;
   }
+  if (!t->fec_pt) pc_fec_off(t);
   t->nack = hd_sdp_codec_has_fb(m, c, "nack") && !(t->kind == HD_PC_AUDIO && pc->cfg.no_audio_nack);
   t->pli = hd_sdp_codec_has_fb(m, c, "nack pli");
   t->fir = hd_sdp_codec_has_fb(m, c, "ccm fir");

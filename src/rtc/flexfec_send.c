@@ -70,7 +70,10 @@ int hd_flexfec_send_add(hd_flexfec_send_t *s, int group, const uint8_t *pkt, siz
   if (s->n > 0) { /* the seqs of one group ascend from its first, within the mask */
     uint16_t first = seq_of(s->pkts[0]), last = seq_of(s->pkts[s->n - 1]), q = seq_of(pkt);
     int same = memcmp(pkt + 8, s->pkts[0] + 8, 4) == 0;
-    if (same && (int16_t)(q - last) <= 0) return 0; /* a late packet: not protected, the group goes on */
+    /* a late packet (at most a mask behind the last): not protected, the
+     * group goes on. Further behind is a seq far ahead (packets this encoder
+     * did not see, e.g. while an answer declined FEC): a new group. */
+    if (same && (uint16_t)(last - q) < HD_FLEXFEC_MAX_MASK) return 0;
     if (!same || (uint16_t)(q - first) >= HD_FLEXFEC_MAX_MASK) s->n = 0;
   }
   memcpy(s->pkts[s->n], pkt, len);

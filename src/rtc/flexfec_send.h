@@ -64,8 +64,10 @@ int hd_flexfec_send_group(const hd_flexfec_send_t *s, hd_time_t rtt, int nack);
  * type pt, SSRC ssrc, the next repair seq; with a zero transport-wide seq
  * extension when twcc_id), 0 for none, or HD_EINVAL / HD_ENOSPC. A packet
  * whose seq does not follow the group's is handled apart: an older or
- * repeated one is left out (0), one too far ahead or of another SSRC starts
- * a new group. */
+ * repeated one (at most HD_FLEXFEC_MAX_MASK behind the group's last) is left
+ * out (0), one too far ahead (any other seq: also one past a stretch of more
+ * than half the seq space this encoder did not see) or of another SSRC
+ * starts a new group. */
 int hd_flexfec_send_add(hd_flexfec_send_t *s, int group, const uint8_t *pkt, size_t len, int marker,
                         uint8_t twcc_id, uint8_t pt, uint32_t ssrc, uint8_t *out, size_t cap);
 

@@ -25,7 +25,7 @@ void hd_layer_report_of(const hd_in_track_t *t, hd_link_layer_t *l) {
   }
 }
 
-void hd_layer_report_apply(hd_in_track_t *t, const hd_link_layer_t *l, hd_time_t now) {
+void hd_layer_report_apply(hd_in_track_t *t, const hd_link_layer_t *l, int ver, hd_time_t now) {
   t->last_packet_at = now;
   t->bps = l->bps;
   t->rate_start = now;
@@ -33,6 +33,14 @@ void hd_layer_report_apply(hd_in_track_t *t, const hd_link_layer_t *l, hd_time_t
   if (l->width && l->height) {
     t->width = l->width;
     t->height = l->height;
+  }
+  if (ver >= 3 && l->n_tids < 2) {
+    /* no temporal layers (now): what earlier reports said of them goes, or
+     * a capped viewer stays budgeted at a share the layer no longer has */
+    t->max_tid = -1;
+    memset(t->tid_bps, 0, sizeof t->tid_bps);
+    memset(t->tid_bytes, 0, sizeof t->tid_bytes);
+    return;
   }
   if (l->n_tids < 2 || l->n_tids > HD_LINK_TIDS) return; /* no shares: as before version 3 */
   t->max_tid = l->n_tids - 1;

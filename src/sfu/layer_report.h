@@ -14,9 +14,11 @@
  * and in_idx are the caller's). */
 void hd_layer_report_of(const hd_in_track_t *t, hd_link_layer_t *l);
 /* t (the stand-in's layer) is live at `now` with l's rate and size; with TID
- * shares (link version 3), its per-TID rates are l's rate split by them,
- * else they stay as they were (the allocator then borrows another layer's:
+ * shares, its per-TID rates are l's rate split by them. In a report of link
+ * version 3 (ver: the message's form, hd_link_layers_t ver) without shares
+ * the layer has no temporal layers now: t has none either. From an older
+ * node they stay as they were (the allocator then borrows another layer's:
  * session.c tid_rates_of). */
-void hd_layer_report_apply(hd_in_track_t *t, const hd_link_layer_t *l, hd_time_t now);
+void hd_layer_report_apply(hd_in_track_t *t, const hd_link_layer_t *l, int ver, hd_time_t now);
 
 #endif

@@ -854,7 +854,7 @@ void rr_on_layers(hd_room_t *r, uint64_t node, const hd_link_layers_t *m, hd_tim
     hd_participant_t *p = rr_remote_find(r, node, l->pub, NULL);
     if (!p || !p->pub_sess || l->in_idx >= HD_SESSION_MAX_TRACKS || p->remote_in[l->in_idx] < 0) continue;
     if (p->remote_rx_at[l->in_idx] && now - p->remote_rx_at[l->in_idx] < HD_MS(500)) continue; /* flowing */
-    hd_layer_report_apply(&p->pub_sess->in[p->remote_in[l->in_idx]], l, now);
+    hd_layer_report_apply(&p->pub_sess->in[p->remote_in[l->in_idx]], l, m->ver, now);
   }
 }
 

@@ -289,6 +289,9 @@ static int in_track_fec_renegotiated(hd_in_track_t *t, const hd_sdp_media_negoti
   /* another repair stream, or none: what the receiver holds is the old one's */
   hd_fec_in_free(t->fec);
   t->fec = NULL;
+  /* none: no repair packet is coming, new holes are NACKed after
+   * reorder_wait from now on, not HD_NACK_FEC_HOLD after the last one */
+  if (!pt) t->nack.fec_until = 0;
   return 1;
 }
 
@@ -297,9 +300,13 @@ int hd_session_publisher_renegotiated(hd_session_t *s) {
   for (int i = 0; i < s->n_in; i++) {
     hd_in_track_t *t = &s->in[i];
     if (!t->active) continue;
-    if (t->media_index >= s->neg.n_media || !s->neg.media[t->media_index].active)
+    if (t->media_index >= s->neg.n_media || !s->neg.media[t->media_index].active) {
       t->active = 0;
-    else
+      /* no packet of it is taken any more (in_track_for): its FEC
+       * receiver (~260 KB) goes now, not with the session */
+      hd_fec_in_free(t->fec);
+      t->fec = NULL;
+    } else
       changed += in_track_fec_renegotiated(t, &s->neg.media[t->media_index]);
   }
   for (int i = 0; i < s->neg.n_media; i++) {

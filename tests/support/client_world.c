@@ -491,6 +491,7 @@ static void publish(cw_t *w, const char *mic_cid, const char *cam_cid) {
   snprintf(w->pub_answer, sizeof w->pub_answer, "%s", m.publish_answer.sdp);
   hd_signal_msg_free(&m);
   if (w->pub_answer_drop_fec) drop_fec(w->pub_answer, HD_PC_PT_FLEXFEC);
+  if (w->pub_before_answer) w->pub_before_answer(w);
   CHECK(hd_pc_set_remote_answer(pc, w->pub_answer, strlen(w->pub_answer), w->now) == 0);
 }
 

@@ -141,6 +141,9 @@ typedef struct cw {
    * does not offer it: the pc then reads an answer without it), or out of the
    * node's answer before the pc applies it (an answer that declines it) */
   int pub_offer_drop_fec, pub_answer_drop_fec;
+  /* called (if set) as the node's publish answer is about to be applied,
+   * nothing drained in between: what the publisher's pc holds then */
+  void (*pub_before_answer)(struct cw *w);
   char pub_offer[32768], pub_answer[32768]; /* the last publish offer / answer, as the other side got it */
   /* every datagram put on a link: count and cw_trace_mix hash (determinism check) */
   uint64_t trace_n, trace_hash;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "client/pc_internal.h" /* a kept section's repair SSRC changed (test_node_follows_repair_ssrc) */
+#include "client/pc_fec.h"      /* the encoder's open group (test_publisher_fec_plan_while_declined) */
 #include "rtc/nack_gen.h"
 #include "sfu/fec_in.h"
 #include "sfu/session.h"
@@ -24,20 +25,22 @@
 static const char *const UP[] = {"--delay", "100", "--loss", "15"};
 static const char *const PDOWN[] = {"--delay", "100"};
 
-static cw_t *pub_world(uint64_t seed, int fec_later) {
+static cw_t *pub_world_paced(uint64_t seed, int fec_later, int paced) {
   cw_cfg_t rc = {.up = UP,
                  .nup = 4,
                  .pdown = PDOWN,
                  .npdown = 2,
                  .pub_fec = 1,
                  .pub_fec_later = fec_later,
-                 .adapt = 1, /* paced: repair packets wait in the pc's pacer queue like media */
+                 .adapt = paced, /* paced: repair packets wait in the pc's pacer queue like media */
                  .adapt_max = 1100000,
                  .n_layers = 1,
                  .untagged = 1,
                  .seed = seed};
   return cw_new(&rc);
 }
+
+static cw_t *pub_world(uint64_t seed, int fec_later) { return pub_world_paced(seed, fec_later, 1); }
 
 /* The node's publisher track for the publisher's current camera section. */
 static hd_in_track_t *node_cam(cw_t *w) {
@@ -281,6 +284,10 @@ static void test_node_drops_fec_on_reoffer(void **st) {
   uint32_t fec = offered_fec_ssrc(w);
   cw_run_until(w, w->now + HD_SEC(8));
   assert_non_null(node_cam(w)->fec);
+  /* the node's NACKs wait for the repair packets (rtc/nack_gen.h) */
+  hd_time_t at = w->now;
+  assert_int_equal(hd_nack_gen_first_wait(&node_cam(w)->nack, w->now), node_cam(w)->nack.fec_wait);
+  assert_true(node_cam(w)->nack.fec_wait > node_cam(w)->nack.reorder_wait);
   w->pub_offer_drop_fec = 1;
   cw_publish(w, "cam");
   w->pub_offer_drop_fec = 0;
@@ -288,6 +295,12 @@ static void test_node_drops_fec_on_reoffer(void **st) {
   assert_int_equal(node_cam(w)->fec_pt, 0);
   assert_int_equal(node_cam(w)->fec_ssrc, 0);
   assert_null(node_cam(w)->fec);
+  /* ... and stop waiting with the answer, not HD_NACK_FEC_HOLD after the
+   * last repair packet (before, a new gap waited fec_wait for up to 1 s) */
+  print_message("the re-offer took %lld us; NACK hold after it: %lld us\n", (long long)(w->now - at),
+                (long long)hd_nack_gen_first_wait(&node_cam(w)->nack, w->now));
+  assert_true(w->now - at < HD_NACK_FEC_HOLD);
+  assert_int_equal(hd_nack_gen_first_wait(&node_cam(w)->nack, w->now), node_cam(w)->nack.reorder_wait);
   snap_t s0 = snap(w, fec);
   cw_run_until(w, w->now + HD_SEC(4));
   snap_t s1 = snap(w, fec);
@@ -309,9 +322,21 @@ static void test_publisher_fec_plan_while_declined(void **st) {
   uint32_t fec = offered_fec_ssrc(w);
   cw_run_until(w, w->now + HD_SEC(10));
   assert_true(cam_stats(w).fec_group >= 2);
+  /* the declining answer comes while the encoder has a group open: it drops
+   * it (before, the group stayed open through the decline while the media
+   * seq went on, and once that was half the seq space the packets after
+   * FEC was taken again read as late: no repair packets for up to 32,768
+   * packets, rtc/flexfec_send.c) */
+  const pc_fec_t *enc = w->ep[0].pc->tr[w->ep[0].vtrack].fec;
+  assert_non_null(enc);
+  for (int waits = 0; enc->send.n == 0 && waits < 2000; waits++)
+    cw_run_until(w, w->now + HD_MS(1));
+  assert_true(enc->send.n > 0);
   w->pub_answer_drop_fec = 1;
   cw_publish(w, "cam");
   w->pub_answer_drop_fec = 0;
+  assert_int_equal(w->ep[0].pc->tr[w->ep[0].vtrack].fec_pt, 0);
+  assert_int_equal(enc->send.n, 0);
   hd_netem_params_t clean;
   hd_netem_params_init(&clean);
   clean.delay = HD_MS(100);
@@ -332,12 +357,76 @@ static void test_publisher_fec_plan_while_declined(void **st) {
   cw_free(w);
 }
 
+/* Repair packets waiting in the publisher's unpaced queue (pacing off:
+ * they go in send order, client/pc.c enqueue) when an answer declines
+ * FlexFEC: dropped unsent, as those in the pacer queue are (RFC 3264 §6.1).
+ * Before, only the pacer queue was filtered. */
+static struct {
+  uint32_t fec;
+  int repair;       /* repair packets in the unpaced queue as the answer comes */
+  uint64_t dropped; /* the pc's drop_unnegotiated then */
+  snap_t at;
+} g_unpaced;
+
+static void fill_unpaced_repair(cw_t *w) {
+  hd_pc_t *pc = w->ep[0].pc;
+  uint8_t pl[1000];
+  memset(pl, 0x5A, sizeof pl);
+  int n = 0;
+  for (int k = 0; k < 2 * HD_FLEXFEC_MAX_GROUP && !n; k++) {
+    hd_pc_rtp_send_t p = {.track = w->ep[0].vtrack,
+                          .ts = 90000u * 100 + (uint32_t)k * 3000,
+                          .marker = 1,
+                          .payload = pl,
+                          .len = 900,
+                          .audio_level = -1};
+    assert_int_equal(hd_pc_send_rtp(pc, &p, w->now), 0);
+    for (size_t j = 0; j < pc->q_count; j++) {
+      const pc_dgram_t *d = &pc->q[(pc->q_head + j) % pc->q_cap];
+      n += d->len > 12 && (d->data[0] & 0xc0) == 0x80 && (d->data[1] & 0x7f) == HD_PC_PT_FLEXFEC;
+    }
+  }
+  g_unpaced.repair = n;
+  hd_pc_stats_t *ps = malloc(sizeof *ps);
+  assert_non_null(ps);
+  hd_pc_stats(pc, ps);
+  g_unpaced.dropped = ps->drop_unnegotiated;
+  assert_int_equal(ps->pacing_bps, 0);
+  free(ps);
+  g_unpaced.at = snap(w, g_unpaced.fec);
+}
+
+static void test_unpaced_repair_dropped_on_decline(void **st) {
+  (void)st;
+  cw_t *w = pub_world_paced(16, 0, 0);
+  g_unpaced.fec = offered_fec_ssrc(w);
+  cw_run_until(w, w->now + HD_SEC(10));
+  assert_true(cam_stats(w).fec_group >= 2);
+  w->pub_before_answer = fill_unpaced_repair;
+  w->pub_answer_drop_fec = 1;
+  cw_publish(w, "cam");
+  w->pub_answer_drop_fec = 0;
+  w->pub_before_answer = NULL;
+  print_message("%d repair packets wait in the unpaced queue when the answer comes\n", g_unpaced.repair);
+  assert_true(g_unpaced.repair > 0);
+  cw_run_until(w, w->now + HD_SEC(2));
+  snap_t s1 = snap(w, g_unpaced.fec);
+  hd_pc_stats_t *ps = malloc(sizeof *ps);
+  assert_non_null(ps);
+  hd_pc_stats(w->ep[0].pc, ps);
+  assert_int_equal(s1.sent, g_unpaced.at.sent);
+  assert_int_equal(ps->drop_unnegotiated - g_unpaced.dropped, (uint64_t)g_unpaced.repair);
+  free(ps);
+  cw_free(w);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_publisher_fec_renegotiated),
       cmocka_unit_test(test_node_follows_repair_ssrc),
       cmocka_unit_test(test_node_drops_fec_on_reoffer),
       cmocka_unit_test(test_publisher_fec_plan_while_declined),
+      cmocka_unit_test(test_unpaced_repair_dropped_on_decline),
   };
   return cmocka_run_group_tests(tests, cw_setup_all, cw_teardown_all);
 }

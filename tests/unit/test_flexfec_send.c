@@ -180,11 +180,49 @@ static void test_padding_not_protected(void **st) {
   free(s);
 }
 
+/* A long stretch the encoder did not see (FlexFEC declined by an answer
+ * while the media seq went on): the packets after it are far ahead of the
+ * open group, not late. With 2 packets open and 40,000 seqs skipped (more
+ * than half the seq space), the next 30,000 packets in groups of 4 make
+ * ~7,500 repair packets. Before, (int16_t)(q - last) <= 0 held for every
+ * one of them until the seq wrapped: each was taken as late and dropped
+ * from FEC, 1,116 repair packets. */
+static void test_far_ahead_not_late(void **st) {
+  (void)st;
+  hd_flexfec_send_t *s = malloc(sizeof *s);
+  assert_non_null(s);
+  hd_flexfec_send_init(s, 1);
+  uint8_t p[1500], out[1600];
+  uint16_t q = 1000;
+  for (int i = 0; i < 2; i++, q++) {
+    int n = media(p, q, 0, 0, 100);
+    assert_int_equal(hd_flexfec_send_add(s, 4, p, (size_t)n, 0, TWCC_ID, 118, 0xF00D, out, sizeof out), 0);
+  }
+  assert_int_equal(s->n, 2);
+  q = (uint16_t)(q + 40000);
+  for (int i = 0; i < 30000; i++, q++) {
+    int n = media(p, q, 0, 0, 100);
+    assert_true(hd_flexfec_send_add(s, 4, p, (size_t)n, 0, TWCC_ID, 118, 0xF00D, out, sizeof out) >= 0);
+  }
+  print_message("after a 40,000-seq gap: %llu repair packets for 30,000 media packets in groups of 4\n",
+                (unsigned long long)s->sent);
+  assert_true(s->sent >= 7499);
+  /* a packet a little late is still left out, the group going on */
+  int open = s->n;
+  int n = media(p, q, 0, 0, 100);
+  assert_int_equal(hd_flexfec_send_add(s, 4, p, (size_t)n, 0, TWCC_ID, 118, 0xF00D, out, sizeof out), 0);
+  n = media(p, (uint16_t)(q - 2), 0, 0, 100);
+  assert_int_equal(hd_flexfec_send_add(s, 4, p, (size_t)n, 0, TWCC_ID, 118, 0xF00D, out, sizeof out), 0);
+  assert_int_equal(s->n, open + 1);
+  free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_plan),
       cmocka_unit_test(test_group_and_repair),
       cmocka_unit_test(test_padding_not_protected),
+      cmocka_unit_test(test_far_ahead_not_late),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

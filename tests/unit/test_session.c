@@ -590,12 +590,13 @@ static uint16_t g_tl_seq[2] = {300, 7000};
  * room_remote.c keeps a layer of a publisher on another node that does not
  * cross the overlay link (its LAYERS report: rate and size, no TIDs). */
 static int g_h_flat; /* "h"'s frames all one size (150 bytes): its TL0 a quarter of its rate */
+static int g_l1t1;   /* the encoder has gone to one temporal layer: every frame TL0 */
 
 static void l1t3_simulcast_sends(hd_session_t *p, hd_time_t from, hd_time_t until, int f_rate_only,
                                  hd_session_t *h_too) {
   static int frame;
   for (hd_time_t t = from; t < until; t += HD_MS(33)) {
-    int f = frame++, tid = L1T3_TIDS[f % 4];
+    int f = frame++, tid = g_l1t1 ? 0 : L1T3_TIDS[f % 4];
     for (int l = 0; l < 2; l++) {
       if (l == 1 && f_rate_only) {
         p->in[1].last_packet_at = t;
@@ -705,7 +706,7 @@ static void report_f(const hd_session_t *pa, hd_session_t *pb, int ver, hd_time_
   assert_true(n > 0);
   assert_int_equal(hd_link_layers_parse(b, (size_t)n, &got), 0);
   assert_int_equal(got.ver, ver >= 3 ? 3 : 2);
-  hd_layer_report_apply(&pb->in[1], &got.l[0], now);
+  hd_layer_report_apply(&pb->in[1], &got.l[0], got.ver, now);
 }
 
 /* A viewer capped to TL0 (track_settings max_temporal_layer 0) on node B of
@@ -760,6 +761,52 @@ static void test_remote_temporal_cap_budget(void **st) {
   assert_int_equal(layer[1], 0);
   assert_true(cost[2] < cost[0] * 80 / 100); /* h's shares: the fallback, as before */
   assert_int_equal(layer[2], 1);
+}
+
+/* The publisher on node A goes from three temporal layers to one (a
+ * version-3 LAYERS report of "f" then has no TID shares, n_tids 0): node B
+ * drops what the earlier reports said of f's TIDs, and budgets a TL0-capped
+ * viewer at f's whole rate (it is all TL0 now). Before, B kept f's old
+ * shares (nothing else clears them on a layer that does not cross the
+ * link) and budgeted f at ~37% of its rate: the viewer over-sent. */
+static void test_remote_temporal_layers_gone(void **st) {
+  (void)st;
+  hd_session_t *pa = simulcast_pub(), *pb = simulcast_pub(), *v = video_viewer();
+  hd_out_track_t *t = &v->out[0];
+  t->src = pb;
+  t->src_in = 0;
+  t->lim_tid = 1;
+  hd_session_counters_t c = {0};
+  hd_time_t now = HD_SEC(1);
+  v->estimate_bps = 2000000;
+  v->estimate_first_at = now - HD_SEC(10);
+  for (int step = 0; step < 80; step++, now += HD_MS(100)) {
+    g_l1t1 = step >= 30;
+    l1t3_simulcast_sends(pa, now, now + HD_MS(100), 0, pb);
+    report_f(pa, pb, HD_LINK_VERSION, now + HD_MS(100));
+    hd_session_allocate(v, NULL, now + HD_MS(100), &c);
+    if (step == 29) { /* three TIDs: B has f's shares, and budgets its TL0 */
+      assert_int_equal(pb->in[1].max_tid, 2);
+      assert_true(t->alloc.bps[t->alloc.n_layers - 1] < pb->in[1].bps * 60 / 100);
+    }
+  }
+  g_l1t1 = 0;
+  uint32_t cost = t->alloc.bps[t->alloc.n_layers - 1];
+  print_message(
+      "after A's encoder went to one TID: B's f max_tid %d (A's %d), TL0-capped viewer budgets f at %u "
+      "of %u bps\n",
+      pb->in[1].max_tid, pa->in[1].max_tid, cost, pb->in[1].bps);
+  assert_int_equal(pa->in[1].max_tid, 0);
+  assert_int_equal(pb->in[1].max_tid, -1);
+  for (int k = 0; k <= HD_TL_ALL; k++)
+    assert_int_equal(pb->in[1].tid_bps[k], 0);
+  assert_true(cost >= pb->in[1].bps);
+  hd_session_free_tracks(v);
+  free(v);
+  hd_session_free_tracks(pb);
+  free(pb);
+  hd_session_free_tracks(pa);
+  free(pa);
 }
 
 /* A viewer of g_s's track in_idx (kind HD_SDP_AUDIO: Opus from the mic;
@@ -987,6 +1034,49 @@ static void test_fec_nack_hold(void **st) {
   free(s);
 }
 
+/* A publisher track with FlexFEC whose section a renegotiation leaves
+ * inactive (rejected, RFC 3264 §8.2) frees its FEC receiver (~260 KB,
+ * sfu/fec_in.h; up to HD_SESSION_MAX_TRACKS a session), and a repair packet
+ * that still comes makes no new one. Before, an inactive track kept its
+ * receiver for the session's life. */
+static void test_inactive_track_frees_fec(void **st) {
+  (void)st;
+  hd_session_t *s = calloc(1, sizeof *s);
+  s->kind = HD_SESSION_PUBLISH;
+  add_media(s, HD_SDP_VIDEO, "0", 96, 97, 0x2222);
+  s->neg.media[0].fec_pt = 118;
+  s->neg.media[0].remote_fec_ssrc = 0x3333;
+  assert_int_equal(hd_session_setup_tracks(s, 0), 0);
+  hd_in_track_t *t = &s->in[0];
+  uint8_t pkts[3][1500], buf[1500], scratch[1500];
+  size_t lens[3];
+  const uint8_t *ptrs[3];
+  hd_rtp_hdr_t out;
+  hd_session_counters_t c = {0};
+  for (uint16_t q = 0; q < 3; q++) {
+    lens[q] = (size_t)pkt(pkts[q], 96, 0x2222, q, NULL);
+    ptrs[q] = pkts[q];
+    hd_session_publisher_rtp(s, pkts[q], lens[q], HD_SEC(1), scratch, sizeof scratch, &out, &c);
+  }
+  int n = hd_flexfec_encode(ptrs, lens, 3, 118, 0, 0, 0x3333, buf, sizeof buf);
+  assert_true(n > 0);
+  hd_session_publisher_rtp(s, buf, (size_t)n, HD_SEC(1), scratch, sizeof scratch, &out, &c);
+  assert_int_equal(c.fec_received, 1);
+  assert_non_null(t->fec);
+  s->neg.media[0].active = 0; /* the re-offer's section rejected */
+  hd_session_publisher_renegotiated(s);
+  assert_false(t->active);
+  assert_null(t->fec);
+  n = hd_flexfec_encode(ptrs, lens, 3, 118, 1, 0, 0x3333, buf, sizeof buf);
+  hd_session_publisher_rtp(s, buf, (size_t)n, HD_SEC(2), scratch, sizeof scratch, &out, &c);
+  assert_null(t->fec);
+  assert_int_equal(c.fec_received, 1);
+  assert_int_equal(
+      hd_session_publisher_recovered(s, buf, sizeof buf, HD_SEC(2), scratch, sizeof scratch, &out, &c), -1);
+  hd_session_free_tracks(s);
+  free(s);
+}
+
 /* FlexFEC to a viewer is inside its estimate (issue 13 item 4, sfu/session_fec.h):
  * with one repair packet per g video packets the allocator gives the layers
  * g/(g+1) of the budget. A camera whose rate the budget just carries keeps
@@ -1043,6 +1133,8 @@ int main(void) {
       cmocka_unit_test(test_vp8_temporal_layers),
       cmocka_unit_test(test_temporal_cap_budget),
       cmocka_unit_test(test_remote_temporal_cap_budget),
+      cmocka_unit_test(test_remote_temporal_layers_gone),
+      cmocka_unit_test(test_inactive_track_frees_fec),
       cmocka_unit_test(test_playout_delay_for_lossy_publisher_leg),
       cmocka_unit_test(test_resend_same_index_is_byte_identical),
       cmocka_unit_test(test_viewer_audio_nack_answered),
