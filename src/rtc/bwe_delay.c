@@ -85,6 +85,7 @@ static void trend_update(hd_bwe_delay_t *d, double delta_ms, double send_delta_m
     d->st_n++;
     d->st_sx += x, d->st_sy += y, d->st_sxx += x * x, d->st_sxy += x * y, d->st_syy += y * y;
     d->st_last_x = x;
+    if (y > d->st_max) d->st_max = y;
   }
   d->smoothed_ms = SMOOTHING * d->smoothed_ms + (1 - SMOOTHING) * d->acc_ms;
   d->xs[d->head] = (double)(arr - d->first_arr) / 1000.0;

@@ -51,6 +51,7 @@ typedef struct {
    * from the first group) of the first HD_BWE_START_GROUPS groups */
   uint32_t st_n;
   double st_sx, st_sy, st_sxx, st_sxy, st_syy, st_last_x;
+  double st_max; /* the highest of those groups' accumulated delays (ms) */
 } hd_bwe_delay_t;
 
 void hd_bwe_delay_init(hd_bwe_delay_t *d);
