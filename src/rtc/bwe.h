@@ -97,7 +97,7 @@ typedef struct {
   uint64_t feedbacks, acked, lost, unknown_seq, overuses, decreases;
   uint64_t feedback_timeouts; /* back-offs for lack of feedback */
   uint64_t probes_started, probes_succeeded, probes_failed;
-  uint64_t probes_skipped; /* start-up clusters not sent: the first feedback showed the queue growing */
+  uint64_t probes_skipped; /* start-up clusters not sent: the first feedback showed the leg full (bwe.c) */
 } hd_bwe_stats_t;
 
 typedef struct {
@@ -133,9 +133,10 @@ typedef struct {
   hd_bwe_rc_t rc;
   double delay_bps, loss_bps, target_bps;
   hd_time_t rc_last, last_decrease;
-  hd_time_t first_unanswered; /* first packet sent since the last feedback; -1 none */
-  hd_time_t last_feedback_at; /* local time of the last TWCC feedback, 0 none */
-  hd_time_t reported_send;    /* send time of the latest packet feedback reported (received or lost) */
+  hd_time_t first_unanswered;  /* first packet sent since the last feedback; -1 none */
+  hd_time_t last_feedback_at;  /* local time of the last TWCC feedback, 0 none */
+  hd_time_t first_feedback_at; /* ... and of the first one */
+  hd_time_t reported_send;     /* send time of the latest packet feedback reported (received or lost) */
   hd_time_t last_timeout_cut;
   double link_avg_kbps; /* < 0: unknown */
   double link_var;

@@ -80,6 +80,13 @@ static void trend_update(hd_bwe_delay_t *d, double delta_ms, double send_delta_m
   if (d->n_deltas == 0) d->first_arr = arr;
   if (d->n_deltas < 1000) d->n_deltas++;
   d->acc_ms += delta_ms;
+  if (d->st_n < HD_BWE_START_GROUPS) {
+    double x = (double)(arr - d->first_arr) / 1000.0, y = d->acc_ms;
+    d->st_n++;
+    d->st_sx += x, d->st_sy += y, d->st_sxx += x * x, d->st_sxy += x * y, d->st_syy += y * y;
+    d->st_last_x = x;
+    if (y > d->st_max) d->st_max = y;
+  }
   d->smoothed_ms = SMOOTHING * d->smoothed_ms + (1 - SMOOTHING) * d->acc_ms;
   d->xs[d->head] = (double)(arr - d->first_arr) / 1000.0;
   d->ys[d->head] = d->smoothed_ms;
@@ -102,6 +109,19 @@ static void trend_update(hd_bwe_delay_t *d, double delta_ms, double send_delta_m
     if (den > 0) d->trend = num / den;
   }
   detect(d, send_delta_ms, arr);
+}
+
+uint32_t hd_bwe_delay_start_fit(const hd_bwe_delay_t *d, double *level, double *noise) {
+  *level = *noise = 0;
+  uint32_t n = d->st_n;
+  if (n < 3) return n;
+  double mx = d->st_sx / n, my = d->st_sy / n;
+  double sxx = d->st_sxx - n * mx * mx, sxy = d->st_sxy - n * mx * my, syy = d->st_syy - n * my * my;
+  double b = sxx > 1e-9 ? sxy / sxx : 0;
+  double sse = syy - b * sxy;
+  *level = my + b * (d->st_last_x - mx);
+  *noise = sse > 0 ? sqrt(sse / (n - 2)) : 0;
+  return n;
 }
 
 hd_bwe_usage_t hd_bwe_delay_on_packet(hd_bwe_delay_t *d, hd_time_t send, hd_time_t arrival) {

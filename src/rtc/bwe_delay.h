@@ -24,6 +24,7 @@
 
 #define HD_BWE_BURST_US 5000   /* packet group span (§5.2 burst_time) */
 #define HD_BWE_TREND_WINDOW 20 /* groups in the slope estimate */
+#define HD_BWE_START_GROUPS 64 /* groups in the start-up fit (hd_bwe_delay_start_fit) */
 
 typedef enum { HD_BWE_NORMAL = 0, HD_BWE_UNDERUSE = 1, HD_BWE_OVERUSE = 2 } hd_bwe_usage_t;
 
@@ -46,6 +47,11 @@ typedef struct {
   int over_count;
   hd_bwe_usage_t usage;
   uint64_t groups; /* complete groups seen */
+  /* least-squares sums of the accumulated delay (ms) over arrival time (ms
+   * from the first group) of the first HD_BWE_START_GROUPS groups */
+  uint32_t st_n;
+  double st_sx, st_sy, st_sxx, st_sxy, st_syy, st_last_x;
+  double st_max; /* the highest of those groups' accumulated delays (ms) */
 } hd_bwe_delay_t;
 
 void hd_bwe_delay_init(hd_bwe_delay_t *d);
@@ -54,6 +60,14 @@ void hd_bwe_delay_init(hd_bwe_delay_t *d);
  * the current hypothesis. Packets sent before the current group (reordered
  * reports) are ignored; an arrival gap > 3 s or going backwards resets. */
 hd_bwe_usage_t hd_bwe_delay_on_packet(hd_bwe_delay_t *d, hd_time_t send, hd_time_t arrival);
+/* The start of the path's delay, for the start-up probe's decision
+ * (rtc/bwe.c): a least-squares line through the accumulated delay of the
+ * first groups (up to HD_BWE_START_GROUPS, each relative to the very first
+ * group); *level = the line at the latest of them (ms), *noise = the
+ * standard deviation of the groups around the line (ms: the jitter seen in
+ * that same stretch). Returns how many groups the line is over (0-2: no
+ * level, no noise). */
+uint32_t hd_bwe_delay_start_fit(const hd_bwe_delay_t *d, double *level, double *noise);
 /* Current hypothesis, modified trend and threshold (for stats/tests). */
 static inline hd_bwe_usage_t hd_bwe_delay_usage(const hd_bwe_delay_t *d) { return d->usage; }
 

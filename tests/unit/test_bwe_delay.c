@@ -3,6 +3,8 @@
  * a queue building, a queue draining, reordered reports. */
 #include "hd_test.h"
 
+#include <math.h>
+
 #include "rtc/bwe_delay.h"
 
 /* Groups every 10 ms whose one-way delay grows by `growth_us` each: a queue
@@ -59,7 +61,47 @@ static void test_delay_detector(void **st) {
   assert_memory_equal(&r, &d, sizeof d);
 }
 
+/* The start-up fit (hd_bwe_delay_start_fit): groups every 20 ms with
+ * one-way delays `owd_ms`; the line's level at the last group relative to
+ * the first group, and the scatter around the line. */
+static uint32_t start_fit(const double *owd_ms, int n, double *level, double *noise) {
+  hd_bwe_delay_t d;
+  hd_bwe_delay_init(&d);
+  for (int i = 0; i < n; i++) {
+    hd_time_t t = i * HD_MS(20);
+    hd_bwe_delay_on_packet(&d, t, t + (hd_time_t)(owd_ms[i] * 1000) + HD_SEC(1000));
+  }
+  return hd_bwe_delay_start_fit(&d, level, noise);
+}
+
+static void test_start_fit(void **st) {
+  (void)st;
+  double v[100], level, noise;
+  /* a step of +19 ms after the first group, then flat: level 19, no scatter */
+  for (int i = 0; i < 12; i++)
+    v[i] = i ? 46 : 27;
+  assert_int_equal(start_fit(v, 12, &level, &noise), 10); /* 12 packets: 11 groups complete, 10 deltas */
+  assert_true(fabs(level - 19) < 0.01 && noise < 0.01);
+  /* a queue growing 5 ms a group: the level is the last group's */
+  for (int i = 0; i < 12; i++)
+    v[i] = 25 + 5 * i;
+  start_fit(v, 12, &level, &noise);
+  assert_true(fabs(level - 50) < 0.01 && noise < 0.01);
+  /* +-10 ms of alternating jitter around a flat level: scatter ~10 ms */
+  for (int i = 0; i < 12; i++)
+    v[i] = 25 + (i % 2 ? 10 : -10);
+  start_fit(v, 12, &level, &noise);
+  assert_true(noise > 9 && fabs(level) < 25);
+  /* fewer than 3 deltas: no level */
+  assert_int_equal(start_fit(v, 4, &level, &noise), 2);
+  assert_true(level == 0 && noise == 0);
+  /* only the first HD_BWE_START_GROUPS groups */
+  for (int i = 0; i < 100; i++)
+    v[i] = i < 50 ? 25 : 80;
+  assert_int_equal(start_fit(v, 100, &level, &noise), HD_BWE_START_GROUPS);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_delay_detector)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_delay_detector), cmocka_unit_test(test_start_fit)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
