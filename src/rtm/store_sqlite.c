@@ -11,7 +11,7 @@
  * that trimming to exactly `keep` messages and the per-app usage cost one
  * indexed row each instead of a scan; the per-app sums are cached in memory
  * (loaded from chan_stat on first use). The disk floor is a statvfs() of the
- * database's directory before each stored append.
+ * database's directory before each stored append (once per batch).
  *
  * Group commit (batch_begin / batch_end): the broker's stored publishes of
  * one loop turn share one transaction (one WAL append instead of one per
@@ -123,9 +123,10 @@ typedef struct {
   sqlite3 *db;
   sqlite3_stmt *st[S_COUNT];
   app_use_t *apps;
-  char *dir;  /* the database's directory (disk floor); NULL for ":memory:" */
-  int batch;  /* between batch_begin and batch_end: appends are savepoints of one transaction */
-  int broken; /* that transaction ended early (SQLite rolls back on a full disk / I/O error) */
+  char *dir;          /* the database's directory (disk floor); NULL for ":memory:" */
+  int batch;          /* between batch_begin and batch_end: appends are savepoints of one transaction */
+  int broken;         /* that transaction ended early (SQLite rolls back on a full disk / I/O error) */
+  int64_t batch_free; /* the disk floor's statvfs, once per batch (-1: not yet) */
 } sq_t;
 
 static sqlite3_stmt *stmt(sq_t *q, int i) {
@@ -221,10 +222,14 @@ static int sq_msg_append(hd_rtm_store_t *s, const char *app, const char *ch, con
   u.bytes = a->bytes;
   if (lim->min_free_bytes > 0 && q->dir) {
     struct statvfs fs;
-    if (statvfs(q->dir, &fs) == 0) {
+    if (q->batch && q->batch_free >= 0)
+      u.disk_free = q->batch_free; /* the batch's writes reach the disk at its commit */
+    else if (statvfs(q->dir, &fs) == 0) {
       u.disk_free = (int64_t)fs.f_bavail * (int64_t)fs.f_frsize;
-      if (u.disk_free < lim->min_free_bytes) u.refused = HD_RTM_STORE_DISK_FLOOR;
-    }
+      if (q->batch) q->batch_free = u.disk_free;
+    } else
+      u.disk_free = -1;
+    if (u.disk_free >= 0 && u.disk_free < lim->min_free_bytes) u.refused = HD_RTM_STORE_DISK_FLOOR;
   }
   sqlite3_stmt *st = stmt(q, S_STAT_GET);
   btext(st, 1, app);
@@ -453,6 +458,7 @@ static int sq_batch_begin(hd_rtm_store_t *s) {
   if (done(stmt(q, S_BEGIN)) < 0) return HD_EIO;
   q->batch = 1;
   q->broken = 0;
+  q->batch_free = -1;
   return 0;
 }
 
