@@ -479,9 +479,17 @@ static void rtm_ws_open(void *ud, hd_ws_conn_t *c, const hd_ws_req_t *req, hd_ht
   }
 }
 
+static void rtm_turn_end(void *ud) {
+  server_t *s = ud;
+  hd_rtm_turn_end(s->rtm);
+  rtm_arm(s);
+}
+
 static void rtm_ws_message(void *ud, hd_ws_conn_t *c, const char *text, size_t len) {
   server_t *s = ud;
   hd_rtm_conn_message(s->rtm, hd_ws_id(c), text, len, hd_io_now(s->loop));
+  /* stored publishes held for one commit at the end of the turn (docs/rtm.md "Storage") */
+  if (hd_rtm_pending(s->rtm)) hd_ws_at_turn_end(c, rtm_turn_end, s);
   rtm_arm(s);
 }
 
@@ -1190,7 +1198,8 @@ int hd_cmd_serve(int argc, char **argv) {
                           .quota_channels = s.cfg.rtm_quota_channels ? s.cfg.rtm_quota_channels : -1,
                           .quota_bytes = s.cfg.rtm_quota_mb ? (int64_t)s.cfg.rtm_quota_mb << 20 : -1,
                           .min_free_bytes = s.cfg.rtm_min_free_mb ? (int64_t)s.cfg.rtm_min_free_mb << 20 : -1,
-                          .presence_max = s.cfg.rtm_presence_max ? (int)s.cfg.rtm_presence_max : -1};
+                          .presence_max = s.cfg.rtm_presence_max ? (int)s.cfg.rtm_presence_max : -1,
+                          .group_commit = 1};
   if (s.cfg.redis[0]) { /* RTM channels, presence, attributes and locks shared by the cluster */
     hd_rtm_redis_config_t rr = {.node_id = s.cfg.node_id,
                                 .log_max = (int)s.cfg.rtm_cluster_log,

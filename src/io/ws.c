@@ -102,8 +102,10 @@ struct hd_ws_hub {
   uint64_t min_quiet; /* smallest positive ping interval / idle timeout of the endpoints (ms) */
   uint64_t next_id;
   int shutting_down;
-  uv_check_t *flush;              /* after each loop turn's I/O: write what the turn queued */
-  hd_ws_conn_t *dirty_head;       /* connections with frames queued this turn */
+  uv_check_t *flush;         /* after each loop turn's I/O: write what the turn queued */
+  hd_ws_conn_t *dirty_head;  /* connections with frames queued this turn */
+  void (*turn_fn)(void *ud); /* hd_ws_at_turn_end: runs first in flush_turn */
+  void *turn_ud;
   unsigned char *pool[OBUF_POOL]; /* drained OBUF_MIN output buffers */
   int n_pool;
   /* a message that arrives whole in one RECEIVE (nearly all: acks, requests)
@@ -375,6 +377,11 @@ void hd_ws__hub_shutdown(hd_ws_hub_t *h) {
   uv_timer_stop(h->kick);
   uv_close((uv_handle_t *)h->kick, timer_closed);
   h->kick = NULL;
+  if (h->turn_fn) { /* not run yet: now, its output with the rest */
+    void (*fn)(void *) = h->turn_fn;
+    h->turn_fn = NULL;
+    fn(h->turn_ud);
+  }
   /* frames still queued go by SERVER_WRITEABLE from here on (mark_dirty) */
   hd_ws_conn_t *d;
   while ((d = h->dirty_head) != NULL) {
@@ -722,6 +729,11 @@ static int write_frames(hd_ws_conn_t *c, struct lws *wsi) {
 static void flush_turn(uv_check_t *chk) {
   hd_ws_hub_t *h = chk->data;
   hd_ws_conn_t *c;
+  if (h->turn_fn) { /* its output joins this turn's */
+    void (*fn)(void *) = h->turn_fn;
+    h->turn_fn = NULL;
+    fn(h->turn_ud);
+  }
   while ((c = h->dirty_head) != NULL) {
     h->dirty_head = c->dirty_next;
     c->dirty = 0;
@@ -737,6 +749,17 @@ static void flush_turn(uv_check_t *chk) {
     }
   }
   uv_check_stop(chk);
+}
+
+void hd_ws_at_turn_end(hd_ws_conn_t *c, void (*fn)(void *ud), void *ud) {
+  hd_ws_hub_t *h = c->hub;
+  if (!h->flush) { /* shutting down */
+    fn(ud);
+    return;
+  }
+  h->turn_fn = fn;
+  h->turn_ud = ud;
+  uv_check_start(h->flush, flush_turn);
 }
 
 static void mark_dirty(hd_ws_conn_t *c) {

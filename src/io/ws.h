@@ -124,6 +124,11 @@ int hd_ws_endpoint_add(hd_http_server_t *s, const hd_ws_endpoint_config_t *cfg);
  * caps, in which case the connection is being closed with 1008 "slow consumer"
  * (on_close follows later) and everything queued is dropped. */
 int hd_ws_send(hd_ws_conn_t *c, const char *text, size_t len);
+/* Runs fn(ud) once at the end of this loop turn, before the frames queued in
+ * the turn are written (the RTM group commit: docs/rtm.md "Storage"); what
+ * fn sends goes out in the same turn. One pending fn per server: a second
+ * call in the same turn replaces it. During shutdown fn runs at once. */
+void hd_ws_at_turn_end(hd_ws_conn_t *c, void (*fn)(void *ud), void *ud);
 
 /* Starts a close: messages already queued are sent first, then a close frame
  * with code (1000..4999, not 1005/1006/1015; other values become 1000) and

@@ -58,7 +58,15 @@ hd_time_t rtm_wall_ms(const hd_rtm_broker_t *b, hd_time_t now) { return (now + b
 
 /* ---------------------------------------------------------------- output */
 
+/* Group commit: nothing goes out ahead of the held stored publishes (an
+ * error reply to a request that arrived after them, a receipt an ack settled). */
+#define GC_BEFORE_OUTPUT(b)                                                                                  \
+  do {                                                                                                       \
+    if ((b)->gc_n && !(b)->gc_flushing) rtm_gc_flush(b);                                                     \
+  } while (0)
+
 static void raw_send(hd_rtm_broker_t *b, uint64_t conn, const char *text, size_t len) {
+  GC_BEFORE_OUTPUT(b);
   b->st.msgs_out++;
   b->cfg.send(b->cfg.ud, conn, text, len);
 }
@@ -197,6 +205,7 @@ static void dl_acked(hd_rtm_broker_t *b, sess_t *s, const out_ent_t *e) {
 }
 
 static void push_ent(hd_rtm_broker_t *b, sess_t *s, body_t *bd, receipt_t *rc, int dlv) {
+  GC_BEFORE_OUTPUT(b);
   if (dlv) s->ac->dl.owed++;
   if (s->doomed) {
     if (dlv) dl_given_up(s, s->doomed);
@@ -302,6 +311,12 @@ void rtm_err(hd_rtm_broker_t *b, sess_t *s, const char *id, hd_rtm_errcode_t cod
  * entry is freed once, so each delivery is counted once. */
 static void win_release(hd_rtm_broker_t *b, sess_t *s, int64_t upto, int how) {
   int delivered = how == 0;
+  if (b->gc_n && !b->gc_flushing) /* a receipt it settles goes out after the held publishes' answers */
+    for (size_t i = 0; i < s->win_n && WIN_AT(s, i).s <= upto; i++)
+      if (WIN_AT(s, i).rc) {
+        rtm_gc_flush(b);
+        break;
+      }
   while (s->win_n) {
     out_ent_t *e = &s->win[s->win_head];
     if (e->s > upto) break;
@@ -490,6 +505,7 @@ static void sess_end(hd_rtm_broker_t *b, sess_t *s, const char *ev, int kind) {
  * list. Ending one may doom others (their presence events overflow); they
  * join the list and are ended in the same loop. */
 static void reap(hd_rtm_broker_t *b) {
+  if (b->doomed) GC_BEFORE_OUTPUT(b); /* a held publish may name a session about to be freed */
   while (b->doomed) {
     sess_t *s = b->doomed;
     b->doomed = s->dnext;
@@ -835,6 +851,9 @@ void hd_rtm_broker_free(hd_rtm_broker_t *b) {
   hd_map_free(&b->by_sid);
   hd_map_free(&b->by_resume);
   hd_rtm_locks_free(&b->locks);
+  for (int i = 0; i < b->gc_n; i++) /* held stored publishes: unanswered, their publishers resend */
+    json_decref(b->gc[i].o);
+  free(b->gc);
   free(b);
 }
 
@@ -910,7 +929,7 @@ int hd_rtm_conn_message(hd_rtm_broker_t *b, uint64_t conn, const char *text, siz
     reply_err(b, c, NULL, HD_RTM_ERR_TOO_LARGE, m);
     goto out;
   }
-  if (c->s && ack_fast(b, c->s, text, len)) goto out;
+  if (c->s && ack_fast(b, c->s, text, len)) goto out; /* an ack never waits for the group commit */
   json_error_t je;
   json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
   if (!o || !json_is_object(o)) {
@@ -927,6 +946,10 @@ int hd_rtm_conn_message(hd_rtm_broker_t *b, uint64_t conn, const char *text, siz
   req_t r = {o, NULL, req_id(o)};
   json_t *t = json_object_get(o, "type");
   r.type = json_is_string(t) ? json_string_value(t) : NULL;
+  /* group commit: anything but an ack or another stored publish first commits the held ones */
+  if (b->gc_n && !(r.type && (!strcmp(r.type, "ack") ||
+                              (!strcmp(r.type, "pub") && json_is_true(json_object_get(o, "store"))))))
+    rtm_gc_flush(b);
   if (r.type && !strcmp(r.type, "ack") && c->s) { /* acks are exempt from the rate limit: cheap, no output */
     do_ack(b, c->s, &r);
   } else if (!rate_ok(b, c, now)) {
@@ -957,6 +980,7 @@ out:
 
 void hd_rtm_conn_closed(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now) {
   b->now = now;
+  rtm_gc_flush(b);
   conn_t *c = conn_get(b, conn);
   if (!c) return;
   sess_t *s = c->s;
@@ -973,6 +997,7 @@ void hd_rtm_conn_closed(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now) {
 
 void hd_rtm_tick(hd_rtm_broker_t *b, hd_time_t now) {
   b->now = now;
+  rtm_gc_flush(b);
   while (b->exp_head && b->exp_head->expire_at <= now) {
     sess_t *s = b->exp_head;
     exp_remove(b, s);
@@ -993,7 +1018,15 @@ hd_time_t hd_rtm_next_timeout(const hd_rtm_broker_t *b) {
   return hd_time_min(t, rtm_receipts_next(b));
 }
 
+int hd_rtm_pending(const hd_rtm_broker_t *b) { return b->gc_n; }
+
+void hd_rtm_turn_end(hd_rtm_broker_t *b) {
+  rtm_gc_flush(b);
+  reap(b);
+}
+
 void hd_rtm_shutdown(hd_rtm_broker_t *b) {
+  rtm_gc_flush(b);
   for (sess_t *s = b->sessions; s; s = s->next)
     if (s->conn) b->cfg.close(b->cfg.ud, s->conn, HD_RTM_CLOSE_SHUTDOWN, "node shutting down");
 }

@@ -242,6 +242,14 @@ typedef struct {
   const char *hook_prefix;
   hd_rtm_pub_hook_fn pub_hook;
   void *hook_ud;
+  /* Group commit (docs/rtm.md "Storage"): stored publishes are held until
+   * hd_rtm_turn_end (or until anything else needs the broker: another
+   * request, a close, a tick), then share one store transaction, committed
+   * before any of their oks or deliveries is sent. The shell must then call
+   * hd_rtm_turn_end once per loop turn while hd_rtm_pending says so. 0: each
+   * stored publish is committed and answered on its own (one node, no
+   * cluster; ignored with cfg.cluster). */
+  int group_commit;
 } hd_rtm_config_t;
 
 /* Counters for /metrics. */
@@ -296,8 +304,18 @@ int hd_rtm_delivery(const hd_rtm_broker_t *b, char (*apps)[64], hd_rtm_delivery_
 /* Creates a broker; loads locks from the store. now: current time.
  * Returns 0, HD_EINVAL (missing callbacks/store), HD_ENOMEM, or a store error. */
 int hd_rtm_broker_new(hd_rtm_broker_t **out, const hd_rtm_config_t *cfg, hd_time_t now);
-/* Frees everything (no callbacks are made). The store is not freed. */
+/* Frees everything (no callbacks are made). The store is not freed. Stored
+ * publishes still held (group commit) are dropped unanswered: their
+ * publishers resend them. */
 void hd_rtm_broker_free(hd_rtm_broker_t *b);
+/* Group commit: the stored publishes held (0: none), and the end of the
+ * shell's loop turn: commits them in one transaction, then sends their oks
+ * and deliveries (or each one's error). Call before the turn's output is
+ * written. */
+#define HD_RTM_GROUP_COMMIT 1
+#define HD_RTM_GC_MAX 256 /* stored publishes held at most: one more commits them first */
+int hd_rtm_pending(const hd_rtm_broker_t *b);
+void hd_rtm_turn_end(hd_rtm_broker_t *b);
 
 /* A new connection (not logged in yet). Returns 0, HD_EINVAL (conn 0 or known). */
 int hd_rtm_conn_open(hd_rtm_broker_t *b, uint64_t conn, hd_time_t now);

@@ -113,7 +113,20 @@ typedef struct chan {
   size_t n_subs, cap_subs;
   member_t *mem;
   size_t n_mem, cap_mem;
+  int gc_pending; /* stored publishes held for the group commit: the channel stays */
 } chan_t;
+
+/* A stored publish held for the turn's group commit (docs/rtm.md "Storage"). */
+typedef struct {
+  sess_t *s;
+  chan_t *c;
+  json_t *o; /* the request (a reference): id and data point into it */
+  const char *id, *data;
+  int64_t ts_ms, cseq;       /* wall time at arrival; the cseq it got */
+  int64_t old_cseq, old_hwm; /* the channel's before it: restored if the batch does not commit */
+  int rc;                    /* msg_append's result, HD_EIO if the batch did not commit */
+  hd_rtm_usage_t use;
+} gc_pub_t;
 
 /* Sessions per app (tenant): the per-app cap. Apps are the configured
  * tenants, a short list. */
@@ -157,6 +170,8 @@ struct hd_rtm_broker {
   uint32_t mark;
   hd_rtm_stats_t st;
   hd_time_t now; /* of the call being handled (delivery latency) */
+  gc_pub_t *gc;  /* held stored publishes (cfg.group_commit), at most HD_RTM_GC_MAX */
+  int gc_n, gc_flushing;
 };
 
 /* A parsed request: the JSON object, its type and id. */
@@ -166,6 +181,11 @@ typedef struct {
 } req_t;
 
 /* ---- broker.c ---- */
+/* Group commit: commits the held stored publishes and sends their results
+ * (no-op when none, or while it runs). Called before anything else the
+ * broker does that is not a stored publish or an ack, so the outputs keep
+ * the order of a broker without it. */
+void rtm_gc_flush(hd_rtm_broker_t *b);
 hd_time_t rtm_wall_ms(const hd_rtm_broker_t *b, hd_time_t now);
 /* Sends a sequenced message (o gets "s"; o is consumed) to session s. rc: a
  * peer receipt riding on it, or NULL. */

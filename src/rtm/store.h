@@ -109,6 +109,16 @@ typedef struct {
   int (*lock_load)(hd_rtm_store_t *s, hd_rtm_lock_fn fn, void *ud);
   /* The app's stored-history usage (channels with messages, bytes). */
   int (*usage)(hd_rtm_store_t *s, const char *app, hd_rtm_usage_t *out);
+  /* Group commit (docs/rtm.md "Storage"; NULL: none, every append is its own
+   * transaction). Between batch_begin and batch_end every write joins one
+   * transaction; each msg_append is its own step inside it (a refused or
+   * failed append writes nothing, the others stay), and the usage it
+   * checks and reports includes the batch's earlier appends. batch_end
+   * commits (commit = 1) or rolls back; it returns 0 only if every append
+   * that returned 0 is now committed — otherwise none of the batch is
+   * stored (HD_EIO) and the usage is what was committed before. */
+  int (*batch_begin)(hd_rtm_store_t *s);
+  int (*batch_end)(hd_rtm_store_t *s, int commit);
 } hd_rtm_store_ops_t;
 
 struct hd_rtm_store {

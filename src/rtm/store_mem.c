@@ -339,7 +339,8 @@ static int mem_lock_load(hd_rtm_store_t *s, hd_rtm_lock_fn fn, void *ud) {
 
 static const hd_rtm_store_ops_t MEM_OPS = {mem_close,     mem_seq_get,   mem_seq_put,  mem_msg_append,
                                            mem_msg_query, mem_attr_list, mem_attr_cas, mem_lock_put,
-                                           mem_lock_del,  mem_lock_load, mem_usage};
+                                           mem_lock_del,  mem_lock_load, mem_usage,    NULL,
+                                           NULL}; /* no group commit: each append stands alone */
 
 int hd_rtm_store_mem_new(hd_rtm_store_t **out) {
   mem_t *m = calloc(1, sizeof *m);

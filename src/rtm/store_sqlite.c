@@ -11,7 +11,14 @@
  * that trimming to exactly `keep` messages and the per-app usage cost one
  * indexed row each instead of a scan; the per-app sums are cached in memory
  * (loaded from chan_stat on first use). The disk floor is a statvfs() of the
- * database's directory before each stored append. */
+ * database's directory before each stored append (once per batch).
+ *
+ * Group commit (batch_begin / batch_end): the broker's stored publishes of
+ * one loop turn share one transaction (one WAL append instead of one per
+ * message); each append is a SAVEPOINT in it, so a refused or failed one
+ * leaves the others, and the cached usage includes the batch's appends
+ * (quota checks stay exact). A batch that does not commit drops the cache,
+ * which is then loaded again from chan_stat (what is committed). */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/statvfs.h>
@@ -43,6 +50,9 @@ enum {
   S_BEGIN,
   S_COMMIT,
   S_ROLLBACK,
+  S_SP,
+  S_SP_RELEASE,
+  S_SP_ROLLBACK,
   S_COUNT
 };
 
@@ -78,6 +88,9 @@ static const char *const SQL[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SP] = "SAVEPOINT msg",
+    [S_SP_RELEASE] = "RELEASE msg",
+    [S_SP_ROLLBACK] = "ROLLBACK TO msg",
 };
 
 static const char SCHEMA[] =
@@ -110,7 +123,10 @@ typedef struct {
   sqlite3 *db;
   sqlite3_stmt *st[S_COUNT];
   app_use_t *apps;
-  char *dir; /* the database's directory (disk floor); NULL for ":memory:" */
+  char *dir;          /* the database's directory (disk floor); NULL for ":memory:" */
+  int batch;          /* between batch_begin and batch_end: appends are savepoints of one transaction */
+  int broken;         /* that transaction ended early (SQLite rolls back on a full disk / I/O error) */
+  int64_t batch_free; /* the disk floor's statvfs, once per batch (-1: not yet) */
 } sq_t;
 
 static sqlite3_stmt *stmt(sq_t *q, int i) {
@@ -133,16 +149,14 @@ static int done(sqlite3_stmt *s) {
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HD_EIO;
 }
 
+static void drop_usage(sq_t *q);
+
 static void sq_close(hd_rtm_store_t *s) {
   sq_t *q = (sq_t *)s;
   for (int i = 0; i < S_COUNT; i++)
     sqlite3_finalize(q->st[i]);
   sqlite3_close(q->db);
-  while (q->apps) {
-    app_use_t *a = q->apps;
-    q->apps = a->next;
-    free(a);
-  }
+  drop_usage(q);
   free(q->dir);
   free(q);
 }
@@ -208,10 +222,14 @@ static int sq_msg_append(hd_rtm_store_t *s, const char *app, const char *ch, con
   u.bytes = a->bytes;
   if (lim->min_free_bytes > 0 && q->dir) {
     struct statvfs fs;
-    if (statvfs(q->dir, &fs) == 0) {
+    if (q->batch && q->batch_free >= 0)
+      u.disk_free = q->batch_free; /* the batch's writes reach the disk at its commit */
+    else if (statvfs(q->dir, &fs) == 0) {
       u.disk_free = (int64_t)fs.f_bavail * (int64_t)fs.f_frsize;
-      if (u.disk_free < lim->min_free_bytes) u.refused = HD_RTM_STORE_DISK_FLOOR;
-    }
+      if (q->batch) q->batch_free = u.disk_free;
+    } else
+      u.disk_free = -1;
+    if (u.disk_free >= 0 && u.disk_free < lim->min_free_bytes) u.refused = HD_RTM_STORE_DISK_FLOOR;
   }
   sqlite3_stmt *st = stmt(q, S_STAT_GET);
   btext(st, 1, app);
@@ -241,7 +259,11 @@ static int sq_msg_append(hd_rtm_store_t *s, const char *app, const char *ch, con
     if (use) *use = u;
     return HD_ENOSPC;
   }
-  if (done(stmt(q, S_BEGIN)) < 0) return HD_EIO;
+  if (q->batch && (q->broken || sqlite3_get_autocommit(q->db))) {
+    q->broken = 1; /* the batch's transaction is gone: nothing more joins it */
+    return HD_EIO;
+  }
+  if (done(stmt(q, q->batch ? S_SP : S_BEGIN)) < 0) return HD_EIO;
   st = stmt(q, S_MSG_INS);
   btext(st, 1, app);
   btext(st, 2, ch);
@@ -265,9 +287,15 @@ static int sq_msg_append(hd_rtm_store_t *s, const char *app, const char *ch, con
     sqlite3_bind_int64(st, 4, bytes + len - trimmed);
     rc = done(st);
   }
-  if (rc == 0 && done(stmt(q, S_COMMIT)) < 0) rc = HD_EIO;
+  if (rc == 0 && done(stmt(q, q->batch ? S_SP_RELEASE : S_COMMIT)) < 0) rc = HD_EIO;
   if (rc < 0) {
-    done(stmt(q, S_ROLLBACK));
+    if (q->batch && !sqlite3_get_autocommit(q->db)) {
+      done(stmt(q, S_SP_ROLLBACK));
+      done(stmt(q, S_SP_RELEASE));
+    } else if (q->batch)
+      q->broken = 1;
+    else
+      done(stmt(q, S_ROLLBACK));
     return rc;
   }
   if (n == 0) a->channels++;
@@ -416,9 +444,42 @@ static int sq_lock_load(hd_rtm_store_t *s, hd_rtm_lock_fn fn, void *ud) {
   return bad ? HD_EIO : n;
 }
 
-static const hd_rtm_store_ops_t SQ_OPS = {sq_close,     sq_seq_get,   sq_seq_put,  sq_msg_append,
-                                          sq_msg_query, sq_attr_list, sq_attr_cas, sq_lock_put,
-                                          sq_lock_del,  sq_lock_load, sq_usage};
+static void drop_usage(sq_t *q) {
+  while (q->apps) {
+    app_use_t *a = q->apps;
+    q->apps = a->next;
+    free(a);
+  }
+}
+
+static int sq_batch_begin(hd_rtm_store_t *s) {
+  sq_t *q = (sq_t *)s;
+  if (q->batch) return HD_ESTATE;
+  if (done(stmt(q, S_BEGIN)) < 0) return HD_EIO;
+  q->batch = 1;
+  q->broken = 0;
+  q->batch_free = -1;
+  return 0;
+}
+
+static int sq_batch_end(hd_rtm_store_t *s, int commit) {
+  sq_t *q = (sq_t *)s;
+  if (!q->batch) return HD_ESTATE;
+  q->batch = 0;
+  int rc = 0;
+  if (q->broken || sqlite3_get_autocommit(q->db)) /* already rolled back by SQLite */
+    rc = HD_EIO;
+  else if (!commit || done(stmt(q, S_COMMIT)) < 0) {
+    done(stmt(q, S_ROLLBACK));
+    rc = HD_EIO;
+  }
+  if (rc < 0) drop_usage(q); /* it counted appends that are not stored */
+  return commit ? rc : 0;
+}
+
+static const hd_rtm_store_ops_t SQ_OPS = {
+    sq_close,    sq_seq_get,  sq_seq_put,   sq_msg_append, sq_msg_query,   sq_attr_list, sq_attr_cas,
+    sq_lock_put, sq_lock_del, sq_lock_load, sq_usage,      sq_batch_begin, sq_batch_end};
 
 int hd_rtm_store_sqlite_new(hd_rtm_store_t **out, const char *path, char *err, size_t errcap) {
   sq_t *q = calloc(1, sizeof *q);

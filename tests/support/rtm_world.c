@@ -17,7 +17,10 @@ int n_close;
 hd_rtm_store_t *store;
 hd_time_t now;
 
+void (*rtm_world_on_send)(uint64_t conn, const char *text, size_t len);
+
 static void cb_send(void *ud, uint64_t conn, const char *t, size_t len) {
+  if (rtm_world_on_send) rtm_world_on_send(conn, t, len);
   CHECK(n_out < MAXOUT);
   outs[n_out].conn = conn;
   outs[n_out].text = strndup(t, len);
@@ -43,6 +46,7 @@ void reset_out(void) {
 
 int rtm_world_setup(void **st) {
   now = HD_SEC(1000);
+  rtm_world_on_send = NULL;
   CHECK(hd_rtm_store_mem_new(&store) == 0);
   reset_out();
   return 0;

@@ -29,6 +29,8 @@ extern struct rtm_world_close {
   int code;
 } closes[64];
 extern int n_close;
+/* Called with every output as the broker sends it (NULL: none; reset by setup). */
+extern void (*rtm_world_on_send)(uint64_t conn, const char *text, size_t len);
 /* The store brokers get by default (fresh per test) and the virtual clock. */
 extern hd_rtm_store_t *store;
 extern hd_time_t now;
