@@ -3,9 +3,10 @@
  * decode: publishers send the synthetic pattern of client/load.h (audio 50
  * packets/s, video ~1 Mbps with keyframe bursts), each payload carrying its
  * publisher, sequence and send time; subscribers account loss and one-way
- * added latency per stream. One process; one UDP socket per PeerConnection;
- * the subscriber legs split over --threads threads, each with its own libuv
- * loop and counts (bench_load.h "Threads"), the publishers on the main one.
+ * added latency per stream. Publishers do not pace (their rate is fixed, not
+ * the estimate's): the latency is socket to socket, the node's alone. One process; one UDP socket per
+ * PeerConnection; the subscriber legs split over --threads threads, each with its own libuv loop and counts
+ * (bench_load.h "Threads"), the publishers on the main one.
  *
  * Targets: Hudong rooms (/rtc signaling, client/rtc_signal.h, tokens minted
  * here) and the Janus VideoRoom plugin over its HTTP API (bench_janus.c).
@@ -276,7 +277,13 @@ static int leg_open(bl_leg_t *l) {
                         .local_ip = r->o.local_ip,
                         .local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port),
                         .wall_offset = (hd_time_t)time(NULL) * 1000000 - bl_now(),
-                        .cname = l->identity};
+                        .cname = l->identity,
+                        /* the synthetic source sends its fixed rate whatever the estimate
+                         * (it ignores HD_PC_EV_SEND_RATE): paced at an estimate that starts
+                         * at 300 kbit/s and grows 8 %/s, its video waited in the publisher's
+                         * own pacer up to that pacer's 250 ms bound for the first ~13 s,
+                         * and that wait read as ~232 ms of "added latency" (docs/overlay.md) */
+                        .no_pacing = l->is_pub};
   int rc = hd_pc_new(&l->pc, &cfg);
   if (rc < 0) return rc;
   uv_udp_recv_start(&l->udp, batch ? udp_alloc_batch : udp_alloc, udp_recv);
@@ -1084,9 +1091,15 @@ static int cmd_load(int argc, char **argv) {
   bl_thread_t *threads = sp.threads;
   long rss_end = sp.rss_end;
   double seq_loss = hd_load_loss(seq_expected, seq_received), shortfall = hd_load_loss(expected, arrived);
-  uint64_t sent_w = 0;
-  for (int i = 0; i < r.n_pubs; i++)
+  uint64_t sent_w = 0, pub_waits = 0;
+  for (int i = 0; i < r.n_pubs; i++) {
     sent_w += r.pubs[i].src.sent_in_window[1] + r.pubs[i].src.sent_in_window[2];
+    if (r.pubs[i].pc) { /* packets the publishers' own pacers held: 0, or the latency includes them */
+      hd_pc_stats_t st;
+      hd_pc_stats(r.pubs[i].pc, &st);
+      pub_waits += st.paced_waits;
+    }
+  }
   double win_s = (double)(r.w1 - r.w0) / 1e6;
   double loss = expected ? hd_load_loss(expected, received) : 1.0; /* nothing sent: a failed run */
   if (o->count_only) {
@@ -1143,8 +1156,10 @@ static int cmd_load(int argc, char **argv) {
            (unsigned long long)expected, (unsigned long long)too_old);
     printf("  added latency: not measured (--count-only: media is not decrypted)\n");
   } else {
-    printf("  added latency p50 %lld us, p99 %lld us, max %lld us (%llu samples)\n", (long long)p50,
-           (long long)p99, (long long)r.hist->max, (unsigned long long)r.hist->n);
+    printf(
+        "  added latency p50 %lld us, p99 %lld us, max %lld us (%llu samples); publisher pacer waits %llu\n",
+        (long long)p50, (long long)p99, (long long)r.hist->max, (unsigned long long)r.hist->n,
+        (unsigned long long)pub_waits);
     if (keys_n)
       printf(
           "  keyframes (%d, each to all %d subscribers of its room): last packet at the first and last "
@@ -1187,6 +1202,7 @@ static int cmd_load(int argc, char **argv) {
     json_object_set_new(j, "expected", json_integer((json_int_t)expected));
     json_object_set_new(j, "received", json_integer((json_int_t)received));
     json_object_set_new(j, "loss", json_real(loss));
+    json_object_set_new(j, "publisher_paced_waits", json_integer((json_int_t)pub_waits));
     json_object_set_new(j, "forwarded_pps", json_real((double)received / win_s));
     json_object_set_new(j, "threads", json_integer(nt));
     json_object_set_new(j, "ramp",
