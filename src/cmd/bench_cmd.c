@@ -822,10 +822,22 @@ typedef struct {
   double cpu0, cpu1, self0, self1;
   long rss_end;
   bl_thread_t threads[BL_MAX_THREADS];
+  /* datagrams the kernel dropped at full receive buffers over the window:
+   * this process's sockets (the generator's own loss) and the server's */
+  unsigned long long gen_drops[2], srv_drops[2];
+  int have_drops;
+  double wall[2]; /* the window's marks in Unix time (s): to match the server's /metrics scraped meanwhile */
 } srv_probe_t;
 
 static void srv_probe(void *ud, int w) {
   srv_probe_t *sp = ud;
+  int ns;
+  int ok = bl_proc_udp_drops((int)getpid(), &sp->gen_drops[w - 1], &ns) == 0 &&
+           (!sp->pid || bl_proc_udp_drops(sp->pid, &sp->srv_drops[w - 1], &ns) == 0);
+  sp->have_drops = w == 1 ? ok : sp->have_drops && ok;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  sp->wall[w - 1] = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
   if (w == 1) {
     sp->self0 = bl_self_cpu_us();
     sp->have_cpu = sp->pid && bl_proc_cpu_us(sp->pid, &sp->cpu0) == 0;
@@ -1180,6 +1192,10 @@ static int cmd_load(int argc, char **argv) {
                (threads[i].cpu1 - threads[i].cpu0) / (double)(r.w1 - r.w0) * 100);
     printf("\n");
   }
+  if (sp.have_drops)
+    printf(
+        "  kernel drops at full receive buffers in the window: generator sockets %llu, server sockets %llu\n",
+        sp.gen_drops[1] - sp.gen_drops[0], sp.srv_drops[1] - sp.srv_drops[0]);
   printf("  generator cpu %.1f%% of a core over %d thread%s%s; duplicates %llu, unknown %llu, bad payloads "
          "%llu\n",
          gen_cpu, nt, nt == 1 ? "" : "s",
@@ -1265,6 +1281,15 @@ static int cmd_load(int argc, char **argv) {
                           (threads[i].cpu1 - threads[i].cpu0) / (double)(r.w1 - r.w0) * 100));
     json_object_set_new(j, "server_threads", th);
     json_object_set_new(j, "duplicates", json_integer((json_int_t)dups));
+    json_object_set_new(j, "window_unix_s", json_pack("[f, f]", sp.wall[0], sp.wall[1]));
+    /* null: /proc unreadable */
+    json_object_set_new(j, "gen_sock_drops",
+                        sp.have_drops ? json_integer((json_int_t)(sp.gen_drops[1] - sp.gen_drops[0]))
+                                      : json_null());
+    json_object_set_new(j, "server_sock_drops",
+                        sp.have_drops && o->server_pid
+                            ? json_integer((json_int_t)(sp.srv_drops[1] - sp.srv_drops[0]))
+                            : json_null());
     json_object_set_new(
         j, "joins",
         json_pack("{s:i, s:i, s:i, s:i, s:o, s:o, s:i}", "attempts", jt.attempts, "succeeded_5s",

@@ -93,3 +93,66 @@ double bl_thread_cpu_us(void) {
   if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) return 0;
   return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
+
+static int cmp_ul(const void *a, const void *b) {
+  unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Adds the drops of the sockets of /proc/net/<file> whose inode is in ino[0..n). */
+static void udp_table_drops(const char *file, const unsigned long *ino, size_t n, unsigned long long *drops,
+                            int *found) {
+  FILE *f = fopen(file, "r");
+  if (!f) return;
+  char line[512];
+  if (!fgets(line, sizeof line, f)) { /* the header */
+    fclose(f);
+    return;
+  }
+  while (fgets(line, sizeof line, f)) {
+    /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops */
+    unsigned long inode = 0;
+    unsigned long long d = 0;
+    if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %llu", &inode, &d) != 2) continue;
+    if (bsearch(&inode, ino, n, sizeof *ino, cmp_ul)) {
+      *drops += d;
+      (*found)++;
+    }
+  }
+  fclose(f);
+}
+
+int bl_proc_udp_drops(int pid, unsigned long long *drops, int *sockets) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd", pid);
+  DIR *d = opendir(path);
+  if (!d) return -1;
+  size_t n = 0, cap = 0;
+  unsigned long *ino = NULL;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char lp[400], target[64];
+    snprintf(lp, sizeof lp, "%s/%s", path, e->d_name);
+    ssize_t k = readlink(lp, target, sizeof target - 1);
+    if (k <= 0) continue;
+    target[k] = 0;
+    unsigned long i;
+    if (sscanf(target, "socket:[%lu]", &i) != 1) continue;
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 256;
+      unsigned long *g = realloc(ino, nc * sizeof *ino);
+      if (!g) break;
+      ino = g;
+      cap = nc;
+    }
+    ino[n++] = i;
+  }
+  closedir(d);
+  qsort(ino, n, sizeof *ino, cmp_ul);
+  *drops = 0;
+  *sockets = 0;
+  udp_table_drops("/proc/net/udp", ino, n, drops, sockets);
+  udp_table_drops("/proc/net/udp6", ino, n, drops, sockets);
+  free(ino);
+  return 0;
+}

@@ -20,6 +20,12 @@ int bl_proc_cpu_us(int pid, double *cpu_us);
 int bl_proc_threads(int pid, bl_thread_t *t, int n, int second);
 /* VmRSS of pid in kB, -1 when unreadable. */
 long bl_proc_rss_kb(int pid);
+/* Datagrams the kernel dropped at pid's UDP sockets since they opened (their
+ * receive buffer was full: the "drops" column of /proc/net/udp and udp6, for
+ * the socket inodes in /proc/PID/fd). *sockets: how many were found. 0, or
+ * -1 when unreadable. Tells losses at the generator's own sockets (pid = the
+ * generator) from what the server never sent. */
+int bl_proc_udp_drops(int pid, unsigned long long *drops, int *sockets);
 /* This process's CPU (all threads), µs. */
 double bl_self_cpu_us(void);
 /* The calling thread's CPU, µs. */
