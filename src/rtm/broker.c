@@ -1013,6 +1013,7 @@ void hd_rtm_tick(hd_rtm_broker_t *b, hd_time_t now) {
 }
 
 hd_time_t hd_rtm_next_timeout(const hd_rtm_broker_t *b) {
+  if (b->gc_n) return b->now; /* held publishes: answered by the next tick if no turn end came */
   hd_time_t t = hd_rtm_locks_next(&b->locks);
   if (b->exp_head && b->exp_head->expire_at < t) t = b->exp_head->expire_at;
   return hd_time_min(t, rtm_receipts_next(b));

@@ -520,7 +520,8 @@ void rtm_gc_flush(hd_rtm_broker_t *b) {
       gc_pub_t *p = &b->gc[i];
       p->c->cseq = p->old_cseq;
       p->c->hwm = p->old_hwm;
-      if (p->rc == 0) p->rc = HD_EIO;
+      /* a refusal counted rolled-back appends: retryable, not "storage full" */
+      if (p->rc == 0 || p->rc == HD_ENOSPC) p->rc = HD_EIO;
     }
   for (int i = 0; i < n; i++) { /* committed: the answers, in arrival order */
     gc_pub_t *p = &b->gc[i];
@@ -563,6 +564,10 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
     rtm_ok(b, s, r, json_pack("{s:s,s:I,s:b}", "ch", name, "cseq", (json_int_t)*seen, "dup", 1));
     return;
   }
+  int held = st && json_is_true(st) && b->cfg.group_commit && !b->cl;
+  /* the cap's flush answers held publishes and may free their channel (no
+   * subscriber, nothing pending): so before this one's channel is looked up */
+  if (held && b->gc_n >= HD_RTM_GC_MAX) rtm_gc_flush(b);
   chan_t *c = rtm_chan_get(b, s->app, name, 1);
   if (!c) {
     if (b->cl)
@@ -605,8 +610,7 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
     free(hooked);
     return;
   }
-  if (st && json_is_true(st) && b->cfg.group_commit) { /* hooked channels are never stored: st is NULL */
-    if (b->gc_n == HD_RTM_GC_MAX) rtm_gc_flush(b);
+  if (held && st && b->gc_n < HD_RTM_GC_MAX) { /* hooked channels are never stored: st is NULL */
     if (gc_hold(b, s, r, c, data, now) == 0) return;
   }
   hd_rtm_store_t *sto = b->cfg.store;

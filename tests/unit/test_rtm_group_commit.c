@@ -250,11 +250,36 @@ static void test_gc_batch_fails_whole(void **st) {
   close_db(sq);
 }
 
+/* The 257th held stored publish of a turn flushes the 256 before it; that
+ * flush frees their channel (no subscriber, nothing pending) — the 257th
+ * must not be held on the freed channel (review finding: heap use after
+ * free, ASan). Every ok in order, cseq 1..257. */
+static void test_gc_cap_frees_channel(void **st) {
+  (void)st;
+  hd_rtm_store_t *sq = open_db();
+  hd_rtm_config_t c = {.store = sq, .rate = 100000, .burst = 100000, .group_commit = 1};
+  hd_rtm_broker_t *b = mk_cfg(c);
+  login(b, 1, "alice", 0);
+  reset_out();
+  for (int i = 0; i < HD_RTM_GC_MAX + 1; i++)
+    feed(b, 1, "{\"type\":\"pub\",\"id\":\"p%d\",\"ch\":\"g\",\"data\":\"m\",\"store\":true}", i);
+  hd_rtm_turn_end(b);
+  for (int i = 0; i < HD_RTM_GC_MAX + 1; i++) {
+    json_t *ok = nth(1, "ok", i);
+    assert_non_null(ok);
+    assert_int_equal(ival(ok, "cseq"), i + 1);
+    json_decref(ok);
+  }
+  hd_rtm_broker_free(b);
+  close_db(sq);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_gc_ok_after_commit, rtm_world_setup, rtm_world_teardown),
       cmocka_unit_test_setup_teardown(test_gc_quota_equals_one_by_one, rtm_world_setup, rtm_world_teardown),
       cmocka_unit_test_setup_teardown(test_gc_batch_fails_whole, rtm_world_setup, rtm_world_teardown),
+      cmocka_unit_test_setup_teardown(test_gc_cap_frees_channel, rtm_world_setup, rtm_world_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
