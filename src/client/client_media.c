@@ -397,7 +397,8 @@ void cl_local_push_h264(hd_client_t *c, cl_local_t *l, const uint8_t *au, size_t
                           .ts = ts,
                           .payload = buf,
                           .len = (size_t)plen,
-                          .audio_level = -1};
+                          .audio_level = -1,
+                          .fixed_rate = 1}; /* the app's encoder sets its rate: not held by the pacer */
     hd_pc_send_rtp(c->s->pc[0], &p, now);
   }
   l->frames++;

@@ -175,7 +175,7 @@ static int enqueue(hd_pc_t *pc, const uint8_t *data, size_t len, const struct so
   if (*count == pc->q_cap) {
     pc->st.drop_txq++;
     pc->tx_twcc = -1;
-    pc->tx_paced = 0;
+    pc->tx_paced = pc->tx_fixed = 0;
     return HD_ENOSPC;
   }
   pc_dgram_t *d = paced ? &pc->pq[(pc->pq_head + pc->pq_count) % pc->q_cap]
@@ -187,13 +187,15 @@ static int enqueue(hd_pc_t *pc, const uint8_t *data, size_t len, const struct so
   d->twcc_off = pc->tx_twcc_off;
   pc->tx_twcc_off = 0;
   d->paced = (uint8_t)pc->tx_paced;
+  d->fixed_rate = (uint8_t)(paced && pc->tx_fixed);
   d->rtp_len = (uint16_t)pc->tx_rtp_len;
   pc->tx_twcc = -1;
-  pc->tx_paced = 0;
+  pc->tx_paced = pc->tx_fixed = 0;
   d->to = *to;
   d->tolen = tolen;
   (*count)++;
   if (paced) pc->pq_bytes += len;
+  if (d->fixed_rate) pc->pq_fixed++;
   return 0;
 }
 
@@ -531,6 +533,7 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
   if (!pc->q_count) {
     while (pc->pq_count && !pc_media_may_send(pc, pc->pq[pc->pq_head].data, pc->pq[pc->pq_head].len)) {
       pc->pq_bytes -= pc->pq[pc->pq_head].len;
+      pc->pq_fixed -= pc->pq[pc->pq_head].fixed_rate;
       pc->pq_head = (pc->pq_head + 1) % pc->q_cap;
       pc->pq_count--;
       pc->st.drop_unnegotiated++;
@@ -538,8 +541,17 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
     if (!pc->pq_count) return 0;
     pc_pace_refill(pc, now);
     if (pc->pace_budget < 0 && pc_pace_rate(pc)) {
-      pc->st.paced_waits++;
-      return 0;
+      if (!pc->pq_fixed) {
+        pc->st.paced_waits++;
+        return 0;
+      }
+      /* a fixed-rate source (pushed H.264) is queued: the estimate cannot
+       * slow it, so holding it only builds a queue up to PACE_MAX_QUEUE_US
+       * (docs/bwe.md). It and what is ahead of it leave now; their bytes are
+       * charged to the budget, its debt kept to one burst so that paced
+       * media after it is not starved for what the fixed source sent */
+      pc->st.pace_bypassed++;
+      if (pc->pace_budget < -pc_pace_burst(pc)) pc->pace_budget = -pc_pace_burst(pc);
     }
     paced = 1;
   }
@@ -550,6 +562,7 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
     pc->pq_head = (pc->pq_head + 1) % pc->q_cap;
     pc->pq_count--;
     pc->pq_bytes -= d->len;
+    pc->pq_fixed -= d->fixed_rate;
   } else {
     pc->q_head = (pc->q_head + 1) % pc->q_cap;
     pc->q_count--;

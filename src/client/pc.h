@@ -187,6 +187,7 @@ typedef struct {
   uint64_t twcc_received; /* transport-wide feedback messages */
   uint64_t twcc_sent;     /* transport-wide feedback we sent (as a receiver) */
   uint64_t paced_waits;   /* times the pacer held the queue */
+  uint64_t pace_bypassed; /* paced datagrams let out past the budget for a fixed-rate source */
   hd_time_t rtt;          /* latest RTT over all tracks, -1 if none */
   hd_time_t ice_rtt;      /* latest ICE check -> success response round trip, -1 if none */
   int n_tracks;
@@ -310,6 +311,11 @@ typedef struct {
   int audio_level; /* RFC 6464 0..127 (-dBov) for audio, -1 = do not send the extension */
   int voice;       /* V flag of the audio level */
   int layer;       /* simulcast layer (hd_pc_set_simulcast order), 0 without simulcast */
+  /* set: the application's encoder, not ours, sets this media's bitrate
+   * (pushed H.264): the estimate cannot slow it, so the pacer does not
+   * hold it; it (and what is queued before it) leaves at once, counted in
+   * the pacer's budget and stamped for the estimator as it leaves */
+  int fixed_rate;
 } hd_pc_rtp_send_t;
 
 #define HD_PC_MAX_PAYLOAD 1100

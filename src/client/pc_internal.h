@@ -50,6 +50,7 @@ typedef struct {
    * protected then, so seqs leave in order (a receiver reads a paced packet
    * that overtook... that was overtaken by unpaced audio as lost) */
   uint8_t protect_later;
+  uint8_t fixed_rate; /* paced RTP of a source we cannot slow: the pacer lets it out at once */
   uint16_t twcc_off;
   socklen_t tolen;
   struct sockaddr_storage to;
@@ -177,8 +178,9 @@ struct hd_pc {
   pc_dgram_t *q, *pq;
   size_t q_cap, q_head, q_count;
   size_t pq_head, pq_count, pq_bytes;
-  int tx_twcc, tx_paced; /* metadata for the next enqueued datagram (set by hd_pc_send_rtp) */
-  uint16_t tx_twcc_off;  /* ... offset of its transport-wide seq, 0 = none */
+  size_t pq_fixed;                 /* fixed-rate datagrams in pq: while > 0 the pacer does not hold */
+  int tx_twcc, tx_paced, tx_fixed; /* metadata for the next enqueued datagram (set by hd_pc_send_rtp) */
+  uint16_t tx_twcc_off;            /* ... offset of its transport-wide seq, 0 = none */
   size_t tx_rtp_len;
   /* send-side bandwidth estimation (rtc/bwe.h) and pacing, once transport-cc is
    * negotiated on a sending track */
@@ -214,6 +216,7 @@ void pc_layer_swap(pc_trx_t *t, int L);
  * lets the next paced datagram go. */
 uint64_t pc_pace_rate(const hd_pc_t *pc);
 void pc_pace_refill(hd_pc_t *pc, hd_time_t now);
+double pc_pace_burst(const hd_pc_t *pc); /* the bucket's size in bytes */
 hd_time_t pc_pace_due(const hd_pc_t *pc);
 void pc_media_on_srtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now);
 hd_time_t pc_media_next_timeout(const hd_pc_t *pc);

@@ -51,11 +51,15 @@ uint64_t pc_pace_rate(const hd_pc_t *pc) {
   return drain > r ? drain : r;
 }
 
+double pc_pace_burst(const hd_pc_t *pc) {
+  double cap = (double)pc_pace_rate(pc) / 8 * PACE_BURST_US / 1e6;
+  return cap < 2 * PC_DGRAM_MAX ? 2 * PC_DGRAM_MAX : cap;
+}
+
 void pc_pace_refill(hd_pc_t *pc, hd_time_t now) {
   uint64_t r = pc_pace_rate(pc);
   if (!r || now <= pc->pace_last) return;
-  double cap = (double)r / 8 * PACE_BURST_US / 1e6;
-  if (cap < 2 * PC_DGRAM_MAX) cap = 2 * PC_DGRAM_MAX;
+  double cap = pc_pace_burst(pc);
   pc->pace_budget += (double)r / 8 * (double)(now - pc->pace_last) / 1e6;
   if (pc->pace_budget > cap) pc->pace_budget = cap;
   pc->pace_last = now;
@@ -63,7 +67,7 @@ void pc_pace_refill(hd_pc_t *pc, hd_time_t now) {
 
 hd_time_t pc_pace_due(const hd_pc_t *pc) {
   uint64_t r = pc_pace_rate(pc);
-  if (!r || pc->pace_budget >= 0) return pc->pace_last;
+  if (!r || pc->pace_budget >= 0 || pc->pq_fixed) return pc->pace_last;
   return pc->pace_last + (hd_time_t)(-pc->pace_budget * 8e6 / (double)r) + 1;
 }
 
@@ -178,11 +182,12 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
   t->seq++;
   pc->tx_twcc = pc->bwe ? twcc : -1;
   pc->tx_paced = t->kind == HD_PC_VIDEO; /* audio is small and steady: it never waits */
+  pc->tx_fixed = p->fixed_rate != 0;
   pc->tx_rtp_len = (size_t)n;
   pc->tx_twcc_off = pc->tx_paced && twcc < 0 ? twcc_offset(t, pkt, (size_t)n) : 0;
   int rc = protect_and_send(pc, pkt, (size_t)n, sizeof pkt, 0);
   pc->tx_twcc = -1; /* consumed by the enqueue, or dropped with a failed send */
-  pc->tx_paced = 0;
+  pc->tx_paced = pc->tx_fixed = 0;
   if (rc < 0) return rc;
   t->st.packets_sent++;
   t->st.bytes_sent += p->len;
@@ -191,6 +196,7 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
      * estimator must see the repair bytes acknowledged, or it reads the
      * link's rate low by their share (issue 13 item 4) */
     pc->tx_paced = 1;
+    pc->tx_fixed = p->fixed_rate != 0; /* its rate follows the media's */
     pc->tx_rtp_len = (size_t)fl;
     uint16_t off = twcc_offset(t, fpk, (size_t)fl);
     if (off && pc_pace_rate(pc)) {
@@ -200,7 +206,7 @@ static int send_rtp(hd_pc_t *pc, pc_trx_t *t, const hd_pc_rtp_send_t *p, hd_time
       hd_rtp_twcc_seq_write(fpk + off, pc->twcc_seq++);
     }
     if (protect_and_send(pc, fpk, (size_t)fl, sizeof fpk, 0) == 0) t->st.fec_sent++;
-    pc->tx_paced = 0;
+    pc->tx_paced = pc->tx_fixed = 0;
     pc->tx_twcc = -1;
   }
   return 0;

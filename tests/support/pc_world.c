@@ -7,6 +7,7 @@
 
 #include "base/err.h"
 #include "media/rtp_payload.h"
+#include "proto/rtp.h"
 #include "proto/sdp_negotiate.h"
 #include "proto/token.h"
 #include "sfu/signal.h"
@@ -172,6 +173,10 @@ static void push(pw_t *w, int from, int to, const uint8_t *data, size_t len) {
 
 static void send_to(void *ctx, int from, const struct sockaddr_storage *to, const uint8_t *data, size_t len) {
   pw_t *w = ctx;
+  hd_rtp_hdr_t h; /* SRTP leaves the header in clear (RFC 3711 §3.1) */
+  if (w->push_bps && from == 0 && len >= 12 && (data[1] & 0x7f) == HD_PC_PT_VP8 &&
+      hd_rtp_parse(data, len, &h) == 0 && h.ts / 3000 < 4096 && w->vwait_n < 16384)
+    w->vwait[w->vwait_n++] = w->now - w->sent_at[h.ts / 3000];
   push(w, from, ep_of(w, to), data, len);
 }
 
@@ -205,7 +210,8 @@ static void media(pw_t *w, pw_ep_t *e) {
   pull_audio(w, e);
   if (e->vjb && hd_video_jb_next_timeout(e->vjb) <= w->now) vjb_drain(w, e, w->now);
   if (!e->sending || hd_pc_state(e->pc) != HD_PC_CONNECTED) return;
-  uint8_t pl[600];
+  uint8_t pl[1100];
+  size_t pl_max = w->push_bps ? sizeof pl : 600;
   memset(pl, 0x5A, sizeof pl);
   if (!e->next_video) e->next_video = e->next_audio = w->now; /* start of media */
   while (e->atrack >= 0 && e->next_audio <= w->now) {
@@ -228,7 +234,13 @@ static void media(pw_t *w, pw_ep_t *e) {
   }
   while (e->vtrack >= 0 && e->next_video <= w->now) {
     int key = e->force_key || e->frame == 0, n = key ? 6 : 3;
-    size_t plen = sizeof pl;
+    size_t plen = pl_max;
+    if (w->push_bps && e == &w->ep[0]) { /* fixed rate: the estimate does not size it */
+      key = e->frame % 60 == 0;
+      size_t bytes = (size_t)(w->push_bps / 8 / 30) * (key ? 4 : 1);
+      n = (int)((bytes + pl_max - 1) / pl_max);
+      plen = bytes / (size_t)n;
+    }
     if (w->adapt) {
       /* an encoder at the target: 90% of it minus audio (24 kbit/s of
        * payload, twice that as RED with one copy), 30 fps; under 100 kbit/s
@@ -245,7 +257,7 @@ static void media(pw_t *w, pw_ep_t *e) {
       }
       int64_t bytes = vbps / 8 / (e->half_fps ? 15 : 30);
       if (bytes < 300) bytes = 300;
-      n = (int)((bytes + sizeof pl - 1) / sizeof pl) * (key ? 2 : 1);
+      n = (int)((bytes + pl_max - 1) / pl_max) * (key ? 2 : 1);
       plen = (size_t)(bytes * (key ? 2 : 1) / n);
       if (plen < 8) plen = 8;
     }
@@ -260,7 +272,8 @@ static void media(pw_t *w, pw_ep_t *e) {
                             .marker = i == n - 1,
                             .payload = pl,
                             .len = plen,
-                            .audio_level = -1};
+                            .audio_level = -1,
+                            .fixed_rate = w->push_bps && e == &w->ep[0] && w->push_fixed};
       CHECK((hd_pc_send_rtp(e->pc, &p, w->now)) == (0));
     }
     e->frame++;

@@ -88,6 +88,14 @@ typedef struct {
   int vp8; /* video payloads carry a VP8 payload descriptor (RFC 7741 §4.2) and header, so that a
             * receiver's frame assembler takes them; frame n is captured at sent_at[n] */
   hd_time_t sent_at[4096];
+  /* set: alice's video is a source of fixed rate (pushed H.264 at push_bps,
+   * 30 fps, a keyframe 4x a frame every 2 s), sent with .fixed_rate =
+   * push_fixed; the time each of its video packets waited in her pc (leaves
+   * her minus sent_at of its frame) is kept in vwait[0..vwait_n) */
+  uint64_t push_bps;
+  int push_fixed;
+  size_t vwait_n;
+  hd_time_t vwait[16384];
   /* set: datagrams from -> to go through the netem link model (src/netem)
    * instead of the support/link pair */
   hd_netem_link_t *nl[PW_NEP][PW_NEP];
