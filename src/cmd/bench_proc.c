@@ -148,9 +148,13 @@ int bl_proc_udp_drops(int pid, unsigned long long *drops, int *sockets) {
     ino[n++] = i;
   }
   closedir(d);
-  qsort(ino, n, sizeof *ino, cmp_ul);
   *drops = 0;
   *sockets = 0;
+  if (!n) { /* no socket (qsort/bsearch take no NULL array, even empty) */
+    free(ino);
+    return 0;
+  }
+  qsort(ino, n, sizeof *ino, cmp_ul);
   udp_table_drops("/proc/net/udp", ino, n, drops, sockets);
   udp_table_drops("/proc/net/udp6", ino, n, drops, sockets);
   free(ino);
