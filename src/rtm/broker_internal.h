@@ -186,6 +186,14 @@ typedef struct {
  * broker does that is not a stored publish or an ack, so the outputs keep
  * the order of a broker without it. */
 void rtm_gc_flush(hd_rtm_broker_t *b);
+/* broker_gc.c: is (s, id) held; hold one (0, or HD_ENOMEM: publish it alone) */
+int rtm_gc_holds(const hd_rtm_broker_t *b, const sess_t *s, const char *id);
+int rtm_gc_hold(hd_rtm_broker_t *b, sess_t *s, const req_t *r, chan_t *c, const char *data, hd_time_t now);
+/* broker_ops.c, shared with broker_gc.c */
+void rtm_channel_deliver_as(hd_rtm_broker_t *b, chan_t *c, json_t *o, int dlv);
+void rtm_dedupe_add(sess_t *s, const char *id, int64_t cseq);
+void rtm_store_refused(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const hd_rtm_store_limits_t *lim,
+                       const hd_rtm_usage_t *u);
 hd_time_t rtm_wall_ms(const hd_rtm_broker_t *b, hd_time_t now);
 /* Sends a sequenced message (o gets "s"; o is consumed) to session s. rc: a
  * peer receipt riding on it, or NULL. */

@@ -181,7 +181,7 @@ void rtm_free_all_chans(hd_rtm_broker_t *b) {
 /* Every subscriber of c gets o (consumed). dlv: o is a channel message, one
  * delivery owed per subscriber session (broker.h hd_rtm_delivery_t); events
  * (presence, attributes, locks) are not counted. */
-static void channel_deliver_as(hd_rtm_broker_t *b, chan_t *c, json_t *o, int dlv) {
+void rtm_channel_deliver_as(hd_rtm_broker_t *b, chan_t *c, json_t *o, int dlv) {
   char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   body_t *bd = t ? rtm_body_new(t, strlen(t)) : NULL;
@@ -197,7 +197,7 @@ static void channel_deliver_as(hd_rtm_broker_t *b, chan_t *c, json_t *o, int dlv
   rtm_body_unref(bd);
 }
 
-static void channel_deliver(hd_rtm_broker_t *b, chan_t *c, json_t *o) { channel_deliver_as(b, c, o, 0); }
+static void channel_deliver(hd_rtm_broker_t *b, chan_t *c, json_t *o) { rtm_channel_deliver_as(b, c, o, 0); }
 
 static member_t *member(chan_t *c, const char *user) {
   for (size_t i = 0; i < c->n_mem; i++)
@@ -368,7 +368,7 @@ static int64_t *dedupe_find(sess_t *s, const char *id) {
   return NULL;
 }
 
-static void dedupe_add(sess_t *s, const char *id, int64_t cseq) {
+void rtm_dedupe_add(sess_t *s, const char *id, int64_t cseq) {
   /* allocated on the first publish with an id: most sessions never publish */
   if (!s->dd && !(s->dd = calloc(HD_RTM_PUB_DEDUPE, sizeof *s->dd))) return;
   hd_scpy(s->dd[s->dd_next].id, sizeof s->dd[0].id, id);
@@ -377,8 +377,8 @@ static void dedupe_add(sess_t *s, const char *id, int64_t cseq) {
 }
 
 /* 507 storage_full: which limit, the usage, and what to do. */
-static void store_refused(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const hd_rtm_store_limits_t *lim,
-                          const hd_rtm_usage_t *u) {
+void rtm_store_refused(hd_rtm_broker_t *b, sess_t *s, const req_t *r, const hd_rtm_store_limits_t *lim,
+                       const hd_rtm_usage_t *u) {
   char m[400];
   b->st.store_refused++;
   if (u->refused == HD_RTM_STORE_DISK_FLOOR)
@@ -453,101 +453,12 @@ static void pub_shared(hd_rtm_broker_t *b, sess_t *s, const req_t *r, chan_t *c,
   } else {
     b->st.published++; /* rc 1: an earlier try, whose answer was lost, was published: counted now */
     s->ac->dl.sent++;
-    if (r->id) dedupe_add(s, r->id, cseq);
+    if (r->id) rtm_dedupe_add(s, r->id, cseq);
     rtm_ok(b, s, r,
            rc == 1 ? json_pack("{s:s,s:I,s:b}", "ch", c->name, "cseq", (json_int_t)cseq, "dup", 1)
                    : json_pack("{s:s,s:I}", "ch", c->name, "cseq", (json_int_t)cseq));
   }
   rtm_chan_maybe_free(b, c);
-}
-
-/* ---- group commit (cfg.group_commit; docs/rtm.md "Storage") ---- */
-
-static int gc_holds(const hd_rtm_broker_t *b, const sess_t *s, const char *id) {
-  for (int i = 0; i < b->gc_n; i++)
-    if (b->gc[i].s == s && b->gc[i].id && !strcmp(b->gc[i].id, id)) return 1;
-  return 0;
-}
-
-/* Holds a stored publish until the turn's commit. 0, or HD_ENOMEM (then it
- * is published on its own, as without group commit). */
-static int gc_hold(hd_rtm_broker_t *b, sess_t *s, const req_t *r, chan_t *c, const char *data,
-                   hd_time_t now) {
-  if (!b->gc && !(b->gc = calloc(HD_RTM_GC_MAX, sizeof *b->gc))) return HD_ENOMEM;
-  gc_pub_t *p = &b->gc[b->gc_n++];
-  memset(p, 0, sizeof *p);
-  p->s = s;
-  p->c = c;
-  p->o = json_incref(r->o);
-  p->id = r->id;
-  p->data = data;
-  p->ts_ms = rtm_wall_ms(b, now);
-  c->gc_pending++;
-  return 0;
-}
-
-/* One transaction for every held publish (each append a step of it: a
- * refused one leaves the others), committed before any ok or delivery;
- * then the results in arrival order, as a broker without group commit
- * would have sent them. If the transaction does not commit, none is
- * published: each gets 500, the channels' sequence is as before. */
-void rtm_gc_flush(hd_rtm_broker_t *b) {
-  if (!b->gc_n || b->gc_flushing) return;
-  b->gc_flushing = 1;
-  hd_rtm_store_t *sto = b->cfg.store;
-  hd_rtm_store_limits_t lim = {b->cfg.history_keep, b->cfg.quota_channels > 0 ? b->cfg.quota_channels : 0,
-                               b->cfg.quota_bytes > 0 ? b->cfg.quota_bytes : 0,
-                               b->cfg.min_free_bytes > 0 ? b->cfg.min_free_bytes : 0};
-  int n = b->gc_n, tx = sto->ops->batch_begin ? sto->ops->batch_begin(sto) : 1; /* 1: no batches */
-  for (int i = 0; i < n; i++) {
-    gc_pub_t *p = &b->gc[i];
-    chan_t *c = p->c;
-    p->old_cseq = c->cseq;
-    p->old_hwm = c->hwm;
-    p->rc = HD_EIO;
-    if (tx < 0) continue;
-    int64_t cseq = c->cseq + 1;
-    if (cseq > c->hwm) { /* reserve a block of sequence numbers first: never reused after a restart */
-      if (sto->ops->seq_put(sto, c->app, c->name, c->hwm + SEQ_RESERVE) < 0) continue;
-      c->hwm += SEQ_RESERVE;
-    }
-    hd_rtm_stored_msg_t m = {cseq, p->ts_ms, p->s->user, p->data};
-    p->rc = sto->ops->msg_append(sto, c->app, c->name, &m, &lim, &p->use);
-    if (p->rc == 0) c->cseq = p->cseq = cseq;
-  }
-  if (tx == 0 && sto->ops->batch_end(sto, 1) < 0) /* nothing of the batch is stored */
-    for (int i = n - 1; i >= 0; i--) {
-      gc_pub_t *p = &b->gc[i];
-      p->c->cseq = p->old_cseq;
-      p->c->hwm = p->old_hwm;
-      /* a refusal counted rolled-back appends: retryable, not "storage full" */
-      if (p->rc == 0 || p->rc == HD_ENOSPC) p->rc = HD_EIO;
-    }
-  for (int i = 0; i < n; i++) { /* committed: the answers, in arrival order */
-    gc_pub_t *p = &b->gc[i];
-    sess_t *s = p->s;
-    chan_t *c = p->c;
-    req_t r = {p->o, "pub", p->id};
-    c->gc_pending--;
-    if (p->rc == HD_ENOSPC && p->use.refused)
-      store_refused(b, s, &r, &lim, &p->use);
-    else if (p->rc < 0)
-      rtm_err(b, s, r.id, HD_RTM_ERR_INTERNAL, "store failure: not published", NULL);
-    else {
-      b->st.published++;
-      s->ac->dl.sent++;
-      if (r.id) dedupe_add(s, r.id, p->cseq);
-      rtm_ok(b, s, &r, json_pack("{s:s,s:I}", "ch", c->name, "cseq", (json_int_t)p->cseq));
-      channel_deliver_as(b, c,
-                         json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "msg", "ch", c->name, "cseq",
-                                   (json_int_t)p->cseq, "from", s->user, "data", p->data),
-                         1);
-    }
-    rtm_chan_maybe_free(b, c);
-    json_decref(p->o);
-  }
-  b->gc_n = 0;
-  b->gc_flushing = 0;
 }
 
 static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now) {
@@ -558,7 +469,7 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
     rtm_err(b, s, r->id, HD_RTM_ERR_BAD_REQUEST, "field \"store\" must be true or false", NULL);
     return;
   }
-  if (r->id && b->gc_n && gc_holds(b, s, r->id)) rtm_gc_flush(b); /* a resend of a held one: its answer */
+  if (r->id && b->gc_n && rtm_gc_holds(b, s, r->id)) rtm_gc_flush(b); /* a resend of a held one: its answer */
   int64_t *seen = r->id ? dedupe_find(s, r->id) : NULL;
   if (seen) {
     rtm_ok(b, s, r, json_pack("{s:s,s:I,s:b}", "ch", name, "cseq", (json_int_t)*seen, "dup", 1));
@@ -611,7 +522,7 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
     return;
   }
   if (held && st && b->gc_n < HD_RTM_GC_MAX) { /* hooked channels are never stored: st is NULL */
-    if (gc_hold(b, s, r, c, data, now) == 0) return;
+    if (rtm_gc_hold(b, s, r, c, data, now) == 0) return;
   }
   hd_rtm_store_t *sto = b->cfg.store;
   int64_t cseq = c->cseq + 1;
@@ -632,7 +543,7 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
     hd_rtm_usage_t use = {0};
     int rc = sto->ops->msg_append(sto, s->app, name, &m, &lim, &use);
     if (rc == HD_ENOSPC && use.refused) {
-      store_refused(b, s, r, &lim, &use);
+      rtm_store_refused(b, s, r, &lim, &use);
       rtm_chan_maybe_free(b, c);
       return;
     }
@@ -645,13 +556,13 @@ static void do_pub(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now)
   c->cseq = cseq;
   b->st.published++;
   s->ac->dl.sent++;
-  if (r->id) dedupe_add(s, r->id, cseq);
+  if (r->id) rtm_dedupe_add(s, r->id, cseq);
   /* the ack first: a publisher that is also a subscriber sees ok, then its message */
   rtm_ok(b, s, r, json_pack("{s:s,s:I}", "ch", name, "cseq", (json_int_t)cseq));
-  channel_deliver_as(b, c,
-                     json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "msg", "ch", name, "cseq", (json_int_t)cseq,
-                               "from", s->user, "data", data),
-                     1);
+  rtm_channel_deliver_as(b, c,
+                         json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "msg", "ch", name, "cseq",
+                                   (json_int_t)cseq, "from", s->user, "data", data),
+                         1);
   free(hooked);
   rtm_chan_maybe_free(b, c);
 }
@@ -1348,7 +1259,7 @@ static void do_peer(hd_rtm_broker_t *b, sess_t *s, const req_t *r, hd_time_t now
     rtm_err(b, s, r->id, HD_RTM_ERR_OFFLINE, "the user has no session", json_pack("{s:s}", "to", to));
     return;
   }
-  dedupe_add(s, r->id, -1);
+  rtm_dedupe_add(s, r->id, -1);
   hd_scpy(rc->sender, sizeof rc->sender, s->sid);
   hd_scpy(rc->id, sizeof rc->id, r->id);
   hd_scpy(rc->to, sizeof rc->to, to);
