@@ -84,12 +84,15 @@ def beep_onsets(path):
     d = p.stdout
     n = len(d) // 2
     s = struct.unpack("<%dh" % n, d[:2 * n])
-    out, quiet, block = [], 0, 96  # 2 ms blocks
+    # a beep starts where a 2 ms block is loud after >= 0.5 s with no loud block; the block
+    # before an onset may be half loud (the codec's ramp), so it must not count as noise
+    out, last_loud, block = [], None, 96
     for b in range(0, n - block, block):
         peak = max(abs(x) for x in s[b:b + block])
-        if peak > 3000 and quiet >= 250:  # loud after >= 0.5 s of quiet
-            out.append(b / 48000.0)
-        quiet = quiet + 1 if peak < 1500 else 0
+        if peak > 3000:
+            if last_loud is None or b - last_loud >= 24000:
+                out.append(b / 48000.0)
+            last_loud = b
     return out
 
 
