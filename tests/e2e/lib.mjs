@@ -146,8 +146,8 @@ export async function stopServer(srv) {
 
 // A Y4M file of random frames: a fake camera whose video no encoder can
 // compress, so a sender runs at its bitrate caps (for bandwidth tests).
-export function noiseY4m(file, w, h, frames) {
-  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`)];
+export function noiseY4m(file, w, h, frames, fps = 30) {
+  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F${fps}:1 Ip A1:1 C420jpeg\n`)];
   for (let i = 0; i < frames; i++) parts.push(Buffer.from('FRAME\n'), randomBytes((w * h * 3) / 2));
   writeFileSync(file, Buffer.concat(parts));
 }
