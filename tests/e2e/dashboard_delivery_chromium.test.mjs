@@ -36,25 +36,33 @@ test('dashboard: RTM delivery rate and latency from the API', async () => {
   // alice publishes 10 messages; bob acks all; carol acks none and goes away (grace 1 s)
   const got = await page.evaluate(async (room) => {
     const tok = async (id) => (await (await fetch(`/api/dev-token?room=${room}&identity=${id}`)).json()).token;
+    // waits for what comes next instead of fixed delays (a sanitizer build answers later): at
+    // most 10 s, then goes on and the numbers below say what was missing
+    const until = async (pred) => {
+      for (const t0 = Date.now(); !pred() && Date.now() - t0 < 10000;) await new Promise((r) => setTimeout(r, 20));
+    };
     const open = async (id, ack) => {
       const ws = new WebSocket(`ws://${location.host}/rtm`);
-      const s = { ws, last: 0, msgs: 0, ack };
+      const s = { ws, last: 0, msgs: 0, ack, replies: {} };
       ws.onmessage = (e) => {
         const m = JSON.parse(e.data);
         if (m.s) s.last = m.s;
         if (m.type === 'msg') s.msgs++;
+        if (m.id) s.replies[m.id] = m.type;
         if (s.ack && m.s) ws.send(JSON.stringify({ type: 'ack', s: m.s }));
       };
       await new Promise((r) => { ws.onopen = r; });
       ws.send(JSON.stringify({ type: 'login', id: 'L', token: await tok(id) }));
-      await new Promise((r) => setTimeout(r, 200));
+      await until(() => s.replies.L);
       ws.send(JSON.stringify({ type: 'sub', id: 'S', ch: room }));
-      await new Promise((r) => setTimeout(r, 200));
+      await until(() => s.replies.S); // subscribed before alice publishes
       return s;
     };
     const alice = await open('alice', true), bob = await open('bob', true), carol = await open('carol', false);
     for (let i = 0; i < 10; i++) alice.ws.send(JSON.stringify({ type: 'pub', id: `p${i}`, ch: room, data: `m${i}` }));
-    await new Promise((r) => setTimeout(r, 800));
+    // carol goes once she has the 10 (unacked): her grace then gives them up
+    await until(() => alice.msgs >= 10 && bob.msgs >= 10 && carol.msgs >= 10);
+    await new Promise((r) => setTimeout(r, 200)); // a duplicate would come by now
     carol.ws.close();
     return { alice: alice.msgs, bob: bob.msgs, carol: carol.msgs };
   }, ROOM);

@@ -130,7 +130,9 @@ test('data channels: reliable in order, lossy, both directions, WebSocket fallba
   await a.evaluate(() => window.room.sendDataChannel('to-all', { reliable: true }));
   const ml = await waitFor(m, got, (l) => l.some((x) => x.payload === 'to-all'), 10000, 'mallory receives');
   assert.equal(ml.find((x) => x.payload === 'to-all').transport, 'datachannel');
-  await sleep(500);
+  // mallory having alice's to-all says nothing of bob: wait for his copy (bounded) too
+  await waitFor(b, got, (l) => l.some((x) => x.payload === 'to-all'), 10000, 'bob receives').catch(() => {});
+  await sleep(500); // anything of mallory's would have reached alice or bob by now
   const afterA = await a.evaluate(got);
   const afterB = await b.evaluate(got);
   assert.equal(seqOf(afterA, 'mr').length + seqOf(afterA, 'ml').length, 0, 'nothing from mallory reached alice');

@@ -61,8 +61,13 @@ test('GStreamer WHIP (VP8 + Opus) -> Chromium WHEP', async () => {
     pub.proc.kill('SIGTERM'); // the publisher DELETEs its session, then exits 0
     const code = await Promise.race([pub.exited, sleep(10000).then(() => 'timeout')]);
     assert.equal(code, 0, `GStreamer publisher exit status (output:\n${pub.output()})`);
-    await sleep(300);
-    const m = await metrics(srv.base);
+    // the publisher DELETEd before it exited, but the viewer's DELETE (started by the click) may
+    // still be on its way: wait (bounded) for both sessions to end rather than a fixed 300 ms
+    let m = await metrics(srv.base);
+    for (let i = 0; i < 50 && (m['hudong_sessions{kind="publish"}'] || m['hudong_sessions{kind="play"}']); i++) {
+      await sleep(100);
+      m = await metrics(srv.base);
+    }
     assert.equal(m['hudong_sessions{kind="publish"}'], 0);
     assert.equal(m['hudong_sessions{kind="play"}'], 0);
     await viewer.close();

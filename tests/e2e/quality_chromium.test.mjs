@@ -145,7 +145,15 @@ test('quality data: API matches the page, failed joins, alert webhook, /metrics,
   assert.ok(rep && rep.tracks.length >= 2, `bad page sent reports: ${JSON.stringify(rep)}`);
   const callId = await bad.evaluate(() => window.room.roomInfo.sid);
   const psid = await bad.evaluate(() => window.room.localParticipant.sid);
-  const call = await api(`/admin/quality/calls/${callId}`);
+  // the page keeps a report as it sends it; the node stores it when it reads it, a moment later:
+  // wait (bounded) until the call view holds a point of that report (ts, the node's receive time)
+  const landed = (c) => ((c.participants.find((p) => p.sid === psid) || {}).tracks || [])
+    .some((t) => t.source === 'client' && t.points.some((pt) => pt[t.columns.indexOf('ts')] >= rep.at - 500));
+  let call = await api(`/admin/quality/calls/${callId}`);
+  for (let i = 0; i < 40 && !landed(call); i++) {
+    await sleep(250);
+    call = await api(`/admin/quality/calls/${callId}`);
+  }
   const me = call.participants.find((p) => p.sid === psid);
   assert.ok(me, `bad is in the call view: ${JSON.stringify(call.participants.map((p) => p.identity))}`);
 

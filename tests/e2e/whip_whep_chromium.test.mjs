@@ -73,11 +73,16 @@ test('Chromium WHIP -> 2x Chromium WHEP, VP8 + Opus, survives garbage on the med
   console.log(`  datagrams per sendmmsg call: ${perCall.toFixed(2)} (${m.hudong_packets_out_total} / ${m.hudong_udp_send_calls_total})`);
   assert.ok(perCall > 1.3, `datagrams are sent in batches (${perCall.toFixed(2)} per call)`);
 
-  // viewers end their sessions with DELETE; the publisher too
+  // viewers end their sessions with DELETE; the publisher too. A click only starts the page's
+  // DELETE: wait (bounded) for the node to have ended all three, rather than a fixed 300 ms
   for (const p of viewers) await p.click('#stop');
   await pub.click('#stop');
-  await sleep(300);
-  const m2 = await metrics(srv.base);
+  const busy = (m) => m['hudong_sessions{kind="play"}'] || m['hudong_sessions{kind="publish"}'] || m.hudong_rooms;
+  let m2 = await metrics(srv.base);
+  for (let i = 0; i < 50 && busy(m2); i++) {
+    await sleep(100);
+    m2 = await metrics(srv.base);
+  }
   assert.equal(m2['hudong_sessions{kind="play"}'], 0);
   assert.equal(m2['hudong_sessions{kind="publish"}'], 0);
   assert.equal(m2.hudong_rooms, 0);

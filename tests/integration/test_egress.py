@@ -200,8 +200,12 @@ def main():
         st, _, text = req(port, "DELETE", "/admin/egress/" + a["egress_id"], rec)
         check(st == 409 and "ended" in text, "DELETE again: 409", (st, text))
 
-        # 6. webhooks and metrics
-        time.sleep(1)
+        # 6. webhooks and metrics: the node posts them after the state changes (queued, retried on
+        # failure): wait (bounded) for egress_ended rather than a fixed 1 s
+        end = time.time() + 10
+        while time.time() < end and not any(h["event"] == "egress_ended" and h["egress"]["egress_id"] == a["egress_id"]
+                                            for h in list(HOOKS)):
+            time.sleep(0.1)
         ev = [(h["event"], h["egress"]["egress_id"]) for h in HOOKS if h["event"].startswith("egress_")]
         for name in ("egress_started", "egress_updated", "egress_ended"):
             check((name, a["egress_id"]) in ev, "webhook %s" % name, ev)

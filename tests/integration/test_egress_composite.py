@@ -205,7 +205,13 @@ def main():
                 check(bg < 24 and spread < 16, "speaker: above the side tile is the new black background (%.0f)" % bg)
                 m, s = patch_stats(img, 490, 140, 630, 220)
                 check(s > 60, "speaker: the other participant in the right column (spread %d)" % s)
-        time.sleep(1)
+        # the node posts egress_ended after the state changes (queued, retried on failure): wait
+        # (bounded) for it rather than a fixed 1 s; still exactly one
+        end = time.time() + 10
+        while time.time() < end and not any(h["event"] == "egress_ended" and h["egress"]["egress_id"] == eid
+                                            for h in list(HOOKS)):
+            time.sleep(0.1)
+        time.sleep(0.3)  # a second one would come by now
         ended = [h for h in HOOKS if h["event"] == "egress_ended" and h["egress"]["egress_id"] == eid]
         if check(len(ended) == 1, "egress_ended webhook"):
             files = ended[0]["egress"]["files"]

@@ -69,9 +69,14 @@ def main():
         check(ok is not None, "A -> C >= 250 ms RTT, B -> C and A -> B < 100 ms",
               (rtt("A", "C"), rtt("B", "C"), rtt("A", "B")))
         check(0 < rtt("C", "B") < 100, "C -> B stays short (C reaches B through its own B relay)", rtt("C", "B"))
-        time.sleep(2)  # loss needs a few dozen probes
+        # the forward loss is a mean over the probes so far (up to 100): with 40 to 80 of them at 10%
+        # loss, under 3% lost happens in 1 to 8 runs in a hundred (binomial); more probes settle it
+        time.sleep(2)  # a few dozen probes first (B -> C's estimate below uses them too)
+        t_loss = time.time()
+        seen = wait_until(lambda: bed.link("A", "C").get("loss_fwd", 0) >= 0.03, 15, step=0.25)
         ac, bc = bed.link("A", "C"), bed.link("B", "C")
-        check(ac.get("loss_fwd", 0) >= 0.03, "A -> C shows loss (10% configured)", ac.get("loss_fwd"))
+        check(seen is not None, "A -> C shows loss (10% configured)", ac.get("loss_fwd"))
+        print("# A -> C's forward loss reached 3%% %.1f s after the 2 s of probes" % (time.time() - t_loss))
         check(bc.get("loss_fwd", 1) < 0.05, "B -> C shows little loss (0.5% configured)", bc.get("loss_fwd"))
         print("measured: A->C %.1f ms %.1f%%, A->B %.1f ms, B->C %.1f ms, A->D %.1f ms" % (
             rtt("A", "C"), 100 * ac.get("loss_fwd", 0), rtt("A", "B"), rtt("B", "C"), rtt("A", "D")))
