@@ -205,7 +205,10 @@ static void pc_event(cl_session_t *s, int which, const hd_pc_event_t *ev) {
         }
     break;
   case HD_PC_EV_SEND_RATE:
-    if (which == 0) cl_apply_send_rate(c, ev->bitrate_bps);
+    if (which == 0) {
+      cl_apply_send_rate(c, ev->bitrate_bps);
+      hd_pc_set_send_desired(s->pc[0], cl_send_desired(c));
+    }
     break;
   case HD_PC_EV_RTP:
     if (which == 1) {

@@ -214,6 +214,10 @@ void cl_local_push_h264(hd_client_t *c, cl_local_t *l, const uint8_t *au, size_t
                         hd_time_t now);
 void cl_local_sources(hd_client_t *c, hd_time_t now);
 void cl_apply_send_rate(hd_client_t *c, uint64_t bps);
+/* The send rate at which every published video track gets its cap (with
+ * audio and budget_video's overhead): the estimator probes only below it
+ * (hd_pc_set_send_desired); 0 without video. */
+uint64_t cl_send_desired(const hd_client_t *c);
 /* The Opus rate audio protection plans from: the configured one, capped so
  * that audio and its RED copies stay within a share of the send estimate. */
 uint64_t cl_audio_base_bps(const hd_client_t *c);

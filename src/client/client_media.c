@@ -580,6 +580,23 @@ void cl_apply_send_rate(hd_client_t *c, uint64_t bps) {
   budget_video(c, bps);
 }
 
+uint64_t cl_send_desired(const hd_client_t *c) {
+  uint64_t video = 0, audio = 0;
+  for (int i = 0; i < HD_CLIENT_MAX_LOCAL_TRACKS; i++) {
+    const cl_local_t *l = &c->local[i];
+    if (!l->used || l->muted) continue;
+    if (l->opt.kind == HD_CLIENT_VIDEO)
+      video += l->opt.bitrate_bps > c->cfg.max_video_bps ? l->opt.bitrate_bps : c->cfg.max_video_bps;
+    else
+      audio += (l->target_bps ? l->target_bps : c->cfg.audio_bps) *
+               (uint64_t)(1 + (l->red_depth > 0 ? l->red_depth : 0));
+  }
+  if (!video) return 0;
+  /* budget_video's inverse: the estimate at which every video track gets its
+   * cap (it leaves 10 % for headers, RTX and RTCP, then audio) */
+  return (video + audio) * 10 / 9;
+}
+
 /* ---- remote tracks ---- */
 
 void cl_remote_free(cl_remote_t *r) {

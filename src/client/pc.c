@@ -106,6 +106,8 @@ int hd_pc_new(hd_pc_t **out, const hd_pc_config_t *cfg) {
   if (e && !strcmp(e, "0")) pc->cfg.no_fec = 1;
   e = getenv("HUDONG_AUDIO_NACK");
   if (e && !strcmp(e, "0")) pc->cfg.no_audio_nack = 1;
+  e = getenv("HUDONG_PROBE");
+  if (e) pc->cfg.probe = strcmp(e, "0") != 0;
   pc->cfg.local_ip = NULL; /* copied below */
   pc->cfg.cname = NULL;
   pc->q_cap = PC_TXQ_CAP;
@@ -175,7 +177,7 @@ static int enqueue(hd_pc_t *pc, const uint8_t *data, size_t len, const struct so
   if (*count == pc->q_cap) {
     pc->st.drop_txq++;
     pc->tx_twcc = -1;
-    pc->tx_paced = pc->tx_fixed = 0;
+    pc->tx_paced = pc->tx_fixed = pc->tx_cluster = 0;
     return HD_ENOSPC;
   }
   pc_dgram_t *d = paced ? &pc->pq[(pc->pq_head + pc->pq_count) % pc->q_cap]
@@ -189,13 +191,15 @@ static int enqueue(hd_pc_t *pc, const uint8_t *data, size_t len, const struct so
   d->paced = (uint8_t)pc->tx_paced;
   d->fixed_rate = (uint8_t)(paced && pc->tx_fixed);
   d->rtp_len = (uint16_t)pc->tx_rtp_len;
+  d->cluster = (int16_t)pc->tx_cluster;
   pc->tx_twcc = -1;
-  pc->tx_paced = pc->tx_fixed = 0;
+  pc->tx_paced = pc->tx_fixed = pc->tx_cluster = 0;
   d->to = *to;
   d->tolen = tolen;
   (*count)++;
   if (paced) pc->pq_bytes += len;
   if (d->fixed_rate) pc->pq_fixed++;
+  if (paced && d->cluster) pc->pq_probe++;
   return 0;
 }
 
@@ -534,6 +538,7 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
     while (pc->pq_count && !pc_media_may_send(pc, pc->pq[pc->pq_head].data, pc->pq[pc->pq_head].len)) {
       pc->pq_bytes -= pc->pq[pc->pq_head].len;
       pc->pq_fixed -= pc->pq[pc->pq_head].fixed_rate;
+      pc->pq_probe -= pc->pq[pc->pq_head].cluster != 0;
       pc->pq_head = (pc->pq_head + 1) % pc->q_cap;
       pc->pq_count--;
       pc->st.drop_unnegotiated++;
@@ -563,6 +568,7 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
     pc->pq_count--;
     pc->pq_bytes -= d->len;
     pc->pq_fixed -= d->fixed_rate;
+    pc->pq_probe -= d->cluster != 0;
   } else {
     pc->q_head = (pc->q_head + 1) % pc->q_cap;
     pc->q_count--;
@@ -579,8 +585,12 @@ int hd_pc_poll(hd_pc_t *pc, uint8_t *out, size_t cap, struct sockaddr_storage *t
     d->len = (size_t)pn;
     if (d->len > cap) return HD_ENOSPC;
   }
-  /* the estimator needs the time the packet really left, after the pacer */
-  if (d->twcc >= 0 && pc->bwe) hd_bwe_on_packet_sent(pc->bwe, (uint16_t)d->twcc, d->rtp_len, now, 0);
+  /* the estimator needs the time the packet really left, after the pacer;
+   * during a probe cluster what the pacer lets go (media first, then the
+   * cluster's packets) leaves at the cluster's rate and is the probe, as on
+   * the node's viewer legs (sfu/session_pace.c) */
+  int cluster = d->cluster ? d->cluster : paced ? pc->probe.id : 0;
+  if (d->twcc >= 0 && pc->bwe) hd_bwe_on_packet_sent(pc->bwe, (uint16_t)d->twcc, d->rtp_len, now, cluster);
   memcpy(out, d->data, d->len);
   if (to) *to = d->to;
   if (tolen) *tolen = d->tolen;

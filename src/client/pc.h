@@ -130,6 +130,11 @@ typedef struct {
   int no_twcc;                /* 1: leave transport-cc out of our offer */
   int accept_h264;            /* 1: as answerer, accept H.264 (packetization-mode 1) video too */
   int no_pacing;              /* 1: send RTP at once instead of at the estimate's pacing rate */
+  int probe;                  /* 1: bandwidth probes (RTX copies / padding, docs/bwe.md); env HUDONG_PROBE=1.
+                                 Off by default: on a 300 kbit/s uplink the start-up cluster took the
+                                 viewer's delay from ~100 to ~500 ms, at 20 % loss the pc's queue filled */
+  hd_time_t probe_interval;   /* periodic probes while under the desired rate: 0 = default, < 0 = off */
+  double app_limit_factor;    /* the estimator's increase bound (rtc/bwe.h); 0 = default */
   int no_fec;                 /* 1: offer/accept video without FlexFEC (RFC 8627); env HUDONG_FEC=0 */
   int no_audio_nack;          /* 1: no NACK for audio (offer, requests); env HUDONG_AUDIO_NACK=0 */
   size_t send_cache;          /* video packets kept for NACK/RTX per track, power of 2; 0 = 512 */
@@ -181,15 +186,17 @@ typedef struct {
    * waited in the pacer no longer allows it (FlexFEC declined, the section
    * no longer sending) */
   uint64_t drop_unnegotiated;
-  uint64_t send_rate_bps; /* latest REMB, 0 if none */
-  uint64_t bwe_bps;       /* send-side estimate from transport-wide feedback, 0 if none */
-  uint64_t pacing_bps;    /* pacer drain rate, 0 when not pacing */
-  uint64_t twcc_received; /* transport-wide feedback messages */
-  uint64_t twcc_sent;     /* transport-wide feedback we sent (as a receiver) */
-  uint64_t paced_waits;   /* times the pacer held the queue */
-  uint64_t pace_bypassed; /* paced datagrams let out past the budget for a fixed-rate source */
-  hd_time_t rtt;          /* latest RTT over all tracks, -1 if none */
-  hd_time_t ice_rtt;      /* latest ICE check -> success response round trip, -1 if none */
+  uint64_t send_rate_bps;  /* latest REMB, 0 if none */
+  uint64_t bwe_bps;        /* send-side estimate from transport-wide feedback, 0 if none */
+  uint64_t pacing_bps;     /* pacer drain rate, 0 when not pacing */
+  uint64_t twcc_received;  /* transport-wide feedback messages */
+  uint64_t twcc_sent;      /* transport-wide feedback we sent (as a receiver) */
+  uint64_t paced_waits;    /* times the pacer held the queue */
+  uint64_t pace_bypassed;  /* paced datagrams let out past the budget for a fixed-rate source */
+  uint64_t probe_clusters; /* bandwidth probe clusters sent (rtc/bwe.h hd_bwe_next_probe) */
+  uint64_t probe_bytes;    /* ... their RTP bytes (RTX copies of recent video, or padding) */
+  hd_time_t rtt;           /* latest RTT over all tracks, -1 if none */
+  hd_time_t ice_rtt;       /* latest ICE check -> success response round trip, -1 if none */
   int n_tracks;
   hd_pc_track_stats_t tracks[HD_PC_MAX_TRANSCEIVERS];
 } hd_pc_stats_t;
@@ -351,6 +358,10 @@ hd_time_t hd_pc_track_repair_rtt(const hd_pc_t *pc, int track);
  * HD_ESTATE (not CONNECTED, or the track does not send), HD_EINVAL (bad track,
  * payload too long), HD_ENOSPC (send queue full; counted). */
 int hd_pc_send_rtp(hd_pc_t *pc, const hd_pc_rtp_send_t *p, hd_time_t now);
+/* The rate the app would send at if the estimate allowed (its encoders' caps
+ * with audio and overhead), bit/s: the send-side estimator probes only while
+ * under it (rtc/bwe.h hd_bwe_set_desired). 0 = no limit (the default). */
+void hd_pc_set_send_desired(hd_pc_t *pc, uint64_t bps);
 
 /* Asks the sender of received track i for a keyframe (PLI, RFC 4585 §6.3.1).
  * Returns 0, HD_ESTATE (not connected / nothing received yet), HD_EINVAL. */

@@ -52,6 +52,7 @@ typedef struct {
   uint8_t protect_later;
   uint8_t fixed_rate; /* paced RTP of a source we cannot slow: the pacer lets it out at once */
   uint16_t twcc_off;
+  int16_t cluster; /* probe cluster id reported with it (rtc/bwe.h), 0 = media */
   socklen_t tolen;
   struct sockaddr_storage to;
   uint8_t data[PC_DGRAM_MAX];
@@ -180,6 +181,7 @@ struct hd_pc {
   size_t pq_head, pq_count, pq_bytes;
   size_t pq_fixed;                 /* fixed-rate datagrams in pq: while > 0 the pacer does not hold */
   int tx_twcc, tx_paced, tx_fixed; /* metadata for the next enqueued datagram (set by hd_pc_send_rtp) */
+  int tx_cluster;                  /* ... the probe cluster it belongs to, 0 none */
   uint16_t tx_twcc_off;            /* ... offset of its transport-wide seq, 0 = none */
   size_t tx_rtp_len;
   /* send-side bandwidth estimation (rtc/bwe.h) and pacing, once transport-cc is
@@ -192,7 +194,20 @@ struct hd_pc {
   hd_time_t next_twcc_fb;
   double pace_budget; /* bytes that may leave now (leaky bucket) */
   hd_time_t pace_last;
-  hd_pc_stats_t st; /* pc-wide counters (tracks[] filled by hd_pc_stats) */
+  /* the probe cluster being sent (rtc/bwe.h hd_bwe_next_probe, pc_media.c
+   * run_probe): id 0 = none; while one runs the pacer drains at its rate */
+  struct {
+    int id;
+    uint64_t rate_bps;
+    int64_t bytes_left;
+    int pkts_left, drain;
+    double credit;
+    hd_time_t next_tick, last, next_ask;
+    unsigned cursor; /* RTX copies cycle back through the newest PC_PROBE_COPIES video packets */
+  } probe;
+  size_t pq_probe;      /* probe datagrams in pq */
+  uint64_t desired_bps; /* hd_pc_set_send_desired, 0 = none */
+  hd_pc_stats_t st;     /* pc-wide counters (tracks[] filled by hd_pc_stats) */
 };
 
 /* pc.c */
@@ -218,6 +233,9 @@ uint64_t pc_pace_rate(const hd_pc_t *pc);
 void pc_pace_refill(hd_pc_t *pc, hd_time_t now);
 double pc_pace_burst(const hd_pc_t *pc); /* the bucket's size in bytes */
 hd_time_t pc_pace_due(const hd_pc_t *pc);
+/* Starts and sends the estimator's probe clusters (called with the media timeouts). */
+void pc_probe_run(hd_pc_t *pc, hd_time_t now);
+hd_time_t pc_probe_next_timeout(const hd_pc_t *pc);
 void pc_media_on_srtp(hd_pc_t *pc, const uint8_t *buf, size_t len, hd_time_t now);
 hd_time_t pc_media_next_timeout(const hd_pc_t *pc);
 void pc_media_timeout(hd_pc_t *pc, hd_time_t now);

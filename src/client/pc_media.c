@@ -27,16 +27,30 @@ static void bwe_start(hd_pc_t *pc, hd_time_t now) {
   if (!b) return;
   hd_bwe_config_t bc;
   hd_bwe_config_init(&bc);
-  /* no padding probes: the SDK has no padding path yet, so the estimate grows
-   * with the media it sends (AIMD, docs/bwe.md) */
-  bc.initial_probes = 0;
-  bc.probe_interval = 0;
+  /* Probes (pc_probe_run): the start-up clusters at 3x / 6x the start rate,
+   * the 6x one only after the 3x one's result and not into a path under a
+   * quarter of it, as the node's viewer legs (HD_BWE_PROBES_GATED); without
+   * them the estimate climbed from 300 kbit/s with the media alone (AIMD,
+   * 8 %/s: ~15-20 s to 1.5 Mbit/s, docs/bwe.md) */
+  bc.initial_probes = pc->cfg.probe ? HD_BWE_PROBES_GATED : 0;
+  if (!pc->cfg.probe || pc->cfg.probe_interval < 0)
+    bc.probe_interval = 0;
+  else if (pc->cfg.probe_interval > 0)
+    bc.probe_interval = pc->cfg.probe_interval;
+  if (pc->cfg.app_limit_factor > 0) bc.app_limit_factor = pc->cfg.app_limit_factor;
   if (hd_bwe_init(b, &bc, now) < 0) {
     free(b);
     return;
   }
+  if (pc->desired_bps) hd_bwe_set_desired(b, pc->desired_bps);
   pc->bwe = b;
   pc->pace_last = now;
+}
+
+void hd_pc_set_send_desired(hd_pc_t *pc, uint64_t bps) {
+  if (!pc) return;
+  pc->desired_bps = bps;
+  if (pc->bwe) hd_bwe_set_desired(pc->bwe, bps ? bps : pc->bwe->cfg.max_bps);
 }
 
 uint64_t pc_pace_rate(const hd_pc_t *pc) {
@@ -44,6 +58,8 @@ uint64_t pc_pace_rate(const hd_pc_t *pc) {
    * estimate to pace at */
   if (!pc->bwe || pc->cfg.no_pacing || !pc->st.twcc_received) return 0;
   uint64_t r = hd_bwe_pacing_rate(pc->bwe);
+  /* a probe cluster leaves at its rate, and the media queued with it too */
+  if (pc->probe.id && pc->probe.rate_bps > r) r = pc->probe.rate_bps;
   /* never hold video longer than PACE_MAX_QUEUE_US: a queue the estimate
    * cannot drain in time (RTX on a lossy path, a keyframe at a low rate)
    * goes out faster rather than late or dropped (as libwebrtc's pacer) */
@@ -257,6 +273,145 @@ static void resend(hd_pc_t *pc, pc_trx_t *t, uint16_t seq, hd_time_t now) {
   }
 }
 
+/* ---- bandwidth probes (rtc/bwe.h hd_bwe_next_probe) ---- */
+
+#define PROBE_TICK HD_MS(5)   /* a cluster's packets are queued tick by tick at its rate */
+#define PROBE_MAX_BYTES 64000 /* one cluster at most (1.5x 8 Mbit/s for 40 ms) */
+#define PROBE_DRAIN_TICKS 20  /* a cluster queued in full ends when it left the pacer, at most this later */
+#define PC_PROBE_COPIES 64    /* RTX copies cycle back through the newest this many video packets */
+#define PROBE_PAD 255         /* padding bytes of a padding-only probe packet */
+
+/* The video transceiver whose RTX stream carries probes: sending, with RTX
+ * (RFC 4588) and transport-wide seqs negotiated; NULL when there is none. */
+static pc_trx_t *probe_track(const hd_pc_t *pc) {
+  for (int i = 0; i < pc->n_tr; i++) {
+    const pc_trx_t *t = &pc->tr[i];
+    if (t->kind == HD_PC_VIDEO && t->negotiated && !t->rejected &&
+        (t->dir == HD_PC_SENDONLY || t->dir == HD_PC_SENDRECV) && t->rtx_pt && t->rtx_ssrc && t->ext_twcc &&
+        t->twcc_fb)
+      return (pc_trx_t *)t;
+  }
+  return NULL;
+}
+
+static int probing(const hd_pc_t *pc) {
+  return pc->bwe && pc->cfg.probe && pc->bwe->twcc_seen && pc_pace_rate(pc) && probe_track(pc);
+}
+
+/* One probe packet into the pacer's queue, tagged with the running cluster:
+ * an RTX copy (RFC 4588 §4) of a recent video packet from the send cache
+ * (the receiver drops it as a duplicate, or takes it as a repair), else
+ * padding only (RFC 3550 §5.1 P bit) on the RTX stream, which receivers
+ * count for feedback and drop. Returns its RTP size or < 0. */
+static int probe_packet(hd_pc_t *pc, pc_trx_t *t, hd_time_t now) {
+  uint8_t pkt[PC_DGRAM_MAX];
+  int n = -1;
+  for (int k = 0; t->have_cache && k < 2 && n < 0; k++) {
+    uint16_t seq = (uint16_t)(t->seq - 1u - pc->probe.cursor % PC_PROBE_COPIES);
+    const uint8_t *orig;
+    size_t olen;
+    if (hd_rtp_cache_peek(&t->cache, seq, now, &orig, &olen) == 0) {
+      n = hd_rtp_rtx_build(orig, olen, t->rtx_ssrc, t->rtx_pt, t->rtx_seq, pkt,
+                           sizeof pkt - HD_SRTP_MAX_TRAILER);
+      pc->probe.cursor++;
+    } else {
+      pc->probe.cursor = 0; /* fewer sent (or kept) than that: the newest again */
+    }
+  }
+  if (n < 0 || !twcc_offset(t, pkt, (size_t)n)) {
+    uint8_t mid[HD_PC_MID_MAX], rid[HD_PC_RID_MAX], tw[2] = {0, 0};
+    hd_rtp_ext_t exts[3];
+    size_t ne = 0;
+    if (t->ext_mid) { /* the receiver finds the stream by its mid (RFC 9143 §15) */
+      size_t ml = strlen(t->mid);
+      memcpy(mid, t->mid, ml);
+      exts[ne++] = (hd_rtp_ext_t){t->ext_mid, (uint8_t)ml, mid};
+    }
+    if (t->sim > 1 && t->ext_rid) { /* and its layer (RFC 8852 §3.1) */
+      size_t rl = strlen(t->rids[0]);
+      memcpy(rid, t->rids[0], rl);
+      exts[ne++] = (hd_rtp_ext_t){t->ext_rid, (uint8_t)rl, rid};
+    }
+    exts[ne++] = (hd_rtp_ext_t){t->ext_twcc, 2, tw};
+    hd_rtp_build_t b = {.pt = t->rtx_pt,
+                        .seq = t->rtx_seq,
+                        .ssrc = t->rtx_ssrc,
+                        .exts = exts,
+                        .ext_count = ne,
+                        .pad_len = PROBE_PAD};
+    n = hd_rtp_build(&b, NULL, 0, pkt, sizeof pkt - HD_SRTP_MAX_TRAILER);
+  }
+  if (n < 0) return n;
+  uint16_t off = twcc_offset(t, pkt, (size_t)n);
+  if (!off) return HD_EINVAL;
+  t->rtx_seq++;
+  pc->tx_paced = 1; /* stamped with a transport-wide seq as it leaves */
+  pc->tx_twcc_off = off;
+  pc->tx_rtp_len = (size_t)n;
+  pc->tx_cluster = pc->probe.id;
+  int rc = protect_and_send(pc, pkt, (size_t)n, sizeof pkt, 0);
+  pc->tx_paced = pc->tx_cluster = 0;
+  pc->tx_twcc_off = 0;
+  if (rc < 0) return rc;
+  pc->st.probe_bytes += (uint64_t)n;
+  return n;
+}
+
+static void probe_end(hd_pc_t *pc) { pc->probe.id = 0; }
+
+void pc_probe_run(hd_pc_t *pc, hd_time_t now) {
+  if (!probing(pc)) {
+    probe_end(pc);
+    return;
+  }
+  pc_trx_t *t = probe_track(pc);
+  if (!pc->probe.id && now >= pc->probe.next_ask && hd_bwe_next_timeout(pc->bwe) <= now) {
+    hd_bwe_probe_t pr;
+    if (hd_bwe_next_probe(pc->bwe, now, &pr) == 1) {
+      pc->probe.id = pr.id;
+      pc->probe.rate_bps = pr.bitrate_bps;
+      pc->probe.bytes_left = (int64_t)(pr.min_bytes < PROBE_MAX_BYTES ? pr.min_bytes : PROBE_MAX_BYTES);
+      pc->probe.pkts_left = pr.min_packets;
+      pc->probe.drain = 0;
+      pc->probe.credit = 1; /* the first tick sends one */
+      pc->probe.next_tick = pc->probe.last = now;
+      pc->st.probe_clusters++;
+      pc_pace_refill(pc, now); /* the budget so far at the old rate */
+    } else {
+      pc->probe.next_ask = now + PROBE_TICK; /* the state changes with feedback: not before a tick */
+    }
+  }
+  if (!pc->probe.id || now < pc->probe.next_tick) return;
+  pc->probe.next_tick = now + PROBE_TICK;
+  if (pc->probe.bytes_left <= 0 && pc->probe.pkts_left <= 0) {
+    /* all of it queued: the cluster (and its rate in the pacer) ends when its
+     * last packet has left */
+    if (pc->pq_probe && ++pc->probe.drain < PROBE_DRAIN_TICKS) return;
+    probe_end(pc);
+    return;
+  }
+  pc->probe.credit += (double)pc->probe.rate_bps * (double)(now - pc->probe.last) / 8e6;
+  pc->probe.last = now;
+  while (pc->probe.credit > 0 && (pc->probe.bytes_left > 0 || pc->probe.pkts_left > 0)) {
+    /* probes take at most half the pacer's queue: media never finds it full for them */
+    int n = pc->pq_count < pc->q_cap / 2 ? probe_packet(pc, t, now) : HD_ENOSPC;
+    if (n <= 0) { /* what went is the cluster */
+      pc->probe.bytes_left = 0, pc->probe.pkts_left = 0;
+      break;
+    }
+    pc->probe.credit -= n;
+    pc->probe.bytes_left -= n;
+    if (pc->probe.pkts_left > 0) pc->probe.pkts_left--;
+  }
+}
+
+hd_time_t pc_probe_next_timeout(const hd_pc_t *pc) {
+  if (!probing(pc)) return HD_TIME_NEVER;
+  if (pc->probe.id) return pc->probe.next_tick;
+  hd_time_t t = hd_bwe_next_timeout(pc->bwe);
+  return t < pc->probe.next_ask ? pc->probe.next_ask : t;
+}
+
 int pc_media_may_send(const hd_pc_t *pc, const uint8_t *pkt, size_t len) {
   if (len < 12 || (pkt[0] & 0xc0) != 0x80) return 1;
   if (pkt[1] >= 192 && pkt[1] <= 223) return 1; /* RTCP (RFC 5761 §4) */
@@ -387,6 +542,7 @@ static void send_twcc_feedback(hd_pc_t *pc, hd_time_t now) {
 
 hd_time_t pc_media_next_timeout(const hd_pc_t *pc) {
   hd_time_t t = pc->next_rtcp;
+  t = hd_time_min(t, pc_probe_next_timeout(pc));
   if (pc->twcc_rx && pc->twcc_rx->n) t = hd_time_min(t, pc->next_twcc_fb);
   if (pc->cfg.no_nack) return t;
   for (int i = 0; i < pc->n_tr; i++)
@@ -429,6 +585,7 @@ int hd_pc_set_nack_window(hd_pc_t *pc, int track, hd_time_t window) {
 }
 
 void pc_media_timeout(hd_pc_t *pc, hd_time_t now) {
+  pc_probe_run(pc, now);
   if (now >= pc->next_rtcp) {
     send_reports(pc, now);
     pc->next_rtcp = now + pc->cfg.rtcp_interval;

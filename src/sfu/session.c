@@ -562,17 +562,20 @@ static int publisher_rtp(hd_session_t *s, uint8_t *buf, size_t len, hd_time_t no
     uint16_t osn;
     int n = hd_rtp_rtx_decode(buf, len, t->ssrc, t->pt, scratch, scratch_cap, &osn);
     if (n < 0) return HD_EAGAIN;
-    t->rtx_packets++;
     hd_rtp_hdr_t oh;
     if (hd_rtp_parse(scratch, (size_t)n, &oh) < 0) return HD_EPROTO; /* payload now in scratch */
     const uint8_t *have;
     size_t have_len;
     if (t->have_cache && hd_rtp_cache_peek(&t->cache, oh.seq, now, &have, &have_len) == 0) {
-      /* already here (a second answer to a repeated NACK): forwarding it again
-       * would only duplicate what every viewer got */
+      /* already here (a second answer to a repeated NACK, or a bandwidth
+       * probe: an SDK or browser publisher probes with RTX copies of recent
+       * packets): forwarding it again would only duplicate what every viewer
+       * got, and it repaired nothing (not in rtx_packets, the quality
+       * samples' "repairs received") */
       t->rtx_duplicates++;
       return HD_EAGAIN;
     }
+    t->rtx_packets++;
     /* The receive statistics (and so our RR to the publisher) count what came
      * on the media SSRC only: a repair on the RTX SSRC does not undo the loss
      * the publisher's congestion control must see (RFC 4588 §8: the

@@ -165,6 +165,8 @@ typedef struct {
   int nack_enabled; /* nack negotiated: we ask the publisher to repair uplink loss */
   hd_nack_gen_t nack;
   uint64_t nack_gave_up_seen; /* nack.gave_up already answered with a keyframe request */
+  /* rtx_packets: RTX that repaired something (not duplicates: probes, a
+   * second answer to a repeated NACK, counted in rtx_duplicates) */
   uint64_t packets, bytes, rtx_packets, repairs, rtx_duplicates;
   uint64_t plis_sent;            /* keyframe requests sent for this track (quality samples, sfu/qsample.h) */
   uint32_t level_acc, level_cnt; /* audio: sum of (127 - RFC 6464 level) since last read */

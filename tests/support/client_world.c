@@ -106,7 +106,10 @@ static void on_event(void *ud, const hd_pc_event_t *ev) {
   cw_t *w = e->world;
   if (ev->type == HD_PC_EV_SEND_RATE) {
     e->send_rate = ev->bitrate_bps;
-    if (e->sdk) cl_apply_send_rate(e->sdk, ev->bitrate_bps);
+    if (e->sdk) { /* as client.c */
+      cl_apply_send_rate(e->sdk, ev->bitrate_bps);
+      hd_pc_set_send_desired(e->pc, cl_send_desired(e->sdk));
+    }
     return;
   }
   if (ev->type == HD_PC_EV_KEYFRAME) {
@@ -362,7 +365,12 @@ static void media(cw_t *w, cw_ep_t *e) {
                               .len = len,
                               .audio_level = -1,
                               .layer = e->n_layers > 1 ? l : 0};
-        CHECK(hd_pc_send_rtp(e->pc, &p, w->now) == 0);
+        int src = hd_pc_send_rtp(e->pc, &p, w->now);
+        if (src == HD_ENOSPC) { /* the pc's queue is full: the packet is lost, as in an app */
+          e->send_full++;
+          continue;
+        }
+        CHECK(src == 0);
       }
       e->pid[l]++;
     }
@@ -636,6 +644,9 @@ cw_t *cw_new(const cw_cfg_t *cfg) {
                            .no_fec = i == 0 ? !rc->pub_fec : !rc->sub_fec,
                            /* an encoder that does not follow the uplink estimate is not paced */
                            .no_pacing = i == 0 && !rc->adapt,
+                           .probe = i == 0 && rc->pub_probe,
+                           .probe_interval = i == 0 ? rc->pub_probe_interval : 0,
+                           .app_limit_factor = i == 0 ? rc->pub_app_limit : 0,
                            .no_twcc = i == 1 && rc->sub_no_twcc,
                            .on_event = on_event,
                            .ud = e};

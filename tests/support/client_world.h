@@ -55,6 +55,7 @@ typedef struct {
    * one audio and one video track: start plan, send budget, audio protection */
   hd_client_t *sdk;
   uint64_t reports_seen;
+  uint64_t send_full; /* video packets hd_pc_send_rtp refused: its queue was full (HD_ENOSPC) */
   /* subscriber */
   hd_video_jb_t jb;
   int have_jb, rtrack;
@@ -97,6 +98,9 @@ typedef struct {
   int rtt_track_only; /* the jitter buffer takes only the track's repair RTT, not the pc's RTT */
   int mic_only_first; /* the publisher's first publish_offer names only its microphone (cw_publish) */
   int pub_fec_later;  /* with pub_fec: the publisher's first offer leaves FlexFEC out (pub_offer_drop_fec) */
+  int pub_probe;      /* the publisher's pc sends bandwidth probes (hd_pc_config_t.probe) */
+  int64_t pub_probe_interval; /* its hd_pc_config_t.probe_interval (0 default, < 0 off) */
+  double pub_app_limit;       /* its hd_pc_config_t.app_limit_factor (0 default) */
 } cw_cfg_t;
 
 #define CW_MAX_FEC_SSRCS 16

@@ -140,6 +140,59 @@ static void test_rtx_duplicate_dropped_and_rr_counts_network_loss(void **st) {
   assert_int_equal(rb.cumulative_lost, 1);
 }
 
+/* A publisher's bandwidth probes (the SDK's pc_probe_run, a browser's
+ * probes): RTX copies of packets the node already has, and padding-only
+ * packets on the RTX stream (RFC 3550 §5.1 P bit). Both are counted for
+ * transport-wide feedback and neither is forwarded, taken as a repair (the
+ * quality samples' "rtx", repairs received), nor seen as loss or NACKed. */
+static void test_probe_packets_counted_for_feedback_only(void **st) {
+  (void)st;
+  uint8_t buf[1500], rtx[1500], scratch[1500];
+  hd_rtp_hdr_t oh;
+  hd_session_counters_t c = {0};
+  teardown(NULL);
+  assert_int_equal(setup(NULL), 0);
+  g_s->ext_twcc = 3;
+  hd_twcc_recv_init(&g_s->twcc);
+  uint16_t tw = 100;
+  for (uint16_t q = 10; q <= 14; q++) {
+    int n = pkt(buf, 96, 0x2222, q, NULL);
+    assert_int_equal(
+        hd_session_publisher_rtp(g_s, buf, (size_t)n, 1000 + q, scratch, sizeof scratch, &oh, &c), 1);
+  }
+  /* an RTX copy of seq 13 with a transport-wide seq of its own */
+  int n = pkt(buf, 96, 0x2222, 13, NULL);
+  int r = hd_rtp_rtx_build(buf, (size_t)n, 0x5555, 97, 1, rtx, sizeof rtx);
+  assert_true(r > 0);
+  hd_rtp_hdr_t h;
+  assert_int_equal(hd_rtp_parse(rtx, (size_t)r, &h), 0);
+  uint8_t twb[2];
+  hd_rtp_twcc_seq_write(twb, tw++);
+  hd_rtp_ext_t ext = {3, 2, twb};
+  hd_rtp_build_t b = {.pt = 97, .seq = 1, .ts = h.ts, .ssrc = 0x5555, .exts = &ext, .ext_count = 1};
+  uint8_t probe[1500];
+  int pn = hd_rtp_build(&b, h.payload, h.payload_len, probe, sizeof probe);
+  g_s->in[1].rtx_ssrc = 0x5555;
+  assert_int_equal(hd_session_publisher_rtp(g_s, probe, (size_t)pn, 2000, scratch, sizeof scratch, &oh, &c),
+                   HD_EAGAIN);
+  /* padding only on the RTX stream */
+  hd_rtp_twcc_seq_write(twb, tw++);
+  hd_rtp_build_t pb = {.pt = 97, .seq = 2, .ssrc = 0x5555, .exts = &ext, .ext_count = 1, .pad_len = 255};
+  pn = hd_rtp_build(&pb, NULL, 0, probe, sizeof probe);
+  assert_true(pn > 255);
+  assert_int_equal(hd_session_publisher_rtp(g_s, probe, (size_t)pn, 2005, scratch, sizeof scratch, &oh, &c),
+                   HD_EAGAIN);
+  assert_int_equal(g_s->twcc.n, 2);               /* both in the next feedback */
+  assert_int_equal(g_s->in[1].rtx_packets, 0);    /* no repair */
+  assert_int_equal(g_s->in[1].rtx_duplicates, 1); /* the copy */
+  assert_int_equal(g_s->in[1].repairs, 0);
+  assert_int_equal(g_s->in[1].packets, 5);
+  hd_rtcp_rb_t rb;
+  assert_int_equal(hd_rtp_recv_stats_report(&g_s->in[1].stats, 3000, &rb), 0);
+  assert_int_equal(rb.cumulative_lost, 0);
+  assert_int_equal(g_s->in[1].nack.requested, 0);
+}
+
 /* A subscriber session with one VP8 out track (SSRC 0xAAAA, RTX 0xBBBB). */
 static hd_session_t *video_viewer(void) {
   hd_session_t *v = calloc(1, sizeof *v);
@@ -1127,6 +1180,7 @@ int main(void) {
       cmocka_unit_test(test_demux),
       cmocka_unit_test(test_rtx_mapped_to_its_track),
       cmocka_unit_test(test_rtx_duplicate_dropped_and_rr_counts_network_loss),
+      cmocka_unit_test(test_probe_packets_counted_for_feedback_only),
       cmocka_unit_test(test_viewer_rtt_from_rr),
       cmocka_unit_test(test_single_layer_video_gated),
       cmocka_unit_test(test_simulcast_settle),
