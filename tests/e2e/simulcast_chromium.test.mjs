@@ -27,7 +27,11 @@ before(async () => {
   // bitrate cap (~2.15 Mbit/s in all) and narrow links really are too narrow;
   // SIMULCAST_NOISE_FPS (default 30): a lower frame rate halves the encoders'
   // CPU on a 2-core host while the layers stay at their caps
-  if (process.env.SIMULCAST_NOISE) {
+  // SIMULCAST_Y4M: a camera of that file (e.g. a moving test picture with grain,
+  // bench/downlink --grain), looped
+  if (process.env.SIMULCAST_Y4M) {
+    browser = await launchChromium([`--use-file-for-fake-video-capture=${process.env.SIMULCAST_Y4M}`]);
+  } else if (process.env.SIMULCAST_NOISE) {
     const y4m = path.join(mkdtempSync(path.join(tmpdir(), 'hudong-simulcast-')), 'noise.y4m');
     const fps = Number(process.env.SIMULCAST_NOISE_FPS || 30);
     noiseY4m(y4m, 960, 540, fps, fps);
@@ -60,7 +64,10 @@ const startRelay = startNetem;
 test('simulcast: a viewer on a collapsing link gets a lower layer and keeps watching; a clean viewer keeps the top layer', async () => {
   const room = 'simulcast';
   const pub = await session('whip', room, 0);
-  relay = await startRelay(srv.rtcPort, ['--delay', '25', '--down-rate', '2500', '--down-queue', '300', '--seed', '5']);
+  /* SIMULCAST_START_KBPS: B's downlink before the schedule (default 2500; 600
+   * = a viewer narrow from its first packet, issue 11's opening case) */
+  relay = await startRelay(srv.rtcPort, ['--delay', '25', '--down-rate', process.env.SIMULCAST_START_KBPS || '2500',
+    '--down-queue', '300', '--seed', '5']);
   const a = await session('whep', room, 0);
   const b = await session('whep', room, relay.port);
   const t0 = Date.now();
