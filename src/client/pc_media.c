@@ -17,7 +17,14 @@
 #define NACK_BATCH 64
 #define TWCC_MAX_PKTS 1024
 #define PACE_BURST_US 10000 /* the bucket holds 10 ms at the pacing rate: the loop ticks every 5 ms */
-#define PACE_MAX_QUEUE_US 250000
+/* The pacer holds at most this much (pc_pace_rate's drain rule). It was
+ * 250 ms: with repairs in the queue the receiver's NACK retries (every
+ * 1.25 x its rtt, which does not count this queue) came while the copies
+ * still waited, each retry queued more copies, and on a lossy leg at
+ * 1.5 Mbit/s the repairs grew to ~4 per loss and filled the queue (video
+ * refused, the viewer stalled: docs/bwe.md "The SDK publisher's probes",
+ * test_client_publisher_probe test_lossy_uplink_no_stall) */
+#define PACE_MAX_QUEUE_US 100000
 
 /* ---- send-side estimate and pacing ---- */
 

@@ -11,11 +11,15 @@
  * the second only after the first's result, HD_BWE_PROBES_GATED), sent as
  * RTX copies of recent video packets on the RTX stream, it is there in
  * about half a second. On a 300 kbit/s uplink the 3x cluster still goes
- * and costs delay, at 20 % loss the higher rate costs stalls: why probing
- * is off by default (docs/bwe.md "The SDK publisher's probes").
+ * and costs delay (seconds of it: the standing queue it leaves, then the
+ * viewer's jitter buffer): why probing is off by default (docs/bwe.md "The
+ * SDK publisher's probes"). At 20 % loss the higher rate used to cost stalls
+ * (a repair storm in the pacer, fixed: test_lossy_uplink_no_stall).
  *
  * HD_PROBE_EVAL=<seeds> adds the many-seed paired evaluation (probes off =
- * the old SDK vs on) of docs/bwe.md; it prints a table and asserts nothing. */
+ * the old SDK vs on) of docs/bwe.md; it prints a table and asserts nothing.
+ * With HD_PROBE_TRACE=1 it also prints every run's state every 50 ms (one
+ * seed, one world: HD_PROBE_EVAL=1 HD_PROBE_EVAL_WORLD=300). */
 #include "hd_test.h"
 
 #include <math.h>
@@ -44,12 +48,18 @@ typedef struct {
   uint64_t node_rtx_dups;    /* the node: RTX that repaired nothing (probe copies) */
   uint64_t node_rtx_repairs; /* ... that repaired a loss */
   uint64_t send_full;        /* video packets the publisher's pc refused (its queue full) */
+  uint64_t rtx_sent;         /* the publisher's repairs (RTX answering NACKs; probes not counted) */
+  uint64_t up_lost;          /* packets the uplink lost (its random loss, not its queue) */
+  size_t pq_max;             /* the most datagrams in the publisher's pacer queue (sampled every 50 ms) */
 } pr_t;
+
+static size_t pub_q_cap; /* its cap (pc.c PC_TXQ_CAP) */
 
 /* The publisher's probe settings of a run: the default, or the eval's
  * HD_PROBE_INTERVAL_MS / HD_PROBE_APP_LIMIT (< 0 ms: periodic probes off). */
 static int64_t g_interval;
 static double g_app_limit;
+static int g_trace; /* HD_PROBE_TRACE */
 
 static void run(const char *const *up, size_t nup, uint64_t seed, int no_probe, int secs, pr_t *o) {
   cw_cfg_t rc = {.up = up,
@@ -72,6 +82,27 @@ static void run(const char *const *up, size_t nup, uint64_t seed, int no_probe, 
     uint64_t vt = pub->sdk->local[1].target_bps;
     if (o->reach < 0 && vt * 100 >= (uint64_t)CAP_BPS * 95) o->reach = w->now - t0;
     if (i == 40) o->target_2s = vt;
+    if (pub->pc->pq_count > o->pq_max) o->pq_max = pub->pc->pq_count;
+    pub_q_cap = pub->pc->q_cap;
+    if (g_trace) {
+      /* HD_PROBE_TRACE=1: every 50 ms, the publisher's uplink (packets held,
+       * dropped at its queue, bytes out), its pc (pacing rate, pacer queue,
+       * video refused, probe clusters), its estimate and video target, and
+       * the viewer's latest frame (jitter-buffer part, capture -> render) */
+      hd_netem_link_t *ul = w->nl[0][2];
+      hd_netem_stats_t ls;
+      hd_netem_link_stats(ul, &ls);
+      size_t n = sub->n_delays;
+      printf("TR seed %llu t %5lld ms | link held %zu qdrop %llu out %llu B | pace %llu kbit/s pq %zu/%zu B "
+             "refused %llu probes %llu | est %llu target %llu kbit/s | jb %lld d %lld ms\n",
+             (unsigned long long)seed, (long long)((w->now - t0) / 1000), hd_netem_link_held(ul),
+             (unsigned long long)ls.drop_queue, (unsigned long long)ls.bytes_out,
+             (unsigned long long)(pc_pace_rate(pub->pc) / 1000), pub->pc->pq_count, pub->pc->pq_bytes,
+             (unsigned long long)pub->send_full, (unsigned long long)pub->pc->st.probe_clusters,
+             pub->pc->bwe ? (unsigned long long)(hd_bwe_target(pub->pc->bwe) / 1000) : 0ull,
+             (unsigned long long)(vt / 1000), n ? (long long)(sub->jb_delays[n - 1] / 1000) : -1LL,
+             n ? (long long)(sub->delays[n - 1] / 1000) : -1LL);
+    }
     if (i == 60) {
       size_t n = sub->n_delays;
       o->d_p50 = cw_pctl(sub->delays, n, 50);
@@ -83,6 +114,11 @@ static void run(const char *const *up, size_t nup, uint64_t seed, int no_probe, 
   o->send_full = pub->send_full;
   o->all_p95 = cw_pctl(sub->delays, sub->n_delays, 95);
   hd_pc_stats(pub->pc, &o->ps);
+  for (int i = 0; i < o->ps.n_tracks; i++)
+    o->rtx_sent += o->ps.tracks[i].rtx_sent;
+  hd_netem_stats_t ls;
+  hd_netem_link_stats(w->nl[0][2], &ls);
+  o->up_lost = ls.drop_loss;
   hd_session_t *ps = w->part[0] ? w->part[0]->pub_sess : NULL;
   for (int i = 0; ps && i < ps->n_in; i++) {
     o->node_rtx_dups += ps->in[i].rtx_duplicates;
@@ -151,22 +187,43 @@ static void test_narrow_uplink_gated(void **st) {
 }
 
 /* 20 % random loss on the uplink: the probes' copies of lost packets are
- * repairs too; the video goes at its cap within 1-2 s instead of ~180 kbit/s,
- * and the stall stays where it was (the delay is printed: the jitter buffer
- * covers more repairs at 1.5 Mbit/s). */
+ * repairs too; the video goes at its cap within 1-2 s instead of ~180 kbit/s.
+ * At that rate repairs wait in the pc's pacer, and the node's NACK retries
+ * (every 1.25 x its rtt, which does not count that queue) came while the
+ * copies still waited: each queued more copies (two per NACK on a lossy
+ * leg), the queue grew to the pacer's bound (250 ms then), the repairs to
+ * ~4 per packet lost, the queue (256 datagrams) filled, video was refused
+ * and the viewer stalled (12.5 % over 64 seeds, docs/bwe.md). With the bound
+ * at 100 ms (pc_media.c PACE_MAX_QUEUE_US) fewer retries find their copy
+ * still queued and the queue cannot grow to the cap: ~1.3 repairs per
+ * packet lost in most seeds, ~3.4 in seed 4, none refused. The seeds
+ * and one-way delays are the evaluation's (seed 4 refused 423 video packets
+ * before, with 3599 repairs for 861 losses). */
 static void test_lossy_uplink_no_stall(void **st) {
   (void)st;
-  const char *up[] = {"--delay", "25", "--loss", "20"};
-  for (uint64_t seed = 1; seed <= 2; seed++) {
+  double stall_on = 0, stall_off = 0;
+  for (uint64_t seed = 1; seed <= 8; seed++) {
+    char dl[8];
+    snprintf(dl, sizeof dl, "%d", 20 + (int)(seed * 7) % 21);
+    const char *up[] = {"--delay", dl, "--loss", "20"};
     pr_t on, off;
     run(up, 4, seed, 0, 8, &on);
     run(up, 4, seed, 1, 8, &off);
     printf("20 %% loss uplink, seed %llu:\n", (unsigned long long)seed);
     print_run("probes", &on);
     print_run("no probes (default, old SDK)", &off);
+    printf("  repairs sent %llu for %llu packets lost on the uplink (probes), %llu for %llu (none); video "
+           "refused %llu, pacer queue at most %zu of %zu datagrams\n",
+           (unsigned long long)on.rtx_sent, (unsigned long long)on.up_lost, (unsigned long long)off.rtx_sent,
+           (unsigned long long)off.up_lost, (unsigned long long)on.send_full, on.pq_max, pub_q_cap);
     assert_true(on.ps.probe_clusters >= 1);
-    assert_true(on.stall_pct <= off.stall_pct + 2.0);
+    /* the queue stays well under its cap: no video refused */
+    assert_true(on.pq_max * 4 <= pub_q_cap * 3);
+    assert_int_equal(on.send_full, 0);
+    stall_on += on.stall_pct / 8, stall_off += off.stall_pct / 8;
   }
+  printf("stall over the seeds: %.2f %% with probes, %.2f %% without\n", stall_on, stall_off);
+  assert_true(stall_on <= stall_off + 1.0);
 }
 
 /* ---- many-seed evaluation (HD_PROBE_EVAL=<seeds>) ---- */
@@ -197,6 +254,7 @@ static void test_eval(void **st) {
     return;
   }
   const char *only = getenv("HD_PROBE_EVAL_WORLD");
+  g_trace = getenv("HD_PROBE_TRACE") != NULL;
   const char *iv = getenv("HD_PROBE_INTERVAL_MS"), *al = getenv("HD_PROBE_APP_LIMIT");
   g_interval = iv ? (int64_t)atoi(iv) * 1000 : 0;
   g_app_limit = al ? atof(al) : 0;
