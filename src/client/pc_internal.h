@@ -195,7 +195,7 @@ struct hd_pc {
   double pace_budget; /* bytes that may leave now (leaky bucket) */
   hd_time_t pace_last;
   /* the probe cluster being sent (rtc/bwe.h hd_bwe_next_probe, pc_media.c
-   * run_probe): id 0 = none; while one runs the pacer drains at its rate */
+   * pc_probe_run): id 0 = none; while one runs the pacer drains at its rate */
   struct {
     int id;
     uint64_t rate_bps;
